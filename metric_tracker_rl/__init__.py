@@ -1,0 +1,24 @@
+"""metric_tracker_rl: an OpenEnv environment for investigating a synthetic product funnel."""
+
+from metric_tracker_rl.client import MetricTrackerRlEnv
+from metric_tracker_rl.models import (
+    MetricSubmissionRow,
+    MetricTrackerRlAction,
+    MetricTrackerRlObservation,
+    PayloadGeneratorMethod,
+    RewardBreakdown,
+)
+from metric_tracker_rl.tasks import DEFAULT_TASK_ORDER, TASKS, TaskSpec, get_task_spec
+
+__all__ = [
+    "DEFAULT_TASK_ORDER",
+    "TASKS",
+    "MetricSubmissionRow",
+    "MetricTrackerRlAction",
+    "MetricTrackerRlEnv",
+    "MetricTrackerRlObservation",
+    "PayloadGeneratorMethod",
+    "RewardBreakdown",
+    "TaskSpec",
+    "get_task_spec",
+]

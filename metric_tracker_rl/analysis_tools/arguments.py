@@ -1,0 +1,146 @@
+"""Argument models of the tools. Validators name the valid choices in their errors."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from metric_tracker_rl.catalog import CONVERSION_METRIC_NAMES, COUNT_COLUMNS
+from metric_tracker_rl.funnel import window_dates
+from metric_tracker_rl.models import PayloadGeneratorMethod
+
+WINDOW = tuple(d.isoformat() for d in window_dates())
+MAX_PREVIEW_ROWS = 200
+
+
+class ToolArgs(BaseModel):
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+
+def check_date(value: str) -> str:
+    if value not in WINDOW:
+        raise ValueError(f"unknown date {value!r}; valid dates are {WINDOW[0]} .. {WINDOW[-1]} (YYYY-MM-DD)")
+    return value
+
+
+def check_choice(kind: str, value: str, choices: tuple[str, ...]) -> str:
+    if value not in choices:
+        raise ValueError(f"unknown {kind} {value!r}; valid: {', '.join(choices)}")
+    return value
+
+
+class NoArgs(ToolArgs):
+    pass
+
+
+class DateArgs(ToolArgs):
+    date: str = Field(description="ISO date (YYYY-MM-DD) inside the window")
+
+    @field_validator("date")
+    @classmethod
+    def _date(cls, value: str) -> str:
+        return check_date(value)
+
+
+class _DateEntityArgs(DateArgs):
+    entities: ClassVar[tuple[str, ...]]
+    entity_name: str = Field(description="Metric name")
+
+    @field_validator("entity_name")
+    @classmethod
+    def _entity(cls, value: str) -> str:
+        return check_choice("entity_name", value, cls.entities)
+
+
+class DateRateArgs(_DateEntityArgs):
+    entities = CONVERSION_METRIC_NAMES
+    entity_name: str = Field(description=f"Conversion metric: one of {', '.join(CONVERSION_METRIC_NAMES)}")
+
+
+class DateCountArgs(_DateEntityArgs):
+    entities = COUNT_COLUMNS
+    entity_name: str = Field(description=f"Event count column: one of {', '.join(COUNT_COLUMNS)}")
+
+
+class DateMixArgs(_DateEntityArgs):
+    entities = COUNT_COLUMNS
+    entity_name: str = Field(default="app_opens",
+                             description=f"Event whose hour-of-day mix to compare: one of {', '.join(COUNT_COLUMNS)}")
+
+
+class LimitArgs(ToolArgs):
+    limit: int = Field(default=10, ge=1, le=28, description="How many dates to list")
+
+
+class RawDataArgs(ToolArgs):
+    limit: int = Field(default=7, ge=1, le=28, description="How many daily rows")
+    offset: int = Field(default=0, ge=0, le=27, description="Index of the first row")
+
+
+class PreviewArgs(ToolArgs):
+    rows: list[dict[str, Any]] = Field(description="Candidate submission rows", max_length=MAX_PREVIEW_ROWS)
+
+
+class _MetricSelection(ToolArgs):
+    """metric_name or metric_names; neither means every metric the tool covers."""
+
+    metrics: ClassVar[tuple[str, ...]]
+    metric_name: str | None = Field(default=None, description="One metric")
+    metric_names: list[str] | None = Field(default=None, description="Several metrics", max_length=32)
+
+    @model_validator(mode="after")
+    def _known(self) -> _MetricSelection:
+        for name in self.selected():
+            check_choice("metric", name, self.metrics)
+        return self
+
+    def selected(self) -> list[str]:
+        chosen = ([self.metric_name] if self.metric_name else []) + list(self.metric_names or [])
+        return list(dict.fromkeys(chosen)) or list(self.metrics)
+
+
+def _threshold(default: float) -> Any:
+    return Field(default=default, gt=0, le=100,
+                 description="Flag dates whose robust z-score exceeds this many robust standard deviations")
+
+
+class AnyMetricArgs(_MetricSelection):
+    metrics = COUNT_COLUMNS + CONVERSION_METRIC_NAMES
+    metric_name: str | None = Field(default=None, description="One count column or conversion metric")
+
+
+class RateSelection(_MetricSelection):
+    metrics = CONVERSION_METRIC_NAMES
+    metric_name: str | None = Field(default=None, description="One conversion metric")
+
+
+class CountSelection(_MetricSelection):
+    metrics = COUNT_COLUMNS
+    metric_name: str | None = Field(default=None, description="One event count column")
+
+
+class AnyMetricThreshold(AnyMetricArgs):
+    threshold_multiplier: float = _threshold(3.0)
+
+
+class RateThreshold(RateSelection):
+    threshold_multiplier: float = _threshold(3.0)
+
+
+class CountThreshold(CountSelection):
+    threshold_multiplier: float = _threshold(3.0)
+
+
+class AbsDiffArgs(AnyMetricArgs):
+    threshold: float = Field(ge=0, description="Flag dates where |observed - baseline| exceeds this, in the "
+                                                "metric's own units")
+
+
+class FamilyThreshold(ToolArgs):
+    threshold_multiplier: float = _threshold(3.0)
+
+
+class PayloadArgs(ToolArgs):
+    generator_methods: list[PayloadGeneratorMethod] = Field(min_length=1, max_length=20,
+                                                            description="Generator calls to run and merge")

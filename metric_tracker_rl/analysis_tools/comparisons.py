@@ -1,0 +1,117 @@
+"""Tools that compare one date with its baseline, and the hour-level checks behind funnel breaks and
+impossible counts."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from metric_tracker_rl.analysis_tools.arguments import DateArgs, DateCountArgs, DateMixArgs, DateRateArgs
+from metric_tracker_rl.analysis_tools.registry import register_tool
+from metric_tracker_rl.catalog import BASELINE_RULE, COUNT_COLUMNS, FUNNEL_STEPS
+from metric_tracker_rl.metrics import COLUMN_INDEX, safe_ratio, same_weekday_peers
+from metric_tracker_rl.scenario import PublicEpisode
+
+MIN_HOURLY_DENOMINATOR = 20  # hours with fewer events at the earlier step are too noisy to judge
+BROKEN_HOUR_RATIO = 0.3  # a step is broken in an hour converting below 30% of its median hour that day
+
+
+def comparison(episode: PublicEpisode, entity_type: str, entity_name: str, date: str) -> dict[str, Any]:
+    day = episode.data.date_index(date)
+    peers = [int(p) for p in same_weekday_peers(len(episode.data.dates))[day] if p >= 0]
+    k = episode.panel.index(entity_type, entity_name)
+    return {
+        "date": date, "weekday": episode.data.weekdays[day], "entity_type": entity_type, "entity_name": entity_name,
+        **episode.panel.row(entity_type, entity_name, day),
+        "baseline_dates": [{"date": episode.data.dates[p], "value": float(episode.panel.values[k, p])} for p in peers],
+        "robust_std": float(episode.panel.spread[k]),
+        "baseline_rule": BASELINE_RULE,
+    }
+
+
+@register_tool("compare_rate_to_median", "Compare a conversion rate on one date with its same-weekday median "
+               "baseline: observed, baseline, delta, robust z and severity.", DateRateArgs,
+               example={"date": "2026-03-10", "entity_name": "app_open_to_order_placed"})
+def compare_rate_to_median(episode: PublicEpisode, args: DateRateArgs) -> dict[str, Any]:
+    return comparison(episode, "conversion_rate", args.entity_name, args.date)
+
+
+@register_tool("compare_count_to_median", "Compare an event count on one date with its same-weekday median "
+               "baseline: observed, baseline, delta, robust z and severity.", DateCountArgs,
+               example={"date": "2026-03-10", "entity_name": "app_opens"})
+def compare_count_to_median(episode: PublicEpisode, args: DateCountArgs) -> dict[str, Any]:
+    return comparison(episode, "event_count", args.entity_name, args.date)
+
+
+@register_tool("compare_hourly_mix_to_baseline", "Compare an event's hour-of-day share on one date with the "
+               "median profile of the same day type; the hourly_mix value is their total-variation distance.",
+               DateMixArgs, example={"date": "2026-03-10", "entity_name": "app_opens"})
+def compare_hourly_mix_to_baseline(episode: PublicEpisode, args: DateMixArgs) -> dict[str, Any]:
+    day = episode.data.date_index(args.date)
+    column = COLUMN_INDEX[args.entity_name]
+    share = episode.panel.hourly_share[day, :, column]
+    expected = episode.panel.hourly_baseline_share[day, :, column]
+    hours = [{"hour": h, "share": float(share[h]), "baseline_share": float(expected[h]),
+              "excess_share": float(share[h] - expected[h])} for h in range(len(share))]
+    return {**comparison(episode, "hourly_mix", args.entity_name, args.date), "hours": hours}
+
+
+def broken_step_hours(hourly: np.ndarray) -> np.ndarray:
+    """(D, 24, steps) True where a step converts far below its median hour of the same date."""
+    denominators = hourly[..., :-1].astype(float)
+    rates = safe_ratio(hourly[..., 1:].astype(float), denominators)
+    judged = denominators >= MIN_HOURLY_DENOMINATOR
+    with np.errstate(all="ignore"):
+        typical = np.nanmedian(np.where(judged, rates, np.nan), axis=-2, keepdims=True)
+    return judged & (rates < BROKEN_HOUR_RATIO * typical)
+
+
+def impossible_hours(hourly: np.ndarray) -> np.ndarray:
+    """(D, 24, steps) True where an event outnumbers the event before it in the funnel."""
+    return hourly[..., 1:] > hourly[..., :-1]
+
+
+def hour_runs(flags: np.ndarray) -> list[list[int]]:
+    runs: list[list[int]] = []
+    for hour in np.flatnonzero(flags):
+        if runs and runs[-1][1] == hour:
+            runs[-1][1] = int(hour) + 1
+        else:
+            runs.append([int(hour), int(hour) + 1])
+    return runs
+
+
+@register_tool("detect_funnel_break", "For each funnel step on one date: hours where the step converts below "
+               f"{BROKEN_HOUR_RATIO:.0%} of its median hour that day, and the step's daily rate vs baseline.",
+               DateArgs, example={"date": "2026-03-10"})
+def detect_funnel_break(episode: PublicEpisode, args: DateArgs) -> dict[str, Any]:
+    day = episode.data.date_index(args.date)
+    broken = broken_step_hours(episode.data.hourly[day : day + 1])[0]
+    steps = []
+    for i, step in enumerate(FUNNEL_STEPS):
+        runs = hour_runs(broken[:, i])
+        steps.append({"step": step, "broken_hours": int(broken[:, i].sum()),
+                      "broken_runs": [{"start_hour": a, "end_hour": b} for a, b in runs],
+                      **episode.panel.row("funnel_step", step, day)})
+    return {"date": args.date, "steps": steps,
+            "rule": f"an hour is broken when the step converts below {BROKEN_HOUR_RATIO:.0%} of the date's "
+                    f"median hourly rate for that step (hours with < {MIN_HOURLY_DENOMINATOR} events at the "
+                    "earlier step are not judged)"}
+
+
+@register_tool("check_impossible_counts", "Hours of one date where an event outnumbers the event before it in "
+               "the funnel (impossible unless events are logged twice or lost).", DateArgs,
+               example={"date": "2026-03-10"})
+def check_impossible_counts(episode: PublicEpisode, args: DateArgs) -> dict[str, Any]:
+    day = episode.data.date_index(args.date)
+    hourly = episode.data.hourly[day]
+    flags = impossible_hours(hourly)
+    daily = episode.data.daily[day]
+    pairs = []
+    for i in range(len(COUNT_COLUMNS) - 1):
+        pairs.append({"event": COUNT_COLUMNS[i + 1], "previous_event": COUNT_COLUMNS[i],
+                      "impossible_hours": [int(h) for h in np.flatnonzero(flags[:, i])],
+                      "daily_event_count": int(daily[i + 1]), "daily_previous_count": int(daily[i]),
+                      "daily_impossible": bool(daily[i + 1] > daily[i])})
+    return {"date": args.date, "pairs": pairs}

@@ -1,0 +1,168 @@
+"""Generators: scan every date with one rule and return candidate submission rows.
+
+They know nothing about the labels. Each stamps its own name as the detection method and derives the
+anomaly type from the entity kind and the direction of the deviation, so a generic scan can mislabel an
+incident that only a family-specific check recognises.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from metric_tracker_rl.analysis_tools.arguments import (
+    AbsDiffArgs,
+    AnyMetricThreshold,
+    CountThreshold,
+    FamilyThreshold,
+    PayloadArgs,
+    RateThreshold,
+    _MetricSelection,
+)
+from metric_tracker_rl.analysis_tools.comparisons import broken_step_hours, impossible_hours
+from metric_tracker_rl.analysis_tools.registry import TOOL_REGISTRY, cap_rows, register_tool, run_tool
+from metric_tracker_rl.catalog import COUNT_COLUMNS, ENTITY_NAMES, FUNNEL_STEPS, row_key
+from metric_tracker_rl.models import PayloadGeneratorMethod
+from metric_tracker_rl.scenario import PublicEpisode
+
+MIN_FLAGGED_HOURS = 2
+DIRECTIONAL_TYPES = {
+    ("conversion_rate", -1): "rate_drop_from_median",
+    ("conversion_rate", 1): "rate_spike_from_median",
+    ("event_count", -1): "absolute_drop_in_event_count",
+    ("event_count", 1): "absolute_spike_in_event_count",
+}
+
+
+def candidate_row(episode: PublicEpisode, entity_type: str, entity_name: str, day: int, anomaly_type: str,
+                  method: str) -> dict[str, Any]:
+    values = episode.panel.row(entity_type, entity_name, day)
+    return {"date": episode.data.dates[day], "entity_type": entity_type, "entity_name": entity_name,
+            "anomaly_type": anomaly_type, "detection_method": method,
+            "baseline_value": values["baseline_value"], "observed_value": values["observed_value"],
+            "delta_value": values["delta_value"], "severity": values["severity"]}
+
+
+def _deviation_rows(episode: PublicEpisode, args: _MetricSelection, method: str, direction: int,
+                    score: str, threshold: float) -> list[dict[str, Any]]:
+    """Rows for every selected metric and date whose z (or |delta|) passes the threshold in the direction."""
+    rows = []
+    for metric in args.selected():
+        entity_type = "event_count" if metric in COUNT_COLUMNS else "conversion_rate"
+        k = episode.panel.index(entity_type, metric)
+        deviation = episode.panel.z[k] if score == "z" else episode.panel.delta[k]
+        deviation = np.nan_to_num(deviation, nan=0.0)
+        signed = deviation * direction if direction else np.abs(deviation)
+        for day in np.flatnonzero(signed > threshold):
+            sign = 1 if deviation[day] > 0 else -1
+            rows.append(candidate_row(episode, entity_type, metric, int(day),
+                                      DIRECTIONAL_TYPES[(entity_type, sign)], method))
+    return sorted(rows, key=lambda r: (r["date"], r["entity_type"], r["entity_name"]))
+
+
+def _register_deviation_generator(name: str, description: str, model: type, direction: int) -> None:
+    def generator(episode: PublicEpisode, args: Any) -> dict[str, Any]:
+        return cap_rows(_deviation_rows(episode, args, name, direction, "z", args.threshold_multiplier))
+
+    register_tool(name, description, model, kind="generator", example={"threshold_multiplier": 3.0})(generator)
+
+
+_register_deviation_generator(
+    "get_median_filter_rows", "Candidate rows for counts and rates whose robust z-score exceeds the threshold in "
+    "either direction (type from the entity kind and the sign).", AnyMetricThreshold, 0)
+_register_deviation_generator(
+    "get_rate_drop_from_median_rows", "Candidate rate-drop rows: conversion rates whose robust z-score is below "
+    "-threshold_multiplier.", RateThreshold, -1)
+_register_deviation_generator(
+    "get_rate_spike_from_median_rows", "Candidate rate-spike rows: conversion rates whose robust z-score is above "
+    "threshold_multiplier.", RateThreshold, 1)
+_register_deviation_generator(
+    "get_absolute_drop_in_event_count_rows", "Candidate count-drop rows: event counts whose robust z-score is "
+    "below -threshold_multiplier.", CountThreshold, -1)
+_register_deviation_generator(
+    "get_absolute_spike_in_event_count_rows", "Candidate count-spike rows: event counts whose robust z-score is "
+    "above threshold_multiplier.", CountThreshold, 1)
+
+
+@register_tool("get_rows_with_abs_diff_from_median_gt", "Candidate rows where |observed - baseline| exceeds an "
+               "absolute threshold in the metric's own units.", AbsDiffArgs, kind="generator",
+               example={"metric_name": "app_opens", "threshold": 5000.0})
+def get_rows_with_abs_diff_from_median_gt(episode: PublicEpisode, args: AbsDiffArgs) -> dict[str, Any]:
+    return cap_rows(_deviation_rows(episode, args, "get_rows_with_abs_diff_from_median_gt", 0, "delta",
+                                    args.threshold))
+
+
+def _flagged_rows(episode: PublicEpisode, entity_type: str, names: tuple[str, ...], passes: np.ndarray,
+                  anomaly_type: str, method: str) -> dict[str, Any]:
+    """passes: (len(names), D) bool."""
+    rows = [candidate_row(episode, entity_type, names[i], int(day), anomaly_type, method)
+            for i, day in zip(*np.nonzero(passes), strict=True)]
+    return cap_rows(sorted(rows, key=lambda r: (r["date"], r["entity_name"])))
+
+
+def _z(episode: PublicEpisode, entity_type: str, names: tuple[str, ...]) -> np.ndarray:
+    panel = episode.panel
+    return np.nan_to_num(np.vstack([panel.z[panel.index(entity_type, n)] for n in names]), nan=0.0)
+
+
+@register_tool("get_funnel_break_rows", "Candidate funnel-break rows: steps whose daily conversion is below "
+               f"-threshold_multiplier robust z and that are broken in at least {MIN_FLAGGED_HOURS} hours "
+               "(see detect_funnel_break).", FamilyThreshold, kind="generator",
+               example={"threshold_multiplier": 3.0})
+def get_funnel_break_rows(episode: PublicEpisode, args: FamilyThreshold) -> dict[str, Any]:
+    broken = broken_step_hours(episode.data.hourly).sum(axis=1).T  # (steps, D)
+    passes = (broken >= MIN_FLAGGED_HOURS) & (_z(episode, "funnel_step", FUNNEL_STEPS) < -args.threshold_multiplier)
+    return _flagged_rows(episode, "funnel_step", FUNNEL_STEPS, passes, "funnel_break", "get_funnel_break_rows")
+
+
+@register_tool("get_hourly_traffic_mix_shift_rows", "Candidate hourly-mix rows: events whose hour-of-day "
+               "distance from the day-type profile has a robust z-score above threshold_multiplier.",
+               FamilyThreshold, kind="generator", example={"threshold_multiplier": 3.0})
+def get_hourly_traffic_mix_shift_rows(episode: PublicEpisode, args: FamilyThreshold) -> dict[str, Any]:
+    passes = _z(episode, "hourly_mix", COUNT_COLUMNS) > args.threshold_multiplier
+    return _flagged_rows(episode, "hourly_mix", COUNT_COLUMNS, passes, "hourly_traffic_mix_shift",
+                         "get_hourly_traffic_mix_shift_rows")
+
+
+@register_tool("get_instrumentation_data_quality_issue_rows", "Candidate data-quality rows: events that "
+               f"outnumber the previous funnel event in at least {MIN_FLAGGED_HOURS} hours and whose daily count "
+               "has a robust z-score above threshold_multiplier.", FamilyThreshold, kind="generator",
+               example={"threshold_multiplier": 3.0})
+def get_instrumentation_data_quality_issue_rows(episode: PublicEpisode, args: FamilyThreshold) -> dict[str, Any]:
+    names = ENTITY_NAMES["data_quality"]
+    impossible = impossible_hours(episode.data.hourly).sum(axis=1).T  # (steps, D), step i -> event i + 1
+    passes = (impossible >= MIN_FLAGGED_HOURS) & (_z(episode, "data_quality", names) > args.threshold_multiplier)
+    return _flagged_rows(episode, "data_quality", names, passes, "instrumentation_data_quality_issue",
+                         "get_instrumentation_data_quality_issue_rows")
+
+
+GENERATOR_NAMES = tuple(name for name, spec in TOOL_REGISTRY.items() if spec.kind == "generator")
+
+
+def generate_rows(episode: PublicEpisode, methods: list[PayloadGeneratorMethod]) -> tuple[list[dict], list[str]]:
+    """Run generator calls and merge their rows (first row per key wins). Returns rows and error messages."""
+    rows: dict[str, dict[str, Any]] = {}
+    errors: list[str] = []
+    for i, method in enumerate(methods):
+        if method.method_name not in GENERATOR_NAMES:
+            errors.append(f"generator_methods[{i}]: {method.method_name!r} is not a generator; valid: "
+                          f"{', '.join(GENERATOR_NAMES)}")
+            continue
+        outcome = run_tool(method.method_name, episode, method.tool_arguments())
+        if not outcome.ok:
+            errors.append(f"generator_methods[{i}]: {outcome.error}")
+            continue
+        for row in outcome.result["rows"]:
+            rows.setdefault(row_key(row["date"], row["entity_type"], row["entity_name"]), row)
+    return list(rows.values()), errors
+
+
+@register_tool("payload_generator", "Run several generator calls and merge their rows into one candidate "
+               "payload (a preview: nothing is graded).", PayloadArgs,
+               example={"generator_methods": [{"method_name": "get_rate_drop_from_median_rows",
+                                               "metric_name": "app_open_to_order_placed",
+                                               "threshold_multiplier": 3.0}]})
+def payload_generator(episode: PublicEpisode, args: PayloadArgs) -> dict[str, Any]:
+    rows, errors = generate_rows(episode, args.generator_methods)
+    return {**cap_rows(rows), "errors": errors}

@@ -1,0 +1,181 @@
+"""Tools that show the data as it is: overview, calendar, raw rows, hourly rows, summaries."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from metric_tracker_rl.analysis_tools.arguments import (
+    AnyMetricArgs,
+    DateArgs,
+    LimitArgs,
+    NoArgs,
+    PreviewArgs,
+    RawDataArgs,
+)
+from metric_tracker_rl.analysis_tools.registry import cap_rows, register_tool
+from metric_tracker_rl.catalog import (
+    BASELINE_RULE,
+    CONVERSION_METRICS,
+    COUNT_COLUMNS,
+    ENTITY_NAMES,
+    ENTITY_VALUE_DEFINITIONS,
+    SEVERITY_RULE,
+)
+from metric_tracker_rl.grader import validate_rows
+from metric_tracker_rl.metrics import COLUMN_INDEX, safe_ratio
+from metric_tracker_rl.models import MetricSubmissionRow
+from metric_tracker_rl.scenario import PublicEpisode
+
+
+def daily_row(episode: PublicEpisode, day: int) -> dict[str, Any]:
+    data = episode.data
+    counts = data.daily[day]
+    row: dict[str, Any] = {"date": data.dates[day], "weekday": data.weekdays[day]}
+    row.update({c: int(counts[i]) for i, c in enumerate(COUNT_COLUMNS)})
+    for metric in CONVERSION_METRICS:
+        den = counts[COLUMN_INDEX[metric.denominator]]
+        row[metric.name] = float(counts[COLUMN_INDEX[metric.numerator]] / den) if den else None
+    return row
+
+
+def metric_series(episode: PublicEpisode, metric: str) -> tuple[str, np.ndarray, int]:
+    entity_type = "event_count" if metric in COUNT_COLUMNS else "conversion_rate"
+    k = episode.panel.index(entity_type, metric)
+    return entity_type, episode.panel.values[k], k
+
+
+@register_tool("task_overview", "Task objective, visible config, date window, entities, row format, the "
+               "baseline and severity rules, and how grading works. Start here.", NoArgs)
+def task_overview(episode: PublicEpisode, args: NoArgs) -> dict[str, Any]:
+    dates = episode.data.dates
+    return {
+        **episode.task,
+        "window": {"first_date": dates[0], "last_date": dates[-1], "num_days": len(dates)},
+        "entities": {t: list(n) for t, n in ENTITY_NAMES.items()},
+        "row_fields": list(MetricSubmissionRow.model_fields),
+        "baseline_rule": BASELINE_RULE,
+        "severity_rule": SEVERITY_RULE,
+        "grading": "score = recall_quality * precision; rows on side-effect keys are ignored; every row that is "
+                   "not an incident lowers precision. Numbers are compared within 2% of the expected value.",
+        "annotation_count": len(episode.annotations),
+    }
+
+
+@register_tool("list_dates", "Dates of the window with weekday, weekend flag and calendar notes.", NoArgs)
+def list_dates(episode: PublicEpisode, args: NoArgs) -> dict[str, Any]:
+    noted = {a.date for a in episode.annotations}
+    data = episode.data
+    return {"dates": [{"date": d, "weekday": w, "is_weekend": bool(e), "has_annotation": d in noted}
+                      for d, w, e in zip(data.dates, data.weekdays, data.weekend, strict=True)]}
+
+
+@register_tool("list_entities", "Entity types, their valid entity names and what each value measures.", NoArgs)
+def list_entities(episode: PublicEpisode, args: NoArgs) -> dict[str, Any]:
+    return {"entities": [{"entity_type": t, "entity_names": list(n), "value": ENTITY_VALUE_DEFINITIONS[t]}
+                         for t, n in ENTITY_NAMES.items()]}
+
+
+@register_tool("get_annotations", "Calendar notes: marketing campaigns, holidays, releases and data-freshness "
+               "notices. Days explained here are not incidents.", NoArgs)
+def get_annotations(episode: PublicEpisode, args: NoArgs) -> dict[str, Any]:
+    return {"annotations": [a.as_dict() for a in episode.annotations]}
+
+
+@register_tool("rows_for_date", "Daily event counts and conversion rates of one date.", DateArgs,
+               example={"date": "2026-03-10"})
+def rows_for_date(episode: PublicEpisode, args: DateArgs) -> dict[str, Any]:
+    return {"row": daily_row(episode, episode.data.date_index(args.date))}
+
+
+@register_tool("hourly_rows_for_date", "24 hourly rows of one date: event counts and the conversion of each "
+               "funnel step in that hour.", DateArgs, example={"date": "2026-03-10"})
+def hourly_rows_for_date(episode: PublicEpisode, args: DateArgs) -> dict[str, Any]:
+    day = episode.data.date_index(args.date)
+    hourly = episode.data.hourly[day]
+    rates = safe_ratio(hourly[:, 1:].astype(float), hourly[:, :-1].astype(float))
+    rows = []
+    for hour in range(hourly.shape[0]):
+        row: dict[str, Any] = {"hour": hour}
+        row.update({c: int(hourly[hour, i]) for i, c in enumerate(COUNT_COLUMNS)})
+        row.update({m.name: rates[hour, i] for i, m in enumerate(CONVERSION_METRICS[:4])})
+        rows.append(row)
+    return {"date": args.date, "rows": rows}
+
+
+@register_tool("show_raw_data", "Daily aggregate rows (counts and rates), like DataFrame.head().", RawDataArgs)
+def show_raw_data(episode: PublicEpisode, args: RawDataArgs) -> dict[str, Any]:
+    days = range(args.offset, min(args.offset + args.limit, len(episode.data.dates)))
+    return {"rows": [daily_row(episode, d) for d in days], "total_rows": len(episode.data.dates)}
+
+
+@register_tool("list_suspicious_dates", "Dates ranked by their largest robust z-score over event counts, "
+               "conversion rates and hourly mixes, with the metric that stands out most.", LimitArgs)
+def list_suspicious_dates(episode: PublicEpisode, args: LimitArgs) -> dict[str, Any]:
+    panel = episode.panel
+    z = np.nan_to_num(np.abs(panel.z), nan=0.0)
+    scope = [k for k, (t, _) in enumerate(panel.keys) if t in ("event_count", "conversion_rate", "hourly_mix")]
+    scoped = z[scope]
+    best = scoped.argmax(axis=0)
+    order = np.argsort(-scoped.max(axis=0), kind="stable")[: args.limit]
+    rows = []
+    for day in order:
+        k = scope[best[day]]
+        entity_type, entity_name = panel.keys[k]
+        rows.append({"date": episode.data.dates[day], "max_abs_robust_z": float(scoped[best[day], day]),
+                     "entity_type": entity_type, "entity_name": entity_name,
+                     "robust_z": float(panel.z[k, day])})
+    return {"dates": rows}
+
+
+@register_tool("get_metric_median", "Median of metrics over the window, overall and per weekday.",
+               AnyMetricArgs, example={"metric_name": "app_opens"})
+def get_metric_median(episode: PublicEpisode, args: AnyMetricArgs) -> dict[str, Any]:
+    weekdays = np.array(episode.data.weekdays)
+    out = []
+    for metric in args.selected():
+        _, values, _ = metric_series(episode, metric)
+        per_weekday = {w: float(np.nanmedian(values[weekdays == w])) for w in dict.fromkeys(episode.data.weekdays)}
+        out.append({"metric": metric, "median": float(np.nanmedian(values)), "median_by_weekday": per_weekday})
+    return {"metrics": out}
+
+
+@register_tool("get_metric_std_dev_from_median", "Spread of metrics around their baseline: the robust standard "
+               "deviation (1.4826 x median absolute deviation) used by the z-scores, and the root-mean-square "
+               "deviation from the overall median.", AnyMetricArgs,
+               example={"metric_names": ["app_open_to_order_placed"]})
+def get_metric_std_dev_from_median(episode: PublicEpisode, args: AnyMetricArgs) -> dict[str, Any]:
+    out = []
+    for metric in args.selected():
+        _, values, k = metric_series(episode, metric)
+        median = float(np.nanmedian(values))
+        out.append({"metric": metric, "median": median,
+                    "robust_std_from_baseline": float(episode.panel.spread[k]),
+                    "std_dev_from_median": float(np.sqrt(np.nanmean((values - median) ** 2)))})
+    return {"metrics": out}
+
+
+@register_tool("preview_submission", "Check candidate rows without grading them: format, unknown dates or "
+               "entities, repeated keys. Uses no submission.", PreviewArgs,
+               example={"rows": [{"date": "2026-03-10", "entity_type": "event_count", "entity_name": "app_opens",
+                                  "anomaly_type": "absolute_spike_in_event_count",
+                                  "detection_method": "compare_count_to_median", "baseline_value": 40000.0,
+                                  "observed_value": 60000.0, "delta_value": 20000.0, "severity": "high"}]})
+def preview_submission(episode: PublicEpisode, args: PreviewArgs) -> dict[str, Any]:
+    from pydantic import ValidationError
+
+    valid_rows, issues = [], []
+    for i, raw in enumerate(args.rows):
+        try:
+            valid_rows.append((i, MetricSubmissionRow.model_validate(raw)))
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            issues.append({"row_index": i, "code": "invalid_row",
+                           "message": f"{'.'.join(str(p) for p in first['loc'])}: {first['msg']}"})
+    row_issues = validate_rows([r for _, r in valid_rows], episode.data.dates)
+    for position, issue in row_issues.items():
+        issues.append({"row_index": valid_rows[position][0], "code": issue.code, "message": issue.message})
+    issues.sort(key=lambda item: item["row_index"])
+    return {"row_count": len(args.rows), "valid_row_count": len(valid_rows) - len(row_issues),
+            "issues": issues, **cap_rows([r.model_dump() for _, r in valid_rows])}

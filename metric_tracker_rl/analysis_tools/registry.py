@@ -1,0 +1,127 @@
+"""One registry of read-only tools. Each tool's pydantic argument model validates calls, produces the JSON
+schema of its OpenAI tool definition, and drives the debugger's forms."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+from pydantic import BaseModel, ValidationError
+
+from metric_tracker_rl.scenario import PublicEpisode
+
+MAX_RESULT_ROWS = 200
+ToolFunction = Callable[[PublicEpisode, Any], dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class ToolSpec:
+    name: str
+    description: str
+    args_model: type[BaseModel]
+    func: ToolFunction
+    kind: Literal["analysis", "generator"]
+    example: dict[str, Any]
+
+    def parameters_schema(self) -> dict[str, Any]:
+        schema = self.args_model.model_json_schema()
+        schema.pop("title", None)
+        for prop in schema.get("properties", {}).values():
+            prop.pop("title", None)
+        schema["additionalProperties"] = False
+        return schema
+
+    def openai_schema(self) -> dict[str, Any]:
+        return {"type": "function",
+                "function": {"name": self.name, "description": self.description,
+                             "parameters": self.parameters_schema()}}
+
+    def info(self) -> dict[str, Any]:
+        return {"name": self.name, "description": self.description, "kind": self.kind,
+                "parameters": self.parameters_schema(), "example": self.example}
+
+
+TOOL_REGISTRY: dict[str, ToolSpec] = {}
+
+
+def register_tool(name: str, description: str, args_model: type[BaseModel], *,
+                  kind: Literal["analysis", "generator"] = "analysis",
+                  example: dict[str, Any] | None = None) -> Callable[[ToolFunction], ToolFunction]:
+    def decorator(func: ToolFunction) -> ToolFunction:
+        if name in TOOL_REGISTRY:
+            raise ValueError(f"tool {name!r} is already registered")
+        spec = ToolSpec(name, description, args_model, func, kind, example or {})
+        args_model.model_validate(spec.example)  # an example that does not validate is a programming error
+        TOOL_REGISTRY[name] = spec
+        return func
+    return decorator
+
+
+class ToolError(Exception):
+    """An agent mistake inside a tool; its message is shown to the agent."""
+
+
+def jsonable(value: Any) -> Any:
+    """Plain JSON types only: numpy scalars unwrapped, NaN and infinities as null."""
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [jsonable(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return jsonable(value.tolist())
+    if isinstance(value, (np.integer,)):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        value = float(value)
+        return value if math.isfinite(value) else None
+    if isinstance(value, np.bool_):
+        return bool(value)
+    return value
+
+
+def cap_rows(rows: list[dict[str, Any]], limit: int = MAX_RESULT_ROWS) -> dict[str, Any]:
+    return {"rows": rows[:limit], "row_count": len(rows), "truncated": len(rows) > limit}
+
+
+def format_validation_error(spec: ToolSpec, exc: ValidationError) -> str:
+    fields = list(spec.args_model.model_fields)
+    parts = []
+    for error in exc.errors()[:5]:
+        location = ".".join(str(p) for p in error["loc"]) or "arguments"
+        if error["type"] == "extra_forbidden":
+            parts.append(f"unexpected argument {location!r}")
+        elif error["type"] == "missing":
+            parts.append(f"missing required argument {location!r}")
+        else:
+            parts.append(f"{location}: {error['msg'].removeprefix('Value error, ')}")
+    valid = ", ".join(fields) if fields else "none"
+    return f"invalid arguments for {spec.name}: {'; '.join(parts)}. Valid arguments: {valid}."
+
+
+@dataclass(frozen=True)
+class ToolOutcome:
+    ok: bool
+    result: dict[str, Any] | None = None
+    error: str | None = None
+
+
+def run_tool(name: str, episode: PublicEpisode, arguments: Any) -> ToolOutcome:
+    """Validate and run one tool. Agent mistakes become error outcomes that name the valid options."""
+    spec = TOOL_REGISTRY.get(name)
+    if spec is None:
+        return ToolOutcome(False, error=f"unknown analysis method {name!r}; valid methods: "
+                                        f"{', '.join(TOOL_REGISTRY)}")
+    if not isinstance(arguments, dict):
+        return ToolOutcome(False, error=f"arguments for {name} must be a JSON object")
+    try:
+        args = spec.args_model.model_validate(arguments)
+    except ValidationError as exc:
+        return ToolOutcome(False, error=format_validation_error(spec, exc))
+    try:
+        result = spec.func(episode, args)
+    except ToolError as exc:
+        return ToolOutcome(False, error=f"{name}: {exc}")
+    return ToolOutcome(True, result=jsonable({"method": name, "arguments": args.model_dump(), **result}))

@@ -1,0 +1,17 @@
+from metric_tracker_rl.anomalies.base import register_family
+from metric_tracker_rl.anomalies.count_shift import CountShiftFamily
+
+
+class AbsoluteDropInEventCount(CountShiftFamily):
+    """Fewer users arrive (an app-store outage, a crash on launch) but those who arrive convert normally."""
+
+    name = "absolute_drop_in_event_count"
+    direction = -1
+    partial_day_probability = 0.5
+    description = ("Traffic entering the funnel falls (all day, or during an outage of a few hours); "
+                   "conversion is unchanged, so all counts fall together and rates stay flat.")
+    magnitude_meaning = "share of the day's app opens lost"
+    magnitude_ranges = {"easy": (0.45, 0.65), "medium": (0.3, 0.45), "hard": (0.2, 0.3)}
+
+
+register_family(AbsoluteDropInEventCount())

@@ -1,0 +1,17 @@
+from metric_tracker_rl.anomalies.base import register_family
+from metric_tracker_rl.anomalies.count_shift import CountShiftFamily
+
+
+class AbsoluteSpikeInEventCount(CountShiftFamily):
+    """More real users arrive (press coverage, an unannounced referral loop) and convert normally."""
+
+    name = "absolute_spike_in_event_count"
+    direction = 1
+    partial_day_probability = 0.3
+    description = ("Unannounced real traffic enters the funnel (all day or in a burst of hours); it converts "
+                   "normally, so all counts rise together and rates stay flat.")
+    magnitude_meaning = "extra app opens as a share of the day's normal volume"
+    magnitude_ranges = {"easy": (0.6, 1.0), "medium": (0.38, 0.6), "hard": (0.26, 0.36)}
+
+
+register_family(AbsoluteSpikeInEventCount())

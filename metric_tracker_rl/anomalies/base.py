@@ -1,0 +1,122 @@
+"""What an injector is, what it records, and the registry that holds one injector per family."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from metric_tracker_rl.catalog import (
+    CONVERSION_METRICS,
+    COUNT_COLUMNS,
+    DIFFICULTIES,
+    FAMILY_ENTITY_TYPE,
+    FUNNEL_STEPS,
+)
+from metric_tracker_rl.funnel import HOURS, FunnelPlan
+
+EntityKey = tuple[str, str]  # (entity_type, entity_name) on the injected date
+
+
+@dataclass(frozen=True)
+class InjectionRecord:
+    """What an injector did: the ground-truth key and the keys it moved only as a side effect."""
+
+    family: str
+    day: int
+    entity_type: str
+    entity_name: str
+    magnitude: float
+    hours: tuple[int, int]  # [start, end) hours affected
+    description: str
+    neutral: frozenset[EntityKey] = field(default_factory=frozenset)
+
+
+class AnomalyFamily(ABC):
+    """One incident type. `inject` edits the plan the way the real incident would."""
+
+    name: str
+    entity_names: tuple[str, ...]
+    description: str
+    magnitude_meaning: str
+    magnitude_ranges: dict[str, tuple[float, float]]  # per difficulty
+
+    @property
+    def entity_type(self) -> str:
+        return FAMILY_ENTITY_TYPE[self.name]
+
+    @property
+    def magnitude_bounds(self) -> tuple[float, float]:
+        lows, highs = zip(*self.magnitude_ranges.values(), strict=True)
+        return min(lows), max(highs)
+
+    def draw_magnitude(self, difficulty: str, rng: np.random.Generator) -> float:
+        low, high = self.magnitude_ranges[difficulty]
+        return float(rng.uniform(low, high))
+
+    @abstractmethod
+    def inject(self, plan: FunnelPlan, day: int, entity_name: str, magnitude: float,
+               rng: np.random.Generator) -> InjectionRecord: ...
+
+    def spec(self) -> dict:
+        low, high = self.magnitude_bounds
+        return {
+            "family": self.name,
+            "entity_type": self.entity_type,
+            "entity_names": list(self.entity_names),
+            "description": self.description,
+            "magnitude": {"meaning": self.magnitude_meaning, "min": low, "max": high,
+                          "by_difficulty": {d: list(self.magnitude_ranges[d]) for d in DIFFICULTIES}},
+        }
+
+
+FAMILY_REGISTRY: dict[str, AnomalyFamily] = {}
+
+
+def register_family(family: AnomalyFamily) -> AnomalyFamily:
+    if family.name in FAMILY_REGISTRY:
+        raise ValueError(f"anomaly family {family.name!r} is already registered")
+    if family.name not in FAMILY_ENTITY_TYPE:
+        raise ValueError(f"{family.name!r} is not a published anomaly type")
+    if set(family.magnitude_ranges) != set(DIFFICULTIES):
+        raise ValueError(f"{family.name!r} needs a magnitude range for each of {DIFFICULTIES}")
+    FAMILY_REGISTRY[family.name] = family
+    return family
+
+
+# --- side-effect helpers: which other keys an edit to the plan moves mechanically ------------------
+
+def step_index(step_name: str) -> int:
+    return FUNNEL_STEPS.index(step_name)
+
+
+def rates_through_step(step: int) -> set[EntityKey]:
+    """Conversion rates whose numerator is past the step and whose denominator is before it."""
+    return {
+        ("conversion_rate", m.name)
+        for m in CONVERSION_METRICS
+        if COUNT_COLUMNS.index(m.denominator) <= step < COUNT_COLUMNS.index(m.numerator)
+    }
+
+
+def rates_touching(column: str) -> set[EntityKey]:
+    return {("conversion_rate", m.name) for m in CONVERSION_METRICS if column in (m.numerator, m.denominator)}
+
+
+def counts_from(first_event: int) -> set[EntityKey]:
+    return {("event_count", c) for c in COUNT_COLUMNS[first_event:]}
+
+
+def hourly_mix_from(first_event: int) -> set[EntityKey]:
+    return {("hourly_mix", c) for c in COUNT_COLUMNS[first_event:]}
+
+
+def draw_window(rng: np.random.Generator, length: int, earliest: int = 8, latest_end: int = 23) -> tuple[int, int]:
+    length = int(min(max(length, 1), latest_end - earliest))
+    start = int(rng.integers(earliest, latest_end - length + 1))
+    return start, start + length
+
+
+def full_day() -> tuple[int, int]:
+    return 0, HOURS

@@ -1,0 +1,47 @@
+"""Shared mechanics of the two event-count families: the volume entering the funnel changes,
+conversion does not, so every count moves together and the rates stay flat."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from metric_tracker_rl.anomalies.base import (
+    AnomalyFamily,
+    InjectionRecord,
+    counts_from,
+    draw_window,
+    full_day,
+    hourly_mix_from,
+)
+from metric_tracker_rl.funnel import FunnelPlan
+
+
+class CountShiftFamily(AnomalyFamily):
+    direction: int
+    partial_day_probability: float  # chance that the incident is confined to a block of hours
+
+    entity_names = ("app_opens",)
+
+    def inject(self, plan: FunnelPlan, day: int, entity_name: str, magnitude: float,
+               rng: np.random.Generator) -> InjectionRecord:
+        neutral = counts_from(1)
+        if rng.random() < self.partial_day_probability:
+            # Concentrate the same daily effect in a block of hours (an outage, a viral moment).
+            start, end = draw_window(rng, int(rng.integers(5, 9)))
+            share = plan.traffic[day, start:end].sum() / plan.traffic[day].sum()
+            local = 1.0 + self.direction * min(magnitude / share, 0.97 if self.direction < 0 else 50.0)
+            plan.traffic[day, start:end] *= local
+            neutral |= hourly_mix_from(0)
+            where = f"between {start:02d}:00 and {end:02d}:00"
+        else:
+            start, end = full_day()
+            plan.traffic[day] *= 1.0 + self.direction * magnitude
+            where = "all day"
+        verb = "rise" if self.direction > 0 else "fall"
+        return InjectionRecord(
+            family=self.name, day=day, entity_type=self.entity_type, entity_name=entity_name,
+            magnitude=magnitude, hours=(start, end),
+            description=f"app opens {verb} by about {magnitude:.0%} of the day's volume {where}; "
+                        "conversion is unchanged",
+            neutral=frozenset(neutral),
+        )

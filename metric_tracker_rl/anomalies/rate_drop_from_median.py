@@ -1,0 +1,18 @@
+from metric_tracker_rl.anomalies.base import register_family
+from metric_tracker_rl.anomalies.rate_shift import RateShiftFamily
+from metric_tracker_rl.catalog import FUNNEL_STEPS
+
+
+class RateDropFromMedian(RateShiftFamily):
+    """A step converts worse all day long (a pricing change, a broken coupon, a slow page)."""
+
+    name = "rate_drop_from_median"
+    direction = -1
+    entity_names = FUNNEL_STEPS
+    description = ("One funnel step converts worse for the whole day (e.g. a price rise or a slow page). "
+                   "Counts after that step fall with it; end-to-end rates through it are side effects.")
+    magnitude_meaning = "relative fall of the step's conversion probability"
+    magnitude_ranges = {"easy": (0.35, 0.5), "medium": (0.22, 0.35), "hard": (0.15, 0.24)}
+
+
+register_family(RateDropFromMedian())

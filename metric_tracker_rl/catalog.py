@@ -1,0 +1,179 @@
+"""Names and published definitions shared by the generator, the tools, the grader and the wire types.
+
+Everything here is public: an agent sees these definitions in the reset observation.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+# --- funnel ---------------------------------------------------------------------------------------
+
+FUNNEL_EVENTS: tuple[str, ...] = (
+    "app_open",
+    "menu_open",
+    "product_added_to_cart",
+    "order_placed",
+    "payment_successful",
+)
+COUNT_COLUMNS: tuple[str, ...] = (
+    "app_opens",
+    "menu_opens",
+    "product_added_to_cart",
+    "orders_placed",
+    "payment_successful",
+)
+EVENT_TO_COLUMN = dict(zip(FUNNEL_EVENTS, COUNT_COLUMNS, strict=True))
+
+
+@dataclass(frozen=True)
+class ConversionMetric:
+    name: str
+    numerator: str  # count column
+    denominator: str  # count column
+
+    @property
+    def formula(self) -> str:
+        return f"{self.numerator} / {self.denominator}"
+
+    @property
+    def is_adjacent_step(self) -> bool:
+        return COUNT_COLUMNS.index(self.numerator) == COUNT_COLUMNS.index(self.denominator) + 1
+
+
+def _metric(num_event: str, den_event: str) -> ConversionMetric:
+    return ConversionMetric(f"{den_event}_to_{num_event}", EVENT_TO_COLUMN[num_event], EVENT_TO_COLUMN[den_event])
+
+
+# Adjacent steps first (these are also the funnel steps), then the end-to-end ratios.
+CONVERSION_METRICS: tuple[ConversionMetric, ...] = (
+    _metric("menu_open", "app_open"),
+    _metric("product_added_to_cart", "menu_open"),
+    _metric("order_placed", "product_added_to_cart"),
+    _metric("payment_successful", "order_placed"),
+    _metric("product_added_to_cart", "app_open"),
+    _metric("order_placed", "app_open"),
+    _metric("payment_successful", "app_open"),
+)
+CONVERSION_METRIC_NAMES: tuple[str, ...] = tuple(m.name for m in CONVERSION_METRICS)
+CONVERSION_BY_NAME = {m.name: m for m in CONVERSION_METRICS}
+FUNNEL_STEPS: tuple[str, ...] = tuple(m.name for m in CONVERSION_METRICS if m.is_adjacent_step)
+
+# --- entities -------------------------------------------------------------------------------------
+
+EntityType = Literal["conversion_rate", "event_count", "funnel_step", "hourly_mix", "data_quality"]
+ENTITY_TYPES: tuple[str, ...] = ("conversion_rate", "event_count", "funnel_step", "hourly_mix", "data_quality")
+ENTITY_NAMES: dict[str, tuple[str, ...]] = {
+    "conversion_rate": CONVERSION_METRIC_NAMES,
+    "event_count": COUNT_COLUMNS,
+    "funnel_step": FUNNEL_STEPS,
+    "hourly_mix": COUNT_COLUMNS,
+    "data_quality": COUNT_COLUMNS[1:],  # the first event has no predecessor to exceed
+}
+ENTITY_VALUE_DEFINITIONS: dict[str, str] = {
+    "conversion_rate": "daily numerator count / daily denominator count",
+    "event_count": "daily event count",
+    "funnel_step": "daily step conversion (next step count / this step count)",
+    "hourly_mix": "total-variation distance between the date's hour-of-day share of the event and the "
+    "median hour-of-day profile of the same day type (weekday/weekend) over the other dates",
+    "data_quality": "daily event count of the event whose instrumentation misbehaves",
+}
+
+# --- anomaly families -----------------------------------------------------------------------------
+
+AnomalyType = Literal[
+    "rate_drop_from_median",
+    "rate_spike_from_median",
+    "absolute_drop_in_event_count",
+    "absolute_spike_in_event_count",
+    "funnel_break",
+    "hourly_traffic_mix_shift",
+    "instrumentation_data_quality_issue",
+]
+ANOMALY_TYPES: tuple[str, ...] = (
+    "rate_drop_from_median",
+    "rate_spike_from_median",
+    "absolute_drop_in_event_count",
+    "absolute_spike_in_event_count",
+    "funnel_break",
+    "hourly_traffic_mix_shift",
+    "instrumentation_data_quality_issue",
+)
+FAMILY_ENTITY_TYPE: dict[str, str] = {
+    "rate_drop_from_median": "conversion_rate",
+    "rate_spike_from_median": "conversion_rate",
+    "absolute_drop_in_event_count": "event_count",
+    "absolute_spike_in_event_count": "event_count",
+    "funnel_break": "funnel_step",
+    "hourly_traffic_mix_shift": "hourly_mix",
+    "instrumentation_data_quality_issue": "data_quality",
+}
+
+# Detection methods the grader accepts for each family (any one earns the method credit).
+ACCEPTED_DETECTION_METHODS: dict[str, frozenset[str]] = {
+    "rate_drop_from_median": frozenset(
+        {"get_rate_drop_from_median_rows", "compare_rate_to_median", "get_median_filter_rows",
+         "get_rows_with_abs_diff_from_median_gt", "get_metric_std_dev_from_median"}
+    ),
+    "rate_spike_from_median": frozenset(
+        {"get_rate_spike_from_median_rows", "compare_rate_to_median", "get_median_filter_rows",
+         "get_rows_with_abs_diff_from_median_gt", "get_metric_std_dev_from_median"}
+    ),
+    "absolute_drop_in_event_count": frozenset(
+        {"get_absolute_drop_in_event_count_rows", "compare_count_to_median", "get_median_filter_rows",
+         "get_rows_with_abs_diff_from_median_gt", "get_metric_std_dev_from_median"}
+    ),
+    "absolute_spike_in_event_count": frozenset(
+        {"get_absolute_spike_in_event_count_rows", "compare_count_to_median", "get_median_filter_rows",
+         "get_rows_with_abs_diff_from_median_gt", "get_metric_std_dev_from_median"}
+    ),
+    "funnel_break": frozenset({"get_funnel_break_rows", "detect_funnel_break", "hourly_rows_for_date"}),
+    "hourly_traffic_mix_shift": frozenset(
+        {"get_hourly_traffic_mix_shift_rows", "compare_hourly_mix_to_baseline", "hourly_rows_for_date"}
+    ),
+    "instrumentation_data_quality_issue": frozenset(
+        {"get_instrumentation_data_quality_issue_rows", "check_impossible_counts"}
+    ),
+}
+
+# --- severity -------------------------------------------------------------------------------------
+
+Severity = Literal["low", "medium", "high", "critical"]
+SEVERITIES: tuple[str, ...] = ("low", "medium", "high", "critical")
+# Upper bounds (exclusive) of low, medium, high; anything above the last bound is critical.
+RELATIVE_SEVERITY_BOUNDS: tuple[float, float, float] = (0.15, 0.30, 0.60)
+HOURLY_MIX_SEVERITY_BOUNDS: tuple[float, float, float] = (0.05, 0.10, 0.20)
+SEVERITY_RULE = (
+    "hourly_mix: by |delta| (a distance in [0, 1]): < 0.05 low, < 0.10 medium, < 0.20 high, else critical. "
+    "Every other entity type: by |delta| / |baseline|: < 0.15 low, < 0.30 medium, < 0.60 high, else critical."
+)
+
+
+def severity_for(entity_type: str, baseline: float, observed: float) -> str:
+    """The published severity rule (the grader's truth and the tools' rows both use it)."""
+    delta = abs(observed - baseline)
+    if entity_type == "hourly_mix":
+        deviation, bounds = delta, HOURLY_MIX_SEVERITY_BOUNDS
+    else:
+        deviation, bounds = delta / max(abs(baseline), 1e-12), RELATIVE_SEVERITY_BOUNDS
+    for label, bound in zip(SEVERITIES, bounds, strict=False):
+        if deviation < bound:
+            return label
+    return "critical"
+
+
+BASELINE_RULE = (
+    "baseline_value = median of the entity's daily value on the same weekday in the other weeks of the "
+    "window (the date itself is excluded, so one anomalous week cannot move it); "
+    "delta_value = observed_value - baseline_value; robust z = delta_value / (1.4826 * median absolute "
+    "delta_value over all dates of that entity)."
+)
+
+
+def row_key(date: str, entity_type: str, entity_name: str) -> str:
+    return f"{date}|{entity_type}|{entity_name}"
+
+
+DIFFICULTIES: tuple[str, ...] = ("easy", "medium", "hard")
+SCENARIO_FAMILIES: tuple[str, ...] = (*ANOMALY_TYPES, "mixed", "null")

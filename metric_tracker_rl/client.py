@@ -1,0 +1,27 @@
+"""WebSocket client: one connection is one episode session on the server."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from openenv.core.client_types import StepResult
+from openenv.core.env_client import EnvClient
+from openenv.core.env_server.types import State
+
+from metric_tracker_rl.models import MetricTrackerRlAction, MetricTrackerRlObservation
+
+
+class MetricTrackerRlEnv(EnvClient[MetricTrackerRlAction, MetricTrackerRlObservation, State]):
+    """`await env.reset(task_id=..., seed=...)`, `await env.step(action)`; `.sync()` for blocking use."""
+
+    def _step_payload(self, action: MetricTrackerRlAction) -> dict[str, Any]:
+        return action.model_dump(mode="json", exclude_none=True)
+
+    def _parse_result(self, payload: dict[str, Any]) -> StepResult[MetricTrackerRlObservation]:
+        observation = MetricTrackerRlObservation.model_validate(
+            {**payload.get("observation", {}), "reward": payload.get("reward"), "done": payload.get("done", False)}
+        )
+        return StepResult(observation=observation, reward=payload.get("reward"), done=bool(payload.get("done")))
+
+    def _parse_state(self, payload: dict[str, Any]) -> State:
+        return State.model_validate(payload)

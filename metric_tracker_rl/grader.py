@@ -1,0 +1,138 @@
+"""Pure scoring functions: a submission and the hidden truth meet only here.
+
+score = recall_quality * precision
+  recall_quality = sum over expected rows of row quality / number of expected rows (1 when none expected)
+  row quality    = 0.35 key found + 0.25 anomaly_type + 0.10 accepted detection method
+                   + 0.20 values (baseline, observed, delta each within tolerance, 1/3 each) + 0.10 severity
+  precision      = (matched + 1) / (matched + false positives + 1)
+Rows on neutral keys (side effects of an injected incident) are ignored. Duplicate and invalid rows count as
+false positives, and a key reported more than once is graded by its worst row, so neither row order nor
+repetition can raise a score.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from metric_tracker_rl.catalog import ACCEPTED_DETECTION_METHODS, ENTITY_NAMES, row_key
+from metric_tracker_rl.models import MetricSubmissionRow, RewardBreakdown, SubmissionIssue
+
+QUALITY_WEIGHTS = {"key": 0.35, "anomaly_type": 0.25, "detection_method": 0.10, "values": 0.20, "severity": 0.10}
+RELATIVE_TOLERANCE = 0.02
+
+
+@dataclass(frozen=True)
+class RowAssessment:
+    anomaly_type: bool
+    detection_method: bool
+    values_in_tolerance: int  # 0..3
+    severity: bool
+
+    @property
+    def quality(self) -> float:
+        w = QUALITY_WEIGHTS
+        return min(1.0, w["key"] + w["anomaly_type"] * self.anomaly_type + w["detection_method"] * self.detection_method
+                   + w["values"] * self.values_in_tolerance / 3 + w["severity"] * self.severity)
+
+
+@dataclass(frozen=True)
+class GradeResult:
+    breakdown: RewardBreakdown
+    issues: tuple[SubmissionIssue, ...]
+
+    @property
+    def score(self) -> float:
+        return self.breakdown.score
+
+
+def within_tolerance(submitted: float, expected: float, scale: float, *,
+                     relative_tolerance: float = RELATIVE_TOLERANCE) -> bool:
+    return abs(submitted - expected) <= relative_tolerance * max(abs(scale), 1e-9)
+
+
+def assess_row(row: MetricSubmissionRow, expected: MetricSubmissionRow, *,
+               relative_tolerance: float = RELATIVE_TOLERANCE) -> RowAssessment:
+    values = (
+        within_tolerance(row.baseline_value, expected.baseline_value, expected.baseline_value,
+                         relative_tolerance=relative_tolerance)
+        + within_tolerance(row.observed_value, expected.observed_value, expected.observed_value,
+                           relative_tolerance=relative_tolerance)
+        + within_tolerance(row.delta_value, expected.delta_value, expected.baseline_value,
+                           relative_tolerance=relative_tolerance)
+    )
+    return RowAssessment(
+        anomaly_type=row.anomaly_type == expected.anomaly_type,
+        detection_method=row.detection_method in ACCEPTED_DETECTION_METHODS[expected.anomaly_type],
+        values_in_tolerance=int(values),
+        severity=row.severity == expected.severity,
+    )
+
+
+def validate_rows(rows: Sequence[MetricSubmissionRow], valid_dates: Iterable[str]) -> dict[int, SubmissionIssue]:
+    """Per-row issues that need no truth: unknown dates or entities, and repeated keys."""
+    dates = set(valid_dates)
+    issues: dict[int, SubmissionIssue] = {}
+    first_index: dict[str, int] = {}
+    for i, row in enumerate(rows):
+        if row.date not in dates:
+            issues[i] = SubmissionIssue(row_index=i, code="invalid_row",
+                                        message=f"date {row.date!r} is not in the episode window")
+            continue
+        if row.entity_name not in ENTITY_NAMES[row.entity_type]:
+            issues[i] = SubmissionIssue(
+                row_index=i, code="invalid_row",
+                message=f"entity_name {row.entity_name!r} is not valid for entity_type {row.entity_type!r}; "
+                        f"valid: {', '.join(ENTITY_NAMES[row.entity_type])}")
+            continue
+        key = row_key(row.date, row.entity_type, row.entity_name)
+        if key in first_index:
+            issues[i] = SubmissionIssue(row_index=i, code="duplicate_row",
+                                        message=f"repeats the key of row {first_index[key]}")
+        else:
+            first_index[key] = i
+    return issues
+
+
+def grade_submission(rows: Sequence[MetricSubmissionRow], expected_rows: Sequence[MetricSubmissionRow],
+                     neutral_keys: frozenset[str], valid_dates: Iterable[str], *,
+                     relative_tolerance: float = RELATIVE_TOLERANCE) -> GradeResult:
+    issues = validate_rows(rows, valid_dates)
+    expected = {row_key(r.date, r.entity_type, r.entity_name): r for r in expected_rows}
+    worst: dict[str, RowAssessment] = {}
+    false_positives = neutral = 0
+    for i, row in enumerate(rows):
+        key = row_key(row.date, row.entity_type, row.entity_name)
+        if key in expected:
+            assessment = assess_row(row, expected[key], relative_tolerance=relative_tolerance)
+            worst[key] = min(worst.get(key, assessment), assessment, key=lambda a: a.quality)
+        if i in issues:
+            false_positives += 1
+        elif key in neutral_keys:
+            neutral += 1
+        elif key not in expected:
+            false_positives += 1
+
+    n_expected = len(expected)
+    matched = len(worst)
+    share = (lambda total: total / n_expected) if n_expected else (lambda total: 1.0)
+    recall_quality = share(sum(a.quality for a in worst.values()))
+    precision = (matched + 1) / (matched + false_positives + 1)
+    score = round(min(1.0, max(0.0, recall_quality * precision)), 6)
+    breakdown = RewardBreakdown(
+        score=score,
+        recall_quality=round(recall_quality, 6),
+        precision=round(precision, 6),
+        recall=round(share(matched), 6),
+        anomaly_type_accuracy=round(share(sum(a.anomaly_type for a in worst.values())), 6),
+        detection_method_accuracy=round(share(sum(a.detection_method for a in worst.values())), 6),
+        value_accuracy=round(share(sum(a.values_in_tolerance for a in worst.values()) / 3), 6),
+        severity_accuracy=round(share(sum(a.severity for a in worst.values())), 6),
+        submitted_row_count=len(rows),
+        matched_row_count=matched,
+        false_positive_count=false_positives,
+        neutral_row_count=neutral,
+        duplicate_row_count=sum(1 for issue in issues.values() if issue.code == "duplicate_row"),
+        invalid_row_count=sum(1 for issue in issues.values() if issue.code == "invalid_row"),
+    )
+    return GradeResult(breakdown, tuple(issues[i] for i in sorted(issues)))

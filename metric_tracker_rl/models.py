@@ -1,0 +1,148 @@
+"""Wire types: every field the client and the server exchange, with descriptions for schemas and UIs."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from openenv.core.env_server.types import Action, Observation
+from pydantic import BaseModel, ConfigDict, Field
+
+from metric_tracker_rl.catalog import AnomalyType, EntityType, Severity
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+
+class MetricSubmissionRow(_Strict):
+    """One reported anomaly. Rows are keyed by `date|entity_type|entity_name`."""
+
+    date: str = Field(description="ISO date (YYYY-MM-DD) inside the episode window", max_length=32)
+    entity_type: EntityType = Field(description="Kind of entity the anomaly is on")
+    entity_name: str = Field(description="Metric or event name valid for the entity type (see list_entities)",
+                             max_length=128)
+    anomaly_type: AnomalyType = Field(description="Anomaly family")
+    detection_method: str = Field(description="Analysis method that justifies the row", max_length=128)
+    baseline_value: float = Field(description="Baseline by the published rule (same-weekday median)")
+    observed_value: float = Field(description="Value observed on the date")
+    delta_value: float = Field(description="observed_value - baseline_value")
+    severity: Severity = Field(description="Severity by the published rule")
+
+
+class PayloadGeneratorMethod(_Strict):
+    """A generator call that the server runs to build submission rows (see the get_*_rows tools)."""
+
+    method_name: str = Field(description="Name of a get_*_rows generator tool", max_length=128)
+    metric_name: str | None = Field(default=None, description="One metric to scan", max_length=128)
+    metric_names: list[str] | None = Field(default=None, description="Several metrics to scan", max_length=64)
+    threshold_multiplier: float | None = Field(
+        default=None, description="Robust-z threshold (multiples of the robust spread around the baseline)"
+    )
+
+    def tool_arguments(self) -> dict[str, Any]:
+        return self.model_dump(exclude={"method_name"}, exclude_none=True)
+
+
+class MetricTrackerRlAction(Action):
+    """Exactly one of: an analysis call, a direct submission, or a payload-generator submission.
+
+    `classifications=[]` submits an empty report (the right answer when nothing is anomalous).
+    """
+
+    classifications: list[MetricSubmissionRow] | None = Field(
+        default=None, description="Rows to grade (a direct submission); [] submits an empty report"
+    )
+    analysis_method: str | None = Field(default=None, description="Analysis tool to run", max_length=128)
+    analysis_args: dict[str, Any] = Field(default_factory=dict, description="Arguments of the analysis tool")
+    payload_generators: list[PayloadGeneratorMethod] | None = Field(
+        default=None, description="Generator methods whose merged rows are graded (a declarative submission)"
+    )
+
+
+class SubmissionIssue(BaseModel):
+    row_index: int | None = Field(description="Index of the submitted row concerned, if any")
+    code: Literal["invalid_row", "duplicate_row", "generator_error"] = Field(description="Issue kind")
+    message: str = Field(description="What is wrong with the row")
+
+
+class RewardBreakdown(BaseModel):
+    """How a graded submission scored. Per-component accuracies are averaged over the expected rows."""
+
+    score: float = Field(description="recall_quality * precision, in [0, 1]")
+    recall_quality: float = Field(description="Sum of per-row quality over expected rows / expected row count")
+    precision: float = Field(description="(matched + 1) / (matched + false positives + 1)")
+    recall: float = Field(description="Share of expected rows whose key was reported")
+    anomaly_type_accuracy: float = Field(description="Share of expected rows reported with the right type")
+    detection_method_accuracy: float = Field(description="Share of expected rows with an accepted method")
+    value_accuracy: float = Field(description="Share of expected baseline/observed/delta values in tolerance")
+    severity_accuracy: float = Field(description="Share of expected rows with the right severity")
+    submitted_row_count: int = Field(description="Rows submitted")
+    matched_row_count: int = Field(description="Distinct expected keys reported")
+    false_positive_count: int = Field(description="Rows that are neither expected nor neutral, incl. duplicates "
+                                                  "and invalid rows")
+    neutral_row_count: int = Field(description="Rows on side-effect keys of an injected incident (ignored)")
+    duplicate_row_count: int = Field(description="Rows repeating an earlier key")
+    invalid_row_count: int = Field(description="Rows with an unknown date or entity")
+
+
+class TaskInfo(BaseModel):
+    task_id: str
+    difficulty: str
+    objective: str
+    grader_name: str
+    config: dict[str, Any]
+
+
+class ConversionMetricDefinition(BaseModel):
+    name: str
+    numerator: str
+    denominator: str
+    formula: str
+
+
+class AnalysisMethodInfo(BaseModel):
+    name: str = Field(description="Tool name")
+    description: str = Field(description="What the tool does")
+    kind: Literal["analysis", "generator"] = Field(description="generators return candidate submission rows")
+    parameters: dict[str, Any] = Field(description="JSON schema of the arguments")
+    example: dict[str, Any] = Field(description="A valid example call's arguments")
+
+
+class AnomalyRequest(_Strict):
+    """An anomaly to inject at reset, for custom scenarios."""
+
+    family: str = Field(description="Anomaly family (see available_synthetic_generator_methods)")
+    date: str = Field(description="ISO date inside the window")
+    entity_name: str | None = Field(default=None, description="Target entity; drawn from the seed if omitted")
+    magnitude: float | None = Field(default=None, description="Family-specific size; drawn if omitted")
+
+
+class MetricTrackerRlObservation(Observation):
+    status: Literal["ready", "ok", "graded", "error"] = Field(
+        default="ready", description="ready after reset, ok after an analysis call, graded after a submission"
+    )
+    message: str = Field(default="", description="Human-readable summary of what happened")
+    task_id: str | None = Field(default=None, description="Named task of the episode, if any")
+    instruction: str = Field(default="", description="What the agent is asked to do")
+    config: dict[str, Any] = Field(default_factory=dict, description="Visible episode configuration")
+    steps_remaining: int = Field(default=0, description="Steps left in the episode")
+    submissions_remaining: int = Field(default=0, description="Graded submissions left in the episode")
+    # Catalogs: sent on reset only.
+    available_methods: list[AnalysisMethodInfo] = Field(default_factory=list, description="Analysis tools")
+    available_synthetic_generator_methods: list[dict[str, Any]] = Field(
+        default_factory=list, description="Anomaly injectors and their parameters (for custom scenarios)"
+    )
+    available_tasks: list[TaskInfo] = Field(default_factory=list, description="Named tasks")
+    conversion_metric_definitions: list[ConversionMetricDefinition] = Field(default_factory=list)
+    # Latest tool output.
+    analysis_result: dict[str, Any] | None = Field(default=None, description="Result of the analysis call")
+    # Latest submission.
+    generated_rows: list[MetricSubmissionRow] = Field(default_factory=list,
+                                                      description="Rows built by payload generators")
+    submitted_rows: list[MetricSubmissionRow] = Field(default_factory=list, description="Rows that were graded")
+    submission_preview: dict[str, Any] | None = Field(default=None, description="Counts of the graded rows")
+    submission_issues: list[SubmissionIssue] = Field(default_factory=list)
+    reward_breakdown: RewardBreakdown | None = Field(default=None)
+    expected_row_count: int | None = Field(default=None, description="Expected rows (after a submission)")
+    correct_row_count: int | None = Field(default=None, description="Expected keys reported (after a submission)")
+    debug: dict[str, Any] | None = Field(default=None, description="Ground truth; only in server debug mode")

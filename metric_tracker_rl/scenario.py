@@ -1,0 +1,271 @@
+"""Config -> funnel -> incidents and distractors -> public data + hidden ground truth.
+
+The ground truth is made here from the injection records alone: which keys are anomalous comes from what
+was injected; their numbers are read back from the final data with the published baseline rule.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+import numpy as np
+
+from metric_tracker_rl.anomalies import FAMILY_REGISTRY, InjectionRecord
+from metric_tracker_rl.catalog import (
+    ACCEPTED_DETECTION_METHODS,
+    ANOMALY_TYPES,
+    FAMILY_ENTITY_TYPE,
+    row_key,
+    severity_for,
+)
+from metric_tracker_rl.funnel import (
+    WEEKEND_HOUR_SHARE,
+    FunnelData,
+    FunnelPlan,
+    baseline_plan,
+    draw_counts,
+)
+from metric_tracker_rl.metrics import MetricPanel, build_panel
+from metric_tracker_rl.models import MetricSubmissionRow
+from metric_tracker_rl.seeding import derive_rng
+from metric_tracker_rl.tasks import DISTRACTORS_BY_DIFFICULTY, TASKS, EpisodeConfig
+
+
+def objective_for(config: EpisodeConfig) -> str:
+    if config.task_id is not None:
+        return TASKS[config.task_id].objective
+    return ("Find every incident in four weeks of funnel data and report each one (date, entity, family, "
+            "baseline, observed value, delta, severity). Days explained by the calendar and side effects of an "
+            "incident are not incidents. Some episodes contain no incident: then submit an empty report.")
+
+CANONICAL_METHOD = {
+    "rate_drop_from_median": "get_rate_drop_from_median_rows",
+    "rate_spike_from_median": "get_rate_spike_from_median_rows",
+    "absolute_drop_in_event_count": "get_absolute_drop_in_event_count_rows",
+    "absolute_spike_in_event_count": "get_absolute_spike_in_event_count_rows",
+    "funnel_break": "get_funnel_break_rows",
+    "hourly_traffic_mix_shift": "get_hourly_traffic_mix_shift_rows",
+    "instrumentation_data_quality_issue": "get_instrumentation_data_quality_issue_rows",
+}
+assert all(CANONICAL_METHOD[f] in ACCEPTED_DETECTION_METHODS[f] for f in ANOMALY_TYPES)
+
+
+@dataclass(frozen=True)
+class Annotation:
+    date: str
+    kind: str
+    note: str
+
+    def as_dict(self) -> dict[str, str]:
+        return {"date": self.date, "kind": self.kind, "note": self.note}
+
+
+@dataclass(frozen=True)
+class DistractorRecord:
+    kind: str
+    day: int
+    description: str
+
+
+@dataclass(frozen=True)
+class PublicEpisode:
+    """Everything the tools may read. It holds no label and no injection record."""
+
+    data: FunnelData
+    panel: MetricPanel
+    annotations: tuple[Annotation, ...]
+    task: dict  # task_id, objective and the visible config
+
+
+@dataclass(frozen=True)
+class GroundTruth:
+    expected_rows: tuple[MetricSubmissionRow, ...]
+    neutral_keys: frozenset[str]
+    injections: tuple[InjectionRecord, ...]
+    distractors: tuple[DistractorRecord, ...]
+
+    @property
+    def expected_keys(self) -> frozenset[str]:
+        return frozenset(row_key(r.date, r.entity_type, r.entity_name) for r in self.expected_rows)
+
+
+@dataclass(frozen=True)
+class Episode:
+    config: EpisodeConfig
+    public: PublicEpisode
+    truth: GroundTruth
+
+
+# --- distractors: days that look anomalous for a documented, legitimate reason ---------------------
+
+CAMPAIGN_NAMES = ("Weekend Feast", "Lunch Rush", "Free Delivery Week", "Family Bundle", "Spring Menu")
+HOLIDAYS = ("Founders Day", "Spring Bank Holiday", "Harvest Day", "Civic Holiday")
+
+
+def _marketing_campaign(plan: FunnelPlan, day: int, rng: np.random.Generator) -> tuple[str, str]:
+    start = int(rng.choice([11, 12, 17, 18]))
+    end = start + int(rng.integers(3, 5))
+    extra = rng.uniform(0.35, 0.7) * plan.traffic[day].sum()
+    weights = plan.traffic[day, start:end] / plan.traffic[day, start:end].sum()
+    plan.traffic[day, start:end] += extra * weights
+    plan.step_rates[day, start:end, 0] *= 0.93  # campaign clicks browse a little less
+    name = str(rng.choice(CAMPAIGN_NAMES))
+    note = (f"Marketing push campaign '{name}' sent to all users at {start:02d}:00; expect a burst of app "
+            f"opens until about {end:02d}:00.")
+    return "marketing_campaign", note
+
+
+def _incomplete_last_day(plan: FunnelPlan, day: int, rng: np.random.Generator) -> tuple[str, str]:
+    cutoff = int(rng.integers(15, 21))
+    plan.ingested_fraction[day, cutoff:] = rng.uniform(0.0, 0.15, 24 - cutoff)
+    note = (f"Data freshness: events for this date after about {cutoff:02d}:00 have not fully arrived yet "
+            "(late-arriving data); the date's totals are incomplete.")
+    return "data_freshness", note
+
+
+def _public_holiday(plan: FunnelPlan, day: int, rng: np.random.Generator) -> tuple[str, str]:
+    total = plan.traffic[day].sum() * rng.uniform(0.75, 0.85)
+    plan.traffic[day] = total * WEEKEND_HOUR_SHARE
+    name = str(rng.choice(HOLIDAYS))
+    return "public_holiday", f"Public holiday ({name}): lower traffic with a weekend-like daily pattern."
+
+
+DISTRACTORS = {
+    "marketing_campaign": _marketing_campaign,
+    "incomplete_last_day": _incomplete_last_day,
+    "public_holiday": _public_holiday,
+}
+
+
+# --- scheduling ------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class _Planned:
+    family: str
+    day: int
+    entity_name: str
+    magnitude: float | None
+
+
+def _free_days(num_days: int, taken: set[int], rng: np.random.Generator) -> list[int]:
+    """One candidate date per free weekday, in random order."""
+    used_weekdays = {d % 7 for d in taken}
+    days = []
+    for weekday in rng.permutation(7):
+        if weekday in used_weekdays:
+            continue
+        candidates = [d for d in range(int(weekday), num_days - 1, 7)]
+        days.append(int(rng.choice(candidates)))
+    return days
+
+
+def _family_sequence(config: EpisodeConfig, rng: np.random.Generator) -> list[str]:
+    if config.scenario_family == "mixed":
+        order = list(rng.permutation(ANOMALY_TYPES))
+        return [str(order[i % len(order)]) for i in range(config.anomaly_count)]
+    if config.scenario_family == "null":
+        return []
+    return [config.scenario_family] * config.anomaly_count
+
+
+def _plan_anomalies(config: EpisodeConfig, dates: list[str], taken: set[int],
+                    rng: np.random.Generator) -> list[_Planned]:
+    if config.anomalies:
+        return [_Planned(a.family, dates.index(a.date), a.entity_name or "", a.magnitude) for a in config.anomalies]
+    families = _family_sequence(config, rng)
+    days = _free_days(len(dates), taken, rng)
+    planned, used_entities = [], set()
+    for family_name, day in zip(families, days, strict=False):
+        names = [n for n in FAMILY_REGISTRY[family_name].entity_names if (family_name, n) not in used_entities]
+        entity = str(rng.choice(names or FAMILY_REGISTRY[family_name].entity_names))
+        used_entities.add((family_name, entity))
+        planned.append(_Planned(family_name, day, entity, None))
+    return sorted(planned, key=lambda p: p.day)
+
+
+def validate_custom_anomalies(config: EpisodeConfig, dates: list[str]) -> None:
+    weekdays: set[int] = set()
+    for i, request in enumerate(config.anomalies):
+        where = f"anomalies[{i}]"
+        if request.family not in FAMILY_REGISTRY:
+            raise ValueError(f"{where}: unknown family {request.family!r}; valid: {', '.join(FAMILY_REGISTRY)}")
+        family = FAMILY_REGISTRY[request.family]
+        if request.date not in dates[:-1]:
+            raise ValueError(f"{where}: date must be one of {dates[0]} .. {dates[-2]} (the last date is kept "
+                             f"for data-freshness notes), got {request.date!r}")
+        weekday = dates.index(request.date) % 7
+        if weekday in weekdays:
+            raise ValueError(f"{where}: each anomaly needs its own weekday so same-weekday baselines stay clean")
+        weekdays.add(weekday)
+        if request.entity_name is not None and request.entity_name not in family.entity_names:
+            raise ValueError(f"{where}: entity_name {request.entity_name!r} is not valid for {request.family}; "
+                             f"valid: {', '.join(family.entity_names)}")
+        low, high = family.magnitude_bounds
+        if request.magnitude is not None and not low <= request.magnitude <= high:
+            raise ValueError(f"{where}: magnitude for {request.family} ({family.magnitude_meaning}) must be "
+                             f"between {low} and {high}, got {request.magnitude}")
+
+
+def build_episode(config: EpisodeConfig) -> Episode:
+    plan = baseline_plan(config.seed)
+    dates = [d.isoformat() for d in plan.dates]
+    last = plan.num_days - 1
+    schedule_rng = derive_rng(config.seed, "schedule")
+    if config.anomalies:
+        validate_custom_anomalies(config, dates)
+
+    # Distractor dates: the late-data note always concerns the latest date; the others take free weekdays.
+    custom_days = {dates.index(a.date) for a in config.anomalies}
+    taken: set[int] = set(custom_days)
+    distractor_days: dict[str, int] = {}
+    for kind in DISTRACTORS_BY_DIFFICULTY[config.difficulty]:
+        day = last if kind == "incomplete_last_day" else _free_days(plan.num_days, taken | {last}, schedule_rng)[0]
+        distractor_days[kind] = day
+        taken.add(day)
+
+    injections: list[InjectionRecord] = []
+    for index, planned in enumerate(_plan_anomalies(config, dates, taken, schedule_rng)):
+        family = FAMILY_REGISTRY[planned.family]
+        rng = derive_rng(config.seed, f"anomaly/{planned.family}", index)
+        entity = planned.entity_name or str(rng.choice(family.entity_names))
+        magnitude = planned.magnitude if planned.magnitude is not None else family.draw_magnitude(config.difficulty, rng)
+        injections.append(family.inject(plan, planned.day, entity, magnitude, rng))
+
+    annotations: list[Annotation] = []
+    distractors: list[DistractorRecord] = []
+    for kind, day in distractor_days.items():
+        annotation_kind, note = DISTRACTORS[kind](plan, day, derive_rng(config.seed, f"distractor/{kind}"))
+        annotations.append(Annotation(dates[day], annotation_kind, note))
+        distractors.append(DistractorRecord(kind, day, note))
+    # A routine release note on any date: realistic calendar noise that says nothing about the labels.
+    notes_rng = derive_rng(config.seed, "annotations")
+    release_day = int(notes_rng.integers(0, plan.num_days))
+    annotations.append(Annotation(dates[release_day], "release",
+                                  f"App release 5.{int(notes_rng.integers(10, 40))}.0 reached 100% of users."))
+    annotations.sort(key=lambda a: (a.date, a.kind))
+
+    data = draw_counts(plan, config.seed)
+    panel = build_panel(data)
+    truth = _ground_truth(injections, distractors, data, panel)
+    task = {"task_id": config.task_id, "objective": objective_for(config), "config": config.public_dict()}
+    return Episode(config, PublicEpisode(data, panel, tuple(annotations), task), truth)
+
+
+def _ground_truth(injections: list[InjectionRecord], distractors: list[DistractorRecord], data: FunnelData,
+                  panel: MetricPanel) -> GroundTruth:
+    rows, neutral = [], set()
+    for record in injections:
+        k = panel.index(record.entity_type, record.entity_name)
+        observed = float(panel.values[k, record.day])
+        baseline = float(panel.baseline[k, record.day])
+        assert FAMILY_ENTITY_TYPE[record.family] == record.entity_type
+        rows.append(MetricSubmissionRow(
+            date=data.dates[record.day], entity_type=record.entity_type, entity_name=record.entity_name,
+            anomaly_type=record.family, detection_method=CANONICAL_METHOD[record.family],
+            baseline_value=baseline, observed_value=observed, delta_value=observed - baseline,
+            severity=severity_for(record.entity_type, baseline, observed),
+        ))
+        neutral |= {row_key(data.dates[record.day], t, n) for t, n in record.neutral}
+    expected = {row_key(r.date, r.entity_type, r.entity_name) for r in rows}
+    return GroundTruth(tuple(rows), frozenset(neutral - expected), tuple(injections), tuple(distractors))

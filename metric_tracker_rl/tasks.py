@@ -1,0 +1,177 @@
+"""Named tasks and the validated episode configuration (reset keyword arguments)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any
+
+from pydantic import ValidationError
+
+from metric_tracker_rl.catalog import DIFFICULTIES, SCENARIO_FAMILIES
+from metric_tracker_rl.models import AnomalyRequest
+from metric_tracker_rl.seeding import validate_seed
+
+# Each perturbed date (anomaly or distractor) gets its own weekday, so every date's same-weekday
+# baseline has at most one perturbed peer and its median stays clean.
+DISTRACTORS_BY_DIFFICULTY: dict[str, tuple[str, ...]] = {
+    "easy": (),
+    "medium": ("marketing_campaign", "incomplete_last_day"),
+    "hard": ("marketing_campaign", "incomplete_last_day", "public_holiday"),
+}
+MAX_ANOMALIES = {d: 7 - len(DISTRACTORS_BY_DIFFICULTY[d]) for d in DIFFICULTIES}
+DEFAULT_DENSITY = {"easy": 0.07, "medium": 0.1, "hard": 0.14}
+MAX_DENSITY = 0.25
+DEFAULT_MAX_STEPS = 40
+DEFAULT_MAX_SUBMISSIONS = 3
+RESET_KEYS = ("task_id", "seed", "scenario_family", "difficulty", "anomaly_density", "anomaly_count",
+              "anomalies", "max_steps", "max_submissions")
+
+
+@dataclass(frozen=True)
+class EpisodeConfig:
+    seed: int
+    scenario_family: str
+    difficulty: str
+    anomaly_count: int
+    anomaly_density: float
+    task_id: str | None = None
+    anomalies: tuple[AnomalyRequest, ...] = ()
+    max_steps: int = DEFAULT_MAX_STEPS
+    max_submissions: int = DEFAULT_MAX_SUBMISSIONS
+
+    def public_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["anomalies"] = [a.model_dump() for a in self.anomalies]
+        return data
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    task_id: str
+    difficulty: str
+    objective: str
+    grader_name: str
+    config: EpisodeConfig = field(repr=False)
+
+
+GRADER_NAME = "metric_tracker_rl.grader.grade_submission"
+TASKS: dict[str, TaskSpec] = {
+    spec.task_id: spec
+    for spec in (
+        TaskSpec(
+            "easy_single_spike", "easy",
+            "Two conversion-rate spikes hide in four weeks of funnel data. Report each one with its date, "
+            "metric, baseline, observed value, delta and severity; nothing else.",
+            GRADER_NAME,
+            EpisodeConfig(seed=101, scenario_family="rate_spike_from_median", difficulty="easy",
+                          anomaly_count=2, anomaly_density=DEFAULT_DENSITY["easy"], task_id="easy_single_spike"),
+        ),
+        TaskSpec(
+            "medium_mixed_pair", "medium",
+            "Three incidents of different families are mixed with a marketing campaign and late-arriving "
+            "data. Report the incidents, classify each family correctly and leave the explained days out.",
+            GRADER_NAME,
+            EpisodeConfig(seed=202, scenario_family="mixed", difficulty="medium", anomaly_count=3,
+                          anomaly_density=DEFAULT_DENSITY["medium"], task_id="medium_mixed_pair"),
+        ),
+        TaskSpec(
+            "hard_mixed_multi", "hard",
+            "Four weaker incidents of different families, plus a campaign, a holiday and late-arriving data. "
+            "Separate incidents from explained days and from side effects, and report only the incidents.",
+            GRADER_NAME,
+            EpisodeConfig(seed=303, scenario_family="mixed", difficulty="hard", anomaly_count=4,
+                          anomaly_density=DEFAULT_DENSITY["hard"], task_id="hard_mixed_multi"),
+        ),
+    )
+}
+DEFAULT_TASK_ORDER: tuple[str, ...] = tuple(TASKS)
+DEFAULT_TASK_ID = DEFAULT_TASK_ORDER[0]
+
+
+def get_task_spec(task_id: str) -> TaskSpec:
+    try:
+        return TASKS[task_id]
+    except (KeyError, TypeError):
+        raise ValueError(f"unknown task_id {task_id!r}; valid task ids: {', '.join(TASKS)}") from None
+
+
+def _int_in(name: str, value: Any, low: int, high: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(f"{name} must be an integer between {low} and {high}, got {value!r}")
+    if not low <= value <= high:
+        raise ValueError(f"{name} must be between {low} and {high}, got {value}")
+    return value
+
+
+def _choice(name: str, value: Any, choices: tuple[str, ...]) -> str:
+    if value not in choices:
+        raise ValueError(f"unknown {name} {value!r}; valid choices: {', '.join(choices)}")
+    return value
+
+
+def resolve_episode_config(**kwargs: Any) -> EpisodeConfig:
+    """Build the episode config from reset kwargs: a named task's config with any fields overridden.
+
+    Without task_id and without other settings, the first task of DEFAULT_TASK_ORDER is used. With
+    settings but no task_id, unspecified fields take the defaults of the chosen difficulty.
+    """
+    unknown = sorted(set(kwargs) - set(RESET_KEYS))
+    if unknown:
+        raise ValueError(f"unknown reset argument(s) {', '.join(unknown)}; valid: {', '.join(RESET_KEYS)}")
+    overrides = {k: v for k, v in kwargs.items() if v is not None}
+    task_id = overrides.pop("task_id", None)
+    if task_id is not None or not overrides:
+        base = get_task_spec(task_id if task_id is not None else DEFAULT_TASK_ID).config
+    else:
+        difficulty = _choice("difficulty", overrides.get("difficulty", "medium"), DIFFICULTIES)
+        base = EpisodeConfig(seed=0, scenario_family="mixed", difficulty=difficulty,
+                             anomaly_count=-1, anomaly_density=DEFAULT_DENSITY[difficulty])
+    seed = validate_seed(overrides.get("seed", base.seed))
+    difficulty = _choice("difficulty", overrides.get("difficulty", base.difficulty), DIFFICULTIES)
+    family = _choice("scenario_family", overrides.get("scenario_family", base.scenario_family), SCENARIO_FAMILIES)
+
+    density = overrides.get("anomaly_density", base.anomaly_density)
+    if isinstance(density, bool) or not isinstance(density, (int, float)) or not math.isfinite(density) \
+            or not 0.0 <= density <= MAX_DENSITY:
+        raise ValueError(f"anomaly_density must be a number between 0 and {MAX_DENSITY}, got {density!r}")
+    limit = MAX_ANOMALIES[difficulty]
+    if "anomaly_count" in overrides:
+        count = _int_in("anomaly_count", overrides["anomaly_count"], 0, limit)
+    elif "anomaly_density" in overrides or base.anomaly_count < 0:
+        count = min(limit, max(1, round(density * 28)))
+    else:
+        count = min(base.anomaly_count, limit)
+
+    anomalies: tuple[AnomalyRequest, ...] = ()
+    if "anomalies" in overrides:
+        raw = overrides["anomalies"]
+        if not isinstance(raw, (list, tuple)) or len(raw) > limit:
+            raise ValueError(f"anomalies must be a list of at most {limit} anomaly objects for difficulty "
+                             f"{difficulty!r}, each with family, date, optional entity_name and magnitude")
+        try:
+            anomalies = tuple(a if isinstance(a, AnomalyRequest) else AnomalyRequest.model_validate(a) for a in raw)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(p) for p in first["loc"])
+            raise ValueError(f"invalid anomalies entry ({where}): {first['msg']}; fields: family, date, "
+                             "entity_name, magnitude") from None
+        family, count = "custom", len(anomalies)
+    if family == "null":
+        if overrides.get("anomaly_count", 0) != 0:
+            raise ValueError("scenario_family 'null' has no anomalies; leave anomaly_count unset or 0")
+        count = 0
+    return replace(
+        base, seed=seed, difficulty=difficulty, scenario_family=family, anomaly_density=float(density),
+        anomaly_count=count, anomalies=anomalies, task_id=task_id,
+        max_steps=_int_in("max_steps", overrides.get("max_steps", base.max_steps), 1, 500),
+        max_submissions=_int_in("max_submissions", overrides.get("max_submissions", base.max_submissions), 1, 20),
+    )
+
+
+def task_catalog() -> list[dict[str, Any]]:
+    return [
+        {"task_id": t.task_id, "difficulty": t.difficulty, "objective": t.objective,
+         "grader_name": t.grader_name, "config": t.config.public_dict()}
+        for t in TASKS.values()
+    ]

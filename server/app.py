@@ -1,0 +1,56 @@
+"""Builds the FastAPI app (OpenEnv HTTP + WebSocket API, web debugger at /web) and runs it."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from functools import partial
+
+from fastapi import FastAPI
+from openenv.core.env_server.http_server import create_app
+from openenv.core.env_server.types import ConcurrencyConfig
+
+from metric_tracker_rl.models import MetricTrackerRlAction, MetricTrackerRlObservation
+from server.environment import MetricTrackerRlEnvironment, debug_mode_from_environment
+
+DEFAULT_MAX_CONCURRENT_ENVS = 64
+DEFAULT_SESSION_TIMEOUT_S = 900.0
+
+
+def build_app() -> FastAPI:
+    """Settings are read once, here: MAX_CONCURRENT_ENVS, SESSION_TIMEOUT_S, METRIC_TRACKER_DEBUG,
+    ENABLE_WEB_INTERFACE."""
+    factory = partial(MetricTrackerRlEnvironment, debug=debug_mode_from_environment())
+    concurrency = ConcurrencyConfig(
+        max_concurrent_envs=int(os.getenv("MAX_CONCURRENT_ENVS", DEFAULT_MAX_CONCURRENT_ENVS)),
+        session_timeout=float(os.getenv("SESSION_TIMEOUT_S", DEFAULT_SESSION_TIMEOUT_S)),
+    )
+    return create_app(factory, MetricTrackerRlAction, MetricTrackerRlObservation, env_name="metric_tracker_rl",
+                      concurrency_config=concurrency)
+
+
+def __getattr__(name: str) -> FastAPI:
+    # `uvicorn server.app:app` builds the app on first access, after the environment is final.
+    if name == "app":
+        app = build_app()
+        globals()["app"] = app
+        return app
+    raise AttributeError(name)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="Serve the metric_tracker_rl environment.")
+    parser.add_argument("--host", default=os.getenv("HOST", "0.0.0.0"))
+    parser.add_argument("--port", type=int, default=int(os.getenv("PORT", "8000")))
+    parser.add_argument("--workers", type=int, default=int(os.getenv("WORKERS", "1")))
+    parser.add_argument("--no-web", action="store_true", help="serve the API without the /web debugger")
+    args = parser.parse_args()
+    os.environ["ENABLE_WEB_INTERFACE"] = "false" if args.no_web else os.getenv("ENABLE_WEB_INTERFACE", "true")
+
+    import uvicorn
+
+    uvicorn.run("server.app:build_app", factory=True, host=args.host, port=args.port, workers=args.workers)
+
+
+if __name__ == "__main__":
+    main()

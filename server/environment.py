@@ -1,0 +1,212 @@
+"""The episode state machine: reset builds an episode, step runs a tool or grades a submission.
+
+Agent mistakes (bad reset settings, unknown tools, bad arguments, malformed submissions) come back as
+observations with status "error" that say what is valid; they never raise and never use a submission.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from functools import cache
+from typing import Any
+
+from openenv.core.env_server.interfaces import Environment
+from openenv.core.env_server.types import EnvironmentMetadata, State
+
+from metric_tracker_rl.analysis_tools import TOOL_REGISTRY, available_analysis_methods, generate_rows, run_tool
+from metric_tracker_rl.anomalies import FAMILY_REGISTRY
+from metric_tracker_rl.catalog import CONVERSION_METRICS
+from metric_tracker_rl.grader import grade_submission
+from metric_tracker_rl.models import (
+    AnalysisMethodInfo,
+    ConversionMetricDefinition,
+    MetricSubmissionRow,
+    MetricTrackerRlAction,
+    MetricTrackerRlObservation,
+    SubmissionIssue,
+    TaskInfo,
+)
+from metric_tracker_rl.scenario import Episode, build_episode
+from metric_tracker_rl.tasks import resolve_episode_config, task_catalog
+
+MAX_SUBMISSION_ROWS = 200
+DEBUG_ENV_VAR = "METRIC_TRACKER_DEBUG"
+INSTRUCTION = (
+    "Investigate the funnel with analysis calls (analysis_method + analysis_args; see available_methods) and "
+    "submit an anomaly report, either as rows (classifications) or as generator calls (payload_generators). "
+    "Report each incident once with date, entity_type, entity_name, anomaly_type, detection_method, "
+    "baseline_value, observed_value, delta_value and severity. Days explained by get_annotations and side "
+    "effects of an incident are not incidents; an empty report (classifications=[]) is right when nothing is "
+    "anomalous. Each step uses one step of the budget; only graded submissions use a submission."
+)
+NO_EPISODE = (
+    "No active episode. Over HTTP every /step request gets a fresh environment (HTTP is stateless), so an "
+    "episode needs the WebSocket session at /ws (MetricTrackerRlEnv in Python): send reset, then steps."
+)
+
+
+def debug_mode_from_environment() -> bool:
+    return os.getenv(DEBUG_ENV_VAR, "").strip().lower() in {"1", "true", "yes"}
+
+
+@cache
+def _catalogs() -> dict[str, Any]:
+    """Reset-only catalogs, built once per process."""
+    return {
+        "available_methods": [AnalysisMethodInfo(**spec.info()) for spec in available_analysis_methods()],
+        "available_synthetic_generator_methods": [family.spec() for family in FAMILY_REGISTRY.values()],
+        "available_tasks": [TaskInfo(**task) for task in task_catalog()],
+        "conversion_metric_definitions": [
+            ConversionMetricDefinition(name=m.name, numerator=m.numerator, denominator=m.denominator,
+                                       formula=m.formula) for m in CONVERSION_METRICS
+        ],
+    }
+
+
+class MetricTrackerRlEnvironment(Environment[MetricTrackerRlAction, MetricTrackerRlObservation, State]):
+    SUPPORTS_CONCURRENT_SESSIONS = True
+
+    def __init__(self, debug: bool = False) -> None:
+        super().__init__()
+        self._debug = debug
+        self._episode: Episode | None = None
+        self._episode_id: str | None = None
+        self._steps = 0
+        self._submissions = 0
+        self._done = False
+        self._last_score: float | None = None
+
+    # --- OpenEnv interface -------------------------------------------------------------------------
+
+    def reset(self, seed: int | None = None, episode_id: str | None = None, **kwargs: Any
+              ) -> MetricTrackerRlObservation:
+        try:
+            config = resolve_episode_config(seed=seed, **kwargs)
+            episode = build_episode(config)
+        except ValueError as exc:
+            # The current episode, if any, is left as it was.
+            return MetricTrackerRlObservation(status="error", message=f"reset failed: {exc}", done=self._done,
+                                              reward=0.0, available_tasks=_catalogs()["available_tasks"])
+        self._episode, self._episode_id = episode, episode_id or str(uuid.uuid4())
+        self._steps = self._submissions = 0
+        self._done, self._last_score = False, None
+        return self._observation(
+            status="ready", reward=None, message=f"Episode ready: {episode.public.task['objective']}",
+            **_catalogs(),
+        )
+
+    def step(self, action: MetricTrackerRlAction, timeout_s: float | None = None, **kwargs: Any
+             ) -> MetricTrackerRlObservation:
+        if self._episode is None:
+            return MetricTrackerRlObservation(status="error", message=NO_EPISODE, reward=0.0, done=False,
+                                              instruction=INSTRUCTION)
+        if self._done:
+            return self._observation(status="error", reward=0.0,
+                                     message="The episode is over; call reset to start a new one.")
+        self._steps += 1
+        modes = [name for name, active in (
+            ("analysis_method", action.analysis_method is not None),
+            ("classifications", action.classifications is not None),
+            ("payload_generators", action.payload_generators is not None),
+        ) if active]
+        if len(modes) != 1:
+            found = ", ".join(modes) if modes else "none"
+            return self._after_step(self._observation(
+                status="error", reward=0.0,
+                message=f"An action needs exactly one of analysis_method, classifications or payload_generators "
+                        f"(found: {found}). Use classifications=[] to submit an empty report."))
+        if action.analysis_method is not None:
+            return self._after_step(self._analysis(action.analysis_method, action.analysis_args))
+        if action.classifications is not None:
+            return self._after_step(self._submit(list(action.classifications), generated=False))
+        rows, errors = generate_rows(self._episode.public, list(action.payload_generators or []))
+        if errors:
+            return self._after_step(self._observation(
+                status="error", reward=0.0, message="Payload generators failed (no submission used): "
+                + " | ".join(errors)))
+        return self._after_step(self._submit([MetricSubmissionRow(**row) for row in rows], generated=True))
+
+    @property
+    def state(self) -> State:
+        return State(episode_id=self._episode_id, step_count=self._steps,
+                     task_id=self._episode.config.task_id if self._episode else None,
+                     submissions_used=self._submissions, done=self._done, last_score=self._last_score)
+
+    def get_metadata(self) -> EnvironmentMetadata:
+        return EnvironmentMetadata(
+            name="metric_tracker_rl",
+            description="Investigate a seeded synthetic product funnel with read-only analysis tools and submit "
+                        "an anomaly report that a deterministic grader scores.",
+            version="0.1.0",
+        )
+
+    # --- internals -----------------------------------------------------------------------------------
+
+    def _analysis(self, method: str, arguments: dict[str, Any]) -> MetricTrackerRlObservation:
+        outcome = run_tool(method, self._episode.public, arguments)
+        if not outcome.ok:
+            return self._observation(status="error", reward=0.0, message=outcome.error)
+        return self._observation(status="ok", reward=0.0, message=f"{method} ran.",
+                                 analysis_result=outcome.result)
+
+    def _submit(self, rows: list[MetricSubmissionRow], *, generated: bool) -> MetricTrackerRlObservation:
+        if len(rows) > MAX_SUBMISSION_ROWS:
+            return self._observation(
+                status="error", reward=0.0,
+                message=f"A submission may hold at most {MAX_SUBMISSION_ROWS} rows, got {len(rows)} "
+                        "(no submission used). Report incidents, not every candidate.")
+        episode = self._episode
+        result = grade_submission(rows, episode.truth.expected_rows, episode.truth.neutral_keys,
+                                  episode.public.data.dates)
+        self._submissions += 1
+        self._last_score = result.score
+        breakdown = result.breakdown
+        if result.score >= 1.0 or self._submissions >= episode.config.max_submissions:
+            self._done = True
+        left = episode.config.max_submissions - self._submissions
+        message = (f"Graded {breakdown.submitted_row_count} row(s): {breakdown.matched_row_count} of "
+                   f"{len(episode.truth.expected_rows)} expected incident(s) found, "
+                   f"{breakdown.false_positive_count} false positive(s), {breakdown.neutral_row_count} ignored "
+                   f"side-effect row(s). Score {result.score:.4f}. {left} submission(s) left.")
+        return self._observation(
+            status="graded", reward=result.score, message=message,
+            generated_rows=rows if generated else [], submitted_rows=rows,
+            submission_preview={"row_count": len(rows), "issue_count": len(result.issues)},
+            submission_issues=list(result.issues), reward_breakdown=breakdown,
+            expected_row_count=len(episode.truth.expected_rows), correct_row_count=breakdown.matched_row_count,
+        )
+
+    def _after_step(self, observation: MetricTrackerRlObservation) -> MetricTrackerRlObservation:
+        if not self._done and self._steps >= self._episode.config.max_steps:
+            self._done = True
+            observation.message += " Step budget spent: the episode is over."
+        observation.done = self._done
+        observation.steps_remaining = self._episode.config.max_steps - self._steps
+        return observation
+
+    def _observation(self, **fields: Any) -> MetricTrackerRlObservation:
+        episode = self._episode
+        config = episode.config
+        return MetricTrackerRlObservation(
+            task_id=config.task_id, instruction=INSTRUCTION, config=episode.public.task["config"],
+            steps_remaining=config.max_steps - self._steps,
+            submissions_remaining=config.max_submissions - self._submissions,
+            done=self._done, debug=self._debug_payload() if self._debug else None, **fields,
+        )
+
+    def _debug_payload(self) -> dict[str, Any]:
+        truth = self._episode.truth
+        dates = self._episode.public.data.dates
+        return {
+            "expected_rows": [row.model_dump() for row in truth.expected_rows],
+            "neutral_keys": sorted(truth.neutral_keys),
+            "injections": [{"family": r.family, "date": dates[r.day], "entity_type": r.entity_type,
+                            "entity_name": r.entity_name, "magnitude": r.magnitude, "hours": list(r.hours),
+                            "description": r.description} for r in truth.injections],
+            "distractors": [{"kind": d.kind, "date": dates[d.day], "description": d.description}
+                            for d in truth.distractors],
+        }
+
+
+__all__ = ["MAX_SUBMISSION_ROWS", "MetricTrackerRlEnvironment", "SubmissionIssue", "TOOL_REGISTRY"]
