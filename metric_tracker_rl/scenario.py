@@ -6,7 +6,6 @@ was injected; their numbers are read back from the final data with the published
 
 from __future__ import annotations
 
-import datetime as dt
 from dataclasses import dataclass
 
 import numpy as np
@@ -229,7 +228,9 @@ def build_episode(config: EpisodeConfig) -> Episode:
         family = FAMILY_REGISTRY[planned.family]
         rng = derive_rng(config.seed, f"anomaly/{planned.family}", index)
         entity = planned.entity_name or str(rng.choice(family.entity_names))
-        magnitude = planned.magnitude if planned.magnitude is not None else family.draw_magnitude(config.difficulty, rng)
+        magnitude = planned.magnitude
+        if magnitude is None:
+            magnitude = family.draw_magnitude(config.difficulty, rng)
         injections.append(family.inject(plan, planned.day, entity, magnitude, rng))
 
     annotations: list[Annotation] = []

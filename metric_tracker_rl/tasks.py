@@ -163,7 +163,7 @@ def resolve_episode_config(**kwargs: Any) -> EpisodeConfig:
         count = 0
     return replace(
         base, seed=seed, difficulty=difficulty, scenario_family=family, anomaly_density=float(density),
-        anomaly_count=count, anomalies=anomalies, task_id=task_id,
+        anomaly_count=count, anomalies=anomalies, task_id=task_id if task_id is not None else base.task_id,
         max_steps=_int_in("max_steps", overrides.get("max_steps", base.max_steps), 1, 500),
         max_submissions=_int_in("max_submissions", overrides.get("max_submissions", base.max_submissions), 1, 20),
     )
