@@ -147,7 +147,7 @@ def test_server_script_takes_its_port_from_the_port_variable() -> None:
     port = free_port()
     env = {**os.environ, "PORT": str(port)}
     with serving([str(VENV_BIN / "server"), "--host", "127.0.0.1", "--no-web"], port, env) as url:
-        assert httpx.get(f"{url}/metadata").json()["name"] == "metric_tracker_rl"
+        assert httpx.get(f"{url}/metadata", timeout=60.0).json()["name"] == "metric_tracker_rl"
 
 
 # --- layout ---------------------------------------------------------------------------------------------

@@ -23,8 +23,15 @@ from metric_tracker_rl.scenario import Episode, build_episode
 from metric_tracker_rl.tasks import resolve_episode_config
 from server.environment import DEBUG_ENV_VAR, NO_EPISODE
 
+HTTP_TIMEOUT_S = 60.0  # generous: the test machine may be busy
 TRUTH_WORDS = ("expected_rows", "neutral_keys", "injections")
 RowIdentity = tuple[str, str, str, str]  # date, entity_type, entity_name, anomaly type
+
+
+@pytest.fixture
+def http(server_url: str) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=server_url, timeout=HTTP_TIMEOUT_S) as client:
+        yield client
 
 
 # --- the leak scanner ------------------------------------------------------------------------------
@@ -130,8 +137,8 @@ LEAK_CASES = [(task_id, None) for task_id in DEFAULT_TASK_ORDER] + [(DEFAULT_TAS
 
 
 @pytest.mark.parametrize(("task_id", "seed"), LEAK_CASES)
-def test_no_response_reveals_the_ground_truth_in_standard_mode(server_url: str, task_id: str,
-                                                               seed: int | None) -> None:
+def test_no_response_reveals_the_ground_truth_in_standard_mode(server_url: str, http: httpx.Client,
+                                                               task_id: str, seed: int | None) -> None:
     reset_kwargs = {"task_id": task_id, **({"seed": seed} if seed is not None else {})}
     episode = build_episode(resolve_episode_config(**reset_kwargs))
     assert episode.truth.expected_rows  # the scan below must have something to look for
@@ -139,10 +146,10 @@ def test_no_response_reveals_the_ground_truth_in_standard_mode(server_url: str, 
     with raw_session(server_url) as session:
         allowed = exercise_episode(session, episode, reset_kwargs)
     responses = list(session.responses)
-    http_calls = [httpx.post(f"{server_url}/reset", json=reset_kwargs),
-                  httpx.post(f"{server_url}/step", json={"action": {"analysis_method": "task_overview"}}),
-                  httpx.get(f"{server_url}/state"), httpx.get(f"{server_url}/schema"),
-                  httpx.get(f"{server_url}/metadata")]
+    http_calls = [http.post("/reset", json=reset_kwargs),
+                  http.post("/step", json={"action": {"analysis_method": "task_overview"}}),
+                  http.get("/state"), http.get("/schema"),
+                  http.get("/metadata")]
     assert [r.status_code for r in http_calls] == [200] * len(http_calls)
     responses += [r.text for r in http_calls]
 
@@ -160,13 +167,13 @@ def test_debug_mode_is_a_start_up_setting_and_reveals_the_truth() -> None:
         assert debug is not None and debug["expected_rows"] == expected
         step_debug = session.step(analysis_method="list_dates")["observation"]["debug"]
         assert step_debug["expected_rows"] == expected
-        http_reset = httpx.post(f"{url}/reset", json={"task_id": task_id}).json()
+        http_reset = httpx.post(f"{url}/reset", json={"task_id": task_id}, timeout=HTTP_TIMEOUT_S).json()
         assert http_reset["observation"]["debug"]["expected_rows"] == expected
     # The scanner that passes the standard server finds the truth here.
     assert truth_leaks(session.responses, episode, set())
 
 
-def test_requests_cannot_switch_debug_mode_on(server_url: str) -> None:
+def test_requests_cannot_switch_debug_mode_on(server_url: str, http: httpx.Client) -> None:
     task_id = DEFAULT_TASK_ORDER[1]
     episode = build_episode(resolve_episode_config(task_id=task_id))
     with raw_session(server_url) as session:
@@ -178,7 +185,7 @@ def test_requests_cannot_switch_debug_mode_on(server_url: str) -> None:
         assert asked["status"] == "ok" and asked["debug"] is None
         submitted = session.step(classifications=[], metadata={"debug": True})["observation"]
         assert submitted["status"] == "graded" and submitted["debug"] is None
-    http_reset = httpx.post(f"{server_url}/reset", json={"task_id": task_id, "debug": True})
+    http_reset = http.post("/reset", json={"task_id": task_id, "debug": True})
     assert http_reset.status_code == 200
     assert http_reset.json()["observation"]["status"] == "error"
     assert http_reset.json()["observation"]["debug"] is None
@@ -220,8 +227,8 @@ def test_interleaved_sessions_see_only_their_own_episode(server_url: str) -> Non
 
 # --- HTTP endpoints ------------------------------------------------------------------------------------
 
-def test_http_reset_without_arguments_serves_the_first_task(server_url: str) -> None:
-    response = httpx.post(f"{server_url}/reset", json={})
+def test_http_reset_without_arguments_serves_the_first_task(http: httpx.Client) -> None:
+    response = http.post("/reset", json={})
     assert response.status_code == 200
     body = response.json()
     observation = MetricTrackerRlObservation.model_validate(body["observation"])
@@ -230,8 +237,8 @@ def test_http_reset_without_arguments_serves_the_first_task(server_url: str) -> 
     assert body["reward"] is None and body["done"] is False
 
 
-def test_http_step_without_reset_is_a_documented_error(server_url: str) -> None:
-    response = httpx.post(f"{server_url}/step", json={"action": {"analysis_method": "task_overview"}})
+def test_http_step_without_reset_is_a_documented_error(http: httpx.Client) -> None:
+    response = http.post("/step", json={"action": {"analysis_method": "task_overview"}})
     assert response.status_code == 200
     body = response.json()
     assert body["observation"]["status"] == "error"
@@ -239,18 +246,18 @@ def test_http_step_without_reset_is_a_documented_error(server_url: str) -> None:
     assert body["reward"] == 0.0
 
 
-def test_info_endpoints_answer(server_url: str) -> None:
-    state = httpx.get(f"{server_url}/state")
+def test_info_endpoints_answer(http: httpx.Client) -> None:
+    state = http.get("/state")
     assert state.status_code == 200 and state.json()["step_count"] == 0
-    health = httpx.get(f"{server_url}/health")
+    health = http.get("/health")
     assert health.status_code == 200 and health.json()["status"] == "healthy"
-    schema = httpx.get(f"{server_url}/schema")
+    schema = http.get("/schema")
     assert schema.status_code == 200
     schemas = schema.json()
     assert {"action", "observation", "state"} <= set(schemas)
     assert {"analysis_method", "classifications", "payload_generators"} <= set(schemas["action"]["properties"])
     assert {"status", "analysis_result", "reward_breakdown"} <= set(schemas["observation"]["properties"])
-    metadata = httpx.get(f"{server_url}/metadata")
+    metadata = http.get("/metadata")
     assert metadata.status_code == 200
     assert metadata.json()["name"] == "metric_tracker_rl" and metadata.json()["description"]
-    assert httpx.get(f"{server_url}/docs").status_code == 200
+    assert http.get("/docs").status_code == 200
