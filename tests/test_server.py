@@ -49,18 +49,27 @@ def row_identities(value: Any) -> Iterator[RowIdentity]:
             yield from row_identities(item)
 
 
-def truth_leaks(responses: list[str], episode: Episode, allowed: set[RowIdentity]) -> list[str]:
-    """Pieces of the hidden ground truth found in raw responses, except rows the caller itself sent or that
-    a generator call produced from public data (`allowed`)."""
+@dataclass(frozen=True)
+class Response:
+    """A raw response and the rows it may legitimately carry: rows its request sent (echoes) and rows the
+    generator call it answers produces from public data."""
+
+    text: str
+    echoes: frozenset[RowIdentity] = frozenset()
+
+
+def truth_leaks(responses: list[Response], episode: Episode) -> list[str]:
+    """Pieces of the hidden ground truth found in raw responses (beyond each response's own echoes)."""
     truth = episode.truth
     expected = {(r.date, r.entity_type, r.entity_name, r.anomaly_type) for r in truth.expected_rows}
     secret_texts = [*TRUTH_WORDS, *(record.description for record in truth.injections),
                     *(row_key(*identity[:3]) for identity in expected), *truth.neutral_keys]
     found = []
-    for text in responses:
+    for response in responses:
+        text = response.text
         found += [f"{secret!r} in {text[:120]}" for secret in secret_texts if secret in text]
         found += [f"expected row {identity} in {text[:120]}"
-                  for identity in row_identities(json.loads(text)) if identity in expected - allowed]
+                  for identity in row_identities(json.loads(text)) if identity in expected - response.echoes]
     return found
 
 
@@ -69,12 +78,14 @@ def truth_leaks(responses: list[str], episode: Episode, allowed: set[RowIdentity
 @dataclass
 class RawSession:
     ws: ClientConnection
-    responses: list[str] = field(default_factory=list)
+    responses: list[Response] = field(default_factory=list)
 
-    def send(self, message: dict[str, Any]) -> dict[str, Any]:
+    def send(self, message: dict[str, Any], generated: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+        """`generated`: the rows the request's generator call produces in-process from public data."""
         self.ws.send(json.dumps(message))
         text = self.ws.recv(timeout=60)
-        self.responses.append(text)
+        echoes = frozenset(row_identities(message)) | frozenset(row_identities(generated or []))
+        self.responses.append(Response(text, echoes))
         reply = json.loads(text)
         assert reply["type"] != "error", reply
         return reply["data"]
@@ -82,8 +93,8 @@ class RawSession:
     def reset(self, **kwargs: Any) -> dict[str, Any]:
         return self.send({"type": "reset", "data": kwargs})
 
-    def step(self, **action: Any) -> dict[str, Any]:
-        return self.send({"type": "step", "data": action})
+    def step(self, generated: list[dict[str, Any]] | None = None, **action: Any) -> dict[str, Any]:
+        return self.send({"type": "step", "data": action}, generated)
 
 
 @contextlib.contextmanager
@@ -92,22 +103,15 @@ def raw_session(url: str) -> Iterator[RawSession]:
         yield RawSession(ws)
 
 
-def identities_of_rows(rows: list[dict[str, Any]]) -> set[RowIdentity]:
-    return set(row_identities(rows))
-
-
-def exercise_episode(session: RawSession, episode: Episode, reset_kwargs: dict[str, Any]) -> set[RowIdentity]:
-    """Reset, every tool's example call, a bad call, three kinds of submission and the state. Returns the row
-    identities the test sent or a generator produced from public data."""
-    allowed: set[RowIdentity] = set()
+def exercise_episode(session: RawSession, episode: Episode, reset_kwargs: dict[str, Any]) -> None:
+    """Reset, every tool's example call, bad calls, three submissions, a step after the end, the state."""
     assert session.reset(**reset_kwargs)["observation"]["status"] == "ready"
     for spec in available_analysis_methods():
-        reply = session.step(analysis_method=spec.name, analysis_args=spec.example)
-        assert reply["observation"]["status"] == "ok", (spec.name, reply["observation"]["message"])
-        allowed |= set(row_identities(spec.example))
+        generated = None
         if spec.kind == "generator" or spec.name == "payload_generator":
-            outcome = run_tool(spec.name, episode.public, spec.example)
-            allowed |= identities_of_rows(outcome.result["rows"])
+            generated = run_tool(spec.name, episode.public, spec.example).result["rows"]
+        reply = session.step(generated, analysis_method=spec.name, analysis_args=spec.example)
+        assert reply["observation"]["status"] == "ok", (spec.name, reply["observation"]["message"])
     assert session.step(analysis_method="no_such_tool")["observation"]["status"] == "error"
     assert session.step(analysis_method="rows_for_date", analysis_args={"date": "1999-01-01"}
                         )["observation"]["status"] == "error"
@@ -115,13 +119,11 @@ def exercise_episode(session: RawSession, episode: Episode, reset_kwargs: dict[s
     guess = {"date": episode.public.data.dates[3], "entity_type": "event_count", "entity_name": "app_opens",
              "anomaly_type": "absolute_spike_in_event_count", "detection_method": "compare_count_to_median",
              "baseline_value": 1.0, "observed_value": 2.0, "delta_value": 1.0, "severity": "low"}
-    allowed |= set(row_identities(guess))
     assert session.step(classifications=[guess])["observation"]["status"] == "graded"
     generators = [PayloadGeneratorMethod(method_name="get_median_filter_rows", threshold_multiplier=3.0)]
     rows, errors = generate_rows(episode.public, generators)
     assert not errors
-    allowed |= identities_of_rows(rows)
-    last = session.step(payload_generators=[g.model_dump(exclude_none=True) for g in generators])
+    last = session.step(rows, payload_generators=[g.model_dump(exclude_none=True) for g in generators])
     assert last["observation"]["status"] == "graded"
     if not last["done"]:  # a perfect generator run would already have ended the episode
         last = session.step(classifications=[])
@@ -130,7 +132,16 @@ def exercise_episode(session: RawSession, episode: Episode, reset_kwargs: dict[s
     after_done = session.step(analysis_method="task_overview")
     assert after_done["observation"]["status"] == "error" and after_done["reward"] == 0.0
     session.send({"type": "state"})
-    return allowed
+
+
+def test_leak_scanner_finds_an_expected_row_unless_the_request_sent_it() -> None:
+    episode = build_episode(resolve_episode_config(task_id=DEFAULT_TASK_ORDER[0]))
+    row = episode.truth.expected_rows[0].model_dump()
+    text = json.dumps({"observation": {"analysis_result": {"rows": [row]}}})
+    assert truth_leaks([Response(text)], episode)
+    assert truth_leaks([Response(text, frozenset(row_identities(row)))], episode) == []
+    public = json.dumps({"observation": {"analysis_result": {**row, "anomaly_type": None}}})
+    assert truth_leaks([Response(public)], episode) == []
 
 
 LEAK_CASES = [(task_id, None) for task_id in DEFAULT_TASK_ORDER] + [(DEFAULT_TASK_ORDER[-1], 7)]
@@ -144,18 +155,17 @@ def test_no_response_reveals_the_ground_truth_in_standard_mode(server_url: str, 
     assert episode.truth.expected_rows  # the scan below must have something to look for
 
     with raw_session(server_url) as session:
-        allowed = exercise_episode(session, episode, reset_kwargs)
+        exercise_episode(session, episode, reset_kwargs)
     responses = list(session.responses)
     http_calls = [http.post("/reset", json=reset_kwargs),
                   http.post("/step", json={"action": {"analysis_method": "task_overview"}}),
                   http.get("/state"), http.get("/schema"),
                   http.get("/metadata")]
     assert [r.status_code for r in http_calls] == [200] * len(http_calls)
-    responses += [r.text for r in http_calls]
+    responses += [Response(r.text) for r in http_calls]
 
-    assert all(json.loads(text)["data"].get("observation", {}).get("debug") is None
-               for text in session.responses)
-    assert truth_leaks(responses, episode, allowed) == []
+    assert all(json.loads(r.text)["data"].get("observation", {}).get("debug") is None for r in session.responses)
+    assert truth_leaks(responses, episode) == []
 
 
 def test_debug_mode_is_a_start_up_setting_and_reveals_the_truth() -> None:
@@ -170,7 +180,7 @@ def test_debug_mode_is_a_start_up_setting_and_reveals_the_truth() -> None:
         http_reset = httpx.post(f"{url}/reset", json={"task_id": task_id}, timeout=HTTP_TIMEOUT_S).json()
         assert http_reset["observation"]["debug"]["expected_rows"] == expected
     # The scanner that passes the standard server finds the truth here.
-    assert truth_leaks(session.responses, episode, set())
+    assert truth_leaks(session.responses, episode)
 
 
 def test_requests_cannot_switch_debug_mode_on(server_url: str, http: httpx.Client) -> None:
@@ -189,7 +199,7 @@ def test_requests_cannot_switch_debug_mode_on(server_url: str, http: httpx.Clien
     assert http_reset.status_code == 200
     assert http_reset.json()["observation"]["status"] == "error"
     assert http_reset.json()["observation"]["debug"] is None
-    assert truth_leaks([*session.responses, http_reset.text], episode, set()) == []
+    assert truth_leaks([*session.responses, Response(http_reset.text)], episode) == []
 
 
 # --- sessions ----------------------------------------------------------------------------------------
