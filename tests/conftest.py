@@ -24,15 +24,8 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def running_server(extra_env: dict[str, str] | None = None, workers: int = 1,
-                   timeout_s: float = 90.0) -> Iterator[str]:
-    """Start `python -m server.app` on a free loopback port; yield its base URL; stop it."""
-    port = free_port()
-    env = {**os.environ, "ENABLE_WEB_INTERFACE": "false", **(extra_env or {})}
-    command = [sys.executable, "-m", "server.app", "--host", "127.0.0.1", "--port", str(port),
-               "--workers", str(workers)]
-    if env.get("ENABLE_WEB_INTERFACE") == "false":
-        command.append("--no-web")
+def serving(command: list[str], port: int, env: dict[str, str], timeout_s: float = 90.0) -> Iterator[str]:
+    """Run a server command that should listen on `port`; yield its base URL once /health answers; stop it."""
     process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:
@@ -55,6 +48,20 @@ def running_server(extra_env: dict[str, str] | None = None, workers: int = 1,
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+@contextlib.contextmanager
+def running_server(extra_env: dict[str, str] | None = None, workers: int = 1,
+                   timeout_s: float = 90.0) -> Iterator[str]:
+    """Start `python -m server.app` on a free loopback port; yield its base URL; stop it."""
+    port = free_port()
+    env = {**os.environ, "ENABLE_WEB_INTERFACE": "false", **(extra_env or {})}
+    command = [sys.executable, "-m", "server.app", "--host", "127.0.0.1", "--port", str(port),
+               "--workers", str(workers)]
+    if env.get("ENABLE_WEB_INTERFACE") == "false":
+        command.append("--no-web")
+    with serving(command, port, env, timeout_s) as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

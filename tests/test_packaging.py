@@ -1,0 +1,176 @@
+"""Packaging: Space front matter, openenv.yaml, the Dockerfile's build steps, the `server` entry point and
+its port settings, `openenv validate`, and the client/server split."""
+
+from __future__ import annotations
+
+import ast
+import glob
+import json
+import os
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import httpx
+import yaml
+from conftest import ROOT, free_port, serving
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10
+    import tomli as tomllib
+
+VENV_BIN = Path(sys.executable).parent
+
+
+def pyproject() -> dict[str, Any]:
+    return tomllib.loads((ROOT / "pyproject.toml").read_text())
+
+
+def readme_front_matter() -> dict[str, Any]:
+    text = (ROOT / "README.md").read_text()
+    assert text.startswith("---\n"), "README must open with the Space front matter"
+    return yaml.safe_load(text.split("---\n", 2)[1])
+
+
+def dockerfile_instructions() -> list[tuple[str, str]]:
+    """(INSTRUCTION, arguments) per Dockerfile instruction, continuation lines joined."""
+    instructions, pending = [], ""
+    for line in (ROOT / "Dockerfile").read_text().splitlines():
+        stripped = line.strip()
+        if not pending and (not stripped or stripped.startswith("#")):
+            continue
+        if stripped.endswith("\\"):
+            pending += stripped[:-1] + " "
+            continue
+        keyword, _, arguments = (pending + stripped).partition(" ")
+        instructions.append((keyword.upper(), " ".join(arguments.split())))
+        pending = ""
+    return instructions
+
+
+def copy_sources(arguments: str) -> list[str]:
+    parts = [p for p in shlex.split(arguments) if not p.startswith("--")]
+    return parts[:-1]
+
+
+# --- Space metadata and docs ---------------------------------------------------------------------------
+
+def test_readme_front_matter_describes_a_docker_space() -> None:
+    front = readme_front_matter()
+    assert front["sdk"] == "docker"
+    assert front["app_port"] == 8000
+    assert "openenv" in front["tags"]
+    assert front["base_path"] == "/web"
+
+
+def test_readme_opens_with_the_run_and_test_commands() -> None:
+    head = "\n".join((ROOT / "README.md").read_text().splitlines()[:60])
+    assert "uv run server" in head
+    assert "uv run pytest" in head
+
+
+def test_openenv_manifest_points_at_the_app() -> None:
+    manifest = yaml.safe_load((ROOT / "openenv.yaml").read_text())
+    assert manifest["name"] == "metric_tracker_rl"
+    assert manifest["app"] == "server.app:app"
+    assert manifest["port"] == 8000
+
+
+def test_project_script_runs_the_server_main() -> None:
+    assert pyproject()["project"]["scripts"]["server"] == "server.app:main"
+
+
+def test_openenv_validate_passes_on_the_repo() -> None:
+    result = subprocess.run([str(VENV_BIN / "openenv"), "validate", "."], cwd=ROOT, capture_output=True,
+                            text=True, timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+# --- Dockerfile ------------------------------------------------------------------------------------------
+
+def test_dockerfile_installs_the_locked_runtime_and_serves_on_8000() -> None:
+    instructions = dockerfile_instructions()
+    runs = [args for kind, args in instructions if kind == "RUN"]
+    assert any("uv sync --frozen --no-dev" in args for args in runs)
+    assert ("EXPOSE", "8000") in instructions
+    healthchecks = [args for kind, args in instructions if kind == "HEALTHCHECK"]
+    assert len(healthchecks) == 1 and "/health" in healthchecks[0] and ":8000" in healthchecks[0]
+    env_settings = " ".join(args for kind, args in instructions if kind == "ENV").split()
+    assert "ENABLE_WEB_INTERFACE=true" in env_settings
+
+
+def test_dockerfile_copies_what_the_frozen_sync_needs_from_the_repo() -> None:
+    """Mirror the image build without Docker: every COPY source exists, and what `uv sync` builds (project
+    metadata, lock file, readme, packages) is copied before it runs."""
+    instructions = dockerfile_instructions()
+    sync_at = next(i for i, (kind, args) in enumerate(instructions)
+                   if kind == "RUN" and "uv sync --frozen --no-dev" in args)
+    copied_before_sync: set[str] = set()
+    copied: set[str] = set()
+    for position, (kind, args) in enumerate(instructions):
+        if kind not in ("COPY", "ADD"):
+            continue
+        sources = copy_sources(args)
+        # Docker accepts a wildcard that matches nothing as long as the instruction copies something.
+        matches = [m for source in sources for m in glob.glob(source, root_dir=ROOT)]
+        assert matches, f"{kind} {args}: nothing to copy"
+        for source in sources:
+            if not any(char in source for char in "*?["):
+                assert (ROOT / source).exists(), f"{kind} {args}: {source} is not in the repository"
+        copied |= {Path(m).parts[0] for m in matches}
+        if position < sync_at:
+            copied_before_sync |= {Path(m).parts[0] for m in matches}
+    project = pyproject()
+    packages = {name.rstrip("*") for name in project["tool"]["setuptools"]["packages"]["find"]["include"]}
+    needed = {"pyproject.toml", "uv.lock", project["project"]["readme"], *packages}
+    assert needed <= copied_before_sync
+    assert "openenv.yaml" in copied
+
+
+def test_dockerfile_command_runs_the_project_server_script_on_8000() -> None:
+    commands = [args for kind, args in dockerfile_instructions() if kind == "CMD"]
+    assert len(commands) == 1
+    argv = json.loads(commands[0])
+    assert argv[:2] == ["uv", "run"]
+    script = next(a for a in argv[2:] if not a.startswith("--"))
+    assert script in pyproject()["project"]["scripts"]
+    assert argv[argv.index("--port") + 1] == "8000"
+
+
+# --- entry point and ports -------------------------------------------------------------------------------
+
+def test_server_script_takes_its_port_from_the_port_variable() -> None:
+    """`--port` is what every live-server test uses; here the `server` script gets only PORT."""
+    port = free_port()
+    env = {**os.environ, "PORT": str(port)}
+    with serving([str(VENV_BIN / "server"), "--host", "127.0.0.1", "--no-web"], port, env) as url:
+        assert httpx.get(f"{url}/metadata", timeout=60.0).json()["name"] == "metric_tracker_rl"
+
+
+# --- layout ---------------------------------------------------------------------------------------------
+
+def imported_modules(path: Path) -> set[str]:
+    modules = set()
+    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+        if isinstance(node, ast.Import):
+            modules |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            modules.add(node.module)
+    return modules
+
+
+def test_client_package_never_imports_the_server() -> None:
+    files = sorted((ROOT / "metric_tracker_rl").rglob("*.py"))
+    assert files
+    offenders = {str(f.relative_to(ROOT)): sorted(m for m in imported_modules(f) if m.split(".")[0] == "server")
+                 for f in files}
+    assert {f: m for f, m in offenders.items() if m} == {}
+
+
+def test_app_module_only_builds_the_app() -> None:
+    tree = ast.parse((ROOT / "server" / "app.py").read_text())
+    assert [node.name for node in ast.walk(tree) if isinstance(node, ast.ClassDef)] == []
+    assert "server.environment" in imported_modules(ROOT / "server" / "app.py")
