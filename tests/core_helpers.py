@@ -16,12 +16,25 @@ from metric_tracker_rl.tasks import resolve_episode_config
 ROOT = Path(__file__).resolve().parents[1]
 
 
+class ShownEpisode:
+    """An episode's parts under a repr of its config only, so failure reports (and hypothesis, which
+    pretty-prints dataclasses field by field) stay short."""
+
+    def __init__(self, built: Episode) -> None:
+        self.config, self.public, self.truth = built.config, built.public, built.truth
+
+    def __repr__(self) -> str:
+        c = self.config
+        return f"Episode(seed={c.seed}, {c.scenario_family!r}, {c.difficulty!r}, anomaly_count={c.anomaly_count})"
+
+
 @lru_cache(maxsize=512)
 def episode(seed: int, scenario_family: str = "mixed", difficulty: str = "hard",
-            anomaly_count: int | None = None) -> Episode:
+            anomaly_count: int | None = None) -> ShownEpisode:
     """A cached episode (episodes are immutable, so sharing one between tests is safe)."""
-    return build_episode(resolve_episode_config(seed=seed, scenario_family=scenario_family, difficulty=difficulty,
-                                                anomaly_count=anomaly_count))
+    built = build_episode(resolve_episode_config(seed=seed, scenario_family=scenario_family, difficulty=difficulty,
+                                                 anomaly_count=anomaly_count))
+    return ShownEpisode(built)
 
 
 def custom_episode(seed: int, anomalies: list[dict], difficulty: str = "easy") -> Episode:
