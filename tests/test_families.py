@@ -155,3 +155,12 @@ def test_custom_anomaly_entity_and_magnitude_are_honoured() -> None:
     (record,) = ep.truth.injections
     assert (record.entity_name, record.magnitude) == ("orders_placed", 1.5)
     assert ep.truth.expected_keys == {row_key("2026-03-12", "data_quality", "orders_placed")}
+
+
+@pytest.mark.parametrize("difficulty", ["easy", "medium", "hard"])
+def test_perturbed_dates_have_distinct_weekdays(difficulty: str) -> None:
+    """So each same-weekday baseline has at most one perturbed peer and its median stays clean."""
+    for seed in range(40):
+        truth = episode(seed, "mixed", difficulty).truth
+        days = [r.day for r in truth.injections] + [d.day for d in truth.distractors]
+        assert len({day % 7 for day in days}) == len(days), seed
