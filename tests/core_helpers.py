@@ -1,0 +1,59 @@
+"""Small helpers shared by the in-process core tests (episodes built from reset-style settings)."""
+
+from __future__ import annotations
+
+import hashlib
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+
+from metric_tracker_rl.catalog import row_key
+from metric_tracker_rl.models import MetricSubmissionRow
+from metric_tracker_rl.scenario import Episode, build_episode
+from metric_tracker_rl.tasks import resolve_episode_config
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+class ShownEpisode:
+    """An episode's parts under a repr of its config only, so failure reports (and hypothesis, which
+    pretty-prints dataclasses field by field) stay short."""
+
+    def __init__(self, built: Episode) -> None:
+        self.config, self.public, self.truth = built.config, built.public, built.truth
+
+    def __repr__(self) -> str:
+        c = self.config
+        return f"Episode(seed={c.seed}, {c.scenario_family!r}, {c.difficulty!r}, anomaly_count={c.anomaly_count})"
+
+
+@lru_cache(maxsize=512)
+def episode(seed: int, scenario_family: str = "mixed", difficulty: str = "hard",
+            anomaly_count: int | None = None) -> ShownEpisode:
+    """A cached episode (episodes are immutable, so sharing one between tests is safe)."""
+    built = build_episode(resolve_episode_config(seed=seed, scenario_family=scenario_family, difficulty=difficulty,
+                                                 anomaly_count=anomaly_count))
+    return ShownEpisode(built)
+
+
+def custom_episode(seed: int, anomalies: list[dict], difficulty: str = "easy") -> Episode:
+    return build_episode(resolve_episode_config(seed=seed, anomalies=anomalies, difficulty=difficulty))
+
+
+def key_of(row: MetricSubmissionRow | dict) -> str:
+    if isinstance(row, dict):
+        return row_key(row["date"], row["entity_type"], row["entity_name"])
+    return row_key(row.date, row.entity_type, row.entity_name)
+
+
+def same_weekday_median(series: np.ndarray, day: int) -> float:
+    """Median of a daily series over the same weekday in the other weeks (written independently of the core)."""
+    peers = [series[j] for j in range(len(series)) if j % 7 == day % 7 and j != day]
+    return float(np.median(peers))
+
+
+def data_digest(seed: int) -> str:
+    """sha256 of a hard task episode's public counts and dates."""
+    data = build_episode(resolve_episode_config(task_id="hard_mixed_multi", seed=seed)).public.data
+    return hashlib.sha256(data.hourly.tobytes() + data.daily.tobytes() + "|".join(data.dates).encode()).hexdigest()

@@ -1,0 +1,166 @@
+"""Anomaly families and the hidden ground truth (SPEC §3)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from core_helpers import custom_episode, episode, key_of, same_weekday_median
+
+from metric_tracker_rl.analysis_tools import run_tool
+from metric_tracker_rl.anomalies import FAMILY_REGISTRY, register_family
+from metric_tracker_rl.catalog import (
+    ANOMALY_TYPES,
+    CONVERSION_BY_NAME,
+    COUNT_COLUMNS,
+    FAMILY_ENTITY_TYPE,
+    row_key,
+    severity_for,
+)
+from metric_tracker_rl.funnel import FunnelData, window_dates
+from metric_tracker_rl.scenario import CANONICAL_METHOD, build_episode
+from metric_tracker_rl.tasks import MAX_ANOMALIES, resolve_episode_config
+
+DATES = [d.isoformat() for d in window_dates()]
+
+
+def entity_series(data: FunnelData, entity_type: str, entity_name: str) -> np.ndarray:
+    """The daily value of an entity, recomputed from the public counts by its published definition."""
+    daily = data.daily.astype(float)
+    if entity_type in ("event_count", "data_quality"):
+        return daily[:, COUNT_COLUMNS.index(entity_name)]
+    if entity_type in ("conversion_rate", "funnel_step"):
+        metric = CONVERSION_BY_NAME[entity_name]
+        return daily[:, COUNT_COLUMNS.index(metric.numerator)] / daily[:, COUNT_COLUMNS.index(metric.denominator)]
+    assert entity_type == "hourly_mix"
+    column = COUNT_COLUMNS.index(entity_name)
+    shares = data.hourly[:, :, column] / daily[:, None, column]
+    distances = []
+    for day in range(len(data.dates)):
+        others = [d for d in range(len(data.dates)) if d != day and data.weekend[d] == data.weekend[day]]
+        profile = np.median(shares[others], axis=0)
+        distances.append(0.5 * np.abs(shares[day] - profile / profile.sum()).sum())
+    return np.array(distances)
+
+
+def test_registry_has_exactly_the_seven_families() -> None:
+    assert set(FAMILY_REGISTRY) == set(ANOMALY_TYPES) and len(FAMILY_REGISTRY) == 7
+    for name, family in FAMILY_REGISTRY.items():
+        assert family.name == name and family.entity_type == FAMILY_ENTITY_TYPE[name]
+
+
+def test_registry_rejects_a_duplicate_family() -> None:
+    before = dict(FAMILY_REGISTRY)
+    with pytest.raises(ValueError, match="already registered"):
+        register_family(FAMILY_REGISTRY["funnel_break"])
+    assert before == FAMILY_REGISTRY
+
+
+def _custom_cases() -> list[tuple[str, int]]:
+    return [(family, seed) for family in ANOMALY_TYPES for seed in (1, 2, 3)]
+
+
+@pytest.mark.parametrize(("family", "seed"), _custom_cases())
+def test_custom_anomaly_is_found_by_its_public_generator_and_truth_follows_the_rules(family: str, seed: int) -> None:
+    date = DATES[(5 * seed + ANOMALY_TYPES.index(family)) % 27]
+    ep = custom_episode(seed, [{"family": family, "date": date}])
+    (expected,) = ep.truth.expected_rows
+    assert (expected.date, expected.anomaly_type, expected.entity_type) == (date, family, FAMILY_ENTITY_TYPE[family])
+
+    outcome = run_tool(CANONICAL_METHOD[family], ep.public, {"threshold_multiplier": 3.0})
+    assert outcome.ok, outcome.error
+    assert key_of(expected) in {key_of(row) for row in outcome.result["rows"]}
+
+    data, panel = ep.public.data, ep.public.panel
+    day = data.dates.index(date)
+    k = panel.index(expected.entity_type, expected.entity_name)
+    series = entity_series(data, expected.entity_type, expected.entity_name)
+    assert expected.observed_value == panel.values[k, day]
+    assert expected.observed_value == pytest.approx(series[day], rel=1e-12)
+    assert expected.baseline_value == pytest.approx(same_weekday_median(series, day), rel=1e-9)
+    assert expected.delta_value == pytest.approx(expected.observed_value - expected.baseline_value, rel=1e-12)
+    assert expected.severity == severity_for(expected.entity_type, expected.baseline_value, expected.observed_value)
+    assert key_of(expected) not in ep.truth.neutral_keys
+
+
+def test_neutral_keys_never_include_an_expected_key() -> None:
+    neutral_seen = 0
+    for seed in range(60):
+        truth = episode(seed).truth
+        assert not truth.neutral_keys & truth.expected_keys, seed
+        neutral_seen += len(truth.neutral_keys)
+    assert neutral_seen > 0
+
+
+def test_mixed_scenarios_draw_every_family() -> None:
+    counts = dict.fromkeys(ANOMALY_TYPES, 0)
+    for seed in range(200):
+        ep = build_episode(resolve_episode_config(seed=seed, scenario_family="mixed", difficulty="hard",
+                                                  anomaly_count=MAX_ANOMALIES["hard"]))
+        assert len(ep.truth.expected_rows) == MAX_ANOMALIES["hard"]
+        families = [row.anomaly_type for row in ep.truth.expected_rows]
+        assert len(set(families)) == len(families), seed  # mixed spreads incidents over distinct families
+        for family in families:
+            counts[family] += 1
+    assert all(n > 0 for n in counts.values()), counts
+
+
+@pytest.mark.parametrize("difficulty", ["easy", "medium", "hard"])
+def test_null_scenario_has_no_expected_rows(difficulty: str) -> None:
+    for seed in range(5):
+        truth = episode(seed, "null", difficulty).truth
+        assert truth.expected_rows == () and truth.injections == () and not truth.neutral_keys
+
+
+@pytest.mark.parametrize(("difficulty", "kinds"), [
+    ("easy", set()),
+    ("medium", {"marketing_campaign", "data_freshness"}),
+    ("hard", {"marketing_campaign", "data_freshness", "public_holiday"}),
+])
+def test_distractors_are_documented_and_carry_no_expected_row(difficulty: str, kinds: set[str]) -> None:
+    for seed in range(25):
+        ep = episode(seed, "mixed", difficulty)
+        annotated = {a.kind: a.date for a in ep.public.annotations if a.kind != "release"}
+        assert set(annotated) == kinds, seed
+        assert len(ep.truth.distractors) == len(kinds)
+        expected_dates = {row.date for row in ep.truth.expected_rows}
+        for distractor in ep.truth.distractors:
+            date = ep.public.data.dates[distractor.day]
+            assert date in annotated.values()
+            assert date not in expected_dates, (seed, distractor.kind)
+        if "data_freshness" in kinds:
+            assert annotated["data_freshness"] == ep.public.data.dates[-1]
+
+
+@pytest.mark.parametrize(("anomalies", "names"), [
+    ([{"family": "bogus_family", "date": "2026-03-10"}], ["rate_drop_from_median", "funnel_break"]),
+    ([{"family": "funnel_break", "date": "2026-05-01"}], ["2026-03-02", "2026-03-28"]),
+    ([{"family": "funnel_break", "date": "2026-03-29"}], ["2026-03-02", "2026-03-28"]),
+    ([{"family": "funnel_break", "date": "2026-03-10"}, {"family": "funnel_break", "date": "2026-03-17"}],
+     ["weekday"]),
+    ([{"family": "funnel_break", "date": "2026-03-10", "entity_name": "app_opens"}],
+     ["app_open_to_menu_open", "order_placed_to_payment_successful"]),
+    ([{"family": "funnel_break", "date": "2026-03-10", "magnitude": 99.0}], ["between 3.0 and 9.0"]),
+])
+def test_invalid_custom_anomalies_are_rejected_with_the_valid_options(anomalies: list[dict],
+                                                                     names: list[str]) -> None:
+    with pytest.raises(ValueError) as error:
+        build_episode(resolve_episode_config(seed=1, anomalies=anomalies, difficulty="easy"))
+    for name in names:
+        assert name in str(error.value)
+
+
+def test_custom_anomaly_entity_and_magnitude_are_honoured() -> None:
+    ep = custom_episode(4, [{"family": "instrumentation_data_quality_issue", "date": "2026-03-12",
+                             "entity_name": "orders_placed", "magnitude": 1.5}])
+    (record,) = ep.truth.injections
+    assert (record.entity_name, record.magnitude) == ("orders_placed", 1.5)
+    assert ep.truth.expected_keys == {row_key("2026-03-12", "data_quality", "orders_placed")}
+
+
+@pytest.mark.parametrize("difficulty", ["easy", "medium", "hard"])
+def test_perturbed_dates_have_distinct_weekdays(difficulty: str) -> None:
+    """So each same-weekday baseline has at most one perturbed peer and its median stays clean."""
+    for seed in range(40):
+        truth = episode(seed, "mixed", difficulty).truth
+        days = [r.day for r in truth.injections] + [d.day for d in truth.distractors]
+        assert len({day % 7 for day in days}) == len(days), seed

@@ -1,0 +1,282 @@
+"""Grader properties (SPEC §5), checked on rows built from real episodes' ground truth."""
+
+from __future__ import annotations
+
+import pytest
+from core_helpers import episode, key_of
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
+
+from metric_tracker_rl.analysis_tools import GENERATOR_NAMES, TOOL_REGISTRY, run_tool
+from metric_tracker_rl.catalog import (
+    ACCEPTED_DETECTION_METHODS,
+    ANOMALY_TYPES,
+    ENTITY_NAMES,
+    ENTITY_TYPES,
+    FAMILY_ENTITY_TYPE,
+    SEVERITIES,
+)
+from metric_tracker_rl.grader import grade_submission
+from metric_tracker_rl.models import MetricSubmissionRow
+from metric_tracker_rl.scenario import Episode
+
+PROPERTY = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+SEEDS = st.integers(min_value=0, max_value=5_000)
+DIFFICULTIES = st.sampled_from(["easy", "medium", "hard"])
+ALL_NAMES = sorted({name for names in ENTITY_NAMES.values() for name in names})
+VALUES = st.floats(min_value=-1e6, max_value=1e6, allow_nan=False, allow_infinity=False)
+
+
+def grade(ep: Episode, rows: list[MetricSubmissionRow]):
+    truth = ep.truth
+    return grade_submission(rows, truth.expected_rows, truth.neutral_keys, ep.public.data.dates).breakdown
+
+
+def score(ep: Episode, rows: list[MetricSubmissionRow]) -> float:
+    return grade(ep, rows).score
+
+
+@st.composite
+def episodes(draw, difficulty: st.SearchStrategy[str] = DIFFICULTIES, scenario_family: str = "mixed") -> Episode:
+    return episode(draw(SEEDS), scenario_family, draw(difficulty))
+
+
+@st.composite
+def arbitrary_rows(draw, ep: Episode) -> MetricSubmissionRow:
+    """Any row at all: valid or invalid keys, any labels, any numbers."""
+    entity_type = draw(st.sampled_from(ENTITY_TYPES))
+    return MetricSubmissionRow(
+        date=draw(st.sampled_from(ep.public.data.dates) | st.sampled_from(["2026-02-01", "not-a-date"])),
+        entity_type=entity_type,
+        entity_name=draw(st.sampled_from(ENTITY_NAMES[entity_type]) | st.sampled_from(ALL_NAMES)),
+        anomaly_type=draw(st.sampled_from(ANOMALY_TYPES)),
+        detection_method=draw(st.sampled_from(sorted(TOOL_REGISTRY))),
+        baseline_value=draw(VALUES), observed_value=draw(VALUES), delta_value=draw(VALUES),
+        severity=draw(st.sampled_from(SEVERITIES)),
+    )
+
+
+@st.composite
+def variants(draw, row: MetricSubmissionRow) -> MetricSubmissionRow:
+    """The same key as `row` with any subset of its other fields changed."""
+    changes = {}
+    if draw(st.booleans()):
+        changes["anomaly_type"] = draw(st.sampled_from(ANOMALY_TYPES))
+    if draw(st.booleans()):
+        changes["detection_method"] = draw(st.sampled_from(sorted(TOOL_REGISTRY)))
+    for field in ("baseline_value", "observed_value", "delta_value"):
+        if draw(st.booleans()):
+            changes[field] = getattr(row, field) * draw(st.floats(min_value=0.5, max_value=1.5))
+    if draw(st.booleans()):
+        changes["severity"] = draw(st.sampled_from(SEVERITIES))
+    return row.model_copy(update=changes)
+
+
+@st.composite
+def wrong_rows(draw, ep: Episode) -> MetricSubmissionRow:
+    """A valid key that is neither expected nor neutral."""
+    row = draw(arbitrary_rows(ep).filter(lambda r: r.date in ep.public.data.dates
+                                         and r.entity_name in ENTITY_NAMES[r.entity_type]))
+    assume(key_of(row) not in ep.truth.expected_keys | ep.truth.neutral_keys)
+    return row
+
+
+@st.composite
+def neutral_rows(draw, ep: Episode) -> MetricSubmissionRow:
+    date, entity_type, entity_name = draw(st.sampled_from(sorted(ep.truth.neutral_keys))).split("|")
+    row = draw(arbitrary_rows(ep))
+    return row.model_copy(update={"date": date, "entity_type": entity_type, "entity_name": entity_name})
+
+
+@st.composite
+def submissions(draw, ep: Episode) -> list[MetricSubmissionRow]:
+    """A plausible agent report: some expected rows (exact or not), wrong rows, neutral rows, junk."""
+    rows = [draw(variants(r)) if draw(st.booleans()) else r
+            for r in ep.truth.expected_rows if draw(st.booleans())]
+    rows += draw(st.lists(wrong_rows(ep), max_size=3))
+    if ep.truth.neutral_keys:
+        rows += draw(st.lists(neutral_rows(ep), max_size=2))
+    rows += draw(st.lists(arbitrary_rows(ep), max_size=2))
+    return draw(st.permutations(rows))
+
+
+@PROPERTY
+@given(ep=episodes(), data=st.data())
+def test_perfect_report_scores_one(ep: Episode, data: st.DataObject) -> None:
+    rows = data.draw(st.permutations(list(ep.truth.expected_rows)))
+    breakdown = grade(ep, rows)
+    assert breakdown.score == 1.0 and breakdown.recall == 1.0 and breakdown.precision == 1.0
+
+
+@PROPERTY
+@given(ep=episodes())
+def test_empty_report_scores_zero_when_there_are_anomalies(ep: Episode) -> None:
+    assert ep.truth.expected_rows
+    assert score(ep, []) == 0.0
+
+
+@PROPERTY
+@given(ep=episodes(), data=st.data())
+def test_score_is_always_between_zero_and_one(ep: Episode, data: st.DataObject) -> None:
+    rows = data.draw(submissions(ep))
+    assert 0.0 <= score(ep, rows) <= 1.0
+
+
+@PROPERTY
+@given(seed=SEEDS, difficulty=DIFFICULTIES, data=st.data())
+def test_finding_one_of_three_scores_well_below_half(seed: int, difficulty: str, data: st.DataObject) -> None:
+    ep = episode(seed, "mixed", difficulty, anomaly_count=3)
+    assert len(ep.truth.expected_rows) == 3
+    found = data.draw(st.sampled_from(ep.truth.expected_rows))
+    assert score(ep, [found]) <= 1 / 3 + 1e-6 < 0.5
+
+
+@PROPERTY
+@given(ep=episodes(), data=st.data())
+def test_adding_a_wrong_row_never_raises_the_score(ep: Episode, data: st.DataObject) -> None:
+    rows = data.draw(submissions(ep))
+    wrong = data.draw(wrong_rows(ep))
+    position = data.draw(st.integers(min_value=0, max_value=len(rows)))
+    assert score(ep, [*rows[:position], wrong, *rows[position:]]) <= score(ep, rows)
+
+
+@PROPERTY
+@given(ep=episodes(), data=st.data())
+def test_adding_a_correct_missing_row_never_lowers_the_score(ep: Episode, data: st.DataObject) -> None:
+    missing = data.draw(st.sampled_from(ep.truth.expected_rows))
+    rows = [r for r in data.draw(submissions(ep)) if key_of(r) != key_of(missing)]
+    position = data.draw(st.integers(min_value=0, max_value=len(rows)))
+    assert score(ep, [*rows[:position], missing, *rows[position:]]) >= score(ep, rows)
+
+
+@PROPERTY
+@given(ep=episodes(), data=st.data())
+def test_row_order_is_irrelevant(ep: Episode, data: st.DataObject) -> None:
+    rows = data.draw(submissions(ep))
+    shuffled = data.draw(st.permutations(rows))
+    assert grade(ep, shuffled) == grade(ep, rows)
+
+
+@PROPERTY
+@given(ep=episodes(), data=st.data())
+def test_duplicates_never_help(ep: Episode, data: st.DataObject) -> None:
+    rows = data.draw(submissions(ep))
+    assume(rows)
+    original = data.draw(st.sampled_from(rows))
+    duplicate = data.draw(variants(original) | st.just(original))
+    position = data.draw(st.integers(min_value=0, max_value=len(rows)))
+    assert score(ep, [*rows[:position], duplicate, *rows[position:]]) <= score(ep, rows)
+
+
+@PROPERTY
+@given(ep=episodes(), data=st.data())
+def test_neutral_rows_neither_help_nor_hurt(ep: Episode, data: st.DataObject) -> None:
+    assume(ep.truth.neutral_keys)
+    rows = [r for r in data.draw(submissions(ep)) if key_of(r) not in ep.truth.neutral_keys]
+    extra = data.draw(st.lists(neutral_rows(ep), min_size=1, max_size=4, unique_by=key_of))
+    combined = data.draw(st.permutations(rows + extra))
+    assert score(ep, combined) == score(ep, rows)
+
+
+def _best_guess_row(ep: Episode, entity_type: str, entity_name: str, day: int) -> MetricSubmissionRow:
+    """A row with the published numbers and the most plausible family for the entity and direction."""
+    values = ep.public.panel.row(entity_type, entity_name, day)
+    families = [f for f in ANOMALY_TYPES if FAMILY_ENTITY_TYPE[f] == entity_type]
+    family = families[0] if len(families) == 1 or values["delta_value"] < 0 else families[1]
+    return MetricSubmissionRow(
+        date=ep.public.data.dates[day], entity_type=entity_type, entity_name=entity_name, anomaly_type=family,
+        detection_method=sorted(ACCEPTED_DETECTION_METHODS[family])[0], baseline_value=values["baseline_value"],
+        observed_value=values["observed_value"], delta_value=values["delta_value"], severity=values["severity"])
+
+
+@settings(max_examples=10, deadline=None)
+@given(ep=episodes())
+def test_mass_submission_of_every_date_and_entity_scores_near_the_floor(ep: Episode) -> None:
+    rows = [_best_guess_row(ep, t, n, day) for t in ENTITY_TYPES for n in ENTITY_NAMES[t]
+            for day in range(len(ep.public.data.dates))]
+    breakdown = grade(ep, rows)
+    assert breakdown.recall == 1.0  # every incident is in there, with the right numbers
+    assert breakdown.score <= 0.15
+
+
+@settings(max_examples=10, deadline=None)
+@given(ep=episodes())
+def test_mass_submission_of_every_generator_at_a_low_threshold_scores_near_the_floor(ep: Episode) -> None:
+    merged: dict[str, dict] = {}
+    for name in GENERATOR_NAMES:
+        args = {"threshold": 0.0} if name == "get_rows_with_abs_diff_from_median_gt" else {"threshold_multiplier": 1.0}
+        outcome = run_tool(name, ep.public, args)
+        assert outcome.ok, outcome.error
+        for row in outcome.result["rows"]:
+            merged.setdefault(key_of(row), row)
+    rows = [MetricSubmissionRow(**row) for row in merged.values()]
+    assert len(rows) > 50
+    assert score(ep, rows) <= 0.15
+
+
+@PROPERTY
+@given(ep=episodes(scenario_family="null"), data=st.data())
+def test_null_episode_scores_one_for_an_empty_report_and_less_for_any_row(ep: Episode, data: st.DataObject) -> None:
+    assert score(ep, []) == 1.0
+    rows = data.draw(st.lists(arbitrary_rows(ep), min_size=1, max_size=5))
+    assert score(ep, rows) < 1.0
+
+
+# --- near misses: each component loses exactly its documented weight ----------------------------------
+
+DOCUMENTED_LOSS = {"severity": 0.10, "anomaly_type": 0.25, "detection_method": 0.10, "one_value": 0.20 / 3}
+SINGLE_ROW_EPISODES = [(family, seed) for family in ANOMALY_TYPES for seed in (5, 6)]
+
+
+def _single_row_episode(family: str, seed: int) -> Episode:
+    ep = episode(seed, family, "easy", anomaly_count=1)
+    assert len(ep.truth.expected_rows) == 1
+    return ep
+
+
+def _off_by(row: MetricSubmissionRow, field: str, share: float) -> MetricSubmissionRow:
+    """Move one number by `share` of its documented tolerance scale (the baseline for delta)."""
+    scale = row.baseline_value if field == "delta_value" else getattr(row, field)
+    return row.model_copy(update={field: getattr(row, field) + share * abs(scale)})
+
+
+@pytest.mark.parametrize(("family", "seed"), SINGLE_ROW_EPISODES)
+@pytest.mark.parametrize("field", ["baseline_value", "observed_value", "delta_value"])
+@pytest.mark.parametrize(("share", "loss"), [(0.01, 0.0), (-0.01, 0.0), (0.03, DOCUMENTED_LOSS["one_value"]),
+                                             (-0.03, DOCUMENTED_LOSS["one_value"])])
+def test_value_tolerance(family: str, seed: int, field: str, share: float, loss: float) -> None:
+    ep = _single_row_episode(family, seed)
+    (row,) = ep.truth.expected_rows
+    assert score(ep, [_off_by(row, field, share)]) == pytest.approx(1.0 - loss, abs=1e-6)
+
+
+def _wrong_severity(row: MetricSubmissionRow) -> MetricSubmissionRow:
+    return row.model_copy(update={"severity": next(s for s in SEVERITIES if s != row.severity)})
+
+
+def _wrong_type(row: MetricSubmissionRow) -> MetricSubmissionRow:
+    return row.model_copy(update={"anomaly_type": next(t for t in ANOMALY_TYPES if t != row.anomaly_type)})
+
+
+def _unaccepted_method(row: MetricSubmissionRow) -> MetricSubmissionRow:
+    unaccepted = sorted(set(TOOL_REGISTRY) - ACCEPTED_DETECTION_METHODS[row.anomaly_type])
+    return row.model_copy(update={"detection_method": unaccepted[0]})
+
+
+@pytest.mark.parametrize(("family", "seed"), SINGLE_ROW_EPISODES)
+@pytest.mark.parametrize(("mistake", "loss"), [(_wrong_severity, DOCUMENTED_LOSS["severity"]),
+                                               (_wrong_type, DOCUMENTED_LOSS["anomaly_type"]),
+                                               (_unaccepted_method, DOCUMENTED_LOSS["detection_method"])],
+                         ids=["severity", "anomaly_type", "detection_method"])
+def test_each_wrong_label_loses_its_documented_weight(family: str, seed: int, mistake, loss: float) -> None:
+    ep = _single_row_episode(family, seed)
+    (row,) = ep.truth.expected_rows
+    assert score(ep, [mistake(row)]) == pytest.approx(1.0 - loss, abs=1e-6)
+
+
+@pytest.mark.parametrize(("family", "seed"), SINGLE_ROW_EPISODES)
+def test_every_accepted_method_earns_the_method_credit(family: str, seed: int) -> None:
+    ep = _single_row_episode(family, seed)
+    (row,) = ep.truth.expected_rows
+    for method in ACCEPTED_DETECTION_METHODS[family]:
+        assert score(ep, [row.model_copy(update={"detection_method": method})]) == 1.0

@@ -1,0 +1,85 @@
+"""Named tasks, the reset catalogs and validated reset overrides."""
+
+from __future__ import annotations
+
+import pytest
+
+from metric_tracker_rl import DEFAULT_TASK_ORDER, MetricTrackerRlAction, get_task_spec
+from metric_tracker_rl.analysis_tools import TOOL_REGISTRY
+from metric_tracker_rl.anomalies import FAMILY_REGISTRY
+from metric_tracker_rl.tasks import MAX_ANOMALIES, MAX_DENSITY, RESET_KEYS
+from server.environment import MetricTrackerRlEnvironment
+
+TASK_DIFFICULTIES = {"easy_single_spike": "easy", "medium_mixed_pair": "medium", "hard_mixed_multi": "hard"}
+
+
+def test_named_tasks_and_their_order() -> None:
+    assert tuple(DEFAULT_TASK_ORDER) == tuple(TASK_DIFFICULTIES)
+    for task_id, difficulty in TASK_DIFFICULTIES.items():
+        spec = get_task_spec(task_id)
+        assert (spec.task_id, spec.difficulty, spec.config.difficulty) == (task_id, difficulty, difficulty)
+        assert spec.objective and spec.grader_name
+
+
+@pytest.mark.parametrize("task_id", ["", "expert_task", None, 3])
+def test_unknown_task_id_raises_naming_the_valid_ids(task_id) -> None:
+    with pytest.raises(ValueError) as error:
+        get_task_spec(task_id)
+    assert all(known in str(error.value) for known in DEFAULT_TASK_ORDER)
+
+
+@pytest.mark.parametrize("task_id", list(TASK_DIFFICULTIES))
+def test_reset_with_a_task_starts_it(task_id: str) -> None:
+    obs = MetricTrackerRlEnvironment().reset(task_id=task_id)
+    assert obs.status == "ready" and obs.task_id == task_id and not obs.done
+    assert obs.config["difficulty"] == TASK_DIFFICULTIES[task_id]
+
+
+def test_reset_sends_the_catalogs_and_later_steps_do_not() -> None:
+    env = MetricTrackerRlEnvironment()
+    obs = env.reset()
+    assert obs.task_id == DEFAULT_TASK_ORDER[0]
+    assert [t.task_id for t in obs.available_tasks] == list(DEFAULT_TASK_ORDER)
+    assert {m.name for m in obs.available_methods} == set(TOOL_REGISTRY)
+    assert {g["family"] for g in obs.available_synthetic_generator_methods} == set(FAMILY_REGISTRY)
+    assert obs.conversion_metric_definitions
+    step = env.step(MetricTrackerRlAction(analysis_method="task_overview"))
+    assert step.status == "ok"
+    assert step.available_methods == [] and step.available_tasks == []
+    assert step.available_synthetic_generator_methods == [] and step.conversion_metric_definitions == []
+
+
+BAD_RESETS = [
+    ({"difficulty": "impossible"}, ["easy", "medium", "hard"]),
+    ({"scenario_family": "chaos"}, ["mixed", "null", "funnel_break"]),
+    ({"seed": -1}, ["seed", "between 0 and"]),
+    ({"seed": "x"}, ["seed", "non-negative"]),
+    ({"difficulty": "hard", "anomaly_count": MAX_ANOMALIES["hard"] + 1}, ["anomaly_count", str(MAX_ANOMALIES["hard"])]),
+    ({"anomaly_density": 0.9}, ["anomaly_density", str(MAX_DENSITY)]),
+    ({"anomaly_density": -0.1}, ["anomaly_density", str(MAX_DENSITY)]),
+    ({"task_id": "expert_task"}, list(DEFAULT_TASK_ORDER)),
+    ({"colour": "blue"}, ["colour", *RESET_KEYS]),
+    ({"anomalies": [{"family": "funnel_break", "date": "2026-03-29"}]}, ["2026-03-28"]),
+]
+
+
+@pytest.mark.parametrize(("kwargs", "names"), BAD_RESETS, ids=lambda v: str(v) if isinstance(v, dict) else "")
+def test_bad_reset_is_an_error_naming_the_choices_and_keeps_the_episode(kwargs: dict, names: list[str]) -> None:
+    env = MetricTrackerRlEnvironment()
+    env.reset(task_id="medium_mixed_pair", seed=5)
+    before = env.step(MetricTrackerRlAction(analysis_method="get_annotations"))
+    obs = env.reset(**kwargs)
+    assert obs.status == "error" and obs.reward == 0.0
+    for name in names:
+        assert name in obs.message, (name, obs.message)
+    after = env.step(MetricTrackerRlAction(analysis_method="get_annotations"))
+    assert after.status == "ok" and after.task_id == "medium_mixed_pair" and after.config["seed"] == 5
+    assert after.analysis_result == before.analysis_result
+    assert after.steps_remaining == before.steps_remaining - 1  # the same episode went on
+
+
+def test_overrides_apply_on_top_of_a_task() -> None:
+    obs = MetricTrackerRlEnvironment().reset(task_id="hard_mixed_multi", seed=9, anomaly_count=2, max_submissions=5)
+    assert obs.status == "ready"
+    assert (obs.config["seed"], obs.config["anomaly_count"], obs.config["difficulty"]) == (9, 2, "hard")
+    assert obs.submissions_remaining == 5

@@ -1,0 +1,163 @@
+"""Analysis tools (SPEC §4): one registry, schemas that validate their examples, clear errors, no labels."""
+
+from __future__ import annotations
+
+import ast
+import dataclasses
+import json
+
+import jsonschema
+import pytest
+from core_helpers import ROOT, episode
+
+from metric_tracker_rl import MetricTrackerRlAction
+from metric_tracker_rl.analysis_tools import TOOL_REGISTRY, available_analysis_methods, run_tool
+from metric_tracker_rl.analysis_tools.arguments import DateArgs
+from metric_tracker_rl.catalog import CONVERSION_METRIC_NAMES
+from metric_tracker_rl.scenario import PublicEpisode
+from server.environment import MetricTrackerRlEnvironment
+
+SPEC_TOOL_NAMES = (
+    "task_overview", "list_dates", "list_entities", "rows_for_date", "hourly_rows_for_date",
+    "compare_rate_to_median", "compare_count_to_median", "detect_funnel_break", "check_impossible_counts",
+    "list_suspicious_dates", "preview_submission", "show_raw_data", "get_metric_median",
+    "get_metric_std_dev_from_median", "get_rows_with_abs_diff_from_median_gt", "get_median_filter_rows",
+    "get_rate_drop_from_median_rows", "get_rate_spike_from_median_rows", "get_absolute_drop_in_event_count_rows",
+    "get_absolute_spike_in_event_count_rows", "get_funnel_break_rows", "get_hourly_traffic_mix_shift_rows",
+    "get_instrumentation_data_quality_issue_rows", "payload_generator",
+)
+TOOL_MODULES = sorted((ROOT / "metric_tracker_rl" / "analysis_tools").glob("*.py"))
+
+
+def test_every_reference_tool_exists() -> None:
+    missing = set(SPEC_TOOL_NAMES) - set(TOOL_REGISTRY)
+    assert not missing
+    assert [spec.name for spec in available_analysis_methods()] == list(TOOL_REGISTRY)
+    assert all(spec.description for spec in available_analysis_methods())
+
+
+@pytest.mark.parametrize("name", list(TOOL_REGISTRY))
+def test_schema_validates_the_example_and_the_example_runs(name: str) -> None:
+    spec = TOOL_REGISTRY[name]
+    schema = spec.openai_schema()
+    assert schema["type"] == "function" and schema["function"]["name"] == name
+    parameters = schema["function"]["parameters"]
+    jsonschema.Draft202012Validator.check_schema(parameters)
+    jsonschema.validate(spec.example, parameters)
+    outcome = run_tool(name, episode(1).public, spec.example)
+    assert outcome.ok, outcome.error
+    assert outcome.result["method"] == name
+    # The schema rejects what the argument model rejects: extra arguments.
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate({**spec.example, "not_an_argument": 1}, parameters)
+
+
+def test_unknown_tool_is_an_error_naming_the_valid_tools() -> None:
+    outcome = run_tool("solve_the_task", episode(1).public, {})
+    assert not outcome.ok and outcome.result is None
+    assert "solve_the_task" in outcome.error and "compare_rate_to_median" in outcome.error
+
+
+def test_unknown_metric_is_an_error_naming_the_valid_metrics() -> None:
+    outcome = run_tool("get_rate_drop_from_median_rows", episode(1).public,
+                       {"metric_name": "revenue", "threshold_multiplier": 3.0})
+    assert not outcome.ok
+    assert "revenue" in outcome.error
+    assert all(name in outcome.error for name in CONVERSION_METRIC_NAMES)
+
+
+def test_unknown_date_is_an_error_naming_the_valid_dates() -> None:
+    outcome = run_tool("rows_for_date", episode(1).public, {"date": "2025-12-25"})
+    assert not outcome.ok
+    assert "2025-12-25" in outcome.error and "2026-03-02" in outcome.error and "2026-03-29" in outcome.error
+
+
+def test_wrong_types_are_an_error_naming_the_valid_arguments() -> None:
+    outcome = run_tool("list_suspicious_dates", episode(1).public, {"limit": "many"})
+    assert not outcome.ok
+    assert "limit" in outcome.error and "integer" in outcome.error
+    not_an_object = run_tool("rows_for_date", episode(1).public, ["2026-03-10"])
+    assert not not_an_object.ok and "JSON object" in not_an_object.error
+    extra = run_tool("rows_for_date", episode(1).public, {"date": "2026-03-10", "day": 3})
+    assert not extra.ok and "'day'" in extra.error and "Valid arguments: date" in extra.error
+
+
+@pytest.mark.parametrize("threshold", [0.0, -2.0, 1000.0, float("nan")])
+def test_out_of_range_threshold_is_an_error_naming_the_bound(threshold: float) -> None:
+    outcome = run_tool("get_funnel_break_rows", episode(1).public, {"threshold_multiplier": threshold})
+    assert not outcome.ok
+    assert "threshold_multiplier" in outcome.error
+
+
+def test_bad_calls_through_the_environment_are_error_observations_and_the_episode_goes_on() -> None:
+    env = MetricTrackerRlEnvironment()
+    env.reset(task_id="medium_mixed_pair")
+    bad_calls = [
+        ("solve_the_task", {}),
+        ("get_rate_drop_from_median_rows", {"metric_name": "revenue"}),
+        ("rows_for_date", {"date": "2025-12-25"}),
+        ("show_raw_data", {"limit": "seven"}),
+        ("get_median_filter_rows", {"threshold_multiplier": -1}),
+    ]
+    for method, args in bad_calls:
+        obs = env.step(MetricTrackerRlAction(analysis_method=method, analysis_args=args))
+        assert obs.status == "error" and obs.reward == 0.0 and not obs.done
+        assert "valid" in obs.message.lower() or "greater than" in obs.message
+        assert obs.submissions_remaining == 3
+    obs = env.step(MetricTrackerRlAction(analysis_method="rows_for_date", analysis_args={"date": "2026-03-10"}))
+    assert obs.status == "ok" and obs.analysis_result["row"]["date"] == "2026-03-10"
+
+
+def test_public_episode_holds_no_truth() -> None:
+    assert [f.name for f in dataclasses.fields(PublicEpisode)] == ["data", "panel", "annotations", "task"]
+    public = episode(2).public
+    text = json.dumps(public.task, default=str)
+    assert "expected" not in text and "neutral" not in text and "injection" not in text
+
+
+def _imports(path) -> list[tuple[str, tuple[str, ...]]]:
+    """(module, imported names) for every import statement of a source file."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found += [(alias.name, ()) for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            found.append((node.module or "", tuple(alias.name for alias in node.names)))
+    return found
+
+
+@pytest.mark.parametrize("path", TOOL_MODULES, ids=lambda p: p.name)
+def test_tool_modules_cannot_reach_the_labels(path) -> None:
+    for module, names in _imports(path):
+        assert "anomalies" not in module and "anomalies" not in names, (module, names)
+        if module.endswith("grader") or "grader" in names:
+            assert module == "metric_tracker_rl.grader" and names == ("validate_rows",), (module, names)
+        if module == "metric_tracker_rl.scenario":
+            assert set(names) <= {"PublicEpisode"}, names
+        assert "GroundTruth" not in names and "Episode" not in names and "server" not in module
+    attributes = {node.attr for node in ast.walk(ast.parse(path.read_text())) if isinstance(node, ast.Attribute)}
+    assert not attributes & {"truth", "expected_rows", "neutral_keys", "injections", "distractors"}
+
+
+@pytest.mark.parametrize("seed", [0, 11, 303])
+def test_results_are_json_safe(seed: int) -> None:
+    public = episode(seed).public
+    for name, spec in TOOL_REGISTRY.items():
+        outcome = run_tool(name, public, spec.example)
+        assert outcome.ok, (name, outcome.error)
+        json.dumps(outcome.result, allow_nan=False)
+    # Every date-level tool on every date, including the late-arriving latest date with near-empty hours.
+    for name, spec in TOOL_REGISTRY.items():
+        if spec.args_model is not DateArgs:
+            continue
+        for date in public.data.dates:
+            outcome = run_tool(name, public, {"date": date})
+            assert outcome.ok, (name, date, outcome.error)
+            json.dumps(outcome.result, allow_nan=False)
+
+
+def test_generator_results_are_bounded() -> None:
+    outcome = run_tool("get_rows_with_abs_diff_from_median_gt", episode(0).public, {"threshold": 0.0})
+    assert outcome.ok
+    assert outcome.result["row_count"] > 200
+    assert len(outcome.result["rows"]) == 200 and outcome.result["truncated"] is True
