@@ -192,4 +192,14 @@ class ExpertAgent(Agent):
         return MetricTrackerRlAction(classifications=[MetricSubmissionRow(**c.row) for c in report])
 
 
+class OneShotExpertAgent(ExpertAgent):
+    """The expert without feedback: its first report is final (shows what the investigation alone achieves)."""
+
+    name = "expert_one_shot"
+
+    def _refine(self, observation: MetricTrackerRlObservation) -> MetricTrackerRlAction | None:
+        return None
+
+
 register_agent(ExpertAgent.name, ExpertAgent)
+register_agent(OneShotExpertAgent.name, OneShotExpertAgent)
