@@ -9,8 +9,8 @@ Procedure:
    mix > funnel break > rate > count): the other metrics that moved on that date are its side effects.
    A volume incident confined to a block of hours moves the hour-of-day mix of every event together, while
    non-converting bot traffic moves only the mix of app opens; that separates the two.
-5. Submit the dates whose evidence clears the family threshold. The graded feedback gives counts only
-   (expected, matched, false positives); the remaining submissions re-rank the pool with those counts.
+5. Submit the dates whose evidence clears the family threshold. The graded feedback gives counts only; if
+   the report was not perfect, the next submission holds the expected number of strongest candidates.
 """
 
 from __future__ import annotations
