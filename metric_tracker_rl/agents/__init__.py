@@ -71,3 +71,7 @@ def run_episode(agent: Agent, reset: Callable[..., Any], step: Callable[[MetricT
         if observation.done:
             break
     return results
+
+
+# Registered on import; they depend on the interface above.
+from metric_tracker_rl.agents import baselines, expert  # noqa: E402,F401

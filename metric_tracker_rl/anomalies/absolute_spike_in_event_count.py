@@ -11,7 +11,7 @@ class AbsoluteSpikeInEventCount(CountShiftFamily):
     description = ("Unannounced real traffic enters the funnel (all day or in a burst of hours); it converts "
                    "normally, so all counts rise together and rates stay flat.")
     magnitude_meaning = "extra app opens as a share of the day's normal volume"
-    magnitude_ranges = {"easy": (0.6, 1.0), "medium": (0.38, 0.6), "hard": (0.26, 0.36)}
+    magnitude_ranges = {"easy": (0.6, 1.0), "medium": (0.4, 0.6), "hard": (0.32, 0.45)}
 
 
 register_family(AbsoluteSpikeInEventCount())

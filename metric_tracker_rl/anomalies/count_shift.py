@@ -13,7 +13,9 @@ from metric_tracker_rl.anomalies.base import (
     full_day,
     hourly_mix_from,
 )
-from metric_tracker_rl.funnel import FunnelPlan
+from metric_tracker_rl.funnel import HOURS, FunnelPlan
+
+MAX_LOCAL_DROP = 0.9  # share of an hour's opens an outage removes at most
 
 
 class CountShiftFamily(AnomalyFamily):
@@ -29,7 +31,12 @@ class CountShiftFamily(AnomalyFamily):
             # Concentrate the same daily effect in a block of hours (an outage, a viral moment).
             start, end = draw_window(rng, int(rng.integers(5, 9)))
             share = plan.traffic[day, start:end].sum() / plan.traffic[day].sum()
-            local = 1.0 + self.direction * min(magnitude / share, 0.97 if self.direction < 0 else 50.0)
+            # An outage cannot remove more than the traffic of its hours: widen it until the day loses
+            # the drawn share (at most MAX_LOCAL_DROP of each hour's opens).
+            while self.direction < 0 and magnitude > MAX_LOCAL_DROP * share and (start > 0 or end < HOURS):
+                start, end = (start, end + 1) if end < HOURS else (start - 1, end)
+                share = plan.traffic[day, start:end].sum() / plan.traffic[day].sum()
+            local = 1.0 + self.direction * min(magnitude / share, MAX_LOCAL_DROP if self.direction < 0 else 50.0)
             plan.traffic[day, start:end] *= local
             neutral |= hourly_mix_from(0)
             where = f"between {start:02d}:00 and {end:02d}:00"

@@ -1,0 +1,1 @@
+"""Repository tools that measure the environment: calibration of reference agents, performance."""

@@ -1,0 +1,128 @@
+"""Benchmark calibration: run every reference agent on the named tasks and on a seed sweep per difficulty.
+
+    uv run python -m benchmarks.calibrate --seeds 200 [--agents expert,null] [--output PATH]
+
+Episodes run in-process against server/environment.py (a repository tool, outside the client package).
+An episode's score is the best reward among its graded submissions, so the bounds on gaming agents are
+conservative: an agent cannot do better by using its submissions differently.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from metric_tracker_rl.agents import AGENTS, make_agent, run_episode
+from metric_tracker_rl.catalog import ANOMALY_TYPES, DIFFICULTIES
+from metric_tracker_rl.tasks import DEFAULT_TASK_ORDER
+from server.environment import MetricTrackerRlEnvironment
+
+DEFAULT_OUTPUT = Path("artifacts/calibration.json")
+NULL_EVERY = 10  # every 10th seed of a sweep is a null episode (no incident; the right answer is empty)
+SEED_BASE = {"easy": 10_000, "medium": 20_000, "hard": 30_000}
+NULL_GROUP = "null"
+
+
+@dataclass(frozen=True)
+class EpisodeSpec:
+    group: str  # a difficulty, "null", or a named task id
+    reset_kwargs: dict[str, Any]
+
+
+def sweep(difficulty: str, seeds: int) -> list[EpisodeSpec]:
+    """`seeds` episodes of one difficulty: mixed incidents on medium/hard, one family at a time on easy (cycling
+    through the seven), and every NULL_EVERY-th episode null."""
+    specs = []
+    for i in range(seeds):
+        seed = SEED_BASE[difficulty] + i
+        if i % NULL_EVERY == NULL_EVERY - 1:
+            specs.append(EpisodeSpec(NULL_GROUP, {"seed": seed, "difficulty": difficulty, "scenario_family": "null"}))
+            continue
+        family = ANOMALY_TYPES[i % len(ANOMALY_TYPES)] if difficulty == "easy" else "mixed"
+        specs.append(EpisodeSpec(difficulty, {"seed": seed, "difficulty": difficulty, "scenario_family": family}))
+    return specs
+
+
+def episode_plan(seeds: int) -> list[EpisodeSpec]:
+    named = [EpisodeSpec(task_id, {"task_id": task_id}) for task_id in DEFAULT_TASK_ORDER]
+    return named + [spec for difficulty in DIFFICULTIES for spec in sweep(difficulty, seeds)]
+
+
+def episode_score(agent_name: str, spec: EpisodeSpec) -> float:
+    env = MetricTrackerRlEnvironment()
+    results = run_episode(make_agent(agent_name), env.reset, env.step, **spec.reset_kwargs)
+    rewards = [float(obs.reward or 0.0) for obs in results if obs.status == "graded"]
+    return max(rewards, default=0.0)
+
+
+def summarise(scores: Iterable[float]) -> dict[str, float]:
+    values = np.asarray(list(scores), dtype=float)
+    return {"n": int(values.size), "mean": float(values.mean()), "p5": float(np.percentile(values, 5)),
+            "min": float(values.min()), "share_ge_0_9": float((values >= 0.9).mean())}
+
+
+def calibrate(agent_names: list[str], seeds: int, progress: bool = True) -> dict[str, Any]:
+    plan = episode_plan(seeds)
+    total = len(plan) * len(agent_names)
+    results: dict[str, Any] = {"seeds_per_difficulty": seeds, "null_every": NULL_EVERY, "agents": {}}
+    done = 0
+    for agent_name in agent_names:
+        scores: dict[str, list[float]] = {}
+        for spec in plan:
+            scores.setdefault(spec.group, []).append(episode_score(agent_name, spec))
+            done += 1
+            if progress and (done % 20 == 0 or done == total):
+                print(f"\rcalibrating {agent_name:<16} {done}/{total} episodes", end="", file=sys.stderr, flush=True)
+        results["agents"][agent_name] = {group: summarise(values) for group, values in scores.items()}
+    if progress:
+        print(file=sys.stderr)
+    return results
+
+
+def table(results: dict[str, Any]) -> str:
+    """A Markdown table: named tasks (one episode each), then mean / p5 / min per difficulty and on null episodes."""
+    groups = [*DEFAULT_TASK_ORDER, *DIFFICULTIES, NULL_GROUP]
+    header = ["agent", *DEFAULT_TASK_ORDER, *(f"{g} mean / p5 / min" for g in (*DIFFICULTIES, NULL_GROUP))]
+    lines = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
+    for agent_name, stats in results["agents"].items():
+        cells = [agent_name]
+        for group in groups:
+            s = stats[group]
+            cells.append(f"{s['mean']:.3f}" if group in DEFAULT_TASK_ORDER
+                         else f"{s['mean']:.3f} / {s['p5']:.3f} / {s['min']:.3f}")
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=int, default=200, help="episodes per difficulty (every "
+                        f"{NULL_EVERY}th is a null episode)")
+    parser.add_argument("--agents", default=",".join(AGENTS), help="comma-separated agent names")
+    parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT, help="JSON results file")
+    parser.add_argument("--quiet", action="store_true", help="no progress line")
+    args = parser.parse_args(argv)
+    agent_names = [name.strip() for name in args.agents.split(",") if name.strip()]
+    unknown = [name for name in agent_names if name not in AGENTS]
+    if unknown:
+        parser.error(f"unknown agent(s) {', '.join(unknown)}; valid: {', '.join(AGENTS)}")
+    if args.seeds < NULL_EVERY:
+        parser.error(f"--seeds must be at least {NULL_EVERY} so every group has episodes")
+    results = calibrate(agent_names, args.seeds, progress=not args.quiet)
+    print(f"Calibration over {args.seeds} seeds per difficulty (every {NULL_EVERY}th episode null); "
+          "score = best graded reward of the episode.\n")
+    print(table(results))
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(json.dumps(results, indent=2) + "\n")
+    print(f"\nwrote {args.output}")
+
+
+if __name__ == "__main__":
+    main()

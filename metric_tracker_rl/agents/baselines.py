@@ -1,0 +1,150 @@
+"""Reference agents that bound the benchmark from below: random rows, mass submissions and the reference
+README's one-generator-per-task baseline. Like every agent they read only observations and send public actions."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from metric_tracker_rl.agents import Agent, register_agent
+from metric_tracker_rl.catalog import ANOMALY_TYPES, ENTITY_NAMES, FAMILY_ENTITY_TYPE, SEVERITIES
+from metric_tracker_rl.models import (
+    MetricSubmissionRow,
+    MetricTrackerRlAction,
+    MetricTrackerRlObservation,
+    PayloadGeneratorMethod,
+)
+
+# Generators that take a robust-z threshold (get_rows_with_abs_diff_from_median_gt takes metric units instead).
+Z_GENERATORS: tuple[str, ...] = (
+    "get_median_filter_rows",
+    "get_rate_drop_from_median_rows",
+    "get_rate_spike_from_median_rows",
+    "get_absolute_drop_in_event_count_rows",
+    "get_absolute_spike_in_event_count_rows",
+    "get_funnel_break_rows",
+    "get_hourly_traffic_mix_shift_rows",
+    "get_instrumentation_data_quality_issue_rows",
+)
+
+
+def episode_dates(observation: MetricTrackerRlObservation) -> list[str]:
+    """Dates from a list_dates result."""
+    return [entry["date"] for entry in (observation.analysis_result or {}).get("dates", [])]
+
+
+def submitted_once(observation: MetricTrackerRlObservation) -> bool:
+    return observation.status == "graded"
+
+
+class RandomAgent(Agent):
+    """Lists the dates, then submits a few random but valid rows (seeded from the episode config)."""
+
+    name = "random"
+
+    def begin(self, observation: MetricTrackerRlObservation) -> None:
+        super().begin(observation)
+        self.rng = np.random.default_rng(int(observation.config.get("seed", 0)))
+        self.asked_dates = False
+
+    def act(self, observation: MetricTrackerRlObservation) -> MetricTrackerRlAction | None:
+        if submitted_once(observation):
+            return None
+        if not self.asked_dates:
+            self.asked_dates = True
+            return MetricTrackerRlAction(analysis_method="list_dates")
+        dates = episode_dates(observation)
+        rows = [self._row(dates) for _ in range(int(self.rng.integers(1, 7)))]
+        return MetricTrackerRlAction(classifications=rows)
+
+    def _row(self, dates: list[str]) -> MetricSubmissionRow:
+        family = str(self.rng.choice(ANOMALY_TYPES))
+        entity_type = FAMILY_ENTITY_TYPE[family]
+        baseline = float(self.rng.uniform(0.0, 1000.0))
+        observed = float(self.rng.uniform(0.0, 1000.0))
+        return MetricSubmissionRow(
+            date=str(self.rng.choice(dates)), entity_type=entity_type,
+            entity_name=str(self.rng.choice(ENTITY_NAMES[entity_type])), anomaly_type=family,
+            detection_method="list_dates", baseline_value=baseline, observed_value=observed,
+            delta_value=observed - baseline, severity=str(self.rng.choice(SEVERITIES)),
+        )
+
+
+class MassGeneratorsAgent(Agent):
+    """Submits every generator at a low threshold; if the merged rows exceed the submission cap, raises the
+    threshold until they fit."""
+
+    name = "mass_generators"
+    thresholds: tuple[float, ...] = (1.0, 1.5, 2.0, 3.0, 5.0)
+
+    def begin(self, observation: MetricTrackerRlObservation) -> None:
+        super().begin(observation)
+        self.attempt = 0
+
+    def act(self, observation: MetricTrackerRlObservation) -> MetricTrackerRlAction | None:
+        if submitted_once(observation) or self.attempt >= len(self.thresholds):
+            return None
+        threshold = self.thresholds[self.attempt]
+        self.attempt += 1
+        return MetricTrackerRlAction(payload_generators=[
+            PayloadGeneratorMethod(method_name=name, threshold_multiplier=threshold) for name in Z_GENERATORS
+        ])
+
+
+class MassGridAgent(Agent):
+    """Reports every date x entity key (with the entity type's family and zero values), spread over as many
+    submissions as the budget allows, each capped in rows."""
+
+    name = "mass_grid"
+    rows_per_submission = 200
+
+    def begin(self, observation: MetricTrackerRlObservation) -> None:
+        super().begin(observation)
+        self.rows: list[MetricSubmissionRow] | None = None
+        self.asked_dates = False
+
+    def act(self, observation: MetricTrackerRlObservation) -> MetricTrackerRlAction | None:
+        if not self.asked_dates:
+            self.asked_dates = True
+            return MetricTrackerRlAction(analysis_method="list_dates")
+        if self.rows is None:
+            self.rows = self._grid(episode_dates(observation))
+        if not self.rows or observation.submissions_remaining <= 0:
+            return None
+        chunk, self.rows = self.rows[: self.rows_per_submission], self.rows[self.rows_per_submission:]
+        return MetricTrackerRlAction(classifications=chunk)
+
+    @staticmethod
+    def _grid(dates: list[str]) -> list[MetricSubmissionRow]:
+        family_of = {entity_type: family for family, entity_type in reversed(list(FAMILY_ENTITY_TYPE.items()))}
+        return [
+            MetricSubmissionRow(date=date, entity_type=entity_type, entity_name=name,
+                                anomaly_type=family_of[entity_type], detection_method="list_dates",
+                                baseline_value=0.0, observed_value=0.0, delta_value=0.0, severity="low")
+            for date in dates for entity_type, names in ENTITY_NAMES.items() for name in names
+        ]
+
+
+# The reference README's scripted baseline: one generator per named task.
+README_BASELINE = {
+    "easy": PayloadGeneratorMethod(method_name="get_absolute_spike_in_event_count_rows", threshold_multiplier=2.0),
+    "medium": PayloadGeneratorMethod(method_name="get_median_filter_rows", threshold_multiplier=2.0),
+    "hard": PayloadGeneratorMethod(method_name="get_median_filter_rows", threshold_multiplier=2.0),
+}
+
+
+class ReadmeBaselineAgent(Agent):
+    """One payload generator chosen by the episode's difficulty, submitted once."""
+
+    name = "readme_baseline"
+
+    def act(self, observation: MetricTrackerRlObservation) -> MetricTrackerRlAction | None:
+        if submitted_once(observation):
+            return None
+        difficulty = str(observation.config.get("difficulty", "medium"))
+        return MetricTrackerRlAction(payload_generators=[README_BASELINE[difficulty]])
+
+
+register_agent(RandomAgent.name, RandomAgent)
+register_agent(MassGeneratorsAgent.name, MassGeneratorsAgent)
+register_agent(MassGridAgent.name, MassGridAgent)
+register_agent(ReadmeBaselineAgent.name, ReadmeBaselineAgent)

@@ -1,0 +1,205 @@
+"""The expert reference agent: a careful investigation that uses only public tools.
+
+Procedure:
+1. get_annotations: campaign, holiday and data-freshness dates are explained, never incidents.
+2. Robust spreads (get_metric_std_dev_from_median, compare_hourly_mix_to_baseline) turn every generator row's
+   delta into a robust z, so candidates of different families can be ranked on one scale.
+3. Every family-specific generator at a permissive threshold gives the candidate pool.
+4. Each date is attributed to at most one incident, the most specific family first (data quality > hourly
+   mix > funnel break > rate > count): the other metrics that moved on that date are its side effects.
+   A volume incident confined to a block of hours moves the hour-of-day mix of every event together, while
+   non-converting bot traffic moves only the mix of app opens; that separates the two.
+5. Submit the dates whose evidence clears the family threshold. The graded feedback gives counts only; if
+   the report was not perfect, the next submission holds the expected number of strongest candidates.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from metric_tracker_rl.agents import Agent, register_agent
+from metric_tracker_rl.catalog import FUNNEL_STEPS
+from metric_tracker_rl.models import MetricSubmissionRow, MetricTrackerRlAction, MetricTrackerRlObservation
+
+EXPLAINED_KINDS = frozenset({"marketing_campaign", "public_holiday", "data_freshness"})
+# Generator thresholds of the candidate pool. The data-quality and funnel-break generators also require hours
+# where an event outnumbers its predecessor or a step stops converting: that hour-level evidence is decisive,
+# so their daily z only has to point the right way.
+POOL_THRESHOLDS = {
+    "get_instrumentation_data_quality_issue_rows": 0.5,
+    "get_funnel_break_rows": 0.5,
+    "get_hourly_traffic_mix_shift_rows": 2.0,
+}
+HOUR_EVIDENCE_STRENGTH = 2.0  # rank of a candidate backed by hour-level evidence, before its z is added
+# Robust-z thresholds that a candidate of each kind must clear to be reported without feedback.
+FAMILY_THRESHOLDS = {
+    "instrumentation_data_quality_issue": 10.0,
+    "funnel_break": 10.0,
+    "hourly_traffic_mix_shift": 5.0,
+    "rate": 4.5,
+    "count": 4.0,
+}
+VOLUME_MIX_Z = 4.0  # a downstream event's hour-of-day mix this far off means the whole volume moved
+PRIORITY = ("instrumentation_data_quality_issue", "hourly_traffic_mix_shift", "funnel_break", "rate", "count")
+TABLE = "get_rows_with_abs_diff_from_median_gt"  # with threshold 0: every date's row, values by the baseline rule
+SPIKE_STEPS = FUNNEL_STEPS[:3]  # the last step converts near 1 and has no spike family
+MIX_EVENTS = ("app_opens", "menu_opens")
+SPREAD_QUANTILE = 0.75
+SPREAD_QUANTILE_Z = 1.1503  # the 0.75 quantile of |N(0, 1)|
+
+
+@dataclass(frozen=True)
+class Candidate:
+    row: dict[str, Any]
+    group: str  # a key of FAMILY_THRESHOLDS
+    strength: float  # robust z of the evidence / its threshold: >= 1 clears the threshold
+
+
+def _analysis(method: str, **args: Any) -> MetricTrackerRlAction:
+    return MetricTrackerRlAction(analysis_method=method, analysis_args=args)
+
+
+class ExpertAgent(Agent):
+    name = "expert"
+
+    def begin(self, observation: MetricTrackerRlObservation) -> None:
+        super().begin(observation)
+        self.plan: list[tuple[str, MetricTrackerRlAction]] = [
+            ("annotations", _analysis("get_annotations")),
+            ("dates", _analysis("list_dates")),
+            ("spread", _analysis("get_metric_std_dev_from_median")),
+        ]
+        self.results: dict[str, dict[str, Any]] = {}
+        self.waiting: str | None = None
+        self.ranked: list[Candidate] | None = None
+        self.submitted: list[list[Candidate]] = []
+
+    # --- the investigation ---------------------------------------------------------------------------
+
+    def act(self, observation: MetricTrackerRlObservation) -> MetricTrackerRlAction | None:
+        if self.waiting is not None:
+            self.results[self.waiting] = observation.analysis_result or {}
+            if self.waiting == "dates":
+                self._plan_scans()
+            self.waiting = None
+        if observation.status == "graded":
+            return self._refine(observation)
+        if self.plan:
+            self.waiting, action = self.plan.pop(0)
+            return action
+        self.ranked = self._rank()
+        return self._submit(self._first_report())
+
+    def _plan_scans(self) -> None:
+        date = self.results["dates"]["dates"][0]["date"]
+        for event in MIX_EVENTS:
+            self.plan.append((f"mix_std/{event}", _analysis("compare_hourly_mix_to_baseline", date=date,
+                                                            entity_name=event)))
+        for method, threshold in POOL_THRESHOLDS.items():
+            self.plan.append((method, _analysis(method, threshold_multiplier=threshold)))
+        self.plan.append(("rates", _analysis(TABLE, metric_names=list(FUNNEL_STEPS), threshold=0.0)))
+        self.plan.append(("counts", _analysis(TABLE, metric_name="app_opens", threshold=0.0)))
+
+    # --- evidence ----------------------------------------------------------------------------------
+
+    def _spreads(self, explained: set[str]) -> dict[tuple[str, str], float]:
+        spreads: dict[tuple[str, str], float] = {}
+        for metric in self.results["spread"]["metrics"]:
+            spreads[("metric", metric["metric"])] = metric["robust_std_from_baseline"]
+        # Where every date's delta is at hand, a higher quantile of |delta| estimates the spread more stably than
+        # the median (28 dates are few), and still ignores the handful of incident dates.
+        deltas: dict[str, list[float]] = {}
+        for row in self.results["rates"]["rows"] + self.results["counts"]["rows"]:
+            if row["date"] not in explained:
+                deltas.setdefault(row["entity_name"], []).append(abs(row["delta_value"]))
+        for name, values in deltas.items():
+            spreads[("metric", name)] = float(np.quantile(values, SPREAD_QUANTILE)) / SPREAD_QUANTILE_Z
+        for event in MIX_EVENTS:
+            spreads[("hourly_mix", event)] = self.results[f"mix_std/{event}"]["robust_std"]
+        return spreads
+
+    def _z(self, row: dict[str, Any], spreads: dict[tuple[str, str], float]) -> float:
+        kind = "hourly_mix" if row["entity_type"] == "hourly_mix" else "metric"
+        spread = spreads.get((kind, row["entity_name"]))
+        return row["delta_value"] / spread if spread else 0.0
+
+    def _rank(self) -> list[Candidate]:
+        explained = {a["date"] for a in self.results["annotations"]["annotations"] if a["kind"] in EXPLAINED_KINDS}
+        spreads = self._spreads(explained)
+        by_date: dict[str, dict[str, list[Candidate]]] = {}
+
+        def add(row: dict[str, Any], group: str, strength: float | None = None) -> None:
+            if row["date"] not in explained:
+                if strength is None:
+                    strength = abs(self._z(row, spreads)) / FAMILY_THRESHOLDS[group]
+                by_date.setdefault(row["date"], {}).setdefault(group, []).append(Candidate(row, group, strength))
+
+        for row in self.results["get_instrumentation_data_quality_issue_rows"]["rows"]:
+            group = "instrumentation_data_quality_issue"
+            add(row, group, HOUR_EVIDENCE_STRENGTH + abs(self._z(row, spreads)) / FAMILY_THRESHOLDS[group])
+        for row in self.results["get_funnel_break_rows"]["rows"]:
+            group = "funnel_break"
+            add(row, group, HOUR_EVIDENCE_STRENGTH + abs(self._z(row, spreads)) / FAMILY_THRESHOLDS[group])
+        mix = {(r["date"], r["entity_name"]): r for r in self.results["get_hourly_traffic_mix_shift_rows"]["rows"]}
+        for (date, event), row in mix.items():
+            if event != "app_opens":
+                continue
+            downstream = mix.get((date, "menu_opens"))
+            if downstream is not None and self._z(downstream, spreads) >= VOLUME_MIX_Z:
+                # The whole funnel's volume moved in a block of hours: a count incident, evidenced by the mixes.
+                evidence = min(self._z(row, spreads), self._z(downstream, spreads))
+                add(self._volume_row(row), "count", evidence / VOLUME_MIX_Z)
+            else:
+                add(row, "hourly_traffic_mix_shift")
+        for row in self.results["rates"]["rows"]:
+            if row["delta_value"] < 0 or row["entity_name"] in SPIKE_STEPS:
+                add(row, "rate")
+        for row in self.results["counts"]["rows"]:
+            add(row, "count")
+
+        ranked = []
+        for groups in by_date.values():
+            best = [max(groups[group], key=lambda c: c.strength) for group in PRIORITY if group in groups]
+            # The most specific family whose evidence clears its threshold explains the date; below every
+            # threshold, the strongest evidence stays in the pool for refinement.
+            ranked.append(next((c for c in best if c.strength >= 1.0), max(best, key=lambda c: c.strength)))
+        return sorted(ranked, key=lambda c: -c.strength)
+
+    def _volume_row(self, mix_row: dict[str, Any]) -> dict[str, Any]:
+        """The app-open count row of a date whose whole volume shifted in a block of hours."""
+        return next(row for row in self.results["counts"]["rows"] if row["date"] == mix_row["date"])
+
+    # --- reports -------------------------------------------------------------------------------------
+
+    def _first_report(self) -> list[Candidate]:
+        return [c for c in self.ranked if c.strength >= 1.0]
+
+    def _refine(self, observation: MetricTrackerRlObservation) -> MetricTrackerRlAction | None:
+        breakdown = observation.reward_breakdown
+        if observation.done or breakdown is None or breakdown.score >= 1.0:
+            return None
+        expected = observation.expected_row_count or 0
+        report = self.ranked[:expected]
+        if any(report == previous for previous in self.submitted):
+            return None
+        return self._submit(report)
+
+    def _submit(self, report: list[Candidate]) -> MetricTrackerRlAction:
+        self.submitted.append(report)
+        return MetricTrackerRlAction(classifications=[MetricSubmissionRow(**c.row) for c in report])
+
+
+class OneShotExpertAgent(ExpertAgent):
+    """The expert without feedback: its first report is final (shows what the investigation alone achieves)."""
+
+    name = "expert_one_shot"
+
+    def _refine(self, observation: MetricTrackerRlObservation) -> MetricTrackerRlAction | None:
+        return None
+
+
+register_agent(ExpertAgent.name, ExpertAgent)
+register_agent(OneShotExpertAgent.name, OneShotExpertAgent)
