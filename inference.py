@@ -576,6 +576,9 @@ def main(argv: list[str] | None = None) -> int:
         startup_error: str | None = None
         try:
             url = stack.enter_context(environment_server())
+        except KeyboardInterrupt:
+            note("[WARN] interrupted while starting the environment; every task is skipped")
+            interrupted = True
         except Exception as exc:  # noqa: BLE001 - reported per task below
             startup_error = f"environment unavailable: {one_line(str(exc))[:500]}"
             note(f"[ERROR] {startup_error}")
