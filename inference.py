@@ -473,6 +473,14 @@ class TaskResult:
     reward_breakdown: dict[str, Any] | None = None
 
 
+def close_quietly(env: Any) -> None:
+    """Closing a client whose server is gone must not turn a finished task into a crash."""
+    try:
+        env.close()
+    except Exception as exc:  # noqa: BLE001
+        note(f"[WARN] closing the environment client failed: {exc}")
+
+
 def run_task(task_id: str, seed: int | None, url: str | None, startup_error: str | None, policy: Policy,
              model_label: str, trajectories: Path | None) -> TaskResult:
     """One task, start to finish. [START] and [END] are printed whatever happens in between."""
@@ -490,7 +498,7 @@ def run_task(task_id: str, seed: int | None, url: str | None, startup_error: str
                 raise RuntimeError(startup_error or "no environment server")
             env = MetricTrackerRlEnv(base_url=url, connect_timeout_s=CONNECT_TIMEOUT_S,
                                      message_timeout_s=MESSAGE_TIMEOUT_S).sync()
-            stack.callback(env.close)
+            stack.callback(close_quietly, env)
             env.connect()
             policy(env, run, reset_kwargs)
             if run.observation is not None and run.graded is None and not run.done:

@@ -164,6 +164,24 @@ def test_action_field_is_one_clipped_token(inference: Any) -> None:
     assert [inference.open_interval(v) for v in (0.0, 0.5, 1.0)] == [0.01, 0.5, 0.99]
 
 
+def test_scripted_agent_is_deterministic_and_skips_annotated_dates() -> None:
+    import metric_tracker_rl.agents.scripted  # noqa: F401  (registers "scripted")
+    from metric_tracker_rl.agents import make_agent, run_episode
+    from server.environment import MetricTrackerRlEnvironment
+
+    reports = []
+    for _ in range(2):
+        env = MetricTrackerRlEnvironment()
+        results = run_episode(make_agent("scripted"), env.reset, env.step, task_id="hard_mixed_multi")
+        notes = results[1].analysis_result["annotations"]
+        assert notes, "the hard task has annotated distractor days"
+        final = results[-1]
+        assert [r.status for r in results] == ["ok", "ok", "ok", "graded"]
+        assert final.submitted_rows and not {row.date for row in final.submitted_rows} & {n["date"] for n in notes}
+        reports.append(([row.model_dump() for row in final.submitted_rows], final.reward))
+    assert reports[0] == reports[1]
+
+
 # --- the model loop against the fake server ----------------------------------------------------------
 
 
