@@ -1,0 +1,618 @@
+"""Baseline inference for metric_tracker_rl: runs the named tasks and prints the hackathon log format.
+
+With an API key (API_KEY, then HF_TOKEN, then OPENAI_API_KEY) an OpenAI tool-calling model investigates
+each task with the environment's analysis tools; without one the deterministic `scripted` agent runs, so a
+fresh checkout completes offline. The environment is reached only over the WebSocket API: BASE_URL, else a
+Docker image (LOCAL_IMAGE_NAME / IMAGE_NAME), else a server process started here and stopped at exit.
+
+Stdout carries only the [START] / [STEP] / [END] lines; every diagnostic goes to stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import importlib
+import json
+import os
+import pkgutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from functools import partial
+from pathlib import Path
+from typing import IO, Any
+
+from openai import APIConnectionError, APIStatusError, OpenAI, OpenAIError
+from pydantic import ValidationError
+
+import metric_tracker_rl.agents as agents_package
+from metric_tracker_rl import (
+    DEFAULT_TASK_ORDER,
+    MetricSubmissionRow,
+    MetricTrackerRlAction,
+    MetricTrackerRlEnv,
+    MetricTrackerRlObservation,
+    PayloadGeneratorMethod,
+    get_task_spec,
+)
+from metric_tracker_rl.agents import AGENTS, make_agent, run_episode
+from metric_tracker_rl.analysis_tools import TOOL_REGISTRY, available_analysis_methods
+
+
+def _env(name: str, default: str | None = None) -> str | None:
+    """An environment variable, with empty or blank values treated as unset."""
+    value = (os.getenv(name) or "").strip()
+    return value or default
+
+
+ROOT = Path(__file__).resolve().parent
+BENCHMARK = "metric_tracker_rl"
+API_BASE_URL = _env("API_BASE_URL", "https://router.huggingface.co/v1")
+MODEL_NAME = _env("MODEL_NAME", "Qwen/Qwen2.5-72B-Instruct")
+API_KEY = _env("API_KEY") or _env("HF_TOKEN") or _env("OPENAI_API_KEY")
+BASE_URL = _env("BASE_URL")
+IMAGE_NAME = _env("LOCAL_IMAGE_NAME") or _env("IMAGE_NAME")
+TEMPERATURE = float(_env("TEMPERATURE", "0"))
+MAX_TOKENS = int(_env("MAX_TOKENS", "1500"))
+MAX_TOOL_ROUNDS = int(_env("MAX_TOOL_ROUNDS", "16"))
+MAX_TOOL_RESULT_CHARS = int(_env("MAX_TOOL_RESULT_CHARS", "12000"))
+MODEL_TIMEOUT_S = float(_env("MODEL_TIMEOUT_S", "120"))
+MODEL_MAX_RETRIES = int(_env("MODEL_MAX_RETRIES", "2"))
+CONNECT_TIMEOUT_S = float(_env("OPENENV_CONNECT_TIMEOUT_S", "30"))
+MESSAGE_TIMEOUT_S = float(_env("OPENENV_MESSAGE_TIMEOUT_S", "180"))
+SERVER_START_TIMEOUT_S = float(_env("SERVER_START_TIMEOUT_S", "120"))
+SUCCESS_THRESHOLD = float(_env("SUCCESS_THRESHOLD", "0.95"))
+ACTION_CHARS = 220
+# HTTP statuses after which further model calls cannot succeed in this run.
+FATAL_MODEL_STATUSES = {401: "the API key was rejected", 402: "the provider's credits are exhausted",
+                        403: "the key may not use this model or endpoint", 404: "the model or endpoint was not found"}
+# Reset-only catalogs and the debug payload are left out of trajectories and prompts.
+OBSERVATION_EXCLUDE = {"available_methods", "available_synthetic_generator_methods", "available_tasks",
+                       "conversion_metric_definitions", "debug"}
+
+
+def note(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+# --- the hackathon log format ----------------------------------------------------------------------
+
+
+def one_line(text: str) -> str:
+    return " ".join(str(text).split())
+
+
+def open_interval(value: float) -> float:
+    """Published scores and rewards are clamped so that, at two decimals, they lie strictly inside (0, 1)."""
+    return min(0.99, max(0.01, value))
+
+
+def format_action(name: str, arguments: dict[str, Any]) -> str:
+    """`name(json)` on one line without whitespace, clipped: the `action=` field of a [STEP] line."""
+    text = f"{name}({json.dumps(arguments, sort_keys=True, separators=(',', ':'))})" if arguments else f"{name}()"
+    return "_".join(text.split())[:ACTION_CHARS]
+
+
+def log_start(task: str, model: str) -> None:
+    print(f"[START] task={task} env={BENCHMARK} model={model}", flush=True)
+
+
+def log_step(step: int, action: str, reward: float, done: bool, error: str | None) -> None:
+    print(f"[STEP] step={step} action={action} reward={open_interval(reward):.2f} done={str(done).lower()} "
+          f"error={one_line(error) if error else 'null'}", flush=True)
+
+
+def log_end(success: bool, steps: int, score: float, rewards: list[float]) -> None:
+    rewards_text = ",".join(f"{open_interval(r):.2f}" for r in rewards)
+    print(f"[END] success={str(success).lower()} steps={steps} score={open_interval(score):.2f} "
+          f"rewards={rewards_text}", flush=True)
+
+
+# --- one task: steps, rewards and the trajectory file ----------------------------------------------
+
+
+def action_call(action: MetricTrackerRlAction) -> tuple[str, dict[str, Any]]:
+    """The tool-call view of an action, as the model would have written it."""
+    if action.analysis_method is not None:
+        return action.analysis_method, action.analysis_args
+    if action.payload_generators is not None:
+        return "submit_payload_generator", {
+            "generator_methods": [m.model_dump(exclude_none=True) for m in action.payload_generators]}
+    return "submit_solution", {"rows": [row.model_dump() for row in action.classifications or []]}
+
+
+def observation_summary(observation: MetricTrackerRlObservation) -> dict[str, Any]:
+    return observation.model_dump(mode="json", exclude=OBSERVATION_EXCLUDE, exclude_none=True)
+
+
+@dataclass
+class TaskRun:
+    """Everything that happens in one task's episode: every env step goes through `step`."""
+
+    task_id: str
+    trajectory: IO[str] | None = None
+    observation: MetricTrackerRlObservation | None = None
+    steps: int = 0
+    rewards: list[float] = field(default_factory=list)
+    graded: MetricTrackerRlObservation | None = None
+    done: bool = False
+
+    def record(self, event: str, **data: Any) -> None:
+        if self.trajectory is not None:
+            self.trajectory.write(json.dumps({"event": event, "task_id": self.task_id, **data}) + "\n")
+            self.trajectory.flush()
+
+    def reset(self, env: Any, **kwargs: Any) -> MetricTrackerRlObservation:
+        observation = env.reset(**kwargs).observation
+        if observation.status == "error":
+            raise RuntimeError(one_line(observation.message))
+        self.observation = observation
+        self.record("reset", reset_kwargs=kwargs, observation=observation_summary(observation))
+        return observation
+
+    def step(self, env: Any, action: MetricTrackerRlAction) -> Any:
+        result = env.step(action)
+        observation = result.observation
+        reward = float(result.reward or 0.0)
+        self.steps += 1
+        self.rewards.append(reward)
+        self.observation, self.done = observation, bool(result.done)
+        if observation.status == "graded":
+            self.graded = observation
+        error = observation.message if observation.status == "error" else None
+        action_text = format_action(*action_call(action))
+        log_step(self.steps, action_text, reward, self.done, error)
+        self.record("step", step=self.steps, action=action.model_dump(mode="json", exclude_none=True),
+                    action_str=action_text, reward=reward, done=self.done, error=error,
+                    observation=observation_summary(observation))
+        return result
+
+    @property
+    def score(self) -> float:
+        """The environment's score of the episode: its last graded submission (0 when nothing was graded)."""
+        return float(self.graded.reward or 0.0) if self.graded is not None else 0.0
+
+
+Policy = Callable[[Any, TaskRun, dict[str, Any]], None]
+
+
+def agent_policy(name: str) -> Policy:
+    """A registered Agent (scripted, expert, ...) driven through run_episode over the WebSocket client."""
+    def solve(env: Any, run: TaskRun, reset_kwargs: dict[str, Any]) -> None:
+        run_episode(make_agent(name), partial(run.reset, env), partial(run.step, env), **reset_kwargs)
+    return solve
+
+
+# --- the model: tools, prompt and the tool-calling loop --------------------------------------------
+
+SUBMIT_TOOLS = {"submit_solution": ("rows", MetricSubmissionRow),
+                "submit_payload_generator": ("generator_methods", PayloadGeneratorMethod)}
+SYSTEM_PROMPT = """\
+You investigate a synthetic product-funnel dataset (four weeks of daily and hourly counts of app_open ->
+menu_open -> product_added_to_cart -> order_placed -> payment_successful) with read-only analysis tools and
+submit one anomaly report that a grader scores.
+
+Work like an analyst:
+- Start with task_overview (row format, baseline and severity rules) and get_annotations: days explained
+  by a campaign, a holiday or late-arriving data are not incidents and must not be reported.
+- Use the get_*_rows generators (family-specific ones for funnel breaks, hourly traffic mix shifts and
+  instrumentation/data-quality issues; the rate/count median generators for the rest) and payload_generator
+  previews to find candidates; confirm doubtful ones with compare_*_to_median, detect_funnel_break,
+  check_impossible_counts or hourly_rows_for_date.
+- One incident moves several metrics: report the incident once, on the entity and family that explain it,
+  not its side effects. Every extra row lowers precision; a missed incident lowers recall.
+- Finish with exactly one submission: submit_solution(rows) with rows copied from tool output, or
+  submit_payload_generator(generator_methods). An empty report is right when nothing is anomalous.
+Your steps are limited; be efficient and keep any text short."""
+
+
+def submit_tool(name: str, description: str) -> dict[str, Any]:
+    """A submit tool whose items schema is the pydantic model's own (no hand-written tables)."""
+    key, model = SUBMIT_TOOLS[name]
+    items = model.model_json_schema()
+    parameters: dict[str, Any] = {"type": "object", "properties": {key: {"type": "array", "items": items}},
+                                  "required": [key], "additionalProperties": False}
+    if "$defs" in items:
+        parameters["$defs"] = items.pop("$defs")
+    return {"type": "function", "function": {"name": name, "description": description, "parameters": parameters}}
+
+
+def tool_definitions() -> list[dict[str, Any]]:
+    return [spec.openai_schema() for spec in available_analysis_methods()] + [
+        submit_tool("submit_solution", "Submit the final anomaly report as rows; it is graded."),
+        submit_tool("submit_payload_generator", "Submit generator calls; the server runs them, merges their rows "
+                                                "(first row per key wins) and grades the result."),
+    ]
+
+
+def initial_prompt(observation: MetricTrackerRlObservation) -> str:
+    brief = {
+        "task_id": observation.task_id,
+        "objective": observation.message,
+        "instruction": observation.instruction,
+        "config": observation.config,
+        "steps_remaining": observation.steps_remaining,
+        "submissions_remaining": observation.submissions_remaining,
+        "conversion_metrics": {d.name: d.formula for d in observation.conversion_metric_definitions},
+    }
+    return f"New episode:\n{json.dumps(brief, indent=1)}\nInvestigate with the tools, then submit one report."
+
+
+def clip(text: str) -> str:
+    if len(text) <= MAX_TOOL_RESULT_CHARS:
+        return text
+    return (text[:MAX_TOOL_RESULT_CHARS]
+            + f" ... [truncated {len(text) - MAX_TOOL_RESULT_CHARS} characters; narrow the call]")
+
+
+def validation_summary(exc: ValidationError) -> str:
+    parts = [f"{'.'.join(str(p) for p in e['loc']) or 'arguments'}: {e['msg']}" for e in exc.errors()[:5]]
+    more = f" (+{exc.error_count() - 5} more)" if exc.error_count() > 5 else ""
+    return "; ".join(parts) + more
+
+
+class ModelError(Exception):
+    def __init__(self, message: str, fatal: bool) -> None:
+        super().__init__(message)
+        self.fatal = fatal
+
+
+def describe_status_error(exc: APIStatusError) -> str:
+    reason = FATAL_MODEL_STATUSES.get(exc.status_code, "the request failed")
+    hints = {401: "check API_KEY / HF_TOKEN / OPENAI_API_KEY",
+             402: "add credits, or switch API_BASE_URL / MODEL_NAME / the key",
+             403: "check the key's permissions", 404: "check API_BASE_URL and MODEL_NAME"}
+    hint = hints.get(exc.status_code, "retry later or switch provider")
+    return (f"model call to {API_BASE_URL} failed with HTTP {exc.status_code} ({reason}; {hint}): "
+            f"{one_line(exc.message)[:300]}")
+
+
+class LlmPolicy:
+    """An OpenAI tool-calling loop over the tool registry plus the two submit tools."""
+
+    def __init__(self, client: OpenAI) -> None:
+        self.client = client
+        self.tools = tool_definitions()
+        self.tool_names = [t["function"]["name"] for t in self.tools]
+        self.disabled: str | None = None  # set after an error that no later call can get past
+        self.last_error: str | None = None
+
+    def __call__(self, env: Any, run: TaskRun, reset_kwargs: dict[str, Any]) -> None:
+        self.last_error = None
+        observation = run.reset(env, **reset_kwargs)
+        if self.disabled:
+            self.last_error = f"model disabled after an earlier error: {self.disabled}"
+            note(f"[WARN] task={run.task_id} {self.last_error}")
+            return
+        messages: list[dict[str, Any]] = [{"role": "system", "content": SYSTEM_PROMPT},
+                                          {"role": "user", "content": initial_prompt(observation)}]
+        try:
+            self.converse(env, run, messages)
+        except ModelError as exc:
+            self.last_error = str(exc)
+            note(f"[ERROR] task={run.task_id} {exc}")
+            if exc.fatal:
+                self.disabled = str(exc)
+        finally:
+            run.record("chat", model=MODEL_NAME, messages=messages)
+
+    def converse(self, env: Any, run: TaskRun, messages: list[dict[str, Any]]) -> None:
+        for _ in range(MAX_TOOL_ROUNDS):
+            if run.done or run.graded is not None:
+                return
+            message = self.complete(messages)
+            calls = message.tool_calls or []
+            turn: dict[str, Any] = {"role": "assistant", "content": message.content or ""}
+            if calls:
+                turn["tool_calls"] = [{"id": c.id, "type": "function",
+                                       "function": {"name": c.function.name, "arguments": c.function.arguments}}
+                                      for c in calls]
+            messages.append(turn)
+            if not calls:
+                messages.append({"role": "user", "content": "Continue with tool calls; finish with "
+                                                            "submit_solution or submit_payload_generator."})
+                continue
+            for call in calls:
+                if run.done or run.graded is not None:
+                    content = "skipped: the report has already been graded"
+                else:
+                    content = self.execute(env, run, call.function.name, call.function.arguments)
+                messages.append({"role": "tool", "tool_call_id": call.id, "content": content})
+
+    def complete(self, messages: list[dict[str, Any]]) -> Any:
+        try:
+            completion = self.client.chat.completions.create(
+                model=MODEL_NAME, messages=messages, tools=self.tools, tool_choice="auto",
+                temperature=TEMPERATURE, max_tokens=MAX_TOKENS)
+        except APIStatusError as exc:
+            raise ModelError(describe_status_error(exc), fatal=exc.status_code in FATAL_MODEL_STATUSES) from exc
+        except APIConnectionError as exc:
+            raise ModelError(f"could not reach the model at {API_BASE_URL}: {exc}", fatal=False) from exc
+        except OpenAIError as exc:
+            raise ModelError(f"model call failed: {one_line(str(exc))[:300]}", fatal=False) from exc
+        if not completion.choices:
+            raise ModelError("the model returned no choices", fatal=False)
+        return completion.choices[0].message
+
+    def execute(self, env: Any, run: TaskRun, name: str, raw_arguments: str | None) -> str:
+        """Run one tool call; mistakes come back to the model as text and never cost an env step."""
+        try:
+            arguments = json.loads(raw_arguments or "{}")
+        except json.JSONDecodeError as exc:
+            return (f"error: the arguments of {name} are not valid JSON ({exc.msg} at position {exc.pos}); "
+                    "call the tool again with one JSON object that matches its schema")
+        if not isinstance(arguments, dict):
+            return f"error: the arguments of {name} must be a JSON object"
+        if name in SUBMIT_TOOLS:
+            key, _ = SUBMIT_TOOLS[name]
+            if not isinstance(arguments.get(key), list):
+                return f"error: {name} needs {key!r}, a list"
+            field_name = "classifications" if name == "submit_solution" else "payload_generators"
+            try:
+                action = MetricTrackerRlAction(**{field_name: arguments[key]})
+            except ValidationError as exc:
+                return f"error: invalid {key} for {name}: {validation_summary(exc)}. Nothing was submitted."
+        elif name in TOOL_REGISTRY:
+            action = MetricTrackerRlAction(analysis_method=name, analysis_args=arguments)
+        else:
+            return f"error: unknown tool {name!r}; valid tools: {', '.join(self.tool_names)}"
+        observation = run.step(env, action).observation
+        if observation.status == "error":
+            return clip(json.dumps({"status": "error", "message": observation.message}))
+        if observation.status == "graded":
+            breakdown = observation.reward_breakdown.model_dump() if observation.reward_breakdown else None
+            return clip(json.dumps({"status": "graded", "message": observation.message,
+                                    "reward": observation.reward, "reward_breakdown": breakdown,
+                                    "submission_issues": [i.model_dump() for i in observation.submission_issues]}))
+        return clip(json.dumps({"status": observation.status, "steps_remaining": observation.steps_remaining,
+                                "result": observation.analysis_result}))
+
+
+# --- the environment server ------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def healthy(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"{url}/health", timeout=2.0) as response:
+            return response.status == 200
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+def stop_process(process: subprocess.Popen) -> None:
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+@contextlib.contextmanager
+def local_server() -> Iterator[str]:
+    """`python -m server.app` on a free loopback port, in standard mode (never debug), stopped on exit."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    command = [sys.executable, "-m", "server.app", "--host", "127.0.0.1", "--port", str(port), "--no-web"]
+    child_env = {**os.environ, "ENABLE_WEB_INTERFACE": "false", "METRIC_TRACKER_DEBUG": ""}
+    with tempfile.TemporaryFile() as log:
+        process = subprocess.Popen(command, cwd=ROOT, env=child_env, stdout=log, stderr=subprocess.STDOUT)
+        note(f"[INFO] started local server pid={process.pid} url={url}")
+        try:
+            deadline = time.monotonic() + SERVER_START_TIMEOUT_S
+            while not healthy(url):
+                if process.poll() is not None:
+                    log.seek(0)
+                    tail = log.read().decode(errors="replace")[-2000:]
+                    raise RuntimeError(f"the local server exited with code {process.returncode}:\n{tail}")
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"the local server was not healthy within {SERVER_START_TIMEOUT_S:.0f}s")
+                time.sleep(0.2)
+            yield url
+        finally:
+            stop_process(process)
+            note(f"[INFO] stopped local server pid={process.pid}")
+
+
+@contextlib.contextmanager
+def docker_server(image: str) -> Iterator[str]:
+    from openenv.core.containers.runtime.providers import LocalDockerProvider
+
+    try:
+        provider = LocalDockerProvider()
+    except RuntimeError as exc:
+        raise RuntimeError(f"cannot start image {image!r}: {exc} Set BASE_URL to use a running server, or unset "
+                           "LOCAL_IMAGE_NAME / IMAGE_NAME to start a local server process.") from exc
+    try:
+        url = provider.start_container(image)
+        note(f"[INFO] started container from {image} at {url}")
+        provider.wait_for_ready(url, timeout_s=SERVER_START_TIMEOUT_S)
+        yield url
+    finally:
+        provider.stop_container()
+
+
+def environment_server() -> contextlib.AbstractContextManager[str]:
+    if BASE_URL:
+        return contextlib.nullcontext(BASE_URL.rstrip("/"))
+    if IMAGE_NAME:
+        return docker_server(IMAGE_NAME)
+    return local_server()
+
+
+# --- the run -------------------------------------------------------------------------------------
+
+
+@dataclass
+class TaskResult:
+    task_id: str
+    seed: int | None
+    score: float  # the environment's score, in [0, 1]
+    published_score: float  # the [END] score, clamped into (0, 1)
+    success: bool
+    steps: int
+    rewards: list[float]
+    seconds: float
+    error: str | None = None  # the environment could not be reached or failed
+    model_error: str | None = None
+    reward_breakdown: dict[str, Any] | None = None
+
+
+def close_quietly(env: Any) -> None:
+    """Closing a client whose server is gone must not turn a finished task into a crash."""
+    try:
+        env.close()
+    except Exception as exc:  # noqa: BLE001
+        note(f"[WARN] closing the environment client failed: {exc}")
+
+
+def run_task(task_id: str, seed: int | None, url: str | None, startup_error: str | None, policy: Policy,
+             model_label: str, trajectories: Path | None) -> TaskResult:
+    """One task, start to finish. [START] and [END] are printed whatever happens in between."""
+    log_start(task_id, model_label)
+    started = time.monotonic()
+    reset_kwargs: dict[str, Any] = {"task_id": task_id} if seed is None else {"task_id": task_id, "seed": seed}
+    error: str | None = None
+    with contextlib.ExitStack() as stack:
+        trajectory = None
+        if trajectories is not None:
+            trajectory = stack.enter_context(open(trajectories / f"{task_id}.jsonl", "w", encoding="utf-8"))
+        run = TaskRun(task_id, trajectory)
+        try:
+            if url is None:
+                raise RuntimeError(startup_error or "no environment server")
+            env = MetricTrackerRlEnv(base_url=url, connect_timeout_s=CONNECT_TIMEOUT_S,
+                                     message_timeout_s=MESSAGE_TIMEOUT_S).sync()
+            stack.callback(close_quietly, env)
+            env.connect()
+            policy(env, run, reset_kwargs)
+            if run.observation is not None and run.graded is None and not run.done:
+                note(f"[INFO] task={task_id} nothing was submitted: submitting an empty report so the task is graded")
+                run.step(env, MetricTrackerRlAction(classifications=[]))
+        except Exception as exc:  # noqa: BLE001 - any failure ends this task, never the run
+            error = f"{type(exc).__name__}: {one_line(str(exc))[:500]}"
+            note(f"[ERROR] task={task_id} {error}")
+        finally:
+            success = run.graded is not None and run.score >= SUCCESS_THRESHOLD
+            log_end(success, run.steps, run.score, run.rewards)
+            run.record("end", score=run.score, success=success, steps=run.steps, error=error)
+    breakdown = run.graded.reward_breakdown if run.graded is not None else None
+    return TaskResult(task_id, seed, run.score, round(open_interval(run.score), 2), success, run.steps, run.rewards,
+                      round(time.monotonic() - started, 2), error, getattr(policy, "last_error", None),
+                      breakdown.model_dump() if breakdown else None)
+
+
+def load_agents() -> None:
+    """Import every module of metric_tracker_rl.agents so each registers its agents."""
+    for module in pkgutil.iter_modules(agents_package.__path__):
+        importlib.import_module(f"{agents_package.__name__}.{module.name}")
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description="Run the metric_tracker_rl baseline on the named tasks.")
+    parser.add_argument("--agent", default=None,
+                        help="llm, scripted or expert (any registered agent name works); default: llm when an "
+                             "API key is set, else scripted")
+    parser.add_argument("--tasks", default=",".join(DEFAULT_TASK_ORDER),
+                        help="comma-separated task ids (default: %(default)s)")
+    parser.add_argument("--seed", type=int, default=None, help="override the seed of every task")
+    parser.add_argument("--output", type=Path, default=None, help="write the results as JSON to this file")
+    parser.add_argument("--trajectories", type=Path, default=None,
+                        help="directory for one JSONL file per task: every action, observation and reward")
+    args = parser.parse_args(argv)
+    args.task_ids = [t.strip() for t in args.tasks.split(",") if t.strip()]
+    for task_id in args.task_ids:
+        try:
+            get_task_spec(task_id)
+        except ValueError as exc:
+            parser.error(str(exc))
+    load_agents()
+    args.agent = args.agent or ("llm" if API_KEY else "scripted")
+    if args.agent == "llm" and not API_KEY:
+        parser.error("--agent llm needs a key in API_KEY, HF_TOKEN or OPENAI_API_KEY")
+    if args.agent != "llm" and args.agent not in AGENTS:
+        parser.error(f"agent {args.agent!r} is not available in this checkout; valid: llm, {', '.join(AGENTS)}")
+    return args
+
+
+def summary_table(results: list[TaskResult]) -> str:
+    lines = [f"{'task':<24} {'score':>6} {'steps':>6} {'seconds':>8}"]
+    lines += [f"{r.task_id:<24} {r.score:>6.3f} {r.steps:>6} {r.seconds:>8.2f}" for r in results]
+    if results:
+        mean = sum(r.score for r in results) / len(results)
+        lines.append(f"{'mean':<24} {mean:>6.3f} {sum(r.steps for r in results):>6} "
+                     f"{sum(r.seconds for r in results):>8.2f}")
+    return "\n".join(lines)
+
+
+def _terminate(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    signal.signal(signal.SIGTERM, _terminate)  # so a SIGTERM also stops the spawned server
+    if args.agent == "llm":
+        policy: Policy = LlmPolicy(OpenAI(base_url=API_BASE_URL, api_key=API_KEY, timeout=MODEL_TIMEOUT_S,
+                                          max_retries=MODEL_MAX_RETRIES))
+        model_label = MODEL_NAME
+    else:
+        policy, model_label = agent_policy(args.agent), args.agent
+    if args.trajectories is not None:
+        args.trajectories.mkdir(parents=True, exist_ok=True)
+    note(f"[INFO] agent={args.agent} model={model_label} tasks={','.join(args.task_ids)}")
+    started = time.monotonic()
+    results: list[TaskResult] = []
+    interrupted = False
+    with contextlib.ExitStack() as stack:
+        url: str | None = None
+        startup_error: str | None = None
+        try:
+            url = stack.enter_context(environment_server())
+        except KeyboardInterrupt:
+            note("[WARN] interrupted while starting the environment; every task is skipped")
+            interrupted = True
+        except Exception as exc:  # noqa: BLE001 - reported per task below
+            startup_error = f"environment unavailable: {one_line(str(exc))[:500]}"
+            note(f"[ERROR] {startup_error}")
+        for task_id in args.task_ids:
+            if interrupted:
+                log_start(task_id, model_label)
+                log_end(False, 0, 0.0, [])
+                continue
+            try:
+                results.append(run_task(task_id, args.seed, url, startup_error, policy, model_label,
+                                        args.trajectories))
+            except KeyboardInterrupt:
+                note(f"[WARN] interrupted during {task_id}; the remaining tasks are skipped")
+                interrupted = True
+    note(summary_table(results))
+    if args.output is not None:
+        payload = {"env": BENCHMARK, "agent": args.agent, "model": model_label, "seed": args.seed,
+                   "interrupted": interrupted, "seconds": round(time.monotonic() - started, 2),
+                   "mean_score": sum(r.score for r in results) / len(results) if results else 0.0,
+                   "tasks": [asdict(r) for r in results]}
+        args.output.write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
+        note(f"[INFO] wrote {args.output}")
+    if interrupted:
+        return 130
+    return 1 if any(r.error for r in results) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

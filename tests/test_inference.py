@@ -1,0 +1,291 @@
+"""inference.py end to end: the exact log format, the offline scripted run, and the model loop against a fake
+OpenAI-compatible server (loopback only) driven by the real `openai` client."""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import json
+import os
+import re
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import ROOT, free_port
+
+from metric_tracker_rl import DEFAULT_TASK_ORDER, MetricSubmissionRow, PayloadGeneratorMethod
+from metric_tracker_rl.analysis_tools import TOOL_REGISTRY
+
+START = re.compile(r"^\[START\] task=(\S+) env=metric_tracker_rl model=(\S+)$")
+STEP = re.compile(r"^\[STEP\] step=(\d+) action=(\S+) reward=(\d\.\d\d) done=(true|false) error=(\S.*)$")
+END = re.compile(r"^\[END\] success=(true|false) steps=(\d+) score=(\d\.\d\d) rewards=((?:\d\.\d\d)(?:,\d\.\d\d)*)?$")
+ISOLATED = ("API_KEY", "HF_TOKEN", "OPENAI_API_KEY", "BASE_URL", "IMAGE_NAME", "LOCAL_IMAGE_NAME", "MODEL_NAME",
+            "API_BASE_URL", "MAX_TOOL_ROUNDS")
+
+
+@pytest.fixture(scope="module")
+def inference() -> Any:
+    """inference.py imported in-process (it is a script at the root, not part of the package)."""
+    spec = importlib.util.spec_from_file_location("inference", ROOT / "inference.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses resolve their annotations through sys.modules
+    spec.loader.exec_module(module)
+    return module
+
+
+def run_inference(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    clean = {k: v for k, v in os.environ.items() if k not in ISOLATED}
+    return subprocess.run([sys.executable, "inference.py", *args], cwd=ROOT, env={**clean, **(env or {})},
+                          capture_output=True, text=True, timeout=300)
+
+
+def parse_log(stdout: str, task_ids: list[str], model: str) -> list[dict[str, Any]]:
+    """Check every stdout line against the exact format and the START/STEP*/END structure; return each task."""
+    tasks: list[dict[str, Any]] = []
+    current: dict[str, Any] | None = None
+    for line in stdout.splitlines():
+        if match := START.match(line):
+            assert current is None, f"[START] before the previous task's [END]: {line}"
+            assert match.group(2) == model
+            current = {"task": match.group(1), "steps": []}
+        elif match := STEP.match(line):
+            assert current is not None, f"[STEP] outside a task: {line}"
+            step, action, reward, done, error = match.groups()
+            assert int(step) == len(current["steps"]) + 1
+            assert len(action) <= 220
+            current["steps"].append({"action": action, "reward": float(reward), "done": done == "true",
+                                     "error": None if error == "null" else error})
+        elif match := END.match(line):
+            assert current is not None, f"[END] outside a task: {line}"
+            success, steps, score, rewards = match.groups()
+            current.update(success=success == "true", score=float(score),
+                           rewards=[float(r) for r in rewards.split(",")] if rewards else [])
+            assert int(steps) == len(current["steps"]) == len(current["rewards"])
+            assert current["rewards"] == [s["reward"] for s in current["steps"]]
+            assert 0.0 < current["score"] < 1.0
+            assert all(0.0 < r < 1.0 for r in current["rewards"])
+            tasks.append(current)
+            current = None
+        else:
+            raise AssertionError(f"stdout line in no known format: {line!r}")
+    assert current is None, "a task has no [END]"
+    assert [t["task"] for t in tasks] == task_ids
+    return tasks
+
+
+# --- a fake OpenAI-compatible chat-completions server -------------------------------------------------
+
+
+def tool_calls(*calls: tuple[str, Any]) -> dict[str, Any]:
+    """A scripted reply; arguments given as str are sent verbatim (to send malformed JSON)."""
+    return {"tool_calls": [
+        {"id": f"call_{i}", "type": "function",
+         "function": {"name": name, "arguments": args if isinstance(args, str) else json.dumps(args)}}
+        for i, (name, args) in enumerate(calls)]}
+
+
+def completion(reply: dict[str, Any]) -> dict[str, Any]:
+    message = {"role": "assistant", "content": reply.get("content"), **({"tool_calls": reply["tool_calls"]}
+                                                                      if "tool_calls" in reply else {})}
+    return {"id": "chatcmpl-test", "object": "chat.completion", "created": 0, "model": "fake-model",
+            "choices": [{"index": 0, "message": message,
+                         "finish_reason": "tool_calls" if "tool_calls" in reply else "stop"}],
+            "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2}}
+
+
+@contextlib.contextmanager
+def fake_model(script: list[dict[str, Any]]) -> Iterator[tuple[str, list[dict[str, Any]]]]:
+    """Serve the scripted replies in order (then plain text); yield the base URL and the received requests.
+    A reply {"status": 402, ...} answers with that HTTP error."""
+    requests: list[dict[str, Any]] = []
+    replies = list(script)
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802 - http.server naming
+            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            requests.append(body)
+            reply = replies.pop(0) if replies else {"content": "I have nothing more to do."}
+            status = reply.get("status", 200)
+            payload = completion(reply) if status == 200 else {
+                "error": {"message": reply.get("message", "error"), "type": "error", "code": status}}
+            data = json.dumps(payload).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/v1", requests
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def model_env(model_url: str, server_url: str, **extra: str) -> dict[str, str]:
+    return {"API_BASE_URL": model_url, "API_KEY": "test-key", "MODEL_NAME": "fake-model", "BASE_URL": server_url,
+            "MODEL_MAX_RETRIES": "0", **extra}
+
+
+def tool_messages(request: dict[str, Any]) -> list[str]:
+    return [m["content"] for m in request["messages"] if m["role"] == "tool"]
+
+
+# --- unit checks of the tool list and the action field ----------------------------------------------
+
+
+def test_tool_definitions_come_from_the_registry_and_the_models(inference: Any) -> None:
+    tools = {t["function"]["name"]: t["function"] for t in inference.tool_definitions()}
+    assert set(tools) == set(TOOL_REGISTRY) | {"submit_solution", "submit_payload_generator"}
+    for name, spec in TOOL_REGISTRY.items():
+        assert tools[name]["parameters"] == spec.parameters_schema()
+    rows = tools["submit_solution"]["parameters"]["properties"]["rows"]["items"]
+    assert rows == MetricSubmissionRow.model_json_schema()
+    methods = tools["submit_payload_generator"]["parameters"]["properties"]["generator_methods"]["items"]
+    assert methods == PayloadGeneratorMethod.model_json_schema()
+
+
+def test_action_field_is_one_clipped_token(inference: Any) -> None:
+    text = inference.format_action("preview_submission", {"rows": [{"note": "two words\nand a line"}] * 40})
+    assert len(text) == 220 and not re.search(r"\s", text)
+    assert inference.format_action("task_overview", {}) == "task_overview()"
+    assert [inference.open_interval(v) for v in (0.0, 0.5, 1.0)] == [0.01, 0.5, 0.99]
+
+
+def test_scripted_agent_is_deterministic_and_skips_annotated_dates() -> None:
+    import metric_tracker_rl.agents.scripted  # noqa: F401  (registers "scripted")
+    from metric_tracker_rl.agents import make_agent, run_episode
+    from server.environment import MetricTrackerRlEnvironment
+
+    reports = []
+    for _ in range(2):
+        env = MetricTrackerRlEnvironment()
+        results = run_episode(make_agent("scripted"), env.reset, env.step, task_id="hard_mixed_multi")
+        notes = results[1].analysis_result["annotations"]
+        assert notes, "the hard task has annotated distractor days"
+        final = results[-1]
+        assert [r.status for r in results] == ["ok", "ok", "ok", "graded"]
+        assert final.submitted_rows and not {row.date for row in final.submitted_rows} & {n["date"] for n in notes}
+        reports.append(([row.model_dump() for row in final.submitted_rows], final.reward))
+    assert reports[0] == reports[1]
+
+
+# --- the model loop against the fake server ----------------------------------------------------------
+
+
+def test_model_solves_with_tool_calls_then_submit(server_url: str, tmp_path: Path) -> None:
+    generator = {"method_name": "get_rate_spike_from_median_rows", "threshold_multiplier": 4.0}
+    script = [tool_calls(("task_overview", {}), ("get_annotations", {})),
+              tool_calls(("submit_payload_generator", {"generator_methods": [generator]}))]
+    with fake_model(script) as (model_url, requests):
+        result = run_inference("--tasks", "easy_single_spike", "--output", str(tmp_path / "r.json"),
+                               env=model_env(model_url, server_url))
+    assert result.returncode == 0, result.stderr
+    [task] = parse_log(result.stdout, ["easy_single_spike"], "fake-model")
+    assert [s["action"].split("(")[0] for s in task["steps"]] == [
+        "task_overview", "get_annotations", "submit_payload_generator"]
+    assert task["steps"][-1]["reward"] == task["score"]
+    # The model got the tool list and, in its second request, the results of its two calls.
+    assert len(requests) == 2
+    assert {t["function"]["name"] for t in requests[0]["tools"]} >= {"get_annotations", "submit_solution"}
+    overview, annotations = (json.loads(c) for c in tool_messages(requests[1]))
+    assert overview["status"] == "ok" and overview["result"]["method"] == "task_overview"
+    assert "annotations" in annotations["result"]
+    saved = json.loads((tmp_path / "r.json").read_text())
+    assert saved["tasks"][0]["score"] > 0 and round(min(0.99, saved["tasks"][0]["score"]), 2) == task["score"]
+
+
+def test_model_mistakes_are_answered_without_env_steps(server_url: str) -> None:
+    """Malformed JSON, an unknown tool and invalid rows cost no env step; a model that then stops calling
+    tools is bounded by MAX_TOOL_ROUNDS and the task is graded by the empty fallback report."""
+    script = [tool_calls(("get_annotations", "{not json")),
+              tool_calls(("no_such_tool", {})),
+              tool_calls(("submit_solution", {"rows": [{"date": "2026-03-10"}]}))]
+    with fake_model(script) as (model_url, requests):
+        result = run_inference("--tasks", "easy_single_spike",
+                               env=model_env(model_url, server_url, MAX_TOOL_ROUNDS="5"))
+    assert result.returncode == 0, result.stderr
+    [task] = parse_log(result.stdout, ["easy_single_spike"], "fake-model")
+    assert len(requests) == 5
+    assert [s["action"] for s in task["steps"]] == ['submit_solution({"rows":[]})']
+    assert task["success"] is False
+    assert "not valid JSON" in tool_messages(requests[1])[0]
+    unknown = tool_messages(requests[2])[1]
+    assert "unknown tool 'no_such_tool'" in unknown and "task_overview" in unknown
+    invalid = tool_messages(requests[3])[2]
+    assert "invalid rows" in invalid and "Nothing was submitted" in invalid
+
+
+def test_http_error_ends_every_task_cleanly(server_url: str) -> None:
+    script = [tool_calls(("task_overview", {})), {"status": 402, "message": "You have depleted your credits"}]
+    tasks = ["easy_single_spike", "medium_mixed_pair"]
+    with fake_model(script) as (model_url, requests):
+        result = run_inference("--tasks", ",".join(tasks), env=model_env(model_url, server_url))
+    assert result.returncode == 0, result.stderr
+    first, second = parse_log(result.stdout, tasks, "fake-model")
+    assert "HTTP 402" in result.stderr and "credits" in result.stderr
+    # Each task is still graded once, by the empty fallback report; the model is not called after a 402.
+    assert [s["action"] for s in first["steps"]] == ["task_overview()", 'submit_solution({"rows":[]})']
+    assert [s["action"] for s in second["steps"]] == ['submit_solution({"rows":[]})']
+    assert len(requests) == 2
+
+
+# --- offline and failure paths -----------------------------------------------------------------------
+
+
+def test_offline_run_spawns_and_stops_its_own_server(tmp_path: Path) -> None:
+    output, trajectories = tmp_path / "results.json", tmp_path / "traj"
+    result = run_inference("--output", str(output), "--trajectories", str(trajectories))
+    assert result.returncode == 0, result.stderr
+    tasks = parse_log(result.stdout, list(DEFAULT_TASK_ORDER), "scripted")
+    pid = int(re.search(r"started local server pid=(\d+)", result.stderr).group(1))
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)
+    saved = json.loads(output.read_text())
+    assert saved["agent"] == "scripted" and [t["task_id"] for t in saved["tasks"]] == list(DEFAULT_TASK_ORDER)
+    for task, record in zip(tasks, saved["tasks"], strict=True):
+        assert record["published_score"] == task["score"] and record["steps"] == len(task["steps"])
+        assert task["steps"][-1]["action"].startswith("submit_solution(")
+        lines = [json.loads(line) for line in (trajectories / f"{record['task_id']}.jsonl").read_text().splitlines()]
+        assert [line["event"] for line in lines] == ["reset"] + ["step"] * record["steps"] + ["end"]
+        assert [line["reward"] for line in lines[1:-1]] == record["rewards"]
+        assert all("debug" not in line.get("observation", {}) for line in lines)
+    assert saved["mean_score"] > 0.5  # the scripted floor finds most incidents of the named tasks
+
+
+def test_unreachable_environment_still_prints_start_and_end() -> None:
+    result = run_inference(env={"BASE_URL": f"http://127.0.0.1:{free_port()}"})
+    assert result.returncode == 1
+    tasks = parse_log(result.stdout, list(DEFAULT_TASK_ORDER), "scripted")
+    assert all(not t["success"] and not t["steps"] and t["score"] == 0.01 for t in tasks)
+    assert "ConnectionError" in result.stderr
+
+
+def test_unknown_agent_and_missing_key_are_usage_errors(inference: Any, monkeypatch: pytest.MonkeyPatch,
+                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        inference.parse_args(["--agent", "no_such_agent"])
+    message = capsys.readouterr().err
+    assert exit_info.value.code == 2 and "no_such_agent" in message and "scripted" in message
+    monkeypatch.setattr(inference, "API_KEY", None)
+    with pytest.raises(SystemExit):
+        inference.parse_args(["--agent", "llm"])
+    assert "API_KEY" in capsys.readouterr().err
+    assert inference.parse_args([]).agent == "scripted"
+    monkeypatch.setattr(inference, "API_KEY", "key")
+    assert inference.parse_args(["--tasks", "hard_mixed_multi"]).agent == "llm"
+    with pytest.raises(SystemExit):
+        inference.parse_args(["--tasks", "no_such_task"])
+    assert "hard_mixed_multi" in capsys.readouterr().err
