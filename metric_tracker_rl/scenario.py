@@ -185,6 +185,8 @@ def _plan_anomalies(config: EpisodeConfig, dates: list[str], taken: set[int],
 
 def validate_custom_anomalies(config: EpisodeConfig, dates: list[str]) -> None:
     weekdays: set[int] = set()
+    late_data = "incomplete_last_day" in DISTRACTORS_BY_DIFFICULTY[config.difficulty]
+    reserved_weekday = (len(dates) - 1) % 7 if late_data else None
     for i, request in enumerate(config.anomalies):
         where = f"anomalies[{i}]"
         if request.family not in FAMILY_REGISTRY:
@@ -194,6 +196,9 @@ def validate_custom_anomalies(config: EpisodeConfig, dates: list[str]) -> None:
             raise ValueError(f"{where}: date must be one of {dates[0]} .. {dates[-2]} (the last date is kept "
                              f"for data-freshness notes), got {request.date!r}")
         weekday = dates.index(request.date) % 7
+        if weekday == reserved_weekday:
+            raise ValueError(f"{where}: on {config.difficulty} the latest date's weekday is kept for its "
+                             "late-arriving data, so its same-weekday baseline stays clean; choose another weekday")
         if weekday in weekdays:
             raise ValueError(f"{where}: each anomaly needs its own weekday so same-weekday baselines stay clean")
         weekdays.add(weekday)

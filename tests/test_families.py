@@ -164,3 +164,15 @@ def test_perturbed_dates_have_distinct_weekdays(difficulty: str) -> None:
         truth = episode(seed, "mixed", difficulty).truth
         days = [r.day for r in truth.injections] + [d.day for d in truth.distractors]
         assert len({day % 7 for day in days}) == len(days), seed
+
+
+def test_custom_anomaly_cannot_share_the_late_data_weekday() -> None:
+    from metric_tracker_rl.scenario import build_episode
+    from metric_tracker_rl.tasks import resolve_episode_config
+
+    sunday = "2026-03-22"  # same weekday as the latest date, which carries late-arriving data on medium/hard
+    request = [{"family": "rate_drop_from_median", "date": sunday}]
+    with pytest.raises(ValueError, match="latest date's weekday"):
+        build_episode(resolve_episode_config(anomalies=request, difficulty="medium", seed=1))
+    easy = build_episode(resolve_episode_config(anomalies=request, difficulty="easy", seed=1))
+    assert [row.date for row in easy.truth.expected_rows] == [sunday]
