@@ -166,7 +166,7 @@ def build_debugger(web_manager: Any, action_fields: Any, metadata: Any, is_chat_
                                         scale=2)
                 tool_help = gr.Markdown(elem_id="tool-help")
                 run_button = gr.Button("Run tool", variant="primary", elem_id="run-tool")
-                tool_table = gr.Dataframe(label="Result table", elem_id="tool-table", wrap=True)
+                tool_table = gr.Dataframe(label="Result table", elem_id="tool-table", wrap=True, max_height=1200)
                 with gr.Accordion("Raw result (JSON)", open=False):
                     tool_json = gr.JSON(label="Raw result", elem_id="tool-json")
             with gr.Tab("Payload"):
