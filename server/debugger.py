@@ -136,7 +136,7 @@ def build_debugger(web_manager: Any, action_fields: Any, metadata: Any, is_chat_
                     "This tab has its own episode on the server's WebSocket API.")
         with gr.Row(equal_height=True):
             task = gr.Dropdown([h.DEFAULT_CHOICE, *DEFAULT_TASK_ORDER], value=DEFAULT_TASK_ORDER[0], label="Task",
-                               elem_id="reset-task")
+                               elem_id="reset-task", scale=2, min_width=220)
             seed = gr.Textbox(label="seed", placeholder="task default", elem_id="reset-seed")
             family = gr.Dropdown([h.DEFAULT_CHOICE, *SCENARIO_FAMILIES], value=h.DEFAULT_CHOICE,
                                  label="scenario_family")

@@ -277,8 +277,8 @@ def _draw_marks(axis: Any, dates: list[str], marks: list[Mark], column: str | No
         color = TRUTH_COLOR if mark.truth else ANNOTATION_COLOR
         axis.axvspan(x - 0.5, x + 0.5, color=color, alpha=0.25 if mark.truth else 0.15, lw=0)
         if mark.truth:
-            axis.annotate(mark.label, (x, 1.0), xycoords=("data", "axes fraction"), fontsize=6, color=color,
-                          ha="center", va="bottom", rotation=0, annotation_clip=False)
+            axis.annotate(mark.label, (x, 0.97), xycoords=("data", "axes fraction"), fontsize=6, color=color,
+                          ha="right", va="top", bbox={"facecolor": "white", "alpha": 0.8, "lw": 0, "pad": 1})
 
 
 def small_multiples_figure(daily: pd.DataFrame, columns: tuple[str, ...], title: str,
