@@ -11,6 +11,7 @@ from openenv.core.env_server.http_server import create_app
 from openenv.core.env_server.types import ConcurrencyConfig
 
 from metric_tracker_rl.models import MetricTrackerRlAction, MetricTrackerRlObservation
+from server.debugger import SELF_URL_ENV_VAR, build_debugger
 from server.environment import MetricTrackerRlEnvironment, debug_mode_from_environment
 
 DEFAULT_MAX_CONCURRENT_ENVS = 64
@@ -19,14 +20,14 @@ DEFAULT_SESSION_TIMEOUT_S = 900.0
 
 def build_app() -> FastAPI:
     """Settings are read once, here: MAX_CONCURRENT_ENVS, SESSION_TIMEOUT_S, METRIC_TRACKER_DEBUG,
-    ENABLE_WEB_INTERFACE."""
+    ENABLE_WEB_INTERFACE (the debugger at /web), METRIC_TRACKER_SELF_URL (where the debugger connects)."""
     factory = partial(MetricTrackerRlEnvironment, debug=debug_mode_from_environment())
     concurrency = ConcurrencyConfig(
         max_concurrent_envs=int(os.getenv("MAX_CONCURRENT_ENVS", DEFAULT_MAX_CONCURRENT_ENVS)),
         session_timeout=float(os.getenv("SESSION_TIMEOUT_S", DEFAULT_SESSION_TIMEOUT_S)),
     )
     return create_app(factory, MetricTrackerRlAction, MetricTrackerRlObservation, env_name="metric_tracker_rl",
-                      concurrency_config=concurrency)
+                      concurrency_config=concurrency, gradio_builder=build_debugger, show_default_tab=False)
 
 
 def __getattr__(name: str) -> FastAPI:
@@ -46,6 +47,9 @@ def main() -> None:
     parser.add_argument("--no-web", action="store_true", help="serve the API without the /web debugger")
     args = parser.parse_args()
     os.environ["ENABLE_WEB_INTERFACE"] = "false" if args.no_web else os.getenv("ENABLE_WEB_INTERFACE", "true")
+    # The debugger drives episodes over this server's own WebSocket API; a wildcard bind is reached on loopback.
+    own_host = "127.0.0.1" if args.host in ("", "0.0.0.0", "::") else args.host
+    os.environ.setdefault(SELF_URL_ENV_VAR, f"http://{own_host}:{args.port}")
 
     import uvicorn
 

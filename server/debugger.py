@@ -1,0 +1,331 @@
+"""The /web debugger: a thin Gradio layout over the same WebSocket reset/step API that agents use.
+
+Every browser tab owns a `TabSession` (kept in `gr.State`) with its own `MetricTrackerRlEnv` connection to
+this server, so two tabs never share an episode and a person sees exactly what an agent gets. Charts are
+read once per reset from a second, short-lived session with the same settings, so drawing them costs the
+episode no steps. Ground truth appears only when the server runs in debug mode (observations then carry
+`debug`); nothing on the page can switch that on.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import threading
+import weakref
+from typing import Any
+
+import gradio as gr
+import pandas as pd
+from websockets.exceptions import WebSocketException
+
+from metric_tracker_rl import DEFAULT_TASK_ORDER, MetricTrackerRlAction, MetricTrackerRlEnv
+from metric_tracker_rl.catalog import COUNT_COLUMNS, DIFFICULTIES, SCENARIO_FAMILIES
+from metric_tracker_rl.models import MetricTrackerRlObservation
+from server import debugger_helpers as h
+
+SELF_URL_ENV_VAR = "METRIC_TRACKER_SELF_URL"
+CHART_DAYS = 28  # show_raw_data's maximum limit: the whole window
+
+
+def self_url() -> str:
+    """The server's own base URL (set by `main()`; `uvicorn server.app:app` falls back to PORT)."""
+    return os.getenv(SELF_URL_ENV_VAR) or f"http://127.0.0.1:{os.getenv('PORT', '8000')}"
+
+
+class DebuggerError(RuntimeError):
+    """Something the page reports instead of raising: a server error reply or a lost session."""
+
+
+CONNECTION_ERRORS = (ConnectionError, OSError, TimeoutError, WebSocketException)
+
+
+class TabSession:
+    """One browser tab's episode: a WebSocket client plus what the page derived from its observations."""
+
+    def __init__(self, base_url: str) -> None:
+        self.base_url = base_url
+        self._client: Any = None
+        self._lock = threading.Lock()
+        self.methods: dict[str, dict[str, Any]] = {}
+        self.observation: MetricTrackerRlObservation | None = None
+        self.charts: h.ChartData | None = None
+
+    def _connected(self) -> Any:
+        if self._client is None:
+            self._client = MetricTrackerRlEnv(base_url=self.base_url, message_timeout_s=60.0).sync()
+            self._client.connect()
+        return self._client
+
+    def _call(self, method: str, *args: Any, **kwargs: Any) -> MetricTrackerRlObservation:
+        with self._lock:
+            try:
+                result = getattr(self._connected(), method)(*args, **kwargs)
+            except CONNECTION_ERRORS as exc:
+                # The server restarted or reaped the idle session: its episode is gone.
+                self._drop_client()
+                self.observation = None
+                raise DebuggerError(f"the session with the server ended ({exc}); press Reset to start again") \
+                    from exc
+            except RuntimeError as exc:  # an error reply; the session stays open
+                raise DebuggerError(str(exc)) from exc
+        self.observation = result.observation
+        return result.observation
+
+    def reset(self, **kwargs: Any) -> MetricTrackerRlObservation:
+        observation = self._call("reset", **kwargs)
+        if observation.status != "error":
+            self.methods = {m.name: m.model_dump() for m in observation.available_methods}
+            try:
+                self.charts = fetch_chart_data(self.base_url, kwargs)
+            except (*CONNECTION_ERRORS, RuntimeError) as exc:
+                raise DebuggerError(f"the episode is ready but its charts could not be read: {exc}") from exc
+        return observation
+
+    def step(self, action: MetricTrackerRlAction) -> MetricTrackerRlObservation:
+        if self.observation is None:
+            raise DebuggerError("no episode in this tab; press Reset")
+        return self._call("step", action)
+
+    def _drop_client(self) -> None:
+        client, self._client = self._client, None
+        if client is not None:
+            with contextlib.suppress(Exception):  # the connection may already be gone; nothing left to release
+                client.close()
+
+    def close(self) -> None:
+        with self._lock:
+            self._drop_client()
+
+
+def fetch_chart_data(base_url: str, reset_kwargs: dict[str, Any]) -> h.ChartData:
+    """Read the chart data with public tools in a separate session with the same settings."""
+    with MetricTrackerRlEnv(base_url=base_url, message_timeout_s=60.0).sync() as env:
+        env.reset(**reset_kwargs)
+
+        def tool(name: str, **arguments: Any) -> dict[str, Any]:
+            observation = env.step(MetricTrackerRlAction(analysis_method=name, analysis_args=arguments)).observation
+            if observation.status != "ok" or observation.analysis_result is None:
+                raise RuntimeError(f"{name} failed: {observation.message}")
+            return observation.analysis_result
+
+        daily = h.daily_frame(tool("show_raw_data", limit=CHART_DAYS)["rows"])
+        annotations = tool("get_annotations")["annotations"]
+        hourly = {date: pd.DataFrame(tool("hourly_rows_for_date", date=date)["rows"]) for date in daily["date"]}
+    return h.ChartData(daily=daily, hourly=hourly, annotations=annotations)
+
+
+def _close(session: TabSession | None) -> None:
+    if session is not None:
+        session.close()
+
+
+def build_debugger(web_manager: Any, action_fields: Any, metadata: Any, is_chat_env: bool, title: str,
+                   quick_start_md: str) -> gr.Blocks:
+    """OpenEnv's gradio_builder hook. The shared `web_manager` environment is deliberately unused: every tab
+    gets its own WebSocket session instead."""
+    del web_manager, action_fields, is_chat_env, quick_start_md  # the hook's other inputs are not needed here
+    base_url = self_url()
+    open_sessions: weakref.WeakValueDictionary[str, TabSession] = weakref.WeakValueDictionary()
+
+    with gr.Blocks(title=title, analytics_enabled=False) as demo:
+        session_state = gr.State(None, delete_callback=_close)
+        gr.Markdown(f"# {getattr(metadata, 'name', 'metric_tracker_rl')} debugger\n"
+                    "Reset an episode, read the charts, run analysis tools, build and submit a report. "
+                    "This tab has its own episode on the server's WebSocket API.")
+        with gr.Row(equal_height=True):
+            task = gr.Dropdown([h.DEFAULT_CHOICE, *DEFAULT_TASK_ORDER], value=DEFAULT_TASK_ORDER[0], label="Task",
+                               elem_id="reset-task", scale=2, min_width=220)
+            seed = gr.Textbox(label="seed", placeholder="task default", elem_id="reset-seed")
+            family = gr.Dropdown([h.DEFAULT_CHOICE, *SCENARIO_FAMILIES], value=h.DEFAULT_CHOICE,
+                                 label="scenario_family")
+            difficulty = gr.Dropdown([h.DEFAULT_CHOICE, *DIFFICULTIES], value=h.DEFAULT_CHOICE, label="difficulty")
+            density = gr.Textbox(label="anomaly_density", placeholder="task default", elem_id="reset-density")
+            count = gr.Textbox(label="anomaly_count", placeholder="task default", elem_id="reset-count")
+            reset_button = gr.Button("Reset", variant="primary", elem_id="reset-button")
+        status = gr.Markdown("Resetting…", elem_id="status")
+
+        with gr.Tabs():
+            with gr.Tab("Charts"):
+                with gr.Row():
+                    chart_date = gr.Dropdown([], label="Date for the funnel chart", elem_id="chart-date")
+                    heat_column = gr.Dropdown(list(COUNT_COLUMNS), value=COUNT_COLUMNS[0],
+                                              label="Event for the hourly heatmap")
+                counts_plot = gr.Plot(label="Daily event counts", format="png", show_label=False)
+                rates_plot = gr.Plot(label="Conversion rates", format="png", show_label=False)
+                with gr.Row():
+                    heatmap_plot = gr.Plot(label="Hourly heatmap", format="png", show_label=False)
+                    funnel_plot = gr.Plot(label="Funnel shape", format="png", show_label=False)
+                gr.Markdown("Grey bands: dates with calendar notes (get_annotations). Charts come from a separate "
+                            "read-only session with the same settings and cost this episode no steps.")
+            with gr.Tab("Analysis tools"):
+                with gr.Row():
+                    tool_name = gr.Dropdown([], label="Tool", elem_id="tool-name", scale=1)
+                    tool_args = gr.Code("{}", language="json", label="Arguments (JSON)", elem_id="tool-args",
+                                        scale=2)
+                tool_help = gr.Markdown(elem_id="tool-help")
+                run_button = gr.Button("Run tool", variant="primary", elem_id="run-tool")
+                tool_table = gr.Dataframe(label="Result table", elem_id="tool-table", wrap=True, max_height=1200)
+                with gr.Accordion("Raw result (JSON)", open=False):
+                    tool_json = gr.JSON(label="Raw result", elem_id="tool-json")
+            with gr.Tab("Payload"):
+                with gr.Row():
+                    generator_name = gr.Dropdown([], label="Generator", elem_id="generator-name", scale=1)
+                    generator_args = gr.Code("{}", language="json", label="Generator arguments (JSON)",
+                                             elem_id="generator-args", scale=2)
+                generate_button = gr.Button("Add generated rows", elem_id="generate-rows")
+                payload = gr.Dataframe(h.empty_payload(), label="Payload rows (editable)", interactive=True,
+                                       elem_id="payload", wrap=True, row_count=(1, "dynamic"))
+                with gr.Row():
+                    clear_button = gr.Button("Clear rows")
+                    preview_button = gr.Button("Preview (no submission used)", elem_id="preview")
+                    submit_button = gr.Button("Submit report", variant="primary", elem_id="submit")
+                preview_table = gr.Dataframe(label="Preview issues", elem_id="preview-issues")
+                breakdown = gr.Dataframe(label="Reward breakdown", elem_id="reward-breakdown")
+                issues = gr.Dataframe(label="Submission issues", elem_id="submission-issues")
+            with gr.Tab("Episode"):
+                instruction = gr.Markdown(elem_id="instruction")
+                definitions = gr.Dataframe(label="Conversion metric definitions")
+        with gr.Accordion("Ground truth (server debug mode)", open=True, visible=False,
+                          elem_id="debug-panel") as debug_panel:
+            expected_table = gr.Dataframe(label="Expected rows", elem_id="debug-expected")
+            debug_json = gr.JSON(label="Injections and distractors")
+
+        # --- events -------------------------------------------------------------------------------------
+
+        def session_for(current: TabSession | None, request: gr.Request) -> TabSession:
+            if current is None:
+                current = TabSession(base_url)
+                open_sessions[request.session_hash] = current
+            return current
+
+        def error_update(current: TabSession, exc: Exception) -> dict[Any, Any]:
+            return {session_state: current, status: f"**error** — {exc}"}
+
+        def chart_updates(current: TabSession, date: str | None, column: str) -> dict[Any, Any]:
+            charts = current.charts
+            if charts is None:
+                return {}
+            marks = h.marks_for(charts.annotations, current.observation.debug if current.observation else None)
+            date = date if date in charts.dates else charts.dates[-1]
+            return {heatmap_plot: h.hourly_heatmap_figure(charts, column, marks),
+                    funnel_plot: h.funnel_figure(charts, date)}
+
+        def do_reset(current: TabSession | None, task_id: str, seed_value: str, family_value: str,
+                     difficulty_value: str, density_value: str, count_value: str, column: str,
+                     request: gr.Request) -> dict[Any, Any]:
+            current = session_for(current, request)
+            try:
+                kwargs = h.reset_kwargs(task_id, seed_value, family_value, difficulty_value, density_value,
+                                        count_value)
+                observation = current.reset(**kwargs)
+            except (ValueError, DebuggerError) as exc:
+                return error_update(current, exc)
+            if observation.status == "error":
+                return {session_state: current, status: h.status_markdown(observation)}
+            charts = current.charts
+            marks = h.marks_for(charts.annotations, observation.debug)
+            tools = [name for name, m in current.methods.items() if m["kind"] == "analysis"]
+            generators = [name for name, m in current.methods.items() if m["kind"] == "generator"]
+            debug = observation.debug
+            return {
+                session_state: current, status: h.status_markdown(observation),
+                counts_plot: h.daily_counts_figure(charts, marks), rates_plot: h.conversion_figure(charts, marks),
+                chart_date: gr.update(choices=charts.dates, value=charts.dates[-1]),
+                **chart_updates(current, charts.dates[-1], column),
+                tool_name: gr.update(choices=tools, value=tools[0]),
+                tool_help: h.describe_method(current.methods[tools[0]]),
+                tool_args: json.dumps(h.default_arguments(current.methods[tools[0]]), indent=2),
+                tool_table: pd.DataFrame(), tool_json: None,
+                generator_name: gr.update(choices=generators, value=generators[0]),
+                generator_args: json.dumps(h.default_arguments(current.methods[generators[0]]), indent=2),
+                payload: h.empty_payload(), preview_table: pd.DataFrame(), breakdown: pd.DataFrame(),
+                issues: pd.DataFrame(),
+                instruction: observation.instruction,
+                definitions: pd.DataFrame([d.model_dump() for d in observation.conversion_metric_definitions]),
+                debug_panel: gr.update(visible=debug is not None),
+                expected_table: h.expected_rows_table(debug),
+                debug_json: None if debug is None else {k: v for k, v in debug.items() if k != "expected_rows"},
+            }
+
+        def do_charts(current: TabSession | None, date: str | None, column: str) -> dict[Any, Any]:
+            return chart_updates(current, date, column) if current is not None else {}
+
+        def select_method(current: TabSession | None, name: str | None) -> tuple[str, str]:
+            method = (current.methods if current else {}).get(name or "")
+            if method is None:
+                return "", "{}"
+            return h.describe_method(method), json.dumps(h.default_arguments(method), indent=2)
+
+        def select_generator(current: TabSession | None, name: str | None) -> str:
+            return select_method(current, name)[1]
+
+        def run_tool(current: TabSession | None, name: str, args_text: str,
+                     request: gr.Request) -> dict[Any, Any]:
+            current = session_for(current, request)
+            try:
+                action = MetricTrackerRlAction(analysis_method=name, analysis_args=h.parse_arguments(args_text))
+                observation = current.step(action)
+            except (ValueError, DebuggerError) as exc:
+                return error_update(current, exc)
+            return {session_state: current, status: h.status_markdown(observation),
+                    tool_table: h.result_table(observation.analysis_result),
+                    tool_json: observation.analysis_result}
+
+        def generate(current: TabSession | None, name: str, args_text: str, rows: pd.DataFrame,
+                     request: gr.Request) -> dict[Any, Any]:
+            current = session_for(current, request)
+            try:
+                action = MetricTrackerRlAction(analysis_method=name, analysis_args=h.parse_arguments(args_text))
+                observation = current.step(action)
+            except (ValueError, DebuggerError) as exc:
+                return error_update(current, exc)
+            generated = (observation.analysis_result or {}).get("rows", [])
+            return {session_state: current, status: h.status_markdown(observation),
+                    payload: h.merge_rows(rows, generated)}
+
+        def preview(current: TabSession | None, rows: pd.DataFrame, request: gr.Request) -> dict[Any, Any]:
+            current = session_for(current, request)
+            try:
+                observation = current.step(MetricTrackerRlAction(analysis_method="preview_submission",
+                                                                 analysis_args={"rows": h.rows_from_frame(rows)}))
+            except DebuggerError as exc:
+                return error_update(current, exc)
+            result = observation.analysis_result or {}
+            return {session_state: current, status: h.status_markdown(observation),
+                    preview_table: h.issues_table(result.get("issues", []))}
+
+        def submit(current: TabSession | None, rows: pd.DataFrame, request: gr.Request) -> dict[Any, Any]:
+            current = session_for(current, request)
+            try:
+                observation = current.step(MetricTrackerRlAction(classifications=h.rows_from_frame(rows)))
+            except (ValueError, DebuggerError) as exc:
+                return error_update(current, exc)
+            return {session_state: current, status: h.status_markdown(observation),
+                    breakdown: h.breakdown_table(observation),
+                    issues: h.issues_table(observation.submission_issues)}
+
+        def close_tab(request: gr.Request) -> None:
+            _close(open_sessions.pop(request.session_hash, None))
+
+        reset_inputs = [session_state, task, seed, family, difficulty, density, count, heat_column]
+        reset_outputs = [session_state, status, counts_plot, rates_plot, heatmap_plot, funnel_plot, chart_date,
+                         tool_name, tool_help, tool_args, tool_table, tool_json, generator_name, generator_args,
+                         payload, preview_table, breakdown, issues, instruction, definitions, debug_panel,
+                         expected_table, debug_json]
+        demo.load(do_reset, reset_inputs, reset_outputs)
+        reset_button.click(do_reset, reset_inputs, reset_outputs)
+        chart_date.input(do_charts, [session_state, chart_date, heat_column], [heatmap_plot, funnel_plot])
+        heat_column.input(do_charts, [session_state, chart_date, heat_column], [heatmap_plot, funnel_plot])
+        tool_name.input(select_method, [session_state, tool_name], [tool_help, tool_args])
+        generator_name.input(select_generator, [session_state, generator_name], [generator_args])
+        run_button.click(run_tool, [session_state, tool_name, tool_args],
+                         [session_state, status, tool_table, tool_json])
+        generate_button.click(generate, [session_state, generator_name, generator_args, payload],
+                              [session_state, status, payload])
+        clear_button.click(h.empty_payload, None, [payload])
+        preview_button.click(preview, [session_state, payload], [session_state, status, preview_table])
+        submit_button.click(submit, [session_state, payload], [session_state, status, breakdown, issues])
+        demo.unload(close_tab)
+    return demo

@@ -1,0 +1,197 @@
+"""The /web debugger in headless Chromium against a real server process.
+
+Needs Debian's chromium at /usr/bin/chromium (CI installs it) and the playwright package; skipped otherwise.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from urllib.parse import urlparse
+
+import pytest
+from conftest import ROOT, running_server
+
+from metric_tracker_rl.scenario import build_episode
+from metric_tracker_rl.tasks import resolve_episode_config
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+TASK = "medium_mixed_pair"
+TIMEOUT_MS = 90_000
+ARTIFACTS = ROOT / "artifacts"
+
+if not os.path.exists(CHROMIUM):
+    pytest.skip(f"{CHROMIUM} is missing (apt-get install chromium)", allow_module_level=True)
+sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (uv sync)")
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    with sync_api.sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture(scope="module")
+def web_url() -> Iterator[str]:
+    with running_server(extra_env={"ENABLE_WEB_INTERFACE": "true", "METRIC_TRACKER_DEBUG": "0"}) as url:
+        yield url
+
+
+class DebuggerPage:
+    """The page and the few gestures the tests need; also records any request that leaves loopback."""
+
+    def __init__(self, browser: object, url: str) -> None:
+        self.page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        self.page.set_default_timeout(TIMEOUT_MS)
+        self.outside_requests: list[str] = []
+        self.page.on("request", self._record)
+        self.page.goto(f"{url}/web/")
+        self.wait_status("Steps left")
+
+    def _record(self, request: object) -> None:
+        parsed = urlparse(request.url)
+        if parsed.scheme in ("http", "https", "ws", "wss") and parsed.hostname not in ("127.0.0.1", "localhost"):
+            self.outside_requests.append(request.url)
+
+    def status(self) -> str:
+        return self.page.inner_text("#status")
+
+    def wait_status(self, *texts: str) -> str:
+        condition = " && ".join(f"s.includes({text!r})" for text in texts)
+        try:
+            self.page.wait_for_function(f"(() => {{ const e = document.querySelector('#status'); "
+                                        f"const s = e ? e.innerText : ''; return {condition}; }})()")
+        except sync_api.TimeoutError:
+            pytest.fail(f"status never showed {texts}; it shows: {self.status()!r}")
+        return self.status()
+
+    def choose(self, elem_id: str, option: str) -> None:
+        self.page.click(f"#{elem_id} input")
+        self.page.get_by_role("option", name=option, exact=True).click()
+
+    def set_code(self, elem_id: str, text: str) -> None:
+        editor = self.page.locator(f"#{elem_id} .cm-content")
+        editor.click()
+        self.page.keyboard.press("Control+A")
+        self.page.keyboard.press("Delete")
+        editor.fill(text)
+
+    def tab(self, name: str) -> None:
+        self.page.get_by_role("tab", name=name).click()
+
+    def reset(self, task_id: str) -> str:
+        self.choose("reset-task", task_id)
+        self.page.click("#reset-button")
+        return self.wait_status(f"task_id={task_id}", "Steps left: 40")
+
+    def run_tool(self, name: str, arguments: str | None = None) -> str:
+        steps_left = int(self.status().split("Steps left: ")[1].split()[0])
+        self.tab("Analysis tools")
+        self.choose("tool-name", name)
+        self.page.wait_for_function(f"document.querySelector('#tool-help').innerText.includes({name!r})")
+        if arguments is not None:
+            self.set_code("tool-args", arguments)
+        self.page.click("#run-tool")
+        return self.wait_status(f"{name} ran", f"Steps left: {steps_left - 1}")
+
+    def row_count(self, elem_id: str) -> int:
+        """Data rows of a table (its grid counts the header row too)."""
+        return int(self.page.get_attribute(f"#{elem_id} [role=grid]", "aria-rowcount")) - 1
+
+    def rendered_rows(self, elem_id: str) -> list[str]:
+        return self.page.eval_on_selector_all(f"#{elem_id} [role=row][data-index]",
+                                              "els => els.map(e => e.innerText.replace(/\\s+/g, ' '))")
+
+    def row_texts(self) -> list[str]:
+        """Each rendered table row and each text block, so a leaked report row shows up as one string."""
+        return self.page.eval_on_selector_all(
+            "[role=row], tr, p, li, pre, .cm-line", "els => els.map(e => e.innerText.replace(/\\s+/g, ' '))")
+
+
+def expected_triples() -> list[tuple[str, str, str]]:
+    truth = build_episode(resolve_episode_config(task_id=TASK)).truth
+    return [(r.date, r.entity_name, r.anomaly_type) for r in truth.expected_rows]
+
+
+def leaked_rows(page: DebuggerPage) -> list[str]:
+    triples = expected_triples()
+    return [text for text in page.row_texts() if any(all(part in text for part in t) for t in triples)]
+
+
+def test_reset_run_a_tool_build_and_submit_a_report(browser, web_url: str) -> None:
+    page = DebuggerPage(browser, web_url)
+    page.reset(TASK)
+
+    status = page.run_tool("list_suspicious_dates", '{"limit": 5}')
+    assert "Steps left: 39" in status
+    assert page.row_count("tool-table") == 5
+
+    page.tab("Payload")
+    page.choose("generator-name", "get_median_filter_rows")
+    page.set_code("generator-args", '{"threshold_multiplier": 4.0}')
+    page.page.click("#generate-rows")
+    page.wait_status("get_median_filter_rows ran", "Steps left: 38")
+    generated = page.row_count("payload")
+    assert generated >= 1
+
+    page.page.click("#preview")
+    page.wait_status("preview_submission ran", "Steps left: 37", "submissions left: 3")
+
+    page.page.click("#submit")
+    status = page.wait_status("graded", "submissions left: 2")
+    breakdown = dict(row.split(maxsplit=1) for row in page.rendered_rows("reward-breakdown"))
+    assert {"score", "recall_quality", "precision", "false_positive_count"} <= set(breakdown)
+    assert float(breakdown["submitted_row_count"]) == generated
+    assert float(breakdown["score"]) == pytest.approx(float(status.split("Last score: ")[1].split()[0]), abs=1e-4)
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.page.screenshot(path=str(ARTIFACTS / "debugger_submission.png"), full_page=True)
+    page.tab("Charts")
+    page.page.screenshot(path=str(ARTIFACTS / "debugger_charts.png"), full_page=True)
+    assert page.outside_requests == []
+    page.page.close()
+
+
+def test_standard_mode_page_shows_no_expected_row(browser, web_url: str) -> None:
+    page = DebuggerPage(browser, web_url)
+    page.reset(TASK)
+    assert page.page.locator("#debug-panel").count() == 0 or not page.page.locator("#debug-panel").is_visible()
+    assert leaked_rows(page) == []
+    first_date = expected_triples()[0][0]
+    for name, arguments in [("list_suspicious_dates", '{"limit": 28}'), ("get_annotations", None),
+                            ("rows_for_date", f'{{"date": "{first_date}"}}'),
+                            ("hourly_rows_for_date", f'{{"date": "{first_date}"}}'),
+                            ("check_impossible_counts", None)]:
+        page.run_tool(name, arguments)
+        rows = page.rendered_rows("tool-table")
+        assert rows and len(rows) == page.row_count("tool-table"), name  # every row is on the page to check
+        assert leaked_rows(page) == [], name
+    assert not page.page.locator("#debug-expected").is_visible()
+    page.page.close()
+
+
+def test_each_tab_has_its_own_episode(browser, web_url: str) -> None:
+    first, second = DebuggerPage(browser, web_url), DebuggerPage(browser, web_url)
+    first.reset(TASK)
+    first.run_tool("list_dates")
+    second.reset("hard_mixed_multi")
+    assert "Steps left: 39" in first.status() and "task_id=medium_mixed_pair" in first.status()
+    assert "Steps left: 40" in second.status()
+    first.page.close()
+    second.page.close()
+
+
+def test_debug_mode_shows_the_ground_truth(browser) -> None:
+    with running_server(extra_env={"ENABLE_WEB_INTERFACE": "true", "METRIC_TRACKER_DEBUG": "1"}) as url:
+        page = DebuggerPage(browser, url)
+        page.reset(TASK)
+        page.page.wait_for_selector("#debug-expected [role=row][data-index]")
+        rows = page.rendered_rows("debug-expected")
+        for date, entity_name, anomaly_type in expected_triples():
+            assert any(date in r and entity_name in r and anomaly_type in r for r in rows)
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.page.screenshot(path=str(ARTIFACTS / "debugger_debug_mode.png"), full_page=True)
+        page.page.close()

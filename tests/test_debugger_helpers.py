@@ -1,0 +1,220 @@
+"""The debugger's pure helpers, checked against real observations of an in-process environment."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+
+from metric_tracker_rl import MetricTrackerRlAction
+from metric_tracker_rl.analysis_tools import TOOL_REGISTRY
+from metric_tracker_rl.catalog import CONVERSION_METRIC_NAMES, COUNT_COLUMNS
+from metric_tracker_rl.models import MetricSubmissionRow
+from metric_tracker_rl.tasks import resolve_episode_config
+from server import debugger_helpers as h
+from server.environment import MetricTrackerRlEnvironment
+
+TASK = "medium_mixed_pair"
+
+
+def run(env: MetricTrackerRlEnvironment, method: str, **arguments: object):
+    observation = env.step(MetricTrackerRlAction(analysis_method=method, analysis_args=arguments))
+    assert observation.status == "ok", observation.message
+    return observation.analysis_result
+
+
+@pytest.fixture(scope="module")
+def debug_env() -> tuple[MetricTrackerRlEnvironment, object]:
+    env = MetricTrackerRlEnvironment(debug=True)
+    return env, env.reset(task_id=TASK)
+
+
+@pytest.fixture(scope="module")
+def charts() -> h.ChartData:
+    """Chart data read with the same public tools the page uses."""
+    env = MetricTrackerRlEnvironment()
+    env.reset(task_id=TASK)
+    daily = h.daily_frame(run(env, "show_raw_data", limit=28)["rows"])
+    hourly = {d: pd.DataFrame(run(env, "hourly_rows_for_date", date=d)["rows"]) for d in daily["date"]}
+    return h.ChartData(daily=daily, hourly=hourly, annotations=run(env, "get_annotations")["annotations"])
+
+
+# --- reset controls -----------------------------------------------------------------------------------
+
+def test_reset_kwargs_leaves_blank_fields_to_the_server() -> None:
+    kwargs = h.reset_kwargs(TASK, " ", h.DEFAULT_CHOICE, None, "", None)
+    assert kwargs == {"task_id": TASK}
+    assert resolve_episode_config(**kwargs) == resolve_episode_config(task_id=TASK)
+
+
+def test_reset_kwargs_parses_overrides_that_the_core_accepts() -> None:
+    kwargs = h.reset_kwargs(TASK, "17", "funnel_break", "hard", "0.2", " 2 ")
+    assert kwargs == {"task_id": TASK, "seed": 17, "scenario_family": "funnel_break", "difficulty": "hard",
+                      "anomaly_density": 0.2, "anomaly_count": 2}
+    config = resolve_episode_config(**kwargs)
+    assert (config.seed, config.scenario_family, config.anomaly_count) == (17, "funnel_break", 2)
+
+
+@pytest.mark.parametrize(("field", "args"), [("seed", ("x", None, None)), ("anomaly_count", (None, None, "1.5")),
+                                             ("anomaly_density", (None, "lots", None))])
+def test_reset_kwargs_names_the_field_of_a_bad_number(field: str, args: tuple) -> None:
+    seed, density, count = args
+    with pytest.raises(ValueError, match=field):
+        h.reset_kwargs(None, seed, None, None, density, count)
+
+
+def test_status_markdown_shows_budgets_and_the_score() -> None:
+    env = MetricTrackerRlEnvironment()
+    ready = env.reset(task_id=TASK)
+    text = h.status_markdown(ready)
+    assert "task_id=medium_mixed_pair" in text and "Steps left: 40" in text and "score" not in text
+    graded = env.step(MetricTrackerRlAction(classifications=[]))
+    text = h.status_markdown(graded)
+    assert f"{graded.reward:.4f}" in text and "submissions left: 2" in text
+
+
+# --- tool forms ---------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("name", list(TOOL_REGISTRY))
+def test_prefilled_arguments_are_a_valid_call_and_help_lists_every_argument(name: str) -> None:
+    spec = TOOL_REGISTRY[name]
+    info = spec.info()
+    spec.args_model.model_validate(h.default_arguments(info))
+    help_text = h.describe_method(info)
+    for argument in spec.args_model.model_fields:
+        assert f"`{argument}`" in help_text
+
+
+def test_prefill_takes_schema_defaults_and_the_example() -> None:
+    assert h.default_arguments(TOOL_REGISTRY["show_raw_data"].info()) == {"limit": 7, "offset": 0}
+    assert h.default_arguments(TOOL_REGISTRY["rows_for_date"].info()) == {"date": "2026-03-10"}
+    assert "| `date` | string | yes |" in h.describe_method(TOOL_REGISTRY["rows_for_date"].info())
+
+
+def test_parse_arguments() -> None:
+    assert h.parse_arguments("  ") == {}
+    assert h.parse_arguments('{"limit": 3}') == {"limit": 3}
+    with pytest.raises(ValueError, match="JSON object"):
+        h.parse_arguments("[1, 2]")
+    with pytest.raises(ValueError):
+        h.parse_arguments("{limit: 3")
+
+
+def test_result_table_shapes_real_tool_results() -> None:
+    env = MetricTrackerRlEnvironment()
+    env.reset(task_id=TASK)
+    suspicious = h.result_table(run(env, "list_suspicious_dates", limit=4))
+    assert len(suspicious) == 4 and {"date", "entity_name", "max_abs_robust_z"} <= set(suspicious.columns)
+    one_day = h.result_table(run(env, "rows_for_date", date="2026-03-10"))
+    assert len(one_day) == 1 and one_day.loc[0, "date"] == "2026-03-10"
+    medians = h.result_table(run(env, "get_metric_median", metric_name="app_opens"))
+    assert isinstance(json.loads(medians.loc[0, "median_by_weekday"]), dict)  # nested values become JSON text
+    overview = h.result_table(run(env, "task_overview"))
+    assert list(overview.columns) == ["field", "value"] and "baseline_rule" in set(overview["field"])
+    assert h.result_table(None).empty
+
+
+# --- payload builder ----------------------------------------------------------------------------------
+
+def test_generated_rows_round_trip_through_the_editable_table() -> None:
+    env = MetricTrackerRlEnvironment()
+    env.reset(task_id=TASK)
+    generated = run(env, "get_median_filter_rows", threshold_multiplier=3.0)["rows"]
+    assert generated
+    table = h.merge_rows(h.empty_payload(), generated)
+    assert list(table.columns) == list(h.SUBMISSION_COLUMNS)
+    rows = h.rows_from_frame(table)
+    assert [MetricSubmissionRow(**r).model_dump() for r in rows] == [MetricSubmissionRow(**g).model_dump()
+                                                                     for g in generated]
+    again = h.merge_rows(table, generated[:1] + [{**generated[0], "date": "2026-03-02"}])
+    assert len(again) == len(generated) + (generated[0]["date"] != "2026-03-02")
+
+
+def test_rows_from_frame_drops_blank_rows_and_parses_typed_numbers() -> None:
+    frame = pd.DataFrame([
+        {c: "" for c in h.SUBMISSION_COLUMNS},
+        {"date": "2026-03-10", "entity_type": "event_count", "entity_name": "app_opens",
+         "anomaly_type": "absolute_spike_in_event_count", "detection_method": "compare_count_to_median",
+         "baseline_value": "100", "observed_value": "150.5", "delta_value": "oops", "severity": "high"},
+    ])
+    (row,) = h.rows_from_frame(frame)
+    assert row["baseline_value"] == 100.0 and row["observed_value"] == 150.5
+    assert row["delta_value"] == "oops"  # left for the server's validation to name
+    assert h.rows_from_frame(None) == [] and h.rows_from_frame(h.empty_payload()) == []
+
+
+def test_breakdown_and_issue_tables_from_a_graded_submission() -> None:
+    env = MetricTrackerRlEnvironment()
+    env.reset(task_id=TASK)
+    assert h.breakdown_table(env.step(MetricTrackerRlAction(analysis_method="list_dates"))).empty
+    row = {"date": "2026-03-10", "entity_type": "event_count", "entity_name": "app_opens",
+           "anomaly_type": "absolute_spike_in_event_count", "detection_method": "compare_count_to_median",
+           "baseline_value": 1.0, "observed_value": 2.0, "delta_value": 1.0, "severity": "low"}
+    graded = env.step(MetricTrackerRlAction(classifications=[row, row]))
+    table = h.breakdown_table(graded).set_index("component")["value"]
+    assert table["score"] == round(graded.reward, 4)
+    assert table["submitted_row_count"] == 2 and table["duplicate_row_count"] == 1
+    issues = h.issues_table(graded.submission_issues)
+    assert list(issues["code"]) == ["duplicate_row"] and list(issues["row_index"]) == [1]
+    assert h.issues_table([]).empty
+
+
+# --- chart data and figures ---------------------------------------------------------------------------
+
+def test_marks_show_truth_only_with_a_debug_payload(debug_env, charts: h.ChartData) -> None:
+    _, observation = debug_env
+    public = h.marks_for(charts.annotations, None)
+    assert public and not any(m.truth for m in public)
+    assert {m.date for m in public} == {a["date"] for a in charts.annotations}
+    with_truth = h.marks_for(charts.annotations, observation.debug)
+    truth = {(m.date, m.entity_name, m.label) for m in with_truth if m.truth}
+    assert truth == {(r["date"], r["entity_name"], r["anomaly_type"]) for r in observation.debug["expected_rows"]}
+    assert h.expected_rows_table(None).empty
+    assert len(h.expected_rows_table(observation.debug)) == len(observation.debug["expected_rows"])
+
+
+def test_hourly_matrix_is_hour_by_date_shares(charts: h.ChartData) -> None:
+    matrix = h.hourly_matrix(charts.hourly, "app_opens")
+    assert matrix.shape == (24, 28) and list(matrix.columns) == charts.dates
+    assert matrix.sum(axis=0).round(9).eq(1.0).all()
+    counts = h.hourly_matrix(charts.hourly, "app_opens", normalise=False)
+    assert counts.sum(axis=0).astype(int).tolist() == charts.daily["app_opens"].tolist()
+
+
+def test_funnel_comparison_against_the_median_day(charts: h.ChartData) -> None:
+    date = charts.dates[5]
+    table = h.funnel_comparison(charts.daily, date)
+    assert list(table["event"]) == list(COUNT_COLUMNS)
+    assert table["date_share"].iloc[0] == 1.0 and table["median_share"].iloc[0] == 1.0
+    assert table["median_count"].tolist() == charts.daily[list(COUNT_COLUMNS)].median().tolist()
+    assert table["date_count"].tolist() == charts.daily.loc[5, list(COUNT_COLUMNS)].astype(float).tolist()
+    assert h.funnel_comparison(charts.daily, "1999-01-01").empty
+
+
+def _shaded(axis) -> int:
+    return len(axis.patches)
+
+
+def test_count_chart_marks_each_expected_row_on_its_own_panel(debug_env, charts: h.ChartData) -> None:
+    _, observation = debug_env
+    public = h.daily_counts_figure(charts, h.marks_for(charts.annotations, None))
+    panels = {a.get_title(): a for a in public.axes if a.get_visible() and a.get_title()}
+    assert set(panels) == set(COUNT_COLUMNS)
+    assert all(_shaded(a) == len(charts.annotations) for a in panels.values())
+    assert all(len(a.lines[0].get_ydata()) == 28 for a in panels.values())
+
+    debug = h.daily_counts_figure(charts, h.marks_for(charts.annotations, observation.debug))
+    expected = [r["entity_name"] for r in observation.debug["expected_rows"]]
+    for axis in debug.axes:
+        if axis.get_title() in COUNT_COLUMNS:
+            assert _shaded(axis) == len(charts.annotations) + expected.count(axis.get_title())
+
+
+def test_rate_heatmap_and_funnel_figures(charts: h.ChartData) -> None:
+    rates = h.conversion_figure(charts, [])
+    assert {a.get_title() for a in rates.axes if a.get_visible()} == set(CONVERSION_METRIC_NAMES)
+    heatmap = h.hourly_heatmap_figure(charts, "orders_placed", [])
+    assert heatmap.axes[0].images[0].get_array().shape == (24, 28)
+    funnel = h.funnel_figure(charts, charts.dates[0])
+    assert len(funnel.axes[0].patches) == 2 * len(COUNT_COLUMNS)
