@@ -8,7 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from metric_tracker_rl.catalog import CONVERSION_METRIC_NAMES, COUNT_COLUMNS
 from metric_tracker_rl.funnel import window_dates
-from metric_tracker_rl.models import PayloadGeneratorMethod
+from metric_tracker_rl.models import MAX_GENERATOR_CALLS, PayloadGeneratorMethod
 
 WINDOW = tuple(d.isoformat() for d in window_dates())
 MAX_PREVIEW_ROWS = 200
@@ -142,5 +142,5 @@ class FamilyThreshold(ToolArgs):
 
 
 class PayloadArgs(ToolArgs):
-    generator_methods: list[PayloadGeneratorMethod] = Field(min_length=1, max_length=20,
+    generator_methods: list[PayloadGeneratorMethod] = Field(min_length=1, max_length=MAX_GENERATOR_CALLS,
                                                             description="Generator calls to run and merge")
