@@ -6,8 +6,9 @@ with a 413 before the app buffers and parses it.
 
 OpenEnv's `/ws` loop parses each text frame with `json.loads` and then calls `.get("type")` on the result:
 a frame that is valid JSON but not an object, a binary frame, or a payload nested deeper than the parser's
-recursion limit escapes its per-message error handling, so the session is torn down with an unhelpful
-message. `WebSocketFrameGuard` answers such frames itself with an INVALID_JSON error and keeps the session.
+recursion limit escapes its per-message error handling, and a string with a lone surrogate escape makes the
+error reply itself unserialisable; each tore the session down with an unhelpful message.
+`WebSocketFrameGuard` answers such frames itself with an INVALID_JSON error and keeps the session.
 """
 
 from __future__ import annotations
@@ -36,20 +37,31 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 
-def json_depth(value: Any) -> int:
-    """Nesting depth of a parsed JSON value (a scalar is 0), computed without recursion."""
-    deepest, stack = 0, [(value, 0)]
+def _is_unicode(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:  # a lone UTF-16 surrogate such as "\\ud800"
+        return False
+    return True
+
+
+def json_shape(value: Any) -> tuple[int, bool]:
+    """(nesting depth, whether every string is valid Unicode) of a parsed JSON value, without recursion."""
+    deepest, valid, stack = 0, True, [(value, 0)]
     while stack:
         item, depth = stack.pop()
+        if isinstance(item, str):
+            valid = valid and _is_unicode(item)
+            continue
         if isinstance(item, dict):
-            children = item.values()
+            children = [*item.keys(), *item.values()]
         elif isinstance(item, list):
             children = item
         else:
             continue
         deepest = max(deepest, depth + 1)
         stack.extend((child, depth + 1) for child in children)
-    return deepest
+    return deepest, valid
 
 
 def frame_problem(message: Message) -> str | None:
@@ -65,8 +77,11 @@ def frame_problem(message: Message) -> str | None:
         return None  # OpenEnv answers invalid JSON itself, with the parser's message
     if not isinstance(parsed, dict):
         return 'A message must be a JSON object such as {"type": "reset", "data": {}}.'
-    if json_depth(parsed) > MAX_JSON_DEPTH:
+    depth, valid_unicode = json_shape(parsed)
+    if depth > MAX_JSON_DEPTH:
         return f"Message nests too deeply (at most {MAX_JSON_DEPTH} levels)."
+    if not valid_unicode:
+        return "Message contains a lone UTF-16 surrogate escape (such as \\ud800); send valid Unicode text."
     return None
 
 
