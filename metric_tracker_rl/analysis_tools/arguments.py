@@ -79,7 +79,10 @@ class RawDataArgs(ToolArgs):
 
 
 class PreviewArgs(ToolArgs):
-    rows: list[dict[str, Any]] = Field(description="Candidate submission rows", max_length=MAX_PREVIEW_ROWS)
+    # Not echoed in the result's `arguments`: raw rows may hold anything (deep nesting, large junk), and the
+    # result already reports every row (valid rows and per-row issues).
+    rows: list[dict[str, Any]] = Field(description="Candidate submission rows", max_length=MAX_PREVIEW_ROWS,
+                                       exclude=True)
 
 
 class _MetricSelection(ToolArgs):
