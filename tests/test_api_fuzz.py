@@ -17,7 +17,7 @@ import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
 from hypothesis.errors import Unsatisfiable
-from reliability_stats import record
+from reliability_support import record
 from schemathesis.checks import negative_data_rejection
 from schemathesis.core.failures import FailureGroup
 from schemathesis.generation.modes import GenerationMode

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 
 import pytest
 from conftest import running_server
-from reliability_stats import record
+from reliability_support import record
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection, connect
 

@@ -17,7 +17,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
-from reliability_stats import record
+from reliability_support import record
 
 from metric_tracker_rl import MetricSubmissionRow, MetricTrackerRlAction
 from metric_tracker_rl.analysis_tools import MAX_RESULT_ROWS, TOOL_REGISTRY

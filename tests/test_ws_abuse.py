@@ -14,7 +14,7 @@ from typing import Any
 
 import httpx
 import pytest
-from reliability_stats import record
+from reliability_support import INTERNALS, record
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection, connect
 
@@ -37,8 +37,10 @@ def exchange(ws: ClientConnection, message: Any) -> dict[str, Any]:
     OUTCOMES["frames"] += 1
     if reply["type"] == "error":
         OUTCOMES[f"error:{reply['data']['code']}"] += 1
+        assert not INTERNALS.search(reply["data"]["message"]), reply
     elif reply["type"] == "observation" and reply["data"]["observation"]["status"] == "error":
         OUTCOMES["error_observation"] += 1
+        assert not INTERNALS.search(reply["data"]["observation"]["message"]), reply
     return reply
 
 

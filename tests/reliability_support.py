@@ -1,11 +1,15 @@
-"""Counts from the reliability tests, merged into artifacts/reliability.json for the README's figures."""
+"""Shared by the reliability tests: their counts (merged into artifacts/reliability.json for the README's
+figures) and what an error message must never contain."""
 
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
+# Stack traces and file paths: error messages are for agents and must not expose the server's internals.
+INTERNALS = re.compile(r"Traceback|\.py\b|/work/|site-packages|File \"")
 STATS_PATH = Path(__file__).resolve().parents[1] / "artifacts" / "reliability.json"
 
 
