@@ -9,6 +9,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from metric_tracker_rl.catalog import AnomalyType, EntityType, Severity
 
+MAX_GENERATOR_CALLS = 20  # generator calls in one payload: bounds the work of a single step
+
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
@@ -55,7 +57,8 @@ class MetricTrackerRlAction(Action):
     analysis_method: str | None = Field(default=None, description="Analysis tool to run", max_length=128)
     analysis_args: dict[str, Any] = Field(default_factory=dict, description="Arguments of the analysis tool")
     payload_generators: list[PayloadGeneratorMethod] | None = Field(
-        default=None, description="Generator methods whose merged rows are graded (a declarative submission)"
+        default=None, max_length=MAX_GENERATOR_CALLS,
+        description="Generator methods whose merged rows are graded (a declarative submission)",
     )
 
 

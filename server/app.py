@@ -13,6 +13,7 @@ from openenv.core.env_server.types import ConcurrencyConfig
 from metric_tracker_rl.models import MetricTrackerRlAction, MetricTrackerRlObservation
 from server.debugger import SELF_URL_ENV_VAR, build_debugger
 from server.environment import MetricTrackerRlEnvironment, debug_mode_from_environment
+from server.hardening import MAX_MESSAGE_BYTES, harden
 
 DEFAULT_MAX_CONCURRENT_ENVS = 64
 DEFAULT_SESSION_TIMEOUT_S = 900.0
@@ -26,8 +27,9 @@ def build_app() -> FastAPI:
         max_concurrent_envs=int(os.getenv("MAX_CONCURRENT_ENVS", DEFAULT_MAX_CONCURRENT_ENVS)),
         session_timeout=float(os.getenv("SESSION_TIMEOUT_S", DEFAULT_SESSION_TIMEOUT_S)),
     )
-    return create_app(factory, MetricTrackerRlAction, MetricTrackerRlObservation, env_name="metric_tracker_rl",
-                      concurrency_config=concurrency, gradio_builder=build_debugger, show_default_tab=False)
+    app = create_app(factory, MetricTrackerRlAction, MetricTrackerRlObservation, env_name="metric_tracker_rl",
+                     concurrency_config=concurrency, gradio_builder=build_debugger, show_default_tab=False)
+    return harden(app)
 
 
 def __getattr__(name: str) -> FastAPI:
@@ -53,7 +55,8 @@ def main() -> None:
 
     import uvicorn
 
-    uvicorn.run("server.app:build_app", factory=True, host=args.host, port=args.port, workers=args.workers)
+    uvicorn.run("server.app:build_app", factory=True, host=args.host, port=args.port, workers=args.workers,
+                ws_max_size=MAX_MESSAGE_BYTES)
 
 
 if __name__ == "__main__":

@@ -8,7 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from metric_tracker_rl.catalog import CONVERSION_METRIC_NAMES, COUNT_COLUMNS
 from metric_tracker_rl.funnel import window_dates
-from metric_tracker_rl.models import PayloadGeneratorMethod
+from metric_tracker_rl.models import MAX_GENERATOR_CALLS, PayloadGeneratorMethod
 
 WINDOW = tuple(d.isoformat() for d in window_dates())
 MAX_PREVIEW_ROWS = 200
@@ -79,7 +79,10 @@ class RawDataArgs(ToolArgs):
 
 
 class PreviewArgs(ToolArgs):
-    rows: list[dict[str, Any]] = Field(description="Candidate submission rows", max_length=MAX_PREVIEW_ROWS)
+    # Not echoed in the result's `arguments`: raw rows may hold anything (deep nesting, large junk), and the
+    # result already reports every row (valid rows and per-row issues).
+    rows: list[dict[str, Any]] = Field(description="Candidate submission rows", max_length=MAX_PREVIEW_ROWS,
+                                       exclude=True)
 
 
 class _MetricSelection(ToolArgs):
@@ -142,5 +145,5 @@ class FamilyThreshold(ToolArgs):
 
 
 class PayloadArgs(ToolArgs):
-    generator_methods: list[PayloadGeneratorMethod] = Field(min_length=1, max_length=20,
+    generator_methods: list[PayloadGeneratorMethod] = Field(min_length=1, max_length=MAX_GENERATOR_CALLS,
                                                             description="Generator calls to run and merge")

@@ -1,0 +1,165 @@
+"""Hypothesis on the action models and every tool's arguments, in process.
+
+Any JSON-like input either fails `MetricTrackerRlAction.model_validate` (the server answers VALIDATION_ERROR)
+or is a valid action, and for valid actions `MetricTrackerRlEnvironment.step` never raises: every agent
+mistake comes back as an error observation with a message.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections import Counter
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from pydantic import ValidationError
+from reliability_support import record
+
+from metric_tracker_rl import MetricSubmissionRow, MetricTrackerRlAction
+from metric_tracker_rl.analysis_tools import MAX_RESULT_ROWS, TOOL_REGISTRY
+from metric_tracker_rl.analysis_tools.arguments import WINDOW
+from metric_tracker_rl.catalog import ANOMALY_TYPES, CONVERSION_METRIC_NAMES, COUNT_COLUMNS, ENTITY_NAMES
+from server.environment import MetricTrackerRlEnvironment
+
+EXAMPLES = 60
+OUTCOMES: Counter[str] = Counter()
+METRICS = COUNT_COLUMNS + CONVERSION_METRIC_NAMES
+
+scalars = (st.none() | st.booleans() | st.integers(-(2**70), 2**70) | st.text(max_size=20)
+           | st.floats(allow_nan=True, allow_infinity=True))
+json_values = st.recursive(scalars, lambda children: st.lists(children, max_size=4)
+                           | st.dictionaries(st.text(max_size=12), children, max_size=4), max_leaves=12)
+numbers = (st.floats(allow_nan=True, allow_infinity=True) | st.integers(-(10**6), 10**6)
+           | st.sampled_from([1e-12, 0.001, 0.5, 1, 3.0, 100, 101, 10**9]))
+names = st.sampled_from(METRICS + tuple(n for group in ENTITY_NAMES.values() for n in group)) | st.text(max_size=30)
+
+
+def row_values() -> st.SearchStrategy[dict[str, Any]]:
+    """Rows that are often valid and often subtly wrong."""
+    fields = {
+        "date": st.sampled_from(WINDOW) | st.text(max_size=12),
+        "entity_type": st.sampled_from(tuple(ENTITY_NAMES)) | st.text(max_size=12),
+        "entity_name": names, "anomaly_type": st.sampled_from(ANOMALY_TYPES) | st.text(max_size=12),
+        "detection_method": st.sampled_from(tuple(TOOL_REGISTRY)) | st.text(max_size=12),
+        "baseline_value": numbers, "observed_value": numbers, "delta_value": numbers,
+        "severity": st.sampled_from(["low", "medium", "high", "critical", "HIGH", ""]),
+    }
+    return st.fixed_dictionaries({}, optional={**fields, "extra": json_values})
+
+
+def generator_calls() -> st.SearchStrategy[dict[str, Any]]:
+    generators = tuple(n for n, s in TOOL_REGISTRY.items() if s.kind == "generator")
+    return st.fixed_dictionaries(
+        {"method_name": st.sampled_from(generators) | st.text(max_size=20)},
+        optional={"metric_name": names, "metric_names": st.lists(names, max_size=6), "threshold_multiplier": numbers},
+    )
+
+
+FIELD_VALUES: dict[str, st.SearchStrategy[Any]] = {
+    "date": st.sampled_from(WINDOW) | st.text(max_size=12),
+    "entity_name": names, "metric_name": names,
+    "metric_names": st.lists(names, max_size=40),
+    "threshold_multiplier": numbers, "threshold": numbers,
+    "limit": st.integers(-5, 40), "offset": st.integers(-5, 40),
+    "rows": st.lists(row_values(), max_size=6),
+    "generator_methods": st.lists(generator_calls(), max_size=5),
+}
+
+
+def tool_arguments(tool: str) -> st.SearchStrategy[Any]:
+    """Arguments built from the tool's own fields (valid values mixed with junk), plus arbitrary JSON."""
+    fields = list(TOOL_REGISTRY[tool].args_model.model_fields)
+    known = st.fixed_dictionaries({}, optional={f: FIELD_VALUES[f] | json_values for f in fields})
+    keys = st.sampled_from(fields) | st.text(max_size=8) if fields else st.text(max_size=8)
+    return known | st.dictionaries(keys, json_values, max_size=4) | json_values
+
+
+def test_every_tool_field_has_a_fuzz_strategy() -> None:
+    fields = {f for spec in TOOL_REGISTRY.values() for f in spec.args_model.model_fields}
+    assert fields <= set(FIELD_VALUES)
+
+
+@pytest.fixture(scope="module")
+def env() -> Iterator[MetricTrackerRlEnvironment]:
+    environment = MetricTrackerRlEnvironment()
+    environment.reset(task_id="hard_mixed_multi", max_steps=500, max_submissions=20)
+    yield environment
+    record("in_process_action_fuzz", dict(OUTCOMES))
+
+
+def checked_step(env: MetricTrackerRlEnvironment, raw: Any) -> None:
+    """Validate a raw action like the server does, step it, and check the observation is a clear answer."""
+    OUTCOMES["inputs"] += 1
+    try:
+        action = MetricTrackerRlAction.model_validate(raw)
+    except ValidationError as exc:
+        assert exc.errors(), raw
+        OUTCOMES["validation_errors"] += 1
+        return
+    if env.state.done:
+        env.reset(task_id="hard_mixed_multi", max_steps=500, max_submissions=20)
+    obs = env.step(action)  # must not raise
+    OUTCOMES[f"status_{obs.status}"] += 1
+    assert obs.status in {"ok", "graded", "error"}
+    assert obs.message
+    assert obs.debug is None
+    if obs.status == "error":
+        assert obs.reward == 0.0
+    if obs.analysis_result is not None:
+        json.dumps(obs.analysis_result, allow_nan=False)  # plain, finite JSON
+        assert len(obs.analysis_result.get("rows", [])) <= MAX_RESULT_ROWS
+    obs.model_dump_json()
+
+
+actions = st.fixed_dictionaries({}, optional={
+    "analysis_method": st.sampled_from(tuple(TOOL_REGISTRY)) | st.text(max_size=20) | json_values,
+    "analysis_args": json_values,
+    "classifications": st.lists(row_values(), max_size=4) | json_values,
+    "payload_generators": st.lists(generator_calls(), max_size=4) | json_values,
+    "metadata": json_values,
+}) | st.dictionaries(st.text(max_size=20), json_values, max_size=4) | json_values
+
+
+@given(raw=actions)
+@settings(max_examples=4 * EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck))
+def test_any_action_validates_or_is_rejected_and_step_never_raises(env: MetricTrackerRlEnvironment,
+                                                                   raw: Any) -> None:
+    checked_step(env, raw)
+
+
+@pytest.mark.parametrize("tool", list(TOOL_REGISTRY))
+def test_fuzzed_tool_arguments_never_raise(env: MetricTrackerRlEnvironment, tool: str) -> None:
+    @given(args=tool_arguments(tool))
+    @settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+    def run(args: Any) -> None:
+        checked_step(env, {"analysis_method": tool, "analysis_args": args})
+
+    run()
+
+
+@given(rows=st.lists(row_values(), max_size=8))
+@settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck))
+def test_fuzzed_submissions_are_graded_or_rejected(env: MetricTrackerRlEnvironment, rows: list[Any]) -> None:
+    checked_step(env, {"classifications": rows})
+    valid = []
+    for raw in rows:
+        with contextlib.suppress(ValidationError):
+            valid.append(MetricSubmissionRow.model_validate(raw))
+    # Rows that validate one by one always make a gradable submission.
+    if valid:
+        if env.state.done:
+            env.reset(task_id="hard_mixed_multi", max_steps=500, max_submissions=20)
+        assert env.step(MetricTrackerRlAction(classifications=valid)).status == "graded"
+
+
+def test_deep_nesting_inside_arguments_does_not_raise(env: MetricTrackerRlEnvironment) -> None:
+    nested: Any = 1
+    for _ in range(300):
+        nested = {"k": [nested]}
+    for tool in ("preview_submission", "payload_generator", "get_median_filter_rows"):
+        for args in ({"rows": [nested]}, {"generator_methods": [nested]}, nested):
+            checked_step(env, {"analysis_method": tool, "analysis_args": args})

@@ -1,0 +1,291 @@
+"""Abuse of the WebSocket session protocol with a raw client against a live server.
+
+Every malformed message gets a clear error (an error message or an error observation); the session either
+survives it or is closed cleanly by the server; a second session keeps working throughout; /health keeps
+answering.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+from reliability_support import INTERNALS, record
+from websockets.exceptions import ConnectionClosed
+from websockets.sync.client import ClientConnection, connect
+
+from server.environment import MAX_SUBMISSION_ROWS
+from server.hardening import MAX_JSON_DEPTH, MAX_MESSAGE_BYTES
+
+STORM_RESETS = 200
+OUTCOMES: Counter[str] = Counter()
+
+
+def open_session(server_url: str) -> ClientConnection:
+    # The client's own limit is raised so that only the server's limit is under test.
+    return connect(server_url.replace("http", "ws", 1) + "/ws", max_size=8 * MAX_MESSAGE_BYTES, open_timeout=30)
+
+
+def exchange(ws: ClientConnection, message: Any) -> dict[str, Any]:
+    """Send one frame (dicts as JSON, str and bytes as they are) and return the decoded reply."""
+    ws.send(json.dumps(message) if isinstance(message, dict) else message)
+    reply = json.loads(ws.recv(timeout=60))
+    OUTCOMES["frames"] += 1
+    if reply["type"] == "error":
+        OUTCOMES[f"error:{reply['data']['code']}"] += 1
+        assert not INTERNALS.search(reply["data"]["message"]), reply
+    elif reply["type"] == "observation" and reply["data"]["observation"]["status"] == "error":
+        OUTCOMES["error_observation"] += 1
+        assert not INTERNALS.search(reply["data"]["observation"]["message"]), reply
+    return reply
+
+
+def observation(reply: dict[str, Any]) -> dict[str, Any]:
+    assert reply["type"] == "observation", reply
+    return reply["data"]["observation"]
+
+
+def error_code(reply: dict[str, Any]) -> str:
+    assert reply["type"] == "error", reply
+    assert reply["data"]["message"], reply
+    return reply["data"]["code"]
+
+
+def error_observation(reply: dict[str, Any]) -> str:
+    obs = observation(reply)
+    assert obs["status"] == "error", obs
+    assert obs["message"], obs
+    return obs["message"]
+
+
+def assert_session_works(ws: ClientConnection) -> None:
+    obs = observation(exchange(ws, {"type": "reset", "data": {"task_id": "easy_single_spike"}}))
+    assert obs["status"] == "ready"
+    obs = observation(exchange(ws, {"type": "step", "data": {"analysis_method": "list_dates"}}))
+    assert obs["status"] == "ok"
+
+
+@pytest.fixture(scope="module")
+def witness(server_url: str) -> Iterator[ClientConnection]:
+    """A well-behaved session open during every abuse test."""
+    with open_session(server_url) as ws:
+        assert_session_works(ws)
+        yield ws
+    record("websocket_abuse", dict(OUTCOMES))
+
+
+@pytest.fixture
+def session(server_url: str, witness: ClientConnection) -> Iterator[ClientConnection]:
+    """A fresh session for one abuse test; afterwards the witness and /health must still be fine."""
+    with open_session(server_url) as ws:
+        yield ws
+    observation(exchange(witness, {"type": "step", "data": {"analysis_method": "get_annotations"}}))
+    assert httpx.get(f"{server_url}/health", timeout=10).json() == {"status": "healthy"}
+
+
+def row(**overrides: Any) -> dict[str, Any]:
+    base = {"date": "2026-03-10", "entity_type": "event_count", "entity_name": "app_opens",
+            "anomaly_type": "absolute_spike_in_event_count", "detection_method": "compare_count_to_median",
+            "baseline_value": 40000.0, "observed_value": 60000.0, "delta_value": 20000.0, "severity": "high"}
+    return {**base, **overrides}
+
+
+def test_invalid_json_gets_an_error_and_the_session_survives(session: ClientConnection) -> None:
+    for text in ("{not json", "", "{\"type\": \"reset\"", "\x00\x01"):
+        assert error_code(exchange(session, text)) == "INVALID_JSON"
+    assert_session_works(session)
+
+
+@pytest.mark.parametrize("text", ["[1, 2]", "42", "\"reset\"", "null", "true"])
+def test_json_that_is_not_an_object_gets_an_error(session: ClientConnection, text: str) -> None:
+    reply = exchange(session, text)
+    assert error_code(reply) == "INVALID_JSON"
+    assert "JSON object" in reply["data"]["message"]
+    assert_session_works(session)
+
+
+def test_binary_frames_get_an_error(session: ClientConnection) -> None:
+    reply = exchange(session, json.dumps({"type": "reset", "data": {}}).encode())
+    assert error_code(reply) == "INVALID_JSON"
+    assert "text frame" in reply["data"]["message"]
+    assert_session_works(session)
+
+
+@pytest.mark.parametrize("message", [{"type": "explode"}, {}, {"type": None}, {"type": ["reset"]}, {"data": {}}])
+def test_unknown_message_types_get_an_error(session: ClientConnection, message: dict[str, Any]) -> None:
+    assert error_code(exchange(session, message)) in {"UNKNOWN_TYPE", "VALIDATION_ERROR"}
+    assert_session_works(session)
+
+
+@pytest.mark.parametrize("message", [
+    {"type": "step", "data": "hello"},
+    {"type": "step", "data": None},
+    {"type": "reset", "data": [1, 2]},
+    {"type": "step", "data": {"classifications": "all of them"}},
+    {"type": "step", "data": {"classifications": [row(baseline_value="high")]}},
+    {"type": "step", "data": {"classifications": [row(severity="apocalyptic")]}},
+    {"type": "step", "data": {"payload_generators": {"method_name": "x"}}},
+    {"type": "step", "data": {"analysis_method": 12}},
+    {"type": "step", "data": {"analysis_method": "list_dates", "unknown_field": 1}},
+    {"type": "step", "data": {"analysis_method": "x" * 10_000}},
+])
+def test_wrong_field_types_get_a_validation_error(session: ClientConnection, message: dict[str, Any]) -> None:
+    observation(exchange(session, {"type": "reset", "data": {}}))
+    assert error_code(exchange(session, message)) == "VALIDATION_ERROR"
+    assert_session_works(session)
+
+
+@pytest.mark.parametrize("data", [
+    {"seed": "abc"}, {"seed": -1}, {"seed": 2**80}, {"seed": True}, {"task_id": ["easy_single_spike"]},
+    {"difficulty": "nightmare"}, {"anomaly_count": 10**9}, {"max_steps": 0}, {"anomalies": "many"},
+    {"anomalies": [{"family": "funnel_break"}] * 50}, {"no_such_setting": 1},
+])
+def test_bad_reset_settings_get_an_error_observation(session: ClientConnection, data: dict[str, Any]) -> None:
+    assert "reset failed" in error_observation(exchange(session, {"type": "reset", "data": data}))
+    assert_session_works(session)
+
+
+@pytest.mark.parametrize("args", [
+    [1, 2], "date=2026-03-10", {"date": 20260310}, {"date": "2026-13-45"}, {"limit": 10**12},
+    {"threshold_multiplier": -1}, {"metric_names": ["app_opens"] * 1000}, {"rows": [{"a": 1}] * 1000},
+])
+def test_bad_tool_arguments_get_an_error_observation(session: ClientConnection, args: Any) -> None:
+    observation(exchange(session, {"type": "reset", "data": {}}))
+    for method in ("rows_for_date", "list_suspicious_dates", "get_median_filter_rows", "preview_submission"):
+        reply = exchange(session, {"type": "step", "data": {"analysis_method": method, "analysis_args": args}})
+        if reply["type"] == "error":  # a non-object analysis_args fails the action model itself
+            assert error_code(reply) == "VALIDATION_ERROR"
+        else:
+            assert f"arguments for {method}" in error_observation(reply)
+    assert_session_works(session)
+
+
+def test_a_message_over_the_size_limit_closes_only_its_session(session: ClientConnection) -> None:
+    huge = json.dumps({"type": "step", "data": {"analysis_method": "list_dates",
+                                                "analysis_args": {"pad": "x" * MAX_MESSAGE_BYTES}}})
+    session.send(huge)
+    with pytest.raises(ConnectionClosed) as closed:
+        session.recv(timeout=60)
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == 1009  # "message too big"
+    OUTCOMES["closed_message_too_big"] += 1
+
+
+def test_a_message_just_under_the_size_limit_is_answered(session: ClientConnection) -> None:
+    observation(exchange(session, {"type": "reset", "data": {}}))
+    pad = "x" * (MAX_MESSAGE_BYTES - 1000)
+    reply = exchange(session, {"type": "step", "data": {"analysis_method": "list_dates", "analysis_args": {"p": pad}}})
+    message = error_observation(reply)
+    assert "unexpected argument" in message and len(message) < 2000  # the padding is not echoed back
+    assert_session_works(session)
+
+
+@pytest.mark.parametrize("depth", [MAX_JSON_DEPTH + 1, 5_000, 200_000])
+def test_deeply_nested_messages_get_an_error(session: ClientConnection, depth: int) -> None:
+    nested = "[" * depth + "]" * depth
+    text = '{"type": "step", "data": {"analysis_method": "list_dates", "analysis_args": {"x": ' + nested + "}}}"
+    reply = exchange(session, text)
+    assert error_code(reply) == "INVALID_JSON"
+    assert "nests too deeply" in reply["data"]["message"]
+    assert_session_works(session)
+
+
+def test_nesting_within_the_limit_is_an_ordinary_bad_argument(session: ClientConnection) -> None:
+    observation(exchange(session, {"type": "reset", "data": {}}))
+    nested: Any = 1
+    for _ in range(MAX_JSON_DEPTH - 6):
+        nested = {"k": [nested]} if isinstance(nested, int) else [nested]
+    reply = exchange(session, {"type": "step", "data": {"analysis_method": "preview_submission",
+                                                        "analysis_args": {"rows": [{"x": nested}]}}})
+    assert observation(reply)["status"] == "ok"  # the row is reported invalid by the preview
+    assert observation(reply)["analysis_result"]["issues"][0]["code"] == "invalid_row"
+
+
+def test_thousands_of_rows_in_a_submission_get_a_clear_error(session: ClientConnection) -> None:
+    observation(exchange(session, {"type": "reset", "data": {}}))
+    rows = [row(entity_name=f"app_opens_{i}") for i in range(3_000)]
+    message = {"type": "step", "data": {"classifications": rows}}
+    assert len(json.dumps(message)) < MAX_MESSAGE_BYTES
+    reply = exchange(session, message)
+    assert f"at most {MAX_SUBMISSION_ROWS} rows" in error_observation(reply)
+    assert observation(reply)["submissions_remaining"] == 3  # no submission used
+    generators = [{"method_name": "get_median_filter_rows", "threshold_multiplier": 0.001}] * 2_000
+    reply = exchange(session, {"type": "step", "data": {"payload_generators": generators}})
+    assert error_code(reply) == "VALIDATION_ERROR"
+    assert reply["data"]["errors"][0]["type"] == "too_long"
+    assert_session_works(session)
+
+
+@pytest.mark.parametrize("literal", ["NaN", "Infinity", "-Infinity", "1e999"])
+def test_non_finite_numbers_get_an_error(session: ClientConnection, literal: str) -> None:
+    observation(exchange(session, {"type": "reset", "data": {}}))
+    submission = json.dumps({"type": "step", "data": {"classifications": [row(baseline_value=0.0)]}})
+    reply = exchange(session, submission.replace('"baseline_value": 0.0', f'"baseline_value": {literal}'))
+    assert error_code(reply) == "VALIDATION_ERROR"
+    reply = exchange(session, '{"type": "step", "data": {"analysis_method": "get_median_filter_rows", '
+                              f'"analysis_args": {{"threshold_multiplier": {literal}}}}}}}')
+    assert "threshold_multiplier" in error_observation(reply)
+    reply = exchange(session, f'{{"type": "reset", "data": {{"anomaly_density": {literal}}}}}')
+    assert "anomaly_density" in error_observation(reply)
+    assert_session_works(session)
+
+
+@pytest.mark.parametrize("name", ["数据🙂", "app_opens\u0000", "\u202eapp_opens", "é" * 200])
+def test_unicode_names_get_an_error(session: ClientConnection, name: str) -> None:
+    observation(exchange(session, {"type": "reset", "data": {}}))
+    reply = exchange(session, {"type": "step", "data": {"analysis_method": name[:128]}})
+    assert "unknown analysis method" in error_observation(reply)
+    reply = exchange(session, {"type": "step", "data": {"analysis_method": "compare_count_to_median",
+                                                        "analysis_args": {"date": "2026-03-10", "entity_name": name}}})
+    assert "entity_name" in error_observation(reply)
+    reply = exchange(session, {"type": "reset", "data": {"task_id": name}})
+    assert "unknown task_id" in error_observation(reply)
+    assert_session_works(session)
+
+
+def test_lone_surrogates_get_an_error(session: ClientConnection) -> None:
+    lone = ('{"type": "step", "data": {"analysis_method": "\\ud800"}}', '{"type": "reset", "data": {"\\udc00": 1}}')
+    for text in lone:
+        reply = exchange(session, text)
+        assert error_code(reply) == "INVALID_JSON"
+        assert "surrogate" in reply["data"]["message"]
+    assert_session_works(session)
+
+
+def test_a_step_before_reset_gets_an_error_observation(session: ClientConnection) -> None:
+    reply = exchange(session, {"type": "step", "data": {"analysis_method": "list_dates"}})
+    assert "No active episode" in error_observation(reply)
+    assert_session_works(session)
+
+
+def test_steps_after_done_get_an_error_observation(session: ClientConnection) -> None:
+    observation(exchange(session, {"type": "reset", "data": {"max_steps": 1}}))
+    reply = exchange(session, {"type": "step", "data": {"analysis_method": "list_dates"}})
+    assert reply["data"]["done"] is True
+    for _ in range(20):
+        reply = exchange(session, {"type": "step", "data": {"classifications": []}})
+        assert "episode is over" in error_observation(reply)
+        assert reply["data"]["reward"] == 0.0 and reply["data"]["done"] is True
+    assert_session_works(session)
+
+
+def test_a_reset_storm_is_answered_in_order(session: ClientConnection) -> None:
+    for i in range(STORM_RESETS):  # pipelined: every reset is sent before any reply is read
+        session.send(json.dumps({"type": "reset", "data": {"seed": i, "difficulty": "hard"}}))
+    for i in range(STORM_RESETS):
+        obs = observation(json.loads(session.recv(timeout=120)))
+        assert obs["status"] == "ready" and obs["config"]["seed"] == i
+    OUTCOMES["frames"] += STORM_RESETS
+    assert_session_works(session)
+
+
+def test_state_and_close_messages(session: ClientConnection) -> None:
+    observation(exchange(session, {"type": "reset", "data": {"task_id": "hard_mixed_multi"}}))
+    reply = exchange(session, {"type": "state"})
+    assert reply["type"] == "state" and reply["data"]["task_id"] == "hard_mixed_multi"
+    session.send(json.dumps({"type": "close"}))
+    with pytest.raises(ConnectionClosed):
+        session.recv(timeout=30)
