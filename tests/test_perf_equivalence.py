@@ -1,0 +1,100 @@
+"""The vectorised panel helpers give the same numbers as the straightforward definitions they replace."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+from metric_tracker_rl import metrics
+from metric_tracker_rl.funnel import NUM_DAYS
+from metric_tracker_rl.scenario import build_episode
+from metric_tracker_rl.tasks import resolve_episode_config
+
+
+def reference_leave_one_out_median(values: np.ndarray, groups: np.ndarray) -> np.ndarray:
+    result = np.empty_like(values, dtype=float)
+    for group in np.unique(groups):
+        members = np.flatnonzero(groups == group)
+        block = values[members]
+        for position, day in enumerate(members):
+            result[day] = np.median(np.delete(block, position, axis=0), axis=0) if len(members) > 1 else block[0]
+    return result
+
+
+def reference_nanmedian(values: np.ndarray) -> np.ndarray:
+    with warnings.catch_warnings(), np.errstate(all="ignore"):
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN slices
+        return np.nanmedian(values, axis=-1)
+
+
+def reference_peer_median(values: np.ndarray, peers: np.ndarray) -> np.ndarray:
+    return reference_nanmedian(np.where(peers >= 0, values[..., np.maximum(peers, 0)], np.nan))
+
+
+def assert_same(actual: np.ndarray, expected: np.ndarray) -> None:
+    assert actual.shape == expected.shape
+    np.testing.assert_array_equal(actual, expected)  # NaN matches NaN; every other value exactly
+
+
+# Values on a coarse grid make ties (and ties at the median) common; NaN and infinities are included.
+values_strategy = st.one_of(st.integers(-5, 5).map(float), st.floats(allow_nan=True, allow_infinity=True,
+                                                                         min_value=None, max_value=None, width=64))
+finite_strategy = st.one_of(st.integers(-5, 5).map(float), st.floats(-1e12, 1e12))
+
+
+@settings(max_examples=150, deadline=None)
+@given(data=st.data(), days=st.integers(1, 30), columns=st.integers(1, 4))
+def test_leave_one_out_median_matches_np_median_over_np_delete(data: st.DataObject, days: int, columns: int) -> None:
+    values = data.draw(hnp.arrays(np.float64, (days, columns), elements=values_strategy))
+    groups = data.draw(hnp.arrays(np.int64, days, elements=st.integers(0, 2)))
+    with np.errstate(all="ignore"):
+        assert_same(metrics.leave_one_out_median(values, groups), reference_leave_one_out_median(values, groups))
+
+
+@settings(max_examples=150, deadline=None)
+@given(data=st.data(), rows=st.integers(1, 5), days=st.integers(8, 30))
+def test_peer_median_matches_np_nanmedian(data: st.DataObject, rows: int, days: int) -> None:
+    values = data.draw(hnp.arrays(np.float64, (rows, days), elements=finite_strategy | st.just(np.nan)))
+    peers = metrics.same_weekday_peers(days)
+    with np.errstate(all="ignore"):
+        assert_same(metrics.peer_median(values, peers), reference_peer_median(values, peers))
+
+
+@settings(max_examples=150, deadline=None)
+@given(values=hnp.arrays(np.float64, hnp.array_shapes(min_dims=1, max_dims=3, max_side=9),
+                         elements=values_strategy))
+def test_nanmedian_last_axis_matches_np_nanmedian(values: np.ndarray) -> None:
+    with np.errstate(all="ignore"):
+        assert_same(metrics.nanmedian_last_axis(values), reference_nanmedian(values))
+
+
+def test_same_weekday_peers_lists_the_other_weeks() -> None:
+    peers = metrics.same_weekday_peers(NUM_DAYS)
+    for day in range(NUM_DAYS):
+        expected = [d for d in range(NUM_DAYS) if d % 7 == day % 7 and d != day]
+        assert sorted(int(p) for p in peers[day] if p >= 0) == expected
+
+
+@pytest.mark.parametrize("task_id", ["easy_single_spike", "medium_mixed_pair", "hard_mixed_multi"])
+@pytest.mark.parametrize("seed", [0, 1234])
+def test_panel_is_byte_identical_to_the_reference_computation(monkeypatch: pytest.MonkeyPatch, task_id: str,
+                                                              seed: int) -> None:
+    config = resolve_episode_config(task_id=task_id, seed=seed)
+    fast = build_episode(config)
+    monkeypatch.setattr(metrics, "leave_one_out_median", reference_leave_one_out_median)
+    monkeypatch.setattr(metrics, "peer_median", reference_peer_median)
+    monkeypatch.setattr(metrics, "nanmedian_last_axis", reference_nanmedian)
+    slow = build_episode(config)
+    for name in ("values", "baseline", "spread", "hourly_share", "hourly_baseline_share"):
+        assert getattr(fast.public.panel, name).tobytes() == getattr(slow.public.panel, name).tobytes(), name
+    with np.errstate(all="ignore"):
+        expected_delta = slow.public.panel.values - slow.public.panel.baseline
+        expected_z = expected_delta / slow.public.panel.spread[:, None]
+    assert fast.public.panel.delta.tobytes() == expected_delta.tobytes()
+    assert fast.public.panel.z.tobytes() == expected_z.tobytes()
+    assert fast.truth.expected_rows == slow.truth.expected_rows
