@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import warnings
 
 import numpy as np
@@ -11,8 +12,12 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from metric_tracker_rl import metrics
-from metric_tracker_rl.funnel import NUM_DAYS
+from metric_tracker_rl import scenario as scenario_module
+from metric_tracker_rl.analysis_tools import comparisons, jsonable
+from metric_tracker_rl.catalog import ANOMALY_TYPES
+from metric_tracker_rl.funnel import HOURS, N_EVENTS, N_STEPS, NUM_DAYS, FunnelData, FunnelPlan, is_weekend
 from metric_tracker_rl.scenario import build_episode
+from metric_tracker_rl.seeding import derive_rng
 from metric_tracker_rl.tasks import resolve_episode_config
 
 
@@ -34,6 +39,56 @@ def reference_nanmedian(values: np.ndarray) -> np.ndarray:
 
 def reference_peer_median(values: np.ndarray, peers: np.ndarray) -> np.ndarray:
     return reference_nanmedian(np.where(peers >= 0, values[..., np.maximum(peers, 0)], np.nan))
+
+
+def reference_draw_counts(plan: FunnelPlan, seed: int) -> FunnelData:
+    hourly = np.empty((plan.num_days, HOURS, N_EVENTS), dtype=np.int64)
+    for day in range(plan.num_days):
+        rng = derive_rng(seed, "funnel-draw", day)
+        counts = hourly[day]
+        counts[:, 0] = rng.poisson(plan.traffic[day])
+        for step in range(N_STEPS):
+            counts[:, step + 1] = rng.binomial(counts[:, step], plan.step_rates[day, :, step])
+        if plan.extra_opens[day].any():
+            counts[:, 0] += rng.poisson(plan.extra_opens[day])
+        surplus = plan.duplicate_factor[day] - 1.0
+        if surplus.any():
+            counts += rng.poisson(counts * surplus)
+        if plan.hour_shift[day]:
+            counts[:] = np.roll(counts, int(plan.hour_shift[day]), axis=0)
+        fraction = plan.ingested_fraction[day]
+        if (fraction < 1.0).any():
+            counts[:] = rng.binomial(counts, fraction[:, None])
+    return FunnelData(dates=tuple(d.isoformat() for d in plan.dates),
+                      weekdays=tuple(d.strftime("%A") for d in plan.dates), weekend=is_weekend(plan.dates),
+                      hourly=hourly)
+
+
+def reference_broken_step_hours(hourly: np.ndarray) -> np.ndarray:
+    denominators = hourly[..., :-1].astype(float)
+    rates = metrics.safe_ratio(hourly[..., 1:].astype(float), denominators)
+    judged = denominators >= comparisons.MIN_HOURLY_DENOMINATOR
+    with warnings.catch_warnings(), np.errstate(all="ignore"):
+        warnings.simplefilter("ignore", RuntimeWarning)
+        typical = np.nanmedian(np.where(judged, rates, np.nan), axis=-2, keepdims=True)
+        return judged & (rates < comparisons.BROKEN_HOUR_RATIO * typical)
+
+
+def reference_jsonable(value: object) -> object:
+    if isinstance(value, dict):
+        return {str(k): reference_jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [reference_jsonable(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return reference_jsonable(value.tolist())
+    if isinstance(value, (np.integer,)):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        value = float(value)
+        return value if math.isfinite(value) else None
+    if isinstance(value, np.bool_):
+        return bool(value)
+    return value
 
 
 def assert_same(actual: np.ndarray, expected: np.ndarray) -> None:
@@ -98,3 +153,49 @@ def test_panel_is_byte_identical_to_the_reference_computation(monkeypatch: pytes
     assert fast.public.panel.delta.tobytes() == expected_delta.tobytes()
     assert fast.public.panel.z.tobytes() == expected_z.tobytes()
     assert fast.truth.expected_rows == slow.truth.expected_rows
+
+
+# Every family touches a different part of the plan (extra opens, duplicated events, shifted or lost hours).
+SCENARIOS = [{"task_id": t} for t in ("easy_single_spike", "medium_mixed_pair", "hard_mixed_multi")] + [
+    {"scenario_family": family, "difficulty": "hard", "anomaly_count": 2} for family in ANOMALY_TYPES]
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS, ids=lambda s: s.get("task_id") or s["scenario_family"])
+def test_counts_and_hour_checks_match_the_reference(monkeypatch: pytest.MonkeyPatch, scenario: dict) -> None:
+    config = resolve_episode_config(seed=7, **scenario)
+    fast = build_episode(config)
+    monkeypatch.setattr(scenario_module, "draw_counts", reference_draw_counts)
+    slow = build_episode(config)
+    assert fast.public.data.hourly.tobytes() == slow.public.data.hourly.tobytes()
+    hourly = fast.public.data.hourly
+    assert np.array_equal(comparisons.broken_step_hours(hourly), reference_broken_step_hours(hourly))
+    assert np.array_equal(comparisons.broken_step_hours(hourly[3:4]), reference_broken_step_hours(hourly[3:4]))
+
+
+@settings(max_examples=100, deadline=None)
+@given(data=st.data())
+def test_broken_step_hours_matches_the_reference_on_random_counts(data: st.DataObject) -> None:
+    hourly = data.draw(hnp.arrays(np.int64, (2, HOURS, N_EVENTS), elements=st.integers(0, 60)))
+    assert np.array_equal(comparisons.broken_step_hours(hourly), reference_broken_step_hours(hourly))
+
+
+json_leaves = st.one_of(
+    st.none(), st.booleans(), st.integers(-10**6, 10**6), st.floats(allow_nan=True, allow_infinity=True),
+    st.text(max_size=5), st.integers(-100, 100).map(np.int64), st.floats(width=32).map(np.float32),
+    st.floats().map(np.float64), st.booleans().map(np.bool_),
+)
+json_values = st.recursive(
+    json_leaves,
+    lambda inner: st.one_of(st.lists(inner, max_size=4), st.lists(inner, max_size=4).map(tuple),
+                            st.dictionaries(st.one_of(st.text(max_size=3), st.integers(0, 9)), inner, max_size=4),
+                            st.lists(st.floats(), max_size=4).map(np.array)),
+    max_leaves=20,
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(value=json_values)
+def test_jsonable_matches_the_reference(value: object) -> None:
+    fast, slow = jsonable(value), reference_jsonable(value)
+    assert fast == slow
+    assert repr(fast) == repr(slow)  # same types too (True is not 1, 1.0 is not 1)
