@@ -5,13 +5,10 @@ from __future__ import annotations
 import argparse
 import os
 from functools import partial
+from typing import TYPE_CHECKING
 
-from fastapi import FastAPI
-from openenv.core.env_server.http_server import create_app
-from openenv.core.env_server.types import ConcurrencyConfig
-
-from metric_tracker_rl.models import MetricTrackerRlAction, MetricTrackerRlObservation
-from server.environment import MetricTrackerRlEnvironment, debug_mode_from_environment
+if TYPE_CHECKING:
+    from fastapi import FastAPI
 
 DEFAULT_MAX_CONCURRENT_ENVS = 64
 DEFAULT_SESSION_TIMEOUT_S = 900.0
@@ -19,7 +16,17 @@ DEFAULT_SESSION_TIMEOUT_S = 900.0
 
 def build_app() -> FastAPI:
     """Settings are read once, here: MAX_CONCURRENT_ENVS, SESSION_TIMEOUT_S, METRIC_TRACKER_DEBUG,
-    ENABLE_WEB_INTERFACE."""
+    ENABLE_WEB_INTERFACE.
+
+    The heavy imports live here, not at module level: with `--workers N` every worker process first
+    re-imports this module as its `__main__`, and uvicorn kills a worker that does not answer its health
+    check within 5 s, which a slow import on a busy machine can miss forever."""
+    from openenv.core.env_server.http_server import create_app
+    from openenv.core.env_server.types import ConcurrencyConfig
+
+    from metric_tracker_rl.models import MetricTrackerRlAction, MetricTrackerRlObservation
+    from server.environment import MetricTrackerRlEnvironment, debug_mode_from_environment
+
     factory = partial(MetricTrackerRlEnvironment, debug=debug_mode_from_environment())
     concurrency = ConcurrencyConfig(
         max_concurrent_envs=int(os.getenv("MAX_CONCURRENT_ENVS", DEFAULT_MAX_CONCURRENT_ENVS)),
