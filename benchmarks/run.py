@@ -283,6 +283,7 @@ class StartLine:
         self._duration_s = duration_s
         self.end = float("inf")
         self.server_cpu_s = 0.0
+        self.client_cpu_s = 0.0
 
     async def arrive(self) -> None:
         self._waiting -= 1
@@ -293,9 +294,10 @@ class StartLine:
 
     async def watch_cpu(self) -> None:
         await self._open.wait()
-        before = self._server.cpu_s()
+        before, client_before = self._server.cpu_s(), time.process_time()
         await asyncio.sleep(max(self.end - time.perf_counter(), 0.0))
         self.server_cpu_s = self._server.cpu_s() - before
+        self.client_cpu_s = time.process_time() - client_before
 
 
 async def _session(server: Server, index: int, make_action: Callable[[int], dict[str, Any]], start: StartLine,
@@ -337,7 +339,7 @@ async def _load(server: Server, sessions: int, duration_s: float,
     await asyncio.gather(start.watch_cpu(), *(_session(server, i, make_action, start, result)
                                               for i in range(sessions)))
     return ({"steps": len(result.latencies), "errors": len(result.errors), "first_errors": result.errors[:3],
-             "server_cpu_s": start.server_cpu_s}, result.latencies)
+             "server_cpu_s": start.server_cpu_s, "client_cpu_s": start.client_cpu_s}, result.latencies)
 
 
 def _merge(rounds: list[dict[str, Any]], latencies: list[list[float]], duration_s: float) -> dict[str, Any]:
@@ -345,8 +347,9 @@ def _merge(rounds: list[dict[str, Any]], latencies: list[list[float]], duration_
     stats = summary(samples) if samples else {"p50_ms": None, "p99_ms": None}
     steps = sum(r["steps"] for r in rounds)
     cpu_ms_per_step = 1e3 * sum(r["server_cpu_s"] for r in rounds) / max(steps, 1)
+    client_ms_per_step = 1e3 * sum(r["client_cpu_s"] for r in rounds) / max(steps, 1)
     return {"steps": steps, "steps_per_s": steps / (duration_s * len(rounds)), "p50_ms": stats["p50_ms"],
-            "server_cpu_ms_per_step": cpu_ms_per_step,
+            "server_cpu_ms_per_step": cpu_ms_per_step, "client_cpu_ms_per_step": client_ms_per_step,
             "p99_ms": stats["p99_ms"], "errors": sum(r["errors"] for r in rounds),
             "first_errors": [e for r in rounds for e in r["first_errors"]][:3]}
 
@@ -371,7 +374,8 @@ def bench_websocket(session_counts: list[int], duration_s: float, rounds: int) -
             rows.append({"sessions": sessions, "env": env, "null": base, "ratio": ratio})
             progress(f"websocket {sessions:>3} sessions: {env['steps_per_s']:.0f} steps/s vs null "
                      f"{base['steps_per_s']:.0f} (ratio {ratio:.2f}), server CPU per step "
-                     f"{env['server_cpu_ms_per_step']:.2f} vs {base['server_cpu_ms_per_step']:.2f} ms, "
+                     f"{env['server_cpu_ms_per_step']:.2f} vs {base['server_cpu_ms_per_step']:.2f} ms (client "
+                     f"{env['client_cpu_ms_per_step']:.2f} vs {base['client_cpu_ms_per_step']:.2f} ms), "
                      f"errors {env['errors']}/{base['errors']}")
     return {"duration_s": duration_s, "rounds": rounds, "rows": rows}
 
@@ -469,7 +473,8 @@ def table(report: dict[str, Any]) -> str:
             verdict = "MISSED"
         add(f"WebSocket, {row['sessions']} session(s)",
             f"{env['steps_per_s']:.0f} steps/s (p50 {env['p50_ms']:.1f} ms, p99 {env['p99_ms']:.1f} ms) vs null "
-            f"{null['steps_per_s']:.0f} steps/s (p50 {null['p50_ms']:.1f} ms): ratio {row['ratio']:.2f}; "
+            f"{null['steps_per_s']:.0f} steps/s (p50 {null['p50_ms']:.1f} ms): ratio {row['ratio']:.2f}; server "
+            f"CPU/step {env['server_cpu_ms_per_step']:.2f} vs {null['server_cpu_ms_per_step']:.2f} ms; "
             f"errors {env['errors']}", f"ratio ≥ {TARGETS['ws_throughput_ratio']:g}, no errors", verdict)
     memory = report.get("memory")
     if memory:
