@@ -133,22 +133,26 @@ class FunnelData:
 
 def draw_counts(plan: FunnelPlan, seed: int) -> FunnelData:
     hourly = np.empty((plan.num_days, HOURS, N_EVENTS), dtype=np.int64)
+    # Which dates an incident touched, decided for all dates at once (most dates take none of the branches).
+    surplus = plan.duplicate_factor - 1.0
+    has_extra = plan.extra_opens.any(axis=1)
+    has_surplus = surplus.any(axis=(1, 2))
+    has_loss = (plan.ingested_fraction < 1.0).any(axis=1)
+    step_rates = np.ascontiguousarray(plan.step_rates.transpose(0, 2, 1))  # (D, steps, 24)
     for day in range(plan.num_days):
         rng = derive_rng(seed, "funnel-draw", day)
         counts = hourly[day]
         counts[:, 0] = rng.poisson(plan.traffic[day])
         for step in range(N_STEPS):
-            counts[:, step + 1] = rng.binomial(counts[:, step], plan.step_rates[day, :, step])
-        if plan.extra_opens[day].any():
+            counts[:, step + 1] = rng.binomial(counts[:, step], step_rates[day, step])
+        if has_extra[day]:
             counts[:, 0] += rng.poisson(plan.extra_opens[day])
-        surplus = plan.duplicate_factor[day] - 1.0
-        if surplus.any():
-            counts += rng.poisson(counts * surplus)
+        if has_surplus[day]:
+            counts += rng.poisson(counts * surplus[day])
         if plan.hour_shift[day]:
             counts[:] = np.roll(counts, int(plan.hour_shift[day]), axis=0)
-        fraction = plan.ingested_fraction[day]
-        if (fraction < 1.0).any():
-            counts[:] = rng.binomial(counts, fraction[:, None])
+        if has_loss[day]:
+            counts[:] = rng.binomial(counts, plan.ingested_fraction[day][:, None])
     return FunnelData(
         dates=tuple(d.isoformat() for d in plan.dates),
         weekdays=tuple(d.strftime("%A") for d in plan.dates),

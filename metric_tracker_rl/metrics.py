@@ -6,7 +6,9 @@ derives from the tools and the row the grader expects use one definition of "bas
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+from dataclasses import dataclass, field
+from functools import cache
 
 import numpy as np
 
@@ -30,29 +32,68 @@ def safe_ratio(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
         return np.where(denominator > 0, numerator / np.maximum(denominator, 1), np.nan)
 
 
+@cache
 def same_weekday_peers(num_days: int) -> np.ndarray:
-    """(D, W) indices of the same weekday in the other weeks, padded with -1."""
+    """(D, W) indices of the same weekday in the other weeks, padded with -1 (cached, read-only)."""
     peers = [[j for j in range(d % 7, num_days, 7) if j != d] for d in range(num_days)]
     width = max(len(p) for p in peers)
-    return np.array([p + [-1] * (width - len(p)) for p in peers])
+    table = np.array([p + [-1] * (width - len(p)) for p in peers])
+    table.setflags(write=False)
+    return table
+
+
+def nanmedian_last_axis(values: np.ndarray) -> np.ndarray:
+    """np.nanmedian(values, axis=-1) without its per-call masked-array overhead (same numbers).
+
+    One sort puts NaN last; the median is read at the middle ranks of the non-NaN prefix and, like numpy,
+    the two middle values are averaged as (low + high) / 2. An all-NaN slice gives NaN without a warning.
+    """
+    ordered = np.sort(values, axis=-1)
+    count = np.count_nonzero(~np.isnan(ordered), axis=-1)[..., None]
+    last = ordered.shape[-1] - 1
+    low = np.take_along_axis(ordered, np.clip((count - 1) // 2, 0, last), axis=-1)
+    high = np.take_along_axis(ordered, np.minimum(count // 2, last), axis=-1)
+    return np.where(count > 0, (low + high) / 2, np.nan)[..., 0]
 
 
 def peer_median(values: np.ndarray, peers: np.ndarray) -> np.ndarray:
     """Median over each date's peers along the last axis of `values` (shape (..., D))."""
     gathered = values[..., np.maximum(peers, 0)]  # (..., D, W)
     gathered = np.where(peers >= 0, gathered, np.nan)
-    with np.errstate(all="ignore"):
-        return np.nanmedian(gathered, axis=-1)
+    return nanmedian_last_axis(gathered)
 
 
 def leave_one_out_median(values: np.ndarray, groups: np.ndarray) -> np.ndarray:
-    """Per date, the median over the other dates of the same group (axis 0 is the date)."""
-    result = np.empty_like(values, dtype=float)
+    """Per date, the median over the other dates of the same group (axis 0 is the date).
+
+    Each group is sorted once. Leaving out the date of rank r shifts every higher rank down by one, so the
+    median of the other n - 1 dates sits at sorted index i + (i >= r) for the middle index i of n - 1 values.
+    NaN follows np.median: the result is NaN when any of the other dates is NaN.
+    """
+    values = np.asarray(values, dtype=float)
+    result = np.empty_like(values)
     for group in np.unique(groups):
         members = np.flatnonzero(groups == group)
         block = values[members]
-        for position, day in enumerate(members):
-            result[day] = np.median(np.delete(block, position, axis=0), axis=0) if len(members) > 1 else block[0]
+        size = len(members)
+        if size == 1:
+            result[members] = block
+            continue
+        order = np.argsort(block, axis=0, kind="stable")
+        ordered = np.take_along_axis(block, order, axis=0)
+        rank = np.empty_like(order)
+        np.put_along_axis(rank, order, np.arange(size).reshape((size,) + (1,) * (block.ndim - 1)), axis=0)
+        others = size - 1
+        low_index, high_index = (others - 1) // 2, others // 2
+        low = np.take_along_axis(ordered, low_index + (rank <= low_index), axis=0)
+        if others % 2:
+            median = low
+        else:
+            high = np.take_along_axis(ordered, high_index + (rank <= high_index), axis=0)
+            median = (low + high) / 2
+        missing = np.isnan(block)
+        nan_among_others = missing.sum(axis=0) - missing > 0
+        result[members] = np.where(nan_among_others, np.nan, median)
     return result
 
 
@@ -68,7 +109,10 @@ def hourly_profiles(data: FunnelData) -> tuple[np.ndarray, np.ndarray]:
 
 @dataclass(frozen=True)
 class MetricPanel:
-    """values/baseline/z have shape (K, D) for the K entities listed in `keys`."""
+    """values/baseline/delta/z have shape (K, D) for the K entities listed in `keys`.
+
+    delta and z are derived once here: tools read them on every call.
+    """
 
     keys: tuple[tuple[str, str], ...]
     values: np.ndarray
@@ -76,15 +120,8 @@ class MetricPanel:
     spread: np.ndarray  # (K,) robust standard deviation of values - baseline
     hourly_share: np.ndarray  # (D, 24, 5)
     hourly_baseline_share: np.ndarray  # (D, 24, 5)
-
-    @property
-    def delta(self) -> np.ndarray:
-        return self.values - self.baseline
-
-    @property
-    def z(self) -> np.ndarray:
-        with np.errstate(all="ignore"):
-            return self.delta / self.spread[:, None]
+    delta: np.ndarray = field(init=False)  # values - baseline
+    z: np.ndarray = field(init=False)  # delta / spread
 
     def index(self, entity_type: str, entity_name: str) -> int:
         return self._positions[(entity_type, entity_name)]
@@ -92,17 +129,23 @@ class MetricPanel:
     def row(self, entity_type: str, entity_name: str, day: int) -> dict[str, float | str | None]:
         k = self.index(entity_type, entity_name)
         observed, baseline = float(self.values[k, day]), float(self.baseline[k, day])
-        finite = np.isfinite(observed) and np.isfinite(baseline)
+        finite = math.isfinite(observed) and math.isfinite(baseline)
+        z = float(self.z[k, day])
         return {
             "baseline_value": baseline if finite else None,
             "observed_value": observed if finite else None,
             "delta_value": observed - baseline if finite else None,
-            "robust_z": float(self.z[k, day]) if finite and np.isfinite(self.z[k, day]) else None,
+            "robust_z": z if finite and math.isfinite(z) else None,
             "severity": severity_for(entity_type, baseline, observed) if finite else None,
         }
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "_positions", {key: i for i, key in enumerate(self.keys)})
+        delta = self.values - self.baseline
+        with np.errstate(all="ignore"):
+            z = delta / self.spread[:, None]
+        object.__setattr__(self, "delta", delta)
+        object.__setattr__(self, "z", z)
 
 
 def build_panel(data: FunnelData) -> MetricPanel:
@@ -127,8 +170,7 @@ def build_panel(data: FunnelData) -> MetricPanel:
     keys = tuple((t, n) for t in ENTITY_TYPES for n in ENTITY_NAMES[t])
     values = np.vstack([series[k] for k in keys])
     baseline = peer_median(values, same_weekday_peers(values.shape[1]))
-    with np.errstate(all="ignore"):
-        mad = np.nanmedian(np.abs(values - baseline), axis=1)
-        scale = np.nanmedian(np.abs(baseline), axis=1)
+    mad = nanmedian_last_axis(np.abs(values - baseline))
+    scale = nanmedian_last_axis(np.abs(baseline))
     spread = np.maximum(MAD_TO_SIGMA * np.nan_to_num(mad), 1e-6 * np.nan_to_num(scale) + 1e-9)
     return MetricPanel(keys, values, baseline, spread, shares, baseline_shares)

@@ -5,15 +5,10 @@ from __future__ import annotations
 import argparse
 import os
 from functools import partial
+from typing import TYPE_CHECKING
 
-from fastapi import FastAPI
-from openenv.core.env_server.http_server import create_app
-from openenv.core.env_server.types import ConcurrencyConfig
-
-from metric_tracker_rl.models import MetricTrackerRlAction, MetricTrackerRlObservation
-from server.debugger import SELF_URL_ENV_VAR, build_debugger
-from server.environment import MetricTrackerRlEnvironment, debug_mode_from_environment
-from server.hardening import MAX_MESSAGE_BYTES, harden
+if TYPE_CHECKING:
+    from fastapi import FastAPI
 
 DEFAULT_MAX_CONCURRENT_ENVS = 64
 DEFAULT_SESSION_TIMEOUT_S = 900.0
@@ -21,7 +16,19 @@ DEFAULT_SESSION_TIMEOUT_S = 900.0
 
 def build_app() -> FastAPI:
     """Settings are read once, here: MAX_CONCURRENT_ENVS, SESSION_TIMEOUT_S, METRIC_TRACKER_DEBUG,
-    ENABLE_WEB_INTERFACE (the debugger at /web), METRIC_TRACKER_SELF_URL (where the debugger connects)."""
+    ENABLE_WEB_INTERFACE (the debugger at /web), METRIC_TRACKER_SELF_URL (where the debugger connects).
+
+    The heavy imports live here, not at module level: with `--workers N` every worker process first
+    re-imports this module as its `__main__`, and uvicorn kills a worker that does not answer its health
+    check within 5 s, which a slow import on a busy machine can miss forever."""
+    from openenv.core.env_server.http_server import create_app
+    from openenv.core.env_server.types import ConcurrencyConfig
+
+    from metric_tracker_rl.models import MetricTrackerRlAction, MetricTrackerRlObservation
+    from server.debugger import build_debugger
+    from server.environment import MetricTrackerRlEnvironment, debug_mode_from_environment
+    from server.hardening import harden
+
     factory = partial(MetricTrackerRlEnvironment, debug=debug_mode_from_environment())
     concurrency = ConcurrencyConfig(
         max_concurrent_envs=int(os.getenv("MAX_CONCURRENT_ENVS", DEFAULT_MAX_CONCURRENT_ENVS)),
@@ -48,12 +55,16 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=int(os.getenv("WORKERS", "1")))
     parser.add_argument("--no-web", action="store_true", help="serve the API without the /web debugger")
     args = parser.parse_args()
+    from server.debugger import SELF_URL_ENV_VAR
+
     os.environ["ENABLE_WEB_INTERFACE"] = "false" if args.no_web else os.getenv("ENABLE_WEB_INTERFACE", "true")
     # The debugger drives episodes over this server's own WebSocket API; a wildcard bind is reached on loopback.
     own_host = "127.0.0.1" if args.host in ("", "0.0.0.0", "::") else args.host
     os.environ.setdefault(SELF_URL_ENV_VAR, f"http://{own_host}:{args.port}")
 
     import uvicorn
+
+    from server.hardening import MAX_MESSAGE_BYTES
 
     uvicorn.run("server.app:build_app", factory=True, host=args.host, port=args.port, workers=args.workers,
                 ws_max_size=MAX_MESSAGE_BYTES)

@@ -6,6 +6,7 @@ observations with status "error" that say what is valid; they never raise and ne
 
 from __future__ import annotations
 
+import asyncio
 import os
 import uuid
 from functools import cache
@@ -40,6 +41,8 @@ INSTRUCTION = (
     "effects of an incident are not incidents; an empty report (classifications=[]) is right when nothing is "
     "anomalous. Each step uses one step of the budget; only graded submissions use a submission."
 )
+# Analysis tools cheap enough to run on the event loop (see step_async); the others take a worker thread.
+INLINE_TOOLS = frozenset(TOOL_REGISTRY) - {"payload_generator", "preview_submission"}
 NO_EPISODE = (
     "No active episode. Over HTTP every /step request gets a fresh environment (HTTP is stateless), so an "
     "episode needs the WebSocket session at /ws (MetricTrackerRlEnv in Python): send reset, then steps."
@@ -93,7 +96,7 @@ class MetricTrackerRlEnvironment(Environment[MetricTrackerRlAction, MetricTracke
         self._done, self._last_score = False, None
         return self._observation(
             status="ready", reward=None, message=f"Episode ready: {episode.public.task['objective']}",
-            **_catalogs(),
+            instruction=INSTRUCTION, config=episode.public.task["config"], **_catalogs(),
         )
 
     def step(self, action: MetricTrackerRlAction, timeout_s: float | None = None, **kwargs: Any
@@ -126,6 +129,17 @@ class MetricTrackerRlEnvironment(Environment[MetricTrackerRlAction, MetricTracke
                 status="error", reward=0.0, message="Payload generators failed (no submission used): "
                 + " | ".join(errors)))
         return self._after_step(self._submit([MetricSubmissionRow(**row) for row in rows], generated=True))
+
+    async def step_async(self, action: MetricTrackerRlAction, timeout_s: float | None = None, **kwargs: Any
+                         ) -> MetricTrackerRlObservation:
+        """The WebSocket endpoint awaits this. An analysis call is a fraction of a millisecond of CPU work, less
+        than handing it to a worker thread costs (and with the GIL, threads add no parallelism), so it runs on
+        the event loop. Calls whose cost grows with the request (submissions, merged generator calls, previews
+        of up to 200 rows) run on a worker thread so they never hold up other sessions."""
+        if action.analysis_method in INLINE_TOOLS and action.classifications is None \
+                and action.payload_generators is None:
+            return self.step(action, timeout_s=timeout_s, **kwargs)
+        return await asyncio.to_thread(self.step, action, timeout_s=timeout_s, **kwargs)
 
     @property
     def state(self) -> State:
@@ -186,11 +200,11 @@ class MetricTrackerRlEnvironment(Environment[MetricTrackerRlAction, MetricTracke
         return observation
 
     def _observation(self, **fields: Any) -> MetricTrackerRlObservation:
-        episode = self._episode
-        config = episode.config
+        """Step observations carry only what a step changes; the instruction, the visible config and the
+        catalogs come with the reset observation (they stay the same for the whole episode)."""
+        config = self._episode.config
         return MetricTrackerRlObservation(
-            task_id=config.task_id, instruction=INSTRUCTION, config=episode.public.task["config"],
-            steps_remaining=config.max_steps - self._steps,
+            task_id=config.task_id, steps_remaining=config.max_steps - self._steps,
             submissions_remaining=config.max_submissions - self._submissions,
             done=self._done, debug=self._debug_payload() if self._debug else None, **fields,
         )

@@ -10,7 +10,7 @@ import numpy as np
 from metric_tracker_rl.analysis_tools.arguments import DateArgs, DateCountArgs, DateMixArgs, DateRateArgs
 from metric_tracker_rl.analysis_tools.registry import register_tool
 from metric_tracker_rl.catalog import BASELINE_RULE, COUNT_COLUMNS, FUNNEL_STEPS
-from metric_tracker_rl.metrics import COLUMN_INDEX, safe_ratio, same_weekday_peers
+from metric_tracker_rl.metrics import COLUMN_INDEX, nanmedian_last_axis, safe_ratio, same_weekday_peers
 from metric_tracker_rl.scenario import PublicEpisode
 
 MIN_HOURLY_DENOMINATOR = 20  # hours with fewer events at the earlier step are too noisy to judge
@@ -62,9 +62,9 @@ def broken_step_hours(hourly: np.ndarray) -> np.ndarray:
     denominators = hourly[..., :-1].astype(float)
     rates = safe_ratio(hourly[..., 1:].astype(float), denominators)
     judged = denominators >= MIN_HOURLY_DENOMINATOR
-    with np.errstate(all="ignore"):
-        typical = np.nanmedian(np.where(judged, rates, np.nan), axis=-2, keepdims=True)
-    return judged & (rates < BROKEN_HOUR_RATIO * typical)
+    typical = nanmedian_last_axis(np.swapaxes(np.where(judged, rates, np.nan), -1, -2))[..., None, :]
+    with np.errstate(invalid="ignore"):
+        return judged & (rates < BROKEN_HOUR_RATIO * typical)
 
 
 def impossible_hours(hourly: np.ndarray) -> np.ndarray:

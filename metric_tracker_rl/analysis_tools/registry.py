@@ -64,8 +64,23 @@ class ToolError(Exception):
     """An agent mistake inside a tool; its message is shown to the agent."""
 
 
+_PLAIN = (str, int, bool, type(None))
+
+
 def jsonable(value: Any) -> Any:
-    """Plain JSON types only: numpy scalars unwrapped, NaN and infinities as null."""
+    """Plain JSON types only: numpy scalars unwrapped, NaN and infinities as null.
+
+    Exact built-in types take a fast path (every result passes through here); anything else goes through
+    the isinstance chain."""
+    kind = type(value)
+    if kind in _PLAIN:
+        return value
+    if kind is float:
+        return value if math.isfinite(value) else None
+    if kind is dict:
+        return {k if type(k) is str else str(k): jsonable(v) for k, v in value.items()}
+    if kind is list:
+        return [jsonable(v) for v in value]
     if isinstance(value, dict):
         return {str(k): jsonable(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):

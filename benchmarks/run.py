@@ -1,0 +1,554 @@
+"""Measure latency, throughput, memory and end-to-end time of metric_tracker_rl.
+
+    uv run python -m benchmarks.run            # full run: prints a table, writes artifacts/benchmark.json
+    uv run python -m benchmarks.run --quick    # a smoke run with few repeats
+
+Sections:
+- in-process: reset per difficulty, one step per analysis tool (its example arguments), graded submissions;
+- WebSocket on loopback: steps/s and latency with 1, 16 and 64 concurrent sessions, side by side with the
+  null environment (`benchmarks/null_env.py`) served by the same stack, reported as a ratio;
+- memory: server RSS with no session and with 1,000 open sessions after a reset each;
+- end to end: wall time of the offline `inference.py` run over the three tasks (skipped when absent).
+Progress goes to stderr; the table to stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import platform
+import resource
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from openenv.core.env_server.serialization import deserialize_action, serialize_observation
+from openenv.core.env_server.types import WSObservationResponse
+from websockets.asyncio.client import ClientConnection, connect
+
+from metric_tracker_rl.analysis_tools import TOOL_REGISTRY
+from metric_tracker_rl.funnel import window_dates
+from metric_tracker_rl.models import MetricTrackerRlAction
+from metric_tracker_rl.scenario import build_episode
+from metric_tracker_rl.tasks import DEFAULT_TASK_ORDER, get_task_spec, resolve_episode_config
+from server.environment import MetricTrackerRlEnvironment
+
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_OUTPUT = ROOT / "artifacts" / "benchmark.json"
+MAX_STEPS = 500  # the largest step budget a reset accepts: fewer untimed resets inside step loops
+DATES = [d.isoformat() for d in window_dates()]
+OFFLINE_ENV_DROP = ("API_KEY", "HF_TOKEN", "OPENAI_API_KEY", "BASE_URL", "IMAGE_NAME", "LOCAL_IMAGE_NAME")
+
+TARGETS = {
+    "reset_p50_ms": 5.0,
+    "analysis_step_p50_ms": 2.0,
+    "graded_submission_p50_ms": 2.0,
+    "ws_throughput_ratio": 0.5,
+    "memory_per_session_mb": 1.0,
+    "inference_wall_s": 20.0,
+}
+
+
+def progress(message: str) -> None:
+    print(f"[benchmark] {message}", file=sys.stderr, flush=True)
+
+
+def summary(samples_s: list[float]) -> dict[str, float]:
+    """Latency summary in milliseconds."""
+    values = np.asarray(samples_s) * 1e3
+    p50, p99 = np.percentile(values, [50, 99])
+    return {"n": len(values), "p50_ms": float(p50), "p99_ms": float(p99), "mean_ms": float(values.mean())}
+
+
+def wire_text(observation: Any) -> str:
+    """The exact text the WebSocket endpoint sends for an observation."""
+    return WSObservationResponse(data=serialize_observation(observation)).model_dump_json()
+
+
+# --- in-process --------------------------------------------------------------------------------------
+
+def bench_resets(repeats: int) -> dict[str, Any]:
+    env = MetricTrackerRlEnvironment()
+    results = {}
+    for task_id in DEFAULT_TASK_ORDER:
+        difficulty = get_task_spec(task_id).difficulty
+        env.reset(task_id=task_id)  # warm-up
+        samples, serialise = [], []
+        for seed in range(repeats):
+            start = time.perf_counter()
+            observation = env.reset(task_id=task_id, seed=seed)
+            middle = time.perf_counter()
+            text = wire_text(observation)
+            serialise.append(time.perf_counter() - middle)
+            samples.append(middle - start)
+            assert observation.status == "ready", observation.message
+        results[difficulty] = {"task_id": task_id, **summary(samples),
+                               "serialise_p50_ms": summary(serialise)["p50_ms"], "message_bytes": len(text)}
+        progress(f"reset {difficulty}: p50 {results[difficulty]['p50_ms']:.2f} ms")
+    return results
+
+
+def bench_tools(repeats: int) -> dict[str, Any]:
+    """env.step per tool; `server_p50_ms` adds what the endpoint does around it (parse action, serialise)."""
+    env = MetricTrackerRlEnvironment()
+    results = {}
+    for name, spec in TOOL_REGISTRY.items():
+        payload = {"analysis_method": name, "analysis_args": spec.example}
+        observation = env.reset(task_id="hard_mixed_multi", max_steps=MAX_STEPS)
+        steps, server = [], []
+        for _ in range(repeats + 1):
+            if observation.steps_remaining <= 1:
+                env.reset(task_id="hard_mixed_multi", max_steps=MAX_STEPS)
+            start = time.perf_counter()
+            action = deserialize_action(payload, MetricTrackerRlAction)
+            before_step = time.perf_counter()
+            observation = env.step(action)
+            after_step = time.perf_counter()
+            text = wire_text(observation)
+            end = time.perf_counter()
+            assert observation.status == "ok", observation.message
+            steps.append(after_step - before_step)
+            server.append(end - start)
+        steps, server = steps[1:], server[1:]  # the first call warms caches
+        results[name] = {**summary(steps), "server_p50_ms": summary(server)["p50_ms"], "message_bytes": len(text)}
+    worst = max(results, key=lambda n: results[n]["p50_ms"])
+    progress(f"steps: {len(results)} tools, slowest p50 {results[worst]['p50_ms']:.2f} ms ({worst})")
+    return results
+
+
+SUBMISSION_GENERATORS = [
+    {"method_name": "get_rate_drop_from_median_rows", "threshold_multiplier": 3.0},
+    {"method_name": "get_rate_spike_from_median_rows", "threshold_multiplier": 3.0},
+    {"method_name": "get_funnel_break_rows", "threshold_multiplier": 3.0},
+    {"method_name": "get_instrumentation_data_quality_issue_rows", "threshold_multiplier": 3.0},
+]
+
+
+def bench_submissions(repeats: int) -> dict[str, Any]:
+    """A graded report per fresh episode: the true rows plus one false positive, and generator calls."""
+    env = MetricTrackerRlEnvironment()
+    results = {}
+    for kind in ("rows", "payload_generators"):
+        samples = []
+        for i in range(repeats + 1):
+            task_id = DEFAULT_TASK_ORDER[i % len(DEFAULT_TASK_ORDER)]
+            env.reset(task_id=task_id, seed=i)
+            if kind == "rows":
+                truth = build_episode(resolve_episode_config(task_id=task_id, seed=i)).truth.expected_rows
+                wrong = truth[0].model_copy(update={"date": DATES[-1] if truth[0].date != DATES[-1] else DATES[0]})
+                action = MetricTrackerRlAction(classifications=[*truth, wrong])
+            else:
+                action = MetricTrackerRlAction(payload_generators=SUBMISSION_GENERATORS)
+            start = time.perf_counter()
+            observation = env.step(action)
+            samples.append(time.perf_counter() - start)
+            assert observation.status == "graded", observation.message
+        results[kind] = summary(samples[1:])
+        progress(f"graded submission ({kind}): p50 {results[kind]['p50_ms']:.2f} ms")
+    return results
+
+
+# --- servers -----------------------------------------------------------------------------------------
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass
+class Server:
+    url: str
+    pid: int
+
+    @property
+    def ws_url(self) -> str:
+        return self.url.replace("http://", "ws://") + "/ws"
+
+    def rss_mb(self) -> float:
+        return _status_field(self.pid, "VmRSS") / 1024
+
+    def threads(self) -> int:
+        return int(_status_field(self.pid, "Threads"))
+
+    def cpu_s(self) -> float:
+        """User + system CPU time the server process has used so far."""
+        fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _status_field(pid: int, name: str) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(f"{name}:"):
+            return float(line.split()[1])
+    raise KeyError(name)
+
+
+@contextlib.contextmanager
+def serve(module: str, max_sessions: int, log_name: str) -> Iterator[Server]:
+    """`python -m <module> --no-web` on a free loopback port, one worker; stopped on exit."""
+    port = free_port()
+    env = {**os.environ, "MAX_CONCURRENT_ENVS": str(max_sessions), "ENABLE_WEB_INTERFACE": "false"}
+    log_path = ROOT / "artifacts" / f"{log_name}.log"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen([sys.executable, "-m", module, "--host", "127.0.0.1", "--port", str(port),
+                                    "--no-web"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+        url = f"http://127.0.0.1:{port}"
+        try:
+            deadline = time.monotonic() + 120
+            while True:
+                if process.poll() is not None:
+                    raise RuntimeError(f"{module} exited early; see {log_path}")
+                with contextlib.suppress(urllib.error.URLError, ConnectionError), \
+                        urllib.request.urlopen(f"{url}/health", timeout=1) as response:
+                    if response.status == 200:
+                        break
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"{module} did not become healthy; see {log_path}")
+                time.sleep(0.2)
+            yield Server(url, process.pid)
+        finally:
+            process.terminate()
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+# --- WebSocket load ------------------------------------------------------------------------------------
+
+def analysis_action(i: int) -> dict[str, Any]:
+    """A realistic investigation: calendar, ranking, comparisons, hour-level checks, one generator."""
+    date = DATES[(i * 5) % (len(DATES) - 1)]
+    cycle = [
+        ("get_annotations", {}),
+        ("list_suspicious_dates", {"limit": 5}),
+        ("compare_count_to_median", {"date": date, "entity_name": "app_opens"}),
+        ("compare_rate_to_median", {"date": date, "entity_name": "app_open_to_order_placed"}),
+        ("detect_funnel_break", {"date": date}),
+        ("rows_for_date", {"date": date}),
+        ("get_rate_drop_from_median_rows", {"threshold_multiplier": 3.0}),
+        ("check_impossible_counts", {"date": date}),
+    ]
+    method, arguments = cycle[i % len(cycle)]
+    return {"analysis_method": method, "analysis_args": arguments}
+
+
+def null_action(i: int) -> dict[str, Any]:
+    return {"note": f"step {i}"}
+
+
+@dataclass
+class LoadResult:
+    latencies: list[float] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+
+async def _request(ws: ClientConnection, message: dict[str, Any]) -> dict[str, Any]:
+    await ws.send(json.dumps(message))
+    return json.loads(await ws.recv())
+
+
+def _problem(reply: dict[str, Any]) -> str | None:
+    if reply.get("type") != "observation":
+        return f"{reply.get('type')}: {reply.get('data')}"
+    observation = reply["data"]["observation"]
+    if observation.get("status") == "error":
+        return observation.get("message")
+    return None
+
+
+class StartLine:
+    """Sessions connect and reset first; the measurement window opens once all of them have arrived.
+
+    The server's CPU time is read when the window opens and when it closes, so connecting and resetting
+    are not counted."""
+
+    def __init__(self, server: Server, sessions: int, duration_s: float) -> None:
+        self._server = server
+        self._waiting = sessions
+        self._open = asyncio.Event()
+        self._duration_s = duration_s
+        self.end = float("inf")
+        self.server_cpu_s = 0.0
+        self.client_cpu_s = 0.0
+
+    async def arrive(self) -> None:
+        self._waiting -= 1
+        if self._waiting == 0:
+            self.end = time.perf_counter() + self._duration_s
+            self._open.set()
+        await self._open.wait()
+
+    async def watch_cpu(self) -> None:
+        await self._open.wait()
+        before, client_before = self._server.cpu_s(), time.process_time()
+        await asyncio.sleep(max(self.end - time.perf_counter(), 0.0))
+        self.server_cpu_s = self._server.cpu_s() - before
+        self.client_cpu_s = time.process_time() - client_before
+
+
+async def _session(server: Server, index: int, make_action: Callable[[int], dict[str, Any]], start: StartLine,
+                   result: LoadResult) -> None:
+    reset = {"type": "reset", "data": {"seed": index, "max_steps": MAX_STEPS}}
+    arrived = False
+    try:
+        async with connect(server.ws_url, max_size=None, open_timeout=120) as ws:
+            problem = _problem(await _request(ws, reset))
+            arrived = True
+            await start.arrive()
+            step, budget = 0, MAX_STEPS
+            while problem is None and time.perf_counter() < start.end:
+                if budget == 1:  # untimed: keep the episode from ending
+                    problem, budget = _problem(await _request(ws, reset)), MAX_STEPS
+                    continue
+                message = {"type": "step", "data": make_action(index + step)}
+                sent = time.perf_counter()
+                reply = await _request(ws, message)
+                received = time.perf_counter()
+                problem = _problem(reply)
+                if received <= start.end:
+                    result.latencies.append(received - sent)
+                step, budget = step + 1, budget - 1
+            if problem is not None:
+                result.errors.append(problem)
+    except Exception as exc:  # every failure is reported, none aborts the other sessions
+        result.errors.append(f"{type(exc).__name__}: {exc}")
+    finally:
+        if not arrived:
+            await start.arrive()
+
+
+async def _load(server: Server, sessions: int, duration_s: float,
+                make_action: Callable[[int], dict[str, Any]]) -> tuple[dict[str, Any], list[float]]:
+    """One measurement window: step counts and errors, and every step's round-trip time."""
+    result = LoadResult()
+    start = StartLine(server, sessions, duration_s)
+    await asyncio.gather(start.watch_cpu(), *(_session(server, i, make_action, start, result)
+                                              for i in range(sessions)))
+    return ({"steps": len(result.latencies), "errors": len(result.errors), "first_errors": result.errors[:3],
+             "server_cpu_s": start.server_cpu_s, "client_cpu_s": start.client_cpu_s}, result.latencies)
+
+
+def _merge(rounds: list[dict[str, Any]], latencies: list[list[float]], duration_s: float) -> dict[str, Any]:
+    samples = [x for chunk in latencies for x in chunk]
+    stats = summary(samples) if samples else {"p50_ms": None, "p99_ms": None}
+    steps = sum(r["steps"] for r in rounds)
+    cpu_ms_per_step = 1e3 * sum(r["server_cpu_s"] for r in rounds) / max(steps, 1)
+    client_ms_per_step = 1e3 * sum(r["client_cpu_s"] for r in rounds) / max(steps, 1)
+    return {"steps": steps, "steps_per_s": steps / (duration_s * len(rounds)), "p50_ms": stats["p50_ms"],
+            "server_cpu_ms_per_step": cpu_ms_per_step, "client_cpu_ms_per_step": client_ms_per_step,
+            "p99_ms": stats["p99_ms"], "errors": sum(r["errors"] for r in rounds),
+            "first_errors": [e for r in rounds for e in r["first_errors"]][:3]}
+
+
+def bench_websocket(session_counts: list[int], duration_s: float, rounds: int) -> dict[str, Any]:
+    """Both servers run at once; the load alternates between them in short rounds so that a change in the
+    machine's background load affects both sides alike."""
+    max_sessions = max(session_counts) + 8
+    rows = []
+    with serve("server.app", max_sessions, "server_ws") as real, serve("benchmarks.null_env", max_sessions,
+                                                                       "null_ws") as null:
+        for sessions in session_counts:
+            measured: dict[str, list[dict[str, Any]]] = {"env": [], "null": []}
+            latencies: dict[str, list[list[float]]] = {"env": [], "null": []}
+            for _ in range(rounds):
+                for label, server, make_action in (("env", real, analysis_action), ("null", null, null_action)):
+                    outcome, samples = asyncio.run(_load(server, sessions, duration_s / rounds, make_action))
+                    measured[label].append(outcome)
+                    latencies[label].append(samples)
+            env, base = (_merge(measured[k], latencies[k], duration_s / rounds) for k in ("env", "null"))
+            ratio = env["steps_per_s"] / max(base["steps_per_s"], 1e-9)
+            rows.append({"sessions": sessions, "env": env, "null": base, "ratio": ratio})
+            progress(f"websocket {sessions:>3} sessions: {env['steps_per_s']:.0f} steps/s vs null "
+                     f"{base['steps_per_s']:.0f} (ratio {ratio:.2f}), server CPU per step "
+                     f"{env['server_cpu_ms_per_step']:.2f} vs {base['server_cpu_ms_per_step']:.2f} ms (client "
+                     f"{env['client_cpu_ms_per_step']:.2f} vs {base['client_cpu_ms_per_step']:.2f} ms), "
+                     f"errors {env['errors']}/{base['errors']}")
+    return {"duration_s": duration_s, "rounds": rounds, "rows": rows}
+
+
+# --- memory --------------------------------------------------------------------------------------------
+
+async def _hold_sessions(server: Server, count: int, batch: int) -> dict[str, Any]:
+    stack = contextlib.AsyncExitStack()
+    errors: list[str] = []
+
+    async def open_one(index: int) -> None:
+        try:
+            ws = await stack.enter_async_context(connect(server.ws_url, max_size=None, open_timeout=300))
+            problem = _problem(await _request(ws, {"type": "reset", "data": {"seed": index}}))
+            if problem:
+                errors.append(problem)
+        except Exception as exc:
+            errors.append(f"{type(exc).__name__}: {exc}")
+
+    async with stack:
+        for first in range(0, count, batch):
+            await asyncio.gather(*(open_one(i) for i in range(first, min(first + batch, count))))
+            if (first // batch) % 5 == 4:
+                progress(f"memory: {min(first + batch, count)} sessions open")
+        await asyncio.sleep(1.0)
+        return {"open_sessions": count - len(errors), "errors": len(errors), "first_errors": errors[:3],
+                "rss_mb": server.rss_mb(), "threads": server.threads()}
+
+
+def bench_memory(count: int) -> dict[str, Any]:
+    with serve("server.app", count + 100, "server_memory") as server:
+        asyncio.run(_hold_sessions(server, 1, 1))  # loads everything a session touches, then closes it
+        time.sleep(1.0)
+        idle_mb = server.rss_mb()
+        held = asyncio.run(_hold_sessions(server, count, 50))
+    per_session_mb = (held["rss_mb"] - idle_mb) / max(held["open_sessions"], 1)
+    progress(f"memory: {idle_mb:.0f} MB idle, {held['rss_mb']:.0f} MB with {held['open_sessions']} sessions "
+             f"({per_session_mb * 1024:.0f} KB each)")
+    return {"sessions": count, "idle_rss_mb": idle_mb, "held_rss_mb": held["rss_mb"],
+            "open_sessions": held["open_sessions"], "errors": held["errors"], "first_errors": held["first_errors"],
+            "threads": held["threads"], "per_session_mb": per_session_mb}
+
+
+# --- end to end ----------------------------------------------------------------------------------------
+
+def bench_inference() -> dict[str, Any]:
+    script = ROOT / "inference.py"
+    if not script.exists():
+        progress("inference.py not found: end-to-end run skipped")
+        return {"skipped": True, "note": "inference.py does not exist in this checkout"}
+    env = {k: v for k, v in os.environ.items() if k not in OFFLINE_ENV_DROP}
+    start = time.perf_counter()
+    completed = subprocess.run([sys.executable, str(script)], cwd=ROOT, env=env, capture_output=True, text=True,
+                               timeout=900)
+    wall = time.perf_counter() - start
+    ends = [line for line in completed.stdout.splitlines() if line.startswith("[END]")]
+    progress(f"inference.py offline: {wall:.1f} s, exit code {completed.returncode}, {len(ends)} [END] lines")
+    return {"skipped": False, "wall_s": wall, "returncode": completed.returncode, "end_lines": ends,
+            "stderr_tail": completed.stderr[-2000:] if completed.returncode else ""}
+
+
+# --- report --------------------------------------------------------------------------------------------
+
+def _check(value: float | None, target: float, higher_is_better: bool = False) -> str:
+    if value is None:
+        return "n/a"
+    return "ok" if (value >= target if higher_is_better else value <= target) else "MISSED"
+
+
+def table(report: dict[str, Any]) -> str:
+    lines = ["| measurement | result | target | |", "| --- | --- | --- | --- |"]
+
+    def add(name: str, result: str, target: str = "", verdict: str = "") -> None:
+        lines.append(f"| {name} | {result} | {target} | {verdict} |")
+
+    for difficulty, row in report.get("reset", {}).items():
+        add(f"reset ({difficulty}), in-process", f"p50 {row['p50_ms']:.2f} ms, p99 {row['p99_ms']:.2f} ms",
+            f"p50 ≤ {TARGETS['reset_p50_ms']:g} ms", _check(row["p50_ms"], TARGETS["reset_p50_ms"]))
+    tools = report.get("tools", {})
+    if tools:
+        p50s = {name: row["p50_ms"] for name, row in tools.items()}
+        slowest = max(p50s, key=p50s.get)
+        add(f"analysis step, {len(tools)} tools, in-process",
+            f"median of tool p50s {np.median(list(p50s.values())):.2f} ms; slowest {slowest} "
+            f"p50 {p50s[slowest]:.2f} ms, p99 {tools[slowest]['p99_ms']:.2f} ms",
+            f"p50 ≤ {TARGETS['analysis_step_p50_ms']:g} ms", _check(p50s[slowest], TARGETS["analysis_step_p50_ms"]))
+    for kind, row in report.get("submissions", {}).items():
+        add(f"graded submission ({kind}), in-process", f"p50 {row['p50_ms']:.2f} ms, p99 {row['p99_ms']:.2f} ms",
+            f"p50 ≤ {TARGETS['graded_submission_p50_ms']:g} ms",
+            _check(row["p50_ms"], TARGETS["graded_submission_p50_ms"]))
+    for row in report.get("websocket", {}).get("rows", []):
+        env, null = row["env"], row["null"]
+        verdict = _check(row["ratio"], TARGETS["ws_throughput_ratio"], higher_is_better=True)
+        if env["errors"]:
+            verdict = "MISSED"
+        add(f"WebSocket, {row['sessions']} session(s)",
+            f"{env['steps_per_s']:.0f} steps/s (p50 {env['p50_ms']:.1f} ms, p99 {env['p99_ms']:.1f} ms) vs null "
+            f"{null['steps_per_s']:.0f} steps/s (p50 {null['p50_ms']:.1f} ms): ratio {row['ratio']:.2f}; server "
+            f"CPU/step {env['server_cpu_ms_per_step']:.2f} vs {null['server_cpu_ms_per_step']:.2f} ms; "
+            f"errors {env['errors']}", f"ratio ≥ {TARGETS['ws_throughput_ratio']:g}, no errors", verdict)
+    memory = report.get("memory")
+    if memory:
+        add("server RSS, 0 sessions", f"{memory['idle_rss_mb']:.0f} MB")
+        add(f"server RSS, {memory['sessions']} sessions (reset each)",
+            f"{memory['held_rss_mb']:.0f} MB, {memory['open_sessions']} open, {memory['errors']} errors")
+        verdict = _check(memory["per_session_mb"], TARGETS["memory_per_session_mb"])
+        if memory["open_sessions"] < memory["sessions"]:
+            verdict = "MISSED"
+        add("RSS per session", f"{memory['per_session_mb'] * 1024:.0f} KB",
+            f"≤ {TARGETS['memory_per_session_mb']:g} MB, all sessions held", verdict)
+    inference = report.get("inference")
+    if inference:
+        if inference["skipped"]:
+            add("offline inference.py, 3 tasks", f"skipped: {inference['note']}",
+                f"≤ {TARGETS['inference_wall_s']:g} s")
+        else:
+            verdict = _check(inference["wall_s"], TARGETS["inference_wall_s"])
+            if inference["returncode"]:
+                verdict = "MISSED"
+            add("offline inference.py, 3 tasks", f"{inference['wall_s']:.1f} s wall (exit {inference['returncode']})",
+                f"≤ {TARGETS['inference_wall_s']:g} s", verdict)
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="few repeats, short load windows, 100 sessions")
+    parser.add_argument("--repeats", type=int, help="calls per in-process measurement (default 300)")
+    parser.add_argument("--duration", type=float, help="seconds of load per server and session count (default 6)")
+    parser.add_argument("--rounds", type=int, default=3, help="alternating rounds the duration is split into")
+    parser.add_argument("--sessions", default="1,16,64", help="concurrent WebSocket sessions to compare")
+    parser.add_argument("--memory-sessions", type=int, help="sessions held for the memory run (default 1000)")
+    parser.add_argument("--only", default="reset,tools,submissions,websocket,memory,inference",
+                        help="comma-separated sections to run")
+    parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT)
+    args = parser.parse_args(argv)
+    repeats = args.repeats or (30 if args.quick else 300)
+    duration = args.duration or (1.5 if args.quick else 6.0)
+    memory_sessions = args.memory_sessions or (100 if args.quick else 1000)
+    sections = set(args.only.split(","))
+
+    (ROOT / "artifacts").mkdir(exist_ok=True)
+    # 1,000 client sockets in this process and as many in the server (which inherits the limit).
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, 65536)), hard))
+
+    report: dict[str, Any] = {
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
+        "targets": TARGETS,
+        "settings": {"repeats": repeats, "duration_s": duration, "rounds": args.rounds,
+                     "memory_sessions": memory_sessions},
+    }
+    started = time.perf_counter()
+    if "reset" in sections:
+        report["reset"] = bench_resets(repeats)
+    if "tools" in sections:
+        report["tools"] = bench_tools(repeats)
+    if "submissions" in sections:
+        report["submissions"] = bench_submissions(repeats)
+    if "websocket" in sections:
+        report["websocket"] = bench_websocket([int(s) for s in args.sessions.split(",")], duration, args.rounds)
+    if "memory" in sections:
+        report["memory"] = bench_memory(memory_sessions)
+    if "inference" in sections:
+        report["inference"] = bench_inference()
+    report["table"] = table(report)
+    report["elapsed_s"] = time.perf_counter() - started
+
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(json.dumps(report, indent=2))
+    print(report["table"])
+    progress(f"wrote {args.output} in {report['elapsed_s']:.0f} s")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,201 @@
+"""The vectorised panel helpers give the same numbers as the straightforward definitions they replace."""
+
+from __future__ import annotations
+
+import math
+import warnings
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+from metric_tracker_rl import metrics
+from metric_tracker_rl import scenario as scenario_module
+from metric_tracker_rl.analysis_tools import comparisons, jsonable
+from metric_tracker_rl.catalog import ANOMALY_TYPES
+from metric_tracker_rl.funnel import HOURS, N_EVENTS, N_STEPS, NUM_DAYS, FunnelData, FunnelPlan, is_weekend
+from metric_tracker_rl.scenario import build_episode
+from metric_tracker_rl.seeding import derive_rng
+from metric_tracker_rl.tasks import resolve_episode_config
+
+
+def reference_leave_one_out_median(values: np.ndarray, groups: np.ndarray) -> np.ndarray:
+    result = np.empty_like(values, dtype=float)
+    for group in np.unique(groups):
+        members = np.flatnonzero(groups == group)
+        block = values[members]
+        for position, day in enumerate(members):
+            result[day] = np.median(np.delete(block, position, axis=0), axis=0) if len(members) > 1 else block[0]
+    return result
+
+
+def reference_nanmedian(values: np.ndarray) -> np.ndarray:
+    with warnings.catch_warnings(), np.errstate(all="ignore"):
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN slices
+        return np.nanmedian(values, axis=-1)
+
+
+def reference_peer_median(values: np.ndarray, peers: np.ndarray) -> np.ndarray:
+    return reference_nanmedian(np.where(peers >= 0, values[..., np.maximum(peers, 0)], np.nan))
+
+
+def reference_draw_counts(plan: FunnelPlan, seed: int) -> FunnelData:
+    hourly = np.empty((plan.num_days, HOURS, N_EVENTS), dtype=np.int64)
+    for day in range(plan.num_days):
+        rng = derive_rng(seed, "funnel-draw", day)
+        counts = hourly[day]
+        counts[:, 0] = rng.poisson(plan.traffic[day])
+        for step in range(N_STEPS):
+            counts[:, step + 1] = rng.binomial(counts[:, step], plan.step_rates[day, :, step])
+        if plan.extra_opens[day].any():
+            counts[:, 0] += rng.poisson(plan.extra_opens[day])
+        surplus = plan.duplicate_factor[day] - 1.0
+        if surplus.any():
+            counts += rng.poisson(counts * surplus)
+        if plan.hour_shift[day]:
+            counts[:] = np.roll(counts, int(plan.hour_shift[day]), axis=0)
+        fraction = plan.ingested_fraction[day]
+        if (fraction < 1.0).any():
+            counts[:] = rng.binomial(counts, fraction[:, None])
+    return FunnelData(dates=tuple(d.isoformat() for d in plan.dates),
+                      weekdays=tuple(d.strftime("%A") for d in plan.dates), weekend=is_weekend(plan.dates),
+                      hourly=hourly)
+
+
+def reference_broken_step_hours(hourly: np.ndarray) -> np.ndarray:
+    denominators = hourly[..., :-1].astype(float)
+    rates = metrics.safe_ratio(hourly[..., 1:].astype(float), denominators)
+    judged = denominators >= comparisons.MIN_HOURLY_DENOMINATOR
+    with warnings.catch_warnings(), np.errstate(all="ignore"):
+        warnings.simplefilter("ignore", RuntimeWarning)
+        typical = np.nanmedian(np.where(judged, rates, np.nan), axis=-2, keepdims=True)
+        return judged & (rates < comparisons.BROKEN_HOUR_RATIO * typical)
+
+
+def reference_jsonable(value: object) -> object:
+    if isinstance(value, dict):
+        return {str(k): reference_jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [reference_jsonable(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return reference_jsonable(value.tolist())
+    if isinstance(value, (np.integer,)):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        value = float(value)
+        return value if math.isfinite(value) else None
+    if isinstance(value, np.bool_):
+        return bool(value)
+    return value
+
+
+def assert_same(actual: np.ndarray, expected: np.ndarray) -> None:
+    assert actual.shape == expected.shape
+    np.testing.assert_array_equal(actual, expected)  # NaN matches NaN; every other value exactly
+
+
+# Values on a coarse grid make ties (and ties at the median) common; NaN and infinities are included.
+values_strategy = st.one_of(st.integers(-5, 5).map(float), st.floats(allow_nan=True, allow_infinity=True,
+                                                                         min_value=None, max_value=None, width=64))
+finite_strategy = st.one_of(st.integers(-5, 5).map(float), st.floats(-1e12, 1e12))
+
+
+@settings(max_examples=150, deadline=None)
+@given(data=st.data(), days=st.integers(1, 30), columns=st.integers(1, 4))
+def test_leave_one_out_median_matches_np_median_over_np_delete(data: st.DataObject, days: int, columns: int) -> None:
+    values = data.draw(hnp.arrays(np.float64, (days, columns), elements=values_strategy))
+    groups = data.draw(hnp.arrays(np.int64, days, elements=st.integers(0, 2)))
+    with np.errstate(all="ignore"):
+        assert_same(metrics.leave_one_out_median(values, groups), reference_leave_one_out_median(values, groups))
+
+
+@settings(max_examples=150, deadline=None)
+@given(data=st.data(), rows=st.integers(1, 5), days=st.integers(8, 30))
+def test_peer_median_matches_np_nanmedian(data: st.DataObject, rows: int, days: int) -> None:
+    values = data.draw(hnp.arrays(np.float64, (rows, days), elements=finite_strategy | st.just(np.nan)))
+    peers = metrics.same_weekday_peers(days)
+    with np.errstate(all="ignore"):
+        assert_same(metrics.peer_median(values, peers), reference_peer_median(values, peers))
+
+
+@settings(max_examples=150, deadline=None)
+@given(values=hnp.arrays(np.float64, hnp.array_shapes(min_dims=1, max_dims=3, max_side=9),
+                         elements=values_strategy))
+def test_nanmedian_last_axis_matches_np_nanmedian(values: np.ndarray) -> None:
+    with np.errstate(all="ignore"):
+        assert_same(metrics.nanmedian_last_axis(values), reference_nanmedian(values))
+
+
+def test_same_weekday_peers_lists_the_other_weeks() -> None:
+    peers = metrics.same_weekday_peers(NUM_DAYS)
+    for day in range(NUM_DAYS):
+        expected = [d for d in range(NUM_DAYS) if d % 7 == day % 7 and d != day]
+        assert sorted(int(p) for p in peers[day] if p >= 0) == expected
+
+
+@pytest.mark.parametrize("task_id", ["easy_single_spike", "medium_mixed_pair", "hard_mixed_multi"])
+@pytest.mark.parametrize("seed", [0, 1234])
+def test_panel_is_byte_identical_to_the_reference_computation(monkeypatch: pytest.MonkeyPatch, task_id: str,
+                                                              seed: int) -> None:
+    config = resolve_episode_config(task_id=task_id, seed=seed)
+    fast = build_episode(config)
+    monkeypatch.setattr(metrics, "leave_one_out_median", reference_leave_one_out_median)
+    monkeypatch.setattr(metrics, "peer_median", reference_peer_median)
+    monkeypatch.setattr(metrics, "nanmedian_last_axis", reference_nanmedian)
+    slow = build_episode(config)
+    for name in ("values", "baseline", "spread", "hourly_share", "hourly_baseline_share"):
+        assert getattr(fast.public.panel, name).tobytes() == getattr(slow.public.panel, name).tobytes(), name
+    with np.errstate(all="ignore"):
+        expected_delta = slow.public.panel.values - slow.public.panel.baseline
+        expected_z = expected_delta / slow.public.panel.spread[:, None]
+    assert fast.public.panel.delta.tobytes() == expected_delta.tobytes()
+    assert fast.public.panel.z.tobytes() == expected_z.tobytes()
+    assert fast.truth.expected_rows == slow.truth.expected_rows
+
+
+# Every family touches a different part of the plan (extra opens, duplicated events, shifted or lost hours).
+SCENARIOS = [{"task_id": t} for t in ("easy_single_spike", "medium_mixed_pair", "hard_mixed_multi")] + [
+    {"scenario_family": family, "difficulty": "hard", "anomaly_count": 2} for family in ANOMALY_TYPES]
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS, ids=lambda s: s.get("task_id") or s["scenario_family"])
+def test_counts_and_hour_checks_match_the_reference(monkeypatch: pytest.MonkeyPatch, scenario: dict) -> None:
+    config = resolve_episode_config(seed=7, **scenario)
+    fast = build_episode(config)
+    monkeypatch.setattr(scenario_module, "draw_counts", reference_draw_counts)
+    slow = build_episode(config)
+    assert fast.public.data.hourly.tobytes() == slow.public.data.hourly.tobytes()
+    hourly = fast.public.data.hourly
+    assert np.array_equal(comparisons.broken_step_hours(hourly), reference_broken_step_hours(hourly))
+    assert np.array_equal(comparisons.broken_step_hours(hourly[3:4]), reference_broken_step_hours(hourly[3:4]))
+
+
+@settings(max_examples=100, deadline=None)
+@given(data=st.data())
+def test_broken_step_hours_matches_the_reference_on_random_counts(data: st.DataObject) -> None:
+    hourly = data.draw(hnp.arrays(np.int64, (2, HOURS, N_EVENTS), elements=st.integers(0, 60)))
+    assert np.array_equal(comparisons.broken_step_hours(hourly), reference_broken_step_hours(hourly))
+
+
+json_leaves = st.one_of(
+    st.none(), st.booleans(), st.integers(-10**6, 10**6), st.floats(allow_nan=True, allow_infinity=True),
+    st.text(max_size=5), st.integers(-100, 100).map(np.int64), st.floats(width=32).map(np.float32),
+    st.floats().map(np.float64), st.booleans().map(np.bool_),
+)
+json_values = st.recursive(
+    json_leaves,
+    lambda inner: st.one_of(st.lists(inner, max_size=4), st.lists(inner, max_size=4).map(tuple),
+                            st.dictionaries(st.one_of(st.text(max_size=3), st.integers(0, 9)), inner, max_size=4),
+                            st.lists(st.floats(), max_size=4).map(np.array)),
+    max_leaves=20,
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(value=json_values)
+def test_jsonable_matches_the_reference(value: object) -> None:
+    fast, slow = jsonable(value), reference_jsonable(value)
+    assert fast == slow
+    assert repr(fast) == repr(slow)  # same types too (True is not 1, 1.0 is not 1)
