@@ -50,6 +50,7 @@ class TabSession:
         self._lock = threading.Lock()
         self.methods: dict[str, dict[str, Any]] = {}
         self.observation: MetricTrackerRlObservation | None = None
+        self.config: dict[str, Any] = {}  # the episode's visible config; only the reset observation carries it
         self.charts: h.ChartData | None = None
 
     def _connected(self) -> Any:
@@ -76,6 +77,7 @@ class TabSession:
     def reset(self, **kwargs: Any) -> MetricTrackerRlObservation:
         observation = self._call("reset", **kwargs)
         if observation.status != "error":
+            self.config = observation.config
             self.methods = {m.name: m.model_dump() for m in observation.available_methods}
             try:
                 self.charts = fetch_chart_data(self.base_url, kwargs)
@@ -223,14 +225,14 @@ def build_debugger(web_manager: Any, action_fields: Any, metadata: Any, is_chat_
             except (ValueError, DebuggerError) as exc:
                 return error_update(current, exc)
             if observation.status == "error":
-                return {session_state: current, status: h.status_markdown(observation)}
+                return {session_state: current, status: h.status_markdown(observation, current.config)}
             charts = current.charts
             marks = h.marks_for(charts.annotations, observation.debug)
             tools = [name for name, m in current.methods.items() if m["kind"] == "analysis"]
             generators = [name for name, m in current.methods.items() if m["kind"] == "generator"]
             debug = observation.debug
             return {
-                session_state: current, status: h.status_markdown(observation),
+                session_state: current, status: h.status_markdown(observation, current.config),
                 counts_plot: h.daily_counts_figure(charts, marks), rates_plot: h.conversion_figure(charts, marks),
                 chart_date: gr.update(choices=charts.dates, value=charts.dates[-1]),
                 **chart_updates(current, charts.dates[-1], column),
@@ -269,7 +271,7 @@ def build_debugger(web_manager: Any, action_fields: Any, metadata: Any, is_chat_
                 observation = current.step(action)
             except (ValueError, DebuggerError) as exc:
                 return error_update(current, exc)
-            return {session_state: current, status: h.status_markdown(observation),
+            return {session_state: current, status: h.status_markdown(observation, current.config),
                     tool_table: h.result_table(observation.analysis_result),
                     tool_json: observation.analysis_result}
 
@@ -282,7 +284,7 @@ def build_debugger(web_manager: Any, action_fields: Any, metadata: Any, is_chat_
             except (ValueError, DebuggerError) as exc:
                 return error_update(current, exc)
             generated = (observation.analysis_result or {}).get("rows", [])
-            return {session_state: current, status: h.status_markdown(observation),
+            return {session_state: current, status: h.status_markdown(observation, current.config),
                     payload: h.merge_rows(rows, generated)}
 
         def preview(current: TabSession | None, rows: pd.DataFrame, request: gr.Request) -> dict[Any, Any]:
@@ -293,7 +295,7 @@ def build_debugger(web_manager: Any, action_fields: Any, metadata: Any, is_chat_
             except DebuggerError as exc:
                 return error_update(current, exc)
             result = observation.analysis_result or {}
-            return {session_state: current, status: h.status_markdown(observation),
+            return {session_state: current, status: h.status_markdown(observation, current.config),
                     preview_table: h.issues_table(result.get("issues", []))}
 
         def submit(current: TabSession | None, rows: pd.DataFrame, request: gr.Request) -> dict[Any, Any]:
@@ -302,7 +304,7 @@ def build_debugger(web_manager: Any, action_fields: Any, metadata: Any, is_chat_
                 observation = current.step(MetricTrackerRlAction(classifications=h.rows_from_frame(rows)))
             except (ValueError, DebuggerError) as exc:
                 return error_update(current, exc)
-            return {session_state: current, status: h.status_markdown(observation),
+            return {session_state: current, status: h.status_markdown(observation, current.config),
                     breakdown: h.breakdown_table(observation),
                     issues: h.issues_table(observation.submission_issues)}
 

@@ -53,9 +53,8 @@ def reset_kwargs(task_id: str | None, seed: str | None, scenario_family: str | N
     return {k: v for k, v in values.items() if v is not None}
 
 
-def status_markdown(observation: MetricTrackerRlObservation) -> str:
-    """One glance at the episode: status, message, budgets and the latest score."""
-    config = observation.config or {}
+def status_markdown(observation: MetricTrackerRlObservation, config: dict[str, Any]) -> str:
+    """One glance at the episode: status, message, its config (from the reset), budgets and the latest score."""
     setting = ", ".join(f"{k}={config[k]}" for k in ("task_id", "seed", "scenario_family", "difficulty",
                                                        "anomaly_density", "anomaly_count")
                         if config.get(k) is not None)

@@ -67,11 +67,11 @@ def test_reset_kwargs_names_the_field_of_a_bad_number(field: str, args: tuple) -
 def test_status_markdown_shows_budgets_and_the_score() -> None:
     env = MetricTrackerRlEnvironment()
     ready = env.reset(task_id=TASK)
-    text = h.status_markdown(ready)
+    text = h.status_markdown(ready, ready.config)
     assert "task_id=medium_mixed_pair" in text and "Steps left: 40" in text and "score" not in text
     graded = env.step(MetricTrackerRlAction(classifications=[]))
-    text = h.status_markdown(graded)
-    assert f"{graded.reward:.4f}" in text and "submissions left: 2" in text
+    text = h.status_markdown(graded, ready.config)
+    assert f"{graded.reward:.4f}" in text and "submissions left: 2" in text and "task_id=medium_mixed_pair" in text
 
 
 # --- tool forms ---------------------------------------------------------------------------------------
