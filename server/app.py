@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import os
-from functools import partial
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -26,16 +25,16 @@ def build_app() -> FastAPI:
 
     from metric_tracker_rl.models import MetricTrackerRlAction, MetricTrackerRlObservation
     from server.debugger import build_debugger
-    from server.environment import MetricTrackerRlEnvironment, debug_mode_from_environment
+    from server.environment import environment_class
     from server.hardening import harden
 
-    factory = partial(MetricTrackerRlEnvironment, debug=debug_mode_from_environment())
     concurrency = ConcurrencyConfig(
         max_concurrent_envs=int(os.getenv("MAX_CONCURRENT_ENVS", DEFAULT_MAX_CONCURRENT_ENVS)),
         session_timeout=float(os.getenv("SESSION_TIMEOUT_S", DEFAULT_SESSION_TIMEOUT_S)),
     )
-    app = create_app(factory, MetricTrackerRlAction, MetricTrackerRlObservation, env_name="metric_tracker_rl",
-                     concurrency_config=concurrency, gradio_builder=build_debugger, show_default_tab=False)
+    app = create_app(environment_class(), MetricTrackerRlAction, MetricTrackerRlObservation,
+                     env_name="metric_tracker_rl", concurrency_config=concurrency, gradio_builder=build_debugger,
+                     show_default_tab=False)
     return harden(app)
 
 

@@ -25,7 +25,6 @@ from metric_tracker_rl.models import (
     MetricSubmissionRow,
     MetricTrackerRlAction,
     MetricTrackerRlObservation,
-    SubmissionIssue,
     TaskInfo,
 )
 from metric_tracker_rl.scenario import Episode, build_episode
@@ -223,4 +222,15 @@ class MetricTrackerRlEnvironment(Environment[MetricTrackerRlAction, MetricTracke
         }
 
 
-__all__ = ["MAX_SUBMISSION_ROWS", "MetricTrackerRlEnvironment", "SubmissionIssue", "TOOL_REGISTRY"]
+class DebugMetricTrackerRlEnvironment(MetricTrackerRlEnvironment):
+    """The same environment with the ground truth in every observation's `debug` (server debug mode).
+
+    A class rather than a partial: OpenEnv instantiates classes, but treats any other callable as an instance."""
+
+    def __init__(self) -> None:
+        super().__init__(debug=True)
+
+
+def environment_class() -> type[MetricTrackerRlEnvironment]:
+    """The environment class the server serves, chosen once at start-up from METRIC_TRACKER_DEBUG."""
+    return DebugMetricTrackerRlEnvironment if debug_mode_from_environment() else MetricTrackerRlEnvironment

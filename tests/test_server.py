@@ -271,3 +271,16 @@ def test_info_endpoints_answer(http: httpx.Client) -> None:
     assert metadata.status_code == 200
     assert metadata.json()["name"] == "metric_tracker_rl" and metadata.json()["description"]
     assert http.get("/docs").status_code == 200
+
+
+def test_openenv_web_routes_answer_without_server_errors() -> None:
+    """OpenEnv's own /web/reset, /web/step and /web/state (one environment shared by the page) must work."""
+    with running_server(extra_env={"ENABLE_WEB_INTERFACE": "true"}) as url:
+        reset = httpx.post(f"{url}/web/reset", json={}, timeout=60)
+        assert reset.status_code == 200, reset.text
+        assert reset.json()["observation"]["status"] == "ready"
+        step = httpx.post(f"{url}/web/step", json={"action": {"analysis_method": "list_dates"}}, timeout=60)
+        assert step.status_code == 200, step.text
+        state = httpx.get(f"{url}/web/state", timeout=60)
+        assert state.status_code == 200, state.text
+        assert "expected_rows" not in reset.text + step.text + state.text
