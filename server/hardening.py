@@ -13,12 +13,14 @@ error reply itself unserialisable; each tore the session down with an unhelpful 
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 from fastapi import FastAPI
 from openenv.core.env_server.types import WSErrorCode
+from starlette.websockets import WebSocketDisconnect
 
 from metric_tracker_rl.models import MetricTrackerRlAction
 
@@ -107,7 +109,10 @@ class WebSocketFrameGuard:
                 error = {"type": "error", "data": {"message": problem, "code": WSErrorCode.INVALID_JSON.value}}
                 await send({"type": "websocket.send", "text": json.dumps(error)})
 
-        await self.app(scope, guarded_receive, send)
+        # OpenEnv closes the socket in its `finally` even when the client already has, which raises here; the
+        # session is over and cleaned up, so a traceback in the log for every episode would be noise.
+        with contextlib.suppress(WebSocketDisconnect):
+            await self.app(scope, guarded_receive, send)
 
 
 async def _json_response(send: Send, status: int, payload: Any) -> None:

@@ -7,6 +7,7 @@ answering.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections import Counter
 from collections.abc import Iterator
@@ -289,3 +290,24 @@ def test_state_and_close_messages(session: ClientConnection) -> None:
     session.send(json.dumps({"type": "close"}))
     with pytest.raises(ConnectionClosed):
         session.recv(timeout=30)
+
+
+def test_a_session_closed_by_its_client_ends_without_an_error() -> None:
+    """OpenEnv closes the socket after the client already did; the guard keeps that out of the error log."""
+    from starlette.websockets import WebSocketDisconnect
+
+    from server.hardening import WebSocketFrameGuard
+
+    async def app_closing_a_gone_socket(scope: dict, receive: Any, send: Any) -> None:
+        raise WebSocketDisconnect(code=1006)
+
+    async def receive() -> dict:
+        return {"type": "websocket.disconnect"}
+
+    async def send(message: dict) -> None:
+        return None
+
+    guard = WebSocketFrameGuard(app_closing_a_gone_socket)
+    asyncio.run(guard({"type": "websocket", "path": "/ws"}, receive, send))  # must not raise
+    with pytest.raises(WebSocketDisconnect):  # other paths are not the guard's business
+        asyncio.run(guard({"type": "websocket", "path": "/elsewhere"}, receive, send))
