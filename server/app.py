@@ -66,7 +66,7 @@ def main() -> None:
     from server.hardening import MAX_MESSAGE_BYTES
 
     uvicorn.run("server.app:build_app", factory=True, host=args.host, port=args.port, workers=args.workers,
-                ws_max_size=MAX_MESSAGE_BYTES)
+                ws_max_size=MAX_MESSAGE_BYTES, ws_per_message_deflate=False)
 
 
 if __name__ == "__main__":
