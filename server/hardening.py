@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
@@ -31,6 +32,7 @@ MAX_MESSAGE_BYTES = 1024 * 1024
 # Deepest JSON nesting accepted in a WebSocket message; a valid message nests about 6 levels deep.
 MAX_JSON_DEPTH = 32
 GUARDED_WEBSOCKET_PATHS = frozenset({"/ws", "/mcp"})
+SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -71,6 +73,10 @@ def frame_problem(message: Message) -> str | None:
     text = message.get("text")
     if text is None:
         return "Binary frames are not supported: send each message as a JSON text frame."
+    if text[:1] == "{" and text.count("{") + text.count("[") <= MAX_JSON_DEPTH and not SURROGATE_ESCAPE.search(text):
+        # Fast path for ordinary frames: an object if it parses at all, too few brackets to nest too deeply,
+        # and no escape that could decode to a lone surrogate.
+        return None
     try:
         parsed = json.loads(text)
     except RecursionError:
