@@ -14,6 +14,7 @@ import json
 import os
 import threading
 import weakref
+from collections.abc import Callable
 from typing import Any
 
 import gradio as gr
@@ -263,50 +264,42 @@ def build_debugger(web_manager: Any, action_fields: Any, metadata: Any, is_chat_
         def select_generator(current: TabSession | None, name: str | None) -> str:
             return select_method(current, name)[1]
 
-        def run_tool(current: TabSession | None, name: str, args_text: str,
-                     request: gr.Request) -> dict[Any, Any]:
+        def stepped(current: TabSession | None, request: gr.Request,
+                    build_action: Callable[[], MetricTrackerRlAction],
+                    view: Callable[[MetricTrackerRlObservation], dict[Any, Any]]) -> dict[Any, Any]:
+            """One step of the tab's episode: the status line plus the outputs `view` derives from it."""
             current = session_for(current, request)
             try:
-                action = MetricTrackerRlAction(analysis_method=name, analysis_args=h.parse_arguments(args_text))
-                observation = current.step(action)
+                observation = current.step(build_action())
             except (ValueError, DebuggerError) as exc:
                 return error_update(current, exc)
             return {session_state: current, status: h.status_markdown(observation, current.config),
-                    tool_table: h.result_table(observation.analysis_result),
-                    tool_json: observation.analysis_result}
+                    **view(observation)}
+
+        def tool_call(name: str, args_text: str) -> Callable[[], MetricTrackerRlAction]:
+            return lambda: MetricTrackerRlAction(analysis_method=name, analysis_args=h.parse_arguments(args_text))
+
+        def run_tool(current: TabSession | None, name: str, args_text: str,
+                     request: gr.Request) -> dict[Any, Any]:
+            return stepped(current, request, tool_call(name, args_text),
+                           lambda o: {tool_table: h.result_table(o.analysis_result), tool_json: o.analysis_result})
 
         def generate(current: TabSession | None, name: str, args_text: str, rows: pd.DataFrame,
                      request: gr.Request) -> dict[Any, Any]:
-            current = session_for(current, request)
-            try:
-                action = MetricTrackerRlAction(analysis_method=name, analysis_args=h.parse_arguments(args_text))
-                observation = current.step(action)
-            except (ValueError, DebuggerError) as exc:
-                return error_update(current, exc)
-            generated = (observation.analysis_result or {}).get("rows", [])
-            return {session_state: current, status: h.status_markdown(observation, current.config),
-                    payload: h.merge_rows(rows, generated)}
+            return stepped(current, request, tool_call(name, args_text),
+                           lambda o: {payload: h.merge_rows(rows, (o.analysis_result or {}).get("rows", []))})
 
         def preview(current: TabSession | None, rows: pd.DataFrame, request: gr.Request) -> dict[Any, Any]:
-            current = session_for(current, request)
-            try:
-                observation = current.step(MetricTrackerRlAction(analysis_method="preview_submission",
-                                                                 analysis_args={"rows": h.rows_from_frame(rows)}))
-            except DebuggerError as exc:
-                return error_update(current, exc)
-            result = observation.analysis_result or {}
-            return {session_state: current, status: h.status_markdown(observation, current.config),
-                    preview_table: h.issues_table(result.get("issues", []))}
+            return stepped(
+                current, request,
+                lambda: MetricTrackerRlAction(analysis_method="preview_submission",
+                                              analysis_args={"rows": h.rows_from_frame(rows)}),
+                lambda o: {preview_table: h.issues_table((o.analysis_result or {}).get("issues", []))})
 
         def submit(current: TabSession | None, rows: pd.DataFrame, request: gr.Request) -> dict[Any, Any]:
-            current = session_for(current, request)
-            try:
-                observation = current.step(MetricTrackerRlAction(classifications=h.rows_from_frame(rows)))
-            except (ValueError, DebuggerError) as exc:
-                return error_update(current, exc)
-            return {session_state: current, status: h.status_markdown(observation, current.config),
-                    breakdown: h.breakdown_table(observation),
-                    issues: h.issues_table(observation.submission_issues)}
+            return stepped(current, request,
+                           lambda: MetricTrackerRlAction(classifications=h.rows_from_frame(rows)),
+                           lambda o: {breakdown: h.breakdown_table(o), issues: h.issues_table(o.submission_issues)})
 
         def close_tab(request: gr.Request) -> None:
             _close(open_sessions.pop(request.session_hash, None))
