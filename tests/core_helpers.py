@@ -57,3 +57,15 @@ def data_digest(seed: int) -> str:
     """sha256 of a hard task episode's public counts and dates."""
     data = build_episode(resolve_episode_config(task_id="hard_mixed_multi", seed=seed)).public.data
     return hashlib.sha256(data.hourly.tobytes() + data.daily.tobytes() + "|".join(data.dates).encode()).hexdigest()
+
+
+# The analysis methods SPEC §4 keeps from the reference design (its inference script names them all).
+REFERENCE_TOOL_NAMES = (
+    "task_overview", "list_dates", "list_entities", "rows_for_date", "hourly_rows_for_date",
+    "compare_rate_to_median", "compare_count_to_median", "detect_funnel_break", "check_impossible_counts",
+    "list_suspicious_dates", "preview_submission", "show_raw_data", "get_metric_median",
+    "get_metric_std_dev_from_median", "get_rows_with_abs_diff_from_median_gt", "get_median_filter_rows",
+    "get_rate_drop_from_median_rows", "get_rate_spike_from_median_rows", "get_absolute_drop_in_event_count_rows",
+    "get_absolute_spike_in_event_count_rows", "get_funnel_break_rows", "get_hourly_traffic_mix_shift_rows",
+    "get_instrumentation_data_quality_issue_rows", "payload_generator",
+)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
+from core_helpers import REFERENCE_TOOL_NAMES
+
 from metric_tracker_rl import DEFAULT_TASK_ORDER, MetricTrackerRlAction, MetricTrackerRlEnv, get_task_spec
 from metric_tracker_rl.analysis_tools import available_analysis_methods
 from metric_tracker_rl.models import MetricSubmissionRow, MetricTrackerRlObservation, PayloadGeneratorMethod
@@ -20,16 +22,6 @@ OBSERVATION_FIELDS = (
 ACTION_FIELDS = ("classifications", "analysis_method", "analysis_args", "payload_generators")
 ROW_FIELDS = ("date", "entity_type", "entity_name", "anomaly_type", "detection_method", "baseline_value",
               "observed_value", "delta_value", "severity")
-# Methods the reference script's tool table names (SPEC §4 keeps them).
-REFERENCE_METHODS = (
-    "task_overview", "list_dates", "list_entities", "rows_for_date", "hourly_rows_for_date",
-    "compare_rate_to_median", "compare_count_to_median", "detect_funnel_break", "check_impossible_counts",
-    "list_suspicious_dates", "preview_submission", "show_raw_data", "get_metric_median",
-    "get_metric_std_dev_from_median", "get_rows_with_abs_diff_from_median_gt", "get_median_filter_rows",
-    "get_rate_drop_from_median_rows", "get_rate_spike_from_median_rows", "get_absolute_drop_in_event_count_rows",
-    "get_absolute_spike_in_event_count_rows", "get_funnel_break_rows", "get_hourly_traffic_mix_shift_rows",
-    "get_instrumentation_data_quality_issue_rows", "payload_generator",
-)
 
 
 def test_models_have_the_fields_the_reference_script_reads() -> None:
@@ -53,7 +45,7 @@ def test_task_specs_have_the_reference_attributes() -> None:
 def test_available_analysis_methods_cover_the_reference_tools_with_schemas() -> None:
     specs = available_analysis_methods()
     names = [spec.name for spec in specs]
-    assert set(REFERENCE_METHODS) <= set(names)
+    assert set(REFERENCE_TOOL_NAMES) <= set(names)
     assert len(names) == len(set(names))
     for spec in specs:
         assert isinstance(spec.description, str) and spec.description

@@ -8,7 +8,7 @@ import json
 
 import jsonschema
 import pytest
-from core_helpers import ROOT, episode
+from core_helpers import REFERENCE_TOOL_NAMES, ROOT, episode
 
 from metric_tracker_rl import MetricTrackerRlAction
 from metric_tracker_rl.analysis_tools import TOOL_REGISTRY, available_analysis_methods, run_tool
@@ -17,20 +17,11 @@ from metric_tracker_rl.catalog import CONVERSION_METRIC_NAMES
 from metric_tracker_rl.scenario import PublicEpisode
 from server.environment import MetricTrackerRlEnvironment
 
-SPEC_TOOL_NAMES = (
-    "task_overview", "list_dates", "list_entities", "rows_for_date", "hourly_rows_for_date",
-    "compare_rate_to_median", "compare_count_to_median", "detect_funnel_break", "check_impossible_counts",
-    "list_suspicious_dates", "preview_submission", "show_raw_data", "get_metric_median",
-    "get_metric_std_dev_from_median", "get_rows_with_abs_diff_from_median_gt", "get_median_filter_rows",
-    "get_rate_drop_from_median_rows", "get_rate_spike_from_median_rows", "get_absolute_drop_in_event_count_rows",
-    "get_absolute_spike_in_event_count_rows", "get_funnel_break_rows", "get_hourly_traffic_mix_shift_rows",
-    "get_instrumentation_data_quality_issue_rows", "payload_generator",
-)
 TOOL_MODULES = sorted((ROOT / "metric_tracker_rl" / "analysis_tools").glob("*.py"))
 
 
 def test_every_reference_tool_exists() -> None:
-    missing = set(SPEC_TOOL_NAMES) - set(TOOL_REGISTRY)
+    missing = set(REFERENCE_TOOL_NAMES) - set(TOOL_REGISTRY)
     assert not missing
     assert [spec.name for spec in available_analysis_methods()] == list(TOOL_REGISTRY)
     assert all(spec.description for spec in available_analysis_methods())
