@@ -15,7 +15,7 @@ from typing import Any
 from openenv.core.env_server.interfaces import Environment
 from openenv.core.env_server.types import EnvironmentMetadata, State
 
-from metric_tracker_rl.analysis_tools import TOOL_REGISTRY, available_analysis_methods, generate_rows, run_tool
+from metric_tracker_rl.analysis_tools import available_analysis_methods, generate_rows, run_tool
 from metric_tracker_rl.anomalies import FAMILY_REGISTRY
 from metric_tracker_rl.catalog import CONVERSION_METRICS
 from metric_tracker_rl.grader import grade_submission
@@ -40,8 +40,8 @@ INSTRUCTION = (
     "effects of an incident are not incidents; an empty report (classifications=[]) is right when nothing is "
     "anomalous. Each step uses one step of the budget; only graded submissions use a submission."
 )
-# Analysis tools cheap enough to run on the event loop (see step_async); the others take a worker thread.
-INLINE_TOOLS = frozenset(TOOL_REGISTRY) - {"payload_generator", "preview_submission"}
+# Analysis tools whose cost grows with the request: they take a worker thread (see step_async).
+THREADED_TOOLS = frozenset({"payload_generator", "preview_submission"})
 NO_EPISODE = (
     "No active episode. Over HTTP every /step request gets a fresh environment (HTTP is stateless), so an "
     "episode needs the WebSocket session at /ws (MetricTrackerRlEnv in Python): send reset, then steps."
@@ -135,8 +135,8 @@ class MetricTrackerRlEnvironment(Environment[MetricTrackerRlAction, MetricTracke
         than handing it to a worker thread costs (and with the GIL, threads add no parallelism), so it runs on
         the event loop. Calls whose cost grows with the request (submissions, merged generator calls, previews
         of up to 200 rows) run on a worker thread so they never hold up other sessions."""
-        if action.analysis_method in INLINE_TOOLS and action.classifications is None \
-                and action.payload_generators is None:
+        # Unknown tools, invalid arguments and mixed actions end in a cheap error observation: inline too.
+        if action.analysis_method is not None and action.analysis_method not in THREADED_TOOLS:
             return self.step(action, timeout_s=timeout_s, **kwargs)
         return await asyncio.to_thread(self.step, action, timeout_s=timeout_s, **kwargs)
 
