@@ -17,13 +17,9 @@ import json
 import os
 import pkgutil
 import signal
-import socket
-import subprocess
 import sys
 import tempfile
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from functools import partial
@@ -45,6 +41,7 @@ from metric_tracker_rl import (
 )
 from metric_tracker_rl.agents import AGENTS, make_agent, run_episode
 from metric_tracker_rl.analysis_tools import TOOL_REGISTRY, available_analysis_methods
+from metric_tracker_rl.local_server import free_port, serving, stop_process
 
 
 def _env(name: str, default: str | None = None) -> str | None:
@@ -379,30 +376,6 @@ class LlmPolicy:
 # --- the environment server ------------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def healthy(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(f"{url}/health", timeout=2.0) as response:
-            return response.status == 200
-    except (urllib.error.URLError, OSError):
-        return False
-
-
-def stop_process(process: subprocess.Popen) -> None:
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-
 @contextlib.contextmanager
 def local_server() -> Iterator[str]:
     """`python -m server.app` on a free loopback port, in standard mode (never debug), stopped on exit."""
@@ -410,19 +383,10 @@ def local_server() -> Iterator[str]:
     url = f"http://127.0.0.1:{port}"
     command = [sys.executable, "-m", "server.app", "--host", "127.0.0.1", "--port", str(port), "--no-web"]
     child_env = {**os.environ, "ENABLE_WEB_INTERFACE": "false", "METRIC_TRACKER_DEBUG": ""}
-    with tempfile.TemporaryFile() as log:
-        process = subprocess.Popen(command, cwd=ROOT, env=child_env, stdout=log, stderr=subprocess.STDOUT)
+    with tempfile.TemporaryFile() as log, serving(command, port, child_env, log, cwd=ROOT,
+                                                  timeout_s=SERVER_START_TIMEOUT_S) as process:
         note(f"[INFO] started local server pid={process.pid} url={url}")
         try:
-            deadline = time.monotonic() + SERVER_START_TIMEOUT_S
-            while not healthy(url):
-                if process.poll() is not None:
-                    log.seek(0)
-                    tail = log.read().decode(errors="replace")[-2000:]
-                    raise RuntimeError(f"the local server exited with code {process.returncode}:\n{tail}")
-                if time.monotonic() > deadline:
-                    raise RuntimeError(f"the local server was not healthy within {SERVER_START_TIMEOUT_S:.0f}s")
-                time.sleep(0.2)
             yield url
         finally:
             stop_process(process)

@@ -21,12 +21,9 @@ import json
 import os
 import platform
 import resource
-import socket
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,6 +36,7 @@ from websockets.asyncio.client import ClientConnection, connect
 
 from metric_tracker_rl.analysis_tools import TOOL_REGISTRY
 from metric_tracker_rl.funnel import window_dates
+from metric_tracker_rl.local_server import free_port, serving
 from metric_tracker_rl.models import MetricTrackerRlAction
 from metric_tracker_rl.scenario import build_episode
 from metric_tracker_rl.tasks import DEFAULT_TASK_ORDER, get_task_spec, resolve_episode_config
@@ -161,12 +159,6 @@ def bench_submissions(repeats: int) -> dict[str, Any]:
 
 # --- servers -----------------------------------------------------------------------------------------
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @dataclass
 class Server:
     url: str
@@ -201,31 +193,10 @@ def serve(module: str, max_sessions: int, log_name: str) -> Iterator[Server]:
     port = free_port()
     env = {**os.environ, "MAX_CONCURRENT_ENVS": str(max_sessions), "ENABLE_WEB_INTERFACE": "false"}
     log_path = ROOT / "artifacts" / f"{log_name}.log"
-    with log_path.open("wb") as log:
-        process = subprocess.Popen([sys.executable, "-m", module, "--host", "127.0.0.1", "--port", str(port),
-                                    "--no-web"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-        url = f"http://127.0.0.1:{port}"
-        try:
-            deadline = time.monotonic() + 120
-            while True:
-                if process.poll() is not None:
-                    raise RuntimeError(f"{module} exited early; see {log_path}")
-                with contextlib.suppress(urllib.error.URLError, ConnectionError), \
-                        urllib.request.urlopen(f"{url}/health", timeout=1) as response:
-                    if response.status == 200:
-                        break
-                if time.monotonic() > deadline:
-                    raise RuntimeError(f"{module} did not become healthy; see {log_path}")
-                time.sleep(0.2)
-            yield Server(url, process.pid)
-        finally:
-            process.terminate()
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-
+    with log_path.open("w+b") as log:
+        command = [sys.executable, "-m", module, "--host", "127.0.0.1", "--port", str(port), "--no-web"]
+        with serving(command, port, env, log, cwd=ROOT, timeout_s=120) as process:
+            yield Server(f"http://127.0.0.1:{port}", process.pid)
 
 # --- WebSocket load ------------------------------------------------------------------------------------
 
