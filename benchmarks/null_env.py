@@ -19,7 +19,7 @@ from openenv.core.env_server.interfaces import Environment
 from openenv.core.env_server.types import Action, ConcurrencyConfig, Observation, State
 from pydantic import Field
 
-from server.app import DEFAULT_MAX_CONCURRENT_ENVS, DEFAULT_SESSION_TIMEOUT_S
+from server.app import DEFAULT_MAX_CONCURRENT_ENVS, DEFAULT_SESSION_TIMEOUT_S, websocket_options
 
 
 class NullAction(Action):
@@ -58,7 +58,8 @@ class NullEnvironment(Environment[NullAction, NullObservation, State]):
 
 
 def build_app() -> FastAPI:
-    """Same settings as the real server: MAX_CONCURRENT_ENVS, SESSION_TIMEOUT_S, ENABLE_WEB_INTERFACE."""
+    """Same settings as the real server: MAX_CONCURRENT_ENVS, SESSION_TIMEOUT_S, ENABLE_WEB_INTERFACE (and, in
+    main, its uvicorn WebSocket options)."""
     concurrency = ConcurrencyConfig(
         max_concurrent_envs=int(os.getenv("MAX_CONCURRENT_ENVS", DEFAULT_MAX_CONCURRENT_ENVS)),
         session_timeout=float(os.getenv("SESSION_TIMEOUT_S", DEFAULT_SESSION_TIMEOUT_S)),
@@ -77,7 +78,9 @@ def main() -> None:
 
     import uvicorn
 
-    uvicorn.run("benchmarks.null_env:build_app", factory=True, host=args.host, port=args.port)
+    # The same uvicorn WebSocket settings as the real server, so the two differ only in the environment.
+    uvicorn.run("benchmarks.null_env:build_app", factory=True, host=args.host, port=args.port,
+                **websocket_options())
 
 
 if __name__ == "__main__":
