@@ -111,7 +111,7 @@ def hourly_profiles(data: FunnelData) -> tuple[np.ndarray, np.ndarray]:
 class MetricPanel:
     """values/baseline/delta/z have shape (K, D) for the K entities listed in `keys`.
 
-    delta and z are derived once here: tools read them on every call.
+    delta and z (and their NaN-free copies, NaN read as 0) are derived once here: tools read them on every call.
     """
 
     keys: tuple[tuple[str, str], ...]
@@ -122,6 +122,8 @@ class MetricPanel:
     hourly_baseline_share: np.ndarray  # (D, 24, 5)
     delta: np.ndarray = field(init=False)  # values - baseline
     z: np.ndarray = field(init=False)  # delta / spread
+    filled_delta: np.ndarray = field(init=False)  # delta with NaN as 0
+    filled_z: np.ndarray = field(init=False)  # z with NaN as 0
 
     def index(self, entity_type: str, entity_name: str) -> int:
         return self._positions[(entity_type, entity_name)]
@@ -146,6 +148,8 @@ class MetricPanel:
             z = delta / self.spread[:, None]
         object.__setattr__(self, "delta", delta)
         object.__setattr__(self, "z", z)
+        object.__setattr__(self, "filled_delta", np.nan_to_num(delta, nan=0.0))
+        object.__setattr__(self, "filled_z", np.nan_to_num(z, nan=0.0))
 
 
 def build_panel(data: FunnelData) -> MetricPanel:

@@ -6,7 +6,8 @@ was injected; their numbers are read back from the final data with the published
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -75,6 +76,9 @@ class PublicEpisode:
     panel: MetricPanel
     annotations: tuple[Annotation, ...]
     task: dict  # task_id, objective and the visible config
+    # Tables the tools derive from the fields above on first use and keep for the episode (see
+    # analysis_tools.registry.derived); nothing else writes here.
+    memo: dict[Any, Any] = field(default_factory=dict, compare=False, repr=False)
 
 
 @dataclass(frozen=True)

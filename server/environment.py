@@ -48,6 +48,11 @@ NO_EPISODE = (
 )
 
 
+def _error(message: str) -> dict[str, Any]:
+    """Observation fields of an agent mistake: no reward, nothing used but the step."""
+    return {"status": "error", "reward": 0.0, "message": message}
+
+
 def debug_mode_from_environment() -> bool:
     return os.getenv(DEBUG_ENV_VAR, "").strip().lower() in {"1", "true", "yes"}
 
@@ -107,27 +112,11 @@ class MetricTrackerRlEnvironment(Environment[MetricTrackerRlAction, MetricTracke
             return self._observation(status="error", reward=0.0,
                                      message="The episode is over; call reset to start a new one.")
         self._steps += 1
-        modes = [name for name, active in (
-            ("analysis_method", action.analysis_method is not None),
-            ("classifications", action.classifications is not None),
-            ("payload_generators", action.payload_generators is not None),
-        ) if active]
-        if len(modes) != 1:
-            found = ", ".join(modes) if modes else "none"
-            return self._after_step(self._observation(
-                status="error", reward=0.0,
-                message=f"An action needs exactly one of analysis_method, classifications or payload_generators "
-                        f"(found: {found}). Use classifications=[] to submit an empty report."))
-        if action.analysis_method is not None:
-            return self._after_step(self._analysis(action.analysis_method, action.analysis_args))
-        if action.classifications is not None:
-            return self._after_step(self._submit(list(action.classifications), generated=False))
-        rows, errors = generate_rows(self._episode.public, list(action.payload_generators or []))
-        if errors:
-            return self._after_step(self._observation(
-                status="error", reward=0.0, message="Payload generators failed (no submission used): "
-                + " | ".join(errors)))
-        return self._after_step(self._submit([MetricSubmissionRow(**row) for row in rows], generated=True))
+        fields = self._act(action)
+        if not self._done and self._steps >= self._episode.config.max_steps:
+            self._done = True
+            fields["message"] += " Step budget spent: the episode is over."
+        return self._observation(**fields)
 
     async def step_async(self, action: MetricTrackerRlAction, timeout_s: float | None = None, **kwargs: Any
                          ) -> MetricTrackerRlObservation:
@@ -156,19 +145,36 @@ class MetricTrackerRlEnvironment(Environment[MetricTrackerRlAction, MetricTracke
 
     # --- internals -----------------------------------------------------------------------------------
 
-    def _analysis(self, method: str, arguments: dict[str, Any]) -> MetricTrackerRlObservation:
+    def _act(self, action: MetricTrackerRlAction) -> dict[str, Any]:
+        """The observation fields of one step (the observation is built once, when the step is complete)."""
+        modes = [name for name, active in (
+            ("analysis_method", action.analysis_method is not None),
+            ("classifications", action.classifications is not None),
+            ("payload_generators", action.payload_generators is not None),
+        ) if active]
+        if len(modes) != 1:
+            found = ", ".join(modes) if modes else "none"
+            return _error(f"An action needs exactly one of analysis_method, classifications or payload_generators "
+                          f"(found: {found}). Use classifications=[] to submit an empty report.")
+        if action.analysis_method is not None:
+            return self._analysis(action.analysis_method, action.analysis_args)
+        if action.classifications is not None:
+            return self._submit(list(action.classifications), generated=False)
+        rows, errors = generate_rows(self._episode.public, list(action.payload_generators or []))
+        if errors:
+            return _error("Payload generators failed (no submission used): " + " | ".join(errors))
+        return self._submit([MetricSubmissionRow(**row) for row in rows], generated=True)
+
+    def _analysis(self, method: str, arguments: dict[str, Any]) -> dict[str, Any]:
         outcome = run_tool(method, self._episode.public, arguments)
         if not outcome.ok:
-            return self._observation(status="error", reward=0.0, message=outcome.error)
-        return self._observation(status="ok", reward=0.0, message=f"{method} ran.",
-                                 analysis_result=outcome.result)
+            return _error(outcome.error)
+        return {"status": "ok", "reward": 0.0, "message": f"{method} ran.", "analysis_result": outcome.result}
 
-    def _submit(self, rows: list[MetricSubmissionRow], *, generated: bool) -> MetricTrackerRlObservation:
+    def _submit(self, rows: list[MetricSubmissionRow], *, generated: bool) -> dict[str, Any]:
         if len(rows) > MAX_SUBMISSION_ROWS:
-            return self._observation(
-                status="error", reward=0.0,
-                message=f"A submission may hold at most {MAX_SUBMISSION_ROWS} rows, got {len(rows)} "
-                        "(no submission used). Report incidents, not every candidate.")
+            return _error(f"A submission may hold at most {MAX_SUBMISSION_ROWS} rows, got {len(rows)} (no submission "
+                          "used). Report incidents, not every candidate.")
         episode = self._episode
         result = grade_submission(rows, episode.truth.expected_rows, episode.truth.neutral_keys,
                                   episode.public.data.dates)
@@ -182,21 +188,14 @@ class MetricTrackerRlEnvironment(Environment[MetricTrackerRlAction, MetricTracke
                    f"{len(episode.truth.expected_rows)} expected incident(s) found, "
                    f"{breakdown.false_positive_count} false positive(s), {breakdown.neutral_row_count} ignored "
                    f"side-effect row(s). Score {result.score:.4f}. {left} submission(s) left.")
-        return self._observation(
-            status="graded", reward=result.score, message=message,
-            generated_rows=rows if generated else [], submitted_rows=rows,
-            submission_preview={"row_count": len(rows), "issue_count": len(result.issues)},
-            submission_issues=list(result.issues), reward_breakdown=breakdown,
-            expected_row_count=len(episode.truth.expected_rows), correct_row_count=breakdown.matched_row_count,
-        )
-
-    def _after_step(self, observation: MetricTrackerRlObservation) -> MetricTrackerRlObservation:
-        if not self._done and self._steps >= self._episode.config.max_steps:
-            self._done = True
-            observation.message += " Step budget spent: the episode is over."
-        observation.done = self._done
-        observation.steps_remaining = self._episode.config.max_steps - self._steps
-        return observation
+        return {
+            "status": "graded", "reward": result.score, "message": message,
+            "generated_rows": rows if generated else [], "submitted_rows": rows,
+            "submission_preview": {"row_count": len(rows), "issue_count": len(result.issues)},
+            "submission_issues": list(result.issues), "reward_breakdown": breakdown,
+            "expected_row_count": len(episode.truth.expected_rows),
+            "correct_row_count": breakdown.matched_row_count,
+        }
 
     def _observation(self, **fields: Any) -> MetricTrackerRlObservation:
         """Step observations carry only what a step changes; the instruction, the visible config and the

@@ -1,4 +1,5 @@
-"""The vectorised panel helpers give the same numbers as the straightforward definitions they replace."""
+"""The vectorised helpers and the per-episode tables give the same answers as the straightforward definitions
+they replace."""
 
 from __future__ import annotations
 
@@ -13,8 +14,8 @@ from hypothesis.extra import numpy as hnp
 
 from metric_tracker_rl import metrics
 from metric_tracker_rl import scenario as scenario_module
-from metric_tracker_rl.analysis_tools import comparisons, jsonable
-from metric_tracker_rl.catalog import ANOMALY_TYPES
+from metric_tracker_rl.analysis_tools import comparisons, run_tool
+from metric_tracker_rl.catalog import ANOMALY_TYPES, CONVERSION_METRIC_NAMES, COUNT_COLUMNS
 from metric_tracker_rl.funnel import HOURS, N_EVENTS, N_STEPS, NUM_DAYS, FunnelData, FunnelPlan, is_weekend
 from metric_tracker_rl.scenario import build_episode
 from metric_tracker_rl.seeding import derive_rng
@@ -72,23 +73,6 @@ def reference_broken_step_hours(hourly: np.ndarray) -> np.ndarray:
         warnings.simplefilter("ignore", RuntimeWarning)
         typical = np.nanmedian(np.where(judged, rates, np.nan), axis=-2, keepdims=True)
         return judged & (rates < comparisons.BROKEN_HOUR_RATIO * typical)
-
-
-def reference_jsonable(value: object) -> object:
-    if isinstance(value, dict):
-        return {str(k): reference_jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [reference_jsonable(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return reference_jsonable(value.tolist())
-    if isinstance(value, (np.integer,)):
-        return int(value)
-    if isinstance(value, (float, np.floating)):
-        value = float(value)
-        return value if math.isfinite(value) else None
-    if isinstance(value, np.bool_):
-        return bool(value)
-    return value
 
 
 def assert_same(actual: np.ndarray, expected: np.ndarray) -> None:
@@ -179,23 +163,77 @@ def test_broken_step_hours_matches_the_reference_on_random_counts(data: st.DataO
     assert np.array_equal(comparisons.broken_step_hours(hourly), reference_broken_step_hours(hourly))
 
 
-json_leaves = st.one_of(
-    st.none(), st.booleans(), st.integers(-10**6, 10**6), st.floats(allow_nan=True, allow_infinity=True),
-    st.text(max_size=5), st.integers(-100, 100).map(np.int64), st.floats(width=32).map(np.float32),
-    st.floats().map(np.float64), st.booleans().map(np.bool_),
-)
-json_values = st.recursive(
-    json_leaves,
-    lambda inner: st.one_of(st.lists(inner, max_size=4), st.lists(inner, max_size=4).map(tuple),
-                            st.dictionaries(st.one_of(st.text(max_size=3), st.integers(0, 9)), inner, max_size=4),
-                            st.lists(st.floats(), max_size=4).map(np.array)),
-    max_leaves=20,
-)
+def reference_hour_flags(check, hourly: np.ndarray) -> dict[tuple[int, int], list[int]]:
+    """The flagged hours of every (date, step), checking one date at a time."""
+    flagged = {}
+    for day in range(hourly.shape[0]):
+        flags = check(hourly[day : day + 1])[0]
+        for step in range(flags.shape[1]):
+            hours = [int(h) for h in np.flatnonzero(flags[:, step])]
+            if hours:
+                flagged[(day, step)] = hours
+    return flagged
 
 
-@settings(max_examples=200, deadline=None)
-@given(value=json_values)
-def test_jsonable_matches_the_reference(value: object) -> None:
-    fast, slow = jsonable(value), reference_jsonable(value)
-    assert fast == slow
-    assert repr(fast) == repr(slow)  # same types too (True is not 1, 1.0 is not 1)
+@pytest.mark.parametrize("scenario", SCENARIOS, ids=lambda s: s.get("task_id") or s["scenario_family"])
+def test_hour_flag_tables_match_a_scan_of_each_date(scenario: dict) -> None:
+    public = build_episode(resolve_episode_config(seed=11, **scenario)).public
+    for table, check in ((comparisons.broken_hour_flags, comparisons.broken_step_hours),
+                         (comparisons.impossible_hour_flags, comparisons.impossible_hours)):
+        flags = table(public)
+        expected = reference_hour_flags(check, public.data.hourly)
+        assert flags.hours == expected
+        counts = {(day, step): int(flags.counts[step, day]) for day in range(NUM_DAYS) for step in range(N_STEPS)}
+        assert counts == {key: len(expected.get(key, [])) for key in counts}
+
+
+def reference_suspicious_dates(public, limit: int) -> list[dict]:
+    panel = public.panel
+    z = np.nan_to_num(np.abs(panel.z), nan=0.0)
+    scope = [k for k, (t, _) in enumerate(panel.keys) if t in ("event_count", "conversion_rate", "hourly_mix")]
+    scoped = z[scope]
+    best = scoped.argmax(axis=0)
+    rows = []
+    for day in np.argsort(-scoped.max(axis=0), kind="stable")[:limit]:
+        k = scope[best[day]]
+        z_value = float(panel.z[k, day])
+        rows.append({"date": public.data.dates[day], "max_abs_robust_z": float(scoped[best[day], day]),
+                     "entity_type": panel.keys[k][0], "entity_name": panel.keys[k][1],
+                     "robust_z": z_value if math.isfinite(z_value) else None})
+    return rows
+
+
+def reference_deviation_rows(public, metrics_: list[str], direction: int, score: str, threshold: float) -> list:
+    """(date, entity_type, entity_name, anomaly direction) of every flagged metric and date, metric by metric."""
+    panel = public.panel
+    found = []
+    for metric in metrics_:
+        entity_type = "event_count" if metric in COUNT_COLUMNS else "conversion_rate"
+        k = panel.index(entity_type, metric)
+        deviation = np.nan_to_num(panel.z[k] if score == "z" else panel.values[k] - panel.baseline[k], nan=0.0)
+        signed = deviation * direction if direction else np.abs(deviation)
+        for day in np.flatnonzero(signed > threshold):
+            found.append((public.data.dates[day], entity_type, metric, 1 if deviation[day] > 0 else -1))
+    return sorted(found)
+
+
+@pytest.mark.parametrize("seed", [0, 5, 303])
+def test_ranking_and_deviation_scans_match_the_straightforward_loops(seed: int) -> None:
+    public = build_episode(resolve_episode_config(seed=seed, difficulty="hard")).public
+    for limit in (1, 7, 28):
+        result = run_tool("list_suspicious_dates", public, {"limit": limit}).result
+        assert result["dates"] == reference_suspicious_dates(public, limit)
+    cases = [("get_median_filter_rows", COUNT_COLUMNS + CONVERSION_METRIC_NAMES, 0, 1.5),
+             ("get_rate_drop_from_median_rows", CONVERSION_METRIC_NAMES, -1, 1.0),
+             ("get_rate_spike_from_median_rows", CONVERSION_METRIC_NAMES, 1, 2.0),
+             ("get_absolute_drop_in_event_count_rows", COUNT_COLUMNS, -1, 0.5),
+             ("get_absolute_spike_in_event_count_rows", COUNT_COLUMNS, 1, 3.0)]
+    for name, metrics_, direction, threshold in cases:
+        rows = run_tool(name, public, {"threshold_multiplier": threshold}).result["rows"]
+        found = [(r["date"], r["entity_type"], r["entity_name"], -1 if "drop" in r["anomaly_type"] else 1)
+                 for r in rows]
+        assert found == reference_deviation_rows(public, list(metrics_), direction, "z", threshold)[:200], name
+    rows = run_tool("get_rows_with_abs_diff_from_median_gt", public,
+                    {"metric_names": ["app_opens", "app_open_to_order_placed"], "threshold": 0.01}).result["rows"]
+    found = [(r["date"], r["entity_type"], r["entity_name"], -1 if "drop" in r["anomaly_type"] else 1) for r in rows]
+    assert found == reference_deviation_rows(public, ["app_opens", "app_open_to_order_placed"], 0, "delta", 0.01)

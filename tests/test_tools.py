@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 import dataclasses
 import json
+import math
 
 import jsonschema
 import pytest
@@ -12,9 +13,9 @@ from core_helpers import REFERENCE_TOOL_NAMES, ROOT, episode
 
 from metric_tracker_rl import MetricTrackerRlAction
 from metric_tracker_rl.analysis_tools import TOOL_REGISTRY, available_analysis_methods, run_tool
-from metric_tracker_rl.analysis_tools.arguments import DateArgs
 from metric_tracker_rl.catalog import CONVERSION_METRIC_NAMES
-from metric_tracker_rl.scenario import PublicEpisode
+from metric_tracker_rl.scenario import PublicEpisode, build_episode
+from metric_tracker_rl.tasks import resolve_episode_config
 from server.environment import MetricTrackerRlEnvironment
 
 TOOL_MODULES = sorted((ROOT / "metric_tracker_rl" / "analysis_tools").glob("*.py"))
@@ -100,7 +101,7 @@ def test_bad_calls_through_the_environment_are_error_observations_and_the_episod
 
 
 def test_public_episode_holds_no_truth() -> None:
-    assert [f.name for f in dataclasses.fields(PublicEpisode)] == ["data", "panel", "annotations", "task"]
+    assert [f.name for f in dataclasses.fields(PublicEpisode)] == ["data", "panel", "annotations", "task", "memo"]
     public = episode(2).public
     text = json.dumps(public.task, default=str)
     assert "expected" not in text and "neutral" not in text and "injection" not in text
@@ -130,21 +131,87 @@ def test_tool_modules_cannot_reach_the_labels(path) -> None:
     assert not attributes & {"truth", "expected_rows", "neutral_keys", "injections", "distractors"}
 
 
-@pytest.mark.parametrize("seed", [0, 11, 303])
-def test_results_are_json_safe(seed: int) -> None:
-    public = episode(seed).public
+def assert_plain_json(value: object, where: str = "result") -> None:
+    """Only the types JSON has, exactly (no numpy scalars, no NaN or infinities): tools build their results
+    this way and nothing converts them afterwards."""
+    kind = type(value)
+    if kind is dict:
+        for key, item in value.items():
+            assert type(key) is str, f"{where}: key {key!r}"
+            assert_plain_json(item, f"{where}.{key}")
+    elif kind is list:
+        for i, item in enumerate(value):
+            assert_plain_json(item, f"{where}[{i}]")
+    elif kind is float:
+        assert math.isfinite(value), f"{where} = {value}"
+    else:
+        assert kind in (str, int, bool, type(None)), f"{where} has type {kind.__name__}"
+
+
+def calls_to_sweep(public: PublicEpisode) -> list[tuple[str, dict]]:
+    """Every tool's example; date tools on every date (and every entity); generators at several thresholds."""
+    calls = [(name, spec.example) for name, spec in TOOL_REGISTRY.items()]
     for name, spec in TOOL_REGISTRY.items():
-        outcome = run_tool(name, public, spec.example)
-        assert outcome.ok, (name, outcome.error)
+        fields = spec.args_model.model_fields
+        if "date" in fields:
+            entities = getattr(spec.args_model, "entities", (None,))
+            calls += [(name, {"date": date} | ({"entity_name": entity} if entity else {}))
+                      for date in public.data.dates for entity in entities]
+        if "threshold_multiplier" in fields:
+            calls += [(name, {"threshold_multiplier": t}) for t in (0.5, 2.0, 6.0)]
+        if "metric_name" in fields and "threshold_multiplier" not in fields and "threshold" not in fields:
+            calls += [(name, {"metric_name": metric}) for metric in spec.args_model.metrics]
+    calls += [("list_suspicious_dates", {"limit": 28}), ("show_raw_data", {"limit": 28, "offset": 0}),
+              ("get_rows_with_abs_diff_from_median_gt", {"threshold": 0.0})]
+    return calls
+
+
+SWEEP_SCENARIOS = {
+    "medium": {"seed": 0},
+    "hard": {"seed": 11, "difficulty": "hard"},
+    "null": {"seed": 303, "scenario_family": "null"},
+    "data-quality": {"seed": 4, "scenario_family": "instrumentation_data_quality_issue", "difficulty": "hard"},
+    "funnel-break": {"seed": 9, "scenario_family": "funnel_break", "difficulty": "hard"},
+}
+
+
+@pytest.mark.parametrize("scenario", SWEEP_SCENARIOS.values(), ids=SWEEP_SCENARIOS.keys())
+def test_results_are_plain_json(scenario: dict) -> None:
+    public = build_episode(resolve_episode_config(**scenario)).public
+    for name, arguments in calls_to_sweep(public):
+        outcome = run_tool(name, public, arguments)
+        assert outcome.ok, (name, arguments, outcome.error)
+        assert_plain_json(outcome.result, f"{name}({arguments})")
         json.dumps(outcome.result, allow_nan=False)
-    # Every date-level tool on every date, including the late-arriving latest date with near-empty hours.
-    for name, spec in TOOL_REGISTRY.items():
-        if spec.args_model is not DateArgs:
-            continue
-        for date in public.data.dates:
-            outcome = run_tool(name, public, {"date": date})
-            assert outcome.ok, (name, date, outcome.error)
-            json.dumps(outcome.result, allow_nan=False)
+
+
+@pytest.mark.parametrize("family", ["instrumentation_data_quality_issue", "funnel_break"])
+def test_results_do_not_share_the_episode_tables(family: str) -> None:
+    """A caller that edits a result (an in-process agent, say) cannot change the next answer."""
+    public = build_episode(resolve_episode_config(seed=4, scenario_family=family, difficulty="hard")).public
+
+    def scribble(value: object) -> None:
+        if isinstance(value, dict):
+            for item in value.values():
+                scribble(item)
+            value["scribbled"] = True
+        elif isinstance(value, list):
+            for item in value:
+                scribble(item)
+            value.append("scribbled")
+
+    calls = [("list_suspicious_dates", {"limit": 28}), ("get_funnel_break_rows", {"threshold_multiplier": 0.5}),
+             ("get_instrumentation_data_quality_issue_rows", {"threshold_multiplier": 0.5})]
+    calls += [(name, {"date": date}) for date in public.data.dates
+              for name in ("check_impossible_counts", "detect_funnel_break")]
+    flagged_hours = 0
+    for name, arguments in calls:
+        first = run_tool(name, public, arguments).result
+        snapshot = json.dumps(first)
+        flagged_hours += snapshot.count("impossible_hours\": [") - snapshot.count("impossible_hours\": []")
+        scribble(first)
+        assert json.dumps(run_tool(name, public, arguments).result) == snapshot, (name, arguments)
+    assert flagged_hours or family == "funnel_break"  # the hour lists under test are not all empty
 
 
 def test_generator_results_are_bounded() -> None:

@@ -8,7 +8,6 @@ from metric_tracker_rl.analysis_tools.registry import (
     TOOL_REGISTRY,
     ToolOutcome,
     ToolSpec,
-    jsonable,
     run_tool,
 )
 
@@ -19,4 +18,4 @@ def available_analysis_methods() -> list[ToolSpec]:
 
 
 __all__ = ["GENERATOR_NAMES", "MAX_RESULT_ROWS", "TOOL_REGISTRY", "ToolOutcome", "ToolSpec",
-           "available_analysis_methods", "generate_rows", "jsonable", "run_tool"]
+           "available_analysis_methods", "generate_rows", "run_tool"]

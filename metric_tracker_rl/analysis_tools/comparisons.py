@@ -3,12 +3,13 @@ impossible counts."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from metric_tracker_rl.analysis_tools.arguments import DateArgs, DateCountArgs, DateMixArgs, DateRateArgs
-from metric_tracker_rl.analysis_tools.registry import register_tool
+from metric_tracker_rl.analysis_tools.registry import derived, finite_or_none, register_tool
 from metric_tracker_rl.catalog import BASELINE_RULE, COUNT_COLUMNS, FUNNEL_STEPS
 from metric_tracker_rl.metrics import COLUMN_INDEX, nanmedian_last_axis, safe_ratio, same_weekday_peers
 from metric_tracker_rl.scenario import PublicEpisode
@@ -24,7 +25,8 @@ def comparison(episode: PublicEpisode, entity_type: str, entity_name: str, date:
     return {
         "date": date, "weekday": episode.data.weekdays[day], "entity_type": entity_type, "entity_name": entity_name,
         **episode.panel.row(entity_type, entity_name, day),
-        "baseline_dates": [{"date": episode.data.dates[p], "value": float(episode.panel.values[k, p])} for p in peers],
+        "baseline_dates": [{"date": episode.data.dates[p], "value": finite_or_none(episode.panel.values[k, p])}
+                           for p in peers],
         "robust_std": float(episode.panel.spread[k]),
         "baseline_rule": BASELINE_RULE,
     }
@@ -50,10 +52,10 @@ def compare_count_to_median(episode: PublicEpisode, args: DateCountArgs) -> dict
 def compare_hourly_mix_to_baseline(episode: PublicEpisode, args: DateMixArgs) -> dict[str, Any]:
     day = episode.data.date_index(args.date)
     column = COLUMN_INDEX[args.entity_name]
-    share = episode.panel.hourly_share[day, :, column]
-    expected = episode.panel.hourly_baseline_share[day, :, column]
-    hours = [{"hour": h, "share": float(share[h]), "baseline_share": float(expected[h]),
-              "excess_share": float(share[h] - expected[h])} for h in range(len(share))]
+    share = episode.panel.hourly_share[day, :, column].tolist()
+    expected = episode.panel.hourly_baseline_share[day, :, column].tolist()
+    hours = [{"hour": h, "share": share[h], "baseline_share": expected[h], "excess_share": share[h] - expected[h]}
+             for h in range(len(share))]
     return {**comparison(episode, "hourly_mix", args.entity_name, args.date), "hours": hours}
 
 
@@ -72,14 +74,39 @@ def impossible_hours(hourly: np.ndarray) -> np.ndarray:
     return hourly[..., 1:] > hourly[..., :-1]
 
 
-def hour_runs(flags: np.ndarray) -> list[list[int]]:
+def hour_runs(hours: list[int]) -> list[list[int]]:
+    """Sorted hours as [start, end) runs of consecutive hours."""
     runs: list[list[int]] = []
-    for hour in np.flatnonzero(flags):
+    for hour in hours:
         if runs and runs[-1][1] == hour:
-            runs[-1][1] = int(hour) + 1
+            runs[-1][1] = hour + 1
         else:
-            runs.append([int(hour), int(hour) + 1])
+            runs.append([hour, hour + 1])
     return runs
+
+
+@dataclass(frozen=True)
+class HourFlags:
+    """An hour-level check over every date: per-date per-step flag counts and the flagged hours."""
+
+    counts: np.ndarray  # (steps, D) flagged hours per step and date
+    hours: dict[tuple[int, int], list[int]]  # (day, step) -> flagged hours, for the flagged pairs only
+
+    @classmethod
+    def of(cls, flags: np.ndarray) -> HourFlags:
+        """flags: (D, 24, steps) bool."""
+        hours: dict[tuple[int, int], list[int]] = {}
+        for day, step, hour in zip(*np.nonzero(flags.transpose(0, 2, 1)), strict=True):
+            hours.setdefault((int(day), int(step)), []).append(int(hour))
+        return cls(counts=flags.sum(axis=1).T, hours=hours)
+
+
+def broken_hour_flags(episode: PublicEpisode) -> HourFlags:
+    return HourFlags.of(broken_step_hours(episode.data.hourly))
+
+
+def impossible_hour_flags(episode: PublicEpisode) -> HourFlags:
+    return HourFlags.of(impossible_hours(episode.data.hourly))
 
 
 @register_tool("detect_funnel_break", "For each funnel step on one date: hours where the step converts below "
@@ -87,12 +114,12 @@ def hour_runs(flags: np.ndarray) -> list[list[int]]:
                DateArgs, example={"date": "2026-03-10"})
 def detect_funnel_break(episode: PublicEpisode, args: DateArgs) -> dict[str, Any]:
     day = episode.data.date_index(args.date)
-    broken = broken_step_hours(episode.data.hourly[day : day + 1])[0]
+    broken = derived(episode, broken_hour_flags)
     steps = []
     for i, step in enumerate(FUNNEL_STEPS):
-        runs = hour_runs(broken[:, i])
-        steps.append({"step": step, "broken_hours": int(broken[:, i].sum()),
-                      "broken_runs": [{"start_hour": a, "end_hour": b} for a, b in runs],
+        hours = broken.hours.get((day, i), [])
+        steps.append({"step": step, "broken_hours": len(hours),
+                      "broken_runs": [{"start_hour": a, "end_hour": b} for a, b in hour_runs(hours)],
                       **episode.panel.row("funnel_step", step, day)})
     return {"date": args.date, "steps": steps,
             "rule": f"an hour is broken when the step converts below {BROKEN_HOUR_RATIO:.0%} of the date's "
@@ -105,13 +132,12 @@ def detect_funnel_break(episode: PublicEpisode, args: DateArgs) -> dict[str, Any
                example={"date": "2026-03-10"})
 def check_impossible_counts(episode: PublicEpisode, args: DateArgs) -> dict[str, Any]:
     day = episode.data.date_index(args.date)
-    hourly = episode.data.hourly[day]
-    flags = impossible_hours(hourly)
-    daily = episode.data.daily[day]
+    impossible = derived(episode, impossible_hour_flags)
+    daily = episode.data.daily[day].tolist()
     pairs = []
     for i in range(len(COUNT_COLUMNS) - 1):
         pairs.append({"event": COUNT_COLUMNS[i + 1], "previous_event": COUNT_COLUMNS[i],
-                      "impossible_hours": [int(h) for h in np.flatnonzero(flags[:, i])],
-                      "daily_event_count": int(daily[i + 1]), "daily_previous_count": int(daily[i]),
-                      "daily_impossible": bool(daily[i + 1] > daily[i])})
+                      "impossible_hours": list(impossible.hours.get((day, i), [])),
+                      "daily_event_count": daily[i + 1], "daily_previous_count": daily[i],
+                      "daily_impossible": daily[i + 1] > daily[i]})
     return {"date": args.date, "pairs": pairs}

@@ -20,8 +20,8 @@ from metric_tracker_rl.analysis_tools.arguments import (
     RateThreshold,
     _MetricSelection,
 )
-from metric_tracker_rl.analysis_tools.comparisons import broken_step_hours, impossible_hours
-from metric_tracker_rl.analysis_tools.registry import TOOL_REGISTRY, cap_rows, register_tool, run_tool
+from metric_tracker_rl.analysis_tools.comparisons import broken_hour_flags, impossible_hour_flags
+from metric_tracker_rl.analysis_tools.registry import TOOL_REGISTRY, cap_rows, derived, register_tool, run_tool
 from metric_tracker_rl.catalog import COUNT_COLUMNS, ENTITY_NAMES, FUNNEL_STEPS, row_key
 from metric_tracker_rl.models import PayloadGeneratorMethod
 from metric_tracker_rl.scenario import PublicEpisode
@@ -47,17 +47,16 @@ def candidate_row(episode: PublicEpisode, entity_type: str, entity_name: str, da
 def _deviation_rows(episode: PublicEpisode, args: _MetricSelection, method: str, direction: int,
                     score: str, threshold: float) -> list[dict[str, Any]]:
     """Rows for every selected metric and date whose z (or |delta|) passes the threshold in the direction."""
+    panel = episode.panel
+    selected = [("event_count" if metric in COUNT_COLUMNS else "conversion_rate", metric) for metric in args.selected()]
+    deviation = (panel.filled_z if score == "z" else panel.filled_delta)[[panel.index(*key) for key in selected]]
+    signed = deviation * direction if direction else np.abs(deviation)
     rows = []
-    for metric in args.selected():
-        entity_type = "event_count" if metric in COUNT_COLUMNS else "conversion_rate"
-        k = episode.panel.index(entity_type, metric)
-        deviation = episode.panel.z[k] if score == "z" else episode.panel.delta[k]
-        deviation = np.nan_to_num(deviation, nan=0.0)
-        signed = deviation * direction if direction else np.abs(deviation)
-        for day in np.flatnonzero(signed > threshold):
-            sign = 1 if deviation[day] > 0 else -1
-            rows.append(candidate_row(episode, entity_type, metric, int(day),
-                                      DIRECTIONAL_TYPES[(entity_type, sign)], method))
+    for i, day in zip(*np.nonzero(signed > threshold), strict=True):
+        entity_type, metric = selected[i]
+        sign = 1 if deviation[i, day] > 0 else -1
+        rows.append(candidate_row(episode, entity_type, metric, int(day), DIRECTIONAL_TYPES[(entity_type, sign)],
+                                  method))
     return sorted(rows, key=lambda r: (r["date"], r["entity_type"], r["entity_name"]))
 
 
@@ -102,8 +101,9 @@ def _flagged_rows(episode: PublicEpisode, entity_type: str, names: tuple[str, ..
 
 
 def _z(episode: PublicEpisode, entity_type: str, names: tuple[str, ...]) -> np.ndarray:
+    """(len(names), D) robust z with NaN as 0."""
     panel = episode.panel
-    return np.nan_to_num(np.vstack([panel.z[panel.index(entity_type, n)] for n in names]), nan=0.0)
+    return panel.filled_z[[panel.index(entity_type, n) for n in names]]
 
 
 @register_tool("get_funnel_break_rows", "Candidate funnel-break rows: steps whose daily conversion is below "
@@ -111,7 +111,7 @@ def _z(episode: PublicEpisode, entity_type: str, names: tuple[str, ...]) -> np.n
                "(see detect_funnel_break).", FamilyThreshold, kind="generator",
                example={"threshold_multiplier": 3.0})
 def get_funnel_break_rows(episode: PublicEpisode, args: FamilyThreshold) -> dict[str, Any]:
-    broken = broken_step_hours(episode.data.hourly).sum(axis=1).T  # (steps, D)
+    broken = derived(episode, broken_hour_flags).counts  # (steps, D)
     passes = (broken >= MIN_FLAGGED_HOURS) & (_z(episode, "funnel_step", FUNNEL_STEPS) < -args.threshold_multiplier)
     return _flagged_rows(episode, "funnel_step", FUNNEL_STEPS, passes, "funnel_break", "get_funnel_break_rows")
 
@@ -131,7 +131,7 @@ def get_hourly_traffic_mix_shift_rows(episode: PublicEpisode, args: FamilyThresh
                example={"threshold_multiplier": 3.0})
 def get_instrumentation_data_quality_issue_rows(episode: PublicEpisode, args: FamilyThreshold) -> dict[str, Any]:
     names = ENTITY_NAMES["data_quality"]
-    impossible = impossible_hours(episode.data.hourly).sum(axis=1).T  # (steps, D), step i -> event i + 1
+    impossible = derived(episode, impossible_hour_flags).counts  # (steps, D), step i -> event i + 1
     passes = (impossible >= MIN_FLAGGED_HOURS) & (_z(episode, "data_quality", names) > args.threshold_multiplier)
     return _flagged_rows(episode, "data_quality", names, passes, "instrumentation_data_quality_issue",
                          "get_instrumentation_data_quality_issue_rows")

@@ -14,7 +14,7 @@ from metric_tracker_rl.analysis_tools.arguments import (
     PreviewArgs,
     RawDataArgs,
 )
-from metric_tracker_rl.analysis_tools.registry import cap_rows, register_tool
+from metric_tracker_rl.analysis_tools.registry import cap_rows, derived, finite_or_none, register_tool
 from metric_tracker_rl.catalog import (
     BASELINE_RULE,
     CONVERSION_METRICS,
@@ -95,11 +95,14 @@ def hourly_rows_for_date(episode: PublicEpisode, args: DateArgs) -> dict[str, An
     day = episode.data.date_index(args.date)
     hourly = episode.data.hourly[day]
     rates = safe_ratio(hourly[:, 1:].astype(float), hourly[:, :-1].astype(float))
+    rates = np.where(np.isnan(rates), None, rates).tolist()  # an hour with no earlier event has no rate
+    counts = hourly.tolist()
+    step_metrics = [m.name for m in CONVERSION_METRICS[:4]]
     rows = []
     for hour in range(hourly.shape[0]):
         row: dict[str, Any] = {"hour": hour}
-        row.update({c: int(hourly[hour, i]) for i, c in enumerate(COUNT_COLUMNS)})
-        row.update({m.name: rates[hour, i] for i, m in enumerate(CONVERSION_METRICS[:4])})
+        row.update(zip(COUNT_COLUMNS, counts[hour], strict=True))
+        row.update(zip(step_metrics, rates[hour], strict=True))
         rows.append(row)
     return {"date": args.date, "rows": rows}
 
@@ -113,20 +116,26 @@ def show_raw_data(episode: PublicEpisode, args: RawDataArgs) -> dict[str, Any]:
 @register_tool("list_suspicious_dates", "Dates ranked by their largest robust z-score over event counts, "
                "conversion rates and hourly mixes, with the metric that stands out most.", LimitArgs)
 def list_suspicious_dates(episode: PublicEpisode, args: LimitArgs) -> dict[str, Any]:
+    ranking = derived(episode, suspicious_date_ranking)
+    return {"dates": [{"date": date, "max_abs_robust_z": score, "entity_type": entity_type,
+                       "entity_name": entity_name, "robust_z": z}
+                      for date, score, entity_type, entity_name, z in ranking[: args.limit]]}
+
+
+def suspicious_date_ranking(episode: PublicEpisode) -> list[tuple[str, float, str, str, float | None]]:
+    """Every date, most suspicious first: (date, max |z|, entity type, entity name, that entity's z)."""
     panel = episode.panel
-    z = np.nan_to_num(np.abs(panel.z), nan=0.0)
     scope = [k for k, (t, _) in enumerate(panel.keys) if t in ("event_count", "conversion_rate", "hourly_mix")]
-    scoped = z[scope]
+    scoped = np.abs(panel.filled_z[scope])
     best = scoped.argmax(axis=0)
-    order = np.argsort(-scoped.max(axis=0), kind="stable")[: args.limit]
-    rows = []
-    for day in order:
+    order = np.argsort(-scoped.max(axis=0), kind="stable")
+    ranking = []
+    for day in order.tolist():
         k = scope[best[day]]
         entity_type, entity_name = panel.keys[k]
-        rows.append({"date": episode.data.dates[day], "max_abs_robust_z": float(scoped[best[day], day]),
-                     "entity_type": entity_type, "entity_name": entity_name,
-                     "robust_z": float(panel.z[k, day])})
-    return {"dates": rows}
+        ranking.append((episode.data.dates[day], float(scoped[best[day], day]), entity_type, entity_name,
+                        finite_or_none(panel.z[k, day])))
+    return ranking
 
 
 @register_tool("get_metric_median", "Median of metrics over the window, overall and per weekday.",
@@ -136,8 +145,10 @@ def get_metric_median(episode: PublicEpisode, args: AnyMetricArgs) -> dict[str, 
     out = []
     for metric in args.selected():
         _, values, _ = metric_series(episode, metric)
-        per_weekday = {w: float(np.nanmedian(values[weekdays == w])) for w in dict.fromkeys(episode.data.weekdays)}
-        out.append({"metric": metric, "median": float(np.nanmedian(values)), "median_by_weekday": per_weekday})
+        per_weekday = {w: finite_or_none(np.nanmedian(values[weekdays == w]))
+                       for w in dict.fromkeys(episode.data.weekdays)}
+        out.append({"metric": metric, "median": finite_or_none(np.nanmedian(values)),
+                    "median_by_weekday": per_weekday})
     return {"metrics": out}
 
 
@@ -150,9 +161,9 @@ def get_metric_std_dev_from_median(episode: PublicEpisode, args: AnyMetricArgs) 
     for metric in args.selected():
         _, values, k = metric_series(episode, metric)
         median = float(np.nanmedian(values))
-        out.append({"metric": metric, "median": median,
-                    "robust_std_from_baseline": float(episode.panel.spread[k]),
-                    "std_dev_from_median": float(np.sqrt(np.nanmean((values - median) ** 2)))})
+        out.append({"metric": metric, "median": finite_or_none(median),
+                    "robust_std_from_baseline": finite_or_none(episode.panel.spread[k]),
+                    "std_dev_from_median": finite_or_none(np.sqrt(np.nanmean((values - median) ** 2)))})
     return {"metrics": out}
 
 

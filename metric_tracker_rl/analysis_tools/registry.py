@@ -6,15 +6,15 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
-import numpy as np
 from pydantic import BaseModel, ValidationError
 
 from metric_tracker_rl.scenario import PublicEpisode
 
 MAX_RESULT_ROWS = 200
 ToolFunction = Callable[[PublicEpisode, Any], dict[str, Any]]
+Table = TypeVar("Table")
 
 
 @dataclass(frozen=True)
@@ -64,37 +64,22 @@ class ToolError(Exception):
     """An agent mistake inside a tool; its message is shown to the agent."""
 
 
-_PLAIN = (str, int, bool, type(None))
+def finite_or_none(value: Any) -> float | None:
+    """A plain float, or None for NaN and infinities (JSON has neither)."""
+    value = float(value)
+    return value if math.isfinite(value) else None
 
 
-def jsonable(value: Any) -> Any:
-    """Plain JSON types only: numpy scalars unwrapped, NaN and infinities as null.
+def derived(episode: PublicEpisode, build: Callable[[PublicEpisode], Table]) -> Table:
+    """A table derived from the episode's public data, built on its first use and kept for the episode.
 
-    Exact built-in types take a fast path (every result passes through here); anything else goes through
-    the isinstance chain."""
-    kind = type(value)
-    if kind in _PLAIN:
-        return value
-    if kind is float:
-        return value if math.isfinite(value) else None
-    if kind is dict:
-        return {k if type(k) is str else str(k): jsonable(v) for k, v in value.items()}
-    if kind is list:
-        return [jsonable(v) for v in value]
-    if isinstance(value, dict):
-        return {str(k): jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [jsonable(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return jsonable(value.tolist())
-    if isinstance(value, (np.integer,)):
-        return int(value)
-    if isinstance(value, (float, np.floating)):
-        value = float(value)
-        return value if math.isfinite(value) else None
-    if isinstance(value, np.bool_):
-        return bool(value)
-    return value
+    Tools compute such tables for every date at once (it costs about as much as one date) and then answer each
+    call by lookup. Building is deterministic, so a concurrent second build would only repeat the work."""
+    try:
+        return episode.memo[build]
+    except KeyError:
+        table = episode.memo[build] = build(episode)
+        return table
 
 
 def cap_rows(rows: list[dict[str, Any]], limit: int = MAX_RESULT_ROWS) -> dict[str, Any]:
@@ -139,4 +124,6 @@ def run_tool(name: str, episode: PublicEpisode, arguments: Any) -> ToolOutcome:
         result = spec.func(episode, args)
     except ToolError as exc:
         return ToolOutcome(False, error=f"{name}: {exc}")
-    return ToolOutcome(True, result=jsonable({"method": name, "arguments": args.model_dump(), **result}))
+    # Tools build plain JSON values themselves (finite floats, ints, str, bool, None, lists, dicts): the tests
+    # check every tool's output, so no conversion pass over each result is needed here.
+    return ToolOutcome(True, result={"method": name, "arguments": args.model_dump(), **result})
