@@ -8,6 +8,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+import numpy as np
+
 # --- funnel ---------------------------------------------------------------------------------------
 
 FUNNEL_EVENTS: tuple[str, ...] = (
@@ -161,6 +163,17 @@ def severity_for(entity_type: str, baseline: float, observed: float) -> str:
         if deviation < bound:
             return label
     return "critical"
+
+
+def severity_indices(entity_type: str, baseline: np.ndarray, observed: np.ndarray) -> np.ndarray:
+    """The same rule over arrays of finite values: the index into SEVERITIES of each element's label."""
+    delta = np.abs(observed - baseline)
+    if entity_type == "hourly_mix":
+        deviation, bounds = delta, HOURLY_MIX_SEVERITY_BOUNDS
+    else:
+        deviation, bounds = delta / np.maximum(np.abs(baseline), 1e-12), RELATIVE_SEVERITY_BOUNDS
+    # The first bound above the deviation names the label: the count of bounds at or below it.
+    return np.searchsorted(np.asarray(bounds), deviation, side="right")
 
 
 BASELINE_RULE = (

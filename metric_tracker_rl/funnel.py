@@ -124,11 +124,13 @@ class FunnelData:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "daily", self.hourly.sum(axis=1))
+        object.__setattr__(self, "_date_positions", {date: i for i, date in enumerate(self.dates)})
         for array in (self.hourly, self.daily, self.weekend):
             array.setflags(write=False)
 
     def date_index(self, date: str) -> int:
-        return self.dates.index(date)
+        """Position of a date of the window (KeyError for any other)."""
+        return self._date_positions[date]
 
 
 def draw_counts(plan: FunnelPlan, seed: int) -> FunnelData:

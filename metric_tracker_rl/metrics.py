@@ -19,12 +19,15 @@ from metric_tracker_rl.catalog import (
     ENTITY_NAMES,
     ENTITY_TYPES,
     FUNNEL_STEPS,
-    severity_for,
+    SEVERITIES,
+    severity_indices,
 )
 from metric_tracker_rl.funnel import FunnelData
 
 MAD_TO_SIGMA = 1.4826
 COLUMN_INDEX = {name: i for i, name in enumerate(COUNT_COLUMNS)}
+# The (entity_type, entity_name) of each panel row, the same for every episode.
+PANEL_KEYS: tuple[tuple[str, str], ...] = tuple((t, n) for t in ENTITY_TYPES for n in ENTITY_NAMES[t])
 
 
 def safe_ratio(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
@@ -40,6 +43,12 @@ def same_weekday_peers(num_days: int) -> np.ndarray:
     table = np.array([p + [-1] * (width - len(p)) for p in peers])
     table.setflags(write=False)
     return table
+
+
+@cache
+def same_weekday_peer_lists(num_days: int) -> tuple[tuple[int, ...], ...]:
+    """same_weekday_peers without the padding, as plain ints (cached)."""
+    return tuple(tuple(int(p) for p in row if p >= 0) for row in same_weekday_peers(num_days))
 
 
 def nanmedian_last_axis(values: np.ndarray) -> np.ndarray:
@@ -129,16 +138,18 @@ class MetricPanel:
         return self._positions[(entity_type, entity_name)]
 
     def row(self, entity_type: str, entity_name: str, day: int) -> dict[str, float | str | None]:
-        k = self.index(entity_type, entity_name)
-        observed, baseline = float(self.values[k, day]), float(self.baseline[k, day])
-        finite = math.isfinite(observed) and math.isfinite(baseline)
-        z = float(self.z[k, day])
+        """The published numbers of one entity on one date (None where the date has no finite value)."""
+        k = self._positions[(entity_type, entity_name)]
+        if not self._finite[k, day]:
+            return {"baseline_value": None, "observed_value": None, "delta_value": None, "robust_z": None,
+                    "severity": None}
+        observed, baseline, z = float(self.values[k, day]), float(self.baseline[k, day]), float(self.z[k, day])
         return {
-            "baseline_value": baseline if finite else None,
-            "observed_value": observed if finite else None,
-            "delta_value": observed - baseline if finite else None,
-            "robust_z": z if finite and math.isfinite(z) else None,
-            "severity": severity_for(entity_type, baseline, observed) if finite else None,
+            "baseline_value": baseline,
+            "observed_value": observed,
+            "delta_value": observed - baseline,
+            "robust_z": z if math.isfinite(z) else None,
+            "severity": SEVERITIES[self._severity[k, day]],
         }
 
     def __post_init__(self) -> None:
@@ -150,6 +161,16 @@ class MetricPanel:
         object.__setattr__(self, "z", z)
         object.__setattr__(self, "filled_delta", np.nan_to_num(delta, nan=0.0))
         object.__setattr__(self, "filled_z", np.nan_to_num(z, nan=0.0))
+        # Row lookups read these instead of applying the severity rule value by value.
+        finite = np.isfinite(self.values) & np.isfinite(self.baseline)
+        severity = np.zeros(self.values.shape, dtype=np.int8)
+        for entity_type in dict.fromkeys(t for t, _ in self.keys):
+            rows = [k for k, (t, _) in enumerate(self.keys) if t == entity_type]
+            block = finite[rows]
+            baseline, observed = np.where(block, self.baseline[rows], 0.0), np.where(block, self.values[rows], 0.0)
+            severity[rows] = severity_indices(entity_type, baseline, observed)
+        object.__setattr__(self, "_finite", finite)
+        object.__setattr__(self, "_severity", severity)
 
 
 def build_panel(data: FunnelData) -> MetricPanel:
@@ -171,10 +192,9 @@ def build_panel(data: FunnelData) -> MetricPanel:
     for name in ENTITY_NAMES["data_quality"]:
         series[("data_quality", name)] = series[("event_count", name)]
 
-    keys = tuple((t, n) for t in ENTITY_TYPES for n in ENTITY_NAMES[t])
-    values = np.vstack([series[k] for k in keys])
+    values = np.vstack([series[k] for k in PANEL_KEYS])
     baseline = peer_median(values, same_weekday_peers(values.shape[1]))
     mad = nanmedian_last_axis(np.abs(values - baseline))
     scale = nanmedian_last_axis(np.abs(baseline))
     spread = np.maximum(MAD_TO_SIGMA * np.nan_to_num(mad), 1e-6 * np.nan_to_num(scale) + 1e-9)
-    return MetricPanel(keys, values, baseline, spread, shares, baseline_shares)
+    return MetricPanel(PANEL_KEYS, values, baseline, spread, shares, baseline_shares)

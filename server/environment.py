@@ -147,17 +147,15 @@ class MetricTrackerRlEnvironment(Environment[MetricTrackerRlAction, MetricTracke
 
     def _act(self, action: MetricTrackerRlAction) -> dict[str, Any]:
         """The observation fields of one step (the observation is built once, when the step is complete)."""
-        modes = [name for name, active in (
-            ("analysis_method", action.analysis_method is not None),
-            ("classifications", action.classifications is not None),
-            ("payload_generators", action.payload_generators is not None),
-        ) if active]
+        method, rows, generators = action.analysis_method, action.classifications, action.payload_generators
+        if method is not None and rows is None and generators is None:
+            return self._analysis(method, action.analysis_args)
+        modes = [name for name, value in (("analysis_method", method), ("classifications", rows),
+                                          ("payload_generators", generators)) if value is not None]
         if len(modes) != 1:
             found = ", ".join(modes) if modes else "none"
             return _error(f"An action needs exactly one of analysis_method, classifications or payload_generators "
                           f"(found: {found}). Use classifications=[] to submit an empty report.")
-        if action.analysis_method is not None:
-            return self._analysis(action.analysis_method, action.analysis_args)
         if action.classifications is not None:
             return self._submit(list(action.classifications), generated=False)
         rows, errors = generate_rows(self._episode.public, list(action.payload_generators or []))

@@ -15,7 +15,15 @@ from hypothesis.extra import numpy as hnp
 from metric_tracker_rl import metrics
 from metric_tracker_rl import scenario as scenario_module
 from metric_tracker_rl.analysis_tools import comparisons, run_tool
-from metric_tracker_rl.catalog import ANOMALY_TYPES, CONVERSION_METRIC_NAMES, COUNT_COLUMNS
+from metric_tracker_rl.catalog import (
+    ANOMALY_TYPES,
+    CONVERSION_METRIC_NAMES,
+    COUNT_COLUMNS,
+    ENTITY_TYPES,
+    SEVERITIES,
+    severity_for,
+    severity_indices,
+)
 from metric_tracker_rl.funnel import HOURS, N_EVENTS, N_STEPS, NUM_DAYS, FunnelData, FunnelPlan, is_weekend
 from metric_tracker_rl.scenario import build_episode
 from metric_tracker_rl.seeding import derive_rng
@@ -237,3 +245,33 @@ def test_ranking_and_deviation_scans_match_the_straightforward_loops(seed: int) 
                     {"metric_names": ["app_opens", "app_open_to_order_placed"], "threshold": 0.01}).result["rows"]
     found = [(r["date"], r["entity_type"], r["entity_name"], -1 if "drop" in r["anomaly_type"] else 1) for r in rows]
     assert found == reference_deviation_rows(public, ["app_opens", "app_open_to_order_placed"], 0, "delta", 0.01)
+
+
+severity_values = st.one_of(st.floats(-1e6, 1e6), st.sampled_from([0.0, -0.0, 1e-13, 0.15, 0.3, 0.6, 0.05, 0.1, 0.2]))
+
+
+@settings(max_examples=200, deadline=None)
+@given(entity_type=st.sampled_from(ENTITY_TYPES), pairs=st.lists(st.tuples(severity_values, severity_values),
+                                                                  min_size=1, max_size=20))
+def test_severity_indices_apply_the_published_rule(entity_type: str, pairs: list[tuple[float, float]]) -> None:
+    baseline, observed = (np.array(column) for column in zip(*pairs, strict=True))
+    with np.errstate(all="ignore"):
+        indices = severity_indices(entity_type, baseline, observed)
+    assert [SEVERITIES[i] for i in indices] == [severity_for(entity_type, b, o) for b, o in pairs]
+
+
+@pytest.mark.parametrize("seed", [0, 5, 303])
+def test_panel_rows_match_the_published_rule_value_by_value(seed: int) -> None:
+    panel = build_episode(resolve_episode_config(seed=seed, difficulty="hard")).public.panel
+    for k, (entity_type, entity_name) in enumerate(panel.keys):
+        for day in range(panel.values.shape[1]):
+            observed, baseline, z = float(panel.values[k, day]), float(panel.baseline[k, day]), float(panel.z[k, day])
+            finite = math.isfinite(observed) and math.isfinite(baseline)
+            expected = {
+                "baseline_value": baseline if finite else None,
+                "observed_value": observed if finite else None,
+                "delta_value": observed - baseline if finite else None,
+                "robust_z": z if finite and math.isfinite(z) else None,
+                "severity": severity_for(entity_type, baseline, observed) if finite else None,
+            }
+            assert panel.row(entity_type, entity_name, day) == expected

@@ -94,7 +94,7 @@ class _MetricSelection(ToolArgs):
 
     @model_validator(mode="after")
     def _known(self) -> _MetricSelection:
-        for name in self.selected():
+        for name in ([self.metric_name] if self.metric_name else []) + list(self.metric_names or []):
             check_choice("metric", name, self.metrics)
         return self
 

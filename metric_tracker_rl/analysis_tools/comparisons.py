@@ -3,15 +3,16 @@ impossible counts."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from metric_tracker_rl.analysis_tools.arguments import DateArgs, DateCountArgs, DateMixArgs, DateRateArgs
-from metric_tracker_rl.analysis_tools.registry import derived, finite_or_none, register_tool
+from metric_tracker_rl.analysis_tools.registry import derived, register_tool
 from metric_tracker_rl.catalog import BASELINE_RULE, COUNT_COLUMNS, FUNNEL_STEPS
-from metric_tracker_rl.metrics import COLUMN_INDEX, nanmedian_last_axis, safe_ratio, same_weekday_peers
+from metric_tracker_rl.metrics import COLUMN_INDEX, nanmedian_last_axis, safe_ratio, same_weekday_peer_lists
 from metric_tracker_rl.scenario import PublicEpisode
 
 MIN_HOURLY_DENOMINATOR = 20  # hours with fewer events at the earlier step are too noisy to judge
@@ -19,14 +20,16 @@ BROKEN_HOUR_RATIO = 0.3  # a step is broken in an hour converting below 30% of i
 
 
 def comparison(episode: PublicEpisode, entity_type: str, entity_name: str, date: str) -> dict[str, Any]:
+    dates = episode.data.dates
     day = episode.data.date_index(date)
-    peers = [int(p) for p in same_weekday_peers(len(episode.data.dates))[day] if p >= 0]
+    peers = same_weekday_peer_lists(len(dates))[day]
     k = episode.panel.index(entity_type, entity_name)
+    peer_values = episode.panel.values[k, list(peers)].tolist()
     return {
         "date": date, "weekday": episode.data.weekdays[day], "entity_type": entity_type, "entity_name": entity_name,
         **episode.panel.row(entity_type, entity_name, day),
-        "baseline_dates": [{"date": episode.data.dates[p], "value": finite_or_none(episode.panel.values[k, p])}
-                           for p in peers],
+        "baseline_dates": [{"date": dates[p], "value": value if math.isfinite(value) else None}
+                           for p, value in zip(peers, peer_values, strict=True)],
         "robust_std": float(episode.panel.spread[k]),
         "baseline_rule": BASELINE_RULE,
     }

@@ -7,6 +7,7 @@ incident that only a family-specific check recognises.
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -23,6 +24,7 @@ from metric_tracker_rl.analysis_tools.arguments import (
 from metric_tracker_rl.analysis_tools.comparisons import broken_hour_flags, impossible_hour_flags
 from metric_tracker_rl.analysis_tools.registry import TOOL_REGISTRY, cap_rows, derived, register_tool, run_tool
 from metric_tracker_rl.catalog import COUNT_COLUMNS, ENTITY_NAMES, FUNNEL_STEPS, row_key
+from metric_tracker_rl.metrics import PANEL_KEYS
 from metric_tracker_rl.models import PayloadGeneratorMethod
 from metric_tracker_rl.scenario import PublicEpisode
 
@@ -44,16 +46,23 @@ def candidate_row(episode: PublicEpisode, entity_type: str, entity_name: str, da
             "delta_value": values["delta_value"], "severity": values["severity"]}
 
 
+@lru_cache(maxsize=512)
+def _selection(metrics: tuple[str, ...]) -> tuple[tuple[tuple[str, str], ...], np.ndarray]:
+    """The panel keys and rows of selected metrics (every panel lists its entities in the same order)."""
+    keys = tuple(("event_count" if metric in COUNT_COLUMNS else "conversion_rate", metric) for metric in metrics)
+    return keys, np.array([PANEL_KEYS.index(key) for key in keys])
+
+
 def _deviation_rows(episode: PublicEpisode, args: _MetricSelection, method: str, direction: int,
                     score: str, threshold: float) -> list[dict[str, Any]]:
     """Rows for every selected metric and date whose z (or |delta|) passes the threshold in the direction."""
     panel = episode.panel
-    selected = [("event_count" if metric in COUNT_COLUMNS else "conversion_rate", metric) for metric in args.selected()]
-    deviation = (panel.filled_z if score == "z" else panel.filled_delta)[[panel.index(*key) for key in selected]]
+    keys, rows_of = _selection(tuple(args.selected()))
+    deviation = (panel.filled_z if score == "z" else panel.filled_delta)[rows_of]
     signed = deviation * direction if direction else np.abs(deviation)
     rows = []
     for i, day in zip(*np.nonzero(signed > threshold), strict=True):
-        entity_type, metric = selected[i]
+        entity_type, metric = keys[i]
         sign = 1 if deviation[i, day] > 0 else -1
         rows.append(candidate_row(episode, entity_type, metric, int(day), DIRECTIONAL_TYPES[(entity_type, sign)],
                                   method))
