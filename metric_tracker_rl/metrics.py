@@ -139,18 +139,31 @@ class MetricPanel:
 
     def row(self, entity_type: str, entity_name: str, day: int) -> dict[str, float | str | None]:
         """The published numbers of one entity on one date (None where the date has no finite value)."""
-        k = self._positions[(entity_type, entity_name)]
-        if not self._finite[k, day]:
+        observed, baseline, z, severity = self.entity_lists(self._positions[(entity_type, entity_name)])
+        if severity[day] is None:
             return {"baseline_value": None, "observed_value": None, "delta_value": None, "robust_z": None,
                     "severity": None}
-        observed, baseline, z = float(self.values[k, day]), float(self.baseline[k, day]), float(self.z[k, day])
+        z_value = z[day]
         return {
-            "baseline_value": baseline,
-            "observed_value": observed,
-            "delta_value": observed - baseline,
-            "robust_z": z if math.isfinite(z) else None,
-            "severity": SEVERITIES[self._severity[k, day]],
+            "baseline_value": baseline[day],
+            "observed_value": observed[day],
+            "delta_value": observed[day] - baseline[day],
+            "robust_z": z_value if math.isfinite(z_value) else None,
+            "severity": severity[day],
         }
+
+    def entity_lists(self, k: int) -> tuple[list[float], list[float], list[float], list[str | None]]:
+        """Entity k's values, baselines, z-scores and severities (None where not finite) as plain lists.
+
+        Tools answer from these: indexing a list costs a fraction of indexing a numpy array. Each entity is
+        converted on its first use, so an episode holds lists only for the entities its agent looks at."""
+        lists = self._entity_lists.get(k)
+        if lists is None:
+            severity = [SEVERITIES[i] if finite else None
+                        for i, finite in zip(self._severity[k].tolist(), self._finite[k].tolist(), strict=True)]
+            lists = self._entity_lists[k] = (self.values[k].tolist(), self.baseline[k].tolist(), self.z[k].tolist(),
+                                             severity)
+        return lists
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "_positions", {key: i for i, key in enumerate(self.keys)})
@@ -171,6 +184,7 @@ class MetricPanel:
             severity[rows] = severity_indices(entity_type, baseline, observed)
         object.__setattr__(self, "_finite", finite)
         object.__setattr__(self, "_severity", severity)
+        object.__setattr__(self, "_entity_lists", {})
 
 
 def build_panel(data: FunnelData) -> MetricPanel:

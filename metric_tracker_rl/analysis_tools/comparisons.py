@@ -17,19 +17,21 @@ from metric_tracker_rl.scenario import PublicEpisode
 
 MIN_HOURLY_DENOMINATOR = 20  # hours with fewer events at the earlier step are too noisy to judge
 BROKEN_HOUR_RATIO = 0.3  # a step is broken in an hour converting below 30% of its median hour that day
+BROKEN_HOUR_RULE = (f"an hour is broken when the step converts below {BROKEN_HOUR_RATIO:.0%} of the date's median "
+                    f"hourly rate for that step (hours with < {MIN_HOURLY_DENOMINATOR} events at the earlier step are "
+                    "not judged)")
 
 
 def comparison(episode: PublicEpisode, entity_type: str, entity_name: str, date: str) -> dict[str, Any]:
     dates = episode.data.dates
     day = episode.data.date_index(date)
-    peers = same_weekday_peer_lists(len(dates))[day]
     k = episode.panel.index(entity_type, entity_name)
-    peer_values = episode.panel.values[k, list(peers)].tolist()
+    values = episode.panel.entity_lists(k)[0]
     return {
         "date": date, "weekday": episode.data.weekdays[day], "entity_type": entity_type, "entity_name": entity_name,
         **episode.panel.row(entity_type, entity_name, day),
-        "baseline_dates": [{"date": dates[p], "value": value if math.isfinite(value) else None}
-                           for p, value in zip(peers, peer_values, strict=True)],
+        "baseline_dates": [{"date": dates[p], "value": values[p] if math.isfinite(values[p]) else None}
+                           for p in same_weekday_peer_lists(len(dates))[day]],
         "robust_std": float(episode.panel.spread[k]),
         "baseline_rule": BASELINE_RULE,
     }
@@ -124,10 +126,7 @@ def detect_funnel_break(episode: PublicEpisode, args: DateArgs) -> dict[str, Any
         steps.append({"step": step, "broken_hours": len(hours),
                       "broken_runs": [{"start_hour": a, "end_hour": b} for a, b in hour_runs(hours)],
                       **episode.panel.row("funnel_step", step, day)})
-    return {"date": args.date, "steps": steps,
-            "rule": f"an hour is broken when the step converts below {BROKEN_HOUR_RATIO:.0%} of the date's "
-                    f"median hourly rate for that step (hours with < {MIN_HOURLY_DENOMINATOR} events at the "
-                    "earlier step are not judged)"}
+    return {"date": args.date, "steps": steps, "rule": BROKEN_HOUR_RULE}
 
 
 @register_tool("check_impossible_counts", "Hours of one date where an event outnumbers the event before it in "

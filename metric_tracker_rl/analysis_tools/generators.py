@@ -60,12 +60,13 @@ def _deviation_rows(episode: PublicEpisode, args: _MetricSelection, method: str,
     keys, rows_of = _selection(tuple(args.selected()))
     deviation = (panel.filled_z if score == "z" else panel.filled_delta)[rows_of]
     signed = deviation * direction if direction else np.abs(deviation)
+    metric_hits, day_hits = np.nonzero(signed > threshold)
+    rises = (deviation[metric_hits, day_hits] > 0).tolist()
     rows = []
-    for i, day in zip(*np.nonzero(signed > threshold), strict=True):
+    for i, day, rise in zip(metric_hits.tolist(), day_hits.tolist(), rises, strict=True):
         entity_type, metric = keys[i]
-        sign = 1 if deviation[i, day] > 0 else -1
-        rows.append(candidate_row(episode, entity_type, metric, int(day), DIRECTIONAL_TYPES[(entity_type, sign)],
-                                  method))
+        anomaly_type = DIRECTIONAL_TYPES[(entity_type, 1 if rise else -1)]
+        rows.append(candidate_row(episode, entity_type, metric, day, anomaly_type, method))
     return sorted(rows, key=lambda r: (r["date"], r["entity_type"], r["entity_name"]))
 
 
@@ -104,8 +105,9 @@ def get_rows_with_abs_diff_from_median_gt(episode: PublicEpisode, args: AbsDiffA
 def _flagged_rows(episode: PublicEpisode, entity_type: str, names: tuple[str, ...], passes: np.ndarray,
                   anomaly_type: str, method: str) -> dict[str, Any]:
     """passes: (len(names), D) bool."""
-    rows = [candidate_row(episode, entity_type, names[i], int(day), anomaly_type, method)
-            for i, day in zip(*np.nonzero(passes), strict=True)]
+    name_hits, day_hits = np.nonzero(passes)
+    rows = [candidate_row(episode, entity_type, names[i], day, anomaly_type, method)
+            for i, day in zip(name_hits.tolist(), day_hits.tolist(), strict=True)]
     return cap_rows(sorted(rows, key=lambda r: (r["date"], r["entity_name"])))
 
 

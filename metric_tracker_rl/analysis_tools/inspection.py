@@ -31,12 +31,12 @@ from metric_tracker_rl.scenario import PublicEpisode
 
 def daily_row(episode: PublicEpisode, day: int) -> dict[str, Any]:
     data = episode.data
-    counts = data.daily[day]
+    counts = data.daily[day].tolist()
     row: dict[str, Any] = {"date": data.dates[day], "weekday": data.weekdays[day]}
-    row.update({c: int(counts[i]) for i, c in enumerate(COUNT_COLUMNS)})
+    row.update(zip(COUNT_COLUMNS, counts, strict=True))
     for metric in CONVERSION_METRICS:
         den = counts[COLUMN_INDEX[metric.denominator]]
-        row[metric.name] = float(counts[COLUMN_INDEX[metric.numerator]] / den) if den else None
+        row[metric.name] = counts[COLUMN_INDEX[metric.numerator]] / den if den else None
     return row
 
 
