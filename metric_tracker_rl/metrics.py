@@ -26,6 +26,7 @@ from metric_tracker_rl.funnel import FunnelData
 
 MAD_TO_SIGMA = 1.4826
 COLUMN_INDEX = {name: i for i, name in enumerate(COUNT_COLUMNS)}
+ROW_FIELDS = ("baseline_value", "observed_value", "delta_value", "robust_z", "severity")
 # The (entity_type, entity_name) of each panel row, the same for every episode.
 PANEL_KEYS: tuple[tuple[str, str], ...] = tuple((t, n) for t in ENTITY_TYPES for n in ENTITY_NAMES[t])
 
@@ -139,18 +140,16 @@ class MetricPanel:
 
     def row(self, entity_type: str, entity_name: str, day: int) -> dict[str, float | str | None]:
         """The published numbers of one entity on one date (None where the date has no finite value)."""
-        observed, baseline, z, severity = self.entity_lists(self._positions[(entity_type, entity_name)])
+        return dict(zip(ROW_FIELDS, self.numbers(self._positions[(entity_type, entity_name)], day), strict=True))
+
+    def numbers(self, k: int, day: int) -> tuple[float | None, float | None, float | None, float | None, str | None]:
+        """row() of entity k as a tuple in ROW_FIELDS order."""
+        observed, baseline, z, severity = self.entity_lists(k)
         if severity[day] is None:
-            return {"baseline_value": None, "observed_value": None, "delta_value": None, "robust_z": None,
-                    "severity": None}
+            return None, None, None, None, None
         z_value = z[day]
-        return {
-            "baseline_value": baseline[day],
-            "observed_value": observed[day],
-            "delta_value": observed[day] - baseline[day],
-            "robust_z": z_value if math.isfinite(z_value) else None,
-            "severity": severity[day],
-        }
+        return (baseline[day], observed[day], observed[day] - baseline[day],
+                z_value if math.isfinite(z_value) else None, severity[day])
 
     def entity_lists(self, k: int) -> tuple[list[float], list[float], list[float], list[str | None]]:
         """Entity k's values, baselines, z-scores and severities (None where not finite) as plain lists.

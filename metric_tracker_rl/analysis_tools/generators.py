@@ -39,11 +39,10 @@ DIRECTIONAL_TYPES = {
 
 def candidate_row(episode: PublicEpisode, entity_type: str, entity_name: str, day: int, anomaly_type: str,
                   method: str) -> dict[str, Any]:
-    values = episode.panel.row(entity_type, entity_name, day)
+    baseline, observed, delta, _, severity = episode.panel.numbers(episode.panel.index(entity_type, entity_name), day)
     return {"date": episode.data.dates[day], "entity_type": entity_type, "entity_name": entity_name,
-            "anomaly_type": anomaly_type, "detection_method": method,
-            "baseline_value": values["baseline_value"], "observed_value": values["observed_value"],
-            "delta_value": values["delta_value"], "severity": values["severity"]}
+            "anomaly_type": anomaly_type, "detection_method": method, "baseline_value": baseline,
+            "observed_value": observed, "delta_value": delta, "severity": severity}
 
 
 @lru_cache(maxsize=512)
