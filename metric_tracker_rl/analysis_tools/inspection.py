@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -24,7 +25,7 @@ from metric_tracker_rl.catalog import (
     SEVERITY_RULE,
 )
 from metric_tracker_rl.grader import validate_rows
-from metric_tracker_rl.metrics import COLUMN_INDEX, safe_ratio
+from metric_tracker_rl.metrics import COLUMN_INDEX, nanmedian_last_axis, safe_ratio
 from metric_tracker_rl.models import MetricSubmissionRow
 from metric_tracker_rl.scenario import PublicEpisode
 
@@ -141,14 +142,18 @@ def suspicious_date_ranking(episode: PublicEpisode) -> list[tuple[str, float, st
 @register_tool("get_metric_median", "Median of metrics over the window, overall and per weekday.",
                AnyMetricArgs, example={"metric_name": "app_opens"})
 def get_metric_median(episode: PublicEpisode, args: AnyMetricArgs) -> dict[str, Any]:
-    weekdays = np.array(episode.data.weekdays)
+    weekdays = list(dict.fromkeys(episode.data.weekdays))
+    groups = [[d for d, w in enumerate(episode.data.weekdays) if w == weekday] for weekday in weekdays]
+    width = max(len(group) for group in groups)
+    padded = np.array([group + [-1] * (width - len(group)) for group in groups])  # (weekdays, W), -1 = no date
     out = []
     for metric in args.selected():
         _, values, _ = metric_series(episode, metric)
-        per_weekday = {w: finite_or_none(np.nanmedian(values[weekdays == w]))
-                       for w in dict.fromkeys(episode.data.weekdays)}
-        out.append({"metric": metric, "median": finite_or_none(np.nanmedian(values)),
-                    "median_by_weekday": per_weekday})
+        # One sort per metric for all weekdays: padding is NaN, which the median skips like a missing value.
+        by_weekday = nanmedian_last_axis(np.where(padded >= 0, values[padded], np.nan)).tolist()
+        out.append({"metric": metric, "median": finite_or_none(nanmedian_last_axis(values)),
+                    "median_by_weekday": {w: m if math.isfinite(m) else None
+                                          for w, m in zip(weekdays, by_weekday, strict=True)}})
     return {"metrics": out}
 
 
