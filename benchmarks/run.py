@@ -6,7 +6,8 @@
 Sections:
 - in-process: reset per difficulty, one step per analysis tool (its example arguments), graded submissions;
 - WebSocket on loopback: steps/s and latency with 1, 16 and 64 concurrent sessions, side by side with the
-  null environment (`benchmarks/null_env.py`) served by the same stack, reported as a ratio;
+  null environment (`benchmarks/null_env.py`) served by the same stack, reported as a ratio, and with the
+  step-free replay of the real server (`benchmarks/replay_env.py`), the most the real server could reach;
 - memory: server RSS with no session and with 1,000 open sessions after a reset each;
 - end to end: wall time of the offline `inference.py` run over the three tasks (skipped when absent).
 Progress goes to stderr; the table to stdout.
@@ -193,6 +194,7 @@ def serve(module: str, max_sessions: int, log_name: str) -> Iterator[Server]:
     port = free_port()
     env = {**os.environ, "MAX_CONCURRENT_ENVS": str(max_sessions), "ENABLE_WEB_INTERFACE": "false"}
     log_path = ROOT / "artifacts" / f"{log_name}.log"
+    log_path.parent.mkdir(exist_ok=True)
     with log_path.open("w+b") as log:
         command = [sys.executable, "-m", module, "--host", "127.0.0.1", "--port", str(port), "--no-web"]
         with serving(command, port, env, log, cwd=ROOT, timeout_s=120) as process:
@@ -326,28 +328,35 @@ def _merge(rounds: list[dict[str, Any]], latencies: list[list[float]], duration_
 
 
 def bench_websocket(session_counts: list[int], duration_s: float, rounds: int) -> dict[str, Any]:
-    """Both servers run at once; the load alternates between them in short rounds so that a change in the
-    machine's background load affects both sides alike."""
+    """The servers run at once; the load alternates between them in short rounds so that a change in the
+    machine's background load affects all alike. Besides the null environment, `benchmarks/replay_env.py`
+    (the real server with every step's work taken out) shows the most the real server could reach."""
     max_sessions = max(session_counts) + 8
     rows = []
-    with serve("server.app", max_sessions, "server_ws") as real, serve("benchmarks.null_env", max_sessions,
-                                                                       "null_ws") as null:
+    with (serve("server.app", max_sessions, "server_ws") as real,
+          serve("benchmarks.replay_env", max_sessions, "replay_ws") as replay,
+          serve("benchmarks.null_env", max_sessions, "null_ws") as null):
+        servers = (("env", real, analysis_action), ("replay", replay, analysis_action), ("null", null, null_action))
         for sessions in session_counts:
-            measured: dict[str, list[dict[str, Any]]] = {"env": [], "null": []}
-            latencies: dict[str, list[list[float]]] = {"env": [], "null": []}
+            measured: dict[str, list[dict[str, Any]]] = {label: [] for label, _, _ in servers}
+            latencies: dict[str, list[list[float]]] = {label: [] for label, _, _ in servers}
             for _ in range(rounds):
-                for label, server, make_action in (("env", real, analysis_action), ("null", null, null_action)):
+                for label, server, make_action in servers:
                     outcome, samples = asyncio.run(_load(server, sessions, duration_s / rounds, make_action))
                     measured[label].append(outcome)
                     latencies[label].append(samples)
-            env, base = (_merge(measured[k], latencies[k], duration_s / rounds) for k in ("env", "null"))
+            env, replayed, base = (_merge(measured[k], latencies[k], duration_s / rounds)
+                                   for k in ("env", "replay", "null"))
             ratio = env["steps_per_s"] / max(base["steps_per_s"], 1e-9)
-            rows.append({"sessions": sessions, "env": env, "null": base, "ratio": ratio})
+            replay_ratio = replayed["steps_per_s"] / max(base["steps_per_s"], 1e-9)
+            rows.append({"sessions": sessions, "env": env, "replay": replayed, "null": base, "ratio": ratio,
+                         "replay_ratio": replay_ratio})
             progress(f"websocket {sessions:>3} sessions: {env['steps_per_s']:.0f} steps/s vs null "
-                     f"{base['steps_per_s']:.0f} (ratio {ratio:.2f}), server CPU per step "
-                     f"{env['server_cpu_ms_per_step']:.2f} vs {base['server_cpu_ms_per_step']:.2f} ms (client "
-                     f"{env['client_cpu_ms_per_step']:.2f} vs {base['client_cpu_ms_per_step']:.2f} ms), "
-                     f"errors {env['errors']}/{base['errors']}")
+                     f"{base['steps_per_s']:.0f} (ratio {ratio:.2f}; step-free replay {replay_ratio:.2f}), server "
+                     f"CPU per step {env['server_cpu_ms_per_step']:.3f} vs {base['server_cpu_ms_per_step']:.3f} ms "
+                     f"(replay {replayed['server_cpu_ms_per_step']:.3f}; client {env['client_cpu_ms_per_step']:.2f} "
+                     f"vs {base['client_cpu_ms_per_step']:.2f} ms), errors {env['errors']}/{replayed['errors']}/"
+                     f"{base['errors']}")
     return {"duration_s": duration_s, "rounds": rounds, "rows": rows}
 
 
@@ -442,10 +451,13 @@ def table(report: dict[str, Any]) -> str:
         verdict = _check(row["ratio"], TARGETS["ws_throughput_ratio"], higher_is_better=True)
         if env["errors"]:
             verdict = "MISSED"
+        replay = row.get("replay")
+        ceiling = (f"; step-free replay {replay['steps_per_s']:.0f} steps/s, ratio {row['replay_ratio']:.2f}"
+                   if replay else "")
         add(f"WebSocket, {row['sessions']} session(s)",
             f"{env['steps_per_s']:.0f} steps/s (p50 {env['p50_ms']:.1f} ms, p99 {env['p99_ms']:.1f} ms) vs null "
             f"{null['steps_per_s']:.0f} steps/s (p50 {null['p50_ms']:.1f} ms): ratio {row['ratio']:.2f}; server "
-            f"CPU/step {env['server_cpu_ms_per_step']:.2f} vs {null['server_cpu_ms_per_step']:.2f} ms; "
+            f"CPU/step {env['server_cpu_ms_per_step']:.3f} vs {null['server_cpu_ms_per_step']:.3f} ms{ceiling}; "
             f"errors {env['errors']}", f"ratio ≥ {TARGETS['ws_throughput_ratio']:g}, no errors", verdict)
     memory = report.get("memory")
     if memory:

@@ -9,13 +9,16 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from fastapi import FastAPI
 
+    from server.environment import MetricTrackerRlEnvironment
+
 DEFAULT_MAX_CONCURRENT_ENVS = 64
 DEFAULT_SESSION_TIMEOUT_S = 900.0
 
 
-def build_app() -> FastAPI:
+def build_app(environment: type[MetricTrackerRlEnvironment] | None = None) -> FastAPI:
     """Settings are read once, here: MAX_CONCURRENT_ENVS, SESSION_TIMEOUT_S, METRIC_TRACKER_DEBUG,
     ENABLE_WEB_INTERFACE (the debugger at /web), METRIC_TRACKER_SELF_URL (where the debugger connects).
+    `environment` replaces the environment class (the benchmark's reference servers use it).
 
     The heavy imports live here, not at module level: with `--workers N` every worker process first
     re-imports this module as its `__main__`, and uvicorn kills a worker that does not answer its health
@@ -32,7 +35,7 @@ def build_app() -> FastAPI:
         max_concurrent_envs=int(os.getenv("MAX_CONCURRENT_ENVS", DEFAULT_MAX_CONCURRENT_ENVS)),
         session_timeout=float(os.getenv("SESSION_TIMEOUT_S", DEFAULT_SESSION_TIMEOUT_S)),
     )
-    app = create_app(environment_class(), MetricTrackerRlAction, MetricTrackerRlObservation,
+    app = create_app(environment or environment_class(), MetricTrackerRlAction, MetricTrackerRlObservation,
                      env_name="metric_tracker_rl", concurrency_config=concurrency, gradio_builder=build_debugger,
                      show_default_tab=False)
     return harden(app)

@@ -1,0 +1,64 @@
+"""metric_tracker_rl with the work of an analysis step taken out: the benchmark's step-free reference.
+
+Each session stores the first observation of every analysis method it is asked for and sends that same
+observation again for every later call of the method. Everything else is the real server: the app built by
+`server.app.build_app`, the action and observation types, resets, the frame guard and the uvicorn settings.
+Its throughput is therefore the most the real server could reach if tools and observation building cost
+nothing, which shows how much of the gap to the null environment is the environment's own work and how much
+the framework spends on its larger messages.
+
+    python -m benchmarks.replay_env --port 8002 --no-web
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from typing import Any
+
+from fastapi import FastAPI
+
+from metric_tracker_rl.models import MetricTrackerRlAction, MetricTrackerRlObservation
+from server.app import build_app as build_real_app
+from server.app import websocket_options
+from server.environment import MetricTrackerRlEnvironment
+
+
+class ReplayEnvironment(MetricTrackerRlEnvironment):
+    def __init__(self) -> None:
+        super().__init__()
+        self._replies: dict[str | None, MetricTrackerRlObservation] = {}
+
+    def reset(self, seed: int | None = None, episode_id: str | None = None, **kwargs: Any
+              ) -> MetricTrackerRlObservation:
+        self._replies.clear()
+        return super().reset(seed=seed, episode_id=episode_id, **kwargs)
+
+    def step(self, action: MetricTrackerRlAction, timeout_s: float | None = None, **kwargs: Any
+             ) -> MetricTrackerRlObservation:
+        reply = self._replies.get(action.analysis_method)
+        if reply is None:
+            reply = self._replies[action.analysis_method] = super().step(action, timeout_s=timeout_s, **kwargs)
+        return reply
+
+
+def build_app() -> FastAPI:
+    return build_real_app(ReplayEnvironment)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="Serve the step-free reference (a benchmark reference).")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8002)
+    parser.add_argument("--no-web", action="store_true", help="serve the API without the /web debugger")
+    args = parser.parse_args()
+    os.environ["ENABLE_WEB_INTERFACE"] = "false" if args.no_web else os.getenv("ENABLE_WEB_INTERFACE", "true")
+
+    import uvicorn
+
+    uvicorn.run("benchmarks.replay_env:build_app", factory=True, host=args.host, port=args.port,
+                **websocket_options())
+
+
+if __name__ == "__main__":
+    main()
