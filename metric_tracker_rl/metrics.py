@@ -56,14 +56,18 @@ def nanmedian_last_axis(values: np.ndarray) -> np.ndarray:
     """np.nanmedian(values, axis=-1) without its per-call masked-array overhead (same numbers).
 
     One sort puts NaN last; the median is read at the middle ranks of the non-NaN prefix and, like numpy,
-    the two middle values are averaged as (low + high) / 2. An all-NaN slice gives NaN without a warning.
+    the two middle values of an even count are averaged as (low + high) / 2. An all-NaN slice gives NaN
+    without a warning.
     """
     ordered = np.sort(values, axis=-1)
     count = np.count_nonzero(~np.isnan(ordered), axis=-1)[..., None]
     last = ordered.shape[-1] - 1
     low = np.take_along_axis(ordered, np.clip((count - 1) // 2, 0, last), axis=-1)
     high = np.take_along_axis(ordered, np.minimum(count // 2, last), axis=-1)
-    return np.where(count > 0, (low + high) / 2, np.nan)[..., 0]
+    # An odd count has one middle value, taken as it is: (x + x) / 2 would overflow for |x| above half the
+    # largest float, where numpy returns x.
+    middle = np.where(count % 2 == 1, low, (low + high) / 2)
+    return np.where(count > 0, middle, np.nan)[..., 0]
 
 
 def peer_median(values: np.ndarray, peers: np.ndarray) -> np.ndarray:

@@ -8,7 +8,7 @@ import warnings
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
@@ -115,6 +115,7 @@ def test_peer_median_matches_np_nanmedian(data: st.DataObject, rows: int, days: 
 @settings(max_examples=150, deadline=None)
 @given(values=hnp.arrays(np.float64, hnp.array_shapes(min_dims=1, max_dims=3, max_side=9),
                          elements=values_strategy))
+@example(values=np.array([8.98846567431158e307]))  # one value above half the largest float: no averaging
 def test_nanmedian_last_axis_matches_np_nanmedian(values: np.ndarray) -> None:
     with np.errstate(all="ignore"):
         assert_same(metrics.nanmedian_last_axis(values), reference_nanmedian(values))
@@ -241,6 +242,14 @@ def test_ranking_and_deviation_scans_match_the_straightforward_loops(seed: int) 
         found = [(r["date"], r["entity_type"], r["entity_name"], -1 if "drop" in r["anomaly_type"] else 1)
                  for r in rows]
         assert found == reference_deviation_rows(public, list(metrics_), direction, "z", threshold)[:200], name
+    # The same index answers every threshold and metric selection of the episode.
+    for threshold in (0.3, 1.0, 2.5, 4.0, 10.0):
+        for selection in (["app_opens"], ["app_open_to_order_placed", "menu_open_to_product_added_to_cart"]):
+            rows = run_tool("get_median_filter_rows", public,
+                            {"metric_names": selection, "threshold_multiplier": threshold}).result["rows"]
+            found = [(r["date"], r["entity_type"], r["entity_name"], -1 if "drop" in r["anomaly_type"] else 1)
+                     for r in rows]
+            assert found == reference_deviation_rows(public, selection, 0, "z", threshold)
     rows = run_tool("get_rows_with_abs_diff_from_median_gt", public,
                     {"metric_names": ["app_opens", "app_open_to_order_placed"], "threshold": 0.01}).result["rows"]
     found = [(r["date"], r["entity_type"], r["entity_name"], -1 if "drop" in r["anomaly_type"] else 1) for r in rows]

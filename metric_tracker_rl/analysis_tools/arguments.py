@@ -11,6 +11,7 @@ from metric_tracker_rl.funnel import window_dates
 from metric_tracker_rl.models import MAX_GENERATOR_CALLS, PayloadGeneratorMethod
 
 WINDOW = tuple(d.isoformat() for d in window_dates())
+WINDOW_DATES = frozenset(WINDOW)
 MAX_PREVIEW_ROWS = 200
 
 
@@ -19,7 +20,7 @@ class ToolArgs(BaseModel):
 
 
 def check_date(value: str) -> str:
-    if value not in WINDOW:
+    if value not in WINDOW_DATES:
         raise ValueError(f"unknown date {value!r}; valid dates are {WINDOW[0]} .. {WINDOW[-1]} (YYYY-MM-DD)")
     return value
 

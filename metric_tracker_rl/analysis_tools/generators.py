@@ -7,7 +7,9 @@ incident that only a family-specific check recognises.
 
 from __future__ import annotations
 
-from functools import lru_cache
+import functools
+from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -45,27 +47,55 @@ def candidate_row(episode: PublicEpisode, entity_type: str, entity_name: str, da
             "observed_value": observed, "delta_value": delta, "severity": severity}
 
 
-@lru_cache(maxsize=512)
-def _selection(metrics: tuple[str, ...]) -> tuple[tuple[tuple[str, str], ...], np.ndarray]:
-    """The panel keys and rows of selected metrics (every panel lists its entities in the same order)."""
-    keys = tuple(("event_count" if metric in COUNT_COLUMNS else "conversion_rate", metric) for metric in metrics)
-    return keys, np.array([PANEL_KEYS.index(key) for key in keys])
+PANEL_POSITIONS = {key: k for k, key in enumerate(PANEL_KEYS)}
+# Panel rows a deviation generator can select: every event count and conversion rate.
+DEVIATION_ROWS = tuple(k for k, (entity_type, _) in enumerate(PANEL_KEYS)
+                       if entity_type in ("event_count", "conversion_rate"))
+
+
+@dataclass(frozen=True)
+class DeviationIndex:
+    """Every (metric, date) whose signed deviation is positive, largest first: a threshold query reads a prefix.
+
+    Built once per episode for each score and direction, so repeated scans (other thresholds, other metric
+    selections) cost a binary search and the rows they return."""
+
+    negated: np.ndarray  # -(signed deviation), ascending
+    rows: np.ndarray  # panel row of each entry
+    days: np.ndarray
+    rises: np.ndarray  # whether the value is above its baseline
+
+    @classmethod
+    def build(cls, episode: PublicEpisode, score: str, direction: int) -> DeviationIndex:
+        deviation = (episode.panel.filled_z if score == "z" else episode.panel.filled_delta)[list(DEVIATION_ROWS)]
+        signed = deviation * direction if direction else np.abs(deviation)
+        rows, days = np.nonzero(signed > 0)
+        order = np.argsort(-signed[rows, days], kind="stable")
+        rows, days = rows[order], days[order]
+        return cls(negated=-signed[rows, days], rows=np.asarray(DEVIATION_ROWS)[rows], days=days,
+                   rises=deviation[rows, days] > 0)
+
+    def above(self, threshold: float) -> Iterator[tuple[int, int, bool]]:
+        """(panel row, day, rise) of the entries whose signed deviation is above the threshold."""
+        count = int(np.searchsorted(self.negated, -threshold, side="left"))
+        return zip(self.rows[:count].tolist(), self.days[:count].tolist(), self.rises[:count].tolist(), strict=True)
+
+
+DEVIATION_INDEXES = {(score, direction): functools.partial(DeviationIndex.build, score=score, direction=direction)
+                     for score in ("z", "delta") for direction in (-1, 0, 1)}
 
 
 def _deviation_rows(episode: PublicEpisode, args: _MetricSelection, method: str, direction: int,
                     score: str, threshold: float) -> list[dict[str, Any]]:
     """Rows for every selected metric and date whose z (or |delta|) passes the threshold in the direction."""
-    panel = episode.panel
-    keys, rows_of = _selection(tuple(args.selected()))
-    deviation = (panel.filled_z if score == "z" else panel.filled_delta)[rows_of]
-    signed = deviation * direction if direction else np.abs(deviation)
-    metric_hits, day_hits = np.nonzero(signed > threshold)
-    rises = (deviation[metric_hits, day_hits] > 0).tolist()
+    selected = {PANEL_POSITIONS[("event_count" if m in COUNT_COLUMNS else "conversion_rate", m)]
+                for m in args.selected()}
     rows = []
-    for i, day, rise in zip(metric_hits.tolist(), day_hits.tolist(), rises, strict=True):
-        entity_type, metric = keys[i]
-        anomaly_type = DIRECTIONAL_TYPES[(entity_type, 1 if rise else -1)]
-        rows.append(candidate_row(episode, entity_type, metric, day, anomaly_type, method))
+    for k, day, rise in derived(episode, DEVIATION_INDEXES[(score, direction)]).above(threshold):
+        if k in selected:
+            entity_type, metric = PANEL_KEYS[k]
+            anomaly_type = DIRECTIONAL_TYPES[(entity_type, 1 if rise else -1)]
+            rows.append(candidate_row(episode, entity_type, metric, day, anomaly_type, method))
     return sorted(rows, key=lambda r: (r["date"], r["entity_type"], r["entity_name"]))
 
 
