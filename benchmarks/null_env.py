@@ -9,7 +9,6 @@ isolates the cost of the environment's own work.
 
 from __future__ import annotations
 
-import argparse
 import os
 from typing import Any
 
@@ -19,7 +18,8 @@ from openenv.core.env_server.interfaces import Environment
 from openenv.core.env_server.types import Action, ConcurrencyConfig, Observation, State
 from pydantic import Field
 
-from server.app import DEFAULT_MAX_CONCURRENT_ENVS, DEFAULT_SESSION_TIMEOUT_S, websocket_options
+from benchmarks.reference_server import serve_reference
+from server.app import DEFAULT_MAX_CONCURRENT_ENVS, DEFAULT_SESSION_TIMEOUT_S
 
 
 class NullAction(Action):
@@ -58,8 +58,8 @@ class NullEnvironment(Environment[NullAction, NullObservation, State]):
 
 
 def build_app() -> FastAPI:
-    """Same settings as the real server: MAX_CONCURRENT_ENVS, SESSION_TIMEOUT_S, ENABLE_WEB_INTERFACE (and, in
-    main, its uvicorn WebSocket options)."""
+    """Same settings as the real server: MAX_CONCURRENT_ENVS, SESSION_TIMEOUT_S, ENABLE_WEB_INTERFACE (and its
+    uvicorn WebSocket options: see serve_reference)."""
     concurrency = ConcurrencyConfig(
         max_concurrent_envs=int(os.getenv("MAX_CONCURRENT_ENVS", DEFAULT_MAX_CONCURRENT_ENVS)),
         session_timeout=float(os.getenv("SESSION_TIMEOUT_S", DEFAULT_SESSION_TIMEOUT_S)),
@@ -69,18 +69,7 @@ def build_app() -> FastAPI:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description="Serve the null environment (a benchmark reference).")
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8001)
-    parser.add_argument("--no-web", action="store_true", help="serve the API without the /web debugger")
-    args = parser.parse_args()
-    os.environ["ENABLE_WEB_INTERFACE"] = "false" if args.no_web else os.getenv("ENABLE_WEB_INTERFACE", "true")
-
-    import uvicorn
-
-    # The same uvicorn WebSocket settings as the real server, so the two differ only in the environment.
-    uvicorn.run("benchmarks.null_env:build_app", factory=True, host=args.host, port=args.port,
-                **websocket_options())
+    serve_reference("benchmarks.null_env:build_app", "Serve the null environment (a benchmark reference).", 8001)
 
 
 if __name__ == "__main__":

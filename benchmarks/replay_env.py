@@ -12,15 +12,13 @@ the framework spends on its larger messages.
 
 from __future__ import annotations
 
-import argparse
-import os
 from typing import Any
 
 from fastapi import FastAPI
 
+from benchmarks.reference_server import serve_reference
 from metric_tracker_rl.models import MetricTrackerRlAction, MetricTrackerRlObservation
 from server.app import build_app as build_real_app
-from server.app import websocket_options
 from server.environment import MetricTrackerRlEnvironment
 
 
@@ -47,17 +45,8 @@ def build_app() -> FastAPI:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description="Serve the step-free reference (a benchmark reference).")
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8002)
-    parser.add_argument("--no-web", action="store_true", help="serve the API without the /web debugger")
-    args = parser.parse_args()
-    os.environ["ENABLE_WEB_INTERFACE"] = "false" if args.no_web else os.getenv("ENABLE_WEB_INTERFACE", "true")
-
-    import uvicorn
-
-    uvicorn.run("benchmarks.replay_env:build_app", factory=True, host=args.host, port=args.port,
-                **websocket_options())
+    serve_reference("benchmarks.replay_env:build_app",
+                    "Serve the step-free replay of the real server (a benchmark reference).", 8002)
 
 
 if __name__ == "__main__":
