@@ -162,10 +162,12 @@ class MetricPanel:
         converted on its first use, so an episode holds lists only for the entities its agent looks at."""
         lists = self._entity_lists.get(k)
         if lists is None:
-            severity = [SEVERITIES[i] if finite else None
-                        for i, finite in zip(self._severity[k].tolist(), self._finite[k].tolist(), strict=True)]
-            lists = self._entity_lists[k] = (self.values[k].tolist(), self.baseline[k].tolist(), self.z[k].tolist(),
-                                             severity)
+            values, baseline = self.values[k], self.baseline[k]
+            finite = np.isfinite(values) & np.isfinite(baseline)
+            # The published rule over the whole series at once (non-finite dates get no severity).
+            labels = severity_indices(self.keys[k][0], np.where(finite, baseline, 0.0), np.where(finite, values, 0.0))
+            severity = [SEVERITIES[i] if ok else None for i, ok in zip(labels.tolist(), finite.tolist(), strict=True)]
+            lists = self._entity_lists[k] = (values.tolist(), baseline.tolist(), self.z[k].tolist(), severity)
         return lists
 
     def __post_init__(self) -> None:
@@ -177,16 +179,6 @@ class MetricPanel:
         object.__setattr__(self, "z", z)
         object.__setattr__(self, "filled_delta", np.nan_to_num(delta, nan=0.0))
         object.__setattr__(self, "filled_z", np.nan_to_num(z, nan=0.0))
-        # Row lookups read these instead of applying the severity rule value by value.
-        finite = np.isfinite(self.values) & np.isfinite(self.baseline)
-        severity = np.zeros(self.values.shape, dtype=np.int8)
-        for entity_type in dict.fromkeys(t for t, _ in self.keys):
-            rows = [k for k, (t, _) in enumerate(self.keys) if t == entity_type]
-            block = finite[rows]
-            baseline, observed = np.where(block, self.baseline[rows], 0.0), np.where(block, self.values[rows], 0.0)
-            severity[rows] = severity_indices(entity_type, baseline, observed)
-        object.__setattr__(self, "_finite", finite)
-        object.__setattr__(self, "_severity", severity)
         object.__setattr__(self, "_entity_lists", {})
 
 

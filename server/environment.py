@@ -147,18 +147,18 @@ class MetricTrackerRlEnvironment(Environment[MetricTrackerRlAction, MetricTracke
 
     def _act(self, action: MetricTrackerRlAction) -> dict[str, Any]:
         """The observation fields of one step (the observation is built once, when the step is complete)."""
-        method, rows, generators = action.analysis_method, action.classifications, action.payload_generators
-        if method is not None and rows is None and generators is None:
+        method, classifications, generators = action.analysis_method, action.classifications, action.payload_generators
+        if method is not None and classifications is None and generators is None:
             return self._analysis(method, action.analysis_args)
-        modes = [name for name, value in (("analysis_method", method), ("classifications", rows),
+        modes = [name for name, value in (("analysis_method", method), ("classifications", classifications),
                                           ("payload_generators", generators)) if value is not None]
         if len(modes) != 1:
             found = ", ".join(modes) if modes else "none"
             return _error(f"An action needs exactly one of analysis_method, classifications or payload_generators "
                           f"(found: {found}). Use classifications=[] to submit an empty report.")
-        if action.classifications is not None:
-            return self._submit(list(action.classifications), generated=False)
-        rows, errors = generate_rows(self._episode.public, list(action.payload_generators or []))
+        if classifications is not None:
+            return self._submit(list(classifications), generated=False)
+        rows, errors = generate_rows(self._episode.public, list(generators or []))
         if errors:
             return _error("Payload generators failed (no submission used): " + " | ".join(errors))
         return self._submit([MetricSubmissionRow(**row) for row in rows], generated=True)

@@ -26,7 +26,6 @@ from metric_tracker_rl.analysis_tools.arguments import (
 from metric_tracker_rl.analysis_tools.comparisons import broken_hour_flags, impossible_hour_flags
 from metric_tracker_rl.analysis_tools.registry import TOOL_REGISTRY, cap_rows, derived, register_tool, run_tool
 from metric_tracker_rl.catalog import COUNT_COLUMNS, ENTITY_NAMES, FUNNEL_STEPS, row_key
-from metric_tracker_rl.metrics import PANEL_KEYS
 from metric_tracker_rl.models import PayloadGeneratorMethod
 from metric_tracker_rl.scenario import PublicEpisode
 
@@ -47,12 +46,6 @@ def candidate_row(episode: PublicEpisode, entity_type: str, entity_name: str, da
             "observed_value": observed, "delta_value": delta, "severity": severity}
 
 
-PANEL_POSITIONS = {key: k for k, key in enumerate(PANEL_KEYS)}
-# Panel rows a deviation generator can select: every event count and conversion rate.
-DEVIATION_ROWS = tuple(k for k, (entity_type, _) in enumerate(PANEL_KEYS)
-                       if entity_type in ("event_count", "conversion_rate"))
-
-
 @dataclass(frozen=True)
 class DeviationIndex:
     """Every (metric, date) whose signed deviation is positive, largest first: a threshold query reads a prefix.
@@ -67,13 +60,15 @@ class DeviationIndex:
 
     @classmethod
     def build(cls, episode: PublicEpisode, score: str, direction: int) -> DeviationIndex:
-        deviation = (episode.panel.filled_z if score == "z" else episode.panel.filled_delta)[list(DEVIATION_ROWS)]
+        panel = episode.panel
+        # The panel rows a deviation generator can select: every event count and conversion rate.
+        selectable = np.array([k for k, (t, _) in enumerate(panel.keys) if t in ("event_count", "conversion_rate")])
+        deviation = (panel.filled_z if score == "z" else panel.filled_delta)[selectable]
         signed = deviation * direction if direction else np.abs(deviation)
         rows, days = np.nonzero(signed > 0)
         order = np.argsort(-signed[rows, days], kind="stable")
         rows, days = rows[order], days[order]
-        return cls(negated=-signed[rows, days], rows=np.asarray(DEVIATION_ROWS)[rows], days=days,
-                   rises=deviation[rows, days] > 0)
+        return cls(negated=-signed[rows, days], rows=selectable[rows], days=days, rises=deviation[rows, days] > 0)
 
     def above(self, threshold: float) -> Iterator[tuple[int, int, bool]]:
         """(panel row, day, rise) of the entries whose signed deviation is above the threshold."""
@@ -88,12 +83,12 @@ DEVIATION_INDEXES = {(score, direction): functools.partial(DeviationIndex.build,
 def _deviation_rows(episode: PublicEpisode, args: _MetricSelection, method: str, direction: int,
                     score: str, threshold: float) -> list[dict[str, Any]]:
     """Rows for every selected metric and date whose z (or |delta|) passes the threshold in the direction."""
-    selected = {PANEL_POSITIONS[("event_count" if m in COUNT_COLUMNS else "conversion_rate", m)]
-                for m in args.selected()}
+    panel = episode.panel
+    selected = {panel.index("event_count" if m in COUNT_COLUMNS else "conversion_rate", m) for m in args.selected()}
     rows = []
     for k, day, rise in derived(episode, DEVIATION_INDEXES[(score, direction)]).above(threshold):
         if k in selected:
-            entity_type, metric = PANEL_KEYS[k]
+            entity_type, metric = panel.keys[k]
             anomaly_type = DIRECTIONAL_TYPES[(entity_type, 1 if rise else -1)]
             rows.append(candidate_row(episode, entity_type, metric, day, anomaly_type, method))
     return sorted(rows, key=lambda r: (r["date"], r["entity_type"], r["entity_name"]))
