@@ -15,8 +15,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from metric_tracker_rl.catalog import ACCEPTED_DETECTION_METHODS, ENTITY_NAMES, row_key
+from metric_tracker_rl.catalog import ACCEPTED_DETECTION_METHODS, row_key
 from metric_tracker_rl.models import MetricSubmissionRow, RewardBreakdown, SubmissionIssue
+from metric_tracker_rl.validation import validate_rows
 
 QUALITY_WEIGHTS = {"key": 0.35, "anomaly_type": 0.25, "detection_method": 0.10, "values": 0.20, "severity": 0.10}
 RELATIVE_TOLERANCE = 0.02
@@ -67,31 +68,6 @@ def assess_row(row: MetricSubmissionRow, expected: MetricSubmissionRow, *,
         values_in_tolerance=int(values),
         severity=row.severity == expected.severity,
     )
-
-
-def validate_rows(rows: Sequence[MetricSubmissionRow], valid_dates: Iterable[str]) -> dict[int, SubmissionIssue]:
-    """Per-row issues that need no truth: unknown dates or entities, and repeated keys."""
-    dates = set(valid_dates)
-    issues: dict[int, SubmissionIssue] = {}
-    first_index: dict[str, int] = {}
-    for i, row in enumerate(rows):
-        if row.date not in dates:
-            issues[i] = SubmissionIssue(row_index=i, code="invalid_row",
-                                        message=f"date {row.date!r} is not in the episode window")
-            continue
-        if row.entity_name not in ENTITY_NAMES[row.entity_type]:
-            issues[i] = SubmissionIssue(
-                row_index=i, code="invalid_row",
-                message=f"entity_name {row.entity_name!r} is not valid for entity_type {row.entity_type!r}; "
-                        f"valid: {', '.join(ENTITY_NAMES[row.entity_type])}")
-            continue
-        key = row_key(row.date, row.entity_type, row.entity_name)
-        if key in first_index:
-            issues[i] = SubmissionIssue(row_index=i, code="duplicate_row",
-                                        message=f"repeats the key of row {first_index[key]}")
-        else:
-            first_index[key] = i
-    return issues
 
 
 def grade_submission(rows: Sequence[MetricSubmissionRow], expected_rows: Sequence[MetricSubmissionRow],

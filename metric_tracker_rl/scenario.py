@@ -6,8 +6,7 @@ was injected; their numbers are read back from the final data with the published
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -28,6 +27,7 @@ from metric_tracker_rl.funnel import (
 )
 from metric_tracker_rl.metrics import MetricPanel, build_panel
 from metric_tracker_rl.models import MetricSubmissionRow
+from metric_tracker_rl.public import Annotation, PublicEpisode
 from metric_tracker_rl.seeding import derive_rng
 from metric_tracker_rl.tasks import DISTRACTORS_BY_DIFFICULTY, TASKS, EpisodeConfig
 
@@ -52,33 +52,10 @@ assert all(CANONICAL_METHOD[f] in ACCEPTED_DETECTION_METHODS[f] for f in ANOMALY
 
 
 @dataclass(frozen=True)
-class Annotation:
-    date: str
-    kind: str
-    note: str
-
-    def as_dict(self) -> dict[str, str]:
-        return {"date": self.date, "kind": self.kind, "note": self.note}
-
-
-@dataclass(frozen=True)
 class DistractorRecord:
     kind: str
     day: int
     description: str
-
-
-@dataclass(frozen=True)
-class PublicEpisode:
-    """Everything the tools may read. It holds no label and no injection record."""
-
-    data: FunnelData
-    panel: MetricPanel
-    annotations: tuple[Annotation, ...]
-    task: dict  # task_id, objective and the visible config
-    # Tables the tools derive from the fields above on first use and keep for the episode (see
-    # analysis_tools.registry.derived); nothing else writes here.
-    memo: dict[Any, Any] = field(default_factory=dict, compare=False, repr=False)
 
 
 @dataclass(frozen=True)

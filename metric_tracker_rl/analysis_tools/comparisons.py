@@ -13,7 +13,7 @@ from metric_tracker_rl.analysis_tools.arguments import DateArgs, DateCountArgs, 
 from metric_tracker_rl.analysis_tools.registry import derived, register_tool
 from metric_tracker_rl.catalog import BASELINE_RULE, COUNT_COLUMNS, FUNNEL_STEPS
 from metric_tracker_rl.metrics import COLUMN_INDEX, nanmedian_last_axis, safe_ratio, same_weekday_peer_lists
-from metric_tracker_rl.scenario import PublicEpisode
+from metric_tracker_rl.public import PublicEpisode
 
 MIN_HOURLY_DENOMINATOR = 20  # hours with fewer events at the earlier step are too noisy to judge
 BROKEN_HOUR_RATIO = 0.3  # a step is broken in an hour converting below 30% of its median hour that day

@@ -27,7 +27,7 @@ from metric_tracker_rl.analysis_tools.comparisons import broken_hour_flags, impo
 from metric_tracker_rl.analysis_tools.registry import TOOL_REGISTRY, cap_rows, derived, register_tool, run_tool
 from metric_tracker_rl.catalog import COUNT_COLUMNS, ENTITY_NAMES, FUNNEL_STEPS, row_key
 from metric_tracker_rl.models import PayloadGeneratorMethod
-from metric_tracker_rl.scenario import PublicEpisode
+from metric_tracker_rl.public import PublicEpisode
 
 MIN_FLAGGED_HOURS = 2
 DIRECTIONAL_TYPES = {

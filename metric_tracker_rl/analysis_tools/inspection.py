@@ -25,10 +25,10 @@ from metric_tracker_rl.catalog import (
     ENTITY_VALUE_DEFINITIONS,
     SEVERITY_RULE,
 )
-from metric_tracker_rl.grader import validate_rows
 from metric_tracker_rl.metrics import COLUMN_INDEX, nanmedian_last_axis, safe_ratio
 from metric_tracker_rl.models import MetricSubmissionRow
-from metric_tracker_rl.scenario import PublicEpisode
+from metric_tracker_rl.public import PublicEpisode
+from metric_tracker_rl.validation import validate_rows
 
 
 def daily_row(episode: PublicEpisode, day: int) -> dict[str, Any]:

@@ -10,7 +10,7 @@ from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from metric_tracker_rl.scenario import PublicEpisode
+from metric_tracker_rl.public import PublicEpisode
 
 MAX_RESULT_ROWS = 200
 ToolFunction = Callable[[PublicEpisode, Any], dict[str, Any]]
