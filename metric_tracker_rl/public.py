@@ -7,10 +7,14 @@ the grader, and a test walks the tool package's imports to keep it so.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from metric_tracker_rl.funnel import FunnelData
+from metric_tracker_rl.catalog import CONVERSION_METRICS, COUNT_COLUMNS
+from metric_tracker_rl.funnel import HOURS, FunnelData
 from metric_tracker_rl.metrics import MetricPanel
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 @dataclass(frozen=True)
@@ -34,3 +38,35 @@ class PublicEpisode:
     # Tables the tools derive from the fields above on first use and keep for the episode (see
     # analysis_tools.registry.derived); nothing else writes here.
     memo: dict[Any, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    def daily_frame(self) -> pd.DataFrame:
+        """One row per date: `date`, `weekday`, `weekend`, the five counts and every conversion rate (NaN where
+        the denominator is 0). Built on first use and kept; pandas is imported only here, so the array-based
+        tools never pay for it. Treat it as read-only: it is shared by every call of the episode."""
+        frame = self.memo.get("daily_frame")
+        if frame is None:
+            import pandas as pd
+
+            data = self.data
+            frame = pd.DataFrame(data.daily, columns=list(COUNT_COLUMNS))
+            for metric in CONVERSION_METRICS:
+                frame[metric.name] = frame[metric.numerator] / frame[metric.denominator].where(
+                    frame[metric.denominator] > 0)
+            frame.insert(0, "weekend", data.weekend)
+            frame.insert(0, "weekday", list(data.weekdays))
+            frame.insert(0, "date", list(data.dates))
+            frame = self.memo["daily_frame"] = frame
+        return frame
+
+    def hourly_frame(self) -> pd.DataFrame:
+        """One row per date and hour: `date`, `hour` and the five counts (read-only, like daily_frame)."""
+        frame = self.memo.get("hourly_frame")
+        if frame is None:
+            import pandas as pd
+
+            data = self.data
+            frame = pd.DataFrame(data.hourly.reshape(-1, len(COUNT_COLUMNS)), columns=list(COUNT_COLUMNS))
+            frame.insert(0, "hour", list(range(HOURS)) * len(data.dates))
+            frame.insert(0, "date", [date for date in data.dates for _ in range(HOURS)])
+            frame = self.memo["hourly_frame"] = frame
+        return frame

@@ -155,10 +155,13 @@ class MetricTrackerRlEnvironment(Environment[MetricTrackerRlAction, MetricTracke
                      episode_score=self._episode_score if self._episode else None)
 
     def get_metadata(self) -> EnvironmentMetadata:
+        held_out = "on" if held_out_secret_from_environment() else "off"
         return EnvironmentMetadata(
             name="metric_tracker_rl",
             description="Investigate a seeded synthetic product funnel with read-only analysis tools and submit "
-                        "an anomaly report that a deterministic grader scores.",
+                        "an anomaly report that a deterministic grader scores. "
+                        f"Held-out mode: {held_out} (when on, episodes cannot be rebuilt from their seed with the "
+                        "public package).",
             version="0.1.0",
         )
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from core_helpers import key_of
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
 
 from metric_tracker_rl import MetricTrackerRlAction
 from metric_tracker_rl.catalog import ENTITY_NAMES
@@ -12,6 +14,7 @@ from metric_tracker_rl.tasks import resolve_episode_config
 from server.environment import MAX_SUBMISSION_ROWS, MetricTrackerRlEnvironment
 
 EMPTY_REPORT = MetricTrackerRlAction(classifications=[])
+DIFFICULTY_NAMES = ("easy", "medium", "hard")
 LOOK = MetricTrackerRlAction(analysis_method="list_dates")
 
 
@@ -214,3 +217,66 @@ def test_feedback_never_names_a_missed_or_wrong_expected_key() -> None:
                     checked += 1
                 assert key_of(row) not in feedback
     assert checked > 10
+
+
+# --- return = score ---------------------------------------------------------------------------------
+
+ACTION_KINDS = ("look", "bad_tool", "report", "empty", "invalid", "generators", "no_mode")
+
+
+@st.composite
+def action_sequences(draw, truth: GroundTruth) -> list[MetricTrackerRlAction]:
+    """Any mix of analysis calls, mistakes and reports (subsets of the truth, perturbed or padded)."""
+    actions = []
+    for kind in draw(st.lists(st.sampled_from(ACTION_KINDS), min_size=1, max_size=10)):
+        if kind == "look":
+            actions.append(LOOK)
+        elif kind == "bad_tool":
+            actions.append(MetricTrackerRlAction(analysis_method="no_such_tool"))
+        elif kind == "empty":
+            actions.append(EMPTY_REPORT)
+        elif kind == "no_mode":
+            actions.append(MetricTrackerRlAction())
+        elif kind == "generators":
+            threshold = draw(st.sampled_from([1.0, 3.0, 6.0]))
+            actions.append(MetricTrackerRlAction(payload_generators=[PayloadGeneratorMethod(
+                method_name="get_median_filter_rows", threshold_multiplier=threshold)]))
+        else:
+            rows = [row if draw(st.booleans()) else row.model_copy(update={"severity": "low", "observed_value": 0.0})
+                    for row in truth.expected_rows if draw(st.booleans())]
+            if draw(st.booleans()):
+                rows.append(_wrong_row(draw(st.sampled_from(["2026-03-04", "2026-03-12", "2026-03-21"]))))
+            if kind == "invalid":
+                rows.append(_wrong_row("2026-05-01"))
+            actions.append(MetricTrackerRlAction(classifications=draw(st.permutations(rows))))
+    return actions
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data(), seed=st.integers(min_value=0, max_value=400), difficulty=st.sampled_from(DIFFICULTY_NAMES),
+       max_submissions=st.integers(min_value=1, max_value=5), max_steps=st.integers(min_value=1, max_value=12))
+@example(data=None, seed=0, difficulty="hard", max_submissions=3, max_steps=12).via("a partial report thrice")
+def test_the_sum_of_rewards_is_the_episode_score(data, seed: int, difficulty: str, max_submissions: int,
+                                                 max_steps: int) -> None:
+    env, truth = started(seed=seed, difficulty=difficulty, max_submissions=max_submissions, max_steps=max_steps)
+    if data is None:  # the reward rule this replaces paid 3 x 2/3 for a 2/3-correct report sent three times
+        partial = MetricTrackerRlAction(classifications=list(truth.expected_rows[:-1]))
+        actions = [partial] * 3
+    else:
+        actions = data.draw(action_sequences(truth))
+    rewards, graded = [], []
+    for action in actions:
+        obs = env.step(action)
+        assert obs.reward is not None and obs.reward >= 0.0
+        rewards.append(obs.reward)
+        if obs.status == "graded":
+            graded.append(obs.reward_breakdown.score)
+        else:
+            assert obs.reward == 0.0
+        assert abs(sum(rewards) - obs.episode_score) < 1e-9
+    episode_score = max(graded, default=0.0)
+    assert abs(sum(rewards) - episode_score) < 1e-9
+    assert env.state.episode_score == episode_score
+    assert len(graded) <= max_submissions
+    if data is None:
+        assert len(graded) == 3 and abs(sum(rewards) - graded[0]) < 1e-9
