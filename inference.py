@@ -174,8 +174,9 @@ class TaskRun:
 
     @property
     def score(self) -> float:
-        """The environment's score of the episode: its last graded submission (0 when nothing was graded)."""
-        return float(self.graded.reward or 0.0) if self.graded is not None else 0.0
+        """The environment's score of the episode: the sum of its rewards (each graded submission earns its
+        improvement over the best earlier score, so the sum is the best graded score; 0 when nothing was graded)."""
+        return min(1.0, max(0.0, sum(self.rewards)))
 
 
 Policy = Callable[[Any, TaskRun, dict[str, Any]], None]

@@ -1,9 +1,10 @@
 """A short fixed procedure: the offline baseline of inference.py.
 
 It reads the overview and the calendar notes, previews the family-specific generators merged with the
-directional median generators at one fixed threshold, drops the rows on annotated dates, and submits the
-rest as rows. No reasoning about side effects or weak incidents: the point is a reproducible floor that
-runs in seconds without a model.
+directional median generators at one fixed threshold, drops the rows on annotated dates and the rows on
+entities a family never starts from (the injector catalog of the reset observation lists each family's
+root-cause entities), keeps the first row per date, and submits the rest. No reasoning about weak incidents:
+the point is a reproducible floor that runs in seconds without a model.
 """
 
 from __future__ import annotations
@@ -37,6 +38,8 @@ class ScriptedAgent(Agent):
         super().begin(observation)
         self.stage = 0
         self.annotated_dates: set[str] = set()
+        self.root_entities = {spec["family"]: set(spec["entity_names"])
+                              for spec in observation.available_synthetic_generator_methods}
 
     def act(self, observation: MetricTrackerRlObservation) -> MetricTrackerRlAction | None:
         self.stage += 1
@@ -52,8 +55,12 @@ class ScriptedAgent(Agent):
                                          analysis_args={"generator_methods": methods})
         if self.stage == 4:
             candidates = (observation.analysis_result or {}).get("rows", [])
-            rows = [MetricSubmissionRow.model_validate(row) for row in candidates
-                    if row["date"] not in self.annotated_dates]
+            first_per_date: dict[str, dict] = {}
+            for row in candidates:  # in GENERATOR_ORDER: the most specific family first
+                if row["date"] not in self.annotated_dates \
+                        and row["entity_name"] in self.root_entities.get(row["anomaly_type"], ()):
+                    first_per_date.setdefault(row["date"], row)
+            rows = [MetricSubmissionRow.model_validate(row) for row in first_per_date.values()]
             return MetricTrackerRlAction(classifications=rows)
         return None
 
