@@ -59,8 +59,10 @@ def task_overview(episode: PublicEpisode, args: NoArgs) -> dict[str, Any]:
         "row_fields": list(MetricSubmissionRow.model_fields),
         "baseline_rule": BASELINE_RULE,
         "severity_rule": SEVERITY_RULE,
-        "grading": "score = recall_quality * precision; rows on side-effect keys are ignored; every row that is "
-                   "not an incident lowers precision. Numbers are compared within 2% of the expected value.",
+        "grading": "score = recall_quality * precision. Report each incident once, on its root-cause key: every "
+                   "other row, a side effect of an incident included, is a false positive and lowers precision. "
+                   "Numbers are compared within 2% of the expected value. The episode's return is its score: "
+                   "one graded submission by default, and it ends the episode.",
         "annotation_count": len(episode.annotations),
     }
 
