@@ -63,7 +63,9 @@ def is_reset(text: str | None) -> bool:
 class SessionLimits:
     """ASGI middleware in front of the session socket; see the module docstring."""
 
-    def __init__(self, app: ASGIApp, per_client: int, unreset_grace_s: float, idle_timeout_s: float) -> None:
+    def __init__(self, app: ASGIApp, per_client: int | None, unreset_grace_s: float,
+                 idle_timeout_s: float) -> None:
+        """`per_client` None: no cap beyond the server-wide one, whose error OpenEnv sends (annotated here)."""
         self.app = app
         self.per_client = per_client
         self.unreset_grace_s = unreset_grace_s
@@ -88,8 +90,8 @@ class SessionLimits:
             await self.app(scope, receive, send)
             return
         client = (scope.get("client") or ("unknown", 0))[0]
-        held = [s for s in self.sessions if s.client == client]
-        if len(held) >= self.per_client:
+        held = [s for s in self.sessions if s.client == client] if self.per_client is not None else []
+        if self.per_client is not None and len(held) >= self.per_client:
             await self.refuse(receive, send, len(held), self.retry_after_s(held))
             return
         session = TrackedSession(client)
@@ -100,11 +102,13 @@ class SessionLimits:
             self.sessions.discard(session)
 
     async def refuse(self, receive: Receive, send: Send, held: int, retry_after_s: int) -> None:
+        assert self.per_client is not None
         message = await receive()
         if message["type"] != "websocket.connect":
             return
         await send({"type": "websocket.accept"})
-        text = (f"This client already holds {held} open sessions, the most one client may hold "
+        text = (f"Per-client session capacity reached: this client already holds {held} open sessions, the most "
+                f"one client may hold "
                 f"(MAX_SESSIONS_PER_CLIENT={self.per_client}). Close one of them, or retry in about "
                 f"{retry_after_s} s, when the first of them can be closed for inactivity.")
         error = {"type": "error", "data": {"message": text, "code": CAPACITY_CODE, "active_sessions": held,
@@ -165,6 +169,7 @@ def limit_sessions(app: FastAPI, max_sessions: int, idle_timeout_s: float) -> Fa
     if per_client < 1 or grace_s <= 0:
         raise ValueError(f"MAX_SESSIONS_PER_CLIENT must be >= 1 and UNRESET_SESSION_GRACE_S > 0, "
                          f"got {per_client} and {grace_s}")
-    app.add_middleware(SessionLimits, per_client=per_client, unreset_grace_s=grace_s, idle_timeout_s=idle_timeout_s)
+    app.add_middleware(SessionLimits, per_client=per_client if per_client < max_sessions else None,
+                       unreset_grace_s=grace_s, idle_timeout_s=idle_timeout_s)
     return app
 
