@@ -1,12 +1,18 @@
+# A Hugging Face Space runs this image as UID 1000 with /app owned by root: the command below starts the
+# synced virtualenv's own entry point, which writes nothing under /app and needs no uv cache.
+# tests/test_image.py reproduces this build and start without Docker. Settings: docs/deployment.md.
 FROM python:3.11-slim
 
 ENV PYTHONUNBUFFERED=1 \
+    PYTHONDONTWRITEBYTECODE=1 \
     UV_COMPILE_BYTECODE=1 \
     UV_LINK_MODE=copy \
-    ENABLE_WEB_INTERFACE=true \
-    PORT=8000
+    MPLCONFIGDIR=/tmp/matplotlib \
+    PORT=8000 \
+    MAX_SESSIONS_PER_CLIENT=8 \
+    FORWARDED_ALLOW_IPS=127.0.0.1,10.0.0.0/8,172.16.0.0/12,192.168.0.0/16
 
-RUN pip install --no-cache-dir uv
+RUN pip install --no-cache-dir uv==0.13.9
 
 WORKDIR /app
 COPY pyproject.toml uv.lock README.md ./
@@ -16,7 +22,7 @@ COPY openenv.yaml inference.py* ./
 RUN uv sync --frozen --no-dev
 
 EXPOSE 8000
-HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
-    CMD python -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/health', timeout=4)"
+HEALTHCHECK --interval=30s --timeout=5s --start-period=60s --retries=3 \
+    CMD ["/app/.venv/bin/python", "-c", "import os, urllib.request; urllib.request.urlopen(f\"http://127.0.0.1:{os.environ.get('PORT', '8000')}/health\", timeout=4)"]
 
-CMD ["uv", "run", "--frozen", "--no-dev", "server", "--host", "0.0.0.0", "--port", "8000"]
+CMD ["/app/.venv/bin/server", "--host", "0.0.0.0"]

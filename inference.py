@@ -3,7 +3,7 @@
 With an API key (API_KEY, then HF_TOKEN, then OPENAI_API_KEY) an OpenAI tool-calling model investigates
 each task with the environment's analysis tools; without one the deterministic `scripted` agent runs, so a
 fresh checkout completes offline. The environment is reached only over the WebSocket API: BASE_URL, else a
-Docker image (LOCAL_IMAGE_NAME / IMAGE_NAME), else a server process started here and stopped at exit.
+Docker image (LOCAL_IMAGE_NAME / IMAGE_NAME), else a server this process runs itself and stops at exit.
 
 Stdout carries only the [START] / [STEP] / [END] lines; every diagnostic goes to stderr.
 """
@@ -18,7 +18,6 @@ import os
 import pkgutil
 import signal
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
@@ -41,7 +40,6 @@ from metric_tracker_rl import (
 )
 from metric_tracker_rl.agents import AGENTS, make_agent, run_episode
 from metric_tracker_rl.analysis_tools import TOOL_REGISTRY, available_analysis_methods
-from metric_tracker_rl.local_server import free_port, serving, stop_process
 
 
 def _env(name: str, default: str | None = None) -> str | None:
@@ -379,19 +377,53 @@ class LlmPolicy:
 
 @contextlib.contextmanager
 def local_server() -> Iterator[str]:
-    """`python -m server.app` on a free loopback port, in standard mode (never debug), stopped on exit."""
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    command = [sys.executable, "-m", "server.app", "--host", "127.0.0.1", "--port", str(port), "--no-web"]
-    child_env = {**os.environ, "ENABLE_WEB_INTERFACE": "false", "METRIC_TRACKER_DEBUG": ""}
-    with tempfile.TemporaryFile() as log, serving(command, port, child_env, log, cwd=ROOT,
-                                                  timeout_s=SERVER_START_TIMEOUT_S) as process:
-        note(f"[INFO] started local server pid={process.pid} url={url}")
-        try:
-            yield url
-        finally:
-            stop_process(process)
-            note(f"[INFO] stopped local server pid={process.pid}")
+    """The environment served from this process on a free loopback port, in standard mode (never debug, no
+    debugger), stopped on exit. A second interpreter would pay OpenEnv's import (gradio, fastmcp: most of a
+    start-up) again; here the client's import already paid it. Uvicorn runs in a thread with its own loop."""
+    import socket
+    import threading
+
+    import uvicorn
+
+    sys.path.insert(0, str(ROOT))  # the repository's server package, next to this script
+    from server.app import build_app, websocket_options
+
+    with temporary_environment(ENABLE_WEB_INTERFACE="false", METRIC_TRACKER_DEBUG=""):
+        app = build_app()
+    listener = socket.create_server(("127.0.0.1", 0))
+    url = f"http://127.0.0.1:{listener.getsockname()[1]}"
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", **websocket_options()))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [listener]}, name="environment-server",
+                              daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + SERVER_START_TIMEOUT_S
+        while not server.started:
+            if not thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError(f"the in-process server did not start within {SERVER_START_TIMEOUT_S:.0f} s")
+            time.sleep(0.02)
+        note(f"[INFO] started local server in this process url={url}")
+        yield url
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
+        listener.close()
+        note(f"[INFO] stopped local server url={url}")
+
+
+@contextlib.contextmanager
+def temporary_environment(**settings: str) -> Iterator[None]:
+    """Environment variables set while the app is built (it reads its settings then), restored after."""
+    saved = {name: os.environ.get(name) for name in settings}
+    os.environ.update(settings)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 @contextlib.contextmanager
@@ -531,7 +563,7 @@ def _terminate(signum: int, frame: Any) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    signal.signal(signal.SIGTERM, _terminate)  # so a SIGTERM also stops the spawned server
+    signal.signal(signal.SIGTERM, _terminate)  # so a SIGTERM also stops the local server cleanly
     if args.agent == "llm":
         policy: Policy = LlmPolicy(OpenAI(base_url=API_BASE_URL, api_key=API_KEY, timeout=MODEL_TIMEOUT_S,
                                           max_retries=MODEL_MAX_RETRIES))

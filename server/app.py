@@ -17,28 +17,44 @@ DEFAULT_SESSION_TIMEOUT_S = 900.0
 
 def build_app(environment: type[MetricTrackerRlEnvironment] | None = None) -> FastAPI:
     """Settings are read once, here: MAX_CONCURRENT_ENVS, SESSION_TIMEOUT_S, METRIC_TRACKER_DEBUG,
-    ENABLE_WEB_INTERFACE (the debugger at /web), METRIC_TRACKER_SELF_URL (where the debugger connects).
-    `environment` replaces the environment class (the benchmark's reference servers use it).
+    ENABLE_WEB_INTERFACE (the debugger at /web; on unless "false"), MAX_SESSIONS_PER_CLIENT and
+    UNRESET_SESSION_GRACE_S (see server.sessions). `environment` replaces the environment class (the
+    benchmark's reference servers use it). Every way of starting the server (`uv run server`,
+    `python -m server.app`, `uvicorn server.app:app`, the image) builds the app here, so they all agree.
 
     The heavy imports live here, not at module level: with `--workers N` every worker process first
     re-imports this module as its `__main__`, and uvicorn kills a worker that does not answer its health
     check within 5 s, which a slow import on a busy machine can miss forever."""
-    from openenv.core.env_server.http_server import create_app
+    from openenv.core.env_server.http_server import create_fastapi_app
     from openenv.core.env_server.types import ConcurrencyConfig
 
     from metric_tracker_rl.models import MetricTrackerRlAction, MetricTrackerRlObservation
-    from server.debugger import build_debugger
     from server.environment import environment_class
     from server.hardening import harden
+    from server.sessions import limit_sessions
 
-    concurrency = ConcurrencyConfig(
-        max_concurrent_envs=int(os.getenv("MAX_CONCURRENT_ENVS", DEFAULT_MAX_CONCURRENT_ENVS)),
-        session_timeout=float(os.getenv("SESSION_TIMEOUT_S", DEFAULT_SESSION_TIMEOUT_S)),
-    )
-    app = create_app(environment or environment_class(), MetricTrackerRlAction, MetricTrackerRlObservation,
-                     env_name="metric_tracker_rl", concurrency_config=concurrency, gradio_builder=build_debugger,
-                     show_default_tab=False)
-    return harden(app)
+    max_sessions = int(os.getenv("MAX_CONCURRENT_ENVS", DEFAULT_MAX_CONCURRENT_ENVS))
+    idle_timeout_s = float(os.getenv("SESSION_TIMEOUT_S", DEFAULT_SESSION_TIMEOUT_S))
+    concurrency = ConcurrencyConfig(max_concurrent_envs=max_sessions, session_timeout=idle_timeout_s)
+    environment = environment or environment_class()
+    if web_interface_enabled():
+        # OpenEnv's create_app reads the same variable but defaults to off; the debugger is on by default here.
+        from openenv.core.env_server.web_interface import create_web_interface_app
+
+        from server.debugger import build_debugger
+
+        app = create_web_interface_app(environment, MetricTrackerRlAction, MetricTrackerRlObservation,
+                                       env_name="metric_tracker_rl", concurrency_config=concurrency,
+                                       gradio_builder=build_debugger, show_default_tab=False)
+    else:
+        app = create_fastapi_app(environment, MetricTrackerRlAction, MetricTrackerRlObservation,
+                                 concurrency_config=concurrency)
+    limit_sessions(harden(app), max_sessions=max_sessions, idle_timeout_s=idle_timeout_s)
+    return app
+
+
+def web_interface_enabled() -> bool:
+    return os.getenv("ENABLE_WEB_INTERFACE", "true").strip().lower() not in ("false", "0", "no", "off")
 
 
 def websocket_options() -> dict[str, Any]:
@@ -67,12 +83,8 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=int(os.getenv("WORKERS", "1")))
     parser.add_argument("--no-web", action="store_true", help="serve the API without the /web debugger")
     args = parser.parse_args()
-    from server.debugger import SELF_URL_ENV_VAR
-
-    os.environ["ENABLE_WEB_INTERFACE"] = "false" if args.no_web else os.getenv("ENABLE_WEB_INTERFACE", "true")
-    # The debugger drives episodes over this server's own WebSocket API; a wildcard bind is reached on loopback.
-    own_host = "127.0.0.1" if args.host in ("", "0.0.0.0", "::") else args.host
-    os.environ.setdefault(SELF_URL_ENV_VAR, f"http://{own_host}:{args.port}")
+    if args.no_web:
+        os.environ["ENABLE_WEB_INTERFACE"] = "false"  # read by build_app in every worker process
 
     import uvicorn
 

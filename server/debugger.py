@@ -19,6 +19,7 @@ from typing import Any
 
 import gradio as gr
 import pandas as pd
+from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import WebSocketException
 
 from metric_tracker_rl import DEFAULT_TASK_ORDER, MetricTrackerRlAction, MetricTrackerRlEnv
@@ -30,9 +31,42 @@ SELF_URL_ENV_VAR = "METRIC_TRACKER_SELF_URL"
 CHART_DAYS = 28  # show_raw_data's maximum limit: the whole window
 
 
-def self_url() -> str:
-    """The server's own base URL (set by `main()`; `uvicorn server.app:app` falls back to PORT)."""
-    return os.getenv(SELF_URL_ENV_VAR) or f"http://127.0.0.1:{os.getenv('PORT', '8000')}"
+def own_base_url(request: gr.Request) -> str:
+    """The address of this server as the tab's own request reached it: the local socket the request arrived
+    on (not its Host header, which names a proxy on a Space), so however the server was started and on
+    whatever port, the debugger finds its API. METRIC_TRACKER_SELF_URL overrides it."""
+    override = os.getenv(SELF_URL_ENV_VAR)
+    if override:
+        return override
+    host, port = request.request.scope["server"]
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
+def browser_address(request: gr.Request) -> str | None:
+    """The person's address, forwarded with the tab's sessions so the per-client session cap counts them."""
+    client = getattr(request, "client", None)
+    return getattr(client, "host", None) or None
+
+
+class ForwardingClient(MetricTrackerRlEnv):
+    """The tab's WebSocket client: names the browser in X-Forwarded-For. The server trusts the header only
+    from an address named in FORWARDED_ALLOW_IPS (uvicorn's setting; loopback by default), i.e. when this
+    client connects from the server's own machine."""
+
+    def __init__(self, base_url: str, forwarded_for: str | None, message_timeout_s: float) -> None:
+        super().__init__(base_url=base_url, message_timeout_s=message_timeout_s)
+        self.forwarded_for = forwarded_for
+
+    async def connect(self) -> ForwardingClient:
+        if self._ws is None:
+            headers = {"X-Forwarded-For": self.forwarded_for} if self.forwarded_for else None
+            try:
+                self._ws = await ws_connect(self._ws_url, open_timeout=self._connect_timeout,
+                                            max_size=self._max_message_size, additional_headers=headers,
+                                            proxy=None)
+            except Exception as exc:
+                raise ConnectionError(f"Failed to connect to {self._ws_url}: {exc}") from exc
+        return self
 
 
 class DebuggerError(RuntimeError):
@@ -45,8 +79,9 @@ CONNECTION_ERRORS = (ConnectionError, OSError, TimeoutError, WebSocketException)
 class TabSession:
     """One browser tab's episode: a WebSocket client plus what the page derived from its observations."""
 
-    def __init__(self, base_url: str) -> None:
+    def __init__(self, base_url: str, forwarded_for: str | None) -> None:
         self.base_url = base_url
+        self.forwarded_for = forwarded_for
         self._client: Any = None
         self._lock = threading.Lock()
         self.methods: dict[str, dict[str, Any]] = {}
@@ -56,7 +91,7 @@ class TabSession:
 
     def _connected(self) -> Any:
         if self._client is None:
-            self._client = MetricTrackerRlEnv(base_url=self.base_url, message_timeout_s=60.0).sync()
+            self._client = ForwardingClient(self.base_url, self.forwarded_for, message_timeout_s=60.0).sync()
             self._client.connect()
         return self._client
 
@@ -81,7 +116,7 @@ class TabSession:
             self.config = observation.config
             self.methods = {m.name: m.model_dump() for m in observation.available_methods}
             try:
-                self.charts = fetch_chart_data(self.base_url, kwargs)
+                self.charts = fetch_chart_data(self.base_url, self.forwarded_for, kwargs)
             except (*CONNECTION_ERRORS, RuntimeError) as exc:
                 raise DebuggerError(f"the episode is ready but its charts could not be read: {exc}") from exc
         return observation
@@ -102,9 +137,9 @@ class TabSession:
             self._drop_client()
 
 
-def fetch_chart_data(base_url: str, reset_kwargs: dict[str, Any]) -> h.ChartData:
+def fetch_chart_data(base_url: str, forwarded_for: str | None, reset_kwargs: dict[str, Any]) -> h.ChartData:
     """Read the chart data with public tools in a separate session with the same settings."""
-    with MetricTrackerRlEnv(base_url=base_url, message_timeout_s=60.0).sync() as env:
+    with ForwardingClient(base_url, forwarded_for, message_timeout_s=60.0).sync() as env:
         env.reset(**reset_kwargs)
 
         def tool(name: str, **arguments: Any) -> dict[str, Any]:
@@ -129,7 +164,6 @@ def build_debugger(web_manager: Any, action_fields: Any, metadata: Any, is_chat_
     """OpenEnv's gradio_builder hook. The shared `web_manager` environment is deliberately unused: every tab
     gets its own WebSocket session instead."""
     del web_manager, action_fields, is_chat_env, quick_start_md  # the hook's other inputs are not needed here
-    base_url = self_url()
     open_sessions: weakref.WeakValueDictionary[str, TabSession] = weakref.WeakValueDictionary()
 
     with gr.Blocks(title=title, analytics_enabled=False) as demo:
@@ -199,7 +233,7 @@ def build_debugger(web_manager: Any, action_fields: Any, metadata: Any, is_chat_
 
         def session_for(current: TabSession | None, request: gr.Request) -> TabSession:
             if current is None:
-                current = TabSession(base_url)
+                current = TabSession(own_base_url(request), browser_address(request))
                 open_sessions[request.session_hash] = current
             return current
 

@@ -6,12 +6,14 @@ Needs Debian's chromium at /usr/bin/chromium (CI installs it) and the playwright
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Iterator
 from urllib.parse import urlparse
 
 import pytest
-from conftest import ROOT, running_server
+from conftest import ROOT, running_server, serving
 
+from metric_tracker_rl.local_server import free_port
 from metric_tracker_rl.scenario import build_episode
 from metric_tracker_rl.tasks import resolve_episode_config
 
@@ -37,7 +39,13 @@ def browser() -> Iterator[object]:
 
 @pytest.fixture(scope="module")
 def web_url() -> Iterator[str]:
-    with running_server(extra_env={"ENABLE_WEB_INTERFACE": "true", "METRIC_TRACKER_DEBUG": "0"}) as url:
+    """Plain `uvicorn server.app:app` on a random port, told nothing: the debugger is on by default and finds
+    its own episode API from the page's request."""
+    port = free_port()
+    env = {key: value for key, value in os.environ.items()
+           if key not in ("PORT", "ENABLE_WEB_INTERFACE", "METRIC_TRACKER_SELF_URL")}
+    command = [sys.executable, "-m", "uvicorn", "server.app:app", "--host", "127.0.0.1", "--port", str(port)]
+    with serving(command, port, {**env, "METRIC_TRACKER_DEBUG": "0"}) as url:
         yield url
 
 

@@ -16,6 +16,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from conftest import ROOT, free_port
 
@@ -245,14 +246,15 @@ def test_http_error_ends_every_task_cleanly(server_url: str) -> None:
 # --- offline and failure paths -----------------------------------------------------------------------
 
 
-def test_offline_run_spawns_and_stops_its_own_server(tmp_path: Path) -> None:
+def test_offline_run_serves_the_environment_itself_and_stops_it(tmp_path: Path) -> None:
     output, trajectories = tmp_path / "results.json", tmp_path / "traj"
     result = run_inference("--output", str(output), "--trajectories", str(trajectories))
     assert result.returncode == 0, result.stderr
     tasks = parse_log(result.stdout, list(DEFAULT_TASK_ORDER), "scripted")
-    pid = int(re.search(r"started local server pid=(\d+)", result.stderr).group(1))
-    with pytest.raises(ProcessLookupError):
-        os.kill(pid, 0)
+    url = re.search(r"started local server in this process url=(\S+)", result.stderr).group(1)
+    assert f"stopped local server url={url}" in result.stderr
+    with pytest.raises(httpx.TransportError):  # nothing listens there any more
+        httpx.get(f"{url}/health", timeout=5)
     saved = json.loads(output.read_text())
     assert saved["agent"] == "scripted" and [t["task_id"] for t in saved["tasks"]] == list(DEFAULT_TASK_ORDER)
     for task, record in zip(tasks, saved["tasks"], strict=True):

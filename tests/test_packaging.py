@@ -91,15 +91,17 @@ def test_openenv_validate_passes_on_the_repo() -> None:
 
 # --- Dockerfile ------------------------------------------------------------------------------------------
 
-def test_dockerfile_installs_the_locked_runtime_and_serves_on_8000() -> None:
+def test_dockerfile_installs_the_locked_runtime_with_a_pinned_uv_and_checks_health_on_port() -> None:
     instructions = dockerfile_instructions()
     runs = [args for kind, args in instructions if kind == "RUN"]
     assert any("uv sync --frozen --no-dev" in args for args in runs)
-    assert ("EXPOSE", "8000") in instructions
+    assert any(args.startswith("pip install") and "uv==" in args for args in runs), "uv must be pinned"
+    assert ("EXPOSE", str(readme_front_matter()["app_port"])) in instructions
     healthchecks = [args for kind, args in instructions if kind == "HEALTHCHECK"]
-    assert len(healthchecks) == 1 and "/health" in healthchecks[0] and ":8000" in healthchecks[0]
+    assert len(healthchecks) == 1 and "/health" in healthchecks[0] and "PORT" in healthchecks[0]
     env_settings = " ".join(args for kind, args in instructions if kind == "ENV").split()
-    assert "ENABLE_WEB_INTERFACE=true" in env_settings
+    assert f"PORT={readme_front_matter()['app_port']}" in env_settings
+    assert not any(setting.startswith("ENABLE_WEB_INTERFACE=") for setting in env_settings)  # on by default
 
 
 def test_dockerfile_copies_what_the_frozen_sync_needs_from_the_repo() -> None:
@@ -130,14 +132,15 @@ def test_dockerfile_copies_what_the_frozen_sync_needs_from_the_repo() -> None:
     assert "openenv.yaml" in copied
 
 
-def test_dockerfile_command_runs_the_project_server_script_on_8000() -> None:
+def test_dockerfile_command_runs_the_synced_entry_point_without_uv() -> None:
+    """`uv run` would open /app/.venv/.lock for writing and need a uv cache; a Space runs as UID 1000."""
     commands = [args for kind, args in dockerfile_instructions() if kind == "CMD"]
     assert len(commands) == 1
     argv = json.loads(commands[0])
-    assert argv[:2] == ["uv", "run"]
-    script = next(a for a in argv[2:] if not a.startswith("--"))
-    assert script in pyproject()["project"]["scripts"]
-    assert argv[argv.index("--port") + 1] == "8000"
+    workdir = next(args for kind, args in dockerfile_instructions() if kind == "WORKDIR")
+    assert Path(argv[0]).parent == Path(workdir) / ".venv" / "bin"
+    assert Path(argv[0]).name in pyproject()["project"]["scripts"]
+    assert "--port" not in argv  # PORT decides
 
 
 # --- entry point and ports -------------------------------------------------------------------------------

@@ -112,11 +112,35 @@ def test_peer_median_matches_np_nanmedian(data: st.DataObject, rows: int, days: 
         assert_same(metrics.peer_median(values, peers), reference_peer_median(values, peers))
 
 
+def reference_nanmedian_per_slice(values: np.ndarray) -> np.ndarray:
+    """np.median of each last-axis slice's non-NaN values, one slice at a time.
+
+    np.nanmedian over a batch is not a stable reference near the top of the float range: for a slice with a
+    NaN and an odd count it averages the middle value with itself, which overflows to inf for |x| above half
+    the largest float, while the same slice alone (or without the NaN) gives x. Taking each slice alone
+    gives one answer whatever the batch's shape."""
+    flat = values.reshape(-1, values.shape[-1])
+    medians = [np.median(row[~np.isnan(row)]) if (~np.isnan(row)).any() else np.nan for row in flat]
+    return np.array(medians, dtype=float).reshape(values.shape[:-1])
+
+
 @settings(max_examples=150, deadline=None)
 @given(values=hnp.arrays(np.float64, hnp.array_shapes(min_dims=1, max_dims=3, max_side=9),
                          elements=values_strategy))
 @example(values=np.array([8.98846567431158e307]))  # one value above half the largest float: no averaging
-def test_nanmedian_last_axis_matches_np_nanmedian(values: np.ndarray) -> None:
+# The same value beside a NaN in a batch: np.nanmedian over the batch says inf, the median of the slice is x.
+@example(values=np.array([[1.3482698511467367e308, np.nan], [0.0, 0.0]]))
+@example(values=np.array([[1.3482698511467367e308, 1.3482698511467367e308], [np.inf, -np.inf]]))  # inf, nan
+def test_nanmedian_last_axis_matches_the_median_of_each_slice(values: np.ndarray) -> None:
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        assert_same(metrics.nanmedian_last_axis(values), reference_nanmedian_per_slice(values))
+
+
+@settings(max_examples=150, deadline=None)
+@given(values=hnp.arrays(np.float64, hnp.array_shapes(min_dims=1, max_dims=3, max_side=9),
+                         elements=st.one_of(finite_strategy, st.just(np.nan), st.just(np.inf), st.just(-np.inf))))
+def test_nanmedian_last_axis_matches_np_nanmedian_below_the_overflow_range(values: np.ndarray) -> None:
     with np.errstate(all="ignore"):
         assert_same(metrics.nanmedian_last_axis(values), reference_nanmedian(values))
 
