@@ -26,7 +26,7 @@ def build_app(environment: type[MetricTrackerRlEnvironment] | None = None) -> Fa
     from openenv.core.env_server.http_server import create_app
     from openenv.core.env_server.types import ConcurrencyConfig
 
-    from metric_tracker_rl.models import MetricTrackerRlAction, MetricTrackerRlObservation
+    from metric_tracker_rl.models import MetricTrackerRlAction, MetricTrackerRlObservation, MetricTrackerRlState
     from server.debugger import build_debugger
     from server.environment import environment_class
     from server.hardening import harden
@@ -37,7 +37,7 @@ def build_app(environment: type[MetricTrackerRlEnvironment] | None = None) -> Fa
     )
     app = create_app(environment or environment_class(), MetricTrackerRlAction, MetricTrackerRlObservation,
                      env_name="metric_tracker_rl", concurrency_config=concurrency, gradio_builder=build_debugger,
-                     show_default_tab=False)
+                     show_default_tab=False, state_cls=MetricTrackerRlState)
     return harden(app)
 
 

@@ -13,7 +13,7 @@ from functools import cache
 from typing import Any
 
 from openenv.core.env_server.interfaces import Environment
-from openenv.core.env_server.types import EnvironmentMetadata, State
+from openenv.core.env_server.types import EnvironmentMetadata
 
 from metric_tracker_rl.analysis_tools import available_analysis_methods, generate_rows, run_tool
 from metric_tracker_rl.anomalies import FAMILY_REGISTRY
@@ -25,6 +25,7 @@ from metric_tracker_rl.models import (
     MetricSubmissionRow,
     MetricTrackerRlAction,
     MetricTrackerRlObservation,
+    MetricTrackerRlState,
     TaskInfo,
 )
 from metric_tracker_rl.scenario import Episode, build_episode
@@ -71,7 +72,7 @@ def _catalogs() -> dict[str, Any]:
     }
 
 
-class MetricTrackerRlEnvironment(Environment[MetricTrackerRlAction, MetricTrackerRlObservation, State]):
+class MetricTrackerRlEnvironment(Environment[MetricTrackerRlAction, MetricTrackerRlObservation, MetricTrackerRlState]):
     SUPPORTS_CONCURRENT_SESSIONS = True
 
     def __init__(self, debug: bool = False) -> None:
@@ -130,8 +131,8 @@ class MetricTrackerRlEnvironment(Environment[MetricTrackerRlAction, MetricTracke
         return await asyncio.to_thread(self.step, action, timeout_s=timeout_s, **kwargs)
 
     @property
-    def state(self) -> State:
-        return State(episode_id=self._episode_id, step_count=self._steps,
+    def state(self) -> MetricTrackerRlState:
+        return MetricTrackerRlState(episode_id=self._episode_id, step_count=self._steps,
                      task_id=self._episode.config.task_id if self._episode else None,
                      submissions_used=self._submissions, done=self._done, last_score=self._last_score)
 
