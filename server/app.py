@@ -30,6 +30,7 @@ def build_app(environment: type[MetricTrackerRlEnvironment] | None = None) -> Fa
     from server.debugger import build_debugger
     from server.environment import environment_class
     from server.hardening import harden
+    from server.task_api import serve_task_api
 
     concurrency = ConcurrencyConfig(
         max_concurrent_envs=int(os.getenv("MAX_CONCURRENT_ENVS", DEFAULT_MAX_CONCURRENT_ENVS)),
@@ -38,7 +39,7 @@ def build_app(environment: type[MetricTrackerRlEnvironment] | None = None) -> Fa
     app = create_app(environment or environment_class(), MetricTrackerRlAction, MetricTrackerRlObservation,
                      env_name="metric_tracker_rl", concurrency_config=concurrency, gradio_builder=build_debugger,
                      show_default_tab=False, state_cls=MetricTrackerRlState)
-    return harden(app)
+    return harden(serve_task_api(app))
 
 
 def websocket_options() -> dict[str, Any]:

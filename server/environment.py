@@ -30,6 +30,7 @@ from metric_tracker_rl.models import (
 )
 from metric_tracker_rl.scenario import Episode, build_episode
 from metric_tracker_rl.tasks import resolve_episode_config, task_catalog
+from server.task_api import TaskProviderMixin
 
 MAX_SUBMISSION_ROWS = 200
 DEBUG_ENV_VAR = "METRIC_TRACKER_DEBUG"
@@ -72,7 +73,8 @@ def _catalogs() -> dict[str, Any]:
     }
 
 
-class MetricTrackerRlEnvironment(Environment[MetricTrackerRlAction, MetricTrackerRlObservation, MetricTrackerRlState]):
+class MetricTrackerRlEnvironment(TaskProviderMixin,
+                                 Environment[MetricTrackerRlAction, MetricTrackerRlObservation, MetricTrackerRlState]):
     SUPPORTS_CONCURRENT_SESSIONS = True
 
     def __init__(self, debug: bool = False) -> None:
