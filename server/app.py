@@ -31,11 +31,13 @@ def build_app(environment: type[MetricTrackerRlEnvironment] | None = None) -> Fa
     from server.environment import environment_class
     from server.hardening import harden
     from server.task_api import serve_task_api
+    from server.web_theme import use_offline_web_theme
 
     concurrency = ConcurrencyConfig(
         max_concurrent_envs=int(os.getenv("MAX_CONCURRENT_ENVS", DEFAULT_MAX_CONCURRENT_ENVS)),
         session_timeout=float(os.getenv("SESSION_TIMEOUT_S", DEFAULT_SESSION_TIMEOUT_S)),
     )
+    use_offline_web_theme()
     app = create_app(environment or environment_class(), MetricTrackerRlAction, MetricTrackerRlObservation,
                      env_name="metric_tracker_rl", concurrency_config=concurrency, gradio_builder=build_debugger,
                      show_default_tab=False, state_cls=MetricTrackerRlState)
