@@ -22,12 +22,11 @@ import numpy as np
 
 from metric_tracker_rl.agents import AGENTS, make_agent, run_episode
 from metric_tracker_rl.catalog import DIFFICULTIES
+from metric_tracker_rl.task_splits import NULL_EVERY, calibration_reset_kwargs
 from metric_tracker_rl.tasks import DEFAULT_TASK_ORDER
 from server.environment import MetricTrackerRlEnvironment
 
 DEFAULT_OUTPUT = Path("artifacts/calibration.json")
-NULL_EVERY = 10  # every 10th seed of a sweep is a null episode (no incident; the right answer is empty)
-SEED_BASE = {"easy": 10_000, "medium": 20_000, "hard": 30_000}
 NULL_GROUP = "null"
 
 
@@ -38,15 +37,11 @@ class EpisodeSpec:
 
 
 def sweep(difficulty: str, seeds: int) -> list[EpisodeSpec]:
-    """`seeds` standard episodes of one difficulty, except every NULL_EVERY-th, which is a null episode."""
-    specs = []
-    for i in range(seeds):
-        seed = SEED_BASE[difficulty] + i
-        if i % NULL_EVERY == NULL_EVERY - 1:
-            specs.append(EpisodeSpec(NULL_GROUP, {"seed": seed, "difficulty": difficulty, "scenario_family": "null"}))
-        else:
-            specs.append(EpisodeSpec(difficulty, {"seed": seed, "difficulty": difficulty}))
-    return specs
+    """`seeds` episodes of one difficulty (the first EVAL_SEEDS_PER_DIFFICULTY are the `eval` split's; see
+    metric_tracker_rl.task_splits), grouped by difficulty with the null episodes apart."""
+    episodes = (calibration_reset_kwargs(difficulty, offset) for offset in range(seeds))
+    return [EpisodeSpec(NULL_GROUP if kwargs.get("scenario_family") == "null" else difficulty, kwargs)
+            for kwargs in episodes]
 
 
 def episode_plan(seeds: int) -> list[EpisodeSpec]:

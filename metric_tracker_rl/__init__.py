@@ -5,6 +5,7 @@ from metric_tracker_rl.models import (
     MetricSubmissionRow,
     MetricTrackerRlAction,
     MetricTrackerRlObservation,
+    MetricTrackerRlState,
     PayloadGeneratorMethod,
     RewardBreakdown,
 )
@@ -17,6 +18,7 @@ __all__ = [
     "MetricTrackerRlAction",
     "MetricTrackerRlEnv",
     "MetricTrackerRlObservation",
+    "MetricTrackerRlState",
     "PayloadGeneratorMethod",
     "RewardBreakdown",
     "TaskSpec",

@@ -6,12 +6,11 @@ from typing import Any
 
 from openenv.core.client_types import StepResult
 from openenv.core.env_client import EnvClient
-from openenv.core.env_server.types import State
 
-from metric_tracker_rl.models import MetricTrackerRlAction, MetricTrackerRlObservation
+from metric_tracker_rl.models import MetricTrackerRlAction, MetricTrackerRlObservation, MetricTrackerRlState
 
 
-class MetricTrackerRlEnv(EnvClient[MetricTrackerRlAction, MetricTrackerRlObservation, State]):
+class MetricTrackerRlEnv(EnvClient[MetricTrackerRlAction, MetricTrackerRlObservation, MetricTrackerRlState]):
     """`await env.reset(task_id=..., seed=...)`, `await env.step(action)`; `.sync()` for blocking use."""
 
     def _step_payload(self, action: MetricTrackerRlAction) -> dict[str, Any]:
@@ -23,5 +22,5 @@ class MetricTrackerRlEnv(EnvClient[MetricTrackerRlAction, MetricTrackerRlObserva
         )
         return StepResult(observation=observation, reward=payload.get("reward"), done=bool(payload.get("done")))
 
-    def _parse_state(self, payload: dict[str, Any]) -> State:
-        return State.model_validate(payload)
+    def _parse_state(self, payload: dict[str, Any]) -> MetricTrackerRlState:
+        return MetricTrackerRlState.model_validate(payload)

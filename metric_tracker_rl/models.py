@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from openenv.core.env_server.types import Action, Observation
+from openenv.core.env_server.types import Action, Observation, State
 from pydantic import BaseModel, ConfigDict, Field
 
 from metric_tracker_rl.catalog import AnomalyType, EntityType, Severity
@@ -168,3 +168,14 @@ class MetricTrackerRlObservation(Observation):
     expected_row_count: int | None = Field(default=None, description="Expected rows (after the last submission)")
     correct_row_count: int | None = Field(default=None, description="Expected keys reported (after a submission)")
     debug: dict[str, Any] | None = Field(default=None, description="Ground truth; only in server debug mode")
+
+
+class MetricTrackerRlState(State):
+    """The session's progress, as `state()` and `/schema` report it (OpenEnv's State holds only the id and steps)."""
+
+    task_id: str | None = Field(default=None, description="Named task of the episode, if any")
+    submissions_used: int = Field(default=0, ge=0, description="Graded submissions used so far")
+    done: bool = Field(default=False, description="Whether the episode is over")
+    last_score: float | None = Field(default=None, description="Score of the latest graded submission, if any")
+    episode_score: float | None = Field(default=None, description="The episode's score so far: the best graded "
+                                        "score, which is also the sum of its rewards")

@@ -28,10 +28,11 @@ def build_app(environment: type[MetricTrackerRlEnvironment] | None = None) -> Fa
     from openenv.core.env_server.http_server import create_fastapi_app
     from openenv.core.env_server.types import ConcurrencyConfig
 
-    from metric_tracker_rl.models import MetricTrackerRlAction, MetricTrackerRlObservation
+    from metric_tracker_rl.models import MetricTrackerRlAction, MetricTrackerRlObservation, MetricTrackerRlState
     from server.environment import environment_class
     from server.hardening import harden
     from server.sessions import limit_sessions
+    from server.task_api import serve_task_api
 
     max_sessions = int(os.getenv("MAX_CONCURRENT_ENVS", DEFAULT_MAX_CONCURRENT_ENVS))
     idle_timeout_s = float(os.getenv("SESSION_TIMEOUT_S", DEFAULT_SESSION_TIMEOUT_S))
@@ -42,14 +43,17 @@ def build_app(environment: type[MetricTrackerRlEnvironment] | None = None) -> Fa
         from openenv.core.env_server.web_interface import create_web_interface_app
 
         from server.debugger import build_debugger
+        from server.web_theme import use_offline_web_theme
 
+        use_offline_web_theme()
         app = create_web_interface_app(environment, MetricTrackerRlAction, MetricTrackerRlObservation,
                                        env_name="metric_tracker_rl", concurrency_config=concurrency,
-                                       gradio_builder=build_debugger, show_default_tab=False)
+                                       gradio_builder=build_debugger, show_default_tab=False,
+                                       state_cls=MetricTrackerRlState)
     else:
         app = create_fastapi_app(environment, MetricTrackerRlAction, MetricTrackerRlObservation,
-                                 concurrency_config=concurrency)
-    limit_sessions(harden(app), max_sessions=max_sessions, idle_timeout_s=idle_timeout_s)
+                                 concurrency_config=concurrency, state_cls=MetricTrackerRlState)
+    limit_sessions(harden(serve_task_api(app)), max_sessions=max_sessions, idle_timeout_s=idle_timeout_s)
     return app
 
 

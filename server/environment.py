@@ -13,7 +13,7 @@ from functools import cache
 from typing import Any
 
 from openenv.core.env_server.interfaces import Environment
-from openenv.core.env_server.types import EnvironmentMetadata, State
+from openenv.core.env_server.types import EnvironmentMetadata
 
 from metric_tracker_rl.analysis_tools import available_analysis_methods, generate_rows, run_tool
 from metric_tracker_rl.anomalies import FAMILY_REGISTRY
@@ -25,11 +25,13 @@ from metric_tracker_rl.models import (
     MetricSubmissionRow,
     MetricTrackerRlAction,
     MetricTrackerRlObservation,
+    MetricTrackerRlState,
     TaskInfo,
 )
 from metric_tracker_rl.scenario import Episode, build_episode
 from metric_tracker_rl.tasks import resolve_episode_config, task_catalog
 from metric_tracker_rl.validation import validate_rows
+from server.task_api import TaskProviderMixin
 
 MAX_SUBMISSION_ROWS = 200
 DEBUG_ENV_VAR = "METRIC_TRACKER_DEBUG"
@@ -81,7 +83,8 @@ def _catalogs() -> dict[str, Any]:
     }
 
 
-class MetricTrackerRlEnvironment(Environment[MetricTrackerRlAction, MetricTrackerRlObservation, State]):
+class MetricTrackerRlEnvironment(TaskProviderMixin,
+                                 Environment[MetricTrackerRlAction, MetricTrackerRlObservation, MetricTrackerRlState]):
     SUPPORTS_CONCURRENT_SESSIONS = True
 
     def __init__(self, debug: bool = False) -> None:
@@ -148,8 +151,8 @@ class MetricTrackerRlEnvironment(Environment[MetricTrackerRlAction, MetricTracke
         return len(self._episode.truth.expected_rows) if self._episode else None
 
     @property
-    def state(self) -> State:
-        return State(episode_id=self._episode_id, step_count=self._steps,
+    def state(self) -> MetricTrackerRlState:
+        return MetricTrackerRlState(episode_id=self._episode_id, step_count=self._steps,
                      task_id=self._episode.config.task_id if self._episode else None,
                      submissions_used=self._submissions, done=self._done, last_score=self._last_score,
                      episode_score=self._episode_score if self._episode else None)

@@ -8,7 +8,12 @@ from core_helpers import REFERENCE_TOOL_NAMES
 
 from metric_tracker_rl import DEFAULT_TASK_ORDER, MetricTrackerRlAction, MetricTrackerRlEnv, get_task_spec
 from metric_tracker_rl.analysis_tools import available_analysis_methods
-from metric_tracker_rl.models import MetricSubmissionRow, MetricTrackerRlObservation, PayloadGeneratorMethod
+from metric_tracker_rl.models import (
+    MetricSubmissionRow,
+    MetricTrackerRlObservation,
+    MetricTrackerRlState,
+    PayloadGeneratorMethod,
+)
 from metric_tracker_rl.scenario import build_episode
 from metric_tracker_rl.tasks import resolve_episode_config
 
@@ -123,5 +128,7 @@ def test_sync_wrapper_drives_a_live_server(server_url: str) -> None:
         assert empty.observation.status == "graded"
         assert empty.reward == 0.0  # the task has incidents, so an empty report scores nothing
         state = env.state()
+        assert isinstance(state, MetricTrackerRlState)
         assert state.step_count == 2
         assert state.task_id == task_id
+        assert (state.submissions_used, state.done, state.last_score) == (1, empty.done, 0.0)

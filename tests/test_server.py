@@ -18,7 +18,7 @@ from websockets.sync.client import ClientConnection, connect
 from metric_tracker_rl import DEFAULT_TASK_ORDER, MetricTrackerRlAction, MetricTrackerRlEnv
 from metric_tracker_rl.analysis_tools import available_analysis_methods, generate_rows, run_tool
 from metric_tracker_rl.catalog import row_key
-from metric_tracker_rl.models import MetricTrackerRlObservation, PayloadGeneratorMethod
+from metric_tracker_rl.models import MetricTrackerRlObservation, MetricTrackerRlState, PayloadGeneratorMethod
 from metric_tracker_rl.scenario import Episode, build_episode
 from metric_tracker_rl.tasks import resolve_episode_config
 from server.environment import DEBUG_ENV_VAR, NO_EPISODE
@@ -267,6 +267,8 @@ def test_info_endpoints_answer(http: httpx.Client) -> None:
     assert {"action", "observation", "state"} <= set(schemas)
     assert {"analysis_method", "classifications", "payload_generators"} <= set(schemas["action"]["properties"])
     assert {"status", "analysis_result", "reward_breakdown"} <= set(schemas["observation"]["properties"])
+    assert set(schemas["state"]["properties"]) == set(MetricTrackerRlState.model_fields)
+    assert {"task_id", "submissions_used", "done", "last_score"} <= set(schemas["state"]["properties"])
     metadata = http.get("/metadata")
     assert metadata.status_code == 200
     assert metadata.json()["name"] == "metric_tracker_rl" and metadata.json()["description"]

@@ -1,0 +1,107 @@
+"""Task splits for trainers and evaluators (OpenEnv's Task API).
+
+A task is the reset keyword arguments that start its episode, so `env.reset(**task)` runs it; `reset(split=...,
+index=...)` does the same. Both splits are generated from seeds, never stored:
+
+- `train`: standard seeded episodes, task i = {seed: TRAIN_SEED_BASE + i, difficulty: DIFFICULTIES[i % 3]}.
+- `eval`: the named tasks, then the calibration sweep of benchmarks/calibrate.py (EVAL_SEEDS_PER_DIFFICULTY seeds
+  per difficulty from CALIBRATION_SEED_BASE). Every eval seed is below TRAIN_SEED_BASE, so the splits share no
+  episode. A deployment that scores agents serves them in held-out mode (METRIC_TRACKER_SECRET set), where the
+  episodes cannot be rebuilt from the public package.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from metric_tracker_rl.catalog import DIFFICULTIES
+
+TRAIN_SEED_BASE = 1_000_000
+TRAIN_TASK_COUNT = 6_000  # listed in full by list_tasks; any seed from TRAIN_SEED_BASE on is a training episode
+CALIBRATION_SEED_BASE = {"easy": 10_000, "medium": 20_000, "hard": 30_000}
+EVAL_SEEDS_PER_DIFFICULTY = 200
+NULL_EVERY = 10  # every 10th calibration seed is a null episode (no incident; the right answer is an empty report)
+
+
+class UnknownSplitError(ValueError):
+    """A split name this environment does not serve; the message lists the ones it does."""
+
+
+class TaskIndexError(IndexError):
+    """An index outside a split; the message gives the valid range."""
+
+
+def calibration_reset_kwargs(difficulty: str, offset: int) -> dict[str, Any]:
+    """The calibration sweep's episode `offset` of one difficulty: a standard episode ({seed, difficulty}), except
+    every NULL_EVERY-th, which is a null episode (scenario_family "null": no incident, not standard)."""
+    seed = CALIBRATION_SEED_BASE[difficulty] + offset
+    if offset % NULL_EVERY == NULL_EVERY - 1:
+        return {"seed": seed, "difficulty": difficulty, "scenario_family": "null"}
+    return {"seed": seed, "difficulty": difficulty}
+
+
+def _named_task_ids() -> tuple[str, ...]:
+    from metric_tracker_rl.tasks import DEFAULT_TASK_ORDER  # tasks.py resolves split references through here
+
+    return DEFAULT_TASK_ORDER
+
+
+@dataclass(frozen=True)
+class Split:
+    name: str
+    kind: Literal["train", "test"]
+    description: str
+
+    def size(self) -> int:
+        if self.kind == "train":
+            return TRAIN_TASK_COUNT
+        return len(_named_task_ids()) + len(DIFFICULTIES) * EVAL_SEEDS_PER_DIFFICULTY
+
+    def task(self, index: int) -> dict[str, Any]:
+        if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < self.size():
+            raise TaskIndexError(f"index must be an integer from 0 to {self.size() - 1} for split {self.name!r}, "
+                                 f"got {index!r}")
+        if self.kind == "train":
+            return {"seed": TRAIN_SEED_BASE + index, "difficulty": DIFFICULTIES[index % len(DIFFICULTIES)]}
+        named = _named_task_ids()
+        if index < len(named):
+            return {"task_id": named[index]}
+        block, offset = divmod(index - len(named), EVAL_SEEDS_PER_DIFFICULTY)
+        return calibration_reset_kwargs(DIFFICULTIES[block], offset)
+
+    def descriptor(self) -> dict[str, Any]:
+        return {"name": self.name, "type": self.kind, "num_tasks": self.size(), "description": self.description}
+
+
+SPLITS: dict[str, Split] = {
+    split.name: split
+    for split in (
+        Split("train", "train",
+              f"Standard seeded episodes: task i is seed {TRAIN_SEED_BASE} + i at difficulty easy, medium, hard in "
+              f"turn. Each task is the reset arguments that start it; any seed from {TRAIN_SEED_BASE} on is a "
+              "further training episode."),
+        Split("eval", "test",
+              f"The named tasks, then {EVAL_SEEDS_PER_DIFFICULTY} calibration seeds per difficulty (easy from "
+              f"{CALIBRATION_SEED_BASE['easy']}, medium from {CALIBRATION_SEED_BASE['medium']}, hard from "
+              f"{CALIBRATION_SEED_BASE['hard']}; every {NULL_EVERY}th episode has no incident). No seed is shared "
+              "with train. Scored deployments serve it in held-out mode (METRIC_TRACKER_SECRET set)."),
+    )
+}
+
+
+def get_split(name: str) -> Split:
+    try:
+        return SPLITS[name]
+    except (KeyError, TypeError):
+        raise UnknownSplitError(f"unknown split {name!r}; valid splits: {', '.join(SPLITS)}") from None
+
+
+def split_descriptors() -> list[dict[str, Any]]:
+    return [split.descriptor() for split in SPLITS.values()]
+
+
+def task_range(name: str, start: int | None = None, stop: int | None = None) -> list[dict[str, Any]]:
+    """Tasks [start, stop) of a split with Python slice semantics (negative bounds count from the end)."""
+    split = get_split(name)
+    return [split.task(index) for index in range(split.size())[start:stop]]

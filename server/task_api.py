@@ -1,0 +1,67 @@
+"""OpenEnv's Task API for this environment: the TaskProvider methods and the HTTP answers to mistakes.
+
+OpenEnv registers /list_environments and /{env_name}/splits, /tasks, /num_tasks, /task, /task_range itself and
+calls these methods on a fresh environment per request. It answers an IndexError with a bare 400 and any other
+exception with a 500, and documents neither its 400 nor its 404 for an unknown environment name; `serve_task_api`
+makes every answer say what is valid and documents each status code in /openapi.json.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exception_handlers import http_exception_handler
+from fastapi.responses import JSONResponse, Response
+from fastapi.routing import APIRoute
+from starlette.exceptions import HTTPException
+
+from metric_tracker_rl.task_splits import TaskIndexError, UnknownSplitError, get_split, split_descriptors, task_range
+
+TASK_API_TAG = "Task API"
+NOT_FOUND = {"description": "Unknown environment name (see /list_environments) or split (`detail` lists the splits)"}
+BAD_INDEX = {"description": "The body is not valid JSON, or the index is outside the split (`detail` gives the "
+                            "valid range)"}
+
+
+class TaskProviderMixin:
+    """OpenEnv's TaskProvider methods (found by name): pure and cheap, as they run on a throw-away instance.
+    A task is the reset arguments that start its episode (see metric_tracker_rl.task_splits)."""
+
+    def list_splits(self) -> list[dict[str, Any]]:
+        return split_descriptors()
+
+    def num_tasks(self, split: str) -> int:
+        return get_split(split).size()
+
+    def list_tasks(self, split: str) -> list[dict[str, Any]]:
+        return task_range(split)
+
+    def get_task(self, split: str, index: int) -> dict[str, Any]:
+        return get_split(split).task(index)
+
+    def get_task_range(self, split: str, start: int | None = None, stop: int | None = None) -> list[dict[str, Any]]:
+        return task_range(split, start, stop)
+
+
+async def _unknown_split(request: Request, exc: Exception) -> Response:
+    return JSONResponse({"detail": str(exc)}, status_code=404)
+
+
+async def _explained_http_error(request: Request, exc: Exception) -> Response:
+    """OpenEnv turns a TaskIndexError into HTTPException(400, "Invalid task index"); pass on the reason instead."""
+    assert isinstance(exc, HTTPException)
+    if isinstance(exc.__cause__, TaskIndexError):
+        exc = HTTPException(exc.status_code, detail=str(exc.__cause__), headers=exc.headers)
+    return await http_exception_handler(request, exc)
+
+
+def serve_task_api(app: FastAPI) -> FastAPI:
+    app.add_exception_handler(UnknownSplitError, _unknown_split)
+    app.add_exception_handler(HTTPException, _explained_http_error)
+    for route in app.routes:
+        if isinstance(route, APIRoute) and TASK_API_TAG in route.tags and "{env_name}" in route.path:
+            route.responses.setdefault(404, NOT_FOUND)
+            if route.path.endswith("/task"):
+                route.responses.setdefault(400, BAD_INDEX)
+    return app

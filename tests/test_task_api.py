@@ -1,0 +1,155 @@
+"""OpenEnv's Task API: the train and eval splits, their tasks as reset arguments, and the HTTP routes."""
+
+from __future__ import annotations
+
+import asyncio
+
+import httpx
+import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
+
+from benchmarks.calibrate import episode_plan
+from metric_tracker_rl import DEFAULT_TASK_ORDER, MetricTrackerRlEnv
+from metric_tracker_rl.catalog import DIFFICULTIES
+from metric_tracker_rl.task_splits import (
+    EVAL_SEEDS_PER_DIFFICULTY,
+    SPLITS,
+    TRAIN_SEED_BASE,
+    TRAIN_TASK_COUNT,
+    TaskIndexError,
+    UnknownSplitError,
+    get_split,
+    task_range,
+)
+from metric_tracker_rl.tasks import TASKS, resolve_episode_config
+from server.environment import MetricTrackerRlEnvironment
+
+ENV_NAME = "metric_tracker_rl"
+SPLIT_SIZES = {"train": TRAIN_TASK_COUNT,
+               "eval": len(DEFAULT_TASK_ORDER) + len(DIFFICULTIES) * EVAL_SEEDS_PER_DIFFICULTY}
+
+
+def _seed(task: dict) -> int:
+    return TASKS[task["task_id"]].config.seed if "task_id" in task else task["seed"]
+
+
+def test_splits_are_train_and_eval_with_their_sizes() -> None:
+    env = MetricTrackerRlEnvironment()
+    assert [(s["name"], s["type"], s["num_tasks"]) for s in env.list_splits()] == [
+        ("train", "train", SPLIT_SIZES["train"]), ("eval", "test", SPLIT_SIZES["eval"])]
+    for name, size in SPLIT_SIZES.items():
+        assert env.num_tasks(name) == size == len(env.list_tasks(name))
+
+
+def test_eval_is_the_named_tasks_then_the_calibration_sweep() -> None:
+    eval_tasks = MetricTrackerRlEnvironment().list_tasks("eval")
+    assert eval_tasks[:len(DEFAULT_TASK_ORDER)] == [{"task_id": task_id} for task_id in DEFAULT_TASK_ORDER]
+    assert eval_tasks == [spec.reset_kwargs for spec in episode_plan(EVAL_SEEDS_PER_DIFFICULTY)]
+    assert {t.get("scenario_family") for t in eval_tasks} >= {"null", "mixed"}
+
+
+def test_train_and_eval_share_no_episode() -> None:
+    train, evaluation = task_range("train"), task_range("eval")
+    train_seeds, eval_seeds = {_seed(t) for t in train}, {_seed(t) for t in evaluation}
+    assert len(train_seeds) == len(train) and len(eval_seeds) == len(evaluation)
+    assert min(train_seeds) == TRAIN_SEED_BASE > max(eval_seeds)
+    assert all(set(t) == {"seed", "difficulty"} for t in train)
+    assert {t["difficulty"] for t in train[:3]} == set(DIFFICULTIES)
+
+
+@settings(max_examples=60, deadline=None)
+@given(split=st.sampled_from(list(SPLITS)), data=st.data())
+@example(split="eval", data=None)  # the first named task
+def test_a_task_is_the_reset_arguments_that_start_it(split: str, data: st.DataObject | None) -> None:
+    size = SPLIT_SIZES[split]
+    index = 0 if data is None else data.draw(st.sampled_from([0, size - 1]) | st.integers(0, size - 1))
+    task = get_split(split).task(index)
+    by_arguments = MetricTrackerRlEnvironment().reset(**task)
+    by_reference = MetricTrackerRlEnvironment().reset(split=split, index=index)
+    assert by_arguments.status == by_reference.status == "ready", by_arguments.message
+    assert by_arguments.config == by_reference.config
+    assert resolve_episode_config(**task) == resolve_episode_config(split=split, index=index)
+    assert by_arguments.config["seed"] == _seed(task)
+
+
+@settings(max_examples=80, deadline=None)
+@given(split=st.sampled_from(list(SPLITS)), start=st.none() | st.integers(-7000, 7000),
+       stop=st.none() | st.integers(-7000, 7000))
+@example(split="eval", start=None, stop=None)
+@example(split="eval", start=-3, stop=None)
+@example(split="train", start=5990, stop=7000)
+@example(split="train", start=10, stop=5)
+def test_task_range_slices_the_split_like_a_list(split: str, start: int | None, stop: int | None) -> None:
+    env = MetricTrackerRlEnvironment()
+    assert env.get_task_range(split, start, stop) == env.list_tasks(split)[start:stop]
+
+
+@pytest.mark.parametrize("index", [-1, SPLIT_SIZES["eval"], 10**30, True, "3"])
+def test_an_index_outside_the_split_is_an_index_error_naming_the_range(index: object) -> None:
+    with pytest.raises(TaskIndexError, match=f"from 0 to {SPLIT_SIZES['eval'] - 1}"):
+        MetricTrackerRlEnvironment().get_task("eval", index)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("split", ["", "test", "TRAIN", None])
+def test_an_unknown_split_names_the_valid_ones(split: object) -> None:
+    for call in (lambda env: env.num_tasks(split), lambda env: env.get_task(split, 0),
+                 lambda env: env.get_task_range(split)):
+        with pytest.raises(UnknownSplitError, match="valid splits: train, eval"):
+            call(MetricTrackerRlEnvironment())
+
+
+@pytest.mark.parametrize("reset_kwargs, expected", [
+    ({"split": "eval"}, "go together"),
+    ({"index": 2}, "go together"),
+    ({"split": "train", "index": 1, "max_steps": 5}, "go together"),
+    ({"split": "dev", "index": 0}, "valid splits: train, eval"),
+    ({"split": "train", "index": TRAIN_TASK_COUNT}, f"from 0 to {TRAIN_TASK_COUNT - 1}"),
+])
+def test_a_bad_split_reference_at_reset_is_an_error_observation(reset_kwargs: dict, expected: str) -> None:
+    obs = MetricTrackerRlEnvironment().reset(**reset_kwargs)
+    assert obs.status == "error" and expected in obs.message
+
+
+# --- over HTTP and WebSocket -------------------------------------------------------------------------------
+
+def test_task_routes_answer_with_tasks_and_explained_errors(server_url: str) -> None:
+    with httpx.Client(base_url=server_url, timeout=60.0) as http:
+        assert http.get("/list_environments").json() == [ENV_NAME]
+        splits = http.get(f"/{ENV_NAME}/splits")
+        assert splits.status_code == 200 and splits.json() == MetricTrackerRlEnvironment().list_splits()
+        assert http.post(f"/{ENV_NAME}/num_tasks", json={"split": "eval"}).json() == {"num_tasks": SPLIT_SIZES["eval"]}
+        assert http.post(f"/{ENV_NAME}/task", json={"split": "eval", "index": 1}).json() == {
+            "task": {"task_id": DEFAULT_TASK_ORDER[1]}}
+        window = http.post(f"/{ENV_NAME}/task_range", json={"split": "train", "start": -2})
+        assert window.json()["tasks"] == task_range("train", -2)
+        listed = http.post(f"/{ENV_NAME}/tasks", json={"split": "eval"})
+        assert listed.json() == {"tasks": task_range("eval"), "env_name": ENV_NAME}
+
+        outside = http.post(f"/{ENV_NAME}/task", json={"split": "eval", "index": SPLIT_SIZES["eval"]})
+        assert outside.status_code == 400 and f"from 0 to {SPLIT_SIZES['eval'] - 1}" in outside.json()["detail"]
+        unknown = http.post(f"/{ENV_NAME}/num_tasks", json={"split": "validation"})
+        assert unknown.status_code == 404 and "valid splits: train, eval" in unknown.json()["detail"]
+        assert http.get("/other_env/splits").status_code == 404
+
+        paths = http.get("/openapi.json").json()["paths"]
+        for route in ("splits", "tasks", "num_tasks", "task", "task_range"):
+            operation = next(iter(paths[f"/{{env_name}}/{route}"].values()))
+            assert "404" in operation["responses"], route
+        assert "400" in paths["/{env_name}/task"]["post"]["responses"]
+
+
+async def _reset_with_a_listed_task(url: str) -> None:
+    async with httpx.AsyncClient(base_url=url, timeout=60.0) as http:
+        task = (await http.post(f"/{ENV_NAME}/task", json={"split": "eval", "index": 7})).json()["task"]
+    async with MetricTrackerRlEnv(base_url=url, message_timeout_s=60.0) as env:
+        by_arguments = await env.reset(**task)
+        by_reference = await env.reset(split="eval", index=7)
+    assert by_arguments.observation.status == by_reference.observation.status == "ready"
+    assert by_arguments.observation.config == by_reference.observation.config
+    assert by_arguments.observation.config["seed"] == task["seed"]
+
+
+def test_a_listed_task_passed_to_reset_starts_its_episode_on_the_server(server_url: str) -> None:
+    asyncio.run(_reset_with_a_listed_task(server_url))
+
