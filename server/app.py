@@ -27,7 +27,7 @@ def build_app(environment: type[MetricTrackerRlEnvironment] | None = None) -> Fa
     from openenv.core.env_server.types import ConcurrencyConfig
 
     from metric_tracker_rl.models import MetricTrackerRlAction, MetricTrackerRlObservation
-    from server.debugger import build_debugger
+    from server.debugger import add_favicon, build_debugger
     from server.environment import environment_class
     from server.hardening import harden
 
@@ -38,6 +38,7 @@ def build_app(environment: type[MetricTrackerRlEnvironment] | None = None) -> Fa
     app = create_app(environment or environment_class(), MetricTrackerRlAction, MetricTrackerRlObservation,
                      env_name="metric_tracker_rl", concurrency_config=concurrency, gradio_builder=build_debugger,
                      show_default_tab=False)
+    add_favicon(app)
     return harden(app)
 
 
