@@ -5,6 +5,7 @@ Nothing here talks to the server; `server/debugger.py` wires these functions to 
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import html
 import json
@@ -458,17 +459,15 @@ def hourly_heatmap_svg(data: ChartData, column: str, marks: list[Mark], reset_co
     def y_of(hour: float) -> float:
         return _scale(hour, -0.5, 23.5, height - bottom, top)
 
-    cell_w, cell_h = x_of(1) - x_of(0), y_of(0) - y_of(1)
+    # One pixel per hour and date, scaled up without smoothing: a single element for the browser to lay out.
+    pixels = [[_hex_rgb(_viridis(_scale(share, low, high, 0.0, 0.999)) if math.isfinite(share) else "#eaeef2")
+               for share in row] for row in values[::-1].tolist()]
+    image = base64.b64encode(png_bytes(pixels)).decode()
     parts = [f'<svg class="heatmap" data-column="{_text(column)}" viewBox="0 0 {width} {height}" role="img" '
-             f'aria-label="{_text(title)}">']
-    for i, (date, shares) in enumerate(zip(dates, values.T.tolist(), strict=True)):
-        x = x_of(i - 0.5)
-        for hour, share in enumerate(shares):
-            known = math.isfinite(share)
-            fill = _viridis(_scale(share, low, high, 0.0, 0.999)) if known else "#eaeef2"
-            parts.append(f'<rect x="{x:.1f}" y="{y_of(hour + 0.5):.1f}" width="{cell_w + 0.3:.1f}" '
-                         f'height="{cell_h + 0.3:.1f}" fill="{fill}"><title>{date} {hour:02d}:00 '
-                         f'{format_number(share * 100) if known else "no data"}{"%" if known else ""}</title></rect>')
+             f'aria-label="{_text(title)}">',
+             f'<image class="cells" href="data:image/png;base64,{image}" x="{left}" y="{top}" '
+             f'width="{right - left}" height="{height - bottom - top}" preserveAspectRatio="none" '
+             f'style="image-rendering: pixelated"/>']
     for hour in range(0, 24, 6):
         parts.append(f'<text x="{left - 4}" y="{y_of(hour) + 3:.1f}" font-size="12" text-anchor="end" '
                      f'fill="#57606a">{hour:02d}h</text>')
@@ -533,6 +532,23 @@ def funnel_svg(data: ChartData, date: str, marks: list[Mark], reset_count: int) 
     return _chart("funnel", title, "".join(parts) + legend, reset_count)
 
 
+def _hex_rgb(color: str) -> tuple[int, int, int]:
+    return int(color[1:3], 16), int(color[3:5], 16), int(color[5:7], 16)
+
+
+def png_bytes(pixels: list[list[tuple[int, ...]]]) -> bytes:
+    """A PNG of rows of RGB or RGBA pixels (all rows alike), written with zlib alone."""
+    channels = len(pixels[0][0])
+    raw = b"".join(b"\x00" + bytes(channel for pixel in row for channel in pixel) for row in pixels)
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", len(pixels[0]), len(pixels), 8, 6 if channels == 4 else 2, 0, 0, 0)
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(raw, 9))
+            + chunk(b"IEND", b""))
+
+
 # --- favicon ------------------------------------------------------------------------------------------
 
 def favicon_ico(size: int = 32) -> bytes:
@@ -550,13 +566,7 @@ def favicon_ico(size: int = 32) -> bytes:
             for dx in (-1, 0, 1):
                 for dy in (-1, 0, 1):
                     pixels[round(y) + dy][round(x) + dx] = (26, 127, 55, 255)
-    raw = b"".join(b"\x00" + bytes(channel for pixel in row for channel in pixel) for row in pixels)
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-    png = (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", size, size, 8, 6, 0, 0, 0))
-           + chunk(b"IDAT", zlib.compress(raw, 9)) + chunk(b"IEND", b""))
+    png = png_bytes(pixels)
     header = struct.pack("<HHH", 0, 1, 1)
     entry = struct.pack("<BBBBHHII", size, size, 0, 0, 1, 32, len(png), len(header) + 16)
     return header + entry + png

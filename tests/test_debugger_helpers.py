@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import struct
 from xml.etree import ElementTree
@@ -284,8 +285,9 @@ def test_rate_heatmap_and_funnel_charts(charts: h.ChartData) -> None:
     assert set(panels(rates)) == set(CONVERSION_METRIC_NAMES) and parse(rates).get("data-reset") == "7"
     heatmap = parse(h.hourly_heatmap_svg(charts, "orders_placed", notes, 7))
     (svg,) = [e for e in heatmap.iter() if e.tag == "svg"]
-    cells = [r for r in svg if r.tag == "rect"]
-    assert len(cells) == 24 * 28
+    (cells,) = [e for e in svg if e.tag == "image"]
+    png = base64.b64decode(cells.get("href").removeprefix("data:image/png;base64,"))
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and struct.unpack(">II", png[16:24]) == (28, 24)  # date x hour
     assert sorted(label_texts(svg)) == sorted(a["kind"] for a in charts.annotations)
     noted = charts.annotations[0]["date"]
     funnel = parse(h.funnel_svg(charts, noted, notes, 7))
