@@ -214,9 +214,9 @@ def build_debugger(web_manager: Any, action_fields: Any, metadata: Any, is_chat_
                                              elem_id="generator-args", scale=2)
                 generate_button = gr.Button("Add generated rows", elem_id="generate-rows")
                 payload = gr.Dataframe(h.empty_payload(), label="Payload rows (editable; date, entity_type and "
-                                       "entity_name stay pinned while the table scrolls)", interactive=True,
+                                       "entity_name stay pinned if the table scrolls)", interactive=True,
                                        elem_id="payload", row_count=1, row_limits=(1, None), pinned_columns=3,
-                                       column_widths=h.PAYLOAD_COLUMN_WIDTHS)
+                                       column_widths=h.PAYLOAD_COLUMN_WIDTHS, wrap=True)
                 with gr.Row():
                     clear_button = gr.Button("Clear rows")
                     preview_button = gr.Button("Preview (no submission used)", elem_id="preview")
@@ -233,7 +233,8 @@ def build_debugger(web_manager: Any, action_fields: Any, metadata: Any, is_chat_
         with gr.Accordion("Ground truth (server debug mode)", open=True, visible=False,
                           elem_id="debug-panel") as debug_panel:
             expected_table = gr.Dataframe(h.expected_rows_table(None), label="Expected rows",
-                                          elem_id="debug-expected")
+                                          elem_id="debug-expected", wrap=True, pinned_columns=3,
+                                          column_widths=h.PAYLOAD_COLUMN_WIDTHS)
             debug_json = gr.JSON(label="Injections and distractors")
 
         # --- events -------------------------------------------------------------------------------------

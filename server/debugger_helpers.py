@@ -25,8 +25,8 @@ from metric_tracker_rl.models import ConversionMetricDefinition, MetricSubmissio
 SUBMISSION_COLUMNS: tuple[str, ...] = tuple(MetricSubmissionRow.model_fields)
 NUMERIC_SUBMISSION_COLUMNS = ("baseline_value", "observed_value", "delta_value")
 DEFAULT_CHOICE = "(default)"
-# Key columns narrow, the free-text ones wide enough to read; the table scrolls sideways past 1400 px.
-PAYLOAD_COLUMN_WIDTHS = ["110px", "110px", "250px", "180px", "190px", "120px", "120px", "120px", "90px"]
+# Every column fits a 1400 px window (long names wrap); narrower, the table scrolls with the key columns pinned.
+PAYLOAD_COLUMN_WIDTHS = ["110px", "145px", "200px", "170px", "180px", "135px", "135px", "110px", "85px"]
 ANNOTATION_COLOR = "#8c959f"
 TRUTH_COLOR = "#cf222e"
 LINE_COLOR = "#1a7f37"
