@@ -9,7 +9,8 @@ Sections:
   null environment (`benchmarks/null_env.py`) served by the same stack, reported as a ratio, and with the
   step-free replay of the real server (`benchmarks/replay_env.py`), the most the real server could reach;
 - memory: server RSS with no session and with 1,000 open sessions after a reset each;
-- end to end: wall time of the offline `inference.py` run over the three tasks (skipped when absent).
+- end to end: wall time of the offline `inference.py` run over the three tasks (skipped when absent);
+- debugger: first load and Reset of the /web page in headless Chromium (`benchmarks/debugger.py`).
 Progress goes to stderr; the table to stdout.
 """
 
@@ -35,6 +36,8 @@ from openenv.core.env_server.serialization import deserialize_action, serialize_
 from openenv.core.env_server.types import WSObservationResponse
 from websockets.asyncio.client import ClientConnection, connect
 
+from benchmarks.debugger import bench_debugger
+from benchmarks.debugger import rows as debugger_rows
 from metric_tracker_rl.analysis_tools import TOOL_REGISTRY
 from metric_tracker_rl.funnel import window_dates
 from metric_tracker_rl.local_server import free_port, serving
@@ -469,6 +472,8 @@ def table(report: dict[str, Any]) -> str:
             verdict = "MISSED"
         add("RSS per session", f"{memory['per_session_mb'] * 1024:.0f} KB",
             f"≤ {TARGETS['memory_per_session_mb']:g} MB, all sessions held", verdict)
+    for name, result, target, met in debugger_rows(report["debugger"]) if "debugger" in report else []:
+        add(name, result, target, "n/a" if met is None else "ok" if met else "MISSED")
     inference = report.get("inference")
     if inference:
         if inference["skipped"]:
@@ -491,7 +496,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--rounds", type=int, default=3, help="alternating rounds the duration is split into")
     parser.add_argument("--sessions", default="1,16,64", help="concurrent WebSocket sessions to compare")
     parser.add_argument("--memory-sessions", type=int, help="sessions held for the memory run (default 1000)")
-    parser.add_argument("--only", default="reset,tools,submissions,websocket,memory,inference",
+    parser.add_argument("--only", default="reset,tools,submissions,websocket,memory,inference,debugger",
                         help="comma-separated sections to run")
     parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT)
     args = parser.parse_args(argv)
@@ -524,6 +529,8 @@ def main(argv: list[str] | None = None) -> None:
         report["memory"] = bench_memory(memory_sessions)
     if "inference" in sections:
         report["inference"] = bench_inference()
+    if "debugger" in sections:
+        report["debugger"] = bench_debugger(runs=2 if args.quick else 5)
     report["table"] = table(report)
     report["elapsed_s"] = time.perf_counter() - started
 

@@ -354,7 +354,8 @@ def build_debugger(web_manager: Any, action_fields: Any, metadata: Any, is_chat_
             if h.rows_from_frame(rows) or current is None or current.observation is None:
                 return grade(current, rows, request)
             return {session_state: current,
-                    status: h.status_markdown(current.observation, current.config, h.EMPTY_REPORT_WARNING),
+                    status: h.status_markdown(current.observation, current.config, h.EMPTY_REPORT_WARNING,
+                                              heading="confirm"),
                     confirm_button: gr.update(visible=True)}
 
         def close_tab(request: gr.Request) -> None:

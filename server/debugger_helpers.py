@@ -82,15 +82,15 @@ def reset_kwargs(task_id: str | None, seed: str | None, scenario_family: str | N
 
 
 def status_markdown(observation: MetricTrackerRlObservation | None, config: dict[str, Any],
-                    error: str | None = None) -> str:
+                    error: str | None = None, heading: str = "error") -> str:
     """One glance at the episode: status, message, its config (from the reset), budgets and the latest score.
     A page-side `error` (bad JSON, a lost session) replaces the first line and keeps the episode's lines."""
     if observation is None:
-        return f"**error** — {error}" if error else "No episode: press Reset."
+        return f"**{heading}** — {error}" if error else "No episode: press Reset."
     setting = ", ".join(f"{k}={config[k]}" for k in ("task_id", "seed", "scenario_family", "difficulty",
                                                        "anomaly_density", "anomaly_count")
                         if config.get(k) is not None)
-    lines = [f"**error** — {error}" if error else f"**{observation.status}** — {observation.message}"]
+    lines = [f"**{heading}** — {error}" if error else f"**{observation.status}** — {observation.message}"]
     if setting:
         lines.append(f"Episode: {setting}")
     lines.append(f"Steps left: {observation.steps_remaining} · submissions left: "

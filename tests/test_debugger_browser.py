@@ -17,6 +17,8 @@ from metric_tracker_rl.scenario import build_episode
 from metric_tracker_rl.tasks import resolve_episode_config
 from server.debugger_helpers import SUBMISSION_COLUMNS
 
+pytestmark = pytest.mark.slow  # starts server processes or a browser
+
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
