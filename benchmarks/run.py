@@ -10,7 +10,8 @@ Sections:
   step-free replay of the real server (`benchmarks/replay_env.py`), the most the real server could reach;
 - memory: server RSS with no session and with 1,000 open sessions after a reset each;
 - start-up: wall time of `import metric_tracker_rl` and its `-X importtime` breakdown;
-- end to end: median wall time of 3 offline `inference.py` runs over the three tasks (skipped when absent).
+- end to end: median wall time of 3 offline `inference.py` runs over the three tasks (skipped when absent);
+- debugger: first load and Reset of the /web page in headless Chromium (`benchmarks/debugger.py`).
 Progress goes to stderr; the table to stdout.
 """
 
@@ -36,6 +37,8 @@ from openenv.core.env_server.serialization import deserialize_action, serialize_
 from openenv.core.env_server.types import WSObservationResponse
 from websockets.asyncio.client import ClientConnection, connect
 
+from benchmarks.debugger import bench_debugger
+from benchmarks.debugger import rows as debugger_rows
 from metric_tracker_rl.analysis_tools import TOOL_REGISTRY
 from metric_tracker_rl.funnel import window_dates
 from metric_tracker_rl.local_server import free_port, serving
@@ -512,6 +515,8 @@ def table(report: dict[str, Any]) -> str:
         parts = ", ".join(f"{name} {ms / 1000:.1f} s" for name, ms in imports["cumulative_ms"].items()
                           if name != "metric_tracker_rl")
         add("import metric_tracker_rl, fresh interpreter", f"{imports['wall_s']:.1f} s wall; -X importtime: {parts}")
+    for name, result, target, met in debugger_rows(report["debugger"]) if "debugger" in report else []:
+        add(name, result, target, "n/a" if met is None else "ok" if met else "MISSED")
     inference = report.get("inference")
     if inference:
         if inference["skipped"]:
@@ -538,7 +543,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--sessions", default="1,16,64", help="concurrent WebSocket sessions to compare")
     parser.add_argument("--memory-sessions", type=int, help="sessions held for the memory run (default 1000)")
     parser.add_argument("--inference-runs", type=int, default=3, help="offline inference.py runs (median)")
-    parser.add_argument("--only", default="reset,tools,submissions,websocket,memory,import,inference",
+    parser.add_argument("--only", default="reset,tools,submissions,websocket,memory,import,inference,debugger",
                         help="comma-separated sections to run")
     parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT)
     args = parser.parse_args(argv)
@@ -573,6 +578,8 @@ def main(argv: list[str] | None = None) -> None:
         report["import"] = bench_import()
     if "inference" in sections:
         report["inference"] = bench_inference(args.inference_runs)
+    if "debugger" in sections:
+        report["debugger"] = bench_debugger(runs=2 if args.quick else 5)
     report["table"] = table(report)
     report["elapsed_s"] = time.perf_counter() - started
 

@@ -42,7 +42,7 @@ def build_app(environment: type[MetricTrackerRlEnvironment] | None = None) -> Fa
         # OpenEnv's create_app reads the same variable but defaults to off; the debugger is on by default here.
         from openenv.core.env_server.web_interface import create_web_interface_app
 
-        from server.debugger import build_debugger
+        from server.debugger import add_favicon, build_debugger
         from server.web_theme import use_offline_web_theme
 
         use_offline_web_theme()
@@ -50,6 +50,7 @@ def build_app(environment: type[MetricTrackerRlEnvironment] | None = None) -> Fa
                                        env_name="metric_tracker_rl", concurrency_config=concurrency,
                                        gradio_builder=build_debugger, show_default_tab=False,
                                        state_cls=MetricTrackerRlState)
+        add_favicon(app)
     else:
         app = create_fastapi_app(environment, MetricTrackerRlAction, MetricTrackerRlObservation,
                                  concurrency_config=concurrency, state_cls=MetricTrackerRlState)

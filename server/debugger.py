@@ -88,6 +88,7 @@ class TabSession:
         self.observation: MetricTrackerRlObservation | None = None
         self.config: dict[str, Any] = {}  # the episode's visible config; only the reset observation carries it
         self.charts: h.ChartData | None = None
+        self.resets = 0  # successful resets of this tab; the charts carry it so a redraw can be told apart
 
     def _connected(self) -> Any:
         if self._client is None:
@@ -119,6 +120,7 @@ class TabSession:
                 self.charts = fetch_chart_data(self.base_url, self.forwarded_for, kwargs)
             except (*CONNECTION_ERRORS, RuntimeError) as exc:
                 raise DebuggerError(f"the episode is ready but its charts could not be read: {exc}") from exc
+            self.resets += 1
         return observation
 
     def step(self, action: MetricTrackerRlAction) -> MetricTrackerRlObservation:
@@ -150,13 +152,43 @@ def fetch_chart_data(base_url: str, forwarded_for: str | None, reset_kwargs: dic
 
         daily = h.daily_frame(tool("show_raw_data", limit=CHART_DAYS)["rows"])
         annotations = tool("get_annotations")["annotations"]
-        hourly = {date: pd.DataFrame(tool("hourly_rows_for_date", date=date)["rows"]) for date in daily["date"]}
+        hourly = {date: tool("hourly_rows_for_date", date=date)["rows"] for date in daily["date"]}
     return h.ChartData(daily=daily, hourly=hourly, annotations=annotations)
 
 
 def _close(session: TabSession | None) -> None:
     if session is not None:
         session.close()
+
+
+CHART_CSS = """
+.mt-chart { background: #ffffff; color: #24292f; border: 1px solid #d0d7de; border-radius: 8px; padding: 10px 12px; }
+.mt-chart-title { font-weight: 600; font-size: 15px; margin-bottom: 6px; }
+.mt-grid { display: grid; grid-template-columns: repeat(auto-fill, minmax(300px, 1fr)); gap: 4px 14px; }
+.mt-chart svg { width: 100%; height: auto; display: block; font-family: system-ui, sans-serif; }
+.mt-legend { font-size: 12px; color: #57606a; margin-top: 4px; }
+"""
+
+
+def debugger_theme() -> dict[str, Any]:
+    """The page's look in one place: keyword arguments for `gr.Blocks` (nothing here loads from outside)."""
+    return {"analytics_enabled": False, "fill_width": True}
+
+
+def add_favicon(app: Any) -> None:
+    """Serve the tab icon at /favicon.ico (browsers ask for it on every site) instead of a 404."""
+    from fastapi.responses import Response
+
+    icon = h.favicon_ico()
+
+    async def favicon() -> Response:
+        return Response(icon, media_type="image/x-icon", headers={"Cache-Control": "public, max-age=86400"})
+
+    app.add_api_route("/favicon.ico", favicon, include_in_schema=False)
+
+
+def _chart_box(elem_id: str) -> gr.HTML:
+    return gr.HTML("", elem_id=elem_id, css_template=CHART_CSS, js_on_load=None)
 
 
 def build_debugger(web_manager: Any, action_fields: Any, metadata: Any, is_chat_env: bool, title: str,
@@ -166,7 +198,7 @@ def build_debugger(web_manager: Any, action_fields: Any, metadata: Any, is_chat_
     del web_manager, action_fields, is_chat_env, quick_start_md  # the hook's other inputs are not needed here
     open_sessions: weakref.WeakValueDictionary[str, TabSession] = weakref.WeakValueDictionary()
 
-    with gr.Blocks(title=title, analytics_enabled=False) as demo:
+    with gr.Blocks(title=title, **debugger_theme()) as demo:
         session_state = gr.State(None, delete_callback=_close)
         gr.Markdown(f"# {getattr(metadata, 'name', 'metric_tracker_rl')} debugger\n"
                     "Reset an episode, read the charts, run analysis tools, build and submit a report. "
@@ -188,14 +220,15 @@ def build_debugger(web_manager: Any, action_fields: Any, metadata: Any, is_chat_
                 with gr.Row():
                     chart_date = gr.Dropdown([], label="Date for the funnel chart", elem_id="chart-date")
                     heat_column = gr.Dropdown(list(COUNT_COLUMNS), value=COUNT_COLUMNS[0],
-                                              label="Event for the hourly heatmap")
-                counts_plot = gr.Plot(label="Daily event counts", format="png", show_label=False)
-                rates_plot = gr.Plot(label="Conversion rates", format="png", show_label=False)
+                                              label="Event for the hourly heatmap", elem_id="heat-column")
+                counts_chart = _chart_box("chart-counts")
+                rates_chart = _chart_box("chart-rates")
                 with gr.Row():
-                    heatmap_plot = gr.Plot(label="Hourly heatmap", format="png", show_label=False)
-                    funnel_plot = gr.Plot(label="Funnel shape", format="png", show_label=False)
-                gr.Markdown("Grey bands: dates with calendar notes (get_annotations). Charts come from a separate "
-                            "read-only session with the same settings and cost this episode no steps.")
+                    heatmap_chart = _chart_box("chart-heatmap")
+                    funnel_chart = _chart_box("chart-funnel")
+                gr.Markdown("Grey bands: dates with calendar notes (get_annotations), labelled with their kind; "
+                            "hover a band or a point for details. Charts come from a separate read-only session "
+                            "with the same settings and cost this episode no steps.")
             with gr.Tab("Analysis tools"):
                 with gr.Row():
                     tool_name = gr.Dropdown([], label="Tool", elem_id="tool-name", scale=1)
@@ -203,7 +236,9 @@ def build_debugger(web_manager: Any, action_fields: Any, metadata: Any, is_chat_
                                         scale=2)
                 tool_help = gr.Markdown(elem_id="tool-help")
                 run_button = gr.Button("Run tool", variant="primary", elem_id="run-tool")
-                tool_table = gr.Dataframe(label="Result table", elem_id="tool-table", wrap=True, max_height=1200)
+                tool_table = gr.Dataframe(h.EMPTY_RESULT, label="Result table (numbers rounded; the raw JSON "
+                                          "below keeps full precision)", elem_id="tool-table", wrap=True,
+                                          max_height=1200)
                 with gr.Accordion("Raw result (JSON)", open=False):
                     tool_json = gr.JSON(label="Raw result", elem_id="tool-json")
             with gr.Tab("Payload"):
@@ -212,21 +247,28 @@ def build_debugger(web_manager: Any, action_fields: Any, metadata: Any, is_chat_
                     generator_args = gr.Code("{}", language="json", label="Generator arguments (JSON)",
                                              elem_id="generator-args", scale=2)
                 generate_button = gr.Button("Add generated rows", elem_id="generate-rows")
-                payload = gr.Dataframe(h.empty_payload(), label="Payload rows (editable)", interactive=True,
-                                       elem_id="payload", wrap=True, row_count=(1, "dynamic"))
+                payload = gr.Dataframe(h.empty_payload(), label="Payload rows (editable; date, entity_type and "
+                                       "entity_name stay pinned if the table scrolls)", interactive=True,
+                                       elem_id="payload", row_count=1, row_limits=(1, None), pinned_columns=3,
+                                       column_widths=h.PAYLOAD_COLUMN_WIDTHS, wrap=True)
                 with gr.Row():
                     clear_button = gr.Button("Clear rows")
                     preview_button = gr.Button("Preview (no submission used)", elem_id="preview")
-                    submit_button = gr.Button("Submit report", variant="primary", elem_id="submit")
-                preview_table = gr.Dataframe(label="Preview issues", elem_id="preview-issues")
-                breakdown = gr.Dataframe(label="Reward breakdown", elem_id="reward-breakdown")
-                issues = gr.Dataframe(label="Submission issues", elem_id="submission-issues")
+                    submit_button = gr.Button(h.submit_label(None), variant="primary", elem_id="submit")
+                confirm_button = gr.Button("Submit the empty report", variant="stop", visible=False,
+                                           elem_id="confirm-empty")
+                preview_table = gr.Dataframe(h.issues_table([]), label="Preview issues", elem_id="preview-issues")
+                breakdown = gr.Dataframe(h.EMPTY_BREAKDOWN, label="Reward breakdown", elem_id="reward-breakdown")
+                issues = gr.Dataframe(h.issues_table([]), label="Submission issues", elem_id="submission-issues")
             with gr.Tab("Episode"):
                 instruction = gr.Markdown(elem_id="instruction")
-                definitions = gr.Dataframe(label="Conversion metric definitions")
+                definitions = gr.Dataframe(h.EMPTY_DEFINITIONS, label="Conversion metric definitions",
+                                           elem_id="definitions")
         with gr.Accordion("Ground truth (server debug mode)", open=True, visible=False,
                           elem_id="debug-panel") as debug_panel:
-            expected_table = gr.Dataframe(label="Expected rows", elem_id="debug-expected")
+            expected_table = gr.Dataframe(h.expected_rows_table(None), label="Expected rows",
+                                          elem_id="debug-expected", wrap=True, pinned_columns=3,
+                                          column_widths=h.PAYLOAD_COLUMN_WIDTHS)
             debug_json = gr.JSON(label="Injections and distractors")
 
         # --- events -------------------------------------------------------------------------------------
@@ -238,7 +280,8 @@ def build_debugger(web_manager: Any, action_fields: Any, metadata: Any, is_chat_
             return current
 
         def error_update(current: TabSession, exc: Exception) -> dict[Any, Any]:
-            return {session_state: current, status: f"**error** — {exc}"}
+            """The error on the first line of the status; the episode and budget lines stay."""
+            return {session_state: current, status: h.status_markdown(current.observation, current.config, str(exc))}
 
         def chart_updates(current: TabSession, date: str | None, column: str) -> dict[Any, Any]:
             charts = current.charts
@@ -246,8 +289,8 @@ def build_debugger(web_manager: Any, action_fields: Any, metadata: Any, is_chat_
                 return {}
             marks = h.marks_for(charts.annotations, current.observation.debug if current.observation else None)
             date = date if date in charts.dates else charts.dates[-1]
-            return {heatmap_plot: h.hourly_heatmap_figure(charts, column, marks),
-                    funnel_plot: h.funnel_figure(charts, date)}
+            return {heatmap_chart: h.hourly_heatmap_svg(charts, column, marks, current.resets),
+                    funnel_chart: h.funnel_svg(charts, date, marks, current.resets)}
 
         def do_reset(current: TabSession | None, task_id: str, seed_value: str, family_value: str,
                      difficulty_value: str, density_value: str, count_value: str, column: str,
@@ -268,17 +311,19 @@ def build_debugger(web_manager: Any, action_fields: Any, metadata: Any, is_chat_
             debug = observation.debug
             return {
                 session_state: current, status: h.status_markdown(observation, current.config),
-                counts_plot: h.daily_counts_figure(charts, marks), rates_plot: h.conversion_figure(charts, marks),
+                counts_chart: h.daily_counts_svg(charts, marks, current.resets),
+                rates_chart: h.conversion_svg(charts, marks, current.resets),
                 chart_date: gr.update(choices=charts.dates, value=charts.dates[-1]),
                 **chart_updates(current, charts.dates[-1], column),
                 tool_name: gr.update(choices=tools, value=tools[0]),
                 tool_help: h.describe_method(current.methods[tools[0]]),
                 tool_args: json.dumps(h.default_arguments(current.methods[tools[0]]), indent=2),
-                tool_table: pd.DataFrame(), tool_json: None,
+                tool_table: h.EMPTY_RESULT, tool_json: None,
                 generator_name: gr.update(choices=generators, value=generators[0]),
                 generator_args: json.dumps(h.default_arguments(current.methods[generators[0]]), indent=2),
-                payload: h.empty_payload(), preview_table: pd.DataFrame(), breakdown: pd.DataFrame(),
-                issues: pd.DataFrame(),
+                payload: h.empty_payload(), preview_table: h.issues_table([]), breakdown: h.EMPTY_BREAKDOWN,
+                issues: h.issues_table([]), submit_button: h.submit_label(observation),
+                confirm_button: gr.update(visible=False),
                 instruction: observation.instruction,
                 definitions: pd.DataFrame([d.model_dump() for d in observation.conversion_metric_definitions]),
                 debug_panel: gr.update(visible=debug is not None),
@@ -308,7 +353,7 @@ def build_debugger(web_manager: Any, action_fields: Any, metadata: Any, is_chat_
             except (ValueError, DebuggerError) as exc:
                 return error_update(current, exc)
             return {session_state: current, status: h.status_markdown(observation, current.config),
-                    **view(observation)}
+                    submit_button: h.submit_label(observation), **view(observation)}
 
         def tool_call(name: str, args_text: str) -> Callable[[], MetricTrackerRlAction]:
             return lambda: MetricTrackerRlAction(analysis_method=name, analysis_args=h.parse_arguments(args_text))
@@ -324,37 +369,52 @@ def build_debugger(web_manager: Any, action_fields: Any, metadata: Any, is_chat_
                            lambda o: {payload: h.merge_rows(rows, (o.analysis_result or {}).get("rows", []))})
 
         def preview(current: TabSession | None, rows: pd.DataFrame, request: gr.Request) -> dict[Any, Any]:
+            """Preview issues replace the last graded breakdown, which described other rows."""
             return stepped(
                 current, request,
                 lambda: MetricTrackerRlAction(analysis_method="preview_submission",
                                               analysis_args={"rows": h.rows_from_frame(rows)}),
-                lambda o: {preview_table: h.issues_table((o.analysis_result or {}).get("issues", []))})
+                lambda o: {preview_table: h.issues_table((o.analysis_result or {}).get("issues", [])),
+                           breakdown: h.EMPTY_BREAKDOWN, issues: h.issues_table([])})
 
-        def submit(current: TabSession | None, rows: pd.DataFrame, request: gr.Request) -> dict[Any, Any]:
+        def grade(current: TabSession | None, rows: pd.DataFrame, request: gr.Request) -> dict[Any, Any]:
             return stepped(current, request,
                            lambda: MetricTrackerRlAction(classifications=h.rows_from_frame(rows)),
-                           lambda o: {breakdown: h.breakdown_table(o), issues: h.issues_table(o.submission_issues)})
+                           lambda o: {breakdown: h.breakdown_table(o), issues: h.issues_table(o.submission_issues),
+                                      preview_table: h.issues_table([]), confirm_button: gr.update(visible=False)})
+
+        def submit(current: TabSession | None, rows: pd.DataFrame, request: gr.Request) -> dict[Any, Any]:
+            """An empty payload is graded only after a second, explicit press."""
+            if h.rows_from_frame(rows) or current is None or current.observation is None:
+                return grade(current, rows, request)
+            return {session_state: current,
+                    status: h.status_markdown(current.observation, current.config, h.EMPTY_REPORT_WARNING,
+                                              heading="confirm"),
+                    confirm_button: gr.update(visible=True)}
 
         def close_tab(request: gr.Request) -> None:
             _close(open_sessions.pop(request.session_hash, None))
 
         reset_inputs = [session_state, task, seed, family, difficulty, density, count, heat_column]
-        reset_outputs = [session_state, status, counts_plot, rates_plot, heatmap_plot, funnel_plot, chart_date,
+        reset_outputs = [session_state, status, counts_chart, rates_chart, heatmap_chart, funnel_chart, chart_date,
                          tool_name, tool_help, tool_args, tool_table, tool_json, generator_name, generator_args,
-                         payload, preview_table, breakdown, issues, instruction, definitions, debug_panel,
-                         expected_table, debug_json]
+                         payload, preview_table, breakdown, issues, submit_button, confirm_button, instruction,
+                         definitions, debug_panel, expected_table, debug_json]
+        graded_outputs = [session_state, status, submit_button, breakdown, issues, preview_table, confirm_button]
         demo.load(do_reset, reset_inputs, reset_outputs)
         reset_button.click(do_reset, reset_inputs, reset_outputs)
-        chart_date.input(do_charts, [session_state, chart_date, heat_column], [heatmap_plot, funnel_plot])
-        heat_column.input(do_charts, [session_state, chart_date, heat_column], [heatmap_plot, funnel_plot])
+        chart_date.input(do_charts, [session_state, chart_date, heat_column], [heatmap_chart, funnel_chart])
+        heat_column.input(do_charts, [session_state, chart_date, heat_column], [heatmap_chart, funnel_chart])
         tool_name.input(select_method, [session_state, tool_name], [tool_help, tool_args])
         generator_name.input(select_generator, [session_state, generator_name], [generator_args])
         run_button.click(run_tool, [session_state, tool_name, tool_args],
-                         [session_state, status, tool_table, tool_json])
+                         [session_state, status, submit_button, tool_table, tool_json])
         generate_button.click(generate, [session_state, generator_name, generator_args, payload],
-                              [session_state, status, payload])
+                              [session_state, status, submit_button, payload])
         clear_button.click(h.empty_payload, None, [payload])
-        preview_button.click(preview, [session_state, payload], [session_state, status, preview_table])
-        submit_button.click(submit, [session_state, payload], [session_state, status, breakdown, issues])
+        preview_button.click(preview, [session_state, payload],
+                             [session_state, status, submit_button, preview_table, breakdown, issues])
+        submit_button.click(submit, [session_state, payload], graded_outputs)
+        confirm_button.click(grade, [session_state, payload], graded_outputs)
         demo.unload(close_tab)
     return demo

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
 from core_helpers import REFERENCE_TOOL_NAMES
 
 from metric_tracker_rl import DEFAULT_TASK_ORDER, MetricTrackerRlAction, MetricTrackerRlEnv, get_task_spec
@@ -16,6 +17,8 @@ from metric_tracker_rl.models import (
 )
 from metric_tracker_rl.scenario import build_episode
 from metric_tracker_rl.tasks import resolve_episode_config
+
+pytestmark = pytest.mark.slow  # starts server processes or a browser
 
 # Fields the reference script and the reference README read from an observation.
 OBSERVATION_FIELDS = (

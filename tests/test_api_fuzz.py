@@ -22,6 +22,8 @@ from schemathesis.checks import negative_data_rejection
 from schemathesis.core.failures import FailureGroup
 from schemathesis.generation.modes import GenerationMode
 
+pytestmark = pytest.mark.slow  # starts server processes or a browser
+
 MAX_EXAMPLES = 25
 
 

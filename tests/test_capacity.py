@@ -15,6 +15,8 @@ from reliability_support import record
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection, connect
 
+pytestmark = pytest.mark.slow  # starts server processes or a browser
+
 CYCLES = 300
 WARM_UP_CYCLES = 30
 # A session holding a hard episode costs about 0.3 MB, so 300 leaked sessions would add about 90 MB.

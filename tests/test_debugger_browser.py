@@ -6,6 +6,7 @@ Needs Debian's chromium at /usr/bin/chromium (CI installs it) and the playwright
 from __future__ import annotations
 
 import os
+import re
 import sys
 from collections.abc import Iterator
 from urllib.parse import urlparse
@@ -16,6 +17,9 @@ from conftest import ROOT, running_server, serving
 from metric_tracker_rl.local_server import free_port
 from metric_tracker_rl.scenario import build_episode
 from metric_tracker_rl.tasks import resolve_episode_config
+from server.debugger_helpers import SUBMISSION_COLUMNS
+
+pytestmark = pytest.mark.slow  # starts server processes or a browser
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -23,6 +27,7 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic"
 TASK = "medium_mixed_pair"
 TIMEOUT_MS = 90_000
 ARTIFACTS = ROOT / "artifacts"
+LONG_FRACTION = re.compile(r"\.0*[1-9]\d{4,}")  # five or more significant digits after the point
 
 if not os.path.exists(CHROMIUM):
     pytest.skip(f"{CHROMIUM} is missing (apt-get install chromium)", allow_module_level=True)
@@ -130,36 +135,145 @@ def leaked_rows(page: DebuggerPage) -> list[str]:
     return [text for text in page.row_texts() if any(all(part in text for part in t) for t in triples)]
 
 
+def submissions_left(status: str) -> int:
+    return int(status.split("submissions left: ")[1].split()[0])
+
+
+def shot(page: DebuggerPage, name: str) -> None:
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.page.screenshot(path=str(ARTIFACTS / f"debugger_{name}.png"), full_page=True)
+
+
+def header_texts(page: DebuggerPage, elem_id: str) -> list[str]:
+    return page.page.eval_on_selector_all(f"#{elem_id} [role=columnheader]", "els => els.map(e => e.innerText.trim())")
+
+
 def test_reset_run_a_tool_build_and_submit_a_report(browser, web_url: str) -> None:
     page = DebuggerPage(browser, web_url)
-    page.reset(TASK)
+    status = page.reset(TASK)
+    left = submissions_left(status)
 
     status = page.run_tool("list_suspicious_dates", '{"limit": 5}')
     assert "Steps left: 39" in status
     assert page.row_count("tool-table") == 5
+    # Numbers are rounded for reading; the raw JSON keeps every digit.
+    assert not [row for row in page.rendered_rows("tool-table") if LONG_FRACTION.search(row)]
 
     page.tab("Payload")
+    assert page.page.inner_text("#submit") == f"Submit report (uses 1 of {left} graded submissions left)"
     page.choose("generator-name", "get_median_filter_rows")
     page.set_code("generator-args", '{"threshold_multiplier": 4.0}')
     page.page.click("#generate-rows")
     page.wait_status("get_median_filter_rows ran", "Steps left: 38")
     generated = page.row_count("payload")
     assert generated >= 1
-
-    page.page.click("#preview")
-    page.wait_status("preview_submission ran", "Steps left: 37", "submissions left: 3")
+    assert not [row for row in page.rendered_rows("payload") if LONG_FRACTION.search(row)]
 
     page.page.click("#submit")
-    status = page.wait_status("graded", "submissions left: 2")
+    status = page.wait_status("graded", f"submissions left: {left - 1}")
     breakdown = dict(row.split(maxsplit=1) for row in page.rendered_rows("reward-breakdown"))
     assert {"score", "recall_quality", "precision", "false_positive_count"} <= set(breakdown)
     assert float(breakdown["submitted_row_count"]) == generated
-    assert float(breakdown["score"]) == pytest.approx(float(status.split("Last score: ")[1].split()[0]), abs=1e-4)
-    ARTIFACTS.mkdir(exist_ok=True)
-    page.page.screenshot(path=str(ARTIFACTS / "debugger_submission.png"), full_page=True)
+    assert float(breakdown["score"]) == pytest.approx(float(status.split("Last score: ")[1].split()[0]), abs=1e-3)
+    shot(page, "submission")
+
+    # A preview describes other rows than the graded breakdown: the stale breakdown goes.
+    page.page.click("#preview")
+    page.wait_status("preview_submission ran", "Steps left: 36")
+    assert page.rendered_rows("reward-breakdown") == []
+    assert header_texts(page, "reward-breakdown") == ["component", "value"]
     page.tab("Charts")
-    page.page.screenshot(path=str(ARTIFACTS / "debugger_charts.png"), full_page=True)
+    shot(page, "charts")
     assert page.outside_requests == []
+    page.page.close()
+
+
+def test_every_payload_column_is_readable_at_1400_px(browser, web_url: str) -> None:
+    page = DebuggerPage(browser, web_url)
+    page.reset(TASK)
+    page.tab("Payload")
+    page.page.click("#generate-rows")
+    page.wait_status("ran", "Steps left: 39")
+    right_edge = page.page.eval_on_selector("#payload", "e => e.getBoundingClientRect().right")
+    headers = page.page.eval_on_selector_all(
+        "#payload [role=columnheader]", "els => els.map(e => [e.innerText.trim(), e.getBoundingClientRect().right])")
+    assert [name for name, _ in headers] == list(SUBMISSION_COLUMNS)
+    assert all(0 < right <= right_edge for _, right in headers), headers
+    clipped = page.page.eval_on_selector_all(
+        "#payload td, #payload [role=columnheader]",
+        "els => els.filter(e => e.innerText.trim() && e.scrollWidth > e.clientWidth + 1).map(e => e.innerText)")
+    assert clipped == []
+    shot(page, "payload")
+    page.page.close()
+
+
+def test_tables_start_with_their_own_headers(browser, web_url: str) -> None:
+    page = DebuggerPage(browser, web_url)
+    page.reset(TASK)
+    expected = {"tool-table": ["field", "value"], "preview-issues": ["row_index", "code", "message"],
+                "reward-breakdown": ["component", "value"], "submission-issues": ["row_index", "code", "message"],
+                "payload": list(SUBMISSION_COLUMNS)}
+    for tab, tables in (("Analysis tools", ["tool-table"]),
+                        ("Payload", ["payload", "preview-issues", "reward-breakdown", "submission-issues"])):
+        page.tab(tab)
+        for elem_id in tables:
+            assert header_texts(page, elem_id) == expected[elem_id], elem_id
+    page.page.close()
+
+
+def test_an_empty_report_is_graded_only_after_confirmation(browser, web_url: str) -> None:
+    page = DebuggerPage(browser, web_url)
+    left = submissions_left(page.reset(TASK))
+    page.tab("Payload")
+    assert not page.page.locator("#confirm-empty").is_visible()
+    page.page.click("#submit")
+    status = page.wait_status("payload is empty")
+    assert f"submissions left: {left}" in status and "Steps left: 40" in status  # nothing used yet
+    page.page.locator("#confirm-empty").wait_for(state="visible")
+    shot(page, "empty_report_confirmation")
+    page.page.click("#confirm-empty")
+    status = page.wait_status("graded", f"submissions left: {left - 1}")
+    assert "Graded 0 row(s)" in status
+    page.page.locator("#confirm-empty").wait_for(state="hidden")
+    page.page.close()
+
+
+def test_bad_json_names_line_and_column_and_keeps_the_episode_lines(browser, web_url: str) -> None:
+    page = DebuggerPage(browser, web_url)
+    page.reset(TASK)
+    page.tab("Analysis tools")
+    page.choose("tool-name", "list_suspicious_dates")
+    page.page.wait_for_function("document.querySelector('#tool-help').innerText.includes('list_suspicious_dates')")
+    page.set_code("tool-args", '{\n"limit": 3,\n}')
+    page.page.click("#run-tool")
+    status = page.wait_status("not valid JSON")
+    assert "line 3, column 1" in status
+    assert f"task_id={TASK}" in status and "Steps left: 40" in status  # no step used, the episode lines stay
+    shot(page, "json_error")
+    page.page.close()
+
+
+def test_calendar_notes_are_labelled_on_every_chart(browser, web_url: str) -> None:
+    page = DebuggerPage(browser, web_url)
+    page.reset(TASK)
+    kinds = sorted(note.kind for note in build_episode(resolve_episode_config(task_id=TASK)).public.annotations)
+    assert kinds
+    labels = page.page.eval_on_selector_all(
+        ".mt-chart svg.panel, .mt-chart svg.heatmap",
+        "els => els.map(svg => [...svg.querySelectorAll('.mark-label')].map(t => t.textContent).sort())")
+    assert len(labels) == 5 + 7 + 1 and all(found == kinds for found in labels)
+    noted = build_episode(resolve_episode_config(task_id=TASK)).public.annotations[0]
+    page.choose("chart-date", noted.date)
+    page.page.wait_for_function(f"document.querySelector('#chart-funnel').innerText.includes({noted.date!r})")
+    assert noted.kind in page.page.text_content("#chart-funnel svg")
+    page.page.close()
+
+
+def test_the_site_has_a_favicon(browser, web_url: str) -> None:
+    page = DebuggerPage(browser, web_url)
+    response = page.page.request.get(f"{web_url}/favicon.ico")
+    assert response.status == 200 and response.headers["content-type"] == "image/x-icon"
+    assert response.body()[:4] == b"\x00\x00\x01\x00"
     page.page.close()
 
 
@@ -193,13 +307,12 @@ def test_each_tab_has_its_own_episode(browser, web_url: str) -> None:
 
 
 def test_debug_mode_shows_the_ground_truth(browser) -> None:
-    with running_server(extra_env={"ENABLE_WEB_INTERFACE": "true", "METRIC_TRACKER_DEBUG": "1"}) as url:
+    with running_server(extra_env={"ENABLE_WEB_INTERFACE": "true", "METRIC_TRACKER_DEBUG": "1"}, timeout_s=180) as url:
         page = DebuggerPage(browser, url)
         page.reset(TASK)
         page.page.wait_for_selector("#debug-expected [role=row][data-index]")
         rows = page.rendered_rows("debug-expected")
         for date, entity_name, anomaly_type in expected_triples():
             assert any(date in r and entity_name in r and anomaly_type in r for r in rows)
-        ARTIFACTS.mkdir(exist_ok=True)
-        page.page.screenshot(path=str(ARTIFACTS / "debugger_debug_mode.png"), full_page=True)
+        shot(page, "debug_mode")
         page.page.close()

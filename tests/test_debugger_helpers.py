@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import base64
 import json
+import struct
+from xml.etree import ElementTree
 
 import pandas as pd
 import pytest
+from hypothesis import example, given
+from hypothesis import strategies as st
 
 from metric_tracker_rl import MetricTrackerRlAction
 from metric_tracker_rl.analysis_tools import TOOL_REGISTRY
@@ -36,7 +41,7 @@ def charts() -> h.ChartData:
     env = MetricTrackerRlEnvironment()
     env.reset(task_id=TASK)
     daily = h.daily_frame(run(env, "show_raw_data", limit=28)["rows"])
-    hourly = {d: pd.DataFrame(run(env, "hourly_rows_for_date", date=d)["rows"]) for d in daily["date"]}
+    hourly = {d: run(env, "hourly_rows_for_date", date=d)["rows"] for d in daily["date"]}
     return h.ChartData(daily=daily, hourly=hourly, annotations=run(env, "get_annotations")["annotations"])
 
 
@@ -97,8 +102,48 @@ def test_parse_arguments() -> None:
     assert h.parse_arguments('{"limit": 3}') == {"limit": 3}
     with pytest.raises(ValueError, match="JSON object"):
         h.parse_arguments("[1, 2]")
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="line 1, column 2"):
         h.parse_arguments("{limit: 3")
+    with pytest.raises(ValueError, match="line 3, column 1"):
+        h.parse_arguments('{\n  "limit": 3,\n}')
+
+
+@given(st.floats(allow_nan=False, allow_infinity=False, min_value=-1e12, max_value=1e12))
+@example(429.84408455082803)
+@example(0.0)
+@example(-0.000123456789)
+@example(12345.0)
+@example(99.99999)
+def test_shown_numbers_stay_far_inside_the_grading_tolerance(value: float) -> None:
+    shown = h.format_number(value)
+    if value.is_integer():
+        assert shown == value and isinstance(shown, int)
+    else:
+        assert abs(shown - value) <= max(5e-4 * abs(value), 0.05 if abs(value) >= 100 else 0.0)
+        assert shown == (round(shown, 1) if abs(value) >= 100 else float(f"{shown:.4g}"))  # short to read
+    assert h.format_number("text") == "text" and h.format_number(True) is True
+
+
+def test_submit_label_reads_the_budget_from_the_observation() -> None:
+    env = MetricTrackerRlEnvironment()
+    observation = env.reset(task_id=TASK)
+    left = observation.submissions_remaining
+    assert h.submit_label(observation) == f"Submit report (uses 1 of {left} graded submissions left)"
+    for _ in range(left - 1):
+        observation = env.step(MetricTrackerRlAction(classifications=[]))
+    assert "only graded submission left and ends the episode" in h.submit_label(observation)
+    observation = env.step(MetricTrackerRlAction(classifications=[]))
+    assert observation.done and "episode over" in h.submit_label(observation)
+    assert "episode over" in h.submit_label(None)
+
+
+def test_an_error_in_the_status_keeps_the_episode_lines() -> None:
+    env = MetricTrackerRlEnvironment()
+    observation = env.reset(task_id=TASK)
+    status = h.status_markdown(observation, observation.config, "the arguments are not valid JSON")
+    assert status.startswith("**error** — the arguments are not valid JSON")
+    assert f"task_id={TASK}" in status and "Steps left: " in status
+    assert "press Reset" in h.status_markdown(None, {})
 
 
 def test_result_table_shapes_real_tool_results() -> None:
@@ -125,8 +170,15 @@ def test_generated_rows_round_trip_through_the_editable_table() -> None:
     table = h.merge_rows(h.empty_payload(), generated)
     assert list(table.columns) == list(h.SUBMISSION_COLUMNS)
     rows = h.rows_from_frame(table)
-    assert [MetricSubmissionRow(**r).model_dump() for r in rows] == [MetricSubmissionRow(**g).model_dump()
-                                                                     for g in generated]
+    assert [MetricSubmissionRow(**r).model_dump() for r in rows] == [
+        MetricSubmissionRow(**{k: h.format_number(v) for k, v in g.items()}).model_dump() for g in generated]
+    # The table shows rounded values; submitted, they grade exactly as the generator's own rows do.
+    graded = []
+    for report in (rows, generated):
+        fresh = MetricTrackerRlEnvironment()
+        fresh.reset(task_id=TASK)
+        graded.append(fresh.step(MetricTrackerRlAction(classifications=report)).reward_breakdown)
+    assert graded[0] == graded[1]
     again = h.merge_rows(table, generated[:1] + [{**generated[0], "date": "2026-03-02"}])
     assert len(again) == len(generated) + (generated[0]["date"] != "2026-03-02")
 
@@ -153,7 +205,7 @@ def test_breakdown_and_issue_tables_from_a_graded_submission() -> None:
            "baseline_value": 1.0, "observed_value": 2.0, "delta_value": 1.0, "severity": "low"}
     graded = env.step(MetricTrackerRlAction(classifications=[row, row]))
     table = h.breakdown_table(graded).set_index("component")["value"]
-    assert table["score"] == round(graded.reward, 4)
+    assert table["score"] == h.format_number(graded.reward)
     assert table["submitted_row_count"] == 2 and table["duplicate_row_count"] == 1
     issues = h.issues_table(graded.submission_issues)
     assert list(issues["code"]) == ["duplicate_row"] and list(issues["row_index"]) == [1]
@@ -192,29 +244,63 @@ def test_funnel_comparison_against_the_median_day(charts: h.ChartData) -> None:
     assert h.funnel_comparison(charts.daily, "1999-01-01").empty
 
 
-def _shaded(axis) -> int:
-    return len(axis.patches)
+def parse(chart: str) -> ElementTree.Element:
+    """A chart's HTML is well-formed XML (that is what the browser gets); parse it to read its parts."""
+    return ElementTree.fromstring(chart)
 
 
-def test_count_chart_marks_each_expected_row_on_its_own_panel(debug_env, charts: h.ChartData) -> None:
+def panels(chart: str) -> dict[str, ElementTree.Element]:
+    return {svg.get("data-column"): svg for svg in parse(chart).iter("svg")}
+
+
+def marks(svg: ElementTree.Element) -> list[ElementTree.Element]:
+    return [g for g in svg.iter() if g.tag == "g" and "mark" in (g.get("class") or "").split()]
+
+
+def label_texts(svg: ElementTree.Element) -> list[str]:
+    return [t.text for t in svg.iter() if t.tag == "text" and t.get("class") == "mark-label"]
+
+
+def test_count_chart_marks_and_labels_each_expected_row_on_its_own_panel(debug_env, charts: h.ChartData) -> None:
     _, observation = debug_env
-    public = h.daily_counts_figure(charts, h.marks_for(charts.annotations, None))
-    panels = {a.get_title(): a for a in public.axes if a.get_visible() and a.get_title()}
-    assert set(panels) == set(COUNT_COLUMNS)
-    assert all(_shaded(a) == len(charts.annotations) for a in panels.values())
-    assert all(len(a.lines[0].get_ydata()) == 28 for a in panels.values())
+    public = panels(h.daily_counts_svg(charts, h.marks_for(charts.annotations, None), 3))
+    assert set(public) == set(COUNT_COLUMNS)
+    kinds = sorted(a["kind"] for a in charts.annotations)
+    for svg in public.values():
+        assert sorted(label_texts(svg)) == kinds  # every calendar note is labelled on every panel
+        assert len([c for c in svg.iter() if c.tag == "circle"]) == 28
 
-    debug = h.daily_counts_figure(charts, h.marks_for(charts.annotations, observation.debug))
-    expected = [r["entity_name"] for r in observation.debug["expected_rows"]]
-    for axis in debug.axes:
-        if axis.get_title() in COUNT_COLUMNS:
-            assert _shaded(axis) == len(charts.annotations) + expected.count(axis.get_title())
+    debug = panels(h.daily_counts_svg(charts, h.marks_for(charts.annotations, observation.debug), 3))
+    expected = [r for r in observation.debug["expected_rows"] if r["entity_name"] in COUNT_COLUMNS]
+    for column, svg in debug.items():
+        truth = [g for g in marks(svg) if "truth" in g.get("class")]
+        assert sorted(g.get("data-date") for g in truth) == sorted(r["date"] for r in expected
+                                                                   if r["entity_name"] == column)
+        assert len(marks(svg)) == len(charts.annotations) + len(truth)
 
 
-def test_rate_heatmap_and_funnel_figures(charts: h.ChartData) -> None:
-    rates = h.conversion_figure(charts, [])
-    assert {a.get_title() for a in rates.axes if a.get_visible()} == set(CONVERSION_METRIC_NAMES)
-    heatmap = h.hourly_heatmap_figure(charts, "orders_placed", [])
-    assert heatmap.axes[0].images[0].get_array().shape == (24, 28)
-    funnel = h.funnel_figure(charts, charts.dates[0])
-    assert len(funnel.axes[0].patches) == 2 * len(COUNT_COLUMNS)
+def test_rate_heatmap_and_funnel_charts(charts: h.ChartData) -> None:
+    notes = h.marks_for(charts.annotations, None)
+    rates = h.conversion_svg(charts, notes, 7)
+    assert set(panels(rates)) == set(CONVERSION_METRIC_NAMES) and parse(rates).get("data-reset") == "7"
+    heatmap = parse(h.hourly_heatmap_svg(charts, "orders_placed", notes, 7))
+    (svg,) = [e for e in heatmap.iter() if e.tag == "svg"]
+    (cells,) = [e for e in svg if e.tag == "image"]
+    png = base64.b64decode(cells.get("href").removeprefix("data:image/png;base64,"))
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and struct.unpack(">II", png[16:24]) == (28, 24)  # date x hour
+    assert sorted(label_texts(svg)) == sorted(a["kind"] for a in charts.annotations)
+    noted = charts.annotations[0]["date"]
+    funnel = parse(h.funnel_svg(charts, noted, notes, 7))
+    bars = [r for r in funnel.iter() if r.tag == "rect" and r.get("class") == "bar"]
+    assert len(bars) == 2 * len(COUNT_COLUMNS)
+    assert any(charts.annotations[0]["kind"] in text for text in label_texts(funnel))
+    quiet = next(d for d in charts.dates if d not in {a["date"] for a in charts.annotations})
+    assert label_texts(parse(h.funnel_svg(charts, quiet, notes, 7))) == []
+
+
+def test_favicon_is_an_icon_file() -> None:
+    icon = h.favicon_ico()
+    count, = struct.unpack("<H", icon[4:6])
+    width, height, *_, size, offset = struct.unpack("<BBBBHHII", icon[6:22])
+    assert icon[:4] == b"\x00\x00\x01\x00" and count == 1 and (width, height) == (32, 32)
+    assert icon[offset:offset + 8] == b"\x89PNG\r\n\x1a\n" and offset + size == len(icon)

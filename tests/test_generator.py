@@ -8,6 +8,7 @@ import sys
 from collections import defaultdict
 
 import numpy as np
+import pytest
 from core_helpers import ROOT, data_digest, episode
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -58,6 +59,7 @@ def _run_hash(seed: int, hash_seed: str, fake_today: str | None) -> subprocess.P
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
+@pytest.mark.slow
 def test_same_config_gives_identical_bytes_across_processes_hash_seeds_and_dates() -> None:
     runs = [_run_hash(7, "1", None), _run_hash(7, "4242", "2031-11-23")]
     outputs = []

@@ -23,6 +23,8 @@ from conftest import ROOT, free_port
 from metric_tracker_rl import DEFAULT_TASK_ORDER, MetricSubmissionRow, PayloadGeneratorMethod
 from metric_tracker_rl.analysis_tools import TOOL_REGISTRY
 
+pytestmark = pytest.mark.slow  # starts server processes or a browser
+
 START = re.compile(r"^\[START\] task=(\S+) env=metric_tracker_rl model=(\S+)$")
 STEP = re.compile(r"^\[STEP\] step=(\d+) action=(\S+) reward=(\d\.\d\d) done=(true|false) error=(\S.*)$")
 END = re.compile(r"^\[END\] success=(true|false) steps=(\d+) score=(\d\.\d\d) rewards=((?:\d\.\d\d)(?:,\d\.\d\d)*)?$")

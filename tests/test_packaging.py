@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 import yaml
 from conftest import ROOT, free_port, serving
 
@@ -83,6 +84,7 @@ def test_project_script_runs_the_server_main() -> None:
     assert pyproject()["project"]["scripts"]["server"] == "server.app:main"
 
 
+@pytest.mark.slow
 def test_openenv_validate_passes_on_the_repo() -> None:
     """Without the image build (tests build no image): its runtime checks are skipped, and the exit status is 0."""
     result = subprocess.run([str(VENV_BIN / "openenv"), "validate", ".", "--skip-build"], cwd=ROOT,
@@ -147,6 +149,7 @@ def test_dockerfile_command_runs_the_synced_entry_point_without_uv() -> None:
 
 # --- entry point and ports -------------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_server_script_takes_its_port_from_the_port_variable() -> None:
     """`--port` is what every live-server test uses; here the `server` script gets only PORT."""
     port = free_port()

@@ -9,10 +9,13 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import pytest
 from conftest import running_server
 
 from metric_tracker_rl import MetricTrackerRlAction, MetricTrackerRlEnv
 from server.environment import MetricTrackerRlEnvironment
+
+pytestmark = pytest.mark.slow  # starts server processes or a browser
 
 ACTIONS = [
     MetricTrackerRlAction(analysis_method="get_annotations"),

@@ -23,6 +23,8 @@ from metric_tracker_rl.scenario import Episode, build_episode
 from metric_tracker_rl.tasks import resolve_episode_config
 from server.environment import DEBUG_ENV_VAR, NO_EPISODE
 
+pytestmark = pytest.mark.slow  # starts server processes or a browser
+
 HTTP_TIMEOUT_S = 60.0  # generous: the test machine may be busy
 TRUTH_WORDS = ("expected_rows", "neutral_keys", "injections")
 RowIdentity = tuple[str, str, str, str]  # date, entity_type, entity_name, anomaly type

@@ -22,6 +22,8 @@ from websockets.sync.client import ClientConnection, connect
 from server.environment import MAX_SUBMISSION_ROWS
 from server.hardening import MAX_JSON_DEPTH, MAX_MESSAGE_BYTES
 
+pytestmark = pytest.mark.slow  # starts server processes or a browser
+
 STORM_RESETS = 200
 OUTCOMES: Counter[str] = Counter()
 
