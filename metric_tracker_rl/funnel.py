@@ -7,13 +7,16 @@ Generation has two stages so that anomalies change the data the way a real incid
 2. `draw_counts` turns the plan into integer counts: app opens are Poisson around an over-dispersed
    mean and each later step is Binomial from the step before it, so a step can only exceed its
    predecessor where the plan says events are duplicated.
-Each date draws from its own stream, so an incident on one date never changes the noise of another.
+An incident on one date never changes the noise of another: dates whose plan an injector left alone take
+their counts from one draw over the plan as it was made, and every date the injectors touched draws again
+from its own stream.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
+from functools import cache
 
 import numpy as np
 
@@ -54,12 +57,51 @@ WEEKEND_HOUR_SHARE = _hour_curve([(11.5, 2.0, 0.7), (14.0, 2.0, 0.4), (20.0, 2.0
 HOUR_RATE_FACTORS = np.where((np.arange(HOURS) < 6) | (np.arange(HOURS) >= 23), 0.9, 1.0)
 
 
+@dataclass(frozen=True)
+class Calendar:
+    """The window's dates and their labels: the same for every episode, so made once per window length."""
+
+    dates: tuple[dt.date, ...]
+    iso_dates: tuple[str, ...]
+    weekday_names: tuple[str, ...]
+    weekday_index: np.ndarray  # (D,) 0 = Monday, read-only
+    weekend: np.ndarray  # (D,) bool, read-only
+
+
+@cache
+def window_calendar(num_days: int = NUM_DAYS) -> Calendar:
+    dates = tuple(WINDOW_START + dt.timedelta(days=i) for i in range(num_days))
+    weekday_index = np.array([d.weekday() for d in dates], dtype=np.int64)
+    weekend = weekday_index >= 5
+    for array in (weekday_index, weekend):
+        array.setflags(write=False)
+    return Calendar(dates, tuple(d.isoformat() for d in dates), tuple(d.strftime("%A") for d in dates),
+                    weekday_index, weekend)
+
+
 def window_dates(num_days: int = NUM_DAYS) -> list[dt.date]:
-    return [WINDOW_START + dt.timedelta(days=i) for i in range(num_days)]
+    return list(window_calendar(num_days).dates)
 
 
 def is_weekend(dates: list[dt.date]) -> np.ndarray:
     return np.array([d.weekday() >= 5 for d in dates])
+
+
+def stage_means(traffic: np.ndarray, step_rates: np.ndarray) -> np.ndarray:
+    """Expected opens per date and hour (D, 24, 5) whose journey stops at each event: the k-th column counts
+    the opens that reach event k and go no further.
+
+    Splitting a Poisson number of opens by where each one stops gives independent Poisson counts per stop
+    (Poisson thinning), and the count of an event is the sum of the stops at it and after it. So one Poisson
+    draw of these means gives exactly the model "opens are Poisson, each step is Binomial from the step
+    before", in one call for every date instead of one call per date and step.
+    """
+    reach = np.empty((N_EVENTS, *traffic.shape))  # expected opens that reach each event, event axis first
+    reach[0] = traffic
+    for step in range(N_STEPS):
+        np.multiply(reach[step], step_rates[..., step], out=reach[step + 1])
+    reach[:N_STEPS] -= reach[1:]  # a rate is at most 1, so no difference is negative
+    return np.moveaxis(reach, 0, -1)
 
 
 @dataclass
@@ -73,36 +115,69 @@ class FunnelPlan:
     duplicate_factor: np.ndarray  # (D, 24, 5) >= 1: events logged this many times on average
     hour_shift: np.ndarray  # (D,) hours by which the date's timestamps are shifted
     ingested_fraction: np.ndarray  # (D, 24) share of events that reached the warehouse
+    # stage_means of the plan as it was made, before any injector edited it (see draw_counts).
+    initial_stage_means: np.ndarray = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.initial_stage_means = stage_means(self.traffic, self.step_rates)
 
     @property
     def num_days(self) -> int:
         return len(self.dates)
 
 
+@dataclass(frozen=True)
+class Seasonality:
+    """The parts of a plan that only depend on the calendar, made once per window length."""
+
+    daily_profile: np.ndarray  # (D,) weekday factor times trend
+    hour_share: np.ndarray  # (D, 24) the hour-of-day curve of the date's day type
+    rate_factor: np.ndarray  # (D, 4) weekend lift of each step's conversion
+    noise_scale: np.ndarray  # (D + D*24 + D*4,) sigma of the day, hour and rate noise, in that order
+
+
+@cache
+def seasonality(num_days: int = NUM_DAYS) -> Seasonality:
+    calendar = window_calendar(num_days)
+    weekend = calendar.weekend[:, None]
+    noise_scale = np.concatenate([np.full(num_days, DAY_NOISE_SIGMA), np.full(num_days * HOURS, HOUR_NOISE_SIGMA),
+                                  np.full(num_days * N_STEPS, RATE_NOISE_SIGMA)])
+    parts = Seasonality(
+        daily_profile=WEEKDAY_FACTORS[calendar.weekday_index] * (1.0 + DAILY_TREND * np.arange(num_days)),
+        hour_share=np.where(weekend, WEEKEND_HOUR_SHARE, WEEKDAY_HOUR_SHARE),
+        rate_factor=np.where(weekend, WEEKEND_RATE_FACTORS, 1.0),
+        noise_scale=noise_scale,
+    )
+    for array in (parts.daily_profile, parts.hour_share, parts.rate_factor, parts.noise_scale):
+        array.setflags(write=False)
+    return parts
+
+
 def baseline_plan(key: EpisodeKey, num_days: int = NUM_DAYS) -> FunnelPlan:
+    """The expected traffic and conversion of every date and hour, before any incident or distractor.
+
+    All the plan's randomness comes from two draws: the log-normal day and hour noise and the logit noise of
+    the rates share one standard-normal draw (scaled per part), the level and the step rates one uniform draw."""
     rng = derive_rng(key, "funnel-plan")
-    dates = window_dates(num_days)
-    weekend = is_weekend(dates)
-    weekday_index = np.array([d.weekday() for d in dates])
-    day_index = np.arange(num_days)
+    parts = seasonality(num_days)
+    uniform = rng.random(1 + N_STEPS)
+    noise = rng.standard_normal(parts.noise_scale.shape[0]) * parts.noise_scale
+    hours_end = num_days * (1 + HOURS)
+    lognormal = np.exp(noise[:hours_end])
 
-    level = BASE_DAILY_OPENS * rng.uniform(0.8, 1.25)
-    daily_mean = (level * WEEKDAY_FACTORS[weekday_index] * (1.0 + DAILY_TREND * day_index)
-                  * rng.lognormal(0.0, DAY_NOISE_SIGMA, num_days))
-    shares = np.where(weekend[:, None], WEEKEND_HOUR_SHARE, WEEKDAY_HOUR_SHARE)
-    hour_noise = rng.lognormal(0.0, HOUR_NOISE_SIGMA, (num_days, HOURS))
-    shares = shares * hour_noise
-    shares /= shares.sum(axis=1, keepdims=True)
-    traffic = daily_mean[:, None] * shares
+    level = BASE_DAILY_OPENS * (0.8 + 0.45 * uniform[0])
+    daily_mean = level * parts.daily_profile * lognormal[:num_days]
+    shares = parts.hour_share * lognormal[num_days:hours_end].reshape(num_days, HOURS)
+    traffic = shares * (daily_mean / shares.sum(axis=1))[:, None]
 
-    base_rates = np.minimum(BASE_STEP_RATES * rng.uniform(0.92, 1.08, N_STEPS), 0.97)
-    day_rates = np.where(weekend[:, None], base_rates * WEEKEND_RATE_FACTORS, base_rates)
-    logit = np.log(day_rates / (1 - day_rates)) + rng.normal(0.0, RATE_NOISE_SIGMA, (num_days, N_STEPS))
+    base_rates = np.minimum(BASE_STEP_RATES * (0.92 + 0.16 * uniform[1:]), 0.97)
+    day_rates = base_rates * parts.rate_factor
+    logit = np.log(day_rates / (1.0 - day_rates)) + noise[hours_end:].reshape(num_days, N_STEPS)
     day_rates = 1.0 / (1.0 + np.exp(-logit))
-    step_rates = np.clip(day_rates[:, None, :] * HOUR_RATE_FACTORS[None, :, None], 0.0, 0.995)
+    step_rates = np.minimum(day_rates[:, None, :] * HOUR_RATE_FACTORS[:, None], 0.995)
 
     return FunnelPlan(
-        dates=dates,
+        dates=list(window_calendar(num_days).dates),
         traffic=traffic,
         step_rates=step_rates,
         extra_opens=np.zeros((num_days, HOURS)),
@@ -110,6 +185,12 @@ def baseline_plan(key: EpisodeKey, num_days: int = NUM_DAYS) -> FunnelPlan:
         hour_shift=np.zeros(num_days, dtype=np.int64),
         ingested_fraction=np.ones((num_days, HOURS)),
     )
+
+
+@cache
+def date_positions(dates: tuple[str, ...]) -> dict[str, int]:
+    """Position of each ISO date in a window (cached: every episode has the same window; read only)."""
+    return {date: i for i, date in enumerate(dates)}
 
 
 @dataclass(frozen=True)
@@ -124,7 +205,7 @@ class FunnelData:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "daily", self.hourly.sum(axis=1))
-        object.__setattr__(self, "_date_positions", {date: i for i, date in enumerate(self.dates)})
+        object.__setattr__(self, "_date_positions", date_positions(self.dates))
         for array in (self.hourly, self.daily, self.weekend):
             array.setflags(write=False)
 
@@ -134,19 +215,24 @@ class FunnelData:
 
 
 def draw_counts(plan: FunnelPlan, key: EpisodeKey) -> FunnelData:
-    hourly = np.empty((plan.num_days, HOURS, N_EVENTS), dtype=np.int64)
-    # Which dates an incident touched, decided for all dates at once (most dates take none of the branches).
+    """Integer counts for the plan: one Poisson draw of every date's stops as the plan was made, then every
+    date an injector touched on its own stream (drawn again where its expectations changed, then its extra
+    opens, duplicates, clock shift and lost events). A date's counts therefore depend only on its own plan."""
+    means = stage_means(plan.traffic, plan.step_rates)
+    stops = derive_rng(key, "funnel-noise").poisson(plan.initial_stage_means)
+    redrawn = (means != plan.initial_stage_means).any(axis=(1, 2))
     surplus = plan.duplicate_factor - 1.0
     has_extra = plan.extra_opens.any(axis=1)
     has_surplus = surplus.any(axis=(1, 2))
     has_loss = (plan.ingested_fraction < 1.0).any(axis=1)
-    step_rates = np.ascontiguousarray(plan.step_rates.transpose(0, 2, 1))  # (D, steps, 24)
-    for day in range(plan.num_days):
-        rng = derive_rng(key, "funnel-draw", day)
+    touched = redrawn | has_extra | has_surplus | has_loss | (plan.hour_shift != 0)
+    date_rngs = {day: derive_rng(key, "funnel-draw", day) for day in np.flatnonzero(touched).tolist()}
+    for day, rng in date_rngs.items():
+        if redrawn[day]:
+            stops[day] = rng.poisson(means[day])
+    hourly = np.ascontiguousarray(np.cumsum(stops[..., ::-1], axis=-1)[..., ::-1])
+    for day, rng in date_rngs.items():
         counts = hourly[day]
-        counts[:, 0] = rng.poisson(plan.traffic[day])
-        for step in range(N_STEPS):
-            counts[:, step + 1] = rng.binomial(counts[:, step], step_rates[day, step])
         if has_extra[day]:
             counts[:, 0] += rng.poisson(plan.extra_opens[day])
         if has_surplus[day]:
@@ -155,9 +241,8 @@ def draw_counts(plan: FunnelPlan, key: EpisodeKey) -> FunnelData:
             counts[:] = np.roll(counts, int(plan.hour_shift[day]), axis=0)
         if has_loss[day]:
             counts[:] = rng.binomial(counts, plan.ingested_fraction[day][:, None])
-    return FunnelData(
-        dates=tuple(d.isoformat() for d in plan.dates),
-        weekdays=tuple(d.strftime("%A") for d in plan.dates),
-        weekend=is_weekend(plan.dates),
-        hourly=hourly,
-    )
+    calendar = window_calendar(plan.num_days)
+    if tuple(plan.dates) != calendar.dates:
+        raise ValueError("a funnel plan covers the window's dates, in order")
+    return FunnelData(dates=calendar.iso_dates, weekdays=calendar.weekday_names, weekend=calendar.weekend,
+                      hourly=hourly)

@@ -14,11 +14,9 @@ import numpy as np
 
 from metric_tracker_rl.catalog import (
     CONVERSION_BY_NAME,
-    CONVERSION_METRIC_NAMES,
     COUNT_COLUMNS,
     ENTITY_NAMES,
     ENTITY_TYPES,
-    FUNNEL_STEPS,
     SEVERITIES,
     severity_indices,
 )
@@ -57,11 +55,16 @@ def nanmedian_last_axis(values: np.ndarray) -> np.ndarray:
 
     One sort puts NaN last; the median is read at the middle ranks of the non-NaN prefix and, like numpy,
     the two middle values of an even count are averaged as (low + high) / 2. An all-NaN slice gives NaN
-    without a warning.
+    without a warning. Without any NaN (the usual case) the middle ranks are the same for every slice.
     """
     ordered = np.sort(values, axis=-1)
+    size = ordered.shape[-1]
+    if size and not np.isnan(ordered[..., -1]).any():  # NaN sorts last: no NaN anywhere
+        if size % 2:
+            return ordered[..., size // 2]
+        return (ordered[..., size // 2 - 1] + ordered[..., size // 2]) / 2
     count = np.count_nonzero(~np.isnan(ordered), axis=-1)[..., None]
-    last = ordered.shape[-1] - 1
+    last = size - 1
     low = np.take_along_axis(ordered, np.clip((count - 1) // 2, 0, last), axis=-1)
     high = np.take_along_axis(ordered, np.minimum(count // 2, last), axis=-1)
     # An odd count has one middle value, taken as it is: (x + x) / 2 would overflow for |x| above half the
@@ -72,6 +75,8 @@ def nanmedian_last_axis(values: np.ndarray) -> np.ndarray:
 
 def peer_median(values: np.ndarray, peers: np.ndarray) -> np.ndarray:
     """Median over each date's peers along the last axis of `values` (shape (..., D))."""
+    if peers.min() >= 0:  # every date has the same number of peers (whole weeks): no padding to mask
+        return nanmedian_last_axis(values[..., peers])
     gathered = values[..., np.maximum(peers, 0)]  # (..., D, W)
     gathered = np.where(peers >= 0, gathered, np.nan)
     return nanmedian_last_axis(gathered)
@@ -80,45 +85,49 @@ def peer_median(values: np.ndarray, peers: np.ndarray) -> np.ndarray:
 def leave_one_out_median(values: np.ndarray, groups: np.ndarray) -> np.ndarray:
     """Per date, the median over the other dates of the same group (axis 0 is the date).
 
-    Each group is sorted once. Leaving out the date of rank r shifts every higher rank down by one, so the
-    median of the other n - 1 dates sits at sorted index i + (i >= r) for the middle index i of n - 1 values.
+    Each group of n dates is sorted once (s_0 <= ... <= s_{n-1}). Leaving a date out shifts every rank above it
+    down by one, so the value at rank i of the other n - 1 dates is s_{i+1} when the date's own value x is at
+    most s_i, and s_i otherwise (with x == s_i both are equal). The median needs the one or two middle ranks.
     NaN follows np.median: the result is NaN when any of the other dates is NaN.
     """
     values = np.asarray(values, dtype=float)
     result = np.empty_like(values)
-    for group in np.unique(groups):
+    for group in sorted(set(groups.tolist())):
         members = np.flatnonzero(groups == group)
         block = values[members]
         size = len(members)
         if size == 1:
             result[members] = block
             continue
-        order = np.argsort(block, axis=0, kind="stable")
-        ordered = np.take_along_axis(block, order, axis=0)
-        rank = np.empty_like(order)
-        np.put_along_axis(rank, order, np.arange(size).reshape((size,) + (1,) * (block.ndim - 1)), axis=0)
+        ordered = np.sort(block, axis=0)
         others = size - 1
-        low_index, high_index = (others - 1) // 2, others // 2
-        low = np.take_along_axis(ordered, low_index + (rank <= low_index), axis=0)
-        if others % 2:
-            median = low
-        else:
-            high = np.take_along_axis(ordered, high_index + (rank <= high_index), axis=0)
-            median = (low + high) / 2
-        missing = np.isnan(block)
-        nan_among_others = missing.sum(axis=0) - missing > 0
-        result[members] = np.where(nan_among_others, np.nan, median)
+        low = (others - 1) // 2
+        median = np.where(block <= ordered[low], ordered[low + 1], ordered[low])
+        if others % 2 == 0:
+            high = np.where(block <= ordered[low + 1], ordered[low + 2], ordered[low + 1])
+            median = (median + high) / 2
+        missing = np.isnan(ordered[-1])  # NaN sorts last: the columns holding any NaN
+        if missing.any():
+            nan_count = np.isnan(block).sum(axis=0)
+            median = np.where(nan_count - np.isnan(block) > 0, np.nan, median)
+        result[members] = median
     return result
 
 
 def hourly_profiles(data: FunnelData) -> tuple[np.ndarray, np.ndarray]:
     """Each date's hour-of-day share per event (D, 24, 5) and its baseline profile (same day type)."""
-    shares = safe_ratio(data.hourly.astype(float), data.daily[:, None, :].astype(float))
-    shares = np.nan_to_num(shares, nan=0.0)
-    baseline = leave_one_out_median(shares, data.weekend.astype(int))
+    daily = data.daily[:, None, :]
+    shares = np.divide(data.hourly, daily, out=np.zeros(data.hourly.shape), where=daily > 0)
+    baseline = leave_one_out_median(shares, data.weekend)
     totals = baseline.sum(axis=1, keepdims=True)
     baseline = np.divide(baseline, totals, out=np.zeros_like(baseline), where=totals > 0)
     return shares, baseline
+
+
+@cache
+def key_positions(keys: tuple[tuple[str, str], ...]) -> dict[tuple[str, str], int]:
+    """Row of each (entity_type, entity_name) in a panel (cached: every panel lists the same keys; read only)."""
+    return {key: i for i, key in enumerate(keys)}
 
 
 @dataclass(frozen=True)
@@ -171,7 +180,7 @@ class MetricPanel:
         return lists
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "_positions", {key: i for i, key in enumerate(self.keys)})
+        object.__setattr__(self, "_positions", key_positions(self.keys))
         delta = self.values - self.baseline
         with np.errstate(all="ignore"):
             z = delta / self.spread[:, None]
@@ -182,26 +191,38 @@ class MetricPanel:
         object.__setattr__(self, "_entity_lists", {})
 
 
+def _row_sources() -> dict[str, tuple[np.ndarray, ...]]:
+    """Where each panel row's daily series comes from, as index arrays: a count column (event counts and data
+    quality), a ratio of two count columns (conversion rates and funnel steps), or an hour-mix column."""
+    sources: dict[str, list[tuple[int, ...]]] = {"count": [], "rate": [], "mix": []}
+    for row, (entity_type, name) in enumerate(PANEL_KEYS):
+        if entity_type in ("event_count", "data_quality"):
+            sources["count"].append((row, COLUMN_INDEX[name]))
+        elif entity_type in ("conversion_rate", "funnel_step"):
+            metric = CONVERSION_BY_NAME[name]
+            sources["rate"].append((row, COLUMN_INDEX[metric.numerator], COLUMN_INDEX[metric.denominator]))
+        elif entity_type == "hourly_mix":
+            sources["mix"].append((row, COLUMN_INDEX[name]))
+        else:
+            raise ValueError(f"no daily series is defined for entity type {entity_type!r}")
+    return {kind: tuple(np.array(column) for column in zip(*rows, strict=True)) for kind, rows in sources.items()}
+
+
+ROW_SOURCES = _row_sources()
+
+
 def build_panel(data: FunnelData) -> MetricPanel:
-    daily = data.daily.astype(float)
-    series: dict[tuple[str, str], np.ndarray] = {}
-    for name in COUNT_COLUMNS:
-        series[("event_count", name)] = daily[:, COLUMN_INDEX[name]]
-    for name in CONVERSION_METRIC_NAMES:
-        metric = CONVERSION_BY_NAME[name]
-        series[("conversion_rate", name)] = safe_ratio(
-            daily[:, COLUMN_INDEX[metric.numerator]], daily[:, COLUMN_INDEX[metric.denominator]]
-        )
-    for name in FUNNEL_STEPS:
-        series[("funnel_step", name)] = series[("conversion_rate", name)]
+    daily = data.daily.T.astype(float)  # (5, D)
+    values = np.empty((len(PANEL_KEYS), daily.shape[1]))
+    rows, columns = ROW_SOURCES["count"]
+    values[rows] = daily[columns]
+    rows, numerators, denominators = ROW_SOURCES["rate"]
+    values[rows] = safe_ratio(daily[numerators], daily[denominators])
     shares, baseline_shares = hourly_profiles(data)
     distance = 0.5 * np.abs(shares - baseline_shares).sum(axis=1)  # (D, 5)
-    for name in COUNT_COLUMNS:
-        series[("hourly_mix", name)] = distance[:, COLUMN_INDEX[name]]
-    for name in ENTITY_NAMES["data_quality"]:
-        series[("data_quality", name)] = series[("event_count", name)]
+    rows, columns = ROW_SOURCES["mix"]
+    values[rows] = distance.T[columns]
 
-    values = np.vstack([series[k] for k in PANEL_KEYS])
     baseline = peer_median(values, same_weekday_peers(values.shape[1]))
     mad = nanmedian_last_axis(np.abs(values - baseline))
     scale = nanmedian_last_axis(np.abs(baseline))

@@ -9,13 +9,14 @@ from collections import defaultdict
 
 import numpy as np
 import pytest
-from core_helpers import ROOT, data_digest, episode
-from hypothesis import given, settings
+from core_helpers import ROOT, custom_episode, data_digest, episode
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from metric_tracker_rl.catalog import COUNT_COLUMNS
-from metric_tracker_rl.funnel import WINDOW_START
+from metric_tracker_rl.catalog import ANOMALY_TYPES, COUNT_COLUMNS
+from metric_tracker_rl.funnel import HOURS, N_EVENTS, N_STEPS, WINDOW_START, FunnelPlan, draw_counts, window_dates
 from metric_tracker_rl.scenario import build_episode
+from metric_tracker_rl.seeding import MAX_SEED, EpisodeKey, derive_rng
 from metric_tracker_rl.tasks import resolve_episode_config
 
 SEEDS = range(20)
@@ -159,3 +160,79 @@ def test_build_episode_is_deterministic(seed: int, difficulty: str) -> None:
     assert first.public.annotations == second.public.annotations
     assert first.truth.expected_rows == second.truth.expected_rows
     assert first.truth.neutral_keys == second.truth.neutral_keys
+
+
+def _paired_custom_episodes(seed: int, first: dict, second: dict) -> tuple:
+    alone = custom_episode(seed, [first], difficulty="easy")
+    together = custom_episode(seed, [first, second], difficulty="easy")
+    return alone.public.data, together.public.data
+
+
+@pytest.mark.parametrize("family", ANOMALY_TYPES)
+def test_a_second_incident_changes_only_its_own_date(family: str) -> None:
+    """Perturbed dates are independent of each other too: adding an incident on date e leaves every other date,
+    the first incident's date included, exactly as it was."""
+    dates = [d.isoformat() for d in window_dates()]
+    for seed in range(3):
+        first = {"family": ANOMALY_TYPES[(ANOMALY_TYPES.index(family) + 1 + seed) % len(ANOMALY_TYPES)],
+                 "date": dates[2 + seed]}
+        second = {"family": family, "date": dates[10 + seed]}
+        alone, together = _paired_custom_episodes(seed, first, second)
+        changed = [day for day in range(len(dates)) if not np.array_equal(alone.hourly[day], together.hourly[day])]
+        assert changed == [10 + seed], (seed, changed)
+
+
+def _flat_plan(traffic: float, rates: list[float]) -> FunnelPlan:
+    """A plan with the same expectations on every date and hour."""
+    days = len(window_dates())
+    return FunnelPlan(dates=window_dates(), traffic=np.full((days, HOURS), traffic),
+                      step_rates=np.broadcast_to(np.array(rates), (days, HOURS, N_STEPS)).copy(),
+                      extra_opens=np.zeros((days, HOURS)), duplicate_factor=np.ones((days, HOURS, N_EVENTS)),
+                      hour_shift=np.zeros(days, dtype=np.int64), ingested_fraction=np.ones((days, HOURS)))
+
+
+def _z(values: np.ndarray) -> float:
+    """How many standard errors the mean of values lies from 0."""
+    spread = values.std()
+    return 0.0 if spread == 0 and values.mean() == 0 else float(values.mean() / (spread / np.sqrt(len(values))))
+
+
+@pytest.mark.parametrize(("traffic", "rates"), [(900.0, [0.62, 0.34, 0.56, 0.93]), (6.0, [0.5, 0.9, 0.05, 1.0])])
+def test_counts_follow_poisson_opens_and_binomial_steps(traffic: float, rates: list[float]) -> None:
+    """Over many dates and hours of fixed seeds, opens have the mean and variance of a Poisson count, and each
+    step given its predecessor n has the mean n*r and variance n*r*(1-r) of a Binomial draw (within 5 standard
+    errors)."""
+    plan = _flat_plan(traffic, rates)
+    counts = np.concatenate([draw_counts(plan, EpisodeKey.of(seed)).hourly.reshape(-1, N_EVENTS) for seed in range(40)])
+    opens = counts[:, 0].astype(float)
+    assert abs(_z(opens - traffic)) < 5
+    assert abs(_z((opens - traffic) ** 2 - traffic)) < 5
+    for step, rate in enumerate(rates):
+        before, after = counts[:, step].astype(float), counts[:, step + 1].astype(float)
+        assert (after <= before).all()
+        residual = after - rate * before
+        assert abs(_z(residual)) < 5, step
+        assert abs(_z(residual**2 - before * rate * (1 - rate))) < 5, step
+    assert (counts[:, 4] == counts[:, 3]).all() == (rates[3] == 1.0)
+
+
+STREAMS = st.sampled_from(["funnel-plan", "funnel-noise", "funnel-draw", "schedule", "anomaly/funnel_break"])
+
+
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, MAX_SEED), stream=STREAMS, index=st.integers(0, 2**32), secret=st.text(min_size=1))
+@example(seed=0, stream="funnel-draw", index=0, secret="s")
+@example(seed=MAX_SEED, stream="schedule", index=2**32, secret="\u00e9")
+def test_streams_depend_on_seed_name_index_and_secret(seed: int, stream: str, index: int, secret: str) -> None:
+    public, held_out = EpisodeKey.of(seed), EpisodeKey.of(seed, secret)
+
+    def first_words(key: EpisodeKey, name: str = stream, position: int = index) -> list[int]:
+        return derive_rng(key, name, position).integers(0, 2**63, 4).tolist()
+
+    assert first_words(public) == first_words(EpisodeKey.of(seed))  # the same stream every time
+    assert first_words(held_out) == first_words(EpisodeKey.of(seed, secret))
+    others = [first_words(held_out), first_words(public, position=index + 1), first_words(public, name=stream + "/"),
+              first_words(EpisodeKey.of(seed ^ 1)), first_words(EpisodeKey.of(seed, secret + "x"))]
+    assert first_words(public) not in others
+    assert len({tuple(words) for words in others}) == len(others)
+    assert repr(held_out) == f"EpisodeKey(seed={seed}, held_out=True)"  # the secret's digest is never printed

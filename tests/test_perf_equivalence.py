@@ -24,7 +24,17 @@ from metric_tracker_rl.catalog import (
     severity_for,
     severity_indices,
 )
-from metric_tracker_rl.funnel import HOURS, N_EVENTS, N_STEPS, NUM_DAYS, FunnelData, FunnelPlan, is_weekend
+from metric_tracker_rl.funnel import (
+    HOURS,
+    N_EVENTS,
+    N_STEPS,
+    NUM_DAYS,
+    FunnelData,
+    FunnelPlan,
+    baseline_plan,
+    is_weekend,
+    stage_means,
+)
 from metric_tracker_rl.scenario import build_episode
 from metric_tracker_rl.seeding import EpisodeKey, derive_rng
 from metric_tracker_rl.tasks import resolve_episode_config
@@ -41,23 +51,45 @@ def reference_leave_one_out_median(values: np.ndarray, groups: np.ndarray) -> np
 
 
 def reference_nanmedian(values: np.ndarray) -> np.ndarray:
+    """np.nanmedian of each 1-D slice. (Over a whole n-D array numpy averages a lone middle value with itself,
+    which overflows to inf above half the largest float; over one slice it returns the value.)"""
     with warnings.catch_warnings(), np.errstate(all="ignore"):
         warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN slices
-        return np.nanmedian(values, axis=-1)
+        rows = values.reshape(-1, values.shape[-1])
+        return np.array([np.nanmedian(row) for row in rows], dtype=float).reshape(values.shape[:-1])
 
 
 def reference_peer_median(values: np.ndarray, peers: np.ndarray) -> np.ndarray:
     return reference_nanmedian(np.where(peers >= 0, values[..., np.maximum(peers, 0)], np.nan))
 
 
+def reference_stage_means(traffic: np.ndarray, step_rates: np.ndarray) -> np.ndarray:
+    """Per date and hour, the expected opens that reach each event and go no further, one value at a time."""
+    means = np.empty((*traffic.shape, N_EVENTS))
+    for day, hour in np.ndindex(traffic.shape):
+        reach = [float(traffic[day, hour])]
+        for step in range(N_STEPS):
+            reach.append(reach[-1] * float(step_rates[day, hour, step]))
+        for event in range(N_EVENTS):
+            means[day, hour, event] = reach[event] - (reach[event + 1] if event < N_STEPS else 0.0)
+    return means
+
+
 def reference_draw_counts(plan: FunnelPlan, key: EpisodeKey) -> FunnelData:
+    """Counts date by date: a date keeps its stops from the draw over the plan as it was made unless its own
+    expectations changed, and a touched date draws from its own stream; an event's count is the sum of the
+    stops at it and after it."""
+    shared = derive_rng(key, "funnel-noise").poisson(plan.initial_stage_means)
+    final = reference_stage_means(plan.traffic, plan.step_rates)
     hourly = np.empty((plan.num_days, HOURS, N_EVENTS), dtype=np.int64)
     for day in range(plan.num_days):
         rng = derive_rng(key, "funnel-draw", day)
+        stops = shared[day]
+        if not np.array_equal(final[day], plan.initial_stage_means[day]):
+            stops = rng.poisson(final[day])
         counts = hourly[day]
-        counts[:, 0] = rng.poisson(plan.traffic[day])
-        for step in range(N_STEPS):
-            counts[:, step + 1] = rng.binomial(counts[:, step], plan.step_rates[day, :, step])
+        for event in range(N_EVENTS):
+            counts[:, event] = stops[:, event:].sum(axis=1)
         if plan.extra_opens[day].any():
             counts[:, 0] += rng.poisson(plan.extra_opens[day])
         surplus = plan.duplicate_factor[day] - 1.0
@@ -184,6 +216,8 @@ def test_counts_and_hour_checks_match_the_reference(monkeypatch: pytest.MonkeyPa
     monkeypatch.setattr(scenario_module, "draw_counts", reference_draw_counts)
     slow = build_episode(config)
     assert fast.public.data.hourly.tobytes() == slow.public.data.hourly.tobytes()
+    assert fast.public.data.dates == slow.public.data.dates and fast.public.data.weekdays == slow.public.data.weekdays
+    assert np.array_equal(fast.public.data.weekend, slow.public.data.weekend)
     hourly = fast.public.data.hourly
     assert np.array_equal(comparisons.broken_step_hours(hourly), reference_broken_step_hours(hourly))
     assert np.array_equal(comparisons.broken_step_hours(hourly[3:4]), reference_broken_step_hours(hourly[3:4]))
@@ -308,3 +342,13 @@ def test_panel_rows_match_the_published_rule_value_by_value(seed: int) -> None:
                 "severity": severity_for(entity_type, baseline, observed) if finite else None,
             }
             assert panel.row(entity_type, entity_name, day) == expected
+
+
+@settings(max_examples=25, deadline=None)
+@given(seed=st.integers(0, 2**63 - 1))
+def test_stage_means_match_the_value_by_value_definition(seed: int) -> None:
+    plan = baseline_plan(EpisodeKey.of(seed))
+    expected = reference_stage_means(plan.traffic, plan.step_rates)
+    assert_same(plan.initial_stage_means, expected)
+    assert (plan.initial_stage_means >= 0).all()
+    assert_same(stage_means(plan.traffic, plan.step_rates), expected)
