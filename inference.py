@@ -147,12 +147,13 @@ class TaskRun:
     graded: MetricTrackerRlObservation | None = None
     done: bool = False
     messages: list[dict[str, Any]] = field(default_factory=list)
+    config: dict[str, Any] = field(default_factory=dict)  # the episode's visible config, from the reset
 
     def reset(self, env: Any, **kwargs: Any) -> MetricTrackerRlObservation:
         observation = env.reset(**kwargs).observation
         if observation.status == "error":
             raise RuntimeError(one_line(observation.message))
-        self.observation = observation
+        self.observation, self.config = observation, observation.config
         self.messages = [{"role": "system", "content": SYSTEM_PROMPT},
                          {"role": "user", "content": first_prompt(observation)}]
         return observation
@@ -193,7 +194,7 @@ class TaskRun:
         breakdown = self.graded.reward_breakdown if self.graded is not None else None
         return {"messages": [sft_message(m) for m in self.messages], "tools": openai_tools(),
                 "task": self.label, "agent": agent, "model": model, "reset": reset_kwargs,
-                "config": self.observation.config if self.observation is not None else {},
+                "config": self.config,
                 "score": self.score, "rewards": self.rewards, "steps": self.steps,
                 "reward_breakdown": breakdown.model_dump() if breakdown is not None else None, "error": error}
 

@@ -26,6 +26,7 @@ from types import UnionType
 from typing import Any, Union, get_args, get_origin
 
 from pydantic import BaseModel
+from websockets.exceptions import ConnectionClosed
 
 from metric_tracker_rl.client import MetricTrackerRlEnv
 from metric_tracker_rl.tasks import RESET_KEYS
@@ -132,7 +133,12 @@ class MetricTrackerToolEnv:
         """Start the episode a dataset row describes (`task_id`, or `seed` and `difficulty`, or any reset setting);
         other columns (TRL passes `prompt` too) are ignored. Returns the episode brief for the prompt."""
         settings = {**self._reset_defaults, **{key: value for key, value in row.items() if key in RESET_KEYS}}
-        observation = self._client.reset(**settings).observation
+        try:
+            observation = self._client.reset(**settings).observation
+        except (ConnectionClosed, ConnectionError, OSError):
+            # TRL keeps instances between batches; the server may have reaped an idle session meanwhile.
+            self._client.disconnect()
+            observation = self._client.reset(**settings).observation
         if observation.status == "error":
             raise ValueError(f"the dataset row {settings} cannot start an episode: {observation.message}")
         self._rewards, self._started, self._done = [], True, False

@@ -109,7 +109,7 @@ def test_tool_mistakes_come_back_as_text(tool_env: MetricTrackerToolEnv) -> None
     assert "episode is over" in tool_env.list_dates()
 
 
-def test_reset_takes_defaults_from_the_environment_and_reconnects_per_episode(
+def test_reset_takes_defaults_from_the_environment_and_survives_a_closed_session(
         server_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(URL_VAR, server_url)
     monkeypatch.setenv(RESET_VAR, json.dumps({"max_steps": 3, "difficulty": "easy"}))
@@ -118,6 +118,8 @@ def test_reset_takes_defaults_from_the_environment_and_reconnects_per_episode(
             brief = env.reset(seed=seed)
             assert '"steps_remaining": 3' in brief and '"difficulty": "easy"' in brief
             assert json.loads(env.list_dates())["steps_remaining"] == 2
+            client = env._client
+            client._run(client.async_client._ws.close())  # as when the server reaps an idle session
         with pytest.raises(ValueError, match="difficulty"):
             env.reset(difficulty="impossible")
 
