@@ -95,7 +95,8 @@ def test_rendered_observations_are_compact_json_with_budgets() -> None:
     assert error["status"] == "error" and "valid dates" in error["message"] and "result" not in error
     graded = json.loads(render_observation(env.step(tool_action(SUBMIT_REPORT, {"rows": [ROW]}))))
     assert graded["status"] == "graded" and graded["reward_breakdown"]["submitted_row_count"] == 1
-    assert graded["expected_row_count"] == 2 and graded["submissions_remaining"] == 2
+    assert graded["expected_row_count"] == 2 and graded["submissions_remaining"] == 0
+    env.reset(task_id="easy_single_spike")
     clipped = render_observation(env.step(tool_action("task_overview", {})), max_chars=100)
     assert len(clipped) < 200 and "truncated" in clipped
     table = env.step(tool_action("get_rows_with_abs_diff_from_median_gt", {"threshold": 0}))
