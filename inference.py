@@ -27,21 +27,28 @@ from pathlib import Path
 from typing import IO, Any
 
 from openai import APIConnectionError, APIStatusError, OpenAI, OpenAIError
-from pydantic import ValidationError
 
 import metric_tracker_rl.agents as agents_package
 from metric_tracker_rl import (
     DEFAULT_TASK_ORDER,
-    MetricSubmissionRow,
     MetricTrackerRlAction,
     MetricTrackerRlEnv,
     MetricTrackerRlObservation,
-    PayloadGeneratorMethod,
     get_task_spec,
 )
 from metric_tracker_rl.agents import AGENTS, make_agent, run_episode
-from metric_tracker_rl.analysis_tools import TOOL_REGISTRY, available_analysis_methods
+from metric_tracker_rl.catalog import DIFFICULTIES
 from metric_tracker_rl.local_server import free_port, serving, stop_process
+from metric_tracker_rl.tool_calls import (
+    SUBMIT_GENERATORS,
+    SUBMIT_REPORT,
+    SYSTEM_PROMPT,
+    action_tool_call,
+    first_prompt,
+    openai_tools,
+    render_observation,
+    tool_action,
+)
 
 
 def _env(name: str, default: str | None = None) -> str | None:
@@ -71,10 +78,6 @@ ACTION_CHARS = 220
 # HTTP statuses after which further model calls cannot succeed in this run.
 FATAL_MODEL_STATUSES = {401: "the API key was rejected", 402: "the provider's credits are exhausted",
                         403: "the key may not use this model or endpoint", 404: "the model or endpoint was not found"}
-# Reset-only catalogs and the debug payload are left out of trajectories and prompts.
-OBSERVATION_EXCLUDE = {"available_methods", "available_synthetic_generator_methods", "available_tasks",
-                       "conversion_metric_definitions", "debug"}
-
 
 def note(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
@@ -113,46 +116,45 @@ def log_end(success: bool, steps: int, score: float, rewards: list[float]) -> No
           f"rewards={rewards_text}", flush=True)
 
 
-# --- one task: steps, rewards and the trajectory file ----------------------------------------------
+# --- one task: steps, rewards and the chat transcript ---------------------------------------------
 
 
-def action_call(action: MetricTrackerRlAction) -> tuple[str, dict[str, Any]]:
-    """The tool-call view of an action, as the model would have written it."""
-    if action.analysis_method is not None:
-        return action.analysis_method, action.analysis_args
-    if action.payload_generators is not None:
-        return "submit_payload_generator", {
-            "generator_methods": [m.model_dump(exclude_none=True) for m in action.payload_generators]}
-    return "submit_solution", {"rows": [row.model_dump() for row in action.classifications or []]}
-
-
-def observation_summary(observation: MetricTrackerRlObservation) -> dict[str, Any]:
-    return observation.model_dump(mode="json", exclude=OBSERVATION_EXCLUDE, exclude_none=True)
+def sft_message(message: dict[str, Any]) -> dict[str, Any]:
+    """A chat message as TRL's SFT trainer reads it: tool-call arguments as JSON objects, not JSON text (a call
+    whose text is not a JSON object keeps its text)."""
+    if "tool_calls" not in message:
+        return message
+    calls = []
+    for call in message["tool_calls"]:
+        arguments = call["function"]["arguments"]
+        if isinstance(arguments, str):
+            with contextlib.suppress(json.JSONDecodeError):
+                parsed = json.loads(arguments or "{}")
+                arguments = parsed if isinstance(parsed, dict) else arguments
+        calls.append({**call, "function": {**call["function"], "arguments": arguments}})
+    return {**message, "tool_calls": calls}
 
 
 @dataclass
 class TaskRun:
-    """Everything that happens in one task's episode: every env step goes through `step`."""
+    """Everything that happens in one episode: every env step goes through `step`, and `messages` is the chat
+    transcript (system, user, assistant tool calls, tool results) that the trajectory record keeps."""
 
-    task_id: str
-    trajectory: IO[str] | None = None
+    label: str
     observation: MetricTrackerRlObservation | None = None
     steps: int = 0
     rewards: list[float] = field(default_factory=list)
     graded: MetricTrackerRlObservation | None = None
     done: bool = False
-
-    def record(self, event: str, **data: Any) -> None:
-        if self.trajectory is not None:
-            self.trajectory.write(json.dumps({"event": event, "task_id": self.task_id, **data}) + "\n")
-            self.trajectory.flush()
+    messages: list[dict[str, Any]] = field(default_factory=list)
 
     def reset(self, env: Any, **kwargs: Any) -> MetricTrackerRlObservation:
         observation = env.reset(**kwargs).observation
         if observation.status == "error":
             raise RuntimeError(one_line(observation.message))
         self.observation = observation
-        self.record("reset", reset_kwargs=kwargs, observation=observation_summary(observation))
+        self.messages = [{"role": "system", "content": SYSTEM_PROMPT},
+                         {"role": "user", "content": first_prompt(observation)}]
         return observation
 
     def step(self, env: Any, action: MetricTrackerRlAction) -> Any:
@@ -165,17 +167,35 @@ class TaskRun:
         if observation.status == "graded":
             self.graded = observation
         error = observation.message if observation.status == "error" else None
-        action_text = format_action(*action_call(action))
-        log_step(self.steps, action_text, reward, self.done, error)
-        self.record("step", step=self.steps, action=action.model_dump(mode="json", exclude_none=True),
-                    action_str=action_text, reward=reward, done=self.done, error=error,
-                    observation=observation_summary(observation))
+        log_step(self.steps, format_action(*action_tool_call(action)), reward, self.done, error)
+        return result
+
+    def act(self, env: Any, action: MetricTrackerRlAction) -> Any:
+        """A step taken by an agent that sends actions: the transcript shows it as a tool call and its result."""
+        name, arguments = action_tool_call(action)
+        call_id = f"call_{self.steps + 1}"
+        self.messages.append({"role": "assistant", "content": "", "tool_calls": [
+            {"id": call_id, "type": "function", "function": {"name": name, "arguments": arguments}}]})
+        result = self.step(env, action)
+        self.messages.append({"role": "tool", "tool_call_id": call_id, "name": name,
+                              "content": render_observation(result.observation, MAX_TOOL_RESULT_CHARS)})
         return result
 
     @property
     def score(self) -> float:
         """The environment's score of the episode: its last graded submission (0 when nothing was graded)."""
-        return float(self.graded.reward or 0.0) if self.graded is not None else 0.0
+        if self.graded is None or self.graded.reward_breakdown is None:
+            return 0.0
+        return float(self.graded.reward_breakdown.score)
+
+    def record(self, agent: str, model: str, reset_kwargs: dict[str, Any], error: str | None) -> dict[str, Any]:
+        """The episode as one SFT-ready JSONL record: the chat, the tools offered, the score and the config."""
+        breakdown = self.graded.reward_breakdown if self.graded is not None else None
+        return {"messages": [sft_message(m) for m in self.messages], "tools": openai_tools(),
+                "task": self.label, "agent": agent, "model": model, "reset": reset_kwargs,
+                "config": self.observation.config if self.observation is not None else {},
+                "score": self.score, "rewards": self.rewards, "steps": self.steps,
+                "reward_breakdown": breakdown.model_dump() if breakdown is not None else None, "error": error}
 
 
 Policy = Callable[[Any, TaskRun, dict[str, Any]], None]
@@ -184,76 +204,15 @@ Policy = Callable[[Any, TaskRun, dict[str, Any]], None]
 def agent_policy(name: str) -> Policy:
     """A registered Agent (scripted, expert, ...) driven through run_episode over the WebSocket client."""
     def solve(env: Any, run: TaskRun, reset_kwargs: dict[str, Any]) -> None:
-        run_episode(make_agent(name), partial(run.reset, env), partial(run.step, env), **reset_kwargs)
+        run_episode(make_agent(name), partial(run.reset, env), partial(run.act, env), **reset_kwargs)
     return solve
 
 
 # --- the model: tools, prompt and the tool-calling loop --------------------------------------------
 
-SUBMIT_TOOLS = {"submit_solution": ("rows", MetricSubmissionRow),
-                "submit_payload_generator": ("generator_methods", PayloadGeneratorMethod)}
-SYSTEM_PROMPT = """\
-You investigate a synthetic product-funnel dataset (four weeks of daily and hourly counts of app_open ->
-menu_open -> product_added_to_cart -> order_placed -> payment_successful) with read-only analysis tools and
-submit one anomaly report that a grader scores.
-
-Work like an analyst:
-- Start with task_overview (row format, baseline and severity rules) and get_annotations: days explained
-  by a campaign, a holiday or late-arriving data are not incidents and must not be reported.
-- Use the get_*_rows generators (family-specific ones for funnel breaks, hourly traffic mix shifts and
-  instrumentation/data-quality issues; the rate/count median generators for the rest) and payload_generator
-  previews to find candidates; confirm doubtful ones with compare_*_to_median, detect_funnel_break,
-  check_impossible_counts or hourly_rows_for_date.
-- One incident moves several metrics: report the incident once, on the entity and family that explain it,
-  not its side effects. Every extra row lowers precision; a missed incident lowers recall.
-- Finish with exactly one submission: submit_solution(rows) with rows copied from tool output, or
-  submit_payload_generator(generator_methods). An empty report is right when nothing is anomalous.
-Your steps are limited; be efficient and keep any text short."""
-
-
-def submit_tool(name: str, description: str) -> dict[str, Any]:
-    """A submit tool whose items schema is the pydantic model's own (no hand-written tables)."""
-    key, model = SUBMIT_TOOLS[name]
-    items = model.model_json_schema()
-    parameters: dict[str, Any] = {"type": "object", "properties": {key: {"type": "array", "items": items}},
-                                  "required": [key], "additionalProperties": False}
-    if "$defs" in items:
-        parameters["$defs"] = items.pop("$defs")
-    return {"type": "function", "function": {"name": name, "description": description, "parameters": parameters}}
-
-
 def tool_definitions() -> list[dict[str, Any]]:
-    return [spec.openai_schema() for spec in available_analysis_methods()] + [
-        submit_tool("submit_solution", "Submit the final anomaly report as rows; it is graded."),
-        submit_tool("submit_payload_generator", "Submit generator calls; the server runs them, merges their rows "
-                                                "(first row per key wins) and grades the result."),
-    ]
-
-
-def initial_prompt(observation: MetricTrackerRlObservation) -> str:
-    brief = {
-        "task_id": observation.task_id,
-        "objective": observation.message,
-        "instruction": observation.instruction,
-        "config": observation.config,
-        "steps_remaining": observation.steps_remaining,
-        "submissions_remaining": observation.submissions_remaining,
-        "conversion_metrics": {d.name: d.formula for d in observation.conversion_metric_definitions},
-    }
-    return f"New episode:\n{json.dumps(brief, indent=1)}\nInvestigate with the tools, then submit one report."
-
-
-def clip(text: str) -> str:
-    if len(text) <= MAX_TOOL_RESULT_CHARS:
-        return text
-    return (text[:MAX_TOOL_RESULT_CHARS]
-            + f" ... [truncated {len(text) - MAX_TOOL_RESULT_CHARS} characters; narrow the call]")
-
-
-def validation_summary(exc: ValidationError) -> str:
-    parts = [f"{'.'.join(str(p) for p in e['loc']) or 'arguments'}: {e['msg']}" for e in exc.errors()[:5]]
-    more = f" (+{exc.error_count() - 5} more)" if exc.error_count() > 5 else ""
-    return "; ".join(parts) + more
+    """The OpenAI tools offered to the model: the registry's tools and the two submission tools."""
+    return openai_tools()
 
 
 class ModelError(Exception):
@@ -284,22 +243,18 @@ class LlmPolicy:
 
     def __call__(self, env: Any, run: TaskRun, reset_kwargs: dict[str, Any]) -> None:
         self.last_error = None
-        observation = run.reset(env, **reset_kwargs)
+        run.reset(env, **reset_kwargs)
         if self.disabled:
             self.last_error = f"model disabled after an earlier error: {self.disabled}"
-            note(f"[WARN] task={run.task_id} {self.last_error}")
+            note(f"[WARN] task={run.label} {self.last_error}")
             return
-        messages: list[dict[str, Any]] = [{"role": "system", "content": SYSTEM_PROMPT},
-                                          {"role": "user", "content": initial_prompt(observation)}]
         try:
-            self.converse(env, run, messages)
+            self.converse(env, run, run.messages)
         except ModelError as exc:
             self.last_error = str(exc)
-            note(f"[ERROR] task={run.task_id} {exc}")
+            note(f"[ERROR] task={run.label} {exc}")
             if exc.fatal:
                 self.disabled = str(exc)
-        finally:
-            run.record("chat", model=MODEL_NAME, messages=messages)
 
     def converse(self, env: Any, run: TaskRun, messages: list[dict[str, Any]]) -> None:
         for _ in range(MAX_TOOL_ROUNDS):
@@ -315,14 +270,15 @@ class LlmPolicy:
             messages.append(turn)
             if not calls:
                 messages.append({"role": "user", "content": "Continue with tool calls; finish with "
-                                                            "submit_solution or submit_payload_generator."})
+                                                            f"{SUBMIT_REPORT} or {SUBMIT_GENERATORS}."})
                 continue
             for call in calls:
                 if run.done or run.graded is not None:
                     content = "skipped: the report has already been graded"
                 else:
                     content = self.execute(env, run, call.function.name, call.function.arguments)
-                messages.append({"role": "tool", "tool_call_id": call.id, "content": content})
+                messages.append({"role": "tool", "tool_call_id": call.id, "name": call.function.name,
+                                 "content": content})
 
     def complete(self, messages: list[dict[str, Any]]) -> Any:
         try:
@@ -341,36 +297,10 @@ class LlmPolicy:
 
     def execute(self, env: Any, run: TaskRun, name: str, raw_arguments: str | None) -> str:
         """Run one tool call; mistakes come back to the model as text and never cost an env step."""
-        try:
-            arguments = json.loads(raw_arguments or "{}")
-        except json.JSONDecodeError as exc:
-            return (f"error: the arguments of {name} are not valid JSON ({exc.msg} at position {exc.pos}); "
-                    "call the tool again with one JSON object that matches its schema")
-        if not isinstance(arguments, dict):
-            return f"error: the arguments of {name} must be a JSON object"
-        if name in SUBMIT_TOOLS:
-            key, _ = SUBMIT_TOOLS[name]
-            if not isinstance(arguments.get(key), list):
-                return f"error: {name} needs {key!r}, a list"
-            field_name = "classifications" if name == "submit_solution" else "payload_generators"
-            try:
-                action = MetricTrackerRlAction(**{field_name: arguments[key]})
-            except ValidationError as exc:
-                return f"error: invalid {key} for {name}: {validation_summary(exc)}. Nothing was submitted."
-        elif name in TOOL_REGISTRY:
-            action = MetricTrackerRlAction(analysis_method=name, analysis_args=arguments)
-        else:
-            return f"error: unknown tool {name!r}; valid tools: {', '.join(self.tool_names)}"
-        observation = run.step(env, action).observation
-        if observation.status == "error":
-            return clip(json.dumps({"status": "error", "message": observation.message}))
-        if observation.status == "graded":
-            breakdown = observation.reward_breakdown.model_dump() if observation.reward_breakdown else None
-            return clip(json.dumps({"status": "graded", "message": observation.message,
-                                    "reward": observation.reward, "reward_breakdown": breakdown,
-                                    "submission_issues": [i.model_dump() for i in observation.submission_issues]}))
-        return clip(json.dumps({"status": observation.status, "steps_remaining": observation.steps_remaining,
-                                "result": observation.analysis_result}))
+        action = tool_action(name, raw_arguments)
+        if isinstance(action, str):
+            return action
+        return render_observation(run.step(env, action).observation, MAX_TOOL_RESULT_CHARS)
 
 
 # --- the environment server ------------------------------------------------------------------------
@@ -445,18 +375,37 @@ def close_quietly(env: Any) -> None:
         note(f"[WARN] closing the environment client failed: {exc}")
 
 
-def run_task(task_id: str, seed: int | None, url: str | None, startup_error: str | None, policy: Policy,
-             model_label: str, trajectories: Path | None) -> TaskResult:
-    """One task, start to finish. [START] and [END] are printed whatever happens in between."""
-    log_start(task_id, model_label)
+@dataclass(frozen=True)
+class EpisodeSpec:
+    """One episode to run: its label in the log and its reset settings."""
+
+    label: str
+    reset_kwargs: dict[str, Any]
+
+
+def named_episodes(task_ids: list[str], seed: int | None) -> list[EpisodeSpec]:
+    return [EpisodeSpec(t, {"task_id": t} if seed is None else {"task_id": t, "seed": seed}) for t in task_ids]
+
+
+def seeded_episodes(count: int, first_seed: int) -> list[EpisodeSpec]:
+    """`count` generated episodes, seeds from `first_seed` on, difficulties in turn (a training data set)."""
+    episodes = []
+    for index in range(count):
+        seed, difficulty = first_seed + index, DIFFICULTIES[index % len(DIFFICULTIES)]
+        episodes.append(EpisodeSpec(f"seed{seed}_{difficulty}", {"seed": seed, "difficulty": difficulty}))
+    return episodes
+
+
+def run_task(episode: EpisodeSpec, url: str | None, startup_error: str | None, policy: Policy, agent: str,
+             model_label: str, trajectory: IO[str] | None) -> TaskResult:
+    """One episode, start to finish. [START] and [END] are printed whatever happens in between; with a trajectory
+    file, the episode's record is appended to it."""
+    label = episode.label
+    log_start(label, model_label)
     started = time.monotonic()
-    reset_kwargs: dict[str, Any] = {"task_id": task_id} if seed is None else {"task_id": task_id, "seed": seed}
     error: str | None = None
+    run = TaskRun(label)
     with contextlib.ExitStack() as stack:
-        trajectory = None
-        if trajectories is not None:
-            trajectory = stack.enter_context(open(trajectories / f"{task_id}.jsonl", "w", encoding="utf-8"))
-        run = TaskRun(task_id, trajectory)
         try:
             if url is None:
                 raise RuntimeError(startup_error or "no environment server")
@@ -464,21 +413,32 @@ def run_task(task_id: str, seed: int | None, url: str | None, startup_error: str
                                      message_timeout_s=MESSAGE_TIMEOUT_S).sync()
             stack.callback(close_quietly, env)
             env.connect()
-            policy(env, run, reset_kwargs)
+            policy(env, run, dict(episode.reset_kwargs))
             if run.observation is not None and run.graded is None and not run.done:
-                note(f"[INFO] task={task_id} nothing was submitted: submitting an empty report so the task is graded")
-                run.step(env, MetricTrackerRlAction(classifications=[]))
+                note(f"[INFO] task={label} nothing was submitted: submitting an empty report so the task is graded")
+                run.act(env, MetricTrackerRlAction(classifications=[]))
         except Exception as exc:  # noqa: BLE001 - any failure ends this task, never the run
             error = f"{type(exc).__name__}: {one_line(str(exc))[:500]}"
-            note(f"[ERROR] task={task_id} {error}")
+            note(f"[ERROR] task={label} {error}")
         finally:
             success = run.graded is not None and run.score >= SUCCESS_THRESHOLD
             log_end(success, run.steps, run.score, run.rewards)
-            run.record("end", score=run.score, success=success, steps=run.steps, error=error)
+            if trajectory is not None and run.observation is not None:
+                trajectory.write(json.dumps(run.record(agent, model_label, episode.reset_kwargs, error)) + "\n")
+                trajectory.flush()
     breakdown = run.graded.reward_breakdown if run.graded is not None else None
-    return TaskResult(task_id, seed, run.score, round(open_interval(run.score), 2), success, run.steps, run.rewards,
-                      round(time.monotonic() - started, 2), error, getattr(policy, "last_error", None),
-                      breakdown.model_dump() if breakdown else None)
+    return TaskResult(label, episode.reset_kwargs.get("seed"), run.score, round(open_interval(run.score), 2),
+                      success, run.steps, run.rewards, round(time.monotonic() - started, 2), error,
+                      getattr(policy, "last_error", None), breakdown.model_dump() if breakdown else None)
+
+
+def show_progress(done: int, total: int, mean_score: float) -> None:
+    """A progress bar on stderr (stdout carries only the log lines)."""
+    width = 30
+    filled = width * done // total
+    end = "\n" if done == total else ""
+    print(f"\r[{'#' * filled}{'.' * (width - filled)}] {done}/{total} episodes, mean score {mean_score:.3f}",
+          end=end, file=sys.stderr, flush=True)
 
 
 def load_agents() -> None:
@@ -497,7 +457,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=None, help="override the seed of every task")
     parser.add_argument("--output", type=Path, default=None, help="write the results as JSON to this file")
     parser.add_argument("--trajectories", type=Path, default=None,
-                        help="directory for one JSONL file per task: every action, observation and reward")
+                        help="directory for <agent>.jsonl: one SFT-ready chat record per episode")
+    parser.add_argument("--episodes", type=int, default=None,
+                        help="run this many generated episodes (seeds from --seed, default 0, difficulties in "
+                             "turn) instead of the named tasks, with a progress bar")
     args = parser.parse_args(argv)
     args.task_ids = [t.strip() for t in args.tasks.split(",") if t.strip()]
     for task_id in args.task_ids:
@@ -505,6 +468,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
             get_task_spec(task_id)
         except ValueError as exc:
             parser.error(str(exc))
+    if args.episodes is not None and args.episodes < 1:
+        parser.error("--episodes must be at least 1")
+    args.episode_specs = (seeded_episodes(args.episodes, args.seed or 0) if args.episodes is not None
+                          else named_episodes(args.task_ids, args.seed))
     load_agents()
     args.agent = args.agent or ("llm" if API_KEY else "scripted")
     if args.agent == "llm" and not API_KEY:
@@ -537,13 +504,17 @@ def main(argv: list[str] | None = None) -> int:
         model_label = MODEL_NAME
     else:
         policy, model_label = agent_policy(args.agent), args.agent
-    if args.trajectories is not None:
-        args.trajectories.mkdir(parents=True, exist_ok=True)
-    note(f"[INFO] agent={args.agent} model={model_label} tasks={','.join(args.task_ids)}")
+    note(f"[INFO] agent={args.agent} model={model_label} episodes={len(args.episode_specs)}")
     started = time.monotonic()
     results: list[TaskResult] = []
     interrupted = False
     with contextlib.ExitStack() as stack:
+        trajectory = None
+        if args.trajectories is not None:
+            args.trajectories.mkdir(parents=True, exist_ok=True)
+            path = args.trajectories / f"{args.agent}.jsonl"
+            trajectory = stack.enter_context(open(path, "w", encoding="utf-8"))
+            note(f"[INFO] writing trajectories to {path}")
         url: str | None = None
         startup_error: str | None = None
         try:
@@ -554,17 +525,18 @@ def main(argv: list[str] | None = None) -> int:
         except Exception as exc:  # noqa: BLE001 - reported per task below
             startup_error = f"environment unavailable: {one_line(str(exc))[:500]}"
             note(f"[ERROR] {startup_error}")
-        for task_id in args.task_ids:
+        for episode in args.episode_specs:
             if interrupted:
-                log_start(task_id, model_label)
+                log_start(episode.label, model_label)
                 log_end(False, 0, 0.0, [])
                 continue
             try:
-                results.append(run_task(task_id, args.seed, url, startup_error, policy, model_label,
-                                        args.trajectories))
+                results.append(run_task(episode, url, startup_error, policy, args.agent, model_label, trajectory))
             except KeyboardInterrupt:
-                note(f"[WARN] interrupted during {task_id}; the remaining tasks are skipped")
+                note(f"[WARN] interrupted during {episode.label}; the remaining tasks are skipped")
                 interrupted = True
+            if args.episodes is not None and results:
+                show_progress(len(results), len(args.episode_specs), sum(r.score for r in results) / len(results))
     note(summary_table(results))
     if args.output is not None:
         payload = {"env": BENCHMARK, "agent": args.agent, "model": model_label, "seed": args.seed,

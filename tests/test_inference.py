@@ -148,12 +148,12 @@ def tool_messages(request: dict[str, Any]) -> list[str]:
 
 def test_tool_definitions_come_from_the_registry_and_the_models(inference: Any) -> None:
     tools = {t["function"]["name"]: t["function"] for t in inference.tool_definitions()}
-    assert set(tools) == set(TOOL_REGISTRY) | {"submit_solution", "submit_payload_generator"}
+    assert set(tools) == set(TOOL_REGISTRY) | {"submit_report", "submit_generators"}
     for name, spec in TOOL_REGISTRY.items():
         assert tools[name]["parameters"] == spec.parameters_schema()
-    rows = tools["submit_solution"]["parameters"]["properties"]["rows"]["items"]
+    rows = tools["submit_report"]["parameters"]["properties"]["rows"]["items"]
     assert rows == MetricSubmissionRow.model_json_schema()
-    methods = tools["submit_payload_generator"]["parameters"]["properties"]["generator_methods"]["items"]
+    methods = tools["submit_generators"]["parameters"]["properties"]["generators"]["items"]
     assert methods == PayloadGeneratorMethod.model_json_schema()
 
 
@@ -188,18 +188,18 @@ def test_scripted_agent_is_deterministic_and_skips_annotated_dates() -> None:
 def test_model_solves_with_tool_calls_then_submit(server_url: str, tmp_path: Path) -> None:
     generator = {"method_name": "get_rate_spike_from_median_rows", "threshold_multiplier": 4.0}
     script = [tool_calls(("task_overview", {}), ("get_annotations", {})),
-              tool_calls(("submit_payload_generator", {"generator_methods": [generator]}))]
+              tool_calls(("submit_generators", {"generators": [generator]}))]
     with fake_model(script) as (model_url, requests):
         result = run_inference("--tasks", "easy_single_spike", "--output", str(tmp_path / "r.json"),
                                env=model_env(model_url, server_url))
     assert result.returncode == 0, result.stderr
     [task] = parse_log(result.stdout, ["easy_single_spike"], "fake-model")
     assert [s["action"].split("(")[0] for s in task["steps"]] == [
-        "task_overview", "get_annotations", "submit_payload_generator"]
+        "task_overview", "get_annotations", "submit_generators"]
     assert task["steps"][-1]["reward"] == task["score"]
     # The model got the tool list and, in its second request, the results of its two calls.
     assert len(requests) == 2
-    assert {t["function"]["name"] for t in requests[0]["tools"]} >= {"get_annotations", "submit_solution"}
+    assert {t["function"]["name"] for t in requests[0]["tools"]} >= {"get_annotations", "submit_report"}
     overview, annotations = (json.loads(c) for c in tool_messages(requests[1]))
     assert overview["status"] == "ok" and overview["result"]["method"] == "task_overview"
     assert "annotations" in annotations["result"]
@@ -212,14 +212,14 @@ def test_model_mistakes_are_answered_without_env_steps(server_url: str) -> None:
     tools is bounded by MAX_TOOL_ROUNDS and the task is graded by the empty fallback report."""
     script = [tool_calls(("get_annotations", "{not json")),
               tool_calls(("no_such_tool", {})),
-              tool_calls(("submit_solution", {"rows": [{"date": "2026-03-10"}]}))]
+              tool_calls(("submit_report", {"rows": [{"date": "2026-03-10"}]}))]
     with fake_model(script) as (model_url, requests):
         result = run_inference("--tasks", "easy_single_spike",
                                env=model_env(model_url, server_url, MAX_TOOL_ROUNDS="5"))
     assert result.returncode == 0, result.stderr
     [task] = parse_log(result.stdout, ["easy_single_spike"], "fake-model")
     assert len(requests) == 5
-    assert [s["action"] for s in task["steps"]] == ['submit_solution({"rows":[]})']
+    assert [s["action"] for s in task["steps"]] == ['submit_report({"rows":[]})']
     assert task["success"] is False
     assert "not valid JSON" in tool_messages(requests[1])[0]
     unknown = tool_messages(requests[2])[1]
@@ -237,8 +237,8 @@ def test_http_error_ends_every_task_cleanly(server_url: str) -> None:
     first, second = parse_log(result.stdout, tasks, "fake-model")
     assert "HTTP 402" in result.stderr and "credits" in result.stderr
     # Each task is still graded once, by the empty fallback report; the model is not called after a 402.
-    assert [s["action"] for s in first["steps"]] == ["task_overview()", 'submit_solution({"rows":[]})']
-    assert [s["action"] for s in second["steps"]] == ['submit_solution({"rows":[]})']
+    assert [s["action"] for s in first["steps"]] == ["task_overview()", 'submit_report({"rows":[]})']
+    assert [s["action"] for s in second["steps"]] == ['submit_report({"rows":[]})']
     assert len(requests) == 2
 
 
@@ -257,11 +257,13 @@ def test_offline_run_spawns_and_stops_its_own_server(tmp_path: Path) -> None:
     assert saved["agent"] == "scripted" and [t["task_id"] for t in saved["tasks"]] == list(DEFAULT_TASK_ORDER)
     for task, record in zip(tasks, saved["tasks"], strict=True):
         assert record["published_score"] == task["score"] and record["steps"] == len(task["steps"])
-        assert task["steps"][-1]["action"].startswith("submit_solution(")
-        lines = [json.loads(line) for line in (trajectories / f"{record['task_id']}.jsonl").read_text().splitlines()]
-        assert [line["event"] for line in lines] == ["reset"] + ["step"] * record["steps"] + ["end"]
-        assert [line["reward"] for line in lines[1:-1]] == record["rewards"]
-        assert all("debug" not in line.get("observation", {}) for line in lines)
+        assert task["steps"][-1]["action"].startswith("submit_report(")
+    episodes = [json.loads(line) for line in (trajectories / "scripted.jsonl").read_text().splitlines()]
+    assert [e["task"] for e in episodes] == list(DEFAULT_TASK_ORDER)
+    for episode, record in zip(episodes, saved["tasks"], strict=True):
+        assert episode["score"] == record["score"] and episode["rewards"] == record["rewards"]
+        assert sum(m["role"] == "tool" for m in episode["messages"]) == record["steps"]
+        assert not any('"debug"' in m["content"] for m in episode["messages"])
     assert saved["mean_score"] > 0.5  # the scripted floor finds most incidents of the named tasks
 
 
