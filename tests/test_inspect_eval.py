@@ -36,7 +36,6 @@ from inspect_ai.model._call_tools import validate_tool_input  # noqa: E402
 
 from metric_tracker_rl import (  # noqa: E402
     DEFAULT_TASK_ORDER,
-    MetricTrackerRlAction,
     MetricTrackerRlEnv,
     MetricTrackerRlObservation,  # noqa: E402
 )
@@ -49,6 +48,7 @@ from metric_tracker_rl.inspect_eval.server import LOCAL_SERVERS  # noqa: E402
 from metric_tracker_rl.inspect_eval.solver import require_held_out  # noqa: E402
 from metric_tracker_rl.inspect_eval.tools import tool_params  # noqa: E402
 from metric_tracker_rl.local_server import healthy, serving  # noqa: E402
+from metric_tracker_rl.tool_calls import action_tool_call, model_tools  # noqa: E402
 
 # Usage given up front: mockllm would otherwise count tokens with an encoding it downloads.
 USAGE = ModelUsage(input_tokens=1, output_tokens=1, total_tokens=2)
@@ -70,16 +70,6 @@ def text(content: str) -> ModelOutput:
 def episode_key(messages: list[ChatMessage]) -> str:
     """The first user message holds the episode's brief (task, config and seed): one key per sample."""
     return next(m.text for m in messages if isinstance(m, ChatMessageUser))
-
-
-def action_call(action: MetricTrackerRlAction) -> tuple[str, dict[str, Any]]:
-    """The tool call a model makes for a reference agent's action."""
-    if action.analysis_method is not None:
-        return action.analysis_method, action.analysis_args
-    if action.payload_generators is not None:
-        return "submit_generators", {"generators": [g.model_dump(exclude_none=True)
-                                                    for g in action.payload_generators]}
-    return "submit_report", {"rows": [row.model_dump() for row in action.classifications or []]}
 
 
 def observation_from(message: ChatMessage) -> MetricTrackerRlObservation:
@@ -108,13 +98,13 @@ class AgentModel:
         action = self.agents[key].act(observation)
         if action is None:
             return text("finished")
-        name, arguments = action_call(action)
+        name, arguments = action_tool_call(action)
         self.calls[key].append((name, arguments))
         return tool_call(name, arguments)
 
 
 def run_eval(model: Any, log_dir: Path, **task_args: Any) -> EvalLog:
-    eval_args = {key: task_args.pop(key) for key in ("max_samples",) if key in task_args}
+    eval_args = {key: task_args.pop(key) for key in ("max_samples", "max_tool_output") if key in task_args}
     logs = inspect_eval(metric_tracker(**task_args), model=get_model(MODEL, custom_outputs=model, memoize=False),
                         log_dir=str(log_dir), display="none", max_connections=16, **eval_args)
     assert len(logs) == 1 and logs[0].status == "success", logs[0].error
@@ -178,13 +168,11 @@ def test_bad_task_arguments_name_the_valid_choices(tasks: str | None, difficulty
 
 
 def test_every_registry_tool_is_an_inspect_tool_whose_schema_accepts_its_example() -> None:
-    from metric_tracker_rl.inspect_eval import adapter
-
-    tools = {tool["name"]: tool for tool in adapter.model_tools()}
+    tools = {tool.name: tool for tool in model_tools()}
     assert set(TOOL_REGISTRY) < set(tools)
     assert set(tools) - set(TOOL_REGISTRY) == {"submit_report", "submit_generators"}
     for name, spec in TOOL_REGISTRY.items():
-        params = tool_params(tools[name]["parameters"])
+        params = tool_params(tools[name].parameters)
         assert "$ref" not in json.dumps(params.model_dump(exclude_none=True))
         assert validate_tool_input(spec.example, params) is None, name
         assert validate_tool_input({"no_such_argument": 1}, params) is not None, name
@@ -202,7 +190,8 @@ def test_a_held_out_eval_refuses_a_server_without_held_out_episodes() -> None:
 
 def test_a_scripted_tool_calling_run_scores_as_the_scripted_agent(server_url: str, tmp_path: Path) -> None:
     model = AgentModel("scripted")
-    log = run_eval(model, tmp_path, base_url=server_url)
+    # The scripted agent reads whole previews; Inspect would otherwise cut tool output at 16 KiB.
+    log = run_eval(model, tmp_path, base_url=server_url, max_tool_output=10**7)
     scores = sample_scores(log)
     assert set(scores) == set(DEFAULT_TASK_ORDER)
     for task_id in DEFAULT_TASK_ORDER:

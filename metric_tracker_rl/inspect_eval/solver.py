@@ -8,10 +8,10 @@ from inspect_ai.model import ChatMessageSystem, ChatMessageUser, execute_tools, 
 from inspect_ai.solver import Generate, Solver, TaskState, solver
 
 from metric_tracker_rl import MetricTrackerRlEnv
-from metric_tracker_rl.inspect_eval import adapter
 from metric_tracker_rl.inspect_eval.episode import Episode, EpisodeRecord
 from metric_tracker_rl.inspect_eval.server import server_url
 from metric_tracker_rl.inspect_eval.tools import episode_tools
+from metric_tracker_rl.tool_calls import SYSTEM_PROMPT, first_prompt
 
 CONNECT_TIMEOUT_S = 30.0
 MESSAGE_TIMEOUT_S = 180.0
@@ -46,8 +46,8 @@ def episode_agent(base_url: str | None = None, held_out: bool = False, max_turns
             if held_out:
                 require_held_out(observation.config, url)
             state.tools = episode_tools(episode)
-            state.messages = [ChatMessageSystem(content=adapter.SYSTEM_PROMPT),
-                              ChatMessageUser(content=adapter.first_prompt(observation))]
+            state.messages = [ChatMessageSystem(content=SYSTEM_PROMPT),
+                              ChatMessageUser(content=first_prompt(observation))]
             model = get_model()
             for _ in range(max_turns):
                 if episode.done or episode.record.graded_submissions:
