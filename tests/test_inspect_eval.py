@@ -44,10 +44,9 @@ from metric_tracker_rl.analysis_tools import TOOL_REGISTRY  # noqa: E402
 from metric_tracker_rl.catalog import DIFFICULTIES  # noqa: E402
 from metric_tracker_rl.inspect_eval import metric_tracker  # noqa: E402
 from metric_tracker_rl.inspect_eval.dataset import SWEEP_SEED_BASE, episode_dataset  # noqa: E402
-from metric_tracker_rl.inspect_eval.server import LOCAL_SERVERS  # noqa: E402
 from metric_tracker_rl.inspect_eval.solver import require_held_out  # noqa: E402
 from metric_tracker_rl.inspect_eval.tools import tool_params  # noqa: E402
-from metric_tracker_rl.local_server import healthy, serving  # noqa: E402
+from metric_tracker_rl.local_server import serving  # noqa: E402
 from metric_tracker_rl.tool_calls import action_tool_call, model_tools  # noqa: E402
 
 # Usage given up front: mockllm would otherwise count tokens with an encoding it downloads.
@@ -292,16 +291,39 @@ def test_max_samples_bounds_the_open_sessions(tmp_path: Path) -> None:
     assert sessions == {"active": 0, "peak": 8, "opened": 12}
 
 
-def test_without_a_url_a_local_server_runs_for_the_run_only(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("BASE_URL", raising=False)
-    urls: list[str] = []
+LOCAL_SERVER_RUN = """
+import json, sys
+from inspect_ai import eval
+from inspect_ai.model import ModelOutput, ModelUsage, get_model
+from metric_tracker_rl.inspect_eval.server import LOCAL_SERVERS
+from metric_tracker_rl.local_server import healthy
 
-    def submits_nothing(messages: list[ChatMessage], *_: Any) -> ModelOutput:
-        urls.extend(LOCAL_SERVERS.running())
-        return tool_call("submit_report", {"rows": []})
+urls = []
 
-    log = run_eval(submits_nothing, tmp_path, tasks="easy_single_spike")
-    assert log.samples[0].scores["episode_score"].metadata["graded_submissions"] == 1
-    assert len(set(urls)) == 1 and urls[0].startswith("http://127.0.0.1:")
-    assert LOCAL_SERVERS.running() == []
-    assert not healthy(urls[0], timeout_s=1.0)
+def submits_nothing(messages, *rest):
+    urls.extend(LOCAL_SERVERS.running())
+    output = ModelOutput.for_tool_call("mockllm/model", "submit_report", {"rows": []})
+    output.usage = ModelUsage(input_tokens=1, output_tokens=1, total_tokens=2)
+    return output
+
+[log] = eval("metric_tracker_rl/metric_tracker", task_args={"tasks": "easy_single_spike"},
+             model=get_model("mockllm/model", custom_outputs=submits_nothing), log_dir=sys.argv[1], display="none")
+sample = log.samples[0]
+print(json.dumps({"status": log.status, "task": log.eval.task, "urls": urls, "running_after": LOCAL_SERVERS.running(),
+                  "healthy_after": healthy(urls[0], timeout_s=1.0) if urls else None,
+                  "graded": sample.scores["episode_score"].metadata["graded_submissions"]}))
+"""
+
+
+def test_without_a_url_a_local_server_runs_for_the_run_only(tmp_path: Path) -> None:
+    """Run as `inspect eval metric_tracker_rl/metric_tracker` would, by the entry point's name, from a directory
+    outside the checkout and without BASE_URL."""
+    env = {key: value for key, value in os.environ.items() if key != "BASE_URL"}
+    completed = subprocess.run([sys.executable, "-c", LOCAL_SERVER_RUN, str(tmp_path / "logs")], cwd=tmp_path,
+                               env=env, capture_output=True, text=True, timeout=300)
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    run = json.loads(completed.stdout.strip().splitlines()[-1])
+    assert run["status"] == "success" and run["task"] == "metric_tracker_rl/metric_tracker"
+    assert run["graded"] == 1
+    assert len(set(run["urls"])) == 1 and run["urls"][0].startswith("http://127.0.0.1:")
+    assert run["running_after"] == [] and run["healthy_after"] is False
