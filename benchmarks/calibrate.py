@@ -3,8 +3,9 @@
     uv run python -m benchmarks.calibrate --seeds 200 [--agents expert,null] [--output PATH]
 
 Episodes run in-process against server/environment.py (a repository tool, outside the client package).
-An episode's score is the best reward among its graded submissions, so the bounds on gaming agents are
-conservative: an agent cannot do better by using its submissions differently.
+A sweep uses standard episodes only (a difficulty's default settings, seed aside) with one graded submission;
+every NULL_EVERY-th seed adds a null episode (scenario_family="null"), reported in its own group, as is any
+standard episode that happens to hold no incident. An episode's score is the sum of its rewards.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from metric_tracker_rl.agents import AGENTS, make_agent, run_episode
-from metric_tracker_rl.catalog import ANOMALY_TYPES, DIFFICULTIES
+from metric_tracker_rl.catalog import DIFFICULTIES
 from metric_tracker_rl.tasks import DEFAULT_TASK_ORDER
 from server.environment import MetricTrackerRlEnvironment
 
@@ -37,16 +38,14 @@ class EpisodeSpec:
 
 
 def sweep(difficulty: str, seeds: int) -> list[EpisodeSpec]:
-    """`seeds` episodes of one difficulty: mixed incidents on medium/hard, one family at a time on easy (cycling
-    through the seven), and every NULL_EVERY-th episode null."""
+    """`seeds` standard episodes of one difficulty, except every NULL_EVERY-th, which is a null episode."""
     specs = []
     for i in range(seeds):
         seed = SEED_BASE[difficulty] + i
         if i % NULL_EVERY == NULL_EVERY - 1:
             specs.append(EpisodeSpec(NULL_GROUP, {"seed": seed, "difficulty": difficulty, "scenario_family": "null"}))
-            continue
-        family = ANOMALY_TYPES[i % len(ANOMALY_TYPES)] if difficulty == "easy" else "mixed"
-        specs.append(EpisodeSpec(difficulty, {"seed": seed, "difficulty": difficulty, "scenario_family": family}))
+        else:
+            specs.append(EpisodeSpec(difficulty, {"seed": seed, "difficulty": difficulty}))
     return specs
 
 
@@ -55,11 +54,11 @@ def episode_plan(seeds: int) -> list[EpisodeSpec]:
     return named + [spec for difficulty in DIFFICULTIES for spec in sweep(difficulty, seeds)]
 
 
-def episode_score(agent_name: str, spec: EpisodeSpec) -> float:
+def episode_score(agent_name: str, spec: EpisodeSpec) -> tuple[float, bool]:
+    """The episode's score (the sum of its rewards) and whether the episode held any incident."""
     env = MetricTrackerRlEnvironment()
     results = run_episode(make_agent(agent_name), env.reset, env.step, **spec.reset_kwargs)
-    rewards = [float(obs.reward or 0.0) for obs in results if obs.status == "graded"]
-    return max(rewards, default=0.0)
+    return sum(float(obs.reward or 0.0) for obs in results), bool(env.expected_row_count)
 
 
 def summarise(scores: Iterable[float]) -> dict[str, float]:
@@ -76,7 +75,9 @@ def calibrate(agent_names: list[str], seeds: int, progress: bool = True) -> dict
     for agent_name in agent_names:
         scores: dict[str, list[float]] = {}
         for spec in plan:
-            scores.setdefault(spec.group, []).append(episode_score(agent_name, spec))
+            score, has_incidents = episode_score(agent_name, spec)
+            group = spec.group if has_incidents or spec.group in DEFAULT_TASK_ORDER else NULL_GROUP
+            scores.setdefault(group, []).append(score)
             done += 1
             if progress and (done % 20 == 0 or done == total):
                 print(f"\rcalibrating {agent_name:<16} {done}/{total} episodes", end="", file=sys.stderr, flush=True)
@@ -116,8 +117,8 @@ def main(argv: list[str] | None = None) -> None:
     if args.seeds < NULL_EVERY:
         parser.error(f"--seeds must be at least {NULL_EVERY} so every group has episodes")
     results = calibrate(agent_names, args.seeds, progress=not args.quiet)
-    print(f"Calibration over {args.seeds} seeds per difficulty (every {NULL_EVERY}th episode null); "
-          "score = best graded reward of the episode.\n")
+    print(f"Calibration over {args.seeds} seeds per difficulty (standard episodes, one graded submission; every "
+          f"{NULL_EVERY}th episode null); score = the sum of the episode's rewards.\n")
     print(table(results))
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(results, indent=2) + "\n")

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from metric_tracker_rl.catalog import COUNT_COLUMNS
-from metric_tracker_rl.seeding import derive_rng
+from metric_tracker_rl.seeding import EpisodeKey, derive_rng
 
 # The calendar is part of the product, never derived from today's date.
 WINDOW_START = dt.date(2026, 3, 2)  # a Monday
@@ -79,8 +79,8 @@ class FunnelPlan:
         return len(self.dates)
 
 
-def baseline_plan(seed: int, num_days: int = NUM_DAYS) -> FunnelPlan:
-    rng = derive_rng(seed, "funnel-plan")
+def baseline_plan(key: EpisodeKey, num_days: int = NUM_DAYS) -> FunnelPlan:
+    rng = derive_rng(key, "funnel-plan")
     dates = window_dates(num_days)
     weekend = is_weekend(dates)
     weekday_index = np.array([d.weekday() for d in dates])
@@ -133,7 +133,7 @@ class FunnelData:
         return self._date_positions[date]
 
 
-def draw_counts(plan: FunnelPlan, seed: int) -> FunnelData:
+def draw_counts(plan: FunnelPlan, key: EpisodeKey) -> FunnelData:
     hourly = np.empty((plan.num_days, HOURS, N_EVENTS), dtype=np.int64)
     # Which dates an incident touched, decided for all dates at once (most dates take none of the branches).
     surplus = plan.duplicate_factor - 1.0
@@ -142,7 +142,7 @@ def draw_counts(plan: FunnelPlan, seed: int) -> FunnelData:
     has_loss = (plan.ingested_fraction < 1.0).any(axis=1)
     step_rates = np.ascontiguousarray(plan.step_rates.transpose(0, 2, 1))  # (D, steps, 24)
     for day in range(plan.num_days):
-        rng = derive_rng(seed, "funnel-draw", day)
+        rng = derive_rng(key, "funnel-draw", day)
         counts = hourly[day]
         counts[:, 0] = rng.poisson(plan.traffic[day])
         for step in range(N_STEPS):

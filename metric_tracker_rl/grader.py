@@ -5,8 +5,10 @@ score = recall_quality * precision
   row quality    = 0.35 key found + 0.25 anomaly_type + 0.10 accepted detection method
                    + 0.20 values (baseline, observed, delta each within tolerance, 1/3 each) + 0.10 severity
   precision      = (matched + 1) / (matched + false positives + 1)
-Rows on neutral keys (side effects of an injected incident) are ignored. Duplicate and invalid rows count as
-false positives, and a key reported more than once is graded by its worst row, so neither row order nor
+A false positive is any row not on an expected key: a row on a side-effect key of an injected incident (a
+"neutral" key: the incident moved it mechanically) costs as much as any other, so a root-cause report always
+beats the same report padded with side effects or hedged with a second family. Duplicate and invalid rows count
+as false positives too, and a key reported more than once is graded by its worst row, so neither row order nor
 repetition can raise a score.
 """
 
@@ -21,6 +23,7 @@ from metric_tracker_rl.validation import validate_rows
 
 QUALITY_WEIGHTS = {"key": 0.35, "anomaly_type": 0.25, "detection_method": 0.10, "values": 0.20, "severity": 0.10}
 RELATIVE_TOLERANCE = 0.02
+SIDE_EFFECT_ROW_COST = 1.0  # a side-effect row counts as this many false positives
 
 
 @dataclass(frozen=True)
@@ -72,7 +75,8 @@ def assess_row(row: MetricSubmissionRow, expected: MetricSubmissionRow, *,
 
 def grade_submission(rows: Sequence[MetricSubmissionRow], expected_rows: Sequence[MetricSubmissionRow],
                      neutral_keys: frozenset[str], valid_dates: Iterable[str], *,
-                     relative_tolerance: float = RELATIVE_TOLERANCE) -> GradeResult:
+                     relative_tolerance: float = RELATIVE_TOLERANCE,
+                     side_effect_row_cost: float = SIDE_EFFECT_ROW_COST) -> GradeResult:
     issues = validate_rows(rows, valid_dates)
     expected = {row_key(r.date, r.entity_type, r.entity_name): r for r in expected_rows}
     worst: dict[str, RowAssessment] = {}
@@ -93,7 +97,7 @@ def grade_submission(rows: Sequence[MetricSubmissionRow], expected_rows: Sequenc
     matched = len(worst)
     share = (lambda total: total / n_expected) if n_expected else (lambda total: 1.0)
     recall_quality = share(sum(a.quality for a in worst.values()))
-    precision = (matched + 1) / (matched + false_positives + 1)
+    precision = (matched + 1) / (matched + false_positives + side_effect_row_cost * neutral + 1)
     score = round(min(1.0, max(0.0, recall_quality * precision)), 6)
     breakdown = RewardBreakdown(
         score=score,
@@ -106,7 +110,7 @@ def grade_submission(rows: Sequence[MetricSubmissionRow], expected_rows: Sequenc
         severity_accuracy=round(share(sum(a.severity for a in worst.values())), 6),
         submitted_row_count=len(rows),
         matched_row_count=matched,
-        false_positive_count=false_positives,
+        false_positive_count=false_positives + neutral,
         neutral_row_count=neutral,
         duplicate_row_count=sum(1 for issue in issues.values() if issue.code == "duplicate_row"),
         invalid_row_count=sum(1 for issue in issues.values() if issue.code == "invalid_row"),

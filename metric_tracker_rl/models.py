@@ -69,23 +69,38 @@ class SubmissionIssue(BaseModel):
 
 
 class RewardBreakdown(BaseModel):
-    """How a graded submission scored. Per-component accuracies are averaged over the expected rows."""
+    """How a graded submission scored. Per-component accuracies are averaged over the expected rows.
 
-    score: float = Field(description="recall_quality * precision, in [0, 1]")
-    recall_quality: float = Field(description="Sum of per-row quality over expected rows / expected row count")
-    precision: float = Field(description="(matched + 1) / (matched + false positives + 1)")
-    recall: float = Field(description="Share of expected rows whose key was reported")
-    anomaly_type_accuracy: float = Field(description="Share of expected rows reported with the right type")
-    detection_method_accuracy: float = Field(description="Share of expected rows with an accepted method")
-    value_accuracy: float = Field(description="Share of expected baseline/observed/delta values in tolerance")
-    severity_accuracy: float = Field(description="Share of expected rows with the right severity")
+    With more than one graded submission allowed (a curriculum setting), feedback before the last submission
+    carries only the score and the submitted/matched/false-positive counts: the per-component fields are None,
+    because exact per-component sums over two submissions would decode the answer."""
+
+    score: float = Field(description="This submission's absolute score: recall_quality * precision, in [0, 1]")
+    recall_quality: float | None = Field(default=None, description="Sum of per-row quality over expected rows / "
+                                                                   "expected row count")
+    precision: float | None = Field(default=None, description="(matched + 1) / (matched + false positives + 1)")
+    recall: float | None = Field(default=None, description="Share of expected rows whose key was reported")
+    anomaly_type_accuracy: float | None = Field(default=None,
+                                                description="Share of expected rows reported with the right type")
+    detection_method_accuracy: float | None = Field(default=None,
+                                                    description="Share of expected rows with an accepted method")
+    value_accuracy: float | None = Field(default=None,
+                                         description="Share of expected baseline/observed/delta values in tolerance")
+    severity_accuracy: float | None = Field(default=None, description="Share of expected rows with the right severity")
     submitted_row_count: int = Field(description="Rows submitted")
     matched_row_count: int = Field(description="Distinct expected keys reported")
-    false_positive_count: int = Field(description="Rows that are neither expected nor neutral, incl. duplicates "
-                                                  "and invalid rows")
-    neutral_row_count: int = Field(description="Rows on side-effect keys of an injected incident (ignored)")
-    duplicate_row_count: int = Field(description="Rows repeating an earlier key")
-    invalid_row_count: int = Field(description="Rows with an unknown date or entity")
+    false_positive_count: int = Field(description="Rows not on an expected key: side-effect rows included, and "
+                                                  "duplicates and invalid rows")
+    neutral_row_count: int | None = Field(default=None, description="Of the false positives, rows on side-effect "
+                                                                    "keys of an injected incident")
+    duplicate_row_count: int | None = Field(default=None, description="Rows repeating an earlier key")
+    invalid_row_count: int | None = Field(default=None, description="Rows with an unknown date or entity")
+
+    def coarse(self) -> RewardBreakdown:
+        """The feedback of a submission that is not the episode's last: the score and the row counts only."""
+        return RewardBreakdown(score=self.score, submitted_row_count=self.submitted_row_count,
+                               matched_row_count=self.matched_row_count,
+                               false_positive_count=self.false_positive_count)
 
 
 class TaskInfo(BaseModel):
@@ -130,6 +145,8 @@ class MetricTrackerRlObservation(Observation):
     config: dict[str, Any] = Field(default_factory=dict, description="Visible episode configuration")
     steps_remaining: int = Field(default=0, description="Steps left in the episode")
     submissions_remaining: int = Field(default=0, description="Graded submissions left in the episode")
+    truncated: bool = Field(default=False, description="The episode was cut off by the step budget (done without "
+                                                       "its report graded), rather than ended by its submission")
     # Catalogs: sent on reset only.
     available_methods: list[AnalysisMethodInfo] = Field(default_factory=list, description="Analysis tools")
     available_synthetic_generator_methods: list[dict[str, Any]] = Field(
@@ -146,6 +163,8 @@ class MetricTrackerRlObservation(Observation):
     submission_preview: dict[str, Any] | None = Field(default=None, description="Counts of the graded rows")
     submission_issues: list[SubmissionIssue] = Field(default_factory=list)
     reward_breakdown: RewardBreakdown | None = Field(default=None)
-    expected_row_count: int | None = Field(default=None, description="Expected rows (after a submission)")
+    episode_score: float | None = Field(default=None, description="The episode's score so far: the best graded "
+                                        "score, which is also the sum of the episode's rewards")
+    expected_row_count: int | None = Field(default=None, description="Expected rows (after the last submission)")
     correct_row_count: int | None = Field(default=None, description="Expected keys reported (after a submission)")
     debug: dict[str, Any] | None = Field(default=None, description="Ground truth; only in server debug mode")

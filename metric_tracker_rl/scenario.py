@@ -193,10 +193,11 @@ def validate_custom_anomalies(config: EpisodeConfig, dates: list[str]) -> None:
 
 
 def build_episode(config: EpisodeConfig) -> Episode:
-    plan = baseline_plan(config.seed)
+    key = config.key
+    plan = baseline_plan(key)
     dates = [d.isoformat() for d in plan.dates]
     last = plan.num_days - 1
-    schedule_rng = derive_rng(config.seed, "schedule")
+    schedule_rng = derive_rng(key, "schedule")
     if config.anomalies:
         validate_custom_anomalies(config, dates)
 
@@ -212,7 +213,7 @@ def build_episode(config: EpisodeConfig) -> Episode:
     injections: list[InjectionRecord] = []
     for index, planned in enumerate(_plan_anomalies(config, dates, taken, schedule_rng)):
         family = FAMILY_REGISTRY[planned.family]
-        rng = derive_rng(config.seed, f"anomaly/{planned.family}", index)
+        rng = derive_rng(key, f"anomaly/{planned.family}", index)
         entity = planned.entity_name or str(rng.choice(family.entity_names))
         magnitude = planned.magnitude
         if magnitude is None:
@@ -222,17 +223,17 @@ def build_episode(config: EpisodeConfig) -> Episode:
     annotations: list[Annotation] = []
     distractors: list[DistractorRecord] = []
     for kind, day in distractor_days.items():
-        annotation_kind, note = DISTRACTORS[kind](plan, day, derive_rng(config.seed, f"distractor/{kind}"))
+        annotation_kind, note = DISTRACTORS[kind](plan, day, derive_rng(key, f"distractor/{kind}"))
         annotations.append(Annotation(dates[day], annotation_kind, note))
         distractors.append(DistractorRecord(kind, day, note))
     # A routine release note on any date: realistic calendar noise that says nothing about the labels.
-    notes_rng = derive_rng(config.seed, "annotations")
+    notes_rng = derive_rng(key, "annotations")
     release_day = int(notes_rng.integers(0, plan.num_days))
     annotations.append(Annotation(dates[release_day], "release",
                                   f"App release 5.{int(notes_rng.integers(10, 40))}.0 reached 100% of users."))
     annotations.sort(key=lambda a: (a.date, a.kind))
 
-    data = draw_counts(plan, config.seed)
+    data = draw_counts(plan, key)
     panel = build_panel(data)
     truth = _ground_truth(injections, distractors, data, panel)
     task = {"task_id": config.task_id, "objective": objective_for(config), "config": config.public_dict()}

@@ -10,7 +10,7 @@ from pydantic import ValidationError
 
 from metric_tracker_rl.catalog import DIFFICULTIES, SCENARIO_FAMILIES
 from metric_tracker_rl.models import AnomalyRequest
-from metric_tracker_rl.seeding import validate_seed
+from metric_tracker_rl.seeding import EpisodeKey, validate_seed
 
 # Each perturbed date (anomaly or distractor) gets its own weekday, so every date's same-weekday
 # baseline has at most one perturbed peer and its median stays clean.
@@ -23,7 +23,7 @@ MAX_ANOMALIES = {d: 7 - len(DISTRACTORS_BY_DIFFICULTY[d]) for d in DIFFICULTIES}
 DEFAULT_DENSITY = {"easy": 0.07, "medium": 0.1, "hard": 0.14}
 MAX_DENSITY = 0.25
 DEFAULT_MAX_STEPS = 40
-DEFAULT_MAX_SUBMISSIONS = 3
+DEFAULT_MAX_SUBMISSIONS = 1  # one graded report: it ends the episode, so its feedback cannot be decoded
 RESET_KEYS = ("task_id", "seed", "scenario_family", "difficulty", "anomaly_density", "anomaly_count",
               "anomalies", "max_steps", "max_submissions")
 
@@ -39,10 +39,24 @@ class EpisodeConfig:
     anomalies: tuple[AnomalyRequest, ...] = ()
     max_steps: int = DEFAULT_MAX_STEPS
     max_submissions: int = DEFAULT_MAX_SUBMISSIONS
+    # A named task's or a difficulty's default settings, seed aside: the only episodes published scores use.
+    standard: bool = False
+    # The server's held-out secret (never shown): mixed into every random stream of the episode.
+    secret: str = field(default="", repr=False)
+
+    @property
+    def held_out(self) -> bool:
+        return bool(self.secret)
+
+    @property
+    def key(self) -> EpisodeKey:
+        return EpisodeKey.of(self.seed, self.secret)
 
     def public_dict(self) -> dict[str, Any]:
         data = asdict(self)
+        del data["secret"]
         data["anomalies"] = [a.model_dump() for a in self.anomalies]
+        data["held_out"] = self.held_out
         return data
 
 
@@ -110,11 +124,13 @@ def _choice(name: str, value: Any, choices: tuple[str, ...]) -> str:
     return value
 
 
-def resolve_episode_config(**kwargs: Any) -> EpisodeConfig:
+def resolve_episode_config(secret: str = "", **kwargs: Any) -> EpisodeConfig:
     """Build the episode config from reset kwargs: a named task's config with any fields overridden.
 
     Without task_id and without other settings, the first task of DEFAULT_TASK_ORDER is used. With
-    settings but no task_id, unspecified fields take the defaults of the chosen difficulty.
+    settings but no task_id, unspecified fields take the defaults of the chosen difficulty. `secret` is the
+    server's held-out secret, never a reset argument. The config is `standard` when it equals its named task's
+    or difficulty's defaults in everything but the seed.
     """
     unknown = sorted(set(kwargs) - set(RESET_KEYS))
     if unknown:
@@ -161,12 +177,23 @@ def resolve_episode_config(**kwargs: Any) -> EpisodeConfig:
         if overrides.get("anomaly_count", 0) != 0:
             raise ValueError("scenario_family 'null' has no anomalies; leave anomaly_count unset or 0")
         count = 0
-    return replace(
+    config = replace(
         base, seed=seed, difficulty=difficulty, scenario_family=family, anomaly_density=float(density),
         anomaly_count=count, anomalies=anomalies, task_id=task_id if task_id is not None else base.task_id,
         max_steps=_int_in("max_steps", overrides.get("max_steps", base.max_steps), 1, 500),
         max_submissions=_int_in("max_submissions", overrides.get("max_submissions", base.max_submissions), 1, 20),
     )
+    reference = base if task_id is not None or base.task_id is not None else _difficulty_default(difficulty)
+    standard = config == replace(reference, seed=seed)
+    return replace(config, standard=standard, secret=secret)
+
+
+def _difficulty_default(difficulty: str) -> EpisodeConfig:
+    """The settings of a seeded reset that names only a difficulty (and perhaps a seed)."""
+    density = DEFAULT_DENSITY[difficulty]
+    return EpisodeConfig(seed=0, scenario_family="mixed", difficulty=difficulty,
+                         anomaly_count=min(MAX_ANOMALIES[difficulty], max(1, round(density * 28))),
+                         anomaly_density=density)
 
 
 def task_catalog() -> list[dict[str, Any]]:

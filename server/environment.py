@@ -29,16 +29,21 @@ from metric_tracker_rl.models import (
 )
 from metric_tracker_rl.scenario import Episode, build_episode
 from metric_tracker_rl.tasks import resolve_episode_config, task_catalog
+from metric_tracker_rl.validation import validate_rows
 
 MAX_SUBMISSION_ROWS = 200
 DEBUG_ENV_VAR = "METRIC_TRACKER_DEBUG"
+SECRET_ENV_VAR = "METRIC_TRACKER_SECRET"  # held-out mode: mixed into every random stream, never shown
 INSTRUCTION = (
     "Investigate the funnel with analysis calls (analysis_method + analysis_args; see available_methods) and "
     "submit an anomaly report, either as rows (classifications) or as generator calls (payload_generators). "
     "Report each incident once with date, entity_type, entity_name, anomaly_type, detection_method, "
     "baseline_value, observed_value, delta_value and severity. Days explained by get_annotations and side "
     "effects of an incident are not incidents; an empty report (classifications=[]) is right when nothing is "
-    "anomalous. Each step uses one step of the budget; only graded submissions use a submission."
+    "anomalous. Each step uses one step of the budget. The report is graded once (unless the episode allows more "
+    "submissions) and the graded submission ends the episode; preview_submission checks rows without grading. A "
+    "submission with invalid rows (a date outside the window, an entity not valid for its type, a repeated key) "
+    "is refused without using a submission."
 )
 # Analysis tools whose cost grows with the request: they take a worker thread (see step_async).
 THREADED_TOOLS = frozenset({"payload_generator", "preview_submission"})
@@ -55,6 +60,11 @@ def _error(message: str) -> dict[str, Any]:
 
 def debug_mode_from_environment() -> bool:
     return os.getenv(DEBUG_ENV_VAR, "").strip().lower() in {"1", "true", "yes"}
+
+
+def held_out_secret_from_environment() -> str:
+    """The held-out secret, read at every reset so that every worker and replica started with it agrees."""
+    return os.getenv(SECRET_ENV_VAR, "").strip()
 
 
 @cache
@@ -83,13 +93,14 @@ class MetricTrackerRlEnvironment(Environment[MetricTrackerRlAction, MetricTracke
         self._submissions = 0
         self._done = False
         self._last_score: float | None = None
+        self._episode_score = 0.0  # best graded score so far = the sum of the episode's rewards
 
     # --- OpenEnv interface -------------------------------------------------------------------------
 
     def reset(self, seed: int | None = None, episode_id: str | None = None, **kwargs: Any
               ) -> MetricTrackerRlObservation:
         try:
-            config = resolve_episode_config(seed=seed, **kwargs)
+            config = resolve_episode_config(seed=seed, secret=held_out_secret_from_environment(), **kwargs)
             episode = build_episode(config)
         except ValueError as exc:
             # The current episode, if any, is left as it was.
@@ -97,7 +108,7 @@ class MetricTrackerRlEnvironment(Environment[MetricTrackerRlAction, MetricTracke
                                               reward=0.0, available_tasks=_catalogs()["available_tasks"])
         self._episode, self._episode_id = episode, episode_id or str(uuid.uuid4())
         self._steps = self._submissions = 0
-        self._done, self._last_score = False, None
+        self._done, self._last_score, self._episode_score = False, None, 0.0
         return self._observation(
             status="ready", reward=None, message=f"Episode ready: {episode.public.task['objective']}",
             instruction=INSTRUCTION, config=episode.public.task["config"], **_catalogs(),
@@ -115,7 +126,8 @@ class MetricTrackerRlEnvironment(Environment[MetricTrackerRlAction, MetricTracke
         fields = self._act(action)
         if not self._done and self._steps >= self._episode.config.max_steps:
             self._done = True
-            fields["message"] += " Step budget spent: the episode is over."
+            fields["truncated"] = True
+            fields["message"] += " Step budget spent: the episode is cut off before a report was graded."
         return self._observation(**fields)
 
     async def step_async(self, action: MetricTrackerRlAction, timeout_s: float | None = None, **kwargs: Any
@@ -130,10 +142,17 @@ class MetricTrackerRlEnvironment(Environment[MetricTrackerRlAction, MetricTracke
         return await asyncio.to_thread(self.step, action, timeout_s=timeout_s, **kwargs)
 
     @property
+    def expected_row_count(self) -> int | None:
+        """How many incidents the current episode holds (for repository tools such as the calibration; agents
+        never see it before their report is graded)."""
+        return len(self._episode.truth.expected_rows) if self._episode else None
+
+    @property
     def state(self) -> State:
         return State(episode_id=self._episode_id, step_count=self._steps,
                      task_id=self._episode.config.task_id if self._episode else None,
-                     submissions_used=self._submissions, done=self._done, last_score=self._last_score)
+                     submissions_used=self._submissions, done=self._done, last_score=self._last_score,
+                     episode_score=self._episode_score if self._episode else None)
 
     def get_metadata(self) -> EnvironmentMetadata:
         return EnvironmentMetadata(
@@ -170,29 +189,47 @@ class MetricTrackerRlEnvironment(Environment[MetricTrackerRlAction, MetricTracke
         return {"status": "ok", "reward": 0.0, "message": f"{method} ran.", "analysis_result": outcome.result}
 
     def _submit(self, rows: list[MetricSubmissionRow], *, generated: bool) -> dict[str, Any]:
+        """Grade a report. Rows that are invalid without any truth are refused first, using no submission. The
+        reward is the improvement over the best earlier score, so an episode's rewards sum to its score."""
         if len(rows) > MAX_SUBMISSION_ROWS:
             return _error(f"A submission may hold at most {MAX_SUBMISSION_ROWS} rows, got {len(rows)} (no submission "
                           "used). Report incidents, not every candidate.")
         episode = self._episode
+        issues = validate_rows(rows, episode.public.data.dates)
+        if issues:
+            listed = "; ".join(f"row {i}: {issue.message}" for i, issue in sorted(issues.items()))
+            return {**_error(f"Submission refused, no submission used: {len(issues)} invalid row(s): {listed}. "
+                             "Fix or drop them and submit again."),
+                    "submission_issues": [issues[i] for i in sorted(issues)]}
         result = grade_submission(rows, episode.truth.expected_rows, episode.truth.neutral_keys,
                                   episode.public.data.dates)
         self._submissions += 1
         self._last_score = result.score
-        breakdown = result.breakdown
-        if result.score >= 1.0 or self._submissions >= episode.config.max_submissions:
-            self._done = True
+        reward = max(0.0, result.score - self._episode_score)
+        self._episode_score = max(self._episode_score, result.score)
         left = episode.config.max_submissions - self._submissions
-        message = (f"Graded {breakdown.submitted_row_count} row(s): {breakdown.matched_row_count} of "
-                   f"{len(episode.truth.expected_rows)} expected incident(s) found, "
-                   f"{breakdown.false_positive_count} false positive(s), {breakdown.neutral_row_count} ignored "
-                   f"side-effect row(s). Score {result.score:.4f}. {left} submission(s) left.")
+        if result.score >= 1.0 or left <= 0:
+            self._done = True
+        breakdown = result.breakdown
+        if self._done:
+            message = (f"Graded {breakdown.submitted_row_count} row(s): {breakdown.matched_row_count} of "
+                       f"{len(episode.truth.expected_rows)} expected incident(s) found, "
+                       f"{breakdown.false_positive_count} false positive(s) (of which {breakdown.neutral_row_count} "
+                       f"on side-effect keys). Score {result.score:.4f}; episode score {self._episode_score:.4f}. "
+                       "The episode is over.")
+            final = {"reward_breakdown": breakdown, "expected_row_count": len(episode.truth.expected_rows),
+                     "correct_row_count": breakdown.matched_row_count}
+        else:
+            # Not the last submission: only the score and the row counts (see RewardBreakdown).
+            message = (f"Graded {breakdown.submitted_row_count} row(s): {breakdown.matched_row_count} on expected "
+                       f"keys, {breakdown.false_positive_count} false positive(s). Score {result.score:.4f}; "
+                       f"episode score {self._episode_score:.4f}. {left} submission(s) left.")
+            final = {"reward_breakdown": breakdown.coarse(), "correct_row_count": breakdown.matched_row_count}
         return {
-            "status": "graded", "reward": result.score, "message": message,
+            "status": "graded", "reward": round(reward, 6), "message": message,
             "generated_rows": rows if generated else [], "submitted_rows": rows,
-            "submission_preview": {"row_count": len(rows), "issue_count": len(result.issues)},
-            "submission_issues": list(result.issues), "reward_breakdown": breakdown,
-            "expected_row_count": len(episode.truth.expected_rows),
-            "correct_row_count": breakdown.matched_row_count,
+            "submission_preview": {"row_count": len(rows), "issue_count": 0},
+            "submission_issues": [], **final,
         }
 
     def _observation(self, **fields: Any) -> MetricTrackerRlObservation:
@@ -201,7 +238,7 @@ class MetricTrackerRlEnvironment(Environment[MetricTrackerRlAction, MetricTracke
         config = self._episode.config
         return MetricTrackerRlObservation(
             task_id=config.task_id, steps_remaining=config.max_steps - self._steps,
-            submissions_remaining=config.max_submissions - self._submissions,
+            submissions_remaining=config.max_submissions - self._submissions, episode_score=self._episode_score,
             done=self._done, debug=self._debug_payload() if self._debug else None, **fields,
         )
 

@@ -23,35 +23,67 @@ def started(**reset_kwargs) -> tuple[MetricTrackerRlEnvironment, GroundTruth]:
     return env, build_episode(resolve_episode_config(**reset_kwargs)).truth
 
 
-def test_third_graded_submission_ends_the_episode() -> None:
-    env, truth = started(task_id="medium_mixed_pair")
-    assert truth.expected_rows
-    for used in (1, 2):
-        obs = env.step(EMPTY_REPORT)
-        assert obs.status == "graded" and not obs.done and obs.submissions_remaining == 3 - used
-    obs = env.step(EMPTY_REPORT)
-    assert obs.status == "graded" and obs.done and obs.submissions_remaining == 0
+def test_one_graded_submission_by_default_ends_the_episode() -> None:
+    for task_id in ("easy_single_spike", "medium_mixed_pair", "hard_mixed_multi"):
+        env, truth = started(task_id=task_id)
+        assert env.reset(task_id=task_id).config["max_submissions"] == 1
+        half = list(truth.expected_rows[:1])
+        obs = env.step(MetricTrackerRlAction(classifications=half))
+        assert obs.status == "graded" and obs.done and obs.submissions_remaining == 0
+        assert obs.reward == obs.reward_breakdown.score == obs.episode_score and 0.0 < obs.reward < 1.0
+        # the final feedback carries the full breakdown
+        assert obs.reward_breakdown.recall is not None and obs.expected_row_count == len(truth.expected_rows)
+        assert not obs.truncated
+
+
+def test_a_curriculum_budget_grades_each_submission_by_its_improvement() -> None:
+    env, truth = started(task_id="medium_mixed_pair", max_submissions=3)
+    expected = list(truth.expected_rows)
+    scores, rewards = [], []
+    for rows in (expected[:1], [], expected):
+        obs = env.step(MetricTrackerRlAction(classifications=rows))
+        assert obs.status == "graded"
+        scores.append(obs.reward_breakdown.score)
+        rewards.append(obs.reward)
+    assert scores[1] == 0.0 and scores[2] == 1.0 and obs.done
+    assert rewards == [scores[0], 0.0, 1.0 - scores[0]]
+    assert abs(sum(rewards) - max(scores)) < 1e-9 and obs.episode_score == 1.0
+
+
+def test_feedback_before_the_last_submission_carries_only_the_score_and_counts() -> None:
+    env, truth = started(task_id="hard_mixed_multi", max_submissions=2)
+    first = env.step(MetricTrackerRlAction(classifications=list(truth.expected_rows[:2])))
+    breakdown = first.reward_breakdown
+    assert first.status == "graded" and not first.done and first.submissions_remaining == 1
+    assert breakdown.score > 0 and breakdown.matched_row_count == 2 and breakdown.submitted_row_count == 2
+    hidden = ("recall_quality", "precision", "recall", "anomaly_type_accuracy", "detection_method_accuracy",
+              "value_accuracy", "severity_accuracy", "neutral_row_count")
+    assert all(getattr(breakdown, name) is None for name in hidden)
+    assert first.expected_row_count is None
+    last = env.step(MetricTrackerRlAction(classifications=[]))
+    assert last.done and all(getattr(last.reward_breakdown, name) is not None for name in hidden)
+    assert last.reward == 0.0 and last.episode_score == breakdown.score
 
 
 def test_analysis_steps_use_no_submission_and_have_zero_reward() -> None:
     env, _ = started(task_id="easy_single_spike")
     for _ in range(5):
         obs = env.step(LOOK)
-        assert obs.status == "ok" and obs.reward == 0.0 and not obs.done and obs.submissions_remaining == 3
+        assert obs.status == "ok" and obs.reward == 0.0 and not obs.done and obs.submissions_remaining == 1
 
 
-def test_step_budget_ends_the_episode() -> None:
+def test_step_budget_cuts_the_episode_off() -> None:
     env, _ = started(task_id="easy_single_spike", max_steps=3)
     assert not env.step(LOOK).done
     assert not env.step(LOOK).done
     obs = env.step(LOOK)
-    assert obs.done and obs.steps_remaining == 0
+    assert obs.done and obs.truncated and obs.steps_remaining == 0 and obs.episode_score == 0.0
     after = env.step(LOOK)
     assert after.status == "error" and after.reward == 0.0 and after.done
 
 
 def test_perfect_score_ends_the_episode_and_later_steps_pay_nothing() -> None:
-    env, truth = started(task_id="hard_mixed_multi")
+    env, truth = started(task_id="hard_mixed_multi", max_submissions=3)
     obs = env.step(MetricTrackerRlAction(classifications=list(truth.expected_rows)))
     assert obs.status == "graded" and obs.reward == 1.0 and obs.done and obs.submissions_remaining == 2
     for action in (MetricTrackerRlAction(classifications=list(truth.expected_rows)), LOOK, EMPTY_REPORT):
@@ -60,8 +92,8 @@ def test_perfect_score_ends_the_episode_and_later_steps_pay_nothing() -> None:
         assert after.reward_breakdown is None
 
 
-def test_steps_after_budget_exhaustion_pay_nothing() -> None:
-    env, truth = started(task_id="medium_mixed_pair", max_submissions=1)
+def test_steps_after_the_submission_pay_nothing() -> None:
+    env, truth = started(task_id="medium_mixed_pair")
     half = list(truth.expected_rows[:1])
     obs = env.step(MetricTrackerRlAction(classifications=half))
     assert obs.done and 0.0 < obs.reward < 1.0
@@ -80,8 +112,45 @@ def test_an_action_needs_exactly_one_mode() -> None:
         obs = env.step(action)
         assert obs.status == "error" and obs.reward == 0.0 and not obs.done
         assert "exactly one" in obs.message
-        assert obs.submissions_remaining == 3
+        assert obs.submissions_remaining == 1
     assert env.step(EMPTY_REPORT).status == "graded"
+
+
+def _row(date: str, entity_type: str = "event_count", entity_name: str = "menu_opens") -> MetricSubmissionRow:
+    return MetricSubmissionRow(date=date, entity_type=entity_type, entity_name=entity_name,
+                               anomaly_type="absolute_drop_in_event_count", detection_method="compare_count_to_median",
+                               baseline_value=100.0, observed_value=50.0, delta_value=-50.0, severity="high")
+
+
+def test_a_submission_with_invalid_rows_is_refused_and_uses_no_submission() -> None:
+    env, truth = started(task_id="hard_mixed_multi")
+    good = list(truth.expected_rows)
+    typos = {
+        1: _row("2026-04-30"),                                            # outside the window
+        3: _row(good[0].date, "funnel_step", "app_opens"),                # not a valid name for its type
+        4: good[1],                                                       # repeats the key of row 2
+    }
+    rows = [good[0], typos[1], good[1], typos[3], typos[4], *good[2:]]
+    obs = env.step(MetricTrackerRlAction(classifications=rows))
+    assert obs.status == "error" and obs.reward == 0.0 and not obs.done and obs.submissions_remaining == 1
+    assert [issue.row_index for issue in obs.submission_issues] == [1, 3, 4]
+    for index in (1, 3, 4):
+        assert f"row {index}:" in obs.message
+    assert "2026-04-30" in obs.message and "valid:" in obs.message and "repeats the key of row 2" in obs.message
+    assert obs.reward_breakdown is None and obs.expected_row_count is None
+    # nothing was lost: the corrected report is graded in full
+    fixed = env.step(MetricTrackerRlAction(classifications=good))
+    assert fixed.status == "graded" and fixed.reward == 1.0 and fixed.done
+
+
+def test_refusal_depends_on_no_truth() -> None:
+    """The same invalid rows are refused with the same message whatever the episode holds."""
+    messages = set()
+    for seed in range(6):
+        env, _ = started(seed=seed, difficulty="hard")
+        rows = [_row("2026-03-10"), _row("2026-03-10"), _row("2026-01-01")]
+        messages.add(env.step(MetricTrackerRlAction(classifications=rows)).message)
+    assert len(messages) == 1
 
 
 def test_oversized_submission_is_an_error_that_uses_no_submission() -> None:
@@ -93,7 +162,7 @@ def test_oversized_submission_is_an_error_that_uses_no_submission() -> None:
             for d in dates for t in ("event_count", "conversion_rate") for n in ENTITY_NAMES[t]]
     assert len(rows) > MAX_SUBMISSION_ROWS
     obs = env.step(MetricTrackerRlAction(classifications=rows))
-    assert obs.status == "error" and obs.reward == 0.0 and obs.submissions_remaining == 3 and not obs.done
+    assert obs.status == "error" and obs.reward == 0.0 and obs.submissions_remaining == 1 and not obs.done
     assert str(MAX_SUBMISSION_ROWS) in obs.message
     assert env.step(MetricTrackerRlAction(classifications=rows[:MAX_SUBMISSION_ROWS])).status == "graded"
 
@@ -101,12 +170,12 @@ def test_oversized_submission_is_an_error_that_uses_no_submission() -> None:
 def test_payload_generator_submission_is_graded() -> None:
     env, truth = started(task_id="easy_single_spike")
     bad = env.step(MetricTrackerRlAction(payload_generators=[PayloadGeneratorMethod(method_name="list_dates")]))
-    assert bad.status == "error" and bad.submissions_remaining == 3 and not bad.done
+    assert bad.status == "error" and bad.submissions_remaining == 1 and not bad.done
     assert "get_funnel_break_rows" in bad.message
     obs = env.step(MetricTrackerRlAction(payload_generators=[
         PayloadGeneratorMethod(method_name="get_rate_spike_from_median_rows", threshold_multiplier=3.0)]))
     assert obs.status == "graded" and obs.generated_rows and obs.submitted_rows == obs.generated_rows
-    assert obs.expected_row_count == len(truth.expected_rows) and obs.submissions_remaining == 2
+    assert obs.expected_row_count == len(truth.expected_rows) and obs.submissions_remaining == 0 and obs.done
 
 
 def _wrong_row(date: str) -> MetricSubmissionRow:
@@ -123,14 +192,14 @@ def test_feedback_never_names_a_missed_or_wrong_expected_key() -> None:
     checked = 0
     for seed in range(12):
         difficulty = ("easy", "medium", "hard")[seed % 3]
-        env, truth = started(seed=seed, scenario_family="mixed", difficulty=difficulty)
+        env, truth = started(seed=seed, scenario_family="mixed", difficulty=difficulty, max_submissions=2)
         expected = list(truth.expected_rows)
         submitted_keys = set()
         dates = env.step(LOOK).analysis_result["dates"]
         reports = [
-            # half of the incidents, one with wrong numbers and labels, plus a false positive and a duplicate
-            [*expected[::2], expected[0].model_copy(update={"anomaly_type": "funnel_break", "observed_value": 0.0}),
-             _wrong_row(dates[seed % 27]["date"])],
+            # half of the incidents, one with wrong numbers and labels, plus a false positive
+            [expected[0].model_copy(update={"anomaly_type": "funnel_break", "observed_value": 0.0}),
+             *expected[2::2], _wrong_row(dates[seed % 27]["date"])],
             [_wrong_row(dates[(seed + 3) % 27]["date"])],
         ]
         for rows in reports:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 from core_helpers import episode, key_of
-from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
 from metric_tracker_rl.analysis_tools import GENERATOR_NAMES, TOOL_REGISTRY, run_tool
@@ -170,12 +170,37 @@ def test_duplicates_never_help(ep: Episode, data: st.DataObject) -> None:
 
 @PROPERTY
 @given(ep=episodes(), data=st.data())
-def test_neutral_rows_neither_help_nor_hurt(ep: Episode, data: st.DataObject) -> None:
+@example(ep=episode(7, "mixed", "hard"), data=None).via("a side-effect row next to a perfect report")
+def test_any_row_off_the_expected_keys_strictly_lowers_a_positive_score(ep: Episode, data: st.DataObject) -> None:
+    if data is None:  # the pinned case: the perfect report, padded with one side-effect row
+        rows, extra = list(ep.truth.expected_rows), neutral_rows_of(ep)[0]
+    else:
+        rows = data.draw(submissions(ep))
+        assume(score(ep, rows) > 0.0)
+        extra = data.draw(neutral_rows(ep) | wrong_rows(ep) if ep.truth.neutral_keys else wrong_rows(ep))
+    position = len(rows) // 2
+    assert score(ep, [*rows[:position], extra, *rows[position:]]) < score(ep, rows)
+
+
+def neutral_rows_of(ep: Episode) -> list[MetricSubmissionRow]:
+    """Each side-effect key of the episode as a row with the published numbers and the expected row's labels."""
+    template = ep.truth.expected_rows[0]
+    rows = []
+    for key in sorted(ep.truth.neutral_keys):
+        date, entity_type, entity_name = key.split("|")
+        rows.append(template.model_copy(update={"date": date, "entity_type": entity_type, "entity_name": entity_name}))
+    return rows
+
+
+@PROPERTY
+@given(ep=episodes())
+def test_a_root_cause_report_beats_it_padded_with_side_effects(ep: Episode) -> None:
     assume(ep.truth.neutral_keys)
-    rows = [r for r in data.draw(submissions(ep)) if key_of(r) not in ep.truth.neutral_keys]
-    extra = data.draw(st.lists(neutral_rows(ep), min_size=1, max_size=4, unique_by=key_of))
-    combined = data.draw(st.permutations(rows + extra))
-    assert score(ep, combined) == score(ep, rows)
+    perfect = list(ep.truth.expected_rows)
+    padded = perfect + neutral_rows_of(ep)
+    assert score(ep, perfect) == 1.0
+    assert score(ep, padded) < score(ep, perfect)
+    assert grade(ep, padded).false_positive_count == len(ep.truth.neutral_keys) == grade(ep, padded).neutral_row_count
 
 
 def _best_guess_row(ep: Episode, entity_type: str, entity_name: str, day: int) -> MetricSubmissionRow:

@@ -176,7 +176,10 @@ def test_a_submission_over_the_row_cap_gets_a_clear_error() -> None:
     obs = env.step(MetricTrackerRlAction(classifications=[row] * (MAX_SUBMISSION_ROWS + 1)))
     assert obs.status == "error" and f"at most {MAX_SUBMISSION_ROWS} rows" in obs.message
     assert env.state.submissions_used == 0
-    assert env.step(MetricTrackerRlAction(classifications=[row] * MAX_SUBMISSION_ROWS)).status == "graded"
+    repeated = env.step(MetricTrackerRlAction(classifications=[row] * MAX_SUBMISSION_ROWS))
+    assert repeated.status == "error" and "repeats the key of row 0" in repeated.message
+    assert env.state.submissions_used == 0
+    assert env.step(MetricTrackerRlAction(classifications=[row])).status == "graded"
 
 
 def _base_types(annotation: Any) -> set[Any]:

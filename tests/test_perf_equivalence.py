@@ -26,7 +26,7 @@ from metric_tracker_rl.catalog import (
 )
 from metric_tracker_rl.funnel import HOURS, N_EVENTS, N_STEPS, NUM_DAYS, FunnelData, FunnelPlan, is_weekend
 from metric_tracker_rl.scenario import build_episode
-from metric_tracker_rl.seeding import derive_rng
+from metric_tracker_rl.seeding import EpisodeKey, derive_rng
 from metric_tracker_rl.tasks import resolve_episode_config
 
 
@@ -50,10 +50,10 @@ def reference_peer_median(values: np.ndarray, peers: np.ndarray) -> np.ndarray:
     return reference_nanmedian(np.where(peers >= 0, values[..., np.maximum(peers, 0)], np.nan))
 
 
-def reference_draw_counts(plan: FunnelPlan, seed: int) -> FunnelData:
+def reference_draw_counts(plan: FunnelPlan, key: EpisodeKey) -> FunnelData:
     hourly = np.empty((plan.num_days, HOURS, N_EVENTS), dtype=np.int64)
     for day in range(plan.num_days):
-        rng = derive_rng(seed, "funnel-draw", day)
+        rng = derive_rng(key, "funnel-draw", day)
         counts = hourly[day]
         counts[:, 0] = rng.poisson(plan.traffic[day])
         for step in range(N_STEPS):

@@ -105,7 +105,7 @@ def raw_session(url: str) -> Iterator[RawSession]:
 
 def exercise_episode(session: RawSession, episode: Episode, reset_kwargs: dict[str, Any]) -> None:
     """Reset, every tool's example call, bad calls, three submissions, a step after the end, the state."""
-    assert session.reset(**reset_kwargs)["observation"]["status"] == "ready"
+    assert session.reset(**reset_kwargs, max_submissions=3)["observation"]["status"] == "ready"
     for spec in available_analysis_methods():
         generated = None
         if spec.kind == "generator" or spec.name == "payload_generator":

@@ -96,7 +96,7 @@ def test_bad_calls_through_the_environment_are_error_observations_and_the_episod
         obs = env.step(MetricTrackerRlAction(analysis_method=method, analysis_args=args))
         assert obs.status == "error" and obs.reward == 0.0 and not obs.done
         assert "valid" in obs.message.lower() or "greater than" in obs.message
-        assert obs.submissions_remaining == 3
+        assert obs.submissions_remaining == 1
     obs = env.step(MetricTrackerRlAction(analysis_method="rows_for_date", analysis_args={"date": "2026-03-10"}))
     assert obs.status == "ok" and obs.analysis_result["row"]["date"] == "2026-03-10"
 
