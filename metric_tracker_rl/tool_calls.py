@@ -59,16 +59,13 @@ class _SubmissionArgs(BaseModel):
 
 class SubmitReportArgs(_SubmissionArgs):
     rows: list[MetricSubmissionRow] = Field(
-        description="Report rows copied from tool output, each with date, entity_type, entity_name, anomaly_type, "
-                    "detection_method, baseline_value, observed_value, delta_value and severity; [] reports no "
-                    "incident")
+        description="Report rows copied from tool output ([] reports no incident)")
 
 
 class SubmitGeneratorsArgs(_SubmissionArgs):
     generators: list[PayloadGeneratorMethod] = Field(
         max_length=MAX_GENERATOR_CALLS,
-        description="Generator calls, each with method_name (a get_*_rows tool) and optionally metric_name, "
-                    "metric_names and threshold_multiplier")
+        description="Generator calls: method_name is a get_*_rows tool, the other fields its arguments")
 
 
 @dataclass(frozen=True)
@@ -187,6 +184,28 @@ def _clip(text: str, max_chars: int) -> str:
     return text[:max_chars] + f" ... [truncated {len(text) - max_chars} characters; narrow the call]"
 
 
+def _dumps(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"))
+
+
+def _fit_rows(shown: dict[str, Any], max_chars: int) -> str:
+    """The text of `shown` within `max_chars`: a result too long loses its last rows first (so the text stays
+    JSON and says how many rows it shows); only what is still too long is cut."""
+    text = _dumps(shown)
+    result = shown.get("result")
+    if len(text) <= max_chars or not isinstance(result, dict) or not isinstance(result.get("rows"), list):
+        return _clip(text, max_chars)
+    rows = result["rows"]
+    keep = len(rows)
+    while keep > 0 and len(text) > max_chars:
+        keep = min(keep - 1, int(keep * max_chars / len(text)))
+        note = f"Showing {keep} of {len(rows)} rows: narrow the call to see the rest."
+        trimmed = {**shown, "result": {**result, "rows": rows[:keep], "rows_shown": keep},
+                   "message": f"{shown['message']} {note}"}
+        text = _dumps(trimmed)
+    return _clip(text, max_chars)
+
+
 def render_observation(observation: MetricTrackerRlObservation, max_chars: int = DEFAULT_MAX_RESULT_CHARS) -> str:
     """One step's observation as compact JSON text: status and message, the tool's result or the grading (score,
     counts, issues), and the budgets left. Catalogs and debug fields are left out."""
@@ -204,7 +223,7 @@ def render_observation(observation: MetricTrackerRlObservation, max_chars: int =
         )
     shown.update(steps_remaining=observation.steps_remaining, submissions_remaining=observation.submissions_remaining,
                  done=observation.done)
-    return _clip(json.dumps(shown, separators=(",", ":")), max_chars)
+    return _fit_rows(shown, max_chars)
 
 
 def first_prompt(observation: MetricTrackerRlObservation) -> str:

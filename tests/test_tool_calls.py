@@ -98,3 +98,9 @@ def test_rendered_observations_are_compact_json_with_budgets() -> None:
     assert graded["expected_row_count"] == 2 and graded["submissions_remaining"] == 2
     clipped = render_observation(env.step(tool_action("task_overview", {})), max_chars=100)
     assert len(clipped) < 200 and "truncated" in clipped
+    table = env.step(tool_action("get_rows_with_abs_diff_from_median_gt", {"threshold": 0}))
+    full = json.loads(render_observation(table, max_chars=10**6))
+    trimmed = json.loads(render_observation(table, max_chars=3000))  # fewer rows, still JSON
+    assert 0 < trimmed["result"]["rows_shown"] < len(full["result"]["rows"])
+    assert trimmed["result"]["rows"] == full["result"]["rows"][:trimmed["result"]["rows_shown"]]
+    assert "narrow the call" in trimmed["message"] and "rows_shown" not in full["result"]

@@ -2,14 +2,17 @@
 
 Procedure:
 1. get_annotations: campaign, holiday and data-freshness dates are explained, never incidents.
-2. Robust spreads (get_metric_std_dev_from_median, compare_hourly_mix_to_baseline) turn every generator row's
+2. list_suspicious_dates: the first date that no annotation explains is the one to look at first; a look at
+   what stands out on it (its hour-of-day mixes, or its count or rate against the baseline) starts the work,
+   and the families the unexplained dates point to decide which scans run first.
+3. Robust spreads (get_metric_std_dev_from_median, compare_hourly_mix_to_baseline) turn every generator row's
    delta into a robust z, so candidates of different families can be ranked on one scale.
-3. Every family-specific generator at a permissive threshold gives the candidate pool.
-4. Each date is attributed to at most one incident, the most specific family first (data quality > hourly
+4. Every family-specific generator at a permissive threshold gives the candidate pool.
+5. Each date is attributed to at most one incident, the most specific family first (data quality > hourly
    mix > funnel break > rate > count): the other metrics that moved on that date are its side effects.
    A volume incident confined to a block of hours moves the hour-of-day mix of every event together, while
    non-converting bot traffic moves only the mix of app opens; that separates the two.
-5. Submit the dates whose evidence clears the family threshold. The graded feedback gives counts only; if
+6. Submit the dates whose evidence clears the family threshold. The graded feedback gives counts only; if
    the report was not perfect, the next submission holds the expected number of strongest candidates.
 """
 
@@ -47,6 +50,14 @@ PRIORITY = ("instrumentation_data_quality_issue", "hourly_traffic_mix_shift", "f
 TABLE = "get_rows_with_abs_diff_from_median_gt"  # with threshold 0: every date's row, values by the baseline rule
 SPIKE_STEPS = FUNNEL_STEPS[:3]  # the last step converts near 1 and has no spike family
 MIX_EVENTS = ("app_opens", "menu_opens")
+# The generator that looks first at what an unexplained suspicious date's standout entity type suggests.
+GENERATOR_FOR_ENTITY_TYPE = {
+    "hourly_mix": "get_hourly_traffic_mix_shift_rows",
+    "conversion_rate": "get_funnel_break_rows",
+    "event_count": "get_instrumentation_data_quality_issue_rows",
+}
+CONFIRMATION_TOOL = {"conversion_rate": "compare_rate_to_median", "event_count": "compare_count_to_median"}
+SUSPICIOUS_DATES = 10
 SPREAD_QUANTILE = 0.75
 SPREAD_QUANTILE_Z = 1.1503  # the 0.75 quantile of |N(0, 1)|
 
@@ -69,8 +80,7 @@ class ExpertAgent(Agent):
         super().begin(observation)
         self.plan: list[tuple[str, MetricTrackerRlAction]] = [
             ("annotations", _analysis("get_annotations")),
-            ("dates", _analysis("list_dates")),
-            ("spread", _analysis("get_metric_std_dev_from_median")),
+            ("suspicious", _analysis("list_suspicious_dates", limit=SUSPICIOUS_DATES)),
         ]
         self.results: dict[str, dict[str, Any]] = {}
         self.waiting: str | None = None
@@ -82,7 +92,7 @@ class ExpertAgent(Agent):
     def act(self, observation: MetricTrackerRlObservation) -> MetricTrackerRlAction | None:
         if self.waiting is not None:
             self.results[self.waiting] = observation.analysis_result or {}
-            if self.waiting == "dates":
+            if self.waiting == "suspicious":
                 self._plan_scans()
             self.waiting = None
         if observation.status == "graded":
@@ -94,14 +104,31 @@ class ExpertAgent(Agent):
         return self._submit(self._first_report())
 
     def _plan_scans(self) -> None:
-        date = self.results["dates"]["dates"][0]["date"]
-        for event in MIX_EVENTS:
-            self.plan.append((f"mix_std/{event}", _analysis("compare_hourly_mix_to_baseline", date=date,
+        """The rest of the investigation, in the order the annotations and the suspicious dates suggest. Every
+        scan runs whatever the order (the report depends on all of them); what comes first follows the data."""
+        explained = {a["date"] for a in self.results["annotations"]["annotations"] if a["kind"] in EXPLAINED_KINDS}
+        suspicious = self.results["suspicious"]["dates"]
+        unexplained = [entry for entry in suspicious if entry["date"] not in explained] or suspicious
+        focus = unexplained[0]
+        # The hour-of-day mix spreads do not depend on the date: measured on the date to look at first, whose
+        # standout event (if it is one of them) comes first.
+        events = sorted(MIX_EVENTS, key=lambda event: event != focus["entity_name"])
+        for event in events:
+            self.plan.append((f"mix_std/{event}", _analysis("compare_hourly_mix_to_baseline", date=focus["date"],
                                                             entity_name=event)))
-        for method, threshold in POOL_THRESHOLDS.items():
-            self.plan.append((method, _analysis(method, threshold_multiplier=threshold)))
-        self.plan.append(("rates", _analysis(TABLE, metric_names=list(FUNNEL_STEPS), threshold=0.0)))
-        self.plan.append(("counts", _analysis(TABLE, metric_name="app_opens", threshold=0.0)))
+        confirmation = CONFIRMATION_TOOL.get(focus["entity_type"])
+        if confirmation is not None:
+            self.plan.append(("focus", _analysis(confirmation, date=focus["date"], entity_name=focus["entity_name"])))
+        self.plan.append(("spread", _analysis("get_metric_std_dev_from_median")))
+        pointed = [GENERATOR_FOR_ENTITY_TYPE[e["entity_type"]] for e in unexplained
+                   if e["entity_type"] in GENERATOR_FOR_ENTITY_TYPE]
+        for method in sorted(POOL_THRESHOLDS, key=lambda m: pointed.index(m) if m in pointed else len(pointed)):
+            self.plan.append((method, _analysis(method, threshold_multiplier=POOL_THRESHOLDS[method])))
+        tables = [("rates", _analysis(TABLE, metric_names=list(FUNNEL_STEPS), threshold=0.0)),
+                  ("counts", _analysis(TABLE, metric_name="app_opens", threshold=0.0))]
+        if focus["entity_type"] == "event_count":
+            tables.reverse()
+        self.plan.extend(tables)
 
     # --- evidence ----------------------------------------------------------------------------------
 

@@ -1,0 +1,176 @@
+"""The environment as a class of tool methods, for TRL's `GRPOTrainer(environment_factory=MetricTrackerToolEnv)`.
+
+TRL builds one instance per rollout with no arguments, calls `reset(**dataset_row)` and appends the returned text
+to the prompt, offers every public method (except `reset` and `get_reward`) as a tool whose schema it reads from
+the method's type hints and Google-style docstring, and scores the rollout with `get_reward()`.
+
+The tool methods are generated from the tool registry and the two submission tools of `tool_calls`: each one's
+signature and docstring come from its pydantic argument model, so the schema the model sees cannot drift from
+what the server validates. A tool mistake comes back as text the model can read; it never raises.
+
+Settings (environment variables, read when an instance is built):
+
+- `METRIC_TRACKER_URL`: the server (default `http://127.0.0.1:8000`); each instance holds one WebSocket session.
+- `METRIC_TRACKER_RESET`: a JSON object of reset settings applied under every dataset row (default `{}`).
+- `METRIC_TRACKER_MAX_RESULT_CHARS`: longest tool result shown to the model (default 12000).
+- `OPENENV_CONNECT_TIMEOUT_S` (30) and `OPENENV_MESSAGE_TIMEOUT_S` (180): the client's timeouts.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import os
+from collections.abc import Callable
+from types import UnionType
+from typing import Any, Union, get_args, get_origin
+
+from pydantic import BaseModel
+
+from metric_tracker_rl.client import MetricTrackerRlEnv
+from metric_tracker_rl.tasks import RESET_KEYS
+from metric_tracker_rl.tool_calls import (
+    DEFAULT_MAX_RESULT_CHARS,
+    ModelTool,
+    first_prompt,
+    model_tools,
+    render_observation,
+    tool_action,
+)
+
+URL_VAR = "METRIC_TRACKER_URL"
+RESET_VAR = "METRIC_TRACKER_RESET"
+MAX_RESULT_CHARS_VAR = "METRIC_TRACKER_MAX_RESULT_CHARS"
+DEFAULT_URL = "http://127.0.0.1:8000"
+RETURNS = ("The result as compact JSON text: status, message, the tool's result or the grading of a submission, "
+           "and the steps and submissions left.")
+
+
+def _setting(name: str, default: str) -> str:
+    return (os.getenv(name) or "").strip() or default
+
+
+def _plain_annotation(annotation: Any) -> Any:
+    """The annotation with nested pydantic models as plain JSON objects (a schema reader knows no custom class)."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return dict[str, Any]
+    origin, args = get_origin(annotation), get_args(annotation)
+    if origin is list:
+        return list[_plain_annotation(args[0])] if args else list
+    if origin in (Union, UnionType):
+        plain = [_plain_annotation(arg) for arg in args]
+        union = plain[0]
+        for member in plain[1:]:
+            union = union | member
+        return union
+    return annotation
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+def _nested_model(annotation: Any) -> type[BaseModel] | None:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    return next((m for m in map(_nested_model, get_args(annotation)) if m is not None), None)
+
+
+def _argument_description(field: Any, name: str) -> str:
+    """The field's description; for objects, the fields they take (the schema shows only "object")."""
+    description = _one_line(field.description or name)
+    model = _nested_model(field.annotation)
+    if model is not None:
+        description += f"; each an object with {', '.join(model.model_fields)}"
+    return description
+
+
+def _tool_method(tool: ModelTool) -> Callable[..., str]:
+    """A method named after the tool, with the argument model's fields as keyword parameters and descriptions.
+
+    The body takes any keyword arguments, so a wrong or missing argument reaches the validator, whose message
+    names the valid ones, rather than raising a TypeError before it."""
+
+    def method(self: MetricTrackerToolEnv, **arguments: Any) -> str:
+        return self._call(tool.name, arguments)
+
+    parameters = [inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD)]
+    annotations: dict[str, Any] = {}
+    lines = []
+    for name, field in tool.args_model.model_fields.items():
+        annotation = _plain_annotation(field.annotation)
+        default = inspect.Parameter.empty if field.is_required() else field.get_default(call_default_factory=True)
+        parameters.append(inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default,
+                                            annotation=annotation))
+        annotations[name] = annotation
+        lines.append(f"    {name}: {_argument_description(field, name)}")
+    annotations["return"] = str
+    arguments_block = "\n\nArgs:\n" + "\n".join(lines) if lines else ""
+    method.__name__ = tool.name
+    method.__qualname__ = f"MetricTrackerToolEnv.{tool.name}"
+    method.__doc__ = f"{_one_line(tool.description)}{arguments_block}\n\nReturns:\n    {RETURNS}"
+    method.__annotations__ = annotations
+    method.__signature__ = inspect.Signature(parameters, return_annotation=str)  # type: ignore[attr-defined]
+    return method
+
+
+class MetricTrackerToolEnv:
+    """One rollout's episode on a running server, with one method per model tool (see the module docstring)."""
+
+    def __init__(self) -> None:
+        self._url = _setting(URL_VAR, DEFAULT_URL).rstrip("/")
+        self._reset_defaults: dict[str, Any] = json.loads(_setting(RESET_VAR, "{}"))
+        self._max_result_chars = int(_setting(MAX_RESULT_CHARS_VAR, str(DEFAULT_MAX_RESULT_CHARS)))
+        self._client = MetricTrackerRlEnv(
+            base_url=self._url, connect_timeout_s=float(_setting("OPENENV_CONNECT_TIMEOUT_S", "30")),
+            message_timeout_s=float(_setting("OPENENV_MESSAGE_TIMEOUT_S", "180"))).sync()
+        self._rewards: list[float] = []
+        self._started = False
+        self._done = False
+
+    def reset(self, **row: Any) -> str:
+        """Start the episode a dataset row describes (`task_id`, or `seed` and `difficulty`, or any reset setting);
+        other columns (TRL passes `prompt` too) are ignored. Returns the episode brief for the prompt."""
+        settings = {**self._reset_defaults, **{key: value for key, value in row.items() if key in RESET_KEYS}}
+        observation = self._client.reset(**settings).observation
+        if observation.status == "error":
+            raise ValueError(f"the dataset row {settings} cannot start an episode: {observation.message}")
+        self._rewards, self._started, self._done = [], True, False
+        return first_prompt(observation)
+
+    def get_reward(self) -> float:
+        """The episode's score: the sum of the rewards it received (0 before any graded submission)."""
+        return float(sum(self._rewards))
+
+    def _call(self, name: str, arguments: dict[str, Any]) -> str:
+        if not self._started:
+            raise RuntimeError("call reset() before any tool: the trainer resets every rollout first")
+        if self._done:
+            return "error: the episode is over (the report was graded or the budget is spent); stop calling tools"
+        action = tool_action(name, arguments)
+        if isinstance(action, str):
+            return action
+        result = self._client.step(action)
+        self._rewards.append(float(result.reward or 0.0))
+        self._done = bool(result.done)
+        return render_observation(result.observation, self._max_result_chars)
+
+    def _close(self) -> None:
+        """Close the WebSocket session (private: every public method would be offered to the model as a tool)."""
+        self._client.close()
+
+    def __enter__(self) -> MetricTrackerToolEnv:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._close()
+
+
+def _add_tool_methods() -> None:
+    for tool in model_tools():
+        if hasattr(MetricTrackerToolEnv, tool.name):
+            raise RuntimeError(f"tool {tool.name!r} would shadow a member of MetricTrackerToolEnv")
+        setattr(MetricTrackerToolEnv, tool.name, _tool_method(tool))
+
+
+_add_tool_methods()
