@@ -44,6 +44,7 @@ from metric_tracker_rl.analysis_tools import TOOL_REGISTRY  # noqa: E402
 from metric_tracker_rl.catalog import DIFFICULTIES  # noqa: E402
 from metric_tracker_rl.inspect_eval import metric_tracker  # noqa: E402
 from metric_tracker_rl.inspect_eval.dataset import SWEEP_SEED_BASE, episode_dataset  # noqa: E402
+from metric_tracker_rl.inspect_eval.server import LOCAL_SERVERS  # noqa: E402
 from metric_tracker_rl.inspect_eval.solver import require_held_out  # noqa: E402
 from metric_tracker_rl.inspect_eval.tools import tool_params  # noqa: E402
 from metric_tracker_rl.local_server import serving  # noqa: E402
@@ -280,8 +281,8 @@ def test_max_samples_bounds_the_open_sessions(tmp_path: Path) -> None:
 
     port = free_port()
     command = [sys.executable, str(ROOT / "tests" / "session_counting_server.py"), str(port)]
-    with tempfile.TemporaryFile() as server_log, serving(command, port, dict(os.environ), server_log,
-                                                         cwd=ROOT):
+    with tempfile.TemporaryFile() as server_log, serving(command, port, dict(os.environ), server_log, cwd=ROOT,
+                                                         timeout_s=300):
         url = f"http://127.0.0.1:{port}"
         log = run_eval(waits_for_eight, tmp_path, base_url=url, difficulty="easy,medium", seeds=6, max_samples=8)
         with urllib.request.urlopen(f"{url}/test/sessions", timeout=10) as response:
@@ -289,6 +290,29 @@ def test_max_samples_bounds_the_open_sessions(tmp_path: Path) -> None:
     assert len(log.samples) == 12
     assert all(s.scores["episode_score"].metadata["graded_submissions"] == 1 for s in log.samples)
     assert sessions == {"active": 0, "peak": 8, "opened": 12}
+
+
+def submits_an_empty_report(messages: list[ChatMessage], *_: Any) -> ModelOutput:
+    return tool_call("submit_report", {"rows": []})
+
+
+def test_a_held_out_eval_starts_its_local_server_with_a_secret(tmp_path: Path,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("BASE_URL", raising=False)
+    monkeypatch.delenv("METRIC_TRACKER_SECRET", raising=False)
+    log = run_eval(submits_an_empty_report, tmp_path, tasks="easy_single_spike", held_out=True)
+    config = log.samples[0].scores["episode_score"].metadata["config"]
+    assert config["held_out"] is True and config["standard"] is True
+    assert LOCAL_SERVERS.running() == []
+
+
+def test_a_held_out_eval_refuses_a_server_without_a_secret(server_url: str, tmp_path: Path) -> None:
+    [log] = inspect_eval(metric_tracker(tasks="easy_single_spike", held_out=True, base_url=server_url),
+                         model=get_model(MODEL, custom_outputs=submits_an_empty_report, memoize=False),
+                         log_dir=str(tmp_path), display="none")
+    assert log.status == "error"
+    assert "does not serve held-out episodes" in log.error.message
+    assert "METRIC_TRACKER_SECRET" in log.error.message
 
 
 LOCAL_SERVER_RUN = """
