@@ -1,0 +1,70 @@
+"""The eval's samples: one per episode, each carrying the reset arguments that start it.
+
+By default the three named tasks; with `seeds` > 0, a sweep of standard episodes per difficulty (a seed and a
+difficulty, every other setting at the difficulty's defaults) on the calibration seeds."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from inspect_ai.dataset import MemoryDataset, Sample
+
+from metric_tracker_rl.catalog import DIFFICULTIES
+from metric_tracker_rl.tasks import DEFAULT_TASK_ORDER, get_task_spec
+
+# The first seed of each difficulty's sweep: benchmarks/calibrate.py sweeps the same ranges.
+SWEEP_SEED_BASE = {"easy": 10_000, "medium": 20_000, "hard": 30_000}
+
+
+def as_list(value: str | Sequence[str] | None) -> list[str] | None:
+    """A task argument given as a list or as a comma-separated string (`-T tasks=easy_single_spike,...`)."""
+    if value is None:
+        return None
+    items = value.split(",") if isinstance(value, str) else list(value)
+    return [item.strip() for item in items if item.strip()]
+
+
+def named_task_samples(task_ids: Sequence[str]) -> list[Sample]:
+    samples = []
+    for task_id in task_ids:
+        spec = get_task_spec(task_id)  # ValueError naming the valid ids
+        samples.append(episode_sample(task_id, spec.objective, {"task_id": task_id}, spec.difficulty))
+    return samples
+
+
+def sweep_samples(difficulties: Sequence[str], seeds: int, first_seed: int | None) -> list[Sample]:
+    samples = []
+    for difficulty in difficulties:
+        if difficulty not in DIFFICULTIES:
+            raise ValueError(f"unknown difficulty {difficulty!r}; valid choices: {', '.join(DIFFICULTIES)}")
+        base = SWEEP_SEED_BASE[difficulty] if first_seed is None else first_seed
+        for seed in range(base, base + seeds):
+            objective = f"Find and report the incidents of a standard {difficulty} episode (seed {seed})."
+            samples.append(episode_sample(f"{difficulty}_{seed}", objective,
+                                          {"difficulty": difficulty, "seed": seed}, difficulty))
+    return samples
+
+
+def episode_sample(sample_id: str, objective: str, reset_kwargs: dict[str, Any], difficulty: str) -> Sample:
+    return Sample(id=sample_id, input=objective,
+                  metadata={"reset_kwargs": reset_kwargs, "difficulty": difficulty})
+
+
+def episode_dataset(tasks: str | Sequence[str] | None, difficulties: str | Sequence[str] | None, seeds: int,
+                    first_seed: int | None) -> MemoryDataset:
+    """Named tasks (all three unless `tasks` names some) and, with `seeds` > 0, a sweep over `difficulties`
+    (all three unless named). A sweep alone leaves the named tasks out unless `tasks` names them."""
+    if seeds < 0:
+        raise ValueError(f"seeds must be 0 or more, got {seeds}")
+    task_ids = as_list(tasks)
+    if task_ids is None:
+        task_ids = [] if seeds > 0 else list(DEFAULT_TASK_ORDER)
+    samples = named_task_samples(task_ids)
+    if seeds > 0:
+        samples += sweep_samples(as_list(difficulties) or list(DIFFICULTIES), seeds, first_seed)
+    elif difficulties is not None:
+        raise ValueError("difficulty selects a seed sweep: set seeds to the number of episodes per difficulty")
+    if not samples:
+        raise ValueError("the eval has no samples: name tasks, or set seeds for a sweep")
+    return MemoryDataset(samples, name="metric_tracker_rl")

@@ -1,0 +1,353 @@
+"""The Inspect AI task end to end, without a network: Inspect's mock model (`mockllm/model` with scripted
+outputs) drives real episodes on a live server on a loopback port."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import urllib.request
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+from conftest import ROOT, free_port
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
+
+pytest.importorskip("inspect_ai")
+
+from inspect_ai import eval as inspect_eval  # noqa: E402
+from inspect_ai.event import ToolEvent  # noqa: E402
+from inspect_ai.log import EvalLog, read_eval_log  # noqa: E402
+from inspect_ai.model import (  # noqa: E402
+    ChatMessage,
+    ChatMessageTool,
+    ChatMessageUser,
+    ModelOutput,
+    ModelUsage,
+    get_model,
+)
+from inspect_ai.model._call_tools import validate_tool_input  # noqa: E402
+
+from metric_tracker_rl import (  # noqa: E402
+    DEFAULT_TASK_ORDER,
+    MetricTrackerRlEnv,
+    MetricTrackerRlObservation,  # noqa: E402
+)
+from metric_tracker_rl.agents import make_agent, run_episode, scripted  # noqa: E402,F401
+from metric_tracker_rl.analysis_tools import TOOL_REGISTRY  # noqa: E402
+from metric_tracker_rl.catalog import DIFFICULTIES  # noqa: E402
+from metric_tracker_rl.inspect_eval import metric_tracker  # noqa: E402
+from metric_tracker_rl.inspect_eval.dataset import SWEEP_SEED_BASE, episode_dataset  # noqa: E402
+from metric_tracker_rl.inspect_eval.server import LOCAL_SERVERS  # noqa: E402
+from metric_tracker_rl.inspect_eval.solver import require_held_out  # noqa: E402
+from metric_tracker_rl.inspect_eval.tools import tool_params  # noqa: E402
+from metric_tracker_rl.local_server import serving  # noqa: E402
+from metric_tracker_rl.tool_calls import action_tool_call, model_tools  # noqa: E402
+
+# Usage given up front: mockllm would otherwise count tokens with an encoding it downloads.
+USAGE = ModelUsage(input_tokens=1, output_tokens=1, total_tokens=2)
+MODEL = "mockllm/model"
+
+
+def tool_call(name: str, arguments: dict[str, Any]) -> ModelOutput:
+    output = ModelOutput.for_tool_call(MODEL, name, arguments)
+    output.usage = USAGE
+    return output
+
+
+def text(content: str) -> ModelOutput:
+    output = ModelOutput.from_content(MODEL, content)
+    output.usage = USAGE
+    return output
+
+
+def episode_key(messages: list[ChatMessage]) -> str:
+    """The first user message holds the episode's brief (task, config and seed): one key per sample."""
+    return next(m.text for m in messages if isinstance(m, ChatMessageUser))
+
+
+def observation_from(message: ChatMessage) -> MetricTrackerRlObservation:
+    """What a reference agent needs of a tool result: its status and the analysis result."""
+    assert isinstance(message, ChatMessageTool), message
+    payload = json.loads(message.text)
+    return MetricTrackerRlObservation(status=payload["status"], analysis_result=payload.get("result"))
+
+
+class AgentModel:
+    """A mock model that plays a reference agent through tool calls, one agent per sample."""
+
+    def __init__(self, agent_name: str) -> None:
+        self.agent_name = agent_name
+        self.agents: dict[str, Any] = {}
+        self.calls: dict[str, list[tuple[str, dict[str, Any]]]] = defaultdict(list)
+
+    def __call__(self, messages: list[ChatMessage], *_: Any) -> ModelOutput:
+        key = episode_key(messages)
+        if key not in self.agents:
+            self.agents[key] = make_agent(self.agent_name)
+            observation = MetricTrackerRlObservation(status="ready")
+            self.agents[key].begin(observation)
+        else:
+            observation = observation_from(messages[-1])
+        action = self.agents[key].act(observation)
+        if action is None:
+            return text("finished")
+        name, arguments = action_tool_call(action)
+        self.calls[key].append((name, arguments))
+        return tool_call(name, arguments)
+
+
+def run_eval(model: Any, log_dir: Path, **task_args: Any) -> EvalLog:
+    eval_args = {key: task_args.pop(key) for key in ("max_samples", "max_tool_output") if key in task_args}
+    logs = inspect_eval(metric_tracker(**task_args), model=get_model(MODEL, custom_outputs=model, memoize=False),
+                        log_dir=str(log_dir), display="none", max_connections=16, **eval_args)
+    assert len(logs) == 1 and logs[0].status == "success", logs[0].error
+    return logs[0]
+
+
+def reference_score(url: str, agent_name: str, reset_kwargs: dict[str, Any]) -> float:
+    """The agent's episode score over the plain WebSocket client, as inference.py runs it."""
+    with MetricTrackerRlEnv(base_url=url).sync() as env:
+        results = run_episode(make_agent(agent_name), env.reset, env.step, **reset_kwargs)
+    return sum(float(result.reward or 0.0) for result in results)
+
+
+def sample_scores(log: EvalLog) -> dict[str, float]:
+    return {str(s.id): float(s.scores["episode_score"].value) for s in log.samples}
+
+
+# --- the task's parts -------------------------------------------------------------------------------
+
+
+def test_importing_the_package_leaves_inspect_out() -> None:
+    code = ("import sys, metric_tracker_rl, metric_tracker_rl.client, metric_tracker_rl.agents; "
+            "assert 'inspect_ai' not in sys.modules, 'inspect_ai was imported'")
+    subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True)
+
+
+def test_default_samples_are_the_named_tasks() -> None:
+    samples = list(episode_dataset(None, None, 0, None))
+    assert [s.id for s in samples] == list(DEFAULT_TASK_ORDER)
+    assert [s.metadata["reset_kwargs"] for s in samples] == [{"task_id": t} for t in DEFAULT_TASK_ORDER]
+
+
+@settings(max_examples=30, deadline=None)
+@given(difficulties=st.lists(st.sampled_from(DIFFICULTIES), min_size=1, max_size=3, unique=True),
+       seeds=st.integers(1, 12), first_seed=st.one_of(st.none(), st.integers(0, 10**6)))
+@example(difficulties=["easy"], seeds=1, first_seed=None)
+def test_a_sweep_is_standard_episodes_on_consecutive_seeds(difficulties: list[str], seeds: int,
+                                                           first_seed: int | None) -> None:
+    samples = list(episode_dataset(None, ",".join(difficulties), seeds, first_seed))
+    assert len(samples) == len(difficulties) * seeds
+    assert len({s.id for s in samples}) == len(samples)
+    for index, difficulty in enumerate(difficulties):
+        group = samples[index * seeds:(index + 1) * seeds]
+        base = SWEEP_SEED_BASE[difficulty] if first_seed is None else first_seed
+        assert [s.metadata["reset_kwargs"] for s in group] == [
+            {"difficulty": difficulty, "seed": seed} for seed in range(base, base + seeds)]
+        assert {s.metadata["difficulty"] for s in group} == {difficulty}
+
+
+@pytest.mark.parametrize(("tasks", "difficulty", "seeds", "message"), [
+    ("no_such_task", None, 0, "valid task ids"),
+    (None, "impossible", 2, "valid choices"),
+    (None, "easy", 0, "set seeds"),
+    (None, None, -1, "0 or more"),
+    ("", None, 0, "no samples"),
+])
+def test_bad_task_arguments_name_the_valid_choices(tasks: str | None, difficulty: str | None, seeds: int,
+                                                   message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        episode_dataset(tasks, difficulty, seeds, None)
+
+
+def test_every_registry_tool_is_an_inspect_tool_whose_schema_accepts_its_example() -> None:
+    tools = {tool.name: tool for tool in model_tools()}
+    assert set(TOOL_REGISTRY) < set(tools)
+    assert set(tools) - set(TOOL_REGISTRY) == {"submit_report", "submit_generators"}
+    for name, spec in TOOL_REGISTRY.items():
+        params = tool_params(tools[name].parameters)
+        assert "$ref" not in json.dumps(params.model_dump(exclude_none=True))
+        assert validate_tool_input(spec.example, params) is None, name
+        assert validate_tool_input({"no_such_argument": 1}, params) is not None, name
+
+
+def test_a_held_out_eval_refuses_a_server_without_held_out_episodes() -> None:
+    require_held_out({"held_out": True}, "http://127.0.0.1:1")
+    for config in ({}, {"held_out": False}):
+        with pytest.raises(RuntimeError, match="METRIC_TRACKER_SECRET"):
+            require_held_out(config, "http://127.0.0.1:1")
+
+
+# --- end to end on a live server -------------------------------------------------------------------
+
+
+def test_a_scripted_tool_calling_run_scores_as_the_scripted_agent(server_url: str, tmp_path: Path) -> None:
+    model = AgentModel("scripted")
+    # The scripted agent reads whole previews; Inspect would otherwise cut tool output at 16 KiB.
+    log = run_eval(model, tmp_path, base_url=server_url, max_tool_output=10**7)
+    scores = sample_scores(log)
+    assert set(scores) == set(DEFAULT_TASK_ORDER)
+    for task_id in DEFAULT_TASK_ORDER:
+        assert scores[task_id] == pytest.approx(reference_score(server_url, "scripted", {"task_id": task_id}))
+    assert any(score > 0 for score in scores.values())
+    for sample in log.samples:
+        metadata = sample.scores["episode_score"].metadata
+        assert metadata["graded_submissions"] == 1
+        assert metadata["reward_breakdown"]["score"] == pytest.approx(scores[str(sample.id)])
+
+    # The log on disk holds every tool call the model made, in order, with its arguments and result.
+    stored = read_eval_log(log.location)
+    for sample in stored.samples:
+        events = [e for e in sample.events if isinstance(e, ToolEvent)]
+        made = model.calls[episode_key(sample.messages)]
+        assert [(e.function, e.arguments) for e in events] == made
+        assert all(e.error is None and e.result for e in events)
+        assert made[-1][0] == "submit_report"
+
+
+def test_a_model_that_never_submits_scores_zero(server_url: str, tmp_path: Path) -> None:
+    def investigates_forever(messages: list[ChatMessage], *_: Any) -> ModelOutput:
+        return tool_call("list_dates", {})
+
+    def only_talks(messages: list[ChatMessage], *_: Any) -> ModelOutput:
+        return text("I think the data looks fine.")
+
+    log = run_eval(investigates_forever, tmp_path / "tools", base_url=server_url, tasks="easy_single_spike")
+    [sample] = log.samples
+    score = sample.scores["episode_score"]
+    assert score.value == 0 and score.metadata["graded_submissions"] == 0
+    assert score.metadata["done"], "the step budget ends the episode"
+    assert score.metadata["steps"] == score.metadata["config"]["max_steps"]
+
+    log = run_eval(only_talks, tmp_path / "text", base_url=server_url, tasks="easy_single_spike", max_turns=5)
+    [sample] = log.samples
+    assert sample.scores["episode_score"].value == 0
+    assert sample.scores["episode_score"].metadata["steps"] == 0
+    assert sum(isinstance(m, ChatMessageUser) for m in sample.messages) == 1 + 5
+
+
+def test_malformed_tool_arguments_come_back_as_tool_errors(server_url: str, tmp_path: Path) -> None:
+    mistakes = [
+        ("compare_rate_to_median", {"no_such_argument": 1}),      # refused by the tool's schema
+        ("get_metric_median", {"metric_name": ["not", "a", "string"]}),
+        ("rows_for_date", {"date": "1999-01-01"}),                 # valid shape, refused by the environment
+        ("submit_report", {"rows": [{"date": "2024-01-01"}]}),     # rows missing their fields
+        ("no_such_tool", {}),
+    ]
+    seen: list[ChatMessageTool] = []
+
+    def clumsy(messages: list[ChatMessage], *_: Any) -> ModelOutput:
+        if isinstance(messages[-1], ChatMessageTool):
+            seen.append(messages[-1])
+        made = sum(isinstance(m, ChatMessageTool) for m in messages)
+        if made < len(mistakes):
+            return tool_call(*mistakes[made])
+        return tool_call("submit_report", {"rows": []})
+
+    log = run_eval(clumsy, tmp_path, base_url=server_url, tasks="easy_single_spike")
+    [sample] = log.samples
+    assert [m.function for m in seen] == [name for name, _ in mistakes]
+    for message in seen:
+        assert message.error is not None and message.error.message, message
+    score = sample.scores["episode_score"]
+    assert score.metadata["graded_submissions"] == 1 and score.value == 0.0
+    errors = [e for e in read_eval_log(log.location).samples[0].events if isinstance(e, ToolEvent) and e.error]
+    assert len(errors) == len(mistakes)
+
+
+def test_max_samples_bounds_the_open_sessions(tmp_path: Path) -> None:
+    """With --max-samples 8, eight samples hold a session at once and never more: every sample's first model
+    turn waits (its session open) until eight have arrived."""
+    arrived: set[str] = set()
+    everyone_here = anyio.Event()
+    finished = AgentModel("null")
+
+    async def waits_for_eight(messages: list[ChatMessage], *rest: Any) -> ModelOutput:
+        key = episode_key(messages)
+        if key not in arrived:
+            arrived.add(key)
+            if len(arrived) == 8:
+                everyone_here.set()
+            with anyio.fail_after(60):
+                await everyone_here.wait()
+        return finished(messages, *rest)
+
+    port = free_port()
+    command = [sys.executable, str(ROOT / "tests" / "session_counting_server.py"), str(port)]
+    with tempfile.TemporaryFile() as server_log, serving(command, port, dict(os.environ), server_log, cwd=ROOT,
+                                                         timeout_s=300):
+        url = f"http://127.0.0.1:{port}"
+        log = run_eval(waits_for_eight, tmp_path, base_url=url, difficulty="easy,medium", seeds=6, max_samples=8)
+        with urllib.request.urlopen(f"{url}/test/sessions", timeout=10) as response:
+            sessions = json.load(response)
+    assert len(log.samples) == 12
+    assert all(s.scores["episode_score"].metadata["graded_submissions"] == 1 for s in log.samples)
+    assert sessions == {"active": 0, "peak": 8, "opened": 12}
+
+
+def submits_an_empty_report(messages: list[ChatMessage], *_: Any) -> ModelOutput:
+    return tool_call("submit_report", {"rows": []})
+
+
+def test_a_held_out_eval_starts_its_local_server_with_a_secret(tmp_path: Path,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("BASE_URL", raising=False)
+    monkeypatch.delenv("METRIC_TRACKER_SECRET", raising=False)
+    log = run_eval(submits_an_empty_report, tmp_path, tasks="easy_single_spike", held_out=True)
+    config = log.samples[0].scores["episode_score"].metadata["config"]
+    assert config["held_out"] is True and config["standard"] is True
+    assert LOCAL_SERVERS.running() == []
+
+
+def test_a_held_out_eval_refuses_a_server_without_a_secret(server_url: str, tmp_path: Path) -> None:
+    [log] = inspect_eval(metric_tracker(tasks="easy_single_spike", held_out=True, base_url=server_url),
+                         model=get_model(MODEL, custom_outputs=submits_an_empty_report, memoize=False),
+                         log_dir=str(tmp_path), display="none")
+    assert log.status == "error"
+    assert "does not serve held-out episodes" in log.error.message
+    assert "METRIC_TRACKER_SECRET" in log.error.message
+
+
+LOCAL_SERVER_RUN = """
+import json, sys
+from inspect_ai import eval
+from inspect_ai.model import ModelOutput, ModelUsage, get_model
+from metric_tracker_rl.inspect_eval.server import LOCAL_SERVERS
+from metric_tracker_rl.local_server import healthy
+
+urls = []
+
+def submits_nothing(messages, *rest):
+    urls.extend(LOCAL_SERVERS.running())
+    output = ModelOutput.for_tool_call("mockllm/model", "submit_report", {"rows": []})
+    output.usage = ModelUsage(input_tokens=1, output_tokens=1, total_tokens=2)
+    return output
+
+[log] = eval("metric_tracker_rl/metric_tracker", task_args={"tasks": "easy_single_spike"},
+             model=get_model("mockllm/model", custom_outputs=submits_nothing), log_dir=sys.argv[1], display="none")
+sample = log.samples[0]
+print(json.dumps({"status": log.status, "task": log.eval.task, "urls": urls, "running_after": LOCAL_SERVERS.running(),
+                  "healthy_after": healthy(urls[0], timeout_s=1.0) if urls else None,
+                  "graded": sample.scores["episode_score"].metadata["graded_submissions"]}))
+"""
+
+
+def test_without_a_url_a_local_server_runs_for_the_run_only(tmp_path: Path) -> None:
+    """Run as `inspect eval metric_tracker_rl/metric_tracker` would, by the entry point's name, from a directory
+    outside the checkout and without BASE_URL."""
+    env = {key: value for key, value in os.environ.items() if key != "BASE_URL"}
+    completed = subprocess.run([sys.executable, "-c", LOCAL_SERVER_RUN, str(tmp_path / "logs")], cwd=tmp_path,
+                               env=env, capture_output=True, text=True, timeout=300)
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    run = json.loads(completed.stdout.strip().splitlines()[-1])
+    assert run["status"] == "success" and run["task"] == "metric_tracker_rl/metric_tracker"
+    assert run["graded"] == 1
+    assert len(set(run["urls"])) == 1 and run["urls"][0].startswith("http://127.0.0.1:")
+    assert run["running_after"] == [] and run["healthy_after"] is False
