@@ -6,6 +6,7 @@ was injected; their numbers are read back from the final data with the published
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 
 import numpy as np
@@ -29,7 +30,7 @@ from metric_tracker_rl.metrics import MetricPanel, build_panel
 from metric_tracker_rl.models import MetricSubmissionRow
 from metric_tracker_rl.public import Annotation, PublicEpisode
 from metric_tracker_rl.seeding import derive_rng
-from metric_tracker_rl.tasks import DISTRACTORS_BY_DIFFICULTY, TASKS, EpisodeConfig
+from metric_tracker_rl.tasks import DISTRACTORS_BY_DIFFICULTY, PERTURBED_PER_WEEKDAY, TASKS, EpisodeConfig
 
 
 def objective_for(config: EpisodeConfig) -> str:
@@ -128,35 +129,46 @@ class _Planned:
     magnitude: float | None
 
 
-def _free_days(num_days: int, taken: set[int], rng: np.random.Generator) -> list[int]:
-    """One candidate date per free weekday, in random order."""
-    used_weekdays = {d % 7 for d in taken}
-    days = []
-    for weekday in rng.permutation(7):
-        if weekday in used_weekdays:
-            continue
-        candidates = [d for d in range(int(weekday), num_days - 1, 7)]
-        days.append(int(rng.choice(candidates)))
-    return days
+def _open_days(num_days: int, taken: set[int], reserved_weekday: int | None) -> list[int]:
+    """Dates that may still take a perturbation: not the latest, not taken, and their weekday not yet full."""
+    per_weekday = Counter(d % 7 for d in taken)
+    return [d for d in range(num_days - 1)
+            if d not in taken and d % 7 != reserved_weekday and per_weekday[d % 7] < PERTURBED_PER_WEEKDAY]
+
+
+def _draw_day(num_days: int, taken: set[int], reserved_weekday: int | None, rng: np.random.Generator) -> int:
+    """A uniformly drawn open date: perturbations share weekdays as chance has it, within the limit."""
+    return int(rng.choice(_open_days(num_days, taken, reserved_weekday)))
+
+
+def incident_count(config: EpisodeConfig) -> int:
+    """The episode's number of incidents: fixed by the config, or drawn from its range (hidden from the agent)."""
+    if config.anomaly_count is not None:
+        return config.anomaly_count
+    assert config.anomaly_count_range is not None, "a config without a count must carry a count range"
+    low, high = config.anomaly_count_range
+    return int(derive_rng(config.key, "anomaly_count").integers(low, high + 1))
 
 
 def _family_sequence(config: EpisodeConfig, rng: np.random.Generator) -> list[str]:
+    count = incident_count(config)
     if config.scenario_family == "mixed":
         order = list(rng.permutation(ANOMALY_TYPES))
-        return [str(order[i % len(order)]) for i in range(config.anomaly_count)]
+        return [str(order[i % len(order)]) for i in range(count)]
     if config.scenario_family == "null":
         return []
-    return [config.scenario_family] * config.anomaly_count
+    return [config.scenario_family] * count
 
 
-def _plan_anomalies(config: EpisodeConfig, dates: list[str], taken: set[int],
+def _plan_anomalies(config: EpisodeConfig, dates: list[str], taken: set[int], reserved_weekday: int | None,
                     rng: np.random.Generator) -> list[_Planned]:
     if config.anomalies:
         return [_Planned(a.family, dates.index(a.date), a.entity_name or "", a.magnitude) for a in config.anomalies]
-    families = _family_sequence(config, rng)
-    days = _free_days(len(dates), taken, rng)
     planned, used_entities = [], set()
-    for family_name, day in zip(families, days, strict=False):
+    taken = set(taken)
+    for family_name in _family_sequence(config, rng):
+        day = _draw_day(len(dates), taken, reserved_weekday, rng)
+        taken.add(day)
         names = [n for n in FAMILY_REGISTRY[family_name].entity_names if (family_name, n) not in used_entities]
         entity = str(rng.choice(names or FAMILY_REGISTRY[family_name].entity_names))
         used_entities.add((family_name, entity))
@@ -164,10 +176,16 @@ def _plan_anomalies(config: EpisodeConfig, dates: list[str], taken: set[int],
     return sorted(planned, key=lambda p: p.day)
 
 
-def validate_custom_anomalies(config: EpisodeConfig, dates: list[str]) -> None:
-    weekdays: set[int] = set()
+def _reserved_weekday(config: EpisodeConfig, num_days: int) -> int | None:
+    """The latest date's weekday when it carries late-arriving data: no other perturbation may take it."""
     late_data = "incomplete_last_day" in DISTRACTORS_BY_DIFFICULTY[config.difficulty]
-    reserved_weekday = (len(dates) - 1) % 7 if late_data else None
+    return (num_days - 1) % 7 if late_data else None
+
+
+def validate_custom_anomalies(config: EpisodeConfig, dates: list[str]) -> None:
+    per_weekday: Counter[int] = Counter()
+    days: set[int] = set()
+    reserved_weekday = _reserved_weekday(config, len(dates))
     for i, request in enumerate(config.anomalies):
         where = f"anomalies[{i}]"
         if request.family not in FAMILY_REGISTRY:
@@ -176,13 +194,20 @@ def validate_custom_anomalies(config: EpisodeConfig, dates: list[str]) -> None:
         if request.date not in dates[:-1]:
             raise ValueError(f"{where}: date must be one of {dates[0]} .. {dates[-2]} (the last date is kept "
                              f"for data-freshness notes), got {request.date!r}")
-        weekday = dates.index(request.date) % 7
+        day = dates.index(request.date)
+        weekday = day % 7
         if weekday == reserved_weekday:
             raise ValueError(f"{where}: on {config.difficulty} the latest date's weekday is kept for its "
                              "late-arriving data, so its same-weekday baseline stays clean; choose another weekday")
-        if weekday in weekdays:
-            raise ValueError(f"{where}: each anomaly needs its own weekday so same-weekday baselines stay clean")
-        weekdays.add(weekday)
+        if day in days:
+            raise ValueError(f"{where}: {request.date} already holds a custom anomaly; one per date")
+        if per_weekday[weekday] >= PERTURBED_PER_WEEKDAY:
+            same = ", ".join(dates[d] for d in sorted(days) if d % 7 == weekday)
+            raise ValueError(f"{where}: at most {PERTURBED_PER_WEEKDAY} anomalies may share a weekday (so each "
+                             f"same-weekday baseline has at most one perturbed peer); {same} already use "
+                             f"{request.date}'s weekday; choose another weekday")
+        per_weekday[weekday] += 1
+        days.add(day)
         if request.entity_name is not None and request.entity_name not in family.entity_names:
             raise ValueError(f"{where}: entity_name {request.entity_name!r} is not valid for {request.family}; "
                              f"valid: {', '.join(family.entity_names)}")
@@ -201,17 +226,19 @@ def build_episode(config: EpisodeConfig) -> Episode:
     if config.anomalies:
         validate_custom_anomalies(config, dates)
 
-    # Distractor dates: the late-data note always concerns the latest date; the others take free weekdays.
-    custom_days = {dates.index(a.date) for a in config.anomalies}
-    taken: set[int] = set(custom_days)
+    # Distractor dates: the late-data note always concerns the latest date; the others take open dates.
+    reserved_weekday = _reserved_weekday(config, plan.num_days)
+    taken: set[int] = {dates.index(a.date) for a in config.anomalies}
     distractor_days: dict[str, int] = {}
     for kind in DISTRACTORS_BY_DIFFICULTY[config.difficulty]:
-        day = last if kind == "incomplete_last_day" else _free_days(plan.num_days, taken | {last}, schedule_rng)[0]
+        day = last if kind == "incomplete_last_day" else _draw_day(plan.num_days, taken, reserved_weekday,
+                                                                   schedule_rng)
         distractor_days[kind] = day
-        taken.add(day)
+        if kind != "incomplete_last_day":
+            taken.add(day)
 
     injections: list[InjectionRecord] = []
-    for index, planned in enumerate(_plan_anomalies(config, dates, taken, schedule_rng)):
+    for index, planned in enumerate(_plan_anomalies(config, dates, taken, reserved_weekday, schedule_rng)):
         family = FAMILY_REGISTRY[planned.family]
         rng = derive_rng(key, f"anomaly/{planned.family}", index)
         entity = planned.entity_name or str(rng.choice(family.entity_names))

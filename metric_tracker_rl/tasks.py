@@ -12,14 +12,31 @@ from metric_tracker_rl.catalog import DIFFICULTIES, SCENARIO_FAMILIES
 from metric_tracker_rl.models import AnomalyRequest
 from metric_tracker_rl.seeding import EpisodeKey, validate_seed
 
-# Each perturbed date (anomaly or distractor) gets its own weekday, so every date's same-weekday
-# baseline has at most one perturbed peer and its median stays clean.
 DISTRACTORS_BY_DIFFICULTY: dict[str, tuple[str, ...]] = {
     "easy": (),
     "medium": ("marketing_campaign", "incomplete_last_day"),
     "hard": ("marketing_campaign", "incomplete_last_day", "public_holiday"),
 }
-MAX_ANOMALIES = {d: 7 - len(DISTRACTORS_BY_DIFFICULTY[d]) for d in DIFFICULTIES}
+# Perturbed dates (incidents and distractors) may share a weekday, at most PERTURBED_PER_WEEKDAY of them in
+# different weeks: a perturbed date then has at most one perturbed peer among its three same-weekday peers, so
+# the median baseline stays between two clean values. On medium and hard the latest date's weekday is kept for
+# its late-arriving data; the latest date itself never holds an incident.
+PERTURBED_PER_WEEKDAY = 2
+WINDOW_WEEKDAYS = 7
+
+
+def _incident_capacity(difficulty: str) -> int:
+    distractors = DISTRACTORS_BY_DIFFICULTY[difficulty]
+    weekdays = WINDOW_WEEKDAYS - ("incomplete_last_day" in distractors)
+    other_distractors = sum(kind != "incomplete_last_day" for kind in distractors)
+    return PERTURBED_PER_WEEKDAY * weekdays - other_distractors
+
+
+MAX_ANOMALIES = {d: _incident_capacity(d) for d in DIFFICULTIES}
+# Seeded medium and hard resets draw their incident count from this range (the visible config shows the range,
+# not the count), so the number of incidents is something to find out. Easy keeps a fixed count. The empty
+# report is the answer of the null scenario (scenario_family="null"), not of a standard episode.
+ANOMALY_COUNT_RANGE: dict[str, tuple[int, int]] = {"medium": (1, 4), "hard": (2, 6)}
 DEFAULT_DENSITY = {"easy": 0.07, "medium": 0.1, "hard": 0.14}
 MAX_DENSITY = 0.25
 DEFAULT_MAX_STEPS = 40
@@ -33,9 +50,10 @@ class EpisodeConfig:
     seed: int
     scenario_family: str
     difficulty: str
-    anomaly_count: int
+    anomaly_count: int | None  # None: drawn from anomaly_count_range when the episode is built
     anomaly_density: float
     task_id: str | None = None
+    anomaly_count_range: tuple[int, int] | None = None
     anomalies: tuple[AnomalyRequest, ...] = ()
     max_steps: int = DEFAULT_MAX_STEPS
     max_submissions: int = DEFAULT_MAX_SUBMISSIONS
@@ -56,6 +74,10 @@ class EpisodeConfig:
         data = asdict(self)
         del data["secret"]
         data["anomalies"] = [a.model_dump() for a in self.anomalies]
+        if self.anomaly_count_range is None:
+            del data["anomaly_count_range"]
+        else:
+            data["anomaly_count_range"] = list(self.anomaly_count_range)
         data["held_out"] = self.held_out
         return data
 
@@ -160,7 +182,7 @@ def resolve_episode_config(secret: str = "", **kwargs: Any) -> EpisodeConfig:
     else:
         difficulty = _choice("difficulty", overrides.get("difficulty", "medium"), DIFFICULTIES)
         base = EpisodeConfig(seed=0, scenario_family="mixed", difficulty=difficulty,
-                             anomaly_count=-1, anomaly_density=DEFAULT_DENSITY[difficulty])
+                             anomaly_count=None, anomaly_density=DEFAULT_DENSITY[difficulty])
     seed = validate_seed(overrides.get("seed", base.seed))
     difficulty = _choice("difficulty", overrides.get("difficulty", base.difficulty), DIFFICULTIES)
     family = _choice("scenario_family", overrides.get("scenario_family", base.scenario_family), SCENARIO_FAMILIES)
@@ -172,10 +194,12 @@ def resolve_episode_config(secret: str = "", **kwargs: Any) -> EpisodeConfig:
     limit = MAX_ANOMALIES[difficulty]
     if "anomaly_count" in overrides:
         count = _int_in("anomaly_count", overrides["anomaly_count"], 0, limit)
-    elif "anomaly_density" in overrides or base.anomaly_count < 0:
+    elif "anomaly_density" in overrides or (base.task_id is None and difficulty not in ANOMALY_COUNT_RANGE):
         count = min(limit, max(1, round(density * 28)))
+    elif base.task_id is None:
+        count = None  # drawn from the difficulty's range when the episode is built
     else:
-        count = min(base.anomaly_count, limit)
+        count = min(base.anomaly_count or 0, limit)
 
     anomalies: tuple[AnomalyRequest, ...] = ()
     if "anomalies" in overrides:
@@ -195,9 +219,11 @@ def resolve_episode_config(secret: str = "", **kwargs: Any) -> EpisodeConfig:
         if overrides.get("anomaly_count", 0) != 0:
             raise ValueError("scenario_family 'null' has no anomalies; leave anomaly_count unset or 0")
         count = 0
+    count_range = ANOMALY_COUNT_RANGE[difficulty] if count is None else None
     config = replace(
         base, seed=seed, difficulty=difficulty, scenario_family=family, anomaly_density=float(density),
-        anomaly_count=count, anomalies=anomalies, task_id=task_id if task_id is not None else base.task_id,
+        anomaly_count=count, anomaly_count_range=count_range, anomalies=anomalies,
+        task_id=task_id if task_id is not None else base.task_id,
         max_steps=_int_in("max_steps", overrides.get("max_steps", base.max_steps), 1, 500),
         max_submissions=_int_in("max_submissions", overrides.get("max_submissions", base.max_submissions), 1, 20),
     )
@@ -209,6 +235,9 @@ def resolve_episode_config(secret: str = "", **kwargs: Any) -> EpisodeConfig:
 def _difficulty_default(difficulty: str) -> EpisodeConfig:
     """The settings of a seeded reset that names only a difficulty (and perhaps a seed)."""
     density = DEFAULT_DENSITY[difficulty]
+    if difficulty in ANOMALY_COUNT_RANGE:
+        return EpisodeConfig(seed=0, scenario_family="mixed", difficulty=difficulty, anomaly_count=None,
+                             anomaly_density=density, anomaly_count_range=ANOMALY_COUNT_RANGE[difficulty])
     return EpisodeConfig(seed=0, scenario_family="mixed", difficulty=difficulty,
                          anomaly_count=min(MAX_ANOMALIES[difficulty], max(1, round(density * 28))),
                          anomaly_density=density)

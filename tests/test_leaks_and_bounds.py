@@ -26,7 +26,9 @@ from server.environment import MAX_SUBMISSION_ROWS, MetricTrackerRlEnvironment
 MAX_RESULT_BYTES = 256 * 1024  # documented bound on one serialized observation after a tool call
 SWEEP = [{"task_id": "medium_mixed_pair"}, {"task_id": "hard_mixed_multi"},
          {"seed": 7, "difficulty": "hard", "anomaly_count": 4}, {"seed": 11, "difficulty": "medium"},
-         {"seed": 12, "scenario_family": "funnel_break", "anomaly_count": 2}]
+         {"seed": 12, "scenario_family": "funnel_break", "anomaly_count": 2},
+         # a drawn incident count (5) and a Saturday shared by a count spike and a marketing campaign
+         {"seed": 4, "difficulty": "hard"}]
 LABEL_WORDS = ("expected_rows", "neutral_keys", "injections")  # "magnitude" names a public reset setting
 COUNTS: Counter[str] = Counter()
 

@@ -7,7 +7,8 @@ import pytest
 from metric_tracker_rl import DEFAULT_TASK_ORDER, MetricTrackerRlAction, get_task_spec
 from metric_tracker_rl.analysis_tools import TOOL_REGISTRY
 from metric_tracker_rl.anomalies import FAMILY_REGISTRY
-from metric_tracker_rl.tasks import MAX_ANOMALIES, MAX_DENSITY, RESET_KEYS
+from metric_tracker_rl.scenario import build_episode
+from metric_tracker_rl.tasks import ANOMALY_COUNT_RANGE, MAX_ANOMALIES, MAX_DENSITY, RESET_KEYS, resolve_episode_config
 from server.environment import MetricTrackerRlEnvironment
 
 TASK_DIFFICULTIES = {"easy_single_spike": "easy", "medium_mixed_pair": "medium", "hard_mixed_multi": "hard"}
@@ -84,3 +85,32 @@ def test_overrides_apply_on_top_of_a_task() -> None:
     assert obs.status == "ready"
     assert (obs.config["seed"], obs.config["anomaly_count"], obs.config["difficulty"]) == (9, 2, "hard")
     assert obs.submissions_remaining == 5
+
+
+@pytest.mark.parametrize("difficulty", sorted(ANOMALY_COUNT_RANGE))
+def test_seeded_resets_show_the_count_range_and_draw_every_count_in_it(difficulty: str) -> None:
+    low, high = ANOMALY_COUNT_RANGE[difficulty]
+    env = MetricTrackerRlEnvironment()
+    drawn = set()
+    for seed in range(60):
+        obs = env.reset(seed=seed, difficulty=difficulty)
+        assert obs.config["anomaly_count"] is None
+        assert obs.config["anomaly_count_range"] == [low, high]
+        assert obs.config["standard"] is True
+        count = len(build_episode(resolve_episode_config(seed=seed, difficulty=difficulty)).truth.expected_rows)
+        assert low <= count <= high, seed
+        drawn.add(count)
+    assert drawn == set(range(low, high + 1))
+
+
+def test_named_tasks_and_explicit_counts_keep_a_fixed_count_without_a_range() -> None:
+    env = MetricTrackerRlEnvironment()
+    for task_id in DEFAULT_TASK_ORDER:
+        obs = env.reset(task_id=task_id)
+        assert obs.config["anomaly_count"] == get_task_spec(task_id).config.anomaly_count
+        assert "anomaly_count_range" not in obs.config and obs.config["standard"] is True
+    obs = env.reset(seed=4, difficulty="hard", anomaly_count=3)
+    assert obs.config["anomaly_count"] == 3 and "anomaly_count_range" not in obs.config
+    assert obs.config["standard"] is False
+    easy = env.reset(seed=4, difficulty="easy")
+    assert easy.config["anomaly_count"] == 2 and easy.config["standard"] is True

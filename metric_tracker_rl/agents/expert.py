@@ -67,6 +67,7 @@ class Candidate:
     row: dict[str, Any]
     group: str  # a key of FAMILY_THRESHOLDS
     strength: float  # robust z of the evidence / its threshold: >= 1 clears the threshold
+    daily: bool = True  # the evidence is the date's value against its same-weekday baseline
 
 
 def _analysis(method: str, **args: Any) -> MetricTrackerRlAction:
@@ -160,9 +161,11 @@ class ExpertAgent(Agent):
 
         def add(row: dict[str, Any], group: str, strength: float | None = None) -> None:
             if row["date"] not in explained:
+                daily = strength is None
                 if strength is None:
                     strength = abs(self._z(row, spreads)) / FAMILY_THRESHOLDS[group]
-                by_date.setdefault(row["date"], {}).setdefault(group, []).append(Candidate(row, group, strength))
+                candidate = Candidate(row, group, strength, daily and group in ("rate", "count"))
+                by_date.setdefault(row["date"], {}).setdefault(group, []).append(candidate)
 
         for row in self.results["get_instrumentation_data_quality_issue_rows"]["rows"]:
             group = "instrumentation_data_quality_issue"
@@ -193,7 +196,37 @@ class ExpertAgent(Agent):
             # The most specific family whose evidence clears its threshold explains the date; below every
             # threshold, the strongest evidence stays in the pool for refinement.
             ranked.append(next((c for c in best if c.strength >= 1.0), max(best, key=lambda c: c.strength)))
-        return sorted(ranked, key=lambda c: -c.strength)
+        return self._discount_peer_echoes(sorted(ranked, key=lambda c: -c.strength), explained, spreads)
+
+    def _discount_peer_echoes(self, ranked: list[Candidate], explained: set[str],
+                              spreads: dict[tuple[str, str], float]) -> list[Candidate]:
+        """Re-rate daily-value candidates against their clean same-weekday peers only.
+
+        Perturbed dates may share a weekday: a quiet date whose peers include an explained date and an incident
+        has a skewed median and looks like an incident itself. Strongest first, each accepted date (and every
+        explained one) is left out of the later candidates' comparison. With two or more dates left besides the
+        candidate, the comparison is the median of them and the candidate (at most one of three is an incident
+        there, so the median is a quiet date); with one left, that date; with none, the published baseline.
+        """
+        dates = [d["date"] for d in self.results["dates"]["dates"]]
+        observed = {(r["entity_name"], r["date"]): r["observed_value"]
+                    for r in self.results["rates"]["rows"] + self.results["counts"]["rows"]}
+        perturbed, rerated = set(explained), []
+        for candidate in ranked:
+            row = candidate.row
+            if candidate.daily:
+                day = dates.index(row["date"])
+                clean = [observed[(row["entity_name"], dates[d])] for d in range(day % 7, len(dates), 7)
+                         if d != day and dates[d] not in perturbed and (row["entity_name"], dates[d]) in observed]
+                if clean and len(clean) < 3:
+                    reference = clean + [row["observed_value"]] if len(clean) >= 2 else clean
+                    delta = row["observed_value"] - float(np.median(reference))
+                    strength = abs(self._z({**row, "delta_value": delta}, spreads)) / FAMILY_THRESHOLDS[candidate.group]
+                    candidate = Candidate(row, candidate.group, strength, daily=True)
+            if candidate.strength >= 1.0:
+                perturbed.add(row["date"])
+            rerated.append(candidate)
+        return sorted(rerated, key=lambda c: -c.strength)
 
     def _volume_row(self, mix_row: dict[str, Any]) -> dict[str, Any]:
         """The app-open count row of a date whose whole volume shifted in a block of hours."""
