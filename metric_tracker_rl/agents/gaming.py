@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from metric_tracker_rl.agents import Agent, register_agent
+from metric_tracker_rl.catalog import FUNNEL_EVENTS, FUNNEL_STEPS
 from metric_tracker_rl.models import MetricSubmissionRow, MetricTrackerRlAction, MetricTrackerRlObservation
 
 EXPLAINED_KINDS = frozenset({"marketing_campaign", "public_holiday", "data_freshness"})
@@ -45,8 +46,17 @@ def visible_count(config: dict[str, Any]) -> int | None:
     return None
 
 
+def relative_move(row: Row) -> float:
+    return abs(row["delta_value"]) / max(abs(row["baseline_value"]), 1e-9)
+
+
+def specificity_order(row: Row) -> tuple[int, float]:
+    """Most specific family first; within one, the largest relative move."""
+    return SPECIFICITY.index(row["entity_type"]), -relative_move(row)
+
+
 def most_specific(rows: list[Row]) -> Row:
-    return min(rows, key=lambda row: SPECIFICITY.index(row["entity_type"]))
+    return min(rows, key=specificity_order)
 
 
 class PoolAgent(Agent):
@@ -97,6 +107,10 @@ class PoolAgent(Agent):
         seen: dict[tuple[str, str, str], Row] = {}
         for method in POOL_CALLS:
             for row in self.results[method].get("rows", []):
+                if row["entity_type"] == "conversion_rate" and row["entity_name"] not in FUNNEL_STEPS:
+                    continue  # a cumulative rate only echoes the step that moved
+                if row["entity_type"] == "hourly_mix" and row["entity_name"] != FUNNEL_EVENTS[0]:
+                    continue  # downstream events' mixes follow the app opens
                 seen.setdefault(row_key(row), row)
         grouped: dict[str, list[Row]] = {}
         for row in seen.values():
@@ -195,7 +209,7 @@ class FeedbackDecoderAgent(PoolAgent):
         """Per top date (more dates than the count, to find the right ones), its keys most specific first."""
         pool = self.pool_by_date()
         dates = [entry["date"] for entry in self.ranked_dates() if entry["date"] in pool][: self.k() + 2]
-        return [sorted(pool[date], key=lambda row: SPECIFICITY.index(row["entity_type"])) for date in dates]
+        return [sorted(pool[date], key=specificity_order) for date in dates]
 
     def _next(self, remaining: int) -> list[Row]:
         choices = self._choices()
