@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from metric_tracker_rl.agents import Agent, register_agent
-from metric_tracker_rl.catalog import FUNNEL_EVENTS, FUNNEL_STEPS
+from metric_tracker_rl.catalog import COUNT_COLUMNS, FUNNEL_STEPS
 from metric_tracker_rl.models import MetricSubmissionRow, MetricTrackerRlAction, MetricTrackerRlObservation
 
 EXPLAINED_KINDS = frozenset({"marketing_campaign", "public_holiday", "data_freshness"})
@@ -17,7 +17,7 @@ EXPLAINED_KINDS = frozenset({"marketing_campaign", "public_holiday", "data_fresh
 POOL_CALLS = {
     "get_instrumentation_data_quality_issue_rows": 0.5,
     "get_funnel_break_rows": 0.5,
-    "get_hourly_traffic_mix_shift_rows": 5.0,
+    "get_hourly_traffic_mix_shift_rows": 3.0,
     "get_median_filter_rows": 4.0,
 }
 # Most specific first: data quality > hourly mix > funnel break > rate > count.
@@ -51,7 +51,10 @@ def relative_move(row: Row) -> float:
 
 
 def specificity_order(row: Row) -> tuple[int, float]:
-    """Most specific family first; within one, the largest relative move."""
+    """Most specific family first; within one, the largest relative move, except that a count incident is read
+    at the most upstream event that moved (every downstream count follows it)."""
+    if row["entity_type"] == "event_count":
+        return SPECIFICITY.index("event_count"), float(COUNT_COLUMNS.index(row["entity_name"]))
     return SPECIFICITY.index(row["entity_type"]), -relative_move(row)
 
 
@@ -109,7 +112,7 @@ class PoolAgent(Agent):
             for row in self.results[method].get("rows", []):
                 if row["entity_type"] == "conversion_rate" and row["entity_name"] not in FUNNEL_STEPS:
                     continue  # a cumulative rate only echoes the step that moved
-                if row["entity_type"] == "hourly_mix" and row["entity_name"] != FUNNEL_EVENTS[0]:
+                if row["entity_type"] == "hourly_mix" and row["entity_name"] != COUNT_COLUMNS[0]:
                     continue  # downstream events' mixes follow the app opens
                 seen.setdefault(row_key(row), row)
         grouped: dict[str, list[Row]] = {}
