@@ -1,17 +1,20 @@
 """Benchmark calibration: run every reference agent on the named tasks and on a seed sweep per difficulty.
 
-    uv run python -m benchmarks.calibrate --seeds 200 [--agents expert,null] [--output PATH]
+    uv run python -m benchmarks.calibrate --seeds 200 [--agents expert,null] [--held-out] [--output PATH]
 
 Episodes run in-process against server/environment.py (a repository tool, outside the client package).
 A sweep uses standard episodes only (a difficulty's default settings, seed aside) with one graded submission;
 every NULL_EVERY-th seed adds a null episode (scenario_family="null"), reported in its own group, as is any
 standard episode that happens to hold no incident. An episode's score is the sum of its rewards.
+An agent listed in AGENT_RESET_OVERRIDES plays every episode with those settings added (non-standard episodes,
+marked in the table). --held-out sets a secret for the in-process environment, as a held-out server would.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -24,10 +27,14 @@ from metric_tracker_rl.agents import AGENTS, make_agent, run_episode
 from metric_tracker_rl.catalog import DIFFICULTIES
 from metric_tracker_rl.task_splits import NULL_EVERY, calibration_reset_kwargs
 from metric_tracker_rl.tasks import DEFAULT_TASK_ORDER
-from server.environment import MetricTrackerRlEnvironment
+from server.environment import SECRET_ENV_VAR, MetricTrackerRlEnvironment
 
 DEFAULT_OUTPUT = Path("artifacts/calibration.json")
 NULL_GROUP = "null"
+# The feedback decoder plays a curriculum budget, to show that coarse feedback before the last submission
+# does not decode the answer. These episodes are not standard.
+AGENT_RESET_OVERRIDES: dict[str, dict[str, Any]] = {"feedback_decoder": {"max_submissions": 3}}
+HELD_OUT_SECRET = "calibration-held-out"
 
 
 @dataclass(frozen=True)
@@ -52,7 +59,8 @@ def episode_plan(seeds: int) -> list[EpisodeSpec]:
 def episode_score(agent_name: str, spec: EpisodeSpec) -> tuple[float, bool]:
     """The episode's score (the sum of its rewards) and whether the episode held any incident."""
     env = MetricTrackerRlEnvironment()
-    results = run_episode(make_agent(agent_name), env.reset, env.step, **spec.reset_kwargs)
+    reset_kwargs = {**spec.reset_kwargs, **AGENT_RESET_OVERRIDES.get(agent_name, {})}
+    results = run_episode(make_agent(agent_name), env.reset, env.step, **reset_kwargs)
     return sum(float(obs.reward or 0.0) for obs in results), bool(env.expected_row_count)
 
 
@@ -62,10 +70,26 @@ def summarise(scores: Iterable[float]) -> dict[str, float]:
             "min": float(values.min()), "share_ge_0_9": float((values >= 0.9).mean())}
 
 
-def calibrate(agent_names: list[str], seeds: int, progress: bool = True) -> dict[str, Any]:
+def calibrate(agent_names: list[str], seeds: int, progress: bool = True, held_out: bool = False) -> dict[str, Any]:
+    """Every agent over the plan; with held_out, the in-process environment runs with a server-side secret."""
+    previous = os.environ.get(SECRET_ENV_VAR)
+    os.environ[SECRET_ENV_VAR] = HELD_OUT_SECRET if held_out else ""
+    try:
+        return _calibrate(agent_names, seeds, progress, held_out)
+    finally:
+        if previous is None:
+            del os.environ[SECRET_ENV_VAR]
+        else:
+            os.environ[SECRET_ENV_VAR] = previous
+
+
+def _calibrate(agent_names: list[str], seeds: int, progress: bool, held_out: bool) -> dict[str, Any]:
     plan = episode_plan(seeds)
     total = len(plan) * len(agent_names)
-    results: dict[str, Any] = {"seeds_per_difficulty": seeds, "null_every": NULL_EVERY, "agents": {}}
+    results: dict[str, Any] = {"seeds_per_difficulty": seeds, "null_every": NULL_EVERY, "held_out": held_out,
+                               "reset_overrides": {name: AGENT_RESET_OVERRIDES[name] for name in agent_names
+                                                   if name in AGENT_RESET_OVERRIDES},
+                               "agents": {}}
     done = 0
     for agent_name in agent_names:
         scores: dict[str, list[float]] = {}
@@ -88,7 +112,10 @@ def table(results: dict[str, Any]) -> str:
     header = ["agent", *DEFAULT_TASK_ORDER, *(f"{g} mean / p5 / min" for g in (*DIFFICULTIES, NULL_GROUP))]
     lines = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
     for agent_name, stats in results["agents"].items():
-        cells = [agent_name]
+        overrides = results.get("reset_overrides", {}).get(agent_name)
+        label = agent_name + (" (held-out)" if results.get("held_out") else "")
+        cells = [label + (f" ({', '.join(f'{k}={v}' for k, v in overrides.items())}, non-standard)"
+                          if overrides else "")]
         for group in groups:
             s = stats[group]
             cells.append(f"{s['mean']:.3f}" if group in DEFAULT_TASK_ORDER
@@ -103,6 +130,7 @@ def main(argv: list[str] | None = None) -> None:
                         f"{NULL_EVERY}th is a null episode)")
     parser.add_argument("--agents", default=",".join(AGENTS), help="comma-separated agent names")
     parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT, help="JSON results file")
+    parser.add_argument("--held-out", action="store_true", help="run the environment with a held-out secret")
     parser.add_argument("--quiet", action="store_true", help="no progress line")
     args = parser.parse_args(argv)
     agent_names = [name.strip() for name in args.agents.split(",") if name.strip()]
@@ -111,9 +139,10 @@ def main(argv: list[str] | None = None) -> None:
         parser.error(f"unknown agent(s) {', '.join(unknown)}; valid: {', '.join(AGENTS)}")
     if args.seeds < NULL_EVERY:
         parser.error(f"--seeds must be at least {NULL_EVERY} so every group has episodes")
-    results = calibrate(agent_names, args.seeds, progress=not args.quiet)
-    print(f"Calibration over {args.seeds} seeds per difficulty (standard episodes, one graded submission; every "
-          f"{NULL_EVERY}th episode null); score = the sum of the episode's rewards.\n")
+    results = calibrate(agent_names, args.seeds, progress=not args.quiet, held_out=args.held_out)
+    print(f"Calibration over {args.seeds} seeds per difficulty (standard episodes, one graded submission, unless "
+          f"marked; every {NULL_EVERY}th episode null){'; held-out mode' if args.held_out else ''}; score = the "
+          "sum of the episode's rewards.\n")
     print(table(results))
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(results, indent=2) + "\n")

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from benchmarks.calibrate import NULL_GROUP, calibrate, episode_plan, main
+from benchmarks.calibrate import AGENT_RESET_OVERRIDES, NULL_GROUP, calibrate, episode_plan, main
 from metric_tracker_rl import MetricTrackerRlAction
 from metric_tracker_rl.agents import AGENTS, make_agent, run_episode
 from metric_tracker_rl.analysis_tools import GENERATOR_NAMES
@@ -19,6 +19,14 @@ from metric_tracker_rl.catalog import DIFFICULTIES
 from server.environment import MetricTrackerRlEnvironment
 
 SEEDS = 20
+GAMING_SEEDS = 10
+GAMING_AGENTS = ("top_k_dates", "side_effect_padder", "weekday_rule", "feedback_decoder")
+REPLAYER = "seed_replayer"
+# The one agent that may rebuild the episode from its seed: replaying the public generator is its exploit.
+REPLAY_MODULES = ("metric_tracker_rl.scenario", "metric_tracker_rl.tasks")
+# Bounds the issue sets for the gaming agents; met once the generator stops handing out structure (the
+# generator's own work). strict: the marks must go when the bounds hold.
+AWAITS_GENERATOR = pytest.mark.xfail(strict=True, reason="needs the generator that stops handing out structure")
 AGENT_DIR = Path(__file__).resolve().parents[1] / "metric_tracker_rl" / "agents"
 FORBIDDEN_MODULES = ("server", "metric_tracker_rl.scenario", "metric_tracker_rl.anomalies", "metric_tracker_rl.grader",
                      "metric_tracker_rl.tasks", "metric_tracker_rl.analysis_tools", "metric_tracker_rl.metrics",
@@ -27,11 +35,18 @@ FORBIDDEN_MODULES = ("server", "metric_tracker_rl.scenario", "metric_tracker_rl.
 
 @pytest.fixture(scope="module")
 def results() -> dict:
-    return calibrate(list(AGENTS), SEEDS, progress=False)["agents"]
+    return calibrate([name for name in AGENTS if name not in (*GAMING_AGENTS, REPLAYER)], SEEDS,
+                     progress=False)["agents"]
+
+
+@pytest.fixture(scope="module")
+def gaming() -> dict:
+    return calibrate([*GAMING_AGENTS, REPLAYER], GAMING_SEEDS, progress=False)["agents"]
 
 
 def test_every_reference_agent_is_registered() -> None:
-    assert {"null", "random", "mass_generators", "mass_grid", "readme_baseline", "expert"} <= set(AGENTS)
+    assert {"null", "random", "mass_generators", "mass_grid", "readme_baseline", "expert", *GAMING_AGENTS,
+            REPLAYER} <= set(AGENTS)
 
 
 def test_agents_read_only_public_modules() -> None:
@@ -41,6 +56,8 @@ def test_agents_read_only_public_modules() -> None:
             names = ([alias.name for alias in node.names] if isinstance(node, ast.Import)
                      else [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
             for name in names:
+                if path.name == "seed_replay.py" and name.startswith(REPLAY_MODULES):
+                    continue
                 assert not name.startswith(FORBIDDEN_MODULES), f"{path.name} imports {name}"
 
 
@@ -127,3 +144,41 @@ def test_calibrate_command_writes_table_and_json(tmp_path: Path, capsys: pytest.
     groups = {spec.group for spec in episode_plan(10)}
     assert set(data["agents"]["null"]) == groups
     assert data["agents"]["null"][NULL_GROUP]["n"] == 3  # one null episode per difficulty in 10 seeds
+
+
+def test_seed_replay_rebuilds_open_episodes_only(gaming: dict) -> None:
+    for group, stats in gaming[REPLAYER].items():
+        assert stats["min"] == 1.0, group
+    held_out = calibrate([REPLAYER], GAMING_SEEDS, progress=False, held_out=True)["agents"][REPLAYER]
+    for difficulty in DIFFICULTIES:
+        assert held_out[difficulty]["mean"] <= 0.05, difficulty
+
+
+def test_feedback_decoder_plays_a_curriculum_budget() -> None:
+    env = MetricTrackerRlEnvironment()
+    spec = {"seed": 20_001, "difficulty": "medium", **AGENT_RESET_OVERRIDES["feedback_decoder"]}
+    results = run_episode(make_agent("feedback_decoder"), env.reset, env.step, **spec)
+    graded = [obs for obs in results if obs.status == "graded"]
+    assert len(graded) == 3
+    assert graded[0].reward_breakdown.anomaly_type_accuracy is None  # probes see coarse feedback only
+    assert env.reset(**spec).config["standard"] is False
+    single = run_episode(make_agent("feedback_decoder"), env.reset, env.step, seed=20_001, difficulty="medium")
+    assert sum(obs.status == "graded" for obs in single) == 1
+
+
+@pytest.mark.parametrize("difficulty", ["medium", "hard"])
+def test_gaming_agents_stay_below_the_expert(results: dict, gaming: dict, difficulty: str) -> None:
+    for agent in GAMING_AGENTS:
+        assert gaming[agent][difficulty]["mean"] <= results["expert"][difficulty]["mean"] - 0.1, agent
+
+
+@AWAITS_GENERATOR
+def test_weekday_rule_fails_hard(gaming: dict) -> None:
+    assert gaming["weekday_rule"]["hard"]["mean"] <= 0.6
+
+
+@AWAITS_GENERATOR
+@pytest.mark.parametrize("difficulty", ["medium", "hard"])
+def test_other_gaming_agents_stay_low(gaming: dict, difficulty: str) -> None:
+    for agent in ("top_k_dates", "side_effect_padder", "feedback_decoder"):
+        assert gaming[agent][difficulty]["mean"] <= 0.3, agent

@@ -1,0 +1,237 @@
+"""Reference agents that play the benchmark's known exploits over the public protocol, so the calibration can
+show that each exploit stays far below an investigation. None of them reasons about families the way the
+expert does: they read rankings, counts and feedback, and submit. Like every agent they see only observations
+and send public actions."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from metric_tracker_rl.agents import Agent, register_agent
+from metric_tracker_rl.catalog import COUNT_COLUMNS, FUNNEL_STEPS
+from metric_tracker_rl.models import MetricSubmissionRow, MetricTrackerRlAction, MetricTrackerRlObservation
+
+EXPLAINED_KINDS = frozenset({"marketing_campaign", "public_holiday", "data_freshness"})
+# Generator calls whose merged rows are every agent's candidate pool: each row already carries its family,
+# values and severity, so an exploit only has to choose rows.
+POOL_CALLS = {
+    "get_instrumentation_data_quality_issue_rows": 0.5,
+    "get_funnel_break_rows": 0.5,
+    "get_hourly_traffic_mix_shift_rows": 3.0,
+    "get_median_filter_rows": 4.0,
+}
+# Most specific first: data quality > hourly mix > funnel break > rate > count.
+SPECIFICITY = ("data_quality", "hourly_mix", "funnel_step", "conversion_rate", "event_count")
+FALLBACK_K = 3  # dates to report when the visible config does not say how many incidents there are
+WEEKDAY_Z_FLOOR = 6.0  # without a visible count, the weekday rule reports weekdays whose best date clears this
+
+Row = dict[str, Any]
+
+
+def row_key(row: Row) -> tuple[str, str, str]:
+    return row["date"], row["entity_type"], row["entity_name"]
+
+
+def visible_count(config: dict[str, Any]) -> int | None:
+    """The incident count the visible config shows: a number, or the middle of a shown [low, high] range."""
+    count = config.get("anomaly_count")
+    if isinstance(count, bool):
+        return None
+    if isinstance(count, int) and count >= 0:
+        return count
+    if isinstance(count, (list, tuple)) and len(count) == 2 and all(isinstance(c, int) for c in count):
+        return round(sum(count) / 2)
+    if isinstance(count, dict) and {"min", "max"} <= set(count):
+        return round((count["min"] + count["max"]) / 2)
+    return None
+
+
+def relative_move(row: Row) -> float:
+    return abs(row["delta_value"]) / max(abs(row["baseline_value"]), 1e-9)
+
+
+def specificity_order(row: Row) -> tuple[int, float]:
+    """Most specific family first; within one, the largest relative move, except that a count incident is read
+    at the most upstream event that moved (every downstream count follows it)."""
+    if row["entity_type"] == "event_count":
+        return SPECIFICITY.index("event_count"), float(COUNT_COLUMNS.index(row["entity_name"]))
+    return SPECIFICITY.index(row["entity_type"]), -relative_move(row)
+
+
+def most_specific(rows: list[Row]) -> Row:
+    return min(rows, key=specificity_order)
+
+
+class PoolAgent(Agent):
+    """Runs a fixed list of public tools (annotations, suspicious dates, the generator pool), then reports."""
+
+    def begin(self, observation: MetricTrackerRlObservation) -> None:
+        super().begin(observation)
+        self.config = observation.config
+        self.plan: list[tuple[str, MetricTrackerRlAction]] = [
+            ("annotations", MetricTrackerRlAction(analysis_method="get_annotations")),
+            ("suspicious", MetricTrackerRlAction(analysis_method="list_suspicious_dates",
+                                                 analysis_args={"limit": 28})),
+            ("dates", MetricTrackerRlAction(analysis_method="list_dates")),
+        ] + [(method, MetricTrackerRlAction(analysis_method=method, analysis_args={"threshold_multiplier": t}))
+             for method, t in POOL_CALLS.items()]
+        self.results: dict[str, dict[str, Any]] = {}
+        self.waiting: str | None = None
+
+    def act(self, observation: MetricTrackerRlObservation) -> MetricTrackerRlAction | None:
+        if self.waiting is not None:
+            self.results[self.waiting] = observation.analysis_result or {}
+            self.waiting = None
+        if observation.done:
+            return None
+        if self.plan:
+            self.waiting, action = self.plan.pop(0)
+            return action
+        rows = self.report(observation)
+        if rows is None:
+            return None
+        return MetricTrackerRlAction(classifications=[MetricSubmissionRow(**row) for row in rows])
+
+    def report(self, observation: MetricTrackerRlObservation) -> list[Row] | None:
+        raise NotImplementedError
+
+    # --- what the tools said ---------------------------------------------------------------------------
+
+    def explained_dates(self) -> set[str]:
+        return {a["date"] for a in self.results["annotations"].get("annotations", []) if a["kind"] in EXPLAINED_KINDS}
+
+    def ranked_dates(self) -> list[dict[str, Any]]:
+        """Unexplained dates, most suspicious first (each with its strongest key and robust z)."""
+        explained = self.explained_dates()
+        return [entry for entry in self.results["suspicious"].get("dates", []) if entry["date"] not in explained]
+
+    def pool_by_date(self) -> dict[str, list[Row]]:
+        """Every generator row, one per key, grouped by date."""
+        seen: dict[tuple[str, str, str], Row] = {}
+        for method in POOL_CALLS:
+            for row in self.results[method].get("rows", []):
+                if row["entity_type"] == "conversion_rate" and row["entity_name"] not in FUNNEL_STEPS:
+                    continue  # a cumulative rate only echoes the step that moved
+                if row["entity_type"] == "hourly_mix" and row["entity_name"] != COUNT_COLUMNS[0]:
+                    continue  # downstream events' mixes follow the app opens
+                seen.setdefault(row_key(row), row)
+        grouped: dict[str, list[Row]] = {}
+        for row in seen.values():
+            grouped.setdefault(row["date"], []).append(row)
+        return grouped
+
+    def k(self) -> int:
+        count = visible_count(self.config)
+        return FALLBACK_K if count is None else count
+
+
+class SubmitOnce(PoolAgent):
+    """An exploit without feedback: one report, then stop."""
+
+    def report(self, observation: MetricTrackerRlObservation) -> list[Row] | None:
+        return None if observation.status == "graded" else self.rows()
+
+    def rows(self) -> list[Row]:
+        raise NotImplementedError
+
+
+class TopKDatesAgent(SubmitOnce):
+    """The k most suspicious dates, each with its strongest key and the family its generator row guessed."""
+
+    name = "top_k_dates"
+
+    def rows(self) -> list[Row]:
+        pool = self.pool_by_date()
+        report = []
+        for entry in self.ranked_dates():
+            if len(report) == self.k():
+                break
+            candidates = pool.get(entry["date"], [])
+            strongest = [row for row in candidates
+                         if (row["entity_type"], row["entity_name"]) == (entry["entity_type"], entry["entity_name"])]
+            if candidates:
+                report.append(strongest[0] if strongest else most_specific(candidates))
+        return report
+
+
+class SideEffectPadderAgent(SubmitOnce):
+    """Every key that moved on the top dates, whatever its entity type: no idea which family caused it."""
+
+    name = "side_effect_padder"
+
+    def rows(self) -> list[Row]:
+        pool = self.pool_by_date()
+        top = [entry["date"] for entry in self.ranked_dates() if entry["date"] in pool][: self.k()]
+        return [row for date in top for row in pool[date]]
+
+
+class WeekdayRuleAgent(SubmitOnce):
+    """The fixed rule: one incident per unannotated weekday, the most specific family on its most suspicious
+    date; as many weekdays as the visible count says (else those clearing a fixed z)."""
+
+    name = "weekday_rule"
+
+    def rows(self) -> list[Row]:
+        weekday_of = {entry["date"]: entry["weekday"] for entry in self.results["dates"].get("dates", [])}
+        annotated_weekdays = {weekday_of.get(date) for date in self.explained_dates()}
+        pool = self.pool_by_date()
+        best_per_weekday: dict[str, dict[str, Any]] = {}
+        for entry in self.ranked_dates():  # most suspicious first, so the first date of a weekday is its best
+            weekday = weekday_of.get(entry["date"])
+            if weekday not in annotated_weekdays and entry["date"] in pool:
+                best_per_weekday.setdefault(weekday, entry)
+        chosen = list(best_per_weekday.values())
+        count = visible_count(self.config)
+        chosen = (chosen[:count] if count is not None
+                  else [entry for entry in chosen if entry["max_abs_robust_z"] >= WEEKDAY_Z_FLOOR])
+        return [most_specific(pool[entry["date"]]) for entry in chosen]
+
+
+class FeedbackDecoderAgent(PoolAgent):
+    """Decodes the answer from graded feedback. Naive candidates: for each of the top dates, its keys by
+    specificity. Probe 1 reports every date's first choice; probe 2 swaps the second half of the dates to their
+    second choice; the change in matched count says which choice is right for that half. The final report keeps
+    the better choice, trimmed to the matched count. With one submission only the naive report is possible."""
+
+    name = "feedback_decoder"
+
+    def begin(self, observation: MetricTrackerRlObservation) -> None:
+        super().begin(observation)
+        self.probes: list[tuple[list[Row], int]] = []
+        self.last: list[Row] = []
+
+    def report(self, observation: MetricTrackerRlObservation) -> list[Row] | None:
+        if observation.status == "graded" and observation.reward_breakdown is not None:
+            self.probes.append((self.last, observation.reward_breakdown.matched_row_count))
+        if observation.submissions_remaining <= 0:
+            return None
+        self.last = self._next(observation.submissions_remaining)
+        return self.last
+
+    def _choices(self) -> list[list[Row]]:
+        """Per top date (more dates than the count, to find the right ones), its keys most specific first."""
+        pool = self.pool_by_date()
+        dates = [entry["date"] for entry in self.ranked_dates() if entry["date"] in pool][: self.k() + 2]
+        return [sorted(pool[date], key=specificity_order) for date in dates]
+
+    def _next(self, remaining: int) -> list[Row]:
+        choices = self._choices()
+        first = [keys[0] for keys in choices]
+        half = len(choices) // 2
+        swapped = first[:half] + [keys[1] if len(keys) > 1 else keys[0] for keys in choices[half:]]
+        if remaining == 1 and not self.probes:  # no feedback to decode: the naive report
+            return first[: self.k()]
+        if not self.probes:
+            return first
+        if len(self.probes) == 1 and remaining > 1:
+            return swapped
+        matched = [count for _, count in self.probes]
+        best = swapped if len(matched) > 1 and matched[1] > matched[0] else first
+        hits = max(matched)
+        return best[: max(hits, 1)] if hits else first[: self.k()]
+
+
+register_agent(TopKDatesAgent.name, TopKDatesAgent)
+register_agent(SideEffectPadderAgent.name, SideEffectPadderAgent)
+register_agent(WeekdayRuleAgent.name, WeekdayRuleAgent)
+register_agent(FeedbackDecoderAgent.name, FeedbackDecoderAgent)
