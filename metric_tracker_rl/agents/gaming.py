@@ -35,6 +35,8 @@ def row_key(row: Row) -> tuple[str, str, str]:
 def visible_count(config: dict[str, Any]) -> int | None:
     """The incident count the visible config shows: a number, or the middle of a shown [low, high] range."""
     count = config.get("anomaly_count")
+    if count is None:
+        count = config.get("anomaly_count_range")
     if isinstance(count, bool):
         return None
     if isinstance(count, int) and count >= 0:
