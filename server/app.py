@@ -53,7 +53,8 @@ def build_app(environment: type[MetricTrackerRlEnvironment] | None = None) -> Fa
         add_favicon(app)
     else:
         app = create_fastapi_app(environment, MetricTrackerRlAction, MetricTrackerRlObservation,
-                                 concurrency_config=concurrency, state_cls=MetricTrackerRlState)
+                                 env_name="metric_tracker_rl", concurrency_config=concurrency,
+                                 state_cls=MetricTrackerRlState)
     limit_sessions(harden(serve_task_api(app)), max_sessions=max_sessions, idle_timeout_s=idle_timeout_s)
     return app
 

@@ -239,11 +239,12 @@ def merge_rows(frame: pd.DataFrame | None, new_rows: list[dict[str, Any]]) -> pd
 
 
 def breakdown_table(observation: MetricTrackerRlObservation) -> pd.DataFrame:
-    """Reward components of the latest graded submission, one per line."""
+    """Reward components of the latest graded submission, one per line (only those the feedback carries: before
+    a curriculum episode's last submission, the score and the counts)."""
     breakdown = observation.reward_breakdown
     if breakdown is None:
         return EMPTY_BREAKDOWN
-    items = breakdown.model_dump()
+    items = breakdown.model_dump(exclude_none=True)
     return pd.DataFrame({"component": list(items), "value": [format_number(float(v)) for v in items.values()]})
 
 

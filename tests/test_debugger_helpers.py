@@ -76,7 +76,7 @@ def test_status_markdown_shows_budgets_and_the_score() -> None:
     assert "task_id=medium_mixed_pair" in text and "Steps left: 40" in text and "score" not in text
     graded = env.step(MetricTrackerRlAction(classifications=[]))
     text = h.status_markdown(graded, ready.config)
-    assert f"{graded.reward:.4f}" in text and "submissions left: 2" in text and "task_id=medium_mixed_pair" in text
+    assert f"{graded.reward:.4f}" in text and "submissions left: 0" in text and "task_id=medium_mixed_pair" in text
 
 
 # --- tool forms ---------------------------------------------------------------------------------------
@@ -126,7 +126,7 @@ def test_shown_numbers_stay_far_inside_the_grading_tolerance(value: float) -> No
 
 def test_submit_label_reads_the_budget_from_the_observation() -> None:
     env = MetricTrackerRlEnvironment()
-    observation = env.reset(task_id=TASK)
+    observation = env.reset(task_id=TASK, max_submissions=3)
     left = observation.submissions_remaining
     assert h.submit_label(observation) == f"Submit report (uses 1 of {left} graded submissions left)"
     for _ in range(left - 1):
@@ -203,12 +203,17 @@ def test_breakdown_and_issue_tables_from_a_graded_submission() -> None:
     row = {"date": "2026-03-10", "entity_type": "event_count", "entity_name": "app_opens",
            "anomaly_type": "absolute_spike_in_event_count", "detection_method": "compare_count_to_median",
            "baseline_value": 1.0, "observed_value": 2.0, "delta_value": 1.0, "severity": "low"}
-    graded = env.step(MetricTrackerRlAction(classifications=[row, row]))
+    refused = env.step(MetricTrackerRlAction(classifications=[row, row]))
+    assert refused.status == "error" and h.breakdown_table(refused).empty
+    issues = h.issues_table(refused.submission_issues)
+    assert list(issues["code"]) == ["duplicate_row"] and list(issues["row_index"]) == [1]
+    graded = env.step(MetricTrackerRlAction(classifications=[row]))
     table = h.breakdown_table(graded).set_index("component")["value"]
     assert table["score"] == h.format_number(graded.reward)
-    assert table["submitted_row_count"] == 2 and table["duplicate_row_count"] == 1
-    issues = h.issues_table(graded.submission_issues)
-    assert list(issues["code"]) == ["duplicate_row"] and list(issues["row_index"]) == [1]
+    assert table["submitted_row_count"] == 1 and table["duplicate_row_count"] == 0
+    env.reset(task_id=TASK, max_submissions=2)  # before the last submission: the score and the counts only
+    coarse = h.breakdown_table(env.step(MetricTrackerRlAction(classifications=[row]))).set_index("component")
+    assert set(coarse.index) == {"score", "submitted_row_count", "matched_row_count", "false_positive_count"}
     assert h.issues_table([]).empty
 
 

@@ -103,9 +103,7 @@ def test_tool_mistakes_come_back_as_text(tool_env: MetricTrackerToolEnv) -> None
     assert "invalid generators" in tool_env.submit_generators(generators="all of them")
     assert tool_env.get_reward() == 0.0
     graded = json.loads(tool_env.submit_report(rows=[]))
-    assert graded["status"] == "graded"
-    while not json.loads(tool_env.submit_report(rows=[])).get("done", True):
-        pass
+    assert graded["status"] == "graded" and graded["done"] is True  # one graded submission ends the episode
     assert "episode is over" in tool_env.list_dates()
 
 

@@ -121,6 +121,7 @@ class ExpertAgent(Agent):
         if confirmation is not None:
             self.plan.append(("focus", _analysis(confirmation, date=focus["date"], entity_name=focus["entity_name"])))
         self.plan.append(("spread", _analysis("get_metric_std_dev_from_median")))
+        self.plan.append(("dates", _analysis("list_dates")))  # weekday positions for the same-weekday re-rating
         pointed = [GENERATOR_FOR_ENTITY_TYPE[e["entity_type"]] for e in unexplained
                    if e["entity_type"] in GENERATOR_FOR_ENTITY_TYPE]
         for method in sorted(POOL_THRESHOLDS, key=lambda m: pointed.index(m) if m in pointed else len(pointed)):
