@@ -236,5 +236,8 @@ def first_prompt(observation: MetricTrackerRlObservation) -> str:
         "steps_remaining": observation.steps_remaining,
         "submissions_remaining": observation.submissions_remaining,
         "conversion_metrics": {d.name: d.formula for d in observation.conversion_metric_definitions},
+        # Where each family's incident is reported: every other key it moves is a side effect (a false positive).
+        "root_cause_keys": {spec["family"]: {"entity_type": spec["entity_type"], "entity_names": spec["entity_names"]}
+                            for spec in observation.available_synthetic_generator_methods},
     }
     return f"New episode:\n{json.dumps(brief, indent=1)}\nInvestigate with the tools, then submit one report."

@@ -79,6 +79,15 @@ def observation_from(message: ChatMessage) -> MetricTrackerRlObservation:
     return MetricTrackerRlObservation(status=payload["status"], analysis_result=payload.get("result"))
 
 
+def reset_observation_from(messages: list[ChatMessage]) -> MetricTrackerRlObservation:
+    """The part of the reset observation the first prompt shows a model (config, root-cause keys)."""
+    prompt = next(m for m in messages if m.role == "user").text
+    brief = json.loads(prompt.split("\n", 1)[1].rsplit("\n", 1)[0])
+    families = [{"family": family, **keys} for family, keys in brief["root_cause_keys"].items()]
+    return MetricTrackerRlObservation(status="ready", config=brief["config"],
+                                      available_synthetic_generator_methods=families)
+
+
 class AgentModel:
     """A mock model that plays a reference agent through tool calls, one agent per sample."""
 
@@ -91,7 +100,7 @@ class AgentModel:
         key = episode_key(messages)
         if key not in self.agents:
             self.agents[key] = make_agent(self.agent_name)
-            observation = MetricTrackerRlObservation(status="ready")
+            observation = reset_observation_from(messages)
             self.agents[key].begin(observation)
         else:
             observation = observation_from(messages[-1])

@@ -44,17 +44,20 @@ class RandomAgent(Agent):
     def begin(self, observation: MetricTrackerRlObservation) -> None:
         super().begin(observation)
         self.rng = np.random.default_rng(int(observation.config.get("seed", 0)))
-        self.asked_dates = False
+        self.dates: list[str] | None = None
 
     def act(self, observation: MetricTrackerRlObservation) -> MetricTrackerRlAction | None:
-        if submitted_once(observation):
+        if submitted_once(observation) or observation.done:
             return None
-        if not self.asked_dates:
-            self.asked_dates = True
+        if self.dates is None:
+            self.dates = []
             return MetricTrackerRlAction(analysis_method="list_dates")
-        dates = episode_dates(observation)
-        rows = [self._row(dates) for _ in range(int(self.rng.integers(1, 7)))]
-        return MetricTrackerRlAction(classifications=rows)
+        self.dates = self.dates or episode_dates(observation)
+        rows: dict[tuple[str, str, str], MetricSubmissionRow] = {}
+        for _ in range(int(self.rng.integers(1, 7))):  # distinct keys: a repeated key would be refused
+            row = self._row(self.dates)
+            rows.setdefault((row.date, row.entity_type, row.entity_name), row)
+        return MetricTrackerRlAction(classifications=list(rows.values()))
 
     def _row(self, dates: list[str]) -> MetricSubmissionRow:
         family = str(self.rng.choice(ANOMALY_TYPES))
