@@ -8,6 +8,8 @@ Sections:
 - WebSocket on loopback: steps/s and latency with 1, 16 and 64 concurrent sessions, side by side with the
   null environment (`benchmarks/null_env.py`) served by the same stack, reported as a ratio, and with the
   step-free replay of the real server (`benchmarks/replay_env.py`), the most the real server could reach;
+- episodes: full episodes per second over WebSocket (reset, the scripted agent, one graded report) beside the
+  null environment answering as many messages (`benchmarks/episodes.py`);
 - memory: server RSS with no session and with 1,000 open sessions after a reset each;
 - start-up: wall time of `import metric_tracker_rl` and its `-X importtime` breakdown;
 - end to end: median wall time of 3 offline `inference.py` runs over the three tasks (skipped when absent);
@@ -475,6 +477,10 @@ def table(report: dict[str, Any]) -> str:
     for difficulty, row in report.get("reset", {}).items():
         add(f"reset ({difficulty}), in-process", f"p50 {row['p50_ms']:.2f} ms, p99 {row['p99_ms']:.2f} ms",
             f"p50 ≤ {TARGETS['reset_p50_ms']:g} ms", _check(row["p50_ms"], TARGETS["reset_p50_ms"]))
+    for row in report.get("episodes", {}).get("rows", []):
+        add(f"full episodes over WebSocket, {row['sessions']} session(s)",
+            f"{row['env_episodes_per_s']:.1f}/s vs null {row['null_episodes_per_s']:.1f}/s (ratio {row['ratio']:.2f}), "
+            f"errors {row['errors']}")
     tools = report.get("tools", {})
     if tools:
         p50s = {name: row["p50_ms"] for name, row in tools.items()}
@@ -543,7 +549,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--sessions", default="1,16,64", help="concurrent WebSocket sessions to compare")
     parser.add_argument("--memory-sessions", type=int, help="sessions held for the memory run (default 1000)")
     parser.add_argument("--inference-runs", type=int, default=3, help="offline inference.py runs (median)")
-    parser.add_argument("--only", default="reset,tools,submissions,websocket,memory,import,inference,debugger",
+    parser.add_argument("--only", default="reset,tools,submissions,websocket,episodes,memory,import,inference,debugger",
                         help="comma-separated sections to run")
     parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT)
     args = parser.parse_args(argv)
@@ -572,6 +578,10 @@ def main(argv: list[str] | None = None) -> None:
         report["submissions"] = bench_submissions(repeats)
     if "websocket" in sections:
         report["websocket"] = bench_websocket([int(s) for s in args.sessions.split(",")], duration, args.rounds)
+    if "episodes" in sections:
+        from benchmarks.episodes import bench_episodes  # it builds on this module's servers and start line
+
+        report["episodes"] = bench_episodes([int(s) for s in args.sessions.split(",")], duration, args.rounds)
     if "memory" in sections:
         report["memory"] = bench_memory(memory_sessions)
     if "import" in sections:

@@ -39,3 +39,15 @@ def test_websocket_load_runs_against_the_real_replay_and_null_servers() -> None:
         assert row[label]["server_cpu_ms_per_step"] > 0, label
     assert row["ratio"] == pytest.approx(row["env"]["steps_per_s"] / row["null"]["steps_per_s"])
     assert row["replay_ratio"] == pytest.approx(row["replay"]["steps_per_s"] / row["null"]["steps_per_s"])
+
+
+@pytest.mark.slow
+def test_episode_load_completes_graded_episodes_against_both_servers() -> None:
+    from benchmarks.episodes import bench_episodes
+
+    report = bench_episodes([2], duration_s=1.5, rounds=1)
+    (row,) = report["rows"]
+    assert row["errors"] == 0, row["first_errors"]
+    assert row["env_episodes_per_s"] > 0 and row["null_episodes_per_s"] > 0
+    assert row["graded_share"] == 1.0  # every counted episode ended in its graded report
+    assert row["ratio"] == pytest.approx(row["env_episodes_per_s"] / row["null_episodes_per_s"])
