@@ -21,7 +21,8 @@ CYCLES = 300
 WARM_UP_CYCLES = 30
 # A session holding a hard episode costs about 0.3 MB, so 300 leaked sessions would add about 90 MB.
 RSS_SLACK_KB = 32 * 1024
-REAP_WAIT_S = 40.0  # OpenEnv's reaper wakes every max(timeout / 4, 5) s; this only bounds the polling
+# OpenEnv's reaper wakes every max(timeout / 4, 5) s; this only bounds the polling, generously for a busy machine
+REAP_WAIT_S = 90.0
 
 
 def ws_url(url: str) -> str:
