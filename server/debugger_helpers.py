@@ -26,7 +26,7 @@ SUBMISSION_COLUMNS: tuple[str, ...] = tuple(MetricSubmissionRow.model_fields)
 NUMERIC_SUBMISSION_COLUMNS = ("baseline_value", "observed_value", "delta_value")
 DEFAULT_CHOICE = "(default)"
 # Every column fits a 1400 px window (long names wrap); narrower, the table scrolls with the key columns pinned.
-PAYLOAD_COLUMN_WIDTHS = ["110px", "145px", "200px", "170px", "180px", "135px", "135px", "110px", "85px"]
+PAYLOAD_COLUMN_WIDTHS = ["92px", "118px", "168px", "150px", "150px", "105px", "105px", "92px", "70px"]
 ANNOTATION_COLOR = "#8c959f"
 TRUTH_COLOR = "#cf222e"
 LINE_COLOR = "#1a7f37"

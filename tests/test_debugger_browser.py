@@ -160,7 +160,9 @@ def test_reset_run_a_tool_build_and_submit_a_report(browser, web_url: str) -> No
     assert not [row for row in page.rendered_rows("tool-table") if LONG_FRACTION.search(row)]
 
     page.tab("Payload")
-    assert page.page.inner_text("#submit") == f"Submit report (uses 1 of {left} graded submissions left)"
+    assert left == 1  # one graded report by default: the button says it ends the episode
+    ends = "Submit report (uses the only graded submission left and ends the episode)"
+    assert page.page.inner_text("#submit") == ends
     page.choose("generator-name", "get_median_filter_rows")
     page.set_code("generator-args", '{"threshold_multiplier": 4.0}')
     page.page.click("#generate-rows")
@@ -177,11 +179,10 @@ def test_reset_run_a_tool_build_and_submit_a_report(browser, web_url: str) -> No
     assert float(breakdown["score"]) == pytest.approx(float(status.split("Last score: ")[1].split()[0]), abs=1e-3)
     shot(page, "submission")
 
-    # A preview describes other rows than the graded breakdown: the stale breakdown goes.
+    assert page.page.inner_text("#submit") == "Submit report (episode over: press Reset)"
+    # The graded report ended the episode: a preview now is refused, and says why.
     page.page.click("#preview")
-    page.wait_status("preview_submission ran", "Steps left: 36")
-    assert page.rendered_rows("reward-breakdown") == []
-    assert header_texts(page, "reward-breakdown") == ["component", "value"]
+    page.wait_status("episode is over")
     page.tab("Charts")
     shot(page, "charts")
     assert page.outside_requests == []
@@ -198,7 +199,7 @@ def test_every_payload_column_is_readable_at_1400_px(browser, web_url: str) -> N
     headers = page.page.eval_on_selector_all(
         "#payload [role=columnheader]", "els => els.map(e => [e.innerText.trim(), e.getBoundingClientRect().right])")
     assert [name for name, _ in headers] == list(SUBMISSION_COLUMNS)
-    assert all(0 < right <= right_edge for _, right in headers), headers
+    assert all(0 < right <= right_edge for _, right in headers), (headers, right_edge)
     clipped = page.page.eval_on_selector_all(
         "#payload td, #payload [role=columnheader]",
         "els => els.filter(e => e.innerText.trim() && e.scrollWidth > e.clientWidth + 1).map(e => e.innerText)")
