@@ -153,9 +153,9 @@ class MetricTrackerRlEnvironment(TaskProviderMixin,
     @property
     def state(self) -> MetricTrackerRlState:
         return MetricTrackerRlState(episode_id=self._episode_id, step_count=self._steps,
-                     task_id=self._episode.config.task_id if self._episode else None,
-                     submissions_used=self._submissions, done=self._done, last_score=self._last_score,
-                     episode_score=self._episode_score if self._episode else None)
+                                    task_id=self._episode.config.task_id if self._episode else None,
+                                    submissions_used=self._submissions, done=self._done, last_score=self._last_score,
+                                    episode_score=self._episode_score if self._episode else None)
 
     def get_metadata(self) -> EnvironmentMetadata:
         held_out = "on" if held_out_secret_from_environment() else "off"
