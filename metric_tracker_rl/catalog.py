@@ -188,5 +188,14 @@ def row_key(date: str, entity_type: str, entity_name: str) -> str:
     return f"{date}|{entity_type}|{entity_name}"
 
 
+# Benign, unannotated fluctuations (medium and hard): a day's demand swings by a share in DEMAND_SWING_SHARE
+# (every event and hour together, conversion unchanged), or people use the app TIMING_SHIFT_HOURS earlier or
+# later (the hour-of-day curve of every event moves, daily totals and conversion do not). Neither is an
+# incident. Every count incident moves its day's volume by at least COUNT_INCIDENT_MIN_SHARE, well clear of any
+# demand swing, so a careful reading of the daily total tells the two apart.
+DEMAND_SWING_SHARE: tuple[float, float] = (0.06, 0.14)
+TIMING_SHIFT_HOURS: tuple[int, ...] = (1, 2)
+COUNT_INCIDENT_MIN_SHARE = 0.28
+
 DIFFICULTIES: tuple[str, ...] = ("easy", "medium", "hard")
 SCENARIO_FAMILIES: tuple[str, ...] = (*ANOMALY_TYPES, "mixed", "null")

@@ -7,7 +7,7 @@ was injected; their numbers are read back from the final data with the published
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -15,7 +15,9 @@ from metric_tracker_rl.anomalies import FAMILY_REGISTRY, InjectionRecord
 from metric_tracker_rl.catalog import (
     ACCEPTED_DETECTION_METHODS,
     ANOMALY_TYPES,
+    DEMAND_SWING_SHARE,
     FAMILY_ENTITY_TYPE,
+    TIMING_SHIFT_HOURS,
     row_key,
     severity_for,
 )
@@ -30,7 +32,14 @@ from metric_tracker_rl.metrics import MetricPanel, build_panel
 from metric_tracker_rl.models import MetricSubmissionRow
 from metric_tracker_rl.public import Annotation, PublicEpisode
 from metric_tracker_rl.seeding import derive_rng
-from metric_tracker_rl.tasks import DISTRACTORS_BY_DIFFICULTY, PERTURBED_PER_WEEKDAY, TASKS, EpisodeConfig
+from metric_tracker_rl.tasks import (
+    BENIGN_FLUCTUATIONS,
+    DISTRACTORS_BY_DIFFICULTY,
+    MULTI_DAY_PROBABILITY,
+    PERTURBED_PER_WEEKDAY,
+    TASKS,
+    EpisodeConfig,
+)
 
 
 def objective_for(config: EpisodeConfig) -> str:
@@ -38,7 +47,9 @@ def objective_for(config: EpisodeConfig) -> str:
         return TASKS[config.task_id].objective
     return ("Find every incident in four weeks of funnel data and report each one (date, entity, family, "
             "baseline, observed value, delta, severity). Days explained by the calendar and side effects of an "
-            "incident are not incidents. Some episodes contain no incident: then submit an empty report.")
+            "incident are not incidents, nor are unannotated swings in demand or timing within their published bounds. "
+            "An incident that lasts several dates is reported once per date. Some episodes contain no incident: "
+            "then submit an empty report.")
 
 CANONICAL_METHOD = {
     "rate_drop_from_median": "get_rate_drop_from_median_rows",
@@ -64,7 +75,8 @@ class GroundTruth:
     expected_rows: tuple[MetricSubmissionRow, ...]
     neutral_keys: frozenset[str]
     injections: tuple[InjectionRecord, ...]
-    distractors: tuple[DistractorRecord, ...]
+    distractors: tuple[DistractorRecord, ...]  # annotated: the calendar explains them
+    fluctuations: tuple[DistractorRecord, ...] = ()  # unannotated and benign: within published normal bounds
 
     @property
     def expected_keys(self) -> frozenset[str]:
@@ -119,6 +131,27 @@ DISTRACTORS = {
 }
 
 
+# --- benign fluctuations: unannotated days that move within published bounds, never incidents ----------
+
+def _demand_swing(plan: FunnelPlan, day: int, rng: np.random.Generator) -> str:
+    share = float(rng.uniform(*DEMAND_SWING_SHARE)) * (1 if rng.random() < 0.5 else -1)
+    plan.traffic[day] *= 1.0 + share
+    return (f"demand {'rose' if share > 0 else 'fell'} by {abs(share):.0%} all day (weather, a local event): "
+            "every event and hour together, conversion unchanged")
+
+
+def _timing_shift(plan: FunnelPlan, day: int, rng: np.random.Generator) -> str:
+    hours = int(rng.choice(TIMING_SHIFT_HOURS)) * (1 if rng.random() < 0.5 else -1)
+    weight = float(rng.uniform(0.6, 1.0))
+    plan.traffic[day] = (1.0 - weight) * plan.traffic[day] + weight * np.roll(plan.traffic[day], hours)
+    return (f"people used the app about {abs(hours)} hour{'s' * (abs(hours) > 1)} "
+            f"{'later' if hours > 0 else 'earlier'} than usual: the hour-of-day curve moved, daily totals and "
+            "conversion did not")
+
+
+FLUCTUATIONS = {"demand_swing": _demand_swing, "timing_shift": _timing_shift}
+
+
 # --- scheduling ------------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
@@ -127,6 +160,7 @@ class _Planned:
     day: int
     entity_name: str
     magnitude: float | None
+    continues: int | None = None  # the day of the incident this date continues
 
 
 def _open_days(num_days: int, taken: set[int], reserved_weekday: int | None) -> list[int]:
@@ -173,6 +207,12 @@ def _plan_anomalies(config: EpisodeConfig, dates: list[str], taken: set[int], re
         entity = str(rng.choice(names or FAMILY_REGISTRY[family_name].entity_names))
         used_entities.add((family_name, entity))
         planned.append(_Planned(family_name, day, entity, None))
+        # An incident of a family that can persist may go on over the next date, if that date is still open.
+        goes_on = rng.random() < MULTI_DAY_PROBABILITY[config.difficulty]
+        if goes_on and FAMILY_REGISTRY[family_name].persists and \
+                day + 1 in _open_days(len(dates), taken, reserved_weekday):
+            taken.add(day + 1)
+            planned.append(_Planned(family_name, day + 1, entity, None, continues=day))
     return sorted(planned, key=lambda p: p.day)
 
 
@@ -237,15 +277,35 @@ def build_episode(config: EpisodeConfig) -> Episode:
         if kind != "incomplete_last_day":
             taken.add(day)
 
+    # Benign fluctuations take open dates like the distractors, but nothing annotates them.
+    fluctuation_days = []
+    for _ in range(BENIGN_FLUCTUATIONS[config.difficulty]):
+        day = _draw_day(plan.num_days, taken, reserved_weekday, schedule_rng)
+        fluctuation_days.append(day)
+        taken.add(day)
+
     injections: list[InjectionRecord] = []
+    by_day: dict[int, InjectionRecord] = {}
     for index, planned in enumerate(_plan_anomalies(config, dates, taken, reserved_weekday, schedule_rng)):
         family = FAMILY_REGISTRY[planned.family]
         rng = derive_rng(key, f"anomaly/{planned.family}", index)
         entity = planned.entity_name or str(rng.choice(family.entity_names))
         magnitude = planned.magnitude
-        if magnitude is None:
+        if planned.continues is not None:
+            magnitude = by_day[planned.continues].magnitude
+        elif magnitude is None:
             magnitude = family.draw_magnitude(config.difficulty, rng)
-        injections.append(family.inject(plan, planned.day, entity, magnitude, rng))
+        record = family.inject(plan, planned.day, entity, magnitude, rng)
+        if planned.continues is not None:
+            record = replace(record, description=f"continues from {dates[planned.continues]}: {record.description}")
+        by_day[planned.day] = record
+        injections.append(record)
+
+    fluctuations: list[DistractorRecord] = []
+    for index, day in enumerate(fluctuation_days):
+        rng = derive_rng(key, "fluctuation", index)
+        kind = str(rng.choice(list(FLUCTUATIONS)))
+        fluctuations.append(DistractorRecord(kind, day, FLUCTUATIONS[kind](plan, day, rng)))
 
     annotations: list[Annotation] = []
     distractors: list[DistractorRecord] = []
@@ -262,13 +322,13 @@ def build_episode(config: EpisodeConfig) -> Episode:
 
     data = draw_counts(plan, key)
     panel = build_panel(data)
-    truth = _ground_truth(injections, distractors, data, panel)
+    truth = _ground_truth(injections, distractors, fluctuations, data, panel)
     task = {"task_id": config.task_id, "objective": objective_for(config), "config": config.public_dict()}
     return Episode(config, PublicEpisode(data, panel, tuple(annotations), task), truth)
 
 
-def _ground_truth(injections: list[InjectionRecord], distractors: list[DistractorRecord], data: FunnelData,
-                  panel: MetricPanel) -> GroundTruth:
+def _ground_truth(injections: list[InjectionRecord], distractors: list[DistractorRecord],
+                  fluctuations: list[DistractorRecord], data: FunnelData, panel: MetricPanel) -> GroundTruth:
     rows, neutral = [], set()
     for record in injections:
         k = panel.index(record.entity_type, record.entity_name)
@@ -283,4 +343,5 @@ def _ground_truth(injections: list[InjectionRecord], distractors: list[Distracto
         ))
         neutral |= {row_key(data.dates[record.day], t, n) for t, n in record.neutral}
     expected = {row_key(r.date, r.entity_type, r.entity_name) for r in rows}
-    return GroundTruth(tuple(rows), frozenset(neutral - expected), tuple(injections), tuple(distractors))
+    return GroundTruth(tuple(rows), frozenset(neutral - expected), tuple(injections), tuple(distractors),
+                       tuple(fluctuations))

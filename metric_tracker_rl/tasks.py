@@ -17,7 +17,13 @@ DISTRACTORS_BY_DIFFICULTY: dict[str, tuple[str, ...]] = {
     "medium": ("marketing_campaign", "incomplete_last_day"),
     "hard": ("marketing_campaign", "incomplete_last_day", "public_holiday"),
 }
-# Perturbed dates (incidents and distractors) may share a weekday, at most PERTURBED_PER_WEEKDAY of them in
+# Unannotated benign fluctuations per episode (a demand swing or a timing shift, drawn at random; see
+# catalog.DEMAND_SWING_SHARE): days that cross naive thresholds without being incidents.
+BENIGN_FLUCTUATIONS: dict[str, int] = {"easy": 0, "medium": 1, "hard": 2}
+# Chance that an incident of a family that can persist (a whole-day rate shift, a double-firing release) goes on
+# the next date as well: one expected row per date it covers.
+MULTI_DAY_PROBABILITY: dict[str, float] = {"easy": 0.0, "medium": 0.3, "hard": 0.5}
+# Perturbed dates (incidents, distractors and fluctuations) may share a weekday, at most PERTURBED_PER_WEEKDAY of them in
 # different weeks: a perturbed date then has at most one perturbed peer among its three same-weekday peers, so
 # the median baseline stays between two clean values. On medium and hard the latest date's weekday is kept for
 # its late-arriving data; the latest date itself never holds an incident.
@@ -29,7 +35,7 @@ def _incident_capacity(difficulty: str) -> int:
     distractors = DISTRACTORS_BY_DIFFICULTY[difficulty]
     weekdays = WINDOW_WEEKDAYS - ("incomplete_last_day" in distractors)
     other_distractors = sum(kind != "incomplete_last_day" for kind in distractors)
-    return PERTURBED_PER_WEEKDAY * weekdays - other_distractors
+    return PERTURBED_PER_WEEKDAY * weekdays - other_distractors - BENIGN_FLUCTUATIONS[difficulty]
 
 
 MAX_ANOMALIES = {d: _incident_capacity(d) for d in DIFFICULTIES}

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from metric_tracker_rl.agents import Agent, register_agent
-from metric_tracker_rl.catalog import FUNNEL_STEPS
+from metric_tracker_rl.catalog import COUNT_INCIDENT_MIN_SHARE, DEMAND_SWING_SHARE, FUNNEL_STEPS
 from metric_tracker_rl.models import MetricSubmissionRow, MetricTrackerRlAction, MetricTrackerRlObservation
 
 EXPLAINED_KINDS = frozenset({"marketing_campaign", "public_holiday", "data_freshness"})
@@ -36,6 +36,7 @@ POOL_THRESHOLDS = {
     "get_funnel_break_rows": 0.5,
     "get_hourly_traffic_mix_shift_rows": 2.0,
 }
+HOUR_EVIDENCE_METHODS = ("get_instrumentation_data_quality_issue_rows", "get_funnel_break_rows")
 HOUR_EVIDENCE_STRENGTH = 2.0  # rank of a candidate backed by hour-level evidence, before its z is added
 # Robust-z thresholds that a candidate of each kind must clear to be reported without feedback.
 FAMILY_THRESHOLDS = {
@@ -46,6 +47,9 @@ FAMILY_THRESHOLDS = {
     "count": 4.0,
 }
 VOLUME_MIX_Z = 4.0  # a downstream event's hour-of-day mix this far off means the whole volume moved
+# A count incident moves the day's volume by at least COUNT_INCIDENT_MIN_SHARE, a benign demand swing by at most
+# the top of DEMAND_SWING_SHARE: the published bounds leave a gap, and the middle of it separates the two.
+VOLUME_INCIDENT_SHARE = (DEMAND_SWING_SHARE[1] + COUNT_INCIDENT_MIN_SHARE) / 2
 PRIORITY = ("instrumentation_data_quality_issue", "hourly_traffic_mix_shift", "funnel_break", "rate", "count")
 TABLE = "get_rows_with_abs_diff_from_median_gt"  # with threshold 0: every date's row, values by the baseline rule
 SPIKE_STEPS = FUNNEL_STEPS[:3]  # the last step converts near 1 and has no spike family
@@ -68,6 +72,11 @@ class Candidate:
     group: str  # a key of FAMILY_THRESHOLDS
     strength: float  # robust z of the evidence / its threshold: >= 1 clears the threshold
     daily: bool = True  # the evidence is the date's value against its same-weekday baseline
+
+
+def _volume_share(count_row: dict[str, Any]) -> float:
+    """How far the day's app opens are from their baseline, as a share of it."""
+    return abs(count_row["delta_value"]) / max(abs(count_row["baseline_value"]), 1e-9)
 
 
 def _analysis(method: str, **args: Any) -> MetricTrackerRlAction:
@@ -136,13 +145,16 @@ class ExpertAgent(Agent):
 
     def _spreads(self, explained: set[str]) -> dict[tuple[str, str], float]:
         spreads: dict[tuple[str, str], float] = {}
+        # Dates with decisive hour-level evidence of an incident (a step that stopped, an impossible count) would
+        # widen the spread of the rates they move: the spread is measured on the other dates.
+        busy = set(explained) | {row["date"] for method in HOUR_EVIDENCE_METHODS for row in self.results[method]["rows"]}
         for metric in self.results["spread"]["metrics"]:
             spreads[("metric", metric["metric"])] = metric["robust_std_from_baseline"]
         # Where every date's delta is at hand, a higher quantile of |delta| estimates the spread more stably than
         # the median (28 dates are few), and still ignores the handful of incident dates.
         deltas: dict[str, list[float]] = {}
         for row in self.results["rates"]["rows"] + self.results["counts"]["rows"]:
-            if row["date"] not in explained:
+            if row["date"] not in busy:
                 deltas.setdefault(row["entity_name"], []).append(abs(row["delta_value"]))
         for name, values in deltas.items():
             spreads[("metric", name)] = float(np.quantile(values, SPREAD_QUANTILE)) / SPREAD_QUANTILE_Z
@@ -160,12 +172,13 @@ class ExpertAgent(Agent):
         spreads = self._spreads(explained)
         by_date: dict[str, dict[str, list[Candidate]]] = {}
 
-        def add(row: dict[str, Any], group: str, strength: float | None = None) -> None:
+        def add(row: dict[str, Any], group: str, strength: float | None = None, daily: bool | None = None) -> None:
             if row["date"] not in explained:
-                daily = strength is None
+                if daily is None:
+                    daily = strength is None and group in ("rate", "count")
                 if strength is None:
                     strength = abs(self._z(row, spreads)) / FAMILY_THRESHOLDS[group]
-                candidate = Candidate(row, group, strength, daily and group in ("rate", "count"))
+                candidate = Candidate(row, group, strength, daily)
                 by_date.setdefault(row["date"], {}).setdefault(group, []).append(candidate)
 
         for row in self.results["get_instrumentation_data_quality_issue_rows"]["rows"]:
@@ -174,22 +187,27 @@ class ExpertAgent(Agent):
         for row in self.results["get_funnel_break_rows"]["rows"]:
             group = "funnel_break"
             add(row, group, HOUR_EVIDENCE_STRENGTH + abs(self._z(row, spreads)) / FAMILY_THRESHOLDS[group])
+        volume = {row["date"]: row for row in self.results["counts"]["rows"]}
         mix = {(r["date"], r["entity_name"]): r for r in self.results["get_hourly_traffic_mix_shift_rows"]["rows"]}
         for (date, event), row in mix.items():
             if event != "app_opens":
                 continue
             downstream = mix.get((date, "menu_opens"))
             if downstream is not None and self._z(downstream, spreads) >= VOLUME_MIX_Z:
-                # The whole funnel's volume moved in a block of hours: a count incident, evidenced by the mixes.
-                evidence = min(self._z(row, spreads), self._z(downstream, spreads))
-                add(self._volume_row(row), "count", evidence / VOLUME_MIX_Z)
+                # Every event's hours moved together. With the day's volume far off, a count incident in a block
+                # of hours; with the volume within its normal bounds, people just came at other times.
+                if _volume_share(volume[date]) >= VOLUME_INCIDENT_SHARE:
+                    evidence = min(self._z(row, spreads), self._z(downstream, spreads))
+                    add(volume[date], "count", evidence / VOLUME_MIX_Z)
             else:
                 add(row, "hourly_traffic_mix_shift")
         for row in self.results["rates"]["rows"]:
             if row["delta_value"] < 0 or row["entity_name"] in SPIKE_STEPS:
                 add(row, "rate")
         for row in self.results["counts"]["rows"]:
-            add(row, "count")
+            # The day's volume against the published bounds: a count incident clears the gap above the largest
+            # demand swing by many daily-noise widths, whatever else widened the count's spread this window.
+            add(row, "count", _volume_share(row) / VOLUME_INCIDENT_SHARE, daily=True)
 
         ranked = []
         for groups in by_date.values():
@@ -222,16 +240,16 @@ class ExpertAgent(Agent):
                 if clean and len(clean) < 3:
                     reference = clean + [row["observed_value"]] if len(clean) >= 2 else clean
                     delta = row["observed_value"] - float(np.median(reference))
-                    strength = abs(self._z({**row, "delta_value": delta}, spreads)) / FAMILY_THRESHOLDS[candidate.group]
+                    if candidate.group == "count":
+                        strength = abs(delta) / max(abs(float(np.median(reference))), 1e-9) / VOLUME_INCIDENT_SHARE
+                    else:
+                        strength = (abs(self._z({**row, "delta_value": delta}, spreads))
+                                    / FAMILY_THRESHOLDS[candidate.group])
                     candidate = Candidate(row, candidate.group, strength, daily=True)
             if candidate.strength >= 1.0:
                 perturbed.add(row["date"])
             rerated.append(candidate)
         return sorted(rerated, key=lambda c: -c.strength)
-
-    def _volume_row(self, mix_row: dict[str, Any]) -> dict[str, Any]:
-        """The app-open count row of a date whose whole volume shifted in a block of hours."""
-        return next(row for row in self.results["counts"]["rows"] if row["date"] == mix_row["date"])
 
     # --- reports -------------------------------------------------------------------------------------
 

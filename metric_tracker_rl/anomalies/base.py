@@ -41,6 +41,7 @@ class AnomalyFamily(ABC):
     description: str
     magnitude_meaning: str
     magnitude_ranges: dict[str, tuple[float, float]]  # per difficulty
+    persists: bool = False  # an incident of this family may go on over the next date (one row per date)
 
     @property
     def entity_type(self) -> str:

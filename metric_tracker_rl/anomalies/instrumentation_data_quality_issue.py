@@ -11,6 +11,7 @@ class InstrumentationDataQualityIssue(AnomalyFamily):
     """A tracking bug fires one event two or more times, so it can exceed the step before it."""
 
     name = "instrumentation_data_quality_issue"
+    persists = True
     # Events whose normal step rate is high enough that double-firing makes the count impossible.
     entity_names = ("menu_opens", "orders_placed", "payment_successful")
     description = ("A client release double-fires one event from some hour to the end of the day: its count "

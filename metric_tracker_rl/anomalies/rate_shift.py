@@ -19,6 +19,7 @@ MAX_STEP_RATE = 0.97
 
 class RateShiftFamily(AnomalyFamily):
     direction: int  # +1 spike, -1 drop
+    persists = True
 
     def inject(self, plan: FunnelPlan, day: int, entity_name: str, magnitude: float,
                rng: np.random.Generator) -> InjectionRecord:
