@@ -142,8 +142,9 @@ def _demand_swing(plan: FunnelPlan, day: int, rng: np.random.Generator) -> str:
 
 def _timing_shift(plan: FunnelPlan, day: int, rng: np.random.Generator) -> str:
     hours = int(rng.choice(TIMING_SHIFT_HOURS)) * (1 if rng.random() < 0.5 else -1)
-    weight = float(rng.uniform(0.6, 1.0))
-    plan.traffic[day] = (1.0 - weight) * plan.traffic[day] + weight * np.roll(plan.traffic[day], hours)
+    # The day's sessions keep their behaviour and just happen at other hours: traffic and conversion move together.
+    plan.traffic[day] = np.roll(plan.traffic[day], hours)
+    plan.step_rates[day] = np.roll(plan.step_rates[day], hours, axis=0)
     return (f"people used the app about {abs(hours)} hour{'s' * (abs(hours) > 1)} "
             f"{'later' if hours > 0 else 'earlier'} than usual: the hour-of-day curve moved, daily totals and "
             "conversion did not")
@@ -207,12 +208,14 @@ def _plan_anomalies(config: EpisodeConfig, dates: list[str], taken: set[int], re
         entity = str(rng.choice(names or FAMILY_REGISTRY[family_name].entity_names))
         used_entities.add((family_name, entity))
         planned.append(_Planned(family_name, day, entity, None))
-        # An incident of a family that can persist may go on over the next date, if that date is still open.
+    # Once every incident has its date, an incident of a family that can persist may go on over the next date,
+    # if that date is still open.
+    for first in list(planned):
         goes_on = rng.random() < MULTI_DAY_PROBABILITY[config.difficulty]
-        if goes_on and FAMILY_REGISTRY[family_name].persists and \
-                day + 1 in _open_days(len(dates), taken, reserved_weekday):
-            taken.add(day + 1)
-            planned.append(_Planned(family_name, day + 1, entity, None, continues=day))
+        if goes_on and FAMILY_REGISTRY[first.family].persists and \
+                first.day + 1 in _open_days(len(dates), taken, reserved_weekday):
+            taken.add(first.day + 1)
+            planned.append(_Planned(first.family, first.day + 1, first.entity_name, None, continues=first.day))
     return sorted(planned, key=lambda p: p.day)
 
 
@@ -279,7 +282,7 @@ def build_episode(config: EpisodeConfig) -> Episode:
 
     # Benign fluctuations take open dates like the distractors, but nothing annotates them.
     fluctuation_days = []
-    for _ in range(BENIGN_FLUCTUATIONS[config.difficulty]):
+    for _ in BENIGN_FLUCTUATIONS[config.difficulty]:
         day = _draw_day(plan.num_days, taken, reserved_weekday, schedule_rng)
         fluctuation_days.append(day)
         taken.add(day)
@@ -302,9 +305,8 @@ def build_episode(config: EpisodeConfig) -> Episode:
         injections.append(record)
 
     fluctuations: list[DistractorRecord] = []
-    for index, day in enumerate(fluctuation_days):
+    for index, (kind, day) in enumerate(zip(BENIGN_FLUCTUATIONS[config.difficulty], fluctuation_days, strict=True)):
         rng = derive_rng(key, "fluctuation", index)
-        kind = str(rng.choice(list(FLUCTUATIONS)))
         fluctuations.append(DistractorRecord(kind, day, FLUCTUATIONS[kind](plan, day, rng)))
 
     annotations: list[Annotation] = []

@@ -17,15 +17,19 @@ DISTRACTORS_BY_DIFFICULTY: dict[str, tuple[str, ...]] = {
     "medium": ("marketing_campaign", "incomplete_last_day"),
     "hard": ("marketing_campaign", "incomplete_last_day", "public_holiday"),
 }
-# Unannotated benign fluctuations per episode (a demand swing or a timing shift, drawn at random; see
-# catalog.DEMAND_SWING_SHARE): days that cross naive thresholds without being incidents.
-BENIGN_FLUCTUATIONS: dict[str, int] = {"easy": 0, "medium": 1, "hard": 2}
+# Unannotated benign fluctuations per episode (see catalog.DEMAND_SWING_SHARE), each on its own open date: days
+# that cross naive thresholds without being incidents.
+BENIGN_FLUCTUATIONS: dict[str, tuple[str, ...]] = {
+    "easy": (),
+    "medium": ("timing_shift",),
+    "hard": ("timing_shift", "timing_shift", "demand_swing"),
+}
 # Chance that an incident of a family that can persist (a whole-day rate shift, a double-firing release) goes on
 # the next date as well: one expected row per date it covers.
 MULTI_DAY_PROBABILITY: dict[str, float] = {"easy": 0.0, "medium": 0.3, "hard": 0.5}
-# Perturbed dates (incidents, distractors and fluctuations) may share a weekday, at most PERTURBED_PER_WEEKDAY of them in
-# different weeks: a perturbed date then has at most one perturbed peer among its three same-weekday peers, so
-# the median baseline stays between two clean values. On medium and hard the latest date's weekday is kept for
+# Perturbed dates (incidents, distractors and fluctuations) may share a weekday, at most PERTURBED_PER_WEEKDAY
+# of them in different weeks: a perturbed date then has at most one perturbed peer among its three same-weekday
+# peers, so the median baseline stays between two clean values. On medium and hard the latest date's weekday is kept for
 # its late-arriving data; the latest date itself never holds an incident.
 PERTURBED_PER_WEEKDAY = 2
 WINDOW_WEEKDAYS = 7
@@ -35,7 +39,7 @@ def _incident_capacity(difficulty: str) -> int:
     distractors = DISTRACTORS_BY_DIFFICULTY[difficulty]
     weekdays = WINDOW_WEEKDAYS - ("incomplete_last_day" in distractors)
     other_distractors = sum(kind != "incomplete_last_day" for kind in distractors)
-    return PERTURBED_PER_WEEKDAY * weekdays - other_distractors - BENIGN_FLUCTUATIONS[difficulty]
+    return PERTURBED_PER_WEEKDAY * weekdays - other_distractors - len(BENIGN_FLUCTUATIONS[difficulty])
 
 
 MAX_ANOMALIES = {d: _incident_capacity(d) for d in DIFFICULTIES}
@@ -47,6 +51,9 @@ DEFAULT_DENSITY = {"easy": 0.07, "medium": 0.1, "hard": 0.14}
 MAX_DENSITY = 0.25
 DEFAULT_MAX_STEPS = 40
 DEFAULT_MAX_SUBMISSIONS = 1  # one graded report: it ends the episode, so its feedback cannot be decoded
+# Under a curriculum budget, the k-th graded submission is credited its score minus RETRY_COST * (k - 1): a retry
+# that improves the report still pays, probing submissions to read the feedback do not.
+RETRY_COST = 0.25
 RESET_KEYS = ("task_id", "seed", "scenario_family", "difficulty", "anomaly_density", "anomaly_count",
               "anomalies", "max_steps", "max_submissions", "split", "index")
 

@@ -29,7 +29,7 @@ from metric_tracker_rl.models import (
     TaskInfo,
 )
 from metric_tracker_rl.scenario import Episode, build_episode
-from metric_tracker_rl.tasks import resolve_episode_config, task_catalog
+from metric_tracker_rl.tasks import RETRY_COST, resolve_episode_config, task_catalog
 from metric_tracker_rl.validation import validate_rows
 from server.task_api import TaskProviderMixin
 
@@ -53,6 +53,14 @@ NO_EPISODE = (
     "No active episode. Over HTTP every /step request gets a fresh environment (HTTP is stateless), so an "
     "episode needs the WebSocket session at /ws (MetricTrackerRlEnv in Python): send reset, then steps."
 )
+
+
+def _retry_note(submission: int) -> str:
+    """How a retry's score was credited (nothing to say about the first submission)."""
+    if submission <= 1:
+        return ""
+    cost = RETRY_COST * (submission - 1)
+    return f" (credited {cost:g} less as submission {submission})"
 
 
 def _error(message: str) -> dict[str, Any]:
@@ -211,8 +219,9 @@ class MetricTrackerRlEnvironment(TaskProviderMixin,
                                   episode.public.data.dates)
         self._submissions += 1
         self._last_score = result.score
-        reward = max(0.0, result.score - self._episode_score)
-        self._episode_score = max(self._episode_score, result.score)
+        credited = max(0.0, result.score - RETRY_COST * (self._submissions - 1))
+        reward = max(0.0, credited - self._episode_score)
+        self._episode_score = max(self._episode_score, credited)
         left = episode.config.max_submissions - self._submissions
         if result.score >= 1.0 or left <= 0:
             self._done = True
@@ -221,15 +230,17 @@ class MetricTrackerRlEnvironment(TaskProviderMixin,
             message = (f"Graded {breakdown.submitted_row_count} row(s): {breakdown.matched_row_count} of "
                        f"{len(episode.truth.expected_rows)} expected incident(s) found, "
                        f"{breakdown.false_positive_count} false positive(s) (of which {breakdown.neutral_row_count} "
-                       f"on side-effect keys). Score {result.score:.4f}; episode score {self._episode_score:.4f}. "
+                       f"on side-effect keys). Score {result.score:.4f}{_retry_note(self._submissions)}; episode score "
+                       f"{self._episode_score:.4f}. "
                        "The episode is over.")
             final = {"reward_breakdown": breakdown, "expected_row_count": len(episode.truth.expected_rows),
                      "correct_row_count": breakdown.matched_row_count}
         else:
             # Not the last submission: only the score and the row counts (see RewardBreakdown).
             message = (f"Graded {breakdown.submitted_row_count} row(s): {breakdown.matched_row_count} on expected "
-                       f"keys, {breakdown.false_positive_count} false positive(s). Score {result.score:.4f}; "
-                       f"episode score {self._episode_score:.4f}. {left} submission(s) left.")
+                       f"keys, {breakdown.false_positive_count} false positive(s). Score {result.score:.4f}"
+                       f"{_retry_note(self._submissions)}; episode score {self._episode_score:.4f}. {left} "
+                       f"submission(s) left; each retry costs {RETRY_COST} of its score.")
             final = {"reward_breakdown": breakdown.coarse(), "correct_row_count": breakdown.matched_row_count}
         return {
             "status": "graded", "reward": round(reward, 6), "message": message,

@@ -34,7 +34,7 @@ EXPLAINED_KINDS = frozenset({"marketing_campaign", "public_holiday", "data_fresh
 POOL_THRESHOLDS = {
     "get_instrumentation_data_quality_issue_rows": 0.5,
     "get_funnel_break_rows": 0.5,
-    "get_hourly_traffic_mix_shift_rows": 2.0,
+    "get_hourly_traffic_mix_shift_rows": 1.0,
 }
 HOUR_EVIDENCE_METHODS = ("get_instrumentation_data_quality_issue_rows", "get_funnel_break_rows")
 HOUR_EVIDENCE_STRENGTH = 2.0  # rank of a candidate backed by hour-level evidence, before its z is added
@@ -50,6 +50,11 @@ VOLUME_MIX_Z = 4.0  # a downstream event's hour-of-day mix this far off means th
 # A count incident moves the day's volume by at least COUNT_INCIDENT_MIN_SHARE, a benign demand swing by at most
 # the top of DEMAND_SWING_SHARE: the published bounds leave a gap, and the middle of it separates the two.
 VOLUME_INCIDENT_SHARE = (DEMAND_SWING_SHARE[1] + COUNT_INCIDENT_MIN_SHARE) / 2
+# Bot traffic adds at least a fifth of the day's volume in opens that never convert, so the opens rise and the
+# first step's conversion falls together; a count incident keeps conversion, a funnel break or a rate drop keeps
+# the opens.
+BOT_OPENS_SHARE = 0.10
+BOT_RATE_DROP_SHARE = 0.08
 PRIORITY = ("instrumentation_data_quality_issue", "hourly_traffic_mix_shift", "funnel_break", "rate", "count")
 TABLE = "get_rows_with_abs_diff_from_median_gt"  # with threshold 0: every date's row, values by the baseline rule
 SPIKE_STEPS = FUNNEL_STEPS[:3]  # the last step converts near 1 and has no spike family
@@ -72,6 +77,10 @@ class Candidate:
     group: str  # a key of FAMILY_THRESHOLDS
     strength: float  # robust z of the evidence / its threshold: >= 1 clears the threshold
     daily: bool = True  # the evidence is the date's value against its same-weekday baseline
+
+
+def _signed_share(count_row: dict[str, Any]) -> float:
+    return count_row["delta_value"] / max(abs(count_row["baseline_value"]), 1e-9)
 
 
 def _volume_share(count_row: dict[str, Any]) -> float:
@@ -147,7 +156,8 @@ class ExpertAgent(Agent):
         spreads: dict[tuple[str, str], float] = {}
         # Dates with decisive hour-level evidence of an incident (a step that stopped, an impossible count) would
         # widen the spread of the rates they move: the spread is measured on the other dates.
-        busy = set(explained) | {row["date"] for method in HOUR_EVIDENCE_METHODS for row in self.results[method]["rows"]}
+        busy = set(explained) | {row["date"] for method in HOUR_EVIDENCE_METHODS
+                                 for row in self.results[method]["rows"]}
         for metric in self.results["spread"]["metrics"]:
             spreads[("metric", metric["metric"])] = metric["robust_std_from_baseline"]
         # Where every date's delta is at hand, a higher quantile of |delta| estimates the spread more stably than
@@ -184,24 +194,44 @@ class ExpertAgent(Agent):
         for row in self.results["get_instrumentation_data_quality_issue_rows"]["rows"]:
             group = "instrumentation_data_quality_issue"
             add(row, group, HOUR_EVIDENCE_STRENGTH + abs(self._z(row, spreads)) / FAMILY_THRESHOLDS[group])
-        for row in self.results["get_funnel_break_rows"]["rows"]:
-            group = "funnel_break"
-            add(row, group, HOUR_EVIDENCE_STRENGTH + abs(self._z(row, spreads)) / FAMILY_THRESHOLDS[group])
         volume = {row["date"]: row for row in self.results["counts"]["rows"]}
         mix = {(r["date"], r["entity_name"]): r for r in self.results["get_hourly_traffic_mix_shift_rows"]["rows"]}
+        first_step = {r["date"]: r for r in self.results["rates"]["rows"] if r["entity_name"] == FUNNEL_STEPS[0]}
+
+        def bot_evidence(date: str) -> float | None:
+            """Opens that never convert were added: many more opens than usual while the first step converts
+            clearly worse (a count incident keeps conversion, a funnel break or a rate drop keeps the opens).
+            Returns the strength of that evidence, or None."""
+            opens, rate = volume.get(date), first_step.get(date)
+            if (mix.get((date, "app_opens")) is None or opens is None or rate is None
+                    or _signed_share(opens) < BOT_OPENS_SHARE or _signed_share(rate) > -BOT_RATE_DROP_SHARE):
+                return None
+            return 1.0 + abs(self._z(rate, spreads)) / FAMILY_THRESHOLDS["rate"]
+
+        bot_dates = {date for date, _ in mix if bot_evidence(date) is not None}
+        for row in self.results["get_funnel_break_rows"]["rows"]:
+            group = "funnel_break"
+            if row["entity_name"] == FUNNEL_STEPS[0] and row["date"] in bot_dates:
+                continue  # the hours where opens stopped converting are the bots' hours
+            add(row, group, HOUR_EVIDENCE_STRENGTH + abs(self._z(row, spreads)) / FAMILY_THRESHOLDS[group])
         for (date, event), row in mix.items():
             if event != "app_opens":
                 continue
             downstream = mix.get((date, "menu_opens"))
-            if downstream is not None and self._z(downstream, spreads) >= VOLUME_MIX_Z:
+            if date in bot_dates:
+                mix_strength = abs(self._z(row, spreads)) / FAMILY_THRESHOLDS["hourly_traffic_mix_shift"]
+                add(row, "hourly_traffic_mix_shift", max(bot_evidence(date) or 0.0, mix_strength))
+            elif downstream is not None and self._z(downstream, spreads) >= VOLUME_MIX_Z:
                 # Every event's hours moved together. With the day's volume far off, a count incident in a block
                 # of hours; with the volume within its normal bounds, people just came at other times.
-                if _volume_share(volume[date]) >= VOLUME_INCIDENT_SHARE:
+                if date in volume and _volume_share(volume[date]) >= VOLUME_INCIDENT_SHARE:
                     evidence = min(self._z(row, spreads), self._z(downstream, spreads))
                     add(volume[date], "count", evidence / VOLUME_MIX_Z)
             else:
                 add(row, "hourly_traffic_mix_shift")
         for row in self.results["rates"]["rows"]:
+            if row["entity_name"] == FUNNEL_STEPS[0] and row["date"] in bot_dates:
+                continue  # the first step's fall is the bots' side effect
             if row["delta_value"] < 0 or row["entity_name"] in SPIKE_STEPS:
                 add(row, "rate")
         for row in self.results["counts"]["rows"]:

@@ -190,8 +190,8 @@ class WeekdayRuleAgent(SubmitOnce):
 
 
 class FeedbackDecoderAgent(PoolAgent):
-    """Decodes the answer from graded feedback. Naive candidates: for each of the top dates, its keys by
-    specificity. Probe 1 reports every date's first choice; probe 2 swaps the second half of the dates to their
+    """Decodes the answer from graded feedback. Naive candidates: for each of the top dates, its keys by how
+    far each moved. Probe 1 reports every date's first choice; probe 2 swaps the second half of the dates to their
     second choice; the change in matched count says which choice is right for that half. The final report keeps
     the better choice, trimmed to the matched count. With one submission only the naive report is possible."""
 
@@ -211,10 +211,11 @@ class FeedbackDecoderAgent(PoolAgent):
         return self.last
 
     def _choices(self) -> list[list[Row]]:
-        """Per top date (more dates than the count, to find the right ones), its keys most specific first."""
+        """Per top date (more dates than the count, to find the right ones), its keys by how far each moved
+        (relative to its baseline): no family reasoning, the feedback is meant to tell which key is right."""
         pool = self.pool_by_date()
         dates = [entry["date"] for entry in self.ranked_dates() if entry["date"] in pool][: self.k() + 2]
-        return [sorted(pool[date], key=specificity_order) for date in dates]
+        return [sorted(pool[date], key=lambda row: -relative_move(row)) for date in dates]
 
     def _next(self, remaining: int) -> list[Row]:
         choices = self._choices()

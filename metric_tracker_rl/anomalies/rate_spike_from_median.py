@@ -13,7 +13,7 @@ class RateSpikeFromMedian(RateShiftFamily):
     description = ("One funnel step converts better for the whole day (e.g. a promotion or an auto-add bug). "
                    "Counts after that step rise with it; end-to-end rates through it are side effects.")
     magnitude_meaning = "relative rise of the step's conversion probability (capped at 0.97)"
-    magnitude_ranges = {"easy": (0.4, 0.6), "medium": (0.26, 0.4), "hard": (0.22, 0.32)}
+    magnitude_ranges = {"easy": (0.4, 0.6), "medium": (0.26, 0.4), "hard": (0.24, 0.34)}
 
 
 register_family(RateSpikeFromMedian())
