@@ -79,6 +79,11 @@ class GroundTruth:
     fluctuations: tuple[DistractorRecord, ...] = ()  # unannotated and benign: within published normal bounds
 
     @property
+    def incident_count(self) -> int:
+        """Incidents, not rows: an incident that lasts two dates has a row on each."""
+        return sum(record.continues is None for record in self.injections)
+
+    @property
     def expected_keys(self) -> frozenset[str]:
         return frozenset(row_key(r.date, r.entity_type, r.entity_name) for r in self.expected_rows)
 
@@ -300,7 +305,8 @@ def build_episode(config: EpisodeConfig) -> Episode:
             magnitude = family.draw_magnitude(config.difficulty, rng)
         record = family.inject(plan, planned.day, entity, magnitude, rng)
         if planned.continues is not None:
-            record = replace(record, description=f"continues from {dates[planned.continues]}: {record.description}")
+            record = replace(record, continues=planned.continues,
+                             description=f"continues from {dates[planned.continues]}: {record.description}")
         by_day[planned.day] = record
         injections.append(record)
 

@@ -270,6 +270,8 @@ class MetricTrackerRlEnvironment(TaskProviderMixin,
                             "description": r.description} for r in truth.injections],
             "distractors": [{"kind": d.kind, "date": dates[d.day], "description": d.description}
                             for d in truth.distractors],
+            "fluctuations": [{"kind": f.kind, "date": dates[f.day], "description": f.description}
+                             for f in truth.fluctuations],
         }
 
 

@@ -19,14 +19,13 @@ from metric_tracker_rl.catalog import DIFFICULTIES
 from server.environment import MetricTrackerRlEnvironment
 
 SEEDS = 20
-GAMING_SEEDS = 10
+# The issue's targets are set on 200 seeds; 40 is the smallest sweep on which each of them holds with the
+# same seeds every run (the sweep is deterministic), so a regression in any of them fails here.
+TARGET_SEEDS = 40
 GAMING_AGENTS = ("top_k_dates", "side_effect_padder", "weekday_rule", "feedback_decoder")
 REPLAYER = "seed_replayer"
 # The one agent that may rebuild the episode from its seed: replaying the public generator is its exploit.
 REPLAY_MODULES = ("metric_tracker_rl.scenario", "metric_tracker_rl.tasks")
-# Bounds the issue sets for the gaming agents; met once the generator stops handing out structure (the
-# generator's own work). strict: the marks must go when the bounds hold.
-AWAITS_GENERATOR = pytest.mark.xfail(strict=True, reason="needs the generator that stops handing out structure")
 AGENT_DIR = Path(__file__).resolve().parents[1] / "metric_tracker_rl" / "agents"
 FORBIDDEN_MODULES = ("server", "metric_tracker_rl.scenario", "metric_tracker_rl.anomalies", "metric_tracker_rl.grader",
                      "metric_tracker_rl.tasks", "metric_tracker_rl.analysis_tools", "metric_tracker_rl.metrics",
@@ -35,13 +34,14 @@ FORBIDDEN_MODULES = ("server", "metric_tracker_rl.scenario", "metric_tracker_rl.
 
 @pytest.fixture(scope="module")
 def results() -> dict:
-    return calibrate([name for name in AGENTS if name not in (*GAMING_AGENTS, REPLAYER)], SEEDS,
+    return calibrate([name for name in AGENTS if name not in (*GAMING_AGENTS, REPLAYER, "expert_one_shot")], SEEDS,
                      progress=False)["agents"]
 
 
 @pytest.fixture(scope="module")
-def gaming() -> dict:
-    return calibrate([*GAMING_AGENTS, REPLAYER], GAMING_SEEDS, progress=False)["agents"]
+def targets() -> dict:
+    """The expert (one submission) and the gaming agents on the larger sweep the issue's targets are read on."""
+    return calibrate(["expert_one_shot", *GAMING_AGENTS, REPLAYER], TARGET_SEEDS, progress=False)["agents"]
 
 
 def test_every_reference_agent_is_registered() -> None:
@@ -61,25 +61,17 @@ def test_agents_read_only_public_modules() -> None:
                 assert not name.startswith(FORBIDDEN_MODULES), f"{path.name} imports {name}"
 
 
-# Targets the expert does not meet yet (measured, deterministic): strict, so that meeting one fails the mark.
-EXPERT_SHORT_ON_HARD = pytest.mark.xfail(strict=True, reason="measured: hard_mixed_multi 0.75 (a count drop at "
-                                         "robust z 3.9, under the 4.0 threshold); hard sweep 0.936 on these 20 seeds, "
-                                         "0.955 mean but 0.83 share >= 0.9 over 200")
-
-
-@pytest.mark.parametrize("task_id", ["easy_single_spike", "medium_mixed_pair",
-                                     pytest.param("hard_mixed_multi", marks=EXPERT_SHORT_ON_HARD)])
+@pytest.mark.parametrize("task_id", ["easy_single_spike", "medium_mixed_pair", "hard_mixed_multi"])
 def test_expert_solves_named_tasks(results: dict, task_id: str) -> None:
     assert results["expert"][task_id]["mean"] >= 0.95, task_id
 
 
-@pytest.mark.parametrize("difficulty", ["easy", "medium", pytest.param("hard", marks=EXPERT_SHORT_ON_HARD)])
-def test_expert_solves_the_sweep(results: dict, difficulty: str) -> None:
-    stats = results["expert"][difficulty]
+@pytest.mark.parametrize("difficulty", DIFFICULTIES)
+def test_expert_solves_the_sweep(targets: dict, difficulty: str) -> None:
+    # 200 seeds: mean 0.990 / 0.993 / 0.992, share >= 0.9 of 0.972 / 0.972 / 0.961 (docs/calibration.md).
+    stats = targets["expert_one_shot"][difficulty]
     assert stats["mean"] >= 0.95
-    # Measured over 200 seeds (drawn counts, shared weekdays): share >= 0.9 is 0.94 easy, 0.96 medium, 0.83 hard;
-    # the target is 0.95 everywhere. This small sample asserts what is met today.
-    assert stats["share_ge_0_9"] >= 0.8
+    assert stats["share_ge_0_9"] >= 0.95
 
 
 def test_empty_report_is_right_only_on_null_episodes(results: dict) -> None:
@@ -88,8 +80,8 @@ def test_empty_report_is_right_only_on_null_episodes(results: dict) -> None:
     assert results["null"][NULL_GROUP]["min"] == 1.0
 
 
-@pytest.mark.xfail(strict=True, reason="measured: the expert reports a noise day just over its threshold on some "
-                                       "null episodes (0.964 mean over 200 seeds per difficulty)")
+@pytest.mark.xfail(strict=True, reason="measured: the expert reports a noise day just over its rate threshold on "
+                                       "some null episodes (0.983 mean over 200 seeds per difficulty, 0.917 on 20)")
 def test_expert_reports_nothing_on_null_episodes(results: dict) -> None:
     assert results["expert"][NULL_GROUP]["min"] == 1.0
 
@@ -158,10 +150,10 @@ def test_calibrate_command_writes_table_and_json(tmp_path: Path, capsys: pytest.
     assert data["agents"]["null"][NULL_GROUP]["n"] == 3  # one null episode per difficulty in 10 seeds
 
 
-def test_seed_replay_rebuilds_open_episodes_only(gaming: dict) -> None:
-    for group, stats in gaming[REPLAYER].items():
+def test_seed_replay_rebuilds_open_episodes_only(targets: dict) -> None:
+    for group, stats in targets[REPLAYER].items():
         assert stats["min"] == 1.0, group
-    held_out = calibrate([REPLAYER], GAMING_SEEDS, progress=False, held_out=True)["agents"][REPLAYER]
+    held_out = calibrate([REPLAYER], SEEDS, progress=False, held_out=True)["agents"][REPLAYER]
     for difficulty in DIFFICULTIES:
         assert held_out[difficulty]["mean"] <= 0.05, difficulty
 
@@ -185,18 +177,18 @@ def test_feedback_decoder_plays_a_curriculum_budget() -> None:
 
 
 @pytest.mark.parametrize("difficulty", ["medium", "hard"])
-def test_gaming_agents_stay_below_the_expert(results: dict, gaming: dict, difficulty: str) -> None:
+def test_gaming_agents_stay_below_the_expert(targets: dict, difficulty: str) -> None:
     for agent in GAMING_AGENTS:
-        assert gaming[agent][difficulty]["mean"] <= results["expert"][difficulty]["mean"] - 0.1, agent
+        assert targets[agent][difficulty]["mean"] <= targets["expert_one_shot"][difficulty]["mean"] - 0.5, agent
 
 
-@AWAITS_GENERATOR
-def test_weekday_rule_fails_hard(gaming: dict) -> None:
-    assert gaming["weekday_rule"]["hard"]["mean"] <= 0.6
+def test_weekday_rule_fails_hard(targets: dict) -> None:
+    # 200 seeds: 0.340 on hard.
+    assert targets["weekday_rule"]["hard"]["mean"] <= 0.6
 
 
-@AWAITS_GENERATOR
 @pytest.mark.parametrize("difficulty", ["medium", "hard"])
-def test_other_gaming_agents_stay_low(gaming: dict, difficulty: str) -> None:
+def test_other_gaming_agents_stay_low(targets: dict, difficulty: str) -> None:
+    # 200 seeds: top-k dates 0.197 / 0.151, side-effect padder 0.205 / 0.204, feedback decoder 0.258 / 0.276.
     for agent in ("top_k_dates", "side_effect_padder", "feedback_decoder"):
-        assert gaming[agent][difficulty]["mean"] <= 0.3, agent
+        assert targets[agent][difficulty]["mean"] <= 0.3, agent

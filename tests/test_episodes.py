@@ -10,7 +10,7 @@ from metric_tracker_rl import MetricTrackerRlAction
 from metric_tracker_rl.catalog import ENTITY_NAMES
 from metric_tracker_rl.models import MetricSubmissionRow, PayloadGeneratorMethod
 from metric_tracker_rl.scenario import GroundTruth, build_episode
-from metric_tracker_rl.tasks import resolve_episode_config
+from metric_tracker_rl.tasks import RETRY_COST, resolve_episode_config
 from server.environment import MAX_SUBMISSION_ROWS, MetricTrackerRlEnvironment
 
 EMPTY_REPORT = MetricTrackerRlAction(classifications=[])
@@ -39,6 +39,11 @@ def test_one_graded_submission_by_default_ends_the_episode() -> None:
         assert not obs.truncated
 
 
+def credited(scores: list[float]) -> float:
+    """The episode score of a sequence of graded scores: the best, each retry paying RETRY_COST per retry."""
+    return max((max(0.0, score - RETRY_COST * k) for k, score in enumerate(scores)), default=0.0)
+
+
 def test_a_curriculum_budget_grades_each_submission_by_its_improvement() -> None:
     env, truth = started(task_id="medium_mixed_pair", max_submissions=3)
     expected = list(truth.expected_rows)
@@ -49,8 +54,19 @@ def test_a_curriculum_budget_grades_each_submission_by_its_improvement() -> None
         scores.append(obs.reward_breakdown.score)
         rewards.append(obs.reward)
     assert scores[1] == 0.0 and scores[2] == 1.0 and obs.done
-    assert rewards == [scores[0], 0.0, 1.0 - scores[0]]
-    assert abs(sum(rewards) - max(scores)) < 1e-9 and obs.episode_score == 1.0
+    # The third submission is perfect but a second retry: credited 1 - 2 x RETRY_COST.
+    assert abs(rewards[0] - scores[0]) < 1e-9 and rewards[1] == 0.0
+    assert abs(rewards[2] - max(0.0, 1.0 - 2 * RETRY_COST - scores[0])) < 1e-6
+    assert abs(sum(rewards) - credited(scores)) < 1e-6 and abs(obs.episode_score - credited(scores)) < 1e-6
+    assert "credited" in obs.message
+
+
+def test_a_retry_that_improves_the_report_still_pays() -> None:
+    env, truth = started(task_id="hard_mixed_multi", max_submissions=2)
+    first = env.step(EMPTY_REPORT)
+    last = env.step(MetricTrackerRlAction(classifications=list(truth.expected_rows)))
+    assert first.reward == 0.0 and last.reward_breakdown.score == 1.0
+    assert abs(last.reward - (1.0 - RETRY_COST)) < 1e-9 and last.episode_score == last.reward
 
 
 def test_feedback_before_the_last_submission_carries_only_the_score_and_counts() -> None:
@@ -274,9 +290,9 @@ def test_the_sum_of_rewards_is_the_episode_score(data, seed: int, difficulty: st
         else:
             assert obs.reward == 0.0
         assert abs(sum(rewards) - obs.episode_score) < 1e-9
-    episode_score = max(graded, default=0.0)
+    episode_score = credited(graded)
     assert abs(sum(rewards) - episode_score) < 1e-9
-    assert env.state.episode_score == episode_score
+    assert abs(env.state.episode_score - episode_score) < 1e-9
     assert len(graded) <= max_submissions
     if data is None:
         assert len(graded) == 3 and abs(sum(rewards) - graded[0]) < 1e-9

@@ -126,9 +126,10 @@ def test_score_is_always_between_zero_and_one(ep: Episode, data: st.DataObject) 
 @given(seed=SEEDS, difficulty=DIFFICULTIES, data=st.data())
 def test_finding_one_of_three_scores_well_below_half(seed: int, difficulty: str, data: st.DataObject) -> None:
     ep = episode(seed, "mixed", difficulty, anomaly_count=3)
-    assert len(ep.truth.expected_rows) == 3
+    rows = len(ep.truth.expected_rows)  # three incidents; one that lasts two dates adds a row
+    assert ep.truth.incident_count == 3 and rows >= 3
     found = data.draw(st.sampled_from(ep.truth.expected_rows))
-    assert score(ep, [found]) <= 1 / 3 + 1e-6 < 0.5
+    assert score(ep, [found]) <= 1 / rows + 1e-6 < 0.5
 
 
 @PROPERTY

@@ -28,8 +28,12 @@ SWEEP = [{"task_id": "medium_mixed_pair"}, {"task_id": "hard_mixed_multi"},
          {"seed": 7, "difficulty": "hard", "anomaly_count": 4}, {"seed": 11, "difficulty": "medium"},
          {"seed": 12, "scenario_family": "funnel_break", "anomaly_count": 2},
          # a drawn incident count (5) and a Saturday shared by a count spike and a marketing campaign
-         {"seed": 4, "difficulty": "hard"}]
-LABEL_WORDS = ("expected_rows", "neutral_keys", "injections")  # "magnitude" names a public reset setting
+         {"seed": 4, "difficulty": "hard"},
+         # an incident over two dates, two timing shifts and a demand swing
+         {"seed": 30001, "difficulty": "hard"}]
+# "magnitude" names a public reset setting; the fluctuation kinds name what the truth says about a date
+LABEL_WORDS = ("expected_rows", "neutral_keys", "injections", "fluctuations", "timing_shift", "demand_swing",
+               "continues from")
 COUNTS: Counter[str] = Counter()
 
 
@@ -65,7 +69,7 @@ def tool_calls() -> Iterator[tuple[str, dict[str, Any]]]:
 
 def injected_values(truth: Any) -> list[str]:
     """Strings only the labels hold: injection descriptions and the magnitudes' full-precision spellings."""
-    values = [r.description for r in truth.injections]
+    values = [r.description for r in truth.injections] + [f.description for f in truth.fluctuations]
     values += [repr(float(r.magnitude)) for r in truth.injections if len(repr(float(r.magnitude))) > 6]
     return values
 

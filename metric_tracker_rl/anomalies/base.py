@@ -31,6 +31,7 @@ class InjectionRecord:
     hours: tuple[int, int]  # [start, end) hours affected
     description: str
     neutral: frozenset[EntityKey] = field(default_factory=frozenset)
+    continues: int | None = None  # the first day of the incident when this date continues it, else None
 
 
 class AnomalyFamily(ABC):
