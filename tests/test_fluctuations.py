@@ -38,7 +38,7 @@ def share(ep: Episode, entity_type: str, entity_name: str, day: int) -> float:
 
 def test_the_published_bounds_leave_a_gap_between_swings_and_count_incidents() -> None:
     smallest = min(FAMILY_REGISTRY[f].magnitude_bounds[0] for f in COUNT_FAMILIES)
-    assert COUNT_INCIDENT_MIN_SHARE == smallest
+    assert smallest == COUNT_INCIDENT_MIN_SHARE
     assert 0 < DEMAND_SWING_SHARE[0] < DEMAND_SWING_SHARE[1] < COUNT_INCIDENT_MIN_SHARE - 0.1
 
 
