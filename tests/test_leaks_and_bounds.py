@@ -32,7 +32,7 @@ SWEEP = [{"task_id": "medium_mixed_pair"}, {"task_id": "hard_mixed_multi"},
          # an incident over two dates, two timing shifts and a demand swing
          {"seed": 30001, "difficulty": "hard"}]
 # "magnitude" names a public reset setting; the fluctuation kinds name what the truth says about a date
-LABEL_WORDS = ("expected_rows", "neutral_keys", "injections", "fluctuations", "timing_shift", "demand_swing",
+LABEL_WORDS = ("expected_rows", "neutral_keys", "injections", "timing_shift", "demand_swing",
                "continues from")
 COUNTS: Counter[str] = Counter()
 
