@@ -30,6 +30,7 @@ def test_replay_sends_the_real_observation_of_each_method_without_running_it_aga
     assert again.model_dump() == real.step(MetricTrackerRlAction(**CYCLE[0])).model_dump()
 
 
+@pytest.mark.slow
 def test_websocket_load_runs_against_the_real_replay_and_null_servers() -> None:
     report = bench_websocket([3], duration_s=0.6, rounds=1)
     (row,) = report["rows"]

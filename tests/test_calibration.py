@@ -39,8 +39,9 @@ def results() -> dict:
 
 
 @pytest.fixture(scope="module")
-def targets() -> dict:
-    """The expert (one submission) and the gaming agents on the larger sweep the issue's targets are read on."""
+def target_sweep() -> dict:
+    """The expert (one submission) and the gaming agents on the larger sweep the targets are read on (a
+    test that uses it is slow: see conftest)."""
     return calibrate(["expert_one_shot", *GAMING_AGENTS, REPLAYER], TARGET_SEEDS, progress=False)["agents"]
 
 
@@ -67,9 +68,9 @@ def test_expert_solves_named_tasks(results: dict, task_id: str) -> None:
 
 
 @pytest.mark.parametrize("difficulty", DIFFICULTIES)
-def test_expert_solves_the_sweep(targets: dict, difficulty: str) -> None:
+def test_expert_solves_the_sweep(target_sweep: dict, difficulty: str) -> None:
     # 200 seeds: mean 0.990 / 0.993 / 0.992, share >= 0.9 of 0.972 / 0.972 / 0.961 (docs/calibration.md).
-    stats = targets["expert_one_shot"][difficulty]
+    stats = target_sweep["expert_one_shot"][difficulty]
     assert stats["mean"] >= 0.95
     assert stats["share_ge_0_9"] >= 0.95
 
@@ -150,8 +151,8 @@ def test_calibrate_command_writes_table_and_json(tmp_path: Path, capsys: pytest.
     assert data["agents"]["null"][NULL_GROUP]["n"] == 3  # one null episode per difficulty in 10 seeds
 
 
-def test_seed_replay_rebuilds_open_episodes_only(targets: dict) -> None:
-    for group, stats in targets[REPLAYER].items():
+def test_seed_replay_rebuilds_open_episodes_only(target_sweep: dict) -> None:
+    for group, stats in target_sweep[REPLAYER].items():
         assert stats["min"] == 1.0, group
     held_out = calibrate([REPLAYER], SEEDS, progress=False, held_out=True)["agents"][REPLAYER]
     for difficulty in DIFFICULTIES:
@@ -177,18 +178,19 @@ def test_feedback_decoder_plays_a_curriculum_budget() -> None:
 
 
 @pytest.mark.parametrize("difficulty", ["medium", "hard"])
-def test_gaming_agents_stay_below_the_expert(targets: dict, difficulty: str) -> None:
+def test_gaming_agents_stay_below_the_expert(target_sweep: dict, difficulty: str) -> None:
     for agent in GAMING_AGENTS:
-        assert targets[agent][difficulty]["mean"] <= targets["expert_one_shot"][difficulty]["mean"] - 0.5, agent
+        expert = target_sweep["expert_one_shot"][difficulty]["mean"]
+        assert target_sweep[agent][difficulty]["mean"] <= expert - 0.5, agent
 
 
-def test_weekday_rule_fails_hard(targets: dict) -> None:
+def test_weekday_rule_fails_hard(target_sweep: dict) -> None:
     # 200 seeds: 0.340 on hard.
-    assert targets["weekday_rule"]["hard"]["mean"] <= 0.6
+    assert target_sweep["weekday_rule"]["hard"]["mean"] <= 0.6
 
 
 @pytest.mark.parametrize("difficulty", ["medium", "hard"])
-def test_other_gaming_agents_stay_low(targets: dict, difficulty: str) -> None:
+def test_other_gaming_agents_stay_low(target_sweep: dict, difficulty: str) -> None:
     # 200 seeds: top-k dates 0.197 / 0.151, side-effect padder 0.205 / 0.204, feedback decoder 0.258 / 0.276.
     for agent in ("top_k_dates", "side_effect_padder", "feedback_decoder"):
-        assert targets[agent][difficulty]["mean"] <= 0.3, agent
+        assert target_sweep[agent][difficulty]["mean"] <= 0.3, agent

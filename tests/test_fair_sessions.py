@@ -16,6 +16,8 @@ from test_capacity import reset, rss_kb, server_pid, ws_url
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection, connect
 
+pytestmark = pytest.mark.slow  # starts server processes
+
 PER_CLIENT = 3
 GREEDY, POLITE = "127.0.0.2", "127.0.0.1"
 CYCLES = 200

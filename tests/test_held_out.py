@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 
 import httpx
+import pytest
 from conftest import running_server
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -44,6 +45,7 @@ def public_fingerprint(**reset_kwargs) -> tuple:
     return reset.config, rows, env.step(MetricTrackerRlAction(analysis_method="get_annotations")).analysis_result
 
 
+@pytest.mark.slow  # starts two server processes
 def test_two_servers_with_one_secret_agree_and_the_public_package_cannot_rebuild_their_episodes() -> None:
     with contextlib.ExitStack() as stack:
         first = stack.enter_context(running_server({SECRET_ENV_VAR: SECRET}))

@@ -51,6 +51,8 @@ from metric_tracker_rl.local_server import serving  # noqa: E402
 from metric_tracker_rl.tool_calls import action_tool_call, model_tools  # noqa: E402
 
 # Usage given up front: mockllm would otherwise count tokens with an encoding it downloads.
+pytestmark = pytest.mark.slow  # starts local servers and subprocesses
+
 USAGE = ModelUsage(input_tokens=1, output_tokens=1, total_tokens=2)
 MODEL = "mockllm/model"
 

@@ -16,6 +16,8 @@ from conftest import ROOT
 from metric_tracker_rl import MetricTrackerRlEnv
 from metric_tracker_rl.tool_calls import SUBMIT_GENERATORS, SUBMIT_REPORT, openai_tools, render_observation, tool_action
 
+pytestmark = pytest.mark.slow  # runs the trajectory script in a subprocess
+
 EPISODES = 4
 AGENTS = ("scripted", "expert", "readme_baseline")
 
