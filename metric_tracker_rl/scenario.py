@@ -7,7 +7,9 @@ was injected; their numbers are read back from the final data with the published
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from typing import TypeVar
 
 import numpy as np
 
@@ -40,6 +42,8 @@ from metric_tracker_rl.tasks import (
     TASKS,
     EpisodeConfig,
 )
+
+T = TypeVar("T")
 
 
 def objective_for(config: EpisodeConfig) -> str:
@@ -176,9 +180,14 @@ def _open_days(num_days: int, taken: set[int], reserved_weekday: int | None) -> 
             if d not in taken and d % 7 != reserved_weekday and per_weekday[d % 7] < PERTURBED_PER_WEEKDAY]
 
 
+def _pick(options: Sequence[T], rng: np.random.Generator) -> T:
+    """What `rng.choice(options)` draws (the same stream), without building an array: resets call it often."""
+    return options[int(rng.integers(len(options)))]
+
+
 def _draw_day(num_days: int, taken: set[int], reserved_weekday: int | None, rng: np.random.Generator) -> int:
     """A uniformly drawn open date: perturbations share weekdays as chance has it, within the limit."""
-    return int(rng.choice(_open_days(num_days, taken, reserved_weekday)))
+    return _pick(_open_days(num_days, taken, reserved_weekday), rng)
 
 
 def incident_count(config: EpisodeConfig) -> int:
@@ -210,7 +219,7 @@ def _plan_anomalies(config: EpisodeConfig, dates: list[str], taken: set[int], re
         day = _draw_day(len(dates), taken, reserved_weekday, rng)
         taken.add(day)
         names = [n for n in FAMILY_REGISTRY[family_name].entity_names if (family_name, n) not in used_entities]
-        entity = str(rng.choice(names or FAMILY_REGISTRY[family_name].entity_names))
+        entity = _pick(names or FAMILY_REGISTRY[family_name].entity_names, rng)
         used_entities.add((family_name, entity))
         planned.append(_Planned(family_name, day, entity, None))
     # Once every incident has its date, an incident of a family that can persist may go on over the next date,
@@ -297,7 +306,7 @@ def build_episode(config: EpisodeConfig) -> Episode:
     for index, planned in enumerate(_plan_anomalies(config, dates, taken, reserved_weekday, schedule_rng)):
         family = FAMILY_REGISTRY[planned.family]
         rng = derive_rng(key, f"anomaly/{planned.family}", index)
-        entity = planned.entity_name or str(rng.choice(family.entity_names))
+        entity = planned.entity_name or _pick(family.entity_names, rng)
         magnitude = planned.magnitude
         if planned.continues is not None:
             magnitude = by_day[planned.continues].magnitude
