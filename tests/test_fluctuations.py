@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from metric_tracker_rl.agents.reading import EXPLAINED_KINDS
 from metric_tracker_rl.anomalies import FAMILY_REGISTRY
 from metric_tracker_rl.catalog import (
     COUNT_COLUMNS,
@@ -19,7 +20,6 @@ from metric_tracker_rl.scenario import Episode, build_episode
 from metric_tracker_rl.tasks import BENIGN_FLUCTUATIONS, MULTI_DAY_PROBABILITY, resolve_episode_config
 
 SEEDS = range(120)
-EXPLAINING_KINDS = {"marketing_campaign", "public_holiday", "data_freshness"}
 COUNT_FAMILIES = ("absolute_drop_in_event_count", "absolute_spike_in_event_count")
 # The middle of the published gap between the largest demand swing and the smallest count incident.
 VOLUME_SPLIT = (DEMAND_SWING_SHARE[1] + COUNT_INCIDENT_MIN_SHARE) / 2
@@ -48,7 +48,7 @@ def test_fluctuations_are_unannotated_and_never_expected(difficulty: str) -> Non
         ep = episode(seed, difficulty)
         truth, dates = ep.truth, ep.public.data.dates
         assert tuple(f.kind for f in truth.fluctuations) == BENIGN_FLUCTUATIONS[difficulty], seed
-        explained = {a.date for a in ep.public.annotations if a.kind in EXPLAINING_KINDS}
+        explained = {a.date for a in ep.public.annotations if a.kind in EXPLAINED_KINDS}
         perturbed = [r.day for r in truth.injections] + [d.day for d in truth.distractors]
         for fluctuation in truth.fluctuations:
             date = dates[fluctuation.day]

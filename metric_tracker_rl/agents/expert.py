@@ -24,10 +24,10 @@ from typing import Any
 import numpy as np
 
 from metric_tracker_rl.agents import Agent, register_agent
+from metric_tracker_rl.agents.reading import explained_dates, relative_move, signed_share
 from metric_tracker_rl.catalog import COUNT_INCIDENT_MIN_SHARE, DEMAND_SWING_SHARE, FUNNEL_STEPS
 from metric_tracker_rl.models import MetricSubmissionRow, MetricTrackerRlAction, MetricTrackerRlObservation
 
-EXPLAINED_KINDS = frozenset({"marketing_campaign", "public_holiday", "data_freshness"})
 # Generator thresholds of the candidate pool. The data-quality and funnel-break generators also require hours
 # where an event outnumbers its predecessor or a step stops converting: that hour-level evidence is decisive,
 # so their daily z only has to point the right way.
@@ -79,15 +79,6 @@ class Candidate:
     daily: bool = True  # the evidence is the date's value against its same-weekday baseline
 
 
-def _signed_share(count_row: dict[str, Any]) -> float:
-    return count_row["delta_value"] / max(abs(count_row["baseline_value"]), 1e-9)
-
-
-def _volume_share(count_row: dict[str, Any]) -> float:
-    """How far the day's app opens are from their baseline, as a share of it."""
-    return abs(count_row["delta_value"]) / max(abs(count_row["baseline_value"]), 1e-9)
-
-
 def _analysis(method: str, **args: Any) -> MetricTrackerRlAction:
     return MetricTrackerRlAction(analysis_method=method, analysis_args=args)
 
@@ -125,7 +116,7 @@ class ExpertAgent(Agent):
     def _plan_scans(self) -> None:
         """The rest of the investigation, in the order the annotations and the suspicious dates suggest. Every
         scan runs whatever the order (the report depends on all of them); what comes first follows the data."""
-        explained = {a["date"] for a in self.results["annotations"]["annotations"] if a["kind"] in EXPLAINED_KINDS}
+        explained = explained_dates(self.results["annotations"])
         suspicious = self.results["suspicious"]["dates"]
         unexplained = [entry for entry in suspicious if entry["date"] not in explained] or suspicious
         focus = unexplained[0]
@@ -178,14 +169,12 @@ class ExpertAgent(Agent):
         return row["delta_value"] / spread if spread else 0.0
 
     def _rank(self) -> list[Candidate]:
-        explained = {a["date"] for a in self.results["annotations"]["annotations"] if a["kind"] in EXPLAINED_KINDS}
+        explained = explained_dates(self.results["annotations"])
         spreads = self._spreads(explained)
         by_date: dict[str, dict[str, list[Candidate]]] = {}
 
-        def add(row: dict[str, Any], group: str, strength: float | None = None, daily: bool | None = None) -> None:
+        def add(row: dict[str, Any], group: str, strength: float | None = None, daily: bool = False) -> None:
             if row["date"] not in explained:
-                if daily is None:
-                    daily = strength is None and group in ("rate", "count")
                 if strength is None:
                     strength = abs(self._z(row, spreads)) / FAMILY_THRESHOLDS[group]
                 candidate = Candidate(row, group, strength, daily)
@@ -203,41 +192,42 @@ class ExpertAgent(Agent):
             clearly worse (a count incident keeps conversion, a funnel break or a rate drop keeps the opens).
             Returns the strength of that evidence, or None."""
             opens, rate = volume.get(date), first_step.get(date)
-            if (mix.get((date, "app_opens")) is None or opens is None or rate is None
-                    or _signed_share(opens) < BOT_OPENS_SHARE or _signed_share(rate) > -BOT_RATE_DROP_SHARE):
+            if (opens is None or rate is None
+                    or signed_share(opens) < BOT_OPENS_SHARE or signed_share(rate) > -BOT_RATE_DROP_SHARE):
                 return None
             return 1.0 + abs(self._z(rate, spreads)) / FAMILY_THRESHOLDS["rate"]
 
-        bot_dates = {date for date, _ in mix if bot_evidence(date) is not None}
+        bots = {date: strength for date, event in mix
+                if event == "app_opens" and (strength := bot_evidence(date)) is not None}
         for row in self.results["get_funnel_break_rows"]["rows"]:
             group = "funnel_break"
-            if row["entity_name"] == FUNNEL_STEPS[0] and row["date"] in bot_dates:
+            if row["entity_name"] == FUNNEL_STEPS[0] and row["date"] in bots:
                 continue  # the hours where opens stopped converting are the bots' hours
             add(row, group, HOUR_EVIDENCE_STRENGTH + abs(self._z(row, spreads)) / FAMILY_THRESHOLDS[group])
         for (date, event), row in mix.items():
             if event != "app_opens":
                 continue
             downstream = mix.get((date, "menu_opens"))
-            if date in bot_dates:
+            if date in bots:
                 mix_strength = abs(self._z(row, spreads)) / FAMILY_THRESHOLDS["hourly_traffic_mix_shift"]
-                add(row, "hourly_traffic_mix_shift", max(bot_evidence(date) or 0.0, mix_strength))
+                add(row, "hourly_traffic_mix_shift", max(bots[date], mix_strength))
             elif downstream is not None and self._z(downstream, spreads) >= VOLUME_MIX_Z:
                 # Every event's hours moved together. With the day's volume far off, a count incident in a block
                 # of hours; with the volume within its normal bounds, people just came at other times.
-                if date in volume and _volume_share(volume[date]) >= VOLUME_INCIDENT_SHARE:
+                if date in volume and relative_move(volume[date]) >= VOLUME_INCIDENT_SHARE:
                     evidence = min(self._z(row, spreads), self._z(downstream, spreads))
                     add(volume[date], "count", evidence / VOLUME_MIX_Z)
             else:
                 add(row, "hourly_traffic_mix_shift")
         for row in self.results["rates"]["rows"]:
-            if row["entity_name"] == FUNNEL_STEPS[0] and row["date"] in bot_dates:
+            if row["entity_name"] == FUNNEL_STEPS[0] and row["date"] in bots:
                 continue  # the first step's fall is the bots' side effect
             if row["delta_value"] < 0 or row["entity_name"] in SPIKE_STEPS:
-                add(row, "rate")
+                add(row, "rate", daily=True)
         for row in self.results["counts"]["rows"]:
             # The day's volume against the published bounds: a count incident clears the gap above the largest
             # demand swing by many daily-noise widths, whatever else widened the count's spread this window.
-            add(row, "count", _volume_share(row) / VOLUME_INCIDENT_SHARE, daily=True)
+            add(row, "count", relative_move(row) / VOLUME_INCIDENT_SHARE, daily=True)
 
         ranked = []
         for groups in by_date.values():
@@ -269,12 +259,12 @@ class ExpertAgent(Agent):
                          if d != day and dates[d] not in perturbed and (row["entity_name"], dates[d]) in observed]
                 if clean and len(clean) < 3:
                     reference = clean + [row["observed_value"]] if len(clean) >= 2 else clean
-                    delta = row["observed_value"] - float(np.median(reference))
+                    baseline = float(np.median(reference))
+                    moved = {**row, "baseline_value": baseline, "delta_value": row["observed_value"] - baseline}
                     if candidate.group == "count":
-                        strength = abs(delta) / max(abs(float(np.median(reference))), 1e-9) / VOLUME_INCIDENT_SHARE
+                        strength = relative_move(moved) / VOLUME_INCIDENT_SHARE
                     else:
-                        strength = (abs(self._z({**row, "delta_value": delta}, spreads))
-                                    / FAMILY_THRESHOLDS[candidate.group])
+                        strength = abs(self._z(moved, spreads)) / FAMILY_THRESHOLDS[candidate.group]
                     candidate = Candidate(row, candidate.group, strength, daily=True)
             if candidate.strength >= 1.0:
                 perturbed.add(row["date"])

@@ -8,10 +8,10 @@ from __future__ import annotations
 from typing import Any
 
 from metric_tracker_rl.agents import Agent, register_agent
+from metric_tracker_rl.agents.reading import Row, explained_dates, relative_move
 from metric_tracker_rl.catalog import COUNT_COLUMNS, FUNNEL_STEPS
 from metric_tracker_rl.models import MetricSubmissionRow, MetricTrackerRlAction, MetricTrackerRlObservation
 
-EXPLAINED_KINDS = frozenset({"marketing_campaign", "public_holiday", "data_freshness"})
 # Generator calls whose merged rows are every agent's candidate pool: each row already carries its family,
 # values and severity, so an exploit only has to choose rows.
 POOL_CALLS = {
@@ -24,8 +24,6 @@ POOL_CALLS = {
 SPECIFICITY = ("data_quality", "hourly_mix", "funnel_step", "conversion_rate", "event_count")
 FALLBACK_K = 3  # dates to report when the visible config does not say how many incidents there are
 WEEKDAY_Z_FLOOR = 6.0  # without a visible count, the weekday rule reports weekdays whose best date clears this
-
-Row = dict[str, Any]
 
 
 def row_key(row: Row) -> tuple[str, str, str]:
@@ -46,10 +44,6 @@ def visible_count(config: dict[str, Any]) -> int | None:
     if isinstance(count, dict) and {"min", "max"} <= set(count):
         return round((count["min"] + count["max"]) / 2)
     return None
-
-
-def relative_move(row: Row) -> float:
-    return abs(row["delta_value"]) / max(abs(row["baseline_value"]), 1e-9)
 
 
 def specificity_order(row: Row) -> tuple[int, float]:
@@ -100,7 +94,7 @@ class PoolAgent(Agent):
     # --- what the tools said ---------------------------------------------------------------------------
 
     def explained_dates(self) -> set[str]:
-        return {a["date"] for a in self.results["annotations"].get("annotations", []) if a["kind"] in EXPLAINED_KINDS}
+        return explained_dates(self.results["annotations"])
 
     def ranked_dates(self) -> list[dict[str, Any]]:
         """Unexplained dates, most suspicious first (each with its strongest key and robust z)."""
