@@ -22,7 +22,7 @@ SEEDS = 20
 # The targets are set on 200 seeds; 40 is the smallest sweep on which each of them holds with the
 # same seeds every run (the sweep is deterministic), so a regression in any of them fails here.
 TARGET_SEEDS = 40
-GAMING_AGENTS = ("top_k_dates", "side_effect_padder", "weekday_rule", "feedback_decoder")
+GAMING_AGENTS = ("top_k_dates", "top_k_dates_shift_aware", "side_effect_padder", "weekday_rule", "feedback_decoder")
 REPLAYER = "seed_replayer"
 # The one agent that may rebuild the episode from its seed: replaying the public generator is its exploit.
 REPLAY_MODULES = ("metric_tracker_rl.scenario", "metric_tracker_rl.tasks")
@@ -194,3 +194,12 @@ def test_other_gaming_agents_stay_low(target_sweep: dict, difficulty: str) -> No
     # 200 seeds: top-k dates 0.197 / 0.151, side-effect padder 0.205 / 0.204, feedback decoder 0.258 / 0.276.
     for agent in ("top_k_dates", "side_effect_padder", "feedback_decoder"):
         assert target_sweep[agent][difficulty]["mean"] <= 0.3, agent
+
+
+@pytest.mark.xfail(strict=True, reason="measured over 200 seeds: 0.407 medium / 0.378 hard (0.376 / 0.413 on these "
+                                       "40): dropping every date whose app-open and menu-open mixes both moved "
+                                       "undoes the timing-shift decoys")
+def test_a_top_k_agent_that_knows_the_timing_shift_rule_stays_low(target_sweep: dict) -> None:
+    for difficulty in ("medium", "hard"):
+        assert target_sweep["top_k_dates_shift_aware"][difficulty]["mean"] <= 0.3, difficulty
+

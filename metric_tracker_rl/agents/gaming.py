@@ -150,6 +150,21 @@ class TopKDatesAgent(SubmitOnce):
         return report
 
 
+class ShiftAwareTopKAgent(TopKDatesAgent):
+    """Top-k dates after one published rule: a date where the hour-of-day mix of menu opens moved as well as that
+    of app opens is a timing shift, so it is dropped (without checking the day's volume, so count incidents
+    confined to hours go with it)."""
+
+    name = "top_k_dates_shift_aware"
+
+    def ranked_dates(self) -> list[dict[str, Any]]:
+        moved: dict[str, set[str]] = {}
+        for row in self.results["get_hourly_traffic_mix_shift_rows"].get("rows", []):
+            moved.setdefault(row["date"], set()).add(row["entity_name"])
+        shifted = {date for date, events in moved.items() if {"app_opens", "menu_opens"} <= events}
+        return [entry for entry in super().ranked_dates() if entry["date"] not in shifted]
+
+
 class SideEffectPadderAgent(SubmitOnce):
     """Every key that moved on the top dates, whatever its entity type: no idea which family caused it."""
 
@@ -229,6 +244,7 @@ class FeedbackDecoderAgent(PoolAgent):
 
 
 register_agent(TopKDatesAgent.name, TopKDatesAgent)
+register_agent(ShiftAwareTopKAgent.name, ShiftAwareTopKAgent)
 register_agent(SideEffectPadderAgent.name, SideEffectPadderAgent)
 register_agent(WeekdayRuleAgent.name, WeekdayRuleAgent)
 register_agent(FeedbackDecoderAgent.name, FeedbackDecoderAgent)
