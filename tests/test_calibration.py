@@ -23,6 +23,7 @@ SEEDS = 20
 # same seeds every run (the sweep is deterministic), so a regression in any of them fails here.
 TARGET_SEEDS = 40
 GAMING_AGENTS = ("top_k_dates", "top_k_dates_shift_aware", "side_effect_padder", "weekday_rule", "feedback_decoder")
+NEXT_DATE_PADDER = "next_date_padder"  # the expert plus guessed second dates: near the expert, never above it
 REPLAYER = "seed_replayer"
 # The one agent that may rebuild the episode from its seed: replaying the public generator is its exploit.
 REPLAY_MODULES = ("metric_tracker_rl.scenario", "metric_tracker_rl.tasks")
@@ -34,7 +35,8 @@ FORBIDDEN_MODULES = ("server", "metric_tracker_rl.scenario", "metric_tracker_rl.
 
 @pytest.fixture(scope="module")
 def results() -> dict:
-    return calibrate([name for name in AGENTS if name not in (*GAMING_AGENTS, REPLAYER, "expert_one_shot")], SEEDS,
+    return calibrate([name for name in AGENTS
+                      if name not in (*GAMING_AGENTS, NEXT_DATE_PADDER, REPLAYER, "expert_one_shot")], SEEDS,
                      progress=False)["agents"]
 
 
@@ -42,12 +44,13 @@ def results() -> dict:
 def target_sweep() -> dict:
     """The expert (one submission) and the gaming agents on the larger sweep the targets are read on (a
     test that uses it is slow: see conftest)."""
-    return calibrate(["expert_one_shot", *GAMING_AGENTS, REPLAYER], TARGET_SEEDS, progress=False)["agents"]
+    return calibrate(["expert_one_shot", *GAMING_AGENTS, NEXT_DATE_PADDER, REPLAYER], TARGET_SEEDS,
+                     progress=False)["agents"]
 
 
 def test_every_reference_agent_is_registered() -> None:
     assert {"null", "random", "mass_generators", "mass_grid", "readme_baseline", "expert", *GAMING_AGENTS,
-            REPLAYER} <= set(AGENTS)
+            NEXT_DATE_PADDER, REPLAYER} <= set(AGENTS)
 
 
 def test_agents_read_only_public_modules() -> None:
@@ -194,6 +197,13 @@ def test_other_gaming_agents_stay_low(target_sweep: dict, difficulty: str) -> No
     # 200 seeds: top-k dates 0.197 / 0.151, side-effect padder 0.205 / 0.204, feedback decoder 0.258 / 0.276.
     for agent in ("top_k_dates", "side_effect_padder", "feedback_decoder"):
         assert target_sweep[agent][difficulty]["mean"] <= 0.3, agent
+
+
+@pytest.mark.parametrize("difficulty", ["medium", "hard"])
+def test_guessing_that_an_incident_lasts_two_dates_does_not_pay(target_sweep: dict, difficulty: str) -> None:
+    # 200 seeds: 0.870 / 0.857 against the expert's 0.993 / 0.992.
+    stats = target_sweep[NEXT_DATE_PADDER][difficulty]["mean"]
+    assert stats <= target_sweep["expert_one_shot"][difficulty]["mean"] - 0.05
 
 
 @pytest.mark.xfail(strict=True, reason="measured over 200 seeds: 0.407 medium / 0.378 hard (0.376 / 0.413 on these "

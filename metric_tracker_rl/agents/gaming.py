@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from metric_tracker_rl.agents import Agent, register_agent
+from metric_tracker_rl.agents.expert import Candidate, OneShotExpertAgent
 from metric_tracker_rl.agents.reading import Row, explained_dates, relative_move
 from metric_tracker_rl.catalog import COUNT_COLUMNS, FUNNEL_STEPS
 from metric_tracker_rl.models import MetricSubmissionRow, MetricTrackerRlAction, MetricTrackerRlObservation
@@ -243,7 +244,30 @@ class FeedbackDecoderAgent(PoolAgent):
         return best[: max(hits, 1)] if hits else first[: self.k()]
 
 
+class NextDatePadderAgent(OneShotExpertAgent):
+    """The expert's report padded with the next date of every whole-day rate incident it found: incidents may
+    last two dates, so this guesses persistence instead of checking it."""
+
+    name = "next_date_padder"
+
+    def _first_report(self) -> list[Candidate]:
+        report = super()._first_report()
+        dates = [entry["date"] for entry in self.results["dates"]["dates"]]
+        rates = {(row["entity_name"], row["date"]): row for row in self.results["rates"]["rows"]}
+        reported = {candidate.row["date"] for candidate in report}
+        guesses = []
+        for candidate in (c for c in report if c.group == "rate"):
+            day = dates.index(candidate.row["date"]) + 1
+            row = rates.get((candidate.row["entity_name"], dates[day])) if day < len(dates) - 1 else None
+            if row is not None and dates[day] not in reported:
+                guess = {**row, "anomaly_type": candidate.row["anomaly_type"],
+                         "detection_method": candidate.row["detection_method"]}
+                guesses.append(Candidate(guess, "rate", 0.0))
+        return report + guesses
+
+
 register_agent(TopKDatesAgent.name, TopKDatesAgent)
+register_agent(NextDatePadderAgent.name, NextDatePadderAgent)
 register_agent(ShiftAwareTopKAgent.name, ShiftAwareTopKAgent)
 register_agent(SideEffectPadderAgent.name, SideEffectPadderAgent)
 register_agent(WeekdayRuleAgent.name, WeekdayRuleAgent)
