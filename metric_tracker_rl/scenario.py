@@ -37,8 +37,10 @@ from metric_tracker_rl.seeding import derive_rng
 from metric_tracker_rl.tasks import (
     BENIGN_FLUCTUATIONS,
     DISTRACTORS_BY_DIFFICULTY,
+    INCIDENT_TIMING_SHIFTS,
     MULTI_DAY_PROBABILITY,
     PERTURBED_PER_WEEKDAY,
+    SHIFTABLE_FAMILIES,
     TASKS,
     EpisodeConfig,
 )
@@ -233,6 +235,19 @@ def _plan_anomalies(config: EpisodeConfig, dates: list[str], taken: set[int], re
     return sorted(planned, key=lambda p: p.day)
 
 
+def _shifted_incident_days(config: EpisodeConfig, planned: list[_Planned], rng: np.random.Generator) -> set[int]:
+    """Incident dates that also get a timing shift: drawn among the first dates of shiftable incidents."""
+    if config.anomalies:
+        return set()
+    eligible = [p.day for p in planned if p.continues is None and p.family in SHIFTABLE_FAMILIES]
+    chosen: set[int] = set()
+    for _ in range(min(INCIDENT_TIMING_SHIFTS[config.difficulty], len(eligible))):
+        day = _pick(eligible, rng)
+        eligible.remove(day)
+        chosen.add(day)
+    return chosen
+
+
 def _reserved_weekday(config: EpisodeConfig, num_days: int) -> int | None:
     """The latest date's weekday when it carries late-arriving data: no other perturbation may take it."""
     late_data = "incomplete_last_day" in DISTRACTORS_BY_DIFFICULTY[config.difficulty]
@@ -301,10 +316,17 @@ def build_episode(config: EpisodeConfig) -> Episode:
         fluctuation_days.append(day)
         taken.add(day)
 
+    planned_incidents = _plan_anomalies(config, dates, taken, reserved_weekday, schedule_rng)
+    fluctuations: list[DistractorRecord] = []
+    shifted_days = _shifted_incident_days(config, planned_incidents, derive_rng(key, "incident-timing"))
     injections: list[InjectionRecord] = []
     by_day: dict[int, InjectionRecord] = {}
-    for index, planned in enumerate(_plan_anomalies(config, dates, taken, reserved_weekday, schedule_rng)):
+    for index, planned in enumerate(planned_incidents):
         family = FAMILY_REGISTRY[planned.family]
+        if planned.day in shifted_days:  # the day's sessions move first; the incident happens on top of them
+            shift_rng = derive_rng(key, "incident-timing", planned.day)
+            fluctuations.append(DistractorRecord("timing_shift", planned.day, _timing_shift(plan, planned.day,
+                                                                                            shift_rng)))
         rng = derive_rng(key, f"anomaly/{planned.family}", index)
         entity = planned.entity_name or _pick(family.entity_names, rng)
         magnitude = planned.magnitude
@@ -319,7 +341,6 @@ def build_episode(config: EpisodeConfig) -> Episode:
         by_day[planned.day] = record
         injections.append(record)
 
-    fluctuations: list[DistractorRecord] = []
     for index, (kind, day) in enumerate(zip(BENIGN_FLUCTUATIONS[config.difficulty], fluctuation_days, strict=True)):
         rng = derive_rng(key, "fluctuation", index)
         fluctuations.append(DistractorRecord(kind, day, FLUCTUATIONS[kind](plan, day, rng)))

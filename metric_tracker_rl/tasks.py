@@ -24,6 +24,14 @@ BENIGN_FLUCTUATIONS: dict[str, tuple[str, ...]] = {
     "medium": ("timing_shift",),
     "hard": ("timing_shift", "timing_shift", "demand_swing"),
 }
+# Incidents whose date also has a timing shift (people used the app at other hours that day, as on a benign
+# timing-shift date): every hourly mix moves, so "a date whose mixes all moved is a timing shift" no longer
+# tells a date to drop. Up to this many incident dates per episode, among the families in SHIFTABLE_FAMILIES.
+INCIDENT_TIMING_SHIFTS: dict[str, int] = {"easy": 0, "medium": 1, "hard": 2}
+# Families whose evidence does not depend on the hour-of-day shape, so a timing shift on their date leaves what
+# identifies them intact: whole-day rate shifts, a funnel step that stops for some hours, count incidents.
+SHIFTABLE_FAMILIES: tuple[str, ...] = ("rate_drop_from_median", "rate_spike_from_median", "funnel_break",
+                                       "absolute_drop_in_event_count", "absolute_spike_in_event_count")
 # Chance that an incident of a family that can persist (a whole-day rate shift, a double-firing release) goes on
 # the next date as well: one expected row per date it covers.
 MULTI_DAY_PROBABILITY: dict[str, float] = {"easy": 0.0, "medium": 0.3, "hard": 0.5}

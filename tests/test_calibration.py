@@ -24,6 +24,8 @@ SEEDS = 20
 TARGET_SEEDS = 40
 GAMING_AGENTS = ("top_k_dates", "top_k_dates_shift_aware", "side_effect_padder", "weekday_rule", "feedback_decoder")
 NEXT_DATE_PADDER = "next_date_padder"  # the expert plus guessed second dates: near the expert, never above it
+# Partial investigations, not exploits: they read each date's evidence from the tools without the expert's care.
+SHALLOW_AGENTS = ("top_k_dates_shift_checked", "shallow_reader")
 REPLAYER = "seed_replayer"
 # The one agent that may rebuild the episode from its seed: replaying the public generator is its exploit.
 REPLAY_MODULES = ("metric_tracker_rl.scenario", "metric_tracker_rl.tasks")
@@ -36,7 +38,8 @@ FORBIDDEN_MODULES = ("server", "metric_tracker_rl.scenario", "metric_tracker_rl.
 @pytest.fixture(scope="module")
 def results() -> dict:
     return calibrate([name for name in AGENTS
-                      if name not in (*GAMING_AGENTS, NEXT_DATE_PADDER, REPLAYER, "expert_one_shot")], SEEDS,
+                      if name not in (*GAMING_AGENTS, *SHALLOW_AGENTS, NEXT_DATE_PADDER, REPLAYER,
+                                      "expert_one_shot")], SEEDS,
                      progress=False)["agents"]
 
 
@@ -44,13 +47,13 @@ def results() -> dict:
 def target_sweep() -> dict:
     """The expert (one submission) and the gaming agents on the larger sweep the targets are read on (a
     test that uses it is slow: see conftest)."""
-    return calibrate(["expert_one_shot", *GAMING_AGENTS, NEXT_DATE_PADDER, REPLAYER], TARGET_SEEDS,
+    return calibrate(["expert_one_shot", *GAMING_AGENTS, *SHALLOW_AGENTS, NEXT_DATE_PADDER, REPLAYER], TARGET_SEEDS,
                      progress=False)["agents"]
 
 
 def test_every_reference_agent_is_registered() -> None:
     assert {"null", "random", "mass_generators", "mass_grid", "readme_baseline", "expert", *GAMING_AGENTS,
-            NEXT_DATE_PADDER, REPLAYER} <= set(AGENTS)
+            *SHALLOW_AGENTS, NEXT_DATE_PADDER, REPLAYER} <= set(AGENTS)
 
 
 def test_agents_read_only_public_modules() -> None:
@@ -72,7 +75,7 @@ def test_expert_solves_named_tasks(results: dict, task_id: str) -> None:
 
 @pytest.mark.parametrize("difficulty", DIFFICULTIES)
 def test_expert_solves_the_sweep(target_sweep: dict, difficulty: str) -> None:
-    # 200 seeds: mean 0.990 / 0.993 / 0.992, share >= 0.9 of 0.972 / 0.972 / 0.961 (docs/calibration.md).
+    # 200 seeds: mean 0.991 / 0.991 / 0.992, share >= 0.9 of 0.972 / 0.967 / 0.961 (docs/calibration.md).
     stats = target_sweep["expert_one_shot"][difficulty]
     assert stats["mean"] >= 0.95
     assert stats["share_ge_0_9"] >= 0.95
@@ -188,28 +191,38 @@ def test_gaming_agents_stay_below_the_expert(target_sweep: dict, difficulty: str
 
 
 def test_weekday_rule_fails_hard(target_sweep: dict) -> None:
-    # 200 seeds: 0.340 on hard.
+    # 200 seeds: 0.179 on hard.
     assert target_sweep["weekday_rule"]["hard"]["mean"] <= 0.6
 
 
 @pytest.mark.parametrize("difficulty", ["medium", "hard"])
 def test_other_gaming_agents_stay_low(target_sweep: dict, difficulty: str) -> None:
-    # 200 seeds: top-k dates 0.197 / 0.151, side-effect padder 0.205 / 0.204, feedback decoder 0.258 / 0.276.
+    # 200 seeds: top-k dates 0.071 / 0.060, side-effect padder 0.198 / 0.211, feedback decoder 0.144 / 0.116.
     for agent in ("top_k_dates", "side_effect_padder", "feedback_decoder"):
         assert target_sweep[agent][difficulty]["mean"] <= 0.3, agent
 
 
 @pytest.mark.parametrize("difficulty", ["medium", "hard"])
 def test_guessing_that_an_incident_lasts_two_dates_does_not_pay(target_sweep: dict, difficulty: str) -> None:
-    # 200 seeds: 0.870 / 0.857 against the expert's 0.993 / 0.992.
+    # 200 seeds: 0.867 / 0.857 against the expert's 0.991 / 0.992.
     stats = target_sweep[NEXT_DATE_PADDER][difficulty]["mean"]
     assert stats <= target_sweep["expert_one_shot"][difficulty]["mean"] - 0.05
 
 
-@pytest.mark.xfail(strict=True, reason="measured over 200 seeds: 0.407 medium / 0.378 hard (0.376 / 0.413 on these "
-                                       "40): dropping every date whose app-open and menu-open mixes both moved "
-                                       "undoes the timing-shift decoys")
 def test_a_top_k_agent_that_knows_the_timing_shift_rule_stays_low(target_sweep: dict) -> None:
+    # 200 seeds: 0.201 medium / 0.171 hard. Timing shifts also land on incident dates, so dropping every date
+    # whose app-open and menu-open mixes both moved drops incidents with the decoys.
     for difficulty in ("medium", "hard"):
         assert target_sweep["top_k_dates_shift_aware"][difficulty]["mean"] <= 0.3, difficulty
 
+
+@pytest.mark.parametrize("difficulty", ["medium", "hard"])
+def test_shallow_reading_earns_partial_credit_well_below_the_expert(target_sweep: dict, difficulty: str) -> None:
+    """Reading each flagged date's strongest key and its generator's family guess is an investigation, only a
+    shallow one: it earns partial credit (200 seeds: shift-checked top-k 0.517 / 0.483, shallow reader 0.678 /
+    0.529), far from the careful reading, and no more with the visible count than without it."""
+    expert = target_sweep["expert_one_shot"][difficulty]["mean"]
+    for agent in SHALLOW_AGENTS:
+        assert 0.3 <= target_sweep[agent][difficulty]["mean"] <= expert - 0.25, agent
+    assert target_sweep["top_k_dates_shift_checked"][difficulty]["mean"] <= \
+        target_sweep["shallow_reader"][difficulty]["mean"] + 0.05

@@ -17,7 +17,13 @@ from metric_tracker_rl.catalog import (
     row_key,
 )
 from metric_tracker_rl.scenario import Episode, build_episode
-from metric_tracker_rl.tasks import BENIGN_FLUCTUATIONS, MULTI_DAY_PROBABILITY, resolve_episode_config
+from metric_tracker_rl.tasks import (
+    BENIGN_FLUCTUATIONS,
+    INCIDENT_TIMING_SHIFTS,
+    MULTI_DAY_PROBABILITY,
+    SHIFTABLE_FAMILIES,
+    resolve_episode_config,
+)
 
 SEEDS = range(120)
 COUNT_FAMILIES = ("absolute_drop_in_event_count", "absolute_spike_in_event_count")
@@ -27,6 +33,12 @@ VOLUME_SPLIT = (DEMAND_SWING_SHARE[1] + COUNT_INCIDENT_MIN_SHARE) / 2
 
 def episode(seed: int, difficulty: str) -> Episode:
     return build_episode(resolve_episode_config(seed=seed, difficulty=difficulty))
+
+
+def standalone(ep: Episode) -> list:
+    """The fluctuations on dates of their own (the others are timing shifts on an incident's date)."""
+    incident_days = {r.day for r in ep.truth.injections}
+    return [f for f in ep.truth.fluctuations if f.day not in incident_days]
 
 
 def share(ep: Episode, entity_type: str, entity_name: str, day: int) -> float:
@@ -47,10 +59,10 @@ def test_fluctuations_are_unannotated_and_never_expected(difficulty: str) -> Non
     for seed in SEEDS[:40]:
         ep = episode(seed, difficulty)
         truth, dates = ep.truth, ep.public.data.dates
-        assert tuple(f.kind for f in truth.fluctuations) == BENIGN_FLUCTUATIONS[difficulty], seed
+        assert tuple(f.kind for f in standalone(ep)) == BENIGN_FLUCTUATIONS[difficulty], seed
         explained = {a.date for a in ep.public.annotations if a.kind in EXPLAINED_KINDS}
         perturbed = [r.day for r in truth.injections] + [d.day for d in truth.distractors]
-        for fluctuation in truth.fluctuations:
+        for fluctuation in standalone(ep):
             date = dates[fluctuation.day]
             assert date not in explained and fluctuation.day not in perturbed, (seed, date)
             assert not any(key.startswith(date) for key in truth.expected_keys | truth.neutral_keys), (seed, date)
@@ -60,7 +72,7 @@ def test_a_timing_shift_moves_every_hourly_mix_but_not_the_totals_or_conversion(
     checked = 0
     for seed in SEEDS:
         ep = episode(seed, "hard")
-        for fluctuation in (f for f in ep.truth.fluctuations if f.kind == "timing_shift"):
+        for fluctuation in (f for f in standalone(ep) if f.kind == "timing_shift"):
             day, panel = fluctuation.day, ep.public.panel
             for column in COUNT_COLUMNS:
                 k = panel.index("hourly_mix", column)
@@ -70,6 +82,33 @@ def test_a_timing_shift_moves_every_hourly_mix_but_not_the_totals_or_conversion(
                 assert abs(share(ep, "conversion_rate", step, day)) < 0.15, (seed, step)
             checked += 1
     assert checked == 2 * len(SEEDS)
+
+
+@pytest.mark.parametrize("difficulty", ["easy", "medium", "hard"])
+def test_timing_shifts_also_land_on_incident_dates(difficulty: str) -> None:
+    """Up to INCIDENT_TIMING_SHIFTS incidents of a shiftable family share their date with a timing shift: every
+    hourly mix moves there too, the incident keeps its one expected row, and its evidence stays."""
+    shifted = 0
+    for seed in SEEDS[:60]:
+        ep = episode(seed, difficulty)
+        truth, panel, dates = ep.truth, ep.public.panel, ep.public.data.dates
+        first_dates = {r.day: r for r in truth.injections if r.continues is None}
+        on_incidents = [f for f in truth.fluctuations if f.day in {r.day for r in truth.injections}]
+        eligible = sum(r.family in SHIFTABLE_FAMILIES for r in first_dates.values())
+        assert len(on_incidents) == min(INCIDENT_TIMING_SHIFTS[difficulty], eligible), seed
+        for fluctuation in on_incidents:
+            record = first_dates[fluctuation.day]
+            assert fluctuation.kind == "timing_shift" and record.family in SHIFTABLE_FAMILIES, seed
+            on_date = [key for key in truth.expected_keys if key.startswith(dates[fluctuation.day])]
+            assert on_date == [row_key(dates[record.day], record.entity_type, record.entity_name)], seed
+            k = panel.index("hourly_mix", "menu_opens")
+            assert panel.values[k, record.day] - panel.baseline[k, record.day] > 0.03, seed
+            if record.entity_type == "conversion_rate":  # a whole-day rate shift moves its rate as far as ever
+                assert abs(share(ep, record.entity_type, record.entity_name, record.day)) > 0.12, seed
+            shifted += 1
+    assert shifted >= (40 if INCIDENT_TIMING_SHIFTS[difficulty] else 0)
+    if not INCIDENT_TIMING_SHIFTS[difficulty]:
+        assert shifted == 0
 
 
 def test_demand_swings_and_count_incidents_fall_either_side_of_the_published_gap() -> None:

@@ -34,7 +34,9 @@ from metric_tracker_rl.models import MetricSubmissionRow, MetricTrackerRlAction,
 POOL_THRESHOLDS = {
     "get_instrumentation_data_quality_issue_rows": 0.5,
     "get_funnel_break_rows": 0.5,
-    "get_hourly_traffic_mix_shift_rows": 1.0,
+    # Every date whose app-open mix moved at all: bot evidence is read from the day's opens and conversion, so
+    # the mix only has to point the right way (when many dates' hours moved, its spread is wide).
+    "get_hourly_traffic_mix_shift_rows": 0.1,
 }
 HOUR_EVIDENCE_METHODS = ("get_instrumentation_data_quality_issue_rows", "get_funnel_break_rows")
 HOUR_EVIDENCE_STRENGTH = 2.0  # rank of a candidate backed by hour-level evidence, before its z is added
@@ -46,7 +48,10 @@ FAMILY_THRESHOLDS = {
     "rate": 4.5,
     "count": 4.0,
 }
-VOLUME_MIX_Z = 4.0  # a downstream event's hour-of-day mix this far off means the whole volume moved
+# A downstream event's hour-of-day mix that moved at least this share of the app opens' move means the whole volume
+# moved (a timing shift, a count incident in a block of hours); bots move the app opens' mix alone. Compared in the
+# mix distance itself: when many dates' hours moved, the z-scores of the mixes are too wide to tell.
+DOWNSTREAM_MIX_SHARE = 0.5
 # A count incident moves the day's volume by at least COUNT_INCIDENT_MIN_SHARE, a benign demand swing by at most
 # the top of DEMAND_SWING_SHARE: the published bounds leave a gap, and the middle of it separates the two.
 VOLUME_INCIDENT_SHARE = (DEMAND_SWING_SHARE[1] + COUNT_INCIDENT_MIN_SHARE) / 2
@@ -211,14 +216,10 @@ class ExpertAgent(Agent):
             if date in bots:
                 mix_strength = abs(self._z(row, spreads)) / FAMILY_THRESHOLDS["hourly_traffic_mix_shift"]
                 add(row, "hourly_traffic_mix_shift", max(bots[date], mix_strength))
-            elif downstream is not None and self._z(downstream, spreads) >= VOLUME_MIX_Z:
-                # Every event's hours moved together. With the day's volume far off, a count incident in a block
-                # of hours; with the volume within its normal bounds, people just came at other times.
-                if date in volume and relative_move(volume[date]) >= VOLUME_INCIDENT_SHARE:
-                    evidence = min(self._z(row, spreads), self._z(downstream, spreads))
-                    add(volume[date], "count", evidence / VOLUME_MIX_Z)
-            else:
+            elif downstream is None or downstream["delta_value"] < DOWNSTREAM_MIX_SHARE * row["delta_value"]:
                 add(row, "hourly_traffic_mix_shift")
+            # Otherwise every event's hours moved together: people came at other times, or a count incident hit
+            # a block of hours, which the day's volume against the published bounds tells (read below).
         for row in self.results["rates"]["rows"]:
             if row["entity_name"] == FUNNEL_STEPS[0] and row["date"] in bots:
                 continue  # the first step's fall is the bots' side effect

@@ -24,6 +24,7 @@ POOL_CALLS = {
 # Most specific first: data quality > hourly mix > funnel break > rate > count.
 SPECIFICITY = ("data_quality", "hourly_mix", "funnel_step", "conversion_rate", "event_count")
 FALLBACK_K = 3  # dates to report when the visible config does not say how many incidents there are
+SHALLOW_Z = 6.0  # the shallow reader reports dates the suspicious-date list rates at least this far off
 WEEKDAY_Z_FLOOR = 6.0  # without a visible count, the weekday rule reports weekdays whose best date clears this
 
 
@@ -166,6 +167,48 @@ class ShiftAwareTopKAgent(TopKDatesAgent):
         return [entry for entry in super().ranked_dates() if entry["date"] not in shifted]
 
 
+class ShiftCheckedTopKAgent(TopKDatesAgent):
+    """Top-k dates after the timing-shift rule with a check: a date where the menu-open mix moved with the
+    app-open mix is kept only if some other key moved there too (then its most specific other key is reported)."""
+
+    name = "top_k_dates_shift_checked"
+
+    def rows(self) -> list[Row]:
+        moved: dict[str, set[str]] = {}
+        for row in self.results["get_hourly_traffic_mix_shift_rows"].get("rows", []):
+            moved.setdefault(row["date"], set()).add(row["entity_name"])
+        pool = self.pool_by_date()
+        report = []
+        for entry in self.ranked_dates():
+            if len(report) == self.k():
+                break
+            candidates = pool.get(entry["date"], [])
+            if {"app_opens", "menu_opens"} <= moved.get(entry["date"], set()):
+                candidates = [row for row in candidates if row["entity_type"] != "hourly_mix"]
+                if candidates:
+                    report.append(most_specific(candidates))
+                continue
+            strongest = [row for row in candidates
+                         if (row["entity_type"], row["entity_name"]) == (entry["entity_type"], entry["entity_name"])]
+            if candidates:
+                report.append(strongest[0] if strongest else most_specific(candidates))
+        return report
+
+
+class ShallowReaderAgent(ShiftCheckedTopKAgent):
+    """A shallow investigation, not an exploit: every unexplained date the suspicious-date list rates at a robust z
+    of SHALLOW_Z or more (no count taken from the config), read as ShiftCheckedTopKAgent reads a date. It shows
+    how much of that agent's score comes from the evidence rather than from the visible count."""
+
+    name = "shallow_reader"
+
+    def k(self) -> int:
+        return len(self.results["dates"].get("dates", []))
+
+    def ranked_dates(self) -> list[dict[str, Any]]:
+        return [entry for entry in super().ranked_dates() if entry["max_abs_robust_z"] >= SHALLOW_Z]
+
+
 class SideEffectPadderAgent(SubmitOnce):
     """Every key that moved on the top dates, whatever its entity type: no idea which family caused it."""
 
@@ -269,6 +312,8 @@ class NextDatePadderAgent(OneShotExpertAgent):
 register_agent(TopKDatesAgent.name, TopKDatesAgent)
 register_agent(NextDatePadderAgent.name, NextDatePadderAgent)
 register_agent(ShiftAwareTopKAgent.name, ShiftAwareTopKAgent)
+register_agent(ShiftCheckedTopKAgent.name, ShiftCheckedTopKAgent)
+register_agent(ShallowReaderAgent.name, ShallowReaderAgent)
 register_agent(SideEffectPadderAgent.name, SideEffectPadderAgent)
 register_agent(WeekdayRuleAgent.name, WeekdayRuleAgent)
 register_agent(FeedbackDecoderAgent.name, FeedbackDecoderAgent)
