@@ -53,9 +53,9 @@ def objective_for(config: EpisodeConfig) -> str:
         return TASKS[config.task_id].objective
     return ("Find every incident in four weeks of funnel data and report each one (date, entity, family, "
             "baseline, observed value, delta, severity). Days explained by the calendar and side effects of an "
-            "incident are not incidents, nor are unannotated swings in demand or timing within their published bounds. "
-            "An incident that lasts several dates is reported once per date. Some episodes contain no incident: "
-            "then submit an empty report.")
+            "incident are not incidents, nor are unannotated swings in demand or timing within their published bounds "
+            "(a timing shift may also fall on an incident's date). An incident that lasts several dates is reported "
+            "once per date. Some episodes contain no incident: then submit an empty report.")
 
 CANONICAL_METHOD = {
     "rate_drop_from_median": "get_rate_drop_from_median_rows",

@@ -127,8 +127,8 @@ TASKS: dict[str, TaskSpec] = {
         TaskSpec(
             "medium_mixed_pair", "medium",
             "Three incidents of different families are mixed with a marketing campaign, late-arriving data and "
-            "an unannotated shift in timing. Report the incidents (once per date when one lasts two dates), "
-            "classify each family correctly and leave the explained and benign days out.",
+            "unannotated shifts in timing, one of them on an incident's date. Report the incidents (once per date "
+            "when one lasts two dates), classify each family correctly and leave the explained and benign days out.",
             GRADER_NAME,
             EpisodeConfig(seed=202, scenario_family="mixed", difficulty="medium", anomaly_count=3,
                           anomaly_density=DEFAULT_DENSITY["medium"], task_id="medium_mixed_pair"),
@@ -136,8 +136,9 @@ TASKS: dict[str, TaskSpec] = {
         TaskSpec(
             "hard_mixed_multi", "hard",
             "Four weaker incidents of different families, plus a campaign, a holiday, late-arriving data and "
-            "unannotated swings in demand and timing. Separate incidents from explained days, benign "
-            "fluctuations and side effects, and report only the incidents, once per date they cover.",
+            "unannotated swings in demand and timing, some timing shifts on incident dates. Separate incidents from "
+            "explained days, benign fluctuations and side effects, and report only the incidents, once per date "
+            "they cover.",
             GRADER_NAME,
             EpisodeConfig(seed=303, scenario_family="mixed", difficulty="hard", anomaly_count=4,
                           anomaly_density=DEFAULT_DENSITY["hard"], task_id="hard_mixed_multi"),
