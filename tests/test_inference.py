@@ -268,7 +268,11 @@ def test_offline_run_serves_the_environment_itself_and_stops_it(tmp_path: Path) 
         assert episode["score"] == record["score"] and episode["rewards"] == record["rewards"]
         assert sum(m["role"] == "tool" for m in episode["messages"]) == record["steps"]
         assert not any('"debug"' in m["content"] for m in episode["messages"])
-    assert saved["mean_score"] > 0.5  # the scripted floor finds most incidents of the named tasks
+    # The scripted floor solves the easy task and finds some incidents of the others (a fixed procedure: the
+    # timing shifts of medium and hard defeat it, as they should).
+    scores = {record["task_id"]: record["score"] for record in saved["tasks"]}
+    assert scores["easy_single_spike"] == 1.0
+    assert all(0 < score < 1 for task_id, score in scores.items() if task_id != "easy_single_spike"), scores
 
 
 def test_unreachable_environment_still_prints_start_and_end() -> None:
