@@ -74,4 +74,4 @@ def run_episode(agent: Agent, reset: Callable[..., Any], step: Callable[[MetricT
 
 
 # Registered on import; they depend on the interface above.
-from metric_tracker_rl.agents import baselines, expert, gaming, seed_replay  # noqa: E402,F401
+from metric_tracker_rl.agents import baselines, expert, gaming, scripted, seed_replay  # noqa: E402,F401
