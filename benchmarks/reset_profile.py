@@ -50,21 +50,29 @@ def _timed_table(table: dict[str, Callable[..., Any]], prefix: str, totals: Coun
 
 
 def profile_resets(task_id: str, resets: int) -> tuple[float, list[tuple[str, float, float]]]:
-    """Mean ms per reset, and per stage its mean ms and calls per reset."""
+    """Mean ms per reset, and per stage its mean ms and calls per reset. The timers are removed afterwards."""
     totals: Counter[str] = Counter()
     calls: Counter[str] = Counter()
-    for module, name, label in STAGES:
-        setattr(module, name, _timed(getattr(module, name), label, totals, calls))
-    _timed_table(scenario.FLUCTUATIONS, "fluctuation: ", totals, calls)
-    _timed_table(scenario.DISTRACTORS, "distractor: ", totals, calls)
-    env = MetricTrackerRlEnvironment()
-    for _ in range(2):  # the first pass warms up
-        totals.clear()
-        calls.clear()
-        start = time.perf_counter_ns()
-        for seed in range(resets):
-            env.reset(task_id=task_id, seed=seed)
-        elapsed = time.perf_counter_ns() - start
+    originals = [(module, name, getattr(module, name)) for module, name, _ in STAGES]
+    tables = [(table, dict(table)) for table in (scenario.FLUCTUATIONS, scenario.DISTRACTORS)]
+    try:
+        for module, name, label in STAGES:
+            setattr(module, name, _timed(getattr(module, name), label, totals, calls))
+        _timed_table(scenario.FLUCTUATIONS, "fluctuation: ", totals, calls)
+        _timed_table(scenario.DISTRACTORS, "distractor: ", totals, calls)
+        env = MetricTrackerRlEnvironment()
+        for _ in range(2):  # the first pass warms up
+            totals.clear()
+            calls.clear()
+            start = time.perf_counter_ns()
+            for seed in range(resets):
+                env.reset(task_id=task_id, seed=seed)
+            elapsed = time.perf_counter_ns() - start
+    finally:
+        for module, name, function in originals:
+            setattr(module, name, function)
+        for table, saved in tables:
+            table.update(saved)
     rows = [(label, totals[label] / resets / 1e6, calls[label] / resets)
             for label in sorted(totals, key=totals.__getitem__, reverse=True)]
     return elapsed / resets / 1e6, rows
