@@ -81,8 +81,9 @@ class _DigestSeed(ISeedSequence):
             little = np.dtype(dtype).newbyteorder("<")
         if n_words * little.itemsize > len(self._digest):
             raise ValueError(f"a stream digest holds {len(self._digest)} bytes, {n_words} {little} words requested")
-        # Read-only words in the digest's byte order: a bit generator only reads them (as numbers).
-        return np.frombuffer(self._digest, dtype=little, count=n_words)
+        words = np.frombuffer(self._digest, dtype=little, count=n_words)  # read-only: bit generators only read them
+        # Bit generators read the words' memory as native integers: convert on a big-endian machine.
+        return words if little.isnative else words.astype(little.newbyteorder("="))
 
 
 def stream_digest(key: EpisodeKey, stream: str, index: int = 0) -> bytes:
