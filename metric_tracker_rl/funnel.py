@@ -101,7 +101,9 @@ def stage_means(traffic: np.ndarray, step_rates: np.ndarray) -> np.ndarray:
     for step in range(N_STEPS):
         np.multiply(reach[step], step_rates[..., step], out=reach[step + 1])
     reach[:N_STEPS] -= reach[1:]  # a rate is at most 1, so no difference is negative
-    return np.moveaxis(reach, 0, -1)
+    # C order (event axis last in memory too): numpy's Poisson sampler walks a contiguous array about 15% faster,
+    # which is worth the copy.
+    return np.ascontiguousarray(np.moveaxis(reach, 0, -1))
 
 
 @dataclass
@@ -204,7 +206,8 @@ class FunnelData:
     daily: np.ndarray = field(init=False)  # (D, 5) int64
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "daily", self.hourly.sum(axis=1))
+        # hourly.sum(axis=1) (integer sums are exact in any order), at a third of the cost on an array this small.
+        object.__setattr__(self, "daily", np.einsum("dhe->de", self.hourly))
         object.__setattr__(self, "_date_positions", date_positions(self.dates))
         for array in (self.hourly, self.daily, self.weekend):
             array.setflags(write=False)
@@ -214,32 +217,39 @@ class FunnelData:
         return self._date_positions[date]
 
 
+def _days_where(mask: np.ndarray) -> set[int]:
+    return set(np.flatnonzero(mask).tolist())
+
+
 def draw_counts(plan: FunnelPlan, key: EpisodeKey) -> FunnelData:
     """Integer counts for the plan: one Poisson draw of every date's stops as the plan was made, then every
     date an injector touched on its own stream (drawn again where its expectations changed, then its extra
     opens, duplicates, clock shift and lost events). A date's counts therefore depend only on its own plan."""
-    means = stage_means(plan.traffic, plan.step_rates)
     stops = derive_rng(key, "funnel-noise").poisson(plan.initial_stage_means)
-    redrawn = (means != plan.initial_stage_means).any(axis=(1, 2))
-    surplus = plan.duplicate_factor - 1.0
-    has_extra = plan.extra_opens.any(axis=1)
-    has_surplus = surplus.any(axis=(1, 2))
-    has_loss = (plan.ingested_fraction < 1.0).any(axis=1)
-    touched = redrawn | has_extra | has_surplus | has_loss | (plan.hour_shift != 0)
-    date_rngs = {day: derive_rng(key, "funnel-draw", day) for day in np.flatnonzero(touched).tolist()}
-    for day, rng in date_rngs.items():
-        if redrawn[day]:
-            stops[day] = rng.poisson(means[day])
-    hourly = np.ascontiguousarray(np.cumsum(stops[..., ::-1], axis=-1)[..., ::-1])
+    means = stage_means(plan.traffic, plan.step_rates)
+    redrawn = _days_where((means != plan.initial_stage_means).any(axis=(1, 2)))
+    # Whole-plan checks first: most plans hold no extra opens, duplicates or lost events at all.
+    extra = _days_where(plan.extra_opens.any(axis=1)) if plan.extra_opens.any() else set()
+    surplus = _days_where((plan.duplicate_factor != 1.0).any(axis=(1, 2))) if (plan.duplicate_factor != 1.0).any() \
+        else set()
+    loss = _days_where((plan.ingested_fraction < 1.0).any(axis=1)) if (plan.ingested_fraction < 1.0).any() else set()
+    shifted = _days_where(plan.hour_shift != 0)
+    date_rngs = {day: derive_rng(key, "funnel-draw", day)
+                 for day in sorted(redrawn | extra | surplus | loss | shifted)}
+    for day in sorted(redrawn):
+        stops[day] = date_rngs[day].poisson(means[day])
+    hourly = stops  # each event's count is the sum of the stops at it and after it
+    for event in range(N_STEPS - 1, -1, -1):
+        hourly[..., event] += hourly[..., event + 1]
     for day, rng in date_rngs.items():
         counts = hourly[day]
-        if has_extra[day]:
+        if day in extra:
             counts[:, 0] += rng.poisson(plan.extra_opens[day])
-        if has_surplus[day]:
-            counts += rng.poisson(counts * surplus[day])
-        if plan.hour_shift[day]:
+        if day in surplus:
+            counts += rng.poisson(counts * (plan.duplicate_factor[day] - 1.0))
+        if day in shifted:
             counts[:] = np.roll(counts, int(plan.hour_shift[day]), axis=0)
-        if has_loss[day]:
+        if day in loss:
             counts[:] = rng.binomial(counts, plan.ingested_fraction[day][:, None])
     calendar = window_calendar(plan.num_days)
     if tuple(plan.dates) != calendar.dates:

@@ -177,9 +177,12 @@ class _Planned:
 
 def _open_days(num_days: int, taken: set[int], reserved_weekday: int | None) -> list[int]:
     """Dates that may still take a perturbation: not the latest, not taken, and their weekday not yet full."""
-    per_weekday = Counter(d % 7 for d in taken)
-    return [d for d in range(num_days - 1)
-            if d not in taken and d % 7 != reserved_weekday and per_weekday[d % 7] < PERTURBED_PER_WEEKDAY]
+    per_weekday = [0] * 7
+    for day in taken:
+        per_weekday[day % 7] += 1
+    open_weekday = [count < PERTURBED_PER_WEEKDAY and weekday != reserved_weekday
+                    for weekday, count in enumerate(per_weekday)]
+    return [d for d in range(num_days - 1) if open_weekday[d % 7] and d not in taken]
 
 
 def _pick(options: Sequence[T], rng: np.random.Generator) -> T:

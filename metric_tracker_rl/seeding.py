@@ -62,6 +62,11 @@ class EpisodeKey:
         return f"EpisodeKey(seed={self.seed}, held_out={bool(self.secret)})"
 
 
+# The digest's words are read little-endian on every platform; the two word types bit generators ask for are
+# looked up rather than built on every call (a reset makes a couple of dozen streams).
+_LITTLE_ENDIAN_WORDS = {np.uint32: np.dtype("<u4"), np.uint64: np.dtype("<u8")}
+
+
 class _DigestSeed(ISeedSequence):
     """Hands a bit generator the words of one stream digest (little-endian on every platform)."""
 
@@ -71,10 +76,14 @@ class _DigestSeed(ISeedSequence):
         self._digest = digest
 
     def generate_state(self, n_words: int, dtype: type = np.uint32) -> np.ndarray:
-        word = np.dtype(dtype)
-        if n_words * word.itemsize > len(self._digest):
-            raise ValueError(f"a stream digest holds {len(self._digest)} bytes, {n_words} {word} words requested")
-        return np.frombuffer(self._digest, dtype=word.newbyteorder("<"), count=n_words).astype(word)
+        little = _LITTLE_ENDIAN_WORDS.get(dtype)
+        if little is None:
+            little = np.dtype(dtype).newbyteorder("<")
+        if n_words * little.itemsize > len(self._digest):
+            raise ValueError(f"a stream digest holds {len(self._digest)} bytes, {n_words} {little} words requested")
+        words = np.frombuffer(self._digest, dtype=little, count=n_words)  # read-only: bit generators only read them
+        # Bit generators read the words' memory as native integers: convert on a big-endian machine.
+        return words if little.isnative else words.astype(little.newbyteorder("="))
 
 
 def stream_digest(key: EpisodeKey, stream: str, index: int = 0) -> bytes:

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
+from functools import cached_property
 from typing import Any
 
 from pydantic import ValidationError
@@ -87,13 +88,16 @@ class EpisodeConfig:
     def held_out(self) -> bool:
         return bool(self.secret)
 
-    @property
+    @cached_property
     def key(self) -> EpisodeKey:
+        """Made once per config: a reset reads it for every stream it derives."""
         return EpisodeKey.of(self.seed, self.secret)
 
     def public_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        del data["secret"]
+        """Every field but the secret, in field order, as plain JSON values, and whether held-out mode is on.
+
+        Built field by field: dataclasses.asdict would deep-copy every value, at about ten times the cost."""
+        data: dict[str, Any] = {name: getattr(self, name) for name in _PUBLIC_FIELDS}
         data["anomalies"] = [a.model_dump() for a in self.anomalies]
         if self.anomaly_count_range is None:
             del data["anomaly_count_range"]
@@ -101,6 +105,9 @@ class EpisodeConfig:
             data["anomaly_count_range"] = list(self.anomaly_count_range)
         data["held_out"] = self.held_out
         return data
+
+
+_PUBLIC_FIELDS = tuple(f.name for f in fields(EpisodeConfig) if f.name != "secret")
 
 
 @dataclass(frozen=True)

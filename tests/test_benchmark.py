@@ -6,8 +6,11 @@ from __future__ import annotations
 import pytest
 
 from benchmarks.replay_env import ReplayEnvironment
+from benchmarks.reset_profile import STAGES, profile_resets
 from benchmarks.run import analysis_action, bench_websocket
+from metric_tracker_rl import scenario
 from metric_tracker_rl.models import MetricTrackerRlAction
+from metric_tracker_rl.tasks import BENIGN_FLUCTUATIONS, DISTRACTORS_BY_DIFFICULTY
 from server.environment import MetricTrackerRlEnvironment
 
 CYCLE = [analysis_action(i) for i in range(8)]
@@ -52,3 +55,19 @@ def test_episode_load_completes_graded_episodes_against_both_servers() -> None:
     assert row["env_episodes_per_s"] > 0 and row["null_episodes_per_s"] > 0
     assert row["graded_share"] == 1.0  # every counted episode ended in its graded report
     assert row["ratio"] == pytest.approx(row["env_episodes_per_s"] / row["null_episodes_per_s"])
+
+
+def test_reset_profile_reports_each_stage_and_removes_its_timers() -> None:
+    before = [getattr(module, name) for module, name, _ in STAGES] + [dict(scenario.FLUCTUATIONS),
+                                                                      dict(scenario.DISTRACTORS)]
+    total, rows = profile_resets("hard_mixed_multi", resets=3)
+    calls = {label: per_reset for label, _, per_reset in rows}
+    expected = ({"draw counts", "metric panel", "baseline plan", "ground truth"}
+                | {f"fluctuation: {kind}" for kind in BENIGN_FLUCTUATIONS["hard"]}
+                | {f"distractor: {kind}" for kind in DISTRACTORS_BY_DIFFICULTY["hard"]})
+    assert expected <= set(calls)
+    assert calls["draw counts"] == calls["metric panel"] == 1.0  # one of each per reset
+    assert all(0 < ms < total for label, ms, _ in rows if not label.startswith(" "))  # a stage is part of a reset
+    after = [getattr(module, name) for module, name, _ in STAGES] + [dict(scenario.FLUCTUATIONS),
+                                                                     dict(scenario.DISTRACTORS)]
+    assert after == before

@@ -145,6 +145,41 @@ def test_peer_median_matches_np_nanmedian(data: st.DataObject, rows: int, days: 
         assert_same(metrics.peer_median(values, peers), reference_peer_median(values, peers))
 
 
+@settings(max_examples=100, deadline=None)
+@given(values=hnp.arrays(np.float64, st.tuples(st.integers(1, 6), st.just(28)), elements=finite_strategy))
+@example(values=np.zeros((2, 28)))  # every peer tied
+@example(values=np.tile(np.array([-0.0, 0.0, 1.0, 1.0]), (1, 7)))
+def test_peer_median_of_whole_weeks_matches_np_nanmedian(values: np.ndarray) -> None:
+    """Four whole weeks without NaN take the middle-of-three path."""
+    peers = metrics.same_weekday_peers(28)
+    assert_same(metrics.peer_median(values, peers), reference_peer_median(values, peers))
+
+
+@settings(max_examples=100, deadline=None)
+@given(values=hnp.arrays(np.float64, hnp.array_shapes(min_dims=1, max_dims=3, max_side=9),
+                         elements=st.one_of(values_strategy, st.just(np.inf), st.just(-np.inf))))
+@example(values=np.array([np.nan, np.inf, -np.inf, -0.0]))
+def test_nan_to_zero_matches_np_nan_to_num(values: np.ndarray) -> None:
+    result = metrics.nan_to_zero(values)
+    assert result.tobytes() == np.nan_to_num(values, nan=0.0).tobytes()
+    assert result is not values and not np.shares_memory(result, values)
+
+
+@settings(max_examples=100, deadline=None)
+@given(values=hnp.arrays(np.float64, st.tuples(st.integers(1, 30), st.just(HOURS), st.just(N_EVENTS)),
+                         elements=st.floats(0, 1e9) | st.floats(-1e300, 1e300)))
+def test_sum_over_hours_is_bit_identical_to_sum(values: np.ndarray) -> None:
+    assert metrics.sum_over_hours(values).tobytes() == values.sum(axis=1).tobytes()
+
+
+@settings(max_examples=100, deadline=None)
+@given(data=st.data(), length=st.integers(1, 40))
+def test_count_ratio_matches_safe_ratio_on_counts(data: st.DataObject, length: int) -> None:
+    numerator, denominator = (data.draw(hnp.arrays(np.int64, length, elements=st.integers(0, 10**9))).astype(float)
+                              for _ in range(2))
+    assert_same(metrics.count_ratio(numerator, denominator), metrics.safe_ratio(numerator, denominator))
+
+
 @settings(max_examples=150, deadline=None)
 @given(values=hnp.arrays(np.float64, hnp.array_shapes(min_dims=1, max_dims=3, max_side=9),
                          elements=values_strategy))
