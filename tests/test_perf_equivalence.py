@@ -376,3 +376,12 @@ def test_stage_means_match_the_value_by_value_definition(seed: int) -> None:
     assert_same(plan.initial_stage_means, expected)
     assert (plan.initial_stage_means >= 0).all()
     assert_same(stage_means(plan.traffic, plan.step_rates), expected)
+
+
+@given(hours=st.integers(-(HOURS - 1), HOURS - 1).filter(bool), trailing=st.sampled_from([(), (N_STEPS,)]),
+       seed=st.integers(0, 2**32 - 1))
+@example(hours=1, trailing=(), seed=0)
+@example(hours=-(HOURS - 1), trailing=(N_STEPS,), seed=1)
+def test_rolling_a_days_hours_matches_np_roll(hours: int, trailing: tuple[int, ...], seed: int) -> None:
+    values = np.random.default_rng(seed).random((HOURS, *trailing))
+    assert np.array_equal(scenario_module._roll_hours(values, hours), np.roll(values, hours, axis=0))
