@@ -56,7 +56,7 @@ DATES = [d.isoformat() for d in window_dates()]
 OFFLINE_ENV_DROP = ("API_KEY", "HF_TOKEN", "OPENAI_API_KEY", "BASE_URL", "IMAGE_NAME", "LOCAL_IMAGE_NAME")
 
 TARGETS = {
-    "reset_p50_ms": 5.0,
+    "reset_p50_ms": 1.0,  # issue target; not met in numpy (docs/performance.md, "Reset today")
     "analysis_step_p50_ms": 2.0,
     "graded_submission_p50_ms": 2.0,
     "ws_throughput_ratio": 0.5,
