@@ -122,6 +122,14 @@ class PoolAgent(Agent):
         count = visible_count(self.config)
         return FALLBACK_K if count is None else count
 
+    def every_mix_moved(self) -> set[str]:
+        """Dates whose menu-open hourly mix moved along with the app-open one (the published sign of a timing
+        shift; a count incident in a block of hours shows it too)."""
+        moved: dict[str, set[str]] = {}
+        for row in self.results["get_hourly_traffic_mix_shift_rows"].get("rows", []):
+            moved.setdefault(row["date"], set()).add(row["entity_name"])
+        return {date for date, events in moved.items() if {"app_opens", "menu_opens"} <= events}
+
 
 class SubmitOnce(PoolAgent):
     """An exploit without feedback: one report, then stop."""
@@ -144,12 +152,18 @@ class TopKDatesAgent(SubmitOnce):
         for entry in self.ranked_dates():
             if len(report) == self.k():
                 break
-            candidates = pool.get(entry["date"], [])
-            strongest = [row for row in candidates
-                         if (row["entity_type"], row["entity_name"]) == (entry["entity_type"], entry["entity_name"])]
-            if candidates:
-                report.append(strongest[0] if strongest else most_specific(candidates))
+            row = self.pick(entry, pool.get(entry["date"], []))
+            if row is not None:
+                report.append(row)
         return report
+
+    def pick(self, entry: dict[str, Any], candidates: list[Row]) -> Row | None:
+        """The date's row to report: its strongest key's, else the most specific one (None: skip the date)."""
+        strongest = [row for row in candidates
+                     if (row["entity_type"], row["entity_name"]) == (entry["entity_type"], entry["entity_name"])]
+        if not candidates:
+            return None
+        return strongest[0] if strongest else most_specific(candidates)
 
 
 class ShiftAwareTopKAgent(TopKDatesAgent):
@@ -160,10 +174,7 @@ class ShiftAwareTopKAgent(TopKDatesAgent):
     name = "top_k_dates_shift_aware"
 
     def ranked_dates(self) -> list[dict[str, Any]]:
-        moved: dict[str, set[str]] = {}
-        for row in self.results["get_hourly_traffic_mix_shift_rows"].get("rows", []):
-            moved.setdefault(row["date"], set()).add(row["entity_name"])
-        shifted = {date for date, events in moved.items() if {"app_opens", "menu_opens"} <= events}
+        shifted = self.every_mix_moved()
         return [entry for entry in super().ranked_dates() if entry["date"] not in shifted]
 
 
@@ -174,25 +185,14 @@ class ShiftCheckedTopKAgent(TopKDatesAgent):
     name = "top_k_dates_shift_checked"
 
     def rows(self) -> list[Row]:
-        moved: dict[str, set[str]] = {}
-        for row in self.results["get_hourly_traffic_mix_shift_rows"].get("rows", []):
-            moved.setdefault(row["date"], set()).add(row["entity_name"])
-        pool = self.pool_by_date()
-        report = []
-        for entry in self.ranked_dates():
-            if len(report) == self.k():
-                break
-            candidates = pool.get(entry["date"], [])
-            if {"app_opens", "menu_opens"} <= moved.get(entry["date"], set()):
-                candidates = [row for row in candidates if row["entity_type"] != "hourly_mix"]
-                if candidates:
-                    report.append(most_specific(candidates))
-                continue
-            strongest = [row for row in candidates
-                         if (row["entity_type"], row["entity_name"]) == (entry["entity_type"], entry["entity_name"])]
-            if candidates:
-                report.append(strongest[0] if strongest else most_specific(candidates))
-        return report
+        self.shifted = self.every_mix_moved()
+        return super().rows()
+
+    def pick(self, entry: dict[str, Any], candidates: list[Row]) -> Row | None:
+        if entry["date"] not in self.shifted:
+            return super().pick(entry, candidates)
+        others = [row for row in candidates if row["entity_type"] != "hourly_mix"]
+        return most_specific(others) if others else None
 
 
 class ShallowReaderAgent(ShiftCheckedTopKAgent):
