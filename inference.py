@@ -65,7 +65,6 @@ IMAGE_NAME = _env("LOCAL_IMAGE_NAME") or _env("IMAGE_NAME")
 TEMPERATURE = float(_env("TEMPERATURE", "0"))
 MAX_TOKENS = int(_env("MAX_TOKENS", "1500"))
 MAX_TOOL_ROUNDS = int(_env("MAX_TOOL_ROUNDS", "16"))
-MAX_TOOL_RESULT_CHARS = int(_env("MAX_TOOL_RESULT_CHARS", "12000"))
 MODEL_TIMEOUT_S = float(_env("MODEL_TIMEOUT_S", "120"))
 MODEL_MAX_RETRIES = int(_env("MODEL_MAX_RETRIES", "2"))
 CONNECT_TIMEOUT_S = float(_env("OPENENV_CONNECT_TIMEOUT_S", "30"))
@@ -177,7 +176,7 @@ class TaskRun:
             {"id": call_id, "type": "function", "function": {"name": name, "arguments": arguments}}]})
         result = self.step(env, action)
         self.messages.append({"role": "tool", "tool_call_id": call_id, "name": name,
-                              "content": render_observation(result.observation, MAX_TOOL_RESULT_CHARS)})
+                              "content": render_observation(result.observation)})
         return result
 
     @property
@@ -298,7 +297,7 @@ class LlmPolicy:
         action = tool_action(name, raw_arguments)
         if isinstance(action, str):
             return action
-        return render_observation(run.step(env, action).observation, MAX_TOOL_RESULT_CHARS)
+        return render_observation(run.step(env, action).observation)
 
 
 # --- the environment server ------------------------------------------------------------------------

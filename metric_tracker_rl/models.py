@@ -21,25 +21,22 @@ class MetricSubmissionRow(_Strict):
 
     date: str = Field(description="ISO date (YYYY-MM-DD) inside the episode window", max_length=32)
     entity_type: EntityType = Field(description="Kind of entity the anomaly is on")
-    entity_name: str = Field(description="Metric or event name valid for the entity type (see list_entities)",
-                             max_length=128)
+    entity_name: str = Field(description="A name valid for the entity type", max_length=128)
     anomaly_type: AnomalyType = Field(description="Anomaly family")
-    detection_method: str = Field(description="Analysis method that justifies the row", max_length=128)
-    baseline_value: float = Field(description="Baseline by the published rule (same-weekday median)")
-    observed_value: float = Field(description="Value observed on the date")
-    delta_value: float = Field(description="observed_value - baseline_value")
-    severity: Severity = Field(description="Severity by the published rule")
+    detection_method: str = Field(description="The tool whose result shows the row", max_length=128)
+    baseline_value: float = Field(description="Same-weekday median")
+    observed_value: float = Field(description="Value on the date")
+    delta_value: float = Field(description="observed - baseline")
+    severity: Severity = Field(description="By the published rule")
 
 
 class PayloadGeneratorMethod(_Strict):
     """A generator call that the server runs to build submission rows (see the get_*_rows tools)."""
 
-    method_name: str = Field(description="Name of a get_*_rows generator tool", max_length=128)
+    method_name: str = Field(description="A get_*_rows tool", max_length=128)
     metric_name: str | None = Field(default=None, description="One metric to scan", max_length=128)
     metric_names: list[str] | None = Field(default=None, description="Several metrics to scan", max_length=64)
-    threshold_multiplier: float | None = Field(
-        default=None, description="Robust-z threshold (multiples of the robust spread around the baseline)"
-    )
+    threshold_multiplier: float | None = Field(default=None, description="Robust-z threshold")
 
     def tool_arguments(self) -> dict[str, Any]:
         return self.model_dump(exclude={"method_name"}, exclude_none=True)

@@ -16,12 +16,15 @@ results:
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from metric_tracker_rl import view
 from metric_tracker_rl.analysis_tools import TOOL_REGISTRY, available_analysis_methods
+from metric_tracker_rl.catalog import COUNT_INCIDENT_MIN_SHARE, DEMAND_SWING_SHARE, TIMING_SHIFT_HOURS
+from metric_tracker_rl.funnel import window_dates
 from metric_tracker_rl.models import (
     MAX_GENERATOR_CALLS,
     MetricSubmissionRow,
@@ -32,7 +35,6 @@ from metric_tracker_rl.models import (
 
 SUBMIT_REPORT = "submit_report"
 SUBMIT_GENERATORS = "submit_generators"
-DEFAULT_MAX_RESULT_CHARS = 12000
 
 SYSTEM_PROMPT = """\
 You investigate a synthetic product-funnel dataset (four weeks of daily and hourly counts of app_open ->
@@ -58,14 +60,13 @@ class _SubmissionArgs(BaseModel):
 
 
 class SubmitReportArgs(_SubmissionArgs):
-    rows: list[MetricSubmissionRow] = Field(
-        description="Report rows copied from tool output ([] reports no incident)")
+    rows: list[MetricSubmissionRow] = Field(description="Rows copied from tool results; [] reports no incident")
 
 
 class SubmitGeneratorsArgs(_SubmissionArgs):
     generators: list[PayloadGeneratorMethod] = Field(
         max_length=MAX_GENERATOR_CALLS,
-        description="Generator calls: method_name is a get_*_rows tool, the other fields its arguments")
+        description="Generator calls: a get_*_rows tool and its arguments")
 
 
 @dataclass(frozen=True)
@@ -82,44 +83,71 @@ class ModelTool:
                 "function": {"name": self.name, "description": self.description, "parameters": self.parameters}}
 
 
-def _inline_definitions(schema: dict[str, Any]) -> dict[str, Any]:
-    """The schema with each `$ref` replaced by its definition: item schemas a model reads in place."""
-    definitions = schema.pop("$defs", {})
+# Schema keywords a model does not need in order to call a tool well: the server checks every bound and answers
+# a call outside one with an error that names what is valid.
+_UNREAD_KEYWORDS = frozenset({"title", "additionalProperties", "maxLength", "minLength", "maxItems", "minItems",
+                              "exclusiveMinimum", "exclusiveMaximum", "minimum", "maximum"})
 
-    def inline(node: Any) -> Any:
-        if isinstance(node, dict):
-            if "$ref" in node:
-                return inline(dict(definitions[node["$ref"].rsplit("/", 1)[-1]]))
-            return {key: inline(value) for key, value in node.items()}
+
+def model_schema(schema: dict[str, Any]) -> dict[str, Any]:
+    """A pydantic JSON schema as a model reads it: definitions inlined where they are used, an optional field
+    (`X | None = None`) shown as X, and no keywords that only restate what the server checks."""
+    definitions = schema.get("$defs", {})
+
+    def compact(node: Any) -> Any:
         if isinstance(node, list):
-            return [inline(item) for item in node]
-        return node
+            return [compact(item) for item in node]
+        if not isinstance(node, dict):
+            return node
+        if "$ref" in node:
+            return compact({**definitions[node["$ref"].rsplit("/", 1)[-1]],
+                            **{k: v for k, v in node.items() if k != "$ref"}})
+        variants = node.get("anyOf")
+        if variants is not None and {"type": "null"} in variants and node.get("default", ...) is None:
+            others = [variant for variant in variants if variant != {"type": "null"}]
+            if len(others) == 1:
+                node = {**{k: v for k, v in node.items() if k not in ("anyOf", "default")}, **others[0]}
+        out: dict[str, Any] = {}
+        for key, value in node.items():
+            if key in _UNREAD_KEYWORDS or key == "$defs":
+                continue
+            out[key] = ({name: compact(prop) for name, prop in value.items() if not prop.get("hidden_from_models")}
+                        if key == "properties" else compact(value))
+        return out
 
-    return inline(schema)
+    return compact(schema)
+
+
+def _without_item_descriptions(node: Any) -> Any:
+    """A submission's item schema without per-field prose: its fields are the columns of the result tables the
+    model copies them from, so names and types say it all."""
+    if isinstance(node, dict):
+        return {key: _without_item_descriptions(value) for key, value in node.items() if key != "description"}
+    return node
 
 
 def _submission_tool(name: str, description: str, args_model: type[BaseModel]) -> ModelTool:
-    parameters = _inline_definitions(args_model.model_json_schema())
-    parameters.pop("title", None)
-    for prop in parameters["properties"].values():
-        prop.pop("title", None)
-    parameters["additionalProperties"] = False
-    return ModelTool(name, description, args_model, parameters)
+    schema = model_schema(args_model.model_json_schema())
+    for prop in schema["properties"].values():
+        prop["items"] = _without_item_descriptions(prop["items"])
+    return ModelTool(name, description, args_model, schema)
 
 
 SUBMISSION_TOOLS: dict[str, ModelTool] = {
     SUBMIT_REPORT: _submission_tool(
-        SUBMIT_REPORT, "Submit the final anomaly report as rows; it is graded.", SubmitReportArgs),
+        SUBMIT_REPORT, "Submit the anomaly report for grading: one row per incident, on its root-cause key.",
+        SubmitReportArgs),
     SUBMIT_GENERATORS: _submission_tool(
-        SUBMIT_GENERATORS, "Submit generator calls as the final report: the server runs them, merges their rows "
-                           "(first row per key wins) and grades the result.", SubmitGeneratorsArgs),
+        SUBMIT_GENERATORS, "Submit generator calls as the report: their merged rows (first per key) are graded.",
+        SubmitGeneratorsArgs),
 }
 
 
 def model_tools() -> list[ModelTool]:
-    """Every registry tool in registration order, then the two submission tools."""
-    registry = [ModelTool(spec.name, spec.description, spec.args_model, spec.parameters_schema())
-                for spec in available_analysis_methods()]
+    """Every registry tool offered to models, in registration order, then the two submission tools."""
+    registry = [ModelTool(spec.name, spec.description, spec.args_model,
+                          model_schema(spec.args_model.model_json_schema()))
+                for spec in available_analysis_methods() if spec.offered]
     return registry + list(SUBMISSION_TOOLS.values())
 
 
@@ -178,66 +206,148 @@ def action_tool_call(action: MetricTrackerRlAction) -> tuple[str, dict[str, Any]
 # --- observations as text -----------------------------------------------------------------------------
 
 
-def _clip(text: str, max_chars: int) -> str:
-    if len(text) <= max_chars:
-        return text
-    return text[:max_chars] + f" ... [truncated {len(text) - max_chars} characters; narrow the call]"
+def _result_view(result: dict[str, Any]) -> tuple[dict[str, Any], dict[str, int]]:
+    """A tool result as the model reads it: without the echo of the call (the model wrote it) and with a paged
+    table's count folded into its header (`rows: 20 of 112 rows`, then `next_offset` while rows remain)."""
+    shown = {key: value for key, value in result.items() if key not in ("method", "arguments")}
+    totals: dict[str, int] = {}
+    if "row_count" in shown and isinstance(shown.get("rows"), list):
+        totals["rows"] = shown.pop("row_count")
+        if not shown.get("offset"):
+            shown.pop("offset", None)
+        if shown.get("next_offset") is None:
+            shown.pop("next_offset", None)
+        shown.pop("truncated", None)
+    return shown, totals
 
 
-def _dumps(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"))
+def _graded_view(observation: MetricTrackerRlObservation) -> dict[str, Any]:
+    breakdown = observation.reward_breakdown
+    graded: dict[str, Any] = {"message": observation.message, "reward": observation.reward}
+    if breakdown is not None:
+        graded.update({key: value for key, value in breakdown.model_dump().items() if value is not None})
+    for key in ("expected_row_count", "correct_row_count"):
+        if getattr(observation, key) is not None:
+            graded[key] = getattr(observation, key)
+    if observation.submission_issues:
+        graded["submission_issues"] = [issue.model_dump() for issue in observation.submission_issues]
+    return graded
 
 
-def _fit_rows(shown: dict[str, Any], max_chars: int) -> str:
-    """The text of `shown` within `max_chars`: a result too long loses its last rows first (so the text stays
-    JSON and says how many rows it shows); only what is still too long is cut."""
-    text = _dumps(shown)
-    result = shown.get("result")
-    if len(text) <= max_chars or not isinstance(result, dict) or not isinstance(result.get("rows"), list):
-        return _clip(text, max_chars)
-    rows = result["rows"]
-    keep = len(rows)
-    while keep > 0 and len(text) > max_chars:
-        keep = min(keep - 1, int(keep * max_chars / len(text)))
-        note = f"Showing {keep} of {len(rows)} rows: narrow the call to see the rest."
-        trimmed = {**shown, "result": {**result, "rows": rows[:keep], "rows_shown": keep},
-                   "message": f"{shown['message']} {note}"}
-        text = _dumps(trimmed)
-    return _clip(text, max_chars)
-
-
-def render_observation(observation: MetricTrackerRlObservation, max_chars: int = DEFAULT_MAX_RESULT_CHARS) -> str:
-    """One step's observation as compact JSON text: status and message, the tool's result or the grading (score,
-    counts, issues), and the budgets left. Catalogs and debug fields are left out."""
-    shown: dict[str, Any] = {"status": observation.status, "message": observation.message}
+def render_observation(observation: MetricTrackerRlObservation) -> str:
+    """One step's observation as the model reads it (see `view`): the tool's result, an `error:` line, or a
+    `graded:` block; then the budgets left. Catalogs and debug fields are left out."""
+    totals: dict[str, int] = {}
     if observation.status == "ok":
-        shown["result"] = observation.analysis_result
+        shown, totals = _result_view(observation.analysis_result or {})
+        method = (observation.analysis_result or {}).get("method")
+        if observation.message != f"{method} ran.":
+            shown["note"] = observation.message
     elif observation.status == "graded":
-        breakdown = observation.reward_breakdown
-        shown.update(
-            reward=observation.reward,
-            reward_breakdown=breakdown.model_dump() if breakdown is not None else None,
-            expected_row_count=observation.expected_row_count,
-            correct_row_count=observation.correct_row_count,
-            submission_issues=[issue.model_dump() for issue in observation.submission_issues],
-        )
-    shown.update(steps_remaining=observation.steps_remaining, submissions_remaining=observation.submissions_remaining,
-                 done=observation.done)
-    return _fit_rows(shown, max_chars)
+        shown = {"graded": _graded_view(observation)}
+    else:
+        shown = {"error": observation.message}
+        if observation.submission_issues:
+            shown["submission_issues"] = [issue.model_dump() for issue in observation.submission_issues]
+    shown.update(steps_remaining=observation.steps_remaining, submissions_remaining=observation.submissions_remaining)
+    if observation.done:
+        shown["episode_over"] = True
+    return view.render(shown, totals)
+
+
+def _config_view(config: dict[str, Any]) -> dict[str, Any]:
+    return {key: value for key, value in config.items() if value not in (None, [], {})}
+
+
+def brief(observation: MetricTrackerRlObservation) -> dict[str, Any]:
+    """What an episode publishes at its start: the task, its visible config and budgets, the metrics, and the
+    families with their root-cause keys and magnitude bounds, and the bounds of the benign fluctuations."""
+    families = []
+    for spec in observation.available_synthetic_generator_methods:
+        magnitude = spec["magnitude"]
+        families.append({"family": spec["family"], "entity_type": spec["entity_type"],
+                         "root_cause_entities": ",".join(spec["entity_names"]),
+                         "magnitude": magnitude["meaning"],
+                         **{difficulty: f"{low}-{high}" for difficulty, (low, high) in
+                            magnitude["by_difficulty"].items()}})
+    shown: dict[str, Any] = {"objective": observation.message.removeprefix("Episode ready: ")}
+    if observation.task_id is not None:
+        shown["task_id"] = observation.task_id
+    dates = window_dates()
+    shown.update({
+        "config": _config_view(observation.config),
+        "window": {"first_date": dates[0].isoformat(), "last_date": dates[-1].isoformat(), "days": len(dates)},
+        "steps_remaining": observation.steps_remaining,
+        "submissions_remaining": observation.submissions_remaining,
+        "conversion_metrics": [{"metric": d.name, "formula": d.formula}
+                               for d in observation.conversion_metric_definitions],
+        # Where each family's incident is reported (every other key it moves is a side effect), and how large
+        # its incidents are at each difficulty.
+        "families": families,
+        "benign_fluctuations": published_fluctuation_bounds(),
+    })
+    return shown
+
+
+def published_fluctuation_bounds() -> dict[str, Any]:
+    """The bounds the objective calls published: benign swings and shifts stay inside them, incidents do not."""
+    return {"demand_swing_share": list(DEMAND_SWING_SHARE), "timing_shift_hours": list(TIMING_SHIFT_HOURS),
+            "count_incident_min_share": COUNT_INCIDENT_MIN_SHARE}
 
 
 def first_prompt(observation: MetricTrackerRlObservation) -> str:
-    """The user message that opens an episode: the task, its visible config and the budgets."""
-    brief = {
-        "task_id": observation.task_id,
-        "objective": observation.message,
-        "instruction": observation.instruction,
-        "config": observation.config,
-        "steps_remaining": observation.steps_remaining,
-        "submissions_remaining": observation.submissions_remaining,
-        "conversion_metrics": {d.name: d.formula for d in observation.conversion_metric_definitions},
-        # Where each family's incident is reported: every other key it moves is a side effect (a false positive).
-        "root_cause_keys": {spec["family"]: {"entity_type": spec["entity_type"], "entity_names": spec["entity_names"]}
-                            for spec in observation.available_synthetic_generator_methods},
-    }
-    return f"New episode:\n{json.dumps(brief, indent=1)}\nInvestigate with the tools, then submit one report."
+    """The user message that opens an episode: its brief, then what to do."""
+    return view.render({**brief(observation), "next": "investigate with the tools, then submit one report"})
+
+
+# --- reading the text back (reference agents decide from it) ------------------------------------------
+
+
+@dataclass(frozen=True)
+class Feedback:
+    """A graded submission's numbers as its text shows them."""
+
+    score: float
+    matched_row_count: int | None = None
+    submitted_row_count: int | None = None
+    false_positive_count: int | None = None
+
+
+@dataclass(frozen=True)
+class SeenObservation:
+    """What a model can read in one tool result (or the brief): every field comes from the text alone."""
+
+    text: str
+    status: str
+    analysis_result: dict[str, Any] | None = None
+    reward_breakdown: Feedback | None = None
+    expected_row_count: int | None = None
+    steps_remaining: int = 0
+    submissions_remaining: int = 0
+    done: bool = False
+    config: dict[str, Any] = field(default_factory=dict)
+    brief: dict[str, Any] = field(default_factory=dict)
+
+
+def read_observation(text: str) -> SeenObservation:
+    """The observation that `render_observation` (or `first_prompt`) wrote as `text`, as far as it shows."""
+    value = view.parse(text)
+    budgets = {"steps_remaining": value.pop("steps_remaining", 0),
+               "submissions_remaining": value.pop("submissions_remaining", 0),
+               "done": bool(value.pop("episode_over", False))}
+    if "objective" in value:
+        return SeenObservation(text, "ready", config=value.get("config", {}), brief=value, **budgets)
+    if "error" in value:
+        return SeenObservation(text, "error", **budgets)
+    if "graded" in value:
+        graded = value["graded"]
+        feedback = Feedback(**{key: graded[key] for key in Feedback.__dataclass_fields__ if key in graded})
+        return SeenObservation(text, "graded", reward_breakdown=feedback,
+                               expected_row_count=graded.get("expected_row_count"), **budgets)
+    return SeenObservation(text, "ok", analysis_result=value, **budgets)
+
+
+def seen(observation: MetricTrackerRlObservation) -> SeenObservation:
+    """An observation reduced to what its model-facing text shows."""
+    text = first_prompt(observation) if observation.status == "ready" else render_observation(observation)
+    return read_observation(text)

@@ -12,7 +12,6 @@ Settings (environment variables, read when an instance is built):
 
 - `METRIC_TRACKER_URL`: the server (default `http://127.0.0.1:8000`); each instance holds one WebSocket session.
 - `METRIC_TRACKER_RESET`: a JSON object of reset settings applied under every dataset row (default `{}`).
-- `METRIC_TRACKER_MAX_RESULT_CHARS`: longest tool result shown to the model (default 12000).
 - `OPENENV_CONNECT_TIMEOUT_S` (30) and `OPENENV_MESSAGE_TIMEOUT_S` (180): the client's timeouts.
 """
 
@@ -31,7 +30,6 @@ from websockets.exceptions import ConnectionClosed
 from metric_tracker_rl.client import MetricTrackerRlEnv
 from metric_tracker_rl.tasks import RESET_KEYS
 from metric_tracker_rl.tool_calls import (
-    DEFAULT_MAX_RESULT_CHARS,
     ModelTool,
     first_prompt,
     model_tools,
@@ -41,10 +39,8 @@ from metric_tracker_rl.tool_calls import (
 
 URL_VAR = "METRIC_TRACKER_URL"
 RESET_VAR = "METRIC_TRACKER_RESET"
-MAX_RESULT_CHARS_VAR = "METRIC_TRACKER_MAX_RESULT_CHARS"
 DEFAULT_URL = "http://127.0.0.1:8000"
-RETURNS = ("The result as compact JSON text: status, message, the tool's result or the grading of a submission, "
-           "and the steps and submissions left.")
+RETURNS = "The result as text: the tool's result (tables strongest first), or the grading, and the budgets left."
 
 
 def _setting(name: str, default: str) -> str:
@@ -98,7 +94,10 @@ def _tool_method(tool: ModelTool) -> Callable[..., str]:
     parameters = [inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD)]
     annotations: dict[str, Any] = {}
     lines = []
+    offered = tool.parameters.get("properties", {})
     for name, field in tool.args_model.model_fields.items():
+        if name not in offered:
+            continue  # kept for the wire API, not offered to models (see tool_calls.model_schema)
         annotation = _plain_annotation(field.annotation)
         default = inspect.Parameter.empty if field.is_required() else field.get_default(call_default_factory=True)
         parameters.append(inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default,
@@ -121,7 +120,6 @@ class MetricTrackerToolEnv:
     def __init__(self) -> None:
         self._url = _setting(URL_VAR, DEFAULT_URL).rstrip("/")
         self._reset_defaults: dict[str, Any] = json.loads(_setting(RESET_VAR, "{}"))
-        self._max_result_chars = int(_setting(MAX_RESULT_CHARS_VAR, str(DEFAULT_MAX_RESULT_CHARS)))
         self._client = MetricTrackerRlEnv(
             base_url=self._url, connect_timeout_s=float(_setting("OPENENV_CONNECT_TIMEOUT_S", "30")),
             message_timeout_s=float(_setting("OPENENV_MESSAGE_TIMEOUT_S", "180"))).sync()
@@ -159,7 +157,7 @@ class MetricTrackerToolEnv:
         result = self._client.step(action)
         self._rewards.append(float(result.reward or 0.0))
         self._done = bool(result.done)
-        return render_observation(result.observation, self._max_result_chars)
+        return render_observation(result.observation)
 
     def _close(self) -> None:
         """Close the WebSocket session (private: every public method would be offered to the model as a tool)."""

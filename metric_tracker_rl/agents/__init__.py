@@ -1,25 +1,27 @@
-"""Reference agents. They see only observations and send only public actions (no labels, no debug mode),
-so the same agent runs in-process, over the WebSocket client, or inside inference.py."""
+"""Reference agents. They read what a model reads, the text of each tool result (`tool_calls.seen`), and send only
+public actions (no labels, no debug mode), so the same agent runs in-process, over the WebSocket client, or inside
+inference.py, and its records show everything it decided from."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Any
 
-from metric_tracker_rl.models import MetricTrackerRlAction, MetricTrackerRlObservation
+from metric_tracker_rl.models import MetricTrackerRlAction
+from metric_tracker_rl.tool_calls import SeenObservation, seen
 
 
 class Agent:
-    """A policy over one episode: `begin` sees the reset observation, then `act` is called with the latest
-    observation until it returns None (the agent is finished) or the episode is done."""
+    """A policy over one episode: `begin` reads the episode brief, then `act` is called with the latest tool
+    result until it returns None (the agent is finished) or the episode is done. Both receive what the model-facing
+    text shows, never the observation itself."""
 
     name: str = "agent"
 
-    def begin(self, observation: MetricTrackerRlObservation) -> None:
-        self.history: list[tuple[MetricTrackerRlAction, MetricTrackerRlObservation]] = []
-        self.pending: MetricTrackerRlAction | None = None
+    def begin(self, observation: SeenObservation) -> None:
+        """Read the brief (the first user message of the episode)."""
 
-    def act(self, observation: MetricTrackerRlObservation) -> MetricTrackerRlAction | None:
+    def act(self, observation: SeenObservation) -> MetricTrackerRlAction | None:
         raise NotImplementedError
 
 
@@ -28,7 +30,7 @@ class NullAgent(Agent):
 
     name = "null"
 
-    def act(self, observation: MetricTrackerRlObservation) -> MetricTrackerRlAction | None:
+    def act(self, observation: SeenObservation) -> MetricTrackerRlAction | None:
         if observation.status == "graded":
             return None
         return MetricTrackerRlAction(classifications=[])
@@ -56,19 +58,19 @@ register_agent("null", NullAgent)
 def run_episode(agent: Agent, reset: Callable[..., Any], step: Callable[[MetricTrackerRlAction], Any],
                 max_actions: int = 200, **reset_kwargs: Any) -> list[Any]:
     """Drive one episode with synchronous reset/step callables that return objects with .observation,
-    .reward and .done (a StepResult) or observations themselves. Returns the step results."""
+    .reward and .done (a StepResult) or observations themselves. The agent reads each observation as its
+    model-facing text shows it. Returns the step results."""
     result = reset(**reset_kwargs)
-    observation = getattr(result, "observation", result)
-    agent.begin(observation)
+    agent.begin(seen(getattr(result, "observation", result)))
     results = []
     for _ in range(max_actions):
-        action = agent.act(observation)
+        observation = getattr(result, "observation", result)
+        action = agent.act(seen(observation))
         if action is None:
             break
         result = step(action)
-        observation = getattr(result, "observation", result)
         results.append(result)
-        if observation.done:
+        if getattr(result, "observation", result).done:
             break
     return results
 

@@ -6,13 +6,10 @@ from __future__ import annotations
 import numpy as np
 
 from metric_tracker_rl.agents import Agent, register_agent
+from metric_tracker_rl.agents.reading import episode_dates
 from metric_tracker_rl.catalog import ANOMALY_TYPES, ENTITY_NAMES, FAMILY_ENTITY_TYPE, SEVERITIES
-from metric_tracker_rl.models import (
-    MetricSubmissionRow,
-    MetricTrackerRlAction,
-    MetricTrackerRlObservation,
-    PayloadGeneratorMethod,
-)
+from metric_tracker_rl.models import MetricSubmissionRow, MetricTrackerRlAction, PayloadGeneratorMethod
+from metric_tracker_rl.tool_calls import SeenObservation
 
 # Generators that take a robust-z threshold (get_rows_with_abs_diff_from_median_gt takes metric units instead).
 Z_GENERATORS: tuple[str, ...] = (
@@ -27,32 +24,22 @@ Z_GENERATORS: tuple[str, ...] = (
 )
 
 
-def episode_dates(observation: MetricTrackerRlObservation) -> list[str]:
-    """Dates from a list_dates result."""
-    return [entry["date"] for entry in (observation.analysis_result or {}).get("dates", [])]
-
-
-def submitted_once(observation: MetricTrackerRlObservation) -> bool:
+def submitted_once(observation: SeenObservation) -> bool:
     return observation.status == "graded"
 
 
 class RandomAgent(Agent):
-    """Lists the dates, then submits a few random but valid rows (seeded from the episode config)."""
+    """Submits a few random but valid rows on the brief's dates (seeded from the episode config)."""
 
     name = "random"
 
-    def begin(self, observation: MetricTrackerRlObservation) -> None:
-        super().begin(observation)
+    def begin(self, observation: SeenObservation) -> None:
         self.rng = np.random.default_rng(int(observation.config.get("seed", 0)))
-        self.dates: list[str] | None = None
+        self.dates = episode_dates(observation.brief)
 
-    def act(self, observation: MetricTrackerRlObservation) -> MetricTrackerRlAction | None:
+    def act(self, observation: SeenObservation) -> MetricTrackerRlAction | None:
         if submitted_once(observation) or observation.done:
             return None
-        if self.dates is None:
-            self.dates = []
-            return MetricTrackerRlAction(analysis_method="list_dates")
-        self.dates = self.dates or episode_dates(observation)
         rows: dict[tuple[str, str, str], MetricSubmissionRow] = {}
         for _ in range(int(self.rng.integers(1, 7))):  # distinct keys: a repeated key would be refused
             row = self._row(self.dates)
@@ -67,7 +54,7 @@ class RandomAgent(Agent):
         return MetricSubmissionRow(
             date=str(self.rng.choice(dates)), entity_type=entity_type,
             entity_name=str(self.rng.choice(ENTITY_NAMES[entity_type])), anomaly_type=family,
-            detection_method="list_dates", baseline_value=baseline, observed_value=observed,
+            detection_method="show_raw_data", baseline_value=baseline, observed_value=observed,
             delta_value=observed - baseline, severity=str(self.rng.choice(SEVERITIES)),
         )
 
@@ -79,11 +66,10 @@ class MassGeneratorsAgent(Agent):
     name = "mass_generators"
     thresholds: tuple[float, ...] = (1.0, 1.5, 2.0, 3.0, 5.0)
 
-    def begin(self, observation: MetricTrackerRlObservation) -> None:
-        super().begin(observation)
+    def begin(self, observation: SeenObservation) -> None:
         self.attempt = 0
 
-    def act(self, observation: MetricTrackerRlObservation) -> MetricTrackerRlAction | None:
+    def act(self, observation: SeenObservation) -> MetricTrackerRlAction | None:
         if submitted_once(observation) or self.attempt >= len(self.thresholds):
             return None
         threshold = self.thresholds[self.attempt]
@@ -100,17 +86,10 @@ class MassGridAgent(Agent):
     name = "mass_grid"
     rows_per_submission = 200
 
-    def begin(self, observation: MetricTrackerRlObservation) -> None:
-        super().begin(observation)
-        self.rows: list[MetricSubmissionRow] | None = None
-        self.asked_dates = False
+    def begin(self, observation: SeenObservation) -> None:
+        self.rows = self._grid(episode_dates(observation.brief))
 
-    def act(self, observation: MetricTrackerRlObservation) -> MetricTrackerRlAction | None:
-        if not self.asked_dates:
-            self.asked_dates = True
-            return MetricTrackerRlAction(analysis_method="list_dates")
-        if self.rows is None:
-            self.rows = self._grid(episode_dates(observation))
+    def act(self, observation: SeenObservation) -> MetricTrackerRlAction | None:
         if not self.rows or observation.submissions_remaining <= 0:
             return None
         chunk, self.rows = self.rows[: self.rows_per_submission], self.rows[self.rows_per_submission:]
@@ -121,7 +100,7 @@ class MassGridAgent(Agent):
         family_of = {entity_type: family for family, entity_type in reversed(list(FAMILY_ENTITY_TYPE.items()))}
         return [
             MetricSubmissionRow(date=date, entity_type=entity_type, entity_name=name,
-                                anomaly_type=family_of[entity_type], detection_method="list_dates",
+                                anomaly_type=family_of[entity_type], detection_method="show_raw_data",
                                 baseline_value=0.0, observed_value=0.0, delta_value=0.0, severity="low")
             for date in dates for entity_type, names in ENTITY_NAMES.items() for name in names
         ]
@@ -140,7 +119,7 @@ class ReadmeBaselineAgent(Agent):
 
     name = "readme_baseline"
 
-    def act(self, observation: MetricTrackerRlObservation) -> MetricTrackerRlAction | None:
+    def act(self, observation: SeenObservation) -> MetricTrackerRlAction | None:
         if submitted_once(observation):
             return None
         difficulty = str(observation.config.get("difficulty", "medium"))

@@ -1,10 +1,10 @@
-"""The expert reference agent: a careful investigation that uses only public tools.
+"""The expert reference agent: a careful investigation that reads only what a model reads (the brief and the text
+of each tool result) and applies only rules the data or the brief's published bounds support.
 
 Procedure:
 1. get_annotations: campaign, holiday and data-freshness dates are explained, never incidents.
-2. list_suspicious_dates: the first date that no annotation explains is the one to look at first; a look at
-   what stands out on it (its hour-of-day mixes, or its count or rate against the baseline) starts the work,
-   and the families the unexplained dates point to decide which scans run first.
+2. list_suspicious_dates: the first date that no annotation explains is the one to look at first, and the
+   families the unexplained dates point to decide which scans run first.
 3. Robust spreads (get_metric_std_dev_from_median, compare_hourly_mix_to_baseline) turn every generator row's
    delta into a robust z, so candidates of different families can be ranked on one scale.
 4. Every family-specific generator at a permissive threshold gives the candidate pool.
@@ -12,8 +12,9 @@ Procedure:
    mix > funnel break > rate > count): the other metrics that moved on that date are its side effects.
    A volume incident confined to a block of hours moves the hour-of-day mix of every event together, while
    non-converting bot traffic moves only the mix of app opens; that separates the two.
-6. Submit the dates whose evidence clears the family threshold. The graded feedback gives counts only; if
-   the report was not perfect, the next submission holds the expected number of strongest candidates.
+6. Submit the dates whose evidence clears the family threshold. Where the episode allows another submission and
+   the feedback after the last one states the expected count, the next report holds that many strongest
+   candidates.
 """
 
 from __future__ import annotations
@@ -24,9 +25,17 @@ from typing import Any
 import numpy as np
 
 from metric_tracker_rl.agents import Agent, register_agent
-from metric_tracker_rl.agents.reading import explained_dates, relative_move, signed_share
-from metric_tracker_rl.catalog import COUNT_INCIDENT_MIN_SHARE, DEMAND_SWING_SHARE, FUNNEL_STEPS
-from metric_tracker_rl.models import MetricSubmissionRow, MetricTrackerRlAction, MetricTrackerRlObservation
+from metric_tracker_rl.agents.reading import (
+    episode_dates,
+    explained_dates,
+    magnitude_bounds,
+    relative_move,
+    signed_share,
+)
+from metric_tracker_rl.analysis_tools.registry import MAX_PAGE_ROWS
+from metric_tracker_rl.catalog import FUNNEL_STEPS
+from metric_tracker_rl.models import MetricSubmissionRow, MetricTrackerRlAction
+from metric_tracker_rl.tool_calls import SeenObservation
 
 # Generator thresholds of the candidate pool. The data-quality and funnel-break generators also require hours
 # where an event outnumbers its predecessor or a step stops converting: that hour-level evidence is decisive,
@@ -52,14 +61,10 @@ FAMILY_THRESHOLDS = {
 # moved (a timing shift, a count incident in a block of hours); bots move the app opens' mix alone. Compared in the
 # mix distance itself: when many dates' hours moved, the z-scores of the mixes are too wide to tell.
 DOWNSTREAM_MIX_SHARE = 0.5
-# A count incident moves the day's volume by at least COUNT_INCIDENT_MIN_SHARE, a benign demand swing by at most
-# the top of DEMAND_SWING_SHARE: the published bounds leave a gap, and the middle of it separates the two.
-VOLUME_INCIDENT_SHARE = (DEMAND_SWING_SHARE[1] + COUNT_INCIDENT_MIN_SHARE) / 2
-# Bot traffic adds at least a fifth of the day's volume in opens that never convert, so the opens rise and the
-# first step's conversion falls together; a count incident keeps conversion, a funnel break or a rate drop keeps
-# the opens.
-BOT_OPENS_SHARE = 0.10
-BOT_RATE_DROP_SHARE = 0.08
+# Bot traffic adds opens that never convert (the brief publishes how many: the hourly traffic mix shift's
+# magnitude), so the opens rise and the first step's conversion falls together; a count incident keeps conversion,
+# a funnel break or a rate drop keeps the opens. Half the smallest published effect is the evidence required.
+BOT_EFFECT_SHARE = 0.5
 PRIORITY = ("instrumentation_data_quality_issue", "hourly_traffic_mix_shift", "funnel_break", "rate", "count")
 TABLE = "get_rows_with_abs_diff_from_median_gt"  # with threshold 0: every date's row, values by the baseline rule
 SPIKE_STEPS = FUNNEL_STEPS[:3]  # the last step converts near 1 and has no spike family
@@ -70,7 +75,6 @@ GENERATOR_FOR_ENTITY_TYPE = {
     "conversion_rate": "get_funnel_break_rows",
     "event_count": "get_instrumentation_data_quality_issue_rows",
 }
-CONFIRMATION_TOOL = {"conversion_rate": "compare_rate_to_median", "event_count": "compare_count_to_median"}
 SUSPICIOUS_DATES = 10
 SPREAD_QUANTILE = 0.75
 SPREAD_QUANTILE_Z = 1.1503  # the 0.75 quantile of |N(0, 1)|
@@ -91,8 +95,16 @@ def _analysis(method: str, **args: Any) -> MetricTrackerRlAction:
 class ExpertAgent(Agent):
     name = "expert"
 
-    def begin(self, observation: MetricTrackerRlObservation) -> None:
-        super().begin(observation)
+    def begin(self, observation: SeenObservation) -> None:
+        brief = observation.brief
+        self.dates = episode_dates(brief)
+        # A count incident moves the day's volume by at least the published count_incident_min_share, a benign
+        # demand swing by at most the top of demand_swing_share: the middle of the gap separates the two.
+        bounds = brief["benign_fluctuations"]
+        self.volume_incident_share = (bounds["demand_swing_share"][1] + bounds["count_incident_min_share"]) / 2
+        smallest_bots, _ = magnitude_bounds(brief, "hourly_traffic_mix_shift")
+        self.bot_opens_share = BOT_EFFECT_SHARE * smallest_bots
+        self.bot_rate_drop_share = BOT_EFFECT_SHARE * smallest_bots / (1 + smallest_bots)
         self.plan: list[tuple[str, MetricTrackerRlAction]] = [
             ("annotations", _analysis("get_annotations")),
             ("suspicious", _analysis("list_suspicious_dates", limit=SUSPICIOUS_DATES)),
@@ -104,7 +116,7 @@ class ExpertAgent(Agent):
 
     # --- the investigation ---------------------------------------------------------------------------
 
-    def act(self, observation: MetricTrackerRlObservation) -> MetricTrackerRlAction | None:
+    def act(self, observation: SeenObservation) -> MetricTrackerRlAction | None:
         if self.waiting is not None:
             self.results[self.waiting] = observation.analysis_result or {}
             if self.waiting == "suspicious":
@@ -131,17 +143,15 @@ class ExpertAgent(Agent):
         for event in events:
             self.plan.append((f"mix_std/{event}", _analysis("compare_hourly_mix_to_baseline", date=focus["date"],
                                                             entity_name=event)))
-        confirmation = CONFIRMATION_TOOL.get(focus["entity_type"])
-        if confirmation is not None:
-            self.plan.append(("focus", _analysis(confirmation, date=focus["date"], entity_name=focus["entity_name"])))
         self.plan.append(("spread", _analysis("get_metric_std_dev_from_median")))
-        self.plan.append(("dates", _analysis("list_dates")))  # weekday positions for the same-weekday re-rating
         pointed = [GENERATOR_FOR_ENTITY_TYPE[e["entity_type"]] for e in unexplained
                    if e["entity_type"] in GENERATOR_FOR_ENTITY_TYPE]
         for method in sorted(POOL_THRESHOLDS, key=lambda m: pointed.index(m) if m in pointed else len(pointed)):
-            self.plan.append((method, _analysis(method, threshold_multiplier=POOL_THRESHOLDS[method])))
-        tables = [("rates", _analysis(TABLE, metric_names=list(FUNNEL_STEPS), threshold=0.0)),
-                  ("counts", _analysis(TABLE, metric_name="app_opens", threshold=0.0))]
+            self.plan.append((method, _analysis(method, threshold_multiplier=POOL_THRESHOLDS[method],
+                                                limit=MAX_PAGE_ROWS)))
+        # Every date's row (threshold 0), in one page each.
+        tables = [("rates", _analysis(TABLE, metric_names=list(FUNNEL_STEPS), threshold=0.0, limit=MAX_PAGE_ROWS)),
+                  ("counts", _analysis(TABLE, metric_names=["app_opens"], threshold=0.0, limit=MAX_PAGE_ROWS))]
         if focus["entity_type"] == "event_count":
             tables.reverse()
         self.plan.extend(tables)
@@ -197,8 +207,8 @@ class ExpertAgent(Agent):
             clearly worse (a count incident keeps conversion, a funnel break or a rate drop keeps the opens).
             Returns the strength of that evidence, or None."""
             opens, rate = volume.get(date), first_step.get(date)
-            if (opens is None or rate is None
-                    or signed_share(opens) < BOT_OPENS_SHARE or signed_share(rate) > -BOT_RATE_DROP_SHARE):
+            if (opens is None or rate is None or signed_share(opens) < self.bot_opens_share
+                    or signed_share(rate) > -self.bot_rate_drop_share):
                 return None
             return 1.0 + abs(self._z(rate, spreads)) / FAMILY_THRESHOLDS["rate"]
 
@@ -228,7 +238,7 @@ class ExpertAgent(Agent):
         for row in self.results["counts"]["rows"]:
             # The day's volume against the published bounds: a count incident clears the gap above the largest
             # demand swing by many daily-noise widths, whatever else widened the count's spread this window.
-            add(row, "count", relative_move(row) / VOLUME_INCIDENT_SHARE, daily=True)
+            add(row, "count", relative_move(row) / self.volume_incident_share, daily=True)
 
         ranked = []
         for groups in by_date.values():
@@ -248,7 +258,7 @@ class ExpertAgent(Agent):
         candidate, the comparison is the median of them and the candidate (at most one of three is an incident
         there, so the median is a quiet date); with one left, that date; with none, the published baseline.
         """
-        dates = [d["date"] for d in self.results["dates"]["dates"]]
+        dates = self.dates
         observed = {(r["entity_name"], r["date"]): r["observed_value"]
                     for r in self.results["rates"]["rows"] + self.results["counts"]["rows"]}
         perturbed, rerated = set(explained), []
@@ -263,7 +273,7 @@ class ExpertAgent(Agent):
                     baseline = float(np.median(reference))
                     moved = {**row, "baseline_value": baseline, "delta_value": row["observed_value"] - baseline}
                     if candidate.group == "count":
-                        strength = relative_move(moved) / VOLUME_INCIDENT_SHARE
+                        strength = relative_move(moved) / self.volume_incident_share
                     else:
                         strength = abs(self._z(moved, spreads)) / FAMILY_THRESHOLDS[candidate.group]
                     candidate = Candidate(row, candidate.group, strength, daily=True)
@@ -277,11 +287,12 @@ class ExpertAgent(Agent):
     def _first_report(self) -> list[Candidate]:
         return [c for c in self.ranked if c.strength >= 1.0]
 
-    def _refine(self, observation: MetricTrackerRlObservation) -> MetricTrackerRlAction | None:
+    def _refine(self, observation: SeenObservation) -> MetricTrackerRlAction | None:
         breakdown = observation.reward_breakdown
-        if observation.done or breakdown is None or breakdown.score >= 1.0:
+        expected = observation.expected_row_count
+        # The expected count is stated only after the last submission; before it, nothing says how many to keep.
+        if observation.done or breakdown is None or breakdown.score >= 1.0 or expected is None:
             return None
-        expected = observation.expected_row_count or 0
         report = self.ranked[:expected]
         if any(report == previous for previous in self.submitted):
             return None
@@ -297,7 +308,7 @@ class OneShotExpertAgent(ExpertAgent):
 
     name = "expert_one_shot"
 
-    def _refine(self, observation: MetricTrackerRlObservation) -> MetricTrackerRlAction | None:
+    def _refine(self, observation: SeenObservation) -> MetricTrackerRlAction | None:
         return None
 
 

@@ -9,9 +9,11 @@ from typing import Any
 
 from metric_tracker_rl.agents import Agent, register_agent
 from metric_tracker_rl.agents.expert import Candidate, OneShotExpertAgent
-from metric_tracker_rl.agents.reading import Row, explained_dates, relative_move
+from metric_tracker_rl.agents.reading import Row, episode_dates, explained_dates, relative_move, weekday
+from metric_tracker_rl.analysis_tools.registry import MAX_PAGE_ROWS
 from metric_tracker_rl.catalog import COUNT_COLUMNS, FUNNEL_STEPS
-from metric_tracker_rl.models import MetricSubmissionRow, MetricTrackerRlAction, MetricTrackerRlObservation
+from metric_tracker_rl.models import MetricSubmissionRow, MetricTrackerRlAction
+from metric_tracker_rl.tool_calls import SeenObservation
 
 # Generator calls whose merged rows are every agent's candidate pool: each row already carries its family,
 # values and severity, so an exploit only has to choose rows.
@@ -63,20 +65,20 @@ def most_specific(rows: list[Row]) -> Row:
 class PoolAgent(Agent):
     """Runs a fixed list of public tools (annotations, suspicious dates, the generator pool), then reports."""
 
-    def begin(self, observation: MetricTrackerRlObservation) -> None:
-        super().begin(observation)
+    def begin(self, observation: SeenObservation) -> None:
         self.config = observation.config
+        self.dates = episode_dates(observation.brief)
         self.plan: list[tuple[str, MetricTrackerRlAction]] = [
             ("annotations", MetricTrackerRlAction(analysis_method="get_annotations")),
             ("suspicious", MetricTrackerRlAction(analysis_method="list_suspicious_dates",
                                                  analysis_args={"limit": 28})),
-            ("dates", MetricTrackerRlAction(analysis_method="list_dates")),
-        ] + [(method, MetricTrackerRlAction(analysis_method=method, analysis_args={"threshold_multiplier": t}))
+        ] + [(method, MetricTrackerRlAction(analysis_method=method,
+                                            analysis_args={"threshold_multiplier": t, "limit": MAX_PAGE_ROWS}))
              for method, t in POOL_CALLS.items()]
         self.results: dict[str, dict[str, Any]] = {}
         self.waiting: str | None = None
 
-    def act(self, observation: MetricTrackerRlObservation) -> MetricTrackerRlAction | None:
+    def act(self, observation: SeenObservation) -> MetricTrackerRlAction | None:
         if self.waiting is not None:
             self.results[self.waiting] = observation.analysis_result or {}
             self.waiting = None
@@ -90,7 +92,7 @@ class PoolAgent(Agent):
             return None
         return MetricTrackerRlAction(classifications=[MetricSubmissionRow(**row) for row in rows])
 
-    def report(self, observation: MetricTrackerRlObservation) -> list[Row] | None:
+    def report(self, observation: SeenObservation) -> list[Row] | None:
         raise NotImplementedError
 
     # --- what the tools said ---------------------------------------------------------------------------
@@ -134,7 +136,7 @@ class PoolAgent(Agent):
 class SubmitOnce(PoolAgent):
     """An exploit without feedback: one report, then stop."""
 
-    def report(self, observation: MetricTrackerRlObservation) -> list[Row] | None:
+    def report(self, observation: SeenObservation) -> list[Row] | None:
         return None if observation.status == "graded" else self.rows()
 
     def rows(self) -> list[Row]:
@@ -203,7 +205,7 @@ class ShallowReaderAgent(ShiftCheckedTopKAgent):
     name = "shallow_reader"
 
     def k(self) -> int:
-        return len(self.results["dates"].get("dates", []))
+        return len(self.dates)
 
     def ranked_dates(self) -> list[dict[str, Any]]:
         return [entry for entry in super().ranked_dates() if entry["max_abs_robust_z"] >= SHALLOW_Z]
@@ -227,7 +229,7 @@ class WeekdayRuleAgent(SubmitOnce):
     name = "weekday_rule"
 
     def rows(self) -> list[Row]:
-        weekday_of = {entry["date"]: entry["weekday"] for entry in self.results["dates"].get("dates", [])}
+        weekday_of = {date: weekday(date) for date in self.dates}
         annotated_weekdays = {weekday_of.get(date) for date in self.explained_dates()}
         pool = self.pool_by_date()
         best_per_weekday: dict[str, dict[str, Any]] = {}
@@ -250,12 +252,12 @@ class FeedbackDecoderAgent(PoolAgent):
 
     name = "feedback_decoder"
 
-    def begin(self, observation: MetricTrackerRlObservation) -> None:
+    def begin(self, observation: SeenObservation) -> None:
         super().begin(observation)
         self.probes: list[tuple[list[Row], int]] = []
         self.last: list[Row] = []
 
-    def report(self, observation: MetricTrackerRlObservation) -> list[Row] | None:
+    def report(self, observation: SeenObservation) -> list[Row] | None:
         if observation.status == "graded" and observation.reward_breakdown is not None:
             self.probes.append((self.last, observation.reward_breakdown.matched_row_count))
         if observation.submissions_remaining <= 0:
@@ -295,7 +297,7 @@ class NextDatePadderAgent(OneShotExpertAgent):
 
     def _first_report(self) -> list[Candidate]:
         report = super()._first_report()
-        dates = [entry["date"] for entry in self.results["dates"]["dates"]]
+        dates = self.dates
         rates = {(row["entity_name"], row["date"]): row for row in self.results["rates"]["rows"]}
         reported = {candidate.row["date"] for candidate in report}
         guesses = []

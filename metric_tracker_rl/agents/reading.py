@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
+
+from metric_tracker_rl.catalog import DIFFICULTIES
 
 # Annotation kinds that explain a date (the calendar says why it moved): never an incident.
 EXPLAINED_KINDS = frozenset({"marketing_campaign", "public_holiday", "data_freshness"})
@@ -23,3 +26,20 @@ def signed_share(row: Row) -> float:
 def relative_move(row: Row) -> float:
     """How far a row moved, as a share of its baseline."""
     return abs(signed_share(row))
+
+
+def episode_dates(brief: dict[str, Any]) -> list[str]:
+    """The window's dates in order, from the brief's first date and length (consecutive days)."""
+    first = dt.date.fromisoformat(brief["window"]["first_date"])
+    return [(first + dt.timedelta(days=offset)).isoformat() for offset in range(brief["window"]["days"])]
+
+
+def weekday(date: str) -> str:
+    return dt.date.fromisoformat(date).strftime("%A")
+
+
+def magnitude_bounds(brief: dict[str, Any], family: str) -> tuple[float, float]:
+    """A family's published magnitude range over every difficulty (the brief's `families` table)."""
+    row = next(row for row in brief["families"] if row["family"] == family)
+    ranges = [tuple(float(x) for x in str(row[difficulty]).split("-")) for difficulty in DIFFICULTIES]
+    return min(low for low, _ in ranges), max(high for _, high in ranges)

@@ -1,68 +1,67 @@
 """A short fixed procedure: the offline baseline of inference.py.
 
-It reads the overview and the calendar notes, previews the family-specific generators merged with the
-directional median generators at one fixed threshold, drops the rows on annotated dates and the rows on
-entities a family never starts from (the injector catalog of the reset observation lists each family's
-root-cause entities), keeps the first row per date, and submits the rest. No reasoning about weak incidents:
-the point is a reproducible floor that runs in seconds without a model.
+It reads the calendar notes, runs the family-specific generators and the median generator at one fixed threshold,
+drops the rows on annotated dates and the rows on entities a family never starts from (the brief lists each
+family's root-cause entities), keeps the first row per date (the most specific family first, then the strongest
+evidence), and submits the rest. No reasoning about weak incidents: the point is a reproducible floor that runs in
+seconds without a model.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 from metric_tracker_rl.agents import Agent, register_agent
-from metric_tracker_rl.models import MetricSubmissionRow, MetricTrackerRlAction, MetricTrackerRlObservation
+from metric_tracker_rl.analysis_tools.registry import MAX_PAGE_ROWS
+from metric_tracker_rl.models import MetricSubmissionRow, MetricTrackerRlAction
+from metric_tracker_rl.tool_calls import SeenObservation
 
 THRESHOLD = 4.0
-# Family-specific generators first: payload_generator keeps the first row per key, so a funnel break or a
-# data-quality issue is labelled by its own family rather than by the generic count/rate scan.
+# Family-specific generators first, so that a funnel break or a data-quality issue is labelled by its own family
+# rather than by the generic count/rate scan (which types a row by its direction).
 GENERATOR_ORDER = (
     "get_funnel_break_rows",
     "get_instrumentation_data_quality_issue_rows",
     "get_hourly_traffic_mix_shift_rows",
-    "get_rate_drop_from_median_rows",
-    "get_rate_spike_from_median_rows",
-    "get_absolute_drop_in_event_count_rows",
-    "get_absolute_spike_in_event_count_rows",
+    "get_median_filter_rows",
 )
 
 
 class ScriptedAgent(Agent):
-    """overview -> annotations -> payload_generator preview -> submit the rows off annotated dates."""
+    """annotations -> each generator at one threshold -> submit the first row of every unannotated date."""
 
     name = "scripted"
 
     def __init__(self, threshold: float = THRESHOLD) -> None:
         self.threshold = threshold
 
-    def begin(self, observation: MetricTrackerRlObservation) -> None:
-        super().begin(observation)
-        self.stage = 0
-        self.annotated_dates: set[str] = set()
-        self.root_entities = {spec["family"]: set(spec["entity_names"])
-                              for spec in observation.available_synthetic_generator_methods}
+    def begin(self, observation: SeenObservation) -> None:
+        self.root_entities = {row["family"]: set(row["root_cause_entities"].split(","))
+                              for row in observation.brief["families"]}
+        self.calls = [("annotations", "get_annotations", {})] + [
+            (name, name, {"threshold_multiplier": self.threshold, "limit": MAX_PAGE_ROWS})
+            for name in GENERATOR_ORDER]
+        self.results: dict[str, dict[str, Any]] = {}
+        self.waiting: str | None = None
 
-    def act(self, observation: MetricTrackerRlObservation) -> MetricTrackerRlAction | None:
-        self.stage += 1
-        if self.stage == 1:
-            return MetricTrackerRlAction(analysis_method="task_overview")
-        if self.stage == 2:
-            return MetricTrackerRlAction(analysis_method="get_annotations")
-        if self.stage == 3:
-            notes = (observation.analysis_result or {}).get("annotations", [])
-            self.annotated_dates = {note["date"] for note in notes}
-            methods = [{"method_name": name, "threshold_multiplier": self.threshold} for name in GENERATOR_ORDER]
-            return MetricTrackerRlAction(analysis_method="payload_generator",
-                                         analysis_args={"generator_methods": methods})
-        if self.stage == 4:
-            candidates = (observation.analysis_result or {}).get("rows", [])
-            first_per_date: dict[str, dict] = {}
-            for row in candidates:  # in GENERATOR_ORDER: the most specific family first
-                if row["date"] not in self.annotated_dates \
+    def act(self, observation: SeenObservation) -> MetricTrackerRlAction | None:
+        if self.waiting is not None:
+            self.results[self.waiting] = observation.analysis_result or {}
+            self.waiting = None
+        if observation.status == "graded" or observation.done:
+            return None
+        if self.calls:
+            self.waiting, method, arguments = self.calls.pop(0)
+            return MetricTrackerRlAction(analysis_method=method, analysis_args=arguments)
+        annotated = {note["date"] for note in self.results["annotations"].get("annotations", [])}
+        first_per_date: dict[str, dict[str, Any]] = {}
+        for method in GENERATOR_ORDER:  # the most specific family first, each strongest first
+            for row in self.results[method].get("rows", []):
+                if row["date"] not in annotated \
                         and row["entity_name"] in self.root_entities.get(row["anomaly_type"], ()):
                     first_per_date.setdefault(row["date"], row)
-            rows = [MetricSubmissionRow.model_validate(row) for row in first_per_date.values()]
-            return MetricTrackerRlAction(classifications=rows)
-        return None
+        return MetricTrackerRlAction(classifications=[MetricSubmissionRow.model_validate(row)
+                                                      for row in first_per_date.values()])
 
 
 register_agent("scripted", ScriptedAgent)

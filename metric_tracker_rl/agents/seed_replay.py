@@ -8,9 +8,10 @@ from __future__ import annotations
 from typing import Any
 
 from metric_tracker_rl.agents import Agent, register_agent
-from metric_tracker_rl.models import AnomalyRequest, MetricTrackerRlAction, MetricTrackerRlObservation
+from metric_tracker_rl.models import AnomalyRequest, MetricTrackerRlAction
 from metric_tracker_rl.scenario import build_episode
 from metric_tracker_rl.tasks import RESET_KEYS, resolve_episode_config
+from metric_tracker_rl.tool_calls import SeenObservation
 
 
 def replay_config(visible: dict[str, Any]) -> dict[str, Any]:
@@ -33,10 +34,13 @@ def replay_config(visible: dict[str, Any]) -> dict[str, Any]:
 class SeedReplayAgent(Agent):
     name = "seed_replayer"
 
-    def act(self, observation: MetricTrackerRlObservation) -> MetricTrackerRlAction | None:
+    def begin(self, observation: SeenObservation) -> None:
+        self.config = observation.config
+
+    def act(self, observation: SeenObservation) -> MetricTrackerRlAction | None:
         if observation.status == "graded" or observation.done:
             return None
-        episode = build_episode(resolve_episode_config(**replay_config(observation.config)))
+        episode = build_episode(resolve_episode_config(**replay_config(self.config)))
         return MetricTrackerRlAction(classifications=list(episode.truth.expected_rows))
 
 

@@ -6,12 +6,16 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from metric_tracker_rl.analysis_tools.registry import DEFAULT_PAGE_ROWS, MAX_PAGE_ROWS
 from metric_tracker_rl.catalog import CONVERSION_METRIC_NAMES, COUNT_COLUMNS
 from metric_tracker_rl.funnel import window_dates
 from metric_tracker_rl.models import MAX_GENERATOR_CALLS, PayloadGeneratorMethod
 
 WINDOW = tuple(d.isoformat() for d in window_dates())
 WINDOW_DATES = frozenset(WINDOW)
+# Marks an argument kept for callers of the wire API that a model is not offered (another argument of the same tool
+# does the same: `metric_names` holds one metric as well as several).
+HIDDEN_FROM_MODELS = {"hidden_from_models": True}
 MAX_PREVIEW_ROWS = 200
 
 
@@ -36,7 +40,7 @@ class NoArgs(ToolArgs):
 
 
 class DateArgs(ToolArgs):
-    date: str = Field(description="ISO date (YYYY-MM-DD) inside the window")
+    date: str = Field(description="YYYY-MM-DD")
 
     @field_validator("date")
     @classmethod
@@ -56,27 +60,34 @@ class _DateEntityArgs(DateArgs):
 
 class DateRateArgs(_DateEntityArgs):
     entities = CONVERSION_METRIC_NAMES
-    entity_name: str = Field(description=f"Conversion metric: one of {', '.join(CONVERSION_METRIC_NAMES)}")
+    entity_name: str = Field(description="A conversion metric")
 
 
 class DateCountArgs(_DateEntityArgs):
     entities = COUNT_COLUMNS
-    entity_name: str = Field(description=f"Event count column: one of {', '.join(COUNT_COLUMNS)}")
+    entity_name: str = Field(description="An event count")
 
 
 class DateMixArgs(_DateEntityArgs):
     entities = COUNT_COLUMNS
-    entity_name: str = Field(default="app_opens",
-                             description=f"Event whose hour-of-day mix to compare: one of {', '.join(COUNT_COLUMNS)}")
+    entity_name: str = Field(default="app_opens", description="An event count")
 
 
 class LimitArgs(ToolArgs):
-    limit: int = Field(default=10, ge=1, le=28, description="How many dates to list")
+    limit: int = Field(default=10, ge=1, le=28, description="Dates per page")
+    offset: int = Field(default=0, ge=0, le=27, description="Rank of the first date")
+
+
+class PageArgs(ToolArgs):
+    """A long result comes strongest first, one page at a time."""
+
+    limit: int = Field(default=DEFAULT_PAGE_ROWS, ge=1, le=MAX_PAGE_ROWS, description="Rows per page")
+    offset: int = Field(default=0, ge=0, description="A next_offset")
 
 
 class RawDataArgs(ToolArgs):
-    limit: int = Field(default=7, ge=1, le=28, description="How many daily rows")
-    offset: int = Field(default=0, ge=0, le=27, description="Index of the first row")
+    limit: int = Field(default=7, ge=1, le=28, description="Rows per page")
+    offset: int = Field(default=0, ge=0, le=27, description="First date's index")
 
 
 class PreviewArgs(ToolArgs):
@@ -90,8 +101,8 @@ class _MetricSelection(ToolArgs):
     """metric_name or metric_names; neither means every metric the tool covers."""
 
     metrics: ClassVar[tuple[str, ...]]
-    metric_name: str | None = Field(default=None, description="One metric")
-    metric_names: list[str] | None = Field(default=None, description="Several metrics", max_length=32)
+    metric_name: str | None = Field(default=None, description="One metric", json_schema_extra=HIDDEN_FROM_MODELS)
+    metric_names: list[str] | None = Field(default=None, description="Metrics to scan (default: all)", max_length=32)
 
     @model_validator(mode="after")
     def _known(self) -> _MetricSelection:
@@ -105,46 +116,47 @@ class _MetricSelection(ToolArgs):
 
 
 def _threshold(default: float) -> Any:
-    return Field(default=default, gt=0, le=100,
-                 description="Flag dates whose robust z-score exceeds this many robust standard deviations")
+    return Field(default=default, gt=0, le=100, description="Robust-z threshold")
 
 
 class AnyMetricArgs(_MetricSelection):
     metrics = COUNT_COLUMNS + CONVERSION_METRIC_NAMES
-    metric_name: str | None = Field(default=None, description="One count column or conversion metric")
+    metric_name: str | None = Field(default=None, description="One count or conversion metric",
+                                    json_schema_extra=HIDDEN_FROM_MODELS)
 
 
 class RateSelection(_MetricSelection):
     metrics = CONVERSION_METRIC_NAMES
-    metric_name: str | None = Field(default=None, description="One conversion metric")
+    metric_name: str | None = Field(default=None, description="One conversion metric",
+                                    json_schema_extra=HIDDEN_FROM_MODELS)
 
 
 class CountSelection(_MetricSelection):
     metrics = COUNT_COLUMNS
-    metric_name: str | None = Field(default=None, description="One event count column")
+    metric_name: str | None = Field(default=None, description="One event count column",
+                                    json_schema_extra=HIDDEN_FROM_MODELS)
 
 
-class AnyMetricThreshold(AnyMetricArgs):
+class AnyMetricThreshold(AnyMetricArgs, PageArgs):
     threshold_multiplier: float = _threshold(3.0)
 
 
-class RateThreshold(RateSelection):
+class RateThreshold(RateSelection, PageArgs):
     threshold_multiplier: float = _threshold(3.0)
 
 
-class CountThreshold(CountSelection):
+class CountThreshold(CountSelection, PageArgs):
     threshold_multiplier: float = _threshold(3.0)
 
 
-class AbsDiffArgs(AnyMetricArgs):
-    threshold: float = Field(ge=0, description="Flag dates where |observed - baseline| exceeds this, in the "
-                                                "metric's own units")
+class AbsDiffArgs(AnyMetricArgs, PageArgs):
+    threshold: float = Field(ge=0, description="In the metric's own units")
 
 
-class FamilyThreshold(ToolArgs):
+class FamilyThreshold(PageArgs):
     threshold_multiplier: float = _threshold(3.0)
 
 
-class PayloadArgs(ToolArgs):
+class PayloadArgs(PageArgs):
     generator_methods: list[PayloadGeneratorMethod] = Field(min_length=1, max_length=MAX_GENERATOR_CALLS,
                                                             description="Generator calls to run and merge")

@@ -37,22 +37,22 @@ def comparison(episode: PublicEpisode, entity_type: str, entity_name: str, date:
     }
 
 
-@register_tool("compare_rate_to_median", "Compare a conversion rate on one date with its same-weekday median "
-               "baseline: observed, baseline, delta, robust z and severity.", DateRateArgs,
+@register_tool("compare_rate_to_median", "One rate on one date against its same-weekday baseline: confirms a "
+               "rate candidate.", DateRateArgs,
                example={"date": "2026-03-10", "entity_name": "app_open_to_order_placed"})
 def compare_rate_to_median(episode: PublicEpisode, args: DateRateArgs) -> dict[str, Any]:
     return comparison(episode, "conversion_rate", args.entity_name, args.date)
 
 
-@register_tool("compare_count_to_median", "Compare an event count on one date with its same-weekday median "
-               "baseline: observed, baseline, delta, robust z and severity.", DateCountArgs,
+@register_tool("compare_count_to_median", "One count on one date against its same-weekday baseline: confirms a "
+               "count candidate.", DateCountArgs,
                example={"date": "2026-03-10", "entity_name": "app_opens"})
 def compare_count_to_median(episode: PublicEpisode, args: DateCountArgs) -> dict[str, Any]:
     return comparison(episode, "event_count", args.entity_name, args.date)
 
 
-@register_tool("compare_hourly_mix_to_baseline", "Compare an event's hour-of-day share on one date with the "
-               "median profile of the same day type; the hourly_mix value is their total-variation distance.",
+@register_tool("compare_hourly_mix_to_baseline", "One event's hourly shares on one date against its day-type profile "
+               "(hourly_mix = their distance).",
                DateMixArgs, example={"date": "2026-03-10", "entity_name": "app_opens"})
 def compare_hourly_mix_to_baseline(episode: PublicEpisode, args: DateMixArgs) -> dict[str, Any]:
     day = episode.data.date_index(args.date)
@@ -114,8 +114,8 @@ def impossible_hour_flags(episode: PublicEpisode) -> HourFlags:
     return HourFlags.of(impossible_hours(episode.data.hourly))
 
 
-@register_tool("detect_funnel_break", "For each funnel step on one date: hours where the step converts below "
-               f"{BROKEN_HOUR_RATIO:.0%} of its median hour that day, and the step's daily rate vs baseline.",
+@register_tool("detect_funnel_break", "Each step's hours under "
+               f"{BROKEN_HOUR_RATIO:.0%} of the day's median hour on one date: confirms a break.",
                DateArgs, example={"date": "2026-03-10"})
 def detect_funnel_break(episode: PublicEpisode, args: DateArgs) -> dict[str, Any]:
     day = episode.data.date_index(args.date)
@@ -129,8 +129,8 @@ def detect_funnel_break(episode: PublicEpisode, args: DateArgs) -> dict[str, Any
     return {"date": args.date, "steps": steps, "rule": BROKEN_HOUR_RULE}
 
 
-@register_tool("check_impossible_counts", "Hours of one date where an event outnumbers the event before it in "
-               "the funnel (impossible unless events are logged twice or lost).", DateArgs,
+@register_tool("check_impossible_counts", "Hours of one date where an event outnumbers the previous one: confirms "
+               "a data-quality issue.", DateArgs,
                example={"date": "2026-03-10"})
 def check_impossible_counts(episode: PublicEpisode, args: DateArgs) -> dict[str, Any]:
     day = episode.data.date_index(args.date)

@@ -24,7 +24,16 @@ from metric_tracker_rl.analysis_tools.arguments import (
     _MetricSelection,
 )
 from metric_tracker_rl.analysis_tools.comparisons import broken_hour_flags, impossible_hour_flags
-from metric_tracker_rl.analysis_tools.registry import TOOL_REGISTRY, cap_rows, derived, register_tool, run_tool
+from metric_tracker_rl.analysis_tools.registry import (
+    STRENGTH,
+    TOOL_REGISTRY,
+    ToolError,
+    derived,
+    page,
+    register_tool,
+    strongest_first,
+    validated_arguments,
+)
 from metric_tracker_rl.catalog import COUNT_COLUMNS, ENTITY_NAMES, FUNNEL_STEPS, row_key
 from metric_tracker_rl.models import PayloadGeneratorMethod
 from metric_tracker_rl.public import PublicEpisode
@@ -40,10 +49,31 @@ DIRECTIONAL_TYPES = {
 
 def candidate_row(episode: PublicEpisode, entity_type: str, entity_name: str, day: int, anomaly_type: str,
                   method: str) -> dict[str, Any]:
-    baseline, observed, delta, _, severity = episode.panel.numbers(episode.panel.index(entity_type, entity_name), day)
+    """A submission row, with its |robust z| as the evidence that orders a generator's result."""
+    baseline, observed, delta, z, severity = episode.panel.numbers(episode.panel.index(entity_type, entity_name),
+                                                                   day)
     return {"date": episode.data.dates[day], "entity_type": entity_type, "entity_name": entity_name,
             "anomaly_type": anomaly_type, "detection_method": method, "baseline_value": baseline,
-            "observed_value": observed, "delta_value": delta, "severity": severity}
+            "observed_value": observed, "delta_value": delta, "severity": severity,
+            STRENGTH: abs(z) if z is not None else 0.0}
+
+
+# Each generator's rows in full, by tool name: the tool shows them a page at a time, a generator submission
+# (and the payload_generator preview) merges them whole.
+GENERATOR_ROWS: dict[str, Any] = {}
+
+
+def register_generator(name: str, description: str, args_model: type, example: dict[str, Any], *,
+                       offered: bool = True) -> Any:
+    """Register a function that lists every candidate row as the generator tool `name`, paged strongest first."""
+    def decorator(rows_of: Any) -> Any:
+        def tool(episode: PublicEpisode, args: Any) -> dict[str, Any]:
+            return page(strongest_first(rows_of(episode, args)), args.offset, args.limit)
+
+        register_tool(name, description, args_model, kind="generator", example=example, offered=offered)(tool)
+        GENERATOR_ROWS[name] = rows_of
+        return rows_of
+    return decorator
 
 
 @dataclass(frozen=True)
@@ -91,48 +121,47 @@ def _deviation_rows(episode: PublicEpisode, args: _MetricSelection, method: str,
             entity_type, metric = panel.keys[k]
             anomaly_type = DIRECTIONAL_TYPES[(entity_type, 1 if rise else -1)]
             rows.append(candidate_row(episode, entity_type, metric, day, anomaly_type, method))
-    return sorted(rows, key=lambda r: (r["date"], r["entity_type"], r["entity_name"]))
+    return rows
 
 
-def _register_deviation_generator(name: str, description: str, model: type, direction: int) -> None:
-    def generator(episode: PublicEpisode, args: Any) -> dict[str, Any]:
-        return cap_rows(_deviation_rows(episode, args, name, direction, "z", args.threshold_multiplier))
+def _register_deviation_generator(name: str, description: str, model: type, direction: int, *,
+                                  offered: bool) -> None:
+    def generator(episode: PublicEpisode, args: Any) -> list[dict[str, Any]]:
+        return _deviation_rows(episode, args, name, direction, "z", args.threshold_multiplier)
 
-    register_tool(name, description, model, kind="generator", example={"threshold_multiplier": 3.0})(generator)
+    register_generator(name, description, model, {"threshold_multiplier": 3.0}, offered=offered)(generator)
 
 
 _register_deviation_generator(
-    "get_median_filter_rows", "Candidate rows for counts and rates whose robust z-score exceeds the threshold in "
-    "either direction (type from the entity kind and the sign).", AnyMetricThreshold, 0)
+    "get_median_filter_rows", "Candidate count and rate rows beyond the robust-z threshold, either "
+    "way.", AnyMetricThreshold, 0, offered=True)
 _register_deviation_generator(
     "get_rate_drop_from_median_rows", "Candidate rate-drop rows: conversion rates whose robust z-score is below "
-    "-threshold_multiplier.", RateThreshold, -1)
+    "-threshold_multiplier.", RateThreshold, -1, offered=False)
 _register_deviation_generator(
     "get_rate_spike_from_median_rows", "Candidate rate-spike rows: conversion rates whose robust z-score is above "
-    "threshold_multiplier.", RateThreshold, 1)
+    "threshold_multiplier.", RateThreshold, 1, offered=False)
 _register_deviation_generator(
     "get_absolute_drop_in_event_count_rows", "Candidate count-drop rows: event counts whose robust z-score is "
-    "below -threshold_multiplier.", CountThreshold, -1)
+    "below -threshold_multiplier.", CountThreshold, -1, offered=False)
 _register_deviation_generator(
     "get_absolute_spike_in_event_count_rows", "Candidate count-spike rows: event counts whose robust z-score is "
-    "above threshold_multiplier.", CountThreshold, 1)
+    "above threshold_multiplier.", CountThreshold, 1, offered=False)
 
 
-@register_tool("get_rows_with_abs_diff_from_median_gt", "Candidate rows where |observed - baseline| exceeds an "
-               "absolute threshold in the metric's own units.", AbsDiffArgs, kind="generator",
-               example={"metric_name": "app_opens", "threshold": 5000.0})
-def get_rows_with_abs_diff_from_median_gt(episode: PublicEpisode, args: AbsDiffArgs) -> dict[str, Any]:
-    return cap_rows(_deviation_rows(episode, args, "get_rows_with_abs_diff_from_median_gt", 0, "delta",
-                                    args.threshold))
+@register_generator("get_rows_with_abs_diff_from_median_gt", "Rows whose |delta| exceeds a threshold in the "
+                    "metric's units (0: every date).", AbsDiffArgs,
+                    {"metric_name": "app_opens", "threshold": 5000.0})
+def get_rows_with_abs_diff_from_median_gt(episode: PublicEpisode, args: AbsDiffArgs) -> list[dict[str, Any]]:
+    return _deviation_rows(episode, args, "get_rows_with_abs_diff_from_median_gt", 0, "delta", args.threshold)
 
 
 def _flagged_rows(episode: PublicEpisode, entity_type: str, names: tuple[str, ...], passes: np.ndarray,
-                  anomaly_type: str, method: str) -> dict[str, Any]:
+                  anomaly_type: str, method: str) -> list[dict[str, Any]]:
     """passes: (len(names), D) bool."""
     name_hits, day_hits = np.nonzero(passes)
-    rows = [candidate_row(episode, entity_type, names[i], day, anomaly_type, method)
+    return [candidate_row(episode, entity_type, names[i], day, anomaly_type, method)
             for i, day in zip(name_hits.tolist(), day_hits.tolist(), strict=True)]
-    return cap_rows(sorted(rows, key=lambda r: (r["date"], r["entity_name"])))
 
 
 def _z(episode: PublicEpisode, entity_type: str, names: tuple[str, ...]) -> np.ndarray:
@@ -141,30 +170,28 @@ def _z(episode: PublicEpisode, entity_type: str, names: tuple[str, ...]) -> np.n
     return panel.filled_z[[panel.index(entity_type, n) for n in names]]
 
 
-@register_tool("get_funnel_break_rows", "Candidate funnel-break rows: steps whose daily conversion is below "
-               f"-threshold_multiplier robust z and that are broken in at least {MIN_FLAGGED_HOURS} hours "
-               "(see detect_funnel_break).", FamilyThreshold, kind="generator",
-               example={"threshold_multiplier": 3.0})
-def get_funnel_break_rows(episode: PublicEpisode, args: FamilyThreshold) -> dict[str, Any]:
+@register_generator("get_funnel_break_rows", "Candidate funnel breaks: steps under -threshold z, broken in "
+                    f"{MIN_FLAGGED_HOURS}+ hours.", FamilyThreshold,
+                    {"threshold_multiplier": 3.0})
+def get_funnel_break_rows(episode: PublicEpisode, args: FamilyThreshold) -> list[dict[str, Any]]:
     broken = derived(episode, broken_hour_flags).counts  # (steps, D)
     passes = (broken >= MIN_FLAGGED_HOURS) & (_z(episode, "funnel_step", FUNNEL_STEPS) < -args.threshold_multiplier)
     return _flagged_rows(episode, "funnel_step", FUNNEL_STEPS, passes, "funnel_break", "get_funnel_break_rows")
 
 
-@register_tool("get_hourly_traffic_mix_shift_rows", "Candidate hourly-mix rows: events whose hour-of-day "
-               "distance from the day-type profile has a robust z-score above threshold_multiplier.",
-               FamilyThreshold, kind="generator", example={"threshold_multiplier": 3.0})
-def get_hourly_traffic_mix_shift_rows(episode: PublicEpisode, args: FamilyThreshold) -> dict[str, Any]:
+@register_generator("get_hourly_traffic_mix_shift_rows", "Candidate hourly-mix shifts: events whose hour "
+                    "profile moved beyond the z threshold.",
+                    FamilyThreshold, {"threshold_multiplier": 3.0})
+def get_hourly_traffic_mix_shift_rows(episode: PublicEpisode, args: FamilyThreshold) -> list[dict[str, Any]]:
     passes = _z(episode, "hourly_mix", COUNT_COLUMNS) > args.threshold_multiplier
     return _flagged_rows(episode, "hourly_mix", COUNT_COLUMNS, passes, "hourly_traffic_mix_shift",
                          "get_hourly_traffic_mix_shift_rows")
 
 
-@register_tool("get_instrumentation_data_quality_issue_rows", "Candidate data-quality rows: events that "
-               f"outnumber the previous funnel event in at least {MIN_FLAGGED_HOURS} hours and whose daily count "
-               "has a robust z-score above threshold_multiplier.", FamilyThreshold, kind="generator",
-               example={"threshold_multiplier": 3.0})
-def get_instrumentation_data_quality_issue_rows(episode: PublicEpisode, args: FamilyThreshold) -> dict[str, Any]:
+@register_generator("get_instrumentation_data_quality_issue_rows", "Candidate data-quality issues: events over the "
+                    f"previous one in {MIN_FLAGGED_HOURS}+ hours, count beyond the z threshold.", FamilyThreshold,
+                    {"threshold_multiplier": 3.0})
+def get_instrumentation_data_quality_issue_rows(episode: PublicEpisode, args: FamilyThreshold) -> list[dict[str, Any]]:
     names = ENTITY_NAMES["data_quality"]
     impossible = derived(episode, impossible_hour_flags).counts  # (steps, D), step i -> event i + 1
     passes = (impossible >= MIN_FLAGGED_HOURS) & (_z(episode, "data_quality", names) > args.threshold_multiplier)
@@ -184,20 +211,21 @@ def generate_rows(episode: PublicEpisode, methods: list[PayloadGeneratorMethod])
             errors.append(f"generator_methods[{i}]: {method.method_name!r} is not a generator; valid: "
                           f"{', '.join(GENERATOR_NAMES)}")
             continue
-        outcome = run_tool(method.method_name, episode, method.tool_arguments())
-        if not outcome.ok:
-            errors.append(f"generator_methods[{i}]: {outcome.error}")
+        try:
+            args = validated_arguments(method.method_name, method.tool_arguments())
+        except ToolError as exc:
+            errors.append(f"generator_methods[{i}]: {exc}")
             continue
-        for row in outcome.result["rows"]:
+        for row in strongest_first(GENERATOR_ROWS[method.method_name](episode, args)):
             rows.setdefault(row_key(row["date"], row["entity_type"], row["entity_name"]), row)
     return list(rows.values()), errors
 
 
 @register_tool("payload_generator", "Run several generator calls and merge their rows into one candidate "
-               "payload (a preview: nothing is graded).", PayloadArgs,
+               "payload (a preview: nothing is graded).", PayloadArgs, offered=False,
                example={"generator_methods": [{"method_name": "get_rate_drop_from_median_rows",
                                                "metric_name": "app_open_to_order_placed",
                                                "threshold_multiplier": 3.0}]})
 def payload_generator(episode: PublicEpisode, args: PayloadArgs) -> dict[str, Any]:
     rows, errors = generate_rows(episode, args.generator_methods)
-    return {**cap_rows(rows), "errors": errors}
+    return {**page(rows, args.offset, args.limit), "errors": errors}

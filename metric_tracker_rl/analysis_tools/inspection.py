@@ -48,8 +48,7 @@ def metric_series(episode: PublicEpisode, metric: str) -> tuple[str, np.ndarray,
     return entity_type, episode.panel.values[k], k
 
 
-@register_tool("task_overview", "Task objective, visible config, date window, entities, row format, the "
-               "baseline and severity rules, and how grading works. Start here.", NoArgs)
+@register_tool("task_overview", "Window, entities, row fields, baseline and severity rules, grading.", NoArgs)
 def task_overview(episode: PublicEpisode, args: NoArgs) -> dict[str, Any]:
     dates = episode.data.dates
     return {
@@ -67,7 +66,8 @@ def task_overview(episode: PublicEpisode, args: NoArgs) -> dict[str, Any]:
     }
 
 
-@register_tool("list_dates", "Dates of the window with weekday, weekend flag and calendar notes.", NoArgs)
+@register_tool("list_dates", "Every date with its weekday and whether it has a calendar note.", NoArgs,
+               offered=False)
 def list_dates(episode: PublicEpisode, args: NoArgs) -> dict[str, Any]:
     noted = {a.date for a in episode.annotations}
     data = episode.data
@@ -75,26 +75,27 @@ def list_dates(episode: PublicEpisode, args: NoArgs) -> dict[str, Any]:
                       for d, w, e in zip(data.dates, data.weekdays, data.weekend, strict=True)]}
 
 
-@register_tool("list_entities", "Entity types, their valid entity names and what each value measures.", NoArgs)
+@register_tool("list_entities", "Entity types, their valid entity names and what each value measures.", NoArgs,
+               offered=False)
 def list_entities(episode: PublicEpisode, args: NoArgs) -> dict[str, Any]:
     return {"entities": [{"entity_type": t, "entity_names": list(n), "value": ENTITY_VALUE_DEFINITIONS[t]}
                          for t, n in ENTITY_NAMES.items()]}
 
 
-@register_tool("get_annotations", "Calendar notes: marketing campaigns, holidays, releases and data-freshness "
-               "notices. Days explained here are not incidents.", NoArgs)
+@register_tool("get_annotations", "Calendar notes: dates a campaign, holiday or late data explains are no "
+               "incidents.", NoArgs)
 def get_annotations(episode: PublicEpisode, args: NoArgs) -> dict[str, Any]:
     return {"annotations": [a.as_dict() for a in episode.annotations]}
 
 
 @register_tool("rows_for_date", "Daily event counts and conversion rates of one date.", DateArgs,
-               example={"date": "2026-03-10"})
+               example={"date": "2026-03-10"}, offered=False)
 def rows_for_date(episode: PublicEpisode, args: DateArgs) -> dict[str, Any]:
     return {"row": daily_row(episode, episode.data.date_index(args.date))}
 
 
-@register_tool("hourly_rows_for_date", "24 hourly rows of one date: event counts and the conversion of each "
-               "funnel step in that hour.", DateArgs, example={"date": "2026-03-10"})
+@register_tool("hourly_rows_for_date", "One date's hourly counts and step conversions.", DateArgs,
+               example={"date": "2026-03-10"})
 def hourly_rows_for_date(episode: PublicEpisode, args: DateArgs) -> dict[str, Any]:
     day = episode.data.date_index(args.date)
     hourly = episode.data.hourly[day]
@@ -111,19 +112,19 @@ def hourly_rows_for_date(episode: PublicEpisode, args: DateArgs) -> dict[str, An
     return {"date": args.date, "rows": rows}
 
 
-@register_tool("show_raw_data", "Daily aggregate rows (counts and rates), like DataFrame.head().", RawDataArgs)
+@register_tool("show_raw_data", "Daily counts and conversion rates from a date on.", RawDataArgs)
 def show_raw_data(episode: PublicEpisode, args: RawDataArgs) -> dict[str, Any]:
     days = range(args.offset, min(args.offset + args.limit, len(episode.data.dates)))
     return {"rows": [daily_row(episode, d) for d in days], "total_rows": len(episode.data.dates)}
 
 
-@register_tool("list_suspicious_dates", "Dates ranked by their largest robust z-score over event counts, "
-               "conversion rates and hourly mixes, with the metric that stands out most.", LimitArgs)
+@register_tool("list_suspicious_dates", "Dates by largest |robust z| over all metrics, with the metric behind it: "
+               "where to look.", LimitArgs)
 def list_suspicious_dates(episode: PublicEpisode, args: LimitArgs) -> dict[str, Any]:
     ranking = derived(episode, suspicious_date_ranking)
     return {"dates": [{"date": date, "max_abs_robust_z": score, "entity_type": entity_type,
                        "entity_name": entity_name, "robust_z": z}
-                      for date, score, entity_type, entity_name, z in ranking[: args.limit]]}
+                      for date, score, entity_type, entity_name, z in ranking[args.offset:args.offset + args.limit]]}
 
 
 def suspicious_date_ranking(episode: PublicEpisode) -> list[tuple[str, float, str, str, float | None]]:
@@ -154,7 +155,7 @@ def _weekday_positions(weekdays: tuple[str, ...]) -> tuple[tuple[str, ...], np.n
 
 
 @register_tool("get_metric_median", "Median of metrics over the window, overall and per weekday.",
-               AnyMetricArgs, example={"metric_name": "app_opens"})
+               AnyMetricArgs, example={"metric_name": "app_opens"}, offered=False)
 def get_metric_median(episode: PublicEpisode, args: AnyMetricArgs) -> dict[str, Any]:
     weekdays, padded = _weekday_positions(episode.data.weekdays)
     metrics = args.selected()
@@ -168,9 +169,8 @@ def get_metric_median(episode: PublicEpisode, args: AnyMetricArgs) -> dict[str, 
                         for metric, median, medians in zip(metrics, overall, by_weekday, strict=True)]}
 
 
-@register_tool("get_metric_std_dev_from_median", "Spread of metrics around their baseline: the robust standard "
-               "deviation (1.4826 x median absolute deviation) used by the z-scores, and the root-mean-square "
-               "deviation from the overall median.", AnyMetricArgs,
+@register_tool("get_metric_std_dev_from_median", "Each metric's median and robust spread (the z-score unit): "
+               "how large a normal move is.", AnyMetricArgs,
                example={"metric_names": ["app_open_to_order_placed"]})
 def get_metric_std_dev_from_median(episode: PublicEpisode, args: AnyMetricArgs) -> dict[str, Any]:
     out = []
@@ -183,8 +183,8 @@ def get_metric_std_dev_from_median(episode: PublicEpisode, args: AnyMetricArgs) 
     return {"metrics": out}
 
 
-@register_tool("preview_submission", "Check candidate rows without grading them: format, unknown dates or "
-               "entities, repeated keys. Uses no submission.", PreviewArgs,
+@register_tool("preview_submission", "Check rows without grading them (format, dates, entities, repeated "
+               "keys); uses no submission.", PreviewArgs, offered=False,
                example={"rows": [{"date": "2026-03-10", "entity_type": "event_count", "entity_name": "app_opens",
                                   "anomaly_type": "absolute_spike_in_event_count",
                                   "detection_method": "compare_count_to_median", "baseline_value": 40000.0,

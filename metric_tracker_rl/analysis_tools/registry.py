@@ -13,6 +13,11 @@ from pydantic import BaseModel, ValidationError
 from metric_tracker_rl.public import PublicEpisode
 
 MAX_RESULT_ROWS = 200
+DEFAULT_PAGE_ROWS = 20
+# A page's rows at most: every date of four funnel steps (112 rows) fits in one, and the longest page stays under
+# 16 KiB of text (Inspect's default cut of a tool result).
+MAX_PAGE_ROWS = 120
+STRENGTH = "_strength"  # a row's evidence, used to order a result and removed before it is returned
 ToolFunction = Callable[[PublicEpisode, Any], dict[str, Any]]
 Table = TypeVar("Table")
 
@@ -25,6 +30,7 @@ class ToolSpec:
     func: ToolFunction
     kind: Literal["analysis", "generator"]
     example: dict[str, Any]
+    offered: bool = True  # offered to models as a tool; the others answer a question an offered tool answers too
 
     def parameters_schema(self) -> dict[str, Any]:
         schema = self.args_model.model_json_schema()
@@ -49,11 +55,12 @@ TOOL_REGISTRY: dict[str, ToolSpec] = {}
 
 def register_tool(name: str, description: str, args_model: type[BaseModel], *,
                   kind: Literal["analysis", "generator"] = "analysis",
-                  example: dict[str, Any] | None = None) -> Callable[[ToolFunction], ToolFunction]:
+                  example: dict[str, Any] | None = None,
+                  offered: bool = True) -> Callable[[ToolFunction], ToolFunction]:
     def decorator(func: ToolFunction) -> ToolFunction:
         if name in TOOL_REGISTRY:
             raise ValueError(f"tool {name!r} is already registered")
-        spec = ToolSpec(name, description, args_model, func, kind, example or {})
+        spec = ToolSpec(name, description, args_model, func, kind, example or {}, offered)
         args_model.model_validate(spec.example)  # an example that does not validate is a programming error
         TOOL_REGISTRY[name] = spec
         return func
@@ -86,6 +93,21 @@ def cap_rows(rows: list[dict[str, Any]], limit: int = MAX_RESULT_ROWS) -> dict[s
     return {"rows": rows[:limit], "row_count": len(rows), "truncated": len(rows) > limit}
 
 
+def strongest_first(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Rows ordered by their evidence (largest first; ties by date and key), without the evidence field."""
+    ordered = sorted(rows, key=lambda r: (-r[STRENGTH], r["date"], r["entity_type"], r["entity_name"]))
+    return [{key: value for key, value in row.items() if key != STRENGTH} for row in ordered]
+
+
+def page(rows: list[dict[str, Any]], offset: int, limit: int) -> dict[str, Any]:
+    """One page of a long result: the rows from `offset`, how many there are in all, and where the next page
+    starts (None on the last page), so that nothing is left out without saying so."""
+    shown = rows[offset:offset + limit]
+    following = offset + len(shown)
+    return {"row_count": len(rows), "offset": offset, "rows": shown,
+            "next_offset": following if following < len(rows) else None}
+
+
 def format_validation_error(spec: ToolSpec, exc: ValidationError) -> str:
     fields = list(spec.args_model.model_fields)
     parts = []
@@ -108,20 +130,27 @@ class ToolOutcome:
     error: str | None = None
 
 
-def run_tool(name: str, episode: PublicEpisode, arguments: Any) -> ToolOutcome:
-    """Validate and run one tool. Agent mistakes become error outcomes that name the valid options."""
+def validated_arguments(name: str, arguments: Any) -> BaseModel:
+    """A tool's arguments checked against its model. Raises ToolError with a message that names what is valid."""
     spec = TOOL_REGISTRY.get(name)
     if spec is None:
-        return ToolOutcome(False, error=f"unknown analysis method {name!r}; valid methods: "
-                                        f"{', '.join(TOOL_REGISTRY)}")
+        raise ToolError(f"unknown analysis method {name!r}; valid methods: {', '.join(TOOL_REGISTRY)}")
     if not isinstance(arguments, dict):
-        return ToolOutcome(False, error=f"arguments for {name} must be a JSON object")
+        raise ToolError(f"arguments for {name} must be a JSON object")
     try:
-        args = spec.args_model.model_validate(arguments)
+        return spec.args_model.model_validate(arguments)
     except ValidationError as exc:
-        return ToolOutcome(False, error=format_validation_error(spec, exc))
+        raise ToolError(format_validation_error(spec, exc)) from None
+
+
+def run_tool(name: str, episode: PublicEpisode, arguments: Any) -> ToolOutcome:
+    """Validate and run one tool. Agent mistakes become error outcomes that name the valid options."""
     try:
-        result = spec.func(episode, args)
+        args = validated_arguments(name, arguments)
+    except ToolError as exc:
+        return ToolOutcome(False, error=str(exc))
+    try:
+        result = TOOL_REGISTRY[name].func(episode, args)
     except ToolError as exc:
         return ToolOutcome(False, error=f"{name}: {exc}")
     # Tools build plain JSON values themselves (finite floats, ints, str, bool, None, lists, dicts): the tests

@@ -5,7 +5,6 @@ written per tool."""
 
 from __future__ import annotations
 
-import sys
 from typing import Any
 
 from inspect_ai.tool import ToolDef, ToolError, ToolParams
@@ -13,26 +12,10 @@ from inspect_ai.tool import ToolDef, ToolError, ToolParams
 from metric_tracker_rl.inspect_eval.episode import Episode
 from metric_tracker_rl.tool_calls import ModelTool, model_tools, render_observation, tool_action
 
-# Inspect truncates long tool output itself (GenerateConfig.max_tool_output, `--max-tool-output`, 16 KiB by
-# default) and tells the model so; the text is handed over whole.
-UNCLIPPED = sys.maxsize
-
-
-def inline_refs(schema: Any, definitions: dict[str, Any] | None = None) -> Any:
-    """The schema with every local `$ref` replaced by its definition: Inspect's tool parameters have no `$defs`."""
-    if isinstance(schema, dict):
-        definitions = {**(definitions or {}), **schema.get("$defs", {})}
-        reference = schema.get("$ref")
-        if isinstance(reference, str) and reference.startswith("#/$defs/"):
-            return inline_refs(definitions[reference.removeprefix("#/$defs/")], definitions)
-        return {key: inline_refs(value, definitions) for key, value in schema.items() if key != "$defs"}
-    if isinstance(schema, list):
-        return [inline_refs(item, definitions) for item in schema]
-    return schema
-
 
 def tool_params(parameters: dict[str, Any]) -> ToolParams:
-    return ToolParams.model_validate(inline_refs(parameters))
+    """The model-facing schema (definitions already inlined by tool_calls) as Inspect's tool parameters."""
+    return ToolParams.model_validate(parameters)
 
 
 def episode_tool(episode: Episode, tool: ModelTool) -> ToolDef:
@@ -44,7 +27,7 @@ def episode_tool(episode: Episode, tool: ModelTool) -> ToolDef:
         if isinstance(action, str):
             raise ToolError(action)
         observation = await episode.step(action)
-        text = render_observation(observation, max_chars=UNCLIPPED)
+        text = render_observation(observation)
         if observation.status == "error":
             raise ToolError(text)
         return text

@@ -1,0 +1,251 @@
+"""The text a model reads: JSON-like values written for a reader with a context window, and read back.
+
+`render(value)` writes a tool result compactly:
+
+- a dict is one `key: value` line per entry; a nested dict is a `key:` line with its entries indented below;
+- a list of dicts is a table: `key: N rows` (or `key: N of M rows`), the columns that hold one value in every
+  row stated once as `same: {...}`, one header line of column names, and one line per row with cells joined
+  by ` | `;
+- any other list is compact JSON;
+- numbers keep what a reader needs: integers whole, other numbers at 4 significant digits (a value of 1000 or
+  more to the unit), which stays within the grader's 2% tolerance of the full value;
+- a string is written bare unless it would read as something else (a number, `null`, a separator inside a table,
+  leading or trailing blanks): then it is quoted as JSON.
+
+`parse(text)` reads that text back into the value it shows (the rounded numbers), so that a reference agent can
+decide from exactly what a model reads, and a test can check that nothing it used was hidden from the model.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from typing import Any
+
+SIGNIFICANT_DIGITS = 4
+CELL_SEPARATOR = " | "
+INDENT = "  "
+_TABLE_HEAD = re.compile(r"^(\d+)(?: of (\d+))? rows?$")
+_NUMBER = re.compile(r"^-?\d+(?:\.\d+)?(?:e[-+]?\d+)?$")
+_WHOLE_FROM = 10 ** SIGNIFICANT_DIGITS // 10  # at 1000 and above, the unit is finer than 4 significant digits
+
+
+def round_number(value: float) -> float | int:
+    """A float at the precision shown: 4 significant digits, or to the unit from 1000 on."""
+    if not math.isfinite(value) or value == 0:
+        return value
+    if abs(value) >= _WHOLE_FROM:
+        return int(round(value))
+    return float(f"{value:.{SIGNIFICANT_DIGITS}g}")
+
+
+def _number_text(value: int | float) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    shown = round_number(value)
+    if isinstance(shown, int):
+        return str(shown)
+    text = repr(shown)
+    return text[:-2] if text.endswith(".0") else text
+
+
+def rounded(value: Any) -> Any:
+    """`value` with every float at the precision shown (what `parse(render(value))` gives back)."""
+    if isinstance(value, bool) or value is None or isinstance(value, (int, str)):
+        return value
+    if isinstance(value, float):
+        shown = round_number(value)
+        return shown if isinstance(shown, int) or not shown.is_integer() else int(shown)
+    if isinstance(value, dict):
+        return {key: rounded(item) for key, item in value.items()}
+    return [rounded(item) for item in value]
+
+
+def _needs_quotes(text: str) -> bool:
+    return (text == "" or text != text.strip() or text in ("null", "true", "false") or bool(_NUMBER.match(text))
+            or text[0] in "\"[{" or "|" in text or "\n" in text or _TABLE_HEAD.match(text) is not None)
+
+
+def _scalar_text(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, (bool, int, float)):
+        return _number_text(value)
+    if isinstance(value, str):
+        return json.dumps(value) if _needs_quotes(value) else value
+    return _json_text(value)
+
+
+def _json_text(value: Any) -> str:
+    """Compact JSON of a list or dict, its numbers rounded like every other number."""
+    if isinstance(value, dict):
+        return "{" + ",".join(f"{json.dumps(k)}:{_json_text(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, list):
+        return "[" + ",".join(_json_text(item) for item in value) + "]"
+    if isinstance(value, str) or value is None:
+        return json.dumps(value)
+    return _number_text(value)
+
+
+def _is_table(value: Any) -> bool:
+    return isinstance(value, list) and bool(value) and all(isinstance(item, dict) for item in value)
+
+
+def _table_lines(key: str, rows: list[dict[str, Any]], depth: int, total: int | None) -> list[str]:
+    pad = INDENT * depth
+    columns = list(dict.fromkeys(column for row in rows for column in row))
+    same = {column: rows[0][column] for column in columns
+            if len(rows) > 1 and all(column in row and row[column] == rows[0][column] for row in rows)}
+    shown = [column for column in columns if column not in same]
+    count = f"{len(rows)} of {total}" if total is not None and total != len(rows) else str(len(rows))
+    lines = [f"{pad}{key}: {count} rows"]
+    if same:
+        lines.append(f"{pad}{INDENT}same: {_json_text(same)}")
+    lines.append(pad + INDENT + CELL_SEPARATOR.join(shown))
+    for row in rows:
+        cells = [_scalar_text(row[column]) if column in row else "" for column in shown]
+        lines.append(pad + INDENT + CELL_SEPARATOR.join(cells))
+    return lines
+
+
+def _lines(value: dict[str, Any], depth: int) -> list[str]:
+    pad = INDENT * depth
+    lines: list[str] = []
+    for key, item in value.items():
+        if _is_table(item):
+            lines += _table_lines(key, item, depth, None)
+        elif isinstance(item, dict) and item:
+            lines.append(f"{pad}{key}:")
+            lines += _lines(item, depth + 1)
+        elif isinstance(item, list) and not item:
+            lines.append(f"{pad}{key}: 0 rows")
+        else:
+            lines.append(f"{pad}{key}: {_scalar_text(item) if not isinstance(item, dict) else '{}'}")
+    return lines
+
+
+def render(value: dict[str, Any], totals: dict[str, int] | None = None) -> str:
+    """The text of a result dict. `totals` gives, for a table key, how many rows exist in all (a page)."""
+    if not totals:
+        return "\n".join(_lines(value, 0))
+    lines: list[str] = []
+    for key, item in value.items():
+        if key in totals and isinstance(item, list) and all(isinstance(row, dict) for row in item):
+            lines += _table_lines(key, item, 0, totals[key]) if item else [f"{key}: 0 of {totals[key]} rows"]
+        else:
+            lines += _lines({key: item}, 0)
+    return "\n".join(lines)
+
+
+# --- reading it back -------------------------------------------------------------------------------
+
+
+class ViewParseError(ValueError):
+    """Text that `render` did not write."""
+
+
+def _scalar(text: str) -> Any:
+    if text == "null":
+        return None
+    if text in ("true", "false"):
+        return text == "true"
+    if text[:1] in "\"[{":
+        return json.loads(text)
+    if _NUMBER.match(text):
+        number = float(text)
+        return int(number) if "." not in text and "e" not in text else number
+    return text
+
+
+def _cells(line: str) -> list[str]:
+    """A table line's cells: separators inside quoted (JSON) cells are not cell boundaries."""
+    cells, current, quoted, escaped = [], [], False, False
+    i = 0
+    while i < len(line):
+        char = line[i]
+        if quoted:
+            current.append(char)
+            if escaped:
+                escaped = False
+            elif char == "\\":
+                escaped = True
+            elif char == '"':
+                quoted = False
+        elif char == '"':
+            quoted = True
+            current.append(char)
+        elif line.startswith(CELL_SEPARATOR, i):
+            cells.append("".join(current))
+            current = []
+            i += len(CELL_SEPARATOR)
+            continue
+        else:
+            current.append(char)
+        i += 1
+    cells.append("".join(current))
+    return cells
+
+
+def _depth(line: str) -> int:
+    stripped = line.lstrip(" ")
+    return (len(line) - len(stripped)) // len(INDENT)
+
+
+def parse(text: str) -> dict[str, Any]:
+    """The value that `render` wrote as `text` (numbers as shown). Raises ViewParseError for other text."""
+    lines = text.split("\n") if text else []
+    value, position = _parse_block(lines, 0, 0)
+    if position != len(lines):
+        raise ViewParseError(f"unexpected line {position + 1}: {lines[position]!r}")
+    return value
+
+
+def _parse_block(lines: list[str], position: int, depth: int) -> tuple[dict[str, Any], int]:
+    value: dict[str, Any] = {}
+    pad = INDENT * depth
+    while position < len(lines):
+        line = lines[position]
+        if _depth(line) < depth:
+            break
+        if not line.startswith(pad) or _depth(line) != depth:
+            raise ViewParseError(f"line {position + 1} is indented unexpectedly: {line!r}")
+        key, separator, rest = line[len(pad):].partition(":")
+        if not separator:
+            raise ViewParseError(f"line {position + 1} has no 'key:': {line!r}")
+        rest = rest.removeprefix(" ")
+        position += 1
+        table = _TABLE_HEAD.match(rest)
+        if rest == "":
+            value[key], position = _parse_block(lines, position, depth + 1)
+        elif table:
+            value[key], position = _parse_table(lines, position, depth + 1, int(table.group(1)))
+        else:
+            value[key] = _scalar(rest)
+    return value, position
+
+
+def _parse_table(lines: list[str], position: int, depth: int, count: int) -> tuple[list[dict[str, Any]], int]:
+    if count == 0:
+        return [], position
+    pad = INDENT * depth
+    same: dict[str, Any] = {}
+    if lines[position].startswith(pad + "same: "):
+        same = json.loads(lines[position][len(pad) + len("same: "):])
+        position += 1
+    header = lines[position][len(pad):].split(CELL_SEPARATOR)
+    position += 1
+    rows = []
+    for line in lines[position:position + count]:
+        cells = _cells(line[len(pad):])
+        if len(cells) != len(header):
+            raise ViewParseError(f"a table row has {len(cells)} cells for {len(header)} columns: {line!r}")
+        row = dict(same)
+        row.update({column: _scalar(cell) for column, cell in zip(header, cells, strict=True) if cell != ""})
+        # Column order as rendered: the header's columns and the shared ones, in the order of the first row.
+        rows.append(row)
+    if len(rows) != count:
+        raise ViewParseError(f"a table announced {count} rows and holds {len(rows)}")
+    return rows, position + count
