@@ -12,9 +12,11 @@ Procedure:
    mix > funnel break > rate > count): the other metrics that moved on that date are its side effects.
    A volume incident confined to a block of hours moves the hour-of-day mix of every event together, while
    non-converting bot traffic moves only the mix of app opens; that separates the two.
-6. Submit the dates whose evidence clears the family threshold. Where the episode allows another submission and
-   the feedback after the last one states the expected count, the next report holds that many strongest
-   candidates.
+   Daily values come from one page of show_raw_data: each date's baseline is the published rule (the median of
+   the same weekday in the other weeks), so every date's delta of every step and of the volume is at hand.
+6. Report the dates whose evidence clears the family threshold. A rate or count row is read from
+   compare_rate_to_median / compare_count_to_median before it is submitted, so every number of the report stands
+   in a tool result.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from metric_tracker_rl.agents.reading import (
 )
 from metric_tracker_rl.analysis_tools.registry import MAX_PAGE_ROWS
 from metric_tracker_rl.catalog import FUNNEL_STEPS
+from metric_tracker_rl.metrics import same_weekday_peer_lists
 from metric_tracker_rl.models import MetricSubmissionRow, MetricTrackerRlAction
 from metric_tracker_rl.tool_calls import SeenObservation
 
@@ -66,7 +69,14 @@ DOWNSTREAM_MIX_SHARE = 0.5
 # a funnel break or a rate drop keeps the opens. Half the smallest published effect is the evidence required.
 BOT_EFFECT_SHARE = 0.5
 PRIORITY = ("instrumentation_data_quality_issue", "hourly_traffic_mix_shift", "funnel_break", "rate", "count")
-TABLE = "get_rows_with_abs_diff_from_median_gt"  # with threshold 0: every date's row, values by the baseline rule
+DAILY_METRICS = {"conversion_rate": FUNNEL_STEPS, "event_count": ("app_opens",)}
+CONFIRMATION_TOOL = {"conversion_rate": "compare_rate_to_median", "event_count": "compare_count_to_median"}
+DIRECTIONAL_TYPES = {
+    ("conversion_rate", -1): "rate_drop_from_median",
+    ("conversion_rate", 1): "rate_spike_from_median",
+    ("event_count", -1): "absolute_drop_in_event_count",
+    ("event_count", 1): "absolute_spike_in_event_count",
+}
 SPIKE_STEPS = FUNNEL_STEPS[:3]  # the last step converts near 1 and has no spike family
 MIX_EVENTS = ("app_opens", "menu_opens")
 # The generator that looks first at what an unexplained suspicious date's standout entity type suggests.
@@ -111,8 +121,7 @@ class ExpertAgent(Agent):
         ]
         self.results: dict[str, dict[str, Any]] = {}
         self.waiting: str | None = None
-        self.ranked: list[Candidate] | None = None
-        self.submitted: list[list[Candidate]] = []
+        self.report: list[Candidate] | None = None
 
     # --- the investigation ---------------------------------------------------------------------------
 
@@ -121,14 +130,20 @@ class ExpertAgent(Agent):
             self.results[self.waiting] = observation.analysis_result or {}
             if self.waiting == "suspicious":
                 self._plan_scans()
+            elif self.waiting == "raw":
+                self._read_daily_values()
             self.waiting = None
-        if observation.status == "graded":
-            return self._refine(observation)
+        if observation.status == "graded" or observation.done:
+            return None
+        if self.report is None and not self.plan:
+            self.report = self._first_report()
+            self.plan = [(f"confirm/{i}", _analysis(CONFIRMATION_TOOL[c.row["entity_type"]], date=c.row["date"],
+                                                    entity_name=c.row["entity_name"]))
+                         for i, c in enumerate(self.report) if c.group in ("rate", "count")]
         if self.plan:
             self.waiting, action = self.plan.pop(0)
             return action
-        self.ranked = self._rank()
-        return self._submit(self._first_report())
+        return self._submit()
 
     def _plan_scans(self) -> None:
         """The rest of the investigation, in the order the annotations and the suspicious dates suggest. Every
@@ -149,12 +164,29 @@ class ExpertAgent(Agent):
         for method in sorted(POOL_THRESHOLDS, key=lambda m: pointed.index(m) if m in pointed else len(pointed)):
             self.plan.append((method, _analysis(method, threshold_multiplier=POOL_THRESHOLDS[method],
                                                 limit=MAX_PAGE_ROWS)))
-        # Every date's row (threshold 0), in one page each.
-        tables = [("rates", _analysis(TABLE, metric_names=list(FUNNEL_STEPS), threshold=0.0, limit=MAX_PAGE_ROWS)),
-                  ("counts", _analysis(TABLE, metric_names=["app_opens"], threshold=0.0, limit=MAX_PAGE_ROWS))]
-        if focus["entity_type"] == "event_count":
-            tables.reverse()
-        self.plan.extend(tables)
+        self.plan.append(("raw", _analysis("show_raw_data", limit=len(self.dates))))  # every date's values
+
+    def _read_daily_values(self) -> None:
+        """Every date's row of each step's conversion and of the app opens, baselines by the published rule: the
+        median of the same weekday's values in the other weeks (the `rates` and `counts` tables of the ranking)."""
+        values = {row["date"]: row for row in self.results["raw"]["rows"]}
+        peers = same_weekday_peer_lists(len(self.dates))
+        for table, (entity_type, names) in zip(("rates", "counts"), DAILY_METRICS.items(), strict=True):
+            rows = []
+            for name in names:
+                series = [values[date].get(name) for date in self.dates]
+                for day, date in enumerate(self.dates):
+                    references = [series[p] for p in peers[day] if series[p] is not None]
+                    if series[day] is None or not references:
+                        continue
+                    baseline = float(np.median(references))
+                    delta = series[day] - baseline
+                    if delta:
+                        rows.append({"date": date, "entity_type": entity_type, "entity_name": name,
+                                     "anomaly_type": DIRECTIONAL_TYPES[(entity_type, 1 if delta > 0 else -1)],
+                                     "detection_method": CONFIRMATION_TOOL[entity_type], "baseline_value": baseline,
+                                     "observed_value": series[day], "delta_value": delta})
+            self.results[table] = {"rows": rows}
 
     # --- evidence ----------------------------------------------------------------------------------
 
@@ -285,32 +317,19 @@ class ExpertAgent(Agent):
     # --- reports -------------------------------------------------------------------------------------
 
     def _first_report(self) -> list[Candidate]:
-        return [c for c in self.ranked if c.strength >= 1.0]
+        return [c for c in self._rank() if c.strength >= 1.0]
 
-    def _refine(self, observation: SeenObservation) -> MetricTrackerRlAction | None:
-        breakdown = observation.reward_breakdown
-        expected = observation.expected_row_count
-        # The expected count is stated only after the last submission; before it, nothing says how many to keep.
-        if observation.done or breakdown is None or breakdown.score >= 1.0 or expected is None:
-            return None
-        report = self.ranked[:expected]
-        if any(report == previous for previous in self.submitted):
-            return None
-        return self._submit(report)
-
-    def _submit(self, report: list[Candidate]) -> MetricTrackerRlAction:
-        self.submitted.append(report)
-        return MetricTrackerRlAction(classifications=[MetricSubmissionRow(**c.row) for c in report])
-
-
-class OneShotExpertAgent(ExpertAgent):
-    """The expert without feedback: its first report is final (shows what the investigation alone achieves)."""
-
-    name = "expert_one_shot"
-
-    def _refine(self, observation: SeenObservation) -> MetricTrackerRlAction | None:
-        return None
+    def _submit(self) -> MetricTrackerRlAction:
+        rows = []
+        for i, candidate in enumerate(self.report or []):
+            row = candidate.row
+            confirmed = self.results.get(f"confirm/{i}")
+            if confirmed is not None:  # the row as the comparison tool shows it
+                row = {**{key: confirmed[key] for key in ("date", "entity_type", "entity_name", "baseline_value",
+                                                          "observed_value", "delta_value", "severity")},
+                       "anomaly_type": row["anomaly_type"], "detection_method": row["detection_method"]}
+            rows.append(MetricSubmissionRow(**row))
+        return MetricTrackerRlAction(classifications=rows)
 
 
 register_agent(ExpertAgent.name, ExpertAgent)
-register_agent(OneShotExpertAgent.name, OneShotExpertAgent)

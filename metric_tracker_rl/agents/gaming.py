@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from metric_tracker_rl.agents import Agent, register_agent
-from metric_tracker_rl.agents.expert import Candidate, OneShotExpertAgent
+from metric_tracker_rl.agents.expert import Candidate, ExpertAgent
 from metric_tracker_rl.agents.reading import Row, episode_dates, explained_dates, relative_move, weekday
 from metric_tracker_rl.analysis_tools.registry import MAX_PAGE_ROWS
 from metric_tracker_rl.catalog import COUNT_COLUMNS, FUNNEL_STEPS
@@ -289,7 +289,7 @@ class FeedbackDecoderAgent(PoolAgent):
         return best[: max(hits, 1)] if hits else first[: self.k()]
 
 
-class NextDatePadderAgent(OneShotExpertAgent):
+class NextDatePadderAgent(ExpertAgent):
     """The expert's report padded with the next date of every whole-day rate incident it found: incidents may
     last two dates, so this guesses persistence instead of checking it."""
 
