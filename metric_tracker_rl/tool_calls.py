@@ -42,15 +42,14 @@ menu_open -> product_added_to_cart -> order_placed -> payment_successful) with r
 submit one anomaly report that a grader scores.
 
 Work like an analyst:
-- Start with task_overview (row format, baseline and severity rules) and get_annotations: days explained
-  by a campaign, a holiday or late-arriving data are not incidents and must not be reported.
-- Use the get_*_rows generators (family-specific ones for funnel breaks, hourly traffic mix shifts and
-  instrumentation/data-quality issues; the rate/count median generators for the rest) and payload_generator
-  previews to find candidates; confirm doubtful ones with compare_*_to_median, detect_funnel_break,
+- Read the brief (families, their root-cause keys and sizes, the bounds of benign fluctuations), then
+  get_annotations: days explained by a campaign, a holiday or late-arriving data are not incidents.
+- list_suspicious_dates shows where to look; the get_*_rows tools list candidate rows, strongest first,
+  a page at a time (limit, offset); confirm doubtful ones with compare_*, detect_funnel_break,
   check_impossible_counts or hourly_rows_for_date.
-- One incident moves several metrics: report the incident once, on the entity and family that explain it,
-  not its side effects. Every extra row lowers precision; a missed incident lowers recall.
-- Finish with exactly one submission: submit_report(rows) with rows copied from tool output, or
+- One incident moves several metrics: report it once, on the entity and family that explain it, not its
+  side effects. Every extra row lowers precision; a missed incident lowers recall.
+- Finish with one submission: submit_report(rows) with rows copied from tool results, or
   submit_generators(generators). An empty report is right when nothing is anomalous.
 Your steps are limited; be efficient and keep any text short."""
 

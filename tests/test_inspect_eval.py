@@ -34,6 +34,7 @@ from inspect_ai.model import (  # noqa: E402
 )
 from inspect_ai.model._call_tools import validate_tool_input  # noqa: E402
 
+from benchmarks.calibrate import sweep  # noqa: E402
 from metric_tracker_rl import (  # noqa: E402
     DEFAULT_TASK_ORDER,
     MetricTrackerRlEnv,
@@ -43,11 +44,12 @@ from metric_tracker_rl.agents import make_agent, run_episode, scripted  # noqa: 
 from metric_tracker_rl.analysis_tools import TOOL_REGISTRY  # noqa: E402
 from metric_tracker_rl.catalog import DIFFICULTIES  # noqa: E402
 from metric_tracker_rl.inspect_eval import metric_tracker  # noqa: E402
-from metric_tracker_rl.inspect_eval.dataset import SWEEP_SEED_BASE, episode_dataset  # noqa: E402
+from metric_tracker_rl.inspect_eval.dataset import episode_dataset  # noqa: E402
 from metric_tracker_rl.inspect_eval.server import LOCAL_SERVERS  # noqa: E402
 from metric_tracker_rl.inspect_eval.solver import require_held_out  # noqa: E402
 from metric_tracker_rl.inspect_eval.tools import tool_params  # noqa: E402
 from metric_tracker_rl.local_server import serving  # noqa: E402
+from metric_tracker_rl.task_splits import EVAL_SEEDS_PER_DIFFICULTY, get_split  # noqa: E402
 from metric_tracker_rl.tool_calls import action_tool_call, model_tools  # noqa: E402
 
 # Usage given up front: mockllm would otherwise count tokens with an encoding it downloads.
@@ -143,26 +145,32 @@ def test_importing_the_package_leaves_inspect_out() -> None:
 
 
 def test_default_samples_are_the_named_tasks() -> None:
-    samples = list(episode_dataset(None, None, 0, None))
+    samples = list(episode_dataset(None, None, 0))
     assert [s.id for s in samples] == list(DEFAULT_TASK_ORDER)
     assert [s.metadata["reset_kwargs"] for s in samples] == [{"task_id": t} for t in DEFAULT_TASK_ORDER]
 
 
 @settings(max_examples=30, deadline=None)
 @given(difficulties=st.lists(st.sampled_from(DIFFICULTIES), min_size=1, max_size=3, unique=True),
-       seeds=st.integers(1, 12), first_seed=st.one_of(st.none(), st.integers(0, 10**6)))
-@example(difficulties=["easy"], seeds=1, first_seed=None)
-def test_a_sweep_is_standard_episodes_on_consecutive_seeds(difficulties: list[str], seeds: int,
-                                                           first_seed: int | None) -> None:
-    samples = list(episode_dataset(None, ",".join(difficulties), seeds, first_seed))
+       seeds=st.integers(1, 12), offset=st.integers(0, 300))
+@example(difficulties=["easy"], seeds=1, offset=0)
+@example(difficulties=["hard"], seeds=10, offset=0)  # holds the sweep's first null episode
+def test_a_sweep_is_the_calibration_sweep(difficulties: list[str], seeds: int, offset: int) -> None:
+    """An Inspect sweep runs the episodes the calibration and the eval split run under the same seeds, null
+    episodes included: both take them from task_splits."""
+    samples = list(episode_dataset(None, ",".join(difficulties), seeds, offset))
     assert len(samples) == len(difficulties) * seeds
     assert len({s.id for s in samples}) == len(samples)
+    eval_split = get_split("eval")
     for index, difficulty in enumerate(difficulties):
         group = samples[index * seeds:(index + 1) * seeds]
-        base = SWEEP_SEED_BASE[difficulty] if first_seed is None else first_seed
-        assert [s.metadata["reset_kwargs"] for s in group] == [
-            {"difficulty": difficulty, "seed": seed} for seed in range(base, base + seeds)]
+        expected = [spec.reset_kwargs for spec in sweep(difficulty, offset + seeds)][offset:]
+        assert [s.metadata["reset_kwargs"] for s in group] == expected
         assert {s.metadata["difficulty"] for s in group} == {difficulty}
+        first = len(DEFAULT_TASK_ORDER) + DIFFICULTIES.index(difficulty) * EVAL_SEEDS_PER_DIFFICULTY
+        for position, sample in enumerate(group):
+            if offset + position < EVAL_SEEDS_PER_DIFFICULTY:
+                assert sample.metadata["reset_kwargs"] == eval_split.task(first + offset + position)
 
 
 @pytest.mark.parametrize(("tasks", "difficulty", "seeds", "message"), [
@@ -175,7 +183,7 @@ def test_a_sweep_is_standard_episodes_on_consecutive_seeds(difficulties: list[st
 def test_bad_task_arguments_name_the_valid_choices(tasks: str | None, difficulty: str | None, seeds: int,
                                                    message: str) -> None:
     with pytest.raises(ValueError, match=message):
-        episode_dataset(tasks, difficulty, seeds, None)
+        episode_dataset(tasks, difficulty, seeds)
 
 
 def test_every_registry_tool_is_an_inspect_tool_whose_schema_accepts_its_example() -> None:

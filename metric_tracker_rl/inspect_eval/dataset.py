@@ -1,7 +1,8 @@
 """The eval's samples: one per episode, each carrying the reset arguments that start it.
 
-By default the three named tasks; with `seeds` > 0, a sweep of standard episodes per difficulty (a seed and a
-difficulty, every other setting at the difficulty's defaults) on the calibration seeds."""
+By default the three named tasks; with `seeds` > 0, the calibration sweep of each difficulty (the episodes of the
+`eval` split and of benchmarks/calibrate.py, from metric_tracker_rl.task_splits alone: standard episodes, every
+NULL_EVERY-th a null episode), from its episode `offset` on."""
 
 from __future__ import annotations
 
@@ -11,10 +12,8 @@ from typing import Any
 from inspect_ai.dataset import MemoryDataset, Sample
 
 from metric_tracker_rl.catalog import DIFFICULTIES
+from metric_tracker_rl.task_splits import calibration_reset_kwargs
 from metric_tracker_rl.tasks import DEFAULT_TASK_ORDER, get_task_spec
-
-# The first seed of each difficulty's sweep: benchmarks/calibrate.py sweeps the same ranges.
-SWEEP_SEED_BASE = {"easy": 10_000, "medium": 20_000, "hard": 30_000}
 
 
 def as_list(value: str | Sequence[str] | None) -> list[str] | None:
@@ -33,16 +32,17 @@ def named_task_samples(task_ids: Sequence[str]) -> list[Sample]:
     return samples
 
 
-def sweep_samples(difficulties: Sequence[str], seeds: int, first_seed: int | None) -> list[Sample]:
+def sweep_samples(difficulties: Sequence[str], seeds: int, offset: int) -> list[Sample]:
     samples = []
     for difficulty in difficulties:
         if difficulty not in DIFFICULTIES:
             raise ValueError(f"unknown difficulty {difficulty!r}; valid choices: {', '.join(DIFFICULTIES)}")
-        base = SWEEP_SEED_BASE[difficulty] if first_seed is None else first_seed
-        for seed in range(base, base + seeds):
-            objective = f"Find and report the incidents of a standard {difficulty} episode (seed {seed})."
-            samples.append(episode_sample(f"{difficulty}_{seed}", objective,
-                                          {"difficulty": difficulty, "seed": seed}, difficulty))
+        for index in range(offset, offset + seeds):
+            reset_kwargs = calibration_reset_kwargs(difficulty, index)
+            kind = "null " if reset_kwargs.get("scenario_family") == "null" else ""
+            objective = f"Find and report the incidents of a {kind}{difficulty} episode (seed {reset_kwargs['seed']})."
+            samples.append(episode_sample(f"{difficulty}_{reset_kwargs['seed']}", objective, reset_kwargs,
+                                          difficulty))
     return samples
 
 
@@ -52,17 +52,19 @@ def episode_sample(sample_id: str, objective: str, reset_kwargs: dict[str, Any],
 
 
 def episode_dataset(tasks: str | Sequence[str] | None, difficulties: str | Sequence[str] | None, seeds: int,
-                    first_seed: int | None) -> MemoryDataset:
+                    offset: int = 0) -> MemoryDataset:
     """Named tasks (all three unless `tasks` names some) and, with `seeds` > 0, a sweep over `difficulties`
     (all three unless named). A sweep alone leaves the named tasks out unless `tasks` names them."""
     if seeds < 0:
         raise ValueError(f"seeds must be 0 or more, got {seeds}")
+    if offset < 0:
+        raise ValueError(f"offset must be 0 or more, got {offset}")
     task_ids = as_list(tasks)
     if task_ids is None:
         task_ids = [] if seeds > 0 else list(DEFAULT_TASK_ORDER)
     samples = named_task_samples(task_ids)
     if seeds > 0:
-        samples += sweep_samples(as_list(difficulties) or list(DIFFICULTIES), seeds, first_seed)
+        samples += sweep_samples(as_list(difficulties) or list(DIFFICULTIES), seeds, offset)
     elif difficulties is not None:
         raise ValueError("difficulty selects a seed sweep: set seeds to the number of episodes per difficulty")
     if not samples:

@@ -19,7 +19,7 @@ def metric_tracker(
     tasks: str | Sequence[str] | None = None,
     difficulty: str | Sequence[str] | None = None,
     seeds: int = 0,
-    first_seed: int | None = None,
+    offset: int = 0,
     held_out: bool = False,
     base_url: str | None = None,
     max_turns: int = 60,
@@ -30,13 +30,13 @@ def metric_tracker(
       tasks: named tasks to run (comma-separated or a list); default: all three, unless a sweep is asked for.
       difficulty: difficulties of the seed sweep (comma-separated or a list); default: easy, medium and hard.
       seeds: episodes per difficulty in the seed sweep (0: no sweep).
-      first_seed: first seed of every difficulty's sweep; default: the calibration seeds (10000, 20000, 30000).
+      offset: the sweep's first episode in each difficulty's calibration sweep (to split a sweep into parts).
       held_out: run held-out episodes (the server mixes a secret into every random stream).
       base_url: URL of a running server; default: BASE_URL, else a local server process for the run.
       max_turns: model turns per episode at most.
     """
     return Task(
-        dataset=episode_dataset(tasks, difficulty, seeds, first_seed),
+        dataset=episode_dataset(tasks, difficulty, seeds, offset),
         solver=episode_agent(base_url=base_url, held_out=held_out, max_turns=max_turns),
         scorer=episode_score(),
         metadata={"held_out": held_out},
