@@ -20,7 +20,7 @@ import signal
 import sys
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from functools import partial
 from pathlib import Path
 from typing import IO, Any
@@ -32,7 +32,6 @@ from metric_tracker_rl import (
     DEFAULT_TASK_ORDER,
     MetricTrackerRlAction,
     MetricTrackerRlEnv,
-    MetricTrackerRlObservation,
     get_task_spec,
 )
 from metric_tracker_rl.agents import AGENTS, make_agent, run_episode
@@ -40,13 +39,12 @@ from metric_tracker_rl.catalog import DIFFICULTIES
 from metric_tracker_rl.tool_calls import (
     SUBMIT_GENERATORS,
     SUBMIT_REPORT,
-    SYSTEM_PROMPT,
     action_tool_call,
-    first_prompt,
     openai_tools,
     render_observation,
     tool_action,
 )
+from metric_tracker_rl.transcript import TaskRun
 
 
 def _env(name: str, default: str | None = None) -> str | None:
@@ -113,86 +111,8 @@ def log_end(success: bool, steps: int, score: float, rewards: list[float]) -> No
           f"rewards={rewards_text}", flush=True)
 
 
-# --- one task: steps, rewards and the chat transcript ---------------------------------------------
-
-
-def sft_message(message: dict[str, Any]) -> dict[str, Any]:
-    """A chat message as TRL's SFT trainer reads it: tool-call arguments as JSON objects, not JSON text (a call
-    whose text is not a JSON object keeps its text)."""
-    if "tool_calls" not in message:
-        return message
-    calls = []
-    for call in message["tool_calls"]:
-        arguments = call["function"]["arguments"]
-        if isinstance(arguments, str):
-            with contextlib.suppress(json.JSONDecodeError):
-                parsed = json.loads(arguments or "{}")
-                arguments = parsed if isinstance(parsed, dict) else arguments
-        calls.append({**call, "function": {**call["function"], "arguments": arguments}})
-    return {**message, "tool_calls": calls}
-
-
-@dataclass
-class TaskRun:
-    """Everything that happens in one episode: every env step goes through `step`, and `messages` is the chat
-    transcript (system, user, assistant tool calls, tool results) that the trajectory record keeps."""
-
-    label: str
-    observation: MetricTrackerRlObservation | None = None
-    steps: int = 0
-    rewards: list[float] = field(default_factory=list)
-    graded: MetricTrackerRlObservation | None = None
-    done: bool = False
-    messages: list[dict[str, Any]] = field(default_factory=list)
-    config: dict[str, Any] = field(default_factory=dict)  # the episode's visible config, from the reset
-
-    def reset(self, env: Any, **kwargs: Any) -> MetricTrackerRlObservation:
-        observation = env.reset(**kwargs).observation
-        if observation.status == "error":
-            raise RuntimeError(one_line(observation.message))
-        self.observation, self.config = observation, observation.config
-        self.messages = [{"role": "system", "content": SYSTEM_PROMPT},
-                         {"role": "user", "content": first_prompt(observation)}]
-        return observation
-
-    def step(self, env: Any, action: MetricTrackerRlAction) -> Any:
-        result = env.step(action)
-        observation = result.observation
-        reward = float(result.reward or 0.0)
-        self.steps += 1
-        self.rewards.append(reward)
-        self.observation, self.done = observation, bool(result.done)
-        if observation.status == "graded":
-            self.graded = observation
-        error = observation.message if observation.status == "error" else None
-        log_step(self.steps, format_action(*action_tool_call(action)), reward, self.done, error)
-        return result
-
-    def act(self, env: Any, action: MetricTrackerRlAction) -> Any:
-        """A step taken by an agent that sends actions: the transcript shows it as a tool call and its result."""
-        name, arguments = action_tool_call(action)
-        call_id = f"call_{self.steps + 1}"
-        self.messages.append({"role": "assistant", "content": "", "tool_calls": [
-            {"id": call_id, "type": "function", "function": {"name": name, "arguments": arguments}}]})
-        result = self.step(env, action)
-        self.messages.append({"role": "tool", "tool_call_id": call_id, "name": name,
-                              "content": render_observation(result.observation)})
-        return result
-
-    @property
-    def score(self) -> float:
-        """The environment's score of the episode: the sum of its rewards (each graded submission earns its
-        improvement over the best earlier score, so the sum is the best graded score; 0 when nothing was graded)."""
-        return min(1.0, max(0.0, sum(self.rewards)))
-
-    def record(self, agent: str, model: str, reset_kwargs: dict[str, Any], error: str | None) -> dict[str, Any]:
-        """The episode as one SFT-ready JSONL record: the chat, the tools offered, the score and the config."""
-        breakdown = self.graded.reward_breakdown if self.graded is not None else None
-        return {"messages": [sft_message(m) for m in self.messages], "tools": openai_tools(),
-                "task": self.label, "agent": agent, "model": model, "reset": reset_kwargs,
-                "config": self.config,
-                "score": self.score, "rewards": self.rewards, "steps": self.steps,
-                "reward_breakdown": breakdown.model_dump() if breakdown is not None else None, "error": error}
+def log_action(step: int, action: MetricTrackerRlAction, reward: float, done: bool, error: str | None) -> None:
+    log_step(step, format_action(*action_tool_call(action)), reward, done, error)
 
 
 Policy = Callable[[Any, TaskRun, dict[str, Any]], None]
@@ -435,7 +355,7 @@ def run_task(episode: EpisodeSpec, url: str | None, startup_error: str | None, p
     log_start(label, model_label)
     started = time.monotonic()
     error: str | None = None
-    run = TaskRun(label)
+    run = TaskRun(label, on_step=log_action)
     with contextlib.ExitStack() as stack:
         try:
             if url is None:

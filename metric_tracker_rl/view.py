@@ -134,7 +134,8 @@ def render(value: dict[str, Any], totals: dict[str, int] | None = None) -> str:
     lines: list[str] = []
     for key, item in value.items():
         if key in totals and isinstance(item, list) and all(isinstance(row, dict) for row in item):
-            lines += _table_lines(key, item, 0, totals[key]) if item else [f"{key}: 0 of {totals[key]} rows"]
+            shown = f"0 of {totals[key]}" if totals[key] else "0"
+            lines += _table_lines(key, item, 0, totals[key]) if item else [f"{key}: {shown} rows"]
         else:
             lines += _lines({key: item}, 0)
     return "\n".join(lines)

@@ -15,6 +15,7 @@ from benchmarks.calibrate import AGENT_RESET_OVERRIDES, NULL_GROUP, calibrate, e
 from metric_tracker_rl import MetricTrackerRlAction
 from metric_tracker_rl.agents import AGENTS, make_agent, run_episode
 from metric_tracker_rl.analysis_tools import GENERATOR_NAMES
+from metric_tracker_rl.analysis_tools.registry import MAX_PAGE_ROWS
 from metric_tracker_rl.catalog import DIFFICULTIES
 from server.environment import MetricTrackerRlEnvironment
 
@@ -122,8 +123,9 @@ def _single_tool_best(task_id: str, method: str) -> float:
         for threshold in np.geomspace(1e-4, 1e5, 28):
             env.reset(task_id=task_id)
             rows = env.step(MetricTrackerRlAction(analysis_method=method,
-                                                  analysis_args={"threshold": float(threshold)})).analysis_result
-            if rows["row_count"] and not rows["truncated"]:
+                                                  analysis_args={"threshold": float(threshold),
+                                                                 "limit": MAX_PAGE_ROWS})).analysis_result
+            if rows["row_count"] and rows["next_offset"] is None:  # every row on one page
                 best = max(best, env.step(MetricTrackerRlAction(classifications=rows["rows"])).reward)
         return best
     for threshold in np.geomspace(0.1, 40, 24):

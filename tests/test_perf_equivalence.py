@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import warnings
+from typing import Any
 
 import numpy as np
 import pytest
@@ -320,22 +321,34 @@ def test_ranking_and_deviation_scans_match_the_straightforward_loops(seed: int) 
              ("get_absolute_drop_in_event_count_rows", COUNT_COLUMNS, -1, 0.5),
              ("get_absolute_spike_in_event_count_rows", COUNT_COLUMNS, 1, 3.0)]
     for name, metrics_, direction, threshold in cases:
-        rows = run_tool(name, public, {"threshold_multiplier": threshold}).result["rows"]
-        found = [(r["date"], r["entity_type"], r["entity_name"], -1 if "drop" in r["anomaly_type"] else 1)
-                 for r in rows]
-        assert found == reference_deviation_rows(public, list(metrics_), direction, "z", threshold)[:200], name
+        found = every_page(public, name, {"threshold_multiplier": threshold})
+        assert found == sorted(reference_deviation_rows(public, list(metrics_), direction, "z", threshold)), name
     # The same index answers every threshold and metric selection of the episode.
     for threshold in (0.3, 1.0, 2.5, 4.0, 10.0):
         for selection in (["app_opens"], ["app_open_to_order_placed", "menu_open_to_product_added_to_cart"]):
-            rows = run_tool("get_median_filter_rows", public,
-                            {"metric_names": selection, "threshold_multiplier": threshold}).result["rows"]
-            found = [(r["date"], r["entity_type"], r["entity_name"], -1 if "drop" in r["anomaly_type"] else 1)
-                     for r in rows]
-            assert found == reference_deviation_rows(public, selection, 0, "z", threshold)
-    rows = run_tool("get_rows_with_abs_diff_from_median_gt", public,
-                    {"metric_names": ["app_opens", "app_open_to_order_placed"], "threshold": 0.01}).result["rows"]
-    found = [(r["date"], r["entity_type"], r["entity_name"], -1 if "drop" in r["anomaly_type"] else 1) for r in rows]
-    assert found == reference_deviation_rows(public, ["app_opens", "app_open_to_order_placed"], 0, "delta", 0.01)
+            found = every_page(public, "get_median_filter_rows",
+                               {"metric_names": selection, "threshold_multiplier": threshold})
+            assert found == sorted(reference_deviation_rows(public, selection, 0, "z", threshold))
+    found = every_page(public, "get_rows_with_abs_diff_from_median_gt",
+                       {"metric_names": ["app_opens", "app_open_to_order_placed"], "threshold": 0.01})
+    assert found == sorted(reference_deviation_rows(public, ["app_opens", "app_open_to_order_placed"], 0, "delta",
+                                                    0.01))
+
+
+def every_page(public: Any, name: str, arguments: dict[str, Any], limit: int = 7) -> list[tuple]:
+    """Every row of a generator, read page by page; asserts the pages come strongest (largest |z|) first."""
+    rows, offset = [], 0
+    while offset is not None:
+        result = run_tool(name, public, {**arguments, "limit": limit, "offset": offset}).result
+        assert len(result["rows"]) <= limit
+        rows += result["rows"]
+        offset = result["next_offset"]
+    assert len(rows) == result["row_count"]
+    strengths = [abs(public.panel.row(r["entity_type"], r["entity_name"], public.data.date_index(r["date"]))[
+        "robust_z"] or 0.0) for r in rows]
+    assert strengths == sorted(strengths, reverse=True)
+    return sorted((r["date"], r["entity_type"], r["entity_name"], -1 if "drop" in r["anomaly_type"] else 1)
+                  for r in rows)
 
 
 severity_values = st.one_of(st.floats(-1e6, 1e6), st.sampled_from([0.0, -0.0, 1e-13, 0.15, 0.3, 0.6, 0.05, 0.1, 0.2]))

@@ -16,9 +16,11 @@ from metric_tracker_rl.tool_calls import (
     first_prompt,
     model_tools,
     openai_tools,
+    read_observation,
     render_observation,
     tool_action,
 )
+from metric_tracker_rl.view import rounded
 from server.environment import MetricTrackerRlEnvironment
 
 ROW = {"date": "2026-03-10", "entity_type": "conversion_rate", "entity_name": "app_open_to_menu_open",
@@ -26,15 +28,39 @@ ROW = {"date": "2026-03-10", "entity_type": "conversion_rate", "entity_name": "a
        "baseline_value": 0.5, "observed_value": 0.7, "delta_value": 0.2, "severity": "high"}
 
 
-def test_one_tool_per_registry_tool_then_the_two_submissions() -> None:
+def test_one_tool_per_offered_registry_tool_then_the_two_submissions() -> None:
     names = [tool.name for tool in model_tools()]
-    assert names == [*TOOL_REGISTRY, SUBMIT_REPORT, SUBMIT_GENERATORS]
-    for schema in openai_tools():
-        parameters = schema["function"]["parameters"]
-        assert parameters["type"] == "object" and parameters["additionalProperties"] is False
+    assert names == [*(name for name, spec in TOOL_REGISTRY.items() if spec.offered), SUBMIT_REPORT, SUBMIT_GENERATORS]
+    # Every tool not offered answers a question an offered one answers: the rate and count scans are
+    # get_median_filter_rows on a metric selection, rows_for_date is show_raw_data, and so on.
+    assert {name for name, spec in TOOL_REGISTRY.items() if not spec.offered} == {
+        "list_dates", "list_entities", "rows_for_date", "get_metric_median", "preview_submission",
+        "get_rate_drop_from_median_rows", "get_rate_spike_from_median_rows", "get_absolute_drop_in_event_count_rows",
+        "get_absolute_spike_in_event_count_rows", "payload_generator"}
     report = openai_tools()[-2]["function"]["parameters"]
-    assert report["required"] == ["rows"] and "$defs" not in report
-    assert report["properties"]["rows"]["items"] == MetricSubmissionRow.model_json_schema()
+    assert report["required"] == ["rows"] and "$defs" not in json.dumps(report) and "$ref" not in json.dumps(report)
+    items = report["properties"]["rows"]["items"]
+    row_schema = MetricSubmissionRow.model_json_schema()
+    assert items["required"] == row_schema["required"] and list(items["properties"]) == list(row_schema["properties"])
+    assert items["properties"]["anomaly_type"]["enum"] == row_schema["properties"]["anomaly_type"]["enum"]
+
+
+def test_tool_schemas_fit_in_eight_thousand_characters_and_say_when_to_use_each_tool() -> None:
+    tools = openai_tools()
+    assert sum(len(json.dumps(tool)) for tool in tools) <= 8000
+    descriptions = [tool["function"]["description"] for tool in tools]
+    assert len(set(descriptions)) == len(descriptions) and all(20 <= len(d) <= 110 for d in descriptions)
+    for tool in tools:
+        parameters = tool["function"]["parameters"]
+        assert parameters["type"] == "object"
+        for name, prop in parameters.get("properties", {}).items():
+            assert "anyOf" not in prop and "title" not in prop, (tool["function"]["name"], name)
+    # Paged tools document their paging; a model reads limit and offset from the schema.
+    for tool in tools:
+        properties = tool["function"]["parameters"].get("properties", {})
+        if tool["function"]["name"].startswith("get_") and tool["function"]["name"].endswith("_rows"):
+            assert {"limit", "offset"} <= set(properties)
+            assert "At most" in properties["limit"]["description"]
 
 
 def test_registry_examples_round_trip() -> None:
@@ -73,8 +99,15 @@ def test_mistakes_come_back_as_readable_strings(name: str, text: str) -> None:
         assert outcome.startswith("error: ")
         if name == "no_such_tool":
             assert "valid tools:" in outcome and SUBMIT_REPORT in outcome
-    else:
-        assert isinstance(outcome, MetricTrackerRlAction)
+        return
+    # An action only for a call whose text is one JSON object that the tool's arguments accept: the action is
+    # that call, and sending it back as a tool call gives the same arguments.
+    assert name != "no_such_tool"
+    arguments = json.loads(text or "{}")
+    assert isinstance(arguments, dict)
+    assert tool_action(*action_tool_call(outcome)) == outcome
+    if name == "task_overview":
+        assert outcome == MetricTrackerRlAction(analysis_method=name, analysis_args=arguments)
 
 
 def test_known_mistakes_name_what_is_wrong() -> None:
@@ -85,23 +118,40 @@ def test_known_mistakes_name_what_is_wrong() -> None:
     assert "extra" in tool_action(SUBMIT_REPORT, {"rows": [], "extra": 1})
 
 
-def test_rendered_observations_are_compact_json_with_budgets() -> None:
+def test_rendered_observations_read_back_as_what_they_show() -> None:
     env = MetricTrackerRlEnvironment()
-    prompt = first_prompt(env.reset(task_id="easy_single_spike"))
-    assert "easy_single_spike" in prompt and "steps_remaining" in prompt
-    ok = json.loads(render_observation(env.step(tool_action("list_dates", {}))))
-    assert ok["status"] == "ok" and ok["result"]["method"] == "list_dates" and ok["steps_remaining"] == 39
-    error = json.loads(render_observation(env.step(tool_action("rows_for_date", {"date": "1999-01-01"}))))
-    assert error["status"] == "error" and "valid dates" in error["message"] and "result" not in error
-    graded = json.loads(render_observation(env.step(tool_action(SUBMIT_REPORT, {"rows": [ROW]}))))
-    assert graded["status"] == "graded" and graded["reward_breakdown"]["submitted_row_count"] == 1
-    assert graded["expected_row_count"] == 2 and graded["submissions_remaining"] == 0
-    env.reset(task_id="easy_single_spike")
-    clipped = render_observation(env.step(tool_action("task_overview", {})), max_chars=100)
-    assert len(clipped) < 200 and "truncated" in clipped
-    table = env.step(tool_action("get_rows_with_abs_diff_from_median_gt", {"threshold": 0}))
-    full = json.loads(render_observation(table, max_chars=10**6))
-    trimmed = json.loads(render_observation(table, max_chars=3000))  # fewer rows, still JSON
-    assert 0 < trimmed["result"]["rows_shown"] < len(full["result"]["rows"])
-    assert trimmed["result"]["rows"] == full["result"]["rows"][:trimmed["result"]["rows_shown"]]
-    assert "narrow the call" in trimmed["message"] and "rows_shown" not in full["result"]
+    reset = env.reset(task_id="easy_single_spike")
+    brief = read_observation(first_prompt(reset))
+    assert brief.status == "ready" and brief.brief["task_id"] == "easy_single_spike" and brief.steps_remaining == 40
+    assert brief.config["seed"] == reset.config["seed"] and brief.brief["window"]["days"] == 28
+    # The bounds the objective calls published, and every family's root-cause keys and magnitudes.
+    assert brief.brief["benign_fluctuations"]["count_incident_min_share"] == 0.28
+    assert {row["family"] for row in brief.brief["families"]} == {s["family"] for s in
+                                                                 reset.available_synthetic_generator_methods}
+    annotations = env.step(tool_action("get_annotations", {}))
+    text = render_observation(annotations)
+    assert not text.startswith("{") and "get_annotations ran" not in text  # no JSON wrapper, no echo
+    seen_ok = read_observation(text)
+    assert seen_ok.status == "ok" and seen_ok.steps_remaining == 39
+    assert seen_ok.analysis_result == rounded({k: v for k, v in annotations.analysis_result.items()
+                                               if k not in ("method", "arguments")})
+    error = render_observation(env.step(tool_action("compare_rate_to_median", {"date": "1999-01-01",
+                                                                             "entity_name": "x"})))
+    assert error.startswith("error: ") and "valid dates" in error and read_observation(error).status == "error"
+    graded = read_observation(render_observation(env.step(tool_action(SUBMIT_REPORT, {"rows": [ROW]}))))
+    assert graded.status == "graded" and graded.reward_breakdown.submitted_row_count == 1
+    assert graded.expected_row_count == 2 and graded.submissions_remaining == 0 and graded.done
+
+
+def test_a_long_result_pages_strongest_first_and_says_how_to_go_on() -> None:
+    env = MetricTrackerRlEnvironment()
+    env.reset(task_id="medium_mixed_pair")
+    first = env.step(tool_action("get_rows_with_abs_diff_from_median_gt", {"threshold": 0}))
+    text = render_observation(first)
+    total = first.analysis_result["row_count"]
+    assert f"rows: 20 of {total} rows" in text and "next_offset: 20" in text
+    second = read_observation(render_observation(env.step(tool_action(
+        "get_rows_with_abs_diff_from_median_gt", {"threshold": 0, "offset": 20, "limit": 5}))))
+    page = second.analysis_result
+    assert page["offset"] == 20 and page["next_offset"] == 25 and len(page["rows"]) == 5
+    assert "offset" not in read_observation(text).analysis_result  # the first page needs no offset line

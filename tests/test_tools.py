@@ -11,8 +11,9 @@ import jsonschema
 import pytest
 from core_helpers import REFERENCE_TOOL_NAMES, ROOT, episode
 
-from metric_tracker_rl import MetricTrackerRlAction
-from metric_tracker_rl.analysis_tools import TOOL_REGISTRY, available_analysis_methods, run_tool
+from metric_tracker_rl import MetricTrackerRlAction, PayloadGeneratorMethod
+from metric_tracker_rl.analysis_tools import TOOL_REGISTRY, available_analysis_methods, generate_rows, run_tool
+from metric_tracker_rl.analysis_tools.registry import DEFAULT_PAGE_ROWS, MAX_PAGE_ROWS
 from metric_tracker_rl.catalog import CONVERSION_METRIC_NAMES
 from metric_tracker_rl.public import PublicEpisode
 from metric_tracker_rl.scenario import build_episode
@@ -213,8 +214,18 @@ def test_results_do_not_share_the_episode_tables(family: str) -> None:
     assert flagged_hours or family == "funnel_break"  # the hour lists under test are not all empty
 
 
-def test_generator_results_are_bounded() -> None:
-    outcome = run_tool("get_rows_with_abs_diff_from_median_gt", episode(0).public, {"threshold": 0.0})
+def test_generator_results_come_a_page_at_a_time() -> None:
+    public = episode(0).public
+    outcome = run_tool("get_rows_with_abs_diff_from_median_gt", public, {"threshold": 0.0})
     assert outcome.ok
-    assert outcome.result["row_count"] > 200
-    assert len(outcome.result["rows"]) == 200 and outcome.result["truncated"] is True
+    assert outcome.result["row_count"] > MAX_PAGE_ROWS
+    assert len(outcome.result["rows"]) == DEFAULT_PAGE_ROWS and outcome.result["next_offset"] == DEFAULT_PAGE_ROWS
+    widest = run_tool("get_rows_with_abs_diff_from_median_gt", public, {"threshold": 0.0, "limit": MAX_PAGE_ROWS})
+    assert len(widest.result["rows"]) == MAX_PAGE_ROWS
+    refused = run_tool("get_rows_with_abs_diff_from_median_gt", public, {"threshold": 0.0, "limit": MAX_PAGE_ROWS + 1})
+    assert not refused.ok and "limit" in refused.error
+    # A generator submission merges every row, not a page.
+    rows, errors = generate_rows(public, [PayloadGeneratorMethod(method_name="get_median_filter_rows",
+                                                                 threshold_multiplier=0.5)])
+    assert not errors and len(rows) == run_tool("get_median_filter_rows", public,
+                                                 {"threshold_multiplier": 0.5}).result["row_count"] > MAX_PAGE_ROWS

@@ -28,15 +28,15 @@ import numpy as np
 
 from metric_tracker_rl.agents import Agent, register_agent
 from metric_tracker_rl.agents.reading import (
+    PAGE_ROWS,
     episode_dates,
     explained_dates,
     magnitude_bounds,
     relative_move,
+    same_weekday_peers,
     signed_share,
 )
-from metric_tracker_rl.analysis_tools.registry import MAX_PAGE_ROWS
 from metric_tracker_rl.catalog import FUNNEL_STEPS
-from metric_tracker_rl.metrics import same_weekday_peer_lists
 from metric_tracker_rl.models import MetricSubmissionRow, MetricTrackerRlAction
 from metric_tracker_rl.tool_calls import SeenObservation
 
@@ -163,20 +163,20 @@ class ExpertAgent(Agent):
                    if e["entity_type"] in GENERATOR_FOR_ENTITY_TYPE]
         for method in sorted(POOL_THRESHOLDS, key=lambda m: pointed.index(m) if m in pointed else len(pointed)):
             self.plan.append((method, _analysis(method, threshold_multiplier=POOL_THRESHOLDS[method],
-                                                limit=MAX_PAGE_ROWS)))
+                                                limit=PAGE_ROWS)))
         self.plan.append(("raw", _analysis("show_raw_data", limit=len(self.dates))))  # every date's values
 
     def _read_daily_values(self) -> None:
         """Every date's row of each step's conversion and of the app opens, baselines by the published rule: the
         median of the same weekday's values in the other weeks (the `rates` and `counts` tables of the ranking)."""
         values = {row["date"]: row for row in self.results["raw"]["rows"]}
-        peers = same_weekday_peer_lists(len(self.dates))
         for table, (entity_type, names) in zip(("rates", "counts"), DAILY_METRICS.items(), strict=True):
             rows = []
             for name in names:
                 series = [values[date].get(name) for date in self.dates]
                 for day, date in enumerate(self.dates):
-                    references = [series[p] for p in peers[day] if series[p] is not None]
+                    references = [series[p] for p in same_weekday_peers(day, len(self.dates))
+                                  if series[p] is not None]
                     if series[day] is None or not references:
                         continue
                     baseline = float(np.median(references))

@@ -9,8 +9,7 @@ from typing import Any
 
 from metric_tracker_rl.agents import Agent, register_agent
 from metric_tracker_rl.agents.expert import Candidate, ExpertAgent
-from metric_tracker_rl.agents.reading import Row, episode_dates, explained_dates, relative_move, weekday
-from metric_tracker_rl.analysis_tools.registry import MAX_PAGE_ROWS
+from metric_tracker_rl.agents.reading import PAGE_ROWS, Row, episode_dates, explained_dates, relative_move, weekday
 from metric_tracker_rl.catalog import COUNT_COLUMNS, FUNNEL_STEPS
 from metric_tracker_rl.models import MetricSubmissionRow, MetricTrackerRlAction
 from metric_tracker_rl.tool_calls import SeenObservation
@@ -73,7 +72,7 @@ class PoolAgent(Agent):
             ("suspicious", MetricTrackerRlAction(analysis_method="list_suspicious_dates",
                                                  analysis_args={"limit": 28})),
         ] + [(method, MetricTrackerRlAction(analysis_method=method,
-                                            analysis_args={"threshold_multiplier": t, "limit": MAX_PAGE_ROWS}))
+                                            analysis_args={"threshold_multiplier": t, "limit": PAGE_ROWS}))
              for method, t in POOL_CALLS.items()]
         self.results: dict[str, dict[str, Any]] = {}
         self.waiting: str | None = None

@@ -7,6 +7,8 @@ from typing import Any
 
 from metric_tracker_rl.catalog import DIFFICULTIES
 
+# The most rows a page of a get_*_rows tool holds (its `limit` argument says so).
+PAGE_ROWS = 120
 # Annotation kinds that explain a date (the calendar says why it moved): never an incident.
 EXPLAINED_KINDS = frozenset({"marketing_campaign", "public_holiday", "data_freshness"})
 
@@ -32,6 +34,11 @@ def episode_dates(brief: dict[str, Any]) -> list[str]:
     """The window's dates in order, from the brief's first date and length (consecutive days)."""
     first = dt.date.fromisoformat(brief["window"]["first_date"])
     return [(first + dt.timedelta(days=offset)).isoformat() for offset in range(brief["window"]["days"])]
+
+
+def same_weekday_peers(day: int, days: int) -> list[int]:
+    """The positions of a date's same weekday in the other weeks of the window (the published baseline rule)."""
+    return [peer for peer in range(day % 7, days, 7) if peer != day]
 
 
 def weekday(date: str) -> str:

@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from metric_tracker_rl.agents import Agent, register_agent
-from metric_tracker_rl.analysis_tools.registry import MAX_PAGE_ROWS
+from metric_tracker_rl.agents.reading import PAGE_ROWS
 from metric_tracker_rl.models import MetricSubmissionRow, MetricTrackerRlAction
 from metric_tracker_rl.tool_calls import SeenObservation
 
@@ -39,7 +39,7 @@ class ScriptedAgent(Agent):
         self.root_entities = {row["family"]: set(row["root_cause_entities"].split(","))
                               for row in observation.brief["families"]}
         self.calls = [("annotations", "get_annotations", {})] + [
-            (name, name, {"threshold_multiplier": self.threshold, "limit": MAX_PAGE_ROWS})
+            (name, name, {"threshold_multiplier": self.threshold, "limit": PAGE_ROWS})
             for name in GENERATOR_ORDER]
         self.results: dict[str, dict[str, Any]] = {}
         self.waiting: str | None = None

@@ -81,8 +81,10 @@ class LimitArgs(ToolArgs):
 class PageArgs(ToolArgs):
     """A long result comes strongest first, one page at a time."""
 
-    limit: int = Field(default=DEFAULT_PAGE_ROWS, ge=1, le=MAX_PAGE_ROWS, description="Rows per page")
-    offset: int = Field(default=0, ge=0, description="A next_offset")
+    limit: int = Field(default=DEFAULT_PAGE_ROWS, ge=1, le=MAX_PAGE_ROWS,
+                       description=f"At most {MAX_PAGE_ROWS}")
+    # Every key of every date is under 1000 rows: no result has a page beyond it.
+    offset: int = Field(default=0, ge=0, le=1000, description="A next_offset")
 
 
 class RawDataArgs(ToolArgs):

@@ -51,8 +51,7 @@ def compare_count_to_median(episode: PublicEpisode, args: DateCountArgs) -> dict
     return comparison(episode, "event_count", args.entity_name, args.date)
 
 
-@register_tool("compare_hourly_mix_to_baseline", "One event's hourly shares on one date against its day-type profile "
-               "(hourly_mix = their distance).",
+@register_tool("compare_hourly_mix_to_baseline", "One event's hourly shares on one date against its day-type profile.",
                DateMixArgs, example={"date": "2026-03-10", "entity_name": "app_opens"})
 def compare_hourly_mix_to_baseline(episode: PublicEpisode, args: DateMixArgs) -> dict[str, Any]:
     day = episode.data.date_index(args.date)
@@ -129,8 +128,8 @@ def detect_funnel_break(episode: PublicEpisode, args: DateArgs) -> dict[str, Any
     return {"date": args.date, "steps": steps, "rule": BROKEN_HOUR_RULE}
 
 
-@register_tool("check_impossible_counts", "Hours of one date where an event outnumbers the previous one: confirms "
-               "a data-quality issue.", DateArgs,
+@register_tool("check_impossible_counts", "Hours of one date where an event outnumbers the previous one (double "
+               "logging).", DateArgs,
                example={"date": "2026-03-10"})
 def check_impossible_counts(episode: PublicEpisode, args: DateArgs) -> dict[str, Any]:
     day = episode.data.date_index(args.date)

@@ -1,0 +1,120 @@
+"""What a model reads in an episode: the size of the reference agents' records and whether they show everything.
+
+    uv run python -m benchmarks.interface [--episodes-per-difficulty 30] [--seed 0] [--agent expert]
+
+Runs the agent in-process on fresh seeds (seed, seed + 1, ...; difficulties easy, medium, hard in turn, as
+`inference.py --episodes` does) and records each episode with the code that writes inference.py's SFT records.
+Prints, per difficulty: the characters of an episode's messages (median and max; the tool schemas sent with
+every request apart), results that show only part of a table, submitted rows whose key and numbers stand in no
+earlier tool result, and the mean score; then the characters of each tool's results per call, and of the tool
+schemas. Counts characters: no tokenizer ships without a download at run time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+from dataclasses import dataclass
+from types import SimpleNamespace
+from typing import Any
+
+from metric_tracker_rl.agents import AGENTS, make_agent, run_episode
+from metric_tracker_rl.catalog import DIFFICULTIES
+from metric_tracker_rl.models import MetricTrackerRlAction
+from metric_tracker_rl.tool_calls import openai_tools
+from metric_tracker_rl.transcript import TaskRun, cut_results, unseen_submitted_rows
+from server.environment import MetricTrackerRlEnvironment
+
+
+class InProcessEnv:
+    """The environment in this process, answering like a client: results with .observation, .reward and .done."""
+
+    def __init__(self) -> None:
+        self.env = MetricTrackerRlEnvironment()
+
+    def reset(self, **kwargs: Any) -> SimpleNamespace:
+        observation = self.env.reset(**kwargs)
+        return SimpleNamespace(observation=observation, reward=observation.reward, done=observation.done)
+
+    def step(self, action: MetricTrackerRlAction) -> SimpleNamespace:
+        observation = self.env.step(action)
+        return SimpleNamespace(observation=observation, reward=observation.reward, done=observation.done)
+
+
+def record_episode(agent_name: str, reset_kwargs: dict[str, Any], env: InProcessEnv | None = None) -> TaskRun:
+    """One episode of a reference agent, recorded as inference.py records it."""
+    env = env or InProcessEnv()
+    run = TaskRun(agent_name)
+    run_episode(make_agent(agent_name), lambda **kw: run.reset(env, **kw), lambda a: run.act(env, a),
+                **reset_kwargs)
+    return run
+
+
+def message_chars(messages: list[dict[str, Any]]) -> int:
+    """Characters a model reads and writes in an episode: every message's text and its tool calls."""
+    return sum(len(m["content"]) + (len(json.dumps(m["tool_calls"])) if m.get("tool_calls") else 0)
+               for m in messages)
+
+
+@dataclass
+class Figures:
+    chars: list[int]
+    cut: int
+    unseen: int
+    submitted: int
+    scores: list[float]
+
+
+def measure(agent_name: str, episodes_per_difficulty: int, first_seed: int
+            ) -> tuple[dict[str, Figures], dict[str, list[int]]]:
+    by_difficulty = {d: Figures([], 0, 0, 0, []) for d in DIFFICULTIES}
+    by_tool: dict[str, list[int]] = {}
+    env = InProcessEnv()
+    total = episodes_per_difficulty * len(DIFFICULTIES)
+    for index in range(total):
+        difficulty = DIFFICULTIES[index % len(DIFFICULTIES)]
+        run = record_episode(agent_name, {"seed": first_seed + index, "difficulty": difficulty}, env)
+        figures = by_difficulty[difficulty]
+        figures.chars.append(message_chars(run.messages))
+        figures.cut += cut_results(run.messages)
+        figures.unseen += len(unseen_submitted_rows(run.messages))
+        figures.submitted += sum(len(call["function"]["arguments"].get("rows", []))
+                                 for m in run.messages for call in m.get("tool_calls") or []
+                                 if call["function"]["name"] == "submit_report")
+        figures.scores.append(run.score)
+        for message in run.messages:
+            if message["role"] == "tool":
+                by_tool.setdefault(message["name"], []).append(len(message["content"]))
+        print(f"\r{agent_name}: {index + 1}/{total} episodes", end="", file=sys.stderr, flush=True)
+    print(file=sys.stderr)
+    return by_difficulty, by_tool
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--episodes-per-difficulty", type=int, default=30)
+    parser.add_argument("--seed", type=int, default=0, help="first seed (then one per episode)")
+    parser.add_argument("--agent", default="expert", choices=sorted(AGENTS))
+    args = parser.parse_args(argv)
+    if args.episodes_per_difficulty < 1:
+        parser.error("--episodes-per-difficulty must be at least 1")
+    by_difficulty, by_tool = measure(args.agent, args.episodes_per_difficulty, args.seed)
+    print(f"{args.agent}, {args.episodes_per_difficulty} episodes per difficulty from seed {args.seed}:\n")
+    print("| difficulty | messages median / max (chars) | results cut | submitted rows unseen | mean score |")
+    print("| --- | --- | --- | --- | --- |")
+    for difficulty, f in by_difficulty.items():
+        print(f"| {difficulty} | {statistics.median(f.chars):,.0f} / {max(f.chars):,} | {f.cut} | "
+              f"{f.unseen} of {f.submitted} | {statistics.mean(f.scores):.3f} |")
+    print("\n| tool | calls | chars per call (mean / max) |")
+    print("| --- | --- | --- |")
+    for name, sizes in sorted(by_tool.items(), key=lambda item: -statistics.mean(item[1])):
+        print(f"| {name} | {len(sizes)} | {statistics.mean(sizes):,.0f} / {max(sizes):,} |")
+    schemas = openai_tools()
+    print(f"\ntool schemas: {len(schemas)} tools, {sum(len(json.dumps(s)) for s in schemas):,} chars "
+          "(sent with every request)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,151 @@
+"""One episode as a chat transcript: every step, its reward, and the messages a model reads and writes.
+
+inference.py records its episodes with it (the SFT records of `--trajectories`), and benchmarks/interface.py
+measures what a model reads with the same code: a record shows the system prompt, the brief, each tool call and
+its result as `tool_calls` renders them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from metric_tracker_rl import view
+from metric_tracker_rl.models import MetricTrackerRlAction, MetricTrackerRlObservation
+from metric_tracker_rl.tool_calls import (
+    SUBMIT_REPORT,
+    SYSTEM_PROMPT,
+    action_tool_call,
+    first_prompt,
+    openai_tools,
+    render_observation,
+)
+
+TABLE_PAGE = re.compile(r"^\w+: \d+ of \d+ rows$")
+StepHook = Callable[[int, MetricTrackerRlAction, float, bool, "str | None"], None]
+
+
+def sft_message(message: dict[str, Any]) -> dict[str, Any]:
+    """A chat message as TRL's SFT trainer reads it: tool-call arguments as JSON objects, not JSON text (a call
+    whose text is not a JSON object keeps its text)."""
+    if "tool_calls" not in message:
+        return message
+    calls = []
+    for call in message["tool_calls"]:
+        arguments = call["function"]["arguments"]
+        if isinstance(arguments, str):
+            with contextlib.suppress(json.JSONDecodeError):
+                parsed = json.loads(arguments or "{}")
+                arguments = parsed if isinstance(parsed, dict) else arguments
+        calls.append({**call, "function": {**call["function"], "arguments": arguments}})
+    return {**message, "tool_calls": calls}
+
+
+@dataclass
+class TaskRun:
+    """Everything that happens in one episode: every env step goes through `step`, and `messages` is the chat
+    transcript (system, user, assistant tool calls, tool results) that the trajectory record keeps."""
+
+    label: str
+    observation: MetricTrackerRlObservation | None = None
+    steps: int = 0
+    rewards: list[float] = field(default_factory=list)
+    graded: MetricTrackerRlObservation | None = None
+    done: bool = False
+    messages: list[dict[str, Any]] = field(default_factory=list)
+    config: dict[str, Any] = field(default_factory=dict)  # the episode's visible config, from the reset
+    on_step: StepHook | None = None  # called after every step (step number, action, reward, done, error)
+
+    def reset(self, env: Any, **kwargs: Any) -> MetricTrackerRlObservation:
+        observation = env.reset(**kwargs).observation
+        if observation.status == "error":
+            raise RuntimeError(" ".join(observation.message.split()))
+        self.observation, self.config = observation, observation.config
+        self.messages = [{"role": "system", "content": SYSTEM_PROMPT},
+                         {"role": "user", "content": first_prompt(observation)}]
+        return observation
+
+    def step(self, env: Any, action: MetricTrackerRlAction) -> Any:
+        result = env.step(action)
+        observation = result.observation
+        reward = float(result.reward or 0.0)
+        self.steps += 1
+        self.rewards.append(reward)
+        self.observation, self.done = observation, bool(result.done)
+        if observation.status == "graded":
+            self.graded = observation
+        if self.on_step is not None:
+            error = observation.message if observation.status == "error" else None
+            self.on_step(self.steps, action, reward, self.done, error)
+        return result
+
+    def act(self, env: Any, action: MetricTrackerRlAction) -> Any:
+        """A step taken by an agent that sends actions: the transcript shows it as a tool call and its result."""
+        name, arguments = action_tool_call(action)
+        call_id = f"call_{self.steps + 1}"
+        self.messages.append({"role": "assistant", "content": "", "tool_calls": [
+            {"id": call_id, "type": "function", "function": {"name": name, "arguments": arguments}}]})
+        result = self.step(env, action)
+        self.messages.append({"role": "tool", "tool_call_id": call_id, "name": name,
+                              "content": render_observation(result.observation)})
+        return result
+
+    @property
+    def score(self) -> float:
+        """The environment's score of the episode: the sum of its rewards (each graded submission earns its
+        improvement over the best earlier score, so the sum is the best graded score; 0 when nothing was graded)."""
+        return min(1.0, max(0.0, sum(self.rewards)))
+
+    def record(self, agent: str, model: str, reset_kwargs: dict[str, Any], error: str | None) -> dict[str, Any]:
+        """The episode as one SFT-ready JSONL record: the chat, the tools offered, the score and the config."""
+        breakdown = self.graded.reward_breakdown if self.graded is not None else None
+        return {"messages": [sft_message(m) for m in self.messages], "tools": openai_tools(),
+                "task": self.label, "agent": agent, "model": model, "reset": reset_kwargs,
+                "config": self.config,
+                "score": self.score, "rewards": self.rewards, "steps": self.steps,
+                "reward_breakdown": breakdown.model_dump() if breakdown is not None else None, "error": error}
+
+
+# --- what a record shows -------------------------------------------------------------------------------
+
+ROW_KEY_FIELDS = ("date", "entity_type", "entity_name")
+ROW_NUMBER_FIELDS = ("baseline_value", "observed_value", "delta_value")
+
+
+def _shown_dicts(value: Any) -> list[dict[str, Any]]:
+    """Every object a parsed result holds, at any depth (table rows, a comparison's own fields)."""
+    if isinstance(value, dict):
+        return [value] + [d for item in value.values() for d in _shown_dicts(item)]
+    if isinstance(value, list):
+        return [d for item in value for d in _shown_dicts(item)]
+    return []
+
+
+def unseen_submitted_rows(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The rows of each submit_report call whose key and numbers stand in no earlier tool result of the
+    transcript: what a model trained on the record would learn to produce from nothing."""
+    shown: set[tuple[Any, ...]] = set()
+    unseen = []
+    fields = ROW_KEY_FIELDS + ROW_NUMBER_FIELDS
+    for message in messages:
+        if message["role"] == "tool":
+            with contextlib.suppress(ValueError):  # error texts and graded results carry no rows to copy
+                shown.update(tuple(d[f] for f in fields) for d in _shown_dicts(view.parse(message["content"]))
+                             if all(f in d for f in fields))
+        for call in message.get("tool_calls") or []:
+            if call["function"]["name"] != SUBMIT_REPORT:
+                continue
+            arguments = call["function"]["arguments"]
+            rows = (json.loads(arguments) if isinstance(arguments, str) else arguments).get("rows", [])
+            unseen += [row for row in rows if tuple(row.get(f) for f in fields) not in shown]
+    return unseen
+
+
+def cut_results(messages: list[dict[str, Any]]) -> int:
+    """Tool results that show fewer rows of a table than it has (a page that the record did not page on)."""
+    return sum(1 for message in messages if message["role"] == "tool"
+               and any(TABLE_PAGE.match(line.strip()) for line in message["content"].split("\n")))
