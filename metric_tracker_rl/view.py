@@ -66,7 +66,7 @@ def rounded(value: Any) -> Any:
 
 def _needs_quotes(text: str) -> bool:
     return (text == "" or text != text.strip() or text in ("null", "true", "false") or bool(_NUMBER.match(text))
-            or text[0] in "\"[{" or "|" in text or "\n" in text or _TABLE_HEAD.match(text) is not None)
+            or text[0] in "[{" or '"' in text or "|" in text or "\n" in text or _TABLE_HEAD.match(text) is not None)
 
 
 def _scalar_text(value: Any) -> str:

@@ -233,9 +233,9 @@ class WeekdayRuleAgent(SubmitOnce):
         pool = self.pool_by_date()
         best_per_weekday: dict[str, dict[str, Any]] = {}
         for entry in self.ranked_dates():  # most suspicious first, so the first date of a weekday is its best
-            weekday = weekday_of.get(entry["date"])
-            if weekday not in annotated_weekdays and entry["date"] in pool:
-                best_per_weekday.setdefault(weekday, entry)
+            day_name = weekday_of.get(entry["date"])
+            if day_name not in annotated_weekdays and entry["date"] in pool:
+                best_per_weekday.setdefault(day_name, entry)
         chosen = list(best_per_weekday.values())
         count = visible_count(self.config)
         chosen = (chosen[:count] if count is not None

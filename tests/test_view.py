@@ -1,0 +1,142 @@
+"""The text a model reads: it reads back as what it shows, its numbers grade like full-precision ones, and the
+reference agents decide from it alone."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
+
+from benchmarks.interface import InProcessEnv, record_episode
+from metric_tracker_rl.agents import make_agent
+from metric_tracker_rl.catalog import ANOMALY_TYPES, DIFFICULTIES
+from metric_tracker_rl.grader import grade_submission
+from metric_tracker_rl.models import MetricSubmissionRow
+from metric_tracker_rl.scenario import build_episode
+from metric_tracker_rl.tasks import resolve_episode_config
+from metric_tracker_rl.tool_calls import action_tool_call, read_observation
+from metric_tracker_rl.transcript import cut_results, unseen_submitted_rows
+from metric_tracker_rl.view import ViewParseError, parse, render, round_number, rounded
+
+keys = st.from_regex(r"[a-z][a-z_]{0,11}", fullmatch=True)
+numbers = st.integers(-10**9, 10**9) | st.floats(allow_nan=False, allow_infinity=False, width=64)
+texts = st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=20)
+scalars = st.none() | st.booleans() | numbers | texts
+json_values = st.recursive(scalars, lambda inner: st.lists(inner, max_size=3)
+                           | st.dictionaries(keys, inner, max_size=3), max_leaves=12)
+rows = st.lists(st.dictionaries(st.sampled_from(["date", "entity_name", "value", "note", "flag"]), scalars,
+                                min_size=1), min_size=1, max_size=6)
+documents = st.dictionaries(keys, json_values | rows, max_size=6)
+
+
+@settings(max_examples=400, deadline=None)
+@given(document=documents)
+@example(document={"rows": [{"a": 1, "b": "x"}, {"a": 1, "b": "y"}]})  # a column shared by every row
+@example(document={"rows": [{"a": "x | y", "b": '"quoted"'}, {"a": "", "b": None}]})  # separators in cells
+@example(document={"rows": [{"a": 1}, {"b": 2}]})  # rows with different columns
+@example(document={"n": "12", "t": "true", "z": "null", "s": " padded ", "r": "3 rows", "e": "", "l": "[1]"})
+@example(document={"nested": {"deeper": {"x": 0.000012345, "y": 123456.7, "z": -0.0}}, "empty": {}, "none": []})
+@example(document={"rows": [{"a": 1}, {"a": 1}]})  # every column shared
+def test_text_reads_back_as_the_value_it_shows(document: dict) -> None:
+    assert parse(render(document)) == rounded(document)
+
+
+@settings(max_examples=300, deadline=None)
+@given(value=st.floats(allow_nan=False, allow_infinity=False, min_value=-1e12, max_value=1e12))
+@example(value=999.95)
+@example(value=0.000123456)
+@example(value=-41234.5)
+def test_numbers_keep_four_significant_digits(value: float) -> None:
+    shown = round_number(value)
+    assert abs(shown - value) <= 5e-4 * abs(value) + 0.5 * (abs(value) >= 1000)
+    assert parse(render({"x": value}))["x"] == rounded(value)
+
+
+@pytest.mark.parametrize("text", ["no key here", "rows: 2 rows\n  a\n  1", "a: 1\n    b: 2"])
+def test_text_render_did_not_write_is_refused(text: str) -> None:
+    with pytest.raises(ViewParseError):
+        parse(text)
+
+
+def _config(family: str, difficulty: str, seed: int) -> dict:
+    return {"seed": seed, "difficulty": difficulty, "scenario_family": family}
+
+
+@settings(max_examples=60, deadline=None)
+@given(family=st.sampled_from(ANOMALY_TYPES), difficulty=st.sampled_from(DIFFICULTIES), seed=st.integers(0, 10**6))
+@example(family="hourly_traffic_mix_shift", difficulty="hard", seed=0)
+@example(family="instrumentation_data_quality_issue", difficulty="easy", seed=1)
+def test_rows_copied_from_the_text_grade_as_full_precision_rows(family: str, difficulty: str, seed: int) -> None:
+    """Every family's expected rows, shown as a model reads them and copied back, earn the full score: the text's
+    four significant digits stay inside the grader's 2% tolerance."""
+    episode = build_episode(resolve_episode_config(**_config(family, difficulty, seed)))
+    truth = episode.truth
+    shown = parse(render({"rows": [row.model_dump() for row in truth.expected_rows]}))
+    copied = [MetricSubmissionRow(**row) for row in shown.get("rows", [])]
+    full = grade_submission(list(truth.expected_rows), truth.expected_rows, truth.neutral_keys,
+                            episode.public.data.dates)
+    from_text = grade_submission(copied, truth.expected_rows, truth.neutral_keys, episode.public.data.dates)
+    assert from_text.score == full.score == 1.0
+    for original, copy in zip(truth.expected_rows, copied, strict=True):
+        for field in ("baseline_value", "observed_value", "delta_value"):
+            assert math.isclose(getattr(copy, field), getattr(original, field), rel_tol=5e-4, abs_tol=1e-12)
+
+
+RECORDING_AGENTS = ("expert", "scripted", "top_k_dates_shift_checked", "side_effect_padder", "weekday_rule",
+                    "next_date_padder")
+
+
+def replayed_calls(agent_name: str, messages: list[dict]) -> list[tuple[str, dict]]:
+    """The calls a fresh agent makes when it is handed the record's texts, in order: the brief, then each result."""
+    agent = make_agent(agent_name)
+    agent.begin(read_observation(messages[1]["content"]))
+    calls, position = [], 1
+    while True:
+        action = agent.act(read_observation(messages[position]["content"]))
+        if action is None:
+            return calls
+        calls.append(action_tool_call(action))
+        position = next((i for i in range(position + 1, len(messages)) if messages[i]["role"] == "tool"),
+                        len(messages))
+        if position == len(messages):
+            return calls
+
+
+@pytest.mark.parametrize("agent_name", RECORDING_AGENTS)
+def test_an_agent_decides_from_the_text_of_its_record(agent_name: str) -> None:
+    """Replaying a record's tool results through the agent gives the same calls: nothing it decided from is
+    missing from the record (the score follows: the same calls on the same episode)."""
+    env = InProcessEnv()
+    for index in range(6):
+        run = record_episode(agent_name, {"seed": 700 + index, "difficulty": DIFFICULTIES[index % 3]}, env)
+        recorded = [(call["function"]["name"], json.loads(json.dumps(call["function"]["arguments"])))
+                    for m in run.messages for call in m.get("tool_calls") or []]
+        assert replayed_calls(agent_name, run.messages) == recorded
+
+
+@pytest.mark.parametrize("difficulty", DIFFICULTIES)
+def test_the_experts_records_show_every_number_it_submits(difficulty: str) -> None:
+    """30 fresh seeds per difficulty: no result cut, every submitted row's key and numbers in an earlier tool
+    result, and the record fits the context targets (median <= 24,000 characters, max <= 32,000)."""
+    env = InProcessEnv()
+    sizes, scores = [], []
+    for seed in range(90_000, 90_030):
+        run = record_episode("expert", {"seed": seed, "difficulty": difficulty}, env)
+        assert cut_results(run.messages) == 0
+        assert unseen_submitted_rows(run.messages) == []
+        sizes.append(sum(len(m["content"]) + len(json.dumps(m.get("tool_calls") or "")) for m in run.messages))
+        scores.append(run.score)
+    assert sorted(sizes)[len(sizes) // 2] <= 24_000 and max(sizes) <= 32_000
+    assert sum(scores) / len(scores) >= 0.95
+
+
+def test_the_unseen_row_check_can_fail() -> None:
+    run = record_episode("expert", {"seed": 3, "difficulty": "hard"}, InProcessEnv())
+    submission = next(call for m in run.messages for call in m.get("tool_calls") or []
+                      if call["function"]["name"] == "submit_report")
+    row = submission["function"]["arguments"]["rows"][0]
+    row["observed_value"] = row["observed_value"] * 1.01
+    assert unseen_submitted_rows(run.messages) == [row]
