@@ -40,7 +40,7 @@ FORBIDDEN_MODULES = ("server", "metric_tracker_rl.scenario", "metric_tracker_rl.
 def results() -> dict:
     return calibrate([name for name in AGENTS
                       if name not in (*GAMING_AGENTS, *SHALLOW_AGENTS, NEXT_DATE_PADDER, REPLAYER,
-                                      "expert_one_shot")], SEEDS,
+                                      "expert")], SEEDS,
                      progress=False)["agents"]
 
 
@@ -48,7 +48,7 @@ def results() -> dict:
 def target_sweep() -> dict:
     """The expert (one submission) and the gaming agents on the larger sweep the targets are read on (a
     test that uses it is slow: see conftest)."""
-    return calibrate(["expert_one_shot", *GAMING_AGENTS, *SHALLOW_AGENTS, NEXT_DATE_PADDER, REPLAYER], TARGET_SEEDS,
+    return calibrate(["expert", *GAMING_AGENTS, *SHALLOW_AGENTS, NEXT_DATE_PADDER, REPLAYER], TARGET_SEEDS,
                      progress=False)["agents"]
 
 
@@ -77,7 +77,7 @@ def test_expert_solves_named_tasks(results: dict, task_id: str) -> None:
 @pytest.mark.parametrize("difficulty", DIFFICULTIES)
 def test_expert_solves_the_sweep(target_sweep: dict, difficulty: str) -> None:
     # 200 seeds: mean 0.991 / 0.991 / 0.992, share >= 0.9 of 0.972 / 0.967 / 0.961 (docs/calibration.md).
-    stats = target_sweep["expert_one_shot"][difficulty]
+    stats = target_sweep["expert"][difficulty]
     assert stats["mean"] >= 0.95
     assert stats["share_ge_0_9"] >= 0.95
 
@@ -195,7 +195,7 @@ def test_feedback_decoder_plays_a_curriculum_budget() -> None:
 @pytest.mark.parametrize("difficulty", ["medium", "hard"])
 def test_gaming_agents_stay_below_the_expert(target_sweep: dict, difficulty: str) -> None:
     for agent in GAMING_AGENTS:
-        expert = target_sweep["expert_one_shot"][difficulty]["mean"]
+        expert = target_sweep["expert"][difficulty]["mean"]
         assert target_sweep[agent][difficulty]["mean"] <= expert - 0.5, agent
 
 
@@ -215,7 +215,7 @@ def test_other_gaming_agents_stay_low(target_sweep: dict, difficulty: str) -> No
 def test_guessing_that_an_incident_lasts_two_dates_does_not_pay(target_sweep: dict, difficulty: str) -> None:
     # 200 seeds: 0.867 / 0.857 against the expert's 0.991 / 0.992.
     stats = target_sweep[NEXT_DATE_PADDER][difficulty]["mean"]
-    assert stats <= target_sweep["expert_one_shot"][difficulty]["mean"] - 0.05
+    assert stats <= target_sweep["expert"][difficulty]["mean"] - 0.05
 
 
 def test_a_top_k_agent_that_knows_the_timing_shift_rule_stays_low(target_sweep: dict) -> None:
@@ -230,7 +230,7 @@ def test_shallow_reading_earns_partial_credit_well_below_the_expert(target_sweep
     """Reading each flagged date's strongest key and its generator's family guess is an investigation, only a
     shallow one: it earns partial credit (200 seeds: shift-checked top-k 0.517 / 0.483, shallow reader 0.678 /
     0.529), far from the careful reading, and no more with the visible count than without it."""
-    expert = target_sweep["expert_one_shot"][difficulty]["mean"]
+    expert = target_sweep["expert"][difficulty]["mean"]
     for agent in SHALLOW_AGENTS:
         assert 0.3 <= target_sweep[agent][difficulty]["mean"] <= expert - 0.25, agent
     assert target_sweep["top_k_dates_shift_checked"][difficulty]["mean"] <= \

@@ -11,7 +11,7 @@ import pytest
 from transformers.utils import get_json_schema
 
 from metric_tracker_rl import MetricTrackerRlEnv
-from metric_tracker_rl.tool_calls import SUBMIT_REPORT, model_tools, render_observation, tool_action
+from metric_tracker_rl.tool_calls import SUBMIT_REPORT, model_tools, read_observation, render_observation, tool_action
 from metric_tracker_rl.tool_env import RESET_VAR, URL_VAR, MetricTrackerToolEnv
 
 ToolCall = Callable[..., str]
@@ -44,7 +44,8 @@ def test_every_tool_method_passes_trl_schema_extraction() -> None:
         function = get_json_schema(tools[tool.name])["function"]
         assert function["name"] == tool.name and function["description"] == " ".join(tool.description.split())
         parameters, expected = function["parameters"], tool.parameters
-        assert list(parameters["properties"]) == list(tool.args_model.model_fields)
+        # The arguments the model-facing schema offers (an argument kept only for the wire API is not a parameter).
+        assert list(parameters["properties"]) == list(expected["properties"])
         assert set(parameters.get("required", [])) == set(expected.get("required", []))
         for name, prop in parameters["properties"].items():
             assert json_types(prop) == json_types(expected["properties"][name]), (tool.name, name)
@@ -52,15 +53,15 @@ def test_every_tool_method_passes_trl_schema_extraction() -> None:
 
 
 def scripted_policy(call: ToolCall) -> None:
-    """overview, annotations, a merged generator preview, then the preview's rows off annotated dates."""
-    json.loads(call("task_overview"))
-    notes = json.loads(call("get_annotations"))["result"]["annotations"]
+    """overview, annotations, two generators, then their rows off annotated dates (as the texts show them)."""
+    call("task_overview")
+    notes = read_observation(call("get_annotations")).analysis_result["annotations"]
     annotated = {note["date"] for note in notes}
-    generators = [{"method_name": name, "threshold_multiplier": 4.0}
-                  for name in ("get_funnel_break_rows", "get_instrumentation_data_quality_issue_rows",
-                               "get_hourly_traffic_mix_shift_rows", "get_median_filter_rows")]
-    rows = json.loads(call("payload_generator", generator_methods=generators))["result"]["rows"]
-    call(SUBMIT_REPORT, rows=[row for row in rows if row["date"] not in annotated])
+    rows: dict[tuple, dict] = {}
+    for name in ("get_funnel_break_rows", "get_median_filter_rows"):
+        for row in read_observation(call(name, threshold_multiplier=4.0, limit=120)).analysis_result["rows"]:
+            rows.setdefault((row["date"], row["entity_type"], row["entity_name"]), row)
+    call(SUBMIT_REPORT, rows=[row for row in rows.values() if row["date"] not in annotated])
 
 
 @pytest.mark.parametrize("row", [{"task_id": "hard_mixed_multi"}, {"seed": 11, "difficulty": "medium"}])
@@ -88,23 +89,24 @@ def test_scripted_policy_scores_the_same_as_over_the_plain_client(tool_env: Metr
             return seen_by_client[-1]
 
         scripted_policy(call_client)
-    graded = json.loads(seen_by_client[-1])
+    graded = read_observation(seen_by_client[-1])
     assert seen_by_class == seen_by_client
-    assert graded["status"] == "graded" and graded["reward_breakdown"]["score"] > 0
-    assert tool_env.get_reward() == pytest.approx(sum(rewards)) == pytest.approx(graded["reward_breakdown"]["score"])
+    assert graded.status == "graded" and graded.reward_breakdown.score > 0
+    assert tool_env.get_reward() == pytest.approx(sum(rewards)) == pytest.approx(graded.reward_breakdown.score,
+                                                                                 abs=5e-5)
 
 
 def test_tool_mistakes_come_back_as_text(tool_env: MetricTrackerToolEnv) -> None:
     tool_env.reset(task_id="easy_single_spike")
-    assert "valid dates" in json.loads(tool_env.rows_for_date(date="1999-01-01"))["message"]
-    assert "missing required argument 'date'" in tool_env.rows_for_date()
-    assert "unexpected argument 'day'" in tool_env.rows_for_date(date="2026-03-10", day="monday")
+    assert "valid dates" in tool_env.hourly_rows_for_date(date="1999-01-01")
+    assert "missing required argument 'date'" in tool_env.hourly_rows_for_date()
+    assert "unexpected argument 'day'" in tool_env.hourly_rows_for_date(date="2026-03-10", day="monday")
     assert "Nothing was submitted" in tool_env.submit_report(rows=[{"date": "2026-03-10"}])
     assert "invalid generators" in tool_env.submit_generators(generators="all of them")
     assert tool_env.get_reward() == 0.0
-    graded = json.loads(tool_env.submit_report(rows=[]))
-    assert graded["status"] == "graded" and graded["done"] is True  # one graded submission ends the episode
-    assert "episode is over" in tool_env.list_dates()
+    graded = read_observation(tool_env.submit_report(rows=[]))
+    assert graded.status == "graded" and graded.done  # one graded submission ends the episode
+    assert "episode is over" in tool_env.task_overview()
 
 
 def test_reset_takes_defaults_from_the_environment_and_survives_a_closed_session(
@@ -113,9 +115,9 @@ def test_reset_takes_defaults_from_the_environment_and_survives_a_closed_session
     monkeypatch.setenv(RESET_VAR, json.dumps({"max_steps": 3, "difficulty": "easy"}))
     with MetricTrackerToolEnv() as env:
         for seed in (1, 2):
-            brief = env.reset(seed=seed)
-            assert '"steps_remaining": 3' in brief and '"difficulty": "easy"' in brief
-            assert json.loads(env.list_dates())["steps_remaining"] == 2
+            brief = read_observation(env.reset(seed=seed))
+            assert brief.steps_remaining == 3 and brief.config["difficulty"] == "easy"
+            assert read_observation(env.task_overview()).steps_remaining == 2
             client = env._client
             client._run(client.async_client._ws.close())  # as when the server reaps an idle session
         with pytest.raises(ValueError, match="difficulty"):
@@ -124,4 +126,4 @@ def test_reset_takes_defaults_from_the_environment_and_survives_a_closed_session
 
 def test_a_tool_before_reset_is_a_programming_error() -> None:
     with pytest.raises(RuntimeError, match="reset"):
-        MetricTrackerToolEnv().list_dates()
+        MetricTrackerToolEnv().task_overview()
