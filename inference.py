@@ -12,10 +12,8 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import importlib
 import json
 import os
-import pkgutil
 import signal
 import sys
 import time
@@ -27,7 +25,6 @@ from typing import IO, Any
 
 from openai import APIConnectionError, APIStatusError, OpenAI, OpenAIError
 
-import metric_tracker_rl.agents as agents_package
 from metric_tracker_rl import (
     DEFAULT_TASK_ORDER,
     MetricTrackerRlAction,
@@ -392,12 +389,6 @@ def show_progress(done: int, total: int, mean_score: float) -> None:
           end=end, file=sys.stderr, flush=True)
 
 
-def load_agents() -> None:
-    """Import every module of metric_tracker_rl.agents so each registers its agents."""
-    for module in pkgutil.iter_modules(agents_package.__path__):
-        importlib.import_module(f"{agents_package.__name__}.{module.name}")
-
-
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description="Run the metric_tracker_rl baseline on the named tasks.")
     parser.add_argument("--agent", default=None,
@@ -423,7 +414,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         parser.error("--episodes must be at least 1")
     args.episode_specs = (seeded_episodes(args.episodes, args.seed or 0) if args.episodes is not None
                           else named_episodes(args.task_ids, args.seed))
-    load_agents()
     args.agent = args.agent or ("llm" if API_KEY else "scripted")
     if args.agent == "llm" and not API_KEY:
         parser.error("--agent llm needs a key in API_KEY, HF_TOKEN or OPENAI_API_KEY")

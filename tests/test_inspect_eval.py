@@ -38,7 +38,6 @@ from benchmarks.calibrate import sweep  # noqa: E402
 from metric_tracker_rl import (  # noqa: E402
     DEFAULT_TASK_ORDER,
     MetricTrackerRlEnv,
-    MetricTrackerRlObservation,  # noqa: E402
 )
 from metric_tracker_rl.agents import make_agent, run_episode, scripted  # noqa: E402,F401
 from metric_tracker_rl.analysis_tools import TOOL_REGISTRY  # noqa: E402
@@ -50,7 +49,13 @@ from metric_tracker_rl.inspect_eval.solver import require_held_out  # noqa: E402
 from metric_tracker_rl.inspect_eval.tools import tool_params  # noqa: E402
 from metric_tracker_rl.local_server import serving  # noqa: E402
 from metric_tracker_rl.task_splits import EVAL_SEEDS_PER_DIFFICULTY, get_split  # noqa: E402
-from metric_tracker_rl.tool_calls import action_tool_call, model_tools  # noqa: E402
+from metric_tracker_rl.tool_calls import (  # noqa: E402
+    SeenObservation,
+    action_tool_call,
+    model_tools,
+    read_observation,
+)
+from metric_tracker_rl.transcript import TaskRun  # noqa: E402
 
 # Usage given up front: mockllm would otherwise count tokens with an encoding it downloads.
 pytestmark = pytest.mark.slow  # starts local servers and subprocesses
@@ -76,20 +81,15 @@ def episode_key(messages: list[ChatMessage]) -> str:
     return next(m.text for m in messages if isinstance(m, ChatMessageUser))
 
 
-def observation_from(message: ChatMessage) -> MetricTrackerRlObservation:
-    """What a reference agent needs of a tool result: its status and the analysis result."""
+def observation_from(message: ChatMessage) -> SeenObservation:
+    """A tool result as a reference agent reads it: the text the model was shown."""
     assert isinstance(message, ChatMessageTool), message
-    payload = json.loads(message.text)
-    return MetricTrackerRlObservation(status=payload["status"], analysis_result=payload.get("result"))
+    return read_observation(message.text)
 
 
-def reset_observation_from(messages: list[ChatMessage]) -> MetricTrackerRlObservation:
-    """The part of the reset observation the first prompt shows a model (config, root-cause keys)."""
-    prompt = next(m for m in messages if m.role == "user").text
-    brief = json.loads(prompt.split("\n", 1)[1].rsplit("\n", 1)[0])
-    families = [{"family": family, **keys} for family, keys in brief["root_cause_keys"].items()]
-    return MetricTrackerRlObservation(status="ready", config=brief["config"],
-                                      available_synthetic_generator_methods=families)
+def reset_observation_from(messages: list[ChatMessage]) -> SeenObservation:
+    """The brief, the episode's first user message."""
+    return read_observation(next(m for m in messages if m.role == "user").text)
 
 
 class AgentModel:
@@ -105,7 +105,7 @@ class AgentModel:
         if key not in self.agents:
             self.agents[key] = make_agent(self.agent_name)
             observation = reset_observation_from(messages)
-            self.agents[key].begin(observation)
+            self.agents[key].begin(observation)  # then it acts on the brief, as run_episode has it
         else:
             observation = observation_from(messages[-1])
         action = self.agents[key].act(observation)
@@ -188,9 +188,9 @@ def test_bad_task_arguments_name_the_valid_choices(tasks: str | None, difficulty
 
 def test_every_registry_tool_is_an_inspect_tool_whose_schema_accepts_its_example() -> None:
     tools = {tool.name: tool for tool in model_tools()}
-    assert set(TOOL_REGISTRY) < set(tools)
-    assert set(tools) - set(TOOL_REGISTRY) == {"submit_report", "submit_generators"}
-    for name, spec in TOOL_REGISTRY.items():
+    offered = {name: spec for name, spec in TOOL_REGISTRY.items() if spec.offered}
+    assert set(tools) - set(offered) == {"submit_report", "submit_generators"}
+    for name, spec in offered.items():
         params = tool_params(tools[name].parameters)
         assert "$ref" not in json.dumps(params.model_dump(exclude_none=True))
         assert validate_tool_input(spec.example, params) is None, name
@@ -209,8 +209,8 @@ def test_a_held_out_eval_refuses_a_server_without_held_out_episodes() -> None:
 
 def test_a_scripted_tool_calling_run_scores_as_the_scripted_agent(server_url: str, tmp_path: Path) -> None:
     model = AgentModel("scripted")
-    # The scripted agent reads whole previews; Inspect would otherwise cut tool output at 16 KiB.
-    log = run_eval(model, tmp_path, base_url=server_url, max_tool_output=10**7)
+    # Inspect's own cut of tool output (16 KiB) is left as it is: no page of a result is that long.
+    log = run_eval(model, tmp_path, base_url=server_url)
     scores = sample_scores(log)
     assert set(scores) == set(DEFAULT_TASK_ORDER)
     for task_id in DEFAULT_TASK_ORDER:
@@ -220,6 +220,18 @@ def test_a_scripted_tool_calling_run_scores_as_the_scripted_agent(server_url: st
         metadata = sample.scores["episode_score"].metadata
         assert metadata["graded_submissions"] == 1
         assert metadata["reward_breakdown"]["score"] == pytest.approx(scores[str(sample.id)])
+
+    # The model reads the same brief and the same tool results as inference.py's records (and the TRL class:
+    # tests/test_tool_env.py): one rendering for every harness.
+    for sample in log.samples:
+        run = TaskRun(str(sample.id))
+        with MetricTrackerRlEnv(base_url=server_url).sync() as env:
+            run_episode(make_agent("scripted"), lambda **kw: run.reset(env, **kw), lambda a: run.act(env, a),
+                        task_id=str(sample.id))
+        assert [m.text for m in sample.messages if isinstance(m, ChatMessageTool)] == [
+            m["content"] for m in run.messages if m["role"] == "tool"]
+        assert next(m.text for m in sample.messages if m.role == "user") == run.messages[1]["content"]
+        assert next(m.text for m in sample.messages if m.role == "system") == run.messages[0]["content"]
 
     # The log on disk holds every tool call the model made, in order, with its arguments and result.
     stored = read_eval_log(log.location)
@@ -233,7 +245,7 @@ def test_a_scripted_tool_calling_run_scores_as_the_scripted_agent(server_url: st
 
 def test_a_model_that_never_submits_scores_zero(server_url: str, tmp_path: Path) -> None:
     def investigates_forever(messages: list[ChatMessage], *_: Any) -> ModelOutput:
-        return tool_call("list_dates", {})
+        return tool_call("task_overview", {})
 
     def only_talks(messages: list[ChatMessage], *_: Any) -> ModelOutput:
         return text("I think the data looks fine.")
@@ -255,8 +267,8 @@ def test_a_model_that_never_submits_scores_zero(server_url: str, tmp_path: Path)
 def test_malformed_tool_arguments_come_back_as_tool_errors(server_url: str, tmp_path: Path) -> None:
     mistakes = [
         ("compare_rate_to_median", {"no_such_argument": 1}),      # refused by the tool's schema
-        ("get_metric_median", {"metric_name": ["not", "a", "string"]}),
-        ("rows_for_date", {"date": "1999-01-01"}),                 # valid shape, refused by the environment
+        ("get_metric_std_dev_from_median", {"metric_names": "app_opens"}),
+        ("hourly_rows_for_date", {"date": "1999-01-01"}),          # valid shape, refused by the environment
         ("submit_report", {"rows": [{"date": "2024-01-01"}]}),     # rows missing their fields
         ("no_such_tool", {}),
     ]

@@ -1,79 +1,10 @@
 """Reference agents. They read what a model reads, the text of each tool result (`tool_calls.seen`), and send only
 public actions (no labels, no debug mode), so the same agent runs in-process, over the WebSocket client, or inside
-inference.py, and its records show everything it decided from."""
+inference.py, and its records show everything it decided from.
 
-from __future__ import annotations
+Importing the package registers every agent (each module registers its own)."""
 
-from collections.abc import Callable
-from typing import Any
+from metric_tracker_rl.agents import baselines, expert, gaming, scripted, seed_replay  # noqa: F401
+from metric_tracker_rl.agents.base import AGENTS, Agent, NullAgent, make_agent, register_agent, run_episode
 
-from metric_tracker_rl.models import MetricTrackerRlAction
-from metric_tracker_rl.tool_calls import SeenObservation, seen
-
-
-class Agent:
-    """A policy over one episode: `begin` reads the episode brief, then `act` is called with the latest tool
-    result until it returns None (the agent is finished) or the episode is done. Both receive what the model-facing
-    text shows, never the observation itself."""
-
-    name: str = "agent"
-
-    def begin(self, observation: SeenObservation) -> None:
-        """Read the brief (the first user message of the episode)."""
-
-    def act(self, observation: SeenObservation) -> MetricTrackerRlAction | None:
-        raise NotImplementedError
-
-
-class NullAgent(Agent):
-    """Submits an empty report once."""
-
-    name = "null"
-
-    def act(self, observation: SeenObservation) -> MetricTrackerRlAction | None:
-        if observation.status == "graded":
-            return None
-        return MetricTrackerRlAction(classifications=[])
-
-
-AGENTS: dict[str, Callable[..., Agent]] = {}
-
-
-def register_agent(name: str, factory: Callable[..., Agent]) -> None:
-    if name in AGENTS:
-        raise ValueError(f"agent {name!r} is already registered")
-    AGENTS[name] = factory
-
-
-def make_agent(name: str, **kwargs: Any) -> Agent:
-    try:
-        return AGENTS[name](**kwargs)
-    except KeyError:
-        raise ValueError(f"unknown agent {name!r}; valid: {', '.join(AGENTS)}") from None
-
-
-register_agent("null", NullAgent)
-
-
-def run_episode(agent: Agent, reset: Callable[..., Any], step: Callable[[MetricTrackerRlAction], Any],
-                max_actions: int = 200, **reset_kwargs: Any) -> list[Any]:
-    """Drive one episode with synchronous reset/step callables that return objects with .observation,
-    .reward and .done (a StepResult) or observations themselves. The agent reads each observation as its
-    model-facing text shows it. Returns the step results."""
-    result = reset(**reset_kwargs)
-    agent.begin(seen(getattr(result, "observation", result)))
-    results = []
-    for _ in range(max_actions):
-        observation = getattr(result, "observation", result)
-        action = agent.act(seen(observation))
-        if action is None:
-            break
-        result = step(action)
-        results.append(result)
-        if getattr(result, "observation", result).done:
-            break
-    return results
-
-
-# Registered on import; they depend on the interface above.
-from metric_tracker_rl.agents import baselines, expert, gaming, scripted, seed_replay  # noqa: E402,F401
+__all__ = ["AGENTS", "Agent", "NullAgent", "make_agent", "register_agent", "run_episode"]

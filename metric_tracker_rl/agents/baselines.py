@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from metric_tracker_rl.agents import Agent, register_agent
+from metric_tracker_rl.agents.base import Agent, register_agent
 from metric_tracker_rl.agents.reading import episode_dates
 from metric_tracker_rl.catalog import ANOMALY_TYPES, ENTITY_NAMES, FAMILY_ENTITY_TYPE, SEVERITIES
 from metric_tracker_rl.models import MetricSubmissionRow, MetricTrackerRlAction, PayloadGeneratorMethod

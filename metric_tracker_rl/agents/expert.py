@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from metric_tracker_rl.agents import Agent, register_agent
+from metric_tracker_rl.agents.base import Agent, register_agent
 from metric_tracker_rl.agents.reading import (
     PAGE_ROWS,
     episode_dates,

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from metric_tracker_rl.agents import Agent, register_agent
+from metric_tracker_rl.agents.base import Agent, register_agent
 from metric_tracker_rl.agents.expert import Candidate, ExpertAgent
 from metric_tracker_rl.agents.reading import PAGE_ROWS, Row, episode_dates, explained_dates, relative_move, weekday
 from metric_tracker_rl.catalog import COUNT_COLUMNS, FUNNEL_STEPS

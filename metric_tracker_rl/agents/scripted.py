@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from metric_tracker_rl.agents import Agent, register_agent
+from metric_tracker_rl.agents.base import Agent, register_agent
 from metric_tracker_rl.agents.reading import PAGE_ROWS
 from metric_tracker_rl.models import MetricSubmissionRow, MetricTrackerRlAction
 from metric_tracker_rl.tool_calls import SeenObservation
