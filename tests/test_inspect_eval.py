@@ -10,6 +10,7 @@ import sys
 import tempfile
 import urllib.request
 from collections import defaultdict
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -226,7 +227,7 @@ def test_a_scripted_tool_calling_run_scores_as_the_scripted_agent(server_url: st
     for sample in log.samples:
         run = TaskRun(str(sample.id))
         with MetricTrackerRlEnv(base_url=server_url).sync() as env:
-            run_episode(make_agent("scripted"), lambda **kw: run.reset(env, **kw), lambda a: run.act(env, a),
+            run_episode(make_agent("scripted"), partial(run.reset, env), partial(run.act, env),
                         task_id=str(sample.id))
         assert [m.text for m in sample.messages if isinstance(m, ChatMessageTool)] == [
             m["content"] for m in run.messages if m["role"] == "tool"]
