@@ -64,10 +64,12 @@ FAMILY_THRESHOLDS = {
 # moved (a timing shift, a count incident in a block of hours); bots move the app opens' mix alone. Compared in the
 # mix distance itself: when many dates' hours moved, the z-scores of the mixes are too wide to tell.
 DOWNSTREAM_MIX_SHARE = 0.5
-# Bot traffic adds opens that never convert (the brief publishes how many: the hourly traffic mix shift's
-# magnitude), so the opens rise and the first step's conversion falls together; a count incident keeps conversion,
-# a funnel break or a rate drop keeps the opens. Half the smallest published effect is the evidence required.
-BOT_EFFECT_SHARE = 0.5
+# Evidence of an effect the brief publishes a size for must reach this share of its smallest published size. Bot
+# traffic adds opens that never convert (the hourly traffic mix shift's magnitude), so the opens rise and the first
+# step's conversion falls together (a count incident keeps conversion, a funnel break or a rate drop keeps the
+# opens); a rate incident moves its step's conversion by at least the smallest rate magnitude.
+EFFECT_SHARE = 0.5
+RATE_FAMILIES = ("rate_drop_from_median", "rate_spike_from_median")
 PRIORITY = ("instrumentation_data_quality_issue", "hourly_traffic_mix_shift", "funnel_break", "rate", "count")
 DAILY_METRICS = {"conversion_rate": FUNNEL_STEPS, "event_count": ("app_opens",)}
 CONFIRMATION_TOOL = {"conversion_rate": "compare_rate_to_median", "event_count": "compare_count_to_median"}
@@ -113,8 +115,10 @@ class ExpertAgent(Agent):
         bounds = brief["benign_fluctuations"]
         self.volume_incident_share = (bounds["demand_swing_share"][1] + bounds["count_incident_min_share"]) / 2
         smallest_bots, _ = magnitude_bounds(brief, "hourly_traffic_mix_shift")
-        self.bot_opens_share = BOT_EFFECT_SHARE * smallest_bots
-        self.bot_rate_drop_share = BOT_EFFECT_SHARE * smallest_bots / (1 + smallest_bots)
+        self.bot_opens_share = EFFECT_SHARE * smallest_bots
+        self.bot_rate_drop_share = EFFECT_SHARE * smallest_bots / (1 + smallest_bots)
+        self.rate_incident_share = EFFECT_SHARE * min(magnitude_bounds(brief, family)[0]
+                                                           for family in RATE_FAMILIES)
         self.plan: list[tuple[str, MetricTrackerRlAction]] = [
             ("annotations", _analysis("get_annotations")),
             ("suspicious", _analysis("list_suspicious_dates", limit=SUSPICIOUS_DATES)),
@@ -265,7 +269,9 @@ class ExpertAgent(Agent):
         for row in self.results["rates"]["rows"]:
             if row["entity_name"] == FUNNEL_STEPS[0] and row["date"] in bots:
                 continue  # the first step's fall is the bots' side effect
-            if row["delta_value"] < 0 or row["entity_name"] in SPIKE_STEPS:
+            # A move under half the smallest published rate magnitude is noise, however large its z.
+            if (row["delta_value"] < 0 or row["entity_name"] in SPIKE_STEPS) \
+                    and relative_move(row) >= self.rate_incident_share:
                 add(row, "rate", daily=True)
         for row in self.results["counts"]["rows"]:
             # The day's volume against the published bounds: a count incident clears the gap above the largest
