@@ -334,7 +334,7 @@ def read_observation(text: str) -> SeenObservation:
     budgets = {"steps_remaining": value.pop("steps_remaining", 0),
                "submissions_remaining": value.pop("submissions_remaining", 0),
                "done": bool(value.pop("episode_over", False))}
-    if "objective" in value:
+    if "benign_fluctuations" in value:  # only the brief publishes them
         return SeenObservation(text, "ready", config=value.get("config", {}), brief=value, **budgets)
     if "error" in value:
         return SeenObservation(text, "error", **budgets)

@@ -151,7 +151,7 @@ _register_deviation_generator(
 
 @register_generator("get_rows_with_abs_diff_from_median_gt", "Rows whose |delta| exceeds a threshold in the "
                     "metric's units (0: every date).", AbsDiffArgs,
-                    {"metric_name": "app_opens", "threshold": 5000.0})
+                    {"metric_names": ["app_opens"], "threshold": 5000.0})
 def get_rows_with_abs_diff_from_median_gt(episode: PublicEpisode, args: AbsDiffArgs) -> list[dict[str, Any]]:
     return _deviation_rows(episode, args, "get_rows_with_abs_diff_from_median_gt", 0, "delta", args.threshold)
 
