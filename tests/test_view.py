@@ -118,6 +118,15 @@ def test_an_agent_decides_from_the_text_of_its_record(agent_name: str) -> None:
 
 
 @pytest.mark.parametrize("difficulty", DIFFICULTIES)
+def test_the_scripted_agents_records_show_every_number_it_submits(difficulty: str) -> None:
+    env = InProcessEnv()
+    for seed in range(90_000, 90_030):
+        run = record_episode("scripted", {"seed": seed, "difficulty": difficulty}, env)
+        assert cut_results(run.messages) == 0
+        assert unseen_submitted_rows(run.messages) == []
+
+
+@pytest.mark.parametrize("difficulty", DIFFICULTIES)
 def test_the_experts_records_show_every_number_it_submits(difficulty: str) -> None:
     """30 fresh seeds per difficulty: no result cut, every submitted row's key and numbers in an earlier tool
     result, and the record fits the context targets (median <= 24,000 characters, max <= 32,000)."""
