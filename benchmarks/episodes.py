@@ -24,8 +24,9 @@ from benchmarks.run import StartLine, _request, serve
 from metric_tracker_rl.agents.scripted import ScriptedAgent
 from metric_tracker_rl.catalog import DIFFICULTIES
 from metric_tracker_rl.models import MetricTrackerRlObservation
+from metric_tracker_rl.tool_calls import seen
 
-SCRIPTED_STEPS = 4  # task_overview, get_annotations, payload_generator preview, the graded report
+SCRIPTED_STEPS = 6  # get_annotations, four generators, the graded report
 
 
 @dataclass
@@ -47,8 +48,8 @@ async def _scripted_episode(ws: Any, seed: int, difficulty: str) -> bool:
     """One episode of the scripted agent; True when its report was graded."""
     observation = _observation(await _request(ws, {"type": "reset", "data": {"seed": seed, "difficulty": difficulty}}))
     agent = ScriptedAgent()
-    agent.begin(observation)
-    while not observation.done and (action := agent.act(observation)) is not None:
+    agent.begin(seen(observation))
+    while not observation.done and (action := agent.act(seen(observation))) is not None:
         message = {"type": "step", "data": action.model_dump(mode="json", exclude_none=True)}
         observation = _observation(await _request(ws, message))
     return observation.status == "graded"
