@@ -33,6 +33,7 @@ from metric_tracker_rl import (
 )
 from metric_tracker_rl.agents import AGENTS, make_agent, run_episode
 from metric_tracker_rl.catalog import DIFFICULTIES
+from metric_tracker_rl.reconnect import reset_until_served
 from metric_tracker_rl.tool_calls import (
     SUBMIT_GENERATORS,
     SUBMIT_REPORT,
@@ -360,7 +361,7 @@ def run_task(episode: EpisodeSpec, url: str | None, startup_error: str | None, p
             env = MetricTrackerRlEnv(base_url=url, connect_timeout_s=CONNECT_TIMEOUT_S,
                                      message_timeout_s=MESSAGE_TIMEOUT_S).sync()
             stack.callback(close_quietly, env)
-            env.connect()
+            reset_until_served(env.connect, env.disconnect, url)  # waits out a server restart
             policy(env, run, dict(episode.reset_kwargs))
             if run.observation is not None and run.graded is None and not run.done:
                 note(f"[INFO] task={label} nothing was submitted: submitting an empty report so the task is graded")

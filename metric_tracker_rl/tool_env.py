@@ -13,6 +13,8 @@ Settings (environment variables, read when an instance is built):
 - `METRIC_TRACKER_URL`: the server (default `http://127.0.0.1:8000`); each instance holds one WebSocket session.
 - `METRIC_TRACKER_RESET`: a JSON object of reset settings applied under every dataset row (default `{}`).
 - `OPENENV_CONNECT_TIMEOUT_S` (30) and `OPENENV_MESSAGE_TIMEOUT_S` (180): the client's timeouts.
+- `METRIC_TRACKER_RETRY_DEADLINE_S` (300): how long `reset()` keeps retrying while the server is down or
+  restarting (see `reconnect`); a tool call whose connection died answers with an error text instead.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from pydantic import BaseModel
 from websockets.exceptions import ConnectionClosed
 
 from metric_tracker_rl.client import MetricTrackerRlEnv
+from metric_tracker_rl.reconnect import lost_connection_text, reset_until_served
 from metric_tracker_rl.tasks import RESET_KEYS
 from metric_tracker_rl.tool_calls import (
     ModelTool,
@@ -131,12 +134,10 @@ class MetricTrackerToolEnv:
         """Start the episode a dataset row describes (`task_id`, or `seed` and `difficulty`, or any reset setting);
         other columns (TRL passes `prompt` too) are ignored. Returns the episode brief for the prompt."""
         settings = {**self._reset_defaults, **{key: value for key, value in row.items() if key in RESET_KEYS}}
-        try:
-            observation = self._client.reset(**settings).observation
-        except (ConnectionClosed, ConnectionError, OSError):
-            # TRL keeps instances between batches; the server may have reaped an idle session meanwhile.
-            self._client.disconnect()
-            observation = self._client.reset(**settings).observation
+        # TRL keeps instances between batches: the server may have reaped an idle session meanwhile, or be
+        # restarting. A reset that raised would end the training step, so it waits for the server instead.
+        observation = reset_until_served(lambda: self._client.reset(**settings), self._client.disconnect,
+                                         self._url).observation
         if observation.status == "error":
             raise ValueError(f"the dataset row {settings} cannot start an episode: {observation.message}")
         self._rewards, self._started, self._done = [], True, False
@@ -154,7 +155,11 @@ class MetricTrackerToolEnv:
         action = tool_action(name, arguments)
         if isinstance(action, str):
             return action
-        result = self._client.step(action)
+        try:
+            result = self._client.step(action)
+        except (ConnectionClosed, ConnectionError, OSError, TimeoutError) as error:
+            self._done = True
+            return lost_connection_text(error)
         self._rewards.append(float(result.reward or 0.0))
         self._done = bool(result.done)
         return render_observation(result.observation)

@@ -11,6 +11,7 @@ from metric_tracker_rl import MetricTrackerRlEnv
 from metric_tracker_rl.inspect_eval.episode import Episode, EpisodeRecord
 from metric_tracker_rl.inspect_eval.server import server_url
 from metric_tracker_rl.inspect_eval.tools import episode_tools
+from metric_tracker_rl.reconnect import areset_until_served
 from metric_tracker_rl.tool_calls import SYSTEM_PROMPT, first_prompt
 
 CONNECT_TIMEOUT_S = 30.0
@@ -39,10 +40,13 @@ def episode_agent(base_url: str | None = None, held_out: bool = False, max_turns
     async def solve(state: TaskState, generate: Generate) -> TaskState:
         url = await server_url(base_url, held_out)
         record = state.store_as(EpisodeRecord)
-        async with MetricTrackerRlEnv(base_url=url, connect_timeout_s=CONNECT_TIMEOUT_S,
-                                      message_timeout_s=MESSAGE_TIMEOUT_S) as env:
+        env = MetricTrackerRlEnv(base_url=url, connect_timeout_s=CONNECT_TIMEOUT_S,
+                                 message_timeout_s=MESSAGE_TIMEOUT_S)
+        try:
             episode = Episode(env, record)
-            observation = await episode.reset(state.metadata["reset_kwargs"])
+            # The session opens with the first reset, which waits out a server restart (see reconnect).
+            observation = await areset_until_served(lambda: episode.reset(state.metadata["reset_kwargs"]),
+                                                    env.disconnect, url)
             if held_out:
                 require_held_out(observation.config, url)
             state.tools = episode_tools(episode)
@@ -61,6 +65,8 @@ def episode_agent(base_url: str | None = None, held_out: bool = False, max_turns
                     state.messages.extend(results)
                 else:
                     state.messages.append(ChatMessageUser(content=CONTINUE_MESSAGE))
+        finally:
+            await env.close()
         return state
 
     return solve
