@@ -18,9 +18,10 @@ DEFAULT_SESSION_TIMEOUT_S = 900.0
 def build_app(environment: type[MetricTrackerRlEnvironment] | None = None) -> FastAPI:
     """Settings are read once, here: MAX_CONCURRENT_ENVS, SESSION_TIMEOUT_S, METRIC_TRACKER_DEBUG,
     ENABLE_WEB_INTERFACE (the debugger at /web; on unless "false"), MAX_SESSIONS_PER_CLIENT and
-    UNRESET_SESSION_GRACE_S (see server.sessions). `environment` replaces the environment class (the
-    benchmark's reference servers use it). Every way of starting the server (`uv run server`,
-    `python -m server.app`, `uvicorn server.app:app`, the image) builds the app here, so they all agree.
+    UNRESET_SESSION_GRACE_S (see server.sessions); `main` reads METRIC_TRACKER_DRAIN_S (server.lifecycle).
+    `environment` replaces the environment class (the benchmark's reference servers use it). Every way of
+    starting the server (`uv run server`, `python -m server.app`, `uvicorn server.app:app`, the image) builds
+    the app here, so they all agree; only `main` (the first two and the image) drains on SIGTERM.
 
     The heavy imports live here, not at module level: with `--workers N` every worker process first
     re-imports this module as its `__main__`, and uvicorn kills a worker that does not answer its health
@@ -31,6 +32,7 @@ def build_app(environment: type[MetricTrackerRlEnvironment] | None = None) -> Fa
     from metric_tracker_rl.models import MetricTrackerRlAction, MetricTrackerRlObservation, MetricTrackerRlState
     from server.environment import environment_class
     from server.hardening import harden
+    from server.lifecycle import drain_on_stop
     from server.sessions import limit_sessions
     from server.task_api import serve_task_api
 
@@ -56,7 +58,7 @@ def build_app(environment: type[MetricTrackerRlEnvironment] | None = None) -> Fa
                                  env_name="metric_tracker_rl", concurrency_config=concurrency,
                                  state_cls=MetricTrackerRlState)
     limit_sessions(harden(serve_task_api(app)), max_sessions=max_sessions, idle_timeout_s=idle_timeout_s)
-    return app
+    return drain_on_stop(app)
 
 
 def web_interface_enabled() -> bool:
@@ -92,10 +94,10 @@ def main() -> None:
     if args.no_web:
         os.environ["ENABLE_WEB_INTERFACE"] = "false"  # read by build_app in every worker process
 
-    import uvicorn
+    from server.lifecycle import serve_with_drain
 
-    uvicorn.run("server.app:build_app", factory=True, host=args.host, port=args.port, workers=args.workers,
-                **websocket_options())
+    serve_with_drain("server.app:build_app", host=args.host, port=args.port, workers=args.workers,
+                     **websocket_options())
 
 
 if __name__ == "__main__":
