@@ -11,7 +11,19 @@ from metric_tracker_rl.models import MetricTrackerRlAction, MetricTrackerRlObser
 
 
 class MetricTrackerRlEnv(EnvClient[MetricTrackerRlAction, MetricTrackerRlObservation, MetricTrackerRlState]):
-    """`await env.reset(task_id=..., seed=...)`, `await env.step(action)`; `.sync()` for blocking use."""
+    """`await env.reset(task_id=..., seed=...)`, `await env.step(action)`; `.sync()` for blocking use.
+
+    A closed connection is reopened by the next call, which then lands on a new session: `sessions_opened`
+    counts them, so a caller can tell that a step went to a session without its episode."""
+
+    sessions_opened = 0
+
+    async def _connect_async(self) -> MetricTrackerRlEnv:
+        before = self._ws
+        await super()._connect_async()
+        if self._ws is not before:
+            self.sessions_opened += 1
+        return self
 
     def _step_payload(self, action: MetricTrackerRlAction) -> dict[str, Any]:
         return action.model_dump(mode="json", exclude_none=True)

@@ -155,11 +155,17 @@ class MetricTrackerToolEnv:
         action = tool_action(name, arguments)
         if isinstance(action, str):
             return action
+        sessions = self._client.async_client.sessions_opened
         try:
             result = self._client.step(action)
         except (ConnectionClosed, ConnectionError, OSError, TimeoutError) as error:
             self._done = True
             return lost_connection_text(error)
+        if self._client.async_client.sessions_opened != sessions:
+            # The connection had closed (a server restart, a replica gone) and the step went to a new session,
+            # which holds no episode: this one is lost.
+            self._done = True
+            return lost_connection_text(ConnectionError("the session closed between two steps"))
         self._rewards.append(float(result.reward or 0.0))
         self._done = bool(result.done)
         return render_observation(result.observation)
