@@ -238,7 +238,7 @@ def test_sft_two_steps_on_trajectories(trajectory_files: list[Path], tmp_path: P
     texts = [SYSTEM_PROMPT, *TAG_TOKENS, *(json.dumps(tool) for tool in openai_tools())]
     texts += [json.dumps(message) for record in records for message in record["messages"]]
     tokenizer = tiny_tokenizer(texts)
-    args = sft_config(str(tmp_path), per_device_train_batch_size=2, gradient_accumulation_steps=1, max_steps=2,
+    args = sft_config(str(tmp_path), gradient_accumulation_steps=1, max_steps=2,
                       bf16=False, use_cpu=True, gradient_checkpointing=False, save_strategy="no", seed=0)
     trainer = sft_trainer(tiny_qwen3(tokenizer), args, sft_dataset([str(p) for p in trajectory_files]),
                           processing_class=tokenizer)
@@ -246,9 +246,9 @@ def test_sft_two_steps_on_trajectories(trajectory_files: list[Path], tmp_path: P
     tokenized = trainer.train_dataset
     assert len(tokenized) == len(records)  # every record tokenized, none dropped
     for example, record in zip(tokenized, records, strict=True):
-        ids, mask = example["input_ids"], example["assistant_masks"]
+        ids, labels = example["input_ids"], example["labels"]  # labels: -100 where the loss is masked
         assert len(ids) < args.max_length  # nothing was cut
-        trained = tokenizer.decode([i for i, m in zip(ids, mask, strict=True) if m])
+        trained = tokenizer.decode([label for label in labels if label != -100])
         shown = tokenizer.decode(ids)
         assert "<tool_response>" not in trained and "<tool_response>" in shown
         for message in record["messages"]:

@@ -12,20 +12,38 @@ this module's functions for two steps on the CPU with a tiny model.
 from __future__ import annotations
 
 import argparse
+import json
 from collections.abc import Sequence
 from typing import Any
 
-from datasets import Dataset, load_dataset
+from datasets import Dataset, Features, Json, List
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 from trl import SFTConfig, SFTTrainer
 
 MODEL = "Qwen/Qwen3-1.7B"
 
 
+def _arguments_as_text(message: dict[str, Any]) -> dict[str, Any]:
+    calls = [{**call, "function": {**call["function"], "arguments": json.dumps(call["function"]["arguments"])}}
+             if not isinstance(call["function"]["arguments"], str) else call for call in message.get("tool_calls", [])]
+    return {**message, "tool_calls": calls} if calls else message
+
+
 def sft_dataset(paths: Sequence[str], min_score: float = 0.0) -> Dataset:
-    """The records of `paths` scoring at least `min_score`, as TRL's conversational format (messages, tools)."""
-    records = load_dataset("json", data_files=list(paths), split="train")
-    return records.filter(lambda record: record["score"] >= min_score).select_columns(["messages", "tools"])
+    """The records of `paths` scoring at least `min_score`, as TRL's conversational format (messages, tools).
+
+    Tool-call arguments become their JSON text, which the chat template writes as it is: the `datasets` JSON type
+    keeps numbers to 10 significant digits, so dict arguments would train the model on values other than the
+    ones the episode submitted."""
+    records = []
+    for path in paths:
+        with open(path, encoding="utf-8") as lines:
+            for line in lines:
+                record = json.loads(line)
+                if (record["score"] or 0.0) >= min_score:
+                    records.append({"messages": [_arguments_as_text(m) for m in record["messages"]],
+                                    "tools": record["tools"]})
+    return Dataset.from_list(records, features=Features({"messages": List(Json()), "tools": List(Json())}))
 
 
 def sft_config(output_dir: str, **overrides: Any) -> SFTConfig:
