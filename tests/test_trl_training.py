@@ -26,10 +26,13 @@ from typing import Any
 
 import pytest
 from conftest import ROOT
-from tiny_qwen3 import TAG_TOKENS, scripted_qwen3, tiny_qwen3, tiny_tokenizer
 
-from metric_tracker_rl import MetricTrackerRlEnv
-from metric_tracker_rl.tool_calls import (
+pytest.importorskip("trl", reason="the train group is not installed (uv sync --group train)")
+
+from tiny_qwen3 import TAG_TOKENS, scripted_qwen3, tiny_qwen3, tiny_tokenizer  # noqa: E402
+
+from metric_tracker_rl import MetricTrackerRlEnv  # noqa: E402
+from metric_tracker_rl.tool_calls import (  # noqa: E402
     SUBMIT_REPORT,
     SYSTEM_PROMPT,
     first_prompt,
@@ -38,9 +41,9 @@ from metric_tracker_rl.tool_calls import (
     render_observation,
     tool_action,
 )
-from metric_tracker_rl.tool_env import URL_VAR, MetricTrackerToolEnv
-from training.grpo import grpo_config, grpo_dataset, grpo_trainer
-from training.sft import sft_config, sft_dataset, sft_trainer
+from metric_tracker_rl.tool_env import URL_VAR, MetricTrackerToolEnv  # noqa: E402
+from training.grpo import grpo_config, grpo_dataset, grpo_trainer  # noqa: E402
+from training.sft import sft_config, sft_dataset, sft_trainer  # noqa: E402
 
 pytestmark = pytest.mark.slow  # a live server, subprocesses, and two short trainings
 
