@@ -23,16 +23,16 @@ from metric_tracker_rl.tool_calls import SYSTEM_PROMPT
 from metric_tracker_rl.tool_env import MetricTrackerToolEnv
 
 MODEL = "Qwen/Qwen3-1.7B"
-USER_PROMPT = "Investigate this episode."
 
 
 def grpo_dataset(count: int, start: int = 0) -> Dataset:
-    """Rows `start` .. `start + count` of the train split: each row resets its episode by split and index, and
-    TRL appends the brief that reset() returns to the row's prompt."""
+    """Rows `start` .. `start + count` of the train split: each row resets its episode by split and index. TRL
+    appends the brief that reset() returns to the last prompt message, so the user turn is the brief alone, as
+    in the SFT records `inference.py --trajectories` writes."""
     size = get_split("train").size()
     if not 0 <= start < start + count <= size:
         raise ValueError(f"the train split has tasks 0 to {size - 1}; asked for {start} to {start + count - 1}")
-    prompt = [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": USER_PROMPT}]
+    prompt = [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": ""}]
     return Dataset.from_list([{"prompt": prompt, "split": "train", "index": index}
                               for index in range(start, start + count)])
 
