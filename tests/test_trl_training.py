@@ -20,6 +20,7 @@ import math
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -129,13 +130,15 @@ def emitted_turns(context: str) -> list[str]:
 
 
 @pytest.fixture
-def recorded_rollouts(server_url: str, monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
+def recorded_rollouts(server_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[list[dict[str, Any]]]:
     """Every rollout TRL runs through the environment class: its reset row, tool calls with their results, and
-    reward. The class is wrapped in place, so the trainer sees the real class, tools and reward name."""
+    reward. The class is wrapped in place, so the trainer sees the real class, tools and reward name. TRL keeps
+    its instances, so their sessions on the shared server are closed here at the end."""
     monkeypatch.setenv(URL_VAR, server_url)
     monkeypatch.setenv("TRL_EXPERIMENTAL_SILENCE", "1")
     rollouts: list[dict[str, Any]] = []
     current: dict[int, dict[str, Any]] = {}
+    instances: dict[int, MetricTrackerToolEnv] = {}
     reset, get_reward, call = MetricTrackerToolEnv.reset, MetricTrackerToolEnv.get_reward, MetricTrackerToolEnv._call
 
     def recording_reset(self: MetricTrackerToolEnv, **row: Any) -> str:
@@ -143,6 +146,7 @@ def recorded_rollouts(server_url: str, monkeypatch: pytest.MonkeyPatch) -> list[
         rollouts.append({"row": {key: row[key] for key in ("split", "index")}, "brief": brief, "calls": [],
                          "results": [], "reward": None})
         current[id(self)] = rollouts[-1]
+        instances[id(self)] = self
         return brief
 
     def recording_get_reward(self: MetricTrackerToolEnv) -> float:
@@ -158,7 +162,9 @@ def recorded_rollouts(server_url: str, monkeypatch: pytest.MonkeyPatch) -> list[
     monkeypatch.setattr(MetricTrackerToolEnv, "reset", recording_reset)
     monkeypatch.setattr(MetricTrackerToolEnv, "get_reward", recording_get_reward)
     monkeypatch.setattr(MetricTrackerToolEnv, "_call", recording_call)
-    return rollouts
+    yield rollouts
+    for instance in instances.values():
+        instance._close()
 
 
 def environment_texts(episodes: list[ScriptedEpisode]) -> list[str]:
