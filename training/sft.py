@@ -1,0 +1,83 @@
+"""SFT with TRL on the chat records `inference.py --trajectories DIR` writes (one `DIR/<agent>.jsonl` per agent).
+
+    uv run inference.py --agent expert --episodes 1000 --seed 1000000 --trajectories data/
+    uv sync --group train
+    uv run python -m training.sft data/expert.jsonl --model Qwen/Qwen3-1.7B
+
+Only the assistant turns (the tool calls) are trained: tool results and prompts are masked out of the loss
+(`assistant_only_loss`, through TRL's training chat template for the family). `tests/test_trl_training.py` runs
+this module's functions for two steps on the CPU with a tiny model.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from datasets import Dataset, Features, Json, List
+from transformers import PreTrainedModel, PreTrainedTokenizerBase
+from trl import SFTConfig, SFTTrainer
+
+MODEL = "Qwen/Qwen3-1.7B"
+
+
+def _arguments_as_text(message: dict[str, Any]) -> dict[str, Any]:
+    calls = [{**call, "function": {**call["function"], "arguments": json.dumps(call["function"]["arguments"])}}
+             if not isinstance(call["function"]["arguments"], str) else call for call in message.get("tool_calls", [])]
+    return {**message, "tool_calls": calls} if calls else message
+
+
+def sft_dataset(paths: Sequence[str], min_score: float = 0.0) -> Dataset:
+    """The records of `paths` scoring at least `min_score`, as TRL's conversational format (messages, tools).
+
+    Tool-call arguments become their JSON text, which the chat template writes as it is: the `datasets` JSON type
+    keeps numbers to 10 significant digits, so dict arguments would train the model on values other than the
+    ones the episode submitted."""
+    records = []
+    for path in paths:
+        with open(path, encoding="utf-8") as lines:
+            for line in lines:
+                record = json.loads(line)
+                if (record["score"] or 0.0) >= min_score:
+                    records.append({"messages": [_arguments_as_text(m) for m in record["messages"]],
+                                    "tools": record["tools"]})
+    return Dataset.from_list(records, features=Features({"messages": List(Json()), "tools": List(Json())}))
+
+
+def sft_config(output_dir: str, **overrides: Any) -> SFTConfig:
+    """The run's settings for one GPU; the CPU smoke test overrides sizes and steps."""
+    settings: dict[str, Any] = dict(
+        output_dir=output_dir,
+        per_device_train_batch_size=1,
+        gradient_accumulation_steps=16,
+        num_train_epochs=2,
+        max_length=32768,                       # no episode is cut: a longer one fails loudly instead
+        assistant_only_loss=True,
+        learning_rate=1e-5,
+        bf16=True,
+        gradient_checkpointing=True,
+        logging_steps=1,
+        report_to="none",
+    )
+    return SFTConfig(**{**settings, **overrides})
+
+
+def sft_trainer(model: str | PreTrainedModel, args: SFTConfig, dataset: Dataset,
+                processing_class: PreTrainedTokenizerBase | None = None) -> SFTTrainer:
+    return SFTTrainer(model=model, args=args, train_dataset=dataset, processing_class=processing_class)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("records", nargs="+", help="trajectory files (inference.py --trajectories)")
+    parser.add_argument("--model", default=MODEL)
+    parser.add_argument("--min-score", type=float, default=0.95, help="train only on episodes scoring this or more")
+    parser.add_argument("--output-dir", default="runs/sft")
+    args = parser.parse_args(argv)
+    sft_trainer(args.model, sft_config(args.output_dir), sft_dataset(args.records, args.min_score)).train()
+
+
+if __name__ == "__main__":
+    main()
