@@ -48,7 +48,10 @@ from training.sft import sft_config, sft_dataset, sft_trainer  # noqa: E402
 
 pytestmark = pytest.mark.slow  # a live server, subprocesses, and two short trainings
 
-EPISODES = 2  # train-split tasks 0 and 1: one per GRPO step (one prompt x 2 generations per step)
+# Train-split tasks 2 and 3, one per GRPO step (one prompt x 2 generations per step): on these the two scripts
+# below score differently.
+FIRST_TASK, EPISODES = 2, 2
+TASKS = range(FIRST_TASK, FIRST_TASK + EPISODES)
 SCAN = {"threshold_multiplier": 4.0, "limit": 120}  # every candidate on one page
 CLOSING_TEXT = "Report submitted."
 # Two scripts, so a GRPO group holds two different episodes (and rewards): both read the annotations and a
@@ -110,8 +113,8 @@ def play(client: Any, index: int, variant: str) -> ScriptedEpisode:
 @pytest.fixture(scope="module")
 def scripted_episodes(server_url: str) -> list[ScriptedEpisode]:
     with MetricTrackerRlEnv(base_url=server_url).sync() as client:
-        episodes = [play(client, index, variant) for index in range(EPISODES) for variant in VARIANTS]
-    for index in range(EPISODES):
+        episodes = [play(client, index, variant) for index in TASKS for variant in VARIANTS]
+    for index in TASKS:
         scores = {episode.score for episode in episodes if episode.index == index}
         assert len(scores) == len(VARIANTS), "the two scripts of a task must score differently (a GRPO signal)"
     return episodes
@@ -191,7 +194,7 @@ def test_grpo_two_steps_against_a_live_server(scripted_episodes: list[ScriptedEp
     args = grpo_config(str(tmp_path), per_device_train_batch_size=2, gradient_accumulation_steps=1,
                        num_generations=2, max_steps=2, use_vllm=False, bf16=False, use_cpu=True,
                        log_completions=False, save_strategy="no", seed=0)
-    trainer = grpo_trainer(model, args, grpo_dataset(EPISODES), processing_class=tokenizer)
+    trainer = grpo_trainer(model, args, grpo_dataset(EPISODES, start=FIRST_TASK), processing_class=tokenizer)
     trainer.train()
 
     rollouts = recorded_rollouts
@@ -210,7 +213,7 @@ def test_grpo_two_steps_against_a_live_server(scripted_episodes: list[ScriptedEp
         # ... and scored the rollout as the plain client did.
         assert rollout["reward"] == pytest.approx(played.score)
     assert sorted((r["row"]["index"], r["calls"][0][0]) for r in rollouts) == [
-        (index, first_tool) for index in range(EPISODES)
+        (index, first_tool) for index in TASKS
         for first_tool in ("get_annotations", "get_median_filter_rows")]
 
     # The model was shown the class's tools in the system turn.
