@@ -10,17 +10,16 @@ import csv
 import io
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
 import urllib.request
-from collections.abc import Iterator
 
 import pytest
 from conftest import ROOT
 
-from metric_tracker_rl.local_server import free_port, healthy, serving, stop_process
+from benchmarks.scale_out import haproxy_in_front
+from metric_tracker_rl.local_server import free_port, serving
 from metric_tracker_rl.reconnect import RETRY_DEADLINE_VAR
 from metric_tracker_rl.tool_calls import SUBMIT_REPORT, read_observation
 from metric_tracker_rl.tool_env import URL_VAR, MetricTrackerToolEnv
@@ -29,34 +28,11 @@ pytestmark = [pytest.mark.slow,
               pytest.mark.skipif(shutil.which("haproxy") is None,
                                  reason="HAProxy is not installed (apt-get install haproxy; .ci/run installs it)")]
 
-CONFIG = ROOT / "deploy" / "haproxy.cfg"
 ROLLOUTS = 8
 
 
 def replica_command(port: int) -> list[str]:
     return [sys.executable, "-m", "server.app", "--host", "127.0.0.1", "--port", str(port), "--no-web"]
-
-
-@contextlib.contextmanager
-def proxy(replicas: list[int]) -> Iterator[tuple[str, str]]:
-    """HAProxy with the shipped configuration in front of the replica ports; yields (its URL, its stats URL)."""
-    listen, stats = free_port(), free_port()
-    env = {**os.environ, "LISTEN_ADDR": f"127.0.0.1:{listen}", "STATS_ADDR": f"127.0.0.1:{stats}",
-           **{f"REPLICA_{i + 1}": f"127.0.0.1:{port}" for i, port in enumerate(replicas)}}
-    with tempfile.TemporaryFile() as log:
-        process = subprocess.Popen(["haproxy", "-db", "-f", str(CONFIG)], env=env, stdout=log,
-                                   stderr=subprocess.STDOUT)
-        try:
-            url = f"http://127.0.0.1:{listen}"
-            deadline = time.monotonic() + 30
-            while not healthy(url, timeout_s=1.0):
-                if process.poll() is not None or time.monotonic() > deadline:
-                    log.seek(0)
-                    raise RuntimeError(f"HAProxy did not serve: {log.read().decode(errors='replace')[-2000:]}")
-                time.sleep(0.2)
-            yield url, f"http://127.0.0.1:{stats}/stats;csv"
-        finally:
-            stop_process(process)
 
 
 def open_sessions(stats_url: str) -> dict[str, int]:
@@ -86,7 +62,7 @@ def test_sessions_spread_a_dead_replica_costs_only_its_episodes_and_seeds_agree(
         for port in ports:
             log = stack.enter_context(tempfile.TemporaryFile())
             replicas.append(stack.enter_context(serving(replica_command(port), port, env, log, cwd=ROOT)))
-        url, stats_url = stack.enter_context(proxy(ports))
+        url, stats_url = stack.enter_context(haproxy_in_front(ports))
         wait_until_both_up(stats_url)
 
         # The same seed is the same episode on every replica (the secret is shared).
