@@ -1,6 +1,8 @@
 """Names and published definitions shared by the generator, the tools, the grader and the wire types.
 
-Everything here is public: an agent sees these definitions in the reset observation.
+Everything here is public (no ground truth): the reset observation and the episode brief carry the definitions an
+agent needs (metrics, entities, families, severity and baseline rules, the bounds of benign fluctuations); the
+rest are the names the tools and the grader share.
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
-"""Run a server as a child process on a loopback port: the offline path of inference.py, and the tests' and
-benchmarks' way to get a real server. It spawns a command; it never imports the server's code."""
+"""Run a server as a child process on a loopback port: the Inspect task's local server, and the tests' and
+benchmarks' way to get a real server (inference.py serves from its own process instead). It spawns a command; it never imports the server's code."""
 
 from __future__ import annotations
 

@@ -59,7 +59,7 @@ def data_digest(seed: int) -> str:
     return hashlib.sha256(data.hourly.tobytes() + data.daily.tobytes() + "|".join(data.dates).encode()).hexdigest()
 
 
-# The analysis methods SPEC §4 keeps from the reference design (its inference script names them all).
+# The analysis methods kept from the reference design (its inference script names them all).
 REFERENCE_TOOL_NAMES = (
     "task_overview", "list_dates", "list_entities", "rows_for_date", "hourly_rows_for_date",
     "compare_rate_to_median", "compare_count_to_median", "detect_funnel_break", "check_impossible_counts",

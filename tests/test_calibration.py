@@ -20,7 +20,7 @@ from metric_tracker_rl.catalog import DIFFICULTIES
 from server.environment import MetricTrackerRlEnvironment
 
 SEEDS = 20
-# The targets are set on 200 seeds; 40 is the smallest sweep on which each of them holds with the
+# The calibration targets (docs/calibration.md) are stated on 200 seeds; 40 is the smallest sweep on which each of them holds with the
 # same seeds every run (the sweep is deterministic), so a regression in any of them fails here.
 TARGET_SEEDS = 40
 GAMING_AGENTS = ("top_k_dates", "top_k_dates_shift_aware", "side_effect_padder", "weekday_rule", "feedback_decoder")

@@ -1,4 +1,4 @@
-"""Anomaly families and the hidden ground truth (SPEC §3)."""
+"""Anomaly families and the hidden ground truth."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The synthetic funnel (SPEC §2): determinism, seasonality, integer counts, funnel order, per-date streams."""
+"""The synthetic funnel: determinism, seasonality, integer counts, funnel order, per-date streams."""
 
 from __future__ import annotations
 

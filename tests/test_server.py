@@ -1,4 +1,4 @@
-"""SPEC §6 against a live server: session isolation, the HTTP endpoints, and no ground truth on the wire
+"""The server against a live process: session isolation, the HTTP endpoints, and no ground truth on the wire
 unless debug mode was switched on at start-up."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Analysis tools (SPEC §4): one registry, schemas that validate their examples, clear errors, no labels."""
+"""Analysis tools: one registry, schemas that validate their examples, clear errors, no labels."""
 
 from __future__ import annotations
 

@@ -17,7 +17,7 @@ from inspect_ai.hooks import Hooks, RunEnd, hooks
 
 from metric_tracker_rl.local_server import free_port, serving
 
-# The held-out secret the server reads (issue 11: mixed into every random stream so that the public package
+# The held-out secret the server reads (mixed into every random stream so that the public package
 # cannot rebuild an episode from its seed).
 SECRET_VARIABLE = "METRIC_TRACKER_SECRET"
 START_TIMEOUT_S = 120.0
