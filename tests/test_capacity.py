@@ -93,18 +93,24 @@ def test_a_connection_past_the_limit_gets_a_capacity_error(two_session_server: s
 
 
 def test_idle_sessions_are_reaped_and_free_their_capacity() -> None:
-    with running_server(extra_env={"MAX_CONCURRENT_ENVS": "2", "SESSION_TIMEOUT_S": "2"}) as url, \
+    """The server is full (a third session is refused) until its two idle sessions are reaped; then a new one is
+    served."""
+    timeout_s = 6
+    with running_server(extra_env={"MAX_CONCURRENT_ENVS": "2", "SESSION_TIMEOUT_S": str(timeout_s)}) as url, \
             connect(ws_url(url)) as first, connect(ws_url(url)) as second:
         reset(first)
         reset(second)  # both now idle: nothing is sent on them any more
-        deadline = time.monotonic() + REAP_WAIT_S
+        idle_since = time.monotonic()
+        deadline = idle_since + REAP_WAIT_S
         refusals = 0
         while (refusal := capacity_refusal(url)) is not None:
             assert refusal["data"]["code"] == "CAPACITY_REACHED"
             refusals += 1
             assert time.monotonic() < deadline, "idle sessions were not reaped"
             time.sleep(0.5)
-        record("reaping", {"session_timeout_s": 2, "refusals_before_reap": refusals})
+        assert refusals >= 1, "the server never reported itself full: nothing here shows a reaping"
+        assert time.monotonic() - idle_since >= timeout_s - 1  # freed by the reaping, not before it
+        record("reaping", {"session_timeout_s": timeout_s, "refusals_before_reap": refusals})
 
 
 def test_memory_does_not_grow_across_many_sessions(server_url: str) -> None:

@@ -11,7 +11,7 @@ import jsonschema
 import pytest
 from core_helpers import REFERENCE_TOOL_NAMES, ROOT, episode
 
-from metric_tracker_rl import MetricTrackerRlAction, PayloadGeneratorMethod
+from metric_tracker_rl import MetricSubmissionRow, MetricTrackerRlAction, PayloadGeneratorMethod
 from metric_tracker_rl.analysis_tools import TOOL_REGISTRY, available_analysis_methods, generate_rows, run_tool
 from metric_tracker_rl.analysis_tools.registry import DEFAULT_PAGE_ROWS, MAX_PAGE_ROWS
 from metric_tracker_rl.catalog import CONVERSION_METRIC_NAMES
@@ -86,27 +86,62 @@ def test_out_of_range_threshold_is_an_error_naming_the_bound(threshold: float) -
 def test_bad_calls_through_the_environment_are_error_observations_and_the_episode_goes_on() -> None:
     env = MetricTrackerRlEnvironment()
     env.reset(task_id="medium_mixed_pair")
+    # Each mistake, and the words its error must hold: what was wrong and what is valid.
     bad_calls = [
-        ("solve_the_task", {}),
-        ("get_rate_drop_from_median_rows", {"metric_name": "revenue"}),
-        ("rows_for_date", {"date": "2025-12-25"}),
-        ("show_raw_data", {"limit": "seven"}),
-        ("get_median_filter_rows", {"threshold_multiplier": -1}),
+        ("solve_the_task", {}, ("unknown analysis method 'solve_the_task'", "valid methods: task_overview")),
+        ("get_rate_drop_from_median_rows", {"metric_name": "revenue"},
+         ("unknown metric 'revenue'", "valid: app_open_to_menu_open")),
+        ("rows_for_date", {"date": "2025-12-25"}, ("unknown date '2025-12-25'", "valid dates are 2026-03-02")),
+        ("show_raw_data", {"limit": "seven"}, ("limit:", "Valid arguments: limit, offset")),
+        ("get_median_filter_rows", {"threshold_multiplier": -1}, ("threshold_multiplier:", "greater than 0")),
     ]
-    for method, args in bad_calls:
+    for method, args, phrases in bad_calls:
         obs = env.step(MetricTrackerRlAction(analysis_method=method, analysis_args=args))
         assert obs.status == "error" and obs.reward == 0.0 and not obs.done
-        assert "valid" in obs.message.lower() or "greater than" in obs.message
+        assert all(phrase in obs.message for phrase in phrases), (method, obs.message)
         assert obs.submissions_remaining == 1
     obs = env.step(MetricTrackerRlAction(analysis_method="rows_for_date", analysis_args={"date": "2026-03-10"}))
     assert obs.status == "ok" and obs.analysis_result["row"]["date"] == "2026-03-10"
 
 
-def test_public_episode_holds_no_truth() -> None:
+def _reachable(value: object, seen: set[int] | None = None) -> list[object]:
+    """Every object reachable from `value` through dataclass fields, dicts, lists, tuples and sets."""
+    seen = set() if seen is None else seen
+    if id(value) in seen:
+        return []
+    seen.add(id(value))
+    found = [value]
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        children = [getattr(value, f.name) for f in dataclasses.fields(value)]
+    elif isinstance(value, dict):
+        children = [*value.keys(), *value.values()]
+    elif isinstance(value, (list, tuple, set, frozenset)):
+        children = list(value)
+    else:
+        children = []
+    for child in children:
+        found += _reachable(child, seen)
+    return found
+
+
+@pytest.mark.parametrize("config", [{"task_id": "hard_mixed_multi"}, {"seed": 2, "difficulty": "hard"},
+                                    {"seed": 3, "difficulty": "medium", "scenario_family": "funnel_break"}])
+def test_public_episode_holds_no_truth(config: dict) -> None:
+    """Nothing the tools can reach holds a truth object, and the task the agent reads names no incident."""
     assert [f.name for f in dataclasses.fields(PublicEpisode)] == ["data", "panel", "annotations", "task", "memo"]
-    public = episode(2).public
-    text = json.dumps(public.task, default=str)
-    assert "expected" not in text and "neutral" not in text and "injection" not in text
+    built = build_episode(resolve_episode_config(**config))
+    truth_types = (type(built.truth), MetricSubmissionRow, *(type(r) for r in built.truth.injections))
+    leaked = [item for item in _reachable(built.public) if isinstance(item, truth_types)]
+    assert not leaked, leaked[:3]
+    text = json.dumps(built.public.task, default=str)
+    assert built.truth.expected_rows, "the episode has incidents to hide"
+    for record in built.truth.injections:
+        assert record.description not in text
+    named_family = built.public.task.get("config", {}).get("scenario_family")  # a family scenario names its family
+    for row in built.truth.expected_rows:
+        if row.anomaly_type != named_family:
+            assert row.anomaly_type not in text
+        assert f"{row.date}|{row.entity_type}|{row.entity_name}" not in text
 
 
 def _imports(path) -> list[tuple[str, tuple[str, ...]]]:
