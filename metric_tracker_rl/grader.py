@@ -18,12 +18,11 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from metric_tracker_rl.catalog import ACCEPTED_DETECTION_METHODS, row_key
-from metric_tracker_rl.models import MetricSubmissionRow, RewardBreakdown, SubmissionIssue
+from metric_tracker_rl.models import MetricSubmissionRow, RewardBreakdown
 from metric_tracker_rl.validation import validate_rows
 
 QUALITY_WEIGHTS = {"key": 0.35, "anomaly_type": 0.25, "detection_method": 0.10, "values": 0.20, "severity": 0.10}
 RELATIVE_TOLERANCE = 0.02
-SIDE_EFFECT_ROW_COST = 1.0  # a side-effect row counts as this many false positives
 
 
 @dataclass(frozen=True)
@@ -43,7 +42,6 @@ class RowAssessment:
 @dataclass(frozen=True)
 class GradeResult:
     breakdown: RewardBreakdown
-    issues: tuple[SubmissionIssue, ...]
 
     @property
     def score(self) -> float:
@@ -55,15 +53,11 @@ def within_tolerance(submitted: float, expected: float, scale: float, *,
     return abs(submitted - expected) <= relative_tolerance * max(abs(scale), 1e-9)
 
 
-def assess_row(row: MetricSubmissionRow, expected: MetricSubmissionRow, *,
-               relative_tolerance: float = RELATIVE_TOLERANCE) -> RowAssessment:
+def assess_row(row: MetricSubmissionRow, expected: MetricSubmissionRow) -> RowAssessment:
     values = (
-        within_tolerance(row.baseline_value, expected.baseline_value, expected.baseline_value,
-                         relative_tolerance=relative_tolerance)
-        + within_tolerance(row.observed_value, expected.observed_value, expected.observed_value,
-                           relative_tolerance=relative_tolerance)
-        + within_tolerance(row.delta_value, expected.delta_value, expected.baseline_value,
-                           relative_tolerance=relative_tolerance)
+        within_tolerance(row.baseline_value, expected.baseline_value, expected.baseline_value)
+        + within_tolerance(row.observed_value, expected.observed_value, expected.observed_value)
+        + within_tolerance(row.delta_value, expected.delta_value, expected.baseline_value)
     )
     return RowAssessment(
         anomaly_type=row.anomaly_type == expected.anomaly_type,
@@ -74,9 +68,7 @@ def assess_row(row: MetricSubmissionRow, expected: MetricSubmissionRow, *,
 
 
 def grade_submission(rows: Sequence[MetricSubmissionRow], expected_rows: Sequence[MetricSubmissionRow],
-                     neutral_keys: frozenset[str], valid_dates: Iterable[str], *,
-                     relative_tolerance: float = RELATIVE_TOLERANCE,
-                     side_effect_row_cost: float = SIDE_EFFECT_ROW_COST) -> GradeResult:
+                     neutral_keys: frozenset[str], valid_dates: Iterable[str]) -> GradeResult:
     issues = validate_rows(rows, valid_dates)
     expected = {row_key(r.date, r.entity_type, r.entity_name): r for r in expected_rows}
     worst: dict[str, RowAssessment] = {}
@@ -84,7 +76,7 @@ def grade_submission(rows: Sequence[MetricSubmissionRow], expected_rows: Sequenc
     for i, row in enumerate(rows):
         key = row_key(row.date, row.entity_type, row.entity_name)
         if key in expected:
-            assessment = assess_row(row, expected[key], relative_tolerance=relative_tolerance)
+            assessment = assess_row(row, expected[key])
             worst[key] = min(worst.get(key, assessment), assessment, key=lambda a: a.quality)
         if i in issues:
             false_positives += 1
@@ -97,7 +89,7 @@ def grade_submission(rows: Sequence[MetricSubmissionRow], expected_rows: Sequenc
     matched = len(worst)
     share = (lambda total: total / n_expected) if n_expected else (lambda total: 1.0)
     recall_quality = share(sum(a.quality for a in worst.values()))
-    precision = (matched + 1) / (matched + false_positives + side_effect_row_cost * neutral + 1)
+    precision = (matched + 1) / (matched + false_positives + neutral + 1)  # a side-effect row is a false positive
     score = round(min(1.0, max(0.0, recall_quality * precision)), 6)
     breakdown = RewardBreakdown(
         score=score,
@@ -115,4 +107,4 @@ def grade_submission(rows: Sequence[MetricSubmissionRow], expected_rows: Sequenc
         duplicate_row_count=sum(1 for issue in issues.values() if issue.code == "duplicate_row"),
         invalid_row_count=sum(1 for issue in issues.values() if issue.code == "invalid_row"),
     )
-    return GradeResult(breakdown, tuple(issues[i] for i in sorted(issues)))
+    return GradeResult(breakdown)
