@@ -20,7 +20,7 @@ from typing import Any
 
 from websockets.asyncio.client import connect
 
-from benchmarks.run import StartLine, _request, serve
+from benchmarks.load import StartLine, request, serve
 from metric_tracker_rl.agents.scripted import ScriptedAgent
 from metric_tracker_rl.catalog import DIFFICULTIES
 from metric_tracker_rl.models import MetricTrackerRlObservation
@@ -46,19 +46,19 @@ def _observation(reply: dict[str, Any]) -> MetricTrackerRlObservation:
 
 async def _scripted_episode(ws: Any, seed: int, difficulty: str) -> bool:
     """One episode of the scripted agent; True when its report was graded."""
-    observation = _observation(await _request(ws, {"type": "reset", "data": {"seed": seed, "difficulty": difficulty}}))
+    observation = _observation(await request(ws, {"type": "reset", "data": {"seed": seed, "difficulty": difficulty}}))
     agent = ScriptedAgent()
     agent.begin(seen(observation))
     while not observation.done and (action := agent.act(seen(observation))) is not None:
         message = {"type": "step", "data": action.model_dump(mode="json", exclude_none=True)}
-        observation = _observation(await _request(ws, message))
+        observation = _observation(await request(ws, message))
     return observation.status == "graded"
 
 
 async def _null_episode(ws: Any) -> bool:
-    await _request(ws, {"type": "reset", "data": {}})
+    await request(ws, {"type": "reset", "data": {}})
     for i in range(SCRIPTED_STEPS):
-        await _request(ws, {"type": "step", "data": {"note": f"step {i}"}})
+        await request(ws, {"type": "step", "data": {"note": f"step {i}"}})
     return True
 
 

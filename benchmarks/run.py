@@ -29,7 +29,7 @@ import resource
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -37,13 +37,14 @@ from typing import Any
 import numpy as np
 from openenv.core.env_server.serialization import deserialize_action, serialize_observation
 from openenv.core.env_server.types import WSObservationResponse
-from websockets.asyncio.client import ClientConnection, connect
+from websockets.asyncio.client import connect
 
 from benchmarks.debugger import bench_debugger
 from benchmarks.debugger import rows as debugger_rows
+from benchmarks.episodes import bench_episodes
+from benchmarks.load import Server, StartLine, request, serve
 from metric_tracker_rl.analysis_tools import TOOL_REGISTRY
 from metric_tracker_rl.funnel import window_dates
-from metric_tracker_rl.local_server import free_port, serving
 from metric_tracker_rl.models import MetricTrackerRlAction
 from metric_tracker_rl.scenario import build_episode
 from metric_tracker_rl.tasks import DEFAULT_TASK_ORDER, get_task_spec, resolve_episode_config
@@ -164,48 +165,6 @@ def bench_submissions(repeats: int) -> dict[str, Any]:
     return results
 
 
-# --- servers -----------------------------------------------------------------------------------------
-
-@dataclass
-class Server:
-    url: str
-    pid: int
-
-    @property
-    def ws_url(self) -> str:
-        return self.url.replace("http://", "ws://") + "/ws"
-
-    def rss_mb(self) -> float:
-        return _status_field(self.pid, "VmRSS") / 1024
-
-    def threads(self) -> int:
-        return int(_status_field(self.pid, "Threads"))
-
-    def cpu_s(self) -> float:
-        """User + system CPU time the server process has used so far."""
-        fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def _status_field(pid: int, name: str) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith(f"{name}:"):
-            return float(line.split()[1])
-    raise KeyError(name)
-
-
-@contextlib.contextmanager
-def serve(module: str, max_sessions: int, log_name: str) -> Iterator[Server]:
-    """`python -m <module> --no-web` on a free loopback port, one worker; stopped on exit."""
-    port = free_port()
-    env = {**os.environ, "MAX_CONCURRENT_ENVS": str(max_sessions), "ENABLE_WEB_INTERFACE": "false"}
-    log_path = ROOT / "artifacts" / f"{log_name}.log"
-    log_path.parent.mkdir(exist_ok=True)
-    with log_path.open("w+b") as log:
-        command = [sys.executable, "-m", module, "--host", "127.0.0.1", "--port", str(port), "--no-web"]
-        with serving(command, port, env, log, cwd=ROOT, timeout_s=120) as process:
-            yield Server(f"http://127.0.0.1:{port}", process.pid)
-
 # --- WebSocket load ------------------------------------------------------------------------------------
 
 def analysis_action(i: int) -> dict[str, Any]:
@@ -235,11 +194,6 @@ class LoadResult:
     errors: list[str] = field(default_factory=list)
 
 
-async def _request(ws: ClientConnection, message: dict[str, Any]) -> dict[str, Any]:
-    await ws.send(json.dumps(message))
-    return json.loads(await ws.recv())
-
-
 def _problem(reply: dict[str, Any]) -> str | None:
     if reply.get("type") != "observation":
         return f"{reply.get('type')}: {reply.get('data')}"
@@ -249,53 +203,23 @@ def _problem(reply: dict[str, Any]) -> str | None:
     return None
 
 
-class StartLine:
-    """Sessions connect and reset first; the measurement window opens once all of them have arrived.
-
-    The server's CPU time is read when the window opens and when it closes, so connecting and resetting
-    are not counted."""
-
-    def __init__(self, server: Server, sessions: int, duration_s: float) -> None:
-        self._server = server
-        self._waiting = sessions
-        self._open = asyncio.Event()
-        self._duration_s = duration_s
-        self.end = float("inf")
-        self.server_cpu_s = 0.0
-        self.client_cpu_s = 0.0
-
-    async def arrive(self) -> None:
-        self._waiting -= 1
-        if self._waiting == 0:
-            self.end = time.perf_counter() + self._duration_s
-            self._open.set()
-        await self._open.wait()
-
-    async def watch_cpu(self) -> None:
-        await self._open.wait()
-        before, client_before = self._server.cpu_s(), time.process_time()
-        await asyncio.sleep(max(self.end - time.perf_counter(), 0.0))
-        self.server_cpu_s = self._server.cpu_s() - before
-        self.client_cpu_s = time.process_time() - client_before
-
-
 async def _session(server: Server, index: int, make_action: Callable[[int], dict[str, Any]], start: StartLine,
                    result: LoadResult) -> None:
     reset = {"type": "reset", "data": {"seed": index, "max_steps": MAX_STEPS}}
     arrived = False
     try:
         async with connect(server.ws_url, max_size=None, open_timeout=120) as ws:
-            problem = _problem(await _request(ws, reset))
+            problem = _problem(await request(ws, reset))
             arrived = True
             await start.arrive()
             step, budget = 0, MAX_STEPS
             while problem is None and time.perf_counter() < start.end:
                 if budget == 1:  # untimed: keep the episode from ending
-                    problem, budget = _problem(await _request(ws, reset)), MAX_STEPS
+                    problem, budget = _problem(await request(ws, reset)), MAX_STEPS
                     continue
                 message = {"type": "step", "data": make_action(index + step)}
                 sent = time.perf_counter()
-                reply = await _request(ws, message)
+                reply = await request(ws, message)
                 received = time.perf_counter()
                 problem = _problem(reply)
                 if received <= start.end:
@@ -375,7 +299,7 @@ async def _hold_sessions(server: Server, count: int, batch: int) -> dict[str, An
     async def open_one(index: int) -> None:
         try:
             ws = await stack.enter_async_context(connect(server.ws_url, max_size=None, open_timeout=300))
-            problem = _problem(await _request(ws, {"type": "reset", "data": {"seed": index}}))
+            problem = _problem(await request(ws, {"type": "reset", "data": {"seed": index}}))
             if problem:
                 errors.append(problem)
         except Exception as exc:
@@ -579,7 +503,6 @@ def main(argv: list[str] | None = None) -> None:
     if "websocket" in sections:
         report["websocket"] = bench_websocket([int(s) for s in args.sessions.split(",")], duration, args.rounds)
     if "episodes" in sections:
-        from benchmarks.episodes import bench_episodes  # it builds on this module's servers and start line
 
         report["episodes"] = bench_episodes([int(s) for s in args.sessions.split(",")], duration, args.rounds)
     if "memory" in sections:

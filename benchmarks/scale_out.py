@@ -30,7 +30,7 @@ from typing import Any
 from websockets.asyncio.client import connect
 
 from benchmarks.episodes import _scripted_episode
-from benchmarks.run import _request
+from benchmarks.load import request
 from metric_tracker_rl.catalog import DIFFICULTIES
 from metric_tracker_rl.local_server import free_port, healthy, serving
 
@@ -117,14 +117,14 @@ async def _recovery(ws_url: str, sessions: int, kill: Any) -> float:
     step again. Returns the seconds from the kill until the last session runs again."""
     sockets = [await connect(ws_url, max_size=None, open_timeout=60) for _ in range(sessions)]
     for index, ws in enumerate(sockets):
-        await _request(ws, {"type": "reset", "data": {"seed": index, "difficulty": "easy"}})
+        await request(ws, {"type": "reset", "data": {"seed": index, "difficulty": "easy"}})
     kill()
     killed = time.monotonic()
 
     async def run_again(index: int, ws: Any) -> float:
         while True:
             try:
-                await _request(ws, {"type": "step", "data": {"analysis_method": "get_annotations"}})
+                await request(ws, {"type": "step", "data": {"analysis_method": "get_annotations"}})
                 return time.monotonic()
             except Exception:  # noqa: BLE001 - the session died with its replica: open a new one
                 with contextlib.suppress(Exception):
@@ -132,7 +132,7 @@ async def _recovery(ws_url: str, sessions: int, kill: Any) -> float:
                 await asyncio.sleep(0.05)
                 with contextlib.suppress(Exception):
                     ws = await connect(ws_url, max_size=None, open_timeout=10)
-                    await _request(ws, {"type": "reset", "data": {"seed": 1000 + index, "difficulty": "easy"}})
+                    await request(ws, {"type": "reset", "data": {"seed": 1000 + index, "difficulty": "easy"}})
 
     times = await asyncio.gather(*(run_again(i, ws) for i, ws in enumerate(sockets)))
     for ws in sockets:

@@ -1,5 +1,6 @@
 """Run a server as a child process on a loopback port: the Inspect task's local server, and the tests' and
-benchmarks' way to get a real server (inference.py serves from its own process instead). It spawns a command; it never imports the server's code."""
+benchmarks' way to get a real server (inference.py serves from its own process instead). It spawns a command;
+it never imports the server's code."""
 
 from __future__ import annotations
 

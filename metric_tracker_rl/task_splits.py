@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from metric_tracker_rl.catalog import DIFFICULTIES
+from metric_tracker_rl.tasks import DEFAULT_TASK_ORDER, EpisodeConfig, resolve_episode_config
 
 TRAIN_SEED_BASE = 1_000_000
 TRAIN_TASK_COUNT = 6_000  # listed in full by list_tasks; any seed from TRAIN_SEED_BASE on is a training episode
@@ -41,12 +42,6 @@ def calibration_reset_kwargs(difficulty: str, offset: int) -> dict[str, Any]:
     return {"seed": seed, "difficulty": difficulty}
 
 
-def _named_task_ids() -> tuple[str, ...]:
-    from metric_tracker_rl.tasks import DEFAULT_TASK_ORDER  # tasks.py resolves split references through here
-
-    return DEFAULT_TASK_ORDER
-
-
 @dataclass(frozen=True)
 class Split:
     name: str
@@ -56,7 +51,7 @@ class Split:
     def size(self) -> int:
         if self.kind == "train":
             return TRAIN_TASK_COUNT
-        return len(_named_task_ids()) + len(DIFFICULTIES) * EVAL_SEEDS_PER_DIFFICULTY
+        return len(DEFAULT_TASK_ORDER) + len(DIFFICULTIES) * EVAL_SEEDS_PER_DIFFICULTY
 
     def task(self, index: int) -> dict[str, Any]:
         if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < self.size():
@@ -64,7 +59,7 @@ class Split:
                                  f"got {index!r}")
         if self.kind == "train":
             return {"seed": TRAIN_SEED_BASE + index, "difficulty": DIFFICULTIES[index % len(DIFFICULTIES)]}
-        named = _named_task_ids()
+        named = DEFAULT_TASK_ORDER
         if index < len(named):
             return {"task_id": named[index]}
         block, offset = divmod(index - len(named), EVAL_SEEDS_PER_DIFFICULTY)
@@ -105,3 +100,19 @@ def task_range(name: str, start: int | None = None, stop: int | None = None) -> 
     """Tasks [start, stop) of a split with Python slice semantics (negative bounds count from the end)."""
     split = get_split(name)
     return [split.task(index) for index in range(split.size())[start:stop]]
+
+
+def resolve_reset(secret: str = "", **kwargs: Any) -> EpisodeConfig:
+    """The episode config of reset arguments: `split` and `index` (OpenEnv's Task API convention) stand for that
+    task's own reset arguments, and go with no other one; everything else is `tasks.resolve_episode_config`."""
+    if "split" in kwargs or "index" in kwargs:
+        others = sorted(key for key, value in kwargs.items() if key not in ("split", "index") and value is not None)
+        if others or kwargs.get("split") is None or kwargs.get("index") is None:
+            named = ", ".join(sorted(kwargs))
+            raise ValueError("split and index select a task of the Task API and go together, with no other reset "
+                             f"argument (got {named}); valid splits: {', '.join(SPLITS)}")
+        try:
+            kwargs = get_split(kwargs["split"]).task(kwargs["index"])
+        except IndexError as exc:
+            raise ValueError(str(exc)) from None
+    return resolve_episode_config(secret=secret, **kwargs)

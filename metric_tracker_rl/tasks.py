@@ -177,28 +177,13 @@ def _choice(name: str, value: Any, choices: tuple[str, ...]) -> str:
     return value
 
 
-def _split_task(overrides: dict[str, Any]) -> dict[str, Any]:
-    """The reset arguments of task `index` of `split` (OpenEnv's Task API convention: reset(split=, index=))."""
-    from metric_tracker_rl.task_splits import SPLITS, get_split  # task_splits lists the named tasks defined here
-
-    others = sorted(set(overrides) - {"split", "index"})
-    if others or "split" not in overrides or "index" not in overrides:
-        raise ValueError("split and index select a task of the Task API and go together, with no other reset "
-                         f"argument (got {', '.join(sorted(overrides))}); valid splits: {', '.join(SPLITS)}")
-    split = get_split(overrides["split"])
-    try:
-        return split.task(overrides["index"])
-    except IndexError as exc:
-        raise ValueError(str(exc)) from None
-
-
 def resolve_episode_config(secret: str = "", **kwargs: Any) -> EpisodeConfig:
     """Build the episode config from reset kwargs: a named task's config with any fields overridden.
 
     Without task_id and without other settings, the first task of DEFAULT_TASK_ORDER is used. With
-    settings but no task_id, unspecified fields take the defaults of the chosen difficulty. `split` and
-    `index` together stand for that Task API task's own reset arguments. `secret` is the server's held-out
-    secret, never a reset argument. The config is `standard` when it equals its named task's or difficulty's
+    settings but no task_id, unspecified fields take the defaults of the chosen difficulty. A Task API task
+    (`split` and `index`) is resolved by `task_splits.resolve_reset`, which calls this. `secret` is the server's
+    held-out secret, never a reset argument. The config is `standard` when it equals its named task's or difficulty's
     defaults in everything but the seed.
     """
     unknown = sorted(set(kwargs) - set(RESET_KEYS))
@@ -206,7 +191,7 @@ def resolve_episode_config(secret: str = "", **kwargs: Any) -> EpisodeConfig:
         raise ValueError(f"unknown reset argument(s) {', '.join(unknown)}; valid: {', '.join(RESET_KEYS)}")
     overrides = {k: v for k, v in kwargs.items() if v is not None}
     if "split" in overrides or "index" in overrides:
-        return resolve_episode_config(secret=secret, **_split_task(overrides))
+        raise ValueError("split and index name a Task API task: resolve them with task_splits.resolve_reset")
     task_id = overrides.pop("task_id", None)
     if task_id is not None or not overrides:
         base = get_task_spec(task_id if task_id is not None else DEFAULT_TASK_ID).config

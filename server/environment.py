@@ -29,7 +29,8 @@ from metric_tracker_rl.models import (
     TaskInfo,
 )
 from metric_tracker_rl.scenario import Episode, build_episode
-from metric_tracker_rl.tasks import RETRY_COST, resolve_episode_config, task_catalog
+from metric_tracker_rl.task_splits import resolve_reset
+from metric_tracker_rl.tasks import RETRY_COST, task_catalog
 from metric_tracker_rl.validation import validate_rows
 from server.task_api import TaskProviderMixin
 
@@ -111,7 +112,7 @@ class MetricTrackerRlEnvironment(TaskProviderMixin,
     def reset(self, seed: int | None = None, episode_id: str | None = None, **kwargs: Any
               ) -> MetricTrackerRlObservation:
         try:
-            config = resolve_episode_config(seed=seed, secret=held_out_secret_from_environment(), **kwargs)
+            config = resolve_reset(seed=seed, secret=held_out_secret_from_environment(), **kwargs)
             episode = build_episode(config)
         except ValueError as exc:
             # The current episode, if any, is left as it was.

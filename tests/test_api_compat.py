@@ -1,4 +1,5 @@
-"""Compatibility: the reference inference script's imports, models and client calls keep working against a live server."""
+"""Compatibility: the reference inference script's imports, models and client calls keep working against a live
+server."""
 
 from __future__ import annotations
 

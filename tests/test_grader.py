@@ -1,4 +1,5 @@
-"""Grader properties (score = recall quality x precision, tolerances, side effects), checked on rows built from real episodes' ground truth."""
+"""Grader properties (score = recall quality x precision, tolerances, side effects), checked on rows built from
+real episodes' ground truth."""
 
 from __future__ import annotations
 

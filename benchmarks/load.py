@@ -1,0 +1,98 @@
+"""What every load benchmark shares: a server process on a loopback port, one request over a WebSocket, and a
+start line that opens the measurement window once every session has arrived."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from websockets.asyncio.client import ClientConnection
+
+from metric_tracker_rl.local_server import free_port, serving
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@dataclass
+class Server:
+    url: str
+    pid: int
+
+    @property
+    def ws_url(self) -> str:
+        return self.url.replace("http://", "ws://") + "/ws"
+
+    def rss_mb(self) -> float:
+        return _status_field(self.pid, "VmRSS") / 1024
+
+    def threads(self) -> int:
+        return int(_status_field(self.pid, "Threads"))
+
+    def cpu_s(self) -> float:
+        """User + system CPU time the server process has used so far."""
+        fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _status_field(pid: int, name: str) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(f"{name}:"):
+            return float(line.split()[1])
+    raise KeyError(name)
+
+
+@contextlib.contextmanager
+def serve(module: str, max_sessions: int, log_name: str) -> Iterator[Server]:
+    """`python -m <module> --no-web` on a free loopback port, one worker; stopped on exit."""
+    port = free_port()
+    env = {**os.environ, "MAX_CONCURRENT_ENVS": str(max_sessions), "ENABLE_WEB_INTERFACE": "false"}
+    log_path = ROOT / "artifacts" / f"{log_name}.log"
+    log_path.parent.mkdir(exist_ok=True)
+    with log_path.open("w+b") as log:
+        command = [sys.executable, "-m", module, "--host", "127.0.0.1", "--port", str(port), "--no-web"]
+        with serving(command, port, env, log, cwd=ROOT, timeout_s=120) as process:
+            yield Server(f"http://127.0.0.1:{port}", process.pid)
+
+
+async def request(ws: ClientConnection, message: dict[str, Any]) -> dict[str, Any]:
+    await ws.send(json.dumps(message))
+    return json.loads(await ws.recv())
+
+
+
+class StartLine:
+    """Sessions connect and reset first; the measurement window opens once all of them have arrived.
+
+    The server's CPU time is read when the window opens and when it closes, so connecting and resetting
+    are not counted."""
+
+    def __init__(self, server: Server, sessions: int, duration_s: float) -> None:
+        self._server = server
+        self._waiting = sessions
+        self._open = asyncio.Event()
+        self._duration_s = duration_s
+        self.end = float("inf")
+        self.server_cpu_s = 0.0
+        self.client_cpu_s = 0.0
+
+    async def arrive(self) -> None:
+        self._waiting -= 1
+        if self._waiting == 0:
+            self.end = time.perf_counter() + self._duration_s
+            self._open.set()
+        await self._open.wait()
+
+    async def watch_cpu(self) -> None:
+        await self._open.wait()
+        before, client_before = self._server.cpu_s(), time.process_time()
+        await asyncio.sleep(max(self.end - time.perf_counter(), 0.0))
+        self.server_cpu_s = self._server.cpu_s() - before
+        self.client_cpu_s = time.process_time() - client_before
