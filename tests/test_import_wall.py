@@ -139,3 +139,54 @@ def test_the_frames_are_the_public_counts() -> None:
     assert (hourly.groupby("date", sort=False)[list(COUNT_COLUMNS)].sum().to_numpy() == public.data.daily).all()
     rate = daily["app_open_to_order_placed"].to_numpy()
     assert np.allclose(rate, public.data.daily[:, 3] / public.data.daily[:, 0])
+
+
+def _module_name(path: Path) -> str:
+    parts = path.relative_to(ROOT).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _project_imports(path: Path, modules: set[str]) -> set[str]:
+    """The project modules a file imports anywhere in it (a function-local import counts as much as a top one)."""
+    found = set()
+    package = _module_name(path).rsplit(".", 0 if path.name == "__init__.py" else 1)[0]
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                base = ".".join(package.split(".")[: len(package.split(".")) - node.level + 1] + ([base] if base else []))
+            names = [base] + [f"{base}.{alias.name}" for alias in node.names]
+        else:
+            continue
+        found |= {name for name in names if name in modules}
+    return found
+
+
+def test_the_import_graph_has_no_cycles() -> None:
+    """Each layer imports only the layers below it: no module reaches itself through its imports. A package's
+    __init__ importing its own submodules is how it registers them, so those edges are left out."""
+    paths = [*ROOT.glob("metric_tracker_rl/**/*.py"), *ROOT.glob("server/*.py"), *ROOT.glob("benchmarks/*.py")]
+    modules = {_module_name(path): path for path in paths}
+    graph = {name: {target for target in _project_imports(path, set(modules))
+                    if target != name and not (path.name == "__init__.py" and target.startswith(name + "."))}
+             for name, path in modules.items()}
+    state: dict[str, int] = {}
+    stack: list[str] = []
+
+    def visit(node: str) -> None:
+        state[node] = 1
+        stack.append(node)
+        for target in sorted(graph[node]):
+            if state.get(target) == 1:
+                cycle = stack[stack.index(target):] + [target]
+                raise AssertionError("import cycle: " + " -> ".join(cycle))
+            if target not in state:
+                visit(target)
+        stack.pop()
+        state[node] = 2
+
+    for name in sorted(graph):
+        if name not in state:
+            visit(name)
