@@ -12,6 +12,7 @@ from pydantic import ValidationError
 from metric_tracker_rl.catalog import DIFFICULTIES, SCENARIO_FAMILIES
 from metric_tracker_rl.models import AnomalyRequest
 from metric_tracker_rl.seeding import EpisodeKey, validate_seed
+from metric_tracker_rl.validation import check_choice, describe_validation_error
 
 DISTRACTORS_BY_DIFFICULTY: dict[str, tuple[str, ...]] = {
     "easy": (),
@@ -171,12 +172,6 @@ def _int_in(name: str, value: Any, low: int, high: int) -> int:
     return value
 
 
-def _choice(name: str, value: Any, choices: tuple[str, ...]) -> str:
-    if value not in choices:
-        raise ValueError(f"unknown {name} {value!r}; valid choices: {', '.join(choices)}")
-    return value
-
-
 def resolve_episode_config(secret: str = "", **kwargs: Any) -> EpisodeConfig:
     """Build the episode config from reset kwargs: a named task's config with any fields overridden.
 
@@ -196,12 +191,12 @@ def resolve_episode_config(secret: str = "", **kwargs: Any) -> EpisodeConfig:
     if task_id is not None or not overrides:
         base = get_task_spec(task_id if task_id is not None else DEFAULT_TASK_ID).config
     else:
-        difficulty = _choice("difficulty", overrides.get("difficulty", "medium"), DIFFICULTIES)
+        difficulty = check_choice("difficulty", overrides.get("difficulty", "medium"), DIFFICULTIES)
         base = EpisodeConfig(seed=0, scenario_family="mixed", difficulty=difficulty,
                              anomaly_count=None, anomaly_density=DEFAULT_DENSITY[difficulty])
     seed = validate_seed(overrides.get("seed", base.seed))
-    difficulty = _choice("difficulty", overrides.get("difficulty", base.difficulty), DIFFICULTIES)
-    family = _choice("scenario_family", overrides.get("scenario_family", base.scenario_family), SCENARIO_FAMILIES)
+    difficulty = check_choice("difficulty", overrides.get("difficulty", base.difficulty), DIFFICULTIES)
+    family = check_choice("scenario_family", overrides.get("scenario_family", base.scenario_family), SCENARIO_FAMILIES)
 
     density = overrides.get("anomaly_density", base.anomaly_density)
     if isinstance(density, bool) or not isinstance(density, (int, float)) or not math.isfinite(density) \
@@ -226,10 +221,8 @@ def resolve_episode_config(secret: str = "", **kwargs: Any) -> EpisodeConfig:
         try:
             anomalies = tuple(a if isinstance(a, AnomalyRequest) else AnomalyRequest.model_validate(a) for a in raw)
         except ValidationError as exc:
-            first = exc.errors()[0]
-            where = ".".join(str(p) for p in first["loc"])
-            raise ValueError(f"invalid anomalies entry ({where}): {first['msg']}; fields: family, date, "
-                             "entity_name, magnitude") from None
+            raise ValueError(f"invalid anomalies entry: {describe_validation_error(exc, limit=1)}; fields: family, "
+                             "date, entity_name, magnitude") from None
         family, count = "custom", len(anomalies)
     if family == "null":
         if overrides.get("anomaly_count", 0) != 0:

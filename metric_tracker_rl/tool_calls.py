@@ -32,6 +32,7 @@ from metric_tracker_rl.models import (
     MetricTrackerRlObservation,
     PayloadGeneratorMethod,
 )
+from metric_tracker_rl.validation import describe_validation_error
 
 SUBMIT_REPORT = "submit_report"
 SUBMIT_GENERATORS = "submit_generators"
@@ -157,12 +158,6 @@ def openai_tools() -> list[dict[str, Any]]:
 # --- tool calls <-> actions ---------------------------------------------------------------------------
 
 
-def _validation_summary(exc: ValidationError) -> str:
-    parts = [f"{'.'.join(str(p) for p in e['loc']) or 'arguments'}: {e['msg']}" for e in exc.errors()[:5]]
-    more = f" (+{exc.error_count() - 5} more)" if exc.error_count() > 5 else ""
-    return "; ".join(parts) + more
-
-
 def tool_action(name: str, arguments: str | dict[str, Any] | None) -> MetricTrackerRlAction | str:
     """The action of one tool call, or an error string that says what is valid (nothing is sent then).
 
@@ -187,7 +182,7 @@ def tool_action(name: str, arguments: str | dict[str, Any] | None) -> MetricTrac
         submission = tool.args_model.model_validate(arguments)
     except ValidationError as exc:
         key = next(iter(tool.args_model.model_fields))
-        return f"error: invalid {key} for {name}: {_validation_summary(exc)}. Nothing was submitted."
+        return f"error: invalid {key} for {name}: {describe_validation_error(exc)}. Nothing was submitted."
     if isinstance(submission, SubmitReportArgs):
         return MetricTrackerRlAction(classifications=submission.rows)
     return MetricTrackerRlAction(payload_generators=submission.generators)

@@ -1,10 +1,16 @@
-"""Checks of a submission that need no ground truth: a row's date must be in the window, its entity name valid
-for its type, and its key must not repeat. Validity is public, so the tools and the environment may refuse such
-rows without revealing anything; the grader counts them as false positives when they reach it."""
+"""Checks that need no ground truth, and the one way their mistakes are worded.
+
+A submitted row's date must be in the window, its entity name valid for its type, and its key must not repeat.
+Validity is public, so the tools and the environment may refuse such rows without revealing anything; the grader
+counts them as false positives when they reach it. `describe_validation_error` and `check_choice` word every
+argument mistake (tool calls, submissions, reset settings, previews) the same way: what is wrong, then what is
+valid."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+
+from pydantic import ValidationError
 
 from metric_tracker_rl.catalog import ENTITY_NAMES, row_key
 from metric_tracker_rl.models import MetricSubmissionRow, SubmissionIssue
@@ -33,3 +39,26 @@ def validate_rows(rows: Sequence[MetricSubmissionRow], valid_dates: Iterable[str
         else:
             first_index[key] = i
     return issues
+
+
+def describe_validation_error(exc: ValidationError, limit: int = 5) -> str:
+    """A pydantic error as one line: each problem as `location: message` (an unexpected or a missing field said
+    so), the first `limit` of them and how many more there are."""
+    parts = []
+    for error in exc.errors()[:limit]:
+        location = ".".join(str(p) for p in error["loc"]) or "arguments"
+        if error["type"] == "extra_forbidden":
+            parts.append(f"unexpected argument {location!r}")
+        elif error["type"] == "missing":
+            parts.append(f"missing required argument {location!r}")
+        else:
+            parts.append(f"{location}: {error['msg'].removeprefix('Value error, ')}")
+    more = f" (+{exc.error_count() - limit} more)" if exc.error_count() > limit else ""
+    return "; ".join(parts) + more
+
+
+def check_choice(kind: str, value: object, choices: Sequence[str]) -> str:
+    """`value` if it is one of `choices`, else a ValueError that names them."""
+    if value not in choices:
+        raise ValueError(f"unknown {kind} {value!r}; valid: {', '.join(choices)}")
+    return str(value)

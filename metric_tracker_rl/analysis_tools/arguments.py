@@ -10,6 +10,7 @@ from metric_tracker_rl.analysis_tools.registry import DEFAULT_PAGE_ROWS, MAX_PAG
 from metric_tracker_rl.catalog import CONVERSION_METRIC_NAMES, COUNT_COLUMNS
 from metric_tracker_rl.funnel import window_dates
 from metric_tracker_rl.models import MAX_GENERATOR_CALLS, PayloadGeneratorMethod
+from metric_tracker_rl.validation import check_choice
 
 WINDOW = tuple(d.isoformat() for d in window_dates())
 WINDOW_DATES = frozenset(WINDOW)
@@ -26,12 +27,6 @@ class ToolArgs(BaseModel):
 def check_date(value: str) -> str:
     if value not in WINDOW_DATES:
         raise ValueError(f"unknown date {value!r}; valid dates are {WINDOW[0]} .. {WINDOW[-1]} (YYYY-MM-DD)")
-    return value
-
-
-def check_choice(kind: str, value: str, choices: tuple[str, ...]) -> str:
-    if value not in choices:
-        raise ValueError(f"unknown {kind} {value!r}; valid: {', '.join(choices)}")
     return value
 
 

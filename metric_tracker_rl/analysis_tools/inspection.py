@@ -28,7 +28,7 @@ from metric_tracker_rl.catalog import (
 from metric_tracker_rl.metrics import COLUMN_INDEX, nanmedian_last_axis, safe_ratio
 from metric_tracker_rl.models import MetricSubmissionRow
 from metric_tracker_rl.public import PublicEpisode
-from metric_tracker_rl.validation import validate_rows
+from metric_tracker_rl.validation import describe_validation_error, validate_rows
 
 
 def daily_row(episode: PublicEpisode, day: int) -> dict[str, Any]:
@@ -197,9 +197,7 @@ def preview_submission(episode: PublicEpisode, args: PreviewArgs) -> dict[str, A
         try:
             valid_rows.append((i, MetricSubmissionRow.model_validate(raw)))
         except ValidationError as exc:
-            first = exc.errors()[0]
-            issues.append({"row_index": i, "code": "invalid_row",
-                           "message": f"{'.'.join(str(p) for p in first['loc'])}: {first['msg']}"})
+            issues.append({"row_index": i, "code": "invalid_row", "message": describe_validation_error(exc)})
     row_issues = validate_rows([r for _, r in valid_rows], episode.data.dates)
     for position, issue in row_issues.items():
         issues.append({"row_index": valid_rows[position][0], "code": issue.code, "message": issue.message})

@@ -11,6 +11,7 @@ from typing import Any, Literal, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from metric_tracker_rl.public import PublicEpisode
+from metric_tracker_rl.validation import describe_validation_error
 
 MAX_RESULT_ROWS = 200
 DEFAULT_PAGE_ROWS = 20
@@ -109,18 +110,8 @@ def page(rows: list[dict[str, Any]], offset: int, limit: int) -> dict[str, Any]:
 
 
 def format_validation_error(spec: ToolSpec, exc: ValidationError) -> str:
-    fields = list(spec.args_model.model_fields)
-    parts = []
-    for error in exc.errors()[:5]:
-        location = ".".join(str(p) for p in error["loc"]) or "arguments"
-        if error["type"] == "extra_forbidden":
-            parts.append(f"unexpected argument {location!r}")
-        elif error["type"] == "missing":
-            parts.append(f"missing required argument {location!r}")
-        else:
-            parts.append(f"{location}: {error['msg'].removeprefix('Value error, ')}")
-    valid = ", ".join(fields) if fields else "none"
-    return f"invalid arguments for {spec.name}: {'; '.join(parts)}. Valid arguments: {valid}."
+    valid = ", ".join(spec.args_model.model_fields) or "none"
+    return f"invalid arguments for {spec.name}: {describe_validation_error(exc)}. Valid arguments: {valid}."
 
 
 @dataclass(frozen=True)
