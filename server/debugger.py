@@ -25,7 +25,9 @@ from websockets.exceptions import WebSocketException
 from metric_tracker_rl import DEFAULT_TASK_ORDER, MetricTrackerRlAction, MetricTrackerRlEnv
 from metric_tracker_rl.catalog import COUNT_COLUMNS, DIFFICULTIES, SCENARIO_FAMILIES
 from metric_tracker_rl.models import MetricTrackerRlObservation
-from server import debugger_helpers as h
+from server import debugger_charts as charts
+from server import debugger_forms as forms
+from server import images
 
 SELF_URL_ENV_VAR = "METRIC_TRACKER_SELF_URL"
 CHART_DAYS = 28  # show_raw_data's maximum limit: the whole window
@@ -87,7 +89,7 @@ class TabSession:
         self.methods: dict[str, dict[str, Any]] = {}
         self.observation: MetricTrackerRlObservation | None = None
         self.config: dict[str, Any] = {}  # the episode's visible config; only the reset observation carries it
-        self.charts: h.ChartData | None = None
+        self.charts: charts.ChartData | None = None
         self.resets = 0  # successful resets of this tab; the charts carry it so a redraw can be told apart
 
     def _connected(self) -> Any:
@@ -139,7 +141,7 @@ class TabSession:
             self._drop_client()
 
 
-def fetch_chart_data(base_url: str, forwarded_for: str | None, reset_kwargs: dict[str, Any]) -> h.ChartData:
+def fetch_chart_data(base_url: str, forwarded_for: str | None, reset_kwargs: dict[str, Any]) -> charts.ChartData:
     """Read the chart data with public tools in a separate session with the same settings."""
     with ForwardingClient(base_url, forwarded_for, message_timeout_s=60.0).sync() as env:
         env.reset(**reset_kwargs)
@@ -150,10 +152,10 @@ def fetch_chart_data(base_url: str, forwarded_for: str | None, reset_kwargs: dic
                 raise RuntimeError(f"{name} failed: {observation.message}")
             return observation.analysis_result
 
-        daily = h.daily_frame(tool("show_raw_data", limit=CHART_DAYS)["rows"])
+        daily = charts.daily_frame(tool("show_raw_data", limit=CHART_DAYS)["rows"])
         annotations = tool("get_annotations")["annotations"]
         hourly = {date: tool("hourly_rows_for_date", date=date)["rows"] for date in daily["date"]}
-    return h.ChartData(daily=daily, hourly=hourly, annotations=annotations)
+    return charts.ChartData(daily=daily, hourly=hourly, annotations=annotations)
 
 
 def _close(session: TabSession | None) -> None:
@@ -179,7 +181,7 @@ def add_favicon(app: Any) -> None:
     """Serve the tab icon at /favicon.ico (browsers ask for it on every site) instead of a 404."""
     from fastapi.responses import Response
 
-    icon = h.favicon_ico()
+    icon = images.favicon_ico()
 
     async def favicon() -> Response:
         return Response(icon, media_type="image/x-icon", headers={"Cache-Control": "public, max-age=86400"})
@@ -204,12 +206,13 @@ def build_debugger(web_manager: Any, action_fields: Any, metadata: Any, is_chat_
                     "Reset an episode, read the charts, run analysis tools, build and submit a report. "
                     "This tab has its own episode on the server's WebSocket API.")
         with gr.Row(equal_height=True):
-            task = gr.Dropdown([h.DEFAULT_CHOICE, *DEFAULT_TASK_ORDER], value=DEFAULT_TASK_ORDER[0], label="Task",
+            task = gr.Dropdown([forms.DEFAULT_CHOICE, *DEFAULT_TASK_ORDER], value=DEFAULT_TASK_ORDER[0], label="Task",
                                elem_id="reset-task", scale=2, min_width=220)
             seed = gr.Textbox(label="seed", placeholder="task default", elem_id="reset-seed")
-            family = gr.Dropdown([h.DEFAULT_CHOICE, *SCENARIO_FAMILIES], value=h.DEFAULT_CHOICE,
+            family = gr.Dropdown([forms.DEFAULT_CHOICE, *SCENARIO_FAMILIES], value=forms.DEFAULT_CHOICE,
                                  label="scenario_family")
-            difficulty = gr.Dropdown([h.DEFAULT_CHOICE, *DIFFICULTIES], value=h.DEFAULT_CHOICE, label="difficulty")
+            difficulty = gr.Dropdown([forms.DEFAULT_CHOICE, *DIFFICULTIES], value=forms.DEFAULT_CHOICE,
+                                     label="difficulty")
             density = gr.Textbox(label="anomaly_density", placeholder="task default", elem_id="reset-density")
             count = gr.Textbox(label="anomaly_count", placeholder="task default", elem_id="reset-count")
             reset_button = gr.Button("Reset", variant="primary", elem_id="reset-button")
@@ -236,7 +239,7 @@ def build_debugger(web_manager: Any, action_fields: Any, metadata: Any, is_chat_
                                         scale=2)
                 tool_help = gr.Markdown(elem_id="tool-help")
                 run_button = gr.Button("Run tool", variant="primary", elem_id="run-tool")
-                tool_table = gr.Dataframe(h.EMPTY_RESULT, label="Result table (numbers rounded; the raw JSON "
+                tool_table = gr.Dataframe(forms.EMPTY_RESULT, label="Result table (numbers rounded; the raw JSON "
                                           "below keeps full precision)", elem_id="tool-table", wrap=True,
                                           max_height=1200)
                 with gr.Accordion("Raw result (JSON)", open=False):
@@ -247,28 +250,28 @@ def build_debugger(web_manager: Any, action_fields: Any, metadata: Any, is_chat_
                     generator_args = gr.Code("{}", language="json", label="Generator arguments (JSON)",
                                              elem_id="generator-args", scale=2)
                 generate_button = gr.Button("Add generated rows", elem_id="generate-rows")
-                payload = gr.Dataframe(h.empty_payload(), label="Payload rows (editable; date, entity_type and "
+                payload = gr.Dataframe(forms.empty_payload(), label="Payload rows (editable; date, entity_type and "
                                        "entity_name stay pinned if the table scrolls)", interactive=True,
                                        elem_id="payload", row_count=1, row_limits=(1, None), pinned_columns=3,
-                                       column_widths=h.PAYLOAD_COLUMN_WIDTHS, wrap=True)
+                                       column_widths=forms.PAYLOAD_COLUMN_WIDTHS, wrap=True)
                 with gr.Row():
                     clear_button = gr.Button("Clear rows")
                     preview_button = gr.Button("Preview (no submission used)", elem_id="preview")
-                    submit_button = gr.Button(h.submit_label(None), variant="primary", elem_id="submit")
+                    submit_button = gr.Button(forms.submit_label(None), variant="primary", elem_id="submit")
                 confirm_button = gr.Button("Submit the empty report", variant="stop", visible=False,
                                            elem_id="confirm-empty")
-                preview_table = gr.Dataframe(h.issues_table([]), label="Preview issues", elem_id="preview-issues")
-                breakdown = gr.Dataframe(h.EMPTY_BREAKDOWN, label="Reward breakdown", elem_id="reward-breakdown")
-                issues = gr.Dataframe(h.issues_table([]), label="Submission issues", elem_id="submission-issues")
+                preview_table = gr.Dataframe(forms.issues_table([]), label="Preview issues", elem_id="preview-issues")
+                breakdown = gr.Dataframe(forms.EMPTY_BREAKDOWN, label="Reward breakdown", elem_id="reward-breakdown")
+                issues = gr.Dataframe(forms.issues_table([]), label="Submission issues", elem_id="submission-issues")
             with gr.Tab("Episode"):
                 instruction = gr.Markdown(elem_id="instruction")
-                definitions = gr.Dataframe(h.EMPTY_DEFINITIONS, label="Conversion metric definitions",
+                definitions = gr.Dataframe(forms.EMPTY_DEFINITIONS, label="Conversion metric definitions",
                                            elem_id="definitions")
         with gr.Accordion("Ground truth (server debug mode)", open=True, visible=False,
                           elem_id="debug-panel") as debug_panel:
-            expected_table = gr.Dataframe(h.expected_rows_table(None), label="Expected rows",
+            expected_table = gr.Dataframe(charts.expected_rows_table(None), label="Expected rows",
                                           elem_id="debug-expected", wrap=True, pinned_columns=3,
-                                          column_widths=h.PAYLOAD_COLUMN_WIDTHS)
+                                          column_widths=forms.PAYLOAD_COLUMN_WIDTHS)
             debug_json = gr.JSON(label="Injections and distractors")
 
         # --- events -------------------------------------------------------------------------------------
@@ -281,53 +284,54 @@ def build_debugger(web_manager: Any, action_fields: Any, metadata: Any, is_chat_
 
         def error_update(current: TabSession, exc: Exception) -> dict[Any, Any]:
             """The error on the first line of the status; the episode and budget lines stay."""
-            return {session_state: current, status: h.status_markdown(current.observation, current.config, str(exc))}
+            return {session_state: current,
+                    status: forms.status_markdown(current.observation, current.config, str(exc))}
 
         def chart_updates(current: TabSession, date: str | None, column: str) -> dict[Any, Any]:
             charts = current.charts
             if charts is None:
                 return {}
-            marks = h.marks_for(charts.annotations, current.observation.debug if current.observation else None)
+            marks = charts.marks_for(charts.annotations, current.observation.debug if current.observation else None)
             date = date if date in charts.dates else charts.dates[-1]
-            return {heatmap_chart: h.hourly_heatmap_svg(charts, column, marks, current.resets),
-                    funnel_chart: h.funnel_svg(charts, date, marks, current.resets)}
+            return {heatmap_chart: charts.hourly_heatmap_svg(charts, column, marks, current.resets),
+                    funnel_chart: charts.funnel_svg(charts, date, marks, current.resets)}
 
         def do_reset(current: TabSession | None, task_id: str, seed_value: str, family_value: str,
                      difficulty_value: str, density_value: str, count_value: str, column: str,
                      request: gr.Request) -> dict[Any, Any]:
             current = session_for(current, request)
             try:
-                kwargs = h.reset_kwargs(task_id, seed_value, family_value, difficulty_value, density_value,
+                kwargs = forms.reset_kwargs(task_id, seed_value, family_value, difficulty_value, density_value,
                                         count_value)
                 observation = current.reset(**kwargs)
             except (ValueError, DebuggerError) as exc:
                 return error_update(current, exc)
             if observation.status == "error":
-                return {session_state: current, status: h.status_markdown(observation, current.config)}
+                return {session_state: current, status: forms.status_markdown(observation, current.config)}
             charts = current.charts
-            marks = h.marks_for(charts.annotations, observation.debug)
+            marks = charts.marks_for(charts.annotations, observation.debug)
             tools = [name for name, m in current.methods.items() if m["kind"] == "analysis"]
             generators = [name for name, m in current.methods.items() if m["kind"] == "generator"]
             debug = observation.debug
             return {
-                session_state: current, status: h.status_markdown(observation, current.config),
-                counts_chart: h.daily_counts_svg(charts, marks, current.resets),
-                rates_chart: h.conversion_svg(charts, marks, current.resets),
+                session_state: current, status: forms.status_markdown(observation, current.config),
+                counts_chart: charts.daily_counts_svg(charts, marks, current.resets),
+                rates_chart: charts.conversion_svg(charts, marks, current.resets),
                 chart_date: gr.update(choices=charts.dates, value=charts.dates[-1]),
                 **chart_updates(current, charts.dates[-1], column),
                 tool_name: gr.update(choices=tools, value=tools[0]),
-                tool_help: h.describe_method(current.methods[tools[0]]),
-                tool_args: json.dumps(h.default_arguments(current.methods[tools[0]]), indent=2),
-                tool_table: h.EMPTY_RESULT, tool_json: None,
+                tool_help: forms.describe_method(current.methods[tools[0]]),
+                tool_args: json.dumps(forms.default_arguments(current.methods[tools[0]]), indent=2),
+                tool_table: forms.EMPTY_RESULT, tool_json: None,
                 generator_name: gr.update(choices=generators, value=generators[0]),
-                generator_args: json.dumps(h.default_arguments(current.methods[generators[0]]), indent=2),
-                payload: h.empty_payload(), preview_table: h.issues_table([]), breakdown: h.EMPTY_BREAKDOWN,
-                issues: h.issues_table([]), submit_button: h.submit_label(observation),
+                generator_args: json.dumps(forms.default_arguments(current.methods[generators[0]]), indent=2),
+                payload: forms.empty_payload(), preview_table: forms.issues_table([]), breakdown: forms.EMPTY_BREAKDOWN,
+                issues: forms.issues_table([]), submit_button: forms.submit_label(observation),
                 confirm_button: gr.update(visible=False),
                 instruction: observation.instruction,
                 definitions: pd.DataFrame([d.model_dump() for d in observation.conversion_metric_definitions]),
                 debug_panel: gr.update(visible=debug is not None),
-                expected_table: h.expected_rows_table(debug),
+                expected_table: charts.expected_rows_table(debug),
                 debug_json: None if debug is None else {k: v for k, v in debug.items() if k != "expected_rows"},
             }
 
@@ -338,7 +342,7 @@ def build_debugger(web_manager: Any, action_fields: Any, metadata: Any, is_chat_
             method = (current.methods if current else {}).get(name or "")
             if method is None:
                 return "", "{}"
-            return h.describe_method(method), json.dumps(h.default_arguments(method), indent=2)
+            return forms.describe_method(method), json.dumps(forms.default_arguments(method), indent=2)
 
         def select_generator(current: TabSession | None, name: str | None) -> str:
             return select_method(current, name)[1]
@@ -352,43 +356,44 @@ def build_debugger(web_manager: Any, action_fields: Any, metadata: Any, is_chat_
                 observation = current.step(build_action())
             except (ValueError, DebuggerError) as exc:
                 return error_update(current, exc)
-            return {session_state: current, status: h.status_markdown(observation, current.config),
-                    submit_button: h.submit_label(observation), **view(observation)}
+            return {session_state: current, status: forms.status_markdown(observation, current.config),
+                    submit_button: forms.submit_label(observation), **view(observation)}
 
         def tool_call(name: str, args_text: str) -> Callable[[], MetricTrackerRlAction]:
-            return lambda: MetricTrackerRlAction(analysis_method=name, analysis_args=h.parse_arguments(args_text))
+            return lambda: MetricTrackerRlAction(analysis_method=name, analysis_args=forms.parse_arguments(args_text))
 
         def run_tool(current: TabSession | None, name: str, args_text: str,
                      request: gr.Request) -> dict[Any, Any]:
             return stepped(current, request, tool_call(name, args_text),
-                           lambda o: {tool_table: h.result_table(o.analysis_result), tool_json: o.analysis_result})
+                           lambda o: {tool_table: forms.result_table(o.analysis_result), tool_json: o.analysis_result})
 
         def generate(current: TabSession | None, name: str, args_text: str, rows: pd.DataFrame,
                      request: gr.Request) -> dict[Any, Any]:
             return stepped(current, request, tool_call(name, args_text),
-                           lambda o: {payload: h.merge_rows(rows, (o.analysis_result or {}).get("rows", []))})
+                           lambda o: {payload: forms.merge_rows(rows, (o.analysis_result or {}).get("rows", []))})
 
         def preview(current: TabSession | None, rows: pd.DataFrame, request: gr.Request) -> dict[Any, Any]:
             """Preview issues replace the last graded breakdown, which described other rows."""
             return stepped(
                 current, request,
                 lambda: MetricTrackerRlAction(analysis_method="preview_submission",
-                                              analysis_args={"rows": h.rows_from_frame(rows)}),
-                lambda o: {preview_table: h.issues_table((o.analysis_result or {}).get("issues", [])),
-                           breakdown: h.EMPTY_BREAKDOWN, issues: h.issues_table([])})
+                                              analysis_args={"rows": forms.rows_from_frame(rows)}),
+                lambda o: {preview_table: forms.issues_table((o.analysis_result or {}).get("issues", [])),
+                           breakdown: forms.EMPTY_BREAKDOWN, issues: forms.issues_table([])})
 
         def grade(current: TabSession | None, rows: pd.DataFrame, request: gr.Request) -> dict[Any, Any]:
             return stepped(current, request,
-                           lambda: MetricTrackerRlAction(classifications=h.rows_from_frame(rows)),
-                           lambda o: {breakdown: h.breakdown_table(o), issues: h.issues_table(o.submission_issues),
-                                      preview_table: h.issues_table([]), confirm_button: gr.update(visible=False)})
+                           lambda: MetricTrackerRlAction(classifications=forms.rows_from_frame(rows)),
+                           lambda o: {breakdown: forms.breakdown_table(o),
+                                      issues: forms.issues_table(o.submission_issues),
+                                      preview_table: forms.issues_table([]), confirm_button: gr.update(visible=False)})
 
         def submit(current: TabSession | None, rows: pd.DataFrame, request: gr.Request) -> dict[Any, Any]:
             """An empty payload is graded only after a second, explicit press."""
-            if h.rows_from_frame(rows) or current is None or current.observation is None:
+            if forms.rows_from_frame(rows) or current is None or current.observation is None:
                 return grade(current, rows, request)
             return {session_state: current,
-                    status: h.status_markdown(current.observation, current.config, h.EMPTY_REPORT_WARNING,
+                    status: forms.status_markdown(current.observation, current.config, forms.EMPTY_REPORT_WARNING,
                                               heading="confirm"),
                     confirm_button: gr.update(visible=True)}
 
@@ -411,7 +416,7 @@ def build_debugger(web_manager: Any, action_fields: Any, metadata: Any, is_chat_
                          [session_state, status, submit_button, tool_table, tool_json])
         generate_button.click(generate, [session_state, generator_name, generator_args, payload],
                               [session_state, status, submit_button, payload])
-        clear_button.click(h.empty_payload, None, [payload])
+        clear_button.click(forms.empty_payload, None, [payload])
         preview_button.click(preview, [session_state, payload],
                              [session_state, status, submit_button, preview_table, breakdown, issues])
         submit_button.click(submit, [session_state, payload], graded_outputs)

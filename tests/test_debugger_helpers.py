@@ -17,7 +17,9 @@ from metric_tracker_rl.analysis_tools import TOOL_REGISTRY
 from metric_tracker_rl.catalog import CONVERSION_METRIC_NAMES, COUNT_COLUMNS
 from metric_tracker_rl.models import MetricSubmissionRow
 from metric_tracker_rl.tasks import resolve_episode_config
-from server import debugger_helpers as h
+from server import debugger_charts as drawing
+from server import debugger_forms as forms
+from server import images
 from server.environment import MetricTrackerRlEnvironment
 
 TASK = "medium_mixed_pair"
@@ -36,25 +38,25 @@ def debug_env() -> tuple[MetricTrackerRlEnvironment, object]:
 
 
 @pytest.fixture(scope="module")
-def charts() -> h.ChartData:
+def charts() -> drawing.ChartData:
     """Chart data read with the same public tools the page uses."""
     env = MetricTrackerRlEnvironment()
     env.reset(task_id=TASK)
-    daily = h.daily_frame(run(env, "show_raw_data", limit=28)["rows"])
+    daily = drawing.daily_frame(run(env, "show_raw_data", limit=28)["rows"])
     hourly = {d: run(env, "hourly_rows_for_date", date=d)["rows"] for d in daily["date"]}
-    return h.ChartData(daily=daily, hourly=hourly, annotations=run(env, "get_annotations")["annotations"])
+    return drawing.ChartData(daily=daily, hourly=hourly, annotations=run(env, "get_annotations")["annotations"])
 
 
 # --- reset controls -----------------------------------------------------------------------------------
 
 def test_reset_kwargs_leaves_blank_fields_to_the_server() -> None:
-    kwargs = h.reset_kwargs(TASK, " ", h.DEFAULT_CHOICE, None, "", None)
+    kwargs = forms.reset_kwargs(TASK, " ", forms.DEFAULT_CHOICE, None, "", None)
     assert kwargs == {"task_id": TASK}
     assert resolve_episode_config(**kwargs) == resolve_episode_config(task_id=TASK)
 
 
 def test_reset_kwargs_parses_overrides_that_the_core_accepts() -> None:
-    kwargs = h.reset_kwargs(TASK, "17", "funnel_break", "hard", "0.2", " 2 ")
+    kwargs = forms.reset_kwargs(TASK, "17", "funnel_break", "hard", "0.2", " 2 ")
     assert kwargs == {"task_id": TASK, "seed": 17, "scenario_family": "funnel_break", "difficulty": "hard",
                       "anomaly_density": 0.2, "anomaly_count": 2}
     config = resolve_episode_config(**kwargs)
@@ -66,16 +68,16 @@ def test_reset_kwargs_parses_overrides_that_the_core_accepts() -> None:
 def test_reset_kwargs_names_the_field_of_a_bad_number(field: str, args: tuple) -> None:
     seed, density, count = args
     with pytest.raises(ValueError, match=field):
-        h.reset_kwargs(None, seed, None, None, density, count)
+        forms.reset_kwargs(None, seed, None, None, density, count)
 
 
 def test_status_markdown_shows_budgets_and_the_score() -> None:
     env = MetricTrackerRlEnvironment()
     ready = env.reset(task_id=TASK)
-    text = h.status_markdown(ready, ready.config)
+    text = forms.status_markdown(ready, ready.config)
     assert "task_id=medium_mixed_pair" in text and "Steps left: 40" in text and "score" not in text
     graded = env.step(MetricTrackerRlAction(classifications=[]))
-    text = h.status_markdown(graded, ready.config)
+    text = forms.status_markdown(graded, ready.config)
     assert f"{graded.reward:.4f}" in text and "submissions left: 0" in text and "task_id=medium_mixed_pair" in text
 
 
@@ -85,27 +87,27 @@ def test_status_markdown_shows_budgets_and_the_score() -> None:
 def test_prefilled_arguments_are_a_valid_call_and_help_lists_every_argument(name: str) -> None:
     spec = TOOL_REGISTRY[name]
     info = spec.info()
-    spec.args_model.model_validate(h.default_arguments(info))
-    help_text = h.describe_method(info)
+    spec.args_model.model_validate(forms.default_arguments(info))
+    help_text = forms.describe_method(info)
     for argument in spec.args_model.model_fields:
         assert f"`{argument}`" in help_text
 
 
 def test_prefill_takes_schema_defaults_and_the_example() -> None:
-    assert h.default_arguments(TOOL_REGISTRY["show_raw_data"].info()) == {"limit": 7, "offset": 0}
-    assert h.default_arguments(TOOL_REGISTRY["rows_for_date"].info()) == {"date": "2026-03-10"}
-    assert "| `date` | string | yes |" in h.describe_method(TOOL_REGISTRY["rows_for_date"].info())
+    assert forms.default_arguments(TOOL_REGISTRY["show_raw_data"].info()) == {"limit": 7, "offset": 0}
+    assert forms.default_arguments(TOOL_REGISTRY["rows_for_date"].info()) == {"date": "2026-03-10"}
+    assert "| `date` | string | yes |" in forms.describe_method(TOOL_REGISTRY["rows_for_date"].info())
 
 
 def test_parse_arguments() -> None:
-    assert h.parse_arguments("  ") == {}
-    assert h.parse_arguments('{"limit": 3}') == {"limit": 3}
+    assert forms.parse_arguments("  ") == {}
+    assert forms.parse_arguments('{"limit": 3}') == {"limit": 3}
     with pytest.raises(ValueError, match="JSON object"):
-        h.parse_arguments("[1, 2]")
+        forms.parse_arguments("[1, 2]")
     with pytest.raises(ValueError, match="line 1, column 2"):
-        h.parse_arguments("{limit: 3")
+        forms.parse_arguments("{limit: 3")
     with pytest.raises(ValueError, match="line 3, column 1"):
-        h.parse_arguments('{\n  "limit": 3,\n}')
+        forms.parse_arguments('{\n  "limit": 3,\n}')
 
 
 @given(st.floats(allow_nan=False, allow_infinity=False, min_value=-1e12, max_value=1e12))
@@ -115,49 +117,49 @@ def test_parse_arguments() -> None:
 @example(12345.0)
 @example(99.99999)
 def test_shown_numbers_stay_far_inside_the_grading_tolerance(value: float) -> None:
-    shown = h.format_number(value)
+    shown = forms.format_number(value)
     if value.is_integer():
         assert shown == value and isinstance(shown, int)
     else:
         assert abs(shown - value) <= max(5e-4 * abs(value), 0.05 if abs(value) >= 100 else 0.0)
         assert shown == (round(shown, 1) if abs(value) >= 100 else float(f"{shown:.4g}"))  # short to read
-    assert h.format_number("text") == "text" and h.format_number(True) is True
+    assert forms.format_number("text") == "text" and forms.format_number(True) is True
 
 
 def test_submit_label_reads_the_budget_from_the_observation() -> None:
     env = MetricTrackerRlEnvironment()
     observation = env.reset(task_id=TASK, max_submissions=3)
     left = observation.submissions_remaining
-    assert h.submit_label(observation) == f"Submit report (uses 1 of {left} graded submissions left)"
+    assert forms.submit_label(observation) == f"Submit report (uses 1 of {left} graded submissions left)"
     for _ in range(left - 1):
         observation = env.step(MetricTrackerRlAction(classifications=[]))
-    assert "only graded submission left and ends the episode" in h.submit_label(observation)
+    assert "only graded submission left and ends the episode" in forms.submit_label(observation)
     observation = env.step(MetricTrackerRlAction(classifications=[]))
-    assert observation.done and "episode over" in h.submit_label(observation)
-    assert "episode over" in h.submit_label(None)
+    assert observation.done and "episode over" in forms.submit_label(observation)
+    assert "episode over" in forms.submit_label(None)
 
 
 def test_an_error_in_the_status_keeps_the_episode_lines() -> None:
     env = MetricTrackerRlEnvironment()
     observation = env.reset(task_id=TASK)
-    status = h.status_markdown(observation, observation.config, "the arguments are not valid JSON")
+    status = forms.status_markdown(observation, observation.config, "the arguments are not valid JSON")
     assert status.startswith("**error** — the arguments are not valid JSON")
     assert f"task_id={TASK}" in status and "Steps left: " in status
-    assert "press Reset" in h.status_markdown(None, {})
+    assert "press Reset" in forms.status_markdown(None, {})
 
 
 def test_result_table_shapes_real_tool_results() -> None:
     env = MetricTrackerRlEnvironment()
     env.reset(task_id=TASK)
-    suspicious = h.result_table(run(env, "list_suspicious_dates", limit=4))
+    suspicious = forms.result_table(run(env, "list_suspicious_dates", limit=4))
     assert len(suspicious) == 4 and {"date", "entity_name", "max_abs_robust_z"} <= set(suspicious.columns)
-    one_day = h.result_table(run(env, "rows_for_date", date="2026-03-10"))
+    one_day = forms.result_table(run(env, "rows_for_date", date="2026-03-10"))
     assert len(one_day) == 1 and one_day.loc[0, "date"] == "2026-03-10"
-    medians = h.result_table(run(env, "get_metric_median", metric_name="app_opens"))
+    medians = forms.result_table(run(env, "get_metric_median", metric_name="app_opens"))
     assert isinstance(json.loads(medians.loc[0, "median_by_weekday"]), dict)  # nested values become JSON text
-    overview = h.result_table(run(env, "task_overview"))
+    overview = forms.result_table(run(env, "task_overview"))
     assert list(overview.columns) == ["field", "value"] and "baseline_rule" in set(overview["field"])
-    assert h.result_table(None).empty
+    assert forms.result_table(None).empty
 
 
 # --- payload builder ----------------------------------------------------------------------------------
@@ -167,11 +169,11 @@ def test_generated_rows_round_trip_through_the_editable_table() -> None:
     env.reset(task_id=TASK)
     generated = run(env, "get_median_filter_rows", threshold_multiplier=3.0)["rows"]
     assert generated
-    table = h.merge_rows(h.empty_payload(), generated)
-    assert list(table.columns) == list(h.SUBMISSION_COLUMNS)
-    rows = h.rows_from_frame(table)
+    table = forms.merge_rows(forms.empty_payload(), generated)
+    assert list(table.columns) == list(forms.SUBMISSION_COLUMNS)
+    rows = forms.rows_from_frame(table)
     assert [MetricSubmissionRow(**r).model_dump() for r in rows] == [
-        MetricSubmissionRow(**{k: h.format_number(v) for k, v in g.items()}).model_dump() for g in generated]
+        MetricSubmissionRow(**{k: forms.format_number(v) for k, v in g.items()}).model_dump() for g in generated]
     # The table shows rounded values; submitted, they grade exactly as the generator's own rows do.
     graded = []
     for report in (rows, generated):
@@ -179,74 +181,74 @@ def test_generated_rows_round_trip_through_the_editable_table() -> None:
         fresh.reset(task_id=TASK)
         graded.append(fresh.step(MetricTrackerRlAction(classifications=report)).reward_breakdown)
     assert graded[0] == graded[1]
-    again = h.merge_rows(table, generated[:1] + [{**generated[0], "date": "2026-03-02"}])
+    again = forms.merge_rows(table, generated[:1] + [{**generated[0], "date": "2026-03-02"}])
     assert len(again) == len(generated) + (generated[0]["date"] != "2026-03-02")
 
 
 def test_rows_from_frame_drops_blank_rows_and_parses_typed_numbers() -> None:
     frame = pd.DataFrame([
-        {c: "" for c in h.SUBMISSION_COLUMNS},
+        {c: "" for c in forms.SUBMISSION_COLUMNS},
         {"date": "2026-03-10", "entity_type": "event_count", "entity_name": "app_opens",
          "anomaly_type": "absolute_spike_in_event_count", "detection_method": "compare_count_to_median",
          "baseline_value": "100", "observed_value": "150.5", "delta_value": "oops", "severity": "high"},
     ])
-    (row,) = h.rows_from_frame(frame)
+    (row,) = forms.rows_from_frame(frame)
     assert row["baseline_value"] == 100.0 and row["observed_value"] == 150.5
     assert row["delta_value"] == "oops"  # left for the server's validation to name
-    assert h.rows_from_frame(None) == [] and h.rows_from_frame(h.empty_payload()) == []
+    assert forms.rows_from_frame(None) == [] and forms.rows_from_frame(forms.empty_payload()) == []
 
 
 def test_breakdown_and_issue_tables_from_a_graded_submission() -> None:
     env = MetricTrackerRlEnvironment()
     env.reset(task_id=TASK)
-    assert h.breakdown_table(env.step(MetricTrackerRlAction(analysis_method="list_dates"))).empty
+    assert forms.breakdown_table(env.step(MetricTrackerRlAction(analysis_method="list_dates"))).empty
     row = {"date": "2026-03-10", "entity_type": "event_count", "entity_name": "app_opens",
            "anomaly_type": "absolute_spike_in_event_count", "detection_method": "compare_count_to_median",
            "baseline_value": 1.0, "observed_value": 2.0, "delta_value": 1.0, "severity": "low"}
     refused = env.step(MetricTrackerRlAction(classifications=[row, row]))
-    assert refused.status == "error" and h.breakdown_table(refused).empty
-    issues = h.issues_table(refused.submission_issues)
+    assert refused.status == "error" and forms.breakdown_table(refused).empty
+    issues = forms.issues_table(refused.submission_issues)
     assert list(issues["code"]) == ["duplicate_row"] and list(issues["row_index"]) == [1]
     graded = env.step(MetricTrackerRlAction(classifications=[row]))
-    table = h.breakdown_table(graded).set_index("component")["value"]
-    assert table["score"] == h.format_number(graded.reward)
+    table = forms.breakdown_table(graded).set_index("component")["value"]
+    assert table["score"] == forms.format_number(graded.reward)
     assert table["submitted_row_count"] == 1 and table["duplicate_row_count"] == 0
     env.reset(task_id=TASK, max_submissions=2)  # before the last submission: the score and the counts only
-    coarse = h.breakdown_table(env.step(MetricTrackerRlAction(classifications=[row]))).set_index("component")
+    coarse = forms.breakdown_table(env.step(MetricTrackerRlAction(classifications=[row]))).set_index("component")
     assert set(coarse.index) == {"score", "submitted_row_count", "matched_row_count", "false_positive_count"}
-    assert h.issues_table([]).empty
+    assert forms.issues_table([]).empty
 
 
 # --- chart data and figures ---------------------------------------------------------------------------
 
-def test_marks_show_truth_only_with_a_debug_payload(debug_env, charts: h.ChartData) -> None:
+def test_marks_show_truth_only_with_a_debug_payload(debug_env, charts: drawing.ChartData) -> None:
     _, observation = debug_env
-    public = h.marks_for(charts.annotations, None)
+    public = drawing.marks_for(charts.annotations, None)
     assert public and not any(m.truth for m in public)
     assert {m.date for m in public} == {a["date"] for a in charts.annotations}
-    with_truth = h.marks_for(charts.annotations, observation.debug)
+    with_truth = drawing.marks_for(charts.annotations, observation.debug)
     truth = {(m.date, m.entity_name, m.label) for m in with_truth if m.truth}
     assert truth == {(r["date"], r["entity_name"], r["anomaly_type"]) for r in observation.debug["expected_rows"]}
-    assert h.expected_rows_table(None).empty
-    assert len(h.expected_rows_table(observation.debug)) == len(observation.debug["expected_rows"])
+    assert drawing.expected_rows_table(None).empty
+    assert len(drawing.expected_rows_table(observation.debug)) == len(observation.debug["expected_rows"])
 
 
-def test_hourly_matrix_is_hour_by_date_shares(charts: h.ChartData) -> None:
-    matrix = h.hourly_matrix(charts.hourly, "app_opens")
+def test_hourly_matrix_is_hour_by_date_shares(charts: drawing.ChartData) -> None:
+    matrix = drawing.hourly_matrix(charts.hourly, "app_opens")
     assert matrix.shape == (24, 28) and list(matrix.columns) == charts.dates
     assert matrix.sum(axis=0).round(9).eq(1.0).all()
-    counts = h.hourly_matrix(charts.hourly, "app_opens", normalise=False)
+    counts = drawing.hourly_matrix(charts.hourly, "app_opens", normalise=False)
     assert counts.sum(axis=0).astype(int).tolist() == charts.daily["app_opens"].tolist()
 
 
-def test_funnel_comparison_against_the_median_day(charts: h.ChartData) -> None:
+def test_funnel_comparison_against_the_median_day(charts: drawing.ChartData) -> None:
     date = charts.dates[5]
-    table = h.funnel_comparison(charts.daily, date)
+    table = drawing.funnel_comparison(charts.daily, date)
     assert list(table["event"]) == list(COUNT_COLUMNS)
     assert table["date_share"].iloc[0] == 1.0 and table["median_share"].iloc[0] == 1.0
     assert table["median_count"].tolist() == charts.daily[list(COUNT_COLUMNS)].median().tolist()
     assert table["date_count"].tolist() == charts.daily.loc[5, list(COUNT_COLUMNS)].astype(float).tolist()
-    assert h.funnel_comparison(charts.daily, "1999-01-01").empty
+    assert drawing.funnel_comparison(charts.daily, "1999-01-01").empty
 
 
 def parse(chart: str) -> ElementTree.Element:
@@ -266,16 +268,16 @@ def label_texts(svg: ElementTree.Element) -> list[str]:
     return [t.text for t in svg.iter() if t.tag == "text" and t.get("class") == "mark-label"]
 
 
-def test_count_chart_marks_and_labels_each_expected_row_on_its_own_panel(debug_env, charts: h.ChartData) -> None:
+def test_count_chart_marks_and_labels_each_expected_row_on_its_own_panel(debug_env, charts: drawing.ChartData) -> None:
     _, observation = debug_env
-    public = panels(h.daily_counts_svg(charts, h.marks_for(charts.annotations, None), 3))
+    public = panels(drawing.daily_counts_svg(charts, drawing.marks_for(charts.annotations, None), 3))
     assert set(public) == set(COUNT_COLUMNS)
     kinds = sorted(a["kind"] for a in charts.annotations)
     for svg in public.values():
         assert sorted(label_texts(svg)) == kinds  # every calendar note is labelled on every panel
         assert len([c for c in svg.iter() if c.tag == "circle"]) == 28
 
-    debug = panels(h.daily_counts_svg(charts, h.marks_for(charts.annotations, observation.debug), 3))
+    debug = panels(drawing.daily_counts_svg(charts, drawing.marks_for(charts.annotations, observation.debug), 3))
     expected = [r for r in observation.debug["expected_rows"] if r["entity_name"] in COUNT_COLUMNS]
     for column, svg in debug.items():
         truth = [g for g in marks(svg) if "truth" in g.get("class")]
@@ -284,27 +286,27 @@ def test_count_chart_marks_and_labels_each_expected_row_on_its_own_panel(debug_e
         assert len(marks(svg)) == len(charts.annotations) + len(truth)
 
 
-def test_rate_heatmap_and_funnel_charts(charts: h.ChartData) -> None:
-    notes = h.marks_for(charts.annotations, None)
-    rates = h.conversion_svg(charts, notes, 7)
+def test_rate_heatmap_and_funnel_charts(charts: drawing.ChartData) -> None:
+    notes = drawing.marks_for(charts.annotations, None)
+    rates = drawing.conversion_svg(charts, notes, 7)
     assert set(panels(rates)) == set(CONVERSION_METRIC_NAMES) and parse(rates).get("data-reset") == "7"
-    heatmap = parse(h.hourly_heatmap_svg(charts, "orders_placed", notes, 7))
+    heatmap = parse(drawing.hourly_heatmap_svg(charts, "orders_placed", notes, 7))
     (svg,) = [e for e in heatmap.iter() if e.tag == "svg"]
     (cells,) = [e for e in svg if e.tag == "image"]
     png = base64.b64decode(cells.get("href").removeprefix("data:image/png;base64,"))
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and struct.unpack(">II", png[16:24]) == (28, 24)  # date x hour
     assert sorted(label_texts(svg)) == sorted(a["kind"] for a in charts.annotations)
     noted = charts.annotations[0]["date"]
-    funnel = parse(h.funnel_svg(charts, noted, notes, 7))
+    funnel = parse(drawing.funnel_svg(charts, noted, notes, 7))
     bars = [r for r in funnel.iter() if r.tag == "rect" and r.get("class") == "bar"]
     assert len(bars) == 2 * len(COUNT_COLUMNS)
     assert any(charts.annotations[0]["kind"] in text for text in label_texts(funnel))
     quiet = next(d for d in charts.dates if d not in {a["date"] for a in charts.annotations})
-    assert label_texts(parse(h.funnel_svg(charts, quiet, notes, 7))) == []
+    assert label_texts(parse(drawing.funnel_svg(charts, quiet, notes, 7))) == []
 
 
 def test_favicon_is_an_icon_file() -> None:
-    icon = h.favicon_ico()
+    icon = images.favicon_ico()
     count, = struct.unpack("<H", icon[4:6])
     width, height, *_, size, offset = struct.unpack("<BBBBHHII", icon[6:22])
     assert icon[:4] == b"\x00\x00\x01\x00" and count == 1 and (width, height) == (32, 32)
