@@ -1,0 +1,168 @@
+"""The docs' concrete claims, checked mechanically: the commands they give run the modules and flags that exist,
+the settings they name are read by the code, the tools, tasks and splits they name exist, and every table of
+measured numbers says which command produced it."""
+
+from __future__ import annotations
+
+import ast
+import re
+from pathlib import Path
+
+import pytest
+from openenv.core.env_server.types import WSErrorCode
+
+from metric_tracker_rl.analysis_tools import TOOL_REGISTRY
+from metric_tracker_rl.task_splits import SPLITS
+from metric_tracker_rl.tasks import TASKS
+from metric_tracker_rl.tool_calls import SUBMISSION_TOOLS
+
+ROOT = Path(__file__).resolve().parents[1]
+DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+CODE = [*ROOT.glob("metric_tracker_rl/**/*.py"), *ROOT.glob("server/*.py"), *ROOT.glob("benchmarks/*.py"),
+        *ROOT.glob("training/*.py"), ROOT / "inference.py", ROOT / "Dockerfile", ROOT / ".ci" / "run"]
+# Settings the docs name that belong to other programs, not to this project's code.
+OTHER_PROGRAMS_SETTINGS = {
+    "PYTHONHASHSEED",  # Python's own: named where a measurement fixed it
+    "CUDA_VISIBLE_DEVICES",  # PyTorch's device selection, for trainers
+    "HF_HUB_OFFLINE",  # huggingface_hub's offline switch
+    "TRL_EXPERIMENTAL_SILENCE",  # TRL's warning switch for its experimental environment support
+    "UV_CACHE_DIR",  # uv's cache location, for install measurements
+    "VLLM_BASE_URL",  # Inspect AI's vLLM provider: the vLLM server a model is served from
+}
+# Error codes the docs quote are OpenEnv's (its WebSocket error codes), not settings.
+ERROR_CODES = {code.value for code in WSErrorCode}
+COMMAND = re.compile(r"(?:uv run (?:python )?-m|python3? -m|uv run) ([\w./-]+)((?: +[^`\n|]*)?)")
+FLAG = re.compile(r"(?<![\w-])(--[a-z][a-z0-9-]*)")
+SETTING = re.compile(r"`([A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+)(?:=[^`]*)?`")
+TOOL_LIKE = re.compile(r"`((?:get|list|compare|check|detect|show|rows_for|hourly_rows_for|preview|submit|payload)_"
+                       r"[a-z_]+|task_overview|payload_generator)(?:\([^`]*\))?`")
+TASK_LIKE = re.compile(r"\b((?:easy|medium|hard)_(?:single|mixed)_[a-z]+)\b")
+SPLIT_LIKE = re.compile(r"""split=["'](\w+)["']""")
+DECIMAL = re.compile(r"\b\d+\.\d+\b")
+# External programs run with `uv run`; their flags are theirs to check.
+EXTERNAL = {"pytest", "inspect", "openenv", "ruff", "trl", "accelerate", "server.app"}
+
+
+def lines_of(path: Path) -> list[tuple[int, str]]:
+    return list(enumerate(path.read_text(encoding="utf-8").splitlines(), start=1))
+
+
+def where(path: Path, number: int) -> str:
+    return f"{path.relative_to(ROOT)}:{number}"
+
+
+def script_path(target: str) -> Path | None:
+    """The source file that `uv run <target>` or `python -m <target>` runs."""
+    if target.endswith(".py"):
+        return ROOT / target
+    if target == "server":
+        return ROOT / "server" / "app.py"
+    candidate = ROOT / (target.replace(".", "/") + ".py")
+    return candidate if candidate.exists() else ROOT / target.replace(".", "/") / "__main__.py"
+
+
+def accepted_flags(path: Path) -> set[str]:
+    """The option strings a script's argparse parser declares (string literals passed to add_argument), its own
+    or those of a project module it imports (a reference server's parser lives in benchmarks/reference_server.py)."""
+    tree = ast.parse(path.read_text())
+    flags = {"--help"}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call) and getattr(node.func, "attr", "") == "add_argument":
+            flags |= {arg.value for arg in node.args if isinstance(arg, ast.Constant) and str(arg.value)[:2] == "--"}
+        if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("benchmarks."):
+            flags |= accepted_flags(ROOT / (node.module.replace(".", "/") + ".py"))
+    return flags
+
+
+def code_text() -> str:
+    return "\n".join(path.read_text(encoding="utf-8") for path in CODE if path.exists())
+
+
+@pytest.mark.parametrize("doc", DOCS, ids=lambda p: p.name)
+def test_every_command_names_a_script_and_flags_it_accepts(doc: Path) -> None:
+    problems = []
+    for number, line in lines_of(doc):
+        for target, rest in COMMAND.findall(line):
+            target = target.rstrip(".,:;)")
+            if target in EXTERNAL or target.startswith(("inspect", "openenv")) or target in ("python", "python3"):
+                continue  # another program, or a command wrapped onto the next line (read there)
+            path = script_path(target)
+            if path is None or not path.exists():
+                problems.append(f"{where(doc, number)}: `{target}` is no script here")
+                continue
+            unknown = set(FLAG.findall(rest)) - accepted_flags(path)
+            if unknown:
+                problems.append(f"{where(doc, number)}: {target} takes no {', '.join(sorted(unknown))}")
+    assert not problems, "\n".join(problems)
+
+
+def test_every_setting_the_docs_name_is_read_by_the_code() -> None:
+    code = code_text()
+    problems = [f"{where(doc, number)}: `{name}` is read nowhere in the code"
+                for doc in DOCS for number, line in lines_of(doc) for name in SETTING.findall(line)
+                if name not in code and name not in OTHER_PROGRAMS_SETTINGS and name not in ERROR_CODES]
+    assert not problems, "\n".join(problems)
+
+
+def test_every_tool_task_and_split_the_docs_name_exists() -> None:
+    tools = set(TOOL_REGISTRY) | set(SUBMISSION_TOOLS)
+    code = code_text()
+
+    def defined(name: str) -> bool:  # a method, function or field of the code's (get_reward, list_tasks, ...)
+        return re.search(rf"\b(?:def|class) {name}\b|\b{name}\s*[:=]|[\"']{name}[\"']", code) is not None
+
+    problems = []
+    for doc in DOCS:
+        for number, line in lines_of(doc):
+            problems += [f"{where(doc, number)}: no tool (or other name of the code) `{name}`"
+                         for name in TOOL_LIKE.findall(line) if name not in tools and not defined(name)]
+            problems += [f"{where(doc, number)}: no task `{name}`" for name in TASK_LIKE.findall(line)
+                         if name not in TASKS]
+            problems += [f"{where(doc, number)}: no split `{name}`" for name in SPLIT_LIKE.findall(line)
+                         if name not in SPLITS]
+    assert not problems, "\n".join(problems)
+
+
+def tables(doc: Path) -> list[tuple[int, list[str]]]:
+    """(first line number, rows) of each Markdown table."""
+    found, current, start = [], [], 0
+    for number, line in lines_of(doc):
+        if line.startswith("|"):
+            if not current:
+                start = number
+            current.append(line)
+        elif current:
+            found.append((start, current))
+            current = []
+    if current:
+        found.append((start, current))
+    return found
+
+
+@pytest.mark.parametrize("doc", DOCS, ids=lambda p: p.name)
+def test_every_table_of_measured_numbers_says_which_command_made_it(doc: Path) -> None:
+    """A table of measurements (a decimal in a data row, and prose before it that says it was measured or run)
+    has the command that regenerates it in that prose (the 15 lines above, up to the previous table)."""
+    text = [line for _, line in lines_of(doc)]
+    problems = []
+    previous_end = 0
+    for start, rows in tables(doc):
+        data = rows[2:]
+        before = "\n".join(text[max(previous_end, start - 16):start - 1])
+        measured = re.search(r"measured|median of|one run|\bruns?\b.*\bseeds?\b", before, re.IGNORECASE)
+        numbers = any(DECIMAL.search(cell) for row in data for cell in row.split("|")[2:])
+        if measured and numbers and not re.search(r"uv run |uv sync |python3? -m |inference\.py", before):
+            problems.append(f"{where(doc, start)}: a table of measured numbers with no command before it")
+        previous_end = start + len(rows) - 1
+    assert not problems, "\n".join(problems)
+
+
+def test_the_checks_catch_what_they_are_for(tmp_path: Path) -> None:
+    """Each rule fails on a doc line made wrong on purpose."""
+    assert "--no-such-flag" not in accepted_flags(script_path("benchmarks.calibrate"))
+    assert not script_path("benchmarks.no_such_module").exists()
+    assert "NO_SUCH_SETTING_ANYWHERE" not in code_text()
+    assert TOOL_LIKE.findall("call `get_no_such_rows(limit=5)`") == ["get_no_such_rows"]
+    bad = tmp_path / "bad.md"
+    bad.write_text("Measured.\n\n| a | b |\n| --- | --- |\n| x | 1.25 |\n")
+    assert tables(bad) == [(3, ["| a | b |", "| --- | --- |", "| x | 1.25 |"])]
