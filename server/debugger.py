@@ -288,13 +288,13 @@ def build_debugger(web_manager: Any, action_fields: Any, metadata: Any, is_chat_
                     status: forms.status_markdown(current.observation, current.config, str(exc))}
 
         def chart_updates(current: TabSession, date: str | None, column: str) -> dict[Any, Any]:
-            charts = current.charts
-            if charts is None:
+            data = current.charts
+            if data is None:
                 return {}
-            marks = charts.marks_for(charts.annotations, current.observation.debug if current.observation else None)
-            date = date if date in charts.dates else charts.dates[-1]
-            return {heatmap_chart: charts.hourly_heatmap_svg(charts, column, marks, current.resets),
-                    funnel_chart: charts.funnel_svg(charts, date, marks, current.resets)}
+            marks = charts.marks_for(data.annotations, current.observation.debug if current.observation else None)
+            date = date if date in data.dates else data.dates[-1]
+            return {heatmap_chart: charts.hourly_heatmap_svg(data, column, marks, current.resets),
+                    funnel_chart: charts.funnel_svg(data, date, marks, current.resets)}
 
         def do_reset(current: TabSession | None, task_id: str, seed_value: str, family_value: str,
                      difficulty_value: str, density_value: str, count_value: str, column: str,
@@ -308,17 +308,17 @@ def build_debugger(web_manager: Any, action_fields: Any, metadata: Any, is_chat_
                 return error_update(current, exc)
             if observation.status == "error":
                 return {session_state: current, status: forms.status_markdown(observation, current.config)}
-            charts = current.charts
-            marks = charts.marks_for(charts.annotations, observation.debug)
+            data = current.charts
+            marks = charts.marks_for(data.annotations, observation.debug)
             tools = [name for name, m in current.methods.items() if m["kind"] == "analysis"]
             generators = [name for name, m in current.methods.items() if m["kind"] == "generator"]
             debug = observation.debug
             return {
                 session_state: current, status: forms.status_markdown(observation, current.config),
-                counts_chart: charts.daily_counts_svg(charts, marks, current.resets),
-                rates_chart: charts.conversion_svg(charts, marks, current.resets),
-                chart_date: gr.update(choices=charts.dates, value=charts.dates[-1]),
-                **chart_updates(current, charts.dates[-1], column),
+                counts_chart: charts.daily_counts_svg(data, marks, current.resets),
+                rates_chart: charts.conversion_svg(data, marks, current.resets),
+                chart_date: gr.update(choices=data.dates, value=data.dates[-1]),
+                **chart_updates(current, data.dates[-1], column),
                 tool_name: gr.update(choices=tools, value=tools[0]),
                 tool_help: forms.describe_method(current.methods[tools[0]]),
                 tool_args: json.dumps(forms.default_arguments(current.methods[tools[0]]), indent=2),
