@@ -33,7 +33,7 @@ from metric_tracker_rl import (
 )
 from metric_tracker_rl.agents import AGENTS, make_agent, run_episode
 from metric_tracker_rl.catalog import DIFFICULTIES
-from metric_tracker_rl.reconnect import reset_until_served
+from metric_tracker_rl.reconnect import ServerUnavailable, reset_until_served
 from metric_tracker_rl.tool_calls import (
     SUBMIT_GENERATORS,
     SUBMIT_REPORT,
@@ -473,7 +473,10 @@ def main(argv: list[str] | None = None) -> int:
                 log_end(False, 0, 0.0, [])
                 continue
             try:
-                results.append(run_task(episode, url, startup_error, policy, args.agent, model_label, trajectory))
+                result = run_task(episode, url, startup_error, policy, args.agent, model_label, trajectory)
+                results.append(result)
+                if result.error and result.error.startswith(ServerUnavailable.__name__):
+                    url, startup_error = None, f"environment unavailable: {result.error}"  # no second wait per task
             except KeyboardInterrupt:
                 note(f"[WARN] interrupted during {episode.label}; the remaining tasks are skipped")
                 interrupted = True

@@ -31,6 +31,7 @@ from typing import Any
 
 import uvicorn
 from fastapi import FastAPI
+from uvicorn.supervisors import multiprocess
 
 from server.hardening import ASGIApp, Message, Receive, Scope, Send
 
@@ -181,13 +182,36 @@ class DrainingServer(uvicorn.Server):
 
 def serve_with_drain(app: str, *, host: str, port: int, workers: int, **options: Any) -> None:
     """`uvicorn.run(app, factory=True, ...)` with DrainingServer in every worker process."""
-    from uvicorn.supervisors import Multiprocess
-
     drain_s = drain_seconds()  # a bad value is an error before anything starts
     config = uvicorn.Config(app, factory=True, host=host, port=port, workers=workers, **options)
-    server = DrainingServer(config, drain_s)
     if workers > 1:
-        sock = config.bind_socket()
-        Multiprocess(config, target=server.run, sockets=[sock]).run()
+        DrainingSupervisor(config, sockets=[config.bind_socket()]).run()
     else:
-        server.run()
+        DrainingServer(config, drain_s).run()
+
+
+class DrainingWorker(multiprocess.Process):
+    """One uvicorn worker process whose server is a DrainingServer (uvicorn builds a plain Server).
+
+    The worker reads METRIC_TRACKER_DRAIN_S itself (it inherits the environment the supervisor checked)."""
+
+    @property
+    def server(self) -> uvicorn.Server:
+        if self._server is None:
+            self._server = DrainingServer(self.config, drain_seconds())
+        return self._server
+
+
+class DrainingSupervisor(multiprocess.Multiprocess):
+    """uvicorn's worker supervisor (restarts dead workers, forwards SIGTERM), starting DrainingWorker processes.
+
+    uvicorn names its worker class as a module global in each method that starts one, so it is swapped for the
+    length of run() in this (the supervisor's own) process."""
+
+    def run(self) -> None:
+        plain_worker = multiprocess.Process
+        multiprocess.Process = DrainingWorker
+        try:
+            super().run()
+        finally:
+            multiprocess.Process = plain_worker

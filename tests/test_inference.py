@@ -22,6 +22,7 @@ from conftest import ROOT, free_port
 
 from metric_tracker_rl import DEFAULT_TASK_ORDER, MetricSubmissionRow, PayloadGeneratorMethod
 from metric_tracker_rl.analysis_tools import TOOL_REGISTRY
+from metric_tracker_rl.reconnect import RETRY_DEADLINE_VAR
 from metric_tracker_rl.tool_calls import model_schema, read_observation
 
 pytestmark = pytest.mark.slow  # starts server processes or a browser
@@ -30,7 +31,7 @@ START = re.compile(r"^\[START\] task=(\S+) env=metric_tracker_rl model=(\S+)$")
 STEP = re.compile(r"^\[STEP\] step=(\d+) action=(\S+) reward=(\d\.\d\d) done=(true|false) error=(\S.*)$")
 END = re.compile(r"^\[END\] success=(true|false) steps=(\d+) score=(\d\.\d\d) rewards=((?:\d\.\d\d)(?:,\d\.\d\d)*)?$")
 ISOLATED = ("API_KEY", "HF_TOKEN", "OPENAI_API_KEY", "BASE_URL", "IMAGE_NAME", "LOCAL_IMAGE_NAME", "MODEL_NAME",
-            "API_BASE_URL", "MAX_TOOL_ROUNDS")
+            "API_BASE_URL", "MAX_TOOL_ROUNDS", RETRY_DEADLINE_VAR)
 
 
 @pytest.fixture(scope="module")
@@ -278,11 +279,14 @@ def test_offline_run_serves_the_environment_itself_and_stops_it(tmp_path: Path) 
 
 
 def test_unreachable_environment_still_prints_start_and_end() -> None:
-    result = run_inference(env={"BASE_URL": f"http://127.0.0.1:{free_port()}"})
+    """The first task waits out the retry deadline; the others fail at once with the same cause."""
+    result = run_inference(env={"BASE_URL": f"http://127.0.0.1:{free_port()}", RETRY_DEADLINE_VAR: "1.5"})
     assert result.returncode == 1
     tasks = parse_log(result.stdout, list(DEFAULT_TASK_ORDER), "scripted")
     assert all(not t["success"] and not t["steps"] and t["score"] == 0.01 for t in tasks)
-    assert "ConnectionError" in result.stderr
+    assert result.stderr.count("retrying in") >= 1 and "did not start an episode" in result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("[ERROR] task=")]
+    assert len(errors) == len(DEFAULT_TASK_ORDER) and all("ServerUnavailable" in line for line in errors), errors
 
 
 def test_unknown_agent_and_missing_key_are_usage_errors(inference: Any, monkeypatch: pytest.MonkeyPatch,
