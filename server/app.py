@@ -94,7 +94,7 @@ def main() -> None:
     if args.no_web:
         os.environ["ENABLE_WEB_INTERFACE"] = "false"  # read by build_app in every worker process
 
-    from server.lifecycle import serve_with_drain
+    from server.serving import serve_with_drain
 
     serve_with_drain("server.app:build_app", host=args.host, port=args.port, workers=args.workers,
                      **websocket_options())

@@ -22,21 +22,13 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import os
-import signal
 import time
 from dataclasses import dataclass, field
-from types import FrameType
-from typing import Any
 
-import uvicorn
 from fastapi import FastAPI
-from uvicorn.supervisors import multiprocess
 
 from server.hardening import ASGIApp, Message, Receive, Scope, Send
 
-DRAIN_VAR = "METRIC_TRACKER_DRAIN_S"
-DEFAULT_DRAIN_S = 10.0
 STEP_GRACE_S = 5.0
 READY_PATH = "/ready"
 SESSION_PATH = "/ws"
@@ -44,19 +36,6 @@ GOING_AWAY = 1001
 STOPPING_REASON = "server stopping: reset to start a new episode"
 
 logger = logging.getLogger("metric_tracker_rl.lifecycle")
-
-
-def drain_seconds() -> float:
-    raw = (os.getenv(DRAIN_VAR) or "").strip()
-    if not raw:
-        return DEFAULT_DRAIN_S
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ValueError(f"{DRAIN_VAR} must be a number of seconds, got {raw!r}") from None
-    if not value >= 0:
-        raise ValueError(f"{DRAIN_VAR} must be 0 or more seconds, got {raw!r}")
-    return value
 
 
 @dataclass(eq=False)
@@ -155,63 +134,3 @@ def drain_on_stop(app: FastAPI) -> FastAPI:
     """Put DrainAware outermost: a draining server refuses a session before any other middleware sees it."""
     app.add_middleware(DrainAware, lifecycle=LIFECYCLE)
     return app
-
-
-class DrainingServer(uvicorn.Server):
-    """Uvicorn, with the first SIGTERM or SIGINT starting a drain; the server exits when it is done."""
-
-    def __init__(self, config: uvicorn.Config, drain_s: float) -> None:
-        super().__init__(config)
-        self.drain_s = drain_s
-        self._drain_task: asyncio.Task[None] | None = None
-
-    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
-        if self._drain_task is not None or sig not in (signal.SIGTERM, signal.SIGINT):
-            self.force_exit = self._drain_task is not None
-            super().handle_exit(sig, frame)
-            return
-        loop = asyncio.get_event_loop()
-        self._drain_task = loop.create_task(self._drain_then_exit())
-
-    async def _drain_then_exit(self) -> None:
-        try:
-            await LIFECYCLE.drain(self.drain_s)
-        finally:
-            self.should_exit = True
-
-
-def serve_with_drain(app: str, *, host: str, port: int, workers: int, **options: Any) -> None:
-    """`uvicorn.run(app, factory=True, ...)` with DrainingServer in every worker process."""
-    drain_s = drain_seconds()  # a bad value is an error before anything starts
-    config = uvicorn.Config(app, factory=True, host=host, port=port, workers=workers, **options)
-    if workers > 1:
-        DrainingSupervisor(config, sockets=[config.bind_socket()]).run()
-    else:
-        DrainingServer(config, drain_s).run()
-
-
-class DrainingWorker(multiprocess.Process):
-    """One uvicorn worker process whose server is a DrainingServer (uvicorn builds a plain Server).
-
-    The worker reads METRIC_TRACKER_DRAIN_S itself (it inherits the environment the supervisor checked)."""
-
-    @property
-    def server(self) -> uvicorn.Server:
-        if self._server is None:
-            self._server = DrainingServer(self.config, drain_seconds())
-        return self._server
-
-
-class DrainingSupervisor(multiprocess.Multiprocess):
-    """uvicorn's worker supervisor (restarts dead workers, forwards SIGTERM), starting DrainingWorker processes.
-
-    uvicorn names its worker class as a module global in each method that starts one, so it is swapped for the
-    length of run() in this (the supervisor's own) process."""
-
-    def run(self) -> None:
-        plain_worker = multiprocess.Process
-        multiprocess.Process = DrainingWorker
-        try:
-            super().run()
-        finally:
-            multiprocess.Process = plain_worker

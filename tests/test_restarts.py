@@ -16,6 +16,7 @@ import urllib.request
 
 import pytest
 from conftest import ROOT
+from server.serving import DRAIN_VAR, drain_seconds
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect
 
@@ -29,13 +30,14 @@ from metric_tracker_rl.reconnect import (
 )
 from metric_tracker_rl.tool_calls import read_observation
 from metric_tracker_rl.tool_env import URL_VAR, MetricTrackerToolEnv
-from server.lifecycle import DRAIN_VAR, GOING_AWAY, STOPPING_REASON, Lifecycle, _Session, drain_seconds
+from server.lifecycle import GOING_AWAY, STOPPING_REASON, Lifecycle, _Session
 
 pytestmark = pytest.mark.slow
 
 
-def server_command(port: int) -> list[str]:
-    return [sys.executable, "-m", "server.app", "--host", "127.0.0.1", "--port", str(port), "--no-web"]
+def server_command(port: int, workers: int = 1) -> list[str]:
+    return [sys.executable, "-m", "server.app", "--host", "127.0.0.1", "--port", str(port), "--no-web",
+            "--workers", str(workers)]
 
 
 def status_of(url: str) -> int:
@@ -163,7 +165,8 @@ def test_a_stopping_server_lets_a_training_rollout_finish_its_step_and_then_tell
     monkeypatch.setenv(RETRY_DEADLINE_VAR, "2")
     env_vars = {**os.environ, "ENABLE_WEB_INTERFACE": "false", DRAIN_VAR: "3"}
     with tempfile.TemporaryFile() as log:
-        process = subprocess.Popen(server_command(port), cwd=ROOT, env=env_vars, stdout=log, stderr=subprocess.STDOUT)
+        process = subprocess.Popen(server_command(port), cwd=ROOT, env=env_vars, stdout=log,
+                                   stderr=subprocess.STDOUT)
         try:
             deadline = time.monotonic() + 90
             while not healthy(url, timeout_s=1.0):
@@ -190,14 +193,16 @@ def test_a_stopping_server_lets_a_training_rollout_finish_its_step_and_then_tell
             stop_process(process)
 
 
-def test_a_draining_server_serves_open_sessions_answers_503_on_ready_and_refuses_new_ones() -> None:
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_draining_server_serves_open_sessions_answers_503_on_ready_and_refuses_new_ones(workers: int) -> None:
     """During the drain period readiness fails and new sessions are refused, while an open session's episode
-    goes on; at the end it is closed with 1001."""
+    goes on; at the end it is closed with 1001. With workers, the supervisor passes the stop to each of them."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     env_vars = {**os.environ, "ENABLE_WEB_INTERFACE": "false", DRAIN_VAR: "6"}
     with tempfile.TemporaryFile() as log:
-        process = subprocess.Popen(server_command(port), cwd=ROOT, env=env_vars, stdout=log, stderr=subprocess.STDOUT)
+        process = subprocess.Popen(server_command(port, workers), cwd=ROOT, env=env_vars, stdout=log,
+                                   stderr=subprocess.STDOUT)
         try:
             deadline = time.monotonic() + 90
             while not healthy(url, timeout_s=1.0):
@@ -209,8 +214,8 @@ def test_a_draining_server_serves_open_sessions_answers_503_on_ready_and_refuses
                 held.recv(timeout=30)
                 stopped = time.monotonic()
                 process.send_signal(signal.SIGTERM)
-                time.sleep(0.5)
-                assert status_of(f"{url}/ready") == 503
+                time.sleep(1.5)  # the supervisor looks at its signals every 0.5 s
+                assert all(status_of(f"{url}/ready") == 503 for _ in range(4 * workers))
                 assert status_of(f"{url}/health") == 200
                 with pytest.raises(InvalidStatus) as refused:
                     connect(ws_url)
