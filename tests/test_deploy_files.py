@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 import yaml
 from fastapi.testclient import TestClient
-from server.serving import DEFAULT_DRAIN_S, DRAIN_VAR
 
 from server.lifecycle import READY_PATH, STEP_GRACE_S
+from server.serving import DEFAULT_DRAIN_S, DRAIN_VAR
 
 ROOT = Path(__file__).resolve().parents[1]
 DEPLOY = ROOT / "deploy"

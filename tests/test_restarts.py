@@ -16,7 +16,6 @@ import urllib.request
 
 import pytest
 from conftest import ROOT
-from server.serving import DRAIN_VAR, drain_seconds
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect
 
@@ -31,6 +30,7 @@ from metric_tracker_rl.reconnect import (
 from metric_tracker_rl.tool_calls import read_observation
 from metric_tracker_rl.tool_env import URL_VAR, MetricTrackerToolEnv
 from server.lifecycle import GOING_AWAY, STOPPING_REASON, Lifecycle, _Session
+from server.serving import DRAIN_VAR, drain_seconds
 
 pytestmark = pytest.mark.slow
 
