@@ -117,6 +117,15 @@ def test_a_drain_waits_for_the_step_in_flight_then_closes_with_going_away() -> N
     assert all(m == {"type": "websocket.close", "code": GOING_AWAY, "reason": STOPPING_REASON} for _, m in sent)
 
 
+def test_the_worker_side_imports_no_application_code() -> None:
+    """A spawned worker unpickles server.serving before it can answer the supervisor's 5 s health check; if that
+    import pulled in the application (OpenEnv, gradio: seconds), workers would be killed and respawned."""
+    code = "import sys, server.serving; print(sorted(m for m in ('gradio', 'openenv', 'server.lifecycle', " \
+           "'metric_tracker_rl') if m in sys.modules))"
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0 and result.stdout.strip() == "[]", result.stdout + result.stderr
+
+
 # --- against real server processes -----------------------------------------------------------------------
 
 
