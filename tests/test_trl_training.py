@@ -252,7 +252,7 @@ def test_sft_two_steps_on_trajectories(trajectory_files: list[Path], tmp_path: P
     texts += [json.dumps(message) for record in records for message in record["messages"]]
     tokenizer = tiny_tokenizer(texts)
     args = sft_config(str(tmp_path), gradient_accumulation_steps=1, max_steps=2,
-                      bf16=False, use_cpu=True, gradient_checkpointing=False, save_strategy="no", seed=0)
+                      bf16=False, use_cpu=True, activation_checkpointing=False, save_strategy="no", seed=0)
     trainer = sft_trainer(tiny_qwen3(tokenizer), args, sft_dataset([str(p) for p in trajectory_files]),
                           processing_class=tokenizer)
 

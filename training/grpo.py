@@ -48,6 +48,7 @@ def grpo_config(output_dir: str, **overrides: Any) -> GRPOConfig:
         chat_template_kwargs={"enable_thinking": False},
         learning_rate=1e-6,
         bf16=True,
+        activation_checkpointing=True,          # TRL's default, set under transformers 5's name
         use_vllm=True,
         vllm_mode="colocate",
         logging_steps=1,

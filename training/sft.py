@@ -57,7 +57,7 @@ def sft_config(output_dir: str, **overrides: Any) -> SFTConfig:
         assistant_only_loss=True,
         learning_rate=1e-5,
         bf16=True,
-        gradient_checkpointing=True,
+        activation_checkpointing=True,          # gradient checkpointing, under transformers 5's name
         logging_steps=1,
         report_to="none",
     )
