@@ -1,16 +1,27 @@
-"""metric_tracker_rl: an OpenEnv environment for investigating a synthetic product funnel."""
+"""metric_tracker_rl: an OpenEnv environment for investigating a synthetic product funnel.
 
-from metric_tracker_rl.client import MetricTrackerRlEnv
-from metric_tracker_rl.models import (
-    MetricSubmissionRow,
-    MetricTrackerRlAction,
-    MetricTrackerRlObservation,
-    MetricTrackerRlState,
-    PayloadGeneratorMethod,
-    RewardBreakdown,
-)
-from metric_tracker_rl.tasks import DEFAULT_TASK_ORDER, TASKS, TaskSpec, get_task_spec
+The public names below are loaded on first use (PEP 562), so importing a plain data module such as
+`metric_tracker_rl.catalog` does not pay for the client, which imports OpenEnv and through it gradio.
+"""
 
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+_EXPORTS: dict[str, str] = {
+    "MetricTrackerRlEnv": "metric_tracker_rl.client",
+    "MetricSubmissionRow": "metric_tracker_rl.models",
+    "MetricTrackerRlAction": "metric_tracker_rl.models",
+    "MetricTrackerRlObservation": "metric_tracker_rl.models",
+    "MetricTrackerRlState": "metric_tracker_rl.models",
+    "PayloadGeneratorMethod": "metric_tracker_rl.models",
+    "RewardBreakdown": "metric_tracker_rl.models",
+    "DEFAULT_TASK_ORDER": "metric_tracker_rl.tasks",
+    "TASKS": "metric_tracker_rl.tasks",
+    "TaskSpec": "metric_tracker_rl.tasks",
+    "get_task_spec": "metric_tracker_rl.tasks",
+}
 __all__ = [
     "DEFAULT_TASK_ORDER",
     "TASKS",
@@ -24,3 +35,29 @@ __all__ = [
     "TaskSpec",
     "get_task_spec",
 ]
+assert sorted(__all__) == sorted(_EXPORTS), "every export is listed once in each"
+
+if TYPE_CHECKING:
+    from metric_tracker_rl.client import MetricTrackerRlEnv
+    from metric_tracker_rl.models import (
+        MetricSubmissionRow,
+        MetricTrackerRlAction,
+        MetricTrackerRlObservation,
+        MetricTrackerRlState,
+        PayloadGeneratorMethod,
+        RewardBreakdown,
+    )
+    from metric_tracker_rl.tasks import DEFAULT_TASK_ORDER, TASKS, TaskSpec, get_task_spec
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'metric_tracker_rl' has no attribute {name!r}")
+    value = getattr(import_module(module), name)
+    globals()[name] = value  # later look-ups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

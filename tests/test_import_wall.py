@@ -191,3 +191,15 @@ def test_the_import_graph_has_no_cycles() -> None:
     for name in sorted(graph):
         if name not in state:
             visit(name)
+
+
+@pytest.mark.parametrize("module", ["metric_tracker_rl", "metric_tracker_rl.catalog", "metric_tracker_rl.view"])
+def test_plain_modules_do_not_import_the_client_or_gradio(module: str) -> None:
+    """The package's public names load on first use, so a data module costs no OpenEnv or gradio import."""
+    import subprocess
+    import sys
+
+    probe = (f"import sys, {module}; "
+             "print(sorted(m for m in ('gradio', 'openenv', 'metric_tracker_rl.client') if m in sys.modules))")
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=ROOT, check=True)
+    assert result.stdout.strip() == "[]", result.stdout + result.stderr
