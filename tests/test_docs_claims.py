@@ -166,3 +166,47 @@ def test_the_checks_catch_what_they_are_for(tmp_path: Path) -> None:
     bad = tmp_path / "bad.md"
     bad.write_text("Measured.\n\n| a | b |\n| --- | --- |\n| x | 1.25 |\n")
     assert tables(bad) == [(3, ["| a | b |", "| --- | --- |", "| x | 1.25 |"])]
+
+
+CONSTANT_CLAIM = re.compile(r"`([A-Z][A-Z0-9_]*) = ([^`]+)`")
+
+
+def module_constants() -> dict[str, set[str]]:
+    """Every module-level `NAME = literal` of the project's Python code: name -> the literals' reprs."""
+    found: dict[str, set[str]] = {}
+    for path in CODE:
+        if path.suffix != ".py":
+            continue
+        for node in ast.parse(path.read_text(encoding="utf-8")).body:
+            targets = node.targets if isinstance(node, ast.Assign) else \
+                [node.target] if isinstance(node, ast.AnnAssign) and node.value is not None else []
+            for target in targets:
+                if isinstance(target, ast.Name):
+                    try:
+                        found.setdefault(target.id, set()).add(repr(ast.literal_eval(node.value)))
+                    except ValueError:
+                        found.setdefault(target.id, set()).add(ast.unparse(node.value))
+    return found
+
+
+def test_constants_the_docs_quote_exist_with_that_value() -> None:
+    """A doc that writes `NAME = value` claims the code has that constant with that value."""
+    constants = module_constants()
+    wrong = []
+    for path in DOCS:
+        for number, line in lines_of(path):
+            for name, value in CONSTANT_CLAIM.findall(line):
+                try:
+                    claimed = repr(ast.literal_eval(value.strip()))
+                except (ValueError, SyntaxError):
+                    claimed = value.strip()
+                if claimed not in constants.get(name, set()):
+                    wrong.append(f"{where(path, number)}: `{name} = {value}` (code: {sorted(constants.get(name, []))})")
+    assert not wrong, "\n".join(wrong)
+
+
+def test_the_constant_claim_check_catches_a_wrong_claim() -> None:
+    constants = module_constants()
+    assert "0.25" in constants["RETRY_COST"]
+    assert "SIDE_EFFECT_ROW_COST" not in constants
+    assert CONSTANT_CLAIM.findall("(`SIDE_EFFECT_ROW_COST = 1.0`)") == [("SIDE_EFFECT_ROW_COST", "1.0")]
