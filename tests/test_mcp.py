@@ -232,3 +232,14 @@ def test_websocket_mcp_messages_reach_the_session_episode(server_url: str) -> No
     rewards, score, names = asyncio.run(play())
     assert rewards[0] == 0.0 and sum(rewards) == pytest.approx(score, abs=1e-5)
     assert names == [tool.name for tool in model_tools()]
+
+
+@pytest.mark.slow
+def test_the_mcp_latency_benchmark_calls_every_transport_without_errors() -> None:
+    from benchmarks.mcp import TRANSPORTS, bench_mcp, table
+
+    (row,) = bench_mcp([2], duration_s=0.8, rounds=1)["rows"]
+    for transport in TRANSPORTS:
+        assert row[transport]["errors"] == 0, row[transport]["first_errors"]
+        assert row[transport]["steps"] > 0
+    assert table({"rows": [row]}).count("\n") == 1 + len(TRANSPORTS)
