@@ -36,8 +36,9 @@ from openenv.core.env_server.mcp_types import (
     Tool,
 )
 
+from metric_tracker_rl.analysis_tools import TOOL_REGISTRY
 from metric_tracker_rl.models import MetricTrackerRlAction, MetricTrackerRlObservation
-from metric_tracker_rl.tool_calls import model_tools, render_observation, tool_action
+from metric_tracker_rl.tool_calls import SUBMISSION_TOOLS, model_tools, render_observation, tool_action
 
 if TYPE_CHECKING:
     from openenv.core.env_server.types import Observation
@@ -70,6 +71,19 @@ def tool_result(text: str, *, is_error: bool, reward: float, done: bool) -> dict
         "data": text,
         "is_error": is_error,
     }
+
+
+def without_null_options(name: str, arguments: Any) -> Any:
+    """The arguments without optional parameters sent as null: a tool's schema shows an optional parameter as its
+    type alone, and MCP clients that build a request model from it (NeMo Gym's OpenEnv adapter) send every
+    parameter the model leaves out as null. A null required parameter, or one the tool does not take, stays and
+    gets the validator's answer."""
+    spec = TOOL_REGISTRY.get(name) or SUBMISSION_TOOLS.get(name)
+    if spec is None or not isinstance(arguments, dict):
+        return arguments
+    fields = spec.args_model.model_fields
+    return {key: value for key, value in arguments.items()
+            if value is not None or key not in fields or fields[key].is_required()}
 
 
 class _SessionToolClient:
@@ -135,7 +149,7 @@ class McpToolSurface:
         `tool_action` reports: an unknown tool, arguments that are not an object, an invalid submission)."""
         if self.state.episode_id is None:
             return self._refusal(name, NO_EPISODE)
-        action = tool_action(name, arguments)
+        action = tool_action(name, without_null_options(name, arguments))
         if isinstance(action, str):
             return self._refusal(name, action)
         return action

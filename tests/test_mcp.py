@@ -87,6 +87,19 @@ def test_mistakes_come_back_as_text_that_lists_the_valid_options() -> None:
     assert environment.state.submissions_used == 0 and not environment.state.done
 
 
+def test_optional_parameters_sent_as_null_count_as_left_out() -> None:
+    """Clients that build a request model from the schema (NeMo Gym's adapter) send left-out options as null."""
+    environment = MetricTrackerRlEnvironment()
+    environment.reset(seed=3, difficulty="easy")
+    with_nulls = environment.step(CallToolAction(tool_name="list_suspicious_dates",
+                                                 arguments={"limit": 2, "offset": None}))
+    assert not with_nulls.result["is_error"] and with_nulls.result["data"].startswith("dates: 2 rows")
+    required_null = environment.step(CallToolAction(tool_name="hourly_rows_for_date", arguments={"date": None}))
+    assert required_null.result["is_error"] and "date" in required_null.result["data"]
+    unknown_null = environment.step(CallToolAction(tool_name="get_annotations", arguments={"when": None}))
+    assert unknown_null.result["is_error"] and "when" in unknown_null.result["data"]
+
+
 def mirror_episode(agent_name: str, seed: int, difficulty: str, max_submissions: int
                    ) -> tuple[list[float], list[float], MetricTrackerRlEnvironment]:
     """Drive a reference agent on the typed step API and send every action as the same MCP call to a twin
