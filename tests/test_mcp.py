@@ -256,3 +256,47 @@ def test_the_mcp_latency_benchmark_calls_every_transport_without_errors() -> Non
         assert row[transport]["errors"] == 0, row[transport]["first_errors"]
         assert row[transport]["steps"] > 0
     assert table({"rows": [row]}).count("\n") == 1 + len(TRANSPORTS)
+
+
+def test_openenvs_mcp_harness_plays_an_episode_on_the_mcp_session_and_gets_its_score(server_url: str) -> None:
+    """The harness layer TRL's async GRPO trainer drives: MCPHarnessAdapter over `McpSessionFactory`, with a
+    scripted model (the expert agent reading each tool message's text) in place of a sampled one."""
+    from openenv.core.harness import HarnessRunLimits, MCPHarnessAdapter, ModelStepResult, _resolve_env_reward
+    from openenv.core.llm_client import LLMResponse, ToolCall
+
+    from metric_tracker_rl.harness import McpSessionFactory
+    from metric_tracker_rl.tool_calls import read_observation
+
+    agent = make_agent("expert")
+    offered: list[list[str]] = []
+
+    def model_step(messages: list[dict[str, Any]], tools: list[Any], sampling: dict[str, Any]) -> ModelStepResult:
+        offered.append([tool.name for tool in tools])
+        seen_now = read_observation(messages[-1]["content"])
+        if messages[-1]["role"] == "user":
+            agent.begin(seen_now)
+        action = agent.act(seen_now)
+        if action is None:
+            return ModelStepResult(response=LLMResponse(content="done"))
+        name, arguments = action_tool_call(action)
+        call = ToolCall(id=f"call_{len(messages)}", name=name, args=json.loads(json.dumps(arguments)))
+        return ModelStepResult(response=LLMResponse(content="", tool_calls=[call]))
+
+    reset = {"seed": 21, "difficulty": "medium", "max_submissions": 2}
+    session = McpSessionFactory(server_url).create(reset, seed=999)
+    try:
+        rollout = MCPHarnessAdapter().run_white_box(model_step, session, HarnessRunLimits(max_turns=60))
+        reward = _resolve_env_reward(rollout, session.verify(rollout.messages))
+    finally:
+        session.close()
+    assert rollout.done and offered[0] == [tool.name for tool in model_tools()]
+    assert rollout.messages[:2] == session.initial_messages()
+
+    # The same agent in-process on the typed step API scores the same.
+    environment = MetricTrackerRlEnvironment()
+    observation = environment.reset(**reset)
+    twin = make_agent("expert")
+    twin.begin(seen(observation))
+    while not observation.done and (action := twin.act(seen(observation))) is not None:
+        observation = environment.step(action)
+    assert reward == pytest.approx(environment.state.episode_score, abs=1e-5) and reward > 0.5
