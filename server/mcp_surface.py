@@ -147,6 +147,8 @@ class McpToolSurface:
     def _typed_action(self, name: str, arguments: Any) -> MetricTrackerRlAction | CallToolObservation:
         """The typed action of a call, or the answer to a call that sends nothing (no episode, or a mistake that
         `tool_action` reports: an unknown tool, arguments that are not an object, an invalid submission)."""
+        if not isinstance(name, str):  # JSON-RPC params arrive unchecked
+            return self._refusal(str(name), f"error: a tool name is a string, got {type(name).__name__}")
         if self.state.episode_id is None:
             return self._refusal(name, NO_EPISODE)
         action = tool_action(name, without_null_options(name, arguments))

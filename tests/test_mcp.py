@@ -157,6 +157,7 @@ def test_http_json_rpc_mistakes_get_json_rpc_errors(server_url: str) -> None:
     assert rpc(server_url, "tools/delete")["error"]["code"] == -32601
     assert rpc(server_url, "tools/call", {"arguments": {}})["error"]["code"] == -32602
     assert rpc(server_url, "tools/call", {"name": "get_annotations", "session_id": "nope"})["error"]["code"] == -32602
+    assert rpc(server_url, "tools/call", {"name": ["x"]})["result"]["is_error"]
     stateless = rpc(server_url, "tools/call", {"name": "get_annotations"})["result"]
     assert stateless["is_error"] and "reset first" in stateless["data"]
     unparsable = httpx.post(f"{server_url}/mcp", content=b"{not json", timeout=30).json()
