@@ -126,6 +126,7 @@ class McpToolSurface:
         yield self.mcp_client
 
     def mcp_step(self, action: ListToolsAction | CallToolAction) -> Observation:
+        """`MCPEnvironment`'s step contract, for in-process users (NeMo Gym's adapter calls `step` directly)."""
         if isinstance(action, ListToolsAction):
             return ListToolsObservation(tools=mcp_tools())
         typed = self._typed_action(action.tool_name, action.arguments)
@@ -134,6 +135,7 @@ class McpToolSurface:
         return self._tool_observation(action.tool_name, self.step(typed))
 
     async def mcp_step_async(self, action: ListToolsAction | CallToolAction) -> Observation:
+        """The same on the event loop: submissions still take a worker thread (see `step_async`)."""
         if isinstance(action, ListToolsAction):
             return ListToolsObservation(tools=mcp_tools())
         return await self.call_tool_async(action.tool_name, action.arguments)
