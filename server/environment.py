@@ -32,6 +32,7 @@ from metric_tracker_rl.scenario import Episode, build_episode
 from metric_tracker_rl.task_splits import resolve_reset
 from metric_tracker_rl.tasks import RETRY_COST, task_catalog
 from metric_tracker_rl.validation import validate_rows
+from server.mcp_surface import MCP_ACTIONS, McpToolSurface
 from server.task_api import TaskProviderMixin
 
 MAX_SUBMISSION_ROWS = 200
@@ -92,7 +93,7 @@ def _catalogs() -> dict[str, Any]:
     }
 
 
-class MetricTrackerRlEnvironment(TaskProviderMixin,
+class MetricTrackerRlEnvironment(McpToolSurface, TaskProviderMixin,
                                  Environment[MetricTrackerRlAction, MetricTrackerRlObservation, MetricTrackerRlState]):
     SUPPORTS_CONCURRENT_SESSIONS = True
 
@@ -128,6 +129,8 @@ class MetricTrackerRlEnvironment(TaskProviderMixin,
 
     def step(self, action: MetricTrackerRlAction, timeout_s: float | None = None, **kwargs: Any
              ) -> MetricTrackerRlObservation:
+        if isinstance(action, MCP_ACTIONS):  # MCP tool discovery and calls (server.mcp_surface)
+            return self.mcp_step(action)
         if self._episode is None:
             return MetricTrackerRlObservation(status="error", message=NO_EPISODE, reward=0.0, done=False,
                                               instruction=INSTRUCTION)
@@ -148,6 +151,8 @@ class MetricTrackerRlEnvironment(TaskProviderMixin,
         than handing it to a worker thread costs (and with the GIL, threads add no parallelism), so it runs on
         the event loop. Calls whose cost grows with the request (submissions, merged generator calls, previews
         of up to 200 rows) run on a worker thread so they never hold up other sessions."""
+        if isinstance(action, MCP_ACTIONS):  # MCP tool discovery and calls (server.mcp_surface)
+            return await self.mcp_step_async(action)
         # Unknown tools, invalid arguments and mixed actions end in a cheap error observation: inline too.
         if action.analysis_method is not None and action.analysis_method not in THREADED_TOOLS:
             return self.step(action, timeout_s=timeout_s, **kwargs)

@@ -1,0 +1,188 @@
+"""Tool-call latency over MCP beside a typed WebSocket step for the same tool, on one server.
+
+    uv run python -m benchmarks.mcp [--sessions 1 64] [--duration 6] [--rounds 3]
+
+Every session resets once, then calls the same cycle of analysis tools as `benchmarks.run`'s WebSocket load
+(`analysis_action`) for the measurement window, over one of three transports:
+
+- `ws_step`: the typed action as `{"type": "step"}` on /ws (the baseline: the full observation as JSON);
+- `ws_step_text`: the same, and the client renders the model's text from the observation, as TRL's
+  `environment_factory` class (`tool_env`) does: the same work as an MCP call, split between client and server;
+- `ws_mcp`: JSON-RPC `tools/call` as `{"type": "mcp"}` on the same kind of /ws session (the model's text);
+- `http_mcp`: OpenEnv's HTTP MCP lifecycle: `openenv/session/create`, a reset on /ws?session_id=..., then
+  `tools/call` with the session_id on POST /mcp over a kept-alive HTTP connection.
+
+The transports take turns in short rounds, so that a change in the machine's background load affects all alike.
+Prints p50/p99 round-trip latency and calls/s per transport, and each MCP transport's p50 as a ratio of the
+typed step's (target: at most 1.2).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import time
+from typing import Any
+
+import httpx
+from websockets.asyncio.client import connect
+
+from benchmarks.load import Server, StartLine, request, serve
+from benchmarks.run import MAX_STEPS, LoadResult, _merge, analysis_action
+from metric_tracker_rl.models import MetricTrackerRlObservation
+from metric_tracker_rl.tool_calls import render_observation
+
+TRANSPORTS = ("ws_step", "ws_step_text", "ws_mcp", "http_mcp")
+TARGET_RATIO = 1.2
+
+
+def tool_call(i: int) -> dict[str, Any]:
+    """The JSON-RPC tools/call of the i-th action of the cycle."""
+    action = analysis_action(i)
+    return {"jsonrpc": "2.0", "method": "tools/call", "id": i,
+            "params": {"name": action["analysis_method"], "arguments": action["analysis_args"]}}
+
+
+def step_problem(reply: dict[str, Any]) -> str | None:
+    if reply.get("type") != "observation":
+        return f"{reply.get('type')}: {reply.get('data')}"
+    observation = reply["data"]["observation"]
+    return observation.get("message") if observation.get("status") == "error" else None
+
+
+def rpc_problem(reply: dict[str, Any]) -> str | None:
+    if "error" in reply:
+        return f"JSON-RPC {reply['error']}"
+    result = reply["result"]
+    return result["data"] if result.get("is_error") else None
+
+
+async def _ws_session(server: Server, index: int, transport: str, start: StartLine, result: LoadResult,
+                      session_id: str | None = None, http: httpx.AsyncClient | None = None) -> None:
+    """One session's calls until the window closes. `http` set: calls go to POST /mcp with `session_id`."""
+    reset = {"type": "reset", "data": {"seed": index, "max_steps": MAX_STEPS}}
+    url = server.ws_url + (f"?session_id={session_id}" if session_id else "")
+    arrived = False
+    try:
+        async with connect(url, max_size=None, open_timeout=120) as ws:
+            problem = step_problem(await request(ws, reset))
+            arrived = True
+            await start.arrive()
+            step, budget = 0, MAX_STEPS
+            while problem is None and time.perf_counter() < start.end:
+                if budget == 1:  # untimed: keep the episode from ending
+                    problem, budget = step_problem(await request(ws, reset)), MAX_STEPS
+                    continue
+                sent = time.perf_counter()
+                if transport in ("ws_step", "ws_step_text"):
+                    reply = await request(ws, {"type": "step", "data": analysis_action(index + step)})
+                    problem = step_problem(reply)
+                    if transport == "ws_step_text" and problem is None:
+                        render_observation(MetricTrackerRlObservation.model_validate(reply["data"]["observation"]))
+                elif transport == "ws_mcp":
+                    reply = await request(ws, {"type": "mcp", "data": tool_call(index + step)})
+                    problem = rpc_problem(reply["data"]) if reply.get("type") == "mcp" else str(reply)
+                else:
+                    assert http is not None
+                    call = tool_call(index + step)
+                    call["params"]["session_id"] = session_id
+                    response = await http.post("/mcp", json=call)
+                    problem = rpc_problem(response.json())
+                received = time.perf_counter()
+                if received <= start.end:
+                    result.latencies.append(received - sent)
+                step, budget = step + 1, budget - 1
+            if problem is not None:
+                result.errors.append(problem)
+    except Exception as exc:  # every failure is reported, none aborts the other sessions
+        result.errors.append(f"{type(exc).__name__}: {exc}")
+    finally:
+        if not arrived:
+            await start.arrive()
+
+
+async def _http_mcp_session(server: Server, index: int, start: StartLine, result: LoadResult) -> None:
+    async with httpx.AsyncClient(base_url=server.url, timeout=120) as http:
+        created = (await http.post("/mcp", json={"jsonrpc": "2.0", "method": "openenv/session/create",
+                                                 "id": 0})).json()
+        if "error" in created:
+            result.errors.append(f"session/create: {created['error']}")
+            await start.arrive()
+            return
+        session_id = created["result"]["session_id"]
+        try:
+            await _ws_session(server, index, "http_mcp", start, result, session_id=session_id, http=http)
+        finally:
+            await http.post("/mcp", json={"jsonrpc": "2.0", "method": "openenv/session/close", "id": 1,
+                                          "params": {"session_id": session_id}})
+
+
+async def _load(server: Server, transport: str, sessions: int, duration_s: float
+                ) -> tuple[dict[str, Any], list[float]]:
+    result = LoadResult()
+    start = StartLine(server, sessions, duration_s)
+    if transport == "http_mcp":
+        runs = [_http_mcp_session(server, i, start, result) for i in range(sessions)]
+    else:
+        runs = [_ws_session(server, i, transport, start, result) for i in range(sessions)]
+    await asyncio.gather(start.watch_cpu(), *runs)
+    return ({"steps": len(result.latencies), "errors": len(result.errors), "first_errors": result.errors[:3],
+             "server_cpu_s": start.server_cpu_s, "client_cpu_s": start.client_cpu_s}, result.latencies)
+
+
+def bench_mcp(session_counts: list[int], duration_s: float, rounds: int) -> dict[str, Any]:
+    """Per session count, each transport's latency and throughput, and each MCP transport's p50 / step p50."""
+    rows = []
+    with serve("server.app", max(session_counts) * 2 + 8, "server_mcp") as server:
+        for sessions in session_counts:
+            measured: dict[str, list[dict[str, Any]]] = {t: [] for t in TRANSPORTS}
+            latencies: dict[str, list[list[float]]] = {t: [] for t in TRANSPORTS}
+            for _ in range(rounds):
+                for transport in TRANSPORTS:
+                    outcome, samples = asyncio.run(_load(server, transport, sessions, duration_s / rounds))
+                    measured[transport].append(outcome)
+                    latencies[transport].append(samples)
+            row: dict[str, Any] = {"sessions": sessions}
+            for transport in TRANSPORTS:
+                row[transport] = _merge(measured[transport], latencies[transport], duration_s / rounds)
+            base = row["ws_step"]["p50_ms"] or float("nan")
+            for transport in TRANSPORTS[1:]:
+                p50 = row[transport]["p50_ms"]
+                row[f"{transport}_p50_ratio"] = p50 / base if p50 is not None else None
+            rows.append(row)
+            print(f"mcp {sessions:>3} sessions: " + ", ".join(
+                f"{t} p50 {row[t]['p50_ms']:.3f} ms ({row[t]['steps_per_s']:.0f}/s, errors {row[t]['errors']})"
+                for t in TRANSPORTS), file=sys.stderr, flush=True)
+    return {"duration_s": duration_s, "rounds": rounds, "target_ratio": TARGET_RATIO, "rows": rows}
+
+
+def table(report: dict[str, Any]) -> str:
+    lines = ["| sessions | transport | p50 ms | p99 ms | calls/s | p50 / ws_step p50 | errors |",
+             "| --- | --- | --- | --- | --- | --- | --- |"]
+    for row in report["rows"]:
+        for transport in TRANSPORTS:
+            stats = row[transport]
+            ratio = row.get(f"{transport}_p50_ratio")
+            shown = "1.00" if transport == "ws_step" else (f"{ratio:.2f}" if ratio is not None else "n/a")
+            lines.append(f"| {row['sessions']} | {transport} | {stats['p50_ms']:.3f} | {stats['p99_ms']:.3f} | "
+                         f"{stats['steps_per_s']:.0f} | {shown} | {stats['errors']} |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sessions", type=int, nargs="+", default=[1, 64])
+    parser.add_argument("--duration", type=float, default=6.0, help="seconds of load per transport and count")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--json", action="store_true", help="print the report as JSON after the table")
+    args = parser.parse_args(argv)
+    report = bench_mcp(args.sessions, args.duration, args.rounds)
+    print(table(report))
+    if args.json:
+        print(json.dumps(report, indent=1))
+
+
+if __name__ == "__main__":
+    main()
