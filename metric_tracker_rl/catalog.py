@@ -180,22 +180,20 @@ def severity_indices(entity_type: str, baseline: np.ndarray, observed: np.ndarra
 
 
 BASELINE_RULE = (
-    "baseline_value = median of the entity's daily value on the same weekday in the other weeks of the "
-    "window (the date itself is excluded; with three such dates it is the middle one, so one unusual peer "
-    "cannot move it, but two unusual peers on the same side can: then the baseline is unusual too, as its "
-    "baseline_dates show); delta_value = observed_value - baseline_value; robust z = delta_value / (1.4826 * "
-    "median absolute delta_value over all dates of that entity)."
+    "baseline_value = median of the entity's value on the same weekday in the other weeks (the date excluded; "
+    "of three peers the middle one, so one unusual peer cannot move it, but two on one side can: see "
+    "baseline_dates); delta_value = observed_value - baseline_value; robust z = delta_value / (1.4826 * median "
+    "|delta_value| over the entity's dates)."
 )
 
 
 # What each kind of calendar note means. Every kind but `release` explains its date: the move it describes is not
 # an incident. A release note is realistic calendar noise in these tiers: it neither explains nor causes a move.
 ANNOTATION_MEANINGS: dict[str, str] = {
-    "marketing_campaign": "a push campaign: the burst of opens in its hours and its side effects are explained",
-    "public_holiday": "lower traffic with a weekend-like daily pattern: explained",
-    "data_freshness": "late-arriving data: the date's counts are incomplete, explained",
-    "release": "a routine app release: by itself it explains nothing and causes nothing; judge its date like any "
-               "other",
+    "marketing_campaign": "explains the burst of opens in its hours and its side effects",
+    "public_holiday": "explains a day of lower, weekend-like traffic",
+    "data_freshness": "explains the date's incomplete counts (late-arriving data)",
+    "release": "a routine app release: by itself it explains nothing and causes nothing",
 }
 
 
@@ -221,14 +219,12 @@ def incident_count_statement(config: dict) -> str:
     anomaly_density is not a count to multiply out: a seeded medium or hard episode draws its count from the
     range shown, whatever the density."""
     count, count_range = config.get("anomaly_count"), config.get("anomaly_count_range")
-    rows = ("; an incident that lasts two dates has a row on each, so the report may hold more rows than "
-            "incidents")
+    rows = "; an incident that lasts two dates has a row on each"
     if count is not None:
         if count == 0:
             return "none: this episode holds no incident, so the right report is empty"
         return f"exactly {count}{rows}"
     if count_range is not None:
         low, high = count_range
-        return (f"between {low} and {high}, drawn per episode; nothing else in the brief tells how many (not the "
-                f"anomaly_density){rows}")
+        return f"between {low} and {high}, drawn per episode (anomaly_density does not tell how many){rows}"
     raise ValueError(f"a visible config holds anomaly_count or anomaly_count_range: {sorted(config)}")
