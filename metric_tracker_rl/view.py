@@ -103,8 +103,8 @@ def _table_lines(key: str, rows: list[dict[str, Any]], depth: int, total: int | 
                  constant: frozenset[str] = frozenset()) -> list[str]:
     pad = INDENT * depth
     columns = list(dict.fromkeys(column for row in rows for column in row))
-    same = {column: rows[0][column] for column in columns if column in constant}
-    varying = [column for column in same if any(row.get(column, ...) != same[column] for row in rows)]
+    same = {column: rows[0].get(column) for column in columns if column in constant}
+    varying = [column for column in same if any(column not in row or row[column] != same[column] for row in rows)]
     if varying:
         raise ValueError(f"columns {varying} of table {key!r} are declared constant but vary")
     shown = [column for column in columns if column not in same]

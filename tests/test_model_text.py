@@ -377,6 +377,7 @@ def test_a_date_in_another_format_gets_a_format_hint(date: str) -> None:
 
 def test_the_trl_class_documents_the_bounds_it_offers() -> None:
     doc = MetricTrackerToolEnv.get_median_filter_rows.__doc__ or ""
-    assert "threshold_multiplier: Robust-z threshold (> 0, <= 100)" in doc and "limit: Rows per page (>= 1, <= 120)" in doc
+    assert "threshold_multiplier: Robust-z threshold (> 0, <= 100)" in doc
+    assert "limit: Rows per page (>= 1, <= 120)" in doc
     generators = MetricTrackerToolEnv.submit_generators.__doc__ or ""
     assert "threshold (>= 0)" in generators and "metric_name," not in generators

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+from typing import Any
 
 import pytest
 from hypothesis import example, given, settings
@@ -149,3 +150,19 @@ def test_the_unseen_row_check_can_fail() -> None:
     row = submission["function"]["arguments"]["rows"][0]
     row["observed_value"] = row["observed_value"] * 1.01
     assert unseen_submitted_rows(run.messages) == [row]
+
+
+@settings(max_examples=100, deadline=None)
+@given(table=rows, constant=st.sampled_from(["date", "entity_name", "value", "note", "flag"]), fill=scalars)
+def test_only_declared_columns_are_stated_once(table: list[dict], constant: str, fill: Any) -> None:
+    """A declared constant column moves to `same:` and reads back; a column that only happens to hold one value
+    stays a column (the header of a tool's table must not depend on the page)."""
+    declared = [{**row, constant: fill} for row in table]
+    text = render({"rows": declared}, shared={"rows": frozenset({constant})})
+    assert text.split("\n")[1].startswith("  same: ") and constant not in text.split("\n")[2].split(" | ")
+    assert parse(text) == rounded({"rows": declared})
+    header = render({"rows": declared}).split("\n")[1]
+    assert "same:" not in header and constant in header.strip().split(" | ")
+    if len(table) > 1 and len({json.dumps(row.get("value")) for row in table}) > 1:
+        with pytest.raises(ValueError, match="declared constant but vary"):
+            render({"rows": table}, shared={"rows": frozenset({"value"})})
