@@ -161,8 +161,7 @@ def test_result_table_shapes_real_tool_results() -> None:
     overview = forms.result_table(run(env, "task_overview"))
     assert list(overview.columns) == ["entity_type", "entity_names", "value"]  # what each entity's values mean
     assert "total-variation distance" in overview.set_index("entity_type").loc["hourly_mix", "value"]
-    annotations = forms.result_table(run(env, "hourly_rows_for_date", date="2026-03-10"))
-    assert len(annotations) == 24
+    assert len(forms.result_table(run(env, "hourly_rows_for_date", date="2026-03-10"))) == 24
     assert forms.result_table(None).empty
 
 
