@@ -79,8 +79,9 @@ ENTITY_VALUE_DEFINITIONS: dict[str, str] = {
     "conversion_rate": "daily numerator count / daily denominator count",
     "event_count": "daily event count",
     "funnel_step": "daily step conversion (next step count / this step count)",
-    "hourly_mix": "total-variation distance between the date's hour-of-day share of the event and the "
-    "median hour-of-day profile of the same day type (weekday/weekend) over the other dates",
+    "hourly_mix": "observed_value: total-variation distance (0 to 1) of the date's hourly shares of the event from "
+    "the median profile of its day type (weekday/weekend) over the other dates; baseline_value: the median of that "
+    "distance on the same weekday in the other weeks; only a rise means the hours moved",
     "data_quality": "daily event count of the event whose instrumentation misbehaves",
 }
 
@@ -179,11 +180,21 @@ def severity_indices(entity_type: str, baseline: np.ndarray, observed: np.ndarra
 
 
 BASELINE_RULE = (
-    "baseline_value = median of the entity's daily value on the same weekday in the other weeks of the "
-    "window (the date itself is excluded, so one anomalous week cannot move it); "
-    "delta_value = observed_value - baseline_value; robust z = delta_value / (1.4826 * median absolute "
-    "delta_value over all dates of that entity)."
+    "baseline_value = median of the entity's value on the same weekday in the other weeks (the date excluded; "
+    "of three peers the middle one, so one unusual peer cannot move it, but two on one side can: see "
+    "baseline_dates); delta_value = observed_value - baseline_value; robust z = delta_value / (1.4826 * median "
+    "|delta_value| over the entity's dates)."
 )
+
+
+# What each kind of calendar note means. Every kind but `release` explains its date: the move it describes is not
+# an incident. A release note is realistic calendar noise in these tiers: it neither explains nor causes a move.
+ANNOTATION_MEANINGS: dict[str, str] = {
+    "marketing_campaign": "explains the burst of opens in its hours and its side effects",
+    "public_holiday": "explains a day of lower, weekend-like traffic",
+    "data_freshness": "explains the date's incomplete counts (late-arriving data)",
+    "release": "a routine app release: by itself it explains nothing and causes nothing",
+}
 
 
 def row_key(date: str, entity_type: str, entity_name: str) -> str:
@@ -201,3 +212,19 @@ COUNT_INCIDENT_MIN_SHARE = 0.28
 
 DIFFICULTIES: tuple[str, ...] = ("easy", "medium", "hard")
 SCENARIO_FAMILIES: tuple[str, ...] = (*ANOMALY_TYPES, "mixed", "null")
+
+
+def incident_count_statement(config: dict) -> str:
+    """All an agent may infer about how many incidents an episode holds, from its visible config. The config's
+    anomaly_density is not a count to multiply out: a seeded medium or hard episode draws its count from the
+    range shown, whatever the density."""
+    count, count_range = config.get("anomaly_count"), config.get("anomaly_count_range")
+    rows = "; an incident that lasts two dates has a row on each"
+    if count is not None:
+        if count == 0:
+            return "none: this episode holds no incident, so the right report is empty"
+        return f"exactly {count}{rows}"
+    if count_range is not None:
+        low, high = count_range
+        return f"between {low} and {high}, drawn per episode (anomaly_density does not tell how many){rows}"
+    raise ValueError(f"a visible config holds anomaly_count or anomaly_count_range: {sorted(config)}")

@@ -10,10 +10,17 @@ from pydantic import BaseModel, ConfigDict, Field
 from metric_tracker_rl.catalog import AnomalyType, EntityType, Severity
 
 MAX_GENERATOR_CALLS = 20  # generator calls in one payload: bounds the work of a single step
+# The bounds of a robust-z threshold (threshold_multiplier), shared by the tools and generator submissions.
+THRESHOLD_MULTIPLIER_BOUNDS = {"gt": 0, "le": 100}
+# Marks an argument kept for callers of the wire API that a model is not offered (another argument does the same:
+# `metric_names` holds one metric as well as several). Model schemas and the errors a model reads leave it out.
+HIDDEN_FROM_MODELS = {"hidden_from_models": True}
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+    """A model writes these values: a boolean is not a number and a string is not a number (strict mode)."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, strict=True)
 
 
 class MetricSubmissionRow(_Strict):
@@ -34,9 +41,13 @@ class PayloadGeneratorMethod(_Strict):
     """A generator call that the server runs to build submission rows (see the get_*_rows tools)."""
 
     method_name: str = Field(description="A get_*_rows tool", max_length=128)
-    metric_name: str | None = Field(default=None, description="One metric to scan", max_length=128)
+    metric_name: str | None = Field(default=None, description="One metric to scan", max_length=128,
+                                    json_schema_extra=HIDDEN_FROM_MODELS)
     metric_names: list[str] | None = Field(default=None, description="Several metrics to scan", max_length=64)
-    threshold_multiplier: float | None = Field(default=None, description="Robust-z threshold")
+    threshold_multiplier: float | None = Field(default=None, description="Robust-z threshold",
+                                               **THRESHOLD_MULTIPLIER_BOUNDS)
+    threshold: float | None = Field(default=None, ge=0, description="get_rows_with_abs_diff_from_median_gt's "
+                                    "threshold, in the metric's own units")
 
     def tool_arguments(self) -> dict[str, Any]:
         return self.model_dump(exclude={"method_name"}, exclude_none=True)

@@ -23,7 +23,15 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from metric_tracker_rl import view
 from metric_tracker_rl.analysis_tools import TOOL_REGISTRY, available_analysis_methods
-from metric_tracker_rl.catalog import COUNT_INCIDENT_MIN_SHARE, DEMAND_SWING_SHARE, TIMING_SHIFT_HOURS
+from metric_tracker_rl.analysis_tools.generators import generator_arguments
+from metric_tracker_rl.analysis_tools.registry import ToolError
+from metric_tracker_rl.catalog import (
+    ANNOTATION_MEANINGS,
+    COUNT_INCIDENT_MIN_SHARE,
+    DEMAND_SWING_SHARE,
+    TIMING_SHIFT_HOURS,
+    incident_count_statement,
+)
 from metric_tracker_rl.funnel import window_dates
 from metric_tracker_rl.models import (
     MAX_GENERATOR_CALLS,
@@ -44,7 +52,9 @@ submit one anomaly report that a grader scores.
 
 Work like an analyst:
 - Read the brief (families, their root-cause keys and sizes, the bounds of benign fluctuations), then
-  get_annotations: days explained by a campaign, a holiday or late-arriving data are not incidents.
+  get_annotations: days explained by a campaign, a holiday or late-arriving data are not incidents. A release
+  note marks a routine app release: by itself it explains nothing and causes nothing, so judge its date like
+  any other.
 - list_suspicious_dates shows where to look; the get_*_rows tools list candidate rows, strongest first,
   a page at a time (limit, offset); confirm doubtful ones with compare_*, detect_funnel_break,
   check_impossible_counts or hourly_rows_for_date.
@@ -83,15 +93,15 @@ class ModelTool:
                 "function": {"name": self.name, "description": self.description, "parameters": self.parameters}}
 
 
-# Schema keywords a model does not need in order to call a tool well: the server checks every bound and answers
-# a call outside one with an error that names what is valid.
-_UNREAD_KEYWORDS = frozenset({"title", "additionalProperties", "maxLength", "minLength", "maxItems", "minItems",
-                              "exclusiveMinimum", "exclusiveMaximum", "minimum", "maximum"})
+# Schema keywords a model does not need in order to call a tool well. Every numeric bound the validator enforces
+# (minimum, maximum, exclusiveMinimum, ...) stays: a model reads what it may send from the schema, not from a
+# refusal. The lengths of names and lists are only guards against junk, far above any sensible call.
+_UNREAD_KEYWORDS = frozenset({"title", "additionalProperties", "maxLength", "minLength", "maxItems", "minItems"})
 
 
 def model_schema(schema: dict[str, Any]) -> dict[str, Any]:
     """A pydantic JSON schema as a model reads it: definitions inlined where they are used, an optional field
-    (`X | None = None`) shown as X, and no keywords that only restate what the server checks."""
+    (`X | None = None`) shown as X, and no keywords that only guard against junk."""
     definitions = schema.get("$defs", {})
 
     def compact(node: Any) -> Any:
@@ -178,14 +188,26 @@ def tool_action(name: str, arguments: str | dict[str, Any] | None) -> MetricTrac
         return f"error: the arguments of {name} must be a JSON object"
     if tool is None:
         return MetricTrackerRlAction(analysis_method=name, analysis_args=arguments)
+    key = next(iter(tool.args_model.model_fields))
     try:
         submission = tool.args_model.model_validate(arguments)
     except ValidationError as exc:
-        key = next(iter(tool.args_model.model_fields))
-        return f"error: invalid {key} for {name}: {describe_validation_error(exc)}. Nothing was submitted."
+        return (f"error: invalid {key} for {name}: {describe_validation_error(exc)}. {_item_fields(tool)}. "
+                "Nothing was submitted.")
     if isinstance(submission, SubmitReportArgs):
         return MetricTrackerRlAction(classifications=submission.rows)
+    for i, generator in enumerate(submission.generators):
+        try:
+            generator_arguments(generator)
+        except ToolError as exc:
+            return f"error: invalid {key} for {name}: generators[{i}]: {exc}. Nothing was submitted."
     return MetricTrackerRlAction(payload_generators=submission.generators)
+
+
+def _item_fields(tool: ModelTool) -> str:
+    """What each item of a submission takes, as its schema offers it."""
+    [prop] = tool.parameters["properties"].values()
+    return f"Each item takes {', '.join(prop['items']['properties'])}"
 
 
 def action_tool_call(action: MetricTrackerRlAction) -> tuple[str, dict[str, Any]]:
@@ -232,9 +254,13 @@ def render_observation(observation: MetricTrackerRlObservation) -> str:
     """One step's observation as the model reads it (see `view`): the tool's result, an `error:` line, or a
     `graded:` block; then the budgets left. Catalogs and debug fields are left out."""
     totals: dict[str, int] = {}
+    shared: dict[str, frozenset[str]] = {}
     if observation.status == "ok":
         shown, totals = _result_view(observation.analysis_result or {})
         method = (observation.analysis_result or {}).get("method")
+        spec = TOOL_REGISTRY.get(method) if isinstance(method, str) else None
+        if spec is not None and spec.constant_columns:
+            shared["rows"] = spec.constant_columns
         if observation.message != f"{method} ran.":
             shown["note"] = observation.message
     elif observation.status == "graded":
@@ -246,11 +272,14 @@ def render_observation(observation: MetricTrackerRlObservation) -> str:
     shown.update(steps_remaining=observation.steps_remaining, submissions_remaining=observation.submissions_remaining)
     if observation.done:
         shown["episode_over"] = True
-    return view.render(shown, totals)
+    return view.render(shown, totals, shared)
 
 
 def _config_view(config: dict[str, Any]) -> dict[str, Any]:
-    return {key: value for key, value in config.items() if value not in (None, [], {})}
+    """The settings that are set (no null or empty ones), without anomaly_density: the `incidents` line says
+    what may be inferred about the count, and the density, read as a share of 28 dates, would mislead."""
+    return {key: value for key, value in config.items()
+            if value not in (None, [], {}) and key != "anomaly_density"}
 
 
 def brief(observation: MetricTrackerRlObservation) -> dict[str, Any]:
@@ -270,6 +299,7 @@ def brief(observation: MetricTrackerRlObservation) -> dict[str, Any]:
     dates = window_dates()
     shown.update({
         "config": _config_view(observation.config),
+        "incidents": incident_count_statement(observation.config),
         "window": {"first_date": dates[0].isoformat(), "last_date": dates[-1].isoformat(), "days": len(dates)},
         "steps_remaining": observation.steps_remaining,
         "submissions_remaining": observation.submissions_remaining,
@@ -279,6 +309,7 @@ def brief(observation: MetricTrackerRlObservation) -> dict[str, Any]:
         # its incidents are at each difficulty.
         "families": families,
         "benign_fluctuations": published_fluctuation_bounds(),
+        "calendar_note_kinds": dict(ANNOTATION_MEANINGS),
     })
     return shown
 

@@ -76,12 +76,25 @@ def _nested_model(annotation: Any) -> type[BaseModel] | None:
     return next((m for m in map(_nested_model, get_args(annotation)) if m is not None), None)
 
 
-def _argument_description(field: Any, name: str) -> str:
-    """The field's description; for objects, the fields they take (the schema shows only "object")."""
+# Schema bounds as the docstring writes them: TRL builds the schema from type hints, which carry no bounds.
+_BOUND_WORDS = (("exclusiveMinimum", ">"), ("minimum", ">="), ("exclusiveMaximum", "<"), ("maximum", "<="))
+
+
+def bounds_text(schema: dict[str, Any]) -> str:
+    """A property's numeric bounds as text (`> 0, <= 100`), empty when it has none."""
+    return ", ".join(f"{word} {schema[key]}" for key, word in _BOUND_WORDS if key in schema)
+
+
+def _argument_description(field: Any, name: str, schema: dict[str, Any]) -> str:
+    """The field's description and bounds; for objects, the fields they take and their bounds (the schema shows
+    only "object"), as the model schema offers them."""
     description = _one_line(field.description or name)
-    model = _nested_model(field.annotation)
-    if model is not None:
-        description += f"; each an object with {', '.join(model.model_fields)}"
+    if bounds_text(schema):
+        description += f" ({bounds_text(schema)})"
+    items = schema.get("items", {}).get("properties")
+    if _nested_model(field.annotation) is not None and items:
+        described = [f"{item} ({bounds_text(prop)})" if bounds_text(prop) else item for item, prop in items.items()]
+        description += f"; each an object with {', '.join(described)}"
     return description
 
 
@@ -106,7 +119,7 @@ def _tool_method(tool: ModelTool) -> Callable[..., str]:
         parameters.append(inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default,
                                             annotation=annotation))
         annotations[name] = annotation
-        lines.append(f"    {name}: {_argument_description(field, name)}")
+        lines.append(f"    {name}: {_argument_description(field, name, offered[name])}")
     annotations["return"] = str
     arguments_block = "\n\nArgs:\n" + "\n".join(lines) if lines else ""
     method.__name__ = tool.name

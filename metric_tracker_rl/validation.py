@@ -8,6 +8,7 @@ valid."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Sequence
 
 from pydantic import ValidationError
@@ -15,16 +16,29 @@ from pydantic import ValidationError
 from metric_tracker_rl.catalog import ENTITY_NAMES, row_key
 from metric_tracker_rl.models import MetricSubmissionRow, SubmissionIssue
 
+ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+
+
+def date_problem(value: str, window: Sequence[str]) -> str | None:
+    """Why `value` is not a date of the window (ordered), or None. A date written in another format (15/03/2026)
+    gets a format hint rather than "not in the window": the model then knows what to change."""
+    if value in window:
+        return None
+    if not ISO_DATE.match(value):
+        return (f"date {value!r} is not in YYYY-MM-DD format; write dates as YYYY-MM-DD, e.g. {window[0]} "
+                f"(valid dates are {window[0]} .. {window[-1]})")
+    return f"date {value!r} is not in the episode window; valid dates are {window[0]} .. {window[-1]} (YYYY-MM-DD)"
+
 
 def validate_rows(rows: Sequence[MetricSubmissionRow], valid_dates: Iterable[str]) -> dict[int, SubmissionIssue]:
     """Per-row issues that need no truth: unknown dates or entities, and repeated keys."""
-    dates = set(valid_dates)
+    dates = tuple(sorted(valid_dates))
     issues: dict[int, SubmissionIssue] = {}
     first_index: dict[str, int] = {}
     for i, row in enumerate(rows):
-        if row.date not in dates:
-            issues[i] = SubmissionIssue(row_index=i, code="invalid_row",
-                                        message=f"date {row.date!r} is not in the episode window")
+        problem = date_problem(row.date, dates)
+        if problem is not None:
+            issues[i] = SubmissionIssue(row_index=i, code="invalid_row", message=problem)
             continue
         if row.entity_name not in ENTITY_NAMES[row.entity_type]:
             issues[i] = SubmissionIssue(

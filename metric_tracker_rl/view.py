@@ -3,9 +3,11 @@
 `render(value)` writes a tool result compactly:
 
 - a dict is one `key: value` line per entry; a nested dict is a `key:` line with its entries indented below;
-- a list of dicts is a table: `key: N rows` (or `key: N of M rows`), the columns that hold one value in every
-  row stated once as `same: {...}`, one header line of column names, and one line per row with cells joined
-  by ` | `;
+- a list of dicts is a table: `key: N rows` (or `key: N of M rows`), the columns its caller declares constant
+  (`shared`: one value in every row of every call, such as a generator's detection_method) stated once as
+  `same: {...}`, one header line of column names, and one line per row with cells joined by ` | `. Only declared
+  columns move: a column that happens to hold one value on this page stays a column, so a tool's table has the
+  same header on every call;
 - any other list is compact JSON;
 - numbers keep what a reader needs: integers whole, other numbers at 4 significant digits (a value of 1000 or
   more to the unit), which stays within the grader's 2% tolerance of the full value;
@@ -94,11 +96,17 @@ def _is_table(value: Any) -> bool:
     return isinstance(value, list) and bool(value) and all(isinstance(item, dict) for item in value)
 
 
-def _table_lines(key: str, rows: list[dict[str, Any]], depth: int, total: int | None) -> list[str]:
+Shared = dict[str, frozenset[str]]  # table key -> the columns declared constant in it
+
+
+def _table_lines(key: str, rows: list[dict[str, Any]], depth: int, total: int | None,
+                 constant: frozenset[str] = frozenset()) -> list[str]:
     pad = INDENT * depth
     columns = list(dict.fromkeys(column for row in rows for column in row))
-    same = {column: rows[0][column] for column in columns
-            if len(rows) > 1 and all(column in row and row[column] == rows[0][column] for row in rows)}
+    same = {column: rows[0].get(column) for column in columns if column in constant}
+    varying = [column for column in same if any(column not in row or row[column] != same[column] for row in rows)]
+    if varying:
+        raise ValueError(f"columns {varying} of table {key!r} are declared constant but vary")
     shown = [column for column in columns if column not in same]
     count = f"{len(rows)} of {total}" if total is not None and total != len(rows) else str(len(rows))
     lines = [f"{pad}{key}: {count} rows"]
@@ -111,15 +119,15 @@ def _table_lines(key: str, rows: list[dict[str, Any]], depth: int, total: int | 
     return lines
 
 
-def _lines(value: dict[str, Any], depth: int) -> list[str]:
+def _lines(value: dict[str, Any], depth: int, shared: Shared) -> list[str]:
     pad = INDENT * depth
     lines: list[str] = []
     for key, item in value.items():
         if _is_table(item):
-            lines += _table_lines(key, item, depth, None)
+            lines += _table_lines(key, item, depth, None, shared.get(key, frozenset()))
         elif isinstance(item, dict) and item:
             lines.append(f"{pad}{key}:")
-            lines += _lines(item, depth + 1)
+            lines += _lines(item, depth + 1, shared)
         elif isinstance(item, list) and not item:
             lines.append(f"{pad}{key}: 0 rows")
         else:
@@ -127,17 +135,20 @@ def _lines(value: dict[str, Any], depth: int) -> list[str]:
     return lines
 
 
-def render(value: dict[str, Any], totals: dict[str, int] | None = None) -> str:
-    """The text of a result dict. `totals` gives, for a table key, how many rows exist in all (a page)."""
+def render(value: dict[str, Any], totals: dict[str, int] | None = None, shared: Shared | None = None) -> str:
+    """The text of a result dict. `totals` gives, for a table key, how many rows exist in all (a page); `shared`,
+    for a table key, the columns constant in every row of every call, stated once above the header."""
+    shared = shared or {}
     if not totals:
-        return "\n".join(_lines(value, 0))
+        return "\n".join(_lines(value, 0, shared))
     lines: list[str] = []
     for key, item in value.items():
         if key in totals and isinstance(item, list) and all(isinstance(row, dict) for row in item):
             shown = f"0 of {totals[key]}" if totals[key] else "0"
-            lines += _table_lines(key, item, 0, totals[key]) if item else [f"{key}: {shown} rows"]
+            lines += (_table_lines(key, item, 0, totals[key], shared.get(key, frozenset())) if item
+                      else [f"{key}: {shown} rows"])
         else:
-            lines += _lines({key: item}, 0)
+            lines += _lines({key: item}, 0, shared)
     return "\n".join(lines)
 
 

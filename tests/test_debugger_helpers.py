@@ -152,13 +152,16 @@ def test_result_table_shapes_real_tool_results() -> None:
     env = MetricTrackerRlEnvironment()
     env.reset(task_id=TASK)
     suspicious = forms.result_table(run(env, "list_suspicious_dates", limit=4))
-    assert len(suspicious) == 4 and {"date", "entity_name", "max_abs_robust_z"} <= set(suspicious.columns)
+    assert len(suspicious) == 4
+    assert {"date", "max_abs_robust_z", "hourly_mix", "hourly_mix_z"} <= set(suspicious.columns)
     one_day = forms.result_table(run(env, "rows_for_date", date="2026-03-10"))
     assert len(one_day) == 1 and one_day.loc[0, "date"] == "2026-03-10"
     medians = forms.result_table(run(env, "get_metric_median", metric_name="app_opens"))
     assert isinstance(json.loads(medians.loc[0, "median_by_weekday"]), dict)  # nested values become JSON text
     overview = forms.result_table(run(env, "task_overview"))
-    assert list(overview.columns) == ["field", "value"] and "baseline_rule" in set(overview["field"])
+    assert list(overview.columns) == ["entity_type", "entity_names", "value"]  # what each entity's values mean
+    assert "total-variation distance" in overview.set_index("entity_type").loc["hourly_mix", "value"]
+    assert len(forms.result_table(run(env, "hourly_rows_for_date", date="2026-03-10"))) == 24
     assert forms.result_table(None).empty
 
 

@@ -91,7 +91,8 @@ def test_bad_calls_through_the_environment_are_error_observations_and_the_episod
         ("solve_the_task", {}, ("unknown analysis method 'solve_the_task'", "valid methods: task_overview")),
         ("get_rate_drop_from_median_rows", {"metric_name": "revenue"},
          ("unknown metric 'revenue'", "valid: app_open_to_menu_open")),
-        ("rows_for_date", {"date": "2025-12-25"}, ("unknown date '2025-12-25'", "valid dates are 2026-03-02")),
+        ("rows_for_date", {"date": "2025-12-25"},
+         ("date '2025-12-25' is not in the episode window", "valid dates are 2026-03-02")),
         ("show_raw_data", {"limit": "seven"}, ("limit:", "Valid arguments: limit, offset")),
         ("get_median_filter_rows", {"threshold_multiplier": -1}, ("threshold_multiplier:", "greater than 0")),
     ]

@@ -35,6 +35,7 @@ from metric_tracker_rl.agents.reading import (
     relative_move,
     same_weekday_peers,
     signed_share,
+    strongest_signal,
 )
 from metric_tracker_rl.catalog import FUNNEL_STEPS
 from metric_tracker_rl.models import MetricSubmissionRow, MetricTrackerRlAction
@@ -158,13 +159,13 @@ class ExpertAgent(Agent):
         focus = unexplained[0]
         # The hour-of-day mix spreads do not depend on the date: measured on the date to look at first, whose
         # standout event (if it is one of them) comes first.
-        events = sorted(MIX_EVENTS, key=lambda event: event != focus["entity_name"])
+        events = sorted(MIX_EVENTS, key=lambda event: event != strongest_signal(focus)[1])
         for event in events:
             self.plan.append((f"mix_std/{event}", _analysis("compare_hourly_mix_to_baseline", date=focus["date"],
                                                             entity_name=event)))
         self.plan.append(("spread", _analysis("get_metric_std_dev_from_median")))
-        pointed = [GENERATOR_FOR_ENTITY_TYPE[e["entity_type"]] for e in unexplained
-                   if e["entity_type"] in GENERATOR_FOR_ENTITY_TYPE]
+        kinds = [strongest_signal(e)[0] for e in unexplained]
+        pointed = [GENERATOR_FOR_ENTITY_TYPE[kind] for kind in kinds if kind in GENERATOR_FOR_ENTITY_TYPE]
         for method in sorted(POOL_THRESHOLDS, key=lambda m: pointed.index(m) if m in pointed else len(pointed)):
             self.plan.append((method, _analysis(method, threshold_multiplier=POOL_THRESHOLDS[method],
                                                 limit=PAGE_ROWS)))

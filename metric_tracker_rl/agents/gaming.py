@@ -9,7 +9,15 @@ from typing import Any
 
 from metric_tracker_rl.agents.base import Agent, register_agent
 from metric_tracker_rl.agents.expert import Candidate, ExpertAgent
-from metric_tracker_rl.agents.reading import PAGE_ROWS, Row, episode_dates, explained_dates, relative_move, weekday
+from metric_tracker_rl.agents.reading import (
+    PAGE_ROWS,
+    Row,
+    episode_dates,
+    explained_dates,
+    relative_move,
+    strongest_signal,
+    weekday,
+)
 from metric_tracker_rl.catalog import COUNT_COLUMNS, FUNNEL_STEPS
 from metric_tracker_rl.models import MetricSubmissionRow, MetricTrackerRlAction
 from metric_tracker_rl.tool_calls import SeenObservation
@@ -160,8 +168,7 @@ class TopKDatesAgent(SubmitOnce):
 
     def pick(self, entry: dict[str, Any], candidates: list[Row]) -> Row | None:
         """The date's row to report: its strongest key's, else the most specific one (None: skip the date)."""
-        strongest = [row for row in candidates
-                     if (row["entity_type"], row["entity_name"]) == (entry["entity_type"], entry["entity_name"])]
+        strongest = [row for row in candidates if (row["entity_type"], row["entity_name"]) == strongest_signal(entry)]
         if not candidates:
             return None
         return strongest[0] if strongest else most_specific(candidates)

@@ -50,3 +50,18 @@ def magnitude_bounds(brief: dict[str, Any], family: str) -> tuple[float, float]:
     row = next(row for row in brief["families"] if row["family"] == family)
     ranges = [tuple(float(x) for x in str(row[difficulty]).split("-")) for difficulty in DIFFICULTIES]
     return min(low for low, _ in ranges), max(high for _, high in ranges)
+
+
+# The kinds of signal a list_suspicious_dates entry shows, in the order it breaks ties; hourly mixes count rising.
+SUSPICIOUS_KINDS = ("conversion_rate", "event_count", "hourly_mix")
+
+
+def strongest_signal(entry: dict[str, Any]) -> tuple[str, str]:
+    """The (entity_type, entity_name) behind a list_suspicious_dates entry's max_abs_robust_z: the kind whose
+    strongest entity moved most (|z| for counts and rates, the rise for an hourly mix)."""
+    def strength(kind: str) -> float:
+        z = entry.get(f"{kind}_z") or 0.0
+        return max(z, 0.0) if kind == "hourly_mix" else abs(z)
+
+    kind = max(SUSPICIOUS_KINDS, key=strength)  # the first of equally strong kinds, as the ranking breaks ties
+    return kind, entry[kind]

@@ -1,4 +1,7 @@
-"""Argument models of the tools. Validators name the valid choices in their errors."""
+"""Argument models of the tools. Validators name the valid choices in their errors.
+
+Every model is strict: a model writes these values, and a boolean is not a number nor a string an integer, so
+`limit=True` or `limit="20"` is refused with a message rather than read as 1 or 20."""
 
 from __future__ import annotations
 
@@ -9,24 +12,26 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from metric_tracker_rl.analysis_tools.registry import DEFAULT_PAGE_ROWS, MAX_PAGE_ROWS
 from metric_tracker_rl.catalog import CONVERSION_METRIC_NAMES, COUNT_COLUMNS
 from metric_tracker_rl.funnel import window_dates
-from metric_tracker_rl.models import MAX_GENERATOR_CALLS, PayloadGeneratorMethod
-from metric_tracker_rl.validation import check_choice
+from metric_tracker_rl.models import (
+    HIDDEN_FROM_MODELS,
+    MAX_GENERATOR_CALLS,
+    THRESHOLD_MULTIPLIER_BOUNDS,
+    PayloadGeneratorMethod,
+)
+from metric_tracker_rl.validation import check_choice, date_problem
 
 WINDOW = tuple(d.isoformat() for d in window_dates())
-WINDOW_DATES = frozenset(WINDOW)
-# Marks an argument kept for callers of the wire API that a model is not offered (another argument of the same tool
-# does the same: `metric_names` holds one metric as well as several).
-HIDDEN_FROM_MODELS = {"hidden_from_models": True}
 MAX_PREVIEW_ROWS = 200
 
 
 class ToolArgs(BaseModel):
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, strict=True)
 
 
 def check_date(value: str) -> str:
-    if value not in WINDOW_DATES:
-        raise ValueError(f"unknown date {value!r}; valid dates are {WINDOW[0]} .. {WINDOW[-1]} (YYYY-MM-DD)")
+    problem = date_problem(value, WINDOW)
+    if problem is not None:
+        raise ValueError(problem)
     return value
 
 
@@ -76,8 +81,7 @@ class LimitArgs(ToolArgs):
 class PageArgs(ToolArgs):
     """A long result comes strongest first, one page at a time."""
 
-    limit: int = Field(default=DEFAULT_PAGE_ROWS, ge=1, le=MAX_PAGE_ROWS,
-                       description=f"At most {MAX_PAGE_ROWS}")
+    limit: int = Field(default=DEFAULT_PAGE_ROWS, ge=1, le=MAX_PAGE_ROWS, description="Rows per page")
     # Every key of every date is under 1000 rows: no result has a page beyond it.
     offset: int = Field(default=0, ge=0, le=1000, description="A next_offset")
 
@@ -113,7 +117,7 @@ class _MetricSelection(ToolArgs):
 
 
 def _threshold(default: float) -> Any:
-    return Field(default=default, gt=0, le=100, description="Robust-z threshold")
+    return Field(default=default, description="Robust-z threshold", **THRESHOLD_MULTIPLIER_BOUNDS)
 
 
 class AnyMetricArgs(_MetricSelection):

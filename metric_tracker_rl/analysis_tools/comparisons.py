@@ -11,7 +11,7 @@ import numpy as np
 
 from metric_tracker_rl.analysis_tools.arguments import DateArgs, DateCountArgs, DateMixArgs, DateRateArgs
 from metric_tracker_rl.analysis_tools.registry import derived, register_tool
-from metric_tracker_rl.catalog import BASELINE_RULE, COUNT_COLUMNS, FUNNEL_STEPS
+from metric_tracker_rl.catalog import BASELINE_RULE, COUNT_COLUMNS, ENTITY_VALUE_DEFINITIONS, FUNNEL_STEPS
 from metric_tracker_rl.metrics import COLUMN_INDEX, nanmedian_last_axis, safe_ratio, same_weekday_peer_lists
 from metric_tracker_rl.public import PublicEpisode
 
@@ -19,7 +19,8 @@ MIN_HOURLY_DENOMINATOR = 20  # hours with fewer events at the earlier step are t
 BROKEN_HOUR_RATIO = 0.3  # a step is broken in an hour converting below 30% of its median hour that day
 BROKEN_HOUR_RULE = (f"an hour is broken when the step converts below {BROKEN_HOUR_RATIO:.0%} of the date's median "
                     f"hourly rate for that step (hours with < {MIN_HOURLY_DENOMINATOR} events at the earlier step are "
-                    "not judged)")
+                    "not judged); broken_runs are [start_hour, end_hour): end_hour is exclusive, the first hour "
+                    "after the run")
 
 
 def comparison(episode: PublicEpisode, entity_type: str, entity_name: str, date: str) -> dict[str, Any]:
@@ -33,6 +34,7 @@ def comparison(episode: PublicEpisode, entity_type: str, entity_name: str, date:
         "baseline_dates": [{"date": dates[p], "value": values[p] if math.isfinite(values[p]) else None}
                            for p in same_weekday_peer_lists(len(dates))[day]],
         "robust_std": float(episode.panel.spread[k]),
+        "value": ENTITY_VALUE_DEFINITIONS[entity_type],
         "baseline_rule": BASELINE_RULE,
     }
 
@@ -51,7 +53,8 @@ def compare_count_to_median(episode: PublicEpisode, args: DateCountArgs) -> dict
     return comparison(episode, "event_count", args.entity_name, args.date)
 
 
-@register_tool("compare_hourly_mix_to_baseline", "One event's hourly shares on one date against its day-type profile.",
+@register_tool("compare_hourly_mix_to_baseline", "One event's hourly shares on one date against its day-type "
+               "profile; observed_value is their distance.",
                DateMixArgs, example={"date": "2026-03-10", "entity_name": "app_opens"})
 def compare_hourly_mix_to_baseline(episode: PublicEpisode, args: DateMixArgs) -> dict[str, Any]:
     day = episode.data.date_index(args.date)

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from pydantic import ValidationError
 
 from metric_tracker_rl.analysis_tools.arguments import (
     AbsDiffArgs,
@@ -29,14 +30,15 @@ from metric_tracker_rl.analysis_tools.registry import (
     TOOL_REGISTRY,
     ToolError,
     derived,
+    offered_fields,
     page,
     register_tool,
     strongest_first,
-    validated_arguments,
 )
 from metric_tracker_rl.catalog import COUNT_COLUMNS, ENTITY_NAMES, FUNNEL_STEPS, row_key
 from metric_tracker_rl.models import PayloadGeneratorMethod
 from metric_tracker_rl.public import PublicEpisode
+from metric_tracker_rl.validation import describe_validation_error
 
 MIN_FLAGGED_HOURS = 2
 DIRECTIONAL_TYPES = {
@@ -63,14 +65,30 @@ def candidate_row(episode: PublicEpisode, entity_type: str, entity_name: str, da
 GENERATOR_ROWS: dict[str, Any] = {}
 
 
+# A family generator's rows share their entity type and anomaly type; every generator stamps its own name.
+FAMILY_CONSTANTS = frozenset({"entity_type", "anomaly_type", "detection_method"})
+SCAN_CONSTANTS = frozenset({"detection_method"})
+
+
+def page_of(args: Any) -> dict[str, Any]:
+    """The arguments a page belongs to (all but limit and offset, defaults included): a next_offset means the
+    next page of this result, and a call with other arguments is another result, ranked anew."""
+    offered = set(offered_fields(type(args))) - {"limit", "offset"}
+    return {key: value for key, value in args.model_dump().items() if key in offered and value is not None}
+
+
 def register_generator(name: str, description: str, args_model: type, example: dict[str, Any], *,
-                       offered: bool = True) -> Any:
+                       offered: bool = True, constant_columns: frozenset[str] = SCAN_CONSTANTS) -> Any:
     """Register a function that lists every candidate row as the generator tool `name`, paged strongest first."""
     def decorator(rows_of: Any) -> Any:
         def tool(episode: PublicEpisode, args: Any) -> dict[str, Any]:
-            return page(strongest_first(rows_of(episode, args)), args.offset, args.limit)
+            result = page(strongest_first(rows_of(episode, args)), args.offset, args.limit)
+            if args.offset or result["next_offset"] is not None:
+                result["page_of"] = page_of(args)
+            return result
 
-        register_tool(name, description, args_model, kind="generator", example=example, offered=offered)(tool)
+        register_tool(name, description, args_model, kind="generator", example=example, offered=offered,
+                      constant_columns=constant_columns)(tool)
         GENERATOR_ROWS[name] = rows_of
         return rows_of
     return decorator
@@ -172,16 +190,16 @@ def _z(episode: PublicEpisode, entity_type: str, names: tuple[str, ...]) -> np.n
 
 @register_generator("get_funnel_break_rows", "Candidate funnel breaks: steps under -threshold z, broken in "
                     f"{MIN_FLAGGED_HOURS}+ hours.", FamilyThreshold,
-                    {"threshold_multiplier": 3.0})
+                    {"threshold_multiplier": 3.0}, constant_columns=FAMILY_CONSTANTS)
 def get_funnel_break_rows(episode: PublicEpisode, args: FamilyThreshold) -> list[dict[str, Any]]:
     broken = derived(episode, broken_hour_flags).counts  # (steps, D)
     passes = (broken >= MIN_FLAGGED_HOURS) & (_z(episode, "funnel_step", FUNNEL_STEPS) < -args.threshold_multiplier)
     return _flagged_rows(episode, "funnel_step", FUNNEL_STEPS, passes, "funnel_break", "get_funnel_break_rows")
 
 
-@register_generator("get_hourly_traffic_mix_shift_rows", "Candidate hourly-mix shifts: events whose hour "
-                    "profile moved beyond the z threshold.",
-                    FamilyThreshold, {"threshold_multiplier": 3.0})
+@register_generator("get_hourly_traffic_mix_shift_rows", "Candidate hourly-mix shifts: events whose distance from "
+                    "their usual hours rose beyond the z threshold.",
+                    FamilyThreshold, {"threshold_multiplier": 3.0}, constant_columns=FAMILY_CONSTANTS)
 def get_hourly_traffic_mix_shift_rows(episode: PublicEpisode, args: FamilyThreshold) -> list[dict[str, Any]]:
     passes = _z(episode, "hourly_mix", COUNT_COLUMNS) > args.threshold_multiplier
     return _flagged_rows(episode, "hourly_mix", COUNT_COLUMNS, passes, "hourly_traffic_mix_shift",
@@ -190,7 +208,7 @@ def get_hourly_traffic_mix_shift_rows(episode: PublicEpisode, args: FamilyThresh
 
 @register_generator("get_instrumentation_data_quality_issue_rows", "Candidate data-quality issues: events over the "
                     f"previous one in {MIN_FLAGGED_HOURS}+ hours, count beyond the z threshold.", FamilyThreshold,
-                    {"threshold_multiplier": 3.0})
+                    {"threshold_multiplier": 3.0}, constant_columns=FAMILY_CONSTANTS)
 def get_instrumentation_data_quality_issue_rows(episode: PublicEpisode, args: FamilyThreshold) -> list[dict[str, Any]]:
     names = ENTITY_NAMES["data_quality"]
     impossible = derived(episode, impossible_hour_flags).counts  # (steps, D), step i -> event i + 1
@@ -200,6 +218,30 @@ def get_instrumentation_data_quality_issue_rows(episode: PublicEpisode, args: Fa
 
 
 GENERATOR_NAMES = tuple(name for name, spec in TOOL_REGISTRY.items() if spec.kind == "generator")
+# The generators a model is offered; the others answer the same question on a metric selection, and stay valid in a
+# generator submission sent through the wire API.
+OFFERED_GENERATOR_NAMES = tuple(name for name in GENERATOR_NAMES if TOOL_REGISTRY[name].offered)
+
+
+def submission_arguments(name: str) -> list[str]:
+    """The arguments generator `name` takes in a generator submission: those of its tool that a submission item
+    offers (a submission grades every row, so it has no paging)."""
+    offered = set(offered_fields(PayloadGeneratorMethod))
+    return [field for field in offered_fields(TOOL_REGISTRY[name].args_model) if field in offered]
+
+
+def generator_arguments(method: PayloadGeneratorMethod) -> Any:
+    """A submitted generator call's validated tool arguments. Raises ToolError naming what that generator takes."""
+    name = method.method_name
+    if name not in GENERATOR_NAMES:
+        raise ToolError(f"{name!r} is not a generator; valid: {', '.join(OFFERED_GENERATOR_NAMES)}")
+    spec = TOOL_REGISTRY[name]
+    try:
+        return spec.args_model.model_validate(method.tool_arguments())
+    except ValidationError as exc:
+        takes = ", ".join(submission_arguments(name)) or "no argument"
+        raise ToolError(f"{name}: {describe_validation_error(exc)}. In a submission it takes method_name and "
+                        f"{takes}") from None
 
 
 def generate_rows(episode: PublicEpisode, methods: list[PayloadGeneratorMethod]) -> tuple[list[dict], list[str]]:
@@ -207,14 +249,10 @@ def generate_rows(episode: PublicEpisode, methods: list[PayloadGeneratorMethod])
     rows: dict[str, dict[str, Any]] = {}
     errors: list[str] = []
     for i, method in enumerate(methods):
-        if method.method_name not in GENERATOR_NAMES:
-            errors.append(f"generator_methods[{i}]: {method.method_name!r} is not a generator; valid: "
-                          f"{', '.join(GENERATOR_NAMES)}")
-            continue
         try:
-            args = validated_arguments(method.method_name, method.tool_arguments())
+            args = generator_arguments(method)
         except ToolError as exc:
-            errors.append(f"generator_methods[{i}]: {exc}")
+            errors.append(f"generators[{i}]: {exc}")
             continue
         for row in strongest_first(GENERATOR_ROWS[method.method_name](episode, args)):
             rows.setdefault(row_key(row["date"], row["entity_type"], row["entity_name"]), row)

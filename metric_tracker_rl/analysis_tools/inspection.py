@@ -24,6 +24,7 @@ from metric_tracker_rl.catalog import (
     ENTITY_NAMES,
     ENTITY_VALUE_DEFINITIONS,
     SEVERITY_RULE,
+    incident_count_statement,
 )
 from metric_tracker_rl.metrics import COLUMN_INDEX, nanmedian_last_axis, safe_ratio
 from metric_tracker_rl.models import MetricSubmissionRow
@@ -48,13 +49,14 @@ def metric_series(episode: PublicEpisode, metric: str) -> tuple[str, np.ndarray,
     return entity_type, episode.panel.values[k], k
 
 
-@register_tool("task_overview", "Window, entities, row fields, baseline and severity rules, grading.", NoArgs)
+@register_tool("task_overview", "The rules the brief leaves out: what each entity's values mean, baseline, "
+               "severity, grading.", NoArgs)
 def task_overview(episode: PublicEpisode, args: NoArgs) -> dict[str, Any]:
-    dates = episode.data.dates
+    """What the brief does not already say (it carries the objective, config, window and families), with no
+    setting that is not set: worth its step."""
     return {
-        **episode.task,
-        "window": {"first_date": dates[0], "last_date": dates[-1], "num_days": len(dates)},
-        "entities": {t: list(n) for t, n in ENTITY_NAMES.items()},
+        "entities": [{"entity_type": t, "entity_names": ",".join(n), "value": ENTITY_VALUE_DEFINITIONS[t]}
+                     for t, n in ENTITY_NAMES.items()],
         "row_fields": list(MetricSubmissionRow.model_fields),
         "baseline_rule": BASELINE_RULE,
         "severity_rule": SEVERITY_RULE,
@@ -62,6 +64,7 @@ def task_overview(episode: PublicEpisode, args: NoArgs) -> dict[str, Any]:
                    "other row, a side effect of an incident included, is a false positive and lowers precision. "
                    "Numbers are compared within 2% of the expected value. The episode's return is its score: "
                    "one graded submission by default, and it ends the episode.",
+        "incidents": incident_count_statement(episode.task["config"]),
         "annotation_count": len(episode.annotations),
     }
 
@@ -82,8 +85,8 @@ def list_entities(episode: PublicEpisode, args: NoArgs) -> dict[str, Any]:
                          for t, n in ENTITY_NAMES.items()]}
 
 
-@register_tool("get_annotations", "Calendar notes: dates a campaign, holiday or late data explains are no "
-               "incidents.", NoArgs)
+@register_tool("get_annotations", "Calendar notes: a campaign, holiday or late data explains its date; a "
+               "release does not.", NoArgs)
 def get_annotations(episode: PublicEpisode, args: NoArgs) -> dict[str, Any]:
     return {"annotations": [a.as_dict() for a in episode.annotations]}
 
@@ -118,28 +121,42 @@ def show_raw_data(episode: PublicEpisode, args: RawDataArgs) -> dict[str, Any]:
     return {"rows": [daily_row(episode, d) for d in days], "total_rows": len(episode.data.dates)}
 
 
-@register_tool("list_suspicious_dates", "Dates by largest |robust z| over all metrics, with the metric behind it: "
-               "where to look.", LimitArgs)
+# The kinds of signal a date is ranked by, each shown with its strongest entity. Counts and rates move either way;
+# an hourly mix is a distance from the usual hours, so only its rise counts.
+SUSPICIOUS_KINDS: tuple[str, ...] = ("conversion_rate", "event_count", "hourly_mix")
+ONE_SIDED_KINDS = frozenset({"hourly_mix"})
+
+
+@register_tool("list_suspicious_dates", "Dates by largest |robust z| (hourly mixes: rises only), each kind's "
+               "strongest shown: where to look.", LimitArgs)
 def list_suspicious_dates(episode: PublicEpisode, args: LimitArgs) -> dict[str, Any]:
     ranking = derived(episode, suspicious_date_ranking)
-    return {"dates": [{"date": date, "max_abs_robust_z": score, "entity_type": entity_type,
-                       "entity_name": entity_name, "robust_z": z}
-                      for date, score, entity_type, entity_name, z in ranking[args.offset:args.offset + args.limit]]}
+    return {"dates": [dict(entry) for entry in ranking[args.offset:args.offset + args.limit]]}
 
 
-def suspicious_date_ranking(episode: PublicEpisode) -> list[tuple[str, float, str, str, float | None]]:
-    """Every date, most suspicious first: (date, max |z|, entity type, entity name, that entity's z)."""
+def suspicious_date_ranking(episode: PublicEpisode) -> list[dict[str, Any]]:
+    """Every date, most suspicious first. A date's max_abs_robust_z is the largest |z| of its counts and rates
+    and the largest positive z of its hourly mixes; each kind shows its strongest entity and that entity's z (for
+    hourly mixes the largest z, which is negative when no mix rose)."""
     panel = episode.panel
-    scope = [k for k, (t, _) in enumerate(panel.keys) if t in ("event_count", "conversion_rate", "hourly_mix")]
-    scoped = np.abs(panel.filled_z[scope])
-    best = scoped.argmax(axis=0)
-    order = np.argsort(-scoped.max(axis=0), kind="stable")
+    strongest: dict[str, tuple[list[str], list[float | None]]] = {}
+    scores = np.zeros(len(episode.data.dates))
+    for kind in SUSPICIOUS_KINDS:
+        rows = [k for k, (t, _) in enumerate(panel.keys) if t == kind]
+        z = panel.filled_z[rows]
+        strength = np.maximum(z, 0.0) if kind in ONE_SIDED_KINDS else np.abs(z)
+        best = (z if kind in ONE_SIDED_KINDS else strength).argmax(axis=0)
+        scores = np.maximum(scores, strength.max(axis=0))
+        chosen = [rows[i] for i in best.tolist()]
+        strongest[kind] = ([panel.keys[k][1] for k in chosen],
+                           [finite_or_none(panel.z[k, day]) for day, k in enumerate(chosen)])
     ranking = []
-    for day in order.tolist():
-        k = scope[best[day]]
-        entity_type, entity_name = panel.keys[k]
-        ranking.append((episode.data.dates[day], float(scoped[best[day], day]), entity_type, entity_name,
-                        finite_or_none(panel.z[k, day])))
+    for day in np.argsort(-scores, kind="stable").tolist():
+        entry: dict[str, Any] = {"date": episode.data.dates[day], "max_abs_robust_z": float(scores[day])}
+        for kind in SUSPICIOUS_KINDS:
+            names, zs = strongest[kind]
+            entry[kind], entry[f"{kind}_z"] = names[day], zs[day]
+        ranking.append(entry)
     return ranking
 
 

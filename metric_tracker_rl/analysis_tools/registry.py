@@ -32,6 +32,9 @@ class ToolSpec:
     kind: Literal["analysis", "generator"]
     example: dict[str, Any]
     offered: bool = True  # offered to models as a tool; the others answer a question an offered tool answers too
+    # Columns of its `rows` table that hold one value in every row of every call (a generator's detection_method):
+    # the text states them once. No other column moves, so the table reads the same on every call.
+    constant_columns: frozenset[str] = frozenset()
 
     def parameters_schema(self) -> dict[str, Any]:
         schema = self.args_model.model_json_schema()
@@ -57,11 +60,12 @@ TOOL_REGISTRY: dict[str, ToolSpec] = {}
 def register_tool(name: str, description: str, args_model: type[BaseModel], *,
                   kind: Literal["analysis", "generator"] = "analysis",
                   example: dict[str, Any] | None = None,
-                  offered: bool = True) -> Callable[[ToolFunction], ToolFunction]:
+                  offered: bool = True,
+                  constant_columns: frozenset[str] = frozenset()) -> Callable[[ToolFunction], ToolFunction]:
     def decorator(func: ToolFunction) -> ToolFunction:
         if name in TOOL_REGISTRY:
             raise ValueError(f"tool {name!r} is already registered")
-        spec = ToolSpec(name, description, args_model, func, kind, example or {}, offered)
+        spec = ToolSpec(name, description, args_model, func, kind, example or {}, offered, constant_columns)
         args_model.model_validate(spec.example)  # an example that does not validate is a programming error
         TOOL_REGISTRY[name] = spec
         return func
@@ -109,8 +113,15 @@ def page(rows: list[dict[str, Any]], offset: int, limit: int) -> dict[str, Any]:
             "next_offset": following if following < len(rows) else None}
 
 
+def offered_fields(model: type[BaseModel]) -> list[str]:
+    """The fields of an argument model that a model's schema offers (not those kept only for the wire API)."""
+    return [name for name, field in model.model_fields.items()
+            if not (isinstance(field.json_schema_extra, dict) and field.json_schema_extra.get("hidden_from_models"))]
+
+
 def format_validation_error(spec: ToolSpec, exc: ValidationError) -> str:
-    valid = ", ".join(spec.args_model.model_fields) or "none"
+    """The error a caller reads: what is wrong, then exactly the arguments the tool's model schema offers."""
+    valid = ", ".join(offered_fields(spec.args_model)) or "none"
     return f"invalid arguments for {spec.name}: {describe_validation_error(exc)}. Valid arguments: {valid}."
 
 
