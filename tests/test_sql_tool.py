@@ -307,7 +307,7 @@ def test_unicode_passes_through(sandbox: SqlSandbox) -> None:
 
 
 def test_a_column_name_cannot_break_the_table_view(sandbox: SqlSandbox) -> None:
-    result = sandbox.run('SELECT 1 AS "a | b", 2 AS "x\ny", 3 AS a, 4 AS a, 5 AS "", 6 AS "same: {}"')
+    result = sandbox.run('SELECT 1 AS "a | b", 2 AS "x\ny", 3 AS a, 4 AS a, 5 AS " ", 6 AS "same: {}"')
     (row,) = result.rows
     assert len(row) == 6 and list(row.values()) == [1, 2, 3, 4, 5, 6]
     for name in row:
