@@ -6,7 +6,6 @@ the grader, and a test walks the tool package's imports to keep it so.
 
 from __future__ import annotations
 
-import datetime
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -74,20 +73,22 @@ class PublicEpisode:
 
     def sql_tables(self) -> dict[str, pd.DataFrame]:
         """The tables the SQL tool may query, built fresh (the sandbox copies them): `daily` (date, weekday,
-        weekend, the five counts), `hourly` (date, hour, the five counts) and `annotations` (date, kind, note),
-        dates as dates. Another table becomes queryable by adding it here."""
+        weekend, the five counts), `hourly` (date, hour, the five counts) and `annotations` (date, kind, note).
+        Columns are typed even when a table is empty (dates as datetimes, which the sandbox stores as DATE).
+        Another table becomes queryable by adding it here."""
         import pandas as pd
 
-        def as_dates(values: Any) -> list[datetime.date]:
-            return [datetime.date.fromisoformat(value) for value in values]
+        def as_dates(values: Any) -> pd.Series:
+            return pd.Series(pd.to_datetime(list(values), format="%Y-%m-%d"), dtype="datetime64[s]")
 
         daily = self.daily_frame()[["date", "weekday", "weekend", *COUNT_COLUMNS]].copy()
         daily["date"] = as_dates(daily["date"])
+        daily["weekday"] = daily["weekday"].astype("string")
         hourly = self.hourly_frame().copy()
         hourly["date"] = as_dates(hourly["date"])
         annotations = pd.DataFrame({"date": as_dates(a.date for a in self.annotations),
-                                    "kind": [a.kind for a in self.annotations],
-                                    "note": [a.note for a in self.annotations]})
+                                    "kind": pd.Series([a.kind for a in self.annotations], dtype="string"),
+                                    "note": pd.Series([a.note for a in self.annotations], dtype="string")})
         return {"daily": daily, "hourly": hourly, "annotations": annotations}
 
     def close(self) -> None:

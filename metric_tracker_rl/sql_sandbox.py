@@ -17,11 +17,13 @@ module knows nothing of how an episode was made: it receives tables and holds no
 
 from __future__ import annotations
 
+import atexit
 import datetime
 import decimal
 import json
 import math
 import threading
+import weakref
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -86,9 +88,13 @@ class SqlSandbox:
     def __init__(self, tables: Mapping[str, pd.DataFrame]) -> None:
         self._con = _connect()
         for name, frame in tables.items():
+            # A datetime column becomes a DATE: the tables are by day (and by integer hour).
+            dates = [column for column in frame.columns if frame[column].dtype.kind == "M"]
+            replace = f" REPLACE ({', '.join(f'CAST({_quoted(c)} AS DATE) AS {_quoted(c)}' for c in dates)})"
             self._con.register("_source", frame)
-            self._con.execute(f'CREATE TABLE "{name}" AS SELECT * FROM _source')
+            self._con.execute(f"CREATE TABLE {_quoted(name)} AS SELECT *{replace if dates else ''} FROM _source")
             self._con.unregister("_source")
+        _OPEN.add(self)
         self.schema = {name: list(frame.columns) for name, frame in tables.items()}
         self.allowed = (f"Allowed: one read-only SELECT (or WITH ... SELECT) statement over the tables "
                         f"{', '.join(self.schema)}; no files, network, extensions or settings.")
@@ -119,6 +125,7 @@ class SqlSandbox:
             if not self.closed:
                 self.closed = True
                 self._con.close()
+            _OPEN.discard(self)
 
     # --- the walls -----------------------------------------------------------------------------------
 
@@ -233,6 +240,20 @@ class SqlSandbox:
         if isinstance(exc, (duckdb.CatalogException, duckdb.BinderException)):
             return SqlRefused(f"{_first_lines(exc)}. {self.tables_text()}.")
         return SqlRefused(f"{_first_lines(exc)}. {self.allowed}")
+
+
+# Sandboxes not closed yet: closed at exit, so that no DuckDB connection outlives the interpreter's shutdown.
+_OPEN: weakref.WeakSet[SqlSandbox] = weakref.WeakSet()
+
+
+@atexit.register
+def _close_all() -> None:
+    for sandbox in list(_OPEN):
+        sandbox.close()
+
+
+def _quoted(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
 
 
 def _connect() -> duckdb.DuckDBPyConnection:

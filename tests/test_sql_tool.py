@@ -7,6 +7,7 @@ data, paging, the time limit, the connection's lifetime, and a real server over 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import time
@@ -370,12 +371,25 @@ def test_the_tables_are_the_public_data(public: PublicEpisode) -> None:
     daily = tables["daily"]
     assert list(daily.columns) == ["date", "weekday", "weekend", *COUNT_COLUMNS]
     assert (daily[list(COUNT_COLUMNS)].to_numpy() == public.data.daily).all()
-    assert [d.isoformat() for d in daily["date"]] == list(public.data.dates)
+    assert [d.date().isoformat() for d in daily["date"]] == list(public.data.dates)
     hourly = tables["hourly"]
     assert list(hourly.columns) == ["date", "hour", *COUNT_COLUMNS] and len(hourly) == 24 * len(public.data.dates)
     assert (hourly[list(COUNT_COLUMNS)].to_numpy() == public.data.hourly.reshape(-1, len(COUNT_COLUMNS))).all()
     assert tables["annotations"].to_dict("records") == [
-        {"date": pd.Timestamp(a.date).date(), "kind": a.kind, "note": a.note} for a in public.annotations]
+        {"date": pd.Timestamp(a.date), "kind": a.kind, "note": a.note} for a in public.annotations]
+
+
+def test_an_episode_without_annotations_has_a_typed_empty_table(public: PublicEpisode) -> None:
+    quiet = dataclasses.replace(public, annotations=(), memo={})
+    try:
+        described = run_query(quiet, "DESCRIBE annotations")["rows"]
+        assert [(row["column_name"], row["column_type"]) for row in described] == [
+            ("date", "DATE"), ("kind", "VARCHAR"), ("note", "VARCHAR")]
+        joined = run_query(quiet, "SELECT count(*) AS n FROM daily d LEFT JOIN annotations a ON a.date = d.date "
+                                  "WHERE a.date IS NULL AND d.date >= DATE '2026-03-10'")
+        assert joined["rows"] == [{"n": sum(date >= "2026-03-10" for date in public.data.dates)}]
+    finally:
+        quiet.close()
 
 
 @settings(deadline=None, max_examples=12)
