@@ -39,6 +39,7 @@ MEMORY_LIMIT_MB = 64
 ROW_CAP = 5000  # rows a result may have (pages are cut from them)
 MAX_COLUMNS = 64
 MAX_CELL_CHARS = 200
+FETCH_BATCH = 1024  # rows taken from DuckDB at a time
 # Applied in this order (DuckDB refuses to change temp_directory once external access is off, and anything
 # once the configuration is locked).
 CONFIG: dict[str, Any] = {
@@ -76,7 +77,8 @@ class SqlRefused(ValueError):
 @dataclass(frozen=True)
 class SqlResult:
     columns: list[str]
-    rows: list[dict[str, Any]]
+    rows: list[dict[str, Any]]  # the requested page
+    row_count: int  # rows of the whole result
 
 
 class SqlSandbox:
@@ -107,14 +109,14 @@ class SqlSandbox:
     def tables_text(self) -> str:
         return "tables: " + "; ".join(f"{name}({', '.join(columns)})" for name, columns in self.schema.items())
 
-    def run(self, sql: str) -> SqlResult:
-        """The rows of one SELECT. Raises SqlRefused for anything else, and for a query that breaks a limit."""
+    def run(self, sql: str, offset: int = 0, limit: int = ROW_CAP) -> SqlResult:
+        """One SELECT's rows from `offset` (at most `limit` of them) and how many it has in all. Raises
+        SqlRefused for anything but one SELECT, and for a query that breaks a limit."""
         statement = self._checked(sql)
         with self._run_lock:
             if self.closed:
                 raise SqlRefused("the SQL connection of this episode is closed; reset to start a new episode")
-            columns, rows = self._execute(statement)
-        return SqlResult(columns, [dict(zip(columns, (_cell(v) for v in row), strict=True)) for row in rows])
+            return self._execute(statement, offset, limit)
 
     def close(self) -> None:
         """Release the database. A query still running is interrupted first."""
@@ -184,18 +186,27 @@ class SqlSandbox:
                                  f"{self.allowed}")
             stack.extend(value for value in node.values() if isinstance(value, (dict, list)))
 
-    def _execute(self, statement: duckdb.Statement) -> tuple[list[str], list[tuple[Any, ...]]]:
-        """Run the statement under the watchdog; at most ROW_CAP rows. DuckDB errors become SqlRefused."""
+    def _execute(self, statement: duckdb.Statement, offset: int, limit: int) -> SqlResult:
+        """Run the statement under the watchdog. Rows are fetched a batch at a time and only the page's are kept
+        (converted), so a result never sits in Python whole. DuckDB errors become SqlRefused."""
         token = object()
         with self._watch_lock:
             self._running, self._expired = token, None
         watchdog = threading.Timer(TIME_LIMIT_S, self._interrupt, (token,))
         watchdog.daemon = True
         watchdog.start()
+        rows: list[list[Any]] = []
+        count = 0
         try:
             self._con.execute(statement)
             description = self._con.description or []
-            rows = self._con.fetchmany(ROW_CAP + 1)
+            while len(description) <= MAX_COLUMNS and count <= ROW_CAP:
+                batch = self._con.fetchmany(FETCH_BATCH)
+                if not batch:
+                    break
+                rows += [[_cell(value) for value in row] for row in batch[max(0, offset - count):
+                                                                            max(0, offset + limit - count)]]
+                count += len(batch)
         except duckdb.Error as exc:
             raise self._refusal(exc, expired=self._stop(watchdog, token)) from None
         except (ValueError, OverflowError) as exc:  # a value Python cannot hold (a date past year 9999, ...)
@@ -203,12 +214,13 @@ class SqlSandbox:
             raise SqlRefused(f"a value of the result cannot be shown ({exc}); CAST it to VARCHAR. "
                              f"{self.allowed}") from None
         self._stop(watchdog, token)
-        if len(rows) > ROW_CAP:
-            raise SqlRefused(f"the result has more than {ROW_CAP} rows; narrow it with WHERE, GROUP BY or LIMIT "
-                             "(pages of a result come from the limit and offset arguments).")
         if len(description) > MAX_COLUMNS:
             raise SqlRefused(f"the result has {len(description)} columns; at most {MAX_COLUMNS} columns.")
-        return _column_names([column[0] for column in description]), rows
+        if count > ROW_CAP:
+            raise SqlRefused(f"the result has more than {ROW_CAP} rows; narrow it with WHERE, GROUP BY or LIMIT "
+                             "(pages of a result come from the limit and offset arguments).")
+        columns = _column_names([column[0] for column in description])
+        return SqlResult(columns, [dict(zip(columns, row, strict=True)) for row in rows], count)
 
     def _interrupt(self, token: object) -> None:
         with self._watch_lock:

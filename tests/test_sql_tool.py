@@ -267,6 +267,15 @@ def test_a_result_over_the_row_cap_is_refused(sandbox: SqlSandbox, sql: str) -> 
         sandbox.run(sql)
 
 
+@pytest.mark.parametrize(("offset", "limit"), [(0, 5), (1020, 10), (1000, 120), (4990, 120), (5000, 3)])
+def test_only_the_page_is_kept_and_the_cap_is_exact(sandbox: SqlSandbox, offset: int, limit: int) -> None:
+    result = sandbox.run(f"SELECT range AS i FROM range({ROW_CAP})", offset, limit)
+    assert result.row_count == ROW_CAP
+    assert [row["i"] for row in result.rows] == list(range(offset, min(offset + limit, ROW_CAP)))
+    with pytest.raises(SqlRefused, match=f"more than {ROW_CAP} rows"):
+        sandbox.run(f"SELECT range AS i FROM range({ROW_CAP + 1})", offset, limit)
+
+
 def test_wide_results_and_long_cells_are_bounded(sandbox: SqlSandbox) -> None:
     with pytest.raises(SqlRefused, match="columns"):
         sandbox.run("SELECT " + ", ".join(f"{i} AS c{i}" for i in range(200)))
