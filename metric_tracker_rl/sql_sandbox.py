@@ -154,7 +154,9 @@ class SqlSandbox:
             (statement,) = statements
             if statement.type != duckdb.StatementType.SELECT:
                 kind = statement.type.name.replace("_", " ")
-                raise SqlRefused(f"a {kind} statement ({_verb(statement.query)}) is not allowed. {self.allowed}")
+                verb = (statement.query.split() or [""])[0].upper()
+                named = "" if verb == kind else f" ({verb} ...)"
+                raise SqlRefused(f"a {kind} statement{named} is not allowed. {self.allowed}")
             tree = self._con.execute("SELECT json_serialize_sql($1::VARCHAR)", [statement.query]).fetchone()[0]
         self._check_tree(json.loads(tree))
         return statement
@@ -282,15 +284,11 @@ def _connect() -> duckdb.DuckDBPyConnection:
 
 
 def _first_lines(exc: Exception, limit: int = 400) -> str:
-    """DuckDB's message without its hints to change settings (settings are locked), shortened."""
+    """DuckDB's message on one line, shortened: without the position marker (which needs its own lines), the
+    hint to change a setting (settings are locked) and double quotes (the table view would escape them)."""
     text = " ".join(line.strip() for line in str(exc).splitlines() if line.strip())
-    text = text.split(' Use "SET ')[0]
+    text = text.split(" LINE ")[0].split(' Use "SET ')[0].replace('"', "'")
     return text if len(text) <= limit else text[:limit] + "..."
-
-
-def _verb(query: str) -> str:
-    words = query.split()
-    return " ".join(words[:2]).upper() if words else ""
 
 
 def _column_names(names: list[str]) -> list[str]:
