@@ -208,7 +208,7 @@ def test_functions_that_wait_change_state_or_read_the_environment_are_refused(sa
     started = time.monotonic()
     with pytest.raises(SqlRefused):
         sandbox.run(sql)
-    assert time.monotonic() - started < TIME_LIMIT_S
+    assert time.monotonic() - started < 10  # refused before it ran: the sleeps would take a minute or more
 
 
 def test_settings_are_readable_locked_and_hold_no_secret(sandbox: SqlSandbox, public: PublicEpisode,
@@ -441,6 +441,19 @@ def test_a_same_weekday_median_self_join_equals_pandas(public: PublicEpisode) ->
     for row, (_, day) in zip(result["rows"], frame.iterrows(), strict=True):
         others = frame[(frame["weekday"] == day["weekday"]) & (frame["date"] != day["date"])]["app_opens"]
         assert row["date"] == day["date"] and row["baseline"] == pytest.approx(float(np.median(others)))
+
+
+@pytest.mark.parametrize(("sql", "count"), [
+    ("DESCRIBE daily", 3 + len(COUNT_COLUMNS)), ("SHOW TABLES", 3), ("SUMMARIZE hourly", 2 + len(COUNT_COLUMNS)),
+    ("FROM daily LIMIT 3", 3), ("SELECT * FROM daily USING SAMPLE 5 ROWS (reservoir, 1)", 5),
+    ("SELECT date, app_opens, app_opens - lag(app_opens) OVER (ORDER BY date) AS change FROM daily", 28),
+    ("WITH w AS (SELECT weekday, median(app_opens) AS m FROM daily GROUP BY ALL) SELECT * FROM w", 7),
+    ("SELECT hour, sum(orders_placed) FILTER (WHERE weekday_n < 5) AS weekdays FROM hourly h "
+     "JOIN (SELECT date, isodow(date) - 1 AS weekday_n FROM daily) d USING (date) GROUP BY hour", 24),
+    ("SELECT * FROM generate_series(DATE '2026-03-02', DATE '2026-03-29', INTERVAL 1 DAY) t(day)", 28),
+])
+def test_what_an_analyst_writes_works(sandbox: SqlSandbox, sql: str, count: int) -> None:
+    assert sandbox.run(sql).row_count == count
 
 
 def test_annotations_and_types_come_back_as_plain_json(public: PublicEpisode) -> None:
