@@ -91,6 +91,10 @@ class PublicEpisode:
                                     "note": pd.Series([a.note for a in self.annotations], dtype="string")})
         return {"daily": daily, "hourly": hourly, "annotations": annotations}
 
+    def holds_resources(self) -> bool:
+        """Whether a tool opened something for this episode that close() must release (the SQL connection)."""
+        return any(callable(getattr(value, "close", None)) for value in list(self.memo.values()))
+
     def close(self) -> None:
         """Release what tools opened for this episode (values of `memo` with a close(), the SQL connection);
         the episode stays readable and a tool that needs one again opens a new one."""

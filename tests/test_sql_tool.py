@@ -513,6 +513,7 @@ def test_the_connection_is_made_lazily_and_closed_on_reset_and_close() -> None:
     old = first.memo[SANDBOX_KEY]
     assert not old.closed
     environment.reset(seed=2, difficulty="easy")
+    environment._released.result(timeout=30)  # released on a release thread, off the event loop
     assert old.closed and SANDBOX_KEY not in first.memo
     second = environment._episode.public
     assert SANDBOX_KEY not in second.memo  # the new episode does not see the old one's connection
