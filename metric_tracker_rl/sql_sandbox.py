@@ -158,7 +158,12 @@ class SqlSandbox:
                 named = "" if verb == kind else f" ({verb} ...)"
                 raise SqlRefused(f"a {kind} statement{named} is not allowed. {self.allowed}")
             tree = self._con.execute("SELECT json_serialize_sql($1::VARCHAR)", [statement.query]).fetchone()[0]
-        self._check_tree(json.loads(tree))
+        try:
+            parsed = json.loads(tree)
+        except RecursionError:  # Python's JSON reader recurses: a tree deeper than the interpreter allows
+            raise SqlRefused(f"the query is nested too deeply (functions or subqueries hundreds of levels deep). "
+                             f"{self.allowed}") from None
+        self._check_tree(parsed)
         return statement
 
     def _check_tree(self, tree: dict[str, Any]) -> None:
@@ -287,7 +292,7 @@ def _first_lines(exc: Exception, limit: int = 400) -> str:
     """DuckDB's message on one line, shortened: without the position marker (which needs its own lines), the
     hint to change a setting (settings are locked) and double quotes (the table view would escape them)."""
     text = " ".join(line.strip() for line in str(exc).splitlines() if line.strip())
-    text = text.split(" LINE ")[0].split(' Use "SET ')[0].replace('"', "'")
+    text = text.split(" LINE ")[0].split(' Use "SET ')[0].replace('"', "'").rstrip(". ")
     return text if len(text) <= limit else text[:limit] + "..."
 
 

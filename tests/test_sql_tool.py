@@ -306,6 +306,13 @@ def test_very_long_and_deeply_nested_sql_is_refused(sandbox: SqlSandbox, public:
         sandbox.run("SELECT " + "(" * depth + "1" + ")" * depth)
     with pytest.raises(SqlRefused, match="syntax"):
         sandbox.run("SELEC * FORM daily")
+    with pytest.raises(SqlRefused, match="syntax"):
+        sandbox.run("SELECT " + "+".join(["1"] * 1990))
+    # Deep trees that DuckDB parses but Python's JSON reader cannot walk: refused, never a RecursionError.
+    for sql in ("SELECT " + "abs(" * 790 + "1" + ")" * 790, "SELECT " + "(SELECT " * 440 + "1" + ")" * 440):
+        assert len(sql) <= MAX_SQL_CHARS
+        with pytest.raises(SqlRefused, match="nested too deeply"):
+            sandbox.run(sql)
     assert_intact(sandbox, public)
 
 
