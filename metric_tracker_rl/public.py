@@ -70,3 +70,35 @@ class PublicEpisode:
             frame.insert(0, "date", [date for date in data.dates for _ in range(HOURS)])
             frame = self.memo["hourly_frame"] = frame
         return frame
+
+    def sql_tables(self) -> dict[str, pd.DataFrame]:
+        """The tables the SQL tool may query, built fresh (the sandbox copies them): `daily` (date, weekday,
+        weekend, the five counts), `hourly` (date, hour, the five counts) and `annotations` (date, kind, note).
+        Columns are typed even when a table is empty (dates as datetimes, which the sandbox stores as DATE).
+        Another table becomes queryable by adding it here."""
+        import pandas as pd
+
+        def as_dates(values: Any) -> pd.Series:
+            return pd.Series(pd.to_datetime(list(values), format="%Y-%m-%d"), dtype="datetime64[s]")
+
+        daily = self.daily_frame()[["date", "weekday", "weekend", *COUNT_COLUMNS]].copy()
+        daily["date"] = as_dates(daily["date"])
+        daily["weekday"] = daily["weekday"].astype("string")
+        hourly = self.hourly_frame().copy()
+        hourly["date"] = as_dates(hourly["date"])
+        annotations = pd.DataFrame({"date": as_dates(a.date for a in self.annotations),
+                                    "kind": pd.Series([a.kind for a in self.annotations], dtype="string"),
+                                    "note": pd.Series([a.note for a in self.annotations], dtype="string")})
+        return {"daily": daily, "hourly": hourly, "annotations": annotations}
+
+    def holds_resources(self) -> bool:
+        """Whether a tool opened something for this episode that close() must release (the SQL connection)."""
+        return any(callable(getattr(value, "close", None)) for value in list(self.memo.values()))
+
+    def close(self) -> None:
+        """Release what tools opened for this episode (values of `memo` with a close(), the SQL connection);
+        the episode stays readable and a tool that needs one again opens a new one."""
+        for key, value in list(self.memo.items()):
+            if callable(getattr(value, "close", None)):
+                del self.memo[key]
+                value.close()
