@@ -43,8 +43,9 @@ class McpSession(ResourceSession):
     """One episode on a running server, driven through its MCP tools (see the module docstring)."""
 
     def __init__(self, base_url: str, reset_kwargs: dict[str, Any], timeout_s: float = 180.0) -> None:
+        # Entered as a context manager (websockets' supported way to hold a connection); close() leaves it.
         self._socket: ClientConnection = connect(base_url.rstrip("/").replace("http", "ws", 1) + "/ws",
-                                                 max_size=MAX_MESSAGE_BYTES, open_timeout=timeout_s)
+                                                 max_size=MAX_MESSAGE_BYTES, open_timeout=timeout_s).__enter__()
         self._timeout_s = timeout_s
         self._ids = itertools.count(1)
         self._score = 0.0
