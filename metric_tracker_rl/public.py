@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from metric_tracker_rl.catalog import CONVERSION_METRICS, COUNT_COLUMNS
 from metric_tracker_rl.funnel import HOURS, FunnelData
 from metric_tracker_rl.metrics import MetricPanel
+from metric_tracker_rl.segments import SegmentedData
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -35,6 +36,7 @@ class PublicEpisode:
     panel: MetricPanel
     annotations: tuple[Annotation, ...]
     task: dict  # task_id, objective and the visible config
+    segments: SegmentedData | None = None  # the counts of every traffic cell (frontier only)
     # Tables the tools derive from the fields above on first use and keep for the episode (see
     # analysis_tools.registry.derived); nothing else writes here.
     memo: dict[Any, Any] = field(default_factory=dict, compare=False, repr=False)
@@ -70,3 +72,13 @@ class PublicEpisode:
             frame.insert(0, "date", [date for date in data.dates for _ in range(HOURS)])
             frame = self.memo["hourly_frame"] = frame
         return frame
+
+    def segment_tables(self) -> dict[str, pd.DataFrame]:
+        """The segmented tables (daily_by_segment, hourly_by_segment, releases) at frontier; {} on the aggregate
+        difficulties. Built on first use and kept, read-only like daily_frame."""
+        if self.segments is None:
+            return {}
+        tables = self.memo.get("segment_tables")
+        if tables is None:
+            tables = self.memo["segment_tables"] = self.segments.tables()
+        return tables
