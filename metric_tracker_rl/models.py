@@ -92,6 +92,8 @@ class RewardBreakdown(BaseModel):
     value_accuracy: float | None = Field(default=None,
                                          description="Share of expected baseline/observed/delta values in tolerance")
     severity_accuracy: float | None = Field(default=None, description="Share of expected rows with the right severity")
+    segment_accuracy: float | None = Field(default=None, description="Segment credit averaged over expected rows "
+                                           "(frontier only: 1 exact, partial for a parent, 0 for the aggregate)")
     submitted_row_count: int = Field(description="Rows submitted")
     matched_row_count: int = Field(description="Distinct expected keys reported")
     false_positive_count: int = Field(description="Rows not on an expected key: side-effect rows included, and "

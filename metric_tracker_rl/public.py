@@ -73,6 +73,10 @@ class PublicEpisode:
             frame = self.memo["hourly_frame"] = frame
         return frame
 
+    def segment_values(self) -> dict[str, list[str]] | None:
+        """Each dimension's values (platform, country, app_version) at frontier; None without segments."""
+        return None if self.segments is None else self.segments.dimension_values()
+
     def segment_tables(self) -> dict[str, pd.DataFrame]:
         """The segmented tables (daily_by_segment, hourly_by_segment, releases) at frontier; {} on the aggregate
         difficulties. Built on first use and kept, read-only like daily_frame."""
