@@ -9,10 +9,11 @@ from metric_tracker_rl.models import (
     PayloadGeneratorMethod,
     RewardBreakdown,
 )
-from metric_tracker_rl.tasks import DEFAULT_TASK_ORDER, TASKS, TaskSpec, get_task_spec
+from metric_tracker_rl.tasks import DEFAULT_TASK_ORDER, NAMED_TASK_ORDER, TASKS, TaskSpec, get_task_spec
 
 __all__ = [
     "DEFAULT_TASK_ORDER",
+    "NAMED_TASK_ORDER",
     "TASKS",
     "MetricSubmissionRow",
     "MetricTrackerRlAction",
