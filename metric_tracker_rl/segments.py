@@ -255,3 +255,34 @@ class SegmentedData:
         releases = pd.DataFrame(self.release_rows(), columns=["platform", "app_version", "rollout_start", "date",
                                                                "rollout_share"])
         return {"daily_by_segment": daily, "hourly_by_segment": hourly, "releases": releases}
+
+
+SEGMENT_REPORTING = (
+    "At frontier every incident is confined to a segment: report it with the platform, country and/or app_version "
+    "that name the segment (omit a field to mean all its values; web has the single app_version 'web'), and read "
+    "its baseline, observed value and delta from that segment's own data with the published baseline rule. The "
+    "exact segment earns full credit, a correct parent (the right platform, no version) half, the right platform "
+    "with a wrong version or a segment narrower than the incident a quarter, the aggregate or a wrong segment none."
+)
+BENIGN_AT_FRONTIER = (
+    "Unannotated and benign, with sizes that overlap incidents' (no threshold separates them): more traffic from a "
+    "low-converting segment (the aggregate's conversion moves, no segment's own does); a segment's demand rising or "
+    "falling all day with every event and hour together; a segment using the app a few hours earlier or later. "
+    "Holidays and releases are annotated. The signature tells incidents apart: which hours, which segment, which "
+    "metrics move together, and when it started."
+)
+
+
+def frontier_brief() -> dict[str, object]:
+    """What the brief publishes about the segmented world (the same for every frontier episode)."""
+    return {
+        "dimensions": {"platform": ",".join(PLATFORMS), "country": ",".join(COUNTRIES),
+                       "app_version": f"{WEB_VERSION} on web; on ios and android the version live at the window's "
+                                      f"start and {RELEASES_PER_PLATFORM} releases per platform (get_releases)"},
+        "traffic_split": "every count exists per (platform, country, app_version) cell; the aggregate funnel the "
+                         "other tools read is their sum",
+        "conversion": "web, BR and IN convert lower than the rest",
+        "holidays": ", ".join(f"{date} {name}" for date, name in HOLIDAYS.items()),
+        "releases": RELEASE_MEANING,
+        "reporting": SEGMENT_REPORTING,
+    }

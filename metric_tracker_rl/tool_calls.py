@@ -23,7 +23,14 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from metric_tracker_rl import view
 from metric_tracker_rl.analysis_tools import TOOL_REGISTRY, available_analysis_methods
-from metric_tracker_rl.catalog import COUNT_INCIDENT_MIN_SHARE, DEMAND_SWING_SHARE, TIMING_SHIFT_HOURS
+from metric_tracker_rl.catalog import (
+    AGGREGATE_WINDOW_DAYS,
+    COUNT_INCIDENT_MIN_SHARE,
+    DEMAND_SWING_SHARE,
+    SEGMENTED_DIFFICULTIES,
+    TIMING_SHIFT_HOURS,
+    WINDOW_DAYS,
+)
 from metric_tracker_rl.funnel import window_dates
 from metric_tracker_rl.models import (
     MAX_GENERATOR_CALLS,
@@ -32,6 +39,7 @@ from metric_tracker_rl.models import (
     MetricTrackerRlObservation,
     PayloadGeneratorMethod,
 )
+from metric_tracker_rl.segments import BENIGN_AT_FRONTIER, frontier_brief
 from metric_tracker_rl.validation import describe_validation_error
 
 SUBMIT_REPORT = "submit_report"
@@ -267,7 +275,8 @@ def brief(observation: MetricTrackerRlObservation) -> dict[str, Any]:
     shown: dict[str, Any] = {"objective": observation.message.removeprefix("Episode ready: ")}
     if observation.task_id is not None:
         shown["task_id"] = observation.task_id
-    dates = window_dates()
+    difficulty = observation.config.get("difficulty")
+    dates = window_dates(WINDOW_DAYS.get(difficulty, AGGREGATE_WINDOW_DAYS))
     shown.update({
         "config": _config_view(observation.config),
         "window": {"first_date": dates[0].isoformat(), "last_date": dates[-1].isoformat(), "days": len(dates)},
@@ -280,6 +289,11 @@ def brief(observation: MetricTrackerRlObservation) -> dict[str, Any]:
         "families": families,
         "benign_fluctuations": published_fluctuation_bounds(),
     })
+    if difficulty in SEGMENTED_DIFFICULTIES:
+        # No magnitude is published at frontier: the other tiers' ranges would be a threshold to read off.
+        shown["families"] = [{k: v for k, v in family.items() if k not in WINDOW_DAYS} for family in families]
+        shown["benign_fluctuations"] = BENIGN_AT_FRONTIER
+        shown["segments"] = frontier_brief()
     return shown
 
 

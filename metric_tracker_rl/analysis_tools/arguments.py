@@ -7,12 +7,15 @@ from typing import Any, ClassVar
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from metric_tracker_rl.analysis_tools.registry import DEFAULT_PAGE_ROWS, MAX_PAGE_ROWS
-from metric_tracker_rl.catalog import CONVERSION_METRIC_NAMES, COUNT_COLUMNS
+from metric_tracker_rl.catalog import CONVERSION_METRIC_NAMES, COUNT_COLUMNS, FRONTIER_WINDOW_DAYS
 from metric_tracker_rl.funnel import window_dates
 from metric_tracker_rl.models import MAX_GENERATOR_CALLS, PayloadGeneratorMethod
 from metric_tracker_rl.validation import check_choice
 
-WINDOW = tuple(d.isoformat() for d in window_dates())
+# The longest window (frontier's); every window starts on the same date, so a shorter one is a prefix of it and
+# registry.run_tool checks a date against the episode's own window.
+LONGEST_WINDOW_DAYS = FRONTIER_WINDOW_DAYS
+WINDOW = tuple(d.isoformat() for d in window_dates(LONGEST_WINDOW_DAYS))
 WINDOW_DATES = frozenset(WINDOW)
 # Marks an argument kept for callers of the wire API that a model is not offered (another argument of the same tool
 # does the same: `metric_names` holds one metric as well as several).
@@ -70,7 +73,7 @@ class DateMixArgs(_DateEntityArgs):
 
 class LimitArgs(ToolArgs):
     limit: int = Field(default=10, ge=1, le=28, description="Dates per page")
-    offset: int = Field(default=0, ge=0, le=27, description="Rank of the first date")
+    offset: int = Field(default=0, ge=0, le=LONGEST_WINDOW_DAYS - 1, description="Rank of the first date")
 
 
 class PageArgs(ToolArgs):
@@ -84,7 +87,7 @@ class PageArgs(ToolArgs):
 
 class RawDataArgs(ToolArgs):
     limit: int = Field(default=7, ge=1, le=28, description="Rows per page")
-    offset: int = Field(default=0, ge=0, le=27, description="First date's index")
+    offset: int = Field(default=0, ge=0, le=LONGEST_WINDOW_DAYS - 1, description="First date's index")
 
 
 class PreviewArgs(ToolArgs):

@@ -140,6 +140,12 @@ def run_tool(name: str, episode: PublicEpisode, arguments: Any) -> ToolOutcome:
         args = validated_arguments(name, arguments)
     except ToolError as exc:
         return ToolOutcome(False, error=str(exc))
+    date = getattr(args, "date", None)
+    dates = episode.data.dates
+    if date is not None and date not in dates:
+        return ToolOutcome(False, error=f"invalid arguments for {name}: date: unknown date {date!r}; valid dates are "
+                                        f"{dates[0]} .. {dates[-1]} (YYYY-MM-DD). Valid arguments: "
+                                        f"{', '.join(TOOL_REGISTRY[name].args_model.model_fields)}.")
     try:
         result = TOOL_REGISTRY[name].func(episode, args)
     except ToolError as exc:
