@@ -172,13 +172,13 @@ def draw_segmented_counts(plan: SegmentedPlan, key: EpisodeKey) -> SegmentedData
 # when it started).
 REGRESSION_DROP = (0.2, 0.55)  # a release's broken step on the new version, from its rollout start until a fix
 REGRESSION_DAYS = (3, 6)
-LEVEL_SHIFT = (0.15, 0.4)  # a step's conversion in one segment, for several dates until a fix
+LEVEL_SHIFT = (0.18, 0.4)  # a step's conversion in one segment, for several dates until a fix
 LEVEL_SHIFT_DAYS = (2, 5)
 OUTAGE_HOURS = (3, 7)  # a segment's traffic collapses for a block of hours
 OUTAGE_DROP = (0.6, 0.9)
 BOT_SHARE = (0.25, 0.9)  # extra opens from one country's bots, as a share of its day's opens, in a block of hours
 TRACKING_DAYS = (1, 3)
-TRACKING_COPIES = (0.3, 1.2)  # a web tracking bug logs this many extra copies of one event
+TRACKING_COPIES = (0.9, 1.6)  # a web tracking bug logs this many extra copies of one event: it outnumbers its step
 DEMAND_SWING = (0.2, 0.5)  # benign: a segment's whole day, every event and hour together
 MIX_SURGE = (0.4, 1.2)  # benign: a low-converting segment's traffic grows, its own conversion unchanged
 SEGMENT_TIMING_HOURS = (1, 2, 3)  # benign: a segment uses the app earlier or later

@@ -122,7 +122,7 @@ def grade_submission(rows: Sequence[MetricSubmissionRow], expected_rows: Sequenc
     false_positives = neutral = 0
     for i, row in enumerate(rows):
         key = row_key(row.date, row.entity_type, row.entity_name)
-        if key in expected:
+        if key in expected and not (i in issues and issues[i].code == "invalid_row"):  # e.g. an unknown segment
             assessment = assess_row(row, expected[key], segment_credit=segment_credit)
             worst[key] = min(worst.get(key, assessment), assessment, key=lambda a: a.quality)
         if i in issues:
