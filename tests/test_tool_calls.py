@@ -47,7 +47,8 @@ def test_one_tool_per_offered_registry_tool_then_the_two_submissions() -> None:
 
 def test_tool_schemas_fit_in_eight_thousand_characters_and_say_when_to_use_each_tool() -> None:
     tools = openai_tools()
-    assert sum(len(json.dumps(tool)) for tool in tools) <= 8000
+    # 8,000 before frontier; its two segment tools and the rows' three segment fields add about 650.
+    assert sum(len(json.dumps(tool)) for tool in tools) <= 8700
     descriptions = [tool["function"]["description"] for tool in tools]
     assert len(set(descriptions)) == len(descriptions) and all(20 <= len(d) <= 110 for d in descriptions)
     for tool in tools:
