@@ -38,6 +38,7 @@ from metric_tracker_rl.funnel import (
     stage_means,
     window_calendar,
 )
+from metric_tracker_rl.metrics import same_weekday_peer_lists
 from metric_tracker_rl.models import MetricSubmissionRow
 from metric_tracker_rl.public import Annotation
 from metric_tracker_rl.seeding import EpisodeKey, derive_rng
@@ -65,7 +66,7 @@ SEGMENT_DAY_SIGMA = 0.05  # log-normal noise of a cell's traffic per date
 SEGMENT_RATE_SIGMA = 0.03  # log-normal noise of a cell's step rates per date
 FIRST_RELEASE_DAYS = (4, 18)  # the first release of each mobile platform starts in this range
 # The second starts at least this many days after the first and leaves three clean weeks after its start.
-RELEASE_GAP, RELEASE_LATEST = 12, FRONTIER_WINDOW_DAYS - 22
+RELEASE_GAP, RELEASE_LATEST = 14, FRONTIER_WINDOW_DAYS - 22
 
 
 class _CellPlan(FunnelPlan):
@@ -271,11 +272,16 @@ def _inject_on_cells(plan: SegmentedPlan, segment: Segment, family: str, day: in
 
 
 def _live_version(plan: SegmentedPlan, platform: str, day: int) -> str:
-    """The platform's version with the most traffic on a date."""
-    shares = version_shares(plan.layout, plan.releases, plan.num_days)[:, day]
-    best = max(plan.layout.platform_versions(platform),
-               key=lambda version: shares[plan.layout.mask(Segment(platform, None, version))][0])
-    return best
+    """The platform's version that carries the most traffic on the date and on its same-weekday peers alike, so
+    that the segment's baseline rests on real traffic."""
+    shares = version_shares(plan.layout, plan.releases, plan.num_days)
+    peers = list(same_weekday_peer_lists(plan.num_days)[day])
+
+    def carried(version: str) -> float:
+        row = shares[plan.layout.mask(Segment(platform, None, version))][0]
+        return min(float(row[day]), float(np.median(row[peers])))
+
+    return max(plan.layout.platform_versions(platform), key=carried)
 
 
 def _incident(kind: str, index: int, plan: SegmentedPlan, calendar: _Calendar, key: EpisodeKey,
