@@ -64,9 +64,10 @@ T = TypeVar("T")
 FRONTIER_TREND = (-0.002, 0.006)  # extra daily growth of the whole funnel, drawn per episode
 SEGMENT_DAY_SIGMA = 0.05  # log-normal noise of a cell's traffic per date
 SEGMENT_RATE_SIGMA = 0.03  # log-normal noise of a cell's step rates per date
-FIRST_RELEASE_DAYS = (4, 18)  # the first release of each mobile platform starts in this range
-# The second starts at least this many days after the first and leaves three clean weeks after its start.
-RELEASE_GAP, RELEASE_LATEST = 14, FRONTIER_WINDOW_DAYS - 22
+FIRST_RELEASE_DAYS = (4, 12)  # the first release of each mobile platform starts in this range
+# The second starts three weeks or more after the first (each version carries its platform for three weeks, so a
+# version-level baseline rests on real traffic) and leaves three weeks after its own start.
+RELEASE_GAP, RELEASE_LATEST = 21, FRONTIER_WINDOW_DAYS - 22
 
 
 class _CellPlan(FunnelPlan):
@@ -171,9 +172,9 @@ def draw_segmented_counts(plan: SegmentedPlan, key: EpisodeKey) -> SegmentedData
 # Sizes are drawn per incident and per fluctuation; they overlap on purpose (no published threshold separates
 # them), and none is published: the signature decides (which hours, which segment, which metrics move together,
 # when it started).
-REGRESSION_DROP = (0.2, 0.55)  # a release's broken step on the new version, from its rollout start until a fix
+REGRESSION_DROP = (0.25, 0.55)  # a release's broken step on the new version, from its rollout start until a fix
 REGRESSION_DAYS = (3, 6)
-LEVEL_SHIFT = (0.18, 0.4)  # a step's conversion in one segment, for several dates until a fix
+LEVEL_SHIFT = (0.22, 0.45)  # a step's conversion in one segment, for several dates until a fix
 LEVEL_SHIFT_DAYS = (2, 5)
 OUTAGE_HOURS = (3, 7)  # a segment's traffic collapses for a block of hours
 OUTAGE_DROP = (0.6, 0.9)
@@ -195,6 +196,7 @@ KIND_FAMILY = {"release_regression": "rate_drop_from_median", "payment_failure":
 # scenario of that family alone.
 GENERIC_MAGNITUDE = {"rate_spike_from_median": (0.2, 0.4), "hourly_traffic_mix_shift": (0.3, 0.6)}
 FLUCTUATION_KINDS = ("mix_shift", "segment_demand_swing", "segment_timing_shift")
+MIN_VERSION_SHARE = 0.3  # a version-level incident needs this share of its platform on its date and peers
 PER_WEEKDAY = 3  # perturbed dates per weekday at most: a same-weekday median over seven peers stays clean
 
 
@@ -271,9 +273,10 @@ def _inject_on_cells(plan: SegmentedPlan, segment: Segment, family: str, day: in
     return records[0]
 
 
-def _live_version(plan: SegmentedPlan, platform: str, day: int) -> str:
+def _live_version(plan: SegmentedPlan, platform: str, day: int) -> str | None:
     """The platform's version that carries the most traffic on the date and on its same-weekday peers alike, so
-    that the segment's baseline rests on real traffic."""
+    that the segment's baseline rests on real traffic; None when no version does (the failure then hits every
+    version of the platform)."""
     shares = version_shares(plan.layout, plan.releases, plan.num_days)
     peers = list(same_weekday_peer_lists(plan.num_days)[day])
 
@@ -281,7 +284,8 @@ def _live_version(plan: SegmentedPlan, platform: str, day: int) -> str:
         row = shares[plan.layout.mask(Segment(platform, None, version))][0]
         return min(float(row[day]), float(np.median(row[peers])))
 
-    return max(plan.layout.platform_versions(platform), key=carried)
+    best = max(plan.layout.platform_versions(platform), key=carried)
+    return best if carried(best) >= MIN_VERSION_SHARE else None
 
 
 def _incident(kind: str, index: int, plan: SegmentedPlan, calendar: _Calendar, key: EpisodeKey,
