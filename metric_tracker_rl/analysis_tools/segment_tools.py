@@ -48,7 +48,7 @@ def get_releases(episode: PublicEpisode, args: NoArgs) -> dict[str, Any]:
 class SegmentBreakdownArgs(DateArgs):
     metrics: ClassVar[tuple[str, ...]] = METRICS
     metric_name: str = Field(description="A count or rate")
-    dimension: Literal["platform", "country", "app_version"]
+    dimension: Literal["platform", "country", "app_version"] = Field(description="Segments to compare")
 
     @field_validator("metric_name")
     @classmethod
