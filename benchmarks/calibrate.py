@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from metric_tracker_rl.agents import AGENTS, make_agent, run_episode
-from metric_tracker_rl.catalog import DIFFICULTIES
+from metric_tracker_rl.catalog import AGGREGATE_DIFFICULTIES
 from metric_tracker_rl.task_splits import NULL_EVERY, calibration_reset_kwargs
 from metric_tracker_rl.tasks import DEFAULT_TASK_ORDER
 from server.environment import SECRET_ENV_VAR, MetricTrackerRlEnvironment
@@ -51,9 +51,15 @@ def sweep(difficulty: str, seeds: int) -> list[EpisodeSpec]:
             for kwargs in episodes]
 
 
-def episode_plan(seeds: int) -> list[EpisodeSpec]:
-    named = [EpisodeSpec(task_id, {"task_id": task_id}) for task_id in DEFAULT_TASK_ORDER]
-    return named + [spec for difficulty in DIFFICULTIES for spec in sweep(difficulty, seeds)]
+# The difficulties and named tasks the calibration table covers. frontier joins them when its reference agents
+# do (the eval split already holds it: episode_plan(seeds, NAMED_TASK_ORDER, DIFFICULTIES) is that split).
+CALIBRATED_DIFFICULTIES = AGGREGATE_DIFFICULTIES
+
+
+def episode_plan(seeds: int, task_ids: tuple[str, ...] = DEFAULT_TASK_ORDER,
+                 difficulties: tuple[str, ...] = CALIBRATED_DIFFICULTIES) -> list[EpisodeSpec]:
+    named = [EpisodeSpec(task_id, {"task_id": task_id}) for task_id in task_ids]
+    return named + [spec for difficulty in difficulties for spec in sweep(difficulty, seeds)]
 
 
 def episode_score(agent_name: str, spec: EpisodeSpec) -> tuple[float, bool]:
@@ -108,8 +114,9 @@ def _calibrate(agent_names: list[str], seeds: int, progress: bool, held_out: boo
 
 def table(results: dict[str, Any]) -> str:
     """A Markdown table: named tasks (one episode each), then mean / p5 / min per difficulty and on null episodes."""
-    groups = [*DEFAULT_TASK_ORDER, *DIFFICULTIES, NULL_GROUP]
-    header = ["agent", *DEFAULT_TASK_ORDER, *(f"{g} mean / p5 / min" for g in (*DIFFICULTIES, NULL_GROUP))]
+    groups = [*DEFAULT_TASK_ORDER, *CALIBRATED_DIFFICULTIES, NULL_GROUP]
+    header = ["agent", *DEFAULT_TASK_ORDER,
+              *(f"{g} mean / p5 / min" for g in (*CALIBRATED_DIFFICULTIES, NULL_GROUP))]
     lines = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
     for agent_name, stats in results["agents"].items():
         overrides = results.get("reset_overrides", {}).get(agent_name)

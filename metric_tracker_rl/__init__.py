@@ -18,12 +18,14 @@ _EXPORTS: dict[str, str] = {
     "PayloadGeneratorMethod": "metric_tracker_rl.models",
     "RewardBreakdown": "metric_tracker_rl.models",
     "DEFAULT_TASK_ORDER": "metric_tracker_rl.tasks",
+    "NAMED_TASK_ORDER": "metric_tracker_rl.tasks",
     "TASKS": "metric_tracker_rl.tasks",
     "TaskSpec": "metric_tracker_rl.tasks",
     "get_task_spec": "metric_tracker_rl.tasks",
 }
 __all__ = [
     "DEFAULT_TASK_ORDER",
+    "NAMED_TASK_ORDER",
     "TASKS",
     "MetricSubmissionRow",
     "MetricTrackerRlAction",
@@ -47,7 +49,7 @@ if TYPE_CHECKING:
         PayloadGeneratorMethod,
         RewardBreakdown,
     )
-    from metric_tracker_rl.tasks import DEFAULT_TASK_ORDER, TASKS, TaskSpec, get_task_spec
+    from metric_tracker_rl.tasks import DEFAULT_TASK_ORDER, NAMED_TASK_ORDER, TASKS, TaskSpec, get_task_spec
 
 
 def __getattr__(name: str) -> Any:

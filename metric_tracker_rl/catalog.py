@@ -210,7 +210,15 @@ DEMAND_SWING_SHARE: tuple[float, float] = (0.06, 0.14)
 TIMING_SHIFT_HOURS: tuple[int, ...] = (1, 2)
 COUNT_INCIDENT_MIN_SHARE = 0.28
 
-DIFFICULTIES: tuple[str, ...] = ("easy", "medium", "hard")
+# easy, medium and hard share one four-week aggregate funnel; frontier splits traffic by segment (platform, country,
+# app version) over a longer window (see segments.py). Registries keyed by difficulty cover all four.
+AGGREGATE_DIFFICULTIES: tuple[str, ...] = ("easy", "medium", "hard")
+SEGMENTED_DIFFICULTIES: tuple[str, ...] = ("frontier",)
+DIFFICULTIES: tuple[str, ...] = (*AGGREGATE_DIFFICULTIES, *SEGMENTED_DIFFICULTIES)
+AGGREGATE_WINDOW_DAYS = 28
+FRONTIER_WINDOW_DAYS = 56  # eight weeks: a same-weekday baseline has seven peers
+WINDOW_DAYS: dict[str, int] = {**dict.fromkeys(AGGREGATE_DIFFICULTIES, AGGREGATE_WINDOW_DAYS),
+                               "frontier": FRONTIER_WINDOW_DAYS}
 SCENARIO_FAMILIES: tuple[str, ...] = (*ANOMALY_TYPES, "mixed", "null")
 
 

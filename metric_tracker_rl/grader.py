@@ -10,19 +10,58 @@ A false positive is any row not on an expected key: a row on a side-effect key o
 beats the same report padded with side effects or hedged with a second family. Duplicate and invalid rows count
 as false positives too, and a key reported more than once is graded by its worst row, so neither row order nor
 repetition can raise a score.
+
+Segments (difficulty frontier). An expected row there names the segment its incident is confined to (platform,
+country, app_version; None = every value). The key still matches by date, entity type and entity name, and the
+row's quality is multiplied by its segment credit (keyword `segment_credit`, defaults in SEGMENT_CREDIT):
+  exact          1.0   the same cells (platform=web and platform=web, app_version=web are the same cells)
+  parent         0.5   every field named is right, one the truth names is left out (android for android 6.31)
+  wrong_version  0.25  the right platform (and country, if named) with a wrong version: a false claim, below parent
+  over_specific  0.25  every field of the truth is right and one more is named (web, US for a bug on all of web):
+                       the incident is mostly missed
+  aggregate      0.0   no segment at all: an incident reported only on the aggregate earns nothing
+  wrong          0.0   any other segment (a wrong platform or country)
+A matched row keeps its key (it is no false positive), so a wrong segment costs the incident, not more. Below
+frontier no row may name a segment (validation refuses it) and every expected row is the whole funnel, so the
+credit is 1 and scores are exactly as before; the breakdown's segment_accuracy is then None.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from metric_tracker_rl.catalog import ACCEPTED_DETECTION_METHODS, row_key
 from metric_tracker_rl.models import MetricSubmissionRow, RewardBreakdown
+from metric_tracker_rl.segments import Segment
 from metric_tracker_rl.validation import validate_rows
 
 QUALITY_WEIGHTS = {"key": 0.35, "anomaly_type": 0.25, "detection_method": 0.10, "values": 0.20, "severity": 0.10}
 RELATIVE_TOLERANCE = 0.02
+SEGMENT_CREDIT = {"exact": 1.0, "parent": 0.5, "wrong_version": 0.25, "over_specific": 0.25, "aggregate": 0.0,
+                  "wrong": 0.0}
+
+
+def row_segment(row: MetricSubmissionRow) -> Segment:
+    return Segment(row.platform, row.country, row.app_version)
+
+
+def segment_match(submitted: Segment, expected: Segment) -> str:
+    """How a reported segment relates to the incident's: a key of SEGMENT_CREDIT (see the module docstring)."""
+    row, truth = submitted.normalised(), expected.normalised()
+    if row == truth:
+        return "exact"
+    if row.is_aggregate:
+        return "aggregate"
+    pairs = list(zip(row.values(), truth.values(), strict=True))
+    if all(named is None or named == true for named, true in pairs):
+        return "parent"
+    if all(true is None or named == true for named, true in pairs):
+        return "over_specific"
+    if row.platform is not None and row.platform == truth.platform and row.country in (None, truth.country) \
+            and row.app_version is not None and row.app_version != truth.app_version:
+        return "wrong_version"
+    return "wrong"
 
 
 @dataclass(frozen=True)
@@ -31,12 +70,14 @@ class RowAssessment:
     detection_method: bool
     values_in_tolerance: int  # 0..3
     severity: bool
+    segment: float = 1.0  # the segment credit (1 below frontier)
 
     @property
     def quality(self) -> float:
         w = QUALITY_WEIGHTS
-        return min(1.0, w["key"] + w["anomaly_type"] * self.anomaly_type + w["detection_method"] * self.detection_method
-                   + w["values"] * self.values_in_tolerance / 3 + w["severity"] * self.severity)
+        return self.segment * min(1.0, w["key"] + w["anomaly_type"] * self.anomaly_type
+                                  + w["detection_method"] * self.detection_method
+                                  + w["values"] * self.values_in_tolerance / 3 + w["severity"] * self.severity)
 
 
 @dataclass(frozen=True)
@@ -53,7 +94,8 @@ def within_tolerance(submitted: float, expected: float, scale: float, *,
     return abs(submitted - expected) <= relative_tolerance * max(abs(scale), 1e-9)
 
 
-def assess_row(row: MetricSubmissionRow, expected: MetricSubmissionRow) -> RowAssessment:
+def assess_row(row: MetricSubmissionRow, expected: MetricSubmissionRow, *,
+               segment_credit: Mapping[str, float] = SEGMENT_CREDIT) -> RowAssessment:
     values = (
         within_tolerance(row.baseline_value, expected.baseline_value, expected.baseline_value)
         + within_tolerance(row.observed_value, expected.observed_value, expected.observed_value)
@@ -64,19 +106,24 @@ def assess_row(row: MetricSubmissionRow, expected: MetricSubmissionRow) -> RowAs
         detection_method=row.detection_method in ACCEPTED_DETECTION_METHODS[expected.anomaly_type],
         values_in_tolerance=int(values),
         severity=row.severity == expected.severity,
+        segment=segment_credit[segment_match(row_segment(row), row_segment(expected))],
     )
 
 
 def grade_submission(rows: Sequence[MetricSubmissionRow], expected_rows: Sequence[MetricSubmissionRow],
-                     neutral_keys: frozenset[str], valid_dates: Iterable[str]) -> GradeResult:
-    issues = validate_rows(rows, valid_dates)
+                     neutral_keys: frozenset[str], valid_dates: Iterable[str], *,
+                     segment_values: Mapping[str, Sequence[str]] | None = None,
+                     segment_credit: Mapping[str, float] = SEGMENT_CREDIT) -> GradeResult:
+    """Score a report against the expected rows. `segment_values` lists each dimension's values of a segmented
+    episode (None: no segments, and a row naming one is invalid)."""
+    issues = validate_rows(rows, valid_dates, segment_values)
     expected = {row_key(r.date, r.entity_type, r.entity_name): r for r in expected_rows}
     worst: dict[str, RowAssessment] = {}
     false_positives = neutral = 0
     for i, row in enumerate(rows):
         key = row_key(row.date, row.entity_type, row.entity_name)
-        if key in expected:
-            assessment = assess_row(row, expected[key])
+        if key in expected and not (i in issues and issues[i].code == "invalid_row"):  # e.g. an unknown segment
+            assessment = assess_row(row, expected[key], segment_credit=segment_credit)
             worst[key] = min(worst.get(key, assessment), assessment, key=lambda a: a.quality)
         if i in issues:
             false_positives += 1
@@ -100,6 +147,8 @@ def grade_submission(rows: Sequence[MetricSubmissionRow], expected_rows: Sequenc
         detection_method_accuracy=round(share(sum(a.detection_method for a in worst.values())), 6),
         value_accuracy=round(share(sum(a.values_in_tolerance for a in worst.values()) / 3), 6),
         severity_accuracy=round(share(sum(a.severity for a in worst.values())), 6),
+        segment_accuracy=round(share(sum(a.segment for a in worst.values())), 6) if segment_values is not None
+        else None,
         submitted_row_count=len(rows),
         matched_row_count=matched,
         false_positive_count=false_positives + neutral,

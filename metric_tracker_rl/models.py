@@ -35,6 +35,11 @@ class MetricSubmissionRow(_Strict):
     observed_value: float = Field(description="Value on the date")
     delta_value: float = Field(description="observed - baseline")
     severity: Severity = Field(description="By the published rule")
+    # The segment the incident is confined to (frontier only); None means every value of that dimension, so a row
+    # without them is about the whole funnel, as on every other difficulty.
+    platform: str | None = Field(default=None, description="frontier: segment's platform", max_length=32)
+    country: str | None = Field(default=None, description="frontier: segment's country", max_length=32)
+    app_version: str | None = Field(default=None, description="frontier: segment's app version", max_length=32)
 
 
 class PayloadGeneratorMethod(_Strict):
@@ -95,6 +100,8 @@ class RewardBreakdown(BaseModel):
     value_accuracy: float | None = Field(default=None,
                                          description="Share of expected baseline/observed/delta values in tolerance")
     severity_accuracy: float | None = Field(default=None, description="Share of expected rows with the right severity")
+    segment_accuracy: float | None = Field(default=None, description="Segment credit averaged over expected rows "
+                                           "(frontier only: 1 exact, partial for a parent, 0 for the aggregate)")
     submitted_row_count: int = Field(description="Rows submitted")
     matched_row_count: int = Field(description="Distinct expected keys reported")
     false_positive_count: int = Field(description="Rows not on an expected key: side-effect rows included, and "

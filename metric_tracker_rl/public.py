@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from metric_tracker_rl.catalog import CONVERSION_METRICS, COUNT_COLUMNS
 from metric_tracker_rl.funnel import HOURS, FunnelData
 from metric_tracker_rl.metrics import MetricPanel
+from metric_tracker_rl.segments import SegmentedData
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -35,6 +36,7 @@ class PublicEpisode:
     panel: MetricPanel
     annotations: tuple[Annotation, ...]
     task: dict  # task_id, objective and the visible config
+    segments: SegmentedData | None = None  # the counts of every traffic cell (frontier only)
     # Tables the tools derive from the fields above on first use and keep for the episode (see
     # analysis_tools.registry.derived); nothing else writes here.
     memo: dict[Any, Any] = field(default_factory=dict, compare=False, repr=False)
@@ -71,9 +73,24 @@ class PublicEpisode:
             frame = self.memo["hourly_frame"] = frame
         return frame
 
+    def segment_values(self) -> dict[str, list[str]] | None:
+        """Each dimension's values (platform, country, app_version) at frontier; None without segments."""
+        return None if self.segments is None else self.segments.dimension_values()
+
+    def segment_tables(self) -> dict[str, pd.DataFrame]:
+        """The segmented tables (daily_by_segment, hourly_by_segment, releases) at frontier; {} on the aggregate
+        difficulties. Built on first use and kept, read-only like daily_frame."""
+        if self.segments is None:
+            return {}
+        tables = self.memo.get("segment_tables")
+        if tables is None:
+            tables = self.memo["segment_tables"] = self.segments.tables()
+        return tables
+
     def sql_tables(self) -> dict[str, pd.DataFrame]:
         """The tables the SQL tool may query, built fresh (the sandbox copies them): `daily` (date, weekday,
-        weekend, the five counts), `hourly` (date, hour, the five counts) and `annotations` (date, kind, note).
+        weekend, the five counts), `hourly` (date, hour, the five counts) and `annotations` (date, kind, note); at
+        frontier also the segment tables (`segment_tables`).
         Columns are typed even when a table is empty (dates as datetimes, which the sandbox stores as DATE).
         Another table becomes queryable by adding it here."""
         import pandas as pd
@@ -89,7 +106,14 @@ class PublicEpisode:
         annotations = pd.DataFrame({"date": as_dates(a.date for a in self.annotations),
                                     "kind": pd.Series([a.kind for a in self.annotations], dtype="string"),
                                     "note": pd.Series([a.note for a in self.annotations], dtype="string")})
-        return {"daily": daily, "hourly": hourly, "annotations": annotations}
+        tables = {"daily": daily, "hourly": hourly, "annotations": annotations}
+        for name, table in self.segment_tables().items():  # frontier: the segmented tables and the releases
+            table = table.copy()
+            for column in ("date", "rollout_start"):
+                if column in table:
+                    table[column] = as_dates(table[column])
+            tables[name] = table
+        return tables
 
     def holds_resources(self) -> bool:
         """Whether a tool opened something for this episode that close() must release (the SQL connection)."""

@@ -19,21 +19,25 @@ from metric_tracker_rl.catalog import (
     ANOMALY_TYPES,
     DEMAND_SWING_SHARE,
     FAMILY_ENTITY_TYPE,
+    SEGMENTED_DIFFICULTIES,
     TIMING_SHIFT_HOURS,
     row_key,
     severity_for,
 )
+from metric_tracker_rl.frontier import build_world, segment_row
 from metric_tracker_rl.funnel import (
     WEEKEND_HOUR_SHARE,
     FunnelData,
     FunnelPlan,
     baseline_plan,
     draw_counts,
+    window_calendar,
 )
 from metric_tracker_rl.metrics import MetricPanel, build_panel
 from metric_tracker_rl.models import MetricSubmissionRow
 from metric_tracker_rl.public import Annotation, PublicEpisode
 from metric_tracker_rl.seeding import derive_rng
+from metric_tracker_rl.segments import Segment
 from metric_tracker_rl.tasks import (
     BENIGN_FLUCTUATIONS,
     DISTRACTORS_BY_DIFFICULTY,
@@ -51,6 +55,8 @@ T = TypeVar("T")
 def objective_for(config: EpisodeConfig) -> str:
     if config.task_id is not None:
         return TASKS[config.task_id].objective
+    if config.difficulty in SEGMENTED_DIFFICULTIES:
+        return FRONTIER_OBJECTIVE
     return ("Find every incident in four weeks of funnel data and report each one (date, entity, family, "
             "baseline, observed value, delta, severity). Days explained by the calendar and side effects of an "
             "incident are not incidents, nor are unannotated swings in demand or timing within their published bounds "
@@ -297,7 +303,53 @@ def validate_custom_anomalies(config: EpisodeConfig, dates: list[str]) -> None:
                              f"between {low} and {high}, got {request.magnitude}")
 
 
+FRONTIER_OBJECTIVE = (
+    "Find every incident in eight weeks of funnel data split by platform, country and app version, and report "
+    "each one on the segment it is confined to (date, entity, family, the segment's baseline, observed value, "
+    "delta and severity, and its platform / country / app_version; omit a field that covers all its values). "
+    "Holidays are annotated; releases are annotated and sometimes break the new version. Traffic moving between "
+    "segments, swings in one segment's demand or timing, and side effects are not incidents. An incident that "
+    "lasts several dates is reported once per date. Some episodes contain no incident: then submit an empty report.")
+
+
+def _build_frontier_episode(config: EpisodeConfig) -> Episode:
+    """The segmented tier: its world comes from frontier.py; each expected row names its segment, and its values
+    are read back from that segment's final data with the published baseline rule."""
+    world = build_world(config)
+    data = world.data
+    aggregate = FunnelData(dates=window_calendar(data.num_days).iso_dates,
+                           weekdays=window_calendar(data.num_days).weekday_names,
+                           weekend=window_calendar(data.num_days).weekend, hourly=data.hourly.sum(axis=0))
+    panels: dict[Segment, MetricPanel] = {}
+    rows, neutral = [], set()
+    for incident in world.incidents:
+        record = incident.record
+        segment = incident.segment.normalised()
+        panel = panels.get(segment)
+        if panel is None:
+            panel = panels[segment] = build_panel(data.segment_funnel(segment))
+        k = panel.index(record.entity_type, record.entity_name)
+        observed = float(panel.values[k, record.day])
+        baseline = float(panel.baseline[k, record.day])
+        rows.append(segment_row(MetricSubmissionRow(
+            date=aggregate.dates[record.day], entity_type=record.entity_type, entity_name=record.entity_name,
+            anomaly_type=record.family, detection_method=CANONICAL_METHOD[record.family],
+            baseline_value=baseline, observed_value=observed, delta_value=observed - baseline,
+            severity=severity_for(record.entity_type, baseline, observed)), segment))
+        neutral |= {row_key(aggregate.dates[record.day], t, n) for t, n in record.neutral}
+    expected = {row_key(r.date, r.entity_type, r.entity_name) for r in rows}
+    fluctuations = tuple(DistractorRecord(f.kind, f.day, f"{f.segment.label()}: {f.description}")
+                         for f in world.fluctuations)
+    truth = GroundTruth(tuple(rows), frozenset(neutral - expected), tuple(i.record for i in world.incidents), (),
+                        fluctuations)
+    task = {"task_id": config.task_id, "objective": objective_for(config), "config": config.public_dict()}
+    public = PublicEpisode(aggregate, build_panel(aggregate), world.annotations, task, segments=data)
+    return Episode(config, public, truth)
+
+
 def build_episode(config: EpisodeConfig) -> Episode:
+    if config.difficulty in SEGMENTED_DIFFICULTIES:
+        return _build_frontier_episode(config)
     key = config.key
     plan = baseline_plan(key)
     dates = [d.isoformat() for d in plan.dates]

@@ -3,8 +3,10 @@
 A task is the reset keyword arguments that start its episode, so `env.reset(**task)` runs it; `reset(split=...,
 index=...)` does the same. Both splits are generated from seeds, never stored:
 
-- `train`: standard seeded episodes, task i = {seed: TRAIN_SEED_BASE + i, difficulty: DIFFICULTIES[i % 3]}.
-- `eval`: the named tasks, then the calibration sweep of benchmarks/calibrate.py (EVAL_SEEDS_PER_DIFFICULTY seeds
+- `train`: standard seeded episodes, task i = {seed: TRAIN_SEED_BASE + i, difficulty: DIFFICULTIES[i % 4]}: easy,
+  medium, hard and frontier a quarter each.
+- `eval`: the named tasks (NAMED_TASK_ORDER, frontier's included), then the calibration sweep of
+  benchmarks/calibrate.py (EVAL_SEEDS_PER_DIFFICULTY seeds
   per difficulty from CALIBRATION_SEED_BASE). Every eval seed is below TRAIN_SEED_BASE, so the splits share no
   episode. A deployment that scores agents serves them in held-out mode (METRIC_TRACKER_SECRET set), where the
   episodes cannot be rebuilt from the public package.
@@ -16,11 +18,11 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from metric_tracker_rl.catalog import DIFFICULTIES
-from metric_tracker_rl.tasks import DEFAULT_TASK_ORDER, EpisodeConfig, resolve_episode_config
+from metric_tracker_rl.tasks import NAMED_TASK_ORDER, EpisodeConfig, resolve_episode_config
 
 TRAIN_SEED_BASE = 1_000_000
 TRAIN_TASK_COUNT = 6_000  # listed in full by list_tasks; any seed from TRAIN_SEED_BASE on is a training episode
-CALIBRATION_SEED_BASE = {"easy": 10_000, "medium": 20_000, "hard": 30_000}
+CALIBRATION_SEED_BASE = {"easy": 10_000, "medium": 20_000, "hard": 30_000, "frontier": 40_000}
 EVAL_SEEDS_PER_DIFFICULTY = 200
 NULL_EVERY = 10  # every 10th calibration seed is a null episode (no incident; the right answer is an empty report)
 
@@ -51,7 +53,7 @@ class Split:
     def size(self) -> int:
         if self.kind == "train":
             return TRAIN_TASK_COUNT
-        return len(DEFAULT_TASK_ORDER) + len(DIFFICULTIES) * EVAL_SEEDS_PER_DIFFICULTY
+        return len(NAMED_TASK_ORDER) + len(DIFFICULTIES) * EVAL_SEEDS_PER_DIFFICULTY
 
     def task(self, index: int) -> dict[str, Any]:
         if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < self.size():
@@ -59,7 +61,7 @@ class Split:
                                  f"got {index!r}")
         if self.kind == "train":
             return {"seed": TRAIN_SEED_BASE + index, "difficulty": DIFFICULTIES[index % len(DIFFICULTIES)]}
-        named = DEFAULT_TASK_ORDER
+        named = NAMED_TASK_ORDER
         if index < len(named):
             return {"task_id": named[index]}
         block, offset = divmod(index - len(named), EVAL_SEEDS_PER_DIFFICULTY)
@@ -73,13 +75,14 @@ SPLITS: dict[str, Split] = {
     split.name: split
     for split in (
         Split("train", "train",
-              f"Standard seeded episodes: task i is seed {TRAIN_SEED_BASE} + i at difficulty easy, medium, hard in "
-              f"turn. Each task is the reset arguments that start it; any seed from {TRAIN_SEED_BASE} on is a "
-              "further training episode."),
+              f"Standard seeded episodes: task i is seed {TRAIN_SEED_BASE} + i at difficulty easy, medium, hard, "
+              "frontier in turn (a quarter each). Each task is the reset arguments that start it; any seed from "
+              f"{TRAIN_SEED_BASE} on is a further training episode."),
         Split("eval", "test",
               f"The named tasks, then {EVAL_SEEDS_PER_DIFFICULTY} calibration seeds per difficulty (easy from "
               f"{CALIBRATION_SEED_BASE['easy']}, medium from {CALIBRATION_SEED_BASE['medium']}, hard from "
-              f"{CALIBRATION_SEED_BASE['hard']}; every {NULL_EVERY}th episode has no incident). No seed is shared "
+              f"{CALIBRATION_SEED_BASE['hard']}, frontier from {CALIBRATION_SEED_BASE['frontier']}; every "
+              f"{NULL_EVERY}th episode has no incident). No seed is shared "
               "with train. Scored deployments serve it in held-out mode (METRIC_TRACKER_SECRET set)."),
     )
 }

@@ -9,7 +9,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from metric_tracker_rl.catalog import DIFFICULTIES, SCENARIO_FAMILIES
+from metric_tracker_rl.catalog import AGGREGATE_DIFFICULTIES, DIFFICULTIES, SCENARIO_FAMILIES, WINDOW_DAYS
 from metric_tracker_rl.models import AnomalyRequest
 from metric_tracker_rl.seeding import EpisodeKey, validate_seed
 from metric_tracker_rl.validation import check_choice, describe_validation_error
@@ -18,6 +18,7 @@ DISTRACTORS_BY_DIFFICULTY: dict[str, tuple[str, ...]] = {
     "easy": (),
     "medium": ("marketing_campaign", "incomplete_last_day"),
     "hard": ("marketing_campaign", "incomplete_last_day", "public_holiday"),
+    "frontier": (),  # frontier's calendar (holidays, releases) comes with its world: see frontier.py
 }
 # Unannotated benign fluctuations per episode (see catalog.DEMAND_SWING_SHARE), each on its own open date: days
 # that cross naive thresholds without being incidents.
@@ -25,18 +26,19 @@ BENIGN_FLUCTUATIONS: dict[str, tuple[str, ...]] = {
     "easy": (),
     "medium": ("timing_shift",),
     "hard": ("timing_shift", "timing_shift", "demand_swing"),
+    "frontier": (),  # frontier draws as many benign look-alikes as incidents: see frontier.py
 }
 # Incidents whose date also has a timing shift (people used the app at other hours that day, as on a benign
 # timing-shift date): every hourly mix moves, so "a date whose mixes all moved is a timing shift" no longer
 # tells a date to drop. Up to this many incident dates per episode, among the families in SHIFTABLE_FAMILIES.
-INCIDENT_TIMING_SHIFTS: dict[str, int] = {"easy": 0, "medium": 1, "hard": 2}
+INCIDENT_TIMING_SHIFTS: dict[str, int] = {"easy": 0, "medium": 1, "hard": 2, "frontier": 0}
 # Families whose evidence does not depend on the hour-of-day shape, so a timing shift on their date leaves what
 # identifies them intact: whole-day rate shifts, a funnel step that stops for some hours, count incidents.
 SHIFTABLE_FAMILIES: tuple[str, ...] = ("rate_drop_from_median", "rate_spike_from_median", "funnel_break",
                                        "absolute_drop_in_event_count", "absolute_spike_in_event_count")
 # Chance that an incident of a family that can persist (a whole-day rate shift, a double-firing release) goes on
 # the next date as well: one expected row per date it covers.
-MULTI_DAY_PROBABILITY: dict[str, float] = {"easy": 0.0, "medium": 0.3, "hard": 0.5}
+MULTI_DAY_PROBABILITY: dict[str, float] = {"easy": 0.0, "medium": 0.3, "hard": 0.5, "frontier": 0.0}
 # Perturbed dates (incidents, distractors and fluctuations) may share a weekday, at most PERTURBED_PER_WEEKDAY
 # of them in different weeks: a perturbed date then has at most one perturbed peer among its three same-weekday
 # peers, so the median baseline stays between two clean values. On medium and hard the latest date's weekday is kept for
@@ -52,12 +54,14 @@ def _incident_capacity(difficulty: str) -> int:
     return PERTURBED_PER_WEEKDAY * weekdays - other_distractors - len(BENIGN_FLUCTUATIONS[difficulty])
 
 
-MAX_ANOMALIES = {d: _incident_capacity(d) for d in DIFFICULTIES}
+# Frontier schedules incidents on its own (persistent incidents cover several dates each): see frontier.py.
+FRONTIER_MAX_INCIDENTS = 8
+MAX_ANOMALIES = {**{d: _incident_capacity(d) for d in AGGREGATE_DIFFICULTIES}, "frontier": FRONTIER_MAX_INCIDENTS}
 # Seeded medium and hard resets draw their incident count from this range (the visible config shows the range,
 # not the count), so the number of incidents is something to find out. Easy keeps a fixed count. The empty
 # report is the answer of the null scenario (scenario_family="null"), not of a standard episode.
-ANOMALY_COUNT_RANGE: dict[str, tuple[int, int]] = {"medium": (1, 4), "hard": (2, 6)}
-DEFAULT_DENSITY = {"easy": 0.07, "medium": 0.1, "hard": 0.14}
+ANOMALY_COUNT_RANGE: dict[str, tuple[int, int]] = {"medium": (1, 4), "hard": (2, 6), "frontier": (3, 6)}
+DEFAULT_DENSITY = {"easy": 0.07, "medium": 0.1, "hard": 0.14, "frontier": 0.08}
 MAX_DENSITY = 0.25
 DEFAULT_MAX_STEPS = 40
 DEFAULT_MAX_SUBMISSIONS = 1  # one graded report: it ends the episode, so its feedback cannot be decoded
@@ -151,9 +155,23 @@ TASKS: dict[str, TaskSpec] = {
             EpisodeConfig(seed=303, scenario_family="mixed", difficulty="hard", anomaly_count=4,
                           anomaly_density=DEFAULT_DENSITY["hard"], task_id="hard_mixed_multi"),
         ),
+        TaskSpec(
+            "frontier_segments", "frontier",
+            "Four incidents hide in eight weeks of funnel data split by platform, country and app version: some "
+            "confined to one segment and barely visible in the aggregate, some caused by a release on its new "
+            "version only, some lasting several dates. Holidays and releases are annotated; traffic moving between "
+            "segments and one segment's swings in demand or timing are benign. Report each incident once per date "
+            "on the segment it is confined to.",
+            GRADER_NAME,
+            EpisodeConfig(seed=404, scenario_family="mixed", difficulty="frontier", anomaly_count=4,
+                          anomaly_density=DEFAULT_DENSITY["frontier"], task_id="frontier_segments"),
+        ),
     )
 }
-DEFAULT_TASK_ORDER: tuple[str, ...] = tuple(TASKS)
+# The reference tasks a default run (inference.py, the reference README) plays, in order; TASKS also holds the
+# frontier task, which the Task API's eval split and the catalogs list after them.
+DEFAULT_TASK_ORDER: tuple[str, ...] = ("easy_single_spike", "medium_mixed_pair", "hard_mixed_multi")
+NAMED_TASK_ORDER: tuple[str, ...] = tuple(TASKS)
 DEFAULT_TASK_ID = DEFAULT_TASK_ORDER[0]
 
 
@@ -206,7 +224,7 @@ def resolve_episode_config(secret: str = "", **kwargs: Any) -> EpisodeConfig:
     if "anomaly_count" in overrides:
         count = _int_in("anomaly_count", overrides["anomaly_count"], 0, limit)
     elif "anomaly_density" in overrides or (base.task_id is None and difficulty not in ANOMALY_COUNT_RANGE):
-        count = min(limit, max(1, round(density * 28)))
+        count = min(limit, max(1, round(density * WINDOW_DAYS[difficulty])))
     elif base.task_id is None:
         count = None  # drawn from the difficulty's range when the episode is built
     else:
@@ -248,7 +266,8 @@ def _difficulty_default(difficulty: str) -> EpisodeConfig:
         return EpisodeConfig(seed=0, scenario_family="mixed", difficulty=difficulty, anomaly_count=None,
                              anomaly_density=density, anomaly_count_range=ANOMALY_COUNT_RANGE[difficulty])
     return EpisodeConfig(seed=0, scenario_family="mixed", difficulty=difficulty,
-                         anomaly_count=min(MAX_ANOMALIES[difficulty], max(1, round(density * 28))),
+                         anomaly_count=min(MAX_ANOMALIES[difficulty],
+                                                         max(1, round(density * WINDOW_DAYS[difficulty]))),
                          anomaly_density=density)
 
 

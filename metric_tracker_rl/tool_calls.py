@@ -26,10 +26,13 @@ from metric_tracker_rl.analysis_tools import TOOL_REGISTRY, available_analysis_m
 from metric_tracker_rl.analysis_tools.generators import generator_arguments
 from metric_tracker_rl.analysis_tools.registry import ToolError
 from metric_tracker_rl.catalog import (
+    AGGREGATE_WINDOW_DAYS,
     ANNOTATION_MEANINGS,
     COUNT_INCIDENT_MIN_SHARE,
     DEMAND_SWING_SHARE,
+    SEGMENTED_DIFFICULTIES,
     TIMING_SHIFT_HOURS,
+    WINDOW_DAYS,
     incident_count_statement,
 )
 from metric_tracker_rl.funnel import window_dates
@@ -40,21 +43,22 @@ from metric_tracker_rl.models import (
     MetricTrackerRlObservation,
     PayloadGeneratorMethod,
 )
+from metric_tracker_rl.segments import BENIGN_AT_FRONTIER, RELEASE_MEANING, frontier_brief
 from metric_tracker_rl.validation import describe_validation_error
 
 SUBMIT_REPORT = "submit_report"
 SUBMIT_GENERATORS = "submit_generators"
 
 SYSTEM_PROMPT = """\
-You investigate a synthetic product-funnel dataset (four weeks of daily and hourly counts of app_open ->
-menu_open -> product_added_to_cart -> order_placed -> payment_successful) with read-only analysis tools and
-submit one anomaly report that a grader scores.
+You investigate a synthetic product-funnel dataset (four weeks, or eight with segments, of daily and hourly
+counts of app_open -> menu_open -> product_added_to_cart -> order_placed -> payment_successful) with read-only
+analysis tools and submit one anomaly report that a grader scores.
 
 Work like an analyst:
 - Read the brief (families, their root-cause keys and sizes, the bounds of benign fluctuations), then
   get_annotations: days explained by a campaign, a holiday or late-arriving data are not incidents. A release
-  note marks a routine app release: by itself it explains nothing and causes nothing, so judge its date like
-  any other.
+  note marks an app release: by itself it explains nothing, so judge its date like any other (the brief's
+  calendar_note_kinds says whether a release can cause an incident in the episode).
 - list_suspicious_dates shows where to look; the get_*_rows tools list candidate rows, strongest first,
   a page at a time (limit, offset); confirm doubtful ones with compare_*, detect_funnel_break,
   check_impossible_counts or hourly_rows_for_date.
@@ -296,7 +300,8 @@ def brief(observation: MetricTrackerRlObservation) -> dict[str, Any]:
     shown: dict[str, Any] = {"objective": observation.message.removeprefix("Episode ready: ")}
     if observation.task_id is not None:
         shown["task_id"] = observation.task_id
-    dates = window_dates()
+    difficulty = observation.config.get("difficulty")
+    dates = window_dates(WINDOW_DAYS.get(difficulty, AGGREGATE_WINDOW_DAYS))
     shown.update({
         "config": _config_view(observation.config),
         "incidents": incident_count_statement(observation.config),
@@ -309,8 +314,14 @@ def brief(observation: MetricTrackerRlObservation) -> dict[str, Any]:
         # its incidents are at each difficulty.
         "families": families,
         "benign_fluctuations": published_fluctuation_bounds(),
-        "calendar_note_kinds": dict(ANNOTATION_MEANINGS),
+        "calendar_note_kinds": dict(ANNOTATION_MEANINGS) if difficulty not in SEGMENTED_DIFFICULTIES
+        else {**ANNOTATION_MEANINGS, "release": RELEASE_MEANING},
     })
+    if difficulty in SEGMENTED_DIFFICULTIES:
+        # No magnitude is published at frontier: the other tiers' ranges would be a threshold to read off.
+        shown["families"] = [{k: v for k, v in family.items() if k not in WINDOW_DAYS} for family in families]
+        shown["benign_fluctuations"] = BENIGN_AT_FRONTIER
+        shown["segments"] = frontier_brief()
     return shown
 
 

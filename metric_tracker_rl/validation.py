@@ -9,7 +9,7 @@ valid."""
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 from pydantic import ValidationError
 
@@ -30,8 +30,28 @@ def date_problem(value: str, window: Sequence[str]) -> str | None:
     return f"date {value!r} is not in the episode window; valid dates are {window[0]} .. {window[-1]} (YYYY-MM-DD)"
 
 
-def validate_rows(rows: Sequence[MetricSubmissionRow], valid_dates: Iterable[str]) -> dict[int, SubmissionIssue]:
-    """Per-row issues that need no truth: unknown dates or entities, and repeated keys."""
+SEGMENT_FIELDS: tuple[str, ...] = ("platform", "country", "app_version")
+
+
+def segment_issue(row: MetricSubmissionRow, segment_values: Mapping[str, Sequence[str]] | None) -> str | None:
+    """What is wrong with a row's segment fields, if anything: segments exist only where the episode has them
+    (frontier), and each named value must be one of the episode's."""
+    for name in SEGMENT_FIELDS:
+        value = getattr(row, name)
+        if value is None:
+            continue
+        if segment_values is None:
+            return (f"{name} {value!r}: this episode's funnel has no segments (only difficulty frontier has); "
+                    "leave platform, country and app_version out")
+        if value not in segment_values[name]:
+            return f"{name} {value!r} is not a value of this episode; valid: {', '.join(segment_values[name])}"
+    return None
+
+
+def validate_rows(rows: Sequence[MetricSubmissionRow], valid_dates: Iterable[str],
+                  segment_values: Mapping[str, Sequence[str]] | None = None) -> dict[int, SubmissionIssue]:
+    """Per-row issues that need no truth: unknown dates, entities or segment values, and repeated keys.
+    `segment_values` lists each dimension's values of a segmented episode (None: the episode has no segments)."""
     dates = tuple(sorted(valid_dates))
     issues: dict[int, SubmissionIssue] = {}
     first_index: dict[str, int] = {}
@@ -45,6 +65,10 @@ def validate_rows(rows: Sequence[MetricSubmissionRow], valid_dates: Iterable[str
                 row_index=i, code="invalid_row",
                 message=f"entity_name {row.entity_name!r} is not valid for entity_type {row.entity_type!r}; "
                         f"valid: {', '.join(ENTITY_NAMES[row.entity_type])}")
+            continue
+        problem = segment_issue(row, segment_values)
+        if problem is not None:
+            issues[i] = SubmissionIssue(row_index=i, code="invalid_row", message=problem)
             continue
         key = row_key(row.date, row.entity_type, row.entity_name)
         if key in first_index:

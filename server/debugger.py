@@ -22,7 +22,7 @@ import pandas as pd
 from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import WebSocketException
 
-from metric_tracker_rl import DEFAULT_TASK_ORDER, MetricTrackerRlAction, MetricTrackerRlEnv
+from metric_tracker_rl import DEFAULT_TASK_ORDER, NAMED_TASK_ORDER, MetricTrackerRlAction, MetricTrackerRlEnv
 from metric_tracker_rl.catalog import COUNT_COLUMNS, DIFFICULTIES, SCENARIO_FAMILIES
 from metric_tracker_rl.models import MetricTrackerRlObservation
 from server import debugger_charts as charts
@@ -206,7 +206,7 @@ def build_debugger(web_manager: Any, action_fields: Any, metadata: Any, is_chat_
                     "Reset an episode, read the charts, run analysis tools, build and submit a report. "
                     "This tab has its own episode on the server's WebSocket API.")
         with gr.Row(equal_height=True):
-            task = gr.Dropdown([forms.DEFAULT_CHOICE, *DEFAULT_TASK_ORDER], value=DEFAULT_TASK_ORDER[0], label="Task",
+            task = gr.Dropdown([forms.DEFAULT_CHOICE, *NAMED_TASK_ORDER], value=DEFAULT_TASK_ORDER[0], label="Task",
                                elem_id="reset-task", scale=2, min_width=220)
             seed = gr.Textbox(label="seed", placeholder="task default", elem_id="reset-seed")
             family = gr.Dropdown([forms.DEFAULT_CHOICE, *SCENARIO_FAMILIES], value=forms.DEFAULT_CHOICE,

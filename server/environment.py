@@ -229,14 +229,14 @@ class MetricTrackerRlEnvironment(McpToolSurface, TaskProviderMixin,
             return _error(f"A submission may hold at most {MAX_SUBMISSION_ROWS} rows, got {len(rows)} (no submission "
                           "used). Report incidents, not every candidate.")
         episode = self._episode
-        issues = validate_rows(rows, episode.public.data.dates)
+        issues = validate_rows(rows, episode.public.data.dates, episode.public.segment_values())
         if issues:
             listed = "; ".join(f"row {i}: {issue.message}" for i, issue in sorted(issues.items()))
             return {**_error(f"Submission refused, no submission used: {len(issues)} invalid row(s): {listed}. "
                              "Fix or drop them and submit again."),
                     "submission_issues": [issues[i] for i in sorted(issues)]}
         result = grade_submission(rows, episode.truth.expected_rows, episode.truth.neutral_keys,
-                                  episode.public.data.dates)
+                                  episode.public.data.dates, segment_values=episode.public.segment_values())
         self._submissions += 1
         self._last_score = result.score
         credited = max(0.0, result.score - RETRY_COST * (self._submissions - 1))

@@ -16,7 +16,7 @@ from metric_tracker_rl import MetricTrackerRlAction
 from metric_tracker_rl.agents import AGENTS, make_agent, run_episode
 from metric_tracker_rl.analysis_tools import GENERATOR_NAMES
 from metric_tracker_rl.analysis_tools.registry import MAX_PAGE_ROWS
-from metric_tracker_rl.catalog import DIFFICULTIES
+from metric_tracker_rl.catalog import AGGREGATE_DIFFICULTIES as DIFFICULTIES  # the calibrated ones, for now
 from server.environment import MetricTrackerRlEnvironment
 
 SEEDS = 20

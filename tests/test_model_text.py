@@ -74,7 +74,7 @@ def test_every_calendar_note_kind_an_episode_holds_is_explained_in_the_brief(res
     notes = _call(env, "get_annotations").analysis_result["annotations"]
     assert notes and {note["kind"] for note in notes} <= set(kinds)
     assert "release" in {note["kind"] for note in notes}  # every episode carries one
-    assert "explains nothing" in kinds["release"]
+    assert "explains nothing" in kinds["release"] or reset["difficulty"] == "frontier"  # see the frontier test
     assert "release" in SYSTEM_PROMPT and "explains nothing" in SYSTEM_PROMPT
 
 
@@ -88,7 +88,9 @@ def test_suspicious_dates_rank_mixes_by_their_rise_and_show_each_kinds_strongest
     entity with the largest such z on that date."""
     episode = _episode(seed, difficulty)
     panel = episode.public.panel
-    entries = run_tool("list_suspicious_dates", episode.public, {"limit": 28}).result["dates"]
+    entries = [entry for offset in range(0, len(episode.public.data.dates), 28)
+               for entry in run_tool("list_suspicious_dates", episode.public,
+                                     {"limit": 28, "offset": offset}).result["dates"]]
     assert sorted(entry["date"] for entry in entries) == sorted(episode.public.data.dates)
     for entry in entries:
         day = episode.public.data.dates.index(entry["date"])
@@ -381,3 +383,12 @@ def test_the_trl_class_documents_the_bounds_it_offers() -> None:
     assert "limit: Rows per page (>= 1, <= 120)" in doc
     generators = MetricTrackerToolEnv.submit_generators.__doc__ or ""
     assert "threshold (>= 0)" in generators and "metric_name," not in generators
+
+
+def test_at_frontier_the_brief_says_a_release_can_cause_an_incident_on_its_new_version() -> None:
+    """Releases cause incidents only at frontier: its brief says so where every other brief says they cannot."""
+    _, observation = _env(difficulty="frontier", seed=3)
+    kinds = read_observation(first_prompt(observation)).brief["calendar_note_kinds"]
+    assert "new version" in kinds["release"] and "explains nothing" not in kinds["release"]
+    _, observation = _env(difficulty="hard", seed=3)
+    assert "causes nothing" in read_observation(first_prompt(observation)).brief["calendar_note_kinds"]["release"]

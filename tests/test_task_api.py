@@ -10,7 +10,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from benchmarks.calibrate import episode_plan
-from metric_tracker_rl import DEFAULT_TASK_ORDER, MetricTrackerRlEnv
+from metric_tracker_rl import DEFAULT_TASK_ORDER, NAMED_TASK_ORDER, MetricTrackerRlEnv
 from metric_tracker_rl.catalog import DIFFICULTIES
 from metric_tracker_rl.task_splits import (
     EVAL_SEEDS_PER_DIFFICULTY,
@@ -28,7 +28,7 @@ from server.environment import MetricTrackerRlEnvironment
 
 ENV_NAME = "metric_tracker_rl"
 SPLIT_SIZES = {"train": TRAIN_TASK_COUNT,
-               "eval": len(DEFAULT_TASK_ORDER) + len(DIFFICULTIES) * EVAL_SEEDS_PER_DIFFICULTY}
+               "eval": len(NAMED_TASK_ORDER) + len(DIFFICULTIES) * EVAL_SEEDS_PER_DIFFICULTY}
 
 
 def _seed(task: dict) -> int:
@@ -45,8 +45,9 @@ def test_splits_are_train_and_eval_with_their_sizes() -> None:
 
 def test_eval_is_the_named_tasks_then_the_calibration_sweep() -> None:
     eval_tasks = MetricTrackerRlEnvironment().list_tasks("eval")
-    assert eval_tasks[:len(DEFAULT_TASK_ORDER)] == [{"task_id": task_id} for task_id in DEFAULT_TASK_ORDER]
-    assert eval_tasks == [spec.reset_kwargs for spec in episode_plan(EVAL_SEEDS_PER_DIFFICULTY)]
+    assert eval_tasks[:len(NAMED_TASK_ORDER)] == [{"task_id": task_id} for task_id in NAMED_TASK_ORDER]
+    assert eval_tasks == [spec.reset_kwargs
+                          for spec in episode_plan(EVAL_SEEDS_PER_DIFFICULTY, NAMED_TASK_ORDER, DIFFICULTIES)]
     # standard episodes ({seed, difficulty}) and, every tenth seed, a null episode
     assert {t.get("scenario_family") for t in eval_tasks} == {None, "null"}
 
@@ -57,7 +58,7 @@ def test_train_and_eval_share_no_episode() -> None:
     assert len(train_seeds) == len(train) and len(eval_seeds) == len(evaluation)
     assert min(train_seeds) == TRAIN_SEED_BASE > max(eval_seeds)
     assert all(set(t) == {"seed", "difficulty"} for t in train)
-    assert {t["difficulty"] for t in train[:3]} == set(DIFFICULTIES)
+    assert {t["difficulty"] for t in train[:len(DIFFICULTIES)]} == set(DIFFICULTIES)
 
 
 @settings(max_examples=60, deadline=None)

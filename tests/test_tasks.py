@@ -4,18 +4,20 @@ from __future__ import annotations
 
 import pytest
 
-from metric_tracker_rl import DEFAULT_TASK_ORDER, MetricTrackerRlAction, get_task_spec
+from metric_tracker_rl import DEFAULT_TASK_ORDER, NAMED_TASK_ORDER, MetricTrackerRlAction, get_task_spec
 from metric_tracker_rl.analysis_tools import TOOL_REGISTRY
 from metric_tracker_rl.anomalies import FAMILY_REGISTRY
 from metric_tracker_rl.scenario import build_episode
 from metric_tracker_rl.tasks import ANOMALY_COUNT_RANGE, MAX_ANOMALIES, MAX_DENSITY, RESET_KEYS, resolve_episode_config
 from server.environment import MetricTrackerRlEnvironment
 
-TASK_DIFFICULTIES = {"easy_single_spike": "easy", "medium_mixed_pair": "medium", "hard_mixed_multi": "hard"}
+TASK_DIFFICULTIES = {"easy_single_spike": "easy", "medium_mixed_pair": "medium", "hard_mixed_multi": "hard",
+                     "frontier_segments": "frontier"}
 
 
 def test_named_tasks_and_their_order() -> None:
-    assert tuple(DEFAULT_TASK_ORDER) == tuple(TASK_DIFFICULTIES)
+    assert tuple(NAMED_TASK_ORDER) == tuple(TASK_DIFFICULTIES)
+    assert NAMED_TASK_ORDER[:3] == DEFAULT_TASK_ORDER  # the reference tasks a default run plays
     for task_id, difficulty in TASK_DIFFICULTIES.items():
         spec = get_task_spec(task_id)
         assert (spec.task_id, spec.difficulty, spec.config.difficulty) == (task_id, difficulty, difficulty)
@@ -40,7 +42,7 @@ def test_reset_sends_the_catalogs_and_later_steps_do_not() -> None:
     env = MetricTrackerRlEnvironment()
     obs = env.reset()
     assert obs.task_id == DEFAULT_TASK_ORDER[0]
-    assert [t.task_id for t in obs.available_tasks] == list(DEFAULT_TASK_ORDER)
+    assert [t.task_id for t in obs.available_tasks] == list(NAMED_TASK_ORDER)
     assert {m.name for m in obs.available_methods} == set(TOOL_REGISTRY)
     assert {g["family"] for g in obs.available_synthetic_generator_methods} == set(FAMILY_REGISTRY)
     assert obs.conversion_metric_definitions

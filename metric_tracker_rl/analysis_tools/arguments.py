@@ -9,8 +9,8 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from metric_tracker_rl.analysis_tools.registry import DEFAULT_PAGE_ROWS, MAX_PAGE_ROWS
-from metric_tracker_rl.catalog import CONVERSION_METRIC_NAMES, COUNT_COLUMNS
+from metric_tracker_rl.analysis_tools.registry import DEFAULT_PAGE_ROWS, EPISODE_WINDOW, MAX_PAGE_ROWS
+from metric_tracker_rl.catalog import CONVERSION_METRIC_NAMES, COUNT_COLUMNS, FRONTIER_WINDOW_DAYS
 from metric_tracker_rl.funnel import window_dates
 from metric_tracker_rl.models import (
     HIDDEN_FROM_MODELS,
@@ -20,6 +20,9 @@ from metric_tracker_rl.models import (
 )
 from metric_tracker_rl.validation import check_choice, date_problem
 
+# The four-week window of the aggregate tiers; frontier's is longer (every window starts on the same date).
+# registry.run_tool sets EPISODE_WINDOW to the episode's own dates while it validates a call's arguments.
+LONGEST_WINDOW_DAYS = FRONTIER_WINDOW_DAYS
 WINDOW = tuple(d.isoformat() for d in window_dates())
 MAX_PREVIEW_ROWS = 200
 
@@ -29,7 +32,7 @@ class ToolArgs(BaseModel):
 
 
 def check_date(value: str) -> str:
-    problem = date_problem(value, WINDOW)
+    problem = date_problem(value, EPISODE_WINDOW.get())
     if problem is not None:
         raise ValueError(problem)
     return value
@@ -75,7 +78,7 @@ class DateMixArgs(_DateEntityArgs):
 
 class LimitArgs(ToolArgs):
     limit: int = Field(default=10, ge=1, le=28, description="Dates per page")
-    offset: int = Field(default=0, ge=0, le=27, description="Rank of the first date")
+    offset: int = Field(default=0, ge=0, le=LONGEST_WINDOW_DAYS - 1, description="Rank of the first date")
 
 
 class PageArgs(ToolArgs):
@@ -88,7 +91,7 @@ class PageArgs(ToolArgs):
 
 class RawDataArgs(ToolArgs):
     limit: int = Field(default=7, ge=1, le=28, description="Rows per page")
-    offset: int = Field(default=0, ge=0, le=27, description="First date's index")
+    offset: int = Field(default=0, ge=0, le=LONGEST_WINDOW_DAYS - 1, description="First date's index")
 
 
 class PreviewArgs(ToolArgs):

@@ -215,9 +215,9 @@ def preview_submission(episode: PublicEpisode, args: PreviewArgs) -> dict[str, A
             valid_rows.append((i, MetricSubmissionRow.model_validate(raw)))
         except ValidationError as exc:
             issues.append({"row_index": i, "code": "invalid_row", "message": describe_validation_error(exc)})
-    row_issues = validate_rows([r for _, r in valid_rows], episode.data.dates)
+    row_issues = validate_rows([r for _, r in valid_rows], episode.data.dates, episode.segment_values())
     for position, issue in row_issues.items():
         issues.append({"row_index": valid_rows[position][0], "code": issue.code, "message": issue.message})
     issues.sort(key=lambda item: item["row_index"])
     return {"row_count": len(args.rows), "valid_row_count": len(valid_rows) - len(row_issues),
-            "issues": issues, **cap_rows([r.model_dump() for _, r in valid_rows])}
+            "issues": issues, **cap_rows([r.model_dump(exclude_none=True) for _, r in valid_rows])}

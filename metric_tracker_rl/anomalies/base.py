@@ -8,9 +8,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from metric_tracker_rl.catalog import (
+    AGGREGATE_DIFFICULTIES,
     CONVERSION_METRICS,
     COUNT_COLUMNS,
-    DIFFICULTIES,
     FAMILY_ENTITY_TYPE,
     FUNNEL_STEPS,
 )
@@ -41,7 +41,9 @@ class AnomalyFamily(ABC):
     entity_names: tuple[str, ...]
     description: str
     magnitude_meaning: str
-    magnitude_ranges: dict[str, tuple[float, float]]  # per difficulty
+    # Per aggregate difficulty (published in the brief). Frontier's magnitudes live with its scheduler
+    # (frontier.py) and are not published: there, incidents and benign fluctuations overlap in size.
+    magnitude_ranges: dict[str, tuple[float, float]]
     persists: bool = False  # an incident of this family may go on over the next date (one row per date)
 
     @property
@@ -69,7 +71,7 @@ class AnomalyFamily(ABC):
             "entity_names": list(self.entity_names),
             "description": self.description,
             "magnitude": {"meaning": self.magnitude_meaning, "min": low, "max": high,
-                          "by_difficulty": {d: list(self.magnitude_ranges[d]) for d in DIFFICULTIES}},
+                          "by_difficulty": {d: list(self.magnitude_ranges[d]) for d in AGGREGATE_DIFFICULTIES}},
         }
 
 
@@ -81,8 +83,8 @@ def register_family(family: AnomalyFamily) -> AnomalyFamily:
         raise ValueError(f"anomaly family {family.name!r} is already registered")
     if family.name not in FAMILY_ENTITY_TYPE:
         raise ValueError(f"{family.name!r} is not a published anomaly type")
-    if set(family.magnitude_ranges) != set(DIFFICULTIES):
-        raise ValueError(f"{family.name!r} needs a magnitude range for each of {DIFFICULTIES}")
+    if set(family.magnitude_ranges) != set(AGGREGATE_DIFFICULTIES):
+        raise ValueError(f"{family.name!r} needs a magnitude range for each of {AGGREGATE_DIFFICULTIES}")
     FAMILY_REGISTRY[family.name] = family
     return family
 

@@ -1,0 +1,288 @@
+"""The segmented world of the `frontier` difficulty: what is public about it, and its counts.
+
+At frontier, traffic is split into cells (platform, country, app version). Every cell has its own hourly and
+daily counts; the aggregate funnel every other tool reads is their sum. Segments differ in level and in
+conversion (web and two countries convert lower), so a move of traffic toward them moves the aggregate's
+conversion while no segment's own conversion changes. Mobile releases roll out over several days, so the
+version shares of ios and android change date by date; web has one version label.
+
+Everything in this module is public (the brief and the tools may read it): the dimensions, their values, the
+holiday calendar, the release schedule of an episode and the counts. How incidents were injected lives in
+frontier.py, which the tools cannot import.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from functools import cache
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from metric_tracker_rl.catalog import CONVERSION_METRICS, COUNT_COLUMNS, FRONTIER_WINDOW_DAYS
+from metric_tracker_rl.funnel import HOURS, WINDOW_START, FunnelData, window_calendar
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+PLATFORMS: tuple[str, ...] = ("ios", "android", "web")
+MOBILE_PLATFORMS: tuple[str, ...] = ("ios", "android")
+COUNTRIES: tuple[str, ...] = ("US", "GB", "DE", "BR", "IN")  # five: the reset budget pays per cell
+WEB_VERSION = "web"  # web serves one build: its only app_version label
+SEGMENT_FIELDS: tuple[str, ...] = ("platform", "country", "app_version")
+# Each mobile platform ships RELEASES_PER_PLATFORM releases in the window, on top of the version live at its start.
+RELEASES_PER_PLATFORM = 2
+
+# Shares of traffic (they sum to 1 per dimension) and per-step conversion factors (menu, cart, order, payment).
+PLATFORM_SHARE = {"ios": 0.36, "android": 0.44, "web": 0.20}
+COUNTRY_SHARE = {"US": 0.32, "GB": 0.16, "DE": 0.16, "BR": 0.18, "IN": 0.18}
+PLATFORM_RATE_FACTORS = {"ios": (1.04, 1.05, 1.03, 1.01), "android": (1.0, 0.97, 0.97, 0.99),
+                         "web": (0.9, 0.84, 0.92, 0.98)}
+COUNTRY_RATE_FACTORS = {"US": (1.03, 1.04, 1.02, 1.0), "GB": (1.02, 1.02, 1.01, 1.0), "DE": (1.0, 1.01, 1.0, 1.0),
+                        "BR": (0.95, 0.9, 0.95, 0.97), "IN": (0.92, 0.85, 0.93, 0.96)}
+# The staged rollout of a mobile release: the share of the platform's users offered it, day by day from its start.
+ROLLOUT_STAGES: tuple[float, ...] = (0.05, 0.2, 0.5, 1.0)
+UPDATE_ADOPTION = 0.95  # offered users who run the new version (the rest stay on the one before)
+
+# The calendar's holidays (annotated): lower traffic with a weekend-like day. Fixed dates, the same every episode.
+HOLIDAYS: dict[str, str] = {"2026-04-03": "Good Friday", "2026-04-06": "Easter Monday"}
+HOLIDAY_TRAFFIC_FACTOR = 0.8
+
+RELEASE_MEANING = (
+    "A release annotation says a new app version started a staged rollout on one platform (see get_releases for "
+    "its rollout share by date). A release sometimes breaks something on the new version only: such an incident "
+    "is confined to that platform and version and its aggregate footprint grows with the rollout; most releases "
+    "change nothing."
+)
+
+
+@dataclass(frozen=True)
+class Release:
+    """A mobile release: from `start_day`, its share of the platform's users follows ROLLOUT_STAGES."""
+
+    platform: str
+    version: str
+    start_day: int
+
+    def offered_share(self, num_days: int) -> np.ndarray:
+        """(D,) share of the platform's users offered the version on each date (0 before the start)."""
+        share = np.zeros(num_days)
+        for offset, stage in enumerate(ROLLOUT_STAGES):
+            if self.start_day + offset < num_days:
+                share[self.start_day + offset:] = stage
+        return share
+
+
+@dataclass(frozen=True)
+class Segment:
+    """A set of cells named by its fields; None means every value of that dimension."""
+
+    platform: str | None = None
+    country: str | None = None
+    app_version: str | None = None
+
+    def label(self) -> str:
+        parts = [f"{name}={value}" for name, value in zip(SEGMENT_FIELDS, self.values(), strict=True)
+                 if value is not None]
+        return ", ".join(parts) or "all traffic"
+
+    def values(self) -> tuple[str | None, str | None, str | None]:
+        return self.platform, self.country, self.app_version
+
+    def normalised(self) -> Segment:
+        """Web has one version: platform=web with or without app_version=web names the same cells."""
+        if self.app_version == WEB_VERSION:
+            return Segment("web", self.country, None) if self.platform in (None, "web") else self
+        return self
+
+    @property
+    def is_aggregate(self) -> bool:
+        return self.values() == (None, None, None)
+
+
+@dataclass(frozen=True)
+class CellLayout:
+    """The cells of an episode: every (platform, version, country), mobile versions oldest first."""
+
+    platforms: tuple[str, ...]
+    countries: tuple[str, ...]
+    versions: tuple[str, ...]
+
+    @property
+    def size(self) -> int:
+        return len(self.platforms)
+
+    def mask(self, segment: Segment) -> np.ndarray:
+        """(S,) bool: the cells inside a segment."""
+        segment = segment.normalised()
+        keep = np.ones(self.size, dtype=bool)
+        for wanted, values in ((segment.platform, self.platforms), (segment.country, self.countries),
+                               (segment.app_version, self.versions)):
+            if wanted is not None:
+                keep &= np.array([value == wanted for value in values])
+        return keep
+
+    def values_of(self, name: str) -> tuple[str, ...]:
+        """The distinct values of one dimension, in layout order."""
+        column = {"platform": self.platforms, "country": self.countries, "app_version": self.versions}[name]
+        return tuple(dict.fromkeys(column))
+
+    def platform_versions(self, platform: str) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(v for p, v in zip(self.platforms, self.versions, strict=True) if p == platform))
+
+
+def version_labels(base_minor: int) -> tuple[str, ...]:
+    """The version live at the window's start and the releases after it (both mobile platforms share numbers)."""
+    return tuple(f"6.{base_minor + i}" for i in range(RELEASES_PER_PLATFORM + 1))
+
+
+@cache
+def cell_layout(base_minor: int) -> CellLayout:
+    platforms, countries, versions = [], [], []
+    for platform in PLATFORMS:
+        labels = version_labels(base_minor) if platform in MOBILE_PLATFORMS else (WEB_VERSION,)
+        for version in labels:
+            for country in COUNTRIES:
+                platforms.append(platform)
+                countries.append(country)
+                versions.append(version)
+    return CellLayout(tuple(platforms), tuple(countries), tuple(versions))
+
+
+def version_shares(layout: CellLayout, releases: tuple[Release, ...], num_days: int) -> np.ndarray:
+    """(S, D) share of its platform's traffic that each cell's version carries on each date.
+
+    A newer release takes UPDATE_ADOPTION of the users offered it from every older version alike, so the oldest
+    version keeps a tail of users who never update."""
+    shares = np.zeros((layout.size, num_days))
+    for platform in PLATFORMS:
+        versions = layout.platform_versions(platform)
+        per_version = np.zeros((len(versions), num_days))
+        per_version[0] = 1.0
+        for release in (r for r in releases if r.platform == platform):
+            adopted = UPDATE_ADOPTION * release.offered_share(num_days)
+            position = versions.index(release.version)
+            per_version[position] = adopted
+            per_version[:position] *= 1.0 - adopted
+        for position, version in enumerate(versions):
+            cells = np.array([p == platform and v == version
+                              for p, v in zip(layout.platforms, layout.versions, strict=True)])
+            shares[cells] = per_version[position]
+    return shares
+
+
+def cell_mix(layout: CellLayout) -> tuple[np.ndarray, np.ndarray]:
+    """(S,) expected share of traffic of each cell's platform and country, and (S, 4) its conversion factors."""
+    share = np.array([PLATFORM_SHARE[p] * COUNTRY_SHARE[c] for p, c in zip(layout.platforms, layout.countries,
+                                                                             strict=True)])
+    factors = np.array([np.multiply(PLATFORM_RATE_FACTORS[p], COUNTRY_RATE_FACTORS[c])
+                        for p, c in zip(layout.platforms, layout.countries, strict=True)])
+    return share, factors
+
+
+def holiday_days(num_days: int = FRONTIER_WINDOW_DAYS) -> dict[int, str]:
+    """Positions of the calendar's holidays inside a window of this length."""
+    days = {}
+    for iso, name in HOLIDAYS.items():
+        day = (dt.date.fromisoformat(iso) - WINDOW_START).days
+        if 0 <= day < num_days:
+            days[day] = name
+    return days
+
+
+@dataclass(frozen=True)
+class SegmentedData:
+    """The public counts of every cell: hourly (S, D, 24, 5), daily (S, D, 5), and the release schedule."""
+
+    layout: CellLayout
+    releases: tuple[Release, ...]
+    hourly: np.ndarray
+    daily: np.ndarray = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "daily", self.hourly.sum(axis=2))
+        for array in (self.hourly, self.daily):
+            array.setflags(write=False)
+
+    @property
+    def num_days(self) -> int:
+        return self.hourly.shape[1]
+
+    def dimension_values(self) -> dict[str, list[str]]:
+        return {name: list(self.layout.values_of(name)) for name in SEGMENT_FIELDS}
+
+    def segment_funnel(self, segment: Segment) -> FunnelData:
+        """The funnel of one segment (the sum of its cells), as the aggregate tools read a funnel."""
+        mask = self.layout.mask(segment)
+        if not mask.any():
+            raise ValueError(f"no traffic cell matches {segment.label()}")
+        calendar = window_calendar(self.num_days)
+        return FunnelData(dates=calendar.iso_dates, weekdays=calendar.weekday_names, weekend=calendar.weekend,
+                          hourly=self.hourly[mask].sum(axis=0))
+
+    def release_rows(self) -> list[dict[str, object]]:
+        """One row per release and date from its start: the share of the platform's users it was offered."""
+        dates = window_calendar(self.num_days).iso_dates
+        rows: list[dict[str, object]] = []
+        for release in self.releases:
+            offered = release.offered_share(self.num_days)
+            for day in range(release.start_day, self.num_days):
+                rows.append({"platform": release.platform, "app_version": release.version,
+                             "rollout_start": dates[release.start_day], "date": dates[day],
+                             "rollout_share": float(offered[day])})
+        return rows
+
+    def tables(self) -> dict[str, pd.DataFrame]:
+        """daily_by_segment, hourly_by_segment and releases as DataFrames (the SQL tool's segment tables)."""
+        import pandas as pd
+
+        calendar = window_calendar(self.num_days)
+        cells, days = self.layout.size, self.num_days
+        keys = {"platform": np.repeat(self.layout.platforms, days), "country": np.repeat(self.layout.countries, days),
+                "app_version": np.repeat(self.layout.versions, days)}
+        daily = pd.DataFrame({"date": np.tile(calendar.iso_dates, cells), **keys})
+        for position, column in enumerate(COUNT_COLUMNS):
+            daily[column] = self.daily[..., position].reshape(-1)
+        for metric in CONVERSION_METRICS:
+            daily[metric.name] = daily[metric.numerator] / daily[metric.denominator].where(
+                daily[metric.denominator] > 0)
+        hourly = pd.DataFrame({"date": np.tile(np.repeat(calendar.iso_dates, HOURS), cells),
+                               "hour": np.tile(np.arange(HOURS), cells * days),
+                               **{name: np.repeat(values, HOURS) for name, values in keys.items()}})
+        for position, column in enumerate(COUNT_COLUMNS):
+            hourly[column] = self.hourly[..., position].reshape(-1)
+        releases = pd.DataFrame(self.release_rows(), columns=["platform", "app_version", "rollout_start", "date",
+                                                               "rollout_share"])
+        return {"daily_by_segment": daily, "hourly_by_segment": hourly, "releases": releases}
+
+
+SEGMENT_REPORTING = (
+    "At frontier every incident is confined to a segment: report it with the platform, country and/or app_version "
+    "that name the segment (omit a field to mean all its values; web has the single app_version 'web'), and read "
+    "its baseline, observed value and delta from that segment's own data with the published baseline rule. The "
+    "exact segment earns full credit, a correct parent (the right platform, no version) half, the right platform "
+    "with a wrong version or a segment narrower than the incident a quarter, the aggregate or a wrong segment none."
+)
+BENIGN_AT_FRONTIER = (
+    "Unannotated and benign, with sizes that overlap incidents' (no threshold separates them): more traffic from a "
+    "low-converting segment (the aggregate's conversion moves, no segment's own does); a segment's demand rising or "
+    "falling all day with every event and hour together; a segment using the app a few hours earlier or later. "
+    "Holidays and releases are annotated. The signature tells incidents apart: which hours, which segment, which "
+    "metrics move together, and when it started."
+)
+
+
+def frontier_brief() -> dict[str, object]:
+    """What the brief publishes about the segmented world (the same for every frontier episode)."""
+    return {
+        "dimensions": {"platform": ",".join(PLATFORMS), "country": ",".join(COUNTRIES),
+                       "app_version": f"{WEB_VERSION} on web; on ios and android the version live at the window's "
+                                      f"start and {RELEASES_PER_PLATFORM} releases per platform (get_releases)"},
+        "traffic_split": "every count exists per (platform, country, app_version) cell; the aggregate funnel the "
+                         "other tools read is their sum",
+        "conversion": "web, BR and IN convert lower than the rest",
+        "holidays": ", ".join(f"{date} {name}" for date, name in HOLIDAYS.items()),
+        "releases": RELEASE_MEANING,
+        "reporting": SEGMENT_REPORTING,
+    }
