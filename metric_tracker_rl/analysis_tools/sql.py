@@ -23,7 +23,8 @@ SANDBOX_KEY = "sql_sandbox"
 PAGE_CHARS = 8000
 _COUNTS = ", ".join(COUNT_COLUMNS)
 SQL_DESCRIPTION = (f"One DuckDB SELECT over daily(date, weekday, weekend, {_COUNTS}), hourly(date, hour, the same "
-                   "counts), annotations(date, kind, note)")
+                   "counts), annotations(date, kind, note); with segments (frontier) also daily_by_segment and "
+                   "hourly_by_segment (the same plus platform, country, app_version) and releases")
 
 
 class QueryArgs(PageArgs):
