@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from openenv.core.env_server.types import Action, Observation, State
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from metric_tracker_rl.catalog import AnomalyType, EntityType, Severity
+from metric_tracker_rl.catalog import ENTITY_NAMES, AnomalyType, EntityType, Severity
 
 MAX_GENERATOR_CALLS = 20  # generator calls in one payload: bounds the work of a single step
 
@@ -28,6 +28,16 @@ class MetricSubmissionRow(_Strict):
     observed_value: float = Field(description="Value on the date")
     delta_value: float = Field(description="observed - baseline")
     severity: Severity = Field(description="By the published rule")
+
+    @model_validator(mode="after")
+    def _entity_fits_its_type(self) -> MetricSubmissionRow:
+        # A row is a key the grader can match only if its entity exists for its type; refusing it here keeps every
+        # row that validates on its own submittable (the date window is the episode's, checked at submission).
+        valid = ENTITY_NAMES[self.entity_type]
+        if self.entity_name not in valid:
+            raise ValueError(f"entity_name {self.entity_name!r} is not valid for entity_type "
+                             f"{self.entity_type!r}; valid: {', '.join(valid)}")
+        return self
 
 
 class PayloadGeneratorMethod(_Strict):

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import pytest
 from core_helpers import key_of
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
+from pydantic import ValidationError
 
 from metric_tracker_rl import MetricTrackerRlAction
 from metric_tracker_rl.catalog import ENTITY_NAMES
@@ -146,17 +148,20 @@ def test_a_submission_with_invalid_rows_is_refused_and_uses_no_submission() -> N
     good = list(truth.expected_rows)
     typos = {
         1: _row("2026-04-30"),                                            # outside the window
-        3: _row(good[0].date, "funnel_step", "app_opens"),                # not a valid name for its type
-        4: good[1],                                                       # repeats the key of row 2
+        3: good[1],                                                       # repeats the key of row 2
     }
-    rows = [good[0], typos[1], good[1], typos[3], typos[4], *good[2:]]
+    rows = [good[0], typos[1], good[1], typos[3], *good[2:]]
     obs = env.step(MetricTrackerRlAction(classifications=rows))
     assert obs.status == "error" and obs.reward == 0.0 and not obs.done and obs.submissions_remaining == 1
-    assert [issue.row_index for issue in obs.submission_issues] == [1, 3, 4]
-    for index in (1, 3, 4):
+    assert [issue.row_index for issue in obs.submission_issues] == [1, 3]
+    for index in (1, 3):
         assert f"row {index}:" in obs.message
-    assert "2026-04-30" in obs.message and "valid:" in obs.message and "repeats the key of row 2" in obs.message
+    assert "2026-04-30" in obs.message and "repeats the key of row 2" in obs.message
     assert obs.reward_breakdown is None and obs.expected_row_count is None
+    # A name that is not valid for its type never makes a row: the action itself is refused, naming the valid ones.
+    with pytest.raises(ValidationError, match="not valid for entity_type 'funnel_step'; valid: app_open_to_menu_open"):
+        MetricTrackerRlAction.model_validate({"classifications": [
+            {**good[0].model_dump(), "entity_type": "funnel_step", "entity_name": "app_opens"}]})
     # nothing was lost: the corrected report is graded in full
     fixed = env.step(MetricTrackerRlAction(classifications=good))
     assert fixed.status == "graded" and fixed.reward == 1.0 and fixed.done
