@@ -301,3 +301,31 @@ def test_the_sum_of_rewards_is_the_episode_score(data, seed: int, difficulty: st
     assert len(graded) <= max_submissions
     if data is None:
         assert len(graded) == 3 and abs(sum(rewards) - graded[0]) < 1e-9
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 10**6), difficulty=st.sampled_from(["easy", "medium", "hard"]))
+@example(seed=202, difficulty="medium")
+def test_the_visible_config_rebuilds_an_open_episode_locally(seed: int, difficulty: str) -> None:
+    from metric_tracker_rl.tasks import EpisodeConfig
+
+    env = MetricTrackerRlEnvironment()
+    obs = env.reset(seed=seed, difficulty=difficulty)
+    config = EpisodeConfig.from_public(obs.config)
+    assert config.public_dict() == obs.config
+    rebuilt = build_episode(config)
+    assert rebuilt.truth == build_episode(resolve_episode_config(seed=seed, difficulty=difficulty)).truth
+    graded = env.step(MetricTrackerRlAction(classifications=list(rebuilt.truth.expected_rows)))
+    assert graded.reward == 1.0
+
+
+def test_a_held_out_config_says_it_cannot_be_rebuilt(monkeypatch: pytest.MonkeyPatch) -> None:
+    from metric_tracker_rl.tasks import EpisodeConfig
+
+    monkeypatch.setenv("METRIC_TRACKER_SECRET", "not-in-the-config")
+    obs = MetricTrackerRlEnvironment().reset(task_id="easy_single_spike")
+    assert obs.config["held_out"] is True
+    with pytest.raises(ValueError, match="held-out episode .* cannot be rebuilt"):
+        EpisodeConfig.from_public(obs.config)
+    with pytest.raises(ValueError, match="unknown config field"):
+        EpisodeConfig.from_public({**obs.config, "held_out": False, "colour": "red"})
