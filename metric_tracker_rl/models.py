@@ -174,6 +174,9 @@ class MetricTrackerRlObservation(Observation):
                                         "score, which is also the sum of the episode's rewards")
     expected_row_count: int | None = Field(default=None, description="Expected rows (after the last submission)")
     correct_row_count: int | None = Field(default=None, description="Expected keys reported (after a submission)")
+    comparison: dict[str, Any] | None = Field(
+        default=None, description="Once the episode is over, in open mode only (never held-out): each graded row's "
+        "verdict against the expected keys (`rows`) and the expected rows no row reported (`missed`)")
     debug: dict[str, Any] | None = Field(default=None, description="Ground truth; only in server debug mode")
 
 

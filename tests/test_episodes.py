@@ -230,7 +230,9 @@ def test_feedback_never_names_a_missed_or_wrong_expected_key() -> None:
             submitted_keys |= {key_of(r) for r in rows}
             obs = env.step(MetricTrackerRlAction(classifications=rows))
             assert obs.status == "graded"
-            text = obs.model_dump_json(exclude={"submitted_rows", "generated_rows"})
+            # The comparison names missed incidents, but only once the episode is over (open mode; never held-out).
+            assert obs.comparison is None or obs.done
+            text = obs.model_dump_json(exclude={"submitted_rows", "generated_rows", "comparison"})
             feedback = obs.message + " ".join(issue.message for issue in obs.submission_issues)
             for row in expected:
                 if key_of(row) not in submitted_keys:
@@ -329,3 +331,41 @@ def test_a_held_out_config_says_it_cannot_be_rebuilt(monkeypatch: pytest.MonkeyP
         EpisodeConfig.from_public(obs.config)
     with pytest.raises(ValueError, match="unknown config field"):
         EpisodeConfig.from_public({**obs.config, "held_out": False, "colour": "red"})
+
+
+@settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 10**6), difficulty=st.sampled_from(["medium", "hard"]), keep=st.integers(0, 6),
+       extra=st.sampled_from(list(ENTITY_NAMES["event_count"])))
+def test_a_finished_open_episode_shows_which_rows_matched_and_which_incidents_were_missed(
+        seed: int, difficulty: str, keep: int, extra: str) -> None:
+    env, truth = started(seed=seed, difficulty=difficulty, max_submissions=2)
+    expected = {key_of(row): row for row in truth.expected_rows}
+    kept = list(truth.expected_rows)[:keep]
+    guess = _row(env._episode.public.data.dates[0], "event_count", extra)
+    rows = [*kept, guess] if key_of(guess) not in expected else kept
+    first = env.step(MetricTrackerRlAction(classifications=rows))
+    if not first.done:  # not the last submission: no comparison yet
+        assert first.comparison is None
+        first = env.step(MetricTrackerRlAction(classifications=rows))
+    comparison = first.comparison
+    assert first.done and comparison is not None
+    verdicts = {entry["key"]: entry for entry in comparison["rows"]}
+    assert [entry["row_index"] for entry in comparison["rows"]] == list(range(len(rows)))
+    for row in kept:
+        entry = verdicts[key_of(row)]
+        assert entry["verdict"] == "matched" and entry["quality"] == 1.0 and entry["values_in_tolerance"] == 3
+    if len(rows) > len(kept):
+        assert verdicts[key_of(guess)]["verdict"] in ("side_effect", "not_expected")
+    missed = {key_of(MetricSubmissionRow(**row)) for row in comparison["missed"]}
+    assert missed == set(expected) - {key_of(row) for row in kept}
+    assert sum(e["verdict"] == "matched" for e in comparison["rows"]) == first.reward_breakdown.matched_row_count
+
+
+def test_a_held_out_episode_never_shows_the_comparison(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("METRIC_TRACKER_SECRET", "kept-by-the-server")
+    env = MetricTrackerRlEnvironment()
+    assert env.reset(task_id="medium_mixed_pair").config["held_out"] is True
+    graded = env.step(MetricTrackerRlAction(analysis_method="get_median_filter_rows"))
+    graded = env.step(MetricTrackerRlAction(classifications=graded.analysis_result["rows"]))
+    assert graded.done and graded.comparison is None
+    assert env.step(EMPTY_REPORT).comparison is None  # nor after the end
