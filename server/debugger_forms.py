@@ -250,3 +250,32 @@ def issues_table(issues: list[Any]) -> pd.DataFrame:
     """Submission or preview issues (models or dicts) as a table."""
     records = [i.model_dump() if hasattr(i, "model_dump") else dict(i) for i in issues]
     return pd.DataFrame(records, columns=["row_index", "code", "message"])
+
+
+COMPARISON_COLUMNS = ["row", "date", "entity_type", "entity_name", "verdict", "anomaly_type", "detection_method",
+                      "values in tolerance", "severity"]
+
+
+def comparison_table(observation: MetricTrackerRlObservation | None) -> pd.DataFrame:
+    """The graded comparison of a finished open-mode episode, one line per submitted row and then one per missed
+    incident (row "missed"); empty while the episode runs and always in held-out mode, where the server sends none."""
+    comparison = observation.comparison if observation is not None else None
+    if comparison is None:
+        return pd.DataFrame(columns=COMPARISON_COLUMNS)
+    records = []
+    for entry in comparison["rows"]:
+        date, entity_type, entity_name = entry["key"].split("|")
+        matched = entry["verdict"] == "matched"
+        records.append([str(entry["row_index"]), date, entity_type, entity_name, entry["verdict"].replace("_", " "),
+                        _mark(entry.get("anomaly_type_ok")) if matched else "",
+                        _mark(entry.get("detection_method_ok")) if matched else "",
+                        f"{entry['values_in_tolerance']}/3" if matched else "",
+                        _mark(entry.get("severity_ok")) if matched else ""])
+    for row in comparison["missed"]:
+        records.append(["missed", row["date"], row["entity_type"], row["entity_name"],
+                        f"missed: {row['anomaly_type']}", "", "", "", row["severity"]])
+    return pd.DataFrame(records, columns=COMPARISON_COLUMNS)
+
+
+def _mark(ok: bool | None) -> str:
+    return "right" if ok else "wrong"
