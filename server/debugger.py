@@ -252,7 +252,7 @@ def build_debugger(web_manager: Any, action_fields: Any, metadata: Any, is_chat_
                 generate_button = gr.Button("Add generated rows", elem_id="generate-rows")
                 payload = gr.Dataframe(forms.empty_payload(), label="Payload rows (editable; date, entity_type and "
                                        "entity_name stay pinned if the table scrolls)", interactive=True,
-                                       elem_id="payload", row_count=1, row_limits=(1, None), pinned_columns=3,
+                                       elem_id="payload", row_count=1, pinned_columns=3,
                                        column_widths=forms.PAYLOAD_COLUMN_WIDTHS, wrap=True)
                 with gr.Row():
                     clear_button = gr.Button("Clear rows")
