@@ -252,8 +252,7 @@ def build_debugger(web_manager: Any, action_fields: Any, metadata: Any, is_chat_
                 generate_button = gr.Button("Add generated rows", elem_id="generate-rows")
                 payload = gr.Dataframe(forms.empty_payload(), label="Payload rows (editable; date, entity_type and "
                                        "entity_name stay pinned if the table scrolls)", interactive=True,
-                                       elem_id="payload", row_count=1, pinned_columns=3,
-                                       column_widths=forms.PAYLOAD_COLUMN_WIDTHS, wrap=True)
+                                       elem_id="payload", row_count=1, pinned_columns=3, wrap=True)
                 with gr.Row():
                     clear_button = gr.Button("Clear rows")
                     preview_button = gr.Button("Preview (no submission used)", elem_id="preview")
@@ -273,8 +272,7 @@ def build_debugger(web_manager: Any, action_fields: Any, metadata: Any, is_chat_
         with gr.Accordion("Ground truth (server debug mode)", open=True, visible=False,
                           elem_id="debug-panel") as debug_panel:
             expected_table = gr.Dataframe(charts.expected_rows_table(None), label="Expected rows",
-                                          elem_id="debug-expected", wrap=True, pinned_columns=3,
-                                          column_widths=forms.PAYLOAD_COLUMN_WIDTHS)
+                                          elem_id="debug-expected", wrap=True, pinned_columns=3)
             debug_json = gr.JSON(label="Injections and distractors")
 
         # --- events -------------------------------------------------------------------------------------

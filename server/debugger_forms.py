@@ -19,7 +19,6 @@ SUBMISSION_COLUMNS: tuple[str, ...] = tuple(MetricSubmissionRow.model_fields)
 NUMERIC_SUBMISSION_COLUMNS = ("baseline_value", "observed_value", "delta_value")
 DEFAULT_CHOICE = "(default)"
 # Every column fits a 1400 px window (long names wrap); narrower, the table scrolls with the key columns pinned.
-PAYLOAD_COLUMN_WIDTHS = ["92px", "118px", "168px", "150px", "150px", "105px", "105px", "92px", "70px"]
 ANNOTATION_COLOR = "#8c959f"
 TRUTH_COLOR = "#cf222e"
 LINE_COLOR = "#1a7f37"
@@ -83,7 +82,8 @@ def status_markdown(observation: MetricTrackerRlObservation | None, config: dict
     setting = ", ".join(f"{k}={config[k]}" for k in ("task_id", "seed", "scenario_family", "difficulty",
                                                        "anomaly_density", "anomaly_count")
                         if config.get(k) is not None)
-    lines = [f"**{heading}** — {error}" if error else f"**{observation.status}** — {observation.message}"]
+    lines = [f"**{heading}** — {error}" if error else f"**{observation.status}** — {observation.message}"
+             f"{preview_summary(observation)}"]
     if setting:
         lines.append(f"Episode: {setting}")
     lines.append(f"Steps left: {observation.steps_remaining} · submissions left: "
@@ -91,6 +91,15 @@ def status_markdown(observation: MetricTrackerRlObservation | None, config: dict
     if observation.reward_breakdown is not None:
         lines.append(f"Last score: **{observation.reward_breakdown.score:.4f}**")
     return "\n\n".join(lines)
+
+
+def preview_summary(observation: MetricTrackerRlObservation) -> str:
+    """What a preview found, for the status line (the step's message only names the tool)."""
+    result = observation.analysis_result or {}
+    if observation.status != "ok" or result.get("method") != "preview_submission":
+        return ""
+    return (f" {result['valid_row_count']} row(s) valid of {result['row_count']}, {len(result['issues'])} "
+            "issue(s); no submission used.")
 
 
 def submit_label(observation: MetricTrackerRlObservation | None) -> str:

@@ -333,3 +333,14 @@ def test_the_comparison_table_lists_each_row_and_each_missed_incident_only_in_op
     missed = table[table["row"] == "missed"]
     assert len(missed) == graded.expected_row_count - graded.reward_breakdown.matched_row_count >= 1
     assert all(verdict.startswith("missed: ") for verdict in missed["verdict"])
+
+
+def test_the_preview_status_says_how_many_rows_are_valid() -> None:
+    env = MetricTrackerRlEnvironment()
+    env.reset(task_id="medium_mixed_pair")
+    rows = run(env, "get_median_filter_rows")["rows"][:13]
+    rows.append({**rows[0], "date": "2026-01-01"})
+    preview = env.step(MetricTrackerRlAction(analysis_method="preview_submission", analysis_args={"rows": rows}))
+    status = forms.status_markdown(preview, {})
+    assert "13 row(s) valid of 14, 1 issue(s); no submission used." in status
+    assert "valid of" not in forms.status_markdown(env.step(MetricTrackerRlAction(analysis_method="list_dates")), {})
