@@ -1,9 +1,12 @@
 """Baseline inference for metric_tracker_rl: runs the named tasks and prints the hackathon log format.
 
-With an API key (API_KEY, then HF_TOKEN, then OPENAI_API_KEY) an OpenAI tool-calling model investigates
-each task with the environment's analysis tools; without one the deterministic `scripted` agent runs, so a
-fresh checkout completes offline. The environment is reached only over the WebSocket API: BASE_URL, else a
-Docker image (LOCAL_IMAGE_NAME / IMAGE_NAME), else a server this process runs itself and stops at exit.
+With an API key (API_KEY, then HF_TOKEN, then OPENAI_API_KEY), or with API_BASE_URL or MODEL_NAME set (a local
+endpoint such as vLLM needs no key), an OpenAI tool-calling model investigates each task with the environment's
+analysis tools; with none of them the deterministic `scripted` agent runs, so a fresh checkout completes offline.
+A model that was asked for and could not be used (unreachable, an HTTP error) is an error: its tasks' fallback
+report carries the error on stdout and the run exits 1. The environment is reached only over the WebSocket API:
+BASE_URL, else a Docker image (LOCAL_IMAGE_NAME / IMAGE_NAME), else a server this process runs itself and stops at
+exit.
 
 Stdout carries only the [START] / [STEP] / [END] lines; every diagnostic goes to stderr.
 """
@@ -53,9 +56,14 @@ def _env(name: str, default: str | None = None) -> str | None:
 
 ROOT = Path(__file__).resolve().parent
 BENCHMARK = "metric_tracker_rl"
-API_BASE_URL = _env("API_BASE_URL", "https://router.huggingface.co/v1")
-MODEL_NAME = _env("MODEL_NAME", "Qwen/Qwen2.5-72B-Instruct")
+DEFAULT_API_BASE_URL = "https://router.huggingface.co/v1"
+API_BASE_URL = _env("API_BASE_URL", DEFAULT_API_BASE_URL)
+DEFAULT_MODEL_NAME = "Qwen/Qwen2.5-72B-Instruct"
+MODEL_NAME = _env("MODEL_NAME", DEFAULT_MODEL_NAME)
 API_KEY = _env("API_KEY") or _env("HF_TOKEN") or _env("OPENAI_API_KEY")
+# A model is asked for by a key, or by naming an endpoint or a model: a local endpoint needs no key.
+MODEL_REQUESTED = bool(_env("API_BASE_URL") or _env("MODEL_NAME"))
+NO_KEY = "none"  # what the OpenAI client sends when no key is set: an endpoint without authentication ignores it
 BASE_URL = _env("BASE_URL")
 IMAGE_NAME = _env("LOCAL_IMAGE_NAME") or _env("IMAGE_NAME")
 TEMPERATURE = float(_env("TEMPERATURE", "0"))
@@ -107,6 +115,12 @@ def log_end(success: bool, steps: int, score: float, rewards: list[float]) -> No
     rewards_text = ",".join(f"{open_interval(r):.2f}" for r in rewards)
     print(f"[END] success={str(success).lower()} steps={steps} score={open_interval(score):.2f} "
           f"rewards={rewards_text}", flush=True)
+
+
+def log_fallback(model_error: str, step: int, action: MetricTrackerRlAction, reward: float, done: bool,
+                 error: str | None) -> None:
+    """The empty report submitted for a model that failed, logged with the model's error."""
+    log_action(step, action, reward, done, error or f"model error: {model_error}")
 
 
 def log_action(step: int, action: MetricTrackerRlAction, reward: float, done: bool, error: str | None) -> None:
@@ -365,6 +379,9 @@ def run_task(episode: EpisodeSpec, url: str | None, startup_error: str | None, p
             policy(env, run, dict(episode.reset_kwargs))
             if run.observation is not None and run.graded is None and not run.done:
                 note(f"[INFO] task={label} nothing was submitted: submitting an empty report so the task is graded")
+                model_error = getattr(policy, "last_error", None)
+                if model_error:  # the fallback's [STEP] line says why the model did not report
+                    run.on_step = partial(log_fallback, model_error)
                 run.act(env, MetricTrackerRlAction(classifications=[]))
         except Exception as exc:  # noqa: BLE001 - any failure ends this task, never the run
             error = f"{type(exc).__name__}: {one_line(str(exc))[:500]}"
@@ -390,8 +407,23 @@ def show_progress(done: int, total: int, mean_score: float) -> None:
           end=end, file=sys.stderr, flush=True)
 
 
+ENVIRONMENT_HELP = f"""environment variables:
+  API_BASE_URL        the model's OpenAI-compatible endpoint (default {DEFAULT_API_BASE_URL}); setting it, or
+                      MODEL_NAME, or a key, runs the llm agent
+  MODEL_NAME          the model (default {DEFAULT_MODEL_NAME})
+  API_KEY, HF_TOKEN, OPENAI_API_KEY   the key, first one set wins (a local endpoint needs none)
+  MODEL_TIMEOUT_S, MODEL_MAX_RETRIES  per model call (default {MODEL_TIMEOUT_S:g} s, {MODEL_MAX_RETRIES} retries)
+  TEMPERATURE, MAX_TOKENS, MAX_TOOL_ROUNDS   sampling and the tool-call budget per task
+  BASE_URL            a running environment server; else LOCAL_IMAGE_NAME / IMAGE_NAME (a Docker image); else
+                      this process serves the environment itself
+  OPENENV_CONNECT_TIMEOUT_S, OPENENV_MESSAGE_TIMEOUT_S, SERVER_START_TIMEOUT_S   environment timeouts
+  METRIC_TRACKER_RETRY_DEADLINE_S   how long a task waits for an environment that is down
+  SUCCESS_THRESHOLD   the score an [END] line calls a success (default {SUCCESS_THRESHOLD:g})"""
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description="Run the metric_tracker_rl baseline on the named tasks.")
+    parser = argparse.ArgumentParser(description="Run the metric_tracker_rl baseline on the named tasks.",
+                                     epilog=ENVIRONMENT_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--agent", default=None,
                         help="llm, scripted or expert (any registered agent name works); default: llm when an "
                              "API key is set, else scripted")
@@ -415,9 +447,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         parser.error("--episodes must be at least 1")
     args.episode_specs = (seeded_episodes(args.episodes, args.seed or 0) if args.episodes is not None
                           else named_episodes(args.task_ids, args.seed))
-    args.agent = args.agent or ("llm" if API_KEY else "scripted")
-    if args.agent == "llm" and not API_KEY:
-        parser.error("--agent llm needs a key in API_KEY, HF_TOKEN or OPENAI_API_KEY")
+    args.agent = args.agent or ("llm" if API_KEY or MODEL_REQUESTED else "scripted")
+    if args.agent == "llm" and not API_KEY and API_BASE_URL == DEFAULT_API_BASE_URL:
+        parser.error(f"--agent llm needs a key in API_KEY, HF_TOKEN or OPENAI_API_KEY for {DEFAULT_API_BASE_URL}; "
+                     "a local endpoint needs none: set API_BASE_URL (e.g. http://127.0.0.1:8001/v1) and MODEL_NAME")
     if args.agent != "llm" and args.agent not in AGENTS:
         parser.error(f"agent {args.agent!r} is not available in this checkout; valid: llm, {', '.join(AGENTS)}")
     return args
@@ -441,8 +474,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     signal.signal(signal.SIGTERM, _terminate)  # so a SIGTERM also stops the local server cleanly
     if args.agent == "llm":
-        policy: Policy = LlmPolicy(OpenAI(base_url=API_BASE_URL, api_key=API_KEY, timeout=MODEL_TIMEOUT_S,
-                                          max_retries=MODEL_MAX_RETRIES))
+        policy: Policy = LlmPolicy(OpenAI(base_url=API_BASE_URL, api_key=API_KEY or NO_KEY,
+                                          timeout=MODEL_TIMEOUT_S, max_retries=MODEL_MAX_RETRIES))
         model_label = MODEL_NAME
     else:
         policy, model_label = agent_policy(args.agent), args.agent
@@ -492,7 +525,7 @@ def main(argv: list[str] | None = None) -> int:
         note(f"[INFO] wrote {args.output}")
     if interrupted:
         return 130
-    return 1 if any(r.error for r in results) else 0
+    return 1 if any(r.error or r.model_error for r in results) else 0
 
 
 if __name__ == "__main__":

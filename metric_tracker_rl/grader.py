@@ -30,6 +30,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from metric_tracker_rl.catalog import ACCEPTED_DETECTION_METHODS, row_key
 from metric_tracker_rl.models import MetricSubmissionRow, RewardBreakdown
@@ -157,3 +158,32 @@ def grade_submission(rows: Sequence[MetricSubmissionRow], expected_rows: Sequenc
         invalid_row_count=sum(1 for issue in issues.values() if issue.code == "invalid_row"),
     )
     return GradeResult(breakdown)
+
+
+def graded_comparison(rows: Sequence[MetricSubmissionRow], expected_rows: Sequence[MetricSubmissionRow],
+                      neutral_keys: frozenset[str], valid_dates: Iterable[str]) -> dict[str, Any]:
+    """The grade row by row, for a person reviewing a finished episode: each submitted row's verdict (`matched`
+    with which fields were right, `side_effect`, `not_expected`, or the validation issue that made it a false
+    positive) and the expected rows no row reported. It is the answer itself, so the environment shows it only
+    after the episode is over and never in held-out mode."""
+    issues = validate_rows(rows, valid_dates)
+    expected = {row_key(r.date, r.entity_type, r.entity_name): r for r in expected_rows}
+    verdicts: list[dict[str, Any]] = []
+    reported: set[str] = set()
+    for i, row in enumerate(rows):
+        key = row_key(row.date, row.entity_type, row.entity_name)
+        entry: dict[str, Any] = {"row_index": i, "key": key}
+        if i in issues:
+            entry["verdict"] = issues[i].code
+        elif key in expected:
+            reported.add(key)
+            assessment = assess_row(row, expected[key])
+            entry.update(verdict="matched", anomaly_type_ok=assessment.anomaly_type,
+                         detection_method_ok=assessment.detection_method,
+                         values_in_tolerance=assessment.values_in_tolerance, severity_ok=assessment.severity,
+                         quality=round(assessment.quality, 6))
+        else:
+            entry["verdict"] = "side_effect" if key in neutral_keys else "not_expected"
+        verdicts.append(entry)
+    missed = [row.model_dump() for key, row in expected.items() if key not in reported]
+    return {"rows": verdicts, "missed": missed}

@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from openenv.core.env_server.types import Action, Observation, State
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from metric_tracker_rl.catalog import AnomalyType, EntityType, Severity
+from metric_tracker_rl.catalog import ENTITY_NAMES, AnomalyType, EntityType, Severity
 
 MAX_GENERATOR_CALLS = 20  # generator calls in one payload: bounds the work of a single step
 # The bounds of a robust-z threshold (threshold_multiplier), shared by the tools and generator submissions.
@@ -40,6 +40,16 @@ class MetricSubmissionRow(_Strict):
     platform: str | None = Field(default=None, description="frontier: segment's platform", max_length=32)
     country: str | None = Field(default=None, description="frontier: segment's country", max_length=32)
     app_version: str | None = Field(default=None, description="frontier: segment's app version", max_length=32)
+
+    @model_validator(mode="after")
+    def _entity_fits_its_type(self) -> MetricSubmissionRow:
+        # A row is a key the grader can match only if its entity exists for its type; refusing it here keeps every
+        # row that validates on its own submittable (the date window is the episode's, checked at submission).
+        valid = ENTITY_NAMES[self.entity_type]
+        if self.entity_name not in valid:
+            raise ValueError(f"entity_name {self.entity_name!r} is not valid for entity_type "
+                             f"{self.entity_type!r}; valid: {', '.join(valid)}")
+        return self
 
 
 class PayloadGeneratorMethod(_Strict):
@@ -182,6 +192,9 @@ class MetricTrackerRlObservation(Observation):
                                         "score, which is also the sum of the episode's rewards")
     expected_row_count: int | None = Field(default=None, description="Expected rows (after the last submission)")
     correct_row_count: int | None = Field(default=None, description="Expected keys reported (after a submission)")
+    comparison: dict[str, Any] | None = Field(
+        default=None, description="Once the episode is over, in open mode only (never held-out): each graded row's "
+        "verdict against the expected keys (`rows`) and the expected rows no row reported (`missed`)")
     debug: dict[str, Any] | None = Field(default=None, description="Ground truth; only in server debug mode")
 
 

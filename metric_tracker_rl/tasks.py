@@ -111,6 +111,24 @@ class EpisodeConfig:
         data["held_out"] = self.held_out
         return data
 
+    @classmethod
+    def from_public(cls, visible: dict[str, Any]) -> EpisodeConfig:
+        """The config an observation's visible `config` shows, to rebuild an open-mode episode locally
+        (`scenario.build_episode`). A held-out episode cannot be rebuilt without the server's secret, which the
+        visible config never holds: that is a ValueError, as is a field this class does not have."""
+        if visible.get("held_out"):
+            raise ValueError("a held-out episode (held_out: true) cannot be rebuilt: the server's secret is part "
+                             "of its seed and is never shown")
+        unknown = set(visible) - set(_PUBLIC_FIELDS) - {"held_out"}
+        if unknown:
+            raise ValueError(f"unknown config field(s) {', '.join(sorted(unknown))}; "
+                             f"valid: {', '.join(_PUBLIC_FIELDS)}")
+        data = {name: value for name, value in visible.items() if name != "held_out"}
+        data["anomalies"] = tuple(AnomalyRequest.model_validate(a) for a in data.get("anomalies", ()))
+        if data.get("anomaly_count_range") is not None:
+            data["anomaly_count_range"] = tuple(data["anomaly_count_range"])
+        return cls(**data)
+
 
 _PUBLIC_FIELDS = tuple(f.name for f in fields(EpisodeConfig) if f.name != "secret")
 

@@ -84,20 +84,51 @@ def __getattr__(name: str) -> FastAPI:
     raise AttributeError(name)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description="Serve the metric_tracker_rl environment.")
-    parser.add_argument("--host", default=os.getenv("HOST", "0.0.0.0"))
-    parser.add_argument("--port", type=int, default=int(os.getenv("PORT", "8000")))
-    parser.add_argument("--workers", type=int, default=int(os.getenv("WORKERS", "1")))
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="Serve the metric_tracker_rl environment (the API, and the "
+                                     "debugger at /web).", formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("--host", default=os.getenv("HOST", "0.0.0.0"), help="address to listen on (HOST)")
+    parser.add_argument("--port", type=int, default=int(os.getenv("PORT", "8000")), help="port (PORT)")
+    parser.add_argument("--workers", type=int, default=int(os.getenv("WORKERS", "1")),
+                        help="server processes (WORKERS); each holds its own sessions")
     parser.add_argument("--no-web", action="store_true", help="serve the API without the /web debugger")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     if args.no_web:
         os.environ["ENABLE_WEB_INTERFACE"] = "false"  # read by build_app in every worker process
+    problem = port_in_use(args.host, args.port)
+    if problem:
+        parser.exit(1, f"error: cannot listen on {args.host}:{args.port} ({problem}): stop what holds it, or "
+                       f"choose another port with --port N (or PORT=N)\n")
+    print(serving_banner(args.host, args.port, web_interface_enabled()), flush=True)
 
     from server.serving import serve_with_drain
 
     serve_with_drain("server.app:build_app", host=args.host, port=args.port, workers=args.workers,
                      **websocket_options())
+
+
+def port_in_use(host: str, port: int) -> str | None:
+    """Why the server could not bind (host, port), found before anything starts; None when it can. Uvicorn would
+    end in an errno traceback instead."""
+    import socket
+
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            return exc.strerror or str(exc)
+    return None
+
+
+def serving_banner(host: str, port: int, web: bool) -> str:
+    """The addresses to open, printed at start (uvicorn names only the bound address, never /web)."""
+    shown = "localhost" if host in ("0.0.0.0", "::", "") else host
+    base = f"http://{shown}:{port}"
+    debugger = f"the debugger at {base}/web/, " if web else ""
+    return (f"metric_tracker_rl: serving {debugger}the API at {base} (WebSocket {base.replace('http', 'ws', 1)}/ws, "
+            f"schemas {base}/schema, health {base}/health)")
 
 
 if __name__ == "__main__":

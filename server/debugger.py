@@ -252,8 +252,7 @@ def build_debugger(web_manager: Any, action_fields: Any, metadata: Any, is_chat_
                 generate_button = gr.Button("Add generated rows", elem_id="generate-rows")
                 payload = gr.Dataframe(forms.empty_payload(), label="Payload rows (editable; date, entity_type and "
                                        "entity_name stay pinned if the table scrolls)", interactive=True,
-                                       elem_id="payload", row_count=1, row_limits=(1, None), pinned_columns=3,
-                                       column_widths=forms.PAYLOAD_COLUMN_WIDTHS, wrap=True)
+                                       elem_id="payload", row_count=1, pinned_columns=3, wrap=True)
                 with gr.Row():
                     clear_button = gr.Button("Clear rows")
                     preview_button = gr.Button("Preview (no submission used)", elem_id="preview")
@@ -263,6 +262,9 @@ def build_debugger(web_manager: Any, action_fields: Any, metadata: Any, is_chat_
                 preview_table = gr.Dataframe(forms.issues_table([]), label="Preview issues", elem_id="preview-issues")
                 breakdown = gr.Dataframe(forms.EMPTY_BREAKDOWN, label="Reward breakdown", elem_id="reward-breakdown")
                 issues = gr.Dataframe(forms.issues_table([]), label="Submission issues", elem_id="submission-issues")
+                comparison = gr.Dataframe(forms.comparison_table(None), label="Graded comparison (once the episode "
+                                          "is over, open mode only): each row's verdict, then the missed incidents",
+                                          elem_id="graded-comparison", wrap=True)
             with gr.Tab("Episode"):
                 instruction = gr.Markdown(elem_id="instruction")
                 definitions = gr.Dataframe(forms.EMPTY_DEFINITIONS, label="Conversion metric definitions",
@@ -270,8 +272,7 @@ def build_debugger(web_manager: Any, action_fields: Any, metadata: Any, is_chat_
         with gr.Accordion("Ground truth (server debug mode)", open=True, visible=False,
                           elem_id="debug-panel") as debug_panel:
             expected_table = gr.Dataframe(charts.expected_rows_table(None), label="Expected rows",
-                                          elem_id="debug-expected", wrap=True, pinned_columns=3,
-                                          column_widths=forms.PAYLOAD_COLUMN_WIDTHS)
+                                          elem_id="debug-expected", wrap=True, pinned_columns=3)
             debug_json = gr.JSON(label="Injections and distractors")
 
         # --- events -------------------------------------------------------------------------------------
@@ -326,7 +327,8 @@ def build_debugger(web_manager: Any, action_fields: Any, metadata: Any, is_chat_
                 generator_name: gr.update(choices=generators, value=generators[0]),
                 generator_args: json.dumps(forms.default_arguments(current.methods[generators[0]]), indent=2),
                 payload: forms.empty_payload(), preview_table: forms.issues_table([]), breakdown: forms.EMPTY_BREAKDOWN,
-                issues: forms.issues_table([]), submit_button: forms.submit_label(observation),
+                issues: forms.issues_table([]), comparison: forms.comparison_table(None),
+                submit_button: forms.submit_label(observation),
                 confirm_button: gr.update(visible=False),
                 instruction: observation.instruction,
                 definitions: pd.DataFrame([d.model_dump() for d in observation.conversion_metric_definitions]),
@@ -386,6 +388,7 @@ def build_debugger(web_manager: Any, action_fields: Any, metadata: Any, is_chat_
                            lambda: MetricTrackerRlAction(classifications=forms.rows_from_frame(rows)),
                            lambda o: {breakdown: forms.breakdown_table(o),
                                       issues: forms.issues_table(o.submission_issues),
+                                      comparison: forms.comparison_table(o),
                                       preview_table: forms.issues_table([]), confirm_button: gr.update(visible=False)})
 
         def submit(current: TabSession | None, rows: pd.DataFrame, request: gr.Request) -> dict[Any, Any]:
@@ -403,9 +406,11 @@ def build_debugger(web_manager: Any, action_fields: Any, metadata: Any, is_chat_
         reset_inputs = [session_state, task, seed, family, difficulty, density, count, heat_column]
         reset_outputs = [session_state, status, counts_chart, rates_chart, heatmap_chart, funnel_chart, chart_date,
                          tool_name, tool_help, tool_args, tool_table, tool_json, generator_name, generator_args,
-                         payload, preview_table, breakdown, issues, submit_button, confirm_button, instruction,
+                         payload, preview_table, breakdown, issues, comparison, submit_button, confirm_button,
+                         instruction,
                          definitions, debug_panel, expected_table, debug_json]
-        graded_outputs = [session_state, status, submit_button, breakdown, issues, preview_table, confirm_button]
+        graded_outputs = [session_state, status, submit_button, breakdown, issues, comparison, preview_table,
+                          confirm_button]
         demo.load(do_reset, reset_inputs, reset_outputs)
         reset_button.click(do_reset, reset_inputs, reset_outputs)
         chart_date.input(do_charts, [session_state, chart_date, heat_column], [heatmap_chart, funnel_chart])

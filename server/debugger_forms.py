@@ -19,7 +19,6 @@ SUBMISSION_COLUMNS: tuple[str, ...] = tuple(MetricSubmissionRow.model_fields)
 NUMERIC_SUBMISSION_COLUMNS = ("baseline_value", "observed_value", "delta_value")
 DEFAULT_CHOICE = "(default)"
 # Every column fits a 1400 px window (long names wrap); narrower, the table scrolls with the key columns pinned.
-PAYLOAD_COLUMN_WIDTHS = ["92px", "118px", "168px", "150px", "150px", "105px", "105px", "92px", "70px"]
 ANNOTATION_COLOR = "#8c959f"
 TRUTH_COLOR = "#cf222e"
 LINE_COLOR = "#1a7f37"
@@ -83,7 +82,8 @@ def status_markdown(observation: MetricTrackerRlObservation | None, config: dict
     setting = ", ".join(f"{k}={config[k]}" for k in ("task_id", "seed", "scenario_family", "difficulty",
                                                        "anomaly_density", "anomaly_count")
                         if config.get(k) is not None)
-    lines = [f"**{heading}** — {error}" if error else f"**{observation.status}** — {observation.message}"]
+    lines = [f"**{heading}** — {error}" if error else f"**{observation.status}** — {observation.message}"
+             f"{preview_summary(observation)}"]
     if setting:
         lines.append(f"Episode: {setting}")
     lines.append(f"Steps left: {observation.steps_remaining} · submissions left: "
@@ -91,6 +91,15 @@ def status_markdown(observation: MetricTrackerRlObservation | None, config: dict
     if observation.reward_breakdown is not None:
         lines.append(f"Last score: **{observation.reward_breakdown.score:.4f}**")
     return "\n\n".join(lines)
+
+
+def preview_summary(observation: MetricTrackerRlObservation) -> str:
+    """What a preview found, for the status line (the step's message only names the tool)."""
+    result = observation.analysis_result or {}
+    if observation.status != "ok" or result.get("method") != "preview_submission":
+        return ""
+    return (f" {result['valid_row_count']} row(s) valid of {result['row_count']}, {len(result['issues'])} "
+            "issue(s); no submission used.")
 
 
 def submit_label(observation: MetricTrackerRlObservation | None) -> str:
@@ -250,3 +259,32 @@ def issues_table(issues: list[Any]) -> pd.DataFrame:
     """Submission or preview issues (models or dicts) as a table."""
     records = [i.model_dump() if hasattr(i, "model_dump") else dict(i) for i in issues]
     return pd.DataFrame(records, columns=["row_index", "code", "message"])
+
+
+COMPARISON_COLUMNS = ["row", "date", "entity_type", "entity_name", "verdict", "anomaly_type", "detection_method",
+                      "values in tolerance", "severity"]
+
+
+def comparison_table(observation: MetricTrackerRlObservation | None) -> pd.DataFrame:
+    """The graded comparison of a finished open-mode episode, one line per submitted row and then one per missed
+    incident (row "missed"); empty while the episode runs and always in held-out mode, where the server sends none."""
+    comparison = observation.comparison if observation is not None else None
+    if comparison is None:
+        return pd.DataFrame(columns=COMPARISON_COLUMNS)
+    records = []
+    for entry in comparison["rows"]:
+        date, entity_type, entity_name = entry["key"].split("|")
+        matched = entry["verdict"] == "matched"
+        records.append([str(entry["row_index"]), date, entity_type, entity_name, entry["verdict"].replace("_", " "),
+                        _mark(entry.get("anomaly_type_ok")) if matched else "",
+                        _mark(entry.get("detection_method_ok")) if matched else "",
+                        f"{entry['values_in_tolerance']}/3" if matched else "",
+                        _mark(entry.get("severity_ok")) if matched else ""])
+    for row in comparison["missed"]:
+        records.append(["missed", row["date"], row["entity_type"], row["entity_name"],
+                        f"missed: {row['anomaly_type']}", "", "", "", row["severity"]])
+    return pd.DataFrame(records, columns=COMPARISON_COLUMNS)
+
+
+def _mark(ok: bool | None) -> str:
+    return "right" if ok else "wrong"

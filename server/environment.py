@@ -19,7 +19,7 @@ from openenv.core.env_server.types import EnvironmentMetadata
 from metric_tracker_rl.analysis_tools import available_analysis_methods, generate_rows, run_tool
 from metric_tracker_rl.anomalies import FAMILY_REGISTRY
 from metric_tracker_rl.catalog import CONVERSION_METRICS
-from metric_tracker_rl.grader import grade_submission
+from metric_tracker_rl.grader import grade_submission, graded_comparison
 from metric_tracker_rl.models import (
     AnalysisMethodInfo,
     ConversionMetricDefinition,
@@ -255,6 +255,9 @@ class MetricTrackerRlEnvironment(McpToolSurface, TaskProviderMixin,
                        "The episode is over.")
             final = {"reward_breakdown": breakdown, "expected_row_count": len(episode.truth.expected_rows),
                      "correct_row_count": breakdown.matched_row_count}
+            if not episode.config.held_out:  # an open episode is public anyway; a held-out one may come back
+                final["comparison"] = graded_comparison(rows, episode.truth.expected_rows, episode.truth.neutral_keys,
+                                                        episode.public.data.dates)
         else:
             # Not the last submission: only the score and the row counts (see RewardBreakdown).
             message = (f"Graded {breakdown.submitted_row_count} row(s): {breakdown.matched_row_count} on expected "

@@ -17,6 +17,23 @@ from uvicorn.supervisors import multiprocess
 
 DRAIN_VAR = "METRIC_TRACKER_DRAIN_S"
 DEFAULT_DRAIN_S = 10.0
+FORWARDED_VAR = "FORWARDED_ALLOW_IPS"
+# A Hugging Face Space's container is reached only through the Space's proxy, which sits on a private network.
+SPACE_PROXY_NETWORKS = ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16")
+LOOPBACK = ("127.0.0.1", "::1")
+
+
+def trusted_proxies() -> list[str]:
+    """The peers whose X-Forwarded-For header names the client (and so the per-client session cap's client).
+
+    Loopback always, since the debugger's own sessions forward the browser's address from there; then the proxies
+    the deployment names in FORWARDED_ALLOW_IPS. When it names none, on a Hugging Face Space only (SPACE_ID set),
+    the private networks the Space's proxy connects from; anywhere else a peer on a LAN or in a cluster is
+    counted as itself, whatever header it sends."""
+    named = [item.strip() for item in os.getenv(FORWARDED_VAR, "").split(",") if item.strip()]
+    if not named and os.getenv("SPACE_ID"):
+        named = list(SPACE_PROXY_NETWORKS)
+    return list(dict.fromkeys([*LOOPBACK, *named]))
 
 
 def drain_seconds() -> float:
@@ -36,7 +53,8 @@ def drain_seconds() -> float:
 def serve_with_drain(app: str, *, host: str, port: int, workers: int, **options: Any) -> None:
     """`uvicorn.run(app, factory=True, ...)` with DrainingServer in every worker process."""
     drain_s = drain_seconds()  # a bad value is an error before anything starts
-    config = uvicorn.Config(app, factory=True, host=host, port=port, workers=workers, **options)
+    config = uvicorn.Config(app, factory=True, host=host, port=port, workers=workers,
+                            forwarded_allow_ips=trusted_proxies(), **options)
     if workers > 1:
         DrainingSupervisor(config, sockets=[config.bind_socket()]).run()
     else:

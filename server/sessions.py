@@ -13,10 +13,10 @@ anyone on a public Space) would lock every other user out for that long. `Sessio
   session that stands in the way can be reaped.
 
 A client is its peer address as uvicorn reports it. Uvicorn replaces the peer address with the
-X-Forwarded-For client only when the peer is one of the proxies named in its FORWARDED_ALLOW_IPS setting
-(default 127.0.0.1), so a forwarded-for header is trusted only from a named proxy; the image names the Space's
-proxy network. The debugger's own connections arrive from the server itself on loopback and forward the
-browser's address this way. With several workers, each worker counts its own sessions.
+X-Forwarded-For client only when the peer is a trusted proxy (server.serving.trusted_proxies: loopback, what
+FORWARDED_ALLOW_IPS names, and on a Hugging Face Space its proxy network), so no other client can claim another
+address. The debugger's own connections arrive from the server itself on loopback and forward the browser's
+address this way. With several workers, each worker counts its own sessions.
 """
 
 from __future__ import annotations

@@ -10,6 +10,18 @@ OFFLINE_FONT = (gr.themes.LocalFont("IBM Plex Sans"), "system-ui", "sans-serif")
 OFFLINE_FONT_MONO = (gr.themes.LocalFont("IBM Plex Mono"), "ui-monospace", "monospace")
 
 
+# OpenEnv's page is 1120 px wide at most, too narrow for a nine-column report; and Gradio's tables break a word
+# anywhere ("detection_metho/d"). The page takes the window's width, and table text breaks only between words, so
+# every column is as wide as its longest value (a wide table scrolls sideways, its key columns pinned).
+TABLE_CSS = """
+.gradio-container { max-width: 100% !important; padding-left: 16px !important; padding-right: 16px !important; }
+[role=grid] [role=columnheader], [role=grid] [role=columnheader] *, [role=grid] [role=gridcell],
+[role=grid] [role=gridcell] * {
+    word-break: keep-all !important; overflow-wrap: normal !important; hyphens: none !important;
+}
+"""
+
+
 def use_offline_web_theme() -> gr.themes.Base:
     """Give /web OpenEnv's colours and sizes with local fonts. `create_app` takes no theme, and OpenEnv's web
     interface mounts Gradio with its module's OPENENV_GRADIO_THEME, so that module attribute is replaced."""
@@ -18,4 +30,6 @@ def use_offline_web_theme() -> gr.themes.Base:
         if not name.startswith("_") and name not in {"font", "font_mono"}:
             setattr(theme, name, value)
     web_interface.OPENENV_GRADIO_THEME = theme
+    if TABLE_CSS not in web_interface.OPENENV_GRADIO_CSS:
+        web_interface.OPENENV_GRADIO_CSS = gradio_theme.OPENENV_GRADIO_CSS + TABLE_CSS
     return theme

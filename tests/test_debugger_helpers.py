@@ -314,3 +314,36 @@ def test_favicon_is_an_icon_file() -> None:
     width, height, *_, size, offset = struct.unpack("<BBBBHHII", icon[6:22])
     assert icon[:4] == b"\x00\x00\x01\x00" and count == 1 and (width, height) == (32, 32)
     assert icon[offset:offset + 8] == b"\x89PNG\r\n\x1a\n" and offset + size == len(icon)
+
+
+@pytest.mark.parametrize("secret", ["", "kept-by-the-server"])
+def test_the_comparison_table_lists_each_row_and_each_missed_incident_only_in_open_mode(
+        secret: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("METRIC_TRACKER_SECRET", secret)
+    env = MetricTrackerRlEnvironment()
+    env.reset(task_id="medium_mixed_pair")
+    rows = run(env, "get_median_filter_rows")["rows"]
+    assert forms.comparison_table(env.step(MetricTrackerRlAction(analysis_method="list_dates"))).empty
+    graded = env.step(MetricTrackerRlAction(classifications=rows))
+    table = forms.comparison_table(graded)
+    if secret:
+        assert table.empty
+        return
+    verdicts = table[table["row"] != "missed"]
+    assert list(verdicts["row"]) == [str(i) for i in range(len(rows))]
+    assert list(verdicts["date"]) == [row["date"] for row in rows]
+    assert (verdicts["verdict"] == "matched").sum() == graded.reward_breakdown.matched_row_count
+    missed = table[table["row"] == "missed"]
+    assert len(missed) == graded.expected_row_count - graded.reward_breakdown.matched_row_count >= 1
+    assert all(verdict.startswith("missed: ") for verdict in missed["verdict"])
+
+
+def test_the_preview_status_says_how_many_rows_are_valid() -> None:
+    env = MetricTrackerRlEnvironment()
+    env.reset(task_id="medium_mixed_pair")
+    rows = run(env, "get_median_filter_rows")["rows"][:13]
+    rows.append({**rows[0], "date": "2026-01-01"})
+    preview = env.step(MetricTrackerRlAction(analysis_method="preview_submission", analysis_args={"rows": rows}))
+    status = forms.status_markdown(preview, {})
+    assert "13 row(s) valid of 14, 1 issue(s); no submission used." in status
+    assert "valid of" not in forms.status_markdown(env.step(MetricTrackerRlAction(analysis_method="list_dates")), {})

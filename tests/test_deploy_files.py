@@ -3,6 +3,8 @@ outlast the drain, and every setting they pass read by the code."""
 
 from __future__ import annotations
 
+import asyncio
+import ipaddress
 import re
 from pathlib import Path
 
@@ -11,7 +13,7 @@ import yaml
 from fastapi.testclient import TestClient
 
 from server.lifecycle import READY_PATH, STEP_GRACE_S
-from server.serving import DEFAULT_DRAIN_S, DRAIN_VAR
+from server.serving import DEFAULT_DRAIN_S, DRAIN_VAR, FORWARDED_VAR, trusted_proxies
 
 ROOT = Path(__file__).resolve().parents[1]
 DEPLOY = ROOT / "deploy"
@@ -92,3 +94,102 @@ def test_compose_and_haproxy_agree() -> None:
         f"{name}:{image_port()}" for name in replicas}
     assert re.search(rf"option httpchk GET {READY_PATH}\n", config)
     assert len(re.findall(r"^\s+server replica\d+ ", config, re.M)) == len(replicas)
+
+
+# --- who a replica counts as the client: the per-client cap and the proxy's forwarding agree ---------------------
+
+COMPOSE_PROXY = "proxy"
+
+
+def compose() -> dict:
+    return yaml.safe_load((DEPLOY / "compose.yaml").read_text())
+
+
+def shipped_settings() -> dict[str, dict[str, str]]:
+    """Each shipped deployment's replica environment: the image's ENV, then what the deployment file sets."""
+    from test_image import image_env
+
+    image = image_env()
+    replica = next(service for name, service in compose()["services"].items() if name.startswith("replica"))
+    (container,) = kubernetes()["Deployment"]["spec"]["template"]["spec"]["containers"]
+    pod = {item["name"]: item["value"] for item in container["env"] if "value" in item}
+    return {"image": image, "compose": {**image, **replica["environment"]}, "kubernetes": {**image, **pod}}
+
+
+def counted_client(trusted: list[str], peer: str, forwarded_for: str) -> str:
+    """The address uvicorn hands the app (and so the session cap) for a WebSocket from `peer` with that header."""
+    from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
+
+    seen: list[str] = []
+
+    async def app(scope: dict, receive: object, send: object) -> None:
+        seen.append(scope["client"][0])
+
+    scope = {"type": "websocket", "client": (peer, 40000), "headers": [(b"x-forwarded-for", forwarded_for.encode())]}
+    asyncio.run(ProxyHeadersMiddleware(app, trusted_hosts=trusted)(scope, None, None))  # type: ignore[arg-type]
+    return seen[0]
+
+
+def trusted_under(settings: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    for name in (FORWARDED_VAR, "SPACE_ID"):
+        monkeypatch.delenv(name, raising=False)
+    if FORWARDED_VAR in settings:
+        monkeypatch.setenv(FORWARDED_VAR, settings[FORWARDED_VAR])
+    return trusted_proxies()
+
+
+LAN_AND_CLUSTER_PEERS = ("10.1.2.3", "172.17.0.5", "172.30.0.130", "192.168.1.20", "127.0.0.2")
+
+
+@pytest.mark.parametrize("deployment", ["image", "compose", "kubernetes"])
+def test_a_client_that_is_not_a_named_proxy_cannot_change_its_counted_address(
+        deployment: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    trusted = trusted_under(shipped_settings()[deployment], monkeypatch)
+    for peer in LAN_AND_CLUSTER_PEERS:
+        assert counted_client(trusted, peer, "203.0.113.7") == peer, (deployment, peer, trusted)
+    # the debugger's own sessions, on loopback, still count the browser's address
+    assert counted_client(trusted, "127.0.0.1", "203.0.113.7") == "203.0.113.7"
+
+
+def test_compose_trusts_exactly_its_proxy_which_names_every_client() -> None:
+    services = compose()["services"]
+    proxy_address = services[COMPOSE_PROXY]["networks"]["default"]["ipv4_address"]
+    (network,) = compose()["networks"]["default"]["ipam"]["config"]
+    assert ipaddress.ip_address(proxy_address) in ipaddress.ip_network(network["subnet"])
+    assert ipaddress.ip_address(proxy_address) not in ipaddress.ip_network(network["ip_range"])  # never a replica's
+    for name, service in services.items():
+        if name.startswith("replica"):
+            assert service["environment"][FORWARDED_VAR] == proxy_address
+    assert counted_client([proxy_address], proxy_address, "198.51.100.4") == "198.51.100.4"
+    # HAProxy replaces what a client sent with the address it connected from
+    config = (DEPLOY / "haproxy.cfg").read_text()
+    assert re.search(r"^\s+http-request del-header X-Forwarded-For\n\s+option forwardfor\n", config, re.M)
+
+
+def test_kubernetes_has_no_proxy_to_trust_and_the_image_trusts_networks_only_on_a_space(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    settings = shipped_settings()
+    assert FORWARDED_VAR not in settings["kubernetes"] and FORWARDED_VAR not in settings["image"]
+    monkeypatch.delenv(FORWARDED_VAR, raising=False)
+    monkeypatch.setenv("SPACE_ID", "someone/metric_tracker_rl")  # set by Hugging Face in a Space's container
+    assert counted_client(trusted_proxies(), "10.1.2.3", "203.0.113.7") == "203.0.113.7"
+
+
+def trainer_sessions() -> int:
+    """The sessions docs/training.md's GRPO settings hold open."""
+    (count,) = re.findall(r"MAX_CONCURRENT_ENVS >= (\d+)", (ROOT / "docs" / "training.md").read_text())
+    return int(count)
+
+
+@pytest.mark.parametrize("deployment", ["compose", "kubernetes"])
+def test_one_replica_gives_one_trainer_all_the_sessions_the_training_docs_configure(deployment: str) -> None:
+    settings = shipped_settings()[deployment]
+    per_client = int(settings.get("MAX_SESSIONS_PER_CLIENT", settings["MAX_CONCURRENT_ENVS"]))
+    assert min(per_client, int(settings["MAX_CONCURRENT_ENVS"])) >= trainer_sessions()
+
+
+def test_kubernetes_runs_the_image_the_docs_build_without_pulling_it() -> None:
+    (built,) = re.findall(r"^docker build -t (\S+) \.$", (ROOT / "docs" / "deployment.md").read_text(), re.M)
+    (container,) = kubernetes()["Deployment"]["spec"]["template"]["spec"]["containers"]
+    assert container["image"] == built
+    assert container["imagePullPolicy"] in ("IfNotPresent", "Never")

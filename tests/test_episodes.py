@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import pytest
 from core_helpers import key_of
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
+from pydantic import ValidationError
 
 from metric_tracker_rl import MetricTrackerRlAction
 from metric_tracker_rl.catalog import ENTITY_NAMES
@@ -146,17 +148,20 @@ def test_a_submission_with_invalid_rows_is_refused_and_uses_no_submission() -> N
     good = list(truth.expected_rows)
     typos = {
         1: _row("2026-04-30"),                                            # outside the window
-        3: _row(good[0].date, "funnel_step", "app_opens"),                # not a valid name for its type
-        4: good[1],                                                       # repeats the key of row 2
+        3: good[1],                                                       # repeats the key of row 2
     }
-    rows = [good[0], typos[1], good[1], typos[3], typos[4], *good[2:]]
+    rows = [good[0], typos[1], good[1], typos[3], *good[2:]]
     obs = env.step(MetricTrackerRlAction(classifications=rows))
     assert obs.status == "error" and obs.reward == 0.0 and not obs.done and obs.submissions_remaining == 1
-    assert [issue.row_index for issue in obs.submission_issues] == [1, 3, 4]
-    for index in (1, 3, 4):
+    assert [issue.row_index for issue in obs.submission_issues] == [1, 3]
+    for index in (1, 3):
         assert f"row {index}:" in obs.message
-    assert "2026-04-30" in obs.message and "valid:" in obs.message and "repeats the key of row 2" in obs.message
+    assert "2026-04-30" in obs.message and "repeats the key of row 2" in obs.message
     assert obs.reward_breakdown is None and obs.expected_row_count is None
+    # A name that is not valid for its type never makes a row: the action itself is refused, naming the valid ones.
+    with pytest.raises(ValidationError, match="not valid for entity_type 'funnel_step'; valid: app_open_to_menu_open"):
+        MetricTrackerRlAction.model_validate({"classifications": [
+            {**good[0].model_dump(), "entity_type": "funnel_step", "entity_name": "app_opens"}]})
     # nothing was lost: the corrected report is graded in full
     fixed = env.step(MetricTrackerRlAction(classifications=good))
     assert fixed.status == "graded" and fixed.reward == 1.0 and fixed.done
@@ -225,7 +230,9 @@ def test_feedback_never_names_a_missed_or_wrong_expected_key() -> None:
             submitted_keys |= {key_of(r) for r in rows}
             obs = env.step(MetricTrackerRlAction(classifications=rows))
             assert obs.status == "graded"
-            text = obs.model_dump_json(exclude={"submitted_rows", "generated_rows"})
+            # The comparison names missed incidents, but only once the episode is over (open mode; never held-out).
+            assert obs.comparison is None or obs.done
+            text = obs.model_dump_json(exclude={"submitted_rows", "generated_rows", "comparison"})
             feedback = obs.message + " ".join(issue.message for issue in obs.submission_issues)
             for row in expected:
                 if key_of(row) not in submitted_keys:
@@ -296,3 +303,69 @@ def test_the_sum_of_rewards_is_the_episode_score(data, seed: int, difficulty: st
     assert len(graded) <= max_submissions
     if data is None:
         assert len(graded) == 3 and abs(sum(rewards) - graded[0]) < 1e-9
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 10**6), difficulty=st.sampled_from(["easy", "medium", "hard"]))
+@example(seed=202, difficulty="medium")
+def test_the_visible_config_rebuilds_an_open_episode_locally(seed: int, difficulty: str) -> None:
+    from metric_tracker_rl.tasks import EpisodeConfig
+
+    env = MetricTrackerRlEnvironment()
+    obs = env.reset(seed=seed, difficulty=difficulty)
+    config = EpisodeConfig.from_public(obs.config)
+    assert config.public_dict() == obs.config
+    rebuilt = build_episode(config)
+    assert rebuilt.truth == build_episode(resolve_episode_config(seed=seed, difficulty=difficulty)).truth
+    graded = env.step(MetricTrackerRlAction(classifications=list(rebuilt.truth.expected_rows)))
+    assert graded.reward == 1.0
+
+
+def test_a_held_out_config_says_it_cannot_be_rebuilt(monkeypatch: pytest.MonkeyPatch) -> None:
+    from metric_tracker_rl.tasks import EpisodeConfig
+
+    monkeypatch.setenv("METRIC_TRACKER_SECRET", "not-in-the-config")
+    obs = MetricTrackerRlEnvironment().reset(task_id="easy_single_spike")
+    assert obs.config["held_out"] is True
+    with pytest.raises(ValueError, match="held-out episode .* cannot be rebuilt"):
+        EpisodeConfig.from_public(obs.config)
+    with pytest.raises(ValueError, match="unknown config field"):
+        EpisodeConfig.from_public({**obs.config, "held_out": False, "colour": "red"})
+
+
+@settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 10**6), difficulty=st.sampled_from(["medium", "hard"]), keep=st.integers(0, 6),
+       extra=st.sampled_from(list(ENTITY_NAMES["event_count"])))
+def test_a_finished_open_episode_shows_which_rows_matched_and_which_incidents_were_missed(
+        seed: int, difficulty: str, keep: int, extra: str) -> None:
+    env, truth = started(seed=seed, difficulty=difficulty, max_submissions=2)
+    expected = {key_of(row): row for row in truth.expected_rows}
+    kept = list(truth.expected_rows)[:keep]
+    guess = _row(env._episode.public.data.dates[0], "event_count", extra)
+    rows = [*kept, guess] if key_of(guess) not in expected else kept
+    first = env.step(MetricTrackerRlAction(classifications=rows))
+    if not first.done:  # not the last submission: no comparison yet
+        assert first.comparison is None
+        first = env.step(MetricTrackerRlAction(classifications=rows))
+    comparison = first.comparison
+    assert first.done and comparison is not None
+    verdicts = {entry["key"]: entry for entry in comparison["rows"]}
+    assert [entry["row_index"] for entry in comparison["rows"]] == list(range(len(rows)))
+    for row in kept:
+        entry = verdicts[key_of(row)]
+        assert entry["verdict"] == "matched" and entry["quality"] == 1.0 and entry["values_in_tolerance"] == 3
+    if len(rows) > len(kept):
+        assert verdicts[key_of(guess)]["verdict"] in ("side_effect", "not_expected")
+    missed = {key_of(MetricSubmissionRow(**row)) for row in comparison["missed"]}
+    assert missed == set(expected) - {key_of(row) for row in kept}
+    assert sum(e["verdict"] == "matched" for e in comparison["rows"]) == first.reward_breakdown.matched_row_count
+
+
+def test_a_held_out_episode_never_shows_the_comparison(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("METRIC_TRACKER_SECRET", "kept-by-the-server")
+    env = MetricTrackerRlEnvironment()
+    assert env.reset(task_id="medium_mixed_pair").config["held_out"] is True
+    graded = env.step(MetricTrackerRlAction(analysis_method="get_median_filter_rows"))
+    graded = env.step(MetricTrackerRlAction(classifications=graded.analysis_result["rows"]))
+    assert graded.done and graded.comparison is None
+    assert env.step(EMPTY_REPORT).comparison is None  # nor after the end

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 from reliability_support import record
@@ -149,7 +149,22 @@ def test_fuzzed_tool_arguments_never_raise(env: MetricTrackerRlEnvironment, tool
     run()
 
 
+WRONG_TYPE_ROW = {"date": WINDOW[0], "entity_type": "conversion_rate", "entity_name": "app_opens",
+                  "anomaly_type": ANOMALY_TYPES[0], "detection_method": "get_median_filter_rows",
+                  "baseline_value": 1.0, "observed_value": 2.0, "delta_value": 1.0, "severity": "high"}
+
+
+def test_a_row_whose_entity_is_not_of_its_type_is_refused_with_the_valid_names() -> None:
+    with pytest.raises(ValidationError) as caught:
+        MetricSubmissionRow.model_validate(WRONG_TYPE_ROW)
+    message = str(caught.value)
+    assert "'app_opens' is not valid for entity_type 'conversion_rate'" in message
+    assert all(name in message for name in ENTITY_NAMES["conversion_rate"])
+    assert MetricSubmissionRow.model_validate({**WRONG_TYPE_ROW, "entity_type": "event_count"})
+
+
 @given(rows=st.lists(row_values(), max_size=8))
+@example(rows=[WRONG_TYPE_ROW])  # once accepted by the row model, then refused by the environment
 @settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck))
 def test_fuzzed_submissions_are_graded_or_rejected(env: MetricTrackerRlEnvironment, rows: list[Any]) -> None:
     checked_step(env, {"classifications": rows})
@@ -157,11 +172,15 @@ def test_fuzzed_submissions_are_graded_or_rejected(env: MetricTrackerRlEnvironme
     for raw in rows:
         with contextlib.suppress(ValidationError):
             valid.append(MetricSubmissionRow.model_validate(raw))
-    # Rows that validate one by one always make a gradable submission.
-    if valid:
+    # Rows that validate one by one make a gradable submission once their dates are in the episode's window (the
+    # one thing a row cannot know) and their keys distinct.
+    window, keys = set(WINDOW), set()
+    gradable = [row for row in valid if row.date in window
+                and (key := (row.date, row.entity_type, row.entity_name)) not in keys and not keys.add(key)]
+    if gradable:
         if env.state.done:
             env.reset(task_id="hard_mixed_multi", max_steps=500, max_submissions=20)
-        assert env.step(MetricTrackerRlAction(classifications=valid)).status == "graded"
+        assert env.step(MetricTrackerRlAction(classifications=gradable)).status == "graded"
 
 
 def test_deep_nesting_inside_arguments_does_not_raise(env: MetricTrackerRlEnvironment) -> None:

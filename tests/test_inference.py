@@ -242,13 +242,31 @@ def test_http_error_ends_every_task_cleanly(server_url: str) -> None:
     tasks = ["easy_single_spike", "medium_mixed_pair"]
     with fake_model(script) as (model_url, requests):
         result = run_inference("--tasks", ",".join(tasks), env=model_env(model_url, server_url))
-    assert result.returncode == 0, result.stderr
+    assert result.returncode == 1, result.stderr  # the model was asked for and could not be used
     first, second = parse_log(result.stdout, tasks, "fake-model")
     assert "HTTP 402" in result.stderr and "credits" in result.stderr
     # Each task is still graded once, by the empty fallback report; the model is not called after a 402.
     assert [s["action"] for s in first["steps"]] == ["task_overview()", 'submit_report({"rows":[]})']
     assert [s["action"] for s in second["steps"]] == ['submit_report({"rows":[]})']
     assert len(requests) == 2
+    # The fallback's [STEP] line says why: the model's error, not error=null.
+    assert first["steps"][0]["error"] is None
+    assert all("HTTP 402" in task["steps"][-1]["error"] for task in (first, second))
+
+
+@pytest.mark.parametrize("failure", ["unreachable", "404"])
+def test_a_keyless_local_model_is_used_and_its_failure_is_an_error(server_url: str, failure: str) -> None:
+    """API_BASE_URL and MODEL_NAME without a key (a local vLLM) run the model; one that cannot be used exits 1."""
+    script = [{"status": 404, "message": "The model `local-model` does not exist."}]
+    with fake_model(script) as (model_url, requests):
+        url = model_url if failure == "404" else f"http://127.0.0.1:{free_port()}/v1"
+        result = run_inference("--tasks", "easy_single_spike", env={
+            "API_BASE_URL": url, "MODEL_NAME": "local-model", "BASE_URL": server_url, "MODEL_MAX_RETRIES": "0"})
+    assert result.returncode == 1, result.stderr
+    (task,) = parse_log(result.stdout, ["easy_single_spike"], "local-model")
+    assert task["steps"][-1]["error"] is not None
+    assert ("HTTP 404" if failure == "404" else "could not reach the model") in task["steps"][-1]["error"]
+    assert bool(requests) == (failure == "404")  # the request went out without a key
 
 
 # --- offline and failure paths -----------------------------------------------------------------------
@@ -303,8 +321,22 @@ def test_unknown_agent_and_missing_key_are_usage_errors(inference: Any, monkeypa
         inference.parse_args(["--agent", "llm"])
     assert "API_KEY" in capsys.readouterr().err
     assert inference.parse_args([]).agent == "scripted"
+    monkeypatch.setattr(inference, "MODEL_REQUESTED", True)
+    monkeypatch.setattr(inference, "API_BASE_URL", "http://127.0.0.1:8001/v1")
+    assert inference.parse_args([]).agent == "llm"  # a keyless local endpoint
+    monkeypatch.setattr(inference, "API_BASE_URL", inference.DEFAULT_API_BASE_URL)
+    monkeypatch.setattr(inference, "MODEL_REQUESTED", False)
     monkeypatch.setattr(inference, "API_KEY", "key")
     assert inference.parse_args(["--tasks", "hard_mixed_multi"]).agent == "llm"
     with pytest.raises(SystemExit):
         inference.parse_args(["--tasks", "no_such_task"])
     assert "hard_mixed_multi" in capsys.readouterr().err
+
+
+def test_help_lists_the_environment_variables_it_reads(inference: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        inference.parse_args(["--help"])
+    text = capsys.readouterr().out
+    source = (ROOT / "inference.py").read_text()
+    read = set(re.findall(r'_env\("([A-Z_]+)"', source)) | {RETRY_DEADLINE_VAR}
+    assert read and all(name in text for name in read), sorted(name for name in read if name not in text)

@@ -384,3 +384,17 @@ def test_without_a_url_a_local_server_runs_for_the_run_only(tmp_path: Path) -> N
     assert run["graded"] == 1
     assert len(set(run["urls"])) == 1 and run["urls"][0].startswith("http://127.0.0.1:")
     assert run["running_after"] == [] and run["healthy_after"] is False
+
+
+def test_the_documented_offline_smoke_command_runs_without_a_network(tmp_path: Path) -> None:
+    docs = (ROOT / "docs" / "evaluation.md").read_text(encoding="utf-8")
+    assert "uv run python -m metric_tracker_rl.inspect_eval.smoke" in docs
+    assert "--max-retries" in docs and "--timeout" in docs
+    blocked = {**os.environ, "HF_HUB_OFFLINE": "1", "HTTPS_PROXY": "http://127.0.0.1:9", "HTTP_PROXY":
+               "http://127.0.0.1:9", "NO_PROXY": "127.0.0.1,localhost"}
+    blocked.pop("BASE_URL", None)
+    completed = subprocess.run([sys.executable, "-m", "metric_tracker_rl.inspect_eval.smoke", "--log-dir",
+                                str(tmp_path / "logs")], cwd=ROOT, env=blocked, capture_output=True, text=True,
+                               timeout=300)
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    assert "inspect smoke: status=success samples=1" in completed.stdout

@@ -100,3 +100,26 @@ def test_sessions_spread_a_dead_replica_costs_only_its_episodes_and_seeds_agree(
         recovered_s = time.monotonic() - killed
         assert open_sessions(stats_url)["replica1"] == 0
         print(f"every rollout ran again {recovered_s:.2f} s after the replica died")
+
+
+def test_one_trainer_behind_the_shipped_proxy_gets_the_sessions_the_training_docs_configure(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Replicas with the image's settings and deploy/compose.yaml's on top (the proxy's address is loopback here),
+    HAProxy with deploy/haproxy.cfg: one trainer opens as many rollouts as docs/training.md tells it to."""
+    from test_deploy_files import shipped_settings, trainer_sessions
+
+    settings = {**shipped_settings()["compose"], "FORWARDED_ALLOW_IPS": "127.0.0.1",
+                "METRIC_TRACKER_SECRET": "shared-by-every-replica", "ENABLE_WEB_INTERFACE": "false"}
+    ports = [free_port(), free_port()]
+    with contextlib.ExitStack() as stack:
+        for port in ports:
+            log = stack.enter_context(tempfile.TemporaryFile())
+            stack.enter_context(serving(replica_command(port), port, {**os.environ, **settings}, log, cwd=ROOT))
+        url, stats_url = stack.enter_context(haproxy_in_front(ports))
+        wait_until_both_up(stats_url)
+        monkeypatch.setenv(URL_VAR, url)
+        monkeypatch.setenv(RETRY_DEADLINE_VAR, "10")  # a refused session fails the test instead of waiting
+        rollouts = [stack.enter_context(MetricTrackerToolEnv()) for _ in range(trainer_sessions())]
+        for index, rollout in enumerate(rollouts):
+            assert read_observation(rollout.reset(seed=index, difficulty="easy")).status == "ready"
+        assert sum(open_sessions(stats_url).values()) == trainer_sessions()

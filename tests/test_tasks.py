@@ -117,3 +117,16 @@ def test_named_tasks_and_explicit_counts_keep_a_fixed_count_without_a_range() ->
     assert obs.config["standard"] is False
     easy = env.reset(seed=4, difficulty="easy")
     assert easy.config["anomaly_count"] == 2 and easy.config["standard"] is True
+
+
+def test_each_objective_and_the_docs_say_how_many_incidents_the_task_holds_whatever_its_name() -> None:
+    from conftest import ROOT
+
+    words = {2: "Two", 3: "Three", 4: "Four"}
+    table = (ROOT / "docs" / "spaces.md").read_text()
+    for task_id in DEFAULT_TASK_ORDER:
+        spec = get_task_spec(task_id)
+        assert spec.objective.startswith(words[spec.config.anomaly_count]), spec.objective
+        (row,) = [line for line in table.splitlines() if line.startswith(f"| `{task_id}` |")]
+        assert row.split("|")[4].strip() == str(spec.config.anomaly_count)
+    assert "`easy_single_spike` holds two" in table and "`medium_mixed_pair` three" in table

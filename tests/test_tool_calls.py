@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 from metric_tracker_rl import MetricSubmissionRow, MetricTrackerRlAction, PayloadGeneratorMethod
 from metric_tracker_rl.analysis_tools import GENERATOR_NAMES, TOOL_REGISTRY
 from metric_tracker_rl.analysis_tools.registry import MAX_PAGE_ROWS
+from metric_tracker_rl.catalog import ENTITY_NAMES
 from metric_tracker_rl.tool_calls import (
     SUBMIT_GENERATORS,
     SUBMIT_REPORT,
@@ -73,11 +74,15 @@ def test_registry_examples_round_trip() -> None:
         assert action_tool_call(action) == (name, spec.example)
 
 
+ENTITIES = [(kind, name) for kind, names in ENTITY_NAMES.items() for name in names]
+
+
 @settings(deadline=None)
-@given(rows=st.lists(st.builds(MetricSubmissionRow, date=st.just("2026-03-10"),
-                               baseline_value=st.floats(allow_nan=False, allow_infinity=False),
-                               observed_value=st.floats(allow_nan=False, allow_infinity=False),
-                               delta_value=st.floats(allow_nan=False, allow_infinity=False)), max_size=3),
+@given(rows=st.lists(st.sampled_from(ENTITIES).flatmap(lambda entity: st.builds(
+           MetricSubmissionRow, date=st.just("2026-03-10"), entity_type=st.just(entity[0]),
+           entity_name=st.just(entity[1]), baseline_value=st.floats(allow_nan=False, allow_infinity=False),
+           observed_value=st.floats(allow_nan=False, allow_infinity=False),
+           delta_value=st.floats(allow_nan=False, allow_infinity=False))), max_size=3),
        generators=st.lists(st.sampled_from(sorted(GENERATOR_NAMES)).flatmap(
            lambda name: st.builds(PayloadGeneratorMethod, method_name=st.just(name), threshold=st.floats(0, 1e6))
            if name == "get_rows_with_abs_diff_from_median_gt" else

@@ -28,7 +28,10 @@ from typing import Any
 import pytest
 from conftest import ROOT
 
-pytest.importorskip("trl", reason="the train group is not installed (uv sync --group train)")
+from training import train_group_missing  # noqa: E402
+
+if (MISSING := train_group_missing()) is not None:  # says which Python TRL needs, or which command installs it
+    pytest.skip(MISSING, allow_module_level=True)
 
 from tiny_qwen3 import TAG_TOKENS, scripted_qwen3, tiny_qwen3, tiny_tokenizer  # noqa: E402
 

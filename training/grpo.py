@@ -2,7 +2,7 @@
 
 Start the server first (`MAX_CONCURRENT_ENVS` at least the completions generated at once), then:
 
-    uv sync --group train
+    uv sync --inexact --group train
     METRIC_TRACKER_URL=http://127.0.0.1:8000 uv run python -m training.grpo --model Qwen/Qwen3-1.7B
 
 The data set is the Task API's train split (`reset(split="train", index=i)`), which shares no episode with the eval
@@ -12,15 +12,12 @@ split. `tests/test_trl_training.py` runs this module's functions for two steps o
 from __future__ import annotations
 
 import argparse
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from datasets import Dataset
-from transformers import PreTrainedModel, PreTrainedTokenizerBase
-from trl import GRPOConfig, GRPOTrainer
-
-from metric_tracker_rl.task_splits import get_split
-from metric_tracker_rl.tool_calls import SYSTEM_PROMPT
-from metric_tracker_rl.tool_env import MetricTrackerToolEnv
+if TYPE_CHECKING:  # imported where they are used: the train group and OpenEnv take seconds to import
+    from datasets import Dataset
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase
+    from trl import GRPOConfig, GRPOTrainer
 
 MODEL = "Qwen/Qwen3-1.7B"
 
@@ -29,6 +26,11 @@ def grpo_dataset(count: int, start: int = 0) -> Dataset:
     """Rows `start` .. `start + count` of the train split: each row resets its episode by split and index. TRL
     appends the brief that reset() returns to the last prompt message, so the user turn is the brief alone, as
     in the SFT records `inference.py --trajectories` writes."""
+    from datasets import Dataset
+
+    from metric_tracker_rl.task_splits import get_split
+    from metric_tracker_rl.tool_calls import SYSTEM_PROMPT
+
     size = get_split("train").size()
     if not 0 <= start < start + count <= size:
         raise ValueError(f"the train split has tasks 0 to {size - 1}; asked for {start} to {start + count - 1}")
@@ -38,7 +40,9 @@ def grpo_dataset(count: int, start: int = 0) -> Dataset:
 
 
 def grpo_config(output_dir: str, **overrides: Any) -> GRPOConfig:
-    """The run's settings for one GPU; the CPU smoke test overrides sizes, steps and the generation backend."""
+    """The run's settings for one GPU; the command line's flags and the CPU smoke test override them."""
+    from trl import GRPOConfig
+
     settings: dict[str, Any] = dict(
         output_dir=output_dir,
         per_device_train_batch_size=8,          # completions per device and micro-step
@@ -61,17 +65,64 @@ def grpo_config(output_dir: str, **overrides: Any) -> GRPOConfig:
 def grpo_trainer(model: str | PreTrainedModel, args: GRPOConfig, dataset: Dataset,
                  processing_class: PreTrainedTokenizerBase | None = None) -> GRPOTrainer:
     """The trainer: the environment class is the tool set and, through get_reward(), the only reward."""
+    from trl import GRPOTrainer
+
+    from metric_tracker_rl.tool_env import MetricTrackerToolEnv
+
     return GRPOTrainer(model=model, args=args, train_dataset=dataset, processing_class=processing_class,
                        environment_factory=MetricTrackerToolEnv)
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model", default=MODEL)
-    parser.add_argument("--tasks", type=int, default=2000, help="train-split tasks to train on, from index 0")
-    parser.add_argument("--output-dir", default="runs/grpo")
+GENERATION = {  # --generation: how completions are generated
+    "vllm-colocate": {"use_vllm": True, "vllm_mode": "colocate"},  # vLLM on the training GPU
+    "vllm-server": {"use_vllm": True, "vllm_mode": "server"},      # a `trl vllm-serve` on another GPU
+    "transformers": {"use_vllm": False},                           # plain generate(): slow, needs no vLLM
+}
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("--model", default=MODEL, help="a Hugging Face model id or a local directory")
+    parser.add_argument("--tasks", type=int, default=2000, help="train-split tasks to train on")
+    parser.add_argument("--start", type=int, default=0, help="the first train-split task")
+    parser.add_argument("--output-dir", default="runs/grpo", help="checkpoints and logs")
+    parser.add_argument("--steps", type=int, default=-1, help="optimizer steps; -1: one pass over the tasks")
+    parser.add_argument("--batch-size", type=int, default=8, help="completions per device and micro-step")
+    parser.add_argument("--gradient-accumulation", type=int, default=8, help="micro-steps per optimizer step")
+    parser.add_argument("--num-generations", type=int, default=8, help="rollouts per prompt (the GRPO group)")
+    parser.add_argument("--max-completion-length", type=int, default=16384, help="tokens of a whole episode")
+    parser.add_argument("--learning-rate", type=float, default=1e-6, help="the optimizer's step size")
+    parser.add_argument("--generation", choices=sorted(GENERATION), default=None,
+                        help="how completions are generated (default: vllm-colocate; transformers with --cpu)")
+    parser.add_argument("--cpu", action="store_true", help="train on the CPU: float32, generation by transformers")
     args = parser.parse_args(argv)
-    grpo_trainer(args.model, grpo_config(args.output_dir), grpo_dataset(args.tasks)).train()
+    if args.cpu and args.generation not in (None, "transformers"):
+        parser.error(f"--cpu generates with transformers; --generation {args.generation} needs a GPU")
+    args.generation = args.generation or ("transformers" if args.cpu else "vllm-colocate")
+    return args
+
+
+def config_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    """What the flags change in grpo_config's settings."""
+    overrides: dict[str, Any] = {
+        "max_steps": args.steps, "per_device_train_batch_size": args.batch_size,
+        "gradient_accumulation_steps": args.gradient_accumulation, "num_generations": args.num_generations,
+        "max_completion_length": args.max_completion_length, "learning_rate": args.learning_rate,
+        **GENERATION[args.generation],
+    }
+    if args.cpu:
+        overrides.update(use_cpu=True, bf16=False)
+    return overrides
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    from training import require_train_group
+
+    require_train_group()
+    config = grpo_config(args.output_dir, **config_overrides(args))
+    grpo_trainer(args.model, config, grpo_dataset(args.tasks, args.start)).train()
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 """SFT with TRL on the chat records `inference.py --trajectories DIR` writes (one `DIR/<agent>.jsonl` per agent).
 
     uv run inference.py --agent expert --episodes 1000 --seed 1000000 --trajectories data/
-    uv sync --group train
+    uv sync --inexact --group train
     uv run python -m training.sft data/expert.jsonl --model Qwen/Qwen3-1.7B
 
 Only the assistant turns (the tool calls) are trained: tool results and prompts are masked out of the loss
@@ -14,11 +14,12 @@ from __future__ import annotations
 import argparse
 import json
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from datasets import Dataset, Features, Json, List
-from transformers import PreTrainedModel, PreTrainedTokenizerBase
-from trl import SFTConfig, SFTTrainer
+if TYPE_CHECKING:  # imported where they are used (the train group, slow to import)
+    from datasets import Dataset
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase
+    from trl import SFTConfig, SFTTrainer
 
 MODEL = "Qwen/Qwen3-1.7B"
 
@@ -35,6 +36,8 @@ def sft_dataset(paths: Sequence[str], min_score: float = 0.0) -> Dataset:
     Tool-call arguments become their JSON text, which the chat template writes as it is: the `datasets` JSON type
     keeps numbers to 10 significant digits, so dict arguments would train the model on values other than the
     ones the episode submitted."""
+    from datasets import Dataset, Features, Json, List
+
     records = []
     for path in paths:
         with open(path, encoding="utf-8") as lines:
@@ -47,7 +50,9 @@ def sft_dataset(paths: Sequence[str], min_score: float = 0.0) -> Dataset:
 
 
 def sft_config(output_dir: str, **overrides: Any) -> SFTConfig:
-    """The run's settings for one GPU; the CPU smoke test overrides sizes and steps."""
+    """The run's settings for one GPU; the command line's flags and the CPU smoke test override them."""
+    from trl import SFTConfig
+
     settings: dict[str, Any] = dict(
         output_dir=output_dir,
         per_device_train_batch_size=1,
@@ -66,17 +71,47 @@ def sft_config(output_dir: str, **overrides: Any) -> SFTConfig:
 
 def sft_trainer(model: str | PreTrainedModel, args: SFTConfig, dataset: Dataset,
                 processing_class: PreTrainedTokenizerBase | None = None) -> SFTTrainer:
+    from trl import SFTTrainer
+
     return SFTTrainer(model=model, args=args, train_dataset=dataset, processing_class=processing_class)
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("records", nargs="+", help="trajectory files (inference.py --trajectories)")
-    parser.add_argument("--model", default=MODEL)
+    parser.add_argument("--model", default=MODEL, help="a Hugging Face model id or a local directory")
     parser.add_argument("--min-score", type=float, default=0.95, help="train only on episodes scoring this or more")
-    parser.add_argument("--output-dir", default="runs/sft")
-    args = parser.parse_args(argv)
-    sft_trainer(args.model, sft_config(args.output_dir), sft_dataset(args.records, args.min_score)).train()
+    parser.add_argument("--output-dir", default="runs/sft", help="checkpoints and logs")
+    parser.add_argument("--steps", type=int, default=-1, help="optimizer steps; -1: --epochs passes")
+    parser.add_argument("--epochs", type=float, default=2, help="passes over the records")
+    parser.add_argument("--batch-size", type=int, default=1, help="records per device and micro-step")
+    parser.add_argument("--gradient-accumulation", type=int, default=16, help="micro-steps per optimizer step")
+    parser.add_argument("--max-length", type=int, default=32768, help="tokens of a record; a longer one fails")
+    parser.add_argument("--learning-rate", type=float, default=1e-5, help="the optimizer's step size")
+    parser.add_argument("--cpu", action="store_true", help="train on the CPU, in float32")
+    return parser.parse_args(argv)
+
+
+def config_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    """What the flags change in sft_config's settings."""
+    overrides: dict[str, Any] = {
+        "max_steps": args.steps, "num_train_epochs": args.epochs, "per_device_train_batch_size": args.batch_size,
+        "gradient_accumulation_steps": args.gradient_accumulation, "max_length": args.max_length,
+        "learning_rate": args.learning_rate,
+    }
+    if args.cpu:
+        overrides.update(use_cpu=True, bf16=False)
+    return overrides
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    from training import require_train_group
+
+    require_train_group()
+    config = sft_config(args.output_dir, **config_overrides(args))
+    sft_trainer(args.model, config, sft_dataset(args.records, args.min_score)).train()
 
 
 if __name__ == "__main__":
