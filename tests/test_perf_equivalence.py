@@ -280,19 +280,30 @@ def test_hour_flag_tables_match_a_scan_of_each_date(scenario: dict) -> None:
 
 
 def reference_suspicious_dates(public, limit: int) -> list[dict]:
+    """Date by date and entity by entity: counts and rates by |z|, hourly mixes by their rise only; each kind
+    names its strongest entity (for mixes the largest z) and that entity's z."""
     panel = public.panel
-    z = np.nan_to_num(np.abs(panel.z), nan=0.0)
-    scope = [k for k, (t, _) in enumerate(panel.keys) if t in ("event_count", "conversion_rate", "hourly_mix")]
-    scoped = z[scope]
-    best = scoped.argmax(axis=0)
-    rows = []
-    for day in np.argsort(-scoped.max(axis=0), kind="stable")[:limit]:
-        k = scope[best[day]]
-        z_value = float(panel.z[k, day])
-        rows.append({"date": public.data.dates[day], "max_abs_robust_z": float(scoped[best[day], day]),
-                     "entity_type": panel.keys[k][0], "entity_name": panel.keys[k][1],
-                     "robust_z": z_value if math.isfinite(z_value) else None})
-    return rows
+    kinds = ("conversion_rate", "event_count", "hourly_mix")
+    entries = []
+    for day, date in enumerate(public.data.dates):
+        entry = {"date": date, "max_abs_robust_z": 0.0}
+        score = 0.0
+        for kind in kinds:
+            best_key, best_rank = None, -math.inf
+            for k, (entity_type, _) in enumerate(panel.keys):
+                if entity_type != kind:
+                    continue
+                z = float(panel.z[k, day]) if math.isfinite(panel.z[k, day]) else 0.0
+                rank = z if kind == "hourly_mix" else abs(z)
+                score = max(score, max(z, 0.0) if kind == "hourly_mix" else abs(z))
+                if rank > best_rank:
+                    best_key, best_rank = k, rank
+            z_value = float(panel.z[best_key, day])
+            entry[kind], entry[f"{kind}_z"] = panel.keys[best_key][1], z_value if math.isfinite(z_value) else None
+        entry["max_abs_robust_z"] = score
+        entries.append(entry)
+    order = sorted(range(len(entries)), key=lambda day: -entries[day]["max_abs_robust_z"])  # stable: date order
+    return [entries[day] for day in order[:limit]]
 
 
 def reference_deviation_rows(public, metrics_: list[str], direction: int, score: str, threshold: float) -> list:
