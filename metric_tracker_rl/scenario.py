@@ -17,9 +17,9 @@ from metric_tracker_rl.anomalies import FAMILY_REGISTRY, InjectionRecord
 from metric_tracker_rl.catalog import (
     ACCEPTED_DETECTION_METHODS,
     ANOMALY_TYPES,
-    DEMAND_SWING_SHARE,
     FAMILY_ENTITY_TYPE,
     TIMING_SHIFT_HOURS,
+    demand_swing_share,
     row_key,
     severity_for,
 )
@@ -144,8 +144,8 @@ DISTRACTORS = {
 
 # --- benign fluctuations: unannotated days that move within published bounds, never incidents ----------
 
-def _demand_swing(plan: FunnelPlan, day: int, rng: np.random.Generator) -> str:
-    share = float(rng.uniform(*DEMAND_SWING_SHARE)) * (1 if rng.random() < 0.5 else -1)
+def _demand_swing(plan: FunnelPlan, day: int, rng: np.random.Generator, difficulty: str) -> str:
+    share = float(rng.uniform(*demand_swing_share(difficulty))) * (1 if rng.random() < 0.5 else -1)
     plan.traffic[day] *= 1.0 + share
     return (f"demand {'rose' if share > 0 else 'fell'} by {abs(share):.0%} all day (weather, a local event): "
             "every event and hour together, conversion unchanged")
@@ -156,7 +156,8 @@ def _roll_hours(values: np.ndarray, hours: int) -> np.ndarray:
     return np.concatenate((values[-hours:], values[:-hours]))
 
 
-def _timing_shift(plan: FunnelPlan, day: int, rng: np.random.Generator) -> str:
+def _timing_shift(plan: FunnelPlan, day: int, rng: np.random.Generator, difficulty: str) -> str:  # noqa: ARG001
+    """`difficulty` is unused: a timing shift is the same at every difficulty (FLUCTUATIONS share one signature)."""
     hours = int(rng.choice(TIMING_SHIFT_HOURS)) * (1 if rng.random() < 0.5 else -1)
     # The day's sessions keep their behaviour and just happen at other hours: traffic and conversion move together.
     plan.traffic[day] = _roll_hours(plan.traffic[day], hours)
@@ -333,7 +334,7 @@ def build_episode(config: EpisodeConfig) -> Episode:
         family = FAMILY_REGISTRY[planned.family]
         if planned.day in shifted_days:  # the day's sessions move first; the incident happens on top of them
             shift_rng = derive_rng(key, "incident-timing", planned.day)
-            note = FLUCTUATIONS["timing_shift"](plan, planned.day, shift_rng)
+            note = FLUCTUATIONS["timing_shift"](plan, planned.day, shift_rng, config.difficulty)
             fluctuations.append(DistractorRecord("timing_shift", planned.day, note))
         rng = derive_rng(key, f"anomaly/{planned.family}", index)
         entity = planned.entity_name or _pick(family.entity_names, rng)
@@ -342,7 +343,7 @@ def build_episode(config: EpisodeConfig) -> Episode:
             magnitude = by_day[planned.continues].magnitude
         elif magnitude is None:
             magnitude = family.draw_magnitude(config.difficulty, rng)
-        record = family.inject(plan, planned.day, entity, magnitude, rng)
+        record = family.inject(plan, planned.day, entity, magnitude, rng, config.difficulty)
         if planned.continues is not None:
             record = replace(record, continues=planned.continues,
                              description=f"continues from {dates[planned.continues]}: {record.description}")
@@ -351,7 +352,7 @@ def build_episode(config: EpisodeConfig) -> Episode:
 
     for index, (kind, day) in enumerate(zip(BENIGN_FLUCTUATIONS[config.difficulty], fluctuation_days, strict=True)):
         rng = derive_rng(key, "fluctuation", index)
-        fluctuations.append(DistractorRecord(kind, day, FLUCTUATIONS[kind](plan, day, rng)))
+        fluctuations.append(DistractorRecord(kind, day, FLUCTUATIONS[kind](plan, day, rng, config.difficulty)))
 
     annotations: list[Annotation] = []
     distractors: list[DistractorRecord] = []

@@ -23,7 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from metric_tracker_rl import view
 from metric_tracker_rl.analysis_tools import TOOL_REGISTRY, available_analysis_methods
-from metric_tracker_rl.catalog import COUNT_INCIDENT_MIN_SHARE, DEMAND_SWING_SHARE, TIMING_SHIFT_HOURS
+from metric_tracker_rl.catalog import fluctuation_bounds
 from metric_tracker_rl.funnel import window_dates
 from metric_tracker_rl.models import (
     MAX_GENERATOR_CALLS,
@@ -278,15 +278,15 @@ def brief(observation: MetricTrackerRlObservation) -> dict[str, Any]:
         # Where each family's incident is reported (every other key it moves is a side effect), and how large
         # its incidents are at each difficulty.
         "families": families,
-        "benign_fluctuations": published_fluctuation_bounds(),
+        "benign_fluctuations": published_fluctuation_bounds(str(observation.config.get("difficulty", ""))),
     })
     return shown
 
 
-def published_fluctuation_bounds() -> dict[str, Any]:
-    """The bounds the objective calls published: benign swings and shifts stay inside them, incidents do not."""
-    return {"demand_swing_share": list(DEMAND_SWING_SHARE), "timing_shift_hours": list(TIMING_SHIFT_HOURS),
-            "count_incident_min_share": COUNT_INCIDENT_MIN_SHARE}
+def published_fluctuation_bounds(difficulty: str) -> dict[str, Any]:
+    """The bounds the objective calls published for the episode's difficulty: benign swings and shifts stay
+    inside them (and on easy and medium, count incidents stay above a published share of the day's volume)."""
+    return fluctuation_bounds(difficulty)
 
 
 def first_prompt(observation: MetricTrackerRlObservation) -> str:

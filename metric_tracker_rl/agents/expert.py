@@ -32,6 +32,7 @@ from metric_tracker_rl.agents.reading import (
     episode_dates,
     explained_dates,
     magnitude_bounds,
+    published_range,
     relative_move,
     same_weekday_peers,
     signed_share,
@@ -70,6 +71,13 @@ DOWNSTREAM_MIX_SHARE = 0.5
 # opens); a rate incident moves its step's conversion by at least the smallest rate magnitude.
 EFFECT_SHARE = 0.5
 RATE_FAMILIES = ("rate_drop_from_median", "rate_spike_from_median")
+COUNT_FAMILIES = ("absolute_drop_in_event_count", "absolute_spike_in_event_count")
+# Where demand swings overlap count incidents (the brief publishes no count_incident_min_share), a volume move is a
+# count incident only if it shows in the hours: the app-open and menu-open mixes both moved by this robust z (a swing
+# scales every hour together and leaves them), and the volume moved by COUNT_SHARE of the smallest published count
+# magnitude of the episode's difficulty (a timing shift moves the mixes but not the volume).
+HOURS_MOVED_Z = 3.0
+COUNT_SHARE = 0.6
 PRIORITY = ("instrumentation_data_quality_issue", "hourly_traffic_mix_shift", "funnel_break", "rate", "count")
 DAILY_METRICS = {"conversion_rate": FUNNEL_STEPS, "event_count": ("app_opens",)}
 CONFIRMATION_TOOL = {"conversion_rate": "compare_rate_to_median", "event_count": "compare_count_to_median"}
@@ -113,7 +121,13 @@ class ExpertAgent(Agent):
         # A count incident moves the day's volume by at least the published count_incident_min_share, a benign
         # demand swing by at most the top of demand_swing_share: the middle of the gap separates the two.
         bounds = brief["benign_fluctuations"]
-        self.volume_incident_share = (bounds["demand_swing_share"][1] + bounds["count_incident_min_share"]) / 2
+        self.count_needs_hours = "count_incident_min_share" not in bounds
+        if self.count_needs_hours:
+            difficulty = str(observation.config["difficulty"])
+            self.volume_incident_share = COUNT_SHARE * min(published_range(brief, family, difficulty)[0]
+                                                           for family in COUNT_FAMILIES)
+        else:
+            self.volume_incident_share = (bounds["demand_swing_share"][1] + bounds["count_incident_min_share"]) / 2
         smallest_bots, _ = magnitude_bounds(brief, "hourly_traffic_mix_shift")
         self.bot_opens_share = EFFECT_SHARE * smallest_bots
         self.bot_rate_drop_share = EFFECT_SHARE * smallest_bots / (1 + smallest_bots)
@@ -275,7 +289,12 @@ class ExpertAgent(Agent):
                 add(row, "rate", daily=True)
         for row in self.results["counts"]["rows"]:
             # The day's volume against the published bounds: a count incident clears the gap above the largest
-            # demand swing by many daily-noise widths, whatever else widened the count's spread this window.
+            # demand swing by many daily-noise widths, whatever else widened the count's spread this window. Where
+            # no gap is published, only a volume move that also moved every event's hours is an incident.
+            if self.count_needs_hours and not all(
+                    (row["date"], event) in mix and self._z(mix[(row["date"], event)], spreads) >= HOURS_MOVED_Z
+                    for event in MIX_EVENTS):
+                continue
             add(row, "count", relative_move(row) / self.volume_incident_share, daily=True)
 
         ranked = []
