@@ -73,10 +73,11 @@ EFFECT_SHARE = 0.5
 RATE_FAMILIES = ("rate_drop_from_median", "rate_spike_from_median")
 COUNT_FAMILIES = ("absolute_drop_in_event_count", "absolute_spike_in_event_count")
 # Where demand swings overlap count incidents (the brief publishes no count_incident_min_share), a volume move is a
-# count incident only if it shows in the hours: the app-open and menu-open mixes both moved by this robust z (a swing
-# scales every hour together and leaves them), and the volume moved by COUNT_SHARE of the smallest published count
+# count incident only if it shows in the hours: the app-open and menu-open mixes both moved beyond their robust spread
+# (a swing scales every hour together and leaves both mixes where they were; the spread is wide when many dates'
+# hours moved, so one spread is the bar), and the volume moved by COUNT_SHARE of the smallest published count
 # magnitude of the episode's difficulty (a timing shift moves the mixes but not the volume).
-HOURS_MOVED_Z = 3.0
+HOURS_MOVED_Z = 1.0
 COUNT_SHARE = 0.6
 PRIORITY = ("instrumentation_data_quality_issue", "hourly_traffic_mix_shift", "funnel_break", "rate", "count")
 DAILY_METRICS = {"conversion_rate": FUNNEL_STEPS, "event_count": ("app_opens",)}
