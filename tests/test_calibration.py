@@ -24,6 +24,9 @@ SEEDS = 20
 # of them holds with the same seeds every run (the sweep is deterministic), so a regression in any of them fails here.
 TARGET_SEEDS = 40
 GAMING_AGENTS = ("top_k_dates", "top_k_dates_shift_aware", "side_effect_padder", "weekday_rule", "feedback_decoder")
+# Annotations, four generators at their defaults and the published magnitude ranges as a filter: the threshold
+# shortcut that hard's overlapping swings and count incidents take away.
+FIXED_RULE = "fixed_rule"
 NEXT_DATE_PADDER = "next_date_padder"  # the expert plus guessed second dates: near the expert, never above it
 # Partial investigations, not exploits: they read each date's evidence from the tools without the expert's care.
 SHALLOW_AGENTS = ("top_k_dates_shift_checked", "shallow_reader")
@@ -39,7 +42,7 @@ FORBIDDEN_MODULES = ("server", "metric_tracker_rl.scenario", "metric_tracker_rl.
 @pytest.fixture(scope="module")
 def results() -> dict:
     return calibrate([name for name in AGENTS
-                      if name not in (*GAMING_AGENTS, *SHALLOW_AGENTS, NEXT_DATE_PADDER, REPLAYER)], SEEDS,
+                      if name not in (*GAMING_AGENTS, *SHALLOW_AGENTS, FIXED_RULE, NEXT_DATE_PADDER, REPLAYER)], SEEDS,
                      progress=False)["agents"]
 
 
@@ -47,13 +50,13 @@ def results() -> dict:
 def target_sweep() -> dict:
     """The expert (one submission) and the gaming agents on the larger sweep the targets are read on (a
     test that uses it is slow: see conftest)."""
-    return calibrate(["expert", *GAMING_AGENTS, *SHALLOW_AGENTS, NEXT_DATE_PADDER, REPLAYER], TARGET_SEEDS,
+    return calibrate(["expert", *GAMING_AGENTS, *SHALLOW_AGENTS, FIXED_RULE, NEXT_DATE_PADDER, REPLAYER], TARGET_SEEDS,
                      progress=False)["agents"]
 
 
 def test_every_reference_agent_is_registered() -> None:
     assert {"null", "random", "mass_generators", "mass_grid", "readme_baseline", "expert", *GAMING_AGENTS,
-            *SHALLOW_AGENTS, NEXT_DATE_PADDER, REPLAYER} <= set(AGENTS)
+            *SHALLOW_AGENTS, FIXED_RULE, NEXT_DATE_PADDER, REPLAYER} <= set(AGENTS)
 
 
 def test_agents_read_only_public_modules() -> None:
@@ -195,6 +198,15 @@ def test_gaming_agents_stay_below_the_expert(target_sweep: dict, difficulty: str
     for agent in GAMING_AGENTS:
         expert = target_sweep["expert"][difficulty]["mean"]
         assert target_sweep[agent][difficulty]["mean"] <= expert - 0.5, agent
+
+
+def test_the_fixed_magnitude_rule_fails_hard(target_sweep: dict) -> None:
+    """On hard, demand swings as large as count incidents fall inside the published count ranges, so a filter on the
+    published magnitudes reports them (40 seeds: 0.404 on hard, 0.651 on medium, where the ranges still sit clear of
+    every benign fluctuation; 200 seeds: docs/calibration.md)."""
+    assert target_sweep[FIXED_RULE]["hard"]["mean"] <= 0.6
+    assert target_sweep[FIXED_RULE]["hard"]["mean"] <= target_sweep["expert"]["hard"]["mean"] - 0.4
+    assert target_sweep[FIXED_RULE]["medium"]["mean"] <= target_sweep["expert"]["medium"]["mean"] - 0.25
 
 
 def test_weekday_rule_fails_hard(target_sweep: dict) -> None:
