@@ -73,11 +73,13 @@ EFFECT_SHARE = 0.5
 RATE_FAMILIES = ("rate_drop_from_median", "rate_spike_from_median")
 COUNT_FAMILIES = ("absolute_drop_in_event_count", "absolute_spike_in_event_count")
 # Where demand swings overlap count incidents (the brief publishes no count_incident_min_share), a volume move is a
-# count incident only if it shows in the hours: the app-open and menu-open mixes both moved beyond their robust spread
-# (a swing scales every hour together and leaves both mixes where they were; the spread is wide when many dates'
-# hours moved, so one spread is the bar), and the volume moved by COUNT_SHARE of the smallest published count
-# magnitude of the episode's difficulty (a timing shift moves the mixes but not the volume).
-HOURS_MOVED_Z = 1.0
+# count incident only if it shows in the hours: the app-open and menu-open mixes both moved (in the mix distance) by
+# HOURS_SHARE of the smallest published count magnitude of the episode's difficulty (a share s of the day added to or
+# taken from a block of hours moves the mix by about s times the rest of the day's share, half of it or more; a swing
+# scales every hour together and leaves both mixes in place), and the volume moved by COUNT_SHARE of that magnitude
+# (a timing shift moves the mixes but not the volume). The mixes' z-scores cannot tell: where many dates' hours moved,
+# their spread is too wide.
+HOURS_SHARE = 0.2
 COUNT_SHARE = 0.6
 PRIORITY = ("instrumentation_data_quality_issue", "hourly_traffic_mix_shift", "funnel_break", "rate", "count")
 DAILY_METRICS = {"conversion_rate": FUNNEL_STEPS, "event_count": ("app_opens",)}
@@ -125,8 +127,9 @@ class ExpertAgent(Agent):
         self.count_needs_hours = "count_incident_min_share" not in bounds
         if self.count_needs_hours:
             difficulty = str(observation.config["difficulty"])
-            self.volume_incident_share = COUNT_SHARE * min(published_range(brief, family, difficulty)[0]
-                                                           for family in COUNT_FAMILIES)
+            smallest_count = min(published_range(brief, family, difficulty)[0] for family in COUNT_FAMILIES)
+            self.volume_incident_share = COUNT_SHARE * smallest_count
+            self.hours_moved_share = HOURS_SHARE * smallest_count
         else:
             self.volume_incident_share = (bounds["demand_swing_share"][1] + bounds["count_incident_min_share"]) / 2
         smallest_bots, _ = magnitude_bounds(brief, "hourly_traffic_mix_shift")
@@ -293,7 +296,7 @@ class ExpertAgent(Agent):
             # demand swing by many daily-noise widths, whatever else widened the count's spread this window. Where
             # no gap is published, only a volume move that also moved every event's hours is an incident.
             if self.count_needs_hours and not all(
-                    (row["date"], event) in mix and self._z(mix[(row["date"], event)], spreads) >= HOURS_MOVED_Z
+                    (row["date"], event) in mix and mix[(row["date"], event)]["delta_value"] >= self.hours_moved_share
                     for event in MIX_EVENTS):
                 continue
             add(row, "count", relative_move(row) / self.volume_incident_share, daily=True)
