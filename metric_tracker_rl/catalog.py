@@ -202,6 +202,11 @@ COUNT_INCIDENT_MIN_SHARE = 0.28
 # published threshold separates them, their signature does. A swing scales every hour of every event together;
 # a count incident there is confined to a block of hours, so it moves every event's hour-of-day mix as well.
 OVERLAPPING_DEMAND_SWING_SHARE: dict[str, tuple[float, float]] = {"hard": (0.15, 0.40)}
+# On those difficulties the day's audience may differ too (a school holiday, a big match): every one of the first
+# AUDIENCE_SWING_STEPS funnel steps converts better or worse together, by a relative share in AUDIENCE_SWING_SHARE,
+# as far as a rate incident moves its one step. Not an incident: a rate incident moves one step alone.
+AUDIENCE_SWING_SHARE: tuple[float, float] = (0.15, 0.30)
+AUDIENCE_SWING_STEPS = 3
 
 
 def demand_swing_share(difficulty: str) -> tuple[float, float]:
@@ -209,12 +214,15 @@ def demand_swing_share(difficulty: str) -> tuple[float, float]:
     return OVERLAPPING_DEMAND_SWING_SHARE.get(difficulty, DEMAND_SWING_SHARE)
 
 
-def fluctuation_bounds(difficulty: str) -> dict[str, list[float] | list[int] | float]:
+def fluctuation_bounds(difficulty: str) -> dict[str, list[float] | list[int] | list[str] | float]:
     """The benign fluctuations' bounds an episode of this difficulty publishes; the gap between demand swings and
     count incidents only where there is one."""
-    bounds: dict[str, list[float] | list[int] | float] = {
+    bounds: dict[str, list[float] | list[int] | list[str] | float] = {
         "demand_swing_share": list(demand_swing_share(difficulty)), "timing_shift_hours": list(TIMING_SHIFT_HOURS)}
-    if difficulty not in OVERLAPPING_DEMAND_SWING_SHARE:
+    if difficulty in OVERLAPPING_DEMAND_SWING_SHARE:
+        bounds["audience_swing_share"] = list(AUDIENCE_SWING_SHARE)
+        bounds["audience_swing_steps"] = list(FUNNEL_STEPS[:AUDIENCE_SWING_STEPS])
+    else:
         bounds["count_incident_min_share"] = COUNT_INCIDENT_MIN_SHARE
     return bounds
 

@@ -14,9 +14,12 @@ from typing import TypeVar
 import numpy as np
 
 from metric_tracker_rl.anomalies import FAMILY_REGISTRY, InjectionRecord
+from metric_tracker_rl.anomalies.rate_shift import MAX_STEP_RATE
 from metric_tracker_rl.catalog import (
     ACCEPTED_DETECTION_METHODS,
     ANOMALY_TYPES,
+    AUDIENCE_SWING_SHARE,
+    AUDIENCE_SWING_STEPS,
     FAMILY_ENTITY_TYPE,
     TIMING_SHIFT_HOURS,
     demand_swing_share,
@@ -167,7 +170,16 @@ def _timing_shift(plan: FunnelPlan, day: int, rng: np.random.Generator, difficul
             "conversion did not")
 
 
-FLUCTUATIONS = {"demand_swing": _demand_swing, "timing_shift": _timing_shift}
+def _audience_swing(plan: FunnelPlan, day: int, rng: np.random.Generator, difficulty: str) -> str:  # noqa: ARG001
+    """`difficulty` is unused: only difficulties with overlapping swings draw audience swings (BENIGN_FLUCTUATIONS)."""
+    share = float(rng.uniform(*AUDIENCE_SWING_SHARE)) * (1 if rng.random() < 0.5 else -1)
+    steps = slice(0, AUDIENCE_SWING_STEPS)
+    plan.step_rates[day, :, steps] = np.minimum(plan.step_rates[day, :, steps] * (1.0 + share), MAX_STEP_RATE)
+    return (f"a different audience: the first {AUDIENCE_SWING_STEPS} funnel steps all converted about "
+            f"{abs(share):.0%} {'better' if share > 0 else 'worse'} than usual, together, all day")
+
+
+FLUCTUATIONS = {"demand_swing": _demand_swing, "timing_shift": _timing_shift, "audience_swing": _audience_swing}
 
 
 # --- scheduling ------------------------------------------------------------------------------------

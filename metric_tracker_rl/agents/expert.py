@@ -137,6 +137,8 @@ class ExpertAgent(Agent):
         self.bot_rate_drop_share = EFFECT_SHARE * smallest_bots / (1 + smallest_bots)
         self.rate_incident_share = EFFECT_SHARE * min(magnitude_bounds(brief, family)[0]
                                                            for family in RATE_FAMILIES)
+        # Where the brief publishes audience swings, the steps they move together (a rate incident moves one).
+        self.audience_steps = tuple(bounds.get("audience_swing_steps", ()))
         self.plan: list[tuple[str, MetricTrackerRlAction]] = [
             ("annotations", _analysis("get_annotations")),
             ("suspicious", _analysis("list_suspicious_dates", limit=SUSPICIOUS_DATES)),
@@ -214,10 +216,10 @@ class ExpertAgent(Agent):
 
     def _spreads(self, explained: set[str]) -> dict[tuple[str, str], float]:
         spreads: dict[tuple[str, str], float] = {}
-        # Dates with decisive hour-level evidence of an incident (a step that stopped, an impossible count) would
-        # widen the spread of the rates they move: the spread is measured on the other dates.
-        busy = set(explained) | {row["date"] for method in HOUR_EVIDENCE_METHODS
-                                 for row in self.results[method]["rows"]}
+        # Dates with decisive hour-level evidence of an incident (a step that stopped, an impossible count), or whose
+        # audience changed, would widen the spread of the rates they move: the spread is measured on the other dates.
+        busy = set(explained) | self._audience_dates() | {row["date"] for method in HOUR_EVIDENCE_METHODS
+                                                          for row in self.results[method]["rows"]}
         for metric in self.results["spread"]["metrics"]:
             spreads[("metric", metric["metric"])] = metric["robust_std_from_baseline"]
         # Where every date's delta is at hand, a higher quantile of |delta| estimates the spread more stably than
@@ -284,7 +286,10 @@ class ExpertAgent(Agent):
                 add(row, "hourly_traffic_mix_shift")
             # Otherwise every event's hours moved together: people came at other times, or a count incident hit
             # a block of hours, which the day's volume against the published bounds tells (read below).
+        audience = self._audience_dates()
         for row in self.results["rates"]["rows"]:
+            if row["date"] in audience:
+                continue  # the audience changed: its steps moved together, none of them is an incident
             if row["entity_name"] == FUNNEL_STEPS[0] and row["date"] in bots:
                 continue  # the first step's fall is the bots' side effect
             # A move under half the smallest published rate magnitude is noise, however large its z.
@@ -308,6 +313,17 @@ class ExpertAgent(Agent):
             # threshold, the strongest evidence stays in the pool for refinement.
             ranked.append(next((c for c in best if c.strength >= 1.0), max(best, key=lambda c: c.strength)))
         return self._discount_peer_echoes(sorted(ranked, key=lambda c: -c.strength), explained, spreads)
+
+    def _audience_dates(self) -> set[str]:
+        """Dates where two or more of the published audience-swing steps moved the same way, each by at least half
+        the smallest published rate magnitude: a different audience converts differently at every step, while a
+        rate incident moves its one step (bots and double-firing move neighbouring steps opposite ways)."""
+        moves: dict[tuple[str, int], int] = {}
+        for row in self.results["rates"]["rows"]:
+            if row["entity_name"] in self.audience_steps and relative_move(row) >= self.rate_incident_share:
+                key = (row["date"], 1 if row["delta_value"] > 0 else -1)
+                moves[key] = moves.get(key, 0) + 1
+        return {date for (date, _), count in moves.items() if count >= 2}
 
     def _discount_peer_echoes(self, ranked: list[Candidate], explained: set[str],
                               spreads: dict[tuple[str, str], float]) -> list[Candidate]:
