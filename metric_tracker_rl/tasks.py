@@ -24,7 +24,7 @@ DISTRACTORS_BY_DIFFICULTY: dict[str, tuple[str, ...]] = {
 BENIGN_FLUCTUATIONS: dict[str, tuple[str, ...]] = {
     "easy": (),
     "medium": ("timing_shift",),
-    "hard": ("timing_shift", "demand_swing", "demand_swing", "audience_swing", "audience_swing"),
+    "hard": ("timing_shift", "demand_swing", "audience_swing", "audience_swing"),
 }
 # Incidents whose date also has a timing shift (people used the app at other hours that day, as on a benign
 # timing-shift date): every hourly mix moves, so "a date whose mixes all moved is a timing shift" no longer

@@ -15,6 +15,8 @@ from hypothesis import strategies as st
 from metric_tracker_rl.agents.reading import EXPLAINED_KINDS
 from metric_tracker_rl.anomalies import FAMILY_REGISTRY
 from metric_tracker_rl.catalog import (
+    AUDIENCE_SWING_SHARE,
+    AUDIENCE_SWING_STEPS,
     COUNT_COLUMNS,
     COUNT_INCIDENT_MIN_SHARE,
     DEMAND_SWING_SHARE,
@@ -35,6 +37,7 @@ from metric_tracker_rl.tasks import (
 
 SEEDS = range(120)
 COUNT_FAMILIES = ("absolute_drop_in_event_count", "absolute_spike_in_event_count")
+RATE_FAMILIES = ("rate_drop_from_median", "rate_spike_from_median")
 # The middle of the published gap between the largest demand swing and the smallest count incident.
 VOLUME_SPLIT = (DEMAND_SWING_SHARE[1] + COUNT_INCIDENT_MIN_SHARE) / 2
 
@@ -68,10 +71,34 @@ def test_on_hard_no_published_threshold_separates_swings_from_count_incidents() 
     """The swings' range and every count family's hard range overlap, and the brief publishes no gap."""
     assert "hard" in OVERLAPPING_DEMAND_SWING_SHARE
     low, high = demand_swing_share("hard")
-    assert fluctuation_bounds("hard") == {"demand_swing_share": [low, high], "timing_shift_hours": [1, 2]}
+    assert fluctuation_bounds("hard") == {"demand_swing_share": [low, high], "timing_shift_hours": [1, 2],
+                                          "audience_swing_share": list(AUDIENCE_SWING_SHARE),
+                                          "audience_swing_steps": list(FUNNEL_STEPS[:AUDIENCE_SWING_STEPS])}
     for family in COUNT_FAMILIES:
         count_low, count_high = FAMILY_REGISTRY[family].magnitude_ranges["hard"]
         assert low < count_low < high, family  # incidents reach down into the swings' range
+
+
+def test_on_hard_audience_swings_overlap_rate_incidents_but_move_every_step_together() -> None:
+    """An audience swing moves each of the first AUDIENCE_SWING_STEPS steps as far as a hard rate incident moves its
+    one step (the published ranges overlap), but all of them together; a rate incident moves its step alone."""
+    rate_low = min(FAMILY_REGISTRY[f].magnitude_ranges["hard"][0] for f in RATE_FAMILIES)
+    assert AUDIENCE_SWING_SHARE[0] < rate_low < AUDIENCE_SWING_SHARE[1]
+    swing_moves, incident_others = [], []
+    for seed in SEEDS[:60]:
+        ep = episode(seed, "hard")
+        for fluctuation in (f for f in ep.truth.fluctuations if f.kind == "audience_swing"):
+            moves = [share(ep, "conversion_rate", step, fluctuation.day)
+                     for step in FUNNEL_STEPS[:AUDIENCE_SWING_STEPS]]
+            assert len({np.sign(m) for m in moves}) == 1, (seed, moves)  # together, one way
+            swing_moves += [abs(m) for m in moves]
+            assert not any(key.startswith(ep.public.data.dates[fluctuation.day]) for key in ep.truth.expected_keys)
+        for record in (r for r in ep.truth.injections if r.family in RATE_FAMILIES):
+            incident_others += [abs(share(ep, "conversion_rate", step, record.day))
+                                for step in FUNNEL_STEPS if step != record.entity_name]
+    assert len(swing_moves) == 2 * AUDIENCE_SWING_STEPS * 60
+    assert np.quantile(swing_moves, 0.05) > 0.1 and max(swing_moves) > rate_low  # as far as a rate incident
+    assert np.quantile(incident_others, 0.99) < 0.1  # the incident's other steps stay within daily noise
 
 
 @settings(max_examples=30, deadline=None)
@@ -117,7 +144,7 @@ def test_a_timing_shift_moves_every_hourly_mix_but_not_the_totals_or_conversion(
             for step in FUNNEL_STEPS:
                 assert abs(share(ep, "conversion_rate", step, day)) < 0.15, (seed, step)
             checked += 1
-    assert checked == 2 * len(SEEDS)
+    assert checked == BENIGN_FLUCTUATIONS["hard"].count("timing_shift") * len(SEEDS)
 
 
 @pytest.mark.parametrize("difficulty", ["easy", "medium", "hard"])
@@ -178,7 +205,7 @@ def test_on_hard_swings_and_count_incidents_overlap_in_volume_but_not_in_signatu
             incidents.append((abs(share(ep, "event_count", "app_opens", record.day)), min(mix_moves(ep, record.day))))
     swing_volume, swing_mix = np.array(swings).T
     incident_volume, incident_mix = np.array(incidents).T
-    assert len(swings) == 2 * len(SEEDS) and len(incidents) > 40
+    assert len(swings) == BENIGN_FLUCTUATIONS["hard"].count("demand_swing") * len(SEEDS) and len(incidents) > 40
     assert np.mean(incident_volume < swing_volume.max()) > 0.5  # no threshold on the volume separates them
     assert np.mean(swing_volume > incident_volume.min()) > 0.5
     assert swing_mix.max() < 0.03 < incident_mix.min()
