@@ -338,7 +338,7 @@ class ExpertAgent(Agent):
         dates = self.dates
         observed = {(r["entity_name"], r["date"]): r["observed_value"]
                     for r in self.results["rates"]["rows"] + self.results["counts"]["rows"]}
-        perturbed, rerated = set(explained), []
+        perturbed, rerated = set(explained) | self._audience_dates(), []  # an audience swing moved its steps too
         for candidate in ranked:
             row = candidate.row
             if candidate.daily:
