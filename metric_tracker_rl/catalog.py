@@ -204,11 +204,39 @@ def row_key(date: str, entity_type: str, entity_name: str) -> str:
 # Benign, unannotated fluctuations (medium and hard): a day's demand swings by a share in DEMAND_SWING_SHARE
 # (every event and hour together, conversion unchanged), or people use the app TIMING_SHIFT_HOURS earlier or
 # later (the hour-of-day curve of every event moves, daily totals and conversion do not). Neither is an
-# incident. Every count incident moves its day's volume by at least COUNT_INCIDENT_MIN_SHARE, well clear of any
-# demand swing, so a careful reading of the daily total tells the two apart.
+# incident. On easy and medium every count incident moves its day's volume by at least COUNT_INCIDENT_MIN_SHARE,
+# well clear of any demand swing, so the daily total tells the two apart.
 DEMAND_SWING_SHARE: tuple[float, float] = (0.06, 0.14)
 TIMING_SHIFT_HOURS: tuple[int, ...] = (1, 2)
 COUNT_INCIDENT_MIN_SHARE = 0.28
+# Difficulties whose demand swings overlap the count incidents' magnitudes (which reach down into the swings): no
+# published threshold separates them, their signature does. A swing scales every hour of every event together;
+# a count incident there is confined to a block of hours, so it moves every event's hour-of-day mix as well.
+OVERLAPPING_DEMAND_SWING_SHARE: dict[str, tuple[float, float]] = {"hard": (0.15, 0.40)}
+# On those difficulties the day's audience may differ too (a school holiday, a big match): every one of the first
+# AUDIENCE_SWING_STEPS funnel steps converts better or worse together, by a relative share in AUDIENCE_SWING_SHARE,
+# as far as a rate incident moves its one step. Not an incident: a rate incident moves one step alone.
+AUDIENCE_SWING_SHARE: tuple[float, float] = (0.15, 0.30)
+AUDIENCE_SWING_STEPS = 3
+
+
+def demand_swing_share(difficulty: str) -> tuple[float, float]:
+    """The range a demand swing's share of the day's volume is drawn from at a difficulty."""
+    return OVERLAPPING_DEMAND_SWING_SHARE.get(difficulty, DEMAND_SWING_SHARE)
+
+
+def fluctuation_bounds(difficulty: str) -> dict[str, list[float] | list[int] | list[str] | float]:
+    """The benign fluctuations' bounds an episode of this difficulty publishes; the gap between demand swings and
+    count incidents only where there is one."""
+    bounds: dict[str, list[float] | list[int] | list[str] | float] = {
+        "demand_swing_share": list(demand_swing_share(difficulty)), "timing_shift_hours": list(TIMING_SHIFT_HOURS)}
+    if difficulty in OVERLAPPING_DEMAND_SWING_SHARE:
+        bounds["audience_swing_share"] = list(AUDIENCE_SWING_SHARE)
+        bounds["audience_swing_steps"] = list(FUNNEL_STEPS[:AUDIENCE_SWING_STEPS])
+    else:
+        bounds["count_incident_min_share"] = COUNT_INCIDENT_MIN_SHARE
+    return bounds
+
 
 # easy, medium and hard share one four-week aggregate funnel; frontier splits traffic by segment (platform, country,
 # app version) over a longer window (see segments.py). Registries keyed by difficulty cover all four.

@@ -269,7 +269,8 @@ def _inject_on_cells(plan: SegmentedPlan, segment: Segment, family: str, day: in
     """Run a family's injector on every cell of a segment, each from a fresh copy of one stream, so every cell
     gets the same hours and factors; the first cell's record stands for the segment."""
     records = [FAMILY_REGISTRY[family].inject(plan.cell_plan(int(cell)), day, entity, magnitude,
-                                              derive_rng(key, stream, day)) for cell in _cells(plan, segment)]
+                                              derive_rng(key, stream, day), "frontier")
+               for cell in _cells(plan, segment)]
     return records[0]
 
 

@@ -14,13 +14,16 @@ from typing import TypeVar
 import numpy as np
 
 from metric_tracker_rl.anomalies import FAMILY_REGISTRY, InjectionRecord
+from metric_tracker_rl.anomalies.rate_shift import MAX_STEP_RATE
 from metric_tracker_rl.catalog import (
     ACCEPTED_DETECTION_METHODS,
     ANOMALY_TYPES,
-    DEMAND_SWING_SHARE,
+    AUDIENCE_SWING_SHARE,
+    AUDIENCE_SWING_STEPS,
     FAMILY_ENTITY_TYPE,
     SEGMENTED_DIFFICULTIES,
     TIMING_SHIFT_HOURS,
+    demand_swing_share,
     row_key,
     severity_for,
 )
@@ -150,8 +153,8 @@ DISTRACTORS = {
 
 # --- benign fluctuations: unannotated days that move within published bounds, never incidents ----------
 
-def _demand_swing(plan: FunnelPlan, day: int, rng: np.random.Generator) -> str:
-    share = float(rng.uniform(*DEMAND_SWING_SHARE)) * (1 if rng.random() < 0.5 else -1)
+def _demand_swing(plan: FunnelPlan, day: int, rng: np.random.Generator, difficulty: str) -> str:
+    share = float(rng.uniform(*demand_swing_share(difficulty))) * (1 if rng.random() < 0.5 else -1)
     plan.traffic[day] *= 1.0 + share
     return (f"demand {'rose' if share > 0 else 'fell'} by {abs(share):.0%} all day (weather, a local event): "
             "every event and hour together, conversion unchanged")
@@ -162,7 +165,8 @@ def _roll_hours(values: np.ndarray, hours: int) -> np.ndarray:
     return np.concatenate((values[-hours:], values[:-hours]))
 
 
-def _timing_shift(plan: FunnelPlan, day: int, rng: np.random.Generator) -> str:
+def _timing_shift(plan: FunnelPlan, day: int, rng: np.random.Generator, difficulty: str) -> str:  # noqa: ARG001
+    """`difficulty` is unused: a timing shift is the same at every difficulty (FLUCTUATIONS share one signature)."""
     hours = int(rng.choice(TIMING_SHIFT_HOURS)) * (1 if rng.random() < 0.5 else -1)
     # The day's sessions keep their behaviour and just happen at other hours: traffic and conversion move together.
     plan.traffic[day] = _roll_hours(plan.traffic[day], hours)
@@ -172,7 +176,16 @@ def _timing_shift(plan: FunnelPlan, day: int, rng: np.random.Generator) -> str:
             "conversion did not")
 
 
-FLUCTUATIONS = {"demand_swing": _demand_swing, "timing_shift": _timing_shift}
+def _audience_swing(plan: FunnelPlan, day: int, rng: np.random.Generator, difficulty: str) -> str:  # noqa: ARG001
+    """`difficulty` is unused: only difficulties with overlapping swings draw audience swings (BENIGN_FLUCTUATIONS)."""
+    share = float(rng.uniform(*AUDIENCE_SWING_SHARE)) * (1 if rng.random() < 0.5 else -1)
+    steps = slice(0, AUDIENCE_SWING_STEPS)
+    plan.step_rates[day, :, steps] = np.minimum(plan.step_rates[day, :, steps] * (1.0 + share), MAX_STEP_RATE)
+    return (f"a different audience: the first {AUDIENCE_SWING_STEPS} funnel steps all converted about "
+            f"{abs(share):.0%} {'better' if share > 0 else 'worse'} than usual, together, all day")
+
+
+FLUCTUATIONS = {"demand_swing": _demand_swing, "timing_shift": _timing_shift, "audience_swing": _audience_swing}
 
 
 # --- scheduling ------------------------------------------------------------------------------------
@@ -385,7 +398,7 @@ def build_episode(config: EpisodeConfig) -> Episode:
         family = FAMILY_REGISTRY[planned.family]
         if planned.day in shifted_days:  # the day's sessions move first; the incident happens on top of them
             shift_rng = derive_rng(key, "incident-timing", planned.day)
-            note = FLUCTUATIONS["timing_shift"](plan, planned.day, shift_rng)
+            note = FLUCTUATIONS["timing_shift"](plan, planned.day, shift_rng, config.difficulty)
             fluctuations.append(DistractorRecord("timing_shift", planned.day, note))
         rng = derive_rng(key, f"anomaly/{planned.family}", index)
         entity = planned.entity_name or _pick(family.entity_names, rng)
@@ -394,7 +407,7 @@ def build_episode(config: EpisodeConfig) -> Episode:
             magnitude = by_day[planned.continues].magnitude
         elif magnitude is None:
             magnitude = family.draw_magnitude(config.difficulty, rng)
-        record = family.inject(plan, planned.day, entity, magnitude, rng)
+        record = family.inject(plan, planned.day, entity, magnitude, rng, config.difficulty)
         if planned.continues is not None:
             record = replace(record, continues=planned.continues,
                              description=f"continues from {dates[planned.continues]}: {record.description}")
@@ -403,7 +416,7 @@ def build_episode(config: EpisodeConfig) -> Episode:
 
     for index, (kind, day) in enumerate(zip(BENIGN_FLUCTUATIONS[config.difficulty], fluctuation_days, strict=True)):
         rng = derive_rng(key, "fluctuation", index)
-        fluctuations.append(DistractorRecord(kind, day, FLUCTUATIONS[kind](plan, day, rng)))
+        fluctuations.append(DistractorRecord(kind, day, FLUCTUATIONS[kind](plan, day, rng, config.difficulty)))
 
     annotations: list[Annotation] = []
     distractors: list[DistractorRecord] = []

@@ -25,7 +25,7 @@ DISTRACTORS_BY_DIFFICULTY: dict[str, tuple[str, ...]] = {
 BENIGN_FLUCTUATIONS: dict[str, tuple[str, ...]] = {
     "easy": (),
     "medium": ("timing_shift",),
-    "hard": ("timing_shift", "timing_shift", "demand_swing"),
+    "hard": ("timing_shift", "demand_swing", "audience_swing", "audience_swing"),
     "frontier": (),  # frontier draws as many benign look-alikes as incidents: see frontier.py
 }
 # Incidents whose date also has a timing shift (people used the app at other hours that day, as on a benign
@@ -60,7 +60,7 @@ MAX_ANOMALIES = {**{d: _incident_capacity(d) for d in AGGREGATE_DIFFICULTIES}, "
 # Seeded medium and hard resets draw their incident count from this range (the visible config shows the range,
 # not the count), so the number of incidents is something to find out. Easy keeps a fixed count. The empty
 # report is the answer of the null scenario (scenario_family="null"), not of a standard episode.
-ANOMALY_COUNT_RANGE: dict[str, tuple[int, int]] = {"medium": (1, 4), "hard": (2, 6), "frontier": (3, 6)}
+ANOMALY_COUNT_RANGE: dict[str, tuple[int, int]] = {"medium": (1, 4), "hard": (2, 5), "frontier": (3, 6)}
 DEFAULT_DENSITY = {"easy": 0.07, "medium": 0.1, "hard": 0.14, "frontier": 0.08}
 MAX_DENSITY = 0.25
 DEFAULT_MAX_STEPS = 40

@@ -28,11 +28,9 @@ from metric_tracker_rl.analysis_tools.registry import ToolError
 from metric_tracker_rl.catalog import (
     AGGREGATE_WINDOW_DAYS,
     ANNOTATION_MEANINGS,
-    COUNT_INCIDENT_MIN_SHARE,
-    DEMAND_SWING_SHARE,
     SEGMENTED_DIFFICULTIES,
-    TIMING_SHIFT_HOURS,
     WINDOW_DAYS,
+    fluctuation_bounds,
     incident_count_statement,
 )
 from metric_tracker_rl.funnel import window_dates
@@ -313,7 +311,7 @@ def brief(observation: MetricTrackerRlObservation) -> dict[str, Any]:
         # Where each family's incident is reported (every other key it moves is a side effect), and how large
         # its incidents are at each difficulty.
         "families": families,
-        "benign_fluctuations": published_fluctuation_bounds(),
+        "benign_fluctuations": published_fluctuation_bounds(str(observation.config.get("difficulty", ""))),
         "calendar_note_kinds": dict(ANNOTATION_MEANINGS) if difficulty not in SEGMENTED_DIFFICULTIES
         else {**ANNOTATION_MEANINGS, "release": RELEASE_MEANING},
     })
@@ -325,10 +323,10 @@ def brief(observation: MetricTrackerRlObservation) -> dict[str, Any]:
     return shown
 
 
-def published_fluctuation_bounds() -> dict[str, Any]:
-    """The bounds the objective calls published: benign swings and shifts stay inside them, incidents do not."""
-    return {"demand_swing_share": list(DEMAND_SWING_SHARE), "timing_shift_hours": list(TIMING_SHIFT_HOURS),
-            "count_incident_min_share": COUNT_INCIDENT_MIN_SHARE}
+def published_fluctuation_bounds(difficulty: str) -> dict[str, Any]:
+    """The bounds the objective calls published for the episode's difficulty: benign swings and shifts stay
+    inside them (and on easy and medium, count incidents stay above a published share of the day's volume)."""
+    return fluctuation_bounds(difficulty)
 
 
 def first_prompt(observation: MetricTrackerRlObservation) -> str:

@@ -24,6 +24,9 @@ SEEDS = 20
 # of them holds with the same seeds every run (the sweep is deterministic), so a regression in any of them fails here.
 TARGET_SEEDS = 40
 GAMING_AGENTS = ("top_k_dates", "top_k_dates_shift_aware", "side_effect_padder", "weekday_rule", "feedback_decoder")
+# Annotations, four generators at their defaults and the published magnitude ranges as a filter: the threshold
+# shortcut that hard's overlapping swings and count incidents take away.
+FIXED_RULE = "fixed_rule"
 NEXT_DATE_PADDER = "next_date_padder"  # the expert plus guessed second dates: near the expert, never above it
 # Partial investigations, not exploits: they read each date's evidence from the tools without the expert's care.
 SHALLOW_AGENTS = ("top_k_dates_shift_checked", "shallow_reader")
@@ -39,7 +42,7 @@ FORBIDDEN_MODULES = ("server", "metric_tracker_rl.scenario", "metric_tracker_rl.
 @pytest.fixture(scope="module")
 def results() -> dict:
     return calibrate([name for name in AGENTS
-                      if name not in (*GAMING_AGENTS, *SHALLOW_AGENTS, NEXT_DATE_PADDER, REPLAYER)], SEEDS,
+                      if name not in (*GAMING_AGENTS, *SHALLOW_AGENTS, FIXED_RULE, NEXT_DATE_PADDER, REPLAYER)], SEEDS,
                      progress=False)["agents"]
 
 
@@ -47,13 +50,13 @@ def results() -> dict:
 def target_sweep() -> dict:
     """The expert (one submission) and the gaming agents on the larger sweep the targets are read on (a
     test that uses it is slow: see conftest)."""
-    return calibrate(["expert", *GAMING_AGENTS, *SHALLOW_AGENTS, NEXT_DATE_PADDER, REPLAYER], TARGET_SEEDS,
+    return calibrate(["expert", *GAMING_AGENTS, *SHALLOW_AGENTS, FIXED_RULE, NEXT_DATE_PADDER, REPLAYER], TARGET_SEEDS,
                      progress=False)["agents"]
 
 
 def test_every_reference_agent_is_registered() -> None:
     assert {"null", "random", "mass_generators", "mass_grid", "readme_baseline", "expert", *GAMING_AGENTS,
-            *SHALLOW_AGENTS, NEXT_DATE_PADDER, REPLAYER} <= set(AGENTS)
+            *SHALLOW_AGENTS, FIXED_RULE, NEXT_DATE_PADDER, REPLAYER} <= set(AGENTS)
 
 
 def test_agents_read_only_public_modules() -> None:
@@ -75,7 +78,7 @@ def test_expert_solves_named_tasks(results: dict, task_id: str) -> None:
 
 @pytest.mark.parametrize("difficulty", DIFFICULTIES)
 def test_expert_solves_the_sweep(target_sweep: dict, difficulty: str) -> None:
-    # 200 seeds: mean 0.991 / 0.991 / 0.992, share >= 0.9 of 0.972 / 0.967 / 0.961 (docs/calibration.md).
+    # 200 seeds: mean 1.000 / 1.000 / 0.990, share >= 0.9 of 1.000 / 1.000 / 0.961 (docs/calibration.md).
     stats = target_sweep["expert"][difficulty]
     assert stats["mean"] >= 0.95
     assert stats["share_ge_0_9"] >= 0.95
@@ -108,7 +111,7 @@ def test_readme_baseline_is_clearly_below_the_expert(results: dict, difficulty: 
 
 @pytest.mark.parametrize("difficulty", ["medium", "hard"])
 def test_the_offline_baseline_is_a_floor_not_a_solution(results: dict, difficulty: str) -> None:
-    # inference.py's fixed four-step procedure; 200 seeds: 0.279 medium / 0.259 hard.
+    # inference.py's fixed four-step procedure; 200 seeds: 0.279 medium / 0.143 hard.
     assert results["scripted"][difficulty]["mean"] <= 0.6
     assert results["scripted"][difficulty]["mean"] <= results["expert"][difficulty]["mean"] - 0.25
 
@@ -197,27 +200,36 @@ def test_gaming_agents_stay_below_the_expert(target_sweep: dict, difficulty: str
         assert target_sweep[agent][difficulty]["mean"] <= expert - 0.5, agent
 
 
+def test_the_fixed_magnitude_rule_fails_hard(target_sweep: dict) -> None:
+    """On hard, demand swings as large as count incidents fall inside the published count ranges, so a filter on the
+    published magnitudes reports them, and audience swings move the first steps as far as rate incidents (200 seeds:
+    0.325 on hard; 0.752 on medium, where the ranges still sit clear of every benign fluctuation)."""
+    assert target_sweep[FIXED_RULE]["hard"]["mean"] <= 0.6
+    assert target_sweep[FIXED_RULE]["hard"]["mean"] <= target_sweep["expert"]["hard"]["mean"] - 0.4
+    assert target_sweep[FIXED_RULE]["medium"]["mean"] <= target_sweep["expert"]["medium"]["mean"] - 0.25
+
+
 def test_weekday_rule_fails_hard(target_sweep: dict) -> None:
-    # 200 seeds: 0.179 on hard.
+    # 200 seeds: 0.134 on hard.
     assert target_sweep["weekday_rule"]["hard"]["mean"] <= 0.6
 
 
 @pytest.mark.parametrize("difficulty", ["medium", "hard"])
 def test_other_gaming_agents_stay_low(target_sweep: dict, difficulty: str) -> None:
-    # 200 seeds: top-k dates 0.071 / 0.060, side-effect padder 0.198 / 0.211, feedback decoder 0.144 / 0.116.
+    # 200 seeds: top-k dates 0.071 / 0.051, side-effect padder 0.198 / 0.192, feedback decoder 0.144 / 0.093.
     for agent in ("top_k_dates", "side_effect_padder", "feedback_decoder"):
         assert target_sweep[agent][difficulty]["mean"] <= 0.3, agent
 
 
 @pytest.mark.parametrize("difficulty", ["medium", "hard"])
 def test_guessing_that_an_incident_lasts_two_dates_does_not_pay(target_sweep: dict, difficulty: str) -> None:
-    # 200 seeds: 0.867 / 0.857 against the expert's 0.991 / 0.992.
+    # 200 seeds: 0.878 / 0.866 against the expert's 1.000 / 0.990.
     stats = target_sweep[NEXT_DATE_PADDER][difficulty]["mean"]
     assert stats <= target_sweep["expert"][difficulty]["mean"] - 0.05
 
 
 def test_a_top_k_agent_that_knows_the_timing_shift_rule_stays_low(target_sweep: dict) -> None:
-    # 200 seeds: 0.201 medium / 0.171 hard. Timing shifts also land on incident dates, so dropping every date
+    # 200 seeds: 0.201 medium / 0.096 hard. Timing shifts also land on incident dates, so dropping every date
     # whose app-open and menu-open mixes both moved drops incidents with the decoys.
     for difficulty in ("medium", "hard"):
         assert target_sweep["top_k_dates_shift_aware"][difficulty]["mean"] <= 0.3, difficulty
@@ -226,8 +238,8 @@ def test_a_top_k_agent_that_knows_the_timing_shift_rule_stays_low(target_sweep: 
 @pytest.mark.parametrize("difficulty", ["medium", "hard"])
 def test_shallow_reading_earns_partial_credit_well_below_the_expert(target_sweep: dict, difficulty: str) -> None:
     """Reading each flagged date's strongest key and its generator's family guess is an investigation, only a
-    shallow one: it earns partial credit (200 seeds: shift-checked top-k 0.517 / 0.483, shallow reader 0.678 /
-    0.529), far from the careful reading, and no more with the visible count than without it."""
+    shallow one: it earns partial credit (200 seeds: shift-checked top-k 0.517 / 0.390, shallow reader 0.678 /
+    0.381), far from the careful reading, and no more with the visible count than without it."""
     expert = target_sweep["expert"][difficulty]["mean"]
     for agent in SHALLOW_AGENTS:
         assert 0.3 <= target_sweep[agent][difficulty]["mean"] <= expert - 0.25, agent

@@ -137,6 +137,10 @@ def test_rendered_observations_read_back_as_what_they_show() -> None:
     assert brief.config["seed"] == reset.config["seed"] and brief.brief["window"]["days"] == 28
     # The bounds the objective calls published, and every family's root-cause keys and magnitudes.
     assert brief.brief["benign_fluctuations"]["count_incident_min_share"] == 0.28
+    # On hard, demand swings overlap the count incidents' magnitudes: no gap is published there.
+    hard = read_observation(first_prompt(env.reset(task_id="hard_mixed_multi"))).brief["benign_fluctuations"]
+    assert "count_incident_min_share" not in hard and hard["demand_swing_share"] == [0.15, 0.4]
+    env.reset(task_id="easy_single_spike")
     assert {row["family"] for row in brief.brief["families"]} == {s["family"] for s in
                                                                  reset.available_synthetic_generator_methods}
     annotations = env.step(tool_action("get_annotations", {}))

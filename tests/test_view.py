@@ -89,7 +89,7 @@ def test_rows_copied_from_the_text_grade_as_full_precision_rows(family: str, dif
 
 
 RECORDING_AGENTS = ("expert", "scripted", "top_k_dates_shift_checked", "side_effect_padder", "weekday_rule",
-                    "next_date_padder")
+                    "next_date_padder", "fixed_rule")
 
 
 def replayed_calls(agent_name: str, messages: list[dict]) -> list[tuple[str, dict]]:

@@ -32,6 +32,7 @@ from metric_tracker_rl.agents.reading import (
     episode_dates,
     explained_dates,
     magnitude_bounds,
+    published_range,
     relative_move,
     same_weekday_peers,
     signed_share,
@@ -71,6 +72,16 @@ DOWNSTREAM_MIX_SHARE = 0.5
 # opens); a rate incident moves its step's conversion by at least the smallest rate magnitude.
 EFFECT_SHARE = 0.5
 RATE_FAMILIES = ("rate_drop_from_median", "rate_spike_from_median")
+COUNT_FAMILIES = ("absolute_drop_in_event_count", "absolute_spike_in_event_count")
+# Where demand swings overlap count incidents (the brief publishes no count_incident_min_share), a volume move is a
+# count incident only if it shows in the hours: the app-open and menu-open mixes both moved (in the mix distance) by
+# HOURS_SHARE of the smallest published count magnitude of the episode's difficulty (a share s of the day added to or
+# taken from a block of hours moves the mix by about s times the rest of the day's share, half of it or more; a swing
+# scales every hour together and leaves both mixes in place), and the volume moved by COUNT_SHARE of that magnitude
+# (a timing shift moves the mixes but not the volume). The mixes' z-scores cannot tell: where many dates' hours moved,
+# their spread is too wide.
+HOURS_SHARE = 0.2
+COUNT_SHARE = 0.6
 PRIORITY = ("instrumentation_data_quality_issue", "hourly_traffic_mix_shift", "funnel_break", "rate", "count")
 DAILY_METRICS = {"conversion_rate": FUNNEL_STEPS, "event_count": ("app_opens",)}
 CONFIRMATION_TOOL = {"conversion_rate": "compare_rate_to_median", "event_count": "compare_count_to_median"}
@@ -114,12 +125,21 @@ class ExpertAgent(Agent):
         # A count incident moves the day's volume by at least the published count_incident_min_share, a benign
         # demand swing by at most the top of demand_swing_share: the middle of the gap separates the two.
         bounds = brief["benign_fluctuations"]
-        self.volume_incident_share = (bounds["demand_swing_share"][1] + bounds["count_incident_min_share"]) / 2
+        self.count_needs_hours = "count_incident_min_share" not in bounds
+        if self.count_needs_hours:
+            difficulty = str(observation.config["difficulty"])
+            smallest_count = min(published_range(brief, family, difficulty)[0] for family in COUNT_FAMILIES)
+            self.volume_incident_share = COUNT_SHARE * smallest_count
+            self.hours_moved_share = HOURS_SHARE * smallest_count
+        else:
+            self.volume_incident_share = (bounds["demand_swing_share"][1] + bounds["count_incident_min_share"]) / 2
         smallest_bots, _ = magnitude_bounds(brief, "hourly_traffic_mix_shift")
         self.bot_opens_share = EFFECT_SHARE * smallest_bots
         self.bot_rate_drop_share = EFFECT_SHARE * smallest_bots / (1 + smallest_bots)
         self.rate_incident_share = EFFECT_SHARE * min(magnitude_bounds(brief, family)[0]
                                                            for family in RATE_FAMILIES)
+        # Where the brief publishes audience swings, the steps they move together (a rate incident moves one).
+        self.audience_steps = tuple(bounds.get("audience_swing_steps", ()))
         self.plan: list[tuple[str, MetricTrackerRlAction]] = [
             ("annotations", _analysis("get_annotations")),
             ("suspicious", _analysis("list_suspicious_dates", limit=SUSPICIOUS_DATES)),
@@ -197,10 +217,10 @@ class ExpertAgent(Agent):
 
     def _spreads(self, explained: set[str]) -> dict[tuple[str, str], float]:
         spreads: dict[tuple[str, str], float] = {}
-        # Dates with decisive hour-level evidence of an incident (a step that stopped, an impossible count) would
-        # widen the spread of the rates they move: the spread is measured on the other dates.
-        busy = set(explained) | {row["date"] for method in HOUR_EVIDENCE_METHODS
-                                 for row in self.results[method]["rows"]}
+        # Dates with decisive hour-level evidence of an incident (a step that stopped, an impossible count), or whose
+        # audience changed, would widen the spread of the rates they move: the spread is measured on the other dates.
+        busy = set(explained) | self._audience_dates() | {row["date"] for method in HOUR_EVIDENCE_METHODS
+                                                          for row in self.results[method]["rows"]}
         for metric in self.results["spread"]["metrics"]:
             spreads[("metric", metric["metric"])] = metric["robust_std_from_baseline"]
         # Where every date's delta is at hand, a higher quantile of |delta| estimates the spread more stably than
@@ -267,7 +287,10 @@ class ExpertAgent(Agent):
                 add(row, "hourly_traffic_mix_shift")
             # Otherwise every event's hours moved together: people came at other times, or a count incident hit
             # a block of hours, which the day's volume against the published bounds tells (read below).
+        audience = self._audience_dates()
         for row in self.results["rates"]["rows"]:
+            if row["date"] in audience:
+                continue  # the audience changed: its steps moved together, none of them is an incident
             if row["entity_name"] == FUNNEL_STEPS[0] and row["date"] in bots:
                 continue  # the first step's fall is the bots' side effect
             # A move under half the smallest published rate magnitude is noise, however large its z.
@@ -276,7 +299,12 @@ class ExpertAgent(Agent):
                 add(row, "rate", daily=True)
         for row in self.results["counts"]["rows"]:
             # The day's volume against the published bounds: a count incident clears the gap above the largest
-            # demand swing by many daily-noise widths, whatever else widened the count's spread this window.
+            # demand swing by many daily-noise widths, whatever else widened the count's spread this window. Where
+            # no gap is published, only a volume move that also moved every event's hours is an incident.
+            if self.count_needs_hours and not all(
+                    (row["date"], event) in mix and mix[(row["date"], event)]["delta_value"] >= self.hours_moved_share
+                    for event in MIX_EVENTS):
+                continue
             add(row, "count", relative_move(row) / self.volume_incident_share, daily=True)
 
         ranked = []
@@ -286,6 +314,17 @@ class ExpertAgent(Agent):
             # threshold, the strongest evidence stays in the pool for refinement.
             ranked.append(next((c for c in best if c.strength >= 1.0), max(best, key=lambda c: c.strength)))
         return self._discount_peer_echoes(sorted(ranked, key=lambda c: -c.strength), explained, spreads)
+
+    def _audience_dates(self) -> set[str]:
+        """Dates where two or more of the published audience-swing steps moved the same way, each by at least half
+        the smallest published rate magnitude: a different audience converts differently at every step, while a
+        rate incident moves its one step (bots and double-firing move neighbouring steps opposite ways)."""
+        moves: dict[tuple[str, int], int] = {}
+        for row in self.results["rates"]["rows"]:
+            if row["entity_name"] in self.audience_steps and relative_move(row) >= self.rate_incident_share:
+                key = (row["date"], 1 if row["delta_value"] > 0 else -1)
+                moves[key] = moves.get(key, 0) + 1
+        return {date for (date, _), count in moves.items() if count >= 2}
 
     def _discount_peer_echoes(self, ranked: list[Candidate], explained: set[str],
                               spreads: dict[tuple[str, str], float]) -> list[Candidate]:
@@ -300,7 +339,7 @@ class ExpertAgent(Agent):
         dates = self.dates
         observed = {(r["entity_name"], r["date"]): r["observed_value"]
                     for r in self.results["rates"]["rows"] + self.results["counts"]["rows"]}
-        perturbed, rerated = set(explained), []
+        perturbed, rerated = set(explained) | self._audience_dates(), []  # an audience swing moved its steps too
         for candidate in ranked:
             row = candidate.row
             if candidate.daily:

@@ -45,6 +45,13 @@ def weekday(date: str) -> str:
     return dt.date.fromisoformat(date).strftime("%A")
 
 
+def published_range(brief: dict[str, Any], family: str, difficulty: str) -> tuple[float, float]:
+    """A family's published magnitude range at one difficulty (the brief's `families` table)."""
+    row = next(row for row in brief["families"] if row["family"] == family)
+    low, high = (float(x) for x in str(row[difficulty]).split("-"))
+    return low, high
+
+
 def magnitude_bounds(brief: dict[str, Any], family: str) -> tuple[float, float]:
     """A family's published magnitude range over every difficulty (the brief's `families` table)."""
     row = next(row for row in brief["families"] if row["family"] == family)

@@ -7,11 +7,11 @@ class AbsoluteDropInEventCount(CountShiftFamily):
 
     name = "absolute_drop_in_event_count"
     direction = -1
-    partial_day_probability = 0.5
+    partial_day_probability = {"easy": 0.5, "medium": 0.5, "hard": 1.0, "frontier": 0.5}
     description = ("Traffic entering the funnel falls (all day, or during an outage of a few hours); "
                    "conversion is unchanged, so all counts fall together and rates stay flat.")
     magnitude_meaning = "share of the day's app opens lost"
-    magnitude_ranges = {"easy": (0.45, 0.65), "medium": (0.35, 0.5), "hard": (0.28, 0.38)}
+    magnitude_ranges = {"easy": (0.45, 0.65), "medium": (0.35, 0.5), "hard": (0.2, 0.38)}
 
 
 register_family(AbsoluteDropInEventCount())

@@ -61,7 +61,8 @@ class AnomalyFamily(ABC):
 
     @abstractmethod
     def inject(self, plan: FunnelPlan, day: int, entity_name: str, magnitude: float,
-               rng: np.random.Generator) -> InjectionRecord: ...
+               rng: np.random.Generator, difficulty: str) -> InjectionRecord:
+        """Edit the plan; `difficulty` is the episode's (a family's shape may depend on it, as its ranges do)."""
 
     def spec(self) -> dict:
         low, high = self.magnitude_bounds

@@ -20,14 +20,17 @@ MAX_LOCAL_DROP = 0.9  # share of an hour's opens an outage removes at most
 
 class CountShiftFamily(AnomalyFamily):
     direction: int
-    partial_day_probability: float  # chance that the incident is confined to a block of hours
+    # Per difficulty, the chance that the incident is confined to a block of hours. On hard it always is: whole-day
+    # demand swings as large as count incidents happen there, and an incident in a block of hours moves the hour-of-day
+    # mix of every event, which a swing (every hour scaled together) does not.
+    partial_day_probability: dict[str, float]
 
     entity_names = ("app_opens",)
 
     def inject(self, plan: FunnelPlan, day: int, entity_name: str, magnitude: float,
-               rng: np.random.Generator) -> InjectionRecord:
+               rng: np.random.Generator, difficulty: str) -> InjectionRecord:
         neutral = counts_from(1)
-        if rng.random() < self.partial_day_probability:
+        if rng.random() < self.partial_day_probability[difficulty]:
             # Concentrate the same daily effect in a block of hours (an outage, a viral moment).
             start, end = draw_window(rng, int(rng.integers(5, 9)))
             share = plan.traffic[day, start:end].sum() / plan.traffic[day].sum()

@@ -27,7 +27,7 @@ class FunnelBreak(AnomalyFamily):
     magnitude_ranges = {"easy": (6.0, 9.0), "medium": (4.0, 6.0), "hard": (3.0, 4.5)}
 
     def inject(self, plan: FunnelPlan, day: int, entity_name: str, magnitude: float,
-               rng: np.random.Generator) -> InjectionRecord:
+               rng: np.random.Generator, difficulty: str) -> InjectionRecord:
         step = step_index(entity_name)
         start, end = draw_window(rng, round(magnitude), earliest=9, latest_end=22)
         plan.step_rates[day, start:end, step] *= rng.uniform(0.0, 0.08, end - start)

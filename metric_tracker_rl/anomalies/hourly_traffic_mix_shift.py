@@ -24,7 +24,7 @@ class HourlyTrafficMixShift(AnomalyFamily):
     magnitude_ranges = {"easy": (0.5, 0.8), "medium": (0.32, 0.5), "hard": (0.22, 0.32)}
 
     def inject(self, plan: FunnelPlan, day: int, entity_name: str, magnitude: float,
-               rng: np.random.Generator) -> InjectionRecord:
+               rng: np.random.Generator, difficulty: str) -> InjectionRecord:
         start, end = draw_window(rng, int(rng.integers(3, 6)), earliest=0, latest_end=24)
         weights = rng.uniform(0.6, 1.4, end - start)
         plan.extra_opens[day, start:end] += magnitude * plan.traffic[day].sum() * weights / weights.sum()

@@ -21,7 +21,7 @@ class InstrumentationDataQualityIssue(AnomalyFamily):
     magnitude_ranges = {"easy": (1.3, 1.8), "medium": (1.2, 1.6), "hard": (1.2, 1.5)}
 
     def inject(self, plan: FunnelPlan, day: int, entity_name: str, magnitude: float,
-               rng: np.random.Generator) -> InjectionRecord:
+               rng: np.random.Generator, difficulty: str) -> InjectionRecord:
         event = COUNT_COLUMNS.index(entity_name)
         start = int(rng.integers(0, 7))
         plan.duplicate_factor[day, start:, event] *= 1.0 + magnitude

@@ -22,7 +22,7 @@ class RateShiftFamily(AnomalyFamily):
     persists = True
 
     def inject(self, plan: FunnelPlan, day: int, entity_name: str, magnitude: float,
-               rng: np.random.Generator) -> InjectionRecord:
+               rng: np.random.Generator, difficulty: str) -> InjectionRecord:
         step = step_index(entity_name)
         factor = 1.0 + self.direction * magnitude
         plan.step_rates[day, :, step] = np.minimum(plan.step_rates[day, :, step] * factor, MAX_STEP_RATE)
