@@ -6,6 +6,7 @@ the grader, and a test walks the tool package's imports to keep it so.
 
 from __future__ import annotations
 
+import datetime
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -86,3 +87,36 @@ class PublicEpisode:
         if tables is None:
             tables = self.memo["segment_tables"] = self.segments.tables()
         return tables
+
+    def sql_tables(self) -> dict[str, pd.DataFrame]:
+        """The tables the SQL tool may query, built fresh (the sandbox copies them): `daily` (date, weekday,
+        weekend, the five counts), `hourly` (date, hour, the five counts) and `annotations` (date, kind, note),
+        dates as dates. Another table becomes queryable by adding it here."""
+        import pandas as pd
+
+        def as_dates(values: Any) -> list[datetime.date]:
+            return [datetime.date.fromisoformat(value) for value in values]
+
+        daily = self.daily_frame()[["date", "weekday", "weekend", *COUNT_COLUMNS]].copy()
+        daily["date"] = as_dates(daily["date"])
+        hourly = self.hourly_frame().copy()
+        hourly["date"] = as_dates(hourly["date"])
+        annotations = pd.DataFrame({"date": as_dates(a.date for a in self.annotations),
+                                    "kind": [a.kind for a in self.annotations],
+                                    "note": [a.note for a in self.annotations]})
+        tables = {"daily": daily, "hourly": hourly, "annotations": annotations}
+        for name, table in self.segment_tables().items():  # frontier: the segmented tables and the releases
+            table = table.copy()
+            for column in ("date", "rollout_start"):
+                if column in table and table[column].dtype == object:
+                    table[column] = as_dates(table[column])
+            tables[name] = table
+        return tables
+
+    def close(self) -> None:
+        """Release what tools opened for this episode (values of `memo` with a close(), the SQL connection);
+        the episode stays readable and a tool that needs one again opens a new one."""
+        for key, value in list(self.memo.items()):
+            if callable(getattr(value, "close", None)):
+                del self.memo[key]
+                value.close()

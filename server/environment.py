@@ -48,8 +48,9 @@ INSTRUCTION = (
     "submission with invalid rows (a date outside the window, an entity not valid for its type, a repeated key) "
     "is refused without using a submission."
 )
-# Analysis tools whose cost grows with the request: they take a worker thread (see step_async).
-THREADED_TOOLS = frozenset({"payload_generator", "preview_submission"})
+# Analysis tools whose cost grows with the request: they take a worker thread (see step_async). A SQL query may
+# run up to its time limit (DuckDB releases the GIL while it works).
+THREADED_TOOLS = frozenset({"payload_generator", "preview_submission", "query"})
 NO_EPISODE = (
     "No active episode. Over HTTP every /step request gets a fresh environment (HTTP is stateless), so an "
     "episode needs the WebSocket session at /ws (MetricTrackerRlEnv in Python): send reset, then steps."
@@ -118,6 +119,8 @@ class MetricTrackerRlEnvironment(TaskProviderMixin,
             # The current episode, if any, is left as it was.
             return MetricTrackerRlObservation(status="error", message=f"reset failed: {exc}", done=self._done,
                                               reward=0.0, available_tasks=_catalogs()["available_tasks"])
+        if self._episode is not None:
+            self._episode.public.close()  # the old episode's SQL connection, if it opened one
         self._episode, self._episode_id = episode, episode_id or str(uuid.uuid4())
         self._steps = self._submissions = 0
         self._done, self._last_score, self._episode_score = False, None, 0.0
@@ -152,6 +155,11 @@ class MetricTrackerRlEnvironment(TaskProviderMixin,
         if action.analysis_method is not None and action.analysis_method not in THREADED_TOOLS:
             return self.step(action, timeout_s=timeout_s, **kwargs)
         return await asyncio.to_thread(self.step, action, timeout_s=timeout_s, **kwargs)
+
+    def close(self) -> None:
+        """OpenEnv calls this when the session ends: release what the episode's tools opened."""
+        if self._episode is not None:
+            self._episode.public.close()
 
     @property
     def expected_row_count(self) -> int | None:

@@ -1,0 +1,295 @@
+"""A read-only SQL sandbox over an episode's public tables: one in-memory DuckDB database per episode.
+
+DuckDB treats SQL as code with the privileges of the process, so an agent's query meets four walls, each enough
+on its own for most attacks (defence in depth):
+
+1. the text: at most MAX_SQL_CHARS characters, no control characters;
+2. DuckDB's own parser: exactly one statement, a SELECT (or WITH ... SELECT, FROM ..., DESCRIBE, SUMMARIZE); its
+   parse tree (`json_serialize_sql`) may call only a few table functions and no function that waits or changes
+   state, and may name no file or URL as a table;
+3. DuckDB's configuration, set when the database opens and locked: no external access (files, network, Python
+   replacement scans), no extension installed or loaded, no spilling to disk, one thread, a memory limit;
+4. a watchdog that interrupts a statement at the time limit, and a cap on the rows a result may have.
+
+A refusal raises SqlRefused with a message that says what is allowed; the caller shows it to the agent. The
+module knows nothing of how an episode was made: it receives tables and holds nothing else.
+"""
+
+from __future__ import annotations
+
+import datetime
+import decimal
+import json
+import math
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import duckdb
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+MAX_SQL_CHARS = 4000
+TIME_LIMIT_S = 1.0
+MEMORY_LIMIT_MB = 64
+ROW_CAP = 5000  # rows a result may have (pages are cut from them)
+MAX_COLUMNS = 64
+MAX_CELL_CHARS = 200
+# Applied in this order (DuckDB refuses to change temp_directory once external access is off, and anything
+# once the configuration is locked).
+CONFIG: dict[str, Any] = {
+    "temp_directory": "",  # nothing spills to disk: a query over the memory limit fails instead
+    "memory_limit": f"{MEMORY_LIMIT_MB}MB",
+    "threads": 1,
+    "external_threads": 1,
+    "autoload_known_extensions": False,
+    "autoinstall_known_extensions": False,
+    "allow_community_extensions": False,
+    "allow_unsigned_extensions": False,
+    "allow_persistent_secrets": False,
+    "python_enable_replacements": False,  # DuckDB's Python client would otherwise read variables by name
+    "python_scan_all_frames": False,
+    "enable_external_access": False,  # files, network, COPY, ATTACH of files, Python replacement scans
+    "lock_configuration": True,
+}
+# Settings that not every supported DuckDB knows (1.5 has no async_threads; 2.0 starts 8 I/O threads per database).
+OPTIONAL_CONFIG: dict[str, Any] = {"async_threads": 0}
+# Table functions a SELECT may call: generators and read-only views of the database's own catalog.
+ALLOWED_TABLE_FUNCTIONS = frozenset({"range", "generate_series", "unnest", "duckdb_databases", "duckdb_schemas",
+                                     "duckdb_tables", "duckdb_views", "duckdb_columns", "duckdb_settings",
+                                     "duckdb_functions", "pragma_table_info"})
+# Scalar functions that wait (a sleeping thread cannot be interrupted) or change state.
+DENIED_FUNCTIONS = frozenset({"sleep_ms", "pg_sleep", "write_log", "setseed", "nextval", "currval", "setval"})
+_ALLOWED_CONTROL = frozenset("\t\n\r")
+_PATH_MARKS = ("/", "\\", ":", ".", "~")
+_optional_config_known: bool | None = None  # whether this DuckDB accepts OPTIONAL_CONFIG (found on first use)
+
+
+class SqlRefused(ValueError):
+    """A query the sandbox will not run or could not finish; the message tells the agent what is allowed."""
+
+
+@dataclass(frozen=True)
+class SqlResult:
+    columns: list[str]
+    rows: list[dict[str, Any]]
+
+
+class SqlSandbox:
+    """One in-memory DuckDB database holding `tables` (name -> DataFrame), read by one SELECT at a time.
+
+    Not shared between episodes: a new episode opens its own, and `close()` releases it (the environment calls
+    it on reset and when the session closes). Calls are serialised; `close()` interrupts a running query first."""
+
+    def __init__(self, tables: Mapping[str, pd.DataFrame]) -> None:
+        self._con = _connect()
+        for name, frame in tables.items():
+            self._con.register("_source", frame)
+            self._con.execute(f'CREATE TABLE "{name}" AS SELECT * FROM _source')
+            self._con.unregister("_source")
+        self.schema = {name: list(frame.columns) for name, frame in tables.items()}
+        self.allowed = (f"Allowed: one read-only SELECT (or WITH ... SELECT) statement over the tables "
+                        f"{', '.join(self.schema)}; no files, network, extensions or settings.")
+        self._run_lock = threading.Lock()  # one statement at a time on the connection
+        self._watch_lock = threading.Lock()  # the watchdog and the statement agree on which statement runs
+        self._running: object | None = None
+        self._expired: object | None = None
+        self.closed = False
+
+    def tables_text(self) -> str:
+        return "tables: " + "; ".join(f"{name}({', '.join(columns)})" for name, columns in self.schema.items())
+
+    def run(self, sql: str) -> SqlResult:
+        """The rows of one SELECT. Raises SqlRefused for anything else, and for a query that breaks a limit."""
+        statement = self._checked(sql)
+        with self._run_lock:
+            if self.closed:
+                raise SqlRefused("the SQL connection of this episode is closed; reset to start a new episode")
+            columns, rows = self._execute(statement)
+        return SqlResult(columns, [dict(zip(columns, (_cell(v) for v in row), strict=True)) for row in rows])
+
+    def close(self) -> None:
+        """Release the database. A query still running is interrupted first."""
+        with self._watch_lock:
+            if self._running is not None:
+                self._con.interrupt()
+        with self._run_lock:
+            if not self.closed:
+                self.closed = True
+                self._con.close()
+
+    # --- the walls -----------------------------------------------------------------------------------
+
+    def _checked(self, sql: str) -> duckdb.Statement:
+        """The one SELECT statement of `sql`, parsed by DuckDB, or SqlRefused."""
+        if len(sql) > MAX_SQL_CHARS:
+            raise SqlRefused(f"the SQL text has {len(sql)} characters; at most {MAX_SQL_CHARS} characters. "
+                             f"{self.allowed}")
+        bad = next((c for c in sql if (ord(c) < 32 and c not in _ALLOWED_CONTROL) or ord(c) == 127), None)
+        if bad is not None:
+            raise SqlRefused(f"the SQL text holds a control character (code {ord(bad)}); write plain text. "
+                             f"{self.allowed}")
+        with self._run_lock:
+            if self.closed:
+                raise SqlRefused("the SQL connection of this episode is closed; reset to start a new episode")
+            try:
+                statements = self._con.extract_statements(sql)
+            except duckdb.Error as exc:
+                raise SqlRefused(f"SQL syntax error: {_first_lines(exc)}. {self.allowed}") from None
+            if not statements:
+                raise SqlRefused(f"no SQL statement found. {self.allowed}")
+            if len(statements) > 1:
+                raise SqlRefused(f"one statement per call, got {len(statements)}. {self.allowed}")
+            (statement,) = statements
+            if statement.type != duckdb.StatementType.SELECT:
+                kind = statement.type.name.replace("_", " ")
+                raise SqlRefused(f"a {kind} statement ({_verb(statement.query)}) is not allowed. {self.allowed}")
+            tree = self._con.execute("SELECT json_serialize_sql($1::VARCHAR)", [statement.query]).fetchone()[0]
+        self._check_tree(json.loads(tree))
+        return statement
+
+    def _check_tree(self, tree: dict[str, Any]) -> None:
+        if tree.get("error"):
+            raise SqlRefused(f"this form of query is not supported ({tree.get('error_message', '')}). "
+                             f"{self.allowed}")
+        stack: list[Any] = [tree["statements"]]
+        while stack:  # a loop, not recursion: the tree of a long query is deep
+            node = stack.pop()
+            if isinstance(node, list):
+                stack.extend(node)
+                continue
+            if not isinstance(node, dict):
+                continue
+            kind = node.get("type")
+            if kind == "TABLE_FUNCTION":
+                name = str((node.get("function") or {}).get("function_name", "")).lower()
+                if name not in ALLOWED_TABLE_FUNCTIONS:
+                    raise SqlRefused(f"table function {name}() is not allowed; table functions allowed: "
+                                     f"{', '.join(sorted(ALLOWED_TABLE_FUNCTIONS))}. {self.allowed}")
+            elif kind == "BASE_TABLE" and any(mark in str(node.get("table_name", "")) for mark in _PATH_MARKS):
+                raise SqlRefused(f"{node['table_name']!r} reads a file or URL; no file or network access. "
+                                 f"{self.tables_text()}. {self.allowed}")
+            name = node.get("function_name")
+            if isinstance(name, str) and name.lower() in DENIED_FUNCTIONS:
+                raise SqlRefused(f"function {name.lower()}() is not allowed (it waits or changes state). "
+                                 f"{self.allowed}")
+            stack.extend(value for value in node.values() if isinstance(value, (dict, list)))
+
+    def _execute(self, statement: duckdb.Statement) -> tuple[list[str], list[tuple[Any, ...]]]:
+        """Run the statement under the watchdog; at most ROW_CAP rows. DuckDB errors become SqlRefused."""
+        token = object()
+        with self._watch_lock:
+            self._running, self._expired = token, None
+        watchdog = threading.Timer(TIME_LIMIT_S, self._interrupt, (token,))
+        watchdog.daemon = True
+        watchdog.start()
+        try:
+            self._con.execute(statement)
+            description = self._con.description or []
+            rows = self._con.fetchmany(ROW_CAP + 1)
+        except duckdb.Error as exc:
+            raise self._refusal(exc, expired=self._stop(watchdog, token)) from None
+        except (ValueError, OverflowError) as exc:  # a value Python cannot hold (a date past year 9999, ...)
+            self._stop(watchdog, token)
+            raise SqlRefused(f"a value of the result cannot be shown ({exc}); CAST it to VARCHAR. "
+                             f"{self.allowed}") from None
+        self._stop(watchdog, token)
+        if len(rows) > ROW_CAP:
+            raise SqlRefused(f"the result has more than {ROW_CAP} rows; narrow it with WHERE, GROUP BY or LIMIT "
+                             "(pages of a result come from the limit and offset arguments).")
+        if len(description) > MAX_COLUMNS:
+            raise SqlRefused(f"the result has {len(description)} columns; at most {MAX_COLUMNS} columns.")
+        return _column_names([column[0] for column in description]), rows
+
+    def _interrupt(self, token: object) -> None:
+        with self._watch_lock:
+            if self._running is token:  # the statement it was started for is still running
+                self._expired = token
+                self._con.interrupt()
+
+    def _stop(self, watchdog: threading.Timer, token: object) -> bool:
+        """Stop watching; whether the statement was interrupted at the time limit."""
+        watchdog.cancel()
+        with self._watch_lock:
+            self._running = None
+            return self._expired is token
+
+    def _refusal(self, exc: duckdb.Error, *, expired: bool) -> SqlRefused:
+        if expired or isinstance(exc, duckdb.InterruptException):
+            return SqlRefused(f"the query ran past the {TIME_LIMIT_S:g} s time limit and was stopped; "
+                              "aggregate or filter earlier.")
+        if isinstance(exc, duckdb.OutOfMemoryException):
+            return SqlRefused(f"the query needs more than the {MEMORY_LIMIT_MB} MB memory limit; aggregate or "
+                              "filter earlier.")
+        if isinstance(exc, duckdb.PermissionException):
+            return SqlRefused(f"no file, network or extension access. {self.tables_text()}. {self.allowed}")
+        if isinstance(exc, (duckdb.InternalException, duckdb.FatalException)):
+            # DuckDB may have invalidated the database: close it; the next query opens a fresh one.
+            self.closed = True
+            self._con.close()
+            return SqlRefused("the query failed inside the SQL engine; the connection was reset, try another query.")
+        if isinstance(exc, (duckdb.CatalogException, duckdb.BinderException)):
+            return SqlRefused(f"{_first_lines(exc)}. {self.tables_text()}.")
+        return SqlRefused(f"{_first_lines(exc)}. {self.allowed}")
+
+
+def _connect() -> duckdb.DuckDBPyConnection:
+    global _optional_config_known
+    if _optional_config_known is not False:
+        try:
+            con = duckdb.connect(":memory:", config={**OPTIONAL_CONFIG, **CONFIG})
+        except duckdb.InvalidInputException:
+            _optional_config_known = False
+        else:
+            _optional_config_known = True
+            return con
+    return duckdb.connect(":memory:", config=CONFIG)
+
+
+def _first_lines(exc: Exception, limit: int = 400) -> str:
+    """DuckDB's message without its hints to change settings (settings are locked), shortened."""
+    text = " ".join(line.strip() for line in str(exc).splitlines() if line.strip())
+    text = text.split(' Use "SET ')[0]
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+def _verb(query: str) -> str:
+    words = query.split()
+    return " ".join(words[:2]).upper() if words else ""
+
+
+def _column_names(names: list[str]) -> list[str]:
+    """Column names that a table view can show: one line, no cell separator or key mark, non-empty, unique."""
+    out: list[str] = []
+    for i, name in enumerate(names):
+        clean = " ".join(str(name).replace("|", "/").replace(":", "_").split())[:64] or f"column_{i + 1}"
+        unique, n = clean, 2
+        while unique in out:
+            unique, n = f"{clean}_{n}", n + 1
+        out.append(unique)
+    return out
+
+
+def _cell(value: Any) -> Any:
+    """A DuckDB value as a plain JSON value: finite numbers, text (cut at MAX_CELL_CHARS), booleans and null."""
+    if value is None or isinstance(value, (bool, int)):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, decimal.Decimal):
+        return _cell(float(value))
+    if isinstance(value, (datetime.date, datetime.time)):  # datetime is a date
+        return value.isoformat()
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        text = bytes(value).hex()
+    elif isinstance(value, str):
+        text = value
+    elif isinstance(value, (list, dict, tuple)):
+        text = json.dumps(value, default=str, ensure_ascii=False)
+    else:
+        text = str(value)
+    if len(text) > MAX_CELL_CHARS:
+        text = f"{text[:MAX_CELL_CHARS]}... ({len(text)} characters)"
+    return text

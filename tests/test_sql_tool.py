@@ -1,0 +1,546 @@
+"""The read-only SQL tool `query`: a query surface is an attack surface, so the abuse cases come first.
+
+Every refusal is an agent mistake: a clear error naming what is allowed, returned as an error observation that
+costs a step, never an exception. Then the behaviour: results equal what pandas computes on the same public
+data, paging, the time limit, the connection's lifetime, and a real server over the WebSocket.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from websockets.sync.client import connect
+
+from metric_tracker_rl import MetricTrackerRlAction, view
+from metric_tracker_rl.analysis_tools import TOOL_REGISTRY
+from metric_tracker_rl.analysis_tools.sql import SANDBOX_KEY
+from metric_tracker_rl.catalog import COUNT_COLUMNS
+from metric_tracker_rl.public import PublicEpisode
+from metric_tracker_rl.scenario import build_episode
+from metric_tracker_rl.sql_sandbox import (
+    CONFIG,
+    MAX_CELL_CHARS,
+    MAX_SQL_CHARS,
+    ROW_CAP,
+    TIME_LIMIT_S,
+    SqlRefused,
+    SqlSandbox,
+)
+from metric_tracker_rl.tasks import resolve_episode_config
+from metric_tracker_rl.tool_calls import render_observation
+from server.environment import THREADED_TOOLS, MetricTrackerRlEnvironment
+
+PUBLIC_TABLES = {"daily", "hourly", "annotations"}
+# A refusal names what is allowed.
+ALLOWED = "one read-only SELECT"
+
+
+def public_episode(seed: int = 3, difficulty: str = "medium") -> PublicEpisode:
+    return build_episode(resolve_episode_config(seed=seed, difficulty=difficulty)).public
+
+
+@pytest.fixture(scope="module")
+def public() -> PublicEpisode:
+    return public_episode()
+
+
+@pytest.fixture(scope="module")
+def sandbox(public: PublicEpisode) -> Any:
+    """One sandbox for every abuse case: none of them may change what the next one sees."""
+    box = SqlSandbox(public.sql_tables())
+    yield box
+    box.close()
+
+
+def assert_intact(box: SqlSandbox, public: PublicEpisode) -> None:
+    """The database still holds exactly the public tables, unchanged, and still answers."""
+    tables = box.run("SELECT table_name FROM duckdb_tables() ORDER BY 1").rows
+    assert {row["table_name"] for row in tables} == PUBLIC_TABLES
+    assert box.run("SELECT count(*) AS n FROM duckdb_views() WHERE NOT internal").rows == [{"n": 0}]
+    counts = box.run("SELECT sum(app_opens) AS a, count(*) AS n FROM daily").rows[0]
+    assert counts == {"a": int(public.data.daily[:, 0].sum()), "n": len(public.data.dates)}
+    settings_now = {row["name"]: row["value"] for row in box.run(
+        "SELECT name, value FROM duckdb_settings() WHERE name IN ('enable_external_access', 'lock_configuration', "
+        "'threads', 'autoload_known_extensions', 'autoinstall_known_extensions')").rows}
+    assert settings_now == {"enable_external_access": "false", "lock_configuration": "true", "threads": "1",
+                            "autoload_known_extensions": "false", "autoinstall_known_extensions": "false"}
+
+
+# --- abuse: statements other than one SELECT ------------------------------------------------------------
+
+NOT_A_SELECT = [
+    "ATTACH ':memory:' AS other", "ATTACH '/tmp/wsql_attached.db' AS other", "DETACH memory",
+    "COPY daily TO '/tmp/wsql_copy_out.csv'", "COPY (SELECT * FROM daily) TO '/tmp/wsql_copy_out.csv'",
+    "COPY daily FROM '/etc/passwd'", "INSTALL httpfs", "FORCE INSTALL httpfs", "LOAD httpfs",
+    "INSTALL h3 FROM community", "PRAGMA threads=4", "PRAGMA enable_profiling", "PRAGMA version",
+    "SET threads = 4", "SET enable_external_access = true", "SET GLOBAL lock_configuration = false",
+    "RESET threads", "RESET ALL", "SET VARIABLE x = 1", "USE system", "CALL enable_profiling()",
+    "CALL pragma_version()", "EXPORT DATABASE '/tmp/wsql_export'", "IMPORT DATABASE '/tmp/wsql_export'",
+    "CHECKPOINT", "FORCE CHECKPOINT", "VACUUM", "ANALYZE", "CREATE TABLE t AS SELECT 1 AS x",
+    "CREATE TEMP TABLE t AS SELECT 1 AS x", "CREATE VIEW v AS SELECT 1 AS x", "CREATE MACRO m(a) AS a + 1",
+    "CREATE SEQUENCE s", "CREATE SECRET (TYPE s3, KEY_ID 'k', SECRET 's')", "CREATE SCHEMA s",
+    "INSERT INTO daily SELECT * FROM daily", "UPDATE daily SET app_opens = 0", "DELETE FROM daily",
+    "TRUNCATE daily", "DROP TABLE daily", "ALTER TABLE daily RENAME TO gone",
+    "ALTER TABLE daily ADD COLUMN x INTEGER", "BEGIN TRANSACTION", "COMMIT", "PREPARE p AS SELECT 1",
+    "EXECUTE p", "DEALLOCATE p", "EXPLAIN SELECT 1", "EXPLAIN ANALYZE SELECT * FROM daily",
+    "PIVOT daily ON weekday USING sum(app_opens)",
+    "/* a comment */ DROP TABLE daily", "-- a line comment\nDELETE FROM daily",
+]
+
+SEVERAL = [
+    "SELECT 1; DROP TABLE daily", "SELECT 1; SELECT 2", "SELECT 1 /* ; */; DROP TABLE daily",
+    "SELECT 1;\n-- harmless?\nATTACH ':memory:' AS x", "WITH x AS (SELECT 1) SELECT * FROM x; COPY daily TO '/tmp/x'",
+]
+
+
+@pytest.mark.parametrize("sql", NOT_A_SELECT)
+def test_every_statement_but_a_select_is_refused(sandbox: SqlSandbox, public: PublicEpisode, sql: str) -> None:
+    with pytest.raises(SqlRefused, match=ALLOWED):
+        sandbox.run(sql)
+    assert_intact(sandbox, public)
+
+
+@pytest.mark.parametrize("sql", SEVERAL)
+def test_several_statements_in_one_string_are_refused(sandbox: SqlSandbox, public: PublicEpisode, sql: str) -> None:
+    with pytest.raises(SqlRefused, match="one statement"):
+        sandbox.run(sql)
+    assert_intact(sandbox, public)
+
+
+def test_nothing_was_written_to_the_file_system(sandbox: SqlSandbox) -> None:
+    for sql in NOT_A_SELECT + SEVERAL:
+        with pytest.raises(SqlRefused):
+            sandbox.run(sql)
+    for path in ("/tmp/wsql_copy_out.csv", "/tmp/wsql_attached.db", "/tmp/wsql_export", "/tmp/x"):
+        assert not Path(path).exists(), path
+
+
+# --- abuse: files, network, extensions and functions with side effects inside a SELECT ---------------------
+
+FILE_READERS = ["read_csv", "read_csv_auto", "read_parquet", "parquet_scan", "read_json", "read_json_auto",
+                "read_ndjson", "read_json_objects", "read_text", "read_blob", "glob", "sniff_csv", "parquet_metadata"]
+PLACES = ["/etc/passwd", "https://example.com/data.csv", "s3://bucket/data.parquet", "~/.ssh/id_rsa"]
+
+
+@pytest.mark.parametrize("reader", FILE_READERS)
+@pytest.mark.parametrize("place", PLACES)
+def test_no_file_or_network_reader_answers(sandbox: SqlSandbox, reader: str, place: str) -> None:
+    with pytest.raises(SqlRefused, match="table functions allowed"):
+        sandbox.run(f"SELECT * FROM {reader}('{place}')")
+
+
+@pytest.mark.parametrize("sql", [
+    "SELECT * FROM '/etc/passwd'", "FROM '/etc/passwd'", "SELECT * FROM 'https://example.com/data.csv'",
+    "SELECT * FROM 'data.parquet'", "SELECT * FROM \"/etc/hosts\"", "SELECT count(*) FROM 's3://bucket/x.json'",
+])
+def test_replacement_scans_of_paths_and_urls_are_refused(sandbox: SqlSandbox, sql: str) -> None:
+    with pytest.raises(SqlRefused, match="file"):
+        sandbox.run(sql)
+
+
+# A global of this module: DuckDB's Python client would scan it by name if replacement scans were on.
+leaky_global_frame = pd.DataFrame({"secret": ["python-global"]})
+
+
+def test_python_variables_are_not_tables(sandbox: SqlSandbox) -> None:
+    leaky_local_frame = pd.DataFrame({"secret": ["python-local"]})  # noqa: F841 - scanned by name if allowed
+    for name in ("leaky_local_frame", "leaky_global_frame", "pd", "np", "os"):
+        with pytest.raises(SqlRefused, match="tables: daily"):
+            sandbox.run(f"SELECT * FROM {name}")
+    assert CONFIG["python_enable_replacements"] is False and CONFIG["python_scan_all_frames"] is False
+    # The same query on an unprotected connection does read the local variable: the check above means something.
+    plain = duckdb.connect(":memory:")
+    try:
+        assert plain.execute("SELECT * FROM leaky_local_frame").fetchall() == [("python-local",)]
+    finally:
+        plain.close()
+
+
+@pytest.mark.parametrize("sql", [
+    "SELECT * FROM sqlite_scan('x.db', 't')", "SELECT * FROM read_xlsx('x.xlsx')",
+    "SELECT st_point(1, 2)", "SELECT * FROM postgres_scan('host=localhost', 'public', 't')",
+    "SELECT * FROM iceberg_scan('s3://bucket/t')", "SELECT * FROM delta_scan('/tmp/t')",
+])
+def test_no_extension_is_autoloaded(sandbox: SqlSandbox, public: PublicEpisode, sql: str) -> None:
+    with pytest.raises(SqlRefused):
+        sandbox.run(sql)
+    assert_intact(sandbox, public)
+
+
+@pytest.mark.parametrize("function", [
+    "enable_profiling", "disable_profiling", "enable_logging", "disable_logging", "truncate_duckdb_logs",
+    "checkpoint", "force_checkpoint", "duckdb_secrets", "duckdb_extensions", "which_secret",
+    "register_external_resource", "json_execute_serialized_sql", "pandas_scan", "arrow_scan", "python_map_function",
+])
+def test_table_functions_with_effects_are_refused(sandbox: SqlSandbox, public: PublicEpisode, function: str) -> None:
+    with pytest.raises(SqlRefused, match="table functions allowed: .*range"):
+        sandbox.run(f"SELECT * FROM {function}()")
+    assert_intact(sandbox, public)
+
+
+@pytest.mark.parametrize("sql", [
+    "SELECT * FROM query('SELECT * FROM enable_profiling()')", "SELECT * FROM query_table('daily')",
+    "SELECT * FROM daily WHERE date IN (SELECT * FROM query('SELECT date FROM daily'))",
+])
+def test_sql_inside_strings_is_refused(sandbox: SqlSandbox, sql: str) -> None:
+    with pytest.raises(SqlRefused, match="table functions allowed"):
+        sandbox.run(sql)
+
+
+@pytest.mark.parametrize("sql", [
+    "SELECT sleep_ms(60000)", "SELECT pg_sleep(60)", "SELECT write_log('x')", "SELECT setseed(0.5)",
+    "SELECT nextval('s')", "SELECT count(*) FROM daily WHERE app_opens > (SELECT sleep_ms(100000))",
+    "SELECT getenv('HOME')", "SELECT getenv('METRIC_TRACKER_SECRET')",
+])
+def test_functions_that_wait_change_state_or_read_the_environment_are_refused(sandbox: SqlSandbox,
+                                                                               sql: str) -> None:
+    started = time.monotonic()
+    with pytest.raises(SqlRefused):
+        sandbox.run(sql)
+    assert time.monotonic() - started < TIME_LIMIT_S
+
+
+def test_settings_are_readable_locked_and_hold_no_secret(sandbox: SqlSandbox, public: PublicEpisode,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    secret = "held-out-secret-7f3a9c"
+    monkeypatch.setenv("METRIC_TRACKER_SECRET", secret)
+    box = SqlSandbox(public.sql_tables())  # built while the secret is in the environment
+    try:
+        everything = box.run("SELECT * FROM duckdb_settings()")
+        assert secret not in json.dumps(everything.rows)
+        assert box.run("SELECT current_setting('enable_external_access') AS v").rows == [{"v": False}]
+        assert box.run("SELECT current_setting('lock_configuration') AS v").rows == [{"v": True}]
+        databases = {row["database_name"] for row in box.run("SELECT database_name FROM duckdb_databases()").rows}
+        assert databases <= {"memory", "system", "temp"}
+        schemas = box.run("SELECT DISTINCT table_schema AS s, table_name AS t FROM information_schema.tables").rows
+        assert {row["t"] for row in schemas} == PUBLIC_TABLES
+        for sql in ("SET lock_configuration = false", "SELECT * FROM enable_profiling()"):
+            with pytest.raises(SqlRefused):
+                box.run(sql)
+        assert_intact(box, public)
+    finally:
+        box.close()
+
+
+# --- abuse: resources ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("sql", [
+    "WITH RECURSIVE r(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM r) SELECT count(*) FROM r",
+    "WITH RECURSIVE r(n) AS (SELECT 1 UNION ALL SELECT n FROM r) SELECT max(n) FROM r",
+    "SELECT count(*) FROM range(1000000) a, range(1000000) b",
+    "SELECT a.range * b.range AS x FROM range(100000) a, range(100000) b ORDER BY x DESC LIMIT 1",
+    "SELECT list(range) FROM range(100000000)",
+    "SELECT string_agg(repeat('x', 1000), ',') FROM range(10000000)",
+])
+def test_runaway_queries_are_stopped_and_the_connection_goes_on(sandbox: SqlSandbox, public: PublicEpisode,
+                                                                sql: str) -> None:
+    started = time.monotonic()
+    with pytest.raises(SqlRefused, match="time limit|memory limit"):
+        sandbox.run(sql)
+    # Interrupted, not waited out: the watchdog stops it at the limit (plus the machine's scheduling slack).
+    assert time.monotonic() - started < TIME_LIMIT_S + 2.0
+    assert_intact(sandbox, public)
+
+
+def test_a_never_ending_recursive_query_hits_the_time_limit(sandbox: SqlSandbox) -> None:
+    with pytest.raises(SqlRefused, match=f"{TIME_LIMIT_S:g} s time limit"):
+        sandbox.run("WITH RECURSIVE r(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM r) SELECT count(*) FROM r")
+    assert sandbox.run("SELECT 42 AS answer").rows == [{"answer": 42}]
+
+
+@pytest.mark.parametrize("sql", ["SELECT * FROM range(10000000)", "SELECT * FROM hourly, daily",
+                                 "SELECT * FROM range(1000000) a, range(1000000) b"])
+def test_a_result_over_the_row_cap_is_refused(sandbox: SqlSandbox, sql: str) -> None:
+    with pytest.raises(SqlRefused, match=f"more than {ROW_CAP} rows"):
+        sandbox.run(sql)
+
+
+def test_wide_results_and_long_cells_are_bounded(sandbox: SqlSandbox) -> None:
+    with pytest.raises(SqlRefused, match="columns"):
+        sandbox.run("SELECT " + ", ".join(f"{i} AS c{i}" for i in range(200)))
+    (row,) = sandbox.run("SELECT repeat('x', 100000) AS long").rows
+    assert len(row["long"]) <= MAX_CELL_CHARS + 40 and row["long"].startswith("xxx") and "100000" in row["long"]
+
+
+# --- abuse: the text itself ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("sql", ["", "   ", "\n\t", "-- only a comment", "/* nothing */", ";", ";;"])
+def test_empty_sql_is_refused(sandbox: SqlSandbox, sql: str) -> None:
+    with pytest.raises(SqlRefused, match="no SQL statement"):
+        sandbox.run(sql)
+
+
+@pytest.mark.parametrize("sql", ["SELECT 1\x00; DROP TABLE daily", "SELECT '\x1b[2J' AS x", "SELECT 1\x7f"])
+def test_control_characters_are_refused(sandbox: SqlSandbox, sql: str) -> None:
+    with pytest.raises(SqlRefused, match="control character"):
+        sandbox.run(sql)
+
+
+def test_very_long_and_deeply_nested_sql_is_refused(sandbox: SqlSandbox, public: PublicEpisode) -> None:
+    with pytest.raises(SqlRefused, match=f"at most {MAX_SQL_CHARS} characters"):
+        sandbox.run("SELECT 1" + " " * MAX_SQL_CHARS)
+    depth = (MAX_SQL_CHARS - 20) // 2
+    with pytest.raises(SqlRefused, match="syntax"):
+        sandbox.run("SELECT " + "(" * depth + "1" + ")" * depth)
+    with pytest.raises(SqlRefused, match="syntax"):
+        sandbox.run("SELEC * FORM daily")
+    assert_intact(sandbox, public)
+
+
+def test_unicode_passes_through(sandbox: SqlSandbox) -> None:
+    rows = sandbox.run("SELECT 'héllo ✓ 名前' AS \"名前\", count(*) AS n FROM daily").rows
+    assert rows == [{"名前": "héllo ✓ 名前", "n": 28}]
+    with pytest.raises(SqlRefused, match="tables: daily"):
+        sandbox.run("SELECT * FROM données")
+
+
+def test_a_column_name_cannot_break_the_table_view(sandbox: SqlSandbox) -> None:
+    result = sandbox.run('SELECT 1 AS "a | b", 2 AS "x\ny", 3 AS a, 4 AS a, 5 AS " ", 6 AS "same: {}"')
+    (row,) = result.rows
+    assert len(row) == 6 and list(row.values()) == [1, 2, 3, 4, 5, 6]
+    for name in row:
+        assert name and "|" not in name and "\n" not in name and ":" not in name
+    text = view.render({"rows": result.rows * 2}, {"rows": 2})
+    assert view.parse(text)["rows"] == result.rows * 2
+
+
+# --- abuse through the environment: refusals are error observations that cost a step ----------------------
+
+
+@pytest.fixture()
+def env() -> Any:
+    environment = MetricTrackerRlEnvironment()
+    environment.reset(seed=3, difficulty="medium", max_steps=500)
+    yield environment
+    environment.close()
+
+
+def step(env: MetricTrackerRlEnvironment, args: Any) -> Any:
+    return env.step(MetricTrackerRlAction(analysis_method="query", analysis_args=args))
+
+
+@pytest.mark.parametrize("args", [
+    {"sql": "DROP TABLE daily"}, {"sql": "SELECT 1; DROP TABLE daily"}, {"sql": "SELECT * FROM read_csv('/etc/passwd')"},
+    {"sql": "SELECT * FROM '/etc/passwd'"}, {"sql": "SET threads = 8"}, {"sql": "SELECT * FROM range(10000000)"},
+    {"sql": ""}, {"sql": "   "}, {"sql": 42}, {"sql": None}, {"sql": ["SELECT 1"]}, {"sql": {"q": "SELECT 1"}},
+    {"sql": "SELECT 1" + " " * MAX_SQL_CHARS}, {}, {"sql": "SELECT 1", "limit": 0}, {"sql": "SELECT 1", "offset": -1},
+    {"sql": "SELECT 1", "unknown": 1}, {"sql": "SELECT * FROM nowhere"}, {"sql": "SELECT nonsense FROM daily"},
+])
+def test_every_refusal_is_an_error_observation_that_costs_a_step(env: MetricTrackerRlEnvironment, args: Any) -> None:
+    before = env.state.step_count
+    obs = step(env, args)
+    assert obs.status == "error" and obs.reward == 0.0 and not obs.done
+    assert obs.message.startswith("query: ") or obs.message.startswith("invalid arguments for query")
+    assert env.state.step_count == before + 1
+    assert step(env, {"sql": "SELECT count(*) AS n FROM daily"}).analysis_result["rows"] == [{"n": 28}]
+
+
+def test_errors_name_the_tables_and_their_columns(env: MetricTrackerRlEnvironment) -> None:
+    message = step(env, {"sql": "SELECT revenue FROM daily"}).message
+    assert "revenue" in message and "daily(date, weekday, weekend, app_opens" in message
+    assert "hourly(date, hour, app_opens" in message and "annotations(date, kind, note)" in message
+    message = step(env, {"sql": "DELETE FROM daily"}).message
+    assert ALLOWED in message and "DELETE" in message
+
+
+# --- behaviour: the same numbers as pandas on the same public data ----------------------------------------
+
+
+def run_query(public: PublicEpisode, sql: str, **page: int) -> dict[str, Any]:
+    outcome = TOOL_REGISTRY["query"].func(public, TOOL_REGISTRY["query"].args_model(sql=sql, **page))
+    return outcome
+
+
+def test_the_tables_are_the_public_data(public: PublicEpisode) -> None:
+    tables = public.sql_tables()
+    assert set(tables) == PUBLIC_TABLES
+    daily = tables["daily"]
+    assert list(daily.columns) == ["date", "weekday", "weekend", *COUNT_COLUMNS]
+    assert (daily[list(COUNT_COLUMNS)].to_numpy() == public.data.daily).all()
+    assert [d.isoformat() for d in daily["date"]] == list(public.data.dates)
+    hourly = tables["hourly"]
+    assert list(hourly.columns) == ["date", "hour", *COUNT_COLUMNS] and len(hourly) == 24 * len(public.data.dates)
+    assert (hourly[list(COUNT_COLUMNS)].to_numpy() == public.data.hourly.reshape(-1, len(COUNT_COLUMNS))).all()
+    assert tables["annotations"].to_dict("records") == [
+        {"date": pd.Timestamp(a.date).date(), "kind": a.kind, "note": a.note} for a in public.annotations]
+
+
+@settings(deadline=None, max_examples=12)
+@given(seed=st.integers(0, 10_000), difficulty=st.sampled_from(["easy", "medium", "hard"]),
+       column=st.sampled_from(COUNT_COLUMNS))
+def test_a_group_by_weekday_equals_pandas(seed: int, difficulty: str, column: str) -> None:
+    public = public_episode(seed, difficulty)
+    try:
+        result = run_query(public, f"SELECT weekday, avg({column}) AS mean, median({column}) AS med "
+                                   "FROM daily GROUP BY weekday ORDER BY weekday", limit=120)
+        frame = public.daily_frame().groupby("weekday")[column]
+        assert result["row_count"] == 7
+        for row in result["rows"]:
+            assert row["mean"] == pytest.approx(frame.mean()[row["weekday"]], rel=1e-12)
+            assert row["med"] == pytest.approx(frame.median()[row["weekday"]], rel=1e-12)
+    finally:
+        public.close()
+
+
+@settings(deadline=None, max_examples=12)
+@given(seed=st.integers(0, 10_000), day=st.integers(0, 27), low=st.integers(0, 23))
+def test_a_filter_on_one_dates_hours_equals_pandas(seed: int, day: int, low: int) -> None:
+    public = public_episode(seed)
+    try:
+        date = public.data.dates[day]
+        result = run_query(public, f"SELECT hour, orders_placed FROM hourly WHERE date = '{date}' AND hour >= {low} "
+                                   "ORDER BY hour", limit=120)
+        expected = [{"hour": h, "orders_placed": int(public.data.hourly[day, h, 3])} for h in range(low, 24)]
+        assert result["rows"] == expected and result["row_count"] == 24 - low
+    finally:
+        public.close()
+
+
+def test_a_same_weekday_median_self_join_equals_pandas(public: PublicEpisode) -> None:
+    sql = ("SELECT d.date, d.app_opens, median(o.app_opens) AS baseline FROM daily d JOIN daily o "
+           "ON o.weekday = d.weekday AND o.date <> d.date GROUP BY d.date, d.app_opens ORDER BY d.date")
+    result = run_query(public, sql, limit=120)
+    frame = public.daily_frame()
+    assert result["row_count"] == len(frame)
+    for row, (_, day) in zip(result["rows"], frame.iterrows(), strict=True):
+        others = frame[(frame["weekday"] == day["weekday"]) & (frame["date"] != day["date"])]["app_opens"]
+        assert row["date"] == day["date"] and row["baseline"] == pytest.approx(float(np.median(others)))
+
+
+def test_annotations_and_types_come_back_as_plain_json(public: PublicEpisode) -> None:
+    result = run_query(public, "SELECT date, kind, note FROM annotations ORDER BY date")
+    assert result["rows"] == [a.as_dict() for a in sorted(public.annotations, key=lambda a: a.date)]
+    (row,) = run_query(public, "SELECT 1.5::DECIMAL(4, 2) AS d, 'nan'::DOUBLE AS n, 'inf'::DOUBLE AS i, "
+                               "NULL AS z, true AS b, DATE '2026-03-10' + 1 AS day, [1, 2] AS l, "
+                               "TIMESTAMP '2026-03-10 12:30:00' AS ts, 'ab'::BLOB AS raw")["rows"]
+    assert row == {"d": 1.5, "n": None, "i": None, "z": None, "b": True, "day": "2026-03-11", "l": "[1, 2]",
+                   "ts": "2026-03-10T12:30:00", "raw": "6162"}
+    json.dumps(row, allow_nan=False)
+
+
+def test_a_result_is_paged_and_the_view_says_showing_k_of_n(env: MetricTrackerRlEnvironment) -> None:
+    obs = step(env, {"sql": "SELECT date, hour, app_opens FROM hourly ORDER BY date, hour", "limit": 20,
+                     "offset": 40})
+    result = obs.analysis_result
+    assert result["row_count"] == 672 and result["offset"] == 40 and result["next_offset"] == 60
+    assert [row["hour"] for row in result["rows"]] == list(range(16, 24)) + list(range(12))
+    text = render_observation(obs)
+    assert "rows: 20 of 672 rows" in text and "next_offset: 60" in text
+    last = step(env, {"sql": "SELECT date, hour FROM hourly ORDER BY date, hour", "limit": 20, "offset": 660})
+    assert len(last.analysis_result["rows"]) == 12 and last.analysis_result["next_offset"] is None
+    assert "next_offset" not in render_observation(last)
+    empty = step(env, {"sql": "SELECT date FROM daily WHERE app_opens < 0"})
+    assert empty.analysis_result["row_count"] == 0 and empty.analysis_result["columns"] == ["date"]
+    assert "rows: 0 rows" in render_observation(empty)
+
+
+def test_a_page_of_long_rows_stops_at_its_character_budget(env: MetricTrackerRlEnvironment) -> None:
+    obs = step(env, {"sql": "SELECT range AS i, repeat('y', 150) AS a, repeat('z', 150) AS b FROM range(500)",
+                     "limit": 120})
+    result = obs.analysis_result
+    assert 0 < len(result["rows"]) < 120 and result["next_offset"] == len(result["rows"])
+    assert len(render_observation(obs)) < 16 * 1024
+
+
+def test_the_time_limit_interrupts_and_the_session_goes_on(env: MetricTrackerRlEnvironment) -> None:
+    started = time.monotonic()
+    obs = step(env, {"sql": "WITH RECURSIVE r(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM r) SELECT count(*) FROM r"})
+    assert obs.status == "error" and "time limit" in obs.message
+    assert time.monotonic() - started < TIME_LIMIT_S + 2.0
+    assert step(env, {"sql": "SELECT count(*) AS n FROM hourly"}).analysis_result["rows"] == [{"n": 672}]
+
+
+# --- lifetime: lazy, one connection per episode, closed on reset and close ---------------------------------
+
+
+def test_the_connection_is_made_lazily_and_closed_on_reset_and_close() -> None:
+    environment = MetricTrackerRlEnvironment()
+    environment.reset(seed=1, difficulty="easy")
+    first = environment._episode.public
+    assert SANDBOX_KEY not in first.memo  # a reset and other tools open nothing
+    environment.step(MetricTrackerRlAction(analysis_method="list_suspicious_dates"))
+    assert SANDBOX_KEY not in first.memo
+    environment.step(MetricTrackerRlAction(analysis_method="query", analysis_args={"sql": "SELECT 1 AS x"}))
+    old = first.memo[SANDBOX_KEY]
+    assert not old.closed
+    environment.reset(seed=2, difficulty="easy")
+    assert old.closed and SANDBOX_KEY not in first.memo
+    second = environment._episode.public
+    assert SANDBOX_KEY not in second.memo  # the new episode does not see the old one's connection
+    obs = environment.step(MetricTrackerRlAction(analysis_method="query",
+                                                 analysis_args={"sql": "SELECT sum(app_opens) AS s FROM daily"}))
+    assert obs.analysis_result["rows"] == [{"s": int(second.data.daily[:, 0].sum())}]
+    new = second.memo[SANDBOX_KEY]
+    assert new is not old and not new.closed
+    failed = environment.reset(seed=-5)  # a failed reset keeps the episode and its connection
+    assert failed.status == "error" and not new.closed
+    environment.close()
+    assert new.closed
+    with pytest.raises(SqlRefused, match="closed"):
+        new.run("SELECT 1")
+
+
+def test_sixty_four_sessions_release_their_connections() -> None:
+    environments = [MetricTrackerRlEnvironment() for _ in range(64)]
+    boxes = []
+    for i, environment in enumerate(environments):
+        environment.reset(seed=i, difficulty="easy")
+        obs = environment.step(MetricTrackerRlAction(analysis_method="query",
+                                                     analysis_args={"sql": "SELECT count(*) AS n FROM daily"}))
+        assert obs.analysis_result["rows"] == [{"n": 28}]
+        boxes.append(environment._episode.public.memo[SANDBOX_KEY])
+    assert len({id(box) for box in boxes}) == 64 and not any(box.closed for box in boxes)
+    threads_open = len(os.listdir("/proc/self/task")) if Path("/proc/self/task").exists() else None
+    for environment in environments:
+        environment.close()
+    assert all(box.closed for box in boxes)
+    if threads_open is not None:  # the sandbox starts no thread of its own that outlives its connection
+        assert len(os.listdir("/proc/self/task")) <= threads_open
+
+
+def test_the_query_tool_runs_on_a_worker_thread_and_is_offered() -> None:
+    assert "query" in THREADED_TOOLS  # it may run up to the time limit: never on the event loop
+    spec = TOOL_REGISTRY["query"]
+    assert spec.offered and "SELECT" in spec.description
+    schema = json.dumps(spec.openai_schema())
+    for table in ("daily(", "hourly(", "annotations("):
+        assert table in schema
+
+
+# --- over the WebSocket of a real server ------------------------------------------------------------------
+
+
+def test_a_good_and_a_refused_query_over_the_websocket(server_url: str) -> None:
+    with connect(server_url.replace("http", "ws", 1) + "/ws", open_timeout=30) as ws:
+        def send(message: dict[str, Any]) -> dict[str, Any]:
+            ws.send(json.dumps(message))
+            reply = json.loads(ws.recv(timeout=60))
+            assert reply["type"] == "observation", reply
+            return reply["data"]["observation"]
+
+        assert send({"type": "reset", "data": {"seed": 3, "difficulty": "medium"}})["status"] == "ready"
+        good = send({"type": "step", "data": {"analysis_method": "query", "analysis_args": {
+            "sql": "SELECT weekday, count(*) AS n FROM daily GROUP BY weekday ORDER BY weekday"}}})
+        assert good["status"] == "ok" and good["analysis_result"]["row_count"] == 7
+        assert {row["n"] for row in good["analysis_result"]["rows"]} == {4}
+        for sql in ("SELECT 1; DROP TABLE daily", "COPY daily TO '/tmp/wsql_ws.csv'",
+                    "WITH RECURSIVE r(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM r) SELECT count(*) FROM r"):
+            refused = send({"type": "step", "data": {"analysis_method": "query", "analysis_args": {"sql": sql}}})
+            assert refused["status"] == "error" and refused["message"].startswith("query: "), refused
+        again = send({"type": "step", "data": {"analysis_method": "query",
+                                               "analysis_args": {"sql": "SELECT count(*) AS n FROM hourly"}}})
+        assert again["analysis_result"]["rows"] == [{"n": 672}] and again["steps_remaining"] == good[
+            "steps_remaining"] - 4
+        assert not Path("/tmp/wsql_ws.csv").exists()
