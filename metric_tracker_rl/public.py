@@ -108,7 +108,7 @@ class PublicEpisode:
         for name, table in self.segment_tables().items():  # frontier: the segmented tables and the releases
             table = table.copy()
             for column in ("date", "rollout_start"):
-                if column in table and table[column].dtype == object:
+                if column in table and len(table) and isinstance(table[column].iloc[0], str):
                     table[column] = as_dates(table[column])
             tables[name] = table
         return tables
