@@ -59,7 +59,14 @@ def generator_calls() -> st.SearchStrategy[dict[str, Any]]:
     )
 
 
+# SQL as a model might write it, right or wrong, hostile or broken, and arbitrary text.
+SQL_WORDS = ("SELECT", "*", "FROM", "daily", "hourly", "annotations", "WHERE", "GROUP BY", "ORDER BY", "weekday",
+             "date", "hour", "app_opens", "count(*)", "avg(orders_placed)", ">", "=", "1", "'2026-03-10'", ",", ";",
+             "(", ")", "'", '"', "--", "/*", "*/", "LIMIT 3", "UNION ALL", "JOIN", "ON", "DROP TABLE daily",
+             "read_csv('/etc/passwd')", "range(100000000)",
+             "WITH RECURSIVE r(n) AS (SELECT 1 UNION ALL SELECT n FROM r)")
 FIELD_VALUES: dict[str, st.SearchStrategy[Any]] = {
+    "sql": st.lists(st.sampled_from(SQL_WORDS), max_size=14).map(" ".join) | st.text(max_size=80),
     "date": st.sampled_from(WINDOW) | st.text(max_size=12),
     "entity_name": names, "metric_name": names,
     "metric_names": st.lists(names, max_size=40),

@@ -80,7 +80,8 @@ TOOL_MODULES = sorted(f"{PACKAGE}.analysis_tools.{p.stem}" if p.stem != "__init_
                       for p in (ROOT / PACKAGE / "analysis_tools").glob("*.py"))
 
 
-@pytest.mark.parametrize("start", [*TOOL_MODULES, f"{PACKAGE}.public", f"{PACKAGE}.validation"])
+@pytest.mark.parametrize("start", [*TOOL_MODULES, f"{PACKAGE}.public", f"{PACKAGE}.validation",
+                                   f"{PACKAGE}.sql_sandbox"])
 def test_no_import_path_from_the_tools_reaches_the_truth(start: str) -> None:
     assert truth_reached(start) == []
 
@@ -93,6 +94,8 @@ def test_the_walker_finds_the_paths_that_do_exist() -> None:
     assert any(name.startswith("metric_tracker_rl.anomalies.") for name in reached)
     # a package import reaches its submodules' __init__ and the names imported from it
     assert "metric_tracker_rl.analysis_tools.registry" in import_paths(f"{PACKAGE}.analysis_tools")
+    # the SQL tool's sandbox is walked from the tools, and on its own above
+    assert f"{PACKAGE}.sql_sandbox" in import_paths(f"{PACKAGE}.analysis_tools")
 
 
 def docs_tool_example() -> str:

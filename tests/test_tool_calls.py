@@ -45,9 +45,10 @@ def test_one_tool_per_offered_registry_tool_then_the_two_submissions() -> None:
     assert items["properties"]["anomaly_type"]["enum"] == row_schema["properties"]["anomaly_type"]["enum"]
 
 
-def test_tool_schemas_fit_in_eight_thousand_characters_and_say_when_to_use_each_tool() -> None:
+def test_tool_schemas_fit_in_8600_characters_and_say_when_to_use_each_tool() -> None:
     tools = openai_tools()
-    assert sum(len(json.dumps(tool)) for tool in tools) <= 8000
+    # 7,882 before the SQL tool, whose schema names the tables and their columns (617).
+    assert sum(len(json.dumps(tool)) for tool in tools) <= 8600
     descriptions = [tool["function"]["description"] for tool in tools]
     assert len(set(descriptions)) == len(descriptions) and all(20 <= len(d) <= 110 for d in descriptions)
     for tool in tools:

@@ -14,6 +14,7 @@ from core_helpers import REFERENCE_TOOL_NAMES, ROOT, episode
 from metric_tracker_rl import MetricSubmissionRow, MetricTrackerRlAction, PayloadGeneratorMethod
 from metric_tracker_rl.analysis_tools import TOOL_REGISTRY, available_analysis_methods, generate_rows, run_tool
 from metric_tracker_rl.analysis_tools.registry import DEFAULT_PAGE_ROWS, MAX_PAGE_ROWS
+from metric_tracker_rl.analysis_tools.segment_tools import SEGMENT_TOOL_NAMES
 from metric_tracker_rl.catalog import CONVERSION_METRIC_NAMES
 from metric_tracker_rl.public import PublicEpisode
 from metric_tracker_rl.scenario import build_episode
@@ -38,7 +39,9 @@ def test_schema_validates_the_example_and_the_example_runs(name: str) -> None:
     parameters = schema["function"]["parameters"]
     jsonschema.Draft202012Validator.check_schema(parameters)
     jsonschema.validate(spec.example, parameters)
-    outcome = run_tool(name, episode(1).public, spec.example)
+    # The segment tools answer at frontier only (elsewhere they say so); every other tool on any episode.
+    on = episode(1, difficulty="frontier") if name in SEGMENT_TOOL_NAMES else episode(1)
+    outcome = run_tool(name, on.public, spec.example)
     assert outcome.ok, outcome.error
     assert outcome.result["method"] == name
     # The schema rejects what the argument model rejects: extra arguments.
@@ -128,7 +131,8 @@ def _reachable(value: object, seen: set[int] | None = None) -> list[object]:
                                     {"seed": 3, "difficulty": "medium", "scenario_family": "funnel_break"}])
 def test_public_episode_holds_no_truth(config: dict) -> None:
     """Nothing the tools can reach holds a truth object, and the task the agent reads names no incident."""
-    assert [f.name for f in dataclasses.fields(PublicEpisode)] == ["data", "panel", "annotations", "task", "memo"]
+    assert [f.name for f in dataclasses.fields(PublicEpisode)] == ["data", "panel", "annotations", "task", "segments",
+                                                                    "memo"]
     built = build_episode(resolve_episode_config(**config))
     truth_types = (type(built.truth), MetricSubmissionRow, *(type(r) for r in built.truth.injections))
     leaked = [item for item in _reachable(built.public) if isinstance(item, truth_types)]
@@ -185,9 +189,16 @@ def assert_plain_json(value: object, where: str = "result") -> None:
 
 def calls_to_sweep(public: PublicEpisode) -> list[tuple[str, dict]]:
     """Every tool's example; date tools on every date (and every entity); generators at several thresholds."""
-    calls = [(name, spec.example) for name, spec in TOOL_REGISTRY.items()]
+    segmented = public.segments is not None
+    calls = [(name, spec.example) for name, spec in TOOL_REGISTRY.items()
+             if segmented or name not in SEGMENT_TOOL_NAMES]
     for name, spec in TOOL_REGISTRY.items():
         fields = spec.args_model.model_fields
+        if name in SEGMENT_TOOL_NAMES:  # they answer at frontier only: every date and dimension there
+            if segmented and "date" in fields:
+                calls += [(name, spec.example | {"date": date, "dimension": dimension})
+                          for date in public.data.dates for dimension in ("platform", "country", "app_version")]
+            continue
         if "date" in fields:
             entities = getattr(spec.args_model, "entities", (None,))
             calls += [(name, {"date": date} | ({"entity_name": entity} if entity else {}))
@@ -207,6 +218,7 @@ SWEEP_SCENARIOS = {
     "null": {"seed": 303, "scenario_family": "null"},
     "data-quality": {"seed": 4, "scenario_family": "instrumentation_data_quality_issue", "difficulty": "hard"},
     "funnel-break": {"seed": 9, "scenario_family": "funnel_break", "difficulty": "hard"},
+    "frontier": {"seed": 5, "difficulty": "frontier"},
 }
 
 

@@ -6,17 +6,17 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from metric_tracker_rl.analysis_tools.registry import DEFAULT_PAGE_ROWS, MAX_PAGE_ROWS
+from metric_tracker_rl.analysis_tools.registry import DEFAULT_PAGE_ROWS, EPISODE_WINDOW, MAX_PAGE_ROWS
 from metric_tracker_rl.catalog import CONVERSION_METRIC_NAMES, COUNT_COLUMNS, FRONTIER_WINDOW_DAYS
+from metric_tracker_rl.funnel import date_positions as window_positions
 from metric_tracker_rl.funnel import window_dates
 from metric_tracker_rl.models import MAX_GENERATOR_CALLS, PayloadGeneratorMethod
 from metric_tracker_rl.validation import check_choice
 
-# The longest window (frontier's); every window starts on the same date, so a shorter one is a prefix of it and
-# registry.run_tool checks a date against the episode's own window.
+# The four-week window of the aggregate tiers; frontier's is longer (every window starts on the same date).
+# registry.run_tool sets EPISODE_WINDOW to the episode's own dates while it validates a call's arguments.
 LONGEST_WINDOW_DAYS = FRONTIER_WINDOW_DAYS
-WINDOW = tuple(d.isoformat() for d in window_dates(LONGEST_WINDOW_DAYS))
-WINDOW_DATES = frozenset(WINDOW)
+WINDOW = tuple(d.isoformat() for d in window_dates())
 # Marks an argument kept for callers of the wire API that a model is not offered (another argument of the same tool
 # does the same: `metric_names` holds one metric as well as several).
 HIDDEN_FROM_MODELS = {"hidden_from_models": True}
@@ -28,8 +28,9 @@ class ToolArgs(BaseModel):
 
 
 def check_date(value: str) -> str:
-    if value not in WINDOW_DATES:
-        raise ValueError(f"unknown date {value!r}; valid dates are {WINDOW[0]} .. {WINDOW[-1]} (YYYY-MM-DD)")
+    window = EPISODE_WINDOW.get()
+    if value not in window_positions(window):
+        raise ValueError(f"unknown date {value!r}; valid dates are {window[0]} .. {window[-1]} (YYYY-MM-DD)")
     return value
 
 

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
+from metric_tracker_rl.funnel import window_calendar
 from metric_tracker_rl.public import PublicEpisode
 from metric_tracker_rl.validation import describe_validation_error
 
@@ -18,6 +20,8 @@ DEFAULT_PAGE_ROWS = 20
 # A page's rows at most: every date of four funnel steps (112 rows) fits in one, and the longest page stays under
 # 16 KiB of text (Inspect's default cut of a tool result).
 MAX_PAGE_ROWS = 120
+# The dates of the episode whose call is being validated (check_date reads it); the four-week window otherwise.
+EPISODE_WINDOW: ContextVar[tuple[str, ...]] = ContextVar("episode_window", default=window_calendar().iso_dates)
 STRENGTH = "_strength"  # a row's evidence, used to order a result and removed before it is returned
 ToolFunction = Callable[[PublicEpisode, Any], dict[str, Any]]
 Table = TypeVar("Table")
@@ -136,16 +140,13 @@ def validated_arguments(name: str, arguments: Any) -> BaseModel:
 
 def run_tool(name: str, episode: PublicEpisode, arguments: Any) -> ToolOutcome:
     """Validate and run one tool. Agent mistakes become error outcomes that name the valid options."""
+    token = EPISODE_WINDOW.set(episode.data.dates)  # a date argument must be one of this episode's
     try:
         args = validated_arguments(name, arguments)
     except ToolError as exc:
         return ToolOutcome(False, error=str(exc))
-    date = getattr(args, "date", None)
-    dates = episode.data.dates
-    if date is not None and date not in dates:
-        return ToolOutcome(False, error=f"invalid arguments for {name}: date: unknown date {date!r}; valid dates are "
-                                        f"{dates[0]} .. {dates[-1]} (YYYY-MM-DD). Valid arguments: "
-                                        f"{', '.join(TOOL_REGISTRY[name].args_model.model_fields)}.")
+    finally:
+        EPISODE_WINDOW.reset(token)
     try:
         result = TOOL_REGISTRY[name].func(episode, args)
     except ToolError as exc:

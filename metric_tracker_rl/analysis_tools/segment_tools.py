@@ -3,7 +3,7 @@ date broken down by a dimension, each segment against its own same-weekday basel
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 from pydantic import Field, field_validator
@@ -25,6 +25,7 @@ from metric_tracker_rl.validation import check_choice
 
 NO_SEGMENTS = ("this episode's funnel has no segments (only difficulty frontier has); use the aggregate tools")
 METRICS = (*COUNT_COLUMNS, *CONVERSION_METRIC_NAMES)
+SEGMENT_TOOL_NAMES = ("get_releases", "compare_segments")  # they answer only where the episode has segments
 
 
 def _segments(episode: PublicEpisode) -> SegmentedData:
@@ -46,6 +47,7 @@ def get_releases(episode: PublicEpisode, args: NoArgs) -> dict[str, Any]:
 
 
 class SegmentBreakdownArgs(DateArgs):
+    metrics: ClassVar[tuple[str, ...]] = METRICS
     metric_name: str = Field(description="An event count or a conversion metric")
     dimension: Literal["platform", "country", "app_version"] = Field(
         description="Break down by this dimension (app_version: per platform and version)")

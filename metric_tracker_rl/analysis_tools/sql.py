@@ -22,8 +22,8 @@ SANDBOX_KEY = "sql_sandbox"
 # wide rows stays as readable as a page of any other tool.
 PAGE_CHARS = 8000
 _COUNTS = ", ".join(COUNT_COLUMNS)
-SQL_DESCRIPTION = (f"One DuckDB SELECT. Tables: daily(date, weekday, weekend, {_COUNTS}); hourly(date, hour, "
-                   "counts as daily); annotations(date, kind, note). Rates are ratios of counts.")
+SQL_DESCRIPTION = (f"One DuckDB SELECT over daily(date, weekday, weekend, {_COUNTS}), hourly(date, hour, the same "
+                   "counts), annotations(date, kind, note)")
 
 
 class QueryArgs(PageArgs):
@@ -39,7 +39,7 @@ def sandbox_of(episode: PublicEpisode) -> SqlSandbox:
     return sandbox
 
 
-@register_tool("query", "Read-only SQL (one SELECT) over the daily, hourly and annotations tables; paged.",
+@register_tool("query", "Read-only SQL over the daily and hourly counts and the calendar notes; paged.",
                QueryArgs, example={"sql": "SELECT weekday, avg(orders_placed) AS orders FROM daily GROUP BY weekday"})
 def query(episode: PublicEpisode, args: QueryArgs) -> dict[str, Any]:
     try:

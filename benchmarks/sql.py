@@ -1,0 +1,137 @@
+"""Measure the SQL tool `query`: latency of typical queries and memory per session.
+
+    uv run python -m benchmarks.sql                # 300 calls per query
+    uv run python -m benchmarks.sql --repeats 50   # a quicker run
+
+Sections:
+- open: the first query of an episode, which opens its in-memory DuckDB database and loads the public tables;
+- latency: p50/p95 of `env.step` with typical queries on an open database (a GROUP BY weekday, a filter on one
+  date's hours, a self-join for a same-weekday median), and of a refusal; the targets are p50 <= 10 ms;
+- memory: process RSS before and after 64 sessions (environments) have each run one query, per session, then
+  after they close (target <= 8 MB a session).
+Run it on an idle machine, once: it is a measurement, not a test.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import os
+import statistics
+import time
+
+from metric_tracker_rl.models import MetricTrackerRlAction
+from server.environment import MetricTrackerRlEnvironment
+
+SESSIONS = 64
+TARGET_P50_MS = 10.0
+TARGET_MB_PER_SESSION = 8.0
+QUERIES = {
+    "group_by_weekday": "SELECT weekday, avg(orders_placed) AS orders, median(app_opens) AS opens FROM daily "
+                        "GROUP BY weekday ORDER BY weekday",
+    "one_date_hours": "SELECT hour, app_opens, orders_placed, orders_placed / app_opens AS rate FROM hourly "
+                      "WHERE date = '2026-03-10' ORDER BY hour",
+    "same_weekday_median": "SELECT d.date, d.orders_placed, median(o.orders_placed) AS baseline, "
+                           "d.orders_placed / median(o.orders_placed) - 1 AS change FROM daily d JOIN daily o "
+                           "ON o.weekday = d.weekday AND o.date <> d.date GROUP BY d.date, d.orders_placed "
+                           "ORDER BY abs(change) DESC",
+    "refused_drop": "DROP TABLE daily",
+}
+
+
+def rss_mb() -> float:
+    """Resident memory of this process now (Linux /proc)."""
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def query_action(sql: str) -> MetricTrackerRlAction:
+    return MetricTrackerRlAction(analysis_method="query", analysis_args={"sql": sql, "limit": 120})
+
+
+def percentiles(samples: list[float]) -> dict[str, float]:
+    ordered = sorted(samples)
+    return {"p50_ms": 1e3 * statistics.median(ordered), "p95_ms": 1e3 * ordered[int(0.95 * (len(ordered) - 1))],
+            "n": len(ordered)}
+
+
+def bench_open(repeats: int) -> dict[str, float]:
+    """The first query of fresh episodes: opening the database and loading the tables included."""
+    env = MetricTrackerRlEnvironment()
+    samples = []
+    for i in range(repeats):
+        env.reset(seed=i, difficulty="hard")
+        start = time.perf_counter()
+        observation = env.step(query_action(QUERIES["group_by_weekday"]))
+        samples.append(time.perf_counter() - start)
+        assert observation.status == "ok", observation.message
+    env.close()
+    return percentiles(samples)
+
+
+def bench_latency(repeats: int) -> dict[str, dict[str, float]]:
+    env = MetricTrackerRlEnvironment()
+    env.reset(seed=7, difficulty="hard", max_steps=500)
+    env.step(query_action("SELECT 1"))  # opens the database
+    results = {}
+    for name, sql in QUERIES.items():
+        samples = []
+        for _ in range(repeats):
+            if env.state.step_count >= 499:
+                env.reset(seed=7, difficulty="hard", max_steps=500)
+                env.step(query_action("SELECT 1"))
+            start = time.perf_counter()
+            observation = env.step(query_action(sql))
+            samples.append(time.perf_counter() - start)
+            assert observation.status == ("error" if name.startswith("refused") else "ok"), observation.message
+        results[name] = percentiles(samples)
+    env.close()
+    return results
+
+
+def bench_memory() -> dict[str, float]:
+    """RSS per session: 64 environments reset (the baseline), then each runs one query."""
+    warm = MetricTrackerRlEnvironment()  # DuckDB's one-time library start-up is not a session's cost
+    warm.reset(seed=0, difficulty="easy")
+    warm.step(query_action("SELECT 1"))
+    warm.close()
+    environments = [MetricTrackerRlEnvironment() for _ in range(SESSIONS)]
+    for i, env in enumerate(environments):
+        env.reset(seed=i, difficulty="hard")
+    gc.collect()
+    before = rss_mb()
+    for env in environments:
+        assert env.step(query_action(QUERIES["same_weekday_median"])).status == "ok"
+    gc.collect()
+    opened = rss_mb()
+    for env in environments:
+        env.close()
+    gc.collect()
+    closed = rss_mb()
+    return {"sessions": SESSIONS, "rss_before_mb": before, "rss_open_mb": opened, "rss_closed_mb": closed,
+            "mb_per_session": (opened - before) / SESSIONS}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--repeats", type=int, default=300, help="calls per query (default 300)")
+    args = parser.parse_args()
+    import duckdb
+
+    print(f"duckdb {duckdb.__version__}")
+    opening = bench_open(min(args.repeats, 50))
+    print(f"first query of an episode (opens the database): p50 {opening['p50_ms']:.1f} ms, "
+          f"p95 {opening['p95_ms']:.1f} ms (n={opening['n']})")
+    print("\n| query | p50 ms | p95 ms | target |\n| --- | --- | --- | --- |")
+    for name, stats in bench_latency(args.repeats).items():
+        verdict = "ok" if stats["p50_ms"] <= TARGET_P50_MS else "MISSED"
+        print(f"| {name} | {stats['p50_ms']:.2f} | {stats['p95_ms']:.2f} | p50 <= {TARGET_P50_MS:g} ms: {verdict} |")
+    memory = bench_memory()
+    verdict = "ok" if memory["mb_per_session"] <= TARGET_MB_PER_SESSION else "MISSED"
+    print(f"\nmemory: RSS {memory['rss_before_mb']:.0f} MB with {SESSIONS} sessions reset, "
+          f"{memory['rss_open_mb']:.0f} MB after one query each, {memory['rss_closed_mb']:.0f} MB after they "
+          f"close: {memory['mb_per_session']:.2f} MB a session (target <= {TARGET_MB_PER_SESSION:g}: {verdict})")
+
+
+if __name__ == "__main__":
+    main()
