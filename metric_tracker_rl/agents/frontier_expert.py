@@ -1,0 +1,418 @@
+"""The expert at frontier: a segmented eight-week world read through the SQL tool, deciding only from the text of
+the tool results and from what the brief publishes.
+
+The brief says every incident is confined to a segment, that releases sometimes break the new version from the
+rollout's start, and that the benign look-alikes keep every segment's own conversion (more traffic from a
+low-converting segment, a segment's demand all day, a segment's timing). So the signature decides, never a size:
+
+1. get_releases: each mobile release's platform, version and first date.
+2. Step conversions of every platform, country and mobile version against the published baseline (the median of
+   the same weekday in the other weeks): a drop or a rise well outside its sampling noise (a binomial z that
+   also allows for each segment's day-to-day spread) is kept. Only incidents move a segment's own conversion.
+3. The hour-of-day shape of each platform's and country's app opens against the same hours of the same weekday
+   (each hour's ratio divided by the day's median ratio, so a whole-day swing cancels): a block of hours that
+   collapsed and none that rose is an outage; a block that rose with a first step that stopped converting is
+   bots; hours that fell and rose together are a timing shift (benign).
+4. Each step's hourly conversion of every mobile version and of web against the day's own median: hours where a
+   step nearly stopped converting are a funnel break on that version.
+5. A web event that suddenly outnumbers what its step normally converts to (its incoming rate jumps) is a tracking
+   bug; a step conversion that fell on consecutive dates is a rate drop, on the release's new version when the
+   drop starts with its rollout and the version carries it, else on the platform or country that fell most.
+6. One last query reads every reported row (date, entity, the segment's baseline, observed value, delta and
+   severity by the published rules) from the segment's own data, so every number submitted stands in a result.
+
+With `segment_blind` the same procedure looks at the aggregate only and reports no segment: the calibration's
+aggregate-only expert.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+from metric_tracker_rl.agents.base import Agent, register_agent
+from metric_tracker_rl.agents.reading import episode_dates
+from metric_tracker_rl.catalog import SEGMENTED_DIFFICULTIES
+from metric_tracker_rl.models import MetricSubmissionRow, MetricTrackerRlAction
+from metric_tracker_rl.tool_calls import SeenObservation
+
+COUNTS = ("sum(app_opens) o, sum(menu_opens) m, sum(product_added_to_cart) c, sum(orders_placed) p, "
+          "sum(payment_successful) y")
+# The adjacent steps, each as (metric, numerator alias, denominator alias) of the segment sums above.
+STEPS: tuple[tuple[str, str, str], ...] = (
+    ("app_open_to_menu_open", "m", "o"),
+    ("menu_open_to_product_added_to_cart", "c", "m"),
+    ("product_added_to_cart_to_order_placed", "p", "c"),
+    ("order_placed_to_payment_successful", "y", "p"),
+)
+STEP_INTO_EVENT = {"app_open_to_menu_open": "menu_opens", "product_added_to_cart_to_order_placed": "orders_placed",
+                   "order_placed_to_payment_successful": "payment_successful"}
+COLUMN_OF = {"app_opens": "app_opens", "menu_opens": "menu_opens", "orders_placed": "orders_placed",
+             "payment_successful": "payment_successful"}
+# A segment's daily conversion moves with sampling (binomial) and with its cells' own day-to-day spread: about 2% of
+# the rate for a platform or a country. A step is read as moved beyond SCAN_Z of that noise, and by at least
+# SCAN_SHARE of its baseline; a run of dates needs one date beyond STRONG_Z.
+RATE_SPREAD = 0.02
+SCAN_Z, STRONG_Z, SCAN_SHARE = 4.0, 6.0, 0.05
+# A web event logged twice or more: its incoming step converts at least this much more than its baseline.
+DUPLICATE_RISE = 0.5
+# Hour-of-day shape: an hour whose ratio to its baseline is below LOW (above HIGH) times the day's median ratio moved
+# on its own; hours with a baseline under HOUR_FLOOR app opens are too noisy to read.
+LOW, HIGH, HOUR_FLOOR = 0.45, 1.8, 30
+# A step nearly stopped converting in an hour: below STOP times the day's median for that step, with at least
+# STOP_FLOOR entries into the step.
+STOP, STOP_FLOOR, STOP_HOURS = 0.3, 15, 2
+SEVERITY_BOUNDS = ((0.15, "low"), (0.30, "medium"), (0.60, "high"))  # task_overview's severity_rule
+DETECTION_METHOD = {"rate_drop_from_median": "compare_rate_to_median",
+                    "funnel_break": "hourly_rows_for_date",
+                    "instrumentation_data_quality_issue": "check_impossible_counts",
+                    "absolute_spike_in_event_count": "compare_count_to_median",
+                    "absolute_drop_in_event_count": "compare_count_to_median"}
+
+
+def _segment_sums(dimensions: tuple[str, ...]) -> str:
+    """One row per date and segment: the sums of its cells' counts."""
+    parts = {
+        "all": f"SELECT date, NULL platform, NULL country, NULL app_version, {COUNTS} FROM daily_by_segment "
+               "GROUP BY date",
+        "platform": f"SELECT date, platform, NULL country, NULL app_version, {COUNTS} FROM daily_by_segment "
+                    "GROUP BY ALL",
+        "country": f"SELECT date, NULL platform, country, NULL app_version, {COUNTS} FROM daily_by_segment "
+                   "GROUP BY ALL",
+        "version": f"SELECT date, platform, NULL country, app_version, {COUNTS} FROM daily_by_segment "
+                   "WHERE platform <> 'web' GROUP BY ALL",
+    }
+    return " UNION ALL ".join(parts[d] for d in dimensions)
+
+
+def rates_sql(dimensions: tuple[str, ...]) -> str:
+    """Each segment's step conversions that moved beyond their noise, with the same-weekday baseline."""
+    steps = " UNION ALL ".join(f"SELECT date, platform, country, app_version, k, '{name}' entity_name, {num} num, "
+                               f"{den} den FROM v" for name, num, den in STEPS)
+    return (f"WITH s AS ({_segment_sums(dimensions)}), "
+            "v AS (SELECT *, concat_ws('/', platform, country, app_version) k FROM s), "
+            f"u AS ({steps}), "
+            "b AS (SELECT a.date, a.platform, a.country, a.app_version, a.entity_name, "
+            "any_value(a.num / nullif(a.den, 0)) observed_value, any_value(a.den) den, "
+            "median(x.num / nullif(x.den, 0)) baseline_value FROM u a JOIN u x ON a.k = x.k "
+            "AND a.entity_name = x.entity_name AND isodow(a.date) = isodow(x.date) AND a.date <> x.date GROUP BY ALL), "
+            "w AS (SELECT *, (observed_value - baseline_value) / sqrt(baseline_value * greatest(1 - baseline_value, "
+            f"0.02) / den + ({RATE_SPREAD} * baseline_value) ^ 2) z FROM b) "
+            "SELECT date, platform, country, app_version, entity_name, baseline_value, observed_value, "
+            "observed_value - baseline_value delta_value, round(z, 1) z FROM w "
+            f"WHERE abs(z) >= {SCAN_Z} AND abs(observed_value / baseline_value - 1) >= {SCAN_SHARE} "
+            "ORDER BY date, entity_name, z")
+
+
+def hours_sql(dimensions: tuple[str, ...], holidays: list[str]) -> str:
+    """Per date and segment, the hours whose app opens moved apart from the rest of the day's hours."""
+    parts = {
+        "all": "SELECT date, hour, NULL platform, NULL country, sum(app_opens) o FROM hourly_by_segment "
+               "GROUP BY date, hour",
+        "platform": "SELECT date, hour, platform, NULL country, sum(app_opens) o FROM hourly_by_segment GROUP BY ALL",
+        "country": "SELECT date, hour, NULL platform, country, sum(app_opens) o FROM hourly_by_segment GROUP BY ALL",
+    }
+    skipped = ", ".join(f"'{date}'" for date in holidays) or "NULL"
+    return (f"WITH h AS ({' UNION ALL '.join(parts[d] for d in dimensions)}), "
+            "v AS (SELECT *, concat_ws('/', platform, country) k FROM h), "
+            "b AS (SELECT a.date, a.hour, a.platform, a.country, any_value(a.o) o, median(x.o) base FROM v a "
+            "JOIN v x ON a.k = x.k AND a.hour = x.hour AND isodow(a.date) = isodow(x.date) AND a.date <> x.date "
+            f"WHERE a.date NOT IN ({skipped}) GROUP BY ALL), "
+            "r AS (SELECT *, o / base / median(o / base) OVER (PARTITION BY date, platform, country) q FROM b "
+            f"WHERE base >= {HOUR_FLOOR}) "
+            f"SELECT date, platform, country, count(*) FILTER (q <= {LOW}) n_low, count(*) FILTER (q >= {HIGH}) "
+            f"n_high, string_agg(hour::VARCHAR, ',' ORDER BY hour) FILTER (q <= {LOW}) low_hours, "
+            f"string_agg(hour::VARCHAR, ',' ORDER BY hour) FILTER (q >= {HIGH}) high_hours FROM r GROUP BY ALL "
+            "HAVING n_low >= 2 OR n_high >= 2 ORDER BY date")
+
+
+def stops_sql(blind: bool) -> str:
+    """Per date, version (or the aggregate) and step, the hours in which the step nearly stopped converting."""
+    group = "NULL platform, NULL app_version" if blind else "platform, app_version"
+    steps = " UNION ALL ".join(f"SELECT date, hour, platform, app_version, '{name}' entity_name, {num} num, "
+                               f"{den} den FROM h" for name, num, den in STEPS)
+    return (f"WITH h AS (SELECT date, hour, {group}, {COUNTS} FROM hourly_by_segment GROUP BY ALL), "
+            f"u AS ({steps}), "
+            "r AS (SELECT *, num / den / median(num / den) OVER (PARTITION BY date, platform, app_version, "
+            f"entity_name) q FROM u WHERE den >= {STOP_FLOOR}) "
+            f"SELECT date, platform, app_version, entity_name, count(*) stopped_hours FROM r WHERE q < {STOP} "
+            f"GROUP BY ALL HAVING count(*) >= {STOP_HOURS} ORDER BY date")
+
+
+def _text(value: str | None) -> str:
+    return "NULL::VARCHAR" if value is None else "'" + value.replace("'", "''") + "'"
+
+
+def values_sql(rows: list[Report]) -> str:
+    """Every reported row read from its segment's own daily data, with the published baseline and severity rules."""
+    wanted = ", ".join(f"(DATE '{r.date}', {_text(r.platform)}, {_text(r.country)}, {_text(r.app_version)}, "
+                       f"'{r.entity_type}', '{r.entity_name}')" for r in rows)
+    cases = " ".join(f"WHEN '{name}' THEN sum(x.{COLUMN_OF[name]})" for name in COLUMN_OF)
+    cases += " " + " ".join(f"WHEN '{name}' THEN sum(x.{_column(num)}) / nullif(sum(x.{_column(den)}), 0)"
+                            for name, num, den in STEPS)
+    severity = " ".join(f"WHEN abs(observed_value - baseline_value) / abs(baseline_value) < {bound} THEN '{label}'"
+                        for bound, label in SEVERITY_BOUNDS)
+    same = ("g.platform IS NOT DISTINCT FROM {t}.platform AND g.country IS NOT DISTINCT FROM {t}.country AND "
+            "g.app_version IS NOT DISTINCT FROM {t}.app_version AND g.entity_name = {t}.entity_name")
+    return (f"WITH r(date, platform, country, app_version, entity_type, entity_name) AS (VALUES {wanted}), "
+            "g AS (SELECT DISTINCT platform, country, app_version, entity_name FROM r), "
+            f"d AS (SELECT x.date, g.platform, g.country, g.app_version, g.entity_name, CASE g.entity_name {cases} "
+            "END v FROM daily_by_segment x JOIN g ON (g.platform IS NULL OR x.platform = g.platform) AND "
+            "(g.country IS NULL OR x.country = g.country) AND (g.app_version IS NULL OR x.app_version = g.app_version) "
+            "GROUP BY x.date, g.platform, g.country, g.app_version, g.entity_name), "
+            "e AS (SELECT r.date, r.platform, r.country, r.app_version, r.entity_type, r.entity_name, "
+            "median(b.v) baseline_value, any_value(a.v) observed_value FROM r "
+            f"JOIN d a ON a.date = r.date AND {same.format(t='r').replace('g.', 'a.')} "
+            f"JOIN d b ON isodow(b.date) = isodow(r.date) AND b.date <> r.date AND "
+            f"{same.format(t='r').replace('g.', 'b.')} GROUP BY ALL) "
+            "SELECT date, platform, country, app_version, entity_type, entity_name, baseline_value, observed_value, "
+            f"observed_value - baseline_value delta_value, CASE {severity} ELSE 'critical' END severity FROM e "
+            "ORDER BY date, entity_name")
+
+
+def _column(alias: str) -> str:
+    return {"o": "app_opens", "m": "menu_opens", "c": "product_added_to_cart", "p": "orders_placed",
+            "y": "payment_successful"}[alias]
+
+
+@dataclass(frozen=True)
+class Report:
+    """One row to report: its key, family and segment (its numbers come from the values query)."""
+
+    date: str
+    entity_type: str
+    entity_name: str
+    anomaly_type: str
+    platform: str | None = None
+    country: str | None = None
+    app_version: str | None = None
+
+
+@dataclass
+class Findings:
+    """What the scans showed, by date."""
+
+    rates: dict[str, list[dict[str, Any]]] = field(default_factory=lambda: defaultdict(list))
+    hours: dict[str, list[dict[str, Any]]] = field(default_factory=lambda: defaultdict(list))
+    stops: dict[str, list[dict[str, Any]]] = field(default_factory=lambda: defaultdict(list))
+
+
+def _segment_of(row: dict[str, Any]) -> tuple[str | None, str | None, str | None]:
+    return row.get("platform"), row.get("country"), row.get("app_version")
+
+
+def _share(row: dict[str, Any]) -> float:
+    return row["delta_value"] / max(abs(row["baseline_value"]), 1e-9)
+
+
+class FrontierExpertAgent(Agent):
+    """The frontier procedure of the module docstring."""
+
+    name = "frontier_expert"
+
+    def __init__(self, segment_blind: bool = False) -> None:
+        self.segment_blind = segment_blind
+
+    def begin(self, observation: SeenObservation) -> None:
+        brief = observation.brief
+        self.dates = episode_dates(brief)
+        holidays = str(brief.get("segments", {}).get("holidays", ""))
+        self.holidays = [word for word in holidays.replace(",", " ").split() if _is_date(word)]
+        blind = self.segment_blind
+        self.plan: list[tuple[str, MetricTrackerRlAction]] = [
+            ("rates", _query(rates_sql(("all",) if blind else ("platform", "country", "version")))),
+            ("hours", _query(hours_sql(("all",) if blind else ("platform", "country"), self.holidays))),
+            ("stops", _query(stops_sql(blind))),
+        ]
+        if not blind:
+            self.plan.insert(0, ("releases", MetricTrackerRlAction(analysis_method="get_releases", analysis_args={})))
+        self.results: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        self.waiting: tuple[str, MetricTrackerRlAction] | None = None
+        self.report: list[Report] | None = None
+        self.submitted = False
+
+    def act(self, observation: SeenObservation) -> MetricTrackerRlAction | None:
+        if self.waiting is not None:
+            name, action = self.waiting
+            self.waiting = None
+            result = observation.analysis_result or {}
+            self.results[name] += result.get("rows", [])
+            if result.get("next_offset") is not None and action.analysis_method == "query":  # the next page
+                self.plan.insert(0, (name, _query(action.analysis_args["sql"], int(result["next_offset"]))))
+        if observation.status == "graded" or observation.done or self.submitted:
+            return None
+        if not self.plan and self.report is None:
+            self.report = self._decide()
+            if self.report:
+                self.plan.append(("values", _query(values_sql(self.report))))
+        if self.plan:
+            self.waiting = self.plan.pop(0)
+            return self.waiting[1]
+        self.submitted = True
+        return MetricTrackerRlAction(classifications=self._rows())
+
+    # --- deciding ------------------------------------------------------------------------------------
+
+    def _decide(self) -> list[Report]:
+        reports: dict[str, Report] = {}  # one event per date at most: the first signature that explains it
+        self._stops(reports)
+        self._volume(reports)
+        self._duplicates(reports)
+        self._rate_runs(reports)
+        return sorted(reports.values(), key=lambda r: r.date)
+
+    def _stops(self, reports: dict[str, Report]) -> None:
+        """Hours in which a step nearly stopped: a funnel break on that version (its stopped hours decide)."""
+        by_date: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        for row in self.results["stops"]:
+            by_date[row["date"]].append(row)
+        for date, rows in by_date.items():
+            if date in self.holidays:
+                continue
+            top = max(rows, key=lambda r: r["stopped_hours"])
+            reports[date] = Report(date, "funnel_step", top["entity_name"], "funnel_break", top.get("platform"),
+                                   None, top.get("app_version"))
+
+    def _volume(self, reports: dict[str, Report]) -> None:
+        """A block of hours that collapsed with none that rose: an outage; a block that rose while the segment's
+        first step stopped converting as often: bots. Hours that fell and rose together: a timing shift."""
+        first_step_falls = {(row["date"], _segment_of(row)) for row in self.results["rates"]
+                            if row["entity_name"] == STEPS[0][0] and row["z"] <= -STRONG_Z}
+        by_date: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        for row in self.results["hours"]:
+            by_date[row["date"]].append(row)
+        for date, rows in by_date.items():
+            if date in reports:
+                continue
+            outages = [r for r in rows if r["n_low"] >= 2 and r["n_high"] <= 1]
+            bots = [r for r in rows if r["n_high"] >= 2 and r["n_low"] <= 1
+                    and (date, (r.get("platform"), r.get("country"), None)) in first_step_falls]
+            if outages:
+                top = max(outages, key=lambda r: r["n_low"])
+                reports[date] = Report(date, "event_count", "app_opens", "absolute_drop_in_event_count",
+                                       top.get("platform"), top.get("country"))
+            elif bots:
+                top = max(bots, key=lambda r: r["n_high"])
+                reports[date] = Report(date, "event_count", "app_opens", "absolute_spike_in_event_count",
+                                       top.get("platform"), top.get("country"))
+
+    def _duplicates(self, reports: dict[str, Report]) -> None:
+        """An event whose incoming step converts far above its baseline on web (or, blind, on the aggregate):
+        the event is logged more than once."""
+        for row in self.results["rates"]:
+            event = STEP_INTO_EVENT.get(row["entity_name"])
+            on_web = row.get("platform") == "web" or self.segment_blind
+            if event and on_web and row["date"] not in reports and _share(row) >= DUPLICATE_RISE \
+                    and row["z"] >= STRONG_Z:
+                reports[row["date"]] = Report(row["date"], "data_quality", event,
+                                              "instrumentation_data_quality_issue", row.get("platform"))
+
+    def _rate_runs(self, reports: dict[str, Report]) -> None:
+        """Step conversions that fell on consecutive dates (one strong date at least), each run on one segment."""
+        falls: dict[str, dict[str, list[dict[str, Any]]]] = defaultdict(lambda: defaultdict(list))
+        for row in self.results["rates"]:
+            if row["delta_value"] < 0 and row["date"] not in reports and row["date"] not in self.holidays:
+                falls[row["entity_name"]][row["date"]].append(row)
+        day_of = {date: day for day, date in enumerate(self.dates)}
+        for step, by_date in falls.items():
+            days = sorted(day_of[date] for date in by_date)
+            runs: list[list[int]] = []
+            for day in days:
+                if runs and day == runs[-1][-1] + 1:
+                    runs[-1].append(day)
+                else:
+                    runs.append([day])
+            for run in runs:
+                rows = [row for day in run for row in by_date[self.dates[day]]]
+                if min(row["z"] for row in rows) > -STRONG_Z:
+                    continue
+                segment, run = self._run_segment(rows, run)
+                for day in run:
+                    date = self.dates[day]
+                    if date not in reports:
+                        reports[date] = Report(date, "conversion_rate", step, "rate_drop_from_median", *segment)
+
+    def _run_segment(self, rows: list[dict[str, Any]], run: list[int]
+                     ) -> tuple[tuple[str | None, str | None, str | None], list[int]]:
+        """The segment a run of falls is confined to, and its dates: a release's new version, from its first date,
+        when the run starts with its rollout and the platform's other versions did not fall with it; else the
+        platform or country that fell furthest on average over the run."""
+        if self.segment_blind:
+            return (None, None, None), run
+        day_of = {date: day for day, date in enumerate(self.dates)}
+        for release in self.results["releases"]:
+            start = day_of.get(str(release["rollout_start"]))
+            if start is None or not start <= run[0] <= start + 1:
+                continue
+            mine = [r for r in rows if r.get("platform") == release["platform"] and r.get("app_version") is not None]
+            version = [r for r in mine if r["app_version"] == str(release["app_version"])]
+            if len(version) > 2 * (len(mine) - len(version)):  # the new version fell, the others did not
+                return (release["platform"], None, str(release["app_version"])), list(range(start, run[-1] + 1))
+        totals: dict[tuple[str | None, str | None, str | None], list[float]] = defaultdict(list)
+        for row in rows:
+            if row.get("app_version") is None:
+                totals[_segment_of(row)].append(_share(row))
+        if not totals:  # only versions moved: the one that fell furthest
+            for row in rows:
+                totals[_segment_of(row)].append(_share(row))
+        best = min(totals, key=lambda s: sum(totals[s]) / len(run))
+        return best, run
+
+    # --- the report ------------------------------------------------------------------------------------
+
+    def _rows(self) -> list[MetricSubmissionRow]:
+        """The reported rows as the values query shows them."""
+        shown = {(str(r["date"]), r["entity_name"], r.get("platform"), r.get("country"),
+                  None if r.get("app_version") is None else str(r["app_version"])): r
+                 for r in self.results["values"]}
+        rows = []
+        for report in self.report or []:
+            row = shown.get((report.date, report.entity_name, report.platform, report.country, report.app_version))
+            if row is None or row.get("baseline_value") is None or row.get("observed_value") is None:
+                continue
+            segment = {} if self.segment_blind else {"platform": report.platform, "country": report.country,
+                                                     "app_version": report.app_version}
+            rows.append(MetricSubmissionRow(
+                date=report.date, entity_type=row["entity_type"], entity_name=report.entity_name,
+                anomaly_type=report.anomaly_type, detection_method=DETECTION_METHOD[report.anomaly_type],
+                baseline_value=row["baseline_value"], observed_value=row["observed_value"],
+                delta_value=row["delta_value"], severity=row["severity"], **segment))
+        return rows
+
+
+def _is_date(word: str) -> bool:
+    try:
+        dt.date.fromisoformat(word)
+    except ValueError:
+        return False
+    return True
+
+
+def _query(sql: str, offset: int = 0) -> MetricTrackerRlAction:
+    arguments: dict[str, Any] = {"sql": sql, "limit": 100}
+    if offset:
+        arguments["offset"] = offset
+    return MetricTrackerRlAction(analysis_method="query", analysis_args=arguments)
+
+
+class AggregateOnlyExpertAgent(Agent):
+    """Today's expert blind to segments: below frontier it is the expert; at frontier it runs the frontier
+    procedure on the aggregate funnel alone and reports no segment (the calibration's lower reference: an
+    incident reported on the aggregate earns nothing, so a tier that needs segments keeps this agent low)."""
+
+    name = "aggregate_only_expert"
+
+    def begin(self, observation: SeenObservation) -> None:
+        from metric_tracker_rl.agents.expert import ExpertAgent  # expert.py imports this module
+
+        segmented = observation.config.get("difficulty") in SEGMENTED_DIFFICULTIES
+        self.inner: Agent = FrontierExpertAgent(segment_blind=True) if segmented else ExpertAgent()
+        self.inner.begin(observation)
+
+    def act(self, observation: SeenObservation) -> MetricTrackerRlAction | None:
+        return self.inner.act(observation)
+
+
+register_agent(AggregateOnlyExpertAgent.name, AggregateOnlyExpertAgent)
