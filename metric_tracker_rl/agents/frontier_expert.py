@@ -63,7 +63,7 @@ DUPLICATE_RISE = 0.5
 LOW, HIGH, HOUR_FLOOR = 0.45, 1.8, 30
 # A step nearly stopped converting in an hour: below STOP times the day's median for that step, with at least
 # STOP_FLOOR entries into the step.
-STOP, STOP_FLOOR, STOP_HOURS = 0.3, 15, 2
+STOP, STOP_FLOOR, STOP_HOURS = 0.15, 15, 2
 SEVERITY_BOUNDS = ((0.15, "low"), (0.30, "medium"), (0.60, "high"))  # task_overview's severity_rule
 DETECTION_METHOD = {"rate_drop_from_median": "compare_rate_to_median",
                     "funnel_break": "hourly_rows_for_date",
@@ -258,8 +258,9 @@ class FrontierExpertAgent(Agent):
     def _decide(self) -> list[Report]:
         reports: dict[str, Report] = {}  # one event per date at most: the first signature that explains it
         self._stops(reports)
-        self._volume(reports)
+        self._outages(reports)
         self._duplicates(reports)
+        self._regressions(reports)
         self._rate_runs(reports)
         return sorted(reports.values(), key=lambda r: r.date)
 
@@ -275,27 +276,17 @@ class FrontierExpertAgent(Agent):
             reports[date] = Report(date, "funnel_step", top["entity_name"], "funnel_break", top.get("platform"),
                                    None, top.get("app_version"))
 
-    def _volume(self, reports: dict[str, Report]) -> None:
-        """A block of hours that collapsed with none that rose: an outage; a block that rose while the segment's
-        first step stopped converting as often: bots. Hours that fell and rose together: a timing shift."""
-        first_step_falls = {(row["date"], _segment_of(row)) for row in self.results["rates"]
-                            if row["entity_name"] == STEPS[0][0] and row["z"] <= -STRONG_Z}
+    def _outages(self, reports: dict[str, Report]) -> None:
+        """A block of hours that collapsed with none that rose (hours that fell and rose together are a timing
+        shift; a whole-day swing moves no hour apart from the others)."""
         by_date: dict[str, list[dict[str, Any]]] = defaultdict(list)
         for row in self.results["hours"]:
             by_date[row["date"]].append(row)
         for date, rows in by_date.items():
-            if date in reports:
-                continue
             outages = [r for r in rows if r["n_low"] >= 2 and r["n_high"] <= 1]
-            bots = [r for r in rows if r["n_high"] >= 2 and r["n_low"] <= 1
-                    and (date, (r.get("platform"), r.get("country"), None)) in first_step_falls]
-            if outages:
+            if outages and date not in reports:
                 top = max(outages, key=lambda r: r["n_low"])
                 reports[date] = Report(date, "event_count", "app_opens", "absolute_drop_in_event_count",
-                                       top.get("platform"), top.get("country"))
-            elif bots:
-                top = max(bots, key=lambda r: r["n_high"])
-                reports[date] = Report(date, "event_count", "app_opens", "absolute_spike_in_event_count",
                                        top.get("platform"), top.get("country"))
 
     def _duplicates(self, reports: dict[str, Report]) -> None:
@@ -309,17 +300,47 @@ class FrontierExpertAgent(Agent):
                 reports[row["date"]] = Report(row["date"], "data_quality", event,
                                               "instrumentation_data_quality_issue", row.get("platform"))
 
+    def _regressions(self, reports: dict[str, Report]) -> None:
+        """A release's new version whose step fell from the rollout's first or second date on: a regression on
+        that version, from the rollout's first date for as long as the fall lasts."""
+        day_of = {date: day for day, date in enumerate(self.dates)}
+        for release in self.results["releases"]:
+            start = day_of.get(str(release["rollout_start"]))
+            platform, version = release["platform"], str(release["app_version"])
+            if start is None or start >= len(self.dates) - 1:
+                continue
+            falls: dict[str, dict[int, float]] = defaultdict(dict)
+            for row in self.results["rates"]:
+                if row.get("platform") == platform and str(row.get("app_version")) == version \
+                        and row["delta_value"] < 0 and row["date"] in day_of:
+                    falls[row["entity_name"]][day_of[row["date"]]] = row["z"]
+            for step, days in falls.items():
+                first = start if start in days else start + 1
+                if first not in days or min(days.values()) > -STRONG_Z:
+                    continue
+                last = first
+                while last + 1 in days:
+                    last += 1
+                if last - start < 1:  # a regression lasts several dates
+                    continue
+                for day in range(start, last + 1):
+                    date = self.dates[day]
+                    reports.setdefault(date, Report(date, "conversion_rate", step, "rate_drop_from_median",
+                                                    platform, None, version))
+
     def _rate_runs(self, reports: dict[str, Report]) -> None:
-        """Step conversions that fell on consecutive dates (one strong date at least), each run on one segment."""
+        """Step conversions of a platform or a country that fell on consecutive dates, each run on the segment that
+        fell furthest over it. A single date on which a country's first step stopped converting as often is bots
+        (opens that never go further); a level shift lasts several dates."""
         falls: dict[str, dict[str, list[dict[str, Any]]]] = defaultdict(lambda: defaultdict(list))
         for row in self.results["rates"]:
-            if row["delta_value"] < 0 and row["date"] not in reports and row["date"] not in self.holidays:
+            if row["delta_value"] < 0 and row["date"] not in reports and row["date"] not in self.holidays \
+                    and row.get("app_version") is None:
                 falls[row["entity_name"]][row["date"]].append(row)
         day_of = {date: day for day, date in enumerate(self.dates)}
         for step, by_date in falls.items():
-            days = sorted(day_of[date] for date in by_date)
             runs: list[list[int]] = []
-            for day in days:
+            for day in sorted(day_of[date] for date in by_date):
                 if runs and day == runs[-1][-1] + 1:
                     runs[-1].append(day)
                 else:
@@ -328,37 +349,20 @@ class FrontierExpertAgent(Agent):
                 rows = [row for day in run for row in by_date[self.dates[day]]]
                 if min(row["z"] for row in rows) > -STRONG_Z:
                     continue
-                segment, run = self._run_segment(rows, run)
+                totals: dict[tuple[str | None, str | None, str | None], float] = defaultdict(float)
+                for row in rows:
+                    totals[_segment_of(row)] += _share(row)
+                segment = min(totals, key=lambda s: totals[s])
+                if len(run) == 1:
+                    if step != STEPS[0][0] or (segment[1] is None and not self.segment_blind):
+                        continue  # one date, not bots: noise or a fall too short for a level shift
+                    date = self.dates[run[0]]
+                    reports[date] = Report(date, "event_count", "app_opens", "absolute_spike_in_event_count",
+                                           *segment)
+                    continue
                 for day in run:
                     date = self.dates[day]
-                    if date not in reports:
-                        reports[date] = Report(date, "conversion_rate", step, "rate_drop_from_median", *segment)
-
-    def _run_segment(self, rows: list[dict[str, Any]], run: list[int]
-                     ) -> tuple[tuple[str | None, str | None, str | None], list[int]]:
-        """The segment a run of falls is confined to, and its dates: a release's new version, from its first date,
-        when the run starts with its rollout and the platform's other versions did not fall with it; else the
-        platform or country that fell furthest on average over the run."""
-        if self.segment_blind:
-            return (None, None, None), run
-        day_of = {date: day for day, date in enumerate(self.dates)}
-        for release in self.results["releases"]:
-            start = day_of.get(str(release["rollout_start"]))
-            if start is None or not start <= run[0] <= start + 1:
-                continue
-            mine = [r for r in rows if r.get("platform") == release["platform"] and r.get("app_version") is not None]
-            version = [r for r in mine if r["app_version"] == str(release["app_version"])]
-            if len(version) > 2 * (len(mine) - len(version)):  # the new version fell, the others did not
-                return (release["platform"], None, str(release["app_version"])), list(range(start, run[-1] + 1))
-        totals: dict[tuple[str | None, str | None, str | None], list[float]] = defaultdict(list)
-        for row in rows:
-            if row.get("app_version") is None:
-                totals[_segment_of(row)].append(_share(row))
-        if not totals:  # only versions moved: the one that fell furthest
-            for row in rows:
-                totals[_segment_of(row)].append(_share(row))
-        best = min(totals, key=lambda s: sum(totals[s]) / len(run))
-        return best, run
+                    reports[date] = Report(date, "conversion_rate", step, "rate_drop_from_median", *segment)
 
     # --- the report ------------------------------------------------------------------------------------
 
