@@ -61,9 +61,10 @@ DUPLICATE_RISE = 0.5
 # Hour-of-day shape: an hour whose ratio to its baseline is below LOW (above HIGH) times the day's median ratio moved
 # on its own; hours with a baseline under HOUR_FLOOR app opens are too noisy to read.
 LOW, HIGH, HOUR_FLOOR = 0.45, 1.8, 30
-# A step nearly stopped converting in an hour: below STOP times the day's median for that step, with at least
-# STOP_FLOOR entries into the step.
-STOP, STOP_FLOOR, STOP_HOURS = 0.15, 15, 2
+# A step nearly stopped converting in an hour: below STOP times the day's median for that step, in an hour where the
+# day's median rate expects at least STOP_FLOOR conversions (so that none by chance is out of the question).
+STOP, STOP_FLOOR, STOP_HOURS = 0.15, 12, 2
+SQL_CHARS = 4000  # the query tool refuses a longer statement (its error says so)
 SEVERITY_BOUNDS = ((0.15, "low"), (0.30, "medium"), (0.60, "high"))  # task_overview's severity_rule
 DETECTION_METHOD = {"rate_drop_from_median": "compare_rate_to_median",
                     "funnel_break": "hourly_rows_for_date",
@@ -135,8 +136,9 @@ def stops_sql(blind: bool) -> str:
                                f"{den} den FROM h" for name, num, den in STEPS)
     return (f"WITH h AS (SELECT date, hour, {group}, {COUNTS} FROM hourly_by_segment GROUP BY ALL), "
             f"u AS ({steps}), "
-            "r AS (SELECT *, num / den / median(num / den) OVER (PARTITION BY date, platform, app_version, "
-            f"entity_name) q FROM u WHERE den >= {STOP_FLOOR}) "
+            "m AS (SELECT *, median(num / den) OVER (PARTITION BY date, platform, app_version, entity_name) med "
+            "FROM u WHERE den > 0), "
+            f"r AS (SELECT *, num / den / med q FROM m WHERE den * med >= {STOP_FLOOR}) "
             f"SELECT date, platform, app_version, entity_name, count(*) stopped_hours FROM r WHERE q < {STOP} "
             f"GROUP BY ALL HAVING count(*) >= {STOP_HOURS} ORDER BY date")
 
@@ -170,6 +172,18 @@ def values_sql(rows: list[Report]) -> str:
             "SELECT date, platform, country, app_version, entity_type, entity_name, baseline_value, observed_value, "
             f"observed_value - baseline_value delta_value, CASE {severity} ELSE 'critical' END severity FROM e "
             "ORDER BY date, entity_name")
+
+
+def values_queries(rows: list[Report]) -> list[str]:
+    """values_sql over as many rows at a time as the query tool's text limit allows."""
+    queries: list[str] = []
+    batch: list[Report] = []
+    for row in rows:
+        if batch and len(values_sql([*batch, row])) > SQL_CHARS:
+            queries.append(values_sql(batch))
+            batch = []
+        batch.append(row)
+    return [*queries, values_sql(batch)] if batch else queries
 
 
 def _column(alias: str) -> str:
@@ -245,8 +259,7 @@ class FrontierExpertAgent(Agent):
             return None
         if not self.plan and self.report is None:
             self.report = self._decide()
-            if self.report:
-                self.plan.append(("values", _query(values_sql(self.report))))
+            self.plan += [("values", _query(sql)) for sql in values_queries(self.report)]
         if self.plan:
             self.waiting = self.plan.pop(0)
             return self.waiting[1]
@@ -321,7 +334,11 @@ class FrontierExpertAgent(Agent):
                 last = first
                 while last + 1 in days:
                     last += 1
-                if last - start < 1:  # a regression lasts several dates
+                others = sum(1 for row in self.results["rates"]
+                             if row.get("platform") == platform and row.get("app_version") is not None
+                             and str(row["app_version"]) != version and row["entity_name"] == step
+                             and row["delta_value"] < 0 and start <= day_of.get(row["date"], -1) <= last)
+                if last - first < 1 or 2 * others > last - start + 1:  # several dates, on the new version only
                     continue
                 for day in range(start, last + 1):
                     date = self.dates[day]
