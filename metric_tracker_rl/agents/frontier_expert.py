@@ -61,9 +61,11 @@ DUPLICATE_RISE = 0.5
 # Hour-of-day shape: an hour whose ratio to its baseline is below LOW (above HIGH) times the day's median ratio moved
 # on its own; hours with a baseline under HOUR_FLOOR app opens are too noisy to read.
 LOW, HIGH, HOUR_FLOOR = 0.45, 1.8, 30
+BLOCK_HOURS = 9  # an outage's low hours lie within this many consecutive hours
 # A step nearly stopped converting in an hour: below STOP times the day's median for that step, in an hour where the
 # day's median rate expects at least STOP_FLOOR conversions (so that none by chance is out of the question).
 STOP, STOP_FLOOR, STOP_HOURS = 0.15, 12, 2
+PLATFORM_ALONG = 0.75  # share of the new version's fall that its whole platform shows early in a level shift
 SQL_CHARS = 4000  # the query tool refuses a longer statement (its error says so)
 SEVERITY_BOUNDS = ((0.15, "low"), (0.30, "medium"), (0.60, "high"))  # task_overview's severity_rule
 DETECTION_METHOD = {"rate_drop_from_median": "compare_rate_to_median",
@@ -296,7 +298,7 @@ class FrontierExpertAgent(Agent):
         for row in self.results["hours"]:
             by_date[row["date"]].append(row)
         for date, rows in by_date.items():
-            outages = [r for r in rows if r["n_low"] >= 2 and r["n_high"] <= 1]
+            outages = [r for r in rows if r["n_low"] >= 2 and r["n_high"] <= 1 and _one_block(str(r["low_hours"]))]
             if outages and date not in reports:
                 top = max(outages, key=lambda r: r["n_low"])
                 reports[date] = Report(date, "event_count", "app_opens", "absolute_drop_in_event_count",
@@ -323,10 +325,17 @@ class FrontierExpertAgent(Agent):
             if start is None or start >= len(self.dates) - 1:
                 continue
             falls: dict[str, dict[int, float]] = defaultdict(dict)
+            version_share: dict[str, dict[int, float]] = defaultdict(dict)
+            shares: dict[str, dict[int, float]] = defaultdict(dict)  # the platform's own falls
             for row in self.results["rates"]:
-                if row.get("platform") == platform and str(row.get("app_version")) == version \
-                        and row["delta_value"] < 0 and row["date"] in day_of:
-                    falls[row["entity_name"]][day_of[row["date"]]] = row["z"]
+                if row["delta_value"] >= 0 or row["date"] not in day_of or row.get("platform") != platform:
+                    continue
+                day = day_of[row["date"]]
+                if str(row.get("app_version")) == version:
+                    falls[row["entity_name"]][day] = row["z"]
+                    version_share[row["entity_name"]][day] = _share(row)
+                elif row.get("app_version") is None and row.get("country") is None:
+                    shares[row["entity_name"]][day] = _share(row)
             for step, days in falls.items():
                 first = start if start in days else start + 1
                 if first not in days or min(days.values()) > -STRONG_Z:
@@ -334,11 +343,11 @@ class FrontierExpertAgent(Agent):
                 last = first
                 while last + 1 in days:
                     last += 1
-                others = sum(1 for row in self.results["rates"]
-                             if row.get("platform") == platform and row.get("app_version") is not None
-                             and str(row["app_version"]) != version and row["entity_name"] == step
-                             and row["delta_value"] < 0 and start <= day_of.get(row["date"], -1) <= last)
-                if last - first < 1 or 2 * others > last - start + 1:  # several dates, on the new version only
+                # In its first three dates the new version carries half of the platform at most: a platform that fell
+                # about as far as the version then fell as a whole (a level shift that began with the rollout).
+                whole = [shares[step].get(day, 0.0) <= PLATFORM_ALONG * version_share[step][day]
+                         for day in range(start, start + 3) if day in version_share[step]]
+                if last - first < 1 or any(whole):  # a regression: several dates, on the new version alone
                     continue
                 for day in range(start, last + 1):
                     date = self.dates[day]
@@ -401,6 +410,14 @@ class FrontierExpertAgent(Agent):
                 baseline_value=row["baseline_value"], observed_value=row["observed_value"],
                 delta_value=row["delta_value"], severity=row["severity"], **segment))
         return rows
+
+
+def _one_block(hours: str) -> bool:
+    """Hours (as the hourly scan lists them) that fit in one block no longer than an outage can be, across
+    midnight too: hours that fell by chance are scattered over the day."""
+    listed = sorted(int(hour) for hour in hours.split(","))
+    widest_gap = max(b - a for a, b in zip(listed, listed[1:] + [listed[0] + 24], strict=True))
+    return 24 - widest_gap + 1 <= BLOCK_HOURS
 
 
 def _is_date(word: str) -> bool:
