@@ -108,11 +108,12 @@ def _analysis(method: str, **args: Any) -> MetricTrackerRlAction:
 class ExpertAgent(Agent):
     name = "expert"
     frontier: Agent | None = None  # at frontier the segmented procedure plays the episode
+    frontier_agent: type[FrontierExpertAgent] = FrontierExpertAgent
 
     def begin(self, observation: SeenObservation) -> None:
         brief = observation.brief
         if observation.config.get("difficulty") in SEGMENTED_DIFFICULTIES:
-            self.frontier = FrontierExpertAgent()
+            self.frontier = self.frontier_agent()
             return self.frontier.begin(observation)
         self.dates = episode_dates(brief)
         # A count incident moves the day's volume by at least the published count_incident_min_share, a benign

@@ -435,6 +435,23 @@ def _query(sql: str, offset: int = 0) -> MetricTrackerRlAction:
     return MetricTrackerRlAction(analysis_method="query", analysis_args=arguments)
 
 
+class FrontierNextDatePadder(FrontierExpertAgent):
+    """The frontier expert's report padded with the date after every rate incident's last date, on the same
+    segment: a guess that the incident lasted one more date instead of a check (next_date_padder at frontier)."""
+
+    def _decide(self) -> list[Report]:
+        reports = super()._decide()
+        taken = {report.date for report in reports}
+        guesses = []
+        for report in reports:
+            day = self.dates.index(report.date) + 1
+            if report.entity_type == "conversion_rate" and day < len(self.dates) and self.dates[day] not in taken:
+                guesses.append(Report(self.dates[day], report.entity_type, report.entity_name, report.anomaly_type,
+                                      report.platform, report.country, report.app_version))
+                taken.add(self.dates[day])
+        return sorted(reports + guesses, key=lambda r: r.date)
+
+
 class AggregateOnlyExpertAgent(Agent):
     """Today's expert blind to segments: below frontier it is the expert; at frontier it runs the frontier
     procedure on the aggregate funnel alone and reports no segment (the calibration's lower reference: an
