@@ -46,7 +46,9 @@ def weekday(date: str) -> str:
 
 
 def magnitude_bounds(brief: dict[str, Any], family: str) -> tuple[float, float]:
-    """A family's published magnitude range over every difficulty (the brief's `families` table)."""
+    """A family's published magnitude range over every difficulty the brief's `families` table lists (frontier
+    publishes none)."""
     row = next(row for row in brief["families"] if row["family"] == family)
-    ranges = [tuple(float(x) for x in str(row[difficulty]).split("-")) for difficulty in DIFFICULTIES]
+    ranges = [tuple(float(x) for x in str(row[difficulty]).split("-")) for difficulty in DIFFICULTIES
+              if difficulty in row]
     return min(low for low, _ in ranges), max(high for _, high in ranges)
