@@ -38,6 +38,7 @@ from metric_tracker_rl.funnel import (
     stage_means,
     window_calendar,
 )
+from metric_tracker_rl.metrics import same_weekday_peer_lists
 from metric_tracker_rl.models import MetricSubmissionRow
 from metric_tracker_rl.public import Annotation
 from metric_tracker_rl.seeding import EpisodeKey, derive_rng
@@ -63,9 +64,10 @@ T = TypeVar("T")
 FRONTIER_TREND = (-0.002, 0.006)  # extra daily growth of the whole funnel, drawn per episode
 SEGMENT_DAY_SIGMA = 0.05  # log-normal noise of a cell's traffic per date
 SEGMENT_RATE_SIGMA = 0.03  # log-normal noise of a cell's step rates per date
-FIRST_RELEASE_DAYS = (4, 18)  # the first release of each mobile platform starts in this range
-# The second starts at least this many days after the first and leaves three clean weeks after its start.
-RELEASE_GAP, RELEASE_LATEST = 12, FRONTIER_WINDOW_DAYS - 22
+FIRST_RELEASE_DAYS = (4, 12)  # the first release of each mobile platform starts in this range
+# The second starts three weeks or more after the first (each version carries its platform for three weeks, so a
+# version-level baseline rests on real traffic) and leaves three weeks after its own start.
+RELEASE_GAP, RELEASE_LATEST = 21, FRONTIER_WINDOW_DAYS - 22
 
 
 class _CellPlan(FunnelPlan):
@@ -170,9 +172,9 @@ def draw_segmented_counts(plan: SegmentedPlan, key: EpisodeKey) -> SegmentedData
 # Sizes are drawn per incident and per fluctuation; they overlap on purpose (no published threshold separates
 # them), and none is published: the signature decides (which hours, which segment, which metrics move together,
 # when it started).
-REGRESSION_DROP = (0.2, 0.55)  # a release's broken step on the new version, from its rollout start until a fix
+REGRESSION_DROP = (0.25, 0.55)  # a release's broken step on the new version, from its rollout start until a fix
 REGRESSION_DAYS = (3, 6)
-LEVEL_SHIFT = (0.18, 0.4)  # a step's conversion in one segment, for several dates until a fix
+LEVEL_SHIFT = (0.22, 0.45)  # a step's conversion in one segment, for several dates until a fix
 LEVEL_SHIFT_DAYS = (2, 5)
 OUTAGE_HOURS = (3, 7)  # a segment's traffic collapses for a block of hours
 OUTAGE_DROP = (0.6, 0.9)
@@ -190,7 +192,11 @@ KIND_FAMILY = {"release_regression": "rate_drop_from_median", "payment_failure":
                "web_tracking_bug": "instrumentation_data_quality_issue",
                "country_bots": "absolute_spike_in_event_count", "segment_outage": "absolute_drop_in_event_count",
                "level_shift": "rate_drop_from_median"}
+# Families that no scenario above reports keep their own injector, on one platform's or country's cells, in a
+# scenario of that family alone.
+GENERIC_MAGNITUDE = {"rate_spike_from_median": (0.2, 0.4), "hourly_traffic_mix_shift": (0.3, 0.6)}
 FLUCTUATION_KINDS = ("mix_shift", "segment_demand_swing", "segment_timing_shift")
+MIN_VERSION_SHARE = 0.3  # a version-level incident needs this share of its platform on its date and peers
 PER_WEEKDAY = 3  # perturbed dates per weekday at most: a same-weekday median over seven peers stays clean
 
 
@@ -267,12 +273,19 @@ def _inject_on_cells(plan: SegmentedPlan, segment: Segment, family: str, day: in
     return records[0]
 
 
-def _live_version(plan: SegmentedPlan, platform: str, day: int) -> str:
-    """The platform's version with the most traffic on a date."""
-    shares = version_shares(plan.layout, plan.releases, plan.num_days)[:, day]
-    best = max(plan.layout.platform_versions(platform),
-               key=lambda version: shares[plan.layout.mask(Segment(platform, None, version))][0])
-    return best
+def _live_version(plan: SegmentedPlan, platform: str, day: int) -> str | None:
+    """The platform's version that carries the most traffic on the date and on its same-weekday peers alike, so
+    that the segment's baseline rests on real traffic; None when no version does (the failure then hits every
+    version of the platform)."""
+    shares = version_shares(plan.layout, plan.releases, plan.num_days)
+    peers = list(same_weekday_peer_lists(plan.num_days)[day])
+
+    def carried(version: str) -> float:
+        row = shares[plan.layout.mask(Segment(platform, None, version))][0]
+        return min(float(row[day]), float(np.median(row[peers])))
+
+    best = max(plan.layout.platform_versions(platform), key=carried)
+    return best if carried(best) >= MIN_VERSION_SHARE else None
 
 
 def _incident(kind: str, index: int, plan: SegmentedPlan, calendar: _Calendar, key: EpisodeKey,
@@ -330,6 +343,14 @@ def _incident(kind: str, index: int, plan: SegmentedPlan, calendar: _Calendar, k
     day = calendar.draw(rng)
     if day is None:
         return []
+    if kind.startswith("segment/"):
+        family = kind.removeprefix("segment/")
+        segment = _pick((Segment(platform=_pick(plan.layout.values_of("platform"), rng)),
+                         Segment(country=_pick(plan.layout.values_of("country"), rng))), rng)
+        entity = _pick(FAMILY_REGISTRY[family].entity_names, rng)
+        magnitude = float(rng.uniform(*GENERIC_MAGNITUDE[family]))
+        return [FrontierIncident(kind, _inject_on_cells(plan, segment, family, day, entity, magnitude, key, stream),
+                                 segment)]
     if kind == "payment_failure":
         platform = _pick(MOBILE_PLATFORMS, rng)
         segment = Segment(platform, None, _live_version(plan, platform, day))
@@ -412,9 +433,8 @@ def incident_kinds(config: EpisodeConfig, rng: np.random.Generator) -> list[str]
     count = incident_count(config)
     kinds = [k for k in INCIDENT_KINDS if config.scenario_family == "mixed" or KIND_FAMILY[k] ==
              config.scenario_family]
-    if not kinds:
-        raise ValueError(f"scenario_family {config.scenario_family!r} has no frontier incident kind; valid at "
-                         f"frontier: mixed, null, {', '.join(sorted(set(KIND_FAMILY.values())))}")
+    if not kinds:  # a family no scenario above reports: its own injector on one platform's or country's cells
+        kinds = [f"segment/{config.scenario_family}"]
     order = [str(k) for k in rng.permutation(kinds)]
     return [order[i % len(order)] for i in range(count)]
 

@@ -30,12 +30,9 @@ class MetricSubmissionRow(_Strict):
     severity: Severity = Field(description="By the published rule")
     # The segment the incident is confined to (frontier only); None means every value of that dimension, so a row
     # without them is about the whole funnel, as on every other difficulty.
-    platform: str | None = Field(default=None, description="Segment: platform (frontier), e.g. android; "
-                                 "omit for all platforms", max_length=32)
-    country: str | None = Field(default=None, description="Segment: country code (frontier); omit for all",
-                                max_length=32)
-    app_version: str | None = Field(default=None, description="Segment: app version (frontier); omit for all",
-                                    max_length=32)
+    platform: str | None = Field(default=None, description="frontier: segment's platform", max_length=32)
+    country: str | None = Field(default=None, description="frontier: segment's country", max_length=32)
+    app_version: str | None = Field(default=None, description="frontier: segment's app version", max_length=32)
 
 
 class PayloadGeneratorMethod(_Strict):

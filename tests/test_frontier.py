@@ -26,7 +26,7 @@ from metric_tracker_rl.seeding import EpisodeKey, derive_rng
 from metric_tracker_rl.segments import PLATFORMS, WEB_VERSION, Segment, holiday_days
 from metric_tracker_rl.tasks import resolve_episode_config
 
-SWEEP = settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+SWEEP = settings(max_examples=12, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
 SEEDS = st.integers(min_value=0, max_value=10**6)
 
 
@@ -109,37 +109,46 @@ def test_segments_differ_in_conversion_so_mix_moves_the_aggregate() -> None:
 
 # --- incidents ------------------------------------------------------------------------------------------------
 
-def _hour_value(hourly: np.ndarray, entity_type: str, entity_name: str, hours: tuple[int, int]) -> float:
-    """The incident's quantity over its hours: a count, a step's conversion, or a count over its predecessor."""
+MIN_EVENTS = 50  # a peer's value over the incident's hours rests on at least this many events (else it is noise)
+
+
+def _hour_value(hourly: np.ndarray, entity_type: str, entity_name: str, hours: tuple[int, int],
+                least: int = MIN_EVENTS) -> float:
+    """The incident's quantity over its hours: a count, a step's conversion, or a count over its predecessor (NaN
+    where the hours hold too few events to say)."""
     counts = hourly[hours[0]:hours[1]].sum(axis=0).astype(float)
     if entity_type == "event_count":
-        return counts[COUNT_COLUMNS.index(entity_name)]
+        column = COUNT_COLUMNS.index(entity_name)
+        return counts[column] if counts[column] >= least else np.nan
     if entity_type == "data_quality":
         event = COUNT_COLUMNS.index(entity_name)
-        return counts[event] / max(counts[event - 1], 1.0)
-    metric = CONVERSION_BY_NAME[entity_name]
-    denominator = counts[COUNT_COLUMNS.index(metric.denominator)]
-    return counts[COUNT_COLUMNS.index(metric.numerator)] / denominator if denominator else np.nan
+        numerator, denominator = counts[event], counts[event - 1]
+    else:
+        metric = CONVERSION_BY_NAME[entity_name]
+        numerator = counts[COUNT_COLUMNS.index(metric.numerator)]
+        denominator = counts[COUNT_COLUMNS.index(metric.denominator)]
+    return numerator / denominator if denominator >= max(least, 1) else np.nan
 
 
 @SWEEP
 @given(seed=SEEDS)
 def test_every_incident_is_visible_in_its_segment(seed: int) -> None:
-    """Over the incident's hours, its segment's value leaves the range of every clean same-weekday peer by a
-    twentieth of their median, whatever the aggregate shows."""
+    """Over the incident's hours, its segment's value is a tenth and two robust sigmas away from the median of its
+    clean same-weekday peers, whatever the aggregate shows."""
     ep = frontier(seed)
     truth = ep.truth
     perturbed = {r.day for r in truth.injections} | {f.day for f in truth.fluctuations}
     assert len(truth.expected_rows) == len(truth.injections) > 0
     for row, record in zip(truth.expected_rows, truth.injections, strict=True):
         hourly = ep.public.segments.segment_funnel(Segment(row.platform, row.country, row.app_version)).hourly
-        value = _hour_value(hourly[record.day], row.entity_type, row.entity_name, record.hours)
+        value = _hour_value(hourly[record.day], row.entity_type, row.entity_name, record.hours, least=0)
         peers = [_hour_value(hourly[p], row.entity_type, row.entity_name, record.hours)
                  for p in same_weekday_peer_lists(FRONTIER_WINDOW_DAYS)[record.day] if p not in perturbed]
         peers = [p for p in peers if np.isfinite(p) and p > 0]
-        assert len(peers) >= 2, row
-        low, high, middle = min(peers), max(peers), float(np.median(peers))
-        assert value < low - 0.05 * middle or value > high + 0.05 * middle, (row, record.description, value, peers)
+        assert peers, row  # a clean same-weekday peer with enough events
+        middle = float(np.median(peers))
+        spread = 1.4826 * float(np.median(np.abs(np.array(peers) - middle)))
+        assert abs(value - middle) >= max(0.1 * middle, 2 * spread), (row, record.description, value, peers)
 
 
 @SWEEP

@@ -74,6 +74,7 @@ FIELD_VALUES: dict[str, st.SearchStrategy[Any]] = {
     "limit": st.integers(-5, 40), "offset": st.integers(-5, 40),
     "rows": st.lists(row_values(), max_size=6),
     "generator_methods": st.lists(generator_calls(), max_size=5),
+    "dimension": st.sampled_from(["platform", "country", "app_version"]) | st.text(max_size=8),
 }
 
 

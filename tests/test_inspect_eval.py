@@ -38,6 +38,7 @@ from inspect_ai.model._call_tools import validate_tool_input  # noqa: E402
 from benchmarks.calibrate import sweep  # noqa: E402
 from metric_tracker_rl import (  # noqa: E402
     DEFAULT_TASK_ORDER,
+    NAMED_TASK_ORDER,
     MetricTrackerRlEnv,
 )
 from metric_tracker_rl.agents import make_agent, run_episode, scripted  # noqa: E402,F401
@@ -168,7 +169,7 @@ def test_a_sweep_is_the_calibration_sweep(difficulties: list[str], seeds: int, o
         expected = [spec.reset_kwargs for spec in sweep(difficulty, offset + seeds)][offset:]
         assert [s.metadata["reset_kwargs"] for s in group] == expected
         assert {s.metadata["difficulty"] for s in group} == {difficulty}
-        first = len(DEFAULT_TASK_ORDER) + DIFFICULTIES.index(difficulty) * EVAL_SEEDS_PER_DIFFICULTY
+        first = len(NAMED_TASK_ORDER) + DIFFICULTIES.index(difficulty) * EVAL_SEEDS_PER_DIFFICULTY
         for position, sample in enumerate(group):
             if offset + position < EVAL_SEEDS_PER_DIFFICULTY:
                 assert sample.metadata["reset_kwargs"] == eval_split.task(first + offset + position)

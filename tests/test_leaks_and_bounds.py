@@ -17,6 +17,7 @@ from reliability_support import INTERNALS, record
 from metric_tracker_rl import MetricTrackerRlAction
 from metric_tracker_rl.analysis_tools import MAX_RESULT_ROWS, TOOL_REGISTRY
 from metric_tracker_rl.analysis_tools.arguments import MAX_PREVIEW_ROWS, WINDOW
+from metric_tracker_rl.analysis_tools.segment_tools import SEGMENT_TOOL_NAMES
 from metric_tracker_rl.catalog import CONVERSION_METRIC_NAMES, COUNT_COLUMNS, row_key
 from metric_tracker_rl.models import MAX_GENERATOR_CALLS, MetricSubmissionRow, PayloadGeneratorMethod
 from metric_tracker_rl.scenario import build_episode
@@ -24,7 +25,7 @@ from metric_tracker_rl.tasks import resolve_episode_config
 from server.environment import MAX_SUBMISSION_ROWS, MetricTrackerRlEnvironment
 
 MAX_RESULT_BYTES = 256 * 1024  # documented bound on one serialized observation after a tool call
-SWEEP = [{"task_id": "medium_mixed_pair"}, {"task_id": "hard_mixed_multi"},
+SWEEP = [{"task_id": "medium_mixed_pair"}, {"task_id": "hard_mixed_multi"}, {"task_id": "frontier_segments"},
          {"seed": 7, "difficulty": "hard", "anomaly_count": 4}, {"seed": 11, "difficulty": "medium"},
          {"seed": 12, "scenario_family": "funnel_break", "anomaly_count": 2},
          # a drawn incident count (5) and a Saturday shared by a count spike and a marketing campaign
@@ -160,8 +161,11 @@ def worst_case_arguments(tool: str) -> dict[str, Any]:
 @pytest.mark.parametrize("tool", list(TOOL_REGISTRY))
 def test_every_tool_result_is_capped_at_worst_case(tool: str) -> None:
     env = MetricTrackerRlEnvironment()
-    env.reset(task_id="hard_mixed_multi")
-    obs = env.step(MetricTrackerRlAction(analysis_method=tool, analysis_args=worst_case_arguments(tool)))
+    env.reset(task_id="frontier_segments" if tool in SEGMENT_TOOL_NAMES else "hard_mixed_multi")
+    arguments = worst_case_arguments(tool)
+    if tool == "compare_segments":  # the most segments: every version of every platform, on the latest date
+        arguments.update(metric_name="app_opens", dimension="app_version", date="2026-04-26")
+    obs = env.step(MetricTrackerRlAction(analysis_method=tool, analysis_args=arguments))
     assert obs.status == "ok", obs.message
     for value in obs.analysis_result.values():
         if isinstance(value, list):

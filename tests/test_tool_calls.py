@@ -47,8 +47,9 @@ def test_one_tool_per_offered_registry_tool_then_the_two_submissions() -> None:
 
 def test_tool_schemas_fit_in_8600_characters_and_say_when_to_use_each_tool() -> None:
     tools = openai_tools()
-    # 7,882 before the SQL tool, whose schema names the tables and their columns (617).
-    assert sum(len(json.dumps(tool)) for tool in tools) <= 8600
+    # 8,000 before frontier and the SQL tool: the segment tools and the rows' three segment fields add about 650,
+    # the SQL tool's schema, which names the tables and their columns, about 620.
+    assert sum(len(json.dumps(tool)) for tool in tools) <= 9400
     descriptions = [tool["function"]["description"] for tool in tools]
     assert len(set(descriptions)) == len(descriptions) and all(20 <= len(d) <= 110 for d in descriptions)
     for tool in tools:

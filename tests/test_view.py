@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from benchmarks.interface import InProcessEnv, record_episode
 from metric_tracker_rl.agents import make_agent
-from metric_tracker_rl.catalog import ANOMALY_TYPES, DIFFICULTIES
+from metric_tracker_rl.catalog import AGGREGATE_DIFFICULTIES, ANOMALY_TYPES, DIFFICULTIES
 from metric_tracker_rl.grader import grade_submission
 from metric_tracker_rl.models import MetricSubmissionRow
 from metric_tracker_rl.scenario import build_episode
@@ -76,9 +76,11 @@ def test_rows_copied_from_the_text_grade_as_full_precision_rows(family: str, dif
     truth = episode.truth
     shown = parse(render({"rows": [row.model_dump() for row in truth.expected_rows]}))
     copied = [MetricSubmissionRow(**row) for row in shown.get("rows", [])]
+    segments = episode.public.segment_values()
     full = grade_submission(list(truth.expected_rows), truth.expected_rows, truth.neutral_keys,
-                            episode.public.data.dates)
-    from_text = grade_submission(copied, truth.expected_rows, truth.neutral_keys, episode.public.data.dates)
+                            episode.public.data.dates, segment_values=segments)
+    from_text = grade_submission(copied, truth.expected_rows, truth.neutral_keys, episode.public.data.dates,
+                                 segment_values=segments)
     assert from_text.score == full.score == 1.0
     for original, copy in zip(truth.expected_rows, copied, strict=True):
         for field in ("baseline_value", "observed_value", "delta_value"):
@@ -117,7 +119,7 @@ def test_an_agent_decides_from_the_text_of_its_record(agent_name: str) -> None:
         assert replayed_calls(agent_name, run.messages) == recorded
 
 
-@pytest.mark.parametrize("difficulty", DIFFICULTIES)
+@pytest.mark.parametrize("difficulty", AGGREGATE_DIFFICULTIES)  # the reference agents read the aggregate tiers
 def test_the_scripted_agents_records_show_every_number_it_submits(difficulty: str) -> None:
     env = InProcessEnv()
     for seed in range(90_000, 90_030):
@@ -126,7 +128,7 @@ def test_the_scripted_agents_records_show_every_number_it_submits(difficulty: st
         assert unseen_submitted_rows(run.messages) == []
 
 
-@pytest.mark.parametrize("difficulty", DIFFICULTIES)
+@pytest.mark.parametrize("difficulty", AGGREGATE_DIFFICULTIES)  # the reference agents read the aggregate tiers
 def test_the_experts_records_show_every_number_it_submits(difficulty: str) -> None:
     """30 fresh seeds per difficulty: no result cut, every submitted row's key and numbers in an earlier tool
     result, and the record fits the context targets (median <= 24,000 characters, max <= 32,000)."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from metric_tracker_rl.catalog import DIFFICULTIES
+from metric_tracker_rl.catalog import AGGREGATE_DIFFICULTIES
 
 # The most rows a page of a get_*_rows tool holds (its `limit` argument says so).
 PAGE_ROWS = 120
@@ -46,9 +46,10 @@ def weekday(date: str) -> str:
 
 
 def magnitude_bounds(brief: dict[str, Any], family: str) -> tuple[float, float]:
-    """A family's published magnitude range over every difficulty the brief's `families` table lists (frontier
-    publishes none)."""
+    """A family's published magnitude range over every difficulty (the brief's `families` table)."""
     row = next(row for row in brief["families"] if row["family"] == family)
-    ranges = [tuple(float(x) for x in str(row[difficulty]).split("-")) for difficulty in DIFFICULTIES
-              if difficulty in row]
+    if not all(difficulty in row for difficulty in AGGREGATE_DIFFICULTIES):
+        raise ValueError("the brief publishes no magnitude ranges (difficulty frontier publishes none): this agent "
+                         "reads the aggregate tiers' brief only")
+    ranges = [tuple(float(x) for x in str(row[difficulty]).split("-")) for difficulty in AGGREGATE_DIFFICULTIES]
     return min(low for low, _ in ranges), max(high for _, high in ranges)

@@ -34,8 +34,7 @@ def _segments(episode: PublicEpisode) -> SegmentedData:
     return episode.segments
 
 
-@register_tool("get_releases", "Frontier: each mobile release's staged rollout (share of its platform's users "
-               "offered the version, by date until 100%).", NoArgs)
+@register_tool("get_releases", "Frontier: each mobile release's rollout share of its platform by date.", NoArgs)
 def get_releases(episode: PublicEpisode, args: NoArgs) -> dict[str, Any]:
     rows, previous = [], None
     for row in _segments(episode).release_rows():  # each release's dates in order
@@ -48,10 +47,8 @@ def get_releases(episode: PublicEpisode, args: NoArgs) -> dict[str, Any]:
 
 class SegmentBreakdownArgs(DateArgs):
     metrics: ClassVar[tuple[str, ...]] = METRICS
-    metric_name: str = Field(description="An event count or a conversion metric")
-    dimension: Literal["platform", "country", "app_version"] = Field(
-        description="Break down by this dimension (app_version: per platform and version)")
-    platform: str | None = Field(default=None, description="Only this platform's traffic (optional)")
+    metric_name: str = Field(description="A count or rate")
+    dimension: Literal["platform", "country", "app_version"] = Field(description="Segments to compare")
 
     @field_validator("metric_name")
     @classmethod
@@ -67,25 +64,18 @@ def _values(daily: np.ndarray, metric: str) -> np.ndarray:
     return count_ratio(daily[..., COLUMN_INDEX[definition.numerator]], daily[..., COLUMN_INDEX[definition.denominator]])
 
 
-@register_tool("compare_segments", "Frontier: one metric on one date in every segment of a dimension, each against "
-               "its own same-weekday median (baseline, observed, delta, robust z, severity, share of app opens).",
+@register_tool("compare_segments", "Frontier: a metric on a date per segment of a dimension vs its same-weekday "
+               "median.",
                SegmentBreakdownArgs,
                example={"metric_name": "order_placed_to_payment_successful", "date": "2026-03-10",
                         "dimension": "platform"})
 def compare_segments(episode: PublicEpisode, args: SegmentBreakdownArgs) -> dict[str, Any]:
     data = _segments(episode)
     layout = data.layout
-    if args.platform is not None and args.platform not in layout.values_of("platform"):
-        raise ToolError(f"unknown platform {args.platform!r}; valid: {', '.join(layout.values_of('platform'))}")
-    if args.dimension == "app_version":
-        platforms = [args.platform] if args.platform else list(layout.values_of("platform"))
-        segments = [Segment(p, None, v) for p in platforms for v in layout.platform_versions(p)]
+    if args.dimension == "app_version":  # a version is a version of one platform
+        segments = [Segment(p, None, v) for p in layout.values_of("platform") for v in layout.platform_versions(p)]
     else:
-        segments = [Segment(**{args.dimension: value}, **({"platform": args.platform}
-                                                          if args.platform and args.dimension != "platform" else {}))
-                    for value in layout.values_of(args.dimension)]
-        if args.dimension == "platform" and args.platform:
-            segments = [Segment(platform=args.platform)]
+        segments = [Segment(**{args.dimension: value}) for value in layout.values_of(args.dimension)]
     masks = np.array([layout.mask(s) for s in segments])
     daily = np.einsum("gs,sde->gde", masks.astype(np.int64), data.daily)
     values = _values(daily, args.metric_name)

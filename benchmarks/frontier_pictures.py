@@ -1,0 +1,67 @@
+"""Regenerate docs/images/frontier_*.svg: for each frontier incident kind and the benign mix shift, the aggregate's
+daily series beside the series of the segment that carries the event, the event's date marked.
+
+    uv run python -m benchmarks.frontier_pictures
+
+Each picture comes from the first seed from PICTURE_SEED_BASE whose episode holds that kind (deterministic).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from metric_tracker_rl.frontier import INCIDENT_KINDS, build_world
+from metric_tracker_rl.metrics import build_panel
+from metric_tracker_rl.segments import Segment
+from metric_tracker_rl.tasks import resolve_episode_config
+from server.debugger_charts import PANEL_HEIGHT, PANEL_WIDTH, Mark, line_panel_svg
+
+OUTPUT = Path("docs/images")
+PICTURE_SEED_BASE = 50_000
+MIX_METRIC = "app_open_to_payment_successful"
+
+
+def side_by_side(left: str, right: str) -> str:
+    """Two panels in one SVG, the aggregate on the left."""
+    def placed(panel: str, x: int) -> str:
+        return panel.replace('<svg class="panel"', f'<svg x="{x}" y="0" width="{PANEL_WIDTH}" '
+                             f'height="{PANEL_HEIGHT}" class="panel"', 1)
+    return (f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {2 * PANEL_WIDTH} {PANEL_HEIGHT}" '
+            f'width="{2 * PANEL_WIDTH}" height="{PANEL_HEIGHT}">{placed(left, 0)}{placed(right, PANEL_WIDTH)}</svg>\n')
+
+
+def picture(seed: int, entity_type: str, entity_name: str, segment: Segment, day: int, label: str) -> str:
+    world = build_world(resolve_episode_config(seed=seed, difficulty="frontier"))
+    aggregate, part = build_panel(world.data.segment_funnel(Segment())), \
+        build_panel(world.data.segment_funnel(segment))
+    dates = list(world.data.segment_funnel(Segment()).dates)
+    mark = [Mark(dates[day], label, truth=True)]
+    k = aggregate.index(entity_type, entity_name)
+    return side_by_side(line_panel_svg(dates, [float(v) for v in aggregate.values[k]], f"all traffic: {entity_name}",
+                                       mark),
+                        line_panel_svg(dates, [float(v) for v in part.values[k]], f"{segment.label()}: {entity_name}",
+                                       mark))
+
+
+def main() -> None:
+    OUTPUT.mkdir(parents=True, exist_ok=True)
+    wanted = set(INCIDENT_KINDS) | {"mix_shift"}
+    seed = PICTURE_SEED_BASE
+    while wanted:
+        world = build_world(resolve_episode_config(seed=seed, difficulty="frontier"))
+        for incident in world.incidents:
+            if incident.kind in wanted and incident.record.continues is None:
+                wanted.discard(incident.kind)
+                record = incident.record
+                svg = picture(seed, record.entity_type, record.entity_name, incident.segment, record.day, incident.kind)
+                (OUTPUT / f"frontier_{incident.kind}.svg").write_text(svg)
+        for fluctuation in world.fluctuations:
+            if fluctuation.kind in wanted:
+                wanted.discard(fluctuation.kind)
+                svg = picture(seed, "conversion_rate", MIX_METRIC, fluctuation.segment, fluctuation.day, "mix shift")
+                (OUTPUT / f"frontier_{fluctuation.kind}.svg").write_text(svg)
+        seed += 1
+
+
+if __name__ == "__main__":
+    main()
