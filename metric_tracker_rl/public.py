@@ -6,7 +6,6 @@ the grader, and a test walks the tool package's imports to keep it so.
 
 from __future__ import annotations
 
-import datetime
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -90,20 +89,22 @@ class PublicEpisode:
 
     def sql_tables(self) -> dict[str, pd.DataFrame]:
         """The tables the SQL tool may query, built fresh (the sandbox copies them): `daily` (date, weekday,
-        weekend, the five counts), `hourly` (date, hour, the five counts) and `annotations` (date, kind, note),
-        dates as dates. Another table becomes queryable by adding it here."""
+        weekend, the five counts), `hourly` (date, hour, the five counts) and `annotations` (date, kind, note).
+        Columns are typed even when a table is empty (dates as datetimes, which the sandbox stores as DATE).
+        Another table becomes queryable by adding it here."""
         import pandas as pd
 
-        def as_dates(values: Any) -> list[datetime.date]:
-            return [datetime.date.fromisoformat(value) for value in values]
+        def as_dates(values: Any) -> pd.Series:
+            return pd.Series(pd.to_datetime(list(values), format="%Y-%m-%d"), dtype="datetime64[s]")
 
         daily = self.daily_frame()[["date", "weekday", "weekend", *COUNT_COLUMNS]].copy()
         daily["date"] = as_dates(daily["date"])
+        daily["weekday"] = daily["weekday"].astype("string")
         hourly = self.hourly_frame().copy()
         hourly["date"] = as_dates(hourly["date"])
         annotations = pd.DataFrame({"date": as_dates(a.date for a in self.annotations),
-                                    "kind": [a.kind for a in self.annotations],
-                                    "note": [a.note for a in self.annotations]})
+                                    "kind": pd.Series([a.kind for a in self.annotations], dtype="string"),
+                                    "note": pd.Series([a.note for a in self.annotations], dtype="string")})
         tables = {"daily": daily, "hourly": hourly, "annotations": annotations}
         for name, table in self.segment_tables().items():  # frontier: the segmented tables and the releases
             table = table.copy()
@@ -112,6 +113,10 @@ class PublicEpisode:
                     table[column] = as_dates(table[column])
             tables[name] = table
         return tables
+
+    def holds_resources(self) -> bool:
+        """Whether a tool opened something for this episode that close() must release (the SQL connection)."""
+        return any(callable(getattr(value, "close", None)) for value in list(self.memo.values()))
 
     def close(self) -> None:
         """Release what tools opened for this episode (values of `memo` with a close(), the SQL connection);

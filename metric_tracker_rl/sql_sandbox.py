@@ -17,11 +17,13 @@ module knows nothing of how an episode was made: it receives tables and holds no
 
 from __future__ import annotations
 
+import atexit
 import datetime
 import decimal
 import json
 import math
 import threading
+import weakref
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -37,6 +39,7 @@ MEMORY_LIMIT_MB = 64
 ROW_CAP = 5000  # rows a result may have (pages are cut from them)
 MAX_COLUMNS = 64
 MAX_CELL_CHARS = 200
+FETCH_BATCH = 1024  # rows taken from DuckDB at a time
 # Applied in this order (DuckDB refuses to change temp_directory once external access is off, and anything
 # once the configuration is locked).
 CONFIG: dict[str, Any] = {
@@ -74,7 +77,8 @@ class SqlRefused(ValueError):
 @dataclass(frozen=True)
 class SqlResult:
     columns: list[str]
-    rows: list[dict[str, Any]]
+    rows: list[dict[str, Any]]  # the requested page
+    row_count: int  # rows of the whole result
 
 
 class SqlSandbox:
@@ -86,9 +90,13 @@ class SqlSandbox:
     def __init__(self, tables: Mapping[str, pd.DataFrame]) -> None:
         self._con = _connect()
         for name, frame in tables.items():
+            # A datetime column becomes a DATE: the tables are by day (and by integer hour).
+            dates = [column for column in frame.columns if frame[column].dtype.kind == "M"]
+            replace = f" REPLACE ({', '.join(f'CAST({_quoted(c)} AS DATE) AS {_quoted(c)}' for c in dates)})"
             self._con.register("_source", frame)
-            self._con.execute(f'CREATE TABLE "{name}" AS SELECT * FROM _source')
+            self._con.execute(f"CREATE TABLE {_quoted(name)} AS SELECT *{replace if dates else ''} FROM _source")
             self._con.unregister("_source")
+        _OPEN.add(self)
         self.schema = {name: list(frame.columns) for name, frame in tables.items()}
         self.allowed = (f"Allowed: one read-only SELECT (or WITH ... SELECT) statement over the tables "
                         f"{', '.join(self.schema)}; no files, network, extensions or settings.")
@@ -101,14 +109,14 @@ class SqlSandbox:
     def tables_text(self) -> str:
         return "tables: " + "; ".join(f"{name}({', '.join(columns)})" for name, columns in self.schema.items())
 
-    def run(self, sql: str) -> SqlResult:
-        """The rows of one SELECT. Raises SqlRefused for anything else, and for a query that breaks a limit."""
+    def run(self, sql: str, offset: int = 0, limit: int = ROW_CAP) -> SqlResult:
+        """One SELECT's rows from `offset` (at most `limit` of them) and how many it has in all. Raises
+        SqlRefused for anything but one SELECT, and for a query that breaks a limit."""
         statement = self._checked(sql)
         with self._run_lock:
             if self.closed:
                 raise SqlRefused("the SQL connection of this episode is closed; reset to start a new episode")
-            columns, rows = self._execute(statement)
-        return SqlResult(columns, [dict(zip(columns, (_cell(v) for v in row), strict=True)) for row in rows])
+            return self._execute(statement, offset, limit)
 
     def close(self) -> None:
         """Release the database. A query still running is interrupted first."""
@@ -119,6 +127,7 @@ class SqlSandbox:
             if not self.closed:
                 self.closed = True
                 self._con.close()
+            _OPEN.discard(self)
 
     # --- the walls -----------------------------------------------------------------------------------
 
@@ -145,9 +154,16 @@ class SqlSandbox:
             (statement,) = statements
             if statement.type != duckdb.StatementType.SELECT:
                 kind = statement.type.name.replace("_", " ")
-                raise SqlRefused(f"a {kind} statement ({_verb(statement.query)}) is not allowed. {self.allowed}")
+                verb = (statement.query.split() or [""])[0].upper()
+                named = "" if verb == kind else f" ({verb} ...)"
+                raise SqlRefused(f"a {kind} statement{named} is not allowed. {self.allowed}")
             tree = self._con.execute("SELECT json_serialize_sql($1::VARCHAR)", [statement.query]).fetchone()[0]
-        self._check_tree(json.loads(tree))
+        try:
+            parsed = json.loads(tree)
+        except RecursionError:  # Python's JSON reader recurses: a tree deeper than the interpreter allows
+            raise SqlRefused(f"the query is nested too deeply (functions or subqueries hundreds of levels deep). "
+                             f"{self.allowed}") from None
+        self._check_tree(parsed)
         return statement
 
     def _check_tree(self, tree: dict[str, Any]) -> None:
@@ -177,18 +193,27 @@ class SqlSandbox:
                                  f"{self.allowed}")
             stack.extend(value for value in node.values() if isinstance(value, (dict, list)))
 
-    def _execute(self, statement: duckdb.Statement) -> tuple[list[str], list[tuple[Any, ...]]]:
-        """Run the statement under the watchdog; at most ROW_CAP rows. DuckDB errors become SqlRefused."""
+    def _execute(self, statement: duckdb.Statement, offset: int, limit: int) -> SqlResult:
+        """Run the statement under the watchdog. Rows are fetched a batch at a time and only the page's are kept
+        (converted), so a result never sits in Python whole. DuckDB errors become SqlRefused."""
         token = object()
         with self._watch_lock:
             self._running, self._expired = token, None
         watchdog = threading.Timer(TIME_LIMIT_S, self._interrupt, (token,))
         watchdog.daemon = True
         watchdog.start()
+        rows: list[list[Any]] = []
+        count = 0
         try:
             self._con.execute(statement)
             description = self._con.description or []
-            rows = self._con.fetchmany(ROW_CAP + 1)
+            while len(description) <= MAX_COLUMNS and count <= ROW_CAP:
+                batch = self._con.fetchmany(FETCH_BATCH)
+                if not batch:
+                    break
+                rows += [[_cell(value) for value in row] for row in batch[max(0, offset - count):
+                                                                            max(0, offset + limit - count)]]
+                count += len(batch)
         except duckdb.Error as exc:
             raise self._refusal(exc, expired=self._stop(watchdog, token)) from None
         except (ValueError, OverflowError) as exc:  # a value Python cannot hold (a date past year 9999, ...)
@@ -196,12 +221,13 @@ class SqlSandbox:
             raise SqlRefused(f"a value of the result cannot be shown ({exc}); CAST it to VARCHAR. "
                              f"{self.allowed}") from None
         self._stop(watchdog, token)
-        if len(rows) > ROW_CAP:
-            raise SqlRefused(f"the result has more than {ROW_CAP} rows; narrow it with WHERE, GROUP BY or LIMIT "
-                             "(pages of a result come from the limit and offset arguments).")
         if len(description) > MAX_COLUMNS:
             raise SqlRefused(f"the result has {len(description)} columns; at most {MAX_COLUMNS} columns.")
-        return _column_names([column[0] for column in description]), rows
+        if count > ROW_CAP:
+            raise SqlRefused(f"the result has more than {ROW_CAP} rows; narrow it with WHERE, GROUP BY or LIMIT "
+                             "(pages of a result come from the limit and offset arguments).")
+        columns = _column_names([column[0] for column in description])
+        return SqlResult(columns, [dict(zip(columns, row, strict=True)) for row in rows], count)
 
     def _interrupt(self, token: object) -> None:
         with self._watch_lock:
@@ -235,6 +261,20 @@ class SqlSandbox:
         return SqlRefused(f"{_first_lines(exc)}. {self.allowed}")
 
 
+# Sandboxes not closed yet: closed at exit, so that no DuckDB connection outlives the interpreter's shutdown.
+_OPEN: weakref.WeakSet[SqlSandbox] = weakref.WeakSet()
+
+
+@atexit.register
+def _close_all() -> None:
+    for sandbox in list(_OPEN):
+        sandbox.close()
+
+
+def _quoted(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
 def _connect() -> duckdb.DuckDBPyConnection:
     global _optional_config_known
     if _optional_config_known is not False:
@@ -249,15 +289,11 @@ def _connect() -> duckdb.DuckDBPyConnection:
 
 
 def _first_lines(exc: Exception, limit: int = 400) -> str:
-    """DuckDB's message without its hints to change settings (settings are locked), shortened."""
+    """DuckDB's message on one line, shortened: without the position marker (which needs its own lines), the
+    hint to change a setting (settings are locked) and double quotes (the table view would escape them)."""
     text = " ".join(line.strip() for line in str(exc).splitlines() if line.strip())
-    text = text.split(' Use "SET ')[0]
+    text = text.split(" LINE ")[0].split(' Use "SET ')[0].replace('"', "'").rstrip(". ")
     return text if len(text) <= limit else text[:limit] + "..."
-
-
-def _verb(query: str) -> str:
-    words = query.split()
-    return " ".join(words[:2]).upper() if words else ""
 
 
 def _column_names(names: list[str]) -> list[str]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import os
 import uuid
+from concurrent.futures import Future, ThreadPoolExecutor
 from functools import cache
 from typing import Any
 
@@ -51,6 +52,8 @@ INSTRUCTION = (
 # Analysis tools whose cost grows with the request: they take a worker thread (see step_async). A SQL query may
 # run up to its time limit (DuckDB releases the GIL while it works).
 THREADED_TOOLS = frozenset({"payload_generator", "preview_submission", "query"})
+# Threads that release what a finished episode's tools opened (its SQL database), off the event loop.
+_RELEASER = ThreadPoolExecutor(max_workers=2, thread_name_prefix="episode-release")
 NO_EPISODE = (
     "No active episode. Over HTTP every /step request gets a fresh environment (HTTP is stateless), so an "
     "episode needs the WebSocket session at /ws (MetricTrackerRlEnv in Python): send reset, then steps."
@@ -107,6 +110,7 @@ class MetricTrackerRlEnvironment(TaskProviderMixin,
         self._done = False
         self._last_score: float | None = None
         self._episode_score = 0.0  # best graded score so far = the sum of the episode's rewards
+        self._released: Future[None] | None = None  # the release of the previous episode's resources
 
     # --- OpenEnv interface -------------------------------------------------------------------------
 
@@ -119,8 +123,10 @@ class MetricTrackerRlEnvironment(TaskProviderMixin,
             # The current episode, if any, is left as it was.
             return MetricTrackerRlObservation(status="error", message=f"reset failed: {exc}", done=self._done,
                                               reward=0.0, available_tasks=_catalogs()["available_tasks"])
-        if self._episode is not None:
-            self._episode.public.close()  # the old episode's SQL connection, if it opened one
+        if self._episode is not None and self._episode.public.holds_resources():
+            # The old episode's SQL database: destroying one takes 10-40 ms, which reset (on the event loop)
+            # leaves to a release thread.
+            self._released = _RELEASER.submit(self._episode.public.close)
         self._episode, self._episode_id = episode, episode_id or str(uuid.uuid4())
         self._steps = self._submissions = 0
         self._done, self._last_score, self._episode_score = False, None, 0.0

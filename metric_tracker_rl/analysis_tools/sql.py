@@ -12,7 +12,7 @@ from typing import Any
 from pydantic import Field
 
 from metric_tracker_rl.analysis_tools.arguments import PageArgs
-from metric_tracker_rl.analysis_tools.registry import ToolError, page, register_tool
+from metric_tracker_rl.analysis_tools.registry import ToolError, register_tool
 from metric_tracker_rl.catalog import COUNT_COLUMNS
 from metric_tracker_rl.public import PublicEpisode
 from metric_tracker_rl.sql_sandbox import MAX_SQL_CHARS, ROW_CAP, SqlRefused, SqlSandbox
@@ -43,19 +43,18 @@ def sandbox_of(episode: PublicEpisode) -> SqlSandbox:
                QueryArgs, example={"sql": "SELECT weekday, avg(orders_placed) AS orders FROM daily GROUP BY weekday"})
 def query(episode: PublicEpisode, args: QueryArgs) -> dict[str, Any]:
     try:
-        result = sandbox_of(episode).run(args.sql)
+        result = sandbox_of(episode).run(args.sql, args.offset, args.limit)
     except SqlRefused as exc:
         raise ToolError(str(exc)) from None
-    shown = page(result.rows, args.offset, args.limit)
     budget, kept = PAGE_CHARS, 0
-    for row in shown["rows"]:
+    for row in result.rows:
         budget -= sum(len(str(value)) + 3 for value in row.values())
         if budget < 0 and kept:
             break
         kept += 1
-    if kept < len(shown["rows"]):
-        shown["rows"] = shown["rows"][:kept]
-        shown["next_offset"] = args.offset + kept
-    if not shown["rows"]:
+    following = args.offset + kept
+    shown: dict[str, Any] = {"row_count": result.row_count, "offset": args.offset, "rows": result.rows[:kept],
+                             "next_offset": following if following < result.row_count else None}
+    if not kept:
         shown["columns"] = result.columns
     return shown
