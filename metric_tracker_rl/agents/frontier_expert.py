@@ -56,6 +56,7 @@ COLUMN_OF = {"app_opens": "app_opens", "menu_opens": "menu_opens", "orders_place
 # SCAN_SHARE of its baseline; a run of dates needs one date beyond STRONG_Z.
 RATE_SPREAD = 0.02
 SCAN_Z, STRONG_Z, SCAN_SHARE = 4.0, 6.0, 0.05
+RELEASE_DAYS = 9  # a version is scanned from its release's first date to this many dates after it
 # A web event logged twice or more: its incoming step converts at least this much more than its baseline.
 DUPLICATE_RISE = 0.5
 # Hour-of-day shape: an hour whose ratio to its baseline is below LOW (above HIGH) times the day's median ratio moved
@@ -65,6 +66,7 @@ BLOCK_HOURS = 9  # an outage's low hours lie within this many consecutive hours
 # A step nearly stopped converting in an hour: below STOP times the day's median for that step, in an hour where the
 # day's median rate expects at least STOP_FLOOR conversions (so that none by chance is out of the question).
 STOP, STOP_FLOOR, STOP_HOURS = 0.15, 12, 2
+OTHERS_STOPPED = 0.5  # the platform's other versions converted under half their day's rate in those hours
 PLATFORM_ALONG = 0.75  # share of the new version's fall that its whole platform shows early in a level shift
 SQL_CHARS = 4000  # the query tool refuses a longer statement (its error says so)
 SEVERITY_BOUNDS = ((0.15, "low"), (0.30, "medium"), (0.60, "high"))  # task_overview's severity_rule
@@ -91,7 +93,8 @@ def _segment_sums(dimensions: tuple[str, ...]) -> str:
 
 
 def rates_sql(dimensions: tuple[str, ...]) -> str:
-    """Each segment's step conversions that moved beyond their noise, with the same-weekday baseline."""
+    """Each segment's step conversions that moved beyond their noise (the change against the same-weekday
+    baseline, and its z); a version only in the first dates of its release, where a regression would show."""
     steps = " UNION ALL ".join(f"SELECT date, platform, country, app_version, k, '{name}' entity_name, {num} num, "
                                f"{den} den FROM v" for name, num, den in STEPS)
     return (f"WITH s AS ({_segment_sums(dimensions)}), "
@@ -103,9 +106,11 @@ def rates_sql(dimensions: tuple[str, ...]) -> str:
             "AND a.entity_name = x.entity_name AND isodow(a.date) = isodow(x.date) AND a.date <> x.date GROUP BY ALL), "
             "w AS (SELECT *, (observed_value - baseline_value) / sqrt(baseline_value * greatest(1 - baseline_value, "
             f"0.02) / den + ({RATE_SPREAD} * baseline_value) ^ 2) z FROM b) "
-            "SELECT date, platform, country, app_version, entity_name, baseline_value, observed_value, "
-            "observed_value - baseline_value delta_value, round(z, 1) z FROM w "
+            "SELECT date, platform, country, app_version, entity_name, round(observed_value / baseline_value - 1, 3) "
+            "change, round(z, 1) z FROM w "
             f"WHERE abs(z) >= {SCAN_Z} AND abs(observed_value / baseline_value - 1) >= {SCAN_SHARE} "
+            "AND (app_version IS NULL OR EXISTS (SELECT 1 FROM releases l WHERE l.platform = w.platform AND "
+            f"l.app_version = w.app_version AND w.date BETWEEN l.rollout_start AND l.rollout_start + {RELEASE_DAYS})) "
             "ORDER BY date, entity_name, z")
 
 
@@ -132,7 +137,9 @@ def hours_sql(dimensions: tuple[str, ...], holidays: list[str]) -> str:
 
 
 def stops_sql(blind: bool) -> str:
-    """Per date, version (or the aggregate) and step, the hours in which the step nearly stopped converting."""
+    """Per date, version (or the aggregate) and step, the hours in which the step nearly stopped converting, and
+    how the platform's other versions converted in those hours against their own day (`others`): a failure of the
+    whole platform stops them too."""
     group = "NULL platform, NULL app_version" if blind else "platform, app_version"
     steps = " UNION ALL ".join(f"SELECT date, hour, platform, app_version, '{name}' entity_name, {num} num, "
                                f"{den} den FROM h" for name, num, den in STEPS)
@@ -140,9 +147,14 @@ def stops_sql(blind: bool) -> str:
             f"u AS ({steps}), "
             "m AS (SELECT *, median(num / den) OVER (PARTITION BY date, platform, app_version, entity_name) med "
             "FROM u WHERE den > 0), "
-            f"r AS (SELECT *, num / den / med q FROM m WHERE den * med >= {STOP_FLOOR}) "
-            f"SELECT date, platform, app_version, entity_name, count(*) stopped_hours FROM r WHERE q < {STOP} "
-            f"GROUP BY ALL HAVING count(*) >= {STOP_HOURS} ORDER BY date")
+            "g AS (SELECT date, platform, app_version, entity_name, count(*) stopped_hours, list(hour) stopped FROM m "
+            f"WHERE den * med >= {STOP_FLOOR} AND num / den / med < {STOP} GROUP BY ALL "
+            f"HAVING count(*) >= {STOP_HOURS}) "
+            "SELECT g.date, g.platform, g.app_version, g.entity_name, any_value(g.stopped_hours) stopped_hours, "
+            "round(sum(u.num) FILTER (list_contains(g.stopped, u.hour)) / sum(u.den) FILTER (list_contains(g.stopped, "
+            "u.hour)) / (sum(u.num) / sum(u.den)), 2) others FROM g LEFT JOIN u ON u.date = g.date AND "
+            "u.platform = g.platform AND u.app_version <> g.app_version AND u.entity_name = g.entity_name "
+            "GROUP BY ALL ORDER BY g.date")
 
 
 def _text(value: str | None) -> str:
@@ -220,7 +232,7 @@ def _segment_of(row: dict[str, Any]) -> tuple[str | None, str | None, str | None
 
 
 def _share(row: dict[str, Any]) -> float:
-    return row["delta_value"] / max(abs(row["baseline_value"]), 1e-9)
+    return float(row["change"])
 
 
 class FrontierExpertAgent(Agent):
@@ -280,7 +292,8 @@ class FrontierExpertAgent(Agent):
         return sorted(reports.values(), key=lambda r: r.date)
 
     def _stops(self, reports: dict[str, Report]) -> None:
-        """Hours in which a step nearly stopped: a funnel break on that version (its stopped hours decide)."""
+        """Hours in which a step nearly stopped: a funnel break on that version, or on the whole platform when its
+        other versions stopped in the same hours or had no traffic to show it."""
         by_date: dict[str, list[dict[str, Any]]] = defaultdict(list)
         for row in self.results["stops"]:
             by_date[row["date"]].append(row)
@@ -288,8 +301,10 @@ class FrontierExpertAgent(Agent):
             if date in self.holidays:
                 continue
             top = max(rows, key=lambda r: r["stopped_hours"])
+            # Every version stopped (or none other had traffic then): the platform's failure, not one version's.
+            whole = top.get("others") is None or top["others"] < OTHERS_STOPPED
             reports[date] = Report(date, "funnel_step", top["entity_name"], "funnel_break", top.get("platform"),
-                                   None, top.get("app_version"))
+                                   None, None if whole else top.get("app_version"))
 
     def _outages(self, reports: dict[str, Report]) -> None:
         """A block of hours that collapsed with none that rose (hours that fell and rose together are a timing
@@ -328,7 +343,7 @@ class FrontierExpertAgent(Agent):
             version_share: dict[str, dict[int, float]] = defaultdict(dict)
             shares: dict[str, dict[int, float]] = defaultdict(dict)  # the platform's own falls
             for row in self.results["rates"]:
-                if row["delta_value"] >= 0 or row["date"] not in day_of or row.get("platform") != platform:
+                if _share(row) >= 0 or row["date"] not in day_of or row.get("platform") != platform:
                     continue
                 day = day_of[row["date"]]
                 if str(row.get("app_version")) == version:
@@ -360,7 +375,7 @@ class FrontierExpertAgent(Agent):
         (opens that never go further); a level shift lasts several dates."""
         falls: dict[str, dict[str, list[dict[str, Any]]]] = defaultdict(lambda: defaultdict(list))
         for row in self.results["rates"]:
-            if row["delta_value"] < 0 and row["date"] not in reports and row["date"] not in self.holidays \
+            if _share(row) < 0 and row["date"] not in reports and row["date"] not in self.holidays \
                     and row.get("app_version") is None:
                 falls[row["entity_name"]][row["date"]].append(row)
         day_of = {date: day for day, date in enumerate(self.dates)}
