@@ -114,7 +114,8 @@ class ExpertAgent(Agent):
         brief = observation.brief
         if observation.config.get("difficulty") in SEGMENTED_DIFFICULTIES:
             self.frontier = self.frontier_agent()
-            return self.frontier.begin(observation)
+            self.frontier.begin(observation)
+            return
         self.dates = episode_dates(brief)
         # A count incident moves the day's volume by at least the published count_incident_min_share, a benign
         # demand swing by at most the top of demand_swing_share: the middle of the gap separates the two.

@@ -6,20 +6,21 @@ rollout's start, and that the benign look-alikes keep every segment's own conver
 low-converting segment, a segment's demand all day, a segment's timing). So the signature decides, never a size:
 
 1. get_releases: each mobile release's platform, version and first date.
-2. Step conversions of every platform, country and mobile version against the published baseline (the median of
-   the same weekday in the other weeks): a drop or a rise well outside its sampling noise (a binomial z that
-   also allows for each segment's day-to-day spread) is kept. Only incidents move a segment's own conversion.
+2. Step conversions of every platform, country and (in its release's first dates) new version against the
+   published baseline (the median of the same weekday in the other weeks): a change well outside its sampling
+   noise (a binomial z that also allows for a segment's day-to-day spread) is kept. Only incidents move a
+   segment's own conversion.
 3. The hour-of-day shape of each platform's and country's app opens against the same hours of the same weekday
-   (each hour's ratio divided by the day's median ratio, so a whole-day swing cancels): a block of hours that
-   collapsed and none that rose is an outage; a block that rose with a first step that stopped converting is
-   bots; hours that fell and rose together are a timing shift (benign).
-4. Each step's hourly conversion of every mobile version and of web against the day's own median: hours where a
-   step nearly stopped converting are a funnel break on that version.
-5. A web event that suddenly outnumbers what its step normally converts to (its incoming rate jumps) is a tracking
-   bug; a step conversion that fell on consecutive dates is a rate drop, on the release's new version when the
-   drop starts with its rollout and the version carries it, else on the platform or country that fell most.
-6. One last query reads every reported row (date, entity, the segment's baseline, observed value, delta and
-   severity by the published rules) from the segment's own data, so every number submitted stands in a result.
+   (each hour's ratio divided by the day's median ratio, so a whole-day swing cancels): low hours in one block and
+   none high is an outage; low and high hours together are a timing shift (benign).
+4. Each step's hourly conversion of every version against the day's own median: hours where a step nearly stopped
+   converting are a funnel break, on the version, or on its platform when the other versions stopped too.
+5. A web event whose incoming step converts far above its baseline is logged twice (a tracking bug); a new
+   version whose step fell from its rollout's start while its platform did not fall with it is a release
+   regression; a country whose first step fell on a single date is bots (opens that never go further); any other
+   step that fell on consecutive dates is a level shift on the platform or country that fell furthest.
+6. Last, queries read every reported row (date, entity, the segment's baseline, observed value, delta and severity
+   by the published rules) from the segment's own data, so every number submitted stands in a result.
 
 With `segment_blind` the same procedure looks at the aggregate only and reports no segment: the calibration's
 aggregate-only expert.
@@ -29,7 +30,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from metric_tracker_rl.agents.base import Agent, register_agent
@@ -216,15 +217,6 @@ class Report:
     platform: str | None = None
     country: str | None = None
     app_version: str | None = None
-
-
-@dataclass
-class Findings:
-    """What the scans showed, by date."""
-
-    rates: dict[str, list[dict[str, Any]]] = field(default_factory=lambda: defaultdict(list))
-    hours: dict[str, list[dict[str, Any]]] = field(default_factory=lambda: defaultdict(list))
-    stops: dict[str, list[dict[str, Any]]] = field(default_factory=lambda: defaultdict(list))
 
 
 def _segment_of(row: dict[str, Any]) -> tuple[str | None, str | None, str | None]:
