@@ -1,6 +1,7 @@
 """Benchmark calibration: run every reference agent on the named tasks and on a seed sweep per difficulty.
 
-    uv run python -m benchmarks.calibrate --seeds 200 [--agents expert,null] [--held-out] [--output PATH]
+    uv run python -m benchmarks.calibrate --seeds 200 [--agents expert,null] [--difficulties frontier] [--held-out]
+        [--output PATH]
 
 Episodes run in-process against server/environment.py (a repository tool, outside the client package).
 A sweep uses standard episodes only (a difficulty's default settings, seed aside) with one graded submission;
@@ -24,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from metric_tracker_rl.agents import AGENTS, make_agent, run_episode
-from metric_tracker_rl.catalog import AGGREGATE_DIFFICULTIES
+from metric_tracker_rl.catalog import DIFFICULTIES
 from metric_tracker_rl.task_splits import NULL_EVERY, calibration_reset_kwargs
 from metric_tracker_rl.tasks import DEFAULT_TASK_ORDER
 from server.environment import SECRET_ENV_VAR, MetricTrackerRlEnvironment
@@ -51,9 +52,9 @@ def sweep(difficulty: str, seeds: int) -> list[EpisodeSpec]:
             for kwargs in episodes]
 
 
-# The difficulties and named tasks the calibration table covers. frontier joins them when its reference agents
-# do (the eval split already holds it: episode_plan(seeds, NAMED_TASK_ORDER, DIFFICULTIES) is that split).
-CALIBRATED_DIFFICULTIES = AGGREGATE_DIFFICULTIES
+# The difficulties and named tasks the calibration table covers (the eval split holds the same difficulties:
+# episode_plan(seeds, NAMED_TASK_ORDER, DIFFICULTIES) is that split).
+CALIBRATED_DIFFICULTIES = DIFFICULTIES
 
 
 def episode_plan(seeds: int, task_ids: tuple[str, ...] = DEFAULT_TASK_ORDER,
@@ -76,12 +77,13 @@ def summarise(scores: Iterable[float]) -> dict[str, float]:
             "min": float(values.min()), "share_ge_0_9": float((values >= 0.9).mean())}
 
 
-def calibrate(agent_names: list[str], seeds: int, progress: bool = True, held_out: bool = False) -> dict[str, Any]:
+def calibrate(agent_names: list[str], seeds: int, progress: bool = True, held_out: bool = False,
+              difficulties: tuple[str, ...] = CALIBRATED_DIFFICULTIES) -> dict[str, Any]:
     """Every agent over the plan; with held_out, the in-process environment runs with a server-side secret."""
     previous = os.environ.get(SECRET_ENV_VAR)
     os.environ[SECRET_ENV_VAR] = HELD_OUT_SECRET if held_out else ""
     try:
-        return _calibrate(agent_names, seeds, progress, held_out)
+        return _calibrate(agent_names, seeds, progress, held_out, difficulties)
     finally:
         if previous is None:
             del os.environ[SECRET_ENV_VAR]
@@ -89,10 +91,12 @@ def calibrate(agent_names: list[str], seeds: int, progress: bool = True, held_ou
             os.environ[SECRET_ENV_VAR] = previous
 
 
-def _calibrate(agent_names: list[str], seeds: int, progress: bool, held_out: bool) -> dict[str, Any]:
-    plan = episode_plan(seeds)
+def _calibrate(agent_names: list[str], seeds: int, progress: bool, held_out: bool,
+               difficulties: tuple[str, ...]) -> dict[str, Any]:
+    plan = episode_plan(seeds, difficulties=difficulties)
     total = len(plan) * len(agent_names)
-    results: dict[str, Any] = {"seeds_per_difficulty": seeds, "null_every": NULL_EVERY, "held_out": held_out,
+    results: dict[str, Any] = {"seeds_per_difficulty": seeds, "difficulties": list(difficulties),
+                               "null_every": NULL_EVERY, "held_out": held_out,
                                "reset_overrides": {name: AGENT_RESET_OVERRIDES[name] for name in agent_names
                                                    if name in AGENT_RESET_OVERRIDES},
                                "agents": {}}
@@ -114,9 +118,9 @@ def _calibrate(agent_names: list[str], seeds: int, progress: bool, held_out: boo
 
 def table(results: dict[str, Any]) -> str:
     """A Markdown table: named tasks (one episode each), then mean / p5 / min per difficulty and on null episodes."""
-    groups = [*DEFAULT_TASK_ORDER, *CALIBRATED_DIFFICULTIES, NULL_GROUP]
-    header = ["agent", *DEFAULT_TASK_ORDER,
-              *(f"{g} mean / p5 / min" for g in (*CALIBRATED_DIFFICULTIES, NULL_GROUP))]
+    difficulties = tuple(results.get("difficulties", CALIBRATED_DIFFICULTIES))
+    groups = [*DEFAULT_TASK_ORDER, *difficulties, NULL_GROUP]
+    header = ["agent", *DEFAULT_TASK_ORDER, *(f"{g} mean / p5 / min" for g in (*difficulties, NULL_GROUP))]
     lines = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
     for agent_name, stats in results["agents"].items():
         overrides = results.get("reset_overrides", {}).get(agent_name)
@@ -137,6 +141,8 @@ def main(argv: list[str] | None = None) -> None:
                         f"{NULL_EVERY}th is a null episode)")
     parser.add_argument("--agents", default=",".join(AGENTS), help="comma-separated agent names")
     parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT, help="JSON results file")
+    parser.add_argument("--difficulties", default=",".join(CALIBRATED_DIFFICULTIES),
+                        help="comma-separated difficulties to sweep")
     parser.add_argument("--held-out", action="store_true", help="run the environment with a held-out secret")
     parser.add_argument("--quiet", action="store_true", help="no progress line")
     args = parser.parse_args(argv)
@@ -144,9 +150,14 @@ def main(argv: list[str] | None = None) -> None:
     unknown = [name for name in agent_names if name not in AGENTS]
     if unknown:
         parser.error(f"unknown agent(s) {', '.join(unknown)}; valid: {', '.join(AGENTS)}")
+    difficulties = tuple(name.strip() for name in args.difficulties.split(",") if name.strip())
+    wrong = [name for name in difficulties if name not in DIFFICULTIES]
+    if wrong or not difficulties:
+        parser.error(f"unknown difficulty {', '.join(wrong) or '(none given)'}; valid: {', '.join(DIFFICULTIES)}")
     if args.seeds < NULL_EVERY:
         parser.error(f"--seeds must be at least {NULL_EVERY} so every group has episodes")
-    results = calibrate(agent_names, args.seeds, progress=not args.quiet, held_out=args.held_out)
+    results = calibrate(agent_names, args.seeds, progress=not args.quiet, held_out=args.held_out,
+                        difficulties=difficulties)
     print(f"Calibration over {args.seeds} seeds per difficulty (standard episodes, one graded submission, unless "
           f"marked; every {NULL_EVERY}th episode null){'; held-out mode' if args.held_out else ''}; score = the "
           "sum of the episode's rewards.\n")

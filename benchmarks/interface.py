@@ -1,9 +1,10 @@
 """What a model reads in an episode: the size of the reference agents' records and whether they show everything.
 
     uv run python -m benchmarks.interface [--episodes-per-difficulty 30] [--seed 0] [--agent expert]
+        [--difficulties frontier]
 
-Runs the agent in-process on fresh seeds (seed, seed + 1, ...; difficulties easy, medium, hard in turn, as
-`inference.py --episodes` does) and records each episode with the code that writes inference.py's SFT records.
+Runs the agent in-process on fresh seeds (seed, seed + 1, ...; the difficulties in turn, as `inference.py
+--episodes` does) and records each episode with the code that writes inference.py's SFT records.
 Prints, per difficulty: the characters of an episode's messages (median and max; the tool schemas sent with
 every request apart), results that show only part of a table, submitted rows whose key and numbers stand in no
 earlier tool result, and the mean score; then the characters of each tool's results per call, and of the tool
@@ -79,15 +80,15 @@ class Figures:
     scores: list[float]
 
 
-def measure(agent_name: str, episodes_per_difficulty: int, first_seed: int
-            ) -> tuple[dict[str, Figures], dict[str, list[int]]]:
-    by_difficulty = {d: Figures([], [], 0, 0, 0, []) for d in DIFFICULTIES}
+def measure(agent_name: str, episodes_per_difficulty: int, first_seed: int,
+            difficulties: tuple[str, ...] = DIFFICULTIES) -> tuple[dict[str, Figures], dict[str, list[int]]]:
+    by_difficulty = {d: Figures([], [], 0, 0, 0, []) for d in difficulties}
     count_tokens = token_counter()
     by_tool: dict[str, list[int]] = {}
     env = InProcessEnv()
-    total = episodes_per_difficulty * len(DIFFICULTIES)
+    total = episodes_per_difficulty * len(difficulties)
     for index in range(total):
-        difficulty = DIFFICULTIES[index % len(DIFFICULTIES)]
+        difficulty = difficulties[index % len(difficulties)]
         run = record_episode(agent_name, {"seed": first_seed + index, "difficulty": difficulty}, env)
         figures = by_difficulty[difficulty]
         texts = message_texts(run.messages)
@@ -113,10 +114,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--episodes-per-difficulty", type=int, default=30)
     parser.add_argument("--seed", type=int, default=0, help="first seed (then one per episode)")
     parser.add_argument("--agent", default="expert", choices=sorted(AGENTS))
+    parser.add_argument("--difficulties", default=",".join(DIFFICULTIES), help="comma-separated difficulties")
     args = parser.parse_args(argv)
     if args.episodes_per_difficulty < 1:
         parser.error("--episodes-per-difficulty must be at least 1")
-    by_difficulty, by_tool = measure(args.agent, args.episodes_per_difficulty, args.seed)
+    difficulties = tuple(name.strip() for name in args.difficulties.split(",") if name.strip())
+    wrong = [name for name in difficulties if name not in DIFFICULTIES]
+    if wrong or not difficulties:
+        parser.error(f"unknown difficulty {', '.join(wrong) or '(none given)'}; valid: {', '.join(DIFFICULTIES)}")
+    by_difficulty, by_tool = measure(args.agent, args.episodes_per_difficulty, args.seed, difficulties)
     print(f"{args.agent}, {args.episodes_per_difficulty} episodes per difficulty from seed {args.seed}:\n")
     print("| difficulty | messages median / max (chars) | (tokens) | results cut | submitted rows unseen "
           "| mean score |")

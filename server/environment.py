@@ -7,6 +7,7 @@ observations with status "error" that say what is valid; they never raise and ne
 from __future__ import annotations
 
 import asyncio
+import atexit
 import os
 import uuid
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -55,6 +56,10 @@ INSTRUCTION = (
 THREADED_TOOLS = frozenset({"payload_generator", "preview_submission", "query"})
 # Threads that release what a finished episode's tools opened (its SQL database), off the event loop.
 _RELEASER = ThreadPoolExecutor(max_workers=2, thread_name_prefix="episode-release")
+# At exit, every release finishes before the SQL sandbox closes what is left (atexit runs this first: it is
+# registered after the sandbox's own handler); a DuckDB database still closing while the interpreter tears down
+# aborts the process.
+atexit.register(_RELEASER.shutdown, wait=True)
 NO_EPISODE = (
     "No active episode. Over HTTP every /step request gets a fresh environment (HTTP is stateless), so an "
     "episode needs the WebSocket session at /ws (MetricTrackerRlEnv in Python): send reset, then steps."

@@ -16,7 +16,7 @@ from metric_tracker_rl import MetricTrackerRlAction
 from metric_tracker_rl.agents import AGENTS, make_agent, run_episode
 from metric_tracker_rl.analysis_tools import GENERATOR_NAMES
 from metric_tracker_rl.analysis_tools.registry import MAX_PAGE_ROWS
-from metric_tracker_rl.catalog import AGGREGATE_DIFFICULTIES as DIFFICULTIES  # the calibrated ones, for now
+from metric_tracker_rl.catalog import AGGREGATE_DIFFICULTIES as DIFFICULTIES  # frontier: test_frontier_calibration
 from server.environment import MetricTrackerRlEnvironment
 
 SEEDS = 20
@@ -43,7 +43,7 @@ FORBIDDEN_MODULES = ("server", "metric_tracker_rl.scenario", "metric_tracker_rl.
 def results() -> dict:
     return calibrate([name for name in AGENTS
                       if name not in (*GAMING_AGENTS, *SHALLOW_AGENTS, FIXED_RULE, NEXT_DATE_PADDER, REPLAYER)], SEEDS,
-                     progress=False)["agents"]
+                     progress=False, difficulties=DIFFICULTIES)["agents"]
 
 
 @pytest.fixture(scope="module")
@@ -51,7 +51,7 @@ def target_sweep() -> dict:
     """The expert (one submission) and the gaming agents on the larger sweep the targets are read on (a
     test that uses it is slow: see conftest)."""
     return calibrate(["expert", *GAMING_AGENTS, *SHALLOW_AGENTS, FIXED_RULE, NEXT_DATE_PADDER, REPLAYER], TARGET_SEEDS,
-                     progress=False)["agents"]
+                     progress=False, difficulties=DIFFICULTIES)["agents"]
 
 
 def test_every_reference_agent_is_registered() -> None:
@@ -164,13 +164,14 @@ def test_calibrate_command_writes_table_and_json(tmp_path: Path, capsys: pytest.
     data = json.loads(output.read_text())
     groups = {spec.group for spec in episode_plan(10)}
     assert set(data["agents"]["null"]) == groups
-    assert data["agents"]["null"][NULL_GROUP]["n"] == 3  # one null episode per difficulty in 10 seeds
+    assert data["agents"]["null"][NULL_GROUP]["n"] == len(data["difficulties"])  # one per difficulty in 10 seeds
 
 
 def test_seed_replay_rebuilds_open_episodes_only(target_sweep: dict) -> None:
     for group, stats in target_sweep[REPLAYER].items():
         assert stats["min"] == 1.0, group
-    held_out = calibrate([REPLAYER], SEEDS, progress=False, held_out=True)["agents"][REPLAYER]
+    held_out = calibrate([REPLAYER], SEEDS, progress=False, held_out=True,
+                         difficulties=DIFFICULTIES)["agents"][REPLAYER]
     for difficulty in DIFFICULTIES:
         assert held_out[difficulty]["mean"] <= 0.05, difficulty
 

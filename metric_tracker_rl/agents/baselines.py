@@ -123,7 +123,8 @@ class ReadmeBaselineAgent(Agent):
         if submitted_once(observation):
             return None
         difficulty = str(observation.config.get("difficulty", "medium"))
-        return MetricTrackerRlAction(payload_generators=[README_BASELINE[difficulty]])
+        # The reference README predates frontier: its hardest task's generator stands in for it there.
+        return MetricTrackerRlAction(payload_generators=[README_BASELINE.get(difficulty, README_BASELINE["hard"])])
 
 
 register_agent(RandomAgent.name, RandomAgent)

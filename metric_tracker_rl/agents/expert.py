@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from metric_tracker_rl.agents.base import Agent, register_agent
+from metric_tracker_rl.agents.frontier_expert import FrontierExpertAgent
 from metric_tracker_rl.agents.reading import (
     PAGE_ROWS,
     episode_dates,
@@ -38,7 +39,7 @@ from metric_tracker_rl.agents.reading import (
     signed_share,
     strongest_signal,
 )
-from metric_tracker_rl.catalog import FUNNEL_STEPS
+from metric_tracker_rl.catalog import FUNNEL_STEPS, SEGMENTED_DIFFICULTIES
 from metric_tracker_rl.models import MetricSubmissionRow, MetricTrackerRlAction
 from metric_tracker_rl.tool_calls import SeenObservation
 
@@ -118,9 +119,15 @@ def _analysis(method: str, **args: Any) -> MetricTrackerRlAction:
 
 class ExpertAgent(Agent):
     name = "expert"
+    frontier: Agent | None = None  # at frontier the segmented procedure plays the episode
+    frontier_agent: type[FrontierExpertAgent] = FrontierExpertAgent
 
     def begin(self, observation: SeenObservation) -> None:
         brief = observation.brief
+        if observation.config.get("difficulty") in SEGMENTED_DIFFICULTIES:
+            self.frontier = self.frontier_agent()
+            self.frontier.begin(observation)
+            return
         self.dates = episode_dates(brief)
         # A count incident moves the day's volume by at least the published count_incident_min_share, a benign
         # demand swing by at most the top of demand_swing_share: the middle of the gap separates the two.
@@ -151,6 +158,8 @@ class ExpertAgent(Agent):
     # --- the investigation ---------------------------------------------------------------------------
 
     def act(self, observation: SeenObservation) -> MetricTrackerRlAction | None:
+        if self.frontier is not None:
+            return self.frontier.act(observation)
         if self.waiting is not None:
             self.results[self.waiting] = observation.analysis_result or {}
             if self.waiting == "suspicious":

@@ -68,7 +68,7 @@ class FixedRuleAgent(Agent):
                 if row["entity_type"] in ("event_count", "hourly_mix") and row["entity_name"] != COUNT_COLUMNS[0]:
                     continue  # a count incident or bot traffic is reported on the first event
                 size = self.magnitude(row, opens_share)
-                if size is not None:
+                if size is not None and "segments" not in self.brief:  # frontier publishes no range: rows stand
                     low, high = magnitude_bounds(self.brief, row["anomaly_type"])
                     if not low <= size <= high:
                         continue

@@ -9,6 +9,7 @@ from typing import Any
 
 from metric_tracker_rl.agents.base import Agent, register_agent
 from metric_tracker_rl.agents.expert import Candidate, ExpertAgent
+from metric_tracker_rl.agents.frontier_expert import FrontierNextDatePadder
 from metric_tracker_rl.agents.reading import (
     PAGE_ROWS,
     Row,
@@ -300,6 +301,7 @@ class NextDatePadderAgent(ExpertAgent):
     last two dates, so this guesses persistence instead of checking it."""
 
     name = "next_date_padder"
+    frontier_agent = FrontierNextDatePadder
 
     def _first_report(self) -> list[Candidate]:
         report = super()._first_report()
