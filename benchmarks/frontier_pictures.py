@@ -39,7 +39,7 @@ def picture(seed: int, entity_type: str, entity_name: str, segment: Segment, day
     k = aggregate.index(entity_type, entity_name)
     return side_by_side(line_panel_svg(dates, [float(v) for v in aggregate.values[k]], f"all traffic: {entity_name}",
                                        mark),
-                        line_panel_svg(dates, [float(v) for v in part.values[k]], f"{segment.label()}: {entity_name}",
+                        line_panel_svg(dates, [float(v) for v in part.values[k]], f"{segment.label()} (same metric)",
                                        mark))
 
 
