@@ -55,12 +55,12 @@ def percentiles(samples: list[float]) -> dict[str, float]:
             "n": len(ordered)}
 
 
-def bench_open(repeats: int) -> dict[str, float]:
+def bench_open(repeats: int, difficulty: str) -> dict[str, float]:
     """The first query of fresh episodes: opening the database and loading the tables included."""
     env = MetricTrackerRlEnvironment()
     samples = []
     for i in range(repeats):
-        env.reset(seed=i, difficulty="hard")
+        env.reset(seed=i, difficulty=difficulty)
         start = time.perf_counter()
         observation = env.step(query_action(QUERIES["group_by_weekday"]))
         samples.append(time.perf_counter() - start)
@@ -69,16 +69,16 @@ def bench_open(repeats: int) -> dict[str, float]:
     return percentiles(samples)
 
 
-def bench_latency(repeats: int) -> dict[str, dict[str, float]]:
+def bench_latency(repeats: int, difficulty: str) -> dict[str, dict[str, float]]:
     env = MetricTrackerRlEnvironment()
-    env.reset(seed=7, difficulty="hard", max_steps=500)
+    env.reset(seed=7, difficulty=difficulty, max_steps=500)
     env.step(query_action("SELECT 1"))  # opens the database
     results = {}
     for name, sql in QUERIES.items():
         samples = []
         for _ in range(repeats):
             if env.state.step_count >= 499:
-                env.reset(seed=7, difficulty="hard", max_steps=500)
+                env.reset(seed=7, difficulty=difficulty, max_steps=500)
                 env.step(query_action("SELECT 1"))
             start = time.perf_counter()
             observation = env.step(query_action(sql))
@@ -89,15 +89,18 @@ def bench_latency(repeats: int) -> dict[str, dict[str, float]]:
     return results
 
 
-def bench_memory() -> dict[str, float]:
-    """RSS per session: 64 environments reset (the baseline), then each runs one query."""
+def bench_memory(difficulty: str) -> dict[str, float]:
+    """RSS per session: 64 environments reset (what a reset holds), then each runs one query (what the database
+    adds)."""
     warm = MetricTrackerRlEnvironment()  # DuckDB's one-time library start-up is not a session's cost
     warm.reset(seed=0, difficulty="easy")
     warm.step(query_action("SELECT 1"))
     warm.close()
+    gc.collect()
+    empty = rss_mb()
     environments = [MetricTrackerRlEnvironment() for _ in range(SESSIONS)]
     for i, env in enumerate(environments):
-        env.reset(seed=i, difficulty="hard")
+        env.reset(seed=i, difficulty=difficulty)
     gc.collect()
     before = rss_mb()
     for env in environments:
@@ -108,29 +111,35 @@ def bench_memory() -> dict[str, float]:
         env.close()
     gc.collect()
     closed = rss_mb()
-    return {"sessions": SESSIONS, "rss_before_mb": before, "rss_open_mb": opened, "rss_closed_mb": closed,
+    return {"sessions": SESSIONS, "rss_empty_mb": empty, "rss_before_mb": before,
+            "reset_mb_per_session": (before - empty) / SESSIONS, "total_mb_per_session": (opened - empty) / SESSIONS,
+            "rss_open_mb": opened, "rss_closed_mb": closed,
             "mb_per_session": (opened - before) / SESSIONS}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--repeats", type=int, default=300, help="calls per query (default 300)")
+    parser.add_argument("--difficulty", default="hard", help="the episodes' difficulty (default hard; frontier "
+                        "adds the segment tables)")
     args = parser.parse_args()
     import duckdb
 
     print(f"duckdb {duckdb.__version__}")
-    opening = bench_open(min(args.repeats, 50))
+    opening = bench_open(min(args.repeats, 50), args.difficulty)
     print(f"first query of an episode (opens the database): p50 {opening['p50_ms']:.1f} ms, "
           f"p95 {opening['p95_ms']:.1f} ms (n={opening['n']})")
     print("\n| query | p50 ms | p95 ms | target |\n| --- | --- | --- | --- |")
-    for name, stats in bench_latency(args.repeats).items():
+    for name, stats in bench_latency(args.repeats, args.difficulty).items():
         verdict = "ok" if stats["p50_ms"] <= TARGET_P50_MS else "MISSED"
         print(f"| {name} | {stats['p50_ms']:.2f} | {stats['p95_ms']:.2f} | p50 <= {TARGET_P50_MS:g} ms: {verdict} |")
-    memory = bench_memory()
-    verdict = "ok" if memory["mb_per_session"] <= TARGET_MB_PER_SESSION else "MISSED"
+    memory = bench_memory(args.difficulty)
+    verdict = "ok" if memory["total_mb_per_session"] <= TARGET_MB_PER_SESSION else "MISSED"
     print(f"\nmemory: RSS {memory['rss_before_mb']:.0f} MB with {SESSIONS} sessions reset, "
           f"{memory['rss_open_mb']:.0f} MB after one query each, {memory['rss_closed_mb']:.0f} MB after they "
-          f"close: {memory['mb_per_session']:.2f} MB a session (target <= {TARGET_MB_PER_SESSION:g}: {verdict})")
+          f"close: {memory['mb_per_session']:.2f} MB a session for its database, "
+          f"{memory['total_mb_per_session']:.2f} MB a session in all with its episode "
+          f"(target <= {TARGET_MB_PER_SESSION:g}: {verdict})")
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ from typing import Any, Literal
 
 from openenv.core.env_server.types import Action, Observation, State
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic_core import PydanticCustomError
 
 from metric_tracker_rl.catalog import ENTITY_NAMES, AnomalyType, EntityType, Severity
 
@@ -47,8 +48,12 @@ class MetricSubmissionRow(_Strict):
         # row that validates on its own submittable (the date window is the episode's, checked at submission).
         valid = ENTITY_NAMES[self.entity_type]
         if self.entity_name not in valid:
-            raise ValueError(f"entity_name {self.entity_name!r} is not valid for entity_type "
-                             f"{self.entity_type!r}; valid: {', '.join(valid)}")
+            # A PydanticCustomError, not a ValueError: its error details hold no exception object, so a server that
+            # sends validation errors as JSON (OpenEnv's step handlers) can serialise them.
+            raise PydanticCustomError("entity_not_of_type", "entity_name '{entity_name}' is not valid for "
+                                      "entity_type '{entity_type}'; valid: {valid}",
+                                      {"entity_name": self.entity_name, "entity_type": self.entity_type,
+                                       "valid": ", ".join(valid)})
         return self
 
 

@@ -8,7 +8,13 @@ import asyncio
 import pytest
 from core_helpers import REFERENCE_TOOL_NAMES
 
-from metric_tracker_rl import DEFAULT_TASK_ORDER, MetricTrackerRlAction, MetricTrackerRlEnv, get_task_spec
+from metric_tracker_rl import (
+    DEFAULT_TASK_ORDER,
+    NAMED_TASK_ORDER,
+    MetricTrackerRlAction,
+    MetricTrackerRlEnv,
+    get_task_spec,
+)
 from metric_tracker_rl.analysis_tools import available_analysis_methods
 from metric_tracker_rl.models import (
     MetricSubmissionRow,
@@ -82,7 +88,9 @@ async def _drive_like_the_reference_script(url: str, task_id: str) -> None:
         assert observation.task_id == task_id
         assert observation.debug is None
         assert {m.name for m in observation.available_methods} == {s.name for s in available_analysis_methods()}
-        assert [t.task_id for t in observation.available_tasks] == list(DEFAULT_TASK_ORDER)
+        # Every named task; the reference README's three come first.
+        assert [t.task_id for t in observation.available_tasks] == list(NAMED_TASK_ORDER)
+        assert list(NAMED_TASK_ORDER[:len(DEFAULT_TASK_ORDER)]) == list(DEFAULT_TASK_ORDER)
         assert observation.conversion_metric_definitions and observation.available_synthetic_generator_methods
 
         analysis = await env.step(MetricTrackerRlAction(analysis_method="task_overview", analysis_args={}))

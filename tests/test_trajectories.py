@@ -73,7 +73,7 @@ def check_record(record: dict[str, Any]) -> None:
 def test_every_record_has_the_sft_chat_format(trajectories: dict[str, list[dict[str, Any]]]) -> None:
     for agent, records in trajectories.items():
         assert [r["reset"] for r in records] == [{"seed": 50 + i, "difficulty": d}
-                                                     for i, d in enumerate(("easy", "medium", "hard", "easy"))]
+                                                     for i, d in enumerate(("easy", "medium", "hard", "frontier"))]
         for record in records:
             assert record["agent"] == agent and record["error"] is None
             check_record(record)

@@ -53,7 +53,7 @@ pytestmark = pytest.mark.slow  # a live server, subprocesses, and two short trai
 
 # Train-split tasks 2 and 3, one per GRPO step (one prompt x 2 generations per step): on these the two scripts
 # below score differently.
-FIRST_TASK, EPISODES = 2, 2
+FIRST_TASK, EPISODES = 5, 2  # train tasks 5 and 6: medium and hard (every fourth is frontier, which needs segments)
 TASKS = range(FIRST_TASK, FIRST_TASK + EPISODES)
 SCAN = {"threshold_multiplier": 4.0, "limit": 120}  # every candidate on one page
 CLOSING_TEXT = "Report submitted."

@@ -33,9 +33,8 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
 
-from metric_tracker_rl.agents.base import Agent, register_agent
+from metric_tracker_rl.agents.base import Agent
 from metric_tracker_rl.agents.reading import episode_dates
-from metric_tracker_rl.catalog import SEGMENTED_DIFFICULTIES
 from metric_tracker_rl.models import MetricSubmissionRow, MetricTrackerRlAction
 from metric_tracker_rl.tool_calls import SeenObservation
 
@@ -457,24 +456,3 @@ class FrontierNextDatePadder(FrontierExpertAgent):
                                       report.platform, report.country, report.app_version))
                 taken.add(self.dates[day])
         return sorted(reports + guesses, key=lambda r: r.date)
-
-
-class AggregateOnlyExpertAgent(Agent):
-    """Today's expert blind to segments: below frontier it is the expert; at frontier it runs the frontier
-    procedure on the aggregate funnel alone and reports no segment (the calibration's lower reference: an
-    incident reported on the aggregate earns nothing, so a tier that needs segments keeps this agent low)."""
-
-    name = "aggregate_only_expert"
-
-    def begin(self, observation: SeenObservation) -> None:
-        from metric_tracker_rl.agents.expert import ExpertAgent  # expert.py imports this module
-
-        segmented = observation.config.get("difficulty") in SEGMENTED_DIFFICULTIES
-        self.inner: Agent = FrontierExpertAgent(segment_blind=True) if segmented else ExpertAgent()
-        self.inner.begin(observation)
-
-    def act(self, observation: SeenObservation) -> MetricTrackerRlAction | None:
-        return self.inner.act(observation)
-
-
-register_agent(AggregateOnlyExpertAgent.name, AggregateOnlyExpertAgent)
