@@ -218,7 +218,9 @@ def action_tool_call(action: MetricTrackerRlAction) -> tuple[str, dict[str, Any]
         return action.analysis_method, dict(action.analysis_args)
     if action.payload_generators is not None:
         return SUBMIT_GENERATORS, {"generators": [m.model_dump(exclude_none=True) for m in action.payload_generators]}
-    return SUBMIT_REPORT, {"rows": [row.model_dump() for row in action.classifications or []]}
+    # Unset segment fields are left out: the schema types them as strings, and a schema-checking harness (Inspect)
+    # refuses a null where a string is declared.
+    return SUBMIT_REPORT, {"rows": [row.model_dump(exclude_none=True) for row in action.classifications or []]}
 
 
 # --- observations as text -----------------------------------------------------------------------------
