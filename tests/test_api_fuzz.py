@@ -18,7 +18,7 @@ import schemathesis
 from hypothesis import HealthCheck, given, settings
 from hypothesis.errors import Unsatisfiable
 from reliability_support import record
-from schemathesis.checks import negative_data_rejection
+from schemathesis.checks import negative_data_rejection, positive_data_acceptance
 from schemathesis.core.failures import FailureGroup
 from schemathesis.generation.modes import GenerationMode
 
@@ -43,7 +43,9 @@ def test_every_operation_conforms_and_never_fails(server_url: str, mode: Generat
         def check(case: schemathesis.Case) -> None:
             response = case.call()
             statuses[f"{response.status_code // 100}xx"] += 1
-            case.validate_response(response, excluded_checks=[negative_data_rejection])
+            # A row's entity_name must be one of its entity_type's (the schema lists both, but JSON Schema as
+            # generated cannot tie one field's values to another's), so a schema-valid row may be refused with 422.
+            case.validate_response(response, excluded_checks=[negative_data_rejection, positive_data_acceptance])
 
         try:
             check()

@@ -213,7 +213,7 @@ def test_nesting_within_the_limit_is_an_ordinary_bad_argument(session: ClientCon
 
 def test_thousands_of_rows_in_a_submission_get_a_clear_error(session: ClientConnection) -> None:
     observation(exchange(session, {"type": "reset", "data": {}}))
-    rows = [row(entity_name=f"app_opens_{i}") for i in range(3_000)]
+    rows = [row(delta_value=float(i)) for i in range(3_000)]  # valid rows: only their number is wrong
     message = {"type": "step", "data": {"classifications": rows}}
     assert len(json.dumps(message)) < MAX_MESSAGE_BYTES
     reply = exchange(session, message)
