@@ -24,6 +24,23 @@ class Agent:
         raise NotImplementedError
 
 
+class ResultKeeper:
+    """The results of a plan of named calls: `expect(name)` before a call, `keep(observation)` when its result
+    arrives; `results[name]` holds it (an empty dict for an error)."""
+
+    def __init__(self) -> None:
+        self.results: dict[str, dict[str, Any]] = {}
+        self.waiting: str | None = None
+
+    def expect(self, name: str) -> None:
+        self.waiting = name
+
+    def keep(self, observation: SeenObservation) -> None:
+        if self.waiting is not None:
+            self.results[self.waiting] = observation.analysis_result or {}
+            self.waiting = None
+
+
 class NullAgent(Agent):
     """Submits an empty report once."""
 

@@ -9,9 +9,7 @@ from decoys; the calibration keeps it in view to show where they do not.
 
 from __future__ import annotations
 
-from typing import Any
-
-from metric_tracker_rl.agents.base import Agent, register_agent
+from metric_tracker_rl.agents.base import Agent, ResultKeeper, register_agent
 from metric_tracker_rl.agents.reading import Row, explained_dates, magnitude_bounds, relative_move, signed_share
 from metric_tracker_rl.catalog import COUNT_COLUMNS, FUNNEL_STEPS
 from metric_tracker_rl.models import MetricSubmissionRow, MetricTrackerRlAction
@@ -31,18 +29,16 @@ class FixedRuleAgent(Agent):
     def begin(self, observation: SeenObservation) -> None:
         self.brief = observation.brief
         self.plan = ["get_annotations", *GENERATORS]
-        self.results: dict[str, dict[str, Any]] = {}
-        self.waiting: str | None = None
+        self.calls = ResultKeeper()
 
     def act(self, observation: SeenObservation) -> MetricTrackerRlAction | None:
-        if self.waiting is not None:
-            self.results[self.waiting] = observation.analysis_result or {}
-            self.waiting = None
+        self.calls.keep(observation)
         if observation.done or observation.status == "graded":
             return None
         if self.plan:
-            self.waiting = self.plan.pop(0)
-            return MetricTrackerRlAction(analysis_method=self.waiting)
+            name = self.plan.pop(0)
+            self.calls.expect(name)
+            return MetricTrackerRlAction(analysis_method=name)
         return MetricTrackerRlAction(classifications=[MetricSubmissionRow(**row) for row in self.rows()])
 
     def magnitude(self, row: Row, opens_share: dict[str, float]) -> float | None:
@@ -55,12 +51,13 @@ class FixedRuleAgent(Agent):
         return relative_move(row)
 
     def rows(self) -> list[Row]:
-        explained = explained_dates(self.results["get_annotations"])
-        opens_share = {row["date"]: signed_share(row) for row in self.results["get_median_filter_rows"].get("rows", [])
+        explained = explained_dates(self.calls.results["get_annotations"])
+        median_rows = self.calls.results["get_median_filter_rows"].get("rows", [])
+        opens_share = {row["date"]: signed_share(row) for row in median_rows
                        if (row["entity_type"], row["entity_name"]) == ("event_count", COUNT_COLUMNS[0])}
         kept: dict[str, Row] = {}
         for method in GENERATORS:
-            for row in self.results[method].get("rows", []):
+            for row in self.calls.results[method].get("rows", []):
                 if row["date"] in explained:
                     continue
                 if row["entity_type"] == "conversion_rate" and row["entity_name"] not in FUNNEL_STEPS:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from metric_tracker_rl.agents.base import Agent, register_agent
+from metric_tracker_rl.agents.base import Agent, ResultKeeper, register_agent
 from metric_tracker_rl.agents.expert import Candidate, ExpertAgent
 from metric_tracker_rl.agents.frontier_expert import FrontierNextDatePadder
 from metric_tracker_rl.agents.reading import (
@@ -83,17 +83,15 @@ class PoolAgent(Agent):
         ] + [(method, MetricTrackerRlAction(analysis_method=method,
                                             analysis_args={"threshold_multiplier": t, "limit": PAGE_ROWS}))
              for method, t in POOL_CALLS.items()]
-        self.results: dict[str, dict[str, Any]] = {}
-        self.waiting: str | None = None
+        self.calls = ResultKeeper()
 
     def act(self, observation: SeenObservation) -> MetricTrackerRlAction | None:
-        if self.waiting is not None:
-            self.results[self.waiting] = observation.analysis_result or {}
-            self.waiting = None
+        self.calls.keep(observation)
         if observation.done:
             return None
         if self.plan:
-            self.waiting, action = self.plan.pop(0)
+            name, action = self.plan.pop(0)
+            self.calls.expect(name)
             return action
         rows = self.report(observation)
         if rows is None:
@@ -106,18 +104,18 @@ class PoolAgent(Agent):
     # --- what the tools said ---------------------------------------------------------------------------
 
     def explained_dates(self) -> set[str]:
-        return explained_dates(self.results["annotations"])
+        return explained_dates(self.calls.results["annotations"])
 
     def ranked_dates(self) -> list[dict[str, Any]]:
         """Unexplained dates, most suspicious first (each with its strongest key and robust z)."""
         explained = self.explained_dates()
-        return [entry for entry in self.results["suspicious"].get("dates", []) if entry["date"] not in explained]
+        return [entry for entry in self.calls.results["suspicious"].get("dates", []) if entry["date"] not in explained]
 
     def pool_by_date(self) -> dict[str, list[Row]]:
         """Every generator row, one per key, grouped by date."""
         seen: dict[tuple[str, str, str], Row] = {}
         for method in POOL_CALLS:
-            for row in self.results[method].get("rows", []):
+            for row in self.calls.results[method].get("rows", []):
                 if row["entity_type"] == "conversion_rate" and row["entity_name"] not in FUNNEL_STEPS:
                     continue  # a cumulative rate only echoes the step that moved
                 if row["entity_type"] == "hourly_mix" and row["entity_name"] != COUNT_COLUMNS[0]:
@@ -136,7 +134,7 @@ class PoolAgent(Agent):
         """Dates whose menu-open hourly mix moved along with the app-open one (the published sign of a timing
         shift; a count incident in a block of hours shows it too)."""
         moved: dict[str, set[str]] = {}
-        for row in self.results["get_hourly_traffic_mix_shift_rows"].get("rows", []):
+        for row in self.calls.results["get_hourly_traffic_mix_shift_rows"].get("rows", []):
             moved.setdefault(row["date"], set()).add(row["entity_name"])
         return {date for date, events in moved.items() if {"app_opens", "menu_opens"} <= events}
 

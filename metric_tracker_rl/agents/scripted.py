@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from metric_tracker_rl.agents.base import Agent, register_agent
+from metric_tracker_rl.agents.base import Agent, ResultKeeper, register_agent
 from metric_tracker_rl.agents.reading import PAGE_ROWS
 from metric_tracker_rl.models import MetricSubmissionRow, MetricTrackerRlAction
 from metric_tracker_rl.tool_calls import SeenObservation
@@ -41,22 +41,20 @@ class ScriptedAgent(Agent):
         self.calls = [("annotations", "get_annotations", {})] + [
             (name, name, {"threshold_multiplier": self.threshold, "limit": PAGE_ROWS})
             for name in GENERATOR_ORDER]
-        self.results: dict[str, dict[str, Any]] = {}
-        self.waiting: str | None = None
+        self.kept = ResultKeeper()
 
     def act(self, observation: SeenObservation) -> MetricTrackerRlAction | None:
-        if self.waiting is not None:
-            self.results[self.waiting] = observation.analysis_result or {}
-            self.waiting = None
+        self.kept.keep(observation)
         if observation.status == "graded" or observation.done:
             return None
         if self.calls:
-            self.waiting, method, arguments = self.calls.pop(0)
+            name, method, arguments = self.calls.pop(0)
+            self.kept.expect(name)
             return MetricTrackerRlAction(analysis_method=method, analysis_args=arguments)
-        annotated = {note["date"] for note in self.results["annotations"].get("annotations", [])}
+        annotated = {note["date"] for note in self.kept.results["annotations"].get("annotations", [])}
         first_per_date: dict[str, dict[str, Any]] = {}
         for method in GENERATOR_ORDER:  # the most specific family first, each strongest first
-            for row in self.results[method].get("rows", []):
+            for row in self.kept.results[method].get("rows", []):
                 if row["date"] not in annotated \
                         and row["entity_name"] in self.root_entities.get(row["anomaly_type"], ()):
                     first_per_date.setdefault(row["date"], row)
