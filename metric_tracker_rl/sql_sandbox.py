@@ -126,9 +126,15 @@ class SqlSandbox:
                 self._con.interrupt()
         with self._run_lock:
             if not self.closed:
-                self.closed = True
-                self._con.close()
+                self._release()
             _OPEN.discard(self)
+
+    def _release(self) -> None:
+        """Close the database and drop the connection object now, while the interpreter is whole: a DuckDB object
+        left for the interpreter's teardown to destroy can abort the process at exit."""
+        self.closed = True
+        self._con.close()
+        self._con = None  # type: ignore[assignment]  # every use is behind `closed`
 
     # --- the walls -----------------------------------------------------------------------------------
 
@@ -254,8 +260,7 @@ class SqlSandbox:
             return SqlRefused(f"no file, network or extension access. {self.tables_text()}. {self.allowed}")
         if isinstance(exc, (duckdb.InternalException, duckdb.FatalException)):
             # DuckDB may have invalidated the database: close it; the next query opens a fresh one.
-            self.closed = True
-            self._con.close()
+            self._release()
             return SqlRefused("the query failed inside the SQL engine; the connection was reset, try another query.")
         if isinstance(exc, (duckdb.CatalogException, duckdb.BinderException)):
             return SqlRefused(f"{_first_lines(exc)}. {self.tables_text()}.")
