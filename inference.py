@@ -246,7 +246,7 @@ def local_server() -> Iterator[str]:
     import uvicorn
 
     sys.path.insert(0, str(ROOT))  # the repository's server package, next to this script
-    from server.app import build_app, websocket_options
+    from metric_tracker_rl.server.app import build_app, websocket_options
 
     with temporary_environment(ENABLE_WEB_INTERFACE="false", METRIC_TRACKER_DEBUG=""):
         app = build_app()

@@ -3,7 +3,7 @@
     uv run python -m benchmarks.calibrate --seeds 200 [--agents expert,null] [--difficulties frontier] [--held-out]
         [--output PATH]
 
-Episodes run in-process against server/environment.py (a repository tool, outside the client package).
+Episodes run in-process against the environment (metric_tracker_rl/environment.py).
 A sweep uses standard episodes only (a difficulty's default settings, seed aside) with one graded submission;
 every NULL_EVERY-th seed adds a null episode (scenario_family="null"), reported in its own group, as is any
 standard episode that happens to hold no incident. An episode's score is the sum of its rewards.
@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -26,9 +25,9 @@ import numpy as np
 
 from metric_tracker_rl.agents import AGENTS, make_agent, run_episode
 from metric_tracker_rl.catalog import DIFFICULTIES
+from metric_tracker_rl.environment import MetricTrackerRlEnvironment
 from metric_tracker_rl.task_splits import NULL_EVERY, calibration_reset_kwargs
 from metric_tracker_rl.tasks import DEFAULT_TASK_ORDER
-from server.environment import SECRET_ENV_VAR, MetricTrackerRlEnvironment
 
 DEFAULT_OUTPUT = Path("artifacts/calibration.json")
 NULL_GROUP = "null"
@@ -63,9 +62,9 @@ def episode_plan(seeds: int, task_ids: tuple[str, ...] = DEFAULT_TASK_ORDER,
     return named + [spec for difficulty in difficulties for spec in sweep(difficulty, seeds)]
 
 
-def episode_score(agent_name: str, spec: EpisodeSpec) -> tuple[float, bool]:
+def episode_score(agent_name: str, spec: EpisodeSpec, held_out_secret: str = "") -> tuple[float, bool]:
     """The episode's score (the sum of its rewards) and whether the episode held any incident."""
-    env = MetricTrackerRlEnvironment()
+    env = MetricTrackerRlEnvironment(held_out_secret=held_out_secret)
     reset_kwargs = {**spec.reset_kwargs, **AGENT_RESET_OVERRIDES.get(agent_name, {})}
     results = run_episode(make_agent(agent_name), env.reset, env.step, **reset_kwargs)
     return sum(float(obs.reward or 0.0) for obs in results), bool(env.expected_row_count)
@@ -80,19 +79,6 @@ def summarise(scores: Iterable[float]) -> dict[str, float]:
 def calibrate(agent_names: list[str], seeds: int, progress: bool = True, held_out: bool = False,
               difficulties: tuple[str, ...] = CALIBRATED_DIFFICULTIES) -> dict[str, Any]:
     """Every agent over the plan; with held_out, the in-process environment runs with a server-side secret."""
-    previous = os.environ.get(SECRET_ENV_VAR)
-    os.environ[SECRET_ENV_VAR] = HELD_OUT_SECRET if held_out else ""
-    try:
-        return _calibrate(agent_names, seeds, progress, held_out, difficulties)
-    finally:
-        if previous is None:
-            del os.environ[SECRET_ENV_VAR]
-        else:
-            os.environ[SECRET_ENV_VAR] = previous
-
-
-def _calibrate(agent_names: list[str], seeds: int, progress: bool, held_out: bool,
-               difficulties: tuple[str, ...]) -> dict[str, Any]:
     plan = episode_plan(seeds, difficulties=difficulties)
     total = len(plan) * len(agent_names)
     results: dict[str, Any] = {"seeds_per_difficulty": seeds, "difficulties": list(difficulties),
@@ -104,7 +90,7 @@ def _calibrate(agent_names: list[str], seeds: int, progress: bool, held_out: boo
     for agent_name in agent_names:
         scores: dict[str, list[float]] = {}
         for spec in plan:
-            score, has_incidents = episode_score(agent_name, spec)
+            score, has_incidents = episode_score(agent_name, spec, HELD_OUT_SECRET if held_out else "")
             group = spec.group if has_incidents or spec.group in DEFAULT_TASK_ORDER else NULL_GROUP
             scores.setdefault(group, []).append(score)
             done += 1

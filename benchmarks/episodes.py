@@ -95,7 +95,7 @@ async def _window(server: Any, sessions: int, duration_s: float, real: bool) -> 
 def bench_episodes(session_counts: list[int], duration_s: float, rounds: int = 3) -> dict[str, Any]:
     """Both servers run at once; the load alternates between them in rounds (as in the step benchmark)."""
     rows = []
-    with serve("server.app", max(session_counts) + 8, "server_episodes") as real, \
+    with serve("metric_tracker_rl.server.app", max(session_counts) + 8, "server_episodes") as real, \
             serve("benchmarks.null_env", max(session_counts) + 8, "null_episodes") as null:
         for sessions in session_counts:
             totals = {"env": EpisodeCount(), "null": EpisodeCount()}

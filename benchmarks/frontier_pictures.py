@@ -13,8 +13,8 @@ from pathlib import Path
 from metric_tracker_rl.frontier import INCIDENT_KINDS, build_world
 from metric_tracker_rl.metrics import build_panel
 from metric_tracker_rl.segments import Segment
+from metric_tracker_rl.server.debugger_charts import PANEL_HEIGHT, PANEL_WIDTH, Mark, line_panel_svg
 from metric_tracker_rl.tasks import resolve_episode_config
-from server.debugger_charts import PANEL_HEIGHT, PANEL_WIDTH, Mark, line_panel_svg
 
 OUTPUT = Path("docs/images")
 PICTURE_SEED_BASE = 50_000

@@ -25,10 +25,10 @@ from typing import Any
 
 from metric_tracker_rl.agents import AGENTS, make_agent, run_episode
 from metric_tracker_rl.catalog import DIFFICULTIES
+from metric_tracker_rl.environment import MetricTrackerRlEnvironment
 from metric_tracker_rl.models import MetricTrackerRlAction
 from metric_tracker_rl.tool_calls import openai_tools
 from metric_tracker_rl.transcript import TaskRun, cut_results, unseen_submitted_rows
-from server.environment import MetricTrackerRlEnvironment
 
 
 def token_counter() -> Callable[[str], int] | None:

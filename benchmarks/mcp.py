@@ -135,7 +135,7 @@ async def _load(server: Server, transport: str, sessions: int, duration_s: float
 def bench_mcp(session_counts: list[int], duration_s: float, rounds: int) -> dict[str, Any]:
     """Per session count, each transport's latency and throughput, and each MCP transport's p50 / step p50."""
     rows = []
-    with serve("server.app", max(session_counts) * 2 + 8, "server_mcp") as server:
+    with serve("metric_tracker_rl.server.app", max(session_counts) * 2 + 8, "server_mcp") as server:
         for sessions in session_counts:
             measured: dict[str, list[dict[str, Any]]] = {t: [] for t in TRANSPORTS}
             latencies: dict[str, list[list[float]]] = {t: [] for t in TRANSPORTS}

@@ -19,7 +19,7 @@ from openenv.core.env_server.types import Action, ConcurrencyConfig, Observation
 from pydantic import Field
 
 from benchmarks.reference_server import serve_reference
-from server.app import DEFAULT_MAX_CONCURRENT_ENVS, DEFAULT_SESSION_TIMEOUT_S
+from metric_tracker_rl.server.app import DEFAULT_MAX_CONCURRENT_ENVS, DEFAULT_SESSION_TIMEOUT_S
 
 
 class NullAction(Action):

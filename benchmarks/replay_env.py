@@ -17,9 +17,9 @@ from typing import Any
 from fastapi import FastAPI
 
 from benchmarks.reference_server import serve_reference
+from metric_tracker_rl.environment import MetricTrackerRlEnvironment
 from metric_tracker_rl.models import MetricTrackerRlAction, MetricTrackerRlObservation
-from server.app import build_app as build_real_app
-from server.environment import MetricTrackerRlEnvironment
+from metric_tracker_rl.server.app import build_app as build_real_app
 
 
 class ReplayEnvironment(MetricTrackerRlEnvironment):

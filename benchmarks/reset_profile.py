@@ -16,8 +16,8 @@ from collections.abc import Callable
 from typing import Any
 
 from metric_tracker_rl import funnel, metrics, scenario
+from metric_tracker_rl.environment import MetricTrackerRlEnvironment
 from metric_tracker_rl.tasks import DEFAULT_TASK_ORDER
-from server.environment import MetricTrackerRlEnvironment
 
 # (module, function name, label): the stages of build_episode and the parts of the two largest.
 STAGES = [

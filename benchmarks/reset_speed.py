@@ -14,7 +14,7 @@ import time
 import numpy as np
 
 from metric_tracker_rl.catalog import DIFFICULTIES
-from server.environment import MetricTrackerRlEnvironment
+from metric_tracker_rl.environment import MetricTrackerRlEnvironment
 
 
 def reset_times(difficulty: str, resets: int) -> np.ndarray:

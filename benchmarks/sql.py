@@ -20,8 +20,8 @@ import os
 import statistics
 import time
 
+from metric_tracker_rl.environment import MetricTrackerRlEnvironment
 from metric_tracker_rl.models import MetricTrackerRlAction
-from server.environment import MetricTrackerRlEnvironment
 
 SESSIONS = 64
 TARGET_P50_MS = 10.0

@@ -119,3 +119,23 @@ def resolve_reset(secret: str = "", **kwargs: Any) -> EpisodeConfig:
         except IndexError as exc:
             raise ValueError(str(exc)) from None
     return resolve_episode_config(secret=secret, **kwargs)
+
+
+class TaskProviderMixin:
+    """OpenEnv's TaskProvider methods (found by name): pure and cheap, as they run on a throw-away instance.
+    A task is the reset arguments that start its episode (see metric_tracker_rl.task_splits)."""
+
+    def list_splits(self) -> list[dict[str, Any]]:
+        return split_descriptors()
+
+    def num_tasks(self, split: str) -> int:
+        return get_split(split).size()
+
+    def list_tasks(self, split: str) -> list[dict[str, Any]]:
+        return task_range(split)
+
+    def get_task(self, split: str, index: int) -> dict[str, Any]:
+        return get_split(split).task(index)
+
+    def get_task_range(self, split: str, start: int | None = None, stop: int | None = None) -> list[dict[str, Any]]:
+        return task_range(split, start, stop)

@@ -17,7 +17,7 @@ from metric_tracker_rl.agents import AGENTS, make_agent, run_episode
 from metric_tracker_rl.analysis_tools import GENERATOR_NAMES
 from metric_tracker_rl.analysis_tools.registry import MAX_PAGE_ROWS
 from metric_tracker_rl.catalog import AGGREGATE_DIFFICULTIES as DIFFICULTIES  # frontier: test_frontier_calibration
-from server.environment import MetricTrackerRlEnvironment
+from metric_tracker_rl.environment import MetricTrackerRlEnvironment
 
 SEEDS = 20
 # The calibration targets (docs/calibration.md) are stated on 200 seeds; 40 is the smallest sweep on which each

@@ -16,8 +16,8 @@ from conftest import ROOT, running_server, serving
 
 from metric_tracker_rl.local_server import free_port
 from metric_tracker_rl.scenario import build_episode
+from metric_tracker_rl.server.debugger_forms import SUBMISSION_COLUMNS
 from metric_tracker_rl.tasks import resolve_episode_config
-from server.debugger_forms import SUBMISSION_COLUMNS
 
 pytestmark = pytest.mark.slow  # starts server processes or a browser
 

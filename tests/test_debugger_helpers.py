@@ -15,12 +15,12 @@ from hypothesis import strategies as st
 from metric_tracker_rl import MetricTrackerRlAction
 from metric_tracker_rl.analysis_tools import TOOL_REGISTRY
 from metric_tracker_rl.catalog import CONVERSION_METRIC_NAMES, COUNT_COLUMNS
+from metric_tracker_rl.environment import MetricTrackerRlEnvironment
 from metric_tracker_rl.models import MetricSubmissionRow
+from metric_tracker_rl.server import debugger_charts as drawing
+from metric_tracker_rl.server import debugger_forms as forms
+from metric_tracker_rl.server import images
 from metric_tracker_rl.tasks import resolve_episode_config
-from server import debugger_charts as drawing
-from server import debugger_forms as forms
-from server import images
-from server.environment import MetricTrackerRlEnvironment
 
 TASK = "medium_mixed_pair"
 
@@ -318,9 +318,8 @@ def test_favicon_is_an_icon_file() -> None:
 
 @pytest.mark.parametrize("secret", ["", "kept-by-the-server"])
 def test_the_comparison_table_lists_each_row_and_each_missed_incident_only_in_open_mode(
-        secret: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("METRIC_TRACKER_SECRET", secret)
-    env = MetricTrackerRlEnvironment()
+        secret: str) -> None:
+    env = MetricTrackerRlEnvironment(held_out_secret=secret)
     env.reset(task_id="medium_mixed_pair")
     rows = run(env, "get_median_filter_rows")["rows"]
     assert forms.comparison_table(env.step(MetricTrackerRlAction(analysis_method="list_dates"))).empty

@@ -12,8 +12,8 @@ import pytest
 import yaml
 from fastapi.testclient import TestClient
 
-from server.lifecycle import READY_PATH, STEP_GRACE_S
-from server.serving import DEFAULT_DRAIN_S, DRAIN_VAR, FORWARDED_VAR, trusted_proxies
+from metric_tracker_rl.server.lifecycle import READY_PATH, STEP_GRACE_S
+from metric_tracker_rl.server.serving import DEFAULT_DRAIN_S, DRAIN_VAR, FORWARDED_VAR, trusted_proxies
 
 ROOT = Path(__file__).resolve().parents[1]
 DEPLOY = ROOT / "deploy"
@@ -37,7 +37,7 @@ def read_by_the_code(name: str) -> bool:
 def app_client() -> TestClient:
     import os
 
-    from server.app import build_app
+    from metric_tracker_rl.server.app import build_app
 
     previous = os.environ.get("ENABLE_WEB_INTERFACE")
     os.environ["ENABLE_WEB_INTERFACE"] = "false"

@@ -10,10 +10,10 @@ from pydantic import ValidationError
 
 from metric_tracker_rl import MetricTrackerRlAction
 from metric_tracker_rl.catalog import ENTITY_NAMES
+from metric_tracker_rl.environment import MAX_SUBMISSION_ROWS, MetricTrackerRlEnvironment
 from metric_tracker_rl.models import MetricSubmissionRow, PayloadGeneratorMethod
 from metric_tracker_rl.scenario import GroundTruth, build_episode
 from metric_tracker_rl.tasks import RETRY_COST, resolve_episode_config
-from server.environment import MAX_SUBMISSION_ROWS, MetricTrackerRlEnvironment
 
 EMPTY_REPORT = MetricTrackerRlAction(classifications=[])
 DIFFICULTY_NAMES = ("easy", "medium", "hard")
@@ -321,11 +321,10 @@ def test_the_visible_config_rebuilds_an_open_episode_locally(seed: int, difficul
     assert graded.reward == 1.0
 
 
-def test_a_held_out_config_says_it_cannot_be_rebuilt(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_held_out_config_says_it_cannot_be_rebuilt() -> None:
     from metric_tracker_rl.tasks import EpisodeConfig
 
-    monkeypatch.setenv("METRIC_TRACKER_SECRET", "not-in-the-config")
-    obs = MetricTrackerRlEnvironment().reset(task_id="easy_single_spike")
+    obs = MetricTrackerRlEnvironment(held_out_secret="not-in-the-config").reset(task_id="easy_single_spike")
     assert obs.config["held_out"] is True
     with pytest.raises(ValueError, match="held-out episode .* cannot be rebuilt"):
         EpisodeConfig.from_public(obs.config)
@@ -361,9 +360,8 @@ def test_a_finished_open_episode_shows_which_rows_matched_and_which_incidents_we
     assert sum(e["verdict"] == "matched" for e in comparison["rows"]) == first.reward_breakdown.matched_row_count
 
 
-def test_a_held_out_episode_never_shows_the_comparison(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("METRIC_TRACKER_SECRET", "kept-by-the-server")
-    env = MetricTrackerRlEnvironment()
+def test_a_held_out_episode_never_shows_the_comparison() -> None:
+    env = MetricTrackerRlEnvironment(held_out_secret="kept-by-the-server")
     assert env.reset(task_id="medium_mixed_pair").config["held_out"] is True
     graded = env.step(MetricTrackerRlAction(analysis_method="get_median_filter_rows"))
     graded = env.step(MetricTrackerRlAction(classifications=graded.analysis_result["rows"]))

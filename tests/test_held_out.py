@@ -13,10 +13,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from metric_tracker_rl import MetricTrackerRlAction, MetricTrackerRlEnv
+from metric_tracker_rl.environment import MetricTrackerRlEnvironment
 from metric_tracker_rl.scenario import build_episode
 from metric_tracker_rl.seeding import EpisodeKey, secret_words
+from metric_tracker_rl.server.app import SECRET_ENV_VAR
 from metric_tracker_rl.tasks import resolve_episode_config
-from server.environment import SECRET_ENV_VAR, MetricTrackerRlEnvironment
 
 SECRET = "a-test-secret-that-is-not-published"
 PROBE_DATES = ("2026-03-03", "2026-03-11", "2026-03-19", "2026-03-27")

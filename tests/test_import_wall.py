@@ -14,14 +14,15 @@ import pytest
 from metric_tracker_rl import MetricTrackerRlAction
 from metric_tracker_rl.analysis_tools import TOOL_REGISTRY, run_tool
 from metric_tracker_rl.catalog import COUNT_COLUMNS
+from metric_tracker_rl.environment import MetricTrackerRlEnvironment
 from metric_tracker_rl.scenario import build_episode
 from metric_tracker_rl.tasks import resolve_episode_config
-from server.environment import MetricTrackerRlEnvironment
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = "metric_tracker_rl"
 # What may not know the truth must not reach these.
-TRUTH_MODULES = ("metric_tracker_rl.scenario", "metric_tracker_rl.anomalies", "metric_tracker_rl.grader", "server")
+TRUTH_MODULES = ("metric_tracker_rl.scenario", "metric_tracker_rl.anomalies", "metric_tracker_rl.grader",
+                 "metric_tracker_rl.environment", "metric_tracker_rl.server", "server")
 
 
 def module_path(module: str) -> Path | None:
@@ -89,7 +90,7 @@ def test_no_import_path_from_the_tools_reaches_the_truth(start: str) -> None:
 def test_the_walker_finds_the_paths_that_do_exist() -> None:
     """The environment must reach the grader and the injectors: if the walker missed them, the test above
     would pass for nothing."""
-    reached = {path[-1] for path in truth_reached("server.environment")}
+    reached = {path[-1] for path in truth_reached("metric_tracker_rl.environment")}
     assert {"metric_tracker_rl.grader", "metric_tracker_rl.scenario", "metric_tracker_rl.anomalies"} <= reached
     assert any(name.startswith("metric_tracker_rl.anomalies.") for name in reached)
     # a package import reaches its submodules' __init__ and the names imported from it

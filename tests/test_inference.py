@@ -176,7 +176,7 @@ def test_action_field_is_one_clipped_token(inference: Any) -> None:
 def test_scripted_agent_is_deterministic_and_skips_annotated_dates() -> None:
     import metric_tracker_rl.agents.scripted  # noqa: F401  (registers "scripted")
     from metric_tracker_rl.agents import make_agent, run_episode
-    from server.environment import MetricTrackerRlEnvironment
+    from metric_tracker_rl.environment import MetricTrackerRlEnvironment
 
     reports = []
     for _ in range(2):

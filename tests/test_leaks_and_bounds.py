@@ -19,10 +19,10 @@ from metric_tracker_rl.analysis_tools import MAX_RESULT_ROWS, TOOL_REGISTRY
 from metric_tracker_rl.analysis_tools.arguments import MAX_PREVIEW_ROWS, WINDOW
 from metric_tracker_rl.analysis_tools.segment_tools import SEGMENT_TOOL_NAMES
 from metric_tracker_rl.catalog import CONVERSION_METRIC_NAMES, COUNT_COLUMNS, row_key
+from metric_tracker_rl.environment import MAX_SUBMISSION_ROWS, MetricTrackerRlEnvironment
 from metric_tracker_rl.models import MAX_GENERATOR_CALLS, MetricSubmissionRow, PayloadGeneratorMethod
 from metric_tracker_rl.scenario import build_episode
 from metric_tracker_rl.tasks import resolve_episode_config
-from server.environment import MAX_SUBMISSION_ROWS, MetricTrackerRlEnvironment
 
 MAX_RESULT_BYTES = 256 * 1024  # documented bound on one serialized observation after a tool call
 SWEEP = [{"task_id": "medium_mixed_pair"}, {"task_id": "hard_mixed_multi"}, {"task_id": "frontier_segments"},

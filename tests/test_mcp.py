@@ -25,8 +25,8 @@ from pydantic import BaseModel, Field
 from metric_tracker_rl.agents import make_agent
 from metric_tracker_rl.analysis_tools import TOOL_REGISTRY
 from metric_tracker_rl.analysis_tools.registry import register_tool
+from metric_tracker_rl.environment import MetricTrackerRlEnvironment
 from metric_tracker_rl.tool_calls import action_tool_call, model_tools, render_observation, seen
-from server.environment import MetricTrackerRlEnvironment
 
 AGENT_NAMES = ("expert", "random", "top_k_dates", "null")
 

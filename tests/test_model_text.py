@@ -24,6 +24,7 @@ from metric_tracker_rl.catalog import (
     ENTITY_VALUE_DEFINITIONS,
     FUNNEL_STEPS,
 )
+from metric_tracker_rl.environment import MetricTrackerRlEnvironment
 from metric_tracker_rl.metrics import peer_median, same_weekday_peers
 from metric_tracker_rl.models import MetricTrackerRlObservation, PayloadGeneratorMethod
 from metric_tracker_rl.scenario import build_episode
@@ -40,7 +41,6 @@ from metric_tracker_rl.tool_calls import (
 )
 from metric_tracker_rl.tool_env import MetricTrackerToolEnv
 from metric_tracker_rl.view import parse
-from server.environment import MetricTrackerRlEnvironment
 
 ROW = {"date": "2026-03-10", "entity_type": "conversion_rate", "entity_name": "app_open_to_menu_open",
        "anomaly_type": "rate_spike_from_median", "detection_method": "compare_rate_to_median",

@@ -10,6 +10,7 @@ import os
 import shlex
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -81,7 +82,7 @@ def test_openenv_manifest_points_at_the_app() -> None:
 
 
 def test_project_script_runs_the_server_main() -> None:
-    assert pyproject()["project"]["scripts"]["server"] == "server.app:main"
+    assert pyproject()["project"]["scripts"]["server"] == "metric_tracker_rl.server.app:main"
 
 
 @pytest.mark.slow
@@ -170,15 +171,43 @@ def imported_modules(path: Path) -> set[str]:
     return modules
 
 
+SERVER_SIDE = ("metric_tracker_rl.server", "metric_tracker_rl.environment", "metric_tracker_rl.mcp_surface")
+
+
 def test_client_package_never_imports_the_server() -> None:
-    files = sorted((ROOT / "metric_tracker_rl").rglob("*.py"))
-    assert files
-    offenders = {str(f.relative_to(ROOT)): sorted(m for m in imported_modules(f) if m.split(".")[0] == "server")
+    """The client side (everything but the environment, its MCP surface and the server subpackage) imports none of
+    them, nor the repository's top-level `server` folder."""
+    package = ROOT / "metric_tracker_rl"
+    server_side = {package / "environment.py", package / "mcp_surface.py", *(package / "server").rglob("*.py")}
+    files = sorted(set(package.rglob("*.py")) - server_side)
+    assert len(files) > 20 and package / "client.py" in files
+    offenders = {str(f.relative_to(ROOT)): sorted(m for m in imported_modules(f)
+                                                  if m.split(".")[0] == "server" or m.startswith(SERVER_SIDE))
                  for f in files}
     assert {f: m for f, m in offenders.items() if m} == {}
 
 
 def test_app_module_only_builds_the_app() -> None:
-    tree = ast.parse((ROOT / "server" / "app.py").read_text())
-    assert [node.name for node in ast.walk(tree) if isinstance(node, ast.ClassDef)] == []
-    assert "server.environment" in imported_modules(ROOT / "server" / "app.py")
+    for path in (ROOT / "server" / "app.py", ROOT / "metric_tracker_rl" / "server" / "app.py"):
+        tree = ast.parse(path.read_text())
+        assert [node.name for node in ast.walk(tree) if isinstance(node, ast.ClassDef)] == []
+    assert "metric_tracker_rl.environment" in imported_modules(ROOT / "metric_tracker_rl" / "server" / "app.py")
+    assert imported_modules(ROOT / "server" / "app.py") <= {"__future__", "typing", "metric_tracker_rl.server",
+                                                          "metric_tracker_rl.server.app"}
+
+
+@pytest.mark.slow
+def test_the_wheel_installs_the_package_and_no_top_level_server(tmp_path: Path) -> None:
+    """A top-level `server` in site-packages would collide with anyone else's; the server ships inside the package,
+    and the `server` script points there."""
+    command = [os.environ.get("UV", "uv"), "build", "--wheel", "--out-dir", str(tmp_path)]
+    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+    (wheel,) = tmp_path.glob("*.whl")
+    with zipfile.ZipFile(wheel) as archive:
+        names = archive.namelist()
+        entry_points = archive.read(next(n for n in names if n.endswith(".dist-info/entry_points.txt"))).decode()
+    assert {name.split("/")[0] for name in names} == {"metric_tracker_rl", f"{wheel.name.split('-')[0]}-"
+                                                      f"{wheel.name.split('-')[1]}.dist-info"}
+    assert "metric_tracker_rl/server/app.py" in names and "metric_tracker_rl/environment.py" in names
+    assert "server = metric_tracker_rl.server.app:main" in entry_points

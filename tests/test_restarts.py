@@ -27,10 +27,10 @@ from metric_tracker_rl.reconnect import (
     reset_until_served,
     retry_deadline_s,
 )
+from metric_tracker_rl.server.lifecycle import GOING_AWAY, STOPPING_REASON, Lifecycle, _Session
+from metric_tracker_rl.server.serving import DRAIN_VAR, drain_seconds
 from metric_tracker_rl.tool_calls import read_observation
 from metric_tracker_rl.tool_env import URL_VAR, MetricTrackerToolEnv
-from server.lifecycle import GOING_AWAY, STOPPING_REASON, Lifecycle, _Session
-from server.serving import DRAIN_VAR, drain_seconds
 
 pytestmark = pytest.mark.slow
 
@@ -118,10 +118,12 @@ def test_a_drain_waits_for_the_step_in_flight_then_closes_with_going_away() -> N
 
 
 def test_the_worker_side_imports_no_application_code() -> None:
-    """A spawned worker unpickles server.serving before it can answer the supervisor's 5 s health check; if that
-    import pulled in the application (OpenEnv, gradio: seconds), workers would be killed and respawned."""
-    code = "import sys, server.serving; print(sorted(m for m in ('gradio', 'openenv', 'server.lifecycle', " \
-           "'metric_tracker_rl') if m in sys.modules))"
+    """A spawned worker unpickles metric_tracker_rl.server.serving before it can answer the supervisor's 5 s health
+    check; if that import pulled in the application (OpenEnv, gradio: seconds), workers would be killed and
+    respawned. Only the package's light `__init__` modules may come with it."""
+    code = ("import sys, metric_tracker_rl.server.serving; print(sorted(m for m in sys.modules if m.split('.')[0] in "
+            "('gradio', 'openenv', 'metric_tracker_rl') and m not in ('metric_tracker_rl', 'metric_tracker_rl.server', "
+            "'metric_tracker_rl.server.serving')))")
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert result.returncode == 0 and result.stdout.strip() == "[]", result.stdout + result.stderr
 

@@ -19,10 +19,11 @@ from metric_tracker_rl import DEFAULT_TASK_ORDER, MetricTrackerRlAction, MetricT
 from metric_tracker_rl.analysis_tools import available_analysis_methods, generate_rows, run_tool
 from metric_tracker_rl.analysis_tools.segment_tools import SEGMENT_TOOL_NAMES
 from metric_tracker_rl.catalog import row_key
+from metric_tracker_rl.environment import NO_EPISODE
 from metric_tracker_rl.models import MetricTrackerRlObservation, MetricTrackerRlState, PayloadGeneratorMethod
 from metric_tracker_rl.scenario import Episode, build_episode
+from metric_tracker_rl.server.app import DEBUG_ENV_VAR
 from metric_tracker_rl.tasks import resolve_episode_config
-from server.environment import DEBUG_ENV_VAR, NO_EPISODE
 
 pytestmark = pytest.mark.slow  # starts server processes or a browser
 

@@ -26,6 +26,7 @@ from metric_tracker_rl import MetricTrackerRlAction, view
 from metric_tracker_rl.analysis_tools import TOOL_REGISTRY
 from metric_tracker_rl.analysis_tools.sql import SANDBOX_KEY
 from metric_tracker_rl.catalog import COUNT_COLUMNS
+from metric_tracker_rl.environment import THREADED_TOOLS, MetricTrackerRlEnvironment
 from metric_tracker_rl.public import PublicEpisode
 from metric_tracker_rl.scenario import build_episode
 from metric_tracker_rl.sql_sandbox import (
@@ -39,7 +40,6 @@ from metric_tracker_rl.sql_sandbox import (
 )
 from metric_tracker_rl.tasks import resolve_episode_config
 from metric_tracker_rl.tool_calls import render_observation
-from server.environment import THREADED_TOOLS, MetricTrackerRlEnvironment
 
 PUBLIC_TABLES = {"daily", "hourly", "annotations"}
 # A refusal names what is allowed.

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from benchmarks.calibrate import episode_plan
 from metric_tracker_rl import DEFAULT_TASK_ORDER, NAMED_TASK_ORDER, MetricTrackerRlEnv
 from metric_tracker_rl.catalog import DIFFICULTIES
+from metric_tracker_rl.environment import MetricTrackerRlEnvironment
 from metric_tracker_rl.task_splits import (
     EVAL_SEEDS_PER_DIFFICULTY,
     SPLITS,
@@ -24,7 +25,6 @@ from metric_tracker_rl.task_splits import (
     task_range,
 )
 from metric_tracker_rl.tasks import TASKS, resolve_episode_config
-from server.environment import MetricTrackerRlEnvironment
 
 ENV_NAME = "metric_tracker_rl"
 SPLIT_SIZES = {"train": TRAIN_TASK_COUNT,

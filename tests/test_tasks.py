@@ -7,9 +7,9 @@ import pytest
 from metric_tracker_rl import DEFAULT_TASK_ORDER, NAMED_TASK_ORDER, MetricTrackerRlAction, get_task_spec
 from metric_tracker_rl.analysis_tools import TOOL_REGISTRY
 from metric_tracker_rl.anomalies import FAMILY_REGISTRY
+from metric_tracker_rl.environment import MetricTrackerRlEnvironment
 from metric_tracker_rl.scenario import build_episode
 from metric_tracker_rl.tasks import ANOMALY_COUNT_RANGE, MAX_ANOMALIES, MAX_DENSITY, RESET_KEYS, resolve_episode_config
-from server.environment import MetricTrackerRlEnvironment
 
 TASK_DIFFICULTIES = {"easy_single_spike": "easy", "medium_mixed_pair": "medium", "hard_mixed_multi": "hard",
                      "frontier_segments": "frontier"}

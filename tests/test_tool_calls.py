@@ -11,6 +11,7 @@ from metric_tracker_rl import MetricSubmissionRow, MetricTrackerRlAction, Payloa
 from metric_tracker_rl.analysis_tools import GENERATOR_NAMES, TOOL_REGISTRY
 from metric_tracker_rl.analysis_tools.registry import MAX_PAGE_ROWS
 from metric_tracker_rl.catalog import ENTITY_NAMES
+from metric_tracker_rl.environment import MetricTrackerRlEnvironment
 from metric_tracker_rl.tool_calls import (
     SUBMIT_GENERATORS,
     SUBMIT_REPORT,
@@ -23,7 +24,6 @@ from metric_tracker_rl.tool_calls import (
     tool_action,
 )
 from metric_tracker_rl.view import rounded
-from server.environment import MetricTrackerRlEnvironment
 
 ROW = {"date": "2026-03-10", "entity_type": "conversion_rate", "entity_name": "app_open_to_menu_open",
        "anomaly_type": "rate_spike_from_median", "detection_method": "get_rate_spike_from_median_rows",

@@ -16,10 +16,10 @@ from metric_tracker_rl.analysis_tools import TOOL_REGISTRY, available_analysis_m
 from metric_tracker_rl.analysis_tools.registry import DEFAULT_PAGE_ROWS, MAX_PAGE_ROWS
 from metric_tracker_rl.analysis_tools.segment_tools import SEGMENT_TOOL_NAMES
 from metric_tracker_rl.catalog import CONVERSION_METRIC_NAMES
+from metric_tracker_rl.environment import MetricTrackerRlEnvironment
 from metric_tracker_rl.public import PublicEpisode
 from metric_tracker_rl.scenario import build_episode
 from metric_tracker_rl.tasks import resolve_episode_config
-from server.environment import MetricTrackerRlEnvironment
 
 TOOL_MODULES = sorted((ROOT / "metric_tracker_rl" / "analysis_tools").glob("*.py"))
 

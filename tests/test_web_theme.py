@@ -8,7 +8,7 @@ from pathlib import Path
 import gradio
 from openenv.core.env_server import gradio_theme, web_interface
 
-from server.web_theme import use_offline_web_theme
+from metric_tracker_rl.server.web_theme import use_offline_web_theme
 
 GRADIO_FRONTEND = Path(gradio.__file__).parent / "templates" / "frontend"
 

@@ -11,8 +11,8 @@ import argparse
 import json
 
 from metric_tracker_rl.agents import make_agent
+from metric_tracker_rl.environment import MetricTrackerRlEnvironment
 from metric_tracker_rl.tool_calls import seen
-from server.environment import MetricTrackerRlEnvironment
 
 
 def expert_replies(seed: int, difficulty: str) -> tuple[list[str], float]:

@@ -50,7 +50,8 @@ class LocalServers:
     @staticmethod
     def _start(held_out: bool) -> tuple[str, ExitStack]:
         port = free_port()
-        command = [sys.executable, "-m", "server.app", "--host", "127.0.0.1", "--port", str(port), "--no-web"]
+        command = [sys.executable, "-m", "metric_tracker_rl.server.app", "--host", "127.0.0.1", "--port", str(port),
+                   "--no-web"]
         env = {**os.environ, "ENABLE_WEB_INTERFACE": "false", "METRIC_TRACKER_DEBUG": ""}
         env.pop(SECRET_VARIABLE, None)
         if held_out:

@@ -15,8 +15,15 @@ import numpy as np
 import pandas as pd
 
 from metric_tracker_rl.catalog import CONVERSION_METRIC_NAMES, COUNT_COLUMNS
-from server.debugger_forms import ANNOTATION_COLOR, LINE_COLOR, SUBMISSION_COLUMNS, TRUTH_COLOR, format_number, rounded
-from server.images import hex_rgb, png_bytes
+from metric_tracker_rl.server.debugger_forms import (
+    ANNOTATION_COLOR,
+    LINE_COLOR,
+    SUBMISSION_COLUMNS,
+    TRUTH_COLOR,
+    format_number,
+    rounded,
+)
+from metric_tracker_rl.server.images import hex_rgb, png_bytes
 
 # --- chart data ---------------------------------------------------------------------------------------
 

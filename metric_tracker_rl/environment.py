@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import atexit
-import os
 import uuid
 from concurrent.futures import Future, ThreadPoolExecutor
 from functools import cache
@@ -21,6 +20,7 @@ from metric_tracker_rl.analysis_tools import available_analysis_methods, generat
 from metric_tracker_rl.anomalies import FAMILY_REGISTRY
 from metric_tracker_rl.catalog import CONVERSION_METRICS
 from metric_tracker_rl.grader import grade_submission, graded_comparison
+from metric_tracker_rl.mcp_surface import MCP_ACTIONS, McpToolSurface
 from metric_tracker_rl.models import (
     AnalysisMethodInfo,
     ConversionMetricDefinition,
@@ -31,15 +31,11 @@ from metric_tracker_rl.models import (
     TaskInfo,
 )
 from metric_tracker_rl.scenario import Episode, build_episode
-from metric_tracker_rl.task_splits import resolve_reset
+from metric_tracker_rl.task_splits import TaskProviderMixin, resolve_reset
 from metric_tracker_rl.tasks import RETRY_COST, task_catalog
 from metric_tracker_rl.validation import validate_rows
-from server.mcp_surface import MCP_ACTIONS, McpToolSurface
-from server.task_api import TaskProviderMixin
 
 MAX_SUBMISSION_ROWS = 200
-DEBUG_ENV_VAR = "METRIC_TRACKER_DEBUG"
-SECRET_ENV_VAR = "METRIC_TRACKER_SECRET"  # held-out mode: mixed into every random stream, never shown
 INSTRUCTION = (
     "Investigate the funnel with analysis calls (analysis_method + analysis_args; see available_methods) and "
     "submit an anomaly report, either as rows (classifications) or as generator calls (payload_generators). "
@@ -79,15 +75,6 @@ def _error(message: str) -> dict[str, Any]:
     return {"status": "error", "reward": 0.0, "message": message}
 
 
-def debug_mode_from_environment() -> bool:
-    return os.getenv(DEBUG_ENV_VAR, "").strip().lower() in {"1", "true", "yes"}
-
-
-def held_out_secret_from_environment() -> str:
-    """The held-out secret, read at every reset so that every worker and replica started with it agrees."""
-    return os.getenv(SECRET_ENV_VAR, "").strip()
-
-
 @cache
 def _catalogs() -> dict[str, Any]:
     """Reset-only catalogs, built once per process."""
@@ -106,9 +93,13 @@ class MetricTrackerRlEnvironment(McpToolSurface, TaskProviderMixin,
                                  Environment[MetricTrackerRlAction, MetricTrackerRlObservation, MetricTrackerRlState]):
     SUPPORTS_CONCURRENT_SESSIONS = True
 
-    def __init__(self, debug: bool = False) -> None:
+    def __init__(self, *, debug: bool = False, held_out_secret: str = "") -> None:
+        """`debug` puts the ground truth in every observation (never in training); `held_out_secret` mixes a
+        secret into every random stream so that episodes cannot be rebuilt from their seed (the server reads
+        both from its settings once, at start-up)."""
         super().__init__()
         self._debug = debug
+        self._held_out_secret = held_out_secret.strip()
         self._episode: Episode | None = None
         self._episode_id: str | None = None
         self._steps = 0
@@ -123,7 +114,7 @@ class MetricTrackerRlEnvironment(McpToolSurface, TaskProviderMixin,
     def reset(self, seed: int | None = None, episode_id: str | None = None, **kwargs: Any
               ) -> MetricTrackerRlObservation:
         try:
-            config = resolve_reset(seed=seed, secret=held_out_secret_from_environment(), **kwargs)
+            config = resolve_reset(seed=seed, secret=self._held_out_secret, **kwargs)
             episode = build_episode(config)
         except ValueError as exc:
             # The current episode, if any, is left as it was.
@@ -143,7 +134,7 @@ class MetricTrackerRlEnvironment(McpToolSurface, TaskProviderMixin,
 
     def step(self, action: MetricTrackerRlAction, timeout_s: float | None = None, **kwargs: Any
              ) -> MetricTrackerRlObservation:
-        if isinstance(action, MCP_ACTIONS):  # MCP tool discovery and calls (server.mcp_surface)
+        if isinstance(action, MCP_ACTIONS):  # MCP tool discovery and calls (metric_tracker_rl.mcp_surface)
             return self.mcp_step(action)
         if self._episode is None:
             return MetricTrackerRlObservation(status="error", message=NO_EPISODE, reward=0.0, done=False,
@@ -165,7 +156,7 @@ class MetricTrackerRlEnvironment(McpToolSurface, TaskProviderMixin,
         than handing it to a worker thread costs (and with the GIL, threads add no parallelism), so it runs on
         the event loop. Calls whose cost grows with the request (submissions, merged generator calls, previews
         of up to 200 rows) run on a worker thread so they never hold up other sessions."""
-        if isinstance(action, MCP_ACTIONS):  # MCP tool discovery and calls (server.mcp_surface)
+        if isinstance(action, MCP_ACTIONS):  # MCP tool discovery and calls (metric_tracker_rl.mcp_surface)
             return await self.mcp_step_async(action)
         # Unknown tools, invalid arguments and mixed actions end in a cheap error observation: inline too.
         if action.analysis_method is not None and action.analysis_method not in THREADED_TOOLS:
@@ -191,7 +182,7 @@ class MetricTrackerRlEnvironment(McpToolSurface, TaskProviderMixin,
                                     episode_score=self._episode_score if self._episode else None)
 
     def get_metadata(self) -> EnvironmentMetadata:
-        held_out = "on" if held_out_secret_from_environment() else "off"
+        held_out = "on" if self._held_out_secret else "off"
         return EnvironmentMetadata(
             name="metric_tracker_rl",
             description="Investigate a seeded synthetic product funnel with read-only analysis tools and submit "
@@ -303,15 +294,16 @@ class MetricTrackerRlEnvironment(McpToolSurface, TaskProviderMixin,
         }
 
 
-class DebugMetricTrackerRlEnvironment(MetricTrackerRlEnvironment):
-    """The same environment with the ground truth in every observation's `debug` (server debug mode).
+def environment_factory(*, debug: bool = False, held_out_secret: str = "") -> type[MetricTrackerRlEnvironment]:
+    """The environment class a server serves, its settings bound: OpenEnv instantiates a class once per session
+    with no arguments (and treats any other callable as an instance)."""
+    if not debug and not held_out_secret:
+        return MetricTrackerRlEnvironment
 
-    A class rather than a partial: OpenEnv instantiates classes, but treats any other callable as an instance."""
+    class ConfiguredEnvironment(MetricTrackerRlEnvironment):
+        def __init__(self) -> None:
+            super().__init__(debug=debug, held_out_secret=held_out_secret)
 
-    def __init__(self) -> None:
-        super().__init__(debug=True)
-
-
-def environment_class() -> type[MetricTrackerRlEnvironment]:
-    """The environment class the server serves, chosen once at start-up from METRIC_TRACKER_DEBUG."""
-    return DebugMetricTrackerRlEnvironment if debug_mode_from_environment() else MetricTrackerRlEnvironment
+    ConfiguredEnvironment.__name__ = ConfiguredEnvironment.__qualname__ = (
+        "DebugMetricTrackerRlEnvironment" if debug else "HeldOutMetricTrackerRlEnvironment")
+    return ConfiguredEnvironment

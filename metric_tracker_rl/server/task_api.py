@@ -8,40 +8,18 @@ makes every answer say what is valid and documents each status code in /openapi.
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import FastAPI, Request
 from fastapi.exception_handlers import http_exception_handler
 from fastapi.responses import JSONResponse, Response
 from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException
 
-from metric_tracker_rl.task_splits import TaskIndexError, UnknownSplitError, get_split, split_descriptors, task_range
+from metric_tracker_rl.task_splits import TaskIndexError, UnknownSplitError
 
 TASK_API_TAG = "Task API"
 NOT_FOUND = {"description": "Unknown environment name (see /list_environments) or split (`detail` lists the splits)"}
 BAD_INDEX = {"description": "The body is not valid JSON, or the index is outside the split (`detail` gives the "
                             "valid range)"}
-
-
-class TaskProviderMixin:
-    """OpenEnv's TaskProvider methods (found by name): pure and cheap, as they run on a throw-away instance.
-    A task is the reset arguments that start its episode (see metric_tracker_rl.task_splits)."""
-
-    def list_splits(self) -> list[dict[str, Any]]:
-        return split_descriptors()
-
-    def num_tasks(self, split: str) -> int:
-        return get_split(split).size()
-
-    def list_tasks(self, split: str) -> list[dict[str, Any]]:
-        return task_range(split)
-
-    def get_task(self, split: str, index: int) -> dict[str, Any]:
-        return get_split(split).task(index)
-
-    def get_task_range(self, split: str, start: int | None = None, stop: int | None = None) -> list[dict[str, Any]]:
-        return task_range(split, start, stop)
 
 
 async def _unknown_split(request: Request, exc: Exception) -> Response:

@@ -25,9 +25,9 @@ from websockets.exceptions import WebSocketException
 from metric_tracker_rl import DEFAULT_TASK_ORDER, NAMED_TASK_ORDER, MetricTrackerRlAction, MetricTrackerRlEnv
 from metric_tracker_rl.catalog import COUNT_COLUMNS, DIFFICULTIES, SCENARIO_FAMILIES
 from metric_tracker_rl.models import MetricTrackerRlObservation
-from server import debugger_charts as charts
-from server import debugger_forms as forms
-from server import images
+from metric_tracker_rl.server import debugger_charts as charts
+from metric_tracker_rl.server import debugger_forms as forms
+from metric_tracker_rl.server import images
 
 SELF_URL_ENV_VAR = "METRIC_TRACKER_SELF_URL"
 CHART_DAYS = 28  # show_raw_data's maximum limit: the whole window

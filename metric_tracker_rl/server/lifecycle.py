@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 
 from fastapi import FastAPI
 
-from server.hardening import ASGIApp, Message, Receive, Scope, Send
+from metric_tracker_rl.server.hardening import ASGIApp, Message, Receive, Scope, Send
 
 STEP_GRACE_S = 5.0
 READY_PATH = "/ready"

@@ -1,5 +1,5 @@
-"""How the server process runs and stops: uvicorn, whose first SIGTERM starts a drain (see server.lifecycle),
-in one process or under uvicorn's worker supervisor (`--workers N`).
+"""How the server process runs and stops: uvicorn, whose first SIGTERM starts a drain (see
+metric_tracker_rl.server.lifecycle), in one process or under uvicorn's worker supervisor (`--workers N`).
 
 Light on imports, the application's are made lazily: a spawned worker must answer the supervisor's first health
 check (5 s) before it imports the application, which takes longer than that on a busy two-core machine."""
@@ -78,7 +78,9 @@ class DrainingServer(uvicorn.Server):
         self._drain_task = loop.create_task(self._drain_then_exit())
 
     async def _drain_then_exit(self) -> None:
-        from server.lifecycle import LIFECYCLE  # the application's module, loaded in this process by now
+        from metric_tracker_rl.server.lifecycle import (
+            LIFECYCLE,  # the application's module, loaded in this process by now
+        )
 
         try:
             await LIFECYCLE.drain(self.drain_s)

@@ -13,7 +13,7 @@ anyone on a public Space) would lock every other user out for that long. `Sessio
   session that stands in the way can be reaped.
 
 A client is its peer address as uvicorn reports it. Uvicorn replaces the peer address with the
-X-Forwarded-For client only when the peer is a trusted proxy (server.serving.trusted_proxies: loopback, what
+X-Forwarded-For client only when the peer is a trusted proxy (`serving.trusted_proxies`: loopback, what
 FORWARDED_ALLOW_IPS names, and on a Hugging Face Space its proxy network), so no other client can claim another
 address. The debugger's own connections arrive from the server itself on loopback and forward the browser's
 address this way. With several workers, each worker counts its own sessions.
@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from fastapi import FastAPI
 from openenv.core.env_server.types import WSErrorCode
 
-from server.hardening import ASGIApp, Message, Receive, Scope, Send
+from metric_tracker_rl.server.hardening import ASGIApp, Message, Receive, Scope, Send
 
 DEFAULT_UNRESET_GRACE_S = 60.0
 SESSION_PATH = "/ws"
