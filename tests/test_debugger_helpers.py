@@ -346,3 +346,14 @@ def test_the_preview_status_says_how_many_rows_are_valid() -> None:
     status = forms.status_markdown(preview, {})
     assert "13 row(s) valid of 14, 1 issue(s); no submission used." in status
     assert "valid of" not in forms.status_markdown(env.step(MetricTrackerRlAction(analysis_method="list_dates")), {})
+
+
+@pytest.mark.parametrize(("difficulty", "days"), [("easy", 28), ("frontier", 56)])
+def test_the_charts_read_the_whole_window(difficulty: str, days: int) -> None:
+    """Eight weeks at frontier take two pages of show_raw_data; the charts read both, and every day's hours."""
+    env = MetricTrackerRlEnvironment()
+    env.reset(seed=11, difficulty=difficulty, max_steps=500)
+    data = drawing.read_chart_data(env.step)
+    assert len(data.dates) == days == len(set(data.dates)) and sorted(data.dates) == data.dates
+    assert set(data.hourly) == set(data.dates) and all(len(rows) == 24 for rows in data.hourly.values())
+    assert drawing.daily_counts_svg(data, [], 1).count("<svg") >= 1

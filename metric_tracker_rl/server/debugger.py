@@ -30,7 +30,7 @@ from metric_tracker_rl.server import debugger_forms as forms
 from metric_tracker_rl.server import images
 
 SELF_URL_ENV_VAR = "METRIC_TRACKER_SELF_URL"
-CHART_DAYS = 28  # show_raw_data's maximum limit: the whole window
+CHART_SESSION_STEPS = 500  # the chart session reads every page and every day's hours (the budget's maximum)
 
 
 def own_base_url(request: gr.Request) -> str:
@@ -144,18 +144,8 @@ class TabSession:
 def fetch_chart_data(base_url: str, forwarded_for: str | None, reset_kwargs: dict[str, Any]) -> charts.ChartData:
     """Read the chart data with public tools in a separate session with the same settings."""
     with ForwardingClient(base_url, forwarded_for, message_timeout_s=60.0).sync() as env:
-        env.reset(**reset_kwargs)
-
-        def tool(name: str, **arguments: Any) -> dict[str, Any]:
-            observation = env.step(MetricTrackerRlAction(analysis_method=name, analysis_args=arguments)).observation
-            if observation.status != "ok" or observation.analysis_result is None:
-                raise RuntimeError(f"{name} failed: {observation.message}")
-            return observation.analysis_result
-
-        daily = charts.daily_frame(tool("show_raw_data", limit=CHART_DAYS)["rows"])
-        annotations = tool("get_annotations")["annotations"]
-        hourly = {date: tool("hourly_rows_for_date", date=date)["rows"] for date in daily["date"]}
-    return charts.ChartData(daily=daily, hourly=hourly, annotations=annotations)
+        env.reset(**{**reset_kwargs, "max_steps": CHART_SESSION_STEPS})  # a day's hours each: 56 days at frontier
+        return charts.read_chart_data(lambda action: env.step(action).observation)
 
 
 def _close(session: TabSession | None) -> None:

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from metric_tracker_rl.catalog import CONVERSION_METRIC_NAMES, COUNT_COLUMNS
+from metric_tracker_rl.models import MetricTrackerRlAction, MetricTrackerRlObservation
 from metric_tracker_rl.server.debugger_forms import (
     ANNOTATION_COLOR,
     LINE_COLOR,
@@ -26,6 +27,9 @@ from metric_tracker_rl.server.debugger_forms import (
 from metric_tracker_rl.server.images import hex_rgb, png_bytes
 
 # --- chart data ---------------------------------------------------------------------------------------
+
+CHART_PAGE_DAYS = 28  # show_raw_data's largest page; the charts read every page of the window
+
 
 @dataclass(frozen=True)
 class Mark:
@@ -54,6 +58,25 @@ class ChartData:
 def daily_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
     """show_raw_data rows as a frame indexed in date order."""
     return pd.DataFrame(rows).sort_values("date").reset_index(drop=True) if rows else pd.DataFrame()
+
+
+def read_chart_data(step: Callable[[MetricTrackerRlAction], MetricTrackerRlObservation]) -> ChartData:
+    """The whole window's daily rows (every page), annotations and each day's hours, read with public tools."""
+
+    def tool(name: str, **arguments: Any) -> dict[str, Any]:
+        observation = step(MetricTrackerRlAction(analysis_method=name, analysis_args=arguments))
+        if observation.status != "ok" or observation.analysis_result is None:
+            raise RuntimeError(f"{name} failed: {observation.message}")
+        return observation.analysis_result
+
+    first = tool("show_raw_data", limit=CHART_PAGE_DAYS)
+    rows = list(first["rows"])
+    while len(rows) < first["total_rows"]:  # a longer window (frontier: eight weeks) takes more pages
+        rows += tool("show_raw_data", limit=CHART_PAGE_DAYS, offset=len(rows))["rows"]
+    daily = daily_frame(rows)
+    annotations = tool("get_annotations")["annotations"]
+    hourly = {date: tool("hourly_rows_for_date", date=date)["rows"] for date in daily["date"]}
+    return ChartData(daily=daily, hourly=hourly, annotations=annotations)
 
 
 def marks_for(annotations: list[dict[str, Any]], debug: dict[str, Any] | None) -> list[Mark]:
