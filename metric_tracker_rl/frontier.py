@@ -27,7 +27,7 @@ import numpy as np
 
 from metric_tracker_rl.anomalies import FAMILY_REGISTRY, InjectionRecord
 from metric_tracker_rl.anomalies.base import counts_from, draw_window, hourly_mix_from, rates_touching
-from metric_tracker_rl.catalog import FRONTIER_WINDOW_DAYS
+from metric_tracker_rl.catalog import FRONTIER_INCIDENT_KINDS, FRONTIER_WINDOW_DAYS
 from metric_tracker_rl.funnel import (
     HOURS,
     N_EVENTS,
@@ -185,8 +185,7 @@ DEMAND_SWING = (0.2, 0.5)  # benign: a segment's whole day, every event and hour
 MIX_SURGE = (0.4, 1.2)  # benign: a low-converting segment's traffic grows, its own conversion unchanged
 SEGMENT_TIMING_HOURS = (1, 2, 3)  # benign: a segment uses the app earlier or later
 LOW_CONVERTING = (("web", None), (None, "IN"), (None, "BR"))
-INCIDENT_KINDS = ("release_regression", "payment_failure", "web_tracking_bug", "country_bots", "segment_outage",
-                  "level_shift")
+INCIDENT_KINDS = FRONTIER_INCIDENT_KINDS
 # The family an incident of each kind is reported as (its entity types are the catalog's as they are).
 KIND_FAMILY = {"release_regression": "rate_drop_from_median", "payment_failure": "funnel_break",
                "web_tracking_bug": "instrumentation_data_quality_issue",
@@ -432,12 +431,18 @@ def incident_kinds(config: EpisodeConfig, rng: np.random.Generator) -> list[str]
     if config.scenario_family == "null":
         return []
     count = incident_count(config)
-    kinds = [k for k in INCIDENT_KINDS if config.scenario_family == "mixed" or KIND_FAMILY[k] ==
-             config.scenario_family]
+    kinds = [k for k in config.incident_kinds or INCIDENT_KINDS
+             if config.scenario_family == "mixed" or KIND_FAMILY[k] == config.scenario_family]
     if not kinds:  # a family no scenario above reports: its own injector on one platform's or country's cells
         kinds = [f"segment/{config.scenario_family}"]
     order = [str(k) for k in rng.permutation(kinds)]
     return [order[i % len(order)] for i in range(count)]
+
+
+def decoy_count(decoy_ratio: float, incidents: int) -> int:
+    """Benign look-alikes for `incidents` incidents: round(decoy_ratio x incidents), at least two unless the ratio
+    is 0 (so the default ratio 1 gives as many as incidents, and a null episode two)."""
+    return 0 if decoy_ratio == 0 else max(2, round(decoy_ratio * incidents))
 
 
 def build_world(config: EpisodeConfig) -> FrontierWorld:
@@ -457,9 +462,10 @@ def build_world(config: EpisodeConfig) -> FrontierWorld:
             placed = _incident("segment_outage", index, plan, calendar, key,
                                derive_rng(key, "frontier-incident-fallback", index))
         incidents += placed
-    # Benign look-alikes: as many as incidents (at least two, so a null episode has them too).
+    # Benign look-alikes: decoy_ratio per incident (by default as many as incidents, and at least two, so a null
+    # episode has them too); a curriculum may set fewer.
     fluctuations = []
-    for index in range(max(2, len(kinds))):
+    for index in range(decoy_count(config.decoy_ratio, len(kinds))):
         rng = derive_rng(key, "frontier-fluctuation", index)
         fluctuation = _fluctuation(_pick(FLUCTUATION_KINDS, rng), index, plan, calendar, rng)
         if fluctuation is not None:

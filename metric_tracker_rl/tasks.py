@@ -9,7 +9,13 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from metric_tracker_rl.catalog import AGGREGATE_DIFFICULTIES, DIFFICULTIES, SCENARIO_FAMILIES, WINDOW_DAYS
+from metric_tracker_rl.catalog import (
+    AGGREGATE_DIFFICULTIES,
+    DIFFICULTIES,
+    FRONTIER_INCIDENT_KINDS,
+    SCENARIO_FAMILIES,
+    WINDOW_DAYS,
+)
 from metric_tracker_rl.models import AnomalyRequest
 from metric_tracker_rl.seeding import EpisodeKey, validate_seed
 from metric_tracker_rl.validation import check_choice, describe_validation_error
@@ -69,7 +75,11 @@ DEFAULT_MAX_SUBMISSIONS = 1  # one graded report: it ends the episode, so its fe
 # that improves the report still pays, probing submissions to read the feedback do not.
 RETRY_COST = 0.25
 RESET_KEYS = ("task_id", "seed", "scenario_family", "difficulty", "anomaly_density", "anomaly_count",
-              "anomalies", "max_steps", "max_submissions", "split", "index")
+              "anomalies", "max_steps", "max_submissions", "incident_kinds", "decoy_ratio", "split", "index")
+# Frontier's curriculum knobs (reset arguments valid at frontier only), with their defaults: which kinds of segment
+# incident an episode draws from (empty: all of FRONTIER_INCIDENT_KINDS) and benign look-alikes per incident.
+DEFAULT_DECOY_RATIO = 1.0
+MAX_DECOY_RATIO = 2.0
 
 
 @dataclass(frozen=True)
@@ -84,6 +94,8 @@ class EpisodeConfig:
     anomalies: tuple[AnomalyRequest, ...] = ()
     max_steps: int = DEFAULT_MAX_STEPS
     max_submissions: int = DEFAULT_MAX_SUBMISSIONS
+    incident_kinds: tuple[str, ...] = ()  # frontier: the kinds of incident drawn from (empty: every kind)
+    decoy_ratio: float = DEFAULT_DECOY_RATIO  # frontier: benign look-alikes per incident
     # A named task's or a difficulty's default settings, seed aside: the only episodes published scores use.
     standard: bool = False
     # The server's held-out secret (never shown): mixed into every random stream of the episode.
@@ -108,6 +120,11 @@ class EpisodeConfig:
             del data["anomaly_count_range"]
         else:
             data["anomaly_count_range"] = list(self.anomaly_count_range)
+        # Frontier's curriculum knobs are shown where they apply, as plain JSON.
+        if self.difficulty == "frontier":
+            data["incident_kinds"] = list(self.incident_kinds or FRONTIER_INCIDENT_KINDS)
+        else:
+            del data["incident_kinds"], data["decoy_ratio"]
         data["held_out"] = self.held_out
         return data
 
@@ -127,6 +144,9 @@ class EpisodeConfig:
         data["anomalies"] = tuple(AnomalyRequest.model_validate(a) for a in data.get("anomalies", ()))
         if data.get("anomaly_count_range") is not None:
             data["anomaly_count_range"] = tuple(data["anomaly_count_range"])
+        if data.get("incident_kinds") is not None:
+            kinds = tuple(data["incident_kinds"])
+            data["incident_kinds"] = () if set(kinds) == set(FRONTIER_INCIDENT_KINDS) else kinds
         return cls(**data)
 
 
@@ -264,6 +284,7 @@ def resolve_episode_config(secret: str = "", **kwargs: Any) -> EpisodeConfig:
         if overrides.get("anomaly_count", 0) != 0:
             raise ValueError("scenario_family 'null' has no anomalies; leave anomaly_count unset or 0")
         count = 0
+    incident_kinds, decoy_ratio = _frontier_knobs(overrides, base, difficulty, family)
     count_range = ANOMALY_COUNT_RANGE[difficulty] if count is None else None
     config = replace(
         base, seed=seed, difficulty=difficulty, scenario_family=family, anomaly_density=float(density),
@@ -271,10 +292,40 @@ def resolve_episode_config(secret: str = "", **kwargs: Any) -> EpisodeConfig:
         task_id=task_id if task_id is not None else base.task_id,
         max_steps=_int_in("max_steps", overrides.get("max_steps", base.max_steps), 1, 500),
         max_submissions=_int_in("max_submissions", overrides.get("max_submissions", base.max_submissions), 1, 20),
+        incident_kinds=incident_kinds, decoy_ratio=decoy_ratio,
     )
     reference = base if task_id is not None or base.task_id is not None else _difficulty_default(difficulty)
     standard = config == replace(reference, seed=seed)
     return replace(config, standard=standard, secret=secret)
+
+
+def _frontier_knobs(overrides: dict[str, Any], base: EpisodeConfig, difficulty: str, family: str
+                    ) -> tuple[tuple[str, ...], float]:
+    """incident_kinds and decoy_ratio, validated: frontier only; kinds with scenario_family 'mixed' only."""
+    given = [name for name in ("incident_kinds", "decoy_ratio") if name in overrides]
+    if given and difficulty != "frontier":
+        raise ValueError(f"{' and '.join(given)} appl{'y' if len(given) > 1 else 'ies'} at difficulty 'frontier' "
+                         f"only, not {difficulty!r}")
+    kinds: tuple[str, ...] = base.incident_kinds if difficulty == "frontier" else ()
+    if "incident_kinds" in overrides:
+        raw = overrides["incident_kinds"]
+        valid = ", ".join(FRONTIER_INCIDENT_KINDS)
+        if not isinstance(raw, (list, tuple)) or not raw or not all(isinstance(k, str) for k in raw):
+            raise ValueError(f"incident_kinds must be a non-empty list of incident kinds; valid: {valid}")
+        unknown = [k for k in raw if k not in FRONTIER_INCIDENT_KINDS]
+        if unknown:
+            raise ValueError(f"unknown incident kind(s) {', '.join(map(repr, unknown))}; valid: {valid}")
+        if family not in ("mixed", "null"):
+            raise ValueError("incident_kinds chooses among the kinds of a mixed scenario; use scenario_family "
+                             f"'mixed' with it, not {family!r}")
+        chosen = set(raw)
+        kinds = () if chosen == set(FRONTIER_INCIDENT_KINDS) else tuple(k for k in FRONTIER_INCIDENT_KINDS
+                                                                          if k in chosen)
+    ratio = overrides.get("decoy_ratio", base.decoy_ratio if difficulty == "frontier" else DEFAULT_DECOY_RATIO)
+    if isinstance(ratio, bool) or not isinstance(ratio, (int, float)) or not math.isfinite(ratio) \
+            or not 0.0 <= ratio <= MAX_DECOY_RATIO:
+        raise ValueError(f"decoy_ratio must be a number between 0 and {MAX_DECOY_RATIO:g}, got {ratio!r}")
+    return kinds, float(ratio)
 
 
 def _difficulty_default(difficulty: str) -> EpisodeConfig:

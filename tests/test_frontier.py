@@ -14,8 +14,12 @@ from hypothesis import strategies as st
 from metric_tracker_rl.catalog import CONVERSION_BY_NAME, COUNT_COLUMNS, FRONTIER_WINDOW_DAYS
 from metric_tracker_rl.frontier import (
     FLUCTUATION_KINDS,
+    INCIDENT_KINDS,
     _Calendar,
     _fluctuation,
+    build_world,
+    decoy_count,
+    incident_count,
     segmented_plan,
 )
 from metric_tracker_rl.grader import SEGMENT_CREDIT, grade_submission, segment_match
@@ -212,6 +216,63 @@ def test_decoys_appear_as_often_as_incidents() -> None:
         incidents += truth.incident_count
         decoys += len(truth.fluctuations)
     assert decoys >= incidents
+
+
+# --- curriculum knobs ---------------------------------------------------------------------------------------------
+
+@SWEEP
+@given(seed=SEEDS, kinds=st.lists(st.sampled_from(INCIDENT_KINDS), min_size=1, max_size=3, unique=True),
+       ratio=st.sampled_from([0.0, 0.5, 1.0, 2.0]))
+def test_incident_kinds_and_decoy_ratio_shape_the_episode(seed: int, kinds: list[str], ratio: float) -> None:
+    config = resolve_episode_config(seed=seed, difficulty="frontier", incident_kinds=kinds, decoy_ratio=ratio)
+    world = build_world(config)
+    # a kind with no room on the calendar falls back to a single-date segment outage
+    assert {incident.kind for incident in world.incidents} <= {*kinds, "segment_outage"}
+    # a look-alike with no room is skipped, so at most the ratio's count
+    assert len(world.fluctuations) <= decoy_count(ratio, incident_count(config))
+    if ratio == 0:
+        assert world.fluctuations == ()
+    again = build_world(config)  # deterministic
+    assert (again.incidents, again.fluctuations, again.annotations) == (world.incidents, world.fluctuations,
+                                                                        world.annotations)
+    assert not config.standard  # never a published episode
+
+
+def test_one_kind_makes_every_incident_of_that_kind() -> None:
+    for seed in range(6):
+        world = build_world(resolve_episode_config(seed=seed, difficulty="frontier", incident_kinds=["country_bots"]))
+        assert world.incidents and {incident.kind for incident in world.incidents} == {"country_bots"}
+
+
+def test_decoy_count_keeps_the_default_and_reaches_zero() -> None:
+    assert [decoy_count(1.0, n) for n in range(5)] == [2, 2, 2, 3, 4]  # as many as incidents, at least two
+    assert decoy_count(0.0, 6) == 0 and decoy_count(2.0, 3) == 6 and decoy_count(0.5, 6) == 3
+
+
+def test_the_default_knobs_are_the_standard_episode() -> None:
+    plain = resolve_episode_config(seed=9, difficulty="frontier")
+    spelled = resolve_episode_config(seed=9, difficulty="frontier", incident_kinds=list(INCIDENT_KINDS),
+                                     decoy_ratio=1.0)
+    assert plain == spelled and plain.standard
+    assert plain.public_dict() == spelled.public_dict()
+    assert build_episode(plain).truth.expected_rows == build_episode(spelled).truth.expected_rows
+
+
+@pytest.mark.parametrize(("overrides", "message"), [
+    ({"difficulty": "hard", "decoy_ratio": 0.5}, "decoy_ratio applies at difficulty 'frontier' only"),
+    ({"difficulty": "easy", "incident_kinds": ["country_bots"]}, "incident_kinds applies at difficulty"),
+    ({"difficulty": "frontier", "incident_kinds": ["bots"]}, "unknown incident kind.*valid: release_regression"),
+    ({"difficulty": "frontier", "incident_kinds": []}, "non-empty list"),
+    ({"difficulty": "frontier", "incident_kinds": "country_bots"}, "non-empty list"),
+    ({"difficulty": "frontier", "decoy_ratio": 2.5}, "between 0 and 2"),
+    ({"difficulty": "frontier", "decoy_ratio": True}, "between 0 and 2"),
+    ({"difficulty": "frontier", "decoy_ratio": float("nan")}, "between 0 and 2"),
+    ({"difficulty": "frontier", "scenario_family": "funnel_break", "incident_kinds": ["country_bots"]},
+     "use scenario_family 'mixed'"),
+])
+def test_the_knobs_refuse_bad_values_with_the_valid_ones(overrides: dict, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        resolve_episode_config(seed=1, **overrides)
 
 
 # --- grading by segment -------------------------------------------------------------------------------------------
