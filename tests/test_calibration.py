@@ -204,10 +204,11 @@ def test_gaming_agents_stay_below_the_expert(target_sweep: dict, difficulty: str
 def test_the_fixed_magnitude_rule_fails_hard(target_sweep: dict) -> None:
     """On hard, demand swings as large as count incidents fall inside the published count ranges, so a filter on the
     published magnitudes reports them, and audience swings move the first steps as far as rate incidents (200 seeds:
-    0.325 on hard; 0.752 on medium, where the ranges still sit clear of every benign fluctuation)."""
+    0.361 on hard). The rule is the shortcut at full strength, not a weakened one: on medium, where the ranges still
+    sit clear of every benign fluctuation, it solves most episodes (200 seeds: 0.934; 40 seeds: 0.926)."""
     assert target_sweep[FIXED_RULE]["hard"]["mean"] <= 0.6
     assert target_sweep[FIXED_RULE]["hard"]["mean"] <= target_sweep["expert"]["hard"]["mean"] - 0.4
-    assert target_sweep[FIXED_RULE]["medium"]["mean"] <= target_sweep["expert"]["medium"]["mean"] - 0.25
+    assert target_sweep[FIXED_RULE]["medium"]["mean"] >= 0.85
 
 
 def test_weekday_rule_fails_hard(target_sweep: dict) -> None:

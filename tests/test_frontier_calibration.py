@@ -26,7 +26,7 @@ from metric_tracker_rl.transcript import cut_results, unseen_submitted_rows
 
 SEEDS = 10  # the first ten episodes of the frontier sweep (the tenth is a null episode)
 GAMING = ("top_k_dates", "top_k_dates_shift_aware", "side_effect_padder", "weekday_rule", "mass_generators",
-          "readme_baseline", "scripted")
+          "readme_baseline", "scripted", "fixed_rule")
 MESSAGE_CHARS = 48_000  # an expert episode's messages, median (the model view's budget)
 
 
