@@ -9,13 +9,14 @@ from metric_tracker_rl.anomalies.base import (
     rates_touching,
     register_family,
 )
+from metric_tracker_rl.families import PUBLISHED_FAMILIES
 from metric_tracker_rl.funnel import FunnelPlan
 
 
 class HourlyTrafficMixShift(AnomalyFamily):
     """Non-human traffic (a scraper, a bot wave) opens the app in a block of hours and never converts."""
 
-    name = "hourly_traffic_mix_shift"
+    public = PUBLISHED_FAMILIES["hourly_traffic_mix_shift"]
     entity_names = ("app_opens",)
     description = ("A burst of non-converting app opens (bots, a scraper) lands in a few hours, so the hour-of-"
                    "day mix of app opens shifts; the daily app-open count and every rate out of app opens "

@@ -1,12 +1,13 @@
 from metric_tracker_rl.anomalies.base import register_family
 from metric_tracker_rl.anomalies.rate_shift import RateShiftFamily
 from metric_tracker_rl.catalog import FUNNEL_STEPS
+from metric_tracker_rl.families import PUBLISHED_FAMILIES
 
 
 class RateSpikeFromMedian(RateShiftFamily):
     """A step converts better all day long (a promotion, an auto-add-to-cart bug)."""
 
-    name = "rate_spike_from_median"
+    public = PUBLISHED_FAMILIES["rate_spike_from_median"]
     direction = 1
     # Payment success already sits near 1 and cannot spike meaningfully.
     entity_names = FUNNEL_STEPS[:3]
