@@ -49,6 +49,10 @@ class AnomalyFamily(ABC):
     # (frontier.py) and are not published: there, incidents and benign fluctuations overlap in size.
     magnitude_ranges: dict[str, tuple[float, float]]
     persists: bool = False  # an incident of this family may go on over the next date (one row per date)
+    # At frontier, a family no incident kind of frontier.py reports is injected on one platform's or country's
+    # cells, in a scenario of that family alone, with a magnitude drawn from this range (unpublished, like every
+    # frontier magnitude). None: a frontier kind reports the family.
+    segment_magnitude_range: tuple[float, float] | None = None
 
     @property
     def name(self) -> str:

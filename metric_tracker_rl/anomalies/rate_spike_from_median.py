@@ -15,6 +15,7 @@ class RateSpikeFromMedian(RateShiftFamily):
                    "Counts after that step rise with it; end-to-end rates through it are side effects.")
     magnitude_meaning = "relative rise of the step's conversion probability (capped at 0.97)"
     magnitude_ranges = {"easy": (0.4, 0.6), "medium": (0.26, 0.4), "hard": (0.24, 0.34)}
+    segment_magnitude_range = (0.2, 0.4)
 
 
 register_family(RateSpikeFromMedian())
