@@ -12,6 +12,8 @@ from typing import Literal
 
 import numpy as np
 
+from metric_tracker_rl.families import PUBLISHED_FAMILIES
+
 # --- funnel ---------------------------------------------------------------------------------------
 
 FUNNEL_EVENTS: tuple[str, ...] = (
@@ -87,60 +89,18 @@ ENTITY_VALUE_DEFINITIONS: dict[str, str] = {
 
 # --- anomaly families -----------------------------------------------------------------------------
 
-AnomalyType = Literal[
-    "rate_drop_from_median",
-    "rate_spike_from_median",
-    "absolute_drop_in_event_count",
-    "absolute_spike_in_event_count",
-    "funnel_break",
-    "hourly_traffic_mix_shift",
-    "instrumentation_data_quality_issue",
-]
-ANOMALY_TYPES: tuple[str, ...] = (
-    "rate_drop_from_median",
-    "rate_spike_from_median",
-    "absolute_drop_in_event_count",
-    "absolute_spike_in_event_count",
-    "funnel_break",
-    "hourly_traffic_mix_shift",
-    "instrumentation_data_quality_issue",
-)
-FAMILY_ENTITY_TYPE: dict[str, str] = {
-    "rate_drop_from_median": "conversion_rate",
-    "rate_spike_from_median": "conversion_rate",
-    "absolute_drop_in_event_count": "event_count",
-    "absolute_spike_in_event_count": "event_count",
-    "funnel_break": "funnel_step",
-    "hourly_traffic_mix_shift": "hourly_mix",
-    "instrumentation_data_quality_issue": "data_quality",
-}
-
+# Derived from the published families (metric_tracker_rl/families.py): a new family is an entry there, not here.
+ANOMALY_TYPES: tuple[str, ...] = PUBLISHED_FAMILIES.names
+AnomalyType = Literal[ANOMALY_TYPES]  # the same JSON enum as the names written out
+FAMILY_ENTITY_TYPE: dict[str, str] = PUBLISHED_FAMILIES.entity_types()
 # Detection methods the grader accepts for each family (any one earns the method credit).
-ACCEPTED_DETECTION_METHODS: dict[str, frozenset[str]] = {
-    "rate_drop_from_median": frozenset(
-        {"get_rate_drop_from_median_rows", "compare_rate_to_median", "get_median_filter_rows",
-         "get_rows_with_abs_diff_from_median_gt", "get_metric_std_dev_from_median"}
-    ),
-    "rate_spike_from_median": frozenset(
-        {"get_rate_spike_from_median_rows", "compare_rate_to_median", "get_median_filter_rows",
-         "get_rows_with_abs_diff_from_median_gt", "get_metric_std_dev_from_median"}
-    ),
-    "absolute_drop_in_event_count": frozenset(
-        {"get_absolute_drop_in_event_count_rows", "compare_count_to_median", "get_median_filter_rows",
-         "get_rows_with_abs_diff_from_median_gt", "get_metric_std_dev_from_median"}
-    ),
-    "absolute_spike_in_event_count": frozenset(
-        {"get_absolute_spike_in_event_count_rows", "compare_count_to_median", "get_median_filter_rows",
-         "get_rows_with_abs_diff_from_median_gt", "get_metric_std_dev_from_median"}
-    ),
-    "funnel_break": frozenset({"get_funnel_break_rows", "detect_funnel_break", "hourly_rows_for_date"}),
-    "hourly_traffic_mix_shift": frozenset(
-        {"get_hourly_traffic_mix_shift_rows", "compare_hourly_mix_to_baseline", "hourly_rows_for_date"}
-    ),
-    "instrumentation_data_quality_issue": frozenset(
-        {"get_instrumentation_data_quality_issue_rows", "check_impossible_counts"}
-    ),
-}
+ACCEPTED_DETECTION_METHODS: dict[str, frozenset[str]] = PUBLISHED_FAMILIES.accepted_detection_methods()
+# Each family's own generator tool, in publication order.
+FAMILY_GENERATORS: tuple[str, ...] = PUBLISHED_FAMILIES.generators()
+# (entity type, sign of the move) -> the family a directional count or rate scan names for the row.
+DIRECTIONAL_FAMILIES: dict[tuple[str, int], str] = PUBLISHED_FAMILIES.directional()
+if not set(FAMILY_ENTITY_TYPE.values()) <= set(ENTITY_TYPES):
+    raise ValueError(f"a published family names an unknown entity type: {FAMILY_ENTITY_TYPE}")
 
 # --- severity -------------------------------------------------------------------------------------
 

@@ -191,9 +191,6 @@ KIND_FAMILY = {"release_regression": "rate_drop_from_median", "payment_failure":
                "web_tracking_bug": "instrumentation_data_quality_issue",
                "country_bots": "absolute_spike_in_event_count", "segment_outage": "absolute_drop_in_event_count",
                "level_shift": "rate_drop_from_median"}
-# Families that no scenario above reports keep their own injector, on one platform's or country's cells, in a
-# scenario of that family alone.
-GENERIC_MAGNITUDE = {"rate_spike_from_median": (0.2, 0.4), "hourly_traffic_mix_shift": (0.3, 0.6)}
 FLUCTUATION_KINDS = ("mix_shift", "segment_demand_swing", "segment_timing_shift")
 MIN_VERSION_SHARE = 0.3  # a version-level incident needs this share of its platform on its date and peers
 PER_WEEKDAY = 3  # perturbed dates per weekday at most: a same-weekday median over seven peers stays clean
@@ -348,7 +345,7 @@ def _incident(kind: str, index: int, plan: SegmentedPlan, calendar: _Calendar, k
         segment = _pick((Segment(platform=_pick(plan.layout.values_of("platform"), rng)),
                          Segment(country=_pick(plan.layout.values_of("country"), rng))), rng)
         entity = _pick(FAMILY_REGISTRY[family].entity_names, rng)
-        magnitude = float(rng.uniform(*GENERIC_MAGNITUDE[family]))
+        magnitude = float(rng.uniform(*FAMILY_REGISTRY[family].segment_magnitude_range))
         return [FrontierIncident(kind, _inject_on_cells(plan, segment, family, day, entity, magnitude, key, stream),
                                  segment)]
     if kind == "payment_failure":
@@ -433,7 +430,8 @@ def incident_kinds(config: EpisodeConfig, rng: np.random.Generator) -> list[str]
     count = incident_count(config)
     kinds = [k for k in config.incident_kinds or INCIDENT_KINDS
              if config.scenario_family == "mixed" or KIND_FAMILY[k] == config.scenario_family]
-    if not kinds:  # a family no scenario above reports: its own injector on one platform's or country's cells
+    # A family no kind reports: its own injector on one platform's or country's cells (segment_magnitude_range).
+    if not kinds:
         kinds = [f"segment/{config.scenario_family}"]
     order = [str(k) for k in rng.permutation(kinds)]
     return [order[i % len(order)] for i in range(count)]

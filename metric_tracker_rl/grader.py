@@ -32,7 +32,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from metric_tracker_rl.catalog import ACCEPTED_DETECTION_METHODS, row_key
+from metric_tracker_rl.catalog import row_key
+from metric_tracker_rl.families import PUBLISHED_FAMILIES, FamilyCatalog
 from metric_tracker_rl.models import MetricSubmissionRow, RewardBreakdown
 from metric_tracker_rl.segments import Segment
 from metric_tracker_rl.validation import validate_rows
@@ -96,7 +97,9 @@ def within_tolerance(submitted: float, expected: float, scale: float, *,
 
 
 def assess_row(row: MetricSubmissionRow, expected: MetricSubmissionRow, *,
-               segment_credit: Mapping[str, float] = SEGMENT_CREDIT) -> RowAssessment:
+               segment_credit: Mapping[str, float] = SEGMENT_CREDIT,
+               families: FamilyCatalog = PUBLISHED_FAMILIES) -> RowAssessment:
+    """How far a row on an expected key is right; `families` tells which detection methods each family accepts."""
     values = (
         within_tolerance(row.baseline_value, expected.baseline_value, expected.baseline_value)
         + within_tolerance(row.observed_value, expected.observed_value, expected.observed_value)
@@ -104,7 +107,7 @@ def assess_row(row: MetricSubmissionRow, expected: MetricSubmissionRow, *,
     )
     return RowAssessment(
         anomaly_type=row.anomaly_type == expected.anomaly_type,
-        detection_method=row.detection_method in ACCEPTED_DETECTION_METHODS[expected.anomaly_type],
+        detection_method=row.detection_method in families[expected.anomaly_type].accepted_methods,
         values_in_tolerance=int(values),
         severity=row.severity == expected.severity,
         segment=segment_credit[segment_match(row_segment(row), row_segment(expected))],
@@ -114,9 +117,11 @@ def assess_row(row: MetricSubmissionRow, expected: MetricSubmissionRow, *,
 def grade_submission(rows: Sequence[MetricSubmissionRow], expected_rows: Sequence[MetricSubmissionRow],
                      neutral_keys: frozenset[str], valid_dates: Iterable[str], *,
                      segment_values: Mapping[str, Sequence[str]] | None = None,
-                     segment_credit: Mapping[str, float] = SEGMENT_CREDIT) -> GradeResult:
+                     segment_credit: Mapping[str, float] = SEGMENT_CREDIT,
+                     families: FamilyCatalog = PUBLISHED_FAMILIES) -> GradeResult:
     """Score a report against the expected rows. `segment_values` lists each dimension's values of a segmented
-    episode (None: no segments, and a row naming one is invalid)."""
+    episode (None: no segments, and a row naming one is invalid); `families` publishes the expected rows'
+    families (their accepted detection methods)."""
     issues = validate_rows(rows, valid_dates, segment_values)
     expected = {row_key(r.date, r.entity_type, r.entity_name): r for r in expected_rows}
     worst: dict[str, RowAssessment] = {}
@@ -124,7 +129,7 @@ def grade_submission(rows: Sequence[MetricSubmissionRow], expected_rows: Sequenc
     for i, row in enumerate(rows):
         key = row_key(row.date, row.entity_type, row.entity_name)
         if key in expected and not (i in issues and issues[i].code == "invalid_row"):  # e.g. an unknown segment
-            assessment = assess_row(row, expected[key], segment_credit=segment_credit)
+            assessment = assess_row(row, expected[key], segment_credit=segment_credit, families=families)
             worst[key] = min(worst.get(key, assessment), assessment, key=lambda a: a.quality)
         if i in issues:
             false_positives += 1

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any, Literal
 
 from openenv.core.env_server.types import Action, Observation, State
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, create_model, model_validator
 from pydantic_core import PydanticCustomError
 
-from metric_tracker_rl.catalog import ENTITY_NAMES, AnomalyType, EntityType, Severity
+from metric_tracker_rl.catalog import ANOMALY_TYPES, ENTITY_NAMES, AnomalyType, EntityType, Severity
 
 MAX_GENERATOR_CALLS = 20  # generator calls in one payload: bounds the work of a single step
 # The bounds of a robust-z threshold (threshold_multiplier), shared by the tools and generator submissions.
@@ -56,6 +57,16 @@ class MetricSubmissionRow(_Strict):
                                        "valid": ", ".join(valid)})
         return self
 
+
+
+@functools.cache
+def submission_row_type(anomaly_types: tuple[str, ...]) -> type[MetricSubmissionRow]:
+    """The row type whose anomaly_type is one of `anomaly_types`: MetricSubmissionRow for the published families,
+    a subclass for another family catalog's (a scratch registry's ground truth)."""
+    if anomaly_types == ANOMALY_TYPES:
+        return MetricSubmissionRow
+    return create_model("MetricSubmissionRow", __base__=MetricSubmissionRow,
+                        anomaly_type=(Literal[anomaly_types], Field(description="Anomaly family")))
 
 class PayloadGeneratorMethod(_Strict):
     """A generator call that the server runs to build submission rows (see the get_*_rows tools)."""

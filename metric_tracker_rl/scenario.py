@@ -13,20 +13,18 @@ from typing import TypeVar
 
 import numpy as np
 
-from metric_tracker_rl.anomalies import FAMILY_REGISTRY, InjectionRecord
+from metric_tracker_rl.anomalies import FAMILY_REGISTRY, FamilyRegistry, InjectionRecord
 from metric_tracker_rl.anomalies.rate_shift import MAX_STEP_RATE
 from metric_tracker_rl.catalog import (
-    ACCEPTED_DETECTION_METHODS,
-    ANOMALY_TYPES,
     AUDIENCE_SWING_SHARE,
     AUDIENCE_SWING_STEPS,
-    FAMILY_ENTITY_TYPE,
     SEGMENTED_DIFFICULTIES,
     TIMING_SHIFT_HOURS,
     demand_swing_share,
     row_key,
     severity_for,
 )
+from metric_tracker_rl.families import PUBLISHED_FAMILIES
 from metric_tracker_rl.frontier import build_world, segment_row
 from metric_tracker_rl.funnel import (
     WEEKEND_HOUR_SHARE,
@@ -37,7 +35,7 @@ from metric_tracker_rl.funnel import (
     window_calendar,
 )
 from metric_tracker_rl.metrics import MetricPanel, build_panel
-from metric_tracker_rl.models import MetricSubmissionRow
+from metric_tracker_rl.models import MetricSubmissionRow, submission_row_type
 from metric_tracker_rl.public import Annotation, PublicEpisode
 from metric_tracker_rl.seeding import derive_rng
 from metric_tracker_rl.segments import Segment
@@ -47,7 +45,6 @@ from metric_tracker_rl.tasks import (
     INCIDENT_TIMING_SHIFTS,
     MULTI_DAY_PROBABILITY,
     PERTURBED_PER_WEEKDAY,
-    SHIFTABLE_FAMILIES,
     TASKS,
     EpisodeConfig,
 )
@@ -66,16 +63,8 @@ def objective_for(config: EpisodeConfig) -> str:
             "(a timing shift may also fall on an incident's date). An incident that lasts several dates is reported "
             "once per date. Some episodes contain no incident: then submit an empty report.")
 
-CANONICAL_METHOD = {
-    "rate_drop_from_median": "get_rate_drop_from_median_rows",
-    "rate_spike_from_median": "get_rate_spike_from_median_rows",
-    "absolute_drop_in_event_count": "get_absolute_drop_in_event_count_rows",
-    "absolute_spike_in_event_count": "get_absolute_spike_in_event_count_rows",
-    "funnel_break": "get_funnel_break_rows",
-    "hourly_traffic_mix_shift": "get_hourly_traffic_mix_shift_rows",
-    "instrumentation_data_quality_issue": "get_instrumentation_data_quality_issue_rows",
-}
-assert all(CANONICAL_METHOD[f] in ACCEPTED_DETECTION_METHODS[f] for f in ANOMALY_TYPES)
+# The detection method of each family's expected rows: its own generator tool.
+CANONICAL_METHOD: dict[str, str] = {family.name: family.generator for family in PUBLISHED_FAMILIES}
 
 
 @dataclass(frozen=True)
@@ -228,10 +217,10 @@ def incident_count(config: EpisodeConfig) -> int:
     return int(derive_rng(config.key, "anomaly_count").integers(low, high + 1))
 
 
-def _family_sequence(config: EpisodeConfig, rng: np.random.Generator) -> list[str]:
+def _family_sequence(config: EpisodeConfig, rng: np.random.Generator, families: FamilyRegistry) -> list[str]:
     count = incident_count(config)
     if config.scenario_family == "mixed":
-        order = list(rng.permutation(ANOMALY_TYPES))
+        order = list(rng.permutation(families.mixed_order()))
         return [str(order[i % len(order)]) for i in range(count)]
     if config.scenario_family == "null":
         return []
@@ -239,34 +228,35 @@ def _family_sequence(config: EpisodeConfig, rng: np.random.Generator) -> list[st
 
 
 def _plan_anomalies(config: EpisodeConfig, dates: list[str], taken: set[int], reserved_weekday: int | None,
-                    rng: np.random.Generator) -> list[_Planned]:
+                    rng: np.random.Generator, families: FamilyRegistry) -> list[_Planned]:
     if config.anomalies:
         return [_Planned(a.family, dates.index(a.date), a.entity_name or "", a.magnitude) for a in config.anomalies]
     planned, used_entities = [], set()
     taken = set(taken)
-    for family_name in _family_sequence(config, rng):
+    for family_name in _family_sequence(config, rng, families):
         day = _draw_day(len(dates), taken, reserved_weekday, rng)
         taken.add(day)
-        names = [n for n in FAMILY_REGISTRY[family_name].entity_names if (family_name, n) not in used_entities]
-        entity = _pick(names or FAMILY_REGISTRY[family_name].entity_names, rng)
+        names = [n for n in families[family_name].entity_names if (family_name, n) not in used_entities]
+        entity = _pick(names or families[family_name].entity_names, rng)
         used_entities.add((family_name, entity))
         planned.append(_Planned(family_name, day, entity, None))
     # Once every incident has its date, an incident of a family that can persist may go on over the next date,
     # if that date is still open.
     for first in list(planned):
         goes_on = rng.random() < MULTI_DAY_PROBABILITY[config.difficulty]
-        if goes_on and FAMILY_REGISTRY[first.family].persists and \
+        if goes_on and families[first.family].persists and \
                 first.day + 1 in _open_days(len(dates), taken, reserved_weekday):
             taken.add(first.day + 1)
             planned.append(_Planned(first.family, first.day + 1, first.entity_name, None, continues=first.day))
     return sorted(planned, key=lambda p: p.day)
 
 
-def _shifted_incident_days(config: EpisodeConfig, planned: list[_Planned], rng: np.random.Generator) -> set[int]:
+def _shifted_incident_days(config: EpisodeConfig, planned: list[_Planned], rng: np.random.Generator,
+                           families: FamilyRegistry) -> set[int]:
     """Incident dates that also get a timing shift: drawn among the first dates of shiftable incidents."""
     if config.anomalies:
         return set()
-    eligible = [p.day for p in planned if p.continues is None and p.family in SHIFTABLE_FAMILIES]
+    eligible = [p.day for p in planned if p.continues is None and families[p.family].public.shiftable]
     chosen: set[int] = set()
     for _ in range(min(INCIDENT_TIMING_SHIFTS[config.difficulty], len(eligible))):
         day = _pick(eligible, rng)
@@ -281,15 +271,15 @@ def _reserved_weekday(config: EpisodeConfig, num_days: int) -> int | None:
     return (num_days - 1) % 7 if late_data else None
 
 
-def validate_custom_anomalies(config: EpisodeConfig, dates: list[str]) -> None:
+def validate_custom_anomalies(config: EpisodeConfig, dates: list[str], families: FamilyRegistry) -> None:
     per_weekday: Counter[int] = Counter()
     days: set[int] = set()
     reserved_weekday = _reserved_weekday(config, len(dates))
     for i, request in enumerate(config.anomalies):
         where = f"anomalies[{i}]"
-        if request.family not in FAMILY_REGISTRY:
-            raise ValueError(f"{where}: unknown family {request.family!r}; valid: {', '.join(FAMILY_REGISTRY)}")
-        family = FAMILY_REGISTRY[request.family]
+        if request.family not in families:
+            raise ValueError(f"{where}: unknown family {request.family!r}; valid: {', '.join(families)}")
+        family = families[request.family]
         if request.date not in dates[:-1]:
             raise ValueError(f"{where}: date must be one of {dates[0]} .. {dates[-2]} (the last date is kept "
                              f"for data-freshness notes), got {request.date!r}")
@@ -360,7 +350,9 @@ def _build_frontier_episode(config: EpisodeConfig) -> Episode:
     return Episode(config, public, truth)
 
 
-def build_episode(config: EpisodeConfig) -> Episode:
+def build_episode(config: EpisodeConfig, families: FamilyRegistry = FAMILY_REGISTRY) -> Episode:
+    """The episode a config names. `families`: the injectors its incidents are drawn from (the frontier tier
+    schedules the published families itself)."""
     if config.difficulty in SEGMENTED_DIFFICULTIES:
         return _build_frontier_episode(config)
     key = config.key
@@ -369,7 +361,7 @@ def build_episode(config: EpisodeConfig) -> Episode:
     last = plan.num_days - 1
     schedule_rng = derive_rng(key, "schedule")
     if config.anomalies:
-        validate_custom_anomalies(config, dates)
+        validate_custom_anomalies(config, dates, families)
 
     # Distractor dates: the late-data note always concerns the latest date; the others take open dates.
     reserved_weekday = _reserved_weekday(config, plan.num_days)
@@ -389,13 +381,13 @@ def build_episode(config: EpisodeConfig) -> Episode:
         fluctuation_days.append(day)
         taken.add(day)
 
-    planned_incidents = _plan_anomalies(config, dates, taken, reserved_weekday, schedule_rng)
+    planned_incidents = _plan_anomalies(config, dates, taken, reserved_weekday, schedule_rng, families)
     fluctuations: list[DistractorRecord] = []
-    shifted_days = _shifted_incident_days(config, planned_incidents, derive_rng(key, "incident-timing"))
+    shifted_days = _shifted_incident_days(config, planned_incidents, derive_rng(key, "incident-timing"), families)
     injections: list[InjectionRecord] = []
     by_day: dict[int, InjectionRecord] = {}
     for index, planned in enumerate(planned_incidents):
-        family = FAMILY_REGISTRY[planned.family]
+        family = families[planned.family]
         if planned.day in shifted_days:  # the day's sessions move first; the incident happens on top of them
             shift_rng = derive_rng(key, "incident-timing", planned.day)
             note = FLUCTUATIONS["timing_shift"](plan, planned.day, shift_rng, config.difficulty)
@@ -433,22 +425,25 @@ def build_episode(config: EpisodeConfig) -> Episode:
 
     data = draw_counts(plan, key)
     panel = build_panel(data)
-    truth = _ground_truth(injections, distractors, fluctuations, data, panel)
+    truth = _ground_truth(injections, distractors, fluctuations, data, panel, families)
     task = {"task_id": config.task_id, "objective": objective_for(config), "config": config.public_dict()}
     return Episode(config, PublicEpisode(data, panel, tuple(annotations), task), truth)
 
 
 def _ground_truth(injections: list[InjectionRecord], distractors: list[DistractorRecord],
-                  fluctuations: list[DistractorRecord], data: FunnelData, panel: MetricPanel) -> GroundTruth:
+                  fluctuations: list[DistractorRecord], data: FunnelData, panel: MetricPanel,
+                  families: FamilyRegistry) -> GroundTruth:
     rows, neutral = [], set()
+    row_type = submission_row_type(families.published.names)
     for record in injections:
+        family = families[record.family].public
         k = panel.index(record.entity_type, record.entity_name)
         observed = float(panel.values[k, record.day])
         baseline = float(panel.baseline[k, record.day])
-        assert FAMILY_ENTITY_TYPE[record.family] == record.entity_type
-        rows.append(MetricSubmissionRow(
+        assert family.entity_type == record.entity_type
+        rows.append(row_type(
             date=data.dates[record.day], entity_type=record.entity_type, entity_name=record.entity_name,
-            anomaly_type=record.family, detection_method=CANONICAL_METHOD[record.family],
+            anomaly_type=record.family, detection_method=family.generator,
             baseline_value=baseline, observed_value=observed, delta_value=observed - baseline,
             severity=severity_for(record.entity_type, baseline, observed),
         ))

@@ -16,6 +16,7 @@ from metric_tracker_rl.catalog import (
     SCENARIO_FAMILIES,
     WINDOW_DAYS,
 )
+from metric_tracker_rl.families import PUBLISHED_FAMILIES
 from metric_tracker_rl.models import AnomalyRequest
 from metric_tracker_rl.seeding import EpisodeKey, validate_seed
 from metric_tracker_rl.validation import check_choice, describe_validation_error
@@ -40,8 +41,7 @@ BENIGN_FLUCTUATIONS: dict[str, tuple[str, ...]] = {
 INCIDENT_TIMING_SHIFTS: dict[str, int] = {"easy": 0, "medium": 1, "hard": 2, "frontier": 0}
 # Families whose evidence does not depend on the hour-of-day shape, so a timing shift on their date leaves what
 # identifies them intact: whole-day rate shifts, a funnel step that stops for some hours, count incidents.
-SHIFTABLE_FAMILIES: tuple[str, ...] = ("rate_drop_from_median", "rate_spike_from_median", "funnel_break",
-                                       "absolute_drop_in_event_count", "absolute_spike_in_event_count")
+SHIFTABLE_FAMILIES: tuple[str, ...] = PUBLISHED_FAMILIES.shiftable()
 # Chance that an incident of a family that can persist (a whole-day rate shift, a double-firing release) goes on
 # the next date as well: one expected row per date it covers.
 MULTI_DAY_PROBABILITY: dict[str, float] = {"easy": 0.0, "medium": 0.3, "hard": 0.5, "frontier": 0.0}

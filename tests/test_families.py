@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from core_helpers import custom_episode, episode, key_of, same_weekday_median
 
-from metric_tracker_rl.analysis_tools import run_tool
+from metric_tracker_rl.analysis_tools import TOOL_REGISTRY, run_tool
 from metric_tracker_rl.anomalies import FAMILY_REGISTRY, register_family
 from metric_tracker_rl.catalog import (
     ANOMALY_TYPES,
@@ -16,6 +16,7 @@ from metric_tracker_rl.catalog import (
     row_key,
     severity_for,
 )
+from metric_tracker_rl.families import PUBLISHED_FAMILIES
 from metric_tracker_rl.funnel import FunnelData, window_dates
 from metric_tracker_rl.scenario import CANONICAL_METHOD, build_episode
 from metric_tracker_rl.tasks import MAX_ANOMALIES, PERTURBED_PER_WEEKDAY, resolve_episode_config
@@ -55,6 +56,13 @@ def test_registry_rejects_a_duplicate_family() -> None:
     assert before == FAMILY_REGISTRY
 
 
+def test_every_published_family_names_registered_tools() -> None:
+    for family in PUBLISHED_FAMILIES:
+        assert TOOL_REGISTRY[family.generator].kind == "generator", family.name
+        assert family.accepted_methods <= set(TOOL_REGISTRY), family.name
+        assert FAMILY_REGISTRY[family.name].public is family
+
+
 def _custom_cases() -> list[tuple[str, int]]:
     return [(family, seed) for family in ANOMALY_TYPES for seed in (1, 2, 3)]
 
@@ -68,7 +76,9 @@ def test_custom_anomaly_is_found_by_its_public_generator_and_truth_follows_the_r
 
     outcome = run_tool(CANONICAL_METHOD[family], ep.public, {"threshold_multiplier": 3.0})
     assert outcome.ok, outcome.error
-    assert key_of(expected) in {key_of(row) for row in outcome.result["rows"]}
+    found = {key_of(row): row for row in outcome.result["rows"]}
+    # The family's own generator finds the incident and types it as the family the catalog publishes it for.
+    assert found[key_of(expected)]["anomaly_type"] == family
 
     data, panel = ep.public.data, ep.public.panel
     day = data.dates.index(date)

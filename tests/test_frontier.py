@@ -11,7 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from metric_tracker_rl.catalog import CONVERSION_BY_NAME, COUNT_COLUMNS, FRONTIER_WINDOW_DAYS
+from metric_tracker_rl.catalog import ANOMALY_TYPES, CONVERSION_BY_NAME, COUNT_COLUMNS, FRONTIER_WINDOW_DAYS
 from metric_tracker_rl.frontier import (
     FLUCTUATION_KINDS,
     INCIDENT_KINDS,
@@ -285,6 +285,14 @@ def test_the_oracle_report_scores_one_and_the_aggregate_report_nothing(seed: int
     assert grade(ep, rows) == 1.0
     aggregate = [r.model_copy(update={"platform": None, "country": None, "app_version": None}) for r in rows]
     assert grade(ep, aggregate) == 0.0
+
+
+@pytest.mark.parametrize("family", ANOMALY_TYPES)
+def test_every_published_family_makes_a_frontier_scenario_of_its_own(family: str) -> None:
+    """A family no frontier incident kind reports is injected on one segment's cells (its segment range)."""
+    ep = frontier(11, family)
+    assert family in {row.anomaly_type for row in ep.truth.expected_rows}
+    assert grade(ep, list(ep.truth.expected_rows)) == 1.0
 
 
 def test_a_null_episode_is_solved_by_an_empty_report() -> None:

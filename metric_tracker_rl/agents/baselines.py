@@ -7,21 +7,13 @@ import numpy as np
 
 from metric_tracker_rl.agents.base import Agent, register_agent
 from metric_tracker_rl.agents.reading import episode_dates
-from metric_tracker_rl.catalog import ANOMALY_TYPES, ENTITY_NAMES, FAMILY_ENTITY_TYPE, SEVERITIES
+from metric_tracker_rl.catalog import ANOMALY_TYPES, ENTITY_NAMES, FAMILY_ENTITY_TYPE, FAMILY_GENERATORS, SEVERITIES
 from metric_tracker_rl.models import MetricSubmissionRow, MetricTrackerRlAction, PayloadGeneratorMethod
 from metric_tracker_rl.tool_calls import SeenObservation
 
-# Generators that take a robust-z threshold (get_rows_with_abs_diff_from_median_gt takes metric units instead).
-Z_GENERATORS: tuple[str, ...] = (
-    "get_median_filter_rows",
-    "get_rate_drop_from_median_rows",
-    "get_rate_spike_from_median_rows",
-    "get_absolute_drop_in_event_count_rows",
-    "get_absolute_spike_in_event_count_rows",
-    "get_funnel_break_rows",
-    "get_hourly_traffic_mix_shift_rows",
-    "get_instrumentation_data_quality_issue_rows",
-)
+# Generators that take a robust-z threshold: the median scan and every family's own generator
+# (get_rows_with_abs_diff_from_median_gt takes metric units instead).
+Z_GENERATORS: tuple[str, ...] = ("get_median_filter_rows", *FAMILY_GENERATORS)
 
 
 def submitted_once(observation: SeenObservation) -> bool:

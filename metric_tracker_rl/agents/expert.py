@@ -39,7 +39,7 @@ from metric_tracker_rl.agents.reading import (
     signed_share,
     strongest_signal,
 )
-from metric_tracker_rl.catalog import FUNNEL_STEPS, SEGMENTED_DIFFICULTIES
+from metric_tracker_rl.catalog import DIRECTIONAL_FAMILIES, FUNNEL_STEPS, SEGMENTED_DIFFICULTIES
 from metric_tracker_rl.models import MetricSubmissionRow, MetricTrackerRlAction
 from metric_tracker_rl.tool_calls import SeenObservation
 
@@ -86,12 +86,6 @@ COUNT_SHARE = 0.6
 PRIORITY = ("instrumentation_data_quality_issue", "hourly_traffic_mix_shift", "funnel_break", "rate", "count")
 DAILY_METRICS = {"conversion_rate": FUNNEL_STEPS, "event_count": ("app_opens",)}
 CONFIRMATION_TOOL = {"conversion_rate": "compare_rate_to_median", "event_count": "compare_count_to_median"}
-DIRECTIONAL_TYPES = {
-    ("conversion_rate", -1): "rate_drop_from_median",
-    ("conversion_rate", 1): "rate_spike_from_median",
-    ("event_count", -1): "absolute_drop_in_event_count",
-    ("event_count", 1): "absolute_spike_in_event_count",
-}
 SPIKE_STEPS = FUNNEL_STEPS[:3]  # the last step converts near 1 and has no spike family
 MIX_EVENTS = ("app_opens", "menu_opens")
 # The generator that looks first at what an unexplained suspicious date's standout entity type suggests.
@@ -217,7 +211,7 @@ class ExpertAgent(Agent):
                     delta = series[day] - baseline
                     if delta:
                         rows.append({"date": date, "entity_type": entity_type, "entity_name": name,
-                                     "anomaly_type": DIRECTIONAL_TYPES[(entity_type, 1 if delta > 0 else -1)],
+                                     "anomaly_type": DIRECTIONAL_FAMILIES[(entity_type, 1 if delta > 0 else -1)],
                                      "detection_method": CONFIRMATION_TOOL[entity_type], "baseline_value": baseline,
                                      "observed_value": series[day], "delta_value": delta})
             self.results[table] = {"rows": rows}

@@ -35,18 +35,12 @@ from metric_tracker_rl.analysis_tools.registry import (
     register_tool,
     strongest_first,
 )
-from metric_tracker_rl.catalog import COUNT_COLUMNS, ENTITY_NAMES, FUNNEL_STEPS, row_key
+from metric_tracker_rl.catalog import COUNT_COLUMNS, DIRECTIONAL_FAMILIES, ENTITY_NAMES, FUNNEL_STEPS, row_key
 from metric_tracker_rl.models import PayloadGeneratorMethod
 from metric_tracker_rl.public import PublicEpisode
 from metric_tracker_rl.validation import describe_validation_error
 
 MIN_FLAGGED_HOURS = 2
-DIRECTIONAL_TYPES = {
-    ("conversion_rate", -1): "rate_drop_from_median",
-    ("conversion_rate", 1): "rate_spike_from_median",
-    ("event_count", -1): "absolute_drop_in_event_count",
-    ("event_count", 1): "absolute_spike_in_event_count",
-}
 
 
 def candidate_row(episode: PublicEpisode, entity_type: str, entity_name: str, day: int, anomaly_type: str,
@@ -137,7 +131,7 @@ def _deviation_rows(episode: PublicEpisode, args: _MetricSelection, method: str,
     for k, day, rise in derived(episode, DEVIATION_INDEXES[(score, direction)]).above(threshold):
         if k in selected:
             entity_type, metric = panel.keys[k]
-            anomaly_type = DIRECTIONAL_TYPES[(entity_type, 1 if rise else -1)]
+            anomaly_type = DIRECTIONAL_FAMILIES[(entity_type, 1 if rise else -1)]
             rows.append(candidate_row(episode, entity_type, metric, day, anomaly_type, method))
     return rows
 

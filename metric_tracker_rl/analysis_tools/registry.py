@@ -4,7 +4,7 @@ schema of its OpenAI tool definition, and drives the debugger's forms."""
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
@@ -136,11 +136,11 @@ class ToolOutcome:
     error: str | None = None
 
 
-def validated_arguments(name: str, arguments: Any) -> BaseModel:
+def validated_arguments(name: str, arguments: Any, tools: Mapping[str, ToolSpec]) -> BaseModel:
     """A tool's arguments checked against its model. Raises ToolError with a message that names what is valid."""
-    spec = TOOL_REGISTRY.get(name)
+    spec = tools.get(name)
     if spec is None:
-        raise ToolError(f"unknown analysis method {name!r}; valid methods: {', '.join(TOOL_REGISTRY)}")
+        raise ToolError(f"unknown analysis method {name!r}; valid methods: {', '.join(tools)}")
     if not isinstance(arguments, dict):
         raise ToolError(f"arguments for {name} must be a JSON object")
     try:
@@ -149,17 +149,19 @@ def validated_arguments(name: str, arguments: Any) -> BaseModel:
         raise ToolError(format_validation_error(spec, exc)) from None
 
 
-def run_tool(name: str, episode: PublicEpisode, arguments: Any) -> ToolOutcome:
-    """Validate and run one tool. Agent mistakes become error outcomes that name the valid options."""
+def run_tool(name: str, episode: PublicEpisode, arguments: Any,
+             tools: Mapping[str, ToolSpec] = TOOL_REGISTRY) -> ToolOutcome:
+    """Validate and run one tool of `tools` (a scratch registry can add a new family's generator). Agent mistakes
+    become error outcomes that name the valid options."""
     token = EPISODE_WINDOW.set(episode.data.dates)  # a date argument must be one of this episode's
     try:
-        args = validated_arguments(name, arguments)
+        args = validated_arguments(name, arguments, tools)
     except ToolError as exc:
         return ToolOutcome(False, error=str(exc))
     finally:
         EPISODE_WINDOW.reset(token)
     try:
-        result = TOOL_REGISTRY[name].func(episode, args)
+        result = tools[name].func(episode, args)
     except ToolError as exc:
         return ToolOutcome(False, error=f"{name}: {exc}")
     # Tools build plain JSON values themselves (finite floats, ints, str, bool, None, lists, dicts): the tests

@@ -1,4 +1,5 @@
-"""Anomaly families: one module per family, each registering its injector by name."""
+"""Anomaly families: one module per family, each registering its injector by name (its public facts are its
+entry in metric_tracker_rl/families.py)."""
 
 from metric_tracker_rl.anomalies import (  # noqa: F401  (imported to register the families)
     absolute_drop_in_event_count,
@@ -9,6 +10,12 @@ from metric_tracker_rl.anomalies import (  # noqa: F401  (imported to register t
     rate_drop_from_median,
     rate_spike_from_median,
 )
-from metric_tracker_rl.anomalies.base import FAMILY_REGISTRY, AnomalyFamily, InjectionRecord, register_family
+from metric_tracker_rl.anomalies.base import (
+    FAMILY_REGISTRY,
+    AnomalyFamily,
+    FamilyRegistry,
+    InjectionRecord,
+    register_family,
+)
 
-__all__ = ["FAMILY_REGISTRY", "AnomalyFamily", "InjectionRecord", "register_family"]
+__all__ = ["FAMILY_REGISTRY", "AnomalyFamily", "FamilyRegistry", "InjectionRecord", "register_family"]

@@ -1,11 +1,12 @@
 from metric_tracker_rl.anomalies.base import register_family
 from metric_tracker_rl.anomalies.count_shift import CountShiftFamily
+from metric_tracker_rl.families import PUBLISHED_FAMILIES
 
 
 class AbsoluteDropInEventCount(CountShiftFamily):
     """Fewer users arrive (an app-store outage, a crash on launch) but those who arrive convert normally."""
 
-    name = "absolute_drop_in_event_count"
+    public = PUBLISHED_FAMILIES["absolute_drop_in_event_count"]
     direction = -1
     partial_day_probability = {"easy": 0.5, "medium": 0.5, "hard": 1.0, "frontier": 0.5}
     description = ("Traffic entering the funnel falls (all day, or during an outage of a few hours); "

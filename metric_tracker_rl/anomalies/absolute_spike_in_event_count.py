@@ -1,11 +1,12 @@
 from metric_tracker_rl.anomalies.base import register_family
 from metric_tracker_rl.anomalies.count_shift import CountShiftFamily
+from metric_tracker_rl.families import PUBLISHED_FAMILIES
 
 
 class AbsoluteSpikeInEventCount(CountShiftFamily):
     """More real users arrive (press coverage, an unannounced referral loop) and convert normally."""
 
-    name = "absolute_spike_in_event_count"
+    public = PUBLISHED_FAMILIES["absolute_spike_in_event_count"]
     direction = 1
     partial_day_probability = {"easy": 0.3, "medium": 0.3, "hard": 1.0, "frontier": 0.3}
     description = ("Unannounced real traffic enters the funnel (all day or in a burst of hours); it converts "

@@ -1,8 +1,12 @@
-"""What an injector is, what it records, and the registry that holds one injector per family."""
+"""What an injector is, what it records, and the registry that holds one injector per family.
+
+A family's public facts (entity type, detection methods, flags) are its `public` description from
+metric_tracker_rl/families.py, which the tools may import; the injector here is what they may not."""
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -11,9 +15,9 @@ from metric_tracker_rl.catalog import (
     AGGREGATE_DIFFICULTIES,
     CONVERSION_METRICS,
     COUNT_COLUMNS,
-    FAMILY_ENTITY_TYPE,
     FUNNEL_STEPS,
 )
+from metric_tracker_rl.families import PUBLISHED_FAMILIES, FamilyCatalog, FamilyDescription
 from metric_tracker_rl.funnel import HOURS, FunnelPlan
 
 EntityKey = tuple[str, str]  # (entity_type, entity_name) on the injected date
@@ -37,7 +41,7 @@ class InjectionRecord:
 class AnomalyFamily(ABC):
     """One incident type. `inject` edits the plan the way the real incident would."""
 
-    name: str
+    public: FamilyDescription  # its published facts: name, entity type, detection methods, flags
     entity_names: tuple[str, ...]
     description: str
     magnitude_meaning: str
@@ -45,10 +49,18 @@ class AnomalyFamily(ABC):
     # (frontier.py) and are not published: there, incidents and benign fluctuations overlap in size.
     magnitude_ranges: dict[str, tuple[float, float]]
     persists: bool = False  # an incident of this family may go on over the next date (one row per date)
+    # At frontier, a family no incident kind of frontier.py reports is injected on one platform's or country's
+    # cells, in a scenario of that family alone, with a magnitude drawn from this range (unpublished, like every
+    # frontier magnitude). None: a frontier kind reports the family.
+    segment_magnitude_range: tuple[float, float] | None = None
+
+    @property
+    def name(self) -> str:
+        return self.public.name
 
     @property
     def entity_type(self) -> str:
-        return FAMILY_ENTITY_TYPE[self.name]
+        return self.public.entity_type
 
     @property
     def magnitude_bounds(self) -> tuple[float, float]:
@@ -76,18 +88,46 @@ class AnomalyFamily(ABC):
         }
 
 
-FAMILY_REGISTRY: dict[str, AnomalyFamily] = {}
+class FamilyRegistry(Mapping[str, AnomalyFamily]):
+    """The injectors of the families a catalog publishes, by name, in registration order. The scenario builder and
+    the grader take one as an argument (FAMILY_REGISTRY by default), so a scratch registry can hold other families."""
+
+    def __init__(self, published: FamilyCatalog = PUBLISHED_FAMILIES) -> None:
+        self.published = published
+        self._families: dict[str, AnomalyFamily] = {}
+
+    def __getitem__(self, name: str) -> AnomalyFamily:
+        return self._families[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._families)
+
+    def __len__(self) -> int:
+        return len(self._families)
+
+    def register(self, family: AnomalyFamily) -> AnomalyFamily:
+        if family.name in self._families:
+            raise ValueError(f"anomaly family {family.name!r} is already registered")
+        if family.name not in self.published or self.published[family.name] != family.public:
+            raise ValueError(f"{family.name!r} is not a published anomaly type (metric_tracker_rl/families.py)")
+        if set(family.magnitude_ranges) != set(AGGREGATE_DIFFICULTIES):
+            raise ValueError(f"{family.name!r} needs a magnitude range for each of {AGGREGATE_DIFFICULTIES}")
+        self._families[family.name] = family
+        return family
+
+    def mixed_order(self) -> tuple[str, ...]:
+        """The families a mixed episode draws from, in publication order."""
+        return tuple(name for name in self.published.names if name in self._families)
+
+    def accepted_detection_methods(self) -> dict[str, frozenset[str]]:
+        return {name: family.public.accepted_methods for name, family in self._families.items()}
 
 
-def register_family(family: AnomalyFamily) -> AnomalyFamily:
-    if family.name in FAMILY_REGISTRY:
-        raise ValueError(f"anomaly family {family.name!r} is already registered")
-    if family.name not in FAMILY_ENTITY_TYPE:
-        raise ValueError(f"{family.name!r} is not a published anomaly type")
-    if set(family.magnitude_ranges) != set(AGGREGATE_DIFFICULTIES):
-        raise ValueError(f"{family.name!r} needs a magnitude range for each of {AGGREGATE_DIFFICULTIES}")
-    FAMILY_REGISTRY[family.name] = family
-    return family
+FAMILY_REGISTRY = FamilyRegistry()
+
+
+def register_family(family: AnomalyFamily, registry: FamilyRegistry = FAMILY_REGISTRY) -> AnomalyFamily:
+    return registry.register(family)
 
 
 # --- side-effect helpers: which other keys an edit to the plan moves mechanically ------------------

@@ -13,13 +13,14 @@ from metric_tracker_rl.anomalies.base import (
     step_index,
 )
 from metric_tracker_rl.catalog import FUNNEL_STEPS
+from metric_tracker_rl.families import PUBLISHED_FAMILIES
 from metric_tracker_rl.funnel import FunnelPlan
 
 
 class FunnelBreak(AnomalyFamily):
     """A step stops working for a few hours (a payment provider outage, a broken checkout deploy)."""
 
-    name = "funnel_break"
+    public = PUBLISHED_FAMILIES["funnel_break"]
     entity_names = FUNNEL_STEPS
     description = ("One funnel step almost stops converting for a block of hours while the steps before it "
                    "are normal; the daily rate of that step falls as a side effect.")

@@ -4,13 +4,14 @@ import numpy as np
 
 from metric_tracker_rl.anomalies.base import AnomalyFamily, InjectionRecord, rates_touching, register_family
 from metric_tracker_rl.catalog import COUNT_COLUMNS, FUNNEL_STEPS
+from metric_tracker_rl.families import PUBLISHED_FAMILIES
 from metric_tracker_rl.funnel import HOURS, FunnelPlan
 
 
 class InstrumentationDataQualityIssue(AnomalyFamily):
     """A tracking bug fires one event two or more times, so it can exceed the step before it."""
 
-    name = "instrumentation_data_quality_issue"
+    public = PUBLISHED_FAMILIES["instrumentation_data_quality_issue"]
     persists = True
     # Events whose normal step rate is high enough that double-firing makes the count impossible.
     entity_names = ("menu_opens", "orders_placed", "payment_successful")

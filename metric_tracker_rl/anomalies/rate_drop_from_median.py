@@ -1,12 +1,13 @@
 from metric_tracker_rl.anomalies.base import register_family
 from metric_tracker_rl.anomalies.rate_shift import RateShiftFamily
 from metric_tracker_rl.catalog import FUNNEL_STEPS
+from metric_tracker_rl.families import PUBLISHED_FAMILIES
 
 
 class RateDropFromMedian(RateShiftFamily):
     """A step converts worse all day long (a pricing change, a broken coupon, a slow page)."""
 
-    name = "rate_drop_from_median"
+    public = PUBLISHED_FAMILIES["rate_drop_from_median"]
     direction = -1
     entity_names = FUNNEL_STEPS
     description = ("One funnel step converts worse for the whole day (e.g. a price rise or a slow page). "

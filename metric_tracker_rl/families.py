@@ -1,0 +1,96 @@
+"""The published side of every anomaly family: what the tools, the agents and the wire types may know of it.
+
+A family is its injector (`metric_tracker_rl/anomalies/<name>.py`, behind the truth wall) plus the entry here: its
+name, the entity type its root cause is reported on, the generator tool that lists its candidates, the other tools
+whose evidence the grader accepts for it, and its flags. The catalog's family tables (`ANOMALY_TYPES`,
+`FAMILY_ENTITY_TYPE`, `ACCEPTED_DETECTION_METHODS`, ...) are derived from `PUBLISHED_FAMILIES`; nothing here knows
+how an incident is made, so both sides of the wall import it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+# Scans over every count and rate whose rows may show any of the four deviation families.
+DEVIATION_SCANS: tuple[str, ...] = ("get_median_filter_rows", "get_rows_with_abs_diff_from_median_gt",
+                                    "get_metric_std_dev_from_median")
+
+
+@dataclass(frozen=True)
+class FamilyDescription:
+    """One family's public facts. `direction` is the sign of the move a directional scan types as this family
+    (0: the family has its own signature, not a direction); `shiftable`: a timing shift may fall on its date
+    without hiding its evidence (which does not depend on the hour-of-day shape)."""
+
+    name: str
+    entity_type: str
+    generator: str  # the family's own generator tool: the canonical detection method of its expected rows
+    confirmations: tuple[str, ...]  # other tools whose rows show it (accepted as its detection method)
+    direction: int = 0
+    shiftable: bool = False
+
+    @property
+    def accepted_methods(self) -> frozenset[str]:
+        return frozenset((self.generator, *self.confirmations))
+
+
+@dataclass(frozen=True)
+class FamilyCatalog:
+    """Published families in publication order (the order of the wire type's enum and of a mixed episode's draw)."""
+
+    families: tuple[FamilyDescription, ...]
+    _by_name: dict[str, FamilyDescription] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        by_name = {family.name: family for family in self.families}
+        if len(by_name) != len(self.families):
+            raise ValueError(f"a family name is published twice: {[f.name for f in self.families]}")
+        object.__setattr__(self, "_by_name", by_name)
+
+    def __getitem__(self, name: str) -> FamilyDescription:
+        return self._by_name[name]
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._by_name
+
+    def __iter__(self) -> Iterator[FamilyDescription]:
+        return iter(self.families)
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(self._by_name)
+
+    def entity_types(self) -> dict[str, str]:
+        return {family.name: family.entity_type for family in self.families}
+
+    def accepted_detection_methods(self) -> dict[str, frozenset[str]]:
+        return {family.name: family.accepted_methods for family in self.families}
+
+    def generators(self) -> tuple[str, ...]:
+        return tuple(family.generator for family in self.families)
+
+    def directional(self) -> dict[tuple[str, int], str]:
+        """(entity type, sign of the move) -> the family a directional scan names for it."""
+        return {(family.entity_type, family.direction): family.name for family in self.families if family.direction}
+
+    def shiftable(self) -> tuple[str, ...]:
+        return tuple(family.name for family in self.families if family.shiftable)
+
+
+PUBLISHED_FAMILIES = FamilyCatalog((
+    FamilyDescription("rate_drop_from_median", "conversion_rate", "get_rate_drop_from_median_rows",
+                      ("compare_rate_to_median", *DEVIATION_SCANS), direction=-1, shiftable=True),
+    FamilyDescription("rate_spike_from_median", "conversion_rate", "get_rate_spike_from_median_rows",
+                      ("compare_rate_to_median", *DEVIATION_SCANS), direction=1, shiftable=True),
+    FamilyDescription("absolute_drop_in_event_count", "event_count", "get_absolute_drop_in_event_count_rows",
+                      ("compare_count_to_median", *DEVIATION_SCANS), direction=-1, shiftable=True),
+    FamilyDescription("absolute_spike_in_event_count", "event_count", "get_absolute_spike_in_event_count_rows",
+                      ("compare_count_to_median", *DEVIATION_SCANS), direction=1, shiftable=True),
+    FamilyDescription("funnel_break", "funnel_step", "get_funnel_break_rows",
+                      ("detect_funnel_break", "hourly_rows_for_date"), shiftable=True),
+    FamilyDescription("hourly_traffic_mix_shift", "hourly_mix", "get_hourly_traffic_mix_shift_rows",
+                      ("compare_hourly_mix_to_baseline", "hourly_rows_for_date")),
+    FamilyDescription("instrumentation_data_quality_issue", "data_quality",
+                      "get_instrumentation_data_quality_issue_rows", ("check_impossible_counts",)),
+))
