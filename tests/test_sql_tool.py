@@ -382,17 +382,57 @@ def run_query(public: PublicEpisode, sql: str, **page: int) -> dict[str, Any]:
 
 
 def test_the_tables_are_the_public_data(public: PublicEpisode) -> None:
-    tables = public.sql_tables()
-    assert set(tables) == PUBLIC_TABLES
-    daily = tables["daily"]
-    assert list(daily.columns) == ["date", "weekday", "weekend", *COUNT_COLUMNS]
-    assert (daily[list(COUNT_COLUMNS)].to_numpy() == public.data.daily).all()
-    assert [d.date().isoformat() for d in daily["date"]] == list(public.data.dates)
-    hourly = tables["hourly"]
-    assert list(hourly.columns) == ["date", "hour", *COUNT_COLUMNS] and len(hourly) == 24 * len(public.data.dates)
-    assert (hourly[list(COUNT_COLUMNS)].to_numpy() == public.data.hourly.reshape(-1, len(COUNT_COLUMNS))).all()
-    assert tables["annotations"].to_dict("records") == [
-        {"date": pd.Timestamp(a.date), "kind": a.kind, "note": a.note} for a in public.annotations]
+    box = SqlSandbox(public.sql_tables())
+    try:
+        assert set(box.schema) == PUBLIC_TABLES
+        assert box.schema["daily"] == ["date", "weekday", "weekend", *COUNT_COLUMNS]
+        daily = box.run("SELECT * FROM daily ORDER BY date").rows
+        assert [row["date"] for row in daily] == list(public.data.dates)
+        assert [row["weekday"] for row in daily] == list(public.data.weekdays)
+        assert [row["weekend"] for row in daily] == public.data.weekend.tolist()
+        assert [[row[c] for c in COUNT_COLUMNS] for row in daily] == public.data.daily.tolist()
+        assert box.schema["hourly"] == ["date", "hour", *COUNT_COLUMNS]
+        hourly = box.run("SELECT * FROM hourly ORDER BY date, hour").rows
+        assert [(row["date"], row["hour"]) for row in hourly] == [(d, h) for d in public.data.dates for h in range(24)]
+        assert [[row[c] for c in COUNT_COLUMNS] for row in hourly] == public.data.hourly.reshape(
+            -1, len(COUNT_COLUMNS)).tolist()
+        assert box.run("SELECT * FROM annotations").rows == [a.as_dict() for a in public.annotations]
+        types = {(row["table_name"], row["column_name"]): row["data_type"] for row in box.run(
+            "SELECT table_name, column_name, data_type FROM duckdb_columns()").rows}
+        assert types[("daily", "date")] == types[("hourly", "date")] == types[("annotations", "date")] == "DATE"
+        assert {types[("daily", c)] for c in COUNT_COLUMNS} == {"BIGINT"}
+    finally:
+        box.close()
+
+
+def test_the_segment_tables_are_the_frames_the_other_tools_read() -> None:
+    """At frontier the SQL tables are built from the arrays in compact types; they hold exactly the frames the
+    segment tools read (dates as DATE, dimensions as VARCHAR, counts as INTEGER, missing rates as NULL)."""
+    frontier = public_episode(5, "frontier")
+    box = SqlSandbox(frontier.sql_tables())
+    try:
+        for name, frame in frontier.segment_tables().items():
+            assert box.schema[name] == list(frame.columns)
+            rows = box.run(f"SELECT * FROM {name}", limit=ROW_CAP).rows if len(frame) <= ROW_CAP else None
+            if rows is None:  # hourly_by_segment: compared by aggregates per key and by a sample of rows
+                counts = ", ".join(f"sum({c}) AS {c}" for c in COUNT_COLUMNS)
+                summed = box.run(f"SELECT platform, country, app_version, {counts} FROM {name} "
+                                 "GROUP BY ALL ORDER BY ALL").rows
+                expected = frame.groupby(["platform", "country", "app_version"])[list(COUNT_COLUMNS)].sum()
+                assert [[row[c] for c in COUNT_COLUMNS] for row in summed] == expected.to_numpy().tolist()
+                rows = box.run(f"SELECT * FROM {name} LIMIT 3000 OFFSET 20000", limit=ROW_CAP).rows
+                frame = frame.iloc[20000:23000]
+            expected_rows = [{k: (None if isinstance(v, float) and np.isnan(v) else v) for k, v in row.items()}
+                             for row in frame.to_dict("records")]
+            assert rows == expected_rows, name
+        types = {(row["table_name"], row["column_name"]): row["data_type"] for row in box.run(
+            "SELECT table_name, column_name, data_type FROM duckdb_columns()").rows}
+        assert types[("hourly_by_segment", "date")] == types[("releases", "rollout_start")] == "DATE"
+        assert types[("hourly_by_segment", "platform")] == "VARCHAR"
+        assert {types[("hourly_by_segment", c)] for c in COUNT_COLUMNS} == {"INTEGER"}
+    finally:
+        box.close()
+        frontier.close()
 
 
 def test_an_episode_without_annotations_has_a_typed_empty_table(public: PublicEpisode) -> None:
