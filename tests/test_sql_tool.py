@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -29,10 +30,13 @@ from metric_tracker_rl.catalog import COUNT_COLUMNS
 from metric_tracker_rl.public import PublicEpisode
 from metric_tracker_rl.scenario import build_episode
 from metric_tracker_rl.sql_sandbox import (
+    _DATABASES,
     CONFIG,
     MAX_CELL_CHARS,
     MAX_SQL_CHARS,
+    MEMORY_LIMIT_MB,
     ROW_CAP,
+    SESSIONS_PER_DATABASE,
     TIME_LIMIT_S,
     SqlRefused,
     SqlSandbox,
@@ -544,6 +548,137 @@ def test_the_time_limit_interrupts_and_the_session_goes_on(env: MetricTrackerRlE
     assert obs.status == "error" and "time limit" in obs.message
     assert time.monotonic() - started < TIME_LIMIT_S + 2.0
     assert step(env, {"sql": "SELECT count(*) AS n FROM hourly"}).analysis_result["rows"] == [{"n": 672}]
+
+
+# --- sessions sharing a database: each sees only its own episode ----------------------------------------------
+
+CATALOG_QUERIES = [
+    "SELECT table_name AS name FROM duckdb_tables()", "SELECT table_name AS name FROM duckdb_columns()",
+    "SELECT table_name AS name FROM information_schema.tables",
+    "SELECT table_name AS name FROM information_schema.columns",
+    "SELECT view_name AS name FROM duckdb_views() WHERE NOT internal", "SHOW ALL TABLES", "SHOW TABLES",
+    "SELECT schema_name AS name FROM duckdb_schemas() WHERE database_name = 'temp'",
+]
+
+
+@pytest.fixture()
+def two_sessions() -> Any:
+    """A frontier episode and a medium one (another seed) whose sandboxes share one database."""
+    frontier, medium = public_episode(11, "frontier"), public_episode(12, "medium")
+    boxes = SqlSandbox(frontier.sql_tables()), SqlSandbox(medium.sql_tables())
+    assert boxes[0]._database is boxes[1]._database  # the case under test: one database, two connections
+    yield (frontier, boxes[0]), (medium, boxes[1])
+    for box in boxes:
+        box.close()
+
+
+def test_two_sessions_of_one_database_read_their_own_tables(two_sessions: Any) -> None:
+    sums = []
+    for public, box in two_sessions:
+        (row,) = box.run("SELECT sum(app_opens) AS opens, count(*) AS days FROM daily").rows
+        assert row == {"opens": int(public.data.daily[:, 0].sum()), "days": len(public.data.dates)}
+        (qualified,) = box.run("SELECT sum(app_opens) AS opens FROM temp.main.daily").rows
+        assert qualified["opens"] == row["opens"]
+        sums.append(row["opens"])
+    assert sums[0] != sums[1]
+
+
+@pytest.mark.parametrize("sql", CATALOG_QUERIES)
+def test_no_catalog_view_lists_another_sessions_tables(two_sessions: Any, sql: str) -> None:
+    (_, frontier_box), (_, medium_box) = two_sessions
+    frontier_names = {str(row.get("name")) for row in frontier_box.run(sql, limit=ROW_CAP).rows}
+    medium_names = {str(row.get("name")) for row in medium_box.run(sql, limit=ROW_CAP).rows}
+    assert "hourly_by_segment" not in medium_names
+    assert not any("segment" in name or name == "releases" for name in medium_names)
+    if "duckdb_tables" in sql:
+        assert frontier_names == PUBLIC_TABLES | {"daily_by_segment", "hourly_by_segment", "releases"}
+        assert medium_names == PUBLIC_TABLES
+
+
+def test_another_sessions_table_cannot_be_named(two_sessions: Any) -> None:
+    (_, frontier_box), (_, medium_box) = two_sessions
+    assert frontier_box.run("SELECT count(*) AS n FROM releases").rows[0]["n"] > 0
+    for sql in ("SELECT * FROM releases", "SELECT * FROM temp.main.hourly_by_segment",
+                "SELECT * FROM memory.main.releases", "SELECT * FROM pragma_table_info('releases')"):
+        with pytest.raises(SqlRefused, match="does not exist|not found|Catalog Error"):
+            medium_box.run(sql)
+
+
+def test_closing_one_session_leaves_the_other_working(two_sessions: Any) -> None:
+    (_, frontier_box), (medium, medium_box) = two_sessions
+    frontier_box.close()
+    assert frontier_box.closed
+    with pytest.raises(SqlRefused, match="closed"):
+        frontier_box.run("SELECT 1")
+    assert medium_box.usable
+    assert medium_box.run("SELECT sum(app_opens) AS s FROM daily").rows == [{"s": int(medium.data.daily[:, 0].sum())}]
+    assert {row["table_name"] for row in medium_box.run("SELECT table_name FROM duckdb_tables()").rows} == PUBLIC_TABLES
+
+
+def test_a_runaway_query_is_stopped_while_another_session_queries(two_sessions: Any) -> None:
+    (_, runaway_box), (medium, other_box) = two_sessions
+    outcome: dict[str, Any] = {}
+
+    def run_away() -> None:
+        try:
+            runaway_box.run("WITH RECURSIVE r(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM r) SELECT count(*) FROM r")
+        except SqlRefused as exc:
+            outcome["refused"] = str(exc)
+
+    worker = threading.Thread(target=run_away)
+    worker.start()
+    while runaway_box._running is None and worker.is_alive():  # until the runaway statement has started
+        time.sleep(0.001)
+    answers = [other_box.run("SELECT sum(orders_placed) AS s FROM hourly").rows for _ in range(5)]
+    worker.join(timeout=60)
+    assert not worker.is_alive() and "time limit" in outcome["refused"]
+    assert answers == [[{"s": int(medium.data.hourly[..., 3].sum())}]] * 5
+    assert runaway_box.run("SELECT count(*) AS n FROM releases").rows[0]["n"] > 0  # and it goes on
+
+
+MEMORY_HOG = "SELECT length(string_agg(repeat('x', 1000), '')) AS n FROM range(400000)"  # 400 MB of text
+
+
+def test_the_memory_limit_refuses_a_query_and_the_sessions_go_on(two_sessions: Any) -> None:
+    (frontier, hog_box), (medium, other_box) = two_sessions
+    assert MEMORY_LIMIT_MB * 2**20 < 400_000 * 1000
+    with pytest.raises(SqlRefused, match=f"{MEMORY_LIMIT_MB} MB memory limit"):
+        hog_box.run(MEMORY_HOG)
+    for public, box in two_sessions:
+        assert box.run("SELECT sum(app_opens) AS s FROM daily").rows == [{"s": int(public.data.daily[:, 0].sum())}]
+    (setting,) = other_box.run("SELECT value FROM duckdb_settings() WHERE name = 'memory_limit'").rows
+    assert setting["value"].replace(" ", "").startswith(("256.0MiB", "244.1MiB", "256MB"))
+
+
+def test_sessions_fill_a_database_then_open_another_and_empty_ones_close() -> None:
+    public = public_episode(4, "easy")
+    boxes = [SqlSandbox(public.sql_tables()) for _ in range(SESSIONS_PER_DATABASE + 1)]
+    try:
+        databases = {id(box._database) for box in boxes}
+        assert len(databases) >= 2
+        assert all(box._database.sessions <= SESSIONS_PER_DATABASE for box in boxes)
+        last = boxes[-1]._database
+    finally:
+        for box in boxes:
+            box.close()
+    assert last.root is None or last.sessions == 0
+    assert all(database.sessions >= 0 for database in _DATABASES)
+
+
+def test_a_broken_database_is_left_and_the_episode_reopens_elsewhere(env: MetricTrackerRlEnvironment) -> None:
+    assert step(env, {"sql": "SELECT count(*) AS n FROM daily"}).analysis_result["rows"] == [{"n": 28}]
+    first = env._episode.public.memo[SANDBOX_KEY]
+    first._database.broken = True  # what an internal error of the engine does (see SqlSandbox._refusal)
+    assert not first.usable
+    assert step(env, {"sql": "SELECT count(*) AS n FROM hourly"}).analysis_result["rows"] == [{"n": 672}]
+    second = env._episode.public.memo[SANDBOX_KEY]
+    assert second is not first and first.closed and second._database is not first._database
+    fresh = SqlSandbox(env._episode.public.sql_tables())
+    try:
+        assert fresh._database is not first._database  # no sandbox joins it again
+    finally:
+        fresh.close()
+    assert first._database.sessions > 0 or first._database not in _DATABASES  # it closes with its last session
 
 
 # --- lifetime: lazy, one connection per episode, closed on reset and close ---------------------------------
