@@ -142,6 +142,10 @@ ACCEPTED_DETECTION_METHODS: dict[str, frozenset[str]] = {
     ),
 }
 
+# Methods accepted for every family, but only from an episode that used them (ran at least one successful call):
+# a row found with SQL may say `query`, and claiming it costs the query step it stands for.
+METHODS_ACCEPTED_WHEN_USED: frozenset[str] = frozenset({"query"})
+
 # --- severity -------------------------------------------------------------------------------------
 
 Severity = Literal["low", "medium", "high", "critical"]

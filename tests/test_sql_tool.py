@@ -764,3 +764,29 @@ def test_a_good_and_a_refused_query_over_the_websocket(server_url: str) -> None:
         assert again["analysis_result"]["rows"] == [{"n": 672}] and again["steps_remaining"] == good[
             "steps_remaining"] - 4
         assert not Path("/tmp/wsql_ws.csv").exists()
+
+
+# --- `query` as a detection method: credited once the episode ran a query that succeeded -------------------------
+
+
+def _graded_by_query(environment: MetricTrackerRlEnvironment, *queries: str) -> Any:
+    environment.reset(seed=5, scenario_family="funnel_break", difficulty="easy", anomaly_count=1)
+    for sql in queries:
+        step(environment, {"sql": sql})
+    (row,) = environment._episode.truth.expected_rows
+    by_query = row.model_copy(update={"detection_method": "query"})
+    return environment.step(MetricTrackerRlAction(classifications=[by_query]))
+
+
+def test_query_is_an_accepted_detection_method_after_a_successful_query() -> None:
+    environment = MetricTrackerRlEnvironment()
+    try:
+        queried = _graded_by_query(environment, "SELECT date, app_opens FROM daily ORDER BY date")
+        assert queried.reward_breakdown.detection_method_accuracy == 1.0 and queried.reward == 1.0
+        refused_only = _graded_by_query(environment, "DROP TABLE daily", "SELECT nothing FROM nowhere")
+        assert refused_only.reward_breakdown.detection_method_accuracy == 0.0
+        assert refused_only.reward == pytest.approx(0.9)
+        not_queried = _graded_by_query(environment)  # a new episode: the last one's query does not carry over
+        assert not_queried.reward_breakdown.detection_method_accuracy == 0.0
+    finally:
+        environment.close()
