@@ -134,6 +134,14 @@ def _leave(database: _SharedDatabase) -> None:
             database.root = None
 
 
+def database_usage() -> list[tuple[int, float]]:
+    """Each open database's sessions and the DuckDB memory it holds in MB (tables and running queries, what
+    MEMORY_LIMIT_MB bounds): for benchmarks and operators."""
+    with _DATABASES_LOCK:
+        return [(database.sessions, database.root.execute(
+            "SELECT sum(memory_usage_bytes) FROM duckdb_memory()").fetchone()[0] / 2**20) for database in _DATABASES]
+
+
 class SqlSandbox:
     """`tables` (name -> its columns) as temporary tables of one connection to a shared database, read by one
     SELECT at a time.
