@@ -657,12 +657,11 @@ def test_sessions_fill_a_database_then_open_another_and_empty_ones_close() -> No
         databases = {id(box._database) for box in boxes}
         assert len(databases) >= 2
         assert all(box._database.sessions <= SESSIONS_PER_DATABASE for box in boxes)
-        last = boxes[-1]._database
     finally:
         for box in boxes:
             box.close()
-    assert last.root is None or last.sessions == 0
-    assert all(database.sessions >= 0 for database in _DATABASES)
+    # An emptied database closes, unless it is the only one (kept for the next episode).
+    assert len(_DATABASES) == 1 or all(database.sessions > 0 for database in _DATABASES)
 
 
 def test_a_broken_database_is_left_and_the_episode_reopens_elsewhere(env: MetricTrackerRlEnvironment) -> None:
