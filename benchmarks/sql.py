@@ -10,7 +10,8 @@ Sections:
   date's hours, a self-join for a same-weekday median), and of a refusal; the targets are p50 <= 10 ms;
 - memory: process RSS before and after 64 sessions (environments) have each run one query, per session, then
   after they close (target <= 8 MB a session), and the DuckDB memory the shared databases hold for the tables
-  (what their memory limit bounds, with the queries).
+  (what their memory limit bounds, with the queries);
+- database: what an empty shared database and one more connection to it cost (why sessions share databases).
 Run it on an idle machine, once: it is a measurement, not a test.
 """
 
@@ -92,6 +93,31 @@ def bench_latency(repeats: int, difficulty: str) -> dict[str, dict[str, float]]:
     return results
 
 
+def bench_database(count: int = 20) -> dict[str, float]:
+    """An empty database with the sandbox's configuration (RSS and time to open) against a connection to one."""
+    from metric_tracker_rl.sql_sandbox import open_database
+
+    open_database().close()  # DuckDB's one-time library start-up
+    gc.collect()
+    empty = rss_mb()
+    start = time.perf_counter()
+    databases = [open_database() for _ in range(count)]
+    opening = (time.perf_counter() - start) / count
+    gc.collect()
+    opened = rss_mb()
+    connections = [databases[0].cursor() for _ in range(10 * count)]
+    for connection in connections:
+        connection.execute("SELECT 1").fetchall()
+    gc.collect()
+    connected = rss_mb()
+    for connection in connections:
+        connection.close()
+    for database in databases:
+        database.close()
+    return {"database_mb": (opened - empty) / count, "open_ms": 1e3 * opening,
+            "connection_kb": (connected - opened) / (10 * count) * 1024}
+
+
 def bench_memory(difficulty: str) -> dict[str, float]:
     """RSS per session: 64 environments reset (what a reset holds), then each runs one query (what the database
     adds)."""
@@ -149,6 +175,9 @@ def main() -> None:
     print(f"DuckDB memory: {memory['databases']} shared databases, {memory['duckdb_mb_per_session']:.2f} MB of "
           f"tables a session, at most {memory['duckdb_mb_per_database']:.0f} MB a database (limit "
           f"{MEMORY_LIMIT_MB} MB a database, tables and queries together)")
+    database = bench_database()
+    print(f"an empty database: {database['database_mb']:.2f} MB and {database['open_ms']:.1f} ms to open; "
+          f"a connection to it: {database['connection_kb']:.0f} KB")
 
 
 if __name__ == "__main__":

@@ -102,7 +102,7 @@ class _SharedDatabase:
     SESSIONS_PER_DATABASE sandboxes."""
 
     def __init__(self) -> None:
-        self.root: duckdb.DuckDBPyConnection | None = _connect()
+        self.root: duckdb.DuckDBPyConnection | None = open_database()
         self.sessions = 0
         self.broken = False  # the engine failed inside it: no sandbox joins it, and it closes when the last leaves
 
@@ -408,7 +408,8 @@ def _literal(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
-def _connect() -> duckdb.DuckDBPyConnection:
+def open_database() -> duckdb.DuckDBPyConnection:
+    """A new in-memory database with the locked configuration (CONFIG, and OPTIONAL_CONFIG where known)."""
     global _optional_config_known
     if _optional_config_known is not False:
         try:
