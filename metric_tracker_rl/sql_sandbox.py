@@ -1,7 +1,7 @@
 """A read-only SQL sandbox over an episode's public tables: a connection of its own to a shared DuckDB database.
 
-Up to SESSIONS_PER_DATABASE sandboxes share one in-memory database (an empty database costs about 4.5 MB, a
-connection next to nothing). Each sandbox holds its episode's tables as TEMPORARY tables of its own connection:
+Up to SESSIONS_PER_DATABASE sandboxes share one in-memory database (an empty database costs about 4 MB, a
+connection about 10 KB). Each sandbox holds its episode's tables as TEMPORARY tables of its own connection:
 DuckDB keeps a connection's temporary catalog to that connection, so no other connection can name, list or read
 them, and closing the connection drops them. The database's main catalog stays empty (nothing but a SELECT runs).
 
@@ -47,9 +47,9 @@ from metric_tracker_rl.sql_columns import Labels, SqlColumn, SqlTable
 
 MAX_SQL_CHARS = 4000
 TIME_LIMIT_S = 1.0
-# One database holds the tables of up to SESSIONS_PER_DATABASE sessions (about 4.7 MB of DuckDB memory each at
-# frontier, 0.3 MB below) and the working memory of their queries: MEMORY_LIMIT_MB bounds both together, so a
-# database full of frontier sessions keeps more than 150 MB for queries.
+# One database holds the tables of up to SESSIONS_PER_DATABASE sessions (about 4.6 MB of DuckDB memory each at
+# frontier, 0.3 MB below: benchmarks/sql.py) and the working memory of their queries: MEMORY_LIMIT_MB bounds both
+# together, so a database full of frontier sessions keeps more than 180 MB for queries.
 SESSIONS_PER_DATABASE = 16
 MEMORY_LIMIT_MB = 256
 ROW_CAP = 5000  # rows a result may have (pages are cut from them)
@@ -128,7 +128,7 @@ def _leave(database: _SharedDatabase) -> None:
     for the next episode (opening one costs more than the first query of an episode)."""
     with _DATABASES_LOCK:
         database.sessions -= 1
-        if database.sessions == 0 and (database.broken or len(_DATABASES) > 1):
+        if database.sessions == 0 and database in _DATABASES and (database.broken or len(_DATABASES) > 1):
             _DATABASES.remove(database)
             database.root.close()
             database.root = None
