@@ -664,6 +664,31 @@ def test_sessions_fill_a_database_then_open_another_and_empty_ones_close() -> No
     assert len(_DATABASES) == 1 or all(database.sessions > 0 for database in _DATABASES)
 
 
+def test_sessions_opening_and_closing_on_threads_each_read_their_own_episode() -> None:
+    """Worker threads open, query and close sandboxes at once (the server runs queries on worker threads)."""
+    episodes = [public_episode(seed, "easy") for seed in range(20, 26)]
+    mismatches: list[tuple[int, Any]] = []
+
+    def session(index: int) -> None:
+        public = episodes[index % len(episodes)]
+        for _ in range(6):
+            box = SqlSandbox(public.sql_tables())
+            try:
+                rows = box.run("SELECT sum(app_opens) AS s FROM daily").rows
+                if rows != [{"s": int(public.data.daily[:, 0].sum())}]:
+                    mismatches.append((index, rows))
+            finally:
+                box.close()
+
+    workers = [threading.Thread(target=session, args=(i,)) for i in range(6)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(timeout=120)
+    assert not any(worker.is_alive() for worker in workers) and mismatches == []
+    assert len(_DATABASES) == 1 or all(database.sessions > 0 for database in _DATABASES)
+
+
 def test_a_broken_database_is_left_and_the_episode_reopens_elsewhere(env: MetricTrackerRlEnvironment) -> None:
     assert step(env, {"sql": "SELECT count(*) AS n FROM daily"}).analysis_result["rows"] == [{"n": 28}]
     first = env._episode.public.memo[SANDBOX_KEY]
