@@ -4,11 +4,14 @@
     uv run python -m benchmarks.sql --repeats 50   # a quicker run
 
 Sections:
-- open: the first query of an episode, which opens its in-memory DuckDB database and loads the public tables;
+- open: the first query of an episode, which opens its DuckDB connection and loads the public tables into it (as
+  temporary tables; up to SESSIONS_PER_DATABASE connections share one in-memory database);
 - latency: p50/p95 of `env.step` with typical queries on an open database (a GROUP BY weekday, a filter on one
   date's hours, a self-join for a same-weekday median), and of a refusal; the targets are p50 <= 10 ms;
 - memory: process RSS before and after 64 sessions (environments) have each run one query, per session, then
-  after they close (target <= 8 MB a session).
+  after they close (target <= 8 MB a session), and the DuckDB memory the shared databases hold for the tables
+  (what their memory limit bounds, with the queries);
+- database: what an empty shared database and one more connection to it cost (why sessions share databases).
 Run it on an idle machine, once: it is a measurement, not a test.
 """
 
@@ -22,6 +25,7 @@ import time
 
 from metric_tracker_rl.environment import MetricTrackerRlEnvironment
 from metric_tracker_rl.models import MetricTrackerRlAction
+from metric_tracker_rl.sql_sandbox import MEMORY_LIMIT_MB, database_usage
 
 SESSIONS = 64
 TARGET_P50_MS = 10.0
@@ -89,6 +93,31 @@ def bench_latency(repeats: int, difficulty: str) -> dict[str, dict[str, float]]:
     return results
 
 
+def bench_database(count: int = 20) -> dict[str, float]:
+    """An empty database with the sandbox's configuration (RSS and time to open) against a connection to one."""
+    from metric_tracker_rl.sql_sandbox import open_database
+
+    open_database().close()  # DuckDB's one-time library start-up
+    gc.collect()
+    empty = rss_mb()
+    start = time.perf_counter()
+    databases = [open_database() for _ in range(count)]
+    opening = (time.perf_counter() - start) / count
+    gc.collect()
+    opened = rss_mb()
+    connections = [databases[0].cursor() for _ in range(10 * count)]
+    for connection in connections:
+        connection.execute("SELECT 1").fetchall()
+    gc.collect()
+    connected = rss_mb()
+    for connection in connections:
+        connection.close()
+    for database in databases:
+        database.close()
+    return {"database_mb": (opened - empty) / count, "open_ms": 1e3 * opening,
+            "connection_kb": (connected - opened) / (10 * count) * 1024}
+
+
 def bench_memory(difficulty: str) -> dict[str, float]:
     """RSS per session: 64 environments reset (what a reset holds), then each runs one query (what the database
     adds)."""
@@ -107,6 +136,7 @@ def bench_memory(difficulty: str) -> dict[str, float]:
         assert env.step(query_action(QUERIES["same_weekday_median"])).status == "ok"
     gc.collect()
     opened = rss_mb()
+    usage = database_usage()
     for env in environments:
         env.close()
     gc.collect()
@@ -114,7 +144,9 @@ def bench_memory(difficulty: str) -> dict[str, float]:
     return {"sessions": SESSIONS, "rss_empty_mb": empty, "rss_before_mb": before,
             "reset_mb_per_session": (before - empty) / SESSIONS, "total_mb_per_session": (opened - empty) / SESSIONS,
             "rss_open_mb": opened, "rss_closed_mb": closed,
-            "mb_per_session": (opened - before) / SESSIONS}
+            "mb_per_session": (opened - before) / SESSIONS, "databases": len(usage),
+            "duckdb_mb_per_session": sum(mb for _, mb in usage) / max(1, sum(n for n, _ in usage)),
+            "duckdb_mb_per_database": max((mb for _, mb in usage), default=0.0)}
 
 
 def main() -> None:
@@ -127,7 +159,7 @@ def main() -> None:
 
     print(f"duckdb {duckdb.__version__}")
     opening = bench_open(min(args.repeats, 50), args.difficulty)
-    print(f"first query of an episode (opens the database): p50 {opening['p50_ms']:.1f} ms, "
+    print(f"first query of an episode (opens its connection, loads its tables): p50 {opening['p50_ms']:.1f} ms, "
           f"p95 {opening['p95_ms']:.1f} ms (n={opening['n']})")
     print("\n| query | p50 ms | p95 ms | target |\n| --- | --- | --- | --- |")
     for name, stats in bench_latency(args.repeats, args.difficulty).items():
@@ -140,6 +172,12 @@ def main() -> None:
           f"close: {memory['mb_per_session']:.2f} MB a session for its database, "
           f"{memory['total_mb_per_session']:.2f} MB a session in all with its episode "
           f"(target <= {TARGET_MB_PER_SESSION:g}: {verdict})")
+    print(f"DuckDB memory: {memory['databases']} shared databases, {memory['duckdb_mb_per_session']:.2f} MB of "
+          f"tables a session, at most {memory['duckdb_mb_per_database']:.0f} MB a database (limit "
+          f"{MEMORY_LIMIT_MB} MB a database, tables and queries together)")
+    database = bench_database()
+    print(f"an empty database: {database['database_mb']:.2f} MB and {database['open_ms']:.1f} ms to open; "
+          f"a connection to it: {database['connection_kb']:.0f} KB")
 
 
 if __name__ == "__main__":

@@ -102,6 +102,10 @@ DIRECTIONAL_FAMILIES: dict[tuple[str, int], str] = PUBLISHED_FAMILIES.directiona
 if not set(FAMILY_ENTITY_TYPE.values()) <= set(ENTITY_TYPES):
     raise ValueError(f"a published family names an unknown entity type: {FAMILY_ENTITY_TYPE}")
 
+# Methods accepted for every family, but only from an episode that used them (ran at least one successful call):
+# a row found with SQL may say `query`, and claiming it costs the query step it stands for.
+METHODS_ACCEPTED_WHEN_USED: frozenset[str] = frozenset({"query"})
+
 # --- severity -------------------------------------------------------------------------------------
 
 Severity = Literal["low", "medium", "high", "critical"]

@@ -108,6 +108,7 @@ class MetricTrackerRlEnvironment(McpToolSurface, TaskProviderMixin,
         self._last_score: float | None = None
         self._episode_score = 0.0  # best graded score so far = the sum of the episode's rewards
         self._released: Future[None] | None = None  # the release of the previous episode's resources
+        self._methods_used: set[str] = set()  # analysis methods the episode ran successfully (the grader's due)
 
     # --- OpenEnv interface -------------------------------------------------------------------------
 
@@ -127,6 +128,7 @@ class MetricTrackerRlEnvironment(McpToolSurface, TaskProviderMixin,
         self._episode, self._episode_id = episode, episode_id or str(uuid.uuid4())
         self._steps = self._submissions = 0
         self._done, self._last_score, self._episode_score = False, None, 0.0
+        self._methods_used = set()
         return self._observation(
             status="ready", reward=None, message=f"Episode ready: {episode.public.task['objective']}",
             instruction=INSTRUCTION, config=episode.public.task["config"], **_catalogs(),
@@ -216,6 +218,7 @@ class MetricTrackerRlEnvironment(McpToolSurface, TaskProviderMixin,
         outcome = run_tool(method, self._episode.public, arguments)
         if not outcome.ok:
             return _error(outcome.error)
+        self._methods_used.add(method)
         return {"status": "ok", "reward": 0.0, "message": f"{method} ran.", "analysis_result": outcome.result}
 
     def _submit(self, rows: list[MetricSubmissionRow], *, generated: bool) -> dict[str, Any]:
@@ -232,7 +235,8 @@ class MetricTrackerRlEnvironment(McpToolSurface, TaskProviderMixin,
                              "Fix or drop them and submit again."),
                     "submission_issues": [issues[i] for i in sorted(issues)]}
         result = grade_submission(rows, episode.truth.expected_rows, episode.truth.neutral_keys,
-                                  episode.public.data.dates, segment_values=episode.public.segment_values())
+                                  episode.public.data.dates, segment_values=episode.public.segment_values(),
+                                  methods_used=frozenset(self._methods_used))
         self._submissions += 1
         self._last_score = result.score
         credited = max(0.0, result.score - RETRY_COST * (self._submissions - 1))
@@ -253,7 +257,8 @@ class MetricTrackerRlEnvironment(McpToolSurface, TaskProviderMixin,
                      "correct_row_count": breakdown.matched_row_count}
             if not episode.config.held_out:  # an open episode is public anyway; a held-out one may come back
                 final["comparison"] = graded_comparison(rows, episode.truth.expected_rows, episode.truth.neutral_keys,
-                                                        episode.public.data.dates)
+                                                        episode.public.data.dates,
+                                                        methods_used=frozenset(self._methods_used))
         else:
             # Not the last submission: only the score and the row counts (see RewardBreakdown).
             message = (f"Graded {breakdown.submitted_row_count} row(s): {breakdown.matched_row_count} on expected "

@@ -4,6 +4,9 @@ score = recall_quality * precision
   recall_quality = sum over expected rows of row quality / number of expected rows (1 when none expected)
   row quality    = 0.35 key found + 0.25 anomaly_type + 0.10 accepted detection method
                    + 0.20 values (baseline, observed, delta each within tolerance, 1/3 each) + 0.10 severity
+An accepted detection method is one of the family's ACCEPTED_DETECTION_METHODS, or one of
+METHODS_ACCEPTED_WHEN_USED (`query`) that the episode ran successfully (keyword `methods_used`, which the
+environment fills from the episode's own calls; empty by default, so nothing is accepted for free).
   precision      = (matched + 1) / (matched + false positives + 1)
 A false positive is any row not on an expected key: a row on a side-effect key of an injected incident (a
 "neutral" key: the incident moved it mechanically) costs as much as any other, so a root-cause report always
@@ -32,7 +35,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from metric_tracker_rl.catalog import row_key
+from metric_tracker_rl.catalog import METHODS_ACCEPTED_WHEN_USED, row_key
 from metric_tracker_rl.families import PUBLISHED_FAMILIES, FamilyCatalog
 from metric_tracker_rl.models import MetricSubmissionRow, RewardBreakdown
 from metric_tracker_rl.segments import Segment
@@ -96,10 +99,18 @@ def within_tolerance(submitted: float, expected: float, scale: float, *,
     return abs(submitted - expected) <= relative_tolerance * max(abs(scale), 1e-9)
 
 
+def accepted_methods(anomaly_type: str, methods_used: frozenset[str] = frozenset(),
+                     families: FamilyCatalog = PUBLISHED_FAMILIES) -> frozenset[str]:
+    """The detection methods that earn a family's method credit in an episode that ran `methods_used`."""
+    return frozenset(families[anomaly_type].accepted_methods) | (METHODS_ACCEPTED_WHEN_USED & methods_used)
+
+
 def assess_row(row: MetricSubmissionRow, expected: MetricSubmissionRow, *,
                segment_credit: Mapping[str, float] = SEGMENT_CREDIT,
-               families: FamilyCatalog = PUBLISHED_FAMILIES) -> RowAssessment:
-    """How far a row on an expected key is right; `families` tells which detection methods each family accepts."""
+               families: FamilyCatalog = PUBLISHED_FAMILIES,
+               methods_used: frozenset[str] = frozenset()) -> RowAssessment:
+    """How far a row on an expected key is right; `families` tells which detection methods each family accepts,
+    `methods_used` which methods the episode ran (see accepted_methods)."""
     values = (
         within_tolerance(row.baseline_value, expected.baseline_value, expected.baseline_value)
         + within_tolerance(row.observed_value, expected.observed_value, expected.observed_value)
@@ -107,7 +118,7 @@ def assess_row(row: MetricSubmissionRow, expected: MetricSubmissionRow, *,
     )
     return RowAssessment(
         anomaly_type=row.anomaly_type == expected.anomaly_type,
-        detection_method=row.detection_method in families[expected.anomaly_type].accepted_methods,
+        detection_method=row.detection_method in accepted_methods(expected.anomaly_type, methods_used, families),
         values_in_tolerance=int(values),
         severity=row.severity == expected.severity,
         segment=segment_credit[segment_match(row_segment(row), row_segment(expected))],
@@ -118,10 +129,12 @@ def grade_submission(rows: Sequence[MetricSubmissionRow], expected_rows: Sequenc
                      neutral_keys: frozenset[str], valid_dates: Iterable[str], *,
                      segment_values: Mapping[str, Sequence[str]] | None = None,
                      segment_credit: Mapping[str, float] = SEGMENT_CREDIT,
-                     families: FamilyCatalog = PUBLISHED_FAMILIES) -> GradeResult:
+                     families: FamilyCatalog = PUBLISHED_FAMILIES,
+                     methods_used: frozenset[str] = frozenset()) -> GradeResult:
     """Score a report against the expected rows. `segment_values` lists each dimension's values of a segmented
     episode (None: no segments, and a row naming one is invalid); `families` publishes the expected rows'
-    families (their accepted detection methods)."""
+    families (their accepted detection methods); `methods_used` the analysis methods the episode ran
+    successfully (see accepted_methods)."""
     issues = validate_rows(rows, valid_dates, segment_values)
     expected = {row_key(r.date, r.entity_type, r.entity_name): r for r in expected_rows}
     worst: dict[str, RowAssessment] = {}
@@ -129,7 +142,8 @@ def grade_submission(rows: Sequence[MetricSubmissionRow], expected_rows: Sequenc
     for i, row in enumerate(rows):
         key = row_key(row.date, row.entity_type, row.entity_name)
         if key in expected and not (i in issues and issues[i].code == "invalid_row"):  # e.g. an unknown segment
-            assessment = assess_row(row, expected[key], segment_credit=segment_credit, families=families)
+            assessment = assess_row(row, expected[key], segment_credit=segment_credit, families=families,
+                                    methods_used=methods_used)
             worst[key] = min(worst.get(key, assessment), assessment, key=lambda a: a.quality)
         if i in issues:
             false_positives += 1
@@ -166,7 +180,8 @@ def grade_submission(rows: Sequence[MetricSubmissionRow], expected_rows: Sequenc
 
 
 def graded_comparison(rows: Sequence[MetricSubmissionRow], expected_rows: Sequence[MetricSubmissionRow],
-                      neutral_keys: frozenset[str], valid_dates: Iterable[str]) -> dict[str, Any]:
+                      neutral_keys: frozenset[str], valid_dates: Iterable[str], *,
+                      methods_used: frozenset[str] = frozenset()) -> dict[str, Any]:
     """The grade row by row, for a person reviewing a finished episode: each submitted row's verdict (`matched`
     with which fields were right, `side_effect`, `not_expected`, or the validation issue that made it a false
     positive) and the expected rows no row reported. It is the answer itself, so the environment shows it only
@@ -182,7 +197,7 @@ def graded_comparison(rows: Sequence[MetricSubmissionRow], expected_rows: Sequen
             entry["verdict"] = issues[i].code
         elif key in expected:
             reported.add(key)
-            assessment = assess_row(row, expected[key])
+            assessment = assess_row(row, expected[key], methods_used=methods_used)
             entry.update(verdict="matched", anomaly_type_ok=assessment.anomaly_type,
                          detection_method_ok=assessment.detection_method,
                          values_in_tolerance=assessment.values_in_tolerance, severity_ok=assessment.severity,

@@ -9,10 +9,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from metric_tracker_rl.catalog import CONVERSION_METRICS, COUNT_COLUMNS
 from metric_tracker_rl.funnel import HOURS, FunnelData
 from metric_tracker_rl.metrics import MetricPanel
 from metric_tracker_rl.segments import SegmentedData
+from metric_tracker_rl.sql_columns import SqlTable
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -87,32 +90,25 @@ class PublicEpisode:
             tables = self.memo["segment_tables"] = self.segments.tables()
         return tables
 
-    def sql_tables(self) -> dict[str, pd.DataFrame]:
-        """The tables the SQL tool may query, built fresh (the sandbox copies them): `daily` (date, weekday,
-        weekend, the five counts), `hourly` (date, hour, the five counts) and `annotations` (date, kind, note); at
-        frontier also the segment tables (`segment_tables`).
-        Columns are typed even when a table is empty (dates as datetimes, which the sandbox stores as DATE).
+    def sql_tables(self) -> dict[str, SqlTable]:
+        """The tables the SQL tool may query, as columns built fresh from the arrays (the sandbox copies them into
+        its database): `daily` (date, weekday, weekend, the five counts), `hourly` (date, hour, the five counts)
+        and `annotations` (date, kind, note); at frontier also the segment tables (`SegmentedData.sql_tables`).
+        Columns are typed even when a table is empty (dates as datetime64, stored as DATE; text as VARCHAR).
         Another table becomes queryable by adding it here."""
-        import pandas as pd
-
-        def as_dates(values: Any) -> pd.Series:
-            return pd.Series(pd.to_datetime(list(values), format="%Y-%m-%d"), dtype="datetime64[s]")
-
-        daily = self.daily_frame()[["date", "weekday", "weekend", *COUNT_COLUMNS]].copy()
-        daily["date"] = as_dates(daily["date"])
-        daily["weekday"] = daily["weekday"].astype("string")
-        hourly = self.hourly_frame().copy()
-        hourly["date"] = as_dates(hourly["date"])
-        annotations = pd.DataFrame({"date": as_dates(a.date for a in self.annotations),
-                                    "kind": pd.Series([a.kind for a in self.annotations], dtype="string"),
-                                    "note": pd.Series([a.note for a in self.annotations], dtype="string")})
+        data = self.data
+        dates = np.array(data.dates, dtype="datetime64[D]")
+        daily: SqlTable = {"date": dates, "weekday": np.array(data.weekdays, dtype=object), "weekend": data.weekend,
+                           **{column: data.daily[:, i] for i, column in enumerate(COUNT_COLUMNS)}}
+        counts = data.hourly.reshape(-1, len(COUNT_COLUMNS))
+        hourly: SqlTable = {"date": np.repeat(dates, HOURS), "hour": np.tile(np.arange(HOURS), len(dates)),
+                            **{column: counts[:, i] for i, column in enumerate(COUNT_COLUMNS)}}
+        annotations: SqlTable = {"date": np.array([a.date for a in self.annotations], dtype="datetime64[D]"),
+                                 "kind": np.array([a.kind for a in self.annotations], dtype=object),
+                                 "note": np.array([a.note for a in self.annotations], dtype=object)}
         tables = {"daily": daily, "hourly": hourly, "annotations": annotations}
-        for name, table in self.segment_tables().items():  # frontier: the segmented tables and the releases
-            table = table.copy()
-            for column in ("date", "rollout_start"):
-                if column in table:
-                    table[column] = as_dates(table[column])
-            tables[name] = table
+        if self.segments is not None:  # frontier: the segmented tables and the releases
+            tables.update(self.segments.sql_tables())
         return tables
 
     def holds_resources(self) -> bool:

@@ -22,6 +22,7 @@ import numpy as np
 
 from metric_tracker_rl.catalog import CONVERSION_METRICS, COUNT_COLUMNS, FRONTIER_WINDOW_DAYS
 from metric_tracker_rl.funnel import HOURS, WINDOW_START, FunnelData, window_calendar
+from metric_tracker_rl.sql_columns import Labels, SqlTable
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -255,6 +256,47 @@ class SegmentedData:
         releases = pd.DataFrame(self.release_rows(), columns=["platform", "app_version", "rollout_start", "date",
                                                                "rollout_share"])
         return {"daily_by_segment": daily, "hourly_by_segment": hourly, "releases": releases}
+
+
+    def sql_tables(self) -> dict[str, SqlTable]:
+        """The same tables as `tables`, as the SQL tool's columns built straight from the arrays: dates as
+        datetime64 (DATE), the dimensions as Labels (VARCHAR), counts and hours as int32 (INTEGER: a cell's
+        count is far below 2**31)."""
+        cells, days = self.layout.size, self.num_days
+        dates = np.arange(days).astype("timedelta64[D]") + np.datetime64(WINDOW_START, "D")
+        dimensions = {name: self._dimension_codes(name) for name in SEGMENT_FIELDS}
+
+        def keys(repeat: int) -> dict[str, Labels]:
+            return {name: Labels(np.repeat(codes, repeat), values) for name, (codes, values) in dimensions.items()}
+
+        counts = self.daily.reshape(cells * days, len(COUNT_COLUMNS))
+        daily: SqlTable = {"date": np.tile(dates, cells), **keys(days),
+                           **{column: counts[:, i].astype(np.int32) for i, column in enumerate(COUNT_COLUMNS)}}
+        for metric in CONVERSION_METRICS:
+            numerator = counts[:, COUNT_COLUMNS.index(metric.numerator)].astype(float)
+            denominator = counts[:, COUNT_COLUMNS.index(metric.denominator)]
+            daily[metric.name] = np.divide(numerator, denominator, out=np.full(len(counts), np.nan),
+                                           where=denominator > 0)
+        counts = self.hourly.reshape(cells * days * HOURS, len(COUNT_COLUMNS))
+        hourly: SqlTable = {"date": np.tile(np.repeat(dates, HOURS), cells),
+                            "hour": np.tile(np.arange(HOURS, dtype=np.int32), cells * days), **keys(days * HOURS),
+                            **{column: counts[:, i].astype(np.int32) for i, column in enumerate(COUNT_COLUMNS)}}
+        rows = self.release_rows()
+        releases: SqlTable = {
+            "platform": np.array([row["platform"] for row in rows], dtype=object),
+            "app_version": np.array([row["app_version"] for row in rows], dtype=object),
+            "rollout_start": np.array([row["rollout_start"] for row in rows], dtype="datetime64[D]"),
+            "date": np.array([row["date"] for row in rows], dtype="datetime64[D]"),
+            "rollout_share": np.array([row["rollout_share"] for row in rows], dtype=float)}
+        return {"daily_by_segment": daily, "hourly_by_segment": hourly, "releases": releases}
+
+    def _dimension_codes(self, name: str) -> tuple[np.ndarray, tuple[str, ...]]:
+        """(S,) each cell's position among the dimension's values, and the values."""
+        values = self.layout.values_of(name)
+        column = {"platform": self.layout.platforms, "country": self.layout.countries,
+                  "app_version": self.layout.versions}[name]
+        position = {value: i for i, value in enumerate(values)}
+        return np.array([position[value] for value in column], dtype=np.int8), values
 
 
 SEGMENT_REPORTING = (

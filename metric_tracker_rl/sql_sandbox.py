@@ -1,4 +1,9 @@
-"""A read-only SQL sandbox over an episode's public tables: one in-memory DuckDB database per episode.
+"""A read-only SQL sandbox over an episode's public tables: a connection of its own to a shared DuckDB database.
+
+Up to SESSIONS_PER_DATABASE sandboxes share one in-memory database (an empty database costs about 4 MB, a
+connection about 10 KB). Each sandbox holds its episode's tables as TEMPORARY tables of its own connection:
+DuckDB keeps a connection's temporary catalog to that connection, so no other connection can name, list or read
+them, and closing the connection drops them. The database's main catalog stays empty (nothing but a SELECT runs).
 
 DuckDB treats SQL as code with the privileges of the process, so an agent's query meets four walls, each enough
 on its own for most attacks (defence in depth):
@@ -13,6 +18,12 @@ on its own for most attacks (defence in depth):
 
 A refusal raises SqlRefused with a message that says what is allowed; the caller shows it to the agent. The
 module knows nothing of how an episode was made: it receives tables and holds nothing else.
+
+What sessions sharing a database can do to each other: nothing through SQL (each sees only its own catalog and
+every setting is locked); through resources, a query may take the database's free memory (MEMORY_LIMIT_MB, less
+the tables it holds) for up to TIME_LIMIT_S, during which a query of another session of the same database that
+needs memory is refused with the memory-limit message; and a failure inside the engine marks the database broken,
+so each of its sessions reopens its tables (in another database) on its next query.
 """
 
 from __future__ import annotations
@@ -27,16 +38,20 @@ import threading
 import weakref
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import duckdb
+import numpy as np
 
-if TYPE_CHECKING:
-    import pandas as pd
+from metric_tracker_rl.sql_columns import Labels, SqlColumn, SqlTable
 
 MAX_SQL_CHARS = 4000
 TIME_LIMIT_S = 1.0
-MEMORY_LIMIT_MB = 64
+# One database holds the tables of up to SESSIONS_PER_DATABASE sessions (about 4.6 MB of DuckDB memory each at
+# frontier, 0.3 MB below: benchmarks/sql.py) and the working memory of their queries: MEMORY_LIMIT_MB bounds both
+# together, so a database full of frontier sessions keeps more than 180 MB for queries.
+SESSIONS_PER_DATABASE = 16
+MEMORY_LIMIT_MB = 256
 ROW_CAP = 5000  # rows a result may have (pages are cut from them)
 MAX_COLUMNS = 64
 MAX_CELL_CHARS = 200
@@ -82,23 +97,79 @@ class SqlResult:
     row_count: int  # rows of the whole result
 
 
+class _SharedDatabase:
+    """An in-memory database with the locked configuration, shared by the connections of up to
+    SESSIONS_PER_DATABASE sandboxes."""
+
+    def __init__(self) -> None:
+        self.root: duckdb.DuckDBPyConnection | None = open_database()
+        self.sessions = 0
+        self.broken = False  # the engine failed inside it: no sandbox joins it, and it closes when the last leaves
+
+
+_DATABASES: list[_SharedDatabase] = []  # open databases, the one new sandboxes join first
+_DATABASES_LOCK = threading.Lock()
+
+
+def _join() -> tuple[_SharedDatabase, duckdb.DuckDBPyConnection]:
+    """A new connection to a database with room for one more session (a new database when none has)."""
+    with _DATABASES_LOCK:
+        database = next((d for d in _DATABASES if not d.broken and d.sessions < SESSIONS_PER_DATABASE), None)
+        if database is None:
+            database = _SharedDatabase()
+            _DATABASES.append(database)
+        connection = database.root.cursor()
+        database.sessions += 1
+        return database, connection
+
+
+def _leave(database: _SharedDatabase) -> None:
+    """A sandbox's connection is closed. A database left empty closes, except the last healthy one, which stays
+    for the next episode (opening one costs more than the first query of an episode)."""
+    with _DATABASES_LOCK:
+        database.sessions -= 1
+        if database.sessions == 0 and database in _DATABASES and (database.broken or len(_DATABASES) > 1):
+            _DATABASES.remove(database)
+            database.root.close()
+            database.root = None
+
+
+def database_usage() -> list[tuple[int, float]]:
+    """Each open database's sessions and the DuckDB memory it holds in MB (tables and running queries, what
+    MEMORY_LIMIT_MB bounds): for benchmarks and operators."""
+    with _DATABASES_LOCK:
+        return [(database.sessions, database.root.execute(
+            "SELECT sum(memory_usage_bytes) FROM duckdb_memory()").fetchone()[0] / 2**20) for database in _DATABASES]
+
+
 class SqlSandbox:
-    """One in-memory DuckDB database holding `tables` (name -> DataFrame), read by one SELECT at a time.
+    """`tables` (name -> its columns) as temporary tables of one connection to a shared database, read by one
+    SELECT at a time.
 
     Not shared between episodes: a new episode opens its own, and `close()` releases it (the environment calls
     it on reset and when the session closes). Calls are serialised; `close()` interrupts a running query first."""
 
-    def __init__(self, tables: Mapping[str, pd.DataFrame]) -> None:
-        self._con = _connect()
-        for name, frame in tables.items():
-            # A datetime column becomes a DATE: the tables are by day (and by integer hour).
-            dates = [column for column in frame.columns if frame[column].dtype.kind == "M"]
-            replace = f" REPLACE ({', '.join(f'CAST({_quoted(c)} AS DATE) AS {_quoted(c)}' for c in dates)})"
-            self._con.register("_source", frame)
-            self._con.execute(f"CREATE TABLE {_quoted(name)} AS SELECT *{replace if dates else ''} FROM _source")
-            self._con.unregister("_source")
+    def __init__(self, tables: Mapping[str, SqlTable]) -> None:
+        self._database, self._con = _join()
+        try:
+            sources = {f"_source_{i}": _source(table) for i, table in enumerate(tables.values())}
+            for name, source in sources.items():
+                self._con.register(name, source)
+            # One transaction for every table: a statement each, committed once.
+            self._con.execute("BEGIN; " + " ".join(
+                f"CREATE TEMPORARY TABLE {_quoted(table)} AS SELECT {_stored_columns(columns)} FROM {source};"
+                for (table, columns), source in zip(tables.items(), sources, strict=True)) + " COMMIT").fetchall()
+            for name in sources:
+                self._con.unregister(name)
+        except duckdb.OutOfMemoryException:
+            self._drop_connection()
+            raise SqlRefused("the SQL engine has no memory left for this episode's tables now (other sessions' "
+                             "queries hold it); try again in a moment.") from None
+        except BaseException:
+            self._drop_connection()
+            raise
         _OPEN.add(self)
-        self.schema = {name: list(frame.columns) for name, frame in tables.items()}
+        self.schema = {name: list(columns) for name, columns in tables.items()}
         self.allowed = (f"Allowed: one read-only SELECT (or WITH ... SELECT) statement over the tables "
                         f"{', '.join(self.schema)}; no files, network, extensions or settings.")
         self._run_lock = threading.Lock()  # one statement at a time on the connection
@@ -106,6 +177,11 @@ class SqlSandbox:
         self._running: object | None = None
         self._expired: object | None = None
         self.closed = False
+
+    @property
+    def usable(self) -> bool:
+        """Open, on a database the engine has not given up on."""
+        return not self.closed and not self._database.broken
 
     def tables_text(self) -> str:
         return "tables: " + "; ".join(f"{name}({', '.join(columns)})" for name, columns in self.schema.items())
@@ -130,11 +206,15 @@ class SqlSandbox:
             _OPEN.discard(self)
 
     def _release(self) -> None:
-        """Close the database and drop the connection object now, while the interpreter is whole: a DuckDB object
-        left for the interpreter's teardown to destroy can abort the process at exit."""
         self.closed = True
+        self._drop_connection()
+
+    def _drop_connection(self) -> None:
+        """Close the connection (which drops its temporary tables) and drop the object now, while the interpreter
+        is whole: a DuckDB object left for the interpreter's teardown to destroy can abort the process at exit."""
         self._con.close()
         self._con = None  # type: ignore[assignment]  # every use is behind `closed`
+        _leave(self._database)
 
     # --- the walls -----------------------------------------------------------------------------------
 
@@ -254,12 +334,14 @@ class SqlSandbox:
             return SqlRefused(f"the query ran past the {TIME_LIMIT_S:g} s time limit and was stopped; "
                               "aggregate or filter earlier.")
         if isinstance(exc, duckdb.OutOfMemoryException):
-            return SqlRefused(f"the query needs more than the {MEMORY_LIMIT_MB} MB memory limit; aggregate or "
-                              "filter earlier.")
+            return SqlRefused(f"the query needs more memory than is free under the {MEMORY_LIMIT_MB} MB memory "
+                              "limit (shared with other sessions' tables and queries); aggregate or filter earlier.")
         if isinstance(exc, duckdb.PermissionException):
             return SqlRefused(f"no file, network or extension access. {self.tables_text()}. {self.allowed}")
         if isinstance(exc, (duckdb.InternalException, duckdb.FatalException)):
-            # DuckDB may have invalidated the database: close it; the next query opens a fresh one.
+            # DuckDB may have invalidated the database: no sandbox joins it again, and the next query of each of its
+            # sessions opens its tables afresh elsewhere.
+            self._database.broken = True
             self._release()
             return SqlRefused("the query failed inside the SQL engine; the connection was reset, try another query.")
         if isinstance(exc, (duckdb.CatalogException, duckdb.BinderException)):
@@ -278,6 +360,11 @@ def _close_all() -> None:
     aborts the process (exit code 134). Collected here, while the interpreter is whole, it goes quietly."""
     for sandbox in list(_OPEN):
         sandbox.close()
+    with _DATABASES_LOCK:
+        for database in _DATABASES:
+            database.root.close()
+            database.root = None
+        _DATABASES.clear()
     gc.collect()
 
 
@@ -285,7 +372,44 @@ def _quoted(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-def _connect() -> duckdb.DuckDBPyConnection:
+def _source(table: Mapping[str, SqlColumn]) -> dict[str, np.ndarray]:
+    """The arrays DuckDB scans for a table: Labels as their codes, dates in seconds (DuckDB's NumPy scan does not
+    read datetime64[D])."""
+    arrays = {}
+    for name, column in table.items():
+        if isinstance(column, Labels):
+            arrays[name] = column.codes
+        elif column.dtype.kind == "M":
+            arrays[name] = column.astype("datetime64[s]")
+        else:
+            arrays[name] = column
+    return arrays
+
+
+def _stored_columns(table: Mapping[str, SqlColumn]) -> str:
+    """The select list that stores a table's source: dates as DATE (the tables are by day, and by integer hour),
+    text as VARCHAR (Labels decoded inside DuckDB); numbers and booleans as they are."""
+    columns = []
+    for name, column in table.items():
+        quoted = _quoted(name)
+        if isinstance(column, Labels):  # a CASE: cheaper in DuckDB than indexing a list literal
+            cases = " ".join(f"WHEN {code} THEN {_literal(value)}" for code, value in enumerate(column.values))
+            columns.append(f"CAST(CASE {quoted} {cases} END AS VARCHAR) AS {quoted}")
+        elif column.dtype.kind == "M":
+            columns.append(f"CAST({quoted} AS DATE) AS {quoted}")
+        elif column.dtype.kind in "OU":
+            columns.append(f"CAST({quoted} AS VARCHAR) AS {quoted}")
+        else:
+            columns.append(quoted)
+    return ", ".join(columns)
+
+
+def _literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def open_database() -> duckdb.DuckDBPyConnection:
+    """A new in-memory database with the locked configuration (CONFIG, and OPTIONAL_CONFIG where known)."""
     global _optional_config_known
     if _optional_config_known is not False:
         try:

@@ -17,7 +17,7 @@ from metric_tracker_rl.catalog import (
     FAMILY_ENTITY_TYPE,
     SEVERITIES,
 )
-from metric_tracker_rl.grader import grade_submission
+from metric_tracker_rl.grader import QUALITY_WEIGHTS, grade_submission
 from metric_tracker_rl.models import MetricSubmissionRow
 from metric_tracker_rl.scenario import Episode
 
@@ -306,3 +306,47 @@ def test_every_accepted_method_earns_the_method_credit(family: str, seed: int) -
     (row,) = ep.truth.expected_rows
     for method in ACCEPTED_DETECTION_METHODS[family]:
         assert score(ep, [row.model_copy(update={"detection_method": method})]) == 1.0
+
+
+# --- `query` as a detection method: accepted for every family, only from an episode that ran a query ----------
+
+
+def _graded_with(ep: Episode, rows: list[MetricSubmissionRow], methods_used: frozenset[str]):
+    truth = ep.truth
+    return grade_submission(rows, truth.expected_rows, truth.neutral_keys, ep.public.data.dates,
+                            methods_used=methods_used).breakdown
+
+
+@pytest.mark.parametrize(("family", "seed"), SINGLE_ROW_EPISODES)
+def test_query_earns_the_method_credit_only_when_the_episode_queried(family: str, seed: int) -> None:
+    ep = _single_row_episode(family, seed)
+    (row,) = ep.truth.expected_rows
+    by_query = [row.model_copy(update={"detection_method": "query"})]
+    without = 1.0 - DOCUMENTED_LOSS["detection_method"]
+    assert "query" not in ACCEPTED_DETECTION_METHODS[family]
+    assert _graded_with(ep, by_query, frozenset()).score == pytest.approx(without, abs=1e-6)
+    assert _graded_with(ep, by_query, frozenset(TOOL_REGISTRY) - {"query"}).score == pytest.approx(without, abs=1e-6)
+    assert _graded_with(ep, by_query, frozenset({"query"})).score == 1.0
+    # Using query accepts only query: another unaccepted method still loses its weight.
+    other = sorted(set(TOOL_REGISTRY) - ACCEPTED_DETECTION_METHODS[family] - {"query"})[0]
+    elsewhere = [row.model_copy(update={"detection_method": other})]
+    assert _graded_with(ep, elsewhere, frozenset(TOOL_REGISTRY)).score == pytest.approx(without, abs=1e-6)
+
+
+@PROPERTY
+@given(data=st.data(), ep=episodes(), used=st.frozensets(st.sampled_from(sorted(TOOL_REGISTRY))))
+def test_the_methods_used_move_nothing_but_the_method_credit(data: st.DataObject, ep: Episode,
+                                                             used: frozenset[str]) -> None:
+    rows = [data.draw(variants(row)) for row in ep.truth.expected_rows]
+    rows += data.draw(st.lists(arbitrary_rows(ep), max_size=3))
+    rows = [row.model_copy(update={"detection_method": "query"}) if data.draw(st.booleans()) else row
+            for row in rows]
+    plain, credited = _graded_with(ep, rows, frozenset()), _graded_with(ep, rows, used)
+    moved = {"score", "recall_quality", "detection_method_accuracy"}
+    assert credited.model_dump(exclude=moved) == plain.model_dump(exclude=moved)
+    if "query" not in used or all(row.detection_method != "query" for row in rows):
+        assert credited == plain
+    else:
+        assert credited.detection_method_accuracy >= plain.detection_method_accuracy
+        assert credited.score >= plain.score
+        assert credited.score <= plain.score + QUALITY_WEIGHTS["detection_method"] + 1e-9

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -30,10 +31,13 @@ from metric_tracker_rl.environment import THREADED_TOOLS, MetricTrackerRlEnviron
 from metric_tracker_rl.public import PublicEpisode
 from metric_tracker_rl.scenario import build_episode
 from metric_tracker_rl.sql_sandbox import (
+    _DATABASES,
     CONFIG,
     MAX_CELL_CHARS,
     MAX_SQL_CHARS,
+    MEMORY_LIMIT_MB,
     ROW_CAP,
+    SESSIONS_PER_DATABASE,
     TIME_LIMIT_S,
     SqlRefused,
     SqlSandbox,
@@ -382,17 +386,57 @@ def run_query(public: PublicEpisode, sql: str, **page: int) -> dict[str, Any]:
 
 
 def test_the_tables_are_the_public_data(public: PublicEpisode) -> None:
-    tables = public.sql_tables()
-    assert set(tables) == PUBLIC_TABLES
-    daily = tables["daily"]
-    assert list(daily.columns) == ["date", "weekday", "weekend", *COUNT_COLUMNS]
-    assert (daily[list(COUNT_COLUMNS)].to_numpy() == public.data.daily).all()
-    assert [d.date().isoformat() for d in daily["date"]] == list(public.data.dates)
-    hourly = tables["hourly"]
-    assert list(hourly.columns) == ["date", "hour", *COUNT_COLUMNS] and len(hourly) == 24 * len(public.data.dates)
-    assert (hourly[list(COUNT_COLUMNS)].to_numpy() == public.data.hourly.reshape(-1, len(COUNT_COLUMNS))).all()
-    assert tables["annotations"].to_dict("records") == [
-        {"date": pd.Timestamp(a.date), "kind": a.kind, "note": a.note} for a in public.annotations]
+    box = SqlSandbox(public.sql_tables())
+    try:
+        assert set(box.schema) == PUBLIC_TABLES
+        assert box.schema["daily"] == ["date", "weekday", "weekend", *COUNT_COLUMNS]
+        daily = box.run("SELECT * FROM daily ORDER BY date").rows
+        assert [row["date"] for row in daily] == list(public.data.dates)
+        assert [row["weekday"] for row in daily] == list(public.data.weekdays)
+        assert [row["weekend"] for row in daily] == public.data.weekend.tolist()
+        assert [[row[c] for c in COUNT_COLUMNS] for row in daily] == public.data.daily.tolist()
+        assert box.schema["hourly"] == ["date", "hour", *COUNT_COLUMNS]
+        hourly = box.run("SELECT * FROM hourly ORDER BY date, hour").rows
+        assert [(row["date"], row["hour"]) for row in hourly] == [(d, h) for d in public.data.dates for h in range(24)]
+        assert [[row[c] for c in COUNT_COLUMNS] for row in hourly] == public.data.hourly.reshape(
+            -1, len(COUNT_COLUMNS)).tolist()
+        assert box.run("SELECT * FROM annotations").rows == [a.as_dict() for a in public.annotations]
+        types = {(row["table_name"], row["column_name"]): row["data_type"] for row in box.run(
+            "SELECT table_name, column_name, data_type FROM duckdb_columns()").rows}
+        assert types[("daily", "date")] == types[("hourly", "date")] == types[("annotations", "date")] == "DATE"
+        assert {types[("daily", c)] for c in COUNT_COLUMNS} == {"BIGINT"}
+    finally:
+        box.close()
+
+
+def test_the_segment_tables_are_the_frames_the_other_tools_read() -> None:
+    """At frontier the SQL tables are built from the arrays in compact types; they hold exactly the frames the
+    segment tools read (dates as DATE, dimensions as VARCHAR, counts as INTEGER, missing rates as NULL)."""
+    frontier = public_episode(5, "frontier")
+    box = SqlSandbox(frontier.sql_tables())
+    try:
+        for name, frame in frontier.segment_tables().items():
+            assert box.schema[name] == list(frame.columns)
+            rows = box.run(f"SELECT * FROM {name}", limit=ROW_CAP).rows if len(frame) <= ROW_CAP else None
+            if rows is None:  # hourly_by_segment: compared by aggregates per key and by a sample of rows
+                counts = ", ".join(f"sum({c}) AS {c}" for c in COUNT_COLUMNS)
+                summed = box.run(f"SELECT platform, country, app_version, {counts} FROM {name} "
+                                 "GROUP BY ALL ORDER BY ALL").rows
+                expected = frame.groupby(["platform", "country", "app_version"])[list(COUNT_COLUMNS)].sum()
+                assert [[row[c] for c in COUNT_COLUMNS] for row in summed] == expected.to_numpy().tolist()
+                rows = box.run(f"SELECT * FROM {name} LIMIT 3000 OFFSET 20000", limit=ROW_CAP).rows
+                frame = frame.iloc[20000:23000]
+            expected_rows = [{k: (None if isinstance(v, float) and np.isnan(v) else v) for k, v in row.items()}
+                             for row in frame.to_dict("records")]
+            assert rows == expected_rows, name
+        types = {(row["table_name"], row["column_name"]): row["data_type"] for row in box.run(
+            "SELECT table_name, column_name, data_type FROM duckdb_columns()").rows}
+        assert types[("hourly_by_segment", "date")] == types[("releases", "rollout_start")] == "DATE"
+        assert types[("hourly_by_segment", "platform")] == "VARCHAR"
+        assert {types[("hourly_by_segment", c)] for c in COUNT_COLUMNS} == {"INTEGER"}
+    finally:
+        box.close()
+        frontier.close()
 
 
 def test_an_episode_without_annotations_has_a_typed_empty_table(public: PublicEpisode) -> None:
@@ -506,6 +550,161 @@ def test_the_time_limit_interrupts_and_the_session_goes_on(env: MetricTrackerRlE
     assert step(env, {"sql": "SELECT count(*) AS n FROM hourly"}).analysis_result["rows"] == [{"n": 672}]
 
 
+# --- sessions sharing a database: each sees only its own episode ----------------------------------------------
+
+CATALOG_QUERIES = [
+    "SELECT table_name AS name FROM duckdb_tables()", "SELECT table_name AS name FROM duckdb_columns()",
+    "SELECT table_name AS name FROM information_schema.tables",
+    "SELECT table_name AS name FROM information_schema.columns",
+    "SELECT view_name AS name FROM duckdb_views() WHERE NOT internal", "SHOW ALL TABLES", "SHOW TABLES",
+    "SELECT schema_name AS name FROM duckdb_schemas() WHERE database_name = 'temp'",
+]
+
+
+@pytest.fixture()
+def two_sessions() -> Any:
+    """A frontier episode and a medium one (another seed) whose sandboxes share one database."""
+    frontier, medium = public_episode(11, "frontier"), public_episode(12, "medium")
+    boxes = SqlSandbox(frontier.sql_tables()), SqlSandbox(medium.sql_tables())
+    assert boxes[0]._database is boxes[1]._database  # the case under test: one database, two connections
+    yield (frontier, boxes[0]), (medium, boxes[1])
+    for box in boxes:
+        box.close()
+
+
+def test_two_sessions_of_one_database_read_their_own_tables(two_sessions: Any) -> None:
+    sums = []
+    for public, box in two_sessions:
+        (row,) = box.run("SELECT sum(app_opens) AS opens, count(*) AS days FROM daily").rows
+        assert row == {"opens": int(public.data.daily[:, 0].sum()), "days": len(public.data.dates)}
+        (qualified,) = box.run("SELECT sum(app_opens) AS opens FROM temp.main.daily").rows
+        assert qualified["opens"] == row["opens"]
+        sums.append(row["opens"])
+    assert sums[0] != sums[1]
+
+
+@pytest.mark.parametrize("sql", CATALOG_QUERIES)
+def test_no_catalog_view_lists_another_sessions_tables(two_sessions: Any, sql: str) -> None:
+    (_, frontier_box), (_, medium_box) = two_sessions
+    frontier_names = {str(row.get("name")) for row in frontier_box.run(sql, limit=ROW_CAP).rows}
+    medium_names = {str(row.get("name")) for row in medium_box.run(sql, limit=ROW_CAP).rows}
+    assert "hourly_by_segment" not in medium_names
+    assert not any("segment" in name or name == "releases" for name in medium_names)
+    if "duckdb_tables" in sql:
+        assert frontier_names == PUBLIC_TABLES | {"daily_by_segment", "hourly_by_segment", "releases"}
+        assert medium_names == PUBLIC_TABLES
+
+
+def test_another_sessions_table_cannot_be_named(two_sessions: Any) -> None:
+    (_, frontier_box), (_, medium_box) = two_sessions
+    assert frontier_box.run("SELECT count(*) AS n FROM releases").rows[0]["n"] > 0
+    for sql in ("SELECT * FROM releases", "SELECT * FROM temp.main.hourly_by_segment",
+                "SELECT * FROM memory.main.releases", "SELECT * FROM pragma_table_info('releases')"):
+        with pytest.raises(SqlRefused, match="does not exist|not found|Catalog Error"):
+            medium_box.run(sql)
+
+
+def test_closing_one_session_leaves_the_other_working(two_sessions: Any) -> None:
+    (_, frontier_box), (medium, medium_box) = two_sessions
+    frontier_box.close()
+    assert frontier_box.closed
+    with pytest.raises(SqlRefused, match="closed"):
+        frontier_box.run("SELECT 1")
+    assert medium_box.usable
+    assert medium_box.run("SELECT sum(app_opens) AS s FROM daily").rows == [{"s": int(medium.data.daily[:, 0].sum())}]
+    assert {row["table_name"] for row in medium_box.run("SELECT table_name FROM duckdb_tables()").rows} == PUBLIC_TABLES
+
+
+def test_a_runaway_query_is_stopped_while_another_session_queries(two_sessions: Any) -> None:
+    (_, runaway_box), (medium, other_box) = two_sessions
+    outcome: dict[str, Any] = {}
+
+    def run_away() -> None:
+        try:
+            runaway_box.run("WITH RECURSIVE r(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM r) SELECT count(*) FROM r")
+        except SqlRefused as exc:
+            outcome["refused"] = str(exc)
+
+    worker = threading.Thread(target=run_away)
+    worker.start()
+    while runaway_box._running is None and worker.is_alive():  # until the runaway statement has started
+        time.sleep(0.001)
+    answers = [other_box.run("SELECT sum(orders_placed) AS s FROM hourly").rows for _ in range(5)]
+    worker.join(timeout=60)
+    assert not worker.is_alive() and "time limit" in outcome["refused"]
+    assert answers == [[{"s": int(medium.data.hourly[..., 3].sum())}]] * 5
+    assert runaway_box.run("SELECT count(*) AS n FROM releases").rows[0]["n"] > 0  # and it goes on
+
+
+MEMORY_HOG = "SELECT length(string_agg(repeat('x', 1000), '')) AS n FROM range(400000)"  # 400 MB of text
+
+
+def test_the_memory_limit_refuses_a_query_and_the_sessions_go_on(two_sessions: Any) -> None:
+    (frontier, hog_box), (medium, other_box) = two_sessions
+    assert MEMORY_LIMIT_MB * 2**20 < 400_000 * 1000
+    with pytest.raises(SqlRefused, match=f"{MEMORY_LIMIT_MB} MB memory limit"):
+        hog_box.run(MEMORY_HOG)
+    for public, box in two_sessions:
+        assert box.run("SELECT sum(app_opens) AS s FROM daily").rows == [{"s": int(public.data.daily[:, 0].sum())}]
+    (setting,) = other_box.run("SELECT value FROM duckdb_settings() WHERE name = 'memory_limit'").rows
+    assert setting["value"].replace(" ", "").startswith(("256.0MiB", "244.1MiB", "256MB"))
+
+
+def test_sessions_fill_a_database_then_open_another_and_empty_ones_close() -> None:
+    public = public_episode(4, "easy")
+    boxes = [SqlSandbox(public.sql_tables()) for _ in range(SESSIONS_PER_DATABASE + 1)]
+    try:
+        databases = {id(box._database) for box in boxes}
+        assert len(databases) >= 2
+        assert all(box._database.sessions <= SESSIONS_PER_DATABASE for box in boxes)
+    finally:
+        for box in boxes:
+            box.close()
+    # An emptied database closes, unless it is the only one (kept for the next episode).
+    assert len(_DATABASES) == 1 or all(database.sessions > 0 for database in _DATABASES)
+
+
+def test_sessions_opening_and_closing_on_threads_each_read_their_own_episode() -> None:
+    """Worker threads open, query and close sandboxes at once (the server runs queries on worker threads)."""
+    episodes = [public_episode(seed, "easy") for seed in range(20, 26)]
+    mismatches: list[tuple[int, Any]] = []
+
+    def session(index: int) -> None:
+        public = episodes[index % len(episodes)]
+        for _ in range(6):
+            box = SqlSandbox(public.sql_tables())
+            try:
+                rows = box.run("SELECT sum(app_opens) AS s FROM daily").rows
+                if rows != [{"s": int(public.data.daily[:, 0].sum())}]:
+                    mismatches.append((index, rows))
+            finally:
+                box.close()
+
+    workers = [threading.Thread(target=session, args=(i,)) for i in range(6)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(timeout=120)
+    assert not any(worker.is_alive() for worker in workers) and mismatches == []
+    assert len(_DATABASES) == 1 or all(database.sessions > 0 for database in _DATABASES)
+
+
+def test_a_broken_database_is_left_and_the_episode_reopens_elsewhere(env: MetricTrackerRlEnvironment) -> None:
+    assert step(env, {"sql": "SELECT count(*) AS n FROM daily"}).analysis_result["rows"] == [{"n": 28}]
+    first = env._episode.public.memo[SANDBOX_KEY]
+    first._database.broken = True  # what an internal error of the engine does (see SqlSandbox._refusal)
+    assert not first.usable
+    assert step(env, {"sql": "SELECT count(*) AS n FROM hourly"}).analysis_result["rows"] == [{"n": 672}]
+    second = env._episode.public.memo[SANDBOX_KEY]
+    assert second is not first and first.closed and second._database is not first._database
+    fresh = SqlSandbox(env._episode.public.sql_tables())
+    try:
+        assert fresh._database is not first._database  # no sandbox joins it again
+    finally:
+        fresh.close()
+    assert first._database.sessions > 0 or first._database not in _DATABASES  # it closes with its last session
+
+
 # --- lifetime: lazy, one connection per episode, closed on reset and close ---------------------------------
 
 
@@ -589,3 +788,29 @@ def test_a_good_and_a_refused_query_over_the_websocket(server_url: str) -> None:
         assert again["analysis_result"]["rows"] == [{"n": 672}] and again["steps_remaining"] == good[
             "steps_remaining"] - 4
         assert not Path("/tmp/wsql_ws.csv").exists()
+
+
+# --- `query` as a detection method: credited once the episode ran a query that succeeded -------------------------
+
+
+def _graded_by_query(environment: MetricTrackerRlEnvironment, *queries: str) -> Any:
+    environment.reset(seed=5, scenario_family="funnel_break", difficulty="easy", anomaly_count=1)
+    for sql in queries:
+        step(environment, {"sql": sql})
+    (row,) = environment._episode.truth.expected_rows
+    by_query = row.model_copy(update={"detection_method": "query"})
+    return environment.step(MetricTrackerRlAction(classifications=[by_query]))
+
+
+def test_query_is_an_accepted_detection_method_after_a_successful_query() -> None:
+    environment = MetricTrackerRlEnvironment()
+    try:
+        queried = _graded_by_query(environment, "SELECT date, app_opens FROM daily ORDER BY date")
+        assert queried.reward_breakdown.detection_method_accuracy == 1.0 and queried.reward == 1.0
+        refused_only = _graded_by_query(environment, "DROP TABLE daily", "SELECT nothing FROM nowhere")
+        assert refused_only.reward_breakdown.detection_method_accuracy == 0.0
+        assert refused_only.reward == pytest.approx(0.9)
+        not_queried = _graded_by_query(environment)  # a new episode: the last one's query does not carry over
+        assert not_queried.reward_breakdown.detection_method_accuracy == 0.0
+    finally:
+        environment.close()

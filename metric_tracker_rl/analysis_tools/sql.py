@@ -1,8 +1,8 @@
 """`query`: read-only SQL over the episode's public tables (metric_tracker_rl.sql_sandbox does the guarding).
 
-The episode's database is opened on its first query and kept in the episode's memo; `PublicEpisode.close()`
-releases it, which the environment calls on reset and when the session closes. An episode that never queries
-never opens one, so the other tools keep their speed.
+The episode's connection (and its tables) is opened on its first query and kept in the episode's memo;
+`PublicEpisode.close()` releases it, which the environment calls on reset and when the session closes. An
+episode that never queries never opens one, so the other tools keep their speed.
 """
 
 from __future__ import annotations
@@ -33,9 +33,12 @@ class QueryArgs(PageArgs):
 
 
 def sandbox_of(episode: PublicEpisode) -> SqlSandbox:
-    """The episode's SQL database, opened on first use (and again if the engine had to drop it)."""
+    """The episode's SQL connection, opened on first use (and again if the engine had to drop it)."""
     sandbox = episode.memo.get(SANDBOX_KEY)
-    if sandbox is None or sandbox.closed:
+    if sandbox is None or not sandbox.usable:
+        if sandbox is not None:
+            episode.memo.pop(SANDBOX_KEY)
+            sandbox.close()
         sandbox = episode.memo[SANDBOX_KEY] = SqlSandbox(episode.sql_tables())
     return sandbox
 
