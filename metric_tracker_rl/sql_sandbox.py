@@ -81,6 +81,12 @@ ALLOWED_TABLE_FUNCTIONS = frozenset({"range", "generate_series", "unnest", "duck
                                      "duckdb_functions", "pragma_table_info"})
 # Scalar functions that wait (a sleeping thread cannot be interrupted) or change state.
 DENIED_FUNCTIONS = frozenset({"sleep_ms", "pg_sleep", "write_log", "setseed", "nextval", "currval", "setval"})
+# Scalar functions that build one value as large as an argument asks (a list of a billion numbers, a string padded
+# to a gigabyte): DuckDB checks for an interrupt between chunks, never inside one call, and such a value is not
+# counted against the memory limit, so one call could hold a core for tens of seconds and gigabytes of memory.
+# range and generate_series stay allowed as table functions, which stream their rows under both limits.
+DENIED_VALUE_BUILDERS = frozenset({"range", "generate_series", "repeat", "lpad", "rpad", "list_resize",
+                                   "array_resize", "bitstring", "printf", "format"})
 _ALLOWED_CONTROL = frozenset("\t\n\r")
 _PATH_MARKS = ("/", "\\", ":", ".", "~")
 _optional_config_known: bool | None = None  # whether this DuckDB accepts OPTIONAL_CONFIG (found on first use)
@@ -267,10 +273,17 @@ class SqlSandbox:
                 continue
             kind = node.get("type")
             if kind == "TABLE_FUNCTION":
-                name = str((node.get("function") or {}).get("function_name", "")).lower()
+                function = node.get("function") or {}
+                name = str(function.get("function_name", "")).lower()
                 if name not in ALLOWED_TABLE_FUNCTIONS:
                     raise SqlRefused(f"table function {name}() is not allowed; table functions allowed: "
                                      f"{', '.join(sorted(ALLOWED_TABLE_FUNCTIONS))}. {self.allowed}")
+                # its arguments are checked like any expression; the call itself is a table function, not a value
+                stack.extend(value for key, value in function.items() if key != "function_name"
+                             and isinstance(value, (dict, list)))
+                stack.extend(value for key, value in node.items() if key != "function"
+                             and isinstance(value, (dict, list)))
+                continue
             elif kind == "BASE_TABLE" and any(mark in str(node.get("table_name", "")) for mark in _PATH_MARKS):
                 raise SqlRefused(f"{node['table_name']!r} reads a file or URL; no file or network access. "
                                  f"{self.tables_text()}. {self.allowed}")
@@ -278,6 +291,10 @@ class SqlSandbox:
             if isinstance(name, str) and name.lower() in DENIED_FUNCTIONS:
                 raise SqlRefused(f"function {name.lower()}() is not allowed (it waits or changes state). "
                                  f"{self.allowed}")
+            if isinstance(name, str) and name.lower() in DENIED_VALUE_BUILDERS:
+                raise SqlRefused(f"function {name.lower()}() is not allowed as a value (it builds one as large as "
+                                 "its argument asks, past the time and memory limits); range() and "
+                                 f"generate_series() work as tables: SELECT ... FROM range(n). {self.allowed}")
             stack.extend(value for value in node.values() if isinstance(value, (dict, list)))
 
     def _execute(self, statement: duckdb.Statement, offset: int, limit: int) -> SqlResult:
