@@ -19,7 +19,7 @@ import json
 import signal
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from functools import partial
 from pathlib import Path
@@ -30,14 +30,17 @@ from metric_tracker_rl.agents import AGENTS, make_agent, run_episode
 from metric_tracker_rl.agents.llm import LlmPolicy, openai_client
 from metric_tracker_rl.baseline_log import (
     BENCHMARK,
+    TaskResult,
     log_action,
     log_end,
     log_fallback,
     log_start,
     one_line,
     open_interval,
+    show_progress,
+    summary_table,
 )
-from metric_tracker_rl.local_server import local_server
+from metric_tracker_rl.local_server import environment_server
 from metric_tracker_rl.reconnect import ServerUnavailable, reset_until_served
 from metric_tracker_rl.settings import DEFAULT_API_BASE_URL, ClientSettings, SettingsError
 from metric_tracker_rl.task_splits import TRAIN_SEED_BASE, get_split
@@ -55,57 +58,6 @@ def agent_policy(name: str) -> Policy:
     def solve(env: Any, run: TaskRun, reset_kwargs: dict[str, Any]) -> None:
         run_episode(make_agent(name), partial(run.reset, env), partial(run.act, env), **reset_kwargs)
     return solve
-
-
-@contextlib.contextmanager
-def docker_server(image: str, start_timeout_s: float) -> Iterator[str]:
-    from openenv.core.containers.runtime.providers import LocalDockerProvider
-
-    try:
-        provider = LocalDockerProvider()
-    except RuntimeError as exc:
-        raise RuntimeError(f"cannot start image {image!r}: {exc} Set METRIC_TRACKER_URL to use a running server, "
-                           "or unset LOCAL_IMAGE_NAME / IMAGE_NAME to start a local server process.") from exc
-    try:
-        url = provider.start_container(image)
-        note(f"[INFO] started container from {image} at {url}")
-        provider.wait_for_ready(url, timeout_s=start_timeout_s)
-        yield url
-    finally:
-        provider.stop_container()
-
-
-def environment_server(settings: ClientSettings) -> contextlib.AbstractContextManager[str]:
-    """The server's URL: a running one, a container, or one served from this process."""
-    if settings.server_url:
-        return contextlib.nullcontext(settings.server_url.rstrip("/"))
-    if settings.image_name:
-        return docker_server(settings.image_name, settings.server_start_timeout_s)
-    return served_here(settings.server_start_timeout_s)
-
-
-@contextlib.contextmanager
-def served_here(start_timeout_s: float) -> Iterator[str]:
-    """A server in this process (a second interpreter would pay OpenEnv's import, most of a start-up, again)."""
-    with local_server(in_process=True, timeout_s=start_timeout_s) as url:
-        note(f"[INFO] started local server in this process url={url}")
-        yield url
-    note(f"[INFO] stopped local server url={url}")
-
-
-@dataclass
-class TaskResult:
-    task_id: str
-    seed: int | None
-    score: float  # the environment's score, in [0, 1]
-    published_score: float  # the [END] score, clamped into (0, 1)
-    success: bool
-    steps: int
-    rewards: list[float]
-    seconds: float
-    error: str | None = None  # the environment could not be reached or failed
-    model_error: str | None = None
-    reward_breakdown: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -219,15 +171,6 @@ def parse_args(argv: list[str] | None, settings: ClientSettings) -> argparse.Nam
     return args
 
 
-def summary_table(results: list[TaskResult]) -> str:
-    lines = [f"{'task':<24} {'score':>6} {'steps':>6} {'seconds':>8}"]
-    lines += [f"{r.task_id:<24} {r.score:>6.3f} {r.steps:>6} {r.seconds:>8.2f}" for r in results]
-    if results:
-        lines.append(f"{'mean':<24} {sum(r.score for r in results) / len(results):>6.3f} "
-                     f"{sum(r.steps for r in results):>6} {sum(r.seconds for r in results):>8.2f}")
-    return "\n".join(lines)
-
-
 def _terminate(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt(f"signal {signum}")
 
@@ -290,13 +233,6 @@ def main(argv: list[str] | None = None) -> int:
     if interrupted:
         return 130
     return 1 if any(r.error or r.model_error for r in results) else 0
-
-
-def show_progress(done: int, total: int, mean_score: float) -> None:
-    """A progress bar on stderr (stdout carries only the log lines)."""
-    filled = 30 * done // total
-    print(f"\r[{'#' * filled}{'.' * (30 - filled)}] {done}/{total} episodes, mean score {mean_score:.3f}",
-          end="\n" if done == total else "", file=sys.stderr, flush=True)
 
 
 if __name__ == "__main__":

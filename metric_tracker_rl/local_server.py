@@ -1,6 +1,7 @@
 """The one way to start a local environment server on a loopback port: `local_server` (inference.py, the Inspect
 task, the tests), in this process or as a child process; `serving` runs any server command (the benchmarks'
-reference servers, the image). The child-process path spawns a command and never imports the server's code."""
+reference servers, the image); `environment_server` is inference.py's choice between a running server, a
+container and a local one. The child-process path spawns a command and never imports the server's code."""
 
 from __future__ import annotations
 
@@ -17,6 +18,8 @@ import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
+
+from metric_tracker_rl.settings import ClientSettings
 
 # A child server leaves out, unless asked: the debugger, debug mode, and a secret from the caller's environment.
 STANDARD_MODE = {"ENABLE_WEB_INTERFACE": "false", "METRIC_TRACKER_DEBUG": ""}
@@ -128,3 +131,39 @@ def _server_thread(held_out_secret: str, timeout_s: float) -> Iterator[str]:
         server.should_exit = True
         thread.join(timeout=30)
         listener.close()
+
+
+def environment_server(settings: ClientSettings) -> contextlib.AbstractContextManager[str]:
+    """Where a client run (inference.py) finds its server: METRIC_TRACKER_URL, else a container of
+    LOCAL_IMAGE_NAME, else a server in this process. Where it started one, it says so on stderr."""
+    if settings.server_url:
+        return contextlib.nullcontext(settings.server_url.rstrip("/"))
+    if settings.image_name:
+        return _docker_server(settings.image_name, settings.server_start_timeout_s)
+    return _noted(local_server(in_process=True, timeout_s=settings.server_start_timeout_s), "in this process")
+
+
+@contextlib.contextmanager
+def _noted(server: contextlib.AbstractContextManager[str], where: str) -> Iterator[str]:
+    with server as url:
+        print(f"[INFO] started local server {where} url={url}", file=sys.stderr, flush=True)
+        yield url
+    print(f"[INFO] stopped local server url={url}", file=sys.stderr, flush=True)
+
+
+@contextlib.contextmanager
+def _docker_server(image: str, start_timeout_s: float) -> Iterator[str]:
+    from openenv.core.containers.runtime.providers import LocalDockerProvider
+
+    try:
+        provider = LocalDockerProvider()
+    except RuntimeError as exc:
+        raise RuntimeError(f"cannot start image {image!r}: {exc} Set METRIC_TRACKER_URL to use a running server, "
+                           "or unset LOCAL_IMAGE_NAME / IMAGE_NAME to start a local server process.") from exc
+    try:
+        url = provider.start_container(image)
+        print(f"[INFO] started container from {image} at {url}", file=sys.stderr, flush=True)
+        provider.wait_for_ready(url, timeout_s=start_timeout_s)
+        yield url
+    finally:
+        provider.stop_container()
