@@ -30,6 +30,7 @@ SPACE_PROXY_NETWORKS = ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16")
 LOOPBACK = ("127.0.0.1", "::1")
 
 SettingsT = TypeVar("SettingsT", bound="Settings")
+_WARNED: set[str] = set()  # the deprecated names this process has warned about
 
 
 class SettingsError(ValueError):
@@ -60,7 +61,9 @@ class Settings(BaseSettings):
     def load(cls: type[SettingsT], **overrides: Any) -> SettingsT:
         """The settings from the environment (with `overrides` on top), or a SettingsError naming the variable."""
         for old, new in cls.DEPRECATED.items():
-            if (os.environ.get(old) or "").strip() and not (os.environ.get(new) or "").strip():
+            used = (os.environ.get(old) or "").strip() and not (os.environ.get(new) or "").strip()
+            if used and old not in _WARNED:  # once per process (the Inspect solver loads per sample)
+                _WARNED.add(old)
                 print(f"warning: {old} is deprecated, set {new} instead", file=sys.stderr, flush=True)
         try:
             return cls(**overrides)
