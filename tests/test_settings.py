@@ -28,15 +28,25 @@ def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
             monkeypatch.delenv(name, raising=False)
 
 
-def documented_variables() -> dict[str, str]:
-    """variable -> process, from the table in docs/settings.md."""
-    rows = re.findall(r"^\| (`[^|]+) \| (server|client) \|", (ROOT / "docs" / "settings.md").read_text(), re.M)
-    return {name: process for names, process in rows for name in re.findall(r"`([A-Z_]+)`", names)}
+def documented_variables() -> dict[str, tuple[str, str]]:
+    """variable -> (process, default as written), from the table in docs/settings.md."""
+    rows = re.findall(r"^\| (`[^|]+) \| (server|client) \| ([^|]+) \|", (ROOT / "docs" / "settings.md").read_text(),
+                      re.M)
+    return {name: (process, default) for names, process, default in rows
+            for name in re.findall(r"`([A-Z_]+)`", names)}
 
 
-def test_the_docs_table_names_exactly_the_variables_the_settings_read() -> None:
-    read = {name: "server" for name in ServerSettings.variables()} | {
-        name: "client" for name in ClientSettings.variables()}
+def written_default(cls: type[Settings], field_name: str) -> str:
+    value = cls.model_fields[field_name].get_default(call_default_factory=True)
+    if value is None or value == "":
+        return "unset"
+    return f"`{str(value).lower() if isinstance(value, bool) else value}`"
+
+
+def test_the_docs_table_lists_exactly_the_variables_the_settings_read_with_their_defaults() -> None:
+    read = {name: (process, written_default(cls, field_name))
+            for cls, process in ((ServerSettings, "server"), (ClientSettings, "client"))
+            for name, field_name in cls.variables().items()}
     assert documented_variables() == read
 
 
