@@ -9,7 +9,6 @@ isolates the cost of the environment's own work.
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 from fastapi import FastAPI
@@ -19,7 +18,7 @@ from openenv.core.env_server.types import Action, ConcurrencyConfig, Observation
 from pydantic import Field
 
 from benchmarks.reference_server import serve_reference
-from metric_tracker_rl.server.app import DEFAULT_MAX_CONCURRENT_ENVS, DEFAULT_SESSION_TIMEOUT_S
+from metric_tracker_rl.settings import ServerSettings
 
 
 class NullAction(Action):
@@ -60,10 +59,9 @@ class NullEnvironment(Environment[NullAction, NullObservation, State]):
 def build_app() -> FastAPI:
     """Same settings as the real server: MAX_CONCURRENT_ENVS, SESSION_TIMEOUT_S, ENABLE_WEB_INTERFACE (and its
     uvicorn WebSocket options: see serve_reference)."""
-    concurrency = ConcurrencyConfig(
-        max_concurrent_envs=int(os.getenv("MAX_CONCURRENT_ENVS", DEFAULT_MAX_CONCURRENT_ENVS)),
-        session_timeout=float(os.getenv("SESSION_TIMEOUT_S", DEFAULT_SESSION_TIMEOUT_S)),
-    )
+    settings = ServerSettings.load()
+    concurrency = ConcurrencyConfig(max_concurrent_envs=settings.max_concurrent_envs,
+                                    session_timeout=settings.session_timeout_s)
     return create_app(NullEnvironment, NullAction, NullObservation, env_name="null_env",
                       concurrency_config=concurrency)
 

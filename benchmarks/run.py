@@ -54,7 +54,8 @@ ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_OUTPUT = ROOT / "artifacts" / "benchmark.json"
 MAX_STEPS = 500  # the largest step budget a reset accepts: fewer untimed resets inside step loops
 DATES = [d.isoformat() for d in window_dates()]
-OFFLINE_ENV_DROP = ("API_KEY", "HF_TOKEN", "OPENAI_API_KEY", "BASE_URL", "IMAGE_NAME", "LOCAL_IMAGE_NAME")
+OFFLINE_ENV_DROP = ("API_KEY", "HF_TOKEN", "OPENAI_API_KEY", "METRIC_TRACKER_URL", "BASE_URL", "IMAGE_NAME",
+                    "LOCAL_IMAGE_NAME", "API_BASE_URL", "MODEL_NAME")
 
 TARGETS = {
     "reset_p50_ms": 1.0,  # issue target; not met in numpy (docs/performance.md, "Reset today")

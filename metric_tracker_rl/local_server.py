@@ -1,18 +1,30 @@
-"""Run a server as a child process on a loopback port: the Inspect task's local server, and the tests' and
-benchmarks' way to get a real server (inference.py serves from its own process instead). It spawns a command;
-it never imports the server's code."""
+"""The one way to start a local environment server on a loopback port: `local_server` (inference.py, the Inspect
+task, the tests), in this process or as a child process; `serving` runs any server command (the benchmarks'
+reference servers, the image); `environment_server` is inference.py's choice between a running server, a
+container and a local one. The child-process path spawns a command and never imports the server's code."""
 
 from __future__ import annotations
 
 import contextlib
+import os
 import socket
 import subprocess
+import sys
+import tempfile
+import threading
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
+
+from metric_tracker_rl.settings import ClientSettings
+
+# A child server leaves out, unless asked: the debugger, debug mode, and a secret from the caller's environment.
+STANDARD_MODE = {"ENABLE_WEB_INTERFACE": "false", "METRIC_TRACKER_DEBUG": ""}
+SECRET_VARIABLE = "METRIC_TRACKER_SECRET"
+SERVER_MODULE = "metric_tracker_rl.server.app"
 
 
 def free_port() -> int:
@@ -64,3 +76,94 @@ def serving(command: list[str], port: int, env: dict[str, str], log: IO[bytes], 
         yield process
     finally:
         stop_process(process)
+
+
+@contextlib.contextmanager
+def local_server(*, in_process: bool = False, held_out_secret: str = "", env: dict[str, str] | None = None,
+                 workers: int = 1, module: str = SERVER_MODULE, cwd: Path | None = None,
+                 timeout_s: float = 120.0) -> Iterator[str]:
+    """A standard-mode server (no debugger, no debug mode) on a free loopback port; yields its URL, stops it on exit.
+
+    `in_process`: uvicorn in a thread of this process, which has paid OpenEnv's import already (a second
+    interpreter pays it again: most of a start-up); else `python -m module` as a child process, with `env` on top
+    of this process's environment (`workers`, `module` and `cwd` apply to it). `held_out_secret` serves
+    held-out episodes."""
+    if in_process:
+        with _server_thread(held_out_secret, timeout_s) as url:
+            yield url
+        return
+    port = free_port()
+    child_env = {**os.environ, **STANDARD_MODE}
+    child_env.pop(SECRET_VARIABLE, None)
+    if held_out_secret:
+        child_env[SECRET_VARIABLE] = held_out_secret
+    child_env.update(env or {})
+    command = [sys.executable, "-m", module, "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)]
+    if child_env["ENABLE_WEB_INTERFACE"] == "false":
+        command.append("--no-web")
+    with tempfile.TemporaryFile() as log, serving(command, port, child_env, log, cwd=cwd, timeout_s=timeout_s):
+        yield f"http://127.0.0.1:{port}"
+
+
+@contextlib.contextmanager
+def _server_thread(held_out_secret: str, timeout_s: float) -> Iterator[str]:
+    import uvicorn
+
+    from metric_tracker_rl.server.app import build_app, websocket_options
+    from metric_tracker_rl.settings import ServerSettings
+
+    overrides = {"held_out_secret": held_out_secret} if held_out_secret else {}
+    settings = ServerSettings.load(enable_web_interface=False, debug=False, **overrides)
+    listener = socket.create_server(("127.0.0.1", 0))
+    url = f"http://127.0.0.1:{listener.getsockname()[1]}"
+    server = uvicorn.Server(uvicorn.Config(build_app(settings=settings), log_level="warning", **websocket_options()))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [listener]}, name="environment-server",
+                              daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + timeout_s
+        while not server.started:
+            if not thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError(f"the in-process server did not start within {timeout_s:.0f} s")
+            time.sleep(0.02)
+        yield url
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
+        listener.close()
+
+
+def environment_server(settings: ClientSettings) -> contextlib.AbstractContextManager[str]:
+    """Where a client run (inference.py) finds its server: METRIC_TRACKER_URL, else a container of
+    LOCAL_IMAGE_NAME, else a server in this process. Where it started one, it says so on stderr."""
+    if settings.server_url:
+        return contextlib.nullcontext(settings.server_url.rstrip("/"))
+    if settings.image_name:
+        return _docker_server(settings.image_name, settings.server_start_timeout_s)
+    return _noted(local_server(in_process=True, timeout_s=settings.server_start_timeout_s), "in this process")
+
+
+@contextlib.contextmanager
+def _noted(server: contextlib.AbstractContextManager[str], where: str) -> Iterator[str]:
+    with server as url:
+        print(f"[INFO] started local server {where} url={url}", file=sys.stderr, flush=True)
+        yield url
+    print(f"[INFO] stopped local server url={url}", file=sys.stderr, flush=True)
+
+
+@contextlib.contextmanager
+def _docker_server(image: str, start_timeout_s: float) -> Iterator[str]:
+    from openenv.core.containers.runtime.providers import LocalDockerProvider
+
+    try:
+        provider = LocalDockerProvider()
+    except RuntimeError as exc:
+        raise RuntimeError(f"cannot start image {image!r}: {exc} Set METRIC_TRACKER_URL to use a running server, "
+                           "or unset LOCAL_IMAGE_NAME / IMAGE_NAME to start a local server process.") from exc
+    try:
+        url = provider.start_container(image)
+        print(f"[INFO] started container from {image} at {url}", file=sys.stderr, flush=True)
+        provider.wait_for_ready(url, timeout_s=start_timeout_s)
+        yield url
+    finally:
+        provider.stop_container()

@@ -3,8 +3,9 @@
 A training run holds episodes open for hours against a server that restarts now and then (a deploy, an
 out-of-memory kill, a Space rebuild, a replica drained behind a load balancer). Starting an episode is where a
 client can wait: `reset_until_served` retries a reset with capped exponential backoff and jitter until a deadline
-(`METRIC_TRACKER_RETRY_DEADLINE_S`, default 300 s, long enough for a Space to restart), writing one line per
-wait, and only then raises `ServerUnavailable` with the URL and the last error. A step cannot be retried (its
+(`ClientSettings.retry_deadline_s`: `METRIC_TRACKER_RETRY_DEADLINE_S`, default 300 s, long enough for a Space
+to restart), writing one line per wait, and only then raises `ServerUnavailable` with the
+URL and the last error. A step cannot be retried (its
 episode lived on the server that went away): `lost_connection_text` is what a tool call answers instead.
 
 Used by the TRL class (`tool_env.py`), `inference.py` and the Inspect solver, so they all wait alike.
@@ -15,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import random
 import time
 from collections.abc import Awaitable, Callable, Iterator
@@ -24,7 +24,6 @@ from typing import TypeVar
 from websockets.exceptions import ConnectionClosed
 
 RETRY_DEADLINE_VAR = "METRIC_TRACKER_RETRY_DEADLINE_S"
-DEFAULT_RETRY_DEADLINE_S = 300.0
 FIRST_WAIT_S = 0.5
 MAX_WAIT_S = 15.0
 # Close code 1001 "going away": a server that stops sends it to every session it closes.
@@ -49,20 +48,6 @@ def is_transient(error: BaseException) -> bool:
 def describe(error: BaseException) -> str:
     text = " ".join(str(error).split()) or "no message"
     return f"{type(error).__name__}: {text[:300]}"
-
-
-def retry_deadline_s() -> float:
-    """The retry deadline from the environment; a value that is not a number of seconds is a clear error."""
-    raw = (os.getenv(RETRY_DEADLINE_VAR) or "").strip()
-    if not raw:
-        return DEFAULT_RETRY_DEADLINE_S
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ValueError(f"{RETRY_DEADLINE_VAR} must be a number of seconds, got {raw!r}") from None
-    if not value >= 0:
-        raise ValueError(f"{RETRY_DEADLINE_VAR} must be 0 or more seconds, got {raw!r}")
-    return value
 
 
 def backoff_waits(rng: random.Random | None = None) -> Iterator[float]:
@@ -102,11 +87,11 @@ class _Attempts:
 
 
 def reset_until_served(reset: Callable[[], T], drop_connection: Callable[[], None], url: str, *,
-                       deadline_s: float | None = None, clock: Callable[[], float] = time.monotonic,
+                       deadline_s: float, clock: Callable[[], float] = time.monotonic,
                        sleep: Callable[[float], None] = time.sleep) -> T:
     """`reset()`, retried on connection errors until it answers or the deadline passes (then ServerUnavailable).
     `drop_connection()` discards a dead connection before each new attempt."""
-    attempts = _Attempts(url, retry_deadline_s() if deadline_s is None else deadline_s, clock)
+    attempts = _Attempts(url, deadline_s, clock)
     while True:
         try:
             return reset()
@@ -118,10 +103,10 @@ def reset_until_served(reset: Callable[[], T], drop_connection: Callable[[], Non
 
 
 async def areset_until_served(reset: Callable[[], Awaitable[T]], drop_connection: Callable[[], Awaitable[None]],
-                              url: str, *, deadline_s: float | None = None,
+                              url: str, *, deadline_s: float,
                               clock: Callable[[], float] = time.monotonic) -> T:
     """`reset_until_served` for asyncio clients (the Inspect solver)."""
-    attempts = _Attempts(url, retry_deadline_s() if deadline_s is None else deadline_s, clock)
+    attempts = _Attempts(url, deadline_s, clock)
     while True:
         try:
             return await reset()

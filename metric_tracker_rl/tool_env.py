@@ -8,7 +8,7 @@ The tool methods are generated from the tool registry and the two submission too
 signature and docstring come from its pydantic argument model, so the schema the model sees cannot drift from
 what the server validates. A tool mistake comes back as text the model can read; it never raises.
 
-Settings (environment variables, read when an instance is built):
+Settings (`ClientSettings`, read from the environment when an instance is built; see docs/settings.md):
 
 - `METRIC_TRACKER_URL`: the server (default `http://127.0.0.1:8000`); each instance holds one WebSocket session.
 - `METRIC_TRACKER_RESET`: a JSON object of reset settings applied under every dataset row (default `{}`).
@@ -20,8 +20,6 @@ Settings (environment variables, read when an instance is built):
 from __future__ import annotations
 
 import inspect
-import json
-import os
 from collections.abc import Callable
 from types import UnionType
 from typing import Any, Union, get_args, get_origin
@@ -31,6 +29,7 @@ from websockets.exceptions import ConnectionClosed
 
 from metric_tracker_rl.client import MetricTrackerRlEnv
 from metric_tracker_rl.reconnect import lost_connection_text, reset_until_served
+from metric_tracker_rl.settings import DEFAULT_SERVER_URL, ClientSettings
 from metric_tracker_rl.tasks import RESET_KEYS
 from metric_tracker_rl.tool_calls import (
     ModelTool,
@@ -40,14 +39,9 @@ from metric_tracker_rl.tool_calls import (
     tool_action,
 )
 
-URL_VAR = "METRIC_TRACKER_URL"
+URL_VAR = "METRIC_TRACKER_URL"  # what a trainer sets: TRL builds instances with no arguments
 RESET_VAR = "METRIC_TRACKER_RESET"
-DEFAULT_URL = "http://127.0.0.1:8000"
 RETURNS = "The result as text: the tool's result (tables strongest first), or the grading, and the budgets left."
-
-
-def _setting(name: str, default: str) -> str:
-    return (os.getenv(name) or "").strip() or default
 
 
 def _plain_annotation(annotation: Any) -> Any:
@@ -133,12 +127,13 @@ def _tool_method(tool: ModelTool) -> Callable[..., str]:
 class MetricTrackerToolEnv:
     """One rollout's episode on a running server, with one method per model tool (see the module docstring)."""
 
-    def __init__(self) -> None:
-        self._url = _setting(URL_VAR, DEFAULT_URL).rstrip("/")
-        self._reset_defaults: dict[str, Any] = json.loads(_setting(RESET_VAR, "{}"))
-        self._client = MetricTrackerRlEnv(
-            base_url=self._url, connect_timeout_s=float(_setting("OPENENV_CONNECT_TIMEOUT_S", "30")),
-            message_timeout_s=float(_setting("OPENENV_MESSAGE_TIMEOUT_S", "180"))).sync()
+    def __init__(self, settings: ClientSettings | None = None) -> None:
+        settings = settings or ClientSettings.load()  # TRL builds instances with no arguments
+        self._url = (settings.server_url or DEFAULT_SERVER_URL).rstrip("/")
+        self._reset_defaults = settings.reset_defaults
+        self._retry_deadline_s = settings.retry_deadline_s
+        self._client = MetricTrackerRlEnv(base_url=self._url, connect_timeout_s=settings.connect_timeout_s,
+                                          message_timeout_s=settings.message_timeout_s).sync()
         self._rewards: list[float] = []
         self._started = False
         self._done = False
@@ -150,7 +145,7 @@ class MetricTrackerToolEnv:
         # TRL keeps instances between batches: the server may have reaped an idle session meanwhile, or be
         # restarting. A reset that raised would end the training step, so it waits for the server instead.
         observation = reset_until_served(lambda: self._client.reset(**settings), self._client.disconnect,
-                                         self._url).observation
+                                         self._url, deadline_s=self._retry_deadline_s).observation
         if observation.status == "error":
             raise ValueError(f"the dataset row {settings} cannot start an episode: {observation.message}")
         self._rewards, self._started, self._done = [], True, False

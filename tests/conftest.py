@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import os
-import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from metric_tracker_rl import local_server
-from metric_tracker_rl.local_server import free_port
+from metric_tracker_rl.local_server import free_port  # noqa: F401 - the tests import it from here
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -28,14 +26,10 @@ def serving(command: list[str], port: int, env: dict[str, str], timeout_s: float
 @contextlib.contextmanager
 def running_server(extra_env: dict[str, str] | None = None, workers: int = 1,
                    timeout_s: float = 90.0) -> Iterator[str]:
-    """Start `python -m server.app` on a free loopback port; yield its base URL; stop it."""
-    port = free_port()
-    env = {**os.environ, "ENABLE_WEB_INTERFACE": "false", **(extra_env or {})}
-    command = [sys.executable, "-m", "server.app", "--host", "127.0.0.1", "--port", str(port),
-               "--workers", str(workers)]
-    if env.get("ENABLE_WEB_INTERFACE") == "false":
-        command.append("--no-web")
-    with serving(command, port, env, timeout_s) as url:
+    """Start `python -m server.app` (the repository's layout entry point) on a free loopback port; yield its base
+    URL; stop it."""
+    with local_server.local_server(env=extra_env, workers=workers, module="server.app", cwd=ROOT,
+                                   timeout_s=timeout_s) as url:
         yield url
 
 

@@ -13,11 +13,14 @@ import yaml
 from fastapi.testclient import TestClient
 
 from metric_tracker_rl.server.lifecycle import READY_PATH, STEP_GRACE_S
-from metric_tracker_rl.server.serving import DEFAULT_DRAIN_S, DRAIN_VAR, FORWARDED_VAR, trusted_proxies
+from metric_tracker_rl.settings import DEFAULT_DRAIN_S, ServerSettings
 
 ROOT = Path(__file__).resolve().parents[1]
 DEPLOY = ROOT / "deploy"
 CODE = [*ROOT.glob("metric_tracker_rl/**/*.py"), *ROOT.glob("server/*.py"), ROOT / "inference.py"]
+
+DRAIN_VAR = "METRIC_TRACKER_DRAIN_S"
+FORWARDED_VAR = "FORWARDED_ALLOW_IPS"
 
 
 def kubernetes() -> dict[str, dict]:
@@ -135,7 +138,7 @@ def trusted_under(settings: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> 
         monkeypatch.delenv(name, raising=False)
     if FORWARDED_VAR in settings:
         monkeypatch.setenv(FORWARDED_VAR, settings[FORWARDED_VAR])
-    return trusted_proxies()
+    return ServerSettings.load().trusted_proxies()
 
 
 LAN_AND_CLUSTER_PEERS = ("10.1.2.3", "172.17.0.5", "172.30.0.130", "192.168.1.20", "127.0.0.2")
@@ -172,7 +175,7 @@ def test_kubernetes_has_no_proxy_to_trust_and_the_image_trusts_networks_only_on_
     assert FORWARDED_VAR not in settings["kubernetes"] and FORWARDED_VAR not in settings["image"]
     monkeypatch.delenv(FORWARDED_VAR, raising=False)
     monkeypatch.setenv("SPACE_ID", "someone/metric_tracker_rl")  # set by Hugging Face in a Space's container
-    assert counted_client(trusted_proxies(), "10.1.2.3", "203.0.113.7") == "203.0.113.7"
+    assert counted_client(ServerSettings.load().trusted_proxies(), "10.1.2.3", "203.0.113.7") == "203.0.113.7"
 
 
 def trainer_sessions() -> int:

@@ -4,7 +4,6 @@ OpenAI-compatible server (loopback only) driven by the real `openai` client."""
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import json
 import os
 import re
@@ -20,9 +19,13 @@ import httpx
 import pytest
 from conftest import ROOT, free_port
 
+import inference
 from metric_tracker_rl import DEFAULT_TASK_ORDER, MetricSubmissionRow, PayloadGeneratorMethod
+from metric_tracker_rl.agents.llm import LlmPolicy
 from metric_tracker_rl.analysis_tools import TOOL_REGISTRY
+from metric_tracker_rl.baseline_log import format_action, open_interval
 from metric_tracker_rl.reconnect import RETRY_DEADLINE_VAR
+from metric_tracker_rl.settings import DEFAULT_API_BASE_URL, ClientSettings
 from metric_tracker_rl.tool_calls import model_schema, read_observation
 
 pytestmark = pytest.mark.slow  # starts server processes or a browser
@@ -30,18 +33,15 @@ pytestmark = pytest.mark.slow  # starts server processes or a browser
 START = re.compile(r"^\[START\] task=(\S+) env=metric_tracker_rl model=(\S+)$")
 STEP = re.compile(r"^\[STEP\] step=(\d+) action=(\S+) reward=(\d\.\d\d) done=(true|false) error=(\S.*)$")
 END = re.compile(r"^\[END\] success=(true|false) steps=(\d+) score=(\d\.\d\d) rewards=((?:\d\.\d\d)(?:,\d\.\d\d)*)?$")
-ISOLATED = ("API_KEY", "HF_TOKEN", "OPENAI_API_KEY", "BASE_URL", "IMAGE_NAME", "LOCAL_IMAGE_NAME", "MODEL_NAME",
-            "API_BASE_URL", "MAX_TOOL_ROUNDS", RETRY_DEADLINE_VAR)
+ISOLATED = tuple(ClientSettings.variables())  # a run here reads only what a test sets
 
 
-@pytest.fixture(scope="module")
-def inference() -> Any:
-    """inference.py imported in-process (it is a script at the root, not part of the package)."""
-    spec = importlib.util.spec_from_file_location("inference", ROOT / "inference.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses resolve their annotations through sys.modules
-    spec.loader.exec_module(module)
-    return module
+@pytest.fixture
+def settings_from(monkeypatch: pytest.MonkeyPatch) -> Any:
+    """ClientSettings from the given values only, whatever this process's environment holds."""
+    for name in ISOLATED:
+        monkeypatch.delenv(name, raising=False)
+    return ClientSettings
 
 
 def run_inference(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
@@ -140,7 +140,8 @@ def fake_model(script: list[dict[str, Any]]) -> Iterator[tuple[str, list[dict[st
 
 
 def model_env(model_url: str, server_url: str, **extra: str) -> dict[str, str]:
-    return {"API_BASE_URL": model_url, "API_KEY": "test-key", "MODEL_NAME": "fake-model", "BASE_URL": server_url,
+    return {"API_BASE_URL": model_url, "API_KEY": "test-key", "MODEL_NAME": "fake-model",
+            "METRIC_TRACKER_URL": server_url,
             "MODEL_MAX_RETRIES": "0", **extra}
 
 
@@ -151,8 +152,8 @@ def tool_messages(request: dict[str, Any]) -> list[str]:
 # --- unit checks of the tool list and the action field ----------------------------------------------
 
 
-def test_tool_definitions_come_from_the_registry_and_the_models(inference: Any) -> None:
-    tools = {t["function"]["name"]: t["function"] for t in inference.tool_definitions()}
+def test_tool_definitions_come_from_the_registry_and_the_models() -> None:
+    tools = {t["function"]["name"]: t["function"] for t in LlmPolicy(client=None, settings=ClientSettings()).tools}
     offered = {name for name, spec in TOOL_REGISTRY.items() if spec.offered}
     assert set(tools) == offered | {"submit_report", "submit_generators"}
     for name in offered:
@@ -166,11 +167,11 @@ def test_tool_definitions_come_from_the_registry_and_the_models(inference: Any) 
                                            if not prop.get("hidden_from_models")]
 
 
-def test_action_field_is_one_clipped_token(inference: Any) -> None:
-    text = inference.format_action("preview_submission", {"rows": [{"note": "two words\nand a line"}] * 40})
+def test_action_field_is_one_clipped_token() -> None:
+    text = format_action("preview_submission", {"rows": [{"note": "two words\nand a line"}] * 40})
     assert len(text) == 220 and not re.search(r"\s", text)
-    assert inference.format_action("task_overview", {}) == "task_overview()"
-    assert [inference.open_interval(v) for v in (0.0, 0.5, 1.0)] == [0.01, 0.5, 0.99]
+    assert format_action("task_overview", {}) == "task_overview()"
+    assert [open_interval(v) for v in (0.0, 0.5, 1.0)] == [0.01, 0.5, 0.99]
 
 
 def test_scripted_agent_is_deterministic_and_skips_annotated_dates() -> None:
@@ -261,7 +262,8 @@ def test_a_keyless_local_model_is_used_and_its_failure_is_an_error(server_url: s
     with fake_model(script) as (model_url, requests):
         url = model_url if failure == "404" else f"http://127.0.0.1:{free_port()}/v1"
         result = run_inference("--tasks", "easy_single_spike", env={
-            "API_BASE_URL": url, "MODEL_NAME": "local-model", "BASE_URL": server_url, "MODEL_MAX_RETRIES": "0"})
+            "API_BASE_URL": url, "MODEL_NAME": "local-model", "METRIC_TRACKER_URL": server_url,
+            "MODEL_MAX_RETRIES": "0"})
     assert result.returncode == 1, result.stderr
     (task,) = parse_log(result.stdout, ["easy_single_spike"], "local-model")
     assert task["steps"][-1]["error"] is not None
@@ -300,9 +302,11 @@ def test_offline_run_serves_the_environment_itself_and_stops_it(tmp_path: Path) 
 
 
 def test_unreachable_environment_still_prints_start_and_end() -> None:
-    """The first task waits out the retry deadline; the others fail at once with the same cause."""
+    """The first task waits out the retry deadline; the others fail at once with the same cause. (The server is
+    named by BASE_URL, METRIC_TRACKER_URL's deprecated name, which still works and says so once.)"""
     result = run_inference(env={"BASE_URL": f"http://127.0.0.1:{free_port()}", RETRY_DEADLINE_VAR: "1.5"})
     assert result.returncode == 1
+    assert result.stderr.count("BASE_URL is deprecated, set METRIC_TRACKER_URL instead") == 1
     tasks = parse_log(result.stdout, list(DEFAULT_TASK_ORDER), "scripted")
     assert all(not t["success"] and not t["steps"] and t["score"] == 0.01 for t in tasks)
     assert result.stderr.count("retrying in") >= 1 and "did not start an episode" in result.stderr
@@ -310,33 +314,45 @@ def test_unreachable_environment_still_prints_start_and_end() -> None:
     assert len(errors) == len(DEFAULT_TASK_ORDER) and all("ServerUnavailable" in line for line in errors), errors
 
 
-def test_unknown_agent_and_missing_key_are_usage_errors(inference: Any, monkeypatch: pytest.MonkeyPatch,
+def test_unknown_agent_and_missing_key_are_usage_errors(settings_from: Any,
                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    offline = settings_from()
     with pytest.raises(SystemExit) as exit_info:
-        inference.parse_args(["--agent", "no_such_agent"])
+        inference.parse_args(["--agent", "no_such_agent"], offline)
     message = capsys.readouterr().err
     assert exit_info.value.code == 2 and "no_such_agent" in message and "scripted" in message
-    monkeypatch.setattr(inference, "API_KEY", None)
     with pytest.raises(SystemExit):
-        inference.parse_args(["--agent", "llm"])
+        inference.parse_args(["--agent", "llm"], offline)
     assert "API_KEY" in capsys.readouterr().err
-    assert inference.parse_args([]).agent == "scripted"
-    monkeypatch.setattr(inference, "MODEL_REQUESTED", True)
-    monkeypatch.setattr(inference, "API_BASE_URL", "http://127.0.0.1:8001/v1")
-    assert inference.parse_args([]).agent == "llm"  # a keyless local endpoint
-    monkeypatch.setattr(inference, "API_BASE_URL", inference.DEFAULT_API_BASE_URL)
-    monkeypatch.setattr(inference, "MODEL_REQUESTED", False)
-    monkeypatch.setattr(inference, "API_KEY", "key")
-    assert inference.parse_args(["--tasks", "hard_mixed_multi"]).agent == "llm"
+    assert inference.parse_args([], offline).agent == "scripted"
+    local = settings_from(api_base_url="http://127.0.0.1:8001/v1", model_name="local-model")
+    assert inference.parse_args([], local).agent == "llm"  # a keyless local endpoint
+    assert inference.parse_args(["--tasks", "hard_mixed_multi"], settings_from(api_key="key")).agent == "llm"
+    assert settings_from(api_base_url=DEFAULT_API_BASE_URL).model_requested()  # named, even as the default
     with pytest.raises(SystemExit):
-        inference.parse_args(["--tasks", "no_such_task"])
+        inference.parse_args(["--tasks", "no_such_task"], offline)
     assert "hard_mixed_multi" in capsys.readouterr().err
 
 
-def test_help_lists_the_environment_variables_it_reads(inference: Any, capsys: pytest.CaptureFixture[str]) -> None:
+def test_sft_episodes_are_the_train_splits_tasks(settings_from: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    from metric_tracker_rl.task_splits import TRAIN_SEED_BASE, get_split
+
+    train = get_split("train")
+    episodes = inference.parse_args(["--episodes", "3", "--first-task", "5"], settings_from()).episode_specs
+    assert [e.reset_kwargs for e in episodes] == [train.task(index) for index in (5, 6, 7)]
+    # --seed from the train split's base names the same tasks (the documented SFT command)
+    by_seed = inference.parse_args(["--episodes", "3", "--seed", str(TRAIN_SEED_BASE + 5)], settings_from())
+    assert by_seed.episode_specs == episodes
     with pytest.raises(SystemExit):
-        inference.parse_args(["--help"])
-    text = capsys.readouterr().out
-    source = (ROOT / "inference.py").read_text()
-    read = set(re.findall(r'_env\("([A-Z_]+)"', source)) | {RETRY_DEADLINE_VAR}
-    assert read and all(name in text for name in read), sorted(name for name in read if name not in text)
+        inference.parse_args(["--episodes", "2", "--seed", "50"], settings_from())
+    assert "--first-task" in capsys.readouterr().err
+
+
+def test_help_lists_the_environment_variables_it_reads(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        inference.parse_args(["--help"], ClientSettings())
+    text = " ".join(capsys.readouterr().out.split())
+    assert RETRY_DEADLINE_VAR in text
+    for name, field in ClientSettings.model_fields.items():
+        if name != "reset_defaults":  # the TRL class's only
+            assert " / ".join(field.validation_alias.choices) in text and " ".join(field.description.split()) in text

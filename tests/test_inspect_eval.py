@@ -331,8 +331,8 @@ def submits_an_empty_report(messages: list[ChatMessage], *_: Any) -> ModelOutput
 
 def test_a_held_out_eval_starts_its_local_server_with_a_secret(tmp_path: Path,
                                                                monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("BASE_URL", raising=False)
-    monkeypatch.delenv("METRIC_TRACKER_SECRET", raising=False)
+    for name in ("METRIC_TRACKER_URL", "BASE_URL", "METRIC_TRACKER_SECRET"):
+        monkeypatch.delenv(name, raising=False)
     log = run_eval(submits_an_empty_report, tmp_path, tasks="easy_single_spike", held_out=True)
     config = log.samples[0].scores["episode_score"].metadata["config"]
     assert config["held_out"] is True and config["standard"] is True
@@ -374,8 +374,8 @@ print(json.dumps({"status": log.status, "task": log.eval.task, "urls": urls, "ru
 
 def test_without_a_url_a_local_server_runs_for_the_run_only(tmp_path: Path) -> None:
     """Run as `inspect eval metric_tracker_rl/metric_tracker` would, by the entry point's name, from a directory
-    outside the checkout and without BASE_URL."""
-    env = {key: value for key, value in os.environ.items() if key != "BASE_URL"}
+    outside the checkout and without a server URL."""
+    env = {key: value for key, value in os.environ.items() if key not in ("METRIC_TRACKER_URL", "BASE_URL")}
     completed = subprocess.run([sys.executable, "-c", LOCAL_SERVER_RUN, str(tmp_path / "logs")], cwd=tmp_path,
                                env=env, capture_output=True, text=True, timeout=300)
     assert completed.returncode == 0, completed.stderr[-3000:]
@@ -392,6 +392,7 @@ def test_the_documented_offline_smoke_command_runs_without_a_network(tmp_path: P
     assert "--max-retries" in docs and "--timeout" in docs
     blocked = {**os.environ, "HF_HUB_OFFLINE": "1", "HTTPS_PROXY": "http://127.0.0.1:9", "HTTP_PROXY":
                "http://127.0.0.1:9", "NO_PROXY": "127.0.0.1,localhost"}
+    blocked.pop("METRIC_TRACKER_URL", None)
     blocked.pop("BASE_URL", None)
     completed = subprocess.run([sys.executable, "-m", "metric_tracker_rl.inspect_eval.smoke", "--log-dir",
                                 str(tmp_path / "logs")], cwd=ROOT, env=blocked, capture_output=True, text=True,

@@ -25,14 +25,14 @@ from metric_tracker_rl.reconnect import (
     ServerUnavailable,
     backoff_waits,
     reset_until_served,
-    retry_deadline_s,
 )
 from metric_tracker_rl.server.lifecycle import GOING_AWAY, STOPPING_REASON, Lifecycle, _Session
-from metric_tracker_rl.server.serving import DRAIN_VAR, drain_seconds
+from metric_tracker_rl.settings import ClientSettings, ServerSettings, SettingsError
 from metric_tracker_rl.tool_calls import read_observation
 from metric_tracker_rl.tool_env import URL_VAR, MetricTrackerToolEnv
 
 pytestmark = pytest.mark.slow
+DRAIN_VAR = "METRIC_TRACKER_DRAIN_S"
 
 
 def server_command(port: int, workers: int = 1) -> list[str]:
@@ -85,11 +85,11 @@ def test_a_mistake_is_not_retried() -> None:
 @pytest.mark.parametrize("raw", ["soon", "-1"])
 def test_bad_settings_are_clear_errors(raw: str, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(RETRY_DEADLINE_VAR, raw)
-    with pytest.raises(ValueError, match=RETRY_DEADLINE_VAR):
-        retry_deadline_s()
+    with pytest.raises(SettingsError, match=RETRY_DEADLINE_VAR):
+        ClientSettings.load()
     monkeypatch.setenv(DRAIN_VAR, raw)
-    with pytest.raises(ValueError, match=DRAIN_VAR):
-        drain_seconds()
+    with pytest.raises(SettingsError, match=DRAIN_VAR):
+        ServerSettings.load()
 
 
 def test_a_drain_waits_for_the_step_in_flight_then_closes_with_going_away() -> None:

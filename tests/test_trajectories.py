@@ -14,6 +14,7 @@ import pytest
 from conftest import ROOT
 
 from metric_tracker_rl import MetricTrackerRlEnv
+from metric_tracker_rl.task_splits import get_split
 from metric_tracker_rl.tool_calls import SUBMIT_GENERATORS, SUBMIT_REPORT, openai_tools, render_observation, tool_action
 
 pytestmark = pytest.mark.slow  # runs the trajectory script in a subprocess
@@ -32,8 +33,8 @@ def trajectories(server_url: str, tmp_path_factory: pytest.TempPathFactory) -> d
     for agent in AGENTS:
         result = subprocess.run(
             [sys.executable, "inference.py", "--agent", agent, "--trajectories", str(directory),
-             "--episodes", str(EPISODES), "--seed", "50"],
-            cwd=ROOT, env={**env, "BASE_URL": server_url}, capture_output=True, text=True, timeout=600)
+             "--episodes", str(EPISODES), "--first-task", "50"],
+            cwd=ROOT, env={**env, "METRIC_TRACKER_URL": server_url}, capture_output=True, text=True, timeout=600)
         assert result.returncode == 0, result.stderr
         assert f"{EPISODES}/{EPISODES} episodes" in result.stderr  # the progress bar
         lines = (directory / f"{agent}.jsonl").read_text(encoding="utf-8").splitlines()
@@ -72,8 +73,8 @@ def check_record(record: dict[str, Any]) -> None:
 
 def test_every_record_has_the_sft_chat_format(trajectories: dict[str, list[dict[str, Any]]]) -> None:
     for agent, records in trajectories.items():
-        assert [r["reset"] for r in records] == [{"seed": 50 + i, "difficulty": d}
-                                                     for i, d in enumerate(("easy", "medium", "hard", "frontier"))]
+        # the Task API's train split, from --first-task
+        assert [r["reset"] for r in records] == [get_split("train").task(50 + i) for i in range(EPISODES)]
         for record in records:
             assert record["agent"] == agent and record["error"] is None
             check_record(record)

@@ -243,7 +243,7 @@ def trajectory_files(server_url: str, tmp_path_factory: pytest.TempPathFactory) 
         result = subprocess.run(
             [sys.executable, "inference.py", "--agent", agent, "--trajectories", str(directory), "--episodes", "2",
              "--seed", "1000000"],
-            cwd=ROOT, env={**env, "BASE_URL": server_url}, capture_output=True, text=True, timeout=600)
+            cwd=ROOT, env={**env, "METRIC_TRACKER_URL": server_url}, capture_output=True, text=True, timeout=600)
         assert result.returncode == 0, result.stderr
         paths.append(directory / f"{agent}.jsonl")
     return paths

@@ -32,7 +32,7 @@ def metric_tracker(
       seeds: episodes per difficulty in the seed sweep (0: no sweep).
       offset: the sweep's first episode in each difficulty's calibration sweep (to split a sweep into parts).
       held_out: run held-out episodes (the server mixes a secret into every random stream).
-      base_url: URL of a running server; default: BASE_URL, else a local server process for the run.
+      base_url: URL of a running server; default: METRIC_TRACKER_URL, else a local server process for the run.
       max_turns: model turns per episode at most.
     """
     return Task(

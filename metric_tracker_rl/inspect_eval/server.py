@@ -1,31 +1,24 @@
 """Where the eval's environment server comes from, decided as inference.py decides it: a URL (the task's
-`base_url` argument, else the BASE_URL environment variable), else a local server process on a loopback port,
+`base_url` argument, else METRIC_TRACKER_URL), else a local server process on a loopback port (`local_server`),
 started when the first sample needs it and stopped when the Inspect run ends (or at interpreter exit)."""
 
 from __future__ import annotations
 
 import atexit
-import os
 import secrets
-import sys
-import tempfile
 import threading
 from contextlib import ExitStack
 
 import anyio
 from inspect_ai.hooks import Hooks, RunEnd, hooks
 
-from metric_tracker_rl.local_server import free_port, serving
-
-# The held-out secret the server reads (mixed into every random stream so that the public package
-# cannot rebuild an episode from its seed).
-SECRET_VARIABLE = "METRIC_TRACKER_SECRET"
-START_TIMEOUT_S = 120.0
+from metric_tracker_rl.local_server import local_server
+from metric_tracker_rl.settings import ClientSettings, ServerSettings
 
 
-def configured_url(base_url: str | None) -> str | None:
-    """The URL of a running server, if one was named: the task argument first, then BASE_URL."""
-    url = (base_url or os.getenv("BASE_URL") or "").strip()
+def configured_url(base_url: str | None, settings: ClientSettings) -> str | None:
+    """The URL of a running server, if one was named: the task argument first, then METRIC_TRACKER_URL."""
+    url = (base_url or settings.server_url or "").strip()
     return url.rstrip("/") or None
 
 
@@ -36,30 +29,25 @@ class LocalServers:
         self._servers: dict[bool, tuple[str, ExitStack]] = {}
         self._lock = threading.Lock()
 
-    async def url(self, held_out: bool) -> str:
+    async def url(self, held_out: bool, start_timeout_s: float) -> str:
         """The URL of the local server for this mode, starting it on first use (in a worker thread, since
         starting waits for /health)."""
-        return await anyio.to_thread.run_sync(self._ensure, held_out)
+        return await anyio.to_thread.run_sync(self._ensure, held_out, start_timeout_s)
 
-    def _ensure(self, held_out: bool) -> str:
+    def _ensure(self, held_out: bool, start_timeout_s: float) -> str:
         with self._lock:
             if held_out not in self._servers:
-                self._servers[held_out] = self._start(held_out)
+                self._servers[held_out] = self._start(held_out, start_timeout_s)
             return self._servers[held_out][0]
 
     @staticmethod
-    def _start(held_out: bool) -> tuple[str, ExitStack]:
-        port = free_port()
-        command = [sys.executable, "-m", "metric_tracker_rl.server.app", "--host", "127.0.0.1", "--port", str(port),
-                   "--no-web"]
-        env = {**os.environ, "ENABLE_WEB_INTERFACE": "false", "METRIC_TRACKER_DEBUG": ""}
-        env.pop(SECRET_VARIABLE, None)
-        if held_out:
-            env[SECRET_VARIABLE] = os.getenv(SECRET_VARIABLE) or secrets.token_hex(16)
+    def _start(held_out: bool, start_timeout_s: float) -> tuple[str, ExitStack]:
+        # Held out: the deployment's secret when this process has one (episodes comparable across runs), else a
+        # fresh one; the public package cannot rebuild an episode from its seed either way.
+        secret = (ServerSettings.load().held_out_secret or secrets.token_hex(16)) if held_out else ""
         with ExitStack() as stack:
-            log = stack.enter_context(tempfile.TemporaryFile())
-            stack.enter_context(serving(command, port, env, log, timeout_s=START_TIMEOUT_S))
-            return f"http://127.0.0.1:{port}", stack.pop_all()
+            url = stack.enter_context(local_server(held_out_secret=secret, timeout_s=start_timeout_s))
+            return url, stack.pop_all()
 
     def running(self) -> list[str]:
         with self._lock:
@@ -84,6 +72,6 @@ class StopLocalServers(Hooks):
         await anyio.to_thread.run_sync(LOCAL_SERVERS.stop_all)
 
 
-async def server_url(base_url: str | None, held_out: bool) -> str:
-    return configured_url(base_url) or await LOCAL_SERVERS.url(held_out)
+async def server_url(base_url: str | None, held_out: bool, settings: ClientSettings) -> str:
+    return configured_url(base_url, settings) or await LOCAL_SERVERS.url(held_out, settings.server_start_timeout_s)
 

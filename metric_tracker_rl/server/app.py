@@ -3,24 +3,25 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 from typing import TYPE_CHECKING, Any
+
+from metric_tracker_rl.settings import ServerSettings, SettingsError
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
 
     from metric_tracker_rl.environment import MetricTrackerRlEnvironment
 
-DEFAULT_MAX_CONCURRENT_ENVS = 64
-DEFAULT_SESSION_TIMEOUT_S = 900.0
 DEBUG_ENV_VAR = "METRIC_TRACKER_DEBUG"
 SECRET_ENV_VAR = "METRIC_TRACKER_SECRET"  # held-out mode: mixed into every random stream, never shown
+APP_FACTORY = "metric_tracker_rl.server.app:build_app"
 
 
-def build_app(environment: type[MetricTrackerRlEnvironment] | None = None) -> FastAPI:
-    """Settings are read once, here: MAX_CONCURRENT_ENVS, SESSION_TIMEOUT_S, METRIC_TRACKER_DEBUG,
-    ENABLE_WEB_INTERFACE (the debugger at /web; on unless "false"), MAX_SESSIONS_PER_CLIENT and
-    UNRESET_SESSION_GRACE_S (see `sessions`); `main` reads METRIC_TRACKER_DRAIN_S (`lifecycle`).
+def build_app(environment: type[MetricTrackerRlEnvironment] | None = None,
+              settings: ServerSettings | None = None) -> FastAPI:
+    """`settings` default to `ServerSettings.load()`: read once per process, here or in `main` (docs/settings.md).
     `environment` replaces the environment class (the benchmark's reference servers use it). Every way of
     starting the server (`uv run server`, `python -m server.app`, `uvicorn server.app:app`, the image) builds
     the app here, so they all agree; only `main` (the first two and the image) drains on SIGTERM.
@@ -38,35 +39,29 @@ def build_app(environment: type[MetricTrackerRlEnvironment] | None = None) -> Fa
     from metric_tracker_rl.server.sessions import limit_sessions
     from metric_tracker_rl.server.task_api import serve_task_api
 
-    max_sessions = int(os.getenv("MAX_CONCURRENT_ENVS", DEFAULT_MAX_CONCURRENT_ENVS))
-    idle_timeout_s = float(os.getenv("SESSION_TIMEOUT_S", DEFAULT_SESSION_TIMEOUT_S))
-    concurrency = ConcurrencyConfig(max_concurrent_envs=max_sessions, session_timeout=idle_timeout_s)
-    environment = environment or environment_factory(
-        debug=os.getenv(DEBUG_ENV_VAR, "").strip().lower() in {"1", "true", "yes"},
-        held_out_secret=os.getenv(SECRET_ENV_VAR, "").strip())
-    if web_interface_enabled():
+    settings = settings or ServerSettings.load()
+    concurrency = ConcurrencyConfig(max_concurrent_envs=settings.max_concurrent_envs,
+                                    session_timeout=settings.session_timeout_s)
+    environment = environment or environment_factory(debug=settings.debug, held_out_secret=settings.held_out_secret)
+    if settings.enable_web_interface:
         # OpenEnv's create_app reads the same variable but defaults to off; the debugger is on by default here.
         from openenv.core.env_server.web_interface import create_web_interface_app
 
-        from metric_tracker_rl.server.debugger import add_favicon, build_debugger
+        from metric_tracker_rl.server.debugger import add_favicon, debugger_builder
         from metric_tracker_rl.server.web_theme import use_offline_web_theme
 
         use_offline_web_theme()
         app = create_web_interface_app(environment, MetricTrackerRlAction, MetricTrackerRlObservation,
                                        env_name="metric_tracker_rl", concurrency_config=concurrency,
-                                       gradio_builder=build_debugger, show_default_tab=False,
+                                       gradio_builder=debugger_builder(settings.self_url), show_default_tab=False,
                                        state_cls=MetricTrackerRlState)
         add_favicon(app)
     else:
         app = create_fastapi_app(environment, MetricTrackerRlAction, MetricTrackerRlObservation,
                                  env_name="metric_tracker_rl", concurrency_config=concurrency,
                                  state_cls=MetricTrackerRlState)
-    limit_sessions(harden(serve_task_api(app)), max_sessions=max_sessions, idle_timeout_s=idle_timeout_s)
+    limit_sessions(harden(serve_task_api(app)), settings)
     return drain_on_stop(app)
-
-
-def web_interface_enabled() -> bool:
-    return os.getenv("ENABLE_WEB_INTERFACE", "true").strip().lower() not in ("false", "0", "no", "off")
 
 
 def websocket_options() -> dict[str, Any]:
@@ -90,25 +85,39 @@ def __getattr__(name: str) -> FastAPI:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="Serve the metric_tracker_rl environment (the API, and the "
-                                     "debugger at /web).", formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    parser.add_argument("--host", default=os.getenv("HOST", "0.0.0.0"), help="address to listen on (HOST)")
-    parser.add_argument("--port", type=int, default=int(os.getenv("PORT", "8000")), help="port (PORT)")
-    parser.add_argument("--workers", type=int, default=int(os.getenv("WORKERS", "1")),
+                                     "debugger at /web). Settings: docs/settings.md.",
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    try:
+        environment_settings = ServerSettings.load()
+    except SettingsError as exc:
+        parser.exit(2, f"error: {exc}\n")
+    parser.add_argument("--host", default=environment_settings.host, help="address to listen on (HOST)")
+    parser.add_argument("--port", type=int, default=environment_settings.port, help="port (PORT)")
+    parser.add_argument("--workers", type=int, default=environment_settings.workers,
                         help="server processes (WORKERS); each holds its own sessions")
     parser.add_argument("--no-web", action="store_true", help="serve the API without the /web debugger")
     args = parser.parse_args(argv)
+    overrides = {"host": args.host, "port": args.port, "workers": args.workers}
     if args.no_web:
-        os.environ["ENABLE_WEB_INTERFACE"] = "false"  # read by build_app in every worker process
-    problem = port_in_use(args.host, args.port)
+        overrides["enable_web_interface"] = False
+    try:
+        settings = ServerSettings.load(**overrides)
+    except SettingsError as exc:
+        parser.exit(2, f"error: {exc}\n")
+    problem = port_in_use(settings.host, settings.port)
     if problem:
-        parser.exit(1, f"error: cannot listen on {args.host}:{args.port} ({problem}): stop what holds it, or "
-                       f"choose another port with --port N (or PORT=N)\n")
-    print(serving_banner(args.host, args.port, web_interface_enabled()), flush=True)
+        parser.exit(1, f"error: cannot listen on {settings.host}:{settings.port} ({problem}): stop what holds it, "
+                       f"or choose another port with --port N (or PORT=N)\n")
+    print(serving_banner(settings.host, settings.port, settings.enable_web_interface), flush=True)
 
     from metric_tracker_rl.server.serving import serve_with_drain
 
-    serve_with_drain("metric_tracker_rl.server.app:build_app", host=args.host, port=args.port, workers=args.workers,
-                     **websocket_options())
+    if settings.workers > 1:
+        if args.no_web:  # each worker process builds its app from its own environment, inherited from here
+            os.environ["ENABLE_WEB_INTERFACE"] = "false"
+        serve_with_drain(APP_FACTORY, settings, **websocket_options())
+    else:
+        serve_with_drain(functools.partial(build_app, settings=settings), settings, **websocket_options())
 
 
 def port_in_use(host: str, port: int) -> str | None:

@@ -10,8 +10,8 @@ episode no steps. Ground truth appears only when the server runs in debug mode (
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
-import os
 import threading
 import weakref
 from collections.abc import Callable
@@ -29,17 +29,15 @@ from metric_tracker_rl.server import debugger_charts as charts
 from metric_tracker_rl.server import debugger_forms as forms
 from metric_tracker_rl.server import images
 
-SELF_URL_ENV_VAR = "METRIC_TRACKER_SELF_URL"
 CHART_SESSION_STEPS = 500  # the chart session reads every page and every day's hours (the budget's maximum)
 
 
-def own_base_url(request: gr.Request) -> str:
+def own_base_url(request: gr.Request, self_url: str | None) -> str:
     """The address of this server as the tab's own request reached it: the local socket the request arrived
     on (not its Host header, which names a proxy on a Space), so however the server was started and on
-    whatever port, the debugger finds its API. METRIC_TRACKER_SELF_URL overrides it."""
-    override = os.getenv(SELF_URL_ENV_VAR)
-    if override:
-        return override
+    whatever port, the debugger finds its API. `self_url` (METRIC_TRACKER_SELF_URL) overrides it."""
+    if self_url:
+        return self_url
     host, port = request.request.scope["server"]
     return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
@@ -183,8 +181,14 @@ def _chart_box(elem_id: str) -> gr.HTML:
     return gr.HTML("", elem_id=elem_id, css_template=CHART_CSS, js_on_load=None)
 
 
+def debugger_builder(self_url: str | None) -> Callable[..., gr.Blocks]:
+    """OpenEnv's gradio_builder hook for a server whose API the debugger reaches at `self_url` (None: as each
+    request arrived)."""
+    return functools.partial(build_debugger, self_url=self_url)
+
+
 def build_debugger(web_manager: Any, action_fields: Any, metadata: Any, is_chat_env: bool, title: str,
-                   quick_start_md: str) -> gr.Blocks:
+                   quick_start_md: str, *, self_url: str | None) -> gr.Blocks:
     """OpenEnv's gradio_builder hook. The shared `web_manager` environment is deliberately unused: every tab
     gets its own WebSocket session instead."""
     del web_manager, action_fields, is_chat_env, quick_start_md  # the hook's other inputs are not needed here
@@ -269,7 +273,7 @@ def build_debugger(web_manager: Any, action_fields: Any, metadata: Any, is_chat_
 
         def session_for(current: TabSession | None, request: gr.Request) -> TabSession:
             if current is None:
-                current = TabSession(own_base_url(request), browser_address(request))
+                current = TabSession(own_base_url(request, self_url), browser_address(request))
                 open_sessions[request.session_hash] = current
             return current
 

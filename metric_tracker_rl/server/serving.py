@@ -7,58 +7,27 @@ check (5 s) before it imports the application, which takes longer than that on a
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
+from collections.abc import Callable
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import uvicorn
 from uvicorn.supervisors import multiprocess
 
-DRAIN_VAR = "METRIC_TRACKER_DRAIN_S"
-DEFAULT_DRAIN_S = 10.0
-FORWARDED_VAR = "FORWARDED_ALLOW_IPS"
-# A Hugging Face Space's container is reached only through the Space's proxy, which sits on a private network.
-SPACE_PROXY_NETWORKS = ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16")
-LOOPBACK = ("127.0.0.1", "::1")
+if TYPE_CHECKING:
+    from metric_tracker_rl.settings import ServerSettings
 
 
-def trusted_proxies() -> list[str]:
-    """The peers whose X-Forwarded-For header names the client (and so the per-client session cap's client).
-
-    Loopback always, since the debugger's own sessions forward the browser's address from there; then the proxies
-    the deployment names in FORWARDED_ALLOW_IPS. When it names none, on a Hugging Face Space only (SPACE_ID set),
-    the private networks the Space's proxy connects from; anywhere else a peer on a LAN or in a cluster is
-    counted as itself, whatever header it sends."""
-    named = [item.strip() for item in os.getenv(FORWARDED_VAR, "").split(",") if item.strip()]
-    if not named and os.getenv("SPACE_ID"):
-        named = list(SPACE_PROXY_NETWORKS)
-    return list(dict.fromkeys([*LOOPBACK, *named]))
-
-
-def drain_seconds() -> float:
-    """The drain period from the environment; a value that is not a number of seconds is a clear error."""
-    raw = (os.getenv(DRAIN_VAR) or "").strip()
-    if not raw:
-        return DEFAULT_DRAIN_S
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ValueError(f"{DRAIN_VAR} must be a number of seconds, got {raw!r}") from None
-    if not value >= 0:
-        raise ValueError(f"{DRAIN_VAR} must be 0 or more seconds, got {raw!r}")
-    return value
-
-
-def serve_with_drain(app: str, *, host: str, port: int, workers: int, **options: Any) -> None:
-    """`uvicorn.run(app, factory=True, ...)` with DrainingServer in every worker process."""
-    drain_s = drain_seconds()  # a bad value is an error before anything starts
-    config = uvicorn.Config(app, factory=True, host=host, port=port, workers=workers,
-                            forwarded_allow_ips=trusted_proxies(), **options)
-    if workers > 1:
+def serve_with_drain(app: str | Callable[[], Any], settings: ServerSettings, **options: Any) -> None:
+    """`uvicorn.run(app, factory=True, ...)` with DrainingServer in every worker process. `app` is the factory, or
+    with several workers its import string (each worker process imports it)."""
+    config = uvicorn.Config(app, factory=True, host=settings.host, port=settings.port, workers=settings.workers,
+                            forwarded_allow_ips=settings.trusted_proxies(), **options)
+    if settings.workers > 1:
         DrainingSupervisor(config, sockets=[config.bind_socket()]).run()
     else:
-        DrainingServer(config, drain_s).run()
+        DrainingServer(config, settings.drain_s).run()
 
 
 class DrainingServer(uvicorn.Server):
@@ -91,12 +60,14 @@ class DrainingServer(uvicorn.Server):
 class DrainingWorker(multiprocess.Process):
     """One worker process whose server is a DrainingServer where uvicorn would build a plain Server.
 
-    The worker reads METRIC_TRACKER_DRAIN_S itself: it inherits the environment the supervisor checked."""
+    The worker reads its settings itself: it inherits the environment the supervisor checked."""
 
     @property
     def server(self) -> uvicorn.Server:
         if self._server is None:
-            self._server = DrainingServer(self.config, drain_seconds())
+            from metric_tracker_rl.settings import ServerSettings
+
+            self._server = DrainingServer(self.config, ServerSettings.load().drain_s)
         return self._server
 
 

@@ -25,7 +25,6 @@ import asyncio
 import contextlib
 import json
 import math
-import os
 import time
 from dataclasses import dataclass, field
 
@@ -33,8 +32,8 @@ from fastapi import FastAPI
 from openenv.core.env_server.types import WSErrorCode
 
 from metric_tracker_rl.server.hardening import ASGIApp, Message, Receive, Scope, Send
+from metric_tracker_rl.settings import ServerSettings
 
-DEFAULT_UNRESET_GRACE_S = 60.0
 SESSION_PATH = "/ws"
 # WebSocket close code 1013, "Try Again Later": the per-client refusal; 1008 "Policy Violation": no reset.
 TRY_AGAIN_LATER = 1013
@@ -162,14 +161,10 @@ class SessionLimits:
         return json.dumps(reply)
 
 
-def limit_sessions(app: FastAPI, max_sessions: int, idle_timeout_s: float) -> FastAPI:
+def limit_sessions(app: FastAPI, settings: ServerSettings) -> FastAPI:
     """Put `SessionLimits` outermost, configured from MAX_SESSIONS_PER_CLIENT and UNRESET_SESSION_GRACE_S."""
-    per_client = int(os.getenv("MAX_SESSIONS_PER_CLIENT", str(max_sessions)))
-    grace_s = float(os.getenv("UNRESET_SESSION_GRACE_S", str(DEFAULT_UNRESET_GRACE_S)))
-    if per_client < 1 or grace_s <= 0:
-        raise ValueError(f"MAX_SESSIONS_PER_CLIENT must be >= 1 and UNRESET_SESSION_GRACE_S > 0, "
-                         f"got {per_client} and {grace_s}")
-    app.add_middleware(SessionLimits, per_client=per_client if per_client < max_sessions else None,
-                       unreset_grace_s=grace_s, idle_timeout_s=idle_timeout_s)
+    per_client = settings.sessions_per_client()
+    app.add_middleware(SessionLimits, per_client=per_client if per_client < settings.max_concurrent_envs else None,
+                       unreset_grace_s=settings.unreset_session_grace_s, idle_timeout_s=settings.session_timeout_s)
     return app
 
