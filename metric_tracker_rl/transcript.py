@@ -46,25 +46,22 @@ class TaskRun:
 
     label: str
     on_step: StepHook | None = None  # called after every step (step number, action, reward, done, error)
-    session: EpisodeSession | None = None
+    session: EpisodeSession = field(default_factory=lambda: EpisodeSession(env=None))  # replaced by reset
     messages: list[dict[str, Any]] = field(default_factory=list)
 
     def reset(self, env: Any, **kwargs: Any) -> MetricTrackerRlObservation:
-        """Start the episode on `env` (the in-process environment or a sync client); later steps use it too."""
+        """Start the episode on `env` (the in-process environment or a sync client); its steps go to `env` too."""
         self.session = EpisodeSession(env)
         brief = self.session.reset(**kwargs)
-        if brief.status == "error":
+        if self.session.brief_observation is None:
             raise RuntimeError(" ".join(self.session.observation.message.split()))
         self.messages = [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": brief.text}]
         return self.session.brief_observation
 
-    def _session_of(self, env: Any) -> EpisodeSession:
-        if self.session is None or self.session.env is not env:
-            raise RuntimeError("step the environment that reset the episode")
-        return self.session
-
     def step(self, env: Any, action: MetricTrackerRlAction) -> Step:
-        step = self._session_of(env).step(action)
+        if env is not self.session.env:
+            raise RuntimeError("step the environment that reset the episode")
+        step = self.session.step(action)
         if self.on_step is not None:
             error = step.observation.message if step.observation.status == "error" else None
             self.on_step(self.steps, action, step.reward, step.done, error)
@@ -80,35 +77,18 @@ class TaskRun:
         self.messages.append({"role": "tool", "tool_call_id": call_id, "name": name, "content": step.seen.text})
         return step
 
-    @property
-    def observation(self) -> MetricTrackerRlObservation | None:
-        return None if self.session is None else self.session.observation
-
-    @property
-    def steps(self) -> int:
-        return 0 if self.session is None else self.session.steps
-
-    @property
-    def rewards(self) -> list[float]:
-        return [] if self.session is None else self.session.rewards
-
-    @property
-    def done(self) -> bool:
-        return self.session is not None and self.session.done
-
-    @property
-    def graded(self) -> MetricTrackerRlObservation | None:
-        return None if self.session is None else self.session.graded
-
-    @property
-    def config(self) -> dict[str, Any]:
-        """The episode's visible config, from the reset."""
-        return {} if self.session is None else self.session.config
+    # The session's books, under the names inference.py reads.
+    observation = property(lambda self: self.session.observation)
+    steps = property(lambda self: self.session.steps)
+    rewards = property(lambda self: self.session.rewards)
+    done = property(lambda self: self.session.done)
+    graded = property(lambda self: self.session.graded)
+    config = property(lambda self: self.session.config)
 
     @property
     def score(self) -> float:
         """The session's score (the sum of the rewards), within [0, 1]."""
-        return min(1.0, max(0.0, 0.0 if self.session is None else self.session.score))
+        return min(1.0, max(0.0, self.session.score))
 
     def record(self, agent: str, model: str, reset_kwargs: dict[str, Any], error: str | None) -> dict[str, Any]:
         """The episode as one SFT-ready JSONL record: the chat, the tools offered, the score and the config."""
