@@ -11,6 +11,8 @@ results:
 - `action_tool_call(action)`: the inverse, the tool call that an action is (for agents that send actions).
 - `render_observation(observation)`: a step's observation as compact text; `first_prompt(observation)` the episode
   brief after reset.
+- `seen(observation)`: the structured view of what that text shows (explicit status, numbers as shown, typed rows,
+  the brief as data) with the text; `read_observation(text)` reads the same view off the text alone.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -344,10 +346,13 @@ def _family_text(family: dict[str, Any]) -> dict[str, Any]:
             for key, value in family.items()}
 
 
+def _brief_text(data: dict[str, Any]) -> dict[str, Any]:
+    return {**data, "families": [_family_text(family) for family in data["families"]]}
+
+
 def brief(observation: MetricTrackerRlObservation) -> dict[str, Any]:
     """`brief_data` as the text shows it (the value `first_prompt` renders)."""
-    data = brief_data(observation)
-    return {**data, "families": [_family_text(family) for family in data["families"]]}
+    return _brief_text(brief_data(observation))
 
 
 def published_fluctuation_bounds(difficulty: str) -> dict[str, Any]:
@@ -361,7 +366,11 @@ FIRST_PROMPT_NEXT = "investigate with the tools, then submit one report"
 
 def first_prompt(observation: MetricTrackerRlObservation) -> str:
     """The user message that opens an episode: its brief, then what to do."""
-    return view.render({**brief(observation), "next": FIRST_PROMPT_NEXT})
+    return _first_prompt_text(brief_data(observation))
+
+
+def _first_prompt_text(data: dict[str, Any]) -> str:
+    return view.render({**_brief_text(data), "next": FIRST_PROMPT_NEXT})
 
 
 # --- the structured view (reference agents decide from it) -------------------------------------------
@@ -384,7 +393,7 @@ class SeenObservation:
     a model could read. `brief` is `brief_data`'s value: families' entities as lists, magnitude ranges as pairs."""
 
     text: str
-    status: str  # ready (the brief), ok, error or graded
+    status: Literal["ready", "ok", "error", "graded"]  # ready: the brief
     analysis_result: dict[str, Any] | None = None
     reward_breakdown: Feedback | None = None
     expected_row_count: int | None = None
@@ -412,9 +421,10 @@ def _rounded_brief(data: dict[str, Any]) -> dict[str, Any]:
 def seen(observation: MetricTrackerRlObservation) -> SeenObservation:
     """An observation as the structured view of what its model-facing text shows, with that text."""
     if observation.status == "ready":
-        data = _rounded_brief({**brief_data(observation), "next": FIRST_PROMPT_NEXT})
+        published = brief_data(observation)
+        data = _rounded_brief({**published, "next": FIRST_PROMPT_NEXT})
         budgets = {key: data.pop(key) for key in _BUDGET_KEYS}
-        return SeenObservation(first_prompt(observation), "ready", config=data["config"], brief=data, **budgets)
+        return SeenObservation(_first_prompt_text(published), "ready", config=data["config"], brief=data, **budgets)
     shown, totals, shared = _shown(observation)
     text = view.render(shown, totals, shared)
     value = view.rounded(shown)
