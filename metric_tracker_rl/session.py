@@ -102,7 +102,7 @@ class _Bookkeeping:
             self.submissions += 1
         return Step(observation, reward, done, seen(observation))
 
-    def _tool_refusal(self, name: str, arguments: str | dict[str, Any] | None) -> MetricTrackerRlAction | str:
+    def _action_of_call(self, name: str, arguments: str | dict[str, Any] | None) -> MetricTrackerRlAction | str:
         """The action of a model's tool call, or the text that refuses it (nothing is sent then)."""
         self._check_started()
         if self.done:
@@ -123,7 +123,7 @@ class EpisodeSession(_Bookkeeping):
 
     def call(self, name: str, arguments: str | dict[str, Any] | None) -> str:
         """A model's tool call answered with the text it reads: the result, or what was wrong with the call."""
-        action = self._tool_refusal(name, arguments)
+        action = self._action_of_call(name, arguments)
         return action if isinstance(action, str) else self.step(action).seen.text
 
 
@@ -138,7 +138,7 @@ class AsyncEpisodeSession(_Bookkeeping):
         return self._stepped(await _awaited(self.env.step(action)))
 
     async def call(self, name: str, arguments: str | dict[str, Any] | None) -> str:
-        action = self._tool_refusal(name, arguments)
+        action = self._action_of_call(name, arguments)
         return action if isinstance(action, str) else (await self.step(action)).seen.text
 
 
