@@ -23,9 +23,10 @@ from typing import Any
 
 import numpy as np
 
-from metric_tracker_rl.agents import AGENTS, make_agent, run_episode
+from metric_tracker_rl.agents import AGENTS, make_agent, play
 from metric_tracker_rl.catalog import DIFFICULTIES
 from metric_tracker_rl.environment import MetricTrackerRlEnvironment
+from metric_tracker_rl.session import EpisodeSession
 from metric_tracker_rl.task_splits import NULL_EVERY, calibration_reset_kwargs
 from metric_tracker_rl.tasks import DEFAULT_TASK_ORDER
 
@@ -66,8 +67,8 @@ def episode_score(agent_name: str, spec: EpisodeSpec, held_out_secret: str = "")
     """The episode's score (the sum of its rewards) and whether the episode held any incident."""
     env = MetricTrackerRlEnvironment(held_out_secret=held_out_secret)
     reset_kwargs = {**spec.reset_kwargs, **AGENT_RESET_OVERRIDES.get(agent_name, {})}
-    results = run_episode(make_agent(agent_name), env.reset, env.step, **reset_kwargs)
-    return sum(float(obs.reward or 0.0) for obs in results), bool(env.expected_row_count)
+    session = play(make_agent(agent_name), EpisodeSession(env), **reset_kwargs)
+    return session.score, bool(env.expected_row_count)
 
 
 def summarise(scores: Iterable[float]) -> dict[str, float]:

@@ -20,13 +20,11 @@ import statistics
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
-from types import SimpleNamespace
 from typing import Any
 
 from metric_tracker_rl.agents import AGENTS, make_agent, run_episode
 from metric_tracker_rl.catalog import DIFFICULTIES
 from metric_tracker_rl.environment import MetricTrackerRlEnvironment
-from metric_tracker_rl.models import MetricTrackerRlAction
 from metric_tracker_rl.tool_calls import openai_tools
 from metric_tracker_rl.transcript import TaskRun, cut_results, unseen_submitted_rows
 
@@ -41,24 +39,10 @@ def token_counter() -> Callable[[str], int] | None:
     return lambda text: len(tokenizer.encode(text))
 
 
-class InProcessEnv:
-    """The environment in this process, answering like a client: results with .observation, .reward and .done."""
-
-    def __init__(self) -> None:
-        self.env = MetricTrackerRlEnvironment()
-
-    def reset(self, **kwargs: Any) -> SimpleNamespace:
-        observation = self.env.reset(**kwargs)
-        return SimpleNamespace(observation=observation, reward=observation.reward, done=observation.done)
-
-    def step(self, action: MetricTrackerRlAction) -> SimpleNamespace:
-        observation = self.env.step(action)
-        return SimpleNamespace(observation=observation, reward=observation.reward, done=observation.done)
-
-
-def record_episode(agent_name: str, reset_kwargs: dict[str, Any], env: InProcessEnv | None = None) -> TaskRun:
-    """One episode of a reference agent, recorded as inference.py records it."""
-    env = env or InProcessEnv()
+def record_episode(agent_name: str, reset_kwargs: dict[str, Any],
+                   env: MetricTrackerRlEnvironment | None = None) -> TaskRun:
+    """One episode of a reference agent in this process, recorded as inference.py records it."""
+    env = env or MetricTrackerRlEnvironment()
     run = TaskRun(agent_name)
     run_episode(make_agent(agent_name), lambda **kw: run.reset(env, **kw), lambda a: run.act(env, a),
                 **reset_kwargs)
@@ -85,7 +69,7 @@ def measure(agent_name: str, episodes_per_difficulty: int, first_seed: int,
     by_difficulty = {d: Figures([], [], 0, 0, 0, []) for d in difficulties}
     count_tokens = token_counter()
     by_tool: dict[str, list[int]] = {}
-    env = InProcessEnv()
+    env = MetricTrackerRlEnvironment()
     total = episodes_per_difficulty * len(difficulties)
     for index in range(total):
         difficulty = difficulties[index % len(difficulties)]

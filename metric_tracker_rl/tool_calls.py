@@ -11,13 +11,16 @@ results:
 - `action_tool_call(action)`: the inverse, the tool call that an action is (for agents that send actions).
 - `render_observation(observation)`: a step's observation as compact text; `first_prompt(observation)` the episode
   brief after reset.
+- `seen(observation)`: the structured view of what that text shows (explicit status, numbers as shown, typed rows,
+  the brief as data) with the text; `read_observation(text)` reads the same view off the text alone.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -28,6 +31,7 @@ from metric_tracker_rl.analysis_tools.registry import ToolError
 from metric_tracker_rl.catalog import (
     AGGREGATE_WINDOW_DAYS,
     ANNOTATION_MEANINGS,
+    DIFFICULTIES,
     SEGMENTED_DIFFICULTIES,
     WINDOW_DAYS,
     fluctuation_bounds,
@@ -254,9 +258,12 @@ def _graded_view(observation: MetricTrackerRlObservation) -> dict[str, Any]:
     return graded
 
 
-def render_observation(observation: MetricTrackerRlObservation) -> str:
-    """One step's observation as the model reads it (see `view`): the tool's result, an `error:` line, or a
-    `graded:` block; then the budgets left. Catalogs and debug fields are left out."""
+Shown = tuple[dict[str, Any], dict[str, int], dict[str, frozenset[str]]]
+
+
+def _shown(observation: MetricTrackerRlObservation) -> Shown:
+    """What a step's text shows (see `view.render`): the shown value, the paged tables' totals and the columns
+    each table states once."""
     totals: dict[str, int] = {}
     shared: dict[str, frozenset[str]] = {}
     if observation.status == "ok":
@@ -276,7 +283,13 @@ def render_observation(observation: MetricTrackerRlObservation) -> str:
     shown.update(steps_remaining=observation.steps_remaining, submissions_remaining=observation.submissions_remaining)
     if observation.done:
         shown["episode_over"] = True
-    return view.render(shown, totals, shared)
+    return shown, totals, shared
+
+
+def render_observation(observation: MetricTrackerRlObservation) -> str:
+    """One step's observation as the model reads it (see `view`): the tool's result, an `error:` line, or a
+    `graded:` block; then the budgets left. Catalogs and debug fields are left out."""
+    return view.render(*_shown(observation))
 
 
 def _config_view(config: dict[str, Any]) -> dict[str, Any]:
@@ -286,16 +299,17 @@ def _config_view(config: dict[str, Any]) -> dict[str, Any]:
             if value not in (None, [], {}) and key != "anomaly_density"}
 
 
-def brief(observation: MetricTrackerRlObservation) -> dict[str, Any]:
-    """What an episode publishes at its start: the task, its visible config and budgets, the metrics, and the
-    families with their root-cause keys and magnitude bounds, and the bounds of the benign fluctuations."""
+def brief_data(observation: MetricTrackerRlObservation) -> dict[str, Any]:
+    """What an episode publishes at its start, as data: the task, its visible config and budgets, the metrics,
+    the families (each with its `root_cause_entities` as a list and, per difficulty, its magnitude range as a
+    (low, high) pair), and the bounds of the benign fluctuations. `brief` is the same as the text shows it."""
     families = []
     for spec in observation.available_synthetic_generator_methods:
         magnitude = spec["magnitude"]
         families.append({"family": spec["family"], "entity_type": spec["entity_type"],
-                         "root_cause_entities": ",".join(spec["entity_names"]),
+                         "root_cause_entities": list(spec["entity_names"]),
                          "magnitude": magnitude["meaning"],
-                         **{difficulty: f"{low}-{high}" for difficulty, (low, high) in
+                         **{difficulty: (low, high) for difficulty, (low, high) in
                             magnitude["by_difficulty"].items()}})
     shown: dict[str, Any] = {"objective": observation.message.removeprefix("Episode ready: ")}
     if observation.task_id is not None:
@@ -325,18 +339,41 @@ def brief(observation: MetricTrackerRlObservation) -> dict[str, Any]:
     return shown
 
 
+def _family_text(family: dict[str, Any]) -> dict[str, Any]:
+    """A brief's family row as its text shows it: root-cause entities joined by commas, ranges as `low-high`."""
+    return {key: ",".join(value) if key == "root_cause_entities"
+            else f"{value[0]}-{value[1]}" if key in DIFFICULTIES else value
+            for key, value in family.items()}
+
+
+def _brief_text(data: dict[str, Any]) -> dict[str, Any]:
+    return {**data, "families": [_family_text(family) for family in data["families"]]}
+
+
+def brief(observation: MetricTrackerRlObservation) -> dict[str, Any]:
+    """`brief_data` as the text shows it (the value `first_prompt` renders)."""
+    return _brief_text(brief_data(observation))
+
+
 def published_fluctuation_bounds(difficulty: str) -> dict[str, Any]:
     """The bounds the objective calls published for the episode's difficulty: benign swings and shifts stay
     inside them (and on easy and medium, count incidents stay above a published share of the day's volume)."""
     return fluctuation_bounds(difficulty)
 
 
+FIRST_PROMPT_NEXT = "investigate with the tools, then submit one report"
+
+
 def first_prompt(observation: MetricTrackerRlObservation) -> str:
     """The user message that opens an episode: its brief, then what to do."""
-    return view.render({**brief(observation), "next": "investigate with the tools, then submit one report"})
+    return _first_prompt_text(brief_data(observation))
 
 
-# --- reading the text back (reference agents decide from it) ------------------------------------------
+def _first_prompt_text(data: dict[str, Any]) -> str:
+    return view.render({**_brief_text(data), "next": FIRST_PROMPT_NEXT})
+
+
+# --- the structured view (reference agents decide from it) -------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -351,10 +388,12 @@ class Feedback:
 
 @dataclass(frozen=True)
 class SeenObservation:
-    """What a model can read in one tool result (or the brief): every field comes from the text alone."""
+    """One step (or the brief) as a model reads it: `text` is what the model reads, and every other field is a
+    fact that text shows (numbers at the precision shown), so an agent that decides from them decides from what
+    a model could read. `brief` is `brief_data`'s value: families' entities as lists, magnitude ranges as pairs."""
 
     text: str
-    status: str
+    status: Literal["ready", "ok", "error", "graded"]  # ready: the brief
     analysis_result: dict[str, Any] | None = None
     reward_breakdown: Feedback | None = None
     expected_row_count: int | None = None
@@ -365,25 +404,74 @@ class SeenObservation:
     brief: dict[str, Any] = field(default_factory=dict)
 
 
+_BUDGET_KEYS = ("steps_remaining", "submissions_remaining")
+
+
+def _feedback(graded: dict[str, Any]) -> Feedback:
+    return Feedback(**{key: graded[key] for key in Feedback.__dataclass_fields__ if key in graded})
+
+
+def _rounded_brief(data: dict[str, Any]) -> dict[str, Any]:
+    """The brief's data at the precision its text shows (a magnitude range is shown whole, as `low-high`)."""
+    return {key: [dict(view.rounded({k: v for k, v in family.items() if k not in DIFFICULTIES}),
+                       **{k: v for k, v in family.items() if k in DIFFICULTIES}) for family in value]
+            if key == "families" else view.rounded(value) for key, value in data.items()}
+
+
+def seen(observation: MetricTrackerRlObservation) -> SeenObservation:
+    """An observation as the structured view of what its model-facing text shows, with that text."""
+    if observation.status == "ready":
+        published = brief_data(observation)
+        data = _rounded_brief({**published, "next": FIRST_PROMPT_NEXT})
+        budgets = {key: data.pop(key) for key in _BUDGET_KEYS}
+        return SeenObservation(_first_prompt_text(published), "ready", config=data["config"], brief=data, **budgets)
+    shown, totals, shared = _shown(observation)
+    text = view.render(shown, totals, shared)
+    value = view.rounded(shown)
+    budgets = {**{key: value.pop(key) for key in _BUDGET_KEYS}, "done": bool(value.pop("episode_over", False))}
+    if observation.status == "error":
+        return SeenObservation(text, "error", **budgets)
+    if observation.status == "graded":
+        graded = value["graded"]
+        return SeenObservation(text, "graded", reward_breakdown=_feedback(graded),
+                               expected_row_count=graded.get("expected_row_count"), **budgets)
+    return SeenObservation(text, "ok", analysis_result=value, **budgets)
+
+
+# --- reading the text back (for harnesses that hold only the text: a test, an Inspect transcript) -----
+
+_RANGE = re.compile(r"^(-?\d+(?:\.\d+)?(?:e[-+]?\d+)?)-(-?\d+(?:\.\d+)?(?:e[-+]?\d+)?)$")
+
+
+def _family_from_text(family: dict[str, Any]) -> dict[str, Any]:
+    """`_family_text` undone."""
+    def value_of(key: str, value: Any) -> Any:
+        if key == "root_cause_entities":
+            return str(value).split(",")
+        if key in DIFFICULTIES:
+            match = _RANGE.match(str(value))
+            if match is None:
+                raise view.ViewParseError(f"{key} of family {family.get('family')!r} is no range: {value!r}")
+            return float(match.group(1)), float(match.group(2))
+        return value
+
+    return {key: value_of(key, value) for key, value in family.items()}
+
+
 def read_observation(text: str) -> SeenObservation:
-    """The observation that `render_observation` (or `first_prompt`) wrote as `text`, as far as it shows."""
+    """The view of the observation that `render_observation` (or `first_prompt`) wrote as `text`: `seen`'s
+    value, read off the text alone."""
     value = view.parse(text)
     budgets = {"steps_remaining": value.pop("steps_remaining", 0),
                "submissions_remaining": value.pop("submissions_remaining", 0),
                "done": bool(value.pop("episode_over", False))}
     if "benign_fluctuations" in value:  # only the brief publishes them
+        value["families"] = [_family_from_text(family) for family in value.get("families", [])]
         return SeenObservation(text, "ready", config=value.get("config", {}), brief=value, **budgets)
     if "error" in value:
         return SeenObservation(text, "error", **budgets)
     if "graded" in value:
         graded = value["graded"]
-        feedback = Feedback(**{key: graded[key] for key in Feedback.__dataclass_fields__ if key in graded})
-        return SeenObservation(text, "graded", reward_breakdown=feedback,
+        return SeenObservation(text, "graded", reward_breakdown=_feedback(graded),
                                expected_row_count=graded.get("expected_row_count"), **budgets)
     return SeenObservation(text, "ok", analysis_result=value, **budgets)
-
-
-def seen(observation: MetricTrackerRlObservation) -> SeenObservation:
-    """An observation reduced to what its model-facing text shows."""
-    text = first_prompt(observation) if observation.status == "ready" else render_observation(observation)
-    return read_observation(text)

@@ -24,20 +24,18 @@ from collections.abc import Callable
 from types import UnionType
 from typing import Any, Union, get_args, get_origin
 
+from openenv.core.client_types import StepResult
+from openenv.core.sync_client import SyncEnvClient
 from pydantic import BaseModel
 from websockets.exceptions import ConnectionClosed
 
 from metric_tracker_rl.client import MetricTrackerRlEnv
+from metric_tracker_rl.models import MetricTrackerRlAction
 from metric_tracker_rl.reconnect import lost_connection_text, reset_until_served
+from metric_tracker_rl.session import EpisodeSession
 from metric_tracker_rl.settings import DEFAULT_SERVER_URL, ClientSettings
 from metric_tracker_rl.tasks import RESET_KEYS
-from metric_tracker_rl.tool_calls import (
-    ModelTool,
-    first_prompt,
-    model_tools,
-    render_observation,
-    tool_action,
-)
+from metric_tracker_rl.tool_calls import ModelTool, model_tools
 
 URL_VAR = "METRIC_TRACKER_URL"  # what a trainer sets: TRL builds instances with no arguments
 RESET_VAR = "METRIC_TRACKER_RESET"
@@ -124,6 +122,25 @@ def _tool_method(tool: ModelTool) -> Callable[..., str]:
     return method
 
 
+class _OneSession:
+    """The sync client, refusing a step that lands on a new server session."""
+
+    def __init__(self, client: SyncEnvClient) -> None:
+        self.client = client
+
+    def reset(self, **settings: Any) -> StepResult:
+        return self.client.reset(**settings)
+
+    def step(self, action: MetricTrackerRlAction) -> StepResult:
+        sessions = self.client.async_client.sessions_opened
+        result = self.client.step(action)
+        if self.client.async_client.sessions_opened != sessions:
+            # The connection had closed (a server restart, a replica gone) and the step went to a new session,
+            # which holds no episode: this one is lost.
+            raise ConnectionError("the session closed between two steps")
+        return result
+
+
 class MetricTrackerToolEnv:
     """One rollout's episode on a running server, with one method per model tool (see the module docstring)."""
 
@@ -134,9 +151,7 @@ class MetricTrackerToolEnv:
         self._retry_deadline_s = settings.retry_deadline_s
         self._client = MetricTrackerRlEnv(base_url=self._url, connect_timeout_s=settings.connect_timeout_s,
                                           message_timeout_s=settings.message_timeout_s).sync()
-        self._rewards: list[float] = []
-        self._started = False
-        self._done = False
+        self._session = EpisodeSession(_OneSession(self._client))
 
     def reset(self, **row: Any) -> str:
         """Start the episode a dataset row describes (`task_id`, or `seed` and `difficulty`, or any reset setting);
@@ -144,39 +159,25 @@ class MetricTrackerToolEnv:
         settings = {**self._reset_defaults, **{key: value for key, value in row.items() if key in RESET_KEYS}}
         # TRL keeps instances between batches: the server may have reaped an idle session meanwhile, or be
         # restarting. A reset that raised would end the training step, so it waits for the server instead.
-        observation = reset_until_served(lambda: self._client.reset(**settings), self._client.disconnect,
-                                         self._url, deadline_s=self._retry_deadline_s).observation
-        if observation.status == "error":
-            raise ValueError(f"the dataset row {settings} cannot start an episode: {observation.message}")
-        self._rewards, self._started, self._done = [], True, False
-        return first_prompt(observation)
+        brief = reset_until_served(lambda: self._session.reset(**settings), self._client.disconnect, self._url,
+                                   deadline_s=self._retry_deadline_s)
+        if brief.status == "error":
+            message = self._session.observation.message if self._session.observation is not None else brief.text
+            raise ValueError(f"the dataset row {settings} cannot start an episode: {message}")
+        return brief.text
 
     def get_reward(self) -> float:
         """The episode's score: the sum of the rewards it received (0 before any graded submission)."""
-        return float(sum(self._rewards))
+        return self._session.score
 
     def _call(self, name: str, arguments: dict[str, Any]) -> str:
-        if not self._started:
+        if not self._session.started:
             raise RuntimeError("call reset() before any tool: the trainer resets every rollout first")
-        if self._done:
-            return "error: the episode is over (the report was graded or the budget is spent); stop calling tools"
-        action = tool_action(name, arguments)
-        if isinstance(action, str):
-            return action
-        sessions = self._client.async_client.sessions_opened
         try:
-            result = self._client.step(action)
+            return self._session.call(name, arguments)
         except (ConnectionClosed, ConnectionError, OSError, TimeoutError) as error:
-            self._done = True
+            self._session.abandon()
             return lost_connection_text(error)
-        if self._client.async_client.sessions_opened != sessions:
-            # The connection had closed (a server restart, a replica gone) and the step went to a new session,
-            # which holds no episode: this one is lost.
-            self._done = True
-            return lost_connection_text(ConnectionError("the session closed between two steps"))
-        self._rewards.append(float(result.reward or 0.0))
-        self._done = bool(result.done)
-        return render_observation(result.observation)
 
     def _close(self) -> None:
         """Close the WebSocket session (private: every public method would be offered to the model as a tool)."""

@@ -16,14 +16,8 @@ from typing import Any
 
 from metric_tracker_rl import view
 from metric_tracker_rl.models import MetricTrackerRlAction, MetricTrackerRlObservation
-from metric_tracker_rl.tool_calls import (
-    SUBMIT_REPORT,
-    SYSTEM_PROMPT,
-    action_tool_call,
-    first_prompt,
-    openai_tools,
-    render_observation,
-)
+from metric_tracker_rl.session import EpisodeSession, Step
+from metric_tracker_rl.tool_calls import SUBMIT_REPORT, SYSTEM_PROMPT, action_tool_call, openai_tools
 
 TABLE_PAGE = re.compile(r"^\w+: \d+ of \d+ rows$")
 StepHook = Callable[[int, MetricTrackerRlAction, float, bool, "str | None"], None]
@@ -47,58 +41,54 @@ def sft_message(message: dict[str, Any]) -> dict[str, Any]:
 
 @dataclass
 class TaskRun:
-    """Everything that happens in one episode: every env step goes through `step`, and `messages` is the chat
-    transcript (system, user, assistant tool calls, tool results) that the trajectory record keeps."""
+    """One episode's chat transcript over an `EpisodeSession`: the session keeps the steps, rewards and grading;
+    `messages` is the chat (system, user, assistant tool calls, tool results) that the trajectory record keeps."""
 
     label: str
-    observation: MetricTrackerRlObservation | None = None
-    steps: int = 0
-    rewards: list[float] = field(default_factory=list)
-    graded: MetricTrackerRlObservation | None = None
-    done: bool = False
-    messages: list[dict[str, Any]] = field(default_factory=list)
-    config: dict[str, Any] = field(default_factory=dict)  # the episode's visible config, from the reset
     on_step: StepHook | None = None  # called after every step (step number, action, reward, done, error)
+    session: EpisodeSession = field(default_factory=lambda: EpisodeSession(env=None))  # replaced by reset
+    messages: list[dict[str, Any]] = field(default_factory=list)
 
     def reset(self, env: Any, **kwargs: Any) -> MetricTrackerRlObservation:
-        observation = env.reset(**kwargs).observation
-        if observation.status == "error":
-            raise RuntimeError(" ".join(observation.message.split()))
-        self.observation, self.config = observation, observation.config
-        self.messages = [{"role": "system", "content": SYSTEM_PROMPT},
-                         {"role": "user", "content": first_prompt(observation)}]
-        return observation
+        """Start the episode on `env` (the in-process environment or a sync client); its steps go to `env` too."""
+        self.session = EpisodeSession(env)
+        brief = self.session.reset(**kwargs)
+        if self.session.brief_observation is None:
+            raise RuntimeError(" ".join(self.session.observation.message.split()))
+        self.messages = [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": brief.text}]
+        return self.session.brief_observation
 
-    def step(self, env: Any, action: MetricTrackerRlAction) -> Any:
-        result = env.step(action)
-        observation = result.observation
-        reward = float(result.reward or 0.0)
-        self.steps += 1
-        self.rewards.append(reward)
-        self.observation, self.done = observation, bool(result.done)
-        if observation.status == "graded":
-            self.graded = observation
+    def step(self, env: Any, action: MetricTrackerRlAction) -> Step:
+        if env is not self.session.env:
+            raise RuntimeError("step the environment that reset the episode")
+        step = self.session.step(action)
         if self.on_step is not None:
-            error = observation.message if observation.status == "error" else None
-            self.on_step(self.steps, action, reward, self.done, error)
-        return result
+            error = step.observation.message if step.observation.status == "error" else None
+            self.on_step(self.steps, action, step.reward, step.done, error)
+        return step
 
-    def act(self, env: Any, action: MetricTrackerRlAction) -> Any:
+    def act(self, env: Any, action: MetricTrackerRlAction) -> Step:
         """A step taken by an agent that sends actions: the transcript shows it as a tool call and its result."""
         name, arguments = action_tool_call(action)
         call_id = f"call_{self.steps + 1}"
         self.messages.append({"role": "assistant", "content": "", "tool_calls": [
             {"id": call_id, "type": "function", "function": {"name": name, "arguments": arguments}}]})
-        result = self.step(env, action)
-        self.messages.append({"role": "tool", "tool_call_id": call_id, "name": name,
-                              "content": render_observation(result.observation)})
-        return result
+        step = self.step(env, action)
+        self.messages.append({"role": "tool", "tool_call_id": call_id, "name": name, "content": step.seen.text})
+        return step
+
+    # The session's books, under the names inference.py reads.
+    observation = property(lambda self: self.session.observation)
+    steps = property(lambda self: self.session.steps)
+    rewards = property(lambda self: self.session.rewards)
+    done = property(lambda self: self.session.done)
+    graded = property(lambda self: self.session.graded)
+    config = property(lambda self: self.session.config)
 
     @property
     def score(self) -> float:
-        """The environment's score of the episode: the sum of its rewards (each graded submission earns its
-        improvement over the best earlier score, so the sum is the best graded score; 0 when nothing was graded)."""
-        return min(1.0, max(0.0, sum(self.rewards)))
+        """The session's score (the sum of the rewards), within [0, 1]."""
+        return min(1.0, max(0.0, self.session.score))
 
     def record(self, agent: str, model: str, reset_kwargs: dict[str, Any], error: str | None) -> dict[str, Any]:
         """The episode as one SFT-ready JSONL record: the chat, the tools offered, the score and the config."""

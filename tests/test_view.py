@@ -11,9 +11,10 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from benchmarks.interface import InProcessEnv, record_episode
+from benchmarks.interface import record_episode
 from metric_tracker_rl.agents import make_agent
 from metric_tracker_rl.catalog import AGGREGATE_DIFFICULTIES, ANOMALY_TYPES, DIFFICULTIES
+from metric_tracker_rl.environment import MetricTrackerRlEnvironment
 from metric_tracker_rl.grader import grade_submission
 from metric_tracker_rl.models import MetricSubmissionRow
 from metric_tracker_rl.scenario import build_episode
@@ -112,7 +113,7 @@ def replayed_calls(agent_name: str, messages: list[dict]) -> list[tuple[str, dic
 def test_an_agent_decides_from_the_text_of_its_record(agent_name: str) -> None:
     """Replaying a record's tool results through the agent gives the same calls: nothing it decided from is
     missing from the record (the score follows: the same calls on the same episode)."""
-    env = InProcessEnv()
+    env = MetricTrackerRlEnvironment()
     for index in range(6):
         run = record_episode(agent_name, {"seed": 700 + index, "difficulty": DIFFICULTIES[index % 3]}, env)
         recorded = [(call["function"]["name"], json.loads(json.dumps(call["function"]["arguments"])))
@@ -122,7 +123,7 @@ def test_an_agent_decides_from_the_text_of_its_record(agent_name: str) -> None:
 
 @pytest.mark.parametrize("difficulty", AGGREGATE_DIFFICULTIES)  # the reference agents read the aggregate tiers
 def test_the_scripted_agents_records_show_every_number_it_submits(difficulty: str) -> None:
-    env = InProcessEnv()
+    env = MetricTrackerRlEnvironment()
     for seed in range(90_000, 90_030):
         run = record_episode("scripted", {"seed": seed, "difficulty": difficulty}, env)
         assert cut_results(run.messages) == 0
@@ -133,7 +134,7 @@ def test_the_scripted_agents_records_show_every_number_it_submits(difficulty: st
 def test_the_experts_records_show_every_number_it_submits(difficulty: str) -> None:
     """30 fresh seeds per difficulty: no result cut, every submitted row's key and numbers in an earlier tool
     result, and the record fits the context targets (median <= 26,000 characters, max <= 34,000)."""
-    env = InProcessEnv()
+    env = MetricTrackerRlEnvironment()
     sizes, scores = [], []
     for seed in range(90_000, 90_030):
         run = record_episode("expert", {"seed": seed, "difficulty": difficulty}, env)
@@ -146,7 +147,7 @@ def test_the_experts_records_show_every_number_it_submits(difficulty: str) -> No
 
 
 def test_the_unseen_row_check_can_fail() -> None:
-    run = record_episode("expert", {"seed": 3, "difficulty": "hard"}, InProcessEnv())
+    run = record_episode("expert", {"seed": 3, "difficulty": "hard"}, MetricTrackerRlEnvironment())
     submission = next(call for m in run.messages for call in m.get("tool_calls") or []
                       if call["function"]["name"] == "submit_report")
     row = submission["function"]["arguments"]["rows"][0]

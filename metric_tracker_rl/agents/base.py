@@ -1,5 +1,5 @@
-"""What every reference agent is: a policy over the text a model reads, a registry of agents by name, and the
-loop that drives one episode."""
+"""What every reference agent is: a policy over what a model reads (the structured view of each step), a registry
+of agents by name, and the loops that drive one episode."""
 
 from __future__ import annotations
 
@@ -7,13 +7,14 @@ from collections.abc import Callable
 from typing import Any
 
 from metric_tracker_rl.models import MetricTrackerRlAction
+from metric_tracker_rl.session import EpisodeSession
 from metric_tracker_rl.tool_calls import SeenObservation, seen
 
 
 class Agent:
     """A policy over one episode: `begin` reads the episode brief, then `act` is called with the latest tool
-    result until it returns None (the agent is finished) or the episode is done. Both receive what the model-facing
-    text shows, never the observation itself."""
+    result until it returns None (the agent is finished) or the episode is done. Both receive the structured view
+    of what the model-facing text shows (`tool_calls.SeenObservation`), never the observation itself."""
 
     name: str = "agent"
 
@@ -69,6 +70,23 @@ def make_agent(name: str, **kwargs: Any) -> Agent:
 
 
 register_agent("null", NullAgent)
+
+
+def play(agent: Agent, session: EpisodeSession, max_actions: int = 200, **reset_kwargs: Any) -> EpisodeSession:
+    """Drive one episode of `session` with `agent`, which decides from the session's structured views. Returns
+    the session, which holds the steps, rewards and score."""
+    view = session.reset(**reset_kwargs)
+    if view.status == "error":
+        raise ValueError(f"reset({reset_kwargs}) cannot start an episode: {view.text}")
+    agent.begin(view)
+    for _ in range(max_actions):
+        action = agent.act(view)
+        if action is None:
+            break
+        view = session.step(action).seen
+        if session.done:
+            break
+    return session
 
 
 def run_episode(agent: Agent, reset: Callable[..., Any], step: Callable[[MetricTrackerRlAction], Any],

@@ -48,8 +48,8 @@ def weekday(date: str) -> str:
 def published_range(brief: dict[str, Any], family: str, difficulty: str) -> tuple[float, float]:
     """A family's published magnitude range at one difficulty (the brief's `families` table)."""
     row = next(row for row in brief["families"] if row["family"] == family)
-    low, high = (float(x) for x in str(row[difficulty]).split("-"))
-    return low, high
+    low, high = row[difficulty]
+    return float(low), float(high)
 
 
 def magnitude_bounds(brief: dict[str, Any], family: str) -> tuple[float, float]:
@@ -58,8 +58,8 @@ def magnitude_bounds(brief: dict[str, Any], family: str) -> tuple[float, float]:
     if not all(difficulty in row for difficulty in AGGREGATE_DIFFICULTIES):
         raise ValueError("the brief publishes no magnitude ranges (difficulty frontier publishes none): this agent "
                          "reads the aggregate tiers' brief only")
-    ranges = [tuple(float(x) for x in str(row[difficulty]).split("-")) for difficulty in AGGREGATE_DIFFICULTIES]
-    return min(low for low, _ in ranges), max(high for _, high in ranges)
+    ranges = [row[difficulty] for difficulty in AGGREGATE_DIFFICULTIES]
+    return float(min(low for low, _ in ranges)), float(max(high for _, high in ranges))
 
 
 # The kinds of signal a list_suspicious_dates entry shows, in the order it breaks ties; hourly mixes count rising.

@@ -36,7 +36,7 @@ class ScriptedAgent(Agent):
         self.threshold = threshold
 
     def begin(self, observation: SeenObservation) -> None:
-        self.root_entities = {row["family"]: set(row["root_cause_entities"].split(","))
+        self.root_entities = {row["family"]: set(row["root_cause_entities"])
                               for row in observation.brief["families"]}
         self.calls = [("annotations", "get_annotations", {})] + [
             (name, name, {"threshold_multiplier": self.threshold, "limit": PAGE_ROWS})

@@ -9,6 +9,7 @@ from inspect_ai.util import StoreModel
 from pydantic import Field
 
 from metric_tracker_rl import MetricTrackerRlAction, MetricTrackerRlEnv, MetricTrackerRlObservation
+from metric_tracker_rl.session import AsyncEpisodeSession, Step
 
 
 class EpisodeRecord(StoreModel):
@@ -24,31 +25,30 @@ class EpisodeRecord(StoreModel):
 
 
 class Episode:
-    """Steps go through `step`, which records each reward and the done flag."""
+    """An `AsyncEpisodeSession` whose bookkeeping is copied into the sample's store after every step."""
 
     def __init__(self, env: MetricTrackerRlEnv, record: EpisodeRecord) -> None:
-        self.env = env
+        self.session = AsyncEpisodeSession(env)
         self.record = record
 
     async def reset(self, reset_kwargs: dict[str, Any]) -> MetricTrackerRlObservation:
-        observation = (await self.env.reset(**reset_kwargs)).observation
-        if observation.status == "error":
-            raise RuntimeError(f"reset({reset_kwargs}) failed: {observation.message}")
+        brief = await self.session.reset(**reset_kwargs)
+        if brief.status == "error" or self.session.brief_observation is None:
+            raise RuntimeError(f"reset({reset_kwargs}) failed: {self.session.observation.message}")
         self.record.reset_kwargs = reset_kwargs
-        self.record.config = observation.config
-        return observation
+        self.record.config = self.session.config
+        return self.session.brief_observation
 
-    async def step(self, action: MetricTrackerRlAction) -> MetricTrackerRlObservation:
-        result = await self.env.step(action)
-        observation = result.observation
-        self.record.rewards = [*self.record.rewards, float(result.reward or 0.0)]
-        self.record.done = bool(result.done)
-        self.record.last_message = observation.message
-        if observation.status == "graded":
-            self.record.graded_submissions += 1
-            breakdown = observation.reward_breakdown
+    async def step(self, action: MetricTrackerRlAction) -> Step:
+        step = await self.session.step(action)
+        self.record.rewards = list(self.session.rewards)
+        self.record.done = self.session.done
+        self.record.last_message = step.observation.message
+        self.record.graded_submissions = self.session.submissions
+        if step.observation.status == "graded":
+            breakdown = step.observation.reward_breakdown
             self.record.reward_breakdown = breakdown.model_dump() if breakdown is not None else None
-        return observation
+        return step
 
     @property
     def done(self) -> bool:

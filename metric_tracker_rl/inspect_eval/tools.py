@@ -10,7 +10,7 @@ from typing import Any
 from inspect_ai.tool import ToolDef, ToolError, ToolParams
 
 from metric_tracker_rl.inspect_eval.episode import Episode
-from metric_tracker_rl.tool_calls import ModelTool, model_tools, render_observation, tool_action
+from metric_tracker_rl.tool_calls import ModelTool, model_tools, tool_action
 
 
 def tool_params(parameters: dict[str, Any]) -> ToolParams:
@@ -26,11 +26,10 @@ def episode_tool(episode: Episode, tool: ModelTool) -> ToolDef:
         action = tool_action(tool.name, arguments)
         if isinstance(action, str):
             raise ToolError(action)
-        observation = await episode.step(action)
-        text = render_observation(observation)
-        if observation.status == "error":
-            raise ToolError(text)
-        return text
+        seen = (await episode.step(action)).seen
+        if seen.status == "error":
+            raise ToolError(seen.text)
+        return seen.text
 
     return ToolDef(call, name=tool.name, description=tool.description, parameters=tool_params(tool.parameters))
 
