@@ -159,8 +159,8 @@ def test_a_reset_waits_out_a_restart(monkeypatch: pytest.MonkeyPatch, caplog: py
         assert not waiter.is_alive()
         brief = read_observation(str(outcome["brief"]))
         assert brief.config["seed"] == 2 and outcome["waited"] >= 4
-        assert read_observation(tool_env.task_overview()).status == "ok"  # the new session works
-        tool_env._close()
+        with tool_env:  # leaving closes its session
+            assert read_observation(tool_env.task_overview()).status == "ok"  # the new session works
     waits = [r.getMessage() for r in caplog.records if "retrying in" in r.getMessage()]
     assert waits and all(url in line for line in waits)
 
