@@ -40,7 +40,7 @@ TASK_LIKE = re.compile(r"\b((?:easy|medium|hard)_(?:single|mixed)_[a-z]+)\b")
 SPLIT_LIKE = re.compile(r"""split=["'](\w+)["']""")
 DECIMAL = re.compile(r"\b\d+\.\d+\b")
 # External programs run with `uv run`; their flags are theirs to check.
-EXTERNAL = {"pytest", "inspect", "openenv", "ruff", "trl", "accelerate", "server.app"}
+EXTERNAL = {"pytest", "inspect", "openenv", "ruff", "trl", "accelerate", "server.app", "lint-imports"}
 
 
 def lines_of(path: Path) -> list[tuple[int, str]]:
