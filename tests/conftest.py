@@ -45,18 +45,9 @@ SLOW_FIXTURES = frozenset({"server_url", "target_sweep"})
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """A test that needs a slow fixture is slow by the marker's definition, wherever it is."""
+    """A test that needs a slow fixture is slow by the marker's definition, wherever it is. (A module that is slow
+    as a whole says so with `pytestmark = pytest.mark.slow`; nothing here reads the command line.)"""
     for item in items:
         if SLOW_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.slow)
-
-
-def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
-    """Under `-m "not slow"`, a module marked slow as a whole is not even imported: its imports (a browser
-    driver, Inspect, transformers) would cost the edit loop seconds for tests it deselects anyway."""
-    if config.option.markexpr.replace(" ", "") != "notslow" or collection_path.suffix != ".py":
-        return None
-    if "\npytestmark = pytest.mark.slow" in collection_path.read_text(encoding="utf-8"):
-        return True
-    return None
 

@@ -40,7 +40,7 @@ TASK_LIKE = re.compile(r"\b((?:easy|medium|hard)_(?:single|mixed)_[a-z]+)\b")
 SPLIT_LIKE = re.compile(r"""split=["'](\w+)["']""")
 DECIMAL = re.compile(r"\b\d+\.\d+\b")
 # External programs run with `uv run`; their flags are theirs to check.
-EXTERNAL = {"pytest", "inspect", "openenv", "ruff", "trl", "accelerate", "server.app"}
+EXTERNAL = {"pytest", "inspect", "openenv", "ruff", "trl", "accelerate", "server.app", "lint-imports"}
 
 
 def lines_of(path: Path) -> list[tuple[int, str]]:
@@ -157,6 +157,20 @@ def test_every_table_of_measured_numbers_says_which_command_made_it(doc: Path) -
     assert not problems, "\n".join(problems)
 
 
+# A run's date or hour, or the branch it ran on: history, which belongs in CHANGELOG.md (data dates such as
+# 2026-03-10 are the dataset's and pass).
+DATED = re.compile(r"\b\d{1,2}:\d{2} UTC\b|\b\d{1,2} (?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)\b"
+                   r"|\b(?:run|measured) on (?:\d{4}-\d{2}-\d{2}|the \w+ branch|the integrated main)", re.IGNORECASE)
+
+
+def test_the_docs_state_the_present() -> None:
+    """No doc dates its runs: the docs keep the current figures with their command, the history is in the
+    changelog."""
+    dated = [f"{where(doc, number)}: {match.group()!r}" for doc in DOCS for number, line in lines_of(doc)
+             for match in DATED.finditer(line)]
+    assert not dated, "\n".join(dated)
+
+
 def test_the_checks_catch_what_they_are_for(tmp_path: Path) -> None:
     """Each rule fails on a doc line made wrong on purpose."""
     assert "--no-such-flag" not in accepted_flags(script_path("benchmarks.calibrate"))
@@ -166,6 +180,8 @@ def test_the_checks_catch_what_they_are_for(tmp_path: Path) -> None:
     bad = tmp_path / "bad.md"
     bad.write_text("Measured.\n\n| a | b |\n| --- | --- |\n| x | 1.25 |\n")
     assert tables(bad) == [(3, ["| a | b |", "| --- | --- |", "| x | 1.25 |"])]
+    assert [m.group() for m in DATED.finditer("One run on 2026-11-23 (05:30 UTC, 22 Nov), on 2026-03-10")] == [
+        "run on 2026-11-23", "05:30 UTC", "22 Nov"]
 
 
 CONSTANT_CLAIM = re.compile(r"`([A-Z][A-Z0-9_]*) = ([^`]+)`")

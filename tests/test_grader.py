@@ -117,9 +117,13 @@ def test_empty_report_scores_zero_when_there_are_anomalies(ep: Episode) -> None:
 
 @PROPERTY
 @given(ep=episodes(), data=st.data())
-def test_score_is_always_between_zero_and_one(ep: Episode, data: st.DataObject) -> None:
+def test_score_is_recall_quality_times_precision_both_shares(ep: Episode, data: st.DataObject) -> None:
+    """The score lies in [0, 1] because both its factors are shares, not because the grader clamps it."""
     rows = data.draw(submissions(ep))
-    assert 0.0 <= score(ep, rows) <= 1.0
+    breakdown = grade(ep, rows)
+    assert 0.0 <= breakdown.recall_quality <= breakdown.recall <= 1.0
+    assert 0.0 < breakdown.precision <= 1.0
+    assert breakdown.score == pytest.approx(breakdown.recall_quality * breakdown.precision, abs=2e-6)
 
 
 @PROPERTY

@@ -1,11 +1,12 @@
-"""The import graph proves the wall: nothing the tools import can reach the injectors, the ground truth or the
-scoring. And the tools' pandas road, as docs/tools.md shows it, works."""
+"""The import graph proves the wall (import-linter's contracts in pyproject.toml): nothing the tools import can
+reach the injectors, the ground truth or the scoring. And the tools' pandas road, as docs/tools.md shows it, works."""
 
 from __future__ import annotations
 
 import ast
 import re
-from collections import deque
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -19,84 +20,35 @@ from metric_tracker_rl.scenario import build_episode
 from metric_tracker_rl.tasks import resolve_episode_config
 
 ROOT = Path(__file__).resolve().parents[1]
-PACKAGE = "metric_tracker_rl"
-# What may not know the truth must not reach these.
-TRUTH_MODULES = ("metric_tracker_rl.scenario", "metric_tracker_rl.anomalies", "metric_tracker_rl.grader",
-                 "metric_tracker_rl.environment", "metric_tracker_rl.server", "server")
 
 
-def module_path(module: str) -> Path | None:
-    """The source file of one of our own modules (a package's __init__.py), or None for any other module."""
-    base = ROOT.joinpath(*module.split("."))
-    for candidate in (base.with_suffix(".py"), base / "__init__.py"):
-        if candidate.exists():
-            return candidate
-    return None
+def lint_imports(*arguments: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
+    """import-linter's `lint-imports`: the contracts in pyproject.toml, or those of the `--config` file named."""
+    command = [str(Path(sys.executable).parent / "lint-imports"), "--no-cache", *arguments]
+    return subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=300)
 
 
-def imported_modules(module: str) -> set[str]:
-    """Every module an import statement of `module` names, `from package import submodule` resolved too."""
-    path = module_path(module)
-    found: set[str] = set()
-    for node in ast.walk(ast.parse(path.read_text())):
-        if isinstance(node, ast.Import):
-            found |= {alias.name for alias in node.names}
-        elif isinstance(node, ast.ImportFrom):
-            base = node.module or ""
-            if node.level:  # relative import
-                package = module if path.name == "__init__.py" else module.rpartition(".")[0]
-                for _ in range(node.level - 1):
-                    package = package.rpartition(".")[0]
-                base = f"{package}.{base}".rstrip(".")
-            found.add(base)
-            found |= {f"{base}.{alias.name}" for alias in node.names if module_path(f"{base}.{alias.name}")}
-    return found
+def test_the_import_wall_contracts_are_kept() -> None:
+    """Nothing the tools, the public episode, validation, the SQL sandbox or the view import reaches the
+    injectors, the ground truth or the scoring; the client side never imports the server or the environment."""
+    result = lint_imports()
+    assert result.returncode == 0 and "2 kept, 0 broken" in result.stdout, result.stdout + result.stderr
 
 
-def import_paths(start: str) -> dict[str, list[str]]:
-    """Every module of ours reachable from `start`, with one import path that reaches it (breadth first).
-    Importing a.b.c runs a/__init__.py and a/b/__init__.py first, so parents count as reached too."""
-    paths = {start: [start]}
-    queue = deque([start])
-    while queue:
-        current = queue.popleft()
-        if module_path(current) is None:
-            continue
-        for target in sorted(imported_modules(current)):
-            parts = target.split(".")
-            for i in range(1, len(parts) + 1):
-                name = ".".join(parts[:i])
-                if (name.startswith(PACKAGE) or name.startswith("server")) and name not in paths \
-                        and module_path(name):
-                    paths[name] = [*paths[current], name]
-                    queue.append(name)
-    return paths
-
-
-def truth_reached(start: str) -> list[list[str]]:
-    return [path for name, path in import_paths(start).items() if name.startswith(TRUTH_MODULES)]
-
-
-TOOL_MODULES = sorted(f"{PACKAGE}.analysis_tools.{p.stem}" if p.stem != "__init__" else f"{PACKAGE}.analysis_tools"
-                      for p in (ROOT / PACKAGE / "analysis_tools").glob("*.py"))
-
-
-@pytest.mark.parametrize("start", [*TOOL_MODULES, f"{PACKAGE}.public", f"{PACKAGE}.validation",
-                                   f"{PACKAGE}.sql_sandbox", f"{PACKAGE}.families", f"{PACKAGE}.catalog"])
-def test_no_import_path_from_the_tools_reaches_the_truth(start: str) -> None:
-    assert truth_reached(start) == []
-
-
-def test_the_walker_finds_the_paths_that_do_exist() -> None:
-    """The environment must reach the grader and the injectors: if the walker missed them, the test above
-    would pass for nothing."""
-    reached = {path[-1] for path in truth_reached("metric_tracker_rl.environment")}
-    assert {"metric_tracker_rl.grader", "metric_tracker_rl.scenario", "metric_tracker_rl.anomalies"} <= reached
-    assert any(name.startswith("metric_tracker_rl.anomalies.") for name in reached)
-    # a package import reaches its submodules' __init__ and the names imported from it
-    assert "metric_tracker_rl.analysis_tools.registry" in import_paths(f"{PACKAGE}.analysis_tools")
-    # the SQL tool's sandbox is walked from the tools, and on its own above
-    assert f"{PACKAGE}.sql_sandbox" in import_paths(f"{PACKAGE}.analysis_tools")
+def test_a_contract_breaks_on_an_indirect_import_inside_a_function(tmp_path: Path) -> None:
+    """The linter follows imports through other modules and inside function bodies (where the package imports
+    lazily): the contracts above would pass for nothing if it missed either."""
+    package = tmp_path / "walled"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "tools.py").write_text("def use():\n    from walled import middle\n")
+    (package / "middle.py").write_text("import walled.truth\n")
+    (package / "truth.py").write_text("")
+    (tmp_path / "wall.ini").write_text("[importlinter]\nroot_package = walled\n\n[importlinter:contract:wall]\n"
+                                      "name = wall\ntype = forbidden\nsource_modules = walled.tools\n"
+                                      "forbidden_modules = walled.truth\n")
+    result = lint_imports("--config", "wall.ini", cwd=tmp_path)
+    assert result.returncode == 1 and "walled.tools -> walled.middle" in result.stdout, result.stdout + result.stderr
 
 
 def docs_tool_example() -> str:
@@ -200,9 +152,6 @@ def test_the_import_graph_has_no_cycles() -> None:
 @pytest.mark.parametrize("module", ["metric_tracker_rl", "metric_tracker_rl.catalog", "metric_tracker_rl.view"])
 def test_plain_modules_do_not_import_the_client_or_gradio(module: str) -> None:
     """The package's public names load on first use, so a data module costs no OpenEnv or gradio import."""
-    import subprocess
-    import sys
-
     probe = (f"import sys, {module}; "
              "print(sorted(m for m in ('gradio', 'openenv', 'metric_tracker_rl.client') if m in sys.modules))")
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=ROOT, check=True)

@@ -19,7 +19,7 @@ from conftest import ROOT
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect
 
-from metric_tracker_rl.local_server import free_port, healthy, serving, stop_process
+from metric_tracker_rl.local_server import free_port, healthy, serving
 from metric_tracker_rl.reconnect import (
     RETRY_DEADLINE_VAR,
     ServerUnavailable,
@@ -159,8 +159,8 @@ def test_a_reset_waits_out_a_restart(monkeypatch: pytest.MonkeyPatch, caplog: py
         assert not waiter.is_alive()
         brief = read_observation(str(outcome["brief"]))
         assert brief.config["seed"] == 2 and outcome["waited"] >= 4
-        assert read_observation(tool_env.task_overview()).status == "ok"  # the new session works
-        tool_env._close()
+        with tool_env:  # leaving closes its session
+            assert read_observation(tool_env.task_overview()).status == "ok"  # the new session works
     waits = [r.getMessage() for r in caplog.records if "retrying in" in r.getMessage()]
     assert waits and all(url in line for line in waits)
 
@@ -175,33 +175,24 @@ def test_a_stopping_server_lets_a_training_rollout_finish_its_step_and_then_tell
     monkeypatch.setenv(URL_VAR, url)
     monkeypatch.setenv(RETRY_DEADLINE_VAR, "2")
     env_vars = {**os.environ, "ENABLE_WEB_INTERFACE": "false", DRAIN_VAR: "3"}
-    with tempfile.TemporaryFile() as log:
-        process = subprocess.Popen(server_command(port), cwd=ROOT, env=env_vars, stdout=log,
-                                   stderr=subprocess.STDOUT)
-        try:
-            deadline = time.monotonic() + 90
-            while not healthy(url, timeout_s=1.0):
-                assert process.poll() is None and time.monotonic() < deadline
-                time.sleep(0.2)
-            assert status_of(f"{url}/ready") == 200
-            rollout = MetricTrackerToolEnv()
-            rollout.reset(seed=3, difficulty="easy")
-            process.send_signal(signal.SIGTERM)
-            stopped = time.monotonic()
-            answers = []
-            while time.monotonic() - stopped < 10:
-                answers.append(rollout.get_annotations())
-                if answers[-1].startswith("error:"):
-                    break
-                time.sleep(0.2)
-            assert read_observation(answers[0]).status == "ok"  # served during the drain
-            assert answers[-1].startswith("error:") and "episode is over" in answers[-1]
-            assert time.monotonic() - stopped >= 2.5
-            assert process.wait(timeout=30) == 0
-            with pytest.raises(ServerUnavailable, match=rf"127\.0\.0\.1:{port}.*last error"):
-                rollout.reset(seed=4, difficulty="easy")
-        finally:
-            stop_process(process)
+    with tempfile.TemporaryFile() as log, serving(server_command(port), port, env_vars, log, cwd=ROOT) as process:
+        assert status_of(f"{url}/ready") == 200
+        rollout = MetricTrackerToolEnv()
+        rollout.reset(seed=3, difficulty="easy")
+        process.send_signal(signal.SIGTERM)
+        stopped = time.monotonic()
+        answers = []
+        while time.monotonic() - stopped < 10:
+            answers.append(rollout.get_annotations())
+            if answers[-1].startswith("error:"):
+                break
+            time.sleep(0.2)
+        assert read_observation(answers[0]).status == "ok"  # served during the drain
+        assert answers[-1].startswith("error:") and "episode is over" in answers[-1]
+        assert time.monotonic() - stopped >= 2.5
+        assert process.wait(timeout=30) == 0
+        with pytest.raises(ServerUnavailable, match=rf"127\.0\.0\.1:{port}.*last error"):
+            rollout.reset(seed=4, difficulty="easy")
 
 
 @pytest.mark.parametrize("workers", [1, 2])
@@ -211,32 +202,24 @@ def test_a_draining_server_serves_open_sessions_answers_503_on_ready_and_refuses
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     env_vars = {**os.environ, "ENABLE_WEB_INTERFACE": "false", DRAIN_VAR: "6"}
-    with tempfile.TemporaryFile() as log:
-        process = subprocess.Popen(server_command(port, workers), cwd=ROOT, env=env_vars, stdout=log,
-                                   stderr=subprocess.STDOUT)
-        try:
-            deadline = time.monotonic() + 90
-            while not healthy(url, timeout_s=1.0):
-                assert process.poll() is None and time.monotonic() < deadline
-                time.sleep(0.2)
-            ws_url = f"ws://127.0.0.1:{port}/ws"
-            with connect(ws_url) as held:
-                held.send('{"type": "reset", "data": {"seed": 4}}')
+    with tempfile.TemporaryFile() as log, \
+            serving(server_command(port, workers), port, env_vars, log, cwd=ROOT) as process:
+        ws_url = f"ws://127.0.0.1:{port}/ws"
+        with connect(ws_url) as held:
+            held.send('{"type": "reset", "data": {"seed": 4}}')
+            held.recv(timeout=30)
+            stopped = time.monotonic()
+            process.send_signal(signal.SIGTERM)
+            time.sleep(1.5)  # the supervisor looks at its signals every 0.5 s
+            assert all(status_of(f"{url}/ready") == 503 for _ in range(4 * workers))
+            assert status_of(f"{url}/health") == 200
+            with pytest.raises(InvalidStatus) as refused:
+                connect(ws_url)
+            assert refused.value.response.status_code == 503
+            assert b"reset" in refused.value.response.body
+            held.send('{"type": "step", "data": {"analysis_method": "get_annotations"}}')
+            assert '"observation"' in held.recv(timeout=10)  # the open episode goes on
+            with pytest.raises(ConnectionClosed) as closed:
                 held.recv(timeout=30)
-                stopped = time.monotonic()
-                process.send_signal(signal.SIGTERM)
-                time.sleep(1.5)  # the supervisor looks at its signals every 0.5 s
-                assert all(status_of(f"{url}/ready") == 503 for _ in range(4 * workers))
-                assert status_of(f"{url}/health") == 200
-                with pytest.raises(InvalidStatus) as refused:
-                    connect(ws_url)
-                assert refused.value.response.status_code == 503
-                assert b"reset" in refused.value.response.body
-                held.send('{"type": "step", "data": {"analysis_method": "get_annotations"}}')
-                assert '"observation"' in held.recv(timeout=10)  # the open episode goes on
-                with pytest.raises(ConnectionClosed) as closed:
-                    held.recv(timeout=30)
-                assert closed.value.rcvd.code == GOING_AWAY and time.monotonic() - stopped >= 5.5
-            assert process.wait(timeout=30) == 0
-        finally:
-            stop_process(process)
+            assert closed.value.rcvd.code == GOING_AWAY and time.monotonic() - stopped >= 5.5
+        assert process.wait(timeout=30) == 0

@@ -15,6 +15,7 @@ Nothing here compares tool text with a literal: results and briefs are rendered 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -32,8 +33,6 @@ from training import train_group_missing  # noqa: E402
 
 if (MISSING := train_group_missing()) is not None:  # says which Python TRL needs, or which command installs it
     pytest.skip(MISSING, allow_module_level=True)
-
-from tiny_qwen3 import TAG_TOKENS, scripted_qwen3, tiny_qwen3, tiny_tokenizer  # noqa: E402
 
 from metric_tracker_rl import MetricTrackerRlEnv  # noqa: E402
 from metric_tracker_rl.tool_calls import (  # noqa: E402
@@ -167,13 +166,21 @@ def recorded_rollouts(server_url: str, monkeypatch: pytest.MonkeyPatch) -> Itera
     monkeypatch.setattr(MetricTrackerToolEnv, "get_reward", recording_get_reward)
     monkeypatch.setattr(MetricTrackerToolEnv, "_call", recording_call)
     yield rollouts
-    for instance in instances.values():
-        instance._close()
+    with contextlib.ExitStack() as sessions:
+        for instance in instances.values():
+            sessions.enter_context(instance)
+
+
+def prompt_texts() -> list[str]:
+    """What every conversation holds: the system prompt, the control tags and the tool schemas."""
+    from tiny_qwen3 import TAG_TOKENS  # tiny_qwen3 imports torch and transformers: here, not at collection
+
+    return [SYSTEM_PROMPT, *TAG_TOKENS, *(json.dumps(tool) for tool in openai_tools())]
 
 
 def environment_texts(episodes: list[ScriptedEpisode]) -> list[str]:
     """What the tiny tokenizer is trained on: the prompts, tool schemas, briefs, calls and results it will see."""
-    texts = [SYSTEM_PROMPT, *TAG_TOKENS, *(json.dumps(tool) for tool in openai_tools())]
+    texts = prompt_texts()
     for episode in episodes:
         texts += [episode.brief, *episode.turns(), *episode.results]
     return texts
@@ -181,6 +188,8 @@ def environment_texts(episodes: list[ScriptedEpisode]) -> list[str]:
 
 def test_grpo_two_steps_against_a_live_server(scripted_episodes: list[ScriptedEpisode],
                                              recorded_rollouts: list[dict[str, Any]], tmp_path: Path) -> None:
+    from tiny_qwen3 import scripted_qwen3, tiny_tokenizer
+
     by_brief = {(episode.brief, episode.variant): episode for episode in scripted_episodes}
 
     def script(context: str, row: int) -> str:
@@ -198,6 +207,7 @@ def test_grpo_two_steps_against_a_live_server(scripted_episodes: list[ScriptedEp
                        num_generations=2, max_steps=2, use_vllm=False, bf16=False, use_cpu=True,
                        log_completions=False, save_strategy="no", seed=0)
     trainer = grpo_trainer(model, args, grpo_dataset(EPISODES, start=FIRST_TASK), processing_class=tokenizer)
+    assert sorted(tool.__name__ for tool in trainer.tools) == sorted(tool.name for tool in model_tools())
     trainer.train()
 
     rollouts = recorded_rollouts
@@ -250,8 +260,10 @@ def trajectory_files(server_url: str, tmp_path_factory: pytest.TempPathFactory) 
 
 
 def test_sft_two_steps_on_trajectories(trajectory_files: list[Path], tmp_path: Path) -> None:
+    from tiny_qwen3 import tiny_qwen3, tiny_tokenizer
+
     records = [json.loads(line) for path in trajectory_files for line in path.read_text().splitlines()]
-    texts = [SYSTEM_PROMPT, *TAG_TOKENS, *(json.dumps(tool) for tool in openai_tools())]
+    texts = prompt_texts()
     texts += [json.dumps(message) for record in records for message in record["messages"]]
     tokenizer = tiny_tokenizer(texts)
     args = sft_config(str(tmp_path), gradient_accumulation_steps=1, max_steps=2,

@@ -12,15 +12,15 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from benchmarks.interface import record_episode
-from metric_tracker_rl.agents import make_agent
+from metric_tracker_rl.agents import Agent, make_agent, run_episode
 from metric_tracker_rl.catalog import AGGREGATE_DIFFICULTIES, ANOMALY_TYPES, DIFFICULTIES
 from metric_tracker_rl.environment import MetricTrackerRlEnvironment
 from metric_tracker_rl.grader import grade_submission
-from metric_tracker_rl.models import MetricSubmissionRow
+from metric_tracker_rl.models import MetricSubmissionRow, MetricTrackerRlAction
 from metric_tracker_rl.scenario import build_episode
 from metric_tracker_rl.tasks import resolve_episode_config
-from metric_tracker_rl.tool_calls import action_tool_call, read_observation
-from metric_tracker_rl.transcript import cut_results, unseen_submitted_rows
+from metric_tracker_rl.tool_calls import SeenObservation, read_observation
+from metric_tracker_rl.transcript import TaskRun, cut_results, unseen_submitted_rows
 from metric_tracker_rl.view import ViewParseError, parse, render, round_number, rounded
 
 keys = st.from_regex(r"[a-z][a-z_]{0,11}", fullmatch=True)
@@ -93,32 +93,34 @@ RECORDING_AGENTS = ("expert", "scripted", "top_k_dates_shift_checked", "side_eff
                     "next_date_padder", "fixed_rule")
 
 
-def replayed_calls(agent_name: str, messages: list[dict]) -> list[tuple[str, dict]]:
-    """The calls a fresh agent makes when it is handed the record's texts, in order: the brief, then each result."""
-    agent = make_agent(agent_name)
-    agent.begin(read_observation(messages[1]["content"]))
-    calls, position = [], 1
-    while True:
-        action = agent.act(read_observation(messages[position]["content"]))
-        if action is None:
-            return calls
-        calls.append(action_tool_call(action))
-        position = next((i for i in range(position + 1, len(messages)) if messages[i]["role"] == "tool"),
-                        len(messages))
-        if position == len(messages):
-            return calls
+class TextRecordingAgent(Agent):
+    """A reference agent that keeps every observation it is handed."""
+
+    def __init__(self, agent_name: str) -> None:
+        self.agent, self.handed = make_agent(agent_name), []
+
+    def begin(self, observation: SeenObservation) -> None:
+        self.handed.append(observation)
+        self.agent.begin(observation)
+
+    def act(self, observation: SeenObservation) -> MetricTrackerRlAction | None:
+        self.handed.append(observation)
+        return self.agent.act(observation)
 
 
 @pytest.mark.parametrize("agent_name", RECORDING_AGENTS)
-def test_an_agent_decides_from_the_text_of_its_record(agent_name: str) -> None:
-    """Replaying a record's tool results through the agent gives the same calls: nothing it decided from is
-    missing from the record (the score follows: the same calls on the same episode)."""
+def test_an_agent_is_handed_only_the_texts_of_its_record(agent_name: str) -> None:
+    """Every observation an agent decides from is what the record's text reads back as: the brief (to begin and
+    to act), then each tool result in order (the last one too, unless it ended the episode)."""
     env = MetricTrackerRlEnvironment()
     for index in range(6):
-        run = record_episode(agent_name, {"seed": 700 + index, "difficulty": DIFFICULTIES[index % 3]}, env)
-        recorded = [(call["function"]["name"], json.loads(json.dumps(call["function"]["arguments"])))
-                    for m in run.messages for call in m.get("tool_calls") or []]
-        assert replayed_calls(agent_name, run.messages) == recorded
+        agent, run = TextRecordingAgent(agent_name), TaskRun(agent_name)
+        run_episode(agent, lambda **kw: run.reset(env, **kw), lambda action: run.act(env, action),  # noqa: B023
+                    seed=700 + index, difficulty=DIFFICULTIES[index % 3])
+        brief, *results = [m["content"] for m in run.messages if m["role"] in ("user", "tool")]
+        texts = [observation.text for observation in agent.handed]
+        assert texts == [brief, brief, *results][:len(texts)] and len(texts) >= len(results) + 1
+        assert agent.handed == [read_observation(text) for text in texts]
 
 
 @pytest.mark.parametrize("difficulty", AGGREGATE_DIFFICULTIES)  # the reference agents read the aggregate tiers

@@ -15,9 +15,7 @@ GRADIO_FRONTEND = Path(gradio.__file__).parent / "templates" / "frontend"
 
 def test_the_offline_theme_replaces_the_one_openenv_mounts() -> None:
     theme = use_offline_web_theme()
-    assert web_interface.OPENENV_GRADIO_THEME is theme
-    assert gradio_theme.OPENENV_GRADIO_THEME._stylesheets, "OpenEnv's own theme loads web fonts"
-    assert theme._stylesheets == []
+    assert web_interface.OPENENV_GRADIO_THEME is theme  # that the page then loads nothing remote, the browser test sees
 
 
 def test_every_font_it_names_ships_with_gradio_and_nothing_is_remote() -> None:
