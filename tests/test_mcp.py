@@ -250,13 +250,18 @@ def test_websocket_mcp_messages_reach_the_session_episode(server_url: str) -> No
 
 @pytest.mark.slow
 def test_the_mcp_latency_benchmark_calls_every_transport_without_errors() -> None:
-    from benchmarks.mcp import TRANSPORTS, bench_mcp, table
+    from benchmarks.mcp import TRANSPORTS, bench_mcp, table, verdicts
 
-    (row,) = bench_mcp([2], duration_s=0.8, rounds=1)["rows"]
+    report = bench_mcp([2], duration_s=0.8, rounds=2, warmup_s=0.1)
+    (row,) = report["rows"]
     for transport in TRANSPORTS:
         assert row[transport]["errors"] == 0, row[transport]["first_errors"]
-        assert row[transport]["steps"] > 0
-    assert table({"rows": [row]}).count("\n") == 1 + len(TRANSPORTS)
+        assert row[transport]["steps"] > 0 and row[transport]["server_cpu_ms_per_step"] >= 0
+    assert table(report).count("\n") == 1 + len(TRANSPORTS)
+    ratio = row["ws_mcp_p50_ratio"]
+    assert ratio == pytest.approx(row["ws_mcp"]["p50_ms"] / row["ws_step"]["p50_ms"])
+    assert verdicts(report).startswith("2 session(s): ")
+    assert verdicts(report).endswith(": met)" if ratio <= 1.2 else ": NOT met)")
 
 
 def test_openenvs_mcp_harness_plays_an_episode_on_the_mcp_session_and_gets_its_score(server_url: str) -> None:
