@@ -1,6 +1,7 @@
 """Tool-call latency over MCP beside a typed WebSocket step for the same tool, on one server.
 
     uv run python -m benchmarks.mcp [--sessions 1 64] [--duration 6] [--rounds 12] [--warmup 0.5]
+    uv run python -m benchmarks.mcp --in-process 3000   # the server's CPU per message, no network
 
 Every session resets once, then calls the same cycle of analysis tools as `benchmarks.run`'s WebSocket load
 (`analysis_action`) for the measurement window, over one of three transports:
@@ -27,6 +28,7 @@ import argparse
 import asyncio
 import json
 import math
+import os
 import statistics
 import sys
 import time
@@ -207,6 +209,48 @@ def verdicts(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+async def _in_process_cpu(calls: int) -> dict[str, float]:
+    """Median CPU time of the server's thread per /ws message, typed step and MCP call for the same tool and
+    arguments taking turns call by call on two sessions of the app, driven through ASGI with no network."""
+    from metric_tracker_rl.server.app import build_app
+
+    os.environ["ENABLE_WEB_INTERFACE"] = "false"  # the debugger is not what is measured
+    app = build_app()
+
+    async def open_session() -> Any:
+        inbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        outbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        scope = {"type": "websocket", "path": "/ws", "raw_path": b"/ws", "query_string": b"", "headers": [],
+                 "client": ("127.0.0.1", 1), "server": ("127.0.0.1", 8000), "scheme": "ws", "subprotocols": [],
+                 "root_path": "", "app": app}
+        await inbox.put({"type": "websocket.connect"})
+        asyncio.get_running_loop().create_task(app(scope, inbox.get, outbox.put))
+        assert (await outbox.get())["type"] == "websocket.accept"
+
+        async def round_trip(text: str) -> None:
+            await inbox.put({"type": "websocket.receive", "text": text})
+            await outbox.get()
+        return round_trip
+
+    messages = {"ws_step": lambda i: {"type": "step", "data": analysis_action(i)},
+                "ws_mcp": lambda i: {"type": "mcp", "data": tool_call(i)}}
+    sessions = {transport: await open_session() for transport in messages}
+    reset = json.dumps({"type": "reset", "data": {"seed": 1, "max_steps": MAX_STEPS}})
+    cpu_ns: dict[str, list[int]] = {transport: [] for transport in messages}
+    warm = calls // 5
+    for i in range(calls + warm):
+        if i % (MAX_STEPS - 1) == 0:
+            for round_trip in sessions.values():
+                await round_trip(reset)
+        for transport in (messages if i % 2 else reversed(list(messages))):
+            text = json.dumps(messages[transport](i))
+            started = time.thread_time_ns()
+            await sessions[transport](text)
+            if i >= warm:
+                cpu_ns[transport].append(time.thread_time_ns() - started)
+    return {f"{transport}_cpu_us": statistics.median(values) / 1e3 for transport, values in cpu_ns.items()}
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sessions", type=int, nargs="+", default=[1, 64])
@@ -214,7 +258,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--rounds", type=int, default=12)
     parser.add_argument("--warmup", type=float, default=0.5, help="seconds of untimed load per transport first")
     parser.add_argument("--json", action="store_true", help="print the report as JSON after the table")
+    parser.add_argument("--in-process", type=int, metavar="CALLS", default=0,
+                        help="instead: the server's CPU per /ws message in-process, CALLS calls per transport")
     args = parser.parse_args(argv)
+    if args.in_process:
+        cpu = asyncio.run(_in_process_cpu(args.in_process))
+        print(f"in-process, median server CPU per /ws message: typed step {cpu['ws_step_cpu_us']:.1f} us, "
+              f"MCP tools/call {cpu['ws_mcp_cpu_us']:.1f} us ({cpu['ws_mcp_cpu_us'] / cpu['ws_step_cpu_us']:.2f}x)")
+        return
     report = bench_mcp(args.sessions, args.duration, args.rounds, args.warmup)
     print(table(report))
     print()

@@ -264,6 +264,15 @@ def test_the_mcp_latency_benchmark_calls_every_transport_without_errors() -> Non
     assert (": met)" in verdicts(report)) == (ratio <= 1.2)
 
 
+def test_the_in_process_measurement_times_both_kinds_of_message(monkeypatch: pytest.MonkeyPatch) -> None:
+    from benchmarks.mcp import _in_process_cpu
+
+    monkeypatch.setenv("ENABLE_WEB_INTERFACE", "false")
+    cpu = asyncio.run(_in_process_cpu(40))
+    assert set(cpu) == {"ws_step_cpu_us", "ws_mcp_cpu_us"}
+    assert all(value > 0 for value in cpu.values())
+
+
 def test_openenvs_mcp_harness_plays_an_episode_on_the_mcp_session_and_gets_its_score(server_url: str) -> None:
     """The harness layer TRL's async GRPO trainer drives: MCPHarnessAdapter over `McpSessionFactory`, with a
     scripted model (the expert agent reading each tool message's text) in place of a sampled one."""
