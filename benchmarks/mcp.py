@@ -1,6 +1,7 @@
 """Tool-call latency over MCP beside a typed WebSocket step for the same tool, on one server.
 
-    uv run python -m benchmarks.mcp [--sessions 1 64] [--duration 6] [--rounds 3]
+    uv run python -m benchmarks.mcp [--sessions 1 64] [--duration 6] [--rounds 12] [--warmup 0.5]
+    uv run python -m benchmarks.mcp --in-process 3000   # the server's CPU per message, no network
 
 Every session resets once, then calls the same cycle of analysis tools as `benchmarks.run`'s WebSocket load
 (`analysis_action`) for the measurement window, over one of three transports:
@@ -12,9 +13,13 @@ Every session resets once, then calls the same cycle of analysis tools as `bench
 - `http_mcp`: OpenEnv's HTTP MCP lifecycle: `openenv/session/create`, a reset on /ws?session_id=..., then
   `tools/call` with the session_id on POST /mcp over a kept-alive HTTP connection.
 
-The transports take turns in short rounds, so that a change in the machine's background load affects all alike.
-Prints p50/p99 round-trip latency and calls/s per transport, and each MCP transport's p50 as a ratio of the
-typed step's (target: at most 1.2).
+Like with like: every transport calls the same tools with the same arguments in the same order, with the same
+number of sessions, on the same server, after an untimed warm-up round. The transports take turns in short
+rounds, in reverse order every other round, so that a change in the machine's background load affects all alike.
+Prints p50/p99 round-trip latency, calls/s and server CPU per call for each transport, and as ratios of the
+typed step's: each one's p50 (the median over rounds of the ratio within a round, which a burst of other load
+on the machine moves least) and its server CPU per call. The last lines say whether `ws_mcp` meets the target,
+a p50 at most 1.2 times `ws_step`'s, at each session count.
 """
 
 from __future__ import annotations
@@ -22,6 +27,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import math
+import os
+import statistics
 import sys
 import time
 from typing import Any
@@ -132,25 +140,36 @@ async def _load(server: Server, transport: str, sessions: int, duration_s: float
              "server_cpu_s": start.server_cpu_s, "client_cpu_s": start.client_cpu_s}, result.latencies)
 
 
-def bench_mcp(session_counts: list[int], duration_s: float, rounds: int) -> dict[str, Any]:
-    """Per session count, each transport's latency and throughput, and each MCP transport's p50 / step p50."""
+def _ratio(value: float | None, base: float | None) -> float | None:
+    return value / base if value is not None and base else None
+
+
+def bench_mcp(session_counts: list[int], duration_s: float, rounds: int, warmup_s: float = 0.5) -> dict[str, Any]:
+    """Per session count, each transport's latency, throughput and server CPU per call, and their ratios to the
+    typed step's. `warmup_s`: one untimed round per transport first (caches, connections, the server's code)."""
     rows = []
     with serve("metric_tracker_rl.server.app", max(session_counts) * 2 + 8, "server_mcp") as server:
         for sessions in session_counts:
+            for transport in TRANSPORTS:
+                asyncio.run(_load(server, transport, sessions, warmup_s))
             measured: dict[str, list[dict[str, Any]]] = {t: [] for t in TRANSPORTS}
+            round_p50s: dict[str, list[float]] = {t: [] for t in TRANSPORTS}
             latencies: dict[str, list[list[float]]] = {t: [] for t in TRANSPORTS}
-            for _ in range(rounds):
-                for transport in TRANSPORTS:
+            for turn in range(rounds):
+                for transport in TRANSPORTS if turn % 2 == 0 else TRANSPORTS[::-1]:
                     outcome, samples = asyncio.run(_load(server, transport, sessions, duration_s / rounds))
                     measured[transport].append(outcome)
                     latencies[transport].append(samples)
+                    round_p50s[transport].append(statistics.median(samples) if samples else math.nan)
             row: dict[str, Any] = {"sessions": sessions}
             for transport in TRANSPORTS:
                 row[transport] = _merge(measured[transport], latencies[transport], duration_s / rounds)
-            base = row["ws_step"]["p50_ms"] or float("nan")
+            base = row["ws_step"]
             for transport in TRANSPORTS[1:]:
-                p50 = row[transport]["p50_ms"]
-                row[f"{transport}_p50_ratio"] = p50 / base if p50 is not None else None
+                row[f"{transport}_p50_ratio"] = statistics.median(
+                    p50 / step_p50 for p50, step_p50 in zip(round_p50s[transport], round_p50s["ws_step"], strict=True))
+                row[f"{transport}_cpu_ratio"] = _ratio(row[transport]["server_cpu_ms_per_step"],
+                                                       base["server_cpu_ms_per_step"])
             rows.append(row)
             print(f"mcp {sessions:>3} sessions: " + ", ".join(
                 f"{t} p50 {row[t]['p50_ms']:.3f} ms ({row[t]['steps_per_s']:.0f}/s, errors {row[t]['errors']})"
@@ -158,28 +177,99 @@ def bench_mcp(session_counts: list[int], duration_s: float, rounds: int) -> dict
     return {"duration_s": duration_s, "rounds": rounds, "target_ratio": TARGET_RATIO, "rows": rows}
 
 
+def _shown(ratio: float | None) -> str:
+    return f"{ratio:.2f}" if ratio is not None else "n/a"
+
+
 def table(report: dict[str, Any]) -> str:
-    lines = ["| sessions | transport | p50 ms | p99 ms | calls/s | p50 / ws_step p50 | errors |",
-             "| --- | --- | --- | --- | --- | --- | --- |"]
+    lines = ["| sessions | transport | p50 ms | p99 ms | calls/s | server CPU ms/call | p50 / ws_step p50, per round "
+             "| CPU / ws_step CPU | errors |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for row in report["rows"]:
         for transport in TRANSPORTS:
             stats = row[transport]
-            ratio = row.get(f"{transport}_p50_ratio")
-            shown = "1.00" if transport == "ws_step" else (f"{ratio:.2f}" if ratio is not None else "n/a")
+            p50_ratio, cpu_ratio = (("1.00", "1.00") if transport == "ws_step" else
+                                    (_shown(row[f"{transport}_p50_ratio"]), _shown(row[f"{transport}_cpu_ratio"])))
             lines.append(f"| {row['sessions']} | {transport} | {stats['p50_ms']:.3f} | {stats['p99_ms']:.3f} | "
-                         f"{stats['steps_per_s']:.0f} | {shown} | {stats['errors']} |")
+                         f"{stats['steps_per_s']:.0f} | {stats['server_cpu_ms_per_step']:.3f} | {p50_ratio} | "
+                         f"{cpu_ratio} | {stats['errors']} |")
     return "\n".join(lines)
+
+
+def verdicts(report: dict[str, Any]) -> str:
+    """One line per session count: the MCP call's p50 over the typed step's, against the target."""
+    lines = []
+    for row in report["rows"]:
+        ratio = row["ws_mcp_p50_ratio"]
+        met = "met" if ratio is not None and ratio <= report["target_ratio"] else "NOT met"
+        lines.append(f"{row['sessions']} session(s): MCP tools/call on /ws p50 {row['ws_mcp']['p50_ms']:.3f} ms, "
+                     f"typed step {row['ws_step']['p50_ms']:.3f} ms; per-round p50 ratio {_shown(ratio)}x "
+                     f"(target <= {report['target_ratio']}x: {met}), server CPU per call "
+                     f"{_shown(row['ws_mcp_cpu_ratio'])}x")
+    return "\n".join(lines)
+
+
+async def _in_process_cpu(calls: int) -> dict[str, float]:
+    """Median CPU time of the server's thread per /ws message, typed step and MCP call for the same tool and
+    arguments taking turns call by call on two sessions of the app, driven through ASGI with no network."""
+    from metric_tracker_rl.server.app import build_app
+
+    os.environ["ENABLE_WEB_INTERFACE"] = "false"  # the debugger is not what is measured
+    app = build_app()
+
+    async def open_session() -> Any:
+        inbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        outbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        scope = {"type": "websocket", "path": "/ws", "raw_path": b"/ws", "query_string": b"", "headers": [],
+                 "client": ("127.0.0.1", 1), "server": ("127.0.0.1", 8000), "scheme": "ws", "subprotocols": [],
+                 "root_path": "", "app": app}
+        await inbox.put({"type": "websocket.connect"})
+        asyncio.get_running_loop().create_task(app(scope, inbox.get, outbox.put))
+        assert (await outbox.get())["type"] == "websocket.accept"
+
+        async def round_trip(text: str) -> None:
+            await inbox.put({"type": "websocket.receive", "text": text})
+            await outbox.get()
+        return round_trip
+
+    messages = {"ws_step": lambda i: {"type": "step", "data": analysis_action(i)},
+                "ws_mcp": lambda i: {"type": "mcp", "data": tool_call(i)}}
+    sessions = {transport: await open_session() for transport in messages}
+    reset = json.dumps({"type": "reset", "data": {"seed": 1, "max_steps": MAX_STEPS}})
+    cpu_ns: dict[str, list[int]] = {transport: [] for transport in messages}
+    warm = calls // 5
+    for i in range(calls + warm):
+        if i % (MAX_STEPS - 1) == 0:
+            for round_trip in sessions.values():
+                await round_trip(reset)
+        for transport in (messages if i % 2 else reversed(list(messages))):
+            text = json.dumps(messages[transport](i))
+            started = time.thread_time_ns()
+            await sessions[transport](text)
+            if i >= warm:
+                cpu_ns[transport].append(time.thread_time_ns() - started)
+    return {f"{transport}_cpu_us": statistics.median(values) / 1e3 for transport, values in cpu_ns.items()}
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sessions", type=int, nargs="+", default=[1, 64])
     parser.add_argument("--duration", type=float, default=6.0, help="seconds of load per transport and count")
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=12)
+    parser.add_argument("--warmup", type=float, default=0.5, help="seconds of untimed load per transport first")
     parser.add_argument("--json", action="store_true", help="print the report as JSON after the table")
+    parser.add_argument("--in-process", type=int, metavar="CALLS", default=0,
+                        help="instead: the server's CPU per /ws message in-process, CALLS calls per transport")
     args = parser.parse_args(argv)
-    report = bench_mcp(args.sessions, args.duration, args.rounds)
+    if args.in_process:
+        cpu = asyncio.run(_in_process_cpu(args.in_process))
+        print(f"in-process, median server CPU per /ws message: typed step {cpu['ws_step_cpu_us']:.1f} us, "
+              f"MCP tools/call {cpu['ws_mcp_cpu_us']:.1f} us ({cpu['ws_mcp_cpu_us'] / cpu['ws_step_cpu_us']:.2f}x)")
+        return
+    report = bench_mcp(args.sessions, args.duration, args.rounds, args.warmup)
     print(table(report))
+    print()
+    print(verdicts(report))
     if args.json:
         print(json.dumps(report, indent=1))
 

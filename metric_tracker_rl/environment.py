@@ -171,6 +171,11 @@ class MetricTrackerRlEnvironment(McpToolSurface, TaskProviderMixin,
             self._episode.public.close()
 
     @property
+    def has_episode(self) -> bool:
+        """Whether a reset has built an episode (cheaper than reading `state`, which MCP calls ask each time)."""
+        return self._episode is not None
+
+    @property
     def expected_row_count(self) -> int | None:
         """How many incidents the current episode holds (for repository tools such as the calibration; agents
         never see it before their report is graded)."""

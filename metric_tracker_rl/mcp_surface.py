@@ -100,8 +100,7 @@ class _SessionToolClient:
                 for tool in mcp_tools()]
 
     async def call_tool(self, name: str, arguments: dict[str, Any] | None = None) -> dict[str, Any]:
-        observation = await self._environment.call_tool_async(name, arguments or {})
-        return observation.result
+        return await self._environment.call_tool_async(name, arguments or {})
 
 
 class McpToolSurface:
@@ -115,6 +114,8 @@ class McpToolSurface:
                              ) -> MetricTrackerRlObservation: ...
         @property
         def state(self) -> Any: ...
+        @property
+        def has_episode(self) -> bool: ...
 
     @property
     def mcp_client(self) -> _SessionToolClient:
@@ -130,43 +131,41 @@ class McpToolSurface:
         if isinstance(action, ListToolsAction):
             return ListToolsObservation(tools=mcp_tools())
         typed = self._typed_action(action.tool_name, action.arguments)
-        if isinstance(typed, CallToolObservation):
-            return typed
-        return self._tool_observation(action.tool_name, self.step(typed))
+        result = self._refusal(typed) if isinstance(typed, str) else _answer(self.step(typed))
+        return _call_observation(action.tool_name, result)
 
     async def mcp_step_async(self, action: ListToolsAction | CallToolAction) -> Observation:
         """The same on the event loop: submissions still take a worker thread (see `step_async`)."""
         if isinstance(action, ListToolsAction):
             return ListToolsObservation(tools=mcp_tools())
-        return await self.call_tool_async(action.tool_name, action.arguments)
+        return _call_observation(action.tool_name, await self.call_tool_async(action.tool_name, action.arguments))
 
-    async def call_tool_async(self, name: str, arguments: dict[str, Any]) -> CallToolObservation:
+    async def call_tool_async(self, name: str, arguments: Any) -> dict[str, Any]:
+        """A tools/call's result. JSON-RPC answers it as it is: no observation model is built around it."""
         typed = self._typed_action(name, arguments)
-        if isinstance(typed, CallToolObservation):
-            return typed
-        return self._tool_observation(name, await self.step_async(typed))
+        if isinstance(typed, str):
+            return self._refusal(typed)
+        return _answer(await self.step_async(typed))
 
-    def _typed_action(self, name: str, arguments: Any) -> MetricTrackerRlAction | CallToolObservation:
-        """The typed action of a call, or the answer to a call that sends nothing (no episode, or a mistake that
-        `tool_action` reports: an unknown tool, arguments that are not an object, an invalid submission)."""
+    def _typed_action(self, name: Any, arguments: Any) -> MetricTrackerRlAction | str:
+        """The typed action of a call, or the error text of a call that sends nothing (no episode, or a mistake
+        that `tool_action` reports: an unknown tool, arguments that are not an object, an invalid submission)."""
         if not isinstance(name, str):  # JSON-RPC params arrive unchecked
-            return self._refusal(str(name), f"error: a tool name is a string, got {type(name).__name__}")
-        if self.state.episode_id is None:
-            return self._refusal(name, NO_EPISODE)
-        action = tool_action(name, without_null_options(name, arguments))
-        if isinstance(action, str):
-            return self._refusal(name, action)
-        return action
+            return f"error: a tool name is a string, got {type(name).__name__}"
+        if not self.has_episode:
+            return NO_EPISODE
+        return tool_action(name, without_null_options(name, arguments))
 
-    def _refusal(self, name: str, text: str) -> CallToolObservation:
-        done = bool(self.state.done)
-        return CallToolObservation(tool_name=name, result=tool_result(text, is_error=True, reward=0.0, done=done),
-                                   reward=0.0, done=done)
+    def _refusal(self, text: str) -> dict[str, Any]:
+        return tool_result(text, is_error=True, reward=0.0, done=bool(self.state.done))
 
-    @staticmethod
-    def _tool_observation(name: str, observation: MetricTrackerRlObservation) -> CallToolObservation:
-        reward = float(observation.reward or 0.0)
-        result = tool_result(render_observation(observation), is_error=observation.status == "error",
-                             reward=reward, done=observation.done)
-        return CallToolObservation(tool_name=name, result=result, reward=reward, done=observation.done)
 
+def _answer(observation: MetricTrackerRlObservation) -> dict[str, Any]:
+    """The result of a call the typed step ran: the text every harness shows, the step's reward and done."""
+    return tool_result(render_observation(observation), is_error=observation.status == "error",
+                       reward=float(observation.reward or 0.0), done=observation.done)
+
+
+def _call_observation(name: Any, result: dict[str, Any]) -> CallToolObservation:
+    outcome = result["structured_content"]
+    return CallToolObservation(tool_name=str(name), result=result, reward=outcome["reward"], done=outcome["done"])

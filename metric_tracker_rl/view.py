@@ -23,6 +23,8 @@ from __future__ import annotations
 import json
 import math
 import re
+from collections.abc import Callable
+from functools import lru_cache
 from typing import Any
 
 SIGNIFICANT_DIGITS = 4
@@ -31,6 +33,9 @@ INDENT = "  "
 _TABLE_HEAD = re.compile(r"^(\d+)(?: of (\d+))? rows?$")
 _NUMBER = re.compile(r"^-?\d+(?:\.\d+)?(?:e[-+]?\d+)?$")
 _WHOLE_FROM = 10 ** SIGNIFICANT_DIGITS // 10  # at 1000 and above, the unit is finer than 4 significant digits
+_FLOAT_FORMAT = f".{SIGNIFICANT_DIGITS}g"
+_FAST_FLOAT_FROM = 1e-4  # the fast path's floor: far above the subnormal floats, whose 4 digits read differently
+_CACHED_STRING_CHARS = 64
 
 
 def round_number(value: float) -> float | int:
@@ -71,14 +76,42 @@ def _needs_quotes(text: str) -> bool:
             or text[0] in "[{" or '"' in text or "|" in text or "\n" in text or _TABLE_HEAD.match(text) is not None)
 
 
+def _string_text(text: str) -> str:
+    return json.dumps(text) if _needs_quotes(text) else text
+
+
+_short_string_text = lru_cache(maxsize=4096)(_string_text)
+
+
+def _cell_string_text(text: str) -> str:
+    """Short strings are cached: a tool's tables repeat the same dates, entity names and labels in every call
+    (long ones, such as SQL text, would only fill the cache)."""
+    return _short_string_text(text) if len(text) <= _CACHED_STRING_CHARS else _string_text(text)
+
+
+def _float_text(value: float) -> str:
+    """`_number_text` of a float in one step where that gives the same text: from 0.0001 to under 1000 the
+    4-significant-digit format already is the shortest text of the rounded number."""
+    if _FAST_FLOAT_FROM <= abs(value) < _WHOLE_FROM:
+        return format(value, _FLOAT_FORMAT)
+    return _number_text(value)
+
+
 def _scalar_text(value: Any) -> str:
+    # Exact types first (this runs for every table cell a model reads); subclasses take the general path.
+    exact = _EXACT_TYPE_TEXT.get(type(value))
+    if exact is not None:
+        return exact(value)
     if value is None:
         return "null"
     if isinstance(value, (bool, int, float)):
         return _number_text(value)
     if isinstance(value, str):
-        return json.dumps(value) if _needs_quotes(value) else value
+        return _string_text(value)
     return _json_text(value)
+
+
+_EXACT_TYPE_TEXT: dict[type, Callable[[Any], str]] = {str: _cell_string_text, float: _float_text, int: str}
 
 
 def _json_text(value: Any) -> str:
@@ -102,7 +135,12 @@ Shared = dict[str, frozenset[str]]  # table key -> the columns declared constant
 def _table_lines(key: str, rows: list[dict[str, Any]], depth: int, total: int | None,
                  constant: frozenset[str] = frozenset()) -> list[str]:
     pad = INDENT * depth
-    columns = list(dict.fromkeys(column for row in rows for column in row))
+    first_columns = rows[0].keys()
+    columns_seen = dict.fromkeys(first_columns)
+    for row in rows:
+        if row.keys() != first_columns:  # rare: rows with other columns add theirs, in order of appearance
+            columns_seen.update(dict.fromkeys(row))
+    columns = list(columns_seen)
     same = {column: rows[0].get(column) for column in columns if column in constant}
     varying = [column for column in same if any(column not in row or row[column] != same[column] for row in rows)]
     if varying:
@@ -113,9 +151,15 @@ def _table_lines(key: str, rows: list[dict[str, Any]], depth: int, total: int | 
     if same:
         lines.append(f"{pad}{INDENT}same: {_json_text(same)}")
     lines.append(pad + INDENT + CELL_SEPARATOR.join(shown))
+    row_pad, exact, text = pad + INDENT, _EXACT_TYPE_TEXT.get, _scalar_text
+    if all(row.keys() == first_columns for row in rows):  # every row has every column: the common case
+        for row in rows:  # `_scalar_text` inlined: one call per cell instead of two
+            cells = [exact(type(value), text)(value) for value in map(row.__getitem__, shown)]
+            lines.append(row_pad + CELL_SEPARATOR.join(cells))
+        return lines
     for row in rows:
-        cells = [_scalar_text(row[column]) if column in row else "" for column in shown]
-        lines.append(pad + INDENT + CELL_SEPARATOR.join(cells))
+        cells = [text(row[column]) if column in row else "" for column in shown]
+        lines.append(row_pad + CELL_SEPARATOR.join(cells))
     return lines
 
 

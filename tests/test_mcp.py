@@ -250,13 +250,27 @@ def test_websocket_mcp_messages_reach_the_session_episode(server_url: str) -> No
 
 @pytest.mark.slow
 def test_the_mcp_latency_benchmark_calls_every_transport_without_errors() -> None:
-    from benchmarks.mcp import TRANSPORTS, bench_mcp, table
+    from benchmarks.mcp import TRANSPORTS, bench_mcp, table, verdicts
 
-    (row,) = bench_mcp([2], duration_s=0.8, rounds=1)["rows"]
+    report = bench_mcp([2], duration_s=0.8, rounds=2, warmup_s=0.1)
+    (row,) = report["rows"]
     for transport in TRANSPORTS:
         assert row[transport]["errors"] == 0, row[transport]["first_errors"]
-        assert row[transport]["steps"] > 0
-    assert table({"rows": [row]}).count("\n") == 1 + len(TRANSPORTS)
+        assert row[transport]["steps"] > 0 and row[transport]["server_cpu_ms_per_step"] >= 0
+    assert table(report).count("\n") == 1 + len(TRANSPORTS)
+    ratio = row["ws_mcp_p50_ratio"]
+    assert 0 < ratio < 100
+    assert verdicts(report).startswith("2 session(s): ")
+    assert (": met)" in verdicts(report)) == (ratio <= 1.2)
+
+
+def test_the_in_process_measurement_times_both_kinds_of_message(monkeypatch: pytest.MonkeyPatch) -> None:
+    from benchmarks.mcp import _in_process_cpu
+
+    monkeypatch.setenv("ENABLE_WEB_INTERFACE", "false")
+    cpu = asyncio.run(_in_process_cpu(40))
+    assert set(cpu) == {"ws_step_cpu_us", "ws_mcp_cpu_us"}
+    assert all(value > 0 for value in cpu.values())
 
 
 def test_openenvs_mcp_harness_plays_an_episode_on_the_mcp_session_and_gets_its_score(server_url: str) -> None:

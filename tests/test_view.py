@@ -21,7 +21,7 @@ from metric_tracker_rl.scenario import build_episode
 from metric_tracker_rl.tasks import resolve_episode_config
 from metric_tracker_rl.tool_calls import SeenObservation, read_observation
 from metric_tracker_rl.transcript import TaskRun, cut_results, unseen_submitted_rows
-from metric_tracker_rl.view import ViewParseError, parse, render, round_number, rounded
+from metric_tracker_rl.view import ViewParseError, _float_text, _number_text, parse, render, round_number, rounded
 
 keys = st.from_regex(r"[a-z][a-z_]{0,11}", fullmatch=True)
 numbers = st.integers(-10**9, 10**9) | st.floats(allow_nan=False, allow_infinity=False, width=64)
@@ -39,6 +39,7 @@ documents = st.dictionaries(keys, json_values | rows, max_size=6)
 @example(document={"rows": [{"a": 1, "b": "x"}, {"a": 1, "b": "y"}]})  # a column shared by every row
 @example(document={"rows": [{"a": "x | y", "b": '"quoted"'}, {"a": "", "b": None}]})  # separators in cells
 @example(document={"rows": [{"a": 1}, {"b": 2}]})  # rows with different columns
+@example(document={"rows": [{"a": 1, "b": "x"}, {"b": "y", "a": 2}]})  # the same columns in another order
 @example(document={"n": "12", "t": "true", "z": "null", "s": " padded ", "r": "3 rows", "e": "", "l": "[1]"})
 @example(document={"nested": {"deeper": {"x": 0.000012345, "y": 123456.7, "z": -0.0}}, "empty": {}, "none": []})
 @example(document={"rows": [{"a": 1}, {"a": 1}]})  # every column shared
@@ -55,6 +56,21 @@ def test_numbers_keep_four_significant_digits(value: float) -> None:
     shown = round_number(value)
     assert abs(shown - value) <= 5e-4 * abs(value) + 0.5 * (abs(value) >= 1000)
     assert parse(render({"x": value}))["x"] == rounded(value)
+
+
+@settings(max_examples=500, deadline=None)
+@given(value=st.floats(width=64))
+@example(value=999.95)
+@example(value=999.9499999999999)
+@example(value=1e-4)
+@example(value=0.000099995)
+@example(value=-0.0)
+@example(value=5e-324)
+def test_the_fast_float_text_is_the_general_rule(value: float) -> None:
+    """Table cells format floats in one step where that gives the text of the general rule (round, then write
+    the shortest text); every float, at any magnitude, reads the same either way."""
+    assert _float_text(value) == _number_text(value)
+    assert render({"x": value}) == f"x: {_number_text(value)}"
 
 
 @pytest.mark.parametrize("text", ["no key here", "rows: 2 rows\n  a\n  1", "a: 1\n    b: 2"])
