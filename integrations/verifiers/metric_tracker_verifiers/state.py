@@ -1,0 +1,15 @@
+"""The rollout state the task and the tool server share (verifiers syncs it around every tool call)."""
+
+from __future__ import annotations
+
+from pydantic import Field
+from verifiers.v1.state import State
+
+
+class EpisodeState(State):
+    base_url: str = ""
+    session_id: str = ""
+    request_timeout_s: float = 60.0
+    rewards: list[float] = Field(default_factory=list)
+    """Each tools/call's reward, in order: their sum is the episode's score."""
+    done: bool = False
