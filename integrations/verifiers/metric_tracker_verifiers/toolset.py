@@ -3,6 +3,10 @@ episode session. Run by verifiers as `python -m metric_tracker_verifiers.toolset
 
 from __future__ import annotations
 
+import asyncio
+import functools
+import weakref
+from collections.abc import Awaitable, Callable
 from typing import Any, cast
 
 from mcp.server.mcpserver import Context, MCPServer
@@ -18,11 +22,31 @@ class MetricTrackerToolset(Toolset[SharedToolsetConfig, EpisodeState]):
 
     TOOL_PREFIX = None  # the model sees the server's own tool names
 
+    def __init__(self, config: SharedToolsetConfig) -> None:
+        super().__init__(config)
+        self._rollout_locks: weakref.WeakValueDictionary[Any, asyncio.Lock] = weakref.WeakValueDictionary()
+
     def register(self, mcp: MCPServer) -> None:
         # The catalog is the server's, not a static set of Python functions: answer MCPServer's own handlers.
         server = cast(Any, mcp)
         server.list_tools = self._with_state(self.list_tools)
-        server.call_tool = self._with_state(self.call_tool)
+        server.call_tool = self._one_call_per_rollout(self._with_state(self.call_tool))
+
+    def _one_call_per_rollout(self, call: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
+        """verifiers syncs state by pulling it before a call and pushing it after (last write wins), so two tool
+        calls of one turn running at once would lose a reward: a rollout's calls take turns; rollouts don't wait
+        for each other. The state channel (URL and route) names the rollout."""
+
+        @functools.wraps(call)
+        async def one_at_a_time(*args: Any, **kwargs: Any) -> Any:
+            url, _, route = self._state_channel()
+            lock = self._rollout_locks.get((url, route))
+            if lock is None:
+                lock = self._rollout_locks[(url, route)] = asyncio.Lock()
+            async with lock:
+                return await call(*args, **kwargs)
+
+        return one_at_a_time
 
     async def list_tools(self) -> list[Tool]:
         result = await mcp_request(self.state.base_url, "tools/list", {}, self.state.request_timeout_s)
