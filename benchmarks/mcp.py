@@ -35,10 +35,9 @@ import time
 from typing import Any
 
 import httpx
-from websockets.asyncio.client import connect
 
 from benchmarks.load import Server, StartLine, request, serve
-from benchmarks.run import MAX_STEPS, LoadResult, _merge, analysis_action
+from benchmarks.run import MAX_STEPS, LoadResult, _merge, analysis_action, step_problem, timed_session
 from metric_tracker_rl.models import MetricTrackerRlObservation
 from metric_tracker_rl.tool_calls import render_observation
 
@@ -53,13 +52,6 @@ def tool_call(i: int) -> dict[str, Any]:
             "params": {"name": action["analysis_method"], "arguments": action["analysis_args"]}}
 
 
-def step_problem(reply: dict[str, Any]) -> str | None:
-    if reply.get("type") != "observation":
-        return f"{reply.get('type')}: {reply.get('data')}"
-    observation = reply["data"]["observation"]
-    return observation.get("message") if observation.get("status") == "error" else None
-
-
 def rpc_problem(reply: dict[str, Any]) -> str | None:
     if "error" in reply:
         return f"JSON-RPC {reply['error']}"
@@ -70,45 +62,24 @@ def rpc_problem(reply: dict[str, Any]) -> str | None:
 async def _ws_session(server: Server, index: int, transport: str, start: StartLine, result: LoadResult,
                       session_id: str | None = None, http: httpx.AsyncClient | None = None) -> None:
     """One session's calls until the window closes. `http` set: calls go to POST /mcp with `session_id`."""
-    reset = {"type": "reset", "data": {"seed": index, "max_steps": MAX_STEPS}}
+
+    async def call(ws: Any, i: int) -> str | None:
+        if transport in ("ws_step", "ws_step_text"):
+            reply = await request(ws, {"type": "step", "data": analysis_action(i)})
+            problem = step_problem(reply)
+            if transport == "ws_step_text" and problem is None:
+                render_observation(MetricTrackerRlObservation.model_validate(reply["data"]["observation"]))
+            return problem
+        if transport == "ws_mcp":
+            reply = await request(ws, {"type": "mcp", "data": tool_call(i)})
+            return rpc_problem(reply["data"]) if reply.get("type") == "mcp" else str(reply)
+        assert http is not None
+        message = tool_call(i)
+        message["params"]["session_id"] = session_id
+        return rpc_problem((await http.post("/mcp", json=message)).json())
+
     url = server.ws_url + (f"?session_id={session_id}" if session_id else "")
-    arrived = False
-    try:
-        async with connect(url, max_size=None, open_timeout=120) as ws:
-            problem = step_problem(await request(ws, reset))
-            arrived = True
-            await start.arrive()
-            step, budget = 0, MAX_STEPS
-            while problem is None and time.perf_counter() < start.end:
-                if budget == 1:  # untimed: keep the episode from ending
-                    problem, budget = step_problem(await request(ws, reset)), MAX_STEPS
-                    continue
-                sent = time.perf_counter()
-                if transport in ("ws_step", "ws_step_text"):
-                    reply = await request(ws, {"type": "step", "data": analysis_action(index + step)})
-                    problem = step_problem(reply)
-                    if transport == "ws_step_text" and problem is None:
-                        render_observation(MetricTrackerRlObservation.model_validate(reply["data"]["observation"]))
-                elif transport == "ws_mcp":
-                    reply = await request(ws, {"type": "mcp", "data": tool_call(index + step)})
-                    problem = rpc_problem(reply["data"]) if reply.get("type") == "mcp" else str(reply)
-                else:
-                    assert http is not None
-                    call = tool_call(index + step)
-                    call["params"]["session_id"] = session_id
-                    response = await http.post("/mcp", json=call)
-                    problem = rpc_problem(response.json())
-                received = time.perf_counter()
-                if received <= start.end:
-                    result.latencies.append(received - sent)
-                step, budget = step + 1, budget - 1
-            if problem is not None:
-                result.errors.append(problem)
-    except Exception as exc:  # every failure is reported, none aborts the other sessions
-        result.errors.append(f"{type(exc).__name__}: {exc}")
-    finally:
-        if not arrived:
-            await start.arrive()
+    await timed_session(url, index, start, result, call)
 
 
 async def _http_mcp_session(server: Server, index: int, start: StartLine, result: LoadResult) -> None:

@@ -29,7 +29,7 @@ import resource
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -195,34 +195,36 @@ class LoadResult:
     errors: list[str] = field(default_factory=list)
 
 
-def _problem(reply: dict[str, Any]) -> str | None:
+def step_problem(reply: dict[str, Any]) -> str | None:
+    """What went wrong in a reply to a reset or a step (a non-observation reply, or an error observation)."""
     if reply.get("type") != "observation":
         return f"{reply.get('type')}: {reply.get('data')}"
     observation = reply["data"]["observation"]
-    if observation.get("status") == "error":
-        return observation.get("message")
-    return None
+    return observation.get("message") if observation.get("status") == "error" else None
 
 
-async def _session(server: Server, index: int, make_action: Callable[[int], dict[str, Any]], start: StartLine,
-                   result: LoadResult) -> None:
+# One timed call of a session: given the socket and the step number, make the call and say what went wrong (None).
+TimedCall = Callable[[Any, int], Awaitable[str | None]]
+
+
+async def timed_session(url: str, index: int, start: StartLine, result: LoadResult, call: TimedCall) -> None:
+    """One session's calls until the window closes: reset (seed `index`), wait at the start line, then `call` step
+    after step, each timed; an untimed reset before the budget runs out keeps the episode going."""
     reset = {"type": "reset", "data": {"seed": index, "max_steps": MAX_STEPS}}
     arrived = False
     try:
-        async with connect(server.ws_url, max_size=None, open_timeout=120) as ws:
-            problem = _problem(await request(ws, reset))
+        async with connect(url, max_size=None, open_timeout=120) as ws:
+            problem = step_problem(await request(ws, reset))
             arrived = True
             await start.arrive()
             step, budget = 0, MAX_STEPS
             while problem is None and time.perf_counter() < start.end:
                 if budget == 1:  # untimed: keep the episode from ending
-                    problem, budget = _problem(await request(ws, reset)), MAX_STEPS
+                    problem, budget = step_problem(await request(ws, reset)), MAX_STEPS
                     continue
-                message = {"type": "step", "data": make_action(index + step)}
                 sent = time.perf_counter()
-                reply = await request(ws, message)
+                problem = await call(ws, index + step)
                 received = time.perf_counter()
-                problem = _problem(reply)
                 if received <= start.end:
                     result.latencies.append(received - sent)
                 step, budget = step + 1, budget - 1
@@ -233,6 +235,14 @@ async def _session(server: Server, index: int, make_action: Callable[[int], dict
     finally:
         if not arrived:
             await start.arrive()
+
+
+async def _session(server: Server, index: int, make_action: Callable[[int], dict[str, Any]], start: StartLine,
+                   result: LoadResult) -> None:
+    async def step(ws: Any, i: int) -> str | None:
+        return step_problem(await request(ws, {"type": "step", "data": make_action(i)}))
+
+    await timed_session(server.ws_url, index, start, result, step)
 
 
 async def _load(server: Server, sessions: int, duration_s: float,
@@ -300,7 +310,7 @@ async def _hold_sessions(server: Server, count: int, batch: int) -> dict[str, An
     async def open_one(index: int) -> None:
         try:
             ws = await stack.enter_async_context(connect(server.ws_url, max_size=None, open_timeout=300))
-            problem = _problem(await request(ws, {"type": "reset", "data": {"seed": index}}))
+            problem = step_problem(await request(ws, {"type": "reset", "data": {"seed": index}}))
             if problem:
                 errors.append(problem)
         except Exception as exc:
