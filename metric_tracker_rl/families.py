@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from functools import cached_property
 
 # Scans over every count and rate whose rows may show any of the four deviation families.
 DEVIATION_SCANS: tuple[str, ...] = ("get_median_filter_rows", "get_rows_with_abs_diff_from_median_gt",
@@ -30,7 +31,7 @@ class FamilyDescription:
     direction: int = 0
     shiftable: bool = False
 
-    @property
+    @cached_property  # read for every graded row
     def accepted_methods(self) -> frozenset[str]:
         return frozenset((self.generator, *self.confirmations))
 

@@ -102,7 +102,7 @@ def within_tolerance(submitted: float, expected: float, scale: float, *,
 def accepted_methods(anomaly_type: str, methods_used: frozenset[str] = frozenset(),
                      families: FamilyCatalog = PUBLISHED_FAMILIES) -> frozenset[str]:
     """The detection methods that earn a family's method credit in an episode that ran `methods_used`."""
-    return frozenset(families[anomaly_type].accepted_methods) | (METHODS_ACCEPTED_WHEN_USED & methods_used)
+    return families[anomaly_type].accepted_methods | (METHODS_ACCEPTED_WHEN_USED & methods_used)
 
 
 def assess_row(row: MetricSubmissionRow, expected: MetricSubmissionRow, *,

@@ -16,9 +16,9 @@ from metric_tracker_rl import MetricTrackerRlAction, MetricTrackerRlEnv
 from metric_tracker_rl.environment import MetricTrackerRlEnvironment
 from metric_tracker_rl.scenario import build_episode
 from metric_tracker_rl.seeding import EpisodeKey, secret_words
-from metric_tracker_rl.server.app import SECRET_ENV_VAR
 from metric_tracker_rl.tasks import resolve_episode_config
 
+SECRET_ENV_VAR = "METRIC_TRACKER_SECRET"  # the documented setting
 SECRET = "a-test-secret-that-is-not-published"
 PROBE_DATES = ("2026-03-03", "2026-03-11", "2026-03-19", "2026-03-27")
 

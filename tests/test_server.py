@@ -22,7 +22,6 @@ from metric_tracker_rl.catalog import row_key
 from metric_tracker_rl.environment import NO_EPISODE
 from metric_tracker_rl.models import MetricTrackerRlObservation, MetricTrackerRlState, PayloadGeneratorMethod
 from metric_tracker_rl.scenario import Episode, build_episode
-from metric_tracker_rl.server.app import DEBUG_ENV_VAR
 from metric_tracker_rl.tasks import resolve_episode_config
 
 pytestmark = pytest.mark.slow  # starts server processes or a browser
@@ -189,7 +188,7 @@ def test_debug_mode_is_a_start_up_setting_and_reveals_the_truth() -> None:
     task_id = DEFAULT_TASK_ORDER[1]
     episode = build_episode(resolve_episode_config(task_id=task_id))
     expected = [row.model_dump() for row in episode.truth.expected_rows]
-    with running_server(extra_env={DEBUG_ENV_VAR: "1"}) as url, raw_session(url) as session:
+    with running_server(extra_env={"METRIC_TRACKER_DEBUG": "1"}) as url, raw_session(url) as session:
         debug = session.reset(task_id=task_id)["observation"]["debug"]
         assert debug is not None and debug["expected_rows"] == expected
         step_debug = session.step(analysis_method="list_dates")["observation"]["debug"]

@@ -14,8 +14,6 @@ if TYPE_CHECKING:
 
     from metric_tracker_rl.environment import MetricTrackerRlEnvironment
 
-DEBUG_ENV_VAR = "METRIC_TRACKER_DEBUG"
-SECRET_ENV_VAR = "METRIC_TRACKER_SECRET"  # held-out mode: mixed into every random stream, never shown
 APP_FACTORY = "metric_tracker_rl.server.app:build_app"
 
 
