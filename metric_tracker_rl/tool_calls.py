@@ -429,9 +429,14 @@ def seen(observation: MetricTrackerRlObservation) -> SeenObservation:
     text = view.render(shown, totals, shared)
     value = view.rounded(shown)
     budgets = {**{key: value.pop(key) for key in _BUDGET_KEYS}, "done": bool(value.pop("episode_over", False))}
-    if observation.status == "error":
+    return _step_view(text, observation.status, value, budgets)
+
+
+def _step_view(text: str, status: str, value: dict[str, Any], budgets: dict[str, Any]) -> SeenObservation:
+    """A tool result's, an error's or a grading's view from its shown value (budgets taken out)."""
+    if status == "error":
         return SeenObservation(text, "error", **budgets)
-    if observation.status == "graded":
+    if status == "graded":
         graded = value["graded"]
         return SeenObservation(text, "graded", reward_breakdown=_feedback(graded),
                                expected_row_count=graded.get("expected_row_count"), **budgets)
@@ -468,10 +473,5 @@ def read_observation(text: str) -> SeenObservation:
     if "benign_fluctuations" in value:  # only the brief publishes them
         value["families"] = [_family_from_text(family) for family in value.get("families", [])]
         return SeenObservation(text, "ready", config=value.get("config", {}), brief=value, **budgets)
-    if "error" in value:
-        return SeenObservation(text, "error", **budgets)
-    if "graded" in value:
-        graded = value["graded"]
-        return SeenObservation(text, "graded", reward_breakdown=_feedback(graded),
-                               expected_row_count=graded.get("expected_row_count"), **budgets)
-    return SeenObservation(text, "ok", analysis_result=value, **budgets)
+    status = "error" if "error" in value else "graded" if "graded" in value else "ok"
+    return _step_view(text, status, value, budgets)
