@@ -2,6 +2,7 @@
 
     uv run python -m benchmarks.mcp [--sessions 1 64] [--duration 6] [--rounds 12] [--warmup 0.5]
     uv run python -m benchmarks.mcp --in-process 3000   # the server's CPU per message, no network
+    uv run python -m benchmarks.mcp --sessions 64 --cached-text   # the same, the model's text costing nothing
 
 Every session resets once, then calls the same cycle of analysis tools as `benchmarks.run`'s WebSocket load
 (`analysis_action`) for the measurement window, over one of three transports:
@@ -20,6 +21,10 @@ Prints p50/p99 round-trip latency, calls/s and server CPU per call for each tran
 typed step's: each one's p50 (the median over rounds of the ratio within a round, which a burst of other load
 on the machine moves least) and its server CPU per call. The last lines say whether `ws_mcp` meets the target,
 a p50 at most 1.2 times `ws_step`'s, at each session count.
+
+`--cached-text` serves `benchmarks.mcp_cached_text` instead: each MCP call answers with the first text its tool
+wrote, the same size but none of the work of writing it, which shows what MCP costs apart from the text (a
+diagnostic: the texts are wrong).
 """
 
 from __future__ import annotations
@@ -43,6 +48,8 @@ from metric_tracker_rl.tool_calls import render_observation
 
 TRANSPORTS = ("ws_step", "ws_step_text", "ws_mcp", "http_mcp")
 TARGET_RATIO = 1.2
+SERVER_MODULE = "metric_tracker_rl.server.app"
+CACHED_TEXT_SERVER_MODULE = "benchmarks.mcp_cached_text"
 
 
 def tool_call(i: int) -> dict[str, Any]:
@@ -115,11 +122,12 @@ def _ratio(value: float | None, base: float | None) -> float | None:
     return value / base if value is not None and base else None
 
 
-def bench_mcp(session_counts: list[int], duration_s: float, rounds: int, warmup_s: float = 0.5) -> dict[str, Any]:
+def bench_mcp(session_counts: list[int], duration_s: float, rounds: int, warmup_s: float = 0.5,
+              server_module: str = SERVER_MODULE) -> dict[str, Any]:
     """Per session count, each transport's latency, throughput and server CPU per call, and their ratios to the
     typed step's. `warmup_s`: one untimed round per transport first (caches, connections, the server's code)."""
     rows = []
-    with serve("metric_tracker_rl.server.app", max(session_counts) * 2 + 8, "server_mcp") as server:
+    with serve(server_module, max(session_counts) * 2 + 8, "server_mcp") as server:
         for sessions in session_counts:
             for transport in TRANSPORTS:
                 asyncio.run(_load(server, transport, sessions, warmup_s))
@@ -145,7 +153,8 @@ def bench_mcp(session_counts: list[int], duration_s: float, rounds: int, warmup_
             print(f"mcp {sessions:>3} sessions: " + ", ".join(
                 f"{t} p50 {row[t]['p50_ms']:.3f} ms ({row[t]['steps_per_s']:.0f}/s, errors {row[t]['errors']})"
                 for t in TRANSPORTS), file=sys.stderr, flush=True)
-    return {"duration_s": duration_s, "rounds": rounds, "target_ratio": TARGET_RATIO, "rows": rows}
+    return {"duration_s": duration_s, "rounds": rounds, "target_ratio": TARGET_RATIO, "server_module": server_module,
+            "rows": rows}
 
 
 def _shown(ratio: float | None) -> str:
@@ -231,13 +240,18 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--json", action="store_true", help="print the report as JSON after the table")
     parser.add_argument("--in-process", type=int, metavar="CALLS", default=0,
                         help="instead: the server's CPU per /ws message in-process, CALLS calls per transport")
+    parser.add_argument("--cached-text", action="store_true",
+                        help="diagnostic: MCP calls reuse each tool's first text (what MCP costs apart from the text)")
     args = parser.parse_args(argv)
     if args.in_process:
         cpu = asyncio.run(_in_process_cpu(args.in_process))
         print(f"in-process, median server CPU per /ws message: typed step {cpu['ws_step_cpu_us']:.1f} us, "
               f"MCP tools/call {cpu['ws_mcp_cpu_us']:.1f} us ({cpu['ws_mcp_cpu_us'] / cpu['ws_step_cpu_us']:.2f}x)")
         return
-    report = bench_mcp(args.sessions, args.duration, args.rounds, args.warmup)
+    report = bench_mcp(args.sessions, args.duration, args.rounds, args.warmup,
+                       CACHED_TEXT_SERVER_MODULE if args.cached_text else SERVER_MODULE)
+    if args.cached_text:
+        print("cached text: every MCP call answered with its tool's first text (a diagnostic, not the product)")
     print(table(report))
     print()
     print(verdicts(report))

@@ -26,6 +26,7 @@ from metric_tracker_rl.agents import make_agent
 from metric_tracker_rl.analysis_tools import TOOL_REGISTRY
 from metric_tracker_rl.analysis_tools.registry import register_tool
 from metric_tracker_rl.environment import MetricTrackerRlEnvironment
+from metric_tracker_rl.models import MetricTrackerRlAction
 from metric_tracker_rl.tool_calls import action_tool_call, model_tools, render_observation, seen
 
 AGENT_NAMES = ("expert", "random", "top_k_dates", "null")
@@ -271,6 +272,27 @@ def test_the_in_process_measurement_times_both_kinds_of_message(monkeypatch: pyt
     cpu = asyncio.run(_in_process_cpu(40))
     assert set(cpu) == {"ws_step_cpu_us", "ws_mcp_cpu_us"}
     assert all(value > 0 for value in cpu.values())
+
+
+def test_the_cached_text_diagnostic_reuses_each_tools_first_text_and_renders_nothing_more() -> None:
+    from benchmarks.mcp_cached_text import first_text_per_tool
+
+    rendered: list[str] = []
+
+    def counting_render(observation: Any) -> str:
+        rendered.append(render_observation(observation))
+        return rendered[-1]
+
+    cached = first_text_per_tool(counting_render)
+    env = MetricTrackerRlEnvironment()
+    env.reset(seed=3, difficulty="easy")
+    calls = [("rows_for_date", {"date": "2026-03-10"}), ("rows_for_date", {"date": "2026-03-11"}),
+             ("get_annotations", {}), ("no_such_tool", {}), ("rows_for_date", {"date": "2026-03-12"})]
+    texts = [cached(env.step(MetricTrackerRlAction(analysis_method=name, analysis_args=arguments)))
+             for name, arguments in calls]
+    assert len(rendered) == 3  # rows_for_date, get_annotations, and the error of the unknown tool
+    assert texts[0] == texts[1] == texts[4] == rendered[0] and "2026-03-10" in texts[0]
+    assert texts[2] == rendered[1] and texts[3] == rendered[2] and texts[3].startswith("error:")
 
 
 def test_openenvs_mcp_harness_plays_an_episode_on_the_mcp_session_and_gets_its_score(server_url: str) -> None:
