@@ -23,6 +23,7 @@ from websockets.asyncio.client import connect
 from benchmarks.load import StartLine, request, serve
 from metric_tracker_rl.agents.scripted import ScriptedAgent
 from metric_tracker_rl.catalog import DIFFICULTIES
+from metric_tracker_rl.local_server import SERVER_MODULE
 from metric_tracker_rl.models import MetricTrackerRlObservation
 from metric_tracker_rl.tool_calls import seen
 
@@ -95,7 +96,7 @@ async def _window(server: Any, sessions: int, duration_s: float, real: bool) -> 
 def bench_episodes(session_counts: list[int], duration_s: float, rounds: int = 3) -> dict[str, Any]:
     """Both servers run at once; the load alternates between them in rounds (as in the step benchmark)."""
     rows = []
-    with serve("metric_tracker_rl.server.app", max(session_counts) + 8, "server_episodes") as real, \
+    with serve(SERVER_MODULE, max(session_counts) + 8, "server_episodes") as real, \
             serve("benchmarks.null_env", max(session_counts) + 8, "null_episodes") as null:
         for sessions in session_counts:
             totals = {"env": EpisodeCount(), "null": EpisodeCount()}

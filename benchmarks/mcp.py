@@ -33,7 +33,6 @@ import argparse
 import asyncio
 import json
 import math
-import os
 import statistics
 import sys
 import time
@@ -43,12 +42,12 @@ import httpx
 
 from benchmarks.load import Server, StartLine, request, serve
 from benchmarks.run import MAX_STEPS, LoadResult, _merge, analysis_action, step_problem, timed_session
+from metric_tracker_rl.local_server import SERVER_MODULE
 from metric_tracker_rl.models import MetricTrackerRlObservation
 from metric_tracker_rl.tool_calls import render_observation
 
 TRANSPORTS = ("ws_step", "ws_step_text", "ws_mcp", "http_mcp")
 TARGET_RATIO = 1.2
-SERVER_MODULE = "metric_tracker_rl.server.app"
 CACHED_TEXT_SERVER_MODULE = "benchmarks.mcp_cached_text"
 
 
@@ -193,9 +192,9 @@ async def _in_process_cpu(calls: int) -> dict[str, float]:
     """Median CPU time of the server's thread per /ws message, typed step and MCP call for the same tool and
     arguments taking turns call by call on two sessions of the app, driven through ASGI with no network."""
     from metric_tracker_rl.server.app import build_app
+    from metric_tracker_rl.settings import ServerSettings
 
-    os.environ["ENABLE_WEB_INTERFACE"] = "false"  # the debugger is not what is measured
-    app = build_app()
+    app = build_app(settings=ServerSettings.load(enable_web_interface=False))  # the debugger is not measured
 
     async def open_session() -> Any:
         inbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()

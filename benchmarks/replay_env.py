@@ -2,10 +2,10 @@
 
 Each session stores the first observation of every analysis method it is asked for and sends that same
 observation again for every later call of the method. Everything else is the real server: the app built by
-`server.app.build_app`, the action and observation types, resets, the frame guard and the uvicorn settings.
-Its throughput is therefore the most the real server could reach if tools and observation building cost
-nothing, which shows how much of the gap to the null environment is the environment's own work and how much
-the framework spends on its larger messages.
+`metric_tracker_rl.server.app.build_app`, the action and observation types, resets, the frame guard and the
+uvicorn settings. Its throughput is therefore the most the real server could reach if tools and observation
+building cost nothing, which shows how much of the gap to the null environment is the environment's own work
+and how much the framework spends on its larger messages.
 
     python -m benchmarks.replay_env --port 8002 --no-web
 """

@@ -46,6 +46,7 @@ from benchmarks.load import Server, StartLine, request, serve
 from metric_tracker_rl.analysis_tools import TOOL_REGISTRY
 from metric_tracker_rl.environment import MetricTrackerRlEnvironment
 from metric_tracker_rl.funnel import window_dates
+from metric_tracker_rl.local_server import SERVER_MODULE
 from metric_tracker_rl.models import MetricTrackerRlAction
 from metric_tracker_rl.scenario import build_episode
 from metric_tracker_rl.tasks import DEFAULT_TASK_ORDER, get_task_spec, resolve_episode_config
@@ -274,7 +275,7 @@ def bench_websocket(session_counts: list[int], duration_s: float, rounds: int) -
     (the real server with every step's work taken out) shows the most the real server could reach."""
     max_sessions = max(session_counts) + 8
     rows = []
-    with (serve("metric_tracker_rl.server.app", max_sessions, "server_ws") as real,
+    with (serve(SERVER_MODULE, max_sessions, "server_ws") as real,
           serve("benchmarks.replay_env", max_sessions, "replay_ws") as replay,
           serve("benchmarks.null_env", max_sessions, "null_ws") as null):
         servers = (("env", real, analysis_action), ("replay", replay, analysis_action), ("null", null, null_action))
@@ -327,7 +328,7 @@ async def _hold_sessions(server: Server, count: int, batch: int) -> dict[str, An
 
 
 def bench_memory(count: int) -> dict[str, Any]:
-    with serve("metric_tracker_rl.server.app", count + 100, "server_memory") as server:
+    with serve(SERVER_MODULE, count + 100, "server_memory") as server:
         asyncio.run(_hold_sessions(server, 1, 1))  # loads everything a session touches, then closes it
         time.sleep(1.0)
         idle_mb = server.rss_mb()

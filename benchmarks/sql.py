@@ -25,7 +25,7 @@ import time
 
 from metric_tracker_rl.environment import MetricTrackerRlEnvironment
 from metric_tracker_rl.models import MetricTrackerRlAction
-from metric_tracker_rl.sql_sandbox import MEMORY_LIMIT_MB, database_usage
+from metric_tracker_rl.sql_sandbox import MEMORY_LIMIT_MB, database_usage, open_database
 
 SESSIONS = 64
 TARGET_P50_MS = 10.0
@@ -95,8 +95,6 @@ def bench_latency(repeats: int, difficulty: str) -> dict[str, dict[str, float]]:
 
 def bench_database(count: int = 20) -> dict[str, float]:
     """An empty database with the sandbox's configuration (RSS and time to open) against a connection to one."""
-    from metric_tracker_rl.sql_sandbox import open_database
-
     open_database().close()  # DuckDB's one-time library start-up
     gc.collect()
     empty = rss_mb()

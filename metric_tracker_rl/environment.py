@@ -239,9 +239,10 @@ class MetricTrackerRlEnvironment(McpToolSurface, TaskProviderMixin,
             return {**_error(f"Submission refused, no submission used: {len(issues)} invalid row(s): {listed}. "
                              "Fix or drop them and submit again."),
                     "submission_issues": [issues[i] for i in sorted(issues)]}
+        methods_used = frozenset(self._methods_used)
         result = grade_submission(rows, episode.truth.expected_rows, episode.truth.neutral_keys,
                                   episode.public.data.dates, segment_values=episode.public.segment_values(),
-                                  methods_used=frozenset(self._methods_used))
+                                  methods_used=methods_used)
         self._submissions += 1
         self._last_score = result.score
         credited = max(0.0, result.score - RETRY_COST * (self._submissions - 1))
@@ -262,8 +263,7 @@ class MetricTrackerRlEnvironment(McpToolSurface, TaskProviderMixin,
                      "correct_row_count": breakdown.matched_row_count}
             if not episode.config.held_out:  # an open episode is public anyway; a held-out one may come back
                 final["comparison"] = graded_comparison(rows, episode.truth.expected_rows, episode.truth.neutral_keys,
-                                                        episode.public.data.dates,
-                                                        methods_used=frozenset(self._methods_used))
+                                                        episode.public.data.dates, methods_used=methods_used)
         else:
             # Not the last submission: only the score and the row counts (see RewardBreakdown).
             message = (f"Graded {breakdown.submitted_row_count} row(s): {breakdown.matched_row_count} on expected "

@@ -93,14 +93,8 @@ def local_server(*, in_process: bool = False, held_out_secret: str = "", env: di
             yield url
         return
     port = free_port()
-    child_env = {**os.environ, **STANDARD_MODE}
-    child_env.pop(SECRET_VARIABLE, None)
-    if held_out_secret:
-        child_env[SECRET_VARIABLE] = held_out_secret
-    child_env.update(env or {})
+    child_env = {**os.environ, **STANDARD_MODE, SECRET_VARIABLE: held_out_secret, **(env or {})}  # blank: unset
     command = [sys.executable, "-m", module, "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)]
-    if child_env["ENABLE_WEB_INTERFACE"] == "false":
-        command.append("--no-web")
     with tempfile.TemporaryFile() as log, serving(command, port, child_env, log, cwd=cwd, timeout_s=timeout_s):
         yield f"http://127.0.0.1:{port}"
 

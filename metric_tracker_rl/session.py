@@ -15,10 +15,11 @@ from __future__ import annotations
 
 import inspect
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 from metric_tracker_rl.models import MetricTrackerRlAction, MetricTrackerRlObservation
-from metric_tracker_rl.tool_calls import SeenObservation, seen, tool_action
+from metric_tracker_rl.tool_calls import SeenObservation, render_observation, seen, tool_action
 
 EPISODE_OVER_TEXT = "error: the episode is over (the report was graded or the budget is spent); stop calling tools"
 
@@ -29,12 +30,22 @@ class EpisodeNotStarted(RuntimeError):
 
 @dataclass(frozen=True)
 class Step:
-    """One step's outcome: the observation as the environment sent it, its reward, and the model's view of it."""
+    """One step's outcome: the observation as the environment sent it, its reward, and the model's view of it,
+    built when first read (a tool call that only needs the text, such as a trainer's, skips the view's copy)."""
 
     observation: MetricTrackerRlObservation
     reward: float
     done: bool
-    seen: SeenObservation
+
+    @cached_property
+    def seen(self) -> SeenObservation:
+        return seen(self.observation)
+
+    @cached_property
+    def text(self) -> str:
+        """The model's text: the view's, when the view was built already."""
+        view = self.__dict__.get("seen")
+        return view.text if view is not None else render_observation(self.observation)
 
 
 def _answer(result: Any) -> tuple[MetricTrackerRlObservation, float, bool]:
@@ -100,7 +111,7 @@ class _Bookkeeping:
         if observation.status == "graded":
             self.graded = observation
             self.submissions += 1
-        return Step(observation, reward, done, seen(observation))
+        return Step(observation, reward, done)
 
     def _action_of_call(self, name: str, arguments: str | dict[str, Any] | None) -> MetricTrackerRlAction | str:
         """The action of a model's tool call, or the text that refuses it (nothing is sent then)."""
@@ -124,7 +135,7 @@ class EpisodeSession(_Bookkeeping):
     def call(self, name: str, arguments: str | dict[str, Any] | None) -> str:
         """A model's tool call answered with the text it reads: the result, or what was wrong with the call."""
         action = self._action_of_call(name, arguments)
-        return action if isinstance(action, str) else self.step(action).seen.text
+        return action if isinstance(action, str) else self.step(action).text
 
 
 class AsyncEpisodeSession(_Bookkeeping):
@@ -139,7 +150,7 @@ class AsyncEpisodeSession(_Bookkeeping):
 
     async def call(self, name: str, arguments: str | dict[str, Any] | None) -> str:
         action = self._action_of_call(name, arguments)
-        return action if isinstance(action, str) else (await self.step(action)).seen.text
+        return action if isinstance(action, str) else (await self.step(action)).text
 
 
 async def _awaited(result: Any) -> Any:

@@ -133,9 +133,6 @@ class ServerSettings(Settings):
                                  description="the URL the debugger reaches this server's API at (default: the "
                                              "socket the page's request arrived on)")
 
-    def sessions_per_client(self) -> int:
-        return self.max_sessions_per_client or self.max_concurrent_envs
-
     def trusted_proxies(self) -> list[str]:
         """The peers whose X-Forwarded-For header names the client (and so the per-client session cap's client).
 

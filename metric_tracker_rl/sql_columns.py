@@ -20,9 +20,6 @@ class Labels:
     def __len__(self) -> int:
         return len(self.codes)
 
-    def decoded(self) -> list[str]:
-        return [self.values[code] for code in self.codes.tolist()]
-
 
 # A column: numbers and booleans are stored as their type (int32 -> INTEGER, int64 -> BIGINT, float -> DOUBLE),
 # datetime64 as DATE, an object array of str as VARCHAR, Labels as VARCHAR.

@@ -302,7 +302,7 @@ def _config_view(config: dict[str, Any]) -> dict[str, Any]:
 def brief_data(observation: MetricTrackerRlObservation) -> dict[str, Any]:
     """What an episode publishes at its start, as data: the task, its visible config and budgets, the metrics,
     the families (each with its `root_cause_entities` as a list and, per difficulty, its magnitude range as a
-    (low, high) pair), and the bounds of the benign fluctuations. `brief` is the same as the text shows it."""
+    (low, high) pair), and the bounds of the benign fluctuations. `first_prompt` renders it."""
     families = []
     for spec in observation.available_synthetic_generator_methods:
         magnitude = spec["magnitude"]
@@ -348,11 +348,6 @@ def _family_text(family: dict[str, Any]) -> dict[str, Any]:
 
 def _brief_text(data: dict[str, Any]) -> dict[str, Any]:
     return {**data, "families": [_family_text(family) for family in data["families"]]}
-
-
-def brief(observation: MetricTrackerRlObservation) -> dict[str, Any]:
-    """`brief_data` as the text shows it (the value `first_prompt` renders)."""
-    return _brief_text(brief_data(observation))
 
 
 def published_fluctuation_bounds(difficulty: str) -> dict[str, Any]:

@@ -162,8 +162,7 @@ class MetricTrackerToolEnv:
         brief = reset_until_served(lambda: self._session.reset(**settings), self._client.disconnect, self._url,
                                    deadline_s=self._retry_deadline_s)
         if brief.status == "error":
-            message = self._session.observation.message if self._session.observation is not None else brief.text
-            raise ValueError(f"the dataset row {settings} cannot start an episode: {message}")
+            raise ValueError(f"the dataset row {settings} cannot start an episode: {self._session.observation.message}")
         return brief.text
 
     def get_reward(self) -> float:

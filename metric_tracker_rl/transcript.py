@@ -73,7 +73,7 @@ class TaskRun:
         call_id = f"call_{self.steps + 1}"
         self.messages.append({"role": "assistant", "content": "", "tool_calls": [
             {"id": call_id, "type": "function", "function": {"name": name, "arguments": arguments}}]})
-        step = self.step(env, action)
+        step = self.step(env, action)  # the agent reads the step's view next: the text is the view's
         self.messages.append({"role": "tool", "tool_call_id": call_id, "name": name, "content": step.seen.text})
         return step
 

@@ -137,9 +137,11 @@ def _table_lines(key: str, rows: list[dict[str, Any]], depth: int, total: int | 
     pad = INDENT * depth
     first_columns = rows[0].keys()
     columns_seen = dict.fromkeys(first_columns)
+    complete = True  # every row has every column: the common case
     for row in rows:
         if row.keys() != first_columns:  # rare: rows with other columns add theirs, in order of appearance
             columns_seen.update(dict.fromkeys(row))
+            complete = False
     columns = list(columns_seen)
     same = {column: rows[0].get(column) for column in columns if column in constant}
     varying = [column for column in same if any(column not in row or row[column] != same[column] for row in rows)]
@@ -152,7 +154,7 @@ def _table_lines(key: str, rows: list[dict[str, Any]], depth: int, total: int | 
         lines.append(f"{pad}{INDENT}same: {_json_text(same)}")
     lines.append(pad + INDENT + CELL_SEPARATOR.join(shown))
     row_pad, exact, text = pad + INDENT, _EXACT_TYPE_TEXT.get, _scalar_text
-    if all(row.keys() == first_columns for row in rows):  # every row has every column: the common case
+    if complete:
         for row in rows:  # `_scalar_text` inlined: one call per cell instead of two
             cells = [exact(type(value), text)(value) for value in map(row.__getitem__, shown)]
             lines.append(row_pad + CELL_SEPARATOR.join(cells))

@@ -16,7 +16,7 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def __getattr__(name: str) -> Any:
-    if name in ("app", "build_app", "websocket_options"):
+    if name == "app":
         from metric_tracker_rl.server import app as implementation
 
         return getattr(implementation, name)

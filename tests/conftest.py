@@ -10,7 +10,6 @@ from pathlib import Path
 import pytest
 
 from metric_tracker_rl import local_server
-from metric_tracker_rl.local_server import free_port  # noqa: F401 - the tests import it from here
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -17,13 +17,14 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import ROOT, free_port
+from conftest import ROOT
 
 import inference
 from metric_tracker_rl import DEFAULT_TASK_ORDER, MetricSubmissionRow, PayloadGeneratorMethod
 from metric_tracker_rl.agents.llm import LlmPolicy
 from metric_tracker_rl.analysis_tools import TOOL_REGISTRY
 from metric_tracker_rl.baseline_log import format_action, open_interval
+from metric_tracker_rl.local_server import free_port
 from metric_tracker_rl.reconnect import RETRY_DEADLINE_VAR
 from metric_tracker_rl.settings import DEFAULT_API_BASE_URL, ClientSettings
 from metric_tracker_rl.tool_calls import model_schema, read_observation

@@ -16,7 +16,7 @@ from typing import Any
 
 import anyio
 import pytest
-from conftest import ROOT, free_port
+from conftest import ROOT
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
@@ -49,7 +49,7 @@ from metric_tracker_rl.inspect_eval.dataset import episode_dataset  # noqa: E402
 from metric_tracker_rl.inspect_eval.server import LOCAL_SERVERS  # noqa: E402
 from metric_tracker_rl.inspect_eval.solver import require_held_out  # noqa: E402
 from metric_tracker_rl.inspect_eval.tools import tool_params  # noqa: E402
-from metric_tracker_rl.local_server import serving  # noqa: E402
+from metric_tracker_rl.local_server import free_port, serving  # noqa: E402
 from metric_tracker_rl.task_splits import EVAL_SEEDS_PER_DIFFICULTY, get_split  # noqa: E402
 from metric_tracker_rl.tool_calls import (  # noqa: E402
     SeenObservation,

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 from metric_tracker_rl.models import MetricTrackerRlAction
-from metric_tracker_rl.session import EpisodeSession
+from metric_tracker_rl.session import EpisodeSession, Step
 from metric_tracker_rl.tool_calls import SeenObservation, seen
 
 
@@ -78,14 +78,7 @@ def play(agent: Agent, session: EpisodeSession, max_actions: int = 200, **reset_
     view = session.reset(**reset_kwargs)
     if view.status == "error":
         raise ValueError(f"reset({reset_kwargs}) cannot start an episode: {view.text}")
-    agent.begin(view)
-    for _ in range(max_actions):
-        action = agent.act(view)
-        if action is None:
-            break
-        view = session.step(action).seen
-        if session.done:
-            break
+    _drive(agent, view, lambda action: None if (step := session.step(action)).done else step.seen, max_actions)
     return session
 
 
@@ -94,16 +87,31 @@ def run_episode(agent: Agent, reset: Callable[..., Any], step: Callable[[MetricT
     """Drive one episode with synchronous reset/step callables that return objects with .observation,
     .reward and .done (a StepResult) or observations themselves. The agent reads each observation as its
     model-facing text shows it. Returns the step results."""
-    result = reset(**reset_kwargs)
-    agent.begin(seen(getattr(result, "observation", result)))
     results = []
-    for _ in range(max_actions):
-        observation = getattr(result, "observation", result)
-        action = agent.act(seen(observation))
-        if action is None:
-            break
+
+    def step_once(action: MetricTrackerRlAction) -> SeenObservation | None:
         result = step(action)
         results.append(result)
-        if getattr(result, "observation", result).done:
-            break
+        return None if getattr(result, "observation", result).done else _view(result)
+
+    _drive(agent, _view(reset(**reset_kwargs)), step_once, max_actions)
     return results
+
+
+def _view(result: Any) -> SeenObservation:
+    """The view of a reset's or step's result: a session's step carries it, anything else is rendered here."""
+    return result.seen if isinstance(result, Step) else seen(getattr(result, "observation", result))
+
+
+def _drive(agent: Agent, view: SeenObservation, step: Callable[[MetricTrackerRlAction], SeenObservation | None],
+           max_actions: int) -> None:
+    """The loop of both drivers: `step` returns the next view, or None once the episode is done."""
+    agent.begin(view)
+    for _ in range(max_actions):
+        action = agent.act(view)
+        if action is None:
+            return
+        next_view = step(action)
+        if next_view is None:
+            return
+        view = next_view

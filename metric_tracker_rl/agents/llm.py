@@ -21,7 +21,6 @@ from metric_tracker_rl.tool_calls import (
     SUBMIT_GENERATORS,
     SUBMIT_REPORT,
     openai_tools,
-    render_observation,
     tool_action,
 )
 from metric_tracker_rl.transcript import TaskRun
@@ -139,7 +138,7 @@ class OpenAiChat:
         action = tool_action(name, raw_arguments)
         if isinstance(action, str):
             return action
-        return render_observation(self.run.step(self.env, action).observation)
+        return self.run.step(self.env, action).text
 
 
 class LlmPolicy:

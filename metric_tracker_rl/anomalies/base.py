@@ -119,9 +119,6 @@ class FamilyRegistry(Mapping[str, AnomalyFamily]):
         """The families a mixed episode draws from, in publication order."""
         return tuple(name for name in self.published.names if name in self._families)
 
-    def accepted_detection_methods(self) -> dict[str, frozenset[str]]:
-        return {name: family.public.accepted_methods for name, family in self._families.items()}
-
 
 FAMILY_REGISTRY = FamilyRegistry()
 

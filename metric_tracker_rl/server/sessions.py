@@ -163,8 +163,10 @@ class SessionLimits:
 
 def limit_sessions(app: FastAPI, settings: ServerSettings) -> FastAPI:
     """Put `SessionLimits` outermost, configured from MAX_SESSIONS_PER_CLIENT and UNRESET_SESSION_GRACE_S."""
-    per_client = settings.sessions_per_client()
-    app.add_middleware(SessionLimits, per_client=per_client if per_client < settings.max_concurrent_envs else None,
+    per_client = settings.max_sessions_per_client
+    if per_client is not None and per_client >= settings.max_concurrent_envs:
+        per_client = None  # a cap at the server's own limit caps nothing
+    app.add_middleware(SessionLimits, per_client=per_client,
                        unreset_grace_s=settings.unreset_session_grace_s, idle_timeout_s=settings.session_timeout_s)
     return app
 

@@ -32,8 +32,8 @@ async def mcp_request(base_url: str, method: str, params: dict[str, Any], timeou
     return answer["result"]
 
 
-async def open_episode(base_url: str, reset: dict[str, Any], timeout_s: float) -> tuple[str, dict[str, Any]]:
-    """Create a session and reset it with `reset` (seed, difficulty, ...); returns its id and first observation."""
+async def open_episode(base_url: str, reset: dict[str, Any], timeout_s: float) -> str:
+    """Create a session and reset it with `reset` (seed, difficulty, ...); returns its id."""
     session_id = (await mcp_request(base_url, "openenv/session/create", {}, timeout_s))["session_id"]
     ws_url = base_url.replace("http://", "ws://", 1).replace("https://", "wss://", 1)
     async with websockets.connect(f"{ws_url}/ws?session_id={session_id}", open_timeout=timeout_s) as socket:
@@ -41,7 +41,7 @@ async def open_episode(base_url: str, reset: dict[str, Any], timeout_s: float) -
         answer = json.loads(await socket.recv())
     if answer.get("type") != "observation":
         raise ServerError(f"reset {reset}: {answer}")
-    return session_id, answer["data"]
+    return session_id
 
 
 async def close_episode(base_url: str, session_id: str, timeout_s: float) -> None:

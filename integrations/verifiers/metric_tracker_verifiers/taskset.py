@@ -46,7 +46,7 @@ class MetricTrackerTask(Task[EpisodeData, EpisodeState, MetricTrackerTaskConfig]
         state = trace.state
         state.base_url = self.config.base_url.rstrip("/")
         state.request_timeout_s = self.config.request_timeout_s
-        state.session_id, _ = await open_episode(state.base_url, self.data.reset, self.config.request_timeout_s)
+        state.session_id = await open_episode(state.base_url, self.data.reset, self.config.request_timeout_s)
 
     async def finalize(self, trace: Trace, runtime: Runtime) -> None:
         state = trace.state
