@@ -21,9 +21,11 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import ROOT, free_port, serving
+from conftest import ROOT, serving
 from test_packaging import copy_sources, dockerfile_instructions
 from websockets.sync.client import connect
+
+from metric_tracker_rl.local_server import free_port
 
 pytestmark = pytest.mark.slow
 

@@ -17,7 +17,9 @@ from typing import Any
 import httpx
 import pytest
 import yaml
-from conftest import ROOT, free_port, serving
+from conftest import ROOT, serving
+
+from metric_tracker_rl.local_server import free_port
 
 try:
     import tomllib
