@@ -102,6 +102,25 @@ DIRECTIONAL_FAMILIES: dict[tuple[str, int], str] = PUBLISHED_FAMILIES.directiona
 if not set(FAMILY_ENTITY_TYPE.values()) <= set(ENTITY_TYPES):
     raise ValueError(f"a published family names an unknown entity type: {FAMILY_ENTITY_TYPE}")
 
+# --- grading (grader.py applies it; the tools publish it) ----------------------------------------------
+
+# A matched row's quality: its key, then each field right (values: a third each for baseline, observed, delta).
+QUALITY_WEIGHTS: dict[str, float] = {"key": 0.35, "anomaly_type": 0.25, "detection_method": 0.10, "values": 0.20,
+                                     "severity": 0.10}
+RELATIVE_TOLERANCE = 0.02  # of the expected value (of the expected baseline for a delta)
+GRADING_RULE = (
+    "score = recall_quality * precision. recall_quality = the sum of the expected rows' quality / the number of "
+    "expected rows (a missed row has quality 0). A reported row's quality = {key} for its key (date, entity_type, "
+    "entity_name) + {anomaly_type} anomaly_type + {detection_method} detection_method (one of its family's "
+    "detection_methods) + {values} values (baseline, observed and delta each within {tolerance:.0%} of the expected "
+    "value, the delta of the expected baseline: a third each) + {severity} severity; at frontier it is multiplied by "
+    "the segment credit. precision = (matched + 1) / (matched + false_positives + 1), where matched = the expected "
+    "keys reported and false_positives = every other row: a side effect of an incident (a neutral row), a duplicate "
+    "and an invalid row included. So report each incident on its root-cause key, one row per date it lasts. One "
+    "graded submission by default; it ends the episode, and its result then lists every submitted row's verdict "
+    "and the expected keys no row reported."
+).format(tolerance=RELATIVE_TOLERANCE, **QUALITY_WEIGHTS)
+
 # Methods accepted for every family, but only from an episode that used them (ran at least one successful call):
 # a row found with SQL may say `query`, and claiming it costs the query step it stands for.
 METHODS_ACCEPTED_WHEN_USED: frozenset[str] = frozenset({"query"})
@@ -114,8 +133,10 @@ SEVERITIES: tuple[str, ...] = ("low", "medium", "high", "critical")
 RELATIVE_SEVERITY_BOUNDS: tuple[float, float, float] = (0.15, 0.30, 0.60)
 HOURLY_MIX_SEVERITY_BOUNDS: tuple[float, float, float] = (0.05, 0.10, 0.20)
 SEVERITY_RULE = (
-    "hourly_mix: by |delta| (a distance in [0, 1]): < 0.05 low, < 0.10 medium, < 0.20 high, else critical. "
-    "Every other entity type: by |delta| / |baseline|: < 0.15 low, < 0.30 medium, < 0.60 high, else critical."
+    "Judged on the row's own baseline_value and observed_value (for a funnel_break, the step's daily conversion), "
+    "never on the family's magnitude. hourly_mix: by |delta| (a distance in [0, 1]): < 0.05 low, < 0.10 medium, "
+    "< 0.20 high, else critical. Every other entity type: by |delta| / |baseline|: < 0.15 low, < 0.30 medium, "
+    "< 0.60 high, else critical."
 )
 
 
@@ -144,10 +165,13 @@ def severity_indices(entity_type: str, baseline: np.ndarray, observed: np.ndarra
 
 
 BASELINE_RULE = (
-    "baseline_value = median of the entity's value on the same weekday in the other weeks (the date excluded; "
-    "of three peers the middle one, so one unusual peer cannot move it, but two on one side can: see "
-    "baseline_dates); delta_value = observed_value - baseline_value; robust z = delta_value / (1.4826 * median "
-    "|delta_value| over the entity's dates)."
+    "baseline_value = median of the entity's value on the same weekday in the other weeks of the window, the date "
+    "excluded (three peers in four weeks, seven in eight: see baseline_dates); a peer without a value is skipped (a "
+    "rate whose denominator is 0, as for a version before its rollout) and an even number of peers gives the mean "
+    "of the middle two, so one unusual peer cannot move it but a change that lasts for weeks can. delta_value = "
+    "observed_value - baseline_value; robust z = delta_value / (1.4826 * median |delta_value| over the entity's "
+    "dates). A version has no traffic before its rollout and little once it is replaced, so its baseline and z mean "
+    "something only on the dates it carries real traffic (get_releases)."
 )
 
 
@@ -157,7 +181,8 @@ ANNOTATION_MEANINGS: dict[str, str] = {
     "marketing_campaign": "explains the burst of opens in its hours and its side effects",
     "public_holiday": "explains a day of lower, weekend-like traffic",
     "data_freshness": "explains the date's incomplete counts (late-arriving data)",
-    "release": "a routine app release: by itself it explains nothing and causes nothing",
+    "release": "an app version shipped; at this difficulty no incident comes from a release, but one may fall on a "
+               "release's date: judge that date like any other",
 }
 
 
@@ -189,16 +214,23 @@ def demand_swing_share(difficulty: str) -> tuple[float, float]:
     return OVERLAPPING_DEMAND_SWING_SHARE.get(difficulty, DEMAND_SWING_SHARE)
 
 
-def fluctuation_bounds(difficulty: str) -> dict[str, list[float] | list[int] | list[str] | float]:
+def fluctuation_bounds(difficulty: str) -> dict[str, list[float] | list[int] | list[str] | float | str]:
     """The benign fluctuations' bounds an episode of this difficulty publishes; the gap between demand swings and
     count incidents only where there is one."""
-    bounds: dict[str, list[float] | list[int] | list[str] | float] = {
+    bounds: dict[str, list[float] | list[int] | list[str] | float | str] = {
         "demand_swing_share": list(demand_swing_share(difficulty)), "timing_shift_hours": list(TIMING_SHIFT_HOURS)}
+    meaning = ("demand_swing_share: of the day's expected volume, every event and hour together; timing_shift_hours: "
+               "every event's hours, earlier or later")
     if difficulty in OVERLAPPING_DEMAND_SWING_SHARE:
         bounds["audience_swing_share"] = list(AUDIENCE_SWING_SHARE)
         bounds["audience_swing_steps"] = list(FUNNEL_STEPS[:AUDIENCE_SWING_STEPS])
+        meaning += ("; audience_swing_share: a relative change of the conversion probability of every one of the "
+                    "audience_swing_steps together, all in the same direction")
     else:
         bounds["count_incident_min_share"] = COUNT_INCIDENT_MIN_SHARE
+        meaning += "; count_incident_min_share: the least share of the day's volume a count incident moves"
+    bounds["meaning"] = meaning + (". These bound what was injected: a day's observed values add sampling noise, "
+                                   "so an observed change can go a little past its bound.")
     return bounds
 
 

@@ -263,7 +263,9 @@ class MetricTrackerRlEnvironment(McpToolSurface, TaskProviderMixin,
                      "correct_row_count": breakdown.matched_row_count}
             if not episode.config.held_out:  # an open episode is public anyway; a held-out one may come back
                 final["comparison"] = graded_comparison(rows, episode.truth.expected_rows, episode.truth.neutral_keys,
-                                                        episode.public.data.dates, methods_used=methods_used)
+                                                        episode.public.data.dates,
+                                                        segment_values=episode.public.segment_values(),
+                                                        methods_used=methods_used)
         else:
             # Not the last submission: only the score and the row counts (see RewardBreakdown).
             message = (f"Graded {breakdown.submitted_row_count} row(s): {breakdown.matched_row_count} on expected "

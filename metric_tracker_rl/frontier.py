@@ -26,7 +26,7 @@ from typing import TypeVar
 import numpy as np
 
 from metric_tracker_rl.anomalies import FAMILY_REGISTRY, InjectionRecord
-from metric_tracker_rl.anomalies.base import counts_from, draw_window, hourly_mix_from, rates_touching
+from metric_tracker_rl.anomalies.base import counts_from, draw_window, hourly_mix_from
 from metric_tracker_rl.catalog import FRONTIER_INCIDENT_KINDS, FRONTIER_WINDOW_DAYS
 from metric_tracker_rl.funnel import (
     HOURS,
@@ -189,7 +189,7 @@ INCIDENT_KINDS = FRONTIER_INCIDENT_KINDS
 # The family an incident of each kind is reported as (its entity types are the catalog's as they are).
 KIND_FAMILY = {"release_regression": "rate_drop_from_median", "payment_failure": "funnel_break",
                "web_tracking_bug": "instrumentation_data_quality_issue",
-               "country_bots": "absolute_spike_in_event_count", "segment_outage": "absolute_drop_in_event_count",
+               "country_bots": "hourly_traffic_mix_shift", "segment_outage": "absolute_drop_in_event_count",
                "level_shift": "rate_drop_from_median"}
 FLUCTUATION_KINDS = ("mix_shift", "segment_demand_swing", "segment_timing_shift")
 MIN_VERSION_SHARE = 0.3  # a version-level incident needs this share of its platform on its date and peers
@@ -355,21 +355,13 @@ def _incident(kind: str, index: int, plan: SegmentedPlan, calendar: _Calendar, k
         record = _inject_on_cells(plan, segment, "funnel_break", day, "order_placed_to_payment_successful", hours,
                                   key, stream)
         return [FrontierIncident(kind, record, segment)]
-    start, end = draw_window(rng, int(rng.integers(OUTAGE_HOURS[0], OUTAGE_HOURS[1] + 1)))
-    if kind == "country_bots":
+    if kind == "country_bots":  # the mix-shift injector on every cell of the country: its own hours and weights
         segment = Segment(country=_pick(plan.layout.values_of("country"), rng))
-        cells = _cells(plan, segment)
         share = float(rng.uniform(*BOT_SHARE))
-        # The country's bots spread over its cells as its own traffic in those hours is spread.
-        window = plan.traffic[cells, day, start:end]
-        plan.extra_opens[cells, day, start:end] += share * plan.traffic[cells, day].sum() * window / window.sum()
-        neutral = rates_touching("app_opens") | {("funnel_step", "app_open_to_menu_open"),
-                                                 ("hourly_mix", "app_opens")}
-        record = InjectionRecord("absolute_spike_in_event_count", day, "event_count", "app_opens", share,
-                                 (start, end), f"bots from {segment.country} add about {share:.0%} of its day's "
-                                 f"app opens between {start:02d}:00 and {end:02d}:00; they never go further",
-                                 frozenset(neutral))
-        return [FrontierIncident(kind, record, segment)]
+        record = _inject_on_cells(plan, segment, "hourly_traffic_mix_shift", day, "app_opens", share, key, stream)
+        return [FrontierIncident(kind, replace(record, description=f"bots from {segment.country}: "
+                                                                   f"{record.description}"), segment)]
+    start, end = draw_window(rng, int(rng.integers(OUTAGE_HOURS[0], OUTAGE_HOURS[1] + 1)))
     # segment_outage: a platform's or country's traffic collapses for a block of hours
     segment = _pick((Segment(platform=_pick(plan.layout.values_of("platform"), rng)),
                      Segment(country=_pick(plan.layout.values_of("country"), rng))), rng)

@@ -35,14 +35,12 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from metric_tracker_rl.catalog import METHODS_ACCEPTED_WHEN_USED, row_key
+from metric_tracker_rl.catalog import METHODS_ACCEPTED_WHEN_USED, QUALITY_WEIGHTS, RELATIVE_TOLERANCE, row_key
 from metric_tracker_rl.families import PUBLISHED_FAMILIES, FamilyCatalog
 from metric_tracker_rl.models import MetricSubmissionRow, RewardBreakdown
 from metric_tracker_rl.segments import Segment
 from metric_tracker_rl.validation import validate_rows
 
-QUALITY_WEIGHTS = {"key": 0.35, "anomaly_type": 0.25, "detection_method": 0.10, "values": 0.20, "severity": 0.10}
-RELATIVE_TOLERANCE = 0.02
 SEGMENT_CREDIT = {"exact": 1.0, "parent": 0.5, "wrong_version": 0.25, "over_specific": 0.25, "aggregate": 0.0,
                   "wrong": 0.0}
 
@@ -125,6 +123,42 @@ def assess_row(row: MetricSubmissionRow, expected: MetricSubmissionRow, *,
     )
 
 
+@dataclass(frozen=True)
+class RowVerdict:
+    """One submitted row against the truth: its key, its verdict (`matched`, `side_effect`, `not_expected`, or the
+    validation issue that makes it a false positive) and, on an expected key, how far it is right."""
+
+    row_index: int
+    key: str
+    verdict: str
+    assessment: RowAssessment | None  # set for a row on an expected key (even a duplicate: its worst row counts)
+
+
+def judge_rows(rows: Sequence[MetricSubmissionRow], expected: Mapping[str, MetricSubmissionRow],
+               neutral_keys: frozenset[str], valid_dates: Iterable[str], *,
+               segment_values: Mapping[str, Sequence[str]] | None = None,
+               segment_credit: Mapping[str, float] = SEGMENT_CREDIT,
+               families: FamilyCatalog = PUBLISHED_FAMILIES,
+               methods_used: frozenset[str] = frozenset()) -> list[RowVerdict]:
+    """Every submitted row's verdict: the one pass that both the score and the row-by-row review read."""
+    issues = validate_rows(rows, valid_dates, segment_values)
+    verdicts = []
+    for i, row in enumerate(rows):
+        key = row_key(row.date, row.entity_type, row.entity_name)
+        assessment = None
+        if key in expected and not (i in issues and issues[i].code == "invalid_row"):  # e.g. an unknown segment
+            assessment = assess_row(row, expected[key], segment_credit=segment_credit, families=families,
+                                    methods_used=methods_used)
+        verdict = (issues[i].code if i in issues else "side_effect" if key in neutral_keys
+                   else "matched" if key in expected else "not_expected")
+        verdicts.append(RowVerdict(i, key, verdict, assessment))
+    return verdicts
+
+
+def _expected_by_key(expected_rows: Sequence[MetricSubmissionRow]) -> dict[str, MetricSubmissionRow]:
+    return {row_key(r.date, r.entity_type, r.entity_name): r for r in expected_rows}
+
+
 def grade_submission(rows: Sequence[MetricSubmissionRow], expected_rows: Sequence[MetricSubmissionRow],
                      neutral_keys: frozenset[str], valid_dates: Iterable[str], *,
                      segment_values: Mapping[str, Sequence[str]] | None = None,
@@ -135,23 +169,16 @@ def grade_submission(rows: Sequence[MetricSubmissionRow], expected_rows: Sequenc
     episode (None: no segments, and a row naming one is invalid); `families` publishes the expected rows'
     families (their accepted detection methods); `methods_used` the analysis methods the episode ran
     successfully (see accepted_methods)."""
-    issues = validate_rows(rows, valid_dates, segment_values)
-    expected = {row_key(r.date, r.entity_type, r.entity_name): r for r in expected_rows}
+    expected = _expected_by_key(expected_rows)
+    verdicts = judge_rows(rows, expected, neutral_keys, valid_dates, segment_values=segment_values,
+                          segment_credit=segment_credit, families=families, methods_used=methods_used)
     worst: dict[str, RowAssessment] = {}
-    false_positives = neutral = 0
-    for i, row in enumerate(rows):
-        key = row_key(row.date, row.entity_type, row.entity_name)
-        if key in expected and not (i in issues and issues[i].code == "invalid_row"):  # e.g. an unknown segment
-            assessment = assess_row(row, expected[key], segment_credit=segment_credit, families=families,
-                                    methods_used=methods_used)
-            worst[key] = min(worst.get(key, assessment), assessment, key=lambda a: a.quality)
-        if i in issues:
-            false_positives += 1
-        elif key in neutral_keys:
-            neutral += 1
-        elif key not in expected:
-            false_positives += 1
-
+    for judged in verdicts:
+        if judged.assessment is not None:
+            worst[judged.key] = min(worst.get(judged.key, judged.assessment), judged.assessment,
+                                    key=lambda a: a.quality)
+    neutral = sum(judged.verdict == "side_effect" for judged in verdicts)
+    false_positives = sum(judged.verdict not in ("matched", "side_effect") for judged in verdicts)
     n_expected = len(expected)
     matched = len(worst)
     share = (lambda total: total / n_expected) if n_expected else (lambda total: 1.0)
@@ -173,37 +200,34 @@ def grade_submission(rows: Sequence[MetricSubmissionRow], expected_rows: Sequenc
         matched_row_count=matched,
         false_positive_count=false_positives + neutral,
         neutral_row_count=neutral,
-        duplicate_row_count=sum(1 for issue in issues.values() if issue.code == "duplicate_row"),
-        invalid_row_count=sum(1 for issue in issues.values() if issue.code == "invalid_row"),
+        duplicate_row_count=sum(judged.verdict == "duplicate_row" for judged in verdicts),
+        invalid_row_count=sum(judged.verdict == "invalid_row" for judged in verdicts),
     )
     return GradeResult(breakdown)
 
 
 def graded_comparison(rows: Sequence[MetricSubmissionRow], expected_rows: Sequence[MetricSubmissionRow],
                       neutral_keys: frozenset[str], valid_dates: Iterable[str], *,
+                      segment_values: Mapping[str, Sequence[str]] | None = None,
                       methods_used: frozenset[str] = frozenset()) -> dict[str, Any]:
-    """The grade row by row, for a person reviewing a finished episode: each submitted row's verdict (`matched`
-    with which fields were right, `side_effect`, `not_expected`, or the validation issue that made it a false
-    positive) and the expected rows no row reported. It is the answer itself, so the environment shows it only
-    after the episode is over and never in held-out mode."""
-    issues = validate_rows(rows, valid_dates)
-    expected = {row_key(r.date, r.entity_type, r.entity_name): r for r in expected_rows}
-    verdicts: list[dict[str, Any]] = []
-    reported: set[str] = set()
-    for i, row in enumerate(rows):
-        key = row_key(row.date, row.entity_type, row.entity_name)
-        entry: dict[str, Any] = {"row_index": i, "key": key}
-        if i in issues:
-            entry["verdict"] = issues[i].code
-        elif key in expected:
-            reported.add(key)
-            assessment = assess_row(row, expected[key], methods_used=methods_used)
-            entry.update(verdict="matched", anomaly_type_ok=assessment.anomaly_type,
-                         detection_method_ok=assessment.detection_method,
+    """The grade row by row, for a person or a trainer reviewing a finished episode: each submitted row's verdict
+    (`matched` with which fields were right and its quality, `side_effect` (a neutral row), `not_expected`, or the
+    validation issue that made it a false positive) and the expected rows no row reported. It is the answer
+    itself, so the environment shows it only after the episode is over and never in held-out mode."""
+    expected = _expected_by_key(expected_rows)
+    verdicts = judge_rows(rows, expected, neutral_keys, valid_dates, segment_values=segment_values,
+                          methods_used=methods_used)
+    entries: list[dict[str, Any]] = []
+    for judged in verdicts:
+        entry: dict[str, Any] = {"row_index": judged.row_index, "key": judged.key, "verdict": judged.verdict}
+        assessment = judged.assessment
+        if judged.verdict == "matched" and assessment is not None:
+            entry.update(anomaly_type_ok=assessment.anomaly_type, detection_method_ok=assessment.detection_method,
                          values_in_tolerance=assessment.values_in_tolerance, severity_ok=assessment.severity,
                          quality=round(assessment.quality, 6))
-        else:
-            entry["verdict"] = "side_effect" if key in neutral_keys else "not_expected"
-        verdicts.append(entry)
+            if segment_values is not None:
+                entry["segment_credit"] = assessment.segment
+        entries.append(entry)
+    reported = {judged.key for judged in verdicts if judged.verdict == "matched"}
     missed = [row.model_dump() for key, row in expected.items() if key not in reported]
-    return {"rows": verdicts, "missed": missed}
+    return {"rows": entries, "missed": missed}

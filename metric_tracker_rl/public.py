@@ -13,8 +13,8 @@ import numpy as np
 
 from metric_tracker_rl.catalog import CONVERSION_METRICS, COUNT_COLUMNS
 from metric_tracker_rl.funnel import HOURS, FunnelData
-from metric_tracker_rl.metrics import MetricPanel
-from metric_tracker_rl.segments import SegmentedData
+from metric_tracker_rl.metrics import MetricPanel, build_panel
+from metric_tracker_rl.segments import Segment, SegmentedData
 from metric_tracker_rl.sql_columns import SqlTable
 
 if TYPE_CHECKING:
@@ -79,6 +79,29 @@ class PublicEpisode:
     def segment_values(self) -> dict[str, list[str]] | None:
         """Each dimension's values (platform, country, app_version) at frontier; None without segments."""
         return None if self.segments is None else self.segments.dimension_values()
+
+    def segment_view(self, segment: Segment) -> PublicEpisode:
+        """The episode as one segment's funnel (frontier): the tools that read `data` and `panel` then answer for
+        that segment, with its own baseline by the published rule. Built on first use and kept. ValueError names
+        the valid values when the episode has no segments or no cell matches."""
+        values = self.segment_values()
+        if values is None:
+            raise ValueError("this episode's funnel has no segments (only difficulty frontier has): omit platform, "
+                             "country and app_version")
+        for name, value in zip(("platform", "country", "app_version"), segment.values(), strict=True):
+            if value is not None and value not in values[name]:
+                raise ValueError(f"unknown {name} {value!r}; valid: {', '.join(values[name])}")
+        segment = segment.normalised()
+        key = ("segment_view", segment)
+        view = self.memo.get(key)
+        if view is None:
+            assert self.segments is not None
+            try:
+                data = self.segments.segment_funnel(segment)
+            except ValueError as exc:  # e.g. an ios version named with platform android
+                raise ValueError(f"{exc}: a version belongs to one platform (get_releases)") from None
+            view = self.memo[key] = PublicEpisode(data, build_panel(data), self.annotations, self.task)
+        return view
 
     def segment_tables(self) -> dict[str, pd.DataFrame]:
         """The segmented tables (daily_by_segment, hourly_by_segment, releases) at frontier; {} on the aggregate

@@ -57,15 +57,17 @@ counts of app_open -> menu_open -> product_added_to_cart -> order_placed -> paym
 analysis tools and submit one anomaly report that a grader scores.
 
 Work like an analyst:
-- Read the brief (families, their root-cause keys and sizes, the bounds of benign fluctuations), then
-  get_annotations: days explained by a campaign, a holiday or late-arriving data are not incidents. A release
-  note marks an app release: by itself it explains nothing, so judge its date like any other (the brief's
-  calendar_note_kinds says whether a release can cause an incident in the episode).
+- Read the brief (each family's definition, root-cause entities and detection methods, the benign
+  fluctuations), then get_annotations: a campaign, a holiday or late-arriving data explains its date. A release
+  note only says that an app version shipped: the brief's calendar_note_kinds says what a release can do.
 - list_suspicious_dates shows where to look; the get_*_rows tools list candidate rows, strongest first,
   a page at a time (limit, offset); confirm doubtful ones with compare_*, detect_funnel_break,
-  check_impossible_counts or hourly_rows_for_date.
-- One incident moves several metrics: report it once, on the entity and family that explain it, not its
-  side effects. Every extra row lowers precision; a missed incident lowers recall.
+  check_impossible_counts or hourly_rows_for_date. All of these read the whole funnel. With segments
+  (frontier) every incident is confined to a segment and may barely show there: find it with
+  compare_segments or query, then read its row with the compare_*, detect_funnel_break,
+  check_impossible_counts or hourly_rows_for_date arguments platform, country and app_version.
+- One incident moves several metrics: report it on the entity and family that explain it, one row per date
+  it lasts, never its side effects. Every extra row lowers precision; a missed incident lowers recall.
 - Finish with one submission: submit_report(rows) with rows copied from tool results, or
   submit_generators(generators). An empty report is right when nothing is anomalous.
 Your steps are limited; be efficient and keep any text short."""
@@ -134,11 +136,19 @@ def model_schema(schema: dict[str, Any]) -> dict[str, Any]:
     return compact(schema)
 
 
+# Item fields whose prose a model needs: the graded field no result table names a rule for.
+_DESCRIBED_ITEM_FIELDS = frozenset({"detection_method"})
+
+
 def _without_item_descriptions(node: Any) -> Any:
     """A submission's item schema without per-field prose: its fields are the columns of the result tables the
-    model copies them from, so names and types say it all."""
+    model copies them from, so names and types say it all (but for _DESCRIBED_ITEM_FIELDS)."""
     if isinstance(node, dict):
-        return {key: _without_item_descriptions(value) for key, value in node.items() if key != "description"}
+        described = node.get("properties", {})
+        return {key: {name: value if name in _DESCRIBED_ITEM_FIELDS else _without_item_descriptions(value)
+                      for name, value in described.items()} if key == "properties"
+                else _without_item_descriptions(value)
+                for key, value in node.items() if key != "description"}
     return node
 
 
@@ -151,7 +161,8 @@ def _submission_tool(name: str, description: str, args_model: type[BaseModel]) -
 
 SUBMISSION_TOOLS: dict[str, ModelTool] = {
     SUBMIT_REPORT: _submission_tool(
-        SUBMIT_REPORT, "Submit the anomaly report for grading: one row per incident, on its root-cause key.",
+        SUBMIT_REPORT, "Submit the anomaly report for grading: one row per incident and date, on its root-cause "
+        "key.",
         SubmitReportArgs),
     SUBMIT_GENERATORS: _submission_tool(
         SUBMIT_GENERATORS, "Submit generator calls as the report: their merged rows (first per key) are graded.",
@@ -255,7 +266,18 @@ def _graded_view(observation: MetricTrackerRlObservation) -> dict[str, Any]:
             graded[key] = getattr(observation, key)
     if observation.submission_issues:
         graded["submission_issues"] = [issue.model_dump() for issue in observation.submission_issues]
+    if observation.comparison is not None:  # the episode is over: why the score is what it is, row by row
+        graded["verdicts"] = [{"row": entry["row_index"], "key": entry["key"], "verdict": entry["verdict"],
+                               "quality": entry.get("quality")} for entry in observation.comparison["rows"]]
+        graded["missed"] = [_missed_key(row) for row in observation.comparison["missed"]]
     return graded
+
+
+def _missed_key(row: dict[str, Any]) -> str:
+    """An expected row's key, with its segment where it names one."""
+    segment = ",".join(f"{name}={row[name]}" for name in ("platform", "country", "app_version") if row.get(name))
+    key = f"{row['date']}|{row['entity_type']}|{row['entity_name']}"
+    return f"{key} ({segment})" if segment else key
 
 
 Shown = tuple[dict[str, Any], dict[str, int], dict[str, frozenset[str]]]
@@ -301,13 +323,16 @@ def _config_view(config: dict[str, Any]) -> dict[str, Any]:
 
 def brief_data(observation: MetricTrackerRlObservation) -> dict[str, Any]:
     """What an episode publishes at its start, as data: the task, its visible config and budgets, the metrics,
-    the families (each with its `root_cause_entities` as a list and, per difficulty, its magnitude range as a
-    (low, high) pair), and the bounds of the benign fluctuations. `first_prompt` renders it."""
+    the families (each with its definition, its `root_cause_entities` and `detection_methods` as lists and, per
+    difficulty, its magnitude range as a (low, high) pair), and the bounds of the benign fluctuations.
+    `first_prompt` renders it."""
     families = []
     for spec in observation.available_synthetic_generator_methods:
         magnitude = spec["magnitude"]
         families.append({"family": spec["family"], "entity_type": spec["entity_type"],
                          "root_cause_entities": list(spec["entity_names"]),
+                         "definition": spec["description"],
+                         "detection_methods": list(spec["detection_methods"]),
                          "magnitude": magnitude["meaning"],
                          **{difficulty: (low, high) for difficulty, (low, high) in
                             magnitude["by_difficulty"].items()}})
@@ -339,9 +364,13 @@ def brief_data(observation: MetricTrackerRlObservation) -> dict[str, Any]:
     return shown
 
 
+# A brief's family columns that hold a list (the text joins it with commas).
+_FAMILY_LIST_COLUMNS = ("root_cause_entities", "detection_methods")
+
+
 def _family_text(family: dict[str, Any]) -> dict[str, Any]:
-    """A brief's family row as its text shows it: root-cause entities joined by commas, ranges as `low-high`."""
-    return {key: ",".join(value) if key == "root_cause_entities"
+    """A brief's family row as its text shows it: lists joined by commas, ranges as `low-high`."""
+    return {key: ",".join(value) if key in _FAMILY_LIST_COLUMNS
             else f"{value[0]}-{value[1]}" if key in DIFFICULTIES else value
             for key, value in family.items()}
 
@@ -446,7 +475,7 @@ _RANGE = re.compile(r"^(-?\d+(?:\.\d+)?(?:e[-+]?\d+)?)-(-?\d+(?:\.\d+)?(?:e[-+]?
 def _family_from_text(family: dict[str, Any]) -> dict[str, Any]:
     """`_family_text` undone."""
     def value_of(key: str, value: Any) -> Any:
-        if key == "root_cause_entities":
+        if key in _FAMILY_LIST_COLUMNS:
             return str(value).split(",")
         if key in DIFFICULTIES:
             match = _RANGE.match(str(value))

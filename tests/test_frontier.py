@@ -118,10 +118,10 @@ MIN_EVENTS = 50  # a peer's value over the incident's hours rests on at least th
 
 def _hour_value(hourly: np.ndarray, entity_type: str, entity_name: str, hours: tuple[int, int],
                 least: int = MIN_EVENTS) -> float:
-    """The incident's quantity over its hours: a count, a step's conversion, or a count over its predecessor (NaN
-    where the hours hold too few events to say)."""
+    """The incident's quantity over its hours: a count (an hourly mix's too: the opens that arrived in its hours), a
+    step's conversion, or a count over its predecessor (NaN where the hours hold too few events to say)."""
     counts = hourly[hours[0]:hours[1]].sum(axis=0).astype(float)
-    if entity_type == "event_count":
+    if entity_type in ("event_count", "hourly_mix"):
         column = COUNT_COLUMNS.index(entity_name)
         return counts[column] if counts[column] >= least else np.nan
     if entity_type == "data_quality":

@@ -74,8 +74,10 @@ def test_every_calendar_note_kind_an_episode_holds_is_explained_in_the_brief(res
     notes = _call(env, "get_annotations").analysis_result["annotations"]
     assert notes and {note["kind"] for note in notes} <= set(kinds)
     assert "release" in {note["kind"] for note in notes}  # every episode carries one
-    assert "explains nothing" in kinds["release"] or reset["difficulty"] == "frontier"  # see the frontier test
-    assert "release" in SYSTEM_PROMPT and "explains nothing" in SYSTEM_PROMPT
+    # Below frontier a release causes nothing, yet an incident may fall on its date (the frontier test has its own).
+    assert "no incident comes from a release" in kinds["release"] or reset["difficulty"] == "frontier"
+    assert "judge that date like any other" in kinds["release"] or reset["difficulty"] == "frontier"
+    assert "release" in SYSTEM_PROMPT and "calendar_note_kinds says what a release can do" in SYSTEM_PROMPT
 
 
 # --- 2 and 4. list_suspicious_dates -------------------------------------------------------------------
@@ -131,7 +133,7 @@ def test_the_baseline_rule_says_what_it_guarantees_and_what_it_does_not(values: 
     two = series.copy()
     two[first] = two[second] = max(series[peers]) + shift
     assert peer_median(two[None, :], same_weekday_peers(28))[0, day] > max(series[third], min(series[peers]))
-    assert "one unusual peer cannot move it" in BASELINE_RULE and "two on one side can" in BASELINE_RULE
+    assert "one unusual peer cannot move it" in BASELINE_RULE and "a change that lasts for weeks can" in BASELINE_RULE
 
 
 # --- 5, 7 and 8. schemas, errors and types ------------------------------------------------------------
@@ -391,4 +393,5 @@ def test_at_frontier_the_brief_says_a_release_can_cause_an_incident_on_its_new_v
     kinds = read_observation(first_prompt(observation)).brief["calendar_note_kinds"]
     assert "new version" in kinds["release"] and "explains nothing" not in kinds["release"]
     _, observation = _env(difficulty="hard", seed=3)
-    assert "causes nothing" in read_observation(first_prompt(observation)).brief["calendar_note_kinds"]["release"]
+    assert "no incident comes from a release" in \
+        read_observation(first_prompt(observation)).brief["calendar_note_kinds"]["release"]

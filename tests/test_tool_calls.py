@@ -48,11 +48,11 @@ def test_one_tool_per_offered_registry_tool_then_the_two_submissions() -> None:
     assert items["properties"]["anomaly_type"]["enum"] == row_schema["properties"]["anomaly_type"]["enum"]
 
 
-def test_tool_schemas_fit_in_10500_characters_and_say_when_to_use_each_tool() -> None:
+def test_tool_schemas_fit_in_12000_characters_and_say_when_to_use_each_tool() -> None:
     tools = openai_tools()
     # 7,882 before the bounds entered the schemas, the SQL tool (its tables) and the frontier's segment tools and
     # row fields.
-    assert sum(len(json.dumps(tool)) for tool in tools) <= 10500
+    assert sum(len(json.dumps(tool)) for tool in tools) <= 12_000
     descriptions = [tool["function"]["description"] for tool in tools]
     assert len(set(descriptions)) == len(descriptions) and all(20 <= len(d) <= 110 for d in descriptions)
     for tool in tools:

@@ -151,7 +151,8 @@ def test_the_scripted_agents_records_show_every_number_it_submits(difficulty: st
 @pytest.mark.parametrize("difficulty", AGGREGATE_DIFFICULTIES)  # the reference agents read the aggregate tiers
 def test_the_experts_records_show_every_number_it_submits(difficulty: str) -> None:
     """30 fresh seeds per difficulty: no result cut, every submitted row's key and numbers in an earlier tool
-    result, and the record fits the context targets (median <= 26,000 characters, max <= 34,000)."""
+    result, and the record fits the context targets (median <= 28,000 characters, max <= 36,000: the brief publishes
+    each family's definition and detection methods)."""
     env = MetricTrackerRlEnvironment()
     sizes, scores = [], []
     for seed in range(90_000, 90_030):
@@ -160,7 +161,7 @@ def test_the_experts_records_show_every_number_it_submits(difficulty: str) -> No
         assert unseen_submitted_rows(run.messages) == []
         sizes.append(sum(len(m["content"]) + len(json.dumps(m.get("tool_calls") or "")) for m in run.messages))
         scores.append(run.score)
-    assert sorted(sizes)[len(sizes) // 2] <= 26_000 and max(sizes) <= 34_000
+    assert sorted(sizes)[len(sizes) // 2] <= 28_000 and max(sizes) <= 36_000
     assert sum(scores) / len(scores) >= 0.95
 
 

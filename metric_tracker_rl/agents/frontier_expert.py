@@ -17,10 +17,12 @@ low-converting segment, a segment's demand all day, a segment's timing). So the 
    converting are a funnel break, on the version, or on its platform when the other versions stopped too.
 5. A web event whose incoming step converts far above its baseline is logged twice (a tracking bug); a new
    version whose step fell from its rollout's start while its platform did not fall with it is a release
-   regression; a country whose first step fell on a single date is bots (opens that never go further); any other
+   regression; a country whose first step fell on a single date is bots (opens that never go further: an hourly mix
+   shift); any other
    step that fell on consecutive dates is a level shift on the platform or country that fell furthest.
 6. Last, queries read every reported row (date, entity, the segment's baseline, observed value, delta and severity
-   by the published rules) from the segment's own data, so every number submitted stands in a result.
+   by the published rules) from the segment's own data, and the hourly-mix comparison tool, scoped to the segment,
+   reads each hourly-mix row, so every number submitted stands in a result.
 
 With `segment_blind` the same procedure looks at the aggregate only and reports no segment: the calibration's
 aggregate-only expert.
@@ -74,7 +76,8 @@ DETECTION_METHOD = {"rate_drop_from_median": "compare_rate_to_median",
                     "funnel_break": "hourly_rows_for_date",
                     "instrumentation_data_quality_issue": "check_impossible_counts",
                     "absolute_spike_in_event_count": "compare_count_to_median",
-                    "absolute_drop_in_event_count": "compare_count_to_median"}
+                    "absolute_drop_in_event_count": "compare_count_to_median",
+                    "hourly_traffic_mix_shift": "compare_hourly_mix_to_baseline"}
 
 
 def _segment_sums(dimensions: tuple[str, ...]) -> str:
@@ -257,14 +260,20 @@ class FrontierExpertAgent(Agent):
             name, action = self.waiting
             self.waiting = None
             result = observation.analysis_result or {}
-            self.results[name] += result.get("rows", [])
+            if action.analysis_method == "compare_hourly_mix_to_baseline":  # one row's values, as the tool shows them
+                self.results[name].append(result)
+            else:
+                self.results[name] += result.get("rows", [])
             if result.get("next_offset") is not None and action.analysis_method == "query":  # the next page
                 self.plan.insert(0, (name, _query(action.analysis_args["sql"], int(result["next_offset"]))))
         if observation.status == "graded" or observation.done or self.submitted:
             return None
         if not self.plan and self.report is None:
             self.report = self._decide()
-            self.plan += [("values", _query(sql)) for sql in values_queries(self.report)]
+            mixes = [report for report in self.report if report.entity_type == "hourly_mix"]
+            daily = [report for report in self.report if report.entity_type != "hourly_mix"]
+            self.plan += [("values", _query(sql)) for sql in values_queries(daily)]
+            self.plan += [("values", _mix_values(report)) for report in mixes]
         if self.plan:
             self.waiting = self.plan.pop(0)
             return self.waiting[1]
@@ -285,9 +294,14 @@ class FrontierExpertAgent(Agent):
     def _stops(self, reports: dict[str, Report]) -> None:
         """Hours in which a step nearly stopped: a funnel break on that version, or on the whole platform when its
         other versions stopped in the same hours or had no traffic to show it."""
+        # A block of hours whose app opens surged (none fell) brings opens that never reach the menu: their first
+        # step "stops" as a side effect, while a break leaves the opens as they were.
+        surged = {str(row["date"]) for row in self.results["hours"]
+                  if row["n_high"] >= 2 and row["n_low"] <= 1 and _one_block(str(row["high_hours"]))}
         by_date: dict[str, list[dict[str, Any]]] = defaultdict(list)
         for row in self.results["stops"]:
-            by_date[row["date"]].append(row)
+            if not (row["entity_name"] == STEPS[0][0] and str(row["date"]) in surged):
+                by_date[row["date"]].append(row)
         for date, rows in by_date.items():
             if date in self.holidays:
                 continue
@@ -389,8 +403,7 @@ class FrontierExpertAgent(Agent):
                     if step != STEPS[0][0] or (segment[1] is None and not self.segment_blind):
                         continue  # one date, not bots: noise or a fall too short for a level shift
                     date = self.dates[run[0]]
-                    reports[date] = Report(date, "event_count", "app_opens", "absolute_spike_in_event_count",
-                                           *segment)
+                    reports[date] = Report(date, "hourly_mix", "app_opens", "hourly_traffic_mix_shift", *segment)
                     continue
                 for day in run:
                     date = self.dates[day]
@@ -432,6 +445,14 @@ def _is_date(word: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+def _mix_values(report: Report) -> MetricTrackerRlAction:
+    """An hourly-mix row's numbers, read from its segment's own hours by the comparison tool."""
+    scope = {name: value for name, value in (("platform", report.platform), ("country", report.country),
+                                             ("app_version", report.app_version)) if value is not None}
+    return MetricTrackerRlAction(analysis_method="compare_hourly_mix_to_baseline",
+                                 analysis_args={"date": report.date, "entity_name": report.entity_name, **scope})
 
 
 def _query(sql: str, offset: int = 0) -> MetricTrackerRlAction:

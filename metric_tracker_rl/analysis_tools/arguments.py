@@ -18,6 +18,7 @@ from metric_tracker_rl.models import (
     THRESHOLD_MULTIPLIER_BOUNDS,
     PayloadGeneratorMethod,
 )
+from metric_tracker_rl.segments import Segment
 from metric_tracker_rl.validation import check_choice, date_problem
 
 # The four-week window of the aggregate tiers; frontier's is longer (every window starts on the same date).
@@ -51,7 +52,20 @@ class DateArgs(ToolArgs):
         return check_date(value)
 
 
-class _DateEntityArgs(DateArgs):
+class ScopedDateArgs(DateArgs):
+    """A date-level tool that reads the whole funnel, or at frontier one segment's funnel (registry.run_tool swaps
+    in the segment's data, with its own baseline, and names the segment in the result)."""
+
+    # No prose in the schema: the system prompt says what the three do (a model reads it once, not per tool).
+    platform: str | None = None
+    country: str | None = None
+    app_version: str | None = None
+
+    def segment(self) -> Segment:
+        return Segment(self.platform, self.country, self.app_version)
+
+
+class _DateEntityArgs(ScopedDateArgs):
     entities: ClassVar[tuple[str, ...]]
     entity_name: str = Field(description="Metric name")
 

@@ -9,9 +9,9 @@ from typing import Any
 
 import numpy as np
 
-from metric_tracker_rl.analysis_tools.arguments import DateArgs, DateCountArgs, DateMixArgs, DateRateArgs
+from metric_tracker_rl.analysis_tools.arguments import DateCountArgs, DateMixArgs, DateRateArgs, ScopedDateArgs
 from metric_tracker_rl.analysis_tools.registry import derived, register_tool
-from metric_tracker_rl.catalog import BASELINE_RULE, COUNT_COLUMNS, ENTITY_VALUE_DEFINITIONS, FUNNEL_STEPS
+from metric_tracker_rl.catalog import COUNT_COLUMNS, ENTITY_VALUE_DEFINITIONS, FUNNEL_STEPS
 from metric_tracker_rl.metrics import COLUMN_INDEX, nanmedian_last_axis, safe_ratio, same_weekday_peer_lists
 from metric_tracker_rl.public import PublicEpisode
 
@@ -34,8 +34,6 @@ def comparison(episode: PublicEpisode, entity_type: str, entity_name: str, date:
         "baseline_dates": [{"date": dates[p], "value": values[p] if math.isfinite(values[p]) else None}
                            for p in same_weekday_peer_lists(len(dates))[day]],
         "robust_std": float(episode.panel.spread[k]),
-        "value": ENTITY_VALUE_DEFINITIONS[entity_type],
-        "baseline_rule": BASELINE_RULE,
     }
 
 
@@ -63,7 +61,9 @@ def compare_hourly_mix_to_baseline(episode: PublicEpisode, args: DateMixArgs) ->
     expected = episode.panel.hourly_baseline_share[day, :, column].tolist()
     hours = [{"hour": h, "share": share[h], "baseline_share": expected[h], "excess_share": share[h] - expected[h]}
              for h in range(len(share))]
-    return {**comparison(episode, "hourly_mix", args.entity_name, args.date), "hours": hours}
+    # Its values are a distance, not a daily count or rate: the result says what they mean where they are read.
+    return {**comparison(episode, "hourly_mix", args.entity_name, args.date),
+            "value": ENTITY_VALUE_DEFINITIONS["hourly_mix"], "hours": hours}
 
 
 def broken_step_hours(hourly: np.ndarray) -> np.ndarray:
@@ -118,8 +118,8 @@ def impossible_hour_flags(episode: PublicEpisode) -> HourFlags:
 
 @register_tool("detect_funnel_break", "Each step's hours under "
                f"{BROKEN_HOUR_RATIO:.0%} of the day's median hour on one date: confirms a break.",
-               DateArgs, example={"date": "2026-03-10"})
-def detect_funnel_break(episode: PublicEpisode, args: DateArgs) -> dict[str, Any]:
+               ScopedDateArgs, example={"date": "2026-03-10"})
+def detect_funnel_break(episode: PublicEpisode, args: ScopedDateArgs) -> dict[str, Any]:
     day = episode.data.date_index(args.date)
     broken = derived(episode, broken_hour_flags)
     steps = []
@@ -132,9 +132,9 @@ def detect_funnel_break(episode: PublicEpisode, args: DateArgs) -> dict[str, Any
 
 
 @register_tool("check_impossible_counts", "Hours of one date where an event outnumbers the previous one (double "
-               "logging).", DateArgs,
+               "logging).", ScopedDateArgs,
                example={"date": "2026-03-10"})
-def check_impossible_counts(episode: PublicEpisode, args: DateArgs) -> dict[str, Any]:
+def check_impossible_counts(episode: PublicEpisode, args: ScopedDateArgs) -> dict[str, Any]:
     day = episode.data.date_index(args.date)
     impossible = derived(episode, impossible_hour_flags)
     daily = episode.data.daily[day].tolist()

@@ -182,8 +182,8 @@ def _z(episode: PublicEpisode, entity_type: str, names: tuple[str, ...]) -> np.n
     return panel.filled_z[[panel.index(entity_type, n) for n in names]]
 
 
-@register_generator("get_funnel_break_rows", "Candidate funnel breaks: steps under -threshold z, broken in "
-                    f"{MIN_FLAGGED_HOURS}+ hours.", FamilyThreshold,
+@register_generator("get_funnel_break_rows", "Candidate funnel breaks: steps under -threshold z in "
+                    f"{MIN_FLAGGED_HOURS}+ hours (bot opens sink app_open_to_menu_open too).", FamilyThreshold,
                     {"threshold_multiplier": 3.0}, constant_columns=FAMILY_CONSTANTS)
 def get_funnel_break_rows(episode: PublicEpisode, args: FamilyThreshold) -> list[dict[str, Any]]:
     broken = derived(episode, broken_hour_flags).counts  # (steps, D)

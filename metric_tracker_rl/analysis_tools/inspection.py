@@ -10,11 +10,11 @@ import numpy as np
 
 from metric_tracker_rl.analysis_tools.arguments import (
     AnyMetricArgs,
-    DateArgs,
     LimitArgs,
     NoArgs,
     PreviewArgs,
     RawDataArgs,
+    ScopedDateArgs,
 )
 from metric_tracker_rl.analysis_tools.registry import cap_rows, derived, finite_or_none, register_tool
 from metric_tracker_rl.catalog import (
@@ -23,6 +23,7 @@ from metric_tracker_rl.catalog import (
     COUNT_COLUMNS,
     ENTITY_NAMES,
     ENTITY_VALUE_DEFINITIONS,
+    GRADING_RULE,
     SEVERITY_RULE,
     incident_count_statement,
 )
@@ -60,10 +61,7 @@ def task_overview(episode: PublicEpisode, args: NoArgs) -> dict[str, Any]:
         "row_fields": list(MetricSubmissionRow.model_fields),
         "baseline_rule": BASELINE_RULE,
         "severity_rule": SEVERITY_RULE,
-        "grading": "score = recall_quality * precision. Report each incident once, on its root-cause key: every "
-                   "other row, a side effect of an incident included, is a false positive and lowers precision. "
-                   "Numbers are compared within 2% of the expected value. The episode's return is its score: "
-                   "one graded submission by default, and it ends the episode.",
+        "grading": GRADING_RULE,
         "incidents": incident_count_statement(episode.task["config"]),
         "annotation_count": len(episode.annotations),
     }
@@ -91,15 +89,15 @@ def get_annotations(episode: PublicEpisode, args: NoArgs) -> dict[str, Any]:
     return {"annotations": [a.as_dict() for a in episode.annotations]}
 
 
-@register_tool("rows_for_date", "Daily event counts and conversion rates of one date.", DateArgs,
+@register_tool("rows_for_date", "Daily event counts and conversion rates of one date.", ScopedDateArgs,
                example={"date": "2026-03-10"}, offered=False)
-def rows_for_date(episode: PublicEpisode, args: DateArgs) -> dict[str, Any]:
+def rows_for_date(episode: PublicEpisode, args: ScopedDateArgs) -> dict[str, Any]:
     return {"row": daily_row(episode, episode.data.date_index(args.date))}
 
 
-@register_tool("hourly_rows_for_date", "One date's hourly counts and step conversions.", DateArgs,
+@register_tool("hourly_rows_for_date", "One date's hourly counts and step conversions.", ScopedDateArgs,
                example={"date": "2026-03-10"})
-def hourly_rows_for_date(episode: PublicEpisode, args: DateArgs) -> dict[str, Any]:
+def hourly_rows_for_date(episode: PublicEpisode, args: ScopedDateArgs) -> dict[str, Any]:
     day = episode.data.date_index(args.date)
     hourly = episode.data.hourly[day]
     rates = safe_ratio(hourly[:, 1:].astype(float), hourly[:, :-1].astype(float))

@@ -160,10 +160,21 @@ def run_tool(name: str, episode: PublicEpisode, arguments: Any,
         return ToolOutcome(False, error=str(exc))
     finally:
         EPISODE_WINDOW.reset(token)
+    segment = getattr(args, "segment", None)
+    scope: dict[str, str] = {}
+    if callable(segment) and not segment().is_aggregate:  # a scoped call: the segment's funnel stands in
+        try:
+            episode = episode.segment_view(segment())
+        except ValueError as exc:
+            return ToolOutcome(False, error=f"{name}: {exc}")
+        scope = {field: value for field, value in zip(("platform", "country", "app_version"), segment().values(),
+                                                       strict=True) if value is not None}
     try:
         result = tools[name].func(episode, args)
     except ToolError as exc:
         return ToolOutcome(False, error=f"{name}: {exc}")
+    if scope:  # the segment a row from this result must name
+        result = {**scope, **result}
     # Tools build plain JSON values themselves (finite floats, ints, str, bool, None, lists, dicts): the tests
     # check every tool's output, so no conversion pass over each result is needed here.
     return ToolOutcome(True, result={"method": name, "arguments": args.model_dump(), **result})

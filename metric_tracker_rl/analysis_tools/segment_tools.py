@@ -34,7 +34,8 @@ def _segments(episode: PublicEpisode) -> SegmentedData:
     return episode.segments
 
 
-@register_tool("get_releases", "Frontier: each mobile release's rollout share of its platform by date.", NoArgs)
+@register_tool("get_releases", "Frontier only (an error elsewhere): each mobile release's rollout share by "
+               "date.", NoArgs)
 def get_releases(episode: PublicEpisode, args: NoArgs) -> dict[str, Any]:
     rows, previous = [], None
     for row in _segments(episode).release_rows():  # each release's dates in order
@@ -64,8 +65,8 @@ def _values(daily: np.ndarray, metric: str) -> np.ndarray:
     return count_ratio(daily[..., COLUMN_INDEX[definition.numerator]], daily[..., COLUMN_INDEX[definition.denominator]])
 
 
-@register_tool("compare_segments", "Frontier: a metric on a date per segment of a dimension vs its same-weekday "
-               "median.",
+@register_tool("compare_segments", "Frontier only (an error elsewhere): a metric on a date per segment of a "
+               "dimension vs its baseline.",
                SegmentBreakdownArgs,
                example={"metric_name": "order_placed_to_payment_successful", "date": "2026-03-10",
                         "dimension": "platform"})

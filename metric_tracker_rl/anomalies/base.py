@@ -43,7 +43,6 @@ class AnomalyFamily(ABC):
 
     public: FamilyDescription  # its published facts: name, entity type, detection methods, flags
     entity_names: tuple[str, ...]
-    description: str
     magnitude_meaning: str
     # Per aggregate difficulty (published in the brief). Frontier's magnitudes live with its scheduler
     # (frontier.py) and are not published: there, incidents and benign fluctuations overlap in size.
@@ -61,6 +60,11 @@ class AnomalyFamily(ABC):
     @property
     def entity_type(self) -> str:
         return self.public.entity_type
+
+    @property
+    def description(self) -> str:
+        """The family's published definition (families.py): one text for the brief and the injector."""
+        return self.public.definition
 
     @property
     def magnitude_bounds(self) -> tuple[float, float]:
@@ -83,6 +87,7 @@ class AnomalyFamily(ABC):
             "entity_type": self.entity_type,
             "entity_names": list(self.entity_names),
             "description": self.description,
+            "detection_methods": list(self.public.detection_methods),
             "magnitude": {"meaning": self.magnitude_meaning, "min": low, "max": high,
                           "by_difficulty": {d: list(self.magnitude_ranges[d]) for d in AGGREGATE_DIFFICULTIES}},
         }

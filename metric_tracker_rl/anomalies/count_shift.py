@@ -33,13 +33,15 @@ class CountShiftFamily(AnomalyFamily):
         if rng.random() < self.partial_day_probability[difficulty]:
             # Concentrate the same daily effect in a block of hours (an outage, a viral moment).
             start, end = draw_window(rng, int(rng.integers(5, 9)))
-            share = plan.traffic[day, start:end].sum() / plan.traffic[day].sum()
+            total = max(float(plan.traffic[day].sum()), 1e-12)  # a frontier cell may carry no traffic that day
+            share = plan.traffic[day, start:end].sum() / total
             # An outage cannot remove more than the traffic of its hours: widen it until the day loses
             # the drawn share (at most MAX_LOCAL_DROP of each hour's opens).
             while self.direction < 0 and magnitude > MAX_LOCAL_DROP * share and (start > 0 or end < HOURS):
                 start, end = (start, end + 1) if end < HOURS else (start - 1, end)
-                share = plan.traffic[day, start:end].sum() / plan.traffic[day].sum()
-            local = 1.0 + self.direction * min(magnitude / share, MAX_LOCAL_DROP if self.direction < 0 else 50.0)
+                share = plan.traffic[day, start:end].sum() / total
+            cap = MAX_LOCAL_DROP if self.direction < 0 else 50.0
+            local = 1.0 + self.direction * (min(magnitude / share, cap) if share > 0 else cap)
             plan.traffic[day, start:end] *= local
             neutral |= hourly_mix_from(0)
             where = f"between {start:02d}:00 and {end:02d}:00"

@@ -22,9 +22,7 @@ class FunnelBreak(AnomalyFamily):
 
     public = PUBLISHED_FAMILIES["funnel_break"]
     entity_names = FUNNEL_STEPS
-    description = ("One funnel step almost stops converting for a block of hours while the steps before it "
-                   "are normal; the daily rate of that step falls as a side effect.")
-    magnitude_meaning = "length of the outage in hours"
+    magnitude_meaning = "hours in which the step nearly stops converting"
     magnitude_ranges = {"easy": (6.0, 9.0), "medium": (4.0, 6.0), "hard": (3.0, 4.5)}
 
     def inject(self, plan: FunnelPlan, day: int, entity_name: str, magnitude: float,

@@ -18,9 +18,6 @@ class HourlyTrafficMixShift(AnomalyFamily):
 
     public = PUBLISHED_FAMILIES["hourly_traffic_mix_shift"]
     entity_names = ("app_opens",)
-    description = ("A burst of non-converting app opens (bots, a scraper) lands in a few hours, so the hour-of-"
-                   "day mix of app opens shifts; the daily app-open count and every rate out of app opens "
-                   "move as side effects.")
     magnitude_meaning = "extra non-converting opens as a share of the day's normal volume"
     magnitude_ranges = {"easy": (0.5, 0.8), "medium": (0.32, 0.5), "hard": (0.22, 0.32)}
     segment_magnitude_range = (0.3, 0.6)

@@ -15,9 +15,6 @@ class InstrumentationDataQualityIssue(AnomalyFamily):
     persists = True
     # Events whose normal step rate is high enough that double-firing makes the count impossible.
     entity_names = ("menu_opens", "orders_placed", "payment_successful")
-    description = ("A client release double-fires one event from some hour to the end of the day: its count "
-                   "jumps and exceeds the step before it (impossible in a real funnel); only that event's "
-                   "count and the rates and steps touching it move.")
     magnitude_meaning = "extra copies logged per real event (1.0 = every event logged twice)"
     magnitude_ranges = {"easy": (1.3, 1.8), "medium": (1.2, 1.6), "hard": (1.2, 1.5)}
 

@@ -10,8 +10,6 @@ class RateDropFromMedian(RateShiftFamily):
     public = PUBLISHED_FAMILIES["rate_drop_from_median"]
     direction = -1
     entity_names = FUNNEL_STEPS
-    description = ("One funnel step converts worse for the whole day (e.g. a price rise or a slow page). "
-                   "Counts after that step fall with it; end-to-end rates through it are side effects.")
     magnitude_meaning = "relative fall of the step's conversion probability"
     magnitude_ranges = {"easy": (0.35, 0.5), "medium": (0.22, 0.35), "hard": (0.22, 0.3)}
 

@@ -11,8 +11,6 @@ class RateSpikeFromMedian(RateShiftFamily):
     direction = 1
     # Payment success already sits near 1 and cannot spike meaningfully.
     entity_names = FUNNEL_STEPS[:3]
-    description = ("One funnel step converts better for the whole day (e.g. a promotion or an auto-add bug). "
-                   "Counts after that step rise with it; end-to-end rates through it are side effects.")
     magnitude_meaning = "relative rise of the step's conversion probability (capped at 0.97)"
     magnitude_ranges = {"easy": (0.4, 0.6), "medium": (0.26, 0.4), "hard": (0.24, 0.34)}
     segment_magnitude_range = (0.2, 0.4)
