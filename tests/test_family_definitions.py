@@ -1,0 +1,147 @@
+"""Every frontier incident kind fits the published definition of the family it is reported as, and no other.
+
+Each family's definition (families.py, published in the brief's families table) is turned here into a check on
+the data: what the incident did to its segment's counts on its date, against the median of the segment's clean
+same-weekday peers. The checks read only the final counts, as an analyst would, so a kind whose injected signature
+drifts from its family's text fails here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import pytest
+
+from metric_tracker_rl.catalog import ANOMALY_TYPES, FRONTIER_INCIDENT_KINDS
+from metric_tracker_rl.families import PUBLISHED_FAMILIES
+from metric_tracker_rl.frontier import KIND_FAMILY, FrontierIncident, FrontierWorld, build_world
+from metric_tracker_rl.metrics import same_weekday_peer_lists
+from metric_tracker_rl.segments import Segment, holiday_days
+from metric_tracker_rl.tasks import resolve_episode_config
+
+# A segment's daily values move by several percent on their own (its cells' day noise and sampling), so:
+MOVED = 0.15  # a daily value moved when it is this share or more away from its usual value
+STEADY = 0.12  # and stayed put when within this share of it
+STOPPED = 0.2  # an hour in which a step converts under this share of its usual rate nearly stopped ...
+EXPECTED = 12  # ... where its usual rate expects this many conversions from the hour's earlier step
+MIN_EVENTS = 100  # an hour's rate is compared otherwise only where the earlier step usually has this many events
+
+
+@dataclass(frozen=True)
+class Signature:
+    """What an incident did to its segment on its date, against the clean same-weekday peers' median."""
+
+    opens: float  # relative change of the day's app opens
+    rates: np.ndarray  # (4,) relative change of each adjacent step's daily conversion
+    stopped_hours: np.ndarray  # (4,) hours in which the step nearly stopped while its earlier step arrived as usual
+    low_open_hours: int  # hours whose app opens fell under half their usual number
+    exceeds: bool  # some hour logs more of an event than of the step before it
+    later_counts: float  # the largest relative change of the counts after app opens
+
+
+def _ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
+    return np.divide(num, den, out=np.full(np.broadcast(num, den).shape, np.nan), where=den > 0)
+
+
+def signature(today: np.ndarray, usual: np.ndarray) -> Signature:
+    """today, usual: (24, 5) counts of one segment on the incident's date and as they usually are."""
+    daily, usual_daily = today.sum(axis=0), usual.sum(axis=0)
+    rates = _ratio(daily[1:], daily[:-1]) / _ratio(usual_daily[1:], usual_daily[:-1]) - 1.0
+    hour_rate, usual_rate = _ratio(today[:, 1:], today[:, :-1]), _ratio(usual[:, 1:], usual[:, :-1])
+    arrived = np.abs(_ratio(today[:, :-1], usual[:, :-1]) - 1.0) <= 0.3
+    stopped = arrived & (usual_rate * today[:, :-1] >= EXPECTED) & (hour_rate < STOPPED * usual_rate)
+    low_opens = (usual[:, 0] >= MIN_EVENTS) & (today[:, 0] < 0.5 * usual[:, 0])
+    return Signature(
+        opens=float(daily[0] / usual_daily[0] - 1.0), rates=rates, stopped_hours=stopped.sum(axis=0),
+        low_open_hours=int(low_opens.sum()), exceeds=bool((today[:, 1:] > today[:, :-1]).any()),
+        later_counts=float(np.max(np.abs(daily[1:] / usual_daily[1:] - 1.0))))
+
+
+def _rates_steady(s: Signature) -> bool:
+    return bool(np.all(np.abs(s.rates) <= STEADY))
+
+
+def _opens_steady(s: Signature) -> bool:
+    return abs(s.opens) <= STEADY
+
+
+def _no_block(s: Signature) -> bool:
+    return bool((s.stopped_hours < 2).all())
+
+
+# Each published definition as a check on a signature (the definition's words in the comment).
+DEFINITIONS: dict[str, Callable[[Signature], bool]] = {
+    # "One funnel step converts worse all day ...; the counts after it fall with it"
+    "rate_drop_from_median": lambda s: bool((s.rates <= -MOVED).any()) and _opens_steady(s) and _no_block(s)
+    and not s.exceeds,
+    # "One funnel step converts better all day ..."
+    "rate_spike_from_median": lambda s: bool((s.rates >= MOVED).any()) and _opens_steady(s) and not s.exceeds,
+    # "Fewer people open the app, all day or during an outage of a few hours in which the traffic collapses; those
+    # who come convert as usual, so every count falls together and no rate moves"
+    "absolute_drop_in_event_count": lambda s: (s.opens <= -MOVED or (s.low_open_hours >= 2 and s.opens < 0))
+    and _rates_steady(s) and _no_block(s),
+    # "Extra real users arrive ... and convert as usual, so every count rises together and no rate moves"
+    "absolute_spike_in_event_count": lambda s: s.opens >= MOVED and _rates_steady(s),
+    # "One step almost stops converting for a block of hours while the steps before it arrive as usual"
+    "funnel_break": lambda s: not _no_block(s),
+    # "Non-converting app opens ... arrive in a block of hours and never reach the menu: ... the later counts do not"
+    "hourly_traffic_mix_shift": lambda s: s.opens >= MOVED and s.rates[0] <= -MOVED and s.later_counts <= s.opens / 2,
+    # "A client logs one event more than once ..., so its count exceeds the step before it"
+    "instrumentation_data_quality_issue": lambda s: s.exceeds,
+}
+
+
+def test_every_published_family_has_a_check() -> None:
+    assert set(DEFINITIONS) == set(ANOMALY_TYPES)
+    assert all(PUBLISHED_FAMILIES[name].definition for name in ANOMALY_TYPES)
+
+
+def _today_and_usual(world: FrontierWorld, incident: FrontierIncident,
+                     perturbed: set[int]) -> tuple[np.ndarray, np.ndarray]:
+    """The segment's hourly counts on the date, and as they usually are: a new version against its platform's
+    other versions that day (it had no traffic before), any other segment against the median of its clean
+    same-weekday peers, scaled by how the rest of the world's app opens moved (the trend and the day's demand)."""
+    data, segment, day = world.data, incident.segment, incident.record.day
+    today = data.segment_funnel(segment).hourly[day].astype(float)
+    mask = data.layout.mask(segment)
+    if segment.app_version is not None:
+        platform = data.layout.mask(Segment(platform=segment.platform))
+        others = data.hourly[platform & ~mask, day].sum(axis=0).astype(float)
+        return today, others * today[:, :1].sum() / max(others[:, 0].sum(), 1.0)
+    peers = [p for p in same_weekday_peer_lists(data.num_days)[day] if p not in perturbed]
+    rest = data.hourly[~mask][..., 0].sum(axis=(0, 2)).astype(float)  # (D,) the other cells' app opens
+    scaled = data.segment_funnel(segment).hourly[peers].astype(float) * (rest[day] / rest[peers])[:, None, None]
+    return today, np.median(scaled, axis=0)
+
+
+def _signatures(kind: str, seeds: range) -> list[tuple[int, str, Signature]]:
+    """Every incident of `kind` over the seeds, as its segment's signature on the incident's date with the most
+    traffic (a new version carries little on its rollout's first dates, so little that sampling alone moves it)."""
+    found = []
+    for seed in seeds:
+        world = build_world(resolve_episode_config(difficulty="frontier", seed=seed, incident_kinds=[kind],
+                                                   anomaly_count=2, decoy_ratio=0))
+        perturbed = {incident.record.day for incident in world.incidents} | set(holiday_days(world.data.num_days))
+        dates: dict[tuple[int, int], list[FrontierIncident]] = {}
+        for incident in world.incidents:
+            if incident.kind == kind:
+                first = incident.record.continues if incident.record.continues is not None else incident.record.day
+                dates.setdefault((first, hash(incident.segment)), []).append(incident)
+        opens = {incident: world.data.segment_funnel(incident.segment).hourly[incident.record.day, :, 0].sum()
+                 for incident in world.incidents}
+        for incidents in dates.values():
+            busiest = max(incidents, key=opens.__getitem__)
+            found.append((seed, busiest.record.description, signature(*_today_and_usual(world, busiest, perturbed))))
+    return found
+
+
+@pytest.mark.parametrize("kind", FRONTIER_INCIDENT_KINDS)
+def test_each_incident_kind_fits_its_familys_definition_and_no_other(kind: str) -> None:
+    family = KIND_FAMILY[kind]
+    signatures = _signatures(kind, range(12))
+    assert len(signatures) >= 6  # a kind that finds no room falls back to an outage
+    for seed, description, sig in signatures:
+        fits = {name for name, fitting in DEFINITIONS.items() if fitting(sig)}
+        assert fits == {family}, (kind, seed, description, fits, sig)
