@@ -8,7 +8,11 @@ import re
 from functools import lru_cache
 from typing import Any
 
+import numpy as np
+import pytest
+
 from metric_tracker_rl.analysis_tools import run_tool
+from metric_tracker_rl.catalog import COUNT_COLUMNS, ENTITY_VALUE_DEFINITIONS
 from metric_tracker_rl.environment import MetricTrackerRlEnvironment
 from metric_tracker_rl.scenario import build_episode
 from metric_tracker_rl.tasks import resolve_episode_config
@@ -84,5 +88,53 @@ def test_the_query_description_states_the_limits_the_tool_enforces() -> None:
         assert run_tool("query", public, {"sql": f"SELECT * FROM range({rows})"}).result["row_count"] == rows
         too_many = run_tool("query", public, {"sql": f"SELECT * FROM range({rows + 1})"})
         assert not too_many.ok and str(rows) in (too_many.error or "")
+    finally:
+        public.close()
+
+
+# --- the hourly-mix distance ---------------------------------------------------------------------------
+
+def _profile_distance(hourly: np.ndarray, weekend: list[bool], day: int, event: int, renormalise: bool) -> float:
+    """The hourly-mix distance as the published definition words it, from the raw hourly counts."""
+    shares = hourly[:, :, event] / hourly[:, :, event].sum(axis=1, keepdims=True)
+    others = [d for d in range(len(weekend)) if d != day and weekend[d] == weekend[day]]
+    profile = np.median(shares[others], axis=0)
+    if renormalise:
+        profile = profile / profile.sum()
+    return float(0.5 * np.abs(shares[day] - profile).sum())
+
+
+def test_the_hourly_mix_definition_computes_the_tools_distance_on_a_holiday_and_an_ordinary_date() -> None:
+    """Read off the frontier brief's entity definition: per-hour medians over the other dates of the date's day
+    type (the `weekend` flag, false on a holiday), renormalised to sum to 1. Without the renormalisation, or with
+    the holiday counted as a weekend, the numbers differ from the tool's."""
+    definition = ENTITY_VALUE_DEFINITIONS["hourly_mix"]
+    assert "renormalised to sum to 1" in definition and "a holiday counts as a weekday" in definition
+    public = _episode(3, "frontier").public
+    try:
+        overview = run_tool("task_overview", public, {}).result
+        assert {e["entity_type"]: e["value"] for e in overview["entities"]}["hourly_mix"] == definition
+        daily = run_tool("query", public, {"sql": "SELECT date, weekend FROM daily ORDER BY date",
+                                           "limit": 120}).result["rows"]
+        weekend = [row["weekend"] for row in daily]
+        holidays = [note.date for note in public.annotations if note.kind == "public_holiday"]
+        assert holidays and all("weekend-like" in note.note for note in public.annotations
+                                if note.kind == "public_holiday")
+        hourly = public.data.hourly.astype(float)
+        gaps = []
+        for date in (*holidays, "2026-03-11", "2026-03-14"):
+            day = public.data.dates.index(date)
+            for event, name in enumerate(COUNT_COLUMNS):
+                shown = run_tool("compare_hourly_mix_to_baseline", public,
+                                 {"date": date, "entity_name": name}).result["observed_value"]
+                assert shown == pytest.approx(_profile_distance(hourly, weekend, day, event, True), rel=1e-9)
+                gaps.append(abs(shown - _profile_distance(hourly, weekend, day, event, False)))
+            if date in holidays:
+                assert not weekend[day]
+                as_weekend = [True if d == day else flag for d, flag in enumerate(weekend)]
+                assert _profile_distance(hourly, as_weekend, day, 0, True) != pytest.approx(
+                    run_tool("compare_hourly_mix_to_baseline", public,
+                             {"date": date, "entity_name": "app_opens"}).result["observed_value"], rel=1e-3)
+        assert max(gaps) > 1e-6  # the renormalisation is a step that changes the number
     finally:
         public.close()
