@@ -10,9 +10,11 @@ from typing import Any
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from metric_tracker_rl.analysis_tools import run_tool
-from metric_tracker_rl.catalog import COUNT_COLUMNS, ENTITY_VALUE_DEFINITIONS
+from metric_tracker_rl.catalog import COUNT_COLUMNS, ENTITY_NAMES, ENTITY_VALUE_DEFINITIONS
 from metric_tracker_rl.environment import MetricTrackerRlEnvironment
 from metric_tracker_rl.scenario import build_episode
 from metric_tracker_rl.tasks import resolve_episode_config
@@ -138,3 +140,46 @@ def test_the_hourly_mix_definition_computes_the_tools_distance_on_a_holiday_and_
         assert max(gaps) > 1e-6  # the renormalisation is a step that changes the number
     finally:
         public.close()
+
+
+# --- the data-quality entities -------------------------------------------------------------------------
+
+DATA_QUALITY = "instrumentation_data_quality_issue"
+
+
+@pytest.mark.parametrize("difficulty", ["easy", "frontier"])
+def test_the_brief_and_task_overview_name_the_same_data_quality_entities(difficulty: str) -> None:
+    brief = _brief(difficulty)
+    [family] = [row for row in brief["families"] if row["family"] == DATA_QUALITY]
+    public = _episode(3, difficulty).public
+    overview = run_tool("task_overview", public, {}).result
+    listed = {e["entity_type"]: e["entity_names"].split(",") for e in overview["entities"]}["data_quality"]
+    assert family["root_cause_entities"] == listed
+
+
+@settings(max_examples=12, deadline=None)
+@given(seed=st.integers(0, 10**6), difficulty=st.sampled_from(["easy", "medium", "hard", "frontier"]))
+def test_every_data_quality_incident_is_on_a_published_entity_and_no_other_name_is_accepted(seed: int,
+                                                                                          difficulty: str) -> None:
+    """What the injector produces (a seed sweep of the family alone, and of frontier's web tracking bugs) stays
+    inside the published names, and a row on any other event is refused rather than graded as a miss."""
+    published = ENTITY_NAMES["data_quality"]
+    reset = ({"incident_kinds": ["web_tracking_bug"]} if difficulty == "frontier"
+             else {"scenario_family": DATA_QUALITY})
+    env = MetricTrackerRlEnvironment()
+    env.reset(seed=seed, difficulty=difficulty, **reset)
+    expected = env._episode.truth.expected_rows  # noqa: SLF001 (the truth, to check the published names)
+    assert expected and all(row.entity_type == "data_quality" and row.entity_name in published for row in expected)
+    row = expected[0].model_dump(exclude_none=True)
+    others = [{**row, "entity_name": event} for event in COUNT_COLUMNS if event not in published]
+    preview = run_tool("preview_submission", env._episode.public, {"rows": [row, *others]}).result  # noqa: SLF001
+    assert preview["valid_row_count"] == 1 and [issue["row_index"] for issue in preview["issues"]] == [
+        i + 1 for i in range(len(others))]
+    assert all(f"valid: {', '.join(published)}" in issue["message"] for issue in preview["issues"])
+
+
+def test_a_data_quality_incident_cannot_be_requested_on_an_unpublished_event() -> None:
+    outside = next(event for event in COUNT_COLUMNS[1:] if event not in ENTITY_NAMES["data_quality"])
+    observation = MetricTrackerRlEnvironment().reset(difficulty="easy", anomalies=[
+        {"family": DATA_QUALITY, "date": "2026-03-10", "entity_name": outside, "magnitude": 1.5}])
+    assert observation.status == "error" and outside in observation.message

@@ -3,7 +3,7 @@ from __future__ import annotations
 import numpy as np
 
 from metric_tracker_rl.anomalies.base import AnomalyFamily, InjectionRecord, rates_touching, register_family
-from metric_tracker_rl.catalog import COUNT_COLUMNS, FUNNEL_STEPS
+from metric_tracker_rl.catalog import COUNT_COLUMNS, ENTITY_NAMES, FUNNEL_STEPS
 from metric_tracker_rl.families import PUBLISHED_FAMILIES
 from metric_tracker_rl.funnel import HOURS, FunnelPlan
 
@@ -13,8 +13,8 @@ class InstrumentationDataQualityIssue(AnomalyFamily):
 
     public = PUBLISHED_FAMILIES["instrumentation_data_quality_issue"]
     persists = True
-    # Events whose normal step rate is high enough that double-firing makes the count impossible.
-    entity_names = ("menu_opens", "orders_placed", "payment_successful")
+    # Events whose normal step rate is high enough that double-firing makes the count impossible (published).
+    entity_names = ENTITY_NAMES["data_quality"]
     description = ("A client release double-fires one event from some hour to the end of the day: its count "
                    "jumps and exceeds the step before it (impossible in a real funnel); only that event's "
                    "count and the rates and steps touching it move.")
