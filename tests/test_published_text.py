@@ -13,12 +13,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from metric_tracker_rl import MetricTrackerRlAction
 from metric_tracker_rl.analysis_tools import run_tool
 from metric_tracker_rl.catalog import COUNT_COLUMNS, ENTITY_NAMES, ENTITY_VALUE_DEFINITIONS
 from metric_tracker_rl.environment import MetricTrackerRlEnvironment
 from metric_tracker_rl.scenario import build_episode
 from metric_tracker_rl.tasks import resolve_episode_config
-from metric_tracker_rl.tool_calls import first_prompt, model_tools, read_observation
+from metric_tracker_rl.tool_calls import first_prompt, model_tools, read_observation, render_observation
 
 MODEL_TOOLS = {tool.name: tool for tool in model_tools()}
 
@@ -183,3 +184,27 @@ def test_a_data_quality_incident_cannot_be_requested_on_an_unpublished_event() -
     observation = MetricTrackerRlEnvironment().reset(difficulty="easy", anomalies=[
         {"family": DATA_QUALITY, "date": "2026-03-10", "entity_name": outside, "magnitude": 1.5}])
     assert observation.status == "error" and outside in observation.message
+
+
+# --- list_suspicious_dates: hourly mixes by their rise only ---------------------------------------------
+
+@settings(max_examples=10, deadline=None)
+@given(seed=st.integers(0, 10**6), difficulty=st.sampled_from(["easy", "medium", "hard", "frontier"]))
+def test_the_suspicious_dates_a_model_reads_show_hourly_mixes_only_where_one_rose(seed: int, difficulty: str) -> None:
+    """The description says hourly mixes count by their rise only, else null: in the text a model reads, every
+    hourly-mix z shown is positive, and a null stands for a date none of whose mixes rose."""
+    assert "(hourly mixes: rises only, else null)" in MODEL_TOOLS["list_suspicious_dates"].description
+    env = MetricTrackerRlEnvironment()
+    env.reset(seed=seed, difficulty=difficulty)
+    panel = env._episode.public.panel  # noqa: SLF001 (the numbers behind the text)
+    mixes = [panel.index("hourly_mix", name) for name in COUNT_COLUMNS]
+    days = len(env._episode.public.data.dates)  # noqa: SLF001
+    for offset in range(0, days, 28):
+        shown = read_observation(render_observation(env.step(MetricTrackerRlAction(
+            analysis_method="list_suspicious_dates", analysis_args={"limit": 28, "offset": offset})))).analysis_result
+        for entry in shown["dates"]:
+            rise = panel.filled_z[mixes, env._episode.public.data.dates.index(entry["date"])].max()  # noqa: SLF001
+            if rise > 0:
+                assert entry["hourly_mix_z"] > 0 and entry["hourly_mix"] in COUNT_COLUMNS
+            else:
+                assert entry["hourly_mix"] is None and entry["hourly_mix_z"] is None
