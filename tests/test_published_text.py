@@ -18,6 +18,7 @@ from metric_tracker_rl.analysis_tools import run_tool
 from metric_tracker_rl.catalog import COUNT_COLUMNS, ENTITY_NAMES, ENTITY_VALUE_DEFINITIONS
 from metric_tracker_rl.environment import MetricTrackerRlEnvironment
 from metric_tracker_rl.scenario import build_episode
+from metric_tracker_rl.task_splits import SPLITS, get_split
 from metric_tracker_rl.tasks import resolve_episode_config
 from metric_tracker_rl.tool_calls import first_prompt, model_tools, read_observation, render_observation
 
@@ -208,3 +209,38 @@ def test_the_suspicious_dates_a_model_reads_show_hourly_mixes_only_where_one_ros
                 assert entry["hourly_mix_z"] > 0 and entry["hourly_mix"] in COUNT_COLUMNS
             else:
                 assert entry["hourly_mix"] is None and entry["hourly_mix_z"] is None
+
+
+# --- reset settings: names in any case, errors that name what was passed ----------------------------------
+
+@pytest.mark.parametrize(("setting", "spelled", "name"), [
+    ("difficulty", "FRONTIER", "frontier"), ("difficulty", "Hard", "hard"),
+    ("scenario_family", "Funnel_Break", "funnel_break"), ("scenario_family", "NULL", "null"),
+    ("task_id", "HARD_MIXED_MULTI", "hard_mixed_multi")])
+def test_reset_names_are_accepted_in_any_letter_case(setting: str, spelled: str, name: str) -> None:
+    """The same episode as the name in lower case: the same visible config (standard or not) and the same data."""
+    seed = {} if setting == "task_id" else {"seed": 11}
+    spelled_env, named_env = MetricTrackerRlEnvironment(), MetricTrackerRlEnvironment()
+    spelled_reset = spelled_env.reset(**{setting: spelled}, **seed)
+    named_reset = named_env.reset(**{setting: name}, **seed)
+    assert spelled_reset.status == named_reset.status == "ready"
+    assert spelled_reset.config == named_reset.config and spelled_reset.config[setting] == name
+    assert (spelled_env._episode.public.data.hourly == named_env._episode.public.data.hourly).all()  # noqa: SLF001
+
+
+@pytest.mark.parametrize("setting", ["difficulty", "scenario_family", "task_id"])
+def test_an_unknown_reset_name_says_that_any_case_is_accepted(setting: str) -> None:
+    observation = MetricTrackerRlEnvironment().reset(**{setting: "no_such_name"})
+    assert observation.status == "error" and f"unknown {setting} 'no_such_name'; valid (in any case):" in \
+        observation.message
+
+
+@pytest.mark.parametrize("reset", [{"split": "eval"}, {"index": 2}, {"split": "train", "index": 1, "max_steps": 5},
+                                   {"split": "eval", "index": 0, "seed": 4}])
+def test_a_split_error_names_only_what_was_passed_and_the_valid_options(reset: dict[str, Any]) -> None:
+    """The environment's reset always hands `seed` on (None when not passed): the error names it only when set."""
+    message = MetricTrackerRlEnvironment().reset(**reset).message
+    got = re.search(r"\(got ([^)]*)\)", message)
+    assert got is not None and got.group(1).split(", ") == sorted(reset)
+    for name in SPLITS:
+        assert f"{name} (index 0 to {get_split(name).size() - 1})" in message
