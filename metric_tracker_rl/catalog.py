@@ -68,6 +68,11 @@ FUNNEL_STEPS: tuple[str, ...] = tuple(m.name for m in CONVERSION_METRICS if m.is
 
 # --- entities -------------------------------------------------------------------------------------
 
+# The events a tracking bug that logs each event more than once can push over the step before it (impossible in a
+# real funnel): each converts over half of the step before (a menu open, an order, a payment), so the extra copies
+# outnumber it; a cart add, about a third of the menu opens, stays under them. The data-quality family injects only
+# these, so they are its valid entity names: the brief's families table and task_overview both read them here.
+DATA_QUALITY_EVENTS: tuple[str, ...] = ("menu_opens", "orders_placed", "payment_successful")
 EntityType = Literal["conversion_rate", "event_count", "funnel_step", "hourly_mix", "data_quality"]
 ENTITY_TYPES: tuple[str, ...] = ("conversion_rate", "event_count", "funnel_step", "hourly_mix", "data_quality")
 ENTITY_NAMES: dict[str, tuple[str, ...]] = {
@@ -75,15 +80,18 @@ ENTITY_NAMES: dict[str, tuple[str, ...]] = {
     "event_count": COUNT_COLUMNS,
     "funnel_step": FUNNEL_STEPS,
     "hourly_mix": COUNT_COLUMNS,
-    "data_quality": COUNT_COLUMNS[1:],  # the first event has no predecessor to exceed
+    "data_quality": DATA_QUALITY_EVENTS,
 }
 ENTITY_VALUE_DEFINITIONS: dict[str, str] = {
     "conversion_rate": "daily numerator count / daily denominator count",
     "event_count": "daily event count",
     "funnel_step": "daily step conversion (next step count / this step count)",
+    # As metrics.hourly_profiles computes it: the day type is the `weekend` flag (Saturday and Sunday), which a
+    # holiday does not set, and the per-hour medians are scaled back to a profile that sums to 1.
     "hourly_mix": "observed_value: total-variation distance (0 to 1) of the date's hourly shares of the event from "
-    "the median profile of its day type (weekday/weekend) over the other dates; baseline_value: the median of that "
-    "distance on the same weekday in the other weeks; only a rise means the hours moved",
+    "its day type's profile: each hour's median share over the other dates of the same day type (weekend = Saturday "
+    "or Sunday, the `weekend` flag; a holiday counts as a weekday), renormalised to sum to 1; baseline_value: the "
+    "median of that distance on the same weekday in the other weeks; only a rise means the hours moved",
     "data_quality": "daily event count of the event whose instrumentation misbehaves",
 }
 

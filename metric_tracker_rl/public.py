@@ -6,6 +6,7 @@ the grader, and a test walks the tool package's imports to keep it so.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -114,25 +115,8 @@ class PublicEpisode:
         return tables
 
     def sql_tables(self) -> dict[str, SqlTable]:
-        """The tables the SQL tool may query, as columns built fresh from the arrays (the sandbox copies them into
-        its database): `daily` (date, weekday, weekend, the five counts), `hourly` (date, hour, the five counts)
-        and `annotations` (date, kind, note); at frontier also the segment tables (`SegmentedData.sql_tables`).
-        Columns are typed even when a table is empty (dates as datetime64, stored as DATE; text as VARCHAR).
-        Another table becomes queryable by adding it here."""
-        data = self.data
-        dates = np.array(data.dates, dtype="datetime64[D]")
-        daily: SqlTable = {"date": dates, "weekday": np.array(data.weekdays, dtype=object), "weekend": data.weekend,
-                           **{column: data.daily[:, i] for i, column in enumerate(COUNT_COLUMNS)}}
-        counts = data.hourly.reshape(-1, len(COUNT_COLUMNS))
-        hourly: SqlTable = {"date": np.repeat(dates, HOURS), "hour": np.tile(np.arange(HOURS), len(dates)),
-                            **{column: counts[:, i] for i, column in enumerate(COUNT_COLUMNS)}}
-        annotations: SqlTable = {"date": np.array([a.date for a in self.annotations], dtype="datetime64[D]"),
-                                 "kind": np.array([a.kind for a in self.annotations], dtype=object),
-                                 "note": np.array([a.note for a in self.annotations], dtype=object)}
-        tables = {"daily": daily, "hourly": hourly, "annotations": annotations}
-        if self.segments is not None:  # frontier: the segmented tables and the releases
-            tables.update(self.segments.sql_tables())
-        return tables
+        """The tables the SQL tool may query (`sql_tables_of` this episode's data, notes and segments)."""
+        return sql_tables_of(self.data, self.annotations, self.segments)
 
     def holds_resources(self) -> bool:
         """Whether a tool opened something for this episode that close() must release (the SQL connection)."""
@@ -145,3 +129,26 @@ class PublicEpisode:
             if callable(getattr(value, "close", None)):
                 del self.memo[key]
                 value.close()
+
+
+def sql_tables_of(data: FunnelData, annotations: Sequence[Annotation], segments: SegmentedData | None
+                  ) -> dict[str, SqlTable]:
+    """The tables the SQL tool may query, as columns built fresh from the arrays (the sandbox copies them into
+    its database): `daily` (date, weekday, weekend, the five counts), `hourly` (date, hour, the five counts) and
+    `annotations` (date, kind, note); with segments (frontier) also the segment tables
+    (`SegmentedData.sql_tables`). Columns are typed even when a table is empty (dates as datetime64, stored as
+    DATE; text as VARCHAR), so the query tool's description is read off the tables of an empty episode. Another
+    table becomes queryable by adding it here."""
+    dates = np.array(data.dates, dtype="datetime64[D]")
+    daily: SqlTable = {"date": dates, "weekday": np.array(data.weekdays, dtype=object), "weekend": data.weekend,
+                       **{column: data.daily[:, i] for i, column in enumerate(COUNT_COLUMNS)}}
+    counts = data.hourly.reshape(-1, len(COUNT_COLUMNS))
+    hourly: SqlTable = {"date": np.repeat(dates, HOURS), "hour": np.tile(np.arange(HOURS), len(dates)),
+                        **{column: counts[:, i] for i, column in enumerate(COUNT_COLUMNS)}}
+    notes: SqlTable = {"date": np.array([a.date for a in annotations], dtype="datetime64[D]"),
+                       "kind": np.array([a.kind for a in annotations], dtype=object),
+                       "note": np.array([a.note for a in annotations], dtype=object)}
+    tables = {"daily": daily, "hourly": hourly, "annotations": notes}
+    if segments is not None:  # frontier: the segmented tables and the releases
+        tables.update(segments.sql_tables())
+    return tables

@@ -109,11 +109,12 @@ def resolve_reset(secret: str = "", **kwargs: Any) -> EpisodeConfig:
     """The episode config of reset arguments: `split` and `index` (OpenEnv's Task API convention) stand for that
     task's own reset arguments, and go with no other one; everything else is `tasks.resolve_episode_config`."""
     if "split" in kwargs or "index" in kwargs:
-        others = sorted(key for key, value in kwargs.items() if key not in ("split", "index") and value is not None)
-        if others or kwargs.get("split") is None or kwargs.get("index") is None:
-            named = ", ".join(sorted(kwargs))
+        # Only what the caller set: a reset's own parameters (seed) arrive as None when not passed.
+        passed = sorted(key for key, value in kwargs.items() if value is not None)
+        if set(passed) != {"split", "index"}:
+            valid = ", ".join(f"{name} (index 0 to {split.size() - 1})" for name, split in SPLITS.items())
             raise ValueError("split and index select a task of the Task API and go together, with no other reset "
-                             f"argument (got {named}); valid splits: {', '.join(SPLITS)}")
+                             f"argument (got {', '.join(passed) or 'none set'}); valid splits: {valid}")
         try:
             kwargs = get_split(kwargs["split"]).task(kwargs["index"])
         except IndexError as exc:

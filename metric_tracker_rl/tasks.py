@@ -19,7 +19,7 @@ from metric_tracker_rl.catalog import (
 from metric_tracker_rl.families import PUBLISHED_FAMILIES
 from metric_tracker_rl.models import AnomalyRequest
 from metric_tracker_rl.seeding import EpisodeKey, validate_seed
-from metric_tracker_rl.validation import check_choice, describe_validation_error
+from metric_tracker_rl.validation import check_name_in_any_case, describe_validation_error
 
 DISTRACTORS_BY_DIFFICULTY: dict[str, tuple[str, ...]] = {
     "easy": (),
@@ -214,10 +214,8 @@ DEFAULT_TASK_ID = DEFAULT_TASK_ORDER[0]
 
 
 def get_task_spec(task_id: str) -> TaskSpec:
-    try:
-        return TASKS[task_id]
-    except (KeyError, TypeError):
-        raise ValueError(f"unknown task_id {task_id!r}; valid task ids: {', '.join(TASKS)}") from None
+    """The named task, its id in any letter case; a ValueError names the valid ids."""
+    return TASKS[check_name_in_any_case("task_id", task_id, tuple(TASKS))]
 
 
 def _int_in(name: str, value: Any, low: int, high: int) -> int:
@@ -244,15 +242,18 @@ def resolve_episode_config(secret: str = "", **kwargs: Any) -> EpisodeConfig:
     if "split" in overrides or "index" in overrides:
         raise ValueError("split and index name a Task API task: resolve them with task_splits.resolve_reset")
     task_id = overrides.pop("task_id", None)
+    if task_id is not None:
+        task_id = get_task_spec(task_id).task_id  # names are accepted in any letter case
     if task_id is not None or not overrides:
         base = get_task_spec(task_id if task_id is not None else DEFAULT_TASK_ID).config
     else:
-        difficulty = check_choice("difficulty", overrides.get("difficulty", "medium"), DIFFICULTIES)
+        difficulty = check_name_in_any_case("difficulty", overrides.get("difficulty", "medium"), DIFFICULTIES)
         base = EpisodeConfig(seed=0, scenario_family="mixed", difficulty=difficulty,
                              anomaly_count=None, anomaly_density=DEFAULT_DENSITY[difficulty])
     seed = validate_seed(overrides.get("seed", base.seed))
-    difficulty = check_choice("difficulty", overrides.get("difficulty", base.difficulty), DIFFICULTIES)
-    family = check_choice("scenario_family", overrides.get("scenario_family", base.scenario_family), SCENARIO_FAMILIES)
+    difficulty = check_name_in_any_case("difficulty", overrides.get("difficulty", base.difficulty), DIFFICULTIES)
+    family = check_name_in_any_case("scenario_family", overrides.get("scenario_family", base.scenario_family),
+                                    SCENARIO_FAMILIES)
 
     density = overrides.get("anomaly_density", base.anomaly_density)
     if isinstance(density, bool) or not isinstance(density, (int, float)) or not math.isfinite(density) \

@@ -100,3 +100,13 @@ def check_choice(kind: str, value: object, choices: Sequence[str]) -> str:
     if value not in choices:
         raise ValueError(f"unknown {kind} {value!r}; valid: {', '.join(choices)}")
     return str(value)
+
+
+def check_name_in_any_case(kind: str, value: object, names: Sequence[str]) -> str:
+    """The one of `names` that `value` spells, in any letter case (a name of a reset setting: FRONTIER is
+    frontier), else a ValueError that names them. `names` must differ from each other in more than case."""
+    if isinstance(value, str):
+        matches = [name for name in names if name.casefold() == value.casefold()]
+        if len(matches) == 1:
+            return matches[0]
+    raise ValueError(f"unknown {kind} {value!r}; valid (in any case): {', '.join(names)}")

@@ -342,9 +342,12 @@ def test_the_preview_status_says_how_many_rows_are_valid() -> None:
     env.reset(task_id="medium_mixed_pair")
     rows = run(env, "get_median_filter_rows")["rows"][:13]
     rows.append({**rows[0], "date": "2026-01-01"})
+    before = env.step(MetricTrackerRlAction(analysis_method="list_dates"))
     preview = env.step(MetricTrackerRlAction(analysis_method="preview_submission", analysis_args={"rows": rows}))
     status = forms.status_markdown(preview, {})
-    assert "13 row(s) valid of 14, 1 issue(s); no submission used." in status
+    assert "13 row(s) valid of 14, 1 issue(s); used a step, no submission." in status
+    assert preview.steps_remaining == before.steps_remaining - 1
+    assert preview.submissions_remaining == before.submissions_remaining
     assert "valid of" not in forms.status_markdown(env.step(MetricTrackerRlAction(analysis_method="list_dates")), {})
 
 

@@ -176,7 +176,7 @@ def test_a_sweep_is_the_calibration_sweep(difficulties: list[str], seeds: int, o
 
 
 @pytest.mark.parametrize(("tasks", "difficulty", "seeds", "message"), [
-    ("no_such_task", None, 0, "valid task ids"),
+    ("no_such_task", None, 0, "unknown task_id .no_such_task.; valid"),
     (None, "impossible", 2, "valid choices"),
     (None, "easy", 0, "set seeds"),
     (None, None, -1, "0 or more"),

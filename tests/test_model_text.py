@@ -87,7 +87,7 @@ def test_every_calendar_note_kind_an_episode_holds_is_explained_in_the_brief(res
 @example(seed=5, difficulty="hard")
 def test_suspicious_dates_rank_mixes_by_their_rise_and_show_each_kinds_strongest(seed: int, difficulty: str) -> None:
     """Counts and rates by |z|, hourly mixes (a distance) by their rise only; each kind's column holds the
-    entity with the largest such z on that date."""
+    entity with the largest such z on that date (for hourly mixes, null when none rose)."""
     episode = _episode(seed, difficulty)
     panel = episode.public.panel
     entries = [entry for offset in range(0, len(episode.public.data.dates), 28)
@@ -99,9 +99,13 @@ def test_suspicious_dates_rank_mixes_by_their_rise_and_show_each_kinds_strongest
         strengths = []
         for kind in ("conversion_rate", "event_count", "hourly_mix"):
             zs = {name: panel.filled_z[panel.index(kind, name), day] for name in ENTITY_NAMES[kind]}
+            if kind == "hourly_mix" and max(zs.values()) <= 0:  # no mix rose: none is shown
+                assert entry[kind] is None and entry[f"{kind}_z"] is None
+                strengths.append(0.0)
+                continue
             if kind == "hourly_mix":
-                assert zs[entry[kind]] == max(zs.values())
-                strengths.append(max(0.0, max(zs.values())))
+                assert zs[entry[kind]] == max(zs.values()) > 0
+                strengths.append(max(zs.values()))
             else:
                 assert abs(zs[entry[kind]]) == max(abs(z) for z in zs.values())
                 strengths.append(max(abs(z) for z in zs.values()))

@@ -281,7 +281,7 @@ def test_hour_flag_tables_match_a_scan_of_each_date(scenario: dict) -> None:
 
 def reference_suspicious_dates(public, limit: int) -> list[dict]:
     """Date by date and entity by entity: counts and rates by |z|, hourly mixes by their rise only; each kind
-    names its strongest entity (for mixes the largest z) and that entity's z."""
+    names its strongest entity (for mixes the largest rise, none when no mix rose) and that entity's z."""
     panel = public.panel
     kinds = ("conversion_rate", "event_count", "hourly_mix")
     entries = []
@@ -298,6 +298,9 @@ def reference_suspicious_dates(public, limit: int) -> list[dict]:
                 score = max(score, max(z, 0.0) if kind == "hourly_mix" else abs(z))
                 if rank > best_rank:
                     best_key, best_rank = k, rank
+            if kind == "hourly_mix" and best_rank <= 0:  # no mix rose: none is shown
+                entry[kind], entry[f"{kind}_z"] = None, None
+                continue
             z_value = float(panel.z[best_key, day])
             entry[kind], entry[f"{kind}_z"] = panel.keys[best_key][1], z_value if math.isfinite(z_value) else None
         entry["max_abs_robust_z"] = score

@@ -205,7 +205,8 @@ def get_hourly_traffic_mix_shift_rows(episode: PublicEpisode, args: FamilyThresh
                     {"threshold_multiplier": 3.0}, constant_columns=FAMILY_CONSTANTS)
 def get_instrumentation_data_quality_issue_rows(episode: PublicEpisode, args: FamilyThreshold) -> list[dict[str, Any]]:
     names = ENTITY_NAMES["data_quality"]
-    impossible = derived(episode, impossible_hour_flags).counts  # (steps, D), step i -> event i + 1
+    flags = derived(episode, impossible_hour_flags).counts  # (steps, D), step i -> event i + 1
+    impossible = flags[[COUNT_COLUMNS.index(name) - 1 for name in names]]
     passes = (impossible >= MIN_FLAGGED_HOURS) & (_z(episode, "data_quality", names) > args.threshold_multiplier)
     return _flagged_rows(episode, "data_quality", names, passes, "instrumentation_data_quality_issue",
                          "get_instrumentation_data_quality_issue_rows")

@@ -125,8 +125,8 @@ SUSPICIOUS_KINDS: tuple[str, ...] = ("conversion_rate", "event_count", "hourly_m
 ONE_SIDED_KINDS = frozenset({"hourly_mix"})
 
 
-@register_tool("list_suspicious_dates", "Dates by largest |robust z| (hourly mixes: rises only), each kind's "
-               "strongest shown: where to look.", LimitArgs)
+@register_tool("list_suspicious_dates", "Dates by largest |robust z| (hourly mixes: rises only, else null), each "
+               "kind's strongest shown: where to look.", LimitArgs)
 def list_suspicious_dates(episode: PublicEpisode, args: LimitArgs) -> dict[str, Any]:
     ranking = derived(episode, suspicious_date_ranking)
     return {"dates": [dict(entry) for entry in ranking[args.offset:args.offset + args.limit]]}
@@ -135,9 +135,9 @@ def list_suspicious_dates(episode: PublicEpisode, args: LimitArgs) -> dict[str, 
 def suspicious_date_ranking(episode: PublicEpisode) -> list[dict[str, Any]]:
     """Every date, most suspicious first. A date's max_abs_robust_z is the largest |z| of its counts and rates
     and the largest positive z of its hourly mixes; each kind shows its strongest entity and that entity's z (for
-    hourly mixes the largest z, which is negative when no mix rose)."""
+    hourly mixes the largest rise, and null for both when no mix rose: a distance below its usual is no signal)."""
     panel = episode.panel
-    strongest: dict[str, tuple[list[str], list[float | None]]] = {}
+    strongest: dict[str, tuple[list[str | None], list[float | None]]] = {}
     scores = np.zeros(len(episode.data.dates))
     for kind in SUSPICIOUS_KINDS:
         rows = [k for k, (t, _) in enumerate(panel.keys) if t == kind]
@@ -145,9 +145,10 @@ def suspicious_date_ranking(episode: PublicEpisode) -> list[dict[str, Any]]:
         strength = np.maximum(z, 0.0) if kind in ONE_SIDED_KINDS else np.abs(z)
         best = (z if kind in ONE_SIDED_KINDS else strength).argmax(axis=0)
         scores = np.maximum(scores, strength.max(axis=0))
-        chosen = [rows[i] for i in best.tolist()]
-        strongest[kind] = ([panel.keys[k][1] for k in chosen],
-                           [finite_or_none(panel.z[k, day]) for day, k in enumerate(chosen)])
+        shown = (strength.max(axis=0) > 0).tolist() if kind in ONE_SIDED_KINDS else [True] * len(scores)
+        chosen = [rows[i] if rose else None for i, rose in zip(best.tolist(), shown, strict=True)]
+        strongest[kind] = ([None if k is None else panel.keys[k][1] for k in chosen],
+                           [None if k is None else finite_or_none(panel.z[k, day]) for day, k in enumerate(chosen)])
     ranking = []
     for day in np.argsort(-scores, kind="stable").tolist():
         entry: dict[str, Any] = {"date": episode.data.dates[day], "max_abs_robust_z": float(scores[day])}

@@ -9,22 +9,59 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 from pydantic import Field
 
 from metric_tracker_rl.analysis_tools.arguments import PageArgs
 from metric_tracker_rl.analysis_tools.registry import ToolError, register_tool
-from metric_tracker_rl.catalog import COUNT_COLUMNS
-from metric_tracker_rl.public import PublicEpisode
-from metric_tracker_rl.sql_sandbox import MAX_SQL_CHARS, ROW_CAP, SqlRefused, SqlSandbox
+from metric_tracker_rl.catalog import CONVERSION_METRIC_NAMES, COUNT_COLUMNS
+from metric_tracker_rl.funnel import HOURS, FunnelData
+from metric_tracker_rl.public import PublicEpisode, sql_tables_of
+from metric_tracker_rl.segments import CellLayout, SegmentedData
+from metric_tracker_rl.sql_sandbox import MAX_SQL_CHARS, ROW_CAP, TIME_LIMIT_S, SqlRefused, SqlSandbox
 
 SANDBOX_KEY = "sql_sandbox"
 # A page stops before its cells pass this many characters (next_offset says where the rest starts), so a page of
 # wide rows stays as readable as a page of any other tool.
 PAGE_CHARS = 8000
-_COUNTS = ", ".join(COUNT_COLUMNS)
-SQL_DESCRIPTION = (f"One DuckDB SELECT over daily(date, weekday, weekend, {_COUNTS}), hourly(date, hour, the same "
-                   "counts), annotations(date, kind, note); with segments (frontier) also daily_by_segment and "
-                   "hourly_by_segment (the same plus platform, country, app_version) and releases")
+# Column groups the description names once (each table lists them in this order), and how it names their members:
+# the rates are the brief's conversion metrics, which the brief lists already.
+COLUMN_GROUPS: dict[str, tuple[str, ...]] = {"<counts>": COUNT_COLUMNS, "<rates>": CONVERSION_METRIC_NAMES}
+GROUP_MEMBERS_TEXT = {"<counts>": ", ".join(COUNT_COLUMNS), "<rates>": "the brief's conversion_metrics by name"}
+
+
+def episode_table_columns(segmented: bool) -> dict[str, tuple[str, ...]]:
+    """Each table the SQL tool loads and its columns, read off the tables of an episode with no date (and, with
+    segments, no cell): every episode of the kind has the same."""
+    data = FunnelData(dates=(), weekdays=(), weekend=np.zeros(0, dtype=bool),
+                      hourly=np.zeros((0, HOURS, len(COUNT_COLUMNS)), dtype=np.int64))
+    segments = SegmentedData(CellLayout((), (), ()), (), np.zeros((0, 0, HOURS, len(COUNT_COLUMNS)), dtype=np.int64))
+    return {name: tuple(table) for name, table in sql_tables_of(data, (), segments if segmented else None).items()}
+
+
+def _columns_text(columns: tuple[str, ...]) -> str:
+    text = ", ".join(columns)
+    for group, members in COLUMN_GROUPS.items():
+        text = text.replace(", ".join(members), group)
+    return text
+
+
+def sql_description() -> str:
+    """The `sql` argument's description: the limits a query meets, then every table with its columns (those of
+    the segmented world marked frontier only), written from the tables themselves."""
+    everywhere = episode_table_columns(segmented=False)
+    frontier = {name: columns for name, columns in episode_table_columns(segmented=True).items()
+                if name not in everywhere}
+
+    def listed(tables: dict[str, tuple[str, ...]]) -> str:
+        return "; ".join(f"{name}({_columns_text(columns)})" for name, columns in tables.items())
+
+    groups = "; ".join(f"{group} = {members}" for group, members in GROUP_MEMBERS_TEXT.items())
+    return (f"One DuckDB SELECT; limits: {MAX_SQL_CHARS} characters, {TIME_LIMIT_S:g} s, {ROW_CAP} result rows. "
+            f"Tables: {listed(everywhere)}; frontier only: {listed(frontier)}. {groups}")
+
+
+SQL_DESCRIPTION = sql_description()
 
 
 class QueryArgs(PageArgs):

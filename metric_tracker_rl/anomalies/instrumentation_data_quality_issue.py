@@ -3,7 +3,7 @@ from __future__ import annotations
 import numpy as np
 
 from metric_tracker_rl.anomalies.base import AnomalyFamily, InjectionRecord, rates_touching, register_family
-from metric_tracker_rl.catalog import COUNT_COLUMNS, FUNNEL_STEPS
+from metric_tracker_rl.catalog import COUNT_COLUMNS, ENTITY_NAMES, FUNNEL_STEPS
 from metric_tracker_rl.families import PUBLISHED_FAMILIES
 from metric_tracker_rl.funnel import HOURS, FunnelPlan
 
@@ -13,8 +13,8 @@ class InstrumentationDataQualityIssue(AnomalyFamily):
 
     public = PUBLISHED_FAMILIES["instrumentation_data_quality_issue"]
     persists = True
-    # Events whose normal step rate is high enough that double-firing makes the count impossible.
-    entity_names = ("menu_opens", "orders_placed", "payment_successful")
+    # Events whose normal step rate is high enough that double-firing makes the count impossible (published).
+    entity_names = ENTITY_NAMES["data_quality"]
     magnitude_meaning = "extra copies logged per real event (1.0 = every event logged twice)"
     magnitude_ranges = {"easy": (1.3, 1.8), "medium": (1.2, 1.6), "hard": (1.2, 1.5)}
 

@@ -249,7 +249,7 @@ def build_debugger(web_manager: Any, action_fields: Any, metadata: Any, is_chat_
                                        elem_id="payload", row_count=1, pinned_columns=3, wrap=True)
                 with gr.Row():
                     clear_button = gr.Button("Clear rows")
-                    preview_button = gr.Button("Preview (no submission used)", elem_id="preview")
+                    preview_button = gr.Button("Preview (uses a step, no submission)", elem_id="preview")
                     submit_button = gr.Button(forms.submit_label(None), variant="primary", elem_id="submit")
                 confirm_button = gr.Button("Submit the empty report", variant="stop", visible=False,
                                            elem_id="confirm-empty")

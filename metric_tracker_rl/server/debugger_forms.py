@@ -94,12 +94,13 @@ def status_markdown(observation: MetricTrackerRlObservation | None, config: dict
 
 
 def preview_summary(observation: MetricTrackerRlObservation) -> str:
-    """What a preview found, for the status line (the step's message only names the tool)."""
+    """What a preview found and what it cost, for the status line (the step's message only names the tool): a
+    preview is a step like any other action, so that the step budget bounds every episode; it uses no submission."""
     result = observation.analysis_result or {}
     if observation.status != "ok" or result.get("method") != "preview_submission":
         return ""
     return (f" {result['valid_row_count']} row(s) valid of {result['row_count']}, {len(result['issues'])} "
-            "issue(s); no submission used.")
+            "issue(s); used a step, no submission.")
 
 
 def submit_label(observation: MetricTrackerRlObservation | None) -> str:
