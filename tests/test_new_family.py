@@ -30,7 +30,8 @@ TOY = "checkout_order_slump"
 TOY_GENERATOR = "get_checkout_order_slump_rows"
 ORDERS = "orders_placed"
 ORDER_STEP = FUNNEL_STEPS.index("product_added_to_cart_to_order_placed")
-TOY_PUBLIC = FamilyDescription(TOY, "event_count", TOY_GENERATOR, ("compare_count_to_median",))
+TOY_PUBLIC = FamilyDescription(TOY, "event_count", "Fewer carts become orders all day; the order count falls.",
+                               TOY_GENERATOR, ("compare_count_to_median",))
 
 
 class CheckoutOrderSlump(AnomalyFamily):
@@ -38,7 +39,6 @@ class CheckoutOrderSlump(AnomalyFamily):
 
     public = TOY_PUBLIC
     entity_names = (ORDERS,)
-    description = "Fewer carts become orders all day; the order count falls."
     magnitude_meaning = "relative fall of the cart-to-order conversion"
     magnitude_ranges = {"easy": (0.5, 0.7), "medium": (0.4, 0.5), "hard": (0.3, 0.4)}
 
