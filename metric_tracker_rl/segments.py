@@ -134,8 +134,10 @@ class CellLayout:
 
 
 def version_labels(base_minor: int) -> tuple[str, ...]:
-    """The version live at the window's start and the releases after it (both mobile platforms share numbers)."""
-    return tuple(f"6.{base_minor + i}" for i in range(RELEASES_PER_PLATFORM + 1))
+    """The version live at the window's start and the releases after it (both mobile platforms share numbers).
+    Three parts, as app stores show them: a label never reads as a number, so a table shows it bare (6.31.0,
+    where a number-like 6.31 would need quotes to stay text)."""
+    return tuple(f"6.{base_minor + i}.0" for i in range(RELEASES_PER_PLATFORM + 1))
 
 
 @cache

@@ -13,11 +13,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from metric_tracker_rl import MetricTrackerRlAction
+from metric_tracker_rl import MetricTrackerRlAction, view
 from metric_tracker_rl.analysis_tools import run_tool
 from metric_tracker_rl.catalog import COUNT_COLUMNS, ENTITY_NAMES, ENTITY_VALUE_DEFINITIONS
 from metric_tracker_rl.environment import MetricTrackerRlEnvironment
 from metric_tracker_rl.scenario import build_episode
+from metric_tracker_rl.segments import version_labels
 from metric_tracker_rl.task_splits import SPLITS, get_split
 from metric_tracker_rl.tasks import resolve_episode_config
 from metric_tracker_rl.tool_calls import first_prompt, model_tools, read_observation, render_observation
@@ -244,3 +245,28 @@ def test_a_split_error_names_only_what_was_passed_and_the_valid_options(reset: d
     assert got is not None and got.group(1).split(", ") == sorted(reset)
     for name in SPLITS:
         assert f"{name} (index 0 to {get_split(name).size() - 1})" in message
+
+
+# --- version labels in tables ----------------------------------------------------------------------------
+
+@given(base_minor=st.integers(0, 999))
+def test_a_version_label_is_text_a_table_shows_bare_and_reads_back_as_itself(base_minor: int) -> None:
+    labels = version_labels(base_minor)
+    text = view.render({"rows": [{"platform": "ios", "app_version": label} for label in labels]})
+    assert '"' not in text and [row["app_version"] for row in view.parse(text)["rows"]] == list(labels)
+
+
+def test_the_release_and_segment_tables_a_model_reads_show_version_labels_without_quotes() -> None:
+    env = MetricTrackerRlEnvironment()
+    env.reset(seed=5, difficulty="frontier")
+    versions = env._episode.public.segment_values()["app_version"]  # noqa: SLF001 (the episode's labels)
+    calls = [("get_releases", {}),
+             ("query", {"sql": "SELECT DISTINCT platform, app_version FROM daily_by_segment ORDER BY ALL"})]
+    seen = set()
+    for method, arguments in calls:
+        observation = env.step(MetricTrackerRlAction(analysis_method=method, analysis_args=arguments))
+        text = render_observation(observation)
+        rows = next(value for value in read_observation(text).analysis_result.values() if isinstance(value, list))
+        seen |= {row["app_version"] for row in rows}
+        assert all(f'"{label}"' not in text for label in versions), method
+    assert seen == set(versions) and all(isinstance(label, str) for label in seen)
