@@ -71,9 +71,14 @@ def test_on_hard_no_published_threshold_separates_swings_from_count_incidents() 
     """The swings' range and every count family's hard range overlap, and the brief publishes no gap."""
     assert "hard" in OVERLAPPING_DEMAND_SWING_SHARE
     low, high = demand_swing_share("hard")
-    assert fluctuation_bounds("hard") == {"demand_swing_share": [low, high], "timing_shift_hours": [1, 2],
-                                          "audience_swing_share": list(AUDIENCE_SWING_SHARE),
-                                          "audience_swing_steps": list(FUNNEL_STEPS[:AUDIENCE_SWING_STEPS])}
+    bounds = fluctuation_bounds("hard")
+    meaning = bounds.pop("meaning")
+    assert bounds == {"demand_swing_share": [low, high], "timing_shift_hours": [1, 2],
+                      "audience_swing_share": list(AUDIENCE_SWING_SHARE),
+                      "audience_swing_steps": list(FUNNEL_STEPS[:AUDIENCE_SWING_STEPS])}
+    # Each bound says what it is a share of, and that a day's observed change adds sampling noise to it.
+    assert "audience_swing_share: a relative change of the conversion probability" in str(meaning)
+    assert "demand_swing_share: of the day's expected volume" in str(meaning) and "sampling noise" in str(meaning)
     for family in COUNT_FAMILIES:
         count_low, count_high = FAMILY_REGISTRY[family].magnitude_ranges["hard"]
         assert low < count_low < high, family  # incidents reach down into the swings' range

@@ -75,6 +75,10 @@ FIELD_VALUES: dict[str, st.SearchStrategy[Any]] = {
     "rows": st.lists(row_values(), max_size=6),
     "generator_methods": st.lists(generator_calls(), max_size=5),
     "dimension": st.sampled_from(["platform", "country", "app_version"]) | st.text(max_size=8),
+    # A segment scope below frontier (this fuzz runs on hard) must be refused as an error, never raise.
+    "platform": st.sampled_from(["ios", "android", "web"]) | st.text(max_size=8),
+    "country": st.sampled_from(["US", "IN"]) | st.text(max_size=8),
+    "app_version": st.sampled_from(["web", "6.31.0"]) | st.text(max_size=8),
 }
 
 

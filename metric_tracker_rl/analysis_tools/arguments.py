@@ -52,14 +52,15 @@ class DateArgs(ToolArgs):
         return check_date(value)
 
 
+# A date-level tool that reads the whole funnel, or at frontier one segment's funnel: registry.run_tool swaps in the
+# segment's data, with its own baseline, and names the segment in the result. (A comment, not a docstring: pydantic
+# would send a docstring to the model as the schema's description.)
 class ScopedDateArgs(DateArgs):
-    """A date-level tool that reads the whole funnel, or at frontier one segment's funnel (registry.run_tool swaps
-    in the segment's data, with its own baseline, and names the segment in the result)."""
 
-    # No prose in the schema: the system prompt says what the three do (a model reads it once, not per tool).
-    platform: str | None = None
-    country: str | None = None
-    app_version: str | None = None
+    # Few words: the system prompt says what the three do (a model reads it once, not per tool).
+    platform: str | None = Field(default=None, description="Frontier: a platform")
+    country: str | None = Field(default=None, description="Frontier: a country")
+    app_version: str | None = Field(default=None, description="Frontier: a version")
 
     def segment(self) -> Segment:
         return Segment(self.platform, self.country, self.app_version)
