@@ -24,9 +24,10 @@ from metric_tracker_rl.tasks import resolve_episode_config
 # A segment's daily values move by several percent on their own (its cells' day noise and sampling), so:
 MOVED = 0.15  # a daily value moved when it is this share or more away from its usual value
 STEADY = 0.12  # and stayed put when within this share of it
-STOPPED = 0.2  # an hour in which a step converts under this share of its usual rate nearly stopped ...
-EXPECTED = 12  # ... where its usual rate expects this many conversions from the hour's earlier step
-MIN_EVENTS = 100  # an hour's rate is compared otherwise only where the earlier step usually has this many events
+STOPPED = 0.2  # a block of hours in which a step converts under this share of its usual rate nearly stopped ...
+EXPECTED = 20  # ... where its usual rate expects this many conversions from the block's arrivals
+BLOCK = (2, 8)  # the shortest and longest block of hours read
+MIN_EVENTS = 100  # an hour's app opens are compared only where they usually number this many
 
 
 @dataclass(frozen=True)
@@ -35,10 +36,10 @@ class Signature:
 
     opens: float  # relative change of the day's app opens
     rates: np.ndarray  # (4,) relative change of each adjacent step's daily conversion
-    stopped_hours: np.ndarray  # (4,) hours in which the step nearly stopped while its earlier step arrived as usual
+    stopped: np.ndarray  # (4,) bool: a block of hours in which the step nearly stopped while its arrivals were usual
     low_open_hours: int  # hours whose app opens fell under half their usual number
     exceeds: bool  # some hour logs more of an event than of the step before it
-    later_counts: float  # the largest relative change of the counts after app opens
+    menu_opens: float  # relative change of the day's menu opens
 
 
 def _ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
@@ -49,14 +50,20 @@ def signature(today: np.ndarray, usual: np.ndarray) -> Signature:
     """today, usual: (24, 5) counts of one segment on the incident's date and as they usually are."""
     daily, usual_daily = today.sum(axis=0), usual.sum(axis=0)
     rates = _ratio(daily[1:], daily[:-1]) / _ratio(usual_daily[1:], usual_daily[:-1]) - 1.0
-    hour_rate, usual_rate = _ratio(today[:, 1:], today[:, :-1]), _ratio(usual[:, 1:], usual[:, :-1])
-    arrived = np.abs(_ratio(today[:, :-1], usual[:, :-1]) - 1.0) <= 0.3
-    stopped = arrived & (usual_rate * today[:, :-1] >= EXPECTED) & (hour_rate < STOPPED * usual_rate)
+    usual_rate = _ratio(usual[:, 1:], usual[:, :-1])  # (24, 4)
+    stopped = np.zeros(4, dtype=bool)
+    for length in range(BLOCK[0], BLOCK[1] + 1):
+        for start in range(24 - length + 1):
+            hours = slice(start, start + length)
+            arrivals, usual_arrivals = today[hours, :-1].sum(axis=0), usual[hours, :-1].sum(axis=0)
+            expected = np.nansum(usual_rate[hours] * today[hours, :-1], axis=0)
+            arrived = np.abs(_ratio(arrivals, usual_arrivals) - 1.0) <= 0.3
+            stopped |= arrived & (expected >= EXPECTED) & (today[hours, 1:].sum(axis=0) < STOPPED * expected)
     low_opens = (usual[:, 0] >= MIN_EVENTS) & (today[:, 0] < 0.5 * usual[:, 0])
     return Signature(
-        opens=float(daily[0] / usual_daily[0] - 1.0), rates=rates, stopped_hours=stopped.sum(axis=0),
+        opens=float(daily[0] / usual_daily[0] - 1.0), rates=rates, stopped=stopped,
         low_open_hours=int(low_opens.sum()), exceeds=bool((today[:, 1:] > today[:, :-1]).any()),
-        later_counts=float(np.max(np.abs(daily[1:] / usual_daily[1:] - 1.0))))
+        menu_opens=float(daily[1] / usual_daily[1] - 1.0))
 
 
 def _rates_steady(s: Signature) -> bool:
@@ -68,16 +75,21 @@ def _opens_steady(s: Signature) -> bool:
 
 
 def _no_block(s: Signature) -> bool:
-    return bool((s.stopped_hours < 2).all())
+    return not s.stopped.any()
+
+
+def _strongest_step(s: Signature) -> float:
+    """The relative change of the step that moved most (a segment's other steps move by sampling too)."""
+    return float(s.rates[np.nanargmax(np.abs(s.rates))])
 
 
 # Each published definition as a check on a signature (the definition's words in the comment).
 DEFINITIONS: dict[str, Callable[[Signature], bool]] = {
     # "One funnel step converts worse all day ...; the counts after it fall with it"
-    "rate_drop_from_median": lambda s: bool((s.rates <= -MOVED).any()) and _opens_steady(s) and _no_block(s)
+    "rate_drop_from_median": lambda s: _strongest_step(s) <= -MOVED and _opens_steady(s) and _no_block(s)
     and not s.exceeds,
     # "One funnel step converts better all day ..."
-    "rate_spike_from_median": lambda s: bool((s.rates >= MOVED).any()) and _opens_steady(s) and not s.exceeds,
+    "rate_spike_from_median": lambda s: _strongest_step(s) >= MOVED and _opens_steady(s) and not s.exceeds,
     # "Fewer people open the app, all day or during an outage of a few hours in which the traffic collapses; those
     # who come convert as usual, so every count falls together and no rate moves"
     "absolute_drop_in_event_count": lambda s: (s.opens <= -MOVED or (s.low_open_hours >= 2 and s.opens < 0))
@@ -87,7 +99,8 @@ DEFINITIONS: dict[str, Callable[[Signature], bool]] = {
     # "One step almost stops converting for a block of hours while the steps before it arrive as usual"
     "funnel_break": lambda s: not _no_block(s),
     # "Non-converting app opens ... arrive in a block of hours and never reach the menu: ... the later counts do not"
-    "hourly_traffic_mix_shift": lambda s: s.opens >= MOVED and s.rates[0] <= -MOVED and s.later_counts <= s.opens / 2,
+    "hourly_traffic_mix_shift": lambda s: s.opens >= MOVED and s.rates[0] <= -MOVED
+    and abs(s.menu_opens) <= max(s.opens / 2, STEADY),
     # "A client logs one event more than once ..., so its count exceeds the step before it"
     "instrumentation_data_quality_issue": lambda s: s.exceeds,
 }
