@@ -13,7 +13,7 @@ ENV PYTHONUNBUFFERED=1 \
 RUN pip install --no-cache-dir uv==0.13.9
 
 WORKDIR /app
-COPY pyproject.toml uv.lock README.md ./
+COPY pyproject.toml uv.lock README.md LICENSE ./
 COPY metric_tracker_rl ./metric_tracker_rl
 COPY server ./server
 COPY openenv.yaml inference.py* ./

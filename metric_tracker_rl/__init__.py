@@ -7,7 +7,13 @@ The public names below are loaded on first use (PEP 562), so importing a plain d
 from __future__ import annotations
 
 from importlib import import_module
+from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING, Any
+
+try:  # the one version is pyproject.toml's; openenv.yaml repeats it and a test compares the two
+    __version__ = version("metric_tracker_rl")
+except PackageNotFoundError:  # a source tree on sys.path that was never installed
+    __version__ = "0+unknown"
 
 _EXPORTS: dict[str, str] = {
     "MetricTrackerRlEnv": "metric_tracker_rl.client",

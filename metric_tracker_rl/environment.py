@@ -16,6 +16,7 @@ from typing import Any
 from openenv.core.env_server.interfaces import Environment
 from openenv.core.env_server.types import EnvironmentMetadata
 
+from metric_tracker_rl import __version__
 from metric_tracker_rl.analysis_tools import available_analysis_methods, generate_rows, run_tool
 from metric_tracker_rl.anomalies import FAMILY_REGISTRY
 from metric_tracker_rl.catalog import CONVERSION_METRICS
@@ -196,7 +197,7 @@ class MetricTrackerRlEnvironment(McpToolSurface, TaskProviderMixin,
                         "an anomaly report that a deterministic grader scores. "
                         f"Held-out mode: {held_out} (when on, episodes cannot be rebuilt from their seed with the "
                         "public package).",
-            version="0.1.0",
+            version=__version__,
         )
 
     # --- internals -----------------------------------------------------------------------------------

@@ -83,6 +83,20 @@ def test_openenv_manifest_points_at_the_app() -> None:
     assert manifest["port"] == 8000
 
 
+def test_one_version_and_a_declared_license() -> None:
+    """pyproject.toml holds the version; the installed package, the environment's metadata and the OpenEnv manifest
+    all say the same; the license the package declares is the LICENSE file's."""
+    from metric_tracker_rl import __version__
+    from metric_tracker_rl.environment import MetricTrackerRlEnvironment
+
+    project = pyproject()["project"]
+    manifest = yaml.safe_load((ROOT / "openenv.yaml").read_text())
+    assert __version__ == project["version"] == str(manifest["version"])
+    assert MetricTrackerRlEnvironment().get_metadata().version == __version__
+    assert project["license"] == "BSD-3-Clause" and project["license-files"] == ["LICENSE"]
+    assert (ROOT / "LICENSE").read_text().startswith("BSD 3-Clause License")
+
+
 def test_project_script_runs_the_server_main() -> None:
     assert pyproject()["project"]["scripts"]["server"] == "metric_tracker_rl.server.app:main"
 
