@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from metric_tracker_rl.frontier import INCIDENT_KINDS, build_world
+from metric_tracker_rl.frontier import build_world
+from metric_tracker_rl.incident_kinds import FRONTIER_INCIDENT_KINDS
 from metric_tracker_rl.metrics import build_panel
 from metric_tracker_rl.segments import Segment
 from metric_tracker_rl.server.debugger_charts import PANEL_HEIGHT, PANEL_WIDTH, Mark, line_panel_svg
@@ -45,7 +46,7 @@ def picture(seed: int, entity_type: str, entity_name: str, segment: Segment, day
 
 def main() -> None:
     OUTPUT.mkdir(parents=True, exist_ok=True)
-    wanted = set(INCIDENT_KINDS) | {"mix_shift"}
+    wanted = set(FRONTIER_INCIDENT_KINDS) | {"mix_shift"}
     seed = PICTURE_SEED_BASE
     while wanted:
         world = build_world(resolve_episode_config(seed=seed, difficulty="frontier"))

@@ -249,9 +249,6 @@ SEGMENTED_DIFFICULTIES: tuple[str, ...] = ("frontier",)
 DIFFICULTIES: tuple[str, ...] = (*AGGREGATE_DIFFICULTIES, *SEGMENTED_DIFFICULTIES)
 AGGREGATE_WINDOW_DAYS = 28
 FRONTIER_WINDOW_DAYS = 56  # eight weeks: a same-weekday baseline has seven peers
-# The kinds of segment incident frontier injects (frontier.py); a curriculum may restrict an episode to some.
-FRONTIER_INCIDENT_KINDS = ("release_regression", "payment_failure", "web_tracking_bug", "country_bots",
-                           "segment_outage", "level_shift")
 WINDOW_DAYS: dict[str, int] = {**dict.fromkeys(AGGREGATE_DIFFICULTIES, AGGREGATE_WINDOW_DAYS),
                                "frontier": FRONTIER_WINDOW_DAYS}
 SCENARIO_FAMILIES: tuple[str, ...] = (*ANOMALY_TYPES, "mixed", "null")

@@ -12,11 +12,11 @@ from pydantic import ValidationError
 from metric_tracker_rl.catalog import (
     AGGREGATE_DIFFICULTIES,
     DIFFICULTIES,
-    FRONTIER_INCIDENT_KINDS,
     SCENARIO_FAMILIES,
     WINDOW_DAYS,
 )
 from metric_tracker_rl.families import PUBLISHED_FAMILIES
+from metric_tracker_rl.incident_kinds import FRONTIER_INCIDENT_KINDS
 from metric_tracker_rl.models import AnomalyRequest
 from metric_tracker_rl.seeding import EpisodeKey, validate_seed
 from metric_tracker_rl.validation import check_name_in_any_case, describe_validation_error

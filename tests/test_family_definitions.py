@@ -14,9 +14,10 @@ from dataclasses import dataclass
 import numpy as np
 import pytest
 
-from metric_tracker_rl.catalog import ANOMALY_TYPES, FRONTIER_INCIDENT_KINDS
+from metric_tracker_rl.catalog import ANOMALY_TYPES
 from metric_tracker_rl.families import PUBLISHED_FAMILIES
-from metric_tracker_rl.frontier import KIND_FAMILY, FrontierIncident, FrontierWorld, build_world
+from metric_tracker_rl.frontier import FrontierWorld, build_world
+from metric_tracker_rl.incident_kinds import INCIDENT_KIND_REGISTRY, SegmentIncident
 from metric_tracker_rl.metrics import same_weekday_peer_lists
 from metric_tracker_rl.segments import Segment, holiday_days
 from metric_tracker_rl.tasks import resolve_episode_config
@@ -111,7 +112,7 @@ def test_every_published_family_has_a_check() -> None:
     assert all(PUBLISHED_FAMILIES[name].definition for name in ANOMALY_TYPES)
 
 
-def _today_and_usual(world: FrontierWorld, incident: FrontierIncident,
+def _today_and_usual(world: FrontierWorld, incident: SegmentIncident,
                      perturbed: set[int]) -> tuple[np.ndarray, np.ndarray]:
     """The segment's hourly counts on the date, and as they usually are: a new version against its platform's
     other versions that day (it had no traffic before), any other segment against the median of its clean
@@ -137,7 +138,7 @@ def _signatures(kind: str, seeds: range) -> list[tuple[int, str, Signature]]:
         world = build_world(resolve_episode_config(difficulty="frontier", seed=seed, incident_kinds=[kind],
                                                    anomaly_count=2, decoy_ratio=0))
         perturbed = {incident.record.day for incident in world.incidents} | set(holiday_days(world.data.num_days))
-        dates: dict[tuple[int, int], list[FrontierIncident]] = {}
+        dates: dict[tuple[int, int], list[SegmentIncident]] = {}
         for incident in world.incidents:
             if incident.kind == kind:
                 first = incident.record.continues if incident.record.continues is not None else incident.record.day
@@ -150,9 +151,9 @@ def _signatures(kind: str, seeds: range) -> list[tuple[int, str, Signature]]:
     return found
 
 
-@pytest.mark.parametrize("kind", FRONTIER_INCIDENT_KINDS)
+@pytest.mark.parametrize("kind", tuple(INCIDENT_KIND_REGISTRY))
 def test_each_incident_kind_fits_its_familys_definition_and_no_other(kind: str) -> None:
-    family = KIND_FAMILY[kind]
+    family = INCIDENT_KIND_REGISTRY[kind].family
     signatures = _signatures(kind, range(12))
     assert len(signatures) >= 6  # a kind that finds no room falls back to an outage
     for seed, description, sig in signatures:

@@ -12,21 +12,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from metric_tracker_rl.catalog import ANOMALY_TYPES, CONVERSION_BY_NAME, COUNT_COLUMNS, FRONTIER_WINDOW_DAYS
-from metric_tracker_rl.frontier import (
-    FLUCTUATION_KINDS,
-    INCIDENT_KINDS,
-    _Calendar,
-    _fluctuation,
-    build_world,
-    decoy_count,
-    incident_count,
-    segmented_plan,
-)
+from metric_tracker_rl.frontier import PER_WEEKDAY, build_world, decoy_count, incident_count, segmented_plan
 from metric_tracker_rl.grader import SEGMENT_CREDIT, grade_submission, segment_match
+from metric_tracker_rl.incident_kinds import BENIGN_KIND_REGISTRY, FRONTIER_INCIDENT_KINDS
 from metric_tracker_rl.metrics import same_weekday_peer_lists
 from metric_tracker_rl.models import MetricSubmissionRow
 from metric_tracker_rl.scenario import Episode, build_episode
 from metric_tracker_rl.seeding import EpisodeKey, derive_rng
+from metric_tracker_rl.segment_plan import Calendar, SegmentWorld
 from metric_tracker_rl.segments import PLATFORMS, WEB_VERSION, Segment, holiday_days
 from metric_tracker_rl.tasks import resolve_episode_config
 
@@ -185,14 +178,15 @@ def test_releases_sometimes_cause_an_incident_on_the_new_version_only() -> None:
 # --- benign look-alikes -----------------------------------------------------------------------------------------
 
 @settings(max_examples=30, deadline=None)
-@given(seed=SEEDS, kind=st.sampled_from(FLUCTUATION_KINDS))
+@given(seed=SEEDS, kind=st.sampled_from(tuple(BENIGN_KIND_REGISTRY)))
 def test_benign_fluctuations_leave_every_segments_conversion_unchanged(seed: int, kind: str) -> None:
     """A mix shift or a demand swing moves traffic only; a timing shift moves each cell's rates with its traffic
     (the same hours, later or earlier), so every cell's conversion over the day is unchanged."""
     key = EpisodeKey.of(seed)
     plan = segmented_plan(key)
     rates, traffic = plan.step_rates.copy(), plan.traffic.copy()
-    fluctuation = _fluctuation(kind, 0, plan, _Calendar(plan.num_days), derive_rng(key, "test-fluctuation"))
+    world = SegmentWorld(plan, Calendar(plan.num_days, PER_WEEKDAY), key, "frontier", magnitude_scale=1.0)
+    fluctuation = BENIGN_KIND_REGISTRY[kind].place(world, derive_rng(key, "test-fluctuation"))
     assert fluctuation is not None and fluctuation.keeps_conversion
     day = fluctuation.day
     cells = plan.layout.mask(fluctuation.segment)
@@ -221,7 +215,7 @@ def test_decoys_appear_as_often_as_incidents() -> None:
 # --- curriculum knobs ---------------------------------------------------------------------------------------------
 
 @SWEEP
-@given(seed=SEEDS, kinds=st.lists(st.sampled_from(INCIDENT_KINDS), min_size=1, max_size=3, unique=True),
+@given(seed=SEEDS, kinds=st.lists(st.sampled_from(FRONTIER_INCIDENT_KINDS), min_size=1, max_size=3, unique=True),
        ratio=st.sampled_from([0.0, 0.5, 1.0, 2.0]))
 def test_incident_kinds_and_decoy_ratio_shape_the_episode(seed: int, kinds: list[str], ratio: float) -> None:
     config = resolve_episode_config(seed=seed, difficulty="frontier", incident_kinds=kinds, decoy_ratio=ratio)
@@ -251,7 +245,7 @@ def test_decoy_count_keeps_the_default_and_reaches_zero() -> None:
 
 def test_the_default_knobs_are_the_standard_episode() -> None:
     plain = resolve_episode_config(seed=9, difficulty="frontier")
-    spelled = resolve_episode_config(seed=9, difficulty="frontier", incident_kinds=list(INCIDENT_KINDS),
+    spelled = resolve_episode_config(seed=9, difficulty="frontier", incident_kinds=list(FRONTIER_INCIDENT_KINDS),
                                      decoy_ratio=1.0)
     assert plain == spelled and plain.standard
     assert plain.public_dict() == spelled.public_dict()

@@ -20,7 +20,6 @@ class HourlyTrafficMixShift(AnomalyFamily):
     entity_names = ("app_opens",)
     magnitude_meaning = "extra non-converting opens as a share of the day's normal volume"
     magnitude_ranges = {"easy": (0.5, 0.8), "medium": (0.32, 0.5), "hard": (0.22, 0.32)}
-    segment_magnitude_range = (0.3, 0.6)
 
     def inject(self, plan: FunnelPlan, day: int, entity_name: str, magnitude: float,
                rng: np.random.Generator, difficulty: str) -> InjectionRecord:

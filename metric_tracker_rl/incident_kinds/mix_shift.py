@@ -1,0 +1,30 @@
+"""Benign: a low-converting segment's traffic grows all day, its own conversion unchanged (the aggregate's falls)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from metric_tracker_rl.incident_kinds.base import BenignKind, register_benign_kind
+from metric_tracker_rl.segment_plan import SegmentWorld, pick
+from metric_tracker_rl.segments import Segment
+
+LOW_CONVERTING = (Segment(platform="web"), Segment(country="IN"), Segment(country="BR"))
+
+
+class MixShift(BenignKind):
+    name = "mix_shift"
+    description = ("More traffic all day from a low-converting segment (web, BR or IN): the aggregate's conversion "
+                   "moves, no segment's own does.")
+    magnitude_meaning = "extra traffic as a share of the segment's day"
+    magnitude_range = (0.4, 1.2)
+    magnitude_bounds = (0.0, 5.0)
+
+    def apply(self, world: SegmentWorld, day: int, rng: np.random.Generator) -> tuple[Segment, str]:
+        segment = pick(LOW_CONVERTING, rng)
+        surge = self.draw_magnitude(world, rng)
+        world.plan.traffic[world.plan.cells(segment), day] *= 1.0 + surge
+        return segment, (f"{segment.label()} (a low-converting segment) had {surge:.0%} more traffic all day; its own "
+                         "conversion, and every other segment's, is unchanged")
+
+
+register_benign_kind(MixShift())

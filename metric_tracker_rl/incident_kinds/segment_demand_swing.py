@@ -1,0 +1,27 @@
+"""Benign: one platform's or country's demand rises or falls all day, every event and hour together."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from metric_tracker_rl.incident_kinds.base import BenignKind, register_benign_kind
+from metric_tracker_rl.segment_plan import SegmentWorld
+from metric_tracker_rl.segments import Segment
+
+
+class SegmentDemandSwing(BenignKind):
+    name = "segment_demand_swing"
+    description = "One platform's or country's demand rises or falls all day, every event and hour together."
+    magnitude_meaning = "relative change of the segment's traffic, either way"
+    magnitude_range = (0.2, 0.5)
+    magnitude_bounds = (0.0, 0.95)
+
+    def apply(self, world: SegmentWorld, day: int, rng: np.random.Generator) -> tuple[Segment, str]:
+        segment = world.one_dimension(rng)
+        swing = self.draw_magnitude(world, rng) * (1 if rng.random() < 0.5 else -1)
+        world.plan.traffic[world.plan.cells(segment), day] *= 1.0 + swing
+        return segment, (f"demand in {segment.label()} {'rose' if swing > 0 else 'fell'} by {abs(swing):.0%} all "
+                         "day: every event and hour together")
+
+
+register_benign_kind(SegmentDemandSwing())

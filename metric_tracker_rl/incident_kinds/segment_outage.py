@@ -1,0 +1,42 @@
+"""A platform's or a country's traffic collapses for a block of hours; those who come convert as usual."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from metric_tracker_rl.anomalies.base import counts_from, draw_window, hourly_mix_from
+from metric_tracker_rl.incident_kinds.base import IncidentKind, SegmentIncident, register_incident_kind
+from metric_tracker_rl.segment_plan import SegmentWorld
+
+HOURS = (3, 7)  # the outage's length
+
+
+class SegmentOutage(IncidentKind):
+    name = "segment_outage"
+    family = "absolute_drop_in_event_count"
+    entity_names = ("app_opens",)
+    description = "One platform or country loses most of its app opens for a block of hours; conversion is unchanged."
+    segment_meaning = "one platform or country"
+    magnitude_meaning = "share of the opens lost in the outage's hours"
+    magnitude_range = (0.6, 0.9)
+    magnitude_bounds = (0.05, 0.95)
+
+    def place(self, world: SegmentWorld, stream: str, rng: np.random.Generator) -> list[SegmentIncident]:
+        """`stream` is unused: the outage edits the cells' traffic itself, from `rng`."""
+        day = world.calendar.draw(rng)
+        if day is None:
+            return []
+        start, end = draw_window(rng, int(rng.integers(HOURS[0], HOURS[1] + 1)))
+        segment = world.one_dimension(rng)
+        cells = world.plan.cells(segment)
+        traffic = world.plan.traffic
+        drop = self.draw_magnitude(world, rng)
+        lost = drop * traffic[cells, day, start:end].sum() / traffic[cells, day].sum()
+        traffic[cells, day, start:end] *= 1.0 - drop
+        record = self.record(day, self.entity_names[0], float(lost), (start, end),
+                             f"{segment.label()} loses {drop:.0%} of its app opens between {start:02d}:00 and "
+                             f"{end:02d}:00 (an outage); conversion is unchanged", counts_from(1) | hourly_mix_from(0))
+        return [self.incident(record, segment)]
+
+
+register_incident_kind(SegmentOutage())

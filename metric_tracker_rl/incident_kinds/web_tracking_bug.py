@@ -1,0 +1,35 @@
+"""The web client logs one event more than once, from some hour on, for one to three dates."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from metric_tracker_rl.catalog import DATA_QUALITY_EVENTS
+from metric_tracker_rl.incident_kinds.base import IncidentKind, SegmentIncident, register_incident_kind
+from metric_tracker_rl.segment_plan import SegmentWorld, pick
+from metric_tracker_rl.segments import Segment
+
+DAYS = (1, 3)
+
+
+class WebTrackingBug(IncidentKind):
+    name = "web_tracking_bug"
+    family = "instrumentation_data_quality_issue"
+    entity_names = DATA_QUALITY_EVENTS
+    description = "The web client logs one event 1.9-2.6 times from some hour on, for 1-3 dates."
+    segment_meaning = "platform=web"
+    # Enough copies that the event outnumbers its step (the family's definition).
+    magnitude_meaning = "extra copies logged per real event"
+    magnitude_range = (0.9, 1.6)
+    magnitude_bounds = (0.9, 4.0)
+
+    def place(self, world: SegmentWorld, stream: str, rng: np.random.Generator) -> list[SegmentIncident]:
+        days = world.calendar.draw_run(rng, DAYS)
+        if not days:
+            return []
+        entity = pick(self.entity_names, rng)
+        magnitude = self.draw_magnitude(world, rng)
+        return self.over_dates(world, Segment(platform="web"), days, entity, magnitude, stream)
+
+
+register_incident_kind(WebTrackingBug())
