@@ -29,7 +29,7 @@ STAGES = [
     (funnel, "stage_means", "  draw counts: stage means"),
     (scenario, "build_panel", "metric panel"),
     (metrics, "hourly_profiles", "  metric panel: hour profiles"),
-    (scenario, "_ground_truth", "ground truth"),
+    (scenario, "build_ground_truth", "ground truth"),
 ]
 
 

@@ -44,7 +44,6 @@ from metric_tracker_rl.incident_kinds import (
     SegmentFluctuation,
     SegmentIncident,
 )
-from metric_tracker_rl.models import MetricSubmissionRow
 from metric_tracker_rl.public import Annotation
 from metric_tracker_rl.seeding import EpisodeKey, derive_rng
 from metric_tracker_rl.segment_plan import Calendar, SegmentedPlan, SegmentWorld, pick
@@ -52,9 +51,7 @@ from metric_tracker_rl.segments import (
     HOLIDAY_TRAFFIC_FACTOR,
     MOBILE_PLATFORMS,
     ROLLOUT_STAGES,
-    SEGMENT_FIELDS,
     Release,
-    Segment,
     SegmentedData,
     cell_layout,
     cell_mix,
@@ -225,7 +222,3 @@ def build_world(config: EpisodeConfig) -> FrontierWorld:
     notes.sort(key=lambda a: (a.date, a.kind, a.note))
     return FrontierWorld(data, tuple(sorted(incidents, key=lambda i: i.record.day)), tuple(fluctuations),
                          tuple(notes))
-
-
-def segment_row(row: MetricSubmissionRow, segment: Segment) -> MetricSubmissionRow:
-    return row.model_copy(update=dict(zip(SEGMENT_FIELDS, segment.normalised().values(), strict=True)))

@@ -25,7 +25,7 @@ from metric_tracker_rl.catalog import (
     severity_for,
 )
 from metric_tracker_rl.families import PUBLISHED_FAMILIES
-from metric_tracker_rl.frontier import build_world, segment_row
+from metric_tracker_rl.frontier import build_world
 from metric_tracker_rl.funnel import (
     WEEKEND_HOUR_SHARE,
     FunnelData,
@@ -38,7 +38,7 @@ from metric_tracker_rl.metrics import MetricPanel, build_panel
 from metric_tracker_rl.models import MetricSubmissionRow, submission_row_type
 from metric_tracker_rl.public import Annotation, PublicEpisode
 from metric_tracker_rl.seeding import derive_rng
-from metric_tracker_rl.segments import Segment
+from metric_tracker_rl.segments import SEGMENT_FIELDS, Segment
 from metric_tracker_rl.tasks import (
     BENIGN_FLUCTUATIONS,
     DISTRACTORS_BY_DIFFICULTY,
@@ -316,37 +316,18 @@ FRONTIER_OBJECTIVE = (
 
 
 def _build_frontier_episode(config: EpisodeConfig) -> Episode:
-    """The segmented tier: its world comes from frontier.py; each expected row names its segment, and its values
-    are read back from that segment's final data with the published baseline rule."""
+    """The segmented tier: its world comes from frontier.py; each expected row names its segment."""
     world = build_world(config)
     data = world.data
-    aggregate = FunnelData(dates=window_calendar(data.num_days).iso_dates,
-                           weekdays=window_calendar(data.num_days).weekday_names,
-                           weekend=window_calendar(data.num_days).weekend, hourly=data.hourly.sum(axis=0))
-    panels: dict[Segment, MetricPanel] = {}
-    rows, neutral = [], set()
-    for incident in world.incidents:
-        record = incident.record
-        segment = incident.segment.normalised()
-        panel = panels.get(segment)
-        if panel is None:
-            panel = panels[segment] = build_panel(data.segment_funnel(segment))
-        k = panel.index(record.entity_type, record.entity_name)
-        observed = float(panel.values[k, record.day])
-        baseline = float(panel.baseline[k, record.day])
-        rows.append(segment_row(MetricSubmissionRow(
-            date=aggregate.dates[record.day], entity_type=record.entity_type, entity_name=record.entity_name,
-            anomaly_type=record.family, detection_method=CANONICAL_METHOD[record.family],
-            baseline_value=baseline, observed_value=observed, delta_value=observed - baseline,
-            severity=severity_for(record.entity_type, baseline, observed)), segment))
-        neutral |= {row_key(aggregate.dates[record.day], t, n) for t, n in record.neutral}
-    expected = {row_key(r.date, r.entity_type, r.entity_name) for r in rows}
-    fluctuations = tuple(DistractorRecord(f.kind, f.day, f"{f.segment.label()}: {f.description}")
-                         for f in world.fluctuations)
-    truth = GroundTruth(tuple(rows), frozenset(neutral - expected), tuple(i.record for i in world.incidents), (),
-                        fluctuations)
+    calendar = window_calendar(data.num_days)
+    aggregate = FunnelData(dates=calendar.iso_dates, weekdays=calendar.weekday_names, weekend=calendar.weekend,
+                           hourly=data.hourly.sum(axis=0))
     task = {"task_id": config.task_id, "objective": objective_for(config), "config": config.public_dict()}
     public = PublicEpisode(aggregate, build_panel(aggregate), world.annotations, task, segments=data)
+    fluctuations = [DistractorRecord(f.kind, f.day, f"{f.segment.label()}: {f.description}")
+                    for f in world.fluctuations]
+    truth = build_ground_truth([(i.record, i.segment) for i in world.incidents], public, FAMILY_REGISTRY, (),
+                               fluctuations)
     return Episode(config, public, truth)
 
 
@@ -424,30 +405,42 @@ def build_episode(config: EpisodeConfig, families: FamilyRegistry = FAMILY_REGIS
     annotations.sort(key=lambda a: (a.date, a.kind))
 
     data = draw_counts(plan, key)
-    panel = build_panel(data)
-    truth = _ground_truth(injections, distractors, fluctuations, data, panel, families)
     task = {"task_id": config.task_id, "objective": objective_for(config), "config": config.public_dict()}
-    return Episode(config, PublicEpisode(data, panel, tuple(annotations), task), truth)
+    public = PublicEpisode(data, build_panel(data), tuple(annotations), task)
+    truth = build_ground_truth([(record, Segment()) for record in injections], public, families, distractors,
+                               fluctuations)
+    return Episode(config, public, truth)
 
 
-def _ground_truth(injections: list[InjectionRecord], distractors: list[DistractorRecord],
-                  fluctuations: list[DistractorRecord], data: FunnelData, panel: MetricPanel,
-                  families: FamilyRegistry) -> GroundTruth:
-    rows, neutral = [], set()
+def build_ground_truth(incidents: Sequence[tuple[InjectionRecord, Segment]], public: PublicEpisode,
+                       families: FamilyRegistry, distractors: Sequence[DistractorRecord] = (),
+                       fluctuations: Sequence[DistractorRecord] = ()) -> GroundTruth:
+    """The truth of every tier, from the injection records alone: each incident's row is keyed on its record and
+    names its segment (the aggregate is the segment of all values), and its numbers are read back from that
+    segment's final public data with the published baseline rule."""
+    panels: dict[Segment, MetricPanel] = {Segment(): public.panel}
+    dates = public.data.dates
     row_type = submission_row_type(families.published.names)
-    for record in injections:
+    rows, neutral = [], set()
+    for record, incident_segment in incidents:
+        segment = incident_segment.normalised()
+        panel = panels.get(segment)
+        if panel is None:
+            assert public.segments is not None, "a segment incident needs segmented data"
+            panel = panels[segment] = build_panel(public.segments.segment_funnel(segment))
         family = families[record.family].public
+        assert family.entity_type == record.entity_type
         k = panel.index(record.entity_type, record.entity_name)
         observed = float(panel.values[k, record.day])
         baseline = float(panel.baseline[k, record.day])
-        assert family.entity_type == record.entity_type
+        scope = {} if segment.is_aggregate else dict(zip(SEGMENT_FIELDS, segment.values(), strict=True))
         rows.append(row_type(
-            date=data.dates[record.day], entity_type=record.entity_type, entity_name=record.entity_name,
+            date=dates[record.day], entity_type=record.entity_type, entity_name=record.entity_name,
             anomaly_type=record.family, detection_method=family.generator,
             baseline_value=baseline, observed_value=observed, delta_value=observed - baseline,
-            severity=severity_for(record.entity_type, baseline, observed),
+            severity=severity_for(record.entity_type, baseline, observed), **scope,
         ))
-        neutral |= {row_key(data.dates[record.day], t, n) for t, n in record.neutral}
+        neutral |= {row_key(dates[record.day], t, n) for t, n in record.neutral}
     expected = {row_key(r.date, r.entity_type, r.entity_name) for r in rows}
-    return GroundTruth(tuple(rows), frozenset(neutral - expected), tuple(injections), tuple(distractors),
-                       tuple(fluctuations))
+    return GroundTruth(tuple(rows), frozenset(neutral - expected), tuple(record for record, _ in incidents),
+                       tuple(distractors), tuple(fluctuations))
