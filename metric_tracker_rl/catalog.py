@@ -13,6 +13,7 @@ from typing import Literal
 import numpy as np
 
 from metric_tracker_rl.families import PUBLISHED_FAMILIES
+from metric_tracker_rl.tiers import TIERS
 
 # --- funnel ---------------------------------------------------------------------------------------
 
@@ -209,7 +210,10 @@ COUNT_INCIDENT_MIN_SHARE = 0.28
 # Difficulties whose demand swings overlap the count incidents' magnitudes (which reach down into the swings): no
 # published threshold separates them, their signature does. A swing scales every hour of every event together;
 # a count incident there is confined to a block of hours, so it moves every event's hour-of-day mix as well.
-OVERLAPPING_DEMAND_SWING_SHARE: dict[str, tuple[float, float]] = {"hard": (0.15, 0.40)}
+# Each tier's config (tiers.py) says whether its swings overlap.
+OVERLAPPING_DEMAND_SWING_SHARE: dict[str, tuple[float, float]] = {
+    tier.name: tier.aggregate.overlapping_demand_swing_share for tier in TIERS.values()
+    if tier.aggregate is not None and tier.aggregate.overlapping_demand_swing_share is not None}
 # On those difficulties the day's audience may differ too (a school holiday, a big match): every one of the first
 # AUDIENCE_SWING_STEPS funnel steps converts better or worse together, by a relative share in AUDIENCE_SWING_SHARE,
 # as far as a rate incident moves its one step. Not an incident: a rate incident moves one step alone.
@@ -242,15 +246,15 @@ def fluctuation_bounds(difficulty: str) -> dict[str, list[float] | list[int] | l
     return bounds
 
 
-# easy, medium and hard share one four-week aggregate funnel; frontier splits traffic by segment (platform, country,
-# app version) over a longer window (see segments.py). Registries keyed by difficulty cover all four.
-AGGREGATE_DIFFICULTIES: tuple[str, ...] = ("easy", "medium", "hard")
-SEGMENTED_DIFFICULTIES: tuple[str, ...] = ("frontier",)
-DIFFICULTIES: tuple[str, ...] = (*AGGREGATE_DIFFICULTIES, *SEGMENTED_DIFFICULTIES)
-AGGREGATE_WINDOW_DAYS = 28
-FRONTIER_WINDOW_DAYS = 56  # eight weeks: a same-weekday baseline has seven peers
-WINDOW_DAYS: dict[str, int] = {**dict.fromkeys(AGGREGATE_DIFFICULTIES, AGGREGATE_WINDOW_DAYS),
-                               "frontier": FRONTIER_WINDOW_DAYS}
+# The difficulties are the tiers of tiers.py, in its order: easy, medium and hard share one four-week aggregate
+# funnel; frontier splits traffic by segment (platform, country, app version) over a longer window (see segments.py).
+DIFFICULTIES: tuple[str, ...] = tuple(TIERS)
+AGGREGATE_DIFFICULTIES: tuple[str, ...] = tuple(name for name, tier in TIERS.items() if not tier.dimensions)
+SEGMENTED_DIFFICULTIES: tuple[str, ...] = tuple(name for name, tier in TIERS.items() if tier.dimensions)
+WINDOW_DAYS: dict[str, int] = {name: tier.window_days for name, tier in TIERS.items()}
+AGGREGATE_WINDOW_DAYS = WINDOW_DAYS[AGGREGATE_DIFFICULTIES[0]]  # the window a difficulty not named here reads
+FRONTIER_WINDOW_DAYS = WINDOW_DAYS["frontier"]
+LONGEST_WINDOW_DAYS = max(WINDOW_DAYS.values())
 SCENARIO_FAMILIES: tuple[str, ...] = (*ANOMALY_TYPES, "mixed", "null")
 
 

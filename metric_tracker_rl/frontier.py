@@ -36,13 +36,14 @@ from metric_tracker_rl.funnel import (
 )
 from metric_tracker_rl.incident_kinds import (
     BENIGN_KIND_REGISTRY,
-    FRONTIER_INCIDENT_KINDS,
     INCIDENT_KIND_REGISTRY,
     KIND_FAMILY,
     FamilyOnSegment,
     IncidentKind,
     SegmentFluctuation,
     SegmentIncident,
+    benign_kinds_of,
+    incident_kinds_of,
 )
 from metric_tracker_rl.public import Annotation
 from metric_tracker_rl.seeding import EpisodeKey, derive_rng
@@ -51,6 +52,7 @@ from metric_tracker_rl.segments import (
     HOLIDAY_TRAFFIC_FACTOR,
     MOBILE_PLATFORMS,
     ROLLOUT_STAGES,
+    SEGMENT_FIELDS,
     Release,
     SegmentedData,
     cell_layout,
@@ -59,7 +61,8 @@ from metric_tracker_rl.segments import (
     version_labels,
     version_shares,
 )
-from metric_tracker_rl.tasks import EpisodeConfig
+from metric_tracker_rl.tasks import EpisodeConfig, incident_count
+from metric_tracker_rl.tiers import TIERS, Tier
 
 FRONTIER_TREND = (-0.002, 0.006)  # extra daily growth of the whole funnel, drawn per episode
 SEGMENT_DAY_SIGMA = 0.05  # log-normal noise of a cell's traffic per date
@@ -67,18 +70,19 @@ SEGMENT_RATE_SIGMA = 0.03  # log-normal noise of a cell's step rates per date
 FIRST_RELEASE_DAYS = (4, 12)  # the first release of each mobile platform starts in this range
 # The second starts three weeks or more after the first (each version carries its platform for three weeks, so a
 # version-level baseline rests on real traffic) and leaves three weeks after its own start.
-RELEASE_GAP, RELEASE_LATEST = 21, FRONTIER_WINDOW_DAYS - 22
+RELEASE_GAP, LAST_RELEASE_TAIL_DAYS = 21, 22
 
 
-def draw_releases(key: EpisodeKey) -> tuple[int, tuple[Release, ...]]:
+def draw_releases(key: EpisodeKey, num_days: int = FRONTIER_WINDOW_DAYS) -> tuple[int, tuple[Release, ...]]:
     """The version numbering and the release schedule of an episode (public once drawn)."""
+    latest = num_days - LAST_RELEASE_TAIL_DAYS
     rng = derive_rng(key, "frontier-releases")
     base_minor = int(rng.integers(10, 40))
     labels = version_labels(base_minor)
     releases = []
     for platform in MOBILE_PLATFORMS:
         first = int(rng.integers(FIRST_RELEASE_DAYS[0], FIRST_RELEASE_DAYS[1] + 1))
-        second = int(rng.integers(first + RELEASE_GAP, RELEASE_LATEST + 1))
+        second = int(rng.integers(first + RELEASE_GAP, latest + 1))
         releases += [Release(platform, labels[1], first), Release(platform, labels[2], second)]
     return base_minor, tuple(releases)
 
@@ -90,7 +94,7 @@ def segmented_plan(key: EpisodeKey, num_days: int = FRONTIER_WINDOW_DAYS) -> Seg
     aggregate = plan.traffic * (1.0 + trend * np.arange(num_days))[:, None]
     for day in holiday_days(num_days):
         aggregate[day] = aggregate[day].sum() * HOLIDAY_TRAFFIC_FACTOR * WEEKEND_HOUR_SHARE
-    base_minor, releases = draw_releases(key)
+    base_minor, releases = draw_releases(key, num_days)
     layout = cell_layout(base_minor)
     share, factors = cell_mix(layout)
     noise = np.empty((layout.size, num_days, 1 + N_STEPS))
@@ -140,17 +144,7 @@ def draw_segmented_counts(plan: SegmentedPlan, key: EpisodeKey) -> SegmentedData
 # as, its magnitude range). Sizes overlap on purpose (no published threshold separates incidents from look-alikes),
 # and none is published: the signature decides (which hours, which segment, which metrics move together, when it
 # started).
-PER_WEEKDAY = 3  # perturbed dates per weekday at most: a same-weekday median over seven peers stays clean
 FALLBACK_KIND = "segment_outage"  # a single-date segment outage always fits an eight-week window
-
-
-def incident_count(config: EpisodeConfig) -> int:
-    """The episode's number of incidents (fixed by the config, or drawn from its range as scenario.py does)."""
-    if config.anomaly_count is not None:
-        return config.anomaly_count
-    assert config.anomaly_count_range is not None, "a config without a count must carry a count range"
-    low, high = config.anomaly_count_range
-    return int(derive_rng(config.key, "anomaly_count").integers(low, high + 1))
 
 
 @dataclass(frozen=True)
@@ -163,12 +157,13 @@ class FrontierWorld:
     annotations: tuple[Annotation, ...]
 
 
-def incident_kinds(config: EpisodeConfig, rng: np.random.Generator) -> list[IncidentKind]:
-    """The kinds of the episode's incidents: all kinds in a shuffled cycle (mixed), those of one family, or none."""
+def incident_kinds(config: EpisodeConfig, tier: Tier, rng: np.random.Generator) -> list[IncidentKind]:
+    """The kinds of the episode's incidents: the tier's kinds (or the reset's choice) in a shuffled cycle (mixed),
+    those reported as one family, or none."""
     if config.scenario_family == "null":
         return []
     count = incident_count(config)
-    kinds = [k for k in config.incident_kinds or FRONTIER_INCIDENT_KINDS
+    kinds = [k for k in config.incident_kinds or incident_kinds_of(tier)
              if config.scenario_family == "mixed" or KIND_FAMILY[k] == config.scenario_family]
     if not kinds:  # a family no kind reports: its own injector on one platform's or country's cells
         only = FamilyOnSegment(config.scenario_family)
@@ -184,16 +179,22 @@ def decoy_count(decoy_ratio: float, incidents: int) -> int:
 
 
 def build_world(config: EpisodeConfig) -> FrontierWorld:
-    """The frontier episode's data, its injected incidents, its benign fluctuations and its calendar notes."""
+    """A segmented tier's episode: its data, its injected incidents, its benign fluctuations and its calendar
+    notes, as its tier config (tiers.py) sets them."""
+    tier = TIERS[config.difficulty]
+    assert tier.segmented is not None, f"tier {tier.name!r} is not segmented"
+    if tier.segmented.dimensions != SEGMENT_FIELDS:
+        raise ValueError(f"the segmented world splits traffic by {SEGMENT_FIELDS}, not {tier.segmented.dimensions}")
     if config.anomalies:
-        raise ValueError("custom anomalies are not available at difficulty 'frontier'; use scenario_family "
+        raise ValueError(f"custom anomalies are not available at difficulty {tier.name!r}; use scenario_family "
                          "and anomaly_count, or another difficulty")
     key = config.key
-    plan = segmented_plan(key)
-    world = SegmentWorld(plan, Calendar(plan.num_days, PER_WEEKDAY), key, config.difficulty, magnitude_scale=1.0)
+    plan = segmented_plan(key, tier.window_days)
+    world = SegmentWorld(plan, Calendar(plan.num_days, tier.perturbed_per_weekday), key, tier.name,
+                         tier.segmented.magnitude_scale)
     schedule = derive_rng(key, "frontier-schedule")
     incidents: list[SegmentIncident] = []
-    kinds = incident_kinds(config, schedule)
+    kinds = incident_kinds(config, tier, schedule)
     for index, kind in enumerate(kinds):
         stream = f"frontier-incident/{index}"
         placed = kind.place(world, stream, derive_rng(key, "frontier-incident", index))
@@ -203,7 +204,7 @@ def build_world(config: EpisodeConfig) -> FrontierWorld:
         incidents += placed
     # Benign look-alikes: decoy_ratio per incident (by default as many as incidents, and at least two, so a null
     # episode has them too); a curriculum may set fewer.
-    benign = tuple(BENIGN_KIND_REGISTRY.values())
+    benign = tuple(BENIGN_KIND_REGISTRY[name] for name in benign_kinds_of(tier))
     fluctuations = []
     for index in range(decoy_count(config.decoy_ratio, len(kinds))):
         rng = derive_rng(key, "frontier-fluctuation", index)

@@ -39,15 +39,8 @@ from metric_tracker_rl.models import MetricSubmissionRow, submission_row_type
 from metric_tracker_rl.public import Annotation, PublicEpisode
 from metric_tracker_rl.seeding import derive_rng
 from metric_tracker_rl.segments import SEGMENT_FIELDS, Segment
-from metric_tracker_rl.tasks import (
-    BENIGN_FLUCTUATIONS,
-    DISTRACTORS_BY_DIFFICULTY,
-    INCIDENT_TIMING_SHIFTS,
-    MULTI_DAY_PROBABILITY,
-    PERTURBED_PER_WEEKDAY,
-    TASKS,
-    EpisodeConfig,
-)
+from metric_tracker_rl.tasks import TASKS, EpisodeConfig, incident_count
+from metric_tracker_rl.tiers import LATE_DATA, TIERS, AggregateMix, Tier
 
 T = TypeVar("T")
 
@@ -188,13 +181,13 @@ class _Planned:
     continues: int | None = None  # the day of the incident this date continues
 
 
-def _open_days(num_days: int, taken: set[int], reserved_weekday: int | None) -> list[int]:
-    """Dates that may still take a perturbation: not the latest, not taken, and their weekday not yet full."""
+def _open_days(num_days: int, taken: set[int], reserved_weekday: int | None, limit: int) -> list[int]:
+    """Dates that may still take a perturbation: not the latest, not taken, and their weekday not yet full (it
+    holds fewer than `limit`, the tier's perturbed dates per weekday)."""
     per_weekday = [0] * 7
     for day in taken:
         per_weekday[day % 7] += 1
-    open_weekday = [count < PERTURBED_PER_WEEKDAY and weekday != reserved_weekday
-                    for weekday, count in enumerate(per_weekday)]
+    open_weekday = [count < limit and weekday != reserved_weekday for weekday, count in enumerate(per_weekday)]
     return [d for d in range(num_days - 1) if open_weekday[d % 7] and d not in taken]
 
 
@@ -203,18 +196,10 @@ def _pick(options: Sequence[T], rng: np.random.Generator) -> T:
     return options[int(rng.integers(len(options)))]
 
 
-def _draw_day(num_days: int, taken: set[int], reserved_weekday: int | None, rng: np.random.Generator) -> int:
+def _draw_day(num_days: int, taken: set[int], reserved_weekday: int | None, limit: int,
+              rng: np.random.Generator) -> int:
     """A uniformly drawn open date: perturbations share weekdays as chance has it, within the limit."""
-    return _pick(_open_days(num_days, taken, reserved_weekday), rng)
-
-
-def incident_count(config: EpisodeConfig) -> int:
-    """The episode's number of incidents: fixed by the config, or drawn from its range (hidden from the agent)."""
-    if config.anomaly_count is not None:
-        return config.anomaly_count
-    assert config.anomaly_count_range is not None, "a config without a count must carry a count range"
-    low, high = config.anomaly_count_range
-    return int(derive_rng(config.key, "anomaly_count").integers(low, high + 1))
+    return _pick(_open_days(num_days, taken, reserved_weekday, limit), rng)
 
 
 def _family_sequence(config: EpisodeConfig, rng: np.random.Generator, families: FamilyRegistry) -> list[str]:
@@ -227,14 +212,16 @@ def _family_sequence(config: EpisodeConfig, rng: np.random.Generator, families: 
     return [config.scenario_family] * count
 
 
-def _plan_anomalies(config: EpisodeConfig, dates: list[str], taken: set[int], reserved_weekday: int | None,
-                    rng: np.random.Generator, families: FamilyRegistry) -> list[_Planned]:
+def _plan_anomalies(config: EpisodeConfig, tier: Tier, dates: list[str], taken: set[int],
+                    reserved_weekday: int | None, rng: np.random.Generator, families: FamilyRegistry
+                    ) -> list[_Planned]:
     if config.anomalies:
         return [_Planned(a.family, dates.index(a.date), a.entity_name or "", a.magnitude) for a in config.anomalies]
+    mix = _mix(tier)
     planned, used_entities = [], set()
     taken = set(taken)
     for family_name in _family_sequence(config, rng, families):
-        day = _draw_day(len(dates), taken, reserved_weekday, rng)
+        day = _draw_day(len(dates), taken, reserved_weekday, tier.perturbed_per_weekday, rng)
         taken.add(day)
         names = [n for n in families[family_name].entity_names if (family_name, n) not in used_entities]
         entity = _pick(names or families[family_name].entity_names, rng)
@@ -243,38 +230,45 @@ def _plan_anomalies(config: EpisodeConfig, dates: list[str], taken: set[int], re
     # Once every incident has its date, an incident of a family that can persist may go on over the next date,
     # if that date is still open.
     for first in list(planned):
-        goes_on = rng.random() < MULTI_DAY_PROBABILITY[config.difficulty]
+        goes_on = rng.random() < mix.multi_day_probability
         if goes_on and families[first.family].persists and \
-                first.day + 1 in _open_days(len(dates), taken, reserved_weekday):
+                first.day + 1 in _open_days(len(dates), taken, reserved_weekday, tier.perturbed_per_weekday):
             taken.add(first.day + 1)
             planned.append(_Planned(first.family, first.day + 1, first.entity_name, None, continues=first.day))
     return sorted(planned, key=lambda p: p.day)
 
 
-def _shifted_incident_days(config: EpisodeConfig, planned: list[_Planned], rng: np.random.Generator,
+def _shifted_incident_days(config: EpisodeConfig, tier: Tier, planned: list[_Planned], rng: np.random.Generator,
                            families: FamilyRegistry) -> set[int]:
     """Incident dates that also get a timing shift: drawn among the first dates of shiftable incidents."""
     if config.anomalies:
         return set()
     eligible = [p.day for p in planned if p.continues is None and families[p.family].public.shiftable]
     chosen: set[int] = set()
-    for _ in range(min(INCIDENT_TIMING_SHIFTS[config.difficulty], len(eligible))):
+    for _ in range(min(_mix(tier).incident_timing_shifts, len(eligible))):
         day = _pick(eligible, rng)
         eligible.remove(day)
         chosen.add(day)
     return chosen
 
 
-def _reserved_weekday(config: EpisodeConfig, num_days: int) -> int | None:
+def _mix(tier: Tier) -> AggregateMix:
+    assert tier.aggregate is not None, f"tier {tier.name!r} is not an aggregate tier"
+    return tier.aggregate
+
+
+def _reserved_weekday(tier: Tier, num_days: int) -> int | None:
     """The latest date's weekday when it carries late-arriving data: no other perturbation may take it."""
-    late_data = "incomplete_last_day" in DISTRACTORS_BY_DIFFICULTY[config.difficulty]
+    late_data = LATE_DATA in _mix(tier).distractors
     return (num_days - 1) % 7 if late_data else None
 
 
 def validate_custom_anomalies(config: EpisodeConfig, dates: list[str], families: FamilyRegistry) -> None:
     per_weekday: Counter[int] = Counter()
     days: set[int] = set()
-    reserved_weekday = _reserved_weekday(config, len(dates))
+    tier = TIERS[config.difficulty]
+    reserved_weekday = _reserved_weekday(tier, len(dates))
+    limit = tier.perturbed_per_weekday
     for i, request in enumerate(config.anomalies):
         where = f"anomalies[{i}]"
         if request.family not in families:
@@ -290,9 +284,9 @@ def validate_custom_anomalies(config: EpisodeConfig, dates: list[str], families:
                              "late-arriving data, so its same-weekday baseline stays clean; choose another weekday")
         if day in days:
             raise ValueError(f"{where}: {request.date} already holds a custom anomaly; one per date")
-        if per_weekday[weekday] >= PERTURBED_PER_WEEKDAY:
+        if per_weekday[weekday] >= limit:
             same = ", ".join(dates[d] for d in sorted(days) if d % 7 == weekday)
-            raise ValueError(f"{where}: at most {PERTURBED_PER_WEEKDAY} anomalies may share a weekday (so each "
+            raise ValueError(f"{where}: at most {limit} anomalies may share a weekday (so each "
                              f"same-weekday baseline has at most one perturbed peer); {same} already use "
                              f"{request.date}'s weekday; choose another weekday")
         per_weekday[weekday] += 1
@@ -332,12 +326,15 @@ def _build_frontier_episode(config: EpisodeConfig) -> Episode:
 
 
 def build_episode(config: EpisodeConfig, families: FamilyRegistry = FAMILY_REGISTRY) -> Episode:
-    """The episode a config names. `families`: the injectors its incidents are drawn from (the frontier tier
-    schedules the published families itself)."""
-    if config.difficulty in SEGMENTED_DIFFICULTIES:
+    """The episode a config names, as its tier (tiers.py) sets it: a segmented tier's from frontier.py, an
+    aggregate tier's here. `families`: the injectors an aggregate tier's incidents are drawn from (a segmented
+    tier's kinds use the published families)."""
+    tier = TIERS[config.difficulty]
+    if tier.segmented is not None:
         return _build_frontier_episode(config)
+    mix = _mix(tier)
     key = config.key
-    plan = baseline_plan(key)
+    plan = baseline_plan(key, tier.window_days)
     dates = [d.isoformat() for d in plan.dates]
     last = plan.num_days - 1
     schedule_rng = derive_rng(key, "schedule")
@@ -345,26 +342,27 @@ def build_episode(config: EpisodeConfig, families: FamilyRegistry = FAMILY_REGIS
         validate_custom_anomalies(config, dates, families)
 
     # Distractor dates: the late-data note always concerns the latest date; the others take open dates.
-    reserved_weekday = _reserved_weekday(config, plan.num_days)
+    reserved_weekday = _reserved_weekday(tier, plan.num_days)
+    limit = tier.perturbed_per_weekday
     taken: set[int] = {dates.index(a.date) for a in config.anomalies}
     distractor_days: dict[str, int] = {}
-    for kind in DISTRACTORS_BY_DIFFICULTY[config.difficulty]:
-        day = last if kind == "incomplete_last_day" else _draw_day(plan.num_days, taken, reserved_weekday,
-                                                                   schedule_rng)
+    for kind in mix.distractors:
+        day = last if kind == LATE_DATA else _draw_day(plan.num_days, taken, reserved_weekday, limit, schedule_rng)
         distractor_days[kind] = day
-        if kind != "incomplete_last_day":
+        if kind != LATE_DATA:
             taken.add(day)
 
     # Benign fluctuations take open dates like the distractors, but nothing annotates them.
     fluctuation_days = []
-    for _ in BENIGN_FLUCTUATIONS[config.difficulty]:
-        day = _draw_day(plan.num_days, taken, reserved_weekday, schedule_rng)
+    for _ in mix.fluctuations:
+        day = _draw_day(plan.num_days, taken, reserved_weekday, limit, schedule_rng)
         fluctuation_days.append(day)
         taken.add(day)
 
-    planned_incidents = _plan_anomalies(config, dates, taken, reserved_weekday, schedule_rng, families)
+    planned_incidents = _plan_anomalies(config, tier, dates, taken, reserved_weekday, schedule_rng, families)
     fluctuations: list[DistractorRecord] = []
-    shifted_days = _shifted_incident_days(config, planned_incidents, derive_rng(key, "incident-timing"), families)
+    shifted_days = _shifted_incident_days(config, tier, planned_incidents, derive_rng(key, "incident-timing"),
+                                          families)
     injections: list[InjectionRecord] = []
     by_day: dict[int, InjectionRecord] = {}
     for index, planned in enumerate(planned_incidents):
@@ -387,7 +385,7 @@ def build_episode(config: EpisodeConfig, families: FamilyRegistry = FAMILY_REGIS
         by_day[planned.day] = record
         injections.append(record)
 
-    for index, (kind, day) in enumerate(zip(BENIGN_FLUCTUATIONS[config.difficulty], fluctuation_days, strict=True)):
+    for index, (kind, day) in enumerate(zip(mix.fluctuations, fluctuation_days, strict=True)):
         rng = derive_rng(key, "fluctuation", index)
         fluctuations.append(DistractorRecord(kind, day, FLUCTUATIONS[kind](plan, day, rng, config.difficulty)))
 

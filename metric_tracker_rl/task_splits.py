@@ -19,10 +19,11 @@ from typing import Any, Literal
 
 from metric_tracker_rl.catalog import DIFFICULTIES
 from metric_tracker_rl.tasks import NAMED_TASK_ORDER, EpisodeConfig, resolve_episode_config
+from metric_tracker_rl.tiers import TIERS
 
 TRAIN_SEED_BASE = 1_000_000
 TRAIN_TASK_COUNT = 6_000  # listed in full by list_tasks; any seed from TRAIN_SEED_BASE on is a training episode
-CALIBRATION_SEED_BASE = {"easy": 10_000, "medium": 20_000, "hard": 30_000, "frontier": 40_000}
+CALIBRATION_SEED_BASE = {name: tier.calibration_seed_base for name, tier in TIERS.items()}
 EVAL_SEEDS_PER_DIFFICULTY = 200
 NULL_EVERY = 10  # every 10th calibration seed is a null episode (no incident; the right answer is an empty report)
 
@@ -79,10 +80,9 @@ SPLITS: dict[str, Split] = {
               "frontier in turn (a quarter each). Each task is the reset arguments that start it; any seed from "
               f"{TRAIN_SEED_BASE} on is a further training episode."),
         Split("eval", "test",
-              f"The named tasks, then {EVAL_SEEDS_PER_DIFFICULTY} calibration seeds per difficulty (easy from "
-              f"{CALIBRATION_SEED_BASE['easy']}, medium from {CALIBRATION_SEED_BASE['medium']}, hard from "
-              f"{CALIBRATION_SEED_BASE['hard']}, frontier from {CALIBRATION_SEED_BASE['frontier']}; every "
-              f"{NULL_EVERY}th episode has no incident). No seed is shared "
+              f"The named tasks, then {EVAL_SEEDS_PER_DIFFICULTY} calibration seeds per difficulty ("
+              + ", ".join(f"{name} from {base}" for name, base in CALIBRATION_SEED_BASE.items())
+              + f"; every {NULL_EVERY}th episode has no incident). No seed is shared "
               "with train. Scored deployments serve it in held-out mode (METRIC_TRACKER_SECRET set)."),
     )
 }

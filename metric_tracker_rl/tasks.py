@@ -9,75 +9,52 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from metric_tracker_rl.catalog import (
-    AGGREGATE_DIFFICULTIES,
-    DIFFICULTIES,
-    SCENARIO_FAMILIES,
-    WINDOW_DAYS,
-)
+from metric_tracker_rl.catalog import DIFFICULTIES, SCENARIO_FAMILIES, WINDOW_DAYS
 from metric_tracker_rl.families import PUBLISHED_FAMILIES
-from metric_tracker_rl.incident_kinds import FRONTIER_INCIDENT_KINDS
+from metric_tracker_rl.incident_kinds import incident_kinds_of
 from metric_tracker_rl.models import AnomalyRequest
-from metric_tracker_rl.seeding import EpisodeKey, validate_seed
+from metric_tracker_rl.seeding import EpisodeKey, derive_rng, validate_seed
+from metric_tracker_rl.tiers import AGGREGATE_PER_WEEKDAY, DEFAULT_MAX_STEPS, DEFAULT_MAX_SUBMISSIONS, TIERS
 from metric_tracker_rl.validation import check_name_in_any_case, describe_validation_error
 
-DISTRACTORS_BY_DIFFICULTY: dict[str, tuple[str, ...]] = {
-    "easy": (),
-    "medium": ("marketing_campaign", "incomplete_last_day"),
-    "hard": ("marketing_campaign", "incomplete_last_day", "public_holiday"),
-    "frontier": (),  # frontier's calendar (holidays, releases) comes with its world: see frontier.py
-}
+# Views of the tier configs (tiers.py), by difficulty: a tier is edited there, never here.
+_AGGREGATE = {name: tier.aggregate for name, tier in TIERS.items() if tier.aggregate is not None}
+# Annotated distractors per episode of an aggregate tier; frontier's calendar (holidays, releases) comes with its
+# world (frontier.py).
+DISTRACTORS_BY_DIFFICULTY: dict[str, tuple[str, ...]] = {name: mix.distractors for name, mix in _AGGREGATE.items()}
 # Unannotated benign fluctuations per episode (see catalog.DEMAND_SWING_SHARE), each on its own open date: days
-# that cross naive thresholds without being incidents.
-BENIGN_FLUCTUATIONS: dict[str, tuple[str, ...]] = {
-    "easy": (),
-    "medium": ("timing_shift",),
-    "hard": ("timing_shift", "demand_swing", "audience_swing", "audience_swing"),
-    "frontier": (),  # frontier draws as many benign look-alikes as incidents: see frontier.py
-}
+# that cross naive thresholds without being incidents. Frontier draws its look-alikes per incident (frontier.py).
+BENIGN_FLUCTUATIONS: dict[str, tuple[str, ...]] = {name: mix.fluctuations for name, mix in _AGGREGATE.items()}
 # Incidents whose date also has a timing shift (people used the app at other hours that day, as on a benign
 # timing-shift date): every hourly mix moves, so "a date whose mixes all moved is a timing shift" no longer
 # tells a date to drop. Up to this many incident dates per episode, among the families in SHIFTABLE_FAMILIES.
-INCIDENT_TIMING_SHIFTS: dict[str, int] = {"easy": 0, "medium": 1, "hard": 2, "frontier": 0}
+INCIDENT_TIMING_SHIFTS: dict[str, int] = {name: mix.incident_timing_shifts for name, mix in _AGGREGATE.items()}
 # Families whose evidence does not depend on the hour-of-day shape, so a timing shift on their date leaves what
 # identifies them intact: whole-day rate shifts, a funnel step that stops for some hours, count incidents.
 SHIFTABLE_FAMILIES: tuple[str, ...] = PUBLISHED_FAMILIES.shiftable()
 # Chance that an incident of a family that can persist (a whole-day rate shift, a double-firing release) goes on
 # the next date as well: one expected row per date it covers.
-MULTI_DAY_PROBABILITY: dict[str, float] = {"easy": 0.0, "medium": 0.3, "hard": 0.5, "frontier": 0.0}
+MULTI_DAY_PROBABILITY: dict[str, float] = {name: mix.multi_day_probability for name, mix in _AGGREGATE.items()}
 # Perturbed dates (incidents, distractors and fluctuations) may share a weekday, at most PERTURBED_PER_WEEKDAY
 # of them in different weeks: a perturbed date then has at most one perturbed peer among its three same-weekday
-# peers, so the median baseline stays between two clean values. On medium and hard the latest date's weekday is kept for
-# its late-arriving data; the latest date itself never holds an incident.
-PERTURBED_PER_WEEKDAY = 2
-WINDOW_WEEKDAYS = 7
-
-
-def _incident_capacity(difficulty: str) -> int:
-    distractors = DISTRACTORS_BY_DIFFICULTY[difficulty]
-    weekdays = WINDOW_WEEKDAYS - ("incomplete_last_day" in distractors)
-    other_distractors = sum(kind != "incomplete_last_day" for kind in distractors)
-    return PERTURBED_PER_WEEKDAY * weekdays - other_distractors - len(BENIGN_FLUCTUATIONS[difficulty])
-
-
-# Frontier schedules incidents on its own (persistent incidents cover several dates each): see frontier.py.
-FRONTIER_MAX_INCIDENTS = 8
-MAX_ANOMALIES = {**{d: _incident_capacity(d) for d in AGGREGATE_DIFFICULTIES}, "frontier": FRONTIER_MAX_INCIDENTS}
+# peers, so the median baseline stays between two clean values. On medium and hard the latest date's weekday is
+# kept for its late-arriving data; the latest date itself never holds an incident.
+PERTURBED_PER_WEEKDAY = AGGREGATE_PER_WEEKDAY
+MAX_ANOMALIES: dict[str, int] = {name: tier.max_incidents for name, tier in TIERS.items()}
 # Seeded medium and hard resets draw their incident count from this range (the visible config shows the range,
 # not the count), so the number of incidents is something to find out. Easy keeps a fixed count. The empty
 # report is the answer of the null scenario (scenario_family="null"), not of a standard episode.
-ANOMALY_COUNT_RANGE: dict[str, tuple[int, int]] = {"medium": (1, 4), "hard": (2, 5), "frontier": (3, 6)}
-DEFAULT_DENSITY = {"easy": 0.07, "medium": 0.1, "hard": 0.14, "frontier": 0.08}
+ANOMALY_COUNT_RANGE: dict[str, tuple[int, int]] = {name: tier.count_range for name, tier in TIERS.items()
+                                                   if tier.count_range is not None}
+DEFAULT_DENSITY: dict[str, float] = {name: tier.default_density for name, tier in TIERS.items()}
 MAX_DENSITY = 0.25
-DEFAULT_MAX_STEPS = 40
-DEFAULT_MAX_SUBMISSIONS = 1  # one graded report: it ends the episode, so its feedback cannot be decoded
 # Under a curriculum budget, the k-th graded submission is credited its score minus RETRY_COST * (k - 1): a retry
 # that improves the report still pays, probing submissions to read the feedback do not.
 RETRY_COST = 0.25
 RESET_KEYS = ("task_id", "seed", "scenario_family", "difficulty", "anomaly_density", "anomaly_count",
               "anomalies", "max_steps", "max_submissions", "incident_kinds", "decoy_ratio", "split", "index")
-# Frontier's curriculum knobs (reset arguments valid at frontier only), with their defaults: which kinds of segment
-# incident an episode draws from (empty: all of FRONTIER_INCIDENT_KINDS) and benign look-alikes per incident.
+# The segmented tiers' curriculum knobs (reset arguments valid there only): which kinds of segment incident an
+# episode draws from (empty: the tier's kinds) and benign look-alikes per incident (default: the tier's).
 DEFAULT_DECOY_RATIO = 1.0
 MAX_DECOY_RATIO = 2.0
 
@@ -94,8 +71,8 @@ class EpisodeConfig:
     anomalies: tuple[AnomalyRequest, ...] = ()
     max_steps: int = DEFAULT_MAX_STEPS
     max_submissions: int = DEFAULT_MAX_SUBMISSIONS
-    incident_kinds: tuple[str, ...] = ()  # frontier: the kinds of incident drawn from (empty: every kind)
-    decoy_ratio: float = DEFAULT_DECOY_RATIO  # frontier: benign look-alikes per incident
+    incident_kinds: tuple[str, ...] = ()  # a segmented tier's: the kinds of incident drawn from (empty: the tier's)
+    decoy_ratio: float = DEFAULT_DECOY_RATIO  # a segmented tier's: benign look-alikes per incident
     # A named task's or a difficulty's default settings, seed aside: the only episodes published scores use.
     standard: bool = False
     # The server's held-out secret (never shown): mixed into every random stream of the episode.
@@ -120,9 +97,10 @@ class EpisodeConfig:
             del data["anomaly_count_range"]
         else:
             data["anomaly_count_range"] = list(self.anomaly_count_range)
-        # Frontier's curriculum knobs are shown where they apply, as plain JSON.
-        if self.difficulty == "frontier":
-            data["incident_kinds"] = list(self.incident_kinds or FRONTIER_INCIDENT_KINDS)
+        # A segmented tier's curriculum knobs are shown where they apply, as plain JSON.
+        tier = TIERS.get(self.difficulty)
+        if tier is not None and tier.segmented is not None:
+            data["incident_kinds"] = list(self.incident_kinds or incident_kinds_of(tier))
         else:
             del data["incident_kinds"], data["decoy_ratio"]
         data["held_out"] = self.held_out
@@ -146,11 +124,31 @@ class EpisodeConfig:
             data["anomaly_count_range"] = tuple(data["anomaly_count_range"])
         if data.get("incident_kinds") is not None:
             kinds = tuple(data["incident_kinds"])
-            data["incident_kinds"] = () if set(kinds) == set(FRONTIER_INCIDENT_KINDS) else kinds
+            every = incident_kinds_of(TIERS[data["difficulty"]])
+            data["incident_kinds"] = () if set(kinds) == set(every) else kinds
         return cls(**data)
 
 
 _PUBLIC_FIELDS = tuple(f.name for f in fields(EpisodeConfig) if f.name != "secret")
+
+
+def incident_count(config: EpisodeConfig) -> int:
+    """The episode's number of incidents: fixed by the config, or drawn from its range (hidden from the agent)."""
+    if config.anomaly_count is not None:
+        return config.anomaly_count
+    assert config.anomaly_count_range is not None, "a config without a count must carry a count range"
+    low, high = config.anomaly_count_range
+    return int(derive_rng(config.key, "anomaly_count").integers(low, high + 1))
+
+
+def tier_config(difficulty: str, **settings: Any) -> EpisodeConfig:
+    """A mixed episode at a tier's defaults (density, steps, submissions, decoy ratio), with `settings` set."""
+    tier = TIERS[difficulty]
+    defaults: dict[str, Any] = {
+        "seed": 0, "scenario_family": "mixed", "difficulty": difficulty, "anomaly_density": tier.default_density,
+        "max_steps": tier.max_steps, "max_submissions": tier.max_submissions,
+        "decoy_ratio": DEFAULT_DECOY_RATIO if tier.segmented is None else tier.segmented.decoy_ratio}
+    return EpisodeConfig(**{**defaults, **settings})
 
 
 @dataclass(frozen=True)
@@ -171,8 +169,8 @@ TASKS: dict[str, TaskSpec] = {
             "Two conversion-rate spikes hide in four weeks of funnel data. Report each one with its date, "
             "metric, baseline, observed value, delta and severity; nothing else.",
             GRADER_NAME,
-            EpisodeConfig(seed=101, scenario_family="rate_spike_from_median", difficulty="easy",
-                          anomaly_count=2, anomaly_density=DEFAULT_DENSITY["easy"], task_id="easy_single_spike"),
+            tier_config("easy", seed=101, scenario_family="rate_spike_from_median", anomaly_count=2,
+                        task_id="easy_single_spike"),
         ),
         TaskSpec(
             "medium_mixed_pair", "medium",
@@ -180,8 +178,7 @@ TASKS: dict[str, TaskSpec] = {
             "unannotated shifts in timing, one of them on an incident's date. Report the incidents (once per date "
             "when one lasts two dates), classify each family correctly and leave the explained and benign days out.",
             GRADER_NAME,
-            EpisodeConfig(seed=202, scenario_family="mixed", difficulty="medium", anomaly_count=3,
-                          anomaly_density=DEFAULT_DENSITY["medium"], task_id="medium_mixed_pair"),
+            tier_config("medium", seed=202, scenario_family="mixed", anomaly_count=3, task_id="medium_mixed_pair"),
         ),
         TaskSpec(
             "hard_mixed_multi", "hard",
@@ -190,8 +187,7 @@ TASKS: dict[str, TaskSpec] = {
             "explained days, benign fluctuations and side effects, and report only the incidents, once per date "
             "they cover.",
             GRADER_NAME,
-            EpisodeConfig(seed=303, scenario_family="mixed", difficulty="hard", anomaly_count=4,
-                          anomaly_density=DEFAULT_DENSITY["hard"], task_id="hard_mixed_multi"),
+            tier_config("hard", seed=303, scenario_family="mixed", anomaly_count=4, task_id="hard_mixed_multi"),
         ),
         TaskSpec(
             "frontier_segments", "frontier",
@@ -201,8 +197,7 @@ TASKS: dict[str, TaskSpec] = {
             "segments and one segment's swings in demand or timing are benign. Report each incident once per date "
             "on the segment it is confined to.",
             GRADER_NAME,
-            EpisodeConfig(seed=404, scenario_family="mixed", difficulty="frontier", anomaly_count=4,
-                          anomaly_density=DEFAULT_DENSITY["frontier"], task_id="frontier_segments"),
+            tier_config("frontier", seed=404, scenario_family="mixed", anomaly_count=4, task_id="frontier_segments"),
         ),
     )
 }
@@ -248,8 +243,7 @@ def resolve_episode_config(secret: str = "", **kwargs: Any) -> EpisodeConfig:
         base = get_task_spec(task_id if task_id is not None else DEFAULT_TASK_ID).config
     else:
         difficulty = check_name_in_any_case("difficulty", overrides.get("difficulty", "medium"), DIFFICULTIES)
-        base = EpisodeConfig(seed=0, scenario_family="mixed", difficulty=difficulty,
-                             anomaly_count=None, anomaly_density=DEFAULT_DENSITY[difficulty])
+        base = tier_config(difficulty, anomaly_count=None)
     seed = validate_seed(overrides.get("seed", base.seed))
     difficulty = check_name_in_any_case("difficulty", overrides.get("difficulty", base.difficulty), DIFFICULTIES)
     family = check_name_in_any_case("scenario_family", overrides.get("scenario_family", base.scenario_family),
@@ -285,7 +279,7 @@ def resolve_episode_config(secret: str = "", **kwargs: Any) -> EpisodeConfig:
         if overrides.get("anomaly_count", 0) != 0:
             raise ValueError("scenario_family 'null' has no anomalies; leave anomaly_count unset or 0")
         count = 0
-    incident_kinds, decoy_ratio = _frontier_knobs(overrides, base, difficulty, family)
+    incident_kinds, decoy_ratio = _segment_knobs(overrides, base, difficulty, family)
     count_range = ANOMALY_COUNT_RANGE[difficulty] if count is None else None
     config = replace(
         base, seed=seed, difficulty=difficulty, scenario_family=family, anomaly_density=float(density),
@@ -300,29 +294,32 @@ def resolve_episode_config(secret: str = "", **kwargs: Any) -> EpisodeConfig:
     return replace(config, standard=standard, secret=secret)
 
 
-def _frontier_knobs(overrides: dict[str, Any], base: EpisodeConfig, difficulty: str, family: str
-                    ) -> tuple[tuple[str, ...], float]:
-    """incident_kinds and decoy_ratio, validated: frontier only; kinds with scenario_family 'mixed' only."""
+def _segment_knobs(overrides: dict[str, Any], base: EpisodeConfig, difficulty: str, family: str
+                   ) -> tuple[tuple[str, ...], float]:
+    """incident_kinds and decoy_ratio, validated: at a segmented tier only; kinds with scenario_family 'mixed'
+    only."""
     given = [name for name in ("incident_kinds", "decoy_ratio") if name in overrides]
-    if given and difficulty != "frontier":
-        raise ValueError(f"{' and '.join(given)} appl{'y' if len(given) > 1 else 'ies'} at difficulty 'frontier' "
+    tier = TIERS[difficulty]
+    if given and tier.segmented is None:
+        where = " or ".join(repr(name) for name, other in TIERS.items() if other.segmented is not None)
+        raise ValueError(f"{' and '.join(given)} appl{'y' if len(given) > 1 else 'ies'} at difficulty {where} "
                          f"only, not {difficulty!r}")
-    kinds: tuple[str, ...] = base.incident_kinds if difficulty == "frontier" else ()
+    kinds: tuple[str, ...] = base.incident_kinds if tier.segmented is not None else ()
     if "incident_kinds" in overrides:
         raw = overrides["incident_kinds"]
-        valid = ", ".join(FRONTIER_INCIDENT_KINDS)
+        every = incident_kinds_of(tier)
+        valid = ", ".join(every)
         if not isinstance(raw, (list, tuple)) or not raw or not all(isinstance(k, str) for k in raw):
             raise ValueError(f"incident_kinds must be a non-empty list of incident kinds; valid: {valid}")
-        unknown = [k for k in raw if k not in FRONTIER_INCIDENT_KINDS]
+        unknown = [k for k in raw if k not in every]
         if unknown:
             raise ValueError(f"unknown incident kind(s) {', '.join(map(repr, unknown))}; valid: {valid}")
         if family not in ("mixed", "null"):
             raise ValueError("incident_kinds chooses among the kinds of a mixed scenario; use scenario_family "
                              f"'mixed' with it, not {family!r}")
         chosen = set(raw)
-        kinds = () if chosen == set(FRONTIER_INCIDENT_KINDS) else tuple(k for k in FRONTIER_INCIDENT_KINDS
-                                                                          if k in chosen)
-    ratio = overrides.get("decoy_ratio", base.decoy_ratio if difficulty == "frontier" else DEFAULT_DECOY_RATIO)
+        kinds = () if chosen == set(every) else tuple(k for k in every if k in chosen)
+    ratio = overrides.get("decoy_ratio", base.decoy_ratio if tier.segmented is not None else DEFAULT_DECOY_RATIO)
     if isinstance(ratio, bool) or not isinstance(ratio, (int, float)) or not math.isfinite(ratio) \
             or not 0.0 <= ratio <= MAX_DECOY_RATIO:
         raise ValueError(f"decoy_ratio must be a number between 0 and {MAX_DECOY_RATIO:g}, got {ratio!r}")
@@ -331,14 +328,11 @@ def _frontier_knobs(overrides: dict[str, Any], base: EpisodeConfig, difficulty: 
 
 def _difficulty_default(difficulty: str) -> EpisodeConfig:
     """The settings of a seeded reset that names only a difficulty (and perhaps a seed)."""
-    density = DEFAULT_DENSITY[difficulty]
-    if difficulty in ANOMALY_COUNT_RANGE:
-        return EpisodeConfig(seed=0, scenario_family="mixed", difficulty=difficulty, anomaly_count=None,
-                             anomaly_density=density, anomaly_count_range=ANOMALY_COUNT_RANGE[difficulty])
-    return EpisodeConfig(seed=0, scenario_family="mixed", difficulty=difficulty,
-                         anomaly_count=min(MAX_ANOMALIES[difficulty],
-                                                         max(1, round(density * WINDOW_DAYS[difficulty]))),
-                         anomaly_density=density)
+    tier = TIERS[difficulty]
+    if tier.count_range is not None:
+        return tier_config(difficulty, anomaly_count=None, anomaly_count_range=tier.count_range)
+    return tier_config(difficulty, anomaly_count=min(tier.max_incidents,
+                                                     max(1, round(tier.default_density * tier.window_days))))
 
 
 def task_catalog() -> list[dict[str, Any]]:

@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from metric_tracker_rl.catalog import ANOMALY_TYPES, CONVERSION_BY_NAME, COUNT_COLUMNS, FRONTIER_WINDOW_DAYS
-from metric_tracker_rl.frontier import PER_WEEKDAY, build_world, decoy_count, incident_count, segmented_plan
+from metric_tracker_rl.frontier import build_world, decoy_count, segmented_plan
 from metric_tracker_rl.grader import SEGMENT_CREDIT, grade_submission, segment_match
 from metric_tracker_rl.incident_kinds import BENIGN_KIND_REGISTRY, FRONTIER_INCIDENT_KINDS
 from metric_tracker_rl.metrics import same_weekday_peer_lists
@@ -21,7 +21,8 @@ from metric_tracker_rl.scenario import Episode, build_episode
 from metric_tracker_rl.seeding import EpisodeKey, derive_rng
 from metric_tracker_rl.segment_plan import Calendar, SegmentWorld
 from metric_tracker_rl.segments import PLATFORMS, WEB_VERSION, Segment, holiday_days
-from metric_tracker_rl.tasks import resolve_episode_config
+from metric_tracker_rl.tasks import incident_count, resolve_episode_config
+from metric_tracker_rl.tiers import TIERS
 
 SWEEP = settings(max_examples=12, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
 SEEDS = st.integers(min_value=0, max_value=10**6)
@@ -185,7 +186,8 @@ def test_benign_fluctuations_leave_every_segments_conversion_unchanged(seed: int
     key = EpisodeKey.of(seed)
     plan = segmented_plan(key)
     rates, traffic = plan.step_rates.copy(), plan.traffic.copy()
-    world = SegmentWorld(plan, Calendar(plan.num_days, PER_WEEKDAY), key, "frontier", magnitude_scale=1.0)
+    tier = TIERS["frontier"]
+    world = SegmentWorld(plan, Calendar(plan.num_days, tier.perturbed_per_weekday), key, tier.name, magnitude_scale=1.0)
     fluctuation = BENIGN_KIND_REGISTRY[kind].place(world, derive_rng(key, "test-fluctuation"))
     assert fluctuation is not None and fluctuation.keeps_conversion
     day = fluctuation.day

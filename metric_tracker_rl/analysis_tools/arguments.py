@@ -10,7 +10,7 @@ from typing import Any, ClassVar
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from metric_tracker_rl.analysis_tools.registry import DEFAULT_PAGE_ROWS, EPISODE_WINDOW, MAX_PAGE_ROWS
-from metric_tracker_rl.catalog import CONVERSION_METRIC_NAMES, COUNT_COLUMNS, FRONTIER_WINDOW_DAYS
+from metric_tracker_rl.catalog import CONVERSION_METRIC_NAMES, COUNT_COLUMNS, LONGEST_WINDOW_DAYS
 from metric_tracker_rl.funnel import window_dates
 from metric_tracker_rl.models import (
     HIDDEN_FROM_MODELS,
@@ -21,9 +21,9 @@ from metric_tracker_rl.models import (
 from metric_tracker_rl.segments import Segment
 from metric_tracker_rl.validation import check_choice, date_problem
 
-# The four-week window of the aggregate tiers; frontier's is longer (every window starts on the same date).
-# registry.run_tool sets EPISODE_WINDOW to the episode's own dates while it validates a call's arguments.
-LONGEST_WINDOW_DAYS = FRONTIER_WINDOW_DAYS
+# The four-week window of the aggregate tiers; frontier's is longer (every window starts on the same date, and
+# LONGEST_WINDOW_DAYS is the longest tier's). registry.run_tool sets EPISODE_WINDOW to the episode's own dates while
+# it validates a call's arguments.
 WINDOW = tuple(d.isoformat() for d in window_dates())
 MAX_PREVIEW_ROWS = 200
 

@@ -27,12 +27,40 @@ from metric_tracker_rl.incident_kinds.base import (
     register_incident_kind,
 )
 from metric_tracker_rl.incident_kinds.family_on_segment import FamilyOnSegment
+from metric_tracker_rl.tiers import TIERS, Tier
 
+
+def incident_kinds_of(tier: Tier) -> tuple[str, ...]:
+    """The incident kinds a segmented tier draws from: the ones its config names, or every registered kind (in
+    registration order)."""
+    assert tier.segmented is not None, f"tier {tier.name!r} draws no incident kinds"
+    return tier.segmented.incident_kinds or tuple(INCIDENT_KIND_REGISTRY)
+
+
+def benign_kinds_of(tier: Tier) -> tuple[str, ...]:
+    """The benign kinds a segmented tier draws its look-alikes from (its config's, or every registered one)."""
+    assert tier.segmented is not None, f"tier {tier.name!r} draws no benign kinds"
+    return tier.segmented.benign_kinds or tuple(BENIGN_KIND_REGISTRY)
+
+
+def _check_tiers() -> None:
+    """Every kind a tier names is registered (tiers.py cannot import the registry to check it itself)."""
+    for tier in TIERS.values():
+        if tier.segmented is None:
+            continue
+        for names, registry in ((incident_kinds_of(tier), INCIDENT_KIND_REGISTRY),
+                                (benign_kinds_of(tier), BENIGN_KIND_REGISTRY)):
+            unknown = set(names) - set(registry)
+            if unknown:
+                raise ValueError(f"tier {tier.name!r} names unregistered {registry.what}s: {sorted(unknown)}")
+
+
+_check_tiers()
 # The kinds frontier draws its incidents from (a curriculum may restrict an episode to some), in registration order.
-FRONTIER_INCIDENT_KINDS: tuple[str, ...] = tuple(INCIDENT_KIND_REGISTRY)
+FRONTIER_INCIDENT_KINDS: tuple[str, ...] = incident_kinds_of(TIERS["frontier"])
 # The family each incident kind is reported as.
 KIND_FAMILY: dict[str, str] = {name: kind.family for name, kind in INCIDENT_KIND_REGISTRY.items()}
 
 __all__ = ["BENIGN_KIND_REGISTRY", "FRONTIER_INCIDENT_KINDS", "INCIDENT_KIND_REGISTRY", "KIND_FAMILY", "BenignKind",
            "FamilyOnSegment", "IncidentKind", "KindRegistry", "SegmentFluctuation", "SegmentIncident",
-           "register_benign_kind", "register_incident_kind"]
+           "benign_kinds_of", "incident_kinds_of", "register_benign_kind", "register_incident_kind"]
