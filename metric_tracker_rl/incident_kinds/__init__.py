@@ -27,7 +27,7 @@ from metric_tracker_rl.incident_kinds.base import (
     register_incident_kind,
 )
 from metric_tracker_rl.incident_kinds.family_on_segment import FamilyOnSegment
-from metric_tracker_rl.tiers import TIERS, Tier
+from metric_tracker_rl.tiers import TIERS, Tier, TierCatalog
 
 
 def incident_kinds_of(tier: Tier) -> tuple[str, ...]:
@@ -43,9 +43,9 @@ def benign_kinds_of(tier: Tier) -> tuple[str, ...]:
     return tier.segmented.benign_kinds or tuple(BENIGN_KIND_REGISTRY)
 
 
-def _check_tiers() -> None:
+def check_tiers(tiers: TierCatalog) -> None:
     """Every kind a tier names is registered (tiers.py cannot import the registry to check it itself)."""
-    for tier in TIERS.values():
+    for tier in tiers.values():
         if tier.segmented is None:
             continue
         for names, registry in ((incident_kinds_of(tier), INCIDENT_KIND_REGISTRY),
@@ -55,7 +55,7 @@ def _check_tiers() -> None:
                 raise ValueError(f"tier {tier.name!r} names unregistered {registry.what}s: {sorted(unknown)}")
 
 
-_check_tiers()
+check_tiers(TIERS)
 # The kinds frontier draws its incidents from (a curriculum may restrict an episode to some), in registration order.
 FRONTIER_INCIDENT_KINDS: tuple[str, ...] = incident_kinds_of(TIERS["frontier"])
 # The family each incident kind is reported as.
@@ -63,4 +63,4 @@ KIND_FAMILY: dict[str, str] = {name: kind.family for name, kind in INCIDENT_KIND
 
 __all__ = ["BENIGN_KIND_REGISTRY", "FRONTIER_INCIDENT_KINDS", "INCIDENT_KIND_REGISTRY", "KIND_FAMILY", "BenignKind",
            "FamilyOnSegment", "IncidentKind", "KindRegistry", "SegmentFluctuation", "SegmentIncident",
-           "benign_kinds_of", "incident_kinds_of", "register_benign_kind", "register_incident_kind"]
+           "benign_kinds_of", "check_tiers", "incident_kinds_of", "register_benign_kind", "register_incident_kind"]

@@ -1,0 +1,183 @@
+"""The kinds of the segmented tiers: registered modules whose registries derive every list of kinds, checked on
+registration; and, registry-wide, every incident kind at every tier that uses it is found by the expert (from what
+a model reads), and every benign kind is left alone (the expert reports nothing on its date)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from functools import cache
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from metric_tracker_rl.agents import make_agent, play
+from metric_tracker_rl.anomalies import FAMILY_REGISTRY
+from metric_tracker_rl.environment import MetricTrackerRlEnvironment
+from metric_tracker_rl.families import PUBLISHED_FAMILIES
+from metric_tracker_rl.frontier import FrontierWorld, build_world
+from metric_tracker_rl.incident_kinds import (
+    BENIGN_KIND_REGISTRY,
+    FRONTIER_INCIDENT_KINDS,
+    INCIDENT_KIND_REGISTRY,
+    KIND_FAMILY,
+    BenignKind,
+    IncidentKind,
+    KindRegistry,
+    SegmentIncident,
+    benign_kinds_of,
+    check_tiers,
+    incident_kinds_of,
+    register_benign_kind,
+    register_incident_kind,
+)
+from metric_tracker_rl.models import MetricSubmissionRow
+from metric_tracker_rl.scenario import build_episode
+from metric_tracker_rl.segment_plan import SegmentWorld
+from metric_tracker_rl.segments import Segment
+from metric_tracker_rl.session import EpisodeSession
+from metric_tracker_rl.tasks import resolve_episode_config
+from metric_tracker_rl.tiers import TIERS, AggregateMix, SegmentedMix, Tier, TierCatalog
+
+SEGMENTED_TIERS = tuple(name for name, tier in TIERS.items() if tier.segmented is not None)
+TIER_KINDS = [(tier, kind) for tier in SEGMENTED_TIERS for kind in incident_kinds_of(TIERS[tier])]
+SEEDS = range(6)  # per tier and kind: a kind that finds no room on an episode's calendar falls back to an outage
+NULL_SEEDS = range(12)  # null episodes with two look-alikes each: every benign kind appears on several
+
+
+# --- the registries ----------------------------------------------------------------------------------------------
+
+def test_the_lists_of_kinds_derive_from_the_registries() -> None:
+    assert FRONTIER_INCIDENT_KINDS == tuple(INCIDENT_KIND_REGISTRY) == incident_kinds_of(TIERS["frontier"])
+    assert {name: kind.family for name, kind in INCIDENT_KIND_REGISTRY.items()} == KIND_FAMILY
+    assert benign_kinds_of(TIERS["frontier"]) == tuple(BENIGN_KIND_REGISTRY)
+    assert set(INCIDENT_KIND_REGISTRY).isdisjoint(BENIGN_KIND_REGISTRY)
+
+
+@pytest.mark.parametrize("kind", tuple(INCIDENT_KIND_REGISTRY.values()), ids=tuple(INCIDENT_KIND_REGISTRY))
+def test_each_incident_kind_is_reported_as_a_published_family_on_its_entities(kind: IncidentKind) -> None:
+    family = PUBLISHED_FAMILIES[kind.family]
+    assert kind.entity_type == family.entity_type and kind.entity_names
+    assert kind.description and kind.segment_meaning and kind.magnitude_meaning
+
+
+def test_every_published_family_has_a_frontier_scenario_of_its_own() -> None:
+    """A family no kind reports runs its own injector on a segment, with its segment range."""
+    reported = set(KIND_FAMILY.values())
+    for name in PUBLISHED_FAMILIES.names:
+        assert name in reported or FAMILY_REGISTRY[name].segment_magnitude_range is not None, name
+
+
+class ToyOutage(IncidentKind):
+    name = "segment_outage"
+    family = "absolute_drop_in_event_count"
+    entity_names = ("app_opens",)
+    description = segment_meaning = magnitude_meaning = "toy"
+    magnitude_range = (0.2, 0.4)
+    magnitude_bounds = (0.0, 0.9)
+
+    def place(self, world: SegmentWorld, stream: str, rng: np.random.Generator) -> list[SegmentIncident]:
+        return []
+
+
+class ToySwing(BenignKind):
+    name = "toy_swing"
+    description = magnitude_meaning = "toy"
+    magnitude_range = (0.1, 0.2)
+    magnitude_bounds = (0.0, 1.0)
+
+    def apply(self, world: SegmentWorld, day: int, rng: np.random.Generator) -> tuple[Segment, str]:
+        return Segment(), "nothing"
+
+
+def test_a_registry_refuses_a_duplicate_and_a_kind_reported_as_no_family_it_fits() -> None:
+    with pytest.raises(ValueError, match="already registered"):
+        register_incident_kind(ToyOutage())
+    scratch: KindRegistry[IncidentKind] = KindRegistry("incident kind")
+    assert register_incident_kind(ToyOutage(), scratch).name in scratch
+    for change, message in [({"family": "not_a_family"}, "not a published family"),
+                            ({"entity_names": ("orders_placed_to_nowhere",)}, "root-cause entities"),
+                            ({"entity_names": ()}, "root-cause entities"),
+                            ({"name": "wide", "magnitude_range": (0.2, 1.5)}, "within its bounds")]:
+        kind = ToyOutage()
+        for field, value in change.items():
+            setattr(kind, field, value)
+        with pytest.raises(ValueError, match=message):
+            register_incident_kind(kind, KindRegistry("incident kind"))
+    benign: KindRegistry[BenignKind] = KindRegistry("benign kind")
+    register_benign_kind(ToySwing(), benign)
+    with pytest.raises(ValueError, match="benign kind 'toy_swing' is already registered"):
+        register_benign_kind(ToySwing(), benign)
+    assert "toy_swing" not in BENIGN_KIND_REGISTRY and "toy_swing" not in benign_kinds_of(TIERS["frontier"])
+
+
+@given(scale=st.floats(0.05, 5.0))
+def test_a_tiers_magnitude_scale_scales_every_range_within_its_bounds(scale: float) -> None:
+    for kind in [*INCIDENT_KIND_REGISTRY.values(), *BENIGN_KIND_REGISTRY.values()]:
+        low, high = kind.magnitude_range_at(scale)
+        bound_low, bound_high = kind.magnitude_bounds
+        assert bound_low <= low <= high <= bound_high
+        assert low == pytest.approx(min(max(kind.magnitude_range[0] * scale, bound_low), bound_high))
+        assert kind.magnitude_range_at(1.0) == kind.magnitude_range  # the default, exactly
+
+
+def test_a_tier_is_checked_against_the_registries() -> None:
+    frontier = TIERS["frontier"]
+    assert frontier.segmented is not None
+    check_tiers(TIERS)
+    unknown = replace(frontier, name="summit", segmented=replace(frontier.segmented, incident_kinds=("meteor",)))
+    with pytest.raises(ValueError, match="tier 'summit' names unregistered incident kinds: \\['meteor'\\]"):
+        check_tiers(TierCatalog(unknown))
+    with pytest.raises(ValueError, match="exactly one of an aggregate and a segmented mix"):
+        Tier("both", 28, 0.1, None, 2, 0, aggregate=AggregateMix(), segmented=SegmentedMix(("platform",), 3))
+    with pytest.raises(ValueError, match="used twice"):
+        TierCatalog(frontier, frontier)
+
+
+# --- the expert finds every kind and leaves every benign one alone ----------------------------------------------
+
+def _row_key(row: MetricSubmissionRow) -> tuple:
+    segment = Segment(row.platform, row.country, row.app_version).normalised()
+    return row.date, row.entity_type, row.entity_name, row.anomaly_type, segment
+
+
+@cache
+def expert_episode(**reset: object) -> tuple[FrontierWorld, tuple[MetricSubmissionRow, ...], tuple[str, ...]]:
+    """The episode's world, the expert's graded rows (played from what a model reads), and the episode's dates."""
+    config = resolve_episode_config(**reset)
+    session = play(make_agent("expert"), EpisodeSession(MetricTrackerRlEnvironment()), **reset)
+    assert session.graded is not None, reset
+    return build_world(config), tuple(session.graded.submitted_rows), build_episode(config).public.data.dates
+
+
+@pytest.mark.parametrize(("tier", "kind"), TIER_KINDS)
+def test_the_expert_finds_every_incident_kind_at_its_tiers_magnitude(tier: str, kind: str) -> None:
+    """Each of the kind's incident dates is reported on its key, family and exact segment. A tier draws a kind at
+    its default range times the tier's magnitude scale (1 at frontier: the kind's default)."""
+    dates_found = 0
+    for seed in SEEDS:
+        reset = {"difficulty": tier, "seed": seed, "incident_kinds": (kind,), "anomaly_count": 2}
+        world, rows, dates = expert_episode(**reset)
+        reported = {_row_key(row) for row in rows}
+        truth = build_episode(resolve_episode_config(**reset)).truth.expected_rows
+        for incident, expected in zip(world.incidents, truth, strict=True):
+            assert expected.date == dates[incident.record.day]
+            assert _row_key(expected) in reported, (reset, incident.record.description)
+            dates_found += incident.kind == kind
+    assert dates_found >= len(SEEDS), (tier, kind)  # the kind found room on most episodes
+
+
+@pytest.mark.parametrize("tier", SEGMENTED_TIERS)
+def test_the_expert_reports_nothing_on_a_benign_kinds_date(tier: str) -> None:
+    seen: dict[str, int] = dict.fromkeys(benign_kinds_of(TIERS[tier]), 0)
+    resets = [{"difficulty": tier, "seed": seed, "scenario_family": "null", "decoy_ratio": 2.0} for seed in NULL_SEEDS]
+    resets += [{"difficulty": tier, "seed": seed, "incident_kinds": (kind,), "anomaly_count": 2}
+               for seed in SEEDS for kind in incident_kinds_of(TIERS[tier])]
+    for reset in resets:
+        world, rows, dates = expert_episode(**reset)
+        reported_dates = {row.date for row in rows}
+        for fluctuation in world.fluctuations:
+            seen[fluctuation.kind] += 1
+            assert dates[fluctuation.day] not in reported_dates, (reset, fluctuation)
+    assert min(seen.values()) >= 5, seen
