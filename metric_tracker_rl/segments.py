@@ -8,7 +8,7 @@ version shares of ios and android change date by date; web has one version label
 
 Everything in this module is public (the brief and the tools may read it): the dimensions, their values, the
 holiday calendar, the release schedule of an episode and the counts. How incidents were injected lives in
-frontier.py, which the tools cannot import.
+frontier.py and metric_tracker_rl/incident_kinds/, which the tools cannot import.
 """
 
 from __future__ import annotations

@@ -3,13 +3,13 @@
 A task is the reset keyword arguments that start its episode, so `env.reset(**task)` runs it; `reset(split=...,
 index=...)` does the same. Both splits are generated from seeds, never stored:
 
-- `train`: standard seeded episodes, task i = {seed: TRAIN_SEED_BASE + i, difficulty: DIFFICULTIES[i % 4]}: easy,
-  medium, hard and frontier a quarter each.
+- `train`: standard seeded episodes, task i = {seed: TRAIN_SEED_BASE + i, difficulty: DIFFICULTIES[i % n]} over
+  the n tiers (tiers.py): easy, medium, hard and frontier a quarter each.
 - `eval`: the named tasks (NAMED_TASK_ORDER, frontier's included), then the calibration sweep of
-  benchmarks/calibrate.py (EVAL_SEEDS_PER_DIFFICULTY seeds
-  per difficulty from CALIBRATION_SEED_BASE). Every eval seed is below TRAIN_SEED_BASE, so the splits share no
-  episode. A deployment that scores agents serves them in held-out mode (METRIC_TRACKER_SECRET set), where the
-  episodes cannot be rebuilt from the public package.
+  benchmarks/calibrate.py (EVAL_SEEDS_PER_DIFFICULTY seeds per difficulty from CALIBRATION_SEED_BASE, each tier's
+  `calibration_seed_base`). Every eval seed is below TRAIN_SEED_BASE, so the splits share no episode. A deployment
+  that scores agents serves them in held-out mode (METRIC_TRACKER_SECRET set), where the episodes cannot be rebuilt
+  from the public package.
 """
 
 from __future__ import annotations
@@ -72,13 +72,14 @@ class Split:
         return {"name": self.name, "type": self.kind, "num_tasks": self.size(), "description": self.description}
 
 
+_EQUAL_SHARE = {2: "a half", 3: "a third", 4: "a quarter", 5: "a fifth"}  # each tier's share of train, in words
 SPLITS: dict[str, Split] = {
     split.name: split
     for split in (
         Split("train", "train",
-              f"Standard seeded episodes: task i is seed {TRAIN_SEED_BASE} + i at difficulty easy, medium, hard, "
-              "frontier in turn (a quarter each). Each task is the reset arguments that start it; any seed from "
-              f"{TRAIN_SEED_BASE} on is a further training episode."),
+              f"Standard seeded episodes: task i is seed {TRAIN_SEED_BASE} + i at difficulty {', '.join(DIFFICULTIES)} "
+              f"in turn ({_EQUAL_SHARE.get(len(DIFFICULTIES), f'1/{len(DIFFICULTIES)}')} each). Each task is the reset "
+              f"arguments that start it; any seed from {TRAIN_SEED_BASE} on is a further training episode."),
         Split("eval", "test",
               f"The named tasks, then {EVAL_SEEDS_PER_DIFFICULTY} calibration seeds per difficulty ("
               + ", ".join(f"{name} from {base}" for name, base in CALIBRATION_SEED_BASE.items())

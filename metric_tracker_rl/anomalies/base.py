@@ -44,13 +44,13 @@ class AnomalyFamily(ABC):
     public: FamilyDescription  # its published facts: name, entity type, detection methods, flags
     entity_names: tuple[str, ...]
     magnitude_meaning: str
-    # Per aggregate difficulty (published in the brief). Frontier's magnitudes live with its scheduler
-    # (frontier.py) and are not published: there, incidents and benign fluctuations overlap in size.
+    # Per aggregate difficulty (published in the brief). A segmented tier's magnitudes live with its incident kinds
+    # (metric_tracker_rl/incident_kinds/) and are not published: there, incidents and benign fluctuations overlap.
     magnitude_ranges: dict[str, tuple[float, float]]
     persists: bool = False  # an incident of this family may go on over the next date (one row per date)
-    # At frontier, a family no incident kind of frontier.py reports is injected on one platform's or country's
-    # cells, in a scenario of that family alone, with a magnitude drawn from this range (unpublished, like every
-    # frontier magnitude). None: a frontier kind reports the family.
+    # At a segmented tier, a family no incident kind reports is injected on one platform's or country's cells, in a
+    # scenario of that family alone, with a magnitude drawn from this range (unpublished, like every segmented
+    # tier's magnitude). None: an incident kind reports the family.
     segment_magnitude_range: tuple[float, float] | None = None
 
     @property

@@ -14,23 +14,27 @@ from metric_tracker_rl.anomalies.base import (
     hourly_mix_from,
 )
 from metric_tracker_rl.funnel import HOURS, FunnelPlan
+from metric_tracker_rl.tiers import TIERS
 
 MAX_LOCAL_DROP = 0.9  # share of an hour's opens an outage removes at most
 
 
 class CountShiftFamily(AnomalyFamily):
     direction: int
-    # Per difficulty, the chance that the incident is confined to a block of hours. On hard it always is: whole-day
-    # demand swings as large as count incidents happen there, and an incident in a block of hours moves the hour-of-day
-    # mix of every event, which a swing (every hour scaled together) does not.
+    # Per aggregate difficulty, the chance that the incident is confined to a block of hours. On hard it always is:
+    # whole-day demand swings as large as count incidents happen there, and an incident in a block of hours moves the
+    # hour-of-day mix of every event, which a swing (every hour scaled together) does not.
     partial_day_probability: dict[str, float]
+    segment_partial_day_probability: float  # the same chance on a segment's cells (every segmented tier)
 
     entity_names = ("app_opens",)
 
     def inject(self, plan: FunnelPlan, day: int, entity_name: str, magnitude: float,
                rng: np.random.Generator, difficulty: str) -> InjectionRecord:
         neutral = counts_from(1)
-        if rng.random() < self.partial_day_probability[difficulty]:
+        segmented = TIERS[difficulty].segmented is not None
+        chance = self.segment_partial_day_probability if segmented else self.partial_day_probability[difficulty]
+        if rng.random() < chance:
             # Concentrate the same daily effect in a block of hours (an outage, a viral moment).
             start, end = draw_window(rng, int(rng.integers(5, 9)))
             total = max(float(plan.traffic[day].sum()), 1e-12)  # a frontier cell may carry no traffic that day
