@@ -4,8 +4,10 @@ a model reads), and every benign kind is left alone (the expert reports nothing 
 
 from __future__ import annotations
 
+import re
 from dataclasses import replace
 from functools import cache
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -40,6 +42,7 @@ from metric_tracker_rl.session import EpisodeSession
 from metric_tracker_rl.tasks import resolve_episode_config
 from metric_tracker_rl.tiers import TIERS, AggregateMix, SegmentedMix, Tier, TierCatalog
 
+DATA_DOCS = Path(__file__).resolve().parents[1] / "docs" / "data.md"
 SEGMENTED_TIERS = tuple(name for name, tier in TIERS.items() if tier.segmented is not None)
 TIER_KINDS = [(tier, kind) for tier in SEGMENTED_TIERS for kind in incident_kinds_of(TIERS[tier])]
 SEEDS = range(6)  # per tier and kind: a kind that finds no room on an episode's calendar falls back to an outage
@@ -133,6 +136,32 @@ def test_a_tier_is_checked_against_the_registries() -> None:
         Tier("both", 28, 0.1, None, 2, 0, aggregate=AggregateMix(), segmented=SegmentedMix(("platform",), 3))
     with pytest.raises(ValueError, match="used twice"):
         TierCatalog(frontier, frontier)
+
+
+def _docs_table(heading: str) -> dict[str, list[str]]:
+    """The rows of the docs/data.md table that follows `heading`, by the kind named in their first cell."""
+    text = DATA_DOCS.read_text()
+    lines = text[text.index(heading):].splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("| "))
+    rows = {}
+    for line in lines[start + 2:]:
+        if not line.startswith("| "):
+            break
+        cells = [cell.strip() for cell in line.strip("|").split(" | ")]
+        rows[re.fullmatch(r"`(\w+)`", cells[0]).group(1)] = cells[1:]
+    return rows
+
+
+def test_the_documented_tables_of_kinds_are_the_registries() -> None:
+    incidents = _docs_table("**Incidents**")
+    assert list(incidents) == list(INCIDENT_KIND_REGISTRY)
+    for name, (reported_as, segment, signature) in incidents.items():
+        kind = INCIDENT_KIND_REGISTRY[name]
+        assert reported_as.startswith(kind.family) and (segment, signature) == (kind.segment_meaning, kind.description)
+    benign = _docs_table("**Benign look-alikes**")
+    assert list(benign) == list(BENIGN_KIND_REGISTRY)
+    for name, (segment, change) in benign.items():
+        assert (segment, change) == (BENIGN_KIND_REGISTRY[name].segment_meaning, BENIGN_KIND_REGISTRY[name].description)
 
 
 # --- the expert finds every kind and leaves every benign one alone ----------------------------------------------

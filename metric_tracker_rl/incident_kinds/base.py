@@ -49,7 +49,8 @@ class _Kind(ABC):
     """What incident and benign kinds share: a name, a public description and a magnitude range."""
 
     name: str
-    description: str  # public: what happens, in the words the documentation uses
+    description: str  # public: its signature, as the documentation's table of kinds shows it
+    segment_meaning: str  # public: which segment it is confined to
     magnitude_meaning: str
     magnitude_range: tuple[float, float]  # at magnitude scale 1 (the kind's default)
     magnitude_bounds: tuple[float, float]  # what the mechanism accepts: a scaled range is clipped to it
@@ -69,7 +70,6 @@ class IncidentKind(_Kind):
 
     family: str
     entity_names: tuple[str, ...]  # the root-cause entities it is reported on
-    segment_meaning: str  # which segment it is confined to (public)
 
     @property
     def entity_type(self) -> str:

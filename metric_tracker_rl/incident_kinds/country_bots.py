@@ -13,8 +13,8 @@ class CountryBots(IncidentKind):
     name = "country_bots"
     family = "hourly_traffic_mix_shift"
     entity_names = ("app_opens",)
-    description = ("Bots from one country open the app in a block of hours, with their own hourly weights, and never "
-                   "reach the menu.")
+    description = ("the mix-shift injector on the country's cells: extra opens in a block of hours that never reach "
+                   "the menu")
     segment_meaning = "one country"
     magnitude_meaning = "extra opens as a share of the country's opens that day"
     magnitude_range = (0.25, 0.9)

@@ -15,11 +15,12 @@ class LevelShift(IncidentKind):
     name = "level_shift"
     family = "rate_drop_from_median"
     entity_names = FUNNEL_STEPS
-    description = ("One step converts worse in one platform or country for 2-5 dates until a fix: it contaminates no "
-                   "same-weekday peer of its own dates.")
     segment_meaning = "one platform or country"
     magnitude_meaning = "relative fall of the step's conversion in the segment"
     magnitude_range = (0.22, 0.45)
+    description = (f"a {100 * magnitude_range[0]:.0f}-{magnitude_range[1]:.0%} lower step for {DAYS[0]}-{DAYS[1]} "
+                   "dates until a fix: it contaminates no same-weekday peer of its own dates, but a second one on the "
+                   "same weekday would")
     magnitude_bounds = (0.0, 0.95)
 
     def place(self, world: SegmentWorld, stream: str, rng: np.random.Generator) -> list[SegmentIncident]:

@@ -13,10 +13,11 @@ LOW_CONVERTING = (Segment(platform="web"), Segment(country="IN"), Segment(countr
 
 class MixShift(BenignKind):
     name = "mix_shift"
-    description = ("More traffic all day from a low-converting segment (web, BR or IN): the aggregate's conversion "
-                   "moves, no segment's own does.")
+    segment_meaning = "web, BR or IN (a low-converting segment)"
     magnitude_meaning = "extra traffic as a share of the segment's day"
     magnitude_range = (0.4, 1.2)
+    description = (f"{100 * magnitude_range[0]:.0f}-{magnitude_range[1]:.0%} more traffic all day; the aggregate's "
+                   "conversion falls while every segment's own conversion is unchanged")
     magnitude_bounds = (0.0, 5.0)
 
     def apply(self, world: SegmentWorld, day: int, rng: np.random.Generator) -> tuple[Segment, str]:

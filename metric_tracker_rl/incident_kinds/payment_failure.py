@@ -13,10 +13,10 @@ class PaymentFailure(IncidentKind):
     name = "payment_failure"
     family = "funnel_break"
     entity_names = ("order_placed_to_payment_successful",)
-    description = "Payments almost stop succeeding for a block of hours on one platform's live version."
     segment_meaning = "platform + the version carrying it"
     magnitude_meaning = "hours in which payments nearly stop"
     magnitude_range = (3.0, 7.0)
+    description = f"a block of {magnitude_range[0]:.0f}-{magnitude_range[1]:.0f} hours"
     magnitude_bounds = (1.0, 13.0)  # the funnel break's window fits 09:00 to 22:00
 
     def draw_magnitude(self, world: SegmentWorld, rng: np.random.Generator) -> float:

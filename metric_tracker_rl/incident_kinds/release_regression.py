@@ -15,11 +15,11 @@ class ReleaseRegression(IncidentKind):
     name = "release_regression"
     family = "rate_drop_from_median"
     entity_names = ("order_placed_to_payment_successful", "product_added_to_cart_to_order_placed")
-    description = ("A release breaks the payment or the order step on its new version from the rollout's first date "
-                   "until a fix; the aggregate's drop grows with the rollout.")
     segment_meaning = "platform + the new version"
     magnitude_meaning = "relative fall of the step's conversion on the new version"
     magnitude_range = (0.25, 0.55)
+    description = (f"from the rollout's first date until a fix ({DAYS[0]}-{DAYS[1]} dates, one row each); the "
+                   "aggregate's drop grows with the rollout")
     magnitude_bounds = (0.0, 0.95)
 
     def place(self, world: SegmentWorld, stream: str, rng: np.random.Generator) -> list[SegmentIncident]:

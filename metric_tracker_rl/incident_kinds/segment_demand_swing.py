@@ -11,9 +11,11 @@ from metric_tracker_rl.segments import Segment
 
 class SegmentDemandSwing(BenignKind):
     name = "segment_demand_swing"
-    description = "One platform's or country's demand rises or falls all day, every event and hour together."
+    segment_meaning = "one platform or country"
     magnitude_meaning = "relative change of the segment's traffic, either way"
     magnitude_range = (0.2, 0.5)
+    description = (f"rises or falls {100 * magnitude_range[0]:.0f}-{magnitude_range[1]:.0%} all day, every event "
+                   "and hour together")
     magnitude_bounds = (0.0, 0.95)
 
     def apply(self, world: SegmentWorld, day: int, rng: np.random.Generator) -> tuple[Segment, str]:

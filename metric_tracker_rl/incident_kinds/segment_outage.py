@@ -15,10 +15,10 @@ class SegmentOutage(IncidentKind):
     name = "segment_outage"
     family = "absolute_drop_in_event_count"
     entity_names = ("app_opens",)
-    description = "One platform or country loses most of its app opens for a block of hours; conversion is unchanged."
     segment_meaning = "one platform or country"
     magnitude_meaning = "share of the opens lost in the outage's hours"
     magnitude_range = (0.6, 0.9)
+    description = f"{100 * magnitude_range[0]:.0f}-{magnitude_range[1]:.0%} of the opens lost in a block of hours"
     magnitude_bounds = (0.05, 0.95)
 
     def place(self, world: SegmentWorld, stream: str, rng: np.random.Generator) -> list[SegmentIncident]:

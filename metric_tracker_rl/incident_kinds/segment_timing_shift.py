@@ -11,9 +11,11 @@ from metric_tracker_rl.segments import Segment
 
 class SegmentTimingShift(BenignKind):
     name = "segment_timing_shift"
-    description = "One platform or country uses the app a few hours earlier or later; totals and conversion unchanged."
+    segment_meaning = "one platform or country"
     magnitude_meaning = "hours earlier or later"
     magnitude_range = (1.0, 3.0)
+    description = (f"uses the app {magnitude_range[0]:.0f}-{magnitude_range[1]:.0f} hours earlier or later; totals and "
+                   "conversion unchanged")
     magnitude_bounds = (1.0, 12.0)
 
     def draw_magnitude(self, world: SegmentWorld, rng: np.random.Generator) -> float:

@@ -16,11 +16,12 @@ class WebTrackingBug(IncidentKind):
     name = "web_tracking_bug"
     family = "instrumentation_data_quality_issue"
     entity_names = DATA_QUALITY_EVENTS
-    description = "The web client logs one event 1.9-2.6 times from some hour on, for 1-3 dates."
     segment_meaning = "platform=web"
     # Enough copies that the event outnumbers its step (the family's definition).
     magnitude_meaning = "extra copies logged per real event"
     magnitude_range = (0.9, 1.6)
+    description = (f"an event logged {1 + magnitude_range[0]:.1f}-{1 + magnitude_range[1]:.1f} times from some hour "
+                   f"on, {DAYS[0]}-{DAYS[1]} dates")
     magnitude_bounds = (0.9, 4.0)
 
     def place(self, world: SegmentWorld, stream: str, rng: np.random.Generator) -> list[SegmentIncident]:
