@@ -17,10 +17,11 @@ import pytest
 from metric_tracker_rl.catalog import ANOMALY_TYPES
 from metric_tracker_rl.families import PUBLISHED_FAMILIES
 from metric_tracker_rl.frontier import FrontierWorld, build_world
-from metric_tracker_rl.incident_kinds import INCIDENT_KIND_REGISTRY, SegmentIncident
+from metric_tracker_rl.incident_kinds import INCIDENT_KIND_REGISTRY, SegmentIncident, incident_kinds_of
 from metric_tracker_rl.metrics import same_weekday_peer_lists
 from metric_tracker_rl.segments import Segment, holiday_days
 from metric_tracker_rl.tasks import resolve_episode_config
+from metric_tracker_rl.tiers import TIERS
 
 # A segment's daily values move by several percent on their own (its cells' day noise and sampling), so:
 MOVED = 0.15  # a daily value moved when it is this share or more away from its usual value
@@ -130,12 +131,12 @@ def _today_and_usual(world: FrontierWorld, incident: SegmentIncident,
     return today, np.median(scaled, axis=0)
 
 
-def _signatures(kind: str, seeds: range) -> list[tuple[int, str, Signature]]:
+def _signatures(tier: str, kind: str, seeds: range) -> list[tuple[int, str, Signature]]:
     """Every incident of `kind` over the seeds, as its segment's signature on the incident's date with the most
     traffic (a new version carries little on its rollout's first dates, so little that sampling alone moves it)."""
     found = []
     for seed in seeds:
-        world = build_world(resolve_episode_config(difficulty="frontier", seed=seed, incident_kinds=[kind],
+        world = build_world(resolve_episode_config(difficulty=tier, seed=seed, incident_kinds=[kind],
                                                    anomaly_count=2, decoy_ratio=0))
         perturbed = {incident.record.day for incident in world.incidents} | set(holiday_days(world.data.num_days))
         dates: dict[tuple[int, int], list[SegmentIncident]] = {}
@@ -151,10 +152,12 @@ def _signatures(kind: str, seeds: range) -> list[tuple[int, str, Signature]]:
     return found
 
 
-@pytest.mark.parametrize("kind", tuple(INCIDENT_KIND_REGISTRY))
-def test_each_incident_kind_fits_its_familys_definition_and_no_other(kind: str) -> None:
+@pytest.mark.parametrize(("tier", "kind"), [(name, kind) for name, tier in TIERS.items() if tier.segmented is not None
+                                             for kind in incident_kinds_of(tier)])
+def test_each_incident_kind_fits_its_familys_definition_and_no_other(tier: str, kind: str) -> None:
+    """At every tier that uses it (the registry's kinds, or those the tier names)."""
     family = INCIDENT_KIND_REGISTRY[kind].family
-    signatures = _signatures(kind, range(12))
+    signatures = _signatures(tier, kind, range(12))
     assert len(signatures) >= 6  # a kind that finds no room falls back to an outage
     for seed, description, sig in signatures:
         fits = {name for name, fitting in DEFINITIONS.items() if fitting(sig)}
