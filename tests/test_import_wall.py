@@ -15,7 +15,7 @@ import pytest
 from metric_tracker_rl import MetricTrackerRlAction
 from metric_tracker_rl.analysis_tools import TOOL_REGISTRY, run_tool
 from metric_tracker_rl.catalog import COUNT_COLUMNS
-from metric_tracker_rl.environment import MetricTrackerRlEnvironment
+from metric_tracker_rl.environment import MetricTrackerRlEnvironment, _catalogs
 from metric_tracker_rl.scenario import build_episode
 from metric_tracker_rl.tasks import resolve_episode_config
 
@@ -84,6 +84,7 @@ def test_the_documented_pandas_tool_registers_and_answers_from_public_data() -> 
         assert observation.status == "ok" and len(observation.analysis_result["means"]) == 7
     finally:
         TOOL_REGISTRY.pop("get_weekday_means", None)
+        _catalogs.cache_clear()  # the reset catalogs are built once per process: drop the one that listed the tool
 
 
 def test_the_frames_are_the_public_counts() -> None:
