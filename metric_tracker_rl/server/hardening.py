@@ -128,6 +128,40 @@ async def _json_response(send: Send, status: int, payload: Any) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
+class BodyTooLarge(ValueError):
+    """A request body over the limit `read_body` was given."""
+
+
+async def read_body(receive: Receive, limit: int | None = None) -> bytes | None:
+    """A request's whole body, or None when the client left; BodyTooLarge past `limit` bytes."""
+    chunks, size = [], 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return None
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if limit is not None and size > limit:
+            raise BodyTooLarge(size)
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return b"".join(chunks)
+
+
+def replaying(body: bytes, receive: Receive) -> Receive:
+    """A receive that hands the app `body` (already read) as one message, then whatever the client sends next."""
+    replayed = False
+
+    async def replay() -> Message:
+        nonlocal replayed
+        if replayed:
+            return await receive()
+        replayed = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    return replay
+
+
 class BoundedRequestBodies:
     """ASGI middleware: reads request bodies up to MAX_MESSAGE_BYTES and replays them to the app."""
 
@@ -138,30 +172,14 @@ class BoundedRequestBodies:
         if scope["type"] != "http" or scope.get("method") not in ("POST", "PUT", "PATCH"):
             await self.app(scope, receive, send)
             return
-        chunks, size = [], 0
-        while True:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                return
-            chunk = message.get("body", b"")
-            size += len(chunk)
-            if size > MAX_MESSAGE_BYTES:
-                await _json_response(send, 413, {"detail": f"request body over {MAX_MESSAGE_BYTES} bytes"})
-                return
-            chunks.append(chunk)
-            if not message.get("more_body", False):
-                break
-        body = b"".join(chunks)
-        replayed = False
-
-        async def replay() -> Message:
-            nonlocal replayed
-            if replayed:
-                return await receive()
-            replayed = True
-            return {"type": "http.request", "body": body, "more_body": False}
-
-        await self.app(scope, replay, send)
+        try:
+            body = await read_body(receive, MAX_MESSAGE_BYTES)
+        except BodyTooLarge:
+            await _json_response(send, 413, {"detail": f"request body over {MAX_MESSAGE_BYTES} bytes"})
+            return
+        if body is None:
+            return
+        await self.app(scope, replaying(body, receive), send)
 
 
 def document_actual_contract(app: FastAPI) -> None:

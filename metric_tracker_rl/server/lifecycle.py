@@ -31,7 +31,7 @@ from metric_tracker_rl.server.hardening import ASGIApp, Message, Receive, Scope,
 
 STEP_GRACE_S = 5.0
 READY_PATH = "/ready"
-SESSION_PATH = "/ws"
+SESSION_PATHS = frozenset({"/ws", "/mcp"})  # the WebSocket sessions: an episode's, and an MCP client's
 GOING_AWAY = 1001
 STOPPING_REASON = "server stopping: reset to start a new episode"
 
@@ -79,7 +79,8 @@ LIFECYCLE = Lifecycle()
 
 
 class DrainAware:
-    """ASGI middleware: `/ready`, session tracking on `/ws`, and the refusal of new sessions while draining."""
+    """ASGI middleware: `/ready`, session tracking on the WebSocket sessions (`/ws`, `/mcp`), and the refusal of
+    new ones while draining."""
 
     def __init__(self, app: ASGIApp, lifecycle: Lifecycle) -> None:
         self.app, self.lifecycle = app, lifecycle
@@ -87,7 +88,7 @@ class DrainAware:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope.get("path") == READY_PATH:
             await self._ready(send)
-        elif scope["type"] == "websocket" and scope.get("path") == SESSION_PATH:
+        elif scope["type"] == "websocket" and scope.get("path") in SESSION_PATHS:
             await self._session(scope, receive, send)
         else:
             await self.app(scope, receive, send)
