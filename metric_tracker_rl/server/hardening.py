@@ -182,6 +182,26 @@ class BoundedRequestBodies:
         await self.app(scope, replaying(body, receive), send)
 
 
+class MarksStatelessSteps:
+    """ASGI middleware: runs HTTP `POST /step` with `STATELESS_STEP` set, so that a step without an episode says
+    why HTTP cannot hold one, and a WebSocket session's says what a session's episode needs instead."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        from metric_tracker_rl.environment import STATELESS_STEP  # here: `websocket_options` imports this module
+
+        self.app, self.stateless_step = app, STATELESS_STEP
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope.get("path") != "/step":
+            await self.app(scope, receive, send)
+            return
+        token = self.stateless_step.set(True)
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            self.stateless_step.reset(token)
+
+
 def document_actual_contract(app: FastAPI) -> None:
     """Make /openapi.json describe what the server accepts: the real action model in POST /step (OpenEnv
     documents any object), the 400 answer to a body that is not JSON and the 413 answer to an oversized one."""
@@ -212,6 +232,7 @@ def document_actual_contract(app: FastAPI) -> None:
 
 def harden(app: FastAPI) -> FastAPI:
     document_actual_contract(app)
+    app.add_middleware(MarksStatelessSteps)
     app.add_middleware(WebSocketFrameGuard)
     app.add_middleware(BoundedRequestBodies)
     return app
