@@ -14,6 +14,7 @@ import time
 import urllib.error
 import urllib.request
 
+import httpx
 import pytest
 from conftest import ROOT
 from websockets.exceptions import ConnectionClosed, InvalidStatus
@@ -201,8 +202,9 @@ def test_a_stopping_server_lets_a_training_rollout_finish_its_step_and_then_tell
 
 @pytest.mark.parametrize("workers", [1, 2])
 def test_a_draining_server_serves_open_sessions_answers_503_on_ready_and_refuses_new_ones(workers: int) -> None:
-    """During the drain period readiness fails and new sessions are refused, while an open session's episode
-    goes on; at the end it is closed with 1001. With workers, the supervisor passes the stop to each of them."""
+    """During the drain period readiness fails and new sessions are refused (on /ws, /mcp and over HTTP), while an
+    open session's episode goes on; at the end it is closed with 1001. With workers, the supervisor passes the
+    stop to each of them."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     env_vars = {**os.environ, "ENABLE_WEB_INTERFACE": "false", DRAIN_VAR: "6"}
@@ -221,6 +223,14 @@ def test_a_draining_server_serves_open_sessions_answers_503_on_ready_and_refuses
                 connect(ws_url)
             assert refused.value.response.status_code == 503
             assert b"reset" in refused.value.response.body
+            with pytest.raises(InvalidStatus) as refused:  # an MCP client's session too
+                connect(f"ws://127.0.0.1:{port}/mcp")
+            assert refused.value.response.status_code == 503
+            created = httpx.post(f"{url}/mcp", json={"jsonrpc": "2.0", "id": 1, "method": "openenv/session/create"},
+                                 timeout=30)
+            assert created.status_code == 503 and "stopping" in created.json()["error"]["message"]
+            listed = httpx.post(f"{url}/mcp", json={"jsonrpc": "2.0", "id": 2, "method": "tools/list"}, timeout=30)
+            assert listed.status_code == 200 and listed.json()["result"]["tools"]  # other calls go on
             held.send('{"type": "step", "data": {"analysis_method": "get_annotations"}}')
             assert '"observation"' in held.recv(timeout=10)  # the open episode goes on
             with pytest.raises(ConnectionClosed) as closed:

@@ -121,8 +121,9 @@ class WebSocketFrameGuard:
             await self.app(scope, guarded_receive, send)
 
 
-async def _json_response(send: Send, status: int, payload: Any) -> None:
-    body = json.dumps(payload).encode()
+async def json_response(send: Send, status: int, payload: Any) -> None:
+    """A whole JSON response (`payload` as JSON; bytes as they are)."""
+    body = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
     await send({"type": "http.response.start", "status": status,
                 "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
     await send({"type": "http.response.body", "body": body})
@@ -175,7 +176,7 @@ class BoundedRequestBodies:
         try:
             body = await read_body(receive, MAX_MESSAGE_BYTES)
         except BodyTooLarge:
-            await _json_response(send, 413, {"detail": f"request body over {MAX_MESSAGE_BYTES} bytes"})
+            await json_response(send, 413, {"detail": f"request body over {MAX_MESSAGE_BYTES} bytes"})
             return
         if body is None:
             return

@@ -41,7 +41,16 @@ from fastapi import FastAPI
 from openenv.core.env_server.mcp_types import JsonRpcErrorCode
 from openenv.core.env_server.types import WSErrorCode
 
-from metric_tracker_rl.server.hardening import ASGIApp, Message, Receive, Scope, Send, read_body, replaying
+from metric_tracker_rl.server.hardening import (
+    ASGIApp,
+    Message,
+    Receive,
+    Scope,
+    Send,
+    json_response,
+    read_body,
+    replaying,
+)
 from metric_tracker_rl.settings import ServerSettings
 
 SESSION_PATH = "/ws"
@@ -295,7 +304,7 @@ class SessionLimits:
             held = self.over_cap(client)
             if held is not None:
                 text, data = self.per_client_refusal(held)
-                await respond_json(send, json_rpc_error(request_id, text, **data).encode())
+                await json_response(send, 200, json_rpc_error(request_id, text, **data).encode())
                 return
             await self.forwarded(scope, replay, send, lambda reply: self.created(reply, client))
         elif method == CLOSE_METHOD:
@@ -397,12 +406,6 @@ class SessionLimits:
 
         await self.server(scope, replaying(body, disconnected), discard)
         self.forget(session)  # whatever OpenEnv answered, the session is closed or gone
-
-
-async def respond_json(send: Send, body: bytes) -> None:
-    await send({"type": "http.response.start", "status": 200,
-                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
-    await send({"type": "http.response.body", "body": body})
 
 
 def limit_sessions(app: FastAPI, settings: ServerSettings) -> FastAPI:
