@@ -14,10 +14,12 @@ import json
 import os
 import shutil
 import signal
+import subprocess
 import sys
 import tempfile
 import time
 import urllib.request
+from collections.abc import Iterator
 
 import pytest
 from conftest import ROOT
@@ -66,10 +68,11 @@ def wait_until_both_up(stats_url: str) -> None:
     raise AssertionError("the replicas did not pass HAProxy's health checks")
 
 
-def test_sessions_spread_a_dead_replica_costs_only_its_episodes_and_seeds_agree(
-        monkeypatch: pytest.MonkeyPatch) -> None:
-    ports = [free_port(), free_port()]
-    env = {**os.environ, "ENABLE_WEB_INTERFACE": "false", "METRIC_TRACKER_SECRET": "shared-by-every-replica"}
+@contextlib.contextmanager
+def replicas_behind_haproxy(ports: list[int], env: dict[str, str]
+                            ) -> Iterator[tuple[list[subprocess.Popen], str, str]]:
+    """Replicas on `ports` and HAProxy in front of them, all up: (the replica processes, HAProxy's URL, its
+    statistics URL); stopped on exit."""
     with contextlib.ExitStack() as stack:
         replicas = []
         for port in ports:
@@ -77,6 +80,15 @@ def test_sessions_spread_a_dead_replica_costs_only_its_episodes_and_seeds_agree(
             replicas.append(stack.enter_context(serving(replica_command(port), port, env, log, cwd=ROOT)))
         url, stats_url = stack.enter_context(haproxy_in_front(ports))
         wait_until_both_up(stats_url)
+        yield replicas, url, stats_url
+
+
+def test_sessions_spread_a_dead_replica_costs_only_its_episodes_and_seeds_agree(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    ports = [free_port(), free_port()]
+    env = {**os.environ, "ENABLE_WEB_INTERFACE": "false", "METRIC_TRACKER_SECRET": "shared-by-every-replica"}
+    with contextlib.ExitStack() as stack:
+        replicas, url, stats_url = stack.enter_context(replicas_behind_haproxy(ports, env))
 
         # The same seed is the same episode on every replica (the secret is shared).
         shown = []
@@ -153,12 +165,7 @@ def test_a_draining_replica_serves_its_episodes_through_the_proxy_while_new_sess
     ports = [free_port(), free_port()]
     env = {**os.environ, "ENABLE_WEB_INTERFACE": "false", "METRIC_TRACKER_DRAIN_S": str(DRAIN_S)}
     with contextlib.ExitStack() as stack:
-        replicas = []
-        for port in ports:
-            log = stack.enter_context(tempfile.TemporaryFile())
-            replicas.append(stack.enter_context(serving(replica_command(port), port, env, log, cwd=ROOT)))
-        url, stats_url = stack.enter_context(haproxy_in_front(ports))
-        wait_until_both_up(stats_url)
+        replicas, url, stats_url = stack.enter_context(replicas_behind_haproxy(ports, env))
         ws_url = url.replace("http", "ws", 1) + "/ws"
 
         with connect(ws_url, open_timeout=30) as episode:

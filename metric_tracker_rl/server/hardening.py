@@ -163,6 +163,15 @@ def replaying(body: bytes, receive: Receive) -> Receive:
     return replay
 
 
+async def bounded_body(receive: Receive, send: Send) -> bytes | None:
+    """A request's body up to MAX_MESSAGE_BYTES; None when the client left, or past that (answered with a 413)."""
+    try:
+        return await read_body(receive, MAX_MESSAGE_BYTES)
+    except BodyTooLarge:
+        await json_response(send, 413, {"detail": f"request body over {MAX_MESSAGE_BYTES} bytes"})
+        return None
+
+
 class BoundedRequestBodies:
     """ASGI middleware: reads request bodies up to MAX_MESSAGE_BYTES and replays them to the app."""
 
@@ -173,14 +182,9 @@ class BoundedRequestBodies:
         if scope["type"] != "http" or scope.get("method") not in ("POST", "PUT", "PATCH"):
             await self.app(scope, receive, send)
             return
-        try:
-            body = await read_body(receive, MAX_MESSAGE_BYTES)
-        except BodyTooLarge:
-            await json_response(send, 413, {"detail": f"request body over {MAX_MESSAGE_BYTES} bytes"})
-            return
-        if body is None:
-            return
-        await self.app(scope, replaying(body, receive), send)
+        body = await bounded_body(receive, send)
+        if body is not None:
+            await self.app(scope, replaying(body, receive), send)
 
 
 class MarksStatelessSteps:

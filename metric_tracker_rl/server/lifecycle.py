@@ -29,15 +29,13 @@ from dataclasses import dataclass, field
 from fastapi import FastAPI
 
 from metric_tracker_rl.server.hardening import (
-    MAX_MESSAGE_BYTES,
     ASGIApp,
-    BodyTooLarge,
     Message,
     Receive,
     Scope,
     Send,
+    bounded_body,
     json_response,
-    read_body,
     replaying,
 )
 from metric_tracker_rl.server.sessions import CREATE_METHOD, MCP_PATH, json_rpc_error, json_rpc_request
@@ -117,11 +115,7 @@ class DrainAware:
 
     async def _json_rpc_while_draining(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Refuse `openenv/session/create` with a 503 (a proxy retries it elsewhere); let every other call on."""
-        try:
-            body = await read_body(receive, MAX_MESSAGE_BYTES)
-        except BodyTooLarge:
-            await json_response(send, 413, {"detail": f"request body over {MAX_MESSAGE_BYTES} bytes"})
-            return
+        body = await bounded_body(receive, send)  # this middleware sits outside BoundedRequestBodies
         if body is None:
             return
         request_id, method, _ = json_rpc_request(body)
