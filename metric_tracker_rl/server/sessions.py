@@ -77,6 +77,7 @@ class TrackedSession:
     last_activity_at: float = field(default_factory=time.monotonic)
     used: bool = False  # reset (or, on /mcp, any message) since it opened
     attached: bool = False  # an HTTP session with a /ws socket attached to it
+    close_requested: bool = False  # closed by its client while attached: OpenEnv ends it when the socket ends
 
 
 def is_reset(text: str | None) -> bool:
@@ -214,7 +215,9 @@ class SessionLimits:
             await self.app(scope, self.tracking_receive(session, receive, send, is_reset, "ws"), send)
         finally:
             session.attached = False
-            if session.session_id in self.http_sessions:
+            if session.close_requested:
+                self.forget(session)
+            elif session.session_id in self.http_sessions:
                 self.schedule_close_check(session)
 
     async def refuse_socket(self, receive: Receive, send: Send, transport: str, held: list[TrackedSession]) -> None:
@@ -364,6 +367,8 @@ class SessionLimits:
         unknown = isinstance(error, dict) and "Unknown session_id" in str(error.get("message"))
         if gone or unknown:
             self.forget(session)
+        elif isinstance(result, dict) and result.get("closing") is True:
+            session.close_requested = True
 
     def forget(self, session: TrackedSession) -> None:
         self.sessions.discard(session)
