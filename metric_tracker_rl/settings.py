@@ -107,7 +107,7 @@ class ServerSettings(Settings):
                          description="server processes, 1 or more; each holds its own sessions")
     max_concurrent_envs: int = Field(DEFAULT_MAX_CONCURRENT_ENVS, ge=1,
                                      validation_alias=variable("MAX_CONCURRENT_ENVS"),
-                                     description="WebSocket sessions served at once, 1 or more")
+                                     description="sessions served at once (WebSocket and HTTP), 1 or more")
     session_timeout_s: float = Field(DEFAULT_SESSION_TIMEOUT_S, gt=0, validation_alias=variable("SESSION_TIMEOUT_S"),
                                      description="seconds of silence after which a session is closed, more than 0")
     enable_web_interface: bool = Field(True, validation_alias=variable("ENABLE_WEB_INTERFACE"),

@@ -321,3 +321,21 @@ def test_an_idle_session_is_closed_with_a_message_when_the_per_client_hint_says(
         assert notice["type"] == "error" and "no message for 3 s" in notice["data"]["message"], notice
         with pytest.raises(ConnectionClosed):
             idle.recv(timeout=30)
+
+
+@pytest.mark.parametrize("query", ["?session_id={id}&session_id=", "?session_id=&session_id=", "?session_id="])
+def test_a_query_string_cannot_pass_a_new_session_off_as_an_attachment(every_transport_server: str,
+                                                                        query: str) -> None:
+    """`/ws?session_id=<id>` attaches to an HTTP session and creates none; a query that OpenEnv reads as no session
+    (its last session_id is blank) creates one, so it counts like any new session."""
+    url = every_transport_server
+    with contextlib.ExitStack() as stack, http_client(GREEDY) as greedy:
+        opened = [create_http_session(greedy, url) for _ in range(PER_CLIENT)]
+        assert all(isinstance(session_id, str) for session_id in opened), opened
+        port = int(url.rsplit(":", 1)[1])
+        sock = socket.create_connection(("127.0.0.1", port), timeout=30, source_address=(GREEDY, 0))
+        target = ws_url(url) + query.format(id=opened[0])
+        refused = refusal(stack.enter_context(connect(target, sock=sock, open_timeout=30)))
+        assert refused is not None and refused["data"]["code"] == "CAPACITY_REACHED", refused
+        for session_id in opened:
+            rpc(greedy, url, "openenv/session/close", session_id=session_id)

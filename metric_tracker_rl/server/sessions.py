@@ -35,7 +35,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import parse_qs
+from urllib.parse import parse_qsl
 
 from fastapi import FastAPI
 from openenv.core.env_server.mcp_types import JsonRpcErrorCode
@@ -103,6 +103,14 @@ def json_rpc_request(body: bytes) -> tuple[Any, str | None, dict[str, Any]]:
             params = request.get("params")
             return request.get("id"), request["method"], params if isinstance(params, dict) else {}
     return None, None, {}
+
+
+def requested_session(scope: Scope) -> str | None:
+    """The `session_id` a /ws connection asks to attach to, read as OpenEnv reads it (Starlette's query
+    parameters: blank values kept, the last one wins), so that no query string counts as an attachment here
+    while OpenEnv creates a session for it."""
+    pairs = parse_qsl(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True)
+    return next((value for key, value in reversed(pairs) if key == "session_id"), None)
 
 
 def ws_error(message: str, code: str, **data: Any) -> str:
@@ -178,8 +186,8 @@ class SessionLimits:
         path = scope.get("path")
         if scope["type"] == "websocket" and path in (SESSION_PATH, MCP_PATH):
             client = (scope.get("client") or ("unknown", 0))[0]
-            attach_to = parse_qs(scope.get("query_string", b"").decode("latin-1")).get("session_id", [None])[0]
-            if path == SESSION_PATH and attach_to is not None:
+            attach_to = requested_session(scope)
+            if path == SESSION_PATH and attach_to:
                 await self.attached_socket(scope, receive, send, self.http_sessions.get(attach_to))
             else:
                 await self.socket_session(scope, receive, send, client, "ws" if path == SESSION_PATH else "mcp")
