@@ -10,6 +10,7 @@ import asyncio
 import atexit
 import uuid
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextvars import ContextVar
 from functools import cache
 from typing import Any
 
@@ -57,10 +58,18 @@ _RELEASER = ThreadPoolExecutor(max_workers=2, thread_name_prefix="episode-releas
 # registered after the sandbox's own handler); a DuckDB database still closing while the interpreter tears down
 # aborts the process.
 atexit.register(_RELEASER.shutdown, wait=True)
-NO_EPISODE = (
+NO_EPISODE_OVER_HTTP = (
     "No active episode. Over HTTP every /step request gets a fresh environment (HTTP is stateless), so an "
     "episode needs the WebSocket session at /ws (MetricTrackerRlEnv in Python): send reset, then steps."
 )
+NO_EPISODE = (
+    "No active episode in this session: it has not been reset. Send reset first. A session keeps its episode "
+    "only while its connection stays open, so a new connection (also one opened again after a lost one) starts "
+    "without an episode."
+)
+# True while the server runs a stateless HTTP /step request (set by metric_tracker_rl.server.hardening): its
+# environment was built for that one request, which is what a step without an episode then has to say.
+STATELESS_STEP: ContextVar[bool] = ContextVar("stateless_step", default=False)
 
 
 def _retry_note(submission: int) -> str:
@@ -119,9 +128,16 @@ class MetricTrackerRlEnvironment(McpToolSurface, TaskProviderMixin,
             config = resolve_reset(seed=seed, secret=self._held_out_secret, **kwargs)
             episode = build_episode(config)
         except ValueError as exc:
-            # The current episode, if any, is left as it was.
-            return MetricTrackerRlObservation(status="error", message=f"reset failed: {exc}", done=self._done,
-                                              reward=0.0, available_tasks=_catalogs()["available_tasks"])
+            # The current episode, if any, is left as it was, and the observation shows its true budgets.
+            if self._episode is None:
+                return MetricTrackerRlObservation(status="error", reward=0.0, done=False,
+                                                  message=f"reset failed: {exc} No episode is active: reset with "
+                                                          "valid settings to start one.",
+                                                  available_tasks=_catalogs()["available_tasks"])
+            return self._observation(status="error", reward=0.0,
+                                     message=f"reset failed: {exc} The current episode is unchanged and goes on "
+                                             "(its budgets below).",
+                                     available_tasks=_catalogs()["available_tasks"])
         if self._episode is not None and self._episode.public.holds_resources():
             # The old episode's SQL database: destroying one takes 10-40 ms, which reset (on the event loop)
             # leaves to a release thread.
@@ -140,8 +156,8 @@ class MetricTrackerRlEnvironment(McpToolSurface, TaskProviderMixin,
         if isinstance(action, MCP_ACTIONS):  # MCP tool discovery and calls (metric_tracker_rl.mcp_surface)
             return self.mcp_step(action)
         if self._episode is None:
-            return MetricTrackerRlObservation(status="error", message=NO_EPISODE, reward=0.0, done=False,
-                                              instruction=INSTRUCTION)
+            return MetricTrackerRlObservation(status="error", reward=0.0, done=False, instruction=INSTRUCTION,
+                                              message=NO_EPISODE_OVER_HTTP if STATELESS_STEP.get() else NO_EPISODE)
         if self._done:
             return self._observation(status="error", reward=0.0,
                                      message="The episode is over; call reset to start a new one.")

@@ -37,6 +37,15 @@ class ServerUnavailable(ConnectionError):
     """No episode could be started before the retry deadline."""
 
 
+class SessionLost(ConnectionError):
+    """A step after the connection that held the episode closed: the episode went with its session.
+    `code` is the close code the server sent, None when the connection ended without one."""
+
+    def __init__(self, message: str, code: int | None) -> None:
+        super().__init__(message)
+        self.code = code
+
+
 def is_transient(error: BaseException) -> bool:
     """Errors a later attempt can get past: the server is down, restarting, draining or full."""
     if isinstance(error, (ConnectionError, ConnectionClosed, TimeoutError, OSError)):
@@ -119,7 +128,7 @@ async def areset_until_served(reset: Callable[[], Awaitable[T]], drop_connection
 
 def lost_connection_text(error: BaseException) -> str:
     """What a tool call answers when its connection died mid-episode: the episode is lost with the connection."""
-    reason = "the server is stopping" if getattr(getattr(error, "rcvd", None), "code", None) == GOING_AWAY \
-        else "the connection to the server was lost"
+    code = error.code if isinstance(error, SessionLost) else getattr(getattr(error, "rcvd", None), "code", None)
+    reason = "the server is stopping" if code == GOING_AWAY else "the connection to the server was lost"
     return (f"error: {reason} ({describe(error)}); this episode is over and its steps are lost. Stop calling "
             "tools: the next reset starts a new episode.")

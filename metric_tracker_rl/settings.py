@@ -107,9 +107,9 @@ class ServerSettings(Settings):
                          description="server processes, 1 or more; each holds its own sessions")
     max_concurrent_envs: int = Field(DEFAULT_MAX_CONCURRENT_ENVS, ge=1,
                                      validation_alias=variable("MAX_CONCURRENT_ENVS"),
-                                     description="WebSocket sessions served at once, 1 or more")
+                                     description="sessions served at once (WebSocket and HTTP), 1 or more")
     session_timeout_s: float = Field(DEFAULT_SESSION_TIMEOUT_S, gt=0, validation_alias=variable("SESSION_TIMEOUT_S"),
-                                     description="seconds after which an idle session is reaped, more than 0")
+                                     description="seconds of silence after which a session is closed, more than 0")
     enable_web_interface: bool = Field(True, validation_alias=variable("ENABLE_WEB_INTERFACE"),
                                        description="serve the debugger at /web: true or false")
     max_sessions_per_client: int | None = Field(
@@ -117,7 +117,8 @@ class ServerSettings(Settings):
         description="sessions one client may hold at once, 1 or more (unset: MAX_CONCURRENT_ENVS)")
     unreset_session_grace_s: float = Field(
         DEFAULT_UNRESET_GRACE_S, gt=0, validation_alias=variable("UNRESET_SESSION_GRACE_S"),
-        description="seconds a session may stay open without a reset while the server is full, more than 0")
+        description="seconds a new session (WebSocket or HTTP) may stay unused (no reset) before it is closed, more "
+                    "than 0")
     forwarded_allow_ips: str = Field(
         "", validation_alias=variable("FORWARDED_ALLOW_IPS"),
         description="comma-separated proxies (addresses or networks) whose X-Forwarded-For names the client")

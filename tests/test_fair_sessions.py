@@ -1,6 +1,7 @@
-"""One greedy client cannot lock others out: the per-client session cap, the reset grace period and the retry
-hint, against a live server. Two clients are told apart by their loopback source address (127.0.0.1 and
-127.0.0.2 are both this machine on Linux)."""
+"""One greedy client cannot lock others out: the per-client session cap over every transport (/ws, /mcp and HTTP
+sessions), the grace period of unused sessions, the closing of idle ones and the retry hint, against a live
+server. Two clients are told apart by their loopback source address (127.0.0.1 and 127.0.0.2 are both this
+machine on Linux)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,9 @@ import json
 import socket
 import time
 from collections.abc import Iterator
+from typing import Any
 
+import httpx
 import pytest
 from conftest import running_server
 from test_capacity import reset, rss_kb, server_pid, ws_url
@@ -123,7 +126,7 @@ def test_the_server_wide_capacity_error_says_when_to_retry() -> None:
         with open_session(url, GREEDY) as second:
             refused = refusal(second)  # the first session has not reset yet: it can be reaped in ~600 s
         assert refused is not None and refused["data"]["code"] == "CAPACITY_REACHED", refused
-        assert 500 <= refused["data"]["retry_after_s"] <= 600
+        assert 500 <= refused["data"]["retry_after_s"] <= 601
         assert f"Retry in about {refused['data']['retry_after_s']} s." in refused["data"]["message"]
         reset(first)
 
@@ -145,3 +148,194 @@ def test_memory_stays_flat_while_a_client_opens_and_drops_connections(capped_ser
     assert after - before < RSS_SLACK_KB, (before, after)
     with contextlib.ExitStack() as stack:  # every dropped session gave its place back
         hold(stack, url, GREEDY, PER_CLIENT)
+
+
+# --- one cap over every transport: /ws, the WebSocket /mcp, and HTTP sessions (openenv/session/create) ----------
+
+
+def http_client(source: str) -> httpx.Client:
+    """An HTTP client whose connections leave from the loopback address `source`."""
+    return httpx.Client(transport=httpx.HTTPTransport(local_address=source), timeout=60)
+
+
+def rpc(client: httpx.Client, url: str, method: str, **params: Any) -> dict[str, Any]:
+    body = {"jsonrpc": "2.0", "id": 1, "method": method, **({"params": params} if params else {})}
+    response = client.post(f"{url}/mcp", json=body)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def create_http_session(client: httpx.Client, url: str) -> str | dict[str, Any]:
+    """A new HTTP session's id, or the JSON-RPC error that refused it."""
+    reply = rpc(client, url, "openenv/session/create")
+    return reply["result"]["session_id"] if "result" in reply else reply["error"]
+
+
+def open_mcp_socket(url: str, source: str) -> ClientConnection:
+    port = int(url.rsplit(":", 1)[1])
+    sock = socket.create_connection(("127.0.0.1", port), timeout=30, source_address=(source, 0))
+    return connect(url.replace("http", "ws", 1) + "/mcp", sock=sock, open_timeout=30)
+
+
+def mcp_refusal(ws: ClientConnection) -> dict[str, Any] | None:
+    """List the tools once over /mcp: the JSON-RPC error if the server refused the session, else None."""
+    with contextlib.suppress(ConnectionClosed):
+        ws.send(json.dumps({"jsonrpc": "2.0", "id": 1, "method": "tools/list"}))
+    reply = json.loads(ws.recv(timeout=60))
+    return reply.get("error") if "result" not in reply else None
+
+
+def assert_capacity_error(error: dict[str, Any] | str, max_sessions: int) -> int:
+    """A refusal's retry hint, after checking that the error says it (as a number and in its sentence)."""
+    assert isinstance(error, dict), error
+    data = error["data"]
+    assert data["code"] == "CAPACITY_REACHED" and data["max_sessions"] == max_sessions, error
+    retry_after_s = data["retry_after_s"]
+    assert isinstance(retry_after_s, int) and retry_after_s >= 1
+    assert f"retry in about {retry_after_s} s" in error["message"].lower(), error
+    return retry_after_s
+
+
+@pytest.fixture(scope="module")
+def every_transport_server() -> Iterator[str]:
+    env = {"MAX_CONCURRENT_ENVS": "8", "MAX_SESSIONS_PER_CLIENT": str(PER_CLIENT), "FORWARDED_ALLOW_IPS": POLITE,
+           "UNRESET_SESSION_GRACE_S": "600"}
+    with running_server(extra_env=env) as url:
+        yield url
+
+
+def test_sixty_four_http_sessions_cannot_fill_the_server(every_transport_server: str) -> None:
+    """The issue's lock-out: one client POSTing openenv/session/create gets its cap, no more, and everyone else
+    still gets sessions on every transport."""
+    url = every_transport_server
+    with http_client(GREEDY) as greedy, http_client(POLITE) as polite:
+        answers = [create_http_session(greedy, url) for _ in range(64)]
+        created = [answer for answer in answers if isinstance(answer, str)]
+        assert len(created) == PER_CLIENT
+        assert_capacity_error(answers[-1], PER_CLIENT)
+        with open_session(url, POLITE) as ws:
+            assert refusal(ws) is None
+        with open_mcp_socket(url, POLITE) as ws:
+            assert mcp_refusal(ws) is None
+        own = create_http_session(polite, url)
+        assert isinstance(own, str)
+        for session_id in [*created, own]:
+            assert rpc(greedy, url, "openenv/session/close", session_id=session_id)["result"]["closed"] is True
+        again = create_http_session(greedy, url)  # a closed session gives its place back at once
+        assert isinstance(again, str)
+        rpc(greedy, url, "openenv/session/close", session_id=again)
+
+
+@pytest.mark.parametrize("held", [("http", "http", "http"), ("ws", "mcp", "http")])
+def test_every_transport_counts_against_one_per_client_cap(every_transport_server: str,
+                                                           held: tuple[str, ...]) -> None:
+    url = every_transport_server
+    with contextlib.ExitStack() as stack, http_client(GREEDY) as greedy:
+        opened: list[str] = []
+        for transport in held:
+            if transport == "http":
+                session_id = create_http_session(greedy, url)
+                assert isinstance(session_id, str), session_id
+                opened.append(session_id)
+            elif transport == "ws":
+                hold(stack, url, GREEDY, 1)
+            else:
+                assert mcp_refusal(stack.enter_context(open_mcp_socket(url, GREEDY))) is None
+        # The client is at its cap: a new session is refused on every transport, each with the retry hint.
+        assert_capacity_error(create_http_session(greedy, url), PER_CLIENT)
+        with open_session(url, GREEDY) as ws:
+            refused = refusal(ws)
+        assert refused is not None
+        assert_capacity_error({"message": refused["data"]["message"], "data": refused["data"]}, PER_CLIENT)
+        with open_mcp_socket(url, GREEDY) as ws:
+            assert_capacity_error(mcp_refusal(ws) or {}, PER_CLIENT)
+        for session_id in opened:
+            rpc(greedy, url, "openenv/session/close", session_id=session_id)
+
+
+def test_an_unused_http_session_is_closed_after_the_grace_and_the_retry_hint_is_true() -> None:
+    """Sessions created over HTTP and never reset are closed like unreset /ws ones; the refusal's retry_after_s is
+    long enough: after waiting exactly that long, the same request succeeds."""
+    env = {"MAX_CONCURRENT_ENVS": "8", "MAX_SESSIONS_PER_CLIENT": "2", "UNRESET_SESSION_GRACE_S": "3"}
+    with running_server(extra_env=env) as url, http_client(GREEDY) as greedy:
+        first = [create_http_session(greedy, url) for _ in range(2)]
+        retry_after_s = assert_capacity_error(create_http_session(greedy, url), 2)
+        assert retry_after_s <= 4
+        time.sleep(retry_after_s)  # what the hint tells a client to do
+        assert isinstance(create_http_session(greedy, url), str)
+        for session_id in first:  # both were closed for want of a reset
+            error = rpc(greedy, url, "tools/call", name="get_annotations", session_id=session_id)["error"]
+            assert "Unknown session_id" in error["message"]
+
+
+def test_a_used_http_session_outlives_the_grace() -> None:
+    """A reset on /ws?session_id=... makes an HTTP session used: it stays after the grace and plays on."""
+    env = {"MAX_CONCURRENT_ENVS": "8", "UNRESET_SESSION_GRACE_S": "2"}
+    with running_server(extra_env=env) as url, http_client(POLITE) as polite:
+        session_id = create_http_session(polite, url)
+        with connect(f"{ws_url(url)}?session_id={session_id}", open_timeout=30) as attached:
+            reset(attached, seed=7)
+        unused = create_http_session(polite, url)
+        deadline = time.monotonic() + RELEASE_WAIT_S
+        while "result" in rpc(polite, url, "tools/call", name="get_annotations", session_id=unused):
+            assert time.monotonic() < deadline, "the unused session was never closed"
+            time.sleep(0.2)
+        result = rpc(polite, url, "tools/call", name="get_annotations", session_id=session_id)["result"]
+        assert result["is_error"] is False, result
+
+
+def test_the_server_wide_retry_hint_counts_http_sessions_and_is_true() -> None:
+    """HTTP sessions fill the server: a WebSocket client is told when to retry (not "about 1 s"), and after
+    waiting that long it is served, on /ws and on /mcp."""
+    env = {"MAX_CONCURRENT_ENVS": "2", "UNRESET_SESSION_GRACE_S": "4"}
+    with running_server(extra_env=env) as url, http_client(GREEDY) as greedy:
+        for _ in range(2):
+            assert isinstance(create_http_session(greedy, url), str)
+        with open_session(url, POLITE) as ws:
+            refused = refusal(ws)
+        assert refused is not None and refused["data"]["code"] == "CAPACITY_REACHED", refused
+        retry_after_s = refused["data"]["retry_after_s"]
+        assert 3 <= retry_after_s <= 5 and f"Retry in about {retry_after_s} s." in refused["data"]["message"]
+        with open_mcp_socket(url, POLITE) as ws:
+            assert mcp_refusal(ws)["data"]["retry_after_s"] in (retry_after_s - 1, retry_after_s)
+        time.sleep(retry_after_s)
+        with open_session(url, POLITE) as ws, open_mcp_socket(url, POLITE) as mcp:
+            assert refusal(ws) is None and mcp_refusal(mcp) is None
+
+
+def test_an_idle_session_is_closed_with_a_message_when_the_per_client_hint_says() -> None:
+    """A reset session silent for SESSION_TIMEOUT_S is closed (socket included) with a message saying why, and a
+    client refused meanwhile is served after waiting retry_after_s."""
+    env = {"MAX_CONCURRENT_ENVS": "8", "MAX_SESSIONS_PER_CLIENT": "1", "SESSION_TIMEOUT_S": "3"}
+    with running_server(extra_env=env) as url, open_session(url, GREEDY) as idle:
+        reset(idle)
+        with open_session(url, GREEDY) as extra:
+            refused = refusal(extra)
+        assert refused is not None
+        retry_after_s = refused["data"]["retry_after_s"]
+        assert retry_after_s <= 4
+        time.sleep(retry_after_s)
+        with open_session(url, GREEDY) as served:
+            assert refusal(served) is None
+        notice = json.loads(idle.recv(timeout=30))
+        assert notice["type"] == "error" and "no message for 3 s" in notice["data"]["message"], notice
+        with pytest.raises(ConnectionClosed):
+            idle.recv(timeout=30)
+
+
+@pytest.mark.parametrize("query", ["?session_id={id}&session_id=", "?session_id=&session_id=", "?session_id="])
+def test_a_query_string_cannot_pass_a_new_session_off_as_an_attachment(every_transport_server: str,
+                                                                        query: str) -> None:
+    """`/ws?session_id=<id>` attaches to an HTTP session and creates none; a query that OpenEnv reads as no session
+    (its last session_id is blank) creates one, so it counts like any new session."""
+    url = every_transport_server
+    with contextlib.ExitStack() as stack, http_client(GREEDY) as greedy:
+        opened = [create_http_session(greedy, url) for _ in range(PER_CLIENT)]
+        assert all(isinstance(session_id, str) for session_id in opened), opened
+        port = int(url.rsplit(":", 1)[1])
+        sock = socket.create_connection(("127.0.0.1", port), timeout=30, source_address=(GREEDY, 0))
+        target = ws_url(url) + query.format(id=opened[0])
+        refused = refusal(stack.enter_context(connect(target, sock=sock, open_timeout=30)))
+        assert refused is not None and refused["data"]["code"] == "CAPACITY_REACHED", refused
+        for session_id in opened:
+            rpc(greedy, url, "openenv/session/close", session_id=session_id)

@@ -14,15 +14,20 @@ import time
 import urllib.error
 import urllib.request
 
+import httpx
 import pytest
 from conftest import ROOT
 from websockets.exceptions import ConnectionClosed, InvalidStatus
+from websockets.protocol import State
 from websockets.sync.client import connect
 
+from metric_tracker_rl.client import MetricTrackerRlEnv
 from metric_tracker_rl.local_server import free_port, healthy, serving
+from metric_tracker_rl.models import MetricTrackerRlAction
 from metric_tracker_rl.reconnect import (
     RETRY_DEADLINE_VAR,
     ServerUnavailable,
+    SessionLost,
     backoff_waits,
     reset_until_served,
 )
@@ -197,8 +202,9 @@ def test_a_stopping_server_lets_a_training_rollout_finish_its_step_and_then_tell
 
 @pytest.mark.parametrize("workers", [1, 2])
 def test_a_draining_server_serves_open_sessions_answers_503_on_ready_and_refuses_new_ones(workers: int) -> None:
-    """During the drain period readiness fails and new sessions are refused, while an open session's episode
-    goes on; at the end it is closed with 1001. With workers, the supervisor passes the stop to each of them."""
+    """During the drain period readiness fails and new sessions are refused (on /ws, /mcp and over HTTP), while an
+    open session's episode goes on; at the end it is closed with 1001. With workers, the supervisor passes the
+    stop to each of them."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     env_vars = {**os.environ, "ENABLE_WEB_INTERFACE": "false", DRAIN_VAR: "6"}
@@ -217,9 +223,44 @@ def test_a_draining_server_serves_open_sessions_answers_503_on_ready_and_refuses
                 connect(ws_url)
             assert refused.value.response.status_code == 503
             assert b"reset" in refused.value.response.body
+            with pytest.raises(InvalidStatus) as refused:  # an MCP client's session too
+                connect(f"ws://127.0.0.1:{port}/mcp")
+            assert refused.value.response.status_code == 503
+            created = httpx.post(f"{url}/mcp", json={"jsonrpc": "2.0", "id": 1, "method": "openenv/session/create"},
+                                 timeout=30)
+            assert created.status_code == 503 and "stopping" in created.json()["error"]["message"]
+            listed = httpx.post(f"{url}/mcp", json={"jsonrpc": "2.0", "id": 2, "method": "tools/list"}, timeout=30)
+            assert listed.status_code == 200 and listed.json()["result"]["tools"]  # other calls go on
             held.send('{"type": "step", "data": {"analysis_method": "get_annotations"}}')
             assert '"observation"' in held.recv(timeout=10)  # the open episode goes on
             with pytest.raises(ConnectionClosed) as closed:
                 held.recv(timeout=30)
             assert closed.value.rcvd.code == GOING_AWAY and time.monotonic() - stopped >= 5.5
         assert process.wait(timeout=30) == 0
+
+
+def test_a_step_after_the_episode_session_closed_says_what_happened_until_a_reset() -> None:
+    """MetricTrackerRlEnv after its session was closed (here: idle past SESSION_TIMEOUT_S): a step is not sent to a
+    new session (which has no episode, and whose error would advise HTTP users); it raises SessionLost naming what
+    closed the session, until a reset starts a new episode, which then plays."""
+    port = free_port()
+    env_vars = {**os.environ, "ENABLE_WEB_INTERFACE": "false", "SESSION_TIMEOUT_S": "2"}
+    action = MetricTrackerRlAction(analysis_method="get_annotations")
+    with tempfile.TemporaryFile() as log, serving(server_command(port), port, env_vars, log, cwd=ROOT), \
+            MetricTrackerRlEnv(base_url=f"http://127.0.0.1:{port}").sync() as client:
+        client.reset(seed=1, difficulty="easy")
+        assert client.step(action).observation.status == "ok"
+        deadline = time.monotonic() + 60
+        while client.async_client._ws.state is not State.CLOSED:  # the server closes the idle session
+            assert time.monotonic() < deadline, "the idle session was never closed"
+            time.sleep(0.1)
+        opened = client.async_client.sessions_opened
+        for _ in range(2):  # every step until the reset
+            with pytest.raises(SessionLost) as lost:
+                client.step(action)
+            text = str(lost.value)
+            assert "episode" in text and "reset()" in text and "HTTP" not in text, text
+        assert "no message for 2 s (SESSION_TIMEOUT_S)" in text, text
+        assert client.async_client.sessions_opened == opened  # nothing was sent to a new session
+        brief = client.reset(seed=2, difficulty="easy").observation
+        assert brief.status == "ready" and client.step(action).observation.status == "ok"

@@ -1,22 +1,29 @@
 """Replicas behind a real load balancer: Debian's HAProxy, started on loopback with the shipped deploy/haproxy.cfg.
 
 Sessions spread over the replicas; killing one costs only the episodes it held, and every rollout finishes its
-next episode on the survivor; with METRIC_TRACKER_SECRET shared, a seed gives the same episode on each replica."""
+next episode on the survivor; with METRIC_TRACKER_SECRET shared, a seed gives the same episode on each replica.
+A replica stopped gracefully (SIGTERM) keeps serving its open episodes through the proxy for its drain period
+while new sessions go to the other one."""
 
 from __future__ import annotations
 
 import contextlib
 import csv
 import io
+import json
 import os
 import shutil
+import signal
+import subprocess
 import sys
 import tempfile
 import time
 import urllib.request
+from collections.abc import Iterator
 
 import pytest
 from conftest import ROOT
+from websockets.sync.client import ClientConnection, connect
 
 from benchmarks.scale_out import haproxy_in_front
 from metric_tracker_rl.local_server import free_port, serving
@@ -29,17 +36,25 @@ pytestmark = [pytest.mark.slow,
                                  reason="HAProxy is not installed (apt-get install haproxy; .ci/run installs it)")]
 
 ROLLOUTS = 8
+DRAIN_S = 60  # far longer than the test needs: the drain ends when its last session closes
+STEPPING_PAST_DOWN_S = 4.0  # how long the episode goes on after HAProxy marked its replica down
+STEP_PAUSE_S = 0.2  # a step every so often, as an agent thinking between calls (and within the step budget)
 
 
 def replica_command(port: int) -> list[str]:
     return [sys.executable, "-m", "server.app", "--host", "127.0.0.1", "--port", str(port), "--no-web"]
 
 
-def open_sessions(stats_url: str) -> dict[str, int]:
-    """Open sessions per replica, from HAProxy's statistics."""
+def replica_rows(stats_url: str) -> dict[str, dict[str, str]]:
+    """HAProxy's statistics row of each replica."""
     with urllib.request.urlopen(stats_url, timeout=5) as response:
         rows = csv.DictReader(io.StringIO(response.read().decode().lstrip("# ")))
-        return {row["svname"]: int(row["scur"]) for row in rows if row["svname"].startswith("replica")}
+        return {row["svname"]: row for row in rows if row["svname"].startswith("replica")}
+
+
+def open_sessions(stats_url: str) -> dict[str, int]:
+    """Open sessions per replica, from HAProxy's statistics."""
+    return {name: int(row["scur"]) for name, row in replica_rows(stats_url).items()}
 
 
 def wait_until_both_up(stats_url: str) -> None:
@@ -53,10 +68,11 @@ def wait_until_both_up(stats_url: str) -> None:
     raise AssertionError("the replicas did not pass HAProxy's health checks")
 
 
-def test_sessions_spread_a_dead_replica_costs_only_its_episodes_and_seeds_agree(
-        monkeypatch: pytest.MonkeyPatch) -> None:
-    ports = [free_port(), free_port()]
-    env = {**os.environ, "ENABLE_WEB_INTERFACE": "false", "METRIC_TRACKER_SECRET": "shared-by-every-replica"}
+@contextlib.contextmanager
+def replicas_behind_haproxy(ports: list[int], env: dict[str, str]
+                            ) -> Iterator[tuple[list[subprocess.Popen], str, str]]:
+    """Replicas on `ports` and HAProxy in front of them, all up: (the replica processes, HAProxy's URL, its
+    statistics URL); stopped on exit."""
     with contextlib.ExitStack() as stack:
         replicas = []
         for port in ports:
@@ -64,6 +80,15 @@ def test_sessions_spread_a_dead_replica_costs_only_its_episodes_and_seeds_agree(
             replicas.append(stack.enter_context(serving(replica_command(port), port, env, log, cwd=ROOT)))
         url, stats_url = stack.enter_context(haproxy_in_front(ports))
         wait_until_both_up(stats_url)
+        yield replicas, url, stats_url
+
+
+def test_sessions_spread_a_dead_replica_costs_only_its_episodes_and_seeds_agree(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    ports = [free_port(), free_port()]
+    env = {**os.environ, "ENABLE_WEB_INTERFACE": "false", "METRIC_TRACKER_SECRET": "shared-by-every-replica"}
+    with contextlib.ExitStack() as stack:
+        replicas, url, stats_url = stack.enter_context(replicas_behind_haproxy(ports, env))
 
         # The same seed is the same episode on every replica (the secret is shared).
         shown = []
@@ -123,3 +148,48 @@ def test_one_trainer_behind_the_shipped_proxy_gets_the_sessions_the_training_doc
         for index, rollout in enumerate(rollouts):
             assert read_observation(rollout.reset(seed=index, difficulty="easy")).status == "ready"
         assert sum(open_sessions(stats_url).values()) == trainer_sessions()
+
+
+def exchange(ws: ClientConnection, message: dict) -> dict:
+    ws.send(json.dumps(message))
+    reply = json.loads(ws.recv(timeout=60))
+    assert reply["type"] == "observation", reply
+    return reply["data"]["observation"]
+
+
+def test_a_draining_replica_serves_its_episodes_through_the_proxy_while_new_sessions_go_to_the_other() -> None:
+    """The shipped configuration with a rolling restart's first step: SIGTERM one replica while an episode runs
+    on it. HAProxy marks the replica down (its /ready answers 503) and sends new sessions to the other replica,
+    but the open episode goes on stepping through the proxy, seconds past the health check's fall time, until it
+    is graded; closing it ends the drain, and the replica exits cleanly."""
+    ports = [free_port(), free_port()]
+    env = {**os.environ, "ENABLE_WEB_INTERFACE": "false", "METRIC_TRACKER_DRAIN_S": str(DRAIN_S)}
+    with contextlib.ExitStack() as stack:
+        replicas, url, stats_url = stack.enter_context(replicas_behind_haproxy(ports, env))
+        ws_url = url.replace("http", "ws", 1) + "/ws"
+
+        with connect(ws_url, open_timeout=30) as episode:
+            assert exchange(episode, {"type": "reset", "data": {"seed": 5, "difficulty": "hard"}})["status"] == "ready"
+            (draining,) = [name for name, count in open_sessions(stats_url).items() if count == 1]
+            (other,) = [name for name in open_sessions(stats_url) if name != draining]
+            replicas[int(draining.removeprefix("replica")) - 1].send_signal(signal.SIGTERM)
+
+            deadline = time.monotonic() + 30
+            while not replica_rows(stats_url)[draining]["status"].startswith("DOWN"):
+                assert time.monotonic() < deadline, "HAProxy never marked the draining replica down"
+                assert exchange(episode, {"type": "step", "data": {"analysis_method": "get_annotations"}})[
+                    "status"] == "ok"
+                time.sleep(STEP_PAUSE_S)
+            marked_down = time.monotonic()
+            while time.monotonic() - marked_down < STEPPING_PAST_DOWN_S:
+                step = exchange(episode, {"type": "step", "data": {"analysis_method": "get_annotations"}})
+                assert step["status"] == "ok", step
+                time.sleep(STEP_PAUSE_S)
+
+            with connect(ws_url, open_timeout=30) as fresh:  # a new session goes to the replica that stays
+                assert exchange(fresh, {"type": "reset", "data": {"seed": 6}})["status"] == "ready"
+                assert open_sessions(stats_url) == {draining: 1, other: 1}
+            graded = exchange(episode, {"type": "step", "data": {"classifications": []}})
+            assert graded["status"] == "graded", graded
+        stopped = replicas[int(draining.removeprefix("replica")) - 1]
+        assert stopped.wait(timeout=60) == 0  # its last session closed: the drain ended early and cleanly

@@ -19,7 +19,7 @@ from metric_tracker_rl import DEFAULT_TASK_ORDER, MetricTrackerRlAction, MetricT
 from metric_tracker_rl.analysis_tools import available_analysis_methods, generate_rows, run_tool
 from metric_tracker_rl.analysis_tools.segment_tools import SEGMENT_TOOL_NAMES
 from metric_tracker_rl.catalog import row_key
-from metric_tracker_rl.environment import NO_EPISODE
+from metric_tracker_rl.environment import NO_EPISODE_OVER_HTTP
 from metric_tracker_rl.models import MetricTrackerRlObservation, MetricTrackerRlState, PayloadGeneratorMethod
 from metric_tracker_rl.scenario import Episode, build_episode
 from metric_tracker_rl.tasks import resolve_episode_config
@@ -268,7 +268,7 @@ def test_http_step_without_reset_is_a_documented_error(http: httpx.Client) -> No
     assert response.status_code == 200
     body = response.json()
     assert body["observation"]["status"] == "error"
-    assert body["observation"]["message"] == NO_EPISODE
+    assert body["observation"]["message"] == NO_EPISODE_OVER_HTTP
     assert body["reward"] == 0.0
 
 

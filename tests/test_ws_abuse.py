@@ -264,8 +264,31 @@ def test_lone_surrogates_get_an_error(session: ClientConnection) -> None:
 
 def test_a_step_before_reset_gets_an_error_observation(session: ClientConnection) -> None:
     reply = exchange(session, {"type": "step", "data": {"analysis_method": "list_dates"}})
-    assert "No active episode" in error_observation(reply)
+    message = error_observation(reply)
+    assert "No active episode" in message and "reset" in message
+    assert "HTTP" not in message  # advice for stateless HTTP is wrong on a WebSocket session
     assert_session_works(session)
+
+
+@pytest.mark.parametrize("settings", [{"seed": -5}, {"difficulty": "impossible"}, {"task_id": "no_such_task"}])
+def test_a_refused_reset_reports_the_live_episode_unchanged(session: ClientConnection,
+                                                             settings: dict[str, Any]) -> None:
+    """A reset the environment refuses leaves the episode running, and its error observation shows that
+    episode's true budgets (not zeros); the next step goes on from them."""
+    observation(exchange(session, {"type": "reset", "data": {"task_id": "easy_single_spike"}}))
+    stepped = observation(exchange(session, {"type": "step", "data": {"analysis_method": "list_dates"}}))
+    refused = observation(exchange(session, {"type": "reset", "data": settings}))
+    assert refused["status"] == "error" and "unchanged" in refused["message"], refused
+    for budget in ("task_id", "steps_remaining", "submissions_remaining"):
+        assert refused[budget] == stepped[budget], (budget, refused, stepped)
+    assert refused["submissions_remaining"] > 0
+    following = observation(exchange(session, {"type": "step", "data": {"analysis_method": "list_dates"}}))
+    assert following["status"] == "ok" and following["steps_remaining"] == stepped["steps_remaining"] - 1
+
+
+def test_a_refused_first_reset_says_no_episode_is_active(session: ClientConnection) -> None:
+    refused = observation(exchange(session, {"type": "reset", "data": {"seed": -5}}))
+    assert refused["status"] == "error" and "No episode is active" in refused["message"], refused
 
 
 def test_steps_after_done_get_an_error_observation(session: ClientConnection) -> None:

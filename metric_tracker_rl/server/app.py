@@ -58,7 +58,7 @@ def build_app(environment: type[MetricTrackerRlEnvironment] | None = None,
         app = create_fastapi_app(environment, MetricTrackerRlAction, MetricTrackerRlObservation,
                                  env_name="metric_tracker_rl", concurrency_config=concurrency,
                                  state_cls=MetricTrackerRlState)
-    limit_sessions(harden(serve_task_api(app)), settings)
+    harden(limit_sessions(serve_task_api(app), settings))
     return drain_on_stop(app)
 
 

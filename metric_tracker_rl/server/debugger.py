@@ -28,6 +28,7 @@ from metric_tracker_rl.models import MetricTrackerRlObservation
 from metric_tracker_rl.server import debugger_charts as charts
 from metric_tracker_rl.server import debugger_forms as forms
 from metric_tracker_rl.server import images
+from metric_tracker_rl.server.quiet_queue import quiet_when_idle
 
 CHART_SESSION_STEPS = 500  # the chart session reads every page and every day's hours (the budget's maximum)
 
@@ -421,4 +422,4 @@ def build_debugger(web_manager: Any, action_fields: Any, metadata: Any, is_chat_
         submit_button.click(submit, [session_state, payload], graded_outputs)
         confirm_button.click(grade, [session_state, payload], graded_outputs)
         demo.unload(close_tab)
-    return demo
+    return quiet_when_idle(demo)

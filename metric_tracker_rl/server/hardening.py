@@ -121,11 +121,55 @@ class WebSocketFrameGuard:
             await self.app(scope, guarded_receive, send)
 
 
-async def _json_response(send: Send, status: int, payload: Any) -> None:
-    body = json.dumps(payload).encode()
+async def json_response(send: Send, status: int, payload: Any) -> None:
+    """A whole JSON response (`payload` as JSON; bytes as they are)."""
+    body = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
     await send({"type": "http.response.start", "status": status,
                 "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
     await send({"type": "http.response.body", "body": body})
+
+
+class BodyTooLarge(ValueError):
+    """A request body over the limit `read_body` was given."""
+
+
+async def read_body(receive: Receive, limit: int | None = None) -> bytes | None:
+    """A request's whole body, or None when the client left; BodyTooLarge past `limit` bytes."""
+    chunks, size = [], 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return None
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if limit is not None and size > limit:
+            raise BodyTooLarge(size)
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return b"".join(chunks)
+
+
+def replaying(body: bytes, receive: Receive) -> Receive:
+    """A receive that hands the app `body` (already read) as one message, then whatever the client sends next."""
+    replayed = False
+
+    async def replay() -> Message:
+        nonlocal replayed
+        if replayed:
+            return await receive()
+        replayed = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    return replay
+
+
+async def bounded_body(receive: Receive, send: Send) -> bytes | None:
+    """A request's body up to MAX_MESSAGE_BYTES; None when the client left, or past that (answered with a 413)."""
+    try:
+        return await read_body(receive, MAX_MESSAGE_BYTES)
+    except BodyTooLarge:
+        await json_response(send, 413, {"detail": f"request body over {MAX_MESSAGE_BYTES} bytes"})
+        return None
 
 
 class BoundedRequestBodies:
@@ -138,30 +182,29 @@ class BoundedRequestBodies:
         if scope["type"] != "http" or scope.get("method") not in ("POST", "PUT", "PATCH"):
             await self.app(scope, receive, send)
             return
-        chunks, size = [], 0
-        while True:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                return
-            chunk = message.get("body", b"")
-            size += len(chunk)
-            if size > MAX_MESSAGE_BYTES:
-                await _json_response(send, 413, {"detail": f"request body over {MAX_MESSAGE_BYTES} bytes"})
-                return
-            chunks.append(chunk)
-            if not message.get("more_body", False):
-                break
-        body = b"".join(chunks)
-        replayed = False
+        body = await bounded_body(receive, send)
+        if body is not None:
+            await self.app(scope, replaying(body, receive), send)
 
-        async def replay() -> Message:
-            nonlocal replayed
-            if replayed:
-                return await receive()
-            replayed = True
-            return {"type": "http.request", "body": body, "more_body": False}
 
-        await self.app(scope, replay, send)
+class MarksStatelessSteps:
+    """ASGI middleware: runs HTTP `POST /step` with `STATELESS_STEP` set, so that a step without an episode says
+    why HTTP cannot hold one, and a WebSocket session's says what a session's episode needs instead."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        from metric_tracker_rl.environment import STATELESS_STEP  # here: `websocket_options` imports this module
+
+        self.app, self.stateless_step = app, STATELESS_STEP
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope.get("path") != "/step":
+            await self.app(scope, receive, send)
+            return
+        token = self.stateless_step.set(True)
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            self.stateless_step.reset(token)
 
 
 def document_actual_contract(app: FastAPI) -> None:
@@ -194,6 +237,7 @@ def document_actual_contract(app: FastAPI) -> None:
 
 def harden(app: FastAPI) -> FastAPI:
     document_actual_contract(app)
+    app.add_middleware(MarksStatelessSteps)
     app.add_middleware(WebSocketFrameGuard)
     app.add_middleware(BoundedRequestBodies)
     return app

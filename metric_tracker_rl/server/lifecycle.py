@@ -5,7 +5,8 @@ fails every WebSocket at once (code 1012), so a step in flight is lost without a
 (or Ctrl-C):
 
 1. makes readiness fail: `GET /ready` answers 503 (it answers 200 while the server takes sessions), and a new
-   WebSocket session is refused with close code 1001, so load balancers and clients go elsewhere or wait;
+   session is refused (a WebSocket on `/ws` or `/mcp` with a 503, or close code 1001; `openenv/session/create`
+   with a 503 and a JSON-RPC error), so load balancers and clients go elsewhere or wait;
 2. goes on serving the open sessions for the drain period (`METRIC_TRACKER_DRAIN_S`, default 10 s), or until
    every one has closed, so an episode in flight can finish; a step still running at the end is let finish
    (STEP_GRACE_S at most);
@@ -27,11 +28,21 @@ from dataclasses import dataclass, field
 
 from fastapi import FastAPI
 
-from metric_tracker_rl.server.hardening import ASGIApp, Message, Receive, Scope, Send
+from metric_tracker_rl.server.hardening import (
+    ASGIApp,
+    Message,
+    Receive,
+    Scope,
+    Send,
+    bounded_body,
+    json_response,
+    replaying,
+)
+from metric_tracker_rl.server.sessions import CREATE_METHOD, MCP_PATH, json_rpc_error, json_rpc_request
 
 STEP_GRACE_S = 5.0
 READY_PATH = "/ready"
-SESSION_PATH = "/ws"
+SESSION_PATHS = frozenset({"/ws", "/mcp"})  # the WebSocket sessions: an episode's, and an MCP client's
 GOING_AWAY = 1001
 STOPPING_REASON = "server stopping: reset to start a new episode"
 
@@ -79,7 +90,8 @@ LIFECYCLE = Lifecycle()
 
 
 class DrainAware:
-    """ASGI middleware: `/ready`, session tracking on `/ws`, and the refusal of new sessions while draining."""
+    """ASGI middleware: `/ready`, session tracking on the WebSocket sessions (`/ws`, `/mcp`), and the refusal of
+    new ones while draining."""
 
     def __init__(self, app: ASGIApp, lifecycle: Lifecycle) -> None:
         self.app, self.lifecycle = app, lifecycle
@@ -87,8 +99,10 @@ class DrainAware:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope.get("path") == READY_PATH:
             await self._ready(send)
-        elif scope["type"] == "websocket" and scope.get("path") == SESSION_PATH:
+        elif scope["type"] == "websocket" and scope.get("path") in SESSION_PATHS:
             await self._session(scope, receive, send)
+        elif self.lifecycle.draining and scope["type"] == "http" and scope.get("path") == MCP_PATH:
+            await self._json_rpc_while_draining(scope, receive, send)
         else:
             await self.app(scope, receive, send)
 
@@ -98,6 +112,17 @@ class DrainAware:
         await send({"type": "http.response.start", "status": 503 if draining else 200,
                     "headers": [(b"content-type", b"application/json"), (b"cache-control", b"no-store")]})
         await send({"type": "http.response.body", "body": body})
+
+    async def _json_rpc_while_draining(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Refuse `openenv/session/create` with a 503 (a proxy retries it elsewhere); let every other call on."""
+        body = await bounded_body(receive, send)  # this middleware sits outside BoundedRequestBodies
+        if body is None:
+            return
+        request_id, method, _ = json_rpc_request(body)
+        if method != CREATE_METHOD:
+            await self.app(scope, replaying(body, receive), send)
+            return
+        await json_response(send, 503, json_rpc_error(request_id, STOPPING_REASON).encode())
 
     async def _session(self, scope: Scope, receive: Receive, send: Send) -> None:
         if self.lifecycle.draining:
