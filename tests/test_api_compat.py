@@ -47,28 +47,76 @@ def test_models_have_the_fields_the_reference_script_reads() -> None:
         PayloadGeneratorMethod.model_fields)
 
 
-def test_task_specs_have_the_reference_attributes() -> None:
-    assert len(DEFAULT_TASK_ORDER) >= 3
+def test_task_specs_hold_the_values_the_reference_script_reports() -> None:
+    """The reference script plays DEFAULT_TASK_ORDER and reports each task's difficulty, objective and
+    grader_name beside its score: they must be the task's own, not just strings. The difficulty is the one its
+    episode is played at, the objective the one the episode states, and grader_name imports to the function the
+    environment grades with. An unknown id is a ValueError naming the valid ones (SPEC section 1)."""
+    import importlib
+
+    from metric_tracker_rl import environment
+
+    assert [get_task_spec(task_id).difficulty for task_id in DEFAULT_TASK_ORDER[:3]] == ["easy", "medium", "hard"]
     for task_id in DEFAULT_TASK_ORDER:
         spec = get_task_spec(task_id)
-        assert spec.task_id == task_id
-        assert spec.difficulty in {"easy", "medium", "hard"}
-        assert isinstance(spec.objective, str) and spec.objective
-        assert isinstance(spec.grader_name, str) and spec.grader_name
+        assert spec.task_id == task_id and get_task_spec(task_id.upper()) is spec
+        observation = environment.MetricTrackerRlEnvironment().reset(task_id=task_id)
+        assert (observation.task_id, observation.config["difficulty"]) == (task_id, spec.difficulty)
+        assert spec.objective and spec.objective in observation.message
+        assert build_episode(resolve_episode_config(task_id=task_id)).public.task["objective"] == spec.objective
+        module, _, name = spec.grader_name.rpartition(".")
+        assert getattr(importlib.import_module(module), name) is environment.grade_submission
+    with pytest.raises(ValueError, match=DEFAULT_TASK_ORDER[0]):
+        get_task_spec("no_such_task")
 
 
-def test_available_analysis_methods_cover_the_reference_tools_with_schemas() -> None:
-    specs = available_analysis_methods()
-    names = [spec.name for spec in specs]
-    assert set(REFERENCE_TOOL_NAMES) <= set(names)
-    assert len(names) == len(set(names))
-    for spec in specs:
-        assert isinstance(spec.description, str) and spec.description
-        schema = spec.openai_schema()
-        assert schema["type"] == "function"
-        assert schema["function"]["name"] == spec.name
-        assert schema["function"]["description"] == spec.description
-        assert schema["function"]["parameters"]["type"] == "object"
+# The arguments the reference script's hand-written schemas give each reference tool (seeds/000's tool_schemas),
+# with values taken from the episode: a date, a conversion metric and an event count ({entity}).
+REFERENCE_CALLS: dict[str, dict] = {
+    "task_overview": {}, "list_dates": {}, "list_entities": {},
+    "rows_for_date": {"date": "{date}"}, "hourly_rows_for_date": {"date": "{date}"},
+    "detect_funnel_break": {"date": "{date}"}, "check_impossible_counts": {"date": "{date}"},
+    "compare_rate_to_median": {"date": "{date}", "entity_name": "{metric}"},
+    "compare_count_to_median": {"date": "{date}", "entity_name": "{entity}"},
+    "list_suspicious_dates": {"limit": 10}, "preview_submission": {"rows": []}, "show_raw_data": {"limit": 5},
+    "get_metric_median": {"metric_name": "{metric}"}, "get_metric_std_dev_from_median": {"metric_names": ["{metric}"]},
+    "get_rows_with_abs_diff_from_median_gt": {"metric_name": "{metric}", "threshold": 0.01},
+    **{name: {"metric_names": ["{metric}"], "threshold_multiplier": 2.0}
+       for name in ("get_median_filter_rows", "get_rate_drop_from_median_rows", "get_rate_spike_from_median_rows")},
+    **{name: {"metric_names": ["{entity}"], "threshold_multiplier": 2.0}
+       for name in ("get_absolute_drop_in_event_count_rows", "get_absolute_spike_in_event_count_rows")},
+    **{name: {"threshold_multiplier": 2.0} for name in ("get_funnel_break_rows", "get_hourly_traffic_mix_shift_rows",
+                                                        "get_instrumentation_data_quality_issue_rows")},
+    "payload_generator": {"generator_methods": [{"method_name": "get_rate_spike_from_median_rows",
+                                                 "threshold_multiplier": 2.0}]},
+}
+
+
+def _filled(arguments: object, values: dict[str, str]) -> object:
+    if isinstance(arguments, dict):
+        return {key: _filled(value, values) for key, value in arguments.items()}
+    if isinstance(arguments, list):
+        return [_filled(value, values) for value in arguments]
+    return arguments.format(**values) if isinstance(arguments, str) else arguments
+
+
+def test_every_reference_tool_runs_with_the_arguments_the_reference_script_sends() -> None:
+    """The reference script builds its own schemas by tool name: each reference tool must still take those
+    arguments and run, and each of its generators must return rows that name it as their detection method."""
+    from metric_tracker_rl.environment import MetricTrackerRlEnvironment
+
+    assert set(REFERENCE_CALLS) == set(REFERENCE_TOOL_NAMES)
+    task_id = DEFAULT_TASK_ORDER[0]
+    env = MetricTrackerRlEnvironment()  # one episode: its step budget covers one call of each tool
+    metric = env.reset(task_id=task_id).conversion_metric_definitions[0]
+    values = {"date": build_episode(resolve_episode_config(task_id=task_id)).public.data.dates[10],
+              "metric": metric.name, "entity": metric.numerator}
+    for name, arguments in REFERENCE_CALLS.items():
+        step = env.step(MetricTrackerRlAction(analysis_method=name, analysis_args=_filled(arguments, values)))
+        assert step.status == "ok", (name, step.message)
+        assert step.analysis_result["method"] == name
+        if name.startswith("get_") and name.endswith("_rows"):
+            assert all(row["detection_method"] == name for row in step.analysis_result["rows"]), name
 
 
 def _first_expected_row(task_id: str) -> MetricSubmissionRow:

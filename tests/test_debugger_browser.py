@@ -28,6 +28,7 @@ TASK = "medium_mixed_pair"
 TIMEOUT_MS = 90_000
 ARTIFACTS = ROOT / "artifacts"
 LONG_FRACTION = re.compile(r"\.0*[1-9]\d{4,}")  # five or more significant digits after the point
+CHART_BOXES = ("chart-counts", "chart-rates", "chart-heatmap", "chart-funnel")
 
 if not os.path.exists(CHROMIUM):
     pytest.skip(f"{CHROMIUM} is missing (apt-get install chromium)", allow_module_level=True)
@@ -64,6 +65,7 @@ class DebuggerPage:
         self.page.on("request", self._record)
         self.page.goto(f"{url}/web/")
         self.wait_status("Steps left")
+        self.wait_charts(drawn_after=0)  # the page's own first reset
 
     def _record(self, request: object) -> None:
         parsed = urlparse(request.url)
@@ -82,6 +84,20 @@ class DebuggerPage:
             pytest.fail(f"status never showed {texts}; it shows: {self.status()!r}")
         return self.status()
 
+    def chart_resets(self) -> list[int]:
+        """The reset each chart on the page was drawn for (every chart carries its tab's reset count)."""
+        return self.page.eval_on_selector_all(".mt-chart", "els => els.map(e => Number(e.dataset.reset))")
+
+    def wait_charts(self, drawn_after: int) -> None:
+        """Wait until every chart box holds a chart drawn for a reset later than `drawn_after`: the status and the
+        charts are separate components, and a busy browser may show one before the other."""
+        boxes = ", ".join(repr(f"#{box} .mt-chart") for box in CHART_BOXES)
+        try:
+            self.page.wait_for_function(f"[{boxes}].every(s => {{ const c = document.querySelector(s); "
+                                        f"return c !== null && Number(c.dataset.reset) > {drawn_after}; }})")
+        except sync_api.TimeoutError:
+            pytest.fail(f"the charts were never drawn after reset {drawn_after}; they show {self.chart_resets()}")
+
     def choose(self, elem_id: str, option: str) -> None:
         self.page.click(f"#{elem_id} input")
         self.page.get_by_role("option", name=option, exact=True).click()
@@ -97,9 +113,13 @@ class DebuggerPage:
         self.page.get_by_role("tab", name=name).click()
 
     def reset(self, task_id: str) -> str:
+        """Reset to the task; return once the status and every chart show the new episode."""
+        drawn_for = max(self.chart_resets())
         self.choose("reset-task", task_id)
         self.page.click("#reset-button")
-        return self.wait_status(f"task_id={task_id}", "Steps left: 40")
+        status = self.wait_status(f"task_id={task_id}", "Steps left: 40")
+        self.wait_charts(drawn_after=drawn_for)
+        return status
 
     def run_tool(self, name: str, arguments: str | None = None) -> str:
         steps_left = int(self.status().split("Steps left: ")[1].split()[0])

@@ -6,10 +6,12 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import re
+from functools import cache
 from pathlib import Path
 
 import pytest
 import yaml
+from code_names import CodeNames, code_names
 from fastapi.testclient import TestClient
 
 from metric_tracker_rl.server.lifecycle import READY_PATH, STEP_GRACE_S
@@ -32,8 +34,14 @@ def image_port() -> int:
     return int(port)
 
 
+@cache
+def used_names() -> CodeNames:
+    return code_names(CODE)
+
+
 def read_by_the_code(name: str) -> bool:
-    return any(name in path.read_text() for path in CODE)
+    """Spelt as a string the code uses (an environment key, a settings alias), not only named in a comment."""
+    return used_names().reads_setting(name)
 
 
 @pytest.fixture(scope="module")

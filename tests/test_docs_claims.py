@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import ast
 import re
+from functools import cache
 from pathlib import Path
 
 import pytest
+from code_names import CodeNames, code_names
 from openenv.core.env_server.types import WSErrorCode
 
 from metric_tracker_rl.analysis_tools import TOOL_REGISTRY
@@ -74,8 +76,9 @@ def accepted_flags(path: Path) -> set[str]:
     return flags
 
 
-def code_text() -> str:
-    return "\n".join(path.read_text(encoding="utf-8") for path in CODE if path.exists())
+@cache
+def used_names() -> CodeNames:
+    return code_names(CODE)
 
 
 @pytest.mark.parametrize("doc", DOCS, ids=lambda p: p.name)
@@ -97,25 +100,23 @@ def test_every_command_names_a_script_and_flags_it_accepts(doc: Path) -> None:
 
 
 def test_every_setting_the_docs_name_is_read_by_the_code() -> None:
-    code = code_text()
-    problems = [f"{where(doc, number)}: `{name}` is read nowhere in the code"
+    code = used_names()
+    # An upper-case name in a doc is a setting the code reads, or a constant the code defines (RETRY_COST).
+    problems = [f"{where(doc, number)}: `{name}` is read nowhere in the code, nor defined there"
                 for doc in DOCS for number, line in lines_of(doc) for name in SETTING.findall(line)
-                if name not in code and name not in OTHER_PROGRAMS_SETTINGS and name not in ERROR_CODES]
+                if not (code.reads_setting(name) or name in code.defined)
+                and name not in OTHER_PROGRAMS_SETTINGS and name not in ERROR_CODES]
     assert not problems, "\n".join(problems)
 
 
 def test_every_tool_task_and_split_the_docs_name_exists() -> None:
     tools = set(TOOL_REGISTRY) | set(SUBMISSION_TOOLS)
-    code = code_text()
-
-    def defined(name: str) -> bool:  # a method, function or field of the code's (get_reward, list_tasks, ...)
-        return re.search(rf"\b(?:def|class) {name}\b|\b{name}\s*[:=]|[\"']{name}[\"']", code) is not None
-
+    code = used_names()  # a method, function, field or string of the code's (get_reward, list_tasks, ...)
     problems = []
     for doc in DOCS:
         for number, line in lines_of(doc):
             problems += [f"{where(doc, number)}: no tool (or other name of the code) `{name}`"
-                         for name in TOOL_LIKE.findall(line) if name not in tools and not defined(name)]
+                         for name in TOOL_LIKE.findall(line) if name not in tools and not code.has(name)]
             problems += [f"{where(doc, number)}: no task `{name}`" for name in TASK_LIKE.findall(line)
                          if name not in TASKS]
             problems += [f"{where(doc, number)}: no split `{name}`" for name in SPLIT_LIKE.findall(line)
@@ -175,7 +176,16 @@ def test_the_checks_catch_what_they_are_for(tmp_path: Path) -> None:
     """Each rule fails on a doc line made wrong on purpose."""
     assert "--no-such-flag" not in accepted_flags(script_path("benchmarks.calibrate"))
     assert not script_path("benchmarks.no_such_module").exists()
-    assert "NO_SUCH_SETTING_ANYWHERE" not in code_text()
+    assert not used_names().reads_setting("NO_SUCH_SETTING_ANYWHERE")
+    mentioned = tmp_path / "mentioned.py"  # named in a comment, a docstring and a bare string only: not read
+    mentioned.write_text('"""Reads ONLY_MENTIONED."""\n# ONLY_MENTIONED\n"ONLY_MENTIONED is documented here"\n'
+                         'def reads() -> str:\n    """ONLY_MENTIONED"""\n    return os.environ["REALLY_READ"]\n')
+    shell = tmp_path / "run"
+    shell.write_text("# SHELL_MENTIONED is documented\nexport SHELL_READ=1 # SHELL_TRAILING\n")
+    names = code_names([mentioned, shell])
+    assert not any(names.reads_setting(name) or names.has(name)
+                   for name in ("ONLY_MENTIONED", "SHELL_MENTIONED", "SHELL_TRAILING"))
+    assert names.reads_setting("REALLY_READ") and names.reads_setting("SHELL_READ") and names.has("reads")
     assert TOOL_LIKE.findall("call `get_no_such_rows(limit=5)`") == ["get_no_such_rows"]
     bad = tmp_path / "bad.md"
     bad.write_text("Measured.\n\n| a | b |\n| --- | --- |\n| x | 1.25 |\n")

@@ -18,6 +18,7 @@ from metric_tracker_rl.catalog import (
 )
 from metric_tracker_rl.families import PUBLISHED_FAMILIES
 from metric_tracker_rl.funnel import FunnelData, window_dates
+from metric_tracker_rl.models import MetricSubmissionRow
 from metric_tracker_rl.scenario import CANONICAL_METHOD, build_episode
 from metric_tracker_rl.tasks import MAX_ANOMALIES, PERTURBED_PER_WEEKDAY, resolve_episode_config
 
@@ -43,10 +44,17 @@ def entity_series(data: FunnelData, entity_type: str, entity_name: str) -> np.nd
     return np.array(distances)
 
 
-def test_registry_has_exactly_the_seven_families() -> None:
-    assert set(FAMILY_REGISTRY) == set(ANOMALY_TYPES) and len(FAMILY_REGISTRY) == 7
+def test_every_registered_family_is_published_and_every_published_family_is_registered() -> None:
+    """A family is an injector (the registry) plus a published entry (families.py): an injector without an entry
+    makes incidents no tool, grader or wire enum knows; an entry without an injector publishes a family no episode
+    holds. Derived from both sides, so adding a family needs no edit here."""
+    assert set(FAMILY_REGISTRY) == set(PUBLISHED_FAMILIES.names) == set(ANOMALY_TYPES)
+    assert len(PUBLISHED_FAMILIES.names) == len(ANOMALY_TYPES) and FAMILY_REGISTRY.mixed_order() == ANOMALY_TYPES
+    wire_enum = MetricSubmissionRow.model_json_schema()["properties"]["anomaly_type"]["enum"]
+    assert wire_enum == list(ANOMALY_TYPES)
     for name, family in FAMILY_REGISTRY.items():
-        assert family.name == name and family.entity_type == FAMILY_ENTITY_TYPE[name]
+        assert family.name == name and family.public is PUBLISHED_FAMILIES[name]
+        assert family.entity_type == PUBLISHED_FAMILIES[name].entity_type == FAMILY_ENTITY_TYPE[name]
 
 
 def test_registry_rejects_a_duplicate_family() -> None:
@@ -56,11 +64,15 @@ def test_registry_rejects_a_duplicate_family() -> None:
     assert before == FAMILY_REGISTRY
 
 
-def test_every_published_family_names_registered_tools() -> None:
+def test_every_published_family_has_a_generator_tool_and_a_tool_a_model_is_offered() -> None:
+    """Each family's generator is a registered generator tool (its expected rows name it as their detection
+    method), every tool the grader accepts for it is registered, and at least one of them is offered to models,
+    so a model can earn the detection-method credit for every family."""
     for family in PUBLISHED_FAMILIES:
         assert TOOL_REGISTRY[family.generator].kind == "generator", family.name
+        assert CANONICAL_METHOD[family.name] == family.generator
         assert family.accepted_methods <= set(TOOL_REGISTRY), family.name
-        assert FAMILY_REGISTRY[family.name].public is family
+        assert any(TOOL_REGISTRY[method].offered for method in family.accepted_methods), family.name
 
 
 def _custom_cases() -> list[tuple[str, int]]:

@@ -394,8 +394,13 @@ def test_the_documented_offline_smoke_command_runs_without_a_network(tmp_path: P
                "http://127.0.0.1:9", "NO_PROXY": "127.0.0.1,localhost"}
     blocked.pop("METRIC_TRACKER_URL", None)
     blocked.pop("BASE_URL", None)
-    completed = subprocess.run([sys.executable, "-m", "metric_tracker_rl.inspect_eval.smoke", "--log-dir",
-                                str(tmp_path / "logs")], cwd=ROOT, env=blocked, capture_output=True, text=True,
-                               timeout=300)
+    completed = subprocess.run([sys.executable, "-m", "metric_tracker_rl.inspect_eval.smoke"], cwd=tmp_path,
+                               env=blocked, capture_output=True, text=True, timeout=300)
     assert completed.returncode == 0, completed.stderr[-3000:]
     assert "inspect smoke: status=success samples=1" in completed.stdout
+    assert list(tmp_path.iterdir()) == []  # the check leaves no log where it ran (a checkout's `logs/`)
+    kept = tmp_path / "kept"
+    completed = subprocess.run([sys.executable, "-m", "metric_tracker_rl.inspect_eval.smoke", "--log-dir", str(kept)],
+                               cwd=tmp_path, env=blocked, capture_output=True, text=True, timeout=300)
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    assert [path.suffix for path in kept.iterdir()] == [".eval"] and str(kept) in completed.stdout

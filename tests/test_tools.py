@@ -6,6 +6,7 @@ import ast
 import dataclasses
 import json
 import math
+import re
 
 import jsonschema
 import pytest
@@ -29,6 +30,18 @@ def test_every_reference_tool_exists() -> None:
     assert not missing
     assert [spec.name for spec in available_analysis_methods()] == list(TOOL_REGISTRY)
     assert all(spec.description for spec in available_analysis_methods())
+
+
+def test_every_tool_no_model_is_offered_says_what_keeps_it_and_the_docs_say_the_same() -> None:
+    """A tool hidden from models is kept only for something named in its registration (most for the reference
+    API, whose names must stay); docs/tools.md's table of them is exactly those texts."""
+    hidden = {name: spec.kept_for for name, spec in TOOL_REGISTRY.items() if not spec.offered}
+    assert hidden and all(hidden.values())
+    assert all(spec.offered == (spec.kept_for == "") for spec in TOOL_REGISTRY.values())
+    text = (ROOT / "docs" / "tools.md").read_text(encoding="utf-8")
+    table = text.split("| tool | kept for |\n| --- | --- |\n", 1)[1].split("\n\n", 1)[0]
+    documented = dict(re.findall(r"^\| `(\w+)` \| (.+) \|$", table, re.M))
+    assert documented == hidden
 
 
 @pytest.mark.parametrize("name", list(TOOL_REGISTRY))

@@ -3,19 +3,44 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from pathlib import Path
 
 import gradio
+import pytest
+from fastapi.testclient import TestClient
 from openenv.core.env_server import gradio_theme, web_interface
 
-from metric_tracker_rl.server.web_theme import use_offline_web_theme
+from metric_tracker_rl.server.app import build_app
+from metric_tracker_rl.server.web_theme import TABLE_CSS, use_offline_web_theme
+from metric_tracker_rl.settings import ServerSettings
 
 GRADIO_FRONTEND = Path(gradio.__file__).parent / "templates" / "frontend"
 
 
-def test_the_offline_theme_replaces_the_one_openenv_mounts() -> None:
-    theme = use_offline_web_theme()
-    assert web_interface.OPENENV_GRADIO_THEME is theme  # that the page then loads nothing remote, the browser test sees
+@pytest.fixture(scope="module")
+def web_app() -> Iterator[TestClient]:
+    """The app the server builds with its debugger on (in process: the served CSS is what is checked). OpenEnv's
+    own theme is put back first, so what the page shows comes from building the app, not from an earlier test."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(web_interface, "OPENENV_GRADIO_THEME", gradio_theme.OPENENV_GRADIO_THEME)
+        patch.setattr(web_interface, "OPENENV_GRADIO_CSS", gradio_theme.OPENENV_GRADIO_CSS)
+        yield TestClient(build_app(settings=ServerSettings.load(enable_web_interface=True, debug=False)))
+
+
+def test_the_page_the_server_mounts_uses_the_offline_theme(web_app: TestClient) -> None:
+    """What /web serves, not the module attribute the theme sets: every font the page's theme loads is one the
+    server itself serves, none is remote, and the wide-table rules reach the page."""
+    theme_css = web_app.get("/web/theme.css")
+    assert theme_css.status_code == 200
+    urls = re.findall(r"url\(['\"]?([^'\")]+)", theme_css.text)
+    fonts = [url for url in urls if not url.startswith("data:")]
+    assert fonts and all(url.startswith("static/fonts/") and (GRADIO_FRONTEND / url).is_file() for url in fonts)
+    assert "@import" not in theme_css.text  # OpenEnv's own theme imports its fonts from Google Fonts
+    assert "IBM Plex Sans" in theme_css.text
+    config = web_app.get("/web/config").json()
+    assert not [sheet for sheet in config["stylesheets"] if re.match(r"https?://", sheet)]
+    assert TABLE_CSS.strip() in config["css"]
 
 
 def test_every_font_it_names_ships_with_gradio_and_nothing_is_remote() -> None:

@@ -26,6 +26,7 @@ from metric_tracker_rl.analysis_tools.arguments import (
 )
 from metric_tracker_rl.analysis_tools.comparisons import broken_hour_flags, impossible_hour_flags
 from metric_tracker_rl.analysis_tools.registry import (
+    REFERENCE_API,
     STRENGTH,
     TOOL_REGISTRY,
     ToolError,
@@ -72,7 +73,7 @@ def page_of(args: Any) -> dict[str, Any]:
 
 
 def register_generator(name: str, description: str, args_model: type, example: dict[str, Any], *,
-                       offered: bool = True, constant_columns: frozenset[str] = SCAN_CONSTANTS) -> Any:
+                       kept_for: str = "", constant_columns: frozenset[str] = SCAN_CONSTANTS) -> Any:
     """Register a function that lists every candidate row as the generator tool `name`, paged strongest first."""
     def decorator(rows_of: Any) -> Any:
         def tool(episode: PublicEpisode, args: Any) -> dict[str, Any]:
@@ -81,7 +82,7 @@ def register_generator(name: str, description: str, args_model: type, example: d
                 result["page_of"] = page_of(args)
             return result
 
-        register_tool(name, description, args_model, kind="generator", example=example, offered=offered,
+        register_tool(name, description, args_model, kind="generator", example=example, kept_for=kept_for,
                       constant_columns=constant_columns)(tool)
         GENERATOR_ROWS[name] = rows_of
         return rows_of
@@ -137,28 +138,33 @@ def _deviation_rows(episode: PublicEpisode, args: _MetricSelection, method: str,
 
 
 def _register_deviation_generator(name: str, description: str, model: type, direction: int, *,
-                                  offered: bool) -> None:
+                                  kept_for: str = "") -> None:
     def generator(episode: PublicEpisode, args: Any) -> list[dict[str, Any]]:
         return _deviation_rows(episode, args, name, direction, "z", args.threshold_multiplier)
 
-    register_generator(name, description, model, {"threshold_multiplier": 3.0}, offered=offered)(generator)
+    register_generator(name, description, model, {"threshold_multiplier": 3.0}, kept_for=kept_for)(generator)
 
 
 _register_deviation_generator(
     "get_median_filter_rows", "Candidate count and rate rows beyond the robust-z threshold, either "
-    "way.", AnyMetricThreshold, 0, offered=True)
+    "way.", AnyMetricThreshold, 0)
+# The one-direction scans: each is a family's canonical detection method (its expected rows name it), so it stays
+# valid in generator submissions and as a row's detection method; a model's get_median_filter_rows types each row
+# by its direction.
+DIRECTIONAL_SCAN = (f"{REFERENCE_API}, and the detection method of its family's expected rows (valid in generator "
+                    "submissions); a model runs get_median_filter_rows, which types each row by its direction")
 _register_deviation_generator(
     "get_rate_drop_from_median_rows", "Candidate rate-drop rows: conversion rates whose robust z-score is below "
-    "-threshold_multiplier.", RateThreshold, -1, offered=False)
+    "-threshold_multiplier.", RateThreshold, -1, kept_for=DIRECTIONAL_SCAN)
 _register_deviation_generator(
     "get_rate_spike_from_median_rows", "Candidate rate-spike rows: conversion rates whose robust z-score is above "
-    "threshold_multiplier.", RateThreshold, 1, offered=False)
+    "threshold_multiplier.", RateThreshold, 1, kept_for=DIRECTIONAL_SCAN)
 _register_deviation_generator(
     "get_absolute_drop_in_event_count_rows", "Candidate count-drop rows: event counts whose robust z-score is "
-    "below -threshold_multiplier.", CountThreshold, -1, offered=False)
+    "below -threshold_multiplier.", CountThreshold, -1, kept_for=DIRECTIONAL_SCAN)
 _register_deviation_generator(
     "get_absolute_spike_in_event_count_rows", "Candidate count-spike rows: event counts whose robust z-score is "
-    "above threshold_multiplier.", CountThreshold, 1, offered=False)
+    "above threshold_multiplier.", CountThreshold, 1, kept_for=DIRECTIONAL_SCAN)
 
 
 @register_generator("get_rows_with_abs_diff_from_median_gt", "Rows whose |delta| exceeds a threshold in the "
@@ -255,7 +261,9 @@ def generate_rows(episode: PublicEpisode, methods: list[PayloadGeneratorMethod])
 
 
 @register_tool("payload_generator", "Run several generator calls and merge their rows into one candidate "
-               "payload (a preview: nothing is graded).", PayloadArgs, offered=False,
+               "payload (a preview: nothing is graded).", PayloadArgs,
+               kept_for=f"{REFERENCE_API} and the debugger; a model's submit_generators grades the merged rows "
+                        "itself",
                example={"generator_methods": [{"method_name": "get_rate_drop_from_median_rows",
                                                "metric_name": "app_open_to_order_placed",
                                                "threshold_multiplier": 3.0}]})

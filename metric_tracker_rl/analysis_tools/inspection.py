@@ -16,7 +16,7 @@ from metric_tracker_rl.analysis_tools.arguments import (
     RawDataArgs,
     ScopedDateArgs,
 )
-from metric_tracker_rl.analysis_tools.registry import cap_rows, derived, finite_or_none, register_tool
+from metric_tracker_rl.analysis_tools.registry import REFERENCE_API, cap_rows, derived, finite_or_none, register_tool
 from metric_tracker_rl.catalog import (
     BASELINE_RULE,
     CONVERSION_METRICS,
@@ -68,7 +68,8 @@ def task_overview(episode: PublicEpisode, args: NoArgs) -> dict[str, Any]:
 
 
 @register_tool("list_dates", "Every date with its weekday and whether it has a calendar note.", NoArgs,
-               offered=False)
+               kept_for=f"{REFERENCE_API} and the debugger; a model reads the window in its brief and the noted "
+                        "dates from get_annotations")
 def list_dates(episode: PublicEpisode, args: NoArgs) -> dict[str, Any]:
     noted = {a.date for a in episode.annotations}
     data = episode.data
@@ -77,7 +78,7 @@ def list_dates(episode: PublicEpisode, args: NoArgs) -> dict[str, Any]:
 
 
 @register_tool("list_entities", "Entity types, their valid entity names and what each value measures.", NoArgs,
-               offered=False)
+               kept_for=f"{REFERENCE_API} and the debugger; a model reads the entities from task_overview")
 def list_entities(episode: PublicEpisode, args: NoArgs) -> dict[str, Any]:
     return {"entities": [{"entity_type": t, "entity_names": list(n), "value": ENTITY_VALUE_DEFINITIONS[t]}
                          for t, n in ENTITY_NAMES.items()]}
@@ -90,7 +91,8 @@ def get_annotations(episode: PublicEpisode, args: NoArgs) -> dict[str, Any]:
 
 
 @register_tool("rows_for_date", "Daily event counts and conversion rates of one date.", ScopedDateArgs,
-               example={"date": "2026-03-10"}, offered=False)
+               example={"date": "2026-03-10"},
+               kept_for=f"{REFERENCE_API} and the debugger; a model reads a date's daily row with show_raw_data")
 def rows_for_date(episode: PublicEpisode, args: ScopedDateArgs) -> dict[str, Any]:
     return {"row": daily_row(episode, episode.data.date_index(args.date))}
 
@@ -171,7 +173,9 @@ def _weekday_positions(weekdays: tuple[str, ...]) -> tuple[tuple[str, ...], np.n
 
 
 @register_tool("get_metric_median", "Median of metrics over the window, overall and per weekday.",
-               AnyMetricArgs, example={"metric_name": "app_opens"}, offered=False)
+               AnyMetricArgs, example={"metric_name": "app_opens"},
+               kept_for=f"{REFERENCE_API} and the debugger; get_metric_std_dev_from_median gives a model the same "
+                        "medians")
 def get_metric_median(episode: PublicEpisode, args: AnyMetricArgs) -> dict[str, Any]:
     weekdays, padded = _weekday_positions(episode.data.weekdays)
     metrics = args.selected()
@@ -200,7 +204,9 @@ def get_metric_std_dev_from_median(episode: PublicEpisode, args: AnyMetricArgs) 
 
 
 @register_tool("preview_submission", "Check rows without grading them (format, dates, entities, repeated "
-               "keys); uses no submission.", PreviewArgs, offered=False,
+               "keys); uses no submission.", PreviewArgs,
+               kept_for=f"{REFERENCE_API} and the debugger's report preview; a model's submit_report refuses invalid "
+                        "rows without using a submission",
                example={"rows": [{"date": "2026-03-10", "entity_type": "event_count", "entity_name": "app_opens",
                                   "anomaly_type": "absolute_spike_in_event_count",
                                   "detection_method": "compare_count_to_median", "baseline_value": 40000.0,

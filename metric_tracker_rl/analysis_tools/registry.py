@@ -35,10 +35,17 @@ class ToolSpec:
     func: ToolFunction
     kind: Literal["analysis", "generator"]
     example: dict[str, Any]
-    offered: bool = True  # offered to models as a tool; the others answer a question an offered tool answers too
+    # Why a tool no model is offered stays registered (who calls it), and which offered tool answers a model
+    # instead; empty for an offered tool. docs/tools.md lists these (a test keeps the two in step).
+    kept_for: str = ""
     # Columns of its `rows` table that hold one value in every row of every call (a generator's detection_method):
     # the text states them once. No other column moves, so the table reads the same on every call.
     constant_columns: frozenset[str] = frozenset()
+
+    @property
+    def offered(self) -> bool:
+        """Offered to models as a tool (`tool_calls.model_tools`, MCP); every tool stays on the wire API."""
+        return not self.kept_for
 
     def parameters_schema(self) -> dict[str, Any]:
         schema = self.args_model.model_json_schema()
@@ -59,17 +66,22 @@ class ToolSpec:
 
 
 TOOL_REGISTRY: dict[str, ToolSpec] = {}
+# What keeps most tools no model is offered: SPEC section 4 keeps the reference tool names, and clients of the wire
+# API (the reference inference script) call them by name as `analysis_method`.
+REFERENCE_API = "the reference API (SPEC section 4 keeps its name)"
 
 
 def register_tool(name: str, description: str, args_model: type[BaseModel], *,
                   kind: Literal["analysis", "generator"] = "analysis",
                   example: dict[str, Any] | None = None,
-                  offered: bool = True,
+                  kept_for: str = "",
                   constant_columns: frozenset[str] = frozenset()) -> Callable[[ToolFunction], ToolFunction]:
+    """Register a tool, offered to models unless `kept_for` says what else needs it (a tool nothing needs is
+    removed, not hidden)."""
     def decorator(func: ToolFunction) -> ToolFunction:
         if name in TOOL_REGISTRY:
             raise ValueError(f"tool {name!r} is already registered")
-        spec = ToolSpec(name, description, args_model, func, kind, example or {}, offered, constant_columns)
+        spec = ToolSpec(name, description, args_model, func, kind, example or {}, kept_for.strip(), constant_columns)
         args_model.model_validate(spec.example)  # an example that does not validate is a programming error
         TOOL_REGISTRY[name] = spec
         return func

@@ -7,6 +7,7 @@ downloads, so `inspect eval ... --model mockllm/model` needs a network the first
 from __future__ import annotations
 
 import argparse
+import tempfile
 from typing import Any
 
 MOCK_MODEL = "mockllm/model"
@@ -25,19 +26,28 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("--tasks", default="easy_single_spike", help="comma-separated task ids")
-    parser.add_argument("--log-dir", default="logs/smoke", help="where Inspect writes its log")
+    parser.add_argument("--log-dir", default=None,
+                        help="where Inspect writes its log (default: a temporary directory, removed after the check)")
     args = parser.parse_args(argv)
+    if args.log_dir is not None:
+        return smoke(args.tasks, args.log_dir, keep=True)
+    with tempfile.TemporaryDirectory(prefix="inspect-smoke-") as log_dir:  # a check leaves nothing behind
+        return smoke(args.tasks, log_dir, keep=False)
+
+
+def smoke(tasks: str, log_dir: str, keep: bool) -> int:
     from inspect_ai import eval as inspect_eval
     from inspect_ai.model import get_model
 
     from metric_tracker_rl.inspect_eval.metric_tracker import metric_tracker
 
     # The task itself, not its registered name: from the checkout, that name reads as a directory path.
-    [log] = inspect_eval(metric_tracker(tasks=args.tasks),
+    [log] = inspect_eval(metric_tracker(tasks=tasks),
                          model=get_model(MOCK_MODEL, custom_outputs=submits_an_empty_report),
-                         log_dir=args.log_dir, display="none")
+                         log_dir=log_dir, display="none")
     samples = log.samples or []
-    print(f"inspect smoke: status={log.status} samples={len(samples)} log={log.location}")
+    where = log.location if keep else "not kept (--log-dir keeps it)"
+    print(f"inspect smoke: status={log.status} samples={len(samples)} log={where}")
     return 0 if log.status == "success" and samples else 1
 
 
