@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import functools
 import uuid
 from concurrent.futures import Future, ThreadPoolExecutor
 from functools import cache
@@ -16,6 +17,7 @@ from typing import Any
 from openenv.core.env_server.interfaces import Environment
 from openenv.core.env_server.types import EnvironmentMetadata
 
+from metric_tracker_rl import sql_pool
 from metric_tracker_rl.analysis_tools import available_analysis_methods, generate_rows, run_tool
 from metric_tracker_rl.anomalies import FAMILY_REGISTRY
 from metric_tracker_rl.catalog import CONVERSION_METRICS
@@ -50,6 +52,7 @@ INSTRUCTION = (
 # Analysis tools whose cost grows with the request: they take a worker thread (see step_async). A SQL query may
 # run up to its time limit (DuckDB releases the GIL while it works).
 THREADED_TOOLS = frozenset({"payload_generator", "preview_submission", "query"})
+SQL_TOOL = "query"
 # Threads that release what a finished episode's tools opened (its SQL database), off the event loop.
 _RELEASER = ThreadPoolExecutor(max_workers=2, thread_name_prefix="episode-release")
 # At exit, every release finishes before the SQL sandbox closes what is left (atexit runs this first: it is
@@ -163,6 +166,12 @@ class MetricTrackerRlEnvironment(McpToolSurface, TaskProviderMixin,
         # Unknown tools, invalid arguments and mixed actions end in a cheap error observation: inline too.
         if action.analysis_method is not None and action.analysis_method not in THREADED_TOOLS:
             return self.step(action, timeout_s=timeout_s, **kwargs)
+        if action.analysis_method == SQL_TOOL and self._episode is not None and not self._done:
+            # A statement waits for its client's turn at the SQL workers (sql_pool.FairGate), on threads of its
+            # own: one client's slow queries hold up neither another client's nor anyone's submissions.
+            async with sql_pool.gate().turn(sql_pool.CLIENT.get()):
+                return await asyncio.get_running_loop().run_in_executor(
+                    sql_pool.sql_threads(), functools.partial(self.step, action, timeout_s=timeout_s, **kwargs))
         return await asyncio.to_thread(self.step, action, timeout_s=timeout_s, **kwargs)
 
     def close(self) -> None:

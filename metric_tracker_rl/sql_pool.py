@@ -51,15 +51,19 @@ _PACKAGE_ROOT = str(Path(__file__).resolve().parent.parent)
 class WorkerFailed(Exception):
     """The worker did not answer: it was killed at the deadline, or died (its address-space limit)."""
 
-    def __init__(self, timed_out: bool, started: bool = True) -> None:
+    def __init__(self, timed_out: bool, started: bool = True, sent: bool = True) -> None:
         super().__init__("timed out" if timed_out else "died" if started else "could not start")
         self.timed_out = timed_out
         self.started = started
+        self.sent = sent  # False: the worker was gone before it received the statement (it can go to another)
 
 
 class _Worker:
     def __init__(self) -> None:
-        environment = {**os.environ, "MALLOC_ARENA_MAX": "2", "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1",
+        # Nothing of the server's environment but what Python needs: no secret reaches a process that runs SQL.
+        inherited = {name: os.environ[name] for name in ("PATH", "LANG", "LC_ALL", "VIRTUAL_ENV", "SYSTEMROOT")
+                     if name in os.environ}
+        environment = {**inherited, "MALLOC_ARENA_MAX": "2", "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1",
                        "HOME": "/", "PYTHONPATH": os.pathsep.join(filter(None, [_PACKAGE_ROOT,
                                                                                os.environ.get("PYTHONPATH")]))}
         self.process = subprocess.Popen([sys.executable, "-m", "metric_tracker_rl.sql_worker", str(QUERY_MB),
@@ -77,7 +81,7 @@ class _Worker:
             self.process.stdin.flush()
         except (BrokenPipeError, OSError):
             self.kill()
-            raise WorkerFailed(timed_out=False) from None
+            raise WorkerFailed(timed_out=False, sent=False) from None
         return self._reply(deadline_s)
 
     def _reply(self, deadline_s: float) -> tuple[Any, ...]:
@@ -116,11 +120,29 @@ class SqlPool:
         self._closed = False
         self.replaced = 0  # workers killed or lost and started again (for tests and operators)
         self.start_failures = 0  # workers in a row that could not start
+        self._busy = 0
 
     def run(self, key: int, tables: Callable[[], Mapping[str, SqlTable]], sql: str, offset: int,
             limit: int) -> tuple[Any, ...]:
         """The worker's reply to one statement over episode `key` (`tables()` gives its tables when the worker
-        lacks them). Raises WorkerFailed when the worker had to be killed or died; a fresh one replaces it."""
+        lacks them). Raises WorkerFailed when the worker had to be killed or died; a fresh one replaces it. A
+        worker found gone before it received the statement (killed from outside) passes it to another."""
+        for _ in range(self.size + 1):
+            try:
+                return self._run_once(key, tables, sql, offset, limit)
+            except WorkerFailed as failure:
+                if failure.sent:
+                    raise
+        raise WorkerFailed(timed_out=False)
+
+    @property
+    def busy(self) -> int:
+        """Workers running a statement now."""
+        with self._condition:
+            return self._busy
+
+    def _run_once(self, key: int, tables: Callable[[], Mapping[str, SqlTable]], sql: str, offset: int,
+                  limit: int) -> tuple[Any, ...]:
         worker = self._take(key)
         healthy = False
         try:
@@ -172,10 +194,12 @@ class SqlPool:
             worker = next((w for w in self._idle if key in w.loaded), None) or min(
                 self._idle, key=lambda w: sum(w.loaded.values()))
             self._idle.remove(worker)
+            self._busy += 1
             return worker
 
     def _give_back(self, worker: _Worker, healthy: bool) -> None:
         with self._condition:
+            self._busy -= 1
             if healthy and worker.alive and worker in self._workers:
                 self._idle.append(worker)
                 self._condition.notify()
