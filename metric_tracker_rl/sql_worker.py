@@ -20,6 +20,7 @@ import resource
 import sys
 import threading
 import traceback
+from collections.abc import Callable
 from typing import Any, BinaryIO
 
 NICENESS = 5  # below the server process: the event loop answers every session first
@@ -57,10 +58,13 @@ class Watchdog:
             while True:
                 while self.target is None:
                     self.condition.wait()
-                generation = self.generation
-                if not self.condition.wait_for(lambda: self.generation != generation, timeout=self.time_limit_s):
+                if not self.condition.wait_for(self._changed(self.generation), timeout=self.time_limit_s):
                     self.target.interrupt()
-                    self.condition.wait_for(lambda: self.generation != generation)
+                    self.condition.wait_for(self._changed(self.generation))
+
+    def _changed(self, generation: int) -> Callable[[], bool]:
+        """Whether the statement watched at `generation` has ended (another started or none runs)."""
+        return lambda: self.generation != generation
 
 
 def serve(requests: BinaryIO, replies: BinaryIO, query_mb: int, cache_mb: int) -> None:
