@@ -24,6 +24,10 @@ from collections.abc import Callable
 from typing import Any, BinaryIO
 
 NICENESS = 5  # below the server process: the event loop answers every session first
+# A statement still running after SLOW_AFTER_S (a typical one takes milliseconds) continues at SLOW_NICENESS: its
+# thread then gets a small share of a core next to any quick statement of another worker.
+SLOW_AFTER_S = 0.05
+SLOW_NICENESS = 19
 
 
 def address_space_bytes() -> int:
@@ -32,18 +36,21 @@ def address_space_bytes() -> int:
 
 
 class Watchdog:
-    """One thread that interrupts the running statement at the time limit (cheaper than a timer a query)."""
+    """One thread that watches the running statement: past SLOW_AFTER_S it lowers the CPU priority of the thread
+    that runs it (so a slow statement yields the core to every quick one, whoever sent it), and at the time
+    limit it interrupts it."""
 
     def __init__(self, time_limit_s: float) -> None:
         self.time_limit_s = time_limit_s
         self.condition = threading.Condition()
         self.target: Any = None
+        self.thread_id = 0
         self.generation = 0
         threading.Thread(target=self._watch, daemon=True, name="sql-watchdog").start()
 
-    def start(self, target: Any) -> None:
+    def start(self, target: Any, thread_id: int) -> None:
         with self.condition:
-            self.target = target
+            self.target, self.thread_id = target, thread_id
             self.generation += 1
             self.condition.notify()
 
@@ -58,9 +65,14 @@ class Watchdog:
             while True:
                 while self.target is None:
                     self.condition.wait()
-                if not self.condition.wait_for(self._changed(self.generation), timeout=self.time_limit_s):
+                ended = self._changed(self.generation)
+                if self.condition.wait_for(ended, timeout=SLOW_AFTER_S):
+                    continue
+                with contextlib.suppress(OSError):  # raising a thread's niceness needs no privilege
+                    os.setpriority(os.PRIO_PROCESS, self.thread_id, SLOW_NICENESS)
+                if not self.condition.wait_for(ended, timeout=self.time_limit_s - SLOW_AFTER_S):
                     self.target.interrupt()
-                    self.condition.wait_for(self._changed(self.generation))
+                    self.condition.wait_for(ended)
 
     def _changed(self, generation: int) -> Callable[[], bool]:
         """Whether the statement watched at `generation` has ended (another started or none runs)."""
@@ -89,26 +101,36 @@ def serve(requests: BinaryIO, replies: BinaryIO, query_mb: int, cache_mb: int) -
             episode = episodes.pop(old, None)
             if episode is not None:
                 episode.close()
-        reply: tuple[Any, ...]
-        try:
-            if tables is not None:
-                episodes.pop(key, None)
-                episodes[key] = EpisodeTables(database, tables)
-            episode = episodes[key]
-            watchdog.start(episode)
+        replied: list[tuple[Any, ...]] = []
+
+        def answer(key: int = key, tables: Any = tables, sql: str = sql, offset: int = offset,
+                   limit_rows: int = limit_rows, replied: list[tuple[Any, ...]] = replied) -> None:
             try:
-                columns, rows, count = episode.run(sql, offset, limit_rows)
-            finally:
-                watchdog.stop()
-            reply = ("ok", columns, rows, count)
-        except Refusal as refusal:
-            reply = ("refused", str(refusal), refusal.restart)
-        except MemoryError:
-            reply = ("refused", "memory", True)
-        except Exception as exc:  # any other failure of the driver is the agent's query's, never the server's
-            traceback.print_exc(file=sys.stderr)
-            reply = ("refused", f"the SQL engine could not run this statement ({type(exc).__name__}: "
-                                f"{str(exc)[:200]})", True)
+                if tables is not None:
+                    episodes.pop(key, None)
+                    episodes[key] = EpisodeTables(database, tables)
+                episode = episodes[key]
+                watchdog.start(episode, threading.get_native_id())
+                try:
+                    columns, rows, count = episode.run(sql, offset, limit_rows)
+                finally:
+                    watchdog.stop()
+                replied.append(("ok", columns, rows, count))
+            except Refusal as refusal:
+                replied.append(("refused", str(refusal), refusal.restart))
+            except MemoryError:
+                replied.append(("refused", "memory", True))
+            except Exception as exc:  # any other failure of the driver is the agent's query's, never the server's
+                traceback.print_exc(file=sys.stderr)
+                replied.append(("refused", f"the SQL engine could not run this statement ({type(exc).__name__}: "
+                                           f"{str(exc)[:200]})", True))
+
+        # Each statement on a thread of its own, which starts at the worker's priority: the watchdog may have
+        # lowered the last one's, and a thread cannot raise its priority again without privilege.
+        runner = threading.Thread(target=answer, name="sql-statement")
+        runner.start()
+        runner.join()
+        reply = replied[0] if replied else ("refused", "memory", True)
         pickle.dump(reply, replies, protocol=pickle.HIGHEST_PROTOCOL)
         replies.flush()
         if reply[0] == "refused" and reply[2]:
