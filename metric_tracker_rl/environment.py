@@ -49,8 +49,8 @@ INSTRUCTION = (
     "submission with invalid rows (a date outside the window, an entity not valid for its type, a repeated key) "
     "is refused without using a submission."
 )
-# Analysis tools whose cost grows with the request: they take a worker thread (see step_async). A SQL query may
-# run up to its time limit (DuckDB releases the GIL while it works).
+# Analysis tools whose cost grows with the request: they take a worker thread (see step_async). A SQL query waits
+# for a SQL worker process, up to its time limit, on threads of its own (metric_tracker_rl.sql_pool).
 THREADED_TOOLS = frozenset({"payload_generator", "preview_submission", "query"})
 SQL_TOOL = "query"
 # Threads that release what a finished episode's tools opened (its SQL database), off the event loop.
