@@ -37,6 +37,10 @@ from metric_tracker_rl.sql_columns import Labels, SqlColumn, SqlTable
 
 TIME_LIMIT_S = 1.0
 MEMORY_LIMIT_MB = 256  # DuckDB's own limit in a worker, for a query's working memory
+QUERY_MB = 768  # address space a worker may add for one query (DuckDB's MEMORY_LIMIT_MB and Python's conversion)
+CACHE_MB = 256  # address space a worker may hold for episodes' tables
+MEMORY_MESSAGE = (f"the query needed more memory than a query may use ({MEMORY_LIMIT_MB} MB in the engine, "
+                  f"{QUERY_MB} MB in all) and was stopped; aggregate or filter earlier.")
 ROW_CAP = 5000  # rows a result may have (pages are cut from them)
 MAX_COLUMNS = 64
 MAX_CELL_CHARS = 200
@@ -249,8 +253,7 @@ class EpisodeTables:
             return Refusal(f"the query ran past the {TIME_LIMIT_S:g} s time limit and was stopped; "
                            "aggregate or filter earlier.")
         if isinstance(exc, duckdb.OutOfMemoryException):
-            return Refusal(f"the query needs more memory than a query may use ({MEMORY_LIMIT_MB} MB); aggregate "
-                           "or filter earlier.")
+            return Refusal(MEMORY_MESSAGE)
         if isinstance(exc, duckdb.PermissionException):
             return Refusal(f"no file, network or extension access. {self.tables_text()}. {self.allowed}")
         if isinstance(exc, (duckdb.InternalException, duckdb.FatalException)):

@@ -33,11 +33,9 @@ from pathlib import Path
 from typing import Any
 
 from metric_tracker_rl.sql_columns import SqlTable
-from metric_tracker_rl.sql_engine import MEMORY_LIMIT_MB, TIME_LIMIT_S
+from metric_tracker_rl.sql_engine import CACHE_MB, QUERY_MB, TIME_LIMIT_S
 
 DEFAULT_WORKERS = 3
-QUERY_MB = 768  # address space a worker may add for one query (DuckDB's MEMORY_LIMIT_MB and Python's conversion)
-CACHE_MB = 192  # address space a worker may hold for episodes' tables
 KILL_GRACE_S = 0.5  # past the time limit before a worker that does not answer is killed
 LOAD_GRACE_S = 2.0  # more for a statement whose episode's tables are sent with it
 START_TIMEOUT_S = 60.0
@@ -150,7 +148,7 @@ class SqlPool:
                 send = None if key in worker.loaded else tables()
                 if send is not None:
                     worker.loaded[key] = 2 * _table_bytes(send) + 2**20  # arrays, frames over them, views
-                    while sum(worker.loaded.values()) > CACHE_MB * 2**20 // 2 and len(worker.loaded) > 1:
+                    while sum(worker.loaded.values()) > CACHE_MB * 2**20 and len(worker.loaded) > 1:
                         worker.forget.append(worker.loaded.popitem(last=False)[0])
                 worker.loaded.move_to_end(key)
                 forget, worker.forget = worker.forget, []
@@ -369,6 +367,3 @@ def sql_threads() -> Any:
             _SQL_THREADS = ThreadPoolExecutor(max_workers=max(4, 2 * _size), thread_name_prefix="sql")
         return _SQL_THREADS
 
-
-MEMORY_MESSAGE = (f"the query needed more memory than a query may use ({MEMORY_LIMIT_MB} MB in the engine, "
-                  f"{QUERY_MB} MB in all) and was stopped; aggregate or filter earlier.")

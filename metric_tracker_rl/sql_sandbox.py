@@ -34,6 +34,7 @@ from metric_tracker_rl.sql_engine import (
     MAX_CELL_CHARS,
     MAX_COLUMNS,
     MEMORY_LIMIT_MB,
+    MEMORY_MESSAGE,
     ROW_CAP,
     TIME_LIMIT_S,
 )
@@ -98,9 +99,9 @@ class SqlSandbox:
             if failure.timed_out:
                 raise SqlRefused(f"the query ran past the {TIME_LIMIT_S:g} s time limit and was stopped; "
                                  "aggregate or filter earlier.") from None
-            raise SqlRefused(sql_pool.MEMORY_MESSAGE) from None
+            raise SqlRefused(MEMORY_MESSAGE) from None
         if reply[0] == "refused":
-            raise SqlRefused(sql_pool.MEMORY_MESSAGE if reply[1] == "memory" else reply[1])
+            raise SqlRefused(reply[1])
         _, columns, rows, count = reply
         return SqlResult(columns, [dict(zip(columns, row, strict=True)) for row in rows], count)
 

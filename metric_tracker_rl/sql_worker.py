@@ -80,7 +80,7 @@ class Watchdog:
 
 
 def serve(requests: BinaryIO, replies: BinaryIO, query_mb: int, cache_mb: int) -> None:
-    from metric_tracker_rl.sql_engine import TIME_LIMIT_S, EpisodeTables, Refusal, open_database
+    from metric_tracker_rl.sql_engine import MEMORY_MESSAGE, TIME_LIMIT_S, EpisodeTables, Refusal, open_database
 
     database = open_database()
     database.execute("SELECT 1").fetchall()
@@ -119,7 +119,7 @@ def serve(requests: BinaryIO, replies: BinaryIO, query_mb: int, cache_mb: int) -
             except Refusal as refusal:
                 replied.append(("refused", str(refusal), refusal.restart))
             except MemoryError:
-                replied.append(("refused", "memory", True))
+                replied.append(("refused", MEMORY_MESSAGE, True))
             except Exception as exc:  # any other failure of the driver is the agent's query's, never the server's
                 traceback.print_exc(file=sys.stderr)
                 replied.append(("refused", f"the SQL engine could not run this statement ({type(exc).__name__}: "
@@ -130,7 +130,7 @@ def serve(requests: BinaryIO, replies: BinaryIO, query_mb: int, cache_mb: int) -
         runner = threading.Thread(target=answer, name="sql-statement")
         runner.start()
         runner.join()
-        reply = replied[0] if replied else ("refused", "memory", True)
+        reply = replied[0] if replied else ("refused", MEMORY_MESSAGE, True)
         pickle.dump(reply, replies, protocol=pickle.HIGHEST_PROTOCOL)
         replies.flush()
         if reply[0] == "refused" and reply[2]:
