@@ -231,16 +231,16 @@ class EpisodeTables:
         with self._watch_lock:
             self._running = True
         try:
-            relation = self.con.sql(statement.query)
-            if relation is None:  # not a query after all: nothing to show
-                raise Refusal(f"the statement returned no result. {self.allowed}")
-            columns = relation.columns
-            if len(columns) > MAX_COLUMNS:
-                raise Refusal(f"the result has {len(columns)} columns; at most {MAX_COLUMNS} columns.")
-            fetched = relation.limit(ROW_CAP + 1).fetchall()
+            # One bind and one run: the statement as a subquery under the row cap (a line break before the
+            # closing parenthesis ends a trailing comment).
+            self.con.execute(f"SELECT * FROM (\n{statement.query}\n) LIMIT {ROW_CAP + 1}")
+            columns = [column[0] for column in self.con.description or []]
+            fetched = self.con.fetchall()
         finally:
             with self._watch_lock:
                 self._running = False
+        if len(columns) > MAX_COLUMNS:
+            raise Refusal(f"the result has {len(columns)} columns; at most {MAX_COLUMNS} columns.")
         count = len(fetched)
         if count > ROW_CAP:
             raise Refusal(f"the result has more than {ROW_CAP} rows; narrow it with WHERE, GROUP BY or LIMIT "

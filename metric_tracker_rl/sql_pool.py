@@ -154,7 +154,7 @@ class SqlPool:
                 forget, worker.forget = worker.forget, []
             deadline = TIME_LIMIT_S + KILL_GRACE_S + (LOAD_GRACE_S if send is not None else 0.0)
             reply = worker.call(("query", key, send, sql, offset, limit, forget), deadline)
-            healthy = not (reply[0] == "refused" and reply[2])
+            healthy = not reply[-1]  # a worker that retires or must restart exits after its reply
             return reply
         finally:
             self._give_back(worker, healthy)

@@ -102,7 +102,7 @@ class SqlSandbox:
             raise SqlRefused(MEMORY_MESSAGE) from None
         if reply[0] == "refused":
             raise SqlRefused(reply[1])
-        _, columns, rows, count = reply
+        _, columns, rows, count, _ = reply
         return SqlResult(columns, [dict(zip(columns, row, strict=True)) for row in rows], count)
 
     def close(self) -> None:

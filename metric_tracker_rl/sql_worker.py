@@ -7,8 +7,8 @@ priority, so a runaway query fails here (or the pool kills this process at the d
 
 Requests:
 - ("query", key, tables or None, sql, offset, limit, forget): run `sql` over episode `key`'s tables (loaded from
-  `tables` first when given), after closing the episodes listed in `forget`. Replies ("ok", columns, rows, count)
-  or ("refused", message, restart).
+  `tables` first when given), after closing the episodes listed in `forget`. Replies ("ok", columns, rows, count,
+  retire) or ("refused", message, restart); a worker that says retire or restart exits after its reply.
 """
 
 from __future__ import annotations
@@ -85,9 +85,12 @@ def serve(requests: BinaryIO, replies: BinaryIO, query_mb: int, cache_mb: int) -
     database = open_database()
     database.execute("SELECT 1").fetchall()
     watchdog = Watchdog(TIME_LIMIT_S)
+    limit = address_space_bytes() + (query_mb + cache_mb) * 2**20
     with contextlib.suppress(ValueError, OSError):  # an address-space limit is a Linux and macOS facility
-        limit = address_space_bytes() + (query_mb + cache_mb) * 2**20
         resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+    # Past this the worker retires after its reply (the pool starts a fresh one): memory the allocators kept from
+    # earlier queries must not leave the next query less than half its room.
+    retire_at = limit - query_mb * 2**20 // 2
     episodes: dict[int, EpisodeTables] = {}
     pickle.dump(("ready", os.getpid()), replies)
     replies.flush()
@@ -115,7 +118,7 @@ def serve(requests: BinaryIO, replies: BinaryIO, query_mb: int, cache_mb: int) -
                     columns, rows, count = episode.run(sql, offset, limit_rows)
                 finally:
                     watchdog.stop()
-                replied.append(("ok", columns, rows, count))
+                replied.append(("ok", columns, rows, count, False))
             except Refusal as refusal:
                 replied.append(("refused", str(refusal), refusal.restart))
             except MemoryError:
@@ -128,12 +131,18 @@ def serve(requests: BinaryIO, replies: BinaryIO, query_mb: int, cache_mb: int) -
         # Each statement on a thread of its own, which starts at the worker's priority: the watchdog may have
         # lowered the last one's, and a thread cannot raise its priority again without privilege.
         runner = threading.Thread(target=answer, name="sql-statement")
-        runner.start()
-        runner.join()
+        try:
+            runner.start()
+        except RuntimeError:  # no room left for a thread's stack: this worker is done
+            replied.append(("refused", MEMORY_MESSAGE, True))
+        else:
+            runner.join()
         reply = replied[0] if replied else ("refused", MEMORY_MESSAGE, True)
+        if reply[0] == "ok" and address_space_bytes() > retire_at:
+            reply = (*reply[:-1], True)
         pickle.dump(reply, replies, protocol=pickle.HIGHEST_PROTOCOL)
         replies.flush()
-        if reply[0] == "refused" and reply[2]:
+        if reply[-1]:
             return  # the pool starts a fresh worker
 
 

@@ -713,7 +713,9 @@ def test_a_worker_killed_from_outside_costs_no_query(env: MetricTrackerRlEnviron
         while Path(f"/proc/{pid}/stat").exists() and Path(f"/proc/{pid}/stat").read_text().split(") ")[1][0] != "Z":
             time.sleep(0.01)
     for _ in range(3):
-        assert step(env, {"sql": "SELECT count(*) AS n FROM hourly"}).analysis_result["rows"] == [{"n": 672}]
+        answer = step(env, {"sql": "SELECT count(*) AS n FROM hourly"})
+        assert answer.status == "ok", answer.message
+        assert answer.analysis_result["rows"] == [{"n": 672}]
     assert pool().replaced > before
 
 
