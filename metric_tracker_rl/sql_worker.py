@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import os
 import pickle
+import queue
 import resource
 import sys
 import threading
@@ -46,11 +47,12 @@ class Watchdog:
         self.target: Any = None
         self.thread_id = 0
         self.generation = 0
+        self.slowed = False  # the last statement's thread runs at SLOW_NICENESS
         threading.Thread(target=self._watch, daemon=True, name="sql-watchdog").start()
 
     def start(self, target: Any, thread_id: int) -> None:
         with self.condition:
-            self.target, self.thread_id = target, thread_id
+            self.target, self.thread_id, self.slowed = target, thread_id, False
             self.generation += 1
             self.condition.notify()
 
@@ -70,6 +72,7 @@ class Watchdog:
                     continue
                 with contextlib.suppress(OSError):  # raising a thread's niceness needs no privilege
                     os.setpriority(os.PRIO_PROCESS, self.thread_id, SLOW_NICENESS)
+                    self.slowed = True
                 if not self.condition.wait_for(ended, timeout=self.time_limit_s - SLOW_AFTER_S):
                     self.target.interrupt()
                     self.condition.wait_for(ended)
@@ -77,6 +80,40 @@ class Watchdog:
     def _changed(self, generation: int) -> Callable[[], bool]:
         """Whether the statement watched at `generation` has ended (another started or none runs)."""
         return lambda: self.generation != generation
+
+
+class StatementThread:
+    """The thread that runs statements, one at a time. It keeps running them (DuckDB's per-thread state stays
+    warm) until the watchdog lowers its priority; then it ends after that statement and a fresh thread, at the
+    worker's priority, runs the next (a thread cannot raise its priority again without privilege)."""
+
+    def __init__(self) -> None:
+        self.jobs: queue.SimpleQueue[Callable[[], None] | None] = queue.SimpleQueue()
+        self.done: queue.SimpleQueue[None] = queue.SimpleQueue()
+        self.thread: threading.Thread | None = None
+        self.thread_id = 0
+
+    def run(self, job: Callable[[], None]) -> None:
+        if self.thread is None:
+            started = threading.Event()
+            self.thread = threading.Thread(target=self._serve, args=(started,), daemon=True, name="sql-statement")
+            self.thread.start()
+            started.wait()
+        self.jobs.put(job)
+        self.done.get()
+
+    def retire(self) -> None:
+        self.jobs.put(None)
+        self.thread = None
+
+    def _serve(self, started: threading.Event) -> None:
+        self.thread_id = threading.get_native_id()
+        started.set()
+        while (job := self.jobs.get()) is not None:
+            try:
+                job()
+            finally:
+                self.done.put(None)
 
 
 def serve(requests: BinaryIO, replies: BinaryIO, query_mb: int, cache_mb: int) -> None:
@@ -92,6 +129,7 @@ def serve(requests: BinaryIO, replies: BinaryIO, query_mb: int, cache_mb: int) -
     # earlier queries must not leave the next query less than half its room.
     retire_at = limit - query_mb * 2**20 // 2
     episodes: dict[int, EpisodeTables] = {}
+    runner = StatementThread()
     pickle.dump(("ready", os.getpid()), replies)
     replies.flush()
     while True:
@@ -113,7 +151,7 @@ def serve(requests: BinaryIO, replies: BinaryIO, query_mb: int, cache_mb: int) -
                     episodes.pop(key, None)
                     episodes[key] = EpisodeTables(database, tables)
                 episode = episodes[key]
-                watchdog.start(episode, threading.get_native_id())
+                watchdog.start(episode, runner.thread_id)
                 try:
                     columns, rows, count = episode.run(sql, offset, limit_rows)
                 finally:
@@ -128,15 +166,12 @@ def serve(requests: BinaryIO, replies: BinaryIO, query_mb: int, cache_mb: int) -
                 replied.append(("refused", f"the SQL engine could not run this statement ({type(exc).__name__}: "
                                            f"{str(exc)[:200]})", True))
 
-        # Each statement on a thread of its own, which starts at the worker's priority: the watchdog may have
-        # lowered the last one's, and a thread cannot raise its priority again without privilege.
-        runner = threading.Thread(target=answer, name="sql-statement")
         try:
-            runner.start()
+            runner.run(answer)
         except RuntimeError:  # no room left for a thread's stack: this worker is done
             replied.append(("refused", MEMORY_MESSAGE, True))
-        else:
-            runner.join()
+        if watchdog.slowed:
+            runner.retire()
         reply = replied[0] if replied else ("refused", MEMORY_MESSAGE, True)
         if reply[0] == "ok" and address_space_bytes() > retire_at:
             reply = (*reply[:-1], True)
