@@ -701,6 +701,15 @@ def test_sessions_opening_and_closing_on_threads_each_read_their_own_episode() -
     assert not any(worker.is_alive() for worker in workers) and mismatches == []
 
 
+def process_gone(pid: int) -> bool:
+    """Whether a process has ended and closed its files (a zombie's leader may outlive its other threads)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().split(") ")[1][0]
+        return state == "Z" and not os.listdir(f"/proc/{pid}/fd")
+    except (FileNotFoundError, PermissionError, ProcessLookupError):
+        return True
+
+
 def test_a_worker_killed_from_outside_costs_no_query(env: MetricTrackerRlEnvironment) -> None:
     """A worker that died while idle (the kernel's OOM killer, an operator) is replaced; the statement that finds
     it gone goes to another worker and succeeds."""
@@ -709,8 +718,8 @@ def test_a_worker_killed_from_outside_costs_no_query(env: MetricTrackerRlEnviron
     pids = pool().worker_pids()
     for pid in pids:
         os.kill(pid, signal.SIGKILL)
-    for pid in pids:  # dead (a zombie until the pool reaps it), so its pipe is closed
-        while Path(f"/proc/{pid}/stat").exists() and Path(f"/proc/{pid}/stat").read_text().split(") ")[1][0] != "Z":
+    for pid in pids:  # dead, its last thread too (a zombie until the pool reaps it): its pipes are closed
+        while not process_gone(pid):
             time.sleep(0.01)
     for _ in range(3):
         answer = step(env, {"sql": "SELECT count(*) AS n FROM hourly"})
