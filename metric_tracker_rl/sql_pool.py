@@ -74,6 +74,9 @@ class _Worker:
         self._reply(START_TIMEOUT_S)
 
     def call(self, request: tuple[Any, ...], deadline_s: float) -> tuple[Any, ...]:
+        if not self.alive:  # ended while idle (killed from outside): the statement can go to another worker
+            self.kill()
+            raise WorkerFailed(timed_out=False, sent=False)
         try:
             pickle.dump(request, self.process.stdin, protocol=pickle.HIGHEST_PROTOCOL)
             self.process.stdin.flush()

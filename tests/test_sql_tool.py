@@ -705,7 +705,7 @@ def process_gone(pid: int) -> bool:
     """Whether a process has ended and closed its files (a zombie's leader may outlive its other threads)."""
     try:
         state = Path(f"/proc/{pid}/stat").read_text().split(") ")[1][0]
-        return state == "Z" and not os.listdir(f"/proc/{pid}/fd")
+        return state == "Z" and len(os.listdir(f"/proc/{pid}/task")) <= 1
     except (FileNotFoundError, PermissionError, ProcessLookupError):
         return True
 
