@@ -117,7 +117,8 @@ class ServerSettings(Settings):
         description="sessions one client may hold at once, 1 or more (unset: MAX_CONCURRENT_ENVS)")
     sql_workers: int = Field(
         3, ge=1, le=64, validation_alias=variable("SQL_WORKERS"),
-        description="SQL worker processes, 1 to 64; one client may use all but one of them at once")
+        description="SQL worker processes of each server process, 1 to 64, started on the first query; one client "
+                    "may use all but one of them at once")
     unreset_session_grace_s: float = Field(
         DEFAULT_UNRESET_GRACE_S, gt=0, validation_alias=variable("UNRESET_SESSION_GRACE_S"),
         description="seconds a session may stay open without a reset while the server is full, more than 0")
