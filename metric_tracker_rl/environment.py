@@ -55,9 +55,8 @@ THREADED_TOOLS = frozenset({"payload_generator", "preview_submission", "query"})
 SQL_TOOL = "query"
 # Threads that release what a finished episode's tools opened (its SQL database), off the event loop.
 _RELEASER = ThreadPoolExecutor(max_workers=2, thread_name_prefix="episode-release")
-# At exit, every release finishes before the SQL sandbox closes what is left (atexit runs this first: it is
-# registered after the sandbox's own handler); a DuckDB database still closing while the interpreter tears down
-# aborts the process.
+# At exit, every release finishes before the SQL pool stops its workers (atexit runs this first: it is registered
+# after the pool's own handler).
 atexit.register(_RELEASER.shutdown, wait=True)
 NO_EPISODE = (
     "No active episode. Over HTTP every /step request gets a fresh environment (HTTP is stateless), so an "

@@ -76,9 +76,9 @@ DENIED_FUNCTIONS = frozenset({"sleep_ms", "pg_sleep", "write_log", "setseed", "n
 # to a gigabyte). The worker's limits stop them anyway; refusing them first says why and costs no worker.
 DENIED_VALUE_BUILDERS = frozenset({"range", "generate_series", "repeat", "lpad", "rpad", "list_resize",
                                    "array_resize", "bitstring", "printf", "format"})
-# Parse-tree nodes of a statement that reads: anything else inside a SELECT (a DELETE, UPDATE or INSERT in a CTE)
-# is refused by name before it reaches the binder (which would refuse it too: the tables are views).
-READING_NODES = frozenset({"SELECT_NODE", "SET_OPERATION_NODE", "RECURSIVE_CTE_NODE", "CTE_NODE"})
+# Parse-tree nodes that write. A DELETE, UPDATE or INSERT inside a SELECT (in a CTE: DELETE_QUERY_NODE, ...) is
+# refused by name before it reaches the binder, which would refuse it too: the tables are views.
+WRITING_NODES = frozenset({"INSERT_NODE", "UPDATE_NODE", "DELETE_NODE"})
 _PATH_MARKS = ("/", "\\", ":", ".", "~")
 
 
@@ -195,8 +195,7 @@ class EpisodeTables:
             if not isinstance(node, dict):
                 continue
             kind = node.get("type")
-            if isinstance(kind, str) and kind.endswith("_QUERY_NODE") or kind in ("INSERT_NODE", "UPDATE_NODE",
-                                                                                  "DELETE_NODE"):
+            if isinstance(kind, str) and (kind.endswith("_QUERY_NODE") or kind in WRITING_NODES):
                 verb = str(kind).split("_")[0]
                 raise Refusal(f"{article(verb)} {verb} inside a query is not allowed: the tables are read-only. "
                               f"{self.allowed}")

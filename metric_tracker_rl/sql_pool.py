@@ -86,13 +86,13 @@ class _Worker:
         return self._reply(deadline_s)
 
     def _reply(self, deadline_s: float) -> tuple[Any, ...]:
-        readable, _, _ = select.select([self.process.stdout], [], [], deadline_s)
-        if not readable:
-            self.kill()
-            raise WorkerFailed(timed_out=True)
         try:
+            readable, _, _ = select.select([self.process.stdout], [], [], deadline_s)
+            if not readable:
+                self.kill()
+                raise WorkerFailed(timed_out=True)
             return pickle.load(self.process.stdout)
-        except (EOFError, pickle.UnpicklingError, OSError):
+        except (EOFError, pickle.UnpicklingError, OSError, ValueError):  # ValueError: the pool closed the pipe
             self.kill()
             raise WorkerFailed(timed_out=False) from None
 
