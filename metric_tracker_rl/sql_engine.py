@@ -70,6 +70,7 @@ OPTIONAL_CONFIG: dict[str, Any] = {"async_threads": 0}
 ALLOWED_TABLE_FUNCTIONS = frozenset({"range", "generate_series", "unnest", "duckdb_databases", "duckdb_schemas",
                                      "duckdb_tables", "duckdb_views", "duckdb_columns", "duckdb_settings",
                                      "duckdb_functions", "pragma_table_info"})
+GENERATORS = frozenset({"range", "generate_series", "unnest"})
 # Scalar functions that wait (a sleeping thread cannot be interrupted) or change state.
 DENIED_FUNCTIONS = frozenset({"sleep_ms", "pg_sleep", "write_log", "setseed", "nextval", "currval", "setval"})
 # Scalar functions that build one value as large as an argument asks (a list of a billion numbers, a string padded
@@ -111,24 +112,29 @@ def article(word: str) -> str:
 
 class EpisodeTables:
     """One episode's tables as read-only views of a connection of their own (its temporary catalog: no other
-    episode's connection can name or list them), and the statements run over them."""
+    episode's connection can name or list them), and the statements run over them. A table's view is made when
+    a statement first names it (every view when a statement may list the catalog), so a first query pays for the
+    tables it reads."""
 
     def __init__(self, database: duckdb.DuckDBPyConnection, tables: Mapping[str, SqlTable]) -> None:
-        import pandas as pd  # the worker's start-up imports it; a relation over a frame scans its arrays in place
-
         self.con = database.cursor()
-        try:
-            for name, columns in tables.items():
-                frame = pd.DataFrame(_source(columns), copy=False)
-                self.con.register(name, self.con.from_df(frame).project(_stored_columns(columns)))
-        except BaseException:
-            self.con.close()
-            raise
+        self._tables = dict(tables)
+        self._viewed: set[str] = set()
         self.schema = {name: list(columns) for name, columns in tables.items()}
         self.allowed = (f"Allowed: one read-only SELECT (or WITH ... SELECT) statement over the tables "
                         f"{', '.join(self.schema)}; no files, network, extensions or settings.")
         self._watch_lock = threading.Lock()
         self._running = False
+
+    def view(self, names: set[str] | None = None) -> None:
+        """Make the views of `names` (None: every table) that are not made yet."""
+        import pandas as pd  # the worker's start-up imports it; a relation over a frame scans its arrays in place
+
+        for name in self.schema if names is None else [name for name in self.schema if name in names]:
+            if name not in self._viewed:
+                frame = pd.DataFrame(_source(self._tables[name]), copy=False)
+                self.con.register(name, self.con.from_df(frame).project(_stored_columns(self._tables[name])))
+                self._viewed.add(name)
 
     def close(self) -> None:
         self.con.close()
@@ -180,12 +186,15 @@ class EpisodeTables:
         except RecursionError:  # Python's JSON reader recurses: a tree deeper than the interpreter allows
             raise Refusal(f"the query is nested too deeply (functions or subqueries hundreds of levels deep). "
                           f"{self.allowed}") from None
-        self._check_tree(parsed)
+        self.view(self._check_tree(parsed))
         return statement
 
-    def _check_tree(self, tree: dict[str, Any]) -> None:
+    def _check_tree(self, tree: dict[str, Any]) -> set[str] | None:
+        """Refuses what the statement may not do; returns the episode's tables it names (None: it may read the
+        catalog, a SHOW, a table function or a name that is not a table of the episode, so it gets them all)."""
         if tree.get("error"):
             raise Refusal(f"this form of query is not supported ({tree.get('error_message', '')}). {self.allowed}")
+        named: set[str] | None = set()
         stack: list[Any] = [tree["statements"]]
         while stack:  # a loop, not recursion: the tree of a long query is deep
             node = stack.pop()
@@ -199,9 +208,16 @@ class EpisodeTables:
                 verb = str(kind).split("_")[0]
                 raise Refusal(f"{article(verb)} {verb} inside a query is not allowed: the tables are read-only. "
                               f"{self.allowed}")
+            if kind == "SHOW_REF":
+                named = None
+            if kind == "BASE_TABLE" and named is not None:
+                table = str(node.get("table_name", "")).lower()
+                named = named | {table} if table in self.schema else None
             if kind == "TABLE_FUNCTION":
                 function = node.get("function") or {}
                 name = str(function.get("function_name", "")).lower()
+                if name not in GENERATORS:  # the catalog's own functions list the tables
+                    named = None
                 if name not in ALLOWED_TABLE_FUNCTIONS:
                     raise Refusal(f"table function {name}() is not allowed; table functions allowed: "
                                   f"{', '.join(sorted(ALLOWED_TABLE_FUNCTIONS))}. {self.allowed}")
@@ -222,6 +238,7 @@ class EpisodeTables:
                               "argument asks, past the time and memory limits); range() and generate_series() "
                               f"work as tables: SELECT ... FROM range(n). {self.allowed}")
             stack.extend(value for value in node.values() if isinstance(value, (dict, list)))
+        return named
 
     def _execute(self, statement: duckdb.Statement, offset: int, limit: int
                  ) -> tuple[list[str], list[list[Any]], int]:
