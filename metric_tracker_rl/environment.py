@@ -17,7 +17,6 @@ from typing import Any
 from openenv.core.env_server.interfaces import Environment
 from openenv.core.env_server.types import EnvironmentMetadata
 
-from metric_tracker_rl import sql_pool
 from metric_tracker_rl.analysis_tools import available_analysis_methods, generate_rows, run_tool
 from metric_tracker_rl.anomalies import FAMILY_REGISTRY
 from metric_tracker_rl.catalog import CONVERSION_METRICS
@@ -33,6 +32,7 @@ from metric_tracker_rl.models import (
     TaskInfo,
 )
 from metric_tracker_rl.scenario import Episode, build_episode
+from metric_tracker_rl.sql_pool import CLIENT, gate, sql_threads
 from metric_tracker_rl.task_splits import TaskProviderMixin, resolve_reset
 from metric_tracker_rl.tasks import RETRY_COST, task_catalog
 from metric_tracker_rl.validation import validate_rows
@@ -168,9 +168,9 @@ class MetricTrackerRlEnvironment(McpToolSurface, TaskProviderMixin,
         if action.analysis_method == SQL_TOOL and self._episode is not None and not self._done:
             # A statement waits for its client's turn at the SQL workers (sql_pool.FairGate), on threads of its
             # own: one client's slow queries hold up neither another client's nor anyone's submissions.
-            async with sql_pool.gate().turn(sql_pool.CLIENT.get()):
+            async with gate().turn(CLIENT.get()):
                 return await asyncio.get_running_loop().run_in_executor(
-                    sql_pool.sql_threads(), functools.partial(self.step, action, timeout_s=timeout_s, **kwargs))
+                    sql_threads(), functools.partial(self.step, action, timeout_s=timeout_s, **kwargs))
         return await asyncio.to_thread(self.step, action, timeout_s=timeout_s, **kwargs)
 
     def close(self) -> None:
