@@ -4,14 +4,14 @@
     uv run python -m benchmarks.sql --repeats 50   # a quicker run
 
 Sections:
-- open: the first query of an episode, which opens its DuckDB connection and loads the public tables into it (as
-  temporary tables; up to SESSIONS_PER_DATABASE connections share one in-memory database);
+- open: the first query of an episode, which sends its tables to a SQL worker process (metric_tracker_rl.sql_pool)
+  and serves them there as read-only views of a connection of their own;
 - latency: p50/p95 of `env.step` with typical queries on an open database (a GROUP BY weekday, a filter on one
   date's hours, a self-join for a same-weekday median), and of a refusal; the targets are p50 <= 10 ms;
-- memory: process RSS before and after 64 sessions (environments) have each run one query, per session, then
-  after they close (target <= 8 MB a session), and the DuckDB memory the shared databases hold for the tables
-  (what their memory limit bounds, with the queries);
-- database: what an empty shared database and one more connection to it cost (why sessions share databases).
+- memory: RSS of this process and of the SQL workers before and after 64 sessions (environments) have each run
+  one query, per session, then after they close (target <= 8 MB a session);
+- overhead: what a worker process adds to a query: the same statement run by the engine in this process and
+  through the pool.
 Run it on an idle machine, once: it is a measurement, not a test.
 """
 
@@ -25,7 +25,9 @@ import time
 
 from metric_tracker_rl.environment import MetricTrackerRlEnvironment
 from metric_tracker_rl.models import MetricTrackerRlAction
-from metric_tracker_rl.sql_sandbox import MEMORY_LIMIT_MB, database_usage, open_database
+from metric_tracker_rl.sql_engine import EpisodeTables, open_database
+from metric_tracker_rl.sql_pool import pool
+from metric_tracker_rl.sql_sandbox import SqlSandbox
 
 SESSIONS = 64
 TARGET_P50_MS = 10.0
@@ -93,58 +95,75 @@ def bench_latency(repeats: int, difficulty: str) -> dict[str, dict[str, float]]:
     return results
 
 
-def bench_database(count: int = 20) -> dict[str, float]:
-    """An empty database with the sandbox's configuration (RSS and time to open) against a connection to one."""
-    open_database().close()  # DuckDB's one-time library start-up
-    gc.collect()
-    empty = rss_mb()
-    start = time.perf_counter()
-    databases = [open_database() for _ in range(count)]
-    opening = (time.perf_counter() - start) / count
-    gc.collect()
-    opened = rss_mb()
-    connections = [databases[0].cursor() for _ in range(10 * count)]
-    for connection in connections:
-        connection.execute("SELECT 1").fetchall()
-    gc.collect()
-    connected = rss_mb()
-    for connection in connections:
-        connection.close()
-    for database in databases:
-        database.close()
-    return {"database_mb": (opened - empty) / count, "open_ms": 1e3 * opening,
-            "connection_kb": (connected - opened) / (10 * count) * 1024}
+def workers_rss_mb() -> float:
+    """Resident memory of the SQL worker processes now."""
+    total = 0.0
+    for pid in pool().worker_pids():
+        try:
+            with open(f"/proc/{pid}/statm") as statm:
+                total += int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+        except FileNotFoundError:
+            continue
+    return total
+
+
+def bench_overhead(repeats: int, difficulty: str) -> dict[str, dict[str, float]]:
+    """One statement by the engine in this process (no worker) and through the pool (a worker process)."""
+    from metric_tracker_rl.scenario import build_episode
+    from metric_tracker_rl.tasks import resolve_episode_config
+
+    public = build_episode(resolve_episode_config(seed=7, difficulty=difficulty)).public
+    database = open_database()
+    local = EpisodeTables(database, public.sql_tables())
+    sandbox = SqlSandbox(public.sql_tables())
+    sql = QUERIES["group_by_weekday"]
+    sandbox.run(sql)
+    results = {}
+    for name, run in (("in_process", lambda: local.run(sql, 0, 120)), ("worker", lambda: sandbox.run(sql, 0, 120))):
+        samples = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            run()
+            samples.append(time.perf_counter() - start)
+        results[name] = percentiles(samples)
+    sandbox.close()
+    local.close()
+    database.close()
+    return results
 
 
 def bench_memory(difficulty: str) -> dict[str, float]:
-    """RSS per session: 64 environments reset (what a reset holds), then each runs one query (what the database
-    adds)."""
-    warm = MetricTrackerRlEnvironment()  # DuckDB's one-time library start-up is not a session's cost
+    """RSS per session, this process and the SQL workers together: 64 environments reset (what a reset holds),
+    then each runs one query (what its tables add in the workers)."""
+    warm = MetricTrackerRlEnvironment()  # the workers' start-up is not a session's cost
     warm.reset(seed=0, difficulty="easy")
     warm.step(query_action("SELECT 1"))
     warm.close()
     gc.collect()
-    empty = rss_mb()
+    empty = rss_mb() + workers_rss_mb()
     environments = [MetricTrackerRlEnvironment() for _ in range(SESSIONS)]
     for i, env in enumerate(environments):
         env.reset(seed=i, difficulty=difficulty)
     gc.collect()
-    before = rss_mb()
+    before = rss_mb() + workers_rss_mb()
     for env in environments:
         assert env.step(query_action(QUERIES["same_weekday_median"])).status == "ok"
     gc.collect()
-    opened = rss_mb()
-    usage = database_usage()
+    opened = rss_mb() + workers_rss_mb()
+    workers = workers_rss_mb()
     for env in environments:
         env.close()
+    warm = MetricTrackerRlEnvironment()  # a statement delivers the closed episodes' release to the workers
+    warm.reset(seed=0, difficulty="easy")
+    for _ in range(pool().size):
+        warm.step(query_action("SELECT 1"))
+    warm.close()
     gc.collect()
-    closed = rss_mb()
+    closed = rss_mb() + workers_rss_mb()
     return {"sessions": SESSIONS, "rss_empty_mb": empty, "rss_before_mb": before,
             "reset_mb_per_session": (before - empty) / SESSIONS, "total_mb_per_session": (opened - empty) / SESSIONS,
-            "rss_open_mb": opened, "rss_closed_mb": closed,
-            "mb_per_session": (opened - before) / SESSIONS, "databases": len(usage),
-            "duckdb_mb_per_session": sum(mb for _, mb in usage) / max(1, sum(n for n, _ in usage)),
-            "duckdb_mb_per_database": max((mb for _, mb in usage), default=0.0)}
+            "rss_open_mb": opened, "rss_closed_mb": closed, "workers_mb": workers, "workers": pool().size,
+            "mb_per_session": (opened - before) / SESSIONS}
 
 
 def main() -> None:
@@ -167,15 +186,14 @@ def main() -> None:
     verdict = "ok" if memory["total_mb_per_session"] <= TARGET_MB_PER_SESSION else "MISSED"
     print(f"\nmemory: RSS {memory['rss_before_mb']:.0f} MB with {SESSIONS} sessions reset, "
           f"{memory['rss_open_mb']:.0f} MB after one query each, {memory['rss_closed_mb']:.0f} MB after they "
-          f"close: {memory['mb_per_session']:.2f} MB a session for its database, "
+          f"close: {memory['mb_per_session']:.2f} MB a session for its tables, "
           f"{memory['total_mb_per_session']:.2f} MB a session in all with its episode "
           f"(target <= {TARGET_MB_PER_SESSION:g}: {verdict})")
-    print(f"DuckDB memory: {memory['databases']} shared databases, {memory['duckdb_mb_per_session']:.2f} MB of "
-          f"tables a session, at most {memory['duckdb_mb_per_database']:.0f} MB a database (limit "
-          f"{MEMORY_LIMIT_MB} MB a database, tables and queries together)")
-    database = bench_database()
-    print(f"an empty database: {database['database_mb']:.2f} MB and {database['open_ms']:.1f} ms to open; "
-          f"a connection to it: {database['connection_kb']:.0f} KB")
+    print(f"of which the {memory['workers']} SQL workers hold {memory['workers_mb']:.0f} MB")
+    overhead = bench_overhead(args.repeats, args.difficulty)
+    print(f"a worker process per query: group_by_weekday p50 {overhead['worker']['p50_ms']:.2f} ms through the "
+          f"pool, {overhead['in_process']['p50_ms']:.2f} ms by the engine in process "
+          f"(+{overhead['worker']['p50_ms'] - overhead['in_process']['p50_ms']:.2f} ms)")
 
 
 if __name__ == "__main__":

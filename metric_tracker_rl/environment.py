@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import functools
 import uuid
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextvars import ContextVar
@@ -33,6 +34,7 @@ from metric_tracker_rl.models import (
     TaskInfo,
 )
 from metric_tracker_rl.scenario import Episode, build_episode
+from metric_tracker_rl.sql_pool import CLIENT, gate, sql_threads
 from metric_tracker_rl.task_splits import TaskProviderMixin, resolve_reset
 from metric_tracker_rl.tasks import RETRY_COST, task_catalog
 from metric_tracker_rl.validation import validate_rows
@@ -49,14 +51,14 @@ INSTRUCTION = (
     "submission with invalid rows (a date outside the window, an entity not valid for its type, a repeated key) "
     "is refused without using a submission."
 )
-# Analysis tools whose cost grows with the request: they take a worker thread (see step_async). A SQL query may
-# run up to its time limit (DuckDB releases the GIL while it works).
+# Analysis tools whose cost grows with the request: they take a worker thread (see step_async). A SQL query waits
+# for a SQL worker process, up to its time limit, on threads of its own (metric_tracker_rl.sql_pool).
 THREADED_TOOLS = frozenset({"payload_generator", "preview_submission", "query"})
+SQL_TOOL = "query"
 # Threads that release what a finished episode's tools opened (its SQL database), off the event loop.
 _RELEASER = ThreadPoolExecutor(max_workers=2, thread_name_prefix="episode-release")
-# At exit, every release finishes before the SQL sandbox closes what is left (atexit runs this first: it is
-# registered after the sandbox's own handler); a DuckDB database still closing while the interpreter tears down
-# aborts the process.
+# At exit, every release finishes before the SQL pool stops its workers (atexit runs this first: it is registered
+# after the pool's own handler).
 atexit.register(_RELEASER.shutdown, wait=True)
 NO_EPISODE_OVER_HTTP = (
     "No active episode. Over HTTP every /step request gets a fresh environment (HTTP is stateless), so an "
@@ -180,6 +182,12 @@ class MetricTrackerRlEnvironment(McpToolSurface, TaskProviderMixin,
         # Unknown tools, invalid arguments and mixed actions end in a cheap error observation: inline too.
         if action.analysis_method is not None and action.analysis_method not in THREADED_TOOLS:
             return self.step(action, timeout_s=timeout_s, **kwargs)
+        if action.analysis_method == SQL_TOOL and self._episode is not None and not self._done:
+            # A statement waits for its client's turn at the SQL workers (sql_pool.FairGate), on threads of its
+            # own: one client's slow queries hold up neither another client's nor anyone's submissions.
+            async with gate().turn(CLIENT.get()):
+                return await asyncio.get_running_loop().run_in_executor(
+                    sql_threads(), functools.partial(self.step, action, timeout_s=timeout_s, **kwargs))
         return await asyncio.to_thread(self.step, action, timeout_s=timeout_s, **kwargs)
 
     def close(self) -> None:

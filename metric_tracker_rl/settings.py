@@ -115,6 +115,10 @@ class ServerSettings(Settings):
     max_sessions_per_client: int | None = Field(
         None, ge=1, validation_alias=variable("MAX_SESSIONS_PER_CLIENT"),
         description="sessions one client may hold at once, 1 or more (unset: MAX_CONCURRENT_ENVS)")
+    sql_workers: int = Field(
+        3, ge=1, le=64, validation_alias=variable("SQL_WORKERS"),
+        description="SQL worker processes of each server process, 1 to 64, started on the first query; one client "
+                    "may use all but one of them at once")
     unreset_session_grace_s: float = Field(
         DEFAULT_UNRESET_GRACE_S, gt=0, validation_alias=variable("UNRESET_SESSION_GRACE_S"),
         description="seconds a new session (WebSocket or HTTP) may stay unused (no reset) before it is closed, more "

@@ -1,8 +1,8 @@
 """`query`: read-only SQL over the episode's public tables (metric_tracker_rl.sql_sandbox does the guarding).
 
-The episode's connection (and its tables) is opened on its first query and kept in the episode's memo;
-`PublicEpisode.close()` releases it, which the environment calls on reset and when the session closes. An
-episode that never queries never opens one, so the other tools keep their speed.
+The episode's sandbox is opened on its first query and kept in the episode's memo (its tables go to the SQL
+workers with its first statement there); `PublicEpisode.close()` releases it, which the environment calls on reset
+and when the session closes. An episode that never queries never opens one, so the other tools keep their speed.
 """
 
 from __future__ import annotations

@@ -32,6 +32,7 @@ def build_app(environment: type[MetricTrackerRlEnvironment] | None = None,
 
     from metric_tracker_rl.environment import environment_factory
     from metric_tracker_rl.models import MetricTrackerRlAction, MetricTrackerRlObservation, MetricTrackerRlState
+    from metric_tracker_rl.server.client_address import name_clients
     from metric_tracker_rl.server.hardening import harden
     from metric_tracker_rl.server.lifecycle import drain_on_stop
     from metric_tracker_rl.server.sessions import limit_sessions
@@ -58,7 +59,7 @@ def build_app(environment: type[MetricTrackerRlEnvironment] | None = None,
         app = create_fastapi_app(environment, MetricTrackerRlAction, MetricTrackerRlObservation,
                                  env_name="metric_tracker_rl", concurrency_config=concurrency,
                                  state_cls=MetricTrackerRlState)
-    harden(limit_sessions(serve_task_api(app), settings))
+    harden(limit_sessions(name_clients(serve_task_api(app), settings.sql_workers), settings))
     return drain_on_stop(app)
 
 
