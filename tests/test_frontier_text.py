@@ -1,0 +1,149 @@
+"""What a frontier model reads is what the environment does: the detection methods the grader credits, the grading
+rule, the baseline rule beyond four weeks, the segment scope of the date-level tools, and the row-by-row grade."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
+
+from metric_tracker_rl import MetricTrackerRlAction
+from metric_tracker_rl.analysis_tools import TOOL_REGISTRY, run_tool
+from metric_tracker_rl.catalog import BASELINE_RULE, GRADING_RULE, QUALITY_WEIGHTS, SEVERITY_RULE, severity_for
+from metric_tracker_rl.environment import MetricTrackerRlEnvironment
+from metric_tracker_rl.families import PUBLISHED_FAMILIES
+from metric_tracker_rl.grader import accepted_methods, grade_submission
+from metric_tracker_rl.metrics import peer_median, same_weekday_peers
+from metric_tracker_rl.scenario import build_episode
+from metric_tracker_rl.tasks import resolve_episode_config
+from metric_tracker_rl.tool_calls import (
+    SYSTEM_PROMPT,
+    first_prompt,
+    openai_tools,
+    read_observation,
+    render_observation,
+)
+from metric_tracker_rl.view import parse
+
+SCOPED_COMPARISONS = {"conversion_rate": "compare_rate_to_median", "event_count": "compare_count_to_median",
+                      "hourly_mix": "compare_hourly_mix_to_baseline"}
+
+
+def _brief(**reset: Any) -> dict[str, Any]:
+    return read_observation(first_prompt(MetricTrackerRlEnvironment().reset(**reset))).brief
+
+
+@pytest.mark.parametrize("difficulty", ["easy", "frontier"])
+def test_the_brief_publishes_exactly_the_detection_methods_the_grader_credits(difficulty: str) -> None:
+    families = {row["family"]: row for row in _brief(difficulty=difficulty, seed=1)["families"]}
+    assert set(families) == set(PUBLISHED_FAMILIES.names)
+    for name, row in families.items():
+        assert set(row["detection_methods"]) == accepted_methods(name), name
+        assert row["definition"] == PUBLISHED_FAMILIES[name].definition
+    schema = next(t for t in openai_tools() if t["function"]["name"] == "submit_report")["function"]["parameters"]
+    method = schema["properties"]["rows"]["items"]["properties"]["detection_method"]
+    assert "detection_methods" in method["description"]
+
+
+def test_the_grading_rule_a_model_reads_reconciles_a_grade() -> None:
+    """The published formula, applied to the printed counts, gives the printed precision and score."""
+    for weight in QUALITY_WEIGHTS.values():
+        assert f"{weight}" in GRADING_RULE
+    assert "(matched + 1) / (matched + false_positives + 1)" in GRADING_RULE and "neutral" in GRADING_RULE
+    episode = build_episode(resolve_episode_config(task_id="hard_mixed_multi"))
+    truth = episode.truth
+    side_effect = next(iter(sorted(truth.neutral_keys)))
+    date, entity_type, entity_name = side_effect.split("|")
+    padded = [*truth.expected_rows, truth.expected_rows[0].model_copy(
+        update={"date": date, "entity_type": entity_type, "entity_name": entity_name})]
+    grade = grade_submission(padded, truth.expected_rows, truth.neutral_keys, episode.public.data.dates).breakdown
+    matched, false_positives = grade.matched_row_count, grade.false_positive_count
+    assert (grade.neutral_row_count, false_positives) == (1, 1)
+    assert grade.precision == pytest.approx((matched + 1) / (matched + false_positives + 1), abs=1e-6)
+    assert grade.score == pytest.approx(grade.recall_quality * grade.precision, abs=1e-6)
+
+
+@settings(max_examples=60, deadline=None)
+@given(values=st.lists(st.floats(0.1, 1.0), min_size=56, max_size=56), gap=st.integers(0, 55))
+@example(values=[0.5] * 56, gap=0)
+def test_the_baseline_rule_holds_over_eight_weeks_with_a_skipped_peer(values: list[float], gap: int) -> None:
+    """Seven peers give their middle one; a peer without a value is skipped and six give the mean of the middle
+    two, as the rule says."""
+    assert "seven in eight" in BASELINE_RULE and "mean of the middle two" in BASELINE_RULE
+    series = np.array(values)
+    peers = same_weekday_peers(56)
+    for day in (3, 30):
+        full = sorted(series[peers[day]])
+        assert peer_median(series[None], peers)[0, day] == pytest.approx(full[3])
+    holed = series.copy()
+    holed[gap] = np.nan
+    for day in range(56):
+        kept = sorted(v for v in holed[peers[day]] if np.isfinite(v))
+        expected = kept[len(kept) // 2] if len(kept) % 2 else (kept[len(kept) // 2 - 1] + kept[len(kept) // 2]) / 2
+        assert peer_median(holed[None], peers)[0, day] == pytest.approx(expected)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2, 3])
+def test_a_scoped_comparison_shows_the_incidents_expected_row(seed: int) -> None:
+    """At frontier the comparison tools scoped to an incident's segment print its expected numbers (within the
+    2% the grader allows), and severity is judged on those numbers, not on the family's magnitude."""
+    episode = build_episode(resolve_episode_config(difficulty="frontier", seed=seed))
+    checked = 0
+    for row in episode.truth.expected_rows:
+        tool = SCOPED_COMPARISONS.get(row.entity_type)
+        if tool is None:
+            continue
+        scope = {k: v for k, v in (("platform", row.platform), ("country", row.country),
+                                   ("app_version", row.app_version)) if v is not None}
+        outcome = run_tool(tool, episode.public, {"date": row.date, "entity_name": row.entity_name, **scope})
+        assert outcome.ok, outcome.error
+        result = outcome.result
+        assert {k: result[k] for k in scope} == scope
+        assert result["baseline_value"] == pytest.approx(row.baseline_value, rel=0.02)
+        assert result["observed_value"] == pytest.approx(row.observed_value, rel=0.02)
+        assert result["severity"] == row.severity == severity_for(row.entity_type, row.baseline_value,
+                                                                  row.observed_value)
+        checked += 1
+    assert checked
+    assert "never on the family's magnitude" in SEVERITY_RULE
+
+
+def test_a_segment_scope_below_frontier_or_off_the_episode_is_an_error_that_names_the_valid_values() -> None:
+    hard = build_episode(resolve_episode_config(difficulty="hard", seed=1)).public
+    outcome = run_tool("detect_funnel_break", hard, {"date": hard.data.dates[3], "platform": "ios"})
+    assert not outcome.ok and "only difficulty frontier" in outcome.error
+    frontier = build_episode(resolve_episode_config(difficulty="frontier", seed=1)).public
+    outcome = run_tool("detect_funnel_break", frontier, {"date": frontier.data.dates[3], "country": "FR"})
+    assert not outcome.ok and "valid: US, GB, DE, BR, IN" in outcome.error
+
+
+def test_frontier_only_tools_say_so_and_answer_with_an_error_elsewhere() -> None:
+    episode = build_episode(resolve_episode_config(difficulty="easy", seed=1)).public
+    for name in ("get_releases", "compare_segments"):
+        assert TOOL_REGISTRY[name].description.startswith("Frontier only (an error elsewhere)")
+        arguments = TOOL_REGISTRY[name].example
+        assert not run_tool(name, episode, arguments).ok
+
+
+def test_the_prompt_says_one_row_per_date_and_what_works_at_frontier() -> None:
+    assert "report it once" not in SYSTEM_PROMPT and "one row per date" in " ".join(SYSTEM_PROMPT.split())
+    assert "compare_segments" in SYSTEM_PROMPT and "platform, country and app_version" in SYSTEM_PROMPT
+
+
+def test_once_the_episode_is_over_the_text_shows_each_rows_verdict_and_the_missed_keys() -> None:
+    """At frontier too: a segment row on an expected key is matched (not invalid), a wrong key is not_expected,
+    and the expected keys nobody reported are listed with their segment."""
+    env = MetricTrackerRlEnvironment()
+    env.reset(difficulty="frontier", seed=2)
+    expected = build_episode(resolve_episode_config(difficulty="frontier", seed=2)).truth.expected_rows
+    wrong = expected[0].model_copy(update={"entity_type": "event_count", "entity_name": "payment_successful"})
+    observation = env.step(MetricTrackerRlAction(classifications=[expected[0], wrong]))
+    assert observation.done
+    graded = parse(render_observation(observation))["graded"]
+    verdicts = [row["verdict"] for row in graded["verdicts"]]
+    assert verdicts[0] == "matched" and verdicts[1] in ("not_expected", "side_effect")
+    assert len(graded["missed"]) == len(expected) - 1
+    assert all("(" in key for key in graded["missed"])  # every frontier key names its segment
