@@ -38,6 +38,12 @@ from metric_tracker_rl.sql_engine import CACHE_MB, QUERY_MB, TIME_LIMIT_S
 DEFAULT_WORKERS = 3
 KILL_GRACE_S = 0.5  # past the time limit before a worker that does not answer is killed
 LOAD_GRACE_S = 2.0  # more for a statement whose episode's tables are sent with it
+# A statement's limit is the worker's own CPU time where the system reports it (Linux): a worker that a busy machine
+# leaves waiting for a core is not the statement's fault, while a runaway burns CPU and meets the limit all the same.
+# WALL_BACKSTOP bounds the wait in wall time too, for a worker that neither answers nor runs.
+WALL_BACKSTOP = 8.0  # times the CPU deadline
+POLL_S = 0.05
+_CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 START_TIMEOUT_S = 60.0
 MAX_START_FAILURES = 3  # workers in a row that could not start before queries are refused
 # The peer address of the connection a step came from; set by the server for each connection, read where a SQL
@@ -87,14 +93,28 @@ class _Worker:
 
     def _reply(self, deadline_s: float) -> tuple[Any, ...]:
         try:
-            readable, _, _ = select.select([self.process.stdout], [], [], deadline_s)
-            if not readable:
-                self.kill()
-                raise WorkerFailed(timed_out=True)
-            return pickle.load(self.process.stdout)
+            cpu_start, started = self.cpu_seconds(), time.monotonic()
+            while True:
+                readable, _, _ = select.select([self.process.stdout], [], [], POLL_S)
+                if readable:
+                    return pickle.load(self.process.stdout)
+                cpu = self.cpu_seconds()
+                waited = time.monotonic() - started
+                if (cpu is not None and cpu_start is not None and cpu - cpu_start > deadline_s) \
+                        or waited > deadline_s * (WALL_BACKSTOP if cpu is not None else 1.0):
+                    self.kill()
+                    raise WorkerFailed(timed_out=True)
         except (EOFError, pickle.UnpicklingError, OSError, ValueError):  # ValueError: the pool closed the pipe
             self.kill()
             raise WorkerFailed(timed_out=False) from None
+
+    def cpu_seconds(self) -> float | None:
+        """The worker's CPU time so far (user and system, every thread), or None where /proc does not tell."""
+        try:
+            fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            return None
+        return (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS
 
     def kill(self) -> None:
         with contextlib.suppress(OSError):
