@@ -20,6 +20,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 # The grader, the generator, the tools and what they read: plain types only.
 CORE_MODULES = (
+    "metric_tracker_rl.plain_types",
     "metric_tracker_rl.grader",
     "metric_tracker_rl.scenario",
     "metric_tracker_rl.analysis_tools",
@@ -74,6 +75,10 @@ def main() -> None:
     statements = [f"import {module}" for module in CORE_MODULES] + list(EDGE_STATEMENTS)
     width = max(map(len, statements))
     for statement in statements:
+        path = ROOT.joinpath(*statement.split()[1].split("."))
+        if not (path.with_suffix(".py").exists() or path.is_dir()):  # an older checkout, measured for comparison
+            print(f"{statement:<{width}}  (not in this checkout)")
+            continue
         runs = [import_once(statement) for _ in range(args.runs)]
         median = statistics.median(seconds for seconds, _ in runs)
         loaded = ", ".join(runs[0][1]) or "neither"
