@@ -42,6 +42,7 @@ from websockets.asyncio.client import connect
 from benchmarks.debugger import bench_debugger
 from benchmarks.debugger import rows as debugger_rows
 from benchmarks.episodes import bench_episodes
+from benchmarks.import_time import cumulative_import_ms
 from benchmarks.load import Server, StartLine, request, serve
 from metric_tracker_rl.analysis_tools import TOOL_REGISTRY
 from metric_tracker_rl.environment import MetricTrackerRlEnvironment
@@ -343,6 +344,7 @@ def bench_memory(count: int) -> dict[str, Any]:
 
 # --- end to end ----------------------------------------------------------------------------------------
 
+CLIENT_IMPORT = "from metric_tracker_rl import MetricTrackerRlEnv"
 IMPORT_BREAKDOWN = ("metric_tracker_rl", "openenv.core", "openenv.core.env_server.web_interface", "gradio",
                     "openenv.core.env_server.http_server", "fastmcp", "mcp", "pandas", "numpy")
 
@@ -377,22 +379,15 @@ def _children_cpu_s() -> float:
 
 
 def bench_import() -> dict[str, Any]:
-    """Wall time of `import metric_tracker_rl` in a fresh interpreter, and `python -X importtime`'s cumulative
-    time for the modules that dominate it (each counted where it is first imported)."""
+    """Wall time of the client's import (`CLIENT_IMPORT`, what a trainer pays; `import metric_tracker_rl` alone
+    loads nothing) in a fresh interpreter, and `python -X importtime`'s cumulative time for the modules that
+    dominate it (each counted where it is first imported)."""
     start = time.perf_counter()
-    subprocess.run([sys.executable, "-c", "import metric_tracker_rl"], cwd=ROOT, check=True)
+    subprocess.run([sys.executable, "-c", CLIENT_IMPORT], cwd=ROOT, check=True)
     wall = time.perf_counter() - start
-    traced = subprocess.run([sys.executable, "-X", "importtime", "-c", "import metric_tracker_rl"], cwd=ROOT,
-                            check=True, capture_output=True, text=True)
-    cumulative_ms: dict[str, float] = {}
-    for line in traced.stderr.splitlines():
-        fields = line.removeprefix("import time:").split("|")
-        if len(fields) != 3 or not fields[1].strip().isdigit():
-            continue
-        name = fields[2].strip()
-        if name in IMPORT_BREAKDOWN and name not in cumulative_ms:
-            cumulative_ms[name] = int(fields[1]) / 1000
-    progress(f"import metric_tracker_rl: {wall:.1f} s wall")
+    traced = cumulative_import_ms(CLIENT_IMPORT)
+    cumulative_ms = {name: traced[name] for name in IMPORT_BREAKDOWN if name in traced}
+    progress(f"{CLIENT_IMPORT}: {wall:.1f} s wall")
     return {"wall_s": wall, "cumulative_ms": cumulative_ms}
 
 
@@ -456,7 +451,7 @@ def table(report: dict[str, Any]) -> str:
     if imports:
         parts = ", ".join(f"{name} {ms / 1000:.1f} s" for name, ms in imports["cumulative_ms"].items()
                           if name != "metric_tracker_rl")
-        add("import metric_tracker_rl, fresh interpreter", f"{imports['wall_s']:.1f} s wall; -X importtime: {parts}")
+        add(f"{CLIENT_IMPORT}, fresh interpreter", f"{imports['wall_s']:.1f} s wall; -X importtime: {parts}")
     for name, result, target, met in debugger_rows(report["debugger"]) if "debugger" in report else []:
         add(name, result, target, "n/a" if met is None else "ok" if met else "MISSED")
     inference = report.get("inference")

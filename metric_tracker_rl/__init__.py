@@ -1,7 +1,8 @@
 """metric_tracker_rl: an OpenEnv environment for investigating a synthetic product funnel.
 
 The public names below are loaded on first use (PEP 562), so importing a plain data module such as
-`metric_tracker_rl.catalog` does not pay for the client, which imports OpenEnv and through it gradio.
+`metric_tracker_rl.catalog` does not pay for the client, which imports OpenEnv and through it gradio. The plain
+types (a report row, a generator call, a score breakdown) come from `plain_types`, which does not import OpenEnv.
 """
 
 from __future__ import annotations
@@ -17,12 +18,12 @@ except PackageNotFoundError:  # a source tree on sys.path that was never install
 
 _EXPORTS: dict[str, str] = {
     "MetricTrackerRlEnv": "metric_tracker_rl.client",
-    "MetricSubmissionRow": "metric_tracker_rl.models",
+    "MetricSubmissionRow": "metric_tracker_rl.plain_types",
     "MetricTrackerRlAction": "metric_tracker_rl.models",
     "MetricTrackerRlObservation": "metric_tracker_rl.models",
     "MetricTrackerRlState": "metric_tracker_rl.models",
-    "PayloadGeneratorMethod": "metric_tracker_rl.models",
-    "RewardBreakdown": "metric_tracker_rl.models",
+    "PayloadGeneratorMethod": "metric_tracker_rl.plain_types",
+    "RewardBreakdown": "metric_tracker_rl.plain_types",
     "DEFAULT_TASK_ORDER": "metric_tracker_rl.tasks",
     "NAMED_TASK_ORDER": "metric_tracker_rl.tasks",
     "TASKS": "metric_tracker_rl.tasks",
@@ -47,14 +48,8 @@ assert sorted(__all__) == sorted(_EXPORTS), "every export is listed once in each
 
 if TYPE_CHECKING:
     from metric_tracker_rl.client import MetricTrackerRlEnv
-    from metric_tracker_rl.models import (
-        MetricSubmissionRow,
-        MetricTrackerRlAction,
-        MetricTrackerRlObservation,
-        MetricTrackerRlState,
-        PayloadGeneratorMethod,
-        RewardBreakdown,
-    )
+    from metric_tracker_rl.models import MetricTrackerRlAction, MetricTrackerRlObservation, MetricTrackerRlState
+    from metric_tracker_rl.plain_types import MetricSubmissionRow, PayloadGeneratorMethod, RewardBreakdown
     from metric_tracker_rl.tasks import DEFAULT_TASK_ORDER, NAMED_TASK_ORDER, TASKS, TaskSpec, get_task_spec
 
 

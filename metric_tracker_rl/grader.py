@@ -37,7 +37,7 @@ from typing import Any
 
 from metric_tracker_rl.catalog import METHODS_ACCEPTED_WHEN_USED, QUALITY_WEIGHTS, RELATIVE_TOLERANCE, row_key
 from metric_tracker_rl.families import PUBLISHED_FAMILIES, FamilyCatalog
-from metric_tracker_rl.models import MetricSubmissionRow, RewardBreakdown
+from metric_tracker_rl.plain_types import MetricSubmissionRow, RewardBreakdown
 from metric_tracker_rl.segments import Segment
 from metric_tracker_rl.validation import validate_rows
 

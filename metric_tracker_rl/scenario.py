@@ -35,7 +35,7 @@ from metric_tracker_rl.funnel import (
     window_calendar,
 )
 from metric_tracker_rl.metrics import MetricPanel, build_panel
-from metric_tracker_rl.models import MetricSubmissionRow, submission_row_type
+from metric_tracker_rl.plain_types import MetricSubmissionRow, submission_row_type
 from metric_tracker_rl.public import Annotation, PublicEpisode
 from metric_tracker_rl.seeding import derive_rng
 from metric_tracker_rl.segments import SEGMENT_FIELDS, Segment

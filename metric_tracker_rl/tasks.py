@@ -12,7 +12,7 @@ from pydantic import ValidationError
 from metric_tracker_rl.catalog import DIFFICULTIES, SCENARIO_FAMILIES, WINDOW_DAYS
 from metric_tracker_rl.families import PUBLISHED_FAMILIES
 from metric_tracker_rl.incident_kinds import incident_kinds_of
-from metric_tracker_rl.models import AnomalyRequest
+from metric_tracker_rl.plain_types import AnomalyRequest
 from metric_tracker_rl.seeding import EpisodeKey, derive_rng, validate_seed
 from metric_tracker_rl.tiers import AGGREGATE_PER_WEEKDAY, DEFAULT_MAX_STEPS, DEFAULT_MAX_SUBMISSIONS, TIERS
 from metric_tracker_rl.validation import check_name_in_any_case, describe_validation_error

@@ -19,6 +19,11 @@ from metric_tracker_rl.environment import MetricTrackerRlEnvironment, _catalogs
 from metric_tracker_rl.scenario import build_episode
 from metric_tracker_rl.tasks import resolve_episode_config
 
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10
+    import tomli as tomllib
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -30,9 +35,10 @@ def lint_imports(*arguments: str, cwd: Path = ROOT) -> subprocess.CompletedProce
 
 def test_the_import_wall_contracts_are_kept() -> None:
     """Nothing the tools, the public episode, validation, the SQL sandbox or the view import reaches the
-    injectors, the ground truth or the scoring; the client side never imports the server or the environment."""
+    injectors, the ground truth or the scoring; the client side never imports the server or the environment; the
+    core never imports OpenEnv, gradio or the wire types built on them."""
     result = lint_imports()
-    assert result.returncode == 0 and "2 kept, 0 broken" in result.stdout, result.stdout + result.stderr
+    assert result.returncode == 0 and "3 kept, 0 broken" in result.stdout, result.stdout + result.stderr
 
 
 def test_a_contract_breaks_on_an_indirect_import_inside_a_function(tmp_path: Path) -> None:
@@ -150,10 +156,60 @@ def test_the_import_graph_has_no_cycles() -> None:
             visit(name)
 
 
+def _framework_loaded_by(statement: str) -> str:
+    """The framework packages (and our client) that `statement` loads in a fresh interpreter, as a sorted list."""
+    probe = (f"import sys; {statement}; "
+             "print(sorted(m for m in ('gradio', 'openenv', 'metric_tracker_rl.client') if m in sys.modules))")
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=ROOT, check=True)
+    return result.stdout.split("\n", 1)[0]
+
+
 @pytest.mark.parametrize("module", ["metric_tracker_rl", "metric_tracker_rl.catalog", "metric_tracker_rl.view"])
 def test_plain_modules_do_not_import_the_client_or_gradio(module: str) -> None:
     """The package's public names load on first use, so a data module costs no OpenEnv or gradio import."""
-    probe = (f"import sys, {module}; "
-             "print(sorted(m for m in ('gradio', 'openenv', 'metric_tracker_rl.client') if m in sys.modules))")
-    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=ROOT, check=True)
-    assert result.stdout.strip() == "[]", result.stdout + result.stderr
+    assert _framework_loaded_by(f"import {module}") == "[]"
+
+
+def test_the_package_exports_its_plain_types_without_the_framework() -> None:
+    """`from metric_tracker_rl import MetricSubmissionRow` (a script that builds or scores a report) loads no
+    framework, while the client's name still brings OpenEnv (the probe sees what it is asked to see)."""
+    plain = "from metric_tracker_rl import MetricSubmissionRow, PayloadGeneratorMethod, RewardBreakdown, TASKS"
+    assert _framework_loaded_by(plain) == "[]"
+    client = _framework_loaded_by("from metric_tracker_rl import MetricTrackerRlEnv")
+    assert "'openenv'" in client and "'metric_tracker_rl.client'" in client
+
+
+CORE_MODULES = ["metric_tracker_rl.plain_types", "metric_tracker_rl.grader", "metric_tracker_rl.scenario",
+                "metric_tracker_rl.analysis_tools", "metric_tracker_rl.validation", "metric_tracker_rl.tasks"]
+
+
+@pytest.mark.parametrize("module", CORE_MODULES)
+def test_the_core_imports_neither_openenv_nor_gradio(module: str) -> None:
+    """The grader, the generator and the tools work on plain types: importing one, as a script that scores or
+    builds episodes does, costs no framework (import-linter's third contract checks every core module statically;
+    this checks what actually loads, function-level and third-party imports included)."""
+    assert _framework_loaded_by(f"import {module}") == "[]"
+
+
+def test_the_wire_types_still_carry_the_framework_and_the_plain_types() -> None:
+    """models stays the edge: its action and observation are OpenEnv's, and the plain types it re-exports are the
+    very classes the core uses (SPEC §1's `from metric_tracker_rl.models import MetricSubmissionRow`)."""
+    from openenv.core.env_server.types import Action, Observation
+
+    from metric_tracker_rl import models, plain_types
+
+    assert issubclass(models.MetricTrackerRlAction, Action)
+    assert issubclass(models.MetricTrackerRlObservation, Observation)
+    shared = [name for name in plain_types.__dict__ if not name.startswith("_") and name in models.__all__]
+    assert {"MetricSubmissionRow", "PayloadGeneratorMethod", "RewardBreakdown", "SubmissionIssue"} <= set(shared)
+    for name in shared:
+        assert getattr(models, name) is getattr(plain_types, name), name
+
+
+def test_the_core_contract_lists_the_modules_tested_in_a_fresh_interpreter() -> None:
+    """The modules imported one by one above are among those the linter contract covers (one list cannot drift
+    from the other)."""
+    contracts = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["importlinter"]["contracts"]
+    core = next(contract for contract in contracts if "openenv" in contract["forbidden_modules"])
+    assert set(CORE_MODULES) <= set(core["source_modules"])
+    assert {"openenv", "gradio", "metric_tracker_rl.models"} <= set(core["forbidden_modules"])

@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from metric_tracker_rl.analysis_tools.registry import DEFAULT_PAGE_ROWS, EPISODE_WINDOW, MAX_PAGE_ROWS
 from metric_tracker_rl.catalog import CONVERSION_METRIC_NAMES, COUNT_COLUMNS, LONGEST_WINDOW_DAYS
 from metric_tracker_rl.funnel import window_dates
-from metric_tracker_rl.models import (
+from metric_tracker_rl.plain_types import (
     HIDDEN_FROM_MODELS,
     MAX_GENERATOR_CALLS,
     THRESHOLD_MULTIPLIER_BOUNDS,

@@ -37,7 +37,7 @@ from metric_tracker_rl.analysis_tools.registry import (
     strongest_first,
 )
 from metric_tracker_rl.catalog import COUNT_COLUMNS, DIRECTIONAL_FAMILIES, ENTITY_NAMES, FUNNEL_STEPS, row_key
-from metric_tracker_rl.models import PayloadGeneratorMethod
+from metric_tracker_rl.plain_types import PayloadGeneratorMethod
 from metric_tracker_rl.public import PublicEpisode
 from metric_tracker_rl.validation import describe_validation_error
 

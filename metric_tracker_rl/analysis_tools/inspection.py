@@ -28,7 +28,7 @@ from metric_tracker_rl.catalog import (
     incident_count_statement,
 )
 from metric_tracker_rl.metrics import COLUMN_INDEX, nanmedian_last_axis, safe_ratio
-from metric_tracker_rl.models import MetricSubmissionRow
+from metric_tracker_rl.plain_types import MetricSubmissionRow
 from metric_tracker_rl.public import PublicEpisode
 from metric_tracker_rl.validation import describe_validation_error, validate_rows
 
