@@ -201,10 +201,11 @@ TASKS: dict[str, TaskSpec] = {
         ),
     )
 }
-# The reference tasks a default run (inference.py, the reference README) plays, in order; TASKS also holds the
-# frontier task, which the Task API's eval split and the catalogs list after them.
-DEFAULT_TASK_ORDER: tuple[str, ...] = ("easy_single_spike", "medium_mixed_pair", "hard_mixed_multi")
-NAMED_TASK_ORDER: tuple[str, ...] = tuple(TASKS)
+# The one default list of tasks: every named task, easiest first. Every entry point plays it by default
+# (inference.py, Inspect's dataset, the benchmarks), the Task API's eval split starts with it, and the catalogs
+# list it. NAMED_TASK_ORDER is the same tuple under the name SPEC section 1 also publishes.
+DEFAULT_TASK_ORDER: tuple[str, ...] = tuple(TASKS)
+NAMED_TASK_ORDER: tuple[str, ...] = DEFAULT_TASK_ORDER
 DEFAULT_TASK_ID = DEFAULT_TASK_ORDER[0]
 
 

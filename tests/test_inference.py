@@ -295,11 +295,13 @@ def test_offline_run_serves_the_environment_itself_and_stops_it(tmp_path: Path) 
         assert episode["score"] == record["score"] and episode["rewards"] == record["rewards"]
         assert sum(m["role"] == "tool" for m in episode["messages"]) == record["steps"]
         assert not any('"debug"' in m["content"] for m in episode["messages"])
-    # The scripted floor solves the easy task and finds some incidents of the others (a fixed procedure: the
-    # timing shifts of medium and hard defeat it, as they should).
+    # The scripted floor solves the easy task and finds some incidents of medium and hard (a fixed procedure: the
+    # timing shifts of medium and hard defeat it, as they should); it reports no segment, so frontier, where an
+    # incident's credit needs its segment, gives it nothing.
     scores = {record["task_id"]: record["score"] for record in saved["tasks"]}
     assert scores["easy_single_spike"] == 1.0
-    assert all(0 < score < 1 for task_id, score in scores.items() if task_id != "easy_single_spike"), scores
+    assert all(0 < scores[task_id] < 1 for task_id in ("medium_mixed_pair", "hard_mixed_multi")), scores
+    assert scores["frontier_segments"] == 0.0, scores
 
 
 def test_unreachable_environment_still_prints_start_and_end() -> None:
