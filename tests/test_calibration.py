@@ -71,7 +71,7 @@ def test_agents_read_only_public_modules() -> None:
                 assert not name.startswith(FORBIDDEN_MODULES), f"{path.name} imports {name}"
 
 
-@pytest.mark.parametrize("task_id", ["easy_single_spike", "medium_mixed_pair", "hard_mixed_multi"])
+@pytest.mark.parametrize("task_id", ["easy_two_spikes", "medium_mixed_three", "hard_mixed_multi"])
 def test_expert_solves_named_tasks(results: dict, task_id: str) -> None:
     assert results["expert"][task_id]["mean"] >= 0.95, task_id
 
@@ -138,7 +138,7 @@ def _single_tool_best(task_id: str, method: str) -> float:
     return best
 
 
-@pytest.mark.parametrize("task_id", ["medium_mixed_pair", "hard_mixed_multi"])
+@pytest.mark.parametrize("task_id", ["medium_mixed_three", "hard_mixed_multi"])
 def test_no_single_generator_solves_a_mixed_task(task_id: str) -> None:
     scores = {method: _single_tool_best(task_id, method) for method in GENERATOR_NAMES}
     assert max(scores.values()) < 0.9, scores

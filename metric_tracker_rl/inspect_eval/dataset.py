@@ -17,7 +17,7 @@ from metric_tracker_rl.tasks import DEFAULT_TASK_ORDER, get_task_spec
 
 
 def as_list(value: str | Sequence[str] | None) -> list[str] | None:
-    """A task argument given as a list or as a comma-separated string (`-T tasks=easy_single_spike,...`)."""
+    """A task argument given as a list or as a comma-separated string (`-T tasks=easy_two_spikes,...`)."""
     if value is None:
         return None
     items = value.split(",") if isinstance(value, str) else list(value)
