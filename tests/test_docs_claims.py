@@ -236,3 +236,31 @@ def test_the_constant_claim_check_catches_a_wrong_claim() -> None:
     assert "0.25" in constants["RETRY_COST"]
     assert "SIDE_EFFECT_ROW_COST" not in constants
     assert CONSTANT_CLAIM.findall("(`SIDE_EFFECT_ROW_COST = 1.0`)") == [("SIDE_EFFECT_ROW_COST", "1.0")]
+
+
+# A duration in prose: a number with a time unit, or the vague kind ("under a minute", "several minutes").
+DURATION = re.compile(r"\b\d+(?:[.,]\d+)?(?:\s|-)?(?:ms|µs|us|s|seconds?|minutes?|min)\b"
+                      r"|\b(?:under|about|over|several|a few) (?:a |one )?(?:minutes?|seconds?)\b", re.IGNORECASE)
+# Docs that still state durations, and why; every other doc states none (a measurement goes to CHANGELOG.md under
+# its date, or into a table generated from an artifact). Shrink this as those docs are cleaned.
+DOCS_WITH_DURATIONS = {
+    "performance.md": "the performance tables, each with the command that measures it",
+    "frameworks.md": "the MCP benchmark's table and its reading",
+    "deployment.md": "drain, restart and probe timings of the deployment recipes",
+    "reliability.md": "restart and reconnect timings",
+    "tools.md": "the SQL sandbox's limits (time per statement, the watchdog's delay), which are settings, not runs",
+}
+
+
+def test_only_the_listed_docs_state_durations() -> None:
+    found = [f"{where(doc, number)}: {match.group()!r}" for doc in DOCS if doc.name not in DOCS_WITH_DURATIONS
+             for number, line in lines_of(doc) for match in DURATION.finditer(line)]
+    assert not found, "a duration in a doc that states none; move it to CHANGELOG.md under today's date, or give " \
+                      "the command that measures it:\n" + "\n".join(found)
+    assert all((ROOT / "docs" / name).exists() for name in DOCS_WITH_DURATIONS)
+
+
+def test_the_duration_check_catches_timings() -> None:
+    caught = [m.group() for m in DURATION.finditer("took 12.1 s, 50 ms, 3 minutes; under a minute; several minutes")]
+    assert caught == ["12.1 s", "50 ms", "3 minutes", "under a minute", "several minutes"]
+    assert not list(DURATION.finditer("seeds 0-89, 2026-03-10, 32 sessions, 4 weeks, 3 submissions"))
