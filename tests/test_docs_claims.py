@@ -245,9 +245,9 @@ DURATION = re.compile(r"\b\d+(?:[.,]\d+)?(?:\s|-)?(?:ms|µs|us|s|seconds?|minute
 # its date, or into a table generated from an artifact). Shrink this as those docs are cleaned.
 DOCS_WITH_DURATIONS = {
     "performance.md": "the performance tables, each with the command that measures it",
-    "frameworks.md": "the MCP benchmark's table and its reading",
-    "deployment.md": "drain, restart and probe timings of the deployment recipes",
-    "reliability.md": "restart and reconnect timings",
+    "frameworks.md": "the MCP benchmark's round length, and a verifiers run's output as it prints it",
+    "deployment.md": "the retry and drain settings' defaults, a sample retry log, an orchestrator's kill delay",
+    "reliability.md": "the session and SQL limits' defaults, each with its setting",
     "tools.md": "the SQL sandbox's limits (time per statement, the watchdog's delay), which are settings, not runs",
 }
 
