@@ -2,6 +2,7 @@
 
     uv run python -m benchmarks.calibrate --seeds 200 [--agents expert,null] [--difficulties frontier] [--held-out]
         [--output PATH]
+    uv run python -m benchmarks.calibrate --render docs/artifacts/calibration.json   # the tables of a results file
 
 Episodes run in-process against the environment (metric_tracker_rl/environment.py).
 A sweep uses standard episodes only (a difficulty's default settings, seed aside) with one graded submission;
@@ -28,9 +29,12 @@ from metric_tracker_rl.catalog import DIFFICULTIES
 from metric_tracker_rl.environment import MetricTrackerRlEnvironment
 from metric_tracker_rl.session import EpisodeSession
 from metric_tracker_rl.task_splits import NULL_EVERY, calibration_reset_kwargs
-from metric_tracker_rl.tasks import DEFAULT_TASK_ORDER
+from metric_tracker_rl.tasks import DEFAULT_TASK_ORDER, get_task_spec
 
 DEFAULT_OUTPUT = Path("artifacts/calibration.json")
+# The results docs/calibration.md and the README show, rendered by `table` and `difficulty_table`
+# (tests/test_calibration.py compares): a run written with --output PUBLISHED_RESULTS updates them.
+PUBLISHED_RESULTS = Path(__file__).resolve().parents[1] / "docs" / "artifacts" / "calibration.json"
 NULL_GROUP = "null"
 # The feedback decoder plays a curriculum budget, to show that coarse feedback before the last submission
 # does not decode the answer. These episodes are not standard.
@@ -82,7 +86,8 @@ def calibrate(agent_names: list[str], seeds: int, progress: bool = True, held_ou
     """Every agent over the plan; with held_out, the in-process environment runs with a server-side secret."""
     plan = episode_plan(seeds, difficulties=difficulties)
     total = len(plan) * len(agent_names)
-    results: dict[str, Any] = {"seeds_per_difficulty": seeds, "difficulties": list(difficulties),
+    results: dict[str, Any] = {"seeds_per_difficulty": seeds, "tasks": list(DEFAULT_TASK_ORDER),
+                               "difficulties": list(difficulties),
                                "null_every": NULL_EVERY, "held_out": held_out,
                                "reset_overrides": {name: AGENT_RESET_OVERRIDES[name] for name in agent_names
                                                    if name in AGENT_RESET_OVERRIDES},
@@ -103,23 +108,75 @@ def calibrate(agent_names: list[str], seeds: int, progress: bool = True, held_ou
     return results
 
 
-def table(results: dict[str, Any]) -> str:
-    """A Markdown table: named tasks (one episode each), then mean / p5 / min per difficulty and on null episodes."""
-    difficulties = tuple(results.get("difficulties", CALIBRATED_DIFFICULTIES))
-    groups = [*DEFAULT_TASK_ORDER, *difficulties, NULL_GROUP]
-    header = ["agent", *DEFAULT_TASK_ORDER, *(f"{g} mean / p5 / min" for g in (*difficulties, NULL_GROUP))]
+def named_task_groups(results: dict[str, Any]) -> list[str]:
+    """The named tasks a results file holds, in the order it ran them: its groups that are neither a difficulty
+    nor the null group (a file written before "tasks" was recorded holds what DEFAULT_TASK_ORDER was then)."""
+    if "tasks" in results:
+        return list(results["tasks"])
+    swept = {*results.get("difficulties", CALIBRATED_DIFFICULTIES), NULL_GROUP}
+    first_agent = next(iter(results["agents"].values()))
+    return [group for group in first_agent if group not in swept]
+
+
+def _agent_label(results: dict[str, Any], agent_name: str) -> str:
+    overrides = results.get("reset_overrides", {}).get(agent_name)
+    label = agent_name + (" (held-out)" if results.get("held_out") else "")
+    return label + (f" ({', '.join(f'{k}={v}' for k, v in overrides.items())}, non-standard)" if overrides else "")
+
+
+def _spread(stats: dict[str, float]) -> str:
+    return f"{stats['mean']:.3f} / {stats['p5']:.3f} / {stats['min']:.3f}"
+
+
+def _markdown(header: list[str], rows: list[list[str]]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
-    for agent_name, stats in results["agents"].items():
-        overrides = results.get("reset_overrides", {}).get(agent_name)
-        label = agent_name + (" (held-out)" if results.get("held_out") else "")
-        cells = [label + (f" ({', '.join(f'{k}={v}' for k, v in overrides.items())}, non-standard)"
-                          if overrides else "")]
-        for group in groups:
-            s = stats[group]
-            cells.append(f"{s['mean']:.3f}" if group in DEFAULT_TASK_ORDER
-                         else f"{s['mean']:.3f} / {s['p5']:.3f} / {s['min']:.3f}")
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+    return "\n".join(lines + ["| " + " | ".join(cells) + " |" for cells in rows])
+
+
+def table(results: dict[str, Any], agent_names: tuple[str, ...] | None = None) -> str:
+    """A Markdown table: named tasks (one episode each, under today's task id: a former id resolves), then
+    mean / p5 / min per difficulty and on null episodes; every agent of the results, or those listed."""
+    difficulties = tuple(results.get("difficulties", CALIBRATED_DIFFICULTIES))
+    named = named_task_groups(results)
+    header = ["agent", *(get_task_spec(group).task_id for group in named),
+              *(f"{g} mean / p5 / min" for g in (*difficulties, NULL_GROUP))]
+    rows = [[_agent_label(results, agent_name), *(f"{stats[group]['mean']:.3f}" for group in named),
+             *(_spread(stats[group]) for group in (*difficulties, NULL_GROUP))]
+            for agent_name, stats in results["agents"].items() if agent_names is None or agent_name in agent_names]
+    return _markdown(header, rows)
+
+
+def difficulty_table(results: dict[str, Any], difficulty: str) -> str:
+    """A Markdown table of one difficulty's sweep: mean / p5 / min, the share of episodes scored at least 0.9,
+    and the null episodes, per agent."""
+    header = ["agent", f"{difficulty} mean / p5 / min", "share >= 0.9", "null mean / p5 / min"]
+    rows = [[_agent_label(results, agent_name), _spread(stats[difficulty]), f"{stats[difficulty]['share_ge_0_9']:.3f}",
+             _spread(stats[NULL_GROUP])] for agent_name, stats in results["agents"].items()]
+    return _markdown(header, rows)
+
+
+# The reference rows docs/evaluation.md shows until a model's results exist there.
+EVALUATION_AGENTS = ("null", "random", "mass_generators", "mass_grid", "readme_baseline", "scripted", "expert")
+# The agents the README's summary shows, most capable first.
+SUMMARY_AGENTS = ("expert", "aggregate_only_expert", "fixed_rule", "shallow_reader", "scripted", "side_effect_padder",
+                  "top_k_dates_shift_aware", "weekday_rule", "feedback_decoder", "top_k_dates", "null")
+
+
+def means_table(results: dict[str, Any], agent_names: tuple[str, ...] = SUMMARY_AGENTS) -> str:
+    """A Markdown table of each listed agent's mean score per difficulty (the README's summary)."""
+    difficulties = tuple(results.get("difficulties", CALIBRATED_DIFFICULTIES))
+    rows = [[_agent_label(results, name), *(f"{results['agents'][name][d]['mean']:.3f}" for d in difficulties)]
+            for name in agent_names]
+    return _markdown(["agent", *difficulties], rows)
+
+
+def rendered_tables(results: dict[str, Any]) -> dict[str, str]:
+    """Every table the docs show from a results file, by what it shows."""
+    tables = {"every agent": table(results), "summary (README)": means_table(results),
+              "reference rows (docs/evaluation.md)": table(results, EVALUATION_AGENTS)}
+    for difficulty in results.get("difficulties", CALIBRATED_DIFFICULTIES):
+        tables[f"the {difficulty} sweep"] = difficulty_table(results, difficulty)
+    return tables
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -132,7 +189,13 @@ def main(argv: list[str] | None = None) -> None:
                         help="comma-separated difficulties to sweep")
     parser.add_argument("--held-out", action="store_true", help="run the environment with a held-out secret")
     parser.add_argument("--quiet", action="store_true", help="no progress line")
+    parser.add_argument("--render", type=Path, metavar="RESULTS",
+                        help="print the tables of a results file (docs/artifacts/calibration.json); run nothing")
     args = parser.parse_args(argv)
+    if args.render is not None:
+        for title, rendered in rendered_tables(json.loads(args.render.read_text())).items():
+            print(f"{title}:\n\n{rendered}\n")
+        return
     agent_names = [name.strip() for name in args.agents.split(",") if name.strip()]
     unknown = [name for name in agent_names if name not in AGENTS]
     if unknown:

@@ -12,7 +12,7 @@ Sections:
   null environment answering as many messages (`benchmarks/episodes.py`);
 - memory: server RSS with no session and with 1,000 open sessions after a reset each;
 - start-up: wall time of `import metric_tracker_rl` and its `-X importtime` breakdown;
-- end to end: median wall time of 3 offline `inference.py` runs over the three tasks (skipped when absent);
+- end to end: median wall time of 3 offline `inference.py` runs over the named tasks (skipped when absent);
 - debugger: first load and Reset of the /web page in headless Chromium (`benchmarks/debugger.py`).
 Progress goes to stderr; the table to stdout.
 """
@@ -350,7 +350,7 @@ IMPORT_BREAKDOWN = ("metric_tracker_rl", "openenv.core", "openenv.core.env_serve
 
 
 def bench_inference(runs: int) -> dict[str, Any]:
-    """Median wall time of `runs` offline runs of inference.py (the scripted agent over the three tasks)."""
+    """Median wall time of `runs` offline runs of inference.py (the scripted agent over the named tasks)."""
     script = ROOT / "inference.py"
     if not script.exists():
         progress("inference.py not found: end-to-end run skipped")

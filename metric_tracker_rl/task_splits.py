@@ -3,8 +3,10 @@
 A task is the reset keyword arguments that start its episode, so `env.reset(**task)` runs it; `reset(split=...,
 index=...)` does the same. Both splits are generated from seeds, never stored:
 
-- `train`: standard seeded episodes, task i = {seed: TRAIN_SEED_BASE + i, difficulty: DIFFICULTIES[i % n]} over
-  the n tiers (tiers.py): easy, medium, hard and frontier a quarter each.
+- `train`: standard seeded episodes, task i = {seed: TRAIN_SEED_BASE + i, difficulty: ...} with the difficulty
+  from TRAIN_SCHEDULE, a published list of blocks of indices, each cycling over its difficulties. Blocks are only
+  ever appended (a new tier gets a block of its own after the others), so no train task changes when a tier is
+  added.
 - `eval`: the named tasks (NAMED_TASK_ORDER, frontier's included), then the calibration sweep of
   benchmarks/calibrate.py (EVAL_SEEDS_PER_DIFFICULTY seeds per difficulty from CALIBRATION_SEED_BASE, each tier's
   `calibration_seed_base`). Every eval seed is below TRAIN_SEED_BASE, so the splits share no episode. A deployment
@@ -22,10 +24,38 @@ from metric_tracker_rl.tasks import NAMED_TASK_ORDER, EpisodeConfig, resolve_epi
 from metric_tracker_rl.tiers import TIERS
 
 TRAIN_SEED_BASE = 1_000_000
-TRAIN_TASK_COUNT = 6_000  # listed in full by list_tasks; any seed from TRAIN_SEED_BASE on is a training episode
+
+
+@dataclass(frozen=True)
+class TrainBlock:
+    """`count` consecutive train tasks whose difficulties cycle over `difficulties` in turn."""
+    count: int
+    difficulties: tuple[str, ...]
+
+
+# The train split's published schedule. Append a block for a new tier; never edit or reorder a published one,
+# since a trainer's recorded task indices would then name other episodes.
+TRAIN_SCHEDULE: tuple[TrainBlock, ...] = (
+    TrainBlock(6_000, ("easy", "medium", "hard", "frontier")),
+)
+# Listed in full by list_tasks; any seed from TRAIN_SEED_BASE + TRAIN_TASK_COUNT on is a further training episode.
+TRAIN_TASK_COUNT = sum(block.count for block in TRAIN_SCHEDULE)
 CALIBRATION_SEED_BASE = {name: tier.calibration_seed_base for name, tier in TIERS.items()}
 EVAL_SEEDS_PER_DIFFICULTY = 200
 NULL_EVERY = 10  # every 10th calibration seed is a null episode (no incident; the right answer is an empty report)
+
+
+def train_task(index: int, schedule: tuple[TrainBlock, ...] = TRAIN_SCHEDULE) -> dict[str, Any]:
+    """Train task `index` under `schedule` (the published one unless a test passes another); its seed is
+    TRAIN_SEED_BASE + index whatever the block, so every train task has a seed of its own."""
+    first = 0
+    for block in schedule if index >= 0 else ():
+        if index < first + block.count:
+            offset = index - first
+            return {"seed": TRAIN_SEED_BASE + index,
+                    "difficulty": block.difficulties[offset % len(block.difficulties)]}
+        first += block.count
+    raise TaskIndexError(f"index must be an integer from 0 to {first - 1} for split 'train', got {index!r}")
 
 
 class UnknownSplitError(ValueError):
@@ -61,7 +91,7 @@ class Split:
             raise TaskIndexError(f"index must be an integer from 0 to {self.size() - 1} for split {self.name!r}, "
                                  f"got {index!r}")
         if self.kind == "train":
-            return {"seed": TRAIN_SEED_BASE + index, "difficulty": DIFFICULTIES[index % len(DIFFICULTIES)]}
+            return train_task(index)
         named = NAMED_TASK_ORDER
         if index < len(named):
             return {"task_id": named[index]}
@@ -72,14 +102,24 @@ class Split:
         return {"name": self.name, "type": self.kind, "num_tasks": self.size(), "description": self.description}
 
 
-_EQUAL_SHARE = {2: "a half", 3: "a third", 4: "a quarter", 5: "a fifth"}  # each tier's share of train, in words
+
+
+def _schedule_in_words() -> str:
+    """TRAIN_SCHEDULE as the train split's description states it."""
+    parts, first = [], 0
+    for block in TRAIN_SCHEDULE:
+        parts.append(f"tasks {first} to {first + block.count - 1} cycle over {', '.join(block.difficulties)}")
+        first += block.count
+    return "; ".join(parts)
+
+
 SPLITS: dict[str, Split] = {
     split.name: split
     for split in (
         Split("train", "train",
-              f"Standard seeded episodes: task i is seed {TRAIN_SEED_BASE} + i at difficulty {', '.join(DIFFICULTIES)} "
-              f"in turn ({_EQUAL_SHARE.get(len(DIFFICULTIES), f'1/{len(DIFFICULTIES)}')} each). Each task is the reset "
-              f"arguments that start it; any seed from {TRAIN_SEED_BASE} on is a further training episode."),
+              f"Standard seeded episodes: task i is seed {TRAIN_SEED_BASE} + i; {_schedule_in_words()}. Each "
+              "task is the reset arguments that start it; any seed from "
+              f"{TRAIN_SEED_BASE + TRAIN_TASK_COUNT} on is a further training episode."),
         Split("eval", "test",
               f"The named tasks, then {EVAL_SEEDS_PER_DIFFICULTY} calibration seeds per difficulty ("
               + ", ".join(f"{name} from {base}" for name, base in CALIBRATION_SEED_BASE.items())

@@ -165,20 +165,21 @@ TASKS: dict[str, TaskSpec] = {
     spec.task_id: spec
     for spec in (
         TaskSpec(
-            "easy_single_spike", "easy",
+            "easy_two_spikes", "easy",
             "Two conversion-rate spikes hide in four weeks of funnel data. Report each one with its date, "
             "metric, baseline, observed value, delta and severity; nothing else.",
             GRADER_NAME,
             tier_config("easy", seed=101, scenario_family="rate_spike_from_median", anomaly_count=2,
-                        task_id="easy_single_spike"),
+                        task_id="easy_two_spikes"),
         ),
         TaskSpec(
-            "medium_mixed_pair", "medium",
+            "medium_mixed_three", "medium",
             "Three incidents of different families are mixed with a marketing campaign, late-arriving data and "
             "unannotated shifts in timing, one of them on an incident's date. Report the incidents (once per date "
             "when one lasts two dates), classify each family correctly and leave the explained and benign days out.",
             GRADER_NAME,
-            tier_config("medium", seed=202, scenario_family="mixed", anomaly_count=3, task_id="medium_mixed_pair"),
+            tier_config("medium", seed=202, scenario_family="mixed", anomaly_count=3,
+                        task_id="medium_mixed_three"),
         ),
         TaskSpec(
             "hard_mixed_multi", "hard",
@@ -201,16 +202,22 @@ TASKS: dict[str, TaskSpec] = {
         ),
     )
 }
-# The reference tasks a default run (inference.py, the reference README) plays, in order; TASKS also holds the
-# frontier task, which the Task API's eval split and the catalogs list after them.
-DEFAULT_TASK_ORDER: tuple[str, ...] = ("easy_single_spike", "medium_mixed_pair", "hard_mixed_multi")
-NAMED_TASK_ORDER: tuple[str, ...] = tuple(TASKS)
+# The one default list of tasks: every named task, easiest first. Every entry point plays it by default
+# (inference.py, Inspect's dataset, the benchmarks), the Task API's eval split starts with it, and the catalogs
+# list it. NAMED_TASK_ORDER is the same tuple under the name SPEC section 1 also publishes.
+DEFAULT_TASK_ORDER: tuple[str, ...] = tuple(TASKS)
+NAMED_TASK_ORDER: tuple[str, ...] = DEFAULT_TASK_ORDER
 DEFAULT_TASK_ID = DEFAULT_TASK_ORDER[0]
+# Former task ids, accepted wherever a task id is (reset, get_task_spec, Inspect, inference.py) and resolved to the
+# task they always named. The ids were changed to say what the tasks hold; the episodes were not, so a score
+# recorded under a former id is a score on the same episode.
+TASK_ALIASES: dict[str, str] = {"easy_single_spike": "easy_two_spikes", "medium_mixed_pair": "medium_mixed_three"}
 
 
 def get_task_spec(task_id: str) -> TaskSpec:
-    """The named task, its id in any letter case; a ValueError names the valid ids."""
-    return TASKS[check_name_in_any_case("task_id", task_id, tuple(TASKS))]
+    """The named task, its id (or former id, TASK_ALIASES) in any letter case; a ValueError names the valid ids."""
+    name = check_name_in_any_case("task_id", task_id, (*TASKS, *TASK_ALIASES))
+    return TASKS[TASK_ALIASES.get(name, name)]
 
 
 def _int_in(name: str, value: Any, low: int, high: int) -> int:

@@ -11,12 +11,25 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from benchmarks.calibrate import AGENT_RESET_OVERRIDES, NULL_GROUP, calibrate, episode_plan, main
+from benchmarks.calibrate import (
+    AGENT_RESET_OVERRIDES,
+    EVALUATION_AGENTS,
+    NULL_GROUP,
+    PUBLISHED_RESULTS,
+    calibrate,
+    difficulty_table,
+    episode_plan,
+    main,
+    means_table,
+    named_task_groups,
+    table,
+)
 from metric_tracker_rl import MetricTrackerRlAction
 from metric_tracker_rl.agents import AGENTS, make_agent, run_episode
 from metric_tracker_rl.analysis_tools import GENERATOR_NAMES
 from metric_tracker_rl.analysis_tools.registry import MAX_PAGE_ROWS
 from metric_tracker_rl.catalog import AGGREGATE_DIFFICULTIES as DIFFICULTIES  # frontier: test_frontier_calibration
+from metric_tracker_rl.catalog import DIFFICULTIES as DIFFICULTIES_WITH_FRONTIER
 from metric_tracker_rl.environment import MetricTrackerRlEnvironment
 
 SEEDS = 20
@@ -71,7 +84,7 @@ def test_agents_read_only_public_modules() -> None:
                 assert not name.startswith(FORBIDDEN_MODULES), f"{path.name} imports {name}"
 
 
-@pytest.mark.parametrize("task_id", ["easy_single_spike", "medium_mixed_pair", "hard_mixed_multi"])
+@pytest.mark.parametrize("task_id", ["easy_two_spikes", "medium_mixed_three", "hard_mixed_multi"])
 def test_expert_solves_named_tasks(results: dict, task_id: str) -> None:
     assert results["expert"][task_id]["mean"] >= 0.95, task_id
 
@@ -138,7 +151,7 @@ def _single_tool_best(task_id: str, method: str) -> float:
     return best
 
 
-@pytest.mark.parametrize("task_id", ["medium_mixed_pair", "hard_mixed_multi"])
+@pytest.mark.parametrize("task_id", ["medium_mixed_three", "hard_mixed_multi"])
 def test_no_single_generator_solves_a_mixed_task(task_id: str) -> None:
     scores = {method: _single_tool_best(task_id, method) for method in GENERATOR_NAMES}
     assert max(scores.values()) < 0.9, scores
@@ -247,3 +260,52 @@ def test_shallow_reading_earns_partial_credit_well_below_the_expert(target_sweep
         assert 0.3 <= target_sweep[agent][difficulty]["mean"] <= expert - 0.25, agent
     assert target_sweep["top_k_dates_shift_checked"][difficulty]["mean"] <= \
         target_sweep["shallow_reader"][difficulty]["mean"] + 0.05
+
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def markdown_table_with_header(text: str, header: str) -> str | None:
+    """The Markdown table of `text` whose first line is `header`, as its lines joined; None if there is none."""
+    lines = text.splitlines()
+    for number, line in enumerate(lines):
+        if line == header:
+            rows = [header]
+            for following in lines[number + 1:]:
+                if not following.startswith("|"):
+                    break
+                rows.append(following)
+            return "\n".join(rows)
+    return None
+
+
+def published_tables() -> list[tuple[str, str]]:
+    """(doc, rendered table) of every calibration table the docs show, rendered from the kept results file."""
+    results = json.loads(PUBLISHED_RESULTS.read_text())
+    return [("docs/calibration.md", table(results)), ("docs/calibration.md", difficulty_table(results, "frontier")),
+            ("README.md", means_table(results)), ("docs/evaluation.md", table(results, EVALUATION_AGENTS))]
+
+
+@pytest.mark.parametrize(("doc", "rendered"), published_tables(), ids=lambda v: v if v.endswith(".md") else "")
+def test_the_docs_calibration_tables_are_the_kept_results_rendered(doc: str, rendered: str) -> None:
+    """Each table is what benchmarks/calibrate.py renders from docs/artifacts/calibration.json: a new run written
+    there, or an edit by hand to a table, fails here until the docs show the file's numbers."""
+    shown = markdown_table_with_header((ROOT / doc).read_text(encoding="utf-8"), rendered.splitlines()[0])
+    assert shown is not None, f"{doc} has no table headed {rendered.splitlines()[0]!r}"
+    assert shown == rendered
+
+
+def test_the_kept_results_cover_every_agent_and_difficulty() -> None:
+    results = json.loads(PUBLISHED_RESULTS.read_text())
+    assert set(results["agents"]) == set(AGENTS) and results["seeds_per_difficulty"] == 200
+    assert results["difficulties"] == list(DIFFICULTIES_WITH_FRONTIER)
+    assert all(set(stats) == {*named_task_groups(results), *DIFFICULTIES_WITH_FRONTIER, NULL_GROUP}
+               for stats in results["agents"].values())
+
+
+def test_the_table_check_catches_an_edited_number() -> None:
+    results = json.loads(PUBLISHED_RESULTS.read_text())
+    rendered = table(results)
+    edited = rendered.replace("| expert | 1.000 |", "| expert | 0.999 |")
+    assert edited != rendered
+    assert markdown_table_with_header(f"text\n\n{edited}\n\nmore", rendered.splitlines()[0]) == edited != rendered

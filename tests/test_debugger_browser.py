@@ -24,7 +24,7 @@ pytestmark = pytest.mark.slow  # starts server processes or a browser
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-TASK = "medium_mixed_pair"
+TASK = "medium_mixed_three"
 TIMEOUT_MS = 90_000
 ARTIFACTS = ROOT / "artifacts"
 LONG_FRACTION = re.compile(r"\.0*[1-9]\d{4,}")  # five or more significant digits after the point
@@ -322,7 +322,7 @@ def test_each_tab_has_its_own_episode(browser, web_url: str) -> None:
     first.reset(TASK)
     first.run_tool("list_dates")
     second.reset("hard_mixed_multi")
-    assert "Steps left: 39" in first.status() and "task_id=medium_mixed_pair" in first.status()
+    assert "Steps left: 39" in first.status() and "task_id=medium_mixed_three" in first.status()
     assert "Steps left: 40" in second.status()
     first.page.close()
     second.page.close()

@@ -22,7 +22,7 @@ from metric_tracker_rl.server import debugger_forms as forms
 from metric_tracker_rl.server import images
 from metric_tracker_rl.tasks import resolve_episode_config
 
-TASK = "medium_mixed_pair"
+TASK = "medium_mixed_three"
 
 
 def run(env: MetricTrackerRlEnvironment, method: str, **arguments: object):
@@ -75,10 +75,10 @@ def test_status_markdown_shows_budgets_and_the_score() -> None:
     env = MetricTrackerRlEnvironment()
     ready = env.reset(task_id=TASK)
     text = forms.status_markdown(ready, ready.config)
-    assert "task_id=medium_mixed_pair" in text and "Steps left: 40" in text and "score" not in text
+    assert "task_id=medium_mixed_three" in text and "Steps left: 40" in text and "score" not in text
     graded = env.step(MetricTrackerRlAction(classifications=[]))
     text = forms.status_markdown(graded, ready.config)
-    assert f"{graded.reward:.4f}" in text and "submissions left: 0" in text and "task_id=medium_mixed_pair" in text
+    assert f"{graded.reward:.4f}" in text and "submissions left: 0" in text and "task_id=medium_mixed_three" in text
 
 
 # --- tool forms ---------------------------------------------------------------------------------------
@@ -320,7 +320,7 @@ def test_favicon_is_an_icon_file() -> None:
 def test_the_comparison_table_lists_each_row_and_each_missed_incident_only_in_open_mode(
         secret: str) -> None:
     env = MetricTrackerRlEnvironment(held_out_secret=secret)
-    env.reset(task_id="medium_mixed_pair")
+    env.reset(task_id="medium_mixed_three")
     rows = run(env, "get_median_filter_rows")["rows"]
     assert forms.comparison_table(env.step(MetricTrackerRlAction(analysis_method="list_dates"))).empty
     graded = env.step(MetricTrackerRlAction(classifications=rows))
@@ -339,7 +339,7 @@ def test_the_comparison_table_lists_each_row_and_each_missed_incident_only_in_op
 
 def test_the_preview_status_says_how_many_rows_are_valid() -> None:
     env = MetricTrackerRlEnvironment()
-    env.reset(task_id="medium_mixed_pair")
+    env.reset(task_id="medium_mixed_three")
     rows = run(env, "get_median_filter_rows")["rows"][:13]
     rows.append({**rows[0], "date": "2026-01-01"})
     before = env.step(MetricTrackerRlAction(analysis_method="list_dates"))

@@ -29,7 +29,7 @@ def started(**reset_kwargs) -> tuple[MetricTrackerRlEnvironment, GroundTruth]:
 
 
 def test_one_graded_submission_by_default_ends_the_episode() -> None:
-    for task_id in ("easy_single_spike", "medium_mixed_pair", "hard_mixed_multi"):
+    for task_id in ("easy_two_spikes", "medium_mixed_three", "hard_mixed_multi"):
         env, truth = started(task_id=task_id)
         assert env.reset(task_id=task_id).config["max_submissions"] == 1
         half = list(truth.expected_rows[:1])
@@ -47,7 +47,7 @@ def credited(scores: list[float]) -> float:
 
 
 def test_a_curriculum_budget_grades_each_submission_by_its_improvement() -> None:
-    env, truth = started(task_id="medium_mixed_pair", max_submissions=3)
+    env, truth = started(task_id="medium_mixed_three", max_submissions=3)
     expected = list(truth.expected_rows)
     scores, rewards = [], []
     for rows in (expected[:1], [], expected):
@@ -87,14 +87,14 @@ def test_feedback_before_the_last_submission_carries_only_the_score_and_counts()
 
 
 def test_analysis_steps_use_no_submission_and_have_zero_reward() -> None:
-    env, _ = started(task_id="easy_single_spike")
+    env, _ = started(task_id="easy_two_spikes")
     for _ in range(5):
         obs = env.step(LOOK)
         assert obs.status == "ok" and obs.reward == 0.0 and not obs.done and obs.submissions_remaining == 1
 
 
 def test_step_budget_cuts_the_episode_off() -> None:
-    env, _ = started(task_id="easy_single_spike", max_steps=3)
+    env, _ = started(task_id="easy_two_spikes", max_steps=3)
     assert not env.step(LOOK).done
     assert not env.step(LOOK).done
     obs = env.step(LOOK)
@@ -114,7 +114,7 @@ def test_perfect_score_ends_the_episode_and_later_steps_pay_nothing() -> None:
 
 
 def test_steps_after_the_submission_pay_nothing() -> None:
-    env, truth = started(task_id="medium_mixed_pair")
+    env, truth = started(task_id="medium_mixed_three")
     half = list(truth.expected_rows[:1])
     obs = env.step(MetricTrackerRlAction(classifications=half))
     assert obs.done and 0.0 < obs.reward < 1.0
@@ -123,7 +123,7 @@ def test_steps_after_the_submission_pay_nothing() -> None:
 
 
 def test_an_action_needs_exactly_one_mode() -> None:
-    env, _ = started(task_id="medium_mixed_pair")
+    env, _ = started(task_id="medium_mixed_three")
     for action in (
         MetricTrackerRlAction(),
         MetricTrackerRlAction(analysis_method="list_dates", classifications=[]),
@@ -178,7 +178,7 @@ def test_refusal_depends_on_no_truth() -> None:
 
 
 def test_oversized_submission_is_an_error_that_uses_no_submission() -> None:
-    env, _ = started(task_id="medium_mixed_pair")
+    env, _ = started(task_id="medium_mixed_three")
     dates = env.step(LOOK).analysis_result["dates"]
     rows = [MetricSubmissionRow(date=d["date"], entity_type=t, entity_name=n, anomaly_type="funnel_break",
                                 detection_method="get_funnel_break_rows", baseline_value=1.0, observed_value=1.0,
@@ -192,7 +192,7 @@ def test_oversized_submission_is_an_error_that_uses_no_submission() -> None:
 
 
 def test_payload_generator_submission_is_graded() -> None:
-    env, truth = started(task_id="easy_single_spike")
+    env, truth = started(task_id="easy_two_spikes")
     bad = env.step(MetricTrackerRlAction(payload_generators=[PayloadGeneratorMethod(method_name="list_dates")]))
     assert bad.status == "error" and bad.submissions_remaining == 1 and not bad.done
     assert "get_funnel_break_rows" in bad.message
@@ -324,7 +324,7 @@ def test_the_visible_config_rebuilds_an_open_episode_locally(seed: int, difficul
 def test_a_held_out_config_says_it_cannot_be_rebuilt() -> None:
     from metric_tracker_rl.tasks import EpisodeConfig
 
-    obs = MetricTrackerRlEnvironment(held_out_secret="not-in-the-config").reset(task_id="easy_single_spike")
+    obs = MetricTrackerRlEnvironment(held_out_secret="not-in-the-config").reset(task_id="easy_two_spikes")
     assert obs.config["held_out"] is True
     with pytest.raises(ValueError, match="held-out episode .* cannot be rebuilt"):
         EpisodeConfig.from_public(obs.config)
@@ -362,7 +362,7 @@ def test_a_finished_open_episode_shows_which_rows_matched_and_which_incidents_we
 
 def test_a_held_out_episode_never_shows_the_comparison() -> None:
     env = MetricTrackerRlEnvironment(held_out_secret="kept-by-the-server")
-    assert env.reset(task_id="medium_mixed_pair").config["held_out"] is True
+    assert env.reset(task_id="medium_mixed_three").config["held_out"] is True
     graded = env.step(MetricTrackerRlAction(analysis_method="get_median_filter_rows"))
     graded = env.step(MetricTrackerRlAction(classifications=graded.analysis_result["rows"]))
     assert graded.done and graded.comparison is None

@@ -201,10 +201,10 @@ def test_model_solves_with_tool_calls_then_submit(server_url: str, tmp_path: Pat
     script = [tool_calls(("task_overview", {}), ("get_annotations", {})),
               tool_calls(("submit_generators", {"generators": [generator]}))]
     with fake_model(script) as (model_url, requests):
-        result = run_inference("--tasks", "easy_single_spike", "--output", str(tmp_path / "r.json"),
+        result = run_inference("--tasks", "easy_two_spikes", "--output", str(tmp_path / "r.json"),
                                env=model_env(model_url, server_url))
     assert result.returncode == 0, result.stderr
-    [task] = parse_log(result.stdout, ["easy_single_spike"], "fake-model")
+    [task] = parse_log(result.stdout, ["easy_two_spikes"], "fake-model")
     assert [s["action"].split("(")[0] for s in task["steps"]] == [
         "task_overview", "get_annotations", "submit_generators"]
     assert task["steps"][-1]["reward"] == task["score"]
@@ -225,10 +225,10 @@ def test_model_mistakes_are_answered_without_env_steps(server_url: str) -> None:
               tool_calls(("no_such_tool", {})),
               tool_calls(("submit_report", {"rows": [{"date": "2026-03-10"}]}))]
     with fake_model(script) as (model_url, requests):
-        result = run_inference("--tasks", "easy_single_spike",
+        result = run_inference("--tasks", "easy_two_spikes",
                                env=model_env(model_url, server_url, MAX_TOOL_ROUNDS="5"))
     assert result.returncode == 0, result.stderr
-    [task] = parse_log(result.stdout, ["easy_single_spike"], "fake-model")
+    [task] = parse_log(result.stdout, ["easy_two_spikes"], "fake-model")
     assert len(requests) == 5
     assert [s["action"] for s in task["steps"]] == ['submit_report({"rows":[]})']
     assert task["success"] is False
@@ -241,7 +241,7 @@ def test_model_mistakes_are_answered_without_env_steps(server_url: str) -> None:
 
 def test_http_error_ends_every_task_cleanly(server_url: str) -> None:
     script = [tool_calls(("task_overview", {})), {"status": 402, "message": "You have depleted your credits"}]
-    tasks = ["easy_single_spike", "medium_mixed_pair"]
+    tasks = ["easy_two_spikes", "medium_mixed_three"]
     with fake_model(script) as (model_url, requests):
         result = run_inference("--tasks", ",".join(tasks), env=model_env(model_url, server_url))
     assert result.returncode == 1, result.stderr  # the model was asked for and could not be used
@@ -262,11 +262,11 @@ def test_a_keyless_local_model_is_used_and_its_failure_is_an_error(server_url: s
     script = [{"status": 404, "message": "The model `local-model` does not exist."}]
     with fake_model(script) as (model_url, requests):
         url = model_url if failure == "404" else f"http://127.0.0.1:{free_port()}/v1"
-        result = run_inference("--tasks", "easy_single_spike", env={
+        result = run_inference("--tasks", "easy_two_spikes", env={
             "API_BASE_URL": url, "MODEL_NAME": "local-model", "METRIC_TRACKER_URL": server_url,
             "MODEL_MAX_RETRIES": "0"})
     assert result.returncode == 1, result.stderr
-    (task,) = parse_log(result.stdout, ["easy_single_spike"], "local-model")
+    (task,) = parse_log(result.stdout, ["easy_two_spikes"], "local-model")
     assert task["steps"][-1]["error"] is not None
     assert ("HTTP 404" if failure == "404" else "could not reach the model") in task["steps"][-1]["error"]
     assert bool(requests) == (failure == "404")  # the request went out without a key
@@ -295,11 +295,13 @@ def test_offline_run_serves_the_environment_itself_and_stops_it(tmp_path: Path) 
         assert episode["score"] == record["score"] and episode["rewards"] == record["rewards"]
         assert sum(m["role"] == "tool" for m in episode["messages"]) == record["steps"]
         assert not any('"debug"' in m["content"] for m in episode["messages"])
-    # The scripted floor solves the easy task and finds some incidents of the others (a fixed procedure: the
-    # timing shifts of medium and hard defeat it, as they should).
+    # The scripted floor solves the easy task and finds some incidents of medium and hard (a fixed procedure: the
+    # timing shifts of medium and hard defeat it, as they should); it reports no segment, so frontier, where an
+    # incident's credit needs its segment, gives it nothing.
     scores = {record["task_id"]: record["score"] for record in saved["tasks"]}
-    assert scores["easy_single_spike"] == 1.0
-    assert all(0 < score < 1 for task_id, score in scores.items() if task_id != "easy_single_spike"), scores
+    assert scores["easy_two_spikes"] == 1.0
+    assert all(0 < scores[task_id] < 1 for task_id in ("medium_mixed_three", "hard_mixed_multi")), scores
+    assert scores["frontier_segments"] == 0.0, scores
 
 
 def test_unreachable_environment_still_prints_start_and_end() -> None:

@@ -252,14 +252,14 @@ def test_a_model_that_never_submits_scores_zero(server_url: str, tmp_path: Path)
     def only_talks(messages: list[ChatMessage], *_: Any) -> ModelOutput:
         return text("I think the data looks fine.")
 
-    log = run_eval(investigates_forever, tmp_path / "tools", base_url=server_url, tasks="easy_single_spike")
+    log = run_eval(investigates_forever, tmp_path / "tools", base_url=server_url, tasks="easy_two_spikes")
     [sample] = log.samples
     score = sample.scores["episode_score"]
     assert score.value == 0 and score.metadata["graded_submissions"] == 0
     assert score.metadata["done"], "the step budget ends the episode"
     assert score.metadata["steps"] == score.metadata["config"]["max_steps"]
 
-    log = run_eval(only_talks, tmp_path / "text", base_url=server_url, tasks="easy_single_spike", max_turns=5)
+    log = run_eval(only_talks, tmp_path / "text", base_url=server_url, tasks="easy_two_spikes", max_turns=5)
     [sample] = log.samples
     assert sample.scores["episode_score"].value == 0
     assert sample.scores["episode_score"].metadata["steps"] == 0
@@ -284,7 +284,7 @@ def test_malformed_tool_arguments_come_back_as_tool_errors(server_url: str, tmp_
             return tool_call(*mistakes[made])
         return tool_call("submit_report", {"rows": []})
 
-    log = run_eval(clumsy, tmp_path, base_url=server_url, tasks="easy_single_spike")
+    log = run_eval(clumsy, tmp_path, base_url=server_url, tasks="easy_two_spikes")
     [sample] = log.samples
     assert [m.function for m in seen] == [name for name, _ in mistakes]
     for message in seen:
@@ -333,14 +333,14 @@ def test_a_held_out_eval_starts_its_local_server_with_a_secret(tmp_path: Path,
                                                                monkeypatch: pytest.MonkeyPatch) -> None:
     for name in ("METRIC_TRACKER_URL", "BASE_URL", "METRIC_TRACKER_SECRET"):
         monkeypatch.delenv(name, raising=False)
-    log = run_eval(submits_an_empty_report, tmp_path, tasks="easy_single_spike", held_out=True)
+    log = run_eval(submits_an_empty_report, tmp_path, tasks="easy_two_spikes", held_out=True)
     config = log.samples[0].scores["episode_score"].metadata["config"]
     assert config["held_out"] is True and config["standard"] is True
     assert LOCAL_SERVERS.running() == []
 
 
 def test_a_held_out_eval_refuses_a_server_without_a_secret(server_url: str, tmp_path: Path) -> None:
-    [log] = inspect_eval(metric_tracker(tasks="easy_single_spike", held_out=True, base_url=server_url),
+    [log] = inspect_eval(metric_tracker(tasks="easy_two_spikes", held_out=True, base_url=server_url),
                          model=get_model(MODEL, custom_outputs=submits_an_empty_report, memoize=False),
                          log_dir=str(tmp_path), display="none")
     assert log.status == "error"
@@ -363,7 +363,7 @@ def submits_nothing(messages, *rest):
     output.usage = ModelUsage(input_tokens=1, output_tokens=1, total_tokens=2)
     return output
 
-[log] = eval("metric_tracker_rl/metric_tracker", task_args={"tasks": "easy_single_spike"},
+[log] = eval("metric_tracker_rl/metric_tracker", task_args={"tasks": "easy_two_spikes"},
              model=get_model("mockllm/model", custom_outputs=submits_nothing), log_dir=sys.argv[1], display="none")
 sample = log.samples[0]
 print(json.dumps({"status": log.status, "task": log.eval.task, "urls": urls, "running_after": LOCAL_SERVERS.running(),

@@ -25,7 +25,7 @@ from metric_tracker_rl.scenario import build_episode
 from metric_tracker_rl.tasks import resolve_episode_config
 
 MAX_RESULT_BYTES = 256 * 1024  # documented bound on one serialized observation after a tool call
-SWEEP = [{"task_id": "medium_mixed_pair"}, {"task_id": "hard_mixed_multi"}, {"task_id": "frontier_segments"},
+SWEEP = [{"task_id": "medium_mixed_three"}, {"task_id": "hard_mixed_multi"}, {"task_id": "frontier_segments"},
          {"seed": 7, "difficulty": "hard", "anomaly_count": 4}, {"seed": 11, "difficulty": "medium"},
          {"seed": 12, "scenario_family": "funnel_break", "anomaly_count": 2},
          # a drawn incident count (5) and a Saturday shared by a count spike and a marketing campaign
@@ -183,7 +183,7 @@ def test_every_tool_result_is_capped_at_worst_case(tool: str) -> None:
 
 def test_a_submission_over_the_row_cap_gets_a_clear_error() -> None:
     env = MetricTrackerRlEnvironment()
-    env.reset(task_id="easy_single_spike")
+    env.reset(task_id="easy_two_spikes")
     row = MetricSubmissionRow(date=WINDOW[3], entity_type="event_count", entity_name="app_opens",
                               anomaly_type="absolute_spike_in_event_count", detection_method="x",
                               baseline_value=1.0, observed_value=2.0, delta_value=1.0, severity="critical")

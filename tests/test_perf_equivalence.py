@@ -209,7 +209,7 @@ def test_same_weekday_peers_lists_the_other_weeks() -> None:
         assert sorted(int(p) for p in peers[day] if p >= 0) == expected
 
 
-@pytest.mark.parametrize("task_id", ["easy_single_spike", "medium_mixed_pair", "hard_mixed_multi"])
+@pytest.mark.parametrize("task_id", ["easy_two_spikes", "medium_mixed_three", "hard_mixed_multi"])
 @pytest.mark.parametrize("seed", [0, 1234])
 def test_panel_is_byte_identical_to_the_reference_computation(monkeypatch: pytest.MonkeyPatch, task_id: str,
                                                               seed: int) -> None:
@@ -230,7 +230,7 @@ def test_panel_is_byte_identical_to_the_reference_computation(monkeypatch: pytes
 
 
 # Every family touches a different part of the plan (extra opens, duplicated events, shifted or lost hours).
-SCENARIOS = [{"task_id": t} for t in ("easy_single_spike", "medium_mixed_pair", "hard_mixed_multi")] + [
+SCENARIOS = [{"task_id": t} for t in ("easy_two_spikes", "medium_mixed_three", "hard_mixed_multi")] + [
     {"scenario_family": family, "difficulty": "hard", "anomaly_count": 2} for family in ANOMALY_TYPES]
 
 

@@ -27,8 +27,8 @@ ACTIONS = [
         {"method_name": "get_funnel_break_rows", "threshold_multiplier": 3.0},
     ]),
 ]
-SESSIONS = [{"task_id": "medium_mixed_pair", "seed": 11}, {"task_id": "hard_mixed_multi", "seed": 12},
-            {"task_id": "medium_mixed_pair", "seed": 13}, {"task_id": "easy_single_spike", "seed": 14}]
+SESSIONS = [{"task_id": "medium_mixed_three", "seed": 11}, {"task_id": "hard_mixed_multi", "seed": 12},
+            {"task_id": "medium_mixed_three", "seed": 13}, {"task_id": "easy_two_spikes", "seed": 14}]
 
 
 def comparable(observation: Any, reward: float | None) -> dict[str, Any]:

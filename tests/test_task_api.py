@@ -16,13 +16,16 @@ from metric_tracker_rl.environment import MetricTrackerRlEnvironment
 from metric_tracker_rl.task_splits import (
     EVAL_SEEDS_PER_DIFFICULTY,
     SPLITS,
+    TRAIN_SCHEDULE,
     TRAIN_SEED_BASE,
     TRAIN_TASK_COUNT,
     TaskIndexError,
+    TrainBlock,
     UnknownSplitError,
     get_split,
     resolve_reset,
     task_range,
+    train_task,
 )
 from metric_tracker_rl.tasks import TASKS, resolve_episode_config
 
@@ -59,6 +62,35 @@ def test_train_and_eval_share_no_episode() -> None:
     assert min(train_seeds) == TRAIN_SEED_BASE > max(eval_seeds)
     assert all(set(t) == {"seed", "difficulty"} for t in train)
     assert {t["difficulty"] for t in train[:len(DIFFICULTIES)]} == set(DIFFICULTIES)
+
+
+def test_every_difficulty_has_train_tasks() -> None:
+    """A new tier is published in TRAIN_SCHEDULE (a block appended for it), or this fails."""
+    assert {t["difficulty"] for t in task_range("train")} == set(DIFFICULTIES)
+    assert all(block.count > 0 and set(block.difficulties) <= set(DIFFICULTIES) for block in TRAIN_SCHEDULE)
+
+
+def test_the_published_train_schedule_starts_as_it_was_published() -> None:
+    """The first block is the schedule trainers have recorded indices against: tiers in turn from index 0."""
+    first = TRAIN_SCHEDULE[0]
+    assert first == TrainBlock(6_000, ("easy", "medium", "hard", "frontier"))
+    assert task_range("train", 0, 5) == [{"seed": TRAIN_SEED_BASE + i, "difficulty": d} for i, d in
+                                         enumerate(("easy", "medium", "hard", "frontier", "easy"))]
+
+
+def test_adding_a_tier_changes_no_train_task() -> None:
+    """A tier is added by appending its block: every existing train task keeps its seed and difficulty, and the
+    new tier's tasks take seeds no existing task has."""
+    extended = (*TRAIN_SCHEDULE, TrainBlock(500, ("scratch_tier",)))
+    existing = task_range("train")
+    assert [train_task(i, extended) for i in range(TRAIN_TASK_COUNT)] == existing
+    added = [train_task(TRAIN_TASK_COUNT + i, extended) for i in range(500)]
+    assert {t["difficulty"] for t in added} == {"scratch_tier"}
+    assert not {t["seed"] for t in added} & {t["seed"] for t in existing}
+    with pytest.raises(TaskIndexError):
+        train_task(TRAIN_TASK_COUNT + 500, extended)
+    with pytest.raises(TaskIndexError):
+        train_task(-1)
 
 
 @settings(max_examples=60, deadline=None)

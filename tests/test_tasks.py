@@ -9,15 +9,23 @@ from metric_tracker_rl.analysis_tools import TOOL_REGISTRY
 from metric_tracker_rl.anomalies import FAMILY_REGISTRY
 from metric_tracker_rl.environment import MetricTrackerRlEnvironment
 from metric_tracker_rl.scenario import build_episode
-from metric_tracker_rl.tasks import ANOMALY_COUNT_RANGE, MAX_ANOMALIES, MAX_DENSITY, RESET_KEYS, resolve_episode_config
+from metric_tracker_rl.tasks import (
+    ANOMALY_COUNT_RANGE,
+    MAX_ANOMALIES,
+    MAX_DENSITY,
+    RESET_KEYS,
+    TASK_ALIASES,
+    TASKS,
+    resolve_episode_config,
+)
 
-TASK_DIFFICULTIES = {"easy_single_spike": "easy", "medium_mixed_pair": "medium", "hard_mixed_multi": "hard",
+TASK_DIFFICULTIES = {"easy_two_spikes": "easy", "medium_mixed_three": "medium", "hard_mixed_multi": "hard",
                      "frontier_segments": "frontier"}
 
 
 def test_named_tasks_and_their_order() -> None:
     assert tuple(NAMED_TASK_ORDER) == tuple(TASK_DIFFICULTIES)
-    assert NAMED_TASK_ORDER[:3] == DEFAULT_TASK_ORDER  # the reference tasks a default run plays
+    assert NAMED_TASK_ORDER == DEFAULT_TASK_ORDER  # one default: every entry point plays every named task
     for task_id, difficulty in TASK_DIFFICULTIES.items():
         spec = get_task_spec(task_id)
         assert (spec.task_id, spec.difficulty, spec.config.difficulty) == (task_id, difficulty, difficulty)
@@ -69,15 +77,15 @@ BAD_RESETS = [
 @pytest.mark.parametrize(("kwargs", "names"), BAD_RESETS, ids=lambda v: str(v) if isinstance(v, dict) else "")
 def test_bad_reset_is_an_error_naming_the_choices_and_keeps_the_episode(kwargs: dict, names: list[str]) -> None:
     env = MetricTrackerRlEnvironment()
-    env.reset(task_id="medium_mixed_pair", seed=5)
+    env.reset(task_id="medium_mixed_three", seed=5)
     before = env.step(MetricTrackerRlAction(analysis_method="get_annotations"))
     obs = env.reset(**kwargs)
     assert obs.status == "error" and obs.reward == 0.0
     for name in names:
         assert name in obs.message, (name, obs.message)
     after = env.step(MetricTrackerRlAction(analysis_method="get_annotations"))
-    assert after.status == "ok" and after.task_id == "medium_mixed_pair"
-    assert env.state.task_id == "medium_mixed_pair"
+    assert after.status == "ok" and after.task_id == "medium_mixed_three"
+    assert env.state.task_id == "medium_mixed_three"
     assert after.analysis_result == before.analysis_result
     assert after.steps_remaining == before.steps_remaining - 1  # the same episode went on
 
@@ -129,4 +137,16 @@ def test_each_objective_and_the_docs_say_how_many_incidents_the_task_holds_whate
         assert spec.objective.startswith(words[spec.config.anomaly_count]), spec.objective
         (row,) = [line for line in table.splitlines() if line.startswith(f"| `{task_id}` |")]
         assert row.split("|")[4].strip() == str(spec.config.anomaly_count)
-    assert "`easy_single_spike` holds two" in table and "`medium_mixed_pair` three" in table
+    for former, task_id in TASK_ALIASES.items():  # the docs say which former id names which task
+        assert f"`{former}`" in table and f"`{task_id}`" in table
+
+
+@pytest.mark.parametrize(("former", "task_id"), list(TASK_ALIASES.items()))
+def test_a_former_task_id_starts_the_same_episode_under_the_new_id(former: str, task_id: str) -> None:
+    assert former not in TASKS and task_id in TASKS
+    assert get_task_spec(former) is get_task_spec(former.upper()) is get_task_spec(task_id)
+    assert resolve_episode_config(task_id=former, seed=7) == resolve_episode_config(task_id=task_id, seed=7)
+    by_former, by_id = MetricTrackerRlEnvironment().reset(task_id=former), MetricTrackerRlEnvironment().reset(
+        task_id=task_id)
+    assert by_former.status == "ready" and by_former.task_id == task_id
+    assert by_former.config == by_id.config and by_former.instruction == by_id.instruction

@@ -132,16 +132,16 @@ def test_known_mistakes_name_what_is_wrong() -> None:
 
 def test_rendered_observations_read_back_as_what_they_show() -> None:
     env = MetricTrackerRlEnvironment()
-    reset = env.reset(task_id="easy_single_spike")
+    reset = env.reset(task_id="easy_two_spikes")
     brief = read_observation(first_prompt(reset))
-    assert brief.status == "ready" and brief.brief["task_id"] == "easy_single_spike" and brief.steps_remaining == 40
+    assert brief.status == "ready" and brief.brief["task_id"] == "easy_two_spikes" and brief.steps_remaining == 40
     assert brief.config["seed"] == reset.config["seed"] and brief.brief["window"]["days"] == 28
     # The bounds the objective calls published, and every family's root-cause keys and magnitudes.
     assert brief.brief["benign_fluctuations"]["count_incident_min_share"] == 0.28
     # On hard, demand swings overlap the count incidents' magnitudes: no gap is published there.
     hard = read_observation(first_prompt(env.reset(task_id="hard_mixed_multi"))).brief["benign_fluctuations"]
     assert "count_incident_min_share" not in hard and hard["demand_swing_share"] == [0.15, 0.4]
-    env.reset(task_id="easy_single_spike")
+    env.reset(task_id="easy_two_spikes")
     assert {row["family"] for row in brief.brief["families"]} == {s["family"] for s in
                                                                  reset.available_synthetic_generator_methods}
     annotations = env.step(tool_action("get_annotations", {}))
@@ -161,7 +161,7 @@ def test_rendered_observations_read_back_as_what_they_show() -> None:
 
 def test_a_long_result_pages_strongest_first_and_says_how_to_go_on() -> None:
     env = MetricTrackerRlEnvironment()
-    env.reset(task_id="medium_mixed_pair")
+    env.reset(task_id="medium_mixed_three")
     first = env.step(tool_action("get_rows_with_abs_diff_from_median_gt", {"threshold": 0}))
     text = render_observation(first)
     total = first.analysis_result["row_count"]

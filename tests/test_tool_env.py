@@ -90,7 +90,7 @@ def test_scripted_policy_scores_the_same_as_over_the_plain_client(tool_env: Metr
 
 
 def test_tool_mistakes_come_back_as_text(tool_env: MetricTrackerToolEnv) -> None:
-    tool_env.reset(task_id="easy_single_spike")
+    tool_env.reset(task_id="easy_two_spikes")
     assert "valid dates" in tool_env.hourly_rows_for_date(date="1999-01-01")
     assert "missing required argument 'date'" in tool_env.hourly_rows_for_date()
     assert "unexpected argument 'day'" in tool_env.hourly_rows_for_date(date="2026-03-10", day="monday")

@@ -101,7 +101,7 @@ def test_out_of_range_threshold_is_an_error_naming_the_bound(threshold: float) -
 
 def test_bad_calls_through_the_environment_are_error_observations_and_the_episode_goes_on() -> None:
     env = MetricTrackerRlEnvironment()
-    env.reset(task_id="medium_mixed_pair")
+    env.reset(task_id="medium_mixed_three")
     # Each mistake, and the words its error must hold: what was wrong and what is valid.
     bad_calls = [
         ("solve_the_task", {}, ("unknown analysis method 'solve_the_task'", "valid methods: task_overview")),

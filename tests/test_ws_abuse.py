@@ -66,7 +66,7 @@ def error_observation(reply: dict[str, Any]) -> str:
 
 
 def assert_session_works(ws: ClientConnection) -> None:
-    obs = observation(exchange(ws, {"type": "reset", "data": {"task_id": "easy_single_spike"}}))
+    obs = observation(exchange(ws, {"type": "reset", "data": {"task_id": "easy_two_spikes"}}))
     assert obs["status"] == "ready"
     obs = observation(exchange(ws, {"type": "step", "data": {"analysis_method": "list_dates"}}))
     assert obs["status"] == "ok"
@@ -143,7 +143,7 @@ def test_wrong_field_types_get_a_validation_error(session: ClientConnection, mes
 
 
 @pytest.mark.parametrize("data", [
-    {"seed": "abc"}, {"seed": -1}, {"seed": 2**80}, {"seed": True}, {"task_id": ["easy_single_spike"]},
+    {"seed": "abc"}, {"seed": -1}, {"seed": 2**80}, {"seed": True}, {"task_id": ["easy_two_spikes"]},
     {"difficulty": "nightmare"}, {"anomaly_count": 10**9}, {"max_steps": 0}, {"anomalies": "many"},
     {"anomalies": [{"family": "funnel_break"}] * 50}, {"no_such_setting": 1},
 ])
@@ -275,7 +275,7 @@ def test_a_refused_reset_reports_the_live_episode_unchanged(session: ClientConne
                                                              settings: dict[str, Any]) -> None:
     """A reset the environment refuses leaves the episode running, and its error observation shows that
     episode's true budgets (not zeros); the next step goes on from them."""
-    observation(exchange(session, {"type": "reset", "data": {"task_id": "easy_single_spike"}}))
+    observation(exchange(session, {"type": "reset", "data": {"task_id": "easy_two_spikes"}}))
     stepped = observation(exchange(session, {"type": "step", "data": {"analysis_method": "list_dates"}}))
     refused = observation(exchange(session, {"type": "reset", "data": settings}))
     assert refused["status"] == "error" and "unchanged" in refused["message"], refused

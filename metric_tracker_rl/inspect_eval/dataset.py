@@ -1,8 +1,8 @@
 """The eval's samples: one per episode, each carrying the reset arguments that start it.
 
-By default the three named tasks; with `seeds` > 0, the calibration sweep of each difficulty (the episodes of the
-`eval` split and of benchmarks/calibrate.py, from metric_tracker_rl.task_splits alone: standard episodes, every
-NULL_EVERY-th a null episode), from its episode `offset` on."""
+By default the named tasks (DEFAULT_TASK_ORDER, frontier's included); with `seeds` > 0, the calibration sweep of
+each difficulty (the episodes of the `eval` split and of benchmarks/calibrate.py, from metric_tracker_rl.task_splits
+alone: standard episodes, every NULL_EVERY-th a null episode), from its episode `offset` on."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from metric_tracker_rl.tasks import DEFAULT_TASK_ORDER, get_task_spec
 
 
 def as_list(value: str | Sequence[str] | None) -> list[str] | None:
-    """A task argument given as a list or as a comma-separated string (`-T tasks=easy_single_spike,...`)."""
+    """A task argument given as a list or as a comma-separated string (`-T tasks=easy_two_spikes,...`)."""
     if value is None:
         return None
     items = value.split(",") if isinstance(value, str) else list(value)
@@ -53,8 +53,9 @@ def episode_sample(sample_id: str, objective: str, reset_kwargs: dict[str, Any],
 
 def episode_dataset(tasks: str | Sequence[str] | None, difficulties: str | Sequence[str] | None, seeds: int,
                     offset: int = 0) -> MemoryDataset:
-    """Named tasks (all three unless `tasks` names some) and, with `seeds` > 0, a sweep over `difficulties`
-    (all three unless named). A sweep alone leaves the named tasks out unless `tasks` names them."""
+    """Named tasks (every one of DEFAULT_TASK_ORDER unless `tasks` names some) and, with `seeds` > 0, a sweep
+    over `difficulties` (every difficulty unless named). A sweep alone leaves the named tasks out unless `tasks`
+    names them."""
     if seeds < 0:
         raise ValueError(f"seeds must be 0 or more, got {seeds}")
     if offset < 0:

@@ -27,8 +27,9 @@ def metric_tracker(
     """The benchmark as an Inspect task.
 
     Args:
-      tasks: named tasks to run (comma-separated or a list); default: all three, unless a sweep is asked for.
-      difficulty: difficulties of the seed sweep (comma-separated or a list); default: easy, medium and hard.
+      tasks: named tasks to run (comma-separated or a list); default: every named task
+        (DEFAULT_TASK_ORDER), unless a sweep is asked for.
+      difficulty: difficulties of the seed sweep (comma-separated or a list); default: every difficulty.
       seeds: episodes per difficulty in the seed sweep (0: no sweep).
       offset: the sweep's first episode in each difficulty's calibration sweep (to split a sweep into parts).
       held_out: run held-out episodes (the server mixes a secret into every random stream).

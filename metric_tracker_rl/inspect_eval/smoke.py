@@ -25,7 +25,7 @@ def submits_an_empty_report(*_: Any) -> Any:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    parser.add_argument("--tasks", default="easy_single_spike", help="comma-separated task ids")
+    parser.add_argument("--tasks", default="easy_two_spikes", help="comma-separated task ids")
     parser.add_argument("--log-dir", default=None,
                         help="where Inspect writes its log (default: a temporary directory, removed after the check)")
     args = parser.parse_args(argv)
