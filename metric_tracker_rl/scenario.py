@@ -38,7 +38,7 @@ from metric_tracker_rl.metrics import MetricPanel, build_panel
 from metric_tracker_rl.models import MetricSubmissionRow, submission_row_type
 from metric_tracker_rl.public import Annotation, PublicEpisode
 from metric_tracker_rl.seeding import derive_rng
-from metric_tracker_rl.segments import SEGMENT_FIELDS, Segment
+from metric_tracker_rl.segments import CELL_FIELDS, Segment
 from metric_tracker_rl.tasks import TASKS, EpisodeConfig, incident_count
 from metric_tracker_rl.tiers import LATE_DATA, TIERS, AggregateMix, Tier
 
@@ -431,7 +431,7 @@ def build_ground_truth(incidents: Sequence[tuple[InjectionRecord, Segment]], pub
         k = panel.index(record.entity_type, record.entity_name)
         observed = float(panel.values[k, record.day])
         baseline = float(panel.baseline[k, record.day])
-        scope = {} if segment.is_aggregate else dict(zip(SEGMENT_FIELDS, segment.values(), strict=True))
+        scope = {} if segment.is_aggregate else {**dict.fromkeys(CELL_FIELDS), **segment.named()}
         rows.append(row_type(
             date=dates[record.day], entity_type=record.entity_type, entity_name=record.entity_name,
             anomaly_type=record.family, detection_method=family.generator,
