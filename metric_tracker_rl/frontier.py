@@ -140,18 +140,22 @@ def add_leaves(plan: SegmentedPlan, split: LeafSplit, key: EpisodeKey) -> None:
     plan.split, plan.leaf_shares, plan.leaf_reach_factors = split, shares, reach
 
 
-def _cell_stop_means(plan: SegmentedPlan) -> np.ndarray:
-    """(S, D, 24, 5) expected stops per event of every cell: its leaves' together where it has leaves."""
-    stops = stage_means(plan.traffic, plan.step_rates)
+def _cell_stop_means(plan: SegmentedPlan) -> tuple[np.ndarray, np.ndarray | None]:
+    """(S, D, 24, 5) expected stops per event of every cell (its leaves' together where it has leaves), and with
+    leaves (S, D, 5) each cell's expected reach of every event per date before its leaves' factors."""
     if plan.split is None:
-        return stops
+        return stage_means(plan.traffic, plan.step_rates), None
     assert plan.leaf_shares is not None and plan.leaf_reach_factors is not None
-    reach = np.cumsum(stops[..., ::-1], axis=-1)[..., ::-1]  # expected opens that reach each event
-    mix = np.einsum("skd,skde->sde", plan.leaf_shares, plan.leaf_reach_factors)  # the leaves' mean factor
-    reach = reach * mix[:, :, None, :]
-    stops = reach.copy()
-    stops[..., :-1] -= reach[..., 1:]
-    return np.maximum(stops, 0.0)
+    reach = np.empty((N_EVENTS, *plan.traffic.shape))  # expected opens that reach each event, event axis first
+    reach[0] = plan.traffic
+    for step in range(N_STEPS):
+        np.multiply(reach[step], plan.step_rates[..., step], out=reach[step + 1])
+    daily_reach = np.moveaxis(reach.sum(axis=-1), 0, -1)  # (S, D, 5)
+    mix = np.einsum("skd,skde->esd", plan.leaf_shares, plan.leaf_reach_factors)  # the leaves' mean factor
+    reach *= mix[..., None]
+    reach[:N_STEPS] -= reach[1:]
+    np.maximum(reach, 0.0, out=reach)
+    return np.ascontiguousarray(np.moveaxis(reach, 0, -1)), daily_reach
 
 
 def draw_segmented_counts(plan: SegmentedPlan, key: EpisodeKey) -> SegmentedData:
@@ -159,11 +163,12 @@ def draw_segmented_counts(plan: SegmentedPlan, key: EpisodeKey) -> SegmentedData
     explains), then, for each cell and date whose plan holds extra opens, duplicates, a clock shift or lost
     events, those from the stream "segment-draw" of that cell and date. With leaves, each cell's daily counts are
     then split among them (split_leaves)."""
-    stops = derive_rng(key, "segment-noise").poisson(_cell_stop_means(plan))
+    means, daily_reach = _cell_stop_means(plan)
+    stops = derive_rng(key, "segment-noise").poisson(means)
     hourly = stops
     for event in range(N_STEPS - 1, -1, -1):
         hourly[..., event] += hourly[..., event + 1]
-    drawn = hourly.sum(axis=2) if plan.split is not None else None  # before the post-draw effects
+    drawn = hourly.sum(axis=2) if daily_reach is not None else None  # before the post-draw effects
     extra = plan.extra_opens.any(axis=2)
     surplus = (plan.duplicate_factor != 1.0).any(axis=(2, 3))
     loss = (plan.ingested_fraction < 1.0).any(axis=2)
@@ -179,42 +184,50 @@ def draw_segmented_counts(plan: SegmentedPlan, key: EpisodeKey) -> SegmentedData
             counts[:] = np.roll(counts, int(plan.hour_shift[cell, day]), axis=0)
         if loss[cell, day]:
             counts[:] = rng.binomial(counts, plan.ingested_fraction[cell, day][:, None])
-    if drawn is None:
+    if drawn is None or daily_reach is None:
         return SegmentedData(layout=plan.layout, releases=plan.releases, hourly=hourly)
     assert plan.split is not None
     return SegmentedData(layout=plan.layout, releases=plan.releases, hourly=hourly, split=plan.split,
-                         leaf_daily=split_leaves(plan, drawn, hourly.sum(axis=2), key))
+                         leaf_daily=split_leaves(plan, daily_reach, drawn, hourly.sum(axis=2), key))
 
 
-def split_leaves(plan: SegmentedPlan, drawn: np.ndarray, final: np.ndarray, key: EpisodeKey) -> np.ndarray:
+def split_leaves(plan: SegmentedPlan, cell_reach: np.ndarray, drawn: np.ndarray, final: np.ndarray,
+                 key: EpisodeKey) -> np.ndarray:
     """(S x K, D, 5) daily counts of the leaves, summing to their cell's `final` daily counts.
 
     Independent Poisson counts, given their sum, are multinomial in proportion to their means: so each cell's
     drawn stops at each event (`drawn`, before the post-draw effects) are split among its leaves in one
-    multinomial call, in proportion to each leaf's expected stops that day. Where a post-draw effect then changed
-    a cell's day (bots, duplicates, lost events), each event's change is spread over the leaves in proportion to
-    their counts (added multinomially, removed without replacement)."""
+    multinomial draw (one binomial call per leaf over every cell, date and event), in proportion to each leaf's
+    expected stops that day. `cell_reach` (S, D, 5): each cell's expected reach of every event per date, before
+    its leaves' factors. Where a post-draw effect then changed a cell's day (bots, duplicates, lost events), each
+    event's change is spread over the leaves in proportion to their counts (added multinomially, removed without
+    replacement)."""
     assert plan.leaf_shares is not None and plan.leaf_reach_factors is not None
-    cell_stops = stage_means(plan.traffic, plan.step_rates).sum(axis=2)  # (S, D, 5) a cell's stops, before mixing
-    cell_reach = np.cumsum(cell_stops[..., ::-1], axis=-1)[..., ::-1]
     leaf_reach = plan.leaf_shares[..., None] * plan.leaf_reach_factors * cell_reach[:, None]  # (S, K, D, 5)
     leaf_stops = leaf_reach.copy()
     leaf_stops[..., :-1] -= leaf_reach[..., 1:]
-    weights = np.moveaxis(np.maximum(leaf_stops, 0.0), 1, -1)  # (S, D, 5, K)
-    total = weights.sum(axis=-1, keepdims=True)
-    uniform = np.full_like(weights, 1.0 / weights.shape[-1])
-    chances = np.divide(weights, total, out=uniform, where=total > 0)
+    weights = np.maximum(leaf_stops, 0.0)  # (S, K, D, 5)
     stops = drawn.copy()
     stops[..., :-1] -= drawn[..., 1:]
-    leaves = derive_rng(key, "segment-split").multinomial(stops, chances)  # (S, D, 5, K) stops per leaf
+    rng = derive_rng(key, "segment-split")
+    leaves = np.empty(weights.shape, dtype=np.int64)
+    left, weight_left = stops, weights.sum(axis=1)
+    for leaf in range(weights.shape[1] - 1):  # a multinomial draw as a chain of binomials
+        chance = np.divide(weights[:, leaf], weight_left, out=np.zeros_like(weight_left), where=weight_left > 0)
+        leaves[:, leaf] = rng.binomial(left, np.minimum(chance, 1.0))
+        left = left - leaves[:, leaf]
+        weight_left = weight_left - weights[:, leaf]
+    leaves[:, -1] = left  # the last leaf takes the rest (all of it where no leaf expects any)
+    leaves = np.moveaxis(leaves, 1, -1)  # (S, D, 5, K)
     leaves = np.cumsum(leaves[..., ::-1, :], axis=-2)[..., ::-1, :]  # counts per leaf
+    uniform = np.full(weights.shape[1], 1.0 / weights.shape[1])
     for cell, day in zip(*np.nonzero((final != drawn).any(axis=-1)), strict=True):
         rng = derive_rng(key, "segment-resplit", int(cell) * plan.num_days + int(day))
         for event in range(N_EVENTS):
             counts, change = leaves[cell, day, event], int(final[cell, day, event] - drawn[cell, day, event])
             if change > 0:
                 held = counts.sum()
-                counts += rng.multinomial(change, counts / held if held else uniform[0, 0, 0])
+                counts += rng.multinomial(change, counts / held if held else uniform)
             elif change < 0:
                 counts[:] = rng.multivariate_hypergeometric(counts, int(counts.sum()) + change)
     cells, days, _, k = leaves.shape
