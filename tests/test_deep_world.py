@@ -13,7 +13,7 @@ from metric_tracker_rl.environment import MetricTrackerRlEnvironment
 from metric_tracker_rl.grader import segment_match
 from metric_tracker_rl.models import MetricSubmissionRow, MetricTrackerRlAction
 from metric_tracker_rl.scenario import build_episode
-from metric_tracker_rl.segments import DIMENSIONS, Segment, SegmentedData, world_of
+from metric_tracker_rl.segments import DIMENSIONS, Segment, SegmentedData, frontier_brief, world_of
 from metric_tracker_rl.tasks import resolve_episode_config
 from metric_tracker_rl.tiers import TIERS
 from metric_tracker_rl.validation import validate_rows
@@ -193,3 +193,13 @@ def test_compare_segments_names_the_dimensions_an_episode_has() -> None:
     observation = env.step(MetricTrackerRlAction(analysis_method="compare_segments", analysis_args={
         "metric_name": "app_opens", "date": "2026-03-10", "dimension": "channel"}))
     assert observation.status == "error" and "no channel dimension" in observation.message
+
+
+def test_the_objective_and_the_brief_name_deeps_dimensions() -> None:
+    observation = MetricTrackerRlEnvironment().reset(seed=0, difficulty=DEEP)
+    assert "platform / country / app_version / channel / user_type" in observation.instruction + observation.message
+    brief = frontier_brief(DEEP)
+    assert list(brief["dimensions"]) == list(WORLD.fields)  # type: ignore[arg-type]
+    assert brief["dimensions"]["channel"] == ",".join(DIMENSIONS["channel"].values)  # type: ignore[index]
+    assert "daily_by_segment" in str(brief["traffic_split"]) and "paid_social" in str(brief["conversion"])
+    assert "channel" not in frontier_brief("frontier")["dimensions"]  # type: ignore[operator]
