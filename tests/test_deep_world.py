@@ -5,6 +5,8 @@ tools and SQL reach the new dimensions."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -203,3 +205,23 @@ def test_the_objective_and_the_brief_name_deeps_dimensions() -> None:
     assert brief["dimensions"]["channel"] == ",".join(DIMENSIONS["channel"].values)  # type: ignore[index]
     assert "daily_by_segment" in str(brief["traffic_split"]) and "paid_social" in str(brief["conversion"])
     assert "channel" not in frontier_brief("frontier")["dimensions"]  # type: ignore[operator]
+
+
+def test_the_documented_table_of_dimensions_is_the_registry() -> None:
+    """docs/data.md's table of deep's dimensions shows each one's values and shares as segments.DIMENSIONS has them."""
+    text = (Path(__file__).resolve().parents[1] / "docs" / "data.md").read_text()
+    lines = text[text.index("## The deep tier"):].splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("| "))
+    documented = []
+    for line in lines[start + 2:]:
+        if not line.startswith("| "):
+            break
+        documented.append([cell.strip() for cell in line.strip("|").split(" | ")])
+    keys = TIERS[DEEP].dimensions
+    assert len(documented) == len(keys)
+    for (name, values, shares, _), key in zip(documented, keys, strict=True):
+        dimension = DIMENSIONS[key]
+        assert name.split(" ")[0] == dimension.field
+        if dimension.share:
+            assert values == ", ".join(dimension.values)
+            assert shares == " / ".join(f"{100 * dimension.share[v]:.0f}" for v in dimension.values) + "%"
