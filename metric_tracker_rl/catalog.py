@@ -248,7 +248,8 @@ def fluctuation_bounds(difficulty: str) -> dict[str, list[float] | list[int] | l
 
 # The difficulties are the tiers of tiers.py, in its order: easy, medium and hard share one four-week aggregate
 # funnel; frontier splits traffic by segment (platform, country, app version) over a longer window (see segments.py).
-DIFFICULTIES: tuple[str, ...] = tuple(TIERS)
+DIFFICULTIES: tuple[str, ...] = tuple(name for name, tier in TIERS.items() if tier.listed)
+RESET_DIFFICULTIES: tuple[str, ...] = tuple(TIERS)  # what reset accepts: the listed tiers and any being built
 AGGREGATE_DIFFICULTIES: tuple[str, ...] = tuple(name for name, tier in TIERS.items() if not tier.dimensions)
 SEGMENTED_DIFFICULTIES: tuple[str, ...] = tuple(name for name, tier in TIERS.items() if tier.dimensions)
 WINDOW_DAYS: dict[str, int] = {name: tier.window_days for name, tier in TIERS.items()}

@@ -4,15 +4,18 @@ Generation mirrors the aggregate tiers (plan, edit the plan, draw counts), per t
 1. `segmented_plan` splits the aggregate plan of funnel.baseline_plan (an eight-week window with a trend and a
    holiday calendar) into cells (platform, country, app version; see segments.py): each cell's traffic is its
    platform and country share times its version's rollout share times its own day noise, and its step rates are
-   the aggregate's times its platform and country factors (times its own noise).
+   the aggregate's times its platform and country factors (times its own noise). At a tier with daily-only
+   dimensions (deep), each cell also gets its leaves' shares and conversion factors, with their own day noise.
 2. Incidents and benign fluctuations edit the plan of the cells of one segment: each is a registered kind
    (metric_tracker_rl/incident_kinds/), most of which run a family's injector on each cell's view of the plan,
    all from one stream, so every cell of the segment gets the same hours.
 3. `draw_segmented_counts` draws every cell's counts in one vectorised Poisson call, then applies extra opens,
-   duplicates, clock shifts and lost events per touched cell and date, each from its own named stream.
+   duplicates, clock shifts and lost events per touched cell and date, each from its own named stream. With
+   leaves, it then splits each cell's daily counts among its leaves (`split_leaves`).
 
 Every random stream is derived by name (seeding.derive_rng): the world from "frontier-world", each cell's noise
-from "segment/<platform>/<country>/<version>", the counts from "segment-noise" and "segment-draw".
+from "segment/<platform>/<country>/<version>", the counts from "segment-noise" and "segment-draw", the leaves'
+noise from "segment-leaves" and their split from "segment-split" (per touched cell and date: "segment-resplit").
 
 Ground truth comes from the injection records; each expected row names the incident's segment, and its values are
 read back from that segment's final data with the published baseline rule (metrics.build_panel).
@@ -50,16 +53,20 @@ from metric_tracker_rl.seeding import EpisodeKey, derive_rng
 from metric_tracker_rl.segment_plan import Calendar, SegmentedPlan, SegmentWorld, pick
 from metric_tracker_rl.segments import (
     HOLIDAY_TRAFFIC_FACTOR,
+    LEAF_RATE_SIGMA,
+    LEAF_SHARE_SIGMA,
     MOBILE_PLATFORMS,
     ROLLOUT_STAGES,
-    SEGMENT_FIELDS,
+    LeafSplit,
     Release,
     SegmentedData,
+    World,
     cell_layout,
     cell_mix,
     holiday_days,
     version_labels,
     version_shares,
+    world_of,
 )
 from metric_tracker_rl.tasks import EpisodeConfig, incident_count
 from metric_tracker_rl.tiers import TIERS, Tier
@@ -87,16 +94,19 @@ def draw_releases(key: EpisodeKey, num_days: int = FRONTIER_WINDOW_DAYS) -> tupl
     return base_minor, tuple(releases)
 
 
-def segmented_plan(key: EpisodeKey, num_days: int = FRONTIER_WINDOW_DAYS) -> SegmentedPlan:
-    """The expected traffic and conversion of every cell, date and hour, before any incident or fluctuation."""
+def segmented_plan(key: EpisodeKey, num_days: int = FRONTIER_WINDOW_DAYS, world: World | None = None
+                   ) -> SegmentedPlan:
+    """The expected traffic and conversion of every cell, date and hour, before any incident or fluctuation.
+    `world`: the tier's dimensions (None: frontier's)."""
+    world = world or world_of(TIERS["frontier"].dimensions)
     plan = baseline_plan(key, num_days)
     trend = derive_rng(key, "frontier-world").uniform(*FRONTIER_TREND)
     aggregate = plan.traffic * (1.0 + trend * np.arange(num_days))[:, None]
     for day in holiday_days(num_days):
         aggregate[day] = aggregate[day].sum() * HOLIDAY_TRAFFIC_FACTOR * WEEKEND_HOUR_SHARE
     base_minor, releases = draw_releases(key, num_days)
-    layout = cell_layout(base_minor)
-    share, factors = cell_mix(layout)
+    layout = cell_layout(base_minor, world.country.values)
+    share, factors = cell_mix(layout, world.country)
     noise = np.empty((layout.size, num_days, 1 + N_STEPS))
     for cell, name in enumerate(zip(layout.platforms, layout.countries, layout.versions, strict=True)):
         noise[cell] = derive_rng(key, "segment/" + "/".join(name)).standard_normal((num_days, 1 + N_STEPS))
@@ -105,21 +115,60 @@ def segmented_plan(key: EpisodeKey, num_days: int = FRONTIER_WINDOW_DAYS) -> Seg
     rate_factor = factors[:, None, :] * np.exp(SEGMENT_RATE_SIGMA * noise[..., 1:])  # (S, D, 4)
     step_rates = np.minimum(plan.step_rates[None] * rate_factor[:, :, None, :], 0.995)
     cells = layout.size
-    return SegmentedPlan(layout=layout, releases=releases, traffic=traffic, step_rates=step_rates,
-                         extra_opens=np.zeros((cells, num_days, HOURS)),
-                         duplicate_factor=np.ones((cells, num_days, HOURS, N_EVENTS)),
-                         hour_shift=np.zeros((cells, num_days), dtype=np.int64),
-                         ingested_fraction=np.ones((cells, num_days, HOURS)))
+    segmented = SegmentedPlan(layout=layout, releases=releases, traffic=traffic, step_rates=step_rates,
+                              extra_opens=np.zeros((cells, num_days, HOURS)),
+                              duplicate_factor=np.ones((cells, num_days, HOURS, N_EVENTS)),
+                              hour_shift=np.zeros((cells, num_days), dtype=np.int64),
+                              ingested_fraction=np.ones((cells, num_days, HOURS)))
+    if world.daily:
+        add_leaves(segmented, LeafSplit(world.daily), key)
+    return segmented
+
+
+def add_leaves(plan: SegmentedPlan, split: LeafSplit, key: EpisodeKey) -> None:
+    """Each cell's leaves: a leaf's share of its cell's traffic is its dimensions' shares times its own day noise
+    (renormalised, so a cell's traffic is what the kinds edit), and its step rates are its cell's times its
+    dimensions' factors times its own noise. A leaf's expected reach of event e is its share times the product of
+    its factors up to e times its cell's reach (so a leaf's conversion follows its cell's hour by hour)."""
+    cells, days, leaves = plan.layout.size, plan.num_days, split.size
+    noise = derive_rng(key, "segment-leaves").standard_normal((cells, leaves, days, 1 + N_STEPS))
+    shares = split.shares()[None, :, None] * np.exp(LEAF_SHARE_SIGMA * noise[..., 0])
+    shares /= shares.sum(axis=1, keepdims=True)
+    rate_factors = split.rate_factors()[None, :, None, :] * np.exp(LEAF_RATE_SIGMA * noise[..., 1:])
+    reach = np.ones((cells, leaves, days, N_EVENTS))
+    reach[..., 1:] = np.cumprod(rate_factors, axis=-1)
+    plan.split, plan.leaf_shares, plan.leaf_reach_factors = split, shares, reach
+
+
+def _cell_stop_means(plan: SegmentedPlan) -> tuple[np.ndarray, np.ndarray | None]:
+    """(S, D, 24, 5) expected stops per event of every cell (its leaves' together where it has leaves), and with
+    leaves (S, D, 5) each cell's expected reach of every event per date before its leaves' factors."""
+    if plan.split is None:
+        return stage_means(plan.traffic, plan.step_rates), None
+    assert plan.leaf_shares is not None and plan.leaf_reach_factors is not None
+    reach = np.empty((N_EVENTS, *plan.traffic.shape))  # expected opens that reach each event, event axis first
+    reach[0] = plan.traffic
+    for step in range(N_STEPS):
+        np.multiply(reach[step], plan.step_rates[..., step], out=reach[step + 1])
+    daily_reach = np.moveaxis(reach.sum(axis=-1), 0, -1)  # (S, D, 5)
+    mix = np.einsum("skd,skde->esd", plan.leaf_shares, plan.leaf_reach_factors)  # the leaves' mean factor
+    reach *= mix[..., None]
+    reach[:N_STEPS] -= reach[1:]
+    np.maximum(reach, 0.0, out=reach)
+    return np.ascontiguousarray(np.moveaxis(reach, 0, -1)), daily_reach
 
 
 def draw_segmented_counts(plan: SegmentedPlan, key: EpisodeKey) -> SegmentedData:
     """Integer counts of every cell: one Poisson draw over all cells (stops per event, as funnel.stage_means
     explains), then, for each cell and date whose plan holds extra opens, duplicates, a clock shift or lost
-    events, those from the stream "segment-draw" of that cell and date."""
-    stops = derive_rng(key, "segment-noise").poisson(stage_means(plan.traffic, plan.step_rates))
+    events, those from the stream "segment-draw" of that cell and date. With leaves, each cell's daily counts are
+    then split among them (split_leaves)."""
+    means, daily_reach = _cell_stop_means(plan)
+    stops = derive_rng(key, "segment-noise").poisson(means)
     hourly = stops
     for event in range(N_STEPS - 1, -1, -1):
         hourly[..., event] += hourly[..., event + 1]
+    drawn = hourly.sum(axis=2) if daily_reach is not None else None  # before the post-draw effects
     extra = plan.extra_opens.any(axis=2)
     surplus = (plan.duplicate_factor != 1.0).any(axis=(2, 3))
     loss = (plan.ingested_fraction < 1.0).any(axis=2)
@@ -135,7 +184,54 @@ def draw_segmented_counts(plan: SegmentedPlan, key: EpisodeKey) -> SegmentedData
             counts[:] = np.roll(counts, int(plan.hour_shift[cell, day]), axis=0)
         if loss[cell, day]:
             counts[:] = rng.binomial(counts, plan.ingested_fraction[cell, day][:, None])
-    return SegmentedData(layout=plan.layout, releases=plan.releases, hourly=hourly)
+    if drawn is None or daily_reach is None:
+        return SegmentedData(layout=plan.layout, releases=plan.releases, hourly=hourly)
+    assert plan.split is not None
+    return SegmentedData(layout=plan.layout, releases=plan.releases, hourly=hourly, split=plan.split,
+                         leaf_daily=split_leaves(plan, daily_reach, drawn, hourly.sum(axis=2), key))
+
+
+def split_leaves(plan: SegmentedPlan, cell_reach: np.ndarray, drawn: np.ndarray, final: np.ndarray,
+                 key: EpisodeKey) -> np.ndarray:
+    """(S x K, D, 5) daily counts of the leaves, summing to their cell's `final` daily counts.
+
+    Independent Poisson counts, given their sum, are multinomial in proportion to their means: so each cell's
+    drawn stops at each event (`drawn`, before the post-draw effects) are split among its leaves in one
+    multinomial draw (one binomial call per leaf over every cell, date and event), in proportion to each leaf's
+    expected stops that day. `cell_reach` (S, D, 5): each cell's expected reach of every event per date, before
+    its leaves' factors. Where a post-draw effect then changed a cell's day (bots, duplicates, lost events), each
+    event's change is spread over the leaves in proportion to their counts (added multinomially, removed without
+    replacement)."""
+    assert plan.leaf_shares is not None and plan.leaf_reach_factors is not None
+    leaf_reach = plan.leaf_shares[..., None] * plan.leaf_reach_factors * cell_reach[:, None]  # (S, K, D, 5)
+    leaf_stops = leaf_reach.copy()
+    leaf_stops[..., :-1] -= leaf_reach[..., 1:]
+    weights = np.maximum(leaf_stops, 0.0)  # (S, K, D, 5)
+    stops = drawn.copy()
+    stops[..., :-1] -= drawn[..., 1:]
+    rng = derive_rng(key, "segment-split")
+    leaves = np.empty(weights.shape, dtype=np.int64)
+    left, weight_left = stops, weights.sum(axis=1)
+    for leaf in range(weights.shape[1] - 1):  # a multinomial draw as a chain of binomials
+        chance = np.divide(weights[:, leaf], weight_left, out=np.zeros_like(weight_left), where=weight_left > 0)
+        leaves[:, leaf] = rng.binomial(left, np.minimum(chance, 1.0))
+        left = left - leaves[:, leaf]
+        weight_left = weight_left - weights[:, leaf]
+    leaves[:, -1] = left  # the last leaf takes the rest (all of it where no leaf expects any)
+    leaves = np.moveaxis(leaves, 1, -1)  # (S, D, 5, K)
+    leaves = np.cumsum(leaves[..., ::-1, :], axis=-2)[..., ::-1, :]  # counts per leaf
+    uniform = np.full(weights.shape[1], 1.0 / weights.shape[1])
+    for cell, day in zip(*np.nonzero((final != drawn).any(axis=-1)), strict=True):
+        rng = derive_rng(key, "segment-resplit", int(cell) * plan.num_days + int(day))
+        for event in range(N_EVENTS):
+            counts, change = leaves[cell, day, event], int(final[cell, day, event] - drawn[cell, day, event])
+            if change > 0:
+                held = counts.sum()
+                counts += rng.multinomial(change, counts / held if held else uniform)
+            elif change < 0:
+                counts[:] = rng.multivariate_hypergeometric(counts, int(counts.sum()) + change)
+    cells, days, _, k = leaves.shape
+    return np.ascontiguousarray(np.moveaxis(leaves, -1, 1)).reshape(cells * k, days, N_EVENTS)
 
 
 # --- incidents and benign look-alikes -------------------------------------------------------------------
@@ -183,13 +279,11 @@ def build_world(config: EpisodeConfig) -> FrontierWorld:
     notes, as its tier config (tiers.py) sets them."""
     tier = TIERS[config.difficulty]
     assert tier.segmented is not None, f"tier {tier.name!r} is not segmented"
-    if tier.segmented.dimensions != SEGMENT_FIELDS:
-        raise ValueError(f"the segmented world splits traffic by {SEGMENT_FIELDS}, not {tier.segmented.dimensions}")
     if config.anomalies:
         raise ValueError(f"custom anomalies are not available at difficulty {tier.name!r}; use scenario_family "
                          "and anomaly_count, or another difficulty")
     key = config.key
-    plan = segmented_plan(key, tier.window_days)
+    plan = segmented_plan(key, tier.window_days, world_of(tier.dimensions))
     world = SegmentWorld(plan, Calendar(plan.num_days, tier.perturbed_per_weekday), key, tier.name,
                          tier.segmented.magnitude_scale)
     schedule = derive_rng(key, "frontier-schedule")

@@ -14,12 +14,13 @@ beats the same report padded with side effects or hedged with a second family. D
 as false positives too, and a key reported more than once is graded by its worst row, so neither row order nor
 repetition can raise a score.
 
-Segments (difficulty frontier). An expected row there names the segment its incident is confined to (platform,
-country, app_version; None = every value). The key still matches by date, entity type and entity name, and the
-row's quality is multiplied by its segment credit (keyword `segment_credit`, defaults in SEGMENT_CREDIT):
+Segments (difficulty frontier, and deep). An expected row there names the segment its incident is confined to
+(platform, country, app_version, and at deep channel and user_type; None = every value). The key still matches by
+date, entity type and entity name, and the row's quality is multiplied by its segment credit (keyword
+`segment_credit`, defaults in SEGMENT_CREDIT):
   exact          1.0   the same cells (platform=web and platform=web, app_version=web are the same cells)
   parent         0.5   every field named is right, one the truth names is left out (android for android 6.31)
-  wrong_version  0.25  the right platform (and country, if named) with a wrong version: a false claim, below parent
+  wrong_version  0.25  the right platform (and every other field named right) with a wrong version: a false claim
   over_specific  0.25  every field of the truth is right and one more is named (web, US for a bug on all of web):
                        the incident is mostly missed
   aggregate      0.0   no segment at all: an incident reported only on the aggregate earns nothing
@@ -38,7 +39,7 @@ from typing import Any
 from metric_tracker_rl.catalog import METHODS_ACCEPTED_WHEN_USED, QUALITY_WEIGHTS, RELATIVE_TOLERANCE, row_key
 from metric_tracker_rl.families import PUBLISHED_FAMILIES, FamilyCatalog
 from metric_tracker_rl.plain_types import MetricSubmissionRow, RewardBreakdown
-from metric_tracker_rl.segments import Segment
+from metric_tracker_rl.segments import SEGMENT_FIELDS, Segment
 from metric_tracker_rl.validation import validate_rows
 
 SEGMENT_CREDIT = {"exact": 1.0, "parent": 0.5, "wrong_version": 0.25, "over_specific": 0.25, "aggregate": 0.0,
@@ -46,7 +47,7 @@ SEGMENT_CREDIT = {"exact": 1.0, "parent": 0.5, "wrong_version": 0.25, "over_spec
 
 
 def row_segment(row: MetricSubmissionRow) -> Segment:
-    return Segment(row.platform, row.country, row.app_version)
+    return Segment(row.platform, row.country, row.app_version, row.channel, row.user_type)
 
 
 def segment_match(submitted: Segment, expected: Segment) -> str:
@@ -61,7 +62,9 @@ def segment_match(submitted: Segment, expected: Segment) -> str:
         return "parent"
     if all(true is None or named == true for named, true in pairs):
         return "over_specific"
-    if row.platform is not None and row.platform == truth.platform and row.country in (None, truth.country) \
+    others = [(named, true) for name, named, true in zip(SEGMENT_FIELDS, row.values(), truth.values(), strict=True)
+              if name not in ("platform", "app_version")]
+    if row.platform is not None and row.platform == truth.platform and all(n in (None, t) for n, t in others) \
             and row.app_version is not None and row.app_version != truth.app_version:
         return "wrong_version"
     return "wrong"

@@ -7,7 +7,15 @@ from __future__ import annotations
 import functools
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, create_model, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    create_model,
+    model_serializer,
+    model_validator,
+)
 from pydantic_core import PydanticCustomError
 
 from metric_tracker_rl.catalog import ANOMALY_TYPES, ENTITY_NAMES, AnomalyType, EntityType, Severity
@@ -44,6 +52,18 @@ class MetricSubmissionRow(_Strict):
     platform: str | None = Field(default=None, description="frontier: segment's platform", max_length=32)
     country: str | None = Field(default=None, description="frontier: segment's country", max_length=32)
     app_version: str | None = Field(default=None, description="frontier: segment's app version", max_length=32)
+    # Dimensions of the deep tier only: left out of a dumped row when unset, so a row of any other tier reads as
+    # it always did.
+    channel: str | None = Field(default=None, description="deep: segment's channel", max_length=32)
+    user_type: str | None = Field(default=None, description="deep: segment's user type", max_length=32)
+
+    @model_serializer(mode="wrap")
+    def _omit_unset_deep_fields(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        data = handler(self)
+        for name in ("channel", "user_type"):
+            if data.get(name, 0) is None:
+                del data[name]
+        return data
 
     @model_validator(mode="after")
     def _entity_fits_its_type(self) -> MetricSubmissionRow:

@@ -78,7 +78,8 @@ class PublicEpisode:
         return frame
 
     def segment_values(self) -> dict[str, list[str]] | None:
-        """Each dimension's values (platform, country, app_version) at frontier; None without segments."""
+        """Each dimension's values (platform, country, app_version, and at deep channel and user_type) at a
+        segmented tier; None without segments."""
         return None if self.segments is None else self.segments.dimension_values()
 
     def segment_view(self, segment: Segment) -> PublicEpisode:
@@ -89,8 +90,10 @@ class PublicEpisode:
         if values is None:
             raise ValueError("this episode's funnel has no segments (only difficulty frontier has): omit platform, "
                              "country and app_version")
-        for name, value in zip(("platform", "country", "app_version"), segment.values(), strict=True):
-            if value is not None and value not in values[name]:
+        for name, value in segment.named().items():
+            if name not in values:
+                raise ValueError(f"this episode has no {name} dimension; its dimensions: {', '.join(values)}")
+            if value not in values[name]:
                 raise ValueError(f"unknown {name} {value!r}; valid: {', '.join(values[name])}")
         segment = segment.normalised()
         key = ("segment_view", segment)

@@ -38,7 +38,7 @@ from metric_tracker_rl.metrics import MetricPanel, build_panel
 from metric_tracker_rl.plain_types import MetricSubmissionRow, submission_row_type
 from metric_tracker_rl.public import Annotation, PublicEpisode
 from metric_tracker_rl.seeding import derive_rng
-from metric_tracker_rl.segments import SEGMENT_FIELDS, Segment
+from metric_tracker_rl.segments import CELL_FIELDS, Segment, world_of
 from metric_tracker_rl.tasks import TASKS, EpisodeConfig, incident_count
 from metric_tracker_rl.tiers import LATE_DATA, TIERS, AggregateMix, Tier
 
@@ -49,7 +49,7 @@ def objective_for(config: EpisodeConfig) -> str:
     if config.task_id is not None:
         return TASKS[config.task_id].objective
     if config.difficulty in SEGMENTED_DIFFICULTIES:
-        return FRONTIER_OBJECTIVE
+        return segmented_objective(config.difficulty)
     return ("Find every incident in four weeks of funnel data and report each one (date, entity, family, "
             "baseline, observed value, delta, severity). Days explained by the calendar and side effects of an "
             "incident are not incidents, nor are unannotated swings in demand or timing within their published bounds "
@@ -309,6 +309,16 @@ FRONTIER_OBJECTIVE = (
     "lasts several dates is reported once per date. Some episodes contain no incident: then submit an empty report.")
 
 
+def segmented_objective(difficulty: str) -> str:
+    """A segmented tier's objective: frontier's, naming the tier's own dimensions."""
+    fields = world_of(TIERS[difficulty].dimensions).fields
+    if fields == CELL_FIELDS:
+        return FRONTIER_OBJECTIVE
+    named = [name.replace("_", " ") for name in fields]
+    return FRONTIER_OBJECTIVE.replace("platform, country and app version", f"{', '.join(named[:-1])} and {named[-1]}"
+                                      ).replace("platform / country / app_version", " / ".join(fields))
+
+
 def _build_frontier_episode(config: EpisodeConfig) -> Episode:
     """The segmented tier: its world comes from frontier.py; each expected row names its segment."""
     world = build_world(config)
@@ -431,7 +441,7 @@ def build_ground_truth(incidents: Sequence[tuple[InjectionRecord, Segment]], pub
         k = panel.index(record.entity_type, record.entity_name)
         observed = float(panel.values[k, record.day])
         baseline = float(panel.baseline[k, record.day])
-        scope = {} if segment.is_aggregate else dict(zip(SEGMENT_FIELDS, segment.values(), strict=True))
+        scope = {} if segment.is_aggregate else {**dict.fromkeys(CELL_FIELDS), **segment.named()}
         rows.append(row_type(
             date=dates[record.day], entity_type=record.entity_type, entity_name=record.entity_name,
             anomaly_type=record.family, detection_method=family.generator,

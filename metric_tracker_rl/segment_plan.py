@@ -14,7 +14,7 @@ from metric_tracker_rl.anomalies import FAMILY_REGISTRY, InjectionRecord
 from metric_tracker_rl.funnel import FunnelPlan, window_calendar
 from metric_tracker_rl.metrics import same_weekday_peer_lists
 from metric_tracker_rl.seeding import EpisodeKey, derive_rng
-from metric_tracker_rl.segments import CellLayout, Release, Segment, holiday_days, version_shares
+from metric_tracker_rl.segments import CellLayout, LeafSplit, Release, Segment, holiday_days, version_shares
 
 T = TypeVar("T")
 
@@ -41,6 +41,11 @@ class SegmentedPlan:
     duplicate_factor: np.ndarray  # (S, D, 24, 5)
     hour_shift: np.ndarray  # (S, D)
     ingested_fraction: np.ndarray  # (S, D, 24)
+    # At a tier with daily-only dimensions: how each cell's traffic splits into leaves, (S, K, D), and each leaf's
+    # factor on the cell's expected reach of every event, (S, K, D, 5) (1 for opens). Kinds edit the cells only.
+    split: LeafSplit | None = None
+    leaf_shares: np.ndarray | None = None
+    leaf_reach_factors: np.ndarray | None = None
 
     @property
     def num_days(self) -> int:

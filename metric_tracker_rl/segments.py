@@ -1,10 +1,16 @@
-"""The segmented world of the `frontier` difficulty: what is public about it, and its counts.
+"""The segmented world of the segmented tiers (frontier, deep): what is public about it, and its counts.
 
-At frontier, traffic is split into cells (platform, country, app version). Every cell has its own hourly and
-daily counts; the aggregate funnel every other tool reads is their sum. Segments differ in level and in
-conversion (web and two countries convert lower), so a move of traffic toward them moves the aggregate's
-conversion while no segment's own conversion changes. Mobile releases roll out over several days, so the
-version shares of ios and android change date by date; web has one version label.
+Traffic is split along the dimensions a tier names (tiers.py), each a `Dimension` of DIMENSIONS below: its values,
+each value's share of traffic and its conversion profile, all in this one place. Two grains:
+- cells: platform x app version x country, with hourly and daily counts. Every incident and benign kind acts on
+  a segment of these dimensions, and its signature (which hours) shows at this grain. Mobile releases roll out
+  over several days, so the version shares of ios and android change date by date; web has one version label;
+- leaves: at a tier with daily-only dimensions (deep: acquisition channel and user type), each cell's daily counts
+  are split further, one leaf per combination of their values, each with its own share and conversion. Hourly
+  counts stay at the cell grain: the leaves multiply the rows by eight, and no kind's signature needs their hours.
+The aggregate funnel every other tool reads is the sum of the cells, which is the sum of the leaves. Segments
+differ in level and in conversion, so a move of traffic toward a low-converting one moves the aggregate's
+conversion while no segment's own conversion changes.
 
 Everything in this module is public (the brief and the tools may read it): the dimensions, their values, the
 holiday calendar, the release schedule of an episode and the counts. How incidents were injected lives in
@@ -14,7 +20,9 @@ frontier.py and metric_tracker_rl/incident_kinds/, which the tools cannot import
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass, field
+import itertools
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 from functools import cache
 from typing import TYPE_CHECKING
 
@@ -23,15 +31,19 @@ import numpy as np
 from metric_tracker_rl.catalog import CONVERSION_METRICS, COUNT_COLUMNS, FRONTIER_WINDOW_DAYS
 from metric_tracker_rl.funnel import HOURS, WINDOW_START, FunnelData, window_calendar
 from metric_tracker_rl.sql_columns import Labels, SqlTable
+from metric_tracker_rl.tiers import TIERS
 
 if TYPE_CHECKING:
     import pandas as pd
 
 PLATFORMS: tuple[str, ...] = ("ios", "android", "web")
 MOBILE_PLATFORMS: tuple[str, ...] = ("ios", "android")
-COUNTRIES: tuple[str, ...] = ("US", "GB", "DE", "BR", "IN")  # five: the reset budget pays per cell
+COUNTRIES: tuple[str, ...] = ("US", "GB", "DE", "BR", "IN")  # frontier's five: the reset budget pays per cell
 WEB_VERSION = "web"  # web serves one build: its only app_version label
-SEGMENT_FIELDS: tuple[str, ...] = ("platform", "country", "app_version")
+CELL_FIELDS: tuple[str, ...] = ("platform", "country", "app_version")  # the hourly grain
+DAILY_FIELDS: tuple[str, ...] = ("channel", "user_type")  # dimensions kept at the daily grain only
+# Every field a segment (and a report row) may name; an episode has those of its tier's dimensions.
+SEGMENT_FIELDS: tuple[str, ...] = (*CELL_FIELDS, *DAILY_FIELDS)
 # Each mobile platform ships RELEASES_PER_PLATFORM releases in the window, on top of the version live at its start.
 RELEASES_PER_PLATFORM = 2
 
@@ -42,6 +54,93 @@ PLATFORM_RATE_FACTORS = {"ios": (1.04, 1.05, 1.03, 1.01), "android": (1.0, 0.97,
                          "web": (0.9, 0.84, 0.92, 0.98)}
 COUNTRY_RATE_FACTORS = {"US": (1.03, 1.04, 1.02, 1.0), "GB": (1.02, 1.02, 1.01, 1.0), "DE": (1.0, 1.01, 1.0, 1.0),
                         "BR": (0.95, 0.9, 0.95, 0.97), "IN": (0.92, 0.85, 0.93, 0.96)}
+# deep's eight countries: the same five plus three, with shares that sum to 1 over eight.
+WIDE_COUNTRY_SHARE = {"US": 0.26, "GB": 0.12, "DE": 0.11, "FR": 0.09, "BR": 0.13, "IN": 0.15, "JP": 0.07,
+                      "MX": 0.07}
+WIDE_COUNTRY_RATE_FACTORS = {**COUNTRY_RATE_FACTORS, "FR": (1.01, 1.0, 1.0, 1.0), "JP": (1.02, 1.03, 1.02, 1.0),
+                             "MX": (0.94, 0.9, 0.94, 0.97)}
+# Acquisition channel: paid social brings low-intent traffic (far fewer reach the cart); referrals convert best.
+CHANNEL_SHARE = {"organic": 0.45, "paid_search": 0.25, "paid_social": 0.18, "referral": 0.12}
+CHANNEL_RATE_FACTORS = {"organic": (1.04, 1.05, 1.03, 1.0), "paid_search": (1.02, 1.03, 1.02, 1.0),
+                        "paid_social": (0.86, 0.74, 0.9, 0.98), "referral": (1.07, 1.1, 1.05, 1.0)}
+# User type: new users convert lower at every step, most at the cart.
+USER_TYPE_SHARE = {"new": 0.35, "returning": 0.65}
+USER_TYPE_RATE_FACTORS = {"new": (0.9, 0.8, 0.9, 0.97), "returning": (1.05, 1.08, 1.04, 1.0)}
+# A leaf's share of its cell's traffic, and its step rates, vary date by date by this log-normal noise.
+LEAF_SHARE_SIGMA = 0.05
+LEAF_RATE_SIGMA = 0.03
+
+
+@dataclass(frozen=True)
+class Dimension:
+    """A dimension traffic splits along: the report field it fills, its values, each value's share of traffic
+    and its conversion profile (factors on the four step rates: menu, cart, order, payment). `hourly`: part of
+    the cell grain (hourly counts); otherwise daily counts only. app_version has neither shares nor profiles: its
+    values and shares come from each episode's releases."""
+
+    field: str
+    values: tuple[str, ...]
+    share: Mapping[str, float]
+    rate_factors: Mapping[str, tuple[float, float, float, float]]
+    hourly: bool
+    profile: str  # public: how its values differ, in a sentence
+
+    def __post_init__(self) -> None:
+        if self.share and (set(self.share) != set(self.values) or abs(sum(self.share.values()) - 1.0) > 1e-9):
+            raise ValueError(f"{self.field}: shares must cover {self.values} and sum to 1")
+        if set(self.rate_factors) != set(self.share):
+            raise ValueError(f"{self.field}: a conversion profile for every value with a share")
+
+
+# Every dimension a tier may name (tiers.py names them by these keys); "country" and "country_wide" fill the same
+# field with frontier's five countries and deep's eight.
+DIMENSIONS: dict[str, Dimension] = {
+    "platform": Dimension("platform", PLATFORMS, PLATFORM_SHARE, PLATFORM_RATE_FACTORS, hourly=True,
+                          profile="web converts lower than the apps"),
+    "country": Dimension("country", COUNTRIES, COUNTRY_SHARE, COUNTRY_RATE_FACTORS, hourly=True,
+                         profile="BR and IN convert lower than the rest"),
+    "country_wide": Dimension("country", tuple(WIDE_COUNTRY_SHARE), WIDE_COUNTRY_SHARE, WIDE_COUNTRY_RATE_FACTORS,
+                              hourly=True, profile="BR, IN and MX convert lower than the rest"),
+    "app_version": Dimension("app_version", (), {}, {}, hourly=True,
+                             profile="a release takes its platform's users as it rolls out"),
+    "channel": Dimension("channel", tuple(CHANNEL_SHARE), CHANNEL_SHARE, CHANNEL_RATE_FACTORS, hourly=False,
+                         profile="paid_social brings low-intent traffic that converts far lower, most at the cart; "
+                                 "referral converts best"),
+    "user_type": Dimension("user_type", tuple(USER_TYPE_SHARE), USER_TYPE_SHARE, USER_TYPE_RATE_FACTORS,
+                           hourly=False, profile="new users convert lower than returning ones at every step"),
+}
+
+
+@dataclass(frozen=True)
+class World:
+    """The dimensions of a segmented tier: the cells' country dimension and the daily-only dimensions, in order."""
+
+    country: Dimension
+    daily: tuple[Dimension, ...]
+
+    @property
+    def dimensions(self) -> tuple[Dimension, ...]:
+        return (DIMENSIONS["platform"], self.country, DIMENSIONS["app_version"], *self.daily)
+
+    @property
+    def fields(self) -> tuple[str, ...]:
+        return tuple(dimension.field for dimension in self.dimensions)
+
+
+def world_of(dimensions: tuple[str, ...]) -> World:
+    """The world a tier's dimension keys name: platform, one country dimension and app_version (the cells), then
+    any daily-only dimensions."""
+    unknown = [name for name in dimensions if name not in DIMENSIONS]
+    if unknown:
+        raise ValueError(f"unknown dimension(s) {unknown}; known: {', '.join(DIMENSIONS)}")
+    chosen = [DIMENSIONS[name] for name in dimensions]
+    cells = [d for d in chosen if d.hourly]
+    if [d.field for d in cells] != list(CELL_FIELDS) or len(set(map(id, chosen))) != len(chosen):
+        raise ValueError(f"a segmented tier names platform, one country dimension and app_version, in that order, "
+                         f"then daily-only dimensions; got {dimensions}")
+    return World(cells[1], tuple(d for d in chosen if not d.hourly))
+
+
 # The staged rollout of a mobile release: the share of the platform's users offered it, day by day from its start.
 ROLLOUT_STAGES: tuple[float, ...] = (0.05, 0.2, 0.5, 1.0)
 UPDATE_ADOPTION = 0.95  # offered users who run the new version (the rest stay on the one before)
@@ -77,29 +176,41 @@ class Release:
 
 @dataclass(frozen=True)
 class Segment:
-    """A set of cells named by its fields; None means every value of that dimension."""
+    """A set of cells (or leaves) named by its fields; None means every value of that dimension."""
 
     platform: str | None = None
     country: str | None = None
     app_version: str | None = None
+    channel: str | None = None
+    user_type: str | None = None
 
     def label(self) -> str:
         parts = [f"{name}={value}" for name, value in zip(SEGMENT_FIELDS, self.values(), strict=True)
                  if value is not None]
         return ", ".join(parts) or "all traffic"
 
-    def values(self) -> tuple[str | None, str | None, str | None]:
-        return self.platform, self.country, self.app_version
+    def values(self) -> tuple[str | None, ...]:
+        """The fields in SEGMENT_FIELDS order."""
+        return self.platform, self.country, self.app_version, self.channel, self.user_type
+
+    def named(self) -> dict[str, str]:
+        """The fields it names (a dimension left out means all its values)."""
+        return {name: value for name, value in zip(SEGMENT_FIELDS, self.values(), strict=True) if value is not None}
 
     def normalised(self) -> Segment:
         """Web has one version: platform=web with or without app_version=web names the same cells."""
         if self.app_version == WEB_VERSION:
-            return Segment("web", self.country, None) if self.platform in (None, "web") else self
+            return replace(self, platform="web", app_version=None) if self.platform in (None, "web") else self
         return self
 
     @property
+    def names_daily_field(self) -> bool:
+        """Whether it names a dimension kept at the daily grain only (it has no hourly counts)."""
+        return self.channel is not None or self.user_type is not None
+
+    @property
     def is_aggregate(self) -> bool:
-        return self.values() == (None, None, None)
+        return all(value is None for value in self.values())
 
 
 @dataclass(frozen=True)
@@ -115,7 +226,8 @@ class CellLayout:
         return len(self.platforms)
 
     def mask(self, segment: Segment) -> np.ndarray:
-        """(S,) bool: the cells inside a segment."""
+        """(S,) bool: the cells inside a segment of the cell dimensions."""
+        assert not segment.names_daily_field, f"{segment.label()} is finer than a cell"
         segment = segment.normalised()
         keep = np.ones(self.size, dtype=bool)
         for wanted, values in ((segment.platform, self.platforms), (segment.country, self.countries),
@@ -141,16 +253,16 @@ def version_labels(base_minor: int) -> tuple[str, ...]:
 
 
 @cache
-def cell_layout(base_minor: int) -> CellLayout:
-    platforms, countries, versions = [], [], []
+def cell_layout(base_minor: int, countries: tuple[str, ...] = COUNTRIES) -> CellLayout:
+    platforms, cell_countries, versions = [], [], []
     for platform in PLATFORMS:
         labels = version_labels(base_minor) if platform in MOBILE_PLATFORMS else (WEB_VERSION,)
         for version in labels:
-            for country in COUNTRIES:
+            for country in countries:
                 platforms.append(platform)
-                countries.append(country)
+                cell_countries.append(country)
                 versions.append(version)
-    return CellLayout(tuple(platforms), tuple(countries), tuple(versions))
+    return CellLayout(tuple(platforms), tuple(cell_countries), tuple(versions))
 
 
 def version_shares(layout: CellLayout, releases: tuple[Release, ...], num_days: int) -> np.ndarray:
@@ -175,13 +287,45 @@ def version_shares(layout: CellLayout, releases: tuple[Release, ...], num_days: 
     return shares
 
 
-def cell_mix(layout: CellLayout) -> tuple[np.ndarray, np.ndarray]:
+def cell_mix(layout: CellLayout, country: Dimension = DIMENSIONS["country"]) -> tuple[np.ndarray, np.ndarray]:
     """(S,) expected share of traffic of each cell's platform and country, and (S, 4) its conversion factors."""
-    share = np.array([PLATFORM_SHARE[p] * COUNTRY_SHARE[c] for p, c in zip(layout.platforms, layout.countries,
+    share = np.array([PLATFORM_SHARE[p] * country.share[c] for p, c in zip(layout.platforms, layout.countries,
                                                                              strict=True)])
-    factors = np.array([np.multiply(PLATFORM_RATE_FACTORS[p], COUNTRY_RATE_FACTORS[c])
+    factors = np.array([np.multiply(PLATFORM_RATE_FACTORS[p], country.rate_factors[c])
                         for p, c in zip(layout.platforms, layout.countries, strict=True)])
     return share, factors
+
+
+@dataclass(frozen=True)
+class LeafSplit:
+    """How each cell's daily counts split along the daily-only dimensions: one leaf per combination of their
+    values (the first dimension varies slowest). Leaf i of cell c is row c * size + i of the leaf arrays."""
+
+    dimensions: tuple[Dimension, ...]
+
+    @property
+    def combinations(self) -> tuple[tuple[str, ...], ...]:
+        return tuple(itertools.product(*(d.values for d in self.dimensions)))
+
+    @property
+    def size(self) -> int:
+        return len(self.combinations)
+
+    def shares(self) -> np.ndarray:
+        """(K,) expected share of a cell's traffic in each leaf."""
+        return np.array([np.prod([d.share[v] for d, v in zip(self.dimensions, combo, strict=True)])
+                         for combo in self.combinations])
+
+    def rate_factors(self) -> np.ndarray:
+        """(K, 4) each leaf's factors on its cell's step rates."""
+        return np.array([np.prod([d.rate_factors[v] for d, v in zip(self.dimensions, combo, strict=True)], axis=0)
+                         for combo in self.combinations])
+
+    def mask(self, segment: Segment) -> np.ndarray:
+        """(K,) bool: the combinations inside a segment's daily-only fields."""
+        named = segment.named()
+        return np.array([all(named.get(d.field) in (None, v) for d, v in zip(self.dimensions, combo, strict=True))
+                         for combo in self.combinations])
 
 
 def holiday_days(num_days: int = FRONTIER_WINDOW_DAYS) -> dict[int, str]:
@@ -196,27 +340,63 @@ def holiday_days(num_days: int = FRONTIER_WINDOW_DAYS) -> dict[int, str]:
 
 @dataclass(frozen=True)
 class SegmentedData:
-    """The public counts of every cell: hourly (S, D, 24, 5), daily (S, D, 5), and the release schedule."""
+    """The public counts of every cell: hourly (S, D, 24, 5), daily (S, D, 5), and the release schedule; at a tier
+    with daily-only dimensions also `leaf_daily` (S x K, D, 5), each cell's days split along `split`."""
 
     layout: CellLayout
     releases: tuple[Release, ...]
     hourly: np.ndarray
     daily: np.ndarray = field(init=False)
+    split: LeafSplit | None = None
+    leaf_daily: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "daily", self.hourly.sum(axis=2))
-        for array in (self.hourly, self.daily):
-            array.setflags(write=False)
+        if (self.split is None) != (self.leaf_daily is None):
+            raise ValueError("a leaf split comes with its leaves' daily counts")
+        for array in (self.hourly, self.daily, self.leaf_daily):
+            if array is not None:
+                array.setflags(write=False)
 
     @property
     def num_days(self) -> int:
         return self.hourly.shape[1]
 
+    @property
+    def fields(self) -> tuple[str, ...]:
+        """The dimensions of the episode (its report fields), cells' first."""
+        return CELL_FIELDS + (() if self.split is None else tuple(d.field for d in self.split.dimensions))
+
+    @property
+    def leaves(self) -> np.ndarray:
+        """(L, D, 5) daily counts at the finest grain: the leaves, or the cells where there is no split."""
+        return self.daily if self.leaf_daily is None else self.leaf_daily
+
     def dimension_values(self) -> dict[str, list[str]]:
-        return {name: list(self.layout.values_of(name)) for name in SEGMENT_FIELDS}
+        values = {name: list(self.layout.values_of(name)) for name in CELL_FIELDS}
+        for dimension in () if self.split is None else self.split.dimensions:
+            values[dimension.field] = list(dimension.values)
+        return values
+
+    def leaf_mask(self, segment: Segment) -> np.ndarray:
+        """(L,) bool: the leaves inside a segment (the cells inside it where there is no split)."""
+        cells = self.layout.mask(replace(segment, channel=None, user_type=None))
+        if self.split is None:
+            if segment.names_daily_field:
+                raise ValueError(f"this episode has no dimension {', '.join(set(segment.named()) - set(CELL_FIELDS))}")
+            return cells
+        return np.outer(cells, self.split.mask(segment)).reshape(-1)
+
+    def segment_daily(self, segment: Segment) -> np.ndarray:
+        """(D, 5) daily counts of a segment of any of the episode's dimensions (the sum of its leaves)."""
+        return self.leaves[self.leaf_mask(segment)].sum(axis=0)
 
     def segment_funnel(self, segment: Segment) -> FunnelData:
-        """The funnel of one segment (the sum of its cells), as the aggregate tools read a funnel."""
+        """The funnel of one segment (the sum of its cells), as the aggregate tools read a funnel. Hourly counts
+        exist per cell only: a segment that names a daily-only dimension is a ValueError."""
+        if segment.names_daily_field:
+            raise ValueError(f"{segment.label()}: hourly counts exist per {', '.join(CELL_FIELDS)} only; read its "
+                             "days with compare_segments or daily_by_segment")
         mask = self.layout.mask(segment)
         if not mask.any():
             raise ValueError(f"no traffic cell matches {segment.label()}")
@@ -244,9 +424,11 @@ class SegmentedData:
         cells, days = self.layout.size, self.num_days
         keys = {"platform": np.repeat(self.layout.platforms, days), "country": np.repeat(self.layout.countries, days),
                 "app_version": np.repeat(self.layout.versions, days)}
-        daily = pd.DataFrame({"date": np.tile(calendar.iso_dates, cells), **keys})
+        leaf_keys = {name: np.repeat(values, days) for name, values in self._leaf_columns().items()}
+        leaves = len(self.leaves)
+        daily = pd.DataFrame({"date": np.tile(calendar.iso_dates, leaves), **leaf_keys})
         for position, column in enumerate(COUNT_COLUMNS):
-            daily[column] = self.daily[..., position].reshape(-1)
+            daily[column] = self.leaves[..., position].reshape(-1)
         for metric in CONVERSION_METRICS:
             daily[metric.name] = daily[metric.numerator] / daily[metric.denominator].where(
                 daily[metric.denominator] > 0)
@@ -263,16 +445,20 @@ class SegmentedData:
     def sql_tables(self) -> dict[str, SqlTable]:
         """The same tables as `tables`, as the SQL tool's columns built straight from the arrays: dates as
         datetime64 (DATE), the dimensions as Labels (VARCHAR), counts and hours as int32 (INTEGER: a cell's
-        count is far below 2**31)."""
+        count is far below 2**31). daily_by_segment is at the finest grain (a column per dimension),
+        hourly_by_segment at the cells'."""
         cells, days = self.layout.size, self.num_days
+        leaves = len(self.leaves)
         dates = np.arange(days).astype("timedelta64[D]") + np.datetime64(WINDOW_START, "D")
-        dimensions = {name: self._dimension_codes(name) for name in SEGMENT_FIELDS}
+        cell_codes = {name: self._dimension_codes(name, column)
+                      for name, column in zip(CELL_FIELDS, self._cell_columns(), strict=True)}
+        leaf_codes = {name: self._dimension_codes(name, column) for name, column in self._leaf_columns().items()}
 
-        def keys(repeat: int) -> dict[str, Labels]:
-            return {name: Labels(np.repeat(codes, repeat), values) for name, (codes, values) in dimensions.items()}
+        def keys(codes: dict[str, tuple[np.ndarray, tuple[str, ...]]], repeat: int) -> dict[str, Labels]:
+            return {name: Labels(np.repeat(code, repeat), values) for name, (code, values) in codes.items()}
 
-        counts = self.daily.reshape(cells * days, len(COUNT_COLUMNS))
-        daily: SqlTable = {"date": np.tile(dates, cells), **keys(days),
+        counts = self.leaves.reshape(leaves * days, len(COUNT_COLUMNS))
+        daily: SqlTable = {"date": np.tile(dates, leaves), **keys(leaf_codes, days),
                            **{column: counts[:, i].astype(np.int32) for i, column in enumerate(COUNT_COLUMNS)}}
         for metric in CONVERSION_METRICS:
             numerator = counts[:, COUNT_COLUMNS.index(metric.numerator)].astype(float)
@@ -281,7 +467,8 @@ class SegmentedData:
                                            where=denominator > 0)
         counts = self.hourly.reshape(cells * days * HOURS, len(COUNT_COLUMNS))
         hourly: SqlTable = {"date": np.tile(np.repeat(dates, HOURS), cells),
-                            "hour": np.tile(np.arange(HOURS, dtype=np.int32), cells * days), **keys(days * HOURS),
+                            "hour": np.tile(np.arange(HOURS, dtype=np.int32), cells * days),
+                            **keys(cell_codes, days * HOURS),
                             **{column: counts[:, i].astype(np.int32) for i, column in enumerate(COUNT_COLUMNS)}}
         rows = self.release_rows()
         releases: SqlTable = {
@@ -292,11 +479,24 @@ class SegmentedData:
             "rollout_share": np.array([row["rollout_share"] for row in rows], dtype=float)}
         return {"daily_by_segment": daily, "hourly_by_segment": hourly, "releases": releases}
 
-    def _dimension_codes(self, name: str) -> tuple[np.ndarray, tuple[str, ...]]:
-        """(S,) each cell's position among the dimension's values, and the values."""
-        values = self.layout.values_of(name)
-        column = {"platform": self.layout.platforms, "country": self.layout.countries,
-                  "app_version": self.layout.versions}[name]
+    def _cell_columns(self) -> tuple[tuple[str, ...], ...]:
+        return self.layout.platforms, self.layout.countries, self.layout.versions
+
+    def _leaf_columns(self) -> dict[str, tuple[str, ...]]:
+        """Each dimension's value per leaf (per cell where there is no split), in leaf order."""
+        columns = dict(zip(CELL_FIELDS, self._cell_columns(), strict=True))
+        if self.split is None:
+            return columns
+        k = self.split.size
+        combos = self.split.combinations
+        leaf_columns = {name: tuple(np.repeat(values, k)) for name, values in columns.items()}
+        for position, dimension in enumerate(self.split.dimensions):
+            leaf_columns[dimension.field] = tuple(combo[position] for combo in combos) * self.layout.size
+        return leaf_columns
+
+    def _dimension_codes(self, name: str, column: tuple[str, ...]) -> tuple[np.ndarray, tuple[str, ...]]:
+        """(N,) each row's position among the dimension's values, and the values."""
+        values = tuple(self.dimension_values()[name])
         position = {value: i for i, value in enumerate(values)}
         return np.array([position[value] for value in column], dtype=np.int8), values
 
@@ -317,16 +517,32 @@ BENIGN_AT_FRONTIER = (
 )
 
 
-def frontier_brief() -> dict[str, object]:
-    """What the brief publishes about the segmented world (the same for every frontier episode)."""
+def frontier_brief(difficulty: str = "frontier") -> dict[str, object]:
+    """What the brief publishes about the segmented world of a segmented tier (the same for every episode of it)."""
+    world = world_of(TIERS[difficulty].dimensions)
+    versions = (f"{WEB_VERSION} on web; on ios and android the version live at the window's start and "
+                f"{RELEASES_PER_PLATFORM} releases per platform (get_releases)")
+    if not world.daily:
+        return {
+            "dimensions": {"platform": ",".join(PLATFORMS), "country": ",".join(world.country.values),
+                           "app_version": versions},
+            "traffic_split": "every count exists per (platform, country, app_version) cell; the aggregate funnel "
+                             "the other tools read is their sum",
+            "conversion": "web, BR and IN convert lower than the rest",
+            "holidays": ", ".join(f"{date} {name}" for date, name in HOLIDAYS.items()),
+            "releases": RELEASE_MEANING,
+            "reporting": SEGMENT_REPORTING,
+        }
+    daily = [dimension.field for dimension in world.daily]
     return {
-        "dimensions": {"platform": ",".join(PLATFORMS), "country": ",".join(COUNTRIES),
-                       "app_version": f"{WEB_VERSION} on web; on ios and android the version live at the window's "
-                                      f"start and {RELEASES_PER_PLATFORM} releases per platform (get_releases)"},
-        "traffic_split": "every count exists per (platform, country, app_version) cell; the aggregate funnel the "
-                         "other tools read is their sum",
-        "conversion": "web, BR and IN convert lower than the rest",
+        "dimensions": {"platform": ",".join(PLATFORMS), "country": ",".join(world.country.values),
+                       "app_version": versions, **{d.field: ",".join(d.values) for d in world.daily}},
+        "traffic_split": f"hourly counts exist per (platform, country, app_version) cell (hourly_by_segment); daily "
+                         f"counts per cell and {' and '.join(daily)} (daily_by_segment, a column per dimension); the "
+                         "aggregate funnel the other tools read is their sum",
+        "conversion": "; ".join(f"{d.field}: {d.profile}" for d in world.dimensions),
         "holidays": ", ".join(f"{date} {name}" for date, name in HOLIDAYS.items()),
         "releases": RELEASE_MEANING,
-        "reporting": SEGMENT_REPORTING,
+        "reporting": SEGMENT_REPORTING.replace("At frontier", f"At {difficulty}").replace(
+            "platform, country and/or app_version", f"platform, country, app_version, {', '.join(daily)}"),
     }

@@ -9,7 +9,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from metric_tracker_rl.catalog import DIFFICULTIES, SCENARIO_FAMILIES, WINDOW_DAYS
+from metric_tracker_rl.catalog import RESET_DIFFICULTIES, SCENARIO_FAMILIES, WINDOW_DAYS
 from metric_tracker_rl.families import PUBLISHED_FAMILIES
 from metric_tracker_rl.incident_kinds import incident_kinds_of
 from metric_tracker_rl.plain_types import AnomalyRequest
@@ -249,10 +249,10 @@ def resolve_episode_config(secret: str = "", **kwargs: Any) -> EpisodeConfig:
     if task_id is not None or not overrides:
         base = get_task_spec(task_id if task_id is not None else DEFAULT_TASK_ID).config
     else:
-        difficulty = check_name_in_any_case("difficulty", overrides.get("difficulty", "medium"), DIFFICULTIES)
+        difficulty = check_name_in_any_case("difficulty", overrides.get("difficulty", "medium"), RESET_DIFFICULTIES)
         base = tier_config(difficulty, anomaly_count=None)
     seed = validate_seed(overrides.get("seed", base.seed))
-    difficulty = check_name_in_any_case("difficulty", overrides.get("difficulty", base.difficulty), DIFFICULTIES)
+    difficulty = check_name_in_any_case("difficulty", overrides.get("difficulty", base.difficulty), RESET_DIFFICULTIES)
     family = check_name_in_any_case("scenario_family", overrides.get("scenario_family", base.scenario_family),
                                     SCENARIO_FAMILIES)
 

@@ -45,7 +45,8 @@ class AggregateMix:
 class SegmentedMix:
     """What the segmented generator builds for a tier.
 
-    `dimensions`: the fields that split traffic into cells (segments.SEGMENT_FIELDS). `incident_kinds` and
+    `dimensions`: the keys of segments.DIMENSIONS that split traffic: platform, a country dimension and
+    app_version make the cells (hourly counts), any others split each cell's days into leaves. `incident_kinds` and
     `benign_kinds`: the registered kinds the tier draws from (None: every registered one), incidents in a shuffled
     cycle, look-alikes uniformly. `decoy_ratio`: benign look-alikes per incident by default (a reset may set
     another). `magnitude_scale`: every kind's default magnitude range times this. `max_incidents`: the most a reset
@@ -65,7 +66,9 @@ class Tier:
     (round(density x window), at least one); `count_range` is the range a seeded reset draws its count from (None:
     the density's count, fixed); `perturbed_per_weekday` bounds how many perturbed dates share a weekday, so a
     same-weekday median stays clean (the tier's concurrency); `calibration_seed_base`: its calibration sweep's
-    first seed (task_splits.py). Exactly one of `aggregate` and `segmented` names the generator."""
+    first seed (task_splits.py). Exactly one of `aggregate` and `segmented` names the generator. `listed`: in the
+    published difficulty lists (catalog.DIFFICULTIES: the splits, the brief, the task lists); an unlisted tier is
+    reachable by reset(difficulty=...) only, while it is being built."""
 
     name: str
     window_days: int
@@ -77,6 +80,7 @@ class Tier:
     segmented: SegmentedMix | None = None
     max_steps: int = DEFAULT_MAX_STEPS
     max_submissions: int = DEFAULT_MAX_SUBMISSIONS
+    listed: bool = True
 
     def __post_init__(self) -> None:
         if (self.aggregate is None) == (self.segmented is None):
@@ -138,4 +142,10 @@ TIERS = TierCatalog(
     Tier("frontier", window_days=56, default_density=0.08, count_range=(3, 6), perturbed_per_weekday=3,
          calibration_seed_base=40_000,
          segmented=SegmentedMix(dimensions=("platform", "country", "app_version"), max_incidents=8)),
+    # Five dimensions: eight countries, and each cell's days split by acquisition channel and user type. Today's
+    # kinds; not yet listed (issue 37 builds its root causes, context and calibration on it).
+    Tier("deep", window_days=56, default_density=0.08, count_range=(3, 6), perturbed_per_weekday=3,
+         calibration_seed_base=50_000, listed=False,
+         segmented=SegmentedMix(dimensions=("platform", "country_wide", "app_version", "channel", "user_type"),
+                                max_incidents=8)),
 )

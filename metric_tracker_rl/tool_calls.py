@@ -45,7 +45,7 @@ from metric_tracker_rl.models import (
     MetricTrackerRlObservation,
     PayloadGeneratorMethod,
 )
-from metric_tracker_rl.segments import BENIGN_AT_FRONTIER, RELEASE_MEANING, frontier_brief
+from metric_tracker_rl.segments import BENIGN_AT_FRONTIER, RELEASE_MEANING, SEGMENT_FIELDS, frontier_brief
 from metric_tracker_rl.validation import describe_validation_error
 
 SUBMIT_REPORT = "submit_report"
@@ -275,7 +275,7 @@ def _graded_view(observation: MetricTrackerRlObservation) -> dict[str, Any]:
 
 def _missed_key(row: dict[str, Any]) -> str:
     """An expected row's key, with its segment where it names one."""
-    segment = ",".join(f"{name}={row[name]}" for name in ("platform", "country", "app_version") if row.get(name))
+    segment = ",".join(f"{name}={row[name]}" for name in SEGMENT_FIELDS if row.get(name))
     key = f"{row['date']}|{row['entity_type']}|{row['entity_name']}"
     return f"{key} ({segment})" if segment else key
 
@@ -360,7 +360,7 @@ def brief_data(observation: MetricTrackerRlObservation) -> dict[str, Any]:
         # No magnitude is published at frontier: the other tiers' ranges would be a threshold to read off.
         shown["families"] = [{k: v for k, v in family.items() if k not in WINDOW_DAYS} for family in families]
         shown["benign_fluctuations"] = BENIGN_AT_FRONTIER
-        shown["segments"] = frontier_brief()
+        shown["segments"] = frontier_brief(difficulty)
     return shown
 
 

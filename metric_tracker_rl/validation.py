@@ -30,12 +30,13 @@ def date_problem(value: str, window: Sequence[str]) -> str | None:
     return f"date {value!r} is not in the episode window; valid dates are {window[0]} .. {window[-1]} (YYYY-MM-DD)"
 
 
-SEGMENT_FIELDS: tuple[str, ...] = ("platform", "country", "app_version")
+SEGMENT_FIELDS: tuple[str, ...] = ("platform", "country", "app_version", "channel", "user_type")
 
 
 def segment_issue(row: MetricSubmissionRow, segment_values: Mapping[str, Sequence[str]] | None) -> str | None:
     """What is wrong with a row's segment fields, if anything: segments exist only where the episode has them
-    (frontier), and each named value must be one of the episode's."""
+    (frontier, deep), a field only where the episode has its dimension, and each named value must be one of the
+    episode's."""
     for name in SEGMENT_FIELDS:
         value = getattr(row, name)
         if value is None:
@@ -43,6 +44,9 @@ def segment_issue(row: MetricSubmissionRow, segment_values: Mapping[str, Sequenc
         if segment_values is None:
             return (f"{name} {value!r}: this episode's funnel has no segments (only difficulty frontier has); "
                     "leave platform, country and app_version out")
+        if name not in segment_values:
+            return (f"{name} {value!r}: this episode has no {name} dimension; its dimensions: "
+                    f"{', '.join(segment_values)}")
         if value not in segment_values[name]:
             return f"{name} {value!r} is not a value of this episode; valid: {', '.join(segment_values[name])}"
     return None

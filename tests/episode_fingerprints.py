@@ -63,6 +63,12 @@ def episode_settings() -> Iterator[tuple[str, dict[str, Any], str]]:
         yield (f"frontier/two_kinds/seed={seed}", {"difficulty": "frontier", "seed": seed,
                                                    "incident_kinds": ["payment_failure", "level_shift"]}, "")
         yield f"frontier/count=8/seed={seed}", {"difficulty": "frontier", "seed": seed, "anomaly_count": 8}, ""
+    # deep (unlisted, so not among DIFFICULTIES above): seeds, held-out, its knobs, a null episode.
+    for seed in range(4):
+        yield f"deep/seed={seed}", {"difficulty": "deep", "seed": seed}, ""
+    yield "deep/held_out/seed=0", {"difficulty": "deep", "seed": 0}, HELD_OUT_SECRET
+    yield "deep/null/seed=1", {"difficulty": "deep", "seed": 1, "scenario_family": "null"}, ""
+    yield "deep/count=8/seed=2", {"difficulty": "deep", "seed": 2, "anomaly_count": 8, "decoy_ratio": 2.0}, ""
     for difficulty in AGGREGATE_DIFFICULTIES:
         anomalies = [{"family": family, "date": f"2026-03-{3 + 3 * i:02d}"} for i, family in enumerate(ANOMALY_TYPES)]
         yield f"{difficulty}/custom", {"difficulty": difficulty, "seed": 4, "anomalies": anomalies[:4]}, ""
@@ -96,6 +102,8 @@ def fingerprint(episode: Episode) -> dict[str, str]:
     if segments is not None:
         parts["segment_cells"] = _array(segments.hourly)
         parts["segment_layout"] = _digest(segments.layout, segments.releases)
+        if segments.leaf_daily is not None:  # a tier with daily-only dimensions
+            parts["segment_leaves"] = _array(segments.leaf_daily)
     return parts
 
 

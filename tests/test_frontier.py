@@ -255,7 +255,7 @@ def test_the_default_knobs_are_the_standard_episode() -> None:
 
 
 @pytest.mark.parametrize(("overrides", "message"), [
-    ({"difficulty": "hard", "decoy_ratio": 0.5}, "decoy_ratio applies at difficulty 'frontier' only"),
+    ({"difficulty": "hard", "decoy_ratio": 0.5}, "decoy_ratio applies at difficulty 'frontier'.* only, not 'hard'"),
     ({"difficulty": "easy", "incident_kinds": ["country_bots"]}, "incident_kinds applies at difficulty"),
     ({"difficulty": "frontier", "incident_kinds": ["bots"]}, "unknown incident kind.*valid: release_regression"),
     ({"difficulty": "frontier", "incident_kinds": []}, "non-empty list"),

@@ -179,8 +179,7 @@ def run_tool(name: str, episode: PublicEpisode, arguments: Any,
             episode = episode.segment_view(segment())
         except ValueError as exc:
             return ToolOutcome(False, error=f"{name}: {exc}")
-        scope = {field: value for field, value in zip(("platform", "country", "app_version"), segment().values(),
-                                                       strict=True) if value is not None}
+        scope = segment().named()
     try:
         result = tools[name].func(episode, args)
     except ToolError as exc:

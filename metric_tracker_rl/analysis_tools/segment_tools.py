@@ -49,7 +49,8 @@ def get_releases(episode: PublicEpisode, args: NoArgs) -> dict[str, Any]:
 class SegmentBreakdownArgs(DateArgs):
     metrics: ClassVar[tuple[str, ...]] = METRICS
     metric_name: str = Field(description="A count or rate")
-    dimension: Literal["platform", "country", "app_version"] = Field(description="Segments to compare")
+    # No description: the names say it, and the tool schemas' budget holds deep's two dimensions this way.
+    dimension: Literal["platform", "country", "app_version", "channel", "user_type"]
 
     @field_validator("metric_name")
     @classmethod
@@ -73,12 +74,15 @@ def _values(daily: np.ndarray, metric: str) -> np.ndarray:
 def compare_segments(episode: PublicEpisode, args: SegmentBreakdownArgs) -> dict[str, Any]:
     data = _segments(episode)
     layout = data.layout
+    values = data.dimension_values()
+    if args.dimension not in values:
+        raise ToolError(f"this episode has no {args.dimension} dimension; its dimensions: {', '.join(values)}")
     if args.dimension == "app_version":  # a version is a version of one platform
         segments = [Segment(p, None, v) for p in layout.values_of("platform") for v in layout.platform_versions(p)]
     else:
-        segments = [Segment(**{args.dimension: value}) for value in layout.values_of(args.dimension)]
-    masks = np.array([layout.mask(s) for s in segments])
-    daily = np.einsum("gs,sde->gde", masks.astype(np.int64), data.daily)
+        segments = [Segment(**{args.dimension: value}) for value in values[args.dimension]]
+    masks = np.array([data.leaf_mask(s) for s in segments])
+    daily = np.einsum("gs,sde->gde", masks.astype(np.int64), data.leaves)
     values = _values(daily, args.metric_name)
     baseline = peer_median(values, same_weekday_peers(values.shape[1]))
     spread = MAD_TO_SIGMA * nanmedian_last_axis(np.abs(values - baseline))
@@ -91,8 +95,7 @@ def compare_segments(episode: PublicEpisode, args: SegmentBreakdownArgs) -> dict
         observed, base = values[g, day], baseline[g, day]
         known = np.isfinite(observed) and np.isfinite(base)
         z = (observed - base) / spread[g] if known and spread[g] > 0 else np.nan
-        rows.append({**{name: value for name, value in zip(("platform", "country", "app_version"), segment.values(),
-                                                            strict=True) if value is not None},
+        rows.append({**segment.named(),
                      "app_open_share": round(float(opens[g]) / total, 4),
                      "baseline_value": finite_or_none(base), "observed_value": finite_or_none(observed),
                      "delta_value": finite_or_none(observed - base), "robust_z": finite_or_none(z),
