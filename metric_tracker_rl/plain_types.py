@@ -41,8 +41,8 @@ class MetricSubmissionRow(_Strict):
     entity_type: EntityType = Field(description="Kind of entity the anomaly is on")
     entity_name: str = Field(description="A name valid for the entity type", max_length=128)
     anomaly_type: AnomalyType = Field(description="Anomaly family")
-    detection_method: str = Field(description="A tool that showed it: one of the family's detection_methods in "
-                                              "the brief, or query once a query succeeded", max_length=128)
+    detection_method: str = Field(description="The tool that showed it: its family's detection_methods "
+                                              "(brief), or query if run", max_length=128)
     baseline_value: float = Field(description="Same-weekday median")
     observed_value: float = Field(description="Value on the date")
     delta_value: float = Field(description="observed - baseline")

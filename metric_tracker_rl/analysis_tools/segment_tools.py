@@ -34,7 +34,7 @@ def _segments(episode: PublicEpisode) -> SegmentedData:
     return episode.segments
 
 
-@register_tool("get_releases", "Frontier only (an error elsewhere): each mobile release's rollout share by "
+@register_tool("get_releases", "With segments only (else an error): each mobile release's rollout share by "
                "date.", NoArgs)
 def get_releases(episode: PublicEpisode, args: NoArgs) -> dict[str, Any]:
     rows, previous = [], None
@@ -49,8 +49,8 @@ def get_releases(episode: PublicEpisode, args: NoArgs) -> dict[str, Any]:
 class SegmentBreakdownArgs(DateArgs):
     metrics: ClassVar[tuple[str, ...]] = METRICS
     metric_name: str = Field(description="A count or rate")
-    # No description: the names say it, and the tool schemas' budget holds deep's two dimensions this way.
-    dimension: Literal["platform", "country", "app_version", "channel", "user_type"]
+    # One word: the names say it (TRL's docstrings need a description), and the schemas' budget is tight.
+    dimension: Literal["platform", "country", "app_version", "channel", "user_type"] = Field(description="Dimension")
 
     @field_validator("metric_name")
     @classmethod
@@ -66,7 +66,7 @@ def _values(daily: np.ndarray, metric: str) -> np.ndarray:
     return count_ratio(daily[..., COLUMN_INDEX[definition.numerator]], daily[..., COLUMN_INDEX[definition.denominator]])
 
 
-@register_tool("compare_segments", "Frontier only (an error elsewhere): a metric on a date per segment of a "
+@register_tool("compare_segments", "With segments only (else an error): a metric on a date per value of a "
                "dimension vs its baseline.",
                SegmentBreakdownArgs,
                example={"metric_name": "order_placed_to_payment_successful", "date": "2026-03-10",
