@@ -17,6 +17,7 @@ from metric_tracker_rl.funnel import HOURS, FunnelData
 from metric_tracker_rl.metrics import MetricPanel, build_panel
 from metric_tracker_rl.segments import Segment, SegmentedData
 from metric_tracker_rl.sql_columns import SqlTable
+from metric_tracker_rl.validation import segment_problem
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -86,15 +87,9 @@ class PublicEpisode:
         """The episode as one segment's funnel (frontier): the tools that read `data` and `panel` then answer for
         that segment, with its own baseline by the published rule. Built on first use and kept. ValueError names
         the valid values when the episode has no segments or no cell matches."""
-        values = self.segment_values()
-        if values is None:
-            raise ValueError("this episode's funnel has no segments (only difficulty frontier has): omit platform, "
-                             "country and app_version")
-        for name, value in segment.named().items():
-            if name not in values:
-                raise ValueError(f"this episode has no {name} dimension; its dimensions: {', '.join(values)}")
-            if value not in values[name]:
-                raise ValueError(f"unknown {name} {value!r}; valid: {', '.join(values[name])}")
+        problem = segment_problem(segment.named(), self.segment_values())
+        if problem is not None:
+            raise ValueError(problem)
         segment = segment.normalised()
         key = ("segment_view", segment)
         view = self.memo.get(key)

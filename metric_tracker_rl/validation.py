@@ -33,14 +33,11 @@ def date_problem(value: str, window: Sequence[str]) -> str | None:
 SEGMENT_FIELDS: tuple[str, ...] = ("platform", "country", "app_version", "channel", "user_type")
 
 
-def segment_issue(row: MetricSubmissionRow, segment_values: Mapping[str, Sequence[str]] | None) -> str | None:
-    """What is wrong with a row's segment fields, if anything: segments exist only where the episode has them
-    (frontier, deep), a field only where the episode has its dimension, and each named value must be one of the
-    episode's."""
-    for name in SEGMENT_FIELDS:
-        value = getattr(row, name)
-        if value is None:
-            continue
+def segment_problem(named: Mapping[str, str], segment_values: Mapping[str, Sequence[str]] | None) -> str | None:
+    """What is wrong with the segment fields a row or a scoped tool call names, if anything: segments exist only
+    where the episode has them (frontier, deep), a field only where the episode has its dimension, and each named
+    value must be one of the episode's."""
+    for name, value in named.items():
         if segment_values is None:
             return (f"{name} {value!r}: this episode's funnel has no segments (only difficulty frontier has); "
                     "leave platform, country and app_version out")
@@ -50,6 +47,12 @@ def segment_issue(row: MetricSubmissionRow, segment_values: Mapping[str, Sequenc
         if value not in segment_values[name]:
             return f"{name} {value!r} is not a value of this episode; valid: {', '.join(segment_values[name])}"
     return None
+
+
+def segment_issue(row: MetricSubmissionRow, segment_values: Mapping[str, Sequence[str]] | None) -> str | None:
+    """segment_problem of a report row's segment fields."""
+    named = {name: value for name in SEGMENT_FIELDS if (value := getattr(row, name)) is not None}
+    return segment_problem(named, segment_values)
 
 
 def validate_rows(rows: Sequence[MetricSubmissionRow], valid_dates: Iterable[str],

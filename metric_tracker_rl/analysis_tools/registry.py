@@ -172,14 +172,15 @@ def run_tool(name: str, episode: PublicEpisode, arguments: Any,
         return ToolOutcome(False, error=str(exc))
     finally:
         EPISODE_WINDOW.reset(token)
-    segment = getattr(args, "segment", None)
+    scoped = getattr(args, "segment", None)  # the scoped date-level tools' arguments (arguments.ScopedDateArgs)
+    segment = scoped() if callable(scoped) else None
     scope: dict[str, str] = {}
-    if callable(segment) and not segment().is_aggregate:  # a scoped call: the segment's funnel stands in
+    if segment is not None and not segment.is_aggregate:  # a scoped call: the segment's funnel stands in
         try:
-            episode = episode.segment_view(segment())
+            episode = episode.segment_view(segment)
         except ValueError as exc:
             return ToolOutcome(False, error=f"{name}: {exc}")
-        scope = segment().named()
+        scope = segment.named()
     try:
         result = tools[name].func(episode, args)
     except ToolError as exc:
