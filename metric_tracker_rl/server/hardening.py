@@ -20,10 +20,10 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 from fastapi import FastAPI
-from openenv.core.env_server.types import WSErrorCode
 from starlette.websockets import WebSocketDisconnect
 
 from metric_tracker_rl.models import MetricTrackerRlAction
+from metric_tracker_rl.openenv_adapter import INVALID_JSON_CODE
 
 # Largest WebSocket message or HTTP request body the server reads; a larger WebSocket message closes the
 # connection with code 1009, a larger body gets a 413. A full 200-row submission is about 60 KB, so 1 MiB
@@ -112,7 +112,7 @@ class WebSocketFrameGuard:
                 problem = frame_problem(message)
                 if problem is None:
                     return message
-                error = {"type": "error", "data": {"message": problem, "code": WSErrorCode.INVALID_JSON.value}}
+                error = {"type": "error", "data": {"message": problem, "code": INVALID_JSON_CODE}}
                 await send({"type": "websocket.send", "text": json.dumps(error)})
 
         # OpenEnv closes the socket in its `finally` even when the client already has, which raises here; the
