@@ -11,8 +11,8 @@ from openenv.core.client_types import StepResult
 from openenv.core.env_client import EnvClient
 from websockets.protocol import State
 
+from metric_tracker_rl.adapters.openenv_internals import client_socket
 from metric_tracker_rl.models import MetricTrackerRlAction, MetricTrackerRlObservation, MetricTrackerRlState
-from metric_tracker_rl.openenv_adapter import client_socket
 from metric_tracker_rl.reconnect import GOING_AWAY, SessionLost
 
 

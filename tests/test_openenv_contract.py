@@ -1,4 +1,5 @@
-"""The OpenEnv internals `metric_tracker_rl.openenv_adapter` relies on, checked against the installed OpenEnv.
+"""The OpenEnv internals `metric_tracker_rl.adapters.openenv_internals` relies on, checked against the installed
+OpenEnv.
 
 Each test names one internal; an OpenEnv upgrade that removes or changes it fails here with what to update, instead
 of breaking a session somewhere later. The behaviour checks drive a real OpenEnv app (in process, no network)."""
@@ -20,13 +21,13 @@ from openenv.core.env_server import gradio_theme, http_server, web_interface
 from openenv.core.env_server.types import ConcurrencyConfig
 from starlette.exceptions import HTTPException
 
-from metric_tracker_rl import openenv_adapter as adapter
+from metric_tracker_rl.adapters import openenv_internals as adapter
 from metric_tracker_rl.client import MetricTrackerRlEnv
 from metric_tracker_rl.environment import MetricTrackerRlEnvironment
 from metric_tracker_rl.models import MetricTrackerRlAction, MetricTrackerRlObservation, MetricTrackerRlState
 from metric_tracker_rl.task_splits import TaskIndexError
 
-UPGRADE = "OpenEnv changed an internal metric_tracker_rl/openenv_adapter.py relies on: "
+UPGRADE = "OpenEnv changed an internal metric_tracker_rl/adapters/openenv_internals.py relies on: "
 
 
 def openenv_fastapi_app(max_sessions: int) -> FastAPI:
@@ -176,8 +177,8 @@ def test_replacing_the_theme_changes_what_the_web_interface_reads(monkeypatch: p
 
 def test_no_module_outside_the_adapter_reads_openenv_private_state() -> None:
     """The class of defect: a private OpenEnv attribute read anywhere but the adapter."""
-    package = Path(adapter.__file__).parent
+    package = Path(adapter.__file__).parents[1]
     private_reads = ["._ws", "._sessions", "._session_info", "OPENENV_GRADIO_", '"openenv/session/']
     found = [f"{path.relative_to(package)}: {needle}" for path in package.rglob("*.py")
-             if path.name != "openenv_adapter.py" for needle in private_reads if needle in path.read_text()]
-    assert not found, "read OpenEnv internals through metric_tracker_rl/openenv_adapter.py:\n" + "\n".join(found)
+             if path.name != "openenv_internals.py" for needle in private_reads if needle in path.read_text()]
+    assert not found, "read OpenEnv internals through adapters/openenv_internals.py:\n" + "\n".join(found)

@@ -22,8 +22,8 @@ from typing import Any
 from fastapi import FastAPI
 from starlette.websockets import WebSocketDisconnect
 
+from metric_tracker_rl.adapters.openenv_internals import INVALID_JSON_CODE
 from metric_tracker_rl.models import MetricTrackerRlAction
-from metric_tracker_rl.openenv_adapter import INVALID_JSON_CODE
 
 # Largest WebSocket message or HTTP request body the server reads; a larger WebSocket message closes the
 # connection with code 1009, a larger body gets a 413. A full 200-row submission is about 60 KB, so 1 MiB

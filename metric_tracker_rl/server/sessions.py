@@ -38,7 +38,7 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from metric_tracker_rl.openenv_adapter import (
+from metric_tracker_rl.adapters.openenv_internals import (
     CAPACITY_CODE,
     SERVER_ERROR,
     SESSION_CLOSE_METHOD,
@@ -49,7 +49,7 @@ from metric_tracker_rl.openenv_adapter import (
     is_capacity_error_body,
     requested_session,
 )
-from metric_tracker_rl.openenv_adapter import is_capacity_error as openenv_capacity_error
+from metric_tracker_rl.adapters.openenv_internals import is_capacity_error as openenv_capacity_error
 from metric_tracker_rl.server.hardening import (
     ASGIApp,
     Message,
@@ -288,7 +288,7 @@ class SessionLimits:
 
     @staticmethod
     def is_capacity_error(text: str) -> bool:
-        """OpenEnv's server-wide refusal (`openenv_adapter.is_capacity_error`)."""
+        """OpenEnv's server-wide refusal (`openenv_internals.is_capacity_error`)."""
         return openenv_capacity_error(text)
 
     # --- HTTP sessions (JSON-RPC on POST /mcp) -------------------------------------------------------------

@@ -14,7 +14,7 @@ from fastapi.responses import JSONResponse, Response
 from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException
 
-from metric_tracker_rl.openenv_adapter import task_index_cause
+from metric_tracker_rl.adapters.openenv_internals import task_index_cause
 from metric_tracker_rl.task_splits import TaskIndexError, UnknownSplitError
 
 TASK_API_TAG = "Task API"

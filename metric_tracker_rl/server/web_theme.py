@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import gradio as gr
 
-from metric_tracker_rl.openenv_adapter import openenv_web_theme, replace_web_theme, web_css
+from metric_tracker_rl.adapters.openenv_internals import openenv_web_theme, replace_web_theme, web_css
 
 # Bundled with Gradio and served from the page's own static/fonts (OpenEnv 0.10's theme asks Google Fonts instead).
 OFFLINE_FONT = (gr.themes.LocalFont("IBM Plex Sans"), "system-ui", "sans-serif")
@@ -25,7 +25,7 @@ TABLE_CSS = """
 
 def use_offline_web_theme() -> gr.themes.Base:
     """Give /web OpenEnv's colours and sizes with local fonts. `create_app` takes no theme, and OpenEnv's web
-    interface mounts Gradio with its module's theme and CSS, which `openenv_adapter.replace_web_theme` replaces."""
+    interface mounts Gradio with its module's theme and CSS, which `openenv_internals.replace_web_theme` replaces."""
     openenv_theme, openenv_css = openenv_web_theme()
     theme = gr.themes.Base(font=OFFLINE_FONT, font_mono=OFFLINE_FONT_MONO)
     for name, value in vars(openenv_theme).items():
