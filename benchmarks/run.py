@@ -2,6 +2,8 @@
 
     uv run python -m benchmarks.run            # full run: prints a table, writes artifacts/benchmark.json
     uv run python -m benchmarks.run --quick    # a smoke run with few repeats
+    uv run python -m benchmarks.run --output docs/artifacts/performance.json   # a run the docs will show
+    uv run python -m benchmarks.run --render docs/artifacts/performance.json --write-doc   # docs/performance.md's table
 
 Sections:
 - in-process: reset per difficulty, one step per analysis tool (its example arguments), graded submissions;
@@ -54,6 +56,12 @@ from metric_tracker_rl.tasks import DEFAULT_TASK_ORDER, get_task_spec, resolve_e
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_OUTPUT = ROOT / "artifacts" / "benchmark.json"
+# The kept run docs/performance.md shows, and the marker comments around the text rendered from it: the doc carries
+# no measured figure of its own, and tests/test_performance_doc.py checks the block is what the file renders.
+PUBLISHED_RESULTS = ROOT / "docs" / "artifacts" / "performance.json"
+PERFORMANCE_DOC = ROOT / "docs" / "performance.md"
+BLOCK_BEGIN = "<!-- rendered by `python -m benchmarks.run --render docs/artifacts/performance.json`: begin -->"
+BLOCK_END = "<!-- rendered: end -->"
 MAX_STEPS = 500  # the largest step budget a reset accepts: fewer untimed resets inside step loops
 DATES = [d.isoformat() for d in window_dates()]
 OFFLINE_ENV_DROP = ("API_KEY", "HF_TOKEN", "OPENAI_API_KEY", "METRIC_TRACKER_URL", "BASE_URL", "IMAGE_NAME",
@@ -108,17 +116,30 @@ def bench_resets(repeats: int) -> dict[str, Any]:
     return results
 
 
+TOOL_TASKS = ("hard_mixed_multi", "frontier_segments")  # the segment tools answer only where there are segments
+
+
+def tool_task(env: MetricTrackerRlEnvironment, payload: dict[str, Any]) -> str:
+    """The first of TOOL_TASKS whose episode answers the tool's example call."""
+    for task_id in TOOL_TASKS:
+        env.reset(task_id=task_id, max_steps=MAX_STEPS)
+        if env.step(deserialize_action(payload, MetricTrackerRlAction)).status == "ok":
+            return task_id
+    raise AssertionError(f"no task in {TOOL_TASKS} answers {payload}")
+
+
 def bench_tools(repeats: int) -> dict[str, Any]:
     """env.step per tool; `server_p50_ms` adds what the endpoint does around it (parse action, serialise)."""
     env = MetricTrackerRlEnvironment()
     results = {}
     for name, spec in TOOL_REGISTRY.items():
         payload = {"analysis_method": name, "analysis_args": spec.example}
-        observation = env.reset(task_id="hard_mixed_multi", max_steps=MAX_STEPS)
+        task_id = tool_task(env, payload)
+        observation = env.reset(task_id=task_id, max_steps=MAX_STEPS)
         steps, server = [], []
         for _ in range(repeats + 1):
             if observation.steps_remaining <= 1:
-                env.reset(task_id="hard_mixed_multi", max_steps=MAX_STEPS)
+                env.reset(task_id=task_id, max_steps=MAX_STEPS)
             start = time.perf_counter()
             action = deserialize_action(payload, MetricTrackerRlAction)
             before_step = time.perf_counter()
@@ -130,7 +151,8 @@ def bench_tools(repeats: int) -> dict[str, Any]:
             steps.append(after_step - before_step)
             server.append(end - start)
         steps, server = steps[1:], server[1:]  # the first call warms caches
-        results[name] = {**summary(steps), "server_p50_ms": summary(server)["p50_ms"], "message_bytes": len(text)}
+        results[name] = {"task_id": task_id, **summary(steps), "server_p50_ms": summary(server)["p50_ms"],
+                         "message_bytes": len(text)}
     worst = max(results, key=lambda n: results[n]["p50_ms"])
     progress(f"steps: {len(results)} tools, slowest p50 {results[worst]['p50_ms']:.2f} ms ({worst})")
     return results
@@ -457,18 +479,52 @@ def table(report: dict[str, Any]) -> str:
     inference = report.get("inference")
     if inference:
         if inference["skipped"]:
-            add("offline inference.py, 3 tasks", f"skipped: {inference['note']}",
+            add("offline inference.py, the named tasks", f"skipped: {inference['note']}",
                 f"≤ {TARGETS['inference_wall_s']:g} s")
         else:
             verdict = _check(inference["wall_s"], TARGETS["inference_wall_s"])
             if inference["returncode"]:
                 verdict = "MISSED"
             runs = ", ".join(f"{wall:.1f}" for wall in inference["runs_s"])
-            add(f"offline inference.py, 3 tasks, median of {len(inference['runs_s'])}",
+            add(f"offline inference.py, the named tasks, median of {len(inference['runs_s'])}",
                 f"{inference['wall_s']:.1f} s wall, {inference['cpu_s']:.1f} s CPU (runs {runs} s; "
                 f"{inference['returncode']} failed)",
                 f"≤ {TARGETS['inference_wall_s']:g} s", verdict)
     return "\n".join(lines)
+
+
+def rendered_block(report: dict[str, Any]) -> str:
+    """What docs/performance.md shows from a results file: when, where and how it was measured, then the table."""
+    settings = ", ".join(f"{name} {value}" for name, value in report["settings"].items())
+    load = ", ".join(f"{value:.1f}" for value in report["load_average_at_start"])
+    machine = report["machine"]
+    return (f"Measured {report['date']} at commit {report['commit']} with `{report['command']}` (sections: "
+            f"{', '.join(report['sections'])}; settings: {settings}) on {machine['cpus']} CPUs, Python "
+            f"{machine['python']}, load average {load} at the start, {report['elapsed_s']:.0f} s in all.\n\n"
+            f"{table(report)}")
+
+
+def replace_block(doc_text: str, block: str) -> str:
+    """The doc with the text between its marker comments replaced by `block`."""
+    head, begin, rest = doc_text.partition(BLOCK_BEGIN)
+    _, end, tail = rest.partition(BLOCK_END)
+    if not begin or not end:
+        raise ValueError(f"{PERFORMANCE_DOC.name} lacks the marker comments {BLOCK_BEGIN!r} ... {BLOCK_END!r}")
+    return f"{head}{BLOCK_BEGIN}\n{block}\n{BLOCK_END}{tail}"
+
+
+def shown_block(doc_text: str) -> str:
+    """The text between the doc's marker comments, as `rendered_block` would have written it."""
+    _, begin, rest = doc_text.partition(BLOCK_BEGIN)
+    shown, end, _ = rest.partition(BLOCK_END)
+    if not begin or not end:
+        raise ValueError(f"{PERFORMANCE_DOC.name} lacks the marker comments {BLOCK_BEGIN!r} ... {BLOCK_END!r}")
+    return shown.strip("\n")
+
+
+def _commit() -> str:
+    found = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True)
+    return found.stdout.strip() or "unknown"
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -483,11 +539,24 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--only", default="reset,tools,submissions,websocket,episodes,memory,import,inference,debugger",
                         help="comma-separated sections to run")
     parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT)
+    parser.add_argument("--render", type=Path, metavar="RESULTS",
+                        help="print the text docs/performance.md shows from a results file; run nothing")
+    parser.add_argument("--write-doc", action="store_true",
+                        help="with --render: write that text between docs/performance.md's marker comments")
     args = parser.parse_args(argv)
+    if args.write_doc and args.render is None:
+        parser.error("--write-doc needs --render RESULTS")
+    if args.render is not None:
+        block = rendered_block(json.loads(args.render.read_text()))
+        if args.write_doc:
+            PERFORMANCE_DOC.write_text(replace_block(PERFORMANCE_DOC.read_text(encoding="utf-8"), block),
+                                       encoding="utf-8")
+        print(block)
+        return
     repeats = args.repeats or (30 if args.quick else 300)
     duration = args.duration or (1.5 if args.quick else 6.0)
     memory_sessions = args.memory_sessions or (100 if args.quick else 1000)
-    sections = set(args.only.split(","))
+    sections = [name for name in args.only.split(",") if name]
 
     (ROOT / "artifacts").mkdir(exist_ok=True)
     # 1,000 client sockets in this process and as many in the server (which inherits the limit).
@@ -495,10 +564,15 @@ def main(argv: list[str] | None = None) -> None:
     resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, 65536)), hard))
 
     report: dict[str, Any] = {
+        "date": time.strftime("%Y-%m-%d", time.gmtime()),
+        "commit": _commit(),
+        "command": " ".join(["python -m benchmarks.run", *(argv if argv is not None else sys.argv[1:])]),
+        "sections": sections,
+        "load_average_at_start": list(os.getloadavg()),
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
         "targets": TARGETS,
-        "settings": {"repeats": repeats, "duration_s": duration, "rounds": args.rounds,
-                     "memory_sessions": memory_sessions},
+        "settings": {"repeats": repeats, "duration_s": duration, "rounds": args.rounds, "sessions": args.sessions,
+                     "memory_sessions": memory_sessions, "inference_runs": args.inference_runs},
     }
     started = time.perf_counter()
     if "reset" in sections:
@@ -524,7 +598,7 @@ def main(argv: list[str] | None = None) -> None:
     report["elapsed_s"] = time.perf_counter() - started
 
     args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(json.dumps(report, indent=2))
+    args.output.write_text(json.dumps(report, indent=2) + "\n")
     print(report["table"])
     progress(f"wrote {args.output} in {report['elapsed_s']:.0f} s")
 

@@ -11,6 +11,7 @@ from openenv.core.client_types import StepResult
 from openenv.core.env_client import EnvClient
 from websockets.protocol import State
 
+from metric_tracker_rl.adapters.openenv_internals import client_socket
 from metric_tracker_rl.models import MetricTrackerRlAction, MetricTrackerRlObservation, MetricTrackerRlState
 from metric_tracker_rl.reconnect import GOING_AWAY, SessionLost
 
@@ -29,17 +30,17 @@ class MetricTrackerRlEnv(EnvClient[MetricTrackerRlAction, MetricTrackerRlObserva
     _loss: SessionLost | None = None  # why that session is gone, once a step found out (read only once)
 
     async def _connect_async(self) -> MetricTrackerRlEnv:
-        before = self._ws
+        before = client_socket(self)
         await super()._connect_async()
-        if self._ws is not before:
+        if client_socket(self) is not before:
             self.sessions_opened += 1
         return self
 
     async def _reset_async(self, **kwargs: Any) -> StepResult[MetricTrackerRlObservation]:
         result = await super()._reset_async(**kwargs)
         if result.observation.status != "error":
-            self._episode_socket, self._loss = self._ws, None
-        elif self._ws is not self._episode_socket:
+            self._episode_socket, self._loss = client_socket(self), None
+        elif client_socket(self) is not self._episode_socket:
             self._episode_socket, self._loss = None, None  # refused on a new session: there is no episode to lose
         return result
 
@@ -52,7 +53,7 @@ class MetricTrackerRlEnv(EnvClient[MetricTrackerRlAction, MetricTrackerRlObserva
     async def _lost_session(self) -> SessionLost | None:
         """Why the episode's session is gone, or None while its connection is open (or no reset started one)."""
         held = self._episode_socket
-        if held is None or (held is self._ws and held.state not in (State.CLOSING, State.CLOSED)):
+        if held is None or (held is client_socket(self) and held.state not in (State.CLOSING, State.CLOSED)):
             return None
         code, reason = held.close_code, held.close_reason
         if code == GOING_AWAY:

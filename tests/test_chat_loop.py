@@ -71,7 +71,7 @@ def test_a_finished_episode_asks_the_model_nothing() -> None:
     assert chat.log == []
 
 
-@pytest.mark.parametrize("harness", ["metric_tracker_rl.agents.llm", "metric_tracker_rl.inspect_eval.solver"])
+@pytest.mark.parametrize("harness", ["metric_tracker_rl.agents.llm", "metric_tracker_rl.adapters.inspect_eval.solver"])
 def test_both_harnesses_run_this_loop(harness: str) -> None:
     pytest.importorskip("inspect_ai")
     import importlib

@@ -244,7 +244,7 @@ DURATION = re.compile(r"\b\d+(?:[.,]\d+)?(?:\s|-)?(?:ms|µs|us|s|seconds?|minute
 # Docs that still state durations, and why; every other doc states none (a measurement goes to CHANGELOG.md under
 # its date, or into a table generated from an artifact). Shrink this as those docs are cleaned.
 DOCS_WITH_DURATIONS = {
-    "performance.md": "the performance tables, each with the command that measures it",
+    "performance.md": "the benchmarks' targets, and the table rendered from docs/artifacts/performance.json",
     "frameworks.md": "the MCP benchmark's round length, and a verifiers run's output as it prints it",
     "deployment.md": "the retry and drain settings' defaults, a sample retry log, an orchestrator's kill delay",
     "reliability.md": "the session and SQL limits' defaults, each with its setting",

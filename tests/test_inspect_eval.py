@@ -41,14 +41,14 @@ from metric_tracker_rl import (  # noqa: E402
     NAMED_TASK_ORDER,
     MetricTrackerRlEnv,
 )
+from metric_tracker_rl.adapters.inspect_eval import metric_tracker  # noqa: E402
+from metric_tracker_rl.adapters.inspect_eval.dataset import episode_dataset  # noqa: E402
+from metric_tracker_rl.adapters.inspect_eval.server import LOCAL_SERVERS  # noqa: E402
+from metric_tracker_rl.adapters.inspect_eval.solver import require_held_out  # noqa: E402
+from metric_tracker_rl.adapters.inspect_eval.tools import tool_params  # noqa: E402
 from metric_tracker_rl.agents import make_agent, run_episode, scripted  # noqa: E402,F401
 from metric_tracker_rl.analysis_tools import TOOL_REGISTRY  # noqa: E402
 from metric_tracker_rl.catalog import DIFFICULTIES  # noqa: E402
-from metric_tracker_rl.inspect_eval import metric_tracker  # noqa: E402
-from metric_tracker_rl.inspect_eval.dataset import episode_dataset  # noqa: E402
-from metric_tracker_rl.inspect_eval.server import LOCAL_SERVERS  # noqa: E402
-from metric_tracker_rl.inspect_eval.solver import require_held_out  # noqa: E402
-from metric_tracker_rl.inspect_eval.tools import tool_params  # noqa: E402
 from metric_tracker_rl.local_server import free_port, serving  # noqa: E402
 from metric_tracker_rl.task_splits import EVAL_SEEDS_PER_DIFFICULTY, get_split  # noqa: E402
 from metric_tracker_rl.tool_calls import (  # noqa: E402
@@ -352,7 +352,7 @@ LOCAL_SERVER_RUN = """
 import json, sys
 from inspect_ai import eval
 from inspect_ai.model import ModelOutput, ModelUsage, get_model
-from metric_tracker_rl.inspect_eval.server import LOCAL_SERVERS
+from metric_tracker_rl.adapters.inspect_eval.server import LOCAL_SERVERS
 from metric_tracker_rl.local_server import healthy
 
 urls = []
@@ -388,13 +388,13 @@ def test_without_a_url_a_local_server_runs_for_the_run_only(tmp_path: Path) -> N
 
 def test_the_documented_offline_smoke_command_runs_without_a_network(tmp_path: Path) -> None:
     docs = (ROOT / "docs" / "evaluation.md").read_text(encoding="utf-8")
-    assert "uv run python -m metric_tracker_rl.inspect_eval.smoke" in docs
+    assert "uv run python -m metric_tracker_rl.adapters.inspect_eval.smoke" in docs
     assert "--max-retries" in docs and "--timeout" in docs
     blocked = {**os.environ, "HF_HUB_OFFLINE": "1", "HTTPS_PROXY": "http://127.0.0.1:9", "HTTP_PROXY":
                "http://127.0.0.1:9", "NO_PROXY": "127.0.0.1,localhost"}
     blocked.pop("METRIC_TRACKER_URL", None)
     blocked.pop("BASE_URL", None)
-    completed = subprocess.run([sys.executable, "-m", "metric_tracker_rl.inspect_eval.smoke"], cwd=tmp_path,
+    completed = subprocess.run([sys.executable, "-m", "metric_tracker_rl.adapters.inspect_eval.smoke"], cwd=tmp_path,
                                env=blocked, capture_output=True, text=True, timeout=300)
     assert completed.returncode == 0, completed.stderr[-3000:]
     assert "inspect smoke: status=success samples=1" in completed.stdout

@@ -1,55 +1,8 @@
-"""One sample's episode: its WebSocket session and a record of every step, kept in the sample's store so that
-the scorer sees the rewards even when a limit stops the solver mid-episode."""
+"""Inspect's `episode`: moved to `metric_tracker_rl.adapters.inspect_eval.episode`;
+this path stays importable (the same module object, so a patch through either name reaches the one
+module)."""
 
-from __future__ import annotations
+import importlib
+import sys
 
-from typing import Any
-
-from inspect_ai.util import StoreModel
-from pydantic import Field
-
-from metric_tracker_rl import MetricTrackerRlAction, MetricTrackerRlEnv, MetricTrackerRlObservation
-from metric_tracker_rl.session import AsyncEpisodeSession, Step
-
-
-class EpisodeRecord(StoreModel):
-    """What the scorer reads: the episode's rewards (their sum is its score) and its last graded feedback."""
-
-    reset_kwargs: dict[str, Any] = Field(default_factory=dict)
-    config: dict[str, Any] = Field(default_factory=dict)
-    rewards: list[float] = Field(default_factory=list)
-    done: bool = False
-    graded_submissions: int = 0
-    reward_breakdown: dict[str, Any] | None = None
-    last_message: str = ""
-
-
-class Episode:
-    """An `AsyncEpisodeSession` whose bookkeeping is copied into the sample's store after every step."""
-
-    def __init__(self, env: MetricTrackerRlEnv, record: EpisodeRecord) -> None:
-        self.session = AsyncEpisodeSession(env)
-        self.record = record
-
-    async def reset(self, reset_kwargs: dict[str, Any]) -> MetricTrackerRlObservation:
-        brief = await self.session.reset(**reset_kwargs)
-        if brief.status == "error" or self.session.brief_observation is None:
-            raise RuntimeError(f"reset({reset_kwargs}) failed: {self.session.observation.message}")
-        self.record.reset_kwargs = reset_kwargs
-        self.record.config = self.session.config
-        return self.session.brief_observation
-
-    async def step(self, action: MetricTrackerRlAction) -> Step:
-        step = await self.session.step(action)
-        self.record.rewards = list(self.session.rewards)
-        self.record.done = self.session.done
-        self.record.last_message = step.observation.message
-        self.record.graded_submissions = self.session.submissions
-        if step.observation.status == "graded":
-            breakdown = step.observation.reward_breakdown
-            self.record.reward_breakdown = breakdown.model_dump() if breakdown is not None else None
-        return step
-
-    @property
-    def done(self) -> bool:
-        return self.record.done
+sys.modules[__name__] = importlib.import_module("metric_tracker_rl.adapters.inspect_eval.episode")

@@ -1,26 +1,8 @@
-"""The scorer: the episode's score is the sum of its rewards (0 when nothing was graded), with the last graded
-submission's reward breakdown as metadata."""
+"""Inspect's `scorer`: moved to `metric_tracker_rl.adapters.inspect_eval.scorer`;
+this path stays importable (the same module object, so a patch through either name reaches the one
+module)."""
 
-from __future__ import annotations
+import importlib
+import sys
 
-from inspect_ai.scorer import Score, Scorer, Target, grouped, mean, scorer, stderr
-from inspect_ai.solver import TaskState
-
-from metric_tracker_rl.inspect_eval.episode import EpisodeRecord
-
-
-@scorer(metrics=[mean(), stderr(), grouped(mean(), "difficulty", name_template="{group_name}_mean")])
-def episode_score() -> Scorer:
-    async def score(state: TaskState, target: Target) -> Score:
-        record = state.store_as(EpisodeRecord)
-        value = sum(record.rewards)
-        if record.graded_submissions:
-            explanation = record.last_message
-        else:
-            explanation = f"nothing was graded in {len(record.rewards)} steps: the score is 0"
-        return Score(value=value, explanation=explanation,
-                     metadata={"reward_breakdown": record.reward_breakdown, "rewards": record.rewards,
-                               "steps": len(record.rewards), "graded_submissions": record.graded_submissions,
-                               "done": record.done, "reset_kwargs": record.reset_kwargs, "config": record.config})
-
-    return score
+sys.modules[__name__] = importlib.import_module("metric_tracker_rl.adapters.inspect_eval.scorer")

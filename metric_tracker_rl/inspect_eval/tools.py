@@ -1,38 +1,8 @@
-"""The model's tools for one episode: one Inspect tool per model-facing tool of the environment, each a thin
-call into the episode's WebSocket session. Names, descriptions and parameter schemas come from the tool
-registry through metric_tracker_rl.tool_calls, the layer every model-facing harness shares; nothing here is
-written per tool."""
+"""Inspect's `tools`: moved to `metric_tracker_rl.adapters.inspect_eval.tools`;
+this path stays importable (the same module object, so a patch through either name reaches the one
+module)."""
 
-from __future__ import annotations
+import importlib
+import sys
 
-from typing import Any
-
-from inspect_ai.tool import ToolDef, ToolError, ToolParams
-
-from metric_tracker_rl.inspect_eval.episode import Episode
-from metric_tracker_rl.tool_calls import ModelTool, model_tools, tool_action
-
-
-def tool_params(parameters: dict[str, Any]) -> ToolParams:
-    """The model-facing schema (definitions already inlined by tool_calls) as Inspect's tool parameters."""
-    return ToolParams.model_validate(parameters)
-
-
-def episode_tool(episode: Episode, tool: ModelTool) -> ToolDef:
-    """One tool: the call becomes an action on the episode; a mistake (refused arguments, an error observation)
-    is raised as a ToolError, which Inspect hands back to the model as the tool's error and logs as such."""
-
-    async def call(**arguments: Any) -> str:
-        action = tool_action(tool.name, arguments)
-        if isinstance(action, str):
-            raise ToolError(action)
-        seen = (await episode.step(action)).seen
-        if seen.status == "error":
-            raise ToolError(seen.text)
-        return seen.text
-
-    return ToolDef(call, name=tool.name, description=tool.description, parameters=tool_params(tool.parameters))
-
-
-def episode_tools(episode: Episode) -> list[ToolDef]:
-    return [episode_tool(episode, tool) for tool in model_tools()]
+sys.modules[__name__] = importlib.import_module("metric_tracker_rl.adapters.inspect_eval.tools")

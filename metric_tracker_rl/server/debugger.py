@@ -19,7 +19,6 @@ from typing import Any
 
 import gradio as gr
 import pandas as pd
-from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import WebSocketException
 
 from metric_tracker_rl import DEFAULT_TASK_ORDER, NAMED_TASK_ORDER, MetricTrackerRlAction, MetricTrackerRlEnv
@@ -55,19 +54,9 @@ class ForwardingClient(MetricTrackerRlEnv):
     client connects from the server's own machine."""
 
     def __init__(self, base_url: str, forwarded_for: str | None, message_timeout_s: float) -> None:
-        super().__init__(base_url=base_url, message_timeout_s=message_timeout_s)
+        headers = {"X-Forwarded-For": forwarded_for} if forwarded_for else None
+        super().__init__(base_url=base_url, message_timeout_s=message_timeout_s, headers=headers)
         self.forwarded_for = forwarded_for
-
-    async def connect(self) -> ForwardingClient:
-        if self._ws is None:
-            headers = {"X-Forwarded-For": self.forwarded_for} if self.forwarded_for else None
-            try:
-                self._ws = await ws_connect(self._ws_url, open_timeout=self._connect_timeout,
-                                            max_size=self._max_message_size, additional_headers=headers,
-                                            proxy=None)
-            except Exception as exc:
-                raise ConnectionError(f"Failed to connect to {self._ws_url}: {exc}") from exc
-        return self
 
 
 class DebuggerError(RuntimeError):

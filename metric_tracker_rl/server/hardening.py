@@ -20,9 +20,9 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 from fastapi import FastAPI
-from openenv.core.env_server.types import WSErrorCode
 from starlette.websockets import WebSocketDisconnect
 
+from metric_tracker_rl.adapters.openenv_internals import INVALID_JSON_CODE
 from metric_tracker_rl.models import MetricTrackerRlAction
 
 # Largest WebSocket message or HTTP request body the server reads; a larger WebSocket message closes the
@@ -112,7 +112,7 @@ class WebSocketFrameGuard:
                 problem = frame_problem(message)
                 if problem is None:
                     return message
-                error = {"type": "error", "data": {"message": problem, "code": WSErrorCode.INVALID_JSON.value}}
+                error = {"type": "error", "data": {"message": problem, "code": INVALID_JSON_CODE}}
                 await send({"type": "websocket.send", "text": json.dumps(error)})
 
         # OpenEnv closes the socket in its `finally` even when the client already has, which raises here; the

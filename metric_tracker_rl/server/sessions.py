@@ -35,12 +35,21 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import parse_qsl
 
 from fastapi import FastAPI
-from openenv.core.env_server.mcp_types import JsonRpcErrorCode
-from openenv.core.env_server.types import WSErrorCode
 
+from metric_tracker_rl.adapters.openenv_internals import (
+    CAPACITY_CODE,
+    SERVER_ERROR,
+    SESSION_CLOSE_METHOD,
+    SESSION_CREATE_METHOD,
+    SESSION_ERROR_CODE,
+    close_outcome,
+    created_session_id,
+    is_capacity_error_body,
+    requested_session,
+)
+from metric_tracker_rl.adapters.openenv_internals import is_capacity_error as openenv_capacity_error
 from metric_tracker_rl.server.hardening import (
     ASGIApp,
     Message,
@@ -55,13 +64,11 @@ from metric_tracker_rl.settings import ServerSettings
 
 SESSION_PATH = "/ws"
 MCP_PATH = "/mcp"
-CREATE_METHOD = "openenv/session/create"
-CLOSE_METHOD = "openenv/session/close"
+CREATE_METHOD = SESSION_CREATE_METHOD
+CLOSE_METHOD = SESSION_CLOSE_METHOD
 # WebSocket close code 1013, "Try Again Later": the per-client refusal; 1008 "Policy Violation": no reset.
 TRY_AGAIN_LATER = 1013
 POLICY_VIOLATION = 1008
-CAPACITY_CODE = WSErrorCode.CAPACITY_REACHED.value
-SERVER_ERROR = JsonRpcErrorCode.SERVER_ERROR.value
 # Added to every retry hint: closing a session (its environment and its socket) takes a moment after its time.
 CLOSE_MARGIN_S = 0.5
 
@@ -103,14 +110,6 @@ def json_rpc_request(body: bytes) -> tuple[Any, str | None, dict[str, Any]]:
             params = request.get("params")
             return request.get("id"), request["method"], params if isinstance(params, dict) else {}
     return None, None, {}
-
-
-def requested_session(scope: Scope) -> str | None:
-    """The `session_id` a /ws connection asks to attach to, read as OpenEnv reads it (Starlette's query
-    parameters: blank values kept, the last one wins), so that no query string counts as an attachment here
-    while OpenEnv creates a session for it."""
-    pairs = parse_qsl(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True)
-    return next((value for key, value in reversed(pairs) if key == "session_id"), None)
 
 
 def ws_error(message: str, code: str, **data: Any) -> str:
@@ -270,7 +269,7 @@ class SessionLimits:
         else:
             text = (f"Session closed: no message for {self.idle_timeout_s:g} s (SESSION_TIMEOUT_S), so its episode "
                     "is gone. Connect again and reset to start a new one.")
-        code = WSErrorCode.SESSION_ERROR.value
+        code = SESSION_ERROR_CODE
         return json_rpc_error(None, text, code=code) if transport == "mcp" else ws_error(text, code)
 
     def annotating_send(self, session: TrackedSession, send: Send, transport: str) -> Send:
@@ -289,17 +288,8 @@ class SessionLimits:
 
     @staticmethod
     def is_capacity_error(text: str) -> bool:
-        """OpenEnv's server-wide refusal: a WebSocket CAPACITY_REACHED error, or a JSON-RPC error with the session
-        counts (what OpenEnv's SessionCapacityError carries)."""
-        if "max_sessions" not in text:
-            return False
-        with contextlib.suppress(ValueError):
-            reply = json.loads(text)
-            if isinstance(reply, dict) and isinstance(reply.get("data"), dict):
-                return reply["data"].get("code") == CAPACITY_CODE
-            error = reply.get("error") if isinstance(reply, dict) else None
-            return isinstance(error, dict) and isinstance(error.get("data"), dict) and "max_sessions" in error["data"]
-        return False
+        """OpenEnv's server-wide refusal (`openenv_internals.is_capacity_error`)."""
+        return openenv_capacity_error(text)
 
     # --- HTTP sessions (JSON-RPC on POST /mcp) -------------------------------------------------------------
 
@@ -355,13 +345,13 @@ class SessionLimits:
         await self.app(scope, receive, held_send)
 
     def created(self, reply: dict[str, Any], client: str) -> None:
-        result, error = reply.get("result"), reply.get("error")
-        if isinstance(result, dict) and isinstance(result.get("session_id"), str):
-            session = TrackedSession(client, "http", session_id=result["session_id"])
+        session_id, error = created_session_id(reply), reply.get("error")
+        if session_id is not None:
+            session = TrackedSession(client, "http", session_id=session_id)
             self.sessions.add(session)
-            self.http_sessions[session.session_id] = session
+            self.http_sessions[session_id] = session
             self.schedule_close_check(session)
-        elif isinstance(error, dict) and isinstance(error.get("data"), dict) and "max_sessions" in error["data"]:
+        elif is_capacity_error_body(error):
             self.add_retry_hint(error, error["data"], None)
 
     def closed(self, reply: dict[str, Any], session_id: Any) -> None:
@@ -370,12 +360,10 @@ class SessionLimits:
         session = self.http_sessions.get(session_id) if isinstance(session_id, str) else None
         if session is None:
             return
-        result, error = reply.get("result"), reply.get("error")
-        gone = isinstance(result, dict) and result.get("closed") is True
-        unknown = isinstance(error, dict) and "Unknown session_id" in str(error.get("message"))
-        if gone or unknown:
+        outcome = close_outcome(reply)
+        if outcome == "gone":
             self.forget(session)
-        elif isinstance(result, dict) and result.get("closing") is True:
+        elif outcome == "closing":
             session.close_requested = True
 
     def forget(self, session: TrackedSession) -> None:

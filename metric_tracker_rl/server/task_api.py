@@ -14,6 +14,7 @@ from fastapi.responses import JSONResponse, Response
 from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException
 
+from metric_tracker_rl.adapters.openenv_internals import task_index_cause
 from metric_tracker_rl.task_splits import TaskIndexError, UnknownSplitError
 
 TASK_API_TAG = "Task API"
@@ -29,8 +30,9 @@ async def _unknown_split(request: Request, exc: Exception) -> Response:
 async def _explained_http_error(request: Request, exc: Exception) -> Response:
     """OpenEnv turns a TaskIndexError into HTTPException(400, "Invalid task index"); pass on the reason instead."""
     assert isinstance(exc, HTTPException)
-    if isinstance(exc.__cause__, TaskIndexError):
-        exc = HTTPException(exc.status_code, detail=str(exc.__cause__), headers=exc.headers)
+    cause = task_index_cause(exc)
+    if isinstance(cause, TaskIndexError):
+        exc = HTTPException(exc.status_code, detail=str(cause), headers=exc.headers)
     return await http_exception_handler(request, exc)
 
 

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import gradio as gr
-from openenv.core.env_server import gradio_theme, web_interface
+
+from metric_tracker_rl.adapters.openenv_internals import openenv_web_theme, replace_web_theme, web_css
 
 # Bundled with Gradio and served from the page's own static/fonts (OpenEnv 0.10's theme asks Google Fonts instead).
 OFFLINE_FONT = (gr.themes.LocalFont("IBM Plex Sans"), "system-ui", "sans-serif")
@@ -24,12 +25,12 @@ TABLE_CSS = """
 
 def use_offline_web_theme() -> gr.themes.Base:
     """Give /web OpenEnv's colours and sizes with local fonts. `create_app` takes no theme, and OpenEnv's web
-    interface mounts Gradio with its module's OPENENV_GRADIO_THEME, so that module attribute is replaced."""
+    interface mounts Gradio with its module's theme and CSS, which `openenv_internals.replace_web_theme` replaces."""
+    openenv_theme, openenv_css = openenv_web_theme()
     theme = gr.themes.Base(font=OFFLINE_FONT, font_mono=OFFLINE_FONT_MONO)
-    for name, value in vars(gradio_theme.OPENENV_GRADIO_THEME).items():
+    for name, value in vars(openenv_theme).items():
         if not name.startswith("_") and name not in {"font", "font_mono"}:
             setattr(theme, name, value)
-    web_interface.OPENENV_GRADIO_THEME = theme
-    if TABLE_CSS not in web_interface.OPENENV_GRADIO_CSS:
-        web_interface.OPENENV_GRADIO_CSS = gradio_theme.OPENENV_GRADIO_CSS + TABLE_CSS
+    css = web_css()
+    replace_web_theme(theme, css if TABLE_CSS in css else openenv_css + TABLE_CSS)
     return theme

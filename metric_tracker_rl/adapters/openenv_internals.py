@@ -1,0 +1,132 @@
+"""Every place this package relies on OpenEnv beyond its documented API, in one module.
+
+OpenEnv's documented surface (`EnvClient`'s `_step_payload` / `_parse_result` / `_parse_state` hooks, `Environment`,
+`create_fastapi_app`, the wire types) is used where it is needed. What is not documented, and so may change in any
+release, is read here and nowhere else: a private attribute of the client, the protected methods the client
+overrides, the JSON-RPC session protocol of `POST /mcp` as OpenEnv's handler answers it, the shape of its capacity
+errors, the module globals its web interface reads its theme from, and how its Task API routes wrap an IndexError.
+`tests/test_openenv_contract.py` checks each of them against the installed OpenEnv, so an upgrade that changes one
+fails there, naming it, rather than somewhere in a session's life.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qsl
+
+from openenv.core.env_server.mcp_types import JsonRpcErrorCode
+from openenv.core.env_server.types import WSErrorCode
+
+if TYPE_CHECKING:
+    import gradio as gr
+    from openenv.core.env_client import EnvClient
+
+# --- the client ----------------------------------------------------------------------------------------------
+
+# `EnvClient`'s protected coroutines that `MetricTrackerRlEnv` overrides (each calls OpenEnv's through `super()`).
+CLIENT_HOOKS = ("_connect_async", "_reset_async", "_step_async")
+
+
+def client_socket(client: EnvClient[Any, Any, Any]) -> Any:
+    """The WebSocket connection a client is using now (`EnvClient._ws`, private: None before the first connect
+    and after a close; a new object after a reconnect). The client compares it with the socket that holds its
+    episode to tell a lost session from a live one."""
+    return client._ws
+
+
+# --- sessions: the JSON-RPC session protocol on POST /mcp, and /ws attaching to an HTTP session ---------------
+
+SESSION_CREATE_METHOD = "openenv/session/create"
+SESSION_CLOSE_METHOD = "openenv/session/close"
+SESSION_QUERY_PARAMETER = "session_id"  # /ws?session_id=<id> attaches to an HTTP session instead of creating one
+UNKNOWN_SESSION = "Unknown session_id"  # how OpenEnv's error for a session it does not hold begins
+CAPACITY_CODE = WSErrorCode.CAPACITY_REACHED.value
+SESSION_ERROR_CODE = WSErrorCode.SESSION_ERROR.value
+INVALID_JSON_CODE = WSErrorCode.INVALID_JSON.value
+SERVER_ERROR = JsonRpcErrorCode.SERVER_ERROR.value
+CAPACITY_DATA_KEY = "max_sessions"  # in the data of every server-wide capacity error (SessionCapacityError)
+
+
+def requested_session(scope: dict[str, Any]) -> str | None:
+    """The `session_id` a /ws connection asks to attach to, read as OpenEnv reads it (Starlette's query
+    parameters: blank values kept, the last one wins), so that no query string counts as an attachment here
+    while OpenEnv creates a session for it."""
+    pairs = parse_qsl(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True)
+    return next((value for key, value in reversed(pairs) if key == SESSION_QUERY_PARAMETER), None)
+
+
+def is_capacity_error(text: str) -> bool:
+    """OpenEnv's server-wide refusal: a WebSocket CAPACITY_REACHED error, or a JSON-RPC error with the session
+    counts (what OpenEnv's SessionCapacityError carries)."""
+    if CAPACITY_DATA_KEY not in text:
+        return False
+    with contextlib.suppress(ValueError):
+        reply = json.loads(text)
+        if isinstance(reply, dict) and isinstance(reply.get("data"), dict):
+            return reply["data"].get("code") == CAPACITY_CODE
+        error = reply.get("error") if isinstance(reply, dict) else None
+        return is_capacity_error_body(error)
+    return False
+
+
+def is_capacity_error_body(error: Any) -> bool:
+    """Whether a JSON-RPC `error` object is OpenEnv's capacity refusal."""
+    return isinstance(error, dict) and isinstance(error.get("data"), dict) and CAPACITY_DATA_KEY in error["data"]
+
+
+def created_session_id(reply: dict[str, Any]) -> str | None:
+    """The new session's id in OpenEnv's answer to `openenv/session/create`, or None when it refused."""
+    result = reply.get("result")
+    if isinstance(result, dict) and isinstance(result.get("session_id"), str):
+        return result["session_id"]
+    return None
+
+
+def close_outcome(reply: dict[str, Any]) -> str | None:
+    """What OpenEnv's answer to `openenv/session/close` says: "gone" (closed now, or it never held the session,
+    having reaped it first), "closing" (a socket is attached: it ends when the socket does), or None (anything
+    else, such as a malformed request)."""
+    result, error = reply.get("result"), reply.get("error")
+    if isinstance(result, dict) and result.get("closed") is True:
+        return "gone"
+    if isinstance(error, dict) and UNKNOWN_SESSION in str(error.get("message")):
+        return "gone"
+    if isinstance(result, dict) and result.get("closing") is True:
+        return "closing"
+    return None
+
+
+# --- the Task API ---------------------------------------------------------------------------------------------
+
+def task_index_cause(exc: BaseException) -> BaseException | None:
+    """The IndexError behind OpenEnv's bare `HTTPException(400, "Invalid task index")`: its Task API routes raise
+    that `from` the provider's error, so the reason is the exception's `__cause__`."""
+    return exc.__cause__ if isinstance(exc.__cause__, IndexError) else None
+
+
+# --- the /web page's theme ------------------------------------------------------------------------------------
+
+def openenv_web_theme() -> tuple[gr.themes.Base, str]:
+    """OpenEnv's own Gradio theme and CSS (`gradio_theme.OPENENV_GRADIO_THEME` and `OPENENV_GRADIO_CSS`)."""
+    from openenv.core.env_server import gradio_theme
+
+    return gradio_theme.OPENENV_GRADIO_THEME, gradio_theme.OPENENV_GRADIO_CSS
+
+
+def replace_web_theme(theme: gr.themes.Base, css: str) -> None:
+    """Make OpenEnv's web interface mount Gradio with `theme` and `css`. `create_web_interface_app` takes neither:
+    it reads the module globals `web_interface.OPENENV_GRADIO_THEME` and `OPENENV_GRADIO_CSS` when it builds the
+    app, so those are replaced (before the app is built)."""
+    from openenv.core.env_server import web_interface
+
+    web_interface.OPENENV_GRADIO_THEME = theme
+    web_interface.OPENENV_GRADIO_CSS = css
+
+
+def web_css() -> str:
+    """The CSS OpenEnv's web interface will mount Gradio with."""
+    from openenv.core.env_server import web_interface
+
+    return web_interface.OPENENV_GRADIO_CSS

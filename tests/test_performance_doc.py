@@ -1,0 +1,47 @@
+"""docs/performance.md shows its measurements only as rendered from the kept run docs/artifacts/performance.json
+(`python -m benchmarks.run --render docs/artifacts/performance.json --write-doc`), like the calibration tables."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from benchmarks.run import (
+    BLOCK_BEGIN,
+    BLOCK_END,
+    PERFORMANCE_DOC,
+    PUBLISHED_RESULTS,
+    rendered_block,
+    replace_block,
+    shown_block,
+)
+
+
+@pytest.fixture(scope="module")
+def kept_run() -> dict:
+    return json.loads(PUBLISHED_RESULTS.read_text(encoding="utf-8"))
+
+
+def test_the_doc_shows_what_the_kept_run_renders(kept_run: dict) -> None:
+    """A new run written there, or a figure edited by hand in the doc, fails here until the doc is re-rendered."""
+    assert shown_block(PERFORMANCE_DOC.read_text(encoding="utf-8")) == rendered_block(kept_run)
+
+
+def test_the_kept_run_says_how_it_was_measured(kept_run: dict) -> None:
+    """A reader must be able to repeat it: the date, the commit, the command, its settings and the load."""
+    for key in ("date", "commit", "command", "sections", "settings", "load_average_at_start", "machine"):
+        assert kept_run.get(key), key
+    assert kept_run["command"].startswith("python -m benchmarks.run")
+    rendered = rendered_block(kept_run)
+    assert kept_run["date"] in rendered and kept_run["command"] in rendered
+    assert all(f"{name} {value}" in rendered for name, value in kept_run["settings"].items())
+
+
+def test_rendering_replaces_only_the_marked_block(kept_run: dict) -> None:
+    doc = f"before\n{BLOCK_BEGIN}\nstale table\n{BLOCK_END}\nafter\n"
+    updated = replace_block(doc, rendered_block(kept_run))
+    assert updated.startswith("before\n") and updated.endswith("after\n") and "stale table" not in updated
+    assert shown_block(updated) == rendered_block(kept_run)
+    with pytest.raises(ValueError, match="marker comments"):
+        replace_block("no markers here", "table")
