@@ -21,12 +21,13 @@ from openenv.core.env_server.types import EnvironmentMetadata
 from metric_tracker_rl import __version__
 from metric_tracker_rl.analysis_tools import available_analysis_methods, generate_rows, run_tool
 from metric_tracker_rl.anomalies import FAMILY_REGISTRY
-from metric_tracker_rl.catalog import CONVERSION_METRICS
+from metric_tracker_rl.catalog import CONVERSION_METRICS, SEGMENTED_DIFFICULTIES, fluctuation_bounds
 from metric_tracker_rl.grader import grade_submission, graded_comparison
 from metric_tracker_rl.mcp_surface import MCP_ACTIONS, McpToolSurface
 from metric_tracker_rl.models import (
     AnalysisMethodInfo,
     ConversionMetricDefinition,
+    EpisodeWindow,
     MetricSubmissionRow,
     MetricTrackerRlAction,
     MetricTrackerRlObservation,
@@ -34,9 +35,11 @@ from metric_tracker_rl.models import (
     TaskInfo,
 )
 from metric_tracker_rl.scenario import Episode, build_episode
+from metric_tracker_rl.segments import BENIGN_AT_FRONTIER, frontier_brief
 from metric_tracker_rl.sql_pool import CLIENT, gate, sql_threads
 from metric_tracker_rl.task_splits import TaskProviderMixin, resolve_reset
 from metric_tracker_rl.tasks import RETRY_COST, task_catalog
+from metric_tracker_rl.tool_calls import first_prompt, render_observation
 from metric_tracker_rl.validation import validate_rows
 
 MAX_SUBMISSION_ROWS = 200
@@ -132,14 +135,17 @@ class MetricTrackerRlEnvironment(McpToolSurface, TaskProviderMixin,
         except ValueError as exc:
             # The current episode, if any, is left as it was, and the observation shows its true budgets.
             if self._episode is None:
-                return MetricTrackerRlObservation(status="error", reward=0.0, done=False,
-                                                  message=f"reset failed: {exc} No episode is active: reset with "
-                                                          "valid settings to start one.",
-                                                  available_tasks=_catalogs()["available_tasks"])
-            return self._observation(status="error", reward=0.0,
-                                     message=f"reset failed: {exc} The current episode is unchanged and goes on "
-                                             "(its budgets below).",
-                                     available_tasks=_catalogs()["available_tasks"])
+                refused = MetricTrackerRlObservation(status="error", reward=0.0, done=False,
+                                                     message=f"reset failed: {exc} No episode is active: reset "
+                                                             "with valid settings to start one.",
+                                                     available_tasks=_catalogs()["available_tasks"])
+            else:
+                refused = self._observation(status="error", reward=0.0,
+                                            message=f"reset failed: {exc} The current episode is unchanged and goes "
+                                                    "on (its budgets below).",
+                                            available_tasks=_catalogs()["available_tasks"])
+            refused.model_text = render_observation(refused)
+            return refused
         if self._episode is not None and self._episode.public.holds_resources():
             # The old episode's SQL database: destroying one takes 10-40 ms, which reset (on the event loop)
             # leaves to a release thread.
@@ -148,15 +154,23 @@ class MetricTrackerRlEnvironment(McpToolSurface, TaskProviderMixin,
         self._steps = self._submissions = 0
         self._done, self._last_score, self._episode_score = False, None, 0.0
         self._methods_used = set()
-        return self._observation(
+        observation = self._observation(
             status="ready", reward=None, message=f"Episode ready: {episode.public.task['objective']}",
-            instruction=INSTRUCTION, config=episode.public.task["config"], **_catalogs(),
+            instruction=INSTRUCTION, config=episode.public.task["config"], **_published_facts(episode),
+            **_catalogs(),
         )
+        observation.model_text = first_prompt(observation)
+        return observation
 
     def step(self, action: MetricTrackerRlAction, timeout_s: float | None = None, **kwargs: Any
              ) -> MetricTrackerRlObservation:
         if isinstance(action, MCP_ACTIONS):  # MCP tool discovery and calls (metric_tracker_rl.mcp_surface)
             return self.mcp_step(action)
+        observation = self._step(action)
+        observation.model_text = render_observation(observation)
+        return observation
+
+    def _step(self, action: MetricTrackerRlAction) -> MetricTrackerRlObservation:
         if self._episode is None:
             return MetricTrackerRlObservation(status="error", reward=0.0, done=False, instruction=INSTRUCTION,
                                               message=NO_EPISODE_OVER_HTTP if STATELESS_STEP.get() else NO_EPISODE)
@@ -329,6 +343,16 @@ class MetricTrackerRlEnvironment(McpToolSurface, TaskProviderMixin,
             "fluctuations": [{"kind": f.kind, "date": dates[f.day], "description": f.description}
                              for f in truth.fluctuations],
         }
+
+
+def _published_facts(episode: Episode) -> dict[str, Any]:
+    """The reset observation's published facts: the server fills them, so every client shows what it built."""
+    difficulty, dates = episode.config.difficulty, episode.public.data.dates
+    segmented = difficulty in SEGMENTED_DIFFICULTIES
+    return {"objective": episode.public.task["objective"],
+            "window": EpisodeWindow(first_date=dates[0], last_date=dates[-1], days=len(dates)),
+            "benign_fluctuations": BENIGN_AT_FRONTIER if segmented else fluctuation_bounds(difficulty),
+            "segments": frontier_brief(difficulty) if segmented else None}
 
 
 def environment_factory(*, debug: bool = False, held_out_secret: str = "") -> type[MetricTrackerRlEnvironment]:

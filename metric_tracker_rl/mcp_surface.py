@@ -62,11 +62,13 @@ def mcp_tools() -> list[Tool]:
     return tools
 
 
-def tool_result(text: str, *, is_error: bool, reward: float, done: bool) -> dict[str, Any]:
-    """A tools/call result in the shape OpenEnv serialises a FastMCP tool result to."""
+def tool_result(text: str, *, is_error: bool, reward: float, done: bool, episode_score: float | None
+                ) -> dict[str, Any]:
+    """A tools/call result in the shape OpenEnv serialises a FastMCP tool result to; `episode_score` is the
+    server's score of the episode so far (None without an episode), which a harness reports as it is."""
     return {
         "content": [{"type": "text", "text": text}],
-        "structured_content": {"reward": reward, "done": done},
+        "structured_content": {"reward": reward, "done": done, "episode_score": episode_score},
         "meta": None,
         "data": text,
         "is_error": is_error,
@@ -157,13 +159,16 @@ class McpToolSurface:
         return tool_action(name, without_null_options(name, arguments))
 
     def _refusal(self, text: str) -> dict[str, Any]:
-        return tool_result(text, is_error=True, reward=0.0, done=bool(self.state.done))
+        state = self.state
+        return tool_result(text, is_error=True, reward=0.0, done=bool(state.done), episode_score=state.episode_score)
 
 
 def _answer(observation: MetricTrackerRlObservation) -> dict[str, Any]:
     """The result of a call the typed step ran: the text every harness shows, the step's reward and done."""
-    return tool_result(render_observation(observation), is_error=observation.status == "error",
-                       reward=float(observation.reward or 0.0), done=observation.done)
+    return tool_result(observation.model_text or render_observation(observation),
+                       is_error=observation.status == "error",
+                       reward=float(observation.reward or 0.0), done=observation.done,
+                       episode_score=observation.episode_score)
 
 
 def _call_observation(name: Any, result: dict[str, Any]) -> CallToolObservation:

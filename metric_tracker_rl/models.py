@@ -17,6 +17,7 @@ from metric_tracker_rl.plain_types import (
     AnalysisMethodInfo,
     AnomalyRequest,
     ConversionMetricDefinition,
+    EpisodeWindow,
     MetricSubmissionRow,
     PayloadGeneratorMethod,
     RewardBreakdown,
@@ -32,6 +33,7 @@ __all__ = [
     "AnalysisMethodInfo",
     "AnomalyRequest",
     "ConversionMetricDefinition",
+    "EpisodeWindow",
     "MetricSubmissionRow",
     "MetricTrackerRlAction",
     "MetricTrackerRlObservation",
@@ -73,6 +75,16 @@ class MetricTrackerRlObservation(Observation):
     submissions_remaining: int = Field(default=0, description="Graded submissions left in the episode")
     truncated: bool = Field(default=False, description="The episode was cut off by the step budget (done without "
                                                        "its report graded), rather than ended by its submission")
+    # The episode's published facts: sent on reset only, so a client shows what this server built.
+    objective: str | None = Field(default=None, description="What the episode asks for")
+    window: EpisodeWindow | None = Field(default=None, description="The dates the episode covers")
+    benign_fluctuations: dict[str, Any] | str | None = Field(
+        default=None, description="What is published of the benign changes at the episode's difficulty (their bounds; "
+        "with segments, a sentence)")
+    segments: dict[str, Any] | None = Field(
+        default=None, description="A segmented episode's dimensions, tables and rules (None: one aggregate funnel)")
+    model_text: str = Field(default="", description="This observation as a model reads it (on reset, the brief), "
+                            "rendered by the server: every harness shows a model this text")
     # Catalogs: sent on reset only.
     available_methods: list[AnalysisMethodInfo] = Field(default_factory=list, description="Analysis tools")
     available_synthetic_generator_methods: list[dict[str, Any]] = Field(

@@ -157,6 +157,14 @@ class TaskInfo(BaseModel):
     config: dict[str, Any]
 
 
+class EpisodeWindow(BaseModel):
+    """The dates an episode covers, as the server built them (a client never rebuilds them from a tier's length)."""
+
+    first_date: str = Field(description="First date of the window (ISO)")
+    last_date: str = Field(description="Last date of the window (ISO)")
+    days: int = Field(description="Dates in the window")
+
+
 class ConversionMetricDefinition(BaseModel):
     name: str
     numerator: str

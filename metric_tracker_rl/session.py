@@ -44,6 +44,8 @@ class Step:
     @cached_property
     def text(self) -> str:
         """The model's text: the view's, when the view was built already."""
+        if self.observation.model_text:
+            return self.observation.model_text
         view = self.__dict__.get("seen")
         return view.text if view is not None else render_observation(self.observation)
 
@@ -75,8 +77,10 @@ class _Bookkeeping:
 
     @property
     def score(self) -> float:
-        """The episode's score: the sum of its rewards (each graded submission earns its improvement over the
-        best earlier score, so the sum is the best graded score; 0 before any)."""
+        """The episode's score as the server computed it (the sum of its rewards: each graded submission earns its
+        improvement over the best earlier score, so the sum is the best graded score; 0 before any)."""
+        if self.observation is not None and self.observation.episode_score is not None and self.started:
+            return float(self.observation.episode_score)
         return float(sum(self.rewards))
 
     @property

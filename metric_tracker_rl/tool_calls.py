@@ -29,15 +29,11 @@ from metric_tracker_rl.analysis_tools import TOOL_REGISTRY, available_analysis_m
 from metric_tracker_rl.analysis_tools.generators import generator_arguments
 from metric_tracker_rl.analysis_tools.registry import ToolError
 from metric_tracker_rl.catalog import (
-    AGGREGATE_WINDOW_DAYS,
     ANNOTATION_MEANINGS,
     DIFFICULTIES,
-    SEGMENTED_DIFFICULTIES,
     WINDOW_DAYS,
-    fluctuation_bounds,
     incident_count_statement,
 )
-from metric_tracker_rl.funnel import window_dates
 from metric_tracker_rl.models import (
     MAX_GENERATOR_CALLS,
     MetricSubmissionRow,
@@ -45,7 +41,7 @@ from metric_tracker_rl.models import (
     MetricTrackerRlObservation,
     PayloadGeneratorMethod,
 )
-from metric_tracker_rl.segments import BENIGN_AT_FRONTIER, RELEASE_MEANING, SEGMENT_FIELDS, frontier_brief
+from metric_tracker_rl.segments import RELEASE_MEANING, SEGMENT_FIELDS
 from metric_tracker_rl.validation import describe_validation_error
 
 SUBMIT_REPORT = "submit_report"
@@ -310,7 +306,8 @@ def _shown(observation: MetricTrackerRlObservation) -> Shown:
 
 def render_observation(observation: MetricTrackerRlObservation) -> str:
     """One step's observation as the model reads it (see `view`): the tool's result, an `error:` line, or a
-    `graded:` block; then the budgets left. Catalogs and debug fields are left out."""
+    `graded:` block; then the budgets left. Catalogs and debug fields are left out. The server writes it into the
+    observation's `model_text`, which every harness shows."""
     return view.render(*_shown(observation))
 
 
@@ -336,15 +333,16 @@ def brief_data(observation: MetricTrackerRlObservation) -> dict[str, Any]:
                          "magnitude": magnitude["meaning"],
                          **{difficulty: (low, high) for difficulty, (low, high) in
                             magnitude["by_difficulty"].items()}})
-    shown: dict[str, Any] = {"objective": observation.message.removeprefix("Episode ready: ")}
+    if observation.objective is None or observation.window is None:
+        raise ValueError("a brief needs a reset observation that carries the episode's objective and window")
+    shown: dict[str, Any] = {"objective": observation.objective}
     if observation.task_id is not None:
         shown["task_id"] = observation.task_id
-    difficulty = observation.config.get("difficulty")
-    dates = window_dates(WINDOW_DAYS.get(difficulty, AGGREGATE_WINDOW_DAYS))
+    window = observation.window
     shown.update({
         "config": _config_view(observation.config),
         "incidents": incident_count_statement(observation.config),
-        "window": {"first_date": dates[0].isoformat(), "last_date": dates[-1].isoformat(), "days": len(dates)},
+        "window": {"first_date": window.first_date, "last_date": window.last_date, "days": window.days},
         "steps_remaining": observation.steps_remaining,
         "submissions_remaining": observation.submissions_remaining,
         "conversion_metrics": [{"metric": d.name, "formula": d.formula}
@@ -352,15 +350,14 @@ def brief_data(observation: MetricTrackerRlObservation) -> dict[str, Any]:
         # Where each family's incident is reported (every other key it moves is a side effect), and how large
         # its incidents are at each difficulty.
         "families": families,
-        "benign_fluctuations": published_fluctuation_bounds(str(observation.config.get("difficulty", ""))),
-        "calendar_note_kinds": dict(ANNOTATION_MEANINGS) if difficulty not in SEGMENTED_DIFFICULTIES
+        "benign_fluctuations": observation.benign_fluctuations,
+        "calendar_note_kinds": dict(ANNOTATION_MEANINGS) if observation.segments is None
         else {**ANNOTATION_MEANINGS, "release": RELEASE_MEANING},
     })
-    if difficulty in SEGMENTED_DIFFICULTIES:
-        # No magnitude is published at frontier: the other tiers' ranges would be a threshold to read off.
+    if observation.segments is not None:
+        # No magnitude is published with segments: the other tiers' ranges would be a threshold to read off.
         shown["families"] = [{k: v for k, v in family.items() if k not in WINDOW_DAYS} for family in families]
-        shown["benign_fluctuations"] = BENIGN_AT_FRONTIER
-        shown["segments"] = frontier_brief(difficulty)
+        shown["segments"] = observation.segments
     return shown
 
 
@@ -379,18 +376,12 @@ def _brief_text(data: dict[str, Any]) -> dict[str, Any]:
     return {**data, "families": [_family_text(family) for family in data["families"]]}
 
 
-def published_fluctuation_bounds(difficulty: str) -> dict[str, Any]:
-    """The bounds the objective calls published for the episode's difficulty: benign swings and shifts stay
-    inside them (and on easy and medium, count incidents stay above a published share of the day's volume)."""
-    return fluctuation_bounds(difficulty)
-
-
 FIRST_PROMPT_NEXT = "investigate with the tools, then submit one report"
 
 
 def first_prompt(observation: MetricTrackerRlObservation) -> str:
-    """The user message that opens an episode: its brief, then what to do."""
-    return _first_prompt_text(brief_data(observation))
+    """The user message that opens an episode: its brief, then what to do (the server's text, once it wrote it)."""
+    return observation.model_text or _first_prompt_text(brief_data(observation))
 
 
 def _first_prompt_text(data: dict[str, Any]) -> str:
@@ -448,9 +439,10 @@ def seen(observation: MetricTrackerRlObservation) -> SeenObservation:
         published = brief_data(observation)
         data = _rounded_brief({**published, "next": FIRST_PROMPT_NEXT})
         budgets = {key: data.pop(key) for key in _BUDGET_KEYS}
-        return SeenObservation(_first_prompt_text(published), "ready", config=data["config"], brief=data, **budgets)
+        return SeenObservation(observation.model_text or _first_prompt_text(published), "ready",
+                               config=data["config"], brief=data, **budgets)
     shown, totals, shared = _shown(observation)
-    text = view.render(shown, totals, shared)
+    text = observation.model_text or view.render(shown, totals, shared)
     value = view.rounded(shown)
     budgets = {**{key: value.pop(key) for key in _BUDGET_KEYS}, "done": bool(value.pop("episode_over", False))}
     return _step_view(text, observation.status, value, budgets)

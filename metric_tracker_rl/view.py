@@ -144,7 +144,9 @@ def _table_lines(key: str, rows: list[dict[str, Any]], depth: int, total: int | 
             complete = False
     columns = list(columns_seen)
     same = {column: rows[0].get(column) for column in columns if column in constant}
-    varying = [column for column in same if any(column not in row or row[column] != same[column] for row in rows)]
+    # Equal and of one type: False == 0 in Python, but the text writes `false` and `0`.
+    varying = [column for column in same if any(column not in row or row[column] != same[column]
+                                                or type(row[column]) is not type(same[column]) for row in rows)]
     if varying:
         raise ValueError(f"columns {varying} of table {key!r} are declared constant but vary")
     shown = [column for column in columns if column not in same]

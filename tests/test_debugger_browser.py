@@ -291,6 +291,26 @@ def test_calendar_notes_are_labelled_on_every_chart(browser, web_url: str) -> No
     page.page.close()
 
 
+def test_a_difficulty_selects_its_task_and_a_cuboid_is_charted_against_its_baseline(browser, web_url: str) -> None:
+    page = DebuggerPage(browser, web_url)
+    page.choose("reset-difficulty", "frontier")
+    page.page.wait_for_function("document.querySelector('#reset-task input').value === 'frontier_segments'")
+    page.reset("frontier_segments")
+    page.tab("Cuboid")
+    page.choose("cuboid-platform", "android")
+    page.choose("cuboid-country", "IN")
+    page.choose("cuboid-metric", "app_open_to_menu_open")
+    page.page.click("#cuboid-chart-button")
+    chart = "#chart-cuboid .mt-chart"
+    page.page.wait_for_function(f"(document.querySelector({chart!r}) || {{innerText: ''}}).innerText"
+                                ".includes('platform=android ∧ country=IN')")
+    dots = page.page.eval_on_selector_all(f"{chart} circle title", "els => els.map(e => e.textContent)")
+    assert len(dots) == 56 and all("baseline" in dot for dot in dots)
+    assert page.page.locator(f"{chart} polyline.baseline").count() == 1
+    assert not page.page.is_visible("#cuboid-channel")  # frontier has no channel dimension
+    shot(page, "cuboid")
+
+
 def test_the_site_has_a_favicon(browser, web_url: str) -> None:
     page = DebuggerPage(browser, web_url)
     response = page.page.request.get(f"{web_url}/favicon.ico")

@@ -232,7 +232,9 @@ def test_feedback_never_names_a_missed_or_wrong_expected_key() -> None:
             assert obs.status == "graded"
             # The comparison names missed incidents, but only once the episode is over (open mode; never held-out).
             assert obs.comparison is None or obs.done
-            text = obs.model_dump_json(exclude={"submitted_rows", "generated_rows", "comparison"})
+            # Once the episode is over, the model's text shows the comparison too (model_text renders it).
+            text = obs.model_dump_json(exclude={"submitted_rows", "generated_rows", "comparison",
+                                                *(("model_text",) if obs.done else ())})
             feedback = obs.message + " ".join(issue.message for issue in obs.submission_issues)
             for row in expected:
                 if key_of(row) not in submitted_keys:

@@ -119,8 +119,9 @@ def mirror_episode(agent_name: str, seed: int, difficulty: str, max_submissions:
         observation = typed.step(action)
         name, arguments = action_tool_call(action)
         called = twin.step(CallToolAction(tool_name=name, arguments=json.loads(json.dumps(arguments))))
-        assert called.result["data"] == render_observation(observation)
-        assert called.result["structured_content"] == {"reward": called.reward, "done": called.done}
+        assert called.result["data"] == render_observation(observation) == observation.model_text
+        assert called.result["structured_content"] == {"reward": called.reward, "done": called.done,
+                                                       "episode_score": observation.episode_score}
         typed_rewards.append(float(observation.reward or 0.0))
         mcp_rewards.append(called.reward)
         if observation.done:

@@ -26,7 +26,7 @@ from metric_tracker_rl.catalog import (
 )
 from metric_tracker_rl.environment import MetricTrackerRlEnvironment
 from metric_tracker_rl.metrics import peer_median, same_weekday_peers
-from metric_tracker_rl.models import MetricTrackerRlObservation, PayloadGeneratorMethod
+from metric_tracker_rl.models import EpisodeWindow, MetricTrackerRlObservation, PayloadGeneratorMethod
 from metric_tracker_rl.scenario import build_episode
 from metric_tracker_rl.tasks import TASKS, resolve_episode_config
 from metric_tracker_rl.tool_calls import (
@@ -335,7 +335,10 @@ def test_an_hourly_mix_comparison_defines_its_values_and_they_hold(reset: dict) 
 def test_the_brief_states_what_may_be_inferred_about_the_count_and_it_holds(seed: int, difficulty: str) -> None:
     config = resolve_episode_config(seed=seed, difficulty=difficulty)
     episode = build_episode(config)
-    observation = MetricTrackerRlObservation(status="ready", message="Episode ready: x",
+    dates = episode.public.data.dates
+    observation = MetricTrackerRlObservation(status="ready", message="Episode ready: x", objective="x",
+                                             window=EpisodeWindow(first_date=dates[0], last_date=dates[-1],
+                                                                  days=len(dates)),
                                              config=config.public_dict())
     brief = read_observation(first_prompt(observation)).brief
     assert "anomaly_density" not in brief["config"]

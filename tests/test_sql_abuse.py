@@ -141,7 +141,9 @@ def totals(environment: MetricTrackerRlEnvironment) -> dict[str, Any]:
     sql = ("SELECT (SELECT count(*) FROM daily) AS daily, (SELECT sum(app_opens) FROM daily) AS opens, "
            "(SELECT count(*) FROM hourly) AS hourly, (SELECT count(*) FROM annotations) AS notes, "
            "(SELECT count(*) FROM hourly_by_segment) AS segments")
-    return step(environment, sql).analysis_result["rows"][0]
+    observation = step(environment, sql)
+    assert observation.status == "ok", observation.message
+    return observation.analysis_result["rows"][0]
 
 
 def rss_mb() -> float:

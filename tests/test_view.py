@@ -176,6 +176,7 @@ def test_the_unseen_row_check_can_fail() -> None:
 
 @settings(max_examples=100, deadline=None)
 @given(table=rows, constant=st.sampled_from(["date", "entity_name", "value", "note", "flag"]), fill=scalars)
+@example(table=[{"value": False}, {"value": 0}], constant="date", fill=None)  # equal in Python, not in the text
 def test_only_declared_columns_are_stated_once(table: list[dict], constant: str, fill: Any) -> None:
     """A declared constant column moves to `same:` and reads back; a column that only happens to hold one value
     stays a column (the header of a tool's table must not depend on the page)."""

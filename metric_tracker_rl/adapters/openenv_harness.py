@@ -8,8 +8,8 @@ answers all of those with the server's MCP surface (`{"type": "mcp"}` JSON-RPC m
 so the tools, their schemas and their result texts are the ones every other harness gets.
 
 The harness layer takes a rollout's reward from the last tool result that carries one (and checks that
-`verify()` agrees), not from a sum: every result here carries the episode's score so far (the sum of the rewards
-received, `reward` in its metadata), so the last one is the episode's score even after several submissions.
+`verify()` agrees), not from a sum: every result here carries the episode's score so far as the server computed it
+(`reward` in its metadata), so the last one is the episode's score even after several submissions.
 """
 
 from __future__ import annotations
@@ -88,7 +88,8 @@ class McpSession(ResourceSession):
         """The tool's text as `data`; an agent mistake also as `error` (the harness counts it as a failed call)."""
         result = self._rpc("tools/call", {"name": name, "arguments": arguments})
         outcome = result["structured_content"]
-        self._score += float(outcome["reward"])
+        if outcome["episode_score"] is not None:
+            self._score = float(outcome["episode_score"])
         self._done = bool(outcome["done"])
         text = result["data"]
         return ToolResult(data=text, done=self._done, metadata={"reward": self._score},

@@ -1,14 +1,15 @@
 """What every reference agent is: a policy over what a model reads (the structured view of each step), a registry
-of agents by name, and the loops that drive one episode."""
+of agents by name, and the loop that drives one episode."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from types import SimpleNamespace
 from typing import Any
 
 from metric_tracker_rl.models import MetricTrackerRlAction
-from metric_tracker_rl.session import EpisodeSession, Step
-from metric_tracker_rl.tool_calls import SeenObservation, seen
+from metric_tracker_rl.session import EpisodeSession
+from metric_tracker_rl.tool_calls import SeenObservation
 
 
 class Agent:
@@ -84,28 +85,21 @@ def play(agent: Agent, session: EpisodeSession, max_actions: int = 200, **reset_
 
 def run_episode(agent: Agent, reset: Callable[..., Any], step: Callable[[MetricTrackerRlAction], Any],
                 max_actions: int = 200, **reset_kwargs: Any) -> list[Any]:
-    """Drive one episode with synchronous reset/step callables that return objects with .observation,
-    .reward and .done (a StepResult) or observations themselves. The agent reads each observation as its
-    model-facing text shows it. Returns the step results."""
-    results = []
+    """`play` over synchronous reset/step callables (a client's, or ones that record a transcript), which return
+    a StepResult or an observation. Returns the step results, in order."""
+    results: list[Any] = []
 
-    def step_once(action: MetricTrackerRlAction) -> SeenObservation | None:
-        result = step(action)
-        results.append(result)
-        return None if getattr(result, "observation", result).done else _view(result)
+    def recorded(action: MetricTrackerRlAction) -> Any:
+        results.append(result := step(action))
+        return result
 
-    _drive(agent, _view(reset(**reset_kwargs)), step_once, max_actions)
+    play(agent, EpisodeSession(SimpleNamespace(reset=reset, step=recorded)), max_actions, **reset_kwargs)
     return results
-
-
-def _view(result: Any) -> SeenObservation:
-    """The view of a reset's or step's result: a session's step carries it, anything else is rendered here."""
-    return result.seen if isinstance(result, Step) else seen(getattr(result, "observation", result))
 
 
 def _drive(agent: Agent, view: SeenObservation, step: Callable[[MetricTrackerRlAction], SeenObservation | None],
            max_actions: int) -> None:
-    """The loop of both drivers: `step` returns the next view, or None once the episode is done."""
+    """The driver's loop: `step` returns the next view, or None once the episode is done."""
     agent.begin(view)
     for _ in range(max_actions):
         action = agent.act(view)

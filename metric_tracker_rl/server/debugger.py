@@ -22,14 +22,19 @@ import pandas as pd
 from websockets.exceptions import WebSocketException
 
 from metric_tracker_rl import DEFAULT_TASK_ORDER, NAMED_TASK_ORDER, MetricTrackerRlAction, MetricTrackerRlEnv
+from metric_tracker_rl.analysis_tools.registry import MAX_PAGE_ROWS
 from metric_tracker_rl.catalog import COUNT_COLUMNS, DIFFICULTIES, SCENARIO_FAMILIES
 from metric_tracker_rl.models import MetricTrackerRlObservation
+from metric_tracker_rl.segments import SEGMENT_FIELDS
 from metric_tracker_rl.server import debugger_charts as charts
+from metric_tracker_rl.server import debugger_cuboid as cuboids
 from metric_tracker_rl.server import debugger_forms as forms
 from metric_tracker_rl.server import images
 from metric_tracker_rl.server.quiet_queue import quiet_when_idle
+from metric_tracker_rl.tasks import TASKS
 
 CHART_SESSION_STEPS = 500  # the chart session reads every page and every day's hours (the budget's maximum)
+QUERY_PAGE_ROWS = MAX_PAGE_ROWS  # a read-only query's page (the SQL tool's largest)
 
 
 def own_base_url(request: gr.Request, self_url: str | None) -> str:
@@ -78,6 +83,8 @@ class TabSession:
         self.observation: MetricTrackerRlObservation | None = None
         self.config: dict[str, Any] = {}  # the episode's visible config; only the reset observation carries it
         self.charts: charts.ChartData | None = None
+        self.read_settings: dict[str, Any] = {}  # the reset settings a read-only session of the same episode takes
+        self.dimensions: dict[str, list[str]] = {}  # a segmented episode's dimension values (the cuboid controls)
         self.resets = 0  # successful resets of this tab; the charts carry it so a redraw can be told apart
 
     def _connected(self) -> Any:
@@ -106,12 +113,32 @@ class TabSession:
         if observation.status != "error":
             self.config = observation.config
             self.methods = {m.name: m.model_dump() for m in observation.available_methods}
+            # The same episode again: the seed the server chose, if the form left it out.
+            self.read_settings = {**kwargs, "seed": observation.config.get("seed", kwargs.get("seed"))}
             try:
-                self.charts = fetch_chart_data(self.base_url, self.forwarded_for, kwargs)
+                self.charts = fetch_chart_data(self.base_url, self.forwarded_for, self.read_settings)
+                fields = cuboids.episode_fields(observation.segments)
+                self.dimensions = cuboids.dimension_values(
+                    self.read_query(cuboids.dimension_values_query(fields)), fields) if fields else {}
             except (*CONNECTION_ERRORS, RuntimeError) as exc:
                 raise DebuggerError(f"the episode is ready but its charts could not be read: {exc}") from exc
             self.resets += 1
         return observation
+
+    def read_query(self, sql: str) -> list[dict[str, Any]]:
+        """Every row of a SQL query on the episode, read in a read-only session of it (no step of the tab's)."""
+        with ForwardingClient(self.base_url, self.forwarded_for, message_timeout_s=60.0).sync() as env:
+            env.reset(**{**self.read_settings, "max_steps": CHART_SESSION_STEPS})
+            rows: list[dict[str, Any]] = []
+            offset: int | None = 0
+            while offset is not None:
+                observation = env.step(MetricTrackerRlAction(analysis_method="query", analysis_args={
+                    "sql": sql, "limit": QUERY_PAGE_ROWS, "offset": offset})).observation
+                if observation.status != "ok" or observation.analysis_result is None:
+                    raise RuntimeError(f"query failed: {observation.message}")
+                rows += observation.analysis_result["rows"]
+                offset = observation.analysis_result.get("next_offset")
+            return rows
 
     def step(self, action: MetricTrackerRlAction) -> MetricTrackerRlObservation:
         if self.observation is None:
@@ -167,6 +194,12 @@ def add_favicon(app: Any) -> None:
     app.add_api_route("/favicon.ico", favicon, include_in_schema=False)
 
 
+CUBOID_NOTE = ("Choose a value of any dimensions (the rest stay at all values) and a metric: the chart shows that "
+               "cuboid's daily value (green) against its published baseline, the median of the same weekday in the "
+               "other weeks (grey, dashed). It is read in a separate read-only session and costs no steps.")
+CUBOID_NOTE_FLAT = "This episode has one aggregate funnel: no dimensions to choose (reset a segmented difficulty)."
+
+
 def _chart_box(elem_id: str) -> gr.HTML:
     return gr.HTML("", elem_id=elem_id, css_template=CHART_CSS, js_on_load=None)
 
@@ -196,7 +229,7 @@ def build_debugger(web_manager: Any, action_fields: Any, metadata: Any, is_chat_
             family = gr.Dropdown([forms.DEFAULT_CHOICE, *SCENARIO_FAMILIES], value=forms.DEFAULT_CHOICE,
                                  label="scenario_family")
             difficulty = gr.Dropdown([forms.DEFAULT_CHOICE, *DIFFICULTIES], value=forms.DEFAULT_CHOICE,
-                                     label="difficulty")
+                                     label="difficulty", elem_id="reset-difficulty")
             density = gr.Textbox(label="anomaly_density", placeholder="task default", elem_id="reset-density")
             count = gr.Textbox(label="anomaly_count", placeholder="task default", elem_id="reset-count")
             reset_button = gr.Button("Reset", variant="primary", elem_id="reset-button")
@@ -216,6 +249,22 @@ def build_debugger(web_manager: Any, action_fields: Any, metadata: Any, is_chat_
                 gr.Markdown("Grey bands: dates with calendar notes (get_annotations), labelled with their kind; "
                             "hover a band or a point for details. Charts come from a separate read-only session "
                             "with the same settings and cost this episode no steps.")
+            with gr.Tab("Cuboid", elem_id="cuboid-tab"):
+                cuboid_note = gr.Markdown(CUBOID_NOTE_FLAT, elem_id="cuboid-note")
+                with gr.Row():
+                    cuboid_fields = [gr.Dropdown([cuboids.ALL_VALUES], value=cuboids.ALL_VALUES, label=field,
+                                                 elem_id=f"cuboid-{field}", visible=False)
+                                     for field in SEGMENT_FIELDS]
+                    cuboid_metric = gr.Dropdown(list(cuboids.CUBOID_METRICS), value=cuboids.CUBOID_METRICS[0],
+                                                label="metric", elem_id="cuboid-metric")
+                cuboid_button = gr.Button("Chart the cuboid", elem_id="cuboid-chart-button")
+                cuboid_chart = _chart_box("chart-cuboid")
+                with gr.Column(visible=False, elem_id="context-panel") as context_panel:
+                    with gr.Row():
+                        context_table = gr.Dropdown([], label="Context table", elem_id="context-table")
+                        context_button = gr.Button("Read the table", elem_id="context-read")
+                    context_rows = gr.Dataframe(forms.EMPTY_RESULT, label="Context rows (the first 200)",
+                                                elem_id="context-rows", wrap=True, max_height=800)
             with gr.Tab("Analysis tools"):
                 with gr.Row():
                     tool_name = gr.Dropdown([], label="Tool", elem_id="tool-name", scale=1)
@@ -319,7 +368,53 @@ def build_debugger(web_manager: Any, action_fields: Any, metadata: Any, is_chat_
                 debug_panel: gr.update(visible=debug is not None),
                 expected_table: charts.expected_rows_table(debug),
                 debug_json: None if debug is None else {k: v for k, v in debug.items() if k != "expected_rows"},
+                **cuboid_controls(current, observation),
             }
+
+        def cuboid_controls(current: TabSession, observation: MetricTrackerRlObservation) -> dict[Any, Any]:
+            """The cuboid tab's controls for the new episode: a dropdown per dimension it has, its context
+            tables, and an empty chart."""
+            tables = cuboids.context_tables(observation.segments)
+            updates: dict[Any, Any] = {
+                cuboid_note: CUBOID_NOTE if current.dimensions else CUBOID_NOTE_FLAT,
+                cuboid_chart: "", context_rows: forms.EMPTY_RESULT, context_panel: gr.update(visible=bool(tables)),
+                context_table: gr.update(choices=tables, value=tables[0] if tables else None)}
+            for field, dropdown in zip(SEGMENT_FIELDS, cuboid_fields, strict=True):
+                values = current.dimensions.get(field)
+                updates[dropdown] = gr.update(choices=[cuboids.ALL_VALUES, *(values or [])],
+                                              value=cuboids.ALL_VALUES, visible=values is not None)
+            return updates
+
+        def chart_cuboid(current: TabSession | None, metric: str, *choices: str) -> dict[Any, Any]:
+            if current is None or not current.dimensions:
+                return {cuboid_note: CUBOID_NOTE_FLAT}
+            cuboid = cuboids.cuboid_of(dict(zip(SEGMENT_FIELDS, choices, strict=True)))
+            try:
+                rows = current.read_query(cuboids.cuboid_query(cuboid))
+                dates, observed, baseline = cuboids.cuboid_series(rows, metric)
+            except (*CONNECTION_ERRORS, RuntimeError, ValueError) as exc:
+                return {cuboid_note: f"The cuboid could not be read: {exc}"}
+            data = current.charts
+            marks = charts.marks_for(data.annotations if data else [],
+                                     current.observation.debug if current.observation else None)
+            return {cuboid_note: CUBOID_NOTE,
+                    cuboid_chart: charts.baseline_chart_svg(dates, observed, baseline, metric,
+                                                            cuboids.cuboid_title(cuboid, metric), marks,
+                                                            current.resets)}
+
+        def read_context(current: TabSession | None, table: str | None) -> dict[Any, Any]:
+            if current is None or current.observation is None:
+                return {}
+            try:
+                sql = cuboids.context_query(table or "", cuboids.context_tables(current.observation.segments))
+                return {context_rows: forms.result_table({"rows": current.read_query(sql)})}
+            except (*CONNECTION_ERRORS, RuntimeError, ValueError) as exc:
+                return {cuboid_note: f"The context table could not be read: {exc}"}
+
+        def select_difficulty(difficulty_value: str) -> dict[Any, Any]:
+            """Choosing a difficulty selects its first named task (or none: the difficulty's own defaults)."""
+            named = [task_id for task_id in NAMED_TASK_ORDER if TASKS[task_id].difficulty == difficulty_value]
+            return {task: named[0] if named else forms.DEFAULT_CHOICE}
 
         def do_charts(current: TabSession | None, date: str | None, column: str) -> dict[Any, Any]:
             return chart_updates(current, date, column) if current is not None else {}
@@ -392,10 +487,14 @@ def build_debugger(web_manager: Any, action_fields: Any, metadata: Any, is_chat_
                          tool_name, tool_help, tool_args, tool_table, tool_json, generator_name, generator_args,
                          payload, preview_table, breakdown, issues, comparison, submit_button, confirm_button,
                          instruction,
-                         definitions, debug_panel, expected_table, debug_json]
+                         definitions, debug_panel, expected_table, debug_json, cuboid_note, cuboid_chart,
+                         context_rows, context_table, context_panel, *cuboid_fields]
         graded_outputs = [session_state, status, submit_button, breakdown, issues, comparison, preview_table,
                           confirm_button]
         demo.load(do_reset, reset_inputs, reset_outputs)
+        difficulty.input(select_difficulty, [difficulty], [task])
+        cuboid_button.click(chart_cuboid, [session_state, cuboid_metric, *cuboid_fields], [cuboid_note, cuboid_chart])
+        context_button.click(read_context, [session_state, context_table], [cuboid_note, context_rows])
         reset_button.click(do_reset, reset_inputs, reset_outputs)
         chart_date.input(do_charts, [session_state, chart_date, heat_column], [heatmap_chart, funnel_chart])
         heat_column.input(do_charts, [session_state, chart_date, heat_column], [heatmap_chart, funnel_chart])

@@ -204,6 +204,54 @@ def line_panel_svg(dates: list[str], values: list[float], column: str, marks: li
     return "".join(parts)
 
 
+BASELINE_COLOR = "#57606a"
+WIDE_PANEL_WIDTH = 720
+
+
+def baseline_chart_svg(dates: list[str], values: list[float], baseline: list[float], column: str, title: str,
+                       marks: list[Mark], reset_count: int) -> str:
+    """One metric over the window (a line with a dot per day) against its baseline (dashed), on one wide panel:
+    the debugger's cuboid chart. Marks are drawn as on every other chart."""
+    left, right = PLOT_LEFT, WIDE_PANEL_WIDTH - PLOT_RIGHT
+    top, bottom = PLOT_TOP, PANEL_HEIGHT - PLOT_BOTTOM
+    finite = [v for v in (*values, *baseline) if math.isfinite(v)]
+    low, high = (min(finite), max(finite)) if finite else (0.0, 1.0)
+    pad = (high - low) * 0.08 or abs(high) * 0.05 or 1.0
+    low, high = low - pad, high + pad
+
+    def x_of(i: float) -> float:
+        return _scale(i, -0.5, len(dates) - 0.5, left, right)
+
+    def y_of(v: float) -> float:
+        return _scale(v, low, high, bottom, top)
+
+    parts = [f'<svg class="panel" data-column="{_text(column)}" viewBox="0 0 {WIDE_PANEL_WIDTH} {PANEL_HEIGHT}" '
+             f'role="img" aria-label="{_text(title)}">',
+             f'<rect x="{left}" y="{top}" width="{right - left}" height="{bottom - top}" fill="none" '
+             f'stroke="#d0d7de"/>']
+    parts += [_mark_svg(i, m, x_of, top, bottom) for i, m in _marks_on(marks, dates, None)]
+    for value in (high - pad, low + pad):
+        parts.append(f'<text x="{left - 4}" y="{y_of(value) + 3:.1f}" font-size="9" text-anchor="end" '
+                     f'fill="#57606a">{_text(format_number(value))}</text>')
+    expected = [(x_of(i), y_of(v)) for i, v in enumerate(baseline) if math.isfinite(v)]
+    if expected:
+        parts.append(f'<polyline class="baseline" points="{" ".join(f"{x:.1f},{y:.1f}" for x, y in expected)}" '
+                     f'fill="none" stroke="{BASELINE_COLOR}" stroke-width="1.2" stroke-dasharray="4 3"/>')
+    points = [(x_of(i), y_of(v), dates[i], v, baseline[i]) for i, v in enumerate(values) if math.isfinite(v)]
+    if points:
+        path = " ".join(f"{x:.1f},{y:.1f}" for x, y, _, _, _ in points)
+        parts.append(f'<polyline class="observed" points="{path}" fill="none" stroke="{LINE_COLOR}" '
+                     'stroke-width="1.6"/>')
+        parts += [f'<circle cx="{x:.1f}" cy="{y:.1f}" r="2.4" fill="{LINE_COLOR}"><title>{_text(d)}: '
+                  f'{_text(format_number(v))} (baseline {_text(format_number(b))})</title></circle>'
+                  for x, y, d, v, b in points]
+    parts.append(_date_ticks(dates, x_of, PANEL_HEIGHT - 6))
+    parts.append("</svg>")
+    legend = (f'<div class="mt-legend"><span style="color:{LINE_COLOR}">━ the cuboid</span> · '
+              f'<span style="color:{BASELINE_COLOR}">╌ its same-weekday baseline</span></div>')
+    return _chart("cuboid", title, "".join(parts) + legend, reset_count)
+
+
 def _chart(kind: str, title: str, body: str, reset_count: int) -> str:
     return (f'<div class="mt-chart" data-chart="{kind}" data-reset="{reset_count}">'
             f'<div class="mt-chart-title">{_text(title)}</div>{body}</div>')

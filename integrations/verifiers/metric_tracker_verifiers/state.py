@@ -11,5 +11,7 @@ class EpisodeState(State):
     session_id: str = ""
     request_timeout_s: float = 60.0
     rewards: list[float] = Field(default_factory=list)
-    """Each tools/call's reward, in order: their sum is the episode's score."""
+    """Each tools/call's reward, in order."""
+    score: float = 0.0
+    """The episode's score as the server computed it, from the latest call (the sum of the rewards)."""
     done: bool = False

@@ -55,10 +55,10 @@ class MetricTrackerTask(Task[EpisodeData, EpisodeState, MetricTrackerTaskConfig]
 
     @reward(weight=1.0)
     async def episode_score(self, trace: Trace) -> float:
-        """The sum of the tool calls' rewards, which the server makes the episode's score."""
+        """The episode's score as the server computed it (the sum of the tool calls' rewards)."""
         trace.record_metric("tool_calls", float(len(trace.state.rewards)))
         trace.record_metric("episode_done", float(trace.state.done))
-        return sum(trace.state.rewards)
+        return trace.state.score
 
 
 class MetricTrackerTaskset(Taskset[MetricTrackerTask, MetricTrackerConfig]):

@@ -59,6 +59,8 @@ class MetricTrackerToolset(Toolset[SharedToolsetConfig, EpisodeState]):
         result = await mcp_request(self.state.base_url, "tools/call", params, self.state.request_timeout_s)
         outcome = result.get("structured_content") or {}
         self.state.rewards.append(float(outcome.get("reward") or 0.0))
+        if outcome.get("episode_score") is not None:
+            self.state.score = float(outcome["episode_score"])
         self.state.done = self.state.done or bool(outcome.get("done"))
         text = "".join(part.get("text", "") for part in result.get("content", []))
         return CallToolResult(content=[TextContent(type="text", text=text)], is_error=bool(result.get("is_error")))

@@ -13,10 +13,12 @@ from metric_tracker_rl.session import AsyncEpisodeSession, Step
 
 
 class EpisodeRecord(StoreModel):
-    """What the scorer reads: the episode's rewards (their sum is its score) and its last graded feedback."""
+    """What the scorer reads: the episode's score as the server computed it, its rewards and its last graded
+    feedback (a copy of the session's, in the sample's store, because a limit may stop the solver mid-episode)."""
 
     reset_kwargs: dict[str, Any] = Field(default_factory=dict)
     config: dict[str, Any] = Field(default_factory=dict)
+    score: float = 0.0
     rewards: list[float] = Field(default_factory=list)
     done: bool = False
     graded_submissions: int = 0
@@ -41,6 +43,7 @@ class Episode:
 
     async def step(self, action: MetricTrackerRlAction) -> Step:
         step = await self.session.step(action)
+        self.record.score = self.session.score
         self.record.rewards = list(self.session.rewards)
         self.record.done = self.session.done
         self.record.last_message = step.observation.message

@@ -1,5 +1,5 @@
-"""The scorer: the episode's score is the sum of its rewards (0 when nothing was graded), with the last graded
-submission's reward breakdown as metadata."""
+"""The scorer: the episode's score as the server computed it (the sum of its rewards; 0 when nothing was graded),
+with the last graded submission's reward breakdown as metadata."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from metric_tracker_rl.adapters.inspect_eval.episode import EpisodeRecord
 def episode_score() -> Scorer:
     async def score(state: TaskState, target: Target) -> Score:
         record = state.store_as(EpisodeRecord)
-        value = sum(record.rewards)
+        value = record.score
         if record.graded_submissions:
             explanation = record.last_message
         else:
