@@ -15,6 +15,8 @@ import pytest
 from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
+from metric_tracker_rl.analysis_tools import run_tool
+from metric_tracker_rl.catalog import OVERLAP_CREDIT_RULE
 from metric_tracker_rl.environment import MetricTrackerRlEnvironment, overlap_traffic
 from metric_tracker_rl.grader import (
     SEGMENT_CREDIT,
@@ -34,7 +36,7 @@ from metric_tracker_rl.overlap_examples import (
     near_miss_table,
 )
 from metric_tracker_rl.scenario import Episode, build_episode
-from metric_tracker_rl.segments import SEGMENT_FIELDS, Segment
+from metric_tracker_rl.segments import SEGMENT_FIELDS, Segment, frontier_brief
 from metric_tracker_rl.tasks import resolve_episode_config
 from metric_tracker_rl.tiers import TIERS
 from metric_tracker_rl.validation import validate_rows
@@ -142,6 +144,20 @@ def test_the_docs_near_miss_table_is_what_the_code_computes() -> None:
     for case in ("exact", "parent cuboid, 2 of its 3 dims", "parent cuboid, 1 of its 3 dims", "sibling (one value "
                  "wrong)", "aggregate (no segment)", "disjoint", "child cuboid (one more dim)"):
         assert case in cases
+
+
+@pytest.mark.parametrize("difficulty", ["frontier", "deep"])
+def test_the_text_a_model_reads_states_the_rule_of_its_tier(difficulty: str) -> None:
+    """The brief's segments and task_overview's grading entry carry the overlap rule, T included, exactly where
+    the tier credits by overlap."""
+    public = build_episode(resolve_episode_config(difficulty=difficulty, seed=0)).public
+    grading = run_tool("task_overview", public, {}).result["grading"]
+    reporting = str(frontier_brief(difficulty)["reporting"])
+    overlap = TIERS[difficulty].segment_credit == "overlap"
+    for text in (grading, reporting):
+        assert (OVERLAP_CREDIT_RULE in text) == overlap
+    assert ("T(S) = the app_opens of S on the incident's date" in OVERLAP_CREDIT_RULE
+            and "coverage x purity" in OVERLAP_CREDIT_RULE)
 
 
 def test_each_tier_names_its_credit_rule() -> None:
