@@ -130,6 +130,18 @@ GRADING_RULE = (
     "and the expected keys no row reported."
 ).format(tolerance=RELATIVE_TOLERANCE, **QUALITY_WEIGHTS)
 
+# The segment credit where a tier's config says `overlap` (deep; grader.segment_overlap applies it). Published in
+# task_overview's grading entry and the brief's segments at such a tier; frontier keeps its table.
+OVERLAP_CREDIT_RULE = (
+    "The segment credit is coverage x purity. coverage = T(R and I) / T(I), the share of the incident's traffic the "
+    "reported segment covers; purity = T(R and I) / T(R), the share of the reported traffic the incident affected. "
+    "R is the row's segment and I the incident's, each the traffic matching every field it names (an omitted field "
+    "means all its values); R and I is the traffic matching both (none where they name different values of a "
+    "field). T(S) = the app_opens of S on the incident's date as observed (daily_by_segment). So the exact segment "
+    "earns 1, a segment sharing no traffic with the incident 0, and a row without segment T(I) / T(all traffic)."
+)
+
+
 # Methods accepted for every family, but only from an episode that used them (ran at least one successful call):
 # a row found with SQL may say `query`, and claiming it costs the query step it stands for.
 METHODS_ACCEPTED_WHEN_USED: frozenset[str] = frozenset({"query"})

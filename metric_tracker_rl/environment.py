@@ -22,7 +22,7 @@ from metric_tracker_rl import __version__
 from metric_tracker_rl.analysis_tools import available_analysis_methods, generate_rows, run_tool
 from metric_tracker_rl.anomalies import FAMILY_REGISTRY
 from metric_tracker_rl.catalog import CONVERSION_METRICS, SEGMENTED_DIFFICULTIES, fluctuation_bounds
-from metric_tracker_rl.grader import grade_submission, graded_comparison
+from metric_tracker_rl.grader import LeafTraffic, grade_submission, graded_comparison, leaf_traffic_of
 from metric_tracker_rl.mcp_surface import MCP_ACTIONS, McpToolSurface
 from metric_tracker_rl.models import (
     AnalysisMethodInfo,
@@ -39,6 +39,7 @@ from metric_tracker_rl.segments import BENIGN_AT_FRONTIER, frontier_brief
 from metric_tracker_rl.sql_pool import CLIENT, gate, sql_threads
 from metric_tracker_rl.task_splits import TaskProviderMixin, resolve_reset
 from metric_tracker_rl.tasks import RETRY_COST, task_catalog
+from metric_tracker_rl.tiers import TIERS
 from metric_tracker_rl.tool_calls import first_prompt, render_observation
 from metric_tracker_rl.validation import validate_rows
 
@@ -75,6 +76,15 @@ NO_EPISODE = (
 # True while the server runs a stateless HTTP /step request (set by metric_tracker_rl.server.hardening): its
 # environment was built for that one request, which is what a step without an episode then has to say.
 STATELESS_STEP: ContextVar[bool] = ContextVar("stateless_step", default=False)
+
+
+def overlap_traffic(episode: Episode) -> LeafTraffic | None:
+    """T of the overlap credit, from the episode's public counts, where its tier credits segments by overlap
+    (tiers.py: deep); None where the grader keeps frontier's table."""
+    segments = episode.public.segments
+    if segments is None or TIERS[episode.config.difficulty].segment_credit != "overlap":
+        return None
+    return leaf_traffic_of(segments, episode.public.data.dates)
 
 
 def _retry_note(submission: int) -> str:
@@ -279,9 +289,10 @@ class MetricTrackerRlEnvironment(McpToolSurface, TaskProviderMixin,
                              "Fix or drop them and submit again."),
                     "submission_issues": [issues[i] for i in sorted(issues)]}
         methods_used = frozenset(self._methods_used)
+        traffic = overlap_traffic(episode)
         result = grade_submission(rows, episode.truth.expected_rows, episode.truth.neutral_keys,
                                   episode.public.data.dates, segment_values=episode.public.segment_values(),
-                                  methods_used=methods_used)
+                                  leaf_traffic=traffic, methods_used=methods_used)
         self._submissions += 1
         self._last_score = result.score
         credited = max(0.0, result.score - RETRY_COST * (self._submissions - 1))
@@ -304,7 +315,7 @@ class MetricTrackerRlEnvironment(McpToolSurface, TaskProviderMixin,
                 final["comparison"] = graded_comparison(rows, episode.truth.expected_rows, episode.truth.neutral_keys,
                                                         episode.public.data.dates,
                                                         segment_values=episode.public.segment_values(),
-                                                        methods_used=methods_used)
+                                                        leaf_traffic=traffic, methods_used=methods_used)
         else:
             # Not the last submission: only the score and the row counts (see RewardBreakdown).
             message = (f"Graded {breakdown.submitted_row_count} row(s): {breakdown.matched_row_count} on expected "

@@ -25,6 +25,16 @@ date, entity type and entity name, and the row's quality is multiplied by its se
                        the incident is mostly missed
   aggregate      0.0   no segment at all: an incident reported only on the aggregate earns nothing
   wrong          0.0   any other segment (a wrong platform or country)
+That table is frontier's (its published figures stay reproducible). A tier whose config says
+`segment_credit="overlap"` (deep) credits any cuboid of its dimensions continuously instead (keyword
+`leaf_traffic`, which the environment builds from the episode's public counts):
+  segment credit = coverage x purity, coverage = T(R and I) / T(I), purity = T(R and I) / T(R)
+where R and I are the reported and the incident's cuboids as sets of leaves (an omitted field means all its
+values; R and I is empty when they disagree on a field) and T is the leaves' app opens on the incident's date, as
+observed (daily_by_segment). Observed rather than a same-weekday baseline: a release's first days have traffic but
+a zero baseline, which would leave its incident without weight; and an incident's own move of its cuboid's opens
+(an outage, bots) changes only the purity of a report coarser than the incident. The exact cuboid earns 1, a
+cuboid that shares no traffic with the incident 0, the aggregate T(I) / T(all).
 A matched row keeps its key (it is no false positive), so a wrong segment costs the incident, not more. Below
 frontier no row may name a segment (validation refuses it) and every expected row is the whole funnel, so the
 credit is 1 and scores are exactly as before; the breakdown's segment_accuracy is then None.
@@ -32,14 +42,23 @@ credit is 1 and scores are exactly as before; the breakdown's segment_accuracy i
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+import math
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from metric_tracker_rl.catalog import METHODS_ACCEPTED_WHEN_USED, QUALITY_WEIGHTS, RELATIVE_TOLERANCE, row_key
+import numpy as np
+
+from metric_tracker_rl.catalog import (
+    COUNT_COLUMNS,
+    METHODS_ACCEPTED_WHEN_USED,
+    QUALITY_WEIGHTS,
+    RELATIVE_TOLERANCE,
+    row_key,
+)
 from metric_tracker_rl.families import PUBLISHED_FAMILIES, FamilyCatalog
 from metric_tracker_rl.plain_types import MetricSubmissionRow, RewardBreakdown
-from metric_tracker_rl.segments import SEGMENT_FIELDS, Segment
+from metric_tracker_rl.segments import SEGMENT_FIELDS, Segment, SegmentedData
 from metric_tracker_rl.validation import validate_rows
 
 SEGMENT_CREDIT = {"exact": 1.0, "parent": 0.5, "wrong_version": 0.25, "over_specific": 0.25, "aggregate": 0.0,
@@ -71,12 +90,61 @@ def segment_match(submitted: Segment, expected: Segment) -> str:
 
 
 @dataclass(frozen=True)
+class LeafTraffic:
+    """T of the overlap credit: each leaf's app opens on each date (`opens`, (L, D), from daily_by_segment) and
+    `leaves_of`, the (L,) bool mask of the leaves inside a segment. Plain arrays and a function, so the grader needs
+    nothing of the environment; the environment builds it from the episode's public counts."""
+
+    dates: tuple[str, ...]
+    opens: np.ndarray
+    leaves_of: Callable[[Segment], np.ndarray]
+
+    def on(self, date: str) -> np.ndarray:
+        """(L,) each leaf's weight on a date of the window."""
+        return self.opens[:, self.dates.index(date)]
+
+
+def leaf_traffic_of(segments: SegmentedData, dates: Sequence[str]) -> LeafTraffic:
+    """T from an episode's public counts: each leaf's observed app opens per date (daily_by_segment)."""
+    return LeafTraffic(tuple(dates), segments.leaves[..., COUNT_COLUMNS.index("app_opens")], segments.leaf_mask)
+
+
+@dataclass(frozen=True)
+class SegmentOverlap:
+    """How a reported cuboid R overlaps an incident's I in traffic: coverage = T(R and I) / T(I), the share of the
+    incident's traffic the report covers; purity = T(R and I) / T(R), the share of the reported traffic the incident
+    affected. Their product is the segment credit."""
+
+    coverage: float
+    purity: float
+
+    @property
+    def credit(self) -> float:
+        return self.coverage * self.purity
+
+
+def segment_overlap(reported: Segment, incident: Segment, weights: np.ndarray,
+                    leaves_of: Callable[[Segment], np.ndarray]) -> SegmentOverlap:
+    """The traffic overlap of two cuboids under `weights` ((L,) per leaf, >= 0). Sums are exactly rounded
+    (math.fsum), so two cuboids that hold the same leaves with traffic meet at exactly 1, whatever else they name.
+    An incident without traffic (never drawn) is matched only by a report without traffic."""
+    mine, theirs = leaves_of(reported), leaves_of(incident)
+    both = math.fsum(weights[mine & theirs])
+    reported_total, incident_total = math.fsum(weights[mine]), math.fsum(weights[theirs])
+    if incident_total == 0.0:
+        same = float(reported_total == 0.0)
+        return SegmentOverlap(same, same)
+    return SegmentOverlap(both / incident_total, both / reported_total if reported_total > 0.0 else 0.0)
+
+
+@dataclass(frozen=True)
 class RowAssessment:
     anomaly_type: bool
     detection_method: bool
     values_in_tolerance: int  # 0..3
     severity: bool
     segment: float = 1.0  # the segment credit (1 below frontier)
+    overlap: SegmentOverlap | None = None  # where the credit is the overlap: its coverage and purity
 
     @property
     def quality(self) -> float:
@@ -108,10 +176,19 @@ def accepted_methods(anomaly_type: str, methods_used: frozenset[str] = frozenset
 
 def assess_row(row: MetricSubmissionRow, expected: MetricSubmissionRow, *,
                segment_credit: Mapping[str, float] = SEGMENT_CREDIT,
+               leaf_traffic: LeafTraffic | None = None,
                families: FamilyCatalog = PUBLISHED_FAMILIES,
                methods_used: frozenset[str] = frozenset()) -> RowAssessment:
     """How far a row on an expected key is right; `families` tells which detection methods each family accepts,
-    `methods_used` which methods the episode ran (see accepted_methods)."""
+    `methods_used` which methods the episode ran (see accepted_methods). With `leaf_traffic` the segment credit is
+    the overlap on the expected row's date, else the `segment_credit` table's verdict."""
+    overlap = None
+    if leaf_traffic is None:
+        segment = segment_credit[segment_match(row_segment(row), row_segment(expected))]
+    else:
+        overlap = segment_overlap(row_segment(row), row_segment(expected), leaf_traffic.on(expected.date),
+                                  leaf_traffic.leaves_of)
+        segment = overlap.credit
     values = (
         within_tolerance(row.baseline_value, expected.baseline_value, expected.baseline_value)
         + within_tolerance(row.observed_value, expected.observed_value, expected.observed_value)
@@ -122,7 +199,8 @@ def assess_row(row: MetricSubmissionRow, expected: MetricSubmissionRow, *,
         detection_method=row.detection_method in accepted_methods(expected.anomaly_type, methods_used, families),
         values_in_tolerance=int(values),
         severity=row.severity == expected.severity,
-        segment=segment_credit[segment_match(row_segment(row), row_segment(expected))],
+        segment=segment,
+        overlap=overlap,
     )
 
 
@@ -141,6 +219,7 @@ def judge_rows(rows: Sequence[MetricSubmissionRow], expected: Mapping[str, Metri
                neutral_keys: frozenset[str], valid_dates: Iterable[str], *,
                segment_values: Mapping[str, Sequence[str]] | None = None,
                segment_credit: Mapping[str, float] = SEGMENT_CREDIT,
+               leaf_traffic: LeafTraffic | None = None,
                families: FamilyCatalog = PUBLISHED_FAMILIES,
                methods_used: frozenset[str] = frozenset()) -> list[RowVerdict]:
     """Every submitted row's verdict: the one pass that both the score and the row-by-row review read."""
@@ -150,8 +229,8 @@ def judge_rows(rows: Sequence[MetricSubmissionRow], expected: Mapping[str, Metri
         key = row_key(row.date, row.entity_type, row.entity_name)
         assessment = None
         if key in expected and not (i in issues and issues[i].code == "invalid_row"):  # e.g. an unknown segment
-            assessment = assess_row(row, expected[key], segment_credit=segment_credit, families=families,
-                                    methods_used=methods_used)
+            assessment = assess_row(row, expected[key], segment_credit=segment_credit, leaf_traffic=leaf_traffic,
+                                    families=families, methods_used=methods_used)
         verdict = (issues[i].code if i in issues else "side_effect" if key in neutral_keys
                    else "matched" if key in expected else "not_expected")
         verdicts.append(RowVerdict(i, key, verdict, assessment))
@@ -166,15 +245,18 @@ def grade_submission(rows: Sequence[MetricSubmissionRow], expected_rows: Sequenc
                      neutral_keys: frozenset[str], valid_dates: Iterable[str], *,
                      segment_values: Mapping[str, Sequence[str]] | None = None,
                      segment_credit: Mapping[str, float] = SEGMENT_CREDIT,
+                     leaf_traffic: LeafTraffic | None = None,
                      families: FamilyCatalog = PUBLISHED_FAMILIES,
                      methods_used: frozenset[str] = frozenset()) -> GradeResult:
     """Score a report against the expected rows. `segment_values` lists each dimension's values of a segmented
-    episode (None: no segments, and a row naming one is invalid); `families` publishes the expected rows'
-    families (their accepted detection methods); `methods_used` the analysis methods the episode ran
-    successfully (see accepted_methods)."""
+    episode (None: no segments, and a row naming one is invalid); `leaf_traffic` makes the segment credit the
+    overlap (a tier with segment_credit="overlap"; None: the `segment_credit` table); `families` publishes the
+    expected rows' families (their accepted detection methods); `methods_used` the analysis methods the episode
+    ran successfully (see accepted_methods)."""
     expected = _expected_by_key(expected_rows)
     verdicts = judge_rows(rows, expected, neutral_keys, valid_dates, segment_values=segment_values,
-                          segment_credit=segment_credit, families=families, methods_used=methods_used)
+                          segment_credit=segment_credit, leaf_traffic=leaf_traffic, families=families,
+                          methods_used=methods_used)
     worst: dict[str, RowAssessment] = {}
     for judged in verdicts:
         if judged.assessment is not None:
@@ -212,14 +294,16 @@ def grade_submission(rows: Sequence[MetricSubmissionRow], expected_rows: Sequenc
 def graded_comparison(rows: Sequence[MetricSubmissionRow], expected_rows: Sequence[MetricSubmissionRow],
                       neutral_keys: frozenset[str], valid_dates: Iterable[str], *,
                       segment_values: Mapping[str, Sequence[str]] | None = None,
+                      leaf_traffic: LeafTraffic | None = None,
                       methods_used: frozenset[str] = frozenset()) -> dict[str, Any]:
     """The grade row by row, for a person or a trainer reviewing a finished episode: each submitted row's verdict
     (`matched` with which fields were right and its quality, `side_effect` (a neutral row), `not_expected`, or the
     validation issue that made it a false positive) and the expected rows no row reported. It is the answer
-    itself, so the environment shows it only after the episode is over and never in held-out mode."""
+    itself, so the environment shows it only after the episode is over and never in held-out mode. Where the
+    credit is the overlap (`leaf_traffic`), a matched row also shows its coverage and purity."""
     expected = _expected_by_key(expected_rows)
     verdicts = judge_rows(rows, expected, neutral_keys, valid_dates, segment_values=segment_values,
-                          methods_used=methods_used)
+                          leaf_traffic=leaf_traffic, methods_used=methods_used)
     entries: list[dict[str, Any]] = []
     for judged in verdicts:
         entry: dict[str, Any] = {"row_index": judged.row_index, "key": judged.key, "verdict": judged.verdict}
@@ -229,7 +313,10 @@ def graded_comparison(rows: Sequence[MetricSubmissionRow], expected_rows: Sequen
                          values_in_tolerance=assessment.values_in_tolerance, severity_ok=assessment.severity,
                          quality=round(assessment.quality, 6))
             if segment_values is not None:
-                entry["segment_credit"] = assessment.segment
+                entry["segment_credit"] = round(assessment.segment, 6)
+            if assessment.overlap is not None:
+                entry.update(coverage=round(assessment.overlap.coverage, 6),
+                             purity=round(assessment.overlap.purity, 6))
         entries.append(entry)
     reported = {judged.key for judged in verdicts if judged.verdict == "matched"}
     missed = [row.model_dump() for key, row in expected.items() if key not in reported]

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from metric_tracker_rl.catalog import CONVERSION_METRICS, COUNT_COLUMNS, FRONTIER_WINDOW_DAYS
+from metric_tracker_rl.catalog import CONVERSION_METRICS, COUNT_COLUMNS, FRONTIER_WINDOW_DAYS, OVERLAP_CREDIT_RULE
 from metric_tracker_rl.funnel import HOURS, WINDOW_START, FunnelData, window_calendar
 from metric_tracker_rl.sql_columns import Labels, SqlTable
 from metric_tracker_rl.tiers import TIERS
@@ -508,6 +508,13 @@ SEGMENT_REPORTING = (
     "exact segment earns full credit, a correct parent (the right platform, no version) half, the right platform "
     "with a wrong version or a segment narrower than the incident a quarter, the aggregate or a wrong segment none."
 )
+# At a tier that credits segments by overlap (deep): any of its dimensions, and the continuous credit.
+OVERLAP_REPORTING = (
+    "At {difficulty} every incident is confined to a segment: report it with any of the fields {fields} that name "
+    "it (omit a field to mean all its values; web has the single app_version 'web'), and read its baseline, "
+    "observed value and delta from that segment's own data with the published baseline rule. The row's quality is "
+    "multiplied by its segment credit. " + OVERLAP_CREDIT_RULE
+)
 BENIGN_AT_FRONTIER = (
     "Unannotated and benign, with sizes that overlap incidents' (no threshold separates them): more traffic from a "
     "low-converting segment (the aggregate's conversion moves, no segment's own does); a segment's demand rising or "
@@ -543,6 +550,13 @@ def frontier_brief(difficulty: str = "frontier") -> dict[str, object]:
         "conversion": "; ".join(f"{d.field}: {d.profile}" for d in world.dimensions),
         "holidays": ", ".join(f"{date} {name}" for date, name in HOLIDAYS.items()),
         "releases": RELEASE_MEANING,
-        "reporting": SEGMENT_REPORTING.replace("At frontier", f"At {difficulty}").replace(
-            "platform, country and/or app_version", f"platform, country, app_version, {', '.join(daily)}"),
+        "reporting": _reporting(difficulty, world),
     }
+
+
+def _reporting(difficulty: str, world: World) -> str:
+    """How a row names its segment and how it is credited at a tier with daily-only dimensions."""
+    if TIERS[difficulty].segment_credit == "overlap":
+        return OVERLAP_REPORTING.format(difficulty=difficulty, fields=", ".join(world.fields))
+    return SEGMENT_REPORTING.replace("At frontier", f"At {difficulty}").replace(
+        "platform, country and/or app_version", f"platform, country, {', '.join(world.fields[2:])}")

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from typing import Literal
 
 DEFAULT_MAX_STEPS = 40
 DEFAULT_MAX_SUBMISSIONS = 1  # one graded report: it ends the episode, so its feedback cannot be decoded
@@ -50,7 +51,10 @@ class SegmentedMix:
     `benign_kinds`: the registered kinds the tier draws from (None: every registered one), incidents in a shuffled
     cycle, look-alikes uniformly. `decoy_ratio`: benign look-alikes per incident by default (a reset may set
     another). `magnitude_scale`: every kind's default magnitude range times this. `max_incidents`: the most a reset
-    may ask for (persistent incidents cover several dates each)."""
+    may ask for (persistent incidents cover several dates each). `segment_credit`: how a matched row's segment is
+    credited (grader.py): `table`, frontier's published verdicts (exact 1, parent 0.5, ...), kept so its figures
+    stay reproducible; `overlap`, the traffic-weighted overlap of the reported cuboid with the incident's
+    (coverage x purity), for any cuboid of any of the tier's dimensions."""
 
     dimensions: tuple[str, ...]
     max_incidents: int
@@ -58,6 +62,7 @@ class SegmentedMix:
     benign_kinds: tuple[str, ...] | None = None
     decoy_ratio: float = 1.0
     magnitude_scale: float = 1.0
+    segment_credit: Literal["table", "overlap"] = "table"
 
 
 @dataclass(frozen=True)
@@ -90,6 +95,11 @@ class Tier:
     def dimensions(self) -> tuple[str, ...]:
         """The dimensions traffic is split along (none: one aggregate funnel)."""
         return () if self.segmented is None else self.segmented.dimensions
+
+    @property
+    def segment_credit(self) -> Literal["table", "overlap"] | None:
+        """How a report row's segment is credited (None: the tier has no segments)."""
+        return None if self.segmented is None else self.segmented.segment_credit
 
     @property
     def max_incidents(self) -> int:
@@ -147,5 +157,5 @@ TIERS = TierCatalog(
     Tier("deep", window_days=56, default_density=0.08, count_range=(3, 6), perturbed_per_weekday=3,
          calibration_seed_base=50_000, listed=False,
          segmented=SegmentedMix(dimensions=("platform", "country_wide", "app_version", "channel", "user_type"),
-                                max_incidents=8)),
+                                max_incidents=8, segment_credit="overlap")),
 )

@@ -24,12 +24,14 @@ from metric_tracker_rl.catalog import (
     ENTITY_NAMES,
     ENTITY_VALUE_DEFINITIONS,
     GRADING_RULE,
+    OVERLAP_CREDIT_RULE,
     SEVERITY_RULE,
     incident_count_statement,
 )
 from metric_tracker_rl.metrics import COLUMN_INDEX, nanmedian_last_axis, safe_ratio
 from metric_tracker_rl.plain_types import MetricSubmissionRow
 from metric_tracker_rl.public import PublicEpisode
+from metric_tracker_rl.tiers import TIERS
 from metric_tracker_rl.validation import describe_validation_error, validate_rows
 
 
@@ -50,6 +52,15 @@ def metric_series(episode: PublicEpisode, metric: str) -> tuple[str, np.ndarray,
     return entity_type, episode.panel.values[k], k
 
 
+def grading_rule(difficulty: str) -> str:
+    """The grading rule a model reads: at a tier that credits segments by overlap (deep), with that credit."""
+    tier = TIERS.get(difficulty)
+    if tier is None or tier.segment_credit != "overlap":
+        return GRADING_RULE
+    return f"{GRADING_RULE} At {difficulty} every row may name a segment, and its quality is multiplied by its " \
+           f"segment credit. {OVERLAP_CREDIT_RULE}"
+
+
 @register_tool("task_overview", "The rules the brief leaves out: what each entity's values mean, baseline, "
                "severity, grading.", NoArgs)
 def task_overview(episode: PublicEpisode, args: NoArgs) -> dict[str, Any]:
@@ -61,7 +72,7 @@ def task_overview(episode: PublicEpisode, args: NoArgs) -> dict[str, Any]:
         "row_fields": list(MetricSubmissionRow.model_fields),
         "baseline_rule": BASELINE_RULE,
         "severity_rule": SEVERITY_RULE,
-        "grading": GRADING_RULE,
+        "grading": grading_rule(str(episode.task["config"].get("difficulty", ""))),
         "incidents": incident_count_statement(episode.task["config"]),
         "annotation_count": len(episode.annotations),
     }
