@@ -23,11 +23,20 @@ read back from that segment's final data with the published baseline rule (metri
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
+from metric_tracker_rl.anomalies.base import draw_window
 from metric_tracker_rl.catalog import FRONTIER_WINDOW_DAYS
+from metric_tracker_rl.context import (
+    PARTNER_NOTICE_STATUS,
+    ContextRow,
+    ContextTables,
+    Holiday,
+    PartnerNotice,
+    partner_of,
+)
 from metric_tracker_rl.funnel import (
     HOURS,
     N_EVENTS,
@@ -56,7 +65,9 @@ from metric_tracker_rl.segments import (
     LEAF_RATE_SIGMA,
     LEAF_SHARE_SIGMA,
     MOBILE_PLATFORMS,
+    PLATFORMS,
     ROLLOUT_STAGES,
+    CellLayout,
     LeafSplit,
     Release,
     SegmentedData,
@@ -274,6 +285,30 @@ def decoy_count(decoy_ratio: float, incidents: int) -> int:
     return 0 if decoy_ratio == 0 else max(2, round(decoy_ratio * incidents))
 
 
+# A context tier's partner status log also holds notices that match no incident: this many per episode, inclusive.
+EMPTY_NOTICES = (1, 3)
+
+
+def context_tables(incidents: list[SegmentIncident], fluctuations: list[SegmentFluctuation],
+                   dates: tuple[str, ...], layout: CellLayout, key: EpisodeKey) -> ContextTables:
+    """The context rows the kinds placed, the calendar's holidays (every country), and partner notices on dates
+    and countries no incident touches, with the same status as every other notice (stream "context-notices")."""
+    rows: list[ContextRow] = [row for placed in (*incidents, *fluctuations) for row in placed.context]
+    rows += [Holiday(dates[day], None, name) for day, name in holiday_days(len(dates)).items()]
+    touched = {(i.record.day, i.segment.country) for i in incidents}
+    rng = derive_rng(key, "context-notices")
+    for _ in range(int(rng.integers(EMPTY_NOTICES[0], EMPTY_NOTICES[1] + 1))):
+        day, country = int(rng.integers(len(dates) - 1)), pick(layout.values_of("country"), rng)
+        if (day, country) in touched or (day, None) in touched:
+            continue
+        # As long and as placed as a partner's payment failure: a notice's hours say nothing of its effect.
+        low, high = INCIDENT_KIND_REGISTRY["partner_payment_failure"].magnitude_range
+        start, end = draw_window(rng, int(rng.integers(round(low), round(high) + 1)), earliest=9, latest_end=22)
+        rows.append(PartnerNotice(partner_of(country), pick((*PLATFORMS, None), rng), country, dates[day], start,
+                                  end, PARTNER_NOTICE_STATUS))
+    return ContextTables.of(rows)
+
+
 def build_world(config: EpisodeConfig) -> FrontierWorld:
     """A segmented tier's episode: its data, its injected incidents, its benign fluctuations and its calendar
     notes, as its tier config (tiers.py) sets them."""
@@ -307,6 +342,8 @@ def build_world(config: EpisodeConfig) -> FrontierWorld:
             fluctuations.append(fluctuation)
     data = draw_segmented_counts(plan, key)
     dates = window_calendar(plan.num_days).iso_dates
+    if tier.segmented.context:
+        data = replace(data, context=context_tables(incidents, fluctuations, dates, plan.layout, key))
     notes = [Annotation(dates[day], "public_holiday", f"Public holiday ({name}): lower traffic with a weekend-like "
                         "daily pattern.") for day, name in holiday_days(plan.num_days).items()]
     for release in plan.releases:

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from metric_tracker_rl.catalog import CONVERSION_METRICS, COUNT_COLUMNS, FRONTIER_WINDOW_DAYS
+from metric_tracker_rl.context import ContextTables
 from metric_tracker_rl.funnel import HOURS, WINDOW_START, FunnelData, window_calendar
 from metric_tracker_rl.sql_columns import Labels, SqlTable
 from metric_tracker_rl.tiers import TIERS
@@ -341,7 +342,8 @@ def holiday_days(num_days: int = FRONTIER_WINDOW_DAYS) -> dict[int, str]:
 @dataclass(frozen=True)
 class SegmentedData:
     """The public counts of every cell: hourly (S, D, 24, 5), daily (S, D, 5), and the release schedule; at a tier
-    with daily-only dimensions also `leaf_daily` (S x K, D, 5), each cell's days split along `split`."""
+    with daily-only dimensions also `leaf_daily` (S x K, D, 5), each cell's days split along `split`; at a tier
+    with context (deep) also its context tables."""
 
     layout: CellLayout
     releases: tuple[Release, ...]
@@ -349,6 +351,7 @@ class SegmentedData:
     daily: np.ndarray = field(init=False)
     split: LeafSplit | None = None
     leaf_daily: np.ndarray | None = None
+    context: ContextTables | None = None  # at a tier with context (deep): its context tables
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "daily", self.hourly.sum(axis=2))
@@ -477,7 +480,10 @@ class SegmentedData:
             "rollout_start": np.array([row["rollout_start"] for row in rows], dtype="datetime64[D]"),
             "date": np.array([row["date"] for row in rows], dtype="datetime64[D]"),
             "rollout_share": np.array([row["rollout_share"] for row in rows], dtype=float)}
-        return {"daily_by_segment": daily, "hourly_by_segment": hourly, "releases": releases}
+        tables = {"daily_by_segment": daily, "hourly_by_segment": hourly, "releases": releases}
+        if self.context is not None:  # a tier with context (deep): its other context tables
+            tables.update(self.context.sql_tables())
+        return tables
 
     def _cell_columns(self) -> tuple[tuple[str, ...], ...]:
         return self.layout.platforms, self.layout.countries, self.layout.versions

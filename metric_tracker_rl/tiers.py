@@ -50,7 +50,9 @@ class SegmentedMix:
     `benign_kinds`: the registered kinds the tier draws from (None: every registered one), incidents in a shuffled
     cycle, look-alikes uniformly. `decoy_ratio`: benign look-alikes per incident by default (a reset may set
     another). `magnitude_scale`: every kind's default magnitude range times this. `max_incidents`: the most a reset
-    may ask for (persistent incidents cover several dates each)."""
+    may ask for (persistent incidents cover several dates each). `context`: the episode has context tables
+    (metric_tracker_rl/context.py), and the kinds that need them may be drawn; `note_share`: the share of the
+    incidents a context note can explain that get one (payment incidents in the partner status log)."""
 
     dimensions: tuple[str, ...]
     max_incidents: int
@@ -58,6 +60,8 @@ class SegmentedMix:
     benign_kinds: tuple[str, ...] | None = None
     decoy_ratio: float = 1.0
     magnitude_scale: float = 1.0
+    context: bool = False
+    note_share: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -141,11 +145,15 @@ TIERS = TierCatalog(
     # Eight weeks: a same-weekday baseline has seven peers, so three perturbed dates on a weekday leave it clean.
     Tier("frontier", window_days=56, default_density=0.08, count_range=(3, 6), perturbed_per_weekday=3,
          calibration_seed_base=40_000,
-         segmented=SegmentedMix(dimensions=("platform", "country", "app_version"), max_incidents=8)),
-    # Five dimensions: eight countries, and each cell's days split by acquisition channel and user type. Today's
-    # kinds; not yet listed (issue 37 builds its root causes, context and calibration on it).
+         # Its kinds named, so that a kind registered later (deep's context kinds) leaves its episodes as they are.
+         segmented=SegmentedMix(dimensions=("platform", "country", "app_version"), max_incidents=8,
+                                incident_kinds=("release_regression", "payment_failure", "web_tracking_bug",
+                                                "country_bots", "segment_outage", "level_shift"),
+                                benign_kinds=("mix_shift", "segment_demand_swing", "segment_timing_shift"))),
+    # Five dimensions: eight countries, and each cell's days split by acquisition channel and user type; context
+    # tables and every registered kind. Not yet listed (issue 37 builds its root causes and calibration on it).
     Tier("deep", window_days=56, default_density=0.08, count_range=(3, 6), perturbed_per_weekday=3,
          calibration_seed_base=50_000, listed=False,
          segmented=SegmentedMix(dimensions=("platform", "country_wide", "app_version", "channel", "user_type"),
-                                max_incidents=8)),
+                                max_incidents=8, context=True, note_share=0.5)),
 )

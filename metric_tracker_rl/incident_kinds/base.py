@@ -19,6 +19,7 @@ import numpy as np
 from metric_tracker_rl.anomalies import InjectionRecord
 from metric_tracker_rl.anomalies.base import EntityKey
 from metric_tracker_rl.catalog import ENTITY_NAMES
+from metric_tracker_rl.context import ContextRow
 from metric_tracker_rl.families import PUBLISHED_FAMILIES
 from metric_tracker_rl.segment_plan import SegmentWorld
 from metric_tracker_rl.segments import Segment
@@ -31,6 +32,7 @@ class SegmentIncident:
     kind: str
     record: InjectionRecord
     segment: Segment
+    context: tuple[ContextRow, ...] = ()  # the public context rows it brings (deep), e.g. a partner notice
 
 
 @dataclass(frozen=True)
@@ -43,6 +45,7 @@ class SegmentFluctuation:
     segment: Segment
     description: str
     keeps_conversion: bool = True
+    context: tuple[ContextRow, ...] = ()  # the public context rows it brings (deep), e.g. a campaign
 
 
 class _Kind(ABC):
@@ -54,6 +57,7 @@ class _Kind(ABC):
     magnitude_meaning: str
     magnitude_range: tuple[float, float]  # at magnitude scale 1 (the kind's default)
     magnitude_bounds: tuple[float, float]  # what the mechanism accepts: a scaled range is clipped to it
+    needs_context = False  # it writes context tables: only a tier with context draws it (tiers.SegmentedMix)
 
     def magnitude_range_at(self, scale: float) -> tuple[float, float]:
         """The range a tier with this magnitude scale draws from (the default range at scale 1)."""
@@ -110,9 +114,10 @@ class BenignKind(_Kind):
 
     keeps_conversion: bool = True  # every cell's own conversion over the day is unchanged
 
-    @abstractmethod
     def apply(self, world: SegmentWorld, day: int, rng: np.random.Generator) -> tuple[Segment, str]:
-        """Edit the plan on `day`; the segment it changed and a description of the change."""
+        """Edit the plan on `day`; the segment it changed and a description of the change. A kind whose change
+        spans several dates overrides `place` instead."""
+        raise NotImplementedError(f"{self.name} places itself (see its place)")
 
     def place(self, world: SegmentWorld, rng: np.random.Generator) -> SegmentFluctuation | None:
         """Take one date from the calendar and apply the change on it; None when the calendar has no room."""

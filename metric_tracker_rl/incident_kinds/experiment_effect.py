@@ -1,0 +1,100 @@
+"""Benign: an experiment changes the step it targets in its treatment arm (a cuboid of one to three dimensions)
+for as long as it runs, as intended; the experiments table lists it. Also the draw of an experiment, which
+experiment_breakage shares."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from metric_tracker_rl.catalog import FUNNEL_STEPS
+from metric_tracker_rl.context import Experiment
+from metric_tracker_rl.funnel import window_calendar
+from metric_tracker_rl.incident_kinds.base import BenignKind, SegmentFluctuation, register_benign_kind
+from metric_tracker_rl.incident_kinds.leaf_edits import scale_leaf_step
+from metric_tracker_rl.segment_plan import SegmentWorld, pick
+from metric_tracker_rl.segments import PLATFORMS, Segment
+
+RUN_DAYS = (3, 7)  # dates an experiment runs, inclusive
+TARGET_STEPS = (1, 2)  # the cart and the checkout: the steps a product experiment changes (room to rise)
+INTENDED_EFFECT = (0.1, 0.3)  # relative change of the targeted step, either way
+
+
+@dataclass(frozen=True)
+class DrawnExperiment:
+    row: Experiment
+    arm: Segment
+    days: list[int]
+    target_step: int
+    effect: float  # relative change of the targeted step in the arm
+
+
+def experiment_arm(world: SegmentWorld, rng: np.random.Generator, cells_only: bool) -> Segment:
+    """A treatment arm: a platform or a country, crossed with a channel or a user type (or, `cells_only`, with the
+    other cell dimension), so it names one or two dimensions."""
+    countries = world.plan.layout.values_of("country")
+    first = pick((Segment(platform=pick(PLATFORMS, rng)), Segment(country=pick(countries, rng))), rng)
+    if cells_only:
+        other = (Segment(country=pick(countries, rng)) if first.platform is not None
+                 else Segment(platform=pick(PLATFORMS, rng)))
+    else:
+        split = world.plan.split
+        assert split is not None, "an experiment on a channel or user type needs the leaves"
+        dimension = pick(split.dimensions, rng)
+        other = Segment(**{dimension.field: pick(dimension.values, rng)})
+    return Segment(**{**first.named(), **other.named()})
+
+
+def draw_experiment(world: SegmentWorld, rng: np.random.Generator, cells_only: bool = False
+                    ) -> DrawnExperiment | None:
+    """An experiment's arm, dates (taken from the calendar), targeted step and intended effect; None when the
+    calendar has no room."""
+    days = world.calendar.draw_run(rng, RUN_DAYS)
+    if not days:
+        return None
+    arm = experiment_arm(world, rng, cells_only)
+    step = pick(TARGET_STEPS, rng)
+    effect = float(rng.uniform(*INTENDED_EFFECT)) * (1 if rng.random() < 0.5 else -1)
+    dates = window_calendar(world.plan.num_days).iso_dates
+    row = Experiment(f"exp_{int(rng.integers(1000, 10000))}", arm.platform, arm.country, arm.channel, arm.user_type,
+                     FUNNEL_STEPS[step], dates[days[0]], dates[days[-1]])
+    return DrawnExperiment(row, arm, days, step, effect)
+
+
+def apply_intended_effect(world: SegmentWorld, experiment: DrawnExperiment) -> None:
+    for day in experiment.days:
+        if experiment.arm.names_daily_field:
+            scale_leaf_step(world, experiment.arm, day, experiment.target_step, 1.0 + experiment.effect)
+        else:
+            step_rates = world.plan.step_rates
+            cells = world.plan.cells(experiment.arm)
+            step_rates[cells, day, :, experiment.target_step] = np.minimum(
+                step_rates[cells, day, :, experiment.target_step] * (1.0 + experiment.effect), 0.97)
+
+
+class ExperimentEffect(BenignKind):
+    name = "experiment_effect"
+    segment_meaning = "an experiment's treatment arm (a platform or country, with a channel or user type)"
+    magnitude_meaning = "relative change of the targeted step, either way"
+    magnitude_range = INTENDED_EFFECT
+    description = (f"its targeted step (cart or checkout) converts {100 * INTENDED_EFFECT[0]:.0f}-"
+                   f"{INTENDED_EFFECT[1]:.0%} better or worse while it runs ({RUN_DAYS[0]}-{RUN_DAYS[1]} dates); "
+                   "the experiments table lists it")
+    magnitude_bounds = (0.0, 0.5)
+    keeps_conversion = False
+    needs_context = True
+
+    def place(self, world: SegmentWorld, rng: np.random.Generator) -> SegmentFluctuation | None:
+        experiment = draw_experiment(world, rng)
+        if experiment is None:
+            return None
+        apply_intended_effect(world, experiment)
+        row = experiment.row
+        return SegmentFluctuation(
+            self.name, experiment.days[0], experiment.arm,
+            f"experiment {row.experiment} changes {row.target_step} by {experiment.effect:+.0%} in its arm from "
+            f"{row.start_date} to {row.end_date}, as intended", self.keeps_conversion, (row,))
+
+
+register_benign_kind(ExperimentEffect())

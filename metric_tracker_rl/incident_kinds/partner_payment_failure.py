@@ -1,0 +1,54 @@
+"""Payments fail for a block of hours in one country (on one platform or all) at a payment partner; the partner
+status log carries a notice with those hours for a share of them (the tier's `note_share`)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+
+from metric_tracker_rl.context import PARTNER_NOTICE_STATUS, PartnerNotice, partner_of
+from metric_tracker_rl.funnel import window_calendar
+from metric_tracker_rl.incident_kinds.base import IncidentKind, SegmentIncident, register_incident_kind
+from metric_tracker_rl.segment_plan import SegmentWorld, pick
+from metric_tracker_rl.segments import PLATFORMS, Segment
+from metric_tracker_rl.tiers import TIERS
+
+
+class PartnerPaymentFailure(IncidentKind):
+    name = "partner_payment_failure"
+    family = "funnel_break"
+    entity_names = ("order_placed_to_payment_successful",)
+    segment_meaning = "one country, on one platform or all"
+    magnitude_meaning = "hours in which payments nearly stop"
+    magnitude_range = (3.0, 7.0)
+    description = (f"a block of {magnitude_range[0]:.0f}-{magnitude_range[1]:.0f} hours; the partner status log "
+                   "has a notice with its hours for some")
+    magnitude_bounds = (1.0, 13.0)  # the funnel break's window fits 09:00 to 22:00
+    needs_context = True
+
+    def draw_magnitude(self, world: SegmentWorld, rng: np.random.Generator) -> float:
+        """A whole number of hours."""
+        low, high = self.magnitude_range_at(world.magnitude_scale)
+        return float(rng.integers(round(low), round(high) + 1))
+
+    def place(self, world: SegmentWorld, stream: str, rng: np.random.Generator) -> list[SegmentIncident]:
+        day = world.calendar.draw(rng)
+        if day is None:
+            return []
+        country = pick(world.plan.layout.values_of("country"), rng)
+        platform = pick((*PLATFORMS, None), rng)
+        segment = Segment(platform, country)
+        hours = self.draw_magnitude(world, rng)
+        [incident] = self.over_dates(world, segment, [day], self.entity_names[0], hours, stream,
+                                     f"payment partner {partner_of(country)} fails")
+        mix = TIERS[world.tier].segmented
+        if mix is not None and rng.random() < mix.note_share:
+            start, end = incident.record.hours
+            notice = PartnerNotice(partner_of(country), platform, country, window_calendar(world.plan.num_days)
+                                   .iso_dates[day], start, end, PARTNER_NOTICE_STATUS)
+            incident = replace(incident, context=(notice,))
+        return [incident]
+
+
+register_incident_kind(PartnerPaymentFailure())
