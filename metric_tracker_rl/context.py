@@ -25,15 +25,16 @@ from metric_tracker_rl.sql_columns import SqlTable
 
 # The tables get_context reads and the SQL tool holds, in publication order (releases are SegmentedData's).
 CONTEXT_TABLES: tuple[str, ...] = ("experiments", "campaigns", "holidays", "releases", "partner_status")
-# What each table holds, in a sentence (the brief and docs/data.md publish these).
+# How a model reads them, and what each table holds (the brief publishes these).
+CONTEXT_READING = ("get_context(table) shows one; the query tool holds each under the same name and columns. A "
+                   "null field covers every value of its dimension")
 CONTEXT_MEANINGS: dict[str, str] = {
-    "experiments": "each experiment's treatment arm (the fields it names; an empty field: every value), the "
-                   "funnel step its change targets, and its first and last dates. Its intended effect on that step "
-                   "in that arm is not an incident; a step it does not target breaking in its arm is one",
+    "experiments": "each experiment's treatment arm (the fields it names), the funnel step its change targets, "
+                   "and its first and last dates. Its intended effect on that step in that arm is not an incident; "
+                   "a step it does not target breaking in its arm is one",
     "campaigns": "marketing campaigns by channel and country and their dates: they bring more, lower-intent "
                  "traffic from that channel in that country, whose own conversion stays as it was",
-    "holidays": "public holidays by country (an empty country: every country): lower traffic with a weekend-like "
-                "daily pattern in that country",
+    "holidays": "public holidays by country: lower traffic with a weekend-like daily pattern in that country",
     "releases": "each mobile release's rollout share of its platform's users by date",
     "partner_status": "the payment partners' status notices by platform and country, with their hours (end "
                       "exclusive): some match a payment incident, some matched nothing, and some payment incidents "

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from metric_tracker_rl.catalog import CONVERSION_METRICS, COUNT_COLUMNS, FRONTIER_WINDOW_DAYS
-from metric_tracker_rl.context import ContextTables
+from metric_tracker_rl.context import CONTEXT_MEANINGS, CONTEXT_READING, ContextTables
 from metric_tracker_rl.funnel import HOURS, WINDOW_START, FunnelData, window_calendar
 from metric_tracker_rl.sql_columns import Labels, SqlTable
 from metric_tracker_rl.tiers import TIERS
@@ -523,9 +523,24 @@ BENIGN_AT_FRONTIER = (
 )
 
 
+BENIGN_WITH_CONTEXT = (
+    " With context tables (deep), also benign: an experiment's intended effect on the step it targets in its arm, "
+    "a campaign's extra low-intent traffic in its channel and country, and a country's holiday; they are listed "
+    "there, not annotated."
+)
+
+
+def benign_brief(difficulty: str) -> str:
+    """What a segmented tier's brief says of its benign changes: frontier's, and at a tier with context the kinds
+    its context tables list."""
+    mix = TIERS[difficulty].segmented
+    return BENIGN_AT_FRONTIER + (BENIGN_WITH_CONTEXT if mix is not None and mix.context else "")
+
+
 def frontier_brief(difficulty: str = "frontier") -> dict[str, object]:
     """What the brief publishes about the segmented world of a segmented tier (the same for every episode of it)."""
-    world = world_of(TIERS[difficulty].dimensions)
+    tier = TIERS[difficulty]
+    world = world_of(tier.dimensions)
     versions = (f"{WEB_VERSION} on web; on ios and android the version live at the window's start and "
                 f"{RELEASES_PER_PLATFORM} releases per platform (get_releases)")
     if not world.daily:
@@ -551,4 +566,15 @@ def frontier_brief(difficulty: str = "frontier") -> dict[str, object]:
         "releases": RELEASE_MEANING,
         "reporting": SEGMENT_REPORTING.replace("At frontier", f"At {difficulty}").replace(
             "platform, country and/or app_version", f"platform, country, app_version, {', '.join(daily)}"),
+        **({"context_tables": context_brief()} if tier.segmented is not None and tier.segmented.context else {}),
     }
+
+
+def context_brief() -> dict[str, str]:
+    """Each context table a model reads (get_context, or the query tool under the same name): its columns, read
+    off the tables of an empty episode, and what it holds."""
+    empty = SegmentedData(CellLayout((), (), ()), (), np.zeros((0, 0, HOURS, len(COUNT_COLUMNS)), dtype=np.int64),
+                          context=ContextTables())
+    tables = empty.sql_tables()
+    return {"reading": CONTEXT_READING,
+            **{name: f"({', '.join(tables[name])}): {meaning}" for name, meaning in CONTEXT_MEANINGS.items()}}

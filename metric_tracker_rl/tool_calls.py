@@ -45,7 +45,7 @@ from metric_tracker_rl.models import (
     MetricTrackerRlObservation,
     PayloadGeneratorMethod,
 )
-from metric_tracker_rl.segments import BENIGN_AT_FRONTIER, RELEASE_MEANING, SEGMENT_FIELDS, frontier_brief
+from metric_tracker_rl.segments import RELEASE_MEANING, SEGMENT_FIELDS, benign_brief, frontier_brief
 from metric_tracker_rl.validation import describe_validation_error
 
 SUBMIT_REPORT = "submit_report"
@@ -359,7 +359,7 @@ def brief_data(observation: MetricTrackerRlObservation) -> dict[str, Any]:
     if difficulty in SEGMENTED_DIFFICULTIES:
         # No magnitude is published at frontier: the other tiers' ranges would be a threshold to read off.
         shown["families"] = [{k: v for k, v in family.items() if k not in WINDOW_DAYS} for family in families]
-        shown["benign_fluctuations"] = BENIGN_AT_FRONTIER
+        shown["benign_fluctuations"] = benign_brief(difficulty)
         shown["segments"] = frontier_brief(difficulty)
     return shown
 

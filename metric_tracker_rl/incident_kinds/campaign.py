@@ -9,7 +9,6 @@ import numpy as np
 from metric_tracker_rl.context import Campaign
 from metric_tracker_rl.funnel import window_calendar
 from metric_tracker_rl.incident_kinds.base import BenignKind, SegmentFluctuation, register_benign_kind
-from metric_tracker_rl.incident_kinds.leaf_edits import scale_leaf_traffic
 from metric_tracker_rl.segment_plan import SegmentWorld, pick
 from metric_tracker_rl.segments import Segment
 
@@ -36,7 +35,7 @@ class MarketingCampaign(BenignKind):
                           channel=pick(CAMPAIGN_CHANNELS, rng))
         lift = self.draw_magnitude(world, rng)
         for day in days:
-            scale_leaf_traffic(world, segment, day, 1.0 + lift)
+            world.scale_traffic(segment, day, 1.0 + lift)
         dates = window_calendar(world.plan.num_days).iso_dates
         assert segment.channel is not None and segment.country is not None
         row = Campaign(f"cmp_{int(rng.integers(1000, 10000))}", segment.channel, segment.country, dates[days[0]],

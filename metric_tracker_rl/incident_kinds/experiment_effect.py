@@ -12,7 +12,6 @@ from metric_tracker_rl.catalog import FUNNEL_STEPS
 from metric_tracker_rl.context import Experiment
 from metric_tracker_rl.funnel import window_calendar
 from metric_tracker_rl.incident_kinds.base import BenignKind, SegmentFluctuation, register_benign_kind
-from metric_tracker_rl.incident_kinds.leaf_edits import scale_leaf_step
 from metric_tracker_rl.segment_plan import SegmentWorld, pick
 from metric_tracker_rl.segments import PLATFORMS, Segment
 
@@ -64,13 +63,7 @@ def draw_experiment(world: SegmentWorld, rng: np.random.Generator, cells_only: b
 
 def apply_intended_effect(world: SegmentWorld, experiment: DrawnExperiment) -> None:
     for day in experiment.days:
-        if experiment.arm.names_daily_field:
-            scale_leaf_step(world, experiment.arm, day, experiment.target_step, 1.0 + experiment.effect)
-        else:
-            step_rates = world.plan.step_rates
-            cells = world.plan.cells(experiment.arm)
-            step_rates[cells, day, :, experiment.target_step] = np.minimum(
-                step_rates[cells, day, :, experiment.target_step] * (1.0 + experiment.effect), 0.97)
+        world.scale_step(experiment.arm, day, experiment.target_step, 1.0 + experiment.effect)
 
 
 class ExperimentEffect(BenignKind):
