@@ -55,9 +55,15 @@ NULL_SEEDS = range(12)  # null episodes with two look-alikes each: every benign 
 # --- the registries ----------------------------------------------------------------------------------------------
 
 def test_the_lists_of_kinds_derive_from_the_registries() -> None:
-    assert FRONTIER_INCIDENT_KINDS == tuple(INCIDENT_KIND_REGISTRY) == incident_kinds_of(TIERS["frontier"])
+    # Frontier names the kinds that need no context tables (so kinds registered later leave its episodes alone);
+    # deep names none and draws every registered kind.
+    plain = tuple(name for name, kind in INCIDENT_KIND_REGISTRY.items() if not kind.needs_context)
+    assert FRONTIER_INCIDENT_KINDS == plain == incident_kinds_of(TIERS["frontier"])
+    assert incident_kinds_of(TIERS["deep"]) == tuple(INCIDENT_KIND_REGISTRY)
     assert {name: kind.family for name, kind in INCIDENT_KIND_REGISTRY.items()} == KIND_FAMILY
-    assert benign_kinds_of(TIERS["frontier"]) == tuple(BENIGN_KIND_REGISTRY)
+    plain_benign = tuple(name for name, kind in BENIGN_KIND_REGISTRY.items() if not kind.needs_context)
+    assert benign_kinds_of(TIERS["frontier"]) == plain_benign
+    assert benign_kinds_of(TIERS["deep"]) == tuple(BENIGN_KIND_REGISTRY)
     assert set(INCIDENT_KIND_REGISTRY).isdisjoint(BENIGN_KIND_REGISTRY)
 
 
@@ -135,6 +141,10 @@ def test_a_tier_is_checked_against_the_registries() -> None:
     unknown = replace(frontier, name="summit", segmented=replace(frontier.segmented, incident_kinds=("meteor",)))
     with pytest.raises(ValueError, match="tier 'summit' names unregistered incident kinds: \\['meteor'\\]"):
         check_tiers(TierCatalog(unknown))
+    # A kind that writes context tables is drawn only at a tier that has them.
+    contextless = replace(frontier, name="plain", segmented=replace(frontier.segmented, incident_kinds=None))
+    with pytest.raises(ValueError, match="tier 'plain' has no context tables for .*'partner_payment_failure'"):
+        check_tiers(TierCatalog(contextless))
     with pytest.raises(ValueError, match="exactly one of an aggregate and a segmented mix"):
         Tier("both", 28, 0.1, None, 2, 0, aggregate=AggregateMix(), segmented=SegmentedMix(("platform",), 3))
     with pytest.raises(ValueError, match="used twice"):

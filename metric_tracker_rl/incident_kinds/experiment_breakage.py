@@ -17,7 +17,7 @@ class ExperimentBreakage(IncidentKind):
     name = "experiment_breakage"
     family = "rate_drop_from_median"
     entity_names = FUNNEL_STEPS
-    segment_meaning = "an experiment's treatment arm (today: a platform and a country)"
+    segment_meaning = "an experiment's treatment arm (a platform and a country)"
     magnitude_meaning = "relative fall of the step it does not target, in its arm"
     magnitude_range = (0.25, 0.5)
     description = (f"a step it does not target falls in its arm on every date it runs ({RUN_DAYS[0]}-{RUN_DAYS[1]}, "
