@@ -34,8 +34,8 @@ class ExperimentBreakage(IncidentKind):
         broken = pick([step for step in FUNNEL_STEPS if step != experiment.row.target_step], rng)
         magnitude = self.draw_magnitude(world, rng)
         incidents = self.over_dates(world, experiment.arm, experiment.days, broken, magnitude, stream,
-                                    f"experiment {experiment.row.experiment} (targets {experiment.row.target_step}) "
-                                    f"breaks {broken} in its arm")
+                                    f"experiment {experiment.row.experiment} (changes {experiment.row.target_step} by "
+                                    f"{experiment.effect:+.0%} as intended) breaks {broken} in its arm")
         return [replace(incident, context=(experiment.row,)) if i == 0 else incident
                 for i, incident in enumerate(incidents)]
 
