@@ -26,9 +26,9 @@ from metric_tracker_rl.validation import check_choice
 
 NO_SEGMENTS = ("this episode's funnel has no segments (only difficulty frontier has); use the aggregate tools")
 METRICS = (*COUNT_COLUMNS, *CONVERSION_METRIC_NAMES)
-# They answer only where the episode has segments.
 NO_CONTEXT = "this episode has no context tables (difficulty deep has); releases: get_releases"
-SEGMENT_TOOL_NAMES = ("get_releases", "compare_segments", "get_context")
+SEGMENT_TOOL_NAMES = ("get_releases", "compare_segments")  # they answer only where the episode has segments
+CONTEXT_TOOL_NAMES = ("get_context",)  # it answers only where the episode has context tables (deep)
 # The rows a context table shows at most: every table of an episode fits (the schemas' budget has no room for
 # an offset), and the query tool reads any table in full.
 CONTEXT_PAGE_ROWS = 120
