@@ -57,6 +57,7 @@ from metric_tracker_rl.incident_kinds import (
     benign_kinds_of,
     incident_kinds_of,
 )
+from metric_tracker_rl.incident_kinds.partner_payment_failure import partner_segments
 from metric_tracker_rl.public import Annotation
 from metric_tracker_rl.seeding import EpisodeKey, derive_rng
 from metric_tracker_rl.segment_plan import Calendar, SegmentedPlan, SegmentWorld, pick
@@ -65,9 +66,7 @@ from metric_tracker_rl.segments import (
     LEAF_RATE_SIGMA,
     LEAF_SHARE_SIGMA,
     MOBILE_PLATFORMS,
-    PLATFORMS,
     ROLLOUT_STAGES,
-    CellLayout,
     LeafSplit,
     Release,
     SegmentedData,
@@ -289,22 +288,24 @@ def decoy_count(decoy_ratio: float, incidents: int) -> int:
 EMPTY_NOTICES = (1, 3)
 
 
-def context_tables(incidents: list[SegmentIncident], fluctuations: list[SegmentFluctuation],
-                   dates: tuple[str, ...], layout: CellLayout, key: EpisodeKey) -> ContextTables:
+def context_tables(world: SegmentWorld, incidents: list[SegmentIncident], fluctuations: list[SegmentFluctuation],
+                   dates: tuple[str, ...]) -> ContextTables:
     """The context rows the kinds placed, the calendar's holidays (every country), and partner notices on dates
     and countries no incident touches, with the same status as every other notice (stream "context-notices")."""
     rows: list[ContextRow] = [row for placed in (*incidents, *fluctuations) for row in placed.context]
     rows += [Holiday(dates[day], None, name) for day, name in holiday_days(len(dates)).items()]
     touched = {(i.record.day, i.segment.country) for i in incidents}
-    rng = derive_rng(key, "context-notices")
+    rng = derive_rng(world.key, "context-notices")
+    places = partner_segments(world)
     for _ in range(int(rng.integers(EMPTY_NOTICES[0], EMPTY_NOTICES[1] + 1))):
-        day, country = int(rng.integers(len(dates) - 1)), pick(layout.values_of("country"), rng)
-        if (day, country) in touched or (day, None) in touched:
+        day, segment = int(rng.integers(len(dates) - 1)), pick(places, rng)
+        assert segment.country is not None
+        if (day, segment.country) in touched or (day, None) in touched:
             continue
-        # As long and as placed as a partner's payment failure: a notice's hours say nothing of its effect.
+        # As long, as placed and on the same segments as a partner's failure: a notice says nothing of its effect.
         low, high = INCIDENT_KIND_REGISTRY["partner_payment_failure"].magnitude_range
         start, end = draw_window(rng, int(rng.integers(round(low), round(high) + 1)), earliest=9, latest_end=22)
-        rows.append(PartnerNotice(partner_of(country), pick((*PLATFORMS, None), rng), country, dates[day], start,
+        rows.append(PartnerNotice(partner_of(segment.country), segment.platform, segment.country, dates[day], start,
                                   end, PARTNER_NOTICE_STATUS))
     return ContextTables.of(rows)
 
@@ -343,7 +344,7 @@ def build_world(config: EpisodeConfig) -> FrontierWorld:
     data = draw_segmented_counts(plan, key)
     dates = window_calendar(plan.num_days).iso_dates
     if tier.segmented.context:
-        data = replace(data, context=context_tables(incidents, fluctuations, dates, plan.layout, key))
+        data = replace(data, context=context_tables(world, incidents, fluctuations, dates))
     notes = [Annotation(dates[day], "public_holiday", f"Public holiday ({name}): lower traffic with a weekend-like "
                         "daily pattern.") for day, name in holiday_days(plan.num_days).items()]
     for release in plan.releases:

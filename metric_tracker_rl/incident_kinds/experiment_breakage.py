@@ -17,9 +17,9 @@ class ExperimentBreakage(IncidentKind):
     name = "experiment_breakage"
     family = "rate_drop_from_median"
     entity_names = FUNNEL_STEPS
-    segment_meaning = "an experiment's treatment arm (a platform and a country)"
+    segment_meaning = "an experiment's treatment arm (a platform, a country or both, with 5% of the traffic)"
     magnitude_meaning = "relative fall of the step it does not target, in its arm"
-    magnitude_range = (0.25, 0.5)
+    magnitude_range = (0.35, 0.55)  # past any intended effect, so the broken step is the one that moved most
     description = (f"a step it does not target falls in its arm on every date it runs ({RUN_DAYS[0]}-{RUN_DAYS[1]}, "
                    "one row each); the experiments table lists the experiment")
     magnitude_bounds = (0.0, 0.95)

@@ -18,6 +18,7 @@ from metric_tracker_rl.segments import PLATFORMS, Segment
 RUN_DAYS = (3, 7)  # dates an experiment runs, inclusive
 TARGET_STEPS = (1, 2)  # the cart and the checkout: the steps a product experiment changes (room to rise)
 INTENDED_EFFECT = (0.1, 0.3)  # relative change of the targeted step, either way
+MIN_ARM_SHARE = 0.05  # an arm on the cells carries this share of all traffic at least
 
 
 @dataclass(frozen=True)
@@ -30,19 +31,21 @@ class DrawnExperiment:
 
 
 def experiment_arm(world: SegmentWorld, rng: np.random.Generator, cells_only: bool) -> Segment:
-    """A treatment arm: a platform or a country, crossed with a channel or a user type (or, `cells_only`, with the
-    other cell dimension), so it names one or two dimensions."""
+    """A treatment arm. On the leaves: a platform or a country crossed with a channel or a user type. On the cells
+    (`cells_only`): a platform, a country, or a platform in a country, that carries MIN_ARM_SHARE of the traffic
+    (so that a breakage in it shows at its own grain)."""
     countries = world.plan.layout.values_of("country")
-    first = pick((Segment(platform=pick(PLATFORMS, rng)), Segment(country=pick(countries, rng))), rng)
     if cells_only:
-        other = (Segment(country=pick(countries, rng)) if first.platform is not None
-                 else Segment(platform=pick(PLATFORMS, rng)))
-    else:
-        split = world.plan.split
-        assert split is not None, "an experiment on a channel or user type needs the leaves"
-        dimension = pick(split.dimensions, rng)
-        other = Segment(**{dimension.field: pick(dimension.values, rng)})
-    return Segment(**{**first.named(), **other.named()})
+        traffic = world.plan.traffic.sum(axis=(1, 2))
+        candidates = [*(Segment(platform=p) for p in PLATFORMS), *(Segment(country=c) for c in countries),
+                      *(Segment(p, c) for p in PLATFORMS for c in countries)]
+        return pick([s for s in candidates if traffic[world.plan.cells(s)].sum() >= MIN_ARM_SHARE * traffic.sum()],
+                    rng)
+    first = pick((Segment(platform=pick(PLATFORMS, rng)), Segment(country=pick(countries, rng))), rng)
+    split = world.plan.split
+    assert split is not None, "an experiment on a channel or user type needs the leaves"
+    dimension = pick(split.dimensions, rng)
+    return Segment(**{**first.named(), dimension.field: pick(dimension.values, rng)})
 
 
 def draw_experiment(world: SegmentWorld, rng: np.random.Generator, cells_only: bool = False

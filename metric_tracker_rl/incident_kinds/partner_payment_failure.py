@@ -14,12 +14,28 @@ from metric_tracker_rl.segment_plan import SegmentWorld, pick
 from metric_tracker_rl.segments import PLATFORMS, Segment
 from metric_tracker_rl.tiers import TIERS
 
+# A partner's segment carries this share of all traffic at least: in a smaller one, a few hours' break in the
+# afternoon lull is a handful of orders, which sampling alone moves as much.
+MIN_TRAFFIC_SHARE = 0.08
+
+
+def partner_segments(world: SegmentWorld) -> list[Segment]:
+    """Where a payment partner fails (and posts notices): a whole country, or one platform in it, that carries
+    MIN_TRAFFIC_SHARE of the traffic (so that a few hours' break shows at its own grain)."""
+    traffic = world.plan.traffic.sum(axis=(1, 2))
+    total = traffic.sum()
+    segments = []
+    for country in world.plan.layout.values_of("country"):
+        candidates = [Segment(country=country), *(Segment(platform, country) for platform in PLATFORMS)]
+        segments += [s for s in candidates if traffic[world.plan.cells(s)].sum() >= MIN_TRAFFIC_SHARE * total]
+    return segments
+
 
 class PartnerPaymentFailure(IncidentKind):
     name = "partner_payment_failure"
     family = "funnel_break"
     entity_names = ("order_placed_to_payment_successful",)
-    segment_meaning = "one country, on one platform or all"
+    segment_meaning = "one country, on all platforms or one, where that carries 8% of the traffic"
     magnitude_meaning = "hours in which payments nearly stop"
     magnitude_range = (3.0, 7.0)
     description = (f"a block of {magnitude_range[0]:.0f}-{magnitude_range[1]:.0f} hours; the partner status log "
@@ -36,9 +52,9 @@ class PartnerPaymentFailure(IncidentKind):
         day = world.calendar.draw(rng)
         if day is None:
             return []
-        country = pick(world.plan.layout.values_of("country"), rng)
-        platform = pick((*PLATFORMS, None), rng)
-        segment = Segment(platform, country)
+        segment = pick(partner_segments(world), rng)
+        platform, country = segment.platform, segment.country
+        assert country is not None
         hours = self.draw_magnitude(world, rng)
         [incident] = self.over_dates(world, segment, [day], self.entity_names[0], hours, stream,
                                      f"payment partner {partner_of(country)} fails")
