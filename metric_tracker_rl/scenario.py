@@ -309,14 +309,25 @@ FRONTIER_OBJECTIVE = (
     "lasts several dates is reported once per date. Some episodes contain no incident: then submit an empty report.")
 
 
+# What a tier with context tables says instead of "Holidays are annotated;".
+CONTEXT_OBJECTIVE = ("Context tables (get_context) list experiments, campaigns, holidays by country, releases and "
+                     "payment partners' notices. The calendar's holidays are annotated;")
+
+
 def segmented_objective(difficulty: str) -> str:
     """A segmented tier's objective: frontier's, naming the tier's own dimensions."""
-    fields = world_of(TIERS[difficulty].dimensions).fields
+    tier = TIERS[difficulty]
+    fields = world_of(tier.dimensions).fields
     if fields == CELL_FIELDS:
         return FRONTIER_OBJECTIVE
     named = [name.replace("_", " ") for name in fields]
-    return FRONTIER_OBJECTIVE.replace("platform, country and app version", f"{', '.join(named[:-1])} and {named[-1]}"
-                                      ).replace("platform / country / app_version", " / ".join(fields))
+    objective = FRONTIER_OBJECTIVE.replace(
+        "platform, country and app version", f"{', '.join(named[:-1])} and {named[-1]}").replace(
+        "platform / country / app_version", " / ".join(fields))
+    if tier.segmented is not None and tier.segmented.context:
+        objective = objective.replace("Holidays are annotated;", CONTEXT_OBJECTIVE)
+    return objective
+
 
 
 def _build_frontier_episode(config: EpisodeConfig) -> Episode:
