@@ -9,7 +9,8 @@ import numpy as np
 
 from metric_tracker_rl.context import PARTNER_NOTICE_STATUS, PartnerNotice, partner_of
 from metric_tracker_rl.funnel import window_calendar
-from metric_tracker_rl.incident_kinds.base import IncidentKind, SegmentIncident, register_incident_kind
+from metric_tracker_rl.incident_kinds.base import SegmentIncident, register_incident_kind
+from metric_tracker_rl.incident_kinds.payment_failure import PaymentFailure
 from metric_tracker_rl.segment_plan import SegmentWorld, pick
 from metric_tracker_rl.segments import PLATFORMS, Segment
 from metric_tracker_rl.tiers import TIERS
@@ -31,22 +32,14 @@ def partner_segments(world: SegmentWorld) -> list[Segment]:
     return segments
 
 
-class PartnerPaymentFailure(IncidentKind):
-    name = "partner_payment_failure"
-    family = "funnel_break"
-    entity_names = ("order_placed_to_payment_successful",)
-    segment_meaning = "one country, on all platforms or one, where that carries 8% of the traffic"
-    magnitude_meaning = "hours in which payments nearly stop"
-    magnitude_range = (3.0, 7.0)
-    description = (f"a block of {magnitude_range[0]:.0f}-{magnitude_range[1]:.0f} hours; the partner status log "
-                   "has a notice with its hours for some")
-    magnitude_bounds = (1.0, 13.0)  # the funnel break's window fits 09:00 to 22:00
-    needs_context = True
+class PartnerPaymentFailure(PaymentFailure):
+    """The payment failure's family, entity and hours, on a partner's segment instead of a platform's version."""
 
-    def draw_magnitude(self, world: SegmentWorld, rng: np.random.Generator) -> float:
-        """A whole number of hours."""
-        low, high = self.magnitude_range_at(world.magnitude_scale)
-        return float(rng.integers(round(low), round(high) + 1))
+    name = "partner_payment_failure"
+    segment_meaning = "one country, on all platforms or one, where that carries 8% of the traffic"
+    description = (f"a block of {PaymentFailure.magnitude_range[0]:.0f}-{PaymentFailure.magnitude_range[1]:.0f} "
+                   "hours; the partner status log has a notice with its hours for some")
+    needs_context = True
 
     def place(self, world: SegmentWorld, stream: str, rng: np.random.Generator) -> list[SegmentIncident]:
         day = world.calendar.draw(rng)
