@@ -44,7 +44,11 @@ from metric_tracker_rl.tiers import TIERS, AggregateMix, SegmentedMix, Tier, Tie
 
 DATA_DOCS = Path(__file__).resolve().parents[1] / "docs" / "data.md"
 SEGMENTED_TIERS = tuple(name for name, tier in TIERS.items() if tier.segmented is not None)
-TIER_KINDS = [(tier, kind) for tier in SEGMENTED_TIERS for kind in incident_kinds_of(TIERS[tier])]
+# Today's expert is frontier's: it searches no platform x country arm and no country's payment break, which the
+# context kinds place at deep. The deep expert (issue 37, section 5) will; strict, so the marks go when it does.
+AWAITING_DEEP_EXPERT = pytest.mark.xfail(strict=True, reason="frontier's expert does not search these segments")
+TIER_KINDS = [pytest.param(tier, kind, marks=AWAITING_DEEP_EXPERT) if INCIDENT_KIND_REGISTRY[kind].needs_context
+              else (tier, kind) for tier in SEGMENTED_TIERS for kind in incident_kinds_of(TIERS[tier])]
 # The tiers whose benign kinds the expert is calibrated to leave alone: the listed ones. An unlisted tier gets its
 # own expert in a later step (deep: on its small countries, today's expert reads some timing shifts as outages).
 BENIGN_CHECKED_TIERS = tuple(name for name in SEGMENTED_TIERS if TIERS[name].listed)
