@@ -118,13 +118,18 @@ def pick(options: Sequence[T], rng: np.random.Generator) -> T:
 @dataclass
 class SegmentWorld:
     """What a kind's mechanism acts on: the plan, the calendar, the episode's key (for the per-cell injection
-    streams), the tier whose magnitudes it draws and that tier's magnitude scale."""
+    streams), the tier whose magnitudes it draws, the episode's magnitude scale and its cuboid settings."""
 
     plan: SegmentedPlan
     calendar: Calendar
     key: EpisodeKey
     tier: str
     magnitude_scale: float
+    # Root causes as cuboids (deep): the fields a cuboid may name and its most dimensions; depth 0 keeps every
+    # kind on its own fixed segments (frontier).
+    cuboid_fields: tuple[str, ...] = ()
+    max_cuboid_depth: int = 0
+    note_share: float = 0.0  # the share of incidents a context note can explain that get one (deep)
 
     def one_dimension(self, rng: np.random.Generator, order: tuple[str, ...] = ("platform", "country")) -> Segment:
         """One value of each dimension in `order` (drawn in that order), then one of those segments."""
@@ -174,7 +179,7 @@ class SegmentWorld:
         assert plan.leaf_shares is not None and plan.leaf_reach_factors is not None
         reach = plan.leaf_shares[cells, :, day][..., None] * plan.leaf_reach_factors[cells, :, day]  # (n, K, 5)
         affected = reach[:, leaves, step + 1].sum(axis=1) / reach[:, :, step + 1].sum(axis=1)
-        before = self._hourly_reach(cells, day)
+        before = self.hourly_reach(cells, day)
         rates = plan.step_rates[cells, day, window, step]
         cell_factor = 1.0 - (1.0 - factor) * affected
         plan.step_rates[cells, day, window, step] = np.minimum(rates * cell_factor[:, None], MAX_STEP_RATE)
@@ -192,7 +197,7 @@ class SegmentWorld:
         plan = self.plan
         assert plan.leaf_shares is not None
         affected = plan.leaf_shares[cells][:, leaves, day].sum(axis=1)
-        before = self._hourly_reach(cells, day)
+        before = self.hourly_reach(cells, day)
         plan.traffic[cells, day, window] *= (1.0 - (1.0 - factor) * affected)[:, None]
         self._retarget_leaves(cells, day, window, leaves, factor, before, first_event=0)
 
@@ -210,7 +215,7 @@ class SegmentWorld:
             raise ValueError(f"no leaf matches {segment.label()}")
         return cells, window, leaves
 
-    def _hourly_reach(self, cells: np.ndarray, day: int) -> np.ndarray:
+    def hourly_reach(self, cells: np.ndarray, day: int) -> np.ndarray:
         """(n, 24, 5) each cell's expected opens reaching every event, hour by hour (before the leaves' mix)."""
         plan = self.plan
         reach = np.empty((len(cells), plan.traffic.shape[2], N_EVENTS))
@@ -229,7 +234,7 @@ class SegmentWorld:
         plan = self.plan
         assert plan.leaf_shares is not None and plan.leaf_reach_factors is not None
         old_daily = before.sum(axis=1)  # (n, 5)
-        new_daily = self._hourly_reach(cells, day).sum(axis=1)
+        new_daily = self.hourly_reach(cells, day).sum(axis=1)
         in_window = np.divide(before[:, window].sum(axis=1), old_daily, out=np.zeros_like(old_daily),
                               where=old_daily > 0)
         effect = np.where(np.arange(N_EVENTS) >= first_event, 1.0 - (1.0 - factor) * in_window, 1.0)  # (n, 5)

@@ -51,8 +51,12 @@ class SegmentedMix:
     cycle, look-alikes uniformly. `decoy_ratio`: benign look-alikes per incident by default (a reset may set
     another). `magnitude_scale`: every kind's default magnitude range times this. `max_incidents`: the most a reset
     may ask for (persistent incidents cover several dates each). `context`: the episode has context tables
-    (metric_tracker_rl/context.py), and the kinds that need them may be drawn; `note_share`: the share of the
-    incidents a context note can explain that get one (payment incidents in the partner status log)."""
+    (metric_tracker_rl/context.py), and the kinds that need them may be drawn.
+
+    Root causes as cuboids (the dial of a reset, defaults here; 0 depth: every kind keeps its fixed segments, as
+    at frontier, and a reset may not set these): `max_cuboid_depth`, the most dimensions a root cause names;
+    `concurrency`, the dates that carry a second incident in an overlapping cuboid; `note_share`, the share of
+    incidents with a context note (the partner payment failures' notices in the partner status log)."""
 
     dimensions: tuple[str, ...]
     max_incidents: int
@@ -61,6 +65,8 @@ class SegmentedMix:
     decoy_ratio: float = 1.0
     magnitude_scale: float = 1.0
     context: bool = False
+    max_cuboid_depth: int = 0
+    concurrency: int = 0
     note_share: float = 0.0
 
 
@@ -150,10 +156,11 @@ TIERS = TierCatalog(
                                 incident_kinds=("release_regression", "payment_failure", "web_tracking_bug",
                                                 "country_bots", "segment_outage", "level_shift"),
                                 benign_kinds=("mix_shift", "segment_demand_swing", "segment_timing_shift"))),
-    # Five dimensions: eight countries, and each cell's days split by acquisition channel and user type; context
-    # tables and every registered kind. Not yet listed (issue 37 builds its root causes and calibration on it).
+    # Five dimensions: eight countries, and each cell's days split by acquisition channel and user type. Root
+    # causes are cuboids of one to three dimensions, one date carries two overlapping incidents, and context tables
+    # with every registered kind; not yet listed (issue 37 builds its calibration on it).
     Tier("deep", window_days=56, default_density=0.08, count_range=(3, 6), perturbed_per_weekday=3,
          calibration_seed_base=50_000, listed=False,
          segmented=SegmentedMix(dimensions=("platform", "country_wide", "app_version", "channel", "user_type"),
-                                max_incidents=8, context=True, note_share=0.5)),
+                                max_incidents=8, max_cuboid_depth=3, concurrency=1, context=True, note_share=0.5)),
 )

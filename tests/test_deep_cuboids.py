@@ -2,22 +2,30 @@
 
 First the leaf-aware primitive (SegmentWorld.scale_step and scale_traffic): on a deep episode's plan, the leaves of
 the edited segment move by the factor (exactly in expectation, within sampling noise in the drawn counts), their
-sibling leaves and every other cell do not, and the leaves still sum to their cells."""
+sibling leaves and every other cell do not, and the leaves still sum to their cells.
+
+Then the episodes (seed sweeps at deep's defaults): the ground truth names cuboids of one to three dimensions,
+each row is read back from its cuboid's own data, one date carries two overlapping incidents, level shifts grow
+and recover, episodes are deterministic, and the dial's knobs narrow what they say and refuse bad values."""
 
 from __future__ import annotations
 
 import copy
+from collections import Counter
 from dataclasses import replace
 
 import numpy as np
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from metric_tracker_rl.dilution import cuboid_incidents, dilution_by_depth
 from metric_tracker_rl.frontier import draw_segmented_counts, segmented_plan
 from metric_tracker_rl.funnel import N_STEPS
+from metric_tracker_rl.scenario import Episode, build_episode, daily_series
 from metric_tracker_rl.segment_plan import Calendar, SegmentedPlan, SegmentWorld
 from metric_tracker_rl.segments import SEGMENT_FIELDS, Segment, world_of
-from metric_tracker_rl.tasks import resolve_episode_config
+from metric_tracker_rl.tasks import CUBOID_KNOBS, EpisodeConfig, resolve_episode_config
 from metric_tracker_rl.tiers import TIERS
 
 DEEP = "deep"
@@ -170,3 +178,145 @@ def test_a_segment_of_no_leaf_is_an_error() -> None:
         assert "no leaf" in str(error)
     else:
         raise AssertionError("an unknown leaf value was accepted")
+
+
+# --- cuboid root causes, concurrency, persistence, the dial --------------------------------------------------------
+
+CUBOID_SEEDS = range(12)
+
+
+def _episode(seed: int, **settings: object) -> Episode:
+    return build_episode(resolve_episode_config(difficulty=DEEP, seed=seed, **settings))
+
+
+@pytest.fixture(scope="module")
+def default_episodes() -> list[Episode]:
+    return [_episode(seed) for seed in CUBOID_SEEDS]
+
+
+def test_ground_truth_names_cuboids_of_one_to_three_dimensions(default_episodes: list[Episode]) -> None:
+    depths = Counter(incident.depth for episode in default_episodes for incident in cuboid_incidents(episode))
+    assert set(depths) <= {1, 2, 3} and depths[2] and depths[3], depths
+    daily_fields = Counter(field for episode in default_episodes for row in episode.truth.expected_rows
+                           for field in ("channel", "user_type") if getattr(row, field) is not None)
+    assert daily_fields["channel"] and daily_fields["user_type"], daily_fields
+
+
+def test_each_expected_row_is_read_back_from_its_own_cuboid(default_episodes: list[Episode]) -> None:
+    """The row's values are the cuboid's own daily data on its date and the published baseline (the same weekday's
+    median); a rate incident's cuboid shows it far beyond its day-to-day spread."""
+    checked = 0
+    for episode in default_episodes:
+        data = episode.public.segments
+        assert data is not None
+        dates = episode.public.data.dates
+        for row in episode.truth.expected_rows:
+            if row.entity_type not in ("conversion_rate", "funnel_step", "event_count"):
+                continue
+            segment = Segment(**{name: getattr(row, name) for name in SEGMENT_FIELDS})
+            values, baseline = daily_series(data.segment_daily(segment), row.entity_type, row.entity_name)
+            day = dates.index(row.date)
+            assert (row.observed_value, row.baseline_value) == pytest.approx((values[day], baseline[day]))
+            assert row.observed_value < row.baseline_value  # every kind drawn on a cuboid is a fall
+            checked += 1
+    assert checked > 3 * len(default_episodes)
+
+
+def test_the_default_setting_has_a_date_with_two_overlapping_incidents(default_episodes: list[Episode]) -> None:
+    for episode in default_episodes:
+        rows = episode.truth.expected_rows
+        keys = [(row.date, row.entity_type, row.entity_name) for row in rows]
+        assert len(set(keys)) == len(keys)  # a report's keys stay unique
+        by_date: dict[str, list[Segment]] = {}
+        for row in rows:
+            by_date.setdefault(row.date, []).append(Segment(**{f: getattr(row, f) for f in SEGMENT_FIELDS}))
+        shared = [segments for segments in by_date.values() if len(segments) == 2]
+        assert shared and all(_overlap(*pair) for pair in shared), by_date
+
+
+def _overlap(first: Segment, second: Segment) -> bool:
+    """Two cuboids overlap when they agree on every field both name (and share at least one value)."""
+    a, b = first.named(), second.named()
+    common = set(a) & set(b)
+    return all(a[f] == b[f] for f in common) and bool(common)
+
+
+def test_some_incidents_persist_grow_and_recover(default_episodes: list[Episode]) -> None:
+    """A level shift's run at deep falls less on its first and last dates than in its middle (a rollout, then a
+    fix), one expected row per date."""
+    runs = 0
+    for episode in default_episodes:
+        for incident in cuboid_incidents(episode):
+            magnitudes = [record.magnitude for record in incident.records]
+            if len(incident.rows) >= 3 and len(set(magnitudes)) > 1:
+                runs += 1
+                assert magnitudes[0] < max(magnitudes) and magnitudes[-1] < max(magnitudes)
+    assert runs >= 3
+
+
+def test_deep_episodes_are_deterministic() -> None:
+    first, second = _episode(5), _episode(5)
+    assert first.truth == second.truth
+    assert np.array_equal(first.public.segments.leaves, second.public.segments.leaves)
+
+
+def test_the_dial_narrows_what_root_causes_name() -> None:
+    for seed in range(6):
+        episode = _episode(seed, max_cuboid_depth=1, dimensions=["platform", "channel"], concurrency=0)
+        for incident in cuboid_incidents(episode):
+            assert incident.depth == 1 and set(incident.segment.named()) <= {"platform", "channel"}, incident
+
+
+def test_concurrency_zero_keeps_one_incident_per_date() -> None:
+    for seed in range(6):
+        dates = [row.date for row in _episode(seed, concurrency=0).truth.expected_rows]
+        assert len(dates) == len(set(dates))
+
+
+@pytest.mark.parametrize(("settings", "message"), [
+    ({"max_cuboid_depth": 4}, "max_cuboid_depth must be between 1 and 3"),
+    ({"max_cuboid_depth": 3, "dimensions": ["platform", "app_version", "channel"]}, "needs at least 3 dimensions"),
+    ({"dimensions": ["country"]}, "includes platform"),
+    ({"dimensions": ["platform", "planet"]}, "valid: platform, country, app_version, channel, user_type"),
+    ({"magnitude_scale": 0}, "magnitude_scale must be a number between 0.25 and 3"),
+    ({"concurrency": -1}, "concurrency must be between 0 and 3"),
+    ({"note_share": 1.5}, "note_share must be a number between 0 and 1"),
+])
+def test_the_dial_refuses_bad_values_with_a_clear_error(settings: dict, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        resolve_episode_config(difficulty=DEEP, **settings)
+
+
+def test_the_dial_applies_at_deep_only_and_shows_there() -> None:
+    with pytest.raises(ValueError, match="max_cuboid_depth applies at difficulty 'deep' only"):
+        resolve_episode_config(difficulty="frontier", max_cuboid_depth=2)
+    frontier = resolve_episode_config(difficulty="frontier", seed=1).public_dict()
+    assert not set(CUBOID_KNOBS) & set(frontier)
+    deep = resolve_episode_config(difficulty=DEEP, seed=1)
+    shown = deep.public_dict()
+    mix = TIERS[DEEP].segmented
+    assert mix is not None and deep.standard
+    assert (shown["max_cuboid_depth"], shown["concurrency"], shown["note_share"], shown["magnitude_scale"]) == (
+        mix.max_cuboid_depth, mix.concurrency, mix.note_share, mix.magnitude_scale)
+    assert shown["dimensions"] == ["platform", "country", "app_version", "channel", "user_type"]
+    assert EpisodeConfig.from_public(shown) == replace(deep, secret="")
+    assert not resolve_episode_config(difficulty=DEEP, seed=1, max_cuboid_depth=2).standard
+
+
+def test_a_larger_magnitude_scale_deepens_the_falls() -> None:
+    low = [r.magnitude for s in range(4) for r in _episode(s, magnitude_scale=0.5).truth.injections
+           if r.family == "rate_drop_from_median"]
+    high = [r.magnitude for s in range(4) for r in _episode(s, magnitude_scale=1.5).truth.injections
+            if r.family == "rate_drop_from_median"]
+    assert np.mean(high) > np.mean(low)
+
+
+def test_most_deep_incidents_are_clear_in_their_own_cuboid_and_one_dimension_incidents_stand_out(
+        default_episodes: list[Episode]) -> None:
+    """The dilution test sees one-dimension incidents (nothing dilutes them), so what it calls diluted is the
+    cuboid's doing, not a blind test."""
+    found = dilution_by_depth(default_episodes)
+    shallow = [diluted for depth, diluted in found if depth == 1]
+    assert shallow and sum(shallow) <= len(shallow) // 4
+    deep = [diluted for depth, diluted in found if depth >= 2]
+    assert deep and sum(deep) >= 1

@@ -13,7 +13,7 @@ from metric_tracker_rl.context import Experiment
 from metric_tracker_rl.funnel import window_calendar
 from metric_tracker_rl.incident_kinds.base import BenignKind, SegmentFluctuation, register_benign_kind
 from metric_tracker_rl.segment_plan import SegmentWorld, pick
-from metric_tracker_rl.segments import PLATFORMS, Segment
+from metric_tracker_rl.segments import PLATFORMS, SEGMENT_FIELDS, Segment
 
 RUN_DAYS = (3, 7)  # dates an experiment runs, inclusive
 TARGET_STEPS = (1, 2)  # the cart and the checkout: the steps a product experiment changes (room to rise)
@@ -39,8 +39,9 @@ def experiment_arm(world: SegmentWorld, rng: np.random.Generator, cells_only: bo
         traffic = world.plan.traffic.sum(axis=(1, 2))
         candidates = [*(Segment(platform=p) for p in PLATFORMS), *(Segment(country=c) for c in countries),
                       *(Segment(p, c) for p in PLATFORMS for c in countries)]
-        return pick([s for s in candidates if traffic[world.plan.cells(s)].sum() >= MIN_ARM_SHARE * traffic.sum()],
-                    rng)
+        in_play = set(world.cuboid_fields or SEGMENT_FIELDS)  # a reset's dimensions bound a root cause's fields
+        return pick([s for s in candidates if traffic[world.plan.cells(s)].sum() >= MIN_ARM_SHARE * traffic.sum()
+                     and set(s.named()) <= in_play], rng)
     first = pick((Segment(platform=pick(PLATFORMS, rng)), Segment(country=pick(countries, rng))), rng)
     split = world.plan.split
     assert split is not None, "an experiment on a channel or user type needs the leaves"

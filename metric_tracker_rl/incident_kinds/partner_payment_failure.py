@@ -1,5 +1,5 @@
 """Payments fail for a block of hours in one country (on one platform or all) at a payment partner; the partner
-status log carries a notice with those hours for a share of them (the tier's `note_share`)."""
+status log carries a notice with those hours for a share of them (the episode's `note_share`)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,6 @@ from metric_tracker_rl.incident_kinds.base import SegmentIncident, register_inci
 from metric_tracker_rl.incident_kinds.payment_failure import PaymentFailure
 from metric_tracker_rl.segment_plan import SegmentWorld, pick
 from metric_tracker_rl.segments import PLATFORMS, Segment
-from metric_tracker_rl.tiers import TIERS
 
 # A partner's segment carries this share of all traffic at least: in a smaller one, a few hours' break in the
 # afternoon lull is a handful of orders, which sampling alone moves as much.
@@ -40,6 +39,7 @@ class PartnerPaymentFailure(PaymentFailure):
     description = (f"a block of {PaymentFailure.magnitude_range[0]:.0f}-{PaymentFailure.magnitude_range[1]:.0f} "
                    "hours; the partner status log has a notice with its hours for some")
     needs_context = True
+    requires_fields = ("country",)
 
     def place(self, world: SegmentWorld, stream: str, rng: np.random.Generator) -> list[SegmentIncident]:
         day = world.calendar.draw(rng)
@@ -51,8 +51,7 @@ class PartnerPaymentFailure(PaymentFailure):
         hours = self.draw_magnitude(world, rng)
         [incident] = self.over_dates(world, segment, [day], self.entity_names[0], hours, stream,
                                      f"payment partner {partner_of(country)} fails")
-        mix = TIERS[world.tier].segmented
-        if mix is not None and rng.random() < mix.note_share:
+        if rng.random() < world.note_share:
             start, end = incident.record.hours
             notice = PartnerNotice(partner_of(country), platform, country, window_calendar(world.plan.num_days)
                                    .iso_dates[day], start, end, PARTNER_NOTICE_STATUS)
