@@ -219,3 +219,18 @@ def test_get_context_errors_name_the_valid_tables_and_where_they_exist() -> None
     assert "deep" in error and "get_releases" in error
     easy = build_episode(resolve_episode_config(seed=0, difficulty="easy")).public
     assert "no segments" in (run_tool("get_context", easy, {"table": "holidays"}).error or "")
+
+
+@pytest.mark.parametrize("note_share", [0.0, 1.0])
+def test_the_resets_note_share_sets_which_partner_failures_get_a_notice(note_share: float) -> None:
+    failures = 0
+    for seed in range(4):
+        world = build_world(resolve_episode_config(seed=seed, difficulty="deep", note_share=note_share,
+                                                   incident_kinds=("partner_payment_failure",), anomaly_count=3))
+        placed = [i for i in world.incidents if i.kind == "partner_payment_failure"]
+        notices = set(world.data.context.partner_status)  # type: ignore[union-attr]
+        for incident in placed:
+            assert bool(incident.context) == (note_share == 1.0)
+            assert set(incident.context) <= notices
+        failures += len(placed)
+    assert failures >= 6
