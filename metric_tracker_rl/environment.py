@@ -35,7 +35,7 @@ from metric_tracker_rl.models import (
     TaskInfo,
 )
 from metric_tracker_rl.scenario import Episode, build_episode
-from metric_tracker_rl.segments import BENIGN_AT_FRONTIER, frontier_brief
+from metric_tracker_rl.segments import benign_brief, frontier_brief
 from metric_tracker_rl.sql_pool import CLIENT, gate, sql_threads
 from metric_tracker_rl.task_splits import TaskProviderMixin, resolve_reset
 from metric_tracker_rl.tasks import RETRY_COST, task_catalog
@@ -362,7 +362,7 @@ def _published_facts(episode: Episode) -> dict[str, Any]:
     segmented = difficulty in SEGMENTED_DIFFICULTIES
     return {"objective": episode.public.task["objective"],
             "window": EpisodeWindow(first_date=dates[0], last_date=dates[-1], days=len(dates)),
-            "benign_fluctuations": BENIGN_AT_FRONTIER if segmented else fluctuation_bounds(difficulty),
+            "benign_fluctuations": benign_brief(difficulty) if segmented else fluctuation_bounds(difficulty),
             "segments": frontier_brief(difficulty) if segmented else None}
 
 

@@ -23,11 +23,20 @@ read back from that segment's final data with the published baseline rule (metri
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
+from metric_tracker_rl.anomalies.base import draw_window
 from metric_tracker_rl.catalog import FRONTIER_WINDOW_DAYS
+from metric_tracker_rl.context import (
+    PARTNER_NOTICE_STATUS,
+    ContextRow,
+    ContextTables,
+    Holiday,
+    PartnerNotice,
+    partner_of,
+)
 from metric_tracker_rl.funnel import (
     HOURS,
     N_EVENTS,
@@ -48,6 +57,8 @@ from metric_tracker_rl.incident_kinds import (
     benign_kinds_of,
     incident_kinds_of,
 )
+from metric_tracker_rl.incident_kinds.level_shift import LevelShift
+from metric_tracker_rl.incident_kinds.partner_payment_failure import partner_segments
 from metric_tracker_rl.public import Annotation
 from metric_tracker_rl.seeding import EpisodeKey, derive_rng
 from metric_tracker_rl.segment_plan import Calendar, SegmentedPlan, SegmentWorld, pick
@@ -57,6 +68,8 @@ from metric_tracker_rl.segments import (
     LEAF_SHARE_SIGMA,
     MOBILE_PLATFORMS,
     ROLLOUT_STAGES,
+    SEGMENT_DAY_SIGMA,
+    SEGMENT_RATE_SIGMA,
     LeafSplit,
     Release,
     SegmentedData,
@@ -72,8 +85,6 @@ from metric_tracker_rl.tasks import EpisodeConfig, incident_count
 from metric_tracker_rl.tiers import TIERS, Tier
 
 FRONTIER_TREND = (-0.002, 0.006)  # extra daily growth of the whole funnel, drawn per episode
-SEGMENT_DAY_SIGMA = 0.05  # log-normal noise of a cell's traffic per date
-SEGMENT_RATE_SIGMA = 0.03  # log-normal noise of a cell's step rates per date
 FIRST_RELEASE_DAYS = (4, 12)  # the first release of each mobile platform starts in this range
 # The second starts three weeks or more after the first (each version carries its platform for three weeks, so a
 # version-level baseline rests on real traffic) and leaves three weeks after its own start.
@@ -255,12 +266,15 @@ class FrontierWorld:
 
 def incident_kinds(config: EpisodeConfig, tier: Tier, rng: np.random.Generator) -> list[IncidentKind]:
     """The kinds of the episode's incidents: the tier's kinds (or the reset's choice) in a shuffled cycle (mixed),
-    those reported as one family, or none."""
+    those reported as one family, or none. At a cuboid tier, a kind whose segment needs a field out of play is
+    left out."""
     if config.scenario_family == "null":
         return []
     count = incident_count(config)
+    in_play = set(config.dimensions) if tier.segmented is not None and tier.segmented.max_cuboid_depth else None
     kinds = [k for k in config.incident_kinds or incident_kinds_of(tier)
-             if config.scenario_family == "mixed" or KIND_FAMILY[k] == config.scenario_family]
+             if (config.scenario_family == "mixed" or KIND_FAMILY[k] == config.scenario_family)
+             and (in_play is None or set(INCIDENT_KIND_REGISTRY[k].requires_fields) <= in_play)]
     if not kinds:  # a family no kind reports: its own injector on one platform's or country's cells
         only = FamilyOnSegment(config.scenario_family)
         return [only] * count
@@ -268,10 +282,67 @@ def incident_kinds(config: EpisodeConfig, tier: Tier, rng: np.random.Generator) 
     return [order[i % len(order)] for i in range(count)]
 
 
+# The kind whose one-date step drops make a cuboid tier's concurrent incidents (in a mixed episode whose kinds
+# include it).
+CONCURRENT_KIND = "level_shift"
+
+
+def concurrent_incidents(world: SegmentWorld, incidents: list[SegmentIncident], dates: int) -> list[SegmentIncident]:
+    """`dates` second incidents, each on the date of an incident already placed (drawn without replacement), in
+    a cuboid overlapping it and on another entity, so a report's date and entity stay unique; where no date has a
+    step left, an incident of its own (the fallback kind)."""
+    rng = derive_rng(world.key, "deep-concurrency")
+    kind = INCIDENT_KIND_REGISTRY[CONCURRENT_KIND]
+    assert isinstance(kind, LevelShift)
+    hosts = [incidents[int(i)] for i in rng.permutation(len(incidents))]
+    out: list[SegmentIncident] = []
+    used: set[int] = set()
+    for host in hosts:
+        if len(out) == dates:
+            break
+        if host.record.day in used:
+            continue
+        taken = {i.record.entity_name for i in incidents if i.record.day == host.record.day}
+        second = kind.place_concurrent(world, host, taken, rng)
+        if second is not None:
+            used.add(host.record.day)
+            out.append(second)
+    for index in range(dates - len(out)):
+        out += INCIDENT_KIND_REGISTRY[FALLBACK_KIND].place(world, f"deep-concurrency/{index}",
+                                                           derive_rng(world.key, "deep-concurrency-fallback", index))
+    return out
+
+
 def decoy_count(decoy_ratio: float, incidents: int) -> int:
     """Benign look-alikes for `incidents` incidents: round(decoy_ratio x incidents), at least two unless the ratio
     is 0 (so the default ratio 1 gives as many as incidents, and a null episode two)."""
     return 0 if decoy_ratio == 0 else max(2, round(decoy_ratio * incidents))
+
+
+# A context tier's partner status log also holds notices that match no incident: this many per episode, inclusive.
+EMPTY_NOTICES = (1, 3)
+
+
+def context_tables(world: SegmentWorld, incidents: list[SegmentIncident], fluctuations: list[SegmentFluctuation],
+                   dates: tuple[str, ...]) -> ContextTables:
+    """The context rows the kinds placed, the calendar's holidays (every country), and partner notices on dates
+    and countries no incident touches, with the same status as every other notice (stream "context-notices")."""
+    rows: list[ContextRow] = [row for placed in (*incidents, *fluctuations) for row in placed.context]
+    rows += [Holiday(dates[day], None, name) for day, name in holiday_days(len(dates)).items()]
+    touched = {(i.record.day, i.segment.country) for i in incidents}
+    rng = derive_rng(world.key, "context-notices")
+    places = partner_segments(world)
+    for _ in range(int(rng.integers(EMPTY_NOTICES[0], EMPTY_NOTICES[1] + 1))):
+        day, segment = int(rng.integers(len(dates) - 1)), pick(places, rng)
+        assert segment.country is not None
+        if (day, segment.country) in touched or (day, None) in touched:
+            continue
+        # As long, as placed and on the same segments as a partner's failure: a notice says nothing of its effect.
+        low, high = INCIDENT_KIND_REGISTRY["partner_payment_failure"].magnitude_range
+        start, end = draw_window(rng, int(rng.integers(round(low), round(high) + 1)), earliest=9, latest_end=22)
+        rows.append(PartnerNotice(partner_of(segment.country), segment.platform, segment.country, dates[day], start,
+                                  end, PARTNER_NOTICE_STATUS))
+    return ContextTables.of(rows)
 
 
 def build_world(config: EpisodeConfig) -> FrontierWorld:
@@ -284,18 +355,28 @@ def build_world(config: EpisodeConfig) -> FrontierWorld:
                          "and anomaly_count, or another difficulty")
     key = config.key
     plan = segmented_plan(key, tier.window_days, world_of(tier.dimensions))
+    cuboids = bool(tier.segmented.max_cuboid_depth)
     world = SegmentWorld(plan, Calendar(plan.num_days, tier.perturbed_per_weekday), key, tier.name,
-                         tier.segmented.magnitude_scale)
+                         config.magnitude_scale if cuboids else tier.segmented.magnitude_scale,
+                         config.dimensions if cuboids else (), config.max_cuboid_depth if cuboids else 0,
+                         config.note_share if tier.segmented.context else 0.0)
     schedule = derive_rng(key, "frontier-schedule")
     incidents: list[SegmentIncident] = []
     kinds = incident_kinds(config, tier, schedule)
-    for index, kind in enumerate(kinds):
+    # At a cuboid tier, the last `concurrency` incidents of a mixed episode go on dates the others hold.
+    concurrent = 0
+    if cuboids and config.scenario_family == "mixed" \
+            and CONCURRENT_KIND in (config.incident_kinds or incident_kinds_of(tier)):
+        concurrent = min(config.concurrency, max(len(kinds) - 1, 0))
+    for index, kind in enumerate(kinds[:len(kinds) - concurrent]):
         stream = f"frontier-incident/{index}"
         placed = kind.place(world, stream, derive_rng(key, "frontier-incident", index))
         if not placed:  # no room for this kind: the fallback always fits
             placed = INCIDENT_KIND_REGISTRY[FALLBACK_KIND].place(world, stream,
                                                                  derive_rng(key, "frontier-incident-fallback", index))
         incidents += placed
+    if concurrent:
+        incidents += concurrent_incidents(world, incidents, concurrent)
     # Benign look-alikes: decoy_ratio per incident (by default as many as incidents, and at least two, so a null
     # episode has them too); a curriculum may set fewer.
     benign = tuple(BENIGN_KIND_REGISTRY[name] for name in benign_kinds_of(tier))
@@ -307,6 +388,8 @@ def build_world(config: EpisodeConfig) -> FrontierWorld:
             fluctuations.append(fluctuation)
     data = draw_segmented_counts(plan, key)
     dates = window_calendar(plan.num_days).iso_dates
+    if tier.segmented.context:
+        data = replace(data, context=context_tables(world, incidents, fluctuations, dates))
     notes = [Annotation(dates[day], "public_holiday", f"Public holiday ({name}): lower traffic with a weekend-like "
                         "daily pattern.") for day, name in holiday_days(plan.num_days).items()]
     for release in plan.releases:

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from metric_tracker_rl.catalog import CONVERSION_METRICS, COUNT_COLUMNS, FRONTIER_WINDOW_DAYS, OVERLAP_CREDIT_RULE
+from metric_tracker_rl.context import CONTEXT_MEANINGS, CONTEXT_READING, ContextTables
 from metric_tracker_rl.funnel import HOURS, WINDOW_START, FunnelData, window_calendar
 from metric_tracker_rl.sql_columns import Labels, SqlTable
 from metric_tracker_rl.tiers import TIERS
@@ -66,6 +67,8 @@ CHANNEL_RATE_FACTORS = {"organic": (1.04, 1.05, 1.03, 1.0), "paid_search": (1.02
 # User type: new users convert lower at every step, most at the cart.
 USER_TYPE_SHARE = {"new": 0.35, "returning": 0.65}
 USER_TYPE_RATE_FACTORS = {"new": (0.9, 0.8, 0.9, 0.97), "returning": (1.05, 1.08, 1.04, 1.0)}
+SEGMENT_DAY_SIGMA = 0.05  # log-normal noise of a cell's traffic per date
+SEGMENT_RATE_SIGMA = 0.03  # log-normal noise of a cell's step rates per date
 # A leaf's share of its cell's traffic, and its step rates, vary date by date by this log-normal noise.
 LEAF_SHARE_SIGMA = 0.05
 LEAF_RATE_SIGMA = 0.03
@@ -341,7 +344,8 @@ def holiday_days(num_days: int = FRONTIER_WINDOW_DAYS) -> dict[int, str]:
 @dataclass(frozen=True)
 class SegmentedData:
     """The public counts of every cell: hourly (S, D, 24, 5), daily (S, D, 5), and the release schedule; at a tier
-    with daily-only dimensions also `leaf_daily` (S x K, D, 5), each cell's days split along `split`."""
+    with daily-only dimensions also `leaf_daily` (S x K, D, 5), each cell's days split along `split`; at a tier
+    with context (deep) also its context tables."""
 
     layout: CellLayout
     releases: tuple[Release, ...]
@@ -349,6 +353,7 @@ class SegmentedData:
     daily: np.ndarray = field(init=False)
     split: LeafSplit | None = None
     leaf_daily: np.ndarray | None = None
+    context: ContextTables | None = None  # at a tier with context (deep): its context tables
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "daily", self.hourly.sum(axis=2))
@@ -477,7 +482,10 @@ class SegmentedData:
             "rollout_start": np.array([row["rollout_start"] for row in rows], dtype="datetime64[D]"),
             "date": np.array([row["date"] for row in rows], dtype="datetime64[D]"),
             "rollout_share": np.array([row["rollout_share"] for row in rows], dtype=float)}
-        return {"daily_by_segment": daily, "hourly_by_segment": hourly, "releases": releases}
+        tables = {"daily_by_segment": daily, "hourly_by_segment": hourly, "releases": releases}
+        if self.context is not None:  # a tier with context (deep): its other context tables
+            tables.update(self.context.sql_tables())
+        return tables
 
     def _cell_columns(self) -> tuple[tuple[str, ...], ...]:
         return self.layout.platforms, self.layout.countries, self.layout.versions
@@ -524,9 +532,24 @@ BENIGN_AT_FRONTIER = (
 )
 
 
+BENIGN_WITH_CONTEXT = (
+    " With context tables (deep), also benign: an experiment's intended effect on the step it targets in its arm, "
+    "a campaign's extra low-intent traffic in its channel and country, and a country's holiday; they are listed "
+    "there, not annotated."
+)
+
+
+def benign_brief(difficulty: str) -> str:
+    """What a segmented tier's brief says of its benign changes: frontier's, and at a tier with context the kinds
+    its context tables list."""
+    mix = TIERS[difficulty].segmented
+    return BENIGN_AT_FRONTIER + (BENIGN_WITH_CONTEXT if mix is not None and mix.context else "")
+
+
 def frontier_brief(difficulty: str = "frontier") -> dict[str, object]:
     """What the brief publishes about the segmented world of a segmented tier (the same for every episode of it)."""
-    world = world_of(TIERS[difficulty].dimensions)
+    tier = TIERS[difficulty]
+    world = world_of(tier.dimensions)
     versions = (f"{WEB_VERSION} on web; on ios and android the version live at the window's start and "
                 f"{RELEASES_PER_PLATFORM} releases per platform (get_releases)")
     if not world.daily:
@@ -551,6 +574,7 @@ def frontier_brief(difficulty: str = "frontier") -> dict[str, object]:
         "holidays": ", ".join(f"{date} {name}" for date, name in HOLIDAYS.items()),
         "releases": RELEASE_MEANING,
         "reporting": _reporting(difficulty, world),
+        **({"context_tables": context_brief()} if tier.segmented is not None and tier.segmented.context else {}),
     }
 
 
@@ -560,3 +584,13 @@ def _reporting(difficulty: str, world: World) -> str:
         return OVERLAP_REPORTING.format(difficulty=difficulty, fields=", ".join(world.fields))
     return SEGMENT_REPORTING.replace("At frontier", f"At {difficulty}").replace(
         "platform, country and/or app_version", f"platform, country, {', '.join(world.fields[2:])}")
+
+
+def context_brief() -> dict[str, str]:
+    """Each context table a model reads (get_context, or the query tool under the same name): its columns, read
+    off the tables of an empty episode, and what it holds."""
+    empty = SegmentedData(CellLayout((), (), ()), (), np.zeros((0, 0, HOURS, len(COUNT_COLUMNS)), dtype=np.int64),
+                          context=ContextTables())
+    tables = empty.sql_tables()
+    return {"reading": CONTEXT_READING,
+            **{name: f"({', '.join(tables[name])}): {meaning}" for name, meaning in CONTEXT_MEANINGS.items()}}

@@ -54,7 +54,13 @@ class SegmentedMix:
     may ask for (persistent incidents cover several dates each). `segment_credit`: how a matched row's segment is
     credited (grader.py): `table`, frontier's published verdicts (exact 1, parent 0.5, ...), kept so its figures
     stay reproducible; `overlap`, the traffic-weighted overlap of the reported cuboid with the incident's
-    (coverage x purity), for any cuboid of any of the tier's dimensions."""
+    (coverage x purity), for any cuboid of any of the tier's dimensions. `context`: the episode has context tables
+    (metric_tracker_rl/context.py), and the kinds that need them may be drawn.
+
+    Root causes as cuboids (the dial of a reset, defaults here; 0 depth: every kind keeps its fixed segments, as
+    at frontier, and a reset may not set these): `max_cuboid_depth`, the most dimensions a root cause names;
+    `concurrency`, the dates that carry a second incident in an overlapping cuboid; `note_share`, the share of
+    incidents with a context note (the partner payment failures' notices in the partner status log)."""
 
     dimensions: tuple[str, ...]
     max_incidents: int
@@ -63,6 +69,10 @@ class SegmentedMix:
     decoy_ratio: float = 1.0
     magnitude_scale: float = 1.0
     segment_credit: Literal["table", "overlap"] = "table"
+    context: bool = False
+    max_cuboid_depth: int = 0
+    concurrency: int = 0
+    note_share: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -151,11 +161,17 @@ TIERS = TierCatalog(
     # Eight weeks: a same-weekday baseline has seven peers, so three perturbed dates on a weekday leave it clean.
     Tier("frontier", window_days=56, default_density=0.08, count_range=(3, 6), perturbed_per_weekday=3,
          calibration_seed_base=40_000,
-         segmented=SegmentedMix(dimensions=("platform", "country", "app_version"), max_incidents=8)),
-    # Five dimensions: eight countries, and each cell's days split by acquisition channel and user type. Today's
-    # kinds; not yet listed (issue 37 builds its root causes, context and calibration on it).
+         # Its kinds named, so that a kind registered later (deep's context kinds) leaves its episodes as they are.
+         segmented=SegmentedMix(dimensions=("platform", "country", "app_version"), max_incidents=8,
+                                incident_kinds=("release_regression", "payment_failure", "web_tracking_bug",
+                                                "country_bots", "segment_outage", "level_shift"),
+                                benign_kinds=("mix_shift", "segment_demand_swing", "segment_timing_shift"))),
+    # Five dimensions: eight countries, and each cell's days split by acquisition channel and user type. Root
+    # causes are cuboids of one to three dimensions, one date carries two overlapping incidents, and context tables
+    # with every registered kind; not yet listed (issue 37 builds its calibration on it).
     Tier("deep", window_days=56, default_density=0.08, count_range=(3, 6), perturbed_per_weekday=3,
          calibration_seed_base=50_000, listed=False,
          segmented=SegmentedMix(dimensions=("platform", "country_wide", "app_version", "channel", "user_type"),
-                                max_incidents=8, segment_credit="overlap")),
+                                max_incidents=8, segment_credit="overlap", max_cuboid_depth=3, concurrency=1,
+                                context=True, note_share=0.5)),
 )

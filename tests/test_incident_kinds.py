@@ -44,7 +44,11 @@ from metric_tracker_rl.tiers import TIERS, AggregateMix, SegmentedMix, Tier, Tie
 
 DATA_DOCS = Path(__file__).resolve().parents[1] / "docs" / "data.md"
 SEGMENTED_TIERS = tuple(name for name, tier in TIERS.items() if tier.segmented is not None)
-TIER_KINDS = [(tier, kind) for tier in SEGMENTED_TIERS for kind in incident_kinds_of(TIERS[tier])]
+# Today's expert is frontier's: it searches no platform x country arm and no country's payment break, which the
+# context kinds place at deep. The deep expert (issue 37, section 5) will; strict, so the marks go when it does.
+AWAITING_DEEP_EXPERT = pytest.mark.xfail(strict=True, reason="frontier's expert does not search these segments")
+TIER_KINDS = [pytest.param(tier, kind, marks=AWAITING_DEEP_EXPERT) if INCIDENT_KIND_REGISTRY[kind].needs_context
+              else (tier, kind) for tier in SEGMENTED_TIERS for kind in incident_kinds_of(TIERS[tier])]
 # The tiers whose benign kinds the expert is calibrated to leave alone: the listed ones. An unlisted tier gets its
 # own expert in a later step (deep: on its small countries, today's expert reads some timing shifts as outages).
 BENIGN_CHECKED_TIERS = tuple(name for name in SEGMENTED_TIERS if TIERS[name].listed)
@@ -55,9 +59,15 @@ NULL_SEEDS = range(12)  # null episodes with two look-alikes each: every benign 
 # --- the registries ----------------------------------------------------------------------------------------------
 
 def test_the_lists_of_kinds_derive_from_the_registries() -> None:
-    assert FRONTIER_INCIDENT_KINDS == tuple(INCIDENT_KIND_REGISTRY) == incident_kinds_of(TIERS["frontier"])
+    # Frontier names the kinds that need no context tables (so kinds registered later leave its episodes alone);
+    # deep names none and draws every registered kind.
+    plain = tuple(name for name, kind in INCIDENT_KIND_REGISTRY.items() if not kind.needs_context)
+    assert FRONTIER_INCIDENT_KINDS == plain == incident_kinds_of(TIERS["frontier"])
+    assert incident_kinds_of(TIERS["deep"]) == tuple(INCIDENT_KIND_REGISTRY)
     assert {name: kind.family for name, kind in INCIDENT_KIND_REGISTRY.items()} == KIND_FAMILY
-    assert benign_kinds_of(TIERS["frontier"]) == tuple(BENIGN_KIND_REGISTRY)
+    plain_benign = tuple(name for name, kind in BENIGN_KIND_REGISTRY.items() if not kind.needs_context)
+    assert benign_kinds_of(TIERS["frontier"]) == plain_benign
+    assert benign_kinds_of(TIERS["deep"]) == tuple(BENIGN_KIND_REGISTRY)
     assert set(INCIDENT_KIND_REGISTRY).isdisjoint(BENIGN_KIND_REGISTRY)
 
 
@@ -135,6 +145,10 @@ def test_a_tier_is_checked_against_the_registries() -> None:
     unknown = replace(frontier, name="summit", segmented=replace(frontier.segmented, incident_kinds=("meteor",)))
     with pytest.raises(ValueError, match="tier 'summit' names unregistered incident kinds: \\['meteor'\\]"):
         check_tiers(TierCatalog(unknown))
+    # A kind that writes context tables is drawn only at a tier that has them.
+    contextless = replace(frontier, name="plain", segmented=replace(frontier.segmented, incident_kinds=None))
+    with pytest.raises(ValueError, match="tier 'plain' has no context tables for .*'partner_payment_failure'"):
+        check_tiers(TierCatalog(contextless))
     with pytest.raises(ValueError, match="exactly one of an aggregate and a segmented mix"):
         Tier("both", 28, 0.1, None, 2, 0, aggregate=AggregateMix(), segmented=SegmentedMix(("platform",), 3))
     with pytest.raises(ValueError, match="used twice"):
@@ -183,13 +197,23 @@ def expert_episode(**reset: object) -> tuple[FrontierWorld, tuple[MetricSubmissi
     return build_world(config), tuple(session.graded.submitted_rows), build_episode(config).public.data.dates
 
 
+# At a tier whose root causes are cuboids (deep), today's expert reads cells only: its case keeps the cell
+# dimensions in play, one-dimension cuboids and no concurrent incident (deep's own expert covers the rest).
+CELL_ONLY_DIAL = {"dimensions": ("platform", "country", "app_version"), "max_cuboid_depth": 1, "concurrency": 0}
+
+
+def _dial(tier: str) -> dict[str, object]:
+    mix = TIERS[tier].segmented
+    return CELL_ONLY_DIAL if mix is not None and mix.max_cuboid_depth else {}
+
+
 @pytest.mark.parametrize(("tier", "kind"), TIER_KINDS)
 def test_the_expert_finds_every_incident_kind_at_its_tiers_magnitude(tier: str, kind: str) -> None:
     """Each of the kind's incident dates is reported on its key, family and exact segment. A tier draws a kind at
     its default range times the tier's magnitude scale (1 at frontier: the kind's default)."""
     dates_found = 0
     for seed in SEEDS:
-        reset = {"difficulty": tier, "seed": seed, "incident_kinds": (kind,), "anomaly_count": 2}
+        reset = {"difficulty": tier, "seed": seed, "incident_kinds": (kind,), "anomaly_count": 2, **_dial(tier)}
         world, rows, dates = expert_episode(**reset)
         reported = {_row_key(row) for row in rows}
         truth = build_episode(resolve_episode_config(**reset)).truth.expected_rows

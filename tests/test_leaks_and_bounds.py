@@ -17,7 +17,7 @@ from reliability_support import INTERNALS, record
 from metric_tracker_rl import MetricTrackerRlAction
 from metric_tracker_rl.analysis_tools import MAX_RESULT_ROWS, TOOL_REGISTRY
 from metric_tracker_rl.analysis_tools.arguments import MAX_PREVIEW_ROWS, WINDOW
-from metric_tracker_rl.analysis_tools.segment_tools import SEGMENT_TOOL_NAMES
+from metric_tracker_rl.analysis_tools.segment_tools import CONTEXT_TOOL_NAMES, SEGMENT_TOOL_NAMES
 from metric_tracker_rl.catalog import CONVERSION_METRIC_NAMES, COUNT_COLUMNS, DIFFICULTIES, fluctuation_bounds, row_key
 from metric_tracker_rl.environment import MAX_SUBMISSION_ROWS, MetricTrackerRlEnvironment
 from metric_tracker_rl.models import MAX_GENERATOR_CALLS, MetricSubmissionRow, PayloadGeneratorMethod
@@ -173,7 +173,10 @@ def worst_case_arguments(tool: str) -> dict[str, Any]:
 @pytest.mark.parametrize("tool", list(TOOL_REGISTRY))
 def test_every_tool_result_is_capped_at_worst_case(tool: str) -> None:
     env = MetricTrackerRlEnvironment()
-    env.reset(task_id="frontier_segments" if tool in SEGMENT_TOOL_NAMES else "hard_mixed_multi")
+    if tool in CONTEXT_TOOL_NAMES:
+        env.reset(difficulty="deep", seed=1)
+    else:
+        env.reset(task_id="frontier_segments" if tool in SEGMENT_TOOL_NAMES else "hard_mixed_multi")
     arguments = worst_case_arguments(tool)
     if tool == "compare_segments":  # the most segments: every version of every platform, on the latest date
         arguments.update(metric_name="app_opens", dimension="app_version", date="2026-04-26")

@@ -15,8 +15,9 @@ from core_helpers import REFERENCE_TOOL_NAMES, ROOT, episode
 from metric_tracker_rl import MetricSubmissionRow, MetricTrackerRlAction, PayloadGeneratorMethod
 from metric_tracker_rl.analysis_tools import TOOL_REGISTRY, available_analysis_methods, generate_rows, run_tool
 from metric_tracker_rl.analysis_tools.registry import DEFAULT_PAGE_ROWS, MAX_PAGE_ROWS
-from metric_tracker_rl.analysis_tools.segment_tools import SEGMENT_TOOL_NAMES
+from metric_tracker_rl.analysis_tools.segment_tools import CONTEXT_TOOL_NAMES, SEGMENT_TOOL_NAMES
 from metric_tracker_rl.catalog import CONVERSION_METRIC_NAMES
+from metric_tracker_rl.context import CONTEXT_TABLES
 from metric_tracker_rl.environment import MetricTrackerRlEnvironment
 from metric_tracker_rl.public import PublicEpisode
 from metric_tracker_rl.scenario import build_episode
@@ -52,8 +53,10 @@ def test_schema_validates_the_example_and_the_example_runs(name: str) -> None:
     parameters = schema["function"]["parameters"]
     jsonschema.Draft202012Validator.check_schema(parameters)
     jsonschema.validate(spec.example, parameters)
-    # The segment tools answer at frontier only (elsewhere they say so); every other tool on any episode.
-    on = episode(1, difficulty="frontier") if name in SEGMENT_TOOL_NAMES else episode(1)
+    # The segment tools answer where there are segments, the context tool at deep (elsewhere they say so); every
+    # other tool on any episode.
+    on = (episode(1, difficulty="deep") if name in CONTEXT_TOOL_NAMES
+          else episode(1, difficulty="frontier") if name in SEGMENT_TOOL_NAMES else episode(1))
     outcome = run_tool(name, on.public, spec.example)
     assert outcome.ok, outcome.error
     assert outcome.result["method"] == name
@@ -204,10 +207,14 @@ def assert_plain_json(value: object, where: str = "result") -> None:
 def calls_to_sweep(public: PublicEpisode) -> list[tuple[str, dict]]:
     """Every tool's example; date tools on every date (and every entity); generators at several thresholds."""
     segmented = public.segments is not None
+    with_context = segmented and public.segments.context is not None  # type: ignore[union-attr]
     calls = [(name, spec.example) for name, spec in TOOL_REGISTRY.items()
-             if segmented or name not in SEGMENT_TOOL_NAMES]
+             if (segmented or name not in SEGMENT_TOOL_NAMES) and (with_context or name not in CONTEXT_TOOL_NAMES)]
     for name, spec in TOOL_REGISTRY.items():
         fields = spec.args_model.model_fields
+        if name in CONTEXT_TOOL_NAMES:  # every table where there are any
+            calls += [(name, {"table": table}) for table in CONTEXT_TABLES if with_context]
+            continue
         if name in SEGMENT_TOOL_NAMES:  # they answer at frontier only: every date and dimension there
             if segmented and "date" in fields:
                 calls += [(name, spec.example | {"date": date, "dimension": dimension})

@@ -57,10 +57,10 @@ class DateArgs(ToolArgs):
 # would send a docstring to the model as the schema's description.)
 class ScopedDateArgs(DateArgs):
 
-    # Few words: the system prompt says what the three do (a model reads it once, not per tool).
-    platform: str | None = Field(default=None, description="Frontier: a platform")
-    country: str | None = Field(default=None, description="Frontier: a country")
-    app_version: str | None = Field(default=None, description="Frontier: a version")
+    # One word each: the system prompt says what the three do (a model reads it once, not per tool).
+    platform: str | None = Field(default=None, description="Platform")
+    country: str | None = Field(default=None, description="Country")
+    app_version: str | None = Field(default=None, description="Version")
 
     def segment(self) -> Segment:
         return Segment(self.platform, self.country, self.app_version)
@@ -121,7 +121,7 @@ class _MetricSelection(ToolArgs):
 
     metrics: ClassVar[tuple[str, ...]]
     metric_name: str | None = Field(default=None, description="One metric", json_schema_extra=HIDDEN_FROM_MODELS)
-    metric_names: list[str] | None = Field(default=None, description="Metrics to scan (default: all)", max_length=32)
+    metric_names: list[str] | None = Field(default=None, description="Metrics (default: all)", max_length=32)
 
     @model_validator(mode="after")
     def _known(self) -> _MetricSelection:

@@ -8,9 +8,10 @@ from typing import Any, ClassVar, Literal
 import numpy as np
 from pydantic import Field, field_validator
 
-from metric_tracker_rl.analysis_tools.arguments import DateArgs, NoArgs
+from metric_tracker_rl.analysis_tools.arguments import DateArgs, NoArgs, ToolArgs
 from metric_tracker_rl.analysis_tools.registry import ToolError, finite_or_none, register_tool
 from metric_tracker_rl.catalog import CONVERSION_BY_NAME, CONVERSION_METRIC_NAMES, COUNT_COLUMNS, severity_for
+from metric_tracker_rl.context import CONTEXT_TABLES
 from metric_tracker_rl.metrics import (
     COLUMN_INDEX,
     MAD_TO_SIGMA,
@@ -25,7 +26,12 @@ from metric_tracker_rl.validation import check_choice
 
 NO_SEGMENTS = ("this episode's funnel has no segments (only difficulty frontier has); use the aggregate tools")
 METRICS = (*COUNT_COLUMNS, *CONVERSION_METRIC_NAMES)
+NO_CONTEXT = "this episode has no context tables (difficulty deep has); releases: get_releases"
 SEGMENT_TOOL_NAMES = ("get_releases", "compare_segments")  # they answer only where the episode has segments
+CONTEXT_TOOL_NAMES = ("get_context",)  # it answers only where the episode has context tables (deep)
+# The rows a context table shows at most: every table of an episode fits (the schemas' budget has no room for
+# an offset), and the query tool reads any table in full.
+CONTEXT_PAGE_ROWS = 120
 
 
 def _segments(episode: PublicEpisode) -> SegmentedData:
@@ -34,16 +40,20 @@ def _segments(episode: PublicEpisode) -> SegmentedData:
     return episode.segments
 
 
-@register_tool("get_releases", "With segments only (else an error): each mobile release's rollout share by "
-               "date.", NoArgs)
-def get_releases(episode: PublicEpisode, args: NoArgs) -> dict[str, Any]:
+def _release_steps(data: SegmentedData) -> list[dict[str, Any]]:
+    """Each release's rollout stages: a row per date until it reaches every user, and that date's."""
     rows, previous = [], None
-    for row in _segments(episode).release_rows():  # each release's dates in order
+    for row in data.release_rows():  # each release's dates in order
         release = (row["platform"], row["app_version"])
         if row["rollout_share"] < 1.0 or previous != (release, row["rollout_share"]):
             rows.append(row)
         previous = (release, row["rollout_share"])
-    return {"rows": rows, "note": "a release's share stays at 1.0 after its last row"}
+    return rows
+
+
+@register_tool("get_releases", "With segments only (else an error): each release's rollout share by date.", NoArgs)
+def get_releases(episode: PublicEpisode, args: NoArgs) -> dict[str, Any]:
+    return {"rows": _release_steps(_segments(episode)), "note": "a release's share stays at 1.0 after its last row"}
 
 
 class SegmentBreakdownArgs(DateArgs):
@@ -67,7 +77,7 @@ def _values(daily: np.ndarray, metric: str) -> np.ndarray:
 
 
 @register_tool("compare_segments", "With segments only (else an error): a metric on a date per value of a "
-               "dimension vs its baseline.",
+               "dimension vs baseline.",
                SegmentBreakdownArgs,
                example={"metric_name": "order_placed_to_payment_successful", "date": "2026-03-10",
                         "dimension": "platform"})
@@ -101,3 +111,25 @@ def compare_segments(episode: PublicEpisode, args: SegmentBreakdownArgs) -> dict
                      "delta_value": finite_or_none(observed - base), "robust_z": finite_or_none(z),
                      "severity": severity_for(entity_type, float(base), float(observed)) if known else None})
     return {"metric_name": args.metric_name, "date": args.date, "rows": rows}
+
+
+class ContextArgs(ToolArgs):
+    table: str = Field(description="Table")
+
+
+@register_tool("get_context", "Deep only (else an error): a context table the brief lists.",
+               ContextArgs, example={"table": "experiments"})
+def get_context(episode: PublicEpisode, args: ContextArgs) -> dict[str, Any]:
+    data = _segments(episode)
+    if data.context is None:
+        raise ToolError(NO_CONTEXT)
+    if args.table not in CONTEXT_TABLES:
+        raise ToolError(f"unknown context table {args.table!r}; valid: {', '.join(CONTEXT_TABLES)}")
+    if args.table == "releases":
+        rows = _release_steps(data)
+    else:
+        assert data.context is not None
+        rows = data.context.rows(args.table)
+    shown = rows[:CONTEXT_PAGE_ROWS]
+    more = " (the query tool reads the rest)" if len(rows) > len(shown) else ""
+    return {"table": args.table, "showing": f"{len(shown)} of {len(rows)}{more}", "rows": shown}

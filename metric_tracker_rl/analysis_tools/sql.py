@@ -80,7 +80,7 @@ def sandbox_of(episode: PublicEpisode) -> SqlSandbox:
     return sandbox
 
 
-@register_tool("query", "Read-only SQL over the daily and hourly counts and the calendar notes; paged.",
+@register_tool("query", "Read-only SQL over the counts, notes and (deep) context tables; paged.",
                QueryArgs, example={"sql": "SELECT weekday, avg(orders_placed) AS orders FROM daily GROUP BY weekday"})
 def query(episode: PublicEpisode, args: QueryArgs) -> dict[str, Any]:
     try:

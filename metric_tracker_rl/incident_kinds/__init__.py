@@ -14,6 +14,11 @@ from metric_tracker_rl.incident_kinds import (  # noqa: I001,F401  (imported to 
     mix_shift,
     segment_demand_swing,
     segment_timing_shift,
+    partner_payment_failure,
+    experiment_effect,
+    experiment_breakage,
+    country_holiday,
+    campaign,
 )
 from metric_tracker_rl.incident_kinds.base import (
     BENIGN_KIND_REGISTRY,
@@ -44,15 +49,20 @@ def benign_kinds_of(tier: Tier) -> tuple[str, ...]:
 
 
 def check_tiers(tiers: TierCatalog) -> None:
-    """Every kind a tier names is registered (tiers.py cannot import the registry to check it itself)."""
+    """Every kind a tier names is registered, and a kind that writes context tables is drawn only where the tier
+    has them (tiers.py cannot import the registry to check it itself)."""
     for tier in tiers.values():
         if tier.segmented is None:
             continue
-        for names, registry in ((incident_kinds_of(tier), INCIDENT_KIND_REGISTRY),
-                                (benign_kinds_of(tier), BENIGN_KIND_REGISTRY)):
+        registries: tuple[tuple[tuple[str, ...], KindRegistry], ...] = (
+            (incident_kinds_of(tier), INCIDENT_KIND_REGISTRY), (benign_kinds_of(tier), BENIGN_KIND_REGISTRY))
+        for names, registry in registries:
             unknown = set(names) - set(registry)
             if unknown:
                 raise ValueError(f"tier {tier.name!r} names unregistered {registry.what}s: {sorted(unknown)}")
+            needing = [name for name in names if registry[name].needs_context]
+            if needing and not tier.segmented.context:
+                raise ValueError(f"tier {tier.name!r} has no context tables for {sorted(needing)}")
 
 
 check_tiers(TIERS)

@@ -17,8 +17,9 @@ from typing import Generic, TypeVar
 import numpy as np
 
 from metric_tracker_rl.anomalies import InjectionRecord
-from metric_tracker_rl.anomalies.base import EntityKey
+from metric_tracker_rl.anomalies.base import EntityKey, counts_from, full_day, rates_through_step, step_index
 from metric_tracker_rl.catalog import ENTITY_NAMES
+from metric_tracker_rl.context import ContextRow
 from metric_tracker_rl.families import PUBLISHED_FAMILIES
 from metric_tracker_rl.segment_plan import SegmentWorld
 from metric_tracker_rl.segments import Segment
@@ -31,6 +32,7 @@ class SegmentIncident:
     kind: str
     record: InjectionRecord
     segment: Segment
+    context: tuple[ContextRow, ...] = ()  # the public context rows it brings (deep), e.g. a partner notice
 
 
 @dataclass(frozen=True)
@@ -43,6 +45,7 @@ class SegmentFluctuation:
     segment: Segment
     description: str
     keeps_conversion: bool = True
+    context: tuple[ContextRow, ...] = ()  # the public context rows it brings (deep), e.g. a campaign
 
 
 class _Kind(ABC):
@@ -54,6 +57,7 @@ class _Kind(ABC):
     magnitude_meaning: str
     magnitude_range: tuple[float, float]  # at magnitude scale 1 (the kind's default)
     magnitude_bounds: tuple[float, float]  # what the mechanism accepts: a scaled range is clipped to it
+    needs_context = False  # it writes context tables: only a tier with context draws it (tiers.SegmentedMix)
 
     def magnitude_range_at(self, scale: float) -> tuple[float, float]:
         """The range a tier with this magnitude scale draws from (the default range at scale 1)."""
@@ -70,6 +74,8 @@ class IncidentKind(_Kind):
 
     family: str
     entity_names: tuple[str, ...]  # the root-cause entities it is reported on
+    # Fields its segment always names: a cuboid episode whose dimensions leave one out does not draw the kind.
+    requires_fields: tuple[str, ...] = ()
 
     @property
     def entity_type(self) -> str:
@@ -104,15 +110,33 @@ class IncidentKind(_Kind):
             out.append(self.incident(record, segment))
         return out
 
+    def step_drop_over_dates(self, world: SegmentWorld, segment: Segment, days: list[int], entity: str,
+                             magnitudes: list[float], describe: str | None = None) -> list[SegmentIncident]:
+        """A funnel step (the entity) falls by each date's magnitude in the segment, all day: a segment of any
+        fields, through SegmentWorld.scale_step. One row per date, a date after the first continuing it."""
+        step = step_index(entity)
+        neutral = (rates_through_step(step) | counts_from(step + 1)) - {(self.entity_type, entity)}
+        out = []
+        for day, magnitude in zip(days, magnitudes, strict=True):
+            world.scale_step(segment, day, step, 1.0 - magnitude)
+            what = f"{entity} falls by {magnitude:.0%} for the whole day in {segment.label()}"
+            record = self.record(day, entity, magnitude, full_day(), what if describe is None else
+                                 f"{describe}: {what}", neutral)
+            if day != days[0]:
+                record = replace(record, continues=days[0])
+            out.append(self.incident(record, segment))
+        return out
+
 
 class BenignKind(_Kind):
     """A benign change confined to a segment, unannotated: an incident it is not."""
 
     keeps_conversion: bool = True  # every cell's own conversion over the day is unchanged
 
-    @abstractmethod
     def apply(self, world: SegmentWorld, day: int, rng: np.random.Generator) -> tuple[Segment, str]:
-        """Edit the plan on `day`; the segment it changed and a description of the change."""
+        """Edit the plan on `day`; the segment it changed and a description of the change. A kind whose change
+        spans several dates overrides `place` instead."""
+        raise NotImplementedError(f"{self.name} places itself (see its place)")
 
     def place(self, world: SegmentWorld, rng: np.random.Generator) -> SegmentFluctuation | None:
         """Take one date from the calendar and apply the change on it; None when the calendar has no room."""
