@@ -10,7 +10,9 @@ How a cuboid is chosen: its depth is drawn from 1 to the episode's `max_cuboid_d
 that depth are drawn, and among those whose expected signal in their own data is clear (OWN_Z_MIN, from the plan's
 expected counts: binomial noise plus the day-to-day spread of a small segment) the one whose largest share of a
 one-dimension parent (the value of one of its fields) is smallest is kept, so that every one-dimension view
-dilutes it most. When none is clear, the next shallower depth is tried; when none of any depth is, the clearest.
+dilutes it most. When none is clear, the next shallower depth is tried; when none of any depth is, the kind's base
+(a release's version) or the clearest of some one-dimension cuboids. A candidate whose own data expects fewer than
+MIN_EXPECTED arrivals on one of the incident's dates is never clear.
 Behind the truth wall: it reads the plan.
 """
 
@@ -33,6 +35,7 @@ from metric_tracker_rl.segments import (
 
 CANDIDATES = 8  # cuboids drawn per incident; the most diluted clear one is kept
 OWN_Z_MIN = 5.0  # expected z-score of the incident in its own cuboid's daily data: clear
+MIN_EXPECTED = 25.0  # expected arrivals at the incident's step on each of its dates, at the least
 # Relative day-to-day spread of one cell's leaf: its traffic (the cell's and the leaf's share noise) and a step's
 # conversion (the cell's and the leaf's rate noise); a cuboid of n leaves with traffic averages n of them.
 LEAF_TRAFFIC_SPREAD = float(np.hypot(SEGMENT_DAY_SIGMA, LEAF_SHARE_SIGMA))
@@ -80,6 +83,8 @@ def own_z(world: SegmentWorld, reach: np.ndarray, segment: Segment, days: list[i
         hourly = world.hourly_reach(world.plan.cells(replace(segment, channel=None, user_type=None)), days[0])
         moved = 0 if event < 0 else event + 1
         change *= float(hourly[:, slice(*hours), moved].sum() / max(hourly[..., moved].sum(), 1e-9))
+    if not enough_data(reach, mask, days, max(event, 0)):
+        return 0.0
     weakest = np.inf
     for day in days:
         if event < 0:
@@ -93,6 +98,12 @@ def own_z(world: SegmentWorld, reach: np.ndarray, segment: Segment, days: list[i
             relative_sd = np.sqrt((1.0 - rate) / max(rate * arrivals, 1e-9) + LEAF_RATE_SPREAD ** 2 / units)
         weakest = min(weakest, abs(change) / relative_sd)
     return float(weakest)
+
+
+def enough_data(reach: np.ndarray, mask: np.ndarray, days: list[int], event: int) -> bool:
+    """Whether the leaves in `mask` expect at least MIN_EXPECTED arrivals at `event` on each of `days` (a cuboid
+    too thin has dates with no value at all)."""
+    return all(float(reach[mask][:, day, event].sum()) >= MIN_EXPECTED for day in days)
 
 
 def parent_share(world: SegmentWorld, reach: np.ndarray, segment: Segment, days: list[int]) -> float:
@@ -119,19 +130,20 @@ def draw_cuboid(world: SegmentWorld, rng: np.random.Generator, rule: CuboidRule,
     its own data."""
     reach = world.plan.leaf_reach()
     fields = tuple(f for f in rule.may_name if f in world.cuboid_fields and f not in base.named())
-    best: tuple[bool, float, float] | None = None
-    chosen = base
     for depth in range(draw_depth(world, rng, base), 0, -1):  # a shallower cuboid when none of a depth is clear
-        for _ in range(CANDIDATES):
-            segment = _one_cuboid(world, rng, base, fields, depth - cuboid_depth(base), rule.needs_one_of)
-            score = clear(segment)
-            key = (score >= OWN_Z_MIN, -parent_share(world, reach, segment, days) if score >= OWN_Z_MIN else score,
-                   score)
-            if best is None or key > best:
-                best, chosen = key, segment
-        if best is not None and best[0]:
-            break
-    return chosen
+        candidates = [_one_cuboid(world, rng, base, fields, depth - cuboid_depth(base), rule.needs_one_of)
+                      for _ in range(CANDIDATES)]
+        clear_ones = [segment for segment in candidates if clear(segment) >= OWN_Z_MIN]
+        if clear_ones:
+            return min(clear_ones, key=lambda segment: parent_share(world, reach, segment, days))
+    # None is clear: the base (a release's version), or the clearest one-dimension cuboid.
+    return base if base.named() else _clearest(world, rng, fields, rule.needs_one_of, clear)
+
+
+def _clearest(world: SegmentWorld, rng: np.random.Generator, fields: tuple[str, ...], needs_one_of: tuple[str, ...],
+              clear: Callable[[Segment], float]) -> Segment:
+    candidates = [_one_cuboid(world, rng, ALL_TRAFFIC, fields, 1, needs_one_of) for _ in range(CANDIDATES)]
+    return max(candidates, key=clear)
 
 
 def _one_cuboid(world: SegmentWorld, rng: np.random.Generator, base: Segment, fields: tuple[str, ...], extra: int,

@@ -9,7 +9,7 @@ import numpy as np
 
 from metric_tracker_rl.anomalies.base import step_index
 from metric_tracker_rl.incident_kinds.base import IncidentKind, SegmentIncident, register_incident_kind
-from metric_tracker_rl.incident_kinds.cuboid import CuboidRule, draw_cuboid, own_z
+from metric_tracker_rl.incident_kinds.cuboid import CuboidRule, draw_cuboid, enough_data, leaf_mask, own_z
 from metric_tracker_rl.segment_plan import SegmentWorld, pick
 from metric_tracker_rl.segments import Segment
 
@@ -52,7 +52,8 @@ class ReleaseRegression(IncidentKind):
         reach = world.plan.leaf_reach()
         step = step_index(entity)
         segment = draw_cuboid(world, rng, CUBOID_RULE, days,
-                              lambda s: own_z(world, reach, s, days[-1:], step, magnitude),
+                              lambda s: own_z(world, reach, s, days[-1:], step, magnitude)
+                              if enough_data(reach, leaf_mask(world, s), days, step) else 0.0,
                               base=Segment(platform, None, version))
         return self.step_drop_over_dates(world, segment, days, entity, [magnitude] * len(days),
                                          f"release {version} on {platform} breaks {entity}")
