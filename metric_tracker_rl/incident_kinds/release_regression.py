@@ -51,11 +51,12 @@ class ReleaseRegression(IncidentKind):
         """The release's version, narrowed to a cuboid clear on the run's last date (its rollout's widest)."""
         reach = world.plan.leaf_reach()
         step = step_index(entity)
-        segment = draw_cuboid(world, rng, CUBOID_RULE, days,
-                              lambda s: own_z(world, reach, s, days[-1:], step, magnitude)
-                              if enough_data(reach, leaf_mask(world, s), days, step) else 0.0,
-                              base=Segment(platform, None, version))
-        return self.step_drop_over_dates(world, segment, days, entity, [magnitude] * len(days),
+        segment, boost = draw_cuboid(world, rng, CUBOID_RULE, days,
+                                     lambda s: own_z(world, reach, s, days[-1:], step, magnitude)
+                                     if enough_data(reach, leaf_mask(world, s), days, step) else 0.0,
+                                     base=Segment(platform, None, version),
+                                     max_boost=self.largest_fall(world) / magnitude)
+        return self.step_drop_over_dates(world, segment, days, entity, [magnitude * boost] * len(days),
                                          f"release {version} on {platform} breaks {entity}")
 
 
