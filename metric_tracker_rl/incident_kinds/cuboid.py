@@ -67,11 +67,14 @@ def cuboid_depth(segment: Segment) -> int:
 
 
 def leaf_mask(world: SegmentWorld, segment: Segment) -> np.ndarray:
-    """(S, K) the leaves inside a segment."""
-    plan = world.plan
-    assert plan.split is not None, "cuboids need a world with leaves"
-    cells = plan.layout.mask(replace(segment, channel=None, user_type=None))
-    return np.outer(cells, plan.split.mask(segment))
+    """(S, K) the leaves inside a segment (kept on the world: a reset asks for the same ones many times)."""
+    mask = world.leaf_masks.get(segment)
+    if mask is None:
+        plan = world.plan
+        assert plan.split is not None, "cuboids need a world with leaves"
+        cells = plan.layout.mask(replace(segment, channel=None, user_type=None))
+        mask = world.leaf_masks[segment] = np.outer(cells, plan.split.mask(segment))
+    return mask
 
 
 def own_z(world: SegmentWorld, reach: np.ndarray, segment: Segment, days: list[int], event: int,
@@ -91,17 +94,18 @@ def own_z(world: SegmentWorld, reach: np.ndarray, segment: Segment, days: list[i
         change *= float(hourly[:, slice(*hours), moved].sum() / max(hourly[..., moved].sum(), 1e-9))
     if not enough_data(reach, mask, days, max(event, 0)):
         return 0.0
+    mine = reach[mask][:, days]  # (n, len(days), 5): the segment's leaves on its dates
     weakest = np.inf
-    for day in days:
+    for at in range(len(days)):
         if event < 0:
-            opens = float(reach[mask][:, day, 0].sum())
-            units = max(int((reach[mask][:, day, 0] > 0).sum()), 1)
+            opens = float(mine[:, at, 0].sum())
+            units = max(int((mine[:, at, 0] > 0).sum()), 1)
             relative_sd = np.sqrt(1.0 / max(opens, 1e-9) + LEAF_TRAFFIC_SPREAD ** 2 / units
                                   + COMMON_TRAFFIC_SPREAD ** 2)
         else:
-            arrivals = float(reach[mask][:, day, event].sum())
-            rate = min(float(reach[mask][:, day, event + 1].sum()) / max(arrivals, 1e-9), 1.0)
-            units = max(int((reach[mask][:, day, event] > 0).sum()), 1)
+            arrivals = float(mine[:, at, event].sum())
+            rate = min(float(mine[:, at, event + 1].sum()) / max(arrivals, 1e-9), 1.0)
+            units = max(int((mine[:, at, event] > 0).sum()), 1)
             relative_sd = np.sqrt((1.0 - rate) / max(rate * arrivals, 1e-9) + LEAF_RATE_SPREAD ** 2 / units
                                   + COMMON_RATE_SPREAD ** 2)
         weakest = min(weakest, abs(change) / relative_sd)
@@ -111,18 +115,19 @@ def own_z(world: SegmentWorld, reach: np.ndarray, segment: Segment, days: list[i
 def enough_data(reach: np.ndarray, mask: np.ndarray, days: list[int], event: int) -> bool:
     """Whether the leaves in `mask` expect at least MIN_EXPECTED arrivals at `event` on each of `days` (a cuboid
     too thin has dates with no value at all)."""
-    return all(float(reach[mask][:, day, event].sum()) >= MIN_EXPECTED for day in days)
+    return bool((reach[mask][:, days, event].sum(axis=0) >= MIN_EXPECTED).all())
 
 
-def parent_share(world: SegmentWorld, reach: np.ndarray, segment: Segment, days: list[int]) -> float:
-    """The cuboid's largest share of the opens of one of its one-dimension parents (platform=web, channel=...)."""
-    mine = float(reach[leaf_mask(world, segment)][:, days, 0].sum())
+def parent_share(world: SegmentWorld, opens: np.ndarray, segment: Segment) -> float:
+    """The cuboid's largest share of the opens of one of its one-dimension parents (platform=web, channel=...);
+    `opens` (S, K): each leaf's expected opens over the incident's dates."""
+    mine = float(opens[leaf_mask(world, segment)].sum())
     largest = 0.0
     for field, value in segment.named().items():
         if field == "platform" and "app_version" in segment.named():
             continue  # a version's parent is the version itself
         parent = Segment(**{field: value}) if field != "app_version" else Segment(segment.platform, None, value)
-        largest = max(largest, mine / max(float(reach[leaf_mask(world, parent)][:, days, 0].sum()), 1e-9))
+        largest = max(largest, mine / max(float(opens[leaf_mask(world, parent)].sum()), 1e-9))
     return largest
 
 
@@ -133,14 +138,15 @@ def draw_depth(world: SegmentWorld, rng: np.random.Generator, base: Segment) -> 
 
 
 def draw_cuboid(world: SegmentWorld, rng: np.random.Generator, rule: CuboidRule, days: list[int],
-                clear: Callable[[Segment], float], base: Segment = ALL_TRAFFIC, max_boost: float = 1.0
-                ) -> tuple[Segment, float]:
+                reach: np.ndarray, clear: Callable[[Segment], float], base: Segment = ALL_TRAFFIC,
+                max_boost: float = 1.0) -> tuple[Segment, float]:
     """A cuboid for an incident on `days` (see the module's docstring) and the factor its magnitude is raised by:
     `clear(segment)` is its expected z-score in its own data at the drawn magnitude, and a kind whose z-score is
     linear in its magnitude may allow raising it up to `max_boost` times so that a small cuboid is clear (the
-    candidates are then ranked by their one-dimension parents' share times that factor: the fall a parent shows)."""
-    reach = world.plan.leaf_reach()
+    candidates are then ranked by their one-dimension parents' share times that factor: the fall a parent shows).
+    `reach`: the plan's leaf_reach() before the incident."""
     fields = tuple(f for f in rule.may_name if f in world.cuboid_fields and f not in base.named())
+    opens = reach[:, :, days, 0].sum(axis=-1)
     for depth in range(draw_depth(world, rng, base), 0, -1):  # a shallower cuboid when none of a depth is clear
         candidates = [_one_cuboid(world, rng, base, fields, depth - cuboid_depth(base), rule.needs_one_of)
                       for _ in range(CANDIDATES)]
@@ -148,7 +154,7 @@ def draw_cuboid(world: SegmentWorld, rng: np.random.Generator, rule: CuboidRule,
         clear_ones = [(segment, boost) for segment, boost in zip(candidates, boosts, strict=True)
                       if boost <= max_boost]
         if clear_ones:
-            return min(clear_ones, key=lambda pair: parent_share(world, reach, pair[0], days) * pair[1])
+            return min(clear_ones, key=lambda pair: parent_share(world, opens, pair[0]) * pair[1])
     # None is clear: the base (a release's version), or the clearest one-dimension cuboid.
     return (base if base.named() else _clearest(world, rng, fields, rule.needs_one_of, clear)), 1.0
 

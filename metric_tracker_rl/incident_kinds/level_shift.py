@@ -53,7 +53,7 @@ class LevelShift(IncidentKind):
         shares = ramp(len(days))
         step = step_index(entity)
         reach = world.plan.leaf_reach()
-        segment, boost = draw_cuboid(world, rng, CUBOID_RULE, days,
+        segment, boost = draw_cuboid(world, rng, CUBOID_RULE, days, reach,
                                      lambda s: own_z(world, reach, s, days, step, magnitude * min(shares)),
                                      max_boost=self.largest_fall(world) / magnitude)
         magnitude *= boost
@@ -74,8 +74,9 @@ class LevelShift(IncidentKind):
         named = {f: v for f, v in host.segment.named().items() if f != "app_version"} or {"platform": "web"}
         field = pick(tuple(named), rng)
         reach = world.plan.leaf_reach()
-        segment, boost = draw_cuboid(world, rng, CUBOID_RULE, [day],
-                                     lambda s: own_z(world, reach, agree(s, host.segment), [day], step, magnitude),
+        segment, boost = draw_cuboid(world, rng, CUBOID_RULE, [day], reach,
+                                     lambda s: own_z(world, reach, agree(s, host.segment), [day], step,
+                                                     magnitude),
                                      base=Segment(**{field: named[field]}),
                                      max_boost=self.largest_fall(world) / magnitude)
         return self.step_drop_over_dates(world, agree(segment, host.segment), [day], entity,

@@ -51,7 +51,7 @@ class ReleaseRegression(IncidentKind):
         """The release's version, narrowed to a cuboid clear on the run's last date (its rollout's widest)."""
         reach = world.plan.leaf_reach()
         step = step_index(entity)
-        segment, boost = draw_cuboid(world, rng, CUBOID_RULE, days,
+        segment, boost = draw_cuboid(world, rng, CUBOID_RULE, days, reach,
                                      lambda s: own_z(world, reach, s, days[-1:], step, magnitude)
                                      if enough_data(reach, leaf_mask(world, s), days, step) else 0.0,
                                      base=Segment(platform, None, version),

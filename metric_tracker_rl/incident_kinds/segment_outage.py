@@ -50,7 +50,7 @@ class SegmentOutage(IncidentKind):
         drop = self.draw_magnitude(world, rng)
         plan = world.plan
         reach = plan.leaf_reach()
-        segment, boost = draw_cuboid(world, rng, CUBOID_RULE, [day],
+        segment, boost = draw_cuboid(world, rng, CUBOID_RULE, [day], reach,
                                      lambda s: own_z(world, reach, s, [day], -1, drop, hours),
                                      max_boost=self.magnitude_bounds[1] / drop)
         drop *= boost
