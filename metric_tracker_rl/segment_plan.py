@@ -43,7 +43,8 @@ class SegmentedPlan:
     hour_shift: np.ndarray  # (S, D)
     ingested_fraction: np.ndarray  # (S, D, 24)
     # At a tier with daily-only dimensions: how each cell's traffic splits into leaves, (S, K, D), and each leaf's
-    # factor on the cell's expected reach of every event, (S, K, D, 5) (1 for opens). Kinds edit the cells only.
+    # factor on the cell's expected reach of every event, (S, K, D, 5) (1 for opens). A kind edits them only through
+    # SegmentWorld.scale_step and scale_traffic, which keep them consistent with the cells.
     split: LeafSplit | None = None
     leaf_shares: np.ndarray | None = None
     leaf_reach_factors: np.ndarray | None = None
