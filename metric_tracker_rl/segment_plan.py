@@ -5,7 +5,7 @@ it)."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import TypeVar
 
 import numpy as np
@@ -43,7 +43,8 @@ class SegmentedPlan:
     hour_shift: np.ndarray  # (S, D)
     ingested_fraction: np.ndarray  # (S, D, 24)
     # At a tier with daily-only dimensions: how each cell's traffic splits into leaves, (S, K, D), and each leaf's
-    # factor on the cell's expected reach of every event, (S, K, D, 5) (1 for opens). Kinds edit the cells only.
+    # factor on the cell's expected reach of every event, (S, K, D, 5) (1 for opens). A kind edits them only through
+    # SegmentWorld.scale_step and scale_traffic, which keep them consistent with the cells.
     split: LeafSplit | None = None
     leaf_shares: np.ndarray | None = None
     leaf_reach_factors: np.ndarray | None = None
@@ -130,6 +131,7 @@ class SegmentWorld:
     cuboid_fields: tuple[str, ...] = ()
     max_cuboid_depth: int = 0
     note_share: float = 0.0  # the share of incidents a context note can explain that get one (deep)
+    leaf_masks: dict[Segment, np.ndarray] = field(default_factory=dict, repr=False, compare=False)
 
     def one_dimension(self, rng: np.random.Generator, order: tuple[str, ...] = ("platform", "country")) -> Segment:
         """One value of each dimension in `order` (drawn in that order), then one of those segments."""

@@ -53,8 +53,9 @@ class PaymentFailure(IncidentKind):
         start, end = draw_window(rng, round(hours), *HOUR_WINDOW)
         reach = world.plan.leaf_reach()
         fall = 1.0 - max(RESIDUAL)
-        segment = draw_cuboid(world, rng, CUBOID_RULE, [day],
-                              lambda s: own_z(world, reach, s, [day], PAYMENT_STEP, fall, (start, end)), base=base)
+        segment, _ = draw_cuboid(world, rng, CUBOID_RULE, [day], reach,
+                                 lambda s: own_z(world, reach, s, [day], PAYMENT_STEP, fall, (start, end)),
+                                 base=base)
         world.scale_step(segment, day, PAYMENT_STEP, float(rng.uniform(*RESIDUAL)), (start, end))
         entity = self.entity_names[0]
         neutral = ({("conversion_rate", entity)} | rates_through_step(PAYMENT_STEP) | counts_from(PAYMENT_STEP + 1)
