@@ -1,0 +1,204 @@
+"""The expert at deep: a localisation search over the cuboids of five dimensions, in the spirit of HotSpot, Squeeze
+and iDice, read through the SQL tool and deciding only from the text of the tool results and the brief.
+
+An incident changes conversion inside a cuboid (a combination of values of one to three dimensions: platform,
+country, app version, channel, user type), by about the same share in every leaf it covers; a mix shift changes
+which leaves the traffic comes from, never a leaf's own conversion. So the search works on leaf residuals:
+
+1. Leaf baselines: each leaf's step conversions against the published baseline rule (the median of the same weekday
+   in the other weeks), taken at the leaf without its app version (a rollout moves a version's traffic from date to
+   date, its conversion stays that of its platform's leaf); the residual of a leaf is its step's conversions less
+   the baseline rate times its incoming events.
+2. The scan: one grouped query sums the residuals, the expected conversions and their sampling variance over every
+   cuboid of one to three dimensions (a version counts as one dimension with its platform), per date and step. A
+   cuboid's z (its residual over its noise) is the scan statistic of a uniform relative change inside it: in
+   expectation it is highest on the incident's own cuboid, lower on a coarser one (the same residual, more noise)
+   and on a finer one (part of the residual). The query returns the strongest few cuboids of each date and step
+   that moved beyond the noise of so many tests.
+3. The ripple check: the strongest cuboid is generalised to a parent (one dimension dropped) when the part of the
+   parent outside it moved the same way by a comparable share (the change ripples through the whole parent, as
+   a root cause's does), and kept when the rest of the parent stayed put (the change is confined to it).
+4. Classification by signature, as at frontier (metric_tracker_rl/agents/frontier_expert.py): releases, hour-of-day
+   shapes (hourly data is at platform x version x country), hours in which a step stopped, and which steps moved
+   together; then the values query reads every reported number from its cuboid's own daily data.
+
+`max_dims=1` limits the search to one-dimension breakdowns (the calibration's one-dimension expert).
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections import defaultdict
+from typing import Any
+
+from metric_tracker_rl.agents.base import register_agent
+from metric_tracker_rl.agents.frontier_expert import (
+    STEPS,
+    FrontierExpertAgent,
+    Report,
+    _query,
+    hours_sql,
+    stops_sql,
+)
+from metric_tracker_rl.models import MetricTrackerRlAction
+from metric_tracker_rl.segments import SEGMENT_FIELDS
+from metric_tracker_rl.tool_calls import SeenObservation
+
+ALIAS = {"platform": "p", "country": "c", "app_version": "v", "channel": "h", "user_type": "u"}
+# The scan's names of the events (p and c name platform and country there).
+EVENT_ALIAS = {"app_opens": "o", "menu_opens": "m", "product_added_to_cart": "c2", "orders_placed": "p2",
+               "payment_successful": "y"}
+# The searched dimensions: an app version is named with its platform (the same label ships on ios and android).
+SEARCH_DIMENSIONS: dict[str, tuple[str, ...]] = {"platform": ("platform",), "country": ("country",),
+                                                 "channel": ("channel",), "user_type": ("user_type",),
+                                                 "version": ("platform", "app_version")}
+# A leaf's conversion varies from date to date by about LEAF_SPREAD of its rate on top of sampling, and a cuboid's by
+# CUBOID_SPREAD (its cells' common day noise); the baseline's own noise widens the sampling variance by
+# BASELINE_NOISE. A cuboid with fewer than MIN_EXPECTED expected conversions is too small to read.
+LEAF_SPREAD, CUBOID_SPREAD, BASELINE_NOISE, MIN_EXPECTED = 0.03, 0.015, 1.3, 20
+RATE_FLOOR = 0.05  # a step converting nearly always still varies: its variance is at least this share of its rate
+# A date and step is kept when its strongest cuboid's |z| reaches SCAN_Z (some thousand cuboids are tested per date
+# and step: chance alone reaches about 4.5); the strongest TOP cuboids come back for the ripple check.
+SCAN_Z, TOP = 5.5, 6
+# Ripple: the rest of a parent moved the same way with |z| at least RIPPLE_Z and by at least RIPPLE_SHARE of the
+# cuboid's own change.
+RIPPLE_Z, RIPPLE_SHARE = 3.0, 0.5
+
+
+def cuboid_sets(max_dims: int) -> list[tuple[str, ...]]:
+    """The field sets of every cuboid of 1 to max_dims dimensions (in SEGMENT_FIELDS order)."""
+    sets = []
+    for size in range(1, max_dims + 1):
+        for combo in itertools.combinations(SEARCH_DIMENSIONS, size):
+            if "version" in combo and "platform" in combo:
+                continue  # a version names its platform already
+            named = {field for dimension in combo for field in SEARCH_DIMENSIONS[dimension]}
+            sets.append(tuple(field for field in SEGMENT_FIELDS if field in named))
+    return sets
+
+
+def _grouped(sets: list[tuple[str, ...]], source: str, sums: str) -> str:
+    """One GROUP BY GROUPING SETS over `source`, every segment field selected (NULL where no set names it)."""
+    used = {field for fields in sets for field in fields}
+    columns = ", ".join(ALIAS[field] if field in used else f"NULL {ALIAS[field]}" for field in SEGMENT_FIELDS)
+    grouping = ", ".join("(" + ", ".join(["date", *(ALIAS[field] for field in fields)]) + ")" for fields in sets)
+    return f"SELECT date, {columns}, {sums} FROM {source} GROUP BY GROUPING SETS ({grouping})"
+
+
+def scan_sql(max_dims: int = 3) -> str:
+    """Per date and step, the strongest cuboids by the z of their leaves' summed residuals, where the strongest
+    moved beyond SCAN_Z: each with its change (residual over expected conversions), z, residual and expected."""
+    steps = [(name, EVENT_ALIAS[_event(num)], EVENT_ALIAS[_event(den)]) for name, num, den in STEPS]
+    medians = ", ".join(f"median({n} / {d}) FILTER ({d} > 0) OVER w q{i}" for i, (_, n, d) in enumerate(steps))
+    sums = ", ".join(f"sum({n} - q{i} * {d}) r{i}, sum(q{i} * {d}) e{i}, sum(greatest(q{i} * (1 - q{i}), "
+                     f"{RATE_FLOOR} * q{i}) * {d} + ({LEAF_SPREAD} * q{i} * {d}) ^ 2) w{i}"
+                     for i, (_, n, d) in enumerate(steps))
+    unpivot = " UNION ALL ".join(f"SELECT date, p, c, v, h, u, '{name}' step, r{i} r, e{i} e, w{i} w FROM g"
+                                 for i, (name, _, _) in enumerate(steps))
+    sets = cuboid_sets(max_dims)
+    parts = [_grouped([s for s in sets if "app_version" not in s], "q", sums)]
+    versioned = [s for s in sets if "app_version" in s]
+    if versioned:  # web has one version: its cuboids are web's own
+        parts.append(_grouped(versioned, "(SELECT l.*, q0, q1, q2, q3 FROM l JOIN q USING (date, p, c, h, u) "
+                                         "WHERE p <> 'web')", sums))
+    return ("WITH l AS (SELECT date, platform p, country c, app_version v, channel h, user_type u, app_opens o, "
+            "menu_opens m, product_added_to_cart c2, orders_placed p2, payment_successful y FROM daily_by_segment), "
+            "t AS (SELECT date, p, c, h, u, sum(o) o, sum(m) m, sum(c2) c2, sum(p2) p2, sum(y) y FROM l GROUP BY ALL), "
+            f"q AS (SELECT *, {medians} FROM t WINDOW w AS (PARTITION BY p, c, h, u, isodow(date) ROWS BETWEEN "
+            "UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING EXCLUDE CURRENT ROW)), "
+            f"g AS ({' UNION ALL '.join(parts)}), s AS ({unpivot}), "
+            f"z AS (SELECT *, r / sqrt({BASELINE_NOISE} * w + ({CUBOID_SPREAD} * e) ^ 2) z FROM s "
+            f"WHERE e >= {MIN_EXPECTED}) "
+            "SELECT date, step, p platform, c country, v app_version, h channel, u user_type, round(r / e, 3) change, "
+            "round(z, 1) z, round(r) r, round(e) e FROM z "
+            f"QUALIFY max(abs(z)) OVER (PARTITION BY date, step) >= {SCAN_Z} AND row_number() OVER (PARTITION BY "
+            f"date, step ORDER BY abs(z) DESC) <= {TOP} ORDER BY date, step, abs(z) DESC")
+
+
+def _event(alias: str) -> str:
+    """The event an alias of frontier_expert.COUNTS sums."""
+    return {"o": "app_opens", "m": "menu_opens", "c": "product_added_to_cart", "p": "orders_placed",
+            "y": "payment_successful"}[alias]
+
+
+def _fields(row: dict[str, Any]) -> tuple[tuple[str, str], ...]:
+    return tuple((field, str(row[field])) for field in SEGMENT_FIELDS if row.get(field) is not None)
+
+
+def _parents(fields: tuple[tuple[str, str], ...]) -> list[tuple[tuple[str, str], ...]]:
+    """The cuboids one dimension coarser (a version dropped alone; a platform dropped with its version)."""
+    named = dict(fields)
+    parents = []
+    for field in named:
+        dropped = {field, "app_version"} if field == "platform" else {field}
+        parent = tuple((f, v) for f, v in fields if f not in dropped)
+        if parent and parent not in parents:
+            parents.append(parent)
+    return parents
+
+
+def localise(candidates: list[dict[str, Any]]) -> dict[str, Any]:
+    """The root cause among one date and step's strongest cuboids: the strongest, generalised to a parent for as
+    long as the rest of the parent moved along with it (the ripple check of the module docstring)."""
+    by_fields = {_fields(row): row for row in candidates}
+    best = max(candidates, key=lambda row: abs(row["z"]))
+    while True:
+        child = _fields(best)
+        rippled = []
+        for parent in _parents(child):
+            row = by_fields.get(parent)
+            if row is None or not row["z"] or not best["z"]:
+                continue
+            rest_r, rest_e = row["r"] - best["r"], row["e"] - best["e"]
+            rest_var = (row["r"] / row["z"]) ** 2 - (best["r"] / best["z"]) ** 2
+            if rest_e <= 0 or rest_var <= 0:
+                continue
+            rest_z, rest_change = rest_r / rest_var ** 0.5, rest_r / rest_e
+            if rest_z * best["z"] > 0 and abs(rest_z) >= RIPPLE_Z and \
+                    rest_change / best["change"] >= RIPPLE_SHARE:
+                rippled.append(row)
+        if not rippled:
+            return best
+        best = max(rippled, key=lambda row: abs(row["z"]))
+
+
+class DeepExpertAgent(FrontierExpertAgent):
+    """The deep procedure of the module docstring; `max_dims` bounds the cuboids it searches."""
+
+    name = "deep_expert"
+    fields = SEGMENT_FIELDS
+
+    def __init__(self, max_dims: int = 3) -> None:
+        super().__init__()
+        self.max_dims = max_dims
+
+    def begin(self, observation: SeenObservation) -> None:
+        super().begin(observation)
+        self.plan = [
+            ("releases", MetricTrackerRlAction(analysis_method="get_releases", analysis_args={})),
+            ("scan", _query(scan_sql(self.max_dims))),
+            ("hours", _query(hours_sql(("platform", "country"), self.holidays))),
+            ("stops", _query(stops_sql(False))),
+        ]
+
+    def _decide(self) -> list[Report]:
+        """The frontier's classification over the localised cuboid of every date and step that moved."""
+        by_key: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
+        for row in self.results["scan"]:
+            if row.get("z") is not None and row.get("change") is not None:
+                by_key[(str(row["date"]), row["step"])].append(row)
+        self.results["rates"] = [{**localise(rows), "entity_name": step} for (_, step), rows in sorted(by_key.items())]
+        return super()._decide()
+
+
+class OneDimensionExpertAgent(DeepExpertAgent):
+    """The deep expert limited to one-dimension breakdowns (a version with its platform counts as one)."""
+
+    name = "one_dimension_expert"
+
+    def __init__(self) -> None:
+        super().__init__(max_dims=1)
+
+
+register_agent(DeepExpertAgent.name, DeepExpertAgent)
+register_agent(OneDimensionExpertAgent.name, OneDimensionExpertAgent)
