@@ -31,7 +31,7 @@ import itertools
 from collections import defaultdict
 from typing import Any
 
-from metric_tracker_rl.agents.base import register_agent
+from metric_tracker_rl.agents.base import Agent, register_agent
 from metric_tracker_rl.agents.frontier_expert import (
     STEPS,
     FrontierExpertAgent,
@@ -40,7 +40,7 @@ from metric_tracker_rl.agents.frontier_expert import (
     hours_sql,
     stops_sql,
 )
-from metric_tracker_rl.models import MetricTrackerRlAction
+from metric_tracker_rl.models import MetricSubmissionRow, MetricTrackerRlAction
 from metric_tracker_rl.segments import SEGMENT_FIELDS
 from metric_tracker_rl.tool_calls import SeenObservation
 
@@ -59,7 +59,7 @@ LEAF_SPREAD, CUBOID_SPREAD, BASELINE_NOISE, MIN_EXPECTED = 0.03, 0.015, 1.3, 20
 RATE_FLOOR = 0.05  # a step converting nearly always still varies: its variance is at least this share of its rate
 # A date and step is kept when its strongest cuboid's |z| reaches SCAN_Z (some thousand cuboids are tested per date
 # and step: chance alone reaches about 4.5); the strongest TOP cuboids come back for the ripple check.
-SCAN_Z, TOP = 5.5, 6
+SCAN_Z, TOP = 5.5, 5
 # Ripple: the rest of a parent moved the same way with |z| at least RIPPLE_Z and by at least RIPPLE_SHARE of the
 # cuboid's own change.
 RIPPLE_Z, RIPPLE_SHARE = 3.0, 0.5
@@ -106,11 +106,11 @@ def scan_sql(max_dims: int = 3) -> str:
             "t AS (SELECT date, p, c, h, u, sum(o) o, sum(m) m, sum(c2) c2, sum(p2) p2, sum(y) y FROM l GROUP BY ALL), "
             f"q AS (SELECT *, {medians} FROM t WINDOW w AS (PARTITION BY p, c, h, u, isodow(date) ROWS BETWEEN "
             "UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING EXCLUDE CURRENT ROW)), "
-            f"g AS ({' UNION ALL '.join(parts)}), s AS ({unpivot}), "
+            f"g AS MATERIALIZED ({' UNION ALL '.join(parts)}), s AS ({unpivot}), "
             f"z AS (SELECT *, r / sqrt({BASELINE_NOISE} * w + ({CUBOID_SPREAD} * e) ^ 2) z FROM s "
             f"WHERE e >= {MIN_EXPECTED}) "
             "SELECT date, step, p platform, c country, v app_version, h channel, u user_type, round(r / e, 3) change, "
-            "round(z, 1) z, round(r) r, round(e) e FROM z "
+            f"round(z, 1) z, round(r) r, round(e) e FROM z WHERE abs(z) >= {RIPPLE_Z} "
             f"QUALIFY max(abs(z)) OVER (PARTITION BY date, step) >= {SCAN_Z} AND row_number() OVER (PARTITION BY "
             f"date, step ORDER BY abs(z) DESC) <= {TOP} ORDER BY date, step, abs(z) DESC")
 
@@ -176,9 +176,9 @@ class DeepExpertAgent(FrontierExpertAgent):
         super().begin(observation)
         self.plan = [
             ("releases", MetricTrackerRlAction(analysis_method="get_releases", analysis_args={})),
-            ("scan", _query(scan_sql(self.max_dims))),
             ("hours", _query(hours_sql(("platform", "country"), self.holidays))),
             ("stops", _query(stops_sql(False))),
+            ("scan", _query(scan_sql(self.max_dims))),
         ]
 
     def _decide(self) -> list[Report]:
@@ -202,3 +202,88 @@ class OneDimensionExpertAgent(DeepExpertAgent):
 
 register_agent(DeepExpertAgent.name, DeepExpertAgent)
 register_agent(OneDimensionExpertAgent.name, OneDimensionExpertAgent)
+
+
+# --- the short segment rule ---------------------------------------------------------------------------------------
+
+RULE_K = 6  # the strongest groups the rule reports
+COUNT_SPREAD = 0.1  # a group's daily count varies by about this share of its level (demand), on top of sampling
+RULE_ENTITIES: tuple[tuple[str, str, str, str | None], ...] = (
+    ("event_count", "app_opens", "o", None),
+    *(("conversion_rate", name, EVENT_ALIAS[_event(num)], EVENT_ALIAS[_event(den)]) for name, num, den in STEPS),
+)
+
+
+def rule_sql(dimension: str, k: int = RULE_K) -> str:
+    """One GROUP BY of one dimension: every group's app opens and step conversions per date against the
+    same-weekday median of its own, the k strongest moves by their z (sampling plus a day-to-day spread)."""
+    fields = SEARCH_DIMENSIONS[dimension]
+    listed = ", ".join(fields)
+    same = " AND ".join(f"x.{field} = a.{field}" for field in fields)
+    # A version's traffic follows its rollout, so only its conversions are compared.
+    units = " UNION ALL ".join(
+        f"SELECT date, {listed}, '{kind}' entity_type, '{name}' entity_name, "
+        + (f"{num} / nullif({den}, 0) v, {den} n FROM s" if den else f"{num} v, NULL n FROM s")
+        for kind, name, num, den in RULE_ENTITIES if den or dimension != "version")
+    severity = " ".join(f"WHEN abs(delta_value) / abs(baseline_value) < {bound} THEN '{label}'"
+                        for bound, label in ((0.15, "low"), (0.30, "medium"), (0.60, "high")))
+    return (f"WITH s AS (SELECT date, {listed}, sum(app_opens) o, sum(menu_opens) m, sum(product_added_to_cart) c2, "
+            f"sum(orders_placed) p2, sum(payment_successful) y FROM daily_by_segment GROUP BY ALL), u AS ({units}), "
+            f"b AS (SELECT a.date, {', '.join(f'a.{field}' for field in fields)}, a.entity_type, a.entity_name, "
+            "any_value(a.v) observed_value, any_value(a.n) n, median(x.v) baseline_value FROM u a JOIN u x ON "
+            f"{same} AND x.entity_name = a.entity_name AND isodow(x.date) = isodow(a.date) AND x.date <> a.date "
+            "GROUP BY ALL), "
+            "d AS (SELECT *, observed_value - baseline_value delta_value, (observed_value - baseline_value) / "
+            f"sqrt(CASE WHEN n IS NULL THEN baseline_value + ({COUNT_SPREAD} * baseline_value) ^ 2 "
+            "ELSE baseline_value * greatest(1 - baseline_value, 0.02) / n + (0.02 * baseline_value) ^ 2 END) z FROM b "
+            "WHERE baseline_value > 0) "
+            f"SELECT date, {listed}, entity_type, entity_name, baseline_value, observed_value, delta_value, "
+            f"CASE {severity} ELSE 'critical' END severity, round(z, 1) z FROM d ORDER BY abs(z) DESC LIMIT {k}")
+
+
+class ShortSegmentRuleAgent(Agent):
+    """A short rule, no investigation: one GROUP BY per dimension against the same-weekday median, then the k
+    strongest groups (one a date), each reported as the plainest family of its move; no hourly reading, no
+    context tables."""
+
+    name = "short_segment_rule"
+
+    def begin(self, observation: SeenObservation) -> None:
+        self.plan_calls = [(dimension, _query(rule_sql(dimension))) for dimension in SEARCH_DIMENSIONS]
+        self.rows_seen: list[dict[str, Any]] = []
+        self.waiting = False
+        self.submitted = False
+
+    def act(self, observation: SeenObservation) -> MetricTrackerRlAction | None:
+        if self.waiting:
+            self.rows_seen += (observation.analysis_result or {}).get("rows", [])
+            self.waiting = False
+        if observation.status == "graded" or observation.done or self.submitted:
+            return None
+        if self.plan_calls:
+            self.waiting = True
+            return self.plan_calls.pop(0)[1]
+        self.submitted = True
+        return MetricTrackerRlAction(classifications=self._report())
+
+    def _report(self) -> list[MetricSubmissionRow]:
+        chosen: dict[str, dict[str, Any]] = {}
+        for row in sorted(self.rows_seen, key=lambda r: -abs(r["z"] or 0.0)):
+            if len(chosen) < RULE_K and str(row["date"]) not in chosen:
+                chosen[str(row["date"])] = row
+        report = []
+        for row in chosen.values():
+            fell = row["delta_value"] < 0
+            family = ("rate_drop_from_median" if fell else "rate_spike_from_median") \
+                if row["entity_type"] == "conversion_rate" else \
+                ("absolute_drop_in_event_count" if fell else "absolute_spike_in_event_count")
+            method = "compare_rate_to_median" if row["entity_type"] == "conversion_rate" else "compare_count_to_median"
+            report.append(MetricSubmissionRow(
+                date=str(row["date"]), entity_type=row["entity_type"], entity_name=row["entity_name"],
+                anomaly_type=family, detection_method=method, baseline_value=row["baseline_value"],
+                observed_value=row["observed_value"], delta_value=row["delta_value"], severity=row["severity"],
+                **{field: str(row[field]) for field in SEGMENT_FIELDS if row.get(field) is not None}))
+        return report
+
+
+register_agent(ShortSegmentRuleAgent.name, ShortSegmentRuleAgent)
