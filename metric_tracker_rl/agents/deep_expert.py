@@ -48,6 +48,7 @@ ALIAS = {"platform": "p", "country": "c", "app_version": "v", "channel": "h", "u
 # The scan's names of the events (p and c name platform and country there).
 EVENT_ALIAS = {"app_opens": "o", "menu_opens": "m", "product_added_to_cart": "c2", "orders_placed": "p2",
                "payment_successful": "y"}
+COLUMN = {alias: event for event, alias in EVENT_ALIAS.items()}
 # The searched dimensions: an app version is named with its platform (the same label ships on ios and android).
 SEARCH_DIMENSIONS: dict[str, tuple[str, ...]] = {"platform": ("platform",), "country": ("country",),
                                                  "channel": ("channel",), "user_type": ("user_type",),
@@ -85,34 +86,31 @@ def _grouped(sets: list[tuple[str, ...]], source: str, sums: str) -> str:
     return f"SELECT date, {columns}, {sums} FROM {source} GROUP BY GROUPING SETS ({grouping})"
 
 
-def scan_sql(max_dims: int = 3) -> str:
-    """Per date and step, the strongest cuboids by the z of their leaves' summed residuals, where the strongest
-    moved beyond SCAN_Z: each with its change (residual over expected conversions), z, residual and expected."""
-    steps = [(name, EVENT_ALIAS[_event(num)], EVENT_ALIAS[_event(den)]) for name, num, den in STEPS]
-    medians = ", ".join(f"median({n} / {d}) FILTER ({d} > 0) OVER w q{i}" for i, (_, n, d) in enumerate(steps))
-    sums = ", ".join(f"sum({n} - q{i} * {d}) r{i}, sum(q{i} * {d}) e{i}, sum(greatest(q{i} * (1 - q{i}), "
-                     f"{RATE_FLOOR} * q{i}) * {d} + ({LEAF_SPREAD} * q{i} * {d}) ^ 2) w{i}"
-                     for i, (_, n, d) in enumerate(steps))
-    unpivot = " UNION ALL ".join(f"SELECT date, p, c, v, h, u, '{name}' step, r{i} r, e{i} e, w{i} w FROM g"
-                                 for i, (name, _, _) in enumerate(steps))
+def scan_sql(step: str, max_dims: int = 3) -> str:
+    """Per date, one step's strongest cuboids by the z of their leaves' summed residuals, on dates where the
+    strongest moved beyond SCAN_Z: each with its change (residual over expected conversions), z, residual and
+    expected conversions. One step a query keeps each statement far inside the tool's time limit."""
+    num, den = next((EVENT_ALIAS[_event(n)], EVENT_ALIAS[_event(d)]) for name, n, d in STEPS if name == step)
+    sums = (f"sum({num} - q * {den}) r, sum(q * {den}) e, "
+            f"sum(greatest(q * (1 - q), {RATE_FLOOR} * q) * {den} + ({LEAF_SPREAD} * q * {den}) ^ 2) w")
     sets = cuboid_sets(max_dims)
     parts = [_grouped([s for s in sets if "app_version" not in s], "q", sums)]
     versioned = [s for s in sets if "app_version" in s]
     if versioned:  # web has one version: its cuboids are web's own
-        parts.append(_grouped(versioned, "(SELECT l.*, q0, q1, q2, q3 FROM l JOIN q USING (date, p, c, h, u) "
-                                         "WHERE p <> 'web')", sums))
-    return ("WITH l AS (SELECT date, platform p, country c, app_version v, channel h, user_type u, app_opens o, "
-            "menu_opens m, product_added_to_cart c2, orders_placed p2, payment_successful y FROM daily_by_segment), "
-            "t AS (SELECT date, p, c, h, u, sum(o) o, sum(m) m, sum(c2) c2, sum(p2) p2, sum(y) y FROM l GROUP BY ALL), "
-            f"q AS (SELECT *, {medians} FROM t WINDOW w AS (PARTITION BY p, c, h, u, isodow(date) ROWS BETWEEN "
-            "UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING EXCLUDE CURRENT ROW)), "
-            f"g AS MATERIALIZED ({' UNION ALL '.join(parts)}), s AS ({unpivot}), "
-            f"z AS (SELECT *, r / sqrt({BASELINE_NOISE} * w + ({CUBOID_SPREAD} * e) ^ 2) z FROM s "
+        parts.append(_grouped(versioned, "(SELECT l.*, q FROM l JOIN q USING (date, p, c, h, u) WHERE p <> 'web')",
+                              sums))
+    return (f"WITH l AS (SELECT date, platform p, country c, app_version v, channel h, user_type u, {COLUMN[num]} "
+            f"{num}, {COLUMN[den]} {den} FROM daily_by_segment), "
+            f"t AS (SELECT date, p, c, h, u, sum({num}) {num}, sum({den}) {den} FROM l GROUP BY ALL), "
+            f"q AS (SELECT *, median({num} / {den}) FILTER ({den} > 0) OVER (PARTITION BY p, c, h, u, isodow(date) "
+            "ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING EXCLUDE CURRENT ROW) q FROM t), "
+            f"g AS ({' UNION ALL '.join(parts)}), "
+            f"z AS (SELECT *, r / sqrt({BASELINE_NOISE} * w + ({CUBOID_SPREAD} * e) ^ 2) z FROM g "
             f"WHERE e >= {MIN_EXPECTED}) "
-            "SELECT date, step, p platform, c country, v app_version, h channel, u user_type, round(r / e, 3) change, "
+            f"SELECT date, p platform, c country, v app_version, h channel, u user_type, round(r / e, 3) change, "
             f"round(z, 1) z, round(r) r, round(e) e FROM z WHERE abs(z) >= {RIPPLE_Z} "
-            f"QUALIFY max(abs(z)) OVER (PARTITION BY date, step) >= {SCAN_Z} AND row_number() OVER (PARTITION BY "
-            f"date, step ORDER BY abs(z) DESC) <= {TOP} ORDER BY date, step, abs(z) DESC")
+            f"QUALIFY max(abs(z)) OVER (PARTITION BY date) >= {SCAN_Z} AND row_number() OVER (PARTITION BY date "
+            f"ORDER BY abs(z) DESC) <= {TOP} ORDER BY date, abs(z) DESC")
 
 
 def _event(alias: str) -> str:
@@ -178,15 +176,16 @@ class DeepExpertAgent(FrontierExpertAgent):
             ("releases", MetricTrackerRlAction(analysis_method="get_releases", analysis_args={})),
             ("hours", _query(hours_sql(("platform", "country"), self.holidays))),
             ("stops", _query(stops_sql(False))),
-            ("scan", _query(scan_sql(self.max_dims))),
+            *((f"scan {step}", _query(scan_sql(step, self.max_dims))) for step, _, _ in STEPS),
         ]
 
     def _decide(self) -> list[Report]:
         """The frontier's classification over the localised cuboid of every date and step that moved."""
         by_key: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
-        for row in self.results["scan"]:
-            if row.get("z") is not None and row.get("change") is not None:
-                by_key[(str(row["date"]), row["step"])].append(row)
+        for step, _, _ in STEPS:
+            for row in self.results[f"scan {step}"]:
+                if row.get("z") is not None and row.get("change") is not None:
+                    by_key[(str(row["date"]), step)].append(row)
         self.results["rates"] = [{**localise(rows), "entity_name": step} for (_, step), rows in sorted(by_key.items())]
         return super()._decide()
 
