@@ -48,6 +48,7 @@ from metric_tracker_rl.incident_kinds import (
     benign_kinds_of,
     incident_kinds_of,
 )
+from metric_tracker_rl.incident_kinds.level_shift import LevelShift
 from metric_tracker_rl.public import Annotation
 from metric_tracker_rl.seeding import EpisodeKey, derive_rng
 from metric_tracker_rl.segment_plan import Calendar, SegmentedPlan, SegmentWorld, pick
@@ -57,6 +58,8 @@ from metric_tracker_rl.segments import (
     LEAF_SHARE_SIGMA,
     MOBILE_PLATFORMS,
     ROLLOUT_STAGES,
+    SEGMENT_DAY_SIGMA,
+    SEGMENT_RATE_SIGMA,
     LeafSplit,
     Release,
     SegmentedData,
@@ -72,8 +75,6 @@ from metric_tracker_rl.tasks import EpisodeConfig, incident_count
 from metric_tracker_rl.tiers import TIERS, Tier
 
 FRONTIER_TREND = (-0.002, 0.006)  # extra daily growth of the whole funnel, drawn per episode
-SEGMENT_DAY_SIGMA = 0.05  # log-normal noise of a cell's traffic per date
-SEGMENT_RATE_SIGMA = 0.03  # log-normal noise of a cell's step rates per date
 FIRST_RELEASE_DAYS = (4, 12)  # the first release of each mobile platform starts in this range
 # The second starts three weeks or more after the first (each version carries its platform for three weeks, so a
 # version-level baseline rests on real traffic) and leaves three weeks after its own start.
@@ -255,17 +256,51 @@ class FrontierWorld:
 
 def incident_kinds(config: EpisodeConfig, tier: Tier, rng: np.random.Generator) -> list[IncidentKind]:
     """The kinds of the episode's incidents: the tier's kinds (or the reset's choice) in a shuffled cycle (mixed),
-    those reported as one family, or none."""
+    those reported as one family, or none. At a cuboid tier, a kind whose segment needs a field out of play is
+    left out."""
     if config.scenario_family == "null":
         return []
     count = incident_count(config)
+    in_play = set(config.dimensions) if tier.segmented is not None and tier.segmented.max_cuboid_depth else None
     kinds = [k for k in config.incident_kinds or incident_kinds_of(tier)
-             if config.scenario_family == "mixed" or KIND_FAMILY[k] == config.scenario_family]
+             if (config.scenario_family == "mixed" or KIND_FAMILY[k] == config.scenario_family)
+             and (in_play is None or set(INCIDENT_KIND_REGISTRY[k].requires_fields) <= in_play)]
     if not kinds:  # a family no kind reports: its own injector on one platform's or country's cells
         only = FamilyOnSegment(config.scenario_family)
         return [only] * count
     order = [INCIDENT_KIND_REGISTRY[str(k)] for k in rng.permutation(kinds)]
     return [order[i % len(order)] for i in range(count)]
+
+
+# The kind whose one-date step drops make a cuboid tier's concurrent incidents (in a mixed episode whose kinds
+# include it).
+CONCURRENT_KIND = "level_shift"
+
+
+def concurrent_incidents(world: SegmentWorld, incidents: list[SegmentIncident], dates: int) -> list[SegmentIncident]:
+    """`dates` second incidents, each on the date of an incident already placed (drawn without replacement), in
+    a cuboid overlapping it and on another entity, so a report's date and entity stay unique; where no date has a
+    step left, an incident of its own (the fallback kind)."""
+    rng = derive_rng(world.key, "deep-concurrency")
+    kind = INCIDENT_KIND_REGISTRY[CONCURRENT_KIND]
+    assert isinstance(kind, LevelShift)
+    hosts = [incidents[int(i)] for i in rng.permutation(len(incidents))]
+    out: list[SegmentIncident] = []
+    used: set[int] = set()
+    for host in hosts:
+        if len(out) == dates:
+            break
+        if host.record.day in used:
+            continue
+        taken = {i.record.entity_name for i in incidents if i.record.day == host.record.day}
+        second = kind.place_concurrent(world, host, taken, rng)
+        if second is not None:
+            used.add(host.record.day)
+            out.append(second)
+    for index in range(dates - len(out)):
+        out += INCIDENT_KIND_REGISTRY[FALLBACK_KIND].place(world, f"deep-concurrency/{index}",
+                                                           derive_rng(world.key, "deep-concurrency-fallback", index))
+    return out
 
 
 def decoy_count(decoy_ratio: float, incidents: int) -> int:
@@ -284,18 +319,27 @@ def build_world(config: EpisodeConfig) -> FrontierWorld:
                          "and anomaly_count, or another difficulty")
     key = config.key
     plan = segmented_plan(key, tier.window_days, world_of(tier.dimensions))
+    cuboids = bool(tier.segmented.max_cuboid_depth)
     world = SegmentWorld(plan, Calendar(plan.num_days, tier.perturbed_per_weekday), key, tier.name,
-                         tier.segmented.magnitude_scale)
+                         config.magnitude_scale if cuboids else tier.segmented.magnitude_scale,
+                         config.dimensions if cuboids else (), config.max_cuboid_depth if cuboids else 0)
     schedule = derive_rng(key, "frontier-schedule")
     incidents: list[SegmentIncident] = []
     kinds = incident_kinds(config, tier, schedule)
-    for index, kind in enumerate(kinds):
+    # At a cuboid tier, the last `concurrency` incidents of a mixed episode go on dates the others hold.
+    concurrent = 0
+    if cuboids and config.scenario_family == "mixed" \
+            and CONCURRENT_KIND in (config.incident_kinds or incident_kinds_of(tier)):
+        concurrent = min(config.concurrency, max(len(kinds) - 1, 0))
+    for index, kind in enumerate(kinds[:len(kinds) - concurrent]):
         stream = f"frontier-incident/{index}"
         placed = kind.place(world, stream, derive_rng(key, "frontier-incident", index))
         if not placed:  # no room for this kind: the fallback always fits
             placed = INCIDENT_KIND_REGISTRY[FALLBACK_KIND].place(world, stream,
                                                                  derive_rng(key, "frontier-incident-fallback", index))
         incidents += placed
+    if concurrent:
+        incidents += concurrent_incidents(world, incidents, concurrent)
     # Benign look-alikes: decoy_ratio per incident (by default as many as incidents, and at least two, so a null
     # episode has them too); a curriculum may set fewer.
     benign = tuple(BENIGN_KIND_REGISTRY[name] for name in benign_kinds_of(tier))

@@ -18,6 +18,8 @@ from metric_tracker_rl.anomalies.rate_shift import MAX_STEP_RATE
 from metric_tracker_rl.catalog import (
     AUDIENCE_SWING_SHARE,
     AUDIENCE_SWING_STEPS,
+    CONVERSION_BY_NAME,
+    COUNT_COLUMNS,
     SEGMENTED_DIFFICULTIES,
     TIMING_SHIFT_HOURS,
     demand_swing_share,
@@ -34,7 +36,7 @@ from metric_tracker_rl.funnel import (
     draw_counts,
     window_calendar,
 )
-from metric_tracker_rl.metrics import MetricPanel, build_panel
+from metric_tracker_rl.metrics import MetricPanel, build_panel, count_ratio, peer_median, same_weekday_peers
 from metric_tracker_rl.plain_types import MetricSubmissionRow, submission_row_type
 from metric_tracker_rl.public import Annotation, PublicEpisode
 from metric_tracker_rl.seeding import derive_rng
@@ -420,6 +422,21 @@ def build_episode(config: EpisodeConfig, families: FamilyRegistry = FAMILY_REGIS
     return Episode(config, public, truth)
 
 
+def daily_series(daily: np.ndarray, entity_type: str, entity_name: str) -> tuple[np.ndarray, np.ndarray]:
+    """(D,) values of a count or rate entity from (D, 5) daily counts, and their baseline by the published rule
+    (the median of the same weekday's other dates), as build_panel computes them for a funnel. An hourly mix has
+    no daily series: a ValueError."""
+    if entity_type in ("event_count", "data_quality"):
+        values = daily[:, COUNT_COLUMNS.index(entity_name)].astype(float)
+    elif entity_type in ("conversion_rate", "funnel_step"):
+        metric = CONVERSION_BY_NAME[entity_name]
+        values = count_ratio(daily[:, COUNT_COLUMNS.index(metric.numerator)],
+                             daily[:, COUNT_COLUMNS.index(metric.denominator)])
+    else:
+        raise ValueError(f"{entity_type} has no daily series: an incident of it names cells only")
+    return values, peer_median(values, same_weekday_peers(len(values)))
+
+
 def build_ground_truth(incidents: Sequence[tuple[InjectionRecord, Segment]], public: PublicEpisode,
                        families: FamilyRegistry, distractors: Sequence[DistractorRecord] = (),
                        fluctuations: Sequence[DistractorRecord] = ()) -> GroundTruth:
@@ -432,15 +449,21 @@ def build_ground_truth(incidents: Sequence[tuple[InjectionRecord, Segment]], pub
     rows, neutral = [], set()
     for record, incident_segment in incidents:
         segment = incident_segment.normalised()
-        panel = panels.get(segment)
-        if panel is None:
-            assert public.segments is not None, "a segment incident needs segmented data"
-            panel = panels[segment] = build_panel(public.segments.segment_funnel(segment))
         family = families[record.family].public
         assert family.entity_type == record.entity_type
-        k = panel.index(record.entity_type, record.entity_name)
-        observed = float(panel.values[k, record.day])
-        baseline = float(panel.baseline[k, record.day])
+        if segment.names_daily_field:  # a cuboid finer than a cell: its daily counts are all there is
+            assert public.segments is not None, "a segment incident needs segmented data"
+            values, baselines = daily_series(public.segments.segment_daily(segment), record.entity_type,
+                                             record.entity_name)
+            observed, baseline = float(values[record.day]), float(baselines[record.day])
+        else:
+            panel = panels.get(segment)
+            if panel is None:
+                assert public.segments is not None, "a segment incident needs segmented data"
+                panel = panels[segment] = build_panel(public.segments.segment_funnel(segment))
+            k = panel.index(record.entity_type, record.entity_name)
+            observed = float(panel.values[k, record.day])
+            baseline = float(panel.baseline[k, record.day])
         scope = {} if segment.is_aggregate else {**dict.fromkeys(CELL_FIELDS), **segment.named()}
         rows.append(row_type(
             date=dates[record.day], entity_type=record.entity_type, entity_name=record.entity_name,

@@ -5,19 +5,20 @@ it)."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TypeVar
 
 import numpy as np
 
 from metric_tracker_rl.anomalies import FAMILY_REGISTRY, InjectionRecord
-from metric_tracker_rl.funnel import FunnelPlan, window_calendar
+from metric_tracker_rl.funnel import N_EVENTS, N_STEPS, FunnelPlan, window_calendar
 from metric_tracker_rl.metrics import same_weekday_peer_lists
 from metric_tracker_rl.seeding import EpisodeKey, derive_rng
 from metric_tracker_rl.segments import CellLayout, LeafSplit, Release, Segment, holiday_days, version_shares
 
 T = TypeVar("T")
 
+MAX_STEP_RATE = 0.995  # the cap segmented_plan puts on every step rate
 MIN_VERSION_SHARE = 0.3  # a version-level incident needs this share of its platform on its date and peers
 
 
@@ -61,6 +62,17 @@ class SegmentedPlan:
     def cells(self, segment: Segment) -> np.ndarray:
         """The positions of the segment's cells."""
         return np.flatnonzero(self.layout.mask(segment))
+
+    def leaf_reach(self) -> np.ndarray:
+        """(S, K, D, 5) each leaf's expected daily reach of every event: its share times its reach factors times
+        its cell's daily reach (what split_leaves divides each cell's drawn counts by)."""
+        assert self.leaf_shares is not None and self.leaf_reach_factors is not None, "this plan has no leaves"
+        reach = np.empty((*self.traffic.shape, N_EVENTS))
+        reach[..., 0] = self.traffic
+        for step in range(N_STEPS):
+            reach[..., step + 1] = reach[..., step] * self.step_rates[..., step]
+        daily = reach.sum(axis=2)  # (S, D, 5)
+        return self.leaf_shares[..., None] * self.leaf_reach_factors * daily[:, None]
 
 
 class Calendar:
@@ -106,13 +118,17 @@ def pick(options: Sequence[T], rng: np.random.Generator) -> T:
 @dataclass
 class SegmentWorld:
     """What a kind's mechanism acts on: the plan, the calendar, the episode's key (for the per-cell injection
-    streams), the tier whose magnitudes it draws and that tier's magnitude scale."""
+    streams), the tier whose magnitudes it draws, the episode's magnitude scale and its cuboid settings."""
 
     plan: SegmentedPlan
     calendar: Calendar
     key: EpisodeKey
     tier: str
     magnitude_scale: float
+    # Root causes as cuboids (deep): the fields a cuboid may name and its most dimensions; depth 0 keeps every
+    # kind on its own fixed segments (frontier).
+    cuboid_fields: tuple[str, ...] = ()
+    max_cuboid_depth: int = 0
 
     def one_dimension(self, rng: np.random.Generator, order: tuple[str, ...] = ("platform", "country")) -> Segment:
         """One value of each dimension in `order` (drawn in that order), then one of those segments."""
@@ -142,3 +158,92 @@ class SegmentWorld:
 
         best = max(plan.layout.platform_versions(platform), key=carried)
         return best if carried(best) >= MIN_VERSION_SHARE else None
+
+    # --- leaf-aware edits: a segment of any of the five fields -------------------------------------------
+
+    def scale_step(self, segment: Segment, day: int, step: int, factor: float,
+                   hours: tuple[int, int] | None = None) -> None:
+        """Funnel step `step` (0 menu .. 3 payment) of the segment's traffic on `day` converts `factor` times as
+        well, in hours [start, end) or all day. A segment of cell fields only edits its cells' step rates (exactly
+        what a cell-level injector does); a segment naming a daily-only field scales each of its cells' step rate
+        by the affected leaves' share of that step's conversions, and re-weights the leaves so that the affected
+        ones take the whole change and their siblings none (`_retarget_leaves`)."""
+        if not 0 <= step < N_STEPS:
+            raise ValueError(f"step must be 0..{N_STEPS - 1}, got {step}")
+        cells, window, leaves = self._edit_target(segment, hours)
+        if leaves is None:
+            self.plan.step_rates[cells, day, window, step] *= factor
+            return
+        plan = self.plan
+        assert plan.leaf_shares is not None and plan.leaf_reach_factors is not None
+        reach = plan.leaf_shares[cells, :, day][..., None] * plan.leaf_reach_factors[cells, :, day]  # (n, K, 5)
+        affected = reach[:, leaves, step + 1].sum(axis=1) / reach[:, :, step + 1].sum(axis=1)
+        before = self.hourly_reach(cells, day)
+        rates = plan.step_rates[cells, day, window, step]
+        cell_factor = 1.0 - (1.0 - factor) * affected
+        plan.step_rates[cells, day, window, step] = np.minimum(rates * cell_factor[:, None], MAX_STEP_RATE)
+        self._retarget_leaves(cells, day, window, leaves, factor, before, first_event=step + 1)
+
+    def scale_traffic(self, segment: Segment, day: int, factor: float, hours: tuple[int, int] | None = None) -> None:
+        """The segment's app opens on `day` (and so every event below them) scale by `factor`, in hours
+        [start, end) or all day. A segment of cell fields only scales its cells' traffic; one naming a daily-only
+        field scales each cell's traffic by the affected leaves' share of its opens and re-weights the leaves so
+        that only the affected ones change (`_retarget_leaves`)."""
+        cells, window, leaves = self._edit_target(segment, hours)
+        if leaves is None:
+            self.plan.traffic[cells, day, window] *= factor
+            return
+        plan = self.plan
+        assert plan.leaf_shares is not None
+        affected = plan.leaf_shares[cells][:, leaves, day].sum(axis=1)
+        before = self.hourly_reach(cells, day)
+        plan.traffic[cells, day, window] *= (1.0 - (1.0 - factor) * affected)[:, None]
+        self._retarget_leaves(cells, day, window, leaves, factor, before, first_event=0)
+
+    def _edit_target(self, segment: Segment, hours: tuple[int, int] | None
+                     ) -> tuple[np.ndarray, slice, np.ndarray | None]:
+        """The segment's cells, the hours as a slice, and its leaves (None: it names no daily-only field)."""
+        window = slice(None) if hours is None else slice(*hours)
+        cells = self.plan.cells(replace(segment, channel=None, user_type=None))
+        if not segment.names_daily_field:
+            return cells, window, None
+        if self.plan.split is None:
+            raise ValueError(f"{segment.label()}: this world has no daily-only dimension")
+        leaves = self.plan.split.mask(segment)
+        if not leaves.any():
+            raise ValueError(f"no leaf matches {segment.label()}")
+        return cells, window, leaves
+
+    def hourly_reach(self, cells: np.ndarray, day: int) -> np.ndarray:
+        """(n, 24, 5) each cell's expected opens reaching every event, hour by hour (before the leaves' mix)."""
+        plan = self.plan
+        reach = np.empty((len(cells), plan.traffic.shape[2], N_EVENTS))
+        reach[..., 0] = plan.traffic[cells, day]
+        for step in range(N_STEPS):
+            reach[..., step + 1] = reach[..., step] * plan.step_rates[cells, day, :, step]
+        return reach
+
+    def _retarget_leaves(self, cells: np.ndarray, day: int, window: slice, leaves: np.ndarray, factor: float,
+                         before: np.ndarray, first_event: int) -> None:
+        """After a cell edit, set the leaves' shares and reach factors so that each affected leaf's expected daily
+        reach of every event from `first_event` on is its old one times the hour-weighted effect (1 - (1 - factor)
+        x the share of the cell's reach of that event in the window) and every other leaf's is unchanged. A
+        leaf's expected reach is share x factor x the cell's daily reach, and a cell's expected counts are its
+        leaves' sum, so the cells follow."""
+        plan = self.plan
+        assert plan.leaf_shares is not None and plan.leaf_reach_factors is not None
+        old_daily = before.sum(axis=1)  # (n, 5)
+        new_daily = self.hourly_reach(cells, day).sum(axis=1)
+        in_window = np.divide(before[:, window].sum(axis=1), old_daily, out=np.zeros_like(old_daily),
+                              where=old_daily > 0)
+        effect = np.where(np.arange(N_EVENTS) >= first_event, 1.0 - (1.0 - factor) * in_window, 1.0)  # (n, 5)
+        shares = plan.leaf_shares[cells, :, day]  # (n, K)
+        target = shares[..., None] * plan.leaf_reach_factors[cells, :, day] * old_daily[:, None]  # (n, K, 5)
+        target[:, leaves] *= effect[:, None]
+        new_shares = np.divide(target[..., 0], new_daily[:, None, 0], out=shares.copy(),
+                               where=new_daily[:, None, 0] > 0)
+        denominator = new_shares[..., None] * new_daily[:, None]
+        plan.leaf_reach_factors[cells, :, day] = np.divide(target, denominator,
+                                                           out=plan.leaf_reach_factors[cells, :, day],
+                                                           where=denominator > 0)
+        plan.leaf_shares[cells, :, day] = new_shares

@@ -66,6 +66,8 @@ CHANNEL_RATE_FACTORS = {"organic": (1.04, 1.05, 1.03, 1.0), "paid_search": (1.02
 # User type: new users convert lower at every step, most at the cart.
 USER_TYPE_SHARE = {"new": 0.35, "returning": 0.65}
 USER_TYPE_RATE_FACTORS = {"new": (0.9, 0.8, 0.9, 0.97), "returning": (1.05, 1.08, 1.04, 1.0)}
+SEGMENT_DAY_SIGMA = 0.05  # log-normal noise of a cell's traffic per date
+SEGMENT_RATE_SIGMA = 0.03  # log-normal noise of a cell's step rates per date
 # A leaf's share of its cell's traffic, and its step rates, vary date by date by this log-normal noise.
 LEAF_SHARE_SIGMA = 0.05
 LEAF_RATE_SIGMA = 0.03

@@ -14,6 +14,7 @@ from metric_tracker_rl.families import PUBLISHED_FAMILIES
 from metric_tracker_rl.incident_kinds import incident_kinds_of
 from metric_tracker_rl.plain_types import AnomalyRequest
 from metric_tracker_rl.seeding import EpisodeKey, derive_rng, validate_seed
+from metric_tracker_rl.segments import DIMENSIONS
 from metric_tracker_rl.tiers import AGGREGATE_PER_WEEKDAY, DEFAULT_MAX_STEPS, DEFAULT_MAX_SUBMISSIONS, TIERS
 from metric_tracker_rl.validation import check_name_in_any_case, describe_validation_error
 
@@ -52,11 +53,20 @@ MAX_DENSITY = 0.25
 # that improves the report still pays, probing submissions to read the feedback do not.
 RETRY_COST = 0.25
 RESET_KEYS = ("task_id", "seed", "scenario_family", "difficulty", "anomaly_density", "anomaly_count",
-              "anomalies", "max_steps", "max_submissions", "incident_kinds", "decoy_ratio", "split", "index")
+              "anomalies", "max_steps", "max_submissions", "incident_kinds", "decoy_ratio", "dimensions",
+              "max_cuboid_depth", "magnitude_scale", "concurrency", "note_share", "split", "index")
 # The segmented tiers' curriculum knobs (reset arguments valid there only): which kinds of segment incident an
 # episode draws from (empty: the tier's kinds) and benign look-alikes per incident (default: the tier's).
 DEFAULT_DECOY_RATIO = 1.0
 MAX_DECOY_RATIO = 2.0
+# The dial of a tier whose root causes are cuboids (tiers.SegmentedMix.max_cuboid_depth > 0): reset arguments valid
+# there only, each defaulting to the tier's. `dimensions`: the fields root causes may name (platform always);
+# `max_cuboid_depth`: the most dimensions one names; `magnitude_scale`: every kind's magnitude range times this;
+# `concurrency`: dates carrying a second incident in an overlapping cuboid; `note_share`: incidents with a note.
+CUBOID_KNOBS = ("dimensions", "max_cuboid_depth", "magnitude_scale", "concurrency", "note_share")
+MAX_CUBOID_DEPTH = 3
+MAGNITUDE_SCALE_RANGE = (0.25, 3.0)
+MAX_CONCURRENCY = 3
 
 
 @dataclass(frozen=True)
@@ -73,6 +83,12 @@ class EpisodeConfig:
     max_submissions: int = DEFAULT_MAX_SUBMISSIONS
     incident_kinds: tuple[str, ...] = ()  # a segmented tier's: the kinds of incident drawn from (empty: the tier's)
     decoy_ratio: float = DEFAULT_DECOY_RATIO  # a segmented tier's: benign look-alikes per incident
+    # A cuboid tier's dial (CUBOID_KNOBS; elsewhere left at these values and not shown).
+    dimensions: tuple[str, ...] = ()
+    max_cuboid_depth: int = 0
+    magnitude_scale: float = 1.0
+    concurrency: int = 0
+    note_share: float = 0.0
     # A named task's or a difficulty's default settings, seed aside: the only episodes published scores use.
     standard: bool = False
     # The server's held-out secret (never shown): mixed into every random stream of the episode.
@@ -103,6 +119,11 @@ class EpisodeConfig:
             data["incident_kinds"] = list(self.incident_kinds or incident_kinds_of(tier))
         else:
             del data["incident_kinds"], data["decoy_ratio"]
+        if tier is not None and tier.segmented is not None and tier.segmented.max_cuboid_depth:
+            data["dimensions"] = list(self.dimensions)
+        else:
+            for name in CUBOID_KNOBS:
+                del data[name]
         data["held_out"] = self.held_out
         return data
 
@@ -126,6 +147,8 @@ class EpisodeConfig:
             kinds = tuple(data["incident_kinds"])
             every = incident_kinds_of(TIERS[data["difficulty"]])
             data["incident_kinds"] = () if set(kinds) == set(every) else kinds
+        if data.get("dimensions") is not None:
+            data["dimensions"] = tuple(data["dimensions"])
         return cls(**data)
 
 
@@ -148,7 +171,21 @@ def tier_config(difficulty: str, **settings: Any) -> EpisodeConfig:
         "seed": 0, "scenario_family": "mixed", "difficulty": difficulty, "anomaly_density": tier.default_density,
         "max_steps": tier.max_steps, "max_submissions": tier.max_submissions,
         "decoy_ratio": DEFAULT_DECOY_RATIO if tier.segmented is None else tier.segmented.decoy_ratio}
-    return EpisodeConfig(**{**defaults, **settings})
+    return EpisodeConfig(**{**defaults, **cuboid_defaults(difficulty), **settings})
+
+
+def cuboid_defaults(difficulty: str) -> dict[str, Any]:
+    """A cuboid tier's dial at its defaults (tiers.py), or nothing at any other tier."""
+    mix = TIERS[difficulty].segmented
+    if mix is None or not mix.max_cuboid_depth:
+        return {}
+    return {"dimensions": tier_fields(difficulty), "max_cuboid_depth": mix.max_cuboid_depth,
+            "magnitude_scale": mix.magnitude_scale, "concurrency": mix.concurrency, "note_share": mix.note_share}
+
+
+def tier_fields(difficulty: str) -> tuple[str, ...]:
+    """The report fields of a segmented tier's dimensions, in its order."""
+    return tuple(DIMENSIONS[name].field for name in TIERS[difficulty].dimensions)
 
 
 @dataclass(frozen=True)
@@ -287,6 +324,7 @@ def resolve_episode_config(secret: str = "", **kwargs: Any) -> EpisodeConfig:
             raise ValueError("scenario_family 'null' has no anomalies; leave anomaly_count unset or 0")
         count = 0
     incident_kinds, decoy_ratio = _segment_knobs(overrides, base, difficulty, family)
+    dial = _cuboid_knobs(overrides, base, difficulty)
     count_range = ANOMALY_COUNT_RANGE[difficulty] if count is None else None
     config = replace(
         base, seed=seed, difficulty=difficulty, scenario_family=family, anomaly_density=float(density),
@@ -294,7 +332,7 @@ def resolve_episode_config(secret: str = "", **kwargs: Any) -> EpisodeConfig:
         task_id=task_id if task_id is not None else base.task_id,
         max_steps=_int_in("max_steps", overrides.get("max_steps", base.max_steps), 1, 500),
         max_submissions=_int_in("max_submissions", overrides.get("max_submissions", base.max_submissions), 1, 20),
-        incident_kinds=incident_kinds, decoy_ratio=decoy_ratio,
+        incident_kinds=incident_kinds, decoy_ratio=decoy_ratio, **dial,
     )
     reference = base if task_id is not None or base.task_id is not None else _difficulty_default(difficulty)
     standard = config == replace(reference, seed=seed)
@@ -331,6 +369,46 @@ def _segment_knobs(overrides: dict[str, Any], base: EpisodeConfig, difficulty: s
             or not 0.0 <= ratio <= MAX_DECOY_RATIO:
         raise ValueError(f"decoy_ratio must be a number between 0 and {MAX_DECOY_RATIO:g}, got {ratio!r}")
     return kinds, float(ratio)
+
+
+def _cuboid_knobs(overrides: dict[str, Any], base: EpisodeConfig, difficulty: str) -> dict[str, Any]:
+    """The cuboid dial (CUBOID_KNOBS), validated: at a cuboid tier only; unset knobs keep the base config's, or
+    the tier's defaults when the base is another tier's."""
+    given = [name for name in CUBOID_KNOBS if name in overrides]
+    defaults = cuboid_defaults(difficulty)
+    if not defaults:
+        if given:
+            where = " or ".join(repr(name) for name in TIERS if cuboid_defaults(name))
+            raise ValueError(f"{', '.join(given)} appl{'y' if len(given) > 1 else 'ies'} at difficulty {where} only, "
+                             f"not {difficulty!r}")
+        return {name: getattr(EpisodeConfig, name) for name in CUBOID_KNOBS}
+    current = {name: getattr(base, name) for name in CUBOID_KNOBS} if base.difficulty == difficulty else defaults
+    dial = {**current, **{name: overrides[name] for name in given}}
+    fields = tier_fields(difficulty)
+    raw = dial["dimensions"]
+    if not isinstance(raw, (list, tuple)) or not all(isinstance(name, str) for name in raw) \
+            or "platform" not in raw or set(raw) - set(fields) or len(set(raw)) != len(raw):
+        raise ValueError(f"dimensions must be a list of distinct dimensions of {difficulty!r} that includes "
+                         f"platform; valid: {', '.join(fields)}; got {raw!r}")
+    dial["dimensions"] = tuple(name for name in fields if name in raw)
+    free = [name for name in dial["dimensions"] if name != "app_version"]
+    depth = _int_in("max_cuboid_depth", dial["max_cuboid_depth"], 1, MAX_CUBOID_DEPTH)
+    if depth > len(free):
+        raise ValueError(f"max_cuboid_depth {depth} needs at least {depth} dimensions besides app_version in play; "
+                         f"dimensions has {len(free)} ({', '.join(free)})")
+    dial["max_cuboid_depth"] = depth
+    low, high = MAGNITUDE_SCALE_RANGE
+    dial["magnitude_scale"] = _number_in("magnitude_scale", dial["magnitude_scale"], low, high)
+    dial["concurrency"] = _int_in("concurrency", dial["concurrency"], 0, MAX_CONCURRENCY)
+    dial["note_share"] = _number_in("note_share", dial["note_share"], 0.0, 1.0)
+    return dial
+
+
+def _number_in(name: str, value: Any, low: float, high: float) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
+            or not low <= value <= high:
+        raise ValueError(f"{name} must be a number between {low:g} and {high:g}, got {value!r}")
+    return float(value)
 
 
 def _difficulty_default(difficulty: str) -> EpisodeConfig:

@@ -50,7 +50,12 @@ class SegmentedMix:
     `benign_kinds`: the registered kinds the tier draws from (None: every registered one), incidents in a shuffled
     cycle, look-alikes uniformly. `decoy_ratio`: benign look-alikes per incident by default (a reset may set
     another). `magnitude_scale`: every kind's default magnitude range times this. `max_incidents`: the most a reset
-    may ask for (persistent incidents cover several dates each)."""
+    may ask for (persistent incidents cover several dates each).
+
+    Root causes as cuboids (the dial of a reset, defaults here; 0 depth: every kind keeps its fixed segments, as
+    at frontier, and a reset may not set these): `max_cuboid_depth`, the most dimensions a root cause names;
+    `concurrency`, the dates that carry a second incident in an overlapping cuboid; `note_share`, the share of
+    incidents with a context note."""
 
     dimensions: tuple[str, ...]
     max_incidents: int
@@ -58,6 +63,9 @@ class SegmentedMix:
     benign_kinds: tuple[str, ...] | None = None
     decoy_ratio: float = 1.0
     magnitude_scale: float = 1.0
+    max_cuboid_depth: int = 0
+    concurrency: int = 0
+    note_share: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -142,10 +150,11 @@ TIERS = TierCatalog(
     Tier("frontier", window_days=56, default_density=0.08, count_range=(3, 6), perturbed_per_weekday=3,
          calibration_seed_base=40_000,
          segmented=SegmentedMix(dimensions=("platform", "country", "app_version"), max_incidents=8)),
-    # Five dimensions: eight countries, and each cell's days split by acquisition channel and user type. Today's
-    # kinds; not yet listed (issue 37 builds its root causes, context and calibration on it).
+    # Five dimensions: eight countries, and each cell's days split by acquisition channel and user type. Root
+    # causes are cuboids of one to three dimensions, one date carries two overlapping incidents; not yet listed
+    # (issue 37 builds its context and calibration on it).
     Tier("deep", window_days=56, default_density=0.08, count_range=(3, 6), perturbed_per_weekday=3,
          calibration_seed_base=50_000, listed=False,
          segmented=SegmentedMix(dimensions=("platform", "country_wide", "app_version", "channel", "user_type"),
-                                max_incidents=8)),
+                                max_incidents=8, max_cuboid_depth=3, concurrency=1, note_share=0.5)),
 )

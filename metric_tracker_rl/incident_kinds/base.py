@@ -17,7 +17,7 @@ from typing import Generic, TypeVar
 import numpy as np
 
 from metric_tracker_rl.anomalies import InjectionRecord
-from metric_tracker_rl.anomalies.base import EntityKey
+from metric_tracker_rl.anomalies.base import EntityKey, counts_from, full_day, rates_through_step, step_index
 from metric_tracker_rl.catalog import ENTITY_NAMES
 from metric_tracker_rl.families import PUBLISHED_FAMILIES
 from metric_tracker_rl.segment_plan import SegmentWorld
@@ -70,6 +70,8 @@ class IncidentKind(_Kind):
 
     family: str
     entity_names: tuple[str, ...]  # the root-cause entities it is reported on
+    # Fields its segment always names: a cuboid episode whose dimensions leave one out does not draw the kind.
+    requires_fields: tuple[str, ...] = ()
 
     @property
     def entity_type(self) -> str:
@@ -101,6 +103,23 @@ class IncidentKind(_Kind):
             record = replace(record, continues=days[0] if day != days[0] else None)
             if describe is not None:
                 record = replace(record, description=f"{describe}: {record.description}")
+            out.append(self.incident(record, segment))
+        return out
+
+    def step_drop_over_dates(self, world: SegmentWorld, segment: Segment, days: list[int], entity: str,
+                             magnitudes: list[float], describe: str | None = None) -> list[SegmentIncident]:
+        """A funnel step (the entity) falls by each date's magnitude in the segment, all day: a segment of any
+        fields, through SegmentWorld.scale_step. One row per date, a date after the first continuing it."""
+        step = step_index(entity)
+        neutral = (rates_through_step(step) | counts_from(step + 1)) - {(self.entity_type, entity)}
+        out = []
+        for day, magnitude in zip(days, magnitudes, strict=True):
+            world.scale_step(segment, day, step, 1.0 - magnitude)
+            what = f"{entity} falls by {magnitude:.0%} for the whole day in {segment.label()}"
+            record = self.record(day, entity, magnitude, full_day(), what if describe is None else
+                                 f"{describe}: {what}", neutral)
+            if day != days[0]:
+                record = replace(record, continues=days[0])
             out.append(self.incident(record, segment))
         return out
 

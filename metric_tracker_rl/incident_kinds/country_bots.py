@@ -1,4 +1,7 @@
-"""Bots from one country: the hourly-mix-shift injector on the country's cells (opens that never reach the menu)."""
+"""Bots from one country: the hourly-mix-shift injector on the country's cells (opens that never reach the menu).
+
+Cell-level at every tier, deep included: bots are a country's (their evidence is its hourly mix of opens, which
+exists per cell only), and the extra opens are spread over the leaves in proportion to their counts."""
 
 from __future__ import annotations
 
@@ -13,6 +16,7 @@ class CountryBots(IncidentKind):
     name = "country_bots"
     family = "hourly_traffic_mix_shift"
     entity_names = ("app_opens",)
+    requires_fields = ("country",)
     description = ("the mix-shift injector on the country's cells: extra opens in a block of hours that never reach "
                    "the menu")
     segment_meaning = "one country"

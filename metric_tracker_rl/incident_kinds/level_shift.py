@@ -1,14 +1,27 @@
-"""One step converts worse in one platform or country for several dates, until a fix."""
+"""One step converts worse in one platform or country for several dates, until a fix.
+
+At a tier with cuboids (deep) its root cause is a cuboid of any fields in play but app_version (a version belongs
+to the release kinds), e.g. web ∧ paid_social or android ∧ IN ∧ new: its evidence is daily, so it needs no cell
+part. There it also follows a rollout: the first date carries part of the fall, the middle dates all of it, and
+the last date has partly recovered (each date its own row)."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 
+from metric_tracker_rl.anomalies.base import step_index
 from metric_tracker_rl.catalog import FUNNEL_STEPS
 from metric_tracker_rl.incident_kinds.base import IncidentKind, SegmentIncident, register_incident_kind
+from metric_tracker_rl.incident_kinds.cuboid import CuboidRule, draw_cuboid, own_z
 from metric_tracker_rl.segment_plan import SegmentWorld, pick
+from metric_tracker_rl.segments import Segment
 
 DAYS = (2, 5)
+CUBOID_RULE = CuboidRule()
+# At deep, the share of the fall on each date of a run: growing on its first date, recovering on its last.
+ROLLOUT_RAMP = (0.6, 1.0, 0.7)
 
 
 class LevelShift(IncidentKind):
@@ -27,10 +40,56 @@ class LevelShift(IncidentKind):
         days = world.calendar.draw_run(rng, DAYS)
         if not days:
             return []
+        if world.max_cuboid_depth:
+            return self._place_cuboid(world, days, rng)
         segment = world.one_dimension(rng, ("country", "platform"))
         entity = pick(self.entity_names, rng)
         magnitude = self.draw_magnitude(world, rng)
         return self.over_dates(world, segment, days, entity, magnitude, stream)
+
+    def _place_cuboid(self, world: SegmentWorld, days: list[int], rng: np.random.Generator) -> list[SegmentIncident]:
+        entity = pick(self.entity_names, rng)
+        magnitude = self.draw_magnitude(world, rng)
+        shares = ramp(len(days))
+        step = step_index(entity)
+        reach = world.plan.leaf_reach()
+        segment = draw_cuboid(world, rng, CUBOID_RULE, days,
+                              lambda s: own_z(world, reach, s, days, step, magnitude * min(shares)))
+        return self.step_drop_over_dates(world, segment, days, entity, [magnitude * share for share in shares])
+
+    def place_concurrent(self, world: SegmentWorld, host: SegmentIncident, taken: set[str],
+                         rng: np.random.Generator) -> SegmentIncident | None:
+        """A second incident on the host's date, in a cuboid overlapping the host's (it keeps one of the host's
+        values and agrees with every field both name), on a step none of `taken` (the date's entities) names; one
+        date. None when every step is taken."""
+        free = [entity for entity in self.entity_names if entity not in taken]
+        if not free:
+            return None
+        day = host.record.day
+        entity = pick(free, rng)
+        magnitude = self.draw_magnitude(world, rng)
+        step = step_index(entity)
+        named = {f: v for f, v in host.segment.named().items() if f != "app_version"} or {"platform": "web"}
+        field = pick(tuple(named), rng)
+        reach = world.plan.leaf_reach()
+        segment = draw_cuboid(world, rng, CUBOID_RULE, [day],
+                              lambda s: own_z(world, reach, agree(s, host.segment), [day], step, magnitude),
+                              base=Segment(**{field: named[field]}))
+        return self.step_drop_over_dates(world, agree(segment, host.segment), [day], entity, [magnitude])[0]
+
+
+def agree(segment: Segment, host: Segment) -> Segment:
+    """The segment with the host's value on every field both name (so the two overlap)."""
+    shared = {f: v for f, v in host.named().items() if f in segment.named() and f != "app_version"}
+    return replace(segment, **shared)
+
+
+def ramp(length: int) -> list[float]:
+    """Each date's share of the full fall over a run of `length` dates (ROLLOUT_RAMP's first, middle and last)."""
+    if length == 1:
+        return [1.0]
+    first, middle, last = ROLLOUT_RAMP
+    return [first] + [middle] * (length - 2) + [last]
 
 
 register_incident_kind(LevelShift())

@@ -1,12 +1,23 @@
-"""Payments fail for a block of hours on one mobile platform's live version."""
+"""Payments fail for a block of hours on one mobile platform's live version.
+
+At a tier with cuboids (deep) the platform's live version may be narrowed by up to two of country, channel and
+user type (a payment method that fails for one channel's users): its evidence is hourly, which shows at the cell
+grain only, so it keeps its platform and version part (the hours show there, diluted by the cuboid's share)."""
 
 from __future__ import annotations
 
 import numpy as np
 
+from metric_tracker_rl.anomalies.base import counts_from, draw_window, hourly_mix_from, rates_through_step
 from metric_tracker_rl.incident_kinds.base import IncidentKind, SegmentIncident, register_incident_kind
+from metric_tracker_rl.incident_kinds.cuboid import CuboidRule, draw_cuboid, own_z
 from metric_tracker_rl.segment_plan import SegmentWorld, pick
 from metric_tracker_rl.segments import MOBILE_PLATFORMS, Segment
+
+PAYMENT_STEP = 3
+CUBOID_RULE = CuboidRule(may_name=("country", "channel", "user_type"))
+RESIDUAL = (0.0, 0.08)  # the share of payments that still succeed in the failing hours (the funnel break's)
+HOUR_WINDOW = (9, 22)  # the hours a funnel break's block lies in
 
 
 class PaymentFailure(IncidentKind):
@@ -31,7 +42,25 @@ class PaymentFailure(IncidentKind):
         platform = pick(MOBILE_PLATFORMS, rng)
         segment = Segment(platform, None, world.live_version(platform, day))
         hours = self.draw_magnitude(world, rng)
+        if world.max_cuboid_depth:
+            return self._place_cuboid(world, segment, day, hours, rng)
         return self.over_dates(world, segment, [day], self.entity_names[0], hours, stream)
+
+    def _place_cuboid(self, world: SegmentWorld, base: Segment, day: int, hours: float, rng: np.random.Generator
+                      ) -> list[SegmentIncident]:
+        start, end = draw_window(rng, round(hours), *HOUR_WINDOW)
+        reach = world.plan.leaf_reach()
+        fall = 1.0 - max(RESIDUAL)
+        segment = draw_cuboid(world, rng, CUBOID_RULE, [day],
+                              lambda s: own_z(world, reach, s, [day], PAYMENT_STEP, fall, (start, end)), base=base)
+        world.scale_step(segment, day, PAYMENT_STEP, float(rng.uniform(*RESIDUAL)), (start, end))
+        entity = self.entity_names[0]
+        neutral = ({("conversion_rate", entity)} | rates_through_step(PAYMENT_STEP) | counts_from(PAYMENT_STEP + 1)
+                   | hourly_mix_from(PAYMENT_STEP + 1))
+        record = self.record(day, entity, float(end - start), (start, end),
+                             f"{entity} almost stops converting between {start:02d}:00 and {end:02d}:00 in "
+                             f"{segment.label()}", neutral)
+        return [self.incident(record, segment)]
 
 
 register_incident_kind(PaymentFailure())

@@ -1,4 +1,7 @@
-"""A platform's or a country's traffic collapses for a block of hours; those who come convert as usual."""
+"""A platform's or a country's traffic collapses for a block of hours; those who come convert as usual.
+
+At a tier with cuboids (deep) its root cause is a cuboid naming a platform or a country (its evidence is hourly,
+which shows at the cell grain only) and perhaps a channel or user type (a landing page down for one channel)."""
 
 from __future__ import annotations
 
@@ -6,9 +9,11 @@ import numpy as np
 
 from metric_tracker_rl.anomalies.base import counts_from, draw_window, hourly_mix_from
 from metric_tracker_rl.incident_kinds.base import IncidentKind, SegmentIncident, register_incident_kind
+from metric_tracker_rl.incident_kinds.cuboid import CuboidRule, draw_cuboid, leaf_mask, own_z
 from metric_tracker_rl.segment_plan import SegmentWorld
 
 HOURS = (3, 7)  # the outage's length
+CUBOID_RULE = CuboidRule(needs_one_of=("platform", "country"))
 
 
 class SegmentOutage(IncidentKind):
@@ -27,6 +32,8 @@ class SegmentOutage(IncidentKind):
         if day is None:
             return []
         start, end = draw_window(rng, int(rng.integers(HOURS[0], HOURS[1] + 1)))
+        if world.max_cuboid_depth:
+            return self._place_cuboid(world, day, (start, end), rng)
         segment = world.one_dimension(rng)
         cells = world.plan.cells(segment)
         traffic = world.plan.traffic
@@ -34,6 +41,21 @@ class SegmentOutage(IncidentKind):
         lost = drop * traffic[cells, day, start:end].sum() / traffic[cells, day].sum()
         traffic[cells, day, start:end] *= 1.0 - drop
         record = self.record(day, self.entity_names[0], float(lost), (start, end),
+                             f"{segment.label()} loses {drop:.0%} of its app opens between {start:02d}:00 and "
+                             f"{end:02d}:00 (an outage); conversion is unchanged", counts_from(1) | hourly_mix_from(0))
+        return [self.incident(record, segment)]
+
+    def _place_cuboid(self, world: SegmentWorld, day: int, hours: tuple[int, int], rng: np.random.Generator
+                      ) -> list[SegmentIncident]:
+        drop = self.draw_magnitude(world, rng)
+        plan = world.plan
+        reach = plan.leaf_reach()
+        segment = draw_cuboid(world, rng, CUBOID_RULE, [day], lambda s: own_z(world, reach, s, [day], -1, drop, hours))
+        before = float(reach[leaf_mask(world, segment)][:, day, 0].sum())
+        world.scale_traffic(segment, day, 1.0 - drop, hours)
+        after = float(plan.leaf_reach()[leaf_mask(world, segment)][:, day, 0].sum())
+        start, end = hours
+        record = self.record(day, self.entity_names[0], 1.0 - after / before, hours,
                              f"{segment.label()} loses {drop:.0%} of its app opens between {start:02d}:00 and "
                              f"{end:02d}:00 (an outage); conversion is unchanged", counts_from(1) | hourly_mix_from(0))
         return [self.incident(record, segment)]

@@ -1,4 +1,7 @@
-"""The web client logs one event more than once, from some hour on, for one to three dates."""
+"""The web client logs one event more than once, from some hour on, for one to three dates.
+
+Platform-level at every tier, deep included: the web client's logging is one build for every country, channel and
+user type, and duplicates are drawn per cell after the counts (spread over the leaves in proportion)."""
 
 from __future__ import annotations
 
