@@ -33,15 +33,19 @@ from typing import Any
 
 from metric_tracker_rl.agents.base import Agent, register_agent
 from metric_tracker_rl.agents.frontier_expert import (
+    STEP_INTO_EVENT,
     STEPS,
     FrontierExpertAgent,
     Report,
+    _column,
     _query,
+    _segment_of,
+    _text,
     hours_sql,
     stops_sql,
 )
 from metric_tracker_rl.models import MetricSubmissionRow, MetricTrackerRlAction
-from metric_tracker_rl.segments import SEGMENT_FIELDS
+from metric_tracker_rl.segments import CELL_FIELDS, SEGMENT_FIELDS
 from metric_tracker_rl.tool_calls import SeenObservation
 
 ALIAS = {"platform": "p", "country": "c", "app_version": "v", "channel": "h", "user_type": "u"}
@@ -57,13 +61,18 @@ SEARCH_DIMENSIONS: dict[str, tuple[str, ...]] = {"platform": ("platform",), "cou
 # CUBOID_SPREAD (its cells' common day noise); the baseline's own noise widens the sampling variance by
 # BASELINE_NOISE. A cuboid with fewer than MIN_EXPECTED expected conversions is too small to read.
 LEAF_SPREAD, CUBOID_SPREAD, BASELINE_NOISE, MIN_EXPECTED = 0.03, 0.015, 1.3, 20
-RATE_FLOOR = 0.05  # a step converting nearly always still varies: its variance is at least this share of its rate
+RATE_FLOOR = 0.1  # a step converting nearly always still varies: its variance is at least this share of its rate
 # A date and step is kept when its strongest cuboid's |z| reaches SCAN_Z (some thousand cuboids are tested per date
 # and step: chance alone reaches about 4.5); the strongest TOP cuboids come back for the ripple check.
-SCAN_Z, TOP = 5.5, 5
+SCAN_Z, TOP, KEPT_Z = 5.0, 5, 3.0
+SINGLE_DATE_Z = 7.0  # a fall on one date (no run, no hourly signature) is reported beyond this
 # Ripple: the rest of a parent moved the same way with |z| at least RIPPLE_Z and by at least RIPPLE_SHARE of the
 # cuboid's own change.
-RIPPLE_Z, RIPPLE_SHARE = 3.0, 0.5
+RIPPLE_Z, RIPPLE_SHARE = 2.0, 0.5
+# A funnel break's fall sits in a block of hours: at least BLOCK_SHARE of the day's lost conversions within
+# BLOCK_HOURS consecutive hours (a fall that lasts the day puts about 0.5 to 0.65 there, the busy hours), or
+# SURE_BLOCK_SHARE on a date inside a run of falls.
+BLOCK_HOURS, BLOCK_SHARE, SURE_BLOCK_SHARE = 8, 0.7, 0.9
 
 
 def cuboid_sets(max_dims: int) -> list[tuple[str, ...]]:
@@ -108,9 +117,36 @@ def scan_sql(step: str, max_dims: int = 3) -> str:
             f"z AS (SELECT *, r / sqrt({BASELINE_NOISE} * w + ({CUBOID_SPREAD} * e) ^ 2) z FROM g "
             f"WHERE e >= {MIN_EXPECTED}) "
             f"SELECT date, p platform, c country, v app_version, h channel, u user_type, round(r / e, 3) change, "
-            f"round(z, 1) z, round(r) r, round(e) e FROM z WHERE abs(z) >= {RIPPLE_Z} "
+            f"round(z, 1) z, round(r) r, round(e) e FROM z WHERE abs(z) >= {KEPT_Z} "
             f"QUALIFY max(abs(z)) OVER (PARTITION BY date) >= {SCAN_Z} AND row_number() OVER (PARTITION BY date "
             f"ORDER BY abs(z) DESC) <= {TOP} ORDER BY date, abs(z) DESC")
+
+
+def shape_sql(falls: list[dict[str, Any]]) -> str:
+    """Per localised fall (date, step, the cuboid's cell fields), the share of the day's lost conversions that
+    fell within the worst BLOCK_HOURS consecutive hours, against each hour's same-weekday median: near 1 for a
+    block of hours (a break), near the block's share of the day's traffic for a fall that lasts the day. Hourly
+    counts exist per cell, so a cuboid naming a channel or user type is read on its cells (diluted alike in
+    every hour)."""
+    wanted = ", ".join(
+        f"(DATE '{row['date']}', '{row['entity_name']}', "
+        + ", ".join(_text(row.get(field)) for field in CELL_FIELDS) + ")" for row in falls)
+    cases = {part: " ".join(f"WHEN '{name}' THEN {_column(n if part == 'n' else d)}" for name, n, d in STEPS)
+             for part in ("n", "d")}
+    return (f"WITH f(date, step, platform, country, app_version) AS (VALUES {wanted}), "
+            "h AS (SELECT f.date dd, f.step, x.date, x.hour, "
+            f"sum(CASE f.step {cases['n']} END) n, sum(CASE f.step {cases['d']} END) d FROM f JOIN hourly_by_segment x "
+            "ON isodow(x.date) = isodow(f.date) AND (f.platform IS NULL OR x.platform = f.platform) AND "
+            "(f.country IS NULL OR x.country = f.country) AND (f.app_version IS NULL OR x.app_version = f.app_version) "
+            "GROUP BY ALL), "
+            "b AS (SELECT a.dd, a.step, a.hour, any_value(a.n) - median(x.n / x.d) * any_value(a.d) r FROM h a "
+            "JOIN h x ON x.dd = a.dd AND x.step = a.step AND x.hour = a.hour AND x.date <> x.dd AND x.d > 0 "
+            "WHERE a.date = a.dd GROUP BY ALL), "
+            f"w AS (SELECT dd, step, sum(r) OVER (PARTITION BY dd, step ORDER BY hour ROWS BETWEEN "
+            f"CURRENT ROW AND {BLOCK_HOURS - 1} FOLLOWING) block, sum(r) OVER (PARTITION BY dd, step) total "
+            "FROM b) "
+            "SELECT dd date, step entity_name, round(min(block) / min(total), 2) block_share FROM w "
+            "WHERE total < 0 GROUP BY ALL ORDER BY date")
 
 
 def _event(alias: str) -> str:
@@ -152,8 +188,11 @@ def localise(candidates: list[dict[str, Any]]) -> dict[str, Any]:
             if rest_e <= 0 or rest_var <= 0:
                 continue
             rest_z, rest_change = rest_r / rest_var ** 0.5, rest_r / rest_e
-            if rest_z * best["z"] > 0 and abs(rest_z) >= RIPPLE_Z and \
-                    rest_change / best["change"] >= RIPPLE_SHARE:
+            # The rest moved the same way beyond its noise, by a comparable share (or one its noise cannot tell
+            # from the cuboid's own).
+            comparable = rest_change / best["change"] >= RIPPLE_SHARE or \
+                abs(rest_change - best["change"]) <= 2 * rest_var ** 0.5 / rest_e
+            if rest_z * best["z"] > 0 and abs(rest_z) >= RIPPLE_Z and comparable:
                 rippled.append(row)
         if not rippled:
             return best
@@ -172,6 +211,7 @@ class DeepExpertAgent(FrontierExpertAgent):
 
     def begin(self, observation: SeenObservation) -> None:
         super().begin(observation)
+        self.localised: list[dict[str, Any]] | None = None
         self.plan = [
             ("releases", MetricTrackerRlAction(analysis_method="get_releases", analysis_args={})),
             ("hours", _query(hours_sql(("platform", "country"), self.holidays))),
@@ -179,15 +219,68 @@ class DeepExpertAgent(FrontierExpertAgent):
             *((f"scan {step}", _query(scan_sql(step, self.max_dims))) for step, _, _ in STEPS),
         ]
 
-    def _decide(self) -> list[Report]:
-        """The frontier's classification over the localised cuboid of every date and step that moved."""
+    def _plan_more(self) -> bool:
+        """Once the scans answered: localise every date and step they kept, then ask for the hours of each fall."""
+        if self.localised is not None:
+            return False
         by_key: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
         for step, _, _ in STEPS:
             for row in self.results[f"scan {step}"]:
                 if row.get("z") is not None and row.get("change") is not None:
                     by_key[(str(row["date"]), step)].append(row)
-        self.results["rates"] = [{**localise(rows), "entity_name": step} for (_, step), rows in sorted(by_key.items())]
-        return super()._decide()
+        self.localised = [{**localise(rows), "entity_name": step} for (_, step), rows in sorted(by_key.items())]
+        falls = [row for row in self.localised if row["change"] < 0 and row["entity_name"] != STEPS[0][0]]
+        if falls:
+            self.plan.append(("shape", _query(shape_sql(falls))))
+        return bool(self.plan)
+
+    def _decide(self) -> list[Report]:
+        """The frontier's classifiers, each on its own evidence, so that one date may carry two incidents (on
+        different keys): hourly breaks and outages, web duplicates, release regressions, then the rate falls no
+        signature explained, each a funnel break where its fall sits in a block of hours and a level shift where
+        it lasts the day."""
+        self.results["rates"] = list(self.localised or [])
+        hourly: dict[str, Report] = {}
+        self._stops(hourly)
+        self._outages(hourly)
+        duplicates: dict[str, Report] = {}
+        self._duplicates(duplicates)
+        regressions: dict[str, Report] = {}
+        self._regressions(regressions)
+        reports = [*hourly.values(), *duplicates.values(), *regressions.values()]
+        explained = {(r.date, r.entity_name) for r in reports} | {
+            (r.date, step) for r in duplicates.values() for step, event in STEP_INTO_EVENT.items()
+            if event == r.entity_name}
+        # A break lasts hours: its fall sits in a block of them, on a date whose neighbours did not fall on that
+        # step (a level shift's run), unless nearly all of it sits there.
+        day_of = {date: day for day, date in enumerate(self.dates)}
+        fell = {(day_of.get(str(row["date"])), row["entity_name"]) for row in self.results["rates"]
+                if row["change"] < 0}
+        blocks = {(str(row["date"]), row["entity_name"]) for row in self.results["shape"]
+                  if row.get("block_share") is not None and (row["block_share"] >= SURE_BLOCK_SHARE or (
+                      row["block_share"] >= BLOCK_SHARE and not any(
+                          (day_of.get(str(row["date"]), -9) + step, row["entity_name"]) in fell for step in (-1, 1))))}
+        rest = []
+        for row in self.results["rates"]:
+            key = (str(row["date"]), row["entity_name"])
+            if key in explained:
+                continue
+            if key in blocks and key[0] not in self.holidays:
+                reports.append(Report(key[0], "funnel_step", key[1], "funnel_break", *_segment_of(row)))
+                continue
+            rest.append(row)
+        self.results["rates"] = rest
+        runs: dict[str, Report] = {}
+        self._rate_runs(runs)
+        reports += runs.values()
+        # A fall on one date only, strong and all day, is a level shift too (at deep some last a single date).
+        taken = {(r.date, r.entity_name) for r in reports}
+        reports += [Report(str(row["date"]), "conversion_rate", row["entity_name"], "rate_drop_from_median",
+                           *_segment_of(row)) for row in rest
+                    if row["z"] <= -SINGLE_DATE_Z and (str(row["date"]), row["entity_name"]) not in taken
+                    and row["entity_name"] != STEPS[0][0]  # a first step's fall on one date is bots
+                    and str(row["date"]) not in self.holidays and row.get("app_version") is None]
+        return sorted(reports, key=lambda r: r.date)
 
 
 class OneDimensionExpertAgent(DeepExpertAgent):

@@ -274,7 +274,7 @@ class FrontierExpertAgent(Agent):
                 self.plan.insert(0, (name, _query(action.analysis_args["sql"], int(result["next_offset"]))))
         if observation.status == "graded" or observation.done or self.submitted:
             return None
-        if not self.plan and self.report is None:
+        if not self.plan and self.report is None and not self._plan_more():
             self.report = self._decide()
             mixes = [report for report in self.report if report.entity_type == "hourly_mix"]
             daily = [report for report in self.report if report.entity_type != "hourly_mix"]
@@ -287,6 +287,11 @@ class FrontierExpertAgent(Agent):
         return MetricTrackerRlAction(classifications=self._rows())
 
     # --- deciding ------------------------------------------------------------------------------------
+
+    def _plan_more(self) -> bool:
+        """Whether calls were added to the plan once the planned ones answered (a deeper procedure's next
+        round); the frontier procedure has none."""
+        return False
 
     def _decide(self) -> list[Report]:
         reports: dict[str, Report] = {}  # one event per date at most: the first signature that explains it
