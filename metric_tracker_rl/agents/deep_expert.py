@@ -69,6 +69,7 @@ SINGLE_DATE_Z = 7.0  # a fall on one date (no run, no hourly signature) is repor
 # Ripple: the rest of a parent moved the same way with |z| at least RIPPLE_Z and by at least RIPPLE_SHARE of the
 # cuboid's own change.
 RIPPLE_Z, RIPPLE_SHARE = 2.0, 0.5
+OCCAM_Z = 0.5  # a parent within this of the cuboid's |z| explains the fall as well, with one dimension fewer
 # A funnel break's fall sits in a block of hours: at least BLOCK_SHARE of the day's lost conversions within
 # BLOCK_HOURS consecutive hours (a fall that lasts the day puts about 0.5 to 0.65 there, the busy hours), or
 # SURE_BLOCK_SHARE on a date inside a run of falls.
@@ -182,6 +183,9 @@ def localise(candidates: list[dict[str, Any]]) -> dict[str, Any]:
         for parent in _parents(child):
             row = by_fields.get(parent)
             if row is None or not row["z"] or not best["z"]:
+                continue
+            if row["z"] * best["z"] > 0 and abs(row["z"]) >= abs(best["z"]) - OCCAM_Z:
+                rippled.append(row)  # the coarser cuboid explains it as well: the simpler root cause
                 continue
             rest_r, rest_e = row["r"] - best["r"], row["e"] - best["e"]
             rest_var = (row["r"] / row["z"]) ** 2 - (best["r"] / best["z"]) ** 2

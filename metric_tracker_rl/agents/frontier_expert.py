@@ -426,7 +426,7 @@ class FrontierExpertAgent(Agent):
         """The reported rows as the values query shows them."""
         shown = {(str(r["date"]), r["entity_name"], *(None if r.get(name) is None else str(r[name])
                                                       for name in self.fields)): r
-                 for r in self.results["values"]}
+                 for r in self.results["values"] if "date" in r}  # a tool that refused a row shows no date
         rows = []
         for report in self.report or []:
             row = shown.get((report.date, report.entity_name, *(getattr(report, name) for name in self.fields)))
