@@ -65,6 +65,8 @@ RATE_FLOOR = 0.1  # a step converting nearly always still varies: its variance i
 # A date and step is kept when its strongest cuboid's |z| reaches SCAN_Z (some thousand cuboids are tested per date
 # and step: chance alone reaches about 4.5); the strongest TOP cuboids come back for the ripple check.
 SCAN_Z, TOP, KEPT_Z = 5.0, 5, 3.0
+RUN_Z = 3.0  # a localised fall's cuboid lasted on the dates around it where its step fell beyond this
+SERIES_MOST = 12  # the strongest falls whose dates are read
 SINGLE_DATE_Z = 7.0  # a fall on one date (no run, no hourly signature) is reported beyond this
 # Ripple: the rest of a parent moved the same way with |z| at least RIPPLE_Z and by at least RIPPLE_SHARE of the
 # cuboid's own change.
@@ -150,6 +152,34 @@ def shape_sql(falls: list[dict[str, Any]]) -> str:
             "WHERE total < 0 GROUP BY ALL ORDER BY date")
 
 
+def series_sql(falls: list[dict[str, Any]]) -> str:
+    """Each fall's cuboid and step on every date of the window, where it fell beyond RUN_Z (its leaves' residuals
+    against their same-weekday medians, as the scan sums them): the dates a fall lasted."""
+    steps = [(name, EVENT_ALIAS[_event(n)], EVENT_ALIAS[_event(d)]) for name, n, d in STEPS]
+    wanted = ", ".join(f"({k}, '{row['entity_name']}', " + ", ".join(_text(row.get(f)) for f in SEGMENT_FIELDS)
+                       + ")" for k, row in enumerate(falls))
+    medians = ", ".join(f"median({n} / {d}) FILTER ({d} > 0) OVER w q{i}" for i, (_, n, d) in enumerate(steps))
+
+    def case(term: str) -> str:
+        return "CASE f.step " + " ".join(f"WHEN '{name}' THEN " + term.format(n=n, d=d, q=f"q{i}")
+                                         for i, (name, n, d) in enumerate(steps)) + " END"
+
+    inside = " AND ".join(f"(f.{a} IS NULL OR x.{a} = f.{a})" for a in ALIAS.values())
+    variance = f"greatest(x.{{q}} * (1 - x.{{q}}), {RATE_FLOOR} * x.{{q}}) * x.{{d}}"
+    return (f"WITH f(k, step, p, c, v, h, u) AS (VALUES {wanted}), "
+            "l AS (SELECT date, platform p, country c, app_version v, channel h, user_type u, app_opens o, "
+            "menu_opens m, product_added_to_cart c2, orders_placed p2, payment_successful y FROM daily_by_segment), "
+            "t AS (SELECT date, p, c, h, u, sum(o) o, sum(m) m, sum(c2) c2, sum(p2) p2, sum(y) y FROM l GROUP BY ALL), "
+            f"q AS (SELECT date, p, c, h, u, {medians} FROM t WINDOW w AS (PARTITION BY p, c, h, u, isodow(date) "
+            "ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING EXCLUDE CURRENT ROW)), "
+            "x AS (SELECT * FROM l JOIN q USING (date, p, c, h, u)), "
+            f"g AS (SELECT f.k, f.step, x.date, sum({case('x.{n} - x.{q} * x.{d}')}) r, "
+            f"sum({case('x.{q} * x.{d}')}) e, sum({case(variance)}) w "
+            f"FROM f JOIN x ON {inside} GROUP BY ALL), "
+            f"z AS (SELECT *, r / sqrt({BASELINE_NOISE} * w + ({CUBOID_SPREAD} * e) ^ 2) z FROM g WHERE e > 0) "
+            f"SELECT k, date, round(r / e, 3) change, round(z, 1) z FROM z WHERE z <= -{RUN_Z} ORDER BY k, date")
+
+
 def _event(alias: str) -> str:
     """The event an alias of frontier_expert.COUNTS sums."""
     return {"o": "app_opens", "m": "menu_opens", "c": "product_added_to_cart", "p": "orders_placed",
@@ -216,6 +246,7 @@ class DeepExpertAgent(FrontierExpertAgent):
     def begin(self, observation: SeenObservation) -> None:
         super().begin(observation)
         self.localised: list[dict[str, Any]] | None = None
+        self.series_of: list[dict[str, Any]] = []
         self.plan = [
             ("releases", MetricTrackerRlAction(analysis_method="get_releases", analysis_args={})),
             ("hours", _query(hours_sql(("platform", "country"), self.holidays))),
@@ -236,14 +267,41 @@ class DeepExpertAgent(FrontierExpertAgent):
         falls = [row for row in self.localised if row["change"] < 0 and row["entity_name"] != STEPS[0][0]]
         if falls:
             self.plan.append(("shape", _query(shape_sql(falls))))
+        self.series_of = sorted((row for row in self.localised if row["change"] < 0 and row["z"] <= -SCAN_Z),
+                                key=lambda row: row["z"])[:SERIES_MOST]
+        if self.series_of:
+            self.plan.append(("series", _query(series_sql(self.series_of))))
         return bool(self.plan)
+
+    def _lasting(self) -> list[dict[str, Any]]:
+        """The dates around each strong fall on which its cuboid's step fell too (a level shift's run, growing
+        and recovering), as rate rows of that cuboid, where no other cuboid was localised on that date and step."""
+        day_of = {date: day for day, date in enumerate(self.dates)}
+        fell: dict[int, dict[int, dict[str, Any]]] = defaultdict(dict)
+        for row in self.results["series"]:
+            if str(row["date"]) in day_of:
+                fell[int(row["k"])][day_of[str(row["date"])]] = row
+        taken = {(str(row["date"]), row["entity_name"]) for row in self.localised or []}
+        added = []
+        for k, source in enumerate(self.series_of):
+            day = day_of.get(str(source["date"]))
+            for direction in (-1, 1):
+                other = day + direction if day is not None else None
+                while other is not None and other in fell[k]:
+                    date = self.dates[other]
+                    if (date, source["entity_name"]) not in taken:
+                        added.append({**source, "date": date, "change": fell[k][other]["change"],
+                                      "z": fell[k][other]["z"]})
+                        taken.add((date, source["entity_name"]))
+                    other += direction
+        return added
 
     def _decide(self) -> list[Report]:
         """The frontier's classifiers, each on its own evidence, so that one date may carry two incidents (on
         different keys): hourly breaks and outages, web duplicates, release regressions, then the rate falls no
         signature explained, each a funnel break where its fall sits in a block of hours and a level shift where
         it lasts the day."""
-        self.results["rates"] = list(self.localised or [])
+        self.results["rates"] = [*(self.localised or []), *self._lasting()]
         hourly: dict[str, Report] = {}
         self._stops(hourly)
         self._outages(hourly)
