@@ -310,9 +310,10 @@ class DeepExpertAgent(FrontierExpertAgent):
         regressions: dict[str, Report] = {}
         self._regressions(regressions)
         reports = [*hourly.values(), *duplicates.values(), *regressions.values()]
+        # An event logged twice moves the step into it up and the step out of it down.
         explained = {(r.date, r.entity_name) for r in reports} | {
-            (r.date, step) for r in duplicates.values() for step, event in STEP_INTO_EVENT.items()
-            if event == r.entity_name}
+            (r.date, step) for r in duplicates.values() for step, num, den in STEPS
+            if r.entity_name in (STEP_INTO_EVENT.get(step), _column(den))}
         # A break lasts hours: its fall sits in a block of them, on a date whose neighbours did not fall on that
         # step (a level shift's run), unless nearly all of it sits there.
         day_of = {date: day for day, date in enumerate(self.dates)}
