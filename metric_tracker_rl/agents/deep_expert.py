@@ -68,6 +68,7 @@ SCAN_Z, TOP, KEPT_Z = 5.0, 5, 3.0
 RUN_Z = 3.0  # a localised fall's cuboid lasted on the dates around it where its step fell beyond this
 SERIES_MOST = 12  # the strongest falls whose dates are read
 SINGLE_DATE_Z = 7.0  # a fall on one date (no run, no hourly signature) is reported beyond this
+DEMAND_SPREAD = 0.05  # a segment's daily traffic varies by about this share of its level
 # Ripple: the rest of a parent moved the same way with |z| at least RIPPLE_Z and by at least RIPPLE_SHARE of the
 # cuboid's own change.
 RIPPLE_Z, RIPPLE_SHARE = 2.0, 0.5
@@ -125,6 +126,23 @@ def scan_sql(step: str, max_dims: int = 3) -> str:
             f"ORDER BY abs(z) DESC) <= {TOP} ORDER BY date, abs(z) DESC")
 
 
+def count_scan_sql(max_dims: int = 3) -> str:
+    """Per date, the cuboids whose app opens fell furthest below their leaves' same-weekday medians (sampling
+    plus a day's demand spread), on dates where the strongest fell beyond SCAN_Z: the opens an outage loses, or a
+    segment's demand swing (the hours tell them apart)."""
+    sums = f"sum(o - q) r, sum(q) e, sum(q + ({LEAF_SPREAD} * q) ^ 2) w"
+    sets = [fields for fields in cuboid_sets(max_dims) if "app_version" not in fields]
+    return ("WITH t AS (SELECT date, platform p, country c, channel h, user_type u, sum(app_opens) o "
+            "FROM daily_by_segment GROUP BY ALL), "
+            "q AS (SELECT *, median(o) OVER (PARTITION BY p, c, h, u, isodow(date) ROWS BETWEEN UNBOUNDED "
+            "PRECEDING AND UNBOUNDED FOLLOWING EXCLUDE CURRENT ROW) q FROM t), "
+            f"g AS ({_grouped(sets, 'q', sums).replace('NULL v', 'NULL::VARCHAR v')}), "
+            f"z AS (SELECT *, r / sqrt(w + ({DEMAND_SPREAD} * e) ^ 2) z FROM g WHERE e >= {MIN_EXPECTED}) "
+            "SELECT date, p platform, c country, h channel, u user_type, round(r / e, 3) change, round(z, 1) z, "
+            f"round(r) r, round(e) e FROM z WHERE z <= -{KEPT_Z} QUALIFY min(z) OVER (PARTITION BY date) <= -{SCAN_Z} "
+            f"AND row_number() OVER (PARTITION BY date ORDER BY z) <= {TOP} ORDER BY date, z")
+
+
 def shape_sql(falls: list[dict[str, Any]]) -> str:
     """Per localised fall (date, step, the cuboid's cell fields), the share of the day's lost conversions that
     fell within the worst BLOCK_HOURS consecutive hours, against each hour's same-weekday median: near 1 for a
@@ -136,6 +154,8 @@ def shape_sql(falls: list[dict[str, Any]]) -> str:
         + ", ".join(_text(row.get(field)) for field in CELL_FIELDS) + ")" for row in falls)
     cases = {part: " ".join(f"WHEN '{name}' THEN {_column(n if part == 'n' else d)}" for name, n, d in STEPS)
              for part in ("n", "d")}
+    cases["n"] += " WHEN 'app_opens' THEN app_opens"  # a count: its hours against their medians
+    cases["d"] += " WHEN 'app_opens' THEN 1"
     return (f"WITH f(date, step, platform, country, app_version) AS (VALUES {wanted}), "
             "h AS (SELECT f.date dd, f.step, x.date, x.hour, "
             f"sum(CASE f.step {cases['n']} END) n, sum(CASE f.step {cases['d']} END) d FROM f JOIN hourly_by_segment x "
@@ -247,11 +267,13 @@ class DeepExpertAgent(FrontierExpertAgent):
         super().begin(observation)
         self.localised: list[dict[str, Any]] | None = None
         self.series_of: list[dict[str, Any]] = []
+        self.count_falls: list[dict[str, Any]] = []
         self.plan = [
             ("releases", MetricTrackerRlAction(analysis_method="get_releases", analysis_args={})),
             ("hours", _query(hours_sql(("platform", "country"), self.holidays))),
             ("stops", _query(stops_sql(False))),
             *((f"scan {step}", _query(scan_sql(step, self.max_dims))) for step, _, _ in STEPS),
+            ("scan app_opens", _query(count_scan_sql(self.max_dims))),
         ]
 
     def _plan_more(self) -> bool:
@@ -264,7 +286,13 @@ class DeepExpertAgent(FrontierExpertAgent):
                 if row.get("z") is not None and row.get("change") is not None:
                     by_key[(str(row["date"]), step)].append(row)
         self.localised = [{**localise(rows), "entity_name": step} for (_, step), rows in sorted(by_key.items())]
+        opens: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        for row in self.results["scan app_opens"]:
+            if row.get("z") is not None and str(row["date"]) not in self.holidays:
+                opens[str(row["date"])].append(row)
+        self.count_falls = [{**localise(rows), "entity_name": "app_opens"} for _, rows in sorted(opens.items())]
         falls = [row for row in self.localised if row["change"] < 0 and row["entity_name"] != STEPS[0][0]]
+        falls += self.count_falls
         if falls:
             self.plan.append(("shape", _query(shape_sql(falls))))
         self.series_of = sorted((row for row in self.localised if row["change"] < 0 and row["z"] <= -SCAN_Z),
@@ -333,6 +361,14 @@ class DeepExpertAgent(FrontierExpertAgent):
                 continue
             rest.append(row)
         self.results["rates"] = rest
+        # Opens lost in a block of hours of a cuboid no hourly scan named: an outage (a demand swing lasts the day).
+        shaped = {(str(row["date"]), row["entity_name"]): row["block_share"] for row in self.results["shape"]
+                  if row.get("block_share") is not None}
+        outage_dates = {r.date for r in reports if r.entity_name == "app_opens"}
+        reports += [Report(str(row["date"]), "event_count", "app_opens", "absolute_drop_in_event_count",
+                           *_segment_of(row)) for row in self.count_falls
+                    if shaped.get((str(row["date"]), "app_opens"), 0.0) >= SURE_BLOCK_SHARE
+                    and str(row["date"]) not in outage_dates]
         runs: dict[str, Report] = {}
         self._rate_runs(runs)
         reports += runs.values()
