@@ -42,6 +42,10 @@ NULL_GROUP = "null"
 # does not decode the answer. These episodes are not standard.
 AGENT_RESET_OVERRIDES: dict[str, dict[str, Any]] = {"feedback_decoder": {"max_submissions": 3}}
 HELD_OUT_SECRET = "calibration-held-out"
+# Agents that play the unlisted deep tier only (its expert and shortcuts): a default run, over the listed tiers,
+# leaves them out; `--difficulties deep --no-named-tasks --agents ...` runs them.
+DEEP_ONLY_AGENTS = ("deep_expert", "one_dimension_expert", "short_segment_rule")
+LISTED_TIER_AGENTS = tuple(name for name in AGENTS if name not in DEEP_ONLY_AGENTS)
 
 
 @dataclass(frozen=True)
@@ -186,7 +190,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=200, help="episodes per difficulty (every "
                         f"{NULL_EVERY}th is a null episode)")
-    parser.add_argument("--agents", default=",".join(AGENTS), help="comma-separated agent names")
+    parser.add_argument("--agents", default=",".join(LISTED_TIER_AGENTS), help="comma-separated agent names")
     parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT, help="JSON results file")
     parser.add_argument("--difficulties", default=",".join(CALIBRATED_DIFFICULTIES),
                         help="comma-separated difficulties to sweep")
