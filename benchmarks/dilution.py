@@ -19,6 +19,7 @@ from metric_tracker_rl.tasks import resolve_episode_config
 from metric_tracker_rl.tiers import TIERS
 
 DIFFICULTY = "deep"
+WHOLE_DAY = ("rate_drop_from_median",)  # kinds whose evidence is daily (level shifts, release regressions)
 
 
 def episodes(seeds: int, settings: dict[str, Any]) -> Iterator[Episode]:
@@ -45,8 +46,11 @@ def main() -> None:
     result: dict[str, Any] = {"difficulty": DIFFICULTY, "seeds": args.seeds, "settings": settings,
                               "stands_out_at": STANDS_OUT}
     found = dilution_by_depth(episodes(args.seeds, settings))
-    for label, depths in (("depth 2-3", (2, 3)), ("depth 1", (1,)), ("depth 2", (2,)), ("depth 3", (3,))):
-        chosen = [diluted for depth, diluted in found if depth in depths]
+    every = None
+    for label, depths, families in (("depth 2-3", (2, 3), every), ("depth 1", (1,), every), ("depth 2", (2,), every),
+                                    ("depth 3", (3,), every), ("depth 2-3, whole-day falls", (2, 3), WHOLE_DAY)):
+        chosen = [diluted for depth, diluted, family in found
+                  if depth in depths and (families is None or family in families)]
         result[label] = {"incidents": len(chosen), "diluted": sum(chosen),
                          "share": round(sum(chosen) / len(chosen), 3) if chosen else None}
     print(json.dumps(result, indent=1))

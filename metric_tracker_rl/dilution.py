@@ -8,7 +8,8 @@ same-weekday median: z = (observed - baseline) / spread, where spread is the rob
 deviation of a rate (sqrt(p (1 - p) / n) at the baseline rate p over the date's n arrivals) or the Poisson one of a
 count (sqrt(baseline)). An incident stands out when some value on some of its dates reaches |z| >= STANDS_OUT.
 Only metrics with a daily series count (conversion rates and event counts): hourly mixes and data-quality counts
-are cell-level kinds of one dimension.
+are cell-level kinds of one dimension. An outage's or a payment failure's evidence is hourly, which this daily test
+does not read: the benchmark shows the whole-day kinds (rate_drop_from_median) apart.
 """
 
 from __future__ import annotations
@@ -93,20 +94,20 @@ def stands_out(data: SegmentedData, incident: CuboidIncident) -> bool:
     return any(largest_one_dimension_z(data, row, views) >= STANDS_OUT for row in incident.rows)
 
 
-def dilution_by_depth(episodes: Iterable[Episode]) -> list[tuple[int, bool]]:
-    """(depth, diluted) for each of the episodes' incidents with a daily metric: diluted when it stands out in
-    no one-dimension view."""
+def dilution_by_depth(episodes: Iterable[Episode]) -> list[tuple[int, bool, str]]:
+    """(depth, diluted, family) for each of the episodes' incidents with a daily metric: diluted when it stands
+    out in no one-dimension view."""
     out = []
     for episode in episodes:
         data = episode.public.segments
         assert data is not None, "dilution is measured on a segmented episode"
         for incident in cuboid_incidents(episode):
             if incident.rows[0].entity_type in DAILY_TYPES:
-                out.append((incident.depth, not stands_out(data, incident)))
+                out.append((incident.depth, not stands_out(data, incident), incident.rows[0].anomaly_type))
     return out
 
 
 def diluted_share(episodes: Iterable[Episode], depths: tuple[int, ...] = (2, 3)) -> tuple[int, int]:
     """(diluted, counted) among the episodes' incidents of these depths (dilution_by_depth)."""
-    chosen = [diluted for depth, diluted in dilution_by_depth(episodes) if depth in depths]
+    chosen = [diluted for depth, diluted, _ in dilution_by_depth(episodes) if depth in depths]
     return sum(chosen), len(chosen)

@@ -5,7 +5,7 @@ it)."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import TypeVar
 
 import numpy as np
@@ -129,6 +129,7 @@ class SegmentWorld:
     # kind on its own fixed segments (frontier).
     cuboid_fields: tuple[str, ...] = ()
     max_cuboid_depth: int = 0
+    leaf_masks: dict[Segment, np.ndarray] = field(default_factory=dict, repr=False, compare=False)
 
     def one_dimension(self, rng: np.random.Generator, order: tuple[str, ...] = ("platform", "country")) -> Segment:
         """One value of each dimension in `order` (drawn in that order), then one of those segments."""

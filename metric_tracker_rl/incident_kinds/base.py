@@ -20,6 +20,7 @@ from metric_tracker_rl.anomalies import InjectionRecord
 from metric_tracker_rl.anomalies.base import EntityKey, counts_from, full_day, rates_through_step, step_index
 from metric_tracker_rl.catalog import ENTITY_NAMES
 from metric_tracker_rl.families import PUBLISHED_FAMILIES
+from metric_tracker_rl.incident_kinds.cuboid import MAX_FALL
 from metric_tracker_rl.segment_plan import SegmentWorld
 from metric_tracker_rl.segments import Segment
 
@@ -105,6 +106,12 @@ class IncidentKind(_Kind):
                 record = replace(record, description=f"{describe}: {record.description}")
             out.append(self.incident(record, segment))
         return out
+
+    def largest_fall(self, world: SegmentWorld) -> float:
+        """The most a small cuboid's step fall is raised to, to be clear in its own data (cuboid.MAX_FALL at
+        magnitude scale 1), never below the kind's drawn range nor past its bounds."""
+        high = self.magnitude_range_at(world.magnitude_scale)[1]
+        return min(max(MAX_FALL * world.magnitude_scale, high), self.magnitude_bounds[1])
 
     def step_drop_over_dates(self, world: SegmentWorld, segment: Segment, days: list[int], entity: str,
                              magnitudes: list[float], describe: str | None = None) -> list[SegmentIncident]:

@@ -8,9 +8,11 @@ version. The cuboid's depth counts the dimensions it names, a version with its p
 
 How a cuboid is chosen: its depth is drawn from 1 to the episode's `max_cuboid_depth`; then CANDIDATES cuboids of
 that depth are drawn, and among those whose expected signal in their own data is clear (OWN_Z_MIN, from the plan's
-expected counts: binomial noise plus the day-to-day spread of a small segment) the one whose largest share of a
-one-dimension parent (the value of one of its fields) is smallest is kept, so that every one-dimension view
-dilutes it most. When none is clear, the next shallower depth is tried; when none of any depth is, the clearest.
+expected counts: binomial noise, the day-to-day spread of its leaves and the aggregate's own) the one whose
+largest share of a one-dimension parent (the value of one of its fields) is smallest is kept, so that every
+one-dimension view dilutes it most. When none is clear, the next shallower depth is tried; when none of any depth
+is, the kind's base (a release's version) or the clearest of some one-dimension cuboids. A candidate whose own
+data expects fewer than MIN_EXPECTED arrivals on one of the incident's dates is never clear.
 Behind the truth wall: it reads the plan.
 """
 
@@ -21,6 +23,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from metric_tracker_rl.funnel import RATE_NOISE_SIGMA
 from metric_tracker_rl.segment_plan import SegmentWorld, pick
 from metric_tracker_rl.segments import (
     CELL_FIELDS,
@@ -31,12 +34,18 @@ from metric_tracker_rl.segments import (
     Segment,
 )
 
-CANDIDATES = 8  # cuboids drawn per incident; the most diluted clear one is kept
+MAX_FALL = 0.6  # a step falls by at most this much when a small cuboid's fall is raised to be clear
+CANDIDATES = 16  # cuboids drawn per incident; the most diluted clear one is kept
 OWN_Z_MIN = 5.0  # expected z-score of the incident in its own cuboid's daily data: clear
+MIN_EXPECTED = 25.0  # expected arrivals at the incident's step on each of its dates, at the least
 # Relative day-to-day spread of one cell's leaf: its traffic (the cell's and the leaf's share noise) and a step's
 # conversion (the cell's and the leaf's rate noise); a cuboid of n leaves with traffic averages n of them.
 LEAF_TRAFFIC_SPREAD = float(np.hypot(SEGMENT_DAY_SIGMA, LEAF_SHARE_SIGMA))
 LEAF_RATE_SPREAD = float(np.hypot(SEGMENT_RATE_SIGMA, LEAF_RATE_SIGMA))
+# What every cuboid shares: the aggregate's own day-to-day spread around a same-weekday median (its day noise and
+# trend for opens, its logit rate noise for a step), which no cuboid averages away.
+COMMON_TRAFFIC_SPREAD = 0.05
+COMMON_RATE_SPREAD = RATE_NOISE_SIGMA
 # Fields a cuboid may name besides app_version, which only release-bound kinds name (with their platform).
 FREE_FIELDS = ("platform", "country", "channel", "user_type")
 ALL_TRAFFIC = Segment()
@@ -58,11 +67,14 @@ def cuboid_depth(segment: Segment) -> int:
 
 
 def leaf_mask(world: SegmentWorld, segment: Segment) -> np.ndarray:
-    """(S, K) the leaves inside a segment."""
-    plan = world.plan
-    assert plan.split is not None, "cuboids need a world with leaves"
-    cells = plan.layout.mask(replace(segment, channel=None, user_type=None))
-    return np.outer(cells, plan.split.mask(segment))
+    """(S, K) the leaves inside a segment (kept on the world: a reset asks for the same ones many times)."""
+    mask = world.leaf_masks.get(segment)
+    if mask is None:
+        plan = world.plan
+        assert plan.split is not None, "cuboids need a world with leaves"
+        cells = plan.layout.mask(replace(segment, channel=None, user_type=None))
+        mask = world.leaf_masks[segment] = np.outer(cells, plan.split.mask(segment))
+    return mask
 
 
 def own_z(world: SegmentWorld, reach: np.ndarray, segment: Segment, days: list[int], event: int,
@@ -80,30 +92,42 @@ def own_z(world: SegmentWorld, reach: np.ndarray, segment: Segment, days: list[i
         hourly = world.hourly_reach(world.plan.cells(replace(segment, channel=None, user_type=None)), days[0])
         moved = 0 if event < 0 else event + 1
         change *= float(hourly[:, slice(*hours), moved].sum() / max(hourly[..., moved].sum(), 1e-9))
+    if not enough_data(reach, mask, days, max(event, 0)):
+        return 0.0
+    mine = reach[mask][:, days]  # (n, len(days), 5): the segment's leaves on its dates
     weakest = np.inf
-    for day in days:
+    for at in range(len(days)):
         if event < 0:
-            opens = float(reach[mask][:, day, 0].sum())
-            units = max(int((reach[mask][:, day, 0] > 0).sum()), 1)
-            relative_sd = np.sqrt(1.0 / max(opens, 1e-9) + LEAF_TRAFFIC_SPREAD ** 2 / units)
+            opens = float(mine[:, at, 0].sum())
+            units = max(int((mine[:, at, 0] > 0).sum()), 1)
+            relative_sd = np.sqrt(1.0 / max(opens, 1e-9) + LEAF_TRAFFIC_SPREAD ** 2 / units
+                                  + COMMON_TRAFFIC_SPREAD ** 2)
         else:
-            arrivals = float(reach[mask][:, day, event].sum())
-            rate = min(float(reach[mask][:, day, event + 1].sum()) / max(arrivals, 1e-9), 1.0)
-            units = max(int((reach[mask][:, day, event] > 0).sum()), 1)
-            relative_sd = np.sqrt((1.0 - rate) / max(rate * arrivals, 1e-9) + LEAF_RATE_SPREAD ** 2 / units)
+            arrivals = float(mine[:, at, event].sum())
+            rate = min(float(mine[:, at, event + 1].sum()) / max(arrivals, 1e-9), 1.0)
+            units = max(int((mine[:, at, event] > 0).sum()), 1)
+            relative_sd = np.sqrt((1.0 - rate) / max(rate * arrivals, 1e-9) + LEAF_RATE_SPREAD ** 2 / units
+                                  + COMMON_RATE_SPREAD ** 2)
         weakest = min(weakest, abs(change) / relative_sd)
     return float(weakest)
 
 
-def parent_share(world: SegmentWorld, reach: np.ndarray, segment: Segment, days: list[int]) -> float:
-    """The cuboid's largest share of the opens of one of its one-dimension parents (platform=web, channel=...)."""
-    mine = float(reach[leaf_mask(world, segment)][:, days, 0].sum())
+def enough_data(reach: np.ndarray, mask: np.ndarray, days: list[int], event: int) -> bool:
+    """Whether the leaves in `mask` expect at least MIN_EXPECTED arrivals at `event` on each of `days` (a cuboid
+    too thin has dates with no value at all)."""
+    return bool((reach[mask][:, days, event].sum(axis=0) >= MIN_EXPECTED).all())
+
+
+def parent_share(world: SegmentWorld, opens: np.ndarray, segment: Segment) -> float:
+    """The cuboid's largest share of the opens of one of its one-dimension parents (platform=web, channel=...);
+    `opens` (S, K): each leaf's expected opens over the incident's dates."""
+    mine = float(opens[leaf_mask(world, segment)].sum())
     largest = 0.0
     for field, value in segment.named().items():
         if field == "platform" and "app_version" in segment.named():
             continue  # a version's parent is the version itself
         parent = Segment(**{field: value}) if field != "app_version" else Segment(segment.platform, None, value)
-        largest = max(largest, mine / max(float(reach[leaf_mask(world, parent)][:, days, 0].sum()), 1e-9))
+        largest = max(largest, mine / max(float(opens[leaf_mask(world, parent)].sum()), 1e-9))
     return largest
 
 
@@ -114,24 +138,31 @@ def draw_depth(world: SegmentWorld, rng: np.random.Generator, base: Segment) -> 
 
 
 def draw_cuboid(world: SegmentWorld, rng: np.random.Generator, rule: CuboidRule, days: list[int],
-                clear: Callable[[Segment], float], base: Segment = ALL_TRAFFIC) -> Segment:
-    """A cuboid for an incident on `days` (see the module's docstring); `clear(segment)` is its expected z-score in
-    its own data."""
-    reach = world.plan.leaf_reach()
+                reach: np.ndarray, clear: Callable[[Segment], float], base: Segment = ALL_TRAFFIC,
+                max_boost: float = 1.0) -> tuple[Segment, float]:
+    """A cuboid for an incident on `days` (see the module's docstring) and the factor its magnitude is raised by:
+    `clear(segment)` is its expected z-score in its own data at the drawn magnitude, and a kind whose z-score is
+    linear in its magnitude may allow raising it up to `max_boost` times so that a small cuboid is clear (the
+    candidates are then ranked by their one-dimension parents' share times that factor: the fall a parent shows).
+    `reach`: the plan's leaf_reach() before the incident."""
     fields = tuple(f for f in rule.may_name if f in world.cuboid_fields and f not in base.named())
-    best: tuple[bool, float, float] | None = None
-    chosen = base
+    opens = reach[:, :, days, 0].sum(axis=-1)
     for depth in range(draw_depth(world, rng, base), 0, -1):  # a shallower cuboid when none of a depth is clear
-        for _ in range(CANDIDATES):
-            segment = _one_cuboid(world, rng, base, fields, depth - cuboid_depth(base), rule.needs_one_of)
-            score = clear(segment)
-            key = (score >= OWN_Z_MIN, -parent_share(world, reach, segment, days) if score >= OWN_Z_MIN else score,
-                   score)
-            if best is None or key > best:
-                best, chosen = key, segment
-        if best is not None and best[0]:
-            break
-    return chosen
+        candidates = [_one_cuboid(world, rng, base, fields, depth - cuboid_depth(base), rule.needs_one_of)
+                      for _ in range(CANDIDATES)]
+        boosts = [max(1.0, OWN_Z_MIN / max(clear(segment), 1e-9)) for segment in candidates]
+        clear_ones = [(segment, boost) for segment, boost in zip(candidates, boosts, strict=True)
+                      if boost <= max_boost]
+        if clear_ones:
+            return min(clear_ones, key=lambda pair: parent_share(world, opens, pair[0]) * pair[1])
+    # None is clear: the base (a release's version), or the clearest one-dimension cuboid.
+    return (base if base.named() else _clearest(world, rng, fields, rule.needs_one_of, clear)), 1.0
+
+
+def _clearest(world: SegmentWorld, rng: np.random.Generator, fields: tuple[str, ...], needs_one_of: tuple[str, ...],
+              clear: Callable[[Segment], float]) -> Segment:
+    candidates = [_one_cuboid(world, rng, ALL_TRAFFIC, fields, 1, needs_one_of) for _ in range(CANDIDATES)]
+    return max(candidates, key=clear)
 
 
 def _one_cuboid(world: SegmentWorld, rng: np.random.Generator, base: Segment, fields: tuple[str, ...], extra: int,

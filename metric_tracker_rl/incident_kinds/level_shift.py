@@ -53,8 +53,10 @@ class LevelShift(IncidentKind):
         shares = ramp(len(days))
         step = step_index(entity)
         reach = world.plan.leaf_reach()
-        segment = draw_cuboid(world, rng, CUBOID_RULE, days,
-                              lambda s: own_z(world, reach, s, days, step, magnitude * min(shares)))
+        segment, boost = draw_cuboid(world, rng, CUBOID_RULE, days, reach,
+                                     lambda s: own_z(world, reach, s, days, step, magnitude * min(shares)),
+                                     max_boost=self.largest_fall(world) / magnitude)
+        magnitude *= boost
         return self.step_drop_over_dates(world, segment, days, entity, [magnitude * share for share in shares])
 
     def place_concurrent(self, world: SegmentWorld, host: SegmentIncident, taken: set[str],
@@ -72,10 +74,13 @@ class LevelShift(IncidentKind):
         named = {f: v for f, v in host.segment.named().items() if f != "app_version"} or {"platform": "web"}
         field = pick(tuple(named), rng)
         reach = world.plan.leaf_reach()
-        segment = draw_cuboid(world, rng, CUBOID_RULE, [day],
-                              lambda s: own_z(world, reach, agree(s, host.segment), [day], step, magnitude),
-                              base=Segment(**{field: named[field]}))
-        return self.step_drop_over_dates(world, agree(segment, host.segment), [day], entity, [magnitude])[0]
+        segment, boost = draw_cuboid(world, rng, CUBOID_RULE, [day], reach,
+                                     lambda s: own_z(world, reach, agree(s, host.segment), [day], step,
+                                                     magnitude),
+                                     base=Segment(**{field: named[field]}),
+                                     max_boost=self.largest_fall(world) / magnitude)
+        return self.step_drop_over_dates(world, agree(segment, host.segment), [day], entity,
+                                         [magnitude * boost])[0]
 
 
 def agree(segment: Segment, host: Segment) -> Segment:

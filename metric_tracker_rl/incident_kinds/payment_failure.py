@@ -2,7 +2,8 @@
 
 At a tier with cuboids (deep) the platform's live version may be narrowed by up to two of country, channel and
 user type (a payment method that fails for one channel's users): its evidence is hourly, which shows at the cell
-grain only, so it keeps its platform and version part (the hours show there, diluted by the cuboid's share)."""
+grain only, so it keeps its platform and version part (the hours show there, diluted by the cuboid's share); where
+app_version is out of play (the reset's `dimensions`), its platform part."""
 
 from __future__ import annotations
 
@@ -42,8 +43,9 @@ class PaymentFailure(IncidentKind):
         platform = pick(MOBILE_PLATFORMS, rng)
         segment = Segment(platform, None, world.live_version(platform, day))
         hours = self.draw_magnitude(world, rng)
-        if world.max_cuboid_depth:
-            return self._place_cuboid(world, segment, day, hours, rng)
+        if world.max_cuboid_depth:  # the platform alone where versions are out of play
+            base = segment if "app_version" in world.cuboid_fields else Segment(platform)
+            return self._place_cuboid(world, base, day, hours, rng)
         return self.over_dates(world, segment, [day], self.entity_names[0], hours, stream)
 
     def _place_cuboid(self, world: SegmentWorld, base: Segment, day: int, hours: float, rng: np.random.Generator
@@ -51,8 +53,9 @@ class PaymentFailure(IncidentKind):
         start, end = draw_window(rng, round(hours), *HOUR_WINDOW)
         reach = world.plan.leaf_reach()
         fall = 1.0 - max(RESIDUAL)
-        segment = draw_cuboid(world, rng, CUBOID_RULE, [day],
-                              lambda s: own_z(world, reach, s, [day], PAYMENT_STEP, fall, (start, end)), base=base)
+        segment, _ = draw_cuboid(world, rng, CUBOID_RULE, [day], reach,
+                                 lambda s: own_z(world, reach, s, [day], PAYMENT_STEP, fall, (start, end)),
+                                 base=base)
         world.scale_step(segment, day, PAYMENT_STEP, float(rng.uniform(*RESIDUAL)), (start, end))
         entity = self.entity_names[0]
         neutral = ({("conversion_rate", entity)} | rates_through_step(PAYMENT_STEP) | counts_from(PAYMENT_STEP + 1)

@@ -9,7 +9,7 @@ import numpy as np
 
 from metric_tracker_rl.anomalies.base import step_index
 from metric_tracker_rl.incident_kinds.base import IncidentKind, SegmentIncident, register_incident_kind
-from metric_tracker_rl.incident_kinds.cuboid import CuboidRule, draw_cuboid, own_z
+from metric_tracker_rl.incident_kinds.cuboid import CuboidRule, draw_cuboid, enough_data, leaf_mask, own_z
 from metric_tracker_rl.segment_plan import SegmentWorld, pick
 from metric_tracker_rl.segments import Segment
 
@@ -51,10 +51,12 @@ class ReleaseRegression(IncidentKind):
         """The release's version, narrowed to a cuboid clear on the run's last date (its rollout's widest)."""
         reach = world.plan.leaf_reach()
         step = step_index(entity)
-        segment = draw_cuboid(world, rng, CUBOID_RULE, days,
-                              lambda s: own_z(world, reach, s, days[-1:], step, magnitude),
-                              base=Segment(platform, None, version))
-        return self.step_drop_over_dates(world, segment, days, entity, [magnitude] * len(days),
+        segment, boost = draw_cuboid(world, rng, CUBOID_RULE, days, reach,
+                                     lambda s: own_z(world, reach, s, days[-1:], step, magnitude)
+                                     if enough_data(reach, leaf_mask(world, s), days, step) else 0.0,
+                                     base=Segment(platform, None, version),
+                                     max_boost=self.largest_fall(world) / magnitude)
+        return self.step_drop_over_dates(world, segment, days, entity, [magnitude * boost] * len(days),
                                          f"release {version} on {platform} breaks {entity}")
 
 

@@ -50,7 +50,10 @@ class SegmentOutage(IncidentKind):
         drop = self.draw_magnitude(world, rng)
         plan = world.plan
         reach = plan.leaf_reach()
-        segment = draw_cuboid(world, rng, CUBOID_RULE, [day], lambda s: own_z(world, reach, s, [day], -1, drop, hours))
+        segment, boost = draw_cuboid(world, rng, CUBOID_RULE, [day], reach,
+                                     lambda s: own_z(world, reach, s, [day], -1, drop, hours),
+                                     max_boost=self.magnitude_bounds[1] / drop)
+        drop *= boost
         before = float(reach[leaf_mask(world, segment)][:, day, 0].sum())
         world.scale_traffic(segment, day, 1.0 - drop, hours)
         after = float(plan.leaf_reach()[leaf_mask(world, segment)][:, day, 0].sum())
