@@ -38,6 +38,7 @@ from metric_tracker_rl.agents.frontier_expert import (
     FrontierExpertAgent,
     Report,
     _column,
+    _one_block,
     _query,
     _segment_of,
     _text,
@@ -275,6 +276,8 @@ class DeepExpertAgent(FrontierExpertAgent):
             *((f"scan {step}", _query(scan_sql(step, self.max_dims))) for step, _, _ in STEPS),
             ("scan app_opens", _query(count_scan_sql(self.max_dims))),
         ]
+        if self.max_dims >= 2:  # the hours of each platform and country together
+            self.plan.append(("cell hours", _query(hours_sql(("cell",), self.holidays))))
 
     def _plan_more(self) -> bool:
         """Once the scans answered: localise every date and step they kept, then ask for the hours of each fall."""
@@ -361,6 +364,15 @@ class DeepExpertAgent(FrontierExpertAgent):
                 continue
             rest.append(row)
         self.results["rates"] = rest
+        # A platform and country together whose opens collapsed in a block of hours, on a date neither alone showed
+        # an outage (diluted there): the outage of that cell pair.
+        outage_dates = {r.date for r in reports if r.entity_name == "app_opens"}
+        cells = [row for row in self.results["cell hours"] if str(row["date"]) not in outage_dates
+                 and row["n_low"] >= 2 and row["n_high"] <= 1 and _one_block(str(row["low_hours"]))]
+        for date in sorted({str(row["date"]) for row in cells}):
+            top = max((row for row in cells if str(row["date"]) == date), key=lambda row: row["n_low"])
+            reports.append(Report(date, "event_count", "app_opens", "absolute_drop_in_event_count",
+                                  top["platform"], top["country"]))
         # Opens lost in a block of hours of a cuboid no hourly scan named: an outage (a demand swing lasts the day).
         shaped = {(str(row["date"]), row["entity_name"]): row["block_share"] for row in self.results["shape"]
                   if row.get("block_share") is not None}

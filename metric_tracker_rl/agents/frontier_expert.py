@@ -125,6 +125,7 @@ def hours_sql(dimensions: tuple[str, ...], holidays: list[str]) -> str:
                "GROUP BY date, hour",
         "platform": "SELECT date, hour, platform, NULL country, sum(app_opens) o FROM hourly_by_segment GROUP BY ALL",
         "country": "SELECT date, hour, NULL platform, country, sum(app_opens) o FROM hourly_by_segment GROUP BY ALL",
+        "cell": "SELECT date, hour, platform, country, sum(app_opens) o FROM hourly_by_segment GROUP BY ALL",
     }
     skipped = ", ".join(f"'{date}'" for date in holidays) or "NULL"
     return (f"WITH h AS ({' UNION ALL '.join(parts[d] for d in dimensions)}), "
