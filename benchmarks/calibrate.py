@@ -1,7 +1,9 @@
 """Benchmark calibration: run every reference agent on the named tasks and on a seed sweep per difficulty.
 
     uv run python -m benchmarks.calibrate --seeds 200 [--agents expert,null] [--difficulties frontier] [--held-out]
-        [--output PATH]
+        [--no-named-tasks] [--output PATH]
+    uv run python -m benchmarks.calibrate --seeds 20 --difficulties deep --no-named-tasks \
+        --agents deep_expert,one_dimension_expert,short_segment_rule,aggregate_only_expert   # an unlisted tier
     uv run python -m benchmarks.calibrate --render docs/artifacts/calibration.json   # the tables of a results file
 
 Episodes run in-process against the environment (metric_tracker_rl/environment.py).
@@ -25,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from metric_tracker_rl.agents import AGENTS, make_agent, play
-from metric_tracker_rl.catalog import DIFFICULTIES
+from metric_tracker_rl.catalog import DIFFICULTIES, RESET_DIFFICULTIES
 from metric_tracker_rl.environment import MetricTrackerRlEnvironment
 from metric_tracker_rl.session import EpisodeSession
 from metric_tracker_rl.task_splits import NULL_EVERY, calibration_reset_kwargs
@@ -40,6 +42,10 @@ NULL_GROUP = "null"
 # does not decode the answer. These episodes are not standard.
 AGENT_RESET_OVERRIDES: dict[str, dict[str, Any]] = {"feedback_decoder": {"max_submissions": 3}}
 HELD_OUT_SECRET = "calibration-held-out"
+# Agents that play the unlisted deep tier only (its expert and shortcuts): a default run, over the listed tiers,
+# leaves them out; `--difficulties deep --no-named-tasks --agents ...` runs them.
+DEEP_ONLY_AGENTS = ("deep_expert", "one_dimension_expert", "short_segment_rule")
+LISTED_TIER_AGENTS = tuple(name for name in AGENTS if name not in DEEP_ONLY_AGENTS)
 
 
 @dataclass(frozen=True)
@@ -82,11 +88,12 @@ def summarise(scores: Iterable[float]) -> dict[str, float]:
 
 
 def calibrate(agent_names: list[str], seeds: int, progress: bool = True, held_out: bool = False,
-              difficulties: tuple[str, ...] = CALIBRATED_DIFFICULTIES) -> dict[str, Any]:
+              difficulties: tuple[str, ...] = CALIBRATED_DIFFICULTIES,
+              task_ids: tuple[str, ...] = DEFAULT_TASK_ORDER) -> dict[str, Any]:
     """Every agent over the plan; with held_out, the in-process environment runs with a server-side secret."""
-    plan = episode_plan(seeds, difficulties=difficulties)
+    plan = episode_plan(seeds, task_ids, difficulties)
     total = len(plan) * len(agent_names)
-    results: dict[str, Any] = {"seeds_per_difficulty": seeds, "tasks": list(DEFAULT_TASK_ORDER),
+    results: dict[str, Any] = {"seeds_per_difficulty": seeds, "tasks": list(task_ids),
                                "difficulties": list(difficulties),
                                "null_every": NULL_EVERY, "held_out": held_out,
                                "reset_overrides": {name: AGENT_RESET_OVERRIDES[name] for name in agent_names
@@ -97,7 +104,7 @@ def calibrate(agent_names: list[str], seeds: int, progress: bool = True, held_ou
         scores: dict[str, list[float]] = {}
         for spec in plan:
             score, has_incidents = episode_score(agent_name, spec, HELD_OUT_SECRET if held_out else "")
-            group = spec.group if has_incidents or spec.group in DEFAULT_TASK_ORDER else NULL_GROUP
+            group = spec.group if has_incidents or spec.group in task_ids else NULL_GROUP
             scores.setdefault(group, []).append(score)
             done += 1
             if progress and (done % 20 == 0 or done == total):
@@ -183,11 +190,13 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=200, help="episodes per difficulty (every "
                         f"{NULL_EVERY}th is a null episode)")
-    parser.add_argument("--agents", default=",".join(AGENTS), help="comma-separated agent names")
+    parser.add_argument("--agents", default=",".join(LISTED_TIER_AGENTS), help="comma-separated agent names")
     parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT, help="JSON results file")
     parser.add_argument("--difficulties", default=",".join(CALIBRATED_DIFFICULTIES),
                         help="comma-separated difficulties to sweep")
     parser.add_argument("--held-out", action="store_true", help="run the environment with a held-out secret")
+    parser.add_argument("--no-named-tasks", action="store_true", help="sweep the difficulties only (an unlisted "
+                        "tier's calibration: the named tasks are the listed tiers')")
     parser.add_argument("--quiet", action="store_true", help="no progress line")
     parser.add_argument("--render", type=Path, metavar="RESULTS",
                         help="print the tables of a results file (docs/artifacts/calibration.json); run nothing")
@@ -201,13 +210,13 @@ def main(argv: list[str] | None = None) -> None:
     if unknown:
         parser.error(f"unknown agent(s) {', '.join(unknown)}; valid: {', '.join(AGENTS)}")
     difficulties = tuple(name.strip() for name in args.difficulties.split(",") if name.strip())
-    wrong = [name for name in difficulties if name not in DIFFICULTIES]
+    wrong = [name for name in difficulties if name not in RESET_DIFFICULTIES]
     if wrong or not difficulties:
-        parser.error(f"unknown difficulty {', '.join(wrong) or '(none given)'}; valid: {', '.join(DIFFICULTIES)}")
+        parser.error(f"unknown difficulty {', '.join(wrong) or '(none given)'}; valid: {', '.join(RESET_DIFFICULTIES)}")
     if args.seeds < NULL_EVERY:
         parser.error(f"--seeds must be at least {NULL_EVERY} so every group has episodes")
     results = calibrate(agent_names, args.seeds, progress=not args.quiet, held_out=args.held_out,
-                        difficulties=difficulties)
+                        difficulties=difficulties, task_ids=() if args.no_named_tasks else DEFAULT_TASK_ORDER)
     print(f"Calibration over {args.seeds} seeds per difficulty (standard episodes, one graded submission, unless "
           f"marked; every {NULL_EVERY}th episode null){'; held-out mode' if args.held_out else ''}; score = the "
           "sum of the episode's rewards.\n")

@@ -1,7 +1,7 @@
 """What a model reads in an episode: the size of the reference agents' records and whether they show everything.
 
     uv run python -m benchmarks.interface [--episodes-per-difficulty 30] [--seed 0] [--agent expert]
-        [--difficulties frontier]
+        [--difficulties frontier]   # an unlisted tier too: --agent deep_expert --difficulties deep
 
 Runs the agent in-process on fresh seeds (seed, seed + 1, ...; the difficulties in turn, as `inference.py
 --episodes` does) and records each episode with the code that writes inference.py's SFT records.
@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from metric_tracker_rl.agents import AGENTS, make_agent, run_episode
-from metric_tracker_rl.catalog import DIFFICULTIES
+from metric_tracker_rl.catalog import DIFFICULTIES, RESET_DIFFICULTIES
 from metric_tracker_rl.environment import MetricTrackerRlEnvironment
 from metric_tracker_rl.tool_calls import openai_tools
 from metric_tracker_rl.transcript import TaskRun, cut_results, unseen_submitted_rows
@@ -103,9 +103,9 @@ def main(argv: list[str] | None = None) -> None:
     if args.episodes_per_difficulty < 1:
         parser.error("--episodes-per-difficulty must be at least 1")
     difficulties = tuple(name.strip() for name in args.difficulties.split(",") if name.strip())
-    wrong = [name for name in difficulties if name not in DIFFICULTIES]
+    wrong = [name for name in difficulties if name not in RESET_DIFFICULTIES]
     if wrong or not difficulties:
-        parser.error(f"unknown difficulty {', '.join(wrong) or '(none given)'}; valid: {', '.join(DIFFICULTIES)}")
+        parser.error(f"unknown difficulty {', '.join(wrong) or '(none given)'}; valid: {', '.join(RESET_DIFFICULTIES)}")
     by_difficulty, by_tool = measure(args.agent, args.episodes_per_difficulty, args.seed, difficulties)
     print(f"{args.agent}, {args.episodes_per_difficulty} episodes per difficulty from seed {args.seed}:\n")
     print("| difficulty | messages median / max (chars) | (tokens) | results cut | submitted rows unseen "

@@ -4,7 +4,7 @@ runs in-process, over the WebSocket client, or inside inference.py, and its reco
 
 Importing the package registers every agent (each module registers its own)."""
 
-from metric_tracker_rl.agents import baselines, expert, fixed_rule, gaming, scripted, seed_replay  # noqa: F401
+from metric_tracker_rl.agents import baselines, deep_expert, expert, fixed_rule, gaming, scripted, seed_replay  # noqa: F401
 from metric_tracker_rl.agents.base import AGENTS, Agent, NullAgent, make_agent, play, register_agent, run_episode
 
 __all__ = ["AGENTS", "Agent", "NullAgent", "make_agent", "play", "register_agent", "run_episode"]

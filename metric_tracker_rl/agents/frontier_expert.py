@@ -38,6 +38,7 @@ from typing import Any
 from metric_tracker_rl.agents.base import Agent
 from metric_tracker_rl.agents.reading import episode_dates
 from metric_tracker_rl.models import MetricSubmissionRow, MetricTrackerRlAction
+from metric_tracker_rl.segments import CELL_FIELDS, SEGMENT_FIELDS
 from metric_tracker_rl.tool_calls import SeenObservation
 
 COUNTS = ("sum(app_opens) o, sum(menu_opens) m, sum(product_added_to_cart) c, sum(orders_placed) p, "
@@ -124,6 +125,7 @@ def hours_sql(dimensions: tuple[str, ...], holidays: list[str]) -> str:
                "GROUP BY date, hour",
         "platform": "SELECT date, hour, platform, NULL country, sum(app_opens) o FROM hourly_by_segment GROUP BY ALL",
         "country": "SELECT date, hour, NULL platform, country, sum(app_opens) o FROM hourly_by_segment GROUP BY ALL",
+        "cell": "SELECT date, hour, platform, country, sum(app_opens) o FROM hourly_by_segment GROUP BY ALL",
     }
     skipped = ", ".join(f"'{date}'" for date in holidays) or "NULL"
     return (f"WITH h AS ({' UNION ALL '.join(parts[d] for d in dimensions)}), "
@@ -164,43 +166,45 @@ def _text(value: str | None) -> str:
     return "NULL::VARCHAR" if value is None else "'" + value.replace("'", "''") + "'"
 
 
-def values_sql(rows: list[Report]) -> str:
-    """Every reported row read from its segment's own daily data, with the published baseline and severity rules."""
-    wanted = ", ".join(f"(DATE '{r.date}', {_text(r.platform)}, {_text(r.country)}, {_text(r.app_version)}, "
+def values_sql(rows: list[Report], fields: tuple[str, ...] = CELL_FIELDS) -> str:
+    """Every reported row read from its segment's own daily data (the segment named by `fields`), with the
+    published baseline and severity rules."""
+    wanted = ", ".join(f"(DATE '{r.date}', {', '.join(_text(getattr(r, name)) for name in fields)}, "
                        f"'{r.entity_type}', '{r.entity_name}')" for r in rows)
     cases = " ".join(f"WHEN '{name}' THEN sum(x.{COLUMN_OF[name]})" for name in COLUMN_OF)
     cases += " " + " ".join(f"WHEN '{name}' THEN sum(x.{_column(num)}) / nullif(sum(x.{_column(den)}), 0)"
                             for name, num, den in STEPS)
     severity = " ".join(f"WHEN abs(observed_value - baseline_value) / abs(baseline_value) < {bound} THEN '{label}'"
                         for bound, label in SEVERITY_BOUNDS)
-    same = ("g.platform IS NOT DISTINCT FROM {t}.platform AND g.country IS NOT DISTINCT FROM {t}.country AND "
-            "g.app_version IS NOT DISTINCT FROM {t}.app_version AND g.entity_name = {t}.entity_name")
-    return (f"WITH r(date, platform, country, app_version, entity_type, entity_name) AS (VALUES {wanted}), "
-            "g AS (SELECT DISTINCT platform, country, app_version, entity_name FROM r), "
-            f"d AS (SELECT x.date, g.platform, g.country, g.app_version, g.entity_name, CASE g.entity_name {cases} "
-            "END v FROM daily_by_segment x JOIN g ON (g.platform IS NULL OR x.platform = g.platform) AND "
-            "(g.country IS NULL OR x.country = g.country) AND (g.app_version IS NULL OR x.app_version = g.app_version) "
-            "GROUP BY x.date, g.platform, g.country, g.app_version, g.entity_name), "
-            "e AS (SELECT r.date, r.platform, r.country, r.app_version, r.entity_type, r.entity_name, "
+    same = " AND ".join([*(f"g.{name} IS NOT DISTINCT FROM {{t}}.{name}" for name in fields),
+                         "g.entity_name = {t}.entity_name"])
+    listed, grouped = ", ".join(fields), ", ".join(f"g.{name}" for name in fields)
+    inside = " AND ".join(f"(g.{name} IS NULL OR x.{name} = g.{name})" for name in fields)
+    return (f"WITH r(date, {listed}, entity_type, entity_name) AS (VALUES {wanted}), "
+            f"g AS (SELECT DISTINCT {listed}, entity_name FROM r), "
+            f"d AS (SELECT x.date, {grouped}, g.entity_name, CASE g.entity_name {cases} "
+            f"END v FROM daily_by_segment x JOIN g ON {inside} "
+            f"GROUP BY x.date, {grouped}, g.entity_name), "
+            f"e AS (SELECT r.date, {', '.join(f'r.{name}' for name in fields)}, r.entity_type, r.entity_name, "
             "median(b.v) baseline_value, any_value(a.v) observed_value FROM r "
             f"JOIN d a ON a.date = r.date AND {same.format(t='r').replace('g.', 'a.')} "
             f"JOIN d b ON isodow(b.date) = isodow(r.date) AND b.date <> r.date AND "
             f"{same.format(t='r').replace('g.', 'b.')} GROUP BY ALL) "
-            "SELECT date, platform, country, app_version, entity_type, entity_name, baseline_value, observed_value, "
+            f"SELECT date, {listed}, entity_type, entity_name, baseline_value, observed_value, "
             f"observed_value - baseline_value delta_value, CASE {severity} ELSE 'critical' END severity FROM e "
             "ORDER BY date, entity_name")
 
 
-def values_queries(rows: list[Report]) -> list[str]:
+def values_queries(rows: list[Report], fields: tuple[str, ...] = CELL_FIELDS) -> list[str]:
     """values_sql over as many rows at a time as the query tool's text limit allows."""
     queries: list[str] = []
     batch: list[Report] = []
     for row in rows:
-        if batch and len(values_sql([*batch, row])) > SQL_CHARS:
-            queries.append(values_sql(batch))
+        if batch and len(values_sql([*batch, row], fields)) > SQL_CHARS:
+            queries.append(values_sql(batch, fields))
             batch = []
         batch.append(row)
-    return [*queries, values_sql(batch)] if batch else queries
+    return [*queries, values_sql(batch, fields)] if batch else queries
 
 
 def _column(alias: str) -> str:
@@ -219,10 +223,12 @@ class Report:
     platform: str | None = None
     country: str | None = None
     app_version: str | None = None
+    channel: str | None = None  # the daily-only dimensions, where a tier has them
+    user_type: str | None = None
 
 
-def _segment_of(row: dict[str, Any]) -> tuple[str | None, str | None, str | None]:
-    return row.get("platform"), row.get("country"), row.get("app_version")
+def _segment_of(row: dict[str, Any]) -> tuple[str | None, ...]:
+    return tuple(row.get(name) for name in SEGMENT_FIELDS)
 
 
 def _share(row: dict[str, Any]) -> float:
@@ -233,6 +239,7 @@ class FrontierExpertAgent(Agent):
     """The frontier procedure of the module docstring."""
 
     name = "frontier_expert"
+    fields: tuple[str, ...] = CELL_FIELDS  # the segment fields it reports and reads values by
 
     def __init__(self, segment_blind: bool = False) -> None:
         self.segment_blind = segment_blind
@@ -268,11 +275,11 @@ class FrontierExpertAgent(Agent):
                 self.plan.insert(0, (name, _query(action.analysis_args["sql"], int(result["next_offset"]))))
         if observation.status == "graded" or observation.done or self.submitted:
             return None
-        if not self.plan and self.report is None:
+        if not self.plan and self.report is None and not self._plan_more():
             self.report = self._decide()
             mixes = [report for report in self.report if report.entity_type == "hourly_mix"]
             daily = [report for report in self.report if report.entity_type != "hourly_mix"]
-            self.plan += [("values", _query(sql)) for sql in values_queries(daily)]
+            self.plan += [("values", _query(sql)) for sql in values_queries(daily, self.fields)]
             self.plan += [("values", _mix_values(report)) for report in mixes]
         if self.plan:
             self.waiting = self.plan.pop(0)
@@ -281,6 +288,11 @@ class FrontierExpertAgent(Agent):
         return MetricTrackerRlAction(classifications=self._rows())
 
     # --- deciding ------------------------------------------------------------------------------------
+
+    def _plan_more(self) -> bool:
+        """Whether calls were added to the plan once the planned ones answered (a deeper procedure's next
+        round); the frontier procedure has none."""
+        return False
 
     def _decide(self) -> list[Report]:
         reports: dict[str, Report] = {}  # one event per date at most: the first signature that explains it
@@ -413,16 +425,15 @@ class FrontierExpertAgent(Agent):
 
     def _rows(self) -> list[MetricSubmissionRow]:
         """The reported rows as the values query shows them."""
-        shown = {(str(r["date"]), r["entity_name"], r.get("platform"), r.get("country"),
-                  None if r.get("app_version") is None else str(r["app_version"])): r
-                 for r in self.results["values"]}
+        shown = {(str(r["date"]), r["entity_name"], *(None if r.get(name) is None else str(r[name])
+                                                      for name in self.fields)): r
+                 for r in self.results["values"] if "date" in r}  # a tool that refused a row shows no date
         rows = []
         for report in self.report or []:
-            row = shown.get((report.date, report.entity_name, report.platform, report.country, report.app_version))
+            row = shown.get((report.date, report.entity_name, *(getattr(report, name) for name in self.fields)))
             if row is None or row.get("baseline_value") is None or row.get("observed_value") is None:
                 continue
-            segment = {} if self.segment_blind else {"platform": report.platform, "country": report.country,
-                                                     "app_version": report.app_version}
+            segment = {} if self.segment_blind else {name: getattr(report, name) for name in self.fields}
             rows.append(MetricSubmissionRow(
                 date=report.date, entity_type=row["entity_type"], entity_name=report.entity_name,
                 anomaly_type=report.anomaly_type, detection_method=DETECTION_METHOD[report.anomaly_type],
@@ -449,8 +460,7 @@ def _is_date(word: str) -> bool:
 
 def _mix_values(report: Report) -> MetricTrackerRlAction:
     """An hourly-mix row's numbers, read from its segment's own hours by the comparison tool."""
-    scope = {name: value for name, value in (("platform", report.platform), ("country", report.country),
-                                             ("app_version", report.app_version)) if value is not None}
+    scope = {name: value for name in SEGMENT_FIELDS if (value := getattr(report, name)) is not None}
     return MetricTrackerRlAction(analysis_method="compare_hourly_mix_to_baseline",
                                  analysis_args={"date": report.date, "entity_name": report.entity_name, **scope})
 
