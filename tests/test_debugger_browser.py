@@ -286,8 +286,11 @@ def test_calendar_notes_are_labelled_on_every_chart(browser, web_url: str) -> No
     assert len(labels) == 5 + 7 + 1 and all(found == kinds for found in labels)
     noted = build_episode(resolve_episode_config(task_id=TASK)).public.annotations[0]
     page.choose("chart-date", noted.date)
-    page.page.wait_for_function(f"document.querySelector('#chart-funnel').innerText.includes({noted.date!r})")
-    assert noted.kind in page.page.text_content("#chart-funnel svg")
+    # The chart's own figure (while an update is pending, the box may also hold the page's loading indicator).
+    figure = "#chart-funnel .mt-chart svg"
+    page.page.wait_for_function(f"(document.querySelector({figure!r}) || {{textContent: ''}}).textContent"
+                                f".includes({noted.date[5:]!r})")
+    assert noted.kind in page.page.text_content(figure)
     page.page.close()
 
 
