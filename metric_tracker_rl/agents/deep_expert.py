@@ -78,6 +78,10 @@ OCCAM_Z = 0.5  # a parent within this of the cuboid's |z| explains the fall as w
 # BLOCK_HOURS consecutive hours (a fall that lasts the day puts about 0.5 to 0.65 there, the busy hours), or
 # SURE_BLOCK_SHARE on a date inside a run of falls.
 BLOCK_HOURS, BLOCK_SHARE, SURE_BLOCK_SHARE = 8, 0.7, 0.9
+# The context tables that can explain a move as benign (the partner log explains a payment incident, it never
+# finds one, so it is not read), and the fields an experiment's arm names.
+EXPLAINING_TABLES = ("experiments", "campaigns", "holidays")
+ARM_FIELDS = ("platform", "country", "channel", "user_type")
 
 
 def cuboid_sets(max_dims: int) -> list[tuple[str, ...]]:
@@ -278,6 +282,10 @@ class DeepExpertAgent(FrontierExpertAgent):
         ]
         if self.max_dims >= 2:  # the hours of each platform and country together
             self.plan.append(("cell hours", _query(hours_sql(("cell",), self.holidays))))
+        # What the team knows besides the counts, to cross-reference (a tier with context tables).
+        if "context_tables" in observation.brief.get("segments", {}):
+            self.plan += [(table, MetricTrackerRlAction(analysis_method="get_context", analysis_args={"table": table}))
+                          for table in EXPLAINING_TABLES]
 
     def _plan_more(self) -> bool:
         """Once the scans answered: localise every date and step they kept, then ask for the hours of each fall."""
@@ -289,6 +297,8 @@ class DeepExpertAgent(FrontierExpertAgent):
                 if row.get("z") is not None and row.get("change") is not None:
                     by_key[(str(row["date"]), step)].append(row)
         self.localised = [{**localise(rows), "entity_name": step} for (_, step), rows in sorted(by_key.items())]
+        self.localised = [row for row in self.localised if not self._explained(Report(
+            str(row["date"]), "conversion_rate", row["entity_name"], "", *_segment_of(row)))]
         opens: dict[str, list[dict[str, Any]]] = defaultdict(list)
         for row in self.results["scan app_opens"]:
             if row.get("z") is not None and str(row["date"]) not in self.holidays:
@@ -391,7 +401,34 @@ class DeepExpertAgent(FrontierExpertAgent):
                     if row["z"] <= -SINGLE_DATE_Z and (str(row["date"]), row["entity_name"]) not in taken
                     and row["entity_name"] != STEPS[0][0]  # a first step's fall on one date is bots
                     and str(row["date"]) not in self.holidays and row.get("app_version") is None]
-        return sorted(reports, key=lambda r: r.date)
+        return sorted((r for r in reports if not self._explained(r)), key=lambda r: r.date)
+
+    def _explained(self, report: Report) -> bool:
+        """Whether a context row explains the move as a benign change: an experiment's intended effect (its
+        target step, inside its arm or its arm inside the cuboid, on its dates), or traffic a country's holiday or
+        a campaign in that channel and country moved on its dates (counts and hours, never a leaf's conversion)."""
+        for experiment in self.results["experiments"]:
+            if report.entity_name == experiment["target_step"] and \
+                    experiment["start_date"] <= report.date <= experiment["end_date"] and \
+                    _nested(report, experiment):
+                return True
+        if report.entity_name != "app_opens":
+            return False
+        if any(holiday["date"] == report.date and (holiday["country"] is None or holiday["country"] ==
+                                                   report.country) for holiday in self.results["holidays"]):
+            return True
+        return any(campaign["start_date"] <= report.date <= campaign["end_date"] and report.country ==
+                   campaign["country"] and report.channel in (None, campaign["channel"])
+                   for campaign in self.results["campaigns"])
+
+
+def _nested(report: Report, arm: dict[str, Any]) -> bool:
+    """Whether the report's cuboid lies inside the arm's, or the arm's inside the report's (one names every
+    field the other names, with the same values)."""
+    named = {field: getattr(report, field) for field in ARM_FIELDS if getattr(report, field) is not None}
+    arm_named = {field: arm[field] for field in ARM_FIELDS if arm.get(field) is not None}
+    return all(named.get(field) == value for field, value in arm_named.items()) or \
+        all(arm_named.get(field) == value for field, value in named.items())
 
 
 class OneDimensionExpertAgent(DeepExpertAgent):
