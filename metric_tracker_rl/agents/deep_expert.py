@@ -29,18 +29,21 @@ from __future__ import annotations
 
 import itertools
 from collections import defaultdict
+from dataclasses import asdict
 from typing import Any
 
 from metric_tracker_rl.agents.base import Agent, register_agent
 from metric_tracker_rl.agents.frontier_expert import (
     STEP_INTO_EVENT,
     STEPS,
+    STRONG_Z,
     FrontierExpertAgent,
     Report,
     _column,
     _one_block,
     _query,
     _segment_of,
+    _share,
     _text,
     hours_sql,
     stops_sql,
@@ -391,9 +394,7 @@ class DeepExpertAgent(FrontierExpertAgent):
                            *_segment_of(row)) for row in self.count_falls
                     if shaped.get((str(row["date"]), "app_opens"), 0.0) >= SURE_BLOCK_SHARE
                     and str(row["date"]) not in outage_dates]
-        runs: dict[str, Report] = {}
-        self._rate_runs(runs)
-        reports += runs.values()
+        reports += self._cuboid_runs()
         # A fall on one date only, strong and all day, is a level shift too (at deep some last a single date).
         taken = {(r.date, r.entity_name) for r in reports}
         reports += [Report(str(row["date"]), "conversion_rate", row["entity_name"], "rate_drop_from_median",
@@ -402,6 +403,44 @@ class DeepExpertAgent(FrontierExpertAgent):
                     and row["entity_name"] != STEPS[0][0]  # a first step's fall on one date is bots
                     and str(row["date"]) not in self.holidays and row.get("app_version") is None]
         return sorted((r for r in reports if not self._explained(r)), key=lambda r: r.date)
+
+    def _cuboid_runs(self) -> list[Report]:
+        """The frontier's rate runs, each step on its own (one date may carry falls of two steps) and each run
+        reported on the dates its strongest cuboid's falls reach (a fall of another cuboid on a neighbouring date
+        is not the run's). Bots are a whole country's (their extra opens spread over its leaves): a first step's
+        fall on one date localised finer than one country is that cuboid's own level shift."""
+        falls: dict[str, dict[int, list[dict[str, Any]]]] = defaultdict(lambda: defaultdict(list))
+        day_of = {date: day for day, date in enumerate(self.dates)}
+        for row in self.results["rates"]:
+            if _share(row) < 0 and row["date"] not in self.holidays and row.get("app_version") is None \
+                    and str(row["date"]) in day_of:
+                falls[row["entity_name"]][day_of[str(row["date"])]].append(row)
+        reports = []
+        for step, by_day in falls.items():
+            runs: list[list[int]] = []
+            for day in sorted(by_day):
+                if runs and day == runs[-1][-1] + 1:
+                    runs[-1].append(day)
+                else:
+                    runs.append([day])
+            for run in runs:
+                rows = [row for day in run for row in by_day[day]]
+                strongest = min(rows, key=lambda row: row["z"])
+                if strongest["z"] > -STRONG_Z:
+                    continue
+                segment = _segment_of(strongest)
+                arm = Report("", "", "", "", *segment)
+                days = [day for day in run if any(_nested(Report("", "", "", "", *_segment_of(row)), asdict(arm))
+                                                  for row in by_day[day])]
+                if len(days) == 1 and step == STEPS[0][0]:
+                    bots = segment == (None, segment[1], None, None, None) and segment[1] is not None
+                    reports.append(Report(self.dates[days[0]], "hourly_mix", "app_opens", "hourly_traffic_mix_shift",
+                                          *segment) if bots else Report(
+                        self.dates[days[0]], "conversion_rate", step, "rate_drop_from_median", *segment))
+                elif len(days) > 1:
+                    reports += [Report(self.dates[day], "conversion_rate", step, "rate_drop_from_median", *segment)
+                                for day in days]
+        return reports
 
     def _explained(self, report: Report) -> bool:
         """Whether a context row explains the move as a benign change: an experiment's intended effect (its
