@@ -372,7 +372,10 @@ class DeepExpertAgent(FrontierExpertAgent):
             key = (str(row["date"]), row["entity_name"])
             if key in explained:
                 continue
-            if key in blocks and key[0] not in self.holidays:
+            # Hours exist per cell: a cuboid naming a channel or user type is read on its cells, where its lost
+            # conversions are diluted, so a block of hours there is believed only for a fall beyond SINGLE_DATE_Z.
+            diluted = row.get("channel") is not None or row.get("user_type") is not None
+            if key in blocks and key[0] not in self.holidays and (not diluted or row["z"] <= -SINGLE_DATE_Z):
                 reports.append(Report(key[0], "funnel_step", key[1], "funnel_break", *_segment_of(row)))
                 continue
             rest.append(row)
@@ -408,7 +411,9 @@ class DeepExpertAgent(FrontierExpertAgent):
         """The frontier's rate runs, each step on its own (one date may carry falls of two steps) and each run
         reported on the dates its strongest cuboid's falls reach (a fall of another cuboid on a neighbouring date
         is not the run's). Bots are a whole country's (their extra opens spread over its leaves): a first step's
-        fall on one date localised finer than one country is that cuboid's own level shift."""
+        fall on one date localised finer than one country is that cuboid's own level shift. A run needs one date
+        beyond SINGLE_DATE_Z or two beyond SCAN_Z (a small cuboid's one strong date and a weak neighbour is noise).
+        """
         falls: dict[str, dict[int, list[dict[str, Any]]]] = defaultdict(lambda: defaultdict(list))
         day_of = {date: day for day, date in enumerate(self.dates)}
         for row in self.results["rates"]:
@@ -437,7 +442,8 @@ class DeepExpertAgent(FrontierExpertAgent):
                     reports.append(Report(self.dates[days[0]], "hourly_mix", "app_opens", "hourly_traffic_mix_shift",
                                           *segment) if bots else Report(
                         self.dates[days[0]], "conversion_rate", step, "rate_drop_from_median", *segment))
-                elif len(days) > 1:
+                elif len(days) > 1 and (strongest["z"] <= -SINGLE_DATE_Z or sum(
+                        row["z"] <= -SCAN_Z for day in days for row in by_day[day]) >= 2):
                     reports += [Report(self.dates[day], "conversion_rate", step, "rate_drop_from_median", *segment)
                                 for day in days]
         return reports
