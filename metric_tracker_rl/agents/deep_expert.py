@@ -367,15 +367,20 @@ class DeepExpertAgent(FrontierExpertAgent):
                   if row.get("block_share") is not None and (row["block_share"] >= SURE_BLOCK_SHARE or (
                       row["block_share"] >= BLOCK_SHARE and not any(
                           (day_of.get(str(row["date"]), -9) + step, row["entity_name"]) in fell for step in (-1, 1))))}
+        shaped_share = {(str(row["date"]), row["entity_name"]): row["block_share"] for row in self.results["shape"]
+                        if row.get("block_share") is not None}
         rest = []
         for row in self.results["rates"]:
             key = (str(row["date"]), row["entity_name"])
             if key in explained:
                 continue
             # Hours exist per cell: a cuboid naming a channel or user type is read on its cells, where its lost
-            # conversions are diluted, so a block of hours there is believed only for a fall beyond SINGLE_DATE_Z.
+            # conversions are diluted, so a block of hours there is believed only for a fall beyond SINGLE_DATE_Z;
+            # a weaker fall of a cell's own needs nearly all of its loss in the block (a few hours' noise is not).
             diluted = row.get("channel") is not None or row.get("user_type") is not None
-            if key in blocks and key[0] not in self.holidays and (not diluted or row["z"] <= -SINGLE_DATE_Z):
+            strong = row["z"] <= -SINGLE_DATE_Z
+            if key in blocks and key[0] not in self.holidays and (strong or (
+                    not diluted and shaped_share.get(key, 0.0) >= SURE_BLOCK_SHARE)):
                 reports.append(Report(key[0], "funnel_step", key[1], "funnel_break", *_segment_of(row)))
                 continue
             rest.append(row)
@@ -390,12 +395,10 @@ class DeepExpertAgent(FrontierExpertAgent):
             reports.append(Report(date, "event_count", "app_opens", "absolute_drop_in_event_count",
                                   top["platform"], top["country"]))
         # Opens lost in a block of hours of a cuboid no hourly scan named: an outage (a demand swing lasts the day).
-        shaped = {(str(row["date"]), row["entity_name"]): row["block_share"] for row in self.results["shape"]
-                  if row.get("block_share") is not None}
         outage_dates = {r.date for r in reports if r.entity_name == "app_opens"}
         reports += [Report(str(row["date"]), "event_count", "app_opens", "absolute_drop_in_event_count",
                            *_segment_of(row)) for row in self.count_falls
-                    if shaped.get((str(row["date"]), "app_opens"), 0.0) >= SURE_BLOCK_SHARE
+                    if shaped_share.get((str(row["date"]), "app_opens"), 0.0) >= SURE_BLOCK_SHARE
                     and str(row["date"]) not in outage_dates]
         reports += self._cuboid_runs()
         # A fall on one date only, strong and all day, is a level shift too (at deep some last a single date).
