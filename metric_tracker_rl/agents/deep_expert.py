@@ -21,6 +21,10 @@ which leaves the traffic comes from, never a leaf's own conversion. So the searc
 4. Classification by signature, as at frontier (metric_tracker_rl/agents/frontier_expert.py): releases, hour-of-day
    shapes (hourly data is at platform x version x country), hours in which a step stopped, and which steps moved
    together; then the values query reads every reported number from its cuboid's own daily data.
+5. Context: the experiments, campaigns and holidays tables are read (one get_context each) and a move one of them
+   explains is left alone: an experiment's intended effect on its target step in its arm during its dates, and the
+   traffic a country's holiday or a channel x country campaign moved. Context never adds a finding the data does
+   not show (so the partner status log, which explains payment incidents and finds none, is not read).
 
 `max_dims=1` limits the search to one-dimension breakdowns (the calibration's one-dimension expert).
 """
