@@ -23,8 +23,8 @@ from metric_tracker_rl.transcript import cut_results, unseen_submitted_rows
 
 MESSAGE_CHARS = 48_000  # an expert episode's messages, median (the model view's budget)
 EPISODES = 3
-# The expert's mean over those episodes. Cuboid incidents drawn at the floor of clarity (an expected z of 5 in their
-# own cuboid) sit at the level chance reaches among the scan's many cuboids, so today it misses some.
+# The expert's mean over those episodes. Cuboid incidents drawn near the floor of clarity (OWN_Z_MIN in their own
+# cuboid) can still fall below the scan's threshold on a date, so it misses some.
 EXPERT_FLOOR = 0.6
 SHORTCUTS = ("one_dimension_expert", "short_segment_rule", "aggregate_only_expert")
 

@@ -21,6 +21,10 @@ which leaves the traffic comes from, never a leaf's own conversion. So the searc
 4. Classification by signature, as at frontier (metric_tracker_rl/agents/frontier_expert.py): releases, hour-of-day
    shapes (hourly data is at platform x version x country), hours in which a step stopped, and which steps moved
    together; then the values query reads every reported number from its cuboid's own daily data.
+5. Context: the experiments, campaigns and holidays tables are read (one get_context each) and a move one of them
+   explains is left alone: an experiment's intended effect on its target step in its arm during its dates, and the
+   traffic a country's holiday or a channel x country campaign moved. Context never adds a finding the data does
+   not show (so the partner status log, which explains payment incidents and finds none, is not read).
 
 `max_dims=1` limits the search to one-dimension breakdowns (the calibration's one-dimension expert).
 """
@@ -29,18 +33,21 @@ from __future__ import annotations
 
 import itertools
 from collections import defaultdict
+from dataclasses import asdict
 from typing import Any
 
 from metric_tracker_rl.agents.base import Agent, register_agent
 from metric_tracker_rl.agents.frontier_expert import (
     STEP_INTO_EVENT,
     STEPS,
+    STRONG_Z,
     FrontierExpertAgent,
     Report,
     _column,
     _one_block,
     _query,
     _segment_of,
+    _share,
     _text,
     hours_sql,
     stops_sql,
@@ -78,6 +85,10 @@ OCCAM_Z = 0.5  # a parent within this of the cuboid's |z| explains the fall as w
 # BLOCK_HOURS consecutive hours (a fall that lasts the day puts about 0.5 to 0.65 there, the busy hours), or
 # SURE_BLOCK_SHARE on a date inside a run of falls.
 BLOCK_HOURS, BLOCK_SHARE, SURE_BLOCK_SHARE = 8, 0.7, 0.9
+# The context tables that can explain a move as benign (the partner log explains a payment incident, it never
+# finds one, so it is not read), and the fields an experiment's arm names.
+EXPLAINING_TABLES = ("experiments", "campaigns", "holidays")
+ARM_FIELDS = ("platform", "country", "channel", "user_type")
 
 
 def cuboid_sets(max_dims: int) -> list[tuple[str, ...]]:
@@ -278,6 +289,10 @@ class DeepExpertAgent(FrontierExpertAgent):
         ]
         if self.max_dims >= 2:  # the hours of each platform and country together
             self.plan.append(("cell hours", _query(hours_sql(("cell",), self.holidays))))
+        # What the team knows besides the counts, to cross-reference (a tier with context tables).
+        if "context_tables" in observation.brief.get("segments", {}):
+            self.plan += [(table, MetricTrackerRlAction(analysis_method="get_context", analysis_args={"table": table}))
+                          for table in EXPLAINING_TABLES]
 
     def _plan_more(self) -> bool:
         """Once the scans answered: localise every date and step they kept, then ask for the hours of each fall."""
@@ -289,6 +304,8 @@ class DeepExpertAgent(FrontierExpertAgent):
                 if row.get("z") is not None and row.get("change") is not None:
                     by_key[(str(row["date"]), step)].append(row)
         self.localised = [{**localise(rows), "entity_name": step} for (_, step), rows in sorted(by_key.items())]
+        self.localised = [row for row in self.localised if not self._explained(Report(
+            str(row["date"]), "conversion_rate", row["entity_name"], "", *_segment_of(row)))]
         opens: dict[str, list[dict[str, Any]]] = defaultdict(list)
         for row in self.results["scan app_opens"]:
             if row.get("z") is not None and str(row["date"]) not in self.holidays:
@@ -354,12 +371,20 @@ class DeepExpertAgent(FrontierExpertAgent):
                   if row.get("block_share") is not None and (row["block_share"] >= SURE_BLOCK_SHARE or (
                       row["block_share"] >= BLOCK_SHARE and not any(
                           (day_of.get(str(row["date"]), -9) + step, row["entity_name"]) in fell for step in (-1, 1))))}
+        shaped_share = {(str(row["date"]), row["entity_name"]): row["block_share"] for row in self.results["shape"]
+                        if row.get("block_share") is not None}
         rest = []
         for row in self.results["rates"]:
             key = (str(row["date"]), row["entity_name"])
             if key in explained:
                 continue
-            if key in blocks and key[0] not in self.holidays:
+            # Hours exist per cell: a cuboid naming a channel or user type is read on its cells, where its lost
+            # conversions are diluted, so a block of hours there is believed only for a fall beyond SINGLE_DATE_Z;
+            # a weaker fall of a cell's own needs nearly all of its loss in the block (a few hours' noise is not).
+            diluted = row.get("channel") is not None or row.get("user_type") is not None
+            strong = row["z"] <= -SINGLE_DATE_Z
+            if key in blocks and key[0] not in self.holidays and (strong or (
+                    not diluted and shaped_share.get(key, 0.0) >= SURE_BLOCK_SHARE)):
                 reports.append(Report(key[0], "funnel_step", key[1], "funnel_break", *_segment_of(row)))
                 continue
             rest.append(row)
@@ -374,16 +399,12 @@ class DeepExpertAgent(FrontierExpertAgent):
             reports.append(Report(date, "event_count", "app_opens", "absolute_drop_in_event_count",
                                   top["platform"], top["country"]))
         # Opens lost in a block of hours of a cuboid no hourly scan named: an outage (a demand swing lasts the day).
-        shaped = {(str(row["date"]), row["entity_name"]): row["block_share"] for row in self.results["shape"]
-                  if row.get("block_share") is not None}
         outage_dates = {r.date for r in reports if r.entity_name == "app_opens"}
         reports += [Report(str(row["date"]), "event_count", "app_opens", "absolute_drop_in_event_count",
                            *_segment_of(row)) for row in self.count_falls
-                    if shaped.get((str(row["date"]), "app_opens"), 0.0) >= SURE_BLOCK_SHARE
+                    if shaped_share.get((str(row["date"]), "app_opens"), 0.0) >= SURE_BLOCK_SHARE
                     and str(row["date"]) not in outage_dates]
-        runs: dict[str, Report] = {}
-        self._rate_runs(runs)
-        reports += runs.values()
+        reports += self._cuboid_runs()
         # A fall on one date only, strong and all day, is a level shift too (at deep some last a single date).
         taken = {(r.date, r.entity_name) for r in reports}
         reports += [Report(str(row["date"]), "conversion_rate", row["entity_name"], "rate_drop_from_median",
@@ -391,7 +412,75 @@ class DeepExpertAgent(FrontierExpertAgent):
                     if row["z"] <= -SINGLE_DATE_Z and (str(row["date"]), row["entity_name"]) not in taken
                     and row["entity_name"] != STEPS[0][0]  # a first step's fall on one date is bots
                     and str(row["date"]) not in self.holidays and row.get("app_version") is None]
-        return sorted(reports, key=lambda r: r.date)
+        return sorted((r for r in reports if not self._explained(r)), key=lambda r: r.date)
+
+    def _cuboid_runs(self) -> list[Report]:
+        """The frontier's rate runs, each step on its own (one date may carry falls of two steps) and each run
+        reported on the dates its strongest cuboid's falls reach (a fall of another cuboid on a neighbouring date
+        is not the run's). Bots are a whole country's (their extra opens spread over its leaves): a first step's
+        fall on one date localised finer than one country is that cuboid's own level shift. A run needs one date
+        beyond SINGLE_DATE_Z or two beyond SCAN_Z (a small cuboid's one strong date and a weak neighbour is noise).
+        """
+        falls: dict[str, dict[int, list[dict[str, Any]]]] = defaultdict(lambda: defaultdict(list))
+        day_of = {date: day for day, date in enumerate(self.dates)}
+        for row in self.results["rates"]:
+            if _share(row) < 0 and row["date"] not in self.holidays and row.get("app_version") is None \
+                    and str(row["date"]) in day_of:
+                falls[row["entity_name"]][day_of[str(row["date"])]].append(row)
+        reports = []
+        for step, by_day in falls.items():
+            runs: list[list[int]] = []
+            for day in sorted(by_day):
+                if runs and day == runs[-1][-1] + 1:
+                    runs[-1].append(day)
+                else:
+                    runs.append([day])
+            for run in runs:
+                rows = [row for day in run for row in by_day[day]]
+                strongest = min(rows, key=lambda row: row["z"])
+                if strongest["z"] > -STRONG_Z:
+                    continue
+                segment = _segment_of(strongest)
+                arm = Report("", "", "", "", *segment)
+                days = [day for day in run if any(_nested(Report("", "", "", "", *_segment_of(row)), asdict(arm))
+                                                  for row in by_day[day])]
+                if len(days) == 1 and step == STEPS[0][0]:
+                    bots = segment == (None, segment[1], None, None, None) and segment[1] is not None
+                    reports.append(Report(self.dates[days[0]], "hourly_mix", "app_opens", "hourly_traffic_mix_shift",
+                                          *segment) if bots else Report(
+                        self.dates[days[0]], "conversion_rate", step, "rate_drop_from_median", *segment))
+                elif len(days) > 1 and (strongest["z"] <= -SINGLE_DATE_Z or sum(
+                        row["z"] <= -SCAN_Z for day in days for row in by_day[day]) >= 2):
+                    reports += [Report(self.dates[day], "conversion_rate", step, "rate_drop_from_median", *segment)
+                                for day in days]
+        return reports
+
+    def _explained(self, report: Report) -> bool:
+        """Whether a context row explains the move as a benign change: an experiment's intended effect (its
+        target step, inside its arm or its arm inside the cuboid, on its dates), or traffic a country's holiday or
+        a campaign in that channel and country moved on its dates (counts and hours, never a leaf's conversion)."""
+        for experiment in self.results["experiments"]:
+            if report.entity_name == experiment["target_step"] and \
+                    experiment["start_date"] <= report.date <= experiment["end_date"] and \
+                    _nested(report, experiment):
+                return True
+        if report.entity_name != "app_opens":
+            return False
+        if any(holiday["date"] == report.date and (holiday["country"] is None or holiday["country"] ==
+                                                   report.country) for holiday in self.results["holidays"]):
+            return True
+        return any(campaign["start_date"] <= report.date <= campaign["end_date"] and report.country ==
+                   campaign["country"] and report.channel in (None, campaign["channel"])
+                   for campaign in self.results["campaigns"])
+
+
+def _nested(report: Report, arm: dict[str, Any]) -> bool:
+    """Whether the report's cuboid lies inside the arm's, or the arm's inside the report's (one names every
+    field the other names, with the same values)."""
+    named = {field: getattr(report, field) for field in ARM_FIELDS if getattr(report, field) is not None}
+    arm_named = {field: arm[field] for field in ARM_FIELDS if arm.get(field) is not None}
+    return all(named.get(field) == value for field, value in arm_named.items()) or \
+        all(arm_named.get(field) == value for field, value in named.items())
 
 
 class OneDimensionExpertAgent(DeepExpertAgent):

@@ -36,7 +36,9 @@ from metric_tracker_rl.segments import (
 
 MAX_FALL = 0.6  # a step falls by at most this much when a small cuboid's fall is raised to be clear
 CANDIDATES = 16  # cuboids drawn per incident; the most diluted clear one is kept
-OWN_Z_MIN = 5.0  # expected z-score of the incident in its own cuboid's daily data: clear
+# Expected z-score of the incident in its own cuboid's daily data: clear beyond the chance level of a scan over
+# every cuboid (some thousand tests per date and step reach about 4.5 by chance), with room for its own noise.
+OWN_Z_MIN = 6.5
 MIN_EXPECTED = 25.0  # expected arrivals at the incident's step on each of its dates, at the least
 # Relative day-to-day spread of one cell's leaf: its traffic (the cell's and the leaf's share noise) and a step's
 # conversion (the cell's and the leaf's rate noise); a cuboid of n leaves with traffic averages n of them.
