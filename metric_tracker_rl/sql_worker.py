@@ -20,6 +20,7 @@ import queue
 import resource
 import sys
 import threading
+import time
 import traceback
 from collections.abc import Callable
 from typing import Any, BinaryIO
@@ -29,6 +30,8 @@ NICENESS = 5  # below the server process: the event loop answers every session f
 # thread then gets a small share of a core next to any quick statement of another worker.
 SLOW_AFTER_S = 0.05
 SLOW_NICENESS = 19
+CPU_POLL_S = 0.02  # how often the watchdog reads the CPU time of a statement past SLOW_AFTER_S
+WALL_BACKSTOP = 8.0  # times the time limit: a statement that neither finishes nor runs is stopped in wall time too
 
 
 def address_space_bytes() -> int:
@@ -38,21 +41,27 @@ def address_space_bytes() -> int:
 
 class Watchdog:
     """One thread that watches the running statement: past SLOW_AFTER_S it lowers the CPU priority of the thread
-    that runs it (so a slow statement yields the core to every quick one, whoever sent it), and at the time
-    limit it interrupts it."""
+    that runs it (so a slow statement yields the core to every quick one, whoever sent it), and once the statement
+    has used the time limit in CPU time (the worker's, which runs one statement at a time) it interrupts it. CPU
+    time, not wall time: a statement whose lowered priority leaves it waiting for a core on a busy machine has not
+    used its time, while a runaway uses it all the same. WALL_BACKSTOP bounds the wall time too."""
 
-    def __init__(self, time_limit_s: float) -> None:
+    def __init__(self, time_limit_s: float, cpu_clock: Callable[[], float] = time.process_time,
+                 wall_clock: Callable[[], float] = time.monotonic) -> None:
         self.time_limit_s = time_limit_s
+        self.cpu_clock, self.wall_clock = cpu_clock, wall_clock
         self.condition = threading.Condition()
         self.target: Any = None
         self.thread_id = 0
         self.generation = 0
         self.slowed = False  # the last statement's thread runs at SLOW_NICENESS
+        self.cpu_start = self.wall_start = 0.0  # the worker's CPU time and the wall clock when the statement began
         threading.Thread(target=self._watch, daemon=True, name="sql-watchdog").start()
 
     def start(self, target: Any, thread_id: int) -> None:
         with self.condition:
             self.target, self.thread_id, self.slowed = target, thread_id, False
+            self.cpu_start, self.wall_start = self.cpu_clock(), self.wall_clock()
             self.generation += 1
             self.condition.notify()
 
@@ -73,9 +82,12 @@ class Watchdog:
                 with contextlib.suppress(OSError):  # raising a thread's niceness needs no privilege
                     os.setpriority(os.PRIO_PROCESS, self.thread_id, SLOW_NICENESS)
                     self.slowed = True
-                if not self.condition.wait_for(ended, timeout=self.time_limit_s - SLOW_AFTER_S):
-                    self.target.interrupt()
-                    self.condition.wait_for(ended)
+                while not self.condition.wait_for(ended, timeout=CPU_POLL_S):
+                    if (self.cpu_clock() - self.cpu_start > self.time_limit_s
+                            or self.wall_clock() - self.wall_start > self.time_limit_s * WALL_BACKSTOP):
+                        self.target.interrupt()
+                        self.condition.wait_for(ended)
+                        break
 
     def _changed(self, generation: int) -> Callable[[], bool]:
         """Whether the statement watched at `generation` has ended (another started or none runs)."""
