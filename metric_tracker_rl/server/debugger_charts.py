@@ -169,37 +169,57 @@ def _date_ticks(dates: list[str], x_of: Callable[[float], float], y: float, size
                    f'{_text(dates[i][5:])}</text>' for i in range(0, len(dates), 7))
 
 
+@dataclass(frozen=True)
+class _Frame:
+    """A line panel's plot area: the x of a date's index and the y of a value, with a padded value range."""
+
+    dates: int
+    left: float
+    right: float
+    low: float
+    high: float
+    pad: float
+    top: float = PLOT_TOP
+    bottom: float = PANEL_HEIGHT - PLOT_BOTTOM
+
+    @classmethod
+    def of(cls, dates: int, values: list[float], width: int) -> _Frame:
+        finite = [v for v in values if math.isfinite(v)]
+        low, high = (min(finite), max(finite)) if finite else (0.0, 1.0)
+        pad = (high - low) * 0.08 or abs(high) * 0.05 or 1.0
+        return cls(dates, PLOT_LEFT, width - PLOT_RIGHT, low - pad, high + pad, pad)
+
+    def x_of(self, i: float) -> float:
+        return _scale(i, -0.5, self.dates - 0.5, self.left, self.right)
+
+    def y_of(self, v: float) -> float:
+        return _scale(v, self.low, self.high, self.bottom, self.top)
+
+    def axes(self, dates: list[str], marks: list[tuple[int, Mark]]) -> list[str]:
+        """The frame, the marks' bands and the y axis's two labels (the data's min and max)."""
+        parts = [f'<rect x="{self.left}" y="{self.top}" width="{self.right - self.left}" '
+                 f'height="{self.bottom - self.top}" fill="none" stroke="#d0d7de"/>']
+        parts += [_mark_svg(i, m, self.x_of, self.top, self.bottom) for i, m in marks]
+        for value in (self.high - self.pad, self.low + self.pad):
+            parts.append(f'<text x="{self.left - 4}" y="{self.y_of(value) + 3:.1f}" font-size="9" '
+                         f'text-anchor="end" fill="#57606a">{_text(format_number(value))}</text>')
+        return parts
+
+
 def line_panel_svg(dates: list[str], values: list[float], column: str, marks: list[Mark]) -> str:
     """One metric over the window: a line with a dot per day, min/max on the y axis, marks as labelled bands."""
-    left, right = PLOT_LEFT, PANEL_WIDTH - PLOT_RIGHT
-    top, bottom = PLOT_TOP, PANEL_HEIGHT - PLOT_BOTTOM
-    finite = [v for v in values if math.isfinite(v)]
-    low, high = (min(finite), max(finite)) if finite else (0.0, 1.0)
-    pad = (high - low) * 0.08 or abs(high) * 0.05 or 1.0
-    low, high = low - pad, high + pad
-
-    def x_of(i: float) -> float:
-        return _scale(i, -0.5, len(dates) - 0.5, left, right)
-
-    def y_of(v: float) -> float:
-        return _scale(v, low, high, bottom, top)
-
+    frame = _Frame.of(len(dates), values, PANEL_WIDTH)
     parts = [f'<svg class="panel" data-column="{_text(column)}" viewBox="0 0 {PANEL_WIDTH} {PANEL_HEIGHT}" '
              f'role="img" aria-label="{_text(column)} per day">',
-             f'<text x="{left}" y="14" font-size="11" font-weight="600" fill="#24292f">{_text(column)}</text>',
-             f'<rect x="{left}" y="{top}" width="{right - left}" height="{bottom - top}" fill="none" '
-             f'stroke="#d0d7de"/>']
-    parts += [_mark_svg(i, m, x_of, top, bottom) for i, m in _marks_on(marks, dates, column)]
-    for value in (high - pad, low + pad):
-        parts.append(f'<text x="{left - 4}" y="{y_of(value) + 3:.1f}" font-size="9" text-anchor="end" '
-                     f'fill="#57606a">{_text(format_number(value))}</text>')
-    points = [(x_of(i), y_of(v), dates[i], v) for i, v in enumerate(values) if math.isfinite(v)]
+             f'<text x="{frame.left}" y="14" font-size="11" font-weight="600" fill="#24292f">{_text(column)}</text>',
+             *frame.axes(dates, _marks_on(marks, dates, column))]
+    points = [(frame.x_of(i), frame.y_of(v), dates[i], v) for i, v in enumerate(values) if math.isfinite(v)]
     if points:
         path = " ".join(f"{x:.1f},{y:.1f}" for x, y, _, _ in points)
         parts.append(f'<polyline points="{path}" fill="none" stroke="{LINE_COLOR}" stroke-width="1.6"/>')
         parts += [f'<circle cx="{x:.1f}" cy="{y:.1f}" r="2.2" fill="{LINE_COLOR}"><title>{_text(d)}: '
                   f'{_text(format_number(v))}</title></circle>' for x, y, d, v in points]
-    parts.append(_date_ticks(dates, x_of, PANEL_HEIGHT - 6))
+    parts.append(_date_ticks(dates, frame.x_of, PANEL_HEIGHT - 6))
     parts.append("</svg>")
     return "".join(parts)
 
@@ -212,32 +232,15 @@ def baseline_chart_svg(dates: list[str], values: list[float], baseline: list[flo
                        marks: list[Mark], reset_count: int) -> str:
     """One metric over the window (a line with a dot per day) against its baseline (dashed), on one wide panel:
     the debugger's cuboid chart. Marks are drawn as on every other chart."""
-    left, right = PLOT_LEFT, WIDE_PANEL_WIDTH - PLOT_RIGHT
-    top, bottom = PLOT_TOP, PANEL_HEIGHT - PLOT_BOTTOM
-    finite = [v for v in (*values, *baseline) if math.isfinite(v)]
-    low, high = (min(finite), max(finite)) if finite else (0.0, 1.0)
-    pad = (high - low) * 0.08 or abs(high) * 0.05 or 1.0
-    low, high = low - pad, high + pad
-
-    def x_of(i: float) -> float:
-        return _scale(i, -0.5, len(dates) - 0.5, left, right)
-
-    def y_of(v: float) -> float:
-        return _scale(v, low, high, bottom, top)
-
+    frame = _Frame.of(len(dates), [*values, *baseline], WIDE_PANEL_WIDTH)
     parts = [f'<svg class="panel" data-column="{_text(column)}" viewBox="0 0 {WIDE_PANEL_WIDTH} {PANEL_HEIGHT}" '
-             f'role="img" aria-label="{_text(title)}">',
-             f'<rect x="{left}" y="{top}" width="{right - left}" height="{bottom - top}" fill="none" '
-             f'stroke="#d0d7de"/>']
-    parts += [_mark_svg(i, m, x_of, top, bottom) for i, m in _marks_on(marks, dates, None)]
-    for value in (high - pad, low + pad):
-        parts.append(f'<text x="{left - 4}" y="{y_of(value) + 3:.1f}" font-size="9" text-anchor="end" '
-                     f'fill="#57606a">{_text(format_number(value))}</text>')
-    expected = [(x_of(i), y_of(v)) for i, v in enumerate(baseline) if math.isfinite(v)]
+             f'role="img" aria-label="{_text(title)}">', *frame.axes(dates, _marks_on(marks, dates, None))]
+    expected = [(frame.x_of(i), frame.y_of(v)) for i, v in enumerate(baseline) if math.isfinite(v)]
     if expected:
         parts.append(f'<polyline class="baseline" points="{" ".join(f"{x:.1f},{y:.1f}" for x, y in expected)}" '
                      f'fill="none" stroke="{BASELINE_COLOR}" stroke-width="1.2" stroke-dasharray="4 3"/>')
-    points = [(x_of(i), y_of(v), dates[i], v, baseline[i]) for i, v in enumerate(values) if math.isfinite(v)]
+    points = [(frame.x_of(i), frame.y_of(v), dates[i], v, baseline[i]) for i, v in enumerate(values)
+              if math.isfinite(v)]
     if points:
         path = " ".join(f"{x:.1f},{y:.1f}" for x, y, _, _, _ in points)
         parts.append(f'<polyline class="observed" points="{path}" fill="none" stroke="{LINE_COLOR}" '
@@ -245,7 +248,7 @@ def baseline_chart_svg(dates: list[str], values: list[float], baseline: list[flo
         parts += [f'<circle cx="{x:.1f}" cy="{y:.1f}" r="2.4" fill="{LINE_COLOR}"><title>{_text(d)}: '
                   f'{_text(format_number(v))} (baseline {_text(format_number(b))})</title></circle>'
                   for x, y, d, v, b in points]
-    parts.append(_date_ticks(dates, x_of, PANEL_HEIGHT - 6))
+    parts.append(_date_ticks(dates, frame.x_of, PANEL_HEIGHT - 6))
     parts.append("</svg>")
     legend = (f'<div class="mt-legend"><span style="color:{LINE_COLOR}">━ the cuboid</span> · '
               f'<span style="color:{BASELINE_COLOR}">╌ its same-weekday baseline</span></div>')
