@@ -291,8 +291,9 @@ CONCURRENT_KIND = "level_shift"
 
 def concurrent_incidents(world: SegmentWorld, incidents: list[SegmentIncident], dates: int) -> list[SegmentIncident]:
     """`dates` second incidents, each on the date of an incident already placed (drawn without replacement), in
-    a cuboid overlapping it and on another entity, so a report's date and entity stay unique; where no date has a
-    step left, an incident of its own (the fallback kind)."""
+    a cuboid overlapping it and on an entity no incident of that date names or moves as a side effect, so a
+    report's date and entity stay unique and its numbers are its own incident's; where no date has a step left, an
+    incident of its own (the fallback kind)."""
     rng = derive_rng(world.key, "deep-concurrency")
     kind = INCIDENT_KIND_REGISTRY[CONCURRENT_KIND]
     assert isinstance(kind, LevelShift)
@@ -304,7 +305,11 @@ def concurrent_incidents(world: SegmentWorld, incidents: list[SegmentIncident], 
             break
         if host.record.day in used:
             continue
-        taken = {i.record.entity_name for i in incidents if i.record.day == host.record.day}
+        # The date's entities, and the rates its incidents move as a side effect (a second incident's numbers
+        # there would carry the first's).
+        same_day = [i.record for i in incidents if i.record.day == host.record.day]
+        taken = {r.entity_name for r in same_day} | {name for r in same_day for kind, name in r.neutral
+                                                      if kind == "conversion_rate"}
         second = kind.place_concurrent(world, host, taken, rng)
         if second is not None:
             used.add(host.record.day)

@@ -40,7 +40,6 @@ from metric_tracker_rl.agents.base import Agent, register_agent
 from metric_tracker_rl.agents.frontier_expert import (
     STEP_INTO_EVENT,
     STEPS,
-    STRONG_Z,
     FrontierExpertAgent,
     Report,
     _column,
@@ -75,7 +74,11 @@ RATE_FLOOR = 0.1  # a step converting nearly always still varies: its variance i
 SCAN_Z, TOP, KEPT_Z = 5.0, 5, 3.0
 RUN_Z = 3.0  # a localised fall's cuboid lasted on the dates around it where its step fell beyond this
 SERIES_MOST = 12  # the strongest falls whose dates are read
-SINGLE_DATE_Z = 7.0  # a fall on one date (no run, no hourly signature) is reported beyond this
+SINGLE_DATE_Z = 6.5  # a fall on one date (no run, no hourly signature) is reported beyond this
+# A block of hours read on a cuboid's cells where it names a channel or user type (diluted there alike in every
+# hour) is believed only for a fall beyond this.
+DILUTED_BLOCK_Z = 7.0
+RUN_STRONG_Z = 5.5  # a run of falls needs one date beyond this (or two beyond SCAN_Z)
 DEMAND_SPREAD = 0.05  # a segment's daily traffic varies by about this share of its level
 # Ripple: the rest of a parent moved the same way with |z| at least RIPPLE_Z and by at least RIPPLE_SHARE of the
 # cuboid's own change.
@@ -357,6 +360,7 @@ class DeepExpertAgent(FrontierExpertAgent):
         self._duplicates(duplicates)
         regressions: dict[str, Report] = {}
         self._regressions(regressions)
+        self._narrow_regressions(regressions)
         reports = [*hourly.values(), *duplicates.values(), *regressions.values()]
         # An event logged twice moves the step into it up and the step out of it down.
         explained = {(r.date, r.entity_name) for r in reports} | {
@@ -379,10 +383,10 @@ class DeepExpertAgent(FrontierExpertAgent):
             if key in explained:
                 continue
             # Hours exist per cell: a cuboid naming a channel or user type is read on its cells, where its lost
-            # conversions are diluted, so a block of hours there is believed only for a fall beyond SINGLE_DATE_Z;
+            # conversions are diluted, so a block of hours there is believed only for a fall beyond DILUTED_BLOCK_Z;
             # a weaker fall of a cell's own needs nearly all of its loss in the block (a few hours' noise is not).
             diluted = row.get("channel") is not None or row.get("user_type") is not None
-            strong = row["z"] <= -SINGLE_DATE_Z
+            strong = row["z"] <= -DILUTED_BLOCK_Z
             if key in blocks and key[0] not in self.holidays and (strong or (
                     not diluted and shaped_share.get(key, 0.0) >= SURE_BLOCK_SHARE)):
                 reports.append(Report(key[0], "funnel_step", key[1], "funnel_break", *_segment_of(row)))
@@ -414,12 +418,29 @@ class DeepExpertAgent(FrontierExpertAgent):
                     and str(row["date"]) not in self.holidays and row.get("app_version") is None]
         return sorted((r for r in reports if not self._explained(r)), key=lambda r: r.date)
 
+    def _narrow_regressions(self, regressions: dict[str, Report]) -> None:
+        """A release regression may be confined to part of its version (a country, channel or user type): each
+        run takes the cuboid its strongest date localised inside that version, on every date of the run."""
+        for report in list(regressions.values()):
+            rows = [row for row in self.results["rates"] if row["entity_name"] == report.entity_name
+                    and row.get("platform") == report.platform and str(row.get("app_version")) == report.app_version
+                    and any(r.entity_name == report.entity_name and r.date == str(row["date"])
+                            for r in regressions.values())]
+            if not rows:
+                continue
+            segment = _segment_of(min(rows, key=lambda row: row["z"]))
+            for date, other in list(regressions.items()):
+                if other.entity_name == report.entity_name and other.platform == report.platform and \
+                        other.app_version == report.app_version:
+                    regressions[date] = Report(date, other.entity_type, other.entity_name, other.anomaly_type,
+                                               *segment)
+
     def _cuboid_runs(self) -> list[Report]:
         """The frontier's rate runs, each step on its own (one date may carry falls of two steps) and each run
         reported on the dates its strongest cuboid's falls reach (a fall of another cuboid on a neighbouring date
         is not the run's). Bots are a whole country's (their extra opens spread over its leaves): a first step's
         fall on one date localised finer than one country is that cuboid's own level shift. A run needs one date
-        beyond SINGLE_DATE_Z or two beyond SCAN_Z (a small cuboid's one strong date and a weak neighbour is noise).
+        beyond RUN_STRONG_Z or two beyond SCAN_Z (a small cuboid's one strong date and a weak neighbour is noise).
         """
         falls: dict[str, dict[int, list[dict[str, Any]]]] = defaultdict(lambda: defaultdict(list))
         day_of = {date: day for day, date in enumerate(self.dates)}
@@ -438,7 +459,7 @@ class DeepExpertAgent(FrontierExpertAgent):
             for run in runs:
                 rows = [row for day in run for row in by_day[day]]
                 strongest = min(rows, key=lambda row: row["z"])
-                if strongest["z"] > -STRONG_Z:
+                if strongest["z"] > -RUN_STRONG_Z:
                     continue
                 segment = _segment_of(strongest)
                 arm = Report("", "", "", "", *segment)
@@ -449,7 +470,7 @@ class DeepExpertAgent(FrontierExpertAgent):
                     reports.append(Report(self.dates[days[0]], "hourly_mix", "app_opens", "hourly_traffic_mix_shift",
                                           *segment) if bots else Report(
                         self.dates[days[0]], "conversion_rate", step, "rate_drop_from_median", *segment))
-                elif len(days) > 1 and (strongest["z"] <= -SINGLE_DATE_Z or sum(
+                elif len(days) > 1 and (strongest["z"] <= -RUN_STRONG_Z or sum(
                         row["z"] <= -SCAN_Z for day in days for row in by_day[day]) >= 2):
                     reports += [Report(self.dates[day], "conversion_rate", step, "rate_drop_from_median", *segment)
                                 for day in days]
