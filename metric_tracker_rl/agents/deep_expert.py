@@ -78,7 +78,7 @@ SINGLE_DATE_Z = 6.5  # a fall on one date (no run, no hourly signature) is repor
 # A block of hours read on a cuboid's cells where it names a channel or user type (diluted there alike in every
 # hour) is believed only for a fall beyond this.
 DILUTED_BLOCK_Z = 7.0
-RUN_STRONG_Z = 5.5  # a run of falls needs one date beyond this (or two beyond SCAN_Z)
+RUN_STRONG_Z = 6.0  # a run of falls needs one date beyond this (or two beyond SCAN_Z)
 DEMAND_SPREAD = 0.05  # a segment's daily traffic varies by about this share of its level
 # Ripple: the rest of a parent moved the same way with |z| at least RIPPLE_Z and by at least RIPPLE_SHARE of the
 # cuboid's own change.
