@@ -88,10 +88,21 @@ def largest_one_dimension_z(data: SegmentedData, row: MetricSubmissionRow, views
     return largest
 
 
+def holds_part_of(view: Segment, incident: Segment) -> bool:
+    """Whether a one-dimension view shares traffic with the incident's cuboid (it names no field the cuboid gives
+    another value)."""
+    named = incident.named()
+    return all(named.get(field, value) == value for field, value in view.named().items())
+
+
 def stands_out(data: SegmentedData, incident: CuboidIncident) -> bool:
-    """Whether some one-dimension view shows the incident on one of its dates (|z| >= STANDS_OUT)."""
-    views = one_dimension_views(data)
-    return any(largest_one_dimension_z(data, row, views) >= STANDS_OUT for row in incident.rows)
+    """Whether some one-dimension view that holds part of the incident shows it on one of its dates (|z| >=
+    STANDS_OUT). A version's app opens follow its rollout from date to date, so its views are read for rates only
+    (as the short segment rule reads them)."""
+    views = [view for view in one_dimension_views(data) if holds_part_of(view, incident.segment)]
+    count_views = [view for view in views if view.app_version is None]
+    return any(largest_one_dimension_z(data, row, views if row.entity_type != "event_count" else count_views)
+               >= STANDS_OUT for row in incident.rows)
 
 
 def dilution_by_depth(episodes: Iterable[Episode]) -> list[tuple[int, bool, str]]:

@@ -39,6 +39,10 @@ CANDIDATES = 16  # cuboids drawn per incident; the most diluted clear one is kep
 # Expected z-score of the incident in its own cuboid's daily data: clear beyond the chance level of a scan over
 # every cuboid (some thousand tests per date and step reach about 4.5 by chance), with room for its own noise.
 OWN_Z_MIN = 6.5
+# A kind whose magnitude scales its signal lowers a drawn magnitude that would stand out beyond OWN_Z_CEILING (times
+# the episode's magnitude scale) in its own data to stand out that much: clear where it happened, and no more
+# visible than that from coarser views.
+OWN_Z_CEILING = 7.0
 MIN_EXPECTED = 25.0  # expected arrivals at the incident's step on each of its dates, at the least
 # Relative day-to-day spread of one cell's leaf: its traffic (the cell's and the leaf's share noise) and a step's
 # conversion (the cell's and the leaf's rate noise); a cuboid of n leaves with traffic averages n of them.
@@ -120,16 +124,34 @@ def enough_data(reach: np.ndarray, mask: np.ndarray, days: list[int], event: int
     return bool((reach[mask][:, days, event].sum(axis=0) >= MIN_EXPECTED).all())
 
 
-def parent_share(world: SegmentWorld, opens: np.ndarray, segment: Segment) -> float:
-    """The cuboid's largest share of the opens of one of its one-dimension parents (platform=web, channel=...);
-    `opens` (S, K): each leaf's expected opens over the incident's dates."""
-    mine = float(opens[leaf_mask(world, segment)].sum())
-    largest = 0.0
+def one_dimension_parents(segment: Segment) -> list[Segment]:
+    """The one-dimension views that hold the cuboid (platform=web, channel=...; a version with its platform)."""
+    parents = []
     for field, value in segment.named().items():
         if field == "platform" and "app_version" in segment.named():
             continue  # a version's parent is the version itself
-        parent = Segment(**{field: value}) if field != "app_version" else Segment(segment.platform, None, value)
-        largest = max(largest, mine / max(float(opens[leaf_mask(world, parent)].sum()), 1e-9))
+        parents.append(Segment(**{field: value}) if field != "app_version" else Segment(segment.platform, None, value))
+    return parents
+
+
+def parent_share(world: SegmentWorld, opens: np.ndarray, segment: Segment) -> float:
+    """The cuboid's largest share of the opens of one of its one-dimension parents; `opens` (S, K): each leaf's
+    expected opens over the incident's dates."""
+    mine = float(opens[leaf_mask(world, segment)].sum())
+    return max((mine / max(float(opens[leaf_mask(world, parent)].sum()), 1e-9)
+                for parent in one_dimension_parents(segment)), default=0.0)
+
+
+def parent_z(world: SegmentWorld, opens: np.ndarray, segment: Segment, clear: Callable[[Segment], float]) -> float:
+    """The largest expected z-score the incident shows in a one-dimension view that holds it: the view's own
+    z-score of the change (`clear`) diluted by the cuboid's share of the view's traffic."""
+    mine = float(opens[leaf_mask(world, segment)].sum())
+    largest = 0.0
+    for parent in one_dimension_parents(segment):
+        if parent == segment:
+            continue
+        share = mine / max(float(opens[leaf_mask(world, parent)].sum()), 1e-9)
+        largest = max(largest, share * clear(parent))
     return largest
 
 
@@ -141,24 +163,34 @@ def draw_depth(world: SegmentWorld, rng: np.random.Generator, base: Segment) -> 
 
 def draw_cuboid(world: SegmentWorld, rng: np.random.Generator, rule: CuboidRule, days: list[int],
                 reach: np.ndarray, clear: Callable[[Segment], float], base: Segment = ALL_TRAFFIC,
-                max_boost: float = 1.0) -> tuple[Segment, float]:
-    """A cuboid for an incident on `days` (see the module's docstring) and the factor its magnitude is raised by:
+                max_boost: float = 1.0, min_boost: float = 1.0) -> tuple[Segment, float]:
+    """A cuboid for an incident on `days` (see the module's docstring) and the factor its magnitude is scaled by:
     `clear(segment)` is its expected z-score in its own data at the drawn magnitude, and a kind whose z-score is
-    linear in its magnitude may allow raising it up to `max_boost` times so that a small cuboid is clear (the
-    candidates are then ranked by their one-dimension parents' share times that factor: the fall a parent shows).
+    linear in its magnitude may allow raising it up to `max_boost` times so that a small cuboid is clear, and
+    lowering it down to `min_boost` times so that a large one stands out no more than the ceiling (the candidates
+    are then ranked by their one-dimension parents' share times that factor: the fall a parent shows).
     `reach`: the plan's leaf_reach() before the incident."""
     fields = tuple(f for f in rule.may_name if f in world.cuboid_fields and f not in base.named())
     opens = reach[:, :, days, 0].sum(axis=-1)
     for depth in range(draw_depth(world, rng, base), 0, -1):  # a shallower cuboid when none of a depth is clear
         candidates = [_one_cuboid(world, rng, base, fields, depth - cuboid_depth(base), rule.needs_one_of)
                       for _ in range(CANDIDATES)]
-        boosts = [max(1.0, OWN_Z_MIN / max(clear(segment), 1e-9)) for segment in candidates]
+        boosts = [scale_factor(clear(segment), world.magnitude_scale, min_boost) for segment in candidates]
         clear_ones = [(segment, boost) for segment, boost in zip(candidates, boosts, strict=True)
                       if boost <= max_boost]
         if clear_ones:
-            return min(clear_ones, key=lambda pair: parent_share(world, opens, pair[0]) * pair[1])
+            return min(clear_ones, key=lambda pair: parent_z(world, opens, pair[0], clear) * pair[1])
     # None is clear: the base (a release's version), or the clearest one-dimension cuboid.
     return (base if base.named() else _clearest(world, rng, fields, rule.needs_one_of, clear)), 1.0
+
+
+def scale_factor(z: float, magnitude_scale: float, min_boost: float) -> float:
+    """What a magnitude whose expected z-score is `z` is multiplied by: raised to reach OWN_Z_MIN, lowered (not
+    below `min_boost`) to stand out no more than OWN_Z_CEILING x magnitude_scale (never below OWN_Z_MIN)."""
+    ceiling = max(OWN_Z_MIN, OWN_Z_CEILING * magnitude_scale)
+    if z < OWN_Z_MIN:
+        return OWN_Z_MIN / max(z, 1e-9)
+    return max(min(1.0, ceiling / z), min_boost)
 
 
 def _clearest(world: SegmentWorld, rng: np.random.Generator, fields: tuple[str, ...], needs_one_of: tuple[str, ...],

@@ -21,7 +21,7 @@ from metric_tracker_rl.segments import Segment
 DAYS = (2, 5)
 CUBOID_RULE = CuboidRule()
 # At deep, the share of the fall on each date of a run: growing on its first date, recovering on its last.
-ROLLOUT_RAMP = (0.6, 1.0, 0.7)
+ROLLOUT_RAMP = (0.8, 1.0, 0.85)
 
 
 class LevelShift(IncidentKind):
@@ -55,7 +55,8 @@ class LevelShift(IncidentKind):
         reach = world.plan.leaf_reach()
         segment, boost = draw_cuboid(world, rng, CUBOID_RULE, days, reach,
                                      lambda s: own_z(world, reach, s, days, step, magnitude * min(shares)),
-                                     max_boost=self.largest_fall(world) / magnitude)
+                                     max_boost=self.largest_fall(world) / magnitude,
+                                     min_boost=self.magnitude_bounds[0] / magnitude)
         magnitude *= boost
         return self.step_drop_over_dates(world, segment, days, entity, [magnitude * share for share in shares])
 
@@ -78,7 +79,8 @@ class LevelShift(IncidentKind):
                                      lambda s: own_z(world, reach, agree(s, host.segment), [day], step,
                                                      magnitude),
                                      base=Segment(**{field: named[field]}),
-                                     max_boost=self.largest_fall(world) / magnitude)
+                                     max_boost=self.largest_fall(world) / magnitude,
+                                     min_boost=self.magnitude_bounds[0] / magnitude)
         return self.step_drop_over_dates(world, agree(segment, host.segment), [day], entity,
                                          [magnitude * boost])[0]
 

@@ -55,7 +55,8 @@ class ReleaseRegression(IncidentKind):
                                      lambda s: own_z(world, reach, s, days[-1:], step, magnitude)
                                      if enough_data(reach, leaf_mask(world, s), days, step) else 0.0,
                                      base=Segment(platform, None, version),
-                                     max_boost=self.largest_fall(world) / magnitude)
+                                     max_boost=self.largest_fall(world) / magnitude,
+                                     min_boost=self.magnitude_bounds[0] / magnitude)
         return self.step_drop_over_dates(world, segment, days, entity, [magnitude * boost] * len(days),
                                          f"release {version} on {platform} breaks {entity}")
 

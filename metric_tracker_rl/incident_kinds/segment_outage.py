@@ -52,7 +52,8 @@ class SegmentOutage(IncidentKind):
         reach = plan.leaf_reach()
         segment, boost = draw_cuboid(world, rng, CUBOID_RULE, [day], reach,
                                      lambda s: own_z(world, reach, s, [day], -1, drop, hours),
-                                     max_boost=self.magnitude_bounds[1] / drop)
+                                     max_boost=self.magnitude_bounds[1] / drop,
+                                     min_boost=self.magnitude_bounds[0] / drop)
         drop *= boost
         before = float(reach[leaf_mask(world, segment)][:, day, 0].sum())
         world.scale_traffic(segment, day, 1.0 - drop, hours)
