@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from functools import cache
 
 import numpy as np
 
@@ -172,6 +173,7 @@ def draw_cuboid(world: SegmentWorld, rng: np.random.Generator, rule: CuboidRule,
     `reach`: the plan's leaf_reach() before the incident."""
     fields = tuple(f for f in rule.may_name if f in world.cuboid_fields and f not in base.named())
     opens = reach[:, :, days, 0].sum(axis=-1)
+    view_z = cache(clear)  # the one-dimension views recur across candidates
     for depth in range(draw_depth(world, rng, base), 0, -1):  # a shallower cuboid when none of a depth is clear
         candidates = [_one_cuboid(world, rng, base, fields, depth - cuboid_depth(base), rule.needs_one_of)
                       for _ in range(CANDIDATES)]
@@ -179,7 +181,7 @@ def draw_cuboid(world: SegmentWorld, rng: np.random.Generator, rule: CuboidRule,
         clear_ones = [(segment, boost) for segment, boost in zip(candidates, boosts, strict=True)
                       if boost <= max_boost]
         if clear_ones:
-            return min(clear_ones, key=lambda pair: parent_z(world, opens, pair[0], clear) * pair[1])
+            return min(clear_ones, key=lambda pair: parent_z(world, opens, pair[0], view_z) * pair[1])
     # None is clear: the base (a release's version), or the clearest one-dimension cuboid.
     return (base if base.named() else _clearest(world, rng, fields, rule.needs_one_of, clear)), 1.0
 
