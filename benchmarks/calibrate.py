@@ -27,8 +27,8 @@ from typing import Any
 import numpy as np
 
 from metric_tracker_rl.agents import AGENTS, make_agent, play
-from metric_tracker_rl.catalog import DIFFICULTIES, RESET_DIFFICULTIES
 from metric_tracker_rl.environment import MetricTrackerRlEnvironment
+from metric_tracker_rl.published import DIFFICULTIES, RESET_DIFFICULTIES
 from metric_tracker_rl.session import EpisodeSession
 from metric_tracker_rl.task_splits import NULL_EVERY, calibration_reset_kwargs
 from metric_tracker_rl.tasks import DEFAULT_TASK_ORDER, get_task_spec

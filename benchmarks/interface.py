@@ -23,9 +23,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from metric_tracker_rl.agents import AGENTS, make_agent, run_episode
-from metric_tracker_rl.catalog import DIFFICULTIES, RESET_DIFFICULTIES
 from metric_tracker_rl.environment import MetricTrackerRlEnvironment
-from metric_tracker_rl.tool_calls import openai_tools
+from metric_tracker_rl.model_tools import openai_tools
+from metric_tracker_rl.published import DIFFICULTIES, RESET_DIFFICULTIES
 from metric_tracker_rl.transcript import TaskRun, cut_results, unseen_submitted_rows
 
 

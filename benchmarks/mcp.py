@@ -43,8 +43,8 @@ import httpx
 from benchmarks.load import Server, StartLine, request, serve
 from benchmarks.run import MAX_STEPS, LoadResult, _merge, analysis_action, step_problem, timed_session
 from metric_tracker_rl.local_server import SERVER_MODULE
+from metric_tracker_rl.model_view import render_observation
 from metric_tracker_rl.models import MetricTrackerRlObservation
-from metric_tracker_rl.tool_calls import render_observation
 
 TRANSPORTS = ("ws_step", "ws_step_text", "ws_mcp", "http_mcp")
 TARGET_RATIO = 1.2

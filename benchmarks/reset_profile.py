@@ -15,7 +15,7 @@ from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
-from metric_tracker_rl import funnel, metrics, scenario
+from metric_tracker_rl import daily_panel, funnel, scenario
 from metric_tracker_rl.environment import MetricTrackerRlEnvironment
 from metric_tracker_rl.tasks import DEFAULT_TASK_ORDER
 
@@ -28,7 +28,7 @@ STAGES = [
     (funnel, "derive_rng", "  draw counts: make streams"),
     (funnel, "stage_means", "  draw counts: stage means"),
     (scenario, "build_panel", "metric panel"),
-    (metrics, "hourly_profiles", "  metric panel: hour profiles"),
+    (daily_panel, "hourly_profiles", "  metric panel: hour profiles"),
     (scenario, "build_ground_truth", "ground truth"),
 ]
 

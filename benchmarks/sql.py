@@ -27,9 +27,9 @@ import os
 import statistics
 import time
 
-from metric_tracker_rl.catalog import SEGMENTED_DIFFICULTIES
 from metric_tracker_rl.environment import MetricTrackerRlEnvironment
 from metric_tracker_rl.models import MetricTrackerRlAction
+from metric_tracker_rl.published import SEGMENTED_DIFFICULTIES
 from metric_tracker_rl.sql_engine import EpisodeTables, open_database
 from metric_tracker_rl.sql_pool import pool
 from metric_tracker_rl.sql_sandbox import SqlSandbox

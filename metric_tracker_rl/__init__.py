@@ -1,7 +1,7 @@
 """metric_tracker_rl: an OpenEnv environment for investigating a synthetic product funnel.
 
 The public names below are loaded on first use (PEP 562), so importing a plain data module such as
-`metric_tracker_rl.catalog` does not pay for the client, which imports OpenEnv and through it gradio. The plain
+`metric_tracker_rl.published` does not pay for the client, which imports OpenEnv and through it gradio. The plain
 types (a report row, a generator call, a score breakdown) come from `plain_types`, which does not import OpenEnv.
 """
 

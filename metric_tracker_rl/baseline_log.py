@@ -10,8 +10,8 @@ import sys
 from dataclasses import dataclass
 from typing import Any
 
+from metric_tracker_rl.model_tools import action_tool_call
 from metric_tracker_rl.models import MetricTrackerRlAction
-from metric_tracker_rl.tool_calls import action_tool_call
 
 BENCHMARK = "metric_tracker_rl"
 ACTION_CHARS = 220

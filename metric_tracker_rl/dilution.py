@@ -20,10 +20,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from metric_tracker_rl.anomalies import InjectionRecord
-from metric_tracker_rl.catalog import CONVERSION_BY_NAME, COUNT_COLUMNS
+from metric_tracker_rl.daily_panel import MAD_TO_SIGMA, nanmedian_last_axis
 from metric_tracker_rl.funnel import window_calendar
-from metric_tracker_rl.metrics import MAD_TO_SIGMA, nanmedian_last_axis
 from metric_tracker_rl.plain_types import MetricSubmissionRow
+from metric_tracker_rl.published import CONVERSION_BY_NAME, COUNT_COLUMNS
 from metric_tracker_rl.scenario import Episode, daily_series
 from metric_tracker_rl.segments import SEGMENT_FIELDS, Segment, SegmentedData
 

@@ -21,9 +21,10 @@ from openenv.core.env_server.types import EnvironmentMetadata
 from metric_tracker_rl import __version__
 from metric_tracker_rl.analysis_tools import available_analysis_methods, generate_rows, run_tool
 from metric_tracker_rl.anomalies import FAMILY_REGISTRY
-from metric_tracker_rl.catalog import CONVERSION_METRICS, SEGMENTED_DIFFICULTIES, fluctuation_bounds
 from metric_tracker_rl.grader import LeafTraffic, grade_submission, graded_comparison, leaf_traffic_of
 from metric_tracker_rl.mcp_surface import MCP_ACTIONS, McpToolSurface
+from metric_tracker_rl.model_prompt import first_prompt
+from metric_tracker_rl.model_view import render_observation
 from metric_tracker_rl.models import (
     AnalysisMethodInfo,
     ConversionMetricDefinition,
@@ -34,13 +35,13 @@ from metric_tracker_rl.models import (
     MetricTrackerRlState,
     TaskInfo,
 )
+from metric_tracker_rl.published import CONVERSION_METRICS, SEGMENTED_DIFFICULTIES, fluctuation_bounds
 from metric_tracker_rl.scenario import Episode, build_episode
 from metric_tracker_rl.segments import benign_brief, frontier_brief
 from metric_tracker_rl.sql_pool import CLIENT, gate, sql_threads
 from metric_tracker_rl.task_splits import TaskProviderMixin, resolve_reset
 from metric_tracker_rl.tasks import RETRY_COST, task_catalog
 from metric_tracker_rl.tiers import TIERS
-from metric_tracker_rl.tool_calls import first_prompt, render_observation
 from metric_tracker_rl.validation import validate_rows
 
 MAX_SUBMISSION_ROWS = 200

@@ -20,7 +20,7 @@ from "segment/<platform>/<country>/<version>", the counts from "segment-noise" a
 noise from "segment-leaves" and their split from "segment-split" (per touched cell and date: "segment-resplit").
 
 Ground truth comes from the injection records; each expected row names the incident's segment, and its values are
-read back from that segment's final data with the published baseline rule (metrics.build_panel).
+read back from that segment's final data with the published baseline rule (daily_panel.build_panel).
 """
 
 from __future__ import annotations
@@ -30,7 +30,6 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from metric_tracker_rl.anomalies.base import draw_window
-from metric_tracker_rl.catalog import FRONTIER_WINDOW_DAYS
 from metric_tracker_rl.context import (
     PARTNER_NOTICE_STATUS,
     ContextRow,
@@ -61,7 +60,8 @@ from metric_tracker_rl.incident_kinds import (
 )
 from metric_tracker_rl.incident_kinds.level_shift import LevelShift
 from metric_tracker_rl.incident_kinds.partner_payment_failure import partner_segments
-from metric_tracker_rl.public import Annotation
+from metric_tracker_rl.public_episode import Annotation
+from metric_tracker_rl.published import FRONTIER_WINDOW_DAYS
 from metric_tracker_rl.seeding import EpisodeKey, derive_rng
 from metric_tracker_rl.segment_plan import Calendar, SegmentedPlan, SegmentWorld, pick
 from metric_tracker_rl.segments import (

@@ -20,7 +20,7 @@ from functools import cache
 
 import numpy as np
 
-from metric_tracker_rl.catalog import COUNT_COLUMNS
+from metric_tracker_rl.published import COUNT_COLUMNS
 from metric_tracker_rl.seeding import EpisodeKey, derive_rng
 
 # The calendar is part of the product, never derived from today's date.

@@ -49,15 +49,15 @@ from typing import Any
 
 import numpy as np
 
-from metric_tracker_rl.catalog import (
+from metric_tracker_rl.families import PUBLISHED_FAMILIES, FamilyCatalog
+from metric_tracker_rl.plain_types import MetricSubmissionRow, RewardBreakdown
+from metric_tracker_rl.published import (
     COUNT_COLUMNS,
     METHODS_ACCEPTED_WHEN_USED,
     QUALITY_WEIGHTS,
     RELATIVE_TOLERANCE,
     row_key,
 )
-from metric_tracker_rl.families import PUBLISHED_FAMILIES, FamilyCatalog
-from metric_tracker_rl.plain_types import MetricSubmissionRow, RewardBreakdown
 from metric_tracker_rl.segments import SEGMENT_FIELDS, Segment, SegmentedData
 from metric_tracker_rl.validation import validate_rows
 

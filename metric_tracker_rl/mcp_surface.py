@@ -37,8 +37,9 @@ from openenv.core.env_server.mcp_types import (
 )
 
 from metric_tracker_rl.analysis_tools import TOOL_REGISTRY
+from metric_tracker_rl.model_tools import SUBMISSION_TOOLS, model_tools, tool_action
+from metric_tracker_rl.model_view import render_observation
 from metric_tracker_rl.models import MetricTrackerRlAction, MetricTrackerRlObservation
-from metric_tracker_rl.tool_calls import SUBMISSION_TOOLS, model_tools, render_observation, tool_action
 
 if TYPE_CHECKING:
     from openenv.core.env_server.types import Observation

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from metric_tracker_rl.catalog import COUNT_COLUMNS
 from metric_tracker_rl.grader import LeafTraffic, SegmentOverlap, leaf_traffic_of, segment_match, segment_overlap
+from metric_tracker_rl.published import COUNT_COLUMNS
 from metric_tracker_rl.segments import (
     DIMENSIONS,
     PLATFORM_SHARE,

@@ -18,7 +18,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from metric_tracker_rl.catalog import ANOMALY_TYPES, ENTITY_NAMES, AnomalyType, EntityType, Severity
+from metric_tracker_rl.published import ANOMALY_TYPES, ENTITY_NAMES, AnomalyType, EntityType, Severity
 
 MAX_GENERATOR_CALLS = 20  # generator calls in one payload: bounds the work of a single step
 # The bounds of a robust-z threshold (threshold_multiplier), shared by the tools and generator submissions.

@@ -15,17 +15,7 @@ import numpy as np
 
 from metric_tracker_rl.anomalies import FAMILY_REGISTRY, FamilyRegistry, InjectionRecord
 from metric_tracker_rl.anomalies.rate_shift import MAX_STEP_RATE
-from metric_tracker_rl.catalog import (
-    AUDIENCE_SWING_SHARE,
-    AUDIENCE_SWING_STEPS,
-    CONVERSION_BY_NAME,
-    COUNT_COLUMNS,
-    SEGMENTED_DIFFICULTIES,
-    TIMING_SHIFT_HOURS,
-    demand_swing_share,
-    row_key,
-    severity_for,
-)
+from metric_tracker_rl.daily_panel import MetricPanel, build_panel, count_ratio, peer_median, same_weekday_peers
 from metric_tracker_rl.families import PUBLISHED_FAMILIES
 from metric_tracker_rl.frontier import build_world
 from metric_tracker_rl.funnel import (
@@ -36,9 +26,19 @@ from metric_tracker_rl.funnel import (
     draw_counts,
     window_calendar,
 )
-from metric_tracker_rl.metrics import MetricPanel, build_panel, count_ratio, peer_median, same_weekday_peers
 from metric_tracker_rl.plain_types import MetricSubmissionRow, submission_row_type
-from metric_tracker_rl.public import Annotation, PublicEpisode
+from metric_tracker_rl.public_episode import Annotation, PublicEpisode
+from metric_tracker_rl.published import (
+    AUDIENCE_SWING_SHARE,
+    AUDIENCE_SWING_STEPS,
+    CONVERSION_BY_NAME,
+    COUNT_COLUMNS,
+    SEGMENTED_DIFFICULTIES,
+    TIMING_SHIFT_HOURS,
+    demand_swing_share,
+    row_key,
+    severity_for,
+)
 from metric_tracker_rl.seeding import derive_rng
 from metric_tracker_rl.segments import CELL_FIELDS, Segment, world_of
 from metric_tracker_rl.tasks import TASKS, EpisodeConfig, incident_count

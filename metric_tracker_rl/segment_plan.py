@@ -11,8 +11,8 @@ from typing import TypeVar
 import numpy as np
 
 from metric_tracker_rl.anomalies import FAMILY_REGISTRY, InjectionRecord
+from metric_tracker_rl.daily_panel import same_weekday_peer_lists
 from metric_tracker_rl.funnel import N_EVENTS, N_STEPS, FunnelPlan, window_calendar
-from metric_tracker_rl.metrics import same_weekday_peer_lists
 from metric_tracker_rl.seeding import EpisodeKey, derive_rng
 from metric_tracker_rl.segments import CellLayout, LeafSplit, Release, Segment, holiday_days, version_shares
 

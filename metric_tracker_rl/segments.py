@@ -28,9 +28,9 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from metric_tracker_rl.catalog import CONVERSION_METRICS, COUNT_COLUMNS, FRONTIER_WINDOW_DAYS, OVERLAP_CREDIT_RULE
 from metric_tracker_rl.context import CONTEXT_MEANINGS, CONTEXT_READING, ContextTables
 from metric_tracker_rl.funnel import HOURS, WINDOW_START, FunnelData, window_calendar
+from metric_tracker_rl.published import CONVERSION_METRICS, COUNT_COLUMNS, FRONTIER_WINDOW_DAYS, OVERLAP_CREDIT_RULE
 from metric_tracker_rl.sql_columns import Labels, SqlTable
 from metric_tracker_rl.tiers import TIERS
 

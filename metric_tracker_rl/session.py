@@ -18,8 +18,9 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
+from metric_tracker_rl.model_tools import tool_action
+from metric_tracker_rl.model_view import SeenObservation, render_observation, seen
 from metric_tracker_rl.models import MetricTrackerRlAction, MetricTrackerRlObservation
-from metric_tracker_rl.tool_calls import SeenObservation, render_observation, seen, tool_action
 
 EPISODE_OVER_TEXT = "error: the episode is over (the report was graded or the budget is spent); stop calling tools"
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from metric_tracker_rl.catalog import DIFFICULTIES
+from metric_tracker_rl.published import DIFFICULTIES
 from metric_tracker_rl.tasks import NAMED_TASK_ORDER, EpisodeConfig, resolve_episode_config
 from metric_tracker_rl.tiers import TIERS
 

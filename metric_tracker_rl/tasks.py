@@ -9,10 +9,10 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from metric_tracker_rl.catalog import RESET_DIFFICULTIES, SCENARIO_FAMILIES, WINDOW_DAYS
 from metric_tracker_rl.families import PUBLISHED_FAMILIES
 from metric_tracker_rl.incident_kinds import incident_kinds_of
 from metric_tracker_rl.plain_types import AnomalyRequest
+from metric_tracker_rl.published import RESET_DIFFICULTIES, SCENARIO_FAMILIES, WINDOW_DAYS
 from metric_tracker_rl.seeding import EpisodeKey, derive_rng, validate_seed
 from metric_tracker_rl.segments import DIMENSIONS
 from metric_tracker_rl.tiers import AGGREGATE_PER_WEEKDAY, DEFAULT_MAX_STEPS, DEFAULT_MAX_SUBMISSIONS, TIERS
@@ -23,7 +23,7 @@ _AGGREGATE = {name: tier.aggregate for name, tier in TIERS.items() if tier.aggre
 # Annotated distractors per episode of an aggregate tier; frontier's calendar (holidays, releases) comes with its
 # world (frontier.py).
 DISTRACTORS_BY_DIFFICULTY: dict[str, tuple[str, ...]] = {name: mix.distractors for name, mix in _AGGREGATE.items()}
-# Unannotated benign fluctuations per episode (see catalog.DEMAND_SWING_SHARE), each on its own open date: days
+# Unannotated benign fluctuations per episode (see published.DEMAND_SWING_SHARE), each on its own open date: days
 # that cross naive thresholds without being incidents. Frontier draws its look-alikes per incident (frontier.py).
 BENIGN_FLUCTUATIONS: dict[str, tuple[str, ...]] = {name: mix.fluctuations for name, mix in _AGGREGATE.items()}
 # Incidents whose date also has a timing shift (people used the app at other hours that day, as on a benign

@@ -14,10 +14,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from metric_tracker_rl import view
+from metric_tracker_rl.model_prompt import SYSTEM_PROMPT
+from metric_tracker_rl.model_tools import SUBMIT_REPORT, action_tool_call, openai_tools
 from metric_tracker_rl.models import MetricTrackerRlAction, MetricTrackerRlObservation
 from metric_tracker_rl.session import EpisodeSession, Step
-from metric_tracker_rl.tool_calls import SUBMIT_REPORT, SYSTEM_PROMPT, action_tool_call, openai_tools
+from metric_tracker_rl.view_reader import parse as parse_view
 
 TABLE_PAGE = re.compile(r"^\w+: \d+ of \d+ rows$")
 StepHook = Callable[[int, MetricTrackerRlAction, float, bool, "str | None"], None]
@@ -124,7 +125,7 @@ def unseen_submitted_rows(messages: list[dict[str, Any]]) -> list[dict[str, Any]
     for message in messages:
         if message["role"] == "tool":
             with contextlib.suppress(ValueError):  # error texts and graded results carry no rows to copy
-                shown.update(tuple(d[f] for f in fields) for d in _shown_dicts(view.parse(message["content"]))
+                shown.update(tuple(d[f] for f in fields) for d in _shown_dicts(parse_view(message["content"]))
                              if all(f in d for f in fields))
         for call in message.get("tool_calls") or []:
             if call["function"]["name"] != SUBMIT_REPORT:

@@ -13,8 +13,8 @@ from collections.abc import Iterable, Mapping, Sequence
 
 from pydantic import ValidationError
 
-from metric_tracker_rl.catalog import ENTITY_NAMES, row_key
 from metric_tracker_rl.plain_types import MetricSubmissionRow, SubmissionIssue
+from metric_tracker_rl.published import ENTITY_NAMES, row_key
 
 ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
-from metric_tracker_rl.catalog import row_key
 from metric_tracker_rl.models import MetricSubmissionRow
+from metric_tracker_rl.published import row_key
 from metric_tracker_rl.scenario import Episode, build_episode
 from metric_tracker_rl.tasks import resolve_episode_config
 

@@ -18,7 +18,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from metric_tracker_rl.catalog import AGGREGATE_DIFFICULTIES, ANOMALY_TYPES, DIFFICULTIES, SCENARIO_FAMILIES
+from metric_tracker_rl.published import AGGREGATE_DIFFICULTIES, ANOMALY_TYPES, DIFFICULTIES, SCENARIO_FAMILIES
 from metric_tracker_rl.scenario import Episode, build_episode
 from metric_tracker_rl.tasks import TASKS, resolve_episode_config
 

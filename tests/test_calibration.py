@@ -29,9 +29,9 @@ from metric_tracker_rl import MetricTrackerRlAction
 from metric_tracker_rl.agents import AGENTS, make_agent, run_episode
 from metric_tracker_rl.analysis_tools import GENERATOR_NAMES
 from metric_tracker_rl.analysis_tools.registry import MAX_PAGE_ROWS
-from metric_tracker_rl.catalog import AGGREGATE_DIFFICULTIES as DIFFICULTIES  # frontier: test_frontier_calibration
-from metric_tracker_rl.catalog import DIFFICULTIES as DIFFICULTIES_WITH_FRONTIER
 from metric_tracker_rl.environment import MetricTrackerRlEnvironment
+from metric_tracker_rl.published import AGGREGATE_DIFFICULTIES as DIFFICULTIES  # frontier: test_frontier_calibration
+from metric_tracker_rl.published import DIFFICULTIES as DIFFICULTIES_WITH_FRONTIER
 
 SEEDS = 20
 # The calibration targets (docs/calibration.md) are stated on 200 seeds; 40 is the smallest sweep on which each
@@ -49,7 +49,7 @@ REPLAYER = "seed_replayer"
 REPLAY_MODULES = ("metric_tracker_rl.scenario", "metric_tracker_rl.tasks")
 AGENT_DIR = Path(__file__).resolve().parents[1] / "metric_tracker_rl" / "agents"
 FORBIDDEN_MODULES = ("server", "metric_tracker_rl.scenario", "metric_tracker_rl.anomalies", "metric_tracker_rl.grader",
-                     "metric_tracker_rl.tasks", "metric_tracker_rl.analysis_tools", "metric_tracker_rl.metrics",
+                     "metric_tracker_rl.tasks", "metric_tracker_rl.analysis_tools", "metric_tracker_rl.daily_panel",
                      "metric_tracker_rl.funnel")
 
 

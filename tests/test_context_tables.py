@@ -13,11 +13,11 @@ import numpy as np
 import pytest
 
 from metric_tracker_rl.analysis_tools import run_tool
-from metric_tracker_rl.catalog import CONVERSION_BY_NAME, COUNT_COLUMNS
 from metric_tracker_rl.context import CONTEXT_TABLES, Campaign, Experiment, PartnerNotice
+from metric_tracker_rl.daily_panel import same_weekday_peer_lists
 from metric_tracker_rl.frontier import FrontierWorld, build_world, segmented_plan
 from metric_tracker_rl.incident_kinds import BENIGN_KIND_REGISTRY, SegmentFluctuation
-from metric_tracker_rl.metrics import same_weekday_peer_lists
+from metric_tracker_rl.published import CONVERSION_BY_NAME, COUNT_COLUMNS
 from metric_tracker_rl.scenario import Episode, build_episode
 from metric_tracker_rl.seeding import EpisodeKey
 from metric_tracker_rl.segment_plan import Calendar, SegmentWorld

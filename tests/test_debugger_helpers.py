@@ -14,9 +14,9 @@ from hypothesis import strategies as st
 
 from metric_tracker_rl import MetricTrackerRlAction
 from metric_tracker_rl.analysis_tools import TOOL_REGISTRY
-from metric_tracker_rl.catalog import CONVERSION_METRIC_NAMES, COUNT_COLUMNS
 from metric_tracker_rl.environment import MetricTrackerRlEnvironment
 from metric_tracker_rl.models import MetricSubmissionRow
+from metric_tracker_rl.published import CONVERSION_METRIC_NAMES, COUNT_COLUMNS
 from metric_tracker_rl.server import debugger_charts as drawing
 from metric_tracker_rl.server import debugger_forms as forms
 from metric_tracker_rl.server import images

@@ -10,10 +10,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from metric_tracker_rl.catalog import CONVERSION_BY_NAME, COUNT_COLUMNS, DIFFICULTIES
 from metric_tracker_rl.environment import MetricTrackerRlEnvironment
 from metric_tracker_rl.grader import segment_match
 from metric_tracker_rl.models import MetricSubmissionRow, MetricTrackerRlAction
+from metric_tracker_rl.published import CONVERSION_BY_NAME, COUNT_COLUMNS, DIFFICULTIES
 from metric_tracker_rl.scenario import build_episode
 from metric_tracker_rl.segments import DIMENSIONS, Segment, SegmentedData, frontier_brief, world_of
 from metric_tracker_rl.tasks import resolve_episode_config

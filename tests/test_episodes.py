@@ -9,9 +9,9 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from metric_tracker_rl import MetricTrackerRlAction
-from metric_tracker_rl.catalog import ENTITY_NAMES
 from metric_tracker_rl.environment import MAX_SUBMISSION_ROWS, MetricTrackerRlEnvironment
 from metric_tracker_rl.models import MetricSubmissionRow, PayloadGeneratorMethod
+from metric_tracker_rl.published import ENTITY_NAMES
 from metric_tracker_rl.scenario import GroundTruth, build_episode
 from metric_tracker_rl.tasks import RETRY_COST, resolve_episode_config
 

@@ -8,7 +8,10 @@ from core_helpers import custom_episode, episode, key_of, same_weekday_median
 
 from metric_tracker_rl.analysis_tools import TOOL_REGISTRY, run_tool
 from metric_tracker_rl.anomalies import FAMILY_REGISTRY, register_family
-from metric_tracker_rl.catalog import (
+from metric_tracker_rl.families import PUBLISHED_FAMILIES
+from metric_tracker_rl.funnel import FunnelData, window_dates
+from metric_tracker_rl.models import MetricSubmissionRow
+from metric_tracker_rl.published import (
     ANOMALY_TYPES,
     CONVERSION_BY_NAME,
     COUNT_COLUMNS,
@@ -16,9 +19,6 @@ from metric_tracker_rl.catalog import (
     row_key,
     severity_for,
 )
-from metric_tracker_rl.families import PUBLISHED_FAMILIES
-from metric_tracker_rl.funnel import FunnelData, window_dates
-from metric_tracker_rl.models import MetricSubmissionRow
 from metric_tracker_rl.scenario import CANONICAL_METHOD, build_episode
 from metric_tracker_rl.tasks import MAX_ANOMALIES, PERTURBED_PER_WEEKDAY, resolve_episode_config
 

@@ -14,11 +14,11 @@ from dataclasses import dataclass
 import numpy as np
 import pytest
 
-from metric_tracker_rl.catalog import ANOMALY_TYPES
+from metric_tracker_rl.daily_panel import same_weekday_peer_lists
 from metric_tracker_rl.families import PUBLISHED_FAMILIES
 from metric_tracker_rl.frontier import FrontierWorld, build_world
 from metric_tracker_rl.incident_kinds import INCIDENT_KIND_REGISTRY, SegmentIncident, incident_kinds_of
-from metric_tracker_rl.metrics import same_weekday_peer_lists
+from metric_tracker_rl.published import ANOMALY_TYPES
 from metric_tracker_rl.segments import Segment, holiday_days
 from metric_tracker_rl.tasks import resolve_episode_config
 from metric_tracker_rl.tiers import TIERS

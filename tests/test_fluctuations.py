@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from metric_tracker_rl.agents.reading import EXPLAINED_KINDS
 from metric_tracker_rl.anomalies import FAMILY_REGISTRY
-from metric_tracker_rl.catalog import (
+from metric_tracker_rl.published import (
     AUDIENCE_SWING_SHARE,
     AUDIENCE_SWING_STEPS,
     COUNT_COLUMNS,

@@ -11,12 +11,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from metric_tracker_rl.catalog import ANOMALY_TYPES, CONVERSION_BY_NAME, COUNT_COLUMNS, FRONTIER_WINDOW_DAYS
+from metric_tracker_rl.daily_panel import same_weekday_peer_lists
 from metric_tracker_rl.frontier import build_world, decoy_count, segmented_plan
 from metric_tracker_rl.grader import SEGMENT_CREDIT, grade_submission, segment_match
 from metric_tracker_rl.incident_kinds import BENIGN_KIND_REGISTRY, FRONTIER_INCIDENT_KINDS, benign_kinds_of
-from metric_tracker_rl.metrics import same_weekday_peer_lists
 from metric_tracker_rl.models import MetricSubmissionRow
+from metric_tracker_rl.published import ANOMALY_TYPES, CONVERSION_BY_NAME, COUNT_COLUMNS, FRONTIER_WINDOW_DAYS
 from metric_tracker_rl.scenario import Episode, build_episode
 from metric_tracker_rl.seeding import EpisodeKey, derive_rng
 from metric_tracker_rl.segment_plan import Calendar, SegmentWorld

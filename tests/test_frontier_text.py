@@ -12,11 +12,11 @@ from hypothesis import strategies as st
 
 from metric_tracker_rl import MetricTrackerRlAction
 from metric_tracker_rl.analysis_tools import TOOL_REGISTRY, run_tool
-from metric_tracker_rl.catalog import BASELINE_RULE, GRADING_RULE, QUALITY_WEIGHTS, SEVERITY_RULE, severity_for
+from metric_tracker_rl.daily_panel import peer_median, same_weekday_peers
 from metric_tracker_rl.environment import MetricTrackerRlEnvironment
 from metric_tracker_rl.families import PUBLISHED_FAMILIES
 from metric_tracker_rl.grader import accepted_methods, grade_submission
-from metric_tracker_rl.metrics import peer_median, same_weekday_peers
+from metric_tracker_rl.published import BASELINE_RULE, GRADING_RULE, QUALITY_WEIGHTS, SEVERITY_RULE, severity_for
 from metric_tracker_rl.scenario import build_episode
 from metric_tracker_rl.tasks import resolve_episode_config
 from metric_tracker_rl.tool_calls import (

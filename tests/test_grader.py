@@ -9,7 +9,9 @@ from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
 from metric_tracker_rl.analysis_tools import GENERATOR_NAMES, TOOL_REGISTRY, run_tool
-from metric_tracker_rl.catalog import (
+from metric_tracker_rl.grader import QUALITY_WEIGHTS, grade_submission
+from metric_tracker_rl.models import MetricSubmissionRow
+from metric_tracker_rl.published import (
     ACCEPTED_DETECTION_METHODS,
     ANOMALY_TYPES,
     ENTITY_NAMES,
@@ -17,8 +19,6 @@ from metric_tracker_rl.catalog import (
     FAMILY_ENTITY_TYPE,
     SEVERITIES,
 )
-from metric_tracker_rl.grader import QUALITY_WEIGHTS, grade_submission
-from metric_tracker_rl.models import MetricSubmissionRow
 from metric_tracker_rl.scenario import Episode
 
 PROPERTY = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -14,8 +14,8 @@ import pytest
 
 from metric_tracker_rl import MetricTrackerRlAction
 from metric_tracker_rl.analysis_tools import TOOL_REGISTRY, run_tool
-from metric_tracker_rl.catalog import COUNT_COLUMNS
 from metric_tracker_rl.environment import MetricTrackerRlEnvironment, _catalogs
+from metric_tracker_rl.published import COUNT_COLUMNS
 from metric_tracker_rl.scenario import build_episode
 from metric_tracker_rl.tasks import resolve_episode_config
 
@@ -164,7 +164,7 @@ def _framework_loaded_by(statement: str) -> str:
     return result.stdout.split("\n", 1)[0]
 
 
-@pytest.mark.parametrize("module", ["metric_tracker_rl", "metric_tracker_rl.catalog", "metric_tracker_rl.view"])
+@pytest.mark.parametrize("module", ["metric_tracker_rl", "metric_tracker_rl.published", "metric_tracker_rl.view"])
 def test_plain_modules_do_not_import_the_client_or_gradio(module: str) -> None:
     """The package's public names load on first use, so a data module costs no OpenEnv or gradio import."""
     assert _framework_loaded_by(f"import {module}") == "[]"

@@ -48,8 +48,8 @@ from metric_tracker_rl.adapters.inspect_eval.solver import require_held_out  # n
 from metric_tracker_rl.adapters.inspect_eval.tools import tool_params  # noqa: E402
 from metric_tracker_rl.agents import make_agent, run_episode, scripted  # noqa: E402,F401
 from metric_tracker_rl.analysis_tools import TOOL_REGISTRY  # noqa: E402
-from metric_tracker_rl.catalog import DIFFICULTIES  # noqa: E402
 from metric_tracker_rl.local_server import free_port, serving  # noqa: E402
+from metric_tracker_rl.published import DIFFICULTIES  # noqa: E402
 from metric_tracker_rl.task_splits import EVAL_SEEDS_PER_DIFFICULTY, get_split  # noqa: E402
 from metric_tracker_rl.tool_calls import (  # noqa: E402
     SeenObservation,

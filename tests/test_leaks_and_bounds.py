@@ -18,9 +18,15 @@ from metric_tracker_rl import MetricTrackerRlAction
 from metric_tracker_rl.analysis_tools import MAX_RESULT_ROWS, TOOL_REGISTRY
 from metric_tracker_rl.analysis_tools.arguments import MAX_PREVIEW_ROWS, WINDOW
 from metric_tracker_rl.analysis_tools.segment_tools import CONTEXT_TOOL_NAMES, SEGMENT_TOOL_NAMES
-from metric_tracker_rl.catalog import CONVERSION_METRIC_NAMES, COUNT_COLUMNS, DIFFICULTIES, fluctuation_bounds, row_key
 from metric_tracker_rl.environment import MAX_SUBMISSION_ROWS, MetricTrackerRlEnvironment
 from metric_tracker_rl.models import MAX_GENERATOR_CALLS, MetricSubmissionRow, PayloadGeneratorMethod
+from metric_tracker_rl.published import (
+    CONVERSION_METRIC_NAMES,
+    COUNT_COLUMNS,
+    DIFFICULTIES,
+    fluctuation_bounds,
+    row_key,
+)
 from metric_tracker_rl.scenario import build_episode
 from metric_tracker_rl.tasks import resolve_episode_config
 

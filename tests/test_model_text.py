@@ -17,16 +17,16 @@ from pydantic import BaseModel, ValidationError
 
 from metric_tracker_rl import MetricTrackerRlAction
 from metric_tracker_rl.analysis_tools import TOOL_REGISTRY, run_tool
-from metric_tracker_rl.catalog import (
+from metric_tracker_rl.daily_panel import peer_median, same_weekday_peers
+from metric_tracker_rl.environment import MetricTrackerRlEnvironment
+from metric_tracker_rl.models import EpisodeWindow, MetricTrackerRlObservation, PayloadGeneratorMethod
+from metric_tracker_rl.published import (
     BASELINE_RULE,
     DIFFICULTIES,
     ENTITY_NAMES,
     ENTITY_VALUE_DEFINITIONS,
     FUNNEL_STEPS,
 )
-from metric_tracker_rl.environment import MetricTrackerRlEnvironment
-from metric_tracker_rl.metrics import peer_median, same_weekday_peers
-from metric_tracker_rl.models import EpisodeWindow, MetricTrackerRlObservation, PayloadGeneratorMethod
 from metric_tracker_rl.scenario import build_episode
 from metric_tracker_rl.tasks import TASKS, resolve_episode_config
 from metric_tracker_rl.tool_calls import (

@@ -17,12 +17,12 @@ from metric_tracker_rl.analysis_tools.generators import candidate_row
 from metric_tracker_rl.analysis_tools.registry import page, strongest_first
 from metric_tracker_rl.anomalies import FAMILY_REGISTRY, AnomalyFamily, FamilyRegistry, InjectionRecord, register_family
 from metric_tracker_rl.anomalies.base import counts_from, full_day, rates_touching
-from metric_tracker_rl.catalog import ANOMALY_TYPES, COUNT_COLUMNS, FUNNEL_STEPS, row_key
 from metric_tracker_rl.families import FamilyCatalog, FamilyDescription
 from metric_tracker_rl.funnel import FunnelPlan
 from metric_tracker_rl.grader import grade_submission
 from metric_tracker_rl.models import MetricSubmissionRow, submission_row_type
-from metric_tracker_rl.public import PublicEpisode
+from metric_tracker_rl.public_episode import PublicEpisode
+from metric_tracker_rl.published import ANOMALY_TYPES, COUNT_COLUMNS, FUNNEL_STEPS, row_key
 from metric_tracker_rl.scenario import build_episode
 from metric_tracker_rl.tasks import resolve_episode_config
 

@@ -16,7 +16,6 @@ from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
 from metric_tracker_rl.analysis_tools import run_tool
-from metric_tracker_rl.catalog import OVERLAP_CREDIT_RULE
 from metric_tracker_rl.environment import MetricTrackerRlEnvironment, overlap_traffic
 from metric_tracker_rl.grader import (
     SEGMENT_CREDIT,
@@ -35,6 +34,7 @@ from metric_tracker_rl.overlap_examples import (
     near_miss_overlaps,
     near_miss_table,
 )
+from metric_tracker_rl.published import OVERLAP_CREDIT_RULE
 from metric_tracker_rl.scenario import Episode, build_episode
 from metric_tracker_rl.segments import SEGMENT_FIELDS, Segment, frontier_brief
 from metric_tracker_rl.tasks import resolve_episode_config

@@ -13,18 +13,9 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from metric_tracker_rl import metrics
+from metric_tracker_rl import daily_panel
 from metric_tracker_rl import scenario as scenario_module
 from metric_tracker_rl.analysis_tools import comparisons, run_tool
-from metric_tracker_rl.catalog import (
-    ANOMALY_TYPES,
-    CONVERSION_METRIC_NAMES,
-    COUNT_COLUMNS,
-    ENTITY_TYPES,
-    SEVERITIES,
-    severity_for,
-    severity_indices,
-)
 from metric_tracker_rl.funnel import (
     HOURS,
     N_EVENTS,
@@ -35,6 +26,15 @@ from metric_tracker_rl.funnel import (
     baseline_plan,
     is_weekend,
     stage_means,
+)
+from metric_tracker_rl.published import (
+    ANOMALY_TYPES,
+    CONVERSION_METRIC_NAMES,
+    COUNT_COLUMNS,
+    ENTITY_TYPES,
+    SEVERITIES,
+    severity_for,
+    severity_indices,
 )
 from metric_tracker_rl.scenario import build_episode
 from metric_tracker_rl.seeding import EpisodeKey, derive_rng
@@ -109,7 +109,7 @@ def reference_draw_counts(plan: FunnelPlan, key: EpisodeKey) -> FunnelData:
 
 def reference_broken_step_hours(hourly: np.ndarray) -> np.ndarray:
     denominators = hourly[..., :-1].astype(float)
-    rates = metrics.safe_ratio(hourly[..., 1:].astype(float), denominators)
+    rates = daily_panel.safe_ratio(hourly[..., 1:].astype(float), denominators)
     judged = denominators >= comparisons.MIN_HOURLY_DENOMINATOR
     with warnings.catch_warnings(), np.errstate(all="ignore"):
         warnings.simplefilter("ignore", RuntimeWarning)
@@ -134,16 +134,16 @@ def test_leave_one_out_median_matches_np_median_over_np_delete(data: st.DataObje
     values = data.draw(hnp.arrays(np.float64, (days, columns), elements=values_strategy))
     groups = data.draw(hnp.arrays(np.int64, days, elements=st.integers(0, 2)))
     with np.errstate(all="ignore"):
-        assert_same(metrics.leave_one_out_median(values, groups), reference_leave_one_out_median(values, groups))
+        assert_same(daily_panel.leave_one_out_median(values, groups), reference_leave_one_out_median(values, groups))
 
 
 @settings(max_examples=150, deadline=None)
 @given(data=st.data(), rows=st.integers(1, 5), days=st.integers(8, 30))
 def test_peer_median_matches_np_nanmedian(data: st.DataObject, rows: int, days: int) -> None:
     values = data.draw(hnp.arrays(np.float64, (rows, days), elements=finite_strategy | st.just(np.nan)))
-    peers = metrics.same_weekday_peers(days)
+    peers = daily_panel.same_weekday_peers(days)
     with np.errstate(all="ignore"):
-        assert_same(metrics.peer_median(values, peers), reference_peer_median(values, peers))
+        assert_same(daily_panel.peer_median(values, peers), reference_peer_median(values, peers))
 
 
 @settings(max_examples=100, deadline=None)
@@ -152,8 +152,8 @@ def test_peer_median_matches_np_nanmedian(data: st.DataObject, rows: int, days: 
 @example(values=np.tile(np.array([-0.0, 0.0, 1.0, 1.0]), (1, 7)))
 def test_peer_median_of_whole_weeks_matches_np_nanmedian(values: np.ndarray) -> None:
     """Four whole weeks without NaN take the middle-of-three path."""
-    peers = metrics.same_weekday_peers(28)
-    assert_same(metrics.peer_median(values, peers), reference_peer_median(values, peers))
+    peers = daily_panel.same_weekday_peers(28)
+    assert_same(daily_panel.peer_median(values, peers), reference_peer_median(values, peers))
 
 
 @settings(max_examples=100, deadline=None)
@@ -161,7 +161,7 @@ def test_peer_median_of_whole_weeks_matches_np_nanmedian(values: np.ndarray) -> 
                          elements=st.one_of(values_strategy, st.just(np.inf), st.just(-np.inf))))
 @example(values=np.array([np.nan, np.inf, -np.inf, -0.0]))
 def test_nan_to_zero_matches_np_nan_to_num(values: np.ndarray) -> None:
-    result = metrics.nan_to_zero(values)
+    result = daily_panel.nan_to_zero(values)
     assert result.tobytes() == np.nan_to_num(values, nan=0.0).tobytes()
     assert result is not values and not np.shares_memory(result, values)
 
@@ -170,7 +170,7 @@ def test_nan_to_zero_matches_np_nan_to_num(values: np.ndarray) -> None:
 @given(values=hnp.arrays(np.float64, st.tuples(st.integers(1, 30), st.just(HOURS), st.just(N_EVENTS)),
                          elements=st.floats(0, 1e9) | st.floats(-1e300, 1e300)))
 def test_sum_over_hours_is_bit_identical_to_sum(values: np.ndarray) -> None:
-    assert metrics.sum_over_hours(values).tobytes() == values.sum(axis=1).tobytes()
+    assert daily_panel.sum_over_hours(values).tobytes() == values.sum(axis=1).tobytes()
 
 
 @settings(max_examples=100, deadline=None)
@@ -178,7 +178,7 @@ def test_sum_over_hours_is_bit_identical_to_sum(values: np.ndarray) -> None:
 def test_count_ratio_matches_safe_ratio_on_counts(data: st.DataObject, length: int) -> None:
     numerator, denominator = (data.draw(hnp.arrays(np.int64, length, elements=st.integers(0, 10**9))).astype(float)
                               for _ in range(2))
-    assert_same(metrics.count_ratio(numerator, denominator), metrics.safe_ratio(numerator, denominator))
+    assert_same(daily_panel.count_ratio(numerator, denominator), daily_panel.safe_ratio(numerator, denominator))
 
 
 @settings(max_examples=150, deadline=None)
@@ -191,7 +191,7 @@ def test_count_ratio_matches_safe_ratio_on_counts(data: st.DataObject, length: i
 def test_nanmedian_last_axis_matches_the_median_of_each_slice(values: np.ndarray) -> None:
     with np.errstate(all="ignore"), warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
-        assert_same(metrics.nanmedian_last_axis(values), reference_nanmedian(values))
+        assert_same(daily_panel.nanmedian_last_axis(values), reference_nanmedian(values))
 
 
 @settings(max_examples=150, deadline=None)
@@ -199,11 +199,11 @@ def test_nanmedian_last_axis_matches_the_median_of_each_slice(values: np.ndarray
                          elements=st.one_of(finite_strategy, st.just(np.nan), st.just(np.inf), st.just(-np.inf))))
 def test_nanmedian_last_axis_matches_np_nanmedian_below_the_overflow_range(values: np.ndarray) -> None:
     with np.errstate(all="ignore"):
-        assert_same(metrics.nanmedian_last_axis(values), reference_nanmedian(values))
+        assert_same(daily_panel.nanmedian_last_axis(values), reference_nanmedian(values))
 
 
 def test_same_weekday_peers_lists_the_other_weeks() -> None:
-    peers = metrics.same_weekday_peers(NUM_DAYS)
+    peers = daily_panel.same_weekday_peers(NUM_DAYS)
     for day in range(NUM_DAYS):
         expected = [d for d in range(NUM_DAYS) if d % 7 == day % 7 and d != day]
         assert sorted(int(p) for p in peers[day] if p >= 0) == expected
@@ -215,9 +215,9 @@ def test_panel_is_byte_identical_to_the_reference_computation(monkeypatch: pytes
                                                               seed: int) -> None:
     config = resolve_episode_config(task_id=task_id, seed=seed)
     fast = build_episode(config)
-    monkeypatch.setattr(metrics, "leave_one_out_median", reference_leave_one_out_median)
-    monkeypatch.setattr(metrics, "peer_median", reference_peer_median)
-    monkeypatch.setattr(metrics, "nanmedian_last_axis", reference_nanmedian)
+    monkeypatch.setattr(daily_panel, "leave_one_out_median", reference_leave_one_out_median)
+    monkeypatch.setattr(daily_panel, "peer_median", reference_peer_median)
+    monkeypatch.setattr(daily_panel, "nanmedian_last_axis", reference_nanmedian)
     slow = build_episode(config)
     for name in ("values", "baseline", "spread", "hourly_share", "hourly_baseline_share"):
         assert getattr(fast.public.panel, name).tobytes() == getattr(slow.public.panel, name).tobytes(), name

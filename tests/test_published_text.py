@@ -15,8 +15,8 @@ from hypothesis import strategies as st
 
 from metric_tracker_rl import MetricTrackerRlAction, view
 from metric_tracker_rl.analysis_tools import run_tool
-from metric_tracker_rl.catalog import COUNT_COLUMNS, ENTITY_NAMES, ENTITY_VALUE_DEFINITIONS
 from metric_tracker_rl.environment import MetricTrackerRlEnvironment
+from metric_tracker_rl.published import COUNT_COLUMNS, ENTITY_NAMES, ENTITY_VALUE_DEFINITIONS
 from metric_tracker_rl.scenario import build_episode
 from metric_tracker_rl.segments import version_labels
 from metric_tracker_rl.task_splits import SPLITS, get_split

@@ -12,9 +12,9 @@ from hypothesis import strategies as st
 
 from metric_tracker_rl import MetricTrackerRlEnv
 from metric_tracker_rl.agents import make_agent, play
-from metric_tracker_rl.catalog import AGGREGATE_DIFFICULTIES, DIFFICULTIES
 from metric_tracker_rl.environment import MetricTrackerRlEnvironment
 from metric_tracker_rl.models import MetricTrackerRlAction, MetricTrackerRlObservation
+from metric_tracker_rl.published import AGGREGATE_DIFFICULTIES, DIFFICULTIES
 from metric_tracker_rl.scenario import build_episode
 from metric_tracker_rl.session import EPISODE_OVER_TEXT, AsyncEpisodeSession, EpisodeNotStarted, EpisodeSession
 from metric_tracker_rl.tasks import resolve_episode_config

@@ -27,9 +27,9 @@ from websockets.sync.client import connect
 from metric_tracker_rl import MetricTrackerRlAction, view
 from metric_tracker_rl.analysis_tools import TOOL_REGISTRY
 from metric_tracker_rl.analysis_tools.sql import SANDBOX_KEY
-from metric_tracker_rl.catalog import COUNT_COLUMNS
 from metric_tracker_rl.environment import THREADED_TOOLS, MetricTrackerRlEnvironment
-from metric_tracker_rl.public import PublicEpisode
+from metric_tracker_rl.public_episode import PublicEpisode
+from metric_tracker_rl.published import COUNT_COLUMNS
 from metric_tracker_rl.scenario import build_episode
 from metric_tracker_rl.sql_pool import KILL_GRACE_S, pool
 from metric_tracker_rl.sql_sandbox import (

@@ -11,8 +11,8 @@ from hypothesis import strategies as st
 
 from benchmarks.calibrate import episode_plan
 from metric_tracker_rl import DEFAULT_TASK_ORDER, NAMED_TASK_ORDER, MetricTrackerRlEnv
-from metric_tracker_rl.catalog import DIFFICULTIES
 from metric_tracker_rl.environment import MetricTrackerRlEnvironment
+from metric_tracker_rl.published import DIFFICULTIES
 from metric_tracker_rl.task_splits import (
     EVAL_SEEDS_PER_DIFFICULTY,
     SPLITS,

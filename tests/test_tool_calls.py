@@ -10,8 +10,8 @@ from hypothesis import strategies as st
 from metric_tracker_rl import MetricSubmissionRow, MetricTrackerRlAction, PayloadGeneratorMethod
 from metric_tracker_rl.analysis_tools import GENERATOR_NAMES, TOOL_REGISTRY
 from metric_tracker_rl.analysis_tools.registry import MAX_PAGE_ROWS
-from metric_tracker_rl.catalog import ENTITY_NAMES
 from metric_tracker_rl.environment import MetricTrackerRlEnvironment
+from metric_tracker_rl.published import ENTITY_NAMES
 from metric_tracker_rl.tool_calls import (
     SUBMIT_GENERATORS,
     SUBMIT_REPORT,

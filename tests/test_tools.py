@@ -16,10 +16,10 @@ from metric_tracker_rl import MetricSubmissionRow, MetricTrackerRlAction, Payloa
 from metric_tracker_rl.analysis_tools import TOOL_REGISTRY, available_analysis_methods, generate_rows, run_tool
 from metric_tracker_rl.analysis_tools.registry import DEFAULT_PAGE_ROWS, MAX_PAGE_ROWS
 from metric_tracker_rl.analysis_tools.segment_tools import CONTEXT_TOOL_NAMES, SEGMENT_TOOL_NAMES
-from metric_tracker_rl.catalog import CONVERSION_METRIC_NAMES
 from metric_tracker_rl.context import CONTEXT_TABLES
 from metric_tracker_rl.environment import MetricTrackerRlEnvironment
-from metric_tracker_rl.public import PublicEpisode
+from metric_tracker_rl.public_episode import PublicEpisode
+from metric_tracker_rl.published import CONVERSION_METRIC_NAMES
 from metric_tracker_rl.scenario import build_episode
 from metric_tracker_rl.tasks import resolve_episode_config
 

@@ -13,10 +13,10 @@ from hypothesis import strategies as st
 
 from benchmarks.interface import record_episode
 from metric_tracker_rl.agents import Agent, make_agent, run_episode
-from metric_tracker_rl.catalog import AGGREGATE_DIFFICULTIES, ANOMALY_TYPES, DIFFICULTIES
 from metric_tracker_rl.environment import MetricTrackerRlEnvironment
 from metric_tracker_rl.grader import grade_submission
 from metric_tracker_rl.models import MetricSubmissionRow, MetricTrackerRlAction
+from metric_tracker_rl.published import AGGREGATE_DIFFICULTIES, ANOMALY_TYPES, DIFFICULTIES
 from metric_tracker_rl.scenario import build_episode
 from metric_tracker_rl.tasks import resolve_episode_config
 from metric_tracker_rl.tool_calls import SeenObservation, read_observation

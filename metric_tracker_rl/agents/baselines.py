@@ -7,9 +7,9 @@ import numpy as np
 
 from metric_tracker_rl.agents.base import Agent, register_agent
 from metric_tracker_rl.agents.reading import episode_dates
-from metric_tracker_rl.catalog import ANOMALY_TYPES, ENTITY_NAMES, FAMILY_ENTITY_TYPE, FAMILY_GENERATORS, SEVERITIES
+from metric_tracker_rl.model_view import SeenObservation
 from metric_tracker_rl.models import MetricSubmissionRow, MetricTrackerRlAction, PayloadGeneratorMethod
-from metric_tracker_rl.tool_calls import SeenObservation
+from metric_tracker_rl.published import ANOMALY_TYPES, ENTITY_NAMES, FAMILY_ENTITY_TYPE, FAMILY_GENERATORS, SEVERITIES
 
 # Generators that take a robust-z threshold: the median scan and every family's own generator
 # (get_rows_with_abs_diff_from_median_gt takes metric units instead).

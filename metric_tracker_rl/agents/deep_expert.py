@@ -51,9 +51,9 @@ from metric_tracker_rl.agents.frontier_expert import (
     hours_sql,
     stops_sql,
 )
+from metric_tracker_rl.model_view import SeenObservation
 from metric_tracker_rl.models import MetricSubmissionRow, MetricTrackerRlAction
 from metric_tracker_rl.segments import CELL_FIELDS, SEGMENT_FIELDS
-from metric_tracker_rl.tool_calls import SeenObservation
 
 ALIAS = {"platform": "p", "country": "c", "app_version": "v", "channel": "h", "user_type": "u"}
 # The scan's names of the events (p and c name platform and country there).

@@ -14,9 +14,9 @@ from __future__ import annotations
 
 from metric_tracker_rl.agents.base import Agent, ResultKeeper, register_agent
 from metric_tracker_rl.agents.reading import Row, explained_dates, magnitude_bounds, relative_move, signed_share
-from metric_tracker_rl.catalog import COUNT_COLUMNS, FUNNEL_STEPS
+from metric_tracker_rl.model_view import SeenObservation
 from metric_tracker_rl.models import MetricSubmissionRow, MetricTrackerRlAction
-from metric_tracker_rl.tool_calls import SeenObservation
+from metric_tracker_rl.published import COUNT_COLUMNS, FUNNEL_STEPS
 
 GENERATORS = ("get_median_filter_rows", "get_funnel_break_rows", "get_instrumentation_data_quality_issue_rows",
               "get_hourly_traffic_mix_shift_rows")

@@ -19,9 +19,9 @@ from metric_tracker_rl.agents.reading import (
     strongest_signal,
     weekday,
 )
-from metric_tracker_rl.catalog import COUNT_COLUMNS, FUNNEL_STEPS
+from metric_tracker_rl.model_view import SeenObservation
 from metric_tracker_rl.models import MetricSubmissionRow, MetricTrackerRlAction
-from metric_tracker_rl.tool_calls import SeenObservation
+from metric_tracker_rl.published import COUNT_COLUMNS, FUNNEL_STEPS
 
 # Generator calls whose merged rows are every agent's candidate pool: each row already carries its family,
 # values and severity, so an exploit only has to choose rows.

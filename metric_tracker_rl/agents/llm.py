@@ -16,13 +16,8 @@ from typing import Any, Protocol
 from openai import APIConnectionError, APIStatusError, OpenAI, OpenAIError
 
 from metric_tracker_rl.baseline_log import one_line
+from metric_tracker_rl.model_tools import SUBMIT_GENERATORS, SUBMIT_REPORT, openai_tools, tool_action
 from metric_tracker_rl.settings import ClientSettings
-from metric_tracker_rl.tool_calls import (
-    SUBMIT_GENERATORS,
-    SUBMIT_REPORT,
-    openai_tools,
-    tool_action,
-)
 from metric_tracker_rl.transcript import TaskRun
 
 CONTINUE_MESSAGE = f"Continue with tool calls; finish with {SUBMIT_REPORT} or {SUBMIT_GENERATORS}."

@@ -8,10 +8,10 @@ from __future__ import annotations
 from typing import Any
 
 from metric_tracker_rl.agents.base import Agent, register_agent
+from metric_tracker_rl.model_view import SeenObservation
 from metric_tracker_rl.models import AnomalyRequest, MetricTrackerRlAction
 from metric_tracker_rl.scenario import build_episode
 from metric_tracker_rl.tasks import RESET_KEYS, resolve_episode_config
-from metric_tracker_rl.tool_calls import SeenObservation
 
 
 def replay_config(visible: dict[str, Any]) -> dict[str, Any]:

@@ -10,7 +10,6 @@ from typing import Any, ClassVar
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from metric_tracker_rl.analysis_tools.registry import DEFAULT_PAGE_ROWS, EPISODE_WINDOW, MAX_PAGE_ROWS
-from metric_tracker_rl.catalog import CONVERSION_METRIC_NAMES, COUNT_COLUMNS, LONGEST_WINDOW_DAYS
 from metric_tracker_rl.funnel import window_dates
 from metric_tracker_rl.plain_types import (
     HIDDEN_FROM_MODELS,
@@ -18,6 +17,7 @@ from metric_tracker_rl.plain_types import (
     THRESHOLD_MULTIPLIER_BOUNDS,
     PayloadGeneratorMethod,
 )
+from metric_tracker_rl.published import CONVERSION_METRIC_NAMES, COUNT_COLUMNS, LONGEST_WINDOW_DAYS
 from metric_tracker_rl.segments import Segment
 from metric_tracker_rl.validation import check_choice, date_problem
 

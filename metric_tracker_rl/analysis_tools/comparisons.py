@@ -11,9 +11,9 @@ import numpy as np
 
 from metric_tracker_rl.analysis_tools.arguments import DateCountArgs, DateMixArgs, DateRateArgs, ScopedDateArgs
 from metric_tracker_rl.analysis_tools.registry import derived, register_tool
-from metric_tracker_rl.catalog import COUNT_COLUMNS, ENTITY_VALUE_DEFINITIONS, FUNNEL_STEPS
-from metric_tracker_rl.metrics import COLUMN_INDEX, nanmedian_last_axis, safe_ratio, same_weekday_peer_lists
-from metric_tracker_rl.public import PublicEpisode
+from metric_tracker_rl.daily_panel import COLUMN_INDEX, nanmedian_last_axis, safe_ratio, same_weekday_peer_lists
+from metric_tracker_rl.public_episode import PublicEpisode
+from metric_tracker_rl.published import COUNT_COLUMNS, ENTITY_VALUE_DEFINITIONS, FUNNEL_STEPS
 
 MIN_HOURLY_DENOMINATOR = 20  # hours with fewer events at the earlier step are too noisy to judge
 BROKEN_HOUR_RATIO = 0.3  # a step is broken in an hour converting below 30% of its median hour that day

@@ -36,9 +36,9 @@ from metric_tracker_rl.analysis_tools.registry import (
     register_tool,
     strongest_first,
 )
-from metric_tracker_rl.catalog import COUNT_COLUMNS, DIRECTIONAL_FAMILIES, ENTITY_NAMES, FUNNEL_STEPS, row_key
 from metric_tracker_rl.plain_types import PayloadGeneratorMethod
-from metric_tracker_rl.public import PublicEpisode
+from metric_tracker_rl.public_episode import PublicEpisode
+from metric_tracker_rl.published import COUNT_COLUMNS, DIRECTIONAL_FAMILIES, ENTITY_NAMES, FUNNEL_STEPS, row_key
 from metric_tracker_rl.validation import describe_validation_error
 
 MIN_FLAGGED_HOURS = 2

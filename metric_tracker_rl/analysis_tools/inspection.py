@@ -17,7 +17,10 @@ from metric_tracker_rl.analysis_tools.arguments import (
     ScopedDateArgs,
 )
 from metric_tracker_rl.analysis_tools.registry import REFERENCE_API, cap_rows, derived, finite_or_none, register_tool
-from metric_tracker_rl.catalog import (
+from metric_tracker_rl.daily_panel import COLUMN_INDEX, nanmedian_last_axis, safe_ratio
+from metric_tracker_rl.plain_types import MetricSubmissionRow
+from metric_tracker_rl.public_episode import PublicEpisode
+from metric_tracker_rl.published import (
     BASELINE_RULE,
     CONVERSION_METRICS,
     COUNT_COLUMNS,
@@ -28,9 +31,6 @@ from metric_tracker_rl.catalog import (
     SEVERITY_RULE,
     incident_count_statement,
 )
-from metric_tracker_rl.metrics import COLUMN_INDEX, nanmedian_last_axis, safe_ratio
-from metric_tracker_rl.plain_types import MetricSubmissionRow
-from metric_tracker_rl.public import PublicEpisode
 from metric_tracker_rl.tiers import TIERS
 from metric_tracker_rl.validation import describe_validation_error, validate_rows
 

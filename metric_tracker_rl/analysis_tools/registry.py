@@ -12,7 +12,7 @@ from typing import Any, Literal, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from metric_tracker_rl.funnel import window_calendar
-from metric_tracker_rl.public import PublicEpisode
+from metric_tracker_rl.public_episode import PublicEpisode
 from metric_tracker_rl.validation import describe_validation_error
 
 MAX_RESULT_ROWS = 200

@@ -10,9 +10,8 @@ from pydantic import Field, field_validator
 
 from metric_tracker_rl.analysis_tools.arguments import DateArgs, NoArgs, ToolArgs
 from metric_tracker_rl.analysis_tools.registry import ToolError, finite_or_none, register_tool
-from metric_tracker_rl.catalog import CONVERSION_BY_NAME, CONVERSION_METRIC_NAMES, COUNT_COLUMNS, severity_for
 from metric_tracker_rl.context import CONTEXT_TABLES
-from metric_tracker_rl.metrics import (
+from metric_tracker_rl.daily_panel import (
     COLUMN_INDEX,
     MAD_TO_SIGMA,
     count_ratio,
@@ -20,7 +19,8 @@ from metric_tracker_rl.metrics import (
     peer_median,
     same_weekday_peers,
 )
-from metric_tracker_rl.public import PublicEpisode
+from metric_tracker_rl.public_episode import PublicEpisode
+from metric_tracker_rl.published import CONVERSION_BY_NAME, CONVERSION_METRIC_NAMES, COUNT_COLUMNS, severity_for
 from metric_tracker_rl.segments import Segment, SegmentedData
 from metric_tracker_rl.validation import check_choice
 

@@ -14,9 +14,9 @@ from pydantic import Field
 
 from metric_tracker_rl.analysis_tools.arguments import PageArgs
 from metric_tracker_rl.analysis_tools.registry import ToolError, register_tool
-from metric_tracker_rl.catalog import CONVERSION_METRIC_NAMES, COUNT_COLUMNS
 from metric_tracker_rl.funnel import HOURS, FunnelData
-from metric_tracker_rl.public import PublicEpisode, sql_tables_of
+from metric_tracker_rl.public_episode import PublicEpisode, sql_tables_of
+from metric_tracker_rl.published import CONVERSION_METRIC_NAMES, COUNT_COLUMNS
 from metric_tracker_rl.segments import CellLayout, SegmentedData
 from metric_tracker_rl.sql_sandbox import MAX_SQL_CHARS, ROW_CAP, TIME_LIMIT_S, SqlRefused, SqlSandbox
 

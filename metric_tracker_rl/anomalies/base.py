@@ -11,14 +11,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from metric_tracker_rl.catalog import (
+from metric_tracker_rl.families import PUBLISHED_FAMILIES, FamilyCatalog, FamilyDescription
+from metric_tracker_rl.funnel import HOURS, FunnelPlan
+from metric_tracker_rl.published import (
     AGGREGATE_DIFFICULTIES,
     CONVERSION_METRICS,
     COUNT_COLUMNS,
     FUNNEL_STEPS,
 )
-from metric_tracker_rl.families import PUBLISHED_FAMILIES, FamilyCatalog, FamilyDescription
-from metric_tracker_rl.funnel import HOURS, FunnelPlan
 
 EntityKey = tuple[str, str]  # (entity_type, entity_name) on the injected date
 

@@ -12,9 +12,9 @@ from metric_tracker_rl.anomalies.base import (
     register_family,
     step_index,
 )
-from metric_tracker_rl.catalog import FUNNEL_STEPS
 from metric_tracker_rl.families import PUBLISHED_FAMILIES
 from metric_tracker_rl.funnel import FunnelPlan
+from metric_tracker_rl.published import FUNNEL_STEPS
 
 
 class FunnelBreak(AnomalyFamily):

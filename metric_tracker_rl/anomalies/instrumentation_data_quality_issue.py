@@ -3,9 +3,9 @@ from __future__ import annotations
 import numpy as np
 
 from metric_tracker_rl.anomalies.base import AnomalyFamily, InjectionRecord, rates_touching, register_family
-from metric_tracker_rl.catalog import COUNT_COLUMNS, ENTITY_NAMES, FUNNEL_STEPS
 from metric_tracker_rl.families import PUBLISHED_FAMILIES
 from metric_tracker_rl.funnel import HOURS, FunnelPlan
+from metric_tracker_rl.published import COUNT_COLUMNS, ENTITY_NAMES, FUNNEL_STEPS
 
 
 class InstrumentationDataQualityIssue(AnomalyFamily):

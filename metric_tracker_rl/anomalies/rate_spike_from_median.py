@@ -1,7 +1,7 @@
 from metric_tracker_rl.anomalies.base import register_family
 from metric_tracker_rl.anomalies.rate_shift import RateShiftFamily
-from metric_tracker_rl.catalog import FUNNEL_STEPS
 from metric_tracker_rl.families import PUBLISHED_FAMILIES
+from metric_tracker_rl.published import FUNNEL_STEPS
 
 
 class RateSpikeFromMedian(RateShiftFamily):

@@ -18,10 +18,10 @@ import numpy as np
 
 from metric_tracker_rl.anomalies import InjectionRecord
 from metric_tracker_rl.anomalies.base import EntityKey, counts_from, full_day, rates_through_step, step_index
-from metric_tracker_rl.catalog import ENTITY_NAMES
 from metric_tracker_rl.context import ContextRow
 from metric_tracker_rl.families import PUBLISHED_FAMILIES
 from metric_tracker_rl.incident_kinds.cuboid import MAX_FALL
+from metric_tracker_rl.published import ENTITY_NAMES
 from metric_tracker_rl.segment_plan import SegmentWorld
 from metric_tracker_rl.segments import Segment
 

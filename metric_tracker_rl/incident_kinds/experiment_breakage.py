@@ -7,9 +7,9 @@ from dataclasses import replace
 
 import numpy as np
 
-from metric_tracker_rl.catalog import FUNNEL_STEPS
 from metric_tracker_rl.incident_kinds.base import IncidentKind, SegmentIncident, register_incident_kind
 from metric_tracker_rl.incident_kinds.experiment_effect import RUN_DAYS, apply_intended_effect, draw_experiment
+from metric_tracker_rl.published import FUNNEL_STEPS
 from metric_tracker_rl.segment_plan import SegmentWorld, pick
 
 

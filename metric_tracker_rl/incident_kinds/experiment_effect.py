@@ -8,10 +8,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from metric_tracker_rl.catalog import FUNNEL_STEPS
 from metric_tracker_rl.context import Experiment
 from metric_tracker_rl.funnel import window_calendar
 from metric_tracker_rl.incident_kinds.base import BenignKind, SegmentFluctuation, register_benign_kind
+from metric_tracker_rl.published import FUNNEL_STEPS
 from metric_tracker_rl.segment_plan import SegmentWorld, pick
 from metric_tracker_rl.segments import PLATFORMS, SEGMENT_FIELDS, Segment
 

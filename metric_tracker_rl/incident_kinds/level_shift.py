@@ -12,9 +12,9 @@ from dataclasses import replace
 import numpy as np
 
 from metric_tracker_rl.anomalies.base import step_index
-from metric_tracker_rl.catalog import FUNNEL_STEPS
 from metric_tracker_rl.incident_kinds.base import IncidentKind, SegmentIncident, register_incident_kind
 from metric_tracker_rl.incident_kinds.cuboid import CuboidRule, draw_cuboid, own_z
+from metric_tracker_rl.published import FUNNEL_STEPS
 from metric_tracker_rl.segment_plan import SegmentWorld, pick
 from metric_tracker_rl.segments import Segment
 

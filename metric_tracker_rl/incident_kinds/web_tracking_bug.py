@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from metric_tracker_rl.catalog import DATA_QUALITY_EVENTS
 from metric_tracker_rl.incident_kinds.base import IncidentKind, SegmentIncident, register_incident_kind
+from metric_tracker_rl.published import DATA_QUALITY_EVENTS
 from metric_tracker_rl.segment_plan import SegmentWorld, pick
 from metric_tracker_rl.segments import Segment
 

@@ -23,8 +23,8 @@ from websockets.exceptions import WebSocketException
 
 from metric_tracker_rl import DEFAULT_TASK_ORDER, NAMED_TASK_ORDER, MetricTrackerRlAction, MetricTrackerRlEnv
 from metric_tracker_rl.analysis_tools.registry import MAX_PAGE_ROWS
-from metric_tracker_rl.catalog import COUNT_COLUMNS, DIFFICULTIES, SCENARIO_FAMILIES
 from metric_tracker_rl.models import MetricTrackerRlObservation
+from metric_tracker_rl.published import COUNT_COLUMNS, DIFFICULTIES, SCENARIO_FAMILIES
 from metric_tracker_rl.segments import SEGMENT_FIELDS
 from metric_tracker_rl.server import debugger_charts as charts
 from metric_tracker_rl.server import debugger_cuboid as cuboids

@@ -14,8 +14,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from metric_tracker_rl.catalog import CONVERSION_METRIC_NAMES, COUNT_COLUMNS
 from metric_tracker_rl.models import MetricTrackerRlAction, MetricTrackerRlObservation
+from metric_tracker_rl.published import CONVERSION_METRIC_NAMES, COUNT_COLUMNS
 from metric_tracker_rl.server.debugger_forms import (
     ANNOTATION_COLOR,
     LINE_COLOR,

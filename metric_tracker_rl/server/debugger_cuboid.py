@@ -12,8 +12,8 @@ from typing import Any
 
 import numpy as np
 
-from metric_tracker_rl.catalog import CONVERSION_BY_NAME, COUNT_COLUMNS
-from metric_tracker_rl.metrics import peer_median, same_weekday_peers
+from metric_tracker_rl.daily_panel import peer_median, same_weekday_peers
+from metric_tracker_rl.published import CONVERSION_BY_NAME, COUNT_COLUMNS
 from metric_tracker_rl.segments import SEGMENT_FIELDS
 
 SEGMENT_TABLE = "daily_by_segment"

@@ -11,7 +11,7 @@ from typing import Any
 
 from inspect_ai.dataset import MemoryDataset, Sample
 
-from metric_tracker_rl.catalog import DIFFICULTIES
+from metric_tracker_rl.published import DIFFICULTIES
 from metric_tracker_rl.task_splits import calibration_reset_kwargs
 from metric_tracker_rl.tasks import DEFAULT_TASK_ORDER, get_task_spec
 

@@ -12,7 +12,8 @@ from functools import cache
 
 import numpy as np
 
-from metric_tracker_rl.catalog import (
+from metric_tracker_rl.funnel import FunnelData
+from metric_tracker_rl.published import (
     CONVERSION_BY_NAME,
     COUNT_COLUMNS,
     ENTITY_NAMES,
@@ -20,7 +21,6 @@ from metric_tracker_rl.catalog import (
     SEVERITIES,
     severity_indices,
 )
-from metric_tracker_rl.funnel import FunnelData
 
 MAD_TO_SIGMA = 1.4826
 COLUMN_INDEX = {name: i for i, name in enumerate(COUNT_COLUMNS)}

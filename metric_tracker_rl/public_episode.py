@@ -12,9 +12,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from metric_tracker_rl.catalog import CONVERSION_METRICS, COUNT_COLUMNS
+from metric_tracker_rl.daily_panel import MetricPanel, build_panel
 from metric_tracker_rl.funnel import HOURS, FunnelData
-from metric_tracker_rl.metrics import MetricPanel, build_panel
+from metric_tracker_rl.published import CONVERSION_METRICS, COUNT_COLUMNS
 from metric_tracker_rl.segments import Segment, SegmentedData
 from metric_tracker_rl.sql_columns import SqlTable
 from metric_tracker_rl.validation import segment_problem

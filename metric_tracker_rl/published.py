@@ -87,7 +87,7 @@ ENTITY_VALUE_DEFINITIONS: dict[str, str] = {
     "conversion_rate": "daily numerator count / daily denominator count",
     "event_count": "daily event count",
     "funnel_step": "daily step conversion (next step count / this step count)",
-    # As metrics.hourly_profiles computes it: the day type is the `weekend` flag (Saturday and Sunday), which a
+    # As daily_panel.hourly_profiles computes it: the day type is the `weekend` flag (Saturday and Sunday), which a
     # holiday does not set, and the per-hour medians are scaled back to a profile that sums to 1.
     "hourly_mix": "observed_value: total-variation distance (0 to 1) of the date's hourly shares of the event from "
     "its day type's profile: each hour's median share over the other dates of the same day type (weekend = Saturday "
