@@ -26,7 +26,7 @@ from metric_tracker_rl.tool_calls import (
     read_observation,
     render_observation,
 )
-from metric_tracker_rl.view import parse
+from metric_tracker_rl.view_reader import parse
 
 SCOPED_COMPARISONS = {"conversion_rate": "compare_rate_to_median", "event_count": "compare_count_to_median",
                       "hourly_mix": "compare_hourly_mix_to_baseline"}

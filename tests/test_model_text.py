@@ -40,7 +40,7 @@ from metric_tracker_rl.tool_calls import (
     tool_action,
 )
 from metric_tracker_rl.tool_env import MetricTrackerToolEnv
-from metric_tracker_rl.view import parse
+from metric_tracker_rl.view_reader import parse
 
 ROW = {"date": "2026-03-10", "entity_type": "conversion_rate", "entity_name": "app_open_to_menu_open",
        "anomaly_type": "rate_spike_from_median", "detection_method": "compare_rate_to_median",

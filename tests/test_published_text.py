@@ -22,6 +22,7 @@ from metric_tracker_rl.segments import version_labels
 from metric_tracker_rl.task_splits import SPLITS, get_split
 from metric_tracker_rl.tasks import resolve_episode_config
 from metric_tracker_rl.tool_calls import first_prompt, model_tools, read_observation, render_observation
+from metric_tracker_rl.view_reader import parse as parse_view
 
 MODEL_TOOLS = {tool.name: tool for tool in model_tools()}
 
@@ -253,7 +254,7 @@ def test_a_split_error_names_only_what_was_passed_and_the_valid_options(reset: d
 def test_a_version_label_is_text_a_table_shows_bare_and_reads_back_as_itself(base_minor: int) -> None:
     labels = version_labels(base_minor)
     text = view.render({"rows": [{"platform": "ios", "app_version": label} for label in labels]})
-    assert '"' not in text and [row["app_version"] for row in view.parse(text)["rows"]] == list(labels)
+    assert '"' not in text and [row["app_version"] for row in parse_view(text)["rows"]] == list(labels)
 
 
 def test_the_release_and_segment_tables_a_model_reads_show_version_labels_without_quotes() -> None:

@@ -44,6 +44,7 @@ from metric_tracker_rl.sql_sandbox import (
 )
 from metric_tracker_rl.tasks import resolve_episode_config
 from metric_tracker_rl.tool_calls import render_observation
+from metric_tracker_rl.view_reader import parse as parse_view
 
 PUBLIC_TABLES = {"daily", "hourly", "annotations"}
 # A refusal names what is allowed.
@@ -361,7 +362,7 @@ def test_a_column_name_cannot_break_the_table_view(sandbox: SqlSandbox) -> None:
     for name in row:
         assert name and "|" not in name and "\n" not in name and ":" not in name
     text = view.render({"rows": result.rows * 2}, {"rows": 2})
-    assert view.parse(text)["rows"] == result.rows * 2
+    assert parse_view(text)["rows"] == result.rows * 2
 
 
 # --- abuse through the environment: refusals are error observations that cost a step ----------------------

@@ -21,7 +21,8 @@ from metric_tracker_rl.scenario import build_episode
 from metric_tracker_rl.tasks import resolve_episode_config
 from metric_tracker_rl.tool_calls import SeenObservation, read_observation
 from metric_tracker_rl.transcript import TaskRun, cut_results, unseen_submitted_rows
-from metric_tracker_rl.view import ViewParseError, _float_text, _number_text, parse, render, round_number, rounded
+from metric_tracker_rl.view import _float_text, _number_text, render, round_number, rounded
+from metric_tracker_rl.view_reader import ViewParseError, parse
 
 keys = st.from_regex(r"[a-z][a-z_]{0,11}", fullmatch=True)
 numbers = st.integers(-10**9, 10**9) | st.floats(allow_nan=False, allow_infinity=False, width=64)

@@ -28,8 +28,8 @@ def grpo_dataset(count: int, start: int = 0) -> Dataset:
     in the SFT records `inference.py --trajectories` writes."""
     from datasets import Dataset
 
-    from metric_tracker_rl.model_prompt import SYSTEM_PROMPT
     from metric_tracker_rl.task_splits import get_split
+    from metric_tracker_rl.tool_calls import SYSTEM_PROMPT
 
     size = get_split("train").size()
     if not 0 <= start < start + count <= size:

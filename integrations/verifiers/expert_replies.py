@@ -12,7 +12,7 @@ import json
 
 from metric_tracker_rl.agents import make_agent
 from metric_tracker_rl.environment import MetricTrackerRlEnvironment
-from metric_tracker_rl.model_view import seen
+from metric_tracker_rl.tool_calls import seen
 
 
 def expert_replies(seed: int, difficulty: str) -> tuple[list[str], float]:
