@@ -38,8 +38,11 @@ from typing import Any
 
 from metric_tracker_rl.agents.base import Agent, register_agent
 from metric_tracker_rl.agents.frontier_expert import (
+    COUNTS,
     STEP_INTO_EVENT,
     STEPS,
+    STOP,
+    STOP_HOURS,
     FrontierExpertAgent,
     Report,
     _column,
@@ -88,6 +91,7 @@ OCCAM_Z = 0.5  # a parent within this of the cuboid's |z| explains the fall as w
 # BLOCK_HOURS consecutive hours (a fall that lasts the day puts about 0.5 to 0.65 there, the busy hours), or
 # SURE_BLOCK_SHARE on a date inside a run of falls.
 BLOCK_HOURS, BLOCK_SHARE, SURE_BLOCK_SHARE = 8, 0.7, 0.9
+CELL_STOP_FLOOR = 15  # expected conversions a cell pair's stopped block must have held (see cell_stops_sql)
 # The context tables that can explain a move as benign (the partner log explains a payment incident, it never
 # finds one, so it is not read), and the fields an experiment's arm names.
 EXPLAINING_TABLES = ("experiments", "campaigns", "holidays")
@@ -185,6 +189,26 @@ def shape_sql(falls: list[dict[str, Any]]) -> str:
             "FROM b) "
             "SELECT dd date, step entity_name, round(min(block) / min(total), 2) block_share FROM w "
             "WHERE total < 0 GROUP BY ALL ORDER BY date")
+
+
+def cell_stops_sql() -> str:
+    """Per date, platform and country together (a cell pair, hourly data's own grain) and step, the longest block
+    of consecutive hours in which the step converted under STOP of its day's rate there, where the block expected
+    at least CELL_STOP_FLOOR conversions: a break a version-wide reading dilutes. Chance alone (a few expected
+    conversions an hour) rarely empties a block that large."""
+    steps = " UNION ALL ".join(f"SELECT date, hour, platform, country, '{name}' entity_name, {num} num, {den} den "
+                               "FROM h" for name, num, den in STEPS)
+    return (f"WITH h AS (SELECT date, hour, platform, country, {COUNTS} FROM hourly_by_segment GROUP BY ALL), "
+            f"u AS ({steps}), "
+            "r AS (SELECT *, sum(num) OVER d / nullif(sum(den) OVER d, 0) rate FROM u "
+            "WINDOW d AS (PARTITION BY date, platform, country, entity_name)), "
+            f"g AS (SELECT *, den * rate x, hour - row_number() OVER (PARTITION BY date, platform, country, "
+            f"entity_name ORDER BY hour) run FROM r WHERE den > 0 AND rate > 0 AND num < {STOP} * den * rate), "
+            "b AS (SELECT date, platform, country, entity_name, count(*) n, sum(x) expected FROM g "
+            f"GROUP BY date, platform, country, entity_name, run "
+            f"HAVING count(*) >= {STOP_HOURS} AND sum(x) >= {CELL_STOP_FLOOR}) "
+            "SELECT date, platform, country, entity_name, max(n) stopped_hours, round(max(expected)) expected "
+            "FROM b GROUP BY ALL ORDER BY date")
 
 
 def series_sql(falls: list[dict[str, Any]]) -> str:
@@ -292,6 +316,7 @@ class DeepExpertAgent(FrontierExpertAgent):
         ]
         if self.max_dims >= 2:  # the hours of each platform and country together
             self.plan.append(("cell hours", _query(hours_sql(("cell",), self.holidays))))
+            self.plan.append(("cell stops", _query(cell_stops_sql())))
         # What the team knows besides the counts, to cross-reference (a tier with context tables).
         if "context_tables" in observation.brief.get("segments", {}):
             self.plan += [(table, MetricTrackerRlAction(analysis_method="get_context", analysis_args={"table": table}))
@@ -361,7 +386,7 @@ class DeepExpertAgent(FrontierExpertAgent):
         regressions: dict[str, Report] = {}
         self._regressions(regressions)
         self._narrow_regressions(regressions)
-        reports = [*hourly.values(), *duplicates.values(), *regressions.values()]
+        reports = [*hourly.values(), *duplicates.values(), *regressions.values(), *self._cell_stops(hourly)]
         # An event logged twice moves the step into it up and the step out of it down.
         explained = {(r.date, r.entity_name) for r in reports} | {
             (r.date, step) for r in duplicates.values() for step, num, den in STEPS
@@ -417,6 +442,24 @@ class DeepExpertAgent(FrontierExpertAgent):
                     and row["entity_name"] != STEPS[0][0]  # a first step's fall on one date is bots
                     and str(row["date"]) not in self.holidays and row.get("app_version") is None]
         return sorted((r for r in reports if not self._explained(r)), key=lambda r: r.date)
+
+    def _cell_stops(self, hourly: dict[str, Report]) -> list[Report]:
+        """A step that stopped for a block of hours in a platform and country together, on a date no version-wide
+        break or outage was read and on a date and step the daily scan did not localise (too diluted in the day to
+        show there): that cell pair's funnel break (the largest block of each date and step)."""
+        # A date and step the daily scan localised keeps its cuboid: its fall's hours classify it there.
+        scanned = {(str(row["date"]), row["entity_name"]) for row in self.localised or []}
+        best: dict[tuple[str, str], dict[str, Any]] = {}
+        for row in self.results.get("cell stops", []):
+            key = (str(row["date"]), row["entity_name"])
+            # A first step that "stops" in a block of hours is the opens that never reach the menu (bots, a
+            # surge), not a break of it.
+            if key[0] in hourly or key[0] in self.holidays or key[1] == STEPS[0][0] or key in scanned:
+                continue
+            if key not in best or row["expected"] > best[key]["expected"]:
+                best[key] = row
+        return [Report(date, "funnel_step", step, "funnel_break", row["platform"], row["country"])
+                for (date, step), row in sorted(best.items())]
 
     def _narrow_regressions(self, regressions: dict[str, Report]) -> None:
         """A release regression may be confined to part of its version (a country, channel or user type): each

@@ -1,0 +1,105 @@
+"""The difficulty dial (issue 37 §4): the deep expert and the shortcuts below it, scored at points of the dial, with
+the dilution share of each point; frontier's tier is the first row, a rung below the deep settings.
+
+    uv run python -m benchmarks.dial_grid --seeds 50 --output docs/artifacts/dial_grid.json
+    uv run python -m benchmarks.dial_grid --render docs/artifacts/dial_grid.json   # print the table, run nothing
+
+A point is a difficulty and reset settings (the dial's knobs, docs/data.md). Each agent's score is its mean over
+the point's episodes that hold an incident (the calibration sweep's seeds, its null episodes left out); the dilution
+share is that of benchmarks.dilution at the point's settings (deep only). docs/calibration.md shows the rendered
+table, and tests/test_dial_grid.py compares the two."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from benchmarks.calibrate import NULL_GROUP, EpisodeSpec, episode_score, sweep
+from benchmarks.dilution import episodes as deep_episodes
+from metric_tracker_rl.dilution import dilution_by_depth
+
+PUBLISHED_GRID = Path(__file__).resolve().parents[1] / "docs" / "artifacts" / "dial_grid.json"
+GRID_AGENTS = ("deep_expert", "one_dimension_expert", "short_segment_rule", "aggregate_only_expert",
+               "next_date_padder", "expert")
+# (label, difficulty, settings): frontier's tier, deep at its defaults, then one knob turned at a time.
+POINTS: tuple[tuple[str, str, dict[str, Any]], ...] = (
+    ("frontier (its own tier)", "frontier", {}),
+    ("deep, defaults", "deep", {}),
+    ("deep, max_cuboid_depth=1", "deep", {"max_cuboid_depth": 1}),
+    ("deep, max_cuboid_depth=2", "deep", {"max_cuboid_depth": 2}),
+    ("deep, magnitude_scale=0.75", "deep", {"magnitude_scale": 0.75}),
+    ("deep, magnitude_scale=1.5", "deep", {"magnitude_scale": 1.5}),
+    ("deep, concurrency=0", "deep", {"concurrency": 0}),
+    ("deep, concurrency=3", "deep", {"concurrency": 3}),
+)
+
+
+def point_specs(difficulty: str, settings: dict[str, Any], seeds: int) -> list[EpisodeSpec]:
+    """The point's episodes that hold an incident: the calibration sweep's, with the settings added."""
+    return [EpisodeSpec(spec.group, {**spec.reset_kwargs, **settings}) for spec in sweep(difficulty, seeds)
+            if spec.group != NULL_GROUP]
+
+
+def dilution_share(settings: dict[str, Any], seeds: int) -> float | None:
+    """The share of two- and three-dimension incidents no one-dimension view shows (None: there are none)."""
+    chosen = [diluted for depth, diluted, _ in dilution_by_depth(deep_episodes(seeds, settings)) if depth >= 2]
+    return sum(chosen) / len(chosen) if chosen else None
+
+
+def run_grid(seeds: int, agents: tuple[str, ...] = GRID_AGENTS, progress: bool = True) -> dict[str, Any]:
+    points = []
+    total = len(POINTS) * len(agents)
+    for index, (label, difficulty, settings) in enumerate(POINTS):
+        specs = point_specs(difficulty, settings, seeds)
+        scores = {}
+        for number, agent in enumerate(agents):
+            if progress:
+                print(f"\r{label:<28} {agent:<22} ({index * len(agents) + number + 1}/{total})", end="",
+                      file=sys.stderr, flush=True)
+            scores[agent] = float(np.mean([episode_score(agent, spec)[0] for spec in specs]))
+        points.append({"label": label, "difficulty": difficulty, "settings": settings, "episodes": len(specs),
+                       "scores": scores,
+                       "dilution": dilution_share(settings, seeds) if difficulty == "deep" else None})
+    if progress:
+        print(file=sys.stderr)
+    return {"seeds": seeds, "agents": list(agents), "points": points}
+
+
+def grid_table(grid: dict[str, Any]) -> str:
+    """The grid as a markdown table: one row a point, its dilution share, then each agent's mean."""
+    header = ["point", "episodes", "dilution", *grid["agents"]]
+    lines = ["| " + " | ".join(header) + " |", "| " + " | ".join("---" for _ in header) + " |"]
+    for point in grid["points"]:
+        dilution = "—" if point["dilution"] is None else f"{point['dilution']:.0%}"
+        cells = [point["label"], str(point["episodes"]), dilution,
+                 *(f"{point['scores'][agent]:.3f}" for agent in grid["agents"])]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=int, default=50, help="calibration seeds per point (null ones left out)")
+    parser.add_argument("--output", type=Path, help="write the grid (JSON) here")
+    parser.add_argument("--render", type=Path, metavar="GRID", help="print the table of a grid file; run nothing")
+    parser.add_argument("--quiet", action="store_true", help="no progress line")
+    args = parser.parse_args(argv)
+    if args.render is not None:
+        print(grid_table(json.loads(args.render.read_text())))
+        return
+    if args.seeds < 10:
+        parser.error("--seeds must be at least 10")
+    grid = run_grid(args.seeds, progress=not args.quiet)
+    print(grid_table(grid))
+    if args.output is not None:
+        args.output.write_text(json.dumps(grid, indent=1) + "\n")
+        print(f"wrote {args.output}")
+
+
+if __name__ == "__main__":
+    main()
