@@ -12,13 +12,18 @@ import pytest
 from benchmarks.interface import message_texts, record_episode
 from metric_tracker_rl.agents.deep_expert import (
     SEARCH_DIMENSIONS,
+    cell_stops_sql,
     cuboid_sets,
     localise,
     rule_sql,
     scan_sql,
 )
 from metric_tracker_rl.agents.frontier_expert import SQL_CHARS, STEPS
+from metric_tracker_rl.environment import MetricTrackerRlEnvironment
+from metric_tracker_rl.models import MetricTrackerRlAction
+from metric_tracker_rl.scenario import build_episode
 from metric_tracker_rl.task_splits import calibration_reset_kwargs
+from metric_tracker_rl.tasks import resolve_episode_config
 from metric_tracker_rl.transcript import cut_results, unseen_submitted_rows
 
 MESSAGE_CHARS = 48_000  # an expert episode's messages, median (the model view's budget)
@@ -81,6 +86,26 @@ def test_cuboids_cover_one_to_three_dimensions() -> None:
 def test_queries_fit_the_text_limit(max_dims: int) -> None:
     assert all(len(scan_sql(step, max_dims)) <= SQL_CHARS for step, _, _ in STEPS)
     assert all(len(rule_sql(dimension)) <= SQL_CHARS for dimension in SEARCH_DIMENSIONS)
+    assert len(cell_stops_sql()) <= SQL_CHARS
+
+
+def test_the_cell_stops_show_a_break_of_a_platform_and_country_the_day_dilutes() -> None:
+    """A payment break of a few hours on one platform in one country (the deep sweep's second episode holds one):
+    the hours of that cell pair show the block (the truth is read by the test, the query by the tool)."""
+    reset = calibration_reset_kwargs("deep", 1)
+    truth = build_episode(resolve_episode_config(**reset)).truth.expected_rows
+    breaks = {(row.date, row.entity_name, row.platform, row.country) for row in truth
+              if row.anomaly_type == "funnel_break" and row.platform and row.country
+              and not (row.app_version or row.channel or row.user_type)}
+    assert breaks, "the episode holds a break of a platform and country"
+    env = MetricTrackerRlEnvironment()
+    env.reset(**reset)
+    observation = env.step(MetricTrackerRlAction(analysis_method="query",
+                                                 analysis_args={"sql": cell_stops_sql(), "limit": 100}))
+    assert observation.status == "ok", observation.message
+    found = {(str(row["date"]), row["entity_name"], row["platform"], row["country"])
+             for row in observation.analysis_result["rows"]}
+    assert breaks <= found
 
 
 def _row(z: float, r: float, e: float, **fields: str) -> dict:
