@@ -5,7 +5,8 @@ the dilution share of each point; frontier's tier is the first row, a rung below
     uv run python -m benchmarks.dial_grid --render docs/artifacts/dial_grid.json   # print the table, run nothing
 
 A point is a difficulty and reset settings (the dial's knobs, docs/data.md). Each agent's score is its mean over
-the point's episodes that hold an incident (the calibration sweep's seeds, its null episodes left out); the dilution
+the point's episodes that hold an incident (the calibration sweep's seeds, its null episodes left out; the deep
+tier's own agents run at deep only); the dilution
 share is that of benchmarks.dilution at the point's settings (deep only). docs/calibration.md shows the rendered
 table, and tests/test_dial_grid.py compares the two."""
 
@@ -19,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks.calibrate import NULL_GROUP, EpisodeSpec, episode_score, sweep
+from benchmarks.calibrate import DEEP_ONLY_AGENTS, NULL_GROUP, EpisodeSpec, episode_score, sweep
 from benchmarks.dilution import episodes as deep_episodes
 from metric_tracker_rl.dilution import dilution_by_depth
 
@@ -61,7 +62,9 @@ def run_grid(seeds: int, agents: tuple[str, ...] = GRID_AGENTS, progress: bool =
             if progress:
                 print(f"\r{label:<28} {agent:<22} ({index * len(agents) + number + 1}/{total})", end="",
                       file=sys.stderr, flush=True)
-            scores[agent] = float(np.mean([episode_score(agent, spec)[0] for spec in specs]))
+            # The deep tier's own agents read deep's tables and context: elsewhere they are not run.
+            scores[agent] = None if agent in DEEP_ONLY_AGENTS and difficulty != "deep" else \
+                float(np.mean([episode_score(agent, spec)[0] for spec in specs]))
         points.append({"label": label, "difficulty": difficulty, "settings": settings, "episodes": len(specs),
                        "scores": scores,
                        "dilution": dilution_share(settings, seeds) if difficulty == "deep" else None})
@@ -77,7 +80,8 @@ def grid_table(grid: dict[str, Any]) -> str:
     for point in grid["points"]:
         dilution = "—" if point["dilution"] is None else f"{point['dilution']:.0%}"
         cells = [point["label"], str(point["episodes"]), dilution,
-                 *(f"{point['scores'][agent]:.3f}" for agent in grid["agents"])]
+                 *("—" if point["scores"][agent] is None else f"{point['scores'][agent]:.3f}"
+                   for agent in grid["agents"])]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 

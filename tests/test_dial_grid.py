@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from benchmarks.calibrate import DEEP_ONLY_AGENTS
 from benchmarks.dial_grid import GRID_AGENTS, POINTS, PUBLISHED_GRID, grid_table
 from metric_tracker_rl.agents import AGENTS
 from metric_tracker_rl.tasks import resolve_episode_config
@@ -43,7 +44,9 @@ def test_the_kept_artifact_covers_every_point_and_agent() -> None:
     for point, (_, difficulty, settings) in zip(grid["points"], POINTS, strict=True):
         assert (point["difficulty"], point["settings"]) == (difficulty, settings)
         assert set(point["scores"]) == set(GRID_AGENTS)
-        assert all(0.0 <= score <= 1.0 for score in point["scores"].values())
+        assert all(0.0 <= score <= 1.0 for score in point["scores"].values() if score is not None)
+        assert all((score is None) == (agent in DEEP_ONLY_AGENTS and difficulty != "deep")
+                   for agent, score in point["scores"].items())
         assert (point["dilution"] is None) == (difficulty != "deep")
 
 
@@ -57,5 +60,5 @@ def test_every_point_is_a_reset_the_environment_accepts(label: str, difficulty: 
 def test_an_edited_number_fails_the_comparison() -> None:
     grid = json.loads(PUBLISHED_GRID.read_text())
     rendered = grid_table(grid)
-    grid["points"][0]["scores"][GRID_AGENTS[0]] += 0.5
+    grid["points"][1]["scores"][GRID_AGENTS[0]] += 0.5  # deep at its defaults
     assert grid_table(grid) != rendered
