@@ -37,18 +37,15 @@ from metric_tracker_rl.incident_kinds import (
 from metric_tracker_rl.models import MetricSubmissionRow
 from metric_tracker_rl.scenario import build_episode
 from metric_tracker_rl.segment_plan import SegmentWorld
-from metric_tracker_rl.segments import Segment
+from metric_tracker_rl.segments import SEGMENT_FIELDS, Segment
 from metric_tracker_rl.session import EpisodeSession
 from metric_tracker_rl.tasks import resolve_episode_config
 from metric_tracker_rl.tiers import TIERS, AggregateMix, SegmentedMix, Tier, TierCatalog
 
 DATA_DOCS = Path(__file__).resolve().parents[1] / "docs" / "data.md"
 SEGMENTED_TIERS = tuple(name for name, tier in TIERS.items() if tier.segmented is not None)
-# Today's expert is frontier's: it searches no platform x country arm and no country's payment break, which the
-# context kinds place at deep. The deep expert (issue 37, section 5) will; strict, so the marks go when it does.
-AWAITING_DEEP_EXPERT = pytest.mark.xfail(strict=True, reason="frontier's expert does not search these segments")
-TIER_KINDS = [pytest.param(tier, kind, marks=AWAITING_DEEP_EXPERT) if INCIDENT_KIND_REGISTRY[kind].needs_context
-              else (tier, kind) for tier in SEGMENTED_TIERS for kind in incident_kinds_of(TIERS[tier])]
+# Each tier's expert: a tier whose root causes are cuboids (deep) has its own, which searches them.
+TIER_KINDS = [(tier, kind) for tier in SEGMENTED_TIERS for kind in incident_kinds_of(TIERS[tier])]
 # The tiers whose benign kinds the expert is calibrated to leave alone: the listed ones. An unlisted tier gets its
 # own expert in a later step (deep: on its small countries, today's expert reads some timing shifts as outages).
 BENIGN_CHECKED_TIERS = tuple(name for name in SEGMENTED_TIERS if TIERS[name].listed)
@@ -184,43 +181,45 @@ def test_the_documented_tables_of_kinds_are_the_registries() -> None:
 # --- the expert finds every kind and leaves every benign one alone ----------------------------------------------
 
 def _row_key(row: MetricSubmissionRow) -> tuple:
-    segment = Segment(row.platform, row.country, row.app_version).normalised()
+    segment = Segment(**{field: getattr(row, field) for field in SEGMENT_FIELDS}).normalised()
     return row.date, row.entity_type, row.entity_name, row.anomaly_type, segment
+
+
+def expert_of(tier: str) -> str:
+    return "deep_expert" if TIERS[tier].segmented.max_cuboid_depth else "expert"
 
 
 @cache
 def expert_episode(**reset: object) -> tuple[FrontierWorld, tuple[MetricSubmissionRow, ...], tuple[str, ...]]:
-    """The episode's world, the expert's graded rows (played from what a model reads), and the episode's dates."""
+    """The episode's world, the tier expert's graded rows (played from what a model reads), and its dates."""
     config = resolve_episode_config(**reset)
-    session = play(make_agent("expert"), EpisodeSession(MetricTrackerRlEnvironment()), **reset)
+    session = play(make_agent(expert_of(config.difficulty)), EpisodeSession(MetricTrackerRlEnvironment()), **reset)
     assert session.graded is not None, reset
     return build_world(config), tuple(session.graded.submitted_rows), build_episode(config).public.data.dates
 
 
-# At a tier whose root causes are cuboids (deep), today's expert reads cells only: its case keeps the cell
-# dimensions in play, one-dimension cuboids and no concurrent incident (deep's own expert covers the rest).
-CELL_ONLY_DIAL = {"dimensions": ("platform", "country", "app_version"), "max_cuboid_depth": 1, "concurrency": 0}
-
-
-def _dial(tier: str) -> dict[str, object]:
-    mix = TIERS[tier].segmented
-    return CELL_ONLY_DIAL if mix is not None and mix.max_cuboid_depth else {}
+# The share of a kind's incident dates its tier's expert reports on their key, family and exact segment: all of
+# them where root causes are cells; at deep, whose expert is calibrated to 0.9 (some single-date falls sit at the
+# clarity floor, some rollout days are too diluted to read), most of them.
+FOUND_SHARE = {"frontier": 1.0, "deep": 2 / 3}
 
 
 @pytest.mark.parametrize(("tier", "kind"), TIER_KINDS)
 def test_the_expert_finds_every_incident_kind_at_its_tiers_magnitude(tier: str, kind: str) -> None:
-    """Each of the kind's incident dates is reported on its key, family and exact segment. A tier draws a kind at
-    its default range times the tier's magnitude scale (1 at frontier: the kind's default)."""
-    dates_found = 0
+    """Each incident date of the kind's episodes is reported on its key, family and exact segment (at deep,
+    FOUND_SHARE of them). A tier draws a kind at its default range times the tier's magnitude scale (1 at frontier)."""
+    dates_found, found, expected_rows = 0, 0, 0
     for seed in SEEDS:
-        reset = {"difficulty": tier, "seed": seed, "incident_kinds": (kind,), "anomaly_count": 2, **_dial(tier)}
+        reset = {"difficulty": tier, "seed": seed, "incident_kinds": (kind,), "anomaly_count": 2}
         world, rows, dates = expert_episode(**reset)
         reported = {_row_key(row) for row in rows}
         truth = build_episode(resolve_episode_config(**reset)).truth.expected_rows
         for incident, expected in zip(world.incidents, truth, strict=True):
             assert expected.date == dates[incident.record.day]
-            assert _row_key(expected) in reported, (reset, incident.record.description)
             dates_found += incident.kind == kind
+            found += _row_key(expected) in reported
+            expected_rows += 1
+    assert found >= FOUND_SHARE[tier] * expected_rows, (tier, kind, found, expected_rows)
     assert dates_found >= len(SEEDS), (tier, kind)  # the kind found room on most episodes
 
 

@@ -79,8 +79,11 @@ RUN_Z = 3.0  # a localised fall's cuboid lasted on the dates around it where its
 SERIES_MOST = 12  # the strongest falls whose dates are read
 SINGLE_DATE_Z = 6.5  # a fall on one date (no run, no hourly signature) is reported beyond this
 # A block of hours read on a cuboid's cells where it names a channel or user type (diluted there alike in every
-# hour) is believed only for a fall beyond this.
-DILUTED_BLOCK_Z = 7.0
+# hour) is believed only for a fall beyond this with nearly all of its loss in the block: the cells' other traffic
+# puts a level shift's loss in a block of hours by chance as often as a break's is there (a break, stopping a step
+# for hours, falls further).
+DILUTED_BLOCK_Z = 9.5
+BLOCK_Z = 7.0  # a cell's own fall with a block of hours beyond this is a break (a weaker one needs SURE_BLOCK_SHARE)
 RUN_STRONG_Z = 6.0  # a run of falls needs one date beyond this (or two beyond SCAN_Z)
 DEMAND_SPREAD = 0.05  # a segment's daily traffic varies by about this share of its level
 # Ripple: the rest of a parent moved the same way with |z| at least RIPPLE_Z and by at least RIPPLE_SHARE of the
@@ -96,6 +99,7 @@ CELL_STOP_FLOOR = 15  # expected conversions a cell pair's stopped block must ha
 # finds one, so it is not read), and the fields an experiment's arm names.
 EXPLAINING_TABLES = ("experiments", "campaigns", "holidays")
 ARM_FIELDS = ("platform", "country", "channel", "user_type")
+ARM_SHARE = 0.5
 
 
 def cuboid_sets(max_dims: int) -> list[tuple[str, ...]]:
@@ -305,6 +309,7 @@ class DeepExpertAgent(FrontierExpertAgent):
     def begin(self, observation: SeenObservation) -> None:
         super().begin(observation)
         self.localised: list[dict[str, Any]] | None = None
+        self.beyond_arms: set[tuple[Any, ...]] = set()
         self.series_of: list[dict[str, Any]] = []
         self.count_falls: list[dict[str, Any]] = []
         self.plan = [
@@ -332,6 +337,8 @@ class DeepExpertAgent(FrontierExpertAgent):
                 if row.get("z") is not None and row.get("change") is not None:
                     by_key[(str(row["date"]), step)].append(row)
         self.localised = [{**localise(rows), "entity_name": step} for (_, step), rows in sorted(by_key.items())]
+        self.beyond_arms = {(str(row["date"]), row["entity_name"], _segment_of(row)) for row in self.localised
+                            if self._beyond_arms(row, by_key[(str(row["date"]), row["entity_name"])])}
         self.localised = [row for row in self.localised if not self._explained(Report(
             str(row["date"]), "conversion_rate", row["entity_name"], "", *_segment_of(row)))]
         opens: dict[str, list[dict[str, Any]]] = defaultdict(list)
@@ -408,12 +415,13 @@ class DeepExpertAgent(FrontierExpertAgent):
             if key in explained:
                 continue
             # Hours exist per cell: a cuboid naming a channel or user type is read on its cells, where its lost
-            # conversions are diluted, so a block of hours there is believed only for a fall beyond DILUTED_BLOCK_Z;
-            # a weaker fall of a cell's own needs nearly all of its loss in the block (a few hours' noise is not).
+            # conversions are diluted, so a block of hours there is believed only for a fall beyond DILUTED_BLOCK_Z
+            # with nearly all of its loss in the block; a fall of a cell's own below BLOCK_Z needs nearly all of it
+            # there too (a few hours' noise is not).
             diluted = row.get("channel") is not None or row.get("user_type") is not None
-            strong = row["z"] <= -DILUTED_BLOCK_Z
-            if key in blocks and key[0] not in self.holidays and (strong or (
-                    not diluted and shaped_share.get(key, 0.0) >= SURE_BLOCK_SHARE)):
+            sure = shaped_share.get(key, 0.0) >= SURE_BLOCK_SHARE
+            if key in blocks and key[0] not in self.holidays and (
+                    row["z"] <= -DILUTED_BLOCK_Z and sure if diluted else row["z"] <= -BLOCK_Z or sure):
                 reports.append(Report(key[0], "funnel_step", key[1], "funnel_break", *_segment_of(row)))
                 continue
             rest.append(row)
@@ -519,12 +527,30 @@ class DeepExpertAgent(FrontierExpertAgent):
                                 for day in days]
         return reports
 
+    def _beyond_arms(self, row: dict[str, Any], candidates: list[dict[str, Any]]) -> bool:
+        """Whether a fall localised on a cuboid wider than an experiment's arm (on its target step and dates) is
+        more than the arm's intended effect: the arm's own cuboid, where the scan returned it, holds under
+        ARM_SHARE of the fall's residual, or is not among its strongest cuboids (the rest of the cuboid fell too: an
+        incident beside the experiment)."""
+        date, step = str(row["date"]), row["entity_name"]
+        for experiment in self.results["experiments"]:
+            arm = tuple((field, str(experiment[field])) for field in SEGMENT_FIELDS
+                        if field in ARM_FIELDS and experiment.get(field) is not None)
+            if step != experiment["target_step"] or not experiment["start_date"] <= date <= experiment["end_date"] \
+                    or arm == _fields(row) or not set(_fields(row)) < set(arm):
+                continue
+            own = next((c for c in candidates if _fields(c) == arm), None)
+            if own is None or (row["r"] and own["r"] / row["r"] < ARM_SHARE):
+                return True
+        return False
+
     def _explained(self, report: Report) -> bool:
         """Whether a context row explains the move as a benign change: an experiment's intended effect (its
         target step, inside its arm or its arm inside the cuboid, on its dates), or traffic a country's holiday or
         a campaign in that channel and country moved on its dates (counts and hours, never a leaf's conversion)."""
+        beyond = (report.date, report.entity_name, _segment_of(asdict(report))) in self.beyond_arms
         for experiment in self.results["experiments"]:
-            if report.entity_name == experiment["target_step"] and \
+            if not beyond and report.entity_name == experiment["target_step"] and \
                     experiment["start_date"] <= report.date <= experiment["end_date"] and \
                     _nested(report, experiment):
                 return True
