@@ -189,6 +189,78 @@ def test_compare_segments_breaks_down_every_dimension(deep_env: MetricTrackerRlE
     assert sum(row["app_open_share"] for row in result["rows"]) == pytest.approx(1.0, abs=1e-3)
 
 
+# The drill-down (issue 37, section 5): one or two dimensions inside a cuboid, each row read against the sums of
+# the leaves it covers (segment_daily), an app version always with its platform.
+DRILL_DOWNS = [
+    ("country,channel", "platform=android,user_type=new"),
+    ("user_type", "platform=ios,country=IN,channel=paid_social"),
+    ("app_version", "country=BR"),
+    ("app_version,user_type", "platform=ios"),
+    ("channel", "platform=ios,app_version=6.{base}.0"),
+    ("platform,country", ""),
+]
+
+
+@pytest.mark.parametrize(("dimension", "within"), DRILL_DOWNS)
+def test_compare_segments_drills_down_inside_a_cuboid(deep_env: MetricTrackerRlEnvironment, dimension: str,
+                                                       within: str) -> None:
+    segments = deep_segments(5)
+    ios_versions = segments.layout.platform_versions("ios")
+    within = within.replace("6.{base}.0", ios_versions[0])
+    date = "2026-03-18"
+    result = _call(deep_env, "compare_segments", metric_name="menu_open_to_product_added_to_cart", date=date,
+                   dimension=dimension, within=within)
+    cuboid = dict(pair.split("=") for pair in within.split(",") if pair)
+    grouped = dimension.split(",")
+    day = list(segments.segment_funnel(Segment()).dates).index(date)
+    rows = result["rows"]
+    # Every row names the cuboid and one value of each grouped dimension (a version with its platform) ...
+    named = [tuple(row.get(field) for field in ("platform", "country", "app_version", "channel", "user_type"))
+             for row in rows]
+    assert len(set(named)) == len(rows)
+    values = segments.dimension_values()
+    expected_count = 1
+    for name in grouped:
+        if name == "app_version":
+            platforms = [cuboid["platform"]] if "platform" in cuboid else values["platform"]
+            expected_count *= sum(len(segments.layout.platform_versions(p)) for p in platforms)
+        else:
+            expected_count *= len(values[name])
+    assert len(rows) == expected_count
+    total_opens = segments.segment_daily(Segment(**cuboid))[day, OPENS]
+    for row in rows:
+        assert all(row[field] == value for field, value in cuboid.items())
+        fields = {field: row[field] for field in ("platform", "country", "app_version", "channel", "user_type")
+                  if field in row}
+        daily = segments.segment_daily(Segment(**fields))[day]
+        definition = CONVERSION_BY_NAME["menu_open_to_product_added_to_cart"]
+        numerator = daily[COUNT_COLUMNS.index(definition.numerator)]
+        denominator = daily[COUNT_COLUMNS.index(definition.denominator)]
+        if denominator:
+            assert row["observed_value"] == pytest.approx(numerator / denominator)
+        else:  # a release not rolled out yet: no traffic, no rate
+            assert row["observed_value"] is None and row["app_open_share"] == 0
+        assert row["app_open_share"] == pytest.approx(daily[OPENS] / total_opens, abs=1e-4)
+    assert sum(row["app_open_share"] for row in rows) == pytest.approx(1.0, abs=1e-3)
+
+
+@pytest.mark.parametrize(("arguments", "message"), [
+    ({"dimension": "region"}, "valid: platform, country, app_version, channel, user_type"),
+    ({"dimension": "country,channel,user_type"}, "one or two different dimensions"),
+    ({"dimension": "country,country"}, "one or two different dimensions"),
+    ({"dimension": "country", "within": "country=US"}, "within names country, which the breakdown groups by"),
+    ({"dimension": "country", "within": "channel=tv"}, "valid: organic, paid_search, paid_social, referral"),
+    ({"dimension": "country", "within": "channel"}, "field=value pairs"),
+    ({"dimension": "country", "within": "app_version=web,user_type=new"}, "with its platform"),
+    ({"dimension": "channel", "within": "region=EU"}, "valid: platform, country, app_version, channel, user_type"),
+])
+def test_a_bad_drill_down_is_one_error_that_lists_the_valid_options(deep_env: MetricTrackerRlEnvironment,
+                                                                     arguments: dict, message: str) -> None:
+    observation = deep_env.step(MetricTrackerRlAction(analysis_method="compare_segments", analysis_args={
+        "metric_name": "app_opens", "date": "2026-03-10", **arguments}))
+    assert observation.status == "error" and message in observation.message, observation.message
+
+
 def test_compare_segments_names_the_dimensions_an_episode_has() -> None:
     env = MetricTrackerRlEnvironment()
     env.reset(seed=0, difficulty="frontier")

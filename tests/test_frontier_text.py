@@ -123,7 +123,7 @@ def test_a_segment_scope_below_frontier_or_off_the_episode_is_an_error_that_name
 def test_frontier_only_tools_say_so_and_answer_with_an_error_elsewhere() -> None:
     episode = build_episode(resolve_episode_config(difficulty="easy", seed=1)).public
     for name in ("get_releases", "compare_segments"):
-        assert TOOL_REGISTRY[name].description.startswith("With segments only (else an error)")
+        assert TOOL_REGISTRY[name].description.startswith("Segments only: ")
         arguments = TOOL_REGISTRY[name].example
         assert not run_tool(name, episode, arguments).ok
 

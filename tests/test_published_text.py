@@ -44,10 +44,12 @@ def _described_tables(description: str, brief: dict[str, Any]) -> tuple[dict[str
     them it says exist at frontier only."""
     counts = re.search(r"<counts> = ([a-z_, ]+?)(?:;|$)", description)
     assert counts is not None and "<rates> = the brief's conversion_metrics by name" in description
+    assert "<dimensions> = the brief's segments.dimensions" in description
     groups = {"<counts>": counts.group(1).split(", "),
-              "<rates>": [metric["metric"] for metric in brief["conversion_metrics"]]}
+              "<rates>": [metric["metric"] for metric in brief["conversion_metrics"]],
+              "<dimensions>": list(brief["segments"]["dimensions"])}
     tables_text = description.split("Tables: ", 1)[1]
-    everywhere_text, frontier_text = tables_text.split("frontier only: ", 1)
+    everywhere_text, frontier_text = tables_text.split("with segments: ", 1)
     tables: dict[str, list[str]] = {}
     frontier_only: set[str] = set()
     for text, at_frontier in ((everywhere_text, False), (frontier_text, True)):
@@ -81,9 +83,26 @@ def test_the_query_description_names_every_table_and_column_and_no_other() -> No
         frontier.close()
 
 
+def test_the_query_description_is_true_at_deep_where_daily_by_segment_has_a_column_per_dimension() -> None:
+    """Deep reads the same description against its own brief: its daily_by_segment names channel and user_type
+    too, and its context tables are the ones the brief lists (get_context), not the description."""
+    description = MODEL_TOOLS["query"].parameters["properties"]["sql"]["description"]
+    brief = _brief("deep")
+    deep = _episode(3, "deep").public
+    try:
+        tables, _ = _described_tables(description, brief)
+        context = set(brief["segments"]["context_tables"]) - {"reading"}
+        assert set(deep.sql_tables()) == set(tables) | context
+        for name, columns in tables.items():
+            assert _columns_of(deep, name) == columns, name
+        assert {"channel", "user_type"} <= set(tables["daily_by_segment"])
+    finally:
+        deep.close()
+
+
 def test_the_query_description_states_the_limits_the_tool_enforces() -> None:
     description = MODEL_TOOLS["query"].parameters["properties"]["sql"]["description"]
-    limits = re.search(r"limits: (\d+) characters, ([\d.]+) s, (\d+) result rows", description)
+    limits = re.search(r"max (\d+) chars, ([\d.]+) s, (\d+) rows", description)
     assert limits is not None
     characters, rows = int(limits.group(1)), int(limits.group(3))
     public = _episode(3, "easy").public

@@ -61,8 +61,7 @@ def grading_rule(difficulty: str) -> str:
            f"segment credit. {OVERLAP_CREDIT_RULE}"
 
 
-@register_tool("task_overview", "The rules the brief leaves out: what each entity's values mean, baseline, "
-               "severity, grading.", NoArgs)
+@register_tool("task_overview", "Rules the brief leaves out: entity values, baseline, severity, grading.", NoArgs)
 def task_overview(episode: PublicEpisode, args: NoArgs) -> dict[str, Any]:
     """What the brief does not already say (it carries the objective, config, window and families), with no
     setting that is not set: worth its step."""
@@ -139,7 +138,7 @@ ONE_SIDED_KINDS = frozenset({"hourly_mix"})
 
 
 @register_tool("list_suspicious_dates", "Dates by largest |robust z| (hourly mixes: rises only, else null), each "
-               "kind's strongest shown: where to look.", LimitArgs)
+               "kind's strongest shown.", LimitArgs)
 def list_suspicious_dates(episode: PublicEpisode, args: LimitArgs) -> dict[str, Any]:
     ranking = derived(episode, suspicious_date_ranking)
     return {"dates": [dict(entry) for entry in ranking[args.offset:args.offset + args.limit]]}

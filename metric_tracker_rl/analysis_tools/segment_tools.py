@@ -3,7 +3,8 @@ date broken down by a dimension, each segment against its own same-weekday basel
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Literal
+import itertools
+from typing import Any, ClassVar
 
 import numpy as np
 from pydantic import Field, field_validator
@@ -51,21 +52,55 @@ def _release_steps(data: SegmentedData) -> list[dict[str, Any]]:
     return rows
 
 
-@register_tool("get_releases", "With segments only (else an error): each release's rollout share by date.", NoArgs)
+@register_tool("get_releases", "Segments only: each release's rollout share by date.", NoArgs)
 def get_releases(episode: PublicEpisode, args: NoArgs) -> dict[str, Any]:
     return {"rows": _release_steps(_segments(episode)), "note": "a release's share stays at 1.0 after its last row"}
+
+
+DIMENSION_NAMES = ("platform", "country", "app_version", "channel", "user_type")
 
 
 class SegmentBreakdownArgs(DateArgs):
     metrics: ClassVar[tuple[str, ...]] = METRICS
     metric_name: str = Field(description="A count or rate")
-    # One word: the names say it (TRL's docstrings need a description), and the schemas' budget is tight.
-    dimension: Literal["platform", "country", "app_version", "channel", "user_type"] = Field(description="Dimension")
+    # Text, not an enum per field: the schemas' budget is tight (tests/test_tool_calls.py).
+    dimension: str = Field(description="1-2 dimensions, e.g. country,channel")
+    within: str = Field(default="", description="Cuboid, e.g. platform=ios,user_type=new")
 
     @field_validator("metric_name")
     @classmethod
     def _metric(cls, value: str) -> str:
         return check_choice("metric_name", value, METRICS)
+
+    @field_validator("dimension")
+    @classmethod
+    def _dimensions(cls, value: str) -> str:
+        names = [name.strip() for name in value.split(",")]
+        for name in names:
+            check_choice("dimension", name, DIMENSION_NAMES)
+        if len(names) > 2 or len(set(names)) < len(names):
+            raise ValueError(f"dimension names one or two different dimensions, not {value!r}")
+        return ",".join(names)
+
+    @field_validator("within")
+    @classmethod
+    def _within(cls, value: str) -> str:
+        pairs = [part.strip() for part in value.split(",") if part.strip()]
+        fields = []
+        for pair in pairs:
+            field, _, named = pair.partition("=")
+            if not named.strip():
+                raise ValueError(f"within is field=value pairs separated by commas, not {pair!r}")
+            fields.append(check_choice("within field", field.strip(), DIMENSION_NAMES))
+        if len(set(fields)) < len(fields):
+            raise ValueError("within names each field once")
+        return ",".join(f"{field}={pair.partition('=')[2].strip()}" for field, pair in zip(fields, pairs, strict=True))
+
+    def grouped(self) -> list[str]:
+        return self.dimension.split(",")
+
+    def cuboid(self) -> dict[str, str]:
+        return dict(pair.split("=", 1) for pair in self.within.split(",") if pair)
 
 
 def _values(daily: np.ndarray, metric: str) -> np.ndarray:
@@ -76,21 +111,49 @@ def _values(daily: np.ndarray, metric: str) -> np.ndarray:
     return count_ratio(daily[..., COLUMN_INDEX[definition.numerator]], daily[..., COLUMN_INDEX[definition.denominator]])
 
 
-@register_tool("compare_segments", "With segments only (else an error): a metric on a date per value of a "
-               "dimension vs baseline.",
+def _breakdown(episode: PublicEpisode, args: SegmentBreakdownArgs) -> list[Segment]:
+    """The segments of the breakdown: every value (or pair of values) of the grouped dimensions inside the cuboid,
+    an app version with its platform (the same label ships on ios and android)."""
+    data = _segments(episode)
+    values = data.dimension_values()
+    grouped, cuboid = args.grouped(), args.cuboid()
+    for name in [*grouped, *cuboid]:
+        if name not in values:
+            raise ToolError(f"this episode has no {name} dimension; its dimensions: {', '.join(values)}")
+    for name, value in cuboid.items():
+        if name in grouped:
+            raise ToolError(f"within names {name}, which the breakdown groups by; name it in one of them")
+        if name != "app_version" and value not in values[name]:
+            raise ToolError(f"unknown {name} {value!r}; valid: {', '.join(values[name])}")
+    versions = {p: data.layout.platform_versions(p) for p in values["platform"]}
+    if "app_version" in cuboid and cuboid["app_version"] not in versions.get(cuboid.get("platform", ""), ()):
+        valid = ", ".join(f"platform={p},app_version={v}" for p, labels in versions.items() for v in labels)
+        raise ToolError("within names an app_version with its platform (the same label ships on ios and android);"
+                        f" valid: {valid}")
+    choices: list[list[dict[str, str]]] = []
+    for name in grouped:
+        if name == "app_version":  # a version is a version of one platform: its row names both
+            platforms = [cuboid["platform"]] if "platform" in cuboid else list(versions)
+            choices.append([{"platform": p, "app_version": v} for p in platforms for v in versions[p]])
+        elif not (name == "platform" and "app_version" in grouped):  # the versions' rows name their platform
+            choices.append([{name: value} for value in values[name]])
+    segments = []
+    for combination in itertools.product(*choices):
+        named = dict(cuboid)
+        for part in combination:
+            named.update(part)
+        segments.append(Segment(**named))
+    return segments
+
+
+@register_tool("compare_segments", "Segments only: a metric on a date per value of 1-2 dimensions in a cuboid, "
+               "vs baseline.",
                SegmentBreakdownArgs,
                example={"metric_name": "order_placed_to_payment_successful", "date": "2026-03-10",
                         "dimension": "platform"})
 def compare_segments(episode: PublicEpisode, args: SegmentBreakdownArgs) -> dict[str, Any]:
     data = _segments(episode)
-    layout = data.layout
-    values = data.dimension_values()
-    if args.dimension not in values:
-        raise ToolError(f"this episode has no {args.dimension} dimension; its dimensions: {', '.join(values)}")
-    if args.dimension == "app_version":  # a version is a version of one platform
-        segments = [Segment(p, None, v) for p in layout.values_of("platform") for v in layout.platform_versions(p)]
-    else:
-        segments = [Segment(**{args.dimension: value}) for value in values[args.dimension]]
+    segments = _breakdown(episode, args)
     masks = np.array([data.leaf_mask(s) for s in segments])
     daily = np.einsum("gs,sde->gde", masks.astype(np.int64), data.leaves)
     values = _values(daily, args.metric_name)
@@ -110,14 +173,17 @@ def compare_segments(episode: PublicEpisode, args: SegmentBreakdownArgs) -> dict
                      "baseline_value": finite_or_none(base), "observed_value": finite_or_none(observed),
                      "delta_value": finite_or_none(observed - base), "robust_z": finite_or_none(z),
                      "severity": severity_for(entity_type, float(base), float(observed)) if known else None})
-    return {"metric_name": args.metric_name, "date": args.date, "rows": rows}
+    result: dict[str, Any] = {"metric_name": args.metric_name, "date": args.date, "rows": rows}
+    if args.within:
+        result["within"] = args.within  # app_open_share is each row's share of the cuboid's opens
+    return result
 
 
 class ContextArgs(ToolArgs):
     table: str = Field(description="Table")
 
 
-@register_tool("get_context", "Deep only (else an error): a context table the brief lists.",
+@register_tool("get_context", "Deep only: a context table the brief lists.",
                ContextArgs, example={"table": "experiments"})
 def get_context(episode: PublicEpisode, args: ContextArgs) -> dict[str, Any]:
     data = _segments(episode)

@@ -17,7 +17,7 @@ from metric_tracker_rl.analysis_tools.registry import ToolError, register_tool
 from metric_tracker_rl.funnel import HOURS, FunnelData
 from metric_tracker_rl.public_episode import PublicEpisode, sql_tables_of
 from metric_tracker_rl.published import CONVERSION_METRIC_NAMES, COUNT_COLUMNS
-from metric_tracker_rl.segments import CellLayout, SegmentedData
+from metric_tracker_rl.segments import CELL_FIELDS, CellLayout, SegmentedData
 from metric_tracker_rl.sql_sandbox import MAX_SQL_CHARS, ROW_CAP, TIME_LIMIT_S, SqlRefused, SqlSandbox
 
 SANDBOX_KEY = "sql_sandbox"
@@ -27,7 +27,12 @@ PAGE_CHARS = 8000
 # Column groups the description names once (each table lists them in this order), and how it names their members:
 # the rates are the brief's conversion metrics, which the brief lists already.
 COLUMN_GROUPS: dict[str, tuple[str, ...]] = {"<counts>": COUNT_COLUMNS, "<rates>": CONVERSION_METRIC_NAMES}
-GROUP_MEMBERS_TEXT = {"<counts>": ", ".join(COUNT_COLUMNS), "<rates>": "the brief's conversion_metrics by name"}
+# The table with a column per dimension names them as one group: which dimensions there are depends on the tier
+# (deep adds channel and user_type), and the brief lists them.
+DIMENSIONS_GROUP = "<dimensions>"
+DIMENSION_TABLE = "daily_by_segment"
+GROUP_MEMBERS_TEXT = {"<counts>": ", ".join(COUNT_COLUMNS), "<rates>": "the brief's conversion_metrics by name",
+                      DIMENSIONS_GROUP: "the brief's segments.dimensions"}
 
 
 def episode_table_columns(segmented: bool) -> dict[str, tuple[str, ...]]:
@@ -39,8 +44,10 @@ def episode_table_columns(segmented: bool) -> dict[str, tuple[str, ...]]:
     return {name: tuple(table) for name, table in sql_tables_of(data, (), segments if segmented else None).items()}
 
 
-def _columns_text(columns: tuple[str, ...]) -> str:
+def _columns_text(name: str, columns: tuple[str, ...]) -> str:
     text = ", ".join(columns)
+    if name == DIMENSION_TABLE:
+        text = text.replace(", ".join(CELL_FIELDS), DIMENSIONS_GROUP)
     for group, members in COLUMN_GROUPS.items():
         text = text.replace(", ".join(members), group)
     return text
@@ -48,17 +55,17 @@ def _columns_text(columns: tuple[str, ...]) -> str:
 
 def sql_description() -> str:
     """The `sql` argument's description: the limits a query meets, then every table with its columns (those of
-    the segmented world marked frontier only), written from the tables themselves."""
+    the segmented world marked as such), written from the tables themselves."""
     everywhere = episode_table_columns(segmented=False)
     frontier = {name: columns for name, columns in episode_table_columns(segmented=True).items()
                 if name not in everywhere}
 
     def listed(tables: dict[str, tuple[str, ...]]) -> str:
-        return "; ".join(f"{name}({_columns_text(columns)})" for name, columns in tables.items())
+        return "; ".join(f"{name}({_columns_text(name, columns)})" for name, columns in tables.items())
 
     groups = "; ".join(f"{group} = {members}" for group, members in GROUP_MEMBERS_TEXT.items())
-    return (f"One DuckDB SELECT; limits: {MAX_SQL_CHARS} characters, {TIME_LIMIT_S:g} s, {ROW_CAP} result rows. "
-            f"Tables: {listed(everywhere)}; frontier only: {listed(frontier)}. {groups}")
+    return (f"One DuckDB SELECT (max {MAX_SQL_CHARS} chars, {TIME_LIMIT_S:g} s, {ROW_CAP} rows). "
+            f"Tables: {listed(everywhere)}; with segments: {listed(frontier)}. {groups}")
 
 
 SQL_DESCRIPTION = sql_description()
