@@ -18,8 +18,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -87,12 +88,31 @@ def summarise(scores: Iterable[float]) -> dict[str, float]:
             "min": float(values.min()), "share_ge_0_9": float((values >= 0.9).mean())}
 
 
+def _scored(job: tuple[str, EpisodeSpec, str]) -> tuple[float, bool]:
+    return episode_score(*job)
+
+
+def scored_in(agent_name: str, specs: list[EpisodeSpec], held_out_secret: str = "",
+              workers: int = 1) -> Iterator[tuple[float, bool]]:
+    """episode_score of every spec, in order; with `workers` > 1 played in that many processes (each episode is
+    its own seed's, so the scores are those of one process)."""
+    jobs = [(agent_name, spec, held_out_secret) for spec in specs]
+    if workers <= 1:
+        yield from map(_scored, jobs)
+        return
+    with multiprocessing.get_context("spawn").Pool(workers) as pool:
+        yield from pool.imap(_scored, jobs)
+
+
 def calibrate(agent_names: list[str], seeds: int, progress: bool = True, held_out: bool = False,
               difficulties: tuple[str, ...] = CALIBRATED_DIFFICULTIES,
-              task_ids: tuple[str, ...] = DEFAULT_TASK_ORDER) -> dict[str, Any]:
-    """Every agent over the plan; with held_out, the in-process environment runs with a server-side secret."""
+              task_ids: tuple[str, ...] = DEFAULT_TASK_ORDER, workers: int = 1) -> dict[str, Any]:
+    """Every agent over the plan; with held_out, the in-process environment runs with a server-side secret. With
+    `workers` > 1 the episodes run in that many processes (each episode is its own seed's, so the scores are the
+    same as in one process, gathered in plan order)."""
     plan = episode_plan(seeds, task_ids, difficulties)
     total = len(plan) * len(agent_names)
+    secret = HELD_OUT_SECRET if held_out else ""
     results: dict[str, Any] = {"seeds_per_difficulty": seeds, "tasks": list(task_ids),
                                "difficulties": list(difficulties),
                                "null_every": NULL_EVERY, "held_out": held_out,
@@ -102,8 +122,7 @@ def calibrate(agent_names: list[str], seeds: int, progress: bool = True, held_ou
     done = 0
     for agent_name in agent_names:
         scores: dict[str, list[float]] = {}
-        for spec in plan:
-            score, has_incidents = episode_score(agent_name, spec, HELD_OUT_SECRET if held_out else "")
+        for spec, (score, has_incidents) in zip(plan, scored_in(agent_name, plan, secret, workers), strict=True):
             group = spec.group if has_incidents or spec.group in task_ids else NULL_GROUP
             scores.setdefault(group, []).append(score)
             done += 1
@@ -198,6 +217,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--no-named-tasks", action="store_true", help="sweep the difficulties only (an unlisted "
                         "tier's calibration: the named tasks are the listed tiers')")
     parser.add_argument("--quiet", action="store_true", help="no progress line")
+    parser.add_argument("--workers", type=int, default=1, help="processes that play episodes (the machine's cores; "
+                        "the scores do not depend on it)")
     parser.add_argument("--render", type=Path, metavar="RESULTS",
                         help="print the tables of a results file (docs/artifacts/calibration.json); run nothing")
     args = parser.parse_args(argv)
@@ -213,10 +234,13 @@ def main(argv: list[str] | None = None) -> None:
     wrong = [name for name in difficulties if name not in RESET_DIFFICULTIES]
     if wrong or not difficulties:
         parser.error(f"unknown difficulty {', '.join(wrong) or '(none given)'}; valid: {', '.join(RESET_DIFFICULTIES)}")
+    if args.workers < 1:
+        parser.error("--workers must be at least 1")
     if args.seeds < NULL_EVERY:
         parser.error(f"--seeds must be at least {NULL_EVERY} so every group has episodes")
     results = calibrate(agent_names, args.seeds, progress=not args.quiet, held_out=args.held_out,
-                        difficulties=difficulties, task_ids=() if args.no_named_tasks else DEFAULT_TASK_ORDER)
+                        difficulties=difficulties, task_ids=() if args.no_named_tasks else DEFAULT_TASK_ORDER,
+                        workers=args.workers)
     print(f"Calibration over {args.seeds} seeds per difficulty (standard episodes, one graded submission, unless "
           f"marked; every {NULL_EVERY}th episode null){'; held-out mode' if args.held_out else ''}; score = the "
           "sum of the episode's rewards.\n")

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks.calibrate import DEEP_ONLY_AGENTS, NULL_GROUP, EpisodeSpec, episode_score, sweep
+from benchmarks.calibrate import DEEP_ONLY_AGENTS, NULL_GROUP, EpisodeSpec, scored_in, sweep
 from benchmarks.dilution import episodes as deep_episodes
 from metric_tracker_rl.dilution import dilution_by_depth
 
@@ -52,7 +52,8 @@ def dilution_share(settings: dict[str, Any], seeds: int) -> float | None:
     return sum(chosen) / len(chosen) if chosen else None
 
 
-def run_grid(seeds: int, agents: tuple[str, ...] = GRID_AGENTS, progress: bool = True) -> dict[str, Any]:
+def run_grid(seeds: int, agents: tuple[str, ...] = GRID_AGENTS, progress: bool = True,
+             workers: int = 1) -> dict[str, Any]:
     points = []
     total = len(POINTS) * len(agents)
     for index, (label, difficulty, settings) in enumerate(POINTS):
@@ -64,7 +65,7 @@ def run_grid(seeds: int, agents: tuple[str, ...] = GRID_AGENTS, progress: bool =
                       file=sys.stderr, flush=True)
             # The deep tier's own agents read deep's tables and context: elsewhere they are not run.
             scores[agent] = None if agent in DEEP_ONLY_AGENTS and difficulty != "deep" else \
-                float(np.mean([episode_score(agent, spec)[0] for spec in specs]))
+                float(np.mean([score for score, _ in scored_in(agent, specs, workers=workers)]))
         points.append({"label": label, "difficulty": difficulty, "settings": settings, "episodes": len(specs),
                        "scores": scores,
                        "dilution": dilution_share(settings, seeds) if difficulty == "deep" else None})
@@ -92,13 +93,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--output", type=Path, help="write the grid (JSON) here")
     parser.add_argument("--render", type=Path, metavar="GRID", help="print the table of a grid file; run nothing")
     parser.add_argument("--quiet", action="store_true", help="no progress line")
+    parser.add_argument("--workers", type=int, default=1, help="processes that play episodes (the scores do not "
+                        "depend on it)")
     args = parser.parse_args(argv)
     if args.render is not None:
         print(grid_table(json.loads(args.render.read_text())))
         return
     if args.seeds < 10:
         parser.error("--seeds must be at least 10")
-    grid = run_grid(args.seeds, progress=not args.quiet)
+    grid = run_grid(args.seeds, progress=not args.quiet, workers=args.workers)
     print(grid_table(grid))
     if args.output is not None:
         args.output.write_text(json.dumps(grid, indent=1) + "\n")

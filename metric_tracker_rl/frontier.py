@@ -34,6 +34,7 @@ from metric_tracker_rl.context import (
     PARTNER_NOTICE_STATUS,
     ContextRow,
     ContextTables,
+    Experiment,
     Holiday,
     PartnerNotice,
     partner_of,
@@ -310,6 +311,11 @@ def concurrent_incidents(world: SegmentWorld, incidents: list[SegmentIncident], 
         same_day = [i.record for i in incidents if i.record.day == host.record.day]
         taken = {r.entity_name for r in same_day} | {name for r in same_day for kind, name in r.neutral
                                                       if kind == "conversion_rate"}
+        # An experiment's target step too: its intended effect moves that step in its arm on its dates, where a
+        # second incident's fall would read as the experiment's own.
+        date = window_calendar(world.plan.num_days).iso_dates[host.record.day]
+        taken |= {row.target_step for i in incidents for row in i.context
+                  if isinstance(row, Experiment) and row.start_date <= date <= row.end_date}
         second = kind.place_concurrent(world, host, taken, rng)
         if second is not None:
             used.add(host.record.day)

@@ -74,7 +74,12 @@ FIELD_VALUES: dict[str, st.SearchStrategy[Any]] = {
     "limit": st.integers(-5, 40), "offset": st.integers(-5, 40),
     "rows": st.lists(row_values(), max_size=6),
     "generator_methods": st.lists(generator_calls(), max_size=5),
-    "dimension": st.sampled_from(["platform", "country", "app_version"]) | st.text(max_size=8),
+    "dimension": st.sampled_from(["platform", "country", "app_version", "country,channel", "user_type,user_type",
+                                  "platform,country,channel"]) | st.text(max_size=8),
+    # A cuboid to drill into: valid pairs, a version without its platform, unknown fields and values, junk.
+    "within": st.sampled_from(["", "platform=ios", "platform=ios,user_type=new", "app_version=6.20.0",
+                               "channel=tv", "region=EU", "platform", "platform=ios,platform=web"])
+    | st.text(max_size=12),
     # A segment scope below frontier (this fuzz runs on hard) must be refused as an error, never raise.
     "platform": st.sampled_from(["ios", "android", "web"]) | st.text(max_size=8),
     "country": st.sampled_from(["US", "IN"]) | st.text(max_size=8),

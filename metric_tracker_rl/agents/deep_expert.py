@@ -301,6 +301,10 @@ class DeepExpertAgent(FrontierExpertAgent):
 
     name = "deep_expert"
     fields = SEGMENT_FIELDS
+    # A regression narrowed to part of its version (a country, a channel) has too few users to show in the first
+    # dates of the rollout; a release breaks its version from the rollout's first date (the brief's release note),
+    # so a fall first seen a few dates in still dates back to it.
+    regression_seen_within = 3
 
     def __init__(self, max_dims: int = 3) -> None:
         super().__init__()

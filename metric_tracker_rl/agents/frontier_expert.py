@@ -240,6 +240,9 @@ class FrontierExpertAgent(Agent):
 
     name = "frontier_expert"
     fields: tuple[str, ...] = CELL_FIELDS  # the segment fields it reports and reads values by
+    # A new version's fall counts as its release's regression when first seen within this many dates of the
+    # rollout's start (a whole version carries enough users by its second date).
+    regression_seen_within = 1
 
     def __init__(self, segment_blind: bool = False) -> None:
         self.segment_blind = segment_blind
@@ -348,8 +351,8 @@ class FrontierExpertAgent(Agent):
                                               "instrumentation_data_quality_issue", row.get("platform"))
 
     def _regressions(self, reports: dict[str, Report]) -> None:
-        """A release's new version whose step fell from the rollout's first or second date on: a regression on
-        that version, from the rollout's first date for as long as the fall lasts."""
+        """A release's new version whose step fell from the rollout's first `regression_seen_within` + 1 dates
+        on: a regression on that version, from the rollout's first date for as long as the fall lasts."""
         day_of = {date: day for day, date in enumerate(self.dates)}
         for release in self.results["releases"]:
             start = day_of.get(str(release["rollout_start"]))
@@ -369,8 +372,9 @@ class FrontierExpertAgent(Agent):
                 elif row.get("app_version") is None and row.get("country") is None:
                     shares[row["entity_name"]][day] = _share(row)
             for step, days in falls.items():
-                first = start if start in days else start + 1
-                if first not in days or min(days.values()) > -STRONG_Z:
+                first = min((day for day in days if start <= day <= start + self.regression_seen_within),
+                            default=None)
+                if first is None or min(days.values()) > -STRONG_Z:
                     continue
                 last = first
                 while last + 1 in days:
@@ -379,7 +383,9 @@ class FrontierExpertAgent(Agent):
                 # about as far as the version then fell as a whole (a level shift that began with the rollout).
                 whole = [shares[step].get(day, 0.0) <= PLATFORM_ALONG * version_share[step][day]
                          for day in range(start, start + 3) if day in version_share[step]]
-                if last - first < 1 or any(whole):  # a regression: several dates, on the new version alone
+                # A regression: several dates (or one first seen two or more dates into the rollout, its earlier
+                # dates too thin to show it), on the new version alone.
+                if (last - first < 1 and first - start <= 1) or any(whole):
                     continue
                 for day in range(start, last + 1):
                     date = self.dates[day]

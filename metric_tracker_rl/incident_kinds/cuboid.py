@@ -6,7 +6,8 @@ A kind that draws cuboids says which fields it may name (`CuboidRule`): a kind w
 platform or country part, since hours exist per cell only; a kind tied to a release keeps its platform and
 version. The cuboid's depth counts the dimensions it names, a version with its platform counting once.
 
-How a cuboid is chosen: its depth is drawn from 1 to the episode's `max_cuboid_depth`; then CANDIDATES cuboids of
+How a cuboid is chosen: its depth is drawn from 1 to the episode's `max_cuboid_depth`, each in proportion to
+itself; then CANDIDATES cuboids of
 that depth are drawn, and among those whose expected signal in their own data is clear (OWN_Z_MIN, from the plan's
 expected counts: binomial noise, the day-to-day spread of its leaves and the aggregate's own) the one whose
 largest share of a one-dimension parent (the value of one of its fields) is smallest is kept, so that every
@@ -38,13 +39,17 @@ from metric_tracker_rl.segments import (
 MAX_FALL = 0.6  # a step falls by at most this much when a small cuboid's fall is raised to be clear
 CANDIDATES = 16  # cuboids drawn per incident; the most diluted clear one is kept
 # Expected z-score of the incident in its own cuboid's daily data: clear beyond the chance level of a scan over
-# every cuboid (some thousand tests per date and step reach about 4.5 by chance), with room for its own noise.
-OWN_Z_MIN = 6.5
+# every cuboid (some thousand tests per date and step reach about 4.5 by chance), with room for its own noise (a
+# realised z-score falls about one below its expectation one time in six: from 7.5, it stays past 6.5 then).
+OWN_Z_MIN = 7.5
 # A kind whose magnitude scales its signal lowers a drawn magnitude that would stand out beyond OWN_Z_CEILING (times
 # the episode's magnitude scale) in its own data to stand out that much: clear where it happened, and no more
 # visible than that from coarser views.
-OWN_Z_CEILING = 7.0
+OWN_Z_CEILING = 8.0
 MIN_EXPECTED = 25.0  # expected arrivals at the incident's step on each of its dates, at the least
+# An hourly incident's block of hours, read in its cells' hours, expects this many arrivals at its step at the least
+# (a block of a few hours short of it is one sampling dip away from showing no stop at all).
+MIN_BLOCK_EXPECTED = 40.0
 # Relative day-to-day spread of one cell's leaf: its traffic (the cell's and the leaf's share noise) and a step's
 # conversion (the cell's and the leaf's rate noise); a cuboid of n leaves with traffic averages n of them.
 LEAF_TRAFFIC_SPREAD = float(np.hypot(SEGMENT_DAY_SIGMA, LEAF_SHARE_SIGMA))
@@ -99,7 +104,8 @@ def own_z(world: SegmentWorld, reach: np.ndarray, segment: Segment, days: list[i
         hourly = world.hourly_reach(world.plan.cells(replace(segment, channel=None, user_type=None)), days[0])
         moved = 0 if event < 0 else event + 1
         change *= float(hourly[:, slice(*hours), moved].sum() / max(hourly[..., moved].sum(), 1e-9))
-    if not enough_data(reach, mask, days, max(event, 0)):
+    block = hours is not None and not segment.names_daily_field
+    if not enough_data(reach, mask, days, max(event, 0), MIN_BLOCK_EXPECTED if block else MIN_EXPECTED):
         return 0.0
     mine = reach[mask][:, days]  # (n, len(days), 5): the segment's leaves on its dates
     weakest = np.inf
@@ -119,10 +125,11 @@ def own_z(world: SegmentWorld, reach: np.ndarray, segment: Segment, days: list[i
     return float(weakest)
 
 
-def enough_data(reach: np.ndarray, mask: np.ndarray, days: list[int], event: int) -> bool:
-    """Whether the leaves in `mask` expect at least MIN_EXPECTED arrivals at `event` on each of `days` (a cuboid
-    too thin has dates with no value at all)."""
-    return bool((reach[mask][:, days, event].sum(axis=0) >= MIN_EXPECTED).all())
+def enough_data(reach: np.ndarray, mask: np.ndarray, days: list[int], event: int,
+                least: float = MIN_EXPECTED) -> bool:
+    """Whether the leaves in `mask` expect at least `least` arrivals at `event` on each of `days` (a cuboid too
+    thin has dates with no value at all)."""
+    return bool((reach[mask][:, days, event].sum(axis=0) >= least).all())
 
 
 def one_dimension_parents(segment: Segment) -> list[Segment]:
@@ -157,9 +164,12 @@ def parent_z(world: SegmentWorld, opens: np.ndarray, segment: Segment, clear: Ca
 
 
 def draw_depth(world: SegmentWorld, rng: np.random.Generator, base: Segment) -> int:
-    """A depth from the base's own to the episode's deepest, uniformly."""
+    """A depth from the base's own to the episode's deepest, each in proportion to itself (a deeper cuboid is
+    more often not clear and falls back to a shallower one)."""
     low = max(1, cuboid_depth(base))
-    return int(rng.integers(low, max(low, world.max_cuboid_depth) + 1))
+    depths = np.arange(low, max(low, world.max_cuboid_depth) + 1)
+    weights = depths.astype(float)
+    return int(rng.choice(depths, p=weights / weights.sum()))
 
 
 def draw_cuboid(world: SegmentWorld, rng: np.random.Generator, rule: CuboidRule, days: list[int],
