@@ -2,8 +2,8 @@
 
     uv run python -m benchmarks.calibrate --seeds 200 [--agents expert,null] [--difficulties frontier] [--held-out]
         [--no-named-tasks] [--output PATH]
-    uv run python -m benchmarks.calibrate --seeds 20 --difficulties deep --no-named-tasks \
-        --agents deep_expert,one_dimension_expert,short_segment_rule,aggregate_only_expert   # an unlisted tier
+    uv run python -m benchmarks.calibrate --seeds 200 --difficulties deep --no-named-tasks --workers 2 \
+        --agents deep_expert,one_dimension_expert,short_segment_rule,aggregate_only_expert   # deep's own agents
     uv run python -m benchmarks.calibrate --render docs/artifacts/calibration.json   # the tables of a results file
 
 Episodes run in-process against the environment (metric_tracker_rl/environment.py).
@@ -43,8 +43,8 @@ NULL_GROUP = "null"
 # does not decode the answer. These episodes are not standard.
 AGENT_RESET_OVERRIDES: dict[str, dict[str, Any]] = {"feedback_decoder": {"max_submissions": 3}}
 HELD_OUT_SECRET = "calibration-held-out"
-# Agents that play the unlisted deep tier only (its expert and shortcuts): a default run, over the listed tiers,
-# leaves them out; `--difficulties deep --no-named-tasks --agents ...` runs them.
+# Agents that play the deep tier only (its expert and shortcuts): a default run, over every listed tier, leaves
+# them out; `--difficulties deep --no-named-tasks --agents ...` runs them (docs/calibration.md, the dial).
 DEEP_ONLY_AGENTS = ("deep_expert", "one_dimension_expert", "short_segment_rule")
 LISTED_TIER_AGENTS = tuple(name for name in AGENTS if name not in DEEP_ONLY_AGENTS)
 
@@ -214,8 +214,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--difficulties", default=",".join(CALIBRATED_DIFFICULTIES),
                         help="comma-separated difficulties to sweep")
     parser.add_argument("--held-out", action="store_true", help="run the environment with a held-out secret")
-    parser.add_argument("--no-named-tasks", action="store_true", help="sweep the difficulties only (an unlisted "
-                        "tier's calibration: the named tasks are the listed tiers')")
+    parser.add_argument("--no-named-tasks", action="store_true", help="sweep the difficulties only (deep's own "
+                        "agents' calibration: the named tasks are the other tiers')")
     parser.add_argument("--quiet", action="store_true", help="no progress line")
     parser.add_argument("--workers", type=int, default=1, help="processes that play episodes (the machine's cores; "
                         "the scores do not depend on it)")

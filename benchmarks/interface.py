@@ -1,7 +1,7 @@
 """What a model reads in an episode: the size of the reference agents' records and whether they show everything.
 
     uv run python -m benchmarks.interface [--episodes-per-difficulty 30] [--seed 0] [--agent expert]
-        [--difficulties frontier]   # an unlisted tier too: --agent deep_expert --difficulties deep
+        [--difficulties frontier]   # deep with its own expert: --agent deep_expert --difficulties deep
 
 Runs the agent in-process on fresh seeds (seed, seed + 1, ...; the difficulties in turn, as `inference.py
 --episodes` does) and records each episode with the code that writes inference.py's SFT records.

@@ -2,7 +2,7 @@
 
     uv run python -m benchmarks.reset_speed [--resets N] [--difficulties frontier,deep]
 
-The resets of each difficulty (every tier, the unlisted ones included) run twice, the first time as a warm-up.
+The resets of each difficulty (every tier) run twice, the first time as a warm-up.
 The budgets are a p50 of 25 ms at frontier and 60 ms at deep on the project's 2-core machines; measure on an idle
 machine (other processes inflate every wall-clock figure; the CPU time of this process, shown too, much less).
 """

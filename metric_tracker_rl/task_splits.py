@@ -37,6 +37,7 @@ class TrainBlock:
 # since a trainer's recorded task indices would then name other episodes.
 TRAIN_SCHEDULE: tuple[TrainBlock, ...] = (
     TrainBlock(6_000, ("easy", "medium", "hard", "frontier")),
+    TrainBlock(2_000, ("deep",)),
 )
 # Listed in full by list_tasks; any seed from TRAIN_SEED_BASE + TRAIN_TASK_COUNT on is a further training episode.
 TRAIN_TASK_COUNT = sum(block.count for block in TRAIN_SCHEDULE)

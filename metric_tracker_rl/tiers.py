@@ -168,9 +168,9 @@ TIERS = TierCatalog(
                                 benign_kinds=("mix_shift", "segment_demand_swing", "segment_timing_shift"))),
     # Five dimensions: eight countries, and each cell's days split by acquisition channel and user type. Root
     # causes are cuboids of one to three dimensions, one date carries two overlapping incidents, and context tables
-    # with every registered kind; not yet listed (issue 37 builds its calibration on it).
+    # with every registered kind.
     Tier("deep", window_days=56, default_density=0.08, count_range=(3, 6), perturbed_per_weekday=3,
-         calibration_seed_base=50_000, listed=False,
+         calibration_seed_base=50_000,
          segmented=SegmentedMix(dimensions=("platform", "country_wide", "app_version", "channel", "user_type"),
                                 max_incidents=8, segment_credit="overlap", max_cuboid_depth=3, concurrency=1,
                                 context=True, note_share=0.5)),

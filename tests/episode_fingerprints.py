@@ -63,11 +63,7 @@ def episode_settings() -> Iterator[tuple[str, dict[str, Any], str]]:
         yield (f"frontier/two_kinds/seed={seed}", {"difficulty": "frontier", "seed": seed,
                                                    "incident_kinds": ["payment_failure", "level_shift"]}, "")
         yield f"frontier/count=8/seed={seed}", {"difficulty": "frontier", "seed": seed, "anomaly_count": 8}, ""
-    # deep (unlisted, so not among DIFFICULTIES above): seeds, held-out, its knobs, a null episode.
-    for seed in range(4):
-        yield f"deep/seed={seed}", {"difficulty": "deep", "seed": seed}, ""
-    yield "deep/held_out/seed=0", {"difficulty": "deep", "seed": 0}, HELD_OUT_SECRET
-    yield "deep/null/seed=1", {"difficulty": "deep", "seed": 1, "scenario_family": "null"}, ""
+    # deep's knobs (its seeds, held-out episodes and families are in the loop over DIFFICULTIES above).
     yield "deep/count=8/seed=2", {"difficulty": "deep", "seed": 2, "anomaly_count": 8, "decoy_ratio": 2.0}, ""
     for difficulty in AGGREGATE_DIFFICULTIES:
         anomalies = [{"family": family, "date": f"2026-03-{3 + 3 * i:02d}"} for i, family in enumerate(ANOMALY_TYPES)]

@@ -26,6 +26,7 @@ from metric_tracker_rl.published import (
     ENTITY_NAMES,
     ENTITY_VALUE_DEFINITIONS,
     FUNNEL_STEPS,
+    SEGMENTED_DIFFICULTIES,
 )
 from metric_tracker_rl.scenario import build_episode
 from metric_tracker_rl.tasks import TASKS, resolve_episode_config
@@ -74,9 +75,11 @@ def test_every_calendar_note_kind_an_episode_holds_is_explained_in_the_brief(res
     notes = _call(env, "get_annotations").analysis_result["annotations"]
     assert notes and {note["kind"] for note in notes} <= set(kinds)
     assert "release" in {note["kind"] for note in notes}  # every episode carries one
-    # Below frontier a release causes nothing, yet an incident may fall on its date (the frontier test has its own).
-    assert "no incident comes from a release" in kinds["release"] or reset["difficulty"] == "frontier"
-    assert "judge that date like any other" in kinds["release"] or reset["difficulty"] == "frontier"
+    # Below frontier a release causes nothing, yet an incident may fall on its date (the segmented tiers, where a
+    # release may regress its version, have their own test).
+    segmented = reset["difficulty"] in SEGMENTED_DIFFICULTIES
+    assert "no incident comes from a release" in kinds["release"] or segmented
+    assert "judge that date like any other" in kinds["release"] or segmented
     assert "release" in SYSTEM_PROMPT and "calendar_note_kinds says what a release can do" in SYSTEM_PROMPT
 
 
@@ -394,9 +397,11 @@ def test_the_trl_class_documents_the_bounds_it_offers() -> None:
     assert "threshold (>= 0)" in generators and "metric_name," not in generators
 
 
-def test_at_frontier_the_brief_says_a_release_can_cause_an_incident_on_its_new_version() -> None:
-    """Releases cause incidents only at frontier: its brief says so where every other brief says they cannot."""
-    _, observation = _env(difficulty="frontier", seed=3)
+@pytest.mark.parametrize("difficulty", SEGMENTED_DIFFICULTIES)
+def test_with_segments_the_brief_says_a_release_can_cause_an_incident_on_its_new_version(difficulty: str) -> None:
+    """Releases cause incidents only with segments (frontier, deep): their briefs say so where every other brief
+    says they cannot."""
+    _, observation = _env(difficulty=difficulty, seed=3)
     kinds = read_observation(first_prompt(observation)).brief["calendar_note_kinds"]
     assert "new version" in kinds["release"] and "explains nothing" not in kinds["release"]
     _, observation = _env(difficulty="hard", seed=3)

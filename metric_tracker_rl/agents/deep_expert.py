@@ -94,6 +94,7 @@ OCCAM_Z = 0.5  # a parent within this of the cuboid's |z| explains the fall as w
 # BLOCK_HOURS consecutive hours (a fall that lasts the day puts about 0.5 to 0.65 there, the busy hours), or
 # SURE_BLOCK_SHARE on a date inside a run of falls.
 BLOCK_HOURS, BLOCK_SHARE, SURE_BLOCK_SHARE = 8, 0.7, 0.9
+KEPT_AT_MOST = 1.0  # a cell pair's low block is an outage only if the other hours gained less than its loss
 CELL_STOP_FLOOR = 15  # expected conversions a cell pair's stopped block must have held (see cell_stops_sql)
 # The context tables that can explain a move as benign (the partner log explains a payment incident, it never
 # finds one, so it is not read), and the fields an experiment's arm names.
@@ -431,10 +432,12 @@ class DeepExpertAgent(FrontierExpertAgent):
             rest.append(row)
         self.results["rates"] = rest
         # A platform and country together whose opens collapsed in a block of hours, on a date neither alone showed
-        # an outage (diluted there): the outage of that cell pair.
+        # an outage (diluted there), and whose other hours did not gain the opens lost (a small cell's timing shift
+        # moves its evening into hours too quiet to count as risen): the outage of that cell pair.
         outage_dates = {r.date for r in reports if r.entity_name == "app_opens"}
         cells = [row for row in self.results["cell hours"] if str(row["date"]) not in outage_dates
-                 and row["n_low"] >= 2 and row["n_high"] <= 1 and _one_block(str(row["low_hours"]))]
+                 and row["n_low"] >= 2 and row["n_high"] <= 1 and _one_block(str(row["low_hours"]))
+                 and (row.get("kept") is None or row["kept"] < KEPT_AT_MOST)]
         for date in sorted({str(row["date"]) for row in cells}):
             top = max((row for row in cells if str(row["date"]) == date), key=lambda row: row["n_low"])
             reports.append(Report(date, "event_count", "app_opens", "absolute_drop_in_event_count",

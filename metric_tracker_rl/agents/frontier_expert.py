@@ -119,7 +119,9 @@ def rates_sql(dimensions: tuple[str, ...]) -> str:
 
 
 def hours_sql(dimensions: tuple[str, ...], holidays: list[str]) -> str:
-    """Per date and segment, the hours whose app opens moved apart from the rest of the day's hours."""
+    """Per date and segment, the hours whose app opens moved apart from the rest of the day's hours, and `kept`:
+    the share of the low hours' loss the other hours gained (an outage loses the opens, near 0; a timing shift moves
+    them to other hours, near 1; NULL with no low hour)."""
     parts = {
         "all": "SELECT date, hour, NULL platform, NULL country, sum(app_opens) o FROM hourly_by_segment "
                "GROUP BY date, hour",
@@ -127,18 +129,21 @@ def hours_sql(dimensions: tuple[str, ...], holidays: list[str]) -> str:
         "country": "SELECT date, hour, NULL platform, country, sum(app_opens) o FROM hourly_by_segment GROUP BY ALL",
         "cell": "SELECT date, hour, platform, country, sum(app_opens) o FROM hourly_by_segment GROUP BY ALL",
     }
-    skipped = ", ".join(f"'{date}'" for date in holidays) or "NULL"
+    # No holiday, no filter (NOT IN (NULL) would drop every row).
+    skipped = f"WHERE a.date NOT IN ({', '.join(repr(date) for date in holidays)}) " if holidays else ""
     return (f"WITH h AS ({' UNION ALL '.join(parts[d] for d in dimensions)}), "
             "v AS (SELECT *, concat_ws('/', platform, country) k FROM h), "
             "b AS (SELECT a.date, a.hour, a.platform, a.country, any_value(a.o) o, median(x.o) base FROM v a "
             "JOIN v x ON a.k = x.k AND a.hour = x.hour AND isodow(a.date) = isodow(x.date) AND a.date <> x.date "
-            f"WHERE a.date NOT IN ({skipped}) GROUP BY ALL), "
-            "r AS (SELECT *, o / base / median(o / base) OVER (PARTITION BY date, platform, country) q FROM b "
-            f"WHERE base >= {HOUR_FLOOR}) "
+            f"{skipped}GROUP BY ALL), "
+            "m AS (SELECT *, median(o / base) OVER (PARTITION BY date, platform, country) day_ratio FROM b "
+            f"WHERE base >= {HOUR_FLOOR}), "
+            "r AS (SELECT *, o / base / day_ratio q, o - base * day_ratio gain FROM m) "
             f"SELECT date, platform, country, count(*) FILTER (q <= {LOW}) n_low, count(*) FILTER (q >= {HIGH}) "
             f"n_high, string_agg(hour::VARCHAR, ',' ORDER BY hour) FILTER (q <= {LOW}) low_hours, "
-            f"string_agg(hour::VARCHAR, ',' ORDER BY hour) FILTER (q >= {HIGH}) high_hours FROM r GROUP BY ALL "
-            "HAVING n_low >= 2 OR n_high >= 2 ORDER BY date")
+            f"string_agg(hour::VARCHAR, ',' ORDER BY hour) FILTER (q >= {HIGH}) high_hours, "
+            f"round(sum(gain) FILTER (q > {LOW}) / nullif(-sum(gain) FILTER (q <= {LOW}), 0), 2) kept "
+            "FROM r GROUP BY ALL HAVING n_low >= 2 OR n_high >= 2 ORDER BY date")
 
 
 def stops_sql(blind: bool) -> str:
