@@ -25,8 +25,8 @@ from benchmarks.dilution import episodes as deep_episodes
 from metric_tracker_rl.dilution import dilution_by_depth
 
 PUBLISHED_GRID = Path(__file__).resolve().parents[1] / "docs" / "artifacts" / "dial_grid.json"
-GRID_AGENTS = ("deep_expert", "one_dimension_expert", "short_segment_rule", "aggregate_only_expert",
-               "next_date_padder", "expert")
+# The expert plays each tier's own procedure (frontier's at frontier, deep's at deep); the padder pads frontier's.
+GRID_AGENTS = ("expert", "one_dimension_expert", "short_segment_rule", "aggregate_only_expert", "next_date_padder")
 # (label, difficulty, settings): frontier's tier, deep at its defaults, then one knob turned at a time.
 POINTS: tuple[tuple[str, str, dict[str, Any]], ...] = (
     ("frontier (its own tier)", "frontier", {}),

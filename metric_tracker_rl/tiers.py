@@ -82,8 +82,8 @@ class Tier:
     the density's count, fixed); `perturbed_per_weekday` bounds how many perturbed dates share a weekday, so a
     same-weekday median stays clean (the tier's concurrency); `calibration_seed_base`: its calibration sweep's
     first seed (task_splits.py). Exactly one of `aggregate` and `segmented` names the generator. `listed`: in the
-    published difficulty lists (published.DIFFICULTIES: the splits, the brief, the task lists); an unlisted tier is
-    reachable by reset(difficulty=...) only, while it is being built."""
+    published difficulty lists (published.DIFFICULTIES: the splits, the brief, the task lists); an unlisted tier
+    (none today) is reachable by reset(difficulty=...) only, while it is being built."""
 
     name: str
     window_days: int

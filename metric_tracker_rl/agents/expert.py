@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from metric_tracker_rl.agents.base import Agent, register_agent
+from metric_tracker_rl.agents.deep_expert import DeepExpertAgent
 from metric_tracker_rl.agents.frontier_expert import FrontierExpertAgent
 from metric_tracker_rl.agents.reading import (
     PAGE_ROWS,
@@ -113,13 +114,18 @@ def _analysis(method: str, **args: Any) -> MetricTrackerRlAction:
 
 class ExpertAgent(Agent):
     name = "expert"
-    frontier: Agent | None = None  # at frontier the segmented procedure plays the episode
+    frontier: Agent | None = None  # with segments, the segmented procedure plays the episode
     frontier_agent: type[FrontierExpertAgent] = FrontierExpertAgent
+    # Deep has its own procedure (cuboids, context); None: frontier_agent plays deep too (an agent built on
+    # frontier's procedure, as the next-date padder).
+    deep_agent: type[FrontierExpertAgent] | None = DeepExpertAgent
 
     def begin(self, observation: SeenObservation) -> None:
         brief = observation.brief
-        if observation.config.get("difficulty") in SEGMENTED_DIFFICULTIES:
-            self.frontier = self.frontier_agent()
+        difficulty = observation.config.get("difficulty")
+        if difficulty in SEGMENTED_DIFFICULTIES:
+            own = self.deep_agent if difficulty == "deep" else None
+            self.frontier = own() if own is not None else self.frontier_agent()
             self.frontier.begin(observation)
             return
         self.dates = episode_dates(brief)

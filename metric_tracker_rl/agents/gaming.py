@@ -300,6 +300,7 @@ class NextDatePadderAgent(ExpertAgent):
 
     name = "next_date_padder"
     frontier_agent = FrontierNextDatePadder
+    deep_agent = None  # frontier's expert, padded, at deep too
 
     def _first_report(self) -> list[Candidate]:
         report = super()._first_report()
