@@ -1,7 +1,7 @@
 """The difficulty dial (issue 37 §4): the deep expert and the shortcuts below it, scored at points of the dial, with
 the dilution share of each point; frontier's tier is the first row, a rung below the deep settings.
 
-    uv run python -m benchmarks.dial_grid --seeds 50 --output docs/artifacts/dial_grid.json
+    uv run python -m benchmarks.dial_grid --seeds 50 --workers 2 --output docs/artifacts/dial_grid.json
     uv run python -m benchmarks.dial_grid --render docs/artifacts/dial_grid.json   # print the table, run nothing
 
 A point is a difficulty and reset settings (the dial's knobs, docs/data.md). Each agent's score is its mean over

@@ -572,7 +572,7 @@ def frontier_brief(difficulty: str = "frontier") -> dict[str, object]:
                          "aggregate funnel the other tools read is their sum",
         "conversion": "; ".join(f"{d.field}: {d.profile}" for d in world.dimensions),
         "holidays": ", ".join(f"{date} {name}" for date, name in HOLIDAYS.items()),
-        "releases": RELEASE_MEANING,
+        # What a release means is the brief's calendar_note_kinds.release, once.
         "reporting": _reporting(difficulty, world),
         **({"context_tables": context_brief()} if tier.segmented is not None and tier.segmented.context else {}),
     }

@@ -20,7 +20,7 @@ from metric_tracker_rl.models import MetricTrackerRlAction, MetricTrackerRlObser
 from metric_tracker_rl.session import EpisodeSession, Step
 from metric_tracker_rl.view_reader import parse as parse_view
 
-TABLE_PAGE = re.compile(r"^\w+: \d+ of \d+ rows$")
+TABLE_PAGE = re.compile(r"^\w+: (\d+) of (\d+) rows$")
 StepHook = Callable[[int, MetricTrackerRlAction, float, bool, "str | None"], None]
 
 
@@ -137,6 +137,30 @@ def unseen_submitted_rows(messages: list[dict[str, Any]]) -> list[dict[str, Any]
 
 
 def cut_results(messages: list[dict[str, Any]]) -> int:
-    """Tool results that show fewer rows of a table than it has (a page that the record did not page on)."""
-    return sum(1 for message in messages if message["role"] == "tool"
-               and any(TABLE_PAGE.match(line.strip()) for line in message["content"].split("\n")))
+    """Tool results that show fewer rows of a table than it has, on a page that neither ends the table nor was paged
+    on (by a later call of the same tool with the same arguments from a further offset)."""
+    calls = {call["id"]: call["function"] for message in messages for call in message.get("tool_calls") or []}
+
+    def paged_from(function: dict[str, Any]) -> tuple[str, str, int]:
+        raw = function["arguments"]  # a dict here, a JSON string in a chat API's record
+        arguments = dict(json.loads(raw) if isinstance(raw, str) else raw)
+        offset = int(arguments.pop("offset", 0) or 0)
+        return function["name"], json.dumps(arguments, sort_keys=True, default=str), offset
+
+    read = [paged_from(calls[m["tool_call_id"]]) for m in messages
+            if m["role"] == "tool" and m.get("tool_call_id") in calls]
+    cut = 0
+    for message in messages:
+        lines = message["content"].split("\n") if message["role"] == "tool" else []
+        pages = [match for match in map(TABLE_PAGE.match, map(str.strip, lines)) if match]
+        if not pages:
+            continue
+        function = calls.get(message.get("tool_call_id", ""))
+        if function is None:
+            cut += 1
+            continue
+        name, arguments, offset = paged_from(function)
+        shown, total = (int(group) for group in pages[0].groups())
+        ends = offset + shown >= total
+        cut += not ends and not any(n == name and a == arguments and o > offset for n, a, o in read)
+    return cut

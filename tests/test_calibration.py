@@ -284,6 +284,7 @@ def published_tables() -> list[tuple[str, str]]:
     """(doc, rendered table) of every calibration table the docs show, rendered from the kept results file."""
     results = json.loads(PUBLISHED_RESULTS.read_text())
     return [("docs/calibration.md", table(results)), ("docs/calibration.md", difficulty_table(results, "frontier")),
+            ("docs/calibration.md", difficulty_table(results, "deep")),
             ("README.md", means_table(results)), ("docs/evaluation.md", table(results, EVALUATION_AGENTS))]
 
 

@@ -190,3 +190,20 @@ def test_only_declared_columns_are_stated_once(table: list[dict], constant: str,
     if len(table) > 1 and len({json.dumps(row.get("value")) for row in table}) > 1:
         with pytest.raises(ValueError, match="declared constant but vary"):
             render({"rows": table}, shared={"rows": frozenset({"value"})})
+
+
+def test_a_cut_result_is_one_the_record_did_not_page_on() -> None:
+    """A page that shows part of a table counts as cut unless a later call reads on from a further offset."""
+    def call(number: int, offset: int) -> list[dict]:
+        arguments = {"sql": "SELECT 1", "limit": 100, **({"offset": offset} if offset else {})}
+        shown = "rows: 100 of 109 rows" if offset == 0 else "offset: 100\nrows: 9 of 109 rows"
+        function = {"name": "query", "arguments": arguments}
+        return [{"role": "assistant", "content": "", "tool_calls": [
+                    {"id": f"call_{number}", "type": "function", "function": function}]},
+                {"role": "tool", "tool_call_id": f"call_{number}", "name": "query", "content": shown}]
+    assert cut_results(call(1, 0)) == 1
+    assert cut_results(call(1, 0) + call(2, 100)) == 0
+    other = call(2, 100)
+    other[0]["tool_calls"][0]["function"]["arguments"]["sql"] = "SELECT 2"
+    assert cut_results(call(1, 0) + other) == 1  # the next page of another query
+    assert cut_results(call(2, 100)) == 0  # the last page ends the table

@@ -116,11 +116,12 @@ def cuboid_sets(max_dims: int) -> list[tuple[str, ...]]:
 
 
 def _grouped(sets: list[tuple[str, ...]], source: str, sums: str) -> str:
-    """One GROUP BY GROUPING SETS over `source`, every segment field selected (NULL where no set names it)."""
+    """One GROUP BY date, GROUPING SETS over `source` (each set with the date), every segment field selected (NULL
+    where no set names it)."""
     used = {field for fields in sets for field in fields}
     columns = ", ".join(ALIAS[field] if field in used else f"NULL {ALIAS[field]}" for field in SEGMENT_FIELDS)
-    grouping = ", ".join("(" + ", ".join(["date", *(ALIAS[field] for field in fields)]) + ")" for fields in sets)
-    return f"SELECT date, {columns}, {sums} FROM {source} GROUP BY GROUPING SETS ({grouping})"
+    grouping = ", ".join("(" + ", ".join(ALIAS[field] for field in fields) + ")" for fields in sets)
+    return f"SELECT date, {columns}, {sums} FROM {source} GROUP BY date, GROUPING SETS ({grouping})"
 
 
 def scan_sql(step: str, max_dims: int = 3) -> str:
@@ -175,11 +176,13 @@ def shape_sql(falls: list[dict[str, Any]]) -> str:
     every hour)."""
     wanted = ", ".join(
         f"(DATE '{row['date']}', '{row['entity_name']}', "
-        + ", ".join(_text(row.get(field)) for field in CELL_FIELDS) + ")" for row in falls)
-    cases = {part: " ".join(f"WHEN '{name}' THEN {_column(n if part == 'n' else d)}" for name, n, d in STEPS)
-             for part in ("n", "d")}
-    cases["n"] += " WHEN 'app_opens' THEN app_opens"  # a count: its hours against their medians
-    cases["d"] += " WHEN 'app_opens' THEN 1"
+        + ", ".join(_text(row.get(field), i == 0) for field in CELL_FIELDS) + ")" for i, row in enumerate(falls))
+    named = {row["entity_name"] for row in falls}  # a CASE branch for each step read, no other
+    cases = {part: " ".join(f"WHEN '{name}' THEN {_column(n if part == 'n' else d)}" for name, n, d in STEPS
+                            if name in named) for part in ("n", "d")}
+    if "app_opens" in named:  # a count: its hours against their medians
+        cases["n"] += " WHEN 'app_opens' THEN app_opens"
+        cases["d"] += " WHEN 'app_opens' THEN 1"
     return (f"WITH f(date, step, platform, country, app_version) AS (VALUES {wanted}), "
             "h AS (SELECT f.date dd, f.step, x.date, x.hour, "
             f"sum(CASE f.step {cases['n']} END) n, sum(CASE f.step {cases['d']} END) d FROM f JOIN hourly_by_segment x "
@@ -219,8 +222,9 @@ def cell_stops_sql() -> str:
 def series_sql(falls: list[dict[str, Any]]) -> str:
     """Each fall's cuboid and step on every date of the window, where it fell beyond RUN_Z (its leaves' residuals
     against their same-weekday medians, as the scan sums them): the dates a fall lasted."""
-    steps = [(name, EVENT_ALIAS[_event(n)], EVENT_ALIAS[_event(d)]) for name, n, d in STEPS]
-    wanted = ", ".join(f"({k}, '{row['entity_name']}', " + ", ".join(_text(row.get(f)) for f in SEGMENT_FIELDS)
+    named = {row["entity_name"] for row in falls}  # a median and CASE branches for each step read, no other
+    steps = [(name, EVENT_ALIAS[_event(n)], EVENT_ALIAS[_event(d)]) for name, n, d in STEPS if name in named]
+    wanted = ", ".join(f"({k}, '{row['entity_name']}', " + ", ".join(_text(row.get(f), k == 0) for f in SEGMENT_FIELDS)
                        + ")" for k, row in enumerate(falls))
     medians = ", ".join(f"median({n} / {d}) FILTER ({d} > 0) OVER w q{i}" for i, (_, n, d) in enumerate(steps))
 

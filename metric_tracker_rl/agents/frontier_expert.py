@@ -167,18 +167,23 @@ def stops_sql(blind: bool) -> str:
             "GROUP BY ALL ORDER BY g.date")
 
 
-def _text(value: str | None) -> str:
-    return "NULL::VARCHAR" if value is None else "'" + value.replace("'", "''") + "'"
+def _text(value: str | None, typed: bool = True) -> str:
+    """A text literal; NULL typed as text where its VALUES column takes its type from it (the first row: the
+    later rows' plain NULLs take the column's type)."""
+    if value is None:
+        return "NULL::VARCHAR" if typed else "NULL"
+    return "'" + value.replace("'", "''") + "'"
 
 
 def values_sql(rows: list[Report], fields: tuple[str, ...] = CELL_FIELDS) -> str:
     """Every reported row read from its segment's own daily data (the segment named by `fields`), with the
     published baseline and severity rules."""
-    wanted = ", ".join(f"(DATE '{r.date}', {', '.join(_text(getattr(r, name)) for name in fields)}, "
-                       f"'{r.entity_type}', '{r.entity_name}')" for r in rows)
-    cases = " ".join(f"WHEN '{name}' THEN sum(x.{COLUMN_OF[name]})" for name in COLUMN_OF)
+    wanted = ", ".join(f"(DATE '{r.date}', {', '.join(_text(getattr(r, name), i == 0) for name in fields)}, "
+                       f"'{r.entity_type}', '{r.entity_name}')" for i, r in enumerate(rows))
+    named = {r.entity_name for r in rows}  # a CASE branch for each entity read, no other
+    cases = " ".join(f"WHEN '{name}' THEN sum(x.{COLUMN_OF[name]})" for name in COLUMN_OF if name in named)
     cases += " " + " ".join(f"WHEN '{name}' THEN sum(x.{_column(num)}) / nullif(sum(x.{_column(den)}), 0)"
-                            for name, num, den in STEPS)
+                            for name, num, den in STEPS if name in named)
     severity = " ".join(f"WHEN abs(observed_value - baseline_value) / abs(baseline_value) < {bound} THEN '{label}'"
                         for bound, label in SEVERITY_BOUNDS)
     same = " AND ".join([*(f"g.{name} IS NOT DISTINCT FROM {{t}}.{name}" for name in fields),
