@@ -329,7 +329,7 @@ class DeepExpertAgent(FrontierExpertAgent):
             ("scan app_opens", _query(count_scan_sql(self.max_dims))),
         ]
         if self.max_dims >= 2:  # the hours of each platform and country together
-            self.plan.append(("cell hours", _query(hours_sql(("cell",), self.holidays))))
+            self.plan.append(("cell hours", _query(hours_sql(("cell",), self.holidays, outages_only=True))))
             self.plan.append(("cell stops", _query(cell_stops_sql())))
         # What the team knows besides the counts, to cross-reference (a tier with context tables).
         if "context_tables" in observation.brief.get("segments", {}):

@@ -118,10 +118,11 @@ def rates_sql(dimensions: tuple[str, ...]) -> str:
             "ORDER BY date, entity_name, z")
 
 
-def hours_sql(dimensions: tuple[str, ...], holidays: list[str]) -> str:
+def hours_sql(dimensions: tuple[str, ...], holidays: list[str], outages_only: bool = False) -> str:
     """Per date and segment, the hours whose app opens moved apart from the rest of the day's hours, and `kept`:
     the share of the low hours' loss the other hours gained (an outage loses the opens, near 0; a timing shift moves
-    them to other hours, near 1; NULL with no low hour)."""
+    them to other hours, near 1; NULL with no low hour). `outages_only`: only segments with low hours and at most
+    one high hour (what an outage looks like), for a reader that looks for nothing else."""
     parts = {
         "all": "SELECT date, hour, NULL platform, NULL country, sum(app_opens) o FROM hourly_by_segment "
                "GROUP BY date, hour",
@@ -130,6 +131,7 @@ def hours_sql(dimensions: tuple[str, ...], holidays: list[str]) -> str:
         "cell": "SELECT date, hour, platform, country, sum(app_opens) o FROM hourly_by_segment GROUP BY ALL",
     }
     # No holiday, no filter (NOT IN (NULL) would drop every row).
+    wanted = "n_low >= 2 AND n_high <= 1" if outages_only else "n_low >= 2 OR n_high >= 2"
     skipped = f"WHERE a.date NOT IN ({', '.join(repr(date) for date in holidays)}) " if holidays else ""
     return (f"WITH h AS ({' UNION ALL '.join(parts[d] for d in dimensions)}), "
             "v AS (SELECT *, concat_ws('/', platform, country) k FROM h), "
@@ -143,7 +145,7 @@ def hours_sql(dimensions: tuple[str, ...], holidays: list[str]) -> str:
             f"n_high, string_agg(hour::VARCHAR, ',' ORDER BY hour) FILTER (q <= {LOW}) low_hours, "
             f"string_agg(hour::VARCHAR, ',' ORDER BY hour) FILTER (q >= {HIGH}) high_hours, "
             f"round(sum(gain) FILTER (q > {LOW}) / nullif(-sum(gain) FILTER (q <= {LOW}), 0), 2) kept "
-            "FROM r GROUP BY ALL HAVING n_low >= 2 OR n_high >= 2 ORDER BY date")
+            f"FROM r GROUP BY ALL HAVING {wanted} ORDER BY date")
 
 
 def stops_sql(blind: bool) -> str:
