@@ -301,6 +301,7 @@ def concurrent_incidents(world: SegmentWorld, incidents: list[SegmentIncident], 
     hosts = [incidents[int(i)] for i in rng.permutation(len(incidents))]
     out: list[SegmentIncident] = []
     used: set[int] = set()
+    iso_dates = window_calendar(world.plan.num_days).iso_dates
     for host in hosts:
         if len(out) == dates:
             break
@@ -313,7 +314,7 @@ def concurrent_incidents(world: SegmentWorld, incidents: list[SegmentIncident], 
                                                       if kind == "conversion_rate"}
         # An experiment's target step too: its intended effect moves that step in its arm on its dates, where a
         # second incident's fall would read as the experiment's own.
-        date = window_calendar(world.plan.num_days).iso_dates[host.record.day]
+        date = iso_dates[host.record.day]
         taken |= {row.target_step for i in incidents for row in i.context
                   if isinstance(row, Experiment) and row.start_date <= date <= row.end_date}
         second = kind.place_concurrent(world, host, taken, rng)

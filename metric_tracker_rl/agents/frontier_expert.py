@@ -130,8 +130,8 @@ def hours_sql(dimensions: tuple[str, ...], holidays: list[str], outages_only: bo
         "country": "SELECT date, hour, NULL platform, country, sum(app_opens) o FROM hourly_by_segment GROUP BY ALL",
         "cell": "SELECT date, hour, platform, country, sum(app_opens) o FROM hourly_by_segment GROUP BY ALL",
     }
-    # No holiday, no filter (NOT IN (NULL) would drop every row).
     wanted = "n_low >= 2 AND n_high <= 1" if outages_only else "n_low >= 2 OR n_high >= 2"
+    # No holiday, no filter (NOT IN (NULL) would drop every row).
     skipped = f"WHERE a.date NOT IN ({', '.join(repr(date) for date in holidays)}) " if holidays else ""
     return (f"WITH h AS ({' UNION ALL '.join(parts[d] for d in dimensions)}), "
             "v AS (SELECT *, concat_ws('/', platform, country) k FROM h), "
