@@ -127,7 +127,8 @@ def segmented_plan(key: EpisodeKey, num_days: int = FRONTIER_WINDOW_DAYS, world:
     cell_share = share[:, None] * version_shares(layout, releases, num_days) * np.exp(SEGMENT_DAY_SIGMA * noise[..., 0])
     traffic = cell_share[..., None] * aggregate[None]
     rate_factor = factors[:, None, :] * np.exp(SEGMENT_RATE_SIGMA * noise[..., 1:])  # (S, D, 4)
-    step_rates = np.minimum(plan.step_rates[None] * rate_factor[:, :, None, :], 0.995)
+    step_rates = plan.step_rates[None] * rate_factor[:, :, None, :]
+    np.minimum(step_rates, 0.995, out=step_rates)
     cells = layout.size
     segmented = SegmentedPlan(layout=layout, releases=releases, traffic=traffic, step_rates=step_rates,
                               extra_opens=np.zeros((cells, num_days, HOURS)),
@@ -150,7 +151,9 @@ def add_leaves(plan: SegmentedPlan, split: LeafSplit, key: EpisodeKey) -> None:
     shares /= shares.sum(axis=1, keepdims=True)
     rate_factors = split.rate_factors()[None, :, None, :] * np.exp(LEAF_RATE_SIGMA * noise[..., 1:])
     reach = np.ones((cells, leaves, days, N_EVENTS))
-    reach[..., 1:] = np.cumprod(rate_factors, axis=-1)
+    reach[..., 1] = rate_factors[..., 0]
+    for step in range(1, N_STEPS):  # a cumulative product (np.cumprod is slow along so short an axis)
+        np.multiply(reach[..., step], rate_factors[..., step], out=reach[..., step + 1])
     plan.split, plan.leaf_shares, plan.leaf_reach_factors = split, shares, reach
 
 
@@ -169,7 +172,7 @@ def _cell_stop_means(plan: SegmentedPlan) -> tuple[np.ndarray, np.ndarray | None
     reach *= mix[..., None]
     reach[:N_STEPS] -= reach[1:]
     np.maximum(reach, 0.0, out=reach)
-    return np.ascontiguousarray(np.moveaxis(reach, 0, -1)), daily_reach
+    return np.moveaxis(reach, 0, -1), daily_reach
 
 
 def draw_segmented_counts(plan: SegmentedPlan, key: EpisodeKey) -> SegmentedData:
@@ -182,7 +185,7 @@ def draw_segmented_counts(plan: SegmentedPlan, key: EpisodeKey) -> SegmentedData
     hourly = stops
     for event in range(N_STEPS - 1, -1, -1):
         hourly[..., event] += hourly[..., event + 1]
-    drawn = hourly.sum(axis=2) if daily_reach is not None else None  # before the post-draw effects
+    drawn = np.einsum("sdhe->sde", hourly) if daily_reach is not None else None  # before the post-draw effects
     extra = plan.extra_opens.any(axis=2)
     surplus = (plan.duplicate_factor != 1.0).any(axis=(2, 3))
     loss = (plan.ingested_fraction < 1.0).any(axis=2)
@@ -202,7 +205,7 @@ def draw_segmented_counts(plan: SegmentedPlan, key: EpisodeKey) -> SegmentedData
         return SegmentedData(layout=plan.layout, releases=plan.releases, hourly=hourly)
     assert plan.split is not None
     return SegmentedData(layout=plan.layout, releases=plan.releases, hourly=hourly, split=plan.split,
-                         leaf_daily=split_leaves(plan, daily_reach, drawn, hourly.sum(axis=2), key))
+                         leaf_daily=split_leaves(plan, daily_reach, drawn, np.einsum("sdhe->sde", hourly), key))
 
 
 def split_leaves(plan: SegmentedPlan, cell_reach: np.ndarray, drawn: np.ndarray, final: np.ndarray,

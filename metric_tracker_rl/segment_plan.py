@@ -68,11 +68,14 @@ class SegmentedPlan:
         """(S, K, D, 5) each leaf's expected daily reach of every event: its share times its reach factors times
         its cell's daily reach (what split_leaves divides each cell's drawn counts by)."""
         assert self.leaf_shares is not None and self.leaf_reach_factors is not None, "this plan has no leaves"
-        reach = np.empty((*self.traffic.shape, N_EVENTS))
-        reach[..., 0] = self.traffic
+        # Hours first, so that each day's sum runs over the hours in order (the sum this method has always made).
+        daily = np.empty((*self.traffic.shape[:2], N_EVENTS))  # (S, D, 5)
+        reach = np.ascontiguousarray(self.traffic.transpose(2, 0, 1))  # (24, S, D): opens reaching the event
+        rates = self.step_rates.transpose(2, 0, 1, 3)
+        daily[..., 0] = reach.sum(axis=0)
         for step in range(N_STEPS):
-            reach[..., step + 1] = reach[..., step] * self.step_rates[..., step]
-        daily = reach.sum(axis=2)  # (S, D, 5)
+            reach *= rates[..., step]
+            daily[..., step + 1] = reach.sum(axis=0)
         return self.leaf_shares[..., None] * self.leaf_reach_factors * daily[:, None]
 
 

