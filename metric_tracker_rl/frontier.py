@@ -136,7 +136,7 @@ def segmented_plan(key: EpisodeKey, num_days: int = FRONTIER_WINDOW_DAYS, world:
                               hour_shift=np.zeros((cells, num_days), dtype=np.int64),
                               ingested_fraction=np.ones((cells, num_days, HOURS)))
     if world.daily:
-        add_leaves(segmented, LeafSplit(world.daily), key)
+        add_leaves(segmented, world.leaf_split, key)
     return segmented
 
 

@@ -64,19 +64,26 @@ class SegmentedPlan:
         """The positions of the segment's cells."""
         return np.flatnonzero(self.layout.mask(segment))
 
-    def leaf_reach(self) -> np.ndarray:
+    def leaf_reach(self, days: Sequence[int] | None = None) -> np.ndarray:
         """(S, K, D, 5) each leaf's expected daily reach of every event: its share times its reach factors times
-        its cell's daily reach (what split_leaves divides each cell's drawn counts by)."""
+        its cell's daily reach (what split_leaves divides each cell's drawn counts by). With `days`, only those
+        dates are computed and every other one is zero (a kind reads the dates of the incident it places)."""
         assert self.leaf_shares is not None and self.leaf_reach_factors is not None, "this plan has no leaves"
+        at = slice(None) if days is None else list(days)
         # Hours first, so that each day's sum runs over the hours in order (the sum this method has always made).
-        daily = np.empty((*self.traffic.shape[:2], N_EVENTS))  # (S, D, 5)
-        reach = np.ascontiguousarray(self.traffic.transpose(2, 0, 1))  # (24, S, D): opens reaching the event
-        rates = self.step_rates.transpose(2, 0, 1, 3)
+        reach = np.ascontiguousarray(self.traffic[:, at].transpose(2, 0, 1))  # (24, S, d): opens reaching the event
+        rates = self.step_rates[:, at].transpose(2, 0, 1, 3)
+        daily = np.empty((*reach.shape[1:], N_EVENTS))  # (S, d, 5)
         daily[..., 0] = reach.sum(axis=0)
         for step in range(N_STEPS):
             reach *= rates[..., step]
             daily[..., step + 1] = reach.sum(axis=0)
-        return self.leaf_shares[..., None] * self.leaf_reach_factors * daily[:, None]
+        leaves = self.leaf_shares[:, :, at, None] * self.leaf_reach_factors[:, :, at] * daily[:, None]
+        if days is None:
+            return leaves
+        full = np.zeros((*self.leaf_shares.shape, N_EVENTS))
+        full[:, :, at] = leaves
+        return full
 
 
 class Calendar:

@@ -23,7 +23,7 @@ import datetime as dt
 import itertools
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from functools import cache
+from functools import cache, cached_property
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -129,7 +129,13 @@ class World:
     def fields(self) -> tuple[str, ...]:
         return tuple(dimension.field for dimension in self.dimensions)
 
+    @cached_property
+    def leaf_split(self) -> LeafSplit:
+        """How a cell splits along the daily-only dimensions (one per world: it keeps the masks it has built)."""
+        return LeafSplit(self.daily)
 
+
+@cache
 def world_of(dimensions: tuple[str, ...]) -> World:
     """The world a tier's dimension keys name: platform, one country dimension and app_version (the cells), then
     any daily-only dimensions."""

@@ -73,6 +73,15 @@ def conversion(reach: np.ndarray, mask: np.ndarray, day: int, step: int) -> floa
     return float(reach[mask][:, day, step + 1].sum() / reach[mask][:, day, step].sum())
 
 
+@pytest.mark.parametrize("days", [[0], [5, 6, 7], [54]])
+def test_leaf_reach_on_some_dates_is_the_whole_reach_there_and_zero_elsewhere(days: list[int]) -> None:
+    plan = deep_world(PLAN_SEEDS[0]).plan
+    whole, some = plan.leaf_reach(), plan.leaf_reach(days)
+    others = [day for day in range(plan.num_days) if day not in days]
+    assert np.array_equal(some[:, :, days], whole[:, :, days])  # the same sums, to the last bit
+    assert not some[:, :, others].any() and whole[:, :, days].any()
+
+
 hour_windows = st.tuples(st.integers(0, 20), st.integers(2, 10)).map(lambda h: (h[0], min(24, h[0] + h[1])))
 edits = st.tuples(st.sampled_from(PLAN_SEEDS), st.integers(0, 54), st.floats(0.2, 1.5), st.none() | hour_windows)
 

@@ -93,9 +93,9 @@ def own_z(world: SegmentWorld, reach: np.ndarray, segment: Segment, days: list[i
           change: float, hours: tuple[int, int] | None = None) -> float:
     """Expected z-score of a relative `change` of the segment's metric on the weakest of `days`: the step from
     event `event` to the next (a conversion) or, with event -1, its app opens (a count). `reach` is the plan's
-    leaf_reach() before the incident. With `hours` (an hourly incident, `change` its effect within them), a
-    segment of cells is judged on those hours, which its hourly data shows; one naming a daily-only field has
-    daily data only, where the change is diluted by the rest of the day."""
+    leaf_reach() (on `days` at least) before the incident. With `hours` (an hourly incident, `change` its effect in
+    them), a segment of cells is judged on those hours, which its hourly data shows; one naming a daily-only field
+    has daily data only, where the change is diluted by the rest of the day."""
     mask = leaf_mask(world, segment)
     if hours is not None and not segment.names_daily_field:
         hourly = world.hourly_reach(world.plan.cells(segment), days[0])[:, slice(*hours)].sum(axis=(0, 1))
@@ -180,7 +180,7 @@ def draw_cuboid(world: SegmentWorld, rng: np.random.Generator, rule: CuboidRule,
     linear in its magnitude may allow raising it up to `max_boost` times so that a small cuboid is clear, and
     lowering it down to `min_boost` times so that a large one stands out no more than the ceiling (the candidates
     are then ranked by their one-dimension parents' share times that factor: the fall a parent shows).
-    `reach`: the plan's leaf_reach() before the incident."""
+    `reach`: the plan's leaf_reach() (on `days` at least) before the incident."""
     fields = tuple(f for f in rule.may_name if f in world.cuboid_fields and f not in base.named())
     opens = reach[:, :, days, 0].sum(axis=-1)
     view_z = cache(clear)  # the one-dimension views recur across candidates

@@ -71,7 +71,7 @@ class ExperimentBreakage(IncidentKind):
         largest fall does (a thin cuboid)."""
         if not all(field in world.cuboid_fields for field in experiment.arm.named()):
             return _with_arm(experiment, experiment_arm(world, rng, cells_only=True)), 1.0
-        reach = world.plan.leaf_reach()
+        reach = world.plan.leaf_reach(experiment.days)
         z = own_z(world, reach, experiment.arm, experiment.days, step, magnitude)
         boost = scale_factor(z, world.magnitude_scale, self.magnitude_bounds[0] / magnitude)
         if z < OWN_Z_MIN and boost > self.largest_fall(world) / magnitude:

@@ -52,7 +52,7 @@ class LevelShift(IncidentKind):
         magnitude = self.draw_magnitude(world, rng)
         shares = ramp(len(days))
         step = step_index(entity)
-        reach = world.plan.leaf_reach()
+        reach = world.plan.leaf_reach(days)
         segment, boost = draw_cuboid(world, rng, CUBOID_RULE, days, reach,
                                      lambda s: own_z(world, reach, s, days, step, magnitude * min(shares)),
                                      max_boost=self.largest_fall(world) / magnitude,
@@ -74,7 +74,7 @@ class LevelShift(IncidentKind):
         step = step_index(entity)
         named = {f: v for f, v in host.segment.named().items() if f != "app_version"} or {"platform": "web"}
         field = pick(tuple(named), rng)
-        reach = world.plan.leaf_reach()
+        reach = world.plan.leaf_reach([day])
         segment, boost = draw_cuboid(world, rng, CUBOID_RULE, [day], reach,
                                      lambda s: own_z(world, reach, agree(s, host.segment), [day], step,
                                                      magnitude),

@@ -51,7 +51,7 @@ class PaymentFailure(IncidentKind):
     def _place_cuboid(self, world: SegmentWorld, base: Segment, day: int, hours: float, rng: np.random.Generator
                       ) -> list[SegmentIncident]:
         start, end = draw_window(rng, round(hours), *HOUR_WINDOW)
-        reach = world.plan.leaf_reach()
+        reach = world.plan.leaf_reach([day])
         fall = 1.0 - max(RESIDUAL)
         segment, _ = draw_cuboid(world, rng, CUBOID_RULE, [day], reach,
                                  lambda s: own_z(world, reach, s, [day], PAYMENT_STEP, fall, (start, end)),

@@ -49,7 +49,7 @@ class ReleaseRegression(IncidentKind):
     def _place_cuboid(self, world: SegmentWorld, platform: str, version: str, days: list[int], entity: str,
                       magnitude: float, rng: np.random.Generator) -> list[SegmentIncident]:
         """The release's version, narrowed to a cuboid clear on the run's last date (its rollout's widest)."""
-        reach = world.plan.leaf_reach()
+        reach = world.plan.leaf_reach(days)
         step = step_index(entity)
         segment, boost = draw_cuboid(world, rng, CUBOID_RULE, days, reach,
                                      lambda s: own_z(world, reach, s, days[-1:], step, magnitude)

@@ -49,7 +49,7 @@ class SegmentOutage(IncidentKind):
                       ) -> list[SegmentIncident]:
         drop = self.draw_magnitude(world, rng)
         plan = world.plan
-        reach = plan.leaf_reach()
+        reach = plan.leaf_reach([day])
         segment, boost = draw_cuboid(world, rng, CUBOID_RULE, [day], reach,
                                      lambda s: own_z(world, reach, s, [day], -1, drop, hours),
                                      max_boost=self.magnitude_bounds[1] / drop,
@@ -57,7 +57,7 @@ class SegmentOutage(IncidentKind):
         drop *= boost
         before = float(reach[leaf_mask(world, segment)][:, day, 0].sum())
         world.scale_traffic(segment, day, 1.0 - drop, hours)
-        after = float(plan.leaf_reach()[leaf_mask(world, segment)][:, day, 0].sum())
+        after = float(plan.leaf_reach([day])[leaf_mask(world, segment)][:, day, 0].sum())
         start, end = hours
         record = self.record(day, self.entity_names[0], 1.0 - after / before, hours,
                              f"{segment.label()} loses {drop:.0%} of its app opens between {start:02d}:00 and "
