@@ -221,9 +221,10 @@ def split_leaves(plan: SegmentedPlan, cell_reach: np.ndarray, drawn: np.ndarray,
     replacement)."""
     assert plan.leaf_shares is not None and plan.leaf_reach_factors is not None
     leaf_reach = plan.leaf_shares[..., None] * plan.leaf_reach_factors * cell_reach[:, None]  # (S, K, D, 5)
-    leaf_stops = leaf_reach.copy()
-    leaf_stops[..., :-1] -= leaf_reach[..., 1:]
-    weights = np.maximum(leaf_stops, 0.0)  # (S, K, D, 5)
+    weights = np.empty_like(leaf_reach)  # (S, K, D, 5): each leaf's expected stops at each event
+    weights[..., -1] = leaf_reach[..., -1]
+    np.subtract(leaf_reach[..., :-1], leaf_reach[..., 1:], out=weights[..., :-1])
+    np.maximum(weights, 0.0, out=weights)
     stops = drawn.copy()
     stops[..., :-1] -= drawn[..., 1:]
     rng = derive_rng(key, "segment-split")
@@ -236,7 +237,8 @@ def split_leaves(plan: SegmentedPlan, cell_reach: np.ndarray, drawn: np.ndarray,
         weight_left = weight_left - weights[:, leaf]
     leaves[:, -1] = left  # the last leaf takes the rest (all of it where no leaf expects any)
     leaves = np.moveaxis(leaves, 1, -1)  # (S, D, 5, K)
-    leaves = np.cumsum(leaves[..., ::-1, :], axis=-2)[..., ::-1, :]  # counts per leaf
+    for event in range(N_STEPS - 1, -1, -1):  # counts per leaf: each event's stops and those past it
+        leaves[..., event, :] += leaves[..., event + 1, :]
     uniform = np.full(weights.shape[1], 1.0 / weights.shape[1])
     for cell, day in zip(*np.nonzero((final != drawn).any(axis=-1)), strict=True):
         rng = derive_rng(key, "segment-resplit", int(cell) * plan.num_days + int(day))

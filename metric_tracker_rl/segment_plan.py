@@ -5,7 +5,7 @@ it)."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import TypeVar
 
 import numpy as np
@@ -217,7 +217,7 @@ class SegmentWorld:
                      ) -> tuple[np.ndarray, slice, np.ndarray | None]:
         """The segment's cells, the hours as a slice, and its leaves (None: it names no daily-only field)."""
         window = slice(None) if hours is None else slice(*hours)
-        cells = self.plan.cells(replace(segment, channel=None, user_type=None))
+        cells = self.plan.cells(segment.cell_part())
         if not segment.names_daily_field:
             return cells, window, None
         if self.plan.split is None:
@@ -232,8 +232,9 @@ class SegmentWorld:
         plan = self.plan
         reach = np.empty((len(cells), plan.traffic.shape[2], N_EVENTS))
         reach[..., 0] = plan.traffic[cells, day]
+        rates = plan.step_rates[cells, day]  # (n, 24, 4)
         for step in range(N_STEPS):
-            reach[..., step + 1] = reach[..., step] * plan.step_rates[cells, day, :, step]
+            reach[..., step + 1] = reach[..., step] * rates[..., step]
         return reach
 
     def _retarget_leaves(self, cells: np.ndarray, day: int, window: slice, leaves: np.ndarray, factor: float,

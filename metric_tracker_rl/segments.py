@@ -212,6 +212,10 @@ class Segment:
             return replace(self, platform="web", app_version=None) if self.platform in (None, "web") else self
         return self
 
+    def cell_part(self) -> Segment:
+        """The cells the segment falls in: its fields of the cell grain only."""
+        return Segment(self.platform, self.country, self.app_version)
+
     @property
     def names_daily_field(self) -> bool:
         """Whether it names a dimension kept at the daily grain only (it has no hourly counts)."""
@@ -403,7 +407,7 @@ class SegmentedData:
 
     def leaf_mask(self, segment: Segment) -> np.ndarray:
         """(L,) bool: the leaves inside a segment (the cells inside it where there is no split)."""
-        cells = self.layout.mask(replace(segment, channel=None, user_type=None))
+        cells = self.layout.mask(segment.cell_part())
         if self.split is None:
             if segment.names_daily_field:
                 raise ValueError(f"this episode has no dimension {', '.join(set(segment.named()) - set(CELL_FIELDS))}")

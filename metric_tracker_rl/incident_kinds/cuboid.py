@@ -20,7 +20,7 @@ Behind the truth wall: it reads the plan.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from functools import cache
 
 import numpy as np
@@ -84,7 +84,7 @@ def leaf_mask(world: SegmentWorld, segment: Segment) -> np.ndarray:
     if mask is None:
         plan = world.plan
         assert plan.split is not None, "cuboids need a world with leaves"
-        cells = plan.layout.mask(replace(segment, channel=None, user_type=None))
+        cells = plan.layout.mask(segment.cell_part())
         mask = world.leaf_masks[segment] = np.outer(cells, plan.split.mask(segment))
     return mask
 
@@ -101,7 +101,7 @@ def own_z(world: SegmentWorld, reach: np.ndarray, segment: Segment, days: list[i
         hourly = world.hourly_reach(world.plan.cells(segment), days[0])[:, slice(*hours)].sum(axis=(0, 1))
         reach, mask, days = hourly[None, None, None, :], np.ones((1, 1), dtype=bool), [0]
     elif hours is not None:  # the share of the day's affected events (opens, or the step's conversions) in them
-        hourly = world.hourly_reach(world.plan.cells(replace(segment, channel=None, user_type=None)), days[0])
+        hourly = world.hourly_reach(world.plan.cells(segment.cell_part()), days[0])
         moved = 0 if event < 0 else event + 1
         change *= float(hourly[:, slice(*hours), moved].sum() / max(hourly[..., moved].sum(), 1e-9))
     block = hours is not None and not segment.names_daily_field
