@@ -11,6 +11,7 @@ import pytest
 
 from benchmarks.interface import message_texts, record_episode
 from metric_tracker_rl.agents.deep_expert import (
+    SCAN_GROUPS,
     SEARCH_DIMENSIONS,
     cell_stops_sql,
     cuboid_sets,
@@ -18,7 +19,7 @@ from metric_tracker_rl.agents.deep_expert import (
     rule_sql,
     scan_sql,
 )
-from metric_tracker_rl.agents.frontier_expert import SQL_CHARS, STEPS
+from metric_tracker_rl.agents.frontier_expert import SQL_CHARS
 from metric_tracker_rl.environment import MetricTrackerRlEnvironment
 from metric_tracker_rl.models import MetricTrackerRlAction
 from metric_tracker_rl.scenario import build_episode
@@ -84,7 +85,7 @@ def test_cuboids_cover_one_to_three_dimensions() -> None:
 
 @pytest.mark.parametrize("max_dims", [1, 2, 3])
 def test_queries_fit_the_text_limit(max_dims: int) -> None:
-    assert all(len(scan_sql(step, max_dims)) <= SQL_CHARS for step, _, _ in STEPS)
+    assert all(len(scan_sql(steps, max_dims)) <= SQL_CHARS for steps in SCAN_GROUPS)
     assert all(len(rule_sql(dimension)) <= SQL_CHARS for dimension in SEARCH_DIMENSIONS)
     assert len(cell_stops_sql()) <= SQL_CHARS
 

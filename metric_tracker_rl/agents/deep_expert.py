@@ -9,12 +9,12 @@ which leaves the traffic comes from, never a leaf's own conversion. So the searc
    in the other weeks), taken at the leaf without its app version (a rollout moves a version's traffic from date to
    date, its conversion stays that of its platform's leaf); the residual of a leaf is its step's conversions less
    the baseline rate times its incoming events.
-2. The scan: one grouped query sums the residuals, the expected conversions and their sampling variance over every
-   cuboid of one to three dimensions (a version counts as one dimension with its platform), per date and step. A
-   cuboid's z (its residual over its noise) is the scan statistic of a uniform relative change inside it: in
-   expectation it is highest on the incident's own cuboid, lower on a coarser one (the same residual, more noise)
-   and on a finer one (part of the residual). The query returns the strongest few cuboids of each date and step
-   that moved beyond the noise of so many tests.
+2. The scan: one grouped query per two steps sums the residuals, the expected conversions and their sampling variance
+   over every cuboid of one to three dimensions (a version counts as one dimension with its platform), per date and
+   step. A cuboid's z (its residual over its noise) is the scan statistic of a uniform relative change inside it: in
+   expectation it is highest on the incident's own cuboid, lower on a coarser one (the same residual, more noise) and
+   on a finer one (part of the residual). The query returns the strongest few cuboids of each date and step that
+   moved beyond the noise of so many tests.
 3. The ripple check: the strongest cuboid is generalised to a parent (one dimension dropped) when the part of the
    parent outside it moved the same way by a comparable share (the change ripples through the whole parent, as
    a root cause's does), and kept when the rest of the parent stayed put (the change is confined to it).
@@ -115,40 +115,50 @@ def cuboid_sets(max_dims: int) -> list[tuple[str, ...]]:
     return sets
 
 
-def _grouped(sets: list[tuple[str, ...]], source: str, sums: str) -> str:
-    """One GROUP BY date, GROUPING SETS over `source` (each set with the date), every segment field selected (NULL
+def _grouped(sets: list[tuple[str, ...]], source: str, sums: str, by: str = "date") -> str:
+    """One GROUP BY `by`, GROUPING SETS over `source` (each set with `by`), every segment field selected (NULL
     where no set names it)."""
     used = {field for fields in sets for field in fields}
     columns = ", ".join(ALIAS[field] if field in used else f"NULL {ALIAS[field]}" for field in SEGMENT_FIELDS)
     grouping = ", ".join("(" + ", ".join(ALIAS[field] for field in fields) + ")" for fields in sets)
-    return f"SELECT date, {columns}, {sums} FROM {source} GROUP BY date, GROUPING SETS ({grouping})"
+    return f"SELECT {by}, {columns}, {sums} FROM {source} GROUP BY {by}, GROUPING SETS ({grouping})"
 
 
-def scan_sql(step: str, max_dims: int = 3) -> str:
-    """Per date, one step's strongest cuboids by the z of their leaves' summed residuals, on dates where the
-    strongest moved beyond SCAN_Z: each with its change (residual over expected conversions), z, residual and
-    expected conversions. One step a query keeps each statement far inside the tool's time limit."""
-    num, den = next((EVENT_ALIAS[_event(n)], EVENT_ALIAS[_event(d)]) for name, n, d in STEPS if name == step)
-    sums = (f"sum({num} - q * {den}) r, sum(q * {den}) e, "
-            f"sum(greatest(q * (1 - q), {RATE_FLOOR} * q) * {den} + ({LEAF_SPREAD} * q * {den}) ^ 2) w")
+# The funnel steps each scan query reads (positions in STEPS): two a statement keep each far inside the tool's time
+# limit, and say their shared text once.
+SCAN_GROUPS: tuple[tuple[int, ...], ...] = ((0, 1), (2, 3))
+
+
+def scan_sql(steps: tuple[int, ...], max_dims: int = 3) -> str:
+    """Per date and step (of `steps`, positions in STEPS), the strongest cuboids by the z of their leaves' summed
+    residuals, where the strongest moved beyond SCAN_Z: each with its step (1 to 4 in funnel order), its change
+    (residual over expected conversions), z, residual and expected conversions."""
+    def listed(events: list[str]) -> str:
+        return "[" + ", ".join(events) + "]"
+
+    numbers = listed([str(i + 1) for i in steps])
+    nums = listed([_event(STEPS[i][1]) for i in steps])
+    dens = listed([_event(STEPS[i][2]) for i in steps])
+    sums = ("sum(n - q * d) r, sum(q * d) e, "
+            f"sum(greatest(q * (1 - q), {RATE_FLOOR} * q) * d + ({LEAF_SPREAD} * q * d) ^ 2) w")
     sets = cuboid_sets(max_dims)
-    parts = [_grouped([s for s in sets if "app_version" not in s], "q", sums)]
+    parts = [_grouped([s for s in sets if "app_version" not in s], "q", sums, "date, k")]
     versioned = [s for s in sets if "app_version" in s]
     if versioned:  # web has one version: its cuboids are web's own
-        parts.append(_grouped(versioned, "(SELECT l.*, q FROM l JOIN q USING (date, p, c, h, u) WHERE p <> 'web')",
-                              sums))
-    return (f"WITH l AS (SELECT date, platform p, country c, app_version v, channel h, user_type u, {COLUMN[num]} "
-            f"{num}, {COLUMN[den]} {den} FROM daily_by_segment), "
-            f"t AS (SELECT date, p, c, h, u, sum({num}) {num}, sum({den}) {den} FROM l GROUP BY ALL), "
-            f"q AS (SELECT *, median({num} / {den}) FILTER ({den} > 0) OVER (PARTITION BY p, c, h, u, isodow(date) "
+        parts.append(_grouped(versioned, "(SELECT l.*, q FROM l JOIN q USING (date, k, p, c, h, u) WHERE p <> 'web')",
+                              sums, "date, k"))
+    return (f"WITH l AS (SELECT date, platform p, country c, app_version v, channel h, user_type u, "
+            f"unnest({numbers}) k, unnest({nums}) n, unnest({dens}) d FROM daily_by_segment), "
+            "t AS (SELECT date, k, p, c, h, u, sum(n) n, sum(d) d FROM l GROUP BY ALL), "
+            "q AS (SELECT *, median(n / d) FILTER (d > 0) OVER (PARTITION BY k, p, c, h, u, isodow(date) "
             "ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING EXCLUDE CURRENT ROW) q FROM t), "
             f"g AS ({' UNION ALL '.join(parts)}), "
             f"z AS (SELECT *, r / sqrt({BASELINE_NOISE} * w + ({CUBOID_SPREAD} * e) ^ 2) z FROM g "
             f"WHERE e >= {MIN_EXPECTED}) "
-            f"SELECT date, p platform, c country, v app_version, h channel, u user_type, round(r / e, 3) change, "
-            f"round(z, 1) z, round(r) r, round(e) e FROM z WHERE abs(z) >= {KEPT_Z} "
-            f"QUALIFY max(abs(z)) OVER (PARTITION BY date) >= {SCAN_Z} AND row_number() OVER (PARTITION BY date "
-            f"ORDER BY abs(z) DESC) <= {TOP} ORDER BY date, abs(z) DESC")
+            f"SELECT date, k step, p platform, c country, v app_version, h channel, u user_type, "
+            f"round(r / e, 3) change, round(z, 1) z, round(r) r, round(e) e FROM z WHERE abs(z) >= {KEPT_Z} "
+            f"QUALIFY max(abs(z)) OVER (PARTITION BY date, k) >= {SCAN_Z} AND row_number() OVER (PARTITION BY "
+            f"date, k ORDER BY abs(z) DESC) <= {TOP} ORDER BY date, k, abs(z) DESC")
 
 
 def count_scan_sql(max_dims: int = 3) -> str:
@@ -325,7 +335,7 @@ class DeepExpertAgent(FrontierExpertAgent):
             ("releases", MetricTrackerRlAction(analysis_method="get_releases", analysis_args={})),
             ("hours", _query(hours_sql(("platform", "country"), self.holidays))),
             ("stops", _query(stops_sql(False))),
-            *((f"scan {step}", _query(scan_sql(step, self.max_dims))) for step, _, _ in STEPS),
+            *((f"scan {steps}", _query(scan_sql(steps, self.max_dims))) for steps in SCAN_GROUPS),
             ("scan app_opens", _query(count_scan_sql(self.max_dims))),
         ]
         if self.max_dims >= 2:  # the hours of each platform and country together
@@ -341,10 +351,10 @@ class DeepExpertAgent(FrontierExpertAgent):
         if self.localised is not None:
             return False
         by_key: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
-        for step, _, _ in STEPS:
-            for row in self.results[f"scan {step}"]:
-                if row.get("z") is not None and row.get("change") is not None:
-                    by_key[(str(row["date"]), step)].append(row)
+        for steps in SCAN_GROUPS:
+            for row in self.results[f"scan {steps}"]:
+                if row.get("z") is not None and row.get("change") is not None and row.get("step") in range(1, 5):
+                    by_key[(str(row["date"]), STEPS[int(row["step"]) - 1][0])].append(row)
         self.localised = [{**localise(rows), "entity_name": step} for (_, step), rows in sorted(by_key.items())]
         self.beyond_arms = {(str(row["date"]), row["entity_name"], _segment_of(row)) for row in self.localised
                             if self._beyond_arms(row, by_key[(str(row["date"]), row["entity_name"])])}
