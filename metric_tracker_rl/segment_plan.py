@@ -106,7 +106,8 @@ class Calendar:
 
     def draw(self, rng: np.random.Generator, length: int = 1) -> int | None:
         """A first date of `length` free consecutive dates, drawn uniformly (None when none is left)."""
-        starts = [d for d in range(self.num_days) if all(self.free(d + i) for i in range(length))]
+        free = [self.free(day) for day in range(self.num_days + length)]
+        starts = [d for d in range(self.num_days) if all(free[d:d + length])]
         if not starts:
             return None
         start = starts[int(rng.integers(len(starts)))]
