@@ -79,6 +79,7 @@ from metric_tracker_rl.segments import (
     World,
     cell_layout,
     cell_mix,
+    day_sums,
     holiday_days,
     version_labels,
     version_shares,
@@ -185,7 +186,7 @@ def draw_segmented_counts(plan: SegmentedPlan, key: EpisodeKey) -> SegmentedData
     hourly = stops
     for event in range(N_STEPS - 1, -1, -1):
         hourly[..., event] += hourly[..., event + 1]
-    drawn = np.einsum("sdhe->sde", hourly) if daily_reach is not None else None  # before the post-draw effects
+    drawn = day_sums(hourly) if daily_reach is not None else None  # before the post-draw effects
     extra = plan.extra_opens.any(axis=2)
     surplus = (plan.duplicate_factor != 1.0).any(axis=(2, 3))
     loss = (plan.ingested_fraction < 1.0).any(axis=2)
@@ -205,7 +206,7 @@ def draw_segmented_counts(plan: SegmentedPlan, key: EpisodeKey) -> SegmentedData
         return SegmentedData(layout=plan.layout, releases=plan.releases, hourly=hourly)
     assert plan.split is not None
     return SegmentedData(layout=plan.layout, releases=plan.releases, hourly=hourly, split=plan.split,
-                         leaf_daily=split_leaves(plan, daily_reach, drawn, np.einsum("sdhe->sde", hourly), key))
+                         leaf_daily=split_leaves(plan, daily_reach, drawn, day_sums(hourly), key))
 
 
 def split_leaves(plan: SegmentedPlan, cell_reach: np.ndarray, drawn: np.ndarray, final: np.ndarray,

@@ -363,6 +363,12 @@ def holiday_days(num_days: int = FRONTIER_WINDOW_DAYS) -> dict[int, str]:
     return days
 
 
+def day_sums(hourly: np.ndarray) -> np.ndarray:
+    """(S, D, 5) each cell's daily counts from its hourly ones (S, D, 24, 5): einsum takes a third of
+    sum(axis=2)'s time, and integer sums come out the same in any order."""
+    return np.einsum("sdhe->sde", hourly)
+
+
 @dataclass(frozen=True)
 class SegmentedData:
     """The public counts of every cell: hourly (S, D, 24, 5), daily (S, D, 5), and the release schedule; at a tier
@@ -378,7 +384,7 @@ class SegmentedData:
     context: ContextTables | None = None  # at a tier with context (deep): its context tables
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "daily", np.einsum("sdhe->sde", self.hourly))  # a third of sum(axis=2)'s time
+        object.__setattr__(self, "daily", day_sums(self.hourly))
         if (self.split is None) != (self.leaf_daily is None):
             raise ValueError("a leaf split comes with its leaves' daily counts")
         for array in (self.hourly, self.daily, self.leaf_daily):

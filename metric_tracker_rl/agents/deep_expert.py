@@ -127,6 +127,7 @@ def _grouped(sets: list[tuple[str, ...]], source: str, sums: str, by: str = "dat
 # The funnel steps each scan query reads (positions in STEPS): two a statement keep each far inside the tool's time
 # limit, and say their shared text once.
 SCAN_GROUPS: tuple[tuple[int, ...], ...] = ((0, 1), (2, 3))
+STEP_NAMES = {position + 1: name for position, (name, _, _) in enumerate(STEPS)}  # a scan row's step, by number
 
 
 def scan_sql(steps: tuple[int, ...], max_dims: int = 3) -> str:
@@ -136,7 +137,7 @@ def scan_sql(steps: tuple[int, ...], max_dims: int = 3) -> str:
     def listed(events: list[str]) -> str:
         return "[" + ", ".join(events) + "]"
 
-    numbers = listed([str(i + 1) for i in steps])
+    numbers = listed([str(i + 1) for i in steps])  # STEP_NAMES' keys
     nums = listed([_event(STEPS[i][1]) for i in steps])
     dens = listed([_event(STEPS[i][2]) for i in steps])
     sums = ("sum(n - q * d) r, sum(q * d) e, "
@@ -353,8 +354,9 @@ class DeepExpertAgent(FrontierExpertAgent):
         by_key: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
         for steps in SCAN_GROUPS:
             for row in self.results[f"scan {steps}"]:
-                if row.get("z") is not None and row.get("change") is not None and row.get("step") in range(1, 5):
-                    by_key[(str(row["date"]), STEPS[int(row["step"]) - 1][0])].append(row)
+                step = STEP_NAMES.get(row.get("step"))
+                if step is not None and row.get("z") is not None and row.get("change") is not None:
+                    by_key[(str(row["date"]), step)].append(row)
         self.localised = [{**localise(rows), "entity_name": step} for (_, step), rows in sorted(by_key.items())]
         self.beyond_arms = {(str(row["date"]), row["entity_name"], _segment_of(row)) for row in self.localised
                             if self._beyond_arms(row, by_key[(str(row["date"]), row["entity_name"])])}

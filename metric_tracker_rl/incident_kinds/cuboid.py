@@ -106,8 +106,8 @@ def own_z(world: SegmentWorld, reach: np.ndarray, segment: Segment, days: list[i
         change *= float(hourly[:, slice(*hours), moved].sum() / max(hourly[..., moved].sum(), 1e-9))
     block = hours is not None and not segment.names_daily_field
     mine = reach[:, :, days][mask]  # (n, len(days), 5): the segment's leaves on its dates
-    if not (mine[..., max(event, 0)].sum(axis=0) >= (MIN_BLOCK_EXPECTED if block else MIN_EXPECTED)).all():
-        return 0.0  # too thin (what enough_data tells)
+    if not _each_date_holds(mine[..., max(event, 0)], MIN_BLOCK_EXPECTED if block else MIN_EXPECTED):
+        return 0.0
     weakest = np.inf
     for at in range(len(days)):
         if event < 0:
@@ -129,7 +129,12 @@ def enough_data(reach: np.ndarray, mask: np.ndarray, days: list[int], event: int
                 least: float = MIN_EXPECTED) -> bool:
     """Whether the leaves in `mask` expect at least `least` arrivals at `event` on each of `days` (a cuboid too
     thin has dates with no value at all)."""
-    return bool((reach[:, :, days, event][mask].sum(axis=0) >= least).all())
+    return _each_date_holds(reach[:, :, days, event][mask], least)
+
+
+def _each_date_holds(arrivals: np.ndarray, least: float) -> bool:
+    """Whether leaves' expected arrivals (n, dates) sum to at least `least` on every date."""
+    return bool((arrivals.sum(axis=0) >= least).all())
 
 
 def one_dimension_parents(segment: Segment) -> list[Segment]:
