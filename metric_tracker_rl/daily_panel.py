@@ -12,7 +12,7 @@ from functools import cache
 
 import numpy as np
 
-from metric_tracker_rl.funnel import FunnelData
+from metric_tracker_rl.funnel import HOURS, FunnelData
 from metric_tracker_rl.published import (
     CONVERSION_BY_NAME,
     COUNT_COLUMNS,
@@ -239,20 +239,39 @@ def _row_sources() -> dict[str, tuple[np.ndarray, ...]]:
 ROW_SOURCES = _row_sources()
 
 
-def build_panel(data: FunnelData) -> MetricPanel:
-    daily = data.daily.T.astype(float)  # (5, D)
-    values = np.empty((len(PANEL_KEYS), daily.shape[1]))
+def daily_values(daily: np.ndarray) -> np.ndarray:
+    """(K, D) each panel row's series from (D, 5) daily counts: counts and rates; the hourly-mix rows are NaN (a
+    distance from the usual hours needs the hours)."""
+    counts = daily.T.astype(float)  # (5, D)
+    values = np.full((len(PANEL_KEYS), counts.shape[1]), np.nan)
     rows, columns = ROW_SOURCES["count"]
-    values[rows] = daily[columns]
+    values[rows] = counts[columns]
     rows, numerators, denominators = ROW_SOURCES["rate"]
-    values[rows] = count_ratio(daily[numerators], daily[denominators])
-    shares, baseline_shares = hourly_profiles(data)
-    distance = 0.5 * sum_over_hours(np.abs(shares - baseline_shares))  # (D, 5)
-    rows, columns = ROW_SOURCES["mix"]
-    values[rows] = distance.T[columns]
+    values[rows] = count_ratio(counts[numerators], counts[denominators])
+    return values
 
+
+def _published_panel(values: np.ndarray, shares: np.ndarray, baseline_shares: np.ndarray) -> MetricPanel:
+    """The panel of these series with their baselines and spreads by the published rule."""
     baseline = peer_median(values, same_weekday_peers(values.shape[1]))
     mad = nanmedian_last_axis(np.abs(values - baseline))
     scale = nanmedian_last_axis(np.abs(baseline))
     spread = np.maximum(MAD_TO_SIGMA * nan_to_zero(mad), 1e-6 * nan_to_zero(scale) + 1e-9)
     return MetricPanel(PANEL_KEYS, values, baseline, spread, shares, baseline_shares)
+
+
+def build_panel(data: FunnelData) -> MetricPanel:
+    values = daily_values(data.daily)
+    shares, baseline_shares = hourly_profiles(data)
+    distance = 0.5 * sum_over_hours(np.abs(shares - baseline_shares))  # (D, 5)
+    rows, columns = ROW_SOURCES["mix"]
+    values[rows] = distance.T[columns]
+    return _published_panel(values, shares, baseline_shares)
+
+
+def build_daily_panel(daily: np.ndarray) -> MetricPanel:
+    """The panel of a segment with daily counts only (deep's channel and user type split a cell's days, not its
+    hours): its counts and rates with their baselines, as build_panel gives a funnel's, and no hourly mix (its
+    rows and hourly shares are NaN)."""
+    no_hours = np.full((daily.shape[0], HOURS, daily.shape[1]), np.nan)
+    return _published_panel(daily_values(daily), no_hours, no_hours)

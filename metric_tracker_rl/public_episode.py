@@ -12,15 +12,27 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from metric_tracker_rl.daily_panel import MetricPanel, build_panel
+from metric_tracker_rl.daily_panel import MetricPanel, build_daily_panel, build_panel
 from metric_tracker_rl.funnel import HOURS, FunnelData
 from metric_tracker_rl.published import CONVERSION_METRICS, COUNT_COLUMNS
-from metric_tracker_rl.segments import Segment, SegmentedData
+from metric_tracker_rl.segments import CELL_FIELDS, Segment, SegmentedData
 from metric_tracker_rl.sql_columns import SqlTable
 from metric_tracker_rl.validation import segment_problem
 
 if TYPE_CHECKING:
     import pandas as pd
+
+
+def hourly_grain_problem(segment: Segment) -> str:
+    """Why a tool that reads hours cannot answer for a segment that names a daily-only dimension, and what can.
+
+    An error, not the hours of the cells the segment falls in: those hold every channel's and user type's
+    traffic, and a result scoped to a channel would be read as that channel's own hours."""
+    daily = " or ".join(name for name in segment.named() if name not in CELL_FIELDS)
+    cells = f"{', '.join(CELL_FIELDS[:-1])} and {CELL_FIELDS[-1]}"
+    return (f"{segment.label()}: hourly counts exist per ({', '.join(CELL_FIELDS)}) cell only, not per {daily}, so "
+            f"this tool takes {cells}; a segment's days by {daily}: compare_rate_to_median, compare_count_to_median, "
+            "compare_segments, or daily_by_segment in query")
 
 
 @dataclass(frozen=True)
@@ -84,12 +96,13 @@ class PublicEpisode:
         return None if self.segments is None else self.segments.dimension_values()
 
     def segment_view(self, segment: Segment) -> PublicEpisode:
-        """The episode as one segment's funnel (frontier): the tools that read `data` and `panel` then answer for
-        that segment, with its own baseline by the published rule. Built on first use and kept. ValueError names
-        the valid values when the episode has no segments or no cell matches."""
-        problem = segment_problem(segment.named(), self.segment_values())
-        if problem is not None:
-            raise ValueError(problem)
+        """The episode as one segment's funnel (frontier, deep): the tools that read `data` and `panel` then answer
+        for that segment, with its own baseline by the published rule. Built on first use and kept. ValueError
+        names the valid values when the episode has no segments or no cell matches, and says what to read
+        instead for a segment of a daily-only dimension (it has no hours)."""
+        self._check(segment)
+        if segment.names_daily_field:
+            raise ValueError(hourly_grain_problem(segment))
         segment = segment.normalised()
         key = ("segment_view", segment)
         view = self.memo.get(key)
@@ -101,6 +114,37 @@ class PublicEpisode:
                 raise ValueError(f"{exc}: a version belongs to one platform (get_releases)") from None
             view = self.memo[key] = PublicEpisode(data, build_panel(data), self.annotations, self.task)
         return view
+
+    def segment_daily(self, segment: Segment) -> np.ndarray:
+        """(D, 5) daily counts of a segment of any of the episode's dimensions (the whole funnel's for the empty
+        segment; at deep a channel's or user type's are the sum of its leaves). ValueError as segment_view."""
+        if not segment.names_daily_field:
+            return (self if segment.is_aggregate else self.segment_view(segment)).data.daily
+        self._check(segment)
+        assert self.segments is not None
+        segment = segment.normalised()
+        if not self.segments.leaf_mask(segment).any():
+            raise ValueError(f"no traffic cell matches {segment.label()}: a version belongs to one platform "
+                             "(get_releases)")
+        return self.segments.segment_daily(segment)
+
+    def segment_panel(self, segment: Segment) -> MetricPanel:
+        """The published daily numbers of a segment of any of the episode's dimensions: the panel of its funnel
+        (segment_view; the episode's own for the empty segment), or for a segment of a daily-only dimension the
+        panel of its daily counts, which has no hourly mix. Built on first use and kept. ValueError as
+        segment_view."""
+        if not segment.names_daily_field:
+            return (self if segment.is_aggregate else self.segment_view(segment)).panel
+        key = ("segment_panel", segment.normalised())
+        panel = self.memo.get(key)
+        if panel is None:
+            panel = self.memo[key] = build_daily_panel(self.segment_daily(segment))
+        return panel
+
+    def _check(self, segment: Segment) -> None:
+        problem = segment_problem(segment.named(), self.segment_values())
+        if problem is not None:
+            raise ValueError(problem)
 
     def segment_tables(self) -> dict[str, pd.DataFrame]:
         """The segmented tables (daily_by_segment, hourly_by_segment, releases) at frontier; {} on the aggregate

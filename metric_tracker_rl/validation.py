@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pydantic import ValidationError
 
 from metric_tracker_rl.plain_types import MetricSubmissionRow, SubmissionIssue
-from metric_tracker_rl.published import ENTITY_NAMES, row_key
+from metric_tracker_rl.published import DIFFICULTIES, ENTITY_NAMES, SEGMENTED_DIFFICULTIES, row_key
 
 ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
@@ -31,6 +31,8 @@ def date_problem(value: str, window: Sequence[str]) -> str | None:
 
 
 SEGMENT_FIELDS: tuple[str, ...] = ("platform", "country", "app_version", "channel", "user_type")
+NO_SEGMENTS = ("this episode's funnel has no segments (difficulties "
+               f"{' and '.join(d for d in DIFFICULTIES if d in SEGMENTED_DIFFICULTIES)} have)")
 
 
 def segment_problem(named: Mapping[str, str], segment_values: Mapping[str, Sequence[str]] | None) -> str | None:
@@ -39,8 +41,7 @@ def segment_problem(named: Mapping[str, str], segment_values: Mapping[str, Seque
     value must be one of the episode's."""
     for name, value in named.items():
         if segment_values is None:
-            return (f"{name} {value!r}: this episode's funnel has no segments (only difficulty frontier has); "
-                    "leave platform, country and app_version out")
+            return (f"{name} {value!r}: {NO_SEGMENTS}; name none of {', '.join(SEGMENT_FIELDS)}")
         if name not in segment_values:
             return (f"{name} {value!r}: this episode has no {name} dimension; its dimensions: "
                     f"{', '.join(segment_values)}")

@@ -15,9 +15,17 @@ from metric_tracker_rl.analysis_tools import TOOL_REGISTRY, run_tool
 from metric_tracker_rl.daily_panel import peer_median, same_weekday_peers
 from metric_tracker_rl.environment import MetricTrackerRlEnvironment
 from metric_tracker_rl.families import PUBLISHED_FAMILIES
-from metric_tracker_rl.grader import accepted_methods, grade_submission
-from metric_tracker_rl.published import BASELINE_RULE, GRADING_RULE, QUALITY_WEIGHTS, SEVERITY_RULE, severity_for
+from metric_tracker_rl.grader import accepted_methods, grade_submission, within_tolerance
+from metric_tracker_rl.published import (
+    BASELINE_RULE,
+    COUNT_COLUMNS,
+    GRADING_RULE,
+    QUALITY_WEIGHTS,
+    SEVERITY_RULE,
+    severity_for,
+)
 from metric_tracker_rl.scenario import build_episode
+from metric_tracker_rl.segments import SEGMENT_FIELDS
 from metric_tracker_rl.tasks import resolve_episode_config
 from metric_tracker_rl.tool_calls import (
     SYSTEM_PROMPT,
@@ -111,10 +119,87 @@ def test_a_scoped_comparison_shows_the_incidents_expected_row(seed: int) -> None
     assert "never on the family's magnitude" in SEVERITY_RULE
 
 
+@pytest.mark.parametrize("seed", [0, 3, 6])
+def test_at_deep_a_comparison_scoped_by_channel_or_user_type_shows_the_incidents_expected_row(seed: int) -> None:
+    """A channel or a user type has daily counts only: the comparison tools scoped to an incident confined by one
+    read that segment's own days and print the numbers the grader expects, within its tolerance (a funnel step's
+    series is its conversion rate's)."""
+    episode = build_episode(resolve_episode_config(difficulty="deep", seed=seed))
+    checked = 0
+    for row in episode.truth.expected_rows:
+        if row.channel is None and row.user_type is None:
+            continue
+        tool = "compare_count_to_median" if row.entity_type == "event_count" else "compare_rate_to_median"
+        scope = {name: getattr(row, name) for name in SEGMENT_FIELDS if getattr(row, name) is not None}
+        outcome = run_tool(tool, episode.public, {"date": row.date, "entity_name": row.entity_name, **scope})
+        assert outcome.ok, outcome.error
+        result = outcome.result
+        assert {name: result[name] for name in scope} == scope
+        assert within_tolerance(result["baseline_value"], row.baseline_value, row.baseline_value)
+        assert within_tolerance(result["observed_value"], row.observed_value, row.observed_value)
+        assert within_tolerance(result["delta_value"], row.delta_value, row.baseline_value)
+        assert result["severity"] == row.severity
+        checked += 1
+    assert checked
+
+
+DEEP = build_episode(resolve_episode_config(difficulty="deep", seed=2)).public
+DEEP_VALUES = DEEP.segment_values() or {}
+
+
+@settings(max_examples=40, deadline=None)
+@given(named=st.fixed_dictionaries({}, optional={name: st.sampled_from(DEEP_VALUES[name])
+                                                 for name in ("platform", "country", "channel", "user_type")}),
+       day=st.integers(0, len(DEEP.data.dates) - 1), column=st.integers(0, 4))
+@example(named={"channel": "organic"}, day=20, column=0)
+def test_at_deep_a_count_comparison_reads_its_segments_own_days(named: dict[str, str], day: int,
+                                                                column: int) -> None:
+    """A day-level tool scoped by any of deep's dimensions reads the sum of daily_by_segment's rows inside the
+    segment, and its baseline is the median of that sum on the same weekday's other dates."""
+    table = DEEP.segment_tables()["daily_by_segment"]
+    inside = np.ones(len(table), dtype=bool)
+    for name, value in named.items():
+        inside &= (table[name] == value).to_numpy()
+    event = COUNT_COLUMNS[column]
+    series = table[inside].groupby("date")[event].sum().reindex(DEEP.data.dates, fill_value=0).to_numpy(float)
+    outcome = run_tool("compare_count_to_median", DEEP, {"date": DEEP.data.dates[day], "entity_name": event,
+                                                         **named})
+    assert outcome.ok, outcome.error
+    assert outcome.result["observed_value"] == series[day]
+    peers = [series[p] for p in range(day % 7, len(series), 7) if p != day]
+    assert outcome.result["baseline_value"] == pytest.approx(float(np.median(peers)))
+
+
+@pytest.mark.parametrize("tool", ["hourly_rows_for_date", "detect_funnel_break", "check_impossible_counts",
+                                  "compare_hourly_mix_to_baseline"])
+@pytest.mark.parametrize("named", [{"channel": "paid_search"}, {"platform": "ios", "user_type": "new"}])
+def test_at_deep_a_tool_that_reads_hours_says_a_channel_or_user_type_has_none(tool: str,
+                                                                             named: dict[str, str]) -> None:
+    """Hourly counts exist per (platform, country, app_version) cell only: the call is an error that says so,
+    names the fields the tool takes and where the segment's days are."""
+    outcome = run_tool(tool, DEEP, {"date": DEEP.data.dates[5], **named})
+    assert not outcome.ok and outcome.error is not None
+    daily = next(name for name in named if name in ("channel", "user_type"))
+    assert f"hourly counts exist per (platform, country, app_version) cell only, not per {daily}" in outcome.error
+    assert "takes platform, country and app_version" in outcome.error and "compare_rate_to_median" in outcome.error
+
+
+@pytest.mark.parametrize("tool", ["compare_rate_to_median", "detect_funnel_break"])
+def test_a_dimension_the_tier_lacks_is_an_error_that_lists_its_dimensions(tool: str) -> None:
+    frontier = build_episode(resolve_episode_config(difficulty="frontier", seed=1)).public
+    arguments = {"date": frontier.data.dates[3], "channel": "organic", "entity_name": "app_open_to_menu_open"}
+    if tool == "detect_funnel_break":
+        arguments.pop("entity_name")
+    outcome = run_tool(tool, frontier, arguments)
+    assert not outcome.ok
+    assert outcome.error == (f"{tool}: channel 'organic': this episode has no channel dimension; its dimensions: "
+                             "platform, country, app_version")
+
+
 def test_a_segment_scope_below_frontier_or_off_the_episode_is_an_error_that_names_the_valid_values() -> None:
     hard = build_episode(resolve_episode_config(difficulty="hard", seed=1)).public
     outcome = run_tool("detect_funnel_break", hard, {"date": hard.data.dates[3], "platform": "ios"})
-    assert not outcome.ok and "only difficulty frontier" in outcome.error
+    assert not outcome.ok and "difficulties frontier and deep have" in outcome.error
     frontier = build_episode(resolve_episode_config(difficulty="frontier", seed=1)).public
     outcome = run_tool("detect_funnel_break", frontier, {"date": frontier.data.dates[3], "country": "FR"})
     assert not outcome.ok and "valid: US, GB, DE, BR, IN" in outcome.error

@@ -52,21 +52,35 @@ class DateArgs(ToolArgs):
         return check_date(value)
 
 
-# A date-level tool that reads the whole funnel, or at frontier one segment's funnel: registry.run_tool swaps in the
-# segment's data, with its own baseline, and names the segment in the result. (A comment, not a docstring: pydantic
-# would send a docstring to the model as the schema's description.)
+# A date-level tool that reads the whole funnel, or at a segmented tier one segment's. Hourly counts exist per
+# (platform, country, app_version) cell only, daily counts also per channel and user type (deep): registry.run_tool
+# hands a tool that reads hours the funnel of the cells named (PublicEpisode.segment_view), and a tool that reads
+# days only looks its segment up itself (PublicEpisode.segment_panel); the result names the segment. (A comment, not
+# a docstring: pydantic would send a docstring to the model as the schema's description.)
 class ScopedDateArgs(DateArgs):
+    reads_hours: ClassVar[bool] = True
 
-    # One word each: the system prompt says what the three do (a model reads it once, not per tool).
-    platform: str | None = Field(default=None, description="Platform")
-    country: str | None = Field(default=None, description="Country")
-    app_version: str | None = Field(default=None, description="Version")
+    # No description: each name says what it is, and the brief lists the values (the schemas' budget is tight).
+    platform: str | None = None
+    country: str | None = None
+    app_version: str | None = None
+    # Accepted, not offered: no hour of a channel or user type exists, so no call could use them, and a call that
+    # names one is told so (and what to read instead) rather than only that the argument is unknown.
+    channel: str | None = Field(default=None, json_schema_extra=HIDDEN_FROM_MODELS)
+    user_type: str | None = Field(default=None, json_schema_extra=HIDDEN_FROM_MODELS)
 
     def segment(self) -> Segment:
-        return Segment(self.platform, self.country, self.app_version)
+        return Segment(self.platform, self.country, self.app_version, self.channel, self.user_type)
 
 
-class _DateEntityArgs(ScopedDateArgs):
+# A tool that reads days only: every dimension of the episode scopes it.
+class DailyScopedDateArgs(ScopedDateArgs):
+    reads_hours = False
+    channel: str | None = None
+    user_type: str | None = None
+
+
+class _EntityChoice(ToolArgs):
     entities: ClassVar[tuple[str, ...]]
     entity_name: str = Field(description="Metric name")
 
@@ -76,17 +90,17 @@ class _DateEntityArgs(ScopedDateArgs):
         return check_choice("entity_name", value, cls.entities)
 
 
-class DateRateArgs(_DateEntityArgs):
+class DateRateArgs(_EntityChoice, DailyScopedDateArgs):
     entities = CONVERSION_METRIC_NAMES
     entity_name: str = Field(description="A conversion metric")
 
 
-class DateCountArgs(_DateEntityArgs):
+class DateCountArgs(_EntityChoice, DailyScopedDateArgs):
     entities = COUNT_COLUMNS
     entity_name: str = Field(description="An event count")
 
 
-class DateMixArgs(_DateEntityArgs):
+class DateMixArgs(_EntityChoice, ScopedDateArgs):
     entities = COUNT_COLUMNS
     entity_name: str = Field(default="app_opens", description="An event count")
 

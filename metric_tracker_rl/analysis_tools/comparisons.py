@@ -9,9 +9,21 @@ from typing import Any
 
 import numpy as np
 
-from metric_tracker_rl.analysis_tools.arguments import DateCountArgs, DateMixArgs, DateRateArgs, ScopedDateArgs
-from metric_tracker_rl.analysis_tools.registry import derived, register_tool
-from metric_tracker_rl.daily_panel import COLUMN_INDEX, nanmedian_last_axis, safe_ratio, same_weekday_peer_lists
+from metric_tracker_rl.analysis_tools.arguments import (
+    DailyScopedDateArgs,
+    DateCountArgs,
+    DateMixArgs,
+    DateRateArgs,
+    ScopedDateArgs,
+)
+from metric_tracker_rl.analysis_tools.registry import ToolError, derived, register_tool
+from metric_tracker_rl.daily_panel import (
+    COLUMN_INDEX,
+    MetricPanel,
+    nanmedian_last_axis,
+    safe_ratio,
+    same_weekday_peer_lists,
+)
 from metric_tracker_rl.public_episode import PublicEpisode
 from metric_tracker_rl.published import COUNT_COLUMNS, ENTITY_VALUE_DEFINITIONS, FUNNEL_STEPS
 
@@ -23,32 +35,43 @@ BROKEN_HOUR_RULE = (f"an hour is broken when the step converts below {BROKEN_HOU
                     "after the run")
 
 
-def comparison(episode: PublicEpisode, entity_type: str, entity_name: str, date: str) -> dict[str, Any]:
+def comparison(episode: PublicEpisode, panel: MetricPanel, entity_type: str, entity_name: str,
+               date: str) -> dict[str, Any]:
+    """One entity on one date in `panel` (the episode's, or a segment's), with its baseline dates' values."""
     dates = episode.data.dates
     day = episode.data.date_index(date)
-    k = episode.panel.index(entity_type, entity_name)
-    values = episode.panel.entity_lists(k)[0]
+    k = panel.index(entity_type, entity_name)
+    values = panel.entity_lists(k)[0]
     return {
         "date": date, "weekday": episode.data.weekdays[day], "entity_type": entity_type, "entity_name": entity_name,
-        **episode.panel.row(entity_type, entity_name, day),
+        **panel.row(entity_type, entity_name, day),
         "baseline_dates": [{"date": dates[p], "value": values[p] if math.isfinite(values[p]) else None}
                            for p in same_weekday_peer_lists(len(dates))[day]],
-        "robust_std": float(episode.panel.spread[k]),
+        "robust_std": float(panel.spread[k]),
     }
+
+
+def scoped_panel(episode: PublicEpisode, args: DailyScopedDateArgs) -> MetricPanel:
+    """The daily numbers of the segment a day-level tool's call names, any dimension of the episode's included
+    (a channel's or user type's are its own days, the sum of its leaves)."""
+    try:
+        return episode.segment_panel(args.segment())
+    except ValueError as exc:
+        raise ToolError(str(exc)) from None
 
 
 @register_tool("compare_rate_to_median", "One rate on one date against its same-weekday baseline: confirms a "
                "rate candidate.", DateRateArgs,
                example={"date": "2026-03-10", "entity_name": "app_open_to_order_placed"})
 def compare_rate_to_median(episode: PublicEpisode, args: DateRateArgs) -> dict[str, Any]:
-    return comparison(episode, "conversion_rate", args.entity_name, args.date)
+    return comparison(episode, scoped_panel(episode, args), "conversion_rate", args.entity_name, args.date)
 
 
 @register_tool("compare_count_to_median", "One count on one date against its same-weekday baseline: confirms a "
                "count candidate.", DateCountArgs,
                example={"date": "2026-03-10", "entity_name": "app_opens"})
 def compare_count_to_median(episode: PublicEpisode, args: DateCountArgs) -> dict[str, Any]:
-    return comparison(episode, "event_count", args.entity_name, args.date)
+    return comparison(episode, scoped_panel(episode, args), "event_count", args.entity_name, args.date)
 
 
 @register_tool("compare_hourly_mix_to_baseline", "One event's hourly shares on one date against its day-type "
@@ -62,7 +85,7 @@ def compare_hourly_mix_to_baseline(episode: PublicEpisode, args: DateMixArgs) ->
     hours = [{"hour": h, "share": share[h], "baseline_share": expected[h], "excess_share": share[h] - expected[h]}
              for h in range(len(share))]
     # Its values are a distance, not a daily count or rate: the result says what they mean where they are read.
-    return {**comparison(episode, "hourly_mix", args.entity_name, args.date),
+    return {**comparison(episode, episode.panel, "hourly_mix", args.entity_name, args.date),
             "value": ENTITY_VALUE_DEFINITIONS["hourly_mix"], "hours": hours}
 
 

@@ -10,13 +10,21 @@ import numpy as np
 
 from metric_tracker_rl.analysis_tools.arguments import (
     AnyMetricArgs,
+    DailyScopedDateArgs,
     LimitArgs,
     NoArgs,
     PreviewArgs,
     RawDataArgs,
     ScopedDateArgs,
 )
-from metric_tracker_rl.analysis_tools.registry import REFERENCE_API, cap_rows, derived, finite_or_none, register_tool
+from metric_tracker_rl.analysis_tools.registry import (
+    REFERENCE_API,
+    ToolError,
+    cap_rows,
+    derived,
+    finite_or_none,
+    register_tool,
+)
 from metric_tracker_rl.daily_panel import COLUMN_INDEX, nanmedian_last_axis, safe_ratio
 from metric_tracker_rl.plain_types import MetricSubmissionRow
 from metric_tracker_rl.public_episode import PublicEpisode
@@ -35,9 +43,10 @@ from metric_tracker_rl.tiers import TIERS
 from metric_tracker_rl.validation import describe_validation_error, validate_rows
 
 
-def daily_row(episode: PublicEpisode, day: int) -> dict[str, Any]:
+def daily_row(episode: PublicEpisode, day: int, daily: np.ndarray | None = None) -> dict[str, Any]:
+    """One date's counts and rates: of the whole funnel, or of `daily` (a segment's (D, 5) counts)."""
     data = episode.data
-    counts = data.daily[day].tolist()
+    counts = (data.daily if daily is None else daily)[day].tolist()
     row: dict[str, Any] = {"date": data.dates[day], "weekday": data.weekdays[day]}
     row.update(zip(COUNT_COLUMNS, counts, strict=True))
     for metric in CONVERSION_METRICS:
@@ -100,11 +109,15 @@ def get_annotations(episode: PublicEpisode, args: NoArgs) -> dict[str, Any]:
     return {"annotations": [a.as_dict() for a in episode.annotations]}
 
 
-@register_tool("rows_for_date", "Daily event counts and conversion rates of one date.", ScopedDateArgs,
+@register_tool("rows_for_date", "Daily event counts and conversion rates of one date.", DailyScopedDateArgs,
                example={"date": "2026-03-10"},
                kept_for=f"{REFERENCE_API} and the debugger; a model reads a date's daily row with show_raw_data")
-def rows_for_date(episode: PublicEpisode, args: ScopedDateArgs) -> dict[str, Any]:
-    return {"row": daily_row(episode, episode.data.date_index(args.date))}
+def rows_for_date(episode: PublicEpisode, args: DailyScopedDateArgs) -> dict[str, Any]:
+    try:
+        daily = episode.segment_daily(args.segment())
+    except ValueError as exc:
+        raise ToolError(str(exc)) from None
+    return {"row": daily_row(episode, episode.data.date_index(args.date), daily)}
 
 
 @register_tool("hourly_rows_for_date", "One date's hourly counts and step conversions.", ScopedDateArgs,

@@ -174,13 +174,14 @@ def run_tool(name: str, episode: PublicEpisode, arguments: Any,
         EPISODE_WINDOW.reset(token)
     scoped = getattr(args, "segment", None)  # the scoped date-level tools' arguments (arguments.ScopedDateArgs)
     segment = scoped() if callable(scoped) else None
-    scope: dict[str, str] = {}
-    if segment is not None and not segment.is_aggregate:  # a scoped call: the segment's funnel stands in
+    scope = {} if segment is None else segment.named()
+    # A scoped call of a tool that reads hours: the segment's funnel stands in. A tool that reads days only looks
+    # its segment up itself (PublicEpisode.segment_panel), as a channel or user type has days and no hours.
+    if segment is not None and scope and getattr(args, "reads_hours", True):
         try:
             episode = episode.segment_view(segment)
         except ValueError as exc:
             return ToolOutcome(False, error=f"{name}: {exc}")
-        scope = segment.named()
     try:
         result = tools[name].func(episode, args)
     except ToolError as exc:

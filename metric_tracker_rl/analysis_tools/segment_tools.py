@@ -23,9 +23,10 @@ from metric_tracker_rl.daily_panel import (
 from metric_tracker_rl.public_episode import PublicEpisode
 from metric_tracker_rl.published import CONVERSION_BY_NAME, CONVERSION_METRIC_NAMES, COUNT_COLUMNS, severity_for
 from metric_tracker_rl.segments import Segment, SegmentedData
+from metric_tracker_rl.validation import NO_SEGMENTS as EPISODE_HAS_NO_SEGMENTS
 from metric_tracker_rl.validation import check_choice
 
-NO_SEGMENTS = ("this episode's funnel has no segments (only difficulty frontier has); use the aggregate tools")
+NO_SEGMENTS = f"{EPISODE_HAS_NO_SEGMENTS}; use the aggregate tools"
 METRICS = (*COUNT_COLUMNS, *CONVERSION_METRIC_NAMES)
 NO_CONTEXT = "this episode has no context tables (difficulty deep has); releases: get_releases"
 SEGMENT_TOOL_NAMES = ("get_releases", "compare_segments")  # they answer only where the episode has segments
