@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 
 from metric_tracker_rl import MetricTrackerRlAction, view
 from metric_tracker_rl.analysis_tools import run_tool
+from metric_tracker_rl.analysis_tools.comparisons import broken_step_hours
 from metric_tracker_rl.environment import MetricTrackerRlEnvironment
 from metric_tracker_rl.published import COUNT_COLUMNS, ENTITY_NAMES, ENTITY_VALUE_DEFINITIONS
 from metric_tracker_rl.scenario import build_episode
@@ -230,6 +231,23 @@ def test_the_suspicious_dates_a_model_reads_show_hourly_mixes_only_where_one_ros
                 assert entry["hourly_mix_z"] > 0 and entry["hourly_mix"] in COUNT_COLUMNS
             else:
                 assert entry["hourly_mix"] is None and entry["hourly_mix_z"] is None
+
+
+# --- detect_funnel_break: the hours it does not judge ------------------------------------------------------
+
+@settings(max_examples=60, deadline=None)
+@given(arrivals=st.integers(0, 60), step=st.integers(0, 3), hour=st.integers(0, 23))
+def test_detect_funnel_break_judges_no_hour_with_fewer_arrivals_than_its_description_says(
+        arrivals: int, step: int, hour: int) -> None:
+    """An hour where no one at a step goes on is broken exactly when at least as many arrived at the step as the
+    description's floor; with fewer it is not judged."""
+    match = re.search(r"\(<(\d+) arrivals: not judged\)", MODEL_TOOLS["detect_funnel_break"].description)
+    assert match is not None
+    floor = int(match.group(1))
+    hourly = np.tile(np.array([400, 240, 120, 80, 72]), (1, 24, 1))
+    hourly[0, hour, step] = arrivals
+    hourly[0, hour, step + 1:] = 0
+    assert broken_step_hours(hourly)[0, hour, step] == (arrivals >= floor)
 
 
 # --- reset settings: names in any case, errors that name what was passed ----------------------------------

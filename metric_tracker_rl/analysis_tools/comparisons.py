@@ -139,8 +139,8 @@ def impossible_hour_flags(episode: PublicEpisode) -> HourFlags:
     return HourFlags.of(impossible_hours(episode.data.hourly))
 
 
-@register_tool("detect_funnel_break", "Each step's hours under "
-               f"{BROKEN_HOUR_RATIO:.0%} of the day's median hour on one date: confirms a break.",
+@register_tool("detect_funnel_break", f"Each step's hours under {BROKEN_HOUR_RATIO:.0%} of the date's median hour "
+               f"(<{MIN_HOURLY_DENOMINATOR} arrivals: not judged): confirms a break.",
                ScopedDateArgs, example={"date": "2026-03-10"})
 def detect_funnel_break(episode: PublicEpisode, args: ScopedDateArgs) -> dict[str, Any]:
     day = episode.data.date_index(args.date)
