@@ -44,6 +44,7 @@ MEMORY_MESSAGE = (f"the query needed more memory than a query may use ({MEMORY_L
 ROW_CAP = 5000  # rows a result may have (pages are cut from them)
 MAX_COLUMNS = 64
 MAX_CELL_CHARS = 200
+CUT_MARK = "...(cut, {length} chars)"  # what ends a text cell cut at MAX_CELL_CHARS
 # Applied in this order (DuckDB refuses to change temp_directory once external access is off, and anything
 # once the configuration is locked). secret_directory would otherwise name the home directory of the user the
 # server runs as; the worker runs in "/" so that no setting names the server's working directory.
@@ -354,11 +355,15 @@ def column_names(names: list[str]) -> list[str]:
 
 
 def cell(value: Any) -> Any:
-    """A DuckDB value as a plain JSON value: finite numbers, text (cut at MAX_CELL_CHARS), booleans and null."""
+    """A DuckDB value as a plain JSON value: finite numbers, text (cut at MAX_CELL_CHARS, marked), booleans and
+    null. NaN and the infinities (0/0, x/0) are shown as the words NaN, Infinity and -Infinity: JSON has no such
+    numbers, and a null would read as a missing value."""
     if value is None or isinstance(value, (bool, int)):
         return value
     if isinstance(value, float):
-        return value if math.isfinite(value) else None
+        if math.isfinite(value):
+            return value
+        return "NaN" if math.isnan(value) else "Infinity" if value > 0 else "-Infinity"
     if isinstance(value, decimal.Decimal):
         return cell(float(value))
     if isinstance(value, (datetime.date, datetime.time)):  # datetime is a date
@@ -372,5 +377,10 @@ def cell(value: Any) -> Any:
     else:
         text = str(value)
     if len(text) > MAX_CELL_CHARS:
-        text = f"{text[:MAX_CELL_CHARS]}... ({len(text)} characters)"
+        text = cut_text(text)
     return text
+
+
+def cut_text(text: str) -> str:
+    """A text cell cut at MAX_CELL_CHARS, with a mark that says it was cut and how long it was."""
+    return f"{text[:MAX_CELL_CHARS]}{CUT_MARK.format(length=len(text))}"

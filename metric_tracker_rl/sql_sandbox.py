@@ -31,6 +31,7 @@ from metric_tracker_rl import sql_pool
 from metric_tracker_rl.sql_columns import SqlTable
 from metric_tracker_rl.sql_engine import (
     CONFIG,
+    CUT_MARK,
     MAX_CELL_CHARS,
     MAX_COLUMNS,
     MEMORY_LIMIT_MB,
@@ -39,8 +40,8 @@ from metric_tracker_rl.sql_engine import (
     TIME_LIMIT_S,
 )
 
-__all__ = ["CONFIG", "MAX_CELL_CHARS", "MAX_COLUMNS", "MAX_SQL_CHARS", "MEMORY_LIMIT_MB", "ROW_CAP", "TIME_LIMIT_S",
-           "SqlRefused", "SqlResult", "SqlSandbox"]
+__all__ = ["CONFIG", "CUT_MARK", "MAX_CELL_CHARS", "MAX_COLUMNS", "MAX_SQL_CHARS", "MEMORY_LIMIT_MB", "ROW_CAP",
+           "TIME_LIMIT_S", "SqlRefused", "SqlResult", "SqlSandbox"]
 
 MAX_SQL_CHARS = 4000
 _ALLOWED_CONTROL = frozenset("\t\n\r")

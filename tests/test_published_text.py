@@ -101,9 +101,16 @@ def test_the_query_description_is_true_at_deep_where_daily_by_segment_has_a_colu
         deep.close()
 
 
+def _sql_description() -> str:
+    return MODEL_TOOLS["query"].parameters["properties"]["sql"]["description"]
+
+
 def test_the_query_description_states_the_limits_the_tool_enforces() -> None:
-    description = MODEL_TOOLS["query"].parameters["properties"]["sql"]["description"]
-    limits = re.search(r"max (\d+) chars, ([\d.]+) s, (\d+) rows", description)
+    """The row cap counts the whole result before paging: a page of one row of a result one over the cap is
+    refused, so limit does not cap a query."""
+    description = _sql_description()
+    limits = re.search(r"max (\d+) chars, ([\d.]+) s\); a result over (\d+) rows is refused before paging "
+                       r"\(limit pages it, caps nothing", description)
     assert limits is not None
     characters, rows = int(limits.group(1)), int(limits.group(3))
     public = _episode(3, "easy").public
@@ -112,8 +119,52 @@ def test_the_query_description_states_the_limits_the_tool_enforces() -> None:
         assert run_tool("query", public, {"sql": padded}).ok
         assert not run_tool("query", public, {"sql": padded + " "}).ok
         assert run_tool("query", public, {"sql": f"SELECT * FROM range({rows})"}).result["row_count"] == rows
-        too_many = run_tool("query", public, {"sql": f"SELECT * FROM range({rows + 1})"})
-        assert not too_many.ok and str(rows) in (too_many.error or "")
+        for limit in (1, 120):
+            too_many = run_tool("query", public, {"sql": f"SELECT * FROM range({rows + 1})", "limit": limit})
+            assert not too_many.ok and str(rows) in (too_many.error or "")
+        capped = run_tool("query", public, {"sql": f"SELECT * FROM range({rows + 1}) LIMIT {rows}", "limit": 1})
+        assert capped.ok and capped.result["row_count"] == rows
+    finally:
+        public.close()
+
+
+@settings(max_examples=25, deadline=None)
+@given(extra=st.integers(-3, 300))
+def test_a_text_cell_longer_than_the_description_says_is_cut_there_and_marked(extra: int) -> None:
+    match = re.search(r"Text over (\d+) chars is cut there: (\S+)\(cut, N chars\)\.", _sql_description())
+    assert match is not None
+    longest, ellipsis = int(match.group(1)), match.group(2)
+    length = longest + extra
+    public = _episode(3, "easy").public
+    # repeat() is refused (it builds a value as large as asked): a string of the length asked by aggregation.
+    sql = f"SELECT string_agg(chr(97 + (range % 26)::INTEGER), '' ORDER BY range) AS t FROM range({length})"
+    (row,) = run_tool("query", public, {"sql": sql}).result["rows"]
+    text = "".join(chr(97 + i % 26) for i in range(length))
+    if length <= longest:
+        assert row["t"] == text
+    else:
+        assert row["t"] == f"{text[:longest]}{ellipsis}(cut, {length} chars)"
+    shown = parse_view(view.render({"rows": [row]}))["rows"][0]["t"]
+    assert shown == row["t"]
+
+
+def test_nan_and_infinities_read_as_the_description_says_and_nan_sorts_first_under_desc() -> None:
+    """A division by zero gives NaN (0/0) or Infinity (x/0), shown as those words, not as null (a missing value);
+    NaN sorts above every number, Infinity included, so ORDER BY x DESC lists it first and NULL last."""
+    description = _sql_description()
+    assert "x/0 is Infinity, 0/0 NaN, shown so; NaN sorts above every number (first under DESC)" in description
+    public = _episode(3, "easy").public
+    try:
+        result = run_tool("query", public, {"sql": (
+            "SELECT x FROM (VALUES (2.0), (0.0 / 0.0), (-1.0 / 0), (NULL), (1.0 / 0), (7.5)) t(x) "
+            "ORDER BY x DESC")}).result
+        assert [row["x"] for row in result["rows"]] == ["NaN", "Infinity", 7.5, 2.0, "-Infinity", None]
+        env = MetricTrackerRlEnvironment()
+        env.reset(seed=3, difficulty="easy")
+        text = render_observation(env.step(MetricTrackerRlAction(
+            analysis_method="query", analysis_args={"sql": "SELECT 0 / 0 AS r, 1 / 0 AS s"})))
+        assert "r | s\n" in text and "NaN | Infinity" in text
+        env.close()
     finally:
         public.close()
 

@@ -18,7 +18,15 @@ from metric_tracker_rl.funnel import HOURS, FunnelData
 from metric_tracker_rl.public_episode import PublicEpisode, sql_tables_of
 from metric_tracker_rl.published import CONVERSION_METRIC_NAMES, COUNT_COLUMNS
 from metric_tracker_rl.segments import CELL_FIELDS, CellLayout, SegmentedData
-from metric_tracker_rl.sql_sandbox import MAX_SQL_CHARS, ROW_CAP, TIME_LIMIT_S, SqlRefused, SqlSandbox
+from metric_tracker_rl.sql_sandbox import (
+    CUT_MARK,
+    MAX_CELL_CHARS,
+    MAX_SQL_CHARS,
+    ROW_CAP,
+    TIME_LIMIT_S,
+    SqlRefused,
+    SqlSandbox,
+)
 
 SANDBOX_KEY = "sql_sandbox"
 # A page stops before its cells pass this many characters (next_offset says where the rest starts), so a page of
@@ -54,8 +62,9 @@ def _columns_text(name: str, columns: tuple[str, ...]) -> str:
 
 
 def sql_description() -> str:
-    """The `sql` argument's description: the limits a query meets, then every table with its columns (those of
-    the segmented world marked as such), written from the tables themselves."""
+    """The `sql` argument's description: the limits a query meets, how cells read (cut text, NaN and its order),
+    then every table with its columns (those of the segmented world marked as such), written from the tables
+    themselves."""
     everywhere = episode_table_columns(segmented=False)
     frontier = {name: columns for name, columns in episode_table_columns(segmented=True).items()
                 if name not in everywhere}
@@ -64,7 +73,10 @@ def sql_description() -> str:
         return "; ".join(f"{name}({_columns_text(name, columns)})" for name, columns in tables.items())
 
     groups = "; ".join(f"{group} = {members}" for group, members in GROUP_MEMBERS_TEXT.items())
-    return (f"One DuckDB SELECT (max {MAX_SQL_CHARS} chars, {TIME_LIMIT_S:g} s, {ROW_CAP} rows). "
+    return (f"One DuckDB SELECT (max {MAX_SQL_CHARS} chars, {TIME_LIMIT_S:g} s); a result over {ROW_CAP} rows is "
+            "refused before paging (limit pages it, caps nothing: use SQL LIMIT). Text over "
+            f"{MAX_CELL_CHARS} chars is cut there: {CUT_MARK.format(length='N')}. x/0 is Infinity, 0/0 NaN, shown "
+            "so; NaN sorts above every number (first under DESC). "
             f"Tables: {listed(everywhere)}; with segments: {listed(frontier)}. {groups}")
 
 
