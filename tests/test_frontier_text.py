@@ -213,6 +213,26 @@ def test_frontier_only_tools_say_so_and_answer_with_an_error_elsewhere() -> None
         assert not run_tool(name, episode, arguments).ok
 
 
+@pytest.mark.parametrize("difficulty", ["frontier", "deep"])
+def test_compare_segments_examples_make_a_valid_call_at_every_tier_that_offers_it(difficulty: str) -> None:
+    """One schema serves every segmented tier: its dimension and within examples name only dimensions each tier
+    has, alone and together; and within may not name a grouped dimension, as its description says."""
+    schema = next(tool["function"]["parameters"] for tool in openai_tools()
+                  if tool["function"]["name"] == "compare_segments")["properties"]
+    dimension = schema["dimension"]["description"].split("e.g. ")[1]
+    within = schema["within"]["description"].split("e.g. ")[1]
+    assert "not grouped" in schema["within"]["description"]
+    public = build_episode(resolve_episode_config(difficulty=difficulty, seed=1)).public
+    base = {"date": public.data.dates[3], "metric_name": "app_opens"}
+    for arguments in ({"dimension": dimension}, {"dimension": "country", "within": within},
+                      {"dimension": dimension, "within": within}):
+        outcome = run_tool("compare_segments", public, {**base, **arguments})
+        assert outcome.ok and outcome.result["rows"], (arguments, outcome.error)
+    grouped = within.split("=")[0]
+    outcome = run_tool("compare_segments", public, {**base, "dimension": grouped, "within": within})
+    assert not outcome.ok and "which the breakdown groups by" in (outcome.error or "")
+
+
 def test_the_prompt_says_one_row_per_date_and_what_works_at_frontier() -> None:
     assert "report it once" not in SYSTEM_PROMPT and "one row per date" in " ".join(SYSTEM_PROMPT.split())
     assert "compare_segments" in SYSTEM_PROMPT and "platform, country and app_version" in SYSTEM_PROMPT

@@ -64,9 +64,10 @@ DIMENSION_NAMES = ("platform", "country", "app_version", "channel", "user_type")
 class SegmentBreakdownArgs(DateArgs):
     metrics: ClassVar[tuple[str, ...]] = METRICS
     metric_name: str = Field(description="A count or rate")
-    # Text, not an enum per field: the schemas' budget is tight (tests/test_tool_calls.py).
-    dimension: str = Field(description="1-2 dimensions, e.g. country,channel")
-    within: str = Field(default="", description="Cuboid, e.g. platform=ios,user_type=new")
+    # Text, not an enum per field: the schemas' budget is tight (tests/test_tool_calls.py). One schema serves every
+    # segmented tier, so the examples name only dimensions every one has, and together make a valid call.
+    dimension: str = Field(description="1-2 dimensions, e.g. country,app_version")
+    within: str = Field(default="", description="Cuboid on dimensions not grouped, e.g. platform=ios")
 
     @field_validator("metric_name")
     @classmethod
