@@ -264,20 +264,27 @@ def test_a_data_quality_incident_cannot_be_requested_on_an_unpublished_event() -
 
 @settings(max_examples=10, deadline=None)
 @given(seed=st.integers(0, 10**6), difficulty=st.sampled_from(["easy", "medium", "hard", "frontier"]))
-def test_the_suspicious_dates_a_model_reads_show_hourly_mixes_only_where_one_rose(seed: int, difficulty: str) -> None:
-    """The description says hourly mixes count by their rise only, else null: in the text a model reads, every
-    hourly-mix z shown is positive, and a null stands for a date none of whose mixes rose."""
-    assert "(hourly mixes: rises only, else null)" in MODEL_TOOLS["list_suspicious_dates"].description
+def test_the_suspicious_dates_a_model_reads_rank_hourly_mixes_by_their_rise_and_show_null_where_none_rose(
+        seed: int, difficulty: str) -> None:
+    """The description says hourly mixes rank by rises only, null if none rose: in the text a model reads, a
+    date's score is the largest |z| of its counts and rates or the largest rise of its mixes (a mix below its
+    usual distance adds nothing), every hourly-mix z shown is positive, and a null stands for a date none of
+    whose mixes rose."""
+    assert "hourly mixes rank by rises only, null if none rose" in MODEL_TOOLS["list_suspicious_dates"].description
     env = MetricTrackerRlEnvironment()
     env.reset(seed=seed, difficulty=difficulty)
-    panel = env._episode.public.panel  # noqa: SLF001 (the numbers behind the text)
+    public = env._episode.public  # noqa: SLF001 (the numbers behind the text)
+    panel = public.panel
     mixes = [panel.index("hourly_mix", name) for name in COUNT_COLUMNS]
-    days = len(env._episode.public.data.dates)  # noqa: SLF001
-    for offset in range(0, days, 28):
+    others = [k for k, (kind, _) in enumerate(panel.keys) if kind in ("conversion_rate", "event_count")]
+    for offset in range(0, len(public.data.dates), 28):
         shown = read_observation(render_observation(env.step(MetricTrackerRlAction(
             analysis_method="list_suspicious_dates", analysis_args={"limit": 28, "offset": offset})))).analysis_result
         for entry in shown["dates"]:
-            rise = panel.filled_z[mixes, env._episode.public.data.dates.index(entry["date"])].max()  # noqa: SLF001
+            day = public.data.dates.index(entry["date"])
+            rise = panel.filled_z[mixes, day].max()
+            score = max(float(np.abs(panel.filled_z[others, day]).max()), float(rise), 0.0)
+            assert entry["max_abs_robust_z"] == view.rounded(score)
             if rise > 0:
                 assert entry["hourly_mix_z"] > 0 and entry["hourly_mix"] in COUNT_COLUMNS
             else:

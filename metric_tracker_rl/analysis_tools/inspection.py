@@ -150,8 +150,8 @@ SUSPICIOUS_KINDS: tuple[str, ...] = ("conversion_rate", "event_count", "hourly_m
 ONE_SIDED_KINDS = frozenset({"hourly_mix"})
 
 
-@register_tool("list_suspicious_dates", "Dates by largest |robust z| (hourly mixes: rises only, else null), each "
-               "kind's strongest shown.", LimitArgs)
+@register_tool("list_suspicious_dates", "Dates by largest |robust z|, each kind's strongest shown; hourly mixes "
+               "rank by rises only, null if none rose.", LimitArgs)
 def list_suspicious_dates(episode: PublicEpisode, args: LimitArgs) -> dict[str, Any]:
     ranking = derived(episode, suspicious_date_ranking)
     return {"dates": [dict(entry) for entry in ranking[args.offset:args.offset + args.limit]]}
