@@ -1,6 +1,6 @@
 """The blocks of the docs that are generated, not written: each sits between two marker comments and is rendered
-from what it states (the kept calibration results, the train split's schedule, the submission row's model), so
-it cannot say what the code or the artifact contradicts.
+from what it states (the kept calibration results, the train split's schedule, the submission row's model, the
+tiers' windows), so it cannot say what the code or the artifact contradicts.
 
     uv run python -m benchmarks.docs_blocks            # which blocks differ from what they render (exit 1 if any)
     uv run python -m benchmarks.docs_blocks --write    # rewrite every block from its source
@@ -11,6 +11,7 @@ tests/test_docs_blocks.py fails while a block differs from its rendering.
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import json
 import sys
 import types
@@ -21,7 +22,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 from benchmarks.calibrate import PUBLISHED_RESULTS, SHORTCUT_AGENTS
+from metric_tracker_rl.funnel import WINDOW_START
 from metric_tracker_rl.plain_types import MetricSubmissionRow
+from metric_tracker_rl.published import DIFFICULTIES, WINDOW_DAYS
 from metric_tracker_rl.task_splits import TRAIN_SCHEDULE, TRAIN_SEED_BASE
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -111,6 +114,16 @@ def submission_row_fields() -> str:
     return _markdown(["field", "type", "meaning"], rows)
 
 
+def tier_windows() -> str:
+    """Each listed difficulty's window: its days and dates (every window starts on WINDOW_START, a Monday)."""
+    rows = []
+    for difficulty in DIFFICULTIES:
+        days = WINDOW_DAYS[difficulty]
+        last = WINDOW_START + dt.timedelta(days=days - 1)
+        rows.append([difficulty, f"{days} ({days // 7} weeks)", f"{WINDOW_START.isoformat()} to {last.isoformat()}"])
+    return _markdown(["difficulty", "days", "dates"], rows)
+
+
 @dataclass(frozen=True)
 class Block:
     name: str
@@ -123,6 +136,7 @@ BLOCKS: tuple[Block, ...] = (
     Block("expert-targets", "docs/calibration.md", expert_targets),
     Block("train-schedule", "docs/training.md", train_schedule),
     Block("submission-row-fields", "docs/spaces.md", submission_row_fields),
+    Block("tier-windows", "docs/data.md", tier_windows),
 )
 
 

@@ -87,3 +87,16 @@ def test_the_submission_row_table_lists_every_field_in_order() -> None:
     assert [row.split(" | ")[0].strip("| `") for row in rows] == list(MetricSubmissionRow.model_fields)
     assert "one of `low`, `medium`, `high`, `critical`" in docs_blocks.submission_row_fields()
     assert all(row.count("|") == 4 for row in rows)  # no value splits a cell
+
+
+def test_the_window_table_is_each_tiers_window_as_reset_builds_it() -> None:
+    from metric_tracker_rl.published import DIFFICULTIES
+    from metric_tracker_rl.scenario import build_episode
+    from metric_tracker_rl.tasks import resolve_episode_config
+
+    rows = docs_blocks.tier_windows().splitlines()[2:]
+    assert [row.split(" | ")[0].strip("| ") for row in rows] == list(DIFFICULTIES)
+    for row, difficulty in zip(rows, DIFFICULTIES, strict=True):
+        dates = build_episode(resolve_episode_config(seed=1, difficulty=difficulty)).public.daily_frame()["date"]
+        first, last = str(min(dates))[:10], str(max(dates))[:10]
+        assert row.endswith(f"| {len(set(dates))} ({len(set(dates)) // 7} weeks) | {first} to {last} |"), row
