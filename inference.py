@@ -41,10 +41,21 @@ from metric_tracker_rl.baseline_log import (
     summary_table,
 )
 from metric_tracker_rl.local_server import environment_server
+from metric_tracker_rl.published import DIFFICULTIES
 from metric_tracker_rl.reconnect import ServerUnavailable, reset_until_served
 from metric_tracker_rl.settings import DEFAULT_API_BASE_URL, ClientSettings, SettingsError
 from metric_tracker_rl.task_splits import TRAIN_SEED_BASE, get_split
+from metric_tracker_rl.tasks import (
+    DIAL_KNOBS,
+    MAGNITUDE_SCALE_RANGE,
+    MAX_CONCURRENCY,
+    MAX_CUBOID_DEPTH,
+    MAX_DECOY_RATIO,
+    knob_value,
+    resolve_episode_config,
+)
 from metric_tracker_rl.transcript import TaskRun
+from metric_tracker_rl.validation import check_name_in_any_case
 
 Policy = Callable[[Any, TaskRun, dict[str, Any]], None]
 
@@ -72,10 +83,34 @@ def named_episodes(task_ids: list[str], seed: int | None) -> list[EpisodeSpec]:
     return [EpisodeSpec(t, {"task_id": t} if seed is None else {"task_id": t, "seed": seed}) for t in task_ids]
 
 
-def training_episodes(count: int, first_task: int) -> list[EpisodeSpec]:
-    """Tasks `first_task`... of the Task API's train split (an SFT data set)."""
-    tasks = [get_split("train").task(index) for index in range(first_task, first_task + count)]
+def training_episodes(count: int, first_task: int, difficulties: tuple[str, ...] | None = None) -> list[EpisodeSpec]:
+    """`count` tasks of the Task API's train split (an SFT data set) from task `first_task` on: every one, or only
+    those at `difficulties`. A ValueError says when the split holds fewer."""
+    split = get_split("train")
+    tasks = []
+    for index in range(first_task, split.size()):
+        if len(tasks) == count:
+            break
+        task = split.task(index)
+        if difficulties is None or task["difficulty"] in difficulties:
+            tasks.append(task)
+    if len(tasks) < count:
+        where = f" at {', '.join(difficulties)}" if difficulties else ""
+        raise ValueError(f"the train split holds {len(tasks)} task(s){where} from task {first_task} on, not "
+                         f"{count}: lower --episodes or --first-task")
     return [EpisodeSpec(f"seed{task['seed']}_{task['difficulty']}", task) for task in tasks]
+
+
+def with_knobs(episodes: list[EpisodeSpec], knobs: dict[str, Any]) -> list[EpisodeSpec]:
+    """Each episode with the dial knobs set (its episodes are then not standard), checked as reset checks them: a
+    ValueError names the episode, the knob and what it takes."""
+    episodes = [EpisodeSpec(e.label, {**e.reset_kwargs, **knobs}) for e in episodes]
+    for episode in episodes:
+        try:
+            resolve_episode_config(**episode.reset_kwargs)
+        except ValueError as exc:
+            raise ValueError(f"{episode.label}: {exc}") from None
+    return episodes
 
 
 def run_task(episode: EpisodeSpec, url: str | None, startup_error: str | None, policy: Policy, agent: str,
@@ -134,8 +169,31 @@ def parse_args(argv: list[str] | None, settings: ClientSettings) -> argparse.Nam
                                      epilog=settings_help(), formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--agent", default=None, help="llm, scripted or expert (any registered agent name works); "
                         "default: llm when an API key is set, else scripted")
-    parser.add_argument("--tasks", default=",".join(DEFAULT_TASK_ORDER),
-                        help="comma-separated task ids (default: %(default)s)")
+    parser.add_argument("--tasks", default=None,
+                        help=f"comma-separated task ids (default: every named task, {','.join(DEFAULT_TASK_ORDER)}, "
+                             "or those at --difficulty)")
+    parser.add_argument("--difficulty", default=None,
+                        help=f"comma-separated difficulties ({', '.join(DIFFICULTIES)}): the named tasks at them, or "
+                             "with --episodes the train split's tasks at them")
+    knobs = parser.add_argument_group("dial knobs", "reset's arguments of the same names, set on every episode "
+                                      "played (the episodes are then not standard); reset refuses a knob at a tier "
+                                      "where it does not apply")
+    knobs.add_argument("--incident-kinds", dest="incident_kinds", metavar="A,B",
+                       help="comma-separated incident kinds the episodes draw from (segmented tiers; default: all)")
+    knobs.add_argument("--decoy-ratio", dest="decoy_ratio", metavar="FLOAT",
+                       help=f"benign look-alikes per incident, 0 to {MAX_DECOY_RATIO:g} (segmented tiers)")
+    knobs.add_argument("--dimensions", dest="dimensions", metavar="A,B",
+                       help="comma-separated dimensions a root cause may name, platform among them (cuboid tiers)")
+    knobs.add_argument("--max-cuboid-depth", dest="max_cuboid_depth", metavar="INT",
+                       help=f"the most dimensions a root cause names, 1 to {MAX_CUBOID_DEPTH} (cuboid tiers)")
+    knobs.add_argument("--magnitude-scale", dest="magnitude_scale", metavar="FLOAT",
+                       help=f"every incident kind's magnitude range times this, {MAGNITUDE_SCALE_RANGE[0]:g} to "
+                            f"{MAGNITUDE_SCALE_RANGE[1]:g} (cuboid tiers)")
+    knobs.add_argument("--concurrency", dest="concurrency", metavar="INT",
+                       help=f"dates carrying a second incident in an overlapping cuboid, 0 to {MAX_CONCURRENCY} "
+                            "(cuboid tiers)")
+    knobs.add_argument("--note-share", dest="note_share", metavar="FLOAT",
+                       help="the share of incidents with a calendar note, 0 to 1 (cuboid tiers)")
     parser.add_argument("--seed", type=int, default=None, help="override the seed of every task")
     parser.add_argument("--output", type=Path, default=None, help="write the results as JSON to this file")
     parser.add_argument("--trajectories", type=Path, default=None,
@@ -146,22 +204,35 @@ def parse_args(argv: list[str] | None, settings: ClientSettings) -> argparse.Nam
                         help=f"with --episodes, the train split's first task (default 0; --seed {TRAIN_SEED_BASE} "
                              "+ N means task N)")
     args = parser.parse_args(argv)
-    args.task_ids = [t.strip() for t in args.tasks.split(",") if t.strip()]
-    for task_id in args.task_ids:
-        try:
-            get_task_spec(task_id)
-        except ValueError as exc:
-            parser.error(str(exc))
+    try:
+        difficulties = None if args.difficulty is None else tuple(
+            check_name_in_any_case("difficulty", name.strip(), DIFFICULTIES)
+            for name in args.difficulty.split(",") if name.strip())
+        if difficulties == ():
+            raise ValueError(f"--difficulty names no difficulty; valid: {', '.join(DIFFICULTIES)}")
+        args.task_ids = task_ids(args.tasks, difficulties)
+        knobs = {name: knob_value(name, getattr(args, name)) for name in DIAL_KNOBS if getattr(args, name) is not None}
+    except ValueError as exc:
+        parser.error(str(exc))
     if args.episodes is not None:
+        if args.tasks is not None:
+            parser.error("--episodes plays the train split's tasks instead of named ones: drop --tasks")
         if args.episodes < 1:
             parser.error("--episodes must be at least 1")
         first = args.first_task if args.first_task is not None else (args.seed or TRAIN_SEED_BASE) - TRAIN_SEED_BASE
         if first < 0 or first + args.episodes > get_split("train").size():
             parser.error(f"--episodes takes tasks 0 to {get_split('train').size() - 1} of the train split: set "
                          f"--first-task (or --seed from {TRAIN_SEED_BASE})")
-        args.episode_specs = training_episodes(args.episodes, first)
+        try:
+            episodes = training_episodes(args.episodes, first, difficulties)
+        except ValueError as exc:
+            parser.error(str(exc))
     else:
-        args.episode_specs = named_episodes(args.task_ids, args.seed)
+        episodes = named_episodes(args.task_ids, args.seed)
+    try:
+        args.episode_specs = with_knobs(episodes, knobs) if knobs else episodes
+    except ValueError as exc:
+        parser.error(str(exc))
     args.agent = args.agent or ("llm" if settings.model_requested() else "scripted")
     if args.agent == "llm" and not settings.api_key and settings.api_base_url == DEFAULT_API_BASE_URL:
         parser.error(f"--agent llm needs a key in API_KEY, HF_TOKEN or OPENAI_API_KEY for {DEFAULT_API_BASE_URL}; "
@@ -169,6 +240,24 @@ def parse_args(argv: list[str] | None, settings: ClientSettings) -> argparse.Nam
     if args.agent != "llm" and args.agent not in AGENTS:
         parser.error(f"agent {args.agent!r} is not available in this checkout; valid: llm, {', '.join(AGENTS)}")
     return args
+
+
+def task_ids(tasks: str | None, difficulties: tuple[str, ...] | None) -> list[str]:
+    """The named tasks to play: those `tasks` lists (each at one of `difficulties`, when given), else every named
+    task (at `difficulties`, when given). A ValueError names the valid choices."""
+    if tasks is None:
+        chosen = [task_id for task_id in DEFAULT_TASK_ORDER
+                  if difficulties is None or get_task_spec(task_id).difficulty in difficulties]
+        if not chosen:  # a difficulty with no named task
+            raise ValueError(f"no named task at {', '.join(difficulties or ())}: use --episodes for its train tasks")
+        return chosen
+    chosen = [get_task_spec(name.strip()).task_id for name in tasks.split(",") if name.strip()]
+    for task_id in chosen:
+        difficulty = get_task_spec(task_id).difficulty
+        if difficulties is not None and difficulty not in difficulties:
+            raise ValueError(f"task {task_id} is at difficulty {difficulty}, not {', '.join(difficulties)}: drop "
+                             "--difficulty, or name its tasks")
+    return chosen
 
 
 def _terminate(signum: int, frame: Any) -> None:

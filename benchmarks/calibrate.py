@@ -5,6 +5,8 @@
     uv run python -m benchmarks.calibrate --seeds 200 --difficulties deep --no-named-tasks --workers 2 \
         --agents deep_expert,one_dimension_expert,short_segment_rule,aggregate_only_expert   # deep's own agents
     uv run python -m benchmarks.calibrate --render docs/artifacts/calibration.json   # the tables of a results file
+    uv run python -m benchmarks.calibrate --tasks deep_cuboids --no-sweep --merge \
+        --output docs/artifacts/calibration.json   # a new named task's figures, added to the kept results
 
 Episodes run in-process against the environment (metric_tracker_rl/environment.py).
 A sweep uses standard episodes only (a difficulty's default settings, seed aside) with one graded submission;
@@ -181,6 +183,10 @@ def difficulty_table(results: dict[str, Any], difficulty: str) -> str:
     return _markdown(header, rows)
 
 
+# The shortcuts that skip the investigation, whose best per difficulty the README shows (benchmarks/docs_blocks.py):
+# the filter on the published magnitude ranges, then the exploits of the date ranking and of the feedback.
+SHORTCUT_AGENTS = ("fixed_rule", "top_k_dates", "top_k_dates_shift_aware", "side_effect_padder", "weekday_rule",
+                   "feedback_decoder")
 # The reference rows docs/evaluation.md shows until a model's results exist there.
 EVALUATION_AGENTS = ("null", "random", "mass_generators", "mass_grid", "readme_baseline", "scripted", "expert")
 # The agents the README's summary shows, most capable first.
@@ -205,6 +211,39 @@ def rendered_tables(results: dict[str, Any]) -> dict[str, str]:
     return tables
 
 
+def merge_problem(previous: dict[str, Any] | None, agent_names: list[str], held_out: bool,
+                  sweep_seeds: int | None) -> str | None:
+    """Why a run of `agent_names` (sweeping `sweep_seeds` per difficulty, None: no sweep) cannot be merged into the
+    results `previous`, or None when it can."""
+    if previous is None:
+        return "--merge adds to an existing results file: --output names none"
+    if set(agent_names) != set(previous["agents"]):
+        return f"--merge needs the agents of the file: --agents {','.join(previous['agents'])}"
+    if bool(previous.get("held_out")) != held_out:
+        return "--merge needs the file's mode: --held-out " + ("set" if previous.get("held_out") else "unset")
+    if sweep_seeds is not None and sweep_seeds != previous["seeds_per_difficulty"]:
+        return f"--merge needs the file's sweep: --seeds {previous['seeds_per_difficulty']} (or --no-sweep)"
+    return None
+
+
+def merged(previous: dict[str, Any], run: dict[str, Any]) -> dict[str, Any]:
+    """`previous` with each agent's groups of `run` written over it: a named task or a difficulty the run played
+    replaces that group or joins it (named tasks in DEFAULT_TASK_ORDER, then any others in the file's order)."""
+    tasks = [*previous.get("tasks", []), *(name for name in run["tasks"] if name not in previous.get("tasks", []))]
+    order = {name: index for index, name in enumerate(DEFAULT_TASK_ORDER)}
+    tasks.sort(key=lambda name: order.get(name, len(order)))
+    difficulties = [*previous["difficulties"], *(d for d in run["difficulties"] if d not in previous["difficulties"])]
+    agents = {}
+    for name, stats in previous["agents"].items():
+        fresh = run["agents"][name]
+        # A sweep's null group pools every swept tier: it is replaced only by a run that swept every one.
+        keep_null = set(run["difficulties"]) != set(difficulties)
+        updated = {**stats, **{group: value for group, value in fresh.items()
+                               if group != NULL_GROUP or not keep_null}}
+        agents[name] = {group: updated[group] for group in (*tasks, *(g for g in updated if g not in tasks))}
+    return {**previous, "tasks": tasks, "difficulties": difficulties, "agents": agents}
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=200, help="episodes per difficulty (every "
@@ -215,7 +254,13 @@ def main(argv: list[str] | None = None) -> None:
                         help="comma-separated difficulties to sweep")
     parser.add_argument("--held-out", action="store_true", help="run the environment with a held-out secret")
     parser.add_argument("--no-named-tasks", action="store_true", help="sweep the difficulties only (deep's own "
-                        "agents' calibration: the named tasks are the other tiers')")
+                        "agents' calibration)")
+    parser.add_argument("--tasks", default=",".join(DEFAULT_TASK_ORDER),
+                        help="comma-separated named tasks to play (default: every one)")
+    parser.add_argument("--no-sweep", action="store_true", help="play the named tasks only, no seed sweep")
+    parser.add_argument("--merge", action="store_true", help="add this run's groups to the results file at --output "
+                        "(its agents must be the file's, in held-out mode or not as the file): a new named task's "
+                        "figures without a new sweep")
     parser.add_argument("--quiet", action="store_true", help="no progress line")
     parser.add_argument("--workers", type=int, default=1, help="processes that play episodes (the machine's cores; "
                         "the scores do not depend on it)")
@@ -238,9 +283,24 @@ def main(argv: list[str] | None = None) -> None:
         parser.error("--workers must be at least 1")
     if args.seeds < NULL_EVERY:
         parser.error(f"--seeds must be at least {NULL_EVERY} so every group has episodes")
+    try:
+        task_ids = () if args.no_named_tasks else tuple(get_task_spec(name.strip()).task_id
+                                                        for name in args.tasks.split(",") if name.strip())
+    except ValueError as exc:
+        parser.error(str(exc))
+    if args.no_sweep:
+        difficulties = ()
+        if not task_ids:
+            parser.error("--no-sweep plays the named tasks only: name some with --tasks")
+    previous = json.loads(args.output.read_text()) if args.merge and args.output.exists() else None
+    if args.merge:
+        problem = merge_problem(previous, agent_names, args.held_out, None if args.no_sweep else args.seeds)
+        if problem:
+            parser.error(problem)
     results = calibrate(agent_names, args.seeds, progress=not args.quiet, held_out=args.held_out,
-                        difficulties=difficulties, task_ids=() if args.no_named_tasks else DEFAULT_TASK_ORDER,
-                        workers=args.workers)
+                        difficulties=difficulties, task_ids=task_ids, workers=args.workers)
+    if previous is not None:
+        results = merged(previous, results)
     print(f"Calibration over {args.seeds} seeds per difficulty (standard episodes, one graded submission, unless "
           f"marked; every {NULL_EVERY}th episode null){'; held-out mode' if args.held_out else ''}; score = the "
           "sum of the episode's rewards.\n")

@@ -1,4 +1,4 @@
-"""The difficulty dial (issue 37 §4): the deep expert and the shortcuts below it, scored at points of the dial, with
+"""The difficulty dial: the deep expert and the shortcuts below it, scored at points of the dial, with
 the dilution share of each point; frontier's tier is the first row, a rung below the deep settings.
 
     uv run python -m benchmarks.dial_grid --seeds 50 --workers 2 --output docs/artifacts/dial_grid.json

@@ -1,4 +1,4 @@
-"""The dilution share of the deep tier (issue 37 §2): of its incidents whose root cause names two or three
+"""The dilution share of the deep tier: of its incidents whose root cause names two or three
 dimensions, the share that stands out in no one-dimension breakdown (metric_tracker_rl.dilution states the test).
 
     uv run python -m benchmarks.dilution --seeds 200

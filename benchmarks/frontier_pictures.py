@@ -3,7 +3,8 @@ daily series beside the series of the segment that carries the event, the event'
 
     uv run python -m benchmarks.frontier_pictures
 
-Each picture comes from the first seed from PICTURE_SEED_BASE whose episode holds that kind (deterministic).
+Each picture comes from the first seed from PICTURE_SEED_BASE whose episode holds that kind (deterministic);
+tests/test_frontier_pictures.py checks that the kept pictures are today's.
 """
 
 from __future__ import annotations
@@ -44,8 +45,10 @@ def picture(seed: int, entity_type: str, entity_name: str, segment: Segment, day
                                        mark))
 
 
-def main() -> None:
-    OUTPUT.mkdir(parents=True, exist_ok=True)
+def pictures() -> dict[str, str]:
+    """Every picture by its file name: one per frontier incident kind and the mix shift, each from the first seed
+    from PICTURE_SEED_BASE whose episode holds that kind."""
+    drawn: dict[str, str] = {}
     wanted = set(FRONTIER_INCIDENT_KINDS) | {"mix_shift"}
     seed = PICTURE_SEED_BASE
     while wanted:
@@ -54,14 +57,21 @@ def main() -> None:
             if incident.kind in wanted and incident.record.continues is None:
                 wanted.discard(incident.kind)
                 record = incident.record
-                svg = picture(seed, record.entity_type, record.entity_name, incident.segment, record.day, incident.kind)
-                (OUTPUT / f"frontier_{incident.kind}.svg").write_text(svg)
+                drawn[f"frontier_{incident.kind}.svg"] = picture(seed, record.entity_type, record.entity_name,
+                                                                 incident.segment, record.day, incident.kind)
         for fluctuation in world.fluctuations:
             if fluctuation.kind in wanted:
                 wanted.discard(fluctuation.kind)
-                svg = picture(seed, "conversion_rate", MIX_METRIC, fluctuation.segment, fluctuation.day, "mix shift")
-                (OUTPUT / f"frontier_{fluctuation.kind}.svg").write_text(svg)
+                drawn[f"frontier_{fluctuation.kind}.svg"] = picture(seed, "conversion_rate", MIX_METRIC,
+                                                                    fluctuation.segment, fluctuation.day, "mix shift")
         seed += 1
+    return drawn
+
+
+def main() -> None:
+    OUTPUT.mkdir(parents=True, exist_ok=True)
+    for name, svg in pictures().items():
+        (OUTPUT / name).write_text(svg)
 
 
 if __name__ == "__main__":

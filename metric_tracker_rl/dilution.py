@@ -1,15 +1,15 @@
 """How diluted a cuboid incident is in the coarser views: whether any one-dimension breakdown shows it.
 
-The test (issue 37 §2, "most incidents of two or three dimensions must not stand out in any one-dimension
-breakdown"): for each date of an incident, every value of every dimension (app_version per platform, as
-compare_segments lists them) gets the z-score of the incident's metric on that date against the value's
-same-weekday median: z = (observed - baseline) / spread, where spread is the robust spread compare_segments shows
-(1.4826 x the median absolute deviation from the baseline over the window), floored at the binomial standard
-deviation of a rate (sqrt(p (1 - p) / n) at the baseline rate p over the date's n arrivals) or the Poisson one of a
-count (sqrt(baseline)). An incident stands out when some value on some of its dates reaches |z| >= STANDS_OUT.
-Only metrics with a daily series count (conversion rates and event counts): hourly mixes and data-quality counts
-are cell-level kinds of one dimension. An outage's or a payment failure's evidence is hourly, which this daily test
-does not read: the benchmark shows the whole-day kinds (rate_drop_from_median) apart.
+The test (whether an incident of two or three dimensions stands out in some one-dimension breakdown): for each date
+of an incident, every value of every dimension (app_version per platform, as compare_segments lists them) gets the
+z-score of the incident's metric on that date against the value's same-weekday median: z = (observed - baseline) /
+spread, where spread is the robust spread compare_segments shows (1.4826 x the median absolute deviation from the
+baseline over the window), floored at the binomial standard deviation of a rate (sqrt(p (1 - p) / n) at the baseline
+rate p over the date's n arrivals) or the Poisson one of a count (sqrt(baseline)). An incident stands out when some
+value on some of its dates reaches |z| >= STANDS_OUT. Only metrics with a daily series count (conversion rates and
+event counts): hourly mixes and data-quality counts are cell-level kinds of one dimension. An outage's or a payment
+failure's evidence is hourly, which this daily test does not read: the benchmark shows the whole-day kinds
+(rate_drop_from_median) apart.
 """
 
 from __future__ import annotations

@@ -67,6 +67,12 @@ CUBOID_KNOBS = ("dimensions", "max_cuboid_depth", "magnitude_scale", "concurrenc
 MAX_CUBOID_DEPTH = 3
 MAGNITUDE_SCALE_RANGE = (0.25, 3.0)
 MAX_CONCURRENCY = 3
+# Every curriculum knob a client can set on each episode it plays (inference.py's flags, Inspect's -T parameters),
+# with the kind of value reset takes: a segmented tier's two, then a cuboid tier's dial. Setting one makes the
+# episodes non-standard; reset refuses it at a tier where it does not apply.
+DIAL_KNOBS: dict[str, type] = {"incident_kinds": list, "decoy_ratio": float, "dimensions": list,
+                               "max_cuboid_depth": int, "magnitude_scale": float, "concurrency": int,
+                               "note_share": float}
 
 
 @dataclass(frozen=True)
@@ -237,11 +243,22 @@ TASKS: dict[str, TaskSpec] = {
             GRADER_NAME,
             tier_config("frontier", seed=404, scenario_family="mixed", anomaly_count=4, task_id="frontier_segments"),
         ),
+        TaskSpec(
+            "deep_cuboids", "deep",
+            "Four incidents hide in eight weeks of funnel data split by platform, country, app version, acquisition "
+            "channel and user type, each confined to a combination of one to three of those dimensions (one of "
+            "them all three), two on the same date, one lasting two dates. "
+            "Experiments, campaigns, holidays, releases and payment partners' notices are in context tables; "
+            "their intended effects are not incidents. Report each incident once per date on the combination it "
+            "is confined to.",
+            GRADER_NAME,
+            tier_config("deep", seed=505, scenario_family="mixed", anomaly_count=4, task_id="deep_cuboids"),
+        ),
     )
 }
 # The one default list of tasks: every named task, easiest first. Every entry point plays it by default
 # (inference.py, Inspect's dataset, the benchmarks), the Task API's eval split starts with it, and the catalogs
-# list it. NAMED_TASK_ORDER is the same tuple under the name SPEC section 1 also publishes.
+# list it. NAMED_TASK_ORDER is the same tuple under its older name, which clients still import.
 DEFAULT_TASK_ORDER: tuple[str, ...] = tuple(TASKS)
 NAMED_TASK_ORDER: tuple[str, ...] = DEFAULT_TASK_ORDER
 DEFAULT_TASK_ID = DEFAULT_TASK_ORDER[0]
@@ -255,6 +272,26 @@ def get_task_spec(task_id: str) -> TaskSpec:
     """The named task, its id (or former id, TASK_ALIASES) in any letter case; a ValueError names the valid ids."""
     name = check_name_in_any_case("task_id", task_id, (*TASKS, *TASK_ALIASES))
     return TASKS[TASK_ALIASES.get(name, name)]
+
+
+def knob_value(name: str, value: Any) -> Any:
+    """A DIAL_KNOBS value as reset takes it: text (a command-line flag's) read as the knob's kind, a list from
+    comma-separated names; a value of another type is returned as given, for reset to validate. A ValueError
+    names the knob and what it takes."""
+    kind = DIAL_KNOBS.get(name)
+    if kind is None:
+        raise ValueError(f"unknown knob {name!r}; valid: {', '.join(DIAL_KNOBS)}")
+    if kind is list:
+        if isinstance(value, str):
+            return [item.strip() for item in value.split(",") if item.strip()]
+        return list(value) if isinstance(value, tuple) else value
+    if not isinstance(value, str):
+        return value
+    try:
+        return kind(value)
+    except ValueError:
+        what = "an integer" if kind is int else "a number"
+        raise ValueError(f"{name} must be {what}, got {value!r}") from None
 
 
 def _int_in(name: str, value: Any, low: int, high: int) -> int:

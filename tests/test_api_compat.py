@@ -51,7 +51,7 @@ def test_task_specs_hold_the_values_the_reference_script_reports() -> None:
     """The reference script plays DEFAULT_TASK_ORDER and reports each task's difficulty, objective and
     grader_name beside its score: they must be the task's own, not just strings. The difficulty is the one its
     episode is played at, the objective the one the episode states, and grader_name imports to the function the
-    environment grades with. An unknown id is a ValueError naming the valid ones (SPEC section 1)."""
+    environment grades with. An unknown id is a ValueError naming the valid ones."""
     import importlib
 
     from metric_tracker_rl import environment

@@ -22,6 +22,8 @@ from benchmarks.calibrate import (
     episode_plan,
     main,
     means_table,
+    merge_problem,
+    merged,
     named_task_groups,
     table,
 )
@@ -311,3 +313,20 @@ def test_the_table_check_catches_an_edited_number() -> None:
     edited = rendered.replace("| expert | 1.000 |", "| expert | 0.999 |")
     assert edited != rendered
     assert markdown_table_with_header(f"text\n\n{edited}\n\nmore", rendered.splitlines()[0]) == edited != rendered
+
+
+def test_a_new_named_tasks_figures_merge_into_the_kept_results() -> None:
+    """`--tasks X --no-sweep --merge` adds task X's column to every agent and keeps every other figure."""
+    kept = json.loads(PUBLISHED_RESULTS.read_text())
+    without = {**kept, "tasks": kept["tasks"][:-1],
+               "agents": {name: {group: stats for group, stats in groups.items() if group != kept["tasks"][-1]}
+                          for name, groups in kept["agents"].items()}}
+    run = {"tasks": kept["tasks"][-1:], "difficulties": [],
+           "agents": {name: {kept["tasks"][-1]: groups[kept["tasks"][-1]]} for name, groups in kept["agents"].items()}}
+    assert merged(without, run) == kept
+    assert table(merged(without, run)) == table(kept)
+    assert merge_problem(without, list(kept["agents"]), False, None) is None
+    assert "--agents" in merge_problem(without, ["expert"], False, None)
+    assert "--held-out" in merge_problem(without, list(kept["agents"]), True, None)
+    assert "--seeds 200" in merge_problem(without, list(kept["agents"]), False, 40)
+    assert "names none" in merge_problem(None, ["expert"], False, None)

@@ -14,6 +14,7 @@ from urllib.parse import urlparse
 import pytest
 from conftest import ROOT, running_server, serving
 
+from metric_tracker_rl.context import CONTEXT_TABLES
 from metric_tracker_rl.local_server import free_port
 from metric_tracker_rl.scenario import build_episode
 from metric_tracker_rl.server.debugger_forms import SUBMISSION_COLUMNS
@@ -25,6 +26,7 @@ CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 TASK = "medium_mixed_three"
+DEEP_TASK = "deep_cuboids"
 TIMEOUT_MS = 90_000
 ARTIFACTS = ROOT / "artifacts"
 LONG_FRACTION = re.compile(r"\.0*[1-9]\d{4,}")  # five or more significant digits after the point
@@ -312,6 +314,41 @@ def test_a_difficulty_selects_its_task_and_a_cuboid_is_charted_against_its_basel
     assert page.page.locator(f"{chart} polyline.baseline").count() == 1
     assert not page.page.is_visible("#cuboid-channel")  # frontier has no channel dimension
     shot(page, "cuboid")
+
+
+def test_every_context_table_at_deep_is_read_in_the_cuboid_tab(browser, web_url: str) -> None:
+    """The table list holds the episode's tables only (the brief's note on reading them is no table), starts on the
+    first, and reading each one shows its rows under its own columns."""
+    tables = build_episode(resolve_episode_config(task_id=DEEP_TASK)).public.segments.sql_tables()
+    listed = [name for name in tables if name in CONTEXT_TABLES]
+    page = DebuggerPage(browser, web_url)
+    page.choose("reset-difficulty", "deep")
+    page.page.wait_for_function(f"document.querySelector('#reset-task input').value === {DEEP_TASK!r}")
+    page.reset(DEEP_TASK)
+    page.tab("Cuboid")
+    page.page.locator("#context-panel").wait_for(state="visible")
+    assert page.page.input_value("#context-table input") == CONTEXT_TABLES[0]
+    page.page.click("#context-table input")
+    offered = page.page.eval_on_selector_all(  # the chosen option's text starts with a check mark
+        "[role=option]", "els => els.map(e => e.innerText.trim().split('\\n').pop().trim())")
+    page.page.keyboard.press("Escape")
+    page.page.click("#cuboid-note")  # the list closed, the default still chosen
+    assert sorted(offered) == sorted(listed) and set(listed) == set(CONTEXT_TABLES)
+    for index, table in enumerate(CONTEXT_TABLES):
+        if index:  # the first is read as the tab offers it
+            page.choose("context-table", table)
+        page.page.click("#context-read")
+        columns = list(tables[table])
+        try:
+            page.page.wait_for_function(
+                "cols => JSON.stringify([...document.querySelectorAll('#context-rows [role=columnheader]')]"
+                ".map(e => e.innerText.trim())) === JSON.stringify(cols)", arg=columns)
+        except sync_api.TimeoutError:
+            pytest.fail(f"{table} never showed its columns; the note says {page.page.inner_text('#cuboid-note')!r}")
+        assert page.row_count("context-rows") == min(200, len(tables[table][columns[0]])) > 0, table
+        assert "could not be read" not in page.page.inner_text("#cuboid-note"), table
+    shot(page, "context_tables")
+    page.page.close()
 
 
 def test_the_site_has_a_favicon(browser, web_url: str) -> None:

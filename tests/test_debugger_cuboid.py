@@ -83,3 +83,17 @@ def test_only_the_briefs_context_tables_are_read() -> None:
     with pytest.raises(ValueError, match="valid: experiments, campaigns"):
         cuboids.context_query("daily_by_segment; DROP", tables)
     assert cuboids.context_tables(None) == []
+
+
+def test_the_tables_offered_at_deep_are_the_tables_the_sql_tool_holds() -> None:
+    """The deep brief's context entry also explains how to read the tables (under a key that names no table):
+    only the real tables are offered, and each one's query answers with its rows."""
+    env = MetricTrackerRlEnvironment()
+    observation = env.reset(seed=3, difficulty="deep")
+    listed = observation.segments["context_tables"]
+    tables = cuboids.context_tables(observation.segments)
+    assert tables and set(tables) < set(listed)  # something listed there is not a table
+    for table in tables:
+        answer = env.step(MetricTrackerRlAction(analysis_method="query",
+                                                analysis_args={"sql": cuboids.context_query(table, tables)}))
+        assert answer.status == "ok", (table, answer.message)

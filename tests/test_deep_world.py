@@ -190,7 +190,7 @@ def test_compare_segments_breaks_down_every_dimension(deep_env: MetricTrackerRlE
     assert sum(row["app_open_share"] for row in result["rows"]) == pytest.approx(1.0, abs=1e-3)
 
 
-# The drill-down (issue 37, section 5): one or two dimensions inside a cuboid, each row read against the sums of
+# The drill-down: one or two dimensions inside a cuboid, each row read against the sums of
 # the leaves it covers (segment_daily), an app version always with its platform.
 DRILL_DOWNS = [
     ("country,channel", "platform=android,user_type=new"),

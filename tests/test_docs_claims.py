@@ -38,7 +38,7 @@ FLAG = re.compile(r"(?<![\w-])(--[a-z][a-z0-9-]*)")
 SETTING = re.compile(r"`([A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+)(?:=[^`]*)?`")
 TOOL_LIKE = re.compile(r"`((?:get|list|compare|check|detect|show|rows_for|hourly_rows_for|preview|submit|payload)_"
                        r"[a-z_]+|task_overview|payload_generator)(?:\([^`]*\))?`")
-TASK_LIKE = re.compile(r"\b((?:easy|medium|hard)_(?:single|mixed|two)_[a-z]+|frontier_segments)\b")
+TASK_LIKE = re.compile(r"\b((?:easy|medium|hard)_(?:single|mixed|two)_[a-z]+|(?:frontier|deep)_(?:segments|cuboids))\b")
 SPLIT_LIKE = re.compile(r"""split=["'](\w+)["']""")
 DECIMAL = re.compile(r"\b\d+\.\d+\b")
 # External programs run with `uv run`; their flags are theirs to check.

@@ -193,7 +193,7 @@ def test_the_core_imports_neither_openenv_nor_gradio(module: str) -> None:
 
 def test_the_wire_types_still_carry_the_framework_and_the_plain_types() -> None:
     """models stays the edge: its action and observation are OpenEnv's, and the plain types it re-exports are the
-    very classes the core uses (SPEC §1's `from metric_tracker_rl.models import MetricSubmissionRow`)."""
+    very classes the core uses (clients import `from metric_tracker_rl.models import MetricSubmissionRow`)."""
     from openenv.core.env_server.types import Action, Observation
 
     from metric_tracker_rl import models, plain_types

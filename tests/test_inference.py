@@ -27,6 +27,7 @@ from metric_tracker_rl.baseline_log import format_action, open_interval
 from metric_tracker_rl.local_server import free_port
 from metric_tracker_rl.reconnect import RETRY_DEADLINE_VAR
 from metric_tracker_rl.settings import DEFAULT_API_BASE_URL, ClientSettings
+from metric_tracker_rl.tasks import DIAL_KNOBS
 from metric_tracker_rl.tool_calls import model_schema, read_observation
 
 pytestmark = pytest.mark.slow  # starts server processes or a browser
@@ -297,11 +298,32 @@ def test_offline_run_serves_the_environment_itself_and_stops_it(tmp_path: Path) 
         assert not any('"debug"' in m["content"] for m in episode["messages"])
     # The scripted floor solves the easy task and finds some incidents of medium and hard (a fixed procedure: the
     # timing shifts of medium and hard defeat it, as they should); it reports no segment, so frontier, where an
-    # incident's credit needs its segment, gives it nothing.
+    # incident's credit needs its segment, gives it nothing, nor does deep.
     scores = {record["task_id"]: record["score"] for record in saved["tasks"]}
     assert scores["easy_two_spikes"] == 1.0
     assert all(0 < scores[task_id] < 1 for task_id in ("medium_mixed_three", "hard_mixed_multi")), scores
-    assert scores["frontier_segments"] == 0.0, scores
+    assert scores["frontier_segments"] == scores["deep_cuboids"] == 0.0, scores
+
+
+def test_deep_runs_offline_by_difficulty_and_by_task_with_the_dial(tmp_path: Path) -> None:
+    """`--difficulty deep` plays deep's named task, which the expert solves; `--tasks` with dial knobs plays it
+    with them (its visible config shows them, and the episode is not standard)."""
+    output = tmp_path / "expert.json"
+    result = run_inference("--difficulty", "deep", "--agent", "expert", "--output", str(output))
+    assert result.returncode == 0, result.stderr
+    (task,) = parse_log(result.stdout, ["deep_cuboids"], "expert")
+    assert task["task"] == "deep_cuboids" and task["success"]
+    assert json.loads(output.read_text())["tasks"][0]["score"] == 1.0
+    result = run_inference("--tasks", "deep_cuboids", "--max-cuboid-depth", "1", "--concurrency", "0",
+                           "--decoy-ratio", "0.5", "--trajectories", str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    parse_log(result.stdout, ["deep_cuboids"], "scripted")
+    (record,) = [json.loads(line) for line in (tmp_path / "scripted.jsonl").read_text().splitlines()]
+    assert record["reset"] == {"task_id": "deep_cuboids", "max_cuboid_depth": 1, "concurrency": 0,
+                               "decoy_ratio": 0.5}
+    config = record["config"]
+    assert (config["difficulty"], config["max_cuboid_depth"], config["concurrency"], config["decoy_ratio"],
+            config["standard"]) == ("deep", 1, 0, 0.5, False)
 
 
 def test_unreachable_environment_still_prints_start_and_end() -> None:
@@ -351,11 +373,58 @@ def test_sft_episodes_are_the_train_splits_tasks(settings_from: Any, capsys: pyt
     assert "--first-task" in capsys.readouterr().err
 
 
+def test_difficulty_chooses_the_named_or_train_tasks_and_the_knobs_reach_every_episode(
+        settings_from: Any) -> None:
+    from metric_tracker_rl.task_splits import TRAIN_SCHEDULE, get_split
+
+    offline = settings_from()
+    by_difficulty = inference.parse_args(["--difficulty", "DEEP"], offline).episode_specs
+    assert [e.reset_kwargs for e in by_difficulty] == [{"task_id": "deep_cuboids"}]
+    pair = inference.parse_args(["--difficulty", "frontier,deep", "--seed", "7"], offline).episode_specs
+    assert [e.reset_kwargs for e in pair] == [{"task_id": "frontier_segments", "seed": 7},
+                                              {"task_id": "deep_cuboids", "seed": 7}]
+    # With --episodes, the train split's tasks at the difficulty: deep's block follows the others'.
+    first_deep = sum(block.count for block in TRAIN_SCHEDULE if "deep" not in block.difficulties)
+    train = inference.parse_args(["--episodes", "2", "--difficulty", "deep"], offline).episode_specs
+    assert [e.reset_kwargs for e in train] == [get_split("train").task(first_deep + i) for i in range(2)]
+    hard = inference.parse_args(["--episodes", "2", "--difficulty", "hard", "--first-task", "1"], offline)
+    assert [e.reset_kwargs for e in hard.episode_specs] == [get_split("train").task(i) for i in (2, 6)]
+    dial = inference.parse_args(["--difficulty", "deep", "--max-cuboid-depth", "2", "--magnitude-scale", "1.5",
+                                 "--note-share", "0", "--dimensions", "platform,country,channel",
+                                 "--incident-kinds", "segment_outage,level_shift"], offline).episode_specs
+    assert dial[0].reset_kwargs == {"task_id": "deep_cuboids", "max_cuboid_depth": 2, "magnitude_scale": 1.5,
+                                    "note_share": 0.0, "dimensions": ["platform", "country", "channel"],
+                                    "incident_kinds": ["segment_outage", "level_shift"]}
+
+
+@pytest.mark.parametrize(("argv", "says"), [
+    (["--difficulty", "impossible"], ["impossible", "easy, medium, hard, frontier, deep"]),
+    (["--difficulty", ","], ["names no difficulty", "deep"]),
+    (["--tasks", "easy_two_spikes", "--difficulty", "deep"], ["easy_two_spikes is at difficulty easy"]),
+    (["--max-cuboid-depth", "2"], ["easy_two_spikes", "max_cuboid_depth applies at difficulty 'deep' only"]),
+    (["--difficulty", "deep", "--max-cuboid-depth", "9"], ["max_cuboid_depth must be between 1 and 3"]),
+    (["--difficulty", "deep", "--max-cuboid-depth", "two"], ["max_cuboid_depth must be an integer", "'two'"]),
+    (["--difficulty", "deep", "--magnitude-scale", "9"], ["magnitude_scale must be a number between 0.25 and 3"]),
+    (["--difficulty", "deep", "--dimensions", "country"], ["includes platform", "valid: platform, country"]),
+    (["--difficulty", "deep", "--incident-kinds", "nope"], ["unknown incident kind(s) 'nope'", "valid:"]),
+    (["--difficulty", "hard", "--decoy-ratio", "1"], ["decoy_ratio applies at difficulty 'frontier' or 'deep'"]),
+    (["--episodes", "1", "--tasks", "deep_cuboids"], ["drop --tasks"]),
+])
+def test_bad_difficulties_and_knobs_are_usage_errors_naming_the_choices(
+        settings_from: Any, capsys: pytest.CaptureFixture[str], argv: list[str], says: list[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        inference.parse_args(argv, settings_from())
+    message = " ".join(capsys.readouterr().err.split())
+    assert exit_info.value.code == 2
+    assert all(part in message for part in says), message
+
+
 def test_help_lists_the_environment_variables_it_reads(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit):
         inference.parse_args(["--help"], ClientSettings())
     text = " ".join(capsys.readouterr().out.split())
     assert RETRY_DEADLINE_VAR in text
+    assert all(f"--{name.replace('_', '-')}" in text for name in DIAL_KNOBS)  # a flag for every knob of the dial
     for name, field in ClientSettings.model_fields.items():
         if name != "reset_defaults":  # the TRL class's only
             assert " / ".join(field.validation_alias.choices) in text and " ".join(field.description.split()) in text

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -178,7 +179,8 @@ def test_a_sweep_is_the_calibration_sweep(difficulties: list[str], seeds: int, o
 @pytest.mark.parametrize(("tasks", "difficulty", "seeds", "message"), [
     ("no_such_task", None, 0, "unknown task_id .no_such_task.; valid"),
     (None, "impossible", 2, "valid choices"),
-    (None, "easy", 0, "set seeds"),
+    (None, "impossible", 0, "valid choices: easy, medium, hard, frontier, deep"),
+    ("easy_two_spikes", "deep", 0, "easy_two_spikes is at difficulty easy, not deep"),
     (None, None, -1, "0 or more"),
     ("", None, 0, "no samples"),
 ])
@@ -186,6 +188,38 @@ def test_bad_task_arguments_name_the_valid_choices(tasks: str | None, difficulty
                                                    message: str) -> None:
     with pytest.raises(ValueError, match=message):
         episode_dataset(tasks, difficulty, seeds)
+
+
+def test_a_difficulty_without_a_sweep_plays_its_named_tasks_with_the_dial_set() -> None:
+    """`-T difficulty=deep` plays deep's named task; the dial knobs (`-T max_cuboid_depth=2`, a list as
+    comma-separated text, as `-T` passes it) reach every sample's reset arguments."""
+    samples = list(metric_tracker(difficulty="Deep").dataset)
+    assert [(s.id, s.metadata["reset_kwargs"], s.metadata["difficulty"]) for s in samples] == [
+        ("deep_cuboids", {"task_id": "deep_cuboids"}, "deep")]
+    assert [s.id for s in metric_tracker(difficulty="frontier,deep").dataset] == ["frontier_segments", "deep_cuboids"]
+    dialled = list(metric_tracker(difficulty="deep", max_cuboid_depth=2, concurrency=0, magnitude_scale=1.5,
+                                  note_share=0, decoy_ratio=0.5, dimensions="platform,country,channel",
+                                  incident_kinds=["segment_outage", "level_shift"]).dataset)
+    assert dialled[0].metadata["reset_kwargs"] == {
+        "task_id": "deep_cuboids", "max_cuboid_depth": 2, "concurrency": 0, "magnitude_scale": 1.5, "note_share": 0,
+        "decoy_ratio": 0.5, "dimensions": ["platform", "country", "channel"],
+        "incident_kinds": ["segment_outage", "level_shift"]}
+    sweep_samples = list(metric_tracker(difficulty="deep", seeds=2, max_cuboid_depth=1).dataset)
+    assert [s.metadata["reset_kwargs"] for s in sweep_samples] == [
+        {**spec.reset_kwargs, "max_cuboid_depth": 1} for spec in sweep("deep", 2)]
+
+
+@pytest.mark.parametrize(("arguments", "message"), [
+    ({"max_cuboid_depth": 2}, "easy_two_spikes: max_cuboid_depth applies at difficulty 'deep' only, not 'easy'"),
+    ({"difficulty": "deep", "max_cuboid_depth": 7}, "max_cuboid_depth must be between 1 and 3, got 7"),
+    ({"difficulty": "deep", "concurrency": "x"}, "concurrency must be an integer, got 'x'"),
+    ({"difficulty": "deep", "dimensions": "country,user_type"}, "includes platform; valid: platform, country"),
+    ({"difficulty": "hard", "decoy_ratio": 1.0}, "decoy_ratio applies at difficulty 'frontier' or 'deep' only"),
+    ({"difficulty": "deep", "note_share": 2}, "note_share must be a number between 0 and 1"),
+])
+def test_a_bad_knob_is_an_error_naming_what_it_takes(arguments: dict[str, Any], message: str) -> None:
+    with pytest.raises(ValueError, match=re.escape(message)):
+        metric_tracker(**arguments)
 
 
 def test_every_registry_tool_is_an_inspect_tool_whose_schema_accepts_its_example() -> None:
@@ -337,6 +371,14 @@ def test_a_held_out_eval_starts_its_local_server_with_a_secret(tmp_path: Path,
     config = log.samples[0].scores["episode_score"].metadata["config"]
     assert config["held_out"] is True and config["standard"] is True
     assert LOCAL_SERVERS.running() == []
+
+
+def test_the_expert_solves_deep_through_inspect_by_difficulty(server_url: str, tmp_path: Path) -> None:
+    """`-T difficulty=deep`: the expert, playing through the model's tool calls, solves deep's named task as it
+    does over the plain client."""
+    log = run_eval(AgentModel("expert"), tmp_path, base_url=server_url, difficulty="deep")
+    assert sample_scores(log) == {"deep_cuboids": 1.0}
+    assert reference_score(server_url, "expert", {"task_id": "deep_cuboids"}) == 1.0
 
 
 def test_a_held_out_eval_refuses_a_server_without_a_secret(server_url: str, tmp_path: Path) -> None:

@@ -229,7 +229,7 @@ BOUNDED_ELSEWHERE = {("MetricTrackerRlAction", "classifications")}
 
 @pytest.mark.parametrize("model", TOOL_ARGUMENT_MODELS + WIRE_MODELS, ids=lambda m: m.__name__)
 def test_every_list_argument_has_a_max_length_and_every_number_bounds(model: type[BaseModel]) -> None:
-    """Work per step is bounded structurally: tools are vectorised over the fixed 28-day window, so their
+    """Work per step is bounded structurally: tools are vectorised over the episode's fixed window, so their
     cost grows only with list arguments (capped) and loop-driving integers (bounded on both sides); tool
     numbers have a lower bound and reject NaN and infinities."""
     is_tool_model = model in TOOL_ARGUMENT_MODELS

@@ -1,4 +1,4 @@
-"""The SQL tool under attack (issue 38): statements that change the tables, hold memory, run past every limit or
+"""The SQL tool under attack: statements that change the tables, hold memory, run past every limit or
 crash the driver, and one client starving another. Each case is an error observation (or a bounded answer) that
 costs one step, over every transport: the tool in process, /ws, MCP (on /ws and POST /mcp) and /web/step.
 

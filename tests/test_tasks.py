@@ -20,7 +20,7 @@ from metric_tracker_rl.tasks import (
 )
 
 TASK_DIFFICULTIES = {"easy_two_spikes": "easy", "medium_mixed_three": "medium", "hard_mixed_multi": "hard",
-                     "frontier_segments": "frontier"}
+                     "frontier_segments": "frontier", "deep_cuboids": "deep"}
 
 
 def test_named_tasks_and_their_order() -> None:

@@ -66,9 +66,9 @@ class ToolSpec:
 
 
 TOOL_REGISTRY: dict[str, ToolSpec] = {}
-# What keeps most tools no model is offered: SPEC section 4 keeps the reference tool names, and clients of the wire
-# API (the reference inference script) call them by name as `analysis_method`.
-REFERENCE_API = "the reference API (SPEC section 4 keeps its name)"
+# What keeps most tools no model is offered: the reference design's tool names stay callable, since clients of the
+# wire API (the reference inference script) call them by name as `analysis_method`.
+REFERENCE_API = "the reference API (its clients call it by this name)"
 
 
 def register_tool(name: str, description: str, args_model: type[BaseModel], *,

@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from metric_tracker_rl.context import CONTEXT_TABLES
 from metric_tracker_rl.daily_panel import peer_median, same_weekday_peers
 from metric_tracker_rl.published import CONVERSION_BY_NAME, COUNT_COLUMNS
 from metric_tracker_rl.segments import SEGMENT_FIELDS
@@ -84,11 +85,14 @@ def cuboid_title(cuboid: Mapping[str, str], metric: str) -> str:
 
 
 def context_tables(segments: Mapping[str, Any] | None) -> list[str]:
-    """The context tables a segmented episode's brief lists (none without segments)."""
+    """The context tables a segmented episode's brief lists (none without segments), in the brief's order. The
+    brief's entry also holds prose (how to read the tables) under keys of its own: only names of tables the SQL
+    tool holds are kept."""
     if not segments:
         return []
-    tables = segments.get("context_tables") or {}
-    return list(tables) if isinstance(tables, Mapping) else [str(t) for t in tables]
+    listed = segments.get("context_tables") or {}
+    names = list(listed) if isinstance(listed, Mapping) else [str(t) for t in listed]
+    return [name for name in names if name in CONTEXT_TABLES]
 
 
 def context_query(table: str, tables: list[str], limit: int = 200) -> str:

@@ -1,8 +1,10 @@
 """The eval's samples: one per episode, each carrying the reset arguments that start it.
 
-By default the named tasks (DEFAULT_TASK_ORDER, frontier's included); with `seeds` > 0, the calibration sweep of
-each difficulty (the episodes of the `eval` split and of benchmarks/calibrate.py, from metric_tracker_rl.task_splits
-alone: standard episodes, every NULL_EVERY-th a null episode), from its episode `offset` on."""
+By default the named tasks (DEFAULT_TASK_ORDER, one per difficulty and more); with `difficulty` alone, the named
+tasks at those difficulties; with `seeds` > 0, the calibration sweep of each difficulty (the episodes of the `eval`
+split and of benchmarks/calibrate.py, from metric_tracker_rl.task_splits alone: standard episodes, every
+NULL_EVERY-th a null episode), from its episode `offset` on. Dial knobs (tasks.DIAL_KNOBS) are set on every
+sample's reset arguments, and checked as reset checks them."""
 
 from __future__ import annotations
 
@@ -13,7 +15,8 @@ from inspect_ai.dataset import MemoryDataset, Sample
 
 from metric_tracker_rl.published import DIFFICULTIES
 from metric_tracker_rl.task_splits import calibration_reset_kwargs
-from metric_tracker_rl.tasks import DEFAULT_TASK_ORDER, get_task_spec
+from metric_tracker_rl.tasks import DEFAULT_TASK_ORDER, get_task_spec, knob_value, resolve_episode_config
+from metric_tracker_rl.validation import check_name_in_any_case
 
 
 def as_list(value: str | Sequence[str] | None) -> list[str] | None:
@@ -32,11 +35,18 @@ def named_task_samples(task_ids: Sequence[str]) -> list[Sample]:
     return samples
 
 
+def checked_difficulties(names: Sequence[str]) -> list[str]:
+    """Difficulty names in any letter case, as the tiers spell them; a ValueError names the valid choices."""
+    try:
+        return [check_name_in_any_case("difficulty", name, DIFFICULTIES) for name in names]
+    except ValueError:
+        unknown = next(name for name in names if name.casefold() not in {d.casefold() for d in DIFFICULTIES})
+        raise ValueError(f"unknown difficulty {unknown!r}; valid choices: {', '.join(DIFFICULTIES)}") from None
+
+
 def sweep_samples(difficulties: Sequence[str], seeds: int, offset: int) -> list[Sample]:
     samples = []
-    for difficulty in difficulties:
-        if difficulty not in DIFFICULTIES:
-            raise ValueError(f"unknown difficulty {difficulty!r}; valid choices: {', '.join(DIFFICULTIES)}")
+    for difficulty in checked_difficulties(difficulties):
         for index in range(offset, offset + seeds):
             reset_kwargs = calibration_reset_kwargs(difficulty, index)
             kind = "null " if reset_kwargs.get("scenario_family") == "null" else ""
@@ -52,22 +62,45 @@ def episode_sample(sample_id: str, objective: str, reset_kwargs: dict[str, Any],
 
 
 def episode_dataset(tasks: str | Sequence[str] | None, difficulties: str | Sequence[str] | None, seeds: int,
-                    offset: int = 0) -> MemoryDataset:
+                    offset: int = 0, knobs: dict[str, Any] | None = None) -> MemoryDataset:
     """Named tasks (every one of DEFAULT_TASK_ORDER unless `tasks` names some) and, with `seeds` > 0, a sweep
     over `difficulties` (every difficulty unless named). A sweep alone leaves the named tasks out unless `tasks`
-    names them."""
+    names them; `difficulties` without a sweep chooses the named tasks at them. `knobs` (DIAL_KNOBS, unset ones
+    None) are set on every sample."""
     if seeds < 0:
         raise ValueError(f"seeds must be 0 or more, got {seeds}")
     if offset < 0:
         raise ValueError(f"offset must be 0 or more, got {offset}")
     task_ids = as_list(tasks)
+    chosen = as_list(difficulties)
+    if chosen is not None and seeds == 0:
+        chosen = checked_difficulties(chosen)
+        if task_ids is None:
+            task_ids = [t for t in DEFAULT_TASK_ORDER if get_task_spec(t).difficulty in chosen]
+        for task_id in task_ids:
+            if get_task_spec(task_id).difficulty not in chosen:
+                raise ValueError(f"task {task_id} is at difficulty {get_task_spec(task_id).difficulty}, not "
+                                 f"{', '.join(chosen)}: drop difficulty, or set seeds for a sweep of it")
     if task_ids is None:
         task_ids = [] if seeds > 0 else list(DEFAULT_TASK_ORDER)
     samples = named_task_samples(task_ids)
     if seeds > 0:
-        samples += sweep_samples(as_list(difficulties) or list(DIFFICULTIES), seeds, offset)
-    elif difficulties is not None:
-        raise ValueError("difficulty selects a seed sweep: set seeds to the number of episodes per difficulty")
+        samples += sweep_samples(chosen or list(DIFFICULTIES), seeds, offset)
     if not samples:
         raise ValueError("the eval has no samples: name tasks, or set seeds for a sweep")
+    set_knobs = {name: knob_value(name, value) for name, value in (knobs or {}).items() if value is not None}
+    if set_knobs:
+        samples = [with_knobs(sample, set_knobs) for sample in samples]
     return MemoryDataset(samples, name="metric_tracker_rl")
+
+
+def with_knobs(sample: Sample, knobs: dict[str, Any]) -> Sample:
+    """The sample with the dial knobs in its reset arguments; a ValueError (reset's) names the sample, the knob
+    and what it takes."""
+    reset_kwargs = {**sample.metadata["reset_kwargs"], **knobs}
+    try:
+        resolve_episode_config(**reset_kwargs)
+    except ValueError as exc:
+        raise ValueError(f"{sample.id}: {exc}") from None
+    return episode_sample(str(sample.id), str(sample.input), reset_kwargs, sample.metadata["difficulty"])
+

@@ -23,21 +23,40 @@ def metric_tracker(
     held_out: bool = False,
     base_url: str | None = None,
     max_turns: int = 60,
+    incident_kinds: str | Sequence[str] | None = None,
+    decoy_ratio: float | None = None,
+    dimensions: str | Sequence[str] | None = None,
+    max_cuboid_depth: int | None = None,
+    magnitude_scale: float | None = None,
+    concurrency: int | None = None,
+    note_share: float | None = None,
 ) -> Task:
     """The benchmark as an Inspect task.
 
     Args:
       tasks: named tasks to run (comma-separated or a list); default: every named task
         (DEFAULT_TASK_ORDER), unless a sweep is asked for.
-      difficulty: difficulties of the seed sweep (comma-separated or a list); default: every difficulty.
+      difficulty: difficulties (comma-separated or a list): of the seed sweep (default: every difficulty), or
+        without one, the named tasks at them.
       seeds: episodes per difficulty in the seed sweep (0: no sweep).
       offset: the sweep's first episode in each difficulty's calibration sweep (to split a sweep into parts).
       held_out: run held-out episodes (the server mixes a secret into every random stream).
       base_url: URL of a running server; default: METRIC_TRACKER_URL, else a local server process for the run.
       max_turns: model turns per episode at most.
+      incident_kinds: the kinds of incident every episode draws from (comma-separated or a list; segmented tiers).
+      decoy_ratio: benign look-alikes per incident (segmented tiers).
+      dimensions: the dimensions a root cause may name, platform among them (cuboid tiers, as the rest below).
+      max_cuboid_depth: the most dimensions a root cause names.
+      magnitude_scale: every incident kind's magnitude range times this.
+      concurrency: dates carrying a second incident in an overlapping cuboid.
+      note_share: the share of incidents with a calendar note.
+    A knob set makes every episode non-standard; one that a sample's tier does not take is an error naming it.
     """
+    knobs = {"incident_kinds": incident_kinds, "decoy_ratio": decoy_ratio, "dimensions": dimensions,
+             "max_cuboid_depth": max_cuboid_depth, "magnitude_scale": magnitude_scale, "concurrency": concurrency,
+             "note_share": note_share}
     return Task(
-        dataset=episode_dataset(tasks, difficulty, seeds, offset),
+        dataset=episode_dataset(tasks, difficulty, seeds, offset, knobs),
         solver=episode_agent(base_url=base_url, held_out=held_out, max_turns=max_turns),
         scorer=episode_score(),
         metadata={"held_out": held_out},

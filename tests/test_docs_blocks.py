@@ -1,0 +1,102 @@
+"""The generated blocks of the docs (benchmarks/docs_blocks.py) show what their sources hold today: the best
+shortcut per difficulty and the expert against its targets (the kept calibration results), the train split's
+schedule (task_splits), the submission row's fields (its pydantic model)."""
+
+from __future__ import annotations
+
+import copy
+import re
+
+import pytest
+from conftest import ROOT
+
+from benchmarks import docs_blocks
+from benchmarks.calibrate import SHORTCUT_AGENTS
+from metric_tracker_rl.agents import AGENTS
+from metric_tracker_rl.plain_types import MetricSubmissionRow
+from metric_tracker_rl.task_splits import TRAIN_SCHEDULE, TRAIN_SEED_BASE, TRAIN_TASK_COUNT, get_split
+
+
+@pytest.mark.parametrize("block", docs_blocks.BLOCKS, ids=lambda block: block.name)
+def test_each_block_shows_its_rendering(block: docs_blocks.Block) -> None:
+    text = (ROOT / block.doc).read_text(encoding="utf-8")
+    shown = docs_blocks.shown(text, block.name)
+    assert shown is not None, f"{block.doc} has no {block.name} block"
+    assert shown == block.render(), f"{block.doc}: run `uv run python -m benchmarks.docs_blocks --write`"
+    assert docs_blocks.main([]) == 0
+
+
+def test_an_edited_block_is_found_and_rewritten() -> None:
+    block = docs_blocks.BLOCKS[0]
+    text = (ROOT / block.doc).read_text(encoding="utf-8")
+    edited = text.replace(docs_blocks.begin_marker(block.name) + "\n", docs_blocks.begin_marker(block.name) + "\nx")
+    assert docs_blocks.shown(edited, block.name) != block.render()
+    assert docs_blocks.replaced(edited, block.name, block.render()) == text
+    with pytest.raises(ValueError, match="no block 'nowhere'"):
+        docs_blocks.replaced(text, "nowhere", "")
+
+
+def test_the_best_shortcut_follows_the_results() -> None:
+    assert set(SHORTCUT_AGENTS) <= set(AGENTS)
+    results = docs_blocks.calibration_results()
+    for difficulty in results["difficulties"]:
+        best = max(results["agents"][name][difficulty]["mean"] for name in SHORTCUT_AGENTS)
+        row = next(line for line in docs_blocks.best_shortcuts(results).splitlines()
+                   if line.startswith(f"| {difficulty} |"))
+        assert row.split(" | ")[2] == f"{best:.3f}", row
+    changed = copy.deepcopy(results)
+    changed["agents"]["weekday_rule"]["hard"]["mean"] = 0.77
+    assert "| hard | `weekday_rule` | 0.770 |" in docs_blocks.best_shortcuts(changed)
+
+
+def test_the_expert_targets_say_where_they_are_missed() -> None:
+    results = docs_blocks.calibration_results()
+    text = docs_blocks.expert_targets(results)
+    for difficulty in results["difficulties"]:
+        stats = results["agents"]["expert"][difficulty]
+        met = (stats["mean"] >= docs_blocks.EXPERT_MEAN_TARGET
+               and stats["share_ge_0_9"] >= docs_blocks.EXPERT_SHARE_TARGET)
+        figures = f"{difficulty} ({stats['mean']:.3f}, {stats['share_ge_0_9']:.3f})"
+        where = text.index(figures)
+        assert (where < text.find("not met on") or "not met on" not in text) == met, (difficulty, text)
+    changed = copy.deepcopy(results)
+    changed["agents"]["expert"]["easy"]["share_ge_0_9"] = 0.5
+    changed["agents"]["expert"][results["tasks"][0]]["mean"] = 0.5
+    text = docs_blocks.expert_targets(changed)
+    assert "not met on easy (1.000, 0.500)" in text and f"does not solve: `{results['tasks'][0]}`" in text
+
+
+def test_the_schedule_table_is_the_train_splits() -> None:
+    rows = docs_blocks.train_schedule().splitlines()[2:]
+    assert len(rows) == len(TRAIN_SCHEDULE)
+    split, first = get_split("train"), 0
+    for row, block in zip(rows, TRAIN_SCHEDULE, strict=True):
+        tasks, seeds, difficulties, _ = (cell.strip() for cell in row.strip("|").split("|"))
+        low, high = (int(number.replace(",", "")) for number in re.findall(r"[\d,]+", tasks))
+        assert (low, high) == (first, first + block.count - 1)
+        assert seeds == f"{TRAIN_SEED_BASE + low:,} to {TRAIN_SEED_BASE + high:,}"
+        shown = difficulties.split(", ")
+        assert [split.task(index)["difficulty"] for index in range(low, low + len(shown))] == shown
+        assert split.task(high)["seed"] == TRAIN_SEED_BASE + high
+        first += block.count
+    assert first == TRAIN_TASK_COUNT
+
+
+def test_the_submission_row_table_lists_every_field_in_order() -> None:
+    rows = docs_blocks.submission_row_fields().splitlines()[2:]
+    assert [row.split(" | ")[0].strip("| `") for row in rows] == list(MetricSubmissionRow.model_fields)
+    assert "one of `low`, `medium`, `high`, `critical`" in docs_blocks.submission_row_fields()
+    assert all(row.count("|") == 4 for row in rows)  # no value splits a cell
+
+
+def test_the_window_table_is_each_tiers_window_as_reset_builds_it() -> None:
+    from metric_tracker_rl.published import DIFFICULTIES
+    from metric_tracker_rl.scenario import build_episode
+    from metric_tracker_rl.tasks import resolve_episode_config
+
+    rows = docs_blocks.tier_windows().splitlines()[2:]
+    assert [row.split(" | ")[0].strip("| ") for row in rows] == list(DIFFICULTIES)
+    for row, difficulty in zip(rows, DIFFICULTIES, strict=True):
+        dates = build_episode(resolve_episode_config(seed=1, difficulty=difficulty)).public.daily_frame()["date"]
+        first, last = str(min(dates))[:10], str(max(dates))[:10]
+        assert row.endswith(f"| {len(set(dates))} ({len(set(dates)) // 7} weeks) | {first} to {last} |"), row
