@@ -124,5 +124,7 @@ PUBLISHED_FAMILIES = FamilyCatalog((
                       "A client logs one event more than once from some hour of the day on, so its count exceeds the "
                       "step before it (impossible in a real funnel); only that count and the rates and steps touching "
                       "it move.",
-                      "get_instrumentation_data_quality_issue_rows", ("check_impossible_counts", SEGMENT_BREAKDOWN)),
+                      "get_instrumentation_data_quality_issue_rows",
+                      # check_impossible_counts confirms the duplicates; compare_count_to_median gives the row's values.
+                      ("check_impossible_counts", "compare_count_to_median", SEGMENT_BREAKDOWN)),
 ))

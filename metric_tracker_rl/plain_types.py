@@ -18,7 +18,14 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from metric_tracker_rl.published import ANOMALY_TYPES, ENTITY_NAMES, AnomalyType, EntityType, Severity
+from metric_tracker_rl.published import (
+    ANOMALY_TYPES,
+    DETECTION_METHOD_RULE,
+    ENTITY_NAMES,
+    AnomalyType,
+    EntityType,
+    Severity,
+)
 
 MAX_GENERATOR_CALLS = 20  # generator calls in one payload: bounds the work of a single step
 # The bounds of a robust-z threshold (threshold_multiplier), shared by the tools and generator submissions.
@@ -41,8 +48,7 @@ class MetricSubmissionRow(_Strict):
     entity_type: EntityType = Field(description="Kind of entity the anomaly is on")
     entity_name: str = Field(description="A name valid for the entity type", max_length=128)
     anomaly_type: AnomalyType = Field(description="Anomaly family")
-    detection_method: str = Field(description="The tool that showed it: its family's detection_methods "
-                                              "(brief), or query if run", max_length=128)
+    detection_method: str = Field(description=f"The tool that showed it: {DETECTION_METHOD_RULE}", max_length=128)
     baseline_value: float = Field(description="Same-weekday median")
     observed_value: float = Field(description="Value on the date")
     delta_value: float = Field(description="observed - baseline")

@@ -116,19 +116,28 @@ if not set(FAMILY_ENTITY_TYPE.values()) <= set(ENTITY_TYPES):
 # A matched row's quality: its key, then each field right (values: a third each for baseline, observed, delta).
 QUALITY_WEIGHTS: dict[str, float] = {"key": 0.35, "anomaly_type": 0.25, "detection_method": 0.10, "values": 0.20,
                                      "severity": 0.10}
+# Methods accepted for every family, but only from an episode that used them (ran at least one successful call):
+# a row found with SQL may say `query`, and claiming it costs the query step it stands for.
+METHODS_ACCEPTED_WHEN_USED: frozenset[str] = frozenset({"query"})
+# Which detection_method earns the credit: the grading rule and the report row's schema say it in these words.
+DETECTION_METHOD_RULE = (f"one of its family's detection_methods, or {' or '.join(sorted(METHODS_ACCEPTED_WHEN_USED))}"
+                         " if the episode ran it successfully")
+# The listed tiers with segments, where a row's quality is multiplied by its segment credit.
+SEGMENTED_TIERS: tuple[str, ...] = tuple(name for name, tier in TIERS.items() if tier.listed and tier.dimensions)
 RELATIVE_TOLERANCE = 0.02  # of the expected value (of the expected baseline for a delta)
 GRADING_RULE = (
     "score = recall_quality * precision. recall_quality = the sum of the expected rows' quality / the number of "
     "expected rows (a missed row has quality 0). A reported row's quality = {key} for its key (date, entity_type, "
-    "entity_name) + {anomaly_type} anomaly_type + {detection_method} detection_method (one of its family's "
-    "detection_methods) + {values} values (baseline, observed and delta each within {tolerance:.0%} of the expected "
-    "value, the delta of the expected baseline: a third each) + {severity} severity; at frontier it is multiplied by "
-    "the segment credit. precision = (matched + 1) / (matched + false_positives + 1), where matched = the expected "
-    "keys reported and false_positives = every other row: a side effect of an incident (a neutral row), a duplicate "
-    "and an invalid row included. So report each incident on its root-cause key, one row per date it lasts. One "
-    "graded submission by default; it ends the episode, and its result then lists every submitted row's verdict "
-    "and the expected keys no row reported."
-).format(tolerance=RELATIVE_TOLERANCE, **QUALITY_WEIGHTS)
+    "entity_name) + {anomaly_type} anomaly_type + {detection_method} detection_method ({method_rule}) + {values} "
+    "values (baseline, observed and delta each within {tolerance:.0%} of the expected value, the delta of the "
+    "expected baseline: a third each) + {severity} severity; with segments ({segmented}) it is multiplied by the "
+    "segment credit. precision = (matched + 1) / (matched + false_positives + 1), where matched = the expected keys"
+    " reported and false_positives = every other row: a side effect of an incident (a neutral row), a duplicate and"
+    " an invalid row included. So report each incident on its root-cause key, one row per date it lasts. One graded"
+    " submission by default; it ends the episode, and its result then lists every submitted row's verdict and the "
+    "expected keys no row reported."
+).format(tolerance=RELATIVE_TOLERANCE, method_rule=DETECTION_METHOD_RULE, segmented=", ".join(SEGMENTED_TIERS),
+         **QUALITY_WEIGHTS)
 
 # The segment credit where a tier's config says `overlap` (deep; grader.segment_overlap applies it). Published in
 # task_overview's grading entry and the brief's segments at such a tier; frontier keeps its table.
@@ -141,10 +150,6 @@ OVERLAP_CREDIT_RULE = (
     "earns 1, a segment sharing no traffic with the incident 0, and a row without segment T(I) / T(all traffic)."
 )
 
-
-# Methods accepted for every family, but only from an episode that used them (ran at least one successful call):
-# a row found with SQL may say `query`, and claiming it costs the query step it stands for.
-METHODS_ACCEPTED_WHEN_USED: frozenset[str] = frozenset({"query"})
 
 # --- severity -------------------------------------------------------------------------------------
 

@@ -1,0 +1,79 @@
+"""What the segmented tiers' brief and system prompt say is what the generator and the grader do: the tiers a rule
+names, the detection-method rule, the kinds an episode draws, the config's knobs, the holidays, the partner notices
+and the release regressions."""
+
+from __future__ import annotations
+
+import pytest
+
+from metric_tracker_rl.analysis_tools import run_tool
+from metric_tracker_rl.environment import overlap_traffic
+from metric_tracker_rl.families import PUBLISHED_FAMILIES
+from metric_tracker_rl.grader import accepted_methods, grade_submission
+from metric_tracker_rl.models import MetricSubmissionRow
+from metric_tracker_rl.published import (
+    DETECTION_METHOD_RULE,
+    GRADING_RULE,
+    METHODS_ACCEPTED_WHEN_USED,
+    SEGMENTED_TIERS,
+)
+from metric_tracker_rl.scenario import build_episode
+from metric_tracker_rl.tasks import resolve_episode_config
+from metric_tracker_rl.tool_calls import openai_tools
+
+SEGMENT_KEYS = ("platform", "country", "app_version", "channel", "user_type")
+
+
+def _scope(row: MetricSubmissionRow) -> dict[str, str]:
+    return {key: value for key in SEGMENT_KEYS if (value := getattr(row, key, None)) is not None}
+
+
+# --- the tiers a rule names -------------------------------------------------------------------------------------
+
+
+def test_the_grading_rule_names_every_tier_whose_rows_are_multiplied_by_a_segment_credit() -> None:
+    assert "at frontier it is" not in GRADING_RULE
+    assert f"with segments ({', '.join(SEGMENTED_TIERS)}) it is multiplied by the segment credit" in GRADING_RULE
+    for difficulty in SEGMENTED_TIERS:  # a right row on the whole funnel earns less than on its segment
+        episode = build_episode(resolve_episode_config(difficulty=difficulty, seed=2))
+        truth, public = episode.truth, episode.public
+        row = truth.expected_rows[0]
+        unscoped = row.model_copy(update=dict.fromkeys(_scope(row)))
+        traffic = overlap_traffic(episode)
+        scores = [grade_submission([r], truth.expected_rows, truth.neutral_keys, public.data.dates,
+                                   segment_values=public.segment_values(), leaf_traffic=traffic).score
+                  for r in (row, unscoped)]
+        assert scores[1] < scores[0], difficulty
+
+
+# --- detection_method -------------------------------------------------------------------------------------------
+
+
+def test_the_schema_and_the_grading_rule_state_the_graders_one_detection_method_rule() -> None:
+    schema = next(t for t in openai_tools() if t["function"]["name"] == "submit_report")["function"]["parameters"]
+    described = schema["properties"]["rows"]["items"]["properties"]["detection_method"]["description"]
+    assert DETECTION_METHOD_RULE in described and DETECTION_METHOD_RULE in GRADING_RULE
+    assert DETECTION_METHOD_RULE in MetricSubmissionRow.model_fields["detection_method"].description
+    for method in METHODS_ACCEPTED_WHEN_USED:
+        assert method in DETECTION_METHOD_RULE
+    for family in PUBLISHED_FAMILIES:
+        listed = set(family.detection_methods)
+        assert accepted_methods(family.name) == listed  # a method the episode never ran is not credited
+        assert accepted_methods(family.name, METHODS_ACCEPTED_WHEN_USED) == listed | METHODS_ACCEPTED_WHEN_USED
+
+
+@pytest.mark.parametrize("difficulty", ["hard", "frontier", "deep"])
+def test_a_data_quality_row_can_name_the_tool_that_gives_its_values(difficulty: str) -> None:
+    """check_impossible_counts confirms double logging without values; compare_count_to_median gives them, and the
+    family lists it."""
+    assert "compare_count_to_median" in PUBLISHED_FAMILIES["instrumentation_data_quality_issue"].detection_methods
+    episode = build_episode(resolve_episode_config(difficulty=difficulty, seed=3,
+                                                   scenario_family="instrumentation_data_quality_issue"))
+    assert episode.truth.expected_rows
+    for row in episode.truth.expected_rows:
+        scope = {k: v for k, v in _scope(row).items() if k in ("platform", "country", "app_version")}
+        outcome = run_tool("compare_count_to_median", episode.public,
+                           {"date": row.date, "entity_name": row.entity_name, **scope})
+        assert outcome.ok, outcome.error
+        assert outcome.result["baseline_value"] == pytest.approx(row.baseline_value, rel=0.02)
+        assert outcome.result["observed_value"] == pytest.approx(row.observed_value, rel=0.02)
