@@ -3,6 +3,8 @@ as data and as the text the server writes into `model_text`)."""
 
 from __future__ import annotations
 
+import textwrap
+from collections.abc import Sequence
 from typing import Any
 
 from metric_tracker_rl import view
@@ -10,10 +12,12 @@ from metric_tracker_rl.models import MetricTrackerRlObservation
 from metric_tracker_rl.published import (
     ANNOTATION_MEANINGS,
     DIFFICULTIES,
+    SEGMENTED_TIERS,
     WINDOW_DAYS,
     incident_count_statement,
 )
-from metric_tracker_rl.segments import RELEASE_MEANING
+from metric_tracker_rl.segments import CELL_FIELDS, RELEASE_MEANING, world_of
+from metric_tracker_rl.tiers import TIERS
 
 SYSTEM_PROMPT = """\
 You investigate a synthetic product-funnel dataset (four weeks, or eight with segments, of daily and hourly
@@ -24,17 +28,37 @@ Work like an analyst:
 - Read the brief (each family's definition, root-cause entities and detection methods, the benign
   fluctuations), then get_annotations: a campaign, a holiday or late-arriving data explains its date. A release
   note only says that an app version shipped: the brief's calendar_note_kinds says what a release can do.
-- list_suspicious_dates shows where to look; the get_*_rows tools list candidate rows, strongest first,
-  a page at a time (limit, offset); confirm doubtful ones with compare_*, detect_funnel_break,
-  check_impossible_counts or hourly_rows_for_date. All of these read the whole funnel. With segments
-  (frontier) every incident is confined to a segment and may barely show there: find it with
-  compare_segments or query, then read its row with the compare_*, detect_funnel_break,
-  check_impossible_counts or hourly_rows_for_date arguments platform, country and app_version.
+{tools}
 - One incident moves several metrics: report it on the entity and family that explain it, one row per date
   it lasts, never its side effects. Every extra row lowers precision; a missed incident lowers recall.
 - Finish with one submission: submit_report(rows) with rows copied from tool results, or
   submit_generators(generators). An empty report is right when nothing is anomalous.
 Your steps are limited; be efficient and keep any text short."""
+
+
+def _list(words: Sequence[str]) -> str:
+    return ", ".join(words[:-1]) + f" and {words[-1]}" if len(words) > 1 else "".join(words)
+
+
+def segment_arguments() -> str:
+    """The fields a segment-scoped tool takes at each tier with segments: the cell fields everywhere, and each
+    tier's daily-only ones there (which no hourly count has)."""
+    extra = {name: [f for f in world_of(TIERS[name].dimensions).fields if f not in CELL_FIELDS]
+             for name in SEGMENTED_TIERS}
+    said = _list(CELL_FIELDS) + "".join(f", at {name} also {_list(fields)}" for name, fields in extra.items() if fields)
+    daily = sorted({f for fields in extra.values() for f in fields})
+    return said + (f" (hourly data has no {' or '.join(daily)})" if daily else "")
+
+
+_TOOLS = textwrap.fill(
+    "list_suspicious_dates shows where to look; the get_*_rows tools list candidate rows, strongest first, a page "
+    "at a time (limit, offset); confirm doubtful ones with compare_*, detect_funnel_break, check_impossible_counts "
+    f"or hourly_rows_for_date. All of these read the whole funnel. With segments ({', '.join(SEGMENTED_TIERS)}) "
+    "every incident is confined to a segment and may barely show there: find it with compare_segments or query, "
+    "then read its row with the compare_*, detect_funnel_break, check_impossible_counts or hourly_rows_for_date "
+    f"arguments that name its segment: {segment_arguments()}.",
+    width=110, initial_indent="- ", subsequent_indent="  ", break_on_hyphens=False)
+SYSTEM_PROMPT = SYSTEM_PROMPT.format(tools=_TOOLS)
 
 
 

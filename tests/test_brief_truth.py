@@ -10,6 +10,7 @@ from metric_tracker_rl.analysis_tools import run_tool
 from metric_tracker_rl.environment import overlap_traffic
 from metric_tracker_rl.families import PUBLISHED_FAMILIES
 from metric_tracker_rl.grader import accepted_methods, grade_submission
+from metric_tracker_rl.model_prompt import SYSTEM_PROMPT, segment_arguments
 from metric_tracker_rl.models import MetricSubmissionRow
 from metric_tracker_rl.published import (
     DETECTION_METHOD_RULE,
@@ -44,6 +45,22 @@ def test_the_grading_rule_names_every_tier_whose_rows_are_multiplied_by_a_segmen
                                    segment_values=public.segment_values(), leaf_traffic=traffic).score
                   for r in (row, unscoped)]
         assert scores[1] < scores[0], difficulty
+
+
+def test_the_prompt_names_every_tier_with_segments_and_every_field_its_segment_tools_take() -> None:
+    """Every segmented tier, each of its fields, and the fields its hourly data lacks (read off its tables)."""
+    prompt = " ".join(SYSTEM_PROMPT.split())
+    assert "(frontier)" not in prompt and f"With segments ({', '.join(SEGMENTED_TIERS)})" in prompt
+    said = segment_arguments()
+    assert said in prompt
+    for difficulty in SEGMENTED_TIERS:
+        tables = build_episode(resolve_episode_config(difficulty=difficulty, seed=1)).public.segments.sql_tables()
+        fields = [f for f in SEGMENT_KEYS if f in tables["daily_by_segment"]]
+        assert all(f in said for f in fields)
+        not_hourly = [f for f in fields if f not in tables["hourly_by_segment"]]
+        if not_hourly:
+            assert f"at {difficulty} also {' and '.join(not_hourly)}" in said
+            assert f"hourly data has no {' or '.join(not_hourly)}" in said
 
 
 # --- detection_method -------------------------------------------------------------------------------------------

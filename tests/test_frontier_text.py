@@ -235,7 +235,8 @@ def test_compare_segments_examples_make_a_valid_call_at_every_tier_that_offers_i
 
 def test_the_prompt_says_one_row_per_date_and_what_works_at_frontier() -> None:
     assert "report it once" not in SYSTEM_PROMPT and "one row per date" in " ".join(SYSTEM_PROMPT.split())
-    assert "compare_segments" in SYSTEM_PROMPT and "platform, country and app_version" in SYSTEM_PROMPT
+    prompt = " ".join(SYSTEM_PROMPT.split())
+    assert "compare_segments" in prompt and "platform, country and app_version" in prompt
 
 
 def test_once_the_episode_is_over_the_text_shows_each_rows_verdict_and_the_missed_keys() -> None:
