@@ -311,9 +311,11 @@ FRONTIER_OBJECTIVE = (
     "lasts several dates is reported once per date. Some episodes contain no incident: then submit an empty report.")
 
 
-# What a tier with context tables says instead of "Holidays are annotated;".
+# What a tier with context tables says instead of "Holidays are annotated;": the holidays of every country are
+# annotated (and listed with a null country), a single country's are listed only.
 CONTEXT_OBJECTIVE = ("Context tables (get_context) list experiments, campaigns, holidays by country, releases and "
-                     "payment partners' notices. The calendar's holidays are annotated;")
+                     "payment partners' notices. Holidays of every country are annotated, a single country's are in "
+                     "the holidays table only;")
 
 
 def segmented_objective(difficulty: str) -> str:

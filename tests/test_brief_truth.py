@@ -18,7 +18,7 @@ from metric_tracker_rl.published import (
     METHODS_ACCEPTED_WHEN_USED,
     SEGMENTED_TIERS,
 )
-from metric_tracker_rl.scenario import build_episode
+from metric_tracker_rl.scenario import CONTEXT_OBJECTIVE, build_episode
 from metric_tracker_rl.tasks import resolve_episode_config
 from metric_tracker_rl.tool_calls import openai_tools
 
@@ -94,3 +94,19 @@ def test_a_data_quality_row_can_name_the_tool_that_gives_its_values(difficulty: 
         assert outcome.ok, outcome.error
         assert outcome.result["baseline_value"] == pytest.approx(row.baseline_value, rel=0.02)
         assert outcome.result["observed_value"] == pytest.approx(row.observed_value, rel=0.02)
+
+
+# --- holidays ---------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("seed", range(1, 13))
+def test_every_countrys_holidays_are_annotated_and_one_countrys_are_in_the_holidays_table_only(seed: int) -> None:
+    episode = build_episode(resolve_episode_config(difficulty="deep", seed=seed))
+    public = episode.public
+    assert CONTEXT_OBJECTIVE in public.task["objective"]
+    assert "Holidays of every country are annotated, a single country's are in the holidays table only" \
+        in CONTEXT_OBJECTIVE
+    annotated = {a.date for a in public.annotations if a.kind == "public_holiday"}
+    table = public.segments.context.holidays
+    assert annotated == {h.date for h in table if h.country is None} != set()
+    assert not annotated & {h.date for h in table if h.country is not None}
