@@ -158,11 +158,18 @@ UPDATE_ADOPTION = 0.95  # offered users who run the new version (the rest stay o
 HOLIDAYS: dict[str, str] = {"2026-04-03": "Good Friday", "2026-04-06": "Easter Monday"}
 HOLIDAY_TRAFFIC_FACTOR = 0.8
 
+# A release that breaks its new version does so from its rollout's first date for this many dates (inclusive), one
+# row each, until a fix (incident_kinds/release_regression.py).
+REGRESSION_DAYS: tuple[int, int] = (3, 6)
+
 RELEASE_MEANING = (
-    "A release annotation says a new app version started a staged rollout on one platform (see get_releases for "
-    "its rollout share by date). A release sometimes breaks something on the new version only: such an incident "
-    "is confined to that platform and version and its aggregate footprint grows with the rollout; most releases "
-    "change nothing."
+    "A release annotation says a new app version started a staged rollout on one platform: "
+    f"{', '.join(f'{stage:.0%}' for stage in ROLLOUT_STAGES)} of its users on consecutive dates (get_releases). A "
+    "release sometimes breaks a step on the new version only (its platform and version, at deep perhaps only some "
+    f"of its users): from the rollout's first date for {REGRESSION_DAYS[0]} to {REGRESSION_DAYS[1]} dates in a row, "
+    "one row each, by the same share every date, then it is fixed, whether or not the rollout has reached "
+    f"{ROLLOUT_STAGES[-1]:.0%}. Its aggregate footprint grows with the rollout until the fix. Most releases change "
+    "nothing."
 )
 
 

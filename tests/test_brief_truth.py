@@ -9,6 +9,7 @@ import pytest
 from metric_tracker_rl.analysis_tools import run_tool
 from metric_tracker_rl.environment import overlap_traffic
 from metric_tracker_rl.families import PUBLISHED_FAMILIES
+from metric_tracker_rl.frontier import build_world
 from metric_tracker_rl.grader import accepted_methods, grade_submission
 from metric_tracker_rl.model_prompt import SYSTEM_PROMPT, segment_arguments
 from metric_tracker_rl.models import MetricSubmissionRow
@@ -19,6 +20,7 @@ from metric_tracker_rl.published import (
     SEGMENTED_TIERS,
 )
 from metric_tracker_rl.scenario import CONTEXT_OBJECTIVE, build_episode
+from metric_tracker_rl.segments import REGRESSION_DAYS, RELEASE_MEANING, ROLLOUT_STAGES
 from metric_tracker_rl.tasks import resolve_episode_config
 from metric_tracker_rl.tool_calls import openai_tools
 
@@ -110,3 +112,35 @@ def test_every_countrys_holidays_are_annotated_and_one_countrys_are_in_the_holid
     table = public.segments.context.holidays
     assert annotated == {h.date for h in table if h.country is None} != set()
     assert not annotated & {h.date for h in table if h.country is not None}
+
+
+# --- release regressions ----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("difficulty", ["frontier", "deep"])
+def test_a_release_regression_runs_over_its_dates_as_the_brief_says(difficulty: str) -> None:
+    """From the rollout's first date, REGRESSION_DAYS dates in a row, the same fall every date, on the new version;
+    some runs end before the rollout is complete and some after."""
+    low, high = REGRESSION_DAYS
+    assert f"from the rollout's first date for {low} to {high} dates in a row" in RELEASE_MEANING
+    assert f"whether or not the rollout has reached {ROLLOUT_STAGES[-1]:.0%}" in RELEASE_MEANING
+    lengths = []
+    for seed in range(1, 41):
+        world = build_world(resolve_episode_config(difficulty=difficulty, seed=seed,
+                                                   incident_kinds=["release_regression", "web_tracking_bug"]))
+        runs: dict[int, list] = {}
+        for incident in world.incidents:
+            if incident.kind == "release_regression":
+                record = incident.record
+                runs.setdefault(record.day if record.continues is None else record.continues, []).append(incident)
+        for first, run in runs.items():
+            segment = run[0].segment
+            [release] = [r for r in world.data.releases
+                         if (r.platform, r.version) == (segment.platform, segment.app_version)]
+            days = [incident.record.day for incident in run]
+            assert days == list(range(release.start_day, release.start_day + len(run))) and first == days[0]
+            assert low <= len(run) <= high
+            assert len({(i.segment, i.record.entity_name, round(i.record.magnitude, 9)) for i in run}) == 1
+            lengths.append(len(run))
+    stages = len(ROLLOUT_STAGES)
+    assert min(lengths) < stages <= max(lengths)  # fixed before the full rollout, and after it

@@ -11,9 +11,9 @@ from metric_tracker_rl.anomalies.base import step_index
 from metric_tracker_rl.incident_kinds.base import IncidentKind, SegmentIncident, register_incident_kind
 from metric_tracker_rl.incident_kinds.cuboid import CuboidRule, draw_cuboid, enough_data, leaf_mask, own_z
 from metric_tracker_rl.segment_plan import SegmentWorld, pick
-from metric_tracker_rl.segments import Segment
+from metric_tracker_rl.segments import REGRESSION_DAYS, Segment
 
-DAYS = (3, 6)  # dates the new version stays broken, one row each
+DAYS = REGRESSION_DAYS  # dates the new version stays broken, one row each (the brief publishes them)
 CUBOID_RULE = CuboidRule(may_name=("country", "channel", "user_type"))
 
 
