@@ -7,7 +7,7 @@
 - holidays: public holidays, by country (NULL: every country);
 - releases: the mobile releases and their rollout share by date (SegmentedData.release_rows, as at frontier);
 - partner_status: the payment partners' status log, by platform and country, with the hours of each notice.
-  Some notices match a payment incident, some match nothing, and some payment incidents have no notice.
+  A share of the partners' payment failures (note_share) have a notice; EMPTY_NOTICES others match nothing.
 
 Public, like segments.py: every row is something a model may read. The generator (frontier.build_world) fills the
 tables from what its kinds placed, but a row never says whether an incident lies behind it.
@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, fields
+from fractions import Fraction
 from typing import Any
 
 import numpy as np
@@ -37,9 +38,28 @@ CONTEXT_MEANINGS: dict[str, str] = {
     "holidays": "public holidays by country: lower traffic with a weekend-like daily pattern in that country",
     "releases": "each mobile release's rollout share of its platform's users by date",
     "partner_status": "the payment partners' status notices by platform and country, with their hours (end "
-                      "exclusive): some match a payment incident, some matched nothing, and some payment incidents "
-                      "had no notice",
+                      "exclusive): a partner_payment_failure has one with its platform, country and hours {noted} "
+                      "(note_share), a payment_failure never; up to {empty} more per episode match no incident",
 }
+# The notices per episode that match no incident: this many are drawn, inclusive (one that would fall on a date
+# and country an incident touches is dropped).
+EMPTY_NOTICES = (1, 3)
+
+
+def share_in_words(share: float) -> str:
+    """A share as a reader takes it in: `about 1 in 2`, or never / always."""
+    if share <= 0.0:
+        return "never"
+    if share >= 1.0:
+        return "always"
+    ratio = Fraction(share).limit_denominator(10)
+    return f"about {ratio.numerator} in {ratio.denominator} times"
+
+
+def context_meanings(note_share: float) -> dict[str, str]:
+    """What each table holds, for an episode whose partner failures get a notice with chance `note_share`."""
+    return {**CONTEXT_MEANINGS, "partner_status": CONTEXT_MEANINGS["partner_status"].format(
+        noted=share_in_words(note_share), empty=EMPTY_NOTICES[1])}
 
 
 @dataclass(frozen=True)

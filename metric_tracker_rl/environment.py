@@ -364,7 +364,7 @@ def _published_facts(episode: Episode) -> dict[str, Any]:
     return {"objective": episode.public.task["objective"],
             "window": EpisodeWindow(first_date=dates[0], last_date=dates[-1], days=len(dates)),
             "benign_fluctuations": benign_brief(difficulty) if segmented else fluctuation_bounds(difficulty),
-            "segments": frontier_brief(difficulty) if segmented else None}
+            "segments": frontier_brief(difficulty, episode.config.note_share) if segmented else None}
 
 
 def environment_factory(*, debug: bool = False, held_out_secret: str = "") -> type[MetricTrackerRlEnvironment]:

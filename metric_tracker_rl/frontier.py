@@ -31,6 +31,7 @@ import numpy as np
 
 from metric_tracker_rl.anomalies.base import draw_window
 from metric_tracker_rl.context import (
+    EMPTY_NOTICES,
     PARTNER_NOTICE_STATUS,
     ContextRow,
     ContextTables,
@@ -338,9 +339,6 @@ def decoy_count(decoy_ratio: float, incidents: int) -> int:
     is 0 (so the default ratio 1 gives as many as incidents, and a null episode two)."""
     return 0 if decoy_ratio == 0 else max(2, round(decoy_ratio * incidents))
 
-
-# A context tier's partner status log also holds notices that match no incident: this many per episode, inclusive.
-EMPTY_NOTICES = (1, 3)
 
 
 def context_tables(world: SegmentWorld, incidents: list[SegmentIncident], fluctuations: list[SegmentFluctuation],

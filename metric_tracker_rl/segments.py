@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from metric_tracker_rl.context import CONTEXT_MEANINGS, CONTEXT_READING, ContextTables
+from metric_tracker_rl.context import CONTEXT_READING, ContextTables, context_meanings
 from metric_tracker_rl.funnel import HOURS, WINDOW_START, FunnelData, window_calendar
 from metric_tracker_rl.published import CONVERSION_METRICS, COUNT_COLUMNS, FRONTIER_WINDOW_DAYS, OVERLAP_CREDIT_RULE
 from metric_tracker_rl.sql_columns import Labels, SqlTable
@@ -581,8 +581,9 @@ def benign_brief(difficulty: str) -> str:
     return BENIGN_AT_FRONTIER + (BENIGN_WITH_CONTEXT if mix is not None and mix.context else "")
 
 
-def frontier_brief(difficulty: str = "frontier") -> dict[str, object]:
-    """What the brief publishes about the segmented world of a segmented tier (the same for every episode of it)."""
+def frontier_brief(difficulty: str = "frontier", note_share: float | None = None) -> dict[str, object]:
+    """What the brief publishes about the segmented world of a segmented tier (the same for every episode of it
+    but for the share of partner failures with a notice, the episode's `note_share`; None: the tier's)."""
     tier = TIERS[difficulty]
     world = world_of(tier.dimensions)
     versions = (f"{WEB_VERSION} on web; on ios and android the version live at the window's start and "
@@ -609,7 +610,8 @@ def frontier_brief(difficulty: str = "frontier") -> dict[str, object]:
         "holidays": ", ".join(f"{date} {name}" for date, name in HOLIDAYS.items()),
         # What a release means is the brief's calendar_note_kinds.release, once.
         "reporting": _reporting(difficulty, world),
-        **({"context_tables": context_brief()} if tier.segmented is not None and tier.segmented.context else {}),
+        **({"context_tables": context_brief(tier.segmented.note_share if note_share is None else note_share)}
+           if tier.segmented is not None and tier.segmented.context else {}),
     }
 
 
@@ -621,11 +623,12 @@ def _reporting(difficulty: str, world: World) -> str:
         "platform, country and/or app_version", f"platform, country, {', '.join(world.fields[2:])}")
 
 
-def context_brief() -> dict[str, str]:
+def context_brief(note_share: float) -> dict[str, str]:
     """Each context table a model reads (get_context, or the query tool under the same name): its columns, read
-    off the tables of an empty episode, and what it holds."""
+    off the tables of an empty episode, and what it holds in an episode of this `note_share`."""
     empty = SegmentedData(CellLayout((), (), ()), (), np.zeros((0, 0, HOURS, len(COUNT_COLUMNS)), dtype=np.int64),
                           context=ContextTables())
     tables = empty.sql_tables()
     return {"reading": CONTEXT_READING,
-            **{name: f"({', '.join(tables[name])}): {meaning}" for name, meaning in CONTEXT_MEANINGS.items()}}
+            **{name: f"({', '.join(tables[name])}): {meaning}"
+               for name, meaning in context_meanings(note_share).items()}}

@@ -4,12 +4,16 @@ and the release regressions."""
 
 from __future__ import annotations
 
+from collections import Counter
+
 import pytest
 
 from metric_tracker_rl.analysis_tools import run_tool
+from metric_tracker_rl.context import EMPTY_NOTICES, share_in_words
 from metric_tracker_rl.environment import overlap_traffic
 from metric_tracker_rl.families import PUBLISHED_FAMILIES
 from metric_tracker_rl.frontier import build_world
+from metric_tracker_rl.funnel import window_calendar
 from metric_tracker_rl.grader import accepted_methods, grade_submission
 from metric_tracker_rl.model_prompt import SYSTEM_PROMPT, segment_arguments
 from metric_tracker_rl.models import MetricSubmissionRow
@@ -20,7 +24,7 @@ from metric_tracker_rl.published import (
     SEGMENTED_TIERS,
 )
 from metric_tracker_rl.scenario import CONTEXT_OBJECTIVE, build_episode
-from metric_tracker_rl.segments import REGRESSION_DAYS, RELEASE_MEANING, ROLLOUT_STAGES
+from metric_tracker_rl.segments import REGRESSION_DAYS, RELEASE_MEANING, ROLLOUT_STAGES, frontier_brief
 from metric_tracker_rl.tasks import resolve_episode_config
 from metric_tracker_rl.tool_calls import openai_tools
 
@@ -144,3 +148,46 @@ def test_a_release_regression_runs_over_its_dates_as_the_brief_says(difficulty: 
             lengths.append(len(run))
     stages = len(ROLLOUT_STAGES)
     assert min(lengths) < stages <= max(lengths)  # fixed before the full rollout, and after it
+
+
+# --- partner notices --------------------------------------------------------------------------------------------
+
+
+def _notices_and_payments(seeds: range, **settings: object) -> tuple[list[tuple], int, int]:
+    """Per notice, the kinds of the incidents it matches (same date, country, platform where it names one, the
+    same hours) and whether it shares a date and country with any incident; the partner failures, and those noted."""
+    notices, partner, noted = [], 0, 0
+    for seed in seeds:
+        world = build_world(resolve_episode_config(difficulty="deep", seed=seed, **settings))
+        dates = window_calendar(world.data.num_days).iso_dates
+        assert world.data.context is not None
+        for notice in world.data.context.partner_status:
+            on_date = [i for i in world.incidents if dates[i.record.day] == notice.date]
+            touched = any(i.segment.country in (None, notice.country) for i in on_date)
+            matched = [i.kind for i in on_date if (i.segment.platform, i.segment.country) == (notice.platform,
+                                                                                               notice.country)
+                       and i.record.hours == (notice.start_hour, notice.end_hour)]
+            notices.append((seed, matched, touched))
+        failures = [i for i in world.incidents if i.kind == "partner_payment_failure"]
+        partner += len(failures)
+        noted += sum(bool(i.context) for i in failures)
+    return notices, partner, noted
+
+
+def test_the_partner_notices_are_as_the_brief_says() -> None:
+    """A notice either carries a partner failure's platform, country and hours exactly or touches no incident's
+    date and country; a version's payment failure has none; at most EMPTY_NOTICES' top per episode match nothing;
+    and the share of partner failures with one is note_share's."""
+    text = frontier_brief("deep", 0.5)["context_tables"]["partner_status"]
+    assert f"about 1 in 2 times (note_share), a payment_failure never; up to {EMPTY_NOTICES[1]} more" in text
+    assert share_in_words(0.0) == "never" and share_in_words(1.0) == "always"
+    notices, partner, noted = _notices_and_payments(range(1, 81))
+    for seed, matched, touched in notices:
+        assert matched in ([], ["partner_payment_failure"]), seed
+        assert matched or not touched, seed
+    unmatched = Counter(seed for seed, matched, _ in notices if not matched)
+    assert max(unmatched.values()) <= EMPTY_NOTICES[1]
+    assert partner >= 30 and abs(noted / partner - 0.5) <= 3 * (0.25 / partner) ** 0.5
+    for share, expected in ((0.0, 0), (1.0, None)):
+        _, partner, noted = _notices_and_payments(range(1, 11), note_share=share)
+        assert noted == (partner if expected is None else expected)
