@@ -21,6 +21,7 @@ from openenv.core.env_server.types import EnvironmentMetadata
 from metric_tracker_rl import __version__
 from metric_tracker_rl.analysis_tools import available_analysis_methods, generate_rows, run_tool
 from metric_tracker_rl.anomalies import FAMILY_REGISTRY
+from metric_tracker_rl.frontier import episode_kinds
 from metric_tracker_rl.grader import LeafTraffic, grade_submission, graded_comparison, leaf_traffic_of
 from metric_tracker_rl.mcp_surface import MCP_ACTIONS, McpToolSurface
 from metric_tracker_rl.model_prompt import first_prompt
@@ -37,7 +38,7 @@ from metric_tracker_rl.models import (
 )
 from metric_tracker_rl.published import CONVERSION_METRICS, SEGMENTED_DIFFICULTIES, fluctuation_bounds
 from metric_tracker_rl.scenario import Episode, build_episode
-from metric_tracker_rl.segments import benign_brief, frontier_brief
+from metric_tracker_rl.segments import KindText, benign_brief, frontier_brief, kinds_brief
 from metric_tracker_rl.sql_pool import CLIENT, gate, sql_threads
 from metric_tracker_rl.task_splits import TaskProviderMixin, resolve_reset
 from metric_tracker_rl.tasks import RETRY_COST, task_catalog
@@ -364,7 +365,9 @@ def _published_facts(episode: Episode) -> dict[str, Any]:
     return {"objective": episode.public.task["objective"],
             "window": EpisodeWindow(first_date=dates[0], last_date=dates[-1], days=len(dates)),
             "benign_fluctuations": benign_brief(difficulty) if segmented else fluctuation_bounds(difficulty),
-            "segments": frontier_brief(difficulty, episode.config.note_share) if segmented else None}
+            "segments": {**frontier_brief(difficulty, episode.config.note_share),
+                         **kinds_brief([KindText(kind.name, kind.family, kind.definition, kind.count_all_day)
+                                        for kind in episode_kinds(episode.config)])} if segmented else None}
 
 
 def environment_factory(*, debug: bool = False, held_out_secret: str = "") -> type[MetricTrackerRlEnvironment]:

@@ -281,15 +281,32 @@ def incident_kinds(config: EpisodeConfig, tier: Tier, rng: np.random.Generator) 
     if config.scenario_family == "null":
         return []
     count = incident_count(config)
-    in_play = set(config.dimensions) if tier.segmented is not None and tier.segmented.max_cuboid_depth else None
-    kinds = [k for k in config.incident_kinds or incident_kinds_of(tier)
-             if (config.scenario_family == "mixed" or KIND_FAMILY[k] == config.scenario_family)
-             and (in_play is None or set(INCIDENT_KIND_REGISTRY[k].requires_fields) <= in_play)]
+    kinds = _eligible_kinds(config, tier)
     if not kinds:  # a family no kind reports: its own injector on one platform's or country's cells
         only = FamilyOnSegment(config.scenario_family)
         return [only] * count
     order = [INCIDENT_KIND_REGISTRY[str(k)] for k in rng.permutation(kinds)]
     return [order[i % len(order)] for i in range(count)]
+
+
+def _eligible_kinds(config: EpisodeConfig, tier: Tier) -> list[str]:
+    """The kinds an episode's incidents are drawn from, in registration order: the tier's or the reset's, of the
+    scenario's family, whose segment's fields are in play."""
+    in_play = set(config.dimensions) if tier.segmented is not None and tier.segmented.max_cuboid_depth else None
+    return [k for k in config.incident_kinds or incident_kinds_of(tier)
+            if (config.scenario_family == "mixed" or KIND_FAMILY[k] == config.scenario_family)
+            and (in_play is None or set(INCIDENT_KIND_REGISTRY[k].requires_fields) <= in_play)]
+
+
+def episode_kinds(config: EpisodeConfig) -> tuple[IncidentKind, ...]:
+    """Every kind an episode's incidents may be (the brief lists them): those it draws from, and the fallback that
+    stands in where one finds no room; none when it holds no incident."""
+    tier = TIERS[config.difficulty]
+    if config.scenario_family == "null" or incident_count(config) == 0:
+        return ()
+    names = _eligible_kinds(config, tier)
+    kinds = [INCIDENT_KIND_REGISTRY[name] for name in names] or [FamilyOnSegment(config.scenario_family)]
+    return (*kinds, *(() if FALLBACK_KIND in names else (INCIDENT_KIND_REGISTRY[FALLBACK_KIND],)))
 
 
 # The kind whose one-date step drops make a cuboid tier's concurrent incidents (in a mixed episode whose kinds

@@ -14,6 +14,7 @@ from metric_tracker_rl.published import (
     DIFFICULTIES,
     SEGMENTED_TIERS,
     WINDOW_DAYS,
+    config_meaning,
     incident_count_statement,
 )
 from metric_tracker_rl.segments import CELL_FIELDS, RELEASE_MEANING, world_of
@@ -92,6 +93,7 @@ def brief_data(observation: MetricTrackerRlObservation) -> dict[str, Any]:
     window = observation.window
     shown.update({
         "config": _config_view(observation.config),
+        "config_meaning": config_meaning(_config_view(observation.config)),
         "incidents": incident_count_statement(observation.config),
         "window": {"first_date": window.first_date, "last_date": window.last_date, "days": window.days},
         "steps_remaining": observation.steps_remaining,

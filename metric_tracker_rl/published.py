@@ -276,6 +276,35 @@ LONGEST_WINDOW_DAYS = max(WINDOW_DAYS.values())
 SCENARIO_FAMILIES: tuple[str, ...] = (*ANOMALY_TYPES, "mixed", "null")
 
 
+# What each knob of a visible config means (the brief's config_meaning shows those an episode's config shows).
+CONFIG_MEANINGS: dict[str, str] = {
+    "scenario_family": "mixed: families mixed; a family's name: that family's incidents (with segments, the "
+                       "incident_kinds listed)",
+    "anomalies": "the incidents the reset asked for (family, date, entity, magnitude)",
+    "incident_kinds": "the kinds incidents are drawn from, in turn (segments.incident_kinds)",
+    "decoy_ratio": "benign look-alikes per incident (at least 2 unless 0)",
+    "dimensions": "the fields an incident's segment may name",
+    "max_cuboid_depth": "the most of them it names, a version with its platform counting once (platform, "
+                        "app_version, channel and user_type: 3); a partner_payment_failure or experiment_breakage "
+                        "may name 2 at any setting",
+    "magnitude_scale": "every kind's default size range times this",
+    "concurrency": "incidents put on another's date: a one-date level_shift on another step in an overlapping "
+                   "segment (else a segment_outage); in mixed episodes with level_shift",
+    "note_share": "the share of partner_payment_failures with a partner_status notice",
+    "standard": "true: the tier's or task's defaults but the seed (as published scores use)",
+    "held_out": "true: a server secret seeds it, so its seed cannot rebuild it",
+}
+# Shown config keys that need no meaning: their name says it, or a brief entry does (incidents, steps_remaining,
+# submissions_remaining).
+CONFIG_SELF_EXPLAINED: frozenset[str] = frozenset({"seed", "task_id", "difficulty", "anomaly_count",
+                                                   "anomaly_count_range", "max_steps", "max_submissions"})
+
+
+def config_meaning(config: dict) -> dict[str, str]:
+    """The meaning of every knob a visible config shows that its name does not explain."""
+    return {key: CONFIG_MEANINGS[key] for key in config if key in CONFIG_MEANINGS}
+
+
 def incident_count_statement(config: dict) -> str:
     """All an agent may infer about how many incidents an episode holds, from its visible config. The config's
     anomaly_density is not a count to multiply out: a seeded medium or hard episode draws its count from the

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from functools import cache, cached_property
 from typing import TYPE_CHECKING
@@ -30,7 +30,14 @@ import numpy as np
 
 from metric_tracker_rl.context import CONTEXT_READING, ContextTables, context_meanings
 from metric_tracker_rl.funnel import HOURS, WINDOW_START, FunnelData, window_calendar
-from metric_tracker_rl.published import CONVERSION_METRICS, COUNT_COLUMNS, FRONTIER_WINDOW_DAYS, OVERLAP_CREDIT_RULE
+from metric_tracker_rl.published import (
+    ANOMALY_TYPES,
+    CONVERSION_METRICS,
+    COUNT_COLUMNS,
+    FAMILY_ENTITY_TYPE,
+    FRONTIER_WINDOW_DAYS,
+    OVERLAP_CREDIT_RULE,
+)
 from metric_tracker_rl.sql_columns import Labels, SqlTable
 from metric_tracker_rl.tiers import TIERS
 
@@ -596,7 +603,7 @@ def frontier_brief(difficulty: str = "frontier", note_share: float | None = None
                              "the other tools read is their sum",
             "conversion": "web, BR and IN convert lower than the rest",
             "holidays": ", ".join(f"{date} {name}" for date, name in HOLIDAYS.items()),
-            "releases": RELEASE_MEANING,
+            # What a release means is the brief's calendar_note_kinds.release, once.
             "reporting": SEGMENT_REPORTING,
         }
     daily = [dimension.field for dimension in world.daily]
@@ -613,6 +620,35 @@ def frontier_brief(difficulty: str = "frontier", note_share: float | None = None
         **({"context_tables": context_brief(tier.segmented.note_share if note_share is None else note_share)}
            if tier.segmented is not None and tier.segmented.context else {}),
     }
+
+
+@dataclass(frozen=True)
+class KindText:
+    """An incident kind as the brief shows it: its name, the family it is reported as, its one-line definition,
+    and whether it may move a segment's counts together all day."""
+
+    name: str
+    family: str
+    definition: str
+    count_all_day: bool = False
+
+
+def kinds_brief(kinds: Sequence[KindText]) -> dict[str, object]:
+    """The brief's incident kinds of an episode (those it may draw): each one's family and definition, then which
+    families never occur and whether an all-day move of a segment's counts can be an incident."""
+    if not kinds:
+        return {}
+    drawn = {kind.family for kind in kinds}
+    absent = [family for family in ANOMALY_TYPES if family not in drawn]
+    counts = [kind.name for kind in kinds if FAMILY_ENTITY_TYPE[kind.family] == "event_count"]
+    note = "Every incident is one of incident_kinds, reported as its family"
+    note += f": {' and '.join(absent)} never occur{'s' if len(absent) == 1 else ''} here. " if absent else ". "
+    if not any(kind.count_all_day for kind in kinds):
+        note += ("No incident moves a segment's counts together all day" + (
+            f" ({' and '.join(counts)} {'is a block' if len(counts) == 1 else 'are blocks'} of hours)"
+            if counts else "") + ": that is a benign demand swing.")
+    return {"incident_kinds": {kind.name: f"{kind.family}: {kind.definition}" for kind in kinds},
+            "families_drawn": note.strip()}
 
 
 def _reporting(difficulty: str, world: World) -> str:

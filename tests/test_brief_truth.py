@@ -9,15 +9,20 @@ from collections import Counter
 import pytest
 
 from metric_tracker_rl.analysis_tools import run_tool
+from metric_tracker_rl.anomalies.base import full_day
 from metric_tracker_rl.context import EMPTY_NOTICES, share_in_words
-from metric_tracker_rl.environment import overlap_traffic
+from metric_tracker_rl.environment import MetricTrackerRlEnvironment, overlap_traffic
 from metric_tracker_rl.families import PUBLISHED_FAMILIES
-from metric_tracker_rl.frontier import build_world
+from metric_tracker_rl.frontier import build_world, episode_kinds
 from metric_tracker_rl.funnel import window_calendar
 from metric_tracker_rl.grader import accepted_methods, grade_submission
+from metric_tracker_rl.incident_kinds import INCIDENT_KIND_REGISTRY, KIND_FAMILY, IncidentKind, KindRegistry
+from metric_tracker_rl.incident_kinds.cuboid import cuboid_depth
 from metric_tracker_rl.model_prompt import SYSTEM_PROMPT, segment_arguments
 from metric_tracker_rl.models import MetricSubmissionRow
 from metric_tracker_rl.published import (
+    CONFIG_MEANINGS,
+    CONFIG_SELF_EXPLAINED,
     DETECTION_METHOD_RULE,
     GRADING_RULE,
     METHODS_ACCEPTED_WHEN_USED,
@@ -26,7 +31,7 @@ from metric_tracker_rl.published import (
 from metric_tracker_rl.scenario import CONTEXT_OBJECTIVE, build_episode
 from metric_tracker_rl.segments import REGRESSION_DAYS, RELEASE_MEANING, ROLLOUT_STAGES, frontier_brief
 from metric_tracker_rl.tasks import resolve_episode_config
-from metric_tracker_rl.tool_calls import openai_tools
+from metric_tracker_rl.tool_calls import first_prompt, openai_tools, read_observation
 
 SEGMENT_KEYS = ("platform", "country", "app_version", "channel", "user_type")
 
@@ -191,3 +196,105 @@ def test_the_partner_notices_are_as_the_brief_says() -> None:
     for share, expected in ((0.0, 0), (1.0, None)):
         _, partner, noted = _notices_and_payments(range(1, 11), note_share=share)
         assert noted == (partner if expected is None else expected)
+
+
+# --- incident kinds and the families they draw -----------------------------------------------------------------
+
+
+def _segments_brief(**reset: object) -> dict:
+    return read_observation(first_prompt(MetricTrackerRlEnvironment().reset(**reset))).brief.get("segments", {})
+
+
+KIND_RESETS = [{"difficulty": "deep", "seed": 4}, {"difficulty": "frontier", "seed": 4},
+               {"difficulty": "deep", "seed": 5, "incident_kinds": ["country_bots", "level_shift"]},
+               {"difficulty": "deep", "seed": 6, "scenario_family": "funnel_break"},
+               {"difficulty": "deep", "seed": 6, "scenario_family": "absolute_spike_in_event_count"},
+               {"difficulty": "deep", "seed": 7, "dimensions": ["platform", "app_version", "channel"],
+                "max_cuboid_depth": 2}]
+
+
+@pytest.mark.parametrize("reset", KIND_RESETS)
+def test_the_brief_shows_each_kind_the_episode_may_draw_with_its_registered_family_and_definition(reset: dict
+                                                                                                  ) -> None:
+    shown = _segments_brief(**reset)["incident_kinds"]
+    kinds = episode_kinds(resolve_episode_config(**reset))
+    assert list(shown) == [kind.name for kind in kinds]
+    for kind in kinds:
+        if kind.name in INCIDENT_KIND_REGISTRY:
+            assert kind.family == KIND_FAMILY[kind.name]
+        assert shown[kind.name] == f"{kind.family}: {kind.definition}"
+    assert "incident_kinds" not in _segments_brief(difficulty="deep", seed=4, scenario_family="null")
+
+
+@pytest.mark.parametrize("reset", KIND_RESETS)
+def test_every_incident_is_one_of_the_kinds_shown_and_of_no_family_the_brief_rules_out(reset: dict) -> None:
+    shown = _segments_brief(**reset)
+    note = shown["families_drawn"]
+    kinds = {kind.name: kind for kind in episode_kinds(resolve_episode_config(**reset))}
+    absent = [family for family in PUBLISHED_FAMILIES.names if family not in {k.family for k in kinds.values()}]
+    assert all(family in note for family in absent)
+    claims_no_all_day = "No incident moves a segment's counts together all day" in note
+    assert claims_no_all_day == (not any(kind.count_all_day for kind in kinds.values()))
+    for seed in range(12):
+        world = build_world(resolve_episode_config(**{**reset, "seed": seed}))
+        for incident in world.incidents:
+            assert incident.kind in kinds and incident.record.family not in absent, incident.kind
+            if incident.record.entity_type == "event_count" and not kinds[incident.kind].count_all_day:
+                assert incident.record.hours != full_day(), incident.kind  # a block of hours, never all day
+
+
+def test_a_kind_without_a_public_definition_is_refused() -> None:
+    class Undefined(IncidentKind):
+        name, family, entity_names = "undefined", "funnel_break", ("order_placed_to_payment_successful",)
+        segment_meaning = magnitude_meaning = description = ""
+        magnitude_range = magnitude_bounds = (0.0, 1.0)
+
+        def place(self, world, stream, rng):  # type: ignore[no-untyped-def]
+            return []
+
+    with pytest.raises(ValueError, match="public definition"):
+        KindRegistry("incident kind").register(Undefined())
+
+
+# --- the config's knobs ----------------------------------------------------------------------------------------
+
+
+CONFIG_RESETS = [{"difficulty": d, "seed": 3} for d in ("easy", "medium", "hard", "frontier", "deep")] + [
+    {"task_id": "hard_mixed_multi"}, {"difficulty": "deep", "seed": 3, "concurrency": 2, "note_share": 0.3},
+    {"difficulty": "easy", "seed": 3, "anomalies": [{"family": "funnel_break", "date": "2026-03-04"}]}]
+
+
+@pytest.mark.parametrize("reset", CONFIG_RESETS)
+def test_every_knob_the_config_shows_has_a_meaning(reset: dict) -> None:
+    text = first_prompt(MetricTrackerRlEnvironment().reset(**reset))
+    brief = read_observation(text).brief
+    shown = set(brief["config"])
+    assert shown <= set(CONFIG_MEANINGS) | CONFIG_SELF_EXPLAINED
+    assert brief.get("config_meaning", {}) == {key: CONFIG_MEANINGS[key] for key in brief["config"]
+                                               if key in CONFIG_MEANINGS}
+    assert "incidents" in brief  # what explains the rest
+    assert "\nsteps_remaining: " in text and "\nsubmissions_remaining: " in text
+
+
+def test_the_meanings_cover_every_field_a_config_may_show() -> None:
+    visible = set(resolve_episode_config(difficulty="deep", seed=1).public_dict()) - {"anomaly_density"}
+    assert visible <= set(CONFIG_MEANINGS) | CONFIG_SELF_EXPLAINED
+
+
+@pytest.mark.parametrize("depth", [1, 2, 3])
+def test_a_segment_names_at_most_max_cuboid_depth_fields_a_version_with_its_platform_counting_once(depth: int
+                                                                                                    ) -> None:
+    meaning = CONFIG_MEANINGS["max_cuboid_depth"]
+    assert "a version with its platform counting once" in meaning
+    exceptions = [name for name in INCIDENT_KIND_REGISTRY if name in meaning]
+    widest = 0
+    for seed in range(25):
+        world = build_world(resolve_episode_config(difficulty="deep", seed=seed, max_cuboid_depth=depth))
+        for incident in world.incidents:
+            named = incident.segment.named()
+            assert cuboid_depth(incident.segment) == len(named) - ("app_version" in named and "platform" in named)
+            bound = max(depth, 2) if incident.kind in exceptions else depth
+            assert cuboid_depth(incident.segment) <= bound, (seed, incident.kind, named)
+            widest = max(widest, len(named))
+    if depth == 3:
+        assert widest == 4  # platform, version and two more: depth 3

@@ -88,7 +88,7 @@ class ToyOutage(IncidentKind):
     name = "segment_outage"
     family = "absolute_drop_in_event_count"
     entity_names = ("app_opens",)
-    description = segment_meaning = magnitude_meaning = "toy"
+    description = segment_meaning = magnitude_meaning = definition = "toy"
     magnitude_range = (0.2, 0.4)
     magnitude_bounds = (0.0, 0.9)
 

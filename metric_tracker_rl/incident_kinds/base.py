@@ -75,6 +75,10 @@ class IncidentKind(_Kind):
 
     family: str
     entity_names: tuple[str, ...]  # the root-cause entities it is reported on
+    definition: str  # public, one line: what it does to its segment (the brief's incident_kinds)
+    # Public: it may move a segment's counts together all day (a count family's incident without a block of hours),
+    # as a benign demand swing does.
+    count_all_day = False
     # Fields its segment always names: a cuboid episode whose dimensions leave one out does not draw the kind.
     requires_fields: tuple[str, ...] = ()
 
@@ -190,6 +194,8 @@ def _check_reporting(kind: IncidentKind) -> None:
     """An incident kind is reported as a published family, on entities of that family's entity type."""
     if kind.family not in PUBLISHED_FAMILIES:
         raise ValueError(f"{kind.name!r} is reported as {kind.family!r}, not a published family")
+    if not getattr(kind, "definition", ""):
+        raise ValueError(f"{kind.name!r} needs a public definition (the brief's incident_kinds show it)")
     unknown = set(kind.entity_names) - set(ENTITY_NAMES[kind.entity_type])
     if not kind.entity_names or unknown:
         raise ValueError(f"{kind.name!r} needs root-cause entities of {kind.entity_type}; unknown: {sorted(unknown)}")

@@ -20,6 +20,7 @@ class CountryBots(IncidentKind):
     description = ("the mix-shift injector on the country's cells: extra opens in a block of hours that never reach "
                    "the menu")
     segment_meaning = "one country"
+    definition = "bots add opens that never reach the menu in a block of hours, in one country"
     magnitude_meaning = "extra opens as a share of the country's opens that day"
     magnitude_range = (0.25, 0.9)
     magnitude_bounds = (0.05, 3.0)

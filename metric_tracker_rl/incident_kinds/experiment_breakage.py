@@ -41,6 +41,8 @@ class ExperimentBreakage(IncidentKind):
     description = (f"a step it does not target falls in its arm on every date it runs ({RUN_DAYS[0]}-{RUN_DAYS[1]}, "
                    "one row each); the experiments table lists the experiment")
     magnitude_bounds = (0.0, 0.95)
+    definition = (f"an experiment breaks a step it does not target in its arm on each date it runs ({RUN_DAYS[0]}-"
+                  f"{RUN_DAYS[1]}); the experiments table lists the experiment")
     needs_context = True
 
     def place(self, world: SegmentWorld, stream: str, rng: np.random.Generator) -> list[SegmentIncident]:

@@ -25,6 +25,9 @@ class FamilyOnSegment(IncidentKind):
         self.family = family
         self.entity_names = injector.entity_names
         self.description = injector.description
+        self.definition = "the family's own incident on one platform's or one country's cells"
+        # A count family's incident may last all day (when it is not confined to a block of hours).
+        self.count_all_day = getattr(injector, "segment_partial_day_probability", 1.0) < 1.0
         self.magnitude_meaning = injector.magnitude_meaning
         self.magnitude_range = injector.segment_magnitude_range
         # The segment range may reach past the aggregate tiers' ranges: the bounds hold both.

@@ -38,6 +38,8 @@ class PartnerPaymentFailure(PaymentFailure):
     segment_meaning = "one country, on all platforms or one, where that carries 8% of the traffic"
     description = (f"a block of {PaymentFailure.magnitude_range[0]:.0f}-{PaymentFailure.magnitude_range[1]:.0f} "
                    "hours; the partner status log has a notice with its hours for some")
+    definition = ("a payment partner fails: payments almost stop for a block of hours in one country, on all "
+                  "platforms or one")
     needs_context = True
     requires_fields = ("country",)
 

@@ -26,6 +26,8 @@ class WebTrackingBug(IncidentKind):
     description = (f"an event logged {1 + magnitude_range[0]:.1f}-{1 + magnitude_range[1]:.1f} times from some hour "
                    f"on, {DAYS[0]}-{DAYS[1]} dates")
     magnitude_bounds = (0.9, 4.0)
+    definition = (f"web logs one event more than once from some hour on, {DAYS[0]}-{DAYS[1]} dates in a row, on all "
+                  "of web")
 
     def place(self, world: SegmentWorld, stream: str, rng: np.random.Generator) -> list[SegmentIncident]:
         days = world.calendar.draw_run(rng, DAYS)
