@@ -36,7 +36,7 @@ class LevelShift(IncidentKind):
                    "same weekday would")
     magnitude_bounds = (0.0, 0.95)
     definition = (f"a step converts worse all day in a segment for {DAYS[0]}-{DAYS[1]} dates until a fix (at deep "
-                  "lower on the middle dates; one on another incident's date lasts that date only)")
+                  "the full fall on its middle dates only; one on another incident's date lasts that date only)")
 
     def place(self, world: SegmentWorld, stream: str, rng: np.random.Generator) -> list[SegmentIncident]:
         days = world.calendar.draw_run(rng, DAYS)
