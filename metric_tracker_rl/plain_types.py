@@ -48,7 +48,7 @@ class MetricSubmissionRow(_Strict):
     entity_type: EntityType = Field(description="Kind of entity the anomaly is on")
     entity_name: str = Field(description="A name valid for the entity type", max_length=128)
     anomaly_type: AnomalyType = Field(description="Anomaly family")
-    detection_method: str = Field(description=f"The tool that showed it: {DETECTION_METHOD_RULE}", max_length=128)
+    detection_method: str = Field(description=DETECTION_METHOD_RULE, max_length=128)  # the tool that showed it
     baseline_value: float = Field(description="Same-weekday median")
     observed_value: float = Field(description="Value on the date")
     delta_value: float = Field(description="observed - baseline")

@@ -121,7 +121,7 @@ QUALITY_WEIGHTS: dict[str, float] = {"key": 0.35, "anomaly_type": 0.25, "detecti
 METHODS_ACCEPTED_WHEN_USED: frozenset[str] = frozenset({"query"})
 # Which detection_method earns the credit: the grading rule and the report row's schema say it in these words.
 DETECTION_METHOD_RULE = (f"one of its family's detection_methods, or {' or '.join(sorted(METHODS_ACCEPTED_WHEN_USED))}"
-                         " if the episode ran it successfully")
+                         " once the episode ran it")
 # The listed tiers with segments, where a row's quality is multiplied by its segment credit.
 SEGMENTED_TIERS: tuple[str, ...] = tuple(name for name, tier in TIERS.items() if tier.listed and tier.dimensions)
 RELATIVE_TOLERANCE = 0.02  # of the expected value (of the expected baseline for a delta)
