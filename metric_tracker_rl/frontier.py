@@ -29,7 +29,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from metric_tracker_rl.anomalies.base import draw_window
+from metric_tracker_rl.anomalies.base import draw_window, step_index
 from metric_tracker_rl.context import (
     EMPTY_NOTICES,
     PARTNER_NOTICE_STATUS,
@@ -63,7 +63,7 @@ from metric_tracker_rl.incident_kinds import (
 from metric_tracker_rl.incident_kinds.level_shift import LevelShift
 from metric_tracker_rl.incident_kinds.partner_payment_failure import partner_segments
 from metric_tracker_rl.public_episode import Annotation
-from metric_tracker_rl.published import FRONTIER_WINDOW_DAYS
+from metric_tracker_rl.published import FRONTIER_WINDOW_DAYS, FUNNEL_STEPS
 from metric_tracker_rl.seeding import EpisodeKey, derive_rng
 from metric_tracker_rl.segment_plan import Calendar, SegmentedPlan, SegmentWorld, pick
 from metric_tracker_rl.segments import (
@@ -341,6 +341,9 @@ def concurrent_incidents(world: SegmentWorld, incidents: list[SegmentIncident], 
         date = iso_dates[host.record.day]
         taken |= {row.target_step for i in incidents for row in i.context
                   if isinstance(row, Experiment) and row.start_date <= date <= row.end_date}
+        # A break's hours are read by the arrivals at its step: a fall of a step before it would thin them out.
+        taken |= {step for r in same_day if r.family == "funnel_break"
+                  for step in FUNNEL_STEPS[:step_index(r.entity_name) + 1]}
         second = kind.place_concurrent(world, host, taken, rng)
         if second is not None:
             used.add(host.record.day)

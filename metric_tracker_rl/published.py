@@ -216,6 +216,19 @@ def row_key(date: str, entity_type: str, entity_name: str) -> str:
     return f"{date}|{entity_type}|{entity_name}"
 
 
+# --- hours at a segmented tier (the tools read them; the generator places hourly incidents where they can) --------
+
+# An hour with fewer events than this at a step's earlier event is too noisy to judge a conversion by
+# (detect_funnel_break leaves it out).
+MIN_HOURLY_DENOMINATOR = 20
+# Where the hours of an incident are served (a brief states it at a tier whose channel and user type are daily).
+HOURLY_EVIDENCE_GRAIN = (
+    "An incident whose evidence is a block of hours (a funnel_break, an hourly_traffic_mix_shift, an outage of some "
+    "hours reported as absolute_drop_in_event_count) is confined to platform, country and/or app_version, where hours "
+    "are served; a change confined by channel or user type is always an all-day change."
+)
+
+
 # Benign, unannotated fluctuations (medium and hard): a day's demand swings by a share in DEMAND_SWING_SHARE
 # (every event and hour together, conversion unchanged), or people use the app TIMING_SHIFT_HOURS earlier or
 # later (the hour-of-day curve of every event moves, daily totals and conversion do not). Neither is an

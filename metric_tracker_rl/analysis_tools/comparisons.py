@@ -25,9 +25,13 @@ from metric_tracker_rl.daily_panel import (
     same_weekday_peer_lists,
 )
 from metric_tracker_rl.public_episode import PublicEpisode
-from metric_tracker_rl.published import COUNT_COLUMNS, ENTITY_VALUE_DEFINITIONS, FUNNEL_STEPS
+from metric_tracker_rl.published import (
+    COUNT_COLUMNS,
+    ENTITY_VALUE_DEFINITIONS,
+    FUNNEL_STEPS,
+    MIN_HOURLY_DENOMINATOR,  # hours with fewer events at the earlier step are too noisy to judge
+)
 
-MIN_HOURLY_DENOMINATOR = 20  # hours with fewer events at the earlier step are too noisy to judge
 BROKEN_HOUR_RATIO = 0.3  # a step is broken in an hour converting below 30% of its median hour that day
 BROKEN_HOUR_RULE = (f"an hour is broken when the step converts below {BROKEN_HOUR_RATIO:.0%} of the date's median "
                     f"hourly rate for that step (hours with < {MIN_HOURLY_DENOMINATOR} events at the earlier step are "

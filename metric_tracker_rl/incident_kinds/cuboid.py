@@ -2,9 +2,10 @@
 such as android ∧ IN ∧ new or web ∧ paid_social, drawn so that it is clear in its own cuboid but diluted in the
 coarser views a one-dimension breakdown shows.
 
-A kind that draws cuboids says which fields it may name (`CuboidRule`): a kind whose evidence is hourly keeps a
-platform or country part, since hours exist per cell only; a kind tied to a release keeps its platform and
-version. The cuboid's depth counts the dimensions it names, a version with its platform counting once.
+A kind that draws cuboids says which fields it may name (`CuboidRule`): a kind whose evidence is a block of hours
+names cell fields only (platform, country, app version), since hours are served per cell and a block of hours in a
+channel or user type could not be read as one (published.HOURLY_EVIDENCE_GRAIN); a kind tied to a release keeps its
+platform and version. The cuboid's depth counts the dimensions it names, a version with its platform counting once.
 
 How a cuboid is chosen: its depth is drawn from 1 to the episode's `max_cuboid_depth`, each in proportion to
 itself; then CANDIDATES cuboids of
@@ -13,7 +14,8 @@ expected counts: binomial noise, the day-to-day spread of its leaves and the agg
 largest share of a one-dimension parent (the value of one of its fields) is smallest is kept, so that every
 one-dimension view dilutes it most. When none is clear, the next shallower depth is tried; when none of any depth
 is, the kind's base (a release's version) or the clearest of some one-dimension cuboids. A candidate whose own
-data expects fewer than MIN_EXPECTED arrivals on one of the incident's dates is never clear.
+data expects fewer than MIN_EXPECTED arrivals on one of the incident's dates is never clear, nor is one whose block
+of hours the hourly tools could not read (`block_readable`).
 Behind the truth wall: it reads the plan.
 """
 
@@ -26,6 +28,7 @@ from functools import cache
 import numpy as np
 
 from metric_tracker_rl.funnel import RATE_NOISE_SIGMA
+from metric_tracker_rl.published import MIN_HOURLY_DENOMINATOR
 from metric_tracker_rl.segment_plan import SegmentWorld, pick
 from metric_tracker_rl.segments import (
     CELL_FIELDS,
@@ -47,9 +50,10 @@ OWN_Z_MIN = 7.5
 # visible than that from coarser views.
 OWN_Z_CEILING = 8.0
 MIN_EXPECTED = 25.0  # expected arrivals at the incident's step on each of its dates, at the least
-# An hourly incident's block of hours, read in its cells' hours, expects this many arrivals at its step at the least
-# (a block of a few hours short of it is one sampling dip away from showing no stop at all).
-MIN_BLOCK_EXPECTED = 40.0
+# Each hour of an hourly incident's block, read in its cells' hours, expects this many arrivals at its step at the
+# least: twice the hourly tools' floor (an hour under it is not judged at all), so that sampling and the hour's own
+# noise leave one of the block's hours under that floor about once in a few hundred.
+MIN_BLOCK_HOUR_EXPECTED = 2.0 * MIN_HOURLY_DENOMINATOR
 # Relative day-to-day spread of one cell's leaf: its traffic (the cell's and the leaf's share noise) and a step's
 # conversion (the cell's and the leaf's rate noise); a cuboid of n leaves with traffic averages n of them.
 LEAF_TRAFFIC_SPREAD = float(np.hypot(SEGMENT_DAY_SIGMA, LEAF_SHARE_SIGMA))
@@ -66,10 +70,18 @@ ALL_TRAFFIC = Segment()
 @dataclass(frozen=True)
 class CuboidRule:
     """Which fields a kind's cuboid may name: `base` is named always (a release's platform and version), then
-    fields from `may_name` (those in play) up to the depth; with `needs_one_of`, at least one of those fields."""
+    fields from `may_name` (those in play) up to the depth; with `needs_one_of`, at least one of those fields.
+    `hourly`: the kind's evidence is a block of hours, so it names only the fields hours are served for
+    (CELL_FIELDS)."""
 
     may_name: tuple[str, ...] = FREE_FIELDS
     needs_one_of: tuple[str, ...] = ()
+    hourly: bool = False
+
+    def fields(self, world: SegmentWorld, base: Segment) -> tuple[str, ...]:
+        """The fields a cuboid on `base` may add in this world."""
+        return tuple(f for f in self.may_name if f in world.cuboid_fields and f not in base.named()
+                     and (f in CELL_FIELDS or not self.hourly))
 
 
 def cuboid_depth(segment: Segment) -> int:
@@ -94,19 +106,21 @@ def own_z(world: SegmentWorld, reach: np.ndarray, segment: Segment, days: list[i
     """Expected z-score of a relative `change` of the segment's metric on the weakest of `days`: the step from
     event `event` to the next (a conversion) or, with event -1, its app opens (a count). `reach` is the plan's
     leaf_reach() (on `days` at least) before the incident. With `hours` (an hourly incident, `change` its effect in
-    them), a segment of cells is judged on those hours, which its hourly data shows; one naming a daily-only field
-    has daily data only, where the change is diluted by the rest of the day."""
+    them), a segment of cells is judged on those hours, which its hourly data shows (0 where they cannot be read:
+    `block_readable`); one naming a daily-only field has daily data only, where the change is diluted by the rest
+    of the day."""
     mask = leaf_mask(world, segment)
     if hours is not None and not segment.names_daily_field:
+        if not block_readable(world, segment, days[0], hours, event):
+            return 0.0
         hourly = world.hourly_reach(world.plan.cells(segment), days[0])[:, slice(*hours)].sum(axis=(0, 1))
         reach, mask, days = hourly[None, None, None, :], np.ones((1, 1), dtype=bool), [0]
     elif hours is not None:  # the share of the day's affected events (opens, or the step's conversions) in them
         hourly = world.hourly_reach(world.plan.cells(segment.cell_part()), days[0])
         moved = 0 if event < 0 else event + 1
         change *= float(hourly[:, slice(*hours), moved].sum() / max(hourly[..., moved].sum(), 1e-9))
-    block = hours is not None and not segment.names_daily_field
     mine = reach[:, :, days][mask]  # (n, len(days), 5): the segment's leaves on its dates
-    if not _each_date_holds(mine[..., max(event, 0)], MIN_BLOCK_EXPECTED if block else MIN_EXPECTED):
+    if not _each_date_holds(mine[..., max(event, 0)], MIN_EXPECTED):
         return 0.0
     weakest = np.inf
     for at in range(len(days)):
@@ -123,6 +137,48 @@ def own_z(world: SegmentWorld, reach: np.ndarray, segment: Segment, days: list[i
                                   + COMMON_RATE_SPREAD ** 2)
         weakest = min(weakest, abs(change) / relative_sd)
     return float(weakest)
+
+
+def block_readable(world: SegmentWorld, segment: Segment, day: int, hours: tuple[int, int], event: int) -> bool:
+    """Whether a block of hours of a segment of cells on `day` reads hour by hour: each of its hours expects
+    MIN_BLOCK_HOUR_EXPECTED arrivals at the step from event `event` (its app opens with -1), and as many of the
+    day's other hours do, so that the day's typical hour (a median of the judged hours, as detect_funnel_break
+    takes it) is at worst halfway between a stopped hour and one the incident left alone."""
+    return _readable(_hour_arrivals(world, segment, day, event), hours)
+
+
+def readable_blocks(world: SegmentWorld, segment: Segment, day: int, length: int, event: int,
+                    within: tuple[int, int]) -> list[tuple[int, int]]:
+    """Every block of `length` hours inside `within` (start, end) that reads hour by hour (`block_readable`)."""
+    arrivals = _hour_arrivals(world, segment, day, event)
+    return [(start, start + length) for start in range(within[0], within[1] - length + 1)
+            if _readable(arrivals, (start, start + length))]
+
+
+def readable_placements(world: SegmentWorld, segments: list[Segment], day: int, length: int, shortest: int,
+                        event: int, within: tuple[int, int]) -> list[tuple[Segment, tuple[int, int]]]:
+    """Every segment of `segments` and block of `length` hours inside `within` that reads hour by hour on `day`;
+    where none does (a weekday's afternoon lull is quiet in a small segment, and a block longer than the day's
+    other busy hours cannot be told from the day's typical hour), those of the longest block that does, no shorter
+    than `shortest` ([] when none)."""
+    for hours in range(length, shortest - 1, -1):
+        placements = [(segment, block) for segment in segments
+                      for block in readable_blocks(world, segment, day, hours, event, within)]
+        if placements:
+            return placements
+    return []
+
+
+def _hour_arrivals(world: SegmentWorld, segment: Segment, day: int, event: int) -> np.ndarray:
+    """(24,) the segment's cells' expected arrivals at the step from `event` (its opens with -1), hour by hour."""
+    return world.hourly_reach(world.plan.cells(segment), day)[..., max(event, 0)].sum(axis=0)
+
+
+def _readable(arrivals: np.ndarray, hours: tuple[int, int]) -> bool:
+    inside = np.zeros(len(arrivals), dtype=bool)
+    inside[slice(*hours)] = True
+    enough = arrivals >= MIN_BLOCK_HOUR_EXPECTED
+    return bool(enough[inside].all() and enough[~inside].sum() >= inside.sum())
 
 
 def enough_data(reach: np.ndarray, mask: np.ndarray, days: list[int], event: int,
@@ -186,7 +242,7 @@ def draw_cuboid(world: SegmentWorld, rng: np.random.Generator, rule: CuboidRule,
     lowering it down to `min_boost` times so that a large one stands out no more than the ceiling (the candidates
     are then ranked by their one-dimension parents' share times that factor: the fall a parent shows).
     `reach`: the plan's leaf_reach() (on `days` at least) before the incident."""
-    fields = tuple(f for f in rule.may_name if f in world.cuboid_fields and f not in base.named())
+    fields = rule.fields(world, base)
     opens = reach[:, :, days, 0].sum(axis=-1)
     view_z = cache(clear)  # the one-dimension views recur across candidates
     for depth in range(draw_depth(world, rng, base), 0, -1):  # a shallower cuboid when none of a depth is clear

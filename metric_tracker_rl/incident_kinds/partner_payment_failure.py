@@ -1,5 +1,8 @@
 """Payments fail for a block of hours in one country (on one platform or all) at a payment partner; the partner
-status log carries a notice with those hours for a share of them (the episode's `note_share`)."""
+status log carries a notice with those hours for a share of them (the episode's `note_share`).
+
+Its evidence is a block of hours: its segment and block are drawn among those where each of the block's hours carries
+enough orders to be read (`cuboid.block_readable`)."""
 
 from __future__ import annotations
 
@@ -10,7 +13,8 @@ import numpy as np
 from metric_tracker_rl.context import PARTNER_NOTICE_STATUS, PartnerNotice, partner_of
 from metric_tracker_rl.funnel import window_calendar
 from metric_tracker_rl.incident_kinds.base import SegmentIncident, register_incident_kind
-from metric_tracker_rl.incident_kinds.payment_failure import PaymentFailure
+from metric_tracker_rl.incident_kinds.cuboid import readable_placements
+from metric_tracker_rl.incident_kinds.payment_failure import HOUR_WINDOW, PAYMENT_STEP, PaymentFailure
 from metric_tracker_rl.segment_plan import SegmentWorld, pick
 from metric_tracker_rl.segments import PLATFORMS, Segment
 
@@ -47,14 +51,16 @@ class PartnerPaymentFailure(PaymentFailure):
         day = world.calendar.draw(rng)
         if day is None:
             return []
-        segment = pick(partner_segments(world), rng)
+        placements = readable_placements(world, partner_segments(world), day, round(self.draw_magnitude(world, rng)),
+                                         self.shortest_block(), PAYMENT_STEP, HOUR_WINDOW)
+        if not placements:
+            return []
+        segment, hours = pick(placements, rng)
         platform, country = segment.platform, segment.country
         assert country is not None
-        hours = self.draw_magnitude(world, rng)
-        [incident] = self.over_dates(world, segment, [day], self.entity_names[0], hours, stream,
-                                     f"payment partner {partner_of(country)} fails")
+        incident = self.stop_payments(world, segment, day, hours, rng, f"payment partner {partner_of(country)} fails")
         if rng.random() < world.note_share:
-            start, end = incident.record.hours
+            start, end = hours
             notice = PartnerNotice(partner_of(country), platform, country, window_calendar(world.plan.num_days)
                                    .iso_dates[day], start, end, PARTNER_NOTICE_STATUS)
             incident = replace(incident, context=(notice,))

@@ -1,7 +1,7 @@
 """A platform's or a country's traffic collapses for a block of hours; those who come convert as usual.
 
-At a tier with cuboids (deep) its root cause is a cuboid naming a platform or a country (its evidence is hourly,
-which shows at the cell grain only) and perhaps a channel or user type (a landing page down for one channel)."""
+At a tier with cuboids (deep) its root cause is a cuboid naming a platform or a country, or both: its evidence is a
+block of hours, which is served per cell only, so its cuboid names cell fields only (`CuboidRule.hourly`)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from metric_tracker_rl.incident_kinds.cuboid import CuboidRule, draw_cuboid, lea
 from metric_tracker_rl.segment_plan import SegmentWorld
 
 HOURS = (3, 7)  # the outage's length
-CUBOID_RULE = CuboidRule(needs_one_of=("platform", "country"))
+CUBOID_RULE = CuboidRule(needs_one_of=("platform", "country"), hourly=True)
 
 
 class SegmentOutage(IncidentKind):
