@@ -78,11 +78,6 @@ SCAN_Z, TOP, KEPT_Z = 5.0, 5, 3.0
 RUN_Z = 3.0  # a localised fall's cuboid lasted on the dates around it where its step fell beyond this
 SERIES_MOST = 12  # the strongest falls whose dates are read
 SINGLE_DATE_Z = 6.5  # a fall on one date (no run, no hourly signature) is reported beyond this
-# A block of hours read on a cuboid's cells where it names a channel or user type (diluted there alike in every
-# hour) is believed only for a fall beyond this with nearly all of its loss in the block: the cells' other traffic
-# puts a level shift's loss in a block of hours by chance as often as a break's is there (a break, stopping a step
-# for hours, falls further).
-DILUTED_BLOCK_Z = 9.5
 BLOCK_Z = 7.0  # a cell's own fall with a block of hours beyond this is a break (a weaker one needs SURE_BLOCK_SHARE)
 RUN_STRONG_Z = 6.0  # a run of falls needs one date beyond this (or two beyond SCAN_Z)
 DEMAND_SPREAD = 0.05  # a segment's daily traffic varies by about this share of its level
@@ -163,11 +158,12 @@ def scan_sql(steps: tuple[int, ...], max_dims: int = 3) -> str:
 
 
 def count_scan_sql(max_dims: int = 3) -> str:
-    """Per date, the cuboids whose app opens fell furthest below their leaves' same-weekday medians (sampling
-    plus a day's demand spread), on dates where the strongest fell beyond SCAN_Z: the opens an outage loses, or a
-    segment's demand swing (the hours tell them apart)."""
+    """Per date, the cuboids of platform and country (the fields hours are served for, to which an outage is
+    confined) whose app opens fell furthest below their leaves' same-weekday medians (sampling plus a day's demand
+    spread), on dates where the strongest fell beyond SCAN_Z: the opens an outage loses, or a segment's demand swing
+    (the hours tell them apart)."""
     sums = f"sum(o - q) r, sum(q) e, sum(q + ({LEAF_SPREAD} * q) ^ 2) w"
-    sets = [fields for fields in cuboid_sets(max_dims) if "app_version" not in fields]
+    sets = [fields for fields in cuboid_sets(max_dims) if set(fields) <= {"platform", "country"}]
     return ("WITH t AS (SELECT date, platform p, country c, channel h, user_type u, sum(app_opens) o "
             "FROM daily_by_segment GROUP BY ALL), "
             "q AS (SELECT *, median(o) OVER (PARTITION BY p, c, h, u, isodow(date) ROWS BETWEEN UNBOUNDED "
@@ -435,14 +431,13 @@ class DeepExpertAgent(FrontierExpertAgent):
             key = (str(row["date"]), row["entity_name"])
             if key in explained:
                 continue
-            # Hours exist per cell: a cuboid naming a channel or user type is read on its cells, where its lost
-            # conversions are diluted, so a block of hours there is believed only for a fall beyond DILUTED_BLOCK_Z
-            # with nearly all of its loss in the block; a fall of a cell's own below BLOCK_Z needs nearly all of it
-            # there too (a few hours' noise is not).
-            diluted = row.get("channel") is not None or row.get("user_type") is not None
+            # Hours are served per cell, and an incident confined by channel or user type changes the whole day
+            # (published.HOURLY_EVIDENCE_GRAIN): a fall in such a cuboid is never a break, whatever its cells' hours
+            # show. A fall of a cell's own below BLOCK_Z needs nearly all of its loss in the block (a few hours'
+            # noise is not).
+            daily_only = row.get("channel") is not None or row.get("user_type") is not None
             sure = shaped_share.get(key, 0.0) >= SURE_BLOCK_SHARE
-            if key in blocks and key[0] not in self.holidays and (
-                    row["z"] <= -DILUTED_BLOCK_Z and sure if diluted else row["z"] <= -BLOCK_Z or sure):
+            if key in blocks and key[0] not in self.holidays and not daily_only and (row["z"] <= -BLOCK_Z or sure):
                 reports.append(Report(key[0], "funnel_step", key[1], "funnel_break", *_segment_of(row)))
                 continue
             rest.append(row)
