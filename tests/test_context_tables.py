@@ -13,9 +13,17 @@ import numpy as np
 import pytest
 
 from metric_tracker_rl.analysis_tools import run_tool
-from metric_tracker_rl.context import CONTEXT_TABLES, Campaign, Experiment, PartnerNotice
+from metric_tracker_rl.context import (
+    CONTEXT_TABLES,
+    MATCHED_NOTICE_SHARE,
+    NOTED_PAYMENT_SHARE,
+    Campaign,
+    Experiment,
+    PartnerNotice,
+)
 from metric_tracker_rl.daily_panel import same_weekday_peer_lists
 from metric_tracker_rl.frontier import FrontierWorld, build_world, segmented_plan
+from metric_tracker_rl.funnel import window_calendar
 from metric_tracker_rl.incident_kinds import BENIGN_KIND_REGISTRY, SegmentFluctuation
 from metric_tracker_rl.published import CONVERSION_BY_NAME, COUNT_COLUMNS
 from metric_tracker_rl.scenario import Episode, build_episode
@@ -148,6 +156,26 @@ def test_partner_notices_explain_only_payment_incidents_or_nothing() -> None:
             unnoted += not noted
             assert len(noted) == (incident.kind == "partner_payment_failure" and bool(incident.context))
     assert explained and silent and unnoted, (explained, silent, unnoted)
+
+
+@pytest.mark.slow
+def test_the_partner_logs_shares_at_deeps_defaults_are_the_published_ones() -> None:
+    """Over 200 seeds at deep's defaults: the share of notices that match a payment incident, and of payment
+    incidents with a notice, are about the ones context.py states (and both kinds of notice are common)."""
+    notices = matched = payments = noted = 0
+    dates = window_calendar(TIERS["deep"].window_days).iso_dates
+    for seed in range(200):
+        world = build_world(resolve_episode_config(seed=seed, difficulty="deep"))
+        log = world.data.context.partner_status  # type: ignore[union-attr]
+        breaks = [i for i in world.incidents
+                  if i.record.family == "funnel_break" and i.record.entity_name == PAYMENT_STEP]
+        notices += len(log)
+        matched += sum(any(n.date == dates[i.record.day] and _overlaps(n, i.segment) for i in breaks) for n in log)
+        payments += len(breaks)
+        noted += sum(any(n.date == dates[i.record.day] and _overlaps(n, i.segment) for n in log) for i in breaks)
+    assert abs(matched / notices - MATCHED_NOTICE_SHARE) <= 0.1, (matched, notices)
+    assert abs(noted / payments - NOTED_PAYMENT_SHARE) <= 0.1, (noted, payments)
+    assert min(matched, notices - matched, payments - noted) >= 30
 
 
 def _overlaps(notice: PartnerNotice, segment: Segment) -> bool:
