@@ -36,7 +36,7 @@ class PaymentFailure(IncidentKind):
     magnitude_range = (3.0, 7.0)
     description = f"a block of {magnitude_range[0]:.0f}-{magnitude_range[1]:.0f} hours"
     definition = ("payments almost stop for a block of hours on a mobile platform's live version (or the platform), "
-                  "at deep perhaps for some users")
+                  "at deep perhaps in one country")
     magnitude_bounds = (1.0, 13.0)  # the funnel break's window fits 09:00 to 22:00
 
     def draw_magnitude(self, world: SegmentWorld, rng: np.random.Generator) -> float:

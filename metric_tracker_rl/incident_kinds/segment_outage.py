@@ -25,8 +25,8 @@ class SegmentOutage(IncidentKind):
     magnitude_range = (0.6, 0.9)
     description = f"{100 * magnitude_range[0]:.0f}-{magnitude_range[1]:.0%} of the opens lost in a block of hours"
     magnitude_bounds = (0.05, 0.95)
-    definition = ("a platform's or a country's opens collapse for a block of hours, at deep perhaps for some users; "
-                  "conversion is unchanged")
+    definition = ("a platform's or a country's opens collapse for a block of hours (at deep, a platform's in one "
+                  "country perhaps); conversion is unchanged")
 
     def place(self, world: SegmentWorld, stream: str, rng: np.random.Generator) -> list[SegmentIncident]:
         """`stream` is unused: the outage edits the cells' traffic itself, from `rng`."""
