@@ -333,8 +333,10 @@ class FrontierExpertAgent(Agent):
             if date in self.holidays:
                 continue
             top = max(rows, key=lambda r: r["stopped_hours"])
-            # Every version stopped (or none other had traffic then): the platform's failure, not one version's.
-            whole = top.get("others") is None or top["others"] < OTHERS_STOPPED
+            # Every version stopped (or none other had traffic then, its rate NaN or null): the platform's failure,
+            # not one version's.
+            others = top.get("others")
+            whole = not isinstance(others, (int, float)) or others < OTHERS_STOPPED
             reports[date] = Report(date, "funnel_step", top["entity_name"], "funnel_break", top.get("platform"),
                                    None, None if whole else top.get("app_version"))
 
