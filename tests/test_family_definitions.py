@@ -18,6 +18,7 @@ from metric_tracker_rl.daily_panel import same_weekday_peer_lists
 from metric_tracker_rl.families import PUBLISHED_FAMILIES
 from metric_tracker_rl.frontier import FrontierWorld, build_world
 from metric_tracker_rl.incident_kinds import INCIDENT_KIND_REGISTRY, SegmentIncident, incident_kinds_of
+from metric_tracker_rl.incident_kinds.cuboid import COMMON_RATE_SPREAD
 from metric_tracker_rl.published import ANOMALY_TYPES
 from metric_tracker_rl.segments import Segment, holiday_days
 from metric_tracker_rl.tasks import resolve_episode_config
@@ -71,8 +72,9 @@ def signature(today: np.ndarray, usual: np.ndarray) -> Signature:
 
 
 def _rates_steady(s: Signature) -> bool:
-    """Every step within STEADY of its usual rate, or within four sampling deviations where that is wider."""
-    return bool(np.all(np.abs(s.rates) <= np.maximum(STEADY, 4 * s.rate_noise)))
+    """Every step within STEADY of its usual rate, or within three deviations of its day where that is wider: its
+    sampling and the day-to-day spread every segment shares (the aggregate's, COMMON_RATE_SPREAD)."""
+    return bool(np.all(np.abs(s.rates) <= np.maximum(STEADY, 3 * np.hypot(s.rate_noise, COMMON_RATE_SPREAD))))
 
 
 def _opens_steady(s: Signature) -> bool:
