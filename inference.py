@@ -193,7 +193,8 @@ def parse_args(argv: list[str] | None, settings: ClientSettings) -> argparse.Nam
                        help=f"dates carrying a second incident in an overlapping cuboid, 0 to {MAX_CONCURRENCY} "
                             "(cuboid tiers)")
     knobs.add_argument("--note-share", dest="note_share", metavar="FLOAT",
-                       help="the share of incidents with a calendar note, 0 to 1 (cuboid tiers)")
+                       help="the share of partner payment failures with a partner_status notice, 0 to 1 "
+                            "(tiers with context tables)")
     parser.add_argument("--seed", type=int, default=None, help="override the seed of every task")
     parser.add_argument("--output", type=Path, default=None, help="write the results as JSON to this file")
     parser.add_argument("--trajectories", type=Path, default=None,

@@ -141,7 +141,7 @@ class SegmentWorld:
     # kind on its own fixed segments (frontier).
     cuboid_fields: tuple[str, ...] = ()
     max_cuboid_depth: int = 0
-    note_share: float = 0.0  # the share of incidents a context note can explain that get one (deep)
+    note_share: float = 0.0  # the share of partner payment failures with a notice (deep)
     leaf_masks: dict[Segment, np.ndarray] = field(default_factory=dict, repr=False, compare=False)
 
     def one_dimension(self, rng: np.random.Generator, order: tuple[str, ...] = ("platform", "country")) -> Segment:

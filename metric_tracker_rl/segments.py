@@ -36,6 +36,7 @@ from metric_tracker_rl.published import (
     COUNT_COLUMNS,
     FAMILY_ENTITY_TYPE,
     FRONTIER_WINDOW_DAYS,
+    HOURLY_EVIDENCE_GRAIN,
     OVERLAP_CREDIT_RULE,
 )
 from metric_tracker_rl.sql_columns import Labels, SqlTable
@@ -613,6 +614,7 @@ def frontier_brief(difficulty: str = "frontier", note_share: float | None = None
         "traffic_split": f"hourly counts exist per (platform, country, app_version) cell (hourly_by_segment); daily "
                          f"counts per cell and {' and '.join(daily)} (daily_by_segment, a column per dimension); the "
                          "aggregate funnel the other tools read is their sum",
+        "hourly_evidence": HOURLY_EVIDENCE_GRAIN,
         "conversion": "; ".join(f"{d.field}: {d.profile}" for d in world.dimensions),
         "holidays": ", ".join(f"{date} {name}" for date, name in HOLIDAYS.items()),
         # What a release means is the brief's calendar_note_kinds.release, once.

@@ -60,7 +60,7 @@ class SegmentedMix:
     Root causes as cuboids (the dial of a reset, defaults here; 0 depth: every kind keeps its fixed segments, as
     at frontier, and a reset may not set these): `max_cuboid_depth`, the most dimensions a root cause names;
     `concurrency`, the dates that carry a second incident in an overlapping cuboid; `note_share`, the share of
-    incidents with a context note (the partner payment failures' notices in the partner status log)."""
+    partner payment failures with a notice in the partner status log."""
 
     dimensions: tuple[str, ...]
     max_incidents: int

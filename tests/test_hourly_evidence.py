@@ -57,6 +57,13 @@ def test_the_brief_states_the_rule_on_the_fields_hours_are_served_for() -> None:
         assert family in HOURLY_EVIDENCE_GRAIN
 
 
+def test_deeps_brief_shows_the_rule_and_frontiers_needs_none() -> None:
+    # Frontier serves every count per cell, so only a tier with daily-only dimensions states where hours are.
+    for difficulty, shown in (("deep", True), ("frontier", False)):
+        text = EpisodeSession(MetricTrackerRlEnvironment()).reset(seed=3, difficulty=difficulty).text
+        assert (HOURLY_EVIDENCE_GRAIN in " ".join(text.split())) is shown, difficulty
+
+
 def test_the_floor_of_a_blocks_hours_clears_the_tools_with_a_margin() -> None:
     # A Poisson count expecting the floor falls under the tool's threshold about once in a few hundred hours.
     assert MIN_BLOCK_HOUR_EXPECTED >= MIN_HOURLY_DENOMINATOR + 3 * MIN_BLOCK_HOUR_EXPECTED ** 0.5

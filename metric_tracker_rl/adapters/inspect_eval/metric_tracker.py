@@ -49,7 +49,7 @@ def metric_tracker(
       max_cuboid_depth: the most dimensions a root cause names.
       magnitude_scale: every incident kind's magnitude range times this.
       concurrency: dates carrying a second incident in an overlapping cuboid.
-      note_share: the share of incidents with a calendar note.
+      note_share: the share of partner payment failures with a partner_status notice.
     A knob set makes every episode non-standard; one that a sample's tier does not take is an error naming it.
     """
     knobs = {"incident_kinds": incident_kinds, "decoy_ratio": decoy_ratio, "dimensions": dimensions,
