@@ -17,7 +17,7 @@ from metric_tracker_rl.published import (
     config_meaning,
     incident_count_statement,
 )
-from metric_tracker_rl.segments import CELL_FIELDS, RELEASE_MEANING, world_of
+from metric_tracker_rl.segments import CELL_FIELDS, RELEASE_MEANING, drawn_families, world_of
 from metric_tracker_rl.tiers import TIERS
 
 SYSTEM_PROMPT = """\
@@ -63,11 +63,12 @@ SYSTEM_PROMPT = SYSTEM_PROMPT.format(tools=_TOOLS)
 
 
 
-def _config_view(config: dict[str, Any]) -> dict[str, Any]:
+def _config_view(config: dict[str, Any], kinds_listed: bool = False) -> dict[str, Any]:
     """The settings that are set (no null or empty ones), without anomaly_density: the `incidents` line says
-    what may be inferred about the count, and the density, read as a share of 28 dates, would mislead."""
-    return {key: value for key, value in config.items()
-            if value not in (None, [], {}) and key != "anomaly_density"}
+    what may be inferred about the count, and the density, read as a share of 28 dates, would mislead. Where the
+    brief lists the episode's incident kinds (`kinds_listed`), the config does not list them again."""
+    hidden = {"anomaly_density", "incident_kinds"} if kinds_listed else {"anomaly_density"}
+    return {key: value for key, value in config.items() if value not in (None, [], {}) and key not in hidden}
 
 
 def brief_data(observation: MetricTrackerRlObservation) -> dict[str, Any]:
@@ -91,9 +92,11 @@ def brief_data(observation: MetricTrackerRlObservation) -> dict[str, Any]:
     if observation.task_id is not None:
         shown["task_id"] = observation.task_id
     window = observation.window
+    drawn = drawn_families(observation.segments)
+    config = _config_view(observation.config, kinds_listed=drawn is not None)
     shown.update({
-        "config": _config_view(observation.config),
-        "config_meaning": config_meaning(_config_view(observation.config)),
+        "config": config,
+        "config_meaning": config_meaning(config),
         "incidents": incident_count_statement(observation.config),
         "window": {"first_date": window.first_date, "last_date": window.last_date, "days": window.days},
         "steps_remaining": observation.steps_remaining,
@@ -108,8 +111,12 @@ def brief_data(observation: MetricTrackerRlObservation) -> dict[str, Any]:
         else {**ANNOTATION_MEANINGS, "release": RELEASE_MEANING},
     })
     if observation.segments is not None:
-        # No magnitude is published with segments: the other tiers' ranges would be a threshold to read off.
-        shown["families"] = [{k: v for k, v in family.items() if k not in WINDOW_DAYS} for family in families]
+        # No magnitude is published with segments (the other tiers' ranges would be a threshold to read off, and
+        # its meaning alone says nothing). Where the brief lists the episode's incident kinds, only the families
+        # they are reported as.
+        hidden = {*WINDOW_DAYS, "magnitude"}
+        shown["families"] = [{k: v for k, v in family.items() if k not in hidden} for family in families
+                             if drawn is None or family["family"] in drawn]
         shown["segments"] = observation.segments
     return shown
 

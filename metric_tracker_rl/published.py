@@ -291,19 +291,19 @@ SCENARIO_FAMILIES: tuple[str, ...] = (*ANOMALY_TYPES, "mixed", "null")
 
 # What each knob of a visible config means (the brief's config_meaning shows those an episode's config shows).
 CONFIG_MEANINGS: dict[str, str] = {
-    "scenario_family": "mixed: any family; a family's name: that family (with segments, the incident_kinds listed)",
+    "scenario_family": "mixed: incidents of any family (with segments, of the incident_kinds); a family's name: "
+                       "that family only",
     "anomalies": "the incidents the reset asked for (family, date, entity, magnitude)",
-    "incident_kinds": "the kinds drawn from, in turn (segments.incident_kinds)",
+    "incident_kinds": "the kinds drawn from, in turn",
     "decoy_ratio": "benign look-alikes per incident (at least 2 unless 0)",
     "dimensions": "the fields a segment may name",
-    "max_cuboid_depth": "the most fields a segment names, a version with its platform counting once (platform, "
-                        "app_version, channel, user_type: 3); partner_payment_failure and experiment_breakage may "
-                        "name 2 at any setting",
+    "max_cuboid_depth": "the most fields a segment names, a version with its platform counting once; "
+                        "partner_payment_failure and experiment_breakage may name 2 at any setting",
     "magnitude_scale": "every kind's default size range times this",
-    "concurrency": "incidents put on another's date: a one-date level_shift on another step in an overlapping "
-                   "segment (else a segment_outage); in mixed episodes with level_shift",
+    "concurrency": "dates given a second incident (mixed episodes with level_shift): a one-date level_shift on "
+                   "another step in an overlapping segment (else a segment_outage)",
     "note_share": "the share of partner_payment_failures with a partner_status notice",
-    "standard": "true: defaults but the seed (as published scores use)",
+    "standard": "true: the tier's defaults but the seed (as published scores use)",
     "held_out": "true: seeded with a server secret, so its seed cannot rebuild it",
 }
 # Shown config keys that need no meaning: their name says it, or a brief entry does (incidents, steps_remaining,

@@ -636,21 +636,30 @@ class KindText:
 
 
 def kinds_brief(kinds: Sequence[KindText]) -> dict[str, object]:
-    """The brief's incident kinds of an episode (those it may draw): each one's family and definition, then which
-    families never occur and whether an all-day move of a segment's counts can be an incident."""
+    """The brief's incident kinds of an episode (those it may draw), a row each with its family and definition,
+    and what follows: the brief's families table keeps only those families (`drawn_families`), and whether an
+    all-day move of a segment's counts can be an incident."""
     if not kinds:
         return {}
-    drawn = {kind.family for kind in kinds}
-    absent = [family for family in ANOMALY_TYPES if family not in drawn]
     counts = [kind.name for kind in kinds if FAMILY_ENTITY_TYPE[kind.family] == "event_count"]
-    note = "Every incident is one of incident_kinds, reported as its family"
-    note += f": {' and '.join(absent)} never occur{'s' if len(absent) == 1 else ''} here. " if absent else ". "
+    note = "Every incident is one of incident_kinds, reported as its family (the families table lists those only)."
     if not any(kind.count_all_day for kind in kinds):
-        note += ("No incident moves a segment's counts together all day" + (
+        note += (" No incident moves a segment's counts together all day" + (
             f" ({' and '.join(counts)} {'is a block' if len(counts) == 1 else 'are blocks'} of hours)"
             if counts else "") + ": that is a benign demand swing.")
-    return {"incident_kinds": {kind.name: f"{kind.family}: {kind.definition}" for kind in kinds},
-            "families_drawn": note.strip()}
+    return {"incident_kinds": [{"kind": kind.name, "family": kind.family, "definition": kind.definition}
+                               for kind in kinds],
+            "families_drawn": note}
+
+
+def drawn_families(segments: Mapping[str, object] | None) -> tuple[str, ...] | None:
+    """The families a brief's incident kinds are reported as, in publication order (None: no kinds shown, so
+    every family may occur)."""
+    kinds = (segments or {}).get("incident_kinds")
+    if not isinstance(kinds, list):
+        return None
+    named = {row["family"] for row in kinds}
+    return tuple(family for family in ANOMALY_TYPES if family in named)
 
 
 def _reporting(difficulty: str, world: World) -> str:
