@@ -84,6 +84,8 @@ FIELD_VALUES: dict[str, st.SearchStrategy[Any]] = {
     "platform": st.sampled_from(["ios", "android", "web"]) | st.text(max_size=8),
     "country": st.sampled_from(["US", "IN"]) | st.text(max_size=8),
     "app_version": st.sampled_from(["web", "6.31.0"]) | st.text(max_size=8),
+    "channel": st.sampled_from(["organic", "paid_social"]) | st.text(max_size=8),
+    "user_type": st.sampled_from(["new", "returning"]) | st.text(max_size=8),
     # A context table below deep must be refused as an error too.
     "table": st.sampled_from(["experiments", "releases", "partner_status"]) | st.text(max_size=8),
 }

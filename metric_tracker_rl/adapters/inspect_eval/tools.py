@@ -14,8 +14,12 @@ from metric_tracker_rl.model_tools import ModelTool, model_tools, tool_action
 
 
 def tool_params(parameters: dict[str, Any]) -> ToolParams:
-    """The model-facing schema (definitions already inlined by tool_calls) as Inspect's tool parameters."""
-    return ToolParams.model_validate(parameters)
+    """The model-facing schema (definitions already inlined by tool_calls) as Inspect's tool parameters. Inspect
+    requires a description of every parameter: one the schema leaves without (a segment field, whose name says
+    what it is) is described by its name, as the TRL class describes it."""
+    properties = {name: {"description": name, **prop} if not prop.get("description") else prop
+                  for name, prop in parameters.get("properties", {}).items()}
+    return ToolParams.model_validate({**parameters, "properties": properties})
 
 
 def episode_tool(episode: Episode, tool: ModelTool) -> ToolDef:
