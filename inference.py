@@ -8,7 +8,8 @@ report carries the error on stdout and the run exits 1. The environment is reach
 METRIC_TRACKER_URL, else a Docker image (LOCAL_IMAGE_NAME / IMAGE_NAME), else a server this process runs itself
 and stops at exit. Every variable: docs/settings.md.
 
-Stdout carries only the [START] / [STEP] / [END] lines (`metric_tracker_rl.baseline_log`); diagnostics go to stderr.
+Stdout carries only the [START] / [STEP] / [END] lines (`metric_tracker_rl.adapters.baseline_log`); diagnostics go
+to stderr.
 """
 
 from __future__ import annotations
@@ -26,9 +27,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from metric_tracker_rl import DEFAULT_TASK_ORDER, MetricTrackerRlAction, MetricTrackerRlEnv, get_task_spec
-from metric_tracker_rl.agents import AGENTS, make_agent, run_episode
-from metric_tracker_rl.agents.llm import LlmPolicy, openai_client
-from metric_tracker_rl.baseline_log import (
+from metric_tracker_rl.adapters.baseline_log import (
     BENCHMARK,
     TaskResult,
     log_action,
@@ -40,12 +39,15 @@ from metric_tracker_rl.baseline_log import (
     show_progress,
     summary_table,
 )
-from metric_tracker_rl.local_server import environment_server
-from metric_tracker_rl.published import DIFFICULTIES
+from metric_tracker_rl.adapters.transcript import TaskRun
+from metric_tracker_rl.agents import AGENTS, make_agent, run_episode
+from metric_tracker_rl.agents.llm import LlmPolicy, openai_client
 from metric_tracker_rl.reconnect import ServerUnavailable, reset_until_served
+from metric_tracker_rl.serving.local_server import environment_server
 from metric_tracker_rl.settings import DEFAULT_API_BASE_URL, ClientSettings, SettingsError
-from metric_tracker_rl.task_splits import TRAIN_SEED_BASE, get_split
-from metric_tracker_rl.tasks import (
+from metric_tracker_rl.spec.published import DIFFICULTIES
+from metric_tracker_rl.spec.task_splits import TRAIN_SEED_BASE, get_split
+from metric_tracker_rl.spec.tasks import (
     DIAL_KNOBS,
     MAGNITUDE_SCALE_RANGE,
     MAX_CONCURRENCY,
@@ -54,8 +56,7 @@ from metric_tracker_rl.tasks import (
     knob_value,
     resolve_episode_config,
 )
-from metric_tracker_rl.transcript import TaskRun
-from metric_tracker_rl.validation import check_name_in_any_case
+from metric_tracker_rl.spec.validation import check_name_in_any_case
 
 Policy = Callable[[Any, TaskRun, dict[str, Any]], None]
 

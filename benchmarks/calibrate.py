@@ -8,7 +8,7 @@
     uv run python -m benchmarks.calibrate --tasks deep_cuboids --no-sweep --merge \
         --output docs/artifacts/calibration.json   # a new named task's figures, added to the kept results
 
-Episodes run in-process against the environment (metric_tracker_rl/environment.py).
+Episodes run in-process against the environment (metric_tracker_rl/serving/environment.py).
 A sweep uses standard episodes only (a difficulty's default settings, seed aside) with one graded submission;
 every NULL_EVERY-th seed adds a null episode (scenario_family="null"), reported in its own group, as is any
 standard episode that happens to hold no incident. An episode's score is the sum of its rewards.
@@ -29,12 +29,13 @@ from typing import Any
 
 import numpy as np
 
+import benchmarks.exploits  # noqa: F401  (registers the calibration's exploit agents)
+from metric_tracker_rl.adapters.session import EpisodeSession
 from metric_tracker_rl.agents import AGENTS, make_agent, play
-from metric_tracker_rl.environment import MetricTrackerRlEnvironment
-from metric_tracker_rl.published import DIFFICULTIES, RESET_DIFFICULTIES
-from metric_tracker_rl.session import EpisodeSession
-from metric_tracker_rl.task_splits import NULL_EVERY, calibration_reset_kwargs
-from metric_tracker_rl.tasks import DEFAULT_TASK_ORDER, get_task_spec
+from metric_tracker_rl.serving.environment import MetricTrackerRlEnvironment
+from metric_tracker_rl.spec.published import DIFFICULTIES, RESET_DIFFICULTIES
+from metric_tracker_rl.spec.task_splits import NULL_EVERY, calibration_reset_kwargs
+from metric_tracker_rl.spec.tasks import DEFAULT_TASK_ORDER, get_task_spec
 
 DEFAULT_OUTPUT = Path("artifacts/calibration.json")
 # The results docs/calibration.md and the README show, rendered by `table` and `difficulty_table`
@@ -59,7 +60,7 @@ class EpisodeSpec:
 
 def sweep(difficulty: str, seeds: int) -> list[EpisodeSpec]:
     """`seeds` episodes of one difficulty (the first EVAL_SEEDS_PER_DIFFICULTY are the `eval` split's; see
-    metric_tracker_rl.task_splits), grouped by difficulty with the null episodes apart."""
+    metric_tracker_rl.spec.task_splits), grouped by difficulty with the null episodes apart."""
     episodes = (calibration_reset_kwargs(difficulty, offset) for offset in range(seeds))
     return [EpisodeSpec(NULL_GROUP if kwargs.get("scenario_family") == "null" else difficulty, kwargs)
             for kwargs in episodes]

@@ -22,7 +22,7 @@ import numpy as np
 
 from benchmarks.calibrate import DEEP_ONLY_AGENTS, NULL_GROUP, EpisodeSpec, scored_in, sweep
 from benchmarks.dilution import episodes as deep_episodes
-from metric_tracker_rl.dilution import dilution_by_depth
+from metric_tracker_rl.generation.dilution import dilution_by_depth
 
 PUBLISHED_GRID = Path(__file__).resolve().parents[1] / "docs" / "artifacts" / "dial_grid.json"
 # The expert plays each tier's own procedure (frontier's at frontier, deep's at deep); the padder pads frontier's.

@@ -1,5 +1,6 @@
 """The dilution share of the deep tier: of its incidents whose root cause names two or three
-dimensions, the share that stands out in no one-dimension breakdown (metric_tracker_rl.dilution states the test).
+dimensions, the share that stands out in no one-dimension breakdown (metric_tracker_rl.generation.dilution states
+the test).
 
     uv run python -m benchmarks.dilution --seeds 200
     uv run python -m benchmarks.dilution --seeds 50 --setting max_cuboid_depth=2 --setting magnitude_scale=1.5
@@ -13,10 +14,10 @@ import json
 from collections.abc import Iterator
 from typing import Any
 
-from metric_tracker_rl.dilution import STANDS_OUT, dilution_by_depth
-from metric_tracker_rl.scenario import Episode, build_episode
-from metric_tracker_rl.tasks import resolve_episode_config
-from metric_tracker_rl.tiers import TIERS
+from metric_tracker_rl.generation.dilution import STANDS_OUT, dilution_by_depth
+from metric_tracker_rl.generation.scenario import Episode, build_episode
+from metric_tracker_rl.spec.tasks import resolve_episode_config
+from metric_tracker_rl.spec.tiers import TIERS
 
 DIFFICULTY = "deep"
 WHOLE_DAY = ("rate_drop_from_median",)  # kinds whose evidence is daily (level shifts, release regressions)

@@ -22,10 +22,10 @@ from pathlib import Path
 from typing import Any, Literal
 
 from benchmarks.calibrate import PUBLISHED_RESULTS, SHORTCUT_AGENTS
-from metric_tracker_rl.funnel import WINDOW_START
-from metric_tracker_rl.plain_types import MetricSubmissionRow
-from metric_tracker_rl.published import DIFFICULTIES, WINDOW_DAYS
-from metric_tracker_rl.task_splits import TRAIN_SCHEDULE, TRAIN_SEED_BASE
+from metric_tracker_rl.spec.plain_types import MetricSubmissionRow
+from metric_tracker_rl.spec.published import DIFFICULTIES, WINDOW_DAYS
+from metric_tracker_rl.spec.task_splits import TRAIN_SCHEDULE, TRAIN_SEED_BASE
+from metric_tracker_rl.world.funnel import WINDOW_START
 
 ROOT = Path(__file__).resolve().parents[1]
 EXPERT = "expert"

@@ -22,10 +22,10 @@ from websockets.asyncio.client import connect
 
 from benchmarks.load import StartLine, request, serve
 from metric_tracker_rl.agents.scripted import ScriptedAgent
-from metric_tracker_rl.local_server import SERVER_MODULE
-from metric_tracker_rl.model_view import seen
 from metric_tracker_rl.models import MetricTrackerRlObservation
-from metric_tracker_rl.published import DIFFICULTIES
+from metric_tracker_rl.serving.local_server import SERVER_MODULE
+from metric_tracker_rl.spec.published import DIFFICULTIES
+from metric_tracker_rl.view.observation import seen
 
 SCRIPTED_STEPS = 6  # get_annotations, four generators, the graded report
 

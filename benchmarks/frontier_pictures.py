@@ -11,12 +11,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from metric_tracker_rl.daily_panel import build_panel
-from metric_tracker_rl.frontier import build_world
-from metric_tracker_rl.incident_kinds import FRONTIER_INCIDENT_KINDS
-from metric_tracker_rl.segments import Segment
-from metric_tracker_rl.server.debugger_charts import PANEL_HEIGHT, PANEL_WIDTH, Mark, line_panel_svg
-from metric_tracker_rl.tasks import resolve_episode_config
+from metric_tracker_rl.generation.frontier import build_world
+from metric_tracker_rl.generation.kinds import FRONTIER_INCIDENT_KINDS
+from metric_tracker_rl.serving.debugger_charts import PANEL_HEIGHT, PANEL_WIDTH, Mark, line_panel_svg
+from metric_tracker_rl.spec.tasks import resolve_episode_config
+from metric_tracker_rl.world.daily_panel import build_panel
+from metric_tracker_rl.world.segments import Segment
 
 OUTPUT = Path("docs/images")
 PICTURE_SEED_BASE = 50_000

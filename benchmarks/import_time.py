@@ -20,12 +20,12 @@ ROOT = Path(__file__).resolve().parents[1]
 
 # The grader, the generator, the tools and what they read: plain types only.
 CORE_MODULES = (
-    "metric_tracker_rl.plain_types",
-    "metric_tracker_rl.grader",
-    "metric_tracker_rl.scenario",
+    "metric_tracker_rl.spec.plain_types",
+    "metric_tracker_rl.grading.grader",
+    "metric_tracker_rl.generation.scenario",
     "metric_tracker_rl.analysis_tools",
-    "metric_tracker_rl.validation",
-    "metric_tracker_rl.tasks",
+    "metric_tracker_rl.spec.validation",
+    "metric_tracker_rl.spec.tasks",
 )
 # The edge: the client a trainer imports, and the wire types.
 EDGE_STATEMENTS = (

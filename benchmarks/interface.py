@@ -22,11 +22,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import benchmarks.exploits  # noqa: F401  (registers the calibration's exploit agents)
+from metric_tracker_rl.adapters.transcript import TaskRun, cut_results, unseen_submitted_rows
 from metric_tracker_rl.agents import AGENTS, make_agent, run_episode
-from metric_tracker_rl.environment import MetricTrackerRlEnvironment
-from metric_tracker_rl.model_tools import openai_tools
-from metric_tracker_rl.published import DIFFICULTIES, RESET_DIFFICULTIES
-from metric_tracker_rl.transcript import TaskRun, cut_results, unseen_submitted_rows
+from metric_tracker_rl.serving.environment import MetricTrackerRlEnvironment
+from metric_tracker_rl.spec.published import DIFFICULTIES, RESET_DIFFICULTIES
+from metric_tracker_rl.view.tool_schemas import openai_tools
 
 
 def token_counter() -> Callable[[str], int] | None:

@@ -42,9 +42,9 @@ import httpx
 
 from benchmarks.load import Server, StartLine, request, serve
 from benchmarks.run import MAX_STEPS, LoadResult, _merge, analysis_action, step_problem, timed_session
-from metric_tracker_rl.local_server import SERVER_MODULE
-from metric_tracker_rl.model_view import render_observation
 from metric_tracker_rl.models import MetricTrackerRlObservation
+from metric_tracker_rl.serving.local_server import SERVER_MODULE
+from metric_tracker_rl.view.observation import render_observation
 
 TRANSPORTS = ("ws_step", "ws_step_text", "ws_mcp", "http_mcp")
 TARGET_RATIO = 1.2
@@ -191,7 +191,7 @@ def verdicts(report: dict[str, Any]) -> str:
 async def _in_process_cpu(calls: int) -> dict[str, float]:
     """Median CPU time of the server's thread per /ws message, typed step and MCP call for the same tool and
     arguments taking turns call by call on two sessions of the app, driven through ASGI with no network."""
-    from metric_tracker_rl.server.app import build_app
+    from metric_tracker_rl.serving.app import build_app
     from metric_tracker_rl.settings import ServerSettings
 
     app = build_app(settings=ServerSettings.load(enable_web_interface=False))  # the debugger is not measured

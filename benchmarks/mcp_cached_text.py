@@ -6,9 +6,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from metric_tracker_rl import mcp_surface
 from metric_tracker_rl.models import MetricTrackerRlObservation
-from metric_tracker_rl.server.app import main
+from metric_tracker_rl.serving import mcp_surface
+from metric_tracker_rl.serving.app import main
 
 Render = Callable[[MetricTrackerRlObservation], str]
 

@@ -12,11 +12,11 @@ from __future__ import annotations
 import argparse
 import statistics
 
-from metric_tracker_rl.environment import overlap_traffic
-from metric_tracker_rl.grader import SEGMENT_CREDIT, row_segment, segment_match, segment_overlap
-from metric_tracker_rl.scenario import build_episode
-from metric_tracker_rl.segments import Segment
-from metric_tracker_rl.tasks import resolve_episode_config
+from metric_tracker_rl.generation.scenario import build_episode
+from metric_tracker_rl.grading.grader import SEGMENT_CREDIT, row_segment, segment_match, segment_overlap
+from metric_tracker_rl.serving.environment import overlap_traffic
+from metric_tracker_rl.spec.tasks import resolve_episode_config
+from metric_tracker_rl.world.segments import Segment
 
 
 def main() -> None:

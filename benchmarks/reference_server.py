@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 
-from metric_tracker_rl.server.app import websocket_options
+from metric_tracker_rl.serving.app import websocket_options
 
 
 def serve_reference(factory: str, description: str, default_port: int) -> None:

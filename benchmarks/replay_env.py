@@ -2,7 +2,7 @@
 
 Each session stores the first observation of every analysis method it is asked for and sends that same
 observation again for every later call of the method. Everything else is the real server: the app built by
-`metric_tracker_rl.server.app.build_app`, the action and observation types, resets, the frame guard and the
+`metric_tracker_rl.serving.app.build_app`, the action and observation types, resets, the frame guard and the
 uvicorn settings. Its throughput is therefore the most the real server could reach if tools and observation
 building cost nothing, which shows how much of the gap to the null environment is the environment's own work
 and how much the framework spends on its larger messages.
@@ -17,9 +17,9 @@ from typing import Any
 from fastapi import FastAPI
 
 from benchmarks.reference_server import serve_reference
-from metric_tracker_rl.environment import MetricTrackerRlEnvironment
 from metric_tracker_rl.models import MetricTrackerRlAction, MetricTrackerRlObservation
-from metric_tracker_rl.server.app import build_app as build_real_app
+from metric_tracker_rl.serving.app import build_app as build_real_app
+from metric_tracker_rl.serving.environment import MetricTrackerRlEnvironment
 
 
 class ReplayEnvironment(MetricTrackerRlEnvironment):

@@ -47,12 +47,12 @@ from benchmarks.episodes import bench_episodes
 from benchmarks.import_time import cumulative_import_ms
 from benchmarks.load import Server, StartLine, request, serve
 from metric_tracker_rl.analysis_tools import TOOL_REGISTRY
-from metric_tracker_rl.environment import MetricTrackerRlEnvironment
-from metric_tracker_rl.funnel import window_dates
-from metric_tracker_rl.local_server import SERVER_MODULE
+from metric_tracker_rl.generation.scenario import build_episode
 from metric_tracker_rl.models import MetricTrackerRlAction
-from metric_tracker_rl.scenario import build_episode
-from metric_tracker_rl.tasks import DEFAULT_TASK_ORDER, get_task_spec, resolve_episode_config
+from metric_tracker_rl.serving.environment import MetricTrackerRlEnvironment
+from metric_tracker_rl.serving.local_server import SERVER_MODULE
+from metric_tracker_rl.spec.tasks import DEFAULT_TASK_ORDER, get_task_spec, resolve_episode_config
+from metric_tracker_rl.world.funnel import window_dates
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_OUTPUT = ROOT / "artifacts" / "benchmark.json"

@@ -31,8 +31,8 @@ from websockets.asyncio.client import connect
 
 from benchmarks.episodes import _scripted_episode
 from benchmarks.load import request
-from metric_tracker_rl.local_server import free_port, healthy, serving
-from metric_tracker_rl.published import DIFFICULTIES
+from metric_tracker_rl.serving.local_server import free_port, healthy, serving
+from metric_tracker_rl.spec.published import DIFFICULTIES
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = ROOT / "deploy" / "haproxy.cfg"

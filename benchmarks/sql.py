@@ -5,7 +5,7 @@
     uv run python -m benchmarks.sql --difficulty deep   # the segment tables too, at deep's targets
 
 Sections:
-- open: the first query of an episode, which sends its tables to a SQL worker process (metric_tracker_rl.sql_pool)
+- open: the first query of an episode, which sends its tables to a SQL worker process (metric_tracker_rl.sql.pool)
   and serves them there as read-only views of a connection of their own;
 - latency: p50/p95 of `env.step` with typical queries on an open database (a GROUP BY weekday, a filter on one
   date's hours, a self-join for a same-weekday median), and of a refusal, and at a segmented difficulty of the
@@ -27,12 +27,12 @@ import os
 import statistics
 import time
 
-from metric_tracker_rl.environment import MetricTrackerRlEnvironment
 from metric_tracker_rl.models import MetricTrackerRlAction
-from metric_tracker_rl.published import SEGMENTED_DIFFICULTIES
-from metric_tracker_rl.sql_engine import EpisodeTables, open_database
-from metric_tracker_rl.sql_pool import pool
-from metric_tracker_rl.sql_sandbox import SqlSandbox
+from metric_tracker_rl.serving.environment import MetricTrackerRlEnvironment
+from metric_tracker_rl.spec.published import SEGMENTED_DIFFICULTIES
+from metric_tracker_rl.sql.engine import EpisodeTables, open_database
+from metric_tracker_rl.sql.pool import pool
+from metric_tracker_rl.sql.sandbox import SqlSandbox
 
 SESSIONS = 64
 TARGET_P50_MS = 10.0
@@ -132,8 +132,8 @@ def workers_rss_mb() -> float:
 
 def bench_overhead(repeats: int, difficulty: str) -> dict[str, dict[str, float]]:
     """One statement by the engine in this process (no worker) and through the pool (a worker process)."""
-    from metric_tracker_rl.scenario import build_episode
-    from metric_tracker_rl.tasks import resolve_episode_config
+    from metric_tracker_rl.generation.scenario import build_episode
+    from metric_tracker_rl.spec.tasks import resolve_episode_config
 
     public = build_episode(resolve_episode_config(seed=7, difficulty=difficulty)).public
     database = open_database()

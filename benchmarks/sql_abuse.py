@@ -30,8 +30,8 @@ from typing import Any
 from websockets.sync.client import ClientConnection, connect
 
 from metric_tracker_rl import MetricTrackerRlAction, local_server
-from metric_tracker_rl.environment import MetricTrackerRlEnvironment
-from metric_tracker_rl.sql_pool import pool
+from metric_tracker_rl.serving.environment import MetricTrackerRlEnvironment
+from metric_tracker_rl.sql.pool import pool
 
 S100K = "(SELECT string_agg(chr((97 + range % 26)::INTEGER), '') AS s FROM range(100000))"
 S20K = "(SELECT string_agg('x', '') AS s FROM range(20000))"

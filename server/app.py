@@ -1,4 +1,4 @@
-"""OpenEnv's layout entry point: the app and `main` live in `metric_tracker_rl.server.app`.
+"""OpenEnv's layout entry point: the app and `main` live in `metric_tracker_rl.serving.app`.
 
 `uvicorn server.app:app`, `python -m server.app` and `openenv.yaml`'s `app: server.app:app` resolve here, in a
 checkout of the repository; the installed package serves through its `server` script and needs no top-level
@@ -10,14 +10,14 @@ from typing import Any
 
 
 def main(argv: list[str] | None = None) -> None:
-    from metric_tracker_rl.server.app import main as serve
+    from metric_tracker_rl.serving.app import main as serve
 
     serve(argv)
 
 
 def __getattr__(name: str) -> Any:
     if name == "app":
-        from metric_tracker_rl.server import app as implementation
+        from metric_tracker_rl.serving import app as implementation
 
         return getattr(implementation, name)
     raise AttributeError(name)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from metric_tracker_rl import local_server
+from metric_tracker_rl.serving import local_server
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import numpy as np
 
+from metric_tracker_rl.generation.scenario import Episode, build_episode
 from metric_tracker_rl.models import MetricSubmissionRow
-from metric_tracker_rl.published import row_key
-from metric_tracker_rl.scenario import Episode, build_episode
-from metric_tracker_rl.tasks import resolve_episode_config
+from metric_tracker_rl.spec.published import row_key
+from metric_tracker_rl.spec.tasks import resolve_episode_config
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -18,9 +18,9 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from metric_tracker_rl.published import AGGREGATE_DIFFICULTIES, ANOMALY_TYPES, DIFFICULTIES, SCENARIO_FAMILIES
-from metric_tracker_rl.scenario import Episode, build_episode
-from metric_tracker_rl.tasks import TASKS, resolve_episode_config
+from metric_tracker_rl.generation.scenario import Episode, build_episode
+from metric_tracker_rl.spec.published import AGGREGATE_DIFFICULTIES, ANOMALY_TYPES, DIFFICULTIES, SCENARIO_FAMILIES
+from metric_tracker_rl.spec.tasks import TASKS, resolve_episode_config
 
 FINGERPRINTS = Path(__file__).resolve().parent / "data" / "episode_fingerprints.json"
 SEEDS_PER_DIFFICULTY = 40

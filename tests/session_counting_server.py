@@ -41,7 +41,7 @@ class SessionCounter:
 def main() -> None:
     import uvicorn
 
-    from metric_tracker_rl.server.app import build_app, websocket_options
+    from metric_tracker_rl.serving.app import build_app, websocket_options
 
     uvicorn.run(SessionCounter(build_app()), host="127.0.0.1", port=int(sys.argv[1]), log_level="warning",
                 **websocket_options())

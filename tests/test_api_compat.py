@@ -16,14 +16,14 @@ from metric_tracker_rl import (
     get_task_spec,
 )
 from metric_tracker_rl.analysis_tools import available_analysis_methods
+from metric_tracker_rl.generation.scenario import build_episode
 from metric_tracker_rl.models import (
     MetricSubmissionRow,
     MetricTrackerRlObservation,
     MetricTrackerRlState,
     PayloadGeneratorMethod,
 )
-from metric_tracker_rl.scenario import build_episode
-from metric_tracker_rl.tasks import resolve_episode_config
+from metric_tracker_rl.spec.tasks import resolve_episode_config
 
 pytestmark = pytest.mark.slow  # starts server processes or a browser
 
@@ -54,7 +54,7 @@ def test_task_specs_hold_the_values_the_reference_script_reports() -> None:
     environment grades with. An unknown id is a ValueError naming the valid ones."""
     import importlib
 
-    from metric_tracker_rl import environment
+    from metric_tracker_rl.serving import environment
 
     assert [get_task_spec(task_id).difficulty for task_id in DEFAULT_TASK_ORDER[:3]] == ["easy", "medium", "hard"]
     for task_id in DEFAULT_TASK_ORDER:
@@ -103,7 +103,7 @@ def _filled(arguments: object, values: dict[str, str]) -> object:
 def test_every_reference_tool_runs_with_the_arguments_the_reference_script_sends() -> None:
     """The reference script builds its own schemas by tool name: each reference tool must still take those
     arguments and run, and each of its generators must return rows that name it as their detection method."""
-    from metric_tracker_rl.environment import MetricTrackerRlEnvironment
+    from metric_tracker_rl.serving.environment import MetricTrackerRlEnvironment
 
     assert set(REFERENCE_CALLS) == set(REFERENCE_TOOL_NAMES)
     task_id = DEFAULT_TASK_ORDER[0]

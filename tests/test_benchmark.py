@@ -8,10 +8,10 @@ import pytest
 from benchmarks.replay_env import ReplayEnvironment
 from benchmarks.reset_profile import STAGES, profile_resets
 from benchmarks.run import analysis_action, bench_websocket
-from metric_tracker_rl import scenario
-from metric_tracker_rl.environment import MetricTrackerRlEnvironment
+from metric_tracker_rl.generation import scenario
 from metric_tracker_rl.models import MetricTrackerRlAction
-from metric_tracker_rl.tasks import BENIGN_FLUCTUATIONS, DISTRACTORS_BY_DIFFICULTY
+from metric_tracker_rl.serving.environment import MetricTrackerRlEnvironment
+from metric_tracker_rl.spec.tasks import BENIGN_FLUCTUATIONS, DISTRACTORS_BY_DIFFICULTY
 
 CYCLE = [analysis_action(i) for i in range(8)]
 
@@ -59,7 +59,7 @@ def test_the_null_episode_sends_as_many_messages_as_the_scripted_agents() -> Non
     per episode as the scripted agent takes."""
     from benchmarks.episodes import SCRIPTED_STEPS
     from metric_tracker_rl.agents import make_agent, run_episode
-    from metric_tracker_rl.environment import MetricTrackerRlEnvironment
+    from metric_tracker_rl.serving.environment import MetricTrackerRlEnvironment
 
     env = MetricTrackerRlEnvironment()
     for seed, difficulty in ((5_000_000, "easy"), (5_000_001, "medium"), (5_000_002, "hard")):

@@ -9,18 +9,16 @@ from collections import Counter
 import pytest
 
 from metric_tracker_rl.analysis_tools import run_tool
-from metric_tracker_rl.anomalies.base import full_day
-from metric_tracker_rl.context import EMPTY_NOTICES, share_in_words
-from metric_tracker_rl.environment import MetricTrackerRlEnvironment, overlap_traffic
-from metric_tracker_rl.families import PUBLISHED_FAMILIES
-from metric_tracker_rl.frontier import build_world, episode_kinds
-from metric_tracker_rl.funnel import window_calendar
-from metric_tracker_rl.grader import accepted_methods, grade_submission
-from metric_tracker_rl.incident_kinds import INCIDENT_KIND_REGISTRY, KIND_FAMILY, IncidentKind, KindRegistry
-from metric_tracker_rl.incident_kinds.cuboid import cuboid_depth
-from metric_tracker_rl.model_prompt import SYSTEM_PROMPT, segment_arguments
+from metric_tracker_rl.generation.anomalies.base import full_day
+from metric_tracker_rl.generation.frontier import build_world, episode_kinds
+from metric_tracker_rl.generation.kinds import INCIDENT_KIND_REGISTRY, KIND_FAMILY, IncidentKind, KindRegistry
+from metric_tracker_rl.generation.kinds.cuboid import cuboid_depth
+from metric_tracker_rl.generation.scenario import CONTEXT_OBJECTIVE, build_episode
+from metric_tracker_rl.grading.grader import accepted_methods, grade_submission
 from metric_tracker_rl.models import MetricSubmissionRow
-from metric_tracker_rl.published import (
+from metric_tracker_rl.serving.environment import MetricTrackerRlEnvironment, overlap_traffic
+from metric_tracker_rl.spec.families import PUBLISHED_FAMILIES
+from metric_tracker_rl.spec.published import (
     CONFIG_MEANINGS,
     CONFIG_SELF_EXPLAINED,
     DETECTION_METHOD_RULE,
@@ -28,10 +26,13 @@ from metric_tracker_rl.published import (
     METHODS_ACCEPTED_WHEN_USED,
     SEGMENTED_TIERS,
 )
-from metric_tracker_rl.scenario import CONTEXT_OBJECTIVE, build_episode
-from metric_tracker_rl.segments import REGRESSION_DAYS, RELEASE_MEANING, ROLLOUT_STAGES, frontier_brief
-from metric_tracker_rl.tasks import resolve_episode_config
-from metric_tracker_rl.tool_calls import first_prompt, openai_tools, read_observation
+from metric_tracker_rl.spec.tasks import resolve_episode_config
+from metric_tracker_rl.view.observation import read_observation
+from metric_tracker_rl.view.prompt import SYSTEM_PROMPT, first_prompt, segment_arguments
+from metric_tracker_rl.view.tool_schemas import openai_tools
+from metric_tracker_rl.world.context import EMPTY_NOTICES, share_in_words
+from metric_tracker_rl.world.funnel import window_calendar
+from metric_tracker_rl.world.segments import REGRESSION_DAYS, RELEASE_MEANING, ROLLOUT_STAGES, frontier_brief
 
 SEGMENT_KEYS = ("platform", "country", "app_version", "channel", "user_type")
 

@@ -31,9 +31,11 @@ from metric_tracker_rl import MetricTrackerRlAction
 from metric_tracker_rl.agents import AGENTS, make_agent, run_episode
 from metric_tracker_rl.analysis_tools import GENERATOR_NAMES
 from metric_tracker_rl.analysis_tools.registry import MAX_PAGE_ROWS
-from metric_tracker_rl.environment import MetricTrackerRlEnvironment
-from metric_tracker_rl.published import AGGREGATE_DIFFICULTIES as DIFFICULTIES  # frontier: test_frontier_calibration
-from metric_tracker_rl.published import DIFFICULTIES as DIFFICULTIES_WITH_FRONTIER
+from metric_tracker_rl.serving.environment import MetricTrackerRlEnvironment
+from metric_tracker_rl.spec.published import (
+    AGGREGATE_DIFFICULTIES as DIFFICULTIES,  # frontier: test_frontier_calibration
+)
+from metric_tracker_rl.spec.published import DIFFICULTIES as DIFFICULTIES_WITH_FRONTIER
 
 SEEDS = 20
 # The calibration targets (docs/calibration.md) are stated on 200 seeds; 40 is the smallest sweep on which each
@@ -48,11 +50,13 @@ NEXT_DATE_PADDER = "next_date_padder"  # the expert plus guessed second dates: n
 SHALLOW_AGENTS = ("top_k_dates_shift_checked", "shallow_reader")
 REPLAYER = "seed_replayer"
 # The one agent that may rebuild the episode from its seed: replaying the public generator is its exploit.
-REPLAY_MODULES = ("metric_tracker_rl.scenario", "metric_tracker_rl.tasks")
-AGENT_DIR = Path(__file__).resolve().parents[1] / "metric_tracker_rl" / "agents"
-FORBIDDEN_MODULES = ("server", "metric_tracker_rl.scenario", "metric_tracker_rl.anomalies", "metric_tracker_rl.grader",
-                     "metric_tracker_rl.tasks", "metric_tracker_rl.analysis_tools", "metric_tracker_rl.daily_panel",
-                     "metric_tracker_rl.funnel")
+REPLAY_MODULES = ("metric_tracker_rl.generation.scenario", "metric_tracker_rl.spec.tasks")
+# The package's reference agents and the calibration's exploits (benchmarks/exploits/).
+AGENT_DIRS = (Path(__file__).resolve().parents[1] / "metric_tracker_rl" / "agents",
+              Path(__file__).resolve().parents[1] / "benchmarks" / "exploits")
+FORBIDDEN_MODULES = ("server", "metric_tracker_rl.generation", "metric_tracker_rl.grading",
+                     "metric_tracker_rl.spec.tasks", "metric_tracker_rl.analysis_tools",
+                     "metric_tracker_rl.world.daily_panel", "metric_tracker_rl.world.funnel")
 
 
 @pytest.fixture(scope="module")
@@ -76,7 +80,7 @@ def test_every_reference_agent_is_registered() -> None:
 
 
 def test_agents_read_only_public_modules() -> None:
-    for path in AGENT_DIR.glob("*.py"):
+    for path in (path for directory in AGENT_DIRS for path in directory.glob("*.py")):
         tree = ast.parse(path.read_text())
         for node in ast.walk(tree):
             names = ([alias.name for alias in node.names] if isinstance(node, ast.Import)

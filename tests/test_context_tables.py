@@ -1,4 +1,4 @@
-"""The context tables of the deep tier (metric_tracker_rl/context.py): present at deep and nowhere else, filled
+"""The context tables of the deep tier (metric_tracker_rl/world/context.py): present at deep and nowhere else, filled
 from what the generator placed, true to the data (an experiment's intended effect shows in its arm and is no
 incident; a breakage is one; a partner notice explains a payment incident or nothing; a campaign keeps its
 cuboid's own conversion), and readable through get_context and the query tool alike."""
@@ -13,7 +13,15 @@ import numpy as np
 import pytest
 
 from metric_tracker_rl.analysis_tools import run_tool
-from metric_tracker_rl.context import (
+from metric_tracker_rl.generation.frontier import FrontierWorld, build_world, segmented_plan
+from metric_tracker_rl.generation.kinds import BENIGN_KIND_REGISTRY, SegmentFluctuation
+from metric_tracker_rl.generation.scenario import Episode, build_episode
+from metric_tracker_rl.generation.segment_plan import Calendar, SegmentWorld
+from metric_tracker_rl.spec.published import CONVERSION_BY_NAME, COUNT_COLUMNS
+from metric_tracker_rl.spec.seeding import EpisodeKey
+from metric_tracker_rl.spec.tasks import resolve_episode_config
+from metric_tracker_rl.spec.tiers import TIERS
+from metric_tracker_rl.world.context import (
     CONTEXT_TABLES,
     MATCHED_NOTICE_SHARE,
     NOTED_PAYMENT_SHARE,
@@ -21,17 +29,9 @@ from metric_tracker_rl.context import (
     Experiment,
     PartnerNotice,
 )
-from metric_tracker_rl.daily_panel import same_weekday_peer_lists
-from metric_tracker_rl.frontier import FrontierWorld, build_world, segmented_plan
-from metric_tracker_rl.funnel import window_calendar
-from metric_tracker_rl.incident_kinds import BENIGN_KIND_REGISTRY, SegmentFluctuation
-from metric_tracker_rl.published import CONVERSION_BY_NAME, COUNT_COLUMNS
-from metric_tracker_rl.scenario import Episode, build_episode
-from metric_tracker_rl.seeding import EpisodeKey
-from metric_tracker_rl.segment_plan import Calendar, SegmentWorld
-from metric_tracker_rl.segments import SEGMENT_FIELDS, Segment, frontier_brief, world_of
-from metric_tracker_rl.tasks import resolve_episode_config
-from metric_tracker_rl.tiers import TIERS
+from metric_tracker_rl.world.daily_panel import same_weekday_peer_lists
+from metric_tracker_rl.world.funnel import window_calendar
+from metric_tracker_rl.world.segments import SEGMENT_FIELDS, Segment, frontier_brief, world_of
 
 SEEDS = range(16)
 CONTEXT_ONLY = ("experiments", "campaigns", "holidays", "partner_status")

@@ -14,11 +14,11 @@ from urllib.parse import urlparse
 import pytest
 from conftest import ROOT, running_server, serving
 
-from metric_tracker_rl.context import CONTEXT_TABLES
-from metric_tracker_rl.local_server import free_port
-from metric_tracker_rl.scenario import build_episode
-from metric_tracker_rl.server.debugger_forms import SUBMISSION_COLUMNS
-from metric_tracker_rl.tasks import resolve_episode_config
+from metric_tracker_rl.generation.scenario import build_episode
+from metric_tracker_rl.serving.debugger_forms import SUBMISSION_COLUMNS
+from metric_tracker_rl.serving.local_server import free_port
+from metric_tracker_rl.spec.tasks import resolve_episode_config
+from metric_tracker_rl.world.context import CONTEXT_TABLES
 
 pytestmark = pytest.mark.slow  # starts server processes or a browser
 

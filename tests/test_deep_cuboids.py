@@ -19,14 +19,19 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from metric_tracker_rl.dilution import STANDS_OUT, cuboid_incidents, dilution_by_depth, largest_one_dimension_z
-from metric_tracker_rl.frontier import draw_segmented_counts, segmented_plan
-from metric_tracker_rl.funnel import N_STEPS
-from metric_tracker_rl.scenario import Episode, build_episode, daily_series
-from metric_tracker_rl.segment_plan import Calendar, SegmentedPlan, SegmentWorld
-from metric_tracker_rl.segments import SEGMENT_FIELDS, Segment, world_of
-from metric_tracker_rl.tasks import CUBOID_KNOBS, EpisodeConfig, resolve_episode_config
-from metric_tracker_rl.tiers import TIERS
+from metric_tracker_rl.generation.dilution import (
+    STANDS_OUT,
+    cuboid_incidents,
+    dilution_by_depth,
+    largest_one_dimension_z,
+)
+from metric_tracker_rl.generation.frontier import draw_segmented_counts, segmented_plan
+from metric_tracker_rl.generation.scenario import Episode, build_episode, daily_series
+from metric_tracker_rl.generation.segment_plan import Calendar, SegmentedPlan, SegmentWorld
+from metric_tracker_rl.spec.tasks import CUBOID_KNOBS, EpisodeConfig, resolve_episode_config
+from metric_tracker_rl.spec.tiers import TIERS
+from metric_tracker_rl.world.funnel import N_STEPS
+from metric_tracker_rl.world.segments import SEGMENT_FIELDS, Segment, world_of
 
 DEEP = "deep"
 WORLD = world_of(TIERS[DEEP].dimensions)

@@ -10,6 +10,7 @@ import statistics
 import pytest
 
 from benchmarks.interface import message_texts, record_episode
+from metric_tracker_rl.adapters.transcript import cut_results, unseen_submitted_rows
 from metric_tracker_rl.agents.deep_expert import (
     SCAN_GROUPS,
     SEARCH_DIMENSIONS,
@@ -20,12 +21,11 @@ from metric_tracker_rl.agents.deep_expert import (
     scan_sql,
 )
 from metric_tracker_rl.agents.frontier_expert import SQL_CHARS
-from metric_tracker_rl.environment import MetricTrackerRlEnvironment
+from metric_tracker_rl.generation.scenario import build_episode
 from metric_tracker_rl.models import MetricTrackerRlAction
-from metric_tracker_rl.scenario import build_episode
-from metric_tracker_rl.task_splits import calibration_reset_kwargs
-from metric_tracker_rl.tasks import resolve_episode_config
-from metric_tracker_rl.transcript import cut_results, unseen_submitted_rows
+from metric_tracker_rl.serving.environment import MetricTrackerRlEnvironment
+from metric_tracker_rl.spec.task_splits import calibration_reset_kwargs
+from metric_tracker_rl.spec.tasks import resolve_episode_config
 
 MESSAGE_CHARS = 48_000  # an expert episode's messages, median (the model view's budget)
 EPISODES = 3

@@ -10,15 +10,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from metric_tracker_rl.environment import MetricTrackerRlEnvironment
-from metric_tracker_rl.grader import segment_match
+from metric_tracker_rl.generation.scenario import build_episode
+from metric_tracker_rl.grading.grader import segment_match
 from metric_tracker_rl.models import MetricSubmissionRow, MetricTrackerRlAction
-from metric_tracker_rl.published import CONVERSION_BY_NAME, COUNT_COLUMNS, DIFFICULTIES
-from metric_tracker_rl.scenario import build_episode
-from metric_tracker_rl.segments import DIMENSIONS, Segment, SegmentedData, frontier_brief, world_of
-from metric_tracker_rl.tasks import resolve_episode_config
-from metric_tracker_rl.tiers import TIERS
-from metric_tracker_rl.validation import validate_rows
+from metric_tracker_rl.serving.environment import MetricTrackerRlEnvironment
+from metric_tracker_rl.spec.published import CONVERSION_BY_NAME, COUNT_COLUMNS, DIFFICULTIES
+from metric_tracker_rl.spec.tasks import resolve_episode_config
+from metric_tracker_rl.spec.tiers import TIERS
+from metric_tracker_rl.spec.validation import validate_rows
+from metric_tracker_rl.world.segments import DIMENSIONS, Segment, SegmentedData, frontier_brief, world_of
 
 DEEP = "deep"
 WORLD = world_of(TIERS[DEEP].dimensions)

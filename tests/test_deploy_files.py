@@ -14,7 +14,7 @@ import yaml
 from code_names import CodeNames, code_names
 from fastapi.testclient import TestClient
 
-from metric_tracker_rl.server.lifecycle import READY_PATH, STEP_GRACE_S
+from metric_tracker_rl.serving.lifecycle import READY_PATH, STEP_GRACE_S
 from metric_tracker_rl.settings import DEFAULT_DRAIN_S, ServerSettings
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -48,7 +48,7 @@ def read_by_the_code(name: str) -> bool:
 def app_client() -> TestClient:
     import os
 
-    from metric_tracker_rl.server.app import build_app
+    from metric_tracker_rl.serving.app import build_app
 
     previous = os.environ.get("ENABLE_WEB_INTERFACE")
     os.environ["ENABLE_WEB_INTERFACE"] = "false"

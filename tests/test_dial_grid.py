@@ -11,7 +11,7 @@ import pytest
 from benchmarks.calibrate import DEEP_ONLY_AGENTS
 from benchmarks.dial_grid import GRID_AGENTS, POINTS, PUBLISHED_GRID, grid_table
 from metric_tracker_rl.agents import AGENTS
-from metric_tracker_rl.tasks import resolve_episode_config
+from metric_tracker_rl.spec.tasks import resolve_episode_config
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -13,8 +13,8 @@ from conftest import ROOT
 from benchmarks import docs_blocks
 from benchmarks.calibrate import SHORTCUT_AGENTS
 from metric_tracker_rl.agents import AGENTS
-from metric_tracker_rl.plain_types import MetricSubmissionRow
-from metric_tracker_rl.task_splits import TRAIN_SCHEDULE, TRAIN_SEED_BASE, TRAIN_TASK_COUNT, get_split
+from metric_tracker_rl.spec.plain_types import MetricSubmissionRow
+from metric_tracker_rl.spec.task_splits import TRAIN_SCHEDULE, TRAIN_SEED_BASE, TRAIN_TASK_COUNT, get_split
 
 
 @pytest.mark.parametrize("block", docs_blocks.BLOCKS, ids=lambda block: block.name)
@@ -90,9 +90,9 @@ def test_the_submission_row_table_lists_every_field_in_order() -> None:
 
 
 def test_the_window_table_is_each_tiers_window_as_reset_builds_it() -> None:
-    from metric_tracker_rl.published import DIFFICULTIES
-    from metric_tracker_rl.scenario import build_episode
-    from metric_tracker_rl.tasks import resolve_episode_config
+    from metric_tracker_rl.generation.scenario import build_episode
+    from metric_tracker_rl.spec.published import DIFFICULTIES
+    from metric_tracker_rl.spec.tasks import resolve_episode_config
 
     rows = docs_blocks.tier_windows().splitlines()[2:]
     assert [row.split(" | ")[0].strip("| ") for row in rows] == list(DIFFICULTIES)

@@ -14,9 +14,9 @@ from code_names import CodeNames, code_names
 from openenv.core.env_server.types import WSErrorCode
 
 from metric_tracker_rl.analysis_tools import TOOL_REGISTRY
-from metric_tracker_rl.task_splits import SPLITS
-from metric_tracker_rl.tasks import TASK_ALIASES, TASKS
-from metric_tracker_rl.tool_calls import SUBMISSION_TOOLS
+from metric_tracker_rl.spec.task_splits import SPLITS
+from metric_tracker_rl.spec.tasks import TASK_ALIASES, TASKS
+from metric_tracker_rl.view.tool_schemas import SUBMISSION_TOOLS
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]

@@ -8,8 +8,8 @@ import json
 import pytest
 from episode_fingerprints import FINGERPRINTS, episode_settings, fingerprint
 
-from metric_tracker_rl.scenario import build_episode
-from metric_tracker_rl.tasks import resolve_episode_config
+from metric_tracker_rl.generation.scenario import build_episode
+from metric_tracker_rl.spec.tasks import resolve_episode_config
 
 STORED: dict[str, dict[str, str]] = json.loads(FINGERPRINTS.read_text())
 SETTINGS = list(episode_settings())

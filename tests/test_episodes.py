@@ -9,11 +9,11 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from metric_tracker_rl import MetricTrackerRlAction
-from metric_tracker_rl.environment import MAX_SUBMISSION_ROWS, MetricTrackerRlEnvironment
+from metric_tracker_rl.generation.scenario import GroundTruth, build_episode
 from metric_tracker_rl.models import MetricSubmissionRow, PayloadGeneratorMethod
-from metric_tracker_rl.published import ENTITY_NAMES
-from metric_tracker_rl.scenario import GroundTruth, build_episode
-from metric_tracker_rl.tasks import RETRY_COST, resolve_episode_config
+from metric_tracker_rl.serving.environment import MAX_SUBMISSION_ROWS, MetricTrackerRlEnvironment
+from metric_tracker_rl.spec.published import ENTITY_NAMES
+from metric_tracker_rl.spec.tasks import RETRY_COST, resolve_episode_config
 
 EMPTY_REPORT = MetricTrackerRlAction(classifications=[])
 DIFFICULTY_NAMES = ("easy", "medium", "hard")
@@ -311,7 +311,7 @@ def test_the_sum_of_rewards_is_the_episode_score(data, seed: int, difficulty: st
 @given(seed=st.integers(0, 10**6), difficulty=st.sampled_from(["easy", "medium", "hard"]))
 @example(seed=202, difficulty="medium")
 def test_the_visible_config_rebuilds_an_open_episode_locally(seed: int, difficulty: str) -> None:
-    from metric_tracker_rl.tasks import EpisodeConfig
+    from metric_tracker_rl.spec.tasks import EpisodeConfig
 
     env = MetricTrackerRlEnvironment()
     obs = env.reset(seed=seed, difficulty=difficulty)
@@ -324,7 +324,7 @@ def test_the_visible_config_rebuilds_an_open_episode_locally(seed: int, difficul
 
 
 def test_a_held_out_config_says_it_cannot_be_rebuilt() -> None:
-    from metric_tracker_rl.tasks import EpisodeConfig
+    from metric_tracker_rl.spec.tasks import EpisodeConfig
 
     obs = MetricTrackerRlEnvironment(held_out_secret="not-in-the-config").reset(task_id="easy_two_spikes")
     assert obs.config["held_out"] is True

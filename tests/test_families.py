@@ -7,11 +7,11 @@ import pytest
 from core_helpers import custom_episode, episode, key_of, same_weekday_median
 
 from metric_tracker_rl.analysis_tools import TOOL_REGISTRY, run_tool
-from metric_tracker_rl.anomalies import FAMILY_REGISTRY, register_family
-from metric_tracker_rl.families import PUBLISHED_FAMILIES
-from metric_tracker_rl.funnel import FunnelData, window_dates
+from metric_tracker_rl.generation.anomalies import FAMILY_REGISTRY, register_family
+from metric_tracker_rl.generation.scenario import CANONICAL_METHOD, build_episode
 from metric_tracker_rl.models import MetricSubmissionRow
-from metric_tracker_rl.published import (
+from metric_tracker_rl.spec.families import PUBLISHED_FAMILIES
+from metric_tracker_rl.spec.published import (
     ANOMALY_TYPES,
     CONVERSION_BY_NAME,
     COUNT_COLUMNS,
@@ -19,8 +19,8 @@ from metric_tracker_rl.published import (
     row_key,
     severity_for,
 )
-from metric_tracker_rl.scenario import CANONICAL_METHOD, build_episode
-from metric_tracker_rl.tasks import MAX_ANOMALIES, PERTURBED_PER_WEEKDAY, resolve_episode_config
+from metric_tracker_rl.spec.tasks import MAX_ANOMALIES, PERTURBED_PER_WEEKDAY, resolve_episode_config
+from metric_tracker_rl.world.funnel import FunnelData, window_dates
 
 DATES = [d.isoformat() for d in window_dates()]
 
@@ -216,8 +216,8 @@ def test_expected_baseline_stays_within_the_clean_peers_range_whatever_else_was_
 
 
 def test_custom_anomalies_may_share_a_weekday_twice_but_not_three_times() -> None:
-    from metric_tracker_rl.scenario import build_episode
-    from metric_tracker_rl.tasks import resolve_episode_config
+    from metric_tracker_rl.generation.scenario import build_episode
+    from metric_tracker_rl.spec.tasks import resolve_episode_config
 
     mondays = ["2026-03-02", "2026-03-09", "2026-03-16"]
     two = [{"family": "rate_drop_from_median", "date": date} for date in mondays[:2]]
@@ -232,8 +232,8 @@ def test_custom_anomalies_may_share_a_weekday_twice_but_not_three_times() -> Non
 
 
 def test_custom_anomaly_cannot_share_the_late_data_weekday() -> None:
-    from metric_tracker_rl.scenario import build_episode
-    from metric_tracker_rl.tasks import resolve_episode_config
+    from metric_tracker_rl.generation.scenario import build_episode
+    from metric_tracker_rl.spec.tasks import resolve_episode_config
 
     sunday = "2026-03-22"  # same weekday as the latest date, which carries late-arriving data on medium/hard
     request = [{"family": "rate_drop_from_median", "date": sunday}]

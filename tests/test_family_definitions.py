@@ -14,15 +14,15 @@ from dataclasses import dataclass
 import numpy as np
 import pytest
 
-from metric_tracker_rl.daily_panel import same_weekday_peer_lists
-from metric_tracker_rl.families import PUBLISHED_FAMILIES
-from metric_tracker_rl.frontier import FrontierWorld, build_world
-from metric_tracker_rl.incident_kinds import INCIDENT_KIND_REGISTRY, SegmentIncident, incident_kinds_of
-from metric_tracker_rl.incident_kinds.cuboid import COMMON_RATE_SPREAD
-from metric_tracker_rl.published import ANOMALY_TYPES
-from metric_tracker_rl.segments import Segment, holiday_days
-from metric_tracker_rl.tasks import resolve_episode_config
-from metric_tracker_rl.tiers import TIERS
+from metric_tracker_rl.generation.frontier import FrontierWorld, build_world
+from metric_tracker_rl.generation.kinds import INCIDENT_KIND_REGISTRY, SegmentIncident, incident_kinds_of
+from metric_tracker_rl.generation.kinds.cuboid import COMMON_RATE_SPREAD
+from metric_tracker_rl.spec.families import PUBLISHED_FAMILIES
+from metric_tracker_rl.spec.published import ANOMALY_TYPES
+from metric_tracker_rl.spec.tasks import resolve_episode_config
+from metric_tracker_rl.spec.tiers import TIERS
+from metric_tracker_rl.world.daily_panel import same_weekday_peer_lists
+from metric_tracker_rl.world.segments import Segment, holiday_days
 
 # A segment's daily values move by several percent on their own (its cells' day noise and sampling), so:
 MOVED = 0.15  # a daily value moved when it is this share or more away from its usual value
@@ -184,7 +184,7 @@ def test_a_leaf_cuboids_own_daily_data_shows_its_incident(kind: str) -> None:
     """A root cause that names channel or user type: its reported value moved in its own daily data (the
     expected row, read back from the cuboid's leaves with the published baseline rule), by MOVED or more of its
     baseline in the family's direction."""
-    from metric_tracker_rl.scenario import build_episode
+    from metric_tracker_rl.generation.scenario import build_episode
 
     checked = 0
     for seed in range(16):

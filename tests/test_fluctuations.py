@@ -13,8 +13,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from metric_tracker_rl.agents.reading import EXPLAINED_KINDS
-from metric_tracker_rl.anomalies import FAMILY_REGISTRY
-from metric_tracker_rl.published import (
+from metric_tracker_rl.generation.anomalies import FAMILY_REGISTRY
+from metric_tracker_rl.generation.scenario import Episode, build_episode
+from metric_tracker_rl.spec.published import (
     AUDIENCE_SWING_SHARE,
     AUDIENCE_SWING_STEPS,
     COUNT_COLUMNS,
@@ -26,8 +27,7 @@ from metric_tracker_rl.published import (
     fluctuation_bounds,
     row_key,
 )
-from metric_tracker_rl.scenario import Episode, build_episode
-from metric_tracker_rl.tasks import (
+from metric_tracker_rl.spec.tasks import (
     BENIGN_FLUCTUATIONS,
     INCIDENT_TIMING_SHIFTS,
     MULTI_DAY_PROBABILITY,

@@ -12,12 +12,12 @@ from hypothesis import strategies as st
 
 from metric_tracker_rl import MetricTrackerRlAction
 from metric_tracker_rl.analysis_tools import TOOL_REGISTRY, run_tool
-from metric_tracker_rl.daily_panel import peer_median, same_weekday_peers
-from metric_tracker_rl.environment import MetricTrackerRlEnvironment
-from metric_tracker_rl.families import PUBLISHED_FAMILIES
-from metric_tracker_rl.frontier import episode_kinds
-from metric_tracker_rl.grader import accepted_methods, grade_submission, within_tolerance
-from metric_tracker_rl.published import (
+from metric_tracker_rl.generation.frontier import episode_kinds
+from metric_tracker_rl.generation.scenario import build_episode
+from metric_tracker_rl.grading.grader import accepted_methods, grade_submission, within_tolerance
+from metric_tracker_rl.serving.environment import MetricTrackerRlEnvironment
+from metric_tracker_rl.spec.families import PUBLISHED_FAMILIES
+from metric_tracker_rl.spec.published import (
     BASELINE_RULE,
     COUNT_COLUMNS,
     GRADING_RULE,
@@ -25,17 +25,13 @@ from metric_tracker_rl.published import (
     SEVERITY_RULE,
     severity_for,
 )
-from metric_tracker_rl.scenario import build_episode
-from metric_tracker_rl.segments import SEGMENT_FIELDS
-from metric_tracker_rl.tasks import resolve_episode_config
-from metric_tracker_rl.tool_calls import (
-    SYSTEM_PROMPT,
-    first_prompt,
-    openai_tools,
-    read_observation,
-    render_observation,
-)
-from metric_tracker_rl.view_reader import parse
+from metric_tracker_rl.spec.tasks import resolve_episode_config
+from metric_tracker_rl.view.observation import read_observation, render_observation
+from metric_tracker_rl.view.prompt import SYSTEM_PROMPT, first_prompt
+from metric_tracker_rl.view.reader import parse
+from metric_tracker_rl.view.tool_schemas import openai_tools
+from metric_tracker_rl.world.daily_panel import peer_median, same_weekday_peers
+from metric_tracker_rl.world.segments import SEGMENT_FIELDS
 
 SCOPED_COMPARISONS = {"conversion_rate": "compare_rate_to_median", "event_count": "compare_count_to_median",
                       "hourly_mix": "compare_hourly_mix_to_baseline"}

@@ -22,8 +22,8 @@ from reliability_support import record
 from metric_tracker_rl import MetricSubmissionRow, MetricTrackerRlAction
 from metric_tracker_rl.analysis_tools import MAX_RESULT_ROWS, TOOL_REGISTRY
 from metric_tracker_rl.analysis_tools.arguments import WINDOW
-from metric_tracker_rl.environment import MetricTrackerRlEnvironment
-from metric_tracker_rl.published import ANOMALY_TYPES, CONVERSION_METRIC_NAMES, COUNT_COLUMNS, ENTITY_NAMES
+from metric_tracker_rl.serving.environment import MetricTrackerRlEnvironment
+from metric_tracker_rl.spec.published import ANOMALY_TYPES, CONVERSION_METRIC_NAMES, COUNT_COLUMNS, ENTITY_NAMES
 
 EXAMPLES = 60
 OUTCOMES: Counter[str] = Counter()

@@ -10,16 +10,16 @@ from typing import Any
 
 import pytest
 
-from metric_tracker_rl.environment import MetricTrackerRlEnvironment
-from metric_tracker_rl.frontier import build_world
-from metric_tracker_rl.incident_kinds.cuboid import MIN_BLOCK_HOUR_EXPECTED, CuboidRule
-from metric_tracker_rl.incident_kinds.payment_failure import CUBOID_RULE as PAYMENT_RULE
-from metric_tracker_rl.incident_kinds.segment_outage import CUBOID_RULE as OUTAGE_RULE
-from metric_tracker_rl.published import HOURLY_EVIDENCE_GRAIN, MIN_HOURLY_DENOMINATOR
-from metric_tracker_rl.scenario import build_episode
-from metric_tracker_rl.segments import CELL_FIELDS, DAILY_FIELDS, SEGMENT_FIELDS, Segment
-from metric_tracker_rl.session import EpisodeSession
-from metric_tracker_rl.tasks import resolve_episode_config
+from metric_tracker_rl.adapters.session import EpisodeSession
+from metric_tracker_rl.generation.frontier import build_world
+from metric_tracker_rl.generation.kinds.cuboid import MIN_BLOCK_HOUR_EXPECTED, CuboidRule
+from metric_tracker_rl.generation.kinds.payment_failure import CUBOID_RULE as PAYMENT_RULE
+from metric_tracker_rl.generation.kinds.segment_outage import CUBOID_RULE as OUTAGE_RULE
+from metric_tracker_rl.generation.scenario import build_episode
+from metric_tracker_rl.serving.environment import MetricTrackerRlEnvironment
+from metric_tracker_rl.spec.published import HOURLY_EVIDENCE_GRAIN, MIN_HOURLY_DENOMINATOR
+from metric_tracker_rl.spec.tasks import resolve_episode_config
+from metric_tracker_rl.world.segments import CELL_FIELDS, DAILY_FIELDS, SEGMENT_FIELDS, Segment
 
 DEEP = "deep"
 # Families whose evidence at deep is a block of hours: a break's stopped hours, bots' hours of opens, an outage's

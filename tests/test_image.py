@@ -25,7 +25,7 @@ from conftest import ROOT, serving
 from test_packaging import copy_sources, dockerfile_instructions
 from websockets.sync.client import connect
 
-from metric_tracker_rl.local_server import free_port
+from metric_tracker_rl.serving.local_server import free_port
 
 pytestmark = pytest.mark.slow
 

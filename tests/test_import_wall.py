@@ -14,10 +14,10 @@ import pytest
 
 from metric_tracker_rl import MetricTrackerRlAction
 from metric_tracker_rl.analysis_tools import TOOL_REGISTRY, run_tool
-from metric_tracker_rl.environment import MetricTrackerRlEnvironment, _catalogs
-from metric_tracker_rl.published import COUNT_COLUMNS
-from metric_tracker_rl.scenario import build_episode
-from metric_tracker_rl.tasks import resolve_episode_config
+from metric_tracker_rl.generation.scenario import build_episode
+from metric_tracker_rl.serving.environment import MetricTrackerRlEnvironment, _catalogs
+from metric_tracker_rl.spec.published import COUNT_COLUMNS
+from metric_tracker_rl.spec.tasks import resolve_episode_config
 
 try:
     import tomllib
@@ -164,7 +164,8 @@ def _framework_loaded_by(statement: str) -> str:
     return result.stdout.split("\n", 1)[0]
 
 
-@pytest.mark.parametrize("module", ["metric_tracker_rl", "metric_tracker_rl.published", "metric_tracker_rl.view"])
+@pytest.mark.parametrize("module", ["metric_tracker_rl", "metric_tracker_rl.spec.published",
+                                    "metric_tracker_rl.view.render"])
 def test_plain_modules_do_not_import_the_client_or_gradio(module: str) -> None:
     """The package's public names load on first use, so a data module costs no OpenEnv or gradio import."""
     assert _framework_loaded_by(f"import {module}") == "[]"
@@ -179,8 +180,9 @@ def test_the_package_exports_its_plain_types_without_the_framework() -> None:
     assert "'openenv'" in client and "'metric_tracker_rl.client'" in client
 
 
-CORE_MODULES = ["metric_tracker_rl.plain_types", "metric_tracker_rl.grader", "metric_tracker_rl.scenario",
-                "metric_tracker_rl.analysis_tools", "metric_tracker_rl.validation", "metric_tracker_rl.tasks"]
+CORE_MODULES = ["metric_tracker_rl.spec.plain_types", "metric_tracker_rl.grading.grader",
+                "metric_tracker_rl.generation.scenario", "metric_tracker_rl.analysis_tools",
+                "metric_tracker_rl.spec.validation", "metric_tracker_rl.spec.tasks"]
 
 
 @pytest.mark.parametrize("module", CORE_MODULES)
@@ -196,7 +198,8 @@ def test_the_wire_types_still_carry_the_framework_and_the_plain_types() -> None:
     very classes the core uses (clients import `from metric_tracker_rl.models import MetricSubmissionRow`)."""
     from openenv.core.env_server.types import Action, Observation
 
-    from metric_tracker_rl import models, plain_types
+    from metric_tracker_rl import models
+    from metric_tracker_rl.spec import plain_types
 
     assert issubclass(models.MetricTrackerRlAction, Action)
     assert issubclass(models.MetricTrackerRlObservation, Observation)

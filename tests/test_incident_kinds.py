@@ -14,12 +14,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from metric_tracker_rl.adapters.session import EpisodeSession
 from metric_tracker_rl.agents import make_agent, play
-from metric_tracker_rl.anomalies import FAMILY_REGISTRY
-from metric_tracker_rl.environment import MetricTrackerRlEnvironment
-from metric_tracker_rl.families import PUBLISHED_FAMILIES
-from metric_tracker_rl.frontier import FrontierWorld, build_world
-from metric_tracker_rl.incident_kinds import (
+from metric_tracker_rl.generation.anomalies import FAMILY_REGISTRY
+from metric_tracker_rl.generation.frontier import FrontierWorld, build_world
+from metric_tracker_rl.generation.kinds import (
     BENIGN_KIND_REGISTRY,
     FRONTIER_INCIDENT_KINDS,
     INCIDENT_KIND_REGISTRY,
@@ -34,13 +33,14 @@ from metric_tracker_rl.incident_kinds import (
     register_benign_kind,
     register_incident_kind,
 )
+from metric_tracker_rl.generation.scenario import build_episode
+from metric_tracker_rl.generation.segment_plan import SegmentWorld
 from metric_tracker_rl.models import MetricSubmissionRow
-from metric_tracker_rl.scenario import build_episode
-from metric_tracker_rl.segment_plan import SegmentWorld
-from metric_tracker_rl.segments import SEGMENT_FIELDS, Segment
-from metric_tracker_rl.session import EpisodeSession
-from metric_tracker_rl.tasks import resolve_episode_config
-from metric_tracker_rl.tiers import TIERS, AggregateMix, SegmentedMix, Tier, TierCatalog
+from metric_tracker_rl.serving.environment import MetricTrackerRlEnvironment
+from metric_tracker_rl.spec.families import PUBLISHED_FAMILIES
+from metric_tracker_rl.spec.tasks import resolve_episode_config
+from metric_tracker_rl.spec.tiers import TIERS, AggregateMix, SegmentedMix, Tier, TierCatalog
+from metric_tracker_rl.world.segments import SEGMENT_FIELDS, Segment
 
 DATA_DOCS = Path(__file__).resolve().parents[1] / "docs" / "data.md"
 SEGMENTED_TIERS = tuple(name for name, tier in TIERS.items() if tier.segmented is not None)

@@ -21,14 +21,15 @@ from conftest import ROOT
 
 import inference
 from metric_tracker_rl import DEFAULT_TASK_ORDER, MetricSubmissionRow, PayloadGeneratorMethod
+from metric_tracker_rl.adapters.baseline_log import format_action, open_interval
 from metric_tracker_rl.agents.llm import LlmPolicy
 from metric_tracker_rl.analysis_tools import TOOL_REGISTRY
-from metric_tracker_rl.baseline_log import format_action, open_interval
-from metric_tracker_rl.local_server import free_port
 from metric_tracker_rl.reconnect import RETRY_DEADLINE_VAR
+from metric_tracker_rl.serving.local_server import free_port
 from metric_tracker_rl.settings import DEFAULT_API_BASE_URL, ClientSettings
-from metric_tracker_rl.tasks import DIAL_KNOBS
-from metric_tracker_rl.tool_calls import model_schema, read_observation
+from metric_tracker_rl.spec.tasks import DIAL_KNOBS
+from metric_tracker_rl.view.observation import read_observation
+from metric_tracker_rl.view.tool_schemas import model_schema
 
 pytestmark = pytest.mark.slow  # starts server processes or a browser
 
@@ -179,7 +180,7 @@ def test_action_field_is_one_clipped_token() -> None:
 def test_scripted_agent_is_deterministic_and_skips_annotated_dates() -> None:
     import metric_tracker_rl.agents.scripted  # noqa: F401  (registers "scripted")
     from metric_tracker_rl.agents import make_agent, run_episode
-    from metric_tracker_rl.environment import MetricTrackerRlEnvironment
+    from metric_tracker_rl.serving.environment import MetricTrackerRlEnvironment
 
     reports = []
     for _ in range(2):
@@ -360,7 +361,7 @@ def test_unknown_agent_and_missing_key_are_usage_errors(settings_from: Any,
 
 
 def test_sft_episodes_are_the_train_splits_tasks(settings_from: Any, capsys: pytest.CaptureFixture[str]) -> None:
-    from metric_tracker_rl.task_splits import TRAIN_SEED_BASE, get_split
+    from metric_tracker_rl.spec.task_splits import TRAIN_SEED_BASE, get_split
 
     train = get_split("train")
     episodes = inference.parse_args(["--episodes", "3", "--first-task", "5"], settings_from()).episode_specs
@@ -375,7 +376,7 @@ def test_sft_episodes_are_the_train_splits_tasks(settings_from: Any, capsys: pyt
 
 def test_difficulty_chooses_the_named_or_train_tasks_and_the_knobs_reach_every_episode(
         settings_from: Any) -> None:
-    from metric_tracker_rl.task_splits import TRAIN_SCHEDULE, get_split
+    from metric_tracker_rl.spec.task_splits import TRAIN_SCHEDULE, get_split
 
     offline = settings_from()
     by_difficulty = inference.parse_args(["--difficulty", "DEEP"], offline).episode_specs

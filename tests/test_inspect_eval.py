@@ -47,18 +47,14 @@ from metric_tracker_rl.adapters.inspect_eval.dataset import episode_dataset  # n
 from metric_tracker_rl.adapters.inspect_eval.server import LOCAL_SERVERS  # noqa: E402
 from metric_tracker_rl.adapters.inspect_eval.solver import require_held_out  # noqa: E402
 from metric_tracker_rl.adapters.inspect_eval.tools import tool_params  # noqa: E402
+from metric_tracker_rl.adapters.transcript import TaskRun  # noqa: E402
 from metric_tracker_rl.agents import make_agent, run_episode, scripted  # noqa: E402,F401
 from metric_tracker_rl.analysis_tools import TOOL_REGISTRY  # noqa: E402
-from metric_tracker_rl.local_server import free_port, serving  # noqa: E402
-from metric_tracker_rl.published import DIFFICULTIES  # noqa: E402
-from metric_tracker_rl.task_splits import EVAL_SEEDS_PER_DIFFICULTY, get_split  # noqa: E402
-from metric_tracker_rl.tool_calls import (  # noqa: E402
-    SeenObservation,
-    action_tool_call,
-    model_tools,
-    read_observation,
-)
-from metric_tracker_rl.transcript import TaskRun  # noqa: E402
+from metric_tracker_rl.serving.local_server import free_port, serving  # noqa: E402
+from metric_tracker_rl.spec.published import DIFFICULTIES  # noqa: E402
+from metric_tracker_rl.spec.task_splits import EVAL_SEEDS_PER_DIFFICULTY, get_split  # noqa: E402
+from metric_tracker_rl.view.observation import SeenObservation, read_observation  # noqa: E402
+from metric_tracker_rl.view.tool_schemas import action_tool_call, model_tools  # noqa: E402
 
 # Usage given up front: mockllm would otherwise count tokens with an encoding it downloads.
 pytestmark = pytest.mark.slow  # starts local servers and subprocesses
@@ -395,7 +391,7 @@ import json, sys
 from inspect_ai import eval
 from inspect_ai.model import ModelOutput, ModelUsage, get_model
 from metric_tracker_rl.adapters.inspect_eval.server import LOCAL_SERVERS
-from metric_tracker_rl.local_server import healthy
+from metric_tracker_rl.serving.local_server import healthy
 
 urls = []
 
@@ -442,7 +438,8 @@ def test_the_documented_offline_smoke_command_runs_without_a_network(tmp_path: P
     assert "inspect smoke: status=success samples=1" in completed.stdout
     assert list(tmp_path.iterdir()) == []  # the check leaves no log where it ran (a checkout's `logs/`)
     kept = tmp_path / "kept"
-    completed = subprocess.run([sys.executable, "-m", "metric_tracker_rl.inspect_eval.smoke", "--log-dir", str(kept)],
+    completed = subprocess.run([sys.executable, "-m", "metric_tracker_rl.adapters.inspect_eval.smoke",
+                                "--log-dir", str(kept)],
                                cwd=tmp_path, env=blocked, capture_output=True, text=True, timeout=300)
     assert completed.returncode == 0, completed.stderr[-3000:]
     assert [path.suffix for path in kept.iterdir()] == [".eval"] and str(kept) in completed.stdout

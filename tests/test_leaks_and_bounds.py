@@ -18,17 +18,17 @@ from metric_tracker_rl import MetricTrackerRlAction
 from metric_tracker_rl.analysis_tools import MAX_RESULT_ROWS, TOOL_REGISTRY
 from metric_tracker_rl.analysis_tools.arguments import MAX_PREVIEW_ROWS, WINDOW
 from metric_tracker_rl.analysis_tools.segment_tools import CONTEXT_TOOL_NAMES, SEGMENT_TOOL_NAMES
-from metric_tracker_rl.environment import MAX_SUBMISSION_ROWS, MetricTrackerRlEnvironment
+from metric_tracker_rl.generation.scenario import build_episode
 from metric_tracker_rl.models import MAX_GENERATOR_CALLS, MetricSubmissionRow, PayloadGeneratorMethod
-from metric_tracker_rl.published import (
+from metric_tracker_rl.serving.environment import MAX_SUBMISSION_ROWS, MetricTrackerRlEnvironment
+from metric_tracker_rl.spec.published import (
     CONVERSION_METRIC_NAMES,
     COUNT_COLUMNS,
     DIFFICULTIES,
     fluctuation_bounds,
     row_key,
 )
-from metric_tracker_rl.scenario import build_episode
-from metric_tracker_rl.tasks import resolve_episode_config
+from metric_tracker_rl.spec.tasks import resolve_episode_config
 
 MAX_RESULT_BYTES = 256 * 1024  # documented bound on one serialized observation after a tool call
 SWEEP = [{"task_id": "medium_mixed_three"}, {"task_id": "hard_mixed_multi"}, {"task_id": "frontier_segments"},

@@ -22,12 +22,14 @@ from openenv.core.env_server.mcp_types import (
 from openenv.core.mcp_client import MCPToolClient
 from pydantic import BaseModel, Field
 
+import benchmarks.exploits  # noqa: F401  (registers the calibration's exploit agents)
 from metric_tracker_rl.agents import make_agent
 from metric_tracker_rl.analysis_tools import TOOL_REGISTRY
 from metric_tracker_rl.analysis_tools.registry import register_tool
-from metric_tracker_rl.environment import MetricTrackerRlEnvironment
 from metric_tracker_rl.models import MetricTrackerRlAction
-from metric_tracker_rl.tool_calls import action_tool_call, model_tools, render_observation, seen
+from metric_tracker_rl.serving.environment import MetricTrackerRlEnvironment
+from metric_tracker_rl.view.observation import render_observation, seen
+from metric_tracker_rl.view.tool_schemas import action_tool_call, model_tools
 
 AGENT_NAMES = ("expert", "random", "top_k_dates", "null")
 
@@ -302,8 +304,8 @@ def test_openenvs_mcp_harness_plays_an_episode_on_the_mcp_session_and_gets_its_s
     from openenv.core.harness import HarnessRunLimits, MCPHarnessAdapter, ModelStepResult, _resolve_env_reward
     from openenv.core.llm_client import LLMResponse, ToolCall
 
-    from metric_tracker_rl.harness import McpSessionFactory
-    from metric_tracker_rl.tool_calls import read_observation
+    from metric_tracker_rl.adapters.openenv_harness import McpSessionFactory
+    from metric_tracker_rl.view.observation import read_observation
 
     agent = make_agent("expert")
     offered: list[list[str]] = []

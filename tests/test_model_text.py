@@ -16,11 +16,12 @@ from hypothesis import strategies as st
 from pydantic import BaseModel, ValidationError
 
 from metric_tracker_rl import MetricTrackerRlAction
+from metric_tracker_rl.adapters.trl import MetricTrackerToolEnv
 from metric_tracker_rl.analysis_tools import TOOL_REGISTRY, run_tool
-from metric_tracker_rl.daily_panel import peer_median, same_weekday_peers
-from metric_tracker_rl.environment import MetricTrackerRlEnvironment
+from metric_tracker_rl.generation.scenario import build_episode
 from metric_tracker_rl.models import EpisodeWindow, MetricTrackerRlObservation, PayloadGeneratorMethod
-from metric_tracker_rl.published import (
+from metric_tracker_rl.serving.environment import MetricTrackerRlEnvironment
+from metric_tracker_rl.spec.published import (
     BASELINE_RULE,
     DIFFICULTIES,
     ENTITY_NAMES,
@@ -28,20 +29,12 @@ from metric_tracker_rl.published import (
     FUNNEL_STEPS,
     SEGMENTED_DIFFICULTIES,
 )
-from metric_tracker_rl.scenario import build_episode
-from metric_tracker_rl.tasks import TASKS, resolve_episode_config
-from metric_tracker_rl.tool_calls import (
-    SUBMIT_GENERATORS,
-    SUBMIT_REPORT,
-    SYSTEM_PROMPT,
-    first_prompt,
-    model_tools,
-    read_observation,
-    render_observation,
-    tool_action,
-)
-from metric_tracker_rl.tool_env import MetricTrackerToolEnv
-from metric_tracker_rl.view_reader import parse
+from metric_tracker_rl.spec.tasks import TASKS, resolve_episode_config
+from metric_tracker_rl.view.observation import read_observation, render_observation
+from metric_tracker_rl.view.prompt import SYSTEM_PROMPT, first_prompt
+from metric_tracker_rl.view.reader import parse
+from metric_tracker_rl.view.tool_schemas import SUBMIT_GENERATORS, SUBMIT_REPORT, model_tools, tool_action
+from metric_tracker_rl.world.daily_panel import peer_median, same_weekday_peers
 
 ROW = {"date": "2026-03-10", "entity_type": "conversion_rate", "entity_name": "app_open_to_menu_open",
        "anomaly_type": "rate_spike_from_median", "detection_method": "compare_rate_to_median",

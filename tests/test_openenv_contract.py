@@ -23,9 +23,9 @@ from starlette.exceptions import HTTPException
 
 from metric_tracker_rl.adapters import openenv_internals as adapter
 from metric_tracker_rl.client import MetricTrackerRlEnv
-from metric_tracker_rl.environment import MetricTrackerRlEnvironment
 from metric_tracker_rl.models import MetricTrackerRlAction, MetricTrackerRlObservation, MetricTrackerRlState
-from metric_tracker_rl.task_splits import TaskIndexError
+from metric_tracker_rl.serving.environment import MetricTrackerRlEnvironment
+from metric_tracker_rl.spec.task_splits import TaskIndexError
 
 UPGRADE = "OpenEnv changed an internal metric_tracker_rl/adapters/openenv_internals.py relies on: "
 

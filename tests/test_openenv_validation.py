@@ -20,7 +20,7 @@ from openenv.validation.runtime.collector import collect_runtime_evidence
 from openenv.validation.runtime.contracts import load_runtime_plan
 from openenv.validation.types import CheckStatus, Level, Verdict
 
-from metric_tracker_rl.environment import MetricTrackerRlEnvironment
+from metric_tracker_rl.serving.environment import MetricTrackerRlEnvironment
 
 ROOT = Path(__file__).resolve().parents[1]
 

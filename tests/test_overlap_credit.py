@@ -16,8 +16,8 @@ from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
 from metric_tracker_rl.analysis_tools import run_tool
-from metric_tracker_rl.environment import MetricTrackerRlEnvironment, overlap_traffic
-from metric_tracker_rl.grader import (
+from metric_tracker_rl.generation.scenario import Episode, build_episode
+from metric_tracker_rl.grading.grader import (
     SEGMENT_CREDIT,
     LeafTraffic,
     grade_submission,
@@ -25,8 +25,7 @@ from metric_tracker_rl.grader import (
     row_segment,
     segment_overlap,
 )
-from metric_tracker_rl.models import MetricSubmissionRow, MetricTrackerRlAction
-from metric_tracker_rl.overlap_examples import (
+from metric_tracker_rl.grading.overlap_examples import (
     EXAMPLE_DATE,
     NEAR_MISSES,
     example_statement,
@@ -34,12 +33,13 @@ from metric_tracker_rl.overlap_examples import (
     near_miss_overlaps,
     near_miss_table,
 )
-from metric_tracker_rl.published import OVERLAP_CREDIT_RULE
-from metric_tracker_rl.scenario import Episode, build_episode
-from metric_tracker_rl.segments import SEGMENT_FIELDS, Segment, frontier_brief
-from metric_tracker_rl.tasks import resolve_episode_config
-from metric_tracker_rl.tiers import TIERS
-from metric_tracker_rl.validation import validate_rows
+from metric_tracker_rl.models import MetricSubmissionRow, MetricTrackerRlAction
+from metric_tracker_rl.serving.environment import MetricTrackerRlEnvironment, overlap_traffic
+from metric_tracker_rl.spec.published import OVERLAP_CREDIT_RULE
+from metric_tracker_rl.spec.tasks import resolve_episode_config
+from metric_tracker_rl.spec.tiers import TIERS
+from metric_tracker_rl.spec.validation import validate_rows
+from metric_tracker_rl.world.segments import SEGMENT_FIELDS, Segment, frontier_brief
 
 DOCS = Path(__file__).resolve().parents[1] / "docs" / "grading.md"
 PROPERTIES = settings(max_examples=150, deadline=None, derandomize=True,

@@ -19,7 +19,7 @@ import pytest
 import yaml
 from conftest import ROOT, serving
 
-from metric_tracker_rl.local_server import free_port
+from metric_tracker_rl.serving.local_server import free_port
 
 try:
     import tomllib
@@ -87,7 +87,7 @@ def test_one_version_and_a_declared_license() -> None:
     """pyproject.toml holds the version; the installed package, the environment's metadata and the OpenEnv manifest
     all say the same; the license the package declares is the LICENSE file's."""
     from metric_tracker_rl import __version__
-    from metric_tracker_rl.environment import MetricTrackerRlEnvironment
+    from metric_tracker_rl.serving.environment import MetricTrackerRlEnvironment
 
     project = pyproject()["project"]
     manifest = yaml.safe_load((ROOT / "openenv.yaml").read_text())
@@ -98,7 +98,7 @@ def test_one_version_and_a_declared_license() -> None:
 
 
 def test_project_script_runs_the_server_main() -> None:
-    assert pyproject()["project"]["scripts"]["server"] == "metric_tracker_rl.server.app:main"
+    assert pyproject()["project"]["scripts"]["server"] == "metric_tracker_rl.serving.app:main"
 
 
 @pytest.mark.slow
@@ -187,7 +187,8 @@ def imported_modules(path: Path) -> set[str]:
     return modules
 
 
-SERVER_SIDE = ("metric_tracker_rl.server", "metric_tracker_rl.environment", "metric_tracker_rl.mcp_surface")
+SERVER_SIDE = ("metric_tracker_rl.serving", "metric_tracker_rl.serving.environment",
+               "metric_tracker_rl.serving.mcp_surface")
 
 
 def test_client_package_never_imports_the_server() -> None:
@@ -208,9 +209,9 @@ def test_app_module_only_builds_the_app() -> None:
     for path in (ROOT / "server" / "app.py", ROOT / "metric_tracker_rl" / "server" / "app.py"):
         tree = ast.parse(path.read_text())
         assert [node.name for node in ast.walk(tree) if isinstance(node, ast.ClassDef)] == []
-    assert "metric_tracker_rl.environment" in imported_modules(ROOT / "metric_tracker_rl" / "server" / "app.py")
-    assert imported_modules(ROOT / "server" / "app.py") <= {"__future__", "typing", "metric_tracker_rl.server",
-                                                          "metric_tracker_rl.server.app"}
+    assert "metric_tracker_rl.serving.environment" in imported_modules(ROOT / "metric_tracker_rl" / "server" / "app.py")
+    assert imported_modules(ROOT / "server" / "app.py") <= {"__future__", "typing", "metric_tracker_rl.serving",
+                                                          "metric_tracker_rl.serving.app"}
 
 
 @pytest.mark.slow
@@ -226,5 +227,5 @@ def test_the_wheel_installs_the_package_and_no_top_level_server(tmp_path: Path) 
         entry_points = archive.read(next(n for n in names if n.endswith(".dist-info/entry_points.txt"))).decode()
     assert {name.split("/")[0] for name in names} == {"metric_tracker_rl", f"{wheel.name.split('-')[0]}-"
                                                       f"{wheel.name.split('-')[1]}.dist-info"}
-    assert "metric_tracker_rl/server/app.py" in names and "metric_tracker_rl/environment.py" in names
-    assert "server = metric_tracker_rl.server.app:main" in entry_points
+    assert "metric_tracker_rl/serving/app.py" in names and "metric_tracker_rl/serving/environment.py" in names
+    assert "server = metric_tracker_rl.serving.app:main" in entry_points

@@ -13,10 +13,22 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from metric_tracker_rl import daily_panel
-from metric_tracker_rl import scenario as scenario_module
 from metric_tracker_rl.analysis_tools import comparisons, run_tool
-from metric_tracker_rl.funnel import (
+from metric_tracker_rl.generation import scenario as scenario_module
+from metric_tracker_rl.generation.scenario import build_episode
+from metric_tracker_rl.spec.published import (
+    ANOMALY_TYPES,
+    CONVERSION_METRIC_NAMES,
+    COUNT_COLUMNS,
+    ENTITY_TYPES,
+    SEVERITIES,
+    severity_for,
+    severity_indices,
+)
+from metric_tracker_rl.spec.seeding import EpisodeKey, derive_rng
+from metric_tracker_rl.spec.tasks import resolve_episode_config
+from metric_tracker_rl.world import daily_panel
+from metric_tracker_rl.world.funnel import (
     HOURS,
     N_EVENTS,
     N_STEPS,
@@ -27,18 +39,6 @@ from metric_tracker_rl.funnel import (
     is_weekend,
     stage_means,
 )
-from metric_tracker_rl.published import (
-    ANOMALY_TYPES,
-    CONVERSION_METRIC_NAMES,
-    COUNT_COLUMNS,
-    ENTITY_TYPES,
-    SEVERITIES,
-    severity_for,
-    severity_indices,
-)
-from metric_tracker_rl.scenario import build_episode
-from metric_tracker_rl.seeding import EpisodeKey, derive_rng
-from metric_tracker_rl.tasks import resolve_episode_config
 
 
 def reference_leave_one_out_median(values: np.ndarray, groups: np.ndarray) -> np.ndarray:

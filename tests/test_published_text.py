@@ -16,14 +16,16 @@ from hypothesis import strategies as st
 from metric_tracker_rl import MetricTrackerRlAction, view
 from metric_tracker_rl.analysis_tools import run_tool
 from metric_tracker_rl.analysis_tools.comparisons import broken_step_hours
-from metric_tracker_rl.environment import MetricTrackerRlEnvironment
-from metric_tracker_rl.published import COUNT_COLUMNS, ENTITY_NAMES, ENTITY_VALUE_DEFINITIONS
-from metric_tracker_rl.scenario import build_episode
-from metric_tracker_rl.segments import version_labels
-from metric_tracker_rl.task_splits import SPLITS, get_split
-from metric_tracker_rl.tasks import resolve_episode_config
-from metric_tracker_rl.tool_calls import first_prompt, model_tools, read_observation, render_observation
-from metric_tracker_rl.view_reader import parse as parse_view
+from metric_tracker_rl.generation.scenario import build_episode
+from metric_tracker_rl.serving.environment import MetricTrackerRlEnvironment
+from metric_tracker_rl.spec.published import COUNT_COLUMNS, ENTITY_NAMES, ENTITY_VALUE_DEFINITIONS
+from metric_tracker_rl.spec.task_splits import SPLITS, get_split
+from metric_tracker_rl.spec.tasks import resolve_episode_config
+from metric_tracker_rl.view.observation import read_observation, render_observation
+from metric_tracker_rl.view.prompt import first_prompt
+from metric_tracker_rl.view.reader import parse as parse_view
+from metric_tracker_rl.view.tool_schemas import model_tools
+from metric_tracker_rl.world.segments import version_labels
 
 MODEL_TOOLS = {tool.name: tool for tool in model_tools()}
 

@@ -8,7 +8,7 @@ import time
 import gradio as gr
 from starlette.routing import Mount
 
-from metric_tracker_rl.server.quiet_queue import (
+from metric_tracker_rl.serving.quiet_queue import (
     BUSY_EVENT_POLL_S,
     BUSY_PROGRESS_POLL_S,
     IDLE_POLL_S,
@@ -19,7 +19,7 @@ from metric_tracker_rl.server.quiet_queue import (
 
 
 def test_the_served_debugger_runs_on_a_quiet_queue() -> None:
-    from metric_tracker_rl.server.app import build_app
+    from metric_tracker_rl.serving.app import build_app
     from metric_tracker_rl.settings import ServerSettings
 
     app = build_app(settings=ServerSettings.load(enable_web_interface=True, debug=False))

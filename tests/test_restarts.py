@@ -21,8 +21,8 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.protocol import State
 from websockets.sync.client import connect
 
+from metric_tracker_rl.adapters.trl import URL_VAR, MetricTrackerToolEnv
 from metric_tracker_rl.client import MetricTrackerRlEnv
-from metric_tracker_rl.local_server import free_port, healthy, serving
 from metric_tracker_rl.models import MetricTrackerRlAction
 from metric_tracker_rl.reconnect import (
     RETRY_DEADLINE_VAR,
@@ -31,10 +31,10 @@ from metric_tracker_rl.reconnect import (
     backoff_waits,
     reset_until_served,
 )
-from metric_tracker_rl.server.lifecycle import GOING_AWAY, STOPPING_REASON, Lifecycle, _Session
+from metric_tracker_rl.serving.lifecycle import GOING_AWAY, STOPPING_REASON, Lifecycle, _Session
+from metric_tracker_rl.serving.local_server import free_port, healthy, serving
 from metric_tracker_rl.settings import ClientSettings, ServerSettings, SettingsError
-from metric_tracker_rl.tool_calls import read_observation
-from metric_tracker_rl.tool_env import URL_VAR, MetricTrackerToolEnv
+from metric_tracker_rl.view.observation import read_observation
 
 pytestmark = pytest.mark.slow
 DRAIN_VAR = "METRIC_TRACKER_DRAIN_S"
@@ -123,12 +123,12 @@ def test_a_drain_waits_for_the_step_in_flight_then_closes_with_going_away() -> N
 
 
 def test_the_worker_side_imports_no_application_code() -> None:
-    """A spawned worker unpickles metric_tracker_rl.server.serving before it can answer the supervisor's 5 s health
+    """A spawned worker unpickles metric_tracker_rl.serving.process before it can answer the supervisor's 5 s health
     check; if that import pulled in the application (OpenEnv, gradio: seconds), workers would be killed and
     respawned. Only the package's light `__init__` modules may come with it."""
-    code = ("import sys, metric_tracker_rl.server.serving; print(sorted(m for m in sys.modules if m.split('.')[0] in "
-            "('gradio', 'openenv', 'metric_tracker_rl') and m not in ('metric_tracker_rl', 'metric_tracker_rl.server', "
-            "'metric_tracker_rl.server.serving')))")
+    code = ("import sys, metric_tracker_rl.serving.process; print(sorted(m for m in sys.modules if m.split('.')[0] in "
+            "('gradio', 'openenv', 'metric_tracker_rl') and m not in "
+            "('metric_tracker_rl', 'metric_tracker_rl.serving', 'metric_tracker_rl.serving.process')))")
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert result.returncode == 0 and result.stdout.strip() == "[]", result.stdout + result.stderr
 

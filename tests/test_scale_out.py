@@ -13,7 +13,7 @@ import pytest
 from conftest import running_server
 
 from metric_tracker_rl import MetricTrackerRlAction, MetricTrackerRlEnv
-from metric_tracker_rl.environment import MetricTrackerRlEnvironment
+from metric_tracker_rl.serving.environment import MetricTrackerRlEnvironment
 
 pytestmark = pytest.mark.slow  # starts server processes or a browser
 

@@ -26,10 +26,11 @@ from conftest import ROOT
 from websockets.sync.client import ClientConnection, connect
 
 from benchmarks.scale_out import haproxy_in_front
-from metric_tracker_rl.local_server import free_port, serving
+from metric_tracker_rl.adapters.trl import URL_VAR, MetricTrackerToolEnv
 from metric_tracker_rl.reconnect import RETRY_DEADLINE_VAR
-from metric_tracker_rl.tool_calls import SUBMIT_REPORT, read_observation
-from metric_tracker_rl.tool_env import URL_VAR, MetricTrackerToolEnv
+from metric_tracker_rl.serving.local_server import free_port, serving
+from metric_tracker_rl.view.observation import read_observation
+from metric_tracker_rl.view.tool_schemas import SUBMIT_REPORT
 
 pytestmark = [pytest.mark.slow,
               pytest.mark.skipif(shutil.which("haproxy") is None,

@@ -18,11 +18,11 @@ from websockets.sync.client import ClientConnection, connect
 from metric_tracker_rl import DEFAULT_TASK_ORDER, MetricTrackerRlAction, MetricTrackerRlEnv
 from metric_tracker_rl.analysis_tools import available_analysis_methods, generate_rows, run_tool
 from metric_tracker_rl.analysis_tools.segment_tools import CONTEXT_TOOL_NAMES, SEGMENT_TOOL_NAMES
-from metric_tracker_rl.environment import NO_EPISODE_OVER_HTTP
+from metric_tracker_rl.generation.scenario import Episode, build_episode
 from metric_tracker_rl.models import MetricTrackerRlObservation, MetricTrackerRlState, PayloadGeneratorMethod
-from metric_tracker_rl.published import row_key
-from metric_tracker_rl.scenario import Episode, build_episode
-from metric_tracker_rl.tasks import resolve_episode_config
+from metric_tracker_rl.serving.environment import NO_EPISODE_OVER_HTTP
+from metric_tracker_rl.spec.published import row_key
+from metric_tracker_rl.spec.tasks import resolve_episode_config
 
 pytestmark = pytest.mark.slow  # starts server processes or a browser
 

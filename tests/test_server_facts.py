@@ -11,11 +11,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from metric_tracker_rl.adapters.session import EpisodeSession
 from metric_tracker_rl.agents import make_agent, play, run_episode
-from metric_tracker_rl.environment import MetricTrackerRlEnvironment
 from metric_tracker_rl.models import EpisodeWindow, MetricTrackerRlAction
-from metric_tracker_rl.session import EpisodeSession
-from metric_tracker_rl.tool_calls import brief_data, first_prompt, render_observation, seen
+from metric_tracker_rl.serving.environment import MetricTrackerRlEnvironment
+from metric_tracker_rl.view.observation import render_observation, seen
+from metric_tracker_rl.view.prompt import brief_data, first_prompt
 
 DIFFICULTIES = ("easy", "medium", "hard", "frontier", "deep")
 

@@ -11,21 +11,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from metric_tracker_rl import MetricTrackerRlEnv
+from metric_tracker_rl.adapters.session import EPISODE_OVER_TEXT, AsyncEpisodeSession, EpisodeNotStarted, EpisodeSession
 from metric_tracker_rl.agents import make_agent, play
-from metric_tracker_rl.environment import MetricTrackerRlEnvironment
+from metric_tracker_rl.generation.scenario import build_episode
 from metric_tracker_rl.models import MetricTrackerRlAction, MetricTrackerRlObservation
-from metric_tracker_rl.published import AGGREGATE_DIFFICULTIES, DIFFICULTIES
-from metric_tracker_rl.scenario import build_episode
-from metric_tracker_rl.session import EPISODE_OVER_TEXT, AsyncEpisodeSession, EpisodeNotStarted, EpisodeSession
-from metric_tracker_rl.tasks import resolve_episode_config
-from metric_tracker_rl.tool_calls import (
-    SUBMIT_REPORT,
-    SeenObservation,
-    model_tools,
-    read_observation,
-    seen,
-    tool_action,
-)
+from metric_tracker_rl.serving.environment import MetricTrackerRlEnvironment
+from metric_tracker_rl.spec.published import AGGREGATE_DIFFICULTIES, DIFFICULTIES
+from metric_tracker_rl.spec.tasks import resolve_episode_config
+from metric_tracker_rl.view.observation import SeenObservation, read_observation, seen
+from metric_tracker_rl.view.tool_schemas import SUBMIT_REPORT, model_tools, tool_action
 
 TOOL_NAMES = [tool.name for tool in model_tools() if tool.name != SUBMIT_REPORT] + [SUBMIT_REPORT]
 ARGUMENTS: list[dict[str, Any]] = [{}, {"limit": 3}, {"limit": 2, "offset": 2}, {"threshold_multiplier": 2.5},

@@ -11,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from metric_tracker_rl import settings as settings_module
-from metric_tracker_rl.server import app as server_app
+from metric_tracker_rl.serving import app as server_app
 from metric_tracker_rl.settings import ClientSettings, ServerSettings, Settings, SettingsError
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -24,14 +24,14 @@ import pytest
 from websockets.sync.client import ClientConnection, connect
 
 from metric_tracker_rl import MetricTrackerRlAction
-from metric_tracker_rl.environment import MetricTrackerRlEnvironment
-from metric_tracker_rl.sql_pool import (
+from metric_tracker_rl.serving.environment import MetricTrackerRlEnvironment
+from metric_tracker_rl.sql.pool import (
     KILL_GRACE_S,
     LOAD_GRACE_S,
     FairGate,
     pool,
 )
-from metric_tracker_rl.sql_sandbox import TIME_LIMIT_S
+from metric_tracker_rl.sql.sandbox import TIME_LIMIT_S
 from tests.conftest import running_server
 
 DEADLINE_S = TIME_LIMIT_S + KILL_GRACE_S + LOAD_GRACE_S + 10.0  # the pool's deadline and a busy machine's slack

@@ -27,12 +27,12 @@ from websockets.sync.client import connect
 from metric_tracker_rl import MetricTrackerRlAction, view
 from metric_tracker_rl.analysis_tools import TOOL_REGISTRY
 from metric_tracker_rl.analysis_tools.sql import SANDBOX_KEY
-from metric_tracker_rl.environment import THREADED_TOOLS, MetricTrackerRlEnvironment
-from metric_tracker_rl.public_episode import PublicEpisode
-from metric_tracker_rl.published import COUNT_COLUMNS
-from metric_tracker_rl.scenario import build_episode
-from metric_tracker_rl.sql_pool import KILL_GRACE_S, pool
-from metric_tracker_rl.sql_sandbox import (
+from metric_tracker_rl.generation.scenario import build_episode
+from metric_tracker_rl.serving.environment import THREADED_TOOLS, MetricTrackerRlEnvironment
+from metric_tracker_rl.spec.published import COUNT_COLUMNS
+from metric_tracker_rl.spec.tasks import resolve_episode_config
+from metric_tracker_rl.sql.pool import KILL_GRACE_S, pool
+from metric_tracker_rl.sql.sandbox import (
     CONFIG,
     CUT_MARK,
     MAX_CELL_CHARS,
@@ -43,9 +43,9 @@ from metric_tracker_rl.sql_sandbox import (
     SqlRefused,
     SqlSandbox,
 )
-from metric_tracker_rl.tasks import resolve_episode_config
-from metric_tracker_rl.tool_calls import render_observation
-from metric_tracker_rl.view_reader import parse as parse_view
+from metric_tracker_rl.view.observation import render_observation
+from metric_tracker_rl.view.reader import parse as parse_view
+from metric_tracker_rl.world.public_episode import PublicEpisode
 
 PUBLIC_TABLES = {"daily", "hourly", "annotations"}
 # A refusal names what is allowed.

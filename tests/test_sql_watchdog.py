@@ -11,7 +11,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from metric_tracker_rl.sql_worker import WALL_BACKSTOP, Watchdog
+from metric_tracker_rl.sql.worker import WALL_BACKSTOP, Watchdog
 
 LIMIT_S = 1.0
 WAIT_S = 30.0  # far more than any poll takes; a pass never waits this long

@@ -11,9 +11,9 @@ from hypothesis import strategies as st
 
 from benchmarks.calibrate import episode_plan
 from metric_tracker_rl import DEFAULT_TASK_ORDER, NAMED_TASK_ORDER, MetricTrackerRlEnv
-from metric_tracker_rl.environment import MetricTrackerRlEnvironment
-from metric_tracker_rl.published import DIFFICULTIES
-from metric_tracker_rl.task_splits import (
+from metric_tracker_rl.serving.environment import MetricTrackerRlEnvironment
+from metric_tracker_rl.spec.published import DIFFICULTIES
+from metric_tracker_rl.spec.task_splits import (
     EVAL_SEEDS_PER_DIFFICULTY,
     SPLITS,
     TRAIN_SCHEDULE,
@@ -27,7 +27,7 @@ from metric_tracker_rl.task_splits import (
     task_range,
     train_task,
 )
-from metric_tracker_rl.tasks import TASKS, resolve_episode_config
+from metric_tracker_rl.spec.tasks import TASKS, resolve_episode_config
 
 ENV_NAME = "metric_tracker_rl"
 SPLIT_SIZES = {"train": TRAIN_TASK_COUNT,

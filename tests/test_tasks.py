@@ -6,10 +6,10 @@ import pytest
 
 from metric_tracker_rl import DEFAULT_TASK_ORDER, NAMED_TASK_ORDER, MetricTrackerRlAction, get_task_spec
 from metric_tracker_rl.analysis_tools import TOOL_REGISTRY
-from metric_tracker_rl.anomalies import FAMILY_REGISTRY
-from metric_tracker_rl.environment import MetricTrackerRlEnvironment
-from metric_tracker_rl.scenario import build_episode
-from metric_tracker_rl.tasks import (
+from metric_tracker_rl.generation.anomalies import FAMILY_REGISTRY
+from metric_tracker_rl.generation.scenario import build_episode
+from metric_tracker_rl.serving.environment import MetricTrackerRlEnvironment
+from metric_tracker_rl.spec.tasks import (
     ANOMALY_COUNT_RANGE,
     MAX_ANOMALIES,
     MAX_DENSITY,

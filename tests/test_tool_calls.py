@@ -10,20 +10,19 @@ from hypothesis import strategies as st
 from metric_tracker_rl import MetricSubmissionRow, MetricTrackerRlAction, PayloadGeneratorMethod
 from metric_tracker_rl.analysis_tools import GENERATOR_NAMES, TOOL_REGISTRY
 from metric_tracker_rl.analysis_tools.registry import MAX_PAGE_ROWS
-from metric_tracker_rl.environment import MetricTrackerRlEnvironment
-from metric_tracker_rl.published import ENTITY_NAMES
-from metric_tracker_rl.tool_calls import (
+from metric_tracker_rl.serving.environment import MetricTrackerRlEnvironment
+from metric_tracker_rl.spec.published import ENTITY_NAMES
+from metric_tracker_rl.view.observation import read_observation, render_observation
+from metric_tracker_rl.view.prompt import first_prompt
+from metric_tracker_rl.view.render import rounded
+from metric_tracker_rl.view.tool_schemas import (
     SUBMIT_GENERATORS,
     SUBMIT_REPORT,
     action_tool_call,
-    first_prompt,
     model_tools,
     openai_tools,
-    read_observation,
-    render_observation,
     tool_action,
 )
-from metric_tracker_rl.view import rounded
 
 ROW = {"date": "2026-03-10", "entity_type": "conversion_rate", "entity_name": "app_open_to_menu_open",
        "anomaly_type": "rate_spike_from_median", "detection_method": "get_rate_spike_from_median_rows",

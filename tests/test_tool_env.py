@@ -10,8 +10,9 @@ import pytest
 from transformers.utils import get_json_schema
 
 from metric_tracker_rl import MetricTrackerRlEnv
-from metric_tracker_rl.tool_calls import SUBMIT_REPORT, model_tools, read_observation, render_observation, tool_action
-from metric_tracker_rl.tool_env import RESET_VAR, URL_VAR, MetricTrackerToolEnv
+from metric_tracker_rl.adapters.trl import RESET_VAR, URL_VAR, MetricTrackerToolEnv
+from metric_tracker_rl.view.observation import read_observation, render_observation
+from metric_tracker_rl.view.tool_schemas import SUBMIT_REPORT, model_tools, tool_action
 
 ToolCall = Callable[..., str]
 

@@ -16,12 +16,12 @@ from metric_tracker_rl import MetricSubmissionRow, MetricTrackerRlAction, Payloa
 from metric_tracker_rl.analysis_tools import TOOL_REGISTRY, available_analysis_methods, generate_rows, run_tool
 from metric_tracker_rl.analysis_tools.registry import DEFAULT_PAGE_ROWS, MAX_PAGE_ROWS
 from metric_tracker_rl.analysis_tools.segment_tools import CONTEXT_TOOL_NAMES, SEGMENT_TOOL_NAMES
-from metric_tracker_rl.context import CONTEXT_TABLES
-from metric_tracker_rl.environment import MetricTrackerRlEnvironment
-from metric_tracker_rl.public_episode import PublicEpisode
-from metric_tracker_rl.published import CONVERSION_METRIC_NAMES
-from metric_tracker_rl.scenario import build_episode
-from metric_tracker_rl.tasks import resolve_episode_config
+from metric_tracker_rl.generation.scenario import build_episode
+from metric_tracker_rl.serving.environment import MetricTrackerRlEnvironment
+from metric_tracker_rl.spec.published import CONVERSION_METRIC_NAMES
+from metric_tracker_rl.spec.tasks import resolve_episode_config
+from metric_tracker_rl.world.context import CONTEXT_TABLES
+from metric_tracker_rl.world.public_episode import PublicEpisode
 
 TOOL_MODULES = sorted((ROOT / "metric_tracker_rl" / "analysis_tools").glob("*.py"))
 
@@ -181,7 +181,7 @@ def test_tool_modules_cannot_reach_the_labels(path) -> None:
     for module, names in _imports(path):
         assert "anomalies" not in module and "anomalies" not in names, (module, names)
         assert "grader" not in module and "grader" not in names, (module, names)
-        assert module != "metric_tracker_rl.scenario", (module, names)
+        assert module != "metric_tracker_rl.generation.scenario", (module, names)
         assert "GroundTruth" not in names and "Episode" not in names and "server" not in module
     attributes = {node.attr for node in ast.walk(ast.parse(path.read_text())) if isinstance(node, ast.Attribute)}
     assert not attributes & {"truth", "expected_rows", "neutral_keys", "injections", "distractors"}

@@ -35,16 +35,10 @@ if (MISSING := train_group_missing()) is not None:  # says which Python TRL need
     pytest.skip(MISSING, allow_module_level=True)
 
 from metric_tracker_rl import MetricTrackerRlEnv  # noqa: E402
-from metric_tracker_rl.tool_calls import (  # noqa: E402
-    SUBMIT_REPORT,
-    SYSTEM_PROMPT,
-    first_prompt,
-    model_tools,
-    openai_tools,
-    render_observation,
-    tool_action,
-)
-from metric_tracker_rl.tool_env import URL_VAR, MetricTrackerToolEnv  # noqa: E402
+from metric_tracker_rl.adapters.trl import URL_VAR, MetricTrackerToolEnv  # noqa: E402
+from metric_tracker_rl.view.observation import render_observation  # noqa: E402
+from metric_tracker_rl.view.prompt import SYSTEM_PROMPT, first_prompt  # noqa: E402
+from metric_tracker_rl.view.tool_schemas import SUBMIT_REPORT, model_tools, openai_tools, tool_action  # noqa: E402
 from training.grpo import grpo_config, grpo_dataset, grpo_trainer  # noqa: E402
 from training.sft import sft_config, sft_dataset, sft_trainer  # noqa: E402
 

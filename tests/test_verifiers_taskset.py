@@ -18,9 +18,10 @@ import pytest
 from scripted_chat_model import ScriptedChatModel, serving_model
 
 from metric_tracker_rl.agents import make_agent
-from metric_tracker_rl.environment import MetricTrackerRlEnvironment
-from metric_tracker_rl.local_server import local_server
-from metric_tracker_rl.tool_calls import action_tool_call, openai_tools, render_observation, seen
+from metric_tracker_rl.serving.environment import MetricTrackerRlEnvironment
+from metric_tracker_rl.serving.local_server import local_server
+from metric_tracker_rl.view.observation import render_observation, seen
+from metric_tracker_rl.view.tool_schemas import action_tool_call, openai_tools
 
 pytestmark = pytest.mark.slow
 

@@ -12,17 +12,17 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from benchmarks.interface import record_episode
+from metric_tracker_rl.adapters.transcript import TaskRun, cut_results, unseen_submitted_rows
 from metric_tracker_rl.agents import Agent, make_agent, run_episode
-from metric_tracker_rl.environment import MetricTrackerRlEnvironment
-from metric_tracker_rl.grader import grade_submission
+from metric_tracker_rl.generation.scenario import build_episode
+from metric_tracker_rl.grading.grader import grade_submission
 from metric_tracker_rl.models import MetricSubmissionRow, MetricTrackerRlAction
-from metric_tracker_rl.published import AGGREGATE_DIFFICULTIES, ANOMALY_TYPES, DIFFICULTIES
-from metric_tracker_rl.scenario import build_episode
-from metric_tracker_rl.tasks import resolve_episode_config
-from metric_tracker_rl.tool_calls import SeenObservation, read_observation
-from metric_tracker_rl.transcript import TaskRun, cut_results, unseen_submitted_rows
-from metric_tracker_rl.view import _float_text, _number_text, render, round_number, rounded
-from metric_tracker_rl.view_reader import ViewParseError, parse
+from metric_tracker_rl.serving.environment import MetricTrackerRlEnvironment
+from metric_tracker_rl.spec.published import AGGREGATE_DIFFICULTIES, ANOMALY_TYPES, DIFFICULTIES
+from metric_tracker_rl.spec.tasks import resolve_episode_config
+from metric_tracker_rl.view.observation import SeenObservation, read_observation
+from metric_tracker_rl.view.reader import ViewParseError, parse
+from metric_tracker_rl.view.render import _float_text, _number_text, render, round_number, rounded
 
 keys = st.from_regex(r"[a-z][a-z_]{0,11}", fullmatch=True)
 numbers = st.integers(-10**9, 10**9) | st.floats(allow_nan=False, allow_infinity=False, width=64)

@@ -11,8 +11,8 @@ import pytest
 from fastapi.testclient import TestClient
 from openenv.core.env_server import gradio_theme, web_interface
 
-from metric_tracker_rl.server.app import build_app
-from metric_tracker_rl.server.web_theme import TABLE_CSS, use_offline_web_theme
+from metric_tracker_rl.serving.app import build_app
+from metric_tracker_rl.serving.web_theme import TABLE_CSS, use_offline_web_theme
 from metric_tracker_rl.settings import ServerSettings
 
 GRADIO_FRONTEND = Path(gradio.__file__).parent / "templates" / "frontend"

@@ -19,8 +19,8 @@ from reliability_support import INTERNALS, record
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection, connect
 
-from metric_tracker_rl.environment import MAX_SUBMISSION_ROWS
-from metric_tracker_rl.server.hardening import MAX_JSON_DEPTH, MAX_MESSAGE_BYTES
+from metric_tracker_rl.serving.environment import MAX_SUBMISSION_ROWS
+from metric_tracker_rl.serving.hardening import MAX_JSON_DEPTH, MAX_MESSAGE_BYTES
 
 pytestmark = pytest.mark.slow  # starts server processes or a browser
 
@@ -325,7 +325,7 @@ def test_a_session_closed_by_its_client_ends_without_an_error() -> None:
     """OpenEnv closes the socket after the client already did; the guard keeps that out of the error log."""
     from starlette.websockets import WebSocketDisconnect
 
-    from metric_tracker_rl.server.hardening import WebSocketFrameGuard
+    from metric_tracker_rl.serving.hardening import WebSocketFrameGuard
 
     async def app_closing_a_gone_socket(scope: dict, receive: Any, send: Any) -> None:
         raise WebSocketDisconnect(code=1006)

@@ -28,8 +28,8 @@ def grpo_dataset(count: int, start: int = 0) -> Dataset:
     in the SFT records `inference.py --trajectories` writes."""
     from datasets import Dataset
 
-    from metric_tracker_rl.task_splits import get_split
-    from metric_tracker_rl.tool_calls import SYSTEM_PROMPT
+    from metric_tracker_rl.spec.task_splits import get_split
+    from metric_tracker_rl.view.prompt import SYSTEM_PROMPT
 
     size = get_split("train").size()
     if not 0 <= start < start + count <= size:
@@ -67,7 +67,7 @@ def grpo_trainer(model: str | PreTrainedModel, args: GRPOConfig, dataset: Datase
     """The trainer: the environment class is the tool set and, through get_reward(), the only reward."""
     from trl import GRPOTrainer
 
-    from metric_tracker_rl.tool_env import MetricTrackerToolEnv
+    from metric_tracker_rl.adapters.trl import MetricTrackerToolEnv
 
     return GRPOTrainer(model=model, args=args, train_dataset=dataset, processing_class=processing_class,
                        environment_factory=MetricTrackerToolEnv)

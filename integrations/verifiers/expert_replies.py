@@ -11,8 +11,8 @@ import argparse
 import json
 
 from metric_tracker_rl.agents import make_agent
-from metric_tracker_rl.environment import MetricTrackerRlEnvironment
-from metric_tracker_rl.tool_calls import seen
+from metric_tracker_rl.serving.environment import MetricTrackerRlEnvironment
+from metric_tracker_rl.view.observation import seen
 
 
 def expert_replies(seed: int, difficulty: str) -> tuple[list[str], float]:

@@ -7,9 +7,9 @@ from collections.abc import Callable
 from types import SimpleNamespace
 from typing import Any
 
-from metric_tracker_rl.model_view import SeenObservation
+from metric_tracker_rl.adapters.session import EpisodeSession
 from metric_tracker_rl.models import MetricTrackerRlAction
-from metric_tracker_rl.session import EpisodeSession
+from metric_tracker_rl.view.observation import SeenObservation
 
 
 class Agent:

@@ -54,9 +54,9 @@ from metric_tracker_rl.agents.frontier_expert import (
     hours_sql,
     stops_sql,
 )
-from metric_tracker_rl.model_view import SeenObservation
 from metric_tracker_rl.models import MetricSubmissionRow, MetricTrackerRlAction
-from metric_tracker_rl.segments import CELL_FIELDS, SEGMENT_FIELDS
+from metric_tracker_rl.view.observation import SeenObservation
+from metric_tracker_rl.world.segments import CELL_FIELDS, SEGMENT_FIELDS
 
 ALIAS = {"platform": "p", "country": "c", "app_version": "v", "channel": "h", "user_type": "u"}
 # The scan's names of the events (p and c name platform and country there).

@@ -40,9 +40,9 @@ from metric_tracker_rl.agents.reading import (
     signed_share,
     strongest_signal,
 )
-from metric_tracker_rl.model_view import SeenObservation
 from metric_tracker_rl.models import MetricSubmissionRow, MetricTrackerRlAction
-from metric_tracker_rl.published import DIRECTIONAL_FAMILIES, FUNNEL_STEPS, SEGMENTED_DIFFICULTIES
+from metric_tracker_rl.spec.published import DIRECTIONAL_FAMILIES, FUNNEL_STEPS, SEGMENTED_DIFFICULTIES
+from metric_tracker_rl.view.observation import SeenObservation
 
 # Generator thresholds of the candidate pool. The data-quality and funnel-break generators also require hours
 # where an event outnumbers its predecessor or a step stops converting: that hour-level evidence is decisive,

@@ -37,9 +37,9 @@ from typing import Any
 
 from metric_tracker_rl.agents.base import Agent
 from metric_tracker_rl.agents.reading import episode_dates
-from metric_tracker_rl.model_view import SeenObservation
 from metric_tracker_rl.models import MetricSubmissionRow, MetricTrackerRlAction
-from metric_tracker_rl.segments import CELL_FIELDS, SEGMENT_FIELDS
+from metric_tracker_rl.view.observation import SeenObservation
+from metric_tracker_rl.world.segments import CELL_FIELDS, SEGMENT_FIELDS
 
 COUNTS = ("sum(app_opens) o, sum(menu_opens) m, sum(product_added_to_cart) c, sum(orders_placed) p, "
           "sum(payment_successful) y")

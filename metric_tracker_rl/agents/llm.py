@@ -15,10 +15,10 @@ from typing import Any, Protocol
 
 from openai import APIConnectionError, APIStatusError, OpenAI, OpenAIError
 
-from metric_tracker_rl.baseline_log import one_line
-from metric_tracker_rl.model_tools import SUBMIT_GENERATORS, SUBMIT_REPORT, openai_tools, tool_action
+from metric_tracker_rl.adapters.baseline_log import one_line
+from metric_tracker_rl.adapters.transcript import TaskRun
 from metric_tracker_rl.settings import ClientSettings
-from metric_tracker_rl.transcript import TaskRun
+from metric_tracker_rl.view.tool_schemas import SUBMIT_GENERATORS, SUBMIT_REPORT, openai_tools, tool_action
 
 CONTINUE_MESSAGE = f"Continue with tool calls; finish with {SUBMIT_REPORT} or {SUBMIT_GENERATORS}."
 NO_KEY = "none"  # what the OpenAI client sends when no key is set: an endpoint without authentication ignores it

@@ -13,8 +13,8 @@ from typing import Any
 
 from metric_tracker_rl.agents.base import Agent, ResultKeeper, register_agent
 from metric_tracker_rl.agents.reading import PAGE_ROWS
-from metric_tracker_rl.model_view import SeenObservation
 from metric_tracker_rl.models import MetricSubmissionRow, MetricTrackerRlAction
+from metric_tracker_rl.view.observation import SeenObservation
 
 THRESHOLD = 4.0
 # Family-specific generators first, so that a funnel break or a data-quality issue is labelled by its own family

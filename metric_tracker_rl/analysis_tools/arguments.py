@@ -10,16 +10,16 @@ from typing import Any, ClassVar
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from metric_tracker_rl.analysis_tools.registry import DEFAULT_PAGE_ROWS, EPISODE_WINDOW, MAX_PAGE_ROWS
-from metric_tracker_rl.funnel import window_dates
-from metric_tracker_rl.plain_types import (
+from metric_tracker_rl.spec.plain_types import (
     HIDDEN_FROM_MODELS,
     MAX_GENERATOR_CALLS,
     THRESHOLD_MULTIPLIER_BOUNDS,
     PayloadGeneratorMethod,
 )
-from metric_tracker_rl.published import CONVERSION_METRIC_NAMES, COUNT_COLUMNS, LONGEST_WINDOW_DAYS
-from metric_tracker_rl.segments import Segment
-from metric_tracker_rl.validation import check_choice, date_problem
+from metric_tracker_rl.spec.published import CONVERSION_METRIC_NAMES, COUNT_COLUMNS, LONGEST_WINDOW_DAYS
+from metric_tracker_rl.spec.validation import check_choice, date_problem
+from metric_tracker_rl.world.funnel import window_dates
+from metric_tracker_rl.world.segments import Segment
 
 # The four-week window of the aggregate tiers; frontier's is longer (every window starts on the same date, and
 # LONGEST_WINDOW_DAYS is the longest tier's). registry.run_tool sets EPISODE_WINDOW to the episode's own dates while

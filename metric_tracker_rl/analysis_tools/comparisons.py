@@ -17,20 +17,20 @@ from metric_tracker_rl.analysis_tools.arguments import (
     ScopedDateArgs,
 )
 from metric_tracker_rl.analysis_tools.registry import ToolError, derived, register_tool
-from metric_tracker_rl.daily_panel import (
+from metric_tracker_rl.spec.published import (
+    COUNT_COLUMNS,
+    ENTITY_VALUE_DEFINITIONS,
+    FUNNEL_STEPS,
+    MIN_HOURLY_DENOMINATOR,  # hours with fewer events at the earlier step are too noisy to judge
+)
+from metric_tracker_rl.world.daily_panel import (
     COLUMN_INDEX,
     MetricPanel,
     nanmedian_last_axis,
     safe_ratio,
     same_weekday_peer_lists,
 )
-from metric_tracker_rl.public_episode import PublicEpisode
-from metric_tracker_rl.published import (
-    COUNT_COLUMNS,
-    ENTITY_VALUE_DEFINITIONS,
-    FUNNEL_STEPS,
-    MIN_HOURLY_DENOMINATOR,  # hours with fewer events at the earlier step are too noisy to judge
-)
+from metric_tracker_rl.world.public_episode import PublicEpisode
 
 BROKEN_HOUR_RATIO = 0.3  # a step is broken in an hour converting below 30% of its median hour that day
 BROKEN_HOUR_RULE = (f"an hour is broken when the step converts below {BROKEN_HOUR_RATIO:.0%} of the date's median "

@@ -36,10 +36,10 @@ from metric_tracker_rl.analysis_tools.registry import (
     register_tool,
     strongest_first,
 )
-from metric_tracker_rl.plain_types import PayloadGeneratorMethod
-from metric_tracker_rl.public_episode import PublicEpisode
-from metric_tracker_rl.published import COUNT_COLUMNS, DIRECTIONAL_FAMILIES, ENTITY_NAMES, FUNNEL_STEPS, row_key
-from metric_tracker_rl.validation import describe_validation_error
+from metric_tracker_rl.spec.plain_types import PayloadGeneratorMethod
+from metric_tracker_rl.spec.published import COUNT_COLUMNS, DIRECTIONAL_FAMILIES, ENTITY_NAMES, FUNNEL_STEPS, row_key
+from metric_tracker_rl.spec.validation import describe_validation_error
+from metric_tracker_rl.world.public_episode import PublicEpisode
 
 MIN_FLAGGED_HOURS = 2
 

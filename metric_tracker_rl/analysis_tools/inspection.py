@@ -25,10 +25,8 @@ from metric_tracker_rl.analysis_tools.registry import (
     finite_or_none,
     register_tool,
 )
-from metric_tracker_rl.daily_panel import COLUMN_INDEX, nanmedian_last_axis, safe_ratio
-from metric_tracker_rl.plain_types import MetricSubmissionRow
-from metric_tracker_rl.public_episode import PublicEpisode
-from metric_tracker_rl.published import (
+from metric_tracker_rl.spec.plain_types import MetricSubmissionRow
+from metric_tracker_rl.spec.published import (
     BASELINE_RULE,
     CONVERSION_METRICS,
     COUNT_COLUMNS,
@@ -39,8 +37,10 @@ from metric_tracker_rl.published import (
     SEVERITY_RULE,
     incident_count_statement,
 )
-from metric_tracker_rl.tiers import TIERS
-from metric_tracker_rl.validation import describe_validation_error, validate_rows
+from metric_tracker_rl.spec.tiers import TIERS
+from metric_tracker_rl.spec.validation import describe_validation_error, validate_rows
+from metric_tracker_rl.world.daily_panel import COLUMN_INDEX, nanmedian_last_axis, safe_ratio
+from metric_tracker_rl.world.public_episode import PublicEpisode
 
 
 def daily_row(episode: PublicEpisode, day: int, daily: np.ndarray | None = None) -> dict[str, Any]:

@@ -11,9 +11,9 @@ from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from metric_tracker_rl.funnel import window_calendar
-from metric_tracker_rl.public_episode import PublicEpisode
-from metric_tracker_rl.validation import describe_validation_error
+from metric_tracker_rl.spec.validation import describe_validation_error
+from metric_tracker_rl.world.funnel import window_calendar
+from metric_tracker_rl.world.public_episode import PublicEpisode
 
 MAX_RESULT_ROWS = 200
 DEFAULT_PAGE_ROWS = 20

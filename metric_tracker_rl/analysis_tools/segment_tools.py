@@ -11,8 +11,11 @@ from pydantic import Field, field_validator
 
 from metric_tracker_rl.analysis_tools.arguments import DateArgs, NoArgs, ToolArgs
 from metric_tracker_rl.analysis_tools.registry import ToolError, finite_or_none, register_tool
-from metric_tracker_rl.context import CONTEXT_TABLES
-from metric_tracker_rl.daily_panel import (
+from metric_tracker_rl.spec.published import CONVERSION_BY_NAME, CONVERSION_METRIC_NAMES, COUNT_COLUMNS, severity_for
+from metric_tracker_rl.spec.validation import NO_SEGMENTS as EPISODE_HAS_NO_SEGMENTS
+from metric_tracker_rl.spec.validation import check_choice
+from metric_tracker_rl.world.context import CONTEXT_TABLES
+from metric_tracker_rl.world.daily_panel import (
     COLUMN_INDEX,
     MAD_TO_SIGMA,
     count_ratio,
@@ -20,11 +23,8 @@ from metric_tracker_rl.daily_panel import (
     peer_median,
     same_weekday_peers,
 )
-from metric_tracker_rl.public_episode import PublicEpisode
-from metric_tracker_rl.published import CONVERSION_BY_NAME, CONVERSION_METRIC_NAMES, COUNT_COLUMNS, severity_for
-from metric_tracker_rl.segments import Segment, SegmentedData
-from metric_tracker_rl.validation import NO_SEGMENTS as EPISODE_HAS_NO_SEGMENTS
-from metric_tracker_rl.validation import check_choice
+from metric_tracker_rl.world.public_episode import PublicEpisode
+from metric_tracker_rl.world.segments import Segment, SegmentedData
 
 NO_SEGMENTS = f"{EPISODE_HAS_NO_SEGMENTS}; use the aggregate tools"
 METRICS = (*COUNT_COLUMNS, *CONVERSION_METRIC_NAMES)

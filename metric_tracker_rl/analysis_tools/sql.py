@@ -1,4 +1,4 @@
-"""`query`: read-only SQL over the episode's public tables (metric_tracker_rl.sql_sandbox does the guarding).
+"""`query`: read-only SQL over the episode's public tables (metric_tracker_rl.sql.sandbox does the guarding).
 
 The episode's sandbox is opened on its first query and kept in the episode's memo (its tables go to the SQL
 workers with its first statement there); `PublicEpisode.close()` releases it, which the environment calls on reset
@@ -14,11 +14,8 @@ from pydantic import Field
 
 from metric_tracker_rl.analysis_tools.arguments import PageArgs
 from metric_tracker_rl.analysis_tools.registry import ToolError, register_tool
-from metric_tracker_rl.funnel import HOURS, FunnelData
-from metric_tracker_rl.public_episode import PublicEpisode, sql_tables_of
-from metric_tracker_rl.published import CONVERSION_METRIC_NAMES, COUNT_COLUMNS
-from metric_tracker_rl.segments import CELL_FIELDS, CellLayout, SegmentedData
-from metric_tracker_rl.sql_sandbox import (
+from metric_tracker_rl.spec.published import CONVERSION_METRIC_NAMES, COUNT_COLUMNS
+from metric_tracker_rl.sql.sandbox import (
     CUT_MARK,
     MAX_CELL_CHARS,
     MAX_SQL_CHARS,
@@ -27,6 +24,9 @@ from metric_tracker_rl.sql_sandbox import (
     SqlRefused,
     SqlSandbox,
 )
+from metric_tracker_rl.world.funnel import HOURS, FunnelData
+from metric_tracker_rl.world.public_episode import PublicEpisode, sql_tables_of
+from metric_tracker_rl.world.segments import CELL_FIELDS, CellLayout, SegmentedData
 
 SANDBOX_KEY = "sql_sandbox"
 # A page stops before its cells pass this many characters (next_offset says where the rest starts), so a page of

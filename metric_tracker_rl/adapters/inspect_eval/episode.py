@@ -9,7 +9,7 @@ from inspect_ai.util import StoreModel
 from pydantic import Field
 
 from metric_tracker_rl import MetricTrackerRlAction, MetricTrackerRlEnv, MetricTrackerRlObservation
-from metric_tracker_rl.session import AsyncEpisodeSession, Step
+from metric_tracker_rl.adapters.session import AsyncEpisodeSession, Step
 
 
 class EpisodeRecord(StoreModel):

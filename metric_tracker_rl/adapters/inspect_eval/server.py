@@ -12,7 +12,7 @@ from contextlib import ExitStack
 import anyio
 from inspect_ai.hooks import Hooks, RunEnd, hooks
 
-from metric_tracker_rl.local_server import local_server
+from metric_tracker_rl.serving.local_server import local_server
 from metric_tracker_rl.settings import ClientSettings, ServerSettings
 
 

@@ -12,9 +12,9 @@ from metric_tracker_rl.adapters.inspect_eval.episode import Episode, EpisodeReco
 from metric_tracker_rl.adapters.inspect_eval.server import server_url
 from metric_tracker_rl.adapters.inspect_eval.tools import episode_tools
 from metric_tracker_rl.agents.llm import chat_loop
-from metric_tracker_rl.model_prompt import SYSTEM_PROMPT, first_prompt
 from metric_tracker_rl.reconnect import areset_until_served
 from metric_tracker_rl.settings import ClientSettings
+from metric_tracker_rl.view.prompt import SYSTEM_PROMPT, first_prompt
 
 
 class InspectChat:

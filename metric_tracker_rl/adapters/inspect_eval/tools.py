@@ -10,7 +10,7 @@ from typing import Any
 from inspect_ai.tool import ToolDef, ToolError, ToolParams
 
 from metric_tracker_rl.adapters.inspect_eval.episode import Episode
-from metric_tracker_rl.model_tools import ModelTool, model_tools, tool_action
+from metric_tracker_rl.view.tool_schemas import ModelTool, model_tools, tool_action
 
 
 def tool_params(parameters: dict[str, Any]) -> ToolParams:

@@ -1,0 +1,89 @@
+"""The baseline's output formats. On stdout, only: one [START] line per task, a [STEP] line per environment step,
+one [END] line. Published scores and rewards are clamped so that, at two decimals, they lie strictly inside (0, 1);
+an action is `name(json)` on one line without whitespace, clipped to ACTION_CHARS. On stderr, the progress bar and
+the summary table; in the `--output` file, a TaskResult per task."""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import dataclass
+from typing import Any
+
+from metric_tracker_rl.models import MetricTrackerRlAction
+from metric_tracker_rl.view.tool_schemas import action_tool_call
+
+BENCHMARK = "metric_tracker_rl"
+ACTION_CHARS = 220
+
+
+def one_line(text: str) -> str:
+    return " ".join(str(text).split())
+
+
+def open_interval(value: float) -> float:
+    """A score or reward as published: clamped into [0.01, 0.99]."""
+    return min(0.99, max(0.01, value))
+
+
+def format_action(name: str, arguments: dict[str, Any]) -> str:
+    """The `action=` field of a [STEP] line."""
+    text = f"{name}({json.dumps(arguments, sort_keys=True, separators=(',', ':'))})" if arguments else f"{name}()"
+    return "_".join(text.split())[:ACTION_CHARS]
+
+
+def log_start(task: str, model: str) -> None:
+    print(f"[START] task={task} env={BENCHMARK} model={model}", flush=True)
+
+
+def log_step(step: int, action: str, reward: float, done: bool, error: str | None) -> None:
+    print(f"[STEP] step={step} action={action} reward={open_interval(reward):.2f} done={str(done).lower()} "
+          f"error={one_line(error) if error else 'null'}", flush=True)
+
+
+def log_end(success: bool, steps: int, score: float, rewards: list[float]) -> None:
+    rewards_text = ",".join(f"{open_interval(r):.2f}" for r in rewards)
+    print(f"[END] success={str(success).lower()} steps={steps} score={open_interval(score):.2f} "
+          f"rewards={rewards_text}", flush=True)
+
+
+def log_action(step: int, action: MetricTrackerRlAction, reward: float, done: bool, error: str | None) -> None:
+    """A [STEP] line for an environment action (the `on_step` hook of `transcript.TaskRun`)."""
+    log_step(step, format_action(*action_tool_call(action)), reward, done, error)
+
+
+def log_fallback(model_error: str, step: int, action: MetricTrackerRlAction, reward: float, done: bool,
+                 error: str | None) -> None:
+    """The empty report submitted for a model that failed, logged with the model's error."""
+    log_action(step, action, reward, done, error or f"model error: {model_error}")
+
+
+@dataclass
+class TaskResult:
+    task_id: str
+    seed: int | None
+    score: float  # the environment's score, in [0, 1]
+    published_score: float  # the [END] score, clamped into (0, 1)
+    success: bool
+    steps: int
+    rewards: list[float]
+    seconds: float
+    error: str | None = None  # the environment could not be reached or failed
+    model_error: str | None = None
+    reward_breakdown: dict[str, Any] | None = None
+
+
+def summary_table(results: list[TaskResult]) -> str:
+    lines = [f"{'task':<24} {'score':>6} {'steps':>6} {'seconds':>8}"]
+    lines += [f"{r.task_id:<24} {r.score:>6.3f} {r.steps:>6} {r.seconds:>8.2f}" for r in results]
+    if results:
+        lines.append(f"{'mean':<24} {sum(r.score for r in results) / len(results):>6.3f} "
+                     f"{sum(r.steps for r in results):>6} {sum(r.seconds for r in results):>8.2f}")
+    return "\n".join(lines)
+
+
+def show_progress(done: int, total: int, mean_score: float) -> None:
+    """A progress bar on stderr (stdout carries only the log lines)."""
+    filled = 30 * done // total
+    print(f"\r[{'#' * filled}{'.' * (30 - filled)}] {done}/{total} episodes, mean score {mean_score:.3f}",
+          end="\n" if done == total else "", file=sys.stderr, flush=True)

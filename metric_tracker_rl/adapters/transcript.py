@@ -1,0 +1,166 @@
+"""One episode as a chat transcript: every step, its reward, and the messages a model reads and writes.
+
+inference.py records its episodes with it (the SFT records of `--trajectories`), and benchmarks/interface.py
+measures what a model reads with the same code: a record shows the system prompt, the brief, each tool call and
+its result as `tool_calls` renders them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from metric_tracker_rl.adapters.session import EpisodeSession, Step
+from metric_tracker_rl.models import MetricTrackerRlAction, MetricTrackerRlObservation
+from metric_tracker_rl.view.prompt import SYSTEM_PROMPT
+from metric_tracker_rl.view.reader import parse as parse_view
+from metric_tracker_rl.view.tool_schemas import SUBMIT_REPORT, action_tool_call, openai_tools
+
+TABLE_PAGE = re.compile(r"^\w+: (\d+) of (\d+) rows$")
+StepHook = Callable[[int, MetricTrackerRlAction, float, bool, "str | None"], None]
+
+
+def sft_message(message: dict[str, Any]) -> dict[str, Any]:
+    """A chat message as TRL's SFT trainer reads it: tool-call arguments as JSON objects, not JSON text (a call
+    whose text is not a JSON object keeps its text)."""
+    if "tool_calls" not in message:
+        return message
+    calls = []
+    for call in message["tool_calls"]:
+        arguments = call["function"]["arguments"]
+        if isinstance(arguments, str):
+            with contextlib.suppress(json.JSONDecodeError):
+                parsed = json.loads(arguments or "{}")
+                arguments = parsed if isinstance(parsed, dict) else arguments
+        calls.append({**call, "function": {**call["function"], "arguments": arguments}})
+    return {**message, "tool_calls": calls}
+
+
+@dataclass
+class TaskRun:
+    """One episode's chat transcript over an `EpisodeSession`: the session keeps the steps, rewards and grading;
+    `messages` is the chat (system, user, assistant tool calls, tool results) that the trajectory record keeps."""
+
+    label: str
+    on_step: StepHook | None = None  # called after every step (step number, action, reward, done, error)
+    session: EpisodeSession = field(default_factory=lambda: EpisodeSession(env=None))  # replaced by reset
+    messages: list[dict[str, Any]] = field(default_factory=list)
+
+    def reset(self, env: Any, **kwargs: Any) -> MetricTrackerRlObservation:
+        """Start the episode on `env` (the in-process environment or a sync client); its steps go to `env` too."""
+        self.session = EpisodeSession(env)
+        brief = self.session.reset(**kwargs)
+        if self.session.brief_observation is None:
+            raise RuntimeError(" ".join(self.session.observation.message.split()))
+        self.messages = [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": brief.text}]
+        return self.session.brief_observation
+
+    def step(self, env: Any, action: MetricTrackerRlAction) -> Step:
+        if env is not self.session.env:
+            raise RuntimeError("step the environment that reset the episode")
+        step = self.session.step(action)
+        if self.on_step is not None:
+            error = step.observation.message if step.observation.status == "error" else None
+            self.on_step(self.steps, action, step.reward, step.done, error)
+        return step
+
+    def act(self, env: Any, action: MetricTrackerRlAction) -> Step:
+        """A step taken by an agent that sends actions: the transcript shows it as a tool call and its result."""
+        name, arguments = action_tool_call(action)
+        call_id = f"call_{self.steps + 1}"
+        self.messages.append({"role": "assistant", "content": "", "tool_calls": [
+            {"id": call_id, "type": "function", "function": {"name": name, "arguments": arguments}}]})
+        step = self.step(env, action)  # the agent reads the step's view next: the text is the view's
+        self.messages.append({"role": "tool", "tool_call_id": call_id, "name": name, "content": step.seen.text})
+        return step
+
+    # The session's books, under the names inference.py reads.
+    observation = property(lambda self: self.session.observation)
+    steps = property(lambda self: self.session.steps)
+    rewards = property(lambda self: self.session.rewards)
+    done = property(lambda self: self.session.done)
+    graded = property(lambda self: self.session.graded)
+    config = property(lambda self: self.session.config)
+
+    @property
+    def score(self) -> float:
+        """The session's score (the sum of the rewards), within [0, 1]."""
+        return min(1.0, max(0.0, self.session.score))
+
+    def record(self, agent: str, model: str, reset_kwargs: dict[str, Any], error: str | None) -> dict[str, Any]:
+        """The episode as one SFT-ready JSONL record: the chat, the tools offered, the score and the config."""
+        breakdown = self.graded.reward_breakdown if self.graded is not None else None
+        return {"messages": [sft_message(m) for m in self.messages], "tools": openai_tools(),
+                "task": self.label, "agent": agent, "model": model, "reset": reset_kwargs,
+                "config": self.config,
+                "score": self.score, "rewards": self.rewards, "steps": self.steps,
+                "reward_breakdown": breakdown.model_dump() if breakdown is not None else None, "error": error}
+
+
+# --- what a record shows -------------------------------------------------------------------------------
+
+ROW_KEY_FIELDS = ("date", "entity_type", "entity_name")
+ROW_NUMBER_FIELDS = ("baseline_value", "observed_value", "delta_value")
+
+
+def _shown_dicts(value: Any) -> list[dict[str, Any]]:
+    """Every object a parsed result holds, at any depth (table rows, a comparison's own fields)."""
+    if isinstance(value, dict):
+        return [value] + [d for item in value.values() for d in _shown_dicts(item)]
+    if isinstance(value, list):
+        return [d for item in value for d in _shown_dicts(item)]
+    return []
+
+
+def unseen_submitted_rows(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The rows of each submit_report call whose key and numbers stand in no earlier tool result of the
+    transcript: what a model trained on the record would learn to produce from nothing."""
+    shown: set[tuple[Any, ...]] = set()
+    unseen = []
+    fields = ROW_KEY_FIELDS + ROW_NUMBER_FIELDS
+    for message in messages:
+        if message["role"] == "tool":
+            with contextlib.suppress(ValueError):  # error texts and graded results carry no rows to copy
+                shown.update(tuple(d[f] for f in fields) for d in _shown_dicts(parse_view(message["content"]))
+                             if all(f in d for f in fields))
+        for call in message.get("tool_calls") or []:
+            if call["function"]["name"] != SUBMIT_REPORT:
+                continue
+            arguments = call["function"]["arguments"]
+            rows = (json.loads(arguments) if isinstance(arguments, str) else arguments).get("rows", [])
+            unseen += [row for row in rows if tuple(row.get(f) for f in fields) not in shown]
+    return unseen
+
+
+def cut_results(messages: list[dict[str, Any]]) -> int:
+    """Tool results that show fewer rows of a table than it has, on a page that neither ends the table nor was paged
+    on (by a later call of the same tool with the same arguments from a further offset)."""
+    calls = {call["id"]: call["function"] for message in messages for call in message.get("tool_calls") or []}
+
+    def paged_from(function: dict[str, Any]) -> tuple[str, str, int]:
+        raw = function["arguments"]  # a dict here, a JSON string in a chat API's record
+        arguments = dict(json.loads(raw) if isinstance(raw, str) else raw)
+        offset = int(arguments.pop("offset", 0) or 0)
+        return function["name"], json.dumps(arguments, sort_keys=True, default=str), offset
+
+    read = [paged_from(calls[m["tool_call_id"]]) for m in messages
+            if m["role"] == "tool" and m.get("tool_call_id") in calls]
+    cut = 0
+    for message in messages:
+        lines = message["content"].split("\n") if message["role"] == "tool" else []
+        pages = [match for match in map(TABLE_PAGE.match, map(str.strip, lines)) if match]
+        if not pages:
+            continue
+        function = calls.get(message.get("tool_call_id", ""))
+        if function is None:
+            cut += 1
+            continue
+        name, arguments, offset = paged_from(function)
+        shown, total = (int(group) for group in pages[0].groups())
+        ends = offset + shown >= total
+        cut += not ends and not any(n == name and a == arguments and o > offset for n, a, o in read)
+    return cut

@@ -1,0 +1,214 @@
+"""What an incident kind and a benign kind are, what they place, and the registries that hold one of each by name.
+
+A kind is a mechanism applied to a segment's plan (segment_plan.SegmentWorld). An incident kind is reported as one
+published family on one of its root-cause entities; its records are made by `record` or by the family's own
+injector, so the family and entity type always come from the kind's declaration. A benign kind changes a segment
+in a way no family describes. Every kind has a default magnitude range, which a tier scales (tiers.py); a scaled
+range stays within the kind's `magnitude_bounds`. Behind the truth wall: the tools never import this package.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, replace
+from typing import Generic, TypeVar
+
+import numpy as np
+
+from metric_tracker_rl.generation.anomalies import InjectionRecord
+from metric_tracker_rl.generation.anomalies.base import EntityKey, counts_from, full_day, rates_through_step, step_index
+from metric_tracker_rl.generation.kinds.cuboid import MAX_FALL
+from metric_tracker_rl.generation.segment_plan import SegmentWorld
+from metric_tracker_rl.spec.families import PUBLISHED_FAMILIES
+from metric_tracker_rl.spec.published import ENTITY_NAMES
+from metric_tracker_rl.world.context import ContextRow
+from metric_tracker_rl.world.segments import Segment
+
+
+@dataclass(frozen=True)
+class SegmentIncident:
+    """One injected date of a segment incident (an incident over several dates has one per date)."""
+
+    kind: str
+    record: InjectionRecord
+    segment: Segment
+    context: tuple[ContextRow, ...] = ()  # the public context rows it brings (deep), e.g. a partner notice
+
+
+@dataclass(frozen=True)
+class SegmentFluctuation:
+    """A benign, unannotated change confined to a segment; `keeps_conversion` says every cell's own conversion
+    is untouched."""
+
+    kind: str
+    day: int
+    segment: Segment
+    description: str
+    keeps_conversion: bool = True
+    context: tuple[ContextRow, ...] = ()  # the public context rows it brings (deep), e.g. a campaign
+
+
+class _Kind(ABC):
+    """What incident and benign kinds share: a name, a public description and a magnitude range."""
+
+    name: str
+    description: str  # public: its signature, as the documentation's table of kinds shows it
+    segment_meaning: str  # public: which segment it is confined to
+    magnitude_meaning: str
+    magnitude_range: tuple[float, float]  # at magnitude scale 1 (the kind's default)
+    magnitude_bounds: tuple[float, float]  # what the mechanism accepts: a scaled range is clipped to it
+    needs_context = False  # it writes context tables: only a tier with context draws it (tiers.SegmentedMix)
+
+    def magnitude_range_at(self, scale: float) -> tuple[float, float]:
+        """The range a tier with this magnitude scale draws from (the default range at scale 1)."""
+        low, high = self.magnitude_bounds
+        return (min(max(self.magnitude_range[0] * scale, low), high),
+                min(max(self.magnitude_range[1] * scale, low), high))
+
+    def draw_magnitude(self, world: SegmentWorld, rng: np.random.Generator) -> float:
+        return float(rng.uniform(*self.magnitude_range_at(world.magnitude_scale)))
+
+
+class IncidentKind(_Kind):
+    """An incident confined to a segment, reported as `family` on one of `entity_names`."""
+
+    family: str
+    entity_names: tuple[str, ...]  # the root-cause entities it is reported on
+    definition: str  # public, one line: what it does to its segment (the brief's incident_kinds)
+    # Public: it may move a segment's counts together all day (a count family's incident without a block of hours),
+    # as a benign demand swing does.
+    count_all_day = False
+    # Fields its segment always names: a cuboid episode whose dimensions leave one out does not draw the kind.
+    requires_fields: tuple[str, ...] = ()
+
+    @property
+    def entity_type(self) -> str:
+        return PUBLISHED_FAMILIES[self.family].entity_type
+
+    @abstractmethod
+    def place(self, world: SegmentWorld, stream: str, rng: np.random.Generator) -> list[SegmentIncident]:
+        """Take dates from the calendar and edit the plan; [] when the calendar has no room. `stream` names the
+        random stream of the per-cell injections (derived per date)."""
+
+    def record(self, day: int, entity_name: str, magnitude: float, hours: tuple[int, int], description: str,
+               neutral: set[EntityKey]) -> InjectionRecord:
+        """The truth record of a date this kind's own mechanism (not a family's injector) perturbed."""
+        return InjectionRecord(self.family, day, self.entity_type, entity_name, magnitude, hours, description,
+                               frozenset(neutral))
+
+    def incident(self, record: InjectionRecord, segment: Segment) -> SegmentIncident:
+        if record.family != self.family:
+            raise ValueError(f"kind {self.name!r} is reported as {self.family!r}, not {record.family!r}")
+        return SegmentIncident(self.name, record, segment)
+
+    def over_dates(self, world: SegmentWorld, segment: Segment, days: list[int], entity: str, magnitude: float,
+                   stream: str, describe: str | None = None) -> list[SegmentIncident]:
+        """The family's injector on the segment's cells on each of `days`, one incident date each: a date after the
+        first continues it. `describe` prefixes every date's description."""
+        out = []
+        for day in days:
+            record = world.inject_family(segment, self.family, day, entity, magnitude, stream)
+            record = replace(record, continues=days[0] if day != days[0] else None)
+            if describe is not None:
+                record = replace(record, description=f"{describe}: {record.description}")
+            out.append(self.incident(record, segment))
+        return out
+
+    def largest_fall(self, world: SegmentWorld) -> float:
+        """The most a small cuboid's step fall is raised to, to be clear in its own data (cuboid.MAX_FALL at
+        magnitude scale 1), never below the kind's drawn range nor past its bounds."""
+        high = self.magnitude_range_at(world.magnitude_scale)[1]
+        return min(max(MAX_FALL * world.magnitude_scale, high), self.magnitude_bounds[1])
+
+    def step_drop_over_dates(self, world: SegmentWorld, segment: Segment, days: list[int], entity: str,
+                             magnitudes: list[float], describe: str | None = None) -> list[SegmentIncident]:
+        """A funnel step (the entity) falls by each date's magnitude in the segment, all day: a segment of any
+        fields, through SegmentWorld.scale_step. One row per date, a date after the first continuing it."""
+        step = step_index(entity)
+        neutral = (rates_through_step(step) | counts_from(step + 1)) - {(self.entity_type, entity)}
+        out = []
+        for day, magnitude in zip(days, magnitudes, strict=True):
+            world.scale_step(segment, day, step, 1.0 - magnitude)
+            what = f"{entity} falls by {magnitude:.0%} for the whole day in {segment.label()}"
+            record = self.record(day, entity, magnitude, full_day(), what if describe is None else
+                                 f"{describe}: {what}", neutral)
+            if day != days[0]:
+                record = replace(record, continues=days[0])
+            out.append(self.incident(record, segment))
+        return out
+
+
+class BenignKind(_Kind):
+    """A benign change confined to a segment, unannotated: an incident it is not."""
+
+    keeps_conversion: bool = True  # every cell's own conversion over the day is unchanged
+
+    def apply(self, world: SegmentWorld, day: int, rng: np.random.Generator) -> tuple[Segment, str]:
+        """Edit the plan on `day`; the segment it changed and a description of the change. A kind whose change
+        spans several dates overrides `place` instead."""
+        raise NotImplementedError(f"{self.name} places itself (see its place)")
+
+    def place(self, world: SegmentWorld, rng: np.random.Generator) -> SegmentFluctuation | None:
+        """Take one date from the calendar and apply the change on it; None when the calendar has no room."""
+        day = world.calendar.draw(rng)
+        if day is None:
+            return None
+        segment, description = self.apply(world, day, rng)
+        return SegmentFluctuation(self.name, day, segment, description, self.keeps_conversion)
+
+
+K = TypeVar("K", bound=_Kind)
+
+
+class KindRegistry(Mapping[str, K], Generic[K]):
+    """Kinds by name, in registration order (the order a mixed episode's shuffle starts from)."""
+
+    def __init__(self, what: str) -> None:
+        self.what = what
+        self._kinds: dict[str, K] = {}
+
+    def __getitem__(self, name: str) -> K:
+        return self._kinds[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._kinds)
+
+    def __len__(self) -> int:
+        return len(self._kinds)
+
+    def register(self, kind: K) -> K:
+        if kind.name in self._kinds:
+            raise ValueError(f"{self.what} {kind.name!r} is already registered")
+        low, high = kind.magnitude_bounds
+        if not low <= kind.magnitude_range[0] <= kind.magnitude_range[1] <= high:
+            raise ValueError(f"{kind.name!r}: magnitude range {kind.magnitude_range} must lie within its bounds "
+                             f"{kind.magnitude_bounds}")
+        if isinstance(kind, IncidentKind):
+            _check_reporting(kind)
+        self._kinds[kind.name] = kind
+        return kind
+
+
+def _check_reporting(kind: IncidentKind) -> None:
+    """An incident kind is reported as a published family, on entities of that family's entity type."""
+    if kind.family not in PUBLISHED_FAMILIES:
+        raise ValueError(f"{kind.name!r} is reported as {kind.family!r}, not a published family")
+    if not getattr(kind, "definition", ""):
+        raise ValueError(f"{kind.name!r} needs a public definition (the brief's incident_kinds show it)")
+    unknown = set(kind.entity_names) - set(ENTITY_NAMES[kind.entity_type])
+    if not kind.entity_names or unknown:
+        raise ValueError(f"{kind.name!r} needs root-cause entities of {kind.entity_type}; unknown: {sorted(unknown)}")
+
+
+INCIDENT_KIND_REGISTRY: KindRegistry[IncidentKind] = KindRegistry("incident kind")
+BENIGN_KIND_REGISTRY: KindRegistry[BenignKind] = KindRegistry("benign kind")
+
+
+def register_incident_kind(kind: IncidentKind,
+                           registry: KindRegistry[IncidentKind] = INCIDENT_KIND_REGISTRY) -> IncidentKind:
+    return registry.register(kind)
+
+
+def register_benign_kind(kind: BenignKind, registry: KindRegistry[BenignKind] = BENIGN_KIND_REGISTRY) -> BenignKind:
+    return registry.register(kind)

@@ -1,0 +1,264 @@
+"""What incident kinds edit in a segmented tier: the expected values of every traffic cell, the calendar of dates
+still open to a perturbation, and the world a kind's mechanism acts on (behind the truth wall: tools never import
+it)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import TypeVar
+
+import numpy as np
+
+from metric_tracker_rl.generation.anomalies import FAMILY_REGISTRY, InjectionRecord
+from metric_tracker_rl.spec.seeding import EpisodeKey, derive_rng
+from metric_tracker_rl.world.daily_panel import same_weekday_peer_lists
+from metric_tracker_rl.world.funnel import N_EVENTS, N_STEPS, FunnelPlan, window_calendar
+from metric_tracker_rl.world.segments import CellLayout, LeafSplit, Release, Segment, holiday_days, version_shares
+
+T = TypeVar("T")
+
+MAX_STEP_RATE = 0.995  # the cap segmented_plan puts on every step rate
+MIN_VERSION_SHARE = 0.3  # a version-level incident needs this share of its platform on its date and peers
+
+
+class _CellPlan(FunnelPlan):
+    """A FunnelPlan over one cell's views: injectors edit it; its counts are drawn with every cell's, so it skips
+    the stage means a FunnelPlan keeps for funnel.draw_counts."""
+
+    def __post_init__(self) -> None:
+        pass
+
+
+@dataclass
+class SegmentedPlan:
+    """Expected values per cell (leading axis S), edited in place by injectors through `cell_plan` views."""
+
+    layout: CellLayout
+    releases: tuple[Release, ...]
+    traffic: np.ndarray  # (S, D, 24)
+    step_rates: np.ndarray  # (S, D, 24, 4)
+    extra_opens: np.ndarray  # (S, D, 24)
+    duplicate_factor: np.ndarray  # (S, D, 24, 5)
+    hour_shift: np.ndarray  # (S, D)
+    ingested_fraction: np.ndarray  # (S, D, 24)
+    # At a tier with daily-only dimensions: how each cell's traffic splits into leaves, (S, K, D), and each leaf's
+    # factor on the cell's expected reach of every event, (S, K, D, 5) (1 for opens). A kind edits them only through
+    # SegmentWorld.scale_step and scale_traffic, which keep them consistent with the cells.
+    split: LeafSplit | None = None
+    leaf_shares: np.ndarray | None = None
+    leaf_reach_factors: np.ndarray | None = None
+
+    @property
+    def num_days(self) -> int:
+        return self.traffic.shape[1]
+
+    def cell_plan(self, cell: int) -> FunnelPlan:
+        """A FunnelPlan whose arrays are views of one cell: an injector's edits land in this plan."""
+        return _CellPlan(dates=list(window_calendar(self.num_days).dates), traffic=self.traffic[cell],
+                          step_rates=self.step_rates[cell], extra_opens=self.extra_opens[cell],
+                          duplicate_factor=self.duplicate_factor[cell], hour_shift=self.hour_shift[cell],
+                          ingested_fraction=self.ingested_fraction[cell])
+
+    def cells(self, segment: Segment) -> np.ndarray:
+        """The positions of the segment's cells."""
+        return np.flatnonzero(self.layout.mask(segment))
+
+    def leaf_reach(self, days: Sequence[int] | None = None) -> np.ndarray:
+        """(S, K, D, 5) each leaf's expected daily reach of every event: its share times its reach factors times
+        its cell's daily reach (what split_leaves divides each cell's drawn counts by). With `days`, only those
+        dates are computed and every other one is zero (a kind reads the dates of the incident it places)."""
+        assert self.leaf_shares is not None and self.leaf_reach_factors is not None, "this plan has no leaves"
+        at = slice(None) if days is None else list(days)
+        # Hours first, so that each day's sum runs over the hours in order (the sum this method has always made).
+        reach = np.ascontiguousarray(self.traffic[:, at].transpose(2, 0, 1))  # (24, S, d): opens reaching the event
+        rates = self.step_rates[:, at].transpose(2, 0, 1, 3)
+        daily = np.empty((*reach.shape[1:], N_EVENTS))  # (S, d, 5)
+        daily[..., 0] = reach.sum(axis=0)
+        for step in range(N_STEPS):
+            reach *= rates[..., step]
+            daily[..., step + 1] = reach.sum(axis=0)
+        leaves = self.leaf_shares[:, :, at, None] * self.leaf_reach_factors[:, :, at] * daily[:, None]
+        if days is None:
+            return leaves
+        full = np.zeros((*self.leaf_shares.shape, N_EVENTS))
+        full[:, :, at] = leaves
+        return full
+
+
+class Calendar:
+    """Which dates may still take a perturbation: not the last date, not a holiday, not taken, and at most
+    `per_weekday` perturbed dates on a weekday (so a same-weekday median over its peers stays clean)."""
+
+    def __init__(self, num_days: int, per_weekday: int) -> None:
+        self.num_days = num_days
+        self.per_weekday_limit = per_weekday
+        self.taken: set[int] = set(holiday_days(num_days))
+        self.per_weekday = [0] * 7
+
+    def free(self, day: int) -> bool:
+        return (0 <= day < self.num_days - 1 and day not in self.taken
+                and self.per_weekday[day % 7] < self.per_weekday_limit)
+
+    def take(self, day: int) -> None:
+        self.taken.add(day)
+        self.per_weekday[day % 7] += 1
+
+    def draw(self, rng: np.random.Generator, length: int = 1) -> int | None:
+        """A first date of `length` free consecutive dates, drawn uniformly (None when none is left)."""
+        free = [self.free(day) for day in range(self.num_days + length)]
+        starts = [d for d in range(self.num_days) if all(free[d:d + length])]
+        if not starts:
+            return None
+        start = starts[int(rng.integers(len(starts)))]
+        for i in range(length):
+            self.take(start + i)
+        return start
+
+    def draw_run(self, rng: np.random.Generator, lengths: tuple[int, int]) -> list[int]:
+        """Consecutive free dates, their number drawn from `lengths` (inclusive), taken; [] when none is left."""
+        length = int(rng.integers(lengths[0], lengths[1] + 1))
+        start = self.draw(rng, length)
+        return [] if start is None else list(range(start, start + length))
+
+
+def pick(options: Sequence[T], rng: np.random.Generator) -> T:
+    """One option, drawn uniformly (one integer from the stream)."""
+    return options[int(rng.integers(len(options)))]
+
+
+@dataclass
+class SegmentWorld:
+    """What a kind's mechanism acts on: the plan, the calendar, the episode's key (for the per-cell injection
+    streams), the tier whose magnitudes it draws, the episode's magnitude scale and its cuboid settings."""
+
+    plan: SegmentedPlan
+    calendar: Calendar
+    key: EpisodeKey
+    tier: str
+    magnitude_scale: float
+    # Root causes as cuboids (deep): the fields a cuboid may name and its most dimensions; depth 0 keeps every
+    # kind on its own fixed segments (frontier).
+    cuboid_fields: tuple[str, ...] = ()
+    max_cuboid_depth: int = 0
+    note_share: float = 0.0  # the share of partner payment failures with a notice (deep)
+    leaf_masks: dict[Segment, np.ndarray] = field(default_factory=dict, repr=False, compare=False)
+
+    def one_dimension(self, rng: np.random.Generator, order: tuple[str, ...] = ("platform", "country")) -> Segment:
+        """One value of each dimension in `order` (drawn in that order), then one of those segments."""
+        options = tuple(Segment(**{name: pick(self.plan.layout.values_of(name), rng)}) for name in order)
+        return pick(options, rng)
+
+    def inject_family(self, segment: Segment, family: str, day: int, entity: str, magnitude: float,
+                      stream: str) -> InjectionRecord:
+        """Run a family's injector on every cell of a segment, each from a fresh copy of one stream, so every cell
+        gets the same hours and factors; the first cell's record stands for the segment."""
+        records = [FAMILY_REGISTRY[family].inject(self.plan.cell_plan(int(cell)), day, entity, magnitude,
+                                                  derive_rng(self.key, stream, day), self.tier)
+                   for cell in self.plan.cells(segment)]
+        return records[0]
+
+    def live_version(self, platform: str, day: int) -> str | None:
+        """The platform's version that carries the most traffic on the date and on its same-weekday peers alike, so
+        that the segment's baseline rests on real traffic; None when no version does (the failure then hits every
+        version of the platform)."""
+        plan = self.plan
+        shares = version_shares(plan.layout, plan.releases, plan.num_days)
+        peers = list(same_weekday_peer_lists(plan.num_days)[day])
+
+        def carried(version: str) -> float:
+            row = shares[plan.layout.mask(Segment(platform, None, version))][0]
+            return min(float(row[day]), float(np.median(row[peers])))
+
+        best = max(plan.layout.platform_versions(platform), key=carried)
+        return best if carried(best) >= MIN_VERSION_SHARE else None
+
+    # --- leaf-aware edits: a segment of any of the five fields -------------------------------------------
+
+    def scale_step(self, segment: Segment, day: int, step: int, factor: float,
+                   hours: tuple[int, int] | None = None) -> None:
+        """Funnel step `step` (0 menu .. 3 payment) of the segment's traffic on `day` converts `factor` times as
+        well, in hours [start, end) or all day. A segment of cell fields only edits its cells' step rates (exactly
+        what a cell-level injector does); a segment naming a daily-only field scales each of its cells' step rate
+        by the affected leaves' share of that step's conversions, and re-weights the leaves so that the affected
+        ones take the whole change and their siblings none (`_retarget_leaves`)."""
+        if not 0 <= step < N_STEPS:
+            raise ValueError(f"step must be 0..{N_STEPS - 1}, got {step}")
+        cells, window, leaves = self._edit_target(segment, hours)
+        if leaves is None:
+            self.plan.step_rates[cells, day, window, step] *= factor
+            return
+        plan = self.plan
+        assert plan.leaf_shares is not None and plan.leaf_reach_factors is not None
+        reach = plan.leaf_shares[cells, :, day][..., None] * plan.leaf_reach_factors[cells, :, day]  # (n, K, 5)
+        affected = reach[:, leaves, step + 1].sum(axis=1) / reach[:, :, step + 1].sum(axis=1)
+        before = self.hourly_reach(cells, day)
+        rates = plan.step_rates[cells, day, window, step]
+        cell_factor = 1.0 - (1.0 - factor) * affected
+        plan.step_rates[cells, day, window, step] = np.minimum(rates * cell_factor[:, None], MAX_STEP_RATE)
+        self._retarget_leaves(cells, day, window, leaves, factor, before, first_event=step + 1)
+
+    def scale_traffic(self, segment: Segment, day: int, factor: float, hours: tuple[int, int] | None = None) -> None:
+        """The segment's app opens on `day` (and so every event below them) scale by `factor`, in hours
+        [start, end) or all day. A segment of cell fields only scales its cells' traffic; one naming a daily-only
+        field scales each cell's traffic by the affected leaves' share of its opens and re-weights the leaves so
+        that only the affected ones change (`_retarget_leaves`)."""
+        cells, window, leaves = self._edit_target(segment, hours)
+        if leaves is None:
+            self.plan.traffic[cells, day, window] *= factor
+            return
+        plan = self.plan
+        assert plan.leaf_shares is not None
+        affected = plan.leaf_shares[cells][:, leaves, day].sum(axis=1)
+        before = self.hourly_reach(cells, day)
+        plan.traffic[cells, day, window] *= (1.0 - (1.0 - factor) * affected)[:, None]
+        self._retarget_leaves(cells, day, window, leaves, factor, before, first_event=0)
+
+    def _edit_target(self, segment: Segment, hours: tuple[int, int] | None
+                     ) -> tuple[np.ndarray, slice, np.ndarray | None]:
+        """The segment's cells, the hours as a slice, and its leaves (None: it names no daily-only field)."""
+        window = slice(None) if hours is None else slice(*hours)
+        cells = self.plan.cells(segment.cell_part())
+        if not segment.names_daily_field:
+            return cells, window, None
+        if self.plan.split is None:
+            raise ValueError(f"{segment.label()}: this world has no daily-only dimension")
+        leaves = self.plan.split.mask(segment)
+        if not leaves.any():
+            raise ValueError(f"no leaf matches {segment.label()}")
+        return cells, window, leaves
+
+    def hourly_reach(self, cells: np.ndarray, day: int) -> np.ndarray:
+        """(n, 24, 5) each cell's expected opens reaching every event, hour by hour (before the leaves' mix)."""
+        plan = self.plan
+        reach = np.empty((len(cells), plan.traffic.shape[2], N_EVENTS))
+        reach[..., 0] = plan.traffic[cells, day]
+        rates = plan.step_rates[cells, day]  # (n, 24, 4)
+        for step in range(N_STEPS):
+            reach[..., step + 1] = reach[..., step] * rates[..., step]
+        return reach
+
+    def _retarget_leaves(self, cells: np.ndarray, day: int, window: slice, leaves: np.ndarray, factor: float,
+                         before: np.ndarray, first_event: int) -> None:
+        """After a cell edit, set the leaves' shares and reach factors so that each affected leaf's expected daily
+        reach of every event from `first_event` on is its old one times the hour-weighted effect (1 - (1 - factor)
+        x the share of the cell's reach of that event in the window) and every other leaf's is unchanged. A
+        leaf's expected reach is share x factor x the cell's daily reach, and a cell's expected counts are its
+        leaves' sum, so the cells follow."""
+        plan = self.plan
+        assert plan.leaf_shares is not None and plan.leaf_reach_factors is not None
+        old_daily = before.sum(axis=1)  # (n, 5)
+        new_daily = self.hourly_reach(cells, day).sum(axis=1)
+        in_window = np.divide(before[:, window].sum(axis=1), old_daily, out=np.zeros_like(old_daily),
+                              where=old_daily > 0)
+        effect = np.where(np.arange(N_EVENTS) >= first_event, 1.0 - (1.0 - factor) * in_window, 1.0)  # (n, 5)
+        shares = plan.leaf_shares[cells, :, day]  # (n, K)
+        target = shares[..., None] * plan.leaf_reach_factors[cells, :, day] * old_daily[:, None]  # (n, K, 5)
+        target[:, leaves] *= effect[:, None]
+        new_shares = np.divide(target[..., 0], new_daily[:, None, 0], out=shares.copy(),
+                               where=new_daily[:, None, 0] > 0)
+        denominator = new_shares[..., None] * new_daily[:, None]
+        plan.leaf_reach_factors[cells, :, day] = np.divide(target, denominator,
+                                                           out=plan.leaf_reach_factors[cells, :, day],
+                                                           where=denominator > 0)
+        plan.leaf_shares[cells, :, day] = new_shares

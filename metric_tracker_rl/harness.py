@@ -1,8 +1,0 @@
-"""The OpenEnv harness (MCP rollouts): moved to `metric_tracker_rl.adapters.openenv_harness`;
-this path stays importable (the same module object, so a patch through either name reaches the one
-module)."""
-
-import importlib
-import sys
-
-sys.modules[__name__] = importlib.import_module("metric_tracker_rl.adapters.openenv_harness")

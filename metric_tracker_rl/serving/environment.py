@@ -1,0 +1,385 @@
+"""The episode state machine: reset builds an episode, step runs a tool or grades a submission.
+
+Agent mistakes (bad reset settings, unknown tools, bad arguments, malformed submissions) come back as
+observations with status "error" that say what is valid; they never raise and never use a submission.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import functools
+import uuid
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextvars import ContextVar
+from functools import cache
+from typing import Any
+
+from openenv.core.env_server.interfaces import Environment
+from openenv.core.env_server.types import EnvironmentMetadata
+
+from metric_tracker_rl import __version__
+from metric_tracker_rl.analysis_tools import available_analysis_methods, generate_rows, run_tool
+from metric_tracker_rl.generation.anomalies import FAMILY_REGISTRY
+from metric_tracker_rl.generation.frontier import episode_kinds
+from metric_tracker_rl.generation.scenario import Episode, build_episode
+from metric_tracker_rl.grading.grader import LeafTraffic, grade_submission, graded_comparison, leaf_traffic_of
+from metric_tracker_rl.models import (
+    AnalysisMethodInfo,
+    ConversionMetricDefinition,
+    EpisodeWindow,
+    MetricSubmissionRow,
+    MetricTrackerRlAction,
+    MetricTrackerRlObservation,
+    MetricTrackerRlState,
+    TaskInfo,
+)
+from metric_tracker_rl.serving.mcp_surface import MCP_ACTIONS, McpToolSurface
+from metric_tracker_rl.spec.published import CONVERSION_METRICS, SEGMENTED_DIFFICULTIES, fluctuation_bounds
+from metric_tracker_rl.spec.task_splits import TaskProviderMixin, resolve_reset
+from metric_tracker_rl.spec.tasks import RETRY_COST, task_catalog
+from metric_tracker_rl.spec.tiers import TIERS
+from metric_tracker_rl.spec.validation import validate_rows
+from metric_tracker_rl.sql.pool import CLIENT, gate, sql_threads
+from metric_tracker_rl.view.observation import render_observation
+from metric_tracker_rl.view.prompt import first_prompt
+from metric_tracker_rl.world.segments import KindText, benign_brief, frontier_brief, kinds_brief
+
+MAX_SUBMISSION_ROWS = 200
+INSTRUCTION = (
+    "Investigate the funnel with analysis calls (analysis_method + analysis_args; see available_methods) and "
+    "submit an anomaly report, either as rows (classifications) or as generator calls (payload_generators). "
+    "Report each incident once with date, entity_type, entity_name, anomaly_type, detection_method, "
+    "baseline_value, observed_value, delta_value and severity. Days explained by get_annotations and side "
+    "effects of an incident are not incidents; an empty report (classifications=[]) is right when nothing is "
+    "anomalous. Each step uses one step of the budget. The report is graded once (unless the episode allows more "
+    "submissions) and the graded submission ends the episode; preview_submission checks rows without grading. A "
+    "submission with invalid rows (a date outside the window, an entity not valid for its type, a repeated key) "
+    "is refused without using a submission."
+)
+# Analysis tools whose cost grows with the request: they take a worker thread (see step_async). A SQL query waits
+# for a SQL worker process, up to its time limit, on threads of its own (metric_tracker_rl.sql.pool).
+THREADED_TOOLS = frozenset({"payload_generator", "preview_submission", "query"})
+SQL_TOOL = "query"
+# Threads that release what a finished episode's tools opened (its SQL database), off the event loop.
+_RELEASER = ThreadPoolExecutor(max_workers=2, thread_name_prefix="episode-release")
+# At exit, every release finishes before the SQL pool stops its workers (atexit runs this first: it is registered
+# after the pool's own handler).
+atexit.register(_RELEASER.shutdown, wait=True)
+NO_EPISODE_OVER_HTTP = (
+    "No active episode. Over HTTP every /step request gets a fresh environment (HTTP is stateless), so an "
+    "episode needs the WebSocket session at /ws (MetricTrackerRlEnv in Python): send reset, then steps."
+)
+NO_EPISODE = (
+    "No active episode in this session: it has not been reset. Send reset first. A session keeps its episode "
+    "only while its connection stays open, so a new connection (also one opened again after a lost one) starts "
+    "without an episode."
+)
+# True while the server runs a stateless HTTP /step request (set by metric_tracker_rl.serving.hardening): its
+# environment was built for that one request, which is what a step without an episode then has to say.
+STATELESS_STEP: ContextVar[bool] = ContextVar("stateless_step", default=False)
+
+
+def overlap_traffic(episode: Episode) -> LeafTraffic | None:
+    """T of the overlap credit, from the episode's public counts, where its tier credits segments by overlap
+    (tiers.py: deep); None where the grader keeps frontier's table."""
+    segments = episode.public.segments
+    if segments is None or TIERS[episode.config.difficulty].segment_credit != "overlap":
+        return None
+    return leaf_traffic_of(segments, episode.public.data.dates)
+
+
+def _retry_note(submission: int) -> str:
+    """How a retry's score was credited (nothing to say about the first submission)."""
+    if submission <= 1:
+        return ""
+    cost = RETRY_COST * (submission - 1)
+    return f" (credited {cost:g} less as submission {submission})"
+
+
+def _error(message: str) -> dict[str, Any]:
+    """Observation fields of an agent mistake: no reward, nothing used but the step."""
+    return {"status": "error", "reward": 0.0, "message": message}
+
+
+@cache
+def _catalogs() -> dict[str, Any]:
+    """Reset-only catalogs, built once per process."""
+    return {
+        "available_methods": [AnalysisMethodInfo(**spec.info()) for spec in available_analysis_methods()],
+        "available_synthetic_generator_methods": [family.spec() for family in FAMILY_REGISTRY.values()],
+        "available_tasks": [TaskInfo(**task) for task in task_catalog()],
+        "conversion_metric_definitions": [
+            ConversionMetricDefinition(name=m.name, numerator=m.numerator, denominator=m.denominator,
+                                       formula=m.formula) for m in CONVERSION_METRICS
+        ],
+    }
+
+
+class MetricTrackerRlEnvironment(McpToolSurface, TaskProviderMixin,
+                                 Environment[MetricTrackerRlAction, MetricTrackerRlObservation, MetricTrackerRlState]):
+    SUPPORTS_CONCURRENT_SESSIONS = True
+
+    def __init__(self, *, debug: bool = False, held_out_secret: str = "") -> None:
+        """`debug` puts the ground truth in every observation (never in training); `held_out_secret` mixes a
+        secret into every random stream so that episodes cannot be rebuilt from their seed (the server reads
+        both from its settings once, at start-up)."""
+        super().__init__()
+        self._debug = debug
+        self._held_out_secret = held_out_secret.strip()
+        self._episode: Episode | None = None
+        self._episode_id: str | None = None
+        self._steps = 0
+        self._submissions = 0
+        self._done = False
+        self._last_score: float | None = None
+        self._episode_score = 0.0  # best graded score so far = the sum of the episode's rewards
+        self._released: Future[None] | None = None  # the release of the previous episode's resources
+        self._methods_used: set[str] = set()  # analysis methods the episode ran successfully (the grader's due)
+
+    # --- OpenEnv interface -------------------------------------------------------------------------
+
+    def reset(self, seed: int | None = None, episode_id: str | None = None, **kwargs: Any
+              ) -> MetricTrackerRlObservation:
+        try:
+            config = resolve_reset(seed=seed, secret=self._held_out_secret, **kwargs)
+            episode = build_episode(config)
+        except ValueError as exc:
+            # The current episode, if any, is left as it was, and the observation shows its true budgets.
+            if self._episode is None:
+                refused = MetricTrackerRlObservation(status="error", reward=0.0, done=False,
+                                                     message=f"reset failed: {exc} No episode is active: reset "
+                                                             "with valid settings to start one.",
+                                                     available_tasks=_catalogs()["available_tasks"])
+            else:
+                refused = self._observation(status="error", reward=0.0,
+                                            message=f"reset failed: {exc} The current episode is unchanged and goes "
+                                                    "on (its budgets below).",
+                                            available_tasks=_catalogs()["available_tasks"])
+            refused.model_text = render_observation(refused)
+            return refused
+        if self._episode is not None and self._episode.public.holds_resources():
+            # The old episode's SQL database: destroying one takes 10-40 ms, which reset (on the event loop)
+            # leaves to a release thread.
+            self._released = _RELEASER.submit(self._episode.public.close)
+        self._episode, self._episode_id = episode, episode_id or str(uuid.uuid4())
+        self._steps = self._submissions = 0
+        self._done, self._last_score, self._episode_score = False, None, 0.0
+        self._methods_used = set()
+        observation = self._observation(
+            status="ready", reward=None, message=f"Episode ready: {episode.public.task['objective']}",
+            instruction=INSTRUCTION, config=episode.public.task["config"], **_published_facts(episode),
+            **_catalogs(),
+        )
+        observation.model_text = first_prompt(observation)
+        return observation
+
+    def step(self, action: MetricTrackerRlAction, timeout_s: float | None = None, **kwargs: Any
+             ) -> MetricTrackerRlObservation:
+        if isinstance(action, MCP_ACTIONS):  # MCP tool discovery and calls (metric_tracker_rl.serving.mcp_surface)
+            return self.mcp_step(action)
+        observation = self._step(action)
+        observation.model_text = render_observation(observation)
+        return observation
+
+    def _step(self, action: MetricTrackerRlAction) -> MetricTrackerRlObservation:
+        if self._episode is None:
+            return MetricTrackerRlObservation(status="error", reward=0.0, done=False, instruction=INSTRUCTION,
+                                              message=NO_EPISODE_OVER_HTTP if STATELESS_STEP.get() else NO_EPISODE)
+        if self._done:
+            return self._observation(status="error", reward=0.0,
+                                     message="The episode is over; call reset to start a new one.")
+        self._steps += 1
+        fields = self._act(action)
+        if not self._done and self._steps >= self._episode.config.max_steps:
+            self._done = True
+            fields["truncated"] = True
+            fields["message"] += " Step budget spent: the episode is cut off before a report was graded."
+        return self._observation(**fields)
+
+    async def step_async(self, action: MetricTrackerRlAction, timeout_s: float | None = None, **kwargs: Any
+                         ) -> MetricTrackerRlObservation:
+        """The WebSocket endpoint awaits this. An analysis call is a fraction of a millisecond of CPU work, less
+        than handing it to a worker thread costs (and with the GIL, threads add no parallelism), so it runs on
+        the event loop. Calls whose cost grows with the request (submissions, merged generator calls, previews
+        of up to 200 rows) run on a worker thread so they never hold up other sessions."""
+        if isinstance(action, MCP_ACTIONS):  # MCP tool discovery and calls (metric_tracker_rl.serving.mcp_surface)
+            return await self.mcp_step_async(action)
+        # Unknown tools, invalid arguments and mixed actions end in a cheap error observation: inline too.
+        if action.analysis_method is not None and action.analysis_method not in THREADED_TOOLS:
+            return self.step(action, timeout_s=timeout_s, **kwargs)
+        if action.analysis_method == SQL_TOOL and self._episode is not None and not self._done:
+            # A statement waits for its client's turn at the SQL workers (sql_pool.FairGate), on threads of its
+            # own: one client's slow queries hold up neither another client's nor anyone's submissions.
+            async with gate().turn(CLIENT.get()):
+                return await asyncio.get_running_loop().run_in_executor(
+                    sql_threads(), functools.partial(self.step, action, timeout_s=timeout_s, **kwargs))
+        return await asyncio.to_thread(self.step, action, timeout_s=timeout_s, **kwargs)
+
+    def close(self) -> None:
+        """OpenEnv calls this when the session ends: release what the episode's tools opened."""
+        if self._episode is not None:
+            self._episode.public.close()
+
+    @property
+    def has_episode(self) -> bool:
+        """Whether a reset has built an episode (cheaper than reading `state`, which MCP calls ask each time)."""
+        return self._episode is not None
+
+    @property
+    def expected_row_count(self) -> int | None:
+        """How many incidents the current episode holds (for repository tools such as the calibration; agents
+        never see it before their report is graded)."""
+        return len(self._episode.truth.expected_rows) if self._episode else None
+
+    @property
+    def state(self) -> MetricTrackerRlState:
+        return MetricTrackerRlState(episode_id=self._episode_id, step_count=self._steps,
+                                    task_id=self._episode.config.task_id if self._episode else None,
+                                    submissions_used=self._submissions, done=self._done, last_score=self._last_score,
+                                    episode_score=self._episode_score if self._episode else None)
+
+    def get_metadata(self) -> EnvironmentMetadata:
+        held_out = "on" if self._held_out_secret else "off"
+        return EnvironmentMetadata(
+            name="metric_tracker_rl",
+            description="Investigate a seeded synthetic product funnel with read-only analysis tools and submit "
+                        "an anomaly report that a deterministic grader scores. "
+                        f"Held-out mode: {held_out} (when on, episodes cannot be rebuilt from their seed with the "
+                        "public package).",
+            version=__version__,
+        )
+
+    # --- internals -----------------------------------------------------------------------------------
+
+    def _act(self, action: MetricTrackerRlAction) -> dict[str, Any]:
+        """The observation fields of one step (the observation is built once, when the step is complete)."""
+        method, classifications, generators = action.analysis_method, action.classifications, action.payload_generators
+        if method is not None and classifications is None and generators is None:
+            return self._analysis(method, action.analysis_args)
+        modes = [name for name, value in (("analysis_method", method), ("classifications", classifications),
+                                          ("payload_generators", generators)) if value is not None]
+        if len(modes) != 1:
+            found = ", ".join(modes) if modes else "none"
+            return _error(f"An action needs exactly one of analysis_method, classifications or payload_generators "
+                          f"(found: {found}). Use classifications=[] to submit an empty report.")
+        if classifications is not None:
+            return self._submit(list(classifications), generated=False)
+        rows, errors = generate_rows(self._episode.public, list(generators or []))
+        if errors:
+            return _error("Payload generators failed (no submission used): " + " | ".join(errors))
+        return self._submit([MetricSubmissionRow(**row) for row in rows], generated=True)
+
+    def _analysis(self, method: str, arguments: dict[str, Any]) -> dict[str, Any]:
+        outcome = run_tool(method, self._episode.public, arguments)
+        if not outcome.ok:
+            return _error(outcome.error)
+        self._methods_used.add(method)
+        return {"status": "ok", "reward": 0.0, "message": f"{method} ran.", "analysis_result": outcome.result}
+
+    def _submit(self, rows: list[MetricSubmissionRow], *, generated: bool) -> dict[str, Any]:
+        """Grade a report. Rows that are invalid without any truth are refused first, using no submission. The
+        reward is the improvement over the best earlier score, so an episode's rewards sum to its score."""
+        if len(rows) > MAX_SUBMISSION_ROWS:
+            return _error(f"A submission may hold at most {MAX_SUBMISSION_ROWS} rows, got {len(rows)} (no submission "
+                          "used). Report incidents, not every candidate.")
+        episode = self._episode
+        issues = validate_rows(rows, episode.public.data.dates, episode.public.segment_values())
+        if issues:
+            listed = "; ".join(f"row {i}: {issue.message}" for i, issue in sorted(issues.items()))
+            return {**_error(f"Submission refused, no submission used: {len(issues)} invalid row(s): {listed}. "
+                             "Fix or drop them and submit again."),
+                    "submission_issues": [issues[i] for i in sorted(issues)]}
+        methods_used = frozenset(self._methods_used)
+        traffic = overlap_traffic(episode)
+        result = grade_submission(rows, episode.truth.expected_rows, episode.truth.neutral_keys,
+                                  episode.public.data.dates, segment_values=episode.public.segment_values(),
+                                  leaf_traffic=traffic, methods_used=methods_used)
+        self._submissions += 1
+        self._last_score = result.score
+        credited = max(0.0, result.score - RETRY_COST * (self._submissions - 1))
+        reward = max(0.0, credited - self._episode_score)
+        self._episode_score = max(self._episode_score, credited)
+        left = episode.config.max_submissions - self._submissions
+        if result.score >= 1.0 or left <= 0:
+            self._done = True
+        breakdown = result.breakdown
+        if self._done:
+            message = (f"Graded {breakdown.submitted_row_count} row(s): {breakdown.matched_row_count} of "
+                       f"{len(episode.truth.expected_rows)} expected incident(s) found, "
+                       f"{breakdown.false_positive_count} false positive(s) (of which {breakdown.neutral_row_count} "
+                       f"on side-effect keys). Score {result.score:.4f}{_retry_note(self._submissions)}; episode score "
+                       f"{self._episode_score:.4f}. "
+                       "The episode is over.")
+            final = {"reward_breakdown": breakdown, "expected_row_count": len(episode.truth.expected_rows),
+                     "correct_row_count": breakdown.matched_row_count}
+            if not episode.config.held_out:  # an open episode is public anyway; a held-out one may come back
+                final["comparison"] = graded_comparison(rows, episode.truth.expected_rows, episode.truth.neutral_keys,
+                                                        episode.public.data.dates,
+                                                        segment_values=episode.public.segment_values(),
+                                                        leaf_traffic=traffic, methods_used=methods_used)
+        else:
+            # Not the last submission: only the score and the row counts (see RewardBreakdown).
+            message = (f"Graded {breakdown.submitted_row_count} row(s): {breakdown.matched_row_count} on expected "
+                       f"keys, {breakdown.false_positive_count} false positive(s). Score {result.score:.4f}"
+                       f"{_retry_note(self._submissions)}; episode score {self._episode_score:.4f}. {left} "
+                       f"submission(s) left; each retry costs {RETRY_COST} of its score.")
+            final = {"reward_breakdown": breakdown.coarse(), "correct_row_count": breakdown.matched_row_count}
+        return {
+            "status": "graded", "reward": round(reward, 6), "message": message,
+            "generated_rows": rows if generated else [], "submitted_rows": rows,
+            "submission_preview": {"row_count": len(rows), "issue_count": 0},
+            "submission_issues": [], **final,
+        }
+
+    def _observation(self, **fields: Any) -> MetricTrackerRlObservation:
+        """Step observations carry only what a step changes; the instruction, the visible config and the
+        catalogs come with the reset observation (they stay the same for the whole episode)."""
+        config = self._episode.config
+        return MetricTrackerRlObservation(
+            task_id=config.task_id, steps_remaining=config.max_steps - self._steps,
+            submissions_remaining=config.max_submissions - self._submissions, episode_score=self._episode_score,
+            done=self._done, debug=self._debug_payload() if self._debug else None, **fields,
+        )
+
+    def _debug_payload(self) -> dict[str, Any]:
+        truth = self._episode.truth
+        dates = self._episode.public.data.dates
+        return {
+            "expected_rows": [row.model_dump() for row in truth.expected_rows],
+            "neutral_keys": sorted(truth.neutral_keys),
+            "injections": [{"family": r.family, "date": dates[r.day], "entity_type": r.entity_type,
+                            "entity_name": r.entity_name, "magnitude": r.magnitude, "hours": list(r.hours),
+                            "description": r.description} for r in truth.injections],
+            "distractors": [{"kind": d.kind, "date": dates[d.day], "description": d.description}
+                            for d in truth.distractors],
+            "fluctuations": [{"kind": f.kind, "date": dates[f.day], "description": f.description}
+                             for f in truth.fluctuations],
+        }
+
+
+def _published_facts(episode: Episode) -> dict[str, Any]:
+    """The reset observation's published facts: the server fills them, so every client shows what it built."""
+    difficulty, dates = episode.config.difficulty, episode.public.data.dates
+    segmented = difficulty in SEGMENTED_DIFFICULTIES
+    return {"objective": episode.public.task["objective"],
+            "window": EpisodeWindow(first_date=dates[0], last_date=dates[-1], days=len(dates)),
+            "benign_fluctuations": benign_brief(difficulty) if segmented else fluctuation_bounds(difficulty),
+            "segments": {**frontier_brief(difficulty, episode.config.note_share),
+                         **kinds_brief([KindText(kind.name, kind.family, kind.definition, kind.count_all_day)
+                                        for kind in episode_kinds(episode.config)])} if segmented else None}
+
+
+def environment_factory(*, debug: bool = False, held_out_secret: str = "") -> type[MetricTrackerRlEnvironment]:
+    """The environment class a server serves, its settings bound: OpenEnv instantiates a class once per session
+    with no arguments (and treats any other callable as an instance)."""
+    if not debug and not held_out_secret:
+        return MetricTrackerRlEnvironment
+
+    class ConfiguredEnvironment(MetricTrackerRlEnvironment):
+        def __init__(self) -> None:
+            super().__init__(debug=debug, held_out_secret=held_out_secret)
+
+    ConfiguredEnvironment.__name__ = ConfiguredEnvironment.__qualname__ = (
+        "DebugMetricTrackerRlEnvironment" if debug else "HeldOutMetricTrackerRlEnvironment")
+    return ConfiguredEnvironment

@@ -1,0 +1,245 @@
+"""Protections around OpenEnv's generic app: an accurate OpenAPI document, bounded HTTP request bodies and
+a guard on WebSocket frames.
+
+Uvicorn reads HTTP request bodies of any size; `BoundedRequestBodies` answers a body over MAX_MESSAGE_BYTES
+with a 413 before the app buffers and parses it.
+
+OpenEnv's `/ws` loop parses each text frame with `json.loads` and then calls `.get("type")` on the result:
+a frame that is valid JSON but not an object, a binary frame, or a payload nested deeper than the parser's
+recursion limit escapes its per-message error handling, and a string with a lone surrogate escape makes the
+error reply itself unserialisable; each tore the session down with an unhelpful message.
+`WebSocketFrameGuard` answers such frames itself with an INVALID_JSON error and keeps the session.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import re
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+from fastapi import FastAPI
+from starlette.websockets import WebSocketDisconnect
+
+from metric_tracker_rl.adapters.openenv_internals import INVALID_JSON_CODE
+from metric_tracker_rl.models import MetricTrackerRlAction
+
+# Largest WebSocket message or HTTP request body the server reads; a larger WebSocket message closes the
+# connection with code 1009, a larger body gets a 413. A full 200-row submission is about 60 KB, so 1 MiB
+# leaves ample room while bounding the work per message.
+MAX_MESSAGE_BYTES = 1024 * 1024
+# Deepest JSON nesting accepted in a WebSocket message; a valid message nests about 6 levels deep.
+MAX_JSON_DEPTH = 32
+GUARDED_WEBSOCKET_PATHS = frozenset({"/ws", "/mcp"})
+SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+
+def _is_unicode(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:  # a lone UTF-16 surrogate such as "\\ud800"
+        return False
+    return True
+
+
+def json_shape(value: Any) -> tuple[int, bool]:
+    """(nesting depth, whether every string is valid Unicode) of a parsed JSON value, without recursion."""
+    deepest, valid, stack = 0, True, [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, str):
+            valid = valid and _is_unicode(item)
+            continue
+        if isinstance(item, dict):
+            children = [*item.keys(), *item.values()]
+        elif isinstance(item, list):
+            children = item
+        else:
+            continue
+        deepest = max(deepest, depth + 1)
+        stack.extend((child, depth + 1) for child in children)
+    return deepest, valid
+
+
+def frame_problem(message: Message) -> str | None:
+    """Why a received WebSocket frame cannot be a protocol message, or None to let OpenEnv handle it."""
+    text = message.get("text")
+    if text is None:
+        return "Binary frames are not supported: send each message as a JSON text frame."
+    if text[:1] == "{" and text.count("{") + text.count("[") <= MAX_JSON_DEPTH and not SURROGATE_ESCAPE.search(text):
+        # Fast path for ordinary frames: an object if it parses at all, too few brackets to nest too deeply,
+        # and no escape that could decode to a lone surrogate.
+        return None
+    try:
+        parsed = json.loads(text)
+    except RecursionError:
+        return f"Message nests too deeply (at most {MAX_JSON_DEPTH} levels)."
+    except ValueError:
+        return None  # OpenEnv answers invalid JSON itself, with the parser's message
+    if not isinstance(parsed, dict):
+        return 'A message must be a JSON object such as {"type": "reset", "data": {}}.'
+    depth, valid_unicode = json_shape(parsed)
+    if depth > MAX_JSON_DEPTH:
+        return f"Message nests too deeply (at most {MAX_JSON_DEPTH} levels)."
+    if not valid_unicode:
+        return "Message contains a lone UTF-16 surrogate escape (such as \\ud800); send valid Unicode text."
+    return None
+
+
+class WebSocketFrameGuard:
+    """ASGI middleware: answers malformed frames on the session sockets and waits for the next frame."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "websocket" or scope.get("path") not in GUARDED_WEBSOCKET_PATHS:
+            await self.app(scope, receive, send)
+            return
+
+        async def guarded_receive() -> Message:
+            while True:
+                message = await receive()
+                if message["type"] != "websocket.receive":
+                    return message
+                problem = frame_problem(message)
+                if problem is None:
+                    return message
+                error = {"type": "error", "data": {"message": problem, "code": INVALID_JSON_CODE}}
+                await send({"type": "websocket.send", "text": json.dumps(error)})
+
+        # OpenEnv closes the socket in its `finally` even when the client already has, which raises here; the
+        # session is over and cleaned up, so a traceback in the log for every episode would be noise.
+        with contextlib.suppress(WebSocketDisconnect):
+            await self.app(scope, guarded_receive, send)
+
+
+async def json_response(send: Send, status: int, payload: Any) -> None:
+    """A whole JSON response (`payload` as JSON; bytes as they are)."""
+    body = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+    await send({"type": "http.response.body", "body": body})
+
+
+class BodyTooLarge(ValueError):
+    """A request body over the limit `read_body` was given."""
+
+
+async def read_body(receive: Receive, limit: int | None = None) -> bytes | None:
+    """A request's whole body, or None when the client left; BodyTooLarge past `limit` bytes."""
+    chunks, size = [], 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return None
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if limit is not None and size > limit:
+            raise BodyTooLarge(size)
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return b"".join(chunks)
+
+
+def replaying(body: bytes, receive: Receive) -> Receive:
+    """A receive that hands the app `body` (already read) as one message, then whatever the client sends next."""
+    replayed = False
+
+    async def replay() -> Message:
+        nonlocal replayed
+        if replayed:
+            return await receive()
+        replayed = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    return replay
+
+
+async def bounded_body(receive: Receive, send: Send) -> bytes | None:
+    """A request's body up to MAX_MESSAGE_BYTES; None when the client left, or past that (answered with a 413)."""
+    try:
+        return await read_body(receive, MAX_MESSAGE_BYTES)
+    except BodyTooLarge:
+        await json_response(send, 413, {"detail": f"request body over {MAX_MESSAGE_BYTES} bytes"})
+        return None
+
+
+class BoundedRequestBodies:
+    """ASGI middleware: reads request bodies up to MAX_MESSAGE_BYTES and replays them to the app."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope.get("method") not in ("POST", "PUT", "PATCH"):
+            await self.app(scope, receive, send)
+            return
+        body = await bounded_body(receive, send)
+        if body is not None:
+            await self.app(scope, replaying(body, receive), send)
+
+
+class MarksStatelessSteps:
+    """ASGI middleware: runs HTTP `POST /step` with `STATELESS_STEP` set, so that a step without an episode says
+    why HTTP cannot hold one, and a WebSocket session's says what a session's episode needs instead."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        from metric_tracker_rl.serving.environment import (
+            STATELESS_STEP,  # here: `websocket_options` imports this module
+        )
+
+        self.app, self.stateless_step = app, STATELESS_STEP
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope.get("path") != "/step":
+            await self.app(scope, receive, send)
+            return
+        token = self.stateless_step.set(True)
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            self.stateless_step.reset(token)
+
+
+def document_actual_contract(app: FastAPI) -> None:
+    """Make /openapi.json describe what the server accepts: the real action model in POST /step (OpenEnv
+    documents any object), the 400 answer to a body that is not JSON and the 413 answer to an oversized one."""
+    build_default = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        schema = build_default()
+        components = schema.setdefault("components", {}).setdefault("schemas", {})
+        action = MetricTrackerRlAction.model_json_schema(ref_template="#/components/schemas/{model}")
+        components.update(action.pop("$defs", {}))
+        components[MetricTrackerRlAction.__name__] = action
+        step_request = components.get("StepRequest", {}).get("properties", {})
+        if "action" in step_request:
+            step_request["action"] = {"$ref": f"#/components/schemas/{MetricTrackerRlAction.__name__}"}
+        for path_item in schema.get("paths", {}).values():
+            for operation in path_item.values():
+                if isinstance(operation, dict) and "requestBody" in operation:
+                    responses = operation.setdefault("responses", {})
+                    responses.setdefault("400", {"description": "The request body is not valid JSON"})
+                    responses.setdefault("413", {"description": f"The request body is over {MAX_MESSAGE_BYTES} bytes"})
+        app.openapi_schema = schema
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
+def harden(app: FastAPI) -> FastAPI:
+    document_actual_contract(app)
+    app.add_middleware(MarksStatelessSteps)
+    app.add_middleware(WebSocketFrameGuard)
+    app.add_middleware(BoundedRequestBodies)
+    return app

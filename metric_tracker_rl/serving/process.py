@@ -1,0 +1,86 @@
+"""How the server process runs and stops: uvicorn, whose first SIGTERM starts a drain (see
+metric_tracker_rl.serving.lifecycle), in one process or under uvicorn's worker supervisor (`--workers N`).
+
+Light on imports, the application's are made lazily: a spawned worker must answer the supervisor's first health
+check (5 s) before it imports the application, which takes longer than that on a busy two-core machine."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from collections.abc import Callable
+from types import FrameType
+from typing import TYPE_CHECKING, Any
+
+import uvicorn
+from uvicorn.supervisors import multiprocess
+
+if TYPE_CHECKING:
+    from metric_tracker_rl.settings import ServerSettings
+
+
+def serve_with_drain(app: str | Callable[[], Any], settings: ServerSettings, **options: Any) -> None:
+    """`uvicorn.run(app, factory=True, ...)` with DrainingServer in every worker process. `app` is the factory, or
+    with several workers its import string (each worker process imports it)."""
+    config = uvicorn.Config(app, factory=True, host=settings.host, port=settings.port, workers=settings.workers,
+                            forwarded_allow_ips=settings.trusted_proxies(), **options)
+    if settings.workers > 1:
+        DrainingSupervisor(config, sockets=[config.bind_socket()]).run()
+    else:
+        DrainingServer(config, settings.drain_s).run()
+
+
+class DrainingServer(uvicorn.Server):
+    """Uvicorn, with the first SIGTERM or SIGINT starting a drain; the server exits when it is done."""
+
+    def __init__(self, config: uvicorn.Config, drain_s: float) -> None:
+        super().__init__(config)
+        self.drain_s = drain_s
+        self._drain_task: asyncio.Task[None] | None = None
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        if self._drain_task is not None or sig not in (signal.SIGTERM, signal.SIGINT):
+            self.force_exit = self._drain_task is not None
+            super().handle_exit(sig, frame)
+            return
+        loop = asyncio.get_event_loop()
+        self._drain_task = loop.create_task(self._drain_then_exit())
+
+    async def _drain_then_exit(self) -> None:
+        from metric_tracker_rl.serving.lifecycle import (
+            LIFECYCLE,  # the application's module, loaded in this process by now
+        )
+
+        try:
+            await LIFECYCLE.drain(self.drain_s)
+        finally:
+            self.should_exit = True
+
+
+class DrainingWorker(multiprocess.Process):
+    """One worker process whose server is a DrainingServer where uvicorn would build a plain Server.
+
+    The worker reads its settings itself: it inherits the environment the supervisor checked."""
+
+    @property
+    def server(self) -> uvicorn.Server:
+        if self._server is None:
+            from metric_tracker_rl.settings import ServerSettings
+
+            self._server = DrainingServer(self.config, ServerSettings.load().drain_s)
+        return self._server
+
+
+class DrainingSupervisor(multiprocess.Multiprocess):
+    """Restarts dead workers and passes SIGTERM on to them, like uvicorn's, but starts DrainingWorker processes.
+
+    uvicorn looks its worker class up as a module global each time it starts one, so the global is swapped for
+    the length of run(), in the supervisor's own process only."""
+
+    def run(self) -> None:
+        plain_worker = multiprocess.Process
+        multiprocess.Process = DrainingWorker
+        try:
+            super().run()
+        finally:
+            multiprocess.Process = plain_worker

@@ -1,0 +1,420 @@
+"""Fair sharing of sessions over every transport: one per-client cap, a short life for sessions that are never
+used, idle sessions closed when the retry hint says, and capacity errors that say when to retry.
+
+OpenEnv creates a session three ways: a WebSocket on `/ws`, a WebSocket on `/mcp`, and the JSON-RPC method
+`openenv/session/create` on `POST /mcp` (an HTTP session, driven by `tools/call` with its `session_id` and reset on
+`/ws?session_id=<id>`, which attaches to it without creating another). It caps the sessions of the whole server
+(MAX_CONCURRENT_ENVS) and reaps a detached session only after SESSION_TIMEOUT_S of silence (it destroys an idle
+`/ws` session's environment but leaves its socket open). So one client opening sessions and leaving them idle, a
+leaking trainer or anyone on a public Space, could lock every other user out for that long. `SessionLimits` sits
+in front of all three and
+
+- refuses a client's new session, on any transport, past MAX_SESSIONS_PER_CLIENT open sessions (default: no
+  limit beyond MAX_CONCURRENT_ENVS; the image sets 8);
+- closes a session that is not used within UNRESET_SESSION_GRACE_S (default 60 s) of its creation: a `/ws`
+  session or an HTTP session that no reset reached, an `/mcp` socket that sent nothing;
+- closes a session silent for SESSION_TIMEOUT_S itself (the socket too, with a message that says why), so a
+  session's place is given back exactly when the retry hint says;
+- adds `retry_after_s` and a sentence with it to every capacity error, its own and OpenEnv's: the time until the
+  earliest session that stands in the way is closed by the two rules above.
+
+A client is its peer address as uvicorn reports it. Uvicorn replaces the peer address with the
+X-Forwarded-For client only when the peer is a trusted proxy (`serving.trusted_proxies`: loopback, what
+FORWARDED_ALLOW_IPS names, and on a Hugging Face Space its proxy network), so no other client can claim another
+address. The debugger's own connections arrive from the server itself on loopback and forward the browser's
+address this way. With several workers, each worker counts its own sessions.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from fastapi import FastAPI
+
+from metric_tracker_rl.adapters.openenv_internals import (
+    CAPACITY_CODE,
+    SERVER_ERROR,
+    SESSION_CLOSE_METHOD,
+    SESSION_CREATE_METHOD,
+    SESSION_ERROR_CODE,
+    close_outcome,
+    created_session_id,
+    is_capacity_error_body,
+    requested_session,
+)
+from metric_tracker_rl.adapters.openenv_internals import is_capacity_error as openenv_capacity_error
+from metric_tracker_rl.serving.hardening import (
+    ASGIApp,
+    Message,
+    Receive,
+    Scope,
+    Send,
+    json_response,
+    read_body,
+    replaying,
+)
+from metric_tracker_rl.settings import ServerSettings
+
+SESSION_PATH = "/ws"
+MCP_PATH = "/mcp"
+CREATE_METHOD = SESSION_CREATE_METHOD
+CLOSE_METHOD = SESSION_CLOSE_METHOD
+# WebSocket close code 1013, "Try Again Later": the per-client refusal; 1008 "Policy Violation": no reset.
+TRY_AGAIN_LATER = 1013
+POLICY_VIOLATION = 1008
+# Added to every retry hint: closing a session (its environment and its socket) takes a moment after its time.
+CLOSE_MARGIN_S = 0.5
+
+
+@dataclass(eq=False)
+class TrackedSession:
+    """One open session, whatever its transport: "ws", "mcp" (the WebSocket /mcp) or "http"."""
+
+    client: str
+    transport: str
+    session_id: str | None = None  # an HTTP session's id, as OpenEnv answered it
+    opened_at: float = field(default_factory=time.monotonic)
+    last_activity_at: float = field(default_factory=time.monotonic)
+    used: bool = False  # reset (or, on /mcp, any message) since it opened
+    attached: bool = False  # an HTTP session with a /ws socket attached to it
+    close_requested: bool = False  # closed by its client while attached: OpenEnv ends it when the socket ends
+
+
+def is_reset(text: str | None) -> bool:
+    """Whether a text frame is a reset message (any frame that is not one leaves the grace clock running)."""
+    if text is None or '"reset"' not in text:
+        return False
+    with contextlib.suppress(ValueError, RecursionError):
+        message = json.loads(text)
+        return isinstance(message, dict) and message.get("type") == "reset"
+    return False
+
+
+def any_message(text: str | None) -> bool:
+    """On /mcp there is no reset: a session is used once it sends anything."""
+    return True
+
+
+def json_rpc_request(body: bytes) -> tuple[Any, str | None, dict[str, Any]]:
+    """(id, method, params) of a JSON-RPC request body; method None when it is not one (OpenEnv answers it)."""
+    with contextlib.suppress(ValueError, RecursionError):
+        request = json.loads(body)
+        if isinstance(request, dict) and isinstance(request.get("method"), str):
+            params = request.get("params")
+            return request.get("id"), request["method"], params if isinstance(params, dict) else {}
+    return None, None, {}
+
+
+def ws_error(message: str, code: str, **data: Any) -> str:
+    return json.dumps({"type": "error", "data": {"message": message, "code": code, **data}})
+
+
+def json_rpc_error(request_id: Any, message: str, **data: Any) -> str:
+    return json.dumps({"jsonrpc": "2.0", "id": request_id,
+                       "error": {"code": SERVER_ERROR, "message": message, "data": data}})
+
+
+class SessionLimits:
+    """ASGI middleware in front of every way to open a session; see the module docstring.
+
+    `server` is the whole app: an HTTP session that has to be closed is closed through it, with the same
+    JSON-RPC request a client would send, so OpenEnv frees it as it frees any other."""
+
+    def __init__(self, app: ASGIApp, per_client: int | None, unreset_grace_s: float, idle_timeout_s: float,
+                 server: ASGIApp) -> None:
+        """`per_client` None: no cap beyond the server-wide one, whose error OpenEnv sends (annotated here)."""
+        self.app = app
+        self.server = server
+        self.per_client = per_client
+        self.unreset_grace_s = unreset_grace_s
+        self.idle_timeout_s = idle_timeout_s
+        self.sessions: set[TrackedSession] = set()
+        self.http_sessions: dict[str, TrackedSession] = {}
+        self._closing: set[asyncio.Task[None]] = set()
+
+    # --- when sessions go, and what the hint says ---------------------------------------------------------
+
+    def seconds_until_closed(self, session: TrackedSession, now: float) -> float:
+        if not session.used:
+            return session.opened_at + self.unreset_grace_s - now
+        return session.last_activity_at + self.idle_timeout_s - now
+
+    def retry_after_s(self, blocking: list[TrackedSession]) -> int:
+        """Whole seconds until the first of `blocking` is closed for inactivity and its place is free (at least 1)."""
+        now = time.monotonic()
+        soonest = min((self.seconds_until_closed(s, now) for s in blocking), default=0.0)
+        return max(1, math.ceil(max(soonest, 0.0) + CLOSE_MARGIN_S))
+
+    def held_by(self, client: str) -> list[TrackedSession]:
+        return [s for s in self.sessions if s.client == client]
+
+    def over_cap(self, client: str) -> list[TrackedSession] | None:
+        """The client's sessions when it may open no more, else None."""
+        if self.per_client is None:
+            return None
+        held = self.held_by(client)
+        return held if len(held) >= self.per_client else None
+
+    def per_client_refusal(self, held: list[TrackedSession]) -> tuple[str, dict[str, Any]]:
+        retry_after_s = self.retry_after_s(held)
+        text = (f"Per-client session capacity reached: this client already holds {len(held)} open sessions, the most "
+                f"one client may hold (MAX_SESSIONS_PER_CLIENT={self.per_client}; WebSocket and HTTP sessions count "
+                f"alike). Close one of them, or retry in about {retry_after_s} s, when the first of them is closed "
+                "for inactivity.")
+        return text, {"code": CAPACITY_CODE, "active_sessions": len(held), "max_sessions": self.per_client,
+                      "retry_after_s": retry_after_s}
+
+    def add_retry_hint(self, holder: dict[str, Any], data: dict[str, Any], refused: TrackedSession | None) -> None:
+        """Annotate OpenEnv's server-wide capacity error: `data` gets the code and `retry_after_s`, `holder`'s
+        message the sentence (the same dict over /ws; the JSON-RPC error and its data otherwise)."""
+        retry_after_s = self.retry_after_s([s for s in self.sessions if s is not refused])
+        data["code"] = CAPACITY_CODE
+        data["retry_after_s"] = retry_after_s
+        holder["message"] = f"{holder.get('message', '')} Retry in about {retry_after_s} s.".strip()
+
+    # --- dispatch -----------------------------------------------------------------------------------------
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope.get("path")
+        if scope["type"] == "websocket" and path in (SESSION_PATH, MCP_PATH):
+            client = (scope.get("client") or ("unknown", 0))[0]
+            attach_to = requested_session(scope)
+            if path == SESSION_PATH and attach_to:
+                await self.attached_socket(scope, receive, send, self.http_sessions.get(attach_to))
+            else:
+                await self.socket_session(scope, receive, send, client, "ws" if path == SESSION_PATH else "mcp")
+        elif scope["type"] == "http" and path == MCP_PATH and scope.get("method") == "POST":
+            await self.json_rpc(scope, receive, send)
+        else:
+            await self.app(scope, receive, send)
+
+    # --- WebSocket sessions -------------------------------------------------------------------------------
+
+    async def socket_session(self, scope: Scope, receive: Receive, send: Send, client: str, transport: str) -> None:
+        held = self.over_cap(client)
+        if held is not None:
+            await self.refuse_socket(receive, send, transport, held)
+            return
+        session = TrackedSession(client, transport)
+        self.sessions.add(session)
+        use = is_reset if transport == "ws" else any_message
+        try:
+            await self.app(scope, self.tracking_receive(session, receive, send, use, transport),
+                           self.annotating_send(session, send, transport))
+        finally:
+            self.sessions.discard(session)
+
+    async def attached_socket(self, scope: Scope, receive: Receive, send: Send,
+                              session: TrackedSession | None) -> None:
+        """A /ws socket on an HTTP session: it creates nothing, and its reset and messages are the session's use."""
+        if session is None or session.attached:  # OpenEnv answers an unknown or already attached session itself
+            await self.app(scope, receive, send)
+            return
+        session.attached = True
+        try:
+            await self.app(scope, self.tracking_receive(session, receive, send, is_reset, "ws"), send)
+        finally:
+            session.attached = False
+            if session.close_requested:
+                self.forget(session)
+            elif session.session_id in self.http_sessions:
+                self.schedule_close_check(session)
+
+    async def refuse_socket(self, receive: Receive, send: Send, transport: str, held: list[TrackedSession]) -> None:
+        message = await receive()
+        if message["type"] != "websocket.connect":
+            return
+        await send({"type": "websocket.accept"})
+        text, data = self.per_client_refusal(held)
+        reply = json_rpc_error(None, text, **data) if transport == "mcp" else ws_error(text, **data)
+        await send({"type": "websocket.send", "text": reply})
+        await send({"type": "websocket.close", "code": TRY_AGAIN_LATER})
+
+    def tracking_receive(self, session: TrackedSession, receive: Receive, send: Send,
+                         use: Callable[[str | None], bool], transport: str) -> Receive:
+        """The socket's receive, closing the session when it stays silent past its time (see the module docstring)."""
+
+        async def tracked() -> Message:
+            while True:
+                remaining = self.seconds_until_closed(session, time.monotonic())
+                try:
+                    message = await asyncio.wait_for(receive(), timeout=max(remaining, 0.0))
+                    break
+                except asyncio.TimeoutError:
+                    if self.seconds_until_closed(session, time.monotonic()) > 0:
+                        continue  # used meanwhile by another route (an HTTP session's tools/call)
+                with contextlib.suppress(Exception):  # the client may be gone already
+                    await send({"type": "websocket.send", "text": self.closing_notice(session, transport)})
+                # The app sees its client leave: it ends the session and closes the socket.
+                return {"type": "websocket.disconnect", "code": POLICY_VIOLATION}
+            if message["type"] == "websocket.receive":
+                session.used = session.used or use(message.get("text"))
+                session.last_activity_at = time.monotonic()
+            return message
+
+        return tracked
+
+    def closing_notice(self, session: TrackedSession, transport: str) -> str:
+        if not session.used:
+            what, then = ("reset", "send a reset message first") if transport == "ws" else ("request", "send one")
+            text = (f"Session closed: no {what} within {self.unreset_grace_s:g} s of its creation "
+                    f"(UNRESET_SESSION_GRACE_S). Connect again and {then}.")
+        else:
+            text = (f"Session closed: no message for {self.idle_timeout_s:g} s (SESSION_TIMEOUT_S), so its episode "
+                    "is gone. Connect again and reset to start a new one.")
+        code = SESSION_ERROR_CODE
+        return json_rpc_error(None, text, code=code) if transport == "mcp" else ws_error(text, code)
+
+    def annotating_send(self, session: TrackedSession, send: Send, transport: str) -> Send:
+        async def annotated(message: Message) -> None:
+            text = message.get("text")
+            if message["type"] == "websocket.send" and text and not session.used and self.is_capacity_error(text):
+                reply = json.loads(text)
+                if transport == "ws":
+                    self.add_retry_hint(reply["data"], reply["data"], session)
+                else:
+                    self.add_retry_hint(reply["error"], reply["error"]["data"], session)
+                message = {**message, "text": json.dumps(reply)}
+            await send(message)
+
+        return annotated
+
+    @staticmethod
+    def is_capacity_error(text: str) -> bool:
+        """OpenEnv's server-wide refusal (`openenv_internals.is_capacity_error`)."""
+        return openenv_capacity_error(text)
+
+    # --- HTTP sessions (JSON-RPC on POST /mcp) -------------------------------------------------------------
+
+    async def json_rpc(self, scope: Scope, receive: Receive, send: Send) -> None:
+        body = await read_body(receive)  # bounded by BoundedRequestBodies, which sits outside
+        if body is None:
+            return
+        request_id, method, params = json_rpc_request(body)
+        replay = replaying(body, receive)
+        client = (scope.get("client") or ("unknown", 0))[0]
+        session_id = params.get("session_id")
+        if method == CREATE_METHOD:
+            held = self.over_cap(client)
+            if held is not None:
+                text, data = self.per_client_refusal(held)
+                await json_response(send, 200, json_rpc_error(request_id, text, **data).encode())
+                return
+            await self.forwarded(scope, replay, send, lambda reply: self.created(reply, client))
+        elif method == CLOSE_METHOD:
+            await self.forwarded(scope, replay, send, lambda reply: self.closed(reply, session_id))
+        else:
+            if isinstance(session_id, str) and session_id in self.http_sessions:
+                self.http_sessions[session_id].last_activity_at = time.monotonic()
+            await self.app(scope, replay, send)
+
+    async def forwarded(self, scope: Scope, receive: Receive, send: Send,
+                        inspect: Callable[[Any], None]) -> None:
+        """Pass the request on; hand its JSON reply to `inspect` (which may change it) before the client gets it."""
+        start: Message | None = None
+        chunks: list[bytes] = []
+
+        async def held_send(message: Message) -> None:
+            nonlocal start
+            if message["type"] == "http.response.start":
+                start = message
+                return
+            if message["type"] != "http.response.body":
+                await send(message)
+                return
+            chunks.append(message.get("body", b""))
+            if message.get("more_body", False):
+                return
+            body = b"".join(chunks)
+            with contextlib.suppress(ValueError, TypeError, KeyError):
+                reply = json.loads(body)
+                inspect(reply)
+                body = json.dumps(reply).encode()
+            assert start is not None
+            headers = [(k, v) for k, v in start.get("headers", []) if k.lower() != b"content-length"]
+            await send({**start, "headers": [*headers, (b"content-length", str(len(body)).encode())]})
+            await send({"type": "http.response.body", "body": body})
+
+        await self.app(scope, receive, held_send)
+
+    def created(self, reply: dict[str, Any], client: str) -> None:
+        session_id, error = created_session_id(reply), reply.get("error")
+        if session_id is not None:
+            session = TrackedSession(client, "http", session_id=session_id)
+            self.sessions.add(session)
+            self.http_sessions[session_id] = session
+            self.schedule_close_check(session)
+        elif is_capacity_error_body(error):
+            self.add_retry_hint(error, error["data"], None)
+
+    def closed(self, reply: dict[str, Any], session_id: Any) -> None:
+        """Forget a session OpenEnv closed, or never knew (it reaped it first). One with a socket attached is
+        closed when the socket ends, so it still counts until then."""
+        session = self.http_sessions.get(session_id) if isinstance(session_id, str) else None
+        if session is None:
+            return
+        outcome = close_outcome(reply)
+        if outcome == "gone":
+            self.forget(session)
+        elif outcome == "closing":
+            session.close_requested = True
+
+    def forget(self, session: TrackedSession) -> None:
+        self.sessions.discard(session)
+        if session.session_id is not None:
+            self.http_sessions.pop(session.session_id, None)
+
+    def schedule_close_check(self, session: TrackedSession) -> None:
+        """Check the HTTP session when its time is up (a timer per session: nothing runs in between)."""
+        delay = max(self.seconds_until_closed(session, time.monotonic()), 0.0)
+        asyncio.get_running_loop().call_later(delay, self._start_close_check, session)
+
+    def _start_close_check(self, session: TrackedSession) -> None:
+        task = asyncio.get_running_loop().create_task(self.close_if_due(session))
+        self._closing.add(task)
+        task.add_done_callback(self._closing.discard)
+
+    async def close_if_due(self, session: TrackedSession) -> None:
+        if session.session_id not in self.http_sessions or session.attached:
+            return  # closed meanwhile, or its socket's own clock watches it (and checks again when it ends)
+        if self.seconds_until_closed(session, time.monotonic()) > 0:
+            self.schedule_close_check(session)  # used since: a later time
+            return
+        await self.close_http_session(session)
+
+    async def close_http_session(self, session: TrackedSession) -> None:
+        """`openenv/session/close` through the whole app, as a client would send it (this middleware then forgets
+        the session as for any close)."""
+        body = json.dumps({"jsonrpc": "2.0", "id": "reaper", "method": CLOSE_METHOD,
+                           "params": {"session_id": session.session_id}}).encode()
+        scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST",
+                 "scheme": "http", "path": MCP_PATH, "raw_path": MCP_PATH.encode(), "query_string": b"",
+                 "root_path": "", "client": ("127.0.0.1", 0), "server": ("127.0.0.1", 0),
+                 "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]}
+
+        async def discard(message: Message) -> None:
+            del message
+
+        async def disconnected() -> Message:
+            return {"type": "http.disconnect"}
+
+        await self.server(scope, replaying(body, disconnected), discard)
+        self.forget(session)  # whatever OpenEnv answered, the session is closed or gone
+
+
+def limit_sessions(app: FastAPI, settings: ServerSettings) -> FastAPI:
+    """Add `SessionLimits`, configured from MAX_SESSIONS_PER_CLIENT, UNRESET_SESSION_GRACE_S and SESSION_TIMEOUT_S.
+    It must sit inside `BoundedRequestBodies` (it reads JSON-RPC bodies) and outside nothing else of ours."""
+    per_client = settings.max_sessions_per_client
+    if per_client is not None and per_client >= settings.max_concurrent_envs:
+        per_client = None  # a cap at the server's own limit caps nothing
+    app.add_middleware(SessionLimits, per_client=per_client, unreset_grace_s=settings.unreset_session_grace_s,
+                       idle_timeout_s=settings.session_timeout_s, server=app)
+    return app

@@ -1,0 +1,184 @@
+"""Task splits for trainers and evaluators (OpenEnv's Task API).
+
+A task is the reset keyword arguments that start its episode, so `env.reset(**task)` runs it; `reset(split=...,
+index=...)` does the same. Both splits are generated from seeds, never stored:
+
+- `train`: standard seeded episodes, task i = {seed: TRAIN_SEED_BASE + i, difficulty: ...} with the difficulty
+  from TRAIN_SCHEDULE, a published list of blocks of indices, each cycling over its difficulties. Blocks are only
+  ever appended (a new tier gets a block of its own after the others), so no train task changes when a tier is
+  added.
+- `eval`: the named tasks (NAMED_TASK_ORDER, frontier's included), then the calibration sweep of
+  benchmarks/calibrate.py (EVAL_SEEDS_PER_DIFFICULTY seeds per difficulty from CALIBRATION_SEED_BASE, each tier's
+  `calibration_seed_base`). Every eval seed is below TRAIN_SEED_BASE, so the splits share no episode. A deployment
+  that scores agents serves them in held-out mode (METRIC_TRACKER_SECRET set), where the episodes cannot be rebuilt
+  from the public package.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from metric_tracker_rl.spec.published import DIFFICULTIES
+from metric_tracker_rl.spec.tasks import NAMED_TASK_ORDER, EpisodeConfig, resolve_episode_config
+from metric_tracker_rl.spec.tiers import TIERS
+
+TRAIN_SEED_BASE = 1_000_000
+
+
+@dataclass(frozen=True)
+class TrainBlock:
+    """`count` consecutive train tasks whose difficulties cycle over `difficulties` in turn."""
+    count: int
+    difficulties: tuple[str, ...]
+
+
+# The train split's published schedule. Append a block for a new tier; never edit or reorder a published one,
+# since a trainer's recorded task indices would then name other episodes.
+TRAIN_SCHEDULE: tuple[TrainBlock, ...] = (
+    TrainBlock(6_000, ("easy", "medium", "hard", "frontier")),
+    TrainBlock(2_000, ("deep",)),
+)
+# Listed in full by list_tasks; any seed from TRAIN_SEED_BASE + TRAIN_TASK_COUNT on is a further training episode.
+TRAIN_TASK_COUNT = sum(block.count for block in TRAIN_SCHEDULE)
+CALIBRATION_SEED_BASE = {name: tier.calibration_seed_base for name, tier in TIERS.items()}
+EVAL_SEEDS_PER_DIFFICULTY = 200
+NULL_EVERY = 10  # every 10th calibration seed is a null episode (no incident; the right answer is an empty report)
+
+
+def train_task(index: int, schedule: tuple[TrainBlock, ...] = TRAIN_SCHEDULE) -> dict[str, Any]:
+    """Train task `index` under `schedule` (the published one unless a test passes another); its seed is
+    TRAIN_SEED_BASE + index whatever the block, so every train task has a seed of its own."""
+    first = 0
+    for block in schedule if index >= 0 else ():
+        if index < first + block.count:
+            offset = index - first
+            return {"seed": TRAIN_SEED_BASE + index,
+                    "difficulty": block.difficulties[offset % len(block.difficulties)]}
+        first += block.count
+    raise TaskIndexError(f"index must be an integer from 0 to {first - 1} for split 'train', got {index!r}")
+
+
+class UnknownSplitError(ValueError):
+    """A split name this environment does not serve; the message lists the ones it does."""
+
+
+class TaskIndexError(IndexError):
+    """An index outside a split; the message gives the valid range."""
+
+
+def calibration_reset_kwargs(difficulty: str, offset: int) -> dict[str, Any]:
+    """The calibration sweep's episode `offset` of one difficulty: a standard episode ({seed, difficulty}), except
+    every NULL_EVERY-th, which is a null episode (scenario_family "null": no incident, not standard)."""
+    seed = CALIBRATION_SEED_BASE[difficulty] + offset
+    if offset % NULL_EVERY == NULL_EVERY - 1:
+        return {"seed": seed, "difficulty": difficulty, "scenario_family": "null"}
+    return {"seed": seed, "difficulty": difficulty}
+
+
+@dataclass(frozen=True)
+class Split:
+    name: str
+    kind: Literal["train", "test"]
+    description: str
+
+    def size(self) -> int:
+        if self.kind == "train":
+            return TRAIN_TASK_COUNT
+        return len(NAMED_TASK_ORDER) + len(DIFFICULTIES) * EVAL_SEEDS_PER_DIFFICULTY
+
+    def task(self, index: int) -> dict[str, Any]:
+        if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < self.size():
+            raise TaskIndexError(f"index must be an integer from 0 to {self.size() - 1} for split {self.name!r}, "
+                                 f"got {index!r}")
+        if self.kind == "train":
+            return train_task(index)
+        named = NAMED_TASK_ORDER
+        if index < len(named):
+            return {"task_id": named[index]}
+        block, offset = divmod(index - len(named), EVAL_SEEDS_PER_DIFFICULTY)
+        return calibration_reset_kwargs(DIFFICULTIES[block], offset)
+
+    def descriptor(self) -> dict[str, Any]:
+        return {"name": self.name, "type": self.kind, "num_tasks": self.size(), "description": self.description}
+
+
+
+
+def _schedule_in_words() -> str:
+    """TRAIN_SCHEDULE as the train split's description states it."""
+    parts, first = [], 0
+    for block in TRAIN_SCHEDULE:
+        parts.append(f"tasks {first} to {first + block.count - 1} cycle over {', '.join(block.difficulties)}")
+        first += block.count
+    return "; ".join(parts)
+
+
+SPLITS: dict[str, Split] = {
+    split.name: split
+    for split in (
+        Split("train", "train",
+              f"Standard seeded episodes: task i is seed {TRAIN_SEED_BASE} + i; {_schedule_in_words()}. Each "
+              "task is the reset arguments that start it; any seed from "
+              f"{TRAIN_SEED_BASE + TRAIN_TASK_COUNT} on is a further training episode."),
+        Split("eval", "test",
+              f"The named tasks, then {EVAL_SEEDS_PER_DIFFICULTY} calibration seeds per difficulty ("
+              + ", ".join(f"{name} from {base}" for name, base in CALIBRATION_SEED_BASE.items())
+              + f"; every {NULL_EVERY}th episode has no incident). No seed is shared "
+              "with train. Scored deployments serve it in held-out mode (METRIC_TRACKER_SECRET set)."),
+    )
+}
+
+
+def get_split(name: str) -> Split:
+    try:
+        return SPLITS[name]
+    except (KeyError, TypeError):
+        raise UnknownSplitError(f"unknown split {name!r}; valid splits: {', '.join(SPLITS)}") from None
+
+
+def split_descriptors() -> list[dict[str, Any]]:
+    return [split.descriptor() for split in SPLITS.values()]
+
+
+def task_range(name: str, start: int | None = None, stop: int | None = None) -> list[dict[str, Any]]:
+    """Tasks [start, stop) of a split with Python slice semantics (negative bounds count from the end)."""
+    split = get_split(name)
+    return [split.task(index) for index in range(split.size())[start:stop]]
+
+
+def resolve_reset(secret: str = "", **kwargs: Any) -> EpisodeConfig:
+    """The episode config of reset arguments: `split` and `index` (OpenEnv's Task API convention) stand for that
+    task's own reset arguments, and go with no other one; everything else is `tasks.resolve_episode_config`."""
+    if "split" in kwargs or "index" in kwargs:
+        # Only what the caller set: a reset's own parameters (seed) arrive as None when not passed.
+        passed = sorted(key for key, value in kwargs.items() if value is not None)
+        if set(passed) != {"split", "index"}:
+            valid = ", ".join(f"{name} (index 0 to {split.size() - 1})" for name, split in SPLITS.items())
+            raise ValueError("split and index select a task of the Task API and go together, with no other reset "
+                             f"argument (got {', '.join(passed) or 'none set'}); valid splits: {valid}")
+        try:
+            kwargs = get_split(kwargs["split"]).task(kwargs["index"])
+        except IndexError as exc:
+            raise ValueError(str(exc)) from None
+    return resolve_episode_config(secret=secret, **kwargs)
+
+
+class TaskProviderMixin:
+    """OpenEnv's TaskProvider methods (found by name): pure and cheap, as they run on a throw-away instance.
+    A task is the reset arguments that start its episode (see metric_tracker_rl.spec.task_splits)."""
+
+    def list_splits(self) -> list[dict[str, Any]]:
+        return split_descriptors()
+
+    def num_tasks(self, split: str) -> int:
+        return get_split(split).size()
+
+    def list_tasks(self, split: str) -> list[dict[str, Any]]:
+        return task_range(split)
+
+    def get_task(self, split: str, index: int) -> dict[str, Any]:
+        return get_split(split).task(index)
+
+    def get_task_range(self, split: str, start: int | None = None, stop: int | None = None) -> list[dict[str, Any]]:
+        return task_range(split, start, stop)

@@ -1,0 +1,177 @@
+"""Every tier (a reset's `difficulty`) as one config object: its window, its dimensions, what its incidents are
+drawn from and how they mix, its counts, magnitude scale, concurrency, steps and submissions.
+
+Two generators read these configs (a tier names which through `aggregate` or `segmented`):
+- the aggregate generator (scenario.py) fills one funnel with the anomaly families' injectors, at each family's
+  magnitude range for the tier (`magnitude_ranges` in metric_tracker_rl/generation/anomalies/), among annotated
+  distractors and benign fluctuations. easy, medium and hard use it; it keeps their episodes as they always were;
+- the segmented generator (frontier.py) splits the funnel into cells along `dimensions` and draws its incidents and
+  benign look-alikes from the registered kinds (metric_tracker_rl/generation/kinds/), each at its default magnitude
+  range times the tier's `magnitude_scale`.
+
+A new tier is one more entry in TIERS. This module imports nothing of the project: the catalog (on the tools' side
+of the truth wall) derives its difficulty names and windows from it, and the generators read the rest.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Literal
+
+DEFAULT_MAX_STEPS = 40
+DEFAULT_MAX_SUBMISSIONS = 1  # one graded report: it ends the episode, so its feedback cannot be decoded
+WEEKDAYS = 7
+LATE_DATA = "incomplete_last_day"  # the distractor that takes the latest date (and keeps its weekday clean)
+
+
+@dataclass(frozen=True)
+class AggregateMix:
+    """What the aggregate generator puts in a tier's single funnel besides incidents of the published families.
+
+    `distractors`: annotated explained days (scenario.DISTRACTORS), one each. `fluctuations`: unannotated benign
+    days (scenario.FLUCTUATIONS), one per entry. `incident_timing_shifts`: incident dates that also get a timing
+    shift, at most. `multi_day_probability`: chance that an incident of a family that can persist goes on the next
+    date. `overlapping_demand_swing_share`: where demand swings reach into the count incidents' sizes, their range
+    (and then the tier publishes audience swings instead of a gap; None: the published default, clear of them)."""
+
+    distractors: tuple[str, ...] = ()
+    fluctuations: tuple[str, ...] = ()
+    incident_timing_shifts: int = 0
+    multi_day_probability: float = 0.0
+    overlapping_demand_swing_share: tuple[float, float] | None = None
+
+
+@dataclass(frozen=True)
+class SegmentedMix:
+    """What the segmented generator builds for a tier.
+
+    `dimensions`: the keys of segments.DIMENSIONS that split traffic: platform, a country dimension and
+    app_version make the cells (hourly counts), any others split each cell's days into leaves. `incident_kinds` and
+    `benign_kinds`: the registered kinds the tier draws from (None: every registered one), incidents in a shuffled
+    cycle, look-alikes uniformly. `decoy_ratio`: benign look-alikes per incident by default (a reset may set
+    another). `magnitude_scale`: every kind's default magnitude range times this. `max_incidents`: the most a reset
+    may ask for (persistent incidents cover several dates each). `segment_credit`: how a matched row's segment is
+    credited (grader.py): `table`, frontier's published verdicts (exact 1, parent 0.5, ...), kept so its figures
+    stay reproducible; `overlap`, the traffic-weighted overlap of the reported cuboid with the incident's
+    (coverage x purity), for any cuboid of any of the tier's dimensions. `context`: the episode has context tables
+    (metric_tracker_rl/world/context.py), and the kinds that need them may be drawn.
+
+    Root causes as cuboids (the dial of a reset, defaults here; 0 depth: every kind keeps its fixed segments, as
+    at frontier, and a reset may not set these): `max_cuboid_depth`, the most dimensions a root cause names;
+    `concurrency`, the dates that carry a second incident in an overlapping cuboid; `note_share`, the share of
+    partner payment failures with a notice in the partner status log."""
+
+    dimensions: tuple[str, ...]
+    max_incidents: int
+    incident_kinds: tuple[str, ...] | None = None
+    benign_kinds: tuple[str, ...] | None = None
+    decoy_ratio: float = 1.0
+    magnitude_scale: float = 1.0
+    segment_credit: Literal["table", "overlap"] = "table"
+    context: bool = False
+    max_cuboid_depth: int = 0
+    concurrency: int = 0
+    note_share: float = 0.0
+
+
+@dataclass(frozen=True)
+class Tier:
+    """One difficulty. `default_density` sets the incident count of a reset that names a density but no count
+    (round(density x window), at least one); `count_range` is the range a seeded reset draws its count from (None:
+    the density's count, fixed); `perturbed_per_weekday` bounds how many perturbed dates share a weekday, so a
+    same-weekday median stays clean (the tier's concurrency); `calibration_seed_base`: its calibration sweep's
+    first seed (task_splits.py). Exactly one of `aggregate` and `segmented` names the generator. `listed`: in the
+    published difficulty lists (published.DIFFICULTIES: the splits, the brief, the task lists); an unlisted tier
+    (none today) is reachable by reset(difficulty=...) only, while it is being built."""
+
+    name: str
+    window_days: int
+    default_density: float
+    count_range: tuple[int, int] | None
+    perturbed_per_weekday: int
+    calibration_seed_base: int
+    aggregate: AggregateMix | None = None
+    segmented: SegmentedMix | None = None
+    max_steps: int = DEFAULT_MAX_STEPS
+    max_submissions: int = DEFAULT_MAX_SUBMISSIONS
+    listed: bool = True
+
+    def __post_init__(self) -> None:
+        if (self.aggregate is None) == (self.segmented is None):
+            raise ValueError(f"tier {self.name!r} needs exactly one of an aggregate and a segmented mix")
+
+    @property
+    def dimensions(self) -> tuple[str, ...]:
+        """The dimensions traffic is split along (none: one aggregate funnel)."""
+        return () if self.segmented is None else self.segmented.dimensions
+
+    @property
+    def segment_credit(self) -> Literal["table", "overlap"] | None:
+        """How a report row's segment is credited (None: the tier has no segments)."""
+        return None if self.segmented is None else self.segmented.segment_credit
+
+    @property
+    def max_incidents(self) -> int:
+        """The most incidents a reset may ask for. On an aggregate tier, what the calendar holds: every weekday's
+        perturbed dates (the latest date's weekday is kept for late data when the tier has it), less the dates its
+        other distractors and its fluctuations take."""
+        if self.segmented is not None:
+            return self.segmented.max_incidents
+        assert self.aggregate is not None
+        mix = self.aggregate
+        weekdays = WEEKDAYS - (LATE_DATA in mix.distractors)
+        other_distractors = sum(kind != LATE_DATA for kind in mix.distractors)
+        return self.perturbed_per_weekday * weekdays - other_distractors - len(mix.fluctuations)
+
+
+class TierCatalog(Mapping[str, Tier]):
+    """The tiers by name, in publication order (the order of the brief's and the splits' difficulty lists)."""
+
+    def __init__(self, *tiers: Tier) -> None:
+        self._tiers = {tier.name: tier for tier in tiers}
+        if len(self._tiers) != len(tiers):
+            raise ValueError(f"a tier name is used twice: {[tier.name for tier in tiers]}")
+
+    def __getitem__(self, name: str) -> Tier:
+        return self._tiers[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._tiers)
+
+    def __len__(self) -> int:
+        return len(self._tiers)
+
+
+AGGREGATE_PER_WEEKDAY = 2  # of a weekday's three same-weekday peers in four weeks, at most one is perturbed
+
+TIERS = TierCatalog(
+    Tier("easy", window_days=28, default_density=0.07, count_range=None,
+         perturbed_per_weekday=AGGREGATE_PER_WEEKDAY, calibration_seed_base=10_000, aggregate=AggregateMix()),
+    Tier("medium", window_days=28, default_density=0.1, count_range=(1, 4),
+         perturbed_per_weekday=AGGREGATE_PER_WEEKDAY, calibration_seed_base=20_000,
+         aggregate=AggregateMix(distractors=("marketing_campaign", LATE_DATA), fluctuations=("timing_shift",),
+                                incident_timing_shifts=1, multi_day_probability=0.3)),
+    Tier("hard", window_days=28, default_density=0.14, count_range=(2, 5),
+         perturbed_per_weekday=AGGREGATE_PER_WEEKDAY, calibration_seed_base=30_000,
+         aggregate=AggregateMix(distractors=("marketing_campaign", LATE_DATA, "public_holiday"),
+                                fluctuations=("timing_shift", "demand_swing", "audience_swing", "audience_swing"),
+                                incident_timing_shifts=2, multi_day_probability=0.5,
+                                overlapping_demand_swing_share=(0.15, 0.40))),
+    # Eight weeks: a same-weekday baseline has seven peers, so three perturbed dates on a weekday leave it clean.
+    Tier("frontier", window_days=56, default_density=0.08, count_range=(3, 6), perturbed_per_weekday=3,
+         calibration_seed_base=40_000,
+         # Its kinds named, so that a kind registered later (deep's context kinds) leaves its episodes as they are.
+         segmented=SegmentedMix(dimensions=("platform", "country", "app_version"), max_incidents=8,
+                                incident_kinds=("release_regression", "payment_failure", "web_tracking_bug",
+                                                "country_bots", "segment_outage", "level_shift"),
+                                benign_kinds=("mix_shift", "segment_demand_swing", "segment_timing_shift"))),
+    # Five dimensions: eight countries, and each cell's days split by acquisition channel and user type. Root
+    # causes are cuboids of one to three dimensions, one date carries two overlapping incidents, and context tables
+    # with every registered kind.
+    Tier("deep", window_days=56, default_density=0.08, count_range=(3, 6), perturbed_per_weekday=3,
+         calibration_seed_base=50_000,
+         segmented=SegmentedMix(dimensions=("platform", "country_wide", "app_version", "channel", "user_type"),
+                                max_incidents=8, segment_credit="overlap", max_cuboid_depth=3, concurrency=1,
+                                context=True, note_share=0.5)),
+)

@@ -1,0 +1,386 @@
+"""The SQL engine's side of the sandbox: what runs inside a worker process (metric_tracker_rl.sql.worker).
+
+An episode's tables are served as read-only views: each table's arrays are scanned in place by DuckDB (a relation
+over the arrays, registered as a temporary view of the episode's own connection), so no statement can change,
+add to or grow them. A DELETE, UPDATE or INSERT (also inside a CTE) fails to bind ("can only delete from base
+table"), and the memory an episode holds is what it was given. The parse tree is checked too (defence in depth).
+
+The walls a statement meets here, after the text checks of `sql_sandbox`:
+
+1. DuckDB's own parser: exactly one statement, a SELECT (or WITH ... SELECT, FROM ..., DESCRIBE, SUMMARIZE); its
+   parse tree (`json_serialize_sql`) may call only a few table functions, no function that waits or changes
+   state, no scalar that builds one value as large as its argument asks, and may name no file or URL as a table;
+2. DuckDB's configuration, set when the worker's database opens and locked: no external access, no extension
+   installed or loaded, no spilling to disk, one thread, a memory limit, and nothing that names a path or a user;
+3. an interrupt at the time limit (a thread of the worker), and a row cap applied inside the engine (a LIMIT on
+   top of the statement) before any row becomes a Python object.
+
+The worker process adds the walls the engine cannot: an address-space limit, and a kill at the time limit plus a
+grace period for what an interrupt cannot stop (planning, one long function call, result conversion).
+"""
+
+from __future__ import annotations
+
+import datetime
+import decimal
+import difflib
+import json
+import math
+import threading
+from collections.abc import Mapping
+from typing import Any
+
+import duckdb
+import numpy as np
+
+from metric_tracker_rl.sql.columns import Labels, SqlColumn, SqlTable
+
+TIME_LIMIT_S = 1.0
+MEMORY_LIMIT_MB = 256  # DuckDB's own limit in a worker, for a query's working memory
+QUERY_MB = 768  # address space a worker may add for one query (DuckDB's MEMORY_LIMIT_MB and Python's conversion)
+CACHE_MB = 256  # address space a worker may hold for episodes' tables
+MEMORY_MESSAGE = (f"the query needed more memory than a query may use ({MEMORY_LIMIT_MB} MB in the engine, "
+                  f"{QUERY_MB} MB in all) and was stopped; aggregate or filter earlier.")
+ROW_CAP = 5000  # rows a result may have (pages are cut from them)
+MAX_COLUMNS = 64
+MAX_CELL_CHARS = 200
+CUT_MARK = "...(cut, {length} chars)"  # what ends a text cell cut at MAX_CELL_CHARS
+# Applied in this order (DuckDB refuses to change temp_directory once external access is off, and anything
+# once the configuration is locked). secret_directory would otherwise name the home directory of the user the
+# server runs as; the worker runs in "/" so that no setting names the server's working directory.
+CONFIG: dict[str, Any] = {
+    "secret_directory": "none",
+    "temp_directory": "",  # nothing spills to disk: a query over the memory limit fails instead
+    "memory_limit": f"{MEMORY_LIMIT_MB}MB",
+    "threads": 1,
+    "external_threads": 1,
+    "autoload_known_extensions": False,
+    "autoinstall_known_extensions": False,
+    "allow_community_extensions": False,
+    "allow_unsigned_extensions": False,
+    "allow_persistent_secrets": False,
+    "python_enable_replacements": False,  # DuckDB's Python client would otherwise read variables by name
+    "python_scan_all_frames": False,
+    "enable_external_access": False,  # files, network, COPY, ATTACH of files, Python replacement scans
+    "lock_configuration": True,
+}
+SET_AFTER_CONNECT = ("secret_directory", "enable_external_access", "lock_configuration")
+# Settings that not every supported DuckDB knows (1.5 has no async_threads; 2.0 starts 8 I/O threads per database).
+OPTIONAL_CONFIG: dict[str, Any] = {"async_threads": 0}
+# Table functions a SELECT may call: generators and read-only views of the database's own catalog.
+ALLOWED_TABLE_FUNCTIONS = frozenset({"range", "generate_series", "unnest", "duckdb_databases", "duckdb_schemas",
+                                     "duckdb_tables", "duckdb_views", "duckdb_columns", "duckdb_settings",
+                                     "duckdb_functions", "pragma_table_info"})
+GENERATORS = frozenset({"range", "generate_series", "unnest"})
+# Scalar functions that wait (a sleeping thread cannot be interrupted) or change state.
+DENIED_FUNCTIONS = frozenset({"sleep_ms", "pg_sleep", "write_log", "setseed", "nextval", "currval", "setval"})
+# Scalar functions that build one value as large as an argument asks (a list of a billion numbers, a string padded
+# to a gigabyte). The worker's limits stop them anyway; refusing them first says why and costs no worker.
+DENIED_VALUE_BUILDERS = frozenset({"range", "generate_series", "repeat", "lpad", "rpad", "list_resize",
+                                   "array_resize", "bitstring", "printf", "format"})
+# Parse-tree nodes that write. A DELETE, UPDATE or INSERT inside a SELECT (in a CTE: DELETE_QUERY_NODE, ...) is
+# refused by name before it reaches the binder, which would refuse it too: the tables are views.
+WRITING_NODES = frozenset({"INSERT_NODE", "UPDATE_NODE", "DELETE_NODE"})
+_PATH_MARKS = ("/", "\\", ":", ".", "~")
+
+
+class Refusal(Exception):
+    """A statement the engine will not run or could not finish; the message is for the agent. `restart` asks the
+    pool for a fresh worker (the engine may be in a bad state)."""
+
+    def __init__(self, message: str, *, restart: bool = False) -> None:
+        super().__init__(message)
+        self.restart = restart
+
+
+def open_database() -> duckdb.DuckDBPyConnection:
+    """A new in-memory database with the locked configuration: CONFIG (and OPTIONAL_CONFIG where known) at
+    connection, then the SET_AFTER_CONNECT settings in order (DuckDB refuses some combinations at connection)."""
+    at_connect = {name: value for name, value in CONFIG.items() if name not in SET_AFTER_CONNECT}
+    try:
+        database = duckdb.connect(":memory:", config={**OPTIONAL_CONFIG, **at_connect})
+    except duckdb.InvalidInputException:
+        database = duckdb.connect(":memory:", config=at_connect)
+    for name in SET_AFTER_CONNECT:
+        value = CONFIG[name]
+        database.execute(f"SET {name} = {_literal(value) if isinstance(value, str) else str(value).lower()}")
+    return database
+
+
+def article(word: str) -> str:
+    return "an" if word[:1].upper() in "AEIOU" else "a"
+
+
+class EpisodeTables:
+    """One episode's tables as read-only views of a connection of their own (its temporary catalog: no other
+    episode's connection can name or list them), and the statements run over them. A table's view is made when
+    a statement first names it (every view when a statement may list the catalog), so a first query pays for the
+    tables it reads."""
+
+    def __init__(self, database: duckdb.DuckDBPyConnection, tables: Mapping[str, SqlTable]) -> None:
+        self.con = database.cursor()
+        self._tables = dict(tables)
+        self._viewed: set[str] = set()
+        self.schema = {name: list(columns) for name, columns in tables.items()}
+        self.allowed = (f"Allowed: one read-only SELECT (or WITH ... SELECT) statement over the tables "
+                        f"{', '.join(self.schema)}; no files, network, extensions or settings.")
+        self._watch_lock = threading.Lock()
+        self._running = False
+
+    def view(self, names: set[str] | None = None) -> None:
+        """Make the views of `names` (None: every table) that are not made yet."""
+        import pandas as pd  # the worker's start-up imports it; a relation over a frame scans its arrays in place
+
+        for name in self.schema if names is None else [name for name in self.schema if name in names]:
+            if name not in self._viewed:
+                frame = pd.DataFrame(_source(self._tables[name]), copy=False)
+                self.con.register(name, self.con.from_df(frame).project(_stored_columns(self._tables[name])))
+                self._viewed.add(name)
+
+    def close(self) -> None:
+        self.con.close()
+
+    def tables_text(self) -> str:
+        return "tables: " + "; ".join(f"{name}({', '.join(columns)})" for name, columns in self.schema.items())
+
+    def interrupt(self) -> None:
+        """Stop the running statement, if any (the worker's watchdog calls this at the time limit)."""
+        with self._watch_lock:
+            if self._running:
+                self.con.interrupt()
+
+    def run(self, sql: str, offset: int, limit: int) -> tuple[list[str], list[list[Any]], int]:
+        """The columns, the page's rows (cells as plain JSON values) and the result's row count, or Refusal."""
+        statement = self._checked(sql)
+        try:
+            return self._execute(statement, offset, limit)
+        except duckdb.Error as exc:
+            raise self._refusal(exc) from None
+        except (ValueError, OverflowError) as exc:  # a value Python cannot hold (a date past year 9999, ...)
+            raise Refusal(f"a value of the result cannot be shown ({exc}); CAST it to VARCHAR. "
+                          f"{self.allowed}") from None
+
+    # --- the walls -----------------------------------------------------------------------------------
+
+    def _checked(self, sql: str) -> duckdb.Statement:
+        try:
+            statements = self.con.extract_statements(sql)
+        except duckdb.Error as exc:
+            raise Refusal(f"SQL syntax error: {first_lines(exc)}. {self.allowed}") from None
+        if not statements:
+            raise Refusal(f"no SQL statement found. {self.allowed}")
+        if len(statements) > 1:
+            raise Refusal(f"one statement per call, got {len(statements)}. {self.allowed}")
+        (statement,) = statements
+        verb = (statement.query.split() or [""])[0].upper()
+        try:
+            kind = statement.type
+        except ValueError:  # a statement type this DuckDB client cannot name (UPDATE EXTENSIONS, ...)
+            raise Refusal(f"{article(verb)} {verb} statement is not allowed. {self.allowed}") from None
+        if kind != duckdb.StatementType.SELECT:
+            name = kind.name.replace("_", " ")
+            named = "" if verb == name else f" ({verb} ...)"
+            raise Refusal(f"{article(name)} {name} statement{named} is not allowed. {self.allowed}")
+        tree = self.con.execute("SELECT json_serialize_sql($1::VARCHAR)", [statement.query]).fetchall()[0][0]
+        try:
+            parsed = json.loads(tree)
+        except RecursionError:  # Python's JSON reader recurses: a tree deeper than the interpreter allows
+            raise Refusal(f"the query is nested too deeply (functions or subqueries hundreds of levels deep). "
+                          f"{self.allowed}") from None
+        self.view(self._check_tree(parsed))
+        return statement
+
+    def _check_tree(self, tree: dict[str, Any]) -> set[str] | None:
+        """Refuses what the statement may not do; returns the episode's tables it names (None: it may read the
+        catalog, a SHOW, a table function or a name that is not a table of the episode, so it gets them all)."""
+        if tree.get("error"):
+            raise Refusal(f"this form of query is not supported ({tree.get('error_message', '')}). {self.allowed}")
+        named: set[str] | None = set()
+        stack: list[Any] = [tree["statements"]]
+        while stack:  # a loop, not recursion: the tree of a long query is deep
+            node = stack.pop()
+            if isinstance(node, list):
+                stack.extend(node)
+                continue
+            if not isinstance(node, dict):
+                continue
+            kind = node.get("type")
+            if isinstance(kind, str) and (kind.endswith("_QUERY_NODE") or kind in WRITING_NODES):
+                verb = str(kind).split("_")[0]
+                raise Refusal(f"{article(verb)} {verb} inside a query is not allowed: the tables are read-only. "
+                              f"{self.allowed}")
+            if kind == "SHOW_REF":
+                named = None
+            if kind == "BASE_TABLE" and named is not None:
+                table = str(node.get("table_name", "")).lower()
+                named = named | {table} if table in self.schema else None
+            if kind == "TABLE_FUNCTION":
+                function = node.get("function") or {}
+                name = str(function.get("function_name", "")).lower()
+                if name not in GENERATORS:  # the catalog's own functions list the tables
+                    named = None
+                if name not in ALLOWED_TABLE_FUNCTIONS:
+                    raise Refusal(f"table function {name}() is not allowed; table functions allowed: "
+                                  f"{', '.join(sorted(ALLOWED_TABLE_FUNCTIONS))}. {self.allowed}")
+                # its arguments are checked like any expression; the call itself is a table function, not a value
+                stack.extend(value for key, value in function.items() if key != "function_name"
+                             and isinstance(value, (dict, list)))
+                stack.extend(value for key, value in node.items() if key != "function"
+                             and isinstance(value, (dict, list)))
+                continue
+            if kind == "BASE_TABLE" and any(mark in str(node.get("table_name", "")) for mark in _PATH_MARKS):
+                raise Refusal(f"{node['table_name']!r} reads a file or URL; no file or network access. "
+                              f"{self.tables_text()}. {self.allowed}")
+            name = node.get("function_name")
+            if isinstance(name, str) and name.lower() in DENIED_FUNCTIONS:
+                raise Refusal(f"function {name.lower()}() is not allowed (it waits or changes state). {self.allowed}")
+            if isinstance(name, str) and name.lower() in DENIED_VALUE_BUILDERS:
+                raise Refusal(f"function {name.lower()}() is not allowed as a value (it builds one as large as its "
+                              "argument asks, past the time and memory limits); range() and generate_series() "
+                              f"work as tables: SELECT ... FROM range(n). {self.allowed}")
+            stack.extend(value for value in node.values() if isinstance(value, (dict, list)))
+        return named
+
+    def _execute(self, statement: duckdb.Statement, offset: int, limit: int
+                 ) -> tuple[list[str], list[list[Any]], int]:
+        """The engine itself cuts the result at ROW_CAP + 1 rows (a LIMIT on top of the statement), so no more rows
+        than that ever reach Python; only the page's cells are converted to JSON values."""
+        with self._watch_lock:
+            self._running = True
+        try:
+            # One bind and one run: the statement as a subquery under the row cap (a line break before the
+            # closing parenthesis ends a trailing comment).
+            self.con.execute(f"SELECT * FROM (\n{statement.query}\n) LIMIT {ROW_CAP + 1}")
+            columns = [column[0] for column in self.con.description or []]
+            fetched = self.con.fetchall()
+        finally:
+            with self._watch_lock:
+                self._running = False
+        if len(columns) > MAX_COLUMNS:
+            raise Refusal(f"the result has {len(columns)} columns; at most {MAX_COLUMNS} columns.")
+        count = len(fetched)
+        if count > ROW_CAP:
+            raise Refusal(f"the result has more than {ROW_CAP} rows; narrow it with WHERE, GROUP BY or LIMIT "
+                          "(pages of a result come from the limit and offset arguments).")
+        rows = [[cell(value) for value in row] for row in fetched[offset:offset + limit]]
+        return column_names(columns), rows, count
+
+    def _refusal(self, exc: duckdb.Error) -> Refusal:
+        if isinstance(exc, duckdb.InterruptException):
+            return Refusal(f"the query ran past the {TIME_LIMIT_S:g} s time limit and was stopped; "
+                           "aggregate or filter earlier.")
+        if isinstance(exc, duckdb.OutOfMemoryException):
+            return Refusal(MEMORY_MESSAGE)
+        if isinstance(exc, duckdb.PermissionException):
+            return Refusal(f"no file, network or extension access. {self.tables_text()}. {self.allowed}")
+        if isinstance(exc, (duckdb.InternalException, duckdb.FatalException)):
+            return Refusal("the query failed inside the SQL engine; the engine was restarted, try another query.",
+                           restart=True)
+        if isinstance(exc, (duckdb.CatalogException, duckdb.BinderException)):
+            text = self._own_suggestion(first_lines(exc))
+            return Refusal(f"{text}{'' if text.endswith('?') else '.'} {self.tables_text()}.")
+        return Refusal(f"{first_lines(exc)}. {self.allowed}")
+
+    def _own_suggestion(self, text: str) -> str:
+        """DuckDB suggests the nearest name of its whole catalog (`pg_enum`, `pg_tables`); an unknown table gets
+        the nearest of the episode's own tables instead, or none."""
+        text, _, _ = text.partition(" Did you mean ")
+        text = text.rstrip("!. ")
+        if "Table with name " in text:
+            name = text.split("Table with name ", 1)[1].split(" does not exist", 1)[0]
+            near = difflib.get_close_matches(name.lower(), list(self.schema), n=1, cutoff=0.5)
+            if near:
+                text += f". Did you mean {near[0]}?"
+        return text
+
+
+def _quoted(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _source(table: Mapping[str, SqlColumn]) -> dict[str, np.ndarray]:
+    """The arrays DuckDB scans for a table: Labels as their codes, dates in seconds (DuckDB's NumPy scan does not
+    read datetime64[D])."""
+    arrays = {}
+    for name, column in table.items():
+        if isinstance(column, Labels):
+            arrays[name] = column.codes
+        elif column.dtype.kind == "M":
+            arrays[name] = column.astype("datetime64[s]")
+        else:
+            arrays[name] = column
+    return arrays
+
+
+def _stored_columns(table: Mapping[str, SqlColumn]) -> str:
+    """The view's select list: dates as DATE (the tables are by day, and by integer hour), text as VARCHAR (Labels
+    decoded inside DuckDB); numbers and booleans as they are."""
+    columns = []
+    for name, column in table.items():
+        quoted = _quoted(name)
+        if isinstance(column, Labels):  # a CASE: cheaper in DuckDB than indexing a list literal
+            cases = " ".join(f"WHEN {code} THEN {_literal(value)}" for code, value in enumerate(column.values))
+            columns.append(f"CAST(CASE {quoted} {cases} END AS VARCHAR) AS {quoted}")
+        elif column.dtype.kind == "M":
+            columns.append(f"CAST({quoted} AS DATE) AS {quoted}")
+        elif column.dtype.kind in "OU":
+            columns.append(f"CAST({quoted} AS VARCHAR) AS {quoted}")
+        else:
+            columns.append(quoted)
+    return ", ".join(columns)
+
+
+def _literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def first_lines(exc: Exception, limit: int = 400) -> str:
+    """DuckDB's message on one line, shortened: without the position marker (which needs its own lines), the
+    hint to change a setting (settings are locked) and double quotes (the table view would escape them)."""
+    text = " ".join(line.strip() for line in str(exc).splitlines() if line.strip())
+    text = text.split(" LINE ")[0].split(' Use "SET ')[0].replace('"', "'").rstrip(". ")
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+def column_names(names: list[str]) -> list[str]:
+    """Column names that a table view can show: one line, no cell separator or key mark, non-empty, unique."""
+    out: list[str] = []
+    for i, name in enumerate(names):
+        clean = " ".join(str(name).replace("|", "/").replace(":", "_").split())[:64] or f"column_{i + 1}"
+        unique, n = clean, 2
+        while unique in out:
+            unique, n = f"{clean}_{n}", n + 1
+        out.append(unique)
+    return out
+
+
+def cell(value: Any) -> Any:
+    """A DuckDB value as a plain JSON value: finite numbers, text (cut at MAX_CELL_CHARS, marked), booleans and
+    null. NaN and the infinities (0/0, x/0) are shown as the words NaN, Infinity and -Infinity: JSON has no such
+    numbers, and a null would read as a missing value."""
+    if value is None or isinstance(value, (bool, int)):
+        return value
+    if isinstance(value, float):
+        if math.isfinite(value):
+            return value
+        return "NaN" if math.isnan(value) else "Infinity" if value > 0 else "-Infinity"
+    if isinstance(value, decimal.Decimal):
+        return cell(float(value))
+    if isinstance(value, (datetime.date, datetime.time)):  # datetime is a date
+        return value.isoformat()
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        text = bytes(value).hex()
+    elif isinstance(value, str):
+        text = value
+    elif isinstance(value, (list, dict, tuple)):
+        text = json.dumps(value, default=str, ensure_ascii=False)
+    else:
+        text = str(value)
+    if len(text) > MAX_CELL_CHARS:
+        text = cut_text(text)
+    return text
+
+
+def cut_text(text: str) -> str:
+    """A text cell cut at MAX_CELL_CHARS, with a mark that says it was cut and how long it was."""
+    return f"{text[:MAX_CELL_CHARS]}{CUT_MARK.format(length=len(text))}"

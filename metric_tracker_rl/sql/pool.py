@@ -1,0 +1,392 @@
+"""Where SQL runs: a small pool of worker processes (metric_tracker_rl.sql.worker), and fair turns at them.
+
+A statement runs in a worker process whose address space is limited; the pool kills a worker that has not
+answered by the time limit plus a grace period and starts a fresh one, so query planning, one long function call
+and result conversion are all inside the limits, and a runaway costs one query's error, never the server. Each
+worker keeps the tables of the episodes it served last (sent once, as arrays, then kept until the pool tells it to
+forget them: the episode closed, or the worker's share of memory for tables is full).
+
+`FairGate` hands out turns at the workers to the server's sessions: at most `per_client` statements of one client
+run at once, the rest wait in that client's own queue, and a free worker goes to the next client in turn. So one
+client's slow queries (all its sessions running them back to back) leave a worker to every other client. The
+server names the client (its peer address) through `CLIENT`, which it sets for each connection; code outside a
+server (tests, a trainer stepping environments in process) has no gate and takes the first free worker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import collections
+import contextlib
+import os
+import pickle
+import select
+import subprocess
+import sys
+import threading
+import time
+import weakref
+from collections.abc import AsyncIterator, Callable, Mapping
+from contextvars import ContextVar
+from pathlib import Path
+from typing import Any
+
+from metric_tracker_rl.sql.columns import SqlTable
+from metric_tracker_rl.sql.engine import CACHE_MB, QUERY_MB, TIME_LIMIT_S
+
+DEFAULT_WORKERS = 3
+KILL_GRACE_S = 0.5  # past the time limit before a worker that does not answer is killed
+LOAD_GRACE_S = 2.0  # more for a statement whose episode's tables are sent with it
+# A statement's limit is the worker's own CPU time where the system reports it (Linux): a worker that a busy machine
+# leaves waiting for a core is not the statement's fault, while a runaway burns CPU and meets the limit all the same.
+# WALL_BACKSTOP bounds the wait in wall time too, for a worker that neither answers nor runs.
+WALL_BACKSTOP = 8.0  # times the CPU deadline
+POLL_S = 0.05
+_CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+START_TIMEOUT_S = 60.0
+MAX_START_FAILURES = 3  # workers in a row that could not start before queries are refused
+# The peer address of the connection a step came from; set by the server for each connection, read where a SQL
+# step is scheduled (MetricTrackerRlEnvironment.step_async).
+CLIENT: ContextVar[str] = ContextVar("sql_client", default="local")
+_PACKAGE_ROOT = str(Path(__file__).resolve().parent.parent)
+
+
+class WorkerFailed(Exception):
+    """The worker did not answer: it was killed at the deadline, or died (its address-space limit)."""
+
+    def __init__(self, timed_out: bool, started: bool = True, sent: bool = True) -> None:
+        super().__init__("timed out" if timed_out else "died" if started else "could not start")
+        self.timed_out = timed_out
+        self.started = started
+        self.sent = sent  # False: the worker was gone before it received the statement (it can go to another)
+
+
+class _Worker:
+    def __init__(self) -> None:
+        # Nothing of the server's environment but what Python needs: no secret reaches a process that runs SQL.
+        inherited = {name: os.environ[name] for name in ("PATH", "LANG", "LC_ALL", "VIRTUAL_ENV", "SYSTEMROOT")
+                     if name in os.environ}
+        environment = {**inherited, "MALLOC_ARENA_MAX": "2", "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1",
+                       "HOME": "/", "PYTHONPATH": os.pathsep.join(filter(None, [_PACKAGE_ROOT,
+                                                                               os.environ.get("PYTHONPATH")]))}
+        self.process = subprocess.Popen([sys.executable, "-m", "metric_tracker_rl.sql.worker", str(QUERY_MB),
+                                         str(CACHE_MB)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                        env=environment, cwd="/")
+        self.loaded: collections.OrderedDict[int, int] = collections.OrderedDict()  # episode key -> bytes
+        self.forget: list[int] = []
+
+    def wait_ready(self) -> None:
+        self._reply(START_TIMEOUT_S)
+
+    def call(self, request: tuple[Any, ...], deadline_s: float) -> tuple[Any, ...]:
+        if not self.alive:  # ended while idle (killed from outside): the statement can go to another worker
+            self.kill()
+            raise WorkerFailed(timed_out=False, sent=False)
+        try:
+            pickle.dump(request, self.process.stdin, protocol=pickle.HIGHEST_PROTOCOL)
+            self.process.stdin.flush()
+        except (BrokenPipeError, OSError):
+            self.kill()
+            raise WorkerFailed(timed_out=False, sent=False) from None
+        return self._reply(deadline_s)
+
+    def _reply(self, deadline_s: float) -> tuple[Any, ...]:
+        try:
+            cpu_start, started = self.cpu_seconds(), time.monotonic()
+            while True:
+                readable, _, _ = select.select([self.process.stdout], [], [], POLL_S)
+                if readable:
+                    return pickle.load(self.process.stdout)
+                cpu = self.cpu_seconds()
+                waited = time.monotonic() - started
+                if (cpu is not None and cpu_start is not None and cpu - cpu_start > deadline_s) \
+                        or waited > deadline_s * (WALL_BACKSTOP if cpu is not None else 1.0):
+                    self.kill()
+                    raise WorkerFailed(timed_out=True)
+        except (EOFError, pickle.UnpicklingError, OSError, ValueError):  # ValueError: the pool closed the pipe
+            self.kill()
+            raise WorkerFailed(timed_out=False) from None
+
+    def cpu_seconds(self) -> float | None:
+        """The worker's CPU time so far (user and system, every thread), or None where /proc does not tell."""
+        try:
+            fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            return None
+        return (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS
+
+    def kill(self) -> None:
+        with contextlib.suppress(OSError):
+            self.process.kill()
+        self.process.wait()
+        for pipe in (self.process.stdin, self.process.stdout):
+            with contextlib.suppress(OSError):
+                pipe.close()
+
+    @property
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+
+class SqlPool:
+    """`size` worker processes, started on the first query; `run` takes a free one (one that holds the
+    episode's tables first) and waits for one when all are busy."""
+
+    def __init__(self, size: int = DEFAULT_WORKERS) -> None:
+        self.size = size
+        self._condition = threading.Condition()
+        self._idle: list[_Worker] = []
+        self._workers: set[_Worker] = set()  # started or starting
+        self._closed = False
+        self.replaced = 0  # workers killed or lost and started again (for tests and operators)
+        self.start_failures = 0  # workers in a row that could not start
+        self._busy = 0
+
+    def run(self, key: int, tables: Callable[[], Mapping[str, SqlTable]], sql: str, offset: int,
+            limit: int) -> tuple[Any, ...]:
+        """The worker's reply to one statement over episode `key` (`tables()` gives its tables when the worker
+        lacks them). Raises WorkerFailed when the worker had to be killed or died; a fresh one replaces it. A
+        worker found gone before it received the statement (killed from outside) passes it to another."""
+        for _ in range(self.size + 1):
+            try:
+                return self._run_once(key, tables, sql, offset, limit)
+            except WorkerFailed as failure:
+                if failure.sent:
+                    raise
+        raise WorkerFailed(timed_out=False)
+
+    @property
+    def busy(self) -> int:
+        """Workers running a statement now."""
+        with self._condition:
+            return self._busy
+
+    def _run_once(self, key: int, tables: Callable[[], Mapping[str, SqlTable]], sql: str, offset: int,
+                  limit: int) -> tuple[Any, ...]:
+        worker = self._take(key)
+        healthy = False
+        try:
+            with self._condition:  # `forget` changes what a worker holds from other threads
+                send = None if key in worker.loaded else tables()
+                if send is not None:
+                    worker.loaded[key] = 2 * _table_bytes(send) + 2**20  # arrays, frames over them, views
+                    while sum(worker.loaded.values()) > CACHE_MB * 2**20 and len(worker.loaded) > 1:
+                        worker.forget.append(worker.loaded.popitem(last=False)[0])
+                worker.loaded.move_to_end(key)
+                forget, worker.forget = worker.forget, []
+            deadline = TIME_LIMIT_S + KILL_GRACE_S + (LOAD_GRACE_S if send is not None else 0.0)
+            reply = worker.call(("query", key, send, sql, offset, limit, forget), deadline)
+            healthy = not reply[-1]  # a worker that retires or must restart exits after its reply
+            return reply
+        finally:
+            self._give_back(worker, healthy)
+
+    def forget(self, key: int) -> None:
+        """Episode `key` is closed: each worker holding its tables drops them with its next statement."""
+        with self._condition:
+            for worker in self._workers:
+                if worker.loaded.pop(key, None) is not None:
+                    worker.forget.append(key)
+
+    def close(self) -> None:
+        with self._condition:
+            self._closed = True
+            workers, self._workers, self._idle = list(self._workers), set(), []
+        for worker in workers:
+            worker.kill()
+
+    def worker_pids(self) -> list[int]:
+        with self._condition:
+            return sorted(worker.process.pid for worker in self._workers)
+
+    def _take(self, key: int) -> _Worker:
+        with self._condition:
+            if self._closed:
+                raise RuntimeError("the SQL pool is closed")
+            if self.start_failures >= MAX_START_FAILURES:
+                raise WorkerFailed(timed_out=False, started=False)
+            while len(self._workers) < self.size:
+                self._start()
+            while not self._idle:
+                self._condition.wait()
+                if self.start_failures >= MAX_START_FAILURES:
+                    raise WorkerFailed(timed_out=False, started=False)
+            worker = next((w for w in self._idle if key in w.loaded), None) or min(
+                self._idle, key=lambda w: sum(w.loaded.values()))
+            self._idle.remove(worker)
+            self._busy += 1
+            return worker
+
+    def _give_back(self, worker: _Worker, healthy: bool) -> None:
+        with self._condition:
+            self._busy -= 1
+            if healthy and worker.alive and worker in self._workers:
+                self._idle.append(worker)
+                self._condition.notify()
+                return
+            self._workers.discard(worker)
+            self.replaced += 1
+            if not self._closed:
+                self._start()
+        if worker.alive:
+            worker.kill()
+
+    def _start(self) -> None:
+        """Start a worker (caller holds the condition); it joins the idle ones once it has said it is ready."""
+        worker = _Worker()
+        self._workers.add(worker)
+
+        def ready() -> None:
+            try:
+                worker.wait_ready()
+            except WorkerFailed:
+                time.sleep(0.5)  # a worker that cannot start: try again a few times, without spinning
+                with self._condition:
+                    self._workers.discard(worker)
+                    self.start_failures += 1
+                    if self.start_failures >= MAX_START_FAILURES:
+                        self._condition.notify_all()  # waiting statements learn that no worker will come
+                    elif not self._closed:
+                        self._start()
+                return
+            with self._condition:
+                self.start_failures = 0
+                if worker in self._workers:
+                    self._idle.append(worker)
+                    self._condition.notify()
+
+        threading.Thread(target=ready, daemon=True, name="sql-worker-start").start()
+
+
+def _table_bytes(tables: Mapping[str, SqlTable]) -> int:
+    return sum(getattr(column, "nbytes", 0) or getattr(getattr(column, "codes", None), "nbytes", 0)
+               for table in tables.values() for column in table.values())
+
+
+_POOL: SqlPool | None = None
+_POOL_LOCK = threading.Lock()
+_size = DEFAULT_WORKERS
+
+
+def configure(workers: int) -> None:
+    """Set the pool's size (the server's SQL_WORKERS); before the first query, or the pool is restarted."""
+    global _POOL, _size
+    with _POOL_LOCK:
+        _size = workers
+        if _POOL is not None and _POOL.size != workers:
+            _POOL.close()
+            _POOL = None
+
+
+def pool() -> SqlPool:
+    global _POOL
+    with _POOL_LOCK:
+        if _POOL is None:
+            _POOL = SqlPool(_size)
+        return _POOL
+
+
+@atexit.register
+def _stop_workers() -> None:
+    with _POOL_LOCK:
+        if _POOL is not None:
+            _POOL.close()
+
+
+class FairGate:
+    """Turns at the SQL workers for the server's sessions, fair between clients (see the module docstring).
+    One per event loop; `slots` is the pool's size."""
+
+    def __init__(self, slots: int, per_client: int) -> None:
+        self.slots = slots
+        self.per_client = per_client
+        self.running: collections.Counter[str] = collections.Counter()
+        self.waiting: dict[str, collections.deque[asyncio.Future[None]]] = {}
+        self.order: collections.deque[str] = collections.deque()  # clients with waiters, next first
+
+    @contextlib.asynccontextmanager
+    async def turn(self, client: str) -> AsyncIterator[None]:
+        if not self.waiting and self._may_start(client):
+            self.running[client] += 1
+        else:
+            future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            if client not in self.waiting:
+                self.waiting[client] = collections.deque()
+                self.order.append(client)
+            self.waiting[client].append(future)
+            self._dispatch()
+            try:
+                await future
+            except asyncio.CancelledError:
+                if future.done() and not future.cancelled():
+                    self._release(client)  # granted as it was cancelled: hand the turn on
+                else:
+                    self._withdraw(client, future)
+                raise
+        try:
+            yield
+        finally:
+            self._release(client)
+
+    def _may_start(self, client: str) -> bool:
+        return sum(self.running.values()) < self.slots and self.running[client] < self.per_client
+
+    def _release(self, client: str) -> None:
+        self.running[client] -= 1
+        if self.running[client] <= 0:
+            del self.running[client]
+        self._dispatch()
+
+    def _withdraw(self, client: str, future: asyncio.Future[None]) -> None:
+        queue = self.waiting.get(client)
+        if queue is not None and future in queue:
+            queue.remove(future)
+            if not queue:
+                del self.waiting[client]
+                self.order.remove(client)
+
+    def _dispatch(self) -> None:
+        """Grant free slots, one client at a time in turn, each up to its own limit."""
+        for _ in range(len(self.order)):
+            if sum(self.running.values()) >= self.slots:
+                return
+            client = self.order[0]
+            self.order.rotate(-1)
+            if self.running[client] >= self.per_client:
+                continue
+            queue = self.waiting[client]
+            future = queue.popleft()
+            if not queue:
+                del self.waiting[client]
+                self.order.remove(client)
+            self.running[client] += 1
+            future.set_result(None)
+
+
+_GATES: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, FairGate] = weakref.WeakKeyDictionary()
+
+
+def gate() -> FairGate:
+    """The running event loop's gate, sized to the pool: one client may hold all workers but one."""
+    loop = asyncio.get_running_loop()
+    found = _GATES.get(loop)
+    if found is None:
+        found = _GATES[loop] = FairGate(_size, max(1, _size - 1))
+    return found
+
+
+# The threads that wait for SQL workers on behalf of the event loop: apart from the default pool every other
+# worker-thread step uses, so waiting statements never hold up a submission or a preview.
+_SQL_THREADS: Any = None
+
+
+def sql_threads() -> Any:
+    global _SQL_THREADS
+    with _POOL_LOCK:
+        if _SQL_THREADS is None:
+            from concurrent.futures import ThreadPoolExecutor
+
+            _SQL_THREADS = ThreadPoolExecutor(max_workers=max(4, 2 * _size), thread_name_prefix="sql")
+        return _SQL_THREADS
+

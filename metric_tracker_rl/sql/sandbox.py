@@ -1,0 +1,113 @@
+"""A read-only SQL sandbox over an episode's public tables, run in SQL worker processes.
+
+DuckDB treats SQL as code with the privileges of the process, so an agent's query meets these walls, each enough
+on its own for most attacks (defence in depth):
+
+1. the text, checked here: at most MAX_SQL_CHARS characters, no control characters;
+2. in a worker process (metric_tracker_rl.sql.engine): DuckDB's parser (one SELECT; a checked parse tree), the
+   tables as read-only views over the episode's arrays (no statement can change them or make them grow), a
+   locked configuration (no files, network, extensions, settings; nothing that names a path or a user), an
+   interrupt at the time limit and a row cap inside the engine;
+3. the worker process itself (metric_tracker_rl.sql.pool): an address-space limit, and a kill at the time limit
+   plus a grace period, so what no interrupt stops (planning, one long function call, converting a result) is
+   bounded too, and a killed worker costs the query that ran in it an error, never the server.
+
+A refusal raises SqlRefused with a message that says what is allowed; the caller shows it to the agent. The
+module knows nothing of how an episode was made: it receives tables and holds nothing else.
+
+What sessions can do to each other: nothing through SQL (each episode's tables are views of a connection of its
+own). Through resources, a statement holds one worker for at most the time limit plus the grace period; the
+server's fair gate keeps one client from holding every worker.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from metric_tracker_rl.sql import pool as sql_pool
+from metric_tracker_rl.sql.columns import SqlTable
+from metric_tracker_rl.sql.engine import (
+    CONFIG,
+    CUT_MARK,
+    MAX_CELL_CHARS,
+    MAX_COLUMNS,
+    MEMORY_LIMIT_MB,
+    MEMORY_MESSAGE,
+    ROW_CAP,
+    TIME_LIMIT_S,
+)
+
+__all__ = ["CONFIG", "CUT_MARK", "MAX_CELL_CHARS", "MAX_COLUMNS", "MAX_SQL_CHARS", "MEMORY_LIMIT_MB", "ROW_CAP",
+           "TIME_LIMIT_S", "SqlRefused", "SqlResult", "SqlSandbox"]
+
+MAX_SQL_CHARS = 4000
+_ALLOWED_CONTROL = frozenset("\t\n\r")
+_KEYS = itertools.count(1)
+
+
+class SqlRefused(ValueError):
+    """A query the sandbox will not run or could not finish; the message tells the agent what is allowed."""
+
+
+@dataclass(frozen=True)
+class SqlResult:
+    columns: list[str]
+    rows: list[dict[str, Any]]  # the requested page
+    row_count: int  # rows of the whole result
+
+
+class SqlSandbox:
+    """`tables` (name -> its columns), read by one SELECT at a time in the SQL workers.
+
+    Not shared between episodes: a new episode opens its own, and `close()` releases it (the environment calls
+    it on reset and when the session closes): the workers that hold its tables drop them."""
+
+    def __init__(self, tables: Mapping[str, SqlTable]) -> None:
+        self._tables = dict(tables)
+        self.key = next(_KEYS)
+        self.schema = {name: list(columns) for name, columns in tables.items()}
+        self.allowed = (f"Allowed: one read-only SELECT (or WITH ... SELECT) statement over the tables "
+                        f"{', '.join(self.schema)}; no files, network, extensions or settings.")
+        self.closed = False
+
+    @property
+    def usable(self) -> bool:
+        return not self.closed
+
+    def tables_text(self) -> str:
+        return "tables: " + "; ".join(f"{name}({', '.join(columns)})" for name, columns in self.schema.items())
+
+    def run(self, sql: str, offset: int = 0, limit: int = ROW_CAP) -> SqlResult:
+        """One SELECT's rows from `offset` (at most `limit` of them) and how many it has in all. Raises
+        SqlRefused for anything but one SELECT, and for a query that breaks a limit."""
+        if len(sql) > MAX_SQL_CHARS:
+            raise SqlRefused(f"the SQL text has {len(sql)} characters; at most {MAX_SQL_CHARS} characters. "
+                             f"{self.allowed}")
+        bad = next((c for c in sql if (ord(c) < 32 and c not in _ALLOWED_CONTROL) or ord(c) == 127), None)
+        if bad is not None:
+            raise SqlRefused(f"the SQL text holds a control character (code {ord(bad)}); write plain text. "
+                             f"{self.allowed}")
+        if self.closed:
+            raise SqlRefused("the SQL connection of this episode is closed; reset to start a new episode")
+        try:
+            reply = sql_pool.pool().run(self.key, lambda: self._tables, sql, offset, limit)
+        except sql_pool.WorkerFailed as failure:
+            if not failure.started:
+                raise RuntimeError("the SQL worker processes cannot start (see the server's log)") from None
+            if failure.timed_out:
+                raise SqlRefused(f"the query ran past the {TIME_LIMIT_S:g} s time limit and was stopped; "
+                                 "aggregate or filter earlier.") from None
+            raise SqlRefused(MEMORY_MESSAGE) from None
+        if reply[0] == "refused":
+            raise SqlRefused(reply[1])
+        _, columns, rows, count, _ = reply
+        return SqlResult(columns, [dict(zip(columns, row, strict=True)) for row in rows], count)
+
+    def close(self) -> None:
+        """Release the episode's tables in the workers."""
+        if not self.closed:
+            self.closed = True
+            sql_pool.pool().forget(self.key)

@@ -1,0 +1,211 @@
+"""A SQL worker process: `python -m metric_tracker_rl.sql.worker QUERY_MB CACHE_MB`.
+
+It reads requests from stdin and writes replies to stdout, one pickled tuple each (metric_tracker_rl.sql.pool
+starts it, owns both pipes and is the only peer). Before serving it limits its own address space to what it holds
+after start-up plus CACHE_MB for episodes' tables plus QUERY_MB for one query, moves to "/" and lowers its CPU
+priority, so a runaway query fails here (or the pool kills this process at the deadline) and never in the server.
+
+Requests:
+- ("query", key, tables or None, sql, offset, limit, forget): run `sql` over episode `key`'s tables (loaded from
+  `tables` first when given), after closing the episodes listed in `forget`. Replies ("ok", columns, rows, count,
+  retire) or ("refused", message, restart); a worker that says retire or restart exits after its reply.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import pickle
+import queue
+import resource
+import sys
+import threading
+import time
+import traceback
+from collections.abc import Callable
+from typing import Any, BinaryIO
+
+NICENESS = 5  # below the server process: the event loop answers every session first
+# A statement still running after SLOW_AFTER_S (a typical one takes milliseconds) continues at SLOW_NICENESS: its
+# thread then gets a small share of a core next to any quick statement of another worker.
+SLOW_AFTER_S = 0.05
+SLOW_NICENESS = 19
+CPU_POLL_S = 0.02  # how often the watchdog reads the CPU time of a statement past SLOW_AFTER_S
+WALL_BACKSTOP = 8.0  # times the time limit: a statement that neither finishes nor runs is stopped in wall time too
+
+
+def address_space_bytes() -> int:
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
+
+
+class Watchdog:
+    """One thread that watches the running statement: past SLOW_AFTER_S it lowers the CPU priority of the thread
+    that runs it (so a slow statement yields the core to every quick one, whoever sent it), and once the statement
+    has used the time limit in CPU time (the worker's, which runs one statement at a time) it interrupts it. CPU
+    time, not wall time: a statement whose lowered priority leaves it waiting for a core on a busy machine has not
+    used its time, while a runaway uses it all the same. WALL_BACKSTOP bounds the wall time too."""
+
+    def __init__(self, time_limit_s: float, cpu_clock: Callable[[], float] = time.process_time,
+                 wall_clock: Callable[[], float] = time.monotonic) -> None:
+        self.time_limit_s = time_limit_s
+        self.cpu_clock, self.wall_clock = cpu_clock, wall_clock
+        self.condition = threading.Condition()
+        self.target: Any = None
+        self.thread_id = 0
+        self.generation = 0
+        self.slowed = False  # the last statement's thread runs at SLOW_NICENESS
+        self.cpu_start = self.wall_start = 0.0  # the worker's CPU time and the wall clock when the statement began
+        threading.Thread(target=self._watch, daemon=True, name="sql-watchdog").start()
+
+    def start(self, target: Any, thread_id: int) -> None:
+        with self.condition:
+            self.target, self.thread_id, self.slowed = target, thread_id, False
+            self.cpu_start, self.wall_start = self.cpu_clock(), self.wall_clock()
+            self.generation += 1
+            self.condition.notify()
+
+    def stop(self) -> None:
+        with self.condition:
+            self.target = None
+            self.generation += 1
+            self.condition.notify()
+
+    def _watch(self) -> None:
+        with self.condition:
+            while True:
+                while self.target is None:
+                    self.condition.wait()
+                ended = self._changed(self.generation)
+                if self.condition.wait_for(ended, timeout=SLOW_AFTER_S):
+                    continue
+                with contextlib.suppress(OSError):  # raising a thread's niceness needs no privilege
+                    os.setpriority(os.PRIO_PROCESS, self.thread_id, SLOW_NICENESS)
+                    self.slowed = True
+                while not self.condition.wait_for(ended, timeout=CPU_POLL_S):
+                    if (self.cpu_clock() - self.cpu_start > self.time_limit_s
+                            or self.wall_clock() - self.wall_start > self.time_limit_s * WALL_BACKSTOP):
+                        self.target.interrupt()
+                        self.condition.wait_for(ended)
+                        break
+
+    def _changed(self, generation: int) -> Callable[[], bool]:
+        """Whether the statement watched at `generation` has ended (another started or none runs)."""
+        return lambda: self.generation != generation
+
+
+class StatementThread:
+    """The thread that runs statements, one at a time. It keeps running them (DuckDB's per-thread state stays
+    warm) until the watchdog lowers its priority; then it ends after that statement and a fresh thread, at the
+    worker's priority, runs the next (a thread cannot raise its priority again without privilege)."""
+
+    def __init__(self) -> None:
+        self.jobs: queue.SimpleQueue[Callable[[], None] | None] = queue.SimpleQueue()
+        self.done: queue.SimpleQueue[None] = queue.SimpleQueue()
+        self.thread: threading.Thread | None = None
+        self.thread_id = 0
+
+    def run(self, job: Callable[[], None]) -> None:
+        if self.thread is None:
+            started = threading.Event()
+            self.thread = threading.Thread(target=self._serve, args=(started,), daemon=True, name="sql-statement")
+            self.thread.start()
+            started.wait()
+        self.jobs.put(job)
+        self.done.get()
+
+    def retire(self) -> None:
+        self.jobs.put(None)
+        self.thread = None
+
+    def _serve(self, started: threading.Event) -> None:
+        self.thread_id = threading.get_native_id()
+        started.set()
+        while (job := self.jobs.get()) is not None:
+            try:
+                job()
+            finally:
+                self.done.put(None)
+
+
+def serve(requests: BinaryIO, replies: BinaryIO, query_mb: int, cache_mb: int) -> None:
+    from metric_tracker_rl.sql.engine import MEMORY_MESSAGE, TIME_LIMIT_S, EpisodeTables, Refusal, open_database
+
+    database = open_database()
+    database.execute("SELECT 1").fetchall()
+    watchdog = Watchdog(TIME_LIMIT_S)
+    limit = address_space_bytes() + (query_mb + cache_mb) * 2**20
+    with contextlib.suppress(ValueError, OSError):  # an address-space limit is a Linux and macOS facility
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+    # Past this the worker retires after its reply (the pool starts a fresh one): memory the allocators kept from
+    # earlier queries must not leave the next query less than half its room.
+    retire_at = limit - query_mb * 2**20 // 2
+    episodes: dict[int, EpisodeTables] = {}
+    runner = StatementThread()
+    pickle.dump(("ready", os.getpid()), replies)
+    replies.flush()
+    while True:
+        try:
+            request = pickle.load(requests)
+        except EOFError:
+            return
+        _, key, tables, sql, offset, limit_rows, forget = request
+        for old in forget:
+            episode = episodes.pop(old, None)
+            if episode is not None:
+                episode.close()
+        replied: list[tuple[Any, ...]] = []
+
+        def answer(key: int = key, tables: Any = tables, sql: str = sql, offset: int = offset,
+                   limit_rows: int = limit_rows, replied: list[tuple[Any, ...]] = replied) -> None:
+            try:
+                if tables is not None:
+                    episodes.pop(key, None)
+                    episodes[key] = EpisodeTables(database, tables)
+                episode = episodes[key]
+                watchdog.start(episode, runner.thread_id)
+                try:
+                    columns, rows, count = episode.run(sql, offset, limit_rows)
+                finally:
+                    watchdog.stop()
+                replied.append(("ok", columns, rows, count, False))
+            except Refusal as refusal:
+                replied.append(("refused", str(refusal), refusal.restart))
+            except MemoryError:
+                replied.append(("refused", MEMORY_MESSAGE, True))
+            except Exception as exc:  # any other failure of the driver is the agent's query's, never the server's
+                traceback.print_exc(file=sys.stderr)
+                replied.append(("refused", f"the SQL engine could not run this statement ({type(exc).__name__}: "
+                                           f"{str(exc)[:200]})", True))
+
+        try:
+            runner.run(answer)
+        except RuntimeError:  # no room left for a thread's stack: this worker is done
+            replied.append(("refused", MEMORY_MESSAGE, True))
+        if watchdog.slowed:
+            runner.retire()
+        reply = replied[0] if replied else ("refused", MEMORY_MESSAGE, True)
+        if reply[0] == "ok" and address_space_bytes() > retire_at:
+            reply = (*reply[:-1], True)
+        pickle.dump(reply, replies, protocol=pickle.HIGHEST_PROTOCOL)
+        replies.flush()
+        if reply[-1]:
+            return  # the pool starts a fresh worker
+
+
+def main() -> None:
+    query_mb, cache_mb = int(sys.argv[1]), int(sys.argv[2])
+    os.chdir("/")
+    with contextlib.suppress(OSError):
+        os.nice(NICENESS)
+    import duckdb  # noqa: F401 - imported before the address-space limit is measured
+    import numpy  # noqa: F401
+    import pandas  # noqa: F401
+
+    requests, replies = sys.stdin.buffer, sys.stdout.buffer
+    sys.stdout = sys.stderr  # nothing else may write to the reply pipe
+    serve(requests, replies, query_mb, cache_mb)
+
+
+if __name__ == "__main__":
+    main()

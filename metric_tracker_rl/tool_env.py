@@ -1,8 +1,0 @@
-"""TRL's environment class: moved to `metric_tracker_rl.adapters.trl`;
-this path stays importable (the same module object, so a patch through either name reaches the one
-module)."""
-
-import importlib
-import sys
-
-sys.modules[__name__] = importlib.import_module("metric_tracker_rl.adapters.trl")

@@ -1,0 +1,194 @@
+"""The tools a model is offered and its calls read as actions.
+
+- `model_tools()`: one tool per registry tool, plus `submit_report(rows)` and `submit_generators(generators)`;
+  `openai_tools()` is their OpenAI function schemas (compacted: keywords a model does not read are dropped).
+- `tool_action(name, arguments)`: a model's tool call as a `MetricTrackerRlAction`, or, for a mistake the model can
+  fix (bad JSON, an unknown tool, an invalid submission), a readable error string; it never raises for those.
+- `action_tool_call(action)`: the inverse, the tool call that an action is (for agents that send actions).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from metric_tracker_rl.analysis_tools import TOOL_REGISTRY, available_analysis_methods
+from metric_tracker_rl.analysis_tools.generators import generator_arguments
+from metric_tracker_rl.analysis_tools.registry import ToolError
+from metric_tracker_rl.models import (
+    MAX_GENERATOR_CALLS,
+    MetricSubmissionRow,
+    MetricTrackerRlAction,
+    PayloadGeneratorMethod,
+)
+from metric_tracker_rl.spec.validation import describe_validation_error
+
+SUBMIT_REPORT = "submit_report"
+SUBMIT_GENERATORS = "submit_generators"
+
+class _SubmissionArgs(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class SubmitReportArgs(_SubmissionArgs):
+    rows: list[MetricSubmissionRow] = Field(description="Rows copied from tool results; [] reports no incident")
+
+
+class SubmitGeneratorsArgs(_SubmissionArgs):
+    generators: list[PayloadGeneratorMethod] = Field(
+        max_length=MAX_GENERATOR_CALLS,
+        description="Generator calls: a get_*_rows tool and its arguments")
+
+
+@dataclass(frozen=True)
+class ModelTool:
+    """One tool offered to a model: its arguments are the fields of `args_model`."""
+
+    name: str
+    description: str
+    args_model: type[BaseModel]
+    parameters: dict[str, Any]  # JSON schema of the arguments
+
+    def openai_schema(self) -> dict[str, Any]:
+        return {"type": "function",
+                "function": {"name": self.name, "description": self.description, "parameters": self.parameters}}
+
+
+# Schema keywords a model does not need in order to call a tool well. Every numeric bound the validator enforces
+# (minimum, maximum, exclusiveMinimum, ...) stays: a model reads what it may send from the schema, not from a
+# refusal. The lengths of names and lists are only guards against junk, far above any sensible call.
+_UNREAD_KEYWORDS = frozenset({"title", "additionalProperties", "maxLength", "minLength", "maxItems", "minItems"})
+
+
+def model_schema(schema: dict[str, Any]) -> dict[str, Any]:
+    """A pydantic JSON schema as a model reads it: definitions inlined where they are used, an optional field
+    (`X | None = None`) shown as X, and no keywords that only guard against junk."""
+    definitions = schema.get("$defs", {})
+
+    def compact(node: Any) -> Any:
+        if isinstance(node, list):
+            return [compact(item) for item in node]
+        if not isinstance(node, dict):
+            return node
+        if "$ref" in node:
+            return compact({**definitions[node["$ref"].rsplit("/", 1)[-1]],
+                            **{k: v for k, v in node.items() if k != "$ref"}})
+        variants = node.get("anyOf")
+        if variants is not None and {"type": "null"} in variants and node.get("default", ...) is None:
+            others = [variant for variant in variants if variant != {"type": "null"}]
+            if len(others) == 1:
+                node = {**{k: v for k, v in node.items() if k not in ("anyOf", "default")}, **others[0]}
+        out: dict[str, Any] = {}
+        for key, value in node.items():
+            if key in _UNREAD_KEYWORDS or key == "$defs":
+                continue
+            out[key] = ({name: compact(prop) for name, prop in value.items() if not prop.get("hidden_from_models")}
+                        if key == "properties" else compact(value))
+        return out
+
+    return compact(schema)
+
+
+# Item fields whose prose a model needs: the graded field no result table names a rule for.
+_DESCRIBED_ITEM_FIELDS = frozenset({"detection_method"})
+
+
+def _without_item_descriptions(node: Any) -> Any:
+    """A submission's item schema without per-field prose: its fields are the columns of the result tables the
+    model copies them from, so names and types say it all (but for _DESCRIBED_ITEM_FIELDS)."""
+    if isinstance(node, dict):
+        described = node.get("properties", {})
+        return {key: {name: value if name in _DESCRIBED_ITEM_FIELDS else _without_item_descriptions(value)
+                      for name, value in described.items()} if key == "properties"
+                else _without_item_descriptions(value)
+                for key, value in node.items() if key != "description"}
+    return node
+
+
+def _submission_tool(name: str, description: str, args_model: type[BaseModel]) -> ModelTool:
+    schema = model_schema(args_model.model_json_schema())
+    for prop in schema["properties"].values():
+        prop["items"] = _without_item_descriptions(prop["items"])
+    return ModelTool(name, description, args_model, schema)
+
+
+SUBMISSION_TOOLS: dict[str, ModelTool] = {
+    SUBMIT_REPORT: _submission_tool(
+        SUBMIT_REPORT, "Submit the anomaly report for grading: one row per incident and date, on its root-cause "
+        "key.",
+        SubmitReportArgs),
+    SUBMIT_GENERATORS: _submission_tool(
+        SUBMIT_GENERATORS, "Submit generator calls as the report: their merged rows (first per key) are graded.",
+        SubmitGeneratorsArgs),
+}
+
+
+def model_tools() -> list[ModelTool]:
+    """Every registry tool offered to models, in registration order, then the two submission tools."""
+    registry = [ModelTool(spec.name, spec.description, spec.args_model,
+                          model_schema(spec.args_model.model_json_schema()))
+                for spec in available_analysis_methods() if spec.offered]
+    return registry + list(SUBMISSION_TOOLS.values())
+
+
+def openai_tools() -> list[dict[str, Any]]:
+    return [tool.openai_schema() for tool in model_tools()]
+
+
+# --- tool calls <-> actions ---------------------------------------------------------------------------
+
+
+def tool_action(name: str, arguments: str | dict[str, Any] | None) -> MetricTrackerRlAction | str:
+    """The action of one tool call, or an error string that says what is valid (nothing is sent then).
+
+    `arguments` is the call's JSON text (as OpenAI returns it) or the parsed object (as TRL passes it). Analysis
+    tools' arguments are checked by the server, which answers a mistake with an error observation; submissions are
+    checked here so that an invalid one uses no submission."""
+    tool = SUBMISSION_TOOLS.get(name)
+    if tool is None and name not in TOOL_REGISTRY:
+        valid = ", ".join(t.name for t in model_tools())
+        return f"error: unknown tool {name!r}; valid tools: {valid}"
+    if isinstance(arguments, str) or arguments is None:
+        try:
+            arguments = json.loads(arguments or "{}")
+        except json.JSONDecodeError as exc:
+            return (f"error: the arguments of {name} are not valid JSON ({exc.msg} at position {exc.pos}); "
+                    "call the tool again with one JSON object that matches its schema")
+    if not isinstance(arguments, dict):
+        return f"error: the arguments of {name} must be a JSON object"
+    if tool is None:
+        return MetricTrackerRlAction(analysis_method=name, analysis_args=arguments)
+    key = next(iter(tool.args_model.model_fields))
+    try:
+        submission = tool.args_model.model_validate(arguments)
+    except ValidationError as exc:
+        return (f"error: invalid {key} for {name}: {describe_validation_error(exc)}. {_item_fields(tool)}. "
+                "Nothing was submitted.")
+    if isinstance(submission, SubmitReportArgs):
+        return MetricTrackerRlAction(classifications=submission.rows)
+    for i, generator in enumerate(submission.generators):
+        try:
+            generator_arguments(generator)
+        except ToolError as exc:
+            return f"error: invalid {key} for {name}: generators[{i}]: {exc}. Nothing was submitted."
+    return MetricTrackerRlAction(payload_generators=submission.generators)
+
+
+def _item_fields(tool: ModelTool) -> str:
+    """What each item of a submission takes, as its schema offers it."""
+    [prop] = tool.parameters["properties"].values()
+    return f"Each item takes {', '.join(prop['items']['properties'])}"
+
+
+def action_tool_call(action: MetricTrackerRlAction) -> tuple[str, dict[str, Any]]:
+    """The tool call (name, arguments) that sends `action`: `tool_action` of it gives the same action back."""
+    if action.analysis_method is not None:
+        return action.analysis_method, dict(action.analysis_args)
+    if action.payload_generators is not None:
+        return SUBMIT_GENERATORS, {"generators": [m.model_dump(exclude_none=True) for m in action.payload_generators]}
+    # Unset segment fields are left out: the schema types them as strings, and a schema-checking harness (Inspect)
+    # refuses a null where a string is declared.
+    return SUBMIT_REPORT, {"rows": [row.model_dump(exclude_none=True) for row in action.classifications or []]}
