@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from metric_tracker_rl.generation.frontier import FrontierWorld, build_world
-from metric_tracker_rl.generation.kinds import INCIDENT_KIND_REGISTRY, SegmentIncident, incident_kinds_of
+from metric_tracker_rl.generation.kinds import INCIDENT_KIND_REGISTRY, SegmentIncident
 from metric_tracker_rl.generation.kinds.cuboid import COMMON_RATE_SPREAD
 from metric_tracker_rl.spec.families import PUBLISHED_FAMILIES
 from metric_tracker_rl.spec.published import ANOMALY_TYPES
@@ -163,7 +163,7 @@ def _signatures(tier: str, kind: str, seeds: range) -> list[tuple[int, str, Sign
 
 
 @pytest.mark.parametrize(("tier", "kind"), [(name, kind) for name, tier in TIERS.items() if tier.segmented is not None
-                                             for kind in incident_kinds_of(tier)])
+                                             for kind in tier.incident_kinds])
 def test_each_incident_kind_fits_its_familys_definition_and_no_other(tier: str, kind: str) -> None:
     """At every tier that uses it (the registry's kinds, or those the tier names)."""
     family = INCIDENT_KIND_REGISTRY[kind].family
@@ -175,7 +175,7 @@ def test_each_incident_kind_fits_its_familys_definition_and_no_other(tier: str, 
         assert fits == {family}, (kind, seed, description, fits, sig)
 
 
-LEAF_KINDS = [kind for kind in incident_kinds_of(TIERS["deep"])
+LEAF_KINDS = [kind for kind in TIERS["deep"].incident_kinds
               if INCIDENT_KIND_REGISTRY[kind].family != "instrumentation_data_quality_issue"]
 
 

@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from metric_tracker_rl.generation.frontier import build_world, decoy_count, segmented_plan
-from metric_tracker_rl.generation.kinds import BENIGN_KIND_REGISTRY, FRONTIER_INCIDENT_KINDS, benign_kinds_of
+from metric_tracker_rl.generation.kinds import BENIGN_KIND_REGISTRY, FRONTIER_INCIDENT_KINDS
 from metric_tracker_rl.generation.scenario import Episode, build_episode
 from metric_tracker_rl.generation.segment_plan import Calendar, SegmentWorld
 from metric_tracker_rl.grading.grader import SEGMENT_CREDIT, grade_submission, segment_match
@@ -179,7 +179,7 @@ def test_releases_sometimes_cause_an_incident_on_the_new_version_only() -> None:
 # --- benign look-alikes -----------------------------------------------------------------------------------------
 
 @settings(max_examples=30, deadline=None)
-@given(seed=SEEDS, kind=st.sampled_from(benign_kinds_of(TIERS["frontier"])))  # the context kinds: test_context_tables
+@given(seed=SEEDS, kind=st.sampled_from(TIERS["frontier"].benign_kinds))  # the context kinds: test_context_tables
 def test_benign_fluctuations_leave_every_segments_conversion_unchanged(seed: int, kind: str) -> None:
     """A mix shift or a demand swing moves traffic only; a timing shift moves each cell's rates with its traffic
     (the same hours, later or earlier), so every cell's conversion over the day is unchanged."""

@@ -4,13 +4,17 @@ a model reads), and every benign kind is left alone (the expert reports nothing 
 
 from __future__ import annotations
 
+import copy
+import json
 import re
 from dataclasses import replace
 from functools import cache
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 import pytest
+from episode_fingerprints import FINGERPRINTS, episode_settings, fingerprint
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -27,9 +31,7 @@ from metric_tracker_rl.generation.kinds import (
     IncidentKind,
     KindRegistry,
     SegmentIncident,
-    benign_kinds_of,
     check_tiers,
-    incident_kinds_of,
     register_benign_kind,
     register_incident_kind,
 )
@@ -45,7 +47,7 @@ from metric_tracker_rl.world.segments import SEGMENT_FIELDS, Segment
 DATA_DOCS = Path(__file__).resolve().parents[1] / "docs" / "data.md"
 SEGMENTED_TIERS = tuple(name for name, tier in TIERS.items() if tier.segmented is not None)
 # Each tier's expert: a tier whose root causes are cuboids (deep) has its own, which searches them.
-TIER_KINDS = [(tier, kind) for tier in SEGMENTED_TIERS for kind in incident_kinds_of(TIERS[tier])]
+TIER_KINDS = [(tier, kind) for tier in SEGMENTED_TIERS for kind in TIERS[tier].incident_kinds]
 # The tiers whose benign kinds their expert is calibrated to leave alone: the listed ones (an unlisted tier is
 # still being built).
 BENIGN_CHECKED_TIERS = tuple(name for name in SEGMENTED_TIERS if TIERS[name].listed)
@@ -58,15 +60,15 @@ NULL_SEEDS = range(24)
 # --- the registries ----------------------------------------------------------------------------------------------
 
 def test_the_lists_of_kinds_derive_from_the_registries() -> None:
-    # Frontier names the kinds that need no context tables (so kinds registered later leave its episodes alone);
-    # deep names none and draws every registered kind.
+    # Frontier names the kinds that need no context tables; deep names every kind registered today, in
+    # registration order (each tier pins its kinds, so registering another changes no episode).
     plain = tuple(name for name, kind in INCIDENT_KIND_REGISTRY.items() if not kind.needs_context)
-    assert FRONTIER_INCIDENT_KINDS == plain == incident_kinds_of(TIERS["frontier"])
-    assert incident_kinds_of(TIERS["deep"]) == tuple(INCIDENT_KIND_REGISTRY)
+    assert FRONTIER_INCIDENT_KINDS == plain == TIERS["frontier"].incident_kinds
+    assert TIERS["deep"].incident_kinds == tuple(INCIDENT_KIND_REGISTRY)
     assert {name: kind.family for name, kind in INCIDENT_KIND_REGISTRY.items()} == KIND_FAMILY
     plain_benign = tuple(name for name, kind in BENIGN_KIND_REGISTRY.items() if not kind.needs_context)
-    assert benign_kinds_of(TIERS["frontier"]) == plain_benign
-    assert benign_kinds_of(TIERS["deep"]) == tuple(BENIGN_KIND_REGISTRY)
+    assert TIERS["frontier"].benign_kinds == plain_benign
+    assert TIERS["deep"].benign_kinds == tuple(BENIGN_KIND_REGISTRY)
     assert set(INCIDENT_KIND_REGISTRY).isdisjoint(BENIGN_KIND_REGISTRY)
 
 
@@ -124,7 +126,42 @@ def test_a_registry_refuses_a_duplicate_and_a_kind_reported_as_no_family_it_fits
     register_benign_kind(ToySwing(), benign)
     with pytest.raises(ValueError, match="benign kind 'toy_swing' is already registered"):
         register_benign_kind(ToySwing(), benign)
-    assert "toy_swing" not in BENIGN_KIND_REGISTRY and "toy_swing" not in benign_kinds_of(TIERS["frontier"])
+    assert "toy_swing" not in BENIGN_KIND_REGISTRY and "toy_swing" not in TIERS["frontier"].benign_kinds
+
+
+KindT = TypeVar("KindT", IncidentKind, BenignKind)
+# A few stored episodes of each segmented tier (tests/data/episode_fingerprints.json): their fingerprints must not
+# follow the registries, since each tier names its kinds.
+PINNED_EPISODES = ("deep/seed=0", "deep/seed=1", "deep/mixed/seed=0", "deep/count=8/seed=2", "frontier/seed=0",
+                   "frontier/seed=1", "frontier/mixed/seed=0")
+
+
+def test_registering_another_kind_changes_no_tiers_episodes() -> None:
+    """A copy of a registered incident kind and of a benign kind, under new names, join the registries for the
+    length of the test: every tier still draws only the kinds it names, so the stored episodes stay byte for byte."""
+    stored = json.loads(FINGERPRINTS.read_text())
+    settings = {label: (reset, secret) for label, reset, secret in episode_settings() if label in PINNED_EPISODES}
+    assert set(settings) == set(PINNED_EPISODES)
+    incident = replace_name(INCIDENT_KIND_REGISTRY["segment_outage"], "segment_outage_copy")
+    benign = replace_name(BENIGN_KIND_REGISTRY["mix_shift"], "mix_shift_copy")
+    register_incident_kind(incident)
+    register_benign_kind(benign)
+    try:
+        assert list(INCIDENT_KIND_REGISTRY)[-1] == incident.name and list(BENIGN_KIND_REGISTRY)[-1] == benign.name
+        for label, (reset, secret) in settings.items():
+            built = fingerprint(build_episode(resolve_episode_config(secret=secret, **reset)))
+            assert built == stored[label], label
+    finally:
+        INCIDENT_KIND_REGISTRY._kinds.pop(incident.name)
+        BENIGN_KIND_REGISTRY._kinds.pop(benign.name)
+    assert incident.name not in INCIDENT_KIND_REGISTRY and benign.name not in BENIGN_KIND_REGISTRY
+
+
+def replace_name(kind: KindT, name: str) -> KindT:
+    """A shallow copy of a kind under another name."""
+    twin = copy.copy(kind)
+    twin.name = name
+    return twin
 
 
 @given(scale=st.floats(0.05, 5.0))
@@ -145,11 +182,12 @@ def test_a_tier_is_checked_against_the_registries() -> None:
     with pytest.raises(ValueError, match="tier 'summit' names unregistered incident kinds: \\['meteor'\\]"):
         check_tiers(TierCatalog(unknown))
     # A kind that writes context tables is drawn only at a tier that has them.
-    contextless = replace(frontier, name="plain", segmented=replace(frontier.segmented, incident_kinds=None))
+    contextless = replace(frontier, name="plain", segmented=replace(frontier.segmented,
+                                                                    incident_kinds=TIERS["deep"].incident_kinds))
     with pytest.raises(ValueError, match="tier 'plain' has no context tables for .*'partner_payment_failure'"):
         check_tiers(TierCatalog(contextless))
     with pytest.raises(ValueError, match="exactly one of an aggregate and a segmented mix"):
-        Tier("both", 28, 0.1, None, 2, 0, aggregate=AggregateMix(), segmented=SegmentedMix(("platform",), 3))
+        Tier("both", 28, 0.1, None, 2, 0, aggregate=AggregateMix(), segmented=SegmentedMix(("platform",), 3, (), ()))
     with pytest.raises(ValueError, match="used twice"):
         TierCatalog(frontier, frontier)
 
@@ -227,10 +265,10 @@ def test_the_expert_finds_every_incident_kind_at_its_tiers_magnitude(tier: str, 
 
 @pytest.mark.parametrize("tier", BENIGN_CHECKED_TIERS)
 def test_the_expert_reports_nothing_on_a_benign_kinds_date(tier: str) -> None:
-    seen: dict[str, int] = dict.fromkeys(benign_kinds_of(TIERS[tier]), 0)
+    seen: dict[str, int] = dict.fromkeys(TIERS[tier].benign_kinds, 0)
     resets = [{"difficulty": tier, "seed": seed, "scenario_family": "null", "decoy_ratio": 2.0} for seed in NULL_SEEDS]
     resets += [{"difficulty": tier, "seed": seed, "incident_kinds": (kind,), "anomaly_count": 2}
-               for seed in SEEDS for kind in incident_kinds_of(TIERS[tier])]
+               for seed in SEEDS for kind in TIERS[tier].incident_kinds]
     for reset in resets:
         world, rows, dates = expert_episode(**reset)
         reported_dates = {row.date for row in rows}

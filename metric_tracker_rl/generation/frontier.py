@@ -38,8 +38,6 @@ from metric_tracker_rl.generation.kinds import (
     IncidentKind,
     SegmentFluctuation,
     SegmentIncident,
-    benign_kinds_of,
-    incident_kinds_of,
 )
 from metric_tracker_rl.generation.kinds.level_shift import LevelShift
 from metric_tracker_rl.generation.kinds.partner_payment_failure import partner_segments
@@ -290,10 +288,10 @@ def incident_kinds(config: EpisodeConfig, tier: Tier, rng: np.random.Generator) 
 
 
 def _eligible_kinds(config: EpisodeConfig, tier: Tier) -> list[str]:
-    """The kinds an episode's incidents are drawn from, in registration order: the tier's or the reset's, of the
+    """The kinds an episode's incidents are drawn from, in the tier's order: the tier's or the reset's, of the
     scenario's family, whose segment's fields are in play."""
     in_play = set(config.dimensions) if tier.segmented is not None and tier.segmented.max_cuboid_depth else None
-    return [k for k in config.incident_kinds or incident_kinds_of(tier)
+    return [k for k in config.incident_kinds or tier.incident_kinds
             if (config.scenario_family == "mixed" or KIND_FAMILY[k] == config.scenario_family)
             and (in_play is None or set(INCIDENT_KIND_REGISTRY[k].requires_fields) <= in_play)]
 
@@ -404,7 +402,7 @@ def build_world(config: EpisodeConfig) -> FrontierWorld:
     # At a cuboid tier, the last `concurrency` incidents of a mixed episode go on dates the others hold.
     concurrent = 0
     if cuboids and config.scenario_family == "mixed" \
-            and CONCURRENT_KIND in (config.incident_kinds or incident_kinds_of(tier)):
+            and CONCURRENT_KIND in (config.incident_kinds or tier.incident_kinds):
         concurrent = min(config.concurrency, max(len(kinds) - 1, 0))
     for index, kind in enumerate(kinds[:len(kinds) - concurrent]):
         stream = f"frontier-incident/{index}"
@@ -417,7 +415,7 @@ def build_world(config: EpisodeConfig) -> FrontierWorld:
         incidents += concurrent_incidents(world, incidents, concurrent)
     # Benign look-alikes: decoy_ratio per incident (by default as many as incidents, and at least two, so a null
     # episode has them too); a curriculum may set fewer.
-    benign = tuple(BENIGN_KIND_REGISTRY[name] for name in benign_kinds_of(tier))
+    benign = tuple(BENIGN_KIND_REGISTRY[name] for name in tier.benign_kinds)
     fluctuations = []
     for index in range(decoy_count(config.decoy_ratio, len(kinds))):
         rng = derive_rng(key, "frontier-fluctuation", index)

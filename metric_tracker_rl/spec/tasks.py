@@ -9,7 +9,6 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from metric_tracker_rl.generation.kinds import incident_kinds_of
 from metric_tracker_rl.spec.families import PUBLISHED_FAMILIES
 from metric_tracker_rl.spec.plain_types import AnomalyRequest
 from metric_tracker_rl.spec.published import RESET_DIFFICULTIES, SCENARIO_FAMILIES, WINDOW_DAYS
@@ -122,7 +121,7 @@ class EpisodeConfig:
         # A segmented tier's curriculum knobs are shown where they apply, as plain JSON.
         tier = TIERS.get(self.difficulty)
         if tier is not None and tier.segmented is not None:
-            data["incident_kinds"] = list(self.incident_kinds or incident_kinds_of(tier))
+            data["incident_kinds"] = list(self.incident_kinds or tier.incident_kinds)
         else:
             del data["incident_kinds"], data["decoy_ratio"]
         if tier is not None and tier.segmented is not None and tier.segmented.max_cuboid_depth:
@@ -151,7 +150,7 @@ class EpisodeConfig:
             data["anomaly_count_range"] = tuple(data["anomaly_count_range"])
         if data.get("incident_kinds") is not None:
             kinds = tuple(data["incident_kinds"])
-            every = incident_kinds_of(TIERS[data["difficulty"]])
+            every = TIERS[data["difficulty"]].incident_kinds
             data["incident_kinds"] = () if set(kinds) == set(every) else kinds
         if data.get("dimensions") is not None:
             data["dimensions"] = tuple(data["dimensions"])
@@ -389,7 +388,7 @@ def _segment_knobs(overrides: dict[str, Any], base: EpisodeConfig, difficulty: s
     kinds: tuple[str, ...] = base.incident_kinds if tier.segmented is not None else ()
     if "incident_kinds" in overrides:
         raw = overrides["incident_kinds"]
-        every = incident_kinds_of(tier)
+        every = tier.incident_kinds
         valid = ", ".join(every)
         if not isinstance(raw, (list, tuple)) or not raw or not all(isinstance(k, str) for k in raw):
             raise ValueError(f"incident_kinds must be a non-empty list of incident kinds; valid: {valid}")

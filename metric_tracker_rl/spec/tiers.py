@@ -46,16 +46,17 @@ class AggregateMix:
 class SegmentedMix:
     """What the segmented generator builds for a tier.
 
-    `dimensions`: the keys of segments.DIMENSIONS that split traffic: platform, a country dimension and
-    app_version make the cells (hourly counts), any others split each cell's days into leaves. `incident_kinds` and
-    `benign_kinds`: the registered kinds the tier draws from (None: every registered one), incidents in a shuffled
-    cycle, look-alikes uniformly. `decoy_ratio`: benign look-alikes per incident by default (a reset may set
-    another). `magnitude_scale`: every kind's default magnitude range times this. `max_incidents`: the most a reset
-    may ask for (persistent incidents cover several dates each). `segment_credit`: how a matched row's segment is
-    credited (grader.py): `table`, frontier's published verdicts (exact 1, parent 0.5, ...), kept so its figures
-    stay reproducible; `overlap`, the traffic-weighted overlap of the reported cuboid with the incident's
-    (coverage x purity), for any cuboid of any of the tier's dimensions. `context`: the episode has context tables
-    (metric_tracker_rl/world/context.py), and the kinds that need them may be drawn.
+    `dimensions`: the keys of segments.DIMENSIONS that split traffic: platform, a country dimension and app_version
+    make the cells (hourly counts), any others split each cell's days into leaves. `incident_kinds` and
+    `benign_kinds`: the registered kinds the tier draws from, named here so that registering a kind changes no
+    tier's episodes; incidents in a shuffled cycle that starts from this order, look-alikes uniformly.
+    `decoy_ratio`: benign look-alikes per incident by default (a reset may set another). `magnitude_scale`: every
+    kind's default magnitude range times this. `max_incidents`: the most a reset may ask for (persistent incidents
+    cover several dates each). `segment_credit`: how a matched row's segment is credited (grader.py): `table`,
+    frontier's published verdicts (exact 1, parent 0.5, ...), kept so its figures stay reproducible; `overlap`, the
+    traffic-weighted overlap of the reported cuboid with the incident's (coverage x purity), for any cuboid of any
+    of the tier's dimensions. `context`: the episode has context tables (metric_tracker_rl/world/context.py), and
+    the kinds that need them may be drawn.
 
     Root causes as cuboids (the dial of a reset, defaults here; 0 depth: every kind keeps its fixed segments, as
     at frontier, and a reset may not set these): `max_cuboid_depth`, the most dimensions a root cause names;
@@ -64,8 +65,8 @@ class SegmentedMix:
 
     dimensions: tuple[str, ...]
     max_incidents: int
-    incident_kinds: tuple[str, ...] | None = None
-    benign_kinds: tuple[str, ...] | None = None
+    incident_kinds: tuple[str, ...]
+    benign_kinds: tuple[str, ...]
     decoy_ratio: float = 1.0
     magnitude_scale: float = 1.0
     segment_credit: Literal["table", "overlap"] = "table"
@@ -105,6 +106,16 @@ class Tier:
     def dimensions(self) -> tuple[str, ...]:
         """The dimensions traffic is split along (none: one aggregate funnel)."""
         return () if self.segmented is None else self.segmented.dimensions
+
+    @property
+    def incident_kinds(self) -> tuple[str, ...]:
+        """The incident kinds the tier draws from, in its config's order (none: one aggregate funnel)."""
+        return () if self.segmented is None else self.segmented.incident_kinds
+
+    @property
+    def benign_kinds(self) -> tuple[str, ...]:
+        """The benign kinds the tier draws its look-alikes from (none: one aggregate funnel)."""
+        return () if self.segmented is None else self.segmented.benign_kinds
 
     @property
     def segment_credit(self) -> Literal["table", "overlap"] | None:
@@ -161,17 +172,22 @@ TIERS = TierCatalog(
     # Eight weeks: a same-weekday baseline has seven peers, so three perturbed dates on a weekday leave it clean.
     Tier("frontier", window_days=56, default_density=0.08, count_range=(3, 6), perturbed_per_weekday=3,
          calibration_seed_base=40_000,
-         # Its kinds named, so that a kind registered later (deep's context kinds) leaves its episodes as they are.
          segmented=SegmentedMix(dimensions=("platform", "country", "app_version"), max_incidents=8,
                                 incident_kinds=("release_regression", "payment_failure", "web_tracking_bug",
                                                 "country_bots", "segment_outage", "level_shift"),
                                 benign_kinds=("mix_shift", "segment_demand_swing", "segment_timing_shift"))),
     # Five dimensions: eight countries, and each cell's days split by acquisition channel and user type. Root
     # causes are cuboids of one to three dimensions, one date carries two overlapping incidents, and context tables
-    # with every registered kind.
+    # with the kinds that need them.
     Tier("deep", window_days=56, default_density=0.08, count_range=(3, 6), perturbed_per_weekday=3,
          calibration_seed_base=50_000,
          segmented=SegmentedMix(dimensions=("platform", "country_wide", "app_version", "channel", "user_type"),
-                                max_incidents=8, segment_credit="overlap", max_cuboid_depth=3, concurrency=1,
-                                context=True, note_share=0.5)),
+                                max_incidents=8,
+                                incident_kinds=("release_regression", "payment_failure", "web_tracking_bug",
+                                                "country_bots", "segment_outage", "level_shift",
+                                                "partner_payment_failure", "experiment_breakage"),
+                                benign_kinds=("mix_shift", "segment_demand_swing", "segment_timing_shift",
+                                              "experiment_effect", "country_holiday", "campaign"),
+                                segment_credit="overlap", max_cuboid_depth=3, concurrency=1, context=True,
+                                note_share=0.5)),
 )

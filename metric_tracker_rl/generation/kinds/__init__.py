@@ -1,7 +1,8 @@
 """Incident kinds and benign kinds of the segmented tiers: one module per kind, each registering itself by name.
 
-The import order below is the registration order, which a mixed episode's shuffle starts from (changing it changes
-episodes). `FRONTIER_INCIDENT_KINDS` and `KIND_FAMILY` derive from the registries; nothing lists a kind by hand.
+Each segmented tier names the kinds it draws from, in the order a mixed episode's shuffle starts from (tiers.py), so
+registering a kind changes no tier's episodes; `check_tiers` checks that every kind a tier names is registered.
+`KIND_FAMILY` derives from the registry.
 """
 
 from metric_tracker_rl.generation.kinds import (  # noqa: I001,F401  (imported to register the kinds, in this order)
@@ -32,20 +33,7 @@ from metric_tracker_rl.generation.kinds.base import (
     register_incident_kind,
 )
 from metric_tracker_rl.generation.kinds.family_on_segment import FamilyOnSegment
-from metric_tracker_rl.spec.tiers import TIERS, Tier, TierCatalog
-
-
-def incident_kinds_of(tier: Tier) -> tuple[str, ...]:
-    """The incident kinds a segmented tier draws from: the ones its config names, or every registered kind (in
-    registration order)."""
-    assert tier.segmented is not None, f"tier {tier.name!r} draws no incident kinds"
-    return tier.segmented.incident_kinds or tuple(INCIDENT_KIND_REGISTRY)
-
-
-def benign_kinds_of(tier: Tier) -> tuple[str, ...]:
-    """The benign kinds a segmented tier draws its look-alikes from (its config's, or every registered one)."""
-    assert tier.segmented is not None, f"tier {tier.name!r} draws no benign kinds"
-    return tier.segmented.benign_kinds or tuple(BENIGN_KIND_REGISTRY)
+from metric_tracker_rl.spec.tiers import TIERS, TierCatalog
 
 
 def check_tiers(tiers: TierCatalog) -> None:
@@ -55,7 +43,7 @@ def check_tiers(tiers: TierCatalog) -> None:
         if tier.segmented is None:
             continue
         registries: tuple[tuple[tuple[str, ...], KindRegistry], ...] = (
-            (incident_kinds_of(tier), INCIDENT_KIND_REGISTRY), (benign_kinds_of(tier), BENIGN_KIND_REGISTRY))
+            (tier.incident_kinds, INCIDENT_KIND_REGISTRY), (tier.benign_kinds, BENIGN_KIND_REGISTRY))
         for names, registry in registries:
             unknown = set(names) - set(registry)
             if unknown:
@@ -66,11 +54,11 @@ def check_tiers(tiers: TierCatalog) -> None:
 
 
 check_tiers(TIERS)
-# The kinds frontier draws its incidents from (a curriculum may restrict an episode to some), in registration order.
-FRONTIER_INCIDENT_KINDS: tuple[str, ...] = incident_kinds_of(TIERS["frontier"])
+# The kinds frontier draws its incidents from (a curriculum may restrict an episode to some), in its config's order.
+FRONTIER_INCIDENT_KINDS: tuple[str, ...] = TIERS["frontier"].incident_kinds
 # The family each incident kind is reported as.
 KIND_FAMILY: dict[str, str] = {name: kind.family for name, kind in INCIDENT_KIND_REGISTRY.items()}
 
 __all__ = ["BENIGN_KIND_REGISTRY", "FRONTIER_INCIDENT_KINDS", "INCIDENT_KIND_REGISTRY", "KIND_FAMILY", "BenignKind",
-           "FamilyOnSegment", "IncidentKind", "KindRegistry", "SegmentFluctuation", "SegmentIncident",
-           "benign_kinds_of", "check_tiers", "incident_kinds_of", "register_benign_kind", "register_incident_kind"]
+           "FamilyOnSegment", "IncidentKind", "KindRegistry", "SegmentFluctuation", "SegmentIncident", "check_tiers",
+           "register_benign_kind", "register_incident_kind"]
