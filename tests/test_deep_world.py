@@ -1,6 +1,6 @@
 """The deep tier's world: five dimensions (platform, eight countries, app version, acquisition channel, user type),
 hourly counts per cell and daily counts per leaf. It builds deterministically, every grain sums to the one above
-it, each dimension's shares and conversion profiles (segments.DIMENSIONS) hold in the data, and the report, the
+it, each dimension's shares and conversion profiles (dimensions.DIMENSIONS) hold in the data, and the report, the
 tools and SQL reach the new dimensions."""
 
 from __future__ import annotations
@@ -14,11 +14,12 @@ from metric_tracker_rl.generation.scenario import build_episode
 from metric_tracker_rl.grading.grader import segment_match
 from metric_tracker_rl.models import MetricSubmissionRow, MetricTrackerRlAction
 from metric_tracker_rl.serving.environment import MetricTrackerRlEnvironment
+from metric_tracker_rl.spec.dimensions import DIMENSIONS
 from metric_tracker_rl.spec.published import CONVERSION_BY_NAME, COUNT_COLUMNS, DIFFICULTIES
 from metric_tracker_rl.spec.tasks import resolve_episode_config
 from metric_tracker_rl.spec.tiers import TIERS
 from metric_tracker_rl.spec.validation import validate_rows
-from metric_tracker_rl.world.segments import DIMENSIONS, Segment, SegmentedData, frontier_brief, world_of
+from metric_tracker_rl.world.segments import Segment, SegmentedData, frontier_brief, world_of
 
 DEEP = "deep"
 WORLD = world_of(TIERS[DEEP].dimensions)
@@ -281,7 +282,7 @@ def test_the_objective_and_the_brief_name_deeps_dimensions() -> None:
 
 
 def test_the_documented_table_of_dimensions_is_the_registry() -> None:
-    """docs/data.md's table of deep's dimensions shows each one's values and shares as segments.DIMENSIONS has them."""
+    """docs/data.md's table of deep's dimensions shows each one's values and shares as dimensions.DIMENSIONS has them."""
     text = (Path(__file__).resolve().parents[1] / "docs" / "data.md").read_text()
     lines = text[text.index("## The deep tier"):].splitlines()
     start = next(i for i, line in enumerate(lines) if line.startswith("| "))

@@ -17,12 +17,13 @@ from metric_tracker_rl.generation.scenario import Episode, build_episode
 from metric_tracker_rl.generation.segment_plan import Calendar, SegmentWorld
 from metric_tracker_rl.grading.grader import SEGMENT_CREDIT, grade_submission, segment_match
 from metric_tracker_rl.models import MetricSubmissionRow
+from metric_tracker_rl.spec.dimensions import PLATFORMS
 from metric_tracker_rl.spec.published import ANOMALY_TYPES, CONVERSION_BY_NAME, COUNT_COLUMNS, FRONTIER_WINDOW_DAYS
 from metric_tracker_rl.spec.seeding import EpisodeKey, derive_rng
 from metric_tracker_rl.spec.tasks import incident_count, resolve_episode_config
 from metric_tracker_rl.spec.tiers import TIERS
 from metric_tracker_rl.world.daily_panel import same_weekday_peer_lists
-from metric_tracker_rl.world.segments import PLATFORMS, WEB_VERSION, Segment, holiday_days
+from metric_tracker_rl.world.segments import WEB_VERSION, Segment, holiday_days
 
 SWEEP = settings(max_examples=12, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
 SEEDS = st.integers(min_value=0, max_value=10**6)

@@ -21,8 +21,8 @@ from metric_tracker_rl.agents.frontier_expert import (
     _one_block,
     values_queries,
 )
+from metric_tracker_rl.spec.dimensions import COUNTRIES
 from metric_tracker_rl.spec.task_splits import calibration_reset_kwargs
-from metric_tracker_rl.world.segments import COUNTRIES
 
 SEEDS = 10  # the first ten episodes of the frontier sweep (the tenth is a null episode)
 GAMING = ("top_k_dates", "top_k_dates_shift_aware", "side_effect_padder", "weekday_rule", "mass_generators",

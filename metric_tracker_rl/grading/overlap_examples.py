@@ -1,7 +1,7 @@
 """The near-miss table of the overlap credit (docs/grading.md), computed from one fixed example so the docs and
 the grader cannot drift: tests/test_overlap_credit.py checks that the docs hold exactly `near_miss_table()`.
 
-The example is deep's world on one date with the published shares (segments.DIMENSIONS) and fixed version
+The example is deep's world on one date with the published shares (dimensions.DIMENSIONS) and fixed version
 shares, every dimension independent of the others, so each figure is a product of shares a reader can check.
 Print the table with `uv run python -m metric_tracker_rl.grading.overlap_examples`.
 """
@@ -19,17 +19,10 @@ from metric_tracker_rl.grading.grader import (
     segment_match,
     segment_overlap,
 )
+from metric_tracker_rl.spec.dimensions import DIMENSIONS, PLATFORM_SHARE
 from metric_tracker_rl.spec.published import COUNT_COLUMNS
 from metric_tracker_rl.spec.tiers import TIERS
-from metric_tracker_rl.world.segments import (
-    DIMENSIONS,
-    PLATFORM_SHARE,
-    LeafSplit,
-    Segment,
-    SegmentedData,
-    cell_layout,
-    world_of,
-)
+from metric_tracker_rl.world.segments import LeafSplit, Segment, SegmentedData, cell_layout, world_of
 
 EXAMPLE_DATE = "2026-03-10"
 EXAMPLE_OPENS = 1_000_000  # the date's app opens over every leaf

@@ -9,13 +9,13 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from metric_tracker_rl.spec.dimensions import DIMENSIONS
 from metric_tracker_rl.spec.families import PUBLISHED_FAMILIES
 from metric_tracker_rl.spec.plain_types import AnomalyRequest
 from metric_tracker_rl.spec.published import RESET_DIFFICULTIES, SCENARIO_FAMILIES, WINDOW_DAYS
 from metric_tracker_rl.spec.seeding import EpisodeKey, derive_rng, validate_seed
 from metric_tracker_rl.spec.tiers import AGGREGATE_PER_WEEKDAY, DEFAULT_MAX_STEPS, DEFAULT_MAX_SUBMISSIONS, TIERS
 from metric_tracker_rl.spec.validation import check_name_in_any_case, describe_validation_error
-from metric_tracker_rl.world.segments import DIMENSIONS
 
 # Views of the tier configs (tiers.py), by difficulty: a tier is edited there, never here.
 _AGGREGATE = {name: tier.aggregate for name, tier in TIERS.items() if tier.aggregate is not None}

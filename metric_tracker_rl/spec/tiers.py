@@ -46,7 +46,7 @@ class AggregateMix:
 class SegmentedMix:
     """What the segmented generator builds for a tier.
 
-    `dimensions`: the keys of segments.DIMENSIONS that split traffic: platform, a country dimension and app_version
+    `dimensions`: the keys of dimensions.DIMENSIONS that split traffic: platform, a country dimension and app_version
     make the cells (hourly counts), any others split each cell's days into leaves. `incident_kinds` and
     `benign_kinds`: the registered kinds the tier draws from, named here so that registering a kind changes no
     tier's episodes; incidents in a shuffled cycle that starts from this order, look-alikes uniformly.

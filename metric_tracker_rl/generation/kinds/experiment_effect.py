@@ -10,10 +10,11 @@ import numpy as np
 
 from metric_tracker_rl.generation.kinds.base import BenignKind, SegmentFluctuation, register_benign_kind
 from metric_tracker_rl.generation.segment_plan import SegmentWorld, pick
+from metric_tracker_rl.spec.dimensions import PLATFORMS
 from metric_tracker_rl.spec.published import FUNNEL_STEPS
 from metric_tracker_rl.world.context import Experiment
 from metric_tracker_rl.world.funnel import window_calendar
-from metric_tracker_rl.world.segments import PLATFORMS, SEGMENT_FIELDS, Segment
+from metric_tracker_rl.world.segments import SEGMENT_FIELDS, Segment
 
 RUN_DAYS = (3, 7)  # dates an experiment runs, inclusive
 TARGET_STEPS = (1, 2)  # the cart and the checkout: the steps a product experiment changes (room to rise)

@@ -14,9 +14,10 @@ from metric_tracker_rl.generation.kinds.base import SegmentIncident, register_in
 from metric_tracker_rl.generation.kinds.cuboid import readable_placements
 from metric_tracker_rl.generation.kinds.payment_failure import HOUR_WINDOW, PAYMENT_STEP, PaymentFailure
 from metric_tracker_rl.generation.segment_plan import SegmentWorld, pick
+from metric_tracker_rl.spec.dimensions import PLATFORMS
 from metric_tracker_rl.world.context import PARTNER_NOTICE_STATUS, PartnerNotice, partner_of
 from metric_tracker_rl.world.funnel import window_calendar
-from metric_tracker_rl.world.segments import PLATFORMS, Segment
+from metric_tracker_rl.world.segments import Segment
 
 # A partner's segment carries this share of all traffic at least: in a smaller one, a few hours' break in the
 # afternoon lull is a handful of orders, which sampling alone moves as much.
