@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from metric_tracker_rl.agents.llm import CONTINUE_MESSAGE, chat_loop
+from metric_tracker_rl.adapters.chat_loop import CONTINUE_MESSAGE, chat_loop
 
 # What the scripted model does in one turn: call tools, answer without any, be cut off, or submit (finishing).
 TURNS = st.sampled_from(["tools", "text", "cut", "submit"])

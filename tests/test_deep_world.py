@@ -282,7 +282,8 @@ def test_the_objective_and_the_brief_name_deeps_dimensions() -> None:
 
 
 def test_the_documented_table_of_dimensions_is_the_registry() -> None:
-    """docs/data.md's table of deep's dimensions shows each one's values and shares as dimensions.DIMENSIONS has them."""
+    """docs/data.md's table of deep's dimensions shows each one's values and shares as dimensions.DIMENSIONS has
+    them."""
     text = (Path(__file__).resolve().parents[1] / "docs" / "data.md").read_text()
     lines = text[text.index("## The deep tier"):].splitlines()
     start = next(i for i, line in enumerate(lines) if line.startswith("| "))

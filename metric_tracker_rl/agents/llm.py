@@ -1,26 +1,25 @@
 """The LLM policy: a tool-calling model investigates an episode with the environment's model tools.
 
-`chat_loop` is the one conversation loop every LLM harness runs: ask the model, run its tool calls, nudge it when
-it answered without any, until the episode is finished (graded or out of steps), the model is cut off, or the turns
-run out. `OpenAiChat` drives it with an OpenAI-compatible endpoint over `transcript.TaskRun` (inference.py, SFT
-records); the Inspect solver drives it with Inspect's model API. Not registered with the other agents (it needs a
-model), and importing `metric_tracker_rl.agents` does not import it.
+`OpenAiChat` drives the conversation loop every LLM harness runs (`adapters.chat_loop`) with an OpenAI-compatible
+endpoint over `transcript.TaskRun` (inference.py, SFT records); the Inspect solver drives the same loop with
+Inspect's model API. Not registered with the other agents (it needs a model), and importing `metric_tracker_rl.agents`
+does not import it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import sys
-from typing import Any, Protocol
+from typing import Any
 
 from openai import APIConnectionError, APIStatusError, OpenAI, OpenAIError
 
 from metric_tracker_rl.adapters.baseline_log import one_line
+from metric_tracker_rl.adapters.chat_loop import chat_loop
 from metric_tracker_rl.adapters.transcript import TaskRun
 from metric_tracker_rl.settings import ClientSettings
-from metric_tracker_rl.view.tool_schemas import SUBMIT_GENERATORS, SUBMIT_REPORT, openai_tools, tool_action
+from metric_tracker_rl.view.tool_schemas import openai_tools, tool_action
 
-CONTINUE_MESSAGE = f"Continue with tool calls; finish with {SUBMIT_REPORT} or {SUBMIT_GENERATORS}."
 NO_KEY = "none"  # what the OpenAI client sends when no key is set: an endpoint without authentication ignores it
 # HTTP statuses after which further model calls cannot succeed in this run.
 FATAL_MODEL_STATUSES = {401: "the API key was rejected", 402: "the provider's credits are exhausted",
@@ -28,35 +27,6 @@ FATAL_MODEL_STATUSES = {401: "the API key was rejected", 402: "the provider's cr
 STATUS_HINTS = {401: "check API_KEY / HF_TOKEN / OPENAI_API_KEY",
                 402: "add credits, or switch API_BASE_URL / MODEL_NAME / the key",
                 403: "check the key's permissions", 404: "check API_BASE_URL and MODEL_NAME"}
-
-
-class ChatSession(Protocol):
-    """One model conversation over one episode, as `chat_loop` drives it."""
-
-    def finished(self) -> bool:
-        """The episode needs no more turns: a report was graded or the episode is over."""
-
-    async def model_turn(self) -> bool | None:
-        """Ask the model once and keep its turn: True when it called tools, False when it did not, None when it
-        was cut off (no further turn can help)."""
-
-    async def run_tool_calls(self) -> None:
-        """Answer every tool call of the model's last turn."""
-
-    def add_user_message(self, text: str) -> None: ...
-
-
-async def chat_loop(session: ChatSession, max_turns: int) -> None:
-    for _ in range(max_turns):
-        if session.finished():
-            return
-        called = await session.model_turn()
-        if called is None:
-            return
-        if called:
-            await session.run_tool_calls()
-        else:
-            session.add_user_message(CONTINUE_MESSAGE)
 
 
 class ModelError(Exception):

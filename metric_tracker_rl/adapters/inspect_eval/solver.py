@@ -1,5 +1,5 @@
 """The solver: one WebSocket session per sample, the environment's tools given to the model, and the chat loop
-inference.py runs (`agents.llm.chat_loop`) until the first graded submission (on a standard episode it also ends
+inference.py runs (`adapters.chat_loop`) until the first graded submission (on a standard episode it also ends
 the episode), the end of the episode (a spent step budget), the model's cut-off, or its last turn."""
 
 from __future__ import annotations
@@ -8,17 +8,17 @@ from inspect_ai.model import ChatMessageSystem, ChatMessageUser, Model, execute_
 from inspect_ai.solver import Generate, Solver, TaskState, solver
 
 from metric_tracker_rl import MetricTrackerRlEnv
+from metric_tracker_rl.adapters.chat_loop import chat_loop
 from metric_tracker_rl.adapters.inspect_eval.episode import Episode, EpisodeRecord
 from metric_tracker_rl.adapters.inspect_eval.server import server_url
 from metric_tracker_rl.adapters.inspect_eval.tools import episode_tools
-from metric_tracker_rl.agents.llm import chat_loop
 from metric_tracker_rl.reconnect import areset_until_served
 from metric_tracker_rl.settings import ClientSettings
 from metric_tracker_rl.view.prompt import SYSTEM_PROMPT, first_prompt
 
 
 class InspectChat:
-    """`agents.llm.ChatSession` over Inspect's model API: the sample's messages, its tools, its episode."""
+    """`adapters.chat_loop.ChatSession` over Inspect's model API: the sample's messages, its tools, its episode."""
 
     def __init__(self, state: TaskState, model: Model, episode: Episode) -> None:
         self.state, self.model, self.episode = state, model, episode
