@@ -8,7 +8,7 @@ to restart), writing one line per wait, and only then raises `ServerUnavailable`
 URL and the last error. A step cannot be retried (its
 episode lived on the server that went away): `lost_connection_text` is what a tool call answers instead.
 
-Used by the TRL class (`tool_env.py`), `inference.py` and the Inspect solver, so they all wait alike.
+Used by the TRL class (`adapters/trl.py`), `inference.py` and the Inspect solver, so they all wait alike.
 """
 
 from __future__ import annotations

@@ -10,7 +10,7 @@ conversation, and score the rollout with get_reward() = the plain client's score
 SFT: `training.sft` on records `inference.py --trajectories` writes (expert and scripted agents) for two steps with
 assistant-only loss: tool results are masked out, every record tokenizes, the loss is finite.
 
-Nothing here compares tool text with a literal: results and briefs are rendered by tool_calls.py on both sides.
+Nothing here compares tool text with a literal: results and briefs are rendered by view/observation.py on both sides.
 """
 
 from __future__ import annotations

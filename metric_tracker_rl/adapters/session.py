@@ -4,7 +4,7 @@
 (`metric_tracker_rl.serving.environment.MetricTrackerRlEnvironment`) or on a server through the blocking client
 (`MetricTrackerRlEnv(...).sync()`); `AsyncEpisodeSession(env)` does the same with `await` (the asyncio client,
 or the in-process environment). Each `reset` and `step` returns the step as a model reads it, a
-`tool_calls.SeenObservation`: an explicit status, the numbers as shown, typed rows and the brief as data, and
+`observation.SeenObservation`: an explicit status, the numbers as shown, typed rows and the brief as data, and
 `.text`, the model's text rendered from it. The session keeps the rest: the steps taken, their rewards (their sum
 is the episode's score), whether the episode is done, and its graded submissions.
 

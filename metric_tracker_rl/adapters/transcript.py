@@ -2,7 +2,7 @@
 
 inference.py records its episodes with it (the SFT records of `--trajectories`), and benchmarks/interface.py
 measures what a model reads with the same code: a record shows the system prompt, the brief, each tool call and
-its result as `tool_calls` renders them.
+its result as `view.observation` renders them.
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ TRL builds one instance per rollout with no arguments, calls `reset(**dataset_ro
 to the prompt, offers every public method (except `reset` and `get_reward`) as a tool whose schema it reads from
 the method's type hints and Google-style docstring, and scores the rollout with `get_reward()`.
 
-The tool methods are generated from the tool registry and the two submission tools of `tool_calls`: each one's
+The tool methods are generated from the tool registry and the two submission tools of `view.tool_schemas`: each one's
 signature and docstring come from its pydantic argument model, so the schema the model sees cannot drift from
 what the server validates. A tool mistake comes back as text the model can read; it never raises.
 
@@ -105,7 +105,7 @@ def _tool_method(tool: ModelTool) -> Callable[..., str]:
     offered = tool.parameters.get("properties", {})
     for name, field in tool.args_model.model_fields.items():
         if name not in offered:
-            continue  # kept for the wire API, not offered to models (see tool_calls.model_schema)
+            continue  # kept for the wire API, not offered to models (see tool_schemas.model_schema)
         annotation = _plain_annotation(field.annotation)
         default = inspect.Parameter.empty if field.is_required() else field.get_default(call_default_factory=True)
         parameters.append(inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default,

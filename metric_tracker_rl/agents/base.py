@@ -15,7 +15,7 @@ from metric_tracker_rl.view.observation import SeenObservation
 class Agent:
     """A policy over one episode: `begin` reads the episode brief, then `act` is called with the latest tool
     result until it returns None (the agent is finished) or the episode is done. Both receive the structured view
-    of what the model-facing text shows (`tool_calls.SeenObservation`), never the observation itself."""
+    of what the model-facing text shows (`view.observation.SeenObservation`), never the observation itself."""
 
     name: str = "agent"
 

@@ -44,7 +44,7 @@ class ToolSpec:
 
     @property
     def offered(self) -> bool:
-        """Offered to models as a tool (`tool_calls.model_tools`, MCP); every tool stays on the wire API."""
+        """Offered to models as a tool (`view.tool_schemas.model_tools`, MCP); every tool stays on the wire API."""
         return not self.kept_for
 
     def parameters_schema(self) -> dict[str, Any]:

@@ -9,7 +9,7 @@ Generation mirrors the aggregate tiers (plan, edit the plan, draw counts), per t
 2. Incidents and benign fluctuations edit the plan of the cells of one segment: each is a registered kind
    (metric_tracker_rl/generation/kinds/), most of which run a family's injector on each cell's view of the plan,
    all from one stream, so every cell of the segment gets the same hours. At deep a root cause is a cuboid of one
-   to three dimensions (incident_kinds/cuboid.py), edited through SegmentWorld.scale_step and scale_traffic where
+   to three dimensions (kinds/cuboid.py), edited through SegmentWorld.scale_step and scale_traffic where
    it names channel or user type, and the last `concurrency` incidents share a date with an earlier one.
 3. `draw_segmented_counts` draws every cell's counts in one vectorised Poisson call, then applies extra opens,
    duplicates, clock shifts and lost events per touched cell and date, each from its own named stream. With

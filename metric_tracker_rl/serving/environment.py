@@ -209,7 +209,7 @@ class MetricTrackerRlEnvironment(McpToolSurface, TaskProviderMixin,
         if action.analysis_method is not None and action.analysis_method not in THREADED_TOOLS:
             return self.step(action, timeout_s=timeout_s, **kwargs)
         if action.analysis_method == SQL_TOOL and self._episode is not None and not self._done:
-            # A statement waits for its client's turn at the SQL workers (sql_pool.FairGate), on threads of its
+            # A statement waits for its client's turn at the SQL workers (sql.pool.FairGate), on threads of its
             # own: one client's slow queries hold up neither another client's nor anyone's submissions.
             async with gate().turn(CLIENT.get()):
                 return await asyncio.get_running_loop().run_in_executor(

@@ -10,8 +10,8 @@ OpenEnv routes MCP two ways, and this module answers both from the same code:
   params over HTTP, created by `openenv/session/create`).
 
 The tools are exactly those a model is offered (`tool_calls.model_tools()`: every offered registry tool, then the
-two submission tools), with the same schemas and descriptions; a call goes through `tool_calls.tool_action`, the
-typed step, and `tool_calls.render_observation`, so its text is what every other harness shows the model. A tool
+two submission tools), with the same schemas and descriptions; a call goes through `tool_schemas.tool_action`, the
+typed step, and `observation.render_observation`, so its text is what every other harness shows the model. A tool
 added to the registry appears here with no code of its own.
 
 No FastMCP server sits in between: OpenEnv's `MCPEnvironment` builds one per session and calls each tool through

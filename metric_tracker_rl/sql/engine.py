@@ -5,7 +5,7 @@ over the arrays, registered as a temporary view of the episode's own connection)
 add to or grow them. A DELETE, UPDATE or INSERT (also inside a CTE) fails to bind ("can only delete from base
 table"), and the memory an episode holds is what it was given. The parse tree is checked too (defence in depth).
 
-The walls a statement meets here, after the text checks of `sql_sandbox`:
+The walls a statement meets here, after the text checks of `sandbox`:
 
 1. DuckDB's own parser: exactly one statement, a SELECT (or WITH ... SELECT, FROM ..., DESCRIBE, SUMMARIZE); its
    parse tree (`json_serialize_sql`) may call only a few table functions, no function that waits or changes

@@ -1,4 +1,4 @@
-"""Reading back the text `view.render` wrote: for harnesses that hold only the text (`model_view.read_observation`,
+"""Reading back the text `view.render` wrote: for harnesses that hold only the text (`observation.read_observation`,
 an Inspect transcript's tables in `transcript`)."""
 
 from __future__ import annotations

@@ -114,7 +114,7 @@ HOLIDAYS: dict[str, str] = {"2026-04-03": "Good Friday", "2026-04-06": "Easter M
 HOLIDAY_TRAFFIC_FACTOR = 0.8
 
 # A release that breaks its new version does so from its rollout's first date for this many dates (inclusive), one
-# row each, until a fix (incident_kinds/release_regression.py).
+# row each, until a fix (generation/kinds/release_regression.py).
 REGRESSION_DAYS: tuple[int, int] = (3, 6)
 
 RELEASE_MEANING = (

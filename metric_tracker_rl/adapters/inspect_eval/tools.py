@@ -1,6 +1,6 @@
 """The model's tools for one episode: one Inspect tool per model-facing tool of the environment, each a thin
 call into the episode's WebSocket session. Names, descriptions and parameter schemas come from the tool
-registry through metric_tracker_rl.tool_calls, the layer every model-facing harness shares; nothing here is
+registry through metric_tracker_rl.view, the layer every model-facing harness shares; nothing here is
 written per tool."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from metric_tracker_rl.view.tool_schemas import ModelTool, model_tools, tool_act
 
 
 def tool_params(parameters: dict[str, Any]) -> ToolParams:
-    """The model-facing schema (definitions already inlined by tool_calls) as Inspect's tool parameters. Inspect
+    """The model-facing schema (definitions already inlined by view.tool_schemas) as Inspect's tool parameters. Inspect
     requires a description of every parameter: one the schema leaves without (a segment field, whose name says
     what it is) is described by its name, as the TRL class describes it."""
     properties = {name: {"description": name, **prop} if not prop.get("description") else prop

@@ -3,7 +3,7 @@ changes as intended as well); the experiments table lists the experiment, not th
 
 Where the episode's dial allows cuboids of two dimensions with a channel or user type, the arm is such a cuboid
 (a platform or a country crossed with a channel or a user type, as a benign experiment's), its fall raised or
-lowered to be clear in its own data as every cuboid root cause is (incident_kinds/cuboid.py); where that arm cannot
+lowered to be clear in its own data as every cuboid root cause is (kinds/cuboid.py); where that arm cannot
 be made clear, or the dial has no such cuboid, the arm is a platform, a country or both (cells)."""
 
 from __future__ import annotations
