@@ -58,7 +58,7 @@ def script_path(target: str) -> Path | None:
     if target.endswith(".py"):
         return ROOT / target
     if target == "server":
-        return ROOT / "metric_tracker_rl" / "server" / "app.py"  # what the `server` script runs
+        return ROOT / "metric_tracker_rl" / "serving" / "app.py"  # what the `server` script runs
     candidate = ROOT / (target.replace(".", "/") + ".py")
     return candidate if candidate.exists() else ROOT / target.replace(".", "/") / "__main__.py"
 
