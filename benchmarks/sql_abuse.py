@@ -29,7 +29,8 @@ from typing import Any
 
 from websockets.sync.client import ClientConnection, connect
 
-from metric_tracker_rl import MetricTrackerRlAction, local_server
+from metric_tracker_rl import MetricTrackerRlAction
+from metric_tracker_rl.serving import local_server
 from metric_tracker_rl.serving.environment import MetricTrackerRlEnvironment
 from metric_tracker_rl.sql.pool import pool
 

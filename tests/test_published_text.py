@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from metric_tracker_rl import MetricTrackerRlAction, view
+from metric_tracker_rl import MetricTrackerRlAction
 from metric_tracker_rl.analysis_tools import run_tool
 from metric_tracker_rl.analysis_tools.comparisons import broken_step_hours
 from metric_tracker_rl.generation.scenario import build_episode
@@ -21,6 +21,7 @@ from metric_tracker_rl.serving.environment import MetricTrackerRlEnvironment
 from metric_tracker_rl.spec.published import COUNT_COLUMNS, ENTITY_NAMES, ENTITY_VALUE_DEFINITIONS
 from metric_tracker_rl.spec.task_splits import SPLITS, get_split
 from metric_tracker_rl.spec.tasks import resolve_episode_config
+from metric_tracker_rl.view import render
 from metric_tracker_rl.view.observation import read_observation, render_observation
 from metric_tracker_rl.view.prompt import first_prompt
 from metric_tracker_rl.view.reader import parse as parse_view
@@ -146,7 +147,7 @@ def test_a_text_cell_longer_than_the_description_says_is_cut_there_and_marked(ex
         assert row["t"] == text
     else:
         assert row["t"] == f"{text[:longest]}{ellipsis}(cut, {length} chars)"
-    shown = parse_view(view.render({"rows": [row]}))["rows"][0]["t"]
+    shown = parse_view(render.render({"rows": [row]}))["rows"][0]["t"]
     assert shown == row["t"]
 
 
@@ -286,7 +287,7 @@ def test_the_suspicious_dates_a_model_reads_rank_hourly_mixes_by_their_rise_and_
             day = public.data.dates.index(entry["date"])
             rise = panel.filled_z[mixes, day].max()
             score = max(float(np.abs(panel.filled_z[others, day]).max()), float(rise), 0.0)
-            assert entry["max_abs_robust_z"] == view.rounded(score)
+            assert entry["max_abs_robust_z"] == render.rounded(score)
             if rise > 0:
                 assert entry["hourly_mix_z"] > 0 and entry["hourly_mix"] in COUNT_COLUMNS
             else:
@@ -350,7 +351,7 @@ def test_a_split_error_names_only_what_was_passed_and_the_valid_options(reset: d
 @given(base_minor=st.integers(0, 999))
 def test_a_version_label_is_text_a_table_shows_bare_and_reads_back_as_itself(base_minor: int) -> None:
     labels = version_labels(base_minor)
-    text = view.render({"rows": [{"platform": "ios", "app_version": label} for label in labels]})
+    text = render.render({"rows": [{"platform": "ios", "app_version": label} for label in labels]})
     assert '"' not in text and [row["app_version"] for row in parse_view(text)["rows"]] == list(labels)
 
 

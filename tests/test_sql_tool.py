@@ -24,7 +24,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from websockets.sync.client import connect
 
-from metric_tracker_rl import MetricTrackerRlAction, view
+from metric_tracker_rl import MetricTrackerRlAction
 from metric_tracker_rl.analysis_tools import TOOL_REGISTRY
 from metric_tracker_rl.analysis_tools.sql import SANDBOX_KEY
 from metric_tracker_rl.generation.scenario import build_episode
@@ -43,6 +43,7 @@ from metric_tracker_rl.sql.sandbox import (
     SqlRefused,
     SqlSandbox,
 )
+from metric_tracker_rl.view import render
 from metric_tracker_rl.view.observation import render_observation
 from metric_tracker_rl.view.reader import parse as parse_view
 from metric_tracker_rl.world.public_episode import PublicEpisode
@@ -362,7 +363,7 @@ def test_a_column_name_cannot_break_the_table_view(sandbox: SqlSandbox) -> None:
     assert len(row) == 6 and list(row.values()) == [1, 2, 3, 4, 5, 6]
     for name in row:
         assert name and "|" not in name and "\n" not in name and ":" not in name
-    text = view.render({"rows": result.rows * 2}, {"rows": 2})
+    text = render.render({"rows": result.rows * 2}, {"rows": 2})
     assert parse_view(text)["rows"] == result.rows * 2
 
 
