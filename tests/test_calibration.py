@@ -92,6 +92,7 @@ def test_agents_read_only_public_modules() -> None:
 
 
 @pytest.mark.parametrize("task_id", ["easy_two_spikes", "medium_mixed_three", "hard_mixed_multi"])
+@pytest.mark.slow
 def test_expert_solves_named_tasks(results: dict, task_id: str) -> None:
     assert results["expert"][task_id]["mean"] >= 0.95, task_id
 
@@ -104,18 +105,21 @@ def test_expert_solves_the_sweep(target_sweep: dict, difficulty: str) -> None:
     assert stats["share_ge_0_9"] >= 0.95
 
 
+@pytest.mark.slow
 def test_empty_report_is_right_only_on_null_episodes(results: dict) -> None:
     for difficulty in DIFFICULTIES:
         assert results["null"][difficulty]["mean"] <= 0.05
     assert results["null"][NULL_GROUP]["min"] == 1.0
 
 
+@pytest.mark.slow
 def test_expert_reports_nothing_on_null_episodes(results: dict) -> None:
     """A rate move under half the smallest published rate effect is noise to the expert, whatever its z."""
     assert results["expert"][NULL_GROUP]["min"] == 1.0
 
 
 @pytest.mark.parametrize("difficulty", DIFFICULTIES)
+@pytest.mark.slow
 def test_gaming_agents_stay_at_the_floor(results: dict, difficulty: str) -> None:
     assert results["random"][difficulty]["mean"] <= 0.05
     for agent in ("mass_generators", "mass_grid"):
@@ -124,12 +128,14 @@ def test_gaming_agents_stay_at_the_floor(results: dict, difficulty: str) -> None
 
 
 @pytest.mark.parametrize("difficulty", ["medium", "hard"])
+@pytest.mark.slow
 def test_readme_baseline_is_clearly_below_the_expert(results: dict, difficulty: str) -> None:
     assert results["readme_baseline"][difficulty]["mean"] <= 0.70
     assert results["readme_baseline"][difficulty]["mean"] <= results["expert"][difficulty]["mean"] - 0.25
 
 
 @pytest.mark.parametrize("difficulty", ["medium", "hard"])
+@pytest.mark.slow
 def test_the_offline_baseline_is_a_floor_not_a_solution(results: dict, difficulty: str) -> None:
     # inference.py's fixed four-step procedure; 200 seeds: 0.279 medium / 0.143 hard.
     assert results["scripted"][difficulty]["mean"] <= 0.6

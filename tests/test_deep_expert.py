@@ -42,6 +42,7 @@ def records() -> dict[str, list]:
             for agent in ("deep_expert", *SHORTCUTS)}
 
 
+@pytest.mark.slow
 def test_deep_expert_finds_incidents_and_shows_what_it_submits(records: dict[str, list]) -> None:
     runs = records["deep_expert"]
     assert statistics.mean(run.score for run in runs) >= EXPERT_FLOOR, [run.score for run in runs]

@@ -36,21 +36,25 @@ def sweep() -> dict:
                      difficulties=("frontier",))["agents"]
 
 
+@pytest.mark.slow
 def test_expert_solves_frontier(sweep: dict) -> None:
     stats = sweep["expert"]["frontier"]
     assert stats["mean"] >= 0.9 and stats["min"] >= 0.7, stats
     assert sweep["expert"]["null"]["min"] == 1.0  # nothing reported where nothing happened
 
 
+@pytest.mark.slow
 def test_aggregate_only_expert_stays_low(sweep: dict) -> None:
     assert sweep["aggregate_only_expert"]["frontier"]["mean"] < 0.5
 
 
 @pytest.mark.parametrize("agent", GAMING)
+@pytest.mark.slow
 def test_shortcuts_stay_low(sweep: dict, agent: str) -> None:
     assert sweep[agent]["frontier"]["mean"] <= 0.3, agent
 
 
+@pytest.mark.slow
 def test_padding_only_lowers(sweep: dict) -> None:
     assert sweep["next_date_padder"]["frontier"]["mean"] < sweep["expert"]["frontier"]["mean"]
 

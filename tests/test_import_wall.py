@@ -181,6 +181,7 @@ def test_plain_modules_do_not_import_the_client_or_gradio(module: str) -> None:
     assert _framework_loaded_by(f"import {module}") == "[]"
 
 
+@pytest.mark.slow
 def test_the_package_exports_its_plain_types_without_the_framework() -> None:
     """`from metric_tracker_rl import MetricSubmissionRow` (a script that builds or scores a report) loads no
     framework, while the client's name still brings OpenEnv (the probe sees what it is asked to see)."""

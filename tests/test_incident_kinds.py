@@ -245,6 +245,7 @@ FOUND_SHARE = {"frontier": 1.0, "deep": 2 / 3}
 
 
 @pytest.mark.parametrize(("tier", "kind"), TIER_KINDS)
+@pytest.mark.slow
 def test_the_expert_finds_every_incident_kind_at_its_tiers_magnitude(tier: str, kind: str) -> None:
     """Each incident date of the kind's episodes is reported on its key, family and exact segment (at deep,
     FOUND_SHARE of them). A tier draws a kind at its default range times the tier's magnitude scale (1 at frontier)."""
@@ -264,6 +265,7 @@ def test_the_expert_finds_every_incident_kind_at_its_tiers_magnitude(tier: str, 
 
 
 @pytest.mark.parametrize("tier", BENIGN_CHECKED_TIERS)
+@pytest.mark.slow
 def test_the_expert_reports_nothing_on_a_benign_kinds_date(tier: str) -> None:
     seen: dict[str, int] = dict.fromkeys(TIERS[tier].benign_kinds, 0)
     resets = [{"difficulty": tier, "seed": seed, "scenario_family": "null", "decoy_ratio": 2.0} for seed in NULL_SEEDS]

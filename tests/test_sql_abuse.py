@@ -157,6 +157,7 @@ def test_there_are_the_issues_rows_and_forty_more() -> None:
 
 
 @pytest.mark.parametrize(("sql", "says"), CASES, ids=[f"case{i}" for i in range(len(CASES))])
+@pytest.mark.slow
 def test_each_case_is_an_error_observation_that_costs_one_step(env: MetricTrackerRlEnvironment, sql: str,
                                                                 says: str) -> None:
     before_totals, before_steps = totals(env), env.state.step_count
@@ -407,6 +408,7 @@ def test_another_clients_cheap_query_is_answered_while_one_client_runs_slow_quer
         assert sorted(answered) == list(range(8))
 
 
+@pytest.mark.slow
 def test_a_statement_killed_at_the_deadline_replaces_its_worker_and_the_next_query_works(
         env: MetricTrackerRlEnvironment) -> None:
     before = pool().replaced

@@ -251,6 +251,7 @@ def test_settings_are_readable_locked_and_hold_no_secret(sandbox: SqlSandbox, pu
     "SELECT list(range) FROM range(100000000)",
     "SELECT string_agg(md5(range::VARCHAR), ',') FROM range(100000000)",
 ])
+@pytest.mark.slow
 def test_runaway_queries_are_stopped_and_the_connection_goes_on(sandbox: SqlSandbox, public: PublicEpisode,
                                                                 sql: str) -> None:
     started = time.monotonic()
@@ -288,6 +289,7 @@ def test_range_and_generate_series_still_work_as_tables(sandbox: SqlSandbox, sql
     assert sandbox.run(sql).rows == [{"n": 10}]
 
 
+@pytest.mark.slow
 def test_a_never_ending_recursive_query_hits_the_time_limit(sandbox: SqlSandbox) -> None:
     with pytest.raises(SqlRefused, match=f"{TIME_LIMIT_S:g} s time limit"):
         sandbox.run("WITH RECURSIVE r(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM r) SELECT count(*) FROM r")
@@ -572,6 +574,7 @@ def test_a_page_of_long_rows_stops_at_its_character_budget(env: MetricTrackerRlE
     assert len(render_observation(obs)) < 16 * 1024
 
 
+@pytest.mark.slow
 def test_the_time_limit_interrupts_and_the_session_goes_on(env: MetricTrackerRlEnvironment) -> None:
     started = time.monotonic()
     obs = step(env, {"sql": "WITH RECURSIVE r(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM r) SELECT count(*) FROM r"})
@@ -645,6 +648,7 @@ def test_closing_one_session_leaves_the_other_working(two_sessions: Any) -> None
         "SELECT view_name FROM duckdb_views() WHERE NOT internal").rows} == PUBLIC_TABLES
 
 
+@pytest.mark.slow
 def test_a_runaway_query_is_stopped_while_another_session_queries(two_sessions: Any) -> None:
     (_, runaway_box), (medium, other_box) = two_sessions
     outcome: dict[str, Any] = {}
