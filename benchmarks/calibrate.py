@@ -157,7 +157,7 @@ def _spread(stats: dict[str, float]) -> str:
     return f"{stats['mean']:.3f} / {stats['p5']:.3f} / {stats['min']:.3f}"
 
 
-def _markdown(header: list[str], rows: list[list[str]]) -> str:
+def markdown_table(header: list[str], rows: list[list[str]]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
     return "\n".join(lines + ["| " + " | ".join(cells) + " |" for cells in rows])
 
@@ -172,7 +172,7 @@ def table(results: dict[str, Any], agent_names: tuple[str, ...] | None = None) -
     rows = [[_agent_label(results, agent_name), *(f"{stats[group]['mean']:.3f}" for group in named),
              *(_spread(stats[group]) for group in (*difficulties, NULL_GROUP))]
             for agent_name, stats in results["agents"].items() if agent_names is None or agent_name in agent_names]
-    return _markdown(header, rows)
+    return markdown_table(header, rows)
 
 
 def difficulty_table(results: dict[str, Any], difficulty: str) -> str:
@@ -181,7 +181,7 @@ def difficulty_table(results: dict[str, Any], difficulty: str) -> str:
     header = ["agent", f"{difficulty} mean / p5 / min", "share >= 0.9", "null mean / p5 / min"]
     rows = [[_agent_label(results, agent_name), _spread(stats[difficulty]), f"{stats[difficulty]['share_ge_0_9']:.3f}",
              _spread(stats[NULL_GROUP])] for agent_name, stats in results["agents"].items()]
-    return _markdown(header, rows)
+    return markdown_table(header, rows)
 
 
 # The shortcuts that skip the investigation, whose best per difficulty the README shows (benchmarks/docs_blocks.py):
@@ -200,7 +200,7 @@ def means_table(results: dict[str, Any], agent_names: tuple[str, ...] = SUMMARY_
     difficulties = tuple(results.get("difficulties", CALIBRATED_DIFFICULTIES))
     rows = [[_agent_label(results, name), *(f"{results['agents'][name][d]['mean']:.3f}" for d in difficulties)]
             for name in agent_names]
-    return _markdown(["agent", *difficulties], rows)
+    return markdown_table(["agent", *difficulties], rows)
 
 
 def rendered_tables(results: dict[str, Any]) -> dict[str, str]:

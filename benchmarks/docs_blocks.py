@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from benchmarks.calibrate import PUBLISHED_RESULTS, SHORTCUT_AGENTS
+from benchmarks.calibrate import PUBLISHED_RESULTS, SHORTCUT_AGENTS, markdown_table
 from metric_tracker_rl.spec.plain_types import MetricSubmissionRow
 from metric_tracker_rl.spec.published import DIFFICULTIES, WINDOW_DAYS
 from metric_tracker_rl.spec.task_splits import TRAIN_SCHEDULE, TRAIN_SEED_BASE
@@ -42,11 +42,6 @@ def end_marker(name: str) -> str:
     return f"<!-- generated ({name}): end -->"
 
 
-def _markdown(header: list[str], rows: list[list[str]]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
-    return "\n".join(lines + ["| " + " | ".join(cells) + " |" for cells in rows])
-
-
 def calibration_results() -> dict[str, Any]:
     return json.loads(PUBLISHED_RESULTS.read_text(encoding="utf-8"))
 
@@ -59,7 +54,7 @@ def train_schedule() -> str:
         rows.append([f"{first:,} to {last:,}", f"{TRAIN_SEED_BASE + first:,} to {TRAIN_SEED_BASE + last:,}",
                      ", ".join(block.difficulties), f"`--episodes N --first-task {first}`"])
         first += block.count
-    return _markdown(["train tasks", "seeds", "difficulties, in turn", "inference.py"], rows)
+    return markdown_table(["train tasks", "seeds", "difficulties, in turn", "inference.py"], rows)
 
 
 def best_shortcuts(results: dict[str, Any] | None = None) -> str:
@@ -73,7 +68,7 @@ def best_shortcuts(results: dict[str, Any] | None = None) -> str:
                      f"{results['agents'][EXPERT][difficulty]['mean']:.3f}"])
     lead = ("The best of the shortcuts that skip the investigation ("
             + ", ".join(f"`{name}`" for name in SHORTCUT_AGENTS) + ") on each difficulty:")
-    return lead + "\n\n" + _markdown(["difficulty", "best shortcut", "its mean", "expert mean"], rows)
+    return lead + "\n\n" + markdown_table(["difficulty", "best shortcut", "its mean", "expert mean"], rows)
 
 
 def expert_targets(results: dict[str, Any] | None = None) -> str:
@@ -111,7 +106,7 @@ def submission_row_fields() -> str:
     """MetricSubmissionRow's fields, in order: name, type and description, from the pydantic model."""
     rows = [[f"`{name}`", _type_text(field.annotation), field.description or ""]
             for name, field in MetricSubmissionRow.model_fields.items()]
-    return _markdown(["field", "type", "meaning"], rows)
+    return markdown_table(["field", "type", "meaning"], rows)
 
 
 def tier_windows() -> str:
@@ -121,7 +116,7 @@ def tier_windows() -> str:
         days = WINDOW_DAYS[difficulty]
         last = WINDOW_START + dt.timedelta(days=days - 1)
         rows.append([difficulty, f"{days} ({days // 7} weeks)", f"{WINDOW_START.isoformat()} to {last.isoformat()}"])
-    return _markdown(["difficulty", "days", "dates"], rows)
+    return markdown_table(["difficulty", "days", "dates"], rows)
 
 
 @dataclass(frozen=True)

@@ -147,26 +147,24 @@ def block_readable(world: SegmentWorld, segment: Segment, day: int, hours: tuple
     return _readable(_hour_arrivals(world, segment, day, event), hours)
 
 
-def readable_blocks(world: SegmentWorld, segment: Segment, day: int, length: int, event: int,
-                    within: tuple[int, int]) -> list[tuple[int, int]]:
-    """Every block of `length` hours inside `within` (start, end) that reads hour by hour (`block_readable`)."""
-    arrivals = _hour_arrivals(world, segment, day, event)
-    return [(start, start + length) for start in range(within[0], within[1] - length + 1)
-            if _readable(arrivals, (start, start + length))]
-
-
 def readable_placements(world: SegmentWorld, segments: list[Segment], day: int, length: int, shortest: int,
                         event: int, within: tuple[int, int]) -> list[tuple[Segment, tuple[int, int]]]:
     """Every segment of `segments` and block of `length` hours inside `within` that reads hour by hour on `day`;
     where none does (a weekday's afternoon lull is quiet in a small segment, and a block longer than the day's
     other busy hours cannot be told from the day's typical hour), those of the longest block that does, no shorter
     than `shortest` ([] when none)."""
+    arrivals = [(segment, _hour_arrivals(world, segment, day, event)) for segment in segments]
     for hours in range(length, shortest - 1, -1):
-        placements = [(segment, block) for segment in segments
-                      for block in readable_blocks(world, segment, day, hours, event, within)]
+        placements = [(segment, block) for segment, counts in arrivals
+                      for block in _readable_blocks(counts, hours, within)]
         if placements:
             return placements
     return []
+
+
+def _readable_blocks(arrivals: np.ndarray, length: int, within: tuple[int, int]) -> list[tuple[int, int]]:
+    return [(start, start + length) for start in range(within[0], within[1] - length + 1)
+            if _readable(arrivals, (start, start + length))]
 
 
 def _hour_arrivals(world: SegmentWorld, segment: Segment, day: int, event: int) -> np.ndarray:
