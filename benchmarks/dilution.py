@@ -14,8 +14,9 @@ import json
 from collections.abc import Iterator
 from typing import Any
 
+from metric_tracker_rl.generation import build_episode
 from metric_tracker_rl.generation.dilution import STANDS_OUT, dilution_by_depth
-from metric_tracker_rl.generation.scenario import Episode, build_episode
+from metric_tracker_rl.generation.episode import Episode
 from metric_tracker_rl.spec.tasks import resolve_episode_config
 from metric_tracker_rl.spec.tiers import TIERS
 
@@ -26,7 +27,7 @@ WHOLE_DAY = ("rate_drop_from_median",)  # kinds whose evidence is daily (level s
 def episodes(seeds: int, settings: dict[str, Any]) -> Iterator[Episode]:
     base = TIERS[DIFFICULTY].calibration_seed_base
     for seed in range(base, base + seeds):
-        yield build_episode(resolve_episode_config(difficulty=DIFFICULTY, seed=seed, **settings))
+        yield build_episode(TIERS[DIFFICULTY], resolve_episode_config(difficulty=DIFFICULTY, seed=seed, **settings))
 
 
 def setting(text: str) -> tuple[str, Any]:

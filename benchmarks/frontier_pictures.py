@@ -11,10 +11,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from metric_tracker_rl.generation.frontier import build_world
-from metric_tracker_rl.generation.kinds import FRONTIER_INCIDENT_KINDS
+from metric_tracker_rl.generation.segmented import build_world
 from metric_tracker_rl.serving.debugger_charts import PANEL_HEIGHT, PANEL_WIDTH, Mark, line_panel_svg
 from metric_tracker_rl.spec.tasks import resolve_episode_config
+from metric_tracker_rl.spec.tiers import TIERS
 from metric_tracker_rl.world.daily_panel import build_panel
 from metric_tracker_rl.world.segments import Segment
 
@@ -33,7 +33,7 @@ def side_by_side(left: str, right: str) -> str:
 
 
 def picture(seed: int, entity_type: str, entity_name: str, segment: Segment, day: int, label: str) -> str:
-    world = build_world(resolve_episode_config(seed=seed, difficulty="frontier"))
+    world = build_world(TIERS["frontier"], resolve_episode_config(seed=seed, difficulty="frontier"))
     aggregate, part = build_panel(world.data.segment_funnel(Segment())), \
         build_panel(world.data.segment_funnel(segment))
     dates = list(world.data.segment_funnel(Segment()).dates)
@@ -49,10 +49,10 @@ def pictures() -> dict[str, str]:
     """Every picture by its file name: one per frontier incident kind and the mix shift, each from the first seed
     from PICTURE_SEED_BASE whose episode holds that kind."""
     drawn: dict[str, str] = {}
-    wanted = set(FRONTIER_INCIDENT_KINDS) | {"mix_shift"}
+    wanted = set(TIERS["frontier"].incident_kinds) | {"mix_shift"}
     seed = PICTURE_SEED_BASE
     while wanted:
-        world = build_world(resolve_episode_config(seed=seed, difficulty="frontier"))
+        world = build_world(TIERS["frontier"], resolve_episode_config(seed=seed, difficulty="frontier"))
         for incident in world.incidents:
             if incident.kind in wanted and incident.record.continues is None:
                 wanted.discard(incident.kind)

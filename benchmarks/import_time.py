@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
 CORE_MODULES = (
     "metric_tracker_rl.spec.plain_types",
     "metric_tracker_rl.grading.grader",
-    "metric_tracker_rl.generation.scenario",
+    "metric_tracker_rl.generation",
     "metric_tracker_rl.analysis_tools",
     "metric_tracker_rl.spec.validation",
     "metric_tracker_rl.spec.tasks",

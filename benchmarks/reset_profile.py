@@ -15,22 +15,22 @@ from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
-from metric_tracker_rl.generation import scenario
+from metric_tracker_rl.generation import aggregate
 from metric_tracker_rl.serving.environment import MetricTrackerRlEnvironment
 from metric_tracker_rl.spec.tasks import DEFAULT_TASK_ORDER
 from metric_tracker_rl.world import daily_panel, funnel
 
 # (module, function name, label): the stages of build_episode and the parts of the two largest.
 STAGES = [
-    (scenario, "baseline_plan", "baseline plan"),
-    (scenario, "_draw_day", "scheduling: draw an open date"),
-    (scenario, "_plan_anomalies", "scheduling: incidents"),
-    (scenario, "draw_counts", "draw counts"),
+    (aggregate, "baseline_plan", "baseline plan"),
+    (aggregate, "_draw_day", "scheduling: draw an open date"),
+    (aggregate, "_plan_anomalies", "scheduling: incidents"),
+    (aggregate, "draw_counts", "draw counts"),
     (funnel, "derive_rng", "  draw counts: make streams"),
     (funnel, "stage_means", "  draw counts: stage means"),
-    (scenario, "build_panel", "metric panel"),
+    (aggregate, "build_panel", "metric panel"),
     (daily_panel, "hourly_profiles", "  metric panel: hour profiles"),
-    (scenario, "build_ground_truth", "ground truth"),
+    (aggregate, "build_ground_truth", "ground truth"),
 ]
 
 
@@ -55,12 +55,12 @@ def profile_resets(task_id: str, resets: int) -> tuple[float, list[tuple[str, fl
     totals: Counter[str] = Counter()
     calls: Counter[str] = Counter()
     originals = [(module, name, getattr(module, name)) for module, name, _ in STAGES]
-    tables = [(table, dict(table)) for table in (scenario.FLUCTUATIONS, scenario.DISTRACTORS)]
+    tables = [(table, dict(table)) for table in (aggregate.FLUCTUATIONS, aggregate.DISTRACTORS)]
     try:
         for module, name, label in STAGES:
             setattr(module, name, _timed(getattr(module, name), label, totals, calls))
-        _timed_table(scenario.FLUCTUATIONS, "fluctuation: ", totals, calls)
-        _timed_table(scenario.DISTRACTORS, "distractor: ", totals, calls)
+        _timed_table(aggregate.FLUCTUATIONS, "fluctuation: ", totals, calls)
+        _timed_table(aggregate.DISTRACTORS, "distractor: ", totals, calls)
         env = MetricTrackerRlEnvironment()
         for _ in range(2):  # the first pass warms up
             totals.clear()

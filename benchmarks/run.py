@@ -47,11 +47,12 @@ from benchmarks.episodes import bench_episodes
 from benchmarks.import_time import cumulative_import_ms
 from benchmarks.load import Server, StartLine, request, serve
 from metric_tracker_rl.analysis_tools import TOOL_REGISTRY
-from metric_tracker_rl.generation.scenario import build_episode
+from metric_tracker_rl.generation import build_episode
 from metric_tracker_rl.models import MetricTrackerRlAction
 from metric_tracker_rl.serving.environment import MetricTrackerRlEnvironment
 from metric_tracker_rl.serving.local_server import SERVER_MODULE
 from metric_tracker_rl.spec.tasks import DEFAULT_TASK_ORDER, get_task_spec, resolve_episode_config
+from metric_tracker_rl.spec.tiers import TIERS
 from metric_tracker_rl.world.funnel import window_dates
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -176,7 +177,8 @@ def bench_submissions(repeats: int) -> dict[str, Any]:
             task_id = DEFAULT_TASK_ORDER[i % len(DEFAULT_TASK_ORDER)]
             env.reset(task_id=task_id, seed=i)
             if kind == "rows":
-                truth = build_episode(resolve_episode_config(task_id=task_id, seed=i)).truth.expected_rows
+                config = resolve_episode_config(task_id=task_id, seed=i)
+                truth = build_episode(TIERS[config.difficulty], config).truth.expected_rows
                 wrong = truth[0].model_copy(update={"date": DATES[-1] if truth[0].date != DATES[-1] else DATES[0]})
                 action = MetricTrackerRlAction(classifications=[*truth, wrong])
             else:

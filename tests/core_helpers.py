@@ -5,15 +5,31 @@ from __future__ import annotations
 import hashlib
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from metric_tracker_rl.generation.scenario import Episode, build_episode
+from metric_tracker_rl.generation import build_episode
+from metric_tracker_rl.generation.episode import Episode
+from metric_tracker_rl.generation.segmented import DrawnWorld, build_world
 from metric_tracker_rl.models import MetricSubmissionRow
 from metric_tracker_rl.spec.published import row_key
 from metric_tracker_rl.spec.tasks import resolve_episode_config
+from metric_tracker_rl.spec.tiers import TIERS
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+def reset_episode(**reset: Any) -> Episode:
+    """The episode a reset with these arguments builds, at the tier its difficulty names."""
+    config = resolve_episode_config(**reset)
+    return build_episode(TIERS[config.difficulty], config)
+
+
+def reset_world(**reset: Any) -> DrawnWorld:
+    """The segmented world (before its truth) a reset with these arguments draws, at its tier."""
+    config = resolve_episode_config(**reset)
+    return build_world(TIERS[config.difficulty], config)
 
 
 class ShownEpisode:
@@ -32,13 +48,13 @@ class ShownEpisode:
 def episode(seed: int, scenario_family: str = "mixed", difficulty: str = "hard",
             anomaly_count: int | None = None) -> ShownEpisode:
     """A cached episode (episodes are immutable, so sharing one between tests is safe)."""
-    built = build_episode(resolve_episode_config(seed=seed, scenario_family=scenario_family, difficulty=difficulty,
-                                                 anomaly_count=anomaly_count))
+    built = reset_episode(seed=seed, scenario_family=scenario_family, difficulty=difficulty,
+                          anomaly_count=anomaly_count)
     return ShownEpisode(built)
 
 
 def custom_episode(seed: int, anomalies: list[dict], difficulty: str = "easy") -> Episode:
-    return build_episode(resolve_episode_config(seed=seed, anomalies=anomalies, difficulty=difficulty))
+    return reset_episode(seed=seed, anomalies=anomalies, difficulty=difficulty)
 
 
 def key_of(row: MetricSubmissionRow | dict) -> str:
@@ -55,7 +71,7 @@ def same_weekday_median(series: np.ndarray, day: int) -> float:
 
 def data_digest(seed: int) -> str:
     """sha256 of a hard task episode's public counts and dates."""
-    data = build_episode(resolve_episode_config(task_id="hard_mixed_multi", seed=seed)).public.data
+    data = reset_episode(task_id="hard_mixed_multi", seed=seed).public.data
     return hashlib.sha256(data.hourly.tobytes() + data.daily.tobytes() + "|".join(data.dates).encode()).hexdigest()
 
 

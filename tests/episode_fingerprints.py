@@ -18,9 +18,11 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from metric_tracker_rl.generation.scenario import Episode, build_episode
+from core_helpers import reset_episode
+
+from metric_tracker_rl.generation.episode import Episode
 from metric_tracker_rl.spec.published import AGGREGATE_DIFFICULTIES, ANOMALY_TYPES, DIFFICULTIES, SCENARIO_FAMILIES
-from metric_tracker_rl.spec.tasks import TASKS, resolve_episode_config
+from metric_tracker_rl.spec.tasks import TASKS
 
 FINGERPRINTS = Path(__file__).resolve().parent / "data" / "episode_fingerprints.json"
 SEEDS_PER_DIFFICULTY = 40
@@ -106,7 +108,7 @@ def fingerprint(episode: Episode) -> dict[str, str]:
 def fingerprints() -> dict[str, dict[str, str]]:
     found = {}
     for label, settings, secret in episode_settings():
-        found[label] = fingerprint(build_episode(resolve_episode_config(secret=secret, **settings)))
+        found[label] = fingerprint(reset_episode(secret=secret, **settings))
     return found
 
 

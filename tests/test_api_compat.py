@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from core_helpers import REFERENCE_TOOL_NAMES
+from core_helpers import REFERENCE_TOOL_NAMES, reset_episode
 
 from metric_tracker_rl import (
     DEFAULT_TASK_ORDER,
@@ -16,14 +16,12 @@ from metric_tracker_rl import (
     get_task_spec,
 )
 from metric_tracker_rl.analysis_tools import available_analysis_methods
-from metric_tracker_rl.generation.scenario import build_episode
 from metric_tracker_rl.models import (
     MetricSubmissionRow,
     MetricTrackerRlObservation,
     MetricTrackerRlState,
     PayloadGeneratorMethod,
 )
-from metric_tracker_rl.spec.tasks import resolve_episode_config
 
 pytestmark = pytest.mark.slow  # starts server processes or a browser
 
@@ -63,7 +61,7 @@ def test_task_specs_hold_the_values_the_reference_script_reports() -> None:
         observation = environment.MetricTrackerRlEnvironment().reset(task_id=task_id)
         assert (observation.task_id, observation.config["difficulty"]) == (task_id, spec.difficulty)
         assert spec.objective and spec.objective in observation.message
-        assert build_episode(resolve_episode_config(task_id=task_id)).public.task["objective"] == spec.objective
+        assert reset_episode(task_id=task_id).public.task["objective"] == spec.objective
         module, _, name = spec.grader_name.rpartition(".")
         assert getattr(importlib.import_module(module), name) is environment.grade_submission
     with pytest.raises(ValueError, match=DEFAULT_TASK_ORDER[0]):
@@ -109,7 +107,7 @@ def test_every_reference_tool_runs_with_the_arguments_the_reference_script_sends
     task_id = DEFAULT_TASK_ORDER[0]
     env = MetricTrackerRlEnvironment()  # one episode: its step budget covers one call of each tool
     metric = env.reset(task_id=task_id).conversion_metric_definitions[0]
-    values = {"date": build_episode(resolve_episode_config(task_id=task_id)).public.data.dates[10],
+    values = {"date": reset_episode(task_id=task_id).public.data.dates[10],
               "metric": metric.name, "entity": metric.numerator}
     for name, arguments in REFERENCE_CALLS.items():
         step = env.step(MetricTrackerRlAction(analysis_method=name, analysis_args=_filled(arguments, values)))
@@ -120,7 +118,7 @@ def test_every_reference_tool_runs_with_the_arguments_the_reference_script_sends
 
 
 def _first_expected_row(task_id: str) -> MetricSubmissionRow:
-    return build_episode(resolve_episode_config(task_id=task_id)).truth.expected_rows[0]
+    return reset_episode(task_id=task_id).truth.expected_rows[0]
 
 
 async def _drive_like_the_reference_script(url: str, task_id: str) -> None:
@@ -154,7 +152,7 @@ async def _drive_like_the_reference_script(url: str, task_id: str) -> None:
         assert graded.reward_breakdown is not None and graded.reward_breakdown.score == generated.reward
         assert graded.generated_rows == graded.submitted_rows
         assert all(row.detection_method == "get_rate_spike_from_median_rows" for row in graded.generated_rows)
-        assert graded.expected_row_count == len(build_episode(resolve_episode_config(task_id=task_id))
+        assert graded.expected_row_count == len(reset_episode(task_id=task_id)
                                                  .truth.expected_rows)
         assert graded.correct_row_count == graded.reward_breakdown.matched_row_count
 

@@ -8,7 +8,7 @@ import pytest
 from benchmarks.replay_env import ReplayEnvironment
 from benchmarks.reset_profile import STAGES, profile_resets
 from benchmarks.run import analysis_action, bench_websocket
-from metric_tracker_rl.generation import scenario
+from metric_tracker_rl.generation import aggregate
 from metric_tracker_rl.models import MetricTrackerRlAction
 from metric_tracker_rl.serving.environment import MetricTrackerRlEnvironment
 from metric_tracker_rl.spec.tasks import BENIGN_FLUCTUATIONS, DISTRACTORS_BY_DIFFICULTY
@@ -68,8 +68,8 @@ def test_the_null_episode_sends_as_many_messages_as_the_scripted_agents() -> Non
 
 
 def test_reset_profile_reports_each_stage_and_removes_its_timers() -> None:
-    before = [getattr(module, name) for module, name, _ in STAGES] + [dict(scenario.FLUCTUATIONS),
-                                                                      dict(scenario.DISTRACTORS)]
+    before = [getattr(module, name) for module, name, _ in STAGES] + [dict(aggregate.FLUCTUATIONS),
+                                                                      dict(aggregate.DISTRACTORS)]
     total, rows = profile_resets("hard_mixed_multi", resets=3)
     calls = {label: per_reset for label, _, per_reset in rows}
     expected = ({"draw counts", "metric panel", "baseline plan", "ground truth"}
@@ -78,6 +78,6 @@ def test_reset_profile_reports_each_stage_and_removes_its_timers() -> None:
     assert expected <= set(calls)
     assert calls["draw counts"] == calls["metric panel"] == 1.0  # one of each per reset
     assert all(0 < ms < total for label, ms, _ in rows if not label.startswith(" "))  # a stage is part of a reset
-    after = [getattr(module, name) for module, name, _ in STAGES] + [dict(scenario.FLUCTUATIONS),
-                                                                     dict(scenario.DISTRACTORS)]
+    after = [getattr(module, name) for module, name, _ in STAGES] + [dict(aggregate.FLUCTUATIONS),
+                                                                     dict(aggregate.DISTRACTORS)]
     assert after == before

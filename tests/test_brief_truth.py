@@ -7,13 +7,14 @@ from __future__ import annotations
 from collections import Counter
 
 import pytest
+from core_helpers import reset_episode, reset_world
 
 from metric_tracker_rl.analysis_tools import run_tool
 from metric_tracker_rl.generation.anomalies.base import full_day
-from metric_tracker_rl.generation.frontier import build_world, episode_kinds
-from metric_tracker_rl.generation.kinds import INCIDENT_KIND_REGISTRY, KIND_FAMILY, IncidentKind, KindRegistry
+from metric_tracker_rl.generation.episode import CONTEXT_OBJECTIVE
+from metric_tracker_rl.generation.kinds import INCIDENT_KIND_REGISTRY, KIND_FAMILY, IncidentKind, check_kind
 from metric_tracker_rl.generation.kinds.cuboid import cuboid_depth
-from metric_tracker_rl.generation.scenario import CONTEXT_OBJECTIVE, build_episode
+from metric_tracker_rl.generation.segmented import episode_kinds
 from metric_tracker_rl.grading.grader import accepted_methods, grade_submission
 from metric_tracker_rl.models import MetricSubmissionRow
 from metric_tracker_rl.serving.environment import MetricTrackerRlEnvironment, overlap_traffic
@@ -26,13 +27,16 @@ from metric_tracker_rl.spec.published import (
     METHODS_ACCEPTED_WHEN_USED,
     SEGMENTED_TIERS,
 )
+from metric_tracker_rl.spec.registry import Registry
 from metric_tracker_rl.spec.tasks import resolve_episode_config
+from metric_tracker_rl.spec.tiers import TIERS
 from metric_tracker_rl.view.observation import read_observation
 from metric_tracker_rl.view.prompt import SYSTEM_PROMPT, first_prompt, segment_arguments
 from metric_tracker_rl.view.tool_schemas import openai_tools
 from metric_tracker_rl.world.context import EMPTY_NOTICES, share_in_words
 from metric_tracker_rl.world.funnel import window_calendar
-from metric_tracker_rl.world.segments import REGRESSION_DAYS, RELEASE_MEANING, ROLLOUT_STAGES, frontier_brief
+from metric_tracker_rl.world.segment_brief import RELEASE_MEANING, segmented_brief
+from metric_tracker_rl.world.segments import REGRESSION_DAYS, ROLLOUT_STAGES
 
 SEGMENT_KEYS = ("platform", "country", "app_version", "channel", "user_type")
 
@@ -48,7 +52,7 @@ def test_the_grading_rule_names_every_tier_whose_rows_are_multiplied_by_a_segmen
     assert "at frontier it is" not in GRADING_RULE
     assert f"with segments ({', '.join(SEGMENTED_TIERS)}) it is multiplied by the segment credit" in GRADING_RULE
     for difficulty in SEGMENTED_TIERS:  # a right row on the whole funnel earns less than on its segment
-        episode = build_episode(resolve_episode_config(difficulty=difficulty, seed=2))
+        episode = reset_episode(difficulty=difficulty, seed=2)
         truth, public = episode.truth, episode.public
         row = truth.expected_rows[0]
         unscoped = row.model_copy(update=dict.fromkeys(_scope(row)))
@@ -66,7 +70,7 @@ def test_the_prompt_names_every_tier_with_segments_and_every_field_its_segment_t
     said = segment_arguments()
     assert said in prompt
     for difficulty in SEGMENTED_TIERS:
-        tables = build_episode(resolve_episode_config(difficulty=difficulty, seed=1)).public.segments.sql_tables()
+        tables = reset_episode(difficulty=difficulty, seed=1).public.segments.sql_tables()
         fields = [f for f in SEGMENT_KEYS if f in tables["daily_by_segment"]]
         assert all(f in said for f in fields)
         not_hourly = [f for f in fields if f not in tables["hourly_by_segment"]]
@@ -96,8 +100,8 @@ def test_a_data_quality_row_can_name_the_tool_that_gives_its_values(difficulty: 
     """check_impossible_counts confirms double logging without values; compare_count_to_median gives them, and the
     family lists it."""
     assert "compare_count_to_median" in PUBLISHED_FAMILIES["instrumentation_data_quality_issue"].detection_methods
-    episode = build_episode(resolve_episode_config(difficulty=difficulty, seed=3,
-                                                   scenario_family="instrumentation_data_quality_issue"))
+    episode = reset_episode(difficulty=difficulty, seed=3,
+                                                   scenario_family="instrumentation_data_quality_issue")
     assert episode.truth.expected_rows
     for row in episode.truth.expected_rows:
         scope = {k: v for k, v in _scope(row).items() if k in ("platform", "country", "app_version")}
@@ -113,7 +117,7 @@ def test_a_data_quality_row_can_name_the_tool_that_gives_its_values(difficulty: 
 
 @pytest.mark.parametrize("seed", range(1, 13))
 def test_every_countrys_holidays_are_annotated_and_one_countrys_are_in_the_holidays_table_only(seed: int) -> None:
-    episode = build_episode(resolve_episode_config(difficulty="deep", seed=seed))
+    episode = reset_episode(difficulty="deep", seed=seed)
     public = episode.public
     assert CONTEXT_OBJECTIVE in public.task["objective"]
     assert "Holidays of every country are annotated, a single country's are in the holidays table only" \
@@ -136,8 +140,8 @@ def test_a_release_regression_runs_over_its_dates_as_the_brief_says(difficulty: 
     assert f"whether or not the rollout has reached {ROLLOUT_STAGES[-1]:.0%}" in RELEASE_MEANING
     lengths = []
     for seed in range(1, 41):
-        world = build_world(resolve_episode_config(difficulty=difficulty, seed=seed,
-                                                   incident_kinds=["release_regression", "web_tracking_bug"]))
+        world = reset_world(difficulty=difficulty, seed=seed,
+                                                   incident_kinds=["release_regression", "web_tracking_bug"])
         runs: dict[int, list] = {}
         for incident in world.incidents:
             if incident.kind == "release_regression":
@@ -164,7 +168,7 @@ def _notices_and_payments(seeds: range, **settings: object) -> tuple[list[tuple]
     same hours) and whether it shares a date and country with any incident; the partner failures, and those noted."""
     notices, partner, noted = [], 0, 0
     for seed in seeds:
-        world = build_world(resolve_episode_config(difficulty="deep", seed=seed, **settings))
+        world = reset_world(difficulty="deep", seed=seed, **settings)
         dates = window_calendar(world.data.num_days).iso_dates
         assert world.data.context is not None
         for notice in world.data.context.partner_status:
@@ -184,7 +188,7 @@ def test_the_partner_notices_are_as_the_brief_says() -> None:
     """A notice either carries a partner failure's platform, country and hours exactly or touches no incident's
     date and country; a version's payment failure has none; at most EMPTY_NOTICES' top per episode match nothing;
     and the share of partner failures with one is note_share's."""
-    text = frontier_brief("deep", 0.5)["context_tables"]["partner_status"]
+    text = segmented_brief("deep", 0.5)["context_tables"]["partner_status"]
     assert f"about 1 in 2 times (note_share), a payment_failure never; up to {EMPTY_NOTICES[1]} more" in text
     assert share_in_words(0.0) == "never" and share_in_words(1.0) == "always"
     notices, partner, noted = _notices_and_payments(range(1, 81))
@@ -218,7 +222,8 @@ KIND_RESETS = [{"difficulty": "deep", "seed": 4}, {"difficulty": "frontier", "se
 def test_the_brief_shows_each_kind_the_episode_may_draw_with_its_registered_family_and_definition(reset: dict
                                                                                                   ) -> None:
     shown = _segments_brief(**reset)["incident_kinds"]
-    kinds = episode_kinds(resolve_episode_config(**reset))
+    config = resolve_episode_config(**reset)
+    kinds = episode_kinds(TIERS[config.difficulty], config)
     assert [row["kind"] for row in shown] == [kind.name for kind in kinds]
     for row, kind in zip(shown, kinds, strict=True):
         if kind.name in INCIDENT_KIND_REGISTRY:
@@ -231,7 +236,8 @@ def test_the_brief_shows_each_kind_the_episode_may_draw_with_its_registered_fami
 def test_the_families_table_lists_the_families_of_the_kinds_shown_and_the_config_no_kinds_again(reset: dict
                                                                                                   ) -> None:
     brief = read_observation(first_prompt(MetricTrackerRlEnvironment().reset(**reset))).brief
-    kinds = episode_kinds(resolve_episode_config(**reset))
+    config = resolve_episode_config(**reset)
+    kinds = episode_kinds(TIERS[config.difficulty], config)
     drawn = {kind.family for kind in kinds}
     assert sorted(row["family"] for row in brief["families"]) == sorted(drawn)
     assert "incident_kinds" not in brief["config"]
@@ -245,12 +251,13 @@ def test_the_families_table_lists_the_families_of_the_kinds_shown_and_the_config
 def test_every_incident_is_one_of_the_kinds_shown_and_of_no_family_the_brief_rules_out(reset: dict) -> None:
     shown = _segments_brief(**reset)
     note = shown["families_drawn"]
-    kinds = {kind.name: kind for kind in episode_kinds(resolve_episode_config(**reset))}
+    config = resolve_episode_config(**reset)
+    kinds = {kind.name: kind for kind in episode_kinds(TIERS[config.difficulty], config)}
     absent = [family for family in PUBLISHED_FAMILIES.names if family not in {k.family for k in kinds.values()}]
     claims_no_all_day = "No incident moves a segment's counts together all day" in note
     assert claims_no_all_day == (not any(kind.count_all_day for kind in kinds.values()))
     for seed in range(12):
-        world = build_world(resolve_episode_config(**{**reset, "seed": seed}))
+        world = reset_world(**{**reset, "seed": seed})
         for incident in world.incidents:
             assert incident.kind in kinds and incident.record.family not in absent, incident.kind
             if incident.record.entity_type == "event_count" and not kinds[incident.kind].count_all_day:
@@ -267,7 +274,7 @@ def test_a_kind_without_a_public_definition_is_refused() -> None:
             return []
 
     with pytest.raises(ValueError, match="public definition"):
-        KindRegistry("incident kind").register(Undefined())
+        Registry("incident kind", check=check_kind).register(Undefined())
 
 
 # --- the config's knobs ----------------------------------------------------------------------------------------
@@ -303,7 +310,7 @@ def test_a_segment_names_at_most_max_cuboid_depth_fields_a_version_with_its_plat
     exceptions = [name for name in INCIDENT_KIND_REGISTRY if name in meaning]
     widest = 0
     for seed in range(25):
-        world = build_world(resolve_episode_config(difficulty="deep", seed=seed, max_cuboid_depth=depth))
+        world = reset_world(difficulty="deep", seed=seed, max_cuboid_depth=depth)
         for incident in world.incidents:
             named = incident.segment.named()
             assert cuboid_depth(incident.segment) == len(named) - ("app_version" in named and "platform" in named)

@@ -50,7 +50,7 @@ NEXT_DATE_PADDER = "next_date_padder"  # the expert plus guessed second dates: n
 SHALLOW_AGENTS = ("top_k_dates_shift_checked", "shallow_reader")
 REPLAYER = "seed_replayer"
 # The one agent that may rebuild the episode from its seed: replaying the public generator is its exploit.
-REPLAY_MODULES = ("metric_tracker_rl.generation.scenario", "metric_tracker_rl.spec.tasks")
+REPLAY_MODULES = ("metric_tracker_rl.generation", "metric_tracker_rl.spec.tasks")
 # The package's reference agents and the calibration's exploits (benchmarks/exploits/).
 AGENT_DIRS = (Path(__file__).resolve().parents[1] / "metric_tracker_rl" / "agents",
               Path(__file__).resolve().parents[1] / "benchmarks" / "exploits")

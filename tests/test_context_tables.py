@@ -11,12 +11,14 @@ from typing import Any
 
 import numpy as np
 import pytest
+from core_helpers import reset_episode, reset_world
 
 from metric_tracker_rl.analysis_tools import run_tool
-from metric_tracker_rl.generation.frontier import FrontierWorld, build_world, segmented_plan
+from metric_tracker_rl.generation import build_episode
+from metric_tracker_rl.generation.episode import Episode
 from metric_tracker_rl.generation.kinds import BENIGN_KIND_REGISTRY, SegmentFluctuation
-from metric_tracker_rl.generation.scenario import Episode, build_episode
 from metric_tracker_rl.generation.segment_plan import Calendar, SegmentWorld
+from metric_tracker_rl.generation.segmented import DrawnWorld, build_world, segmented_plan
 from metric_tracker_rl.spec.published import CONVERSION_BY_NAME, COUNT_COLUMNS
 from metric_tracker_rl.spec.seeding import EpisodeKey
 from metric_tracker_rl.spec.tasks import resolve_episode_config
@@ -31,7 +33,8 @@ from metric_tracker_rl.world.context import (
 )
 from metric_tracker_rl.world.daily_panel import same_weekday_peer_lists
 from metric_tracker_rl.world.funnel import window_calendar
-from metric_tracker_rl.world.segments import SEGMENT_FIELDS, Segment, frontier_brief, world_of
+from metric_tracker_rl.world.segment_brief import segmented_brief
+from metric_tracker_rl.world.segments import SEGMENT_FIELDS, Segment, world_of
 
 SEEDS = range(16)
 CONTEXT_ONLY = ("experiments", "campaigns", "holidays", "partner_status")
@@ -39,10 +42,10 @@ PAYMENT_STEP = "order_placed_to_payment_successful"
 
 
 @cache
-def deep(seed: int) -> tuple[FrontierWorld, Episode]:
+def deep(seed: int) -> tuple[DrawnWorld, Episode]:
     """A deep episode with twice the default look-alikes (so every benign kind shows up in a short sweep)."""
     config = resolve_episode_config(seed=seed, difficulty="deep", decoy_ratio=2.0)
-    return build_world(config), build_episode(config)
+    return build_world(TIERS[config.difficulty], config), build_episode(TIERS[config.difficulty], config)
 
 
 def _truth_keys(episode: Episode) -> set[tuple[str, str, str, Segment]]:
@@ -72,10 +75,10 @@ def _arm(row: Experiment) -> Segment:
 def test_every_context_table_is_in_a_deep_episodes_sql_and_none_at_frontier(seed: int) -> None:
     _, episode = deep(seed)
     assert set(CONTEXT_TABLES) <= set(episode.public.sql_tables())
-    frontier = build_episode(resolve_episode_config(seed=seed, difficulty="frontier")).public
+    frontier = reset_episode(seed=seed, difficulty="frontier").public
     assert not set(CONTEXT_ONLY) & set(frontier.sql_tables())
     assert frontier.segments is not None and frontier.segments.context is None
-    assert "context_tables" not in frontier_brief("frontier")
+    assert "context_tables" not in segmented_brief("frontier")
 
 
 def test_only_a_tier_with_context_names_context_kinds() -> None:
@@ -165,7 +168,7 @@ def test_the_partner_logs_shares_at_deeps_defaults_are_the_published_ones() -> N
     notices = matched = payments = noted = 0
     dates = window_calendar(TIERS["deep"].window_days).iso_dates
     for seed in range(200):
-        world = build_world(resolve_episode_config(seed=seed, difficulty="deep"))
+        world = reset_world(seed=seed, difficulty="deep")
         log = world.data.context.partner_status  # type: ignore[union-attr]
         breaks = [i for i in world.incidents
                   if i.record.family == "funnel_break" and i.record.entity_name == PAYMENT_STEP]
@@ -222,7 +225,7 @@ def _sql_rows(public: Any, table: str) -> list[dict[str, Any]]:
 @pytest.mark.parametrize("seed", range(3))
 def test_get_context_shows_each_table_as_the_query_tool_holds_it(seed: int) -> None:
     public = deep(seed)[1].public
-    brief = frontier_brief("deep")["context_tables"]
+    brief = segmented_brief("deep")["context_tables"]
     try:
         for table in CONTEXT_TABLES:
             outcome = run_tool("get_context", public, {"table": table})
@@ -242,10 +245,10 @@ def test_get_context_errors_name_the_valid_tables_and_where_they_exist() -> None
     outcome = run_tool("get_context", public, {"table": "calendar"})
     assert not outcome.ok and all(table in (outcome.error or "") for table in CONTEXT_TABLES)
     assert not run_tool("get_context", public, {}).ok
-    frontier = build_episode(resolve_episode_config(seed=0, difficulty="frontier")).public
+    frontier = reset_episode(seed=0, difficulty="frontier").public
     error = run_tool("get_context", frontier, {"table": "experiments"}).error or ""
     assert "deep" in error and "get_releases" in error
-    easy = build_episode(resolve_episode_config(seed=0, difficulty="easy")).public
+    easy = reset_episode(seed=0, difficulty="easy").public
     assert "no segments" in (run_tool("get_context", easy, {"table": "holidays"}).error or "")
 
 
@@ -253,8 +256,8 @@ def test_get_context_errors_name_the_valid_tables_and_where_they_exist() -> None
 def test_the_resets_note_share_sets_which_partner_failures_get_a_notice(note_share: float) -> None:
     failures = 0
     for seed in range(4):
-        world = build_world(resolve_episode_config(seed=seed, difficulty="deep", note_share=note_share,
-                                                   incident_kinds=("partner_payment_failure",), anomaly_count=3))
+        world = reset_world(seed=seed, difficulty="deep", note_share=note_share,
+                                                   incident_kinds=("partner_payment_failure",), anomaly_count=3)
         placed = [i for i in world.incidents if i.kind == "partner_payment_failure"]
         notices = set(world.data.context.partner_status)  # type: ignore[union-attr]
         for incident in placed:

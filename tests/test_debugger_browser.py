@@ -13,11 +13,10 @@ from urllib.parse import urlparse
 
 import pytest
 from conftest import ROOT, running_server, serving
+from core_helpers import reset_episode
 
-from metric_tracker_rl.generation.scenario import build_episode
 from metric_tracker_rl.serving.debugger_forms import SUBMISSION_COLUMNS
 from metric_tracker_rl.serving.local_server import free_port
-from metric_tracker_rl.spec.tasks import resolve_episode_config
 from metric_tracker_rl.world.context import CONTEXT_TABLES
 
 pytestmark = pytest.mark.slow  # starts server processes or a browser
@@ -148,7 +147,7 @@ class DebuggerPage:
 
 
 def expected_triples() -> list[tuple[str, str, str]]:
-    truth = build_episode(resolve_episode_config(task_id=TASK)).truth
+    truth = reset_episode(task_id=TASK).truth
     return [(r.date, r.entity_name, r.anomaly_type) for r in truth.expected_rows]
 
 
@@ -280,13 +279,13 @@ def test_bad_json_names_line_and_column_and_keeps_the_episode_lines(browser, web
 def test_calendar_notes_are_labelled_on_every_chart(browser, web_url: str) -> None:
     page = DebuggerPage(browser, web_url)
     page.reset(TASK)
-    kinds = sorted(note.kind for note in build_episode(resolve_episode_config(task_id=TASK)).public.annotations)
+    kinds = sorted(note.kind for note in reset_episode(task_id=TASK).public.annotations)
     assert kinds
     labels = page.page.eval_on_selector_all(
         ".mt-chart svg.panel, .mt-chart svg.heatmap",
         "els => els.map(svg => [...svg.querySelectorAll('.mark-label')].map(t => t.textContent).sort())")
     assert len(labels) == 5 + 7 + 1 and all(found == kinds for found in labels)
-    noted = build_episode(resolve_episode_config(task_id=TASK)).public.annotations[0]
+    noted = reset_episode(task_id=TASK).public.annotations[0]
     page.choose("chart-date", noted.date)
     # The chart's own figure (while an update is pending, the box may also hold the page's loading indicator).
     figure = "#chart-funnel .mt-chart svg"
@@ -319,7 +318,7 @@ def test_a_difficulty_selects_its_task_and_a_cuboid_is_charted_against_its_basel
 def test_every_context_table_at_deep_is_read_in_the_cuboid_tab(browser, web_url: str) -> None:
     """The table list holds the episode's tables only (the brief's note on reading them is no table), starts on the
     first, and reading each one shows its rows under its own columns."""
-    tables = build_episode(resolve_episode_config(task_id=DEEP_TASK)).public.segments.sql_tables()
+    tables = reset_episode(task_id=DEEP_TASK).public.segments.sql_tables()
     listed = [name for name in tables if name in CONTEXT_TABLES]
     page = DebuggerPage(browser, web_url)
     page.choose("reset-difficulty", "deep")

@@ -16,6 +16,7 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
+from core_helpers import reset_episode
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -25,9 +26,9 @@ from metric_tracker_rl.generation.dilution import (
     dilution_by_depth,
     largest_one_dimension_z,
 )
-from metric_tracker_rl.generation.frontier import draw_segmented_counts, segmented_plan
-from metric_tracker_rl.generation.scenario import Episode, build_episode, daily_series
+from metric_tracker_rl.generation.episode import Episode, daily_series
 from metric_tracker_rl.generation.segment_plan import Calendar, SegmentedPlan, SegmentWorld
+from metric_tracker_rl.generation.segmented import draw_segmented_counts, segmented_plan
 from metric_tracker_rl.spec.tasks import CUBOID_KNOBS, EpisodeConfig, resolve_episode_config
 from metric_tracker_rl.spec.tiers import TIERS
 from metric_tracker_rl.world.funnel import N_STEPS
@@ -201,7 +202,7 @@ CUBOID_SEEDS = range(12)
 
 
 def _episode(seed: int, **settings: object) -> Episode:
-    return build_episode(resolve_episode_config(difficulty=DEEP, seed=seed, **settings))
+    return reset_episode(difficulty=DEEP, seed=seed, **settings)
 
 
 @pytest.fixture(scope="module")

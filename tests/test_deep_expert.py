@@ -8,6 +8,7 @@ from __future__ import annotations
 import statistics
 
 import pytest
+from core_helpers import reset_episode
 
 from benchmarks.interface import message_texts, record_episode
 from metric_tracker_rl.adapters.transcript import cut_results, unseen_submitted_rows
@@ -21,11 +22,9 @@ from metric_tracker_rl.agents.deep_expert import (
     scan_sql,
 )
 from metric_tracker_rl.agents.frontier_expert import SQL_CHARS
-from metric_tracker_rl.generation.scenario import build_episode
 from metric_tracker_rl.models import MetricTrackerRlAction
 from metric_tracker_rl.serving.environment import MetricTrackerRlEnvironment
 from metric_tracker_rl.spec.task_splits import calibration_reset_kwargs
-from metric_tracker_rl.spec.tasks import resolve_episode_config
 
 MESSAGE_CHARS = 48_000  # an expert episode's messages, median (the model view's budget)
 EPISODES = 3
@@ -92,7 +91,7 @@ def test_queries_fit_the_text_limit(max_dims: int) -> None:
 
 
 def _cell_pair_breaks(reset: dict) -> set[tuple]:
-    truth = build_episode(resolve_episode_config(**reset)).truth.expected_rows
+    truth = reset_episode(**reset).truth.expected_rows
     return {(row.date, row.entity_name, row.platform, row.country) for row in truth
             if row.anomaly_type == "funnel_break" and row.platform and row.country
             and not (row.app_version or row.channel or row.user_type)}

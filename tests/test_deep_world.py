@@ -9,17 +9,17 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from core_helpers import reset_episode
 
-from metric_tracker_rl.generation.scenario import build_episode
 from metric_tracker_rl.grading.grader import segment_match
 from metric_tracker_rl.models import MetricSubmissionRow, MetricTrackerRlAction
 from metric_tracker_rl.serving.environment import MetricTrackerRlEnvironment
 from metric_tracker_rl.spec.dimensions import DIMENSIONS
 from metric_tracker_rl.spec.published import CONVERSION_BY_NAME, COUNT_COLUMNS, DIFFICULTIES
-from metric_tracker_rl.spec.tasks import resolve_episode_config
 from metric_tracker_rl.spec.tiers import TIERS
 from metric_tracker_rl.spec.validation import validate_rows
-from metric_tracker_rl.world.segments import Segment, SegmentedData, frontier_brief, world_of
+from metric_tracker_rl.world.segment_brief import segmented_brief
+from metric_tracker_rl.world.segments import Segment, SegmentedData, world_of
 
 DEEP = "deep"
 WORLD = world_of(TIERS[DEEP].dimensions)
@@ -29,7 +29,7 @@ OPENS, PAYMENTS = COUNT_COLUMNS.index(PAYMENT.denominator), COUNT_COLUMNS.index(
 
 
 def deep_segments(seed: int, **settings: object) -> SegmentedData:
-    segments = build_episode(resolve_episode_config(difficulty=DEEP, seed=seed, **settings)).public.segments
+    segments = reset_episode(difficulty=DEEP, seed=seed, **settings).public.segments
     assert segments is not None
     return segments
 
@@ -50,7 +50,7 @@ def test_deep_has_five_dimensions_with_the_values_the_issue_asks_for() -> None:
 
 
 def test_deep_builds_the_same_episode_twice() -> None:
-    first, second = (build_episode(resolve_episode_config(difficulty=DEEP, seed=7)) for _ in range(2))
+    first, second = (reset_episode(difficulty=DEEP, seed=7) for _ in range(2))
     assert first.public.segments is not None and second.public.segments is not None
     assert np.array_equal(first.public.segments.hourly, second.public.segments.hourly)
     assert np.array_equal(first.public.segments.leaves, second.public.segments.leaves)
@@ -59,7 +59,7 @@ def test_deep_builds_the_same_episode_twice() -> None:
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_every_grain_sums_to_the_one_above(seed: int) -> None:
-    episode = build_episode(resolve_episode_config(difficulty=DEEP, seed=seed))
+    episode = reset_episode(difficulty=DEEP, seed=seed)
     segments = episode.public.segments
     assert segments is not None and segments.split is not None
     assert np.array_equal(segments.hourly.sum(axis=0), episode.public.data.hourly)  # cells -> aggregate
@@ -135,7 +135,7 @@ def _row(**segment: str) -> MetricSubmissionRow:
 def test_a_row_names_a_dimension_only_where_the_episode_has_it() -> None:
     dates = ["2026-03-10"]
     deep = deep_segments(0).dimension_values()
-    frontier = build_episode(resolve_episode_config(difficulty="frontier", seed=0)).public.segments
+    frontier = reset_episode(difficulty="frontier", seed=0).public.segments
     assert frontier is not None
     assert validate_rows([_row(channel="paid_social", user_type="new")], dates, deep) == {}
     assert "valid: organic" in validate_rows([_row(channel="tv")], dates, deep)[0].message
@@ -274,11 +274,11 @@ def test_compare_segments_names_the_dimensions_an_episode_has() -> None:
 def test_the_objective_and_the_brief_name_deeps_dimensions() -> None:
     observation = MetricTrackerRlEnvironment().reset(seed=0, difficulty=DEEP)
     assert "platform / country / app_version / channel / user_type" in observation.instruction + observation.message
-    brief = frontier_brief(DEEP)
+    brief = segmented_brief(DEEP)
     assert list(brief["dimensions"]) == list(WORLD.fields)  # type: ignore[arg-type]
     assert brief["dimensions"]["channel"] == ",".join(DIMENSIONS["channel"].values)  # type: ignore[index]
     assert "daily_by_segment" in str(brief["traffic_split"]) and "paid_social" in str(brief["conversion"])
-    assert "channel" not in frontier_brief("frontier")["dimensions"]  # type: ignore[operator]
+    assert "channel" not in segmented_brief("frontier")["dimensions"]  # type: ignore[operator]
 
 
 def test_the_documented_table_of_dimensions_is_the_registry() -> None:

@@ -9,6 +9,7 @@ import re
 
 import pytest
 from conftest import ROOT
+from core_helpers import reset_episode
 
 from benchmarks import docs_blocks
 from benchmarks.calibrate import SHORTCUT_AGENTS
@@ -90,13 +91,11 @@ def test_the_submission_row_table_lists_every_field_in_order() -> None:
 
 
 def test_the_window_table_is_each_tiers_window_as_reset_builds_it() -> None:
-    from metric_tracker_rl.generation.scenario import build_episode
     from metric_tracker_rl.spec.published import DIFFICULTIES
-    from metric_tracker_rl.spec.tasks import resolve_episode_config
 
     rows = docs_blocks.tier_windows().splitlines()[2:]
     assert [row.split(" | ")[0].strip("| ") for row in rows] == list(DIFFICULTIES)
     for row, difficulty in zip(rows, DIFFICULTIES, strict=True):
-        dates = build_episode(resolve_episode_config(seed=1, difficulty=difficulty)).public.daily_frame()["date"]
+        dates = reset_episode(seed=1, difficulty=difficulty).public.daily_frame()["date"]
         first, last = str(min(dates))[:10], str(max(dates))[:10]
         assert row.endswith(f"| {len(set(dates))} ({len(set(dates)) // 7} weeks) | {first} to {last} |"), row

@@ -6,10 +6,8 @@ from __future__ import annotations
 import json
 
 import pytest
+from core_helpers import reset_episode
 from episode_fingerprints import FINGERPRINTS, episode_settings, fingerprint
-
-from metric_tracker_rl.generation.scenario import build_episode
-from metric_tracker_rl.spec.tasks import resolve_episode_config
 
 STORED: dict[str, dict[str, str]] = json.loads(FINGERPRINTS.read_text())
 SETTINGS = list(episode_settings())
@@ -22,6 +20,6 @@ def test_the_stored_set_is_the_set_built() -> None:
 
 @pytest.mark.parametrize(("label", "settings", "secret"), SETTINGS, ids=[s[0] for s in SETTINGS])
 def test_the_episode_is_unchanged(label: str, settings: dict, secret: str) -> None:
-    built = fingerprint(build_episode(resolve_episode_config(secret=secret, **settings)))
+    built = fingerprint(reset_episode(secret=secret, **settings))
     changed = sorted(part for part in STORED[label].keys() | built.keys() if STORED[label].get(part) != built.get(part))
     assert changed == [], f"{label}: {', '.join(changed)} changed"

@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import pytest
-from core_helpers import key_of
+from core_helpers import key_of, reset_episode
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from metric_tracker_rl import MetricTrackerRlAction
-from metric_tracker_rl.generation.scenario import GroundTruth, build_episode
+from metric_tracker_rl.generation import build_episode
+from metric_tracker_rl.generation.episode import GroundTruth
 from metric_tracker_rl.models import MetricSubmissionRow, PayloadGeneratorMethod
 from metric_tracker_rl.serving.environment import MAX_SUBMISSION_ROWS, MetricTrackerRlEnvironment
 from metric_tracker_rl.spec.published import ENTITY_NAMES
-from metric_tracker_rl.spec.tasks import RETRY_COST, resolve_episode_config
+from metric_tracker_rl.spec.tasks import RETRY_COST
+from metric_tracker_rl.spec.tiers import TIERS
 
 EMPTY_REPORT = MetricTrackerRlAction(classifications=[])
 DIFFICULTY_NAMES = ("easy", "medium", "hard")
@@ -25,7 +27,7 @@ def started(**reset_kwargs) -> tuple[MetricTrackerRlEnvironment, GroundTruth]:
     env = MetricTrackerRlEnvironment()
     obs = env.reset(**reset_kwargs)
     assert obs.status == "ready", obs.message
-    return env, build_episode(resolve_episode_config(**reset_kwargs)).truth
+    return env, reset_episode(**reset_kwargs).truth
 
 
 def test_one_graded_submission_by_default_ends_the_episode() -> None:
@@ -317,8 +319,8 @@ def test_the_visible_config_rebuilds_an_open_episode_locally(seed: int, difficul
     obs = env.reset(seed=seed, difficulty=difficulty)
     config = EpisodeConfig.from_public(obs.config)
     assert config.public_dict() == obs.config
-    rebuilt = build_episode(config)
-    assert rebuilt.truth == build_episode(resolve_episode_config(seed=seed, difficulty=difficulty)).truth
+    rebuilt = build_episode(TIERS[config.difficulty], config)
+    assert rebuilt.truth == reset_episode(seed=seed, difficulty=difficulty).truth
     graded = env.step(MetricTrackerRlAction(classifications=list(rebuilt.truth.expected_rows)))
     assert graded.reward == 1.0
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from core_helpers import custom_episode, episode, key_of, same_weekday_median
+from core_helpers import custom_episode, episode, key_of, reset_episode, same_weekday_median
 
 from metric_tracker_rl.analysis_tools import TOOL_REGISTRY, run_tool
 from metric_tracker_rl.generation.anomalies import FAMILY_REGISTRY, register_family
-from metric_tracker_rl.generation.scenario import CANONICAL_METHOD, build_episode
+from metric_tracker_rl.generation.episode import CANONICAL_METHOD
 from metric_tracker_rl.models import MetricSubmissionRow
 from metric_tracker_rl.spec.families import PUBLISHED_FAMILIES
 from metric_tracker_rl.spec.published import (
@@ -19,7 +19,7 @@ from metric_tracker_rl.spec.published import (
     row_key,
     severity_for,
 )
-from metric_tracker_rl.spec.tasks import MAX_ANOMALIES, PERTURBED_PER_WEEKDAY, resolve_episode_config
+from metric_tracker_rl.spec.tasks import MAX_ANOMALIES, PERTURBED_PER_WEEKDAY
 from metric_tracker_rl.world.funnel import FunnelData, window_dates
 
 DATES = [d.isoformat() for d in window_dates()]
@@ -116,8 +116,8 @@ def test_neutral_keys_never_include_an_expected_key() -> None:
 def test_mixed_scenarios_draw_every_family() -> None:
     counts = dict.fromkeys(ANOMALY_TYPES, 0)
     for seed in range(200):
-        ep = build_episode(resolve_episode_config(seed=seed, scenario_family="mixed", difficulty="hard",
-                                                  anomaly_count=MAX_ANOMALIES["hard"]))
+        ep = reset_episode(seed=seed, scenario_family="mixed", difficulty="hard",
+                                                  anomaly_count=MAX_ANOMALIES["hard"])
         assert len(ep.truth.expected_rows) == MAX_ANOMALIES["hard"]
         families = [row.anomaly_type for row in ep.truth.expected_rows]
         assert len(set(families)) == min(len(families), len(ANOMALY_TYPES)), seed  # mixed: distinct families first
@@ -166,7 +166,7 @@ def test_distractors_are_documented_and_carry_no_expected_row(difficulty: str, k
 def test_invalid_custom_anomalies_are_rejected_with_the_valid_options(anomalies: list[dict],
                                                                      names: list[str]) -> None:
     with pytest.raises(ValueError) as error:
-        build_episode(resolve_episode_config(seed=1, anomalies=anomalies, difficulty="easy"))
+        reset_episode(seed=1, anomalies=anomalies, difficulty="easy")
     for name in names:
         assert name in str(error.value)
 
@@ -216,28 +216,24 @@ def test_expected_baseline_stays_within_the_clean_peers_range_whatever_else_was_
 
 
 def test_custom_anomalies_may_share_a_weekday_twice_but_not_three_times() -> None:
-    from metric_tracker_rl.generation.scenario import build_episode
-    from metric_tracker_rl.spec.tasks import resolve_episode_config
 
     mondays = ["2026-03-02", "2026-03-09", "2026-03-16"]
     two = [{"family": "rate_drop_from_median", "date": date} for date in mondays[:2]]
-    ep = build_episode(resolve_episode_config(anomalies=two, difficulty="hard", seed=1))
+    ep = reset_episode(anomalies=two, difficulty="hard", seed=1)
     assert sorted(row.date for row in ep.truth.expected_rows) == mondays[:2]
     three = two + [{"family": "funnel_break", "date": mondays[2]}]
     with pytest.raises(ValueError, match=r"anomalies\[2\]: at most 2 anomalies may share a weekday.*2026-03-02"):
-        build_episode(resolve_episode_config(anomalies=three, difficulty="hard", seed=1))
+        reset_episode(anomalies=three, difficulty="hard", seed=1)
     twice = [{"family": "rate_drop_from_median", "date": mondays[0]}, {"family": "funnel_break", "date": mondays[0]}]
     with pytest.raises(ValueError, match=r"anomalies\[1\]: 2026-03-02 already holds a custom anomaly"):
-        build_episode(resolve_episode_config(anomalies=twice, difficulty="easy", seed=1))
+        reset_episode(anomalies=twice, difficulty="easy", seed=1)
 
 
 def test_custom_anomaly_cannot_share_the_late_data_weekday() -> None:
-    from metric_tracker_rl.generation.scenario import build_episode
-    from metric_tracker_rl.spec.tasks import resolve_episode_config
 
     sunday = "2026-03-22"  # same weekday as the latest date, which carries late-arriving data on medium/hard
     request = [{"family": "rate_drop_from_median", "date": sunday}]
     with pytest.raises(ValueError, match="latest date's weekday"):
-        build_episode(resolve_episode_config(anomalies=request, difficulty="medium", seed=1))
-    easy = build_episode(resolve_episode_config(anomalies=request, difficulty="easy", seed=1))
+        reset_episode(anomalies=request, difficulty="medium", seed=1)
+    easy = reset_episode(anomalies=request, difficulty="easy", seed=1)
     assert [row.date for row in easy.truth.expected_rows] == [sunday]

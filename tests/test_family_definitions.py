@@ -13,13 +13,13 @@ from dataclasses import dataclass
 
 import numpy as np
 import pytest
+from core_helpers import reset_episode, reset_world
 
-from metric_tracker_rl.generation.frontier import FrontierWorld, build_world
 from metric_tracker_rl.generation.kinds import INCIDENT_KIND_REGISTRY, SegmentIncident
 from metric_tracker_rl.generation.kinds.cuboid import COMMON_RATE_SPREAD
+from metric_tracker_rl.generation.segmented import DrawnWorld
 from metric_tracker_rl.spec.families import PUBLISHED_FAMILIES
 from metric_tracker_rl.spec.published import ANOMALY_TYPES
-from metric_tracker_rl.spec.tasks import resolve_episode_config
 from metric_tracker_rl.spec.tiers import TIERS
 from metric_tracker_rl.world.daily_panel import same_weekday_peer_lists
 from metric_tracker_rl.world.segments import Segment, holiday_days
@@ -118,7 +118,7 @@ def test_every_published_family_has_a_check() -> None:
     assert all(PUBLISHED_FAMILIES[name].definition for name in ANOMALY_TYPES)
 
 
-def _today_and_usual(world: FrontierWorld, incident: SegmentIncident,
+def _today_and_usual(world: DrawnWorld, incident: SegmentIncident,
                      perturbed: set[int]) -> tuple[np.ndarray, np.ndarray]:
     """The segment's hourly counts on the date, and as they usually are: a new version against its platform's
     other versions that day (it had no traffic before), any other segment against the median of its clean
@@ -141,8 +141,8 @@ def _signatures(tier: str, kind: str, seeds: range) -> list[tuple[int, str, Sign
     traffic (a new version carries little on its rollout's first dates, so little that sampling alone moves it)."""
     found = []
     for seed in seeds:
-        world = build_world(resolve_episode_config(difficulty=tier, seed=seed, incident_kinds=[kind],
-                                                   anomaly_count=2, decoy_ratio=0))
+        world = reset_world(difficulty=tier, seed=seed, incident_kinds=[kind],
+                                                   anomaly_count=2, decoy_ratio=0)
         perturbed = {incident.record.day for incident in world.incidents} | set(holiday_days(world.data.num_days))
         dates: dict[tuple[int, int], list[SegmentIncident]] = {}
         for incident in world.incidents:
@@ -188,12 +188,11 @@ def test_a_leaf_cuboids_own_daily_data_shows_its_incident(kind: str) -> None:
     """A root cause that names channel or user type: its reported value moved in its own daily data (the
     expected row, read back from the cuboid's leaves with the published baseline rule), by MOVED or more of its
     baseline in the family's direction."""
-    from metric_tracker_rl.generation.scenario import build_episode
 
     checked = 0
     for seed in range(16):
-        episode = build_episode(resolve_episode_config(difficulty="deep", seed=seed, incident_kinds=[kind],
-                                                       anomaly_count=2, decoy_ratio=0))
+        episode = reset_episode(difficulty="deep", seed=seed, incident_kinds=[kind],
+                                                       anomaly_count=2, decoy_ratio=0)
         for row in episode.truth.expected_rows:
             if row.channel is None and row.user_type is None:
                 continue

@@ -9,12 +9,13 @@ import re
 
 import numpy as np
 import pytest
+from core_helpers import reset_episode
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from metric_tracker_rl.agents.reading import EXPLAINED_KINDS
 from metric_tracker_rl.generation.anomalies import FAMILY_REGISTRY
-from metric_tracker_rl.generation.scenario import Episode, build_episode
+from metric_tracker_rl.generation.episode import Episode
 from metric_tracker_rl.spec.published import (
     AUDIENCE_SWING_SHARE,
     AUDIENCE_SWING_STEPS,
@@ -32,7 +33,6 @@ from metric_tracker_rl.spec.tasks import (
     INCIDENT_TIMING_SHIFTS,
     MULTI_DAY_PROBABILITY,
     SHIFTABLE_FAMILIES,
-    resolve_episode_config,
 )
 
 SEEDS = range(120)
@@ -43,7 +43,7 @@ VOLUME_SPLIT = (DEMAND_SWING_SHARE[1] + COUNT_INCIDENT_MIN_SHARE) / 2
 
 
 def episode(seed: int, difficulty: str) -> Episode:
-    return build_episode(resolve_episode_config(seed=seed, difficulty=difficulty))
+    return reset_episode(seed=seed, difficulty=difficulty)
 
 
 def standalone(ep: Episode) -> list:

@@ -8,13 +8,15 @@ from functools import cache
 
 import numpy as np
 import pytest
+from core_helpers import reset_episode, reset_world
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from metric_tracker_rl.generation.frontier import build_world, decoy_count, segmented_plan
-from metric_tracker_rl.generation.kinds import BENIGN_KIND_REGISTRY, FRONTIER_INCIDENT_KINDS
-from metric_tracker_rl.generation.scenario import Episode, build_episode
+from metric_tracker_rl.generation import build_episode
+from metric_tracker_rl.generation.episode import Episode
+from metric_tracker_rl.generation.kinds import BENIGN_KIND_REGISTRY
 from metric_tracker_rl.generation.segment_plan import Calendar, SegmentWorld
+from metric_tracker_rl.generation.segmented import build_world, decoy_count, segmented_plan
 from metric_tracker_rl.grading.grader import SEGMENT_CREDIT, grade_submission, segment_match
 from metric_tracker_rl.models import MetricSubmissionRow
 from metric_tracker_rl.spec.dimensions import PLATFORMS
@@ -23,7 +25,7 @@ from metric_tracker_rl.spec.seeding import EpisodeKey, derive_rng
 from metric_tracker_rl.spec.tasks import incident_count, resolve_episode_config
 from metric_tracker_rl.spec.tiers import TIERS
 from metric_tracker_rl.world.daily_panel import same_weekday_peer_lists
-from metric_tracker_rl.world.segments import WEB_VERSION, Segment, holiday_days
+from metric_tracker_rl.world.segments import WEB_VERSION, Segment, holiday_days, world_of
 
 SWEEP = settings(max_examples=12, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
 SEEDS = st.integers(min_value=0, max_value=10**6)
@@ -31,7 +33,7 @@ SEEDS = st.integers(min_value=0, max_value=10**6)
 
 @cache
 def frontier(seed: int, scenario_family: str = "mixed") -> Episode:
-    return build_episode(resolve_episode_config(seed=seed, difficulty="frontier", scenario_family=scenario_family))
+    return reset_episode(seed=seed, difficulty="frontier", scenario_family=scenario_family)
 
 
 def grade(ep: Episode, rows: list[MetricSubmissionRow]) -> float:
@@ -46,12 +48,12 @@ def grade(ep: Episode, rows: list[MetricSubmissionRow]) -> float:
 @given(seed=SEEDS)
 def test_the_same_seed_gives_the_same_data_and_truth(seed: int) -> None:
     config = resolve_episode_config(seed=seed, difficulty="frontier")
-    first, second = build_episode(config), build_episode(config)
+    first, second = build_episode(TIERS["frontier"], config), build_episode(TIERS["frontier"], config)
     assert np.array_equal(first.public.segments.hourly, second.public.segments.hourly)
     assert first.truth.expected_rows == second.truth.expected_rows
     assert first.truth.fluctuations == second.truth.fluctuations
     assert first.public.annotations == second.public.annotations
-    other = build_episode(resolve_episode_config(seed=seed + 1, difficulty="frontier"))
+    other = reset_episode(seed=seed + 1, difficulty="frontier")
     assert not np.array_equal(first.public.segments.hourly, other.public.segments.hourly)
 
 
@@ -89,7 +91,7 @@ def test_version_shares_follow_the_staged_rollouts() -> None:
 
 def test_holidays_are_annotated_and_lower() -> None:
     ep = frontier(11, "null")
-    holidays = holiday_days()
+    holidays = holiday_days(FRONTIER_WINDOW_DAYS)
     assert holidays, "the eight-week window holds the calendar's holidays"
     annotated = {a.date for a in ep.public.annotations if a.kind == "public_holiday"}
     assert annotated == {ep.public.data.dates[day] for day in holidays}
@@ -185,9 +187,9 @@ def test_benign_fluctuations_leave_every_segments_conversion_unchanged(seed: int
     """A mix shift or a demand swing moves traffic only; a timing shift moves each cell's rates with its traffic
     (the same hours, later or earlier), so every cell's conversion over the day is unchanged."""
     key = EpisodeKey.of(seed)
-    plan = segmented_plan(key)
-    rates, traffic = plan.step_rates.copy(), plan.traffic.copy()
     tier = TIERS["frontier"]
+    plan = segmented_plan(key, tier.window_days, world_of(tier.dimensions))
+    rates, traffic = plan.step_rates.copy(), plan.traffic.copy()
     world = SegmentWorld(plan, Calendar(plan.num_days, tier.perturbed_per_weekday), key, tier.name, magnitude_scale=1.0)
     fluctuation = BENIGN_KIND_REGISTRY[kind].place(world, derive_rng(key, "test-fluctuation"))
     assert fluctuation is not None and fluctuation.keeps_conversion
@@ -218,18 +220,19 @@ def test_decoys_appear_as_often_as_incidents() -> None:
 # --- curriculum knobs ---------------------------------------------------------------------------------------------
 
 @SWEEP
-@given(seed=SEEDS, kinds=st.lists(st.sampled_from(FRONTIER_INCIDENT_KINDS), min_size=1, max_size=3, unique=True),
+@given(seed=SEEDS, kinds=st.lists(st.sampled_from(TIERS["frontier"].incident_kinds), min_size=1, max_size=3,
+                                  unique=True),
        ratio=st.sampled_from([0.0, 0.5, 1.0, 2.0]))
 def test_incident_kinds_and_decoy_ratio_shape_the_episode(seed: int, kinds: list[str], ratio: float) -> None:
     config = resolve_episode_config(seed=seed, difficulty="frontier", incident_kinds=kinds, decoy_ratio=ratio)
-    world = build_world(config)
+    world = build_world(TIERS[config.difficulty], config)
     # a kind with no room on the calendar falls back to a single-date segment outage
     assert {incident.kind for incident in world.incidents} <= {*kinds, "segment_outage"}
     # a look-alike with no room is skipped, so at most the ratio's count
     assert len(world.fluctuations) <= decoy_count(ratio, incident_count(config))
     if ratio == 0:
         assert world.fluctuations == ()
-    again = build_world(config)  # deterministic
+    again = build_world(TIERS[config.difficulty], config)  # deterministic
     assert (again.incidents, again.fluctuations, again.annotations) == (world.incidents, world.fluctuations,
                                                                         world.annotations)
     assert not config.standard  # never a published episode
@@ -237,7 +240,7 @@ def test_incident_kinds_and_decoy_ratio_shape_the_episode(seed: int, kinds: list
 
 def test_one_kind_makes_every_incident_of_that_kind() -> None:
     for seed in range(6):
-        world = build_world(resolve_episode_config(seed=seed, difficulty="frontier", incident_kinds=["country_bots"]))
+        world = reset_world(seed=seed, difficulty="frontier", incident_kinds=["country_bots"])
         assert world.incidents and {incident.kind for incident in world.incidents} == {"country_bots"}
 
 
@@ -248,11 +251,12 @@ def test_decoy_count_keeps_the_default_and_reaches_zero() -> None:
 
 def test_the_default_knobs_are_the_standard_episode() -> None:
     plain = resolve_episode_config(seed=9, difficulty="frontier")
-    spelled = resolve_episode_config(seed=9, difficulty="frontier", incident_kinds=list(FRONTIER_INCIDENT_KINDS),
-                                     decoy_ratio=1.0)
+    spelled = resolve_episode_config(seed=9, difficulty="frontier",
+                                     incident_kinds=list(TIERS["frontier"].incident_kinds), decoy_ratio=1.0)
     assert plain == spelled and plain.standard
     assert plain.public_dict() == spelled.public_dict()
-    assert build_episode(plain).truth.expected_rows == build_episode(spelled).truth.expected_rows
+    frontier = TIERS["frontier"]
+    assert build_episode(frontier, plain).truth.expected_rows == build_episode(frontier, spelled).truth.expected_rows
 
 
 @pytest.mark.parametrize(("overrides", "message"), [
@@ -367,7 +371,7 @@ def test_rows_naming_unknown_segments_are_refused() -> None:
 
 
 def test_below_frontier_a_row_naming_a_segment_is_refused_and_scores_are_unchanged() -> None:
-    ep = build_episode(resolve_episode_config(seed=17, difficulty="medium"))
+    ep = reset_episode(seed=17, difficulty="medium")
     truth = ep.truth
     rows = list(truth.expected_rows)
     plain = grade_submission(rows, truth.expected_rows, truth.neutral_keys, ep.public.data.dates).breakdown

@@ -7,13 +7,13 @@ from typing import Any
 
 import numpy as np
 import pytest
+from core_helpers import reset_episode
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from metric_tracker_rl import MetricTrackerRlAction
 from metric_tracker_rl.analysis_tools import TOOL_REGISTRY, run_tool
-from metric_tracker_rl.generation.frontier import episode_kinds
-from metric_tracker_rl.generation.scenario import build_episode
+from metric_tracker_rl.generation.segmented import episode_kinds
 from metric_tracker_rl.grading.grader import accepted_methods, grade_submission, within_tolerance
 from metric_tracker_rl.serving.environment import MetricTrackerRlEnvironment
 from metric_tracker_rl.spec.families import PUBLISHED_FAMILIES
@@ -26,6 +26,7 @@ from metric_tracker_rl.spec.published import (
     severity_for,
 )
 from metric_tracker_rl.spec.tasks import resolve_episode_config
+from metric_tracker_rl.spec.tiers import TIERS
 from metric_tracker_rl.view.observation import read_observation, render_observation
 from metric_tracker_rl.view.prompt import SYSTEM_PROMPT, first_prompt
 from metric_tracker_rl.view.reader import parse
@@ -45,7 +46,8 @@ def _brief(**reset: Any) -> dict[str, Any]:
 def test_the_brief_publishes_exactly_the_detection_methods_the_grader_credits(difficulty: str) -> None:
     families = {row["family"]: row for row in _brief(difficulty=difficulty, seed=1)["families"]}
     # With segments the brief lists the families its incident kinds are reported as; else every family.
-    kinds = episode_kinds(resolve_episode_config(difficulty=difficulty, seed=1)) if difficulty == "frontier" else ()
+    config = resolve_episode_config(difficulty=difficulty, seed=1)
+    kinds = episode_kinds(TIERS[difficulty], config) if difficulty == "frontier" else ()
     assert set(families) == ({kind.family for kind in kinds} or set(PUBLISHED_FAMILIES.names))
     for name, row in families.items():
         assert set(row["detection_methods"]) == accepted_methods(name), name
@@ -60,7 +62,7 @@ def test_the_grading_rule_a_model_reads_reconciles_a_grade() -> None:
     for weight in QUALITY_WEIGHTS.values():
         assert f"{weight}" in GRADING_RULE
     assert "(matched + 1) / (matched + false_positives + 1)" in GRADING_RULE and "neutral" in GRADING_RULE
-    episode = build_episode(resolve_episode_config(task_id="hard_mixed_multi"))
+    episode = reset_episode(task_id="hard_mixed_multi")
     truth = episode.truth
     side_effect = next(iter(sorted(truth.neutral_keys)))
     date, entity_type, entity_name = side_effect.split("|")
@@ -97,7 +99,7 @@ def test_the_baseline_rule_holds_over_eight_weeks_with_a_skipped_peer(values: li
 def test_a_scoped_comparison_shows_the_incidents_expected_row(seed: int) -> None:
     """At frontier the comparison tools scoped to an incident's segment print its expected numbers (within the
     2% the grader allows), and severity is judged on those numbers, not on the family's magnitude."""
-    episode = build_episode(resolve_episode_config(difficulty="frontier", seed=seed))
+    episode = reset_episode(difficulty="frontier", seed=seed)
     checked = 0
     for row in episode.truth.expected_rows:
         tool = SCOPED_COMPARISONS.get(row.entity_type)
@@ -123,7 +125,7 @@ def test_at_deep_a_comparison_scoped_by_channel_or_user_type_shows_the_incidents
     """A channel or a user type has daily counts only: the comparison tools scoped to an incident confined by one
     read that segment's own days and print the numbers the grader expects, within its tolerance (a funnel step's
     series is its conversion rate's)."""
-    episode = build_episode(resolve_episode_config(difficulty="deep", seed=seed))
+    episode = reset_episode(difficulty="deep", seed=seed)
     checked = 0
     for row in episode.truth.expected_rows:
         if row.channel is None and row.user_type is None:
@@ -142,7 +144,7 @@ def test_at_deep_a_comparison_scoped_by_channel_or_user_type_shows_the_incidents
     assert checked
 
 
-DEEP = build_episode(resolve_episode_config(difficulty="deep", seed=2)).public
+DEEP = reset_episode(difficulty="deep", seed=2).public
 DEEP_VALUES = DEEP.segment_values() or {}
 
 
@@ -185,7 +187,7 @@ def test_at_deep_a_tool_that_reads_hours_says_a_channel_or_user_type_has_none(to
 
 @pytest.mark.parametrize("tool", ["compare_rate_to_median", "detect_funnel_break"])
 def test_a_dimension_the_tier_lacks_is_an_error_that_lists_its_dimensions(tool: str) -> None:
-    frontier = build_episode(resolve_episode_config(difficulty="frontier", seed=1)).public
+    frontier = reset_episode(difficulty="frontier", seed=1).public
     arguments = {"date": frontier.data.dates[3], "channel": "organic", "entity_name": "app_open_to_menu_open"}
     if tool == "detect_funnel_break":
         arguments.pop("entity_name")
@@ -196,16 +198,16 @@ def test_a_dimension_the_tier_lacks_is_an_error_that_lists_its_dimensions(tool: 
 
 
 def test_a_segment_scope_below_frontier_or_off_the_episode_is_an_error_that_names_the_valid_values() -> None:
-    hard = build_episode(resolve_episode_config(difficulty="hard", seed=1)).public
+    hard = reset_episode(difficulty="hard", seed=1).public
     outcome = run_tool("detect_funnel_break", hard, {"date": hard.data.dates[3], "platform": "ios"})
     assert not outcome.ok and "difficulties frontier and deep have" in outcome.error
-    frontier = build_episode(resolve_episode_config(difficulty="frontier", seed=1)).public
+    frontier = reset_episode(difficulty="frontier", seed=1).public
     outcome = run_tool("detect_funnel_break", frontier, {"date": frontier.data.dates[3], "country": "FR"})
     assert not outcome.ok and "valid: US, GB, DE, BR, IN" in outcome.error
 
 
 def test_frontier_only_tools_say_so_and_answer_with_an_error_elsewhere() -> None:
-    episode = build_episode(resolve_episode_config(difficulty="easy", seed=1)).public
+    episode = reset_episode(difficulty="easy", seed=1).public
     for name in ("get_releases", "compare_segments"):
         assert TOOL_REGISTRY[name].description.startswith("Segments only: ")
         arguments = TOOL_REGISTRY[name].example
@@ -221,7 +223,7 @@ def test_compare_segments_examples_make_a_valid_call_at_every_tier_that_offers_i
     dimension = schema["dimension"]["description"].split("e.g. ")[1]
     within = schema["within"]["description"].split("e.g. ")[1]
     assert "not grouped" in schema["within"]["description"]
-    public = build_episode(resolve_episode_config(difficulty=difficulty, seed=1)).public
+    public = reset_episode(difficulty=difficulty, seed=1).public
     base = {"date": public.data.dates[3], "metric_name": "app_opens"}
     for arguments in ({"dimension": dimension}, {"dimension": "country", "within": within},
                       {"dimension": dimension, "within": within}):
@@ -243,7 +245,7 @@ def test_once_the_episode_is_over_the_text_shows_each_rows_verdict_and_the_misse
     and the expected keys nobody reported are listed with their segment."""
     env = MetricTrackerRlEnvironment()
     env.reset(difficulty="frontier", seed=2)
-    expected = build_episode(resolve_episode_config(difficulty="frontier", seed=2)).truth.expected_rows
+    expected = reset_episode(difficulty="frontier", seed=2).truth.expected_rows
     wrong = expected[0].model_copy(update={"entity_type": "event_count", "entity_name": "payment_successful"})
     observation = env.step(MetricTrackerRlAction(classifications=[expected[0], wrong]))
     assert observation.done

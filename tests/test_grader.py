@@ -9,7 +9,7 @@ from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
 from metric_tracker_rl.analysis_tools import GENERATOR_NAMES, TOOL_REGISTRY, run_tool
-from metric_tracker_rl.generation.scenario import Episode
+from metric_tracker_rl.generation.episode import Episode
 from metric_tracker_rl.grading.grader import QUALITY_WEIGHTS, grade_submission
 from metric_tracker_rl.models import MetricSubmissionRow
 from metric_tracker_rl.spec.published import (

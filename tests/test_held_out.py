@@ -9,11 +9,11 @@ import contextlib
 import httpx
 import pytest
 from conftest import running_server
+from core_helpers import reset_episode
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from metric_tracker_rl import MetricTrackerRlAction, MetricTrackerRlEnv
-from metric_tracker_rl.generation.scenario import build_episode
 from metric_tracker_rl.serving.environment import MetricTrackerRlEnvironment
 from metric_tracker_rl.spec.seeding import EpisodeKey, secret_words
 from metric_tracker_rl.spec.tasks import resolve_episode_config
@@ -70,9 +70,9 @@ def test_without_a_secret_the_served_episode_is_the_public_one(server_url: str) 
 
 
 def test_the_secret_reaches_every_stream_and_never_the_repr() -> None:
-    open_episode = build_episode(resolve_episode_config(seed=5, difficulty="hard"))
-    held = build_episode(resolve_episode_config(seed=5, difficulty="hard", secret=SECRET))
-    again = build_episode(resolve_episode_config(seed=5, difficulty="hard", secret=SECRET))
+    open_episode = reset_episode(seed=5, difficulty="hard")
+    held = reset_episode(seed=5, difficulty="hard", secret=SECRET)
+    again = reset_episode(seed=5, difficulty="hard", secret=SECRET)
     assert (held.public.data.hourly == again.public.data.hourly).all()
     assert held.truth.expected_rows == again.truth.expected_rows
     assert (held.public.data.hourly != open_episode.public.data.hourly).any()

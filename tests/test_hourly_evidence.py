@@ -9,16 +9,18 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from core_helpers import reset_episode
 
 from metric_tracker_rl.adapters.session import EpisodeSession
-from metric_tracker_rl.generation.frontier import build_world
+from metric_tracker_rl.generation import build_episode
 from metric_tracker_rl.generation.kinds.cuboid import MIN_BLOCK_HOUR_EXPECTED, CuboidRule
 from metric_tracker_rl.generation.kinds.payment_failure import CUBOID_RULE as PAYMENT_RULE
 from metric_tracker_rl.generation.kinds.segment_outage import CUBOID_RULE as OUTAGE_RULE
-from metric_tracker_rl.generation.scenario import build_episode
+from metric_tracker_rl.generation.segmented import build_world
 from metric_tracker_rl.serving.environment import MetricTrackerRlEnvironment
 from metric_tracker_rl.spec.published import HOURLY_EVIDENCE_GRAIN, MIN_HOURLY_DENOMINATOR
 from metric_tracker_rl.spec.tasks import resolve_episode_config
+from metric_tracker_rl.spec.tiers import TIERS
 from metric_tracker_rl.world.segments import CELL_FIELDS, DAILY_FIELDS, SEGMENT_FIELDS, Segment
 
 DEEP = "deep"
@@ -75,11 +77,11 @@ def _check_hourly_rows(seeds: range) -> int:
     seen = 0
     for seed in seeds:
         config = resolve_episode_config(**_settings(seed))
-        for row in build_episode(config).truth.expected_rows:
+        for row in build_episode(TIERS[config.difficulty], config).truth.expected_rows:
             if row.anomaly_type in HOURLY_FAMILIES:
                 seen += 1
                 assert set(_named(row)) <= set(CELL_FIELDS), (seed, DIAL[seed % len(DIAL)], row)
-        for incident in build_world(config).incidents:
+        for incident in build_world(TIERS[config.difficulty], config).incidents:
             if incident.record.hours != (0, 24):
                 assert not incident.segment.names_daily_field, (seed, incident.kind, incident.segment)
     return seen
@@ -101,7 +103,7 @@ def _check_breaks_read(seeds: range) -> int:
     read = 0
     for seed in seeds:
         settings = _settings(seed)
-        episode = build_episode(resolve_episode_config(**settings))
+        episode = reset_episode(**settings)
         breaks = [row for row in episode.truth.expected_rows if row.anomaly_type == "funnel_break"]
         if not breaks:
             continue

@@ -11,13 +11,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from core_helpers import reset_episode
 
 from metric_tracker_rl import MetricTrackerRlAction
 from metric_tracker_rl.analysis_tools import TOOL_REGISTRY, run_tool
-from metric_tracker_rl.generation.scenario import build_episode
 from metric_tracker_rl.serving.environment import MetricTrackerRlEnvironment, _catalogs
 from metric_tracker_rl.spec.published import COUNT_COLUMNS
-from metric_tracker_rl.spec.tasks import resolve_episode_config
 
 try:
     import tomllib
@@ -81,7 +80,7 @@ def test_the_documented_pandas_tool_registers_and_answers_from_public_data() -> 
     try:
         spec = TOOL_REGISTRY["get_weekday_means"]
         assert spec.parameters_schema()["properties"]["column"]["type"] == "string"
-        episode = build_episode(resolve_episode_config(task_id="hard_mixed_multi"))
+        episode = reset_episode(task_id="hard_mixed_multi")
         data = episode.public.data
         outcome = run_tool("get_weekday_means", episode.public, {"column": "orders_placed"})
         assert outcome.ok, outcome.error
@@ -99,12 +98,13 @@ def test_the_documented_pandas_tool_registers_and_answers_from_public_data() -> 
                                                      analysis_args={"column": "app_open_to_order_placed"}))
         assert observation.status == "ok" and len(observation.analysis_result["means"]) == 7
     finally:
-        TOOL_REGISTRY.pop("get_weekday_means", None)
+        if "get_weekday_means" in TOOL_REGISTRY:
+            TOOL_REGISTRY.unregister("get_weekday_means")
         _catalogs.cache_clear()  # the reset catalogs are built once per process: drop the one that listed the tool
 
 
 def test_the_frames_are_the_public_counts() -> None:
-    public = build_episode(resolve_episode_config(seed=3, difficulty="medium")).public
+    public = reset_episode(seed=3, difficulty="medium").public
     daily, hourly = public.daily_frame(), public.hourly_frame()
     assert public.daily_frame() is daily  # built once per episode
     assert list(daily["date"]) == list(public.data.dates) and len(hourly) == 24 * len(public.data.dates)
@@ -192,7 +192,7 @@ def test_the_package_exports_its_plain_types_without_the_framework() -> None:
 
 
 CORE_MODULES = ["metric_tracker_rl.spec.plain_types", "metric_tracker_rl.grading.grader",
-                "metric_tracker_rl.generation.scenario", "metric_tracker_rl.analysis_tools",
+                "metric_tracker_rl.generation", "metric_tracker_rl.analysis_tools",
                 "metric_tracker_rl.spec.validation", "metric_tracker_rl.spec.tasks"]
 
 

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 from annotated_types import Ge, Gt, Le, Lt, MaxLen
+from core_helpers import reset_episode
 from pydantic import BaseModel
 from reliability_support import INTERNALS, record
 
@@ -18,7 +19,6 @@ from metric_tracker_rl import MetricTrackerRlAction
 from metric_tracker_rl.analysis_tools import MAX_RESULT_ROWS, TOOL_REGISTRY
 from metric_tracker_rl.analysis_tools.arguments import MAX_PREVIEW_ROWS, WINDOW
 from metric_tracker_rl.analysis_tools.segment_tools import CONTEXT_TOOL_NAMES, SEGMENT_TOOL_NAMES
-from metric_tracker_rl.generation.scenario import build_episode
 from metric_tracker_rl.models import MAX_GENERATOR_CALLS, MetricSubmissionRow, PayloadGeneratorMethod
 from metric_tracker_rl.serving.environment import MAX_SUBMISSION_ROWS, MetricTrackerRlEnvironment
 from metric_tracker_rl.spec.published import (
@@ -28,7 +28,6 @@ from metric_tracker_rl.spec.published import (
     fluctuation_bounds,
     row_key,
 )
-from metric_tracker_rl.spec.tasks import resolve_episode_config
 
 MAX_RESULT_BYTES = 256 * 1024  # documented bound on one serialized observation after a tool call
 SWEEP = [{"task_id": "medium_mixed_three"}, {"task_id": "hard_mixed_multi"}, {"task_id": "frontier_segments"},
@@ -107,7 +106,7 @@ def assert_clean_error(message: str) -> None:
 
 @pytest.mark.parametrize("settings", SWEEP, ids=lambda s: "-".join(f"{k}={v}" for k, v in s.items()))
 def test_no_response_leaks_labels_or_internals(settings: dict[str, Any]) -> None:
-    truth = build_episode(resolve_episode_config(**settings)).truth
+    truth = reset_episode(**settings).truth
     env = MetricTrackerRlEnvironment()
     reset = env.reset(**settings, max_steps=500, max_submissions=20)
     assert reset.status == "ready"
@@ -250,7 +249,7 @@ def test_every_list_argument_has_a_max_length_and_every_number_bounds(model: typ
 def test_the_leak_check_catches_debug_output() -> None:
     """The checks above can fail: the debug payload (test-only) trips them."""
     settings = SWEEP[0]
-    truth = build_episode(resolve_episode_config(**settings)).truth
+    truth = reset_episode(**settings).truth
     obs = MetricTrackerRlEnvironment(debug=True).reset(**settings)
     with pytest.raises(AssertionError):
         assert_no_leak(obs.model_dump_json(), truth)

@@ -66,7 +66,7 @@ def test_a_tool_added_to_the_registry_is_listed_and_callable_with_no_code_of_its
         assert observation.result["data"].startswith("echo: funnel\ndays: ")
         assert observation.result["is_error"] is False
     finally:
-        del TOOL_REGISTRY[name]
+        TOOL_REGISTRY.unregister(name)
     assert name not in [tool.name for tool in listed(MetricTrackerRlEnvironment()).tools]
 
 

@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 import pytest
 from annotated_types import Ge, Gt, Le, Lt
+from core_helpers import reset_episode
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from pydantic import BaseModel, ValidationError
@@ -18,7 +19,7 @@ from pydantic import BaseModel, ValidationError
 from metric_tracker_rl import MetricTrackerRlAction
 from metric_tracker_rl.adapters.trl import MetricTrackerToolEnv
 from metric_tracker_rl.analysis_tools import TOOL_REGISTRY, run_tool
-from metric_tracker_rl.generation.scenario import build_episode
+from metric_tracker_rl.generation import build_episode
 from metric_tracker_rl.models import EpisodeWindow, MetricTrackerRlObservation, PayloadGeneratorMethod
 from metric_tracker_rl.serving.environment import MetricTrackerRlEnvironment
 from metric_tracker_rl.spec.published import (
@@ -30,6 +31,7 @@ from metric_tracker_rl.spec.published import (
     SEGMENTED_DIFFICULTIES,
 )
 from metric_tracker_rl.spec.tasks import TASKS, resolve_episode_config
+from metric_tracker_rl.spec.tiers import TIERS
 from metric_tracker_rl.view.observation import read_observation, render_observation
 from metric_tracker_rl.view.prompt import SYSTEM_PROMPT, first_prompt
 from metric_tracker_rl.view.reader import parse
@@ -47,7 +49,7 @@ SETTINGS = [{"seed": seed, "difficulty": difficulty} for seed in (3, 17) for dif
 
 @lru_cache(maxsize=32)
 def _episode(seed: int, difficulty: str, family: str = "mixed") -> Any:
-    return build_episode(resolve_episode_config(seed=seed, difficulty=difficulty, scenario_family=family))
+    return reset_episode(seed=seed, difficulty=difficulty, scenario_family=family)
 
 
 def _env(**reset: Any) -> tuple[MetricTrackerRlEnvironment, MetricTrackerRlObservation]:
@@ -299,7 +301,7 @@ def test_a_tools_tables_have_the_same_columns_on_every_call() -> None:
 # --- 11. values ------------------------------------------------------------------------------------
 
 def test_broken_runs_end_before_their_end_hour_and_the_rule_says_so() -> None:
-    episode = build_episode(resolve_episode_config(seed=12, scenario_family="funnel_break", anomaly_count=2))
+    episode = reset_episode(seed=12, scenario_family="funnel_break", anomaly_count=2)
     runs_seen = 0
     for date in episode.public.data.dates:
         result = run_tool("detect_funnel_break", episode.public, {"date": date}).result
@@ -330,7 +332,7 @@ def test_an_hourly_mix_comparison_defines_its_values_and_they_hold(reset: dict) 
 @given(seed=st.integers(0, 10**6), difficulty=st.sampled_from(DIFFICULTIES))
 def test_the_brief_states_what_may_be_inferred_about_the_count_and_it_holds(seed: int, difficulty: str) -> None:
     config = resolve_episode_config(seed=seed, difficulty=difficulty)
-    episode = build_episode(config)
+    episode = build_episode(TIERS[config.difficulty], config)
     dates = episode.public.data.dates
     observation = MetricTrackerRlObservation(status="ready", message="Episode ready: x", objective="x",
                                              window=EpisodeWindow(first_date=dates[0], last_date=dates[-1],

@@ -15,6 +15,7 @@ from metric_tracker_rl.analysis_tools import TOOL_REGISTRY, ToolSpec, run_tool
 from metric_tracker_rl.analysis_tools.arguments import FamilyThreshold
 from metric_tracker_rl.analysis_tools.generators import candidate_row
 from metric_tracker_rl.analysis_tools.registry import page, strongest_first
+from metric_tracker_rl.generation import build_episode
 from metric_tracker_rl.generation.anomalies import (
     FAMILY_REGISTRY,
     AnomalyFamily,
@@ -23,12 +24,12 @@ from metric_tracker_rl.generation.anomalies import (
     register_family,
 )
 from metric_tracker_rl.generation.anomalies.base import counts_from, full_day, rates_touching
-from metric_tracker_rl.generation.scenario import build_episode
 from metric_tracker_rl.grading.grader import grade_submission
 from metric_tracker_rl.models import MetricSubmissionRow, submission_row_type
 from metric_tracker_rl.spec.families import FamilyCatalog, FamilyDescription
 from metric_tracker_rl.spec.published import ANOMALY_TYPES, COUNT_COLUMNS, FUNNEL_STEPS, row_key
 from metric_tracker_rl.spec.tasks import resolve_episode_config
+from metric_tracker_rl.spec.tiers import TIERS
 from metric_tracker_rl.world.funnel import FunnelPlan
 from metric_tracker_rl.world.public_episode import PublicEpisode
 
@@ -82,7 +83,8 @@ TOOLS = {**TOOL_REGISTRY, TOY_GENERATOR: ToolSpec(TOY_GENERATOR, "Candidate chec
 @given(seed=st.integers(0, 10**6), count=st.integers(1, 3))
 def test_a_toy_family_is_generated_detected_and_graded(seed: int, count: int) -> None:
     catalog, registry = scratch_registry()
-    episode = build_episode(resolve_episode_config(seed=seed, difficulty="easy", anomaly_count=count), registry)
+    config = resolve_episode_config(seed=seed, difficulty="easy", anomaly_count=count)
+    episode = build_episode(TIERS["easy"], config, registry)
     expected = episode.truth.expected_rows
     assert len(expected) == count and {row.anomaly_type for row in expected} == {TOY}
     assert {row.detection_method for row in expected} == {TOY_GENERATOR}

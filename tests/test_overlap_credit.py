@@ -12,11 +12,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from core_helpers import reset_episode
 from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
 from metric_tracker_rl.analysis_tools import run_tool
-from metric_tracker_rl.generation.scenario import Episode, build_episode
+from metric_tracker_rl.generation.episode import Episode
 from metric_tracker_rl.grading.grader import (
     SEGMENT_CREDIT,
     LeafTraffic,
@@ -36,10 +37,10 @@ from metric_tracker_rl.grading.overlap_examples import (
 from metric_tracker_rl.models import MetricSubmissionRow, MetricTrackerRlAction
 from metric_tracker_rl.serving.environment import MetricTrackerRlEnvironment, overlap_traffic
 from metric_tracker_rl.spec.published import OVERLAP_CREDIT_RULE
-from metric_tracker_rl.spec.tasks import resolve_episode_config
 from metric_tracker_rl.spec.tiers import TIERS
 from metric_tracker_rl.spec.validation import validate_rows
-from metric_tracker_rl.world.segments import SEGMENT_FIELDS, Segment, frontier_brief
+from metric_tracker_rl.world.segment_brief import segmented_brief
+from metric_tracker_rl.world.segments import SEGMENT_FIELDS, Segment
 
 DOCS = Path(__file__).resolve().parents[1] / "docs" / "grading.md"
 PROPERTIES = settings(max_examples=150, deadline=None, derandomize=True,
@@ -150,9 +151,9 @@ def test_the_docs_near_miss_table_is_what_the_code_computes() -> None:
 def test_the_text_a_model_reads_states_the_rule_of_its_tier(difficulty: str) -> None:
     """The brief's segments and task_overview's grading entry carry the overlap rule, T included, exactly where
     the tier credits by overlap."""
-    public = build_episode(resolve_episode_config(difficulty=difficulty, seed=0)).public
+    public = reset_episode(difficulty=difficulty, seed=0).public
     grading = run_tool("task_overview", public, {}).result["grading"]
-    reporting = str(frontier_brief(difficulty)["reporting"])
+    reporting = str(segmented_brief(difficulty)["reporting"])
     overlap = TIERS[difficulty].segment_credit == "overlap"
     for text in (grading, reporting):
         assert (OVERLAP_CREDIT_RULE in text) == overlap
@@ -169,7 +170,7 @@ def test_each_tier_names_its_credit_rule() -> None:
 
 @cache
 def deep(seed: int) -> Episode:
-    return build_episode(resolve_episode_config(difficulty="deep", seed=seed))
+    return reset_episode(difficulty="deep", seed=seed)
 
 
 def _traffic(episode: Episode) -> LeafTraffic:
@@ -286,7 +287,7 @@ def test_a_wrong_cuboid_costs_the_incident_not_a_false_positive() -> None:
 
 
 def test_frontier_keeps_its_table() -> None:
-    episode = build_episode(resolve_episode_config(difficulty="frontier", seed=0))
+    episode = reset_episode(difficulty="frontier", seed=0)
     assert overlap_traffic(episode) is None
     expected = list(episode.truth.expected_rows)
     rows = [_on(row, Segment()) for row in expected]

@@ -9,13 +9,14 @@ from typing import Any
 
 import numpy as np
 import pytest
+from core_helpers import reset_episode
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from metric_tracker_rl.analysis_tools import comparisons, run_tool
-from metric_tracker_rl.generation import scenario as scenario_module
-from metric_tracker_rl.generation.scenario import build_episode
+from metric_tracker_rl.generation import aggregate as aggregate_module
+from metric_tracker_rl.generation import build_episode
 from metric_tracker_rl.spec.published import (
     ANOMALY_TYPES,
     CONVERSION_METRIC_NAMES,
@@ -27,6 +28,7 @@ from metric_tracker_rl.spec.published import (
 )
 from metric_tracker_rl.spec.seeding import EpisodeKey, derive_rng
 from metric_tracker_rl.spec.tasks import resolve_episode_config
+from metric_tracker_rl.spec.tiers import TIERS
 from metric_tracker_rl.world import daily_panel
 from metric_tracker_rl.world.funnel import (
     HOURS,
@@ -214,11 +216,11 @@ def test_same_weekday_peers_lists_the_other_weeks() -> None:
 def test_panel_is_byte_identical_to_the_reference_computation(monkeypatch: pytest.MonkeyPatch, task_id: str,
                                                               seed: int) -> None:
     config = resolve_episode_config(task_id=task_id, seed=seed)
-    fast = build_episode(config)
+    fast = build_episode(TIERS[config.difficulty], config)
     monkeypatch.setattr(daily_panel, "leave_one_out_median", reference_leave_one_out_median)
     monkeypatch.setattr(daily_panel, "peer_median", reference_peer_median)
     monkeypatch.setattr(daily_panel, "nanmedian_last_axis", reference_nanmedian)
-    slow = build_episode(config)
+    slow = build_episode(TIERS[config.difficulty], config)
     for name in ("values", "baseline", "spread", "hourly_share", "hourly_baseline_share"):
         assert getattr(fast.public.panel, name).tobytes() == getattr(slow.public.panel, name).tobytes(), name
     with np.errstate(all="ignore"):
@@ -237,9 +239,9 @@ SCENARIOS = [{"task_id": t} for t in ("easy_two_spikes", "medium_mixed_three", "
 @pytest.mark.parametrize("scenario", SCENARIOS, ids=lambda s: s.get("task_id") or s["scenario_family"])
 def test_counts_and_hour_checks_match_the_reference(monkeypatch: pytest.MonkeyPatch, scenario: dict) -> None:
     config = resolve_episode_config(seed=7, **scenario)
-    fast = build_episode(config)
-    monkeypatch.setattr(scenario_module, "draw_counts", reference_draw_counts)
-    slow = build_episode(config)
+    fast = build_episode(TIERS[config.difficulty], config)
+    monkeypatch.setattr(aggregate_module, "draw_counts", reference_draw_counts)
+    slow = build_episode(TIERS[config.difficulty], config)
     assert fast.public.data.hourly.tobytes() == slow.public.data.hourly.tobytes()
     assert fast.public.data.dates == slow.public.data.dates and fast.public.data.weekdays == slow.public.data.weekdays
     assert np.array_equal(fast.public.data.weekend, slow.public.data.weekend)
@@ -269,7 +271,7 @@ def reference_hour_flags(check, hourly: np.ndarray) -> dict[tuple[int, int], lis
 
 @pytest.mark.parametrize("scenario", SCENARIOS, ids=lambda s: s.get("task_id") or s["scenario_family"])
 def test_hour_flag_tables_match_a_scan_of_each_date(scenario: dict) -> None:
-    public = build_episode(resolve_episode_config(seed=11, **scenario)).public
+    public = reset_episode(seed=11, **scenario).public
     for table, check in ((comparisons.broken_hour_flags, comparisons.broken_step_hours),
                          (comparisons.impossible_hour_flags, comparisons.impossible_hours)):
         flags = table(public)
@@ -325,7 +327,7 @@ def reference_deviation_rows(public, metrics_: list[str], direction: int, score:
 
 @pytest.mark.parametrize("seed", [0, 5, 303])
 def test_ranking_and_deviation_scans_match_the_straightforward_loops(seed: int) -> None:
-    public = build_episode(resolve_episode_config(seed=seed, difficulty="hard")).public
+    public = reset_episode(seed=seed, difficulty="hard").public
     for limit in (1, 7, 28):
         result = run_tool("list_suspicious_dates", public, {"limit": limit}).result
         assert result["dates"] == reference_suspicious_dates(public, limit)
@@ -380,7 +382,7 @@ def test_severity_indices_apply_the_published_rule(entity_type: str, pairs: list
 
 @pytest.mark.parametrize("seed", [0, 5, 303])
 def test_panel_rows_match_the_published_rule_value_by_value(seed: int) -> None:
-    panel = build_episode(resolve_episode_config(seed=seed, difficulty="hard")).public.panel
+    panel = reset_episode(seed=seed, difficulty="hard").public.panel
     for k, (entity_type, entity_name) in enumerate(panel.keys):
         for day in range(panel.values.shape[1]):
             observed, baseline, z = float(panel.values[k, day]), float(panel.baseline[k, day]), float(panel.z[k, day])
@@ -411,4 +413,4 @@ def test_stage_means_match_the_value_by_value_definition(seed: int) -> None:
 @example(hours=-(HOURS - 1), trailing=(N_STEPS,), seed=1)
 def test_rolling_a_days_hours_matches_np_roll(hours: int, trailing: tuple[int, ...], seed: int) -> None:
     values = np.random.default_rng(seed).random((HOURS, *trailing))
-    assert np.array_equal(scenario_module._roll_hours(values, hours), np.roll(values, hours, axis=0))
+    assert np.array_equal(aggregate_module._roll_hours(values, hours), np.roll(values, hours, axis=0))

@@ -10,30 +10,29 @@ from typing import Any
 
 import numpy as np
 import pytest
+from core_helpers import reset_episode
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from metric_tracker_rl import MetricTrackerRlAction
 from metric_tracker_rl.analysis_tools import run_tool
 from metric_tracker_rl.analysis_tools.comparisons import broken_step_hours
-from metric_tracker_rl.generation.scenario import build_episode
 from metric_tracker_rl.serving.environment import MetricTrackerRlEnvironment
 from metric_tracker_rl.spec.published import COUNT_COLUMNS, ENTITY_NAMES, ENTITY_VALUE_DEFINITIONS
 from metric_tracker_rl.spec.task_splits import SPLITS, get_split
-from metric_tracker_rl.spec.tasks import resolve_episode_config
 from metric_tracker_rl.view import render
 from metric_tracker_rl.view.observation import read_observation, render_observation
 from metric_tracker_rl.view.prompt import first_prompt
 from metric_tracker_rl.view.reader import parse as parse_view
 from metric_tracker_rl.view.tool_schemas import model_tools
-from metric_tracker_rl.world.segments import version_labels
+from metric_tracker_rl.world.traffic_split import version_labels
 
 MODEL_TOOLS = {tool.name: tool for tool in model_tools()}
 
 
 @lru_cache(maxsize=8)
 def _episode(seed: int, difficulty: str, family: str = "mixed") -> Any:
-    return build_episode(resolve_episode_config(seed=seed, difficulty=difficulty, scenario_family=family))
+    return reset_episode(seed=seed, difficulty=difficulty, scenario_family=family)
 
 
 def _brief(difficulty: str, seed: int = 3) -> dict[str, Any]:

@@ -13,16 +13,16 @@ from typing import Any
 import httpx
 import pytest
 from conftest import running_server
+from core_helpers import reset_episode
 from websockets.sync.client import ClientConnection, connect
 
 from metric_tracker_rl import DEFAULT_TASK_ORDER, MetricTrackerRlAction, MetricTrackerRlEnv
 from metric_tracker_rl.analysis_tools import available_analysis_methods, generate_rows, run_tool
 from metric_tracker_rl.analysis_tools.segment_tools import CONTEXT_TOOL_NAMES, SEGMENT_TOOL_NAMES
-from metric_tracker_rl.generation.scenario import Episode, build_episode
+from metric_tracker_rl.generation.episode import Episode
 from metric_tracker_rl.models import MetricTrackerRlObservation, MetricTrackerRlState, PayloadGeneratorMethod
 from metric_tracker_rl.serving.environment import NO_EPISODE_OVER_HTTP
 from metric_tracker_rl.spec.published import row_key
-from metric_tracker_rl.spec.tasks import resolve_episode_config
 
 pytestmark = pytest.mark.slow  # starts server processes or a browser
 
@@ -156,7 +156,7 @@ def exercise_episode(session: RawSession, episode: Episode, reset_kwargs: dict[s
 
 
 def test_leak_scanner_finds_an_expected_row_unless_the_request_sent_it() -> None:
-    episode = build_episode(resolve_episode_config(task_id=DEFAULT_TASK_ORDER[0]))
+    episode = reset_episode(task_id=DEFAULT_TASK_ORDER[0])
     row = episode.truth.expected_rows[0].model_dump()
     text = json.dumps({"observation": {"analysis_result": {"rows": [row]}}})
     assert truth_leaks([Response(text)], episode)
@@ -172,7 +172,7 @@ LEAK_CASES = [(task_id, None) for task_id in DEFAULT_TASK_ORDER] + [(DEFAULT_TAS
 def test_no_response_reveals_the_ground_truth_in_standard_mode(server_url: str, http: httpx.Client,
                                                                task_id: str, seed: int | None) -> None:
     reset_kwargs = {"task_id": task_id, **({"seed": seed} if seed is not None else {})}
-    episode = build_episode(resolve_episode_config(**reset_kwargs))
+    episode = reset_episode(**reset_kwargs)
     assert episode.truth.expected_rows  # the scan below must have something to look for
 
     with raw_session(server_url) as session:
@@ -191,7 +191,7 @@ def test_no_response_reveals_the_ground_truth_in_standard_mode(server_url: str, 
 
 def test_debug_mode_is_a_start_up_setting_and_reveals_the_truth() -> None:
     task_id = DEFAULT_TASK_ORDER[1]
-    episode = build_episode(resolve_episode_config(task_id=task_id))
+    episode = reset_episode(task_id=task_id)
     expected = [row.model_dump() for row in episode.truth.expected_rows]
     with running_server(extra_env={"METRIC_TRACKER_DEBUG": "1"}) as url, raw_session(url) as session:
         debug = session.reset(task_id=task_id)["observation"]["debug"]
@@ -206,7 +206,7 @@ def test_debug_mode_is_a_start_up_setting_and_reveals_the_truth() -> None:
 
 def test_requests_cannot_switch_debug_mode_on(server_url: str, http: httpx.Client) -> None:
     task_id = DEFAULT_TASK_ORDER[1]
-    episode = build_episode(resolve_episode_config(task_id=task_id))
+    episode = reset_episode(task_id=task_id)
     with raw_session(server_url) as session:
         refused = session.reset(task_id=task_id, debug=True)["observation"]
         assert refused["status"] == "error" and "debug" in refused["message"]
@@ -227,7 +227,7 @@ def test_requests_cannot_switch_debug_mode_on(server_url: str, http: httpx.Clien
 
 async def _interleave_two_sessions(url: str, seeds: tuple[int, int]) -> list[list[dict[str, Any]]]:
     """Alternate calls between two sessions; check each against its own seed's in-process episode."""
-    episodes = [build_episode(resolve_episode_config(seed=seed)) for seed in seeds]
+    episodes = [reset_episode(seed=seed) for seed in seeds]
     clients = [MetricTrackerRlEnv(base_url=url, connect_timeout_s=30.0, message_timeout_s=60.0) for _ in seeds]
     rows: list[list[dict[str, Any]]] = [[], []]
     try:

@@ -7,17 +7,16 @@ import asyncio
 from typing import Any
 
 import pytest
+from core_helpers import reset_episode
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from metric_tracker_rl import MetricTrackerRlEnv
 from metric_tracker_rl.adapters.session import EPISODE_OVER_TEXT, AsyncEpisodeSession, EpisodeNotStarted, EpisodeSession
 from metric_tracker_rl.agents import make_agent, play
-from metric_tracker_rl.generation.scenario import build_episode
 from metric_tracker_rl.models import MetricTrackerRlAction, MetricTrackerRlObservation
 from metric_tracker_rl.serving.environment import MetricTrackerRlEnvironment
 from metric_tracker_rl.spec.published import AGGREGATE_DIFFICULTIES, DIFFICULTIES
-from metric_tracker_rl.spec.tasks import resolve_episode_config
 from metric_tracker_rl.view.observation import SeenObservation, read_observation, seen
 from metric_tracker_rl.view.tool_schemas import SUBMIT_REPORT, model_tools, tool_action
 
@@ -155,7 +154,7 @@ def test_the_text_shows_every_fact_of_the_structured_view(seed: int, difficulty:
     brief = seen(observation)
     assert read_observation(brief.text) == brief
     _says_what_the_environment_said(read_observation(brief.text), observation)
-    episode = build_episode(resolve_episode_config(seed=seed, difficulty=difficulty))
+    episode = reset_episode(seed=seed, difficulty=difficulty)
     assert brief.brief["objective"] == episode.public.task["objective"]
     assert brief.brief["window"]["first_date"] == episode.public.data.dates[0]
     for family in brief.brief["families"]:

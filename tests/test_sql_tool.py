@@ -20,6 +20,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 import pytest
+from core_helpers import reset_episode
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from websockets.sync.client import connect
@@ -27,10 +28,8 @@ from websockets.sync.client import connect
 from metric_tracker_rl import MetricTrackerRlAction
 from metric_tracker_rl.analysis_tools import TOOL_REGISTRY
 from metric_tracker_rl.analysis_tools.sql import SANDBOX_KEY
-from metric_tracker_rl.generation.scenario import build_episode
 from metric_tracker_rl.serving.environment import THREADED_TOOLS, MetricTrackerRlEnvironment
 from metric_tracker_rl.spec.published import COUNT_COLUMNS
-from metric_tracker_rl.spec.tasks import resolve_episode_config
 from metric_tracker_rl.sql.pool import KILL_GRACE_S, pool
 from metric_tracker_rl.sql.sandbox import (
     CONFIG,
@@ -54,7 +53,7 @@ ALLOWED = "one read-only SELECT"
 
 
 def public_episode(seed: int = 3, difficulty: str = "medium") -> PublicEpisode:
-    return build_episode(resolve_episode_config(seed=seed, difficulty=difficulty)).public
+    return reset_episode(seed=seed, difficulty=difficulty).public
 
 
 @pytest.fixture(scope="module")

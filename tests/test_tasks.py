@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import pytest
+from core_helpers import reset_episode
 
 from metric_tracker_rl import DEFAULT_TASK_ORDER, NAMED_TASK_ORDER, MetricTrackerRlAction, get_task_spec
 from metric_tracker_rl.analysis_tools import TOOL_REGISTRY
 from metric_tracker_rl.generation.anomalies import FAMILY_REGISTRY
-from metric_tracker_rl.generation.scenario import build_episode
 from metric_tracker_rl.serving.environment import MetricTrackerRlEnvironment
 from metric_tracker_rl.spec.tasks import (
     ANOMALY_COUNT_RANGE,
@@ -107,7 +107,7 @@ def test_seeded_resets_show_the_count_range_and_draw_every_count_in_it(difficult
         assert obs.config["anomaly_count"] is None
         assert obs.config["anomaly_count_range"] == [low, high]
         assert obs.config["standard"] is True
-        truth = build_episode(resolve_episode_config(seed=seed, difficulty=difficulty)).truth
+        truth = reset_episode(seed=seed, difficulty=difficulty).truth
         count = truth.incident_count  # incidents: one that lasts two dates has two rows
         assert low <= count <= high and len(truth.expected_rows) >= count, seed
         drawn.add(count)

@@ -8,18 +8,17 @@ import math
 from typing import Any
 
 import pytest
+from core_helpers import reset_episode
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from benchmarks.interface import record_episode
 from metric_tracker_rl.adapters.transcript import TaskRun, cut_results, unseen_submitted_rows
 from metric_tracker_rl.agents import Agent, make_agent, run_episode
-from metric_tracker_rl.generation.scenario import build_episode
 from metric_tracker_rl.grading.grader import grade_submission
 from metric_tracker_rl.models import MetricSubmissionRow, MetricTrackerRlAction
 from metric_tracker_rl.serving.environment import MetricTrackerRlEnvironment
 from metric_tracker_rl.spec.published import AGGREGATE_DIFFICULTIES, ANOMALY_TYPES, DIFFICULTIES
-from metric_tracker_rl.spec.tasks import resolve_episode_config
 from metric_tracker_rl.view.observation import SeenObservation, read_observation
 from metric_tracker_rl.view.reader import ViewParseError, parse
 from metric_tracker_rl.view.render import _float_text, _number_text, render, round_number, rounded
@@ -91,7 +90,7 @@ def _config(family: str, difficulty: str, seed: int) -> dict:
 def test_rows_copied_from_the_text_grade_as_full_precision_rows(family: str, difficulty: str, seed: int) -> None:
     """Every family's expected rows, shown as a model reads them and copied back, earn the full score: the text's
     four significant digits stay inside the grader's 2% tolerance."""
-    episode = build_episode(resolve_episode_config(**_config(family, difficulty, seed)))
+    episode = reset_episode(**_config(family, difficulty, seed))
     truth = episode.truth
     shown = parse(render({"rows": [row.model_dump() for row in truth.expected_rows]}))
     copied = [MetricSubmissionRow(**row) for row in shown.get("rows", [])]

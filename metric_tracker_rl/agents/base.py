@@ -9,6 +9,7 @@ from typing import Any
 
 from metric_tracker_rl.adapters.session import EpisodeSession
 from metric_tracker_rl.models import MetricTrackerRlAction
+from metric_tracker_rl.spec.registry import Registry
 from metric_tracker_rl.view.observation import SeenObservation
 
 
@@ -54,20 +55,16 @@ class NullAgent(Agent):
         return MetricTrackerRlAction(classifications=[])
 
 
-AGENTS: dict[str, Callable[..., Agent]] = {}
+AGENTS: Registry[Callable[..., Agent]] = Registry("agent")
 
 
 def register_agent(name: str, factory: Callable[..., Agent]) -> None:
-    if name in AGENTS:
-        raise ValueError(f"agent {name!r} is already registered")
-    AGENTS[name] = factory
+    AGENTS.register(factory, name)
 
 
 def make_agent(name: str, **kwargs: Any) -> Agent:
-    try:
-        return AGENTS[name](**kwargs)
-    except KeyError:
-        raise ValueError(f"unknown agent {name!r}; valid: {', '.join(AGENTS)}") from None
+    """A new agent of a registered name; an unknown name is a ValueError that lists the registered ones."""
+    return AGENTS[name](**kwargs)
 
 
 register_agent("null", NullAgent)

@@ -11,6 +11,7 @@ from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
+from metric_tracker_rl.spec.registry import Registry
 from metric_tracker_rl.spec.validation import describe_validation_error
 from metric_tracker_rl.world.funnel import window_calendar
 from metric_tracker_rl.world.public_episode import PublicEpisode
@@ -65,7 +66,7 @@ class ToolSpec:
                 "parameters": self.parameters_schema(), "example": self.example}
 
 
-TOOL_REGISTRY: dict[str, ToolSpec] = {}
+TOOL_REGISTRY: Registry[ToolSpec] = Registry("tool")
 # What keeps most tools no model is offered: the reference design's tool names stay callable, since clients of the
 # wire API (the reference inference script) call them by name as `analysis_method`.
 REFERENCE_API = "the reference API (its clients call it by this name)"
@@ -79,11 +80,9 @@ def register_tool(name: str, description: str, args_model: type[BaseModel], *,
     """Register a tool, offered to models unless `kept_for` says what else needs it (a tool nothing needs is
     removed, not hidden)."""
     def decorator(func: ToolFunction) -> ToolFunction:
-        if name in TOOL_REGISTRY:
-            raise ValueError(f"tool {name!r} is already registered")
         spec = ToolSpec(name, description, args_model, func, kind, example or {}, kept_for.strip(), constant_columns)
         args_model.model_validate(spec.example)  # an example that does not validate is a programming error
-        TOOL_REGISTRY[name] = spec
+        TOOL_REGISTRY.register(spec)
         return func
     return decorator
 

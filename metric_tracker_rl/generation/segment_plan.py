@@ -14,7 +14,8 @@ from metric_tracker_rl.generation.anomalies import FAMILY_REGISTRY, InjectionRec
 from metric_tracker_rl.spec.seeding import EpisodeKey, derive_rng
 from metric_tracker_rl.world.daily_panel import same_weekday_peer_lists
 from metric_tracker_rl.world.funnel import N_EVENTS, N_STEPS, FunnelPlan, window_calendar
-from metric_tracker_rl.world.segments import CellLayout, LeafSplit, Release, Segment, holiday_days, version_shares
+from metric_tracker_rl.world.segments import CellLayout, LeafSplit, Release, Segment, holiday_days
+from metric_tracker_rl.world.traffic_split import version_shares
 
 T = TypeVar("T")
 
@@ -127,21 +128,35 @@ def pick(options: Sequence[T], rng: np.random.Generator) -> T:
     return options[int(rng.integers(len(options)))]
 
 
+@dataclass(frozen=True)
+class CuboidDial:
+    """How a tier whose root causes are cuboids (tiers.SegmentedMix.cuboid_root_causes: deep) shapes them, as the
+    episode's reset sets its dial: the fields a cuboid may name (the reset's `dimensions`) and the most dimensions
+    it names."""
+
+    fields: tuple[str, ...]
+    max_depth: int
+
+    @property
+    def versions_in_play(self) -> bool:
+        """Whether a root cause may name an app version (else a release's platform stands for its version)."""
+        return "app_version" in self.fields
+
+
 @dataclass
 class SegmentWorld:
     """What a kind's mechanism acts on: the plan, the calendar, the episode's key (for the per-cell injection
-    streams), the tier whose magnitudes it draws, the episode's magnitude scale and its cuboid settings."""
+    streams), and what the tier sets for its kinds: its name (a family's injector draws its shape by it), the
+    magnitude scale, the cuboid dial and the share of partner failures with a notice."""
 
     plan: SegmentedPlan
     calendar: Calendar
     key: EpisodeKey
     tier: str
     magnitude_scale: float
-    # Root causes as cuboids (deep): the fields a cuboid may name and its most dimensions; depth 0 keeps every
-    # kind on its own fixed segments (frontier).
-    cuboid_fields: tuple[str, ...] = ()
-    max_cuboid_depth: int = 0
-    note_share: float = 0.0  # the share of partner payment failures with a notice (deep)
+    # Root causes as cuboids (deep); None: the tier keeps every kind on its own fixed segments (frontier).
+    cuboids: CuboidDial | None = None
+    note_share: float = 0.0  # the share of partner payment failures with a notice (a tier with context tables)
     leaf_masks: dict[Segment, np.ndarray] = field(default_factory=dict, repr=False, compare=False)
 
     def one_dimension(self, rng: np.random.Generator, order: tuple[str, ...] = ("platform", "country")) -> Segment:

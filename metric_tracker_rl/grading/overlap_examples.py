@@ -22,7 +22,8 @@ from metric_tracker_rl.grading.grader import (
 from metric_tracker_rl.spec.dimensions import DIMENSIONS, PLATFORM_SHARE
 from metric_tracker_rl.spec.published import COUNT_COLUMNS
 from metric_tracker_rl.spec.tiers import TIERS
-from metric_tracker_rl.world.segments import LeafSplit, Segment, SegmentedData, cell_layout, world_of
+from metric_tracker_rl.world.segments import LeafSplit, Segment, SegmentedData, world_of
+from metric_tracker_rl.world.traffic_split import cell_layout
 
 EXAMPLE_DATE = "2026-03-10"
 EXAMPLE_OPENS = 1_000_000  # the date's app opens over every leaf

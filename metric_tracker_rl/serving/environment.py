@@ -20,9 +20,10 @@ from openenv.core.env_server.types import EnvironmentMetadata
 
 from metric_tracker_rl import __version__
 from metric_tracker_rl.analysis_tools import available_analysis_methods, generate_rows, run_tool
+from metric_tracker_rl.generation import build_episode
 from metric_tracker_rl.generation.anomalies import FAMILY_REGISTRY
-from metric_tracker_rl.generation.frontier import episode_kinds
-from metric_tracker_rl.generation.scenario import Episode, build_episode
+from metric_tracker_rl.generation.episode import Episode
+from metric_tracker_rl.generation.segmented import episode_kinds
 from metric_tracker_rl.grading.grader import LeafTraffic, grade_submission, graded_comparison, leaf_traffic_of
 from metric_tracker_rl.models import (
     AnalysisMethodInfo,
@@ -35,7 +36,7 @@ from metric_tracker_rl.models import (
     TaskInfo,
 )
 from metric_tracker_rl.serving.mcp_surface import MCP_ACTIONS, McpToolSurface
-from metric_tracker_rl.spec.published import CONVERSION_METRICS, SEGMENTED_DIFFICULTIES, fluctuation_bounds
+from metric_tracker_rl.spec.published import CONVERSION_METRICS, fluctuation_bounds
 from metric_tracker_rl.spec.task_splits import TaskProviderMixin, resolve_reset
 from metric_tracker_rl.spec.tasks import RETRY_COST, task_catalog
 from metric_tracker_rl.spec.tiers import TIERS
@@ -43,7 +44,7 @@ from metric_tracker_rl.spec.validation import validate_rows
 from metric_tracker_rl.sql.pool import CLIENT, gate, sql_threads
 from metric_tracker_rl.view.observation import render_observation
 from metric_tracker_rl.view.prompt import first_prompt
-from metric_tracker_rl.world.segments import KindText, benign_brief, frontier_brief, kinds_brief
+from metric_tracker_rl.world.segment_brief import KindText, benign_brief, kinds_brief, segmented_brief
 
 MAX_SUBMISSION_ROWS = 200
 INSTRUCTION = (
@@ -143,7 +144,7 @@ class MetricTrackerRlEnvironment(McpToolSurface, TaskProviderMixin,
               ) -> MetricTrackerRlObservation:
         try:
             config = resolve_reset(seed=seed, secret=self._held_out_secret, **kwargs)
-            episode = build_episode(config)
+            episode = build_episode(TIERS[config.difficulty], config)
         except ValueError as exc:
             # The current episode, if any, is left as it was, and the observation shows its true budgets.
             if self._episode is None:
@@ -361,13 +362,14 @@ class MetricTrackerRlEnvironment(McpToolSurface, TaskProviderMixin,
 def _published_facts(episode: Episode) -> dict[str, Any]:
     """The reset observation's published facts: the server fills them, so every client shows what it built."""
     difficulty, dates = episode.config.difficulty, episode.public.data.dates
-    segmented = difficulty in SEGMENTED_DIFFICULTIES
+    tier = TIERS[difficulty]
+    segmented = tier.segmented is not None
     return {"objective": episode.public.task["objective"],
             "window": EpisodeWindow(first_date=dates[0], last_date=dates[-1], days=len(dates)),
             "benign_fluctuations": benign_brief(difficulty) if segmented else fluctuation_bounds(difficulty),
-            "segments": {**frontier_brief(difficulty, episode.config.note_share),
+            "segments": {**segmented_brief(difficulty, episode.config.note_share),
                          **kinds_brief([KindText(kind.name, kind.family, kind.definition, kind.count_all_day)
-                                        for kind in episode_kinds(episode.config)])} if segmented else None}
+                                        for kind in episode_kinds(tier, episode.config)])} if segmented else None}
 
 
 def environment_factory(*, debug: bool = False, held_out_secret: str = "") -> type[MetricTrackerRlEnvironment]:

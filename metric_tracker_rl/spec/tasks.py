@@ -19,11 +19,11 @@ from metric_tracker_rl.spec.validation import check_name_in_any_case, describe_v
 
 # Views of the tier configs (tiers.py), by difficulty: a tier is edited there, never here.
 _AGGREGATE = {name: tier.aggregate for name, tier in TIERS.items() if tier.aggregate is not None}
-# Annotated distractors per episode of an aggregate tier; frontier's calendar (holidays, releases) comes with its
-# world (frontier.py).
+# Annotated distractors per episode of an aggregate tier; a segmented tier's calendar (holidays, releases) comes with
+# its world (generation/segmented.py).
 DISTRACTORS_BY_DIFFICULTY: dict[str, tuple[str, ...]] = {name: mix.distractors for name, mix in _AGGREGATE.items()}
 # Unannotated benign fluctuations per episode (see published.DEMAND_SWING_SHARE), each on its own open date: days
-# that cross naive thresholds without being incidents. Frontier draws its look-alikes per incident (frontier.py).
+# that cross naive thresholds without being incidents. A segmented tier draws its look-alikes per incident.
 BENIGN_FLUCTUATIONS: dict[str, tuple[str, ...]] = {name: mix.fluctuations for name, mix in _AGGREGATE.items()}
 # Incidents whose date also has a timing shift (people used the app at other hours that day, as on a benign
 # timing-shift date): every hourly mix moves, so "a date whose mixes all moved is a timing shift" no longer
@@ -58,7 +58,7 @@ RESET_KEYS = ("task_id", "seed", "scenario_family", "difficulty", "anomaly_densi
 # episode draws from (empty: the tier's kinds) and benign look-alikes per incident (default: the tier's).
 DEFAULT_DECOY_RATIO = 1.0
 MAX_DECOY_RATIO = 2.0
-# The dial of a tier whose root causes are cuboids (tiers.SegmentedMix.max_cuboid_depth > 0): reset arguments valid
+# The dial of a tier whose root causes are cuboids (tiers.SegmentedMix.cuboid_root_causes): reset arguments valid
 # there only, each defaulting to the tier's. `dimensions`: the fields root causes may name (platform always);
 # `max_cuboid_depth`: the most dimensions one names; `magnitude_scale`: every kind's magnitude range times this;
 # `concurrency`: dates carrying a second incident in an overlapping cuboid; `note_share`: incidents with a note.
@@ -124,7 +124,7 @@ class EpisodeConfig:
             data["incident_kinds"] = list(self.incident_kinds or tier.incident_kinds)
         else:
             del data["incident_kinds"], data["decoy_ratio"]
-        if tier is not None and tier.segmented is not None and tier.segmented.max_cuboid_depth:
+        if tier is not None and tier.segmented is not None and tier.segmented.cuboid_root_causes:
             data["dimensions"] = list(self.dimensions)
         else:
             for name in CUBOID_KNOBS:
@@ -135,7 +135,7 @@ class EpisodeConfig:
     @classmethod
     def from_public(cls, visible: dict[str, Any]) -> EpisodeConfig:
         """The config an observation's visible `config` shows, to rebuild an open-mode episode locally
-        (`scenario.build_episode`). A held-out episode cannot be rebuilt without the server's secret, which the
+        (`generation.build_episode`). A held-out episode cannot be rebuilt without the server's secret, which the
         visible config never holds: that is a ValueError, as is a field this class does not have."""
         if visible.get("held_out"):
             raise ValueError("a held-out episode (held_out: true) cannot be rebuilt: the server's secret is part "
@@ -182,7 +182,7 @@ def tier_config(difficulty: str, **settings: Any) -> EpisodeConfig:
 def cuboid_defaults(difficulty: str) -> dict[str, Any]:
     """A cuboid tier's dial at its defaults (tiers.py), or nothing at any other tier."""
     mix = TIERS[difficulty].segmented
-    if mix is None or not mix.max_cuboid_depth:
+    if mix is None or not mix.cuboid_root_causes:
         return {}
     return {"dimensions": tier_fields(difficulty), "max_cuboid_depth": mix.max_cuboid_depth,
             "magnitude_scale": mix.magnitude_scale, "concurrency": mix.concurrency, "note_share": mix.note_share}

@@ -1,23 +1,27 @@
 """Every tier (a reset's `difficulty`) as one config object: its window, its dimensions, what its incidents are
 drawn from and how they mix, its counts, magnitude scale, concurrency, steps and submissions.
 
-Two generators read these configs (a tier names which through `aggregate` or `segmented`):
-- the aggregate generator (scenario.py) fills one funnel with the anomaly families' injectors, at each family's
-  magnitude range for the tier (`magnitude_ranges` in metric_tracker_rl/generation/anomalies/), among annotated
-  distractors and benign fluctuations. easy, medium and hard use it; it keeps their episodes as they always were;
-- the segmented generator (frontier.py) splits the funnel into cells along `dimensions` and draws its incidents and
-  benign look-alikes from the registered kinds (metric_tracker_rl/generation/kinds/), each at its default magnitude
-  range times the tier's `magnitude_scale`.
+One entry builds every tier, metric_tracker_rl.generation.build_episode(tier, config), and the tier names which
+of two generators it runs through `aggregate` or `segmented`:
+- the aggregate generator (generation/aggregate.py) fills one funnel with the anomaly families' injectors, at each
+  family's magnitude range for the tier (`magnitude_ranges` in metric_tracker_rl/generation/anomalies/), among
+  annotated distractors and benign fluctuations. easy, medium and hard use it; it keeps their episodes as they
+  always were;
+- the segmented generator (generation/segmented.py) splits the funnel into cells along `dimensions` and draws its
+  incidents and benign look-alikes from the kinds the tier names (metric_tracker_rl/generation/kinds/), each at its
+  default magnitude range times the tier's `magnitude_scale`; registering another kind changes no tier's episodes.
 
-A new tier is one more entry in TIERS. This module imports nothing of the project: the catalog (on the tools' side
-of the truth wall) derives its difficulty names and windows from it, and the generators read the rest.
+A new tier is one more entry in TIERS. This module imports nothing of the project but the registry: the catalog (on
+the tools' side of the truth wall) derives its difficulty names and windows from it, and the generators read the
+rest.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Literal
+
+from metric_tracker_rl.spec.registry import Registry
 
 DEFAULT_MAX_STEPS = 40
 DEFAULT_MAX_SUBMISSIONS = 1  # one graded report: it ends the episode, so its feedback cannot be decoded
@@ -29,11 +33,12 @@ LATE_DATA = "incomplete_last_day"  # the distractor that takes the latest date (
 class AggregateMix:
     """What the aggregate generator puts in a tier's single funnel besides incidents of the published families.
 
-    `distractors`: annotated explained days (scenario.DISTRACTORS), one each. `fluctuations`: unannotated benign
-    days (scenario.FLUCTUATIONS), one per entry. `incident_timing_shifts`: incident dates that also get a timing
-    shift, at most. `multi_day_probability`: chance that an incident of a family that can persist goes on the next
-    date. `overlapping_demand_swing_share`: where demand swings reach into the count incidents' sizes, their range
-    (and then the tier publishes audience swings instead of a gap; None: the published default, clear of them)."""
+    `distractors`: annotated explained days (generation/aggregate.py's DISTRACTORS), one each. `fluctuations`:
+    unannotated benign days (its FLUCTUATIONS), one per entry. `incident_timing_shifts`: incident dates that also
+    get a timing shift, at most. `multi_day_probability`: chance that an incident of a family that can persist goes
+    on the next date. `overlapping_demand_swing_share`: where demand swings reach into the count incidents' sizes,
+    their range (and then the tier publishes audience swings instead of a gap; None: the published default, clear of
+    them)."""
 
     distractors: tuple[str, ...] = ()
     fluctuations: tuple[str, ...] = ()
@@ -74,6 +79,12 @@ class SegmentedMix:
     max_cuboid_depth: int = 0
     concurrency: int = 0
     note_share: float = 0.0
+
+    @property
+    def cuboid_root_causes(self) -> bool:
+        """Whether root causes are cuboids a reset's dial shapes (deep); else every kind keeps its own fixed
+        segments (frontier)."""
+        return self.max_cuboid_depth > 0
 
 
 @dataclass(frozen=True)
@@ -136,27 +147,10 @@ class Tier:
         return self.perturbed_per_weekday * weekdays - other_distractors - len(mix.fluctuations)
 
 
-class TierCatalog(Mapping[str, Tier]):
-    """The tiers by name, in publication order (the order of the brief's and the splits' difficulty lists)."""
-
-    def __init__(self, *tiers: Tier) -> None:
-        self._tiers = {tier.name: tier for tier in tiers}
-        if len(self._tiers) != len(tiers):
-            raise ValueError(f"a tier name is used twice: {[tier.name for tier in tiers]}")
-
-    def __getitem__(self, name: str) -> Tier:
-        return self._tiers[name]
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._tiers)
-
-    def __len__(self) -> int:
-        return len(self._tiers)
-
-
 AGGREGATE_PER_WEEKDAY = 2  # of a weekday's three same-weekday peers in four weeks, at most one is perturbed
 
-TIERS = TierCatalog(
+# The tiers by name, in publication order (the order of the brief's and the splits' difficulty lists).
+TIERS: Registry[Tier] = Registry("tier", (
     Tier("easy", window_days=28, default_density=0.07, count_range=None,
          perturbed_per_weekday=AGGREGATE_PER_WEEKDAY, calibration_seed_base=10_000, aggregate=AggregateMix()),
     Tier("medium", window_days=28, default_density=0.1, count_range=(1, 4),
@@ -190,4 +184,4 @@ TIERS = TierCatalog(
                                               "experiment_effect", "country_holiday", "campaign"),
                                 segment_credit="overlap", max_cuboid_depth=3, concurrency=1, context=True,
                                 note_share=0.5)),
-)
+))

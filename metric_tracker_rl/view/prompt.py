@@ -18,7 +18,8 @@ from metric_tracker_rl.spec.published import (
 )
 from metric_tracker_rl.spec.tiers import TIERS
 from metric_tracker_rl.view import render
-from metric_tracker_rl.world.segments import CELL_FIELDS, RELEASE_MEANING, drawn_families, world_of
+from metric_tracker_rl.world.segment_brief import RELEASE_MEANING, drawn_families
+from metric_tracker_rl.world.segments import CELL_FIELDS, world_of
 
 SYSTEM_PROMPT = """\
 You investigate a synthetic product-funnel dataset (four weeks, or eight with segments, of daily and hourly

@@ -1,4 +1,5 @@
-"""The segmented world of the segmented tiers (frontier, deep): what is public about it, and its counts.
+"""The segmented world of the segmented tiers (frontier, deep): its dimensions, segments, cells and leaves, its
+releases and holidays, and its counts with the tables the tools read.
 
 Traffic is split along the dimensions a tier names (tiers.py), each a `Dimension` of spec/dimensions.py: its values,
 each value's share of traffic and its conversion profile. Two grains:
@@ -13,15 +14,15 @@ differ in level and in conversion, so a move of traffic toward a low-converting 
 conversion while no segment's own conversion changes.
 
 Everything in this module is public (the brief and the tools may read it): the dimensions, their values, the
-holiday calendar, the release schedule of an episode and the counts. How incidents were injected lives in
-frontier.py and metric_tracker_rl/generation/kinds/, which the tools cannot import.
+holiday calendar, the release schedule of an episode and the counts. How expected traffic splits among cells is
+traffic_split.py's, what the brief says of this world segment_brief.py's. How incidents were injected lives in
+metric_tracker_rl/generation/segmented.py and kinds/, which the tools cannot import.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import itertools
-from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from functools import cache, cached_property
 from typing import TYPE_CHECKING
@@ -29,25 +30,15 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from metric_tracker_rl.spec.dimensions import (
-    COUNTRIES,
     DIMENSIONS,
-    PLATFORM_RATE_FACTORS,
-    PLATFORM_SHARE,
-    PLATFORMS,
     Dimension,
 )
 from metric_tracker_rl.spec.published import (
-    ANOMALY_TYPES,
     CONVERSION_METRICS,
     COUNT_COLUMNS,
-    FAMILY_ENTITY_TYPE,
-    FRONTIER_WINDOW_DAYS,
-    HOURLY_EVIDENCE_GRAIN,
-    OVERLAP_CREDIT_RULE,
 )
-from metric_tracker_rl.spec.tiers import TIERS
 from metric_tracker_rl.sql.columns import Labels, SqlTable
-from metric_tracker_rl.world.context import CONTEXT_READING, ContextTables, context_meanings
+from metric_tracker_rl.world.context import ContextTables
 from metric_tracker_rl.world.funnel import HOURS, WINDOW_START, FunnelData, window_calendar
 
 if TYPE_CHECKING:
@@ -61,12 +52,6 @@ DAILY_FIELDS: tuple[str, ...] = ("channel", "user_type")  # dimensions kept at t
 SEGMENT_FIELDS: tuple[str, ...] = (*CELL_FIELDS, *DAILY_FIELDS)
 # Each mobile platform ships RELEASES_PER_PLATFORM releases in the window, on top of the version live at its start.
 RELEASES_PER_PLATFORM = 2
-
-SEGMENT_DAY_SIGMA = 0.05  # log-normal noise of a cell's traffic per date
-SEGMENT_RATE_SIGMA = 0.03  # log-normal noise of a cell's step rates per date
-# A leaf's share of its cell's traffic, and its step rates, vary date by date by this log-normal noise.
-LEAF_SHARE_SIGMA = 0.05
-LEAF_RATE_SIGMA = 0.03
 
 
 @dataclass(frozen=True)
@@ -107,25 +92,13 @@ def world_of(dimensions: tuple[str, ...]) -> World:
 
 # The staged rollout of a mobile release: the share of the platform's users offered it, day by day from its start.
 ROLLOUT_STAGES: tuple[float, ...] = (0.05, 0.2, 0.5, 1.0)
-UPDATE_ADOPTION = 0.95  # offered users who run the new version (the rest stay on the one before)
 
 # The calendar's holidays (annotated): lower traffic with a weekend-like day. Fixed dates, the same every episode.
 HOLIDAYS: dict[str, str] = {"2026-04-03": "Good Friday", "2026-04-06": "Easter Monday"}
-HOLIDAY_TRAFFIC_FACTOR = 0.8
 
 # A release that breaks its new version does so from its rollout's first date for this many dates (inclusive), one
 # row each, until a fix (generation/kinds/release_regression.py).
 REGRESSION_DAYS: tuple[int, int] = (3, 6)
-
-RELEASE_MEANING = (
-    "A release annotation says a new app version started a staged rollout on one platform: "
-    f"{', '.join(f'{stage:.0%}' for stage in ROLLOUT_STAGES)} of its users on consecutive dates (get_releases). A "
-    "release sometimes breaks a step on the new version only (its platform and version, at deep perhaps only some "
-    f"of its users): from the rollout's first date for {REGRESSION_DAYS[0]} to {REGRESSION_DAYS[1]} dates in a row, "
-    "one row each, by the same share every date, then it is fixed, whether or not the rollout has reached "
-    f"{ROLLOUT_STAGES[-1]:.0%}. Its aggregate footprint grows with the rollout until the fix. Most releases change "
-    "nothing."
-)
 
 
 @dataclass(frozen=True)
@@ -226,57 +199,6 @@ class CellLayout:
         return tuple(dict.fromkeys(v for p, v in zip(self.platforms, self.versions, strict=True) if p == platform))
 
 
-def version_labels(base_minor: int) -> tuple[str, ...]:
-    """The version live at the window's start and the releases after it (both mobile platforms share numbers).
-    Three parts, as app stores show them: a label never reads as a number, so a table shows it bare (6.31.0,
-    where a number-like 6.31 would need quotes to stay text)."""
-    return tuple(f"6.{base_minor + i}.0" for i in range(RELEASES_PER_PLATFORM + 1))
-
-
-@cache
-def cell_layout(base_minor: int, countries: tuple[str, ...] = COUNTRIES) -> CellLayout:
-    platforms, cell_countries, versions = [], [], []
-    for platform in PLATFORMS:
-        labels = version_labels(base_minor) if platform in MOBILE_PLATFORMS else (WEB_VERSION,)
-        for version in labels:
-            for country in countries:
-                platforms.append(platform)
-                cell_countries.append(country)
-                versions.append(version)
-    return CellLayout(tuple(platforms), tuple(cell_countries), tuple(versions))
-
-
-def version_shares(layout: CellLayout, releases: tuple[Release, ...], num_days: int) -> np.ndarray:
-    """(S, D) share of its platform's traffic that each cell's version carries on each date.
-
-    A newer release takes UPDATE_ADOPTION of the users offered it from every older version alike, so the oldest
-    version keeps a tail of users who never update."""
-    shares = np.zeros((layout.size, num_days))
-    for platform in PLATFORMS:
-        versions = layout.platform_versions(platform)
-        per_version = np.zeros((len(versions), num_days))
-        per_version[0] = 1.0
-        for release in (r for r in releases if r.platform == platform):
-            adopted = UPDATE_ADOPTION * release.offered_share(num_days)
-            position = versions.index(release.version)
-            per_version[position] = adopted
-            per_version[:position] *= 1.0 - adopted
-        for position, version in enumerate(versions):
-            cells = np.array([p == platform and v == version
-                              for p, v in zip(layout.platforms, layout.versions, strict=True)])
-            shares[cells] = per_version[position]
-    return shares
-
-
-def cell_mix(layout: CellLayout, country: Dimension = DIMENSIONS["country"]) -> tuple[np.ndarray, np.ndarray]:
-    """(S,) expected share of traffic of each cell's platform and country, and (S, 4) its conversion factors."""
-    share = np.array([PLATFORM_SHARE[p] * country.share[c] for p, c in zip(layout.platforms, layout.countries,
-                                                                             strict=True)])
-    factors = np.array([np.multiply(PLATFORM_RATE_FACTORS[p], country.rate_factors[c])
-                        for p, c in zip(layout.platforms, layout.countries, strict=True)])
-    return share, factors
-
-
 @dataclass(frozen=True)
 class LeafSplit:
     """How each cell's daily counts split along the daily-only dimensions: one leaf per combination of their
@@ -315,7 +237,7 @@ class LeafSplit:
         return keep
 
 
-def holiday_days(num_days: int = FRONTIER_WINDOW_DAYS) -> dict[int, str]:
+def holiday_days(num_days: int) -> dict[int, str]:
     """Positions of the calendar's holidays inside a window of this length."""
     days = {}
     for iso, name in HOLIDAYS.items():
@@ -497,132 +419,3 @@ class SegmentedData:
         values = tuple(self.dimension_values()[name])
         position = {value: i for i, value in enumerate(values)}
         return np.array([position[value] for value in column], dtype=np.int8), values
-
-
-SEGMENT_REPORTING = (
-    "At frontier every incident is confined to a segment: report it with the platform, country and/or app_version "
-    "that name the segment (omit a field to mean all its values; web has the single app_version 'web'), and read "
-    "its baseline, observed value and delta from that segment's own data with the published baseline rule. The "
-    "exact segment earns full credit, a correct parent (the right platform, no version) half, the right platform "
-    "with a wrong version or a segment narrower than the incident a quarter, the aggregate or a wrong segment none."
-)
-# At a tier that credits segments by overlap (deep): any of its dimensions, and the continuous credit.
-OVERLAP_REPORTING = (
-    "At {difficulty} every incident is confined to a segment: report it with any of the fields {fields} that name "
-    "it (omit a field to mean all its values; web has the single app_version 'web'), and read its baseline, "
-    "observed value and delta from that segment's own data with the published baseline rule. The row's quality is "
-    "multiplied by its segment credit. " + OVERLAP_CREDIT_RULE
-)
-BENIGN_AT_FRONTIER = (
-    "Unannotated and benign, with sizes that overlap incidents' (no threshold separates them): more traffic from a "
-    "low-converting segment (the aggregate's conversion moves, no segment's own does); a segment's demand rising or "
-    "falling all day with every event and hour together; a segment using the app a few hours earlier or later. "
-    "Holidays and releases are annotated. The signature tells incidents apart: which hours, which segment, which "
-    "metrics move together, and when it started."
-)
-
-
-BENIGN_WITH_CONTEXT = (
-    " With context tables (deep), also benign: an experiment's intended effect on the step it targets in its arm, "
-    "a campaign's extra low-intent traffic in its channel and country, and a country's holiday; they are listed "
-    "there, not annotated."
-)
-
-
-def benign_brief(difficulty: str) -> str:
-    """What a segmented tier's brief says of its benign changes: frontier's, and at a tier with context the kinds
-    its context tables list."""
-    mix = TIERS[difficulty].segmented
-    return BENIGN_AT_FRONTIER + (BENIGN_WITH_CONTEXT if mix is not None and mix.context else "")
-
-
-def frontier_brief(difficulty: str = "frontier", note_share: float | None = None) -> dict[str, object]:
-    """What the brief publishes about the segmented world of a segmented tier (the same for every episode of it
-    but for the share of partner failures with a notice, the episode's `note_share`; None: the tier's)."""
-    tier = TIERS[difficulty]
-    world = world_of(tier.dimensions)
-    versions = (f"{WEB_VERSION} on web; on ios and android the version live at the window's start and "
-                f"{RELEASES_PER_PLATFORM} releases per platform (get_releases)")
-    if not world.daily:
-        return {
-            "dimensions": {"platform": ",".join(PLATFORMS), "country": ",".join(world.country.values),
-                           "app_version": versions},
-            "traffic_split": "every count exists per (platform, country, app_version) cell; the aggregate funnel "
-                             "the other tools read is their sum",
-            "conversion": "web, BR and IN convert lower than the rest",
-            "holidays": ", ".join(f"{date} {name}" for date, name in HOLIDAYS.items()),
-            # What a release means is the brief's calendar_note_kinds.release, once.
-            "reporting": SEGMENT_REPORTING,
-        }
-    daily = [dimension.field for dimension in world.daily]
-    return {
-        "dimensions": {"platform": ",".join(PLATFORMS), "country": ",".join(world.country.values),
-                       "app_version": versions, **{d.field: ",".join(d.values) for d in world.daily}},
-        "traffic_split": f"hourly counts exist per (platform, country, app_version) cell (hourly_by_segment); daily "
-                         f"counts per cell and {' and '.join(daily)} (daily_by_segment, a column per dimension); the "
-                         "aggregate funnel the other tools read is their sum",
-        "hourly_evidence": HOURLY_EVIDENCE_GRAIN,
-        "conversion": "; ".join(f"{d.field}: {d.profile}" for d in world.dimensions),
-        "holidays": ", ".join(f"{date} {name}" for date, name in HOLIDAYS.items()),
-        # What a release means is the brief's calendar_note_kinds.release, once.
-        "reporting": _reporting(difficulty, world),
-        **({"context_tables": context_brief(tier.segmented.note_share if note_share is None else note_share)}
-           if tier.segmented is not None and tier.segmented.context else {}),
-    }
-
-
-@dataclass(frozen=True)
-class KindText:
-    """An incident kind as the brief shows it: its name, the family it is reported as, its one-line definition,
-    and whether it may move a segment's counts together all day."""
-
-    name: str
-    family: str
-    definition: str
-    count_all_day: bool = False
-
-
-def kinds_brief(kinds: Sequence[KindText]) -> dict[str, object]:
-    """The brief's incident kinds of an episode (those it may draw), a row each with its family and definition,
-    and what follows: the brief's families table keeps only those families (`drawn_families`), and whether an
-    all-day move of a segment's counts can be an incident."""
-    if not kinds:
-        return {}
-    counts = [kind.name for kind in kinds if FAMILY_ENTITY_TYPE[kind.family] == "event_count"]
-    note = "Every incident is one of incident_kinds, reported as its family (the families table lists those only)."
-    if not any(kind.count_all_day for kind in kinds):
-        note += (" No incident moves a segment's counts together all day" + (
-            f" ({' and '.join(counts)} {'is a block' if len(counts) == 1 else 'are blocks'} of hours)"
-            if counts else "") + ": that is a benign demand swing.")
-    return {"incident_kinds": [{"kind": kind.name, "family": kind.family, "definition": kind.definition}
-                               for kind in kinds],
-            "families_drawn": note}
-
-
-def drawn_families(segments: Mapping[str, object] | None) -> tuple[str, ...] | None:
-    """The families a brief's incident kinds are reported as, in publication order (None: no kinds shown, so
-    every family may occur)."""
-    kinds = (segments or {}).get("incident_kinds")
-    if not isinstance(kinds, list):
-        return None
-    named = {row["family"] for row in kinds}
-    return tuple(family for family in ANOMALY_TYPES if family in named)
-
-
-def _reporting(difficulty: str, world: World) -> str:
-    """How a row names its segment and how it is credited at a tier with daily-only dimensions."""
-    if TIERS[difficulty].segment_credit == "overlap":
-        return OVERLAP_REPORTING.format(difficulty=difficulty, fields=", ".join(world.fields))
-    return SEGMENT_REPORTING.replace("At frontier", f"At {difficulty}").replace(
-        "platform, country and/or app_version", f"platform, country, {', '.join(world.fields[2:])}")
-
-
-def context_brief(note_share: float) -> dict[str, str]:
-    """Each context table a model reads (get_context, or the query tool under the same name): its columns, read
-    off the tables of an empty episode, and what it holds in an episode of this `note_share`."""
-    empty = SegmentedData(CellLayout((), (), ()), (), np.zeros((0, 0, HOURS, len(COUNT_COLUMNS)), dtype=np.int64),
-                          context=ContextTables())
-    tables = empty.sql_tables()
-    return {"reading": CONTEXT_READING,
-            **{name: f"({', '.join(tables[name])}): {meaning}"
-               for name, meaning in context_meanings(note_share).items()}}

@@ -6,7 +6,6 @@ metric_tracker_rl/spec/families.py, which the tools may import; the injector her
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -18,6 +17,7 @@ from metric_tracker_rl.spec.published import (
     COUNT_COLUMNS,
     FUNNEL_STEPS,
 )
+from metric_tracker_rl.spec.registry import Registry
 from metric_tracker_rl.world.funnel import HOURS, FunnelPlan
 
 EntityKey = tuple[str, str]  # (entity_type, entity_name) on the injected date
@@ -93,36 +93,23 @@ class AnomalyFamily(ABC):
         }
 
 
-class FamilyRegistry(Mapping[str, AnomalyFamily]):
+class FamilyRegistry(Registry[AnomalyFamily]):
     """The injectors of the families a catalog publishes, by name, in registration order. The scenario builder and
     the grader take one as an argument (FAMILY_REGISTRY by default), so a scratch registry can hold other families."""
 
     def __init__(self, published: FamilyCatalog = PUBLISHED_FAMILIES) -> None:
+        super().__init__("anomaly family", check=self._check_published)
         self.published = published
-        self._families: dict[str, AnomalyFamily] = {}
 
-    def __getitem__(self, name: str) -> AnomalyFamily:
-        return self._families[name]
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._families)
-
-    def __len__(self) -> int:
-        return len(self._families)
-
-    def register(self, family: AnomalyFamily) -> AnomalyFamily:
-        if family.name in self._families:
-            raise ValueError(f"anomaly family {family.name!r} is already registered")
+    def _check_published(self, family: AnomalyFamily) -> None:
         if family.name not in self.published or self.published[family.name] != family.public:
             raise ValueError(f"{family.name!r} is not a published anomaly type (metric_tracker_rl/spec/families.py)")
         if set(family.magnitude_ranges) != set(AGGREGATE_DIFFICULTIES):
             raise ValueError(f"{family.name!r} needs a magnitude range for each of {AGGREGATE_DIFFICULTIES}")
-        self._families[family.name] = family
-        return family
 
     def mixed_order(self) -> tuple[str, ...]:
         """The families a mixed episode draws from, in publication order."""
-        return tuple(name for name in self.published.names if name in self._families)
+        return tuple(name for name in self.published.names if name in self)
 
 
 FAMILY_REGISTRY = FamilyRegistry()

@@ -26,23 +26,24 @@ from metric_tracker_rl.generation.kinds.base import (
     INCIDENT_KIND_REGISTRY,
     BenignKind,
     IncidentKind,
-    KindRegistry,
     SegmentFluctuation,
     SegmentIncident,
+    check_kind,
     register_benign_kind,
     register_incident_kind,
 )
 from metric_tracker_rl.generation.kinds.family_on_segment import FamilyOnSegment
-from metric_tracker_rl.spec.tiers import TIERS, TierCatalog
+from metric_tracker_rl.spec.registry import Registry
+from metric_tracker_rl.spec.tiers import TIERS, Tier
 
 
-def check_tiers(tiers: TierCatalog) -> None:
+def check_tiers(tiers: Registry[Tier]) -> None:
     """Every kind a tier names is registered, and a kind that writes context tables is drawn only where the tier
     has them (tiers.py cannot import the registry to check it itself)."""
     for tier in tiers.values():
         if tier.segmented is None:
             continue
-        registries: tuple[tuple[tuple[str, ...], KindRegistry], ...] = (
+        registries: tuple[tuple[tuple[str, ...], Registry[IncidentKind] | Registry[BenignKind]], ...] = (
             (tier.incident_kinds, INCIDENT_KIND_REGISTRY), (tier.benign_kinds, BENIGN_KIND_REGISTRY))
         for names, registry in registries:
             unknown = set(names) - set(registry)
@@ -54,11 +55,9 @@ def check_tiers(tiers: TierCatalog) -> None:
 
 
 check_tiers(TIERS)
-# The kinds frontier draws its incidents from (a curriculum may restrict an episode to some), in its config's order.
-FRONTIER_INCIDENT_KINDS: tuple[str, ...] = TIERS["frontier"].incident_kinds
 # The family each incident kind is reported as.
 KIND_FAMILY: dict[str, str] = {name: kind.family for name, kind in INCIDENT_KIND_REGISTRY.items()}
 
-__all__ = ["BENIGN_KIND_REGISTRY", "FRONTIER_INCIDENT_KINDS", "INCIDENT_KIND_REGISTRY", "KIND_FAMILY", "BenignKind",
-           "FamilyOnSegment", "IncidentKind", "KindRegistry", "SegmentFluctuation", "SegmentIncident", "check_tiers",
-           "register_benign_kind", "register_incident_kind"]
+__all__ = ["BENIGN_KIND_REGISTRY", "INCIDENT_KIND_REGISTRY", "KIND_FAMILY", "BenignKind", "FamilyOnSegment",
+           "IncidentKind", "SegmentFluctuation", "SegmentIncident", "check_kind", "check_tiers", "register_benign_kind",
+           "register_incident_kind"]

@@ -1,4 +1,4 @@
-"""What an incident kind and a benign kind are, what they place, and the registries that hold one of each by name.
+"""What an incident kind and a benign kind are, what they place, and the registries that hold each sort by name.
 
 A kind is a mechanism applied to a segment's plan (segment_plan.SegmentWorld). An incident kind is reported as one
 published family on one of its root-cause entities; its records are made by `record` or by the family's own
@@ -10,9 +10,7 @@ range stays within the kind's `magnitude_bounds`. Behind the truth wall: the too
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, replace
-from typing import Generic, TypeVar
 
 import numpy as np
 
@@ -22,6 +20,7 @@ from metric_tracker_rl.generation.kinds.cuboid import MAX_FALL
 from metric_tracker_rl.generation.segment_plan import SegmentWorld
 from metric_tracker_rl.spec.families import PUBLISHED_FAMILIES
 from metric_tracker_rl.spec.published import ENTITY_NAMES
+from metric_tracker_rl.spec.registry import Registry
 from metric_tracker_rl.world.context import ContextRow
 from metric_tracker_rl.world.segments import Segment
 
@@ -158,36 +157,15 @@ class BenignKind(_Kind):
         return SegmentFluctuation(self.name, day, segment, description, self.keeps_conversion)
 
 
-K = TypeVar("K", bound=_Kind)
-
-
-class KindRegistry(Mapping[str, K], Generic[K]):
-    """Kinds by name, in registration order (the order a mixed episode's shuffle starts from)."""
-
-    def __init__(self, what: str) -> None:
-        self.what = what
-        self._kinds: dict[str, K] = {}
-
-    def __getitem__(self, name: str) -> K:
-        return self._kinds[name]
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._kinds)
-
-    def __len__(self) -> int:
-        return len(self._kinds)
-
-    def register(self, kind: K) -> K:
-        if kind.name in self._kinds:
-            raise ValueError(f"{self.what} {kind.name!r} is already registered")
-        low, high = kind.magnitude_bounds
-        if not low <= kind.magnitude_range[0] <= kind.magnitude_range[1] <= high:
-            raise ValueError(f"{kind.name!r}: magnitude range {kind.magnitude_range} must lie within its bounds "
-                             f"{kind.magnitude_bounds}")
-        if isinstance(kind, IncidentKind):
-            _check_reporting(kind)
-        self._kinds[kind.name] = kind
-        return kind
+def check_kind(kind: _Kind) -> None:
+    """What a kind must hold to be registered: a magnitude range within its bounds and, for an incident kind, a
+    published family to be reported as (the registries below run it on every kind they take)."""
+    low, high = kind.magnitude_bounds
+    if not low <= kind.magnitude_range[0] <= kind.magnitude_range[1] <= high:
+        raise ValueError(f"{kind.name!r}: magnitude range {kind.magnitude_range} must lie within its bounds "
+                         f"{kind.magnitude_bounds}")
+    if isinstance(kind, IncidentKind):
+        _check_reporting(kind)
 
 
 def _check_reporting(kind: IncidentKind) -> None:
@@ -201,14 +179,15 @@ def _check_reporting(kind: IncidentKind) -> None:
         raise ValueError(f"{kind.name!r} needs root-cause entities of {kind.entity_type}; unknown: {sorted(unknown)}")
 
 
-INCIDENT_KIND_REGISTRY: KindRegistry[IncidentKind] = KindRegistry("incident kind")
-BENIGN_KIND_REGISTRY: KindRegistry[BenignKind] = KindRegistry("benign kind")
+# Kinds by name, in registration order; a tier names the ones it draws, so the order changes no episode.
+INCIDENT_KIND_REGISTRY: Registry[IncidentKind] = Registry("incident kind", check=check_kind)
+BENIGN_KIND_REGISTRY: Registry[BenignKind] = Registry("benign kind", check=check_kind)
 
 
 def register_incident_kind(kind: IncidentKind,
-                           registry: KindRegistry[IncidentKind] = INCIDENT_KIND_REGISTRY) -> IncidentKind:
+                           registry: Registry[IncidentKind] = INCIDENT_KIND_REGISTRY) -> IncidentKind:
     return registry.register(kind)
 
 
-def register_benign_kind(kind: BenignKind, registry: KindRegistry[BenignKind] = BENIGN_KIND_REGISTRY) -> BenignKind:
+def register_benign_kind(kind: BenignKind, registry: Registry[BenignKind] = BENIGN_KIND_REGISTRY) -> BenignKind:
     return registry.register(kind)

@@ -7,15 +7,15 @@ names cell fields only (platform, country, app version), since hours are served 
 channel or user type could not be read as one (published.HOURLY_EVIDENCE_GRAIN); a kind tied to a release keeps its
 platform and version. The cuboid's depth counts the dimensions it names, a version with its platform counting once.
 
-How a cuboid is chosen: its depth is drawn from 1 to the episode's `max_cuboid_depth`, each in proportion to
-itself; then CANDIDATES cuboids of
-that depth are drawn, and among those whose expected signal in their own data is clear (OWN_Z_MIN, from the plan's
-expected counts: binomial noise, the day-to-day spread of its leaves and the aggregate's own) the one whose
-largest share of a one-dimension parent (the value of one of its fields) is smallest is kept, so that every
-one-dimension view dilutes it most. When none is clear, the next shallower depth is tried; when none of any depth
-is, the kind's base (a release's version) or the clearest of some one-dimension cuboids. A candidate whose own
-data expects fewer than MIN_EXPECTED arrivals on one of the incident's dates is never clear, nor is one whose block
-of hours the hourly tools could not read (`block_readable`).
+How a cuboid is chosen: its depth is drawn from 1 to the episode's dial's `max_depth` (the reset's
+`max_cuboid_depth`), each in proportion to itself; then CANDIDATES cuboids of that depth are drawn, and among those
+whose expected signal in their own data is clear (OWN_Z_MIN, from the plan's expected counts: binomial noise, the
+day-to-day spread of its leaves and the aggregate's own) the one whose largest share of a one-dimension parent (the
+value of one of its fields) is smallest is kept, so that every one-dimension view dilutes it most. When none is
+clear, the next shallower depth is tried; when none of any depth is, the kind's base (a release's version) or the
+clearest of some one-dimension cuboids. A candidate whose own data expects fewer than MIN_EXPECTED arrivals on one
+of the incident's dates is never clear, nor is one whose block of hours the hourly tools could not read
+(`block_readable`).
 Behind the truth wall: it reads the plan.
 """
 
@@ -27,16 +27,15 @@ from functools import cache
 
 import numpy as np
 
-from metric_tracker_rl.generation.segment_plan import SegmentWorld, pick
+from metric_tracker_rl.generation.segment_plan import CuboidDial, SegmentWorld, pick
 from metric_tracker_rl.spec.published import MIN_HOURLY_DENOMINATOR
 from metric_tracker_rl.world.funnel import RATE_NOISE_SIGMA
-from metric_tracker_rl.world.segments import (
-    CELL_FIELDS,
+from metric_tracker_rl.world.segments import CELL_FIELDS, Segment
+from metric_tracker_rl.world.traffic_split import (
     LEAF_RATE_SIGMA,
     LEAF_SHARE_SIGMA,
     SEGMENT_DAY_SIGMA,
     SEGMENT_RATE_SIGMA,
-    Segment,
 )
 
 MAX_FALL = 0.6  # a step falls by at most this much when a small cuboid's fall is raised to be clear
@@ -80,8 +79,15 @@ class CuboidRule:
 
     def fields(self, world: SegmentWorld, base: Segment) -> tuple[str, ...]:
         """The fields a cuboid on `base` may add in this world."""
-        return tuple(f for f in self.may_name if f in world.cuboid_fields and f not in base.named()
+        return tuple(f for f in self.may_name if f in dial(world).fields and f not in base.named()
                      and (f in CELL_FIELDS or not self.hourly))
+
+
+def dial(world: SegmentWorld) -> CuboidDial:
+    """The world's cuboid dial: a cuboid is drawn only at a tier whose root causes are cuboids."""
+    if world.cuboids is None:
+        raise ValueError(f"tier {world.tier!r} keeps every kind on its fixed segments: it draws no cuboid")
+    return world.cuboids
 
 
 def cuboid_depth(segment: Segment) -> int:
@@ -226,7 +232,7 @@ def draw_depth(world: SegmentWorld, rng: np.random.Generator, base: Segment) -> 
     """A depth from the base's own to the episode's deepest, each in proportion to itself (a deeper cuboid is
     more often not clear and falls back to a shallower one)."""
     low = max(1, cuboid_depth(base))
-    depths = np.arange(low, max(low, world.max_cuboid_depth) + 1)
+    depths = np.arange(low, max(low, dial(world).max_depth) + 1)
     weights = depths.astype(float)
     return int(rng.choice(depths, p=weights / weights.sum()))
 

@@ -46,7 +46,8 @@ class ExperimentBreakage(IncidentKind):
     needs_context = True
 
     def place(self, world: SegmentWorld, stream: str, rng: np.random.Generator) -> list[SegmentIncident]:
-        leaf_arms = world.max_cuboid_depth >= 2 and bool(set(LEAF_FIELDS) & set(world.cuboid_fields))
+        dial = world.cuboids
+        leaf_arms = dial is not None and dial.max_depth >= 2 and bool(set(LEAF_FIELDS) & set(dial.fields))
         experiment = draw_experiment(world, rng, cells_only=not leaf_arms)
         if experiment is None:
             return []
@@ -71,7 +72,8 @@ class ExperimentBreakage(IncidentKind):
         """The drawn leaf arm with the factor that makes its fall clear in its own data on the weakest of its dates
         (raised to OWN_Z_MIN, lowered to the ceiling); a cells arm, unscaled, when no factor within the kind's
         largest fall does (a thin cuboid)."""
-        if not all(field in world.cuboid_fields for field in experiment.arm.named()):
+        assert world.cuboids is not None, "a leaf arm is a cuboid"
+        if not all(field in world.cuboids.fields for field in experiment.arm.named()):
             return _with_arm(experiment, experiment_arm(world, rng, cells_only=True)), 1.0
         reach = world.plan.leaf_reach(experiment.days)
         z = own_z(world, reach, experiment.arm, experiment.days, step, magnitude)

@@ -40,7 +40,8 @@ def experiment_arm(world: SegmentWorld, rng: np.random.Generator, cells_only: bo
         traffic = world.plan.traffic.sum(axis=(1, 2))
         candidates = [*(Segment(platform=p) for p in PLATFORMS), *(Segment(country=c) for c in countries),
                       *(Segment(p, c) for p in PLATFORMS for c in countries)]
-        in_play = set(world.cuboid_fields or SEGMENT_FIELDS)  # a reset's dimensions bound a root cause's fields
+        # A reset's dimensions bound a root cause's fields where the tier's root causes are cuboids.
+        in_play = set(SEGMENT_FIELDS if world.cuboids is None else world.cuboids.fields)
         return pick([s for s in candidates if traffic[world.plan.cells(s)].sum() >= MIN_ARM_SHARE * traffic.sum()
                      and set(s.named()) <= in_play], rng)
     first = pick((Segment(platform=pick(PLATFORMS, rng)), Segment(country=pick(countries, rng))), rng)

@@ -42,7 +42,7 @@ class LevelShift(IncidentKind):
         days = world.calendar.draw_run(rng, DAYS)
         if not days:
             return []
-        if world.max_cuboid_depth:
+        if world.cuboids is not None:  # the tier's root causes are cuboids
             return self._place_cuboid(world, days, rng)
         segment = world.one_dimension(rng, ("country", "platform"))
         entity = pick(self.entity_names, rng)

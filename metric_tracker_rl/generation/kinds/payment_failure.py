@@ -51,8 +51,8 @@ class PaymentFailure(IncidentKind):
         platform = pick(MOBILE_PLATFORMS, rng)
         segment = Segment(platform, None, world.live_version(platform, day))
         hours = self.draw_magnitude(world, rng)
-        if world.max_cuboid_depth:  # the platform alone where versions are out of play
-            base = segment if "app_version" in world.cuboid_fields else Segment(platform)
+        if world.cuboids is not None:  # the tier's root causes are cuboids: the platform alone where versions are out
+            base = segment if world.cuboids.versions_in_play else Segment(platform)
             return self._place_cuboid(world, base, day, hours, rng)
         return self.over_dates(world, segment, [day], self.entity_names[0], hours, stream)
 

@@ -41,7 +41,7 @@ class ReleaseRegression(IncidentKind):
             world.calendar.take(day)
         entity = pick(self.entity_names, rng)
         magnitude = self.draw_magnitude(world, rng)
-        if world.max_cuboid_depth:
+        if world.cuboids is not None:  # the tier's root causes are cuboids
             return self._place_cuboid(world, release.platform, release.version, days, entity, magnitude, rng)
         return self.over_dates(world, Segment(release.platform, None, release.version), days, entity, magnitude,
                                stream, f"release {release.version} on {release.platform} breaks {entity} on the new "

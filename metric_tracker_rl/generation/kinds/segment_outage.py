@@ -34,7 +34,7 @@ class SegmentOutage(IncidentKind):
         if day is None:
             return []
         start, end = draw_window(rng, int(rng.integers(HOURS[0], HOURS[1] + 1)))
-        if world.max_cuboid_depth:
+        if world.cuboids is not None:  # the tier's root causes are cuboids
             return self._place_cuboid(world, day, (start, end), rng)
         segment = world.one_dimension(rng)
         cells = world.plan.cells(segment)

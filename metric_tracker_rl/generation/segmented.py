@@ -1,4 +1,5 @@
-"""The `frontier` episode: a segmented world, incidents confined to a segment, and benign look-alikes.
+"""The segmented generator (frontier, deep): a segmented world, incidents confined to a segment, and benign
+look-alikes, as the tier's segmented config (tiers.SegmentedMix) sets them.
 
 Generation mirrors the aggregate tiers (plan, edit the plan, draw counts), per traffic cell:
 1. `segmented_plan` splits the aggregate plan of funnel.baseline_plan (an eight-week window with a trend and a
@@ -8,16 +9,20 @@ Generation mirrors the aggregate tiers (plan, edit the plan, draw counts), per t
    dimensions (deep), each cell also gets its leaves' shares and conversion factors, with their own day noise.
 2. Incidents and benign fluctuations edit the plan of the cells of one segment: each is a registered kind
    (metric_tracker_rl/generation/kinds/), most of which run a family's injector on each cell's view of the plan,
-   all from one stream, so every cell of the segment gets the same hours. At deep a root cause is a cuboid of one
-   to three dimensions (kinds/cuboid.py), edited through SegmentWorld.scale_step and scale_traffic where
-   it names channel or user type, and the last `concurrency` incidents share a date with an earlier one.
+   all from one stream, so every cell of the segment gets the same hours. The tier names the kinds it draws, so
+   registering a kind changes none of its episodes. At a tier whose root causes are cuboids (deep) a root cause
+   is a cuboid of one to three dimensions (kinds/cuboid.py), edited through SegmentWorld.scale_step and
+   scale_traffic where it names channel or user type, and the last `concurrency` incidents share a date with an
+   earlier one.
 3. `draw_segmented_counts` draws every cell's counts in one vectorised Poisson call, then applies extra opens,
    duplicates, clock shifts and lost events per touched cell and date, each from its own named stream. With
    leaves, it then splits each cell's daily counts among its leaves (`split_leaves`).
 
-Every random stream is derived by name (seeding.derive_rng): the world from "frontier-world", each cell's noise
-from "segment/<platform>/<country>/<version>", the counts from "segment-noise" and "segment-draw", the leaves'
-noise from "segment-leaves" and their split from "segment-split" (per touched cell and date: "segment-resplit").
+Every random stream is derived by name (seeding.derive_rng), and keeps the name it was first drawn under (frontier
+was the first segmented tier; renaming a stream would change every episode): the world from "frontier-world", the
+schedule from "frontier-schedule", each cell's noise from "segment/<platform>/<country>/<version>", the counts from
+"segment-noise" and "segment-draw", the leaves' noise from "segment-leaves" and their split from "segment-split"
+(per touched cell and date: "segment-resplit").
 
 Ground truth comes from the injection records; each expected row names the incident's segment, and its values are
 read back from that segment's final data with the published baseline rule (daily_panel.build_panel).
@@ -29,7 +34,9 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from metric_tracker_rl.generation.anomalies import FAMILY_REGISTRY
 from metric_tracker_rl.generation.anomalies.base import draw_window, step_index
+from metric_tracker_rl.generation.episode import DistractorRecord, Episode, build_ground_truth, visible_task
 from metric_tracker_rl.generation.kinds import (
     BENIGN_KIND_REGISTRY,
     INCIDENT_KIND_REGISTRY,
@@ -41,11 +48,11 @@ from metric_tracker_rl.generation.kinds import (
 )
 from metric_tracker_rl.generation.kinds.level_shift import LevelShift
 from metric_tracker_rl.generation.kinds.partner_payment_failure import partner_segments
-from metric_tracker_rl.generation.segment_plan import Calendar, SegmentedPlan, SegmentWorld, pick
-from metric_tracker_rl.spec.published import FRONTIER_WINDOW_DAYS, FUNNEL_STEPS
+from metric_tracker_rl.generation.segment_plan import Calendar, CuboidDial, SegmentedPlan, SegmentWorld, pick
+from metric_tracker_rl.spec.published import FUNNEL_STEPS
 from metric_tracker_rl.spec.seeding import EpisodeKey, derive_rng
 from metric_tracker_rl.spec.tasks import EpisodeConfig, incident_count
-from metric_tracker_rl.spec.tiers import TIERS, Tier
+from metric_tracker_rl.spec.tiers import SegmentedMix, Tier
 from metric_tracker_rl.world.context import (
     EMPTY_NOTICES,
     PARTNER_NOTICE_STATUS,
@@ -56,45 +63,49 @@ from metric_tracker_rl.world.context import (
     PartnerNotice,
     partner_of,
 )
+from metric_tracker_rl.world.daily_panel import build_panel
 from metric_tracker_rl.world.funnel import (
     HOURS,
     N_EVENTS,
     N_STEPS,
     WEEKEND_HOUR_SHARE,
+    FunnelData,
     baseline_plan,
     stage_means,
     window_calendar,
 )
-from metric_tracker_rl.world.public_episode import Annotation
+from metric_tracker_rl.world.public_episode import Annotation, PublicEpisode
 from metric_tracker_rl.world.segments import (
-    HOLIDAY_TRAFFIC_FACTOR,
-    LEAF_RATE_SIGMA,
-    LEAF_SHARE_SIGMA,
     MOBILE_PLATFORMS,
     ROLLOUT_STAGES,
-    SEGMENT_DAY_SIGMA,
-    SEGMENT_RATE_SIGMA,
     LeafSplit,
     Release,
     SegmentedData,
     World,
-    cell_layout,
-    cell_mix,
     day_sums,
     holiday_days,
-    version_labels,
-    version_shares,
     world_of,
 )
+from metric_tracker_rl.world.traffic_split import (
+    HOLIDAY_TRAFFIC_FACTOR,
+    LEAF_RATE_SIGMA,
+    LEAF_SHARE_SIGMA,
+    SEGMENT_DAY_SIGMA,
+    SEGMENT_RATE_SIGMA,
+    cell_layout,
+    cell_mix,
+    version_labels,
+    version_shares,
+)
 
-FRONTIER_TREND = (-0.002, 0.006)  # extra daily growth of the whole funnel, drawn per episode
+SEGMENTED_TREND = (-0.002, 0.006)  # extra daily growth of the whole funnel, drawn per episode
 FIRST_RELEASE_DAYS = (4, 12)  # the first release of each mobile platform starts in this range
 # The second starts three weeks or more after the first (each version carries its platform for three weeks, so a
 # version-level baseline rests on real traffic) and leaves three weeks after its own start.
 RELEASE_GAP, LAST_RELEASE_TAIL_DAYS = 21, 22
 
 
-def draw_releases(key: EpisodeKey, num_days: int = FRONTIER_WINDOW_DAYS) -> tuple[int, tuple[Release, ...]]:
+def draw_releases(key: EpisodeKey, num_days: int) -> tuple[int, tuple[Release, ...]]:
     """The version numbering and the release schedule of an episode (public once drawn)."""
     latest = num_days - LAST_RELEASE_TAIL_DAYS
     rng = derive_rng(key, "frontier-releases")
@@ -108,13 +119,11 @@ def draw_releases(key: EpisodeKey, num_days: int = FRONTIER_WINDOW_DAYS) -> tupl
     return base_minor, tuple(releases)
 
 
-def segmented_plan(key: EpisodeKey, num_days: int = FRONTIER_WINDOW_DAYS, world: World | None = None
-                   ) -> SegmentedPlan:
-    """The expected traffic and conversion of every cell, date and hour, before any incident or fluctuation.
-    `world`: the tier's dimensions (None: frontier's)."""
-    world = world or world_of(TIERS["frontier"].dimensions)
+def segmented_plan(key: EpisodeKey, num_days: int, world: World) -> SegmentedPlan:
+    """The expected traffic and conversion of every cell, date and hour, before any incident or fluctuation, in a
+    world of the tier's dimensions."""
     plan = baseline_plan(key, num_days)
-    trend = derive_rng(key, "frontier-world").uniform(*FRONTIER_TREND)
+    trend = derive_rng(key, "frontier-world").uniform(*SEGMENTED_TREND)
     aggregate = plan.traffic * (1.0 + trend * np.arange(num_days))[:, None]
     for day in holiday_days(num_days):
         aggregate[day] = aggregate[day].sum() * HOLIDAY_TRAFFIC_FACTOR * WEEKEND_HOUR_SHARE
@@ -263,8 +272,9 @@ FALLBACK_KIND = "segment_outage"  # a single-date segment outage always fits an 
 
 
 @dataclass(frozen=True)
-class FrontierWorld:
-    """What build_frontier_episode makes before it turns the records into ground truth."""
+class DrawnWorld:
+    """What a segmented tier's generator draws before it turns the records into ground truth: the counts, the
+    injected incidents, the benign fluctuations and the calendar notes."""
 
     data: SegmentedData
     incidents: tuple[SegmentIncident, ...]
@@ -272,14 +282,14 @@ class FrontierWorld:
     annotations: tuple[Annotation, ...]
 
 
-def incident_kinds(config: EpisodeConfig, tier: Tier, rng: np.random.Generator) -> list[IncidentKind]:
+def incident_kinds(tier: Tier, config: EpisodeConfig, rng: np.random.Generator) -> list[IncidentKind]:
     """The kinds of the episode's incidents: the tier's kinds (or the reset's choice) in a shuffled cycle (mixed),
     those reported as one family, or none. At a cuboid tier, a kind whose segment needs a field out of play is
     left out."""
     if config.scenario_family == "null":
         return []
     count = incident_count(config)
-    kinds = _eligible_kinds(config, tier)
+    kinds = _eligible_kinds(tier, config)
     if not kinds:  # a family no kind reports: its own injector on one platform's or country's cells
         only = FamilyOnSegment(config.scenario_family)
         return [only] * count
@@ -287,22 +297,22 @@ def incident_kinds(config: EpisodeConfig, tier: Tier, rng: np.random.Generator) 
     return [order[i % len(order)] for i in range(count)]
 
 
-def _eligible_kinds(config: EpisodeConfig, tier: Tier) -> list[str]:
-    """The kinds an episode's incidents are drawn from, in the tier's order: the tier's or the reset's, of the
-    scenario's family, whose segment's fields are in play."""
-    in_play = set(config.dimensions) if tier.segmented is not None and tier.segmented.max_cuboid_depth else None
+def _eligible_kinds(tier: Tier, config: EpisodeConfig) -> list[str]:
+    """The kinds an episode's incidents are drawn from, in the tier's order: the tier's or the reset's (never the
+    registry's, so registering a kind changes no episode), of the scenario's family, whose segment's fields are in
+    play."""
+    in_play = set(config.dimensions) if _segmented(tier).cuboid_root_causes else None
     return [k for k in config.incident_kinds or tier.incident_kinds
             if (config.scenario_family == "mixed" or KIND_FAMILY[k] == config.scenario_family)
             and (in_play is None or set(INCIDENT_KIND_REGISTRY[k].requires_fields) <= in_play)]
 
 
-def episode_kinds(config: EpisodeConfig) -> tuple[IncidentKind, ...]:
-    """Every kind an episode's incidents may be (the brief lists them): those it draws from, and the fallback that
-    stands in where one finds no room; none when it holds no incident."""
-    tier = TIERS[config.difficulty]
+def episode_kinds(tier: Tier, config: EpisodeConfig) -> tuple[IncidentKind, ...]:
+    """Every kind an episode of a segmented tier's incidents may be (the brief lists them): those it draws from,
+    and the fallback that stands in where one finds no room; none when it holds no incident."""
     if config.scenario_family == "null" or incident_count(config) == 0:
         return ()
-    names = _eligible_kinds(config, tier)
+    names = _eligible_kinds(tier, config)
     kinds = [INCIDENT_KIND_REGISTRY[name] for name in names] or [FamilyOnSegment(config.scenario_family)]
     return (*kinds, *(() if FALLBACK_KIND in names else (INCIDENT_KIND_REGISTRY[FALLBACK_KIND],)))
 
@@ -381,29 +391,32 @@ def context_tables(world: SegmentWorld, incidents: list[SegmentIncident], fluctu
     return ContextTables.of(rows)
 
 
-def build_world(config: EpisodeConfig) -> FrontierWorld:
-    """A segmented tier's episode: its data, its injected incidents, its benign fluctuations and its calendar
-    notes, as its tier config (tiers.py) sets them."""
-    tier = TIERS[config.difficulty]
-    assert tier.segmented is not None, f"tier {tier.name!r} is not segmented"
-    if config.anomalies:
-        raise ValueError(f"custom anomalies are not available at difficulty {tier.name!r}; use scenario_family "
-                         "and anomaly_count, or another difficulty")
+def _segmented(tier: Tier) -> SegmentedMix:
+    if tier.segmented is None:
+        raise ValueError(f"tier {tier.name!r} is not segmented")
+    return tier.segmented
+
+
+def _kind_world(tier: Tier, config: EpisodeConfig, plan: SegmentedPlan) -> SegmentWorld:
+    """What the tier's kinds act on: its magnitude scale, and its cuboid dial and notes' share where it has them,
+    as the reset sets them."""
+    mix = _segmented(tier)
+    cuboids = CuboidDial(config.dimensions, config.max_cuboid_depth) if mix.cuboid_root_causes else None
+    return SegmentWorld(plan, Calendar(plan.num_days, tier.perturbed_per_weekday), config.key, tier.name,
+                        mix.magnitude_scale if cuboids is None else config.magnitude_scale, cuboids,
+                        config.note_share if mix.context else 0.0)
+
+
+def _place_incidents(tier: Tier, config: EpisodeConfig, world: SegmentWorld) -> tuple[list[SegmentIncident], int]:
+    """The episode's incidents, and how many were drawn (a kind may place several dates). At a tier whose root
+    causes are cuboids, the last `concurrency` incidents of a mixed episode go on dates the others hold."""
     key = config.key
-    plan = segmented_plan(key, tier.window_days, world_of(tier.dimensions))
-    cuboids = bool(tier.segmented.max_cuboid_depth)
-    world = SegmentWorld(plan, Calendar(plan.num_days, tier.perturbed_per_weekday), key, tier.name,
-                         config.magnitude_scale if cuboids else tier.segmented.magnitude_scale,
-                         config.dimensions if cuboids else (), config.max_cuboid_depth if cuboids else 0,
-                         config.note_share if tier.segmented.context else 0.0)
-    schedule = derive_rng(key, "frontier-schedule")
-    incidents: list[SegmentIncident] = []
-    kinds = incident_kinds(config, tier, schedule)
-    # At a cuboid tier, the last `concurrency` incidents of a mixed episode go on dates the others hold.
+    kinds = incident_kinds(tier, config, derive_rng(key, "frontier-schedule"))
     concurrent = 0
-    if cuboids and config.scenario_family == "mixed" \
+    if world.cuboids is not None and config.scenario_family == "mixed" \
             and CONCURRENT_KIND in (config.incident_kinds or tier.incident_kinds):
         concurrent = min(config.concurrency, max(len(kinds) - 1, 0))
+    incidents: list[SegmentIncident] = []
     for index, kind in enumerate(kinds[:len(kinds) - concurrent]):
         stream = f"frontier-incident/{index}"
         placed = kind.place(world, stream, derive_rng(key, "frontier-incident", index))
@@ -413,18 +426,32 @@ def build_world(config: EpisodeConfig) -> FrontierWorld:
         incidents += placed
     if concurrent:
         incidents += concurrent_incidents(world, incidents, concurrent)
+    return incidents, len(kinds)
+
+
+def build_world(tier: Tier, config: EpisodeConfig) -> DrawnWorld:
+    """A segmented tier's world: its data, its injected incidents, its benign fluctuations and its calendar notes,
+    as its tier config (tiers.py) sets them."""
+    mix = _segmented(tier)
+    if config.anomalies:
+        raise ValueError(f"custom anomalies are not available at difficulty {tier.name!r}; use scenario_family "
+                         "and anomaly_count, or another difficulty")
+    key = config.key
+    plan = segmented_plan(key, tier.window_days, world_of(tier.dimensions))
+    world = _kind_world(tier, config, plan)
+    incidents, drawn = _place_incidents(tier, config, world)
     # Benign look-alikes: decoy_ratio per incident (by default as many as incidents, and at least two, so a null
     # episode has them too); a curriculum may set fewer.
     benign = tuple(BENIGN_KIND_REGISTRY[name] for name in tier.benign_kinds)
     fluctuations = []
-    for index in range(decoy_count(config.decoy_ratio, len(kinds))):
+    for index in range(decoy_count(config.decoy_ratio, drawn)):
         rng = derive_rng(key, "frontier-fluctuation", index)
         fluctuation = pick(benign, rng).place(world, rng)
         if fluctuation is not None:
             fluctuations.append(fluctuation)
     data = draw_segmented_counts(plan, key)
     dates = window_calendar(plan.num_days).iso_dates
-    if tier.segmented.context:
+    if mix.context:
         data = replace(data, context=context_tables(world, incidents, fluctuations, dates))
     notes = [Annotation(dates[day], "public_holiday", f"Public holiday ({name}): lower traffic with a weekend-like "
                         "daily pattern.") for day, name in holiday_days(plan.num_days).items()]
@@ -434,5 +461,21 @@ def build_world(config: EpisodeConfig) -> FrontierWorld:
                                 f"{', '.join(f'{s:.0%}' for s in ROLLOUT_STAGES)} of its users on consecutive "
                                 "days (see get_releases)."))
     notes.sort(key=lambda a: (a.date, a.kind, a.note))
-    return FrontierWorld(data, tuple(sorted(incidents, key=lambda i: i.record.day)), tuple(fluctuations),
-                         tuple(notes))
+    return DrawnWorld(data, tuple(sorted(incidents, key=lambda i: i.record.day)), tuple(fluctuations), tuple(notes))
+
+
+def build_segmented_episode(tier: Tier, config: EpisodeConfig) -> Episode:
+    """A segmented tier's episode: its world (build_world), the aggregate funnel the other tools read (the sum of
+    the cells), and the truth, each expected row naming its incident's segment."""
+    world = build_world(tier, config)
+    data = world.data
+    calendar = window_calendar(data.num_days)
+    aggregate = FunnelData(dates=calendar.iso_dates, weekdays=calendar.weekday_names, weekend=calendar.weekend,
+                           hourly=data.hourly.sum(axis=0))
+    public = PublicEpisode(aggregate, build_panel(aggregate), world.annotations, visible_task(tier, config),
+                           segments=data)
+    fluctuations = [DistractorRecord(f.kind, f.day, f"{f.segment.label()}: {f.description}")
+                    for f in world.fluctuations]
+    truth = build_ground_truth([(i.record, i.segment) for i in world.incidents], public, FAMILY_REGISTRY, (),
+                               fluctuations)
+    return Episode(config, public, truth)

@@ -1,7 +1,12 @@
-"""Config -> funnel -> incidents and distractors -> public data + hidden ground truth.
+"""The aggregate generator (easy, medium, hard): config -> funnel -> incidents and distractors -> public data + hidden
+ground truth.
 
-The ground truth is made here from the injection records alone: which keys are anomalous comes from what
-was injected; their numbers are read back from the final data with the published baseline rule.
+One funnel over four weeks: its baseline plan (funnel.baseline_plan), then, on dates drawn from the tier's calendar
+(at most `perturbed_per_weekday` perturbed dates per weekday), the incidents of the published families (each its
+family's injector, anomalies/), the annotated distractors the calendar explains and the unannotated benign
+fluctuations the tier names (tiers.AggregateMix), then the counts drawn from the edited plan. Every random stream is
+derived by name (seeding.derive_rng): the dates from "schedule", each incident from "anomaly/<family>", each
+fluctuation from "fluctuation", each distractor from "distractor/<kind>".
 """
 
 from __future__ import annotations
@@ -13,85 +18,24 @@ from typing import TypeVar
 
 import numpy as np
 
-from metric_tracker_rl.generation.anomalies import FAMILY_REGISTRY, FamilyRegistry, InjectionRecord
+from metric_tracker_rl.generation.anomalies import FamilyRegistry, InjectionRecord
 from metric_tracker_rl.generation.anomalies.rate_shift import MAX_STEP_RATE
-from metric_tracker_rl.generation.frontier import build_world
-from metric_tracker_rl.spec.families import PUBLISHED_FAMILIES
-from metric_tracker_rl.spec.plain_types import MetricSubmissionRow, submission_row_type
+from metric_tracker_rl.generation.episode import DistractorRecord, Episode, build_ground_truth, visible_task
 from metric_tracker_rl.spec.published import (
     AUDIENCE_SWING_SHARE,
     AUDIENCE_SWING_STEPS,
-    CONVERSION_BY_NAME,
-    COUNT_COLUMNS,
-    SEGMENTED_DIFFICULTIES,
     TIMING_SHIFT_HOURS,
     demand_swing_share,
-    row_key,
-    severity_for,
 )
 from metric_tracker_rl.spec.seeding import derive_rng
-from metric_tracker_rl.spec.tasks import TASKS, EpisodeConfig, incident_count
-from metric_tracker_rl.spec.tiers import LATE_DATA, TIERS, AggregateMix, Tier
-from metric_tracker_rl.world.daily_panel import MetricPanel, build_panel, count_ratio, peer_median, same_weekday_peers
-from metric_tracker_rl.world.funnel import (
-    WEEKEND_HOUR_SHARE,
-    FunnelData,
-    FunnelPlan,
-    baseline_plan,
-    draw_counts,
-    window_calendar,
-)
+from metric_tracker_rl.spec.tasks import EpisodeConfig, incident_count
+from metric_tracker_rl.spec.tiers import LATE_DATA, AggregateMix, Tier
+from metric_tracker_rl.world.daily_panel import build_panel
+from metric_tracker_rl.world.funnel import WEEKEND_HOUR_SHARE, FunnelPlan, baseline_plan, draw_counts
 from metric_tracker_rl.world.public_episode import Annotation, PublicEpisode
-from metric_tracker_rl.world.segments import CELL_FIELDS, Segment, world_of
+from metric_tracker_rl.world.segments import Segment
 
 T = TypeVar("T")
-
-
-def objective_for(config: EpisodeConfig) -> str:
-    if config.task_id is not None:
-        return TASKS[config.task_id].objective
-    if config.difficulty in SEGMENTED_DIFFICULTIES:
-        return segmented_objective(config.difficulty)
-    return ("Find every incident in four weeks of funnel data and report each one (date, entity, family, "
-            "baseline, observed value, delta, severity). Days explained by the calendar and side effects of an "
-            "incident are not incidents, nor are unannotated swings in demand or timing within their published bounds "
-            "(a timing shift may also fall on an incident's date). An incident that lasts several dates is reported "
-            "once per date. Some episodes contain no incident: then submit an empty report.")
-
-# The detection method of each family's expected rows: its own generator tool.
-CANONICAL_METHOD: dict[str, str] = {family.name: family.generator for family in PUBLISHED_FAMILIES}
-
-
-@dataclass(frozen=True)
-class DistractorRecord:
-    kind: str
-    day: int
-    description: str
-
-
-@dataclass(frozen=True)
-class GroundTruth:
-    expected_rows: tuple[MetricSubmissionRow, ...]
-    neutral_keys: frozenset[str]
-    injections: tuple[InjectionRecord, ...]
-    distractors: tuple[DistractorRecord, ...]  # annotated: the calendar explains them
-    fluctuations: tuple[DistractorRecord, ...] = ()  # unannotated and benign: within published normal bounds
-
-    @property
-    def incident_count(self) -> int:
-        """Incidents, not rows: an incident that lasts two dates has a row on each."""
-        return sum(record.continues is None for record in self.injections)
-
-    @property
-    def expected_keys(self) -> frozenset[str]:
-        return frozenset(row_key(r.date, r.entity_type, r.entity_name) for r in self.expected_rows)
-
-
-@dataclass(frozen=True)
-class Episode:
-    config: EpisodeConfig
-    public: PublicEpisode
-    truth: GroundTruth
 
 
 # --- distractors: days that look anomalous for a documented, legitimate reason ---------------------
@@ -265,10 +209,11 @@ def _reserved_weekday(tier: Tier, num_days: int) -> int | None:
     return (num_days - 1) % 7 if late_data else None
 
 
-def validate_custom_anomalies(config: EpisodeConfig, dates: list[str], families: FamilyRegistry) -> None:
+def validate_custom_anomalies(tier: Tier, config: EpisodeConfig, dates: list[str], families: FamilyRegistry) -> None:
+    """A reset's own anomalies (`anomalies`), checked against the tier's calendar: a ValueError names what is
+    wrong with which one and what is valid."""
     per_weekday: Counter[int] = Counter()
     days: set[int] = set()
-    tier = TIERS[config.difficulty]
     reserved_weekday = _reserved_weekday(tier, len(dates))
     limit = tier.perturbed_per_weekday
     for i, request in enumerate(config.anomalies):
@@ -302,100 +247,57 @@ def validate_custom_anomalies(config: EpisodeConfig, dates: list[str], families:
                              f"between {low} and {high}, got {request.magnitude}")
 
 
-FRONTIER_OBJECTIVE = (
-    "Find every incident in eight weeks of funnel data split by platform, country and app version, and report "
-    "each one on the segment it is confined to (date, entity, family, the segment's baseline, observed value, "
-    "delta and severity, and its platform / country / app_version; omit a field that covers all its values). "
-    "Holidays are annotated; releases are annotated and sometimes break the new version. Traffic moving between "
-    "segments, swings in one segment's demand or timing, and side effects are not incidents. An incident that "
-    "lasts several dates is reported once per date. Some episodes contain no incident: then submit an empty report.")
+@dataclass(frozen=True)
+class _Schedule:
+    """The dates an episode's perturbations take: each distractor's, each fluctuation's, and the incidents'."""
+
+    distractor_days: dict[str, int]
+    fluctuation_days: list[int]
+    incidents: list[_Planned]
 
 
-# What a tier with context tables says instead of "Holidays are annotated;": the holidays of every country are
-# annotated (and listed with a null country), a single country's are listed only.
-CONTEXT_OBJECTIVE = ("Context tables (get_context) list experiments, campaigns, holidays by country, releases and "
-                     "payment partners' notices. Holidays of every country are annotated, a single country's are in "
-                     "the holidays table only;")
-
-
-def segmented_objective(difficulty: str) -> str:
-    """A segmented tier's objective: frontier's, naming the tier's own dimensions."""
-    tier = TIERS[difficulty]
-    fields = world_of(tier.dimensions).fields
-    if fields == CELL_FIELDS:
-        return FRONTIER_OBJECTIVE
-    named = [name.replace("_", " ") for name in fields]
-    objective = FRONTIER_OBJECTIVE.replace(
-        "platform, country and app version", f"{', '.join(named[:-1])} and {named[-1]}").replace(
-        "platform / country / app_version", " / ".join(fields))
-    if tier.segmented is not None and tier.segmented.context:
-        objective = objective.replace("Holidays are annotated;", CONTEXT_OBJECTIVE)
-    return objective
-
-
-
-def _build_frontier_episode(config: EpisodeConfig) -> Episode:
-    """The segmented tier: its world comes from frontier.py; each expected row names its segment."""
-    world = build_world(config)
-    data = world.data
-    calendar = window_calendar(data.num_days)
-    aggregate = FunnelData(dates=calendar.iso_dates, weekdays=calendar.weekday_names, weekend=calendar.weekend,
-                           hourly=data.hourly.sum(axis=0))
-    task = {"task_id": config.task_id, "objective": objective_for(config), "config": config.public_dict()}
-    public = PublicEpisode(aggregate, build_panel(aggregate), world.annotations, task, segments=data)
-    fluctuations = [DistractorRecord(f.kind, f.day, f"{f.segment.label()}: {f.description}")
-                    for f in world.fluctuations]
-    truth = build_ground_truth([(i.record, i.segment) for i in world.incidents], public, FAMILY_REGISTRY, (),
-                               fluctuations)
-    return Episode(config, public, truth)
-
-
-def build_episode(config: EpisodeConfig, families: FamilyRegistry = FAMILY_REGISTRY) -> Episode:
-    """The episode a config names, as its tier (tiers.py) sets it: a segmented tier's from frontier.py, an
-    aggregate tier's here. `families`: the injectors an aggregate tier's incidents are drawn from (a segmented
-    tier's kinds use the published families)."""
-    tier = TIERS[config.difficulty]
-    if tier.segmented is not None:
-        return _build_frontier_episode(config)
+def _schedule(tier: Tier, config: EpisodeConfig, dates: list[str], families: FamilyRegistry) -> _Schedule:
+    """Every perturbation's date, from the stream "schedule": the late-data note always concerns the latest date;
+    the other distractors, then the benign fluctuations, then the incidents take open dates."""
     mix = _mix(tier)
-    key = config.key
-    plan = baseline_plan(key, tier.window_days)
-    dates = [d.isoformat() for d in plan.dates]
-    last = plan.num_days - 1
-    schedule_rng = derive_rng(key, "schedule")
-    if config.anomalies:
-        validate_custom_anomalies(config, dates, families)
-
-    # Distractor dates: the late-data note always concerns the latest date; the others take open dates.
-    reserved_weekday = _reserved_weekday(tier, plan.num_days)
+    num_days = len(dates)
+    rng = derive_rng(config.key, "schedule")
+    reserved_weekday = _reserved_weekday(tier, num_days)
     limit = tier.perturbed_per_weekday
     taken: set[int] = {dates.index(a.date) for a in config.anomalies}
     distractor_days: dict[str, int] = {}
     for kind in mix.distractors:
-        day = last if kind == LATE_DATA else _draw_day(plan.num_days, taken, reserved_weekday, limit, schedule_rng)
+        day = num_days - 1 if kind == LATE_DATA else _draw_day(num_days, taken, reserved_weekday, limit, rng)
         distractor_days[kind] = day
         if kind != LATE_DATA:
             taken.add(day)
-
     # Benign fluctuations take open dates like the distractors, but nothing annotates them.
     fluctuation_days = []
     for _ in mix.fluctuations:
-        day = _draw_day(plan.num_days, taken, reserved_weekday, limit, schedule_rng)
+        day = _draw_day(num_days, taken, reserved_weekday, limit, rng)
         fluctuation_days.append(day)
         taken.add(day)
+    incidents = _plan_anomalies(config, tier, dates, taken, reserved_weekday, rng, families)
+    return _Schedule(distractor_days, fluctuation_days, incidents)
 
-    planned_incidents = _plan_anomalies(config, tier, dates, taken, reserved_weekday, schedule_rng, families)
-    fluctuations: list[DistractorRecord] = []
+
+def _inject_incidents(plan: FunnelPlan, tier: Tier, config: EpisodeConfig, planned_incidents: list[_Planned],
+                      families: FamilyRegistry, dates: list[str]
+                      ) -> tuple[list[InjectionRecord], list[DistractorRecord]]:
+    """Each planned incident's injection (a date that continues an incident keeps its magnitude), and the timing
+    shifts drawn onto some incident dates (the day's sessions move first; the incident happens on top of them)."""
+    key = config.key
     shifted_days = _shifted_incident_days(config, tier, planned_incidents, derive_rng(key, "incident-timing"),
                                           families)
+    shifts: list[DistractorRecord] = []
     injections: list[InjectionRecord] = []
     by_day: dict[int, InjectionRecord] = {}
     for index, planned in enumerate(planned_incidents):
         family = families[planned.family]
-        if planned.day in shifted_days:  # the day's sessions move first; the incident happens on top of them
+        if planned.day in shifted_days:
             shift_rng = derive_rng(key, "incident-timing", planned.day)
             note = FLUCTUATIONS["timing_shift"](plan, planned.day, shift_rng, config.difficulty)
-            fluctuations.append(DistractorRecord("timing_shift", planned.day, note))
+            shifts.append(DistractorRecord("timing_shift", planned.day, note))
         rng = derive_rng(key, f"anomaly/{planned.family}", index)
         entity = planned.entity_name or _pick(family.entity_names, rng)
         magnitude = planned.magnitude
@@ -409,82 +311,44 @@ def build_episode(config: EpisodeConfig, families: FamilyRegistry = FAMILY_REGIS
                              description=f"continues from {dates[planned.continues]}: {record.description}")
         by_day[planned.day] = record
         injections.append(record)
+    return injections, shifts
 
-    for index, (kind, day) in enumerate(zip(mix.fluctuations, fluctuation_days, strict=True)):
-        rng = derive_rng(key, "fluctuation", index)
-        fluctuations.append(DistractorRecord(kind, day, FLUCTUATIONS[kind](plan, day, rng, config.difficulty)))
 
+def _calendar(plan: FunnelPlan, config: EpisodeConfig, schedule: _Schedule, dates: list[str]
+              ) -> tuple[list[Annotation], list[DistractorRecord]]:
+    """The distractors on their dates, each with its annotation, and a routine release note on any date: realistic
+    calendar noise that says nothing about the labels."""
+    key = config.key
     annotations: list[Annotation] = []
     distractors: list[DistractorRecord] = []
-    for kind, day in distractor_days.items():
+    for kind, day in schedule.distractor_days.items():
         annotation_kind, note = DISTRACTORS[kind](plan, day, derive_rng(key, f"distractor/{kind}"))
         annotations.append(Annotation(dates[day], annotation_kind, note))
         distractors.append(DistractorRecord(kind, day, note))
-    # A routine release note on any date: realistic calendar noise that says nothing about the labels.
     notes_rng = derive_rng(key, "annotations")
     release_day = int(notes_rng.integers(0, plan.num_days))
     annotations.append(Annotation(dates[release_day], "release",
                                   f"App release 5.{int(notes_rng.integers(10, 40))}.0 reached 100% of users."))
     annotations.sort(key=lambda a: (a.date, a.kind))
+    return annotations, distractors
 
-    data = draw_counts(plan, key)
-    task = {"task_id": config.task_id, "objective": objective_for(config), "config": config.public_dict()}
-    public = PublicEpisode(data, build_panel(data), tuple(annotations), task)
+
+def build_aggregate_episode(tier: Tier, config: EpisodeConfig, families: FamilyRegistry) -> Episode:
+    """An aggregate tier's episode: the plan, edited by its incidents (drawn from `families`), its benign
+    fluctuations and its distractors in that order, then its counts, its public data and its truth."""
+    mix = _mix(tier)
+    plan = baseline_plan(config.key, tier.window_days)
+    dates = [d.isoformat() for d in plan.dates]
+    if config.anomalies:
+        validate_custom_anomalies(tier, config, dates, families)
+    schedule = _schedule(tier, config, dates, families)
+    injections, fluctuations = _inject_incidents(plan, tier, config, schedule.incidents, families, dates)
+    for index, (kind, day) in enumerate(zip(mix.fluctuations, schedule.fluctuation_days, strict=True)):
+        rng = derive_rng(config.key, "fluctuation", index)
+        fluctuations.append(DistractorRecord(kind, day, FLUCTUATIONS[kind](plan, day, rng, config.difficulty)))
+    annotations, distractors = _calendar(plan, config, schedule, dates)
+    data = draw_counts(plan, config.key)
+    public = PublicEpisode(data, build_panel(data), tuple(annotations), visible_task(tier, config))
     truth = build_ground_truth([(record, Segment()) for record in injections], public, families, distractors,
                                fluctuations)
     return Episode(config, public, truth)
-
-
-def daily_series(daily: np.ndarray, entity_type: str, entity_name: str) -> tuple[np.ndarray, np.ndarray]:
-    """(D,) values of a count or rate entity from (D, 5) daily counts, and their baseline by the published rule
-    (the median of the same weekday's other dates), as build_panel computes them for a funnel. An hourly mix has
-    no daily series: a ValueError."""
-    if entity_type in ("event_count", "data_quality"):
-        values = daily[:, COUNT_COLUMNS.index(entity_name)].astype(float)
-    elif entity_type in ("conversion_rate", "funnel_step"):
-        metric = CONVERSION_BY_NAME[entity_name]
-        values = count_ratio(daily[:, COUNT_COLUMNS.index(metric.numerator)],
-                             daily[:, COUNT_COLUMNS.index(metric.denominator)])
-    else:
-        raise ValueError(f"{entity_type} has no daily series: an incident of it names cells only")
-    return values, peer_median(values, same_weekday_peers(len(values)))
-
-
-def build_ground_truth(incidents: Sequence[tuple[InjectionRecord, Segment]], public: PublicEpisode,
-                       families: FamilyRegistry, distractors: Sequence[DistractorRecord] = (),
-                       fluctuations: Sequence[DistractorRecord] = ()) -> GroundTruth:
-    """The truth of every tier, from the injection records alone: each incident's row is keyed on its record and
-    names its segment (the aggregate is the segment of all values), and its numbers are read back from that
-    segment's final public data with the published baseline rule."""
-    panels: dict[Segment, MetricPanel] = {Segment(): public.panel}
-    dates = public.data.dates
-    row_type = submission_row_type(families.published.names)
-    rows, neutral = [], set()
-    for record, incident_segment in incidents:
-        segment = incident_segment.normalised()
-        family = families[record.family].public
-        assert family.entity_type == record.entity_type
-        if segment.names_daily_field:  # a cuboid finer than a cell: its daily counts are all there is
-            assert public.segments is not None, "a segment incident needs segmented data"
-            values, baselines = daily_series(public.segments.segment_daily(segment), record.entity_type,
-                                             record.entity_name)
-            observed, baseline = float(values[record.day]), float(baselines[record.day])
-        else:
-            panel = panels.get(segment)
-            if panel is None:
-                assert public.segments is not None, "a segment incident needs segmented data"
-                panel = panels[segment] = build_panel(public.segments.segment_funnel(segment))
-            k = panel.index(record.entity_type, record.entity_name)
-            observed = float(panel.values[k, record.day])
-            baseline = float(panel.baseline[k, record.day])
-        scope = {} if segment.is_aggregate else {**dict.fromkeys(CELL_FIELDS), **segment.named()}
-        rows.append(row_type(
-            date=dates[record.day], entity_type=record.entity_type, entity_name=record.entity_name,
-            anomaly_type=record.family, detection_method=family.generator,
-            baseline_value=baseline, observed_value=observed, delta_value=observed - baseline,
-            severity=severity_for(record.entity_type, baseline, observed), **scope,
-        ))
-        neutral |= {row_key(dates[record.day], t, n) for t, n in record.neutral}
-    expected = {row_key(r.date, r.entity_type, r.entity_name) for r in rows}
-    return GroundTruth(tuple(rows), frozenset(neutral - expected), tuple(record for record, _ in incidents),
-                       tuple(distractors), tuple(fluctuations))

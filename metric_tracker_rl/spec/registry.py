@@ -1,0 +1,86 @@
+"""One registry for everything the package looks up by name: anomaly families, incident and benign kinds, tiers,
+tools and agents.
+
+A registry keeps its entries in registration order (the order a catalog lists them), refuses a second entry under
+a name it holds, and answers a lookup of a name it does not hold with an error that lists the valid ones. It reads
+as a Mapping from name to entry. It imports nothing of the project, so every layer may use it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import Generic, TypeVar, overload
+
+T = TypeVar("T")
+D = TypeVar("D")
+
+
+class UnknownName(KeyError, ValueError):
+    """A lookup of a name the registry does not hold. A KeyError for Mapping's sake (`get`, `in`), and a
+    ValueError for a caller that reports a bad argument; its message names the valid names."""
+
+    def __str__(self) -> str:
+        return str(self.args[0])  # KeyError would quote the whole message
+
+
+class Registry(Mapping[str, T], Generic[T]):
+    """Entries of one sort by name, in registration order. `what` names the sort in messages ("tool", "tier");
+    `check` vets an entry before it is registered (it raises ValueError to refuse it). An entry is registered under
+    its `name` attribute unless `register` is given another name (an agent's factory has none)."""
+
+    def __init__(self, what: str, entries: Iterable[T] = (), check: Callable[[T], None] | None = None) -> None:
+        self.what = what
+        self._check = check
+        self._entries: dict[str, T] = {}
+        for entry in entries:
+            self.register(entry)
+
+    def register(self, entry: T, name: str | None = None) -> T:
+        """Add an entry (under `name`, else its own name); a name already held is a ValueError."""
+        key = name if name is not None else getattr(entry, "name", None)
+        if not isinstance(key, str) or not key:
+            raise ValueError(f"a {self.what} needs a name to be registered under, got {key!r}")
+        if key in self._entries:
+            raise ValueError(f"{self.what} {key!r} is already registered")
+        if self._check is not None:
+            self._check(entry)
+        self._entries[key] = entry
+        return entry
+
+    def unregister(self, name: str) -> T:
+        """Take an entry out again: a scratch entry (a test's, a notebook's) leaves the registry as it found it."""
+        entry = self[name]
+        del self._entries[name]
+        return entry
+
+    def names(self) -> tuple[str, ...]:
+        """Every registered name, in registration order."""
+        return tuple(self._entries)
+
+    def __getitem__(self, name: str) -> T:
+        try:
+            return self._entries[name]
+        except KeyError:
+            raise UnknownName(f"unknown {self.what} {name!r}; valid: {', '.join(self._entries)}") from None
+
+    @overload
+    def get(self, name: str, /) -> T | None: ...
+    @overload
+    def get(self, name: str, default: T | D, /) -> T | D: ...
+
+    def get(self, name: str, default: object = None, /) -> object:
+        """The entry, or `default`: without building the error message a miss through `[]` would."""
+        return self._entries.get(name, default)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._entries
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._entries)
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def __repr__(self) -> str:
+        return f"Registry({self.what!r}: {', '.join(self._entries)})"
+

@@ -1,0 +1,175 @@
+"""What the brief publishes about a segmented tier's world: its dimensions and how its traffic splits, how a row
+names its segment and is credited, what a release means, which changes are benign, the incident kinds an episode
+may draw, and its context tables.
+
+Public text only, from the segmented world (segments.py) and the tier configs; the serving side fills the brief
+with it, and the view reads which families an episode's kinds are reported as.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from metric_tracker_rl.spec.dimensions import PLATFORMS
+from metric_tracker_rl.spec.published import (
+    ANOMALY_TYPES,
+    COUNT_COLUMNS,
+    FAMILY_ENTITY_TYPE,
+    HOURLY_EVIDENCE_GRAIN,
+    OVERLAP_CREDIT_RULE,
+)
+from metric_tracker_rl.spec.tiers import TIERS
+from metric_tracker_rl.world.context import CONTEXT_READING, ContextTables, context_meanings
+from metric_tracker_rl.world.funnel import HOURS
+from metric_tracker_rl.world.segments import (
+    HOLIDAYS,
+    REGRESSION_DAYS,
+    RELEASES_PER_PLATFORM,
+    ROLLOUT_STAGES,
+    WEB_VERSION,
+    CellLayout,
+    SegmentedData,
+    World,
+    world_of,
+)
+
+RELEASE_MEANING = (
+    "A release annotation says a new app version started a staged rollout on one platform: "
+    f"{', '.join(f'{stage:.0%}' for stage in ROLLOUT_STAGES)} of its users on consecutive dates (get_releases). A "
+    "release sometimes breaks a step on the new version only (its platform and version, at deep perhaps only some "
+    f"of its users): from the rollout's first date for {REGRESSION_DAYS[0]} to {REGRESSION_DAYS[1]} dates in a row, "
+    "one row each, by the same share every date, then it is fixed, whether or not the rollout has reached "
+    f"{ROLLOUT_STAGES[-1]:.0%}. Its aggregate footprint grows with the rollout until the fix. Most releases change "
+    "nothing."
+)
+
+SEGMENT_REPORTING = (
+    "At frontier every incident is confined to a segment: report it with the platform, country and/or app_version "
+    "that name the segment (omit a field to mean all its values; web has the single app_version 'web'), and read "
+    "its baseline, observed value and delta from that segment's own data with the published baseline rule. The "
+    "exact segment earns full credit, a correct parent (the right platform, no version) half, the right platform "
+    "with a wrong version or a segment narrower than the incident a quarter, the aggregate or a wrong segment none."
+)
+# At a tier that credits segments by overlap (deep): any of its dimensions, and the continuous credit.
+OVERLAP_REPORTING = (
+    "At {difficulty} every incident is confined to a segment: report it with any of the fields {fields} that name "
+    "it (omit a field to mean all its values; web has the single app_version 'web'), and read its baseline, "
+    "observed value and delta from that segment's own data with the published baseline rule. The row's quality is "
+    "multiplied by its segment credit. " + OVERLAP_CREDIT_RULE
+)
+BENIGN_LOOK_ALIKES = (
+    "Unannotated and benign, with sizes that overlap incidents' (no threshold separates them): more traffic from a "
+    "low-converting segment (the aggregate's conversion moves, no segment's own does); a segment's demand rising or "
+    "falling all day with every event and hour together; a segment using the app a few hours earlier or later. "
+    "Holidays and releases are annotated. The signature tells incidents apart: which hours, which segment, which "
+    "metrics move together, and when it started."
+)
+
+
+BENIGN_WITH_CONTEXT = (
+    " With context tables (deep), also benign: an experiment's intended effect on the step it targets in its arm, "
+    "a campaign's extra low-intent traffic in its channel and country, and a country's holiday; they are listed "
+    "there, not annotated."
+)
+
+
+def benign_brief(difficulty: str) -> str:
+    """What a segmented tier's brief says of its benign changes: BENIGN_LOOK_ALIKES, and at a tier with context the
+    kinds its context tables list."""
+    mix = TIERS[difficulty].segmented
+    return BENIGN_LOOK_ALIKES + (BENIGN_WITH_CONTEXT if mix is not None and mix.context else "")
+
+
+def segmented_brief(difficulty: str, note_share: float | None = None) -> dict[str, object]:
+    """What the brief publishes about the segmented world of a segmented tier (the same for every episode of it
+    but for the share of partner failures with a notice, the episode's `note_share`; None: the tier's)."""
+    tier = TIERS[difficulty]
+    world = world_of(tier.dimensions)
+    versions = (f"{WEB_VERSION} on web; on ios and android the version live at the window's start and "
+                f"{RELEASES_PER_PLATFORM} releases per platform (get_releases)")
+    if not world.daily:
+        return {
+            "dimensions": {"platform": ",".join(PLATFORMS), "country": ",".join(world.country.values),
+                           "app_version": versions},
+            "traffic_split": "every count exists per (platform, country, app_version) cell; the aggregate funnel "
+                             "the other tools read is their sum",
+            "conversion": "web, BR and IN convert lower than the rest",
+            "holidays": ", ".join(f"{date} {name}" for date, name in HOLIDAYS.items()),
+            # What a release means is the brief's calendar_note_kinds.release, once.
+            "reporting": SEGMENT_REPORTING,
+        }
+    daily = [dimension.field for dimension in world.daily]
+    return {
+        "dimensions": {"platform": ",".join(PLATFORMS), "country": ",".join(world.country.values),
+                       "app_version": versions, **{d.field: ",".join(d.values) for d in world.daily}},
+        "traffic_split": f"hourly counts exist per (platform, country, app_version) cell (hourly_by_segment); daily "
+                         f"counts per cell and {' and '.join(daily)} (daily_by_segment, a column per dimension); the "
+                         "aggregate funnel the other tools read is their sum",
+        "hourly_evidence": HOURLY_EVIDENCE_GRAIN,
+        "conversion": "; ".join(f"{d.field}: {d.profile}" for d in world.dimensions),
+        "holidays": ", ".join(f"{date} {name}" for date, name in HOLIDAYS.items()),
+        # What a release means is the brief's calendar_note_kinds.release, once.
+        "reporting": _reporting(difficulty, world),
+        **({"context_tables": context_brief(tier.segmented.note_share if note_share is None else note_share)}
+           if tier.segmented is not None and tier.segmented.context else {}),
+    }
+
+
+@dataclass(frozen=True)
+class KindText:
+    """An incident kind as the brief shows it: its name, the family it is reported as, its one-line definition,
+    and whether it may move a segment's counts together all day."""
+
+    name: str
+    family: str
+    definition: str
+    count_all_day: bool = False
+
+
+def kinds_brief(kinds: Sequence[KindText]) -> dict[str, object]:
+    """The brief's incident kinds of an episode (those it may draw), a row each with its family and definition,
+    and what follows: the brief's families table keeps only those families (`drawn_families`), and whether an
+    all-day move of a segment's counts can be an incident."""
+    if not kinds:
+        return {}
+    counts = [kind.name for kind in kinds if FAMILY_ENTITY_TYPE[kind.family] == "event_count"]
+    note = "Every incident is one of incident_kinds, reported as its family (the families table lists those only)."
+    if not any(kind.count_all_day for kind in kinds):
+        note += (" No incident moves a segment's counts together all day" + (
+            f" ({' and '.join(counts)} {'is a block' if len(counts) == 1 else 'are blocks'} of hours)"
+            if counts else "") + ": that is a benign demand swing.")
+    return {"incident_kinds": [{"kind": kind.name, "family": kind.family, "definition": kind.definition}
+                               for kind in kinds],
+            "families_drawn": note}
+
+
+def drawn_families(segments: Mapping[str, object] | None) -> tuple[str, ...] | None:
+    """The families a brief's incident kinds are reported as, in publication order (None: no kinds shown, so
+    every family may occur)."""
+    kinds = (segments or {}).get("incident_kinds")
+    if not isinstance(kinds, list):
+        return None
+    named = {row["family"] for row in kinds}
+    return tuple(family for family in ANOMALY_TYPES if family in named)
+
+
+def _reporting(difficulty: str, world: World) -> str:
+    """How a row names its segment and how it is credited at a tier with daily-only dimensions."""
+    if TIERS[difficulty].segment_credit == "overlap":
+        return OVERLAP_REPORTING.format(difficulty=difficulty, fields=", ".join(world.fields))
+    return SEGMENT_REPORTING.replace("At frontier", f"At {difficulty}").replace(
+        "platform, country and/or app_version", f"platform, country, {', '.join(world.fields[2:])}")
+
+
+def context_brief(note_share: float) -> dict[str, str]:
+    """Each context table a model reads (get_context, or the query tool under the same name): its columns, read
+    off the tables of an empty episode, and what it holds in an episode of this `note_share`."""
+    empty = SegmentedData(CellLayout((), (), ()), (), np.zeros((0, 0, HOURS, len(COUNT_COLUMNS)), dtype=np.int64),
+                          context=ContextTables())
+    tables = empty.sql_tables()
+    return {"reading": CONTEXT_READING,
+            **{name: f"({', '.join(tables[name])}): {meaning}"
+               for name, meaning in context_meanings(note_share).items()}}
