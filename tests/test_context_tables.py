@@ -17,8 +17,8 @@ from metric_tracker_rl.analysis_tools import run_tool
 from metric_tracker_rl.generation import build_episode
 from metric_tracker_rl.generation.episode import Episode
 from metric_tracker_rl.generation.kinds import BENIGN_KIND_REGISTRY, SegmentFluctuation
-from metric_tracker_rl.generation.segment_plan import Calendar, SegmentWorld
-from metric_tracker_rl.generation.segmented import DrawnWorld, build_world, segmented_plan
+from metric_tracker_rl.generation.segment_plan import Calendar, SegmentWorld, segmented_plan
+from metric_tracker_rl.generation.segmented import DrawnWorld, build_world
 from metric_tracker_rl.spec.published import CONVERSION_BY_NAME, COUNT_COLUMNS
 from metric_tracker_rl.spec.seeding import EpisodeKey
 from metric_tracker_rl.spec.tasks import resolve_episode_config

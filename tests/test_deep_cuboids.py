@@ -27,8 +27,8 @@ from metric_tracker_rl.generation.dilution import (
     largest_one_dimension_z,
 )
 from metric_tracker_rl.generation.episode import Episode, daily_series
-from metric_tracker_rl.generation.segment_plan import Calendar, SegmentedPlan, SegmentWorld
-from metric_tracker_rl.generation.segmented import draw_segmented_counts, segmented_plan
+from metric_tracker_rl.generation.segment_counts import draw_segmented_counts
+from metric_tracker_rl.generation.segment_plan import Calendar, SegmentedPlan, SegmentWorld, segmented_plan
 from metric_tracker_rl.spec.tasks import CUBOID_KNOBS, EpisodeConfig, resolve_episode_config
 from metric_tracker_rl.spec.tiers import TIERS
 from metric_tracker_rl.world.funnel import N_STEPS

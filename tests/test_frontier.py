@@ -15,8 +15,8 @@ from hypothesis import strategies as st
 from metric_tracker_rl.generation import build_episode
 from metric_tracker_rl.generation.episode import Episode
 from metric_tracker_rl.generation.kinds import BENIGN_KIND_REGISTRY
-from metric_tracker_rl.generation.segment_plan import Calendar, SegmentWorld
-from metric_tracker_rl.generation.segmented import build_world, decoy_count, segmented_plan
+from metric_tracker_rl.generation.segment_plan import Calendar, SegmentWorld, segmented_plan
+from metric_tracker_rl.generation.segmented import build_world, decoy_count
 from metric_tracker_rl.grading.grader import SEGMENT_CREDIT, grade_submission, segment_match
 from metric_tracker_rl.models import MetricSubmissionRow
 from metric_tracker_rl.spec.dimensions import PLATFORMS

@@ -16,6 +16,7 @@ from metric_tracker_rl.generation import build_episode
 from metric_tracker_rl.generation.kinds.cuboid import MIN_BLOCK_HOUR_EXPECTED, CuboidRule
 from metric_tracker_rl.generation.kinds.payment_failure import CUBOID_RULE as PAYMENT_RULE
 from metric_tracker_rl.generation.kinds.segment_outage import CUBOID_RULE as OUTAGE_RULE
+from metric_tracker_rl.generation.segment_plan import CuboidDial
 from metric_tracker_rl.generation.segmented import build_world
 from metric_tracker_rl.serving.environment import MetricTrackerRlEnvironment
 from metric_tracker_rl.spec.published import HOURLY_EVIDENCE_GRAIN, MIN_HOURLY_DENOMINATOR
@@ -45,7 +46,7 @@ def _named(row: Any) -> dict[str, str]:
 
 
 def test_a_kind_with_hourly_evidence_names_cell_fields_only() -> None:
-    world = SimpleNamespace(cuboid_fields=SEGMENT_FIELDS)  # every field in play
+    world = SimpleNamespace(cuboids=CuboidDial(SEGMENT_FIELDS, max_depth=3))  # every field in play
     for rule in (PAYMENT_RULE, OUTAGE_RULE, CuboidRule(hourly=True)):
         fields = rule.fields(world, Segment())  # type: ignore[arg-type]
         assert rule.hourly and fields and set(fields) <= set(CELL_FIELDS), fields

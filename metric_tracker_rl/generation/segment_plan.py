@@ -1,6 +1,6 @@
-"""What incident kinds edit in a segmented tier: the expected values of every traffic cell, the calendar of dates
-still open to a perturbation, and the world a kind's mechanism acts on (behind the truth wall: tools never import
-it)."""
+"""What incident kinds edit in a segmented tier: the expected values of every traffic cell (and how they are drawn
+before any incident), the calendar of dates still open to a perturbation, and the world a kind's mechanism acts on
+(behind the truth wall: tools never import it)."""
 
 from __future__ import annotations
 
@@ -13,9 +13,35 @@ import numpy as np
 from metric_tracker_rl.generation.anomalies import FAMILY_REGISTRY, InjectionRecord
 from metric_tracker_rl.spec.seeding import EpisodeKey, derive_rng
 from metric_tracker_rl.world.daily_panel import same_weekday_peer_lists
-from metric_tracker_rl.world.funnel import N_EVENTS, N_STEPS, FunnelPlan, window_calendar
-from metric_tracker_rl.world.segments import CellLayout, LeafSplit, Release, Segment, holiday_days
-from metric_tracker_rl.world.traffic_split import version_shares
+from metric_tracker_rl.world.funnel import (
+    HOURS,
+    N_EVENTS,
+    N_STEPS,
+    WEEKEND_HOUR_SHARE,
+    FunnelPlan,
+    baseline_plan,
+    window_calendar,
+)
+from metric_tracker_rl.world.segments import (
+    MOBILE_PLATFORMS,
+    CellLayout,
+    LeafSplit,
+    Release,
+    Segment,
+    World,
+    holiday_days,
+)
+from metric_tracker_rl.world.traffic_split import (
+    HOLIDAY_TRAFFIC_FACTOR,
+    LEAF_RATE_SIGMA,
+    LEAF_SHARE_SIGMA,
+    SEGMENT_DAY_SIGMA,
+    SEGMENT_RATE_SIGMA,
+    cell_layout,
+    cell_mix,
+    version_labels,
+    version_shares,
+)
 
 T = TypeVar("T")
 
@@ -277,3 +303,73 @@ class SegmentWorld:
                                                            out=plan.leaf_reach_factors[cells, :, day],
                                                            where=denominator > 0)
         plan.leaf_shares[cells, :, day] = new_shares
+
+
+# --- the plan before any incident: each cell's expected traffic and conversion, its leaves' -----------------
+
+SEGMENTED_TREND = (-0.002, 0.006)  # extra daily growth of the whole funnel, drawn per episode
+FIRST_RELEASE_DAYS = (4, 12)  # the first release of each mobile platform starts in this range
+# The second starts three weeks or more after the first (each version carries its platform for three weeks, so a
+# version-level baseline rests on real traffic) and leaves three weeks after its own start.
+RELEASE_GAP, LAST_RELEASE_TAIL_DAYS = 21, 22
+
+
+def draw_releases(key: EpisodeKey, num_days: int) -> tuple[int, tuple[Release, ...]]:
+    """The version numbering and the release schedule of an episode (public once drawn)."""
+    latest = num_days - LAST_RELEASE_TAIL_DAYS
+    rng = derive_rng(key, "frontier-releases")
+    base_minor = int(rng.integers(10, 40))
+    labels = version_labels(base_minor)
+    releases = []
+    for platform in MOBILE_PLATFORMS:
+        first = int(rng.integers(FIRST_RELEASE_DAYS[0], FIRST_RELEASE_DAYS[1] + 1))
+        second = int(rng.integers(first + RELEASE_GAP, latest + 1))
+        releases += [Release(platform, labels[1], first), Release(platform, labels[2], second)]
+    return base_minor, tuple(releases)
+
+
+def segmented_plan(key: EpisodeKey, num_days: int, world: World) -> SegmentedPlan:
+    """The expected traffic and conversion of every cell, date and hour, before any incident or fluctuation, in a
+    world of the tier's dimensions."""
+    plan = baseline_plan(key, num_days)
+    trend = derive_rng(key, "frontier-world").uniform(*SEGMENTED_TREND)
+    aggregate = plan.traffic * (1.0 + trend * np.arange(num_days))[:, None]
+    for day in holiday_days(num_days):
+        aggregate[day] = aggregate[day].sum() * HOLIDAY_TRAFFIC_FACTOR * WEEKEND_HOUR_SHARE
+    base_minor, releases = draw_releases(key, num_days)
+    layout = cell_layout(base_minor, world.country.values)
+    share, factors = cell_mix(layout, world.country)
+    noise = np.empty((layout.size, num_days, 1 + N_STEPS))
+    for cell, name in enumerate(zip(layout.platforms, layout.countries, layout.versions, strict=True)):
+        noise[cell] = derive_rng(key, "segment/" + "/".join(name)).standard_normal((num_days, 1 + N_STEPS))
+    cell_share = share[:, None] * version_shares(layout, releases, num_days) * np.exp(SEGMENT_DAY_SIGMA * noise[..., 0])
+    traffic = cell_share[..., None] * aggregate[None]
+    rate_factor = factors[:, None, :] * np.exp(SEGMENT_RATE_SIGMA * noise[..., 1:])  # (S, D, 4)
+    step_rates = plan.step_rates[None] * rate_factor[:, :, None, :]
+    np.minimum(step_rates, 0.995, out=step_rates)
+    cells = layout.size
+    segmented = SegmentedPlan(layout=layout, releases=releases, traffic=traffic, step_rates=step_rates,
+                              extra_opens=np.zeros((cells, num_days, HOURS)),
+                              duplicate_factor=np.ones((cells, num_days, HOURS, N_EVENTS)),
+                              hour_shift=np.zeros((cells, num_days), dtype=np.int64),
+                              ingested_fraction=np.ones((cells, num_days, HOURS)))
+    if world.daily:
+        add_leaves(segmented, world.leaf_split, key)
+    return segmented
+
+
+def add_leaves(plan: SegmentedPlan, split: LeafSplit, key: EpisodeKey) -> None:
+    """Each cell's leaves: a leaf's share of its cell's traffic is its dimensions' shares times its own day noise
+    (renormalised, so a cell's traffic is what the kinds edit), and its step rates are its cell's times its
+    dimensions' factors times its own noise. A leaf's expected reach of event e is its share times the product of
+    its factors up to e times its cell's reach (so a leaf's conversion follows its cell's hour by hour)."""
+    cells, days, leaves = plan.layout.size, plan.num_days, split.size
+    noise = derive_rng(key, "segment-leaves").standard_normal((cells, leaves, days, 1 + N_STEPS))
+    shares = split.shares()[None, :, None] * np.exp(LEAF_SHARE_SIGMA * noise[..., 0])
+    shares /= shares.sum(axis=1, keepdims=True)
+    rate_factors = split.rate_factors()[None, :, None, :] * np.exp(LEAF_RATE_SIGMA * noise[..., 1:])
+    reach = np.ones((cells, leaves, days, N_EVENTS))
+    reach[..., 1] = rate_factors[..., 0]
+    for step in range(1, N_STEPS):  # a cumulative product (np.cumprod is slow along so short an axis)
+        np.multiply(reach[..., step], rate_factors[..., step], out=reach[..., step + 1])
+    plan.split, plan.leaf_shares, plan.leaf_reach_factors = split, shares, reach

@@ -2,10 +2,10 @@
 look-alikes, as the tier's segmented config (tiers.SegmentedMix) sets them.
 
 Generation mirrors the aggregate tiers (plan, edit the plan, draw counts), per traffic cell:
-1. `segmented_plan` splits the aggregate plan of funnel.baseline_plan (an eight-week window with a trend and a
-   holiday calendar) into cells (platform, country, app version; see segments.py): each cell's traffic is its
-   platform and country share times its version's rollout share times its own day noise, and its step rates are
-   the aggregate's times its platform and country factors (times its own noise). At a tier with daily-only
+1. `segment_plan.segmented_plan` splits the aggregate plan of funnel.baseline_plan (an eight-week window with a
+   trend and a holiday calendar) into cells (platform, country, app version; see segments.py): each cell's traffic
+   is its platform and country share times its version's rollout share times its own day noise, and its step rates
+   are the aggregate's times its platform and country factors (times its own noise). At a tier with daily-only
    dimensions (deep), each cell also gets its leaves' shares and conversion factors, with their own day noise.
 2. Incidents and benign fluctuations edit the plan of the cells of one segment: each is a registered kind
    (metric_tracker_rl/generation/kinds/), most of which run a family's injector on each cell's view of the plan,
@@ -14,9 +14,9 @@ Generation mirrors the aggregate tiers (plan, edit the plan, draw counts), per t
    is a cuboid of one to three dimensions (kinds/cuboid.py), edited through SegmentWorld.scale_step and
    scale_traffic where it names channel or user type, and the last `concurrency` incidents share a date with an
    earlier one.
-3. `draw_segmented_counts` draws every cell's counts in one vectorised Poisson call, then applies extra opens,
-   duplicates, clock shifts and lost events per touched cell and date, each from its own named stream. With
-   leaves, it then splits each cell's daily counts among its leaves (`split_leaves`).
+3. `segment_counts.draw_segmented_counts` draws every cell's counts in one vectorised Poisson call, then applies
+   extra opens, duplicates, clock shifts and lost events per touched cell and date, each from its own named stream.
+   With leaves, it then splits each cell's daily counts among its leaves (`split_leaves`).
 
 Every random stream is derived by name (seeding.derive_rng), and keeps the name it was first drawn under (frontier
 was the first segmented tier; renaming a stream would change every episode): the world from "frontier-world", the
@@ -24,8 +24,8 @@ schedule from "frontier-schedule", each cell's noise from "segment/<platform>/<c
 "segment-noise" and "segment-draw", the leaves' noise from "segment-leaves" and their split from "segment-split"
 (per touched cell and date: "segment-resplit").
 
-Ground truth comes from the injection records; each expected row names the incident's segment, and its values are
-read back from that segment's final data with the published baseline rule (daily_panel.build_panel).
+Ground truth comes from the injection records (episode.build_ground_truth); each expected row names the incident's
+segment, and its values are read back from that segment's final data with the published baseline rule.
 """
 
 from __future__ import annotations
@@ -48,9 +48,17 @@ from metric_tracker_rl.generation.kinds import (
 )
 from metric_tracker_rl.generation.kinds.level_shift import LevelShift
 from metric_tracker_rl.generation.kinds.partner_payment_failure import partner_segments
-from metric_tracker_rl.generation.segment_plan import Calendar, CuboidDial, SegmentedPlan, SegmentWorld, pick
+from metric_tracker_rl.generation.segment_counts import draw_segmented_counts
+from metric_tracker_rl.generation.segment_plan import (
+    Calendar,
+    CuboidDial,
+    SegmentedPlan,
+    SegmentWorld,
+    pick,
+    segmented_plan,
+)
 from metric_tracker_rl.spec.published import FUNNEL_STEPS
-from metric_tracker_rl.spec.seeding import EpisodeKey, derive_rng
+from metric_tracker_rl.spec.seeding import derive_rng
 from metric_tracker_rl.spec.tasks import EpisodeConfig, incident_count
 from metric_tracker_rl.spec.tiers import SegmentedMix, Tier
 from metric_tracker_rl.world.context import (
@@ -65,202 +73,16 @@ from metric_tracker_rl.world.context import (
 )
 from metric_tracker_rl.world.daily_panel import build_panel
 from metric_tracker_rl.world.funnel import (
-    HOURS,
-    N_EVENTS,
-    N_STEPS,
-    WEEKEND_HOUR_SHARE,
     FunnelData,
-    baseline_plan,
-    stage_means,
     window_calendar,
 )
 from metric_tracker_rl.world.public_episode import Annotation, PublicEpisode
 from metric_tracker_rl.world.segments import (
-    MOBILE_PLATFORMS,
     ROLLOUT_STAGES,
-    LeafSplit,
-    Release,
     SegmentedData,
-    World,
-    day_sums,
     holiday_days,
     world_of,
 )
-from metric_tracker_rl.world.traffic_split import (
-    HOLIDAY_TRAFFIC_FACTOR,
-    LEAF_RATE_SIGMA,
-    LEAF_SHARE_SIGMA,
-    SEGMENT_DAY_SIGMA,
-    SEGMENT_RATE_SIGMA,
-    cell_layout,
-    cell_mix,
-    version_labels,
-    version_shares,
-)
-
-SEGMENTED_TREND = (-0.002, 0.006)  # extra daily growth of the whole funnel, drawn per episode
-FIRST_RELEASE_DAYS = (4, 12)  # the first release of each mobile platform starts in this range
-# The second starts three weeks or more after the first (each version carries its platform for three weeks, so a
-# version-level baseline rests on real traffic) and leaves three weeks after its own start.
-RELEASE_GAP, LAST_RELEASE_TAIL_DAYS = 21, 22
-
-
-def draw_releases(key: EpisodeKey, num_days: int) -> tuple[int, tuple[Release, ...]]:
-    """The version numbering and the release schedule of an episode (public once drawn)."""
-    latest = num_days - LAST_RELEASE_TAIL_DAYS
-    rng = derive_rng(key, "frontier-releases")
-    base_minor = int(rng.integers(10, 40))
-    labels = version_labels(base_minor)
-    releases = []
-    for platform in MOBILE_PLATFORMS:
-        first = int(rng.integers(FIRST_RELEASE_DAYS[0], FIRST_RELEASE_DAYS[1] + 1))
-        second = int(rng.integers(first + RELEASE_GAP, latest + 1))
-        releases += [Release(platform, labels[1], first), Release(platform, labels[2], second)]
-    return base_minor, tuple(releases)
-
-
-def segmented_plan(key: EpisodeKey, num_days: int, world: World) -> SegmentedPlan:
-    """The expected traffic and conversion of every cell, date and hour, before any incident or fluctuation, in a
-    world of the tier's dimensions."""
-    plan = baseline_plan(key, num_days)
-    trend = derive_rng(key, "frontier-world").uniform(*SEGMENTED_TREND)
-    aggregate = plan.traffic * (1.0 + trend * np.arange(num_days))[:, None]
-    for day in holiday_days(num_days):
-        aggregate[day] = aggregate[day].sum() * HOLIDAY_TRAFFIC_FACTOR * WEEKEND_HOUR_SHARE
-    base_minor, releases = draw_releases(key, num_days)
-    layout = cell_layout(base_minor, world.country.values)
-    share, factors = cell_mix(layout, world.country)
-    noise = np.empty((layout.size, num_days, 1 + N_STEPS))
-    for cell, name in enumerate(zip(layout.platforms, layout.countries, layout.versions, strict=True)):
-        noise[cell] = derive_rng(key, "segment/" + "/".join(name)).standard_normal((num_days, 1 + N_STEPS))
-    cell_share = share[:, None] * version_shares(layout, releases, num_days) * np.exp(SEGMENT_DAY_SIGMA * noise[..., 0])
-    traffic = cell_share[..., None] * aggregate[None]
-    rate_factor = factors[:, None, :] * np.exp(SEGMENT_RATE_SIGMA * noise[..., 1:])  # (S, D, 4)
-    step_rates = plan.step_rates[None] * rate_factor[:, :, None, :]
-    np.minimum(step_rates, 0.995, out=step_rates)
-    cells = layout.size
-    segmented = SegmentedPlan(layout=layout, releases=releases, traffic=traffic, step_rates=step_rates,
-                              extra_opens=np.zeros((cells, num_days, HOURS)),
-                              duplicate_factor=np.ones((cells, num_days, HOURS, N_EVENTS)),
-                              hour_shift=np.zeros((cells, num_days), dtype=np.int64),
-                              ingested_fraction=np.ones((cells, num_days, HOURS)))
-    if world.daily:
-        add_leaves(segmented, world.leaf_split, key)
-    return segmented
-
-
-def add_leaves(plan: SegmentedPlan, split: LeafSplit, key: EpisodeKey) -> None:
-    """Each cell's leaves: a leaf's share of its cell's traffic is its dimensions' shares times its own day noise
-    (renormalised, so a cell's traffic is what the kinds edit), and its step rates are its cell's times its
-    dimensions' factors times its own noise. A leaf's expected reach of event e is its share times the product of
-    its factors up to e times its cell's reach (so a leaf's conversion follows its cell's hour by hour)."""
-    cells, days, leaves = plan.layout.size, plan.num_days, split.size
-    noise = derive_rng(key, "segment-leaves").standard_normal((cells, leaves, days, 1 + N_STEPS))
-    shares = split.shares()[None, :, None] * np.exp(LEAF_SHARE_SIGMA * noise[..., 0])
-    shares /= shares.sum(axis=1, keepdims=True)
-    rate_factors = split.rate_factors()[None, :, None, :] * np.exp(LEAF_RATE_SIGMA * noise[..., 1:])
-    reach = np.ones((cells, leaves, days, N_EVENTS))
-    reach[..., 1] = rate_factors[..., 0]
-    for step in range(1, N_STEPS):  # a cumulative product (np.cumprod is slow along so short an axis)
-        np.multiply(reach[..., step], rate_factors[..., step], out=reach[..., step + 1])
-    plan.split, plan.leaf_shares, plan.leaf_reach_factors = split, shares, reach
-
-
-def _cell_stop_means(plan: SegmentedPlan) -> tuple[np.ndarray, np.ndarray | None]:
-    """(S, D, 24, 5) expected stops per event of every cell (its leaves' together where it has leaves), and with
-    leaves (S, D, 5) each cell's expected reach of every event per date before its leaves' factors."""
-    if plan.split is None:
-        return stage_means(plan.traffic, plan.step_rates), None
-    assert plan.leaf_shares is not None and plan.leaf_reach_factors is not None
-    reach = np.empty((N_EVENTS, *plan.traffic.shape))  # expected opens that reach each event, event axis first
-    reach[0] = plan.traffic
-    for step in range(N_STEPS):
-        np.multiply(reach[step], plan.step_rates[..., step], out=reach[step + 1])
-    daily_reach = np.moveaxis(reach.sum(axis=-1), 0, -1)  # (S, D, 5)
-    mix = np.einsum("skd,skde->esd", plan.leaf_shares, plan.leaf_reach_factors)  # the leaves' mean factor
-    reach *= mix[..., None]
-    reach[:N_STEPS] -= reach[1:]
-    np.maximum(reach, 0.0, out=reach)
-    return np.moveaxis(reach, 0, -1), daily_reach
-
-
-def draw_segmented_counts(plan: SegmentedPlan, key: EpisodeKey) -> SegmentedData:
-    """Integer counts of every cell: one Poisson draw over all cells (stops per event, as funnel.stage_means
-    explains), then, for each cell and date whose plan holds extra opens, duplicates, a clock shift or lost
-    events, those from the stream "segment-draw" of that cell and date. With leaves, each cell's daily counts are
-    then split among them (split_leaves)."""
-    means, daily_reach = _cell_stop_means(plan)
-    stops = derive_rng(key, "segment-noise").poisson(means)
-    hourly = stops
-    for event in range(N_STEPS - 1, -1, -1):
-        hourly[..., event] += hourly[..., event + 1]
-    drawn = day_sums(hourly) if daily_reach is not None else None  # before the post-draw effects
-    extra = plan.extra_opens.any(axis=2)
-    surplus = (plan.duplicate_factor != 1.0).any(axis=(2, 3))
-    loss = (plan.ingested_fraction < 1.0).any(axis=2)
-    shifted = plan.hour_shift != 0
-    for cell, day in zip(*np.nonzero(extra | surplus | loss | shifted), strict=True):
-        rng = derive_rng(key, "segment-draw", int(cell) * plan.num_days + int(day))
-        counts = hourly[cell, day]
-        if extra[cell, day]:
-            counts[:, 0] += rng.poisson(plan.extra_opens[cell, day])
-        if surplus[cell, day]:
-            counts += rng.poisson(counts * (plan.duplicate_factor[cell, day] - 1.0))
-        if shifted[cell, day]:
-            counts[:] = np.roll(counts, int(plan.hour_shift[cell, day]), axis=0)
-        if loss[cell, day]:
-            counts[:] = rng.binomial(counts, plan.ingested_fraction[cell, day][:, None])
-    if drawn is None or daily_reach is None:
-        return SegmentedData(layout=plan.layout, releases=plan.releases, hourly=hourly)
-    assert plan.split is not None
-    return SegmentedData(layout=plan.layout, releases=plan.releases, hourly=hourly, split=plan.split,
-                         leaf_daily=split_leaves(plan, daily_reach, drawn, day_sums(hourly), key))
-
-
-def split_leaves(plan: SegmentedPlan, cell_reach: np.ndarray, drawn: np.ndarray, final: np.ndarray,
-                 key: EpisodeKey) -> np.ndarray:
-    """(S x K, D, 5) daily counts of the leaves, summing to their cell's `final` daily counts.
-
-    Independent Poisson counts, given their sum, are multinomial in proportion to their means: so each cell's
-    drawn stops at each event (`drawn`, before the post-draw effects) are split among its leaves in one
-    multinomial draw (one binomial call per leaf over every cell, date and event), in proportion to each leaf's
-    expected stops that day. `cell_reach` (S, D, 5): each cell's expected reach of every event per date, before
-    its leaves' factors. Where a post-draw effect then changed a cell's day (bots, duplicates, lost events), each
-    event's change is spread over the leaves in proportion to their counts (added multinomially, removed without
-    replacement)."""
-    assert plan.leaf_shares is not None and plan.leaf_reach_factors is not None
-    leaf_reach = plan.leaf_shares[..., None] * plan.leaf_reach_factors * cell_reach[:, None]  # (S, K, D, 5)
-    weights = np.empty_like(leaf_reach)  # (S, K, D, 5): each leaf's expected stops at each event
-    weights[..., -1] = leaf_reach[..., -1]
-    np.subtract(leaf_reach[..., :-1], leaf_reach[..., 1:], out=weights[..., :-1])
-    np.maximum(weights, 0.0, out=weights)
-    stops = drawn.copy()
-    stops[..., :-1] -= drawn[..., 1:]
-    rng = derive_rng(key, "segment-split")
-    leaves = np.empty(weights.shape, dtype=np.int64)
-    left, weight_left = stops, weights.sum(axis=1)
-    for leaf in range(weights.shape[1] - 1):  # a multinomial draw as a chain of binomials
-        chance = np.divide(weights[:, leaf], weight_left, out=np.zeros_like(weight_left), where=weight_left > 0)
-        leaves[:, leaf] = rng.binomial(left, np.minimum(chance, 1.0))
-        left = left - leaves[:, leaf]
-        weight_left = weight_left - weights[:, leaf]
-    leaves[:, -1] = left  # the last leaf takes the rest (all of it where no leaf expects any)
-    leaves = np.moveaxis(leaves, 1, -1)  # (S, D, 5, K)
-    for event in range(N_STEPS - 1, -1, -1):  # counts per leaf: each event's stops and those past it
-        leaves[..., event, :] += leaves[..., event + 1, :]
-    uniform = np.full(weights.shape[1], 1.0 / weights.shape[1])
-    for cell, day in zip(*np.nonzero((final != drawn).any(axis=-1)), strict=True):
-        rng = derive_rng(key, "segment-resplit", int(cell) * plan.num_days + int(day))
-        for event in range(N_EVENTS):
-            counts, change = leaves[cell, day, event], int(final[cell, day, event] - drawn[cell, day, event])
-            if change > 0:
-                held = counts.sum()
-                counts += rng.multinomial(change, counts / held if held else uniform)
-            elif change < 0:
-                counts[:] = rng.multivariate_hypergeometric(counts, int(counts.sum()) + change)
-    cells, days, _, k = leaves.shape
-    return np.ascontiguousarray(np.moveaxis(leaves, -1, 1)).reshape(cells * k, days, N_EVENTS)
-
 
 # --- incidents and benign look-alikes -------------------------------------------------------------------
 
