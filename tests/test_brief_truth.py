@@ -101,7 +101,7 @@ def test_a_data_quality_row_can_name_the_tool_that_gives_its_values(difficulty: 
     family lists it."""
     assert "compare_count_to_median" in PUBLISHED_FAMILIES["instrumentation_data_quality_issue"].detection_methods
     episode = reset_episode(difficulty=difficulty, seed=3,
-                                                   scenario_family="instrumentation_data_quality_issue")
+                            scenario_family="instrumentation_data_quality_issue")
     assert episode.truth.expected_rows
     for row in episode.truth.expected_rows:
         scope = {k: v for k, v in _scope(row).items() if k in ("platform", "country", "app_version")}
@@ -141,7 +141,7 @@ def test_a_release_regression_runs_over_its_dates_as_the_brief_says(difficulty: 
     lengths = []
     for seed in range(1, 41):
         world = reset_world(difficulty=difficulty, seed=seed,
-                                                   incident_kinds=["release_regression", "web_tracking_bug"])
+                            incident_kinds=["release_regression", "web_tracking_bug"])
         runs: dict[int, list] = {}
         for incident in world.incidents:
             if incident.kind == "release_regression":

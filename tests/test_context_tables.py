@@ -257,7 +257,7 @@ def test_the_resets_note_share_sets_which_partner_failures_get_a_notice(note_sha
     failures = 0
     for seed in range(4):
         world = reset_world(seed=seed, difficulty="deep", note_share=note_share,
-                                                   incident_kinds=("partner_payment_failure",), anomaly_count=3)
+                            incident_kinds=("partner_payment_failure",), anomaly_count=3)
         placed = [i for i in world.incidents if i.kind == "partner_payment_failure"]
         notices = set(world.data.context.partner_status)  # type: ignore[union-attr]
         for incident in placed:

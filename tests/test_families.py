@@ -117,7 +117,7 @@ def test_mixed_scenarios_draw_every_family() -> None:
     counts = dict.fromkeys(ANOMALY_TYPES, 0)
     for seed in range(200):
         ep = reset_episode(seed=seed, scenario_family="mixed", difficulty="hard",
-                                                  anomaly_count=MAX_ANOMALIES["hard"])
+                           anomaly_count=MAX_ANOMALIES["hard"])
         assert len(ep.truth.expected_rows) == MAX_ANOMALIES["hard"]
         families = [row.anomaly_type for row in ep.truth.expected_rows]
         assert len(set(families)) == min(len(families), len(ANOMALY_TYPES)), seed  # mixed: distinct families first

@@ -142,7 +142,7 @@ def _signatures(tier: str, kind: str, seeds: range) -> list[tuple[int, str, Sign
     found = []
     for seed in seeds:
         world = reset_world(difficulty=tier, seed=seed, incident_kinds=[kind],
-                                                   anomaly_count=2, decoy_ratio=0)
+                            anomaly_count=2, decoy_ratio=0)
         perturbed = {incident.record.day for incident in world.incidents} | set(holiday_days(world.data.num_days))
         dates: dict[tuple[int, int], list[SegmentIncident]] = {}
         for incident in world.incidents:
@@ -192,7 +192,7 @@ def test_a_leaf_cuboids_own_daily_data_shows_its_incident(kind: str) -> None:
     checked = 0
     for seed in range(16):
         episode = reset_episode(difficulty="deep", seed=seed, incident_kinds=[kind],
-                                                       anomaly_count=2, decoy_ratio=0)
+                                anomaly_count=2, decoy_ratio=0)
         for row in episode.truth.expected_rows:
             if row.channel is None and row.user_type is None:
                 continue

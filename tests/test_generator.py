@@ -138,7 +138,7 @@ def test_unperturbed_dates_match_the_null_scenario() -> None:
     for seed in range(10):
         null = reset_episode(seed=seed, scenario_family="null", difficulty="easy")
         mixed = reset_episode(seed=seed, scenario_family="mixed", difficulty="easy",
-                                                     anomaly_count=4)
+                              anomaly_count=4)
         assert not mixed.truth.distractors
         perturbed = {r.day for r in mixed.truth.injections}
         assert len(perturbed) == 4

@@ -1,4 +1,4 @@
-"""A new anomaly family is one module: its published entry and its injector, passed to the scenario builder, the
+"""A new anomaly family is one module: its published entry and its injector, passed to the generator, the
 tools and the grader as a scratch registry. The global registry, the catalog and the wire types never see it."""
 
 from __future__ import annotations

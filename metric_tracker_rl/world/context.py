@@ -9,8 +9,8 @@
 - partner_status: the payment partners' status log, by platform and country, with the hours of each notice.
   A share of the partners' payment failures (note_share) have a notice; EMPTY_NOTICES others match nothing.
 
-Public, like segments.py: every row is something a model may read. The generator (frontier.build_world) fills the
-tables from what its kinds placed, but a row never says whether an incident lies behind it.
+Public, like segments.py: every row is something a model may read. The segmented generator (generation/segmented.py)
+fills the tables from what its kinds placed, but a row never says whether an incident lies behind it.
 """
 
 from __future__ import annotations

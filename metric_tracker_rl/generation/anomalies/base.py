@@ -94,7 +94,7 @@ class AnomalyFamily(ABC):
 
 
 class FamilyRegistry(Registry[AnomalyFamily]):
-    """The injectors of the families a catalog publishes, by name, in registration order. The scenario builder and
+    """The injectors of the families a catalog publishes, by name, in registration order. The generator's entry and
     the grader take one as an argument (FAMILY_REGISTRY by default), so a scratch registry can hold other families."""
 
     def __init__(self, published: FamilyCatalog = PUBLISHED_FAMILIES) -> None:
