@@ -13,6 +13,7 @@ import pytest
 
 from benchmarks.calibrate import (
     AGENT_RESET_OVERRIDES,
+    DEEP_ONLY_AGENTS,
     EVALUATION_AGENTS,
     LISTED_TIER_AGENTS,
     NULL_GROUP,
@@ -79,8 +80,12 @@ def test_every_reference_agent_is_registered() -> None:
             *SHALLOW_AGENTS, FIXED_RULE, NEXT_DATE_PADDER, REPLAYER} <= set(AGENTS)
 
 
+def test_a_default_run_plays_every_registered_agent_but_deeps_own() -> None:
+    assert sorted(AGENTS) == sorted([*LISTED_TIER_AGENTS, *DEEP_ONLY_AGENTS])
+
+
 def test_agents_read_only_public_modules() -> None:
-    for path in (path for directory in AGENT_DIRS for path in directory.glob("*.py")):
+    for path in (path for directory in AGENT_DIRS for path in directory.rglob("*.py")):
         tree = ast.parse(path.read_text())
         for node in ast.walk(tree):
             names = ([alias.name for alias in node.names] if isinstance(node, ast.Import)
@@ -311,7 +316,7 @@ def test_the_docs_calibration_tables_are_the_kept_results_rendered(doc: str, ren
 
 def test_the_kept_results_cover_every_agent_and_difficulty() -> None:
     results = json.loads(PUBLISHED_RESULTS.read_text())
-    assert set(results["agents"]) == set(LISTED_TIER_AGENTS) and results["seeds_per_difficulty"] == 200
+    assert tuple(results["agents"]) == LISTED_TIER_AGENTS and results["seeds_per_difficulty"] == 200
     assert results["difficulties"] == list(DIFFICULTIES_WITH_FRONTIER)
     assert all(set(stats) == {*named_task_groups(results), *DIFFICULTIES_WITH_FRONTIER, NULL_GROUP}
                for stats in results["agents"].values())

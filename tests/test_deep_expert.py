@@ -10,18 +10,18 @@ import statistics
 import pytest
 from core_helpers import reset_episode
 
+from benchmarks.exploits.short_segment_rule import rule_sql
 from benchmarks.interface import message_texts, record_episode
 from metric_tracker_rl.adapters.transcript import cut_results, unseen_submitted_rows
-from metric_tracker_rl.agents.deep_expert import (
+from metric_tracker_rl.agents.expert_core.cuboid_queries import (
     SCAN_GROUPS,
     SEARCH_DIMENSIONS,
     cell_stops_sql,
     cuboid_sets,
-    localise,
-    rule_sql,
     scan_sql,
 )
-from metric_tracker_rl.agents.frontier_expert import SQL_CHARS
+from metric_tracker_rl.agents.expert_core.localisation import localise
+from metric_tracker_rl.agents.expert_core.reports import SQL_CHARS
 from metric_tracker_rl.models import MetricTrackerRlAction
 from metric_tracker_rl.serving.environment import MetricTrackerRlEnvironment
 from metric_tracker_rl.spec.task_splits import calibration_reset_kwargs

@@ -13,14 +13,9 @@ from hypothesis import strategies as st
 from benchmarks.calibrate import calibrate
 from benchmarks.interface import message_texts, record_episode
 from metric_tracker_rl.adapters.transcript import cut_results, unseen_submitted_rows
-from metric_tracker_rl.agents.frontier_expert import (
-    BLOCK_HOURS,
-    SQL_CHARS,
-    STEPS,
-    Report,
-    _one_block,
-    values_queries,
-)
+from metric_tracker_rl.agents.expert_core.classification import OUTAGE_HOURS, one_block
+from metric_tracker_rl.agents.expert_core.queries import STEPS
+from metric_tracker_rl.agents.expert_core.reports import SQL_CHARS, Report, values_queries
 from metric_tracker_rl.spec.dimensions import COUNTRIES
 from metric_tracker_rl.spec.task_splits import calibration_reset_kwargs
 
@@ -87,5 +82,5 @@ def test_values_queries_cover_every_row_within_the_text_limit(rows: list[Report]
 @given(st.sets(st.integers(0, 23), min_size=1))
 def test_one_block_means_low_hours_fit_an_outage(hours: set[int]) -> None:
     listed = sorted(hours)
-    fits = any(all((hour - start) % 24 < BLOCK_HOURS for hour in listed) for start in range(24))
-    assert _one_block(",".join(map(str, listed))) == fits
+    fits = any(all((hour - start) % 24 < OUTAGE_HOURS for hour in listed) for start in range(24))
+    assert one_block(",".join(map(str, listed))) == fits

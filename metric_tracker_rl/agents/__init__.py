@@ -3,8 +3,9 @@
 labels, no debug mode), so the same agent runs in-process, over the WebSocket client, or inside inference.py, and its
 records show everything it decided from.
 
-Importing the package registers every agent here (each module registers its own). The calibration's shortcuts and
-lower bounds live in benchmarks/exploits/ and register into the same registry when benchmarks import them."""
+Importing the package registers every agent here (each module registers its own). The experts of the segmented
+tiers are procedures over one shared core (expert_core/). The calibration's shortcuts and lower bounds live in
+benchmarks/exploits/ and register into the same registry when benchmarks import them."""
 
 from metric_tracker_rl.agents import deep_expert, expert, readme_baseline, scripted  # noqa: F401
 from metric_tracker_rl.agents.base import AGENTS, Agent, NullAgent, make_agent, play, register_agent, run_episode

@@ -388,22 +388,3 @@ class ExpertAgent(Agent):
 
 
 register_agent(ExpertAgent.name, ExpertAgent)
-
-
-class AggregateOnlyExpertAgent(Agent):
-    """Today's expert blind to segments: below frontier it is the expert; at frontier it runs the frontier
-    procedure on the aggregate funnel alone and reports no segment (the calibration's lower reference: an
-    incident reported on the aggregate earns nothing, so a tier that needs segments keeps this agent low)."""
-
-    name = "aggregate_only_expert"
-
-    def begin(self, observation: SeenObservation) -> None:
-        segmented = observation.config.get("difficulty") in SEGMENTED_DIFFICULTIES
-        self.inner: Agent = FrontierExpertAgent(segment_blind=True) if segmented else ExpertAgent()
-        self.inner.begin(observation)
-
-    def act(self, observation: SeenObservation) -> MetricTrackerRlAction | None:
-        return self.inner.act(observation)
-
-
-register_agent(AggregateOnlyExpertAgent.name, AggregateOnlyExpertAgent)

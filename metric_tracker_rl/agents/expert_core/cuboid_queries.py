@@ -1,0 +1,192 @@
+"""The cuboid search's SQL: every cuboid of one to three dimensions scanned for a change of its leaves' conversion
+(or of their app opens) against the published baseline, and, for the changes the scan keeps, the hours of the fall,
+the dates it lasted, and a cell pair's stopped hours. Each function writes one statement for the query tool."""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any
+
+from metric_tracker_rl.agents.expert_core.queries import COUNTS, EVENT_OF, STEPS, STOP, STOP_HOURS, sql_text
+from metric_tracker_rl.world.segments import CELL_FIELDS, SEGMENT_FIELDS
+
+ALIAS = {"platform": "p", "country": "c", "app_version": "v", "channel": "h", "user_type": "u"}
+# The scan's names of the events (p and c name platform and country there).
+EVENT_ALIAS = {"app_opens": "o", "menu_opens": "m", "product_added_to_cart": "c2", "orders_placed": "p2",
+               "payment_successful": "y"}
+# The searched dimensions: an app version is named with its platform (the same label ships on ios and android).
+SEARCH_DIMENSIONS: dict[str, tuple[str, ...]] = {"platform": ("platform",), "country": ("country",),
+                                                 "channel": ("channel",), "user_type": ("user_type",),
+                                                 "version": ("platform", "app_version")}
+# A leaf's conversion varies from date to date by about LEAF_SPREAD of its rate on top of sampling, and a cuboid's by
+# CUBOID_SPREAD (its cells' common day noise); the baseline's own noise widens the sampling variance by
+# BASELINE_NOISE. A cuboid with fewer than MIN_EXPECTED expected conversions is too small to read.
+LEAF_SPREAD, CUBOID_SPREAD, BASELINE_NOISE, MIN_EXPECTED = 0.03, 0.015, 1.3, 20
+RATE_FLOOR = 0.1  # a step converting nearly always still varies: its variance is at least this share of its rate
+# A date and step is kept when its strongest cuboid's |z| reaches SCAN_Z (some thousand cuboids are tested per date
+# and step: chance alone reaches about 4.5); the strongest TOP cuboids come back for the ripple check.
+SCAN_Z, TOP, KEPT_Z = 5.0, 5, 3.0
+RUN_Z = 3.0  # a localised fall's cuboid lasted on the dates around it where its step fell beyond this
+DEMAND_SPREAD = 0.05  # a segment's daily traffic varies by about this share of its level
+# A funnel break's fall sits in a block of hours: the shape query measures the share of the day's lost conversions
+# within BLOCK_HOURS consecutive hours.
+BLOCK_HOURS = 8
+CELL_STOP_FLOOR = 15  # expected conversions a cell pair's stopped block must have held (see cell_stops_sql)
+
+
+def cuboid_sets(max_dims: int) -> list[tuple[str, ...]]:
+    """The field sets of every cuboid of 1 to max_dims dimensions (in SEGMENT_FIELDS order)."""
+    sets = []
+    for size in range(1, max_dims + 1):
+        for combo in itertools.combinations(SEARCH_DIMENSIONS, size):
+            if "version" in combo and "platform" in combo:
+                continue  # a version names its platform already
+            named = {field for dimension in combo for field in SEARCH_DIMENSIONS[dimension]}
+            sets.append(tuple(field for field in SEGMENT_FIELDS if field in named))
+    return sets
+
+
+def _grouped(sets: list[tuple[str, ...]], source: str, sums: str, by: str = "date") -> str:
+    """One GROUP BY `by`, GROUPING SETS over `source` (each set with `by`), every segment field selected (NULL
+    where no set names it)."""
+    used = {field for fields in sets for field in fields}
+    columns = ", ".join(ALIAS[field] if field in used else f"NULL {ALIAS[field]}" for field in SEGMENT_FIELDS)
+    grouping = ", ".join("(" + ", ".join(ALIAS[field] for field in fields) + ")" for fields in sets)
+    return f"SELECT {by}, {columns}, {sums} FROM {source} GROUP BY {by}, GROUPING SETS ({grouping})"
+
+
+# The funnel steps each scan query reads (positions in STEPS): two a statement keep each far inside the tool's time
+# limit, and say their shared text once.
+SCAN_GROUPS: tuple[tuple[int, ...], ...] = ((0, 1), (2, 3))
+STEP_NAMES = {position + 1: name for position, (name, _, _) in enumerate(STEPS)}  # a scan row's step, by number
+
+
+def scan_sql(steps: tuple[int, ...], max_dims: int = 3) -> str:
+    """Per date and step (of `steps`, positions in STEPS), the strongest cuboids by the z of their leaves' summed
+    residuals, where the strongest moved beyond SCAN_Z: each with its step (1 to 4 in funnel order), its change
+    (residual over expected conversions), z, residual and expected conversions."""
+    def listed(events: list[str]) -> str:
+        return "[" + ", ".join(events) + "]"
+
+    numbers = listed([str(i + 1) for i in steps])  # STEP_NAMES' keys
+    nums = listed([EVENT_OF[STEPS[i][1]] for i in steps])
+    dens = listed([EVENT_OF[STEPS[i][2]] for i in steps])
+    sums = ("sum(n - q * d) r, sum(q * d) e, "
+            f"sum(greatest(q * (1 - q), {RATE_FLOOR} * q) * d + ({LEAF_SPREAD} * q * d) ^ 2) w")
+    sets = cuboid_sets(max_dims)
+    parts = [_grouped([s for s in sets if "app_version" not in s], "q", sums, "date, k")]
+    versioned = [s for s in sets if "app_version" in s]
+    if versioned:  # web has one version: its cuboids are web's own
+        parts.append(_grouped(versioned, "(SELECT l.*, q FROM l JOIN q USING (date, k, p, c, h, u) WHERE p <> 'web')",
+                              sums, "date, k"))
+    return (f"WITH l AS (SELECT date, platform p, country c, app_version v, channel h, user_type u, "
+            f"unnest({numbers}) k, unnest({nums}) n, unnest({dens}) d FROM daily_by_segment), "
+            "t AS (SELECT date, k, p, c, h, u, sum(n) n, sum(d) d FROM l GROUP BY ALL), "
+            "q AS (SELECT *, median(n / d) FILTER (d > 0) OVER (PARTITION BY k, p, c, h, u, isodow(date) "
+            "ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING EXCLUDE CURRENT ROW) q FROM t), "
+            f"g AS ({' UNION ALL '.join(parts)}), "
+            f"z AS (SELECT *, r / sqrt({BASELINE_NOISE} * w + ({CUBOID_SPREAD} * e) ^ 2) z FROM g "
+            f"WHERE e >= {MIN_EXPECTED}) "
+            f"SELECT date, k step, p platform, c country, v app_version, h channel, u user_type, "
+            f"round(r / e, 3) change, round(z, 1) z, round(r) r, round(e) e FROM z WHERE abs(z) >= {KEPT_Z} "
+            f"QUALIFY max(abs(z)) OVER (PARTITION BY date, k) >= {SCAN_Z} AND row_number() OVER (PARTITION BY "
+            f"date, k ORDER BY abs(z) DESC) <= {TOP} ORDER BY date, k, abs(z) DESC")
+
+
+def count_scan_sql(max_dims: int = 3) -> str:
+    """Per date, the cuboids of platform and country (the fields hours are served for, to which an outage is
+    confined) whose app opens fell furthest below their leaves' same-weekday medians (sampling plus a day's demand
+    spread), on dates where the strongest fell beyond SCAN_Z: the opens an outage loses, or a segment's demand swing
+    (the hours tell them apart)."""
+    sums = f"sum(o - q) r, sum(q) e, sum(q + ({LEAF_SPREAD} * q) ^ 2) w"
+    sets = [fields for fields in cuboid_sets(max_dims) if set(fields) <= {"platform", "country"}]
+    return ("WITH t AS (SELECT date, platform p, country c, channel h, user_type u, sum(app_opens) o "
+            "FROM daily_by_segment GROUP BY ALL), "
+            "q AS (SELECT *, median(o) OVER (PARTITION BY p, c, h, u, isodow(date) ROWS BETWEEN UNBOUNDED "
+            "PRECEDING AND UNBOUNDED FOLLOWING EXCLUDE CURRENT ROW) q FROM t), "
+            f"g AS ({_grouped(sets, 'q', sums).replace('NULL v', 'NULL::VARCHAR v')}), "
+            f"z AS (SELECT *, r / sqrt(w + ({DEMAND_SPREAD} * e) ^ 2) z FROM g WHERE e >= {MIN_EXPECTED}) "
+            "SELECT date, p platform, c country, h channel, u user_type, round(r / e, 3) change, round(z, 1) z, "
+            f"round(r) r, round(e) e FROM z WHERE z <= -{KEPT_Z} QUALIFY min(z) OVER (PARTITION BY date) <= -{SCAN_Z} "
+            f"AND row_number() OVER (PARTITION BY date ORDER BY z) <= {TOP} ORDER BY date, z")
+
+
+def shape_sql(falls: list[dict[str, Any]]) -> str:
+    """Per localised fall (date, step, the cuboid's cell fields), the share of the day's lost conversions that
+    fell within the worst BLOCK_HOURS consecutive hours, against each hour's same-weekday median: near 1 for a
+    block of hours (a break), near the block's share of the day's traffic for a fall that lasts the day. Hourly
+    counts exist per cell, so a cuboid naming a channel or user type is read on its cells (diluted alike in
+    every hour)."""
+    wanted = ", ".join(
+        f"(DATE '{row['date']}', '{row['entity_name']}', "
+        + ", ".join(sql_text(row.get(field), i == 0) for field in CELL_FIELDS) + ")" for i, row in enumerate(falls))
+    named = {row["entity_name"] for row in falls}  # a CASE branch for each step read, no other
+    cases = {part: " ".join(f"WHEN '{name}' THEN {EVENT_OF[n if part == 'n' else d]}" for name, n, d in STEPS
+                            if name in named) for part in ("n", "d")}
+    if "app_opens" in named:  # a count: its hours against their medians
+        cases["n"] += " WHEN 'app_opens' THEN app_opens"
+        cases["d"] += " WHEN 'app_opens' THEN 1"
+    return (f"WITH f(date, step, platform, country, app_version) AS (VALUES {wanted}), "
+            "h AS (SELECT f.date dd, f.step, x.date, x.hour, "
+            f"sum(CASE f.step {cases['n']} END) n, sum(CASE f.step {cases['d']} END) d FROM f JOIN hourly_by_segment x "
+            "ON isodow(x.date) = isodow(f.date) AND (f.platform IS NULL OR x.platform = f.platform) AND "
+            "(f.country IS NULL OR x.country = f.country) AND (f.app_version IS NULL OR x.app_version = f.app_version) "
+            "GROUP BY ALL), "
+            "b AS (SELECT a.dd, a.step, a.hour, any_value(a.n) - median(x.n / x.d) * any_value(a.d) r FROM h a "
+            "JOIN h x ON x.dd = a.dd AND x.step = a.step AND x.hour = a.hour AND x.date <> x.dd AND x.d > 0 "
+            "WHERE a.date = a.dd GROUP BY ALL), "
+            f"w AS (SELECT dd, step, sum(r) OVER (PARTITION BY dd, step ORDER BY hour ROWS BETWEEN "
+            f"CURRENT ROW AND {BLOCK_HOURS - 1} FOLLOWING) block, sum(r) OVER (PARTITION BY dd, step) total "
+            "FROM b) "
+            "SELECT dd date, step entity_name, round(min(block) / min(total), 2) block_share FROM w "
+            "WHERE total < 0 GROUP BY ALL ORDER BY date")
+
+
+def cell_stops_sql() -> str:
+    """Per date, platform and country together (a cell pair, hourly data's own grain) and step, the longest block
+    of consecutive hours in which the step converted under STOP of its day's rate there, where the block expected
+    at least CELL_STOP_FLOOR conversions: a break a version-wide reading dilutes. Chance alone (a few expected
+    conversions an hour) rarely empties a block that large."""
+    steps = " UNION ALL ".join(f"SELECT date, hour, platform, country, '{name}' entity_name, {num} num, {den} den "
+                               "FROM h" for name, num, den in STEPS)
+    return (f"WITH h AS (SELECT date, hour, platform, country, {COUNTS} FROM hourly_by_segment GROUP BY ALL), "
+            f"u AS ({steps}), "
+            "r AS (SELECT *, sum(num) OVER d / nullif(sum(den) OVER d, 0) rate FROM u "
+            "WINDOW d AS (PARTITION BY date, platform, country, entity_name)), "
+            f"g AS (SELECT *, den * rate x, hour - row_number() OVER (PARTITION BY date, platform, country, "
+            f"entity_name ORDER BY hour) run FROM r WHERE den > 0 AND rate > 0 AND num < {STOP} * den * rate), "
+            "b AS (SELECT date, platform, country, entity_name, count(*) n, sum(x) expected FROM g "
+            f"GROUP BY date, platform, country, entity_name, run "
+            f"HAVING count(*) >= {STOP_HOURS} AND sum(x) >= {CELL_STOP_FLOOR}) "
+            "SELECT date, platform, country, entity_name, max(n) stopped_hours, round(max(expected)) expected "
+            "FROM b GROUP BY ALL ORDER BY date")
+
+
+def series_sql(falls: list[dict[str, Any]]) -> str:
+    """Each fall's cuboid and step on every date of the window, where it fell beyond RUN_Z (its leaves' residuals
+    against their same-weekday medians, as the scan sums them): the dates a fall lasted."""
+    named = {row["entity_name"] for row in falls}  # a median and CASE branches for each step read, no other
+    steps = [(name, EVENT_ALIAS[EVENT_OF[n]], EVENT_ALIAS[EVENT_OF[d]]) for name, n, d in STEPS if name in named]
+    wanted = ", ".join(f"({k}, '{row['entity_name']}', "
+                       + ", ".join(sql_text(row.get(f), k == 0) for f in SEGMENT_FIELDS) + ")"
+                       for k, row in enumerate(falls))
+    medians = ", ".join(f"median({n} / {d}) FILTER ({d} > 0) OVER w q{i}" for i, (_, n, d) in enumerate(steps))
+
+    def case(term: str) -> str:
+        return "CASE f.step " + " ".join(f"WHEN '{name}' THEN " + term.format(n=n, d=d, q=f"q{i}")
+                                         for i, (name, n, d) in enumerate(steps)) + " END"
+
+    inside = " AND ".join(f"(f.{a} IS NULL OR x.{a} = f.{a})" for a in ALIAS.values())
+    variance = f"greatest(x.{{q}} * (1 - x.{{q}}), {RATE_FLOOR} * x.{{q}}) * x.{{d}}"
+    return (f"WITH f(k, step, p, c, v, h, u) AS (VALUES {wanted}), "
+            "l AS (SELECT date, platform p, country c, app_version v, channel h, user_type u, app_opens o, "
+            "menu_opens m, product_added_to_cart c2, orders_placed p2, payment_successful y FROM daily_by_segment), "
+            "t AS (SELECT date, p, c, h, u, sum(o) o, sum(m) m, sum(c2) c2, sum(p2) p2, sum(y) y FROM l GROUP BY ALL), "
+            f"q AS (SELECT date, p, c, h, u, {medians} FROM t WINDOW w AS (PARTITION BY p, c, h, u, isodow(date) "
+            "ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING EXCLUDE CURRENT ROW)), "
+            "x AS (SELECT * FROM l JOIN q USING (date, p, c, h, u)), "
+            f"g AS (SELECT f.k, f.step, x.date, sum({case('x.{n} - x.{q} * x.{d}')}) r, "
+            f"sum({case('x.{q} * x.{d}')}) e, sum({case(variance)}) w "
+            f"FROM f JOIN x ON {inside} GROUP BY ALL), "
+            f"z AS (SELECT *, r / sqrt({BASELINE_NOISE} * w + ({CUBOID_SPREAD} * e) ^ 2) z FROM g WHERE e > 0) "
+            f"SELECT k, date, round(r / e, 3) change, round(z, 1) z FROM z WHERE z <= -{RUN_Z} ORDER BY k, date")

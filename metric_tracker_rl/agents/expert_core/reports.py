@@ -1,0 +1,118 @@
+"""What an expert of the segmented tiers reports: a row's key, family and segment (`Report`), and the numbers of
+every reported row read back from its segment's own data (the values query, the hourly-mix comparison tool), so
+that every number submitted stands in a tool result."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from metric_tracker_rl.agents.expert_core.queries import EVENT_OF, STEPS, sql_text
+from metric_tracker_rl.models import MetricSubmissionRow, MetricTrackerRlAction
+from metric_tracker_rl.world.segments import CELL_FIELDS, SEGMENT_FIELDS
+
+COLUMN_OF = {"app_opens": "app_opens", "menu_opens": "menu_opens", "orders_placed": "orders_placed",
+             "payment_successful": "payment_successful"}
+SQL_CHARS = 4000  # the query tool refuses a longer statement (its error says so)
+SEVERITY_BOUNDS = ((0.15, "low"), (0.30, "medium"), (0.60, "high"))  # task_overview's severity_rule
+DETECTION_METHOD = {"rate_drop_from_median": "compare_rate_to_median",
+                    "funnel_break": "hourly_rows_for_date",
+                    "instrumentation_data_quality_issue": "check_impossible_counts",
+                    "absolute_spike_in_event_count": "compare_count_to_median",
+                    "absolute_drop_in_event_count": "compare_count_to_median",
+                    "hourly_traffic_mix_shift": "compare_hourly_mix_to_baseline"}
+
+
+@dataclass(frozen=True)
+class Report:
+    """One row to report: its key, family and segment (its numbers come from the values query)."""
+
+    date: str
+    entity_type: str
+    entity_name: str
+    anomaly_type: str
+    platform: str | None = None
+    country: str | None = None
+    app_version: str | None = None
+    channel: str | None = None  # the daily-only dimensions, where a tier has them
+    user_type: str | None = None
+
+
+def segment_of(row: dict[str, Any]) -> tuple[str | None, ...]:
+    """A row's segment, as Report's segment fields in order."""
+    return tuple(row.get(name) for name in SEGMENT_FIELDS)
+
+
+def severity_sql(change: str) -> str:
+    """The published severity rule as a SQL CASE over `change`, the absolute change of a row's value."""
+    bands = " ".join(f"WHEN {change} / abs(baseline_value) < {bound} THEN '{label}'"
+                     for bound, label in SEVERITY_BOUNDS)
+    return f"CASE {bands} ELSE 'critical' END"
+
+
+def values_sql(rows: list[Report], fields: tuple[str, ...] = CELL_FIELDS) -> str:
+    """Every reported row read from its segment's own daily data (the segment named by `fields`), with the
+    published baseline and severity rules."""
+    wanted = ", ".join(f"(DATE '{r.date}', {', '.join(sql_text(getattr(r, name), i == 0) for name in fields)}, "
+                       f"'{r.entity_type}', '{r.entity_name}')" for i, r in enumerate(rows))
+    named = {r.entity_name for r in rows}  # a CASE branch for each entity read, no other
+    cases = " ".join(f"WHEN '{name}' THEN sum(x.{COLUMN_OF[name]})" for name in COLUMN_OF if name in named)
+    cases += " " + " ".join(f"WHEN '{name}' THEN sum(x.{EVENT_OF[num]}) / nullif(sum(x.{EVENT_OF[den]}), 0)"
+                            for name, num, den in STEPS if name in named)
+    severity = severity_sql("abs(observed_value - baseline_value)")
+    same = " AND ".join([*(f"g.{name} IS NOT DISTINCT FROM {{t}}.{name}" for name in fields),
+                         "g.entity_name = {t}.entity_name"])
+    listed, grouped = ", ".join(fields), ", ".join(f"g.{name}" for name in fields)
+    inside = " AND ".join(f"(g.{name} IS NULL OR x.{name} = g.{name})" for name in fields)
+    return (f"WITH r(date, {listed}, entity_type, entity_name) AS (VALUES {wanted}), "
+            f"g AS (SELECT DISTINCT {listed}, entity_name FROM r), "
+            f"d AS (SELECT x.date, {grouped}, g.entity_name, CASE g.entity_name {cases} "
+            f"END v FROM daily_by_segment x JOIN g ON {inside} "
+            f"GROUP BY x.date, {grouped}, g.entity_name), "
+            f"e AS (SELECT r.date, {', '.join(f'r.{name}' for name in fields)}, r.entity_type, r.entity_name, "
+            "median(b.v) baseline_value, any_value(a.v) observed_value FROM r "
+            f"JOIN d a ON a.date = r.date AND {same.format(t='r').replace('g.', 'a.')} "
+            f"JOIN d b ON isodow(b.date) = isodow(r.date) AND b.date <> r.date AND "
+            f"{same.format(t='r').replace('g.', 'b.')} GROUP BY ALL) "
+            f"SELECT date, {listed}, entity_type, entity_name, baseline_value, observed_value, "
+            f"observed_value - baseline_value delta_value, {severity} severity FROM e "
+            "ORDER BY date, entity_name")
+
+
+def values_queries(rows: list[Report], fields: tuple[str, ...] = CELL_FIELDS) -> list[str]:
+    """values_sql over as many rows at a time as the query tool's text limit allows."""
+    queries: list[str] = []
+    batch: list[Report] = []
+    for row in rows:
+        if batch and len(values_sql([*batch, row], fields)) > SQL_CHARS:
+            queries.append(values_sql(batch, fields))
+            batch = []
+        batch.append(row)
+    return [*queries, values_sql(batch, fields)] if batch else queries
+
+
+def mix_values_action(report: Report) -> MetricTrackerRlAction:
+    """An hourly-mix row's numbers, read from its segment's own hours by the comparison tool."""
+    scope = {name: value for name in SEGMENT_FIELDS if (value := getattr(report, name)) is not None}
+    return MetricTrackerRlAction(analysis_method="compare_hourly_mix_to_baseline",
+                                 analysis_args={"date": report.date, "entity_name": report.entity_name, **scope})
+
+
+def submitted_rows(reports: list[Report], values: list[dict[str, Any]], fields: tuple[str, ...],
+                   segment_blind: bool) -> list[MetricSubmissionRow]:
+    """The reported rows as the values query (`values`, its rows) shows them; a row it did not show is left out.
+    `segment_blind`: the rows name no segment."""
+    shown = {(str(r["date"]), r["entity_name"], *(None if r.get(name) is None else str(r[name]) for name in fields)): r
+             for r in values if "date" in r}  # a tool that refused a row shows no date
+    rows = []
+    for report in reports:
+        row = shown.get((report.date, report.entity_name, *(getattr(report, name) for name in fields)))
+        if row is None or row.get("baseline_value") is None or row.get("observed_value") is None:
+            continue
+        segment = {} if segment_blind else {name: getattr(report, name) for name in fields}
+        rows.append(MetricSubmissionRow(
+            date=report.date, entity_type=row["entity_type"], entity_name=report.entity_name,
+            anomaly_type=report.anomaly_type, detection_method=DETECTION_METHOD[report.anomaly_type],
+            baseline_value=row["baseline_value"], observed_value=row["observed_value"],
+            delta_value=row["delta_value"], severity=row["severity"], **segment))
+    return rows

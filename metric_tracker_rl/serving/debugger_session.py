@@ -1,0 +1,156 @@
+"""A debugger tab's episode: its own WebSocket session with this server, and the read-only sessions of the same
+episode that read charts and queries without spending the tab's steps.
+
+Every browser tab owns a `TabSession` (kept in `gr.State`), so two tabs never share an episode and a person sees
+exactly what an agent gets.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from typing import Any
+
+import gradio as gr
+from websockets.exceptions import WebSocketException
+
+from metric_tracker_rl import MetricTrackerRlAction, MetricTrackerRlEnv
+from metric_tracker_rl.analysis_tools.registry import MAX_PAGE_ROWS
+from metric_tracker_rl.models import MetricTrackerRlObservation
+from metric_tracker_rl.serving import debugger_charts as charts
+from metric_tracker_rl.serving import debugger_cuboid as cuboids
+
+CHART_SESSION_STEPS = 500  # the chart session reads every page and every day's hours (the budget's maximum)
+QUERY_PAGE_ROWS = MAX_PAGE_ROWS  # a read-only query's page (the SQL tool's largest)
+
+
+def own_base_url(request: gr.Request, self_url: str | None) -> str:
+    """The address of this server as the tab's own request reached it: the local socket the request arrived
+    on (not its Host header, which names a proxy on a Space), so however the server was started and on
+    whatever port, the debugger finds its API. `self_url` (METRIC_TRACKER_SELF_URL) overrides it."""
+    if self_url:
+        return self_url
+    host, port = request.request.scope["server"]
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
+def browser_address(request: gr.Request) -> str | None:
+    """The person's address, forwarded with the tab's sessions so the per-client session cap counts them."""
+    client = getattr(request, "client", None)
+    return getattr(client, "host", None) or None
+
+
+class ForwardingClient(MetricTrackerRlEnv):
+    """The tab's WebSocket client: names the browser in X-Forwarded-For. The server trusts the header only
+    from an address named in FORWARDED_ALLOW_IPS (uvicorn's setting; loopback by default), i.e. when this
+    client connects from the server's own machine."""
+
+    def __init__(self, base_url: str, forwarded_for: str | None, message_timeout_s: float) -> None:
+        headers = {"X-Forwarded-For": forwarded_for} if forwarded_for else None
+        super().__init__(base_url=base_url, message_timeout_s=message_timeout_s, headers=headers)
+        self.forwarded_for = forwarded_for
+
+
+class DebuggerError(RuntimeError):
+    """Something the page reports instead of raising: a server error reply or a lost session."""
+
+
+CONNECTION_ERRORS = (ConnectionError, OSError, TimeoutError, WebSocketException)
+
+
+class TabSession:
+    """One browser tab's episode: a WebSocket client plus what the page derived from its observations."""
+
+    def __init__(self, base_url: str, forwarded_for: str | None) -> None:
+        self.base_url = base_url
+        self.forwarded_for = forwarded_for
+        self._client: Any = None
+        self._lock = threading.Lock()
+        self.methods: dict[str, dict[str, Any]] = {}
+        self.observation: MetricTrackerRlObservation | None = None
+        self.config: dict[str, Any] = {}  # the episode's visible config; only the reset observation carries it
+        self.charts: charts.ChartData | None = None
+        self.read_settings: dict[str, Any] = {}  # the reset settings a read-only session of the same episode takes
+        self.dimensions: dict[str, list[str]] = {}  # a segmented episode's dimension values (the cuboid controls)
+        self.resets = 0  # successful resets of this tab; the charts carry it so a redraw can be told apart
+
+    def _connected(self) -> Any:
+        if self._client is None:
+            self._client = ForwardingClient(self.base_url, self.forwarded_for, message_timeout_s=60.0).sync()
+            self._client.connect()
+        return self._client
+
+    def _call(self, method: str, *args: Any, **kwargs: Any) -> MetricTrackerRlObservation:
+        with self._lock:
+            try:
+                result = getattr(self._connected(), method)(*args, **kwargs)
+            except CONNECTION_ERRORS as exc:
+                # The server restarted or reaped the idle session: its episode is gone.
+                self._drop_client()
+                self.observation = None
+                raise DebuggerError(f"the session with the server ended ({exc}); press Reset to start again") \
+                    from exc
+            except RuntimeError as exc:  # an error reply; the session stays open
+                raise DebuggerError(str(exc)) from exc
+        self.observation = result.observation
+        return result.observation
+
+    def reset(self, **kwargs: Any) -> MetricTrackerRlObservation:
+        observation = self._call("reset", **kwargs)
+        if observation.status != "error":
+            self.config = observation.config
+            self.methods = {m.name: m.model_dump() for m in observation.available_methods}
+            # The same episode again: the seed the server chose, if the form left it out.
+            self.read_settings = {**kwargs, "seed": observation.config.get("seed", kwargs.get("seed"))}
+            try:
+                self.charts = fetch_chart_data(self.base_url, self.forwarded_for, self.read_settings)
+                fields = cuboids.episode_fields(observation.segments)
+                self.dimensions = cuboids.dimension_values(
+                    self.read_query(cuboids.dimension_values_query(fields)), fields) if fields else {}
+            except (*CONNECTION_ERRORS, RuntimeError) as exc:
+                raise DebuggerError(f"the episode is ready but its charts could not be read: {exc}") from exc
+            self.resets += 1
+        return observation
+
+    def read_query(self, sql: str) -> list[dict[str, Any]]:
+        """Every row of a SQL query on the episode, read in a read-only session of it (no step of the tab's)."""
+        with ForwardingClient(self.base_url, self.forwarded_for, message_timeout_s=60.0).sync() as env:
+            env.reset(**{**self.read_settings, "max_steps": CHART_SESSION_STEPS})
+            rows: list[dict[str, Any]] = []
+            offset: int | None = 0
+            while offset is not None:
+                observation = env.step(MetricTrackerRlAction(analysis_method="query", analysis_args={
+                    "sql": sql, "limit": QUERY_PAGE_ROWS, "offset": offset})).observation
+                if observation.status != "ok" or observation.analysis_result is None:
+                    raise RuntimeError(f"query failed: {observation.message}")
+                rows += observation.analysis_result["rows"]
+                offset = observation.analysis_result.get("next_offset")
+            return rows
+
+    def step(self, action: MetricTrackerRlAction) -> MetricTrackerRlObservation:
+        if self.observation is None:
+            raise DebuggerError("no episode in this tab; press Reset")
+        return self._call("step", action)
+
+    def _drop_client(self) -> None:
+        client, self._client = self._client, None
+        if client is not None:
+            with contextlib.suppress(Exception):  # the connection may already be gone; nothing left to release
+                client.close()
+
+    def close(self) -> None:
+        with self._lock:
+            self._drop_client()
+
+
+def fetch_chart_data(base_url: str, forwarded_for: str | None, reset_kwargs: dict[str, Any]) -> charts.ChartData:
+    """Read the chart data with public tools in a separate session with the same settings."""
+    with ForwardingClient(base_url, forwarded_for, message_timeout_s=60.0).sync() as env:
+        env.reset(**{**reset_kwargs, "max_steps": CHART_SESSION_STEPS})  # a day's hours each: 56 days at frontier
+        return charts.read_chart_data(lambda action: env.step(action).observation)
+
+
+def close_session(session: TabSession | None) -> None:
+    """Gradio's callback when a tab's state is deleted (the tab closed or its state expired)."""
+    if session is not None:
+        session.close()
