@@ -16,8 +16,8 @@ from reliability_support import INTERNALS, record
 
 from metric_tracker_rl import MetricTrackerRlAction
 from metric_tracker_rl.analysis_tools import MAX_RESULT_ROWS, TOOL_REGISTRY
-from metric_tracker_rl.analysis_tools.arguments import MAX_PREVIEW_ROWS, WINDOW
-from metric_tracker_rl.analysis_tools.segment_tools import CONTEXT_TOOL_NAMES, SEGMENT_TOOL_NAMES
+from metric_tracker_rl.analysis_tools.arguments import WINDOW
+from metric_tracker_rl.analysis_tools.tools.preview_submission import MAX_PREVIEW_ROWS
 from metric_tracker_rl.generation.scenario import build_episode
 from metric_tracker_rl.models import MAX_GENERATOR_CALLS, MetricSubmissionRow, PayloadGeneratorMethod
 from metric_tracker_rl.serving.environment import MAX_SUBMISSION_ROWS, MetricTrackerRlEnvironment
@@ -179,10 +179,13 @@ def worst_case_arguments(tool: str) -> dict[str, Any]:
 @pytest.mark.parametrize("tool", list(TOOL_REGISTRY))
 def test_every_tool_result_is_capped_at_worst_case(tool: str) -> None:
     env = MetricTrackerRlEnvironment()
-    if tool in CONTEXT_TOOL_NAMES:
-        env.reset(difficulty="deep", seed=1)
+    answers_at = TOOL_REGISTRY[tool].answers_at
+    if "hard" in answers_at:
+        env.reset(task_id="hard_mixed_multi")
+    elif "frontier" in answers_at:
+        env.reset(task_id="frontier_segments")
     else:
-        env.reset(task_id="frontier_segments" if tool in SEGMENT_TOOL_NAMES else "hard_mixed_multi")
+        env.reset(difficulty=answers_at[0], seed=1)
     arguments = worst_case_arguments(tool)
     if tool == "compare_segments":  # the most segments: every version of every platform, on the latest date
         arguments.update(metric_name="app_opens", dimension="app_version", date="2026-04-26")

@@ -12,7 +12,7 @@ from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from metric_tracker_rl.spec.published import RESET_DIFFICULTIES, SEGMENTED_DIFFICULTIES
+from metric_tracker_rl.spec.published import AGGREGATE_DIFFICULTIES, RESET_DIFFICULTIES, SEGMENTED_DIFFICULTIES
 from metric_tracker_rl.spec.tiers import TIERS
 from metric_tracker_rl.spec.validation import check_choice, describe_validation_error
 from metric_tracker_rl.world.funnel import window_calendar
@@ -32,6 +32,7 @@ Table = TypeVar("Table")
 
 # The tier sets a registration names: where a tool is offered, and where it answers.
 EVERY_TIER: tuple[str, ...] = RESET_DIFFICULTIES
+AGGREGATE_TIERS: tuple[str, ...] = AGGREGATE_DIFFICULTIES
 SEGMENTED_TIERS: tuple[str, ...] = SEGMENTED_DIFFICULTIES
 CONTEXT_TIERS: tuple[str, ...] = tuple(name for name, tier in TIERS.items()
                                        if tier.segmented is not None and tier.segmented.context)
@@ -108,14 +109,14 @@ def register_tool(name: str, description: str, args_model: type[BaseModel], *,
     if bool(offered_at) == bool(kept_for.strip()):
         raise ValueError(f"tool {name!r} names either the tiers that offer it (offered_at) or, offered at none, "
                          "what keeps it (kept_for)")
+    offered, answers = _tiers("offered_at", offered_at), _tiers("answers_at", answers_at)
+    args_model.model_validate(example or {})  # an example that does not validate is a programming error
 
     def decorator(func: ToolFunction) -> ToolFunction:
         if name in TOOL_REGISTRY:
             raise ValueError(f"tool {name!r} is already registered")
-        spec = ToolSpec(name, description, args_model, func, kind, example or {}, _tiers("offered_at", offered_at),
-                        kept_for.strip(), _tiers("answers_at", answers_at), constant_columns, rows_of)
-        args_model.model_validate(spec.example)  # an example that does not validate is a programming error
-        TOOL_REGISTRY[name] = spec
+        TOOL_REGISTRY[name] = ToolSpec(name, description, args_model, func, kind, example or {}, offered,
+                                       kept_for.strip(), answers, constant_columns, rows_of)
         return func
     return decorator
 
