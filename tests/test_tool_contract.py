@@ -64,7 +64,7 @@ def test_the_docs_example_is_one_module_named_as_its_tool() -> None:
     code = docs_tool_example()
     [name] = re.findall(r'@register_tool\("(\w+)"', code)
     assert f"`metric_tracker_rl/analysis_tools/tools/{name}.py`:" in (ROOT / "docs" / "tools.md").read_text()
-    assert ast.get_docstring(ast.parse(code)).startswith(f"`{name}`")
+    assert ast.get_docstring(ast.parse(code))  # a module says why it is there
 
 
 def test_the_docs_example_tool_registers_meets_the_contract_and_fits_every_budget() -> None:

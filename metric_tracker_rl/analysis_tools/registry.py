@@ -50,13 +50,13 @@ class ToolSpec:
     # schema budget (view.tool_schemas.model_tools). Empty for a tool no model is offered; `kept_for` then says why
     # it stays registered (who calls it) and which offered tool answers a model instead. docs/tools.md lists these
     # (a test keeps the two in step).
-    offered_at: tuple[str, ...]
-    kept_for: str
+    offered_at: tuple[str, ...] = ()
+    kept_for: str = ""
     # The tiers whose episodes it answers; elsewhere it answers an error that says what to use instead.
-    answers_at: tuple[str, ...]
+    answers_at: tuple[str, ...] = EVERY_TIER
     # Columns of its `rows` table that hold one value in every row of every call (a generator's detection_method):
     # the text states them once. No other column moves, so the table reads the same on every call.
-    constant_columns: frozenset[str]
+    constant_columns: frozenset[str] = frozenset()
     # A generator's every candidate row, unpaged: a generator submission merges them whole.
     rows_of: RowsFunction | None = None
 
