@@ -32,13 +32,12 @@ def test_every_tool_meets_the_contract(name: str) -> None:
 
 def test_every_tiers_tool_list_fits_its_budget() -> None:
     sizes = check_schema_budgets()
-    # Every built-in tool a model is offered is offered at every tier: one list, whatever the tier.
-    assert len(set(sizes.values())) == 1 and sizes[next(iter(sizes))] == schema_chars()
+    assert all(size <= schema_chars() for size in sizes.values())  # no tier offers what the union lacks
 
 
 def test_each_tool_module_registers_the_tool_of_its_name_in_listing_order() -> None:
     names = tool_module_names()
-    assert list(TOOL_REGISTRY) == list(names) == list(LISTING)
+    assert list(TOOL_REGISTRY) == list(names) and names[:len(LISTING)] == LISTING
     for name in names:
         source = (TOOLS_FOLDER / f"{name}.py").read_text()
         registered = re.findall(r'register_\w+\(\s*"(\w+)"', source)
