@@ -14,7 +14,7 @@ import pytest
 from core_helpers import episode
 
 from metric_tracker_rl.analysis_tools import TOOL_REGISTRY, run_tool
-from metric_tracker_rl.analysis_tools.registry import EVERY_TIER, MAX_PAGE_ROWS, unregister_tool
+from metric_tracker_rl.analysis_tools.registry import EVERY_TIER, MAX_PAGE_ROWS, add_tool, unregister_tool
 from metric_tracker_rl.spec.tiers import TIERS
 from metric_tracker_rl.view.tool_schemas import model_tools, openai_tools, schema_chars
 
@@ -23,14 +23,19 @@ DESCRIPTION_CHARS = (20, 110)
 
 
 @contextmanager
-def scratch_tools() -> Iterator[None]:
-    """Tools registered inside the block are unregistered after it, even when it fails."""
-    before = set(TOOL_REGISTRY)
+def scratch_tools(*replaced: str) -> Iterator[None]:
+    """Tools registered inside the block are unregistered after it, even when it fails. The tools `replaced` names
+    are out of the registry during the block (a scratch copy registers under the name) and back after it."""
+    before = list(TOOL_REGISTRY)
+    taken = [unregister_tool(name) for name in replaced if name in TOOL_REGISTRY]
     try:
         yield
     finally:
         for name in [name for name in TOOL_REGISTRY if name not in before]:
             unregister_tool(name)
+        for spec in taken:
+            add_tool(spec)
+        assert set(TOOL_REGISTRY) == set(before)
 
 
 def assert_plain_json(value: object, where: str = "result") -> None:

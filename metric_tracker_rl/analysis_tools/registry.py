@@ -113,12 +113,18 @@ def register_tool(name: str, description: str, args_model: type[BaseModel], *,
     args_model.model_validate(example or {})  # an example that does not validate is a programming error
 
     def decorator(func: ToolFunction) -> ToolFunction:
-        if name in TOOL_REGISTRY:
-            raise ValueError(f"tool {name!r} is already registered")
-        TOOL_REGISTRY[name] = ToolSpec(name, description, args_model, func, kind, example or {}, offered,
-                                       kept_for.strip(), answers, constant_columns, rows_of)
+        add_tool(ToolSpec(name, description, args_model, func, kind, example or {}, offered, kept_for.strip(), answers,
+                          constant_columns, rows_of))
         return func
     return decorator
+
+
+def add_tool(spec: ToolSpec) -> ToolSpec:
+    """Register a built spec (register_tool builds one around a function, unregister_tool hands one back)."""
+    if spec.name in TOOL_REGISTRY:
+        raise ValueError(f"tool {spec.name!r} is already registered")
+    TOOL_REGISTRY[spec.name] = spec
+    return spec
 
 
 def unregister_tool(name: str) -> ToolSpec:
