@@ -28,10 +28,11 @@ def scratch_tools(*replaced: str) -> Iterator[None]:
     are out of the registry during the block (a scratch copy registers under the name) and back after it."""
     before = list(TOOL_REGISTRY)
     taken = [unregister_tool(name) for name in replaced if name in TOOL_REGISTRY]
+    kept = list(TOOL_REGISTRY)
     try:
         yield
     finally:
-        for name in [name for name in TOOL_REGISTRY if name not in before]:
+        for name in [name for name in TOOL_REGISTRY if name not in kept]:
             unregister_tool(name)
         for spec in taken:
             add_tool(spec)
