@@ -27,7 +27,8 @@ from metric_tracker_rl.adapters.transcript import TaskRun, cut_results, unseen_s
 from metric_tracker_rl.agents import AGENTS, make_agent, run_episode
 from metric_tracker_rl.serving.environment import MetricTrackerRlEnvironment
 from metric_tracker_rl.spec.published import DIFFICULTIES, RESET_DIFFICULTIES
-from metric_tracker_rl.view.tool_schemas import openai_tools
+from metric_tracker_rl.spec.tiers import TIERS
+from metric_tracker_rl.view.tool_schemas import openai_tools, schema_chars
 
 
 def token_counter() -> Callable[[str], int] | None:
@@ -120,11 +121,14 @@ def main(argv: list[str] | None = None) -> None:
     print("| --- | --- | --- |")
     for name, sizes in sorted(by_tool.items(), key=lambda item: -statistics.mean(item[1])):
         print(f"| {name} | {len(sizes)} | {statistics.mean(sizes):,.0f} / {max(sizes):,} |")
-    schemas = json.dumps(openai_tools())
     count_tokens = token_counter()
-    tokens = f", {count_tokens(schemas):,} tokens" if count_tokens is not None else ""
-    print(f"\ntool schemas: {len(openai_tools())} tools, {sum(len(json.dumps(s)) for s in openai_tools()):,} chars"
-          f"{tokens} (sent with every request)")
+    print("\n| difficulty | tool schemas (sent with every request) | budget |")
+    print("| --- | --- | --- |")
+    for difficulty in difficulties:
+        tools = openai_tools(difficulty)
+        tokens = f", {count_tokens(json.dumps(tools)):,} tokens" if count_tokens is not None else ""
+        print(f"| {difficulty} | {len(tools)} tools, {schema_chars(difficulty):,} chars{tokens} | "
+              f"{TIERS[difficulty].tool_schema_budget:,} |")
 
 
 if __name__ == "__main__":

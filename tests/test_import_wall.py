@@ -1,5 +1,6 @@
 """The import graph proves the wall (import-linter's contracts in pyproject.toml): nothing the tools import can
-reach the injectors, the ground truth or the scoring. And the tools' pandas road, as docs/tools.md shows it, works."""
+reach the injectors, the ground truth or the scoring. And the frames of the tools' pandas road are the public
+counts."""
 
 from __future__ import annotations
 
@@ -13,10 +14,8 @@ import numpy as np
 import pytest
 from core_helpers import reset_episode
 
-from metric_tracker_rl import MetricTrackerRlAction
-from metric_tracker_rl.analysis_tools import TOOL_REGISTRY, run_tool
-from metric_tracker_rl.serving.environment import MetricTrackerRlEnvironment, _catalogs
 from metric_tracker_rl.spec.published import COUNT_COLUMNS
+from metric_tracker_rl.spec.tasks import resolve_episode_config
 
 try:
     import tomllib
@@ -64,43 +63,6 @@ def test_a_contract_breaks_on_an_indirect_import_inside_a_function(tmp_path: Pat
                                       "forbidden_modules = walled.truth\n")
     result = lint_imports("--config", "wall.ini", cwd=tmp_path)
     assert result.returncode == 1 and "walled.tools -> walled.middle" in result.stdout, result.stdout + result.stderr
-
-
-def docs_tool_example() -> str:
-    text = (ROOT / "docs" / "tools.md").read_text()
-    section = text.split("## Writing a tool", 1)[1]
-    return re.search(r"```python\n(.*?)```", section, re.S).group(1)
-
-
-def test_the_documented_pandas_tool_registers_and_answers_from_public_data() -> None:
-    code = docs_tool_example()
-    assert "import" in code and "register_tool" in code
-    namespace: dict = {}
-    exec(compile(code, "docs/tools.md", "exec"), namespace)  # noqa: S102 - our own documentation
-    try:
-        spec = TOOL_REGISTRY["get_weekday_means"]
-        assert spec.parameters_schema()["properties"]["column"]["type"] == "string"
-        episode = reset_episode(task_id="hard_mixed_multi")
-        data = episode.public.data
-        outcome = run_tool("get_weekday_means", episode.public, {"column": "orders_placed"})
-        assert outcome.ok, outcome.error
-        column = data.daily[:, COUNT_COLUMNS.index("orders_placed")]
-        for weekday, mean in outcome.result["means"].items():
-            days = [i for i, name in enumerate(data.weekdays) if name == weekday]
-            assert mean == pytest.approx(float(np.mean(column[days])))
-        assert len(outcome.result["means"]) == 7
-        bad = run_tool("get_weekday_means", episode.public, {"column": "revenue"})
-        assert not bad.ok and "valid:" in bad.error and "app_opens" in bad.error
-        # and through the environment, as an agent calls it
-        env = MetricTrackerRlEnvironment()
-        env.reset(task_id="hard_mixed_multi")
-        observation = env.step(MetricTrackerRlAction(analysis_method="get_weekday_means",
-                                                     analysis_args={"column": "app_open_to_order_placed"}))
-        assert observation.status == "ok" and len(observation.analysis_result["means"]) == 7
-    finally:
-        if "get_weekday_means" in TOOL_REGISTRY:
-            TOOL_REGISTRY.unregister("get_weekday_means")
-        _catalogs.cache_clear()  # the reset catalogs are built once per process: drop the one that listed the tool
 
 
 def test_the_frames_are_the_public_counts() -> None:

@@ -22,14 +22,13 @@ from conftest import ROOT
 import inference
 from metric_tracker_rl import DEFAULT_TASK_ORDER, MetricSubmissionRow, PayloadGeneratorMethod
 from metric_tracker_rl.adapters.baseline_log import format_action, open_interval
-from metric_tracker_rl.agents.llm import LlmPolicy
 from metric_tracker_rl.analysis_tools import TOOL_REGISTRY
 from metric_tracker_rl.reconnect import RETRY_DEADLINE_VAR
 from metric_tracker_rl.serving.local_server import free_port
 from metric_tracker_rl.settings import DEFAULT_API_BASE_URL, ClientSettings
 from metric_tracker_rl.spec.tasks import DIAL_KNOBS
 from metric_tracker_rl.view.observation import read_observation
-from metric_tracker_rl.view.tool_schemas import model_schema
+from metric_tracker_rl.view.tool_schemas import model_schema, openai_tools
 
 pytestmark = pytest.mark.slow  # starts server processes or a browser
 
@@ -156,7 +155,7 @@ def tool_messages(request: dict[str, Any]) -> list[str]:
 
 
 def test_tool_definitions_come_from_the_registry_and_the_models() -> None:
-    tools = {t["function"]["name"]: t["function"] for t in LlmPolicy(client=None, settings=ClientSettings()).tools}
+    tools = {t["function"]["name"]: t["function"] for t in openai_tools()}
     offered = {name for name, spec in TOOL_REGISTRY.items() if spec.offered}
     assert set(tools) == offered | {"submit_report", "submit_generators"}
     for name in offered:
@@ -212,7 +211,7 @@ def test_model_solves_with_tool_calls_then_submit(server_url: str, tmp_path: Pat
     assert task["steps"][-1]["reward"] == task["score"]
     # The model got the tool list and, in its second request, the results of its two calls.
     assert len(requests) == 2
-    assert {t["function"]["name"] for t in requests[0]["tools"]} >= {"get_annotations", "submit_report"}
+    assert requests[0]["tools"] == openai_tools("easy")  # the tools its tier offers
     overview, annotations = (read_observation(c) for c in tool_messages(requests[1]))
     assert overview.status == "ok" and "severity_rule" in overview.analysis_result
     assert "annotations" in annotations.analysis_result

@@ -10,15 +10,15 @@ from itertools import product
 from typing import Any
 
 import pytest
-from annotated_types import Ge, Gt, Le, Lt, MaxLen
 from core_helpers import reset_episode
+from annotated_types import Ge, Gt, Le, Lt, MaxLen
 from pydantic import BaseModel
 from reliability_support import INTERNALS, record
 
 from metric_tracker_rl import MetricTrackerRlAction
 from metric_tracker_rl.analysis_tools import MAX_RESULT_ROWS, TOOL_REGISTRY
-from metric_tracker_rl.analysis_tools.arguments import MAX_PREVIEW_ROWS, WINDOW
-from metric_tracker_rl.analysis_tools.segment_tools import CONTEXT_TOOL_NAMES, SEGMENT_TOOL_NAMES
+from metric_tracker_rl.analysis_tools.arguments import WINDOW
+from metric_tracker_rl.analysis_tools.tools.preview_submission import MAX_PREVIEW_ROWS
 from metric_tracker_rl.models import MAX_GENERATOR_CALLS, MetricSubmissionRow, PayloadGeneratorMethod
 from metric_tracker_rl.serving.environment import MAX_SUBMISSION_ROWS, MetricTrackerRlEnvironment
 from metric_tracker_rl.spec.published import (
@@ -28,6 +28,7 @@ from metric_tracker_rl.spec.published import (
     fluctuation_bounds,
     row_key,
 )
+from metric_tracker_rl.spec.tasks import resolve_episode_config
 
 MAX_RESULT_BYTES = 256 * 1024  # documented bound on one serialized observation after a tool call
 SWEEP = [{"task_id": "medium_mixed_three"}, {"task_id": "hard_mixed_multi"}, {"task_id": "frontier_segments"},
@@ -178,10 +179,13 @@ def worst_case_arguments(tool: str) -> dict[str, Any]:
 @pytest.mark.parametrize("tool", list(TOOL_REGISTRY))
 def test_every_tool_result_is_capped_at_worst_case(tool: str) -> None:
     env = MetricTrackerRlEnvironment()
-    if tool in CONTEXT_TOOL_NAMES:
-        env.reset(difficulty="deep", seed=1)
+    answers_at = TOOL_REGISTRY[tool].answers_at
+    if "hard" in answers_at:
+        env.reset(task_id="hard_mixed_multi")
+    elif "frontier" in answers_at:
+        env.reset(task_id="frontier_segments")
     else:
-        env.reset(task_id="frontier_segments" if tool in SEGMENT_TOOL_NAMES else "hard_mixed_multi")
+        env.reset(difficulty=answers_at[0], seed=1)
     arguments = worst_case_arguments(tool)
     if tool == "compare_segments":  # the most segments: every version of every platform, on the latest date
         arguments.update(metric_name="app_opens", dimension="app_version", date="2026-04-26")

@@ -24,8 +24,7 @@ from pydantic import BaseModel, Field
 
 import benchmarks.exploits  # noqa: F401  (registers the calibration's exploit agents)
 from metric_tracker_rl.agents import make_agent
-from metric_tracker_rl.analysis_tools import TOOL_REGISTRY
-from metric_tracker_rl.analysis_tools.registry import register_tool
+from metric_tracker_rl.analysis_tools.registry import EVERY_TIER, register_tool, unregister_tool
 from metric_tracker_rl.models import MetricTrackerRlAction
 from metric_tracker_rl.serving.environment import MetricTrackerRlEnvironment
 from metric_tracker_rl.view.observation import render_observation, seen
@@ -54,7 +53,7 @@ def test_a_tool_added_to_the_registry_is_listed_and_callable_with_no_code_of_its
         word: str = Field(description="Any word")
 
     name = "echo_word_for_test"
-    register_tool(name, "Repeats a word.", EchoArgs, example={"word": "x"})(
+    register_tool(name, "Repeats a word.", EchoArgs, offered_at=EVERY_TIER, example={"word": "x"})(
         lambda episode, args: {"echo": args.word, "days": len(episode.data.dates)})
     try:
         environment = MetricTrackerRlEnvironment()
@@ -66,7 +65,7 @@ def test_a_tool_added_to_the_registry_is_listed_and_callable_with_no_code_of_its
         assert observation.result["data"].startswith("echo: funnel\ndays: ")
         assert observation.result["is_error"] is False
     finally:
-        TOOL_REGISTRY.unregister(name)
+        unregister_tool(name)
     assert name not in [tool.name for tool in listed(MetricTrackerRlEnvironment()).tools]
 
 

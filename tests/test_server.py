@@ -12,17 +12,17 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import running_server
 from core_helpers import reset_episode
+from conftest import running_server
 from websockets.sync.client import ClientConnection, connect
 
 from metric_tracker_rl import DEFAULT_TASK_ORDER, MetricTrackerRlAction, MetricTrackerRlEnv
 from metric_tracker_rl.analysis_tools import available_analysis_methods, generate_rows, run_tool
-from metric_tracker_rl.analysis_tools.segment_tools import CONTEXT_TOOL_NAMES, SEGMENT_TOOL_NAMES
 from metric_tracker_rl.generation.episode import Episode
 from metric_tracker_rl.models import MetricTrackerRlObservation, MetricTrackerRlState, PayloadGeneratorMethod
 from metric_tracker_rl.serving.environment import NO_EPISODE_OVER_HTTP
 from metric_tracker_rl.spec.published import row_key
+from metric_tracker_rl.spec.tasks import resolve_episode_config
 
 pytestmark = pytest.mark.slow  # starts server processes or a browser
 
@@ -127,11 +127,9 @@ def exercise_episode(session: RawSession, episode: Episode, reset_kwargs: dict[s
         if spec.kind == "generator" or spec.name == "payload_generator":
             generated = run_tool(spec.name, episode.public, spec.example).result["rows"]
         reply = session.step(generated, analysis_method=spec.name, analysis_args=spec.example)
-        # The segment tools answer an episode without segments (the context tool one without context tables) with
-        # an error that names the tools to use.
-        segments = episode.public.segments
-        answers = "ok" if (segments is not None or spec.name not in SEGMENT_TOOL_NAMES) and (
-            (segments is not None and segments.context is not None) or spec.name not in CONTEXT_TOOL_NAMES) else "error"
+        # A tool answers at the tiers its registration names; elsewhere (the segment tools without segments, the
+        # context tool without context tables) with an error that names the tools to use.
+        answers = "ok" if episode.public.task["config"]["difficulty"] in spec.answers_at else "error"
         assert reply["observation"]["status"] == answers, (spec.name, reply["observation"]["message"])
     assert session.step(analysis_method="no_such_tool")["observation"]["status"] == "error"
     assert session.step(analysis_method="rows_for_date", analysis_args={"date": "1999-01-01"}

@@ -6,12 +6,12 @@ import json
 
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
+from tool_contract import DESCRIPTION_CHARS
 
 from metric_tracker_rl import MetricSubmissionRow, MetricTrackerRlAction, PayloadGeneratorMethod
 from metric_tracker_rl.analysis_tools import GENERATOR_NAMES, TOOL_REGISTRY
-from metric_tracker_rl.analysis_tools.registry import MAX_PAGE_ROWS
 from metric_tracker_rl.serving.environment import MetricTrackerRlEnvironment
-from metric_tracker_rl.spec.published import ENTITY_NAMES
+from metric_tracker_rl.spec.published import DIFFICULTIES, ENTITY_NAMES
 from metric_tracker_rl.view.observation import read_observation, render_observation
 from metric_tracker_rl.view.prompt import first_prompt
 from metric_tracker_rl.view.render import rounded
@@ -47,24 +47,16 @@ def test_one_tool_per_offered_registry_tool_then_the_two_submissions() -> None:
     assert items["properties"]["anomaly_type"]["enum"] == row_schema["properties"]["anomaly_type"]["enum"]
 
 
-def test_tool_schemas_fit_in_12000_characters_and_say_when_to_use_each_tool() -> None:
-    tools = openai_tools()
-    # 7,882 before the bounds entered the schemas, the SQL tool (its tables) and the frontier's segment tools and
-    # row fields.
-    assert sum(len(json.dumps(tool)) for tool in tools) <= 12_000
-    descriptions = [tool["function"]["description"] for tool in tools]
-    assert len(set(descriptions)) == len(descriptions) and all(20 <= len(d) <= 110 for d in descriptions)
-    for tool in tools:
-        parameters = tool["function"]["parameters"]
-        assert parameters["type"] == "object"
-        for name, prop in parameters.get("properties", {}).items():
+def test_the_submission_tools_read_as_the_registry_tools_do() -> None:
+    """The registry's tools are held to their text by the tool contract (tests/tool_contract.py); the two
+    submission tools, in every tier's list, to the same."""
+    low, high = DESCRIPTION_CHARS
+    for tool in openai_tools()[-2:]:
+        assert low <= len(tool["function"]["description"]) <= high
+        assert tool["function"]["parameters"]["type"] == "object"
+        for name, prop in tool["function"]["parameters"]["properties"].items():
             assert "anyOf" not in prop and "title" not in prop, (tool["function"]["name"], name)
-    # Paged tools document their paging; a model reads limit and offset from the schema.
-    for tool in tools:
-        properties = tool["function"]["parameters"].get("properties", {})
-        if tool["function"]["name"].startswith("get_") and tool["function"]["name"].endswith("_rows"):
-            assert {"limit", "offset"} <= set(properties)
-            assert properties["limit"]["maximum"] == MAX_PAGE_ROWS
+    assert all(openai_tools(tier)[-2:] == openai_tools()[-2:] for tier in DIFFICULTIES)
 
 
 def test_registry_examples_round_trip() -> None:

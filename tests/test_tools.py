@@ -5,23 +5,23 @@ from __future__ import annotations
 import ast
 import dataclasses
 import json
-import math
 import re
 
-import jsonschema
 import pytest
-from core_helpers import REFERENCE_TOOL_NAMES, ROOT, episode, reset_episode
+from core_helpers import reset_episode
+from core_helpers import REFERENCE_TOOL_NAMES, ROOT, episode
+from tool_contract import assert_plain_json
 
 from metric_tracker_rl import MetricSubmissionRow, MetricTrackerRlAction, PayloadGeneratorMethod
 from metric_tracker_rl.analysis_tools import TOOL_REGISTRY, available_analysis_methods, generate_rows, run_tool
 from metric_tracker_rl.analysis_tools.registry import DEFAULT_PAGE_ROWS, MAX_PAGE_ROWS
-from metric_tracker_rl.analysis_tools.segment_tools import CONTEXT_TOOL_NAMES, SEGMENT_TOOL_NAMES
 from metric_tracker_rl.serving.environment import MetricTrackerRlEnvironment
 from metric_tracker_rl.spec.published import CONVERSION_METRIC_NAMES
+from metric_tracker_rl.spec.tasks import resolve_episode_config
 from metric_tracker_rl.world.context import CONTEXT_TABLES
 from metric_tracker_rl.world.public_episode import PublicEpisode
 
-TOOL_MODULES = sorted((ROOT / "metric_tracker_rl" / "analysis_tools").glob("*.py"))
+TOOL_MODULES = sorted((ROOT / "metric_tracker_rl" / "analysis_tools").rglob("*.py"))
 
 
 def test_every_reference_tool_exists() -> None:
@@ -41,26 +41,6 @@ def test_every_tool_no_model_is_offered_says_what_keeps_it_and_the_docs_say_the_
     table = text.split("| tool | kept for |\n| --- | --- |\n", 1)[1].split("\n\n", 1)[0]
     documented = dict(re.findall(r"^\| `(\w+)` \| (.+) \|$", table, re.M))
     assert documented == hidden
-
-
-@pytest.mark.parametrize("name", list(TOOL_REGISTRY))
-def test_schema_validates_the_example_and_the_example_runs(name: str) -> None:
-    spec = TOOL_REGISTRY[name]
-    schema = spec.openai_schema()
-    assert schema["type"] == "function" and schema["function"]["name"] == name
-    parameters = schema["function"]["parameters"]
-    jsonschema.Draft202012Validator.check_schema(parameters)
-    jsonschema.validate(spec.example, parameters)
-    # The segment tools answer where there are segments, the context tool at deep (elsewhere they say so); every
-    # other tool on any episode.
-    on = (episode(1, difficulty="deep") if name in CONTEXT_TOOL_NAMES
-          else episode(1, difficulty="frontier") if name in SEGMENT_TOOL_NAMES else episode(1))
-    outcome = run_tool(name, on.public, spec.example)
-    assert outcome.ok, outcome.error
-    assert outcome.result["method"] == name
-    # The schema rejects what the argument model rejects: extra arguments.
-    with pytest.raises(jsonschema.ValidationError):
-        jsonschema.validate({**spec.example, "not_an_argument": 1}, parameters)
 
 
 def test_unknown_tool_is_an_error_naming_the_valid_tools() -> None:
@@ -185,38 +165,19 @@ def test_tool_modules_cannot_reach_the_labels(path) -> None:
     assert not attributes & {"truth", "expected_rows", "neutral_keys", "injections", "distractors"}
 
 
-def assert_plain_json(value: object, where: str = "result") -> None:
-    """Only the types JSON has, exactly (no numpy scalars, no NaN or infinities): tools build their results
-    this way and nothing converts them afterwards."""
-    kind = type(value)
-    if kind is dict:
-        for key, item in value.items():
-            assert type(key) is str, f"{where}: key {key!r}"
-            assert_plain_json(item, f"{where}.{key}")
-    elif kind is list:
-        for i, item in enumerate(value):
-            assert_plain_json(item, f"{where}[{i}]")
-    elif kind is float:
-        assert math.isfinite(value), f"{where} = {value}"
-    else:
-        assert kind in (str, int, bool, type(None)), f"{where} has type {kind.__name__}"
-
-
 def calls_to_sweep(public: PublicEpisode) -> list[tuple[str, dict]]:
     """Every tool's example; date tools on every date (and every entity); generators at several thresholds."""
-    segmented = public.segments is not None
-    with_context = segmented and public.segments.context is not None  # type: ignore[union-attr]
-    calls = [(name, spec.example) for name, spec in TOOL_REGISTRY.items()
-             if (segmented or name not in SEGMENT_TOOL_NAMES) and (with_context or name not in CONTEXT_TOOL_NAMES)]
-    for name, spec in TOOL_REGISTRY.items():
+    difficulty = public.task["config"]["difficulty"]
+    answering = {name: spec for name, spec in TOOL_REGISTRY.items() if difficulty in spec.answers_at}
+    calls = [(name, spec.example) for name, spec in answering.items()]
+    for name, spec in answering.items():
         fields = spec.args_model.model_fields
-        if name in CONTEXT_TOOL_NAMES:  # every table where there are any
-            calls += [(name, {"table": table}) for table in CONTEXT_TABLES if with_context]
+        if name == "get_context":  # every table
+            calls += [(name, {"table": table}) for table in CONTEXT_TABLES]
             continue
-        if name in SEGMENT_TOOL_NAMES:  # they answer at frontier only: every date and dimension there
-            if segmented and "date" in fields:
-                calls += [(name, spec.example | {"date": date, "dimension": dimension})
-                          for date in public.data.dates for dimension in ("platform", "country", "app_version")]
+        if name == "compare_segments":  # every date and dimension
+            calls += [(name, spec.example | {"date": date, "dimension": dimension})
+                      for date in public.data.dates for dimension in ("platform", "country", "app_version")]
             continue
         if "date" in fields:
             entities = getattr(spec.args_model, "entities", (None,))

@@ -92,11 +92,12 @@ class TaskRun:
         return min(1.0, max(0.0, self.session.score))
 
     def record(self, agent: str, model: str, reset_kwargs: dict[str, Any], error: str | None) -> dict[str, Any]:
-        """The episode as one SFT-ready JSONL record: the chat, the tools offered, the score and the config."""
+        """The episode as one SFT-ready JSONL record: the chat, the tools its tier offered, the score and the
+        config."""
         breakdown = self.graded.reward_breakdown if self.graded is not None else None
-        return {"messages": [sft_message(m) for m in self.messages], "tools": openai_tools(),
-                "task": self.label, "agent": agent, "model": model, "reset": reset_kwargs,
-                "config": self.config,
+        return {"messages": [sft_message(m) for m in self.messages],
+                "tools": openai_tools(self.config.get("difficulty")), "task": self.label, "agent": agent,
+                "model": model, "reset": reset_kwargs, "config": self.config,
                 "score": self.score, "rewards": self.rewards, "steps": self.steps,
                 "reward_breakdown": breakdown.model_dump() if breakdown is not None else None, "error": error}
 

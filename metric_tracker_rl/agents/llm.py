@@ -113,7 +113,6 @@ class LlmPolicy:
     def __init__(self, client: OpenAI, settings: ClientSettings) -> None:
         self.client = client
         self.settings = settings
-        self.tools = openai_tools()
         self.disabled: str | None = None
         self.last_error: str | None = None
 
@@ -125,7 +124,8 @@ class LlmPolicy:
             print(f"[WARN] task={run.label} {self.last_error}", file=sys.stderr, flush=True)
             return
         try:
-            chat = OpenAiChat(self.client, self.settings, self.tools, env, run)
+            tools = openai_tools(run.config.get("difficulty"))  # the tools its tier offers
+            chat = OpenAiChat(self.client, self.settings, tools, env, run)
             asyncio.run(chat_loop(chat, self.settings.max_tool_rounds))
         except ModelError as exc:
             self.last_error = str(exc)

@@ -1,8 +1,8 @@
-"""Read-only analysis tools over the public data of an episode (never the labels)."""
+"""Read-only analysis tools over the public data of an episode (never the labels): one module per tool in
+`tools/`, which registers itself on import."""
 
-from metric_tracker_rl.analysis_tools import inspection  # noqa: I001,F401  (registration order = listing order)
-from metric_tracker_rl.analysis_tools import comparisons, generators, segment_tools, sql  # noqa: F401
-from metric_tracker_rl.analysis_tools.generators import GENERATOR_NAMES, generate_rows
+from metric_tracker_rl.analysis_tools import tools  # noqa: F401  (imports and so registers every tool)
+from metric_tracker_rl.analysis_tools.generators import generate_rows, generator_names
 from metric_tracker_rl.analysis_tools.registry import (
     MAX_RESULT_ROWS,
     TOOL_REGISTRY,
@@ -10,6 +10,8 @@ from metric_tracker_rl.analysis_tools.registry import (
     ToolSpec,
     run_tool,
 )
+
+GENERATOR_NAMES = generator_names()  # every built-in generator, in registration order
 
 
 def available_analysis_methods() -> list[ToolSpec]:

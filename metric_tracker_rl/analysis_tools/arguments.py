@@ -1,4 +1,5 @@
-"""Argument models of the tools. Validators name the valid choices in their errors.
+"""Argument models that several tools share (a model only one tool takes lives in that tool's module).
+Validators name the valid choices in their errors.
 
 Every model is strict: a model writes these values, and a boolean is not a number nor a string an integer, so
 `limit=True` or `limit="20"` is refused with a message rather than read as 1 or 20."""
@@ -10,13 +11,8 @@ from typing import Any, ClassVar
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from metric_tracker_rl.analysis_tools.registry import DEFAULT_PAGE_ROWS, EPISODE_WINDOW, MAX_PAGE_ROWS
-from metric_tracker_rl.spec.plain_types import (
-    HIDDEN_FROM_MODELS,
-    MAX_GENERATOR_CALLS,
-    THRESHOLD_MULTIPLIER_BOUNDS,
-    PayloadGeneratorMethod,
-)
-from metric_tracker_rl.spec.published import CONVERSION_METRIC_NAMES, COUNT_COLUMNS, LONGEST_WINDOW_DAYS
+from metric_tracker_rl.spec.plain_types import HIDDEN_FROM_MODELS, THRESHOLD_MULTIPLIER_BOUNDS
+from metric_tracker_rl.spec.published import CONVERSION_METRIC_NAMES, COUNT_COLUMNS
 from metric_tracker_rl.spec.validation import check_choice, date_problem
 from metric_tracker_rl.world.funnel import window_dates
 from metric_tracker_rl.world.segments import Segment
@@ -25,7 +21,6 @@ from metric_tracker_rl.world.segments import Segment
 # LONGEST_WINDOW_DAYS is the longest tier's). registry.run_tool sets EPISODE_WINDOW to the episode's own dates while
 # it validates a call's arguments.
 WINDOW = tuple(d.isoformat() for d in window_dates())
-MAX_PREVIEW_ROWS = 200
 
 
 class ToolArgs(BaseModel):
@@ -105,11 +100,6 @@ class DateMixArgs(_EntityChoice, ScopedDateArgs):
     entity_name: str = Field(default="app_opens", description="An event count")
 
 
-class LimitArgs(ToolArgs):
-    limit: int = Field(default=10, ge=1, le=28, description="Dates per page")
-    offset: int = Field(default=0, ge=0, le=LONGEST_WINDOW_DAYS - 1, description="Rank of the first date")
-
-
 class PageArgs(ToolArgs):
     """A long result comes strongest first, one page at a time."""
 
@@ -118,19 +108,7 @@ class PageArgs(ToolArgs):
     offset: int = Field(default=0, ge=0, le=1000, description="A next_offset")
 
 
-class RawDataArgs(ToolArgs):
-    limit: int = Field(default=7, ge=1, le=28, description="Rows per page")
-    offset: int = Field(default=0, ge=0, le=LONGEST_WINDOW_DAYS - 1, description="First date's index")
-
-
-class PreviewArgs(ToolArgs):
-    # Not echoed in the result's `arguments`: raw rows may hold anything (deep nesting, large junk), and the
-    # result already reports every row (valid rows and per-row issues).
-    rows: list[dict[str, Any]] = Field(description="Candidate submission rows", max_length=MAX_PREVIEW_ROWS,
-                                       exclude=True)
-
-
-class _MetricSelection(ToolArgs):
+class MetricSelection(ToolArgs):
     """metric_name or metric_names; neither means every metric the tool covers."""
 
     metrics: ClassVar[tuple[str, ...]]
@@ -138,7 +116,7 @@ class _MetricSelection(ToolArgs):
     metric_names: list[str] | None = Field(default=None, description="Metrics (default: all)", max_length=32)
 
     @model_validator(mode="after")
-    def _known(self) -> _MetricSelection:
+    def _known(self) -> MetricSelection:
         for name in ([self.metric_name] if self.metric_name else []) + list(self.metric_names or []):
             check_choice("metric", name, self.metrics)
         return self
@@ -152,19 +130,19 @@ def _threshold(default: float) -> Any:
     return Field(default=default, description="Robust-z threshold", **THRESHOLD_MULTIPLIER_BOUNDS)
 
 
-class AnyMetricArgs(_MetricSelection):
+class AnyMetricArgs(MetricSelection):
     metrics = COUNT_COLUMNS + CONVERSION_METRIC_NAMES
     metric_name: str | None = Field(default=None, description="One count or conversion metric",
                                     json_schema_extra=HIDDEN_FROM_MODELS)
 
 
-class RateSelection(_MetricSelection):
+class RateSelection(MetricSelection):
     metrics = CONVERSION_METRIC_NAMES
     metric_name: str | None = Field(default=None, description="One conversion metric",
                                     json_schema_extra=HIDDEN_FROM_MODELS)
 
 
-class CountSelection(_MetricSelection):
+class CountSelection(MetricSelection):
     metrics = COUNT_COLUMNS
     metric_name: str | None = Field(default=None, description="One event count column",
                                     json_schema_extra=HIDDEN_FROM_MODELS)
@@ -188,8 +166,3 @@ class AbsDiffArgs(AnyMetricArgs, PageArgs):
 
 class FamilyThreshold(PageArgs):
     threshold_multiplier: float = _threshold(3.0)
-
-
-class PayloadArgs(PageArgs):
-    generator_methods: list[PayloadGeneratorMethod] = Field(min_length=1, max_length=MAX_GENERATOR_CALLS,
-                                                            description="Generator calls to run and merge")

@@ -1,34 +1,27 @@
-"""Generators: scan every date with one rule and return candidate submission rows.
+"""What the generator tools share: a generator scans every date with one rule and returns candidate submission
+rows, paged strongest first as a tool and merged whole in a generator submission.
 
 They know nothing about the labels. Each stamps its own name as the detection method and derives the
 anomaly type from the entity kind and the direction of the deviation, so a generic scan can mislabel an
-incident that only a family-specific check recognises.
+incident that only a family-specific check recognises. Each generator is one module of `analysis_tools/tools/`.
 """
 
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 from pydantic import ValidationError
 
-from metric_tracker_rl.analysis_tools.arguments import (
-    AbsDiffArgs,
-    AnyMetricThreshold,
-    CountThreshold,
-    FamilyThreshold,
-    PayloadArgs,
-    RateThreshold,
-    _MetricSelection,
-)
-from metric_tracker_rl.analysis_tools.comparisons import broken_hour_flags, impossible_hour_flags
+from metric_tracker_rl.analysis_tools.arguments import MetricSelection
 from metric_tracker_rl.analysis_tools.registry import (
     REFERENCE_API,
     STRENGTH,
     TOOL_REGISTRY,
+    RowsFunction,
     ToolError,
     derived,
     offered_fields,
@@ -37,11 +30,11 @@ from metric_tracker_rl.analysis_tools.registry import (
     strongest_first,
 )
 from metric_tracker_rl.spec.plain_types import PayloadGeneratorMethod
-from metric_tracker_rl.spec.published import COUNT_COLUMNS, DIRECTIONAL_FAMILIES, ENTITY_NAMES, FUNNEL_STEPS, row_key
+from metric_tracker_rl.spec.published import COUNT_COLUMNS, DIRECTIONAL_FAMILIES, row_key
 from metric_tracker_rl.spec.validation import describe_validation_error
 from metric_tracker_rl.world.public_episode import PublicEpisode
 
-MIN_FLAGGED_HOURS = 2
+MIN_FLAGGED_HOURS = 2  # a family generator's hour-level check flags a date on this many hours or more
 
 
 def candidate_row(episode: PublicEpisode, entity_type: str, entity_name: str, day: int, anomaly_type: str,
@@ -53,11 +46,6 @@ def candidate_row(episode: PublicEpisode, entity_type: str, entity_name: str, da
             "anomaly_type": anomaly_type, "detection_method": method, "baseline_value": baseline,
             "observed_value": observed, "delta_value": delta, "severity": severity,
             STRENGTH: abs(z) if z is not None else 0.0}
-
-
-# Each generator's rows in full, by tool name: the tool shows them a page at a time, a generator submission
-# (and the payload_generator preview) merges them whole.
-GENERATOR_ROWS: dict[str, Any] = {}
 
 
 # A family generator's rows share their entity type and anomaly type; every generator stamps its own name.
@@ -73,18 +61,18 @@ def page_of(args: Any) -> dict[str, Any]:
 
 
 def register_generator(name: str, description: str, args_model: type, example: dict[str, Any], *,
-                       kept_for: str = "", constant_columns: frozenset[str] = SCAN_CONSTANTS) -> Any:
+                       offered_at: tuple[str, ...] = (), kept_for: str = "",
+                       constant_columns: frozenset[str] = SCAN_CONSTANTS) -> Callable[[RowsFunction], RowsFunction]:
     """Register a function that lists every candidate row as the generator tool `name`, paged strongest first."""
-    def decorator(rows_of: Any) -> Any:
+    def decorator(rows_of: RowsFunction) -> RowsFunction:
         def tool(episode: PublicEpisode, args: Any) -> dict[str, Any]:
             result = page(strongest_first(rows_of(episode, args)), args.offset, args.limit)
             if args.offset or result["next_offset"] is not None:
                 result["page_of"] = page_of(args)
             return result
 
-        register_tool(name, description, args_model, kind="generator", example=example, kept_for=kept_for,
-                      constant_columns=constant_columns)(tool)
-        GENERATOR_ROWS[name] = rows_of
+        register_tool(name, description, args_model, offered_at=offered_at, kept_for=kept_for, kind="generator",
+                      example=example, constant_columns=constant_columns, rows_of=rows_of)(tool)
         return rows_of
     return decorator
 
@@ -123,7 +111,7 @@ DEVIATION_INDEXES = {(score, direction): functools.partial(DeviationIndex.build,
                      for score in ("z", "delta") for direction in (-1, 0, 1)}
 
 
-def _deviation_rows(episode: PublicEpisode, args: _MetricSelection, method: str, direction: int,
+def deviation_rows(episode: PublicEpisode, args: MetricSelection, method: str, direction: int,
                     score: str, threshold: float) -> list[dict[str, Any]]:
     """Rows for every selected metric and date whose z (or |delta|) passes the threshold in the direction."""
     panel = episode.panel
@@ -137,91 +125,43 @@ def _deviation_rows(episode: PublicEpisode, args: _MetricSelection, method: str,
     return rows
 
 
-def _register_deviation_generator(name: str, description: str, model: type, direction: int, *,
-                                  kept_for: str = "") -> None:
+def register_deviation_generator(name: str, description: str, args_model: type, direction: int, *,
+                                 offered_at: tuple[str, ...] = (), kept_for: str = "") -> None:
+    """Register a robust-z scan of the selected metrics as the generator `name`: values beyond the threshold below
+    (direction -1), above (1) or either way (0) their baseline."""
     def generator(episode: PublicEpisode, args: Any) -> list[dict[str, Any]]:
-        return _deviation_rows(episode, args, name, direction, "z", args.threshold_multiplier)
+        return deviation_rows(episode, args, name, direction, "z", args.threshold_multiplier)
 
-    register_generator(name, description, model, {"threshold_multiplier": 3.0}, kept_for=kept_for)(generator)
+    register_generator(name, description, args_model, {"threshold_multiplier": 3.0}, offered_at=offered_at,
+                       kept_for=kept_for)(generator)
 
 
-_register_deviation_generator(
-    "get_median_filter_rows", "Candidate count and rate rows beyond the robust-z threshold, either "
-    "way.", AnyMetricThreshold, 0)
-# The one-direction scans: each is a family's canonical detection method (its expected rows name it), so it stays
-# valid in generator submissions and as a row's detection method; a model's get_median_filter_rows types each row
-# by its direction.
+# What keeps the one-direction scans: each is a family's canonical detection method (its expected rows name it),
+# so it stays valid in generator submissions and as a row's detection method; a model's get_median_filter_rows types
+# each row by its direction.
 DIRECTIONAL_SCAN = (f"{REFERENCE_API}, and the detection method of its family's expected rows (valid in generator "
                     "submissions); a model runs get_median_filter_rows, which types each row by its direction")
-_register_deviation_generator(
-    "get_rate_drop_from_median_rows", "Candidate rate-drop rows: conversion rates whose robust z-score is below "
-    "-threshold_multiplier.", RateThreshold, -1, kept_for=DIRECTIONAL_SCAN)
-_register_deviation_generator(
-    "get_rate_spike_from_median_rows", "Candidate rate-spike rows: conversion rates whose robust z-score is above "
-    "threshold_multiplier.", RateThreshold, 1, kept_for=DIRECTIONAL_SCAN)
-_register_deviation_generator(
-    "get_absolute_drop_in_event_count_rows", "Candidate count-drop rows: event counts whose robust z-score is "
-    "below -threshold_multiplier.", CountThreshold, -1, kept_for=DIRECTIONAL_SCAN)
-_register_deviation_generator(
-    "get_absolute_spike_in_event_count_rows", "Candidate count-spike rows: event counts whose robust z-score is "
-    "above threshold_multiplier.", CountThreshold, 1, kept_for=DIRECTIONAL_SCAN)
 
 
-@register_generator("get_rows_with_abs_diff_from_median_gt", "Rows whose |delta| exceeds a threshold in the "
-                    "metric's units (0: every date).", AbsDiffArgs,
-                    {"metric_names": ["app_opens"], "threshold": 5000.0})
-def get_rows_with_abs_diff_from_median_gt(episode: PublicEpisode, args: AbsDiffArgs) -> list[dict[str, Any]]:
-    return _deviation_rows(episode, args, "get_rows_with_abs_diff_from_median_gt", 0, "delta", args.threshold)
-
-
-def _flagged_rows(episode: PublicEpisode, entity_type: str, names: tuple[str, ...], passes: np.ndarray,
-                  anomaly_type: str, method: str) -> list[dict[str, Any]]:
+def flagged_rows(episode: PublicEpisode, entity_type: str, names: tuple[str, ...], passes: np.ndarray,
+                 anomaly_type: str, method: str) -> list[dict[str, Any]]:
     """passes: (len(names), D) bool."""
     name_hits, day_hits = np.nonzero(passes)
     return [candidate_row(episode, entity_type, names[i], day, anomaly_type, method)
             for i, day in zip(name_hits.tolist(), day_hits.tolist(), strict=True)]
 
 
-def _z(episode: PublicEpisode, entity_type: str, names: tuple[str, ...]) -> np.ndarray:
+def robust_z(episode: PublicEpisode, entity_type: str, names: tuple[str, ...]) -> np.ndarray:
     """(len(names), D) robust z with NaN as 0."""
     panel = episode.panel
     return panel.filled_z[[panel.index(entity_type, n) for n in names]]
 
 
-@register_generator("get_funnel_break_rows", "Candidate funnel breaks: steps under -threshold z in "
-                    f"{MIN_FLAGGED_HOURS}+ hours (bot opens sink app_open_to_menu_open too).", FamilyThreshold,
-                    {"threshold_multiplier": 3.0}, constant_columns=FAMILY_CONSTANTS)
-def get_funnel_break_rows(episode: PublicEpisode, args: FamilyThreshold) -> list[dict[str, Any]]:
-    broken = derived(episode, broken_hour_flags).counts  # (steps, D)
-    passes = (broken >= MIN_FLAGGED_HOURS) & (_z(episode, "funnel_step", FUNNEL_STEPS) < -args.threshold_multiplier)
-    return _flagged_rows(episode, "funnel_step", FUNNEL_STEPS, passes, "funnel_break", "get_funnel_break_rows")
-
-
-@register_generator("get_hourly_traffic_mix_shift_rows", "Candidate hourly-mix shifts: events whose distance from "
-                    "their usual hours rose beyond the z threshold.",
-                    FamilyThreshold, {"threshold_multiplier": 3.0}, constant_columns=FAMILY_CONSTANTS)
-def get_hourly_traffic_mix_shift_rows(episode: PublicEpisode, args: FamilyThreshold) -> list[dict[str, Any]]:
-    passes = _z(episode, "hourly_mix", COUNT_COLUMNS) > args.threshold_multiplier
-    return _flagged_rows(episode, "hourly_mix", COUNT_COLUMNS, passes, "hourly_traffic_mix_shift",
-                         "get_hourly_traffic_mix_shift_rows")
-
-
-@register_generator("get_instrumentation_data_quality_issue_rows", "Candidate data-quality issues: events over the "
-                    f"previous one in {MIN_FLAGGED_HOURS}+ hours, count beyond the z threshold.", FamilyThreshold,
-                    {"threshold_multiplier": 3.0}, constant_columns=FAMILY_CONSTANTS)
-def get_instrumentation_data_quality_issue_rows(episode: PublicEpisode, args: FamilyThreshold) -> list[dict[str, Any]]:
-    names = ENTITY_NAMES["data_quality"]
-    flags = derived(episode, impossible_hour_flags).counts  # (steps, D), step i -> event i + 1
-    impossible = flags[[COUNT_COLUMNS.index(name) - 1 for name in names]]
-    passes = (impossible >= MIN_FLAGGED_HOURS) & (_z(episode, "data_quality", names) > args.threshold_multiplier)
-    return _flagged_rows(episode, "data_quality", names, passes, "instrumentation_data_quality_issue",
-                         "get_instrumentation_data_quality_issue_rows")
-
-
-GENERATOR_NAMES = tuple(name for name, spec in TOOL_REGISTRY.items() if spec.kind == "generator")
-# The generators a model is offered; the others answer the same question on a metric selection, and stay valid in a
-# generator submission sent through the wire API.
-OFFERED_GENERATOR_NAMES = tuple(name for name in GENERATOR_NAMES if TOOL_REGISTRY[name].offered)
+def generator_names(*, offered: bool = False) -> tuple[str, ...]:
+    """The generators, in registration order (only those a model is offered: the others answer the same question
+    on a metric selection, and stay valid in a generator submission sent through the wire API)."""
+    return tuple(name for name, spec in TOOL_REGISTRY.items()
+                 if spec.kind == "generator" and (spec.offered or not offered))
 
 
 def submission_arguments(name: str) -> list[str]:
@@ -234,8 +174,8 @@ def submission_arguments(name: str) -> list[str]:
 def generator_arguments(method: PayloadGeneratorMethod) -> Any:
     """A submitted generator call's validated tool arguments. Raises ToolError naming what that generator takes."""
     name = method.method_name
-    if name not in GENERATOR_NAMES:
-        raise ToolError(f"{name!r} is not a generator; valid: {', '.join(OFFERED_GENERATOR_NAMES)}")
+    if name not in generator_names():
+        raise ToolError(f"{name!r} is not a generator; valid: {', '.join(generator_names(offered=True))}")
     spec = TOOL_REGISTRY[name]
     try:
         return spec.args_model.model_validate(method.tool_arguments())
@@ -255,18 +195,8 @@ def generate_rows(episode: PublicEpisode, methods: list[PayloadGeneratorMethod])
         except ToolError as exc:
             errors.append(f"generators[{i}]: {exc}")
             continue
-        for row in strongest_first(GENERATOR_ROWS[method.method_name](episode, args)):
+        rows_of = TOOL_REGISTRY[method.method_name].rows_of
+        assert rows_of is not None  # every generator registers its rows
+        for row in strongest_first(rows_of(episode, args)):
             rows.setdefault(row_key(row["date"], row["entity_type"], row["entity_name"]), row)
     return list(rows.values()), errors
-
-
-@register_tool("payload_generator", "Run several generator calls and merge their rows into one candidate "
-               "payload (a preview: nothing is graded).", PayloadArgs,
-               kept_for=f"{REFERENCE_API} and the debugger; a model's submit_generators grades the merged rows "
-                        "itself",
-               example={"generator_methods": [{"method_name": "get_rate_drop_from_median_rows",
-                                               "metric_name": "app_open_to_order_placed",
-                                               "threshold_multiplier": 3.0}]})
-def payload_generator(episode: PublicEpisode, args: PayloadArgs) -> dict[str, Any]:
-    rows, errors = generate_rows(episode, args.generator_methods)
-    return {**page(rows, args.offset, args.limit), "errors": errors}

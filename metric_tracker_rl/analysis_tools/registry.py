@@ -1,10 +1,11 @@
-"""One registry of read-only tools. Each tool's pydantic argument model validates calls, produces the JSON
-schema of its OpenAI tool definition, and drives the debugger's forms."""
+"""One registry of read-only tools. Each tool is one module of `analysis_tools/tools/` that registers itself: its
+pydantic argument model validates calls, produces the JSON schema of its OpenAI tool definition and drives the
+debugger's forms, and its registration names the tiers that offer it to models."""
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
@@ -12,7 +13,9 @@ from typing import Any, Literal, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from metric_tracker_rl.spec.registry import Registry
-from metric_tracker_rl.spec.validation import describe_validation_error
+from metric_tracker_rl.spec.published import AGGREGATE_DIFFICULTIES, RESET_DIFFICULTIES, SEGMENTED_DIFFICULTIES
+from metric_tracker_rl.spec.tiers import TIERS
+from metric_tracker_rl.spec.validation import check_choice, describe_validation_error
 from metric_tracker_rl.world.funnel import window_calendar
 from metric_tracker_rl.world.public_episode import PublicEpisode
 
@@ -25,7 +28,15 @@ MAX_PAGE_ROWS = 120
 EPISODE_WINDOW: ContextVar[tuple[str, ...]] = ContextVar("episode_window", default=window_calendar().iso_dates)
 STRENGTH = "_strength"  # a row's evidence, used to order a result and removed before it is returned
 ToolFunction = Callable[[PublicEpisode, Any], dict[str, Any]]
+RowsFunction = Callable[[PublicEpisode, Any], list[dict[str, Any]]]
 Table = TypeVar("Table")
+
+# The tier sets a registration names: where a tool is offered, and where it answers.
+EVERY_TIER: tuple[str, ...] = RESET_DIFFICULTIES
+AGGREGATE_TIERS: tuple[str, ...] = AGGREGATE_DIFFICULTIES
+SEGMENTED_TIERS: tuple[str, ...] = SEGMENTED_DIFFICULTIES
+CONTEXT_TIERS: tuple[str, ...] = tuple(name for name, tier in TIERS.items()
+                                       if tier.segmented is not None and tier.segmented.context)
 
 
 @dataclass(frozen=True)
@@ -36,17 +47,24 @@ class ToolSpec:
     func: ToolFunction
     kind: Literal["analysis", "generator"]
     example: dict[str, Any]
-    # Why a tool no model is offered stays registered (who calls it), and which offered tool answers a model
-    # instead; empty for an offered tool. docs/tools.md lists these (a test keeps the two in step).
+    # The tiers whose models are offered the tool: its schema is in their tool lists and counts against each one's
+    # schema budget (view.tool_schemas.model_tools). Empty for a tool no model is offered; `kept_for` then says why
+    # it stays registered (who calls it) and which offered tool answers a model instead. docs/tools.md lists these
+    # (a test keeps the two in step).
+    offered_at: tuple[str, ...] = ()
     kept_for: str = ""
+    # The tiers whose episodes it answers; elsewhere it answers an error that says what to use instead.
+    answers_at: tuple[str, ...] = EVERY_TIER
     # Columns of its `rows` table that hold one value in every row of every call (a generator's detection_method):
     # the text states them once. No other column moves, so the table reads the same on every call.
     constant_columns: frozenset[str] = frozenset()
+    # A generator's every candidate row, unpaged: a generator submission merges them whole.
+    rows_of: RowsFunction | None = None
 
     @property
     def offered(self) -> bool:
-        """Offered to models as a tool (`view.tool_schemas.model_tools`, MCP); every tool stays on the wire API."""
-        return not self.kept_for
+        """Offered to models at some tier (MCP, the TRL class); every tool stays on the wire API."""
+        return bool(self.offered_at)
 
     def parameters_schema(self) -> dict[str, Any]:
         schema = self.args_model.model_json_schema()
@@ -66,25 +84,50 @@ class ToolSpec:
                 "parameters": self.parameters_schema(), "example": self.example}
 
 
+# In registration order (the order a model's tool list shows); register_tool and unregister_tool are the only
+# writers.
 TOOL_REGISTRY: Registry[ToolSpec] = Registry("tool")
 # What keeps most tools no model is offered: the reference design's tool names stay callable, since clients of the
 # wire API (the reference inference script) call them by name as `analysis_method`.
 REFERENCE_API = "the reference API (its clients call it by this name)"
 
 
+def _tiers(argument: str, names: Collection[str]) -> tuple[str, ...]:
+    """Tier names as a registration gives them, each checked (an unknown one is an error naming the valid ones)."""
+    return tuple(check_choice(argument, name, EVERY_TIER) for name in names)
+
+
 def register_tool(name: str, description: str, args_model: type[BaseModel], *,
+                  offered_at: Collection[str] = (),
+                  kept_for: str = "",
+                  answers_at: Collection[str] = EVERY_TIER,
                   kind: Literal["analysis", "generator"] = "analysis",
                   example: dict[str, Any] | None = None,
-                  kept_for: str = "",
-                  constant_columns: frozenset[str] = frozenset()) -> Callable[[ToolFunction], ToolFunction]:
-    """Register a tool, offered to models unless `kept_for` says what else needs it (a tool nothing needs is
-    removed, not hidden)."""
+                  constant_columns: frozenset[str] = frozenset(),
+                  rows_of: RowsFunction | None = None) -> Callable[[ToolFunction], ToolFunction]:
+    """Register a tool, offered to the models of the tiers `offered_at` names, or to none when `kept_for` says what
+    else needs it (a tool nothing needs is removed, not hidden)."""
+    if bool(offered_at) == bool(kept_for.strip()):
+        raise ValueError(f"tool {name!r} names either the tiers that offer it (offered_at) or, offered at none, "
+                         "what keeps it (kept_for)")
+    offered, answers = _tiers("offered_at", offered_at), _tiers("answers_at", answers_at)
+    args_model.model_validate(example or {})  # an example that does not validate is a programming error
+
     def decorator(func: ToolFunction) -> ToolFunction:
-        spec = ToolSpec(name, description, args_model, func, kind, example or {}, kept_for.strip(), constant_columns)
-        args_model.model_validate(spec.example)  # an example that does not validate is a programming error
-        TOOL_REGISTRY.register(spec)
+        add_tool(ToolSpec(name, description, args_model, func, kind, example or {}, offered, kept_for.strip(), answers,
+                          constant_columns, rows_of))
         return func
     return decorator
+
+
+def add_tool(spec: ToolSpec) -> ToolSpec:
+    """Register a built spec (register_tool builds one around a function, unregister_tool hands one back)."""
+    return TOOL_REGISTRY.register(spec)
+
+
+def unregister_tool(name: str) -> ToolSpec:
+    """Take a tool out again: a scratch tool (a test's, a notebook's) leaves the registry as it found it."""
+    return TOOL_REGISTRY.unregister(name)
 
 
 class ToolError(Exception):

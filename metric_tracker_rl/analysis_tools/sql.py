@@ -1,4 +1,5 @@
-"""`query`: read-only SQL over the episode's public tables (metric_tracker_rl.sql.sandbox does the guarding).
+"""What the SQL tool (`query`: read-only SQL over the episode's public tables; metric_tracker_rl.sql.sandbox does
+the guarding) stands on: the episode's sandbox, and the description of the tables a model reads.
 
 The episode's sandbox is opened on its first query and kept in the episode's memo (its tables go to the SQL
 workers with its first statement there); `PublicEpisode.close()` releases it, which the environment calls on reset
@@ -7,31 +8,15 @@ and when the session closes. An episode that never queries never opens one, so t
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
-from pydantic import Field
 
-from metric_tracker_rl.analysis_tools.arguments import PageArgs
-from metric_tracker_rl.analysis_tools.registry import ToolError, register_tool
 from metric_tracker_rl.spec.published import CONVERSION_METRIC_NAMES, COUNT_COLUMNS
-from metric_tracker_rl.sql.sandbox import (
-    CUT_MARK,
-    MAX_CELL_CHARS,
-    MAX_SQL_CHARS,
-    ROW_CAP,
-    TIME_LIMIT_S,
-    SqlRefused,
-    SqlSandbox,
-)
+from metric_tracker_rl.sql.sandbox import CUT_MARK, MAX_CELL_CHARS, MAX_SQL_CHARS, ROW_CAP, TIME_LIMIT_S, SqlSandbox
 from metric_tracker_rl.world.funnel import HOURS, FunnelData
 from metric_tracker_rl.world.public_episode import PublicEpisode, sql_tables_of
 from metric_tracker_rl.world.segments import CELL_FIELDS, CellLayout, SegmentedData
 
 SANDBOX_KEY = "sql_sandbox"
-# A page stops before its cells pass this many characters (next_offset says where the rest starts), so a page of
-# wide rows stays as readable as a page of any other tool.
-PAGE_CHARS = 8000
 # Column groups the description names once (each table lists them in this order), and how it names their members:
 # the rates are the brief's conversion metrics, which the brief lists already.
 COLUMN_GROUPS: dict[str, tuple[str, ...]] = {"<counts>": COUNT_COLUMNS, "<rates>": CONVERSION_METRIC_NAMES}
@@ -83,11 +68,6 @@ def sql_description() -> str:
 SQL_DESCRIPTION = sql_description()
 
 
-class QueryArgs(PageArgs):
-    sql: str = Field(min_length=1, max_length=MAX_SQL_CHARS, description=SQL_DESCRIPTION)
-    offset: int = Field(default=0, ge=0, le=ROW_CAP, description="A next_offset")
-
-
 def sandbox_of(episode: PublicEpisode) -> SqlSandbox:
     """The episode's SQL connection, opened on first use (and again if the engine had to drop it)."""
     sandbox = episode.memo.get(SANDBOX_KEY)
@@ -97,24 +77,3 @@ def sandbox_of(episode: PublicEpisode) -> SqlSandbox:
             sandbox.close()
         sandbox = episode.memo[SANDBOX_KEY] = SqlSandbox(episode.sql_tables())
     return sandbox
-
-
-@register_tool("query", "Read-only SQL over the counts, notes and (deep) context tables; paged.",
-               QueryArgs, example={"sql": "SELECT weekday, avg(orders_placed) AS orders FROM daily GROUP BY weekday"})
-def query(episode: PublicEpisode, args: QueryArgs) -> dict[str, Any]:
-    try:
-        result = sandbox_of(episode).run(args.sql, args.offset, args.limit)
-    except SqlRefused as exc:
-        raise ToolError(str(exc)) from None
-    budget, kept = PAGE_CHARS, 0
-    for row in result.rows:
-        budget -= sum(len(str(value)) + 3 for value in row.values())
-        if budget < 0 and kept:
-            break
-        kept += 1
-    following = args.offset + kept
-    shown: dict[str, Any] = {"row_count": result.row_count, "offset": args.offset, "rows": result.rows[:kept],
-                             "next_offset": following if following < result.row_count else None}
-    if not kept:
-        shown["columns"] = result.columns
-    return shown

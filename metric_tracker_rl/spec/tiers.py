@@ -25,6 +25,10 @@ from metric_tracker_rl.spec.registry import Registry
 
 DEFAULT_MAX_STEPS = 40
 DEFAULT_MAX_SUBMISSIONS = 1  # one graded report: it ends the episode, so its feedback cannot be decoded
+DEFAULT_TOOL_SCHEMA_BUDGET = 12_000
+# The aggregate tiers' episodes are the shortest (their expert's record stays under 36,000 characters, deep's median
+# is about 48,000), so their tool lists may take more of a model's context.
+AGGREGATE_TOOL_SCHEMA_BUDGET = 13_000
 WEEKDAYS = 7
 LATE_DATA = "incomplete_last_day"  # the distractor that takes the latest date (and keeps its weekday clean)
 
@@ -95,7 +99,9 @@ class Tier:
     same-weekday median stays clean (the tier's concurrency); `calibration_seed_base`: its calibration sweep's
     first seed (task_splits.py). Exactly one of `aggregate` and `segmented` names the generator. `listed`: in the
     published difficulty lists (published.DIFFICULTIES: the splits, the brief, the task lists); an unlisted tier
-    (none today) is reachable by reset(difficulty=...) only, while it is being built."""
+    (none today) is reachable by reset(difficulty=...) only, while it is being built. `tool_schema_budget`: the
+    characters the tier's tool list may take (the OpenAI schemas of the tools it offers, sent with every request:
+    view.tool_schemas.schema_chars); a test holds every tier to it."""
 
     name: str
     window_days: int
@@ -108,6 +114,7 @@ class Tier:
     max_steps: int = DEFAULT_MAX_STEPS
     max_submissions: int = DEFAULT_MAX_SUBMISSIONS
     listed: bool = True
+    tool_schema_budget: int = DEFAULT_TOOL_SCHEMA_BUDGET
 
     def __post_init__(self) -> None:
         if (self.aggregate is None) == (self.segmented is None):
@@ -152,13 +159,16 @@ AGGREGATE_PER_WEEKDAY = 2  # of a weekday's three same-weekday peers in four wee
 # The tiers by name, in publication order (the order of the brief's and the splits' difficulty lists).
 TIERS: Registry[Tier] = Registry("tier", (
     Tier("easy", window_days=28, default_density=0.07, count_range=None,
-         perturbed_per_weekday=AGGREGATE_PER_WEEKDAY, calibration_seed_base=10_000, aggregate=AggregateMix()),
+         perturbed_per_weekday=AGGREGATE_PER_WEEKDAY, calibration_seed_base=10_000, aggregate=AggregateMix(),
+         tool_schema_budget=AGGREGATE_TOOL_SCHEMA_BUDGET),
     Tier("medium", window_days=28, default_density=0.1, count_range=(1, 4),
          perturbed_per_weekday=AGGREGATE_PER_WEEKDAY, calibration_seed_base=20_000,
+         tool_schema_budget=AGGREGATE_TOOL_SCHEMA_BUDGET,
          aggregate=AggregateMix(distractors=("marketing_campaign", LATE_DATA), fluctuations=("timing_shift",),
                                 incident_timing_shifts=1, multi_day_probability=0.3)),
     Tier("hard", window_days=28, default_density=0.14, count_range=(2, 5),
          perturbed_per_weekday=AGGREGATE_PER_WEEKDAY, calibration_seed_base=30_000,
+         tool_schema_budget=AGGREGATE_TOOL_SCHEMA_BUDGET,
          aggregate=AggregateMix(distractors=("marketing_campaign", LATE_DATA, "public_holiday"),
                                 fluctuations=("timing_shift", "demand_swing", "audience_swing", "audience_swing"),
                                 incident_timing_shifts=2, multi_day_probability=0.5,

@@ -1,7 +1,9 @@
 """The tools a model is offered and its calls read as actions.
 
-- `model_tools()`: one tool per registry tool, plus `submit_report(rows)` and `submit_generators(generators)`;
-  `openai_tools()` is their OpenAI function schemas (compacted: keywords a model does not read are dropped).
+- `model_tools(difficulty)`: one tool per registry tool the tier offers, plus `submit_report(rows)` and
+  `submit_generators(generators)`; `openai_tools(difficulty)` is their OpenAI function schemas (compacted: keywords a
+  model does not read are dropped), and `schema_chars(difficulty)` their size, which the tier's
+  `tool_schema_budget` bounds.
 - `tool_action(name, arguments)`: a model's tool call as a `MetricTrackerRlAction`, or, for a mistake the model can
   fix (bad JSON, an unknown tool, an invalid submission), a readable error string; it never raises for those.
 - `action_tool_call(action)`: the inverse, the tool call that an action is (for agents that send actions).
@@ -24,7 +26,8 @@ from metric_tracker_rl.models import (
     MetricTrackerRlAction,
     PayloadGeneratorMethod,
 )
-from metric_tracker_rl.spec.validation import describe_validation_error
+from metric_tracker_rl.spec.published import RESET_DIFFICULTIES
+from metric_tracker_rl.spec.validation import check_choice, describe_validation_error
 
 SUBMIT_REPORT = "submit_report"
 SUBMIT_GENERATORS = "submit_generators"
@@ -126,16 +129,28 @@ SUBMISSION_TOOLS: dict[str, ModelTool] = {
 }
 
 
-def model_tools() -> list[ModelTool]:
-    """Every registry tool offered to models, in registration order, then the two submission tools."""
+def model_tools(difficulty: str | None = None) -> list[ModelTool]:
+    """The registry tools the tier `difficulty` offers its models, in registration order, then the two submission
+    tools. With no difficulty, every tool some tier offers: the list of a client that fixes its tools before a
+    reset picks the tier (the TRL class's methods, MCP's tools/list)."""
+    if difficulty is not None:
+        check_choice("difficulty", difficulty, RESET_DIFFICULTIES)
     registry = [ModelTool(spec.name, spec.description, spec.args_model,
                           model_schema(spec.args_model.model_json_schema()))
-                for spec in available_analysis_methods() if spec.offered]
+                for spec in available_analysis_methods()
+                if (spec.offered if difficulty is None else difficulty in spec.offered_at)]
     return registry + list(SUBMISSION_TOOLS.values())
 
 
-def openai_tools() -> list[dict[str, Any]]:
-    return [tool.openai_schema() for tool in model_tools()]
+def openai_tools(difficulty: str | None = None) -> list[dict[str, Any]]:
+    """The OpenAI function schemas of `model_tools(difficulty)`."""
+    return [tool.openai_schema() for tool in model_tools(difficulty)]
+
+
+def schema_chars(difficulty: str | None = None) -> int:
+    """The characters the tool list of `difficulty` takes, as JSON in a request (its tier's `tool_schema_budget`
+    bounds it): what a tool offered there adds to every prompt."""
+    return sum(len(json.dumps(tool)) for tool in openai_tools(difficulty))
 
 
 # --- tool calls <-> actions ---------------------------------------------------------------------------

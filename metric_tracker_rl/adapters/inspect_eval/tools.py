@@ -39,4 +39,5 @@ def episode_tool(episode: Episode, tool: ModelTool) -> ToolDef:
 
 
 def episode_tools(episode: Episode) -> list[ToolDef]:
-    return [episode_tool(episode, tool) for tool in model_tools()]
+    """The tools the episode's tier offers (the episode has been reset)."""
+    return [episode_tool(episode, tool) for tool in model_tools(episode.session.config.get("difficulty"))]

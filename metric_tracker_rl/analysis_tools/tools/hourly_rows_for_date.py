@@ -1,0 +1,32 @@
+"""`hourly_rows_for_date`: one date's hourly counts and step conversions (a cell's, when the call names a
+segment)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from metric_tracker_rl.analysis_tools.arguments import ScopedDateArgs
+from metric_tracker_rl.analysis_tools.registry import EVERY_TIER, register_tool
+from metric_tracker_rl.spec.published import CONVERSION_METRICS, COUNT_COLUMNS
+from metric_tracker_rl.world.daily_panel import safe_ratio
+from metric_tracker_rl.world.public_episode import PublicEpisode
+
+
+@register_tool("hourly_rows_for_date", "One date's hourly counts and step conversions.", ScopedDateArgs,
+               offered_at=EVERY_TIER, example={"date": "2026-03-10"})
+def hourly_rows_for_date(episode: PublicEpisode, args: ScopedDateArgs) -> dict[str, Any]:
+    day = episode.data.date_index(args.date)
+    hourly = episode.data.hourly[day]
+    rates = safe_ratio(hourly[:, 1:].astype(float), hourly[:, :-1].astype(float))
+    rates = np.where(np.isnan(rates), None, rates).tolist()  # an hour with no earlier event has no rate
+    counts = hourly.tolist()
+    step_metrics = [m.name for m in CONVERSION_METRICS[:4]]
+    rows = []
+    for hour in range(hourly.shape[0]):
+        row: dict[str, Any] = {"hour": hour}
+        row.update(zip(COUNT_COLUMNS, counts[hour], strict=True))
+        row.update(zip(step_metrics, rates[hour], strict=True))
+        rows.append(row)
+    return {"date": args.date, "rows": rows}

@@ -1,0 +1,44 @@
+"""`query`: one read-only DuckDB SELECT over the episode's public tables, a page at a time."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import Field
+
+from metric_tracker_rl.analysis_tools.arguments import PageArgs
+from metric_tracker_rl.analysis_tools.registry import EVERY_TIER, ToolError, register_tool
+from metric_tracker_rl.analysis_tools.sql import SQL_DESCRIPTION, sandbox_of
+from metric_tracker_rl.sql.sandbox import MAX_SQL_CHARS, ROW_CAP, SqlRefused
+from metric_tracker_rl.world.public_episode import PublicEpisode
+
+# A page stops before its cells pass this many characters (next_offset says where the rest starts), so a page of
+# wide rows stays as readable as a page of any other tool.
+PAGE_CHARS = 8000
+
+
+class QueryArgs(PageArgs):
+    sql: str = Field(min_length=1, max_length=MAX_SQL_CHARS, description=SQL_DESCRIPTION)
+    offset: int = Field(default=0, ge=0, le=ROW_CAP, description="A next_offset")
+
+
+@register_tool("query", "Read-only SQL over the counts, notes and (deep) context tables; paged.", QueryArgs,
+               offered_at=EVERY_TIER,
+               example={"sql": "SELECT weekday, avg(orders_placed) AS orders FROM daily GROUP BY weekday"})
+def query(episode: PublicEpisode, args: QueryArgs) -> dict[str, Any]:
+    try:
+        result = sandbox_of(episode).run(args.sql, args.offset, args.limit)
+    except SqlRefused as exc:
+        raise ToolError(str(exc)) from None
+    budget, kept = PAGE_CHARS, 0
+    for row in result.rows:
+        budget -= sum(len(str(value)) + 3 for value in row.values())
+        if budget < 0 and kept:
+            break
+        kept += 1
+    following = args.offset + kept
+    shown: dict[str, Any] = {"row_count": result.row_count, "offset": args.offset, "rows": result.rows[:kept],
+                             "next_offset": following if following < result.row_count else None}
+    if not kept:
+        shown["columns"] = result.columns
+    return shown

@@ -1,0 +1,46 @@
+"""`task_overview`: the rules the brief leaves out (what each entity's value means, the baseline, severity and
+grading), with no setting that is not set: worth its step."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from metric_tracker_rl.analysis_tools.arguments import NoArgs
+from metric_tracker_rl.analysis_tools.registry import EVERY_TIER, register_tool
+from metric_tracker_rl.spec.plain_types import MetricSubmissionRow
+from metric_tracker_rl.spec.published import (
+    BASELINE_RULE,
+    ENTITY_NAMES,
+    ENTITY_VALUE_DEFINITIONS,
+    GRADING_RULE,
+    OVERLAP_CREDIT_RULE,
+    SEVERITY_RULE,
+    incident_count_statement,
+)
+from metric_tracker_rl.spec.tiers import TIERS
+from metric_tracker_rl.world.public_episode import PublicEpisode
+
+
+def grading_rule(difficulty: str) -> str:
+    """The grading rule a model reads: at a tier that credits segments by overlap (deep), with that credit."""
+    tier = TIERS.get(difficulty)
+    if tier is None or tier.segment_credit != "overlap":
+        return GRADING_RULE
+    return f"{GRADING_RULE} At {difficulty} every row may name a segment, and its quality is multiplied by its " \
+           f"segment credit. {OVERLAP_CREDIT_RULE}"
+
+
+@register_tool("task_overview", "Rules the brief leaves out: entity values, baseline, severity, grading.", NoArgs,
+               offered_at=EVERY_TIER)
+def task_overview(episode: PublicEpisode, args: NoArgs) -> dict[str, Any]:
+    """What the brief does not already say (it carries the objective, config, window and families)."""
+    return {
+        "entities": [{"entity_type": t, "entity_names": ",".join(n), "value": ENTITY_VALUE_DEFINITIONS[t]}
+                     for t, n in ENTITY_NAMES.items()],
+        "row_fields": list(MetricSubmissionRow.model_fields),
+        "baseline_rule": BASELINE_RULE,
+        "severity_rule": SEVERITY_RULE,
+        "grading": grading_rule(str(episode.task["config"].get("difficulty", ""))),
+        "incidents": incident_count_statement(episode.task["config"]),
+        "annotation_count": len(episode.annotations),
+    }

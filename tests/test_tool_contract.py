@@ -1,0 +1,108 @@
+"""Every tool meets one contract, the tool lists fit every tier's budget, each tool is one module that registers
+the tool of its name, and the docs' example tool registers as a new module would without breaking either."""
+
+from __future__ import annotations
+
+import ast
+import json
+import re
+
+import numpy as np
+import pytest
+from core_helpers import ROOT
+from tool_contract import check_schema_budgets, check_tool_contract, scratch_tools
+
+from metric_tracker_rl import MetricTrackerRlAction
+from metric_tracker_rl.analysis_tools import TOOL_REGISTRY, run_tool
+from metric_tracker_rl.analysis_tools.registry import AGGREGATE_TIERS, EVERY_TIER, register_tool
+from metric_tracker_rl.analysis_tools.tools import LISTING, tool_module_names
+from metric_tracker_rl.generation.scenario import build_episode
+from metric_tracker_rl.serving.environment import MetricTrackerRlEnvironment, _catalogs
+from metric_tracker_rl.spec.published import COUNT_COLUMNS
+from metric_tracker_rl.spec.tasks import resolve_episode_config
+from metric_tracker_rl.view.tool_schemas import model_tools, schema_chars
+
+TOOLS_FOLDER = ROOT / "metric_tracker_rl" / "analysis_tools" / "tools"
+
+
+@pytest.mark.parametrize("name", list(TOOL_REGISTRY))
+def test_every_tool_meets_the_contract(name: str) -> None:
+    check_tool_contract(name)
+
+
+def test_every_tiers_tool_list_fits_its_budget() -> None:
+    sizes = check_schema_budgets()
+    assert all(size <= schema_chars() for size in sizes.values())  # no tier offers what the union lacks
+
+
+def test_each_tool_module_registers_the_tool_of_its_name_in_listing_order() -> None:
+    names = tool_module_names()
+    assert list(TOOL_REGISTRY) == list(names) and names[:len(LISTING)] == LISTING
+    for name in names:
+        source = (TOOLS_FOLDER / f"{name}.py").read_text()
+        registered = re.findall(r'register_\w+\(\s*"(\w+)"', source)
+        assert registered == [name], (name, registered)
+
+
+def test_a_tier_name_a_tool_gives_must_be_a_tier() -> None:
+    with pytest.raises(ValueError, match="unknown offered_at 'expert'; valid: easy"):
+        register_tool("never_registered", "A tool no tier has.", TOOL_REGISTRY["list_dates"].args_model,
+                      offered_at=("expert",))
+    with pytest.raises(ValueError, match="either the tiers that offer it"):
+        register_tool("never_registered", "A tool neither offered nor kept.", TOOL_REGISTRY["list_dates"].args_model)
+    assert "never_registered" not in TOOL_REGISTRY
+
+
+def docs_tool_example() -> str:
+    text = (ROOT / "docs" / "tools.md").read_text()
+    section = text.split("## Writing a tool", 1)[1]
+    return re.search(r"```python\n(.*?)```", section, re.S).group(1)
+
+
+def test_the_docs_example_is_one_module_named_as_its_tool() -> None:
+    code = docs_tool_example()
+    [name] = re.findall(r'@register_tool\("(\w+)"', code)
+    assert f"`metric_tracker_rl/analysis_tools/tools/{name}.py`:" in (ROOT / "docs" / "tools.md").read_text()
+    assert ast.get_docstring(ast.parse(code))  # a module says why it is there
+
+
+def test_the_docs_example_tool_registers_meets_the_contract_and_fits_every_budget() -> None:
+    code = docs_tool_example()
+    listed = list(TOOL_REGISTRY)
+    try:
+        with scratch_tools("get_weekday_means"):  # the same tool as a module of the package steps aside
+            before = {tier: schema_chars(tier) for tier in EVERY_TIER}
+            exec(compile(code, "docs/tools.md", "exec"), {"__name__": "docs_example"})  # noqa: S102 - our own docs
+            spec = TOOL_REGISTRY["get_weekday_means"]
+            check_tool_contract("get_weekday_means")
+            sizes = check_schema_budgets()
+            # It counts against the budgets of the tiers that offer it, and no other.
+            [tool] = [tool for tool in model_tools("easy") if tool.name == spec.name]
+            own = len(json.dumps(tool.openai_schema()))
+            assert spec.offered_at == AGGREGATE_TIERS
+            assert sizes == {tier: before[tier] + (own if tier in AGGREGATE_TIERS else 0) for tier in EVERY_TIER}
+            assert_weekday_means_answer()
+            # and through the environment, as an agent calls it
+            env = MetricTrackerRlEnvironment()
+            env.reset(task_id="hard_mixed_multi")
+            observation = env.step(MetricTrackerRlAction(analysis_method="get_weekday_means",
+                                                         analysis_args={"column": "app_open_to_order_placed"}))
+            assert observation.status == "ok" and len(observation.analysis_result["means"]) == 7
+    finally:
+        _catalogs.cache_clear()  # the reset catalogs are built once per process: drop the one that listed it
+    assert list(TOOL_REGISTRY) == listed
+
+
+def assert_weekday_means_answer() -> None:
+    """The example's numbers are the raw counts' weekday means, and a column it lacks is an error naming the
+    valid ones."""
+    public = build_episode(resolve_episode_config(task_id="hard_mixed_multi")).public
+    outcome = run_tool("get_weekday_means", public, {"column": "orders_placed"})
+    assert outcome.ok, outcome.error
+    column = public.data.daily[:, COUNT_COLUMNS.index("orders_placed")]
+    for weekday, mean in outcome.result["means"].items():
+        days = [i for i, day in enumerate(public.data.weekdays) if day == weekday]
+        assert mean == pytest.approx(float(np.mean(column[days])))
+    assert len(outcome.result["means"]) == 7
+    bad = run_tool("get_weekday_means", public, {"column": "revenue"})
+    assert not bad.ok and "valid:" in bad.error and "app_opens" in bad.error
