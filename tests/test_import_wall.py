@@ -15,7 +15,6 @@ import pytest
 from core_helpers import reset_episode
 
 from metric_tracker_rl.spec.published import COUNT_COLUMNS
-from metric_tracker_rl.spec.tasks import resolve_episode_config
 
 try:
     import tomllib

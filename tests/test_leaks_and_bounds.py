@@ -10,8 +10,8 @@ from itertools import product
 from typing import Any
 
 import pytest
-from core_helpers import reset_episode
 from annotated_types import Ge, Gt, Le, Lt, MaxLen
+from core_helpers import reset_episode
 from pydantic import BaseModel
 from reliability_support import INTERNALS, record
 
@@ -28,7 +28,6 @@ from metric_tracker_rl.spec.published import (
     fluctuation_bounds,
     row_key,
 )
-from metric_tracker_rl.spec.tasks import resolve_episode_config
 
 MAX_RESULT_BYTES = 256 * 1024  # documented bound on one serialized observation after a tool call
 SWEEP = [{"task_id": "medium_mixed_three"}, {"task_id": "hard_mixed_multi"}, {"task_id": "frontier_segments"},

@@ -12,8 +12,8 @@ from typing import Any
 
 import httpx
 import pytest
-from core_helpers import reset_episode
 from conftest import running_server
+from core_helpers import reset_episode
 from websockets.sync.client import ClientConnection, connect
 
 from metric_tracker_rl import DEFAULT_TASK_ORDER, MetricTrackerRlAction, MetricTrackerRlEnv
@@ -22,7 +22,6 @@ from metric_tracker_rl.generation.episode import Episode
 from metric_tracker_rl.models import MetricTrackerRlObservation, MetricTrackerRlState, PayloadGeneratorMethod
 from metric_tracker_rl.serving.environment import NO_EPISODE_OVER_HTTP
 from metric_tracker_rl.spec.published import row_key
-from metric_tracker_rl.spec.tasks import resolve_episode_config
 
 pytestmark = pytest.mark.slow  # starts server processes or a browser
 

@@ -9,17 +9,15 @@ import re
 
 import numpy as np
 import pytest
-from core_helpers import ROOT
+from core_helpers import ROOT, reset_episode
 from tool_contract import check_schema_budgets, check_tool_contract, scratch_tools
 
 from metric_tracker_rl import MetricTrackerRlAction
 from metric_tracker_rl.analysis_tools import TOOL_REGISTRY, run_tool
 from metric_tracker_rl.analysis_tools.registry import AGGREGATE_TIERS, EVERY_TIER, register_tool
 from metric_tracker_rl.analysis_tools.tools import LISTING, tool_module_names
-from metric_tracker_rl.generation.scenario import build_episode
 from metric_tracker_rl.serving.environment import MetricTrackerRlEnvironment, _catalogs
 from metric_tracker_rl.spec.published import COUNT_COLUMNS
-from metric_tracker_rl.spec.tasks import resolve_episode_config
 from metric_tracker_rl.view.tool_schemas import model_tools, schema_chars
 
 TOOLS_FOLDER = ROOT / "metric_tracker_rl" / "analysis_tools" / "tools"
@@ -96,7 +94,7 @@ def test_the_docs_example_tool_registers_meets_the_contract_and_fits_every_budge
 def assert_weekday_means_answer() -> None:
     """The example's numbers are the raw counts' weekday means, and a column it lacks is an error naming the
     valid ones."""
-    public = build_episode(resolve_episode_config(task_id="hard_mixed_multi")).public
+    public = reset_episode(task_id="hard_mixed_multi").public
     outcome = run_tool("get_weekday_means", public, {"column": "orders_placed"})
     assert outcome.ok, outcome.error
     column = public.data.daily[:, COUNT_COLUMNS.index("orders_placed")]

@@ -8,8 +8,7 @@ import json
 import re
 
 import pytest
-from core_helpers import reset_episode
-from core_helpers import REFERENCE_TOOL_NAMES, ROOT, episode
+from core_helpers import REFERENCE_TOOL_NAMES, ROOT, episode, reset_episode
 from tool_contract import assert_plain_json
 
 from metric_tracker_rl import MetricSubmissionRow, MetricTrackerRlAction, PayloadGeneratorMethod
@@ -17,7 +16,6 @@ from metric_tracker_rl.analysis_tools import TOOL_REGISTRY, available_analysis_m
 from metric_tracker_rl.analysis_tools.registry import DEFAULT_PAGE_ROWS, MAX_PAGE_ROWS
 from metric_tracker_rl.serving.environment import MetricTrackerRlEnvironment
 from metric_tracker_rl.spec.published import CONVERSION_METRIC_NAMES
-from metric_tracker_rl.spec.tasks import resolve_episode_config
 from metric_tracker_rl.world.context import CONTEXT_TABLES
 from metric_tracker_rl.world.public_episode import PublicEpisode
 

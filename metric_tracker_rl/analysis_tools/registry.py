@@ -12,8 +12,8 @@ from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from metric_tracker_rl.spec.registry import Registry
 from metric_tracker_rl.spec.published import AGGREGATE_DIFFICULTIES, RESET_DIFFICULTIES, SEGMENTED_DIFFICULTIES
+from metric_tracker_rl.spec.registry import Registry
 from metric_tracker_rl.spec.tiers import TIERS
 from metric_tracker_rl.spec.validation import check_choice, describe_validation_error
 from metric_tracker_rl.world.funnel import window_calendar
