@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections import Counter
 
 import pytest
+from text_reader import read_observation
 
 from metric_tracker_rl.analysis_tools import run_tool
 from metric_tracker_rl.generation.anomalies.base import full_day
@@ -27,7 +28,6 @@ from metric_tracker_rl.spec.published import (
     SEGMENTED_TIERS,
 )
 from metric_tracker_rl.spec.tasks import resolve_episode_config
-from metric_tracker_rl.view.observation import read_observation
 from metric_tracker_rl.view.prompt import SYSTEM_PROMPT, first_prompt, segment_arguments
 from metric_tracker_rl.view.tool_schemas import openai_tools
 from metric_tracker_rl.world.context import EMPTY_NOTICES, share_in_words

@@ -14,6 +14,7 @@ from annotated_types import Ge, Gt, Le, Lt
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from pydantic import BaseModel, ValidationError
+from text_reader import parse, read_observation
 
 from metric_tracker_rl import MetricTrackerRlAction
 from metric_tracker_rl.adapters.trl import MetricTrackerToolEnv
@@ -30,9 +31,8 @@ from metric_tracker_rl.spec.published import (
     SEGMENTED_DIFFICULTIES,
 )
 from metric_tracker_rl.spec.tasks import TASKS, resolve_episode_config
-from metric_tracker_rl.view.observation import read_observation, render_observation
+from metric_tracker_rl.view.observation import render_observation
 from metric_tracker_rl.view.prompt import SYSTEM_PROMPT, first_prompt
-from metric_tracker_rl.view.reader import parse
 from metric_tracker_rl.view.tool_schemas import SUBMIT_GENERATORS, SUBMIT_REPORT, model_tools, tool_action
 from metric_tracker_rl.world.daily_panel import peer_median, same_weekday_peers
 
