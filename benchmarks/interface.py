@@ -81,8 +81,8 @@ def measure(agent_name: str, episodes_per_difficulty: int, first_seed: int,
         figures.chars.append(sum(map(len, texts)))
         if count_tokens is not None:
             figures.tokens.append(sum(map(count_tokens, texts)))
-        figures.cut += cut_results(run.messages)
-        figures.unseen += len(unseen_submitted_rows(run.messages))
+        figures.cut += cut_results(run)
+        figures.unseen += len(unseen_submitted_rows(run))
         figures.submitted += sum(len(call["function"]["arguments"].get("rows", []))
                                  for m in run.messages for call in m.get("tool_calls") or []
                                  if call["function"]["name"] == "submit_report")

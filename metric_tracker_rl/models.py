@@ -64,6 +64,9 @@ class MetricTrackerRlAction(Action):
 
 
 class MetricTrackerRlObservation(Observation):
+    """What a step or a reset produced, as structure only. The text a model reads is rendered from it where it is
+    read (`view.observation.render_observation`, `view.prompt.first_prompt`), so each fact crosses the wire once."""
+
     status: Literal["ready", "ok", "graded", "error"] = Field(
         default="ready", description="ready after reset, ok after an analysis call, graded after a submission"
     )
@@ -83,8 +86,6 @@ class MetricTrackerRlObservation(Observation):
         "with segments, a sentence)")
     segments: dict[str, Any] | None = Field(
         default=None, description="A segmented episode's dimensions, tables and rules (None: one aggregate funnel)")
-    model_text: str = Field(default="", description="This observation as a model reads it (on reset, the brief), "
-                            "rendered by the server: every harness shows a model this text")
     # Catalogs: sent on reset only.
     available_methods: list[AnalysisMethodInfo] = Field(default_factory=list, description="Analysis tools")
     available_synthetic_generator_methods: list[dict[str, Any]] = Field(

@@ -8,6 +8,7 @@ from collections import Counter
 
 import pytest
 from core_helpers import reset_episode, reset_world
+from text_reader import read_observation
 
 from metric_tracker_rl.analysis_tools import run_tool
 from metric_tracker_rl.generation.anomalies.base import full_day
@@ -30,7 +31,6 @@ from metric_tracker_rl.spec.published import (
 from metric_tracker_rl.spec.registry import Registry
 from metric_tracker_rl.spec.tasks import resolve_episode_config
 from metric_tracker_rl.spec.tiers import TIERS
-from metric_tracker_rl.view.observation import read_observation
 from metric_tracker_rl.view.prompt import SYSTEM_PROMPT, first_prompt, segment_arguments
 from metric_tracker_rl.view.tool_schemas import openai_tools
 from metric_tracker_rl.world.context import EMPTY_NOTICES, share_in_words

@@ -46,8 +46,8 @@ def test_deep_expert_finds_incidents_and_shows_what_it_submits(records: dict[str
     runs = records["deep_expert"]
     assert statistics.mean(run.score for run in runs) >= EXPERT_FLOOR, [run.score for run in runs]
     for run in runs:
-        assert unseen_submitted_rows(run.messages) == []
-        assert cut_results(run.messages) == 0
+        assert unseen_submitted_rows(run) == []
+        assert cut_results(run) == 0
     assert statistics.median(sum(map(len, message_texts(run.messages))) for run in runs) <= MESSAGE_CHARS
 
 
@@ -63,7 +63,7 @@ def test_shortcuts_run_at_deep(agent: str) -> None:
     calls = [call["function"] for message in run.messages for call in message.get("tool_calls") or []]
     assert calls[-1]["name"] == "submit_report"
     assert 0.0 <= run.score <= 1.0
-    assert unseen_submitted_rows(run.messages) == []
+    assert unseen_submitted_rows(run) == []
 
 
 def test_short_rule_reads_one_group_by_per_dimension_and_no_hours() -> None:

@@ -16,6 +16,7 @@ from metric_tracker_rl.serving.environment import MAX_SUBMISSION_ROWS, MetricTra
 from metric_tracker_rl.spec.published import ENTITY_NAMES
 from metric_tracker_rl.spec.tasks import RETRY_COST
 from metric_tracker_rl.spec.tiers import TIERS
+from metric_tracker_rl.view.observation import render_observation
 
 EMPTY_REPORT = MetricTrackerRlAction(classifications=[])
 DIFFICULTY_NAMES = ("easy", "medium", "hard")
@@ -234,9 +235,9 @@ def test_feedback_never_names_a_missed_or_wrong_expected_key() -> None:
             assert obs.status == "graded"
             # The comparison names missed incidents, but only once the episode is over (open mode; never held-out).
             assert obs.comparison is None or obs.done
-            # Once the episode is over, the model's text shows the comparison too (model_text renders it).
-            text = obs.model_dump_json(exclude={"submitted_rows", "generated_rows", "comparison",
-                                                *(("model_text",) if obs.done else ())})
+            # Once the episode is over, the model's text shows the comparison too (it renders `comparison`).
+            text = obs.model_dump_json(exclude={"submitted_rows", "generated_rows", "comparison"})
+            text += "" if obs.done else render_observation(obs)
             feedback = obs.message + " ".join(issue.message for issue in obs.submission_issues)
             for row in expected:
                 if key_of(row) not in submitted_keys:

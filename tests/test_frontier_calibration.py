@@ -59,8 +59,8 @@ def test_expert_record_shows_what_it_submits() -> None:
     for offset in range(4):
         run = record_episode("expert", calibration_reset_kwargs("frontier", offset))
         assert run.score >= 0.7, offset
-        assert unseen_submitted_rows(run.messages) == []
-        assert cut_results(run.messages) == 0
+        assert unseen_submitted_rows(run) == []
+        assert cut_results(run) == 0
         sizes.append(sum(map(len, message_texts(run.messages))))
     assert statistics.median(sizes) <= MESSAGE_CHARS, sizes
 

@@ -10,6 +10,7 @@ import pytest
 from core_helpers import reset_episode
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
+from text_reader import parse, read_observation
 
 from metric_tracker_rl import MetricTrackerRlAction
 from metric_tracker_rl.analysis_tools import TOOL_REGISTRY, run_tool
@@ -27,9 +28,8 @@ from metric_tracker_rl.spec.published import (
 )
 from metric_tracker_rl.spec.tasks import resolve_episode_config
 from metric_tracker_rl.spec.tiers import TIERS
-from metric_tracker_rl.view.observation import read_observation, render_observation
+from metric_tracker_rl.view.observation import render_observation
 from metric_tracker_rl.view.prompt import SYSTEM_PROMPT, first_prompt
-from metric_tracker_rl.view.reader import parse
 from metric_tracker_rl.view.tool_schemas import openai_tools
 from metric_tracker_rl.world.daily_panel import peer_median, same_weekday_peers
 from metric_tracker_rl.world.segments import SEGMENT_FIELDS

@@ -18,6 +18,7 @@ from typing import Any
 import httpx
 import pytest
 from conftest import ROOT
+from text_reader import read_observation
 
 import inference
 from metric_tracker_rl import DEFAULT_TASK_ORDER, MetricSubmissionRow, PayloadGeneratorMethod
@@ -27,7 +28,6 @@ from metric_tracker_rl.reconnect import RETRY_DEADLINE_VAR
 from metric_tracker_rl.serving.local_server import free_port
 from metric_tracker_rl.settings import DEFAULT_API_BASE_URL, ClientSettings
 from metric_tracker_rl.spec.tasks import DIAL_KNOBS
-from metric_tracker_rl.view.observation import read_observation
 from metric_tracker_rl.view.tool_schemas import model_schema, openai_tools
 
 pytestmark = pytest.mark.slow  # starts server processes or a browser

@@ -35,6 +35,7 @@ from inspect_ai.model import (  # noqa: E402
     get_model,
 )
 from inspect_ai.model._call_tools import validate_tool_input  # noqa: E402
+from text_reader import read_observation  # noqa: E402
 
 from benchmarks.calibrate import sweep  # noqa: E402
 from metric_tracker_rl import (  # noqa: E402
@@ -53,7 +54,7 @@ from metric_tracker_rl.analysis_tools import TOOL_REGISTRY  # noqa: E402
 from metric_tracker_rl.serving.local_server import free_port, serving  # noqa: E402
 from metric_tracker_rl.spec.published import DIFFICULTIES  # noqa: E402
 from metric_tracker_rl.spec.task_splits import EVAL_SEEDS_PER_DIFFICULTY, get_split  # noqa: E402
-from metric_tracker_rl.view.observation import SeenObservation, read_observation  # noqa: E402
+from metric_tracker_rl.view.observation import SeenObservation  # noqa: E402
 from metric_tracker_rl.view.tool_schemas import action_tool_call, model_tools  # noqa: E402
 
 # Usage given up front: mockllm would otherwise count tokens with an encoding it downloads.

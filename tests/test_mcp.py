@@ -120,7 +120,7 @@ def mirror_episode(agent_name: str, seed: int, difficulty: str, max_submissions:
         observation = typed.step(action)
         name, arguments = action_tool_call(action)
         called = twin.step(CallToolAction(tool_name=name, arguments=json.loads(json.dumps(arguments))))
-        assert called.result["data"] == render_observation(observation) == observation.model_text
+        assert called.result["data"] == render_observation(observation)
         assert called.result["structured_content"] == {"reward": called.reward, "done": called.done,
                                                        "episode_score": observation.episode_score}
         typed_rewards.append(float(observation.reward or 0.0))
@@ -302,9 +302,9 @@ def test_openenvs_mcp_harness_plays_an_episode_on_the_mcp_session_and_gets_its_s
     scripted model (the expert agent reading each tool message's text) in place of a sampled one."""
     from openenv.core.harness import HarnessRunLimits, MCPHarnessAdapter, ModelStepResult, _resolve_env_reward
     from openenv.core.llm_client import LLMResponse, ToolCall
+    from text_reader import read_observation
 
     from metric_tracker_rl.adapters.openenv_harness import McpSessionFactory
-    from metric_tracker_rl.view.observation import read_observation
 
     agent = make_agent("expert")
     offered: list[list[str]] = []

@@ -15,6 +15,7 @@ from core_helpers import reset_episode
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from pydantic import BaseModel, ValidationError
+from text_reader import parse, read_observation
 
 from metric_tracker_rl import MetricTrackerRlAction
 from metric_tracker_rl.adapters.trl import MetricTrackerToolEnv
@@ -32,9 +33,8 @@ from metric_tracker_rl.spec.published import (
 )
 from metric_tracker_rl.spec.tasks import TASKS, resolve_episode_config
 from metric_tracker_rl.spec.tiers import TIERS
-from metric_tracker_rl.view.observation import read_observation, render_observation
+from metric_tracker_rl.view.observation import render_observation
 from metric_tracker_rl.view.prompt import SYSTEM_PROMPT, first_prompt
-from metric_tracker_rl.view.reader import parse
 from metric_tracker_rl.view.tool_schemas import SUBMIT_GENERATORS, SUBMIT_REPORT, model_tools, tool_action
 from metric_tracker_rl.world.daily_panel import peer_median, same_weekday_peers
 

@@ -19,10 +19,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from openenv.core.env_server.mcp_types import CallToolObservation, ListToolsAction
 from pydantic import BaseModel, create_model
+from text_reader import read_observation
 
 import benchmarks.exploits  # noqa: F401  (registers the calibration's exploit agents)
 from metric_tracker_rl.agents import make_agent
-from metric_tracker_rl.view.observation import read_observation, seen
+from metric_tracker_rl.view.observation import seen
 from metric_tracker_rl.view.tool_schemas import action_tool_call, model_tools
 
 CONFIG = Path(__file__).resolve().parents[1] / "integrations" / "nemo_gym" / "metric_tracker_rl.yaml"

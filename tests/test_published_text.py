@@ -13,6 +13,8 @@ import pytest
 from core_helpers import reset_episode
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from text_reader import parse as parse_view
+from text_reader import read_observation
 
 from metric_tracker_rl import MetricTrackerRlAction
 from metric_tracker_rl.analysis_tools import run_tool
@@ -21,9 +23,8 @@ from metric_tracker_rl.serving.environment import MetricTrackerRlEnvironment
 from metric_tracker_rl.spec.published import COUNT_COLUMNS, ENTITY_NAMES, ENTITY_VALUE_DEFINITIONS
 from metric_tracker_rl.spec.task_splits import SPLITS, get_split
 from metric_tracker_rl.view import render
-from metric_tracker_rl.view.observation import read_observation, render_observation
+from metric_tracker_rl.view.observation import render_observation
 from metric_tracker_rl.view.prompt import first_prompt
-from metric_tracker_rl.view.reader import parse as parse_view
 from metric_tracker_rl.view.tool_schemas import model_tools
 from metric_tracker_rl.world.traffic_split import version_labels
 

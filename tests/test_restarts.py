@@ -17,6 +17,7 @@ import urllib.request
 import httpx
 import pytest
 from conftest import ROOT
+from text_reader import read_observation
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.protocol import State
 from websockets.sync.client import connect
@@ -34,7 +35,6 @@ from metric_tracker_rl.reconnect import (
 from metric_tracker_rl.serving.lifecycle import GOING_AWAY, STOPPING_REASON, Lifecycle, _Session
 from metric_tracker_rl.serving.local_server import free_port, healthy, serving
 from metric_tracker_rl.settings import ClientSettings, ServerSettings, SettingsError
-from metric_tracker_rl.view.observation import read_observation
 
 pytestmark = pytest.mark.slow
 DRAIN_VAR = "METRIC_TRACKER_DRAIN_S"

@@ -23,13 +23,13 @@ from collections.abc import Iterator
 
 import pytest
 from conftest import ROOT
+from text_reader import read_observation
 from websockets.sync.client import ClientConnection, connect
 
 from benchmarks.scale_out import haproxy_in_front
 from metric_tracker_rl.adapters.trl import URL_VAR, MetricTrackerToolEnv
 from metric_tracker_rl.reconnect import RETRY_DEADLINE_VAR
 from metric_tracker_rl.serving.local_server import free_port, serving
-from metric_tracker_rl.view.observation import read_observation
 from metric_tracker_rl.view.tool_schemas import SUBMIT_REPORT
 
 pytestmark = [pytest.mark.slow,

@@ -63,13 +63,12 @@ class Response:
 def without_final_comparison(text: str) -> str:
     """The response without the graded comparison of a finished open-mode episode: once an episode is over, open
     mode shows which rows matched and which were missed (by design; held-out mode never does, see test_episodes),
-    in the observation's `comparison` and in the model's text (`model_text`) that renders it."""
+    in the observation's `comparison`, which the model's text renders."""
     message = json.loads(text)
     observation = (message.get("data") or {}).get("observation") if isinstance(message, dict) else None
     if not isinstance(observation, dict) or not message["data"].get("done") or not observation.get("comparison"):
         return text
     observation["comparison"] = None
-    observation["model_text"] = ""
     return json.dumps(message)
 
 

@@ -10,6 +10,7 @@ import pytest
 from core_helpers import reset_episode
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from text_reader import read_observation
 
 from metric_tracker_rl import MetricTrackerRlEnv
 from metric_tracker_rl.adapters.session import EPISODE_OVER_TEXT, AsyncEpisodeSession, EpisodeNotStarted, EpisodeSession
@@ -17,7 +18,7 @@ from metric_tracker_rl.agents import make_agent, play
 from metric_tracker_rl.models import MetricTrackerRlAction, MetricTrackerRlObservation
 from metric_tracker_rl.serving.environment import MetricTrackerRlEnvironment
 from metric_tracker_rl.spec.published import AGGREGATE_DIFFICULTIES, DIFFICULTIES
-from metric_tracker_rl.view.observation import SeenObservation, read_observation, seen
+from metric_tracker_rl.view.observation import SeenObservation, seen
 from metric_tracker_rl.view.tool_schemas import SUBMIT_REPORT, model_tools, tool_action
 
 TOOL_NAMES = [tool.name for tool in model_tools() if tool.name != SUBMIT_REPORT] + [SUBMIT_REPORT]
@@ -177,7 +178,7 @@ def test_a_negative_magnitude_bound_reads_back_as_a_pair() -> None:
     methods = [{**spec, "magnitude": {**spec["magnitude"], "by_difficulty": {"easy": [-0.5, -0.25],
                                                                                "medium": [-2, 3.5]}}}
                for spec in observation.available_synthetic_generator_methods]
-    view = seen(observation.model_copy(update={"available_synthetic_generator_methods": methods, "model_text": ""}))
+    view = seen(observation.model_copy(update={"available_synthetic_generator_methods": methods}))
     assert "| -0.5--0.25 | -2-3.5" in view.text
     assert all((family["easy"], family["medium"]) == ((-0.5, -0.25), (-2, 3.5)) for family in view.brief["families"])
     assert read_observation(view.text) == view

@@ -23,6 +23,7 @@ import pytest
 from core_helpers import reset_episode
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from text_reader import parse as parse_view
 from websockets.sync.client import connect
 
 from metric_tracker_rl import MetricTrackerRlAction
@@ -44,7 +45,6 @@ from metric_tracker_rl.sql.sandbox import (
 )
 from metric_tracker_rl.view import render
 from metric_tracker_rl.view.observation import render_observation
-from metric_tracker_rl.view.reader import parse as parse_view
 from metric_tracker_rl.world.public_episode import PublicEpisode
 
 PUBLIC_TABLES = {"daily", "hourly", "annotations"}

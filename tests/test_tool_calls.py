@@ -6,13 +6,14 @@ import json
 
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
+from text_reader import read_observation
 from tool_contract import DESCRIPTION_CHARS
 
 from metric_tracker_rl import MetricSubmissionRow, MetricTrackerRlAction, PayloadGeneratorMethod
 from metric_tracker_rl.analysis_tools import GENERATOR_NAMES, TOOL_REGISTRY
 from metric_tracker_rl.serving.environment import MetricTrackerRlEnvironment
 from metric_tracker_rl.spec.published import DIFFICULTIES, ENTITY_NAMES
-from metric_tracker_rl.view.observation import read_observation, render_observation
+from metric_tracker_rl.view.observation import render_observation
 from metric_tracker_rl.view.prompt import first_prompt
 from metric_tracker_rl.view.render import rounded
 from metric_tracker_rl.view.tool_schemas import (

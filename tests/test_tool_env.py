@@ -7,11 +7,12 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+from text_reader import read_observation
 from transformers.utils import get_json_schema
 
 from metric_tracker_rl import MetricTrackerRlEnv
 from metric_tracker_rl.adapters.trl import RESET_VAR, URL_VAR, MetricTrackerToolEnv
-from metric_tracker_rl.view.observation import read_observation, render_observation
+from metric_tracker_rl.view.observation import render_observation
 from metric_tracker_rl.view.tool_schemas import SUBMIT_REPORT, model_tools, tool_action
 
 ToolCall = Callable[..., str]

@@ -11,16 +11,17 @@ import pytest
 from core_helpers import reset_episode
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
+from text_reader import ViewParseError, parse, read_observation
 
 from benchmarks.interface import record_episode
+from metric_tracker_rl.adapters.session import Step
 from metric_tracker_rl.adapters.transcript import TaskRun, cut_results, unseen_submitted_rows
 from metric_tracker_rl.agents import Agent, make_agent, run_episode
 from metric_tracker_rl.grading.grader import grade_submission
-from metric_tracker_rl.models import MetricSubmissionRow, MetricTrackerRlAction
+from metric_tracker_rl.models import MetricSubmissionRow, MetricTrackerRlAction, MetricTrackerRlObservation
 from metric_tracker_rl.serving.environment import MetricTrackerRlEnvironment
 from metric_tracker_rl.spec.published import AGGREGATE_DIFFICULTIES, ANOMALY_TYPES, DIFFICULTIES
-from metric_tracker_rl.view.observation import SeenObservation, read_observation
-from metric_tracker_rl.view.reader import ViewParseError, parse
+from metric_tracker_rl.view.observation import SeenObservation
 from metric_tracker_rl.view.render import _float_text, _number_text, render, round_number, rounded
 
 keys = st.from_regex(r"[a-z][a-z_]{0,11}", fullmatch=True)
@@ -144,8 +145,8 @@ def test_the_scripted_agents_records_show_every_number_it_submits(difficulty: st
     env = MetricTrackerRlEnvironment()
     for seed in range(90_000, 90_030):
         run = record_episode("scripted", {"seed": seed, "difficulty": difficulty}, env)
-        assert cut_results(run.messages) == 0
-        assert unseen_submitted_rows(run.messages) == []
+        assert cut_results(run) == 0
+        assert unseen_submitted_rows(run) == []
 
 
 @pytest.mark.parametrize("difficulty", AGGREGATE_DIFFICULTIES)  # the reference agents read the aggregate tiers
@@ -157,8 +158,8 @@ def test_the_experts_records_show_every_number_it_submits(difficulty: str) -> No
     sizes, scores = [], []
     for seed in range(90_000, 90_030):
         run = record_episode("expert", {"seed": seed, "difficulty": difficulty}, env)
-        assert cut_results(run.messages) == 0
-        assert unseen_submitted_rows(run.messages) == []
+        assert cut_results(run) == 0
+        assert unseen_submitted_rows(run) == []
         sizes.append(sum(len(m["content"]) + len(json.dumps(m.get("tool_calls") or "")) for m in run.messages))
         scores.append(run.score)
     assert sorted(sizes)[len(sizes) // 2] <= 28_000 and max(sizes) <= 36_000
@@ -171,7 +172,7 @@ def test_the_unseen_row_check_can_fail() -> None:
                       if call["function"]["name"] == "submit_report")
     row = submission["function"]["arguments"]["rows"][0]
     row["observed_value"] = row["observed_value"] * 1.01
-    assert unseen_submitted_rows(run.messages) == [row]
+    assert unseen_submitted_rows(run) == [row]
 
 
 @settings(max_examples=100, deadline=None)
@@ -193,16 +194,21 @@ def test_only_declared_columns_are_stated_once(table: list[dict], constant: str,
 
 def test_a_cut_result_is_one_the_record_did_not_page_on() -> None:
     """A page that shows part of a table counts as cut unless a later call reads on from a further offset."""
-    def call(number: int, offset: int) -> list[dict]:
-        arguments = {"sql": "SELECT 1", "limit": 100, **({"offset": offset} if offset else {})}
-        shown = "rows: 100 of 109 rows" if offset == 0 else "offset: 100\nrows: 9 of 109 rows"
-        function = {"name": "query", "arguments": arguments}
-        return [{"role": "assistant", "content": "", "tool_calls": [
-                    {"id": f"call_{number}", "type": "function", "function": function}]},
-                {"role": "tool", "tool_call_id": f"call_{number}", "name": "query", "content": shown}]
-    assert cut_results(call(1, 0)) == 1
-    assert cut_results(call(1, 0) + call(2, 100)) == 0
-    other = call(2, 100)
-    other[0]["tool_calls"][0]["function"]["arguments"]["sql"] = "SELECT 2"
-    assert cut_results(call(1, 0) + other) == 1  # the next page of another query
-    assert cut_results(call(2, 100)) == 0  # the last page ends the table
+    def run_of(*calls: tuple[int, int, str]) -> TaskRun:
+        run = TaskRun("pages")
+        for number, offset, sql in calls:
+            arguments = {"sql": sql, "limit": 100, **({"offset": offset} if offset else {})}
+            call_id = f"call_{number}"
+            run.messages += [{"role": "assistant", "content": "", "tool_calls": [
+                                 {"id": call_id, "type": "function", "function": {"name": "query",
+                                                                                  "arguments": arguments}}]},
+                             {"role": "tool", "tool_call_id": call_id, "name": "query", "content": "(a page)"}]
+            shown = [{"x": i} for i in range(offset, min(offset + 100, 109))]
+            result = {"method": "query", "arguments": arguments, "row_count": 109, "offset": offset, "rows": shown}
+            run.results[call_id] = Step(MetricTrackerRlObservation(status="ok", analysis_result=result), 0.0, False)
+        return run
+
+    assert cut_results(run_of((1, 0, "SELECT 1"))) == 1
+    assert cut_results(run_of((1, 0, "SELECT 1"), (2, 100, "SELECT 1"))) == 0
+    assert cut_results(run_of((1, 0, "SELECT 1"), (2, 100, "SELECT 2"))) == 1  # the next page of another query
+    assert cut_results(run_of((2, 100, "SELECT 1"))) == 0  # the last page ends the table

@@ -5,8 +5,9 @@
 (`MetricTrackerRlEnv(...).sync()`); `AsyncEpisodeSession(env)` does the same with `await` (the asyncio client,
 or the in-process environment). Each `reset` and `step` returns the step as a model reads it, a
 `observation.SeenObservation`: an explicit status, the numbers as shown, typed rows and the brief as data, and
-`.text`, the model's text rendered from it. The session keeps the rest: the steps taken, their rewards (their sum
-is the episode's score), whether the episode is done, and its graded submissions.
+`.text`, the model's text. The server sends structure only; the text is rendered here, from the observation as it
+arrived, the same way in process and over the wire. The session keeps the rest: the steps taken, their rewards
+(their sum is the episode's score), whether the episode is done, and its graded submissions.
 
 The TRL tool class, the Inspect episode, inference.py's transcripts and the benchmarks are adapters over it.
 """
@@ -45,8 +46,6 @@ class Step:
     @cached_property
     def text(self) -> str:
         """The model's text: the view's, when the view was built already."""
-        if self.observation.model_text:
-            return self.observation.model_text
         view = self.__dict__.get("seen")
         return view.text if view is not None else render_observation(self.observation)
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -17,10 +16,8 @@ from typing import Any
 from metric_tracker_rl.adapters.session import EpisodeSession, Step
 from metric_tracker_rl.models import MetricTrackerRlAction, MetricTrackerRlObservation
 from metric_tracker_rl.view.prompt import SYSTEM_PROMPT
-from metric_tracker_rl.view.reader import parse as parse_view
 from metric_tracker_rl.view.tool_schemas import SUBMIT_REPORT, action_tool_call, openai_tools
 
-TABLE_PAGE = re.compile(r"^\w+: (\d+) of (\d+) rows$")
 StepHook = Callable[[int, MetricTrackerRlAction, float, bool, "str | None"], None]
 
 
@@ -43,12 +40,14 @@ def sft_message(message: dict[str, Any]) -> dict[str, Any]:
 @dataclass
 class TaskRun:
     """One episode's chat transcript over an `EpisodeSession`: the session keeps the steps, rewards and grading;
-    `messages` is the chat (system, user, assistant tool calls, tool results) that the trajectory record keeps."""
+    `messages` is the chat (system, user, assistant tool calls, tool results) that the trajectory record keeps, and
+    `results` each tool call's step (by call id) for the calls `act` made, whose views say what each result showed."""
 
     label: str
     on_step: StepHook | None = None  # called after every step (step number, action, reward, done, error)
     session: EpisodeSession = field(default_factory=lambda: EpisodeSession(env=None))  # replaced by reset
     messages: list[dict[str, Any]] = field(default_factory=list)
+    results: dict[str, Step] = field(default_factory=dict)
 
     def reset(self, env: Any, **kwargs: Any) -> MetricTrackerRlObservation:
         """Start the episode on `env` (the in-process environment or a sync client); its steps go to `env` too."""
@@ -57,6 +56,7 @@ class TaskRun:
         if self.session.brief_observation is None:
             raise RuntimeError(" ".join(self.session.observation.message.split()))
         self.messages = [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": brief.text}]
+        self.results = {}
         return self.session.brief_observation
 
     def step(self, env: Any, action: MetricTrackerRlAction) -> Step:
@@ -75,6 +75,7 @@ class TaskRun:
         self.messages.append({"role": "assistant", "content": "", "tool_calls": [
             {"id": call_id, "type": "function", "function": {"name": name, "arguments": arguments}}]})
         step = self.step(env, action)  # the agent reads the step's view next: the text is the view's
+        self.results[call_id] = step
         self.messages.append({"role": "tool", "tool_call_id": call_id, "name": name, "content": step.seen.text})
         return step
 
@@ -109,7 +110,7 @@ ROW_NUMBER_FIELDS = ("baseline_value", "observed_value", "delta_value")
 
 
 def _shown_dicts(value: Any) -> list[dict[str, Any]]:
-    """Every object a parsed result holds, at any depth (table rows, a comparison's own fields)."""
+    """Every object a result's view holds, at any depth (table rows, a comparison's own fields)."""
     if isinstance(value, dict):
         return [value] + [d for item in value.values() for d in _shown_dicts(item)]
     if isinstance(value, list):
@@ -117,17 +118,22 @@ def _shown_dicts(value: Any) -> list[dict[str, Any]]:
     return []
 
 
-def unseen_submitted_rows(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def _shown_result(run: TaskRun, message: dict[str, Any]) -> dict[str, Any] | None:
+    """What a tool message's result showed (its view: numbers as written), None for errors and gradings."""
+    step = run.results.get(message.get("tool_call_id", "")) if message["role"] == "tool" else None
+    return None if step is None else step.seen.analysis_result
+
+
+def unseen_submitted_rows(run: TaskRun) -> list[dict[str, Any]]:
     """The rows of each submit_report call whose key and numbers stand in no earlier tool result of the
     transcript: what a model trained on the record would learn to produce from nothing."""
     shown: set[tuple[Any, ...]] = set()
     unseen = []
     fields = ROW_KEY_FIELDS + ROW_NUMBER_FIELDS
-    for message in messages:
-        if message["role"] == "tool":
-            with contextlib.suppress(ValueError):  # error texts and graded results carry no rows to copy
-                shown.update(tuple(d[f] for f in fields) for d in _shown_dicts(parse_view(message["content"]))
-                             if all(f in d for f in fields))
+    for message in run.messages:
+        result = _shown_result(run, message)
+        if result is not None:
+            shown.update(tuple(d[f] for f in fields) for d in _shown_dicts(result) if all(f in d for f in fields))
         for call in message.get("tool_calls") or []:
             if call["function"]["name"] != SUBMIT_REPORT:
                 continue
@@ -137,10 +143,20 @@ def unseen_submitted_rows(messages: list[dict[str, Any]]) -> list[dict[str, Any]
     return unseen
 
 
-def cut_results(messages: list[dict[str, Any]]) -> int:
+def _page(run: TaskRun, message: dict[str, Any]) -> tuple[int, int] | None:
+    """(rows shown, rows in all) of a tool result that shows one page of a longer table, else None."""
+    step = run.results.get(message.get("tool_call_id", "")) if message["role"] == "tool" else None
+    result = step.observation.analysis_result if step is not None and step.observation.status == "ok" else None
+    if not result or not isinstance(result.get("rows"), list) or "row_count" not in result:
+        return None
+    shown, total = len(result["rows"]), result["row_count"]
+    return (shown, total) if shown != total else None
+
+
+def cut_results(run: TaskRun) -> int:
     """Tool results that show fewer rows of a table than it has, on a page that neither ends the table nor was paged
     on (by a later call of the same tool with the same arguments from a further offset)."""
-    calls = {call["id"]: call["function"] for message in messages for call in message.get("tool_calls") or []}
+    calls = {call["id"]: call["function"] for message in run.messages for call in message.get("tool_calls") or []}
 
     def paged_from(function: dict[str, Any]) -> tuple[str, str, int]:
         raw = function["arguments"]  # a dict here, a JSON string in a chat API's record
@@ -148,20 +164,15 @@ def cut_results(messages: list[dict[str, Any]]) -> int:
         offset = int(arguments.pop("offset", 0) or 0)
         return function["name"], json.dumps(arguments, sort_keys=True, default=str), offset
 
-    read = [paged_from(calls[m["tool_call_id"]]) for m in messages
+    read = [paged_from(calls[m["tool_call_id"]]) for m in run.messages
             if m["role"] == "tool" and m.get("tool_call_id") in calls]
     cut = 0
-    for message in messages:
-        lines = message["content"].split("\n") if message["role"] == "tool" else []
-        pages = [match for match in map(TABLE_PAGE.match, map(str.strip, lines)) if match]
-        if not pages:
+    for message in run.messages:
+        page = _page(run, message)
+        if page is None:
             continue
-        function = calls.get(message.get("tool_call_id", ""))
-        if function is None:
-            cut += 1
-            continue
-        name, arguments, offset = paged_from(function)
-        shown, total = (int(group) for group in pages[0].groups())
+        name, arguments, offset = paged_from(calls[message["tool_call_id"]])
+        shown, total = page
         ends = offset + shown >= total
         cut += not ends and not any(n == name and a == arguments and o > offset for n, a, o in read)
     return cut

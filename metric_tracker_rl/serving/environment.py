@@ -42,8 +42,6 @@ from metric_tracker_rl.spec.tasks import RETRY_COST, task_catalog
 from metric_tracker_rl.spec.tiers import TIERS
 from metric_tracker_rl.spec.validation import validate_rows
 from metric_tracker_rl.sql.pool import CLIENT, gate, sql_threads
-from metric_tracker_rl.view.observation import render_observation
-from metric_tracker_rl.view.prompt import first_prompt
 from metric_tracker_rl.world.segment_brief import KindText, benign_brief, kinds_brief, segmented_brief
 
 MAX_SUBMISSION_ROWS = 200
@@ -148,17 +146,14 @@ class MetricTrackerRlEnvironment(McpToolSurface, TaskProviderMixin,
         except ValueError as exc:
             # The current episode, if any, is left as it was, and the observation shows its true budgets.
             if self._episode is None:
-                refused = MetricTrackerRlObservation(status="error", reward=0.0, done=False,
-                                                     message=f"reset failed: {exc} No episode is active: reset "
-                                                             "with valid settings to start one.",
-                                                     available_tasks=_catalogs()["available_tasks"])
-            else:
-                refused = self._observation(status="error", reward=0.0,
-                                            message=f"reset failed: {exc} The current episode is unchanged and goes "
-                                                    "on (its budgets below).",
-                                            available_tasks=_catalogs()["available_tasks"])
-            refused.model_text = render_observation(refused)
-            return refused
+                return MetricTrackerRlObservation(status="error", reward=0.0, done=False,
+                                                  message=f"reset failed: {exc} No episode is active: reset with "
+                                                          "valid settings to start one.",
+                                                  available_tasks=_catalogs()["available_tasks"])
+            return self._observation(status="error", reward=0.0,
+                                     message=f"reset failed: {exc} The current episode is unchanged and goes on (its "
+                                             "budgets below).",
+                                     available_tasks=_catalogs()["available_tasks"])
         if self._episode is not None and self._episode.public.holds_resources():
             # The old episode's SQL database: destroying one takes 10-40 ms, which reset (on the event loop)
             # leaves to a release thread.
@@ -167,23 +162,16 @@ class MetricTrackerRlEnvironment(McpToolSurface, TaskProviderMixin,
         self._steps = self._submissions = 0
         self._done, self._last_score, self._episode_score = False, None, 0.0
         self._methods_used = set()
-        observation = self._observation(
+        return self._observation(
             status="ready", reward=None, message=f"Episode ready: {episode.public.task['objective']}",
             instruction=INSTRUCTION, config=episode.public.task["config"], **_published_facts(episode),
             **_catalogs(),
         )
-        observation.model_text = first_prompt(observation)
-        return observation
 
     def step(self, action: MetricTrackerRlAction, timeout_s: float | None = None, **kwargs: Any
              ) -> MetricTrackerRlObservation:
         if isinstance(action, MCP_ACTIONS):  # MCP tool discovery and calls (metric_tracker_rl.serving.mcp_surface)
             return self.mcp_step(action)
-        observation = self._step(action)
-        observation.model_text = render_observation(observation)
-        return observation
-
-    def _step(self, action: MetricTrackerRlAction) -> MetricTrackerRlObservation:
         if self._episode is None:
             return MetricTrackerRlObservation(status="error", reward=0.0, done=False, instruction=INSTRUCTION,
                                               message=NO_EPISODE_OVER_HTTP if STATELESS_STEP.get() else NO_EPISODE)

@@ -11,8 +11,9 @@ OpenEnv routes MCP two ways, and this module answers both from the same code:
 
 The tools are exactly those a model is offered (`tool_calls.model_tools()`: every offered registry tool, then the
 two submission tools), with the same schemas and descriptions; a call goes through `tool_schemas.tool_action`, the
-typed step, and `observation.render_observation`, so its text is what every other harness shows the model. A tool
-added to the registry appears here with no code of its own.
+typed step, and `observation.render_observation`, so its text is what every other harness shows the model. An MCP
+answer is that text alone (MCP carries a tool's result as text), rendered here because an MCP client holds no
+observation to render it from. A tool added to the registry appears here with no code of its own.
 
 No FastMCP server sits in between: OpenEnv's `MCPEnvironment` builds one per session and calls each tool through
 an in-memory MCP client, which costs more per call than the analysis it runs. The answers keep the shape OpenEnv
@@ -166,7 +167,7 @@ class McpToolSurface:
 
 def _answer(observation: MetricTrackerRlObservation) -> dict[str, Any]:
     """The result of a call the typed step ran: the text every harness shows, the step's reward and done."""
-    return tool_result(observation.model_text or render_observation(observation),
+    return tool_result(render_observation(observation),
                        is_error=observation.status == "error",
                        reward=float(observation.reward or 0.0), done=observation.done,
                        episode_score=observation.episode_score)

@@ -4,7 +4,10 @@ A statement runs in a worker process whose address space is limited; the pool ki
 answered by the time limit plus a grace period and starts a fresh one, so query planning, one long function call
 and result conversion are all inside the limits, and a runaway costs one query's error, never the server. Each
 worker keeps the tables of the episodes it served last (sent once, as arrays, then kept until the pool tells it to
-forget them: the episode closed, or the worker's share of memory for tables is full).
+forget them: the episode closed, or the worker's share of memory for tables is full). A statement goes to a worker
+that holds its episode's tables; when those are all busy, it loads them into an idle worker only if that one has
+room for them, and otherwise waits for a holder: with many sessions, sending an episode's tables again and again
+(megabytes each time, while evicting another episode's) would cost far more than the wait.
 
 `FairGate` hands out turns at the workers to the server's sessions: at most `per_client` statements of one client
 run at once, the rest wait in that client's own queue, and a free worker goes to the next client in turn. So one
@@ -75,6 +78,7 @@ class _Worker:
                                         env=environment, cwd="/")
         self.loaded: collections.OrderedDict[int, int] = collections.OrderedDict()  # episode key -> bytes
         self.forget: list[int] = []
+        self._stat: int | None = None  # /proc/<pid>/stat, opened on first read (read at every statement)
 
     def wait_ready(self) -> None:
         self._reply(START_TIMEOUT_S)
@@ -111,10 +115,12 @@ class _Worker:
     def cpu_seconds(self) -> float | None:
         """The worker's CPU time so far (user and system, every thread), or None where /proc does not tell."""
         try:
-            fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except (OSError, IndexError):
+            if self._stat is None:
+                self._stat = os.open(f"/proc/{self.process.pid}/stat", os.O_RDONLY)
+            fields = os.pread(self._stat, 4096, 0).rsplit(b")", 1)[1].split()
+            return (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS
+        except (OSError, IndexError, ValueError):
             return None
-        return (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS
 
     def kill(self) -> None:
         with contextlib.suppress(OSError):
@@ -123,6 +129,10 @@ class _Worker:
         for pipe in (self.process.stdin, self.process.stdout):
             with contextlib.suppress(OSError):
                 pipe.close()
+        if self._stat is not None:
+            with contextlib.suppress(OSError):
+                os.close(self._stat)
+            self._stat = None
 
     @property
     def alive(self) -> bool:
@@ -208,25 +218,39 @@ class SqlPool:
                 raise WorkerFailed(timed_out=False, started=False)
             while len(self._workers) < self.size:
                 self._start()
-            while not self._idle:
+            while (worker := self._pick(key)) is None:
                 self._condition.wait()
                 if self.start_failures >= MAX_START_FAILURES:
                     raise WorkerFailed(timed_out=False, started=False)
-            worker = next((w for w in self._idle if key in w.loaded), None) or min(
-                self._idle, key=lambda w: sum(w.loaded.values()))
             self._idle.remove(worker)
             self._busy += 1
             return worker
+
+    def _pick(self, key: int) -> _Worker | None:
+        """The idle worker for a statement over episode `key` (the caller holds the condition), or None to wait:
+        one that holds the tables; else, while a busy one holds them, an idle one with room to load them without
+        evicting another episode's; else the idle one holding the fewest tables."""
+        if not self._idle:
+            return None
+        holding = next((w for w in self._idle if key in w.loaded), None)
+        if holding is not None:
+            return holding
+        size = next((w.loaded[key] for w in self._workers if key in w.loaded), None)
+        if size is None:
+            return min(self._idle, key=lambda w: sum(w.loaded.values()))
+        roomy = [w for w in self._idle if sum(w.loaded.values()) + size <= CACHE_MB * 2**20]
+        return min(roomy, key=lambda w: sum(w.loaded.values())) if roomy else None
 
     def _give_back(self, worker: _Worker, healthy: bool) -> None:
         with self._condition:
             self._busy -= 1
             if healthy and worker.alive and worker in self._workers:
                 self._idle.append(worker)
-                self._condition.notify()
+                self._condition.notify_all()  # the statements waiting for this worker's tables, and any other
                 return
             self._workers.discard(worker)
             self.replaced += 1
+            self._condition.notify_all()  # statements waiting for the tables it held pick another worker
             if not self._closed:
                 self._start()
         if worker.alive:
@@ -254,7 +278,7 @@ class SqlPool:
                 self.start_failures = 0
                 if worker in self._workers:
                     self._idle.append(worker)
-                    self._condition.notify()
+                    self._condition.notify_all()
 
         threading.Thread(target=ready, daemon=True, name="sql-worker-start").start()
 

@@ -1,10 +1,9 @@
-"""A step's observation as a model reads it: the text (`render_observation`), the structured view of what that
-text shows (`seen`: explicit status, numbers as shown, typed rows, the brief as data), and the same view read off
-the text alone (`read_observation`, for harnesses that hold only the text)."""
+"""A step's observation as a model reads it: the text (`render_observation`), and the structured view of what that
+text shows (`seen`: explicit status, numbers as shown, typed rows, the brief as data). Both are built from the
+observation's structure wherever it is read; nothing here reads text back."""
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -12,8 +11,7 @@ from metric_tracker_rl.analysis_tools import TOOL_REGISTRY
 from metric_tracker_rl.models import MetricTrackerRlObservation
 from metric_tracker_rl.spec.published import DIFFICULTIES
 from metric_tracker_rl.view import render
-from metric_tracker_rl.view.prompt import FAMILY_LIST_COLUMNS, FIRST_PROMPT_NEXT, brief_data, first_prompt_text
-from metric_tracker_rl.view.reader import ViewParseError, parse
+from metric_tracker_rl.view.prompt import FIRST_PROMPT_NEXT, brief_data, first_prompt_text
 from metric_tracker_rl.world.segments import SEGMENT_FIELDS
 
 
@@ -86,8 +84,8 @@ def _shown(observation: MetricTrackerRlObservation) -> Shown:
 
 def render_observation(observation: MetricTrackerRlObservation) -> str:
     """One step's observation as the model reads it (see `view`): the tool's result, an `error:` line, or a
-    `graded:` block; then the budgets left. Catalogs and debug fields are left out. The server writes it into the
-    observation's `model_text`, which every harness shows."""
+    `graded:` block; then the budgets left. Catalogs and debug fields are left out. Every harness renders the
+    observation it received with this, so each shows the same text."""
     return render.render(*_shown(observation))
 
 
@@ -142,10 +140,9 @@ def seen(observation: MetricTrackerRlObservation) -> SeenObservation:
         published = brief_data(observation)
         data = _rounded_brief({**published, "next": FIRST_PROMPT_NEXT})
         budgets = {key: data.pop(key) for key in _BUDGET_KEYS}
-        return SeenObservation(observation.model_text or first_prompt_text(published), "ready",
-                               config=data["config"], brief=data, **budgets)
+        return SeenObservation(first_prompt_text(published), "ready", config=data["config"], brief=data, **budgets)
     shown, totals, shared = _shown(observation)
-    text = observation.model_text or render.render(shown, totals, shared)
+    text = render.render(shown, totals, shared)
     value = render.rounded(shown)
     budgets = {**{key: value.pop(key) for key in _BUDGET_KEYS}, "done": bool(value.pop("episode_over", False))}
     return _step_view(text, observation.status, value, budgets)
@@ -160,37 +157,3 @@ def _step_view(text: str, status: str, value: dict[str, Any], budgets: dict[str,
         return SeenObservation(text, "graded", reward_breakdown=_feedback(graded),
                                expected_row_count=graded.get("expected_row_count"), **budgets)
     return SeenObservation(text, "ok", analysis_result=value, **budgets)
-
-
-# --- reading the text back (for harnesses that hold only the text: a test, an Inspect transcript) -----
-
-_RANGE = re.compile(r"^(-?\d+(?:\.\d+)?(?:e[-+]?\d+)?)-(-?\d+(?:\.\d+)?(?:e[-+]?\d+)?)$")
-
-
-def _family_from_text(family: dict[str, Any]) -> dict[str, Any]:
-    """`_family_text` undone."""
-    def value_of(key: str, value: Any) -> Any:
-        if key in FAMILY_LIST_COLUMNS:
-            return str(value).split(",")
-        if key in DIFFICULTIES:
-            match = _RANGE.match(str(value))
-            if match is None:
-                raise ViewParseError(f"{key} of family {family.get('family')!r} is no range: {value!r}")
-            return float(match.group(1)), float(match.group(2))
-        return value
-
-    return {key: value_of(key, value) for key, value in family.items()}
-
-
-def read_observation(text: str) -> SeenObservation:
-    """The view of the observation that `render_observation` (or `first_prompt`) wrote as `text`: `seen`'s
-    value, read off the text alone."""
-    value = parse(text)
-    budgets = {"steps_remaining": value.pop("steps_remaining", 0),
-               "submissions_remaining": value.pop("submissions_remaining", 0),
-               "done": bool(value.pop("episode_over", False))}
-    if "benign_fluctuations" in value:  # only the brief publishes them
-        value["families"] = [_family_from_text(family) for family in value.get("families", [])]
-        return SeenObservation(text, "ready", config=value.get("config", {}), brief=value, **budgets)
-    status = "error" if "error" in value else "graded" if "graded" in value else "ok"
-    return _step_view(text, status, value, budgets)

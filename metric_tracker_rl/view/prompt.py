@@ -1,5 +1,5 @@
 """What opens an episode for a model: the system prompt and the brief (the reset observation's published facts,
-as data and as the text the server writes into `model_text`)."""
+as data, and the text rendered from that data)."""
 
 from __future__ import annotations
 
@@ -141,8 +141,8 @@ FIRST_PROMPT_NEXT = "investigate with the tools, then submit one report"
 
 
 def first_prompt(observation: MetricTrackerRlObservation) -> str:
-    """The user message that opens an episode: its brief, then what to do (the server's text, once it wrote it)."""
-    return observation.model_text or first_prompt_text(brief_data(observation))
+    """The user message that opens an episode: its brief, then what to do, rendered from the reset observation."""
+    return first_prompt_text(brief_data(observation))
 
 
 def first_prompt_text(data: dict[str, Any]) -> str:

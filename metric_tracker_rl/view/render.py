@@ -1,4 +1,4 @@
-"""The text a model reads: JSON-like values written for a reader with a context window, and read back.
+"""The text a model reads: JSON-like values written for a reader with a context window.
 
 `render(value)` writes a tool result compactly:
 
@@ -14,8 +14,8 @@
 - a string is written bare unless it would read as something else (a number, `null`, a separator inside a table,
   leading or trailing blanks): then it is quoted as JSON.
 
-`parse(text)` reads that text back into the value it shows (the rounded numbers), so that a reference agent can
-decide from exactly what a model reads, and a test can check that nothing it used was hidden from the model.
+`rounded(value)` is the value the text shows (its numbers at the precision written), so that a reference agent
+decides from exactly what a model reads. The text is written from values and never read back.
 """
 
 from __future__ import annotations
@@ -60,7 +60,7 @@ def _number_text(value: int | float) -> str:
 
 
 def rounded(value: Any) -> Any:
-    """`value` with every float at the precision shown (what `parse(render(value))` gives back)."""
+    """`value` with every float at the precision shown: what `render(value)` shows of it."""
     if isinstance(value, bool) or value is None or isinstance(value, (int, str)):
         return value
     if isinstance(value, float):

@@ -1,16 +1,20 @@
-"""Reading back the text `view.render` wrote: for harnesses that hold only the text (`observation.read_observation`,
-an Inspect transcript's tables in `transcript`)."""
+"""Reading a model's text back into the value it shows: for tests that check the text says what the environment
+did (the product renders text from values and never parses it)."""
 
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
+from metric_tracker_rl.spec.published import DIFFICULTIES
+from metric_tracker_rl.view.observation import Feedback, SeenObservation
+from metric_tracker_rl.view.prompt import FAMILY_LIST_COLUMNS
 from metric_tracker_rl.view.render import CELL_SEPARATOR, INDENT, NUMBER, TABLE_HEAD
 
 
 class ViewParseError(ValueError):
-    """Text that `render` did not write."""
+    """Text that `view.render` did not write."""
 
 
 def _scalar(text: str) -> Any:
@@ -110,8 +114,45 @@ def _parse_table(lines: list[str], position: int, depth: int, count: int) -> tup
             raise ViewParseError(f"a table row has {len(cells)} cells for {len(header)} columns: {line!r}")
         row = dict(same)
         row.update({column: _scalar(cell) for column, cell in zip(header, cells, strict=True) if cell != ""})
-        # Column order as rendered: the header's columns and the shared ones, in the order of the first row.
         rows.append(row)
     if len(rows) != count:
         raise ViewParseError(f"a table announced {count} rows and holds {len(rows)}")
     return rows, position + count
+
+
+_RANGE = re.compile(r"^(-?\d+(?:\.\d+)?(?:e[-+]?\d+)?)-(-?\d+(?:\.\d+)?(?:e[-+]?\d+)?)$")
+
+
+def _family_from_text(family: dict[str, Any]) -> dict[str, Any]:
+    """A brief's family row as `prompt` builds it, from its text (lists joined by commas, ranges as `low-high`)."""
+    def value_of(key: str, value: Any) -> Any:
+        if key in FAMILY_LIST_COLUMNS:
+            return str(value).split(",")
+        if key in DIFFICULTIES:
+            match = _RANGE.match(str(value))
+            if match is None:
+                raise ViewParseError(f"{key} of family {family.get('family')!r} is no range: {value!r}")
+            return float(match.group(1)), float(match.group(2))
+        return value
+
+    return {key: value_of(key, value) for key, value in family.items()}
+
+
+def read_observation(text: str) -> SeenObservation:
+    """The view of the observation that `render_observation` (or `first_prompt`) wrote as `text`, read off the text
+    alone: a test compares it with `seen`'s view of the observation, which must be equal."""
+    value = parse(text)
+    budgets = {"steps_remaining": value.pop("steps_remaining", 0),
+               "submissions_remaining": value.pop("submissions_remaining", 0),
+               "done": bool(value.pop("episode_over", False))}
+    if "benign_fluctuations" in value:  # only the brief publishes them
+        value["families"] = [_family_from_text(family) for family in value.get("families", [])]
+        return SeenObservation(text, "ready", config=value.get("config", {}), brief=value, **budgets)
+    if "error" in value:
+        return SeenObservation(text, "error", **budgets)
+    if "graded" in value:
+        graded = value["graded"]
+        feedback = Feedback(**{key: graded[key] for key in Feedback.__dataclass_fields__ if key in graded})
+        return SeenObservation(text, "graded", reward_breakdown=feedback,
+                               expected_row_count=graded.get("expected_row_count"), **budgets)
+    return SeenObservation(text, "ok", analysis_result=value, **budgets)

@@ -1,0 +1,256 @@
+"""Analysis-step throughput over the WebSocket, side by side with the null OpenEnv environment.
+
+    uv run python -m benchmarks.ws_throughput                       # 64 sessions, both workloads
+    uv run python -m benchmarks.ws_throughput --sessions 1,64 --output docs/artifacts/ws_throughput.json
+
+Both servers run at once on loopback ports (`python -m metric_tracker_rl.serving.app --no-web` and
+`python -m benchmarks.null_env --no-web`, the same uvicorn settings). For each workload, N sessions are opened on
+each server, reset and warmed with one untimed step (a deep episode's first query sends its tables to a SQL
+worker); then the load alternates between the two servers in short rounds, so a change in the machine's
+background load affects both alike. Each session sends its next step as soon as the reply to the last one
+arrived, and the client reads every reply as JSON, as a client does. The report gives steps/s for each server,
+their ratio, the round-trip latency, each server's CPU time per step (read from /proc, the figure least affected
+by other load) and the bytes of a reply.
+
+Workloads:
+- `hard_candidates`: hard's candidate tool, `get_rate_drop_from_median_rows` (a page of candidate rows);
+- `deep_sql`: a SQL query over deep's segment table (a statement a model writes: per-date, per-platform sums).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from websockets.asyncio.client import ClientConnection, connect
+
+from benchmarks.load import Server, StartLine, serve
+from metric_tracker_rl.serving.local_server import SERVER_MODULE
+
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_OUTPUT = ROOT / "artifacts" / "ws_throughput.json"
+TARGET_RATIO = 0.8
+MAX_STEPS = 500  # the largest step budget a reset accepts
+RESET_MARGIN = 50  # a session with fewer steps left than this is reset between rounds, outside any window
+DEEP_SQL = ("SELECT date, platform, sum(orders_placed) AS orders, sum(payment_successful) AS payments "
+            "FROM daily_by_segment GROUP BY date, platform ORDER BY date, platform")
+
+
+@dataclass(frozen=True)
+class Workload:
+    name: str
+    reset: dict[str, Any]
+    step: dict[str, Any]
+
+
+WORKLOADS = {
+    "hard_candidates": Workload("hard_candidates", {"difficulty": "hard"},
+                                {"analysis_method": "get_rate_drop_from_median_rows",
+                                 "analysis_args": {"threshold_multiplier": 3.0}}),
+    "deep_sql": Workload("deep_sql", {"difficulty": "deep"},
+                         {"analysis_method": "query", "analysis_args": {"sql": DEEP_SQL}}),
+}
+NULL_RESET: dict[str, Any] = {}
+NULL_STEP = {"note": "step"}
+
+
+def progress(message: str) -> None:
+    print(f"[ws_throughput] {message}", file=sys.stderr, flush=True)
+
+
+def reply_problem(reply: dict[str, Any]) -> str | None:
+    """What went wrong in a reply (a non-observation reply, or an error observation); None when nothing did."""
+    if reply.get("type") != "observation":
+        return f"{reply.get('type')}: {reply.get('data')}"
+    observation = reply["data"]["observation"]
+    return observation.get("message") if observation.get("status") == "error" else None
+
+
+@dataclass
+class Session:
+    """One open WebSocket session and the steps its episode has left."""
+
+    ws: ClientConnection
+    reset: dict[str, Any]
+    step: str  # the step message, as sent
+    steps_left: int = 0
+    errors: list[str] = field(default_factory=list)
+
+    async def call(self, message: str) -> tuple[str | None, int]:
+        await self.ws.send(message)
+        text = await self.ws.recv()
+        return reply_problem(json.loads(text)), len(text)
+
+    async def start_episode(self) -> None:
+        """A reset and one untimed step (which loads what the first call of a tool loads)."""
+        for message in (json.dumps({"type": "reset", "data": self.reset}), self.step):
+            problem, _ = await self.call(message)
+            if problem is not None:
+                raise RuntimeError(problem)
+        self.steps_left = MAX_STEPS - 1
+
+
+@dataclass
+class Window:
+    steps: int = 0
+    reply_bytes: int = 0
+    latencies: list[float] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+
+async def _open_sessions(server: Server, count: int, reset: dict[str, Any], step: dict[str, Any]
+                         ) -> list[Session]:
+    step_message = json.dumps({"type": "step", "data": step})
+
+    async def open_one(index: int) -> Session:
+        ws = await connect(server.ws_url, max_size=None, open_timeout=300)
+        session = Session(ws, {**reset, "seed": index, "max_steps": MAX_STEPS}, step_message)
+        await session.start_episode()
+        return session
+
+    sessions = []
+    for first in range(0, count, 16):  # a few at a time: a deep reset takes a while
+        sessions += await asyncio.gather(*(open_one(i) for i in range(first, min(first + 16, count))))
+    return sessions
+
+
+async def _drive(session: Session, start: StartLine, window: Window) -> None:
+    await start.arrive()
+    while time.perf_counter() < start.end:
+        sent = time.perf_counter()
+        problem, size = await session.call(session.step)
+        received = time.perf_counter()
+        session.steps_left -= 1
+        if problem is not None:
+            window.errors.append(problem)
+            return
+        if received <= start.end:
+            window.steps += 1
+            window.reply_bytes += size
+            window.latencies.append(received - sent)
+        if session.steps_left <= 1:
+            await session.start_episode()  # rare; counted in the window's time, as a trainer's resets are
+
+
+async def _window(server: Server, sessions: list[Session], duration_s: float) -> dict[str, Any]:
+    for session in sessions:  # outside the window: no session runs out of steps inside it
+        if session.steps_left < RESET_MARGIN:
+            await session.start_episode()
+    window = Window()
+    start = StartLine(server, len(sessions), duration_s)
+    await asyncio.gather(start.watch_cpu(), *(_drive(session, start, window) for session in sessions))
+    return {"steps": window.steps, "reply_bytes": window.reply_bytes, "latencies": window.latencies,
+            "errors": window.errors, "server_cpu_s": start.server_cpu_s, "client_cpu_s": start.client_cpu_s}
+
+
+def _percentile(values: list[float], share: float) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
+
+
+def _merged(windows: list[dict[str, Any]], duration_s: float) -> dict[str, Any]:
+    steps = sum(w["steps"] for w in windows)
+    latencies = [x for w in windows for x in w["latencies"]]
+    errors = [e for w in windows for e in w["errors"]]
+    p50, p99 = _percentile(latencies, 0.5), _percentile(latencies, 0.99)
+    return {"steps": steps, "steps_per_s": steps / (duration_s * len(windows)),
+            "rounds_steps_per_s": [w["steps"] / duration_s for w in windows],
+            "p50_ms": None if p50 is None else p50 * 1e3, "p99_ms": None if p99 is None else p99 * 1e3,
+            "server_cpu_ms_per_step": 1e3 * sum(w["server_cpu_s"] for w in windows) / max(steps, 1),
+            "client_cpu_ms_per_step": 1e3 * sum(w["client_cpu_s"] for w in windows) / max(steps, 1),
+            "reply_bytes": sum(w["reply_bytes"] for w in windows) / max(steps, 1),
+            "errors": len(errors), "first_errors": errors[:3]}
+
+
+async def _compare(ours: Server, null: Server, workload: Workload, sessions: int, duration_s: float,
+                   rounds: int) -> dict[str, Any]:
+    """One workload at one session count: both servers' sessions open, then alternating rounds."""
+    ours_sessions = await _open_sessions(ours, sessions, workload.reset, workload.step)
+    null_sessions = await _open_sessions(null, sessions, NULL_RESET, NULL_STEP)
+    windows: dict[str, list[dict[str, Any]]] = {"ours": [], "null": []}
+    try:
+        for _ in range(rounds):
+            windows["ours"].append(await _window(ours, ours_sessions, duration_s / rounds))
+            windows["null"].append(await _window(null, null_sessions, duration_s / rounds))
+    finally:
+        await asyncio.gather(*(s.ws.close() for s in [*ours_sessions, *null_sessions]), return_exceptions=True)
+    measured = {label: _merged(found, duration_s / rounds) for label, found in windows.items()}
+    ratio = measured["ours"]["steps_per_s"] / max(measured["null"]["steps_per_s"], 1e-9)
+    return {"workload": workload.name, "sessions": sessions, "step": workload.step, **measured, "ratio": ratio}
+
+
+def measure(workloads: list[str], session_counts: list[int], duration_s: float, rounds: int) -> list[dict[str, Any]]:
+    max_sessions = max(session_counts) + 8
+    rows = []
+    with serve(SERVER_MODULE, max_sessions, "ws_throughput_ours") as ours, \
+            serve("benchmarks.null_env", max_sessions, "ws_throughput_null") as null:
+        for name in workloads:
+            for sessions in session_counts:
+                row = asyncio.run(_compare(ours, null, WORKLOADS[name], sessions, duration_s, rounds))
+                rows.append(row)
+                progress(f"{name}, {sessions} sessions: {row['ours']['steps_per_s']:.0f} steps/s vs null "
+                         f"{row['null']['steps_per_s']:.0f} (ratio {row['ratio']:.2f}); server CPU per step "
+                         f"{row['ours']['server_cpu_ms_per_step']:.3f} vs {row['null']['server_cpu_ms_per_step']:.3f}"
+                         f" ms; reply {row['ours']['reply_bytes']:.0f} vs {row['null']['reply_bytes']:.0f} bytes; "
+                         f"errors {row['ours']['errors']}/{row['null']['errors']}")
+    return rows
+
+
+def table(rows: list[dict[str, Any]]) -> str:
+    lines = ["| workload | sessions | ours steps/s | null steps/s | ratio | server CPU/step (ours, null) | reply bytes "
+             "(ours, null) | p50 ms (ours, null) | errors |", "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for row in rows:
+        ours, null = row["ours"], row["null"]
+        lines.append(f"| {row['workload']} | {row['sessions']} | {ours['steps_per_s']:.0f} | {null['steps_per_s']:.0f} "
+                     f"| {row['ratio']:.2f} | {ours['server_cpu_ms_per_step']:.3f}, "
+                     f"{null['server_cpu_ms_per_step']:.3f} ms | {ours['reply_bytes']:.0f}, {null['reply_bytes']:.0f} "
+                     f"| {ours['p50_ms'] or 0:.1f}, {null['p50_ms'] or 0:.1f} | {ours['errors'] + null['errors']} |")
+    return "\n".join(lines)
+
+
+def _commit() -> str:
+    found = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True)
+    return found.stdout.strip() or "unknown"
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sessions", default="64", help="comma-separated concurrent session counts")
+    parser.add_argument("--workloads", default=",".join(WORKLOADS), help="comma-separated workloads")
+    parser.add_argument("--duration", type=float, default=6.0, help="seconds of load per server and session count")
+    parser.add_argument("--rounds", type=int, default=3, help="alternating rounds the duration is split into")
+    parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT)
+    args = parser.parse_args(argv)
+    started = time.perf_counter()
+    report: dict[str, Any] = {
+        "date": time.strftime("%Y-%m-%d", time.gmtime()), "commit": _commit(),
+        "command": " ".join(["python -m benchmarks.ws_throughput", *(argv if argv is not None else sys.argv[1:])]),
+        "load_average_at_start": list(os.getloadavg()),
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
+        "settings": {"sessions": args.sessions, "workloads": args.workloads, "duration_s": args.duration,
+                     "rounds": args.rounds},
+        "target_ratio": TARGET_RATIO,
+    }
+    report["rows"] = measure(args.workloads.split(","), [int(s) for s in args.sessions.split(",")], args.duration,
+                             args.rounds)
+    report["table"] = table(report["rows"])
+    report["elapsed_s"] = time.perf_counter() - started
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(json.dumps(report, indent=2) + "\n")
+    print(report["table"])
+    progress(f"wrote {args.output} in {report['elapsed_s']:.0f} s")
+
+
+if __name__ == "__main__":
+    main()
