@@ -50,15 +50,18 @@ def _status_field(pid: int, name: str) -> float:
 
 
 @contextlib.contextmanager
-def serve(module: str, max_sessions: int, log_name: str) -> Iterator[Server]:
-    """`python -m <module> --no-web` on a free loopback port, one worker; stopped on exit."""
+def serve(module: str, max_sessions: int, log_name: str, tree: Path = ROOT) -> Iterator[Server]:
+    """`python -m <module> --no-web` on a free loopback port, one worker; stopped on exit. `tree` is the checkout
+    whose package it serves (another one, such as main's, for a side-by-side comparison)."""
     port = free_port()
     env = {**os.environ, "MAX_CONCURRENT_ENVS": str(max_sessions), "ENABLE_WEB_INTERFACE": "false"}
+    if tree != ROOT:
+        env.pop("PYTHONPATH", None)  # the package comes from `tree`, the working directory
     log_path = ROOT / "artifacts" / f"{log_name}.log"
     log_path.parent.mkdir(exist_ok=True)
     with log_path.open("w+b") as log:
         command = [sys.executable, "-m", module, "--host", "127.0.0.1", "--port", str(port), "--no-web"]
-        with serving(command, port, env, log, cwd=ROOT, timeout_s=120) as process:
+        with serving(command, port, env, log, cwd=tree, timeout_s=120) as process:
             yield Server(f"http://127.0.0.1:{port}", process.pid)
 
 

@@ -1,16 +1,17 @@
 """Analysis-step throughput over the WebSocket, side by side with the null OpenEnv environment.
 
     uv run python -m benchmarks.ws_throughput                       # 64 sessions, both workloads
-    uv run python -m benchmarks.ws_throughput --sessions 1,64 --output docs/artifacts/ws_throughput.json
+    uv run python -m benchmarks.ws_throughput --baseline-tree ../main --output docs/artifacts/ws_throughput.json
 
 Both servers run at once on loopback ports (`python -m metric_tracker_rl.serving.app --no-web` and
-`python -m benchmarks.null_env --no-web`, the same uvicorn settings). For each workload, N sessions are opened on
-each server, reset and warmed with one untimed step (a deep episode's first query sends its tables to a SQL
-worker); then the load alternates between the two servers in short rounds, so a change in the machine's
-background load affects both alike. Each session sends its next step as soon as the reply to the last one
-arrived, and the client reads every reply as JSON, as a client does. The report gives steps/s for each server,
-their ratio, the round-trip latency, each server's CPU time per step (read from /proc, the figure least affected
-by other load) and the bytes of a reply.
+`python -m benchmarks.null_env --no-web`, the same uvicorn settings); with `--baseline-tree`, a third serves the
+package of another checkout (main's, say) so that a change is measured before and after in one run. For each
+workload, N sessions are opened on each server, reset and warmed with one untimed step (a deep episode's first
+query sends its tables to a SQL worker); then the load alternates between the servers in short rounds, so a
+change in the machine's background load affects all alike. Each session sends its next step as soon as the reply
+to the last one arrived, and the client reads every reply as JSON, as a client does. The report gives steps/s for
+each server, the ratio to the null environment's, the round-trip latency, each server's CPU time per step (read
+from /proc, the figure least affected by other load) and the bytes of a reply.
 
 Workloads:
 - `hard_candidates`: hard's candidate tool, `get_rate_drop_from_median_rows` (a page of candidate rows);
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import platform
@@ -173,55 +175,82 @@ def _merged(windows: list[dict[str, Any]], duration_s: float) -> dict[str, Any]:
             "errors": len(errors), "first_errors": errors[:3]}
 
 
-async def _compare(ours: Server, null: Server, workload: Workload, sessions: int, duration_s: float,
+async def _compare(servers: dict[str, Server], workload: Workload, sessions: int, duration_s: float,
                    rounds: int) -> dict[str, Any]:
-    """One workload at one session count: both servers' sessions open, then alternating rounds."""
-    ours_sessions = await _open_sessions(ours, sessions, workload.reset, workload.step)
-    null_sessions = await _open_sessions(null, sessions, NULL_RESET, NULL_STEP)
-    windows: dict[str, list[dict[str, Any]]] = {"ours": [], "null": []}
+    """One workload at one session count: every server's sessions open, then alternating rounds."""
+    opened = {label: await _open_sessions(server, sessions, *((NULL_RESET, NULL_STEP) if label == "null"
+                                                               else (workload.reset, workload.step)))
+              for label, server in servers.items()}
+    windows: dict[str, list[dict[str, Any]]] = {label: [] for label in servers}
     try:
         for _ in range(rounds):
-            windows["ours"].append(await _window(ours, ours_sessions, duration_s / rounds))
-            windows["null"].append(await _window(null, null_sessions, duration_s / rounds))
+            for label, server in servers.items():
+                windows[label].append(await _window(server, opened[label], duration_s / rounds))
     finally:
-        await asyncio.gather(*(s.ws.close() for s in [*ours_sessions, *null_sessions]), return_exceptions=True)
+        await asyncio.gather(*(s.ws.close() for found in opened.values() for s in found), return_exceptions=True)
     measured = {label: _merged(found, duration_s / rounds) for label, found in windows.items()}
-    ratio = measured["ours"]["steps_per_s"] / max(measured["null"]["steps_per_s"], 1e-9)
-    return {"workload": workload.name, "sessions": sessions, "step": workload.step, **measured, "ratio": ratio}
+    null_rate = max(measured["null"]["steps_per_s"], 1e-9)
+    ratios = {label: measured[label]["steps_per_s"] / null_rate for label in servers if label != "null"}
+    return {"workload": workload.name, "sessions": sessions, "step": workload.step, **measured,
+            "ratio": ratios["ours"], **({"baseline_ratio": ratios["baseline"]} if "baseline" in ratios else {})}
 
 
-def measure(workloads: list[str], session_counts: list[int], duration_s: float, rounds: int) -> list[dict[str, Any]]:
+def measure(workloads: list[str], session_counts: list[int], duration_s: float, rounds: int,
+            baseline_tree: Path | None) -> list[dict[str, Any]]:
     max_sessions = max(session_counts) + 8
     rows = []
-    with serve(SERVER_MODULE, max_sessions, "ws_throughput_ours") as ours, \
-            serve("benchmarks.null_env", max_sessions, "ws_throughput_null") as null:
+    with contextlib.ExitStack() as stack:
+        servers = {"ours": stack.enter_context(serve(SERVER_MODULE, max_sessions, "ws_throughput_ours"))}
+        if baseline_tree is not None:
+            servers["baseline"] = stack.enter_context(serve(SERVER_MODULE, max_sessions, "ws_throughput_baseline",
+                                                            tree=baseline_tree))
+        servers["null"] = stack.enter_context(serve("benchmarks.null_env", max_sessions, "ws_throughput_null"))
         for name in workloads:
             for sessions in session_counts:
-                row = asyncio.run(_compare(ours, null, WORKLOADS[name], sessions, duration_s, rounds))
+                row = asyncio.run(_compare(servers, WORKLOADS[name], sessions, duration_s, rounds))
                 rows.append(row)
-                progress(f"{name}, {sessions} sessions: {row['ours']['steps_per_s']:.0f} steps/s vs null "
-                         f"{row['null']['steps_per_s']:.0f} (ratio {row['ratio']:.2f}); server CPU per step "
-                         f"{row['ours']['server_cpu_ms_per_step']:.3f} vs {row['null']['server_cpu_ms_per_step']:.3f}"
-                         f" ms; reply {row['ours']['reply_bytes']:.0f} vs {row['null']['reply_bytes']:.0f} bytes; "
-                         f"errors {row['ours']['errors']}/{row['null']['errors']}")
+                progress(_summary(row))
     return rows
 
 
+def _summary(row: dict[str, Any]) -> str:
+    ours, null = row["ours"], row["null"]
+    said = (f"{row['workload']}, {row['sessions']} sessions: {ours['steps_per_s']:.0f} steps/s vs null "
+            f"{null['steps_per_s']:.0f} (ratio {row['ratio']:.2f}); server CPU per step "
+            f"{ours['server_cpu_ms_per_step']:.3f} vs {null['server_cpu_ms_per_step']:.3f} ms; reply "
+            f"{ours['reply_bytes']:.0f} vs {null['reply_bytes']:.0f} bytes; errors {ours['errors']}/{null['errors']}")
+    if "baseline" in row:
+        baseline = row["baseline"]
+        said += (f"; baseline {baseline['steps_per_s']:.0f} steps/s (ratio {row['baseline_ratio']:.2f}, CPU per step "
+                 f"{baseline['server_cpu_ms_per_step']:.3f} ms, reply {baseline['reply_bytes']:.0f} bytes, errors "
+                 f"{baseline['errors']})")
+    return said
+
+
 def table(rows: list[dict[str, Any]]) -> str:
-    lines = ["| workload | sessions | ours steps/s | null steps/s | ratio | server CPU/step (ours, null) | reply bytes "
-             "(ours, null) | p50 ms (ours, null) | errors |", "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    labels = [label for label in ("ours", "baseline") if any(label in row for row in rows)]
+    lines = ["| workload | sessions | server | steps/s | null steps/s | ratio | server CPU/step (null) | reply bytes "
+             "| p50 ms (null) | errors |", "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for row in rows:
-        ours, null = row["ours"], row["null"]
-        lines.append(f"| {row['workload']} | {row['sessions']} | {ours['steps_per_s']:.0f} | {null['steps_per_s']:.0f} "
-                     f"| {row['ratio']:.2f} | {ours['server_cpu_ms_per_step']:.3f}, "
-                     f"{null['server_cpu_ms_per_step']:.3f} ms | {ours['reply_bytes']:.0f}, {null['reply_bytes']:.0f} "
-                     f"| {ours['p50_ms'] or 0:.1f}, {null['p50_ms'] or 0:.1f} | {ours['errors'] + null['errors']} |")
+        null = row["null"]
+        for label in labels:
+            measured = row[label]
+            ratio = row["ratio"] if label == "ours" else row["baseline_ratio"]
+            lines.append(f"| {row['workload']} | {row['sessions']} | {label} | {measured['steps_per_s']:.0f} | "
+                         f"{null['steps_per_s']:.0f} | {ratio:.2f} | {measured['server_cpu_ms_per_step']:.3f} ms "
+                         f"({null['server_cpu_ms_per_step']:.3f}) | {measured['reply_bytes']:.0f} | "
+                         f"{measured['p50_ms'] or 0:.1f} ({null['p50_ms'] or 0:.1f}) | "
+                         f"{measured['errors'] + null['errors']} |")
     return "\n".join(lines)
 
 
-def _commit() -> str:
-    found = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True)
+def _commit(tree: Path = ROOT) -> str:
+    found = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=tree, capture_output=True, text=True)
     return found.stdout.strip() or "unknown"
+
+
+def _checkout(tree: Path) -> dict[str, str]:
+    return {"path": str(tree), "commit": _commit(tree)}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -230,6 +259,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--workloads", default=",".join(WORKLOADS), help="comma-separated workloads")
     parser.add_argument("--duration", type=float, default=6.0, help="seconds of load per server and session count")
     parser.add_argument("--rounds", type=int, default=3, help="alternating rounds the duration is split into")
+    parser.add_argument("--baseline-tree", type=Path, help="another checkout whose server runs beside ours")
     parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT)
     args = parser.parse_args(argv)
     started = time.perf_counter()
@@ -240,10 +270,11 @@ def main(argv: list[str] | None = None) -> None:
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
         "settings": {"sessions": args.sessions, "workloads": args.workloads, "duration_s": args.duration,
                      "rounds": args.rounds},
+        "baseline": None if args.baseline_tree is None else _checkout(args.baseline_tree.resolve()),
         "target_ratio": TARGET_RATIO,
     }
     report["rows"] = measure(args.workloads.split(","), [int(s) for s in args.sessions.split(",")], args.duration,
-                             args.rounds)
+                             args.rounds, None if args.baseline_tree is None else args.baseline_tree.resolve())
     report["table"] = table(report["rows"])
     report["elapsed_s"] = time.perf_counter() - started
     args.output.parent.mkdir(parents=True, exist_ok=True)
