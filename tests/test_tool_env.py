@@ -7,7 +7,6 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from transformers.utils import get_json_schema
 
 from metric_tracker_rl import MetricTrackerRlEnv
 from metric_tracker_rl.adapters.trl import RESET_VAR, URL_VAR, MetricTrackerToolEnv
@@ -30,9 +29,12 @@ def tool_env(server_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Metri
         yield env
 
 
+@pytest.mark.slow  # loads transformers' schema extraction
 def test_every_tool_method_passes_trl_schema_extraction() -> None:
     """Each model tool's method gives TRL the tool's schema (which methods TRL offers as tools is asked of TRL's
     own trainer in test_trl_training.py)."""
+    from transformers.utils import get_json_schema
+
     env = MetricTrackerToolEnv()  # built without a server: the client connects on the first reset
     for tool in model_tools():
         function = get_json_schema(getattr(env, tool.name))["function"]
