@@ -131,7 +131,7 @@ def test_every_countrys_holidays_are_annotated_and_one_countrys_are_in_the_holid
 # --- release regressions ----------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("difficulty", ["frontier", "deep"])
+@pytest.mark.parametrize("difficulty", ["frontier", pytest.param("deep", marks=pytest.mark.slow)])
 def test_a_release_regression_runs_over_its_dates_as_the_brief_says(difficulty: str) -> None:
     """From the rollout's first date, REGRESSION_DAYS dates in a row, the same fall every date, on the new version;
     some runs end before the rollout is complete and some after."""
@@ -184,6 +184,7 @@ def _notices_and_payments(seeds: range, **settings: object) -> tuple[list[tuple]
     return notices, partner, noted
 
 
+@pytest.mark.slow  # 90 deep worlds (the edit loop's check of note_share is in tests/test_context_tables.py)
 def test_the_partner_notices_are_as_the_brief_says() -> None:
     """A notice either carries a partner failure's platform, country and hours exactly or touches no incident's
     date and country; a version's payment failure has none; at most EMPTY_NOTICES' top per episode match nothing;
@@ -247,7 +248,9 @@ def test_the_families_table_lists_the_families_of_the_kinds_shown_and_the_config
     assert sorted(row["family"] for row in null["families"]) == sorted(PUBLISHED_FAMILIES.names)
 
 
-@pytest.mark.parametrize("reset", KIND_RESETS)
+# Each reset sweeps 12 worlds: the edit loop sweeps deep's and frontier's defaults, the other resets are slow.
+@pytest.mark.parametrize("reset", [pytest.param(reset, marks=() if index < 2 else pytest.mark.slow)
+                                   for index, reset in enumerate(KIND_RESETS)])
 def test_every_incident_is_one_of_the_kinds_shown_and_of_no_family_the_brief_rules_out(reset: dict) -> None:
     shown = _segments_brief(**reset)
     note = shown["families_drawn"]
@@ -302,6 +305,7 @@ def test_the_meanings_cover_every_field_a_config_may_show() -> None:
     assert visible <= set(CONFIG_MEANINGS) | CONFIG_SELF_EXPLAINED
 
 
+@pytest.mark.slow  # 75 deep worlds (the edit loop checks the depth bounds in tests/test_deep_cuboids.py)
 @pytest.mark.parametrize("depth", [1, 2, 3])
 def test_a_segment_names_at_most_max_cuboid_depth_fields_a_version_with_its_platform_counting_once(depth: int
                                                                                                     ) -> None:

@@ -169,6 +169,7 @@ def _single_tool_best(task_id: str, method: str) -> float:
     return best
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("task_id", ["medium_mixed_three", "hard_mixed_multi"])
 def test_no_single_generator_solves_a_mixed_task(task_id: str) -> None:
     scores = {method: _single_tool_best(task_id, method) for method in GENERATOR_NAMES}

@@ -51,6 +51,7 @@ def test_deep_expert_finds_incidents_and_shows_what_it_submits(records: dict[str
     assert statistics.median(sum(map(len, message_texts(run.messages))) for run in runs) <= MESSAGE_CHARS
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("agent", SHORTCUTS)
 def test_shortcuts_score_below_the_expert(records: dict[str, list], agent: str) -> None:
     expert = statistics.mean(run.score for run in records["deep_expert"])

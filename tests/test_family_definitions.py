@@ -162,10 +162,12 @@ def _signatures(tier: str, kind: str, seeds: range) -> list[tuple[int, str, Sign
     return found
 
 
-@pytest.mark.parametrize(("tier", "kind"), [(name, kind) for name, tier in TIERS.items() if tier.segmented is not None
-                                             for kind in tier.incident_kinds])
+@pytest.mark.parametrize(("tier", "kind"), [
+    pytest.param(name, kind, marks=pytest.mark.slow if tier.dimensions[3:] else ())
+    for name, tier in TIERS.items() if tier.segmented is not None for kind in tier.incident_kinds])
 def test_each_incident_kind_fits_its_familys_definition_and_no_other(tier: str, kind: str) -> None:
-    """At every tier that uses it (the registry's kinds, or those the tier names)."""
+    """At every tier that uses it (the registry's kinds, or those the tier names). A tier with leaves below the
+    hourly cells sweeps 32 seeds per kind: slow (the edit loop checks each kind at frontier)."""
     family = INCIDENT_KIND_REGISTRY[kind].family
     leaves = bool(TIERS[tier].dimensions[3:])  # most of deep's root causes name a daily-only field or are small
     signatures = _signatures(tier, kind, range(32 if leaves else 12))
@@ -183,7 +185,9 @@ LEAF_KINDS = [kind for kind in TIERS["deep"].incident_kinds
               and kind not in HOURLY_EVIDENCE_KINDS]
 
 
-@pytest.mark.parametrize("kind", LEAF_KINDS)
+# The edit loop checks the first such kind; the others are slow.
+@pytest.mark.parametrize("kind", [pytest.param(kind, marks=() if index == 0 else pytest.mark.slow)
+                                  for index, kind in enumerate(LEAF_KINDS)])
 def test_a_leaf_cuboids_own_daily_data_shows_its_incident(kind: str) -> None:
     """A root cause that names channel or user type: its reported value moved in its own daily data (the
     expected row, read back from the cuboid's leaves with the published baseline rule), by MOVED or more of its

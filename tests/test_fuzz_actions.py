@@ -154,6 +154,7 @@ actions = st.fixed_dictionaries({}, optional={
 }) | st.dictionaries(st.text(max_size=20), json_values, max_size=4) | json_values
 
 
+@pytest.mark.slow
 @given(raw=actions)
 @settings(max_examples=4 * EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck))
 def test_any_action_validates_or_is_rejected_and_step_never_raises(env: MetricTrackerRlEnvironment,
@@ -161,6 +162,7 @@ def test_any_action_validates_or_is_rejected_and_step_never_raises(env: MetricTr
     checked_step(env, raw)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("tool", list(TOOL_REGISTRY))
 def test_fuzzed_tool_arguments_never_raise(env: MetricTrackerRlEnvironment, tool: str) -> None:
     @given(args=tool_arguments(tool))

@@ -33,7 +33,7 @@ DIAL: tuple[dict[str, Any], ...] = (
     {}, {"max_cuboid_depth": 1}, {"max_cuboid_depth": 2}, {"concurrency": 0}, {"concurrency": 3},
     {"magnitude_scale": 0.25}, {"magnitude_scale": 3.0}, {"magnitude_scale": 2.0, "concurrency": 2},
 )
-QUICK_SEEDS = range(24)
+QUICK_SEEDS = range(len(DIAL))  # each setting of the dial once
 SWEEP_SEEDS = range(200)
 
 

@@ -25,12 +25,14 @@ from metric_tracker_rl.serving.environment import MetricTrackerRlEnvironment
 ROOT = Path(__file__).resolve().parents[1]
 
 
+@pytest.mark.slow  # runs OpenEnv's validator (the manifest's fields are checked in tests/test_packaging.py)
 def test_the_manifest_passes_the_static_level() -> None:
     report = run_validation(ROOT, max_level=Level.STATIC)
     assert [(r.check_id, r.status) for r in report.results] == [("static.manifest", CheckStatus.PASS)]
     assert report.verdict is Verdict.PASS
 
 
+@pytest.mark.slow  # runs OpenEnv's validator
 def test_without_an_image_build_only_build_dependent_checks_are_skipped() -> None:
     report = run_validation(ROOT, skip_build=True)
     statuses = {r.check_id: r.status for r in report.results}

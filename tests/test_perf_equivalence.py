@@ -130,6 +130,7 @@ values_strategy = st.one_of(st.integers(-5, 5).map(float), st.floats(allow_nan=T
 finite_strategy = st.one_of(st.integers(-5, 5).map(float), st.floats(-1e12, 1e12))
 
 
+@pytest.mark.slow
 @settings(max_examples=150, deadline=None)
 @given(data=st.data(), days=st.integers(1, 30), columns=st.integers(1, 4))
 def test_leave_one_out_median_matches_np_median_over_np_delete(data: st.DataObject, days: int, columns: int) -> None:
@@ -139,6 +140,7 @@ def test_leave_one_out_median_matches_np_median_over_np_delete(data: st.DataObje
         assert_same(daily_panel.leave_one_out_median(values, groups), reference_leave_one_out_median(values, groups))
 
 
+@pytest.mark.slow
 @settings(max_examples=150, deadline=None)
 @given(data=st.data(), rows=st.integers(1, 5), days=st.integers(8, 30))
 def test_peer_median_matches_np_nanmedian(data: st.DataObject, rows: int, days: int) -> None:
@@ -148,6 +150,7 @@ def test_peer_median_matches_np_nanmedian(data: st.DataObject, rows: int, days: 
         assert_same(daily_panel.peer_median(values, peers), reference_peer_median(values, peers))
 
 
+@pytest.mark.slow
 @settings(max_examples=100, deadline=None)
 @given(values=hnp.arrays(np.float64, st.tuples(st.integers(1, 6), st.just(28)), elements=finite_strategy))
 @example(values=np.zeros((2, 28)))  # every peer tied
@@ -196,6 +199,7 @@ def test_nanmedian_last_axis_matches_the_median_of_each_slice(values: np.ndarray
         assert_same(daily_panel.nanmedian_last_axis(values), reference_nanmedian(values))
 
 
+@pytest.mark.slow
 @settings(max_examples=150, deadline=None)
 @given(values=hnp.arrays(np.float64, hnp.array_shapes(min_dims=1, max_dims=3, max_side=9),
                          elements=st.one_of(finite_strategy, st.just(np.nan), st.just(np.inf), st.just(-np.inf))))

@@ -31,9 +31,11 @@ def tool_env(server_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Metri
         yield env
 
 
+@pytest.mark.slow  # loads transformers' schema extraction
 def test_every_tool_method_passes_trl_schema_extraction() -> None:
     """Each model tool's method gives TRL the tool's schema (which methods TRL offers as tools is asked of TRL's
     own trainer in test_trl_training.py)."""
+
     env = MetricTrackerToolEnv()  # built without a server: the client connects on the first reset
     for tool in model_tools():
         function = get_json_schema(getattr(env, tool.name))["function"]

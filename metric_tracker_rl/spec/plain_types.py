@@ -5,7 +5,7 @@ without importing the framework (and, through it, gradio); `models` re-exports t
 from __future__ import annotations
 
 import functools
-from typing import Any, Literal
+from typing import Any, Literal, TypedDict
 
 from pydantic import (
     BaseModel,
@@ -16,6 +16,7 @@ from pydantic import (
     model_serializer,
     model_validator,
 )
+from pydantic.config import JsonDict
 from pydantic_core import PydanticCustomError
 
 from metric_tracker_rl.spec.published import (
@@ -29,10 +30,17 @@ from metric_tracker_rl.spec.published import (
 
 MAX_GENERATOR_CALLS = 20  # generator calls in one payload: bounds the work of a single step
 # The bounds of a robust-z threshold (threshold_multiplier), shared by the tools and generator submissions.
-THRESHOLD_MULTIPLIER_BOUNDS = {"gt": 0, "le": 100}
+class FieldBounds(TypedDict):
+    """A numeric field's bounds, as pydantic's Field takes them."""
+
+    gt: float
+    le: float
+
+
+THRESHOLD_MULTIPLIER_BOUNDS: FieldBounds = {"gt": 0, "le": 100}
 # Marks an argument kept for callers of the wire API that a model is not offered (another argument does the same:
 # `metric_names` holds one metric as well as several). Model schemas and the errors a model reads leave it out.
-HIDDEN_FROM_MODELS = {"hidden_from_models": True}
+HIDDEN_FROM_MODELS: JsonDict = {"hidden_from_models": True}
 
 
 class _Strict(BaseModel):
@@ -65,7 +73,7 @@ class MetricSubmissionRow(_Strict):
 
     @model_serializer(mode="wrap")
     def _omit_unset_deep_fields(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
-        data = handler(self)
+        data: dict[str, Any] = handler(self)
         for name in ("channel", "user_type"):
             if data.get(name, 0) is None:
                 del data[name]
@@ -92,8 +100,9 @@ def submission_row_type(anomaly_types: tuple[str, ...]) -> type[MetricSubmission
     a subclass for another family catalog's (a scratch registry's ground truth)."""
     if anomaly_types == ANOMALY_TYPES:
         return MetricSubmissionRow
+    names: Any = Literal[anomaly_types]  # a type built at run time from the catalog's names
     return create_model("MetricSubmissionRow", __base__=MetricSubmissionRow,
-                        anomaly_type=(Literal[anomaly_types], Field(description="Anomaly family")))
+                        anomaly_type=(names, Field(description="Anomaly family")))
 
 
 class PayloadGeneratorMethod(_Strict):
@@ -104,7 +113,8 @@ class PayloadGeneratorMethod(_Strict):
                                     json_schema_extra=HIDDEN_FROM_MODELS)
     metric_names: list[str] | None = Field(default=None, description="Several metrics to scan", max_length=64)
     threshold_multiplier: float | None = Field(default=None, description="Robust-z threshold",
-                                               **THRESHOLD_MULTIPLIER_BOUNDS)
+                                               gt=THRESHOLD_MULTIPLIER_BOUNDS["gt"],
+                                               le=THRESHOLD_MULTIPLIER_BOUNDS["le"])
     threshold: float | None = Field(default=None, ge=0, description="get_rows_with_abs_diff_from_median_gt's "
                                     "threshold, in the metric's own units")
 

@@ -7,8 +7,9 @@ rest are the names the tools and the grader share.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
@@ -100,7 +101,10 @@ ENTITY_VALUE_DEFINITIONS: dict[str, str] = {
 
 # Derived from the published families (metric_tracker_rl/spec/families.py): a new family is an entry there, not here.
 ANOMALY_TYPES: tuple[str, ...] = PUBLISHED_FAMILIES.names
-AnomalyType = Literal[ANOMALY_TYPES]  # the same JSON enum as the names written out
+if TYPE_CHECKING:  # a checker sees a name; the row model's schema sees the enum of the published names
+    AnomalyType = str
+else:
+    AnomalyType = Literal[ANOMALY_TYPES]  # the same JSON enum as the names written out
 FAMILY_ENTITY_TYPE: dict[str, str] = PUBLISHED_FAMILIES.entity_types()
 # Detection methods the grader accepts for each family (any one earns the method credit).
 ACCEPTED_DETECTION_METHODS: dict[str, frozenset[str]] = PUBLISHED_FAMILIES.accepted_detection_methods()
@@ -187,7 +191,8 @@ def severity_indices(entity_type: str, baseline: np.ndarray, observed: np.ndarra
     else:
         deviation, bounds = delta / np.maximum(np.abs(baseline), 1e-12), RELATIVE_SEVERITY_BOUNDS
     # The first bound above the deviation names the label: the count of bounds at or below it.
-    return np.searchsorted(np.asarray(bounds), deviation, side="right")
+    indices: np.ndarray = np.searchsorted(np.asarray(bounds), deviation, side="right")
+    return indices
 
 
 BASELINE_RULE = (
@@ -312,12 +317,12 @@ CONFIG_SELF_EXPLAINED: frozenset[str] = frozenset({"seed", "task_id", "difficult
                                                    "anomaly_count_range", "max_steps", "max_submissions"})
 
 
-def config_meaning(config: dict) -> dict[str, str]:
+def config_meaning(config: Mapping[str, Any]) -> dict[str, str]:
     """The meaning of every knob a visible config shows that its name does not explain."""
     return {key: CONFIG_MEANINGS[key] for key in config if key in CONFIG_MEANINGS}
 
 
-def incident_count_statement(config: dict) -> str:
+def incident_count_statement(config: Mapping[str, Any]) -> str:
     """All an agent may infer about how many incidents an episode holds, from its visible config. The config's
     anomaly_density is not a count to multiply out: a seeded medium or hard episode draws its count from the
     range shown, whatever the density."""

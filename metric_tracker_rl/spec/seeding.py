@@ -16,8 +16,10 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 from numpy.random.bit_generator import ISeedSequence
 
 MAX_SEED = 2**63 - 1
@@ -64,7 +66,7 @@ class EpisodeKey:
 
 # The digest's words are read little-endian on every platform; the two word types bit generators ask for are
 # looked up rather than built on every call (a reset makes a couple of dozen streams).
-_LITTLE_ENDIAN_WORDS = {np.uint32: np.dtype("<u4"), np.uint64: np.dtype("<u8")}
+_LITTLE_ENDIAN_WORDS: dict[object, np.dtype[Any]] = {np.uint32: np.dtype("<u4"), np.uint64: np.dtype("<u8")}
 
 
 class _DigestSeed(ISeedSequence):
@@ -75,7 +77,7 @@ class _DigestSeed(ISeedSequence):
     def __init__(self, digest: bytes) -> None:
         self._digest = digest
 
-    def generate_state(self, n_words: int, dtype: type = np.uint32) -> np.ndarray:
+    def generate_state(self, n_words: int, dtype: npt.DTypeLike = np.uint32) -> npt.NDArray[np.uint32 | np.uint64]:
         little = _LITTLE_ENDIAN_WORDS.get(dtype)
         if little is None:
             little = np.dtype(dtype).newbyteorder("<")
@@ -94,4 +96,6 @@ def stream_digest(key: EpisodeKey, stream: str, index: int = 0) -> bytes:
 
 def derive_rng(key: EpisodeKey, stream: str, index: int = 0) -> np.random.Generator:
     """A generator for one named sub-stream of an episode (PCG64 whose 256-bit state is the stream digest)."""
-    return np.random.Generator(np.random.PCG64(_DigestSeed(stream_digest(key, stream, index))))
+    # numpy's stubs name SeedSequence only; a bit generator takes any ISeedSequence.
+    seed = _DigestSeed(stream_digest(key, stream, index))
+    return np.random.Generator(np.random.PCG64(seed))  # type: ignore[arg-type]

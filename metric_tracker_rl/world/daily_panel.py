@@ -31,28 +31,31 @@ PANEL_KEYS: tuple[tuple[str, str], ...] = tuple((t, n) for t in ENTITY_TYPES for
 
 def safe_ratio(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
     with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(denominator > 0, numerator / np.maximum(denominator, 1), np.nan)
+        ratio: np.ndarray = np.where(denominator > 0, numerator / np.maximum(denominator, 1), np.nan)
+    return ratio
 
 
 def count_ratio(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
     """safe_ratio of counts (whole numbers, so a positive denominator is at least 1): the same values, with the
     division done only where the denominator is positive."""
-    return np.divide(numerator, denominator, out=np.full(np.shape(numerator), np.nan), where=denominator > 0)
+    ratio: np.ndarray = np.divide(numerator, denominator, out=np.full(np.shape(numerator), np.nan),
+                                  where=denominator > 0)
+    return ratio
 
 
 def nan_to_zero(values: np.ndarray) -> np.ndarray:
     """np.nan_to_num(values, nan=0.0) as a new array; most panels hold no NaN, and then a copy is all it takes
     (nan_to_num's own checks cost more than the copy)."""
-    if np.isfinite(values).all():
-        return values.copy()
-    return np.nan_to_num(values, nan=0.0)
+    filled: np.ndarray = values.copy() if np.isfinite(values).all() else np.nan_to_num(values, nan=0.0)
+    return filled
 
 
 def sum_over_hours(values: np.ndarray) -> np.ndarray:
     """values.sum(axis=1) of a (D, 24, 5) array, bit for bit, at a third of the cost on arrays this small: with
     the five events innermost, both add the hours one after another (over a single event numpy would sum
     pairwise instead, so this is only for the panel's per-event arrays)."""
-    return np.einsum("dhe->de", values)
+    sums: np.ndarray = np.einsum("dhe->de", values)
+    return sums
 
 
 @cache
@@ -81,22 +84,24 @@ def nanmedian_last_axis(values: np.ndarray) -> np.ndarray:
     ordered = np.sort(values, axis=-1)
     size = ordered.shape[-1]
     if size and not np.isnan(ordered[..., -1]).any():  # NaN sorts last: no NaN anywhere
-        if size % 2:
-            return ordered[..., size // 2]
-        return (ordered[..., size // 2 - 1] + ordered[..., size // 2]) / 2
+        middle: np.ndarray = ordered[..., size // 2] if size % 2 else \
+            (ordered[..., size // 2 - 1] + ordered[..., size // 2]) / 2
+        return middle
     count = np.count_nonzero(~np.isnan(ordered), axis=-1)[..., None]
     last = size - 1
     low = np.take_along_axis(ordered, np.clip((count - 1) // 2, 0, last), axis=-1)
     high = np.take_along_axis(ordered, np.minimum(count // 2, last), axis=-1)
     # An odd count has one middle value, taken as it is: (x + x) / 2 would overflow for |x| above half the
     # largest float, where numpy returns x.
-    middle = np.where(count % 2 == 1, low, (low + high) / 2)
-    return np.where(count > 0, middle, np.nan)[..., 0]
+    middles = np.where(count % 2 == 1, low, (low + high) / 2)
+    medians: np.ndarray = np.where(count > 0, middles, np.nan)[..., 0]
+    return medians
 
 
 def _median_of_three(first: np.ndarray, second: np.ndarray, third: np.ndarray) -> np.ndarray:
     """The middle value of three NaN-free arrays, element by element (one of the three values, as a sort gives)."""
-    return np.maximum(np.minimum(first, second), np.minimum(np.maximum(first, second), third))
+    middle: np.ndarray = np.maximum(np.minimum(first, second), np.minimum(np.maximum(first, second), third))
+    return middle
 
 
 def peer_median(values: np.ndarray, peers: np.ndarray) -> np.ndarray:
@@ -175,6 +180,10 @@ class MetricPanel:
     z: np.ndarray = field(init=False)  # delta / spread
     filled_delta: np.ndarray = field(init=False)  # delta with NaN as 0
     filled_z: np.ndarray = field(init=False)  # z with NaN as 0
+    _positions: dict[tuple[str, str], int] = field(init=False, repr=False, compare=False)
+    # Each entity's plain lists, converted on first use (see entity_lists).
+    _entity_lists: dict[int, tuple[list[float], list[float], list[float], list[str | None]]] = field(
+        init=False, repr=False, compare=False)
 
     def index(self, entity_type: str, entity_name: str) -> int:
         return self._positions[(entity_type, entity_name)]
@@ -203,7 +212,8 @@ class MetricPanel:
             finite = np.isfinite(values) & np.isfinite(baseline)
             # The published rule over the whole series at once (non-finite dates get no severity).
             labels = severity_indices(self.keys[k][0], np.where(finite, baseline, 0.0), np.where(finite, values, 0.0))
-            severity = [SEVERITIES[i] if ok else None for i, ok in zip(labels.tolist(), finite.tolist(), strict=True)]
+            severity: list[str | None] = [SEVERITIES[i] if ok else None
+                                          for i, ok in zip(labels.tolist(), finite.tolist(), strict=True)]
             lists = self._entity_lists[k] = (values.tolist(), baseline.tolist(), self.z[k].tolist(), severity)
         return lists
 

@@ -46,7 +46,8 @@ def _hour_curve(peaks: list[tuple[float, float, float]], floor: float) -> np.nda
     for centre, width, weight in peaks:
         distance = np.minimum(np.abs(hours - centre), HOURS - np.abs(hours - centre))
         curve += weight * np.exp(-0.5 * (distance / width) ** 2)
-    return curve / curve.sum()
+    shares: np.ndarray = curve / curve.sum()
+    return shares
 
 
 # A food-ordering app: lunch and dinner peaks on weekdays; later, broader days on weekends.
@@ -204,6 +205,7 @@ class FunnelData:
     weekend: np.ndarray  # (D,) bool
     hourly: np.ndarray  # (D, 24, 5) int64
     daily: np.ndarray = field(init=False)  # (D, 5) int64
+    _date_positions: dict[str, int] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         # hourly.sum(axis=1) (integer sums are exact in any order), at a third of the cost on an array this small.
@@ -217,7 +219,7 @@ class FunnelData:
         return self._date_positions[date]
 
 
-def _days_where(mask: np.ndarray) -> set[int]:
+def _days_where(mask: np.ndarray | np.bool_) -> set[int]:
     return set(np.flatnonzero(mask).tolist())
 
 

@@ -52,7 +52,7 @@ class PublicEpisode:
     data: FunnelData
     panel: MetricPanel
     annotations: tuple[Annotation, ...]
-    task: dict  # task_id, objective and the visible config
+    task: dict[str, Any]  # task_id, objective and the visible config
     segments: SegmentedData | None = None  # the counts of every traffic cell (frontier only)
     # Tables the tools derive from the fields above on first use and keep for the episode (see
     # analysis_tools.registry.derived); nothing else writes here.
@@ -62,7 +62,7 @@ class PublicEpisode:
         """One row per date: `date`, `weekday`, `weekend`, the five counts and every conversion rate (NaN where
         the denominator is 0). Built on first use and kept; pandas is imported only here, so the array-based
         tools never pay for it. Treat it as read-only: it is shared by every call of the episode."""
-        frame = self.memo.get("daily_frame")
+        frame: pd.DataFrame | None = self.memo.get("daily_frame")
         if frame is None:
             import pandas as pd
 
@@ -79,7 +79,7 @@ class PublicEpisode:
 
     def hourly_frame(self) -> pd.DataFrame:
         """One row per date and hour: `date`, `hour` and the five counts (read-only, like daily_frame)."""
-        frame = self.memo.get("hourly_frame")
+        frame: pd.DataFrame | None = self.memo.get("hourly_frame")
         if frame is None:
             import pandas as pd
 

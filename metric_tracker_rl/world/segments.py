@@ -250,7 +250,8 @@ def holiday_days(num_days: int) -> dict[int, str]:
 def day_sums(hourly: np.ndarray) -> np.ndarray:
     """(S, D, 5) each cell's daily counts from its hourly ones (S, D, 24, 5): einsum takes a third of
     sum(axis=2)'s time, and integer sums come out the same in any order."""
-    return np.einsum("sdhe->sde", hourly)
+    daily: np.ndarray = np.einsum("sdhe->sde", hourly)
+    return daily
 
 
 @dataclass(frozen=True)
@@ -277,7 +278,8 @@ class SegmentedData:
 
     @property
     def num_days(self) -> int:
-        return self.hourly.shape[1]
+        days: int = self.hourly.shape[1]
+        return days
 
     @property
     def fields(self) -> tuple[str, ...]:
@@ -306,7 +308,8 @@ class SegmentedData:
 
     def segment_daily(self, segment: Segment) -> np.ndarray:
         """(D, 5) daily counts of a segment of any of the episode's dimensions (the sum of its leaves)."""
-        return self.leaves[self.leaf_mask(segment)].sum(axis=0)
+        daily: np.ndarray = self.leaves[self.leaf_mask(segment)].sum(axis=0)
+        return daily
 
     def segment_funnel(self, segment: Segment) -> FunnelData:
         """The funnel of one segment (the sum of its cells), as the aggregate tools read a funnel. Hourly counts
