@@ -506,21 +506,21 @@ def rendered_block(report: dict[str, Any]) -> str:
             f"{table(report)}")
 
 
-def replace_block(doc_text: str, block: str) -> str:
-    """The doc with the text between its marker comments replaced by `block`."""
-    head, begin, rest = doc_text.partition(BLOCK_BEGIN)
+def replace_block(doc_text: str, block: str, marker: str = BLOCK_BEGIN) -> str:
+    """The doc with the text between its marker comments (`marker`, then the next BLOCK_END) replaced by `block`."""
+    head, begin, rest = doc_text.partition(marker)
     _, end, tail = rest.partition(BLOCK_END)
     if not begin or not end:
-        raise ValueError(f"{PERFORMANCE_DOC.name} lacks the marker comments {BLOCK_BEGIN!r} ... {BLOCK_END!r}")
-    return f"{head}{BLOCK_BEGIN}\n{block}\n{BLOCK_END}{tail}"
+        raise ValueError(f"{PERFORMANCE_DOC.name} lacks the marker comments {marker!r} ... {BLOCK_END!r}")
+    return f"{head}{marker}\n{block}\n{BLOCK_END}{tail}"
 
 
-def shown_block(doc_text: str) -> str:
-    """The text between the doc's marker comments, as `rendered_block` would have written it."""
-    _, begin, rest = doc_text.partition(BLOCK_BEGIN)
+def shown_block(doc_text: str, marker: str = BLOCK_BEGIN) -> str:
+    """The text between the doc's marker comments (`marker`, then the next BLOCK_END), as rendered."""
+    _, begin, rest = doc_text.partition(marker)
     shown, end, _ = rest.partition(BLOCK_END)
     if not begin or not end:
-        raise ValueError(f"{PERFORMANCE_DOC.name} lacks the marker comments {BLOCK_BEGIN!r} ... {BLOCK_END!r}")
+        raise ValueError(f"{PERFORMANCE_DOC.name} lacks the marker comments {marker!r} ... {BLOCK_END!r}")
     return shown.strip("\n")
 
 

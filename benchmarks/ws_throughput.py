@@ -2,6 +2,7 @@
 
     uv run python -m benchmarks.ws_throughput                       # 64 sessions, both workloads
     uv run python -m benchmarks.ws_throughput --baseline-tree ../main --output docs/artifacts/ws_throughput.json
+    uv run python -m benchmarks.ws_throughput --render docs/artifacts/ws_throughput.json --write-doc
 
 Both servers run at once on loopback ports (`python -m metric_tracker_rl.serving.app --no-web` and
 `python -m benchmarks.null_env --no-web`, the same uvicorn settings); with `--baseline-tree`, a third serves the
@@ -10,8 +11,10 @@ workload, N sessions are opened on each server, reset and warmed with one untime
 query sends its tables to a SQL worker); then the load alternates between the servers in short rounds, so a
 change in the machine's background load affects all alike. Each session sends its next step as soon as the reply
 to the last one arrived, and the client reads every reply as JSON, as a client does. The report gives steps/s for
-each server, the ratio to the null environment's, the round-trip latency, each server's CPU time per step (read
-from /proc, the figure least affected by other load) and the bytes of a reply.
+each server and their ratio to the null environment's, the round-trip latency, the bytes of a reply, and each
+server's CPU time per step: the server process and the SQL workers under it, read from /proc. That last figure is
+the one least affected by other load on the machine; the CPU ratio (the null environment's CPU per step over the
+server's) is the throughput ratio the two would reach with a core each.
 
 Workloads:
 - `hard_candidates`: hard's candidate tool, `get_rate_drop_from_median_rows` (a page of candidate rows);
@@ -36,10 +39,15 @@ from typing import Any
 from websockets.asyncio.client import ClientConnection, connect
 
 from benchmarks.load import Server, StartLine, serve
+from benchmarks.run import PERFORMANCE_DOC, replace_block
 from metric_tracker_rl.serving.local_server import SERVER_MODULE
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_OUTPUT = ROOT / "artifacts" / "ws_throughput.json"
+# The kept run docs/performance.md shows, between this marker and the next end marker (tests/test_performance_doc.py).
+PUBLISHED_RESULTS = ROOT / "docs" / "artifacts" / "ws_throughput.json"
+BLOCK_MARKER = ("<!-- rendered by `python -m benchmarks.ws_throughput --render docs/artifacts/ws_throughput.json`: "
+                "begin -->")
 TARGET_RATIO = 0.8
 MAX_STEPS = 500  # the largest step budget a reset accepts
 RESET_MARGIN = 50  # a session with fewer steps left than this is reset between rounds, outside any window
@@ -148,7 +156,7 @@ async def _window(server: Server, sessions: list[Session], duration_s: float) ->
         if session.steps_left < RESET_MARGIN:
             await session.start_episode()
     window = Window()
-    start = StartLine(server, len(sessions), duration_s)
+    start = StartLine(server, len(sessions), duration_s, cpu_s=server.tree_cpu_s)
     await asyncio.gather(start.watch_cpu(), *(_drive(session, start, window) for session in sessions))
     return {"steps": window.steps, "reply_bytes": window.reply_bytes, "latencies": window.latencies,
             "errors": window.errors, "server_cpu_s": start.server_cpu_s, "client_cpu_s": start.client_cpu_s}
@@ -189,10 +197,14 @@ async def _compare(servers: dict[str, Server], workload: Workload, sessions: int
     finally:
         await asyncio.gather(*(s.ws.close() for found in opened.values() for s in found), return_exceptions=True)
     measured = {label: _merged(found, duration_s / rounds) for label, found in windows.items()}
-    null_rate = max(measured["null"]["steps_per_s"], 1e-9)
-    ratios = {label: measured[label]["steps_per_s"] / null_rate for label in servers if label != "null"}
+    null, compared = measured["null"], [label for label in servers if label != "null"]
+    for label in compared:
+        # The throughput ratio the two would reach with a core each, from CPU time per step: robust to other load.
+        measured[label]["cpu_ratio"] = null["server_cpu_ms_per_step"] / max(measured[label]["server_cpu_ms_per_step"],
+                                                                           1e-9)
+        measured[label]["ratio"] = measured[label]["steps_per_s"] / max(null["steps_per_s"], 1e-9)
     return {"workload": workload.name, "sessions": sessions, "step": workload.step, **measured,
-            "ratio": ratios["ours"], **({"baseline_ratio": ratios["baseline"]} if "baseline" in ratios else {})}
+            "ratio": measured["ours"]["ratio"], "cpu_ratio": measured["ours"]["cpu_ratio"]}
 
 
 def measure(workloads: list[str], session_counts: list[int], duration_s: float, rounds: int,
@@ -214,31 +226,30 @@ def measure(workloads: list[str], session_counts: list[int], duration_s: float, 
 
 
 def _summary(row: dict[str, Any]) -> str:
-    ours, null = row["ours"], row["null"]
-    said = (f"{row['workload']}, {row['sessions']} sessions: {ours['steps_per_s']:.0f} steps/s vs null "
-            f"{null['steps_per_s']:.0f} (ratio {row['ratio']:.2f}); server CPU per step "
-            f"{ours['server_cpu_ms_per_step']:.3f} vs {null['server_cpu_ms_per_step']:.3f} ms; reply "
-            f"{ours['reply_bytes']:.0f} vs {null['reply_bytes']:.0f} bytes; errors {ours['errors']}/{null['errors']}")
-    if "baseline" in row:
-        baseline = row["baseline"]
-        said += (f"; baseline {baseline['steps_per_s']:.0f} steps/s (ratio {row['baseline_ratio']:.2f}, CPU per step "
-                 f"{baseline['server_cpu_ms_per_step']:.3f} ms, reply {baseline['reply_bytes']:.0f} bytes, errors "
-                 f"{baseline['errors']})")
-    return said
+    null = row["null"]
+    said = [f"{row['workload']}, {row['sessions']} sessions: null {null['steps_per_s']:.0f} steps/s, CPU per step "
+            f"{null['server_cpu_ms_per_step']:.3f} ms"]
+    for label in ("ours", "baseline"):
+        if label in row:
+            measured = row[label]
+            said.append(f"{label} {measured['steps_per_s']:.0f} steps/s (ratio {measured['ratio']:.2f}), CPU per step "
+                        f"{measured['server_cpu_ms_per_step']:.3f} ms (CPU ratio {measured['cpu_ratio']:.2f}), reply "
+                        f"{measured['reply_bytes']:.0f} bytes, errors {measured['errors']}")
+    return "; ".join(said)
 
 
 def table(rows: list[dict[str, Any]]) -> str:
     labels = [label for label in ("ours", "baseline") if any(label in row for row in rows)]
-    lines = ["| workload | sessions | server | steps/s | null steps/s | ratio | server CPU/step (null) | reply bytes "
+    lines = ["| workload | sessions | server | steps/s (null) | ratio | CPU/step, ms (null) | CPU ratio | reply bytes "
              "| p50 ms (null) | errors |", "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for row in rows:
         null = row["null"]
         for label in labels:
             measured = row[label]
-            ratio = row["ratio"] if label == "ours" else row["baseline_ratio"]
-            lines.append(f"| {row['workload']} | {row['sessions']} | {label} | {measured['steps_per_s']:.0f} | "
-                         f"{null['steps_per_s']:.0f} | {ratio:.2f} | {measured['server_cpu_ms_per_step']:.3f} ms "
-                         f"({null['server_cpu_ms_per_step']:.3f}) | {measured['reply_bytes']:.0f} | "
+            lines.append(f"| {row['workload']} | {row['sessions']} | {label} | {measured['steps_per_s']:.0f} "
+                         f"({null['steps_per_s']:.0f}) | {measured['ratio']:.2f} | "
+                         f"{measured['server_cpu_ms_per_step']:.3f} ({null['server_cpu_ms_per_step']:.3f}) | "
+                         f"{measured['cpu_ratio']:.2f} | {measured['reply_bytes']:.0f} | "
                          f"{measured['p50_ms'] or 0:.1f} ({null['p50_ms'] or 0:.1f}) | "
                          f"{measured['errors'] + null['errors']} |")
     return "\n".join(lines)
@@ -253,6 +264,18 @@ def _checkout(tree: Path) -> dict[str, str]:
     return {"path": str(tree), "commit": _commit(tree)}
 
 
+def rendered_block(report: dict[str, Any]) -> str:
+    """What docs/performance.md shows from a results file: when, where and how it was measured, then the table."""
+    settings = ", ".join(f"{name} {value}" for name, value in report["settings"].items())
+    load = ", ".join(f"{value:.1f}" for value in report["load_average_at_start"])
+    baseline = report.get("baseline")
+    against = f"; baseline: the package at commit {baseline['commit']}" if baseline else ""
+    return (f"Measured {report['date']} at commit {report['commit']} with `{report['command']}` (settings: "
+            f"{settings}{against}) on {report['machine']['cpus']} CPUs, Python {report['machine']['python']}, load "
+            f"average {load} at the start, {report['elapsed_s']:.0f} s in all. Target: ratio ≥ "
+            f"{report['target_ratio']:g}.\n\n{report['table']}")
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sessions", default="64", help="comma-separated concurrent session counts")
@@ -261,7 +284,20 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--rounds", type=int, default=3, help="alternating rounds the duration is split into")
     parser.add_argument("--baseline-tree", type=Path, help="another checkout whose server runs beside ours")
     parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT)
+    parser.add_argument("--render", type=Path, metavar="RESULTS",
+                        help="print the text docs/performance.md shows from a results file; run nothing")
+    parser.add_argument("--write-doc", action="store_true",
+                        help="with --render: write that text between docs/performance.md's marker comments")
     args = parser.parse_args(argv)
+    if args.write_doc and args.render is None:
+        parser.error("--write-doc needs --render RESULTS")
+    if args.render is not None:
+        block = rendered_block(json.loads(args.render.read_text()))
+        if args.write_doc:
+            doc = PERFORMANCE_DOC.read_text(encoding="utf-8")
+            PERFORMANCE_DOC.write_text(replace_block(doc, block, BLOCK_MARKER), encoding="utf-8")
+        print(block)
+        return
     started = time.perf_counter()
     report: dict[str, Any] = {
         "date": time.strftime("%Y-%m-%d", time.gmtime()), "commit": _commit(),

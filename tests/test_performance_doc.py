@@ -1,5 +1,7 @@
-"""docs/performance.md shows its measurements only as rendered from the kept run docs/artifacts/performance.json
-(`python -m benchmarks.run --render docs/artifacts/performance.json --write-doc`), like the calibration tables."""
+"""docs/performance.md shows its measurements only as rendered from the kept runs docs/artifacts/performance.json
+(`python -m benchmarks.run --render docs/artifacts/performance.json --write-doc`) and docs/artifacts/ws_throughput.json
+(`python -m benchmarks.ws_throughput --render docs/artifacts/ws_throughput.json --write-doc`), like the calibration
+tables."""
 
 from __future__ import annotations
 
@@ -7,6 +9,7 @@ import json
 
 import pytest
 
+from benchmarks import ws_throughput
 from benchmarks.run import (
     BLOCK_BEGIN,
     BLOCK_END,
@@ -45,3 +48,12 @@ def test_rendering_replaces_only_the_marked_block(kept_run: dict) -> None:
     assert shown_block(updated) == rendered_block(kept_run)
     with pytest.raises(ValueError, match="marker comments"):
         replace_block("no markers here", "table")
+
+
+def test_the_doc_shows_what_the_kept_websocket_run_renders() -> None:
+    kept = json.loads(ws_throughput.PUBLISHED_RESULTS.read_text(encoding="utf-8"))
+    shown = shown_block(PERFORMANCE_DOC.read_text(encoding="utf-8"), ws_throughput.BLOCK_MARKER)
+    assert shown == ws_throughput.rendered_block(kept)
+    measured = {(row["workload"], row["sessions"]) for row in kept["rows"]}
+    assert measured == {(name, 64) for name in ws_throughput.WORKLOADS}
+    assert kept["command"].startswith("python -m benchmarks.ws_throughput") and kept["baseline"]["commit"]
