@@ -427,7 +427,7 @@ class FrontierExpertAgent(Agent):
                 rows = [row for day in run for row in by_date[self.dates[day]]]
                 if min(row["z"] for row in rows) > -STRONG_Z:
                     continue
-                totals: dict[tuple[str | None, str | None, str | None], float] = defaultdict(float)
+                totals: dict[tuple[str | None, ...], float] = defaultdict(float)
                 for row in rows:
                     totals[_segment_of(row)] += _share(row)
                 segment = min(totals, key=lambda s: totals[s])

@@ -126,7 +126,9 @@ def hourly_rows_for_date(episode: PublicEpisode, args: ScopedDateArgs) -> dict[s
     day = episode.data.date_index(args.date)
     hourly = episode.data.hourly[day]
     rates = safe_ratio(hourly[:, 1:].astype(float), hourly[:, :-1].astype(float))
-    rates = np.where(np.isnan(rates), None, rates).tolist()  # an hour with no earlier event has no rate
+    cells = rates.astype(object)
+    cells[np.isnan(rates)] = None  # an hour with no earlier event has no rate
+    rates = cells.tolist()
     counts = hourly.tolist()
     step_metrics = [m.name for m in CONVERSION_METRICS[:4]]
     rows = []
@@ -237,7 +239,8 @@ def get_metric_std_dev_from_median(episode: PublicEpisode, args: AnyMetricArgs) 
 def preview_submission(episode: PublicEpisode, args: PreviewArgs) -> dict[str, Any]:
     from pydantic import ValidationError
 
-    valid_rows, issues = [], []
+    valid_rows: list[tuple[int, MetricSubmissionRow]] = []
+    issues: list[dict[str, Any]] = []
     for i, raw in enumerate(args.rows):
         try:
             valid_rows.append((i, MetricSubmissionRow.model_validate(raw)))

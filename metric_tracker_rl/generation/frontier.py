@@ -186,10 +186,10 @@ def draw_segmented_counts(plan: SegmentedPlan, key: EpisodeKey) -> SegmentedData
     for event in range(N_STEPS - 1, -1, -1):
         hourly[..., event] += hourly[..., event + 1]
     drawn = day_sums(hourly) if daily_reach is not None else None  # before the post-draw effects
-    extra = plan.extra_opens.any(axis=2)
-    surplus = (plan.duplicate_factor != 1.0).any(axis=(2, 3))
-    loss = (plan.ingested_fraction < 1.0).any(axis=2)
-    shifted = plan.hour_shift != 0
+    extra = np.asarray(plan.extra_opens.any(axis=2))
+    surplus = np.asarray((plan.duplicate_factor != 1.0).any(axis=(2, 3)))
+    loss = np.asarray((plan.ingested_fraction < 1.0).any(axis=2))
+    shifted = np.asarray(plan.hour_shift != 0)
     for cell, day in zip(*np.nonzero(extra | surplus | loss | shifted), strict=True):
         rng = derive_rng(key, "segment-draw", int(cell) * plan.num_days + int(day))
         counts = hourly[cell, day]
@@ -363,7 +363,8 @@ def context_tables(world: SegmentWorld, incidents: list[SegmentIncident], fluctu
                    dates: tuple[str, ...]) -> ContextTables:
     """The context rows the kinds placed, the calendar's holidays (every country), and partner notices on dates
     and countries no incident touches, with the same status as every other notice (stream "context-notices")."""
-    rows: list[ContextRow] = [row for placed in (*incidents, *fluctuations) for row in placed.context]
+    placed_kinds: list[SegmentIncident | SegmentFluctuation] = [*incidents, *fluctuations]
+    rows: list[ContextRow] = [row for placed in placed_kinds for row in placed.context]
     rows += [Holiday(dates[day], None, name) for day, name in holiday_days(len(dates)).items()]
     touched = {(i.record.day, i.segment.country) for i in incidents}
     rng = derive_rng(world.key, "context-notices")

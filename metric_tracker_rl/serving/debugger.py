@@ -43,6 +43,8 @@ def own_base_url(request: gr.Request, self_url: str | None) -> str:
     whatever port, the debugger finds its API. `self_url` (METRIC_TRACKER_SELF_URL) overrides it."""
     if self_url:
         return self_url
+    if request.request is None:
+        raise DebuggerError("the page's request did not reach the server")
     host, port = request.request.scope["server"]
     return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
@@ -313,7 +315,8 @@ def build_debugger(web_manager: Any, action_fields: Any, metadata: Any, is_chat_
         def session_for(current: TabSession | None, request: gr.Request) -> TabSession:
             if current is None:
                 current = TabSession(own_base_url(request, self_url), browser_address(request))
-                open_sessions[request.session_hash] = current
+                if request.session_hash is not None:  # a tab's events carry its session
+                    open_sessions[request.session_hash] = current
             return current
 
         def error_update(current: TabSession, exc: Exception) -> dict[Any, Any]:
@@ -343,6 +346,8 @@ def build_debugger(web_manager: Any, action_fields: Any, metadata: Any, is_chat_
             if observation.status == "error":
                 return {session_state: current, status: forms.status_markdown(observation, current.config)}
             data = current.charts
+            if data is None:  # a reset reads the charts or raises
+                return error_update(current, DebuggerError("the episode's charts were not read"))
             marks = charts.marks_for(data.annotations, observation.debug)
             tools = [name for name, m in current.methods.items() if m["kind"] == "analysis"]
             generators = [name for name, m in current.methods.items() if m["kind"] == "generator"]
@@ -480,7 +485,8 @@ def build_debugger(web_manager: Any, action_fields: Any, metadata: Any, is_chat_
                     confirm_button: gr.update(visible=True)}
 
         def close_tab(request: gr.Request) -> None:
-            _close(open_sessions.pop(request.session_hash, None))
+            if request.session_hash is not None:
+                _close(open_sessions.pop(request.session_hash, None))
 
         reset_inputs = [session_state, task, seed, family, difficulty, density, count, heat_column]
         reset_outputs = [session_state, status, counts_chart, rates_chart, heatmap_chart, funnel_chart, chart_date,
