@@ -14,6 +14,7 @@ import sys
 from typing import Any, ClassVar, TypeVar
 
 from pydantic import AliasChoices, Field, ValidationError, ValidationInfo, field_validator
+from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from pydantic_settings import SettingsError as SourceError
 
@@ -53,7 +54,7 @@ class Settings(BaseSettings):
     @field_validator("*", mode="before")
     @classmethod
     def blank_is_unset(cls, value: Any, info: ValidationInfo) -> Any:
-        if isinstance(value, str) and not value.strip():
+        if isinstance(value, str) and not value.strip() and info.field_name is not None:
             return cls.model_fields[info.field_name].get_default(call_default_factory=True)
         return value.strip() if isinstance(value, str) else value
 
@@ -72,24 +73,28 @@ class Settings(BaseSettings):
         except SourceError as exc:  # a JSON value that does not parse
             field_name = str(exc).split('"')[1] if '"' in str(exc) else ""
             field = cls.model_fields.get(field_name)
-            names = " / ".join(field.validation_alias.choices) if field else field_name  # type: ignore[union-attr]
+            names = " / ".join(variable_names(field)) if field else field_name
             raise SettingsError(f"{names}: not valid JSON (expected {describe_expected(field)})") from None
 
     @classmethod
     def variables(cls) -> dict[str, str]:
         """Every variable read, mapped to its field (aliases included)."""
-        names = {}
-        for field_name, field in cls.model_fields.items():
-            for name in field.validation_alias.choices:  # type: ignore[union-attr]
-                names[name] = field_name
-        return names
+        return {name: field_name for field_name, field in cls.model_fields.items() for name in variable_names(field)}
 
 
 def describe_error(cls: type[Settings], error: Any) -> str:
     location = str(error["loc"][0]) if error["loc"] else ""
     field = cls.model_fields.get(cls.variables().get(location, location))
-    names = " / ".join(field.validation_alias.choices) if field else location  # type: ignore[union-attr]
+    names = " / ".join(variable_names(field)) if field else location
     return f"{names}: {error['msg']} (got {error.get('input')!r}; expected {describe_expected(field)})"
+
+
+def variable_names(field: FieldInfo) -> list[str]:
+    """The variables a setting is read from: its `variable(...)` alias choices."""
+    alias = field.validation_alias
+    if not isinstance(alias, AliasChoices):
+        raise TypeError("every setting names its variables with variable()")
+    return [name for name in alias.choices if isinstance(name, str)]
 
 
 def describe_expected(field: Any) -> str:

@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import contextlib
 import json
-from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, TypeGuard
 from urllib.parse import parse_qsl
 
 from openenv.core.env_server.mcp_types import JsonRpcErrorCode
@@ -49,7 +50,7 @@ SERVER_ERROR = JsonRpcErrorCode.SERVER_ERROR.value
 CAPACITY_DATA_KEY = "max_sessions"  # in the data of every server-wide capacity error (SessionCapacityError)
 
 
-def requested_session(scope: dict[str, Any]) -> str | None:
+def requested_session(scope: Mapping[str, Any]) -> str | None:
     """The `session_id` a /ws connection asks to attach to, read as OpenEnv reads it (Starlette's query
     parameters: blank values kept, the last one wins), so that no query string counts as an attachment here
     while OpenEnv creates a session for it."""
@@ -71,7 +72,7 @@ def is_capacity_error(text: str) -> bool:
     return False
 
 
-def is_capacity_error_body(error: Any) -> bool:
+def is_capacity_error_body(error: Any) -> TypeGuard[dict[str, Any]]:
     """Whether a JSON-RPC `error` object is OpenEnv's capacity refusal."""
     return isinstance(error, dict) and isinstance(error.get("data"), dict) and CAPACITY_DATA_KEY in error["data"]
 

@@ -84,6 +84,11 @@ class _Bookkeeping:
         return float(sum(self.rewards))
 
     @property
+    def message(self) -> str:
+        """The latest observation's message ('' before the first)."""
+        return self.observation.message if self.observation is not None else ""
+
+    @property
     def config(self) -> dict[str, Any]:
         """The episode's visible config, as its reset sent it."""
         return {} if self.brief_observation is None else self.brief_observation.config

@@ -54,7 +54,7 @@ class TaskRun:
         self.session = EpisodeSession(env)
         brief = self.session.reset(**kwargs)
         if self.session.brief_observation is None:
-            raise RuntimeError(" ".join(self.session.observation.message.split()))
+            raise RuntimeError(" ".join(self.session.message.split()))
         self.messages = [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": brief.text}]
         self.results = {}
         return self.session.brief_observation

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable
-from types import UnionType
+from types import GenericAlias, UnionType
 from typing import Any, Union, get_args, get_origin
 
 from openenv.core.client_types import StepResult
@@ -48,7 +48,7 @@ def _plain_annotation(annotation: Any) -> Any:
         return dict[str, Any]
     origin, args = get_origin(annotation), get_args(annotation)
     if origin is list:
-        return list[_plain_annotation(args[0])] if args else list
+        return GenericAlias(list, (_plain_annotation(args[0]),)) if args else list
     if origin in (Union, UnionType):
         plain = [_plain_annotation(arg) for arg in args]
         union = plain[0]
@@ -125,16 +125,20 @@ def _tool_method(tool: ModelTool) -> Callable[..., str]:
 class _OneSession:
     """The sync client, refusing a step that lands on a new server session."""
 
-    def __init__(self, client: SyncEnvClient) -> None:
+    def __init__(self, client: SyncEnvClient[Any, Any, Any]) -> None:
         self.client = client
+        connection = client.async_client
+        if not isinstance(connection, MetricTrackerRlEnv):
+            raise TypeError("a rollout's client is a MetricTrackerRlEnv (it counts the sessions it opens)")
+        self.connection = connection
 
-    def reset(self, **settings: Any) -> StepResult:
+    def reset(self, **settings: Any) -> StepResult[Any]:
         return self.client.reset(**settings)
 
-    def step(self, action: MetricTrackerRlAction) -> StepResult:
-        sessions = self.client.async_client.sessions_opened
+    def step(self, action: MetricTrackerRlAction) -> StepResult[Any]:
+        sessions = self.connection.sessions_opened
         result = self.client.step(action)
-        if self.client.async_client.sessions_opened != sessions:
+        if self.connection.sessions_opened != sessions:
             # The connection had closed (a server restart, a replica gone) and the step went to a new session,
             # which holds no episode: this one is lost.
             raise ConnectionError("the session closed between two steps")
@@ -162,7 +166,7 @@ class MetricTrackerToolEnv:
         brief = reset_until_served(lambda: self._session.reset(**settings), self._client.disconnect, self._url,
                                    deadline_s=self._retry_deadline_s)
         if brief.status == "error":
-            raise ValueError(f"the dataset row {settings} cannot start an episode: {self._session.observation.message}")
+            raise ValueError(f"the dataset row {settings} cannot start an episode: {self._session.message}")
         return brief.text
 
     def get_reward(self) -> float:

@@ -117,7 +117,7 @@ class DeepExpertAgent(FrontierExpertAgent):
         by_key: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
         for steps in SCAN_GROUPS:
             for row in self.results[f"scan {steps}"]:
-                step = STEP_NAMES.get(row.get("step"))
+                step = STEP_NAMES.get(row.get("step", 0))  # steps are numbered from 1
                 if step is not None and row.get("z") is not None and row.get("change") is not None:
                     by_key[(str(row["date"]), step)].append(row)
         self.localised = [{**localise(rows), "entity_name": step} for (_, step), rows in sorted(by_key.items())]

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from typing import Any
+from typing import Any, cast
 
 from openai import APIConnectionError, APIStatusError, OpenAI, OpenAIError
+from openai.types.chat import ChatCompletionMessageParam, ChatCompletionToolParam
 
 from metric_tracker_rl.adapters.baseline_log import one_line
 from metric_tracker_rl.adapters.chat_loop import chat_loop
@@ -85,8 +86,10 @@ class OpenAiChat:
     def complete(self) -> Any:
         settings = self.settings
         try:
+            # The transcript and the tool schemas are plain dicts in OpenAI's chat format.
             completion = self.client.chat.completions.create(
-                model=settings.model_name, messages=self.run.messages, tools=self.tools, tool_choice="auto",
+                model=settings.model_name, messages=cast(list[ChatCompletionMessageParam], self.run.messages),
+                tools=cast(list[ChatCompletionToolParam], self.tools), tool_choice="auto",
                 temperature=settings.temperature, max_tokens=settings.max_tokens)
         except APIStatusError as exc:
             raise ModelError(describe_status_error(exc, settings.api_base_url),

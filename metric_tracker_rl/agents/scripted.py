@@ -38,7 +38,7 @@ class ScriptedAgent(Agent):
     def begin(self, observation: SeenObservation) -> None:
         self.root_entities = {row["family"]: set(row["root_cause_entities"])
                               for row in observation.brief["families"]}
-        self.calls = [("annotations", "get_annotations", {})] + [
+        self.calls: list[tuple[str, str, dict[str, Any]]] = [("annotations", "get_annotations", {})] + [
             (name, name, {"threshold_multiplier": self.threshold, "limit": PAGE_ROWS})
             for name in GENERATOR_ORDER]
         self.kept = ResultKeeper()

@@ -50,7 +50,8 @@ def build_app(environment: type[MetricTrackerRlEnvironment] | None = None,
         from metric_tracker_rl.serving.web_theme import use_offline_web_theme
 
         use_offline_web_theme()
-        app = create_web_interface_app(environment, MetricTrackerRlAction, MetricTrackerRlObservation,
+        # OpenEnv annotates `env` as an instance; it takes a factory too (it calls one that is not an instance).
+        app = create_web_interface_app(environment, MetricTrackerRlAction, MetricTrackerRlObservation,  # type: ignore[arg-type]
                                        env_name="metric_tracker_rl", concurrency_config=concurrency,
                                        gradio_builder=debugger_builder(settings.self_url), show_default_tab=False,
                                        state_cls=MetricTrackerRlState)

@@ -344,15 +344,17 @@ def funnel_svg(data: ChartData, date: str, marks: list[Mark], reset_count: int) 
         parts.append(f'<text class="mark-label" x="{left}" y="{14 + 14 * n}" font-size="12" fill="{color}">'
                      f'{_text(mark.date)}: {_text(mark.label)}'
                      f'{" (" + _text(mark.entity_name) + ")" if mark.entity_name else ""}</text>')
-    highest = max([1.0, *[float(v) for v in comparison["date_share"] if math.isfinite(float(v))]])
+    median_shares = comparison["median_share"].to_numpy(dtype=float)
+    date_shares = comparison["date_share"].to_numpy(dtype=float)
+    highest = max([1.0, *[float(v) for v in date_shares if math.isfinite(v)]])
 
     def y_of(share: float) -> float:
         return _scale(share, 0.0, highest, height - bottom, top)
 
     slot = (right - left) / max(1, len(comparison))
     for i, row in enumerate(comparison.itertuples()):
-        for offset, share, color, who in ((0.12, row.median_share, ANNOTATION_COLOR, "median day"),
-                                          (0.5, row.date_share, LINE_COLOR, date)):
+        for offset, share, color, who in ((0.12, median_shares[i], ANNOTATION_COLOR, "median day"),
+                                          (0.5, date_shares[i], LINE_COLOR, date)):
             if not math.isfinite(float(share)):
                 continue
             x = left + slot * i + slot * offset

@@ -220,8 +220,9 @@ def rows_from_frame(frame: pd.DataFrame | None) -> list[dict[str, Any]]:
         if all(_blank(v) for v in row.values()):
             continue
         for column in NUMERIC_SUBMISSION_COLUMNS:
+            value = row[column]
             with contextlib.suppress(TypeError, ValueError):
-                row[column] = float(row[column])
+                row[column] = None if value is None else float(value)
         rows.append({k: (None if _blank(v) else v) for k, v in row.items()})
     return rows
 

@@ -211,6 +211,13 @@ class MetricTrackerRlEnvironment(McpToolSurface, TaskProviderMixin,
             self._episode.public.close()
 
     @property
+    def _playing(self) -> Episode:
+        """The episode a step acts on (a step without one is answered before it gets here)."""
+        if self._episode is None:
+            raise RuntimeError("no episode: reset first")
+        return self._episode
+
+    @property
     def has_episode(self) -> bool:
         """Whether a reset has built an episode (cheaper than reading `state`, which MCP calls ask each time)."""
         return self._episode is not None
@@ -254,15 +261,15 @@ class MetricTrackerRlEnvironment(McpToolSurface, TaskProviderMixin,
                           f"(found: {found}). Use classifications=[] to submit an empty report.")
         if classifications is not None:
             return self._submit(list(classifications), generated=False)
-        rows, errors = generate_rows(self._episode.public, list(generators or []))
+        rows, errors = generate_rows(self._playing.public, list(generators or []))
         if errors:
             return _error("Payload generators failed (no submission used): " + " | ".join(errors))
         return self._submit([MetricSubmissionRow(**row) for row in rows], generated=True)
 
     def _analysis(self, method: str, arguments: dict[str, Any]) -> dict[str, Any]:
-        outcome = run_tool(method, self._episode.public, arguments)
+        outcome = run_tool(method, self._playing.public, arguments)
         if not outcome.ok:
-            return _error(outcome.error)
+            return _error(outcome.error or f"{method} failed.")
         self._methods_used.add(method)
         return {"status": "ok", "reward": 0.0, "message": f"{method} ran.", "analysis_result": outcome.result}
 
@@ -272,7 +279,7 @@ class MetricTrackerRlEnvironment(McpToolSurface, TaskProviderMixin,
         if len(rows) > MAX_SUBMISSION_ROWS:
             return _error(f"A submission may hold at most {MAX_SUBMISSION_ROWS} rows, got {len(rows)} (no submission "
                           "used). Report incidents, not every candidate.")
-        episode = self._episode
+        episode = self._playing
         issues = validate_rows(rows, episode.public.data.dates, episode.public.segment_values())
         if issues:
             listed = "; ".join(f"row {i}: {issue.message}" for i, issue in sorted(issues.items()))
@@ -324,7 +331,7 @@ class MetricTrackerRlEnvironment(McpToolSurface, TaskProviderMixin,
     def _observation(self, **fields: Any) -> MetricTrackerRlObservation:
         """Step observations carry only what a step changes; the instruction, the visible config and the
         catalogs come with the reset observation (they stay the same for the whole episode)."""
-        config = self._episode.config
+        config = self._playing.config
         return MetricTrackerRlObservation(
             task_id=config.task_id, steps_remaining=config.max_steps - self._steps,
             submissions_remaining=config.max_submissions - self._submissions, episode_score=self._episode_score,
@@ -332,8 +339,8 @@ class MetricTrackerRlEnvironment(McpToolSurface, TaskProviderMixin,
         )
 
     def _debug_payload(self) -> dict[str, Any]:
-        truth = self._episode.truth
-        dates = self._episode.public.data.dates
+        truth = self._playing.truth
+        dates = self._playing.public.data.dates
         return {
             "expected_rows": [row.model_dump() for row in truth.expected_rows],
             "neutral_keys": sorted(truth.neutral_keys),

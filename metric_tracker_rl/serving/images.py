@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import struct
 import zlib
+from collections.abc import Sequence
 
 
 def hex_rgb(color: str) -> tuple[int, int, int]:
     return int(color[1:3], 16), int(color[3:5], 16), int(color[5:7], 16)
 
 
-def png_bytes(pixels: list[list[tuple[int, ...]]]) -> bytes:
+def png_bytes(pixels: Sequence[Sequence[tuple[int, ...]]]) -> bytes:
     """A PNG of rows of RGB or RGBA pixels (all rows alike), written with zlib alone."""
     channels = len(pixels[0][0])
     raw = b"".join(b"\x00" + bytes(channel for pixel in row for channel in pixel) for row in pixels)
@@ -37,11 +38,11 @@ def favicon_ico(size: int = 32) -> bytes:
             pixels[y][x] = (255, 255, 255, 255)
     for (x0, y0), (x1, y1) in zip(points, points[1:], strict=False):
         for step in range(64):
-            x = x0 + (x1 - x0) * step / 63
-            y = y0 + (y1 - y0) * step / 63
+            along_x = x0 + (x1 - x0) * step / 63
+            along_y = y0 + (y1 - y0) * step / 63
             for dx in (-1, 0, 1):
                 for dy in (-1, 0, 1):
-                    pixels[round(y) + dy][round(x) + dx] = (26, 127, 55, 255)
+                    pixels[round(along_y) + dy][round(along_x) + dx] = (26, 127, 55, 255)
     png = png_bytes(pixels)
     header = struct.pack("<HHH", 0, 1, 1)
     entry = struct.pack("<BBBBHHII", size, size, 0, 0, 1, 32, len(png), len(header) + 16)

@@ -78,9 +78,10 @@ class DrainingSupervisor(multiprocess.Multiprocess):
     the length of run(), in the supervisor's own process only."""
 
     def run(self) -> None:
-        plain_worker = multiprocess.Process
-        multiprocess.Process = DrainingWorker
+        globals_of_uvicorn = vars(multiprocess)
+        plain_worker = globals_of_uvicorn["Process"]
+        globals_of_uvicorn["Process"] = DrainingWorker
         try:
             super().run()
         finally:
-            multiprocess.Process = plain_worker
+            globals_of_uvicorn["Process"] = plain_worker

@@ -40,7 +40,7 @@ class QuietQueue(Queue):
             return True
         return time.monotonic() - self.last_event_at < WARM_S
 
-    @property  # type: ignore[override]
+    @property
     def sleep_when_free(self) -> float:
         return BUSY_EVENT_POLL_S if self.in_use() else IDLE_POLL_S
 
@@ -48,7 +48,7 @@ class QuietQueue(Queue):
     def sleep_when_free(self, _value: float) -> None:
         """Gradio's constructor assigns its fixed interval; the property decides instead."""
 
-    @property  # type: ignore[override]
+    @property
     def progress_update_sleep_when_free(self) -> float:
         return BUSY_PROGRESS_POLL_S if self.in_use() else IDLE_POLL_S
 

@@ -13,6 +13,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import cached_property
+from typing import Literal
+
+# The kinds of entity a report row may name (its entity_type): a family's root cause is on one of them.
+EntityType = Literal["conversion_rate", "event_count", "funnel_step", "hourly_mix", "data_quality"]
 
 # Scans over every count and rate whose rows may show any of the four deviation families.
 DEVIATION_SCANS: tuple[str, ...] = ("get_median_filter_rows", "get_rows_with_abs_diff_from_median_gt",
@@ -28,7 +32,7 @@ class FamilyDescription:
     without hiding its evidence (which does not depend on the hour-of-day shape)."""
 
     name: str
-    entity_type: str
+    entity_type: EntityType
     definition: str  # what the incident does to the data, as the brief publishes it
     generator: str  # the family's own generator tool: the canonical detection method of its expected rows
     confirmations: tuple[str, ...]  # other tools whose rows show it (accepted as its detection method)
@@ -71,7 +75,7 @@ class FamilyCatalog:
     def names(self) -> tuple[str, ...]:
         return tuple(self._by_name)
 
-    def entity_types(self) -> dict[str, str]:
+    def entity_types(self) -> dict[str, EntityType]:
         return {family.name: family.entity_type for family in self.families}
 
     def accepted_detection_methods(self) -> dict[str, frozenset[str]]:

@@ -19,12 +19,12 @@ from pydantic import (
 from pydantic.config import JsonDict
 from pydantic_core import PydanticCustomError
 
+from metric_tracker_rl.spec.families import EntityType
 from metric_tracker_rl.spec.published import (
     ANOMALY_TYPES,
     DETECTION_METHOD_RULE,
     ENTITY_NAMES,
     AnomalyType,
-    EntityType,
     Severity,
 )
 

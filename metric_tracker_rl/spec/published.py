@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
-from metric_tracker_rl.spec.families import PUBLISHED_FAMILIES
+from metric_tracker_rl.spec.families import PUBLISHED_FAMILIES, EntityType
 from metric_tracker_rl.spec.tiers import TIERS
 
 # --- funnel ---------------------------------------------------------------------------------------
@@ -75,7 +75,6 @@ FUNNEL_STEPS: tuple[str, ...] = tuple(m.name for m in CONVERSION_METRICS if m.is
 # outnumber it; a cart add, about a third of the menu opens, stays under them. The data-quality family injects only
 # these, so they are its valid entity names: the brief's families table and task_overview both read them here.
 DATA_QUALITY_EVENTS: tuple[str, ...] = ("menu_opens", "orders_placed", "payment_successful")
-EntityType = Literal["conversion_rate", "event_count", "funnel_step", "hourly_mix", "data_quality"]
 ENTITY_TYPES: tuple[str, ...] = ("conversion_rate", "event_count", "funnel_step", "hourly_mix", "data_quality")
 ENTITY_NAMES: dict[str, tuple[str, ...]] = {
     "conversion_rate": CONVERSION_METRIC_NAMES,
@@ -105,7 +104,7 @@ if TYPE_CHECKING:  # a checker sees a name; the row model's schema sees the enum
     AnomalyType = str
 else:
     AnomalyType = Literal[ANOMALY_TYPES]  # the same JSON enum as the names written out
-FAMILY_ENTITY_TYPE: dict[str, str] = PUBLISHED_FAMILIES.entity_types()
+FAMILY_ENTITY_TYPE: dict[str, EntityType] = PUBLISHED_FAMILIES.entity_types()
 # Detection methods the grader accepts for each family (any one earns the method credit).
 ACCEPTED_DETECTION_METHODS: dict[str, frozenset[str]] = PUBLISHED_FAMILIES.accepted_detection_methods()
 # Each family's own generator tool, in publication order.
@@ -158,7 +157,7 @@ OVERLAP_CREDIT_RULE = (
 # --- severity -------------------------------------------------------------------------------------
 
 Severity = Literal["low", "medium", "high", "critical"]
-SEVERITIES: tuple[str, ...] = ("low", "medium", "high", "critical")
+SEVERITIES: tuple[Severity, ...] = ("low", "medium", "high", "critical")
 # Upper bounds (exclusive) of low, medium, high; anything above the last bound is critical.
 RELATIVE_SEVERITY_BOUNDS: tuple[float, float, float] = (0.15, 0.30, 0.60)
 HOURLY_MIX_SEVERITY_BOUNDS: tuple[float, float, float] = (0.05, 0.10, 0.20)
@@ -170,7 +169,7 @@ SEVERITY_RULE = (
 )
 
 
-def severity_for(entity_type: str, baseline: float, observed: float) -> str:
+def severity_for(entity_type: str, baseline: float, observed: float) -> Severity:
     """The published severity rule (the grader's truth and the tools' rows both use it)."""
     delta = abs(observed - baseline)
     if entity_type == "hourly_mix":

@@ -216,11 +216,11 @@ class EpisodeTables:
                 named = named | {table} if table in self.schema else None
             if kind == "TABLE_FUNCTION":
                 function = node.get("function") or {}
-                name = str(function.get("function_name", "")).lower()
-                if name not in GENERATORS:  # the catalog's own functions list the tables
+                table_function = str(function.get("function_name", "")).lower()
+                if table_function not in GENERATORS:  # the catalog's own functions list the tables
                     named = None
-                if name not in ALLOWED_TABLE_FUNCTIONS:
-                    raise Refusal(f"table function {name}() is not allowed; table functions allowed: "
+                if table_function not in ALLOWED_TABLE_FUNCTIONS:
+                    raise Refusal(f"table function {table_function}() is not allowed; table functions allowed: "
                                   f"{', '.join(sorted(ALLOWED_TABLE_FUNCTIONS))}. {self.allowed}")
                 # its arguments are checked like any expression; the call itself is a table function, not a value
                 stack.extend(value for key, value in function.items() if key != "function_name"

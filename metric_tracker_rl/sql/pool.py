@@ -33,7 +33,7 @@ import weakref
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextvars import ContextVar
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from metric_tracker_rl.sql.columns import SqlTable
 from metric_tracker_rl.sql.engine import CACHE_MB, QUERY_MB, TIME_LIMIT_S
@@ -76,6 +76,10 @@ class _Worker:
         self.process = subprocess.Popen([sys.executable, "-m", "metric_tracker_rl.sql.worker", str(QUERY_MB),
                                          str(CACHE_MB)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                         env=environment, cwd="/")
+        if self.process.stdin is None or self.process.stdout is None:
+            raise RuntimeError("a SQL worker is started with pipes to its stdin and stdout")
+        self.requests: IO[bytes] = self.process.stdin
+        self.replies: IO[bytes] = self.process.stdout
         self.loaded: collections.OrderedDict[int, int] = collections.OrderedDict()  # episode key -> bytes
         self.forget: list[int] = []
         self._stat: int | None = None  # /proc/<pid>/stat, opened on first read (read at every statement)
@@ -88,8 +92,8 @@ class _Worker:
             self.kill()
             raise WorkerFailed(timed_out=False, sent=False)
         try:
-            pickle.dump(request, self.process.stdin, protocol=pickle.HIGHEST_PROTOCOL)
-            self.process.stdin.flush()
+            pickle.dump(request, self.requests, protocol=pickle.HIGHEST_PROTOCOL)
+            self.requests.flush()
         except (BrokenPipeError, OSError):
             self.kill()
             raise WorkerFailed(timed_out=False, sent=False) from None
@@ -99,9 +103,9 @@ class _Worker:
         try:
             cpu_start, started = self.cpu_seconds(), time.monotonic()
             while True:
-                readable, _, _ = select.select([self.process.stdout], [], [], POLL_S)
+                readable, _, _ = select.select([self.replies], [], [], POLL_S)
                 if readable:
-                    return pickle.load(self.process.stdout)
+                    return pickle.load(self.replies)
                 cpu = self.cpu_seconds()
                 waited = time.monotonic() - started
                 if (cpu is not None and cpu_start is not None and cpu - cpu_start > deadline_s) \
@@ -126,7 +130,7 @@ class _Worker:
         with contextlib.suppress(OSError):
             self.process.kill()
         self.process.wait()
-        for pipe in (self.process.stdin, self.process.stdout):
+        for pipe in (self.requests, self.replies):
             with contextlib.suppress(OSError):
                 pipe.close()
         if self._stat is not None:

@@ -184,6 +184,8 @@ def tool_action(name: str, arguments: str | dict[str, Any] | None) -> MetricTrac
                 "Nothing was submitted.")
     if isinstance(submission, SubmitReportArgs):
         return MetricTrackerRlAction(classifications=submission.rows)
+    if not isinstance(submission, SubmitGeneratorsArgs):
+        raise TypeError(f"{name} is neither submission tool")
     for i, generator in enumerate(submission.generators):
         try:
             generator_arguments(generator)

@@ -25,7 +25,7 @@ import datetime as dt
 import itertools
 from dataclasses import dataclass, field, replace
 from functools import cache, cached_property
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -324,10 +324,10 @@ class SegmentedData:
         return FunnelData(dates=calendar.iso_dates, weekdays=calendar.weekday_names, weekend=calendar.weekend,
                           hourly=self.hourly[mask].sum(axis=0))
 
-    def release_rows(self) -> list[dict[str, object]]:
+    def release_rows(self) -> list[dict[str, Any]]:
         """One row per release and date from its start: the share of the platform's users it was offered."""
         dates = window_calendar(self.num_days).iso_dates
-        rows: list[dict[str, object]] = []
+        rows: list[dict[str, Any]] = []
         for release in self.releases:
             offered = release.offered_share(self.num_days)
             for day in range(release.start_day, self.num_days):

@@ -97,10 +97,11 @@ def episode_dataset(tasks: str | Sequence[str] | None, difficulties: str | Seque
 def with_knobs(sample: Sample, knobs: dict[str, Any]) -> Sample:
     """The sample with the dial knobs in its reset arguments; a ValueError (reset's) names the sample, the knob
     and what it takes."""
-    reset_kwargs = {**sample.metadata["reset_kwargs"], **knobs}
+    metadata = sample.metadata or {}  # every sample of the dataset carries its reset arguments
+    reset_kwargs = {**metadata["reset_kwargs"], **knobs}
     try:
         resolve_episode_config(**reset_kwargs)
     except ValueError as exc:
         raise ValueError(f"{sample.id}: {exc}") from None
-    return episode_sample(str(sample.id), str(sample.input), reset_kwargs, sample.metadata["difficulty"])
+    return episode_sample(str(sample.id), str(sample.input), reset_kwargs, metadata["difficulty"])
 

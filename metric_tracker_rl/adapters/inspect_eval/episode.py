@@ -36,7 +36,7 @@ class Episode:
     async def reset(self, reset_kwargs: dict[str, Any]) -> MetricTrackerRlObservation:
         brief = await self.session.reset(**reset_kwargs)
         if brief.status == "error" or self.session.brief_observation is None:
-            raise RuntimeError(f"reset({reset_kwargs}) failed: {self.session.observation.message}")
+            raise RuntimeError(f"reset({reset_kwargs}) failed: {self.session.message}")
         self.record.reset_kwargs = reset_kwargs
         self.record.config = self.session.config
         return self.session.brief_observation

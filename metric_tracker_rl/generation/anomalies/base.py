@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from metric_tracker_rl.spec.families import PUBLISHED_FAMILIES, FamilyCatalog, FamilyDescription
+from metric_tracker_rl.spec.families import PUBLISHED_FAMILIES, EntityType, FamilyCatalog, FamilyDescription
 from metric_tracker_rl.spec.published import (
     AGGREGATE_DIFFICULTIES,
     CONVERSION_METRICS,
@@ -29,7 +29,7 @@ class InjectionRecord:
 
     family: str
     day: int
-    entity_type: str
+    entity_type: EntityType
     entity_name: str
     magnitude: float
     hours: tuple[int, int]  # [start, end) hours affected
@@ -58,7 +58,7 @@ class AnomalyFamily(ABC):
         return self.public.name
 
     @property
-    def entity_type(self) -> str:
+    def entity_type(self) -> EntityType:
         return self.public.entity_type
 
     @property

@@ -18,7 +18,7 @@ from metric_tracker_rl.generation.anomalies import InjectionRecord
 from metric_tracker_rl.generation.anomalies.base import EntityKey, counts_from, full_day, rates_through_step, step_index
 from metric_tracker_rl.generation.kinds.cuboid import MAX_FALL
 from metric_tracker_rl.generation.segment_plan import SegmentWorld
-from metric_tracker_rl.spec.families import PUBLISHED_FAMILIES
+from metric_tracker_rl.spec.families import PUBLISHED_FAMILIES, EntityType
 from metric_tracker_rl.spec.published import ENTITY_NAMES
 from metric_tracker_rl.spec.registry import Registry
 from metric_tracker_rl.world.context import ContextRow
@@ -82,7 +82,7 @@ class IncidentKind(_Kind):
     requires_fields: tuple[str, ...] = ()
 
     @property
-    def entity_type(self) -> str:
+    def entity_type(self) -> EntityType:
         return PUBLISHED_FAMILIES[self.family].entity_type
 
     @abstractmethod
