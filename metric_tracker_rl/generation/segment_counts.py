@@ -41,10 +41,10 @@ def draw_segmented_counts(plan: SegmentedPlan, key: EpisodeKey) -> SegmentedData
     for event in range(N_STEPS - 1, -1, -1):
         hourly[..., event] += hourly[..., event + 1]
     drawn = day_sums(hourly) if daily_reach is not None else None  # before the post-draw effects
-    extra = plan.extra_opens.any(axis=2)
-    surplus = (plan.duplicate_factor != 1.0).any(axis=(2, 3))
-    loss = (plan.ingested_fraction < 1.0).any(axis=2)
-    shifted = plan.hour_shift != 0
+    extra = np.asarray(plan.extra_opens.any(axis=2))
+    surplus = np.asarray((plan.duplicate_factor != 1.0).any(axis=(2, 3)))
+    loss = np.asarray((plan.ingested_fraction < 1.0).any(axis=2))
+    shifted = np.asarray(plan.hour_shift != 0)
     for cell, day in zip(*np.nonzero(extra | surplus | loss | shifted), strict=True):
         rng = derive_rng(key, "segment-draw", int(cell) * plan.num_days + int(day))
         counts = hourly[cell, day]

@@ -195,7 +195,8 @@ def context_tables(world: SegmentWorld, incidents: list[SegmentIncident], fluctu
                    dates: tuple[str, ...]) -> ContextTables:
     """The context rows the kinds placed, the calendar's holidays (every country), and partner notices on dates
     and countries no incident touches, with the same status as every other notice (stream "context-notices")."""
-    rows: list[ContextRow] = [row for placed in (*incidents, *fluctuations) for row in placed.context]
+    placed_kinds: list[SegmentIncident | SegmentFluctuation] = [*incidents, *fluctuations]
+    rows: list[ContextRow] = [row for placed in placed_kinds for row in placed.context]
     rows += [Holiday(dates[day], None, name) for day, name in holiday_days(len(dates)).items()]
     touched = {(i.record.day, i.segment.country) for i in incidents}
     rng = derive_rng(world.key, "context-notices")

@@ -98,11 +98,13 @@ class DebuggerPage:
     def session_for(self, current: TabSession | None, request: gr.Request) -> TabSession:
         if current is None:
             current = TabSession(own_base_url(request, self.self_url), browser_address(request))
-            self.open_sessions[request.session_hash] = current
+            if request.session_hash is not None:  # a tab's events carry its session
+                self.open_sessions[request.session_hash] = current
         return current
 
     def close_tab(self, request: gr.Request) -> None:
-        close_session(self.open_sessions.pop(request.session_hash, None))
+        if request.session_hash is not None:
+            close_session(self.open_sessions.pop(request.session_hash, None))
 
     def error_update(self, current: TabSession, exc: Exception) -> dict[Any, Any]:
         """The error on the first line of the status; the episode and budget lines stay."""
@@ -142,6 +144,8 @@ class DebuggerPage:
     def reset_charts(self, current: TabSession, observation: MetricTrackerRlObservation,
                      column: str) -> dict[Any, Any]:
         data = current.charts
+        if data is None:  # a reset reads the charts or raises
+            raise DebuggerError("the episode's charts were not read")
         marks = charts.marks_for(data.annotations, observation.debug)
         return {self.charts.counts: charts.daily_counts_svg(data, marks, current.resets),
                 self.charts.rates: charts.conversion_svg(data, marks, current.resets),

@@ -30,6 +30,8 @@ def own_base_url(request: gr.Request, self_url: str | None) -> str:
     whatever port, the debugger finds its API. `self_url` (METRIC_TRACKER_SELF_URL) overrides it."""
     if self_url:
         return self_url
+    if request.request is None:
+        raise DebuggerError("the page's request did not reach the server")
     host, port = request.request.scope["server"]
     return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 

@@ -167,7 +167,7 @@ def rate_runs(evidence: Evidence, reports: dict[str, Report]) -> None:
             rows = [row for day in run for row in by_date[evidence.dates[day]]]
             if min(row["z"] for row in rows) > -STRONG_Z:
                 continue
-            totals: dict[tuple[str | None, str | None, str | None], float] = defaultdict(float)
+            totals: dict[tuple[str | None, ...], float] = defaultdict(float)
             for row in rows:
                 totals[segment_of(row)] += share(row)
             segment = min(totals, key=lambda s: totals[s])

@@ -20,7 +20,9 @@ def hourly_rows_for_date(episode: PublicEpisode, args: ScopedDateArgs) -> dict[s
     day = episode.data.date_index(args.date)
     hourly = episode.data.hourly[day]
     rates = safe_ratio(hourly[:, 1:].astype(float), hourly[:, :-1].astype(float))
-    rates = np.where(np.isnan(rates), None, rates).tolist()  # an hour with no earlier event has no rate
+    cells = rates.astype(object)
+    cells[np.isnan(rates)] = None  # an hour with no earlier event has no rate
+    rates = cells.tolist()
     counts = hourly.tolist()
     step_metrics = [m.name for m in CONVERSION_METRICS[:4]]
     rows = []

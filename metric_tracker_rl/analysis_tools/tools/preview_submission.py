@@ -32,7 +32,8 @@ class PreviewArgs(ToolArgs):
                                   "detection_method": "compare_count_to_median", "baseline_value": 40000.0,
                                   "observed_value": 60000.0, "delta_value": 20000.0, "severity": "high"}]})
 def preview_submission(episode: PublicEpisode, args: PreviewArgs) -> dict[str, Any]:
-    valid_rows, issues = [], []
+    valid_rows: list[tuple[int, MetricSubmissionRow]] = []
+    issues: list[dict[str, Any]] = []
     for i, raw in enumerate(args.rows):
         try:
             valid_rows.append((i, MetricSubmissionRow.model_validate(raw)))
