@@ -23,7 +23,12 @@ Variations: `scan_analyst_3d` adds a scan of the three-dimension cuboids (leavin
 
 from __future__ import annotations
 
+import argparse
+import json
+import multiprocessing
 from collections import defaultdict
+from pathlib import Path
+from typing import Any
 
 from benchmarks.scan_analyst_reading import (
     HOURLY_FIELDS,
@@ -65,9 +70,11 @@ from benchmarks.scan_analyst_sql import (
 from metric_tracker_rl.agents.base import register_agent
 from metric_tracker_rl.models import MetricSubmissionRow
 
-FLOOR_Z, MIN_EVENTS, MIN_EVENTS_3D = 4.5, 150, 100  # the scans' floor of |z| and of a rate's denominator
+FLOOR_Z, MIN_EVENTS, MIN_EVENTS_3D = 4.5, 100, 100  # the scans' floor of |z| and of a rate's denominator
 CROWDED = 10  # a date holding this many rows of a full page is one incident's, crowding the rest out
 CONFIRM_Z = 4.0  # a fall's own cuboid, read by compare_segments, fell beyond this robust z
+REGRESSION_DAYS = 6  # a release stays broken for at most this many dates (the brief's release note)
+ROLLOUT_SEEN_WITHIN = 3  # a fall first seen within this many dates of a release's first date is read by version
 SEVERITY_BOUNDS = ((0.15, "low"), (0.30, "medium"), (0.60, "high"))
 
 
@@ -96,8 +103,8 @@ class ScanAnalystAgent(SignatureReader):
         versions = (yield from self._rows(query_action(versions_sql(windows)))) if windows else []
         findings: list[Finding] = []
         findings += yield from self._duplicates(impossible)
-        findings += yield from self._breaks(stops, opens)
-        findings += yield from self._bots(opens)
+        findings += yield from self._breaks(stops, opens, findings)
+        findings += yield from self._bots(opens, stops)
         findings += yield from self._outages(opens)
         findings += yield from self._regressions(versions, releases)
         findings += yield from self._rate_falls(scan, findings)
@@ -145,6 +152,7 @@ class ScanAnalystAgent(SignatureReader):
                 continue
             finding = Finding("rate_drop_from_median", "conversion_rate", step, cuboid, dates,
                               "compare_rate_to_median", abs(strongest.z))
+            finding = yield from self._new_version_check(finding, strongest)
             if self.hourly_checks:
                 finding = yield from self._hourly_check(finding, strongest)
             same = next((f for f in kept if f.entity_name == step and f.segment == cuboid
@@ -153,8 +161,30 @@ class ScanAnalystAgent(SignatureReader):
                 same.dates = sorted(set(same.dates) | set(dates))
             else:
                 kept.append(finding)
-        yield from self._grow_runs([f for f in kept if f.family == "rate_drop_from_median"])
+        yield from self._grow_runs([f for f in kept if f.family == "rate_drop_from_median" and not f.release])
         return kept
+
+    def _new_version_check(self, finding: Finding, strongest: Candidate) -> Plan:
+        """A fall on a mobile platform in the first dates of its release, checked on the versions (compare_segments
+        by app_version): where the new version alone fell, the release broke it there, from its rollout's first
+        date on."""
+        platform = finding.segment.get("platform")
+        release = next((r for r in self.context if r["kind"] == "release" and str(r["platform"]) == platform
+                        and str(r["first_date"]) <= min(finding.dates) <= shifted(str(r["first_date"]),
+                                                                                   ROLLOUT_SEEN_WITHIN)), None)
+        if release is None or not self._affords():
+            return finding
+        version = str(release["name"])
+        rows = yield from self._rows(tool_action("compare_segments", date=strongest.date,
+                                                 metric_name=finding.entity_name, dimension="app_version",
+                                                 within=_within(finding.segment)))
+        if narrowed(rows, ["app_version"], self._share(rows)) != {"app_version": version}:
+            return finding
+        first = str(release["first_date"])
+        dates = [date for date in self.dates if first <= date <= max(finding.dates)][:REGRESSION_DAYS]
+        return Finding(finding.family, finding.entity_type, finding.entity_name,
+                       {**finding.segment, "app_version": version}, dates, finding.method, finding.strength,
+                       release=True)
 
     @staticmethod
     def _side_effect(finding: Finding, candidate: Candidate) -> bool:
@@ -310,3 +340,84 @@ class ScanAnalystHourlyAgent(ScanAnalystAgent):
 VARIANTS = (ScanAnalystAgent, ScanAnalyst3dAgent, ScanAnalystHourlyAgent)
 for _variant in VARIANTS:
     register_agent(_variant.name, _variant)
+
+
+# --- measuring it ----------------------------------------------------------------------------------------
+
+# The transcripts of a capable model's episodes (their README says how they were recorded).
+TRANSCRIPTS = Path(__file__).resolve().parents[1].parent / "shared" / "model_transcripts"
+
+
+def transcript_episodes(folder: Path, difficulty: str) -> list[tuple[str, dict[str, Any], float]]:
+    """Each transcript of a difficulty in `folder`: its name, its episode's reset settings and the model's score."""
+    episodes = []
+    for path in sorted(folder.glob(f"{difficulty}-*.json")):
+        record = json.loads(path.read_text())
+        if record["difficulty"] == difficulty:
+            episodes.append((path.stem, {"seed": record["seed"], "difficulty": difficulty,
+                                         **record.get("settings", {})}, float(record["score"])))
+    return episodes
+
+
+def played(job: tuple[str, dict[str, Any]]) -> tuple[float, bool]:
+    """One episode's score by the named agent, in process, and whether the episode held an incident."""
+    from benchmarks.calibrate import EpisodeSpec, episode_score  # the server side, for measuring only
+
+    agent_name, reset_kwargs = job
+    return episode_score(agent_name, EpisodeSpec("", reset_kwargs))
+
+
+def scores(agent_name: str, episodes: list[dict[str, Any]], workers: int) -> list[tuple[float, bool]]:
+    jobs = [(agent_name, kwargs) for kwargs in episodes]
+    if workers <= 1:
+        return [played(job) for job in jobs]
+    with multiprocessing.get_context("spawn").Pool(workers) as pool:
+        return pool.map(played, jobs)
+
+
+def _line(label: str, values: list[float]) -> str:
+    from benchmarks.calibrate import summarise
+
+    stats = summarise(values)
+    return f"  {label:<22} n={stats['n']:<4} mean {stats['mean']:.3f}  p5 {stats['p5']:.3f}  min {stats['min']:.3f}"
+
+
+def main(argv: list[str] | None = None) -> None:
+    from metric_tracker_rl.spec.task_splits import calibration_reset_kwargs
+
+    parser = argparse.ArgumentParser(description="Play the scan analyst and its variations on a seed sweep (the "
+                                     "calibration's seeds) and on the episodes of the model transcripts.")
+    parser.add_argument("--difficulty", default="deep")
+    parser.add_argument("--seeds", type=int, default=100, help="calibration seeds swept (0: none)")
+    parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--agents", default=",".join(variant.name for variant in VARIANTS))
+    parser.add_argument("--transcripts", type=Path, default=TRANSCRIPTS,
+                        help="a folder of model transcripts whose episodes are played too (none if missing)")
+    parser.add_argument("--output", type=Path, help="a JSON file for every episode's score")
+    args = parser.parse_args(argv)
+    sweep = [calibration_reset_kwargs(args.difficulty, offset) for offset in range(args.seeds)]
+    replayed = transcript_episodes(args.transcripts, args.difficulty) if args.transcripts.is_dir() else []
+    record: dict[str, Any] = {"difficulty": args.difficulty, "seeds": args.seeds, "agents": {}}
+    for name in (name.strip() for name in args.agents.split(",") if name.strip()):
+        swept = scores(name, sweep, args.workers)
+        standard = [score for score, held in swept if held]
+        null = [score for (score, held) in swept if not held]
+        print(name)
+        if swept:
+            print(_line(f"{args.difficulty} seeds", standard))
+            print(_line("null episodes", null) if null else "  no null episode")
+            print(_line("every episode", [score for score, _ in swept]))
+        replays = scores(name, [kwargs for _, kwargs, _ in replayed], args.workers)
+        defaults = [score for (score, _), (_, kwargs, _) in zip(replays, replayed, strict=True) if len(kwargs) == 2]
+        if defaults:
+            model = [model for _, kwargs, model in replayed if len(kwargs) == 2]
+            print(_line("transcript episodes", defaults) + f"  (the model then: {sum(model) / len(model):.3f})")
+        record["agents"][name] = {"sweep": [score for score, _ in swept],
+                                  "transcripts": {episode: score for (episode, _, _), (score, _)
+                                                  in zip(replayed, replays, strict=True)}}
+    if args.output:
+        args.output.write_text(json.dumps(record, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()

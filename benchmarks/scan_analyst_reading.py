@@ -55,6 +55,7 @@ class Finding:
     method: str
     strength: float = 0.0
     values: dict[str, Row] = field(default_factory=dict)
+    release: bool = False  # a release's regression: its dates run from the rollout's first
 
 
 def cuboid_of(row: Row, names: dict[str, str] | None = None) -> dict[str, str]:

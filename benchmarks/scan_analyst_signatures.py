@@ -30,12 +30,13 @@ from metric_tracker_rl.view.observation import SeenObservation
 
 Plan = Generator[MetricTrackerRlAction, SeenObservation, Any]
 RESERVE = 2  # steps kept for one values query and the submission
-MOST_CONFIRMATIONS = 3  # blocks of one family confirmed at most
+MOST_CONFIRMATIONS = 4  # blocks of one family confirmed at most
 MIX_RISE = 0.08  # a country's hourly mix moved: its distance from its profile rose by this much
+BOT_DATES = 3  # dates whose bots are confirmed at most
 MAX_OUTAGE_HOURS = 9  # an outage's low hours are a block of a few hours; more is the whole day's demand
 # An outage's block held at least BLOCK_OPENS opens on a usual day (a few quiet night hours fall by chance), and
 # its day lost at least OUTAGE_SHARE of its opens and at most DAY_OVER_BLOCK times what its block lost.
-BLOCK_OPENS, OUTAGE_SHARE, DAY_OVER_BLOCK = 100, 0.05, 1.6
+BLOCK_OPENS, OUTAGE_SHARE, DAY_OVER_BLOCK = 100, 0.05, 2.0
 # A duplicated event: the steps whose rates it moves (into it and out of it), by the scans' rate names.
 DUPLICATED = {"hm": ("menu_opens", ("r1", "r2")), "ho": ("orders_placed", ("r3", "r4")),
               "hp": ("payment_successful", ("r4",))}
@@ -110,18 +111,22 @@ class SignatureReader(Agent):
                                          values={date: value}))
         return found
 
-    def _breaks(self, stops: list[Row], opens: list[Row]) -> Plan:
+    def _breaks(self, stops: list[Row], opens: list[Row], duplicates: list[Finding]) -> Plan:
         """A step that nearly stopped for a block of hours, confirmed (and read) by detect_funnel_break on its
-        grain, a payment partner's notice naming the grain where one covers those hours."""
+        grain, a payment partner's notice naming the grain where one covers those hours. A step out of an event
+        logged twice converts lower as a side effect, and a first step sinks where bots or a surge came."""
         blocks: dict[tuple[str, str], list[Row]] = defaultdict(list)
-        for row in stops:
-            if block_of(hour_list(row["hs"])):
-                blocks[(str(row["date"]), str(row["k"]))].append(row)
-        bot_dates = {str(row["date"]) for row in opens if row["fl"] in ("bot", "high")}
+        for row in stops:  # every row of a date and step with a block: the grain counts its cells' stops too
+            blocks[(str(row["date"]), str(row["k"]))].append(row)
+        blocks = {key: rows for key, rows in blocks.items() if any(block_of(hour_list(r["hs"])) for r in rows)}
+        side_effects = {(date, rate) for f in duplicates for date in f.dates
+                        for event, rates in DUPLICATED.values() if event == f.entity_name for rate in rates}
+        side_effects |= {(str(row["date"]), "r1") for row in opens if row["fl"] in ("bot", "high")}
         found: list[Finding] = []
         tried = 0
-        for (date, rate), rows in sorted(blocks.items(), key=lambda item: -max(r["hrs"] for r in item[1])):
-            if (rate == "r1" and date in bot_dates) or tried >= MOST_CONFIRMATIONS or not self._affords():
+        for (date, rate), rows in sorted(blocks.items(), key=lambda item: (-max(r["hrs"] for r in item[1]),
+                                                                           -max(r["n"] for r in item[1]))):
+            if (date, rate) in side_effects or tried >= MOST_CONFIRMATIONS or not self._affords():
                 continue
             segment = self._partner_scope(date, rate, rows) or hourly_segment(rows)
             tried += 1
@@ -142,15 +147,18 @@ class SignatureReader(Agent):
                     return {name: str(item[name]) for name in ("platform", "country") if item.get(name) is not None}
         return {}
 
-    def _bots(self, opens: list[Row]) -> Plan:
-        """A block of hours in one country whose opens rose while fewer reached the menu, confirmed (and read) by
-        compare_hourly_mix_to_baseline on the country."""
+    def _bots(self, opens: list[Row], stops: list[Row]) -> Plan:
+        """A block of hours in one country whose opens rose while fewer reached the menu, or whose opens nearly
+        all stopped short of the menu, confirmed (and read) by compare_hourly_mix_to_baseline on the country."""
         by_date: dict[str, list[Row]] = defaultdict(list)
-        for row in opens:
-            if row["fl"] == "bot" and row.get("country") and block_of(hour_list(row["hs"])):
+        for row in opens + stops:
+            if (row.get("fl") == "bot" or row.get("k") == "r1") and row.get("country") \
+                    and block_of(hour_list(row["hs"])):
                 by_date[str(row["date"])].append(row)
         found = []
-        for date, rows in sorted(by_date.items(), key=lambda item: -max(r["hrs"] for r in item[1]))[:2]:
+        # Opens rising while they stop short of the menu, both, first; then the most hours.
+        for date, rows in sorted(by_date.items(), key=lambda item: (-len({row.get("fl") for row in item[1]}),
+                                                                     -max(r["hrs"] for r in item[1])))[:BOT_DATES]:
             country = str(max(rows, key=lambda row: (row.get("platform") is None, row["hrs"]))["country"])
             if not self._affords():
                 break
@@ -206,7 +214,7 @@ class SignatureReader(Agent):
                         within=",".join(f"{k}={v}" for k, v in segment.items())))
                     segment.update(narrowed(rows, ["channel", "user_type"], self._share(rows)))
                 found.append(Finding("rate_drop_from_median", "conversion_rate", step, segment, dates,
-                                     "compare_rate_to_median"))
+                                     "compare_rate_to_median", release=True))
         return found
 
     @staticmethod

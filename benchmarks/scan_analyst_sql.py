@@ -101,7 +101,7 @@ def stops_sql(skipped_dates: Iterable[str]) -> str:
 def opens_sql(skipped_dates: Iterable[str]) -> str:
     """Hours whose app opens collapsed ('low'), doubled ('high'), or rose while fewer of them reached the menu
     ('bot'), each against the same hour of the same day type, per cell, platform and country: three or more such
-    hours on a date."""
+    hours on a date, the most opens moved first."""
     skipped = listed(skipped_dates)
     return ("WITH h AS (SELECT date, hour, platform, country, dayofweek(date) IN (0,6) we, sum(app_opens) a, "
             "sum(menu_opens) m FROM hourly_by_segment GROUP BY GROUPING SETS ((date, hour, platform, country), "
@@ -113,7 +113,8 @@ def opens_sql(skipped_dates: Iterable[str]) -> str:
             + (f" AND date NOT IN ({skipped})" if skipped else "") + ") "
             "SELECT date, platform, country, fl, count(*) hrs, string_agg(hour::varchar, ',' ORDER BY hour) hs, "
             "sum(a) a, round(sum(med)) med, round(sum(m)/sum(a),3) r1, round(avg(mr),3) mr FROM f "
-            f"WHERE fl IS NOT NULL GROUP BY ALL HAVING count(*)>=3 ORDER BY hrs DESC LIMIT {PAGE}")
+            "WHERE fl IS NOT NULL GROUP BY ALL HAVING count(*)>=3 ORDER BY abs(sum(a)-sum(med)) DESC, hrs DESC "
+            f"LIMIT {PAGE}")
 
 
 def impossible_sql() -> str:
