@@ -40,11 +40,13 @@ from benchmarks.scan_analyst_reading import (
     candidates,
     cuboid_of,
     explained_by_context,
+    fall_runs,
     falls,
     narrowed,
     overlaps,
     run_extent,
     shifted,
+    stands_out,
     widened,
 )
 from benchmarks.scan_analyst_signatures import (
@@ -56,6 +58,7 @@ from benchmarks.scan_analyst_signatures import (
     tool_action,
 )
 from benchmarks.scan_analyst_sql import (
+    SQL_CHARS,
     STEP_OF_RATE,
     THREE_DIMENSION_SETS,
     TWO_DIMENSION_SETS,
@@ -135,34 +138,43 @@ class ScanAnalystAgent(SignatureReader):
     # --- the scan's falls ----------------------------------------------------------------------------
 
     def _rate_falls(self, scan: list[Row], found: list[Finding]) -> Plan:
-        """The scan's strongest falls that no finding and no context explains, each pinned and grown to its run."""
+        """The scan's strongest falls that no finding and no context explains, each pinned and grown to its run;
+        `notes` records why each other fall was left (for reading an episode afterwards)."""
         kept: list[Finding] = []
-        for run in falls(candidates(scan)):
+        for run in fall_runs(candidates(scan)):
             step = STEP_OF_RATE[run[0].rate]
-            run = [c for c in run if not any(self._side_effect(f, c) for f in found)
-                   and not explained_by_context(c.cuboid, step, c.date, self.context)]
+            if not stands_out(run):
+                self._note("under the bar", run)
+                continue
+            unexplained = [c for c in run if not any(self._side_effect(f, c) for f in found)]
+            run = [c for c in unexplained if not explained_by_context(c.cuboid, step, c.date, self.context)]
             if not run or any("app_version" in c.cuboid for c in run) or not self._affords(2):
+                self._note("side effect" if not unexplained else "context" if not run else "left", unexplained)
                 continue
             strongest = max(run, key=lambda c: abs(c.z))
             cuboid = yield from self._localise(strongest, step)
-            if cuboid is None:
-                continue
-            dates = [c.date for c in run if not explained_by_context(cuboid, step, c.date, self.context)]
+            dates = [c.date for c in run if cuboid is not None
+                     and not explained_by_context(cuboid, step, c.date, self.context)]
             if not dates:
+                self._note("unconfirmed" if cuboid is None else "context", run)
                 continue
             finding = Finding("rate_drop_from_median", "conversion_rate", step, cuboid, dates,
                               "compare_rate_to_median", abs(strongest.z))
             finding = yield from self._new_version_check(finding, strongest)
             if self.hourly_checks:
                 finding = yield from self._hourly_check(finding, strongest)
-            same = next((f for f in kept if f.entity_name == step and f.segment == cuboid
+            same = next((f for f in kept if f.entity_name == step and f.segment == finding.segment
                          and f.family == finding.family), None)
             if same is not None:
-                same.dates = sorted(set(same.dates) | set(dates))
+                same.dates = sorted(set(same.dates) | set(finding.dates))
             else:
                 kept.append(finding)
         yield from self._grow_runs([f for f in kept if f.family == "rate_drop_from_median" and not f.release])
         return kept
+
+    def _note(self, reason: str, run: list[Candidate]) -> None:
+        self.notes += [{"reason": reason, "date": c.date, "step": STEP_OF_RATE[c.rate], "cuboid": c.cuboid,
+                        "z": c.z} for c in run]
 
     def _new_version_check(self, finding: Finding, strongest: Candidate) -> Plan:
         """A fall on a mobile platform in the first dates of its release, checked on the versions (compare_segments
@@ -272,6 +284,8 @@ class ScanAnalystAgent(SignatureReader):
         rate_of = {step: rate for rate, step in STEP_OF_RATE.items()}
         series = [(f"f{i}", f.segment, rate_of[f.entity_name], sorted(dates))
                   for i, (f, dates) in enumerate(zip(runs, around, strict=True))]
+        while len(series) > 1 and len(series_sql(series)) > SQL_CHARS:  # the strongest runs that fit one statement
+            series.pop()
         rows = yield from self._rows(query_action(series_sql(series)))
         for i, finding in enumerate(runs):
             finding.dates = [d for d in run_extent(rows, f"f{i}", finding.dates) if d not in self.holidays]

@@ -97,9 +97,9 @@ def candidates(rows: list[Row]) -> list[Candidate]:
     return sorted(found, key=lambda c: -abs(c.z))
 
 
-def falls(found: list[Candidate]) -> list[list[Candidate]]:
-    """The step falls worth a look, as runs: a date's candidate joins the run of the same step on the date before
-    when their cuboids are nested; a run is kept when its strongest date stands out (see SINGLE_DATE_Z)."""
+def fall_runs(found: list[Candidate]) -> list[list[Candidate]]:
+    """The step falls as runs, strongest first: a date's candidate joins the run of the same step on the date before
+    when their cuboids are nested."""
     steps = sorted((c for c in found if c.rate in STEP_OF_RATE and c.z < 0), key=lambda c: c.date)
     runs: list[list[Candidate]] = []
     for candidate in steps:
@@ -110,14 +110,20 @@ def falls(found: list[Candidate]) -> list[list[Candidate]]:
             runs.append([candidate])
         else:
             run.append(candidate)
-    kept = []
-    for run in runs:
-        strongest = max(run, key=lambda c: abs(c.z))
-        bar = SINGLE_DATE_Z if len(run) == 1 else RUN_Z
-        if abs(strongest.z) >= bar and abs(strongest.share) >= (MIN_SHARE_3D if len(strongest.cuboid) >= 3
-                                                                else MIN_SHARE):
-            kept.append(run)
-    return sorted(kept, key=lambda run: -max(abs(c.z) for c in run))
+    return sorted(runs, key=lambda run: -max(abs(c.z) for c in run))
+
+
+def stands_out(run: list[Candidate]) -> bool:
+    """Whether a run's strongest date stands out of the noise (see SINGLE_DATE_Z)."""
+    strongest = max(run, key=lambda c: abs(c.z))
+    bar = SINGLE_DATE_Z if len(run) == 1 else RUN_Z
+    return abs(strongest.z) >= bar and abs(strongest.share) >= (MIN_SHARE_3D if len(strongest.cuboid) >= 3
+                                                                else MIN_SHARE)
+
+
+def falls(found: list[Candidate]) -> list[list[Candidate]]:
+    """The step falls worth a look: the runs that stand out, strongest first."""
+    return [run for run in fall_runs(found) if stands_out(run)]
 
 
 def broken_block(step: Row | None) -> bool:

@@ -59,6 +59,7 @@ class SignatureReader(Agent):
         words = str(observation.brief.get("segments", {}).get("holidays", "")).replace(",", " ").split()
         self.holidays = [word for word in words if word in self.dates]
         self.remaining = observation.steps_remaining
+        self.notes: list[dict[str, Any]] = []
         self.plan: Plan = self.investigate()
         self.started = self.finished = False
 
