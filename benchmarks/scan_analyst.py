@@ -78,6 +78,10 @@ CROWDED = 10  # a date holding this many rows of a full page is one incident's, 
 CONFIRM_Z = 4.0  # a fall's own cuboid, read by compare_segments, fell beyond this robust z
 REGRESSION_DAYS = 6  # a release stays broken for at most this many dates (the brief's release note)
 ROLLOUT_SEEN_WITHIN = 3  # a fall first seen within this many dates of a release's first date is read by version
+HALF_WAY = 2  # a rollout's date (after its first) on which half of its platform's users have the new version
+# The new version fell beyond NEW_FELL_Z (its short series makes its robust z smaller than a whole cuboid's) while
+# the old ones stayed within OLD_STAYED_Z.
+NEW_FELL_Z, OLD_STAYED_Z = 3.0, 2.0
 SEVERITY_BOUNDS = ((0.15, "low"), (0.30, "medium"), (0.60, "high"))
 
 
@@ -160,7 +164,7 @@ class ScanAnalystAgent(SignatureReader):
                 continue
             finding = Finding("rate_drop_from_median", "conversion_rate", step, cuboid, dates,
                               "compare_rate_to_median", abs(strongest.z))
-            finding = yield from self._new_version_check(finding, strongest)
+            finding = yield from self._new_version_check(finding)
             if self.hourly_checks:
                 finding = yield from self._hourly_check(finding, strongest)
             same = next((f for f in kept if f.entity_name == step and f.segment == finding.segment
@@ -176,23 +180,25 @@ class ScanAnalystAgent(SignatureReader):
         self.notes += [{"reason": reason, "date": c.date, "step": STEP_OF_RATE[c.rate], "cuboid": c.cuboid,
                         "z": c.z} for c in run]
 
-    def _new_version_check(self, finding: Finding, strongest: Candidate) -> Plan:
-        """A fall on a mobile platform in the first dates of its release, checked on the versions (compare_segments
-        by app_version): where the new version alone fell, the release broke it there, from its rollout's first
-        date on."""
+    def _new_version_check(self, finding: Finding) -> Plan:
+        """A fall on a mobile platform in the first dates of its release, read by version (compare_segments by
+        app_version on the rollout's half-way date, both versions well populated): where the new version fell
+        beyond the noise and the old ones did not, the release broke it there, from its rollout's first date on."""
         platform = finding.segment.get("platform")
         release = next((r for r in self.context if r["kind"] == "release" and str(r["platform"]) == platform
                         and str(r["first_date"]) <= min(finding.dates) <= shifted(str(r["first_date"]),
                                                                                    ROLLOUT_SEEN_WITHIN)), None)
         if release is None or not self._affords():
             return finding
-        version = str(release["name"])
-        rows = yield from self._rows(tool_action("compare_segments", date=strongest.date,
+        first, version = str(release["first_date"]), str(release["name"])
+        rows = yield from self._rows(tool_action("compare_segments", date=shifted(first, HALF_WAY),
                                                  metric_name=finding.entity_name, dimension="app_version",
                                                  within=_within(finding.segment)))
-        if narrowed(rows, ["app_version"], self._share(rows)) != {"app_version": version}:
+        new = [row for row in rows if str(row.get("app_version")) == version]
+        old = [row for row in rows if str(row.get("app_version")) != version and row.get("robust_z") is not None]
+        if not new or (new[0].get("robust_z") or 0.0) > -NEW_FELL_Z or any(row["robust_z"] <= -OLD_STAYED_Z
+                                                                            for row in old):
             return finding
-        first = str(release["first_date"])
         dates = [date for date in self.dates if first <= date <= max(finding.dates)][:REGRESSION_DAYS]
         return Finding(finding.family, finding.entity_type, finding.entity_name,
                        {**finding.segment, "app_version": version}, dates, finding.method, finding.strength,
