@@ -46,11 +46,27 @@ FULL = 0.999  # a row's quality from which it counts as earned in full
 RUN_DAYS = 7  # a missed date this close to a found date of the same step and cuboid belongs to that run
 
 
+# The incident kind an injection's description names (the debug view's words), in the order they are tried.
+KIND_WORDS = (("release", "release_regression"), ("experiment", "experiment_breakage"),
+              ("payment partner", "partner_payment_failure"), ("almost stops", "payment_failure"),
+              ("bots", "country_bots"), ("outage", "segment_outage"), ("logged", "web_tracking_bug"),
+              ("falls by", "level_shift"))
+
+
 @dataclass
 class Loss:
     mode: str
     points: float
     detail: str
+    kind: str = ""  # the incident kind of a missed or partly earned row
+
+
+def kind_of(row: dict[str, Any], injections: list[dict[str, Any]]) -> str:
+    """The incident kind behind an expected row, from the injection of its date and entity."""
+    for injection in injections:
+        if injection["date"] == str(row["date"]) and injection["entity_name"] == row["entity_name"]:
+            return next((kind for word, kind in KIND_WORDS if word in injection["description"]), "other")
+    return "other"
 
 
 def _segment(row: dict[str, Any]) -> dict[str, str]:
@@ -109,9 +125,15 @@ def losses(session: EpisodeSession, agent: Any, submitted: list[Any]) -> list[Lo
     precision_loss = max(recall - session.score, 0.0)
     found = [(str(row["date"]), _segment(row), row["entity_name"]) for row, _ in matched]
     benign = debug.get("fluctuations", []) + debug.get("distractors", [])
+    injections = debug.get("injections", [])
     out = [_partial(row, verdict, len(expected)) for row, verdict in matched
            if float(verdict.get("quality") or 0.0) < FULL]
-    out += [_missed(row, found, agent.notes, benign, false, len(expected)) for row in comparison["missed"]]
+    for loss, (row, _) in zip(out, [(r, v) for r, v in matched if float(v.get("quality") or 0.0) < FULL],
+                              strict=True):
+        loss.kind = kind_of(row, injections)
+    for row in comparison["missed"]:
+        out.append(_missed(row, found, agent.notes, benign, false, len(expected)))
+        out[-1].kind = kind_of(row, injections)
     out += [_false(row, verdict, benign, precision_loss / max(len(false), 1)) for row, verdict in false]
     return out
 
@@ -168,6 +190,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--rows", action="store_true", help="list every losing row")
     args = parser.parse_args(argv)
     counts: Counter[str] = Counter()
+    kinds: Counter[tuple[str, str]] = Counter()
     points: dict[str, float] = defaultdict(float)
     scores = []
     for offset in range(args.seeds):
@@ -176,14 +199,19 @@ def main(argv: list[str] | None = None) -> None:
         for loss in losses(session, agent, submitted):
             counts[loss.mode] += 1
             points[loss.mode] += loss.points
+            kinds[(loss.kind or "(a false row)", loss.mode)] += 1
             if args.rows:
-                print(f"{offset:>3} {loss.mode:<14} {loss.points:.3f} {loss.detail}")
+                print(f"{offset:>3} {session.score:.3f} {loss.mode:<17} {loss.points:.3f} {loss.kind} {loss.detail}",
+                      flush=True)
     lost = sum(1 - score for score in scores)
     print(f"{args.agent} at {args.difficulty}: {len(scores)} episodes, mean {sum(scores) / len(scores):.3f}, "
           f"points lost {lost:.2f}")
     print("| failure mode | rows | points lost | share of the loss |\n| --- | --- | --- | --- |")
     for mode, count in counts.most_common():
         print(f"| {mode} | {count} | {points[mode]:.2f} | {points[mode] / lost:.0%} |")
+    print("\n| incident kind | failure mode | rows |\n| --- | --- | --- |")
+    for (kind, mode), count in sorted(kinds.items(), key=lambda item: (item[0][0], -item[1])):
+        print(f"| {kind} | {mode} | {count} |")
 
 
 if __name__ == "__main__":
