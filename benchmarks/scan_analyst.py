@@ -272,6 +272,8 @@ class ScanAnalystAgent(SignatureReader):
                 return Finding("hourly_traffic_mix_shift", "hourly_mix", "app_opens", segment, [date],
                                "compare_hourly_mix_to_baseline", finding.strength, {date: value})
             return finding
+        if finding.entity_name not in {STEP_OF_RATE[rate] for rate in self.break_rates}:
+            return finding
         result = yield from self._result(tool_action("detect_funnel_break", date=date, **segment))
         step = next((row for row in result.get("steps", []) if row.get("step") == finding.entity_name), None)
         if broken_block(step):

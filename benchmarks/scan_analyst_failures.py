@@ -114,8 +114,8 @@ def losses(session: EpisodeSession, agent: Any, submitted: list[Any]) -> list[Lo
     debug, comparison = observation.debug or {}, observation.comparison or {"rows": [], "missed": []}
     expected = debug.get("expected_rows", [])
     if not expected:
-        return [Loss("edge of noise", 1.0 / max(len(submitted), 1), "a row on a null episode")
-                for _ in submitted] if session.score < 1 else []
+        return [Loss("edge of noise", (1.0 - session.score) / max(len(submitted), 1), "a row on a null episode")
+                for _ in submitted]
     verdicts = {entry["row_index"]: entry for entry in comparison["rows"]}
     rows = [(row.model_dump() if hasattr(row, "model_dump") else dict(row), verdicts.get(i, {}))
             for i, row in enumerate(submitted)]

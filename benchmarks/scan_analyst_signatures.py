@@ -42,6 +42,15 @@ DUPLICATED = {"hm": ("menu_opens", ("r1", "r2")), "ho": ("orders_placed", ("r3",
               "hp": ("payment_successful", ("r4",))}
 
 
+def breaking_rates(brief: dict[str, Any]) -> set[str]:
+    """The steps (as the scans name their rates) a funnel break may stop: every step, or only payments where every
+    incident kind of the family the brief lists is a payment failure."""
+    kinds = [row for row in brief.get("segments", {}).get("incident_kinds", []) if row.get("family") == "funnel_break"]
+    if kinds and all("payment" in str(row.get("definition", "")) for row in kinds):
+        return {"r4"}
+    return set(STEP_OF_RATE)
+
+
 def query_action(sql: str) -> MetricTrackerRlAction:
     return MetricTrackerRlAction(analysis_method="query", analysis_args={"sql": sql, "limit": PAGE})
 
@@ -60,6 +69,7 @@ class SignatureReader(Agent):
         self.holidays = [word for word in words if word in self.dates]
         self.remaining = observation.steps_remaining
         self.notes: list[dict[str, Any]] = []
+        self.break_rates = breaking_rates(observation.brief)
         self.plan: Plan = self.investigate()
         self.started = self.finished = False
 
@@ -127,7 +137,8 @@ class SignatureReader(Agent):
         tried = 0
         for (date, rate), rows in sorted(blocks.items(), key=lambda item: (-max(r["hrs"] for r in item[1]),
                                                                            -max(r["n"] for r in item[1]))):
-            if (date, rate) in side_effects or tried >= MOST_CONFIRMATIONS or not self._affords():
+            if (date, rate) in side_effects or rate not in self.break_rates or tried >= MOST_CONFIRMATIONS \
+                    or not self._affords():
                 continue
             segment = self._partner_scope(date, rate, rows) or hourly_segment(rows)
             tried += 1
