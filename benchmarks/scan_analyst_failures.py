@@ -151,23 +151,23 @@ def _missed(row: dict[str, Any], found: list[tuple[str, dict[str, str], str]], n
             benign: list[dict[str, Any]], false: list[Any], expected: int) -> Loss:
     date, segment, step = str(row["date"]), _segment(row), row["entity_name"]
     key = f"{date}|{row['entity_type']}|{step} {segment}"
-    if any(day == date and _overlaps(other, segment) for day, other, _ in found):
-        return Loss("concurrency", 1.0 / expected, key)
-    if any(other_step == step and _overlaps(other, segment) and abs(_day(day) - _day(date)) <= RUN_DAYS
-           for day, other, other_step in found):
-        return Loss("localisation", 1.0 / expected, key + " (a date of a run found on another cuboid)")
-    if any(f_row["date"] == date and verdict.get("verdict") == "side_effect" for f_row, verdict in false):
-        return Loss("family", 1.0 / expected, key)
     seen = [note for note in notes if note["date"] == date and note["step"] == step
             and _overlaps(note["cuboid"], segment)]
     reasons = {note["reason"] for note in seen}
+    why = f" ({', '.join(sorted(reasons)) or 'never a candidate'})"
+    if any(day == date and _overlaps(other, segment) for day, other, _ in found):
+        return Loss("concurrency", 1.0 / expected, key + why)
+    if any(other_step == step and _overlaps(other, segment) and abs(_day(day) - _day(date)) <= RUN_DAYS
+           for day, other, other_step in found):
+        return Loss("localisation", 1.0 / expected, key + " (a date of a run found on another cuboid)" + why)
+    if any(f_row["date"] == date and verdict.get("verdict") == "side_effect" for f_row, verdict in false):
+        return Loss("family", 1.0 / expected, key)
     covered = any(item["kind"] in ("campaign", "experiment_effect") and _covers(item, date, segment)
                   for item in benign)
     if "context" in reasons or ("side effect" not in reasons and covered and row["entity_type"] == "conversion_rate"
                                 and not reasons - {"context"}):
         return Loss("context", 1.0 / expected, key)
-    reason = ", ".join(sorted(reasons)) or "never a candidate"
-    return Loss("edge of noise", 1.0 / expected, f"{key} ({reason})")
+    return Loss("edge of noise", 1.0 / expected, key + why)
 
 
 def _false(row: dict[str, Any], verdict: dict[str, Any], benign: list[dict[str, Any]], points: float) -> Loss:
