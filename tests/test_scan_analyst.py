@@ -7,6 +7,7 @@ from __future__ import annotations
 import statistics
 
 import pytest
+from text_reader import read_observation
 
 from benchmarks.scan_analyst import VARIANTS, scores
 from benchmarks.scan_analyst_reading import block_of, explained_by_context, narrowed, widened
@@ -15,7 +16,6 @@ from metric_tracker_rl.adapters.session import EpisodeSession
 from metric_tracker_rl.agents import make_agent
 from metric_tracker_rl.serving.environment import MetricTrackerRlEnvironment
 from metric_tracker_rl.spec.task_splits import calibration_reset_kwargs
-from metric_tracker_rl.view.observation import read_observation
 from metric_tracker_rl.view.tool_schemas import model_tools
 
 SWEEP = 10
