@@ -4,7 +4,7 @@
 
 For each expected row of deep seeds 0..N-1: the credit of the row reported without segment (`aggregate`) and on
 its parent (the incident's cuboid with its last named field left out). Prints the mean under each rule and the
-overlap's range; the figures go in CHANGELOG.md.
+overlap's range.
 """
 
 from __future__ import annotations
