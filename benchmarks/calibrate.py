@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 
 import benchmarks.exploits  # noqa: F401  (registers the calibration's exploit agents)
+import benchmarks.scan_analyst  # noqa: F401  (registers the scan analyst and its variations)
 from metric_tracker_rl.adapters.session import EpisodeSession
 from metric_tracker_rl.agents import AGENTS, make_agent, play
 from metric_tracker_rl.serving.environment import MetricTrackerRlEnvironment
@@ -46,9 +47,10 @@ NULL_GROUP = "null"
 # does not decode the answer. These episodes are not standard.
 AGENT_RESET_OVERRIDES: dict[str, dict[str, Any]] = {"feedback_decoder": {"max_submissions": 3}}
 HELD_OUT_SECRET = "calibration-held-out"
-# Agents that play the deep tier only (its expert and shortcuts): a default run, over every listed tier, leaves
-# them out; `--difficulties deep --no-named-tasks --agents ...` runs them (docs/calibration.md, the dial).
-DEEP_ONLY_AGENTS = ("deep_expert", "one_dimension_expert", "short_segment_rule")
+# Agents that play the deep tier only (its expert, its shortcuts and the scan analyst): a default run, over every
+# listed tier, leaves them out; `--difficulties deep --no-named-tasks --agents ...` runs them (docs/calibration.md, the dial).
+DEEP_ONLY_AGENTS = ("deep_expert", "one_dimension_expert", "short_segment_rule", "scan_analyst", "scan_analyst_3d",
+                    "scan_analyst_hourly")
 # Every other registered agent, in the order the published results list them (a default run writes them in this
 # order, so it reproduces docs/artifacts/calibration.json byte for byte, whatever order the agents registered in).
 LISTED_TIER_AGENTS = ("null", "random", "mass_generators", "mass_grid", "readme_baseline", "expert",
