@@ -48,7 +48,8 @@ NULL_GROUP = "null"
 AGENT_RESET_OVERRIDES: dict[str, dict[str, Any]] = {"feedback_decoder": {"max_submissions": 3}}
 HELD_OUT_SECRET = "calibration-held-out"
 # Agents that play the deep tier only (its expert, its shortcuts and the scan analyst): a default run, over every
-# listed tier, leaves them out; `--difficulties deep --no-named-tasks --agents ...` runs them (docs/calibration.md, the dial).
+# listed tier, leaves them out; `--difficulties deep --no-named-tasks --agents ...` runs them (docs/calibration.md,
+# the dial).
 DEEP_ONLY_AGENTS = ("deep_expert", "one_dimension_expert", "short_segment_rule", "scan_analyst", "scan_analyst_3d",
                     "scan_analyst_hourly")
 # Every other registered agent, in the order the published results list them (a default run writes them in this
