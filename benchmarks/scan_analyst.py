@@ -199,6 +199,8 @@ class ScanAnalystAgent(SignatureReader):
         if not new or (new[0].get("robust_z") or 0.0) > -NEW_FELL_Z or any(row["robust_z"] <= -OLD_STAYED_Z
                                                                             for row in old):
             return finding
+        if narrowed(new + old, ["app_version"], self._share(new + old)) != {"app_version": version}:
+            return finding  # the old versions fell too, by a comparable share (their short series hides it)
         dates = [date for date in self.dates if first <= date <= max(finding.dates)][:REGRESSION_DAYS]
         return Finding(finding.family, finding.entity_type, finding.entity_name,
                        {**finding.segment, "app_version": version}, dates, finding.method, finding.strength,
