@@ -19,7 +19,7 @@ from metric_tracker_rl.view.observation import read_observation
 from metric_tracker_rl.view.tool_schemas import model_tools
 
 SWEEP = 10
-# The mean over the first SWEEP episodes of the deep sweep each variant reaches at least (0.86, 0.84 and 0.86 when
+# The mean over the first SWEEP episodes of the deep sweep each variant reaches at least (0.91, 0.89 and 0.91 when
 # written; a capable model scored 0.925 on twelve other deep episodes).
 FLOORS = {"scan_analyst": 0.8, "scan_analyst_3d": 0.78, "scan_analyst_hourly": 0.8}
 
