@@ -199,6 +199,8 @@ class ScanAnalystAgent(SignatureReader):
         if not new or (new[0].get("robust_z") or 0.0) > -NEW_FELL_Z or any(row["robust_z"] <= -OLD_STAYED_Z
                                                                             for row in old):
             return finding
+        if narrowed(new + old, ["app_version"], self._share(new + old)) != {"app_version": version}:
+            return finding  # the old versions fell too, by a comparable share (their short series hides it)
         dates = [date for date in self.dates if first <= date <= max(finding.dates)][:REGRESSION_DAYS]
         return Finding(finding.family, finding.entity_type, finding.entity_name,
                        {**finding.segment, "app_version": version}, dates, finding.method, finding.strength,
@@ -259,25 +261,27 @@ class ScanAnalystAgent(SignatureReader):
         return hinted + rest
 
     def _hourly_check(self, finding: Finding, strongest: Candidate) -> Plan:
-        """The variation's hourly look at a fall: a block of stopped hours on its strongest date makes it a break
-        there, a first step's fall in a country with risen hourly mix is bots."""
-        segment = finding.segment
-        if not set(segment) <= set(HOURLY_FIELDS) or not self._affords():
+        """The variation's hourly look at every fall, on the part of its cuboid hours are served for (its
+        platform, country and version): a first step's fall in a country whose hourly mix rose is bots there, a
+        block of stopped hours on its strongest date makes it a break there."""
+        hourly = {name: value for name, value in finding.segment.items() if name in HOURLY_FIELDS}
+        if not hourly or not self._affords():
             return finding
         date = strongest.date
-        if finding.entity_name == STEP_OF_RATE["r1"] and set(segment) == {"country"}:
+        if finding.entity_name == STEP_OF_RATE["r1"] and "country" in hourly:
             value = yield from self._result(tool_action("compare_hourly_mix_to_baseline", date=date,
-                                                        entity_name="app_opens", **segment))
+                                                        entity_name="app_opens", country=hourly["country"]))
             if (value.get("delta_value") or 0.0) >= MIX_RISE:
-                return Finding("hourly_traffic_mix_shift", "hourly_mix", "app_opens", segment, [date],
-                               "compare_hourly_mix_to_baseline", finding.strength, {date: value})
+                return Finding("hourly_traffic_mix_shift", "hourly_mix", "app_opens",
+                               {"country": hourly["country"]}, [date], "compare_hourly_mix_to_baseline",
+                               finding.strength, {date: value})
             return finding
         if finding.entity_name not in {STEP_OF_RATE[rate] for rate in self.break_rates}:
             return finding
-        result = yield from self._result(tool_action("detect_funnel_break", date=date, **segment))
+        result = yield from self._result(tool_action("detect_funnel_break", date=date, **hourly))
         step = next((row for row in result.get("steps", []) if row.get("step") == finding.entity_name), None)
         if broken_block(step):
-            return Finding("funnel_break", "funnel_step", finding.entity_name, segment, [date],
+            return Finding("funnel_break", "funnel_step", finding.entity_name, hourly, [date],
                            "detect_funnel_break", finding.strength, {date: step})
         return finding
 

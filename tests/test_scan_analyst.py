@@ -19,9 +19,9 @@ from metric_tracker_rl.spec.task_splits import calibration_reset_kwargs
 from metric_tracker_rl.view.tool_schemas import model_tools
 
 SWEEP = 10
-# The mean over the first SWEEP episodes of the deep sweep each variant reaches at least (it scored 0.75-0.85 on
-# them when written; a capable model scored 0.925 on twelve other deep episodes).
-FLOORS = {"scan_analyst": 0.7, "scan_analyst_3d": 0.65, "scan_analyst_hourly": 0.7}
+# The mean over the first SWEEP episodes of the deep sweep each variant reaches at least (0.91, 0.89 and 0.91 when
+# written; a capable model scored 0.925 on twelve other deep episodes).
+FLOORS = {"scan_analyst": 0.8, "scan_analyst_3d": 0.78, "scan_analyst_hourly": 0.8}
 
 
 def test_plays_a_deep_episode_from_the_text_alone() -> None:
