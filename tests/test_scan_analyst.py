@@ -9,9 +9,10 @@ import statistics
 import pytest
 from text_reader import read_observation
 
-from benchmarks.scan_analyst import VARIANTS, scores
+from benchmarks.scan_analyst import VARIANTS
 from benchmarks.scan_analyst_reading import block_of, explained_by_context, narrowed, widened
 from benchmarks.scan_analyst_sql import SQL_CHARS, THREE_DIMENSION_SETS, TWO_DIMENSION_SETS, scan_sql, series_sql
+from benchmarks.scan_analyst_sweep import scores
 from metric_tracker_rl.adapters.session import EpisodeSession
 from metric_tracker_rl.agents import make_agent
 from metric_tracker_rl.serving.environment import MetricTrackerRlEnvironment
