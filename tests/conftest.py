@@ -52,14 +52,12 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """A test that needs a slow fixture is slow by the marker's definition, wherever it is. (A module that is slow
     as a whole says so with `pytestmark = pytest.mark.slow`; nothing here reads the command line.)
 
-    The suite runs in two processes (pytest-xdist, `--dist loadgroup`) and each module stays in one of them, so its
-    module fixtures are built once. The modules that hold a slow test share one group, run by one process in turn:
-    no two slow tests (servers, a browser, time limits) run at the same time."""
+    The suite runs in two processes (pytest-xdist, `--dist loadgroup`). A module's fast tests stay in one of them, so
+    its module fixtures are built once there; the slow tests share one group, run by one process in turn, so no two
+    of them (servers, a browser, time limits) run at the same time."""
     for item in items:
         if SLOW_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.slow)
-    with_slow_tests = {_module(item) for item in items if item.get_closest_marker("slow")}
     for item in items:
-        module = _module(item)
-        item.add_marker(pytest.mark.xdist_group("serial" if module in with_slow_tests else module))
+        item.add_marker(pytest.mark.xdist_group("serial" if item.get_closest_marker("slow") else _module(item)))
 
