@@ -1,7 +1,8 @@
 """The model results: the committed transcripts replayed, grouped by tier and dial settings, as an artifact
 (docs/artifacts/model_results.json) and the table docs/model_results.md shows (a block of benchmarks/docs_blocks.py).
 
-    uv run python -m benchmarks.replay --write-results   # replay and write the artifact
+    uv run python -m benchmarks.model_results            # replay and print the table (exit 1 if the artifact differs)
+    uv run python -m benchmarks.model_results --write    # replay and write the artifact
     uv run python -m benchmarks.docs_blocks --write      # then the page's table
 
 A tier whose episodes changed since the recording is not replayed: its transcripts keep their recorded scores and
@@ -10,25 +11,37 @@ are marked as recorded on an earlier version.
 
 from __future__ import annotations
 
+import argparse
 import json
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from benchmarks.calibrate import markdown_table
+from benchmarks.replay import (
+    EARLIER_VERSION,
+    REPRODUCED,
+    SCORE_CHANGED,
+    TEXTS_CHANGED,
+    TRANSCRIPTS,
+    current_fingerprints,
+    is_earlier_version,
+    load,
+    recorded_on,
+    replay,
+    transcript_paths,
+)
 from metric_tracker_rl.spec.published import DIFFICULTIES
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "docs" / "artifacts" / "model_results.json"
-# A replay's outcomes (benchmarks.replay), in the order a group's table cell lists them.
-STATUS_ORDER = ("reproduced", "score reproduced, texts changed", "score changed", "recorded on an earlier version")
+STATUS_ORDER = (REPRODUCED, TEXTS_CHANGED, SCORE_CHANGED, EARLIER_VERSION)  # as a group's table cell lists them
 
 
 def transcript_entry(path: Path, recorded: dict[str, Any] | None, stored: dict[str, dict[str, str]],
                      replayed: Callable[[dict[str, Any]], Any]) -> dict[str, Any]:
     """One transcript's line of the artifact: what it recorded, and what its replay on this version shows."""
-    from benchmarks.replay import EARLIER_VERSION, is_earlier_version, load
-
     transcript = load(path)
     entry = {"file": path.name, "difficulty": transcript["difficulty"], "seed": transcript["seed"],
              "settings": transcript.get("settings", {}), "score": transcript["score"],
@@ -65,16 +78,10 @@ def groups(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def render_results() -> dict[str, Any]:
     """Replay every committed transcript (those of a changed tier excepted) into the artifact's content."""
-    from benchmarks.replay import TRANSCRIPTS, current_fingerprints, recorded_on, replay, transcript_paths
-
     recorded, stored = recorded_on(TRANSCRIPTS), current_fingerprints()
     entries = [transcript_entry(path, recorded, stored, replay) for path in transcript_paths([TRANSCRIPTS])]
     return {"recorded_on": {key: recorded[key] for key in ("commit", "date")} if recorded else None,
             "groups": groups(entries), "transcripts": entries}
-
-
-def write_results() -> None:
-    RESULTS.write_text(json.dumps(render_results(), indent=1) + "\n", encoding="utf-8")
 
 
 def kept_results() -> dict[str, Any]:
@@ -86,8 +93,6 @@ def _settings_text(settings: dict[str, Any]) -> str:
 
 
 def _replays_text(replays: dict[str, int], episodes: int, commit: str) -> str:
-    from benchmarks.replay import EARLIER_VERSION
-
     if list(replays) == [EARLIER_VERSION]:
         return f"recorded on an earlier version ({commit}): not replayed"
     return "; ".join(f"{count} of {episodes} {status}" for status, count in replays.items())
@@ -106,3 +111,20 @@ def model_results_table(results: dict[str, Any] | None = None) -> str:
                      _replays_text(group["replays"], group["episodes"], commit)])
     return markdown_table(["tier", "dial settings", "episodes", "mean score", "range", "calls",
                            "replay on this version"], rows)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--write", action="store_true", help=f"write {RESULTS.relative_to(ROOT)}")
+    args = parser.parse_args(argv)
+    results = render_results()
+    if args.write:
+        RESULTS.write_text(json.dumps(results, indent=1) + "\n", encoding="utf-8")
+        print(f"wrote {RESULTS.relative_to(ROOT)}")
+        return 0
+    print(model_results_table(results))
+    return 0 if results == kept_results() else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -8,7 +8,6 @@ model), and compares every text and the score; the first difference is printed a
 
     uv run python -m benchmarks.replay                       # every committed transcript
     uv run python -m benchmarks.replay PATH [PATH ...]       # transcript files or directories
-    uv run python -m benchmarks.replay --write-results       # re-render docs/artifacts/model_results.json
 
 A transcript recorded before its tier's episodes last changed cannot replay: the committed transcripts' folder
 keeps, in recorded_on.json, each tier's episode fingerprints as they were when the transcripts were recorded
@@ -34,7 +33,6 @@ from metric_tracker_rl.serving.environment import MetricTrackerRlEnvironment
 ROOT = Path(__file__).resolve().parents[1]
 TRANSCRIPTS = ROOT / "docs" / "artifacts" / "model_transcripts"
 RECORDED_ON = TRANSCRIPTS / "recorded_on.json"
-RESULTS = ROOT / "docs" / "artifacts" / "model_results.json"
 STORED_FINGERPRINTS = ROOT / "tests" / "data" / "episode_fingerprints.json"
 SCORE_TOLERANCE = 1e-9
 DIFF_LINES = 60  # a mismatch's diff is cut after this many lines
@@ -138,15 +136,7 @@ def transcript_paths(paths: Iterable[Path]) -> list[Path]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("paths", nargs="*", type=Path, help=f"transcripts or folders (default {TRANSCRIPTS})")
-    parser.add_argument("--write-results", action="store_true",
-                        help=f"replay the committed transcripts and write {RESULTS.relative_to(ROOT)}")
     args = parser.parse_args(argv)
-    if args.write_results:
-        from benchmarks.model_results import write_results
-
-        write_results()
-        print(f"wrote {RESULTS.relative_to(ROOT)}")
-        return 0
     stored, failed = current_fingerprints(), 0
     for path in transcript_paths(args.paths or [TRANSCRIPTS]):
         transcript = load(path)

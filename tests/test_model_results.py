@@ -11,6 +11,9 @@ from pathlib import Path
 import pytest
 
 from benchmarks import model_results, replay
+from metric_tracker_rl.adapters.transcript import SKIPPED_AFTER_GRADING, TaskRun, replay_record
+from metric_tracker_rl.models import MetricTrackerRlAction
+from metric_tracker_rl.serving.environment import MetricTrackerRlEnvironment
 
 RESULTS = model_results.kept_results()
 ENTRIES = {entry["file"]: entry for entry in RESULTS["transcripts"]}
@@ -90,4 +93,24 @@ def test_a_file_that_is_no_transcript_is_refused(tmp_path: Path) -> None:
 
 @pytest.mark.slow  # replays every transcript of a tier that did not change
 def test_the_kept_results_are_what_the_replays_give() -> None:
-    assert model_results.render_results() == RESULTS, "run `uv run python -m benchmarks.replay --write-results`"
+    assert model_results.render_results() == RESULTS, "run `uv run python -m benchmarks.model_results --write`"
+
+
+def test_a_run_recorded_as_a_transcript_replays(tmp_path: Path) -> None:
+    """What inference.py --transcripts writes, from a chat whose last turn also held a call after the graded report
+    (answered without the environment, so it is not a call to replay)."""
+    env = MetricTrackerRlEnvironment()
+    run = TaskRun("easy")
+    run.reset(env, seed=3, difficulty="easy")
+    run.act(env, MetricTrackerRlAction(analysis_method="list_suspicious_dates", analysis_args={"limit": 3}))
+    run.act(env, MetricTrackerRlAction(classifications=[]))
+    run.messages.append({"role": "assistant", "content": "", "tool_calls": [
+        {"id": "late", "type": "function", "function": {"name": "task_overview", "arguments": "{}"}}]})
+    run.messages.append({"role": "tool", "tool_call_id": "late", "name": "task_overview",
+                         "content": SKIPPED_AFTER_GRADING})
+    record = replay_record(run, {"seed": 3, "difficulty": "easy"})
+    assert (record["difficulty"], record["seed"], record["settings"]) == ("easy", 3, {})
+    assert [call["tool"] for call in record["calls"]] == ["list_suspicious_dates", "submit_report"]
+    assert record["calls"][0]["arguments"] == {"limit": 3}
+    result = replay.replay(json.loads(json.dumps(record)))
+    assert result.status == replay.REPRODUCED and result.matched_texts == 2
