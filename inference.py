@@ -39,7 +39,7 @@ from metric_tracker_rl.adapters.baseline_log import (
     show_progress,
     summary_table,
 )
-from metric_tracker_rl.adapters.transcript import TaskRun
+from metric_tracker_rl.adapters.transcript import TaskRun, replay_record
 from metric_tracker_rl.agents import AGENTS, make_agent, run_episode
 from metric_tracker_rl.agents.llm import LlmPolicy, openai_client
 from metric_tracker_rl.reconnect import ServerUnavailable, reset_until_served
@@ -115,9 +115,10 @@ def with_knobs(episodes: list[EpisodeSpec], knobs: dict[str, Any]) -> list[Episo
 
 
 def run_task(episode: EpisodeSpec, url: str | None, startup_error: str | None, policy: Policy, agent: str,
-             model_label: str, trajectory: IO[str] | None, settings: ClientSettings) -> TaskResult:
+             model_label: str, trajectory: IO[str] | None, settings: ClientSettings,
+             transcripts: Path | None = None) -> TaskResult:
     """One episode, start to finish. [START] and [END] are printed whatever happens in between; with a trajectory
-    file, the episode's record is appended to it."""
+    file, the episode's record is appended to it; with a transcripts folder, its replay record is written there."""
     log_start(episode.label, model_label)
     started, error = time.monotonic(), None
     run = TaskRun(episode.label, on_step=log_action)
@@ -145,6 +146,10 @@ def run_task(episode: EpisodeSpec, url: str | None, startup_error: str | None, p
             if trajectory is not None and run.observation is not None:
                 trajectory.write(json.dumps(run.record(agent, model_label, episode.reset_kwargs, error)) + "\n")
                 trajectory.flush()
+            if transcripts is not None and run.observation is not None and run.session.started:
+                record = replay_record(run, episode.reset_kwargs)
+                (transcripts / f"{episode.label}.json").write_text(json.dumps(record, indent=1) + "\n",
+                                                                   encoding="utf-8")
     breakdown = run.graded.reward_breakdown if run.graded is not None else None
     return TaskResult(episode.label, episode.reset_kwargs.get("seed"), run.score, round(open_interval(run.score), 2),
                       success, run.steps, run.rewards, round(time.monotonic() - started, 2), error,
@@ -200,6 +205,9 @@ def parse_args(argv: list[str] | None, settings: ClientSettings) -> argparse.Nam
     parser.add_argument("--output", type=Path, default=None, help="write the results as JSON to this file")
     parser.add_argument("--trajectories", type=Path, default=None,
                         help="directory for <agent>.jsonl: one SFT-ready chat record per episode")
+    parser.add_argument("--transcripts", type=Path, default=None,
+                        help="directory for <task>.json: each episode's calls and the texts read, which "
+                             "`python -m benchmarks.replay DIR` replays")
     parser.add_argument("--episodes", type=int, default=None, help="run this many tasks of the Task API's train "
                         "split instead of the named tasks, with a progress bar")
     parser.add_argument("--first-task", type=int, default=None,
@@ -288,6 +296,9 @@ def main(argv: list[str] | None = None) -> int:
             path = args.trajectories / f"{args.agent}.jsonl"
             trajectory = stack.enter_context(open(path, "w", encoding="utf-8"))
             note(f"[INFO] writing trajectories to {path}")
+        if args.transcripts is not None:
+            args.transcripts.mkdir(parents=True, exist_ok=True)
+            note(f"[INFO] writing transcripts to {args.transcripts}")
         url: str | None = None
         startup_error: str | None = None
         try:
@@ -304,7 +315,8 @@ def main(argv: list[str] | None = None) -> int:
                 log_end(False, 0, 0.0, [])
                 continue
             try:
-                result = run_task(episode, url, startup_error, policy, args.agent, model_label, trajectory, settings)
+                result = run_task(episode, url, startup_error, policy, args.agent, model_label, trajectory, settings,
+                                  args.transcripts)
                 results.append(result)
                 if result.error and result.error.startswith(ServerUnavailable.__name__):
                     url, startup_error = None, f"environment unavailable: {result.error}"  # no second wait per task

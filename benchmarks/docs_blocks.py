@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from benchmarks.calibrate import PUBLISHED_RESULTS, SHORTCUT_AGENTS, markdown_table
+from benchmarks.model_results import model_results_table
 from metric_tracker_rl.spec.plain_types import MetricSubmissionRow
 from metric_tracker_rl.spec.published import DIFFICULTIES, WINDOW_DAYS
 from metric_tracker_rl.spec.task_splits import TRAIN_SCHEDULE, TRAIN_SEED_BASE
@@ -132,6 +133,7 @@ BLOCKS: tuple[Block, ...] = (
     Block("train-schedule", "docs/training.md", train_schedule),
     Block("submission-row-fields", "docs/spaces.md", submission_row_fields),
     Block("tier-windows", "docs/data.md", tier_windows),
+    Block("model-results", "docs/model_results.md", model_results_table),
 )
 
 

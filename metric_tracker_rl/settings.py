@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar, Literal, TypeVar
 
 from pydantic import AliasChoices, Field, ValidationError, ValidationInfo, field_validator
 from pydantic.fields import FieldInfo
@@ -139,9 +139,18 @@ class ServerSettings(Settings):
                                  description="held-out mode: a secret mixed into every random stream, never shown")
     drain_s: float = Field(DEFAULT_DRAIN_S, ge=0, validation_alias=variable("METRIC_TRACKER_DRAIN_S"),
                            description="seconds open sessions are still served after SIGTERM, 0 or more")
+    log_level: Literal["critical", "error", "warning", "info", "debug"] = Field(
+        "info", validation_alias=variable("LOG_LEVEL"),
+        description="the server's log level: critical, error, warning, info (each request) or debug; successful "
+                    "/health and /ready probes are never logged")
     self_url: str | None = Field(None, validation_alias=variable("METRIC_TRACKER_SELF_URL"),
                                  description="the URL the debugger reaches this server's API at (default: the "
                                              "socket the page's request arrived on)")
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def any_case_level(cls, value: Any) -> Any:
+        return value.lower() if isinstance(value, str) else value
 
     def trusted_proxies(self) -> list[str]:
         """The peers whose X-Forwarded-For header names the client (and so the per-client session cap's client).

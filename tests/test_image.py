@@ -1,6 +1,6 @@
 """The image starts the way a Hugging Face Space starts it, proved without a Docker engine: the Dockerfile's
-COPY set is reproduced in a directory owned by root, its `uv sync` runs there as root, and its CMD then runs
-as UID 1000 with an unwritable HOME (a Space's user has neither write access to /app nor a uv cache).
+COPY and `uv sync` steps are reproduced in order in a directory owned by root, as root, and its CMD then runs
+as UID 1000 (its USER) with an unwritable HOME (a Space's user has neither write access to /app nor a uv cache).
 
 Needs root (to own the files and switch user) and a Python of the image's version that UID 1000 may run;
 skipped otherwise. uv runs offline from the cache the project's own `uv sync` filled."""
@@ -60,23 +60,20 @@ def image_env() -> dict[str, str]:
     return settings
 
 
-def reproduce_copies(app_dir: Path) -> None:
-    """What the COPY instructions put in the image's WORKDIR (compiled files and build leftovers aside)."""
+def reproduce_copy(arguments: str, app_dir: Path) -> None:
+    """What one COPY instruction puts in the image's WORKDIR (compiled files and build leftovers aside)."""
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info")
-    for kind, args in dockerfile_instructions():
-        if kind != "COPY":
-            continue
-        *_, destination = shlex.split(args)
-        target = app_dir / destination
-        for source in copy_sources(args):
-            for match in glob.glob(source, root_dir=ROOT):
-                origin = ROOT / match
-                if origin.is_dir():
-                    shutil.copytree(origin, target, ignore=ignore, dirs_exist_ok=True)
-                else:
-                    assert destination.endswith("/"), f"COPY {args}: files are copied into a directory here"
-                    target.mkdir(parents=True, exist_ok=True)
-                    shutil.copy2(origin, target / origin.name)
+    *_, destination = shlex.split(arguments)
+    target = app_dir / destination
+    for source in copy_sources(arguments):
+        for match in glob.glob(source, root_dir=ROOT):
+            origin = ROOT / match
+            if origin.is_dir():
+                shutil.copytree(origin, target, ignore=ignore, dirs_exist_ok=True)
+            else:
+                assert destination.endswith("/"), f"COPY {arguments}: files are copied into a directory here"
+                target.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(origin, target / origin.name)
 
 
 @pytest.fixture(scope="module")
@@ -92,13 +89,16 @@ def built_image() -> Iterator[Path]:
         workdir = next(args for kind, args in dockerfile_instructions() if kind == "WORKDIR")
         app_dir = Path(root) / workdir.lstrip("/")
         app_dir.mkdir(parents=True)
-        reproduce_copies(app_dir)
-        sync = next(args for kind, args in dockerfile_instructions() if kind == "RUN" and "uv sync" in args)
         env = {**os.environ, **image_env(), "UV_PYTHON": python, "UV_OFFLINE": "1",
                "UV_PROJECT_ENVIRONMENT": str(app_dir / ".venv")}
         env.pop("VIRTUAL_ENV", None)
-        subprocess.run(shlex.split(sync), cwd=app_dir, env=env, check=True, timeout=SYNC_TIMEOUT_S,
-                       capture_output=True)
+        # In the Dockerfile's order: each sync sees only what was copied before it (the first, the lock file).
+        for kind, args in dockerfile_instructions():
+            if kind == "COPY":
+                reproduce_copy(args, app_dir)
+            elif kind == "RUN" and "uv sync" in args:
+                subprocess.run(shlex.split(args), cwd=app_dir, env=env, check=True, timeout=SYNC_TIMEOUT_S,
+                               capture_output=True)
         yield app_dir
 
 

@@ -21,6 +21,7 @@ from conftest import ROOT
 from text_reader import read_observation
 
 import inference
+from benchmarks import replay
 from metric_tracker_rl import DEFAULT_TASK_ORDER, MetricSubmissionRow, PayloadGeneratorMethod
 from metric_tracker_rl.adapters.baseline_log import format_action, open_interval
 from metric_tracker_rl.analysis_tools import TOOL_REGISTRY
@@ -203,7 +204,7 @@ def test_model_solves_with_tool_calls_then_submit(server_url: str, tmp_path: Pat
               tool_calls(("submit_generators", {"generators": [generator]}))]
     with fake_model(script) as (model_url, requests):
         result = run_inference("--tasks", "easy_two_spikes", "--output", str(tmp_path / "r.json"),
-                               env=model_env(model_url, server_url))
+                               "--transcripts", str(tmp_path / "transcripts"), env=model_env(model_url, server_url))
     assert result.returncode == 0, result.stderr
     [task] = parse_log(result.stdout, ["easy_two_spikes"], "fake-model")
     assert [s["action"].split("(")[0] for s in task["steps"]] == [
@@ -217,6 +218,12 @@ def test_model_solves_with_tool_calls_then_submit(server_url: str, tmp_path: Pat
     assert "annotations" in annotations.analysis_result
     saved = json.loads((tmp_path / "r.json").read_text())
     assert saved["tasks"][0]["score"] > 0 and round(min(0.99, saved["tasks"][0]["score"]), 2) == task["score"]
+    # The model's transcript holds each call with the text it read, and replays in process.
+    transcript = json.loads((tmp_path / "transcripts" / "easy_two_spikes.json").read_text())
+    assert [call["tool"] for call in transcript["calls"]] == ["task_overview", "get_annotations", "submit_generators"]
+    assert transcript["calls"][2]["arguments"] == {"generators": [generator]}
+    assert transcript["score"] == saved["tasks"][0]["score"]
+    assert replay.main([str(tmp_path / "transcripts")]) == 0
 
 
 def test_model_mistakes_are_answered_without_env_steps(server_url: str) -> None:
@@ -308,12 +315,18 @@ def test_offline_run_serves_the_environment_itself_and_stops_it(tmp_path: Path) 
 def test_deep_runs_offline_by_difficulty_and_by_task_with_the_dial(tmp_path: Path) -> None:
     """`--difficulty deep` plays deep's named task, which the expert solves; `--tasks` with dial knobs plays it
     with them (its visible config shows them, and the episode is not standard)."""
-    output = tmp_path / "expert.json"
-    result = run_inference("--difficulty", "deep", "--agent", "expert", "--output", str(output))
+    output, transcripts = tmp_path / "expert.json", tmp_path / "transcripts"
+    result = run_inference("--difficulty", "deep", "--agent", "expert", "--output", str(output), "--transcripts",
+                           str(transcripts))
     assert result.returncode == 0, result.stderr
     (task,) = parse_log(result.stdout, ["deep_cuboids"], "expert")
     assert task["task"] == "deep_cuboids" and task["success"]
     assert json.loads(output.read_text())["tasks"][0]["score"] == 1.0
+    transcript = json.loads((transcripts / "deep_cuboids.json").read_text())
+    assert (transcript["difficulty"], transcript["settings"], transcript["score"]) == (
+        "deep", {"task_id": "deep_cuboids"}, 1.0)
+    assert len(transcript["calls"]) == len(task["steps"])
+    assert replay.main([str(transcripts)]) == 0  # every text the agent read and the score, in process
     result = run_inference("--tasks", "deep_cuboids", "--max-cuboid-depth", "1", "--concurrency", "0",
                            "--decoy-ratio", "0.5", "--trajectories", str(tmp_path))
     assert result.returncode == 0, result.stderr

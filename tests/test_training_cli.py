@@ -37,7 +37,7 @@ def test_grpo_flags_set_the_config_and_cpu_is_one_flag() -> None:
                                                  "--num-generations", "2", "--gradient-accumulation", "1"]))
     assert cpu == {"max_steps": 3, "per_device_train_batch_size": 2, "gradient_accumulation_steps": 1,
                    "num_generations": 2, "max_completion_length": 16384, "learning_rate": 1e-6,
-                   "use_vllm": False, "use_cpu": True, "bf16": False}
+                   "log_completions": False, "use_vllm": False, "use_cpu": True, "bf16": False}
     server = grpo.config_overrides(grpo.parse_args(["--generation", "vllm-server"]))
     assert server["use_vllm"] is True and server["vllm_mode"] == "server" and "use_cpu" not in server
     assert grpo.config_overrides(grpo.parse_args([]))["vllm_mode"] == "colocate"

@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from scripted_chat_model import ScriptedChatModel, serving_model
 
+from metric_tracker_rl.adapters.scripted_chat import ScriptedChatModel, serving_model
 from metric_tracker_rl.agents import make_agent
 from metric_tracker_rl.serving.environment import MetricTrackerRlEnvironment
 from metric_tracker_rl.serving.local_server import local_server

@@ -1,6 +1,6 @@
-"""A tiny Qwen3 built offline for the TRL smoke tests: random weights from a small config, a byte-level BPE
-tokenizer trained on the environment's own texts, and TRL's shipped Qwen3 chat template (so TRL picks the
-family's response schema and training template exactly as it does for a real Qwen3 checkpoint).
+"""A tiny Qwen3 built offline for the TRL smoke tests (training.tiny_model builds it: random weights from a small
+config, a byte-level BPE tokenizer trained on the given texts, and TRL's shipped Qwen3 chat template, so TRL picks
+the family's response schema and training template exactly as it does for a real Qwen3 checkpoint).
 
 `ScriptedQwen3` is that model with a scripted policy: during `generate` (and only then) a logits processor lets
 through one token per position, the next token of the completion the script chooses for the conversation so far.
@@ -8,47 +8,14 @@ The training forward pass is the plain random model, so the loss and its gradien
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 
 import torch
-from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-from transformers import LogitsProcessor, LogitsProcessorList, PreTrainedTokenizerFast, Qwen3Config, Qwen3ForCausalLM
-from trl.chat_template_utils import qwen3_chat_template
+from transformers import LogitsProcessor, LogitsProcessorList, PreTrainedTokenizerFast, Qwen3ForCausalLM
 
-# Qwen3's control tokens: the first three are special (skipped when decoding); the tags are plain added tokens, so
-# decoded text keeps them and the response schema can find the tool calls.
-SPECIAL_TOKENS = ("<|endoftext|>", "<|im_start|>", "<|im_end|>")
-TAG_TOKENS = ("<think>", "</think>", "<tool_call>", "</tool_call>", "<tool_response>", "</tool_response>")
-VOCAB_SIZE = 4096
+from training.tiny_model import TAG_TOKENS, tiny_config, tiny_qwen3, tiny_tokenizer
 
-
-def tiny_tokenizer(texts: Iterable[str]) -> PreTrainedTokenizerFast:
-    """A byte-level BPE tokenizer trained on `texts` (any text still encodes: the 256 bytes are in the alphabet),
-    with Qwen3's control tokens and chat template."""
-    bpe = Tokenizer(models.BPE())
-    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    bpe.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=VOCAB_SIZE, special_tokens=list(SPECIAL_TOKENS),
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
-    bpe.train_from_iterator(texts, trainer=trainer)
-    tokenizer = PreTrainedTokenizerFast(tokenizer_object=bpe, eos_token="<|im_end|>", pad_token="<|endoftext|>",
-                                        clean_up_tokenization_spaces=False)
-    tokenizer.add_special_tokens({"additional_special_tokens": list(SPECIAL_TOKENS)})
-    tokenizer.add_tokens(list(TAG_TOKENS))
-    tokenizer.chat_template = qwen3_chat_template
-    return tokenizer
-
-
-def tiny_config(tokenizer: PreTrainedTokenizerFast) -> Qwen3Config:
-    return Qwen3Config(vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-                       num_attention_heads=4, num_key_value_heads=2, head_dim=16, max_position_embeddings=65536,
-                       tie_word_embeddings=True, pad_token_id=tokenizer.pad_token_id,
-                       eos_token_id=tokenizer.eos_token_id, bos_token_id=None)
-
-
-def tiny_qwen3(tokenizer: PreTrainedTokenizerFast, seed: int = 0) -> Qwen3ForCausalLM:
-    torch.manual_seed(seed)
-    return Qwen3ForCausalLM(tiny_config(tokenizer))
+__all__ = ["TAG_TOKENS", "ScriptedQwen3", "scripted_qwen3", "tiny_qwen3", "tiny_tokenizer"]
 
 
 # The script: given the decoded conversation so far and the row's index in the generation batch, the text of the

@@ -56,7 +56,7 @@ def grpo_config(output_dir: str, **overrides: Any) -> GRPOConfig:
         use_vllm=True,
         vllm_mode="colocate",
         logging_steps=1,
-        log_completions=True,
+        log_completions=False,                  # --log-completions: a table of every completion per step
         report_to="none",
     )
     return GRPOConfig(**{**settings, **overrides})
@@ -96,6 +96,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--generation", choices=sorted(GENERATION), default=None,
                         help="how completions are generated (default: vllm-colocate; transformers with --cpu)")
     parser.add_argument("--cpu", action="store_true", help="train on the CPU: float32, generation by transformers")
+    parser.add_argument("--log-completions", action="store_true",
+                        help="log every completion of each step as a table (long: a whole episode per row)")
     args = parser.parse_args(argv)
     if args.cpu and args.generation not in (None, "transformers"):
         parser.error(f"--cpu generates with transformers; --generation {args.generation} needs a GPU")
@@ -109,7 +111,7 @@ def config_overrides(args: argparse.Namespace) -> dict[str, Any]:
         "max_steps": args.steps, "per_device_train_batch_size": args.batch_size,
         "gradient_accumulation_steps": args.gradient_accumulation, "num_generations": args.num_generations,
         "max_completion_length": args.max_completion_length, "learning_rate": args.learning_rate,
-        **GENERATION[args.generation],
+        "log_completions": args.log_completions, **GENERATION[args.generation],
     }
     if args.cpu:
         overrides.update(use_cpu=True, bf16=False)

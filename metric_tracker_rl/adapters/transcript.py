@@ -19,6 +19,8 @@ from metric_tracker_rl.view.prompt import SYSTEM_PROMPT
 from metric_tracker_rl.view.tool_schemas import SUBMIT_REPORT, action_tool_call, openai_tools
 
 StepHook = Callable[[int, MetricTrackerRlAction, float, bool, "str | None"], None]
+# What a model reads for a tool call it made in the same turn as the graded report: it reaches no environment.
+SKIPPED_AFTER_GRADING = "skipped: the report has already been graded"
 
 
 def sft_message(message: dict[str, Any]) -> dict[str, Any]:
@@ -101,6 +103,23 @@ class TaskRun:
                 "model": model, "reset": reset_kwargs, "config": self.config,
                 "score": self.score, "rewards": self.rewards, "steps": self.steps,
                 "reward_breakdown": breakdown.model_dump() if breakdown is not None else None, "error": error}
+
+
+def replay_record(run: TaskRun, reset_kwargs: dict[str, Any]) -> dict[str, Any]:
+    """The episode in the replay format (benchmarks.replay): `difficulty`, `seed`, the other reset `settings`, the
+    episode `score` the server computed and every call the environment answered, with the text the model read."""
+    called: dict[str, tuple[str, Any]] = {}
+    calls = []
+    for message in run.messages:
+        for call in message.get("tool_calls") or []:
+            arguments = sft_message({"tool_calls": [call]})["tool_calls"][0]["function"]["arguments"]
+            called[call["id"]] = (call["function"]["name"], arguments)
+        if message["role"] == "tool" and message["content"] != SKIPPED_AFTER_GRADING:
+            tool, arguments = called[message["tool_call_id"]]
+            calls.append({"tool": tool, "arguments": arguments, "text": message["content"]})
+    settings = {key: value for key, value in reset_kwargs.items() if key not in ("seed", "difficulty")}
+    return {"difficulty": run.config["difficulty"], "seed": run.config["seed"], "settings": settings,
+            "score": run.session.score, "calls": calls}
 
 
 # --- what a record shows -------------------------------------------------------------------------------

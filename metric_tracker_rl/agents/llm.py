@@ -17,7 +17,7 @@ from openai.types.chat import ChatCompletionMessageParam, ChatCompletionToolPara
 
 from metric_tracker_rl.adapters.baseline_log import one_line
 from metric_tracker_rl.adapters.chat_loop import chat_loop
-from metric_tracker_rl.adapters.transcript import TaskRun
+from metric_tracker_rl.adapters.transcript import SKIPPED_AFTER_GRADING, TaskRun
 from metric_tracker_rl.settings import ClientSettings
 from metric_tracker_rl.view.tool_schemas import openai_tools, tool_action
 
@@ -74,7 +74,7 @@ class OpenAiChat:
     async def run_tool_calls(self) -> None:
         for call in self.calls:
             if self.finished():
-                content = "skipped: the report has already been graded"
+                content = SKIPPED_AFTER_GRADING
             else:
                 content = self.execute(call.function.name, call.function.arguments)
             self.run.messages.append({"role": "tool", "tool_call_id": call.id, "name": call.function.name,

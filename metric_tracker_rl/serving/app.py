@@ -96,8 +96,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--workers", type=int, default=environment_settings.workers,
                         help="server processes (WORKERS); each holds its own sessions")
     parser.add_argument("--no-web", action="store_true", help="serve the API without the /web debugger")
+    parser.add_argument("--log-level", default=environment_settings.log_level, type=str.lower,
+                        choices=("critical", "error", "warning", "info", "debug"),
+                        help="log level (LOG_LEVEL); successful /health and /ready probes are never logged")
     args = parser.parse_args(argv)
-    overrides = {"host": args.host, "port": args.port, "workers": args.workers}
+    overrides = {"host": args.host, "port": args.port, "workers": args.workers, "log_level": args.log_level}
     if args.no_web:
         overrides["enable_web_interface"] = False
     try:

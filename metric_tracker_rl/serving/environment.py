@@ -36,6 +36,7 @@ from metric_tracker_rl.models import (
     TaskInfo,
 )
 from metric_tracker_rl.serving.mcp_surface import MCP_ACTIONS, McpToolSurface
+from metric_tracker_rl.serving.rubric import SubmissionRubric
 from metric_tracker_rl.spec.published import CONVERSION_METRICS, fluctuation_bounds
 from metric_tracker_rl.spec.task_splits import TaskProviderMixin, resolve_reset
 from metric_tracker_rl.spec.tasks import RETRY_COST, task_catalog
@@ -124,6 +125,7 @@ class MetricTrackerRlEnvironment(McpToolSurface, TaskProviderMixin,
         secret into every random stream so that episodes cannot be rebuilt from their seed (the server reads
         both from its settings once, at start-up)."""
         super().__init__()
+        self.rubric: SubmissionRubric = SubmissionRubric()  # the grade's components, as OpenEnv's rubrics (rubric.py)
         self._debug = debug
         self._held_out_secret = held_out_secret.strip()
         self._episode: Episode | None = None
@@ -162,6 +164,7 @@ class MetricTrackerRlEnvironment(McpToolSurface, TaskProviderMixin,
         self._steps = self._submissions = 0
         self._done, self._last_score, self._episode_score = False, None, 0.0
         self._methods_used = set()
+        self.rubric.reset()
         return self._observation(
             status="ready", reward=None, message=f"Episode ready: {episode.public.task['objective']}",
             instruction=INSTRUCTION, config=episode.public.task["config"], **_published_facts(episode),
@@ -184,7 +187,10 @@ class MetricTrackerRlEnvironment(McpToolSurface, TaskProviderMixin,
             self._done = True
             fields["truncated"] = True
             fields["message"] += " Step budget spent: the episode is cut off before a report was graded."
-        return self._observation(**fields)
+        observation = self._observation(**fields)
+        if observation.status == "graded":
+            self.rubric(action, observation)
+        return observation
 
     async def step_async(self, action: MetricTrackerRlAction, timeout_s: float | None = None, **kwargs: Any
                          ) -> MetricTrackerRlObservation:

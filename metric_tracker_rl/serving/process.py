@@ -7,6 +7,8 @@ check (5 s) before it imports the application, which takes longer than that on a
 from __future__ import annotations
 
 import asyncio
+import copy
+import logging
 import signal
 from collections.abc import Callable
 from types import FrameType
@@ -23,11 +25,37 @@ def serve_with_drain(app: str | Callable[[], Any], settings: ServerSettings, **o
     """`uvicorn.run(app, factory=True, ...)` with DrainingServer in every worker process. `app` is the factory, or
     with several workers its import string (each worker process imports it)."""
     config = uvicorn.Config(app, factory=True, host=settings.host, port=settings.port, workers=settings.workers,
-                            forwarded_allow_ips=settings.trusted_proxies(), **options)
+                            forwarded_allow_ips=settings.trusted_proxies(), log_level=settings.log_level,
+                            log_config=log_config(), **options)
     if settings.workers > 1:
         DrainingSupervisor(config, sockets=[config.bind_socket()]).run()
     else:
         DrainingServer(config, settings.drain_s).run()
+
+
+PROBE_PATHS = ("/health", "/ready")  # what a load balancer, Kubernetes or Docker's HEALTHCHECK asks every few seconds
+
+
+class QuietProbes(logging.Filter):
+    """Keeps answered probes out of the access log (they were most of a replica's lines); a failing one is kept."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args
+        if not isinstance(args, tuple) or len(args) != 5:  # uvicorn's access record: client, method, path, ...
+            return True
+        _, _, path, _, status = args
+        return not (str(path).split("?", 1)[0] in PROBE_PATHS and status == 200)
+
+
+def log_config() -> dict[str, Any]:
+    """Uvicorn's logging configuration with QuietProbes on the access log. It is a configuration, not a filter
+    added here, so each worker process of `--workers N` applies it as it configures its own logging."""
+    from uvicorn.config import LOGGING_CONFIG
+
+    config = copy.deepcopy(LOGGING_CONFIG)
+    config.setdefault("filters", {})["quiet_probes"] = {"()": f"{__name__}.QuietProbes"}
+    config["handlers"]["access"]["filters"] = ["quiet_probes"]
+    return config
 
 
 class DrainingServer(uvicorn.Server):

@@ -167,7 +167,9 @@ class SessionLimits:
         text = (f"Per-client session capacity reached: this client already holds {len(held)} open sessions, the most "
                 f"one client may hold (MAX_SESSIONS_PER_CLIENT={self.per_client}; WebSocket and HTTP sessions count "
                 f"alike). Close one of them, or retry in about {retry_after_s} s, when the first of them is closed "
-                "for inactivity.")
+                "for inactivity. A trainer that needs more at once (a GRPO run holds one session per rollout it "
+                "generates) runs its own server with MAX_SESSIONS_PER_CLIENT and MAX_CONCURRENT_ENVS raised: see "
+                "docs/training.md.")
         return text, {"code": CAPACITY_CODE, "active_sessions": len(held), "max_sessions": self.per_client,
                       "retry_after_s": retry_after_s}
 

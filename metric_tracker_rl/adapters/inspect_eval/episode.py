@@ -3,6 +3,7 @@ the scorer sees the rewards even when a limit stops the solver mid-episode."""
 
 from __future__ import annotations
 
+from contextvars import ContextVar
 from typing import Any
 
 from inspect_ai.util import StoreModel
@@ -10,6 +11,7 @@ from pydantic import Field
 
 from metric_tracker_rl import MetricTrackerRlAction, MetricTrackerRlEnv, MetricTrackerRlObservation
 from metric_tracker_rl.adapters.session import AsyncEpisodeSession, Step
+from metric_tracker_rl.view.observation import SeenObservation
 
 
 class EpisodeRecord(StoreModel):
@@ -27,11 +29,14 @@ class EpisodeRecord(StoreModel):
 
 
 class Episode:
-    """An `AsyncEpisodeSession` whose bookkeeping is copied into the sample's store after every step."""
+    """An `AsyncEpisodeSession` whose bookkeeping is copied into the sample's store after every step. `latest` is
+    the view of its latest observation, whose text the model read last (a reference agent playing through
+    Inspect's model API reads it: see metric_tracker_rl.agents.inspect_model)."""
 
     def __init__(self, env: MetricTrackerRlEnv, record: EpisodeRecord) -> None:
         self.session = AsyncEpisodeSession(env)
         self.record = record
+        self.latest: SeenObservation | None = None
 
     async def reset(self, reset_kwargs: dict[str, Any]) -> MetricTrackerRlObservation:
         brief = await self.session.reset(**reset_kwargs)
@@ -39,10 +44,12 @@ class Episode:
             raise RuntimeError(f"reset({reset_kwargs}) failed: {self.session.message}")
         self.record.reset_kwargs = reset_kwargs
         self.record.config = self.session.config
+        self.latest = brief
         return self.session.brief_observation
 
     async def step(self, action: MetricTrackerRlAction) -> Step:
         step = await self.session.step(action)
+        self.latest = step.seen
         self.record.score = self.session.score
         self.record.rewards = list(self.session.rewards)
         self.record.done = self.session.done
@@ -56,3 +63,7 @@ class Episode:
     @property
     def done(self) -> bool:
         return self.record.done
+
+
+# The episode the current sample plays (the solver sets it in the sample's task, where its model calls run).
+PLAYING: ContextVar[Episode | None] = ContextVar("metric_tracker_playing", default=None)

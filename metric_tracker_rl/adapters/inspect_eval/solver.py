@@ -9,7 +9,7 @@ from inspect_ai.solver import Generate, Solver, TaskState, solver
 
 from metric_tracker_rl import MetricTrackerRlEnv
 from metric_tracker_rl.adapters.chat_loop import chat_loop
-from metric_tracker_rl.adapters.inspect_eval.episode import Episode, EpisodeRecord
+from metric_tracker_rl.adapters.inspect_eval.episode import PLAYING, Episode, EpisodeRecord
 from metric_tracker_rl.adapters.inspect_eval.server import server_url
 from metric_tracker_rl.adapters.inspect_eval.tools import episode_tools
 from metric_tracker_rl.reconnect import areset_until_served
@@ -68,6 +68,7 @@ def episode_agent(base_url: str | None = None, held_out: bool = False, max_turns
                                  message_timeout_s=settings.message_timeout_s)
         try:
             episode = Episode(env, record)
+            PLAYING.set(episode)
             # The session opens with the first reset, which waits out a server restart (see reconnect).
             observation = await areset_until_served(lambda: episode.reset(state.metadata["reset_kwargs"]),
                                                     env.disconnect, url, deadline_s=settings.retry_deadline_s)

@@ -1,8 +1,15 @@
 """A scripted chat model on a loopback port: an OpenAI-compatible `/v1/chat/completions` that answers each turn
 with the next native tool call of a script (then a closing message), streamed or not, as a real endpoint would.
+A harness that talks to a model endpoint (verifiers' `vf-eval`, an OpenAI client) plays an episode with it offline:
 
-It refuses a turn whose request does not offer the scripted tool, so a harness that fails to pass the tools on
-is caught; it records every request for the test to inspect."""
+    from metric_tracker_rl.adapters.scripted_chat import ScriptedChatModel, serving_model
+
+    with serving_model(ScriptedChatModel([("task_overview", {}), ("submit_report", {"rows": []})])) as base_url:
+        ...  # point the harness at base_url (it ends in /v1); any API key
+
+A script is a list of (tool name, arguments); a reference agent's own calls make one that scores what the agent
+scores (`action_tool_call` of each action it sends). The model refuses a turn whose request does not offer the
+scripted tool, so a harness that fails to pass the tools on is caught, and it records every request."""
 
 from __future__ import annotations
 
