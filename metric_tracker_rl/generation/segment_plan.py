@@ -184,6 +184,9 @@ class SegmentWorld:
     cuboids: CuboidDial | None = None
     note_share: float = 0.0  # the share of partner payment failures with a notice (a tier with context tables)
     leaf_masks: dict[Segment, np.ndarray] = field(default_factory=dict, repr=False, compare=False)
+    # Per date, the entities the incidents placed so far report or move (their side effects, an experiment's target
+    # step): what a deferred kind (kinds.base.IncidentKind.deferred) keeps its rows clear of.
+    busy_entities: dict[int, set[str]] = field(default_factory=dict, repr=False, compare=False)
 
     def one_dimension(self, rng: np.random.Generator, order: tuple[str, ...] = ("platform", "country")) -> Segment:
         """One value of each dimension in `order` (drawn in that order), then one of those segments."""

@@ -58,7 +58,7 @@ from metric_tracker_rl.generation.segment_plan import (
     segmented_plan,
 )
 from metric_tracker_rl.spec.published import FUNNEL_STEPS
-from metric_tracker_rl.spec.seeding import derive_rng
+from metric_tracker_rl.spec.seeding import EpisodeKey, derive_rng
 from metric_tracker_rl.spec.tasks import EpisodeConfig, incident_count
 from metric_tracker_rl.spec.tiers import SegmentedMix, Tier
 from metric_tracker_rl.world.context import (
@@ -144,6 +144,22 @@ def episode_kinds(tier: Tier, config: EpisodeConfig) -> tuple[IncidentKind, ...]
 CONCURRENT_KIND = "level_shift"
 
 
+def date_entities(incidents: list[SegmentIncident], day: int, iso_dates: tuple[str, ...]) -> set[str]:
+    """The entities a second incident on `day` must not take: those the date's incidents report, the rates they
+    move as a side effect (a second incident's numbers there would carry the first's), an experiment's target step
+    on its dates (its intended effect there would read as the second's own), and the steps up to a break's (its
+    hours are read by the arrivals at its step: a fall before it would thin them out)."""
+    same_day = [i.record for i in incidents if i.record.day == day]
+    taken = {r.entity_name for r in same_day} | {name for r in same_day for kind, name in r.neutral
+                                                  if kind == "conversion_rate"}
+    date = iso_dates[day]
+    taken |= {row.target_step for i in incidents for row in i.context
+              if isinstance(row, Experiment) and row.start_date <= date <= row.end_date}
+    taken |= {step for r in same_day if r.family == "funnel_break"
+              for step in FUNNEL_STEPS[:step_index(r.entity_name) + 1]}
+    return taken
+
+
 def concurrent_incidents(world: SegmentWorld, incidents: list[SegmentIncident], dates: int) -> list[SegmentIncident]:
     """`dates` second incidents, each on the date of an incident already placed (drawn without replacement), in
     a cuboid overlapping it and on an entity no incident of that date names or moves as a side effect, so a
@@ -161,20 +177,7 @@ def concurrent_incidents(world: SegmentWorld, incidents: list[SegmentIncident], 
             break
         if host.record.day in used:
             continue
-        # The date's entities, and the rates its incidents move as a side effect (a second incident's numbers
-        # there would carry the first's).
-        same_day = [i.record for i in incidents if i.record.day == host.record.day]
-        taken = {r.entity_name for r in same_day} | {name for r in same_day for kind, name in r.neutral
-                                                      if kind == "conversion_rate"}
-        # An experiment's target step too: its intended effect moves that step in its arm on its dates, where a
-        # second incident's fall would read as the experiment's own.
-        date = iso_dates[host.record.day]
-        taken |= {row.target_step for i in incidents for row in i.context
-                  if isinstance(row, Experiment) and row.start_date <= date <= row.end_date}
-        # A break's hours are read by the arrivals at its step: a fall of a step before it would thin them out.
-        taken |= {step for r in same_day if r.family == "funnel_break"
-                  for step in FUNNEL_STEPS[:step_index(r.entity_name) + 1]}
-        second = kind.place_concurrent(world, host, taken, rng)
+        second = kind.place_concurrent(world, host, date_entities(incidents, host.record.day, iso_dates), rng)
         if second is not None:
             used.add(host.record.day)
             out.append(second)
@@ -240,16 +243,28 @@ def _place_incidents(tier: Tier, config: EpisodeConfig, world: SegmentWorld) -> 
             and CONCURRENT_KIND in (config.incident_kinds or tier.incident_kinds):
         concurrent = min(config.concurrency, max(len(kinds) - 1, 0))
     incidents: list[SegmentIncident] = []
-    for index, kind in enumerate(kinds[:len(kinds) - concurrent]):
-        stream = f"frontier-incident/{index}"
-        placed = kind.place(world, stream, derive_rng(key, "frontier-incident", index))
-        if not placed:  # no room for this kind: the fallback always fits
-            placed = INCIDENT_KIND_REGISTRY[FALLBACK_KIND].place(world, stream,
-                                                                 derive_rng(key, "frontier-incident-fallback", index))
-        incidents += placed
+    scheduled = list(enumerate(kinds[:len(kinds) - concurrent]))
+    for index, kind in [(i, k) for i, k in scheduled if not k.deferred]:
+        incidents += _place_one(world, kind, index, key)
     if concurrent:
         incidents += concurrent_incidents(world, incidents, concurrent)
+    # Kinds whose weeks of dates are not the calendar's go last, clear of every key placed so far.
+    for index, kind in [(i, k) for i, k in scheduled if k.deferred]:
+        iso_dates = window_calendar(world.plan.num_days).iso_dates
+        world.busy_entities = {day: date_entities(incidents, day, iso_dates)
+                               for day in {i.record.day for i in incidents}}
+        incidents += _place_one(world, kind, index, key)
     return incidents, len(kinds)
+
+
+def _place_one(world: SegmentWorld, kind: IncidentKind, index: int, key: EpisodeKey) -> list[SegmentIncident]:
+    """The `index`-th scheduled incident, or the fallback kind's where this kind finds no room."""
+    stream = f"frontier-incident/{index}"
+    placed = kind.place(world, stream, derive_rng(key, "frontier-incident", index))
+    if not placed:  # no room for this kind: the fallback always fits
+        placed = INCIDENT_KIND_REGISTRY[FALLBACK_KIND].place(world, stream,
+                                                             derive_rng(key, "frontier-incident-fallback", index))
+    return placed
 
 
 def build_world(tier: Tier, config: EpisodeConfig) -> DrawnWorld:

@@ -14,8 +14,9 @@ from metric_tracker_rl.generation.anomalies.base import (
     FAMILY_REGISTRY,
     AnomalyFamily,
     FamilyRegistry,
+    ChangePointRecord,
     InjectionRecord,
     register_family,
 )
 
-__all__ = ["FAMILY_REGISTRY", "AnomalyFamily", "FamilyRegistry", "InjectionRecord", "register_family"]
+__all__ = ["FAMILY_REGISTRY", "AnomalyFamily", "ChangePointRecord", "FamilyRegistry", "InjectionRecord", "register_family"]

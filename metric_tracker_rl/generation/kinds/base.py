@@ -80,6 +80,9 @@ class IncidentKind(_Kind):
     count_all_day = False
     # Fields its segment always names: a cuboid episode whose dimensions leave one out does not draw the kind.
     requires_fields: tuple[str, ...] = ()
+    # Placed after the episode's other incidents, reading SegmentWorld.busy_entities: a kind whose dates are not
+    # the calendar's (weeks long) keeps its rows' keys clear of theirs that way.
+    deferred = False
 
     @property
     def entity_type(self) -> EntityType:
