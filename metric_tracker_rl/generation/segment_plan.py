@@ -131,6 +131,11 @@ class Calendar:
         self.taken.add(day)
         self.per_weekday[day % 7] += 1
 
+    def hold(self, days: Sequence[int]) -> None:
+        """Keep dates from every later draw without counting them against their weekday's limit: a persistent
+        incident's weeks, whose baseline is read from before them rather than from their same-weekday peers."""
+        self.taken.update(days)
+
     def draw(self, rng: np.random.Generator, length: int = 1) -> int | None:
         """A first date of `length` free consecutive dates, drawn uniformly (None when none is left)."""
         free = [self.free(day) for day in range(self.num_days + length)]

@@ -35,7 +35,8 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from metric_tracker_rl.generation.anomalies import FAMILY_REGISTRY
-from metric_tracker_rl.generation.anomalies.base import draw_window, step_index
+from metric_tracker_rl.generation.anomalies.base import draw_window
+from metric_tracker_rl.generation.confounders import place_confounders
 from metric_tracker_rl.generation.episode import DistractorRecord, Episode, build_ground_truth, visible_task
 from metric_tracker_rl.generation.kinds import (
     BENIGN_KIND_REGISTRY,
@@ -45,9 +46,11 @@ from metric_tracker_rl.generation.kinds import (
     IncidentKind,
     SegmentFluctuation,
     SegmentIncident,
+    date_entities,
 )
 from metric_tracker_rl.generation.kinds.level_shift import LevelShift
 from metric_tracker_rl.generation.kinds.partner_payment_failure import partner_segments
+from metric_tracker_rl.generation.same_cuboid import effects_beside, second_incidents
 from metric_tracker_rl.generation.segment_counts import draw_segmented_counts
 from metric_tracker_rl.generation.segment_plan import (
     Calendar,
@@ -57,7 +60,6 @@ from metric_tracker_rl.generation.segment_plan import (
     pick,
     segmented_plan,
 )
-from metric_tracker_rl.spec.published import FUNNEL_STEPS
 from metric_tracker_rl.spec.seeding import EpisodeKey, derive_rng
 from metric_tracker_rl.spec.tasks import EpisodeConfig, incident_count
 from metric_tracker_rl.spec.tiers import SegmentedMix, Tier
@@ -66,7 +68,6 @@ from metric_tracker_rl.world.context import (
     PARTNER_NOTICE_STATUS,
     ContextRow,
     ContextTables,
-    Experiment,
     Holiday,
     PartnerNotice,
     partner_of,
@@ -142,22 +143,6 @@ def episode_kinds(tier: Tier, config: EpisodeConfig) -> tuple[IncidentKind, ...]
 # The kind whose one-date step drops make a cuboid tier's concurrent incidents (in a mixed episode whose kinds
 # include it).
 CONCURRENT_KIND = "level_shift"
-
-
-def date_entities(incidents: list[SegmentIncident], day: int, iso_dates: tuple[str, ...]) -> set[str]:
-    """The entities a second incident on `day` must not take: those the date's incidents report, the rates they
-    move as a side effect (a second incident's numbers there would carry the first's), an experiment's target step
-    on its dates (its intended effect there would read as the second's own), and the steps up to a break's (its
-    hours are read by the arrivals at its step: a fall before it would thin them out)."""
-    same_day = [i.record for i in incidents if i.record.day == day]
-    taken = {r.entity_name for r in same_day} | {name for r in same_day for kind, name in r.neutral
-                                                  if kind == "conversion_rate"}
-    date = iso_dates[day]
-    taken |= {row.target_step for i in incidents for row in i.context
-              if isinstance(row, Experiment) and row.start_date <= date <= row.end_date}
-    taken |= {step for r in same_day if r.family == "funnel_break"
-              for step in FUNNEL_STEPS[:step_index(r.entity_name) + 1]}
-    return taken
 
 
 def concurrent_incidents(world: SegmentWorld, incidents: list[SegmentIncident], dates: int) -> list[SegmentIncident]:
@@ -248,6 +233,8 @@ def _place_incidents(tier: Tier, config: EpisodeConfig, world: SegmentWorld) -> 
         incidents += _place_one(world, kind, index, key)
     if concurrent:
         incidents += concurrent_incidents(world, incidents, concurrent)
+    if _segmented(tier).same_cuboid_concurrency and incidents:
+        incidents += second_incidents(world, incidents, _segmented(tier).same_cuboid_concurrency)
     # Kinds whose weeks of dates are not the calendar's go last, clear of every key placed so far.
     for index, kind in [(i, k) for i, k in scheduled if k.deferred]:
         iso_dates = window_calendar(world.plan.num_days).iso_dates
@@ -287,6 +274,10 @@ def build_world(tier: Tier, config: EpisodeConfig) -> DrawnWorld:
         fluctuation = pick(benign, rng).place(world, rng)
         if fluctuation is not None:
             fluctuations.append(fluctuation)
+    if mix.effect_beside_incident:
+        fluctuations += effects_beside(world, incidents, fluctuations, mix.effect_beside_incident)
+    if mix.confounder_share:
+        fluctuations += place_confounders(world, incidents, fluctuations, mix.confounder_share)
     data = draw_segmented_counts(plan, key)
     dates = window_calendar(plan.num_days).iso_dates
     if mix.context:

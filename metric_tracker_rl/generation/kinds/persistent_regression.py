@@ -9,7 +9,8 @@ the change point a date late loses that date, not the incident, and each row's v
 
 Both are placed after the episode's other incidents (`deferred`), on a step that no other incident reports or
 moves on any date up to the fix: the rows' keys stay unique, and no other incident sits in the dates the baseline
-is read from. They take no date from the calendar, so other incidents may share their dates on other steps.
+is read from. Their dates are held from the calendar's later draws (the benign look-alikes) without counting
+against a weekday's limit; the incidents placed before may share them, on other steps.
 Behind the truth wall: it reads the plan.
 """
 
@@ -64,6 +65,7 @@ class PersistentRegression(IncidentKind):
                                      max_boost=self.largest_fall(world) / magnitude,
                                      min_boost=self.magnitude_bounds[0] / magnitude)
         magnitude *= boost
+        world.calendar.hold(days)  # no benign change of the calendar's lands on its dates
         incidents = self.step_drop_over_dates(world, segment, days, entity, [magnitude * s for s in shares],
                                               self.name.replace("_", " "))
         return [replace(i, record=ChangePointRecord.of(i.record, days[0])) for i in incidents]
