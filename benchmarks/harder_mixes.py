@@ -3,8 +3,8 @@ gradual incidents (kinds), dense confounding, a second incident in the same cubo
 beside an incident (SegmentedMix dials). Each setting is played on the same calibration seeds as deep's defaults,
 so the two columns are paired.
 
-    uv run python -m benchmarks.harder_mixes --seeds 10 --setting confounder_share=1.0
-    uv run python -m benchmarks.harder_mixes --seeds 10 --kinds persistent_regression,gradual_decline --only-kinds
+    uv run python -m benchmarks.harder_mixes --seeds 10 --setting confounder_share=1.0 \
+        --setting kinds=persistent_regression+gradual_decline
 
 The setting is deep's tier with the dials (and kinds) changed, swapped into the tier registry of this process
 only; the product's deep is untouched.
@@ -41,33 +41,42 @@ def deep_with(dials: dict[str, Any], kinds: tuple[str, ...], only_kinds: bool) -
         TIERS.register(deep)
 
 
-def parsed_dials(text: str) -> dict[str, Any]:
+def parsed_setting(text: str) -> tuple[dict[str, Any], tuple[str, ...]]:
+    """`confounder_share=1.0,kinds=persistent_regression+gradual_decline`: the dials, and the kinds added."""
     dials: dict[str, Any] = {}
+    kinds: tuple[str, ...] = ()
     for item in filter(None, text.split(",")):
         name, value = item.split("=")
-        dials[name] = float(value) if "." in value else int(value)
-    return dials
+        if name == "kinds":
+            kinds = tuple(value.split("+"))
+        else:
+            dials[name] = float(value) if "." in value else int(value)
+    return dials, kinds
+
+
+def _line(label: str, scores: list[float]) -> str:
+    stats = summarise(scores)
+    return f"  {label:<60} mean {stats['mean']:.3f}  min {stats['min']:.3f}  " + " ".join(f"{s:.2f}" for s in scores)
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="Deep's expert and scan analyst on deep with a harder mix.")
     parser.add_argument("--seeds", type=int, default=10, help="deep's calibration seeds, from its first")
-    parser.add_argument("--setting", default="", help="dials, e.g. confounder_share=1.0,same_cuboid_concurrency=1")
-    parser.add_argument("--kinds", default="", help="incident kinds added to deep's")
-    parser.add_argument("--only-kinds", action="store_true", help="the episodes draw only --kinds")
+    parser.add_argument("--setting", action="append", default=[],
+                        help="dials and kinds added, e.g. confounder_share=1.0 or kinds=persistent_regression "
+                        "(repeat for several)")
+    parser.add_argument("--only-kinds", action="store_true", help="the episodes draw only the setting's kinds")
     parser.add_argument("--agents", default=",".join(AGENTS))
     args = parser.parse_args(argv)
     episodes = [kwargs for kwargs in (calibration_reset_kwargs("deep", n) for n in range(args.seeds))
                 if kwargs.get("scenario_family") != "null"]
-    kinds = tuple(filter(None, args.kinds.split(",")))
     for name in args.agents.split(","):
-        plain = [episode_score(name, EpisodeSpec("deep", kwargs))[0] for kwargs in episodes]
-        with deep_with(parsed_dials(args.setting), kinds, args.only_kinds):
-            harder = [episode_score(name, EpisodeSpec("deep", kwargs))[0] for kwargs in episodes]
-        plain_stats, harder_stats = summarise(plain), summarise(harder)
-        print(f"{name:<14} n={len(episodes)}  deep {plain_stats['mean']:.3f} (min {plain_stats['min']:.3f})  "
-              f"with the mix {harder_stats['mean']:.3f} (min {harder_stats['min']:.3f})")
-        print("  " + " ".join(f"{a:.2f}/{b:.2f}" for a, b in zip(plain, harder, strict=True)))
+        print(f"{name} on {len(episodes)} standard episodes of deep's calibration seeds")
+        print(_line("deep's defaults", [episode_score(name, EpisodeSpec("deep", kw))[0] for kw in episodes]))
+        for setting in args.setting:
+            dials, kinds = parsed_setting(setting)
+            with deep_with(dials, kinds, args.only_kinds):
+                print(_line(setting, [episode_score(name, EpisodeSpec("deep", kw))[0] for kw in episodes]), flush=True)
 
 
 if __name__ == "__main__":
