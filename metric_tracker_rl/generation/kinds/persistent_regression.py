@@ -30,8 +30,9 @@ PERSISTENT_DATES = (14, 35)  # two to five weeks, inclusive, cut short by the wi
 BASELINE_WEEKS = 3  # the change point leaves this many weeks before it, so every weekday has three peers
 RAMP_DATES = (10, 16)  # a gradual decline reaches its full fall over this many dates, inclusive
 CUBOID_RULE = CuboidRule()
-BASELINE_RULE = ("each date's baseline_value is the median of the same weekday over the dates before its change "
-                 "point (its first date), not over the whole window; one row per date")
+BASELINE_RULE = (f"its change point (its first date) lies at least {BASELINE_WEEKS} weeks into the window; each "
+                 "date's baseline_value is the median of the same weekday over the dates before its change point, "
+                 "not over the whole window; one row per date")
 
 
 class PersistentRegression(IncidentKind):
