@@ -17,26 +17,32 @@ from episode_fingerprints import FINGERPRINTS, episode_settings, fingerprint
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from benchmarks.harder_mixes import deep_with
+from metric_tracker_rl.adapters.session import EpisodeSession
+from metric_tracker_rl.agents import make_agent, play
+from metric_tracker_rl.agents.expert_core import change_points
 from metric_tracker_rl.generation import build_episode
 from metric_tracker_rl.generation.anomalies import ChangePointRecord
 from metric_tracker_rl.generation.episode import Episode
 from metric_tracker_rl.generation.kinds import INCIDENT_KIND_REGISTRY
 from metric_tracker_rl.generation.segmented import DrawnWorld, build_world
+from metric_tracker_rl.serving.environment import MetricTrackerRlEnvironment
 from metric_tracker_rl.spec.published import CONVERSION_BY_NAME
+from metric_tracker_rl.spec.task_splits import calibration_reset_kwargs
 from metric_tracker_rl.spec.tasks import resolve_episode_config
 from metric_tracker_rl.spec.tiers import TIERS, Tier
 from metric_tracker_rl.world.context import Campaign, Experiment, Holiday
 from metric_tracker_rl.world.segments import Segment
 
 HARDER_KINDS = ("persistent_regression", "gradual_decline")
-HARDER_DIALS = ("confounder_share", "same_cuboid_concurrency", "effect_beside_incident")
+HARDER_DIALS = ("confounder_share", "same_cuboid_concurrency", "effect_beside_incident", "falling_effect_share")
 DEEP = TIERS["deep"]
 assert DEEP.segmented is not None
 # Scratch tiers: deep drawing only the weeks-long kinds (and level shifts, so some incidents come before them), and
 # deep with every dial of the mixes on.
 PERSISTENT = replace(DEEP, segmented=replace(DEEP.segmented, incident_kinds=("level_shift", *HARDER_KINDS)))
 CROWDED = replace(DEEP, segmented=replace(DEEP.segmented, confounder_share=1.0, same_cuboid_concurrency=2,
-                                          effect_beside_incident=2))
+                                          effect_beside_incident=2, falling_effect_share=1.0))
 SEEDS = st.integers(0, 10**6)
 FEW = settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -91,8 +97,9 @@ def test_a_persistent_incidents_rows_are_its_cuboids_data_against_the_dates_befo
     dates = built.public.data.dates
     persistent = [r for r in built.truth.injections if isinstance(r, ChangePointRecord)]
     assert persistent  # three to six incidents of three kinds: one at least is weeks long
-    for change_point in {r.change_point for r in persistent}:
-        run = sorted((r for r in persistent if r.change_point == change_point), key=lambda r: r.day)
+    for change_point, step in {(r.change_point, r.entity_name) for r in persistent}:
+        run = sorted((r for r in persistent if (r.change_point, r.entity_name) == (change_point, step)),
+                     key=lambda r: r.day)
         assert [r.day for r in run] == list(range(change_point, change_point + len(run)))  # every date, one row
         assert len(run) >= 14 or run[-1].day == len(dates) - 1  # two weeks at least, unless the window ends
         assert change_point >= 21  # three weeks of peers before it
@@ -174,3 +181,49 @@ def test_the_crowded_mix_places_what_its_dials_ask() -> None:
                        and f.context[0].start_date <= dates[i.record.day] <= f.context[0].end_date
                        for i in incidents) for f in arms)
     assert sorts == {"Experiment", "Holiday", "Campaign"}
+
+
+def test_a_falling_effect_share_of_one_makes_every_intended_effect_a_fall() -> None:
+    falls = [f for seed in range(6) for f in world(CROWDED, seed).fluctuations if f.kind == "experiment_effect"]
+    assert falls and all("by -" in f.description for f in falls)
+
+
+# --- the deep expert on weeks-long incidents ----------------------------------------------------------------------
+
+def test_a_run_is_the_stretch_that_fell_most_consistently() -> None:
+    assert change_points._run("l....LLLL_LLLLLLLL_LLLl.L..L.l...ll") == (5, 22)  # it ends at the fix
+    assert change_points._run(".......lLLLLLLLLLLLL.....l..l...l..") == (7, 19)  # a gradual decline's ramp
+    assert change_points._run("..LLLLL...........") is None  # a week at most: a level shift's or an experiment's
+    rows = [{"key": "android|GB|referral|*", "step": 4, "strength": -289, "dates": "....LLLLLLLLLLLL...."},
+            {"key": "*|GB|*|*", "step": 4, "strength": -90, "dates": "....LLLLLLLLLLLL...."}]
+    (run,) = change_points.runs(rows)
+    assert (run.segment, run.step, run.first, run.last) == (("android", "GB", "referral", None),
+                                                            "order_placed_to_payment_successful", 25, 36)
+
+
+def test_only_a_brief_listing_a_change_point_kind_asks_for_the_change_point_scan() -> None:
+    observation = EpisodeSession(MetricTrackerRlEnvironment()).reset(seed=0, difficulty="deep")
+    assert not change_points.definitions_name_change_points(observation.brief)
+    with deep_with({}, HARDER_KINDS, only_kinds=True):
+        observation = EpisodeSession(MetricTrackerRlEnvironment()).reset(seed=0, difficulty="deep")
+    assert change_points.definitions_name_change_points(observation.brief)
+
+
+@pytest.mark.slow
+def test_the_deep_expert_reports_a_weeks_long_fall_against_the_dates_before_its_change_point() -> None:
+    """On episodes of level shifts and weeks-long falls, most weeks-long rows are reported on their cuboid with
+    the values of the change-point rule."""
+    found = graded = 0
+    with deep_with({}, ("level_shift", *HARDER_KINDS), only_kinds=True):
+        for offset in range(3):
+            reset = calibration_reset_kwargs("deep", offset)
+            truth = build_episode(TIERS["deep"], resolve_episode_config(**reset)).truth
+            session = play(make_agent("deep_expert"), EpisodeSession(MetricTrackerRlEnvironment()), **reset)
+            submitted = {(row.date, row.entity_name): row for row in session.graded.submitted_rows}
+            for record, row in zip(truth.injections, truth.expected_rows, strict=True):
+                if not isinstance(record, ChangePointRecord):
+                    continue
+                graded += 1
+                mine = submitted.get((row.date, row.entity_name))  # the injections and their rows, in order
+                found += mine is not None and mine.baseline_value == pytest.approx(row.baseline_value, rel=0.02)
+    assert graded and found >= 0.7 * graded, (found, graded)

@@ -188,6 +188,8 @@ class SegmentWorld:
     # Root causes as cuboids (deep); None: the tier keeps every kind on its own fixed segments (frontier).
     cuboids: CuboidDial | None = None
     note_share: float = 0.0  # the share of partner payment failures with a notice (a tier with context tables)
+    # The share of experiments whose intended effect, drawn either way, is made a fall (tiers.SegmentedMix).
+    falling_effect_share: float = 0.0
     leaf_masks: dict[Segment, np.ndarray] = field(default_factory=dict, repr=False, compare=False)
     # Per date, the entities the incidents placed so far report or move (their side effects, an experiment's target
     # step): what a deferred kind (kinds.base.IncidentKind.deferred) keeps its rows clear of.

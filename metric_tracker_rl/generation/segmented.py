@@ -215,7 +215,7 @@ def _kind_world(tier: Tier, config: EpisodeConfig, plan: SegmentedPlan) -> Segme
     cuboids = CuboidDial(config.dimensions, config.max_cuboid_depth) if mix.cuboid_root_causes else None
     return SegmentWorld(plan, Calendar(plan.num_days, tier.perturbed_per_weekday), config.key, tier.name,
                         mix.magnitude_scale if cuboids is None else config.magnitude_scale, cuboids,
-                        config.note_share if mix.context else 0.0)
+                        config.note_share if mix.context else 0.0, falling_effect_share=mix.falling_effect_share)
 
 
 def _place_incidents(tier: Tier, config: EpisodeConfig, world: SegmentWorld) -> tuple[list[SegmentIncident], int]:

@@ -76,7 +76,9 @@ class SegmentedMix:
     one or two context items overlapping their dates that do not explain them (generation/confounders.py, a tier
     with context); `same_cuboid_concurrency`, the dates that carry a second incident in the very cuboid of one
     already placed, on another step; `effect_beside_incident`, the incidents that get an experiment whose intended
-    effect moves another step in their own cuboid on their date (generation/same_cuboid.py)."""
+    effect moves another step in their own cuboid on their date (generation/same_cuboid.py);
+    `falling_effect_share`, the share of experiments whose intended effect would rise that fall instead (so a
+    benign experiment looks like an incident until its arm is read in scope, and a breakage sits beside a fall)."""
 
     dimensions: tuple[str, ...]
     max_incidents: int
@@ -92,6 +94,7 @@ class SegmentedMix:
     confounder_share: float = 0.0
     same_cuboid_concurrency: int = 0
     effect_beside_incident: int = 0
+    falling_effect_share: float = 0.0
 
     @property
     def cuboid_root_causes(self) -> bool:
