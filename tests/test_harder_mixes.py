@@ -194,8 +194,11 @@ def test_a_run_is_the_stretch_that_fell_most_consistently() -> None:
     assert change_points._run("l....LLLL_LLLLLLLL_LLLl.L..L.l...ll") == (5, 22)  # it ends at the fix
     assert change_points._run(".......lLLLLLLLLLLLL.....l..l...l..") == (7, 19)  # a gradual decline's ramp
     assert change_points._run("..LLLLL...........") is None  # a week at most: a level shift's or an experiment's
-    rows = [{"key": "android|GB|referral|*", "step": 4, "strength": -289, "dates": "....LLLLLLLLLLLL...."},
-            {"key": "*|GB|*|*", "step": 4, "strength": -90, "dates": "....LLLLLLLLLLLL...."}]
+    # The incident's cuboid, a child that fell as far (the ripple), and a parent that diluted it.
+    dates = "....LLLLLLLLLLLL...."
+    rows = [{"key": "android|GB|referral|*", "step": 4, "strength": -289, "fall": -0.5, "dates": dates},
+            {"key": "android|GB|referral|new", "step": 4, "strength": -150, "fall": -0.52, "dates": dates},
+            {"key": "*|GB|*|*", "step": 4, "strength": -90, "fall": -0.1, "dates": dates}]
     (run,) = change_points.runs(rows)
     assert (run.segment, run.step, run.first, run.last) == (("android", "GB", "referral", None),
                                                             "order_placed_to_payment_successful", 25, 36)

@@ -26,6 +26,11 @@ which leaves the traffic comes from, never a leaf's own conversion. So the searc
    traffic a country's holiday or a channel x country campaign moved. Context never adds a finding the data does
    not show (so the partner status log, which explains payment incidents and finds none, is not read).
 
+6. Weeks-long falls, only where the brief lists an incident kind graded against the dates before its change point:
+   a scan against the window's first three weeks finds each step's weeks-long run on its clearest cuboid, which
+   is reported on every date of the run in place of the rows its step had there, its values read by that rule
+   (expert_core/change_points.py). Without such a kind the procedure is the five steps above, call for call.
+
 `max_dims=1` limits the search to one-dimension breakdowns (the calibration's one-dimension expert).
 
 The SQL, the ripple check, the signatures and the context reading are the experts' shared core

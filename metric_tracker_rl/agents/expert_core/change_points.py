@@ -10,10 +10,9 @@ such a fall into its own baseline, so the cuboid scan (cuboid_queries.py) sees i
 2. The run: the stretch of dates that fell most consistently (each date weighed by how far it fell:
    LETTER_WEIGHT), a gradual decline's first dates with it; at least MIN_RUN dates (a level shift or an
    experiment lasts a week at most).
-3. Per step the cuboid whose run fell most clearly (the summed z of its dates beyond LOW_Z): a parent dilutes the
-   fall, a child holds part of the traffic, and each has the noise of its own size. Each of its dates is
-   reported, with its numbers read by the published rule for these kinds (the same weekday before the change
-   point): values_sql.
+3. Per step the coarsest cuboid whose run fell by RIPPLE_SHARE of the deepest fall (a child of the incident's
+   cuboid falls by the same share, a parent by less: diluted). Each of its dates is reported, with its numbers
+   read by the published rule for these kinds (the same weekday before the change point): values_sql.
 """
 
 from __future__ import annotations
@@ -30,6 +29,9 @@ from metric_tracker_rl.world.segments import SEGMENT_FIELDS
 CLEAN_DAYS = 21  # the first three weeks: no change point lies in them
 FIELDS = ("platform", "country", "channel", "user_type")
 LOW_Z, RAMP_Z = 4.0, 1.5
+# A fall ripples through the cuboid it happened in (every leaf by the same share) and is diluted in a coarser one:
+# the coarsest cuboid that fell by this share of the deepest fall is the incident's.
+RIPPLE_SHARE = 0.75
 MIN_LOW, MIN_RUN = 9, 10
 # How much each date's letter weighs for a run: beyond LOW_Z for it, beyond RAMP_Z a little (a gradual decline's
 # first dates), unread nothing, a date that stayed put against it (so a run ends at the fix).
@@ -64,15 +66,17 @@ def scan_sql(first_date: str, num_days: int) -> str:
             "WHERE bv > 0), "
             f"m AS (SELECT key, k, greatest(1.4826 * median(abs(x)), {NOISE_FLOOR}) sd FROM x "
             f"WHERE d < {CLEAN_DAYS} GROUP BY ALL), "
-            "z AS (SELECT x.key, x.k, x.d, x / sqrt(sd ^ 2 + greatest(1 - bv, 0.01) / (bv * e)) z FROM x "
+            "z AS (SELECT x.key, x.k, x.d, x.x, x / sqrt(sd ^ 2 + greatest(1 - bv, 0.01) / (bv * e)) z FROM x "
             "JOIN m USING (key, k)), "
             f"t AS (SELECT key, k, count(*) FILTER (d >= {CLEAN_DAYS} AND z <= -{LOW_Z}) low, "
-            f"round(sum(z) FILTER (d >= {CLEAN_DAYS} AND z <= -{LOW_Z})) strength FROM z GROUP BY ALL "
+            f"round(sum(z) FILTER (d >= {CLEAN_DAYS} AND z <= -{LOW_Z})) strength, "
+            f"round(median(x) FILTER (d >= {CLEAN_DAYS} AND z <= -{LOW_Z}), 3) fall FROM z GROUP BY ALL "
             f"HAVING low >= {MIN_LOW} ORDER BY strength LIMIT {TOP}), "
             f"a AS (SELECT t.*, range d FROM t CROSS JOIN range({CLEAN_DAYS}, {num_days})) "
-            f"SELECT a.key, a.k step, any_value(strength) strength, string_agg(CASE WHEN z IS NULL THEN '_' "
-            f"WHEN z <= -{LOW_Z} THEN 'L' WHEN z <= -{RAMP_Z} THEN 'l' ELSE '.' END, '' ORDER BY a.d) dates "
-            "FROM a LEFT JOIN z USING (key, k, d) GROUP BY ALL ORDER BY strength")
+            "SELECT a.key, a.k step, any_value(strength) strength, any_value(fall) fall, "
+            f"string_agg(CASE WHEN z IS NULL THEN '_' WHEN z <= -{LOW_Z} THEN 'L' WHEN z <= -{RAMP_Z} THEN 'l' "
+            "ELSE '.' END, '' ORDER BY a.d) dates "
+            "FROM a LEFT JOIN z USING (key, k, d) GROUP BY a.key, a.k ORDER BY strength")
 
 
 @dataclass(frozen=True)
@@ -88,20 +92,23 @@ class Run:
 
 
 def runs(rows: list[dict[str, Any]]) -> list[Run]:
-    """Steps 2 and 3 of the module docstring: per step, the clearest cuboid's run (the most negative summed z of
-    the dates beyond LOW_Z)."""
-    best: dict[str, Run] = {}
+    """Steps 2 and 3 of the module docstring: per step, the run of the coarsest cuboid that fell by RIPPLE_SHARE
+    of the deepest fall at least (the most negative summed z among those)."""
+    found: dict[str, list[tuple[Run, float]]] = {}
     for row in rows:
-        found = _run(str(row.get("dates") or ""))
-        if found is None or row.get("strength") is None:
+        span = _run(str(row.get("dates") or ""))
+        if span is None or row.get("strength") is None or row.get("fall") is None:
             continue
-        start, end = found
         step = STEPS[int(row["step"]) - 1][0]
         values = tuple(None if value == "*" else value for value in str(row["key"]).split("|"))
-        run = Run(values, step, CLEAN_DAYS + start, CLEAN_DAYS + end, float(row["strength"]))
-        if step not in best or run.strength < best[step].strength:
-            best[step] = run
-    return list(best.values())
+        run = Run(values, step, CLEAN_DAYS + span[0], CLEAN_DAYS + span[1], float(row["strength"]))
+        found.setdefault(step, []).append((run, float(row["fall"])))
+    chosen = []
+    for candidates in found.values():
+        deepest = min(fall for _, fall in candidates)
+        full = [run for run, fall in candidates if fall <= RIPPLE_SHARE * deepest]
+        chosen.append(min(full, key=lambda run: (sum(v is not None for v in run.segment), run.strength)))
+    return chosen
 
 
 def _run(letters: str) -> tuple[int, int] | None:
