@@ -26,7 +26,7 @@ import numpy as np
 from metric_tracker_rl.generation.kinds import SegmentFluctuation, SegmentIncident, date_entities
 from metric_tracker_rl.generation.kinds.campaign import CAMPAIGN_CHANNELS
 from metric_tracker_rl.generation.kinds.campaign import RUN_DAYS as CAMPAIGN_DAYS
-from metric_tracker_rl.generation.kinds.cuboid import leaf_mask
+from metric_tracker_rl.generation.kinds.cuboid import field_values, leaf_mask
 from metric_tracker_rl.generation.kinds.experiment_effect import INTENDED_EFFECT, RUN_DAYS, TARGET_STEPS
 from metric_tracker_rl.generation.segment_plan import SegmentWorld, pick
 from metric_tracker_rl.spec.published import FUNNEL_STEPS
@@ -38,6 +38,9 @@ from metric_tracker_rl.world.segments import Segment, holiday_days
 HOLIDAY_FALL = (0.15, 0.35)  # a country holiday's traffic fall (the country_holiday kind's range)
 CAMPAIGN_LIFT = (0.5, 1.5)  # a campaign's traffic rise (the campaign kind's range)
 MOST_PER_INCIDENT = 2
+# What places one sort of confounder beside an incident (None where none fits).
+Maker = Callable[[SegmentWorld, SegmentIncident, Sequence[SegmentIncident], list[ContextRow], np.random.Generator],
+                 SegmentFluctuation | None]
 
 
 def place_confounders(world: SegmentWorld, incidents: Sequence[SegmentIncident],
@@ -51,7 +54,8 @@ def place_confounders(world: SegmentWorld, incidents: Sequence[SegmentIncident],
         if rng.random() >= share:
             continue
         wanted = int(rng.integers(1, MOST_PER_INCIDENT + 1))
-        makers = [_wrong_step_experiment, _sibling_arm_experiment, _other_country_holiday, _other_scope_campaign]
+        makers: list[Maker] = [_wrong_step_experiment, _sibling_arm_experiment, _other_country_holiday,
+                               _other_scope_campaign]
         for make in [makers[int(i)] for i in rng.permutation(len(makers))]:
             if wanted == 0:
                 break
@@ -63,8 +67,6 @@ def place_confounders(world: SegmentWorld, incidents: Sequence[SegmentIncident],
     return placed
 
 
-Maker = Callable[[SegmentWorld, SegmentIncident, Sequence[SegmentIncident], list[ContextRow], np.random.Generator],
-                 SegmentFluctuation | None]
 
 
 def _run_over(world: SegmentWorld, day: int, lengths: tuple[int, int], rng: np.random.Generator) -> list[int]:
@@ -128,7 +130,7 @@ def _sibling_arm_experiment(world: SegmentWorld, incident: SegmentIncident, inci
     if step not in [FUNNEL_STEPS[s] for s in TARGET_STEPS] or not named:
         return None
     field = pick(sorted(named), rng)
-    others = [v for v in _values(world, field) if v != named[field]]
+    others = [v for v in field_values(world, field) if v != named[field]]
     arm = Segment(**{**named, field: pick(others, rng)})
     return experiment_beside(world, incident, incidents, context, rng, arm, [step])
 
@@ -179,10 +181,3 @@ def _other_scope_campaign(world: SegmentWorld, incident: SegmentIncident, incide
 
 def _iso(world: SegmentWorld, day: int) -> str:
     return window_calendar(world.plan.num_days).iso_dates[day]
-
-
-def _values(world: SegmentWorld, field: str) -> tuple[str, ...]:
-    if field in ("platform", "country"):
-        return world.plan.layout.values_of(field)
-    assert world.plan.split is not None
-    return next(d.values for d in world.plan.split.dimensions if d.field == field)

@@ -236,8 +236,8 @@ def _place_incidents(tier: Tier, config: EpisodeConfig, world: SegmentWorld) -> 
     if _segmented(tier).same_cuboid_concurrency and incidents:
         incidents += second_incidents(world, incidents, _segmented(tier).same_cuboid_concurrency)
     # Kinds whose weeks of dates are not the calendar's go last, clear of every key placed so far.
+    iso_dates = window_calendar(world.plan.num_days).iso_dates
     for index, kind in [(i, k) for i, k in scheduled if k.deferred]:
-        iso_dates = window_calendar(world.plan.num_days).iso_dates
         world.busy_entities = {day: date_entities(incidents, day, iso_dates)
                                for day in {i.record.day for i in incidents}}
         incidents += _place_one(world, kind, index, key)

@@ -49,6 +49,7 @@ class PersistentRegression(IncidentKind):
     definition = (f"a step converts worse all day in a segment from a change point for {PERSISTENT_DATES[0] // 7}-"
                   f"{PERSISTENT_DATES[1] // 7} weeks until a fix ships (or to the window's end); {BASELINE_RULE}")
     deferred = True
+    ramp_dates: tuple[int, int] | None = None  # the dates a decline takes to reach its full fall (None: at once)
 
     def place(self, world: SegmentWorld, stream: str, rng: np.random.Generator) -> list[SegmentIncident]:
         days = _persistent_run(world, rng)
@@ -56,7 +57,8 @@ class PersistentRegression(IncidentKind):
         if entity is None:
             return []
         magnitude = self.draw_magnitude(world, rng)
-        shares = self.shares(len(days), rng)
+        shares = fall_shares(len(days), None if self.ramp_dates is None else
+                             int(rng.integers(self.ramp_dates[0], self.ramp_dates[1] + 1)))
         # Judged on the dates of its largest fall (a gradual decline cut by the window's end may not reach it all).
         judged = [day for day, share in zip(days, shares, strict=True) if share == max(shares)]
         step = step_index(entity)
@@ -71,10 +73,6 @@ class PersistentRegression(IncidentKind):
                                               self.name.replace("_", " "))
         return [replace(i, record=ChangePointRecord.of(i.record, days[0])) for i in incidents]
 
-    def shares(self, length: int, rng: np.random.Generator) -> list[float]:
-        """Each date's share of the full fall: all of it from the change point on."""
-        return [1.0] * length
-
 
 class GradualDecline(PersistentRegression):
     name = "gradual_decline"
@@ -87,11 +85,13 @@ class GradualDecline(PersistentRegression):
                   f"{RAMP_DATES[1]} dates (the change point's date already a step down), then stays down until a fix "
                   f"ships (or to the window's end), {PERSISTENT_DATES[0] // 7}-{PERSISTENT_DATES[1] // 7} weeks in "
                   f"all; {BASELINE_RULE}")
+    ramp_dates = RAMP_DATES
 
-    def shares(self, length: int, rng: np.random.Generator) -> list[float]:
-        """A linear ramp to the full fall over the drawn number of dates, then all of it."""
-        ramp = int(rng.integers(RAMP_DATES[0], RAMP_DATES[1] + 1))
-        return [min(1.0, (i + 1) / ramp) for i in range(length)]
+
+def fall_shares(length: int, ramp: int | None) -> list[float]:
+    """Each date's share of the full fall: all of it from the change point on, or, over a `ramp` of dates, a
+    linear rise to it."""
+    return [1.0 if ramp is None else min(1.0, (i + 1) / ramp) for i in range(length)]
 
 
 def _persistent_run(world: SegmentWorld, rng: np.random.Generator) -> list[int]:
