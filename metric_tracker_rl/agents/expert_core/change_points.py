@@ -10,9 +10,10 @@ such a fall into its own baseline, so the cuboid scan (cuboid_queries.py) sees i
 2. The run: the stretch of dates that fell most consistently (each date weighed by how far it fell:
    LETTER_WEIGHT), a gradual decline's first dates with it; at least MIN_RUN dates (a level shift or an
    experiment lasts a week at most).
-3. Per step the coarsest cuboid whose run fell by RIPPLE_SHARE of the deepest fall (a child of the incident's
-   cuboid falls by the same share, a parent by less: diluted). Each of its dates is reported, with its numbers
-   read by the published rule for these kinds (the same weekday before the change point): values_sql.
+3. Per step the strongest cuboid (the most negative summed z), generalised to its coarsest parent that fell by
+   RIPPLE_SHARE of its fall (a child of the incident's cuboid falls by the same share, a parent by less). Each of
+   its dates is reported, with its numbers read by the published rule for these kinds (the same weekday before
+   the change point): values_sql.
 """
 
 from __future__ import annotations
@@ -30,9 +31,9 @@ CLEAN_DAYS = 21  # the first three weeks: no change point lies in them
 FIELDS = ("platform", "country", "channel", "user_type")
 LOW_Z, RAMP_Z = 4.0, 1.5
 # A fall ripples through the cuboid it happened in (every leaf by the same share) and is diluted in a coarser one:
-# the coarsest cuboid that fell by this share of the deepest fall is the incident's.
-RIPPLE_SHARE = 0.75
-MIN_LOW, MIN_RUN = 9, 10
+# the strongest cuboid's coarsest parent that fell by this share of its fall is the incident's.
+RIPPLE_SHARE = 0.8
+MIN_LOW, MIN_RUN = 6, 10
 # How much each date's letter weighs for a run: beyond LOW_Z for it, beyond RAMP_Z a little (a gradual decline's
 # first dates), unread nothing, a date that stayed put against it (so a run ends at the fix).
 LETTER_WEIGHT = {"L": 1.0, "l": 0.3, "_": 0.0, ".": -1.5}
@@ -92,8 +93,8 @@ class Run:
 
 
 def runs(rows: list[dict[str, Any]]) -> list[Run]:
-    """Steps 2 and 3 of the module docstring: per step, the run of the coarsest cuboid that fell by RIPPLE_SHARE
-    of the deepest fall at least (the most negative summed z among those)."""
+    """Steps 2 and 3 of the module docstring: per step, the strongest cuboid's run (the most negative summed z),
+    generalised to the coarsest of its parents that fell by RIPPLE_SHARE of its fall at least."""
     found: dict[str, list[tuple[Run, float]]] = {}
     for row in rows:
         span = _run(str(row.get("dates") or ""))
@@ -105,9 +106,10 @@ def runs(rows: list[dict[str, Any]]) -> list[Run]:
         found.setdefault(step, []).append((run, float(row["fall"])))
     chosen = []
     for candidates in found.values():
-        deepest = min(fall for _, fall in candidates)
-        full = [run for run, fall in candidates if fall <= RIPPLE_SHARE * deepest]
-        chosen.append(min(full, key=lambda run: (sum(v is not None for v in run.segment), run.strength)))
+        strongest, fall = min(candidates, key=lambda pair: pair[0].strength)
+        rippled = [run for run, other in candidates if other <= RIPPLE_SHARE * fall
+                   and all(mine in (None, theirs) for mine, theirs in zip(run.segment, strongest.segment, strict=True))]
+        chosen.append(min(rippled, key=lambda run: (sum(v is not None for v in run.segment), run.strength)))
     return chosen
 
 
