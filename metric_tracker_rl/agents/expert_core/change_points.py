@@ -5,7 +5,8 @@ such a fall into its own baseline, so the cuboid scan (cuboid_queries.py) sees i
 1. The scan: every cuboid of one to three of platform, country, channel and user type (such a kind names no
    version), each step, each date from the fourth week on, against the median of its same weekday over the first
    three weeks (the published change point lies at least that far in, so those dates are clean): a relative
-   change over its noise (the spread of the first weeks' residuals and the date's sampling) as a z. Cuboids whose
+   change over its noise (the spread of the first weeks' residuals, less the median's own zero, and the date's
+   sampling) as a z. Cuboids whose
    step fell beyond LOW_Z on at least MIN_LOW dates come back with every date's z.
 2. The run: the stretch of dates that fell most consistently (each date weighed by how far it fell:
    LETTER_WEIGHT), a gradual decline's first dates with it; at least MIN_RUN dates (a level shift or an
@@ -65,7 +66,7 @@ def scan_sql(first_date: str, num_days: int) -> str:
             f"b AS (SELECT key, k, d % 7 w, median(v) bv FROM r WHERE d < {CLEAN_DAYS} GROUP BY ALL), "
             "x AS (SELECT r.*, bv, v / bv - 1 x FROM r JOIN b ON r.key = b.key AND r.k = b.k AND r.d % 7 = b.w "
             "WHERE bv > 0), "
-            f"m AS (SELECT key, k, greatest(1.4826 * median(abs(x)), {NOISE_FLOOR}) sd FROM x "
+            f"m AS (SELECT key, k, greatest(1.4826 * median(abs(x)) FILTER (x <> 0), {NOISE_FLOOR}) sd FROM x "
             f"WHERE d < {CLEAN_DAYS} GROUP BY ALL), "
             "z AS (SELECT x.key, x.k, x.d, x.x, x / sqrt(sd ^ 2 + greatest(1 - bv, 0.01) / (bv * e)) z FROM x "
             "JOIN m USING (key, k)), "
