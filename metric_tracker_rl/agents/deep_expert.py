@@ -26,6 +26,11 @@ which leaves the traffic comes from, never a leaf's own conversion. So the searc
    traffic a country's holiday or a channel x country campaign moved. Context never adds a finding the data does
    not show (so the partner status log, which explains payment incidents and finds none, is not read).
 
+6. Weeks-long falls, only where the brief lists an incident kind graded against the dates before its change point:
+   a scan against the window's first three weeks finds each step's weeks-long run on its clearest cuboid, which
+   is reported on every date of the run in place of the rows its step had there, its values read by that rule
+   (expert_core/change_points.py). Without such a kind the procedure is the five steps above, call for call.
+
 `max_dims=1` limits the search to one-dimension breakdowns (the calibration's one-dimension expert).
 
 The SQL, the ripple check, the signatures and the context reading are the experts' shared core
@@ -38,6 +43,7 @@ from collections import defaultdict
 from typing import Any
 
 from metric_tracker_rl.agents.base import register_agent
+from metric_tracker_rl.agents.expert_core import change_points
 from metric_tracker_rl.agents.expert_core import classification as classify
 from metric_tracker_rl.agents.expert_core.context import EXPLAINING_TABLES, beyond_arms, explained
 from metric_tracker_rl.agents.expert_core.cuboid_queries import (
@@ -109,6 +115,10 @@ class DeepExpertAgent(FrontierExpertAgent):
         if "context_tables" in observation.brief.get("segments", {}):
             self.plan += [(table, MetricTrackerRlAction(analysis_method="get_context", analysis_args={"table": table}))
                           for table in EXPLAINING_TABLES]
+        # Weeks-long falls, where the brief lists a kind graded against the dates before its change point.
+        self.change_point_runs: list[change_points.Run] = []
+        if change_points.definitions_name_change_points(observation.brief):
+            self.plan.append(("change points", query_action(change_points.scan_sql(self.dates[0], len(self.dates)))))
 
     def _plan_more(self) -> bool:
         """Once the scans answered: localise every date and step they kept, then ask for the hours of each fall."""
@@ -236,7 +246,28 @@ class DeepExpertAgent(FrontierExpertAgent):
                     if row["z"] <= -SINGLE_DATE_Z and (str(row["date"]), row["entity_name"]) not in taken
                     and row["entity_name"] != STEPS[0][0]  # a first step's fall on one date is bots
                     and str(row["date"]) not in self.holidays and row.get("app_version") is None]
-        return sorted((r for r in reports if not self._explained(r)), key=lambda r: r.date)
+        reports = [r for r in reports if not self._explained(r)]
+        return sorted(self._with_change_points(reports), key=lambda r: r.date)
+
+    def _with_change_points(self, reports: list[Report]) -> list[Report]:
+        """Each weeks-long fall the change-point scan found, as a row on every date of its run in its cuboid, in
+        place of the rows reported on its step over those dates (the same fall, read against a baseline it had
+        taken over); none where the brief lists no such kind."""
+        self.change_point_runs = change_points.runs(self.results["change points"])
+        for run in self.change_point_runs:
+            dates = set(self.dates[run.first:run.last + 1])
+            reports = [r for r in reports if not (r.entity_name == run.step and r.date in dates)]
+            segment = change_points.run_segment(run)
+            reports += [Report(date, "conversion_rate", run.step, "rate_drop_from_median", **segment)
+                        for date in sorted(dates)]
+        return reports
+
+    def _values_queries(self, daily: list[Report]) -> list[str]:
+        """The published rule's values, a weeks-long run's read against the dates before its change point."""
+        in_runs = {(date, run.step) for run in self.change_point_runs for date in self.dates[run.first:run.last + 1]}
+        rest = [r for r in daily if (r.date, r.entity_name) not in in_runs]
+        return [*super()._values_queries(rest),
+                *(change_points.values_sql(run, self.dates) for run in self.change_point_runs)]
 
     def _explained(self, report: Report) -> bool:
         """Whether a context table read explains the move as benign."""

@@ -93,7 +93,7 @@ class FrontierExpertAgent(Agent):
             self.report = self._decide()
             mixes = [report for report in self.report if report.entity_type == "hourly_mix"]
             daily = [report for report in self.report if report.entity_type != "hourly_mix"]
-            self.plan += [("values", query_action(sql)) for sql in values_queries(daily, self.fields)]
+            self.plan += [("values", query_action(sql)) for sql in self._values_queries(daily)]
             self.plan += [("values", mix_values_action(report)) for report in mixes]
         if self.plan:
             self.waiting = self.plan.pop(0)
@@ -101,6 +101,10 @@ class FrontierExpertAgent(Agent):
         self.submitted = True
         return MetricTrackerRlAction(classifications=submitted_rows(
             self.report or [], self.results["values"], self.fields, self.segment_blind))
+
+    def _values_queries(self, daily: list[Report]) -> list[str]:
+        """The queries that read the daily rows' numbers by the published baseline rule."""
+        return values_queries(daily, self.fields)
 
     # --- deciding ------------------------------------------------------------------------------------
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from metric_tracker_rl.generation.anomalies import FamilyRegistry, InjectionRecord
+from metric_tracker_rl.generation.anomalies import ChangePointRecord, FamilyRegistry, InjectionRecord
 from metric_tracker_rl.spec.families import PUBLISHED_FAMILIES
 from metric_tracker_rl.spec.plain_types import MetricSubmissionRow, submission_row_type
 from metric_tracker_rl.spec.published import CONVERSION_BY_NAME, COUNT_COLUMNS, row_key, severity_for
@@ -127,6 +127,14 @@ def daily_series(daily: np.ndarray, entity_type: str, entity_name: str) -> tuple
     return values, peer_median(values, same_weekday_peers(len(values)))
 
 
+def change_point_baseline(values: np.ndarray, day: int, change_point: int) -> float:
+    """A persistent incident's baseline on `day`: the median of `values` on the same weekday over the dates before
+    its change point (a date without a value skipped; NaN when none has one)."""
+    peers = values[day % 7:change_point:7]
+    peers = peers[~np.isnan(peers)]
+    return float(np.median(peers)) if len(peers) else float("nan")
+
+
 def build_ground_truth(incidents: Sequence[tuple[InjectionRecord, Segment]], public: PublicEpisode,
                        families: FamilyRegistry, distractors: Sequence[DistractorRecord] = (),
                        fluctuations: Sequence[DistractorRecord] = ()) -> GroundTruth:
@@ -154,6 +162,11 @@ def build_ground_truth(incidents: Sequence[tuple[InjectionRecord, Segment]], pub
             k = panel.index(record.entity_type, record.entity_name)
             observed = float(panel.values[k, record.day])
             baseline = float(panel.baseline[k, record.day])
+        if isinstance(record, ChangePointRecord):  # the same weekday before the change point, from the same data
+            assert public.segments is not None, "a persistent incident needs segmented data"
+            values, _ = daily_series(public.segments.segment_daily(segment), record.entity_type, record.entity_name)
+            observed, baseline = float(values[record.day]), change_point_baseline(values, record.day,
+                                                                                  record.change_point)
         scope = {} if segment.is_aggregate else {**dict.fromkeys(CELL_FIELDS), **segment.named()}
         rows.append(row_type(
             date=dates[record.day], entity_type=record.entity_type, entity_name=record.entity_name,

@@ -131,6 +131,11 @@ class Calendar:
         self.taken.add(day)
         self.per_weekday[day % 7] += 1
 
+    def hold(self, days: Sequence[int]) -> None:
+        """Keep dates from every later draw without counting them against their weekday's limit: a persistent
+        incident's weeks, whose baseline is read from before them rather than from their same-weekday peers."""
+        self.taken.update(days)
+
     def draw(self, rng: np.random.Generator, length: int = 1) -> int | None:
         """A first date of `length` free consecutive dates, drawn uniformly (None when none is left)."""
         free = [self.free(day) for day in range(self.num_days + length)]
@@ -183,7 +188,12 @@ class SegmentWorld:
     # Root causes as cuboids (deep); None: the tier keeps every kind on its own fixed segments (frontier).
     cuboids: CuboidDial | None = None
     note_share: float = 0.0  # the share of partner payment failures with a notice (a tier with context tables)
+    # The share of experiments whose intended effect, drawn either way, is made a fall (tiers.SegmentedMix).
+    falling_effect_share: float = 0.0
     leaf_masks: dict[Segment, np.ndarray] = field(default_factory=dict, repr=False, compare=False)
+    # Per date, the entities the incidents placed so far report or move (their side effects, an experiment's target
+    # step): what a deferred kind (kinds.base.IncidentKind.deferred) keeps its rows clear of.
+    busy_entities: dict[int, set[str]] = field(default_factory=dict, repr=False, compare=False)
 
     def one_dimension(self, rng: np.random.Generator, order: tuple[str, ...] = ("platform", "country")) -> Segment:
         """One value of each dimension in `order` (drawn in that order), then one of those segments."""

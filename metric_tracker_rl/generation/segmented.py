@@ -35,7 +35,8 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from metric_tracker_rl.generation.anomalies import FAMILY_REGISTRY
-from metric_tracker_rl.generation.anomalies.base import draw_window, step_index
+from metric_tracker_rl.generation.anomalies.base import draw_window
+from metric_tracker_rl.generation.confounders import place_confounders
 from metric_tracker_rl.generation.episode import DistractorRecord, Episode, build_ground_truth, visible_task
 from metric_tracker_rl.generation.kinds import (
     BENIGN_KIND_REGISTRY,
@@ -45,9 +46,11 @@ from metric_tracker_rl.generation.kinds import (
     IncidentKind,
     SegmentFluctuation,
     SegmentIncident,
+    date_entities,
 )
 from metric_tracker_rl.generation.kinds.level_shift import LevelShift
 from metric_tracker_rl.generation.kinds.partner_payment_failure import partner_segments
+from metric_tracker_rl.generation.same_cuboid import effects_beside, second_incidents
 from metric_tracker_rl.generation.segment_counts import draw_segmented_counts
 from metric_tracker_rl.generation.segment_plan import (
     Calendar,
@@ -57,8 +60,7 @@ from metric_tracker_rl.generation.segment_plan import (
     pick,
     segmented_plan,
 )
-from metric_tracker_rl.spec.published import FUNNEL_STEPS
-from metric_tracker_rl.spec.seeding import derive_rng
+from metric_tracker_rl.spec.seeding import EpisodeKey, derive_rng
 from metric_tracker_rl.spec.tasks import EpisodeConfig, incident_count
 from metric_tracker_rl.spec.tiers import SegmentedMix, Tier
 from metric_tracker_rl.world.context import (
@@ -66,7 +68,6 @@ from metric_tracker_rl.world.context import (
     PARTNER_NOTICE_STATUS,
     ContextRow,
     ContextTables,
-    Experiment,
     Holiday,
     PartnerNotice,
     partner_of,
@@ -161,20 +162,7 @@ def concurrent_incidents(world: SegmentWorld, incidents: list[SegmentIncident], 
             break
         if host.record.day in used:
             continue
-        # The date's entities, and the rates its incidents move as a side effect (a second incident's numbers
-        # there would carry the first's).
-        same_day = [i.record for i in incidents if i.record.day == host.record.day]
-        taken = {r.entity_name for r in same_day} | {name for r in same_day for kind, name in r.neutral
-                                                      if kind == "conversion_rate"}
-        # An experiment's target step too: its intended effect moves that step in its arm on its dates, where a
-        # second incident's fall would read as the experiment's own.
-        date = iso_dates[host.record.day]
-        taken |= {row.target_step for i in incidents for row in i.context
-                  if isinstance(row, Experiment) and row.start_date <= date <= row.end_date}
-        # A break's hours are read by the arrivals at its step: a fall of a step before it would thin them out.
-        taken |= {step for r in same_day if r.family == "funnel_break"
-                  for step in FUNNEL_STEPS[:step_index(r.entity_name) + 1]}
-        second = kind.place_concurrent(world, host, taken, rng)
+        second = kind.place_concurrent(world, host, date_entities(incidents, host.record.day, iso_dates), rng)
         if second is not None:
             used.add(host.record.day)
             out.append(second)
@@ -227,7 +215,7 @@ def _kind_world(tier: Tier, config: EpisodeConfig, plan: SegmentedPlan) -> Segme
     cuboids = CuboidDial(config.dimensions, config.max_cuboid_depth) if mix.cuboid_root_causes else None
     return SegmentWorld(plan, Calendar(plan.num_days, tier.perturbed_per_weekday), config.key, tier.name,
                         mix.magnitude_scale if cuboids is None else config.magnitude_scale, cuboids,
-                        config.note_share if mix.context else 0.0)
+                        config.note_share if mix.context else 0.0, falling_effect_share=mix.falling_effect_share)
 
 
 def _place_incidents(tier: Tier, config: EpisodeConfig, world: SegmentWorld) -> tuple[list[SegmentIncident], int]:
@@ -240,16 +228,30 @@ def _place_incidents(tier: Tier, config: EpisodeConfig, world: SegmentWorld) -> 
             and CONCURRENT_KIND in (config.incident_kinds or tier.incident_kinds):
         concurrent = min(config.concurrency, max(len(kinds) - 1, 0))
     incidents: list[SegmentIncident] = []
-    for index, kind in enumerate(kinds[:len(kinds) - concurrent]):
-        stream = f"frontier-incident/{index}"
-        placed = kind.place(world, stream, derive_rng(key, "frontier-incident", index))
-        if not placed:  # no room for this kind: the fallback always fits
-            placed = INCIDENT_KIND_REGISTRY[FALLBACK_KIND].place(world, stream,
-                                                                 derive_rng(key, "frontier-incident-fallback", index))
-        incidents += placed
+    scheduled = list(enumerate(kinds[:len(kinds) - concurrent]))
+    for index, kind in [(i, k) for i, k in scheduled if not k.deferred]:
+        incidents += _place_one(world, kind, index, key)
     if concurrent:
         incidents += concurrent_incidents(world, incidents, concurrent)
+    if _segmented(tier).same_cuboid_concurrency and incidents:
+        incidents += second_incidents(world, incidents, _segmented(tier).same_cuboid_concurrency)
+    # Kinds whose weeks of dates are not the calendar's go last, clear of every key placed so far.
+    iso_dates = window_calendar(world.plan.num_days).iso_dates
+    for index, kind in [(i, k) for i, k in scheduled if k.deferred]:
+        world.busy_entities = {day: date_entities(incidents, day, iso_dates)
+                               for day in {i.record.day for i in incidents}}
+        incidents += _place_one(world, kind, index, key)
     return incidents, len(kinds)
+
+
+def _place_one(world: SegmentWorld, kind: IncidentKind, index: int, key: EpisodeKey) -> list[SegmentIncident]:
+    """The `index`-th scheduled incident, or the fallback kind's where this kind finds no room."""
+    stream = f"frontier-incident/{index}"
+    placed = kind.place(world, stream, derive_rng(key, "frontier-incident", index))
+    if not placed:  # no room for this kind: the fallback always fits
+        placed = INCIDENT_KIND_REGISTRY[FALLBACK_KIND].place(world, stream,
+                                                             derive_rng(key, "frontier-incident-fallback", index))
+    return placed
 
 
 def build_world(tier: Tier, config: EpisodeConfig) -> DrawnWorld:
@@ -272,6 +274,10 @@ def build_world(tier: Tier, config: EpisodeConfig) -> DrawnWorld:
         fluctuation = pick(benign, rng).place(world, rng)
         if fluctuation is not None:
             fluctuations.append(fluctuation)
+    if mix.effect_beside_incident:
+        fluctuations += effects_beside(world, incidents, fluctuations, mix.effect_beside_incident)
+    if mix.confounder_share:
+        fluctuations += place_confounders(world, incidents, fluctuations, mix.confounder_share)
     data = draw_segmented_counts(plan, key)
     dates = window_calendar(plan.num_days).iso_dates
     if mix.context:

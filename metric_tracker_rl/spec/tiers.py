@@ -70,7 +70,15 @@ class SegmentedMix:
     Root causes as cuboids (the dial of a reset, defaults here; 0 depth: every kind keeps its fixed segments, as
     at frontier, and a reset may not set these): `max_cuboid_depth`, the most dimensions a root cause names;
     `concurrency`, the dates that carry a second incident in an overlapping cuboid; `note_share`, the share of
-    partner payment failures with a notice in the partner status log."""
+    partner payment failures with a notice in the partner status log.
+
+    Harder mixes (0 leaves a tier's episodes as they were): `confounder_share`, the share of incidents that get
+    one or two context items overlapping their dates that do not explain them (generation/confounders.py, a tier
+    with context); `same_cuboid_concurrency`, the dates that carry a second incident in the very cuboid of one
+    already placed, on another step; `effect_beside_incident`, the incidents that get an experiment whose intended
+    effect moves another step in their own cuboid on their date (generation/same_cuboid.py);
+    `falling_effect_share`, the share of experiments whose intended effect would rise that fall instead (so a
+    benign experiment looks like an incident until its arm is read in scope, and a breakage sits beside a fall)."""
 
     dimensions: tuple[str, ...]
     max_incidents: int
@@ -83,6 +91,10 @@ class SegmentedMix:
     max_cuboid_depth: int = 0
     concurrency: int = 0
     note_share: float = 0.0
+    confounder_share: float = 0.0
+    same_cuboid_concurrency: int = 0
+    effect_beside_incident: int = 0
+    falling_effect_share: float = 0.0
 
     @property
     def cuboid_root_causes(self) -> bool:

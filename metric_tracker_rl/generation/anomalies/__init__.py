@@ -13,9 +13,11 @@ from metric_tracker_rl.generation.anomalies import (  # noqa: F401  (imported to
 from metric_tracker_rl.generation.anomalies.base import (
     FAMILY_REGISTRY,
     AnomalyFamily,
+    ChangePointRecord,
     FamilyRegistry,
     InjectionRecord,
     register_family,
 )
 
-__all__ = ["FAMILY_REGISTRY", "AnomalyFamily", "FamilyRegistry", "InjectionRecord", "register_family"]
+__all__ = ["FAMILY_REGISTRY", "AnomalyFamily", "ChangePointRecord", "FamilyRegistry", "InjectionRecord",
+           "register_family"]

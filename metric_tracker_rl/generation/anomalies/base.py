@@ -6,7 +6,7 @@ metric_tracker_rl/spec/families.py, which the tools may import; the injector her
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
 import numpy as np
 
@@ -36,6 +36,19 @@ class InjectionRecord:
     description: str
     neutral: frozenset[EntityKey] = field(default_factory=frozenset)
     continues: int | None = None  # the first day of the incident when this date continues it, else None
+
+
+@dataclass(frozen=True)
+class ChangePointRecord(InjectionRecord):
+    """A date of a persistent incident: its row's baseline is the same weekday's median over the dates before
+    `change_point` (episode.change_point_baseline), since a fall that lasts weeks would take over a same-weekday
+    median of the whole window. A record of its own type, so every other record stays as it was."""
+
+    change_point: int = 0
+
+    @classmethod
+    def of(cls, record: InjectionRecord, change_point: int) -> ChangePointRecord:
+        return cls(**{f.name: getattr(record, f.name) for f in fields(record)}, change_point=change_point)
 
 
 class AnomalyFamily(ABC):

@@ -20,6 +20,7 @@ from metric_tracker_rl.generation.kinds import (  # noqa: I001,F401  (imported t
     experiment_breakage,
     country_holiday,
     campaign,
+    persistent_regression,
 )
 from metric_tracker_rl.generation.kinds.base import (
     BENIGN_KIND_REGISTRY,
@@ -29,6 +30,7 @@ from metric_tracker_rl.generation.kinds.base import (
     SegmentFluctuation,
     SegmentIncident,
     check_kind,
+    date_entities,
     register_benign_kind,
     register_incident_kind,
 )
@@ -59,5 +61,5 @@ check_tiers(TIERS)
 KIND_FAMILY: dict[str, str] = {name: kind.family for name, kind in INCIDENT_KIND_REGISTRY.items()}
 
 __all__ = ["BENIGN_KIND_REGISTRY", "INCIDENT_KIND_REGISTRY", "KIND_FAMILY", "BenignKind", "FamilyOnSegment",
-           "IncidentKind", "SegmentFluctuation", "SegmentIncident", "check_kind", "check_tiers", "register_benign_kind",
-           "register_incident_kind"]
+           "IncidentKind", "SegmentFluctuation", "SegmentIncident", "check_kind", "check_tiers", "date_entities",
+           "register_benign_kind", "register_incident_kind"]

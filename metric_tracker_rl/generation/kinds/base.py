@@ -10,6 +10,7 @@ range stays within the kind's `magnitude_bounds`. Behind the truth wall: the too
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -19,9 +20,9 @@ from metric_tracker_rl.generation.anomalies.base import EntityKey, counts_from, 
 from metric_tracker_rl.generation.kinds.cuboid import MAX_FALL
 from metric_tracker_rl.generation.segment_plan import SegmentWorld
 from metric_tracker_rl.spec.families import PUBLISHED_FAMILIES, EntityType
-from metric_tracker_rl.spec.published import ENTITY_NAMES
+from metric_tracker_rl.spec.published import ENTITY_NAMES, FUNNEL_STEPS
 from metric_tracker_rl.spec.registry import Registry
-from metric_tracker_rl.world.context import ContextRow
+from metric_tracker_rl.world.context import ContextRow, Experiment
 from metric_tracker_rl.world.segments import Segment
 
 
@@ -80,6 +81,9 @@ class IncidentKind(_Kind):
     count_all_day = False
     # Fields its segment always names: a cuboid episode whose dimensions leave one out does not draw the kind.
     requires_fields: tuple[str, ...] = ()
+    # Placed after the episode's other incidents, reading SegmentWorld.busy_entities: a kind whose dates are not
+    # the calendar's (weeks long) keeps its rows' keys clear of theirs that way.
+    deferred = False
 
     @property
     def entity_type(self) -> EntityType:
@@ -155,6 +159,24 @@ class BenignKind(_Kind):
             return None
         segment, description = self.apply(world, day, rng)
         return SegmentFluctuation(self.name, day, segment, description, self.keeps_conversion)
+
+
+def date_entities(incidents: Sequence[SegmentIncident], day: int, iso_dates: tuple[str, ...],
+                  context: Sequence[ContextRow] = ()) -> set[str]:
+    """The entities a second incident on `day` must not take: those the date's incidents report, the rates they
+    move as a side effect (a second incident's numbers there would carry the first's), an experiment's target step
+    on its dates (its intended effect there would read as the second's own; `context`: rows placed besides the
+    incidents'), and the steps up to a break's (its hours are read by the arrivals at its step: a fall before it
+    would thin them out)."""
+    same_day = [i.record for i in incidents if i.record.day == day]
+    taken = {r.entity_name for r in same_day} | {name for r in same_day for kind, name in r.neutral
+                                                  if kind == "conversion_rate"}
+    date = iso_dates[day]
+    taken |= {row.target_step for row in [*(row for i in incidents for row in i.context), *context]
+              if isinstance(row, Experiment) and row.start_date <= date <= row.end_date}
+    taken |= {step for r in same_day if r.family == "funnel_break"
+              for step in FUNNEL_STEPS[:step_index(r.entity_name) + 1]}
+    return taken
 
 
 def check_kind(kind: _Kind) -> None:

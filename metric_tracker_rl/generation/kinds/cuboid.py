@@ -290,11 +290,12 @@ def _one_cuboid(world: SegmentWorld, rng: np.random.Generator, base: Segment, fi
         field = pick([f for f in fields if f not in chosen], rng)
         chosen.append(field)
     for field in chosen:
-        named[field] = pick(_values(world, field), rng)
+        named[field] = pick(field_values(world, field), rng)
     return Segment(**named)
 
 
-def _values(world: SegmentWorld, field: str) -> tuple[str, ...]:
+def field_values(world: SegmentWorld, field: str) -> tuple[str, ...]:
+    """The values a field takes in this world (a cell field's from its layout, a daily-only one's from its split)."""
     if field in CELL_FIELDS:
         return world.plan.layout.values_of(field)
     assert world.plan.split is not None

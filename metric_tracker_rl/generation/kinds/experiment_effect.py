@@ -60,7 +60,9 @@ def draw_experiment(world: SegmentWorld, rng: np.random.Generator, cells_only: b
         return None
     arm = experiment_arm(world, rng, cells_only)
     step = pick(TARGET_STEPS, rng)
-    effect = float(rng.uniform(*INTENDED_EFFECT)) * (1 if rng.random() < 0.5 else -1)
+    # Either way, half the time; a tier's falling_effect_share makes that share of the rises falls instead.
+    effect = float(rng.uniform(*INTENDED_EFFECT)) * (1 if rng.random() < 0.5 * (1.0 - world.falling_effect_share)
+                                                     else -1)
     dates = window_calendar(world.plan.num_days).iso_dates
     row = Experiment(f"exp_{int(rng.integers(1000, 10000))}", arm.platform, arm.country, arm.channel, arm.user_type,
                      FUNNEL_STEPS[step], dates[days[0]], dates[days[-1]])
