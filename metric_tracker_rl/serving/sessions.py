@@ -15,6 +15,9 @@ in front of all three and
   session or an HTTP session that no reset reached, an `/mcp` socket that sent nothing;
 - closes a session silent for SESSION_TIMEOUT_S itself (the socket too, with a message that says why), so a
   session's place is given back exactly when the retry hint says;
+- while the server is full (MAX_CONCURRENT_ENVS sessions open), closes a session that did no work (a reset, a
+  step, an MCP tool call) for FULL_SERVER_IDLE_S (default 120 s): a state request or a ping keeps no place then,
+  so sessions held open and unused, by a leak or by many addresses at once, give capacity back within minutes;
 - adds `retry_after_s` and a sentence with it to every capacity error, its own and OpenEnv's: the time until the
   earliest session that stands in the way is closed by the two rules above.
 
@@ -69,6 +72,9 @@ CLOSE_METHOD = SESSION_CLOSE_METHOD
 # WebSocket close code 1013, "Try Again Later": the per-client refusal; 1008 "Policy Violation": no reset.
 TRY_AGAIN_LATER = 1013
 POLICY_VIOLATION = 1008
+# How often a full server looks for sessions to close, at most and at least.
+REAP_MIN_S = 0.2
+REAP_MAX_S = 5.0
 # Added to every retry hint: closing a session (its environment and its socket) takes a moment after its time.
 CLOSE_MARGIN_S = 0.5
 
@@ -83,6 +89,8 @@ class TrackedSession:
     opened_at: float = field(default_factory=time.monotonic)
     last_activity_at: float = field(default_factory=time.monotonic)
     used: bool = False  # reset (or, on /mcp, any message) since it opened
+    last_work_at: float = field(default_factory=time.monotonic)  # a reset, step or tool call (see `is_work`)
+    send: Send | None = None  # a socket session's, to close it from outside
     attached: bool = False  # an HTTP session with a /ws socket attached to it
     close_requested: bool = False  # closed by its client while attached: OpenEnv ends it when the socket ends
 
@@ -94,6 +102,21 @@ def is_reset(text: str | None) -> bool:
     with contextlib.suppress(ValueError, RecursionError):
         message = json.loads(text)
         return isinstance(message, dict) and message.get("type") == "reset"
+    return False
+
+
+WORK_TYPES = frozenset({"reset", "step", "mcp"})
+TOOL_CALL = "tools/call"
+
+
+def is_work(text: str | None, transport: str) -> bool:
+    """Whether a frame asks for work: a reset, a step or an MCP message on /ws; a tool call on /mcp."""
+    if text is None or not ('"type"' in text or TOOL_CALL in text):
+        return False
+    with contextlib.suppress(ValueError, RecursionError):
+        message = json.loads(text)
+        if isinstance(message, dict):
+            return message.get("method") == TOOL_CALL if transport == "mcp" else message.get("type") in WORK_TYPES
     return False
 
 
@@ -128,23 +151,35 @@ class SessionLimits:
     JSON-RPC request a client would send, so OpenEnv frees it as it frees any other."""
 
     def __init__(self, app: ASGIApp, per_client: int | None, unreset_grace_s: float, idle_timeout_s: float,
-                 server: ASGIApp) -> None:
-        """`per_client` None: no cap beyond the server-wide one, whose error OpenEnv sends (annotated here)."""
+                 server: ASGIApp, capacity: int, full_idle_s: float) -> None:
+        """`per_client` None: no cap beyond the server-wide one (`capacity`), whose error OpenEnv sends (annotated
+        here)."""
         self.app = app
         self.server = server
         self.per_client = per_client
         self.unreset_grace_s = unreset_grace_s
         self.idle_timeout_s = idle_timeout_s
+        self.capacity = capacity
+        self.full_idle_s = full_idle_s
+        self._reaper: asyncio.Task[None] | None = None
         self.sessions: set[TrackedSession] = set()
         self.http_sessions: dict[str, TrackedSession] = {}
         self._closing: set[asyncio.Task[None]] = set()
 
     # --- when sessions go, and what the hint says ---------------------------------------------------------
 
+    def full(self) -> bool:
+        return len(self.sessions) >= self.capacity
+
     def seconds_until_closed(self, session: TrackedSession, now: float) -> float:
         if not session.used:
             return session.opened_at + self.unreset_grace_s - now
-        return session.last_activity_at + self.idle_timeout_s - now
+        idle = session.last_activity_at + self.idle_timeout_s - now
+        return min(idle, session.last_work_at + self.full_idle_s - now) if self.full() else idle
+
+    def closed_while_full(self, session: TrackedSession, now: float) -> bool:
+        """Whether the full server's rule, not the silence rule, is what closes `session` now."""
+        return session.used and session.last_activity_at + self.idle_timeout_s > now
 
     def retry_after_s(self, blocking: list[TrackedSession]) -> int:
         """Whole seconds until the first of `blocking` is closed for inactivity and its place is free (at least 1)."""
@@ -202,8 +237,8 @@ class SessionLimits:
         if held is not None:
             await self.refuse_socket(receive, send, transport, held)
             return
-        session = TrackedSession(client, transport)
-        self.sessions.add(session)
+        session = TrackedSession(client, transport, send=send)
+        self.add(session)
         use = is_reset if transport == "ws" else any_message
         try:
             await self.app(scope, self.tracking_receive(session, receive, send, use, transport),
@@ -255,14 +290,21 @@ class SessionLimits:
                 # The app sees its client leave: it ends the session and closes the socket.
                 return {"type": "websocket.disconnect", "code": POLICY_VIOLATION}
             if message["type"] == "websocket.receive":
-                session.used = session.used or use(message.get("text"))
+                text = message.get("text")
+                session.used = session.used or use(text)
                 session.last_activity_at = time.monotonic()
+                if not self.full() or is_work(text, transport):  # only work keeps a place on a full server
+                    session.last_work_at = session.last_activity_at
             return message
 
         return tracked
 
     def closing_notice(self, session: TrackedSession, transport: str) -> str:
-        if not session.used:
+        if self.closed_while_full(session, time.monotonic()):
+            text = (f"Session closed: the server is full, and this session did no reset, step or tool call for "
+                    f"{self.full_idle_s:g} s (FULL_SERVER_IDLE_S), so its place went to a waiting client. Connect "
+                    "again and reset to start a new episode.")
+        elif not session.used:
             what, then = ("reset", "send a reset message first") if transport == "ws" else ("request", "send one")
             text = (f"Session closed: no {what} within {self.unreset_grace_s:g} s of its creation "
                     f"(UNRESET_SESSION_GRACE_S). Connect again and {then}.")
@@ -312,7 +354,10 @@ class SessionLimits:
             await self.forwarded(scope, replay, send, lambda reply: self.closed(reply, session_id))
         else:
             if isinstance(session_id, str) and session_id in self.http_sessions:
-                self.http_sessions[session_id].last_activity_at = time.monotonic()
+                session = self.http_sessions[session_id]
+                session.last_activity_at = time.monotonic()
+                if not self.full() or method == TOOL_CALL:
+                    session.last_work_at = session.last_activity_at
             await self.app(scope, replay, send)
 
     async def forwarded(self, scope: Scope, receive: Receive, send: Send,
@@ -348,7 +393,7 @@ class SessionLimits:
         session_id, error = created_session_id(reply), reply.get("error")
         if session_id is not None:
             session = TrackedSession(client, "http", session_id=session_id)
-            self.sessions.add(session)
+            self.add(session)
             self.http_sessions[session_id] = session
             self.schedule_close_check(session)
         elif is_capacity_error_body(error):
@@ -365,6 +410,36 @@ class SessionLimits:
             self.forget(session)
         elif outcome == "closing":
             session.close_requested = True
+
+    def add(self, session: TrackedSession) -> None:
+        """Count a new session; on a server it fills, start closing the sessions that do no work."""
+        self.sessions.add(session)
+        if self.full() and (self._reaper is None or self._reaper.done()):
+            self._reaper = asyncio.get_running_loop().create_task(self.reap_while_full())
+
+    async def reap_while_full(self) -> None:
+        """While the server is full, close each session when its time is up (the full server's rule shortens
+        clocks that the sessions' own waits started before the server filled)."""
+        while self.full():
+            now = time.monotonic()
+            due = [s for s in self.sessions if self.seconds_until_closed(s, now) <= 0]
+            for session in due:
+                await self.close_now(session)
+            soonest = min((self.seconds_until_closed(s, now) for s in self.sessions), default=1.0)
+            await asyncio.sleep(min(max(soonest, REAP_MIN_S), REAP_MAX_S))
+
+    async def close_now(self, session: TrackedSession) -> None:
+        """Close a session whose time is up: a socket with its notice (its app then ends the session), an HTTP
+        session as its client would."""
+        if session.send is None:
+            if session.session_id in self.http_sessions and not session.attached:
+                await self.close_http_session(session)
+            return
+        notice = self.closing_notice(session, session.transport)
+        send, session.send = session.send, None  # closed once
+        with contextlib.suppress(Exception):  # the client may be gone already
+            await send({"type": "websocket.send", "text": notice})
+            await send({"type": "websocket.close", "code": POLICY_VIOLATION})
 
     def forget(self, session: TrackedSession) -> None:
         self.sessions.discard(session)
@@ -410,11 +485,13 @@ class SessionLimits:
 
 
 def limit_sessions(app: FastAPI, settings: ServerSettings) -> FastAPI:
-    """Add `SessionLimits`, configured from MAX_SESSIONS_PER_CLIENT, UNRESET_SESSION_GRACE_S and SESSION_TIMEOUT_S.
+    """Add `SessionLimits`, configured from MAX_CONCURRENT_ENVS, MAX_SESSIONS_PER_CLIENT, UNRESET_SESSION_GRACE_S,
+    SESSION_TIMEOUT_S and FULL_SERVER_IDLE_S.
     It must sit inside `BoundedRequestBodies` (it reads JSON-RPC bodies) and outside nothing else of ours."""
     per_client = settings.max_sessions_per_client
     if per_client is not None and per_client >= settings.max_concurrent_envs:
         per_client = None  # a cap at the server's own limit caps nothing
     app.add_middleware(SessionLimits, per_client=per_client, unreset_grace_s=settings.unreset_session_grace_s,
-                       idle_timeout_s=settings.session_timeout_s, server=app)
+                       idle_timeout_s=settings.session_timeout_s, server=app,
+                       capacity=settings.max_concurrent_envs, full_idle_s=settings.full_server_idle_s)
     return app
