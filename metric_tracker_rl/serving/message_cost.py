@@ -7,7 +7,8 @@ event loop, during which no other client is answered. So before anything parses 
 
 - its structure is counted, at the speed of `str.count`: more than MAX_JSON_ELEMENTS values, or nesting deeper
   than MAX_JSON_DEPTH, and it is refused with a message that says so (commas and brackets inside strings are text,
-  not structure: they are discounted when the fast count is over the limit);
+  not structure: they are discounted when the fast count is over the limit); so is a run of more digits than
+  Python converts to an integer (its parser raises an error that OpenEnv's session loop does not expect);
 - its cost is estimated from its size and its values, and charged to its client (its address, as the session cap
   counts clients). A client in debt is not read from until the debt is paid back at PARSE_BUDGET_RATE seconds of
   work per second: its own next frame or body waits, and nobody else's does.
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import sys
 import time
 from dataclasses import dataclass
 
@@ -40,6 +42,10 @@ PARSE_BUDGET_BURST_S = 0.5
 # Clients whose budget is full are forgotten once this many are known.
 REMEMBERED_CLIENTS = 4096
 
+# Python refuses to convert longer digit strings to an int (`sys.get_int_max_str_digits`); no SQL statement
+# (4,000 characters at most) holds one.
+_LONG_NUMBER = b"0" * (sys.get_int_max_str_digits() + 1)
+_DIGITS_AS_ZERO = bytes(ord("0") if ord("0") <= byte <= ord("9") else ord(" ") for byte in range(256))
 _STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"')
 _STRING_BYTES = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"')
 _NOT_BRACKET = re.compile(r"[^\[\]{}]+")
@@ -79,8 +85,20 @@ def _nesting_depth(structure: str) -> int:
     return deepest
 
 
+def has_long_number(text: str | bytes) -> bool:
+    """Whether `text` holds a run of digits too long for Python's int conversion (about 1.5 ms a megabyte)."""
+    if len(text) < len(_LONG_NUMBER):
+        return False
+    data = text.encode("utf-8", "surrogatepass") if isinstance(text, str) else text
+    return _LONG_NUMBER in data.translate(_DIGITS_AS_ZERO)
+
+
 def structure_problem(text: str | bytes) -> StructureProblem | None:
-    """Why `text` must not be parsed (too many values, nested too deeply), or None. Never parses it."""
+    """Why `text` must not be parsed (too many values, nested too deeply, a number too long), or None. Never
+    parses it."""
+    if has_long_number(text):
+        return StructureProblem(f"Message holds a number of more than {len(_LONG_NUMBER) - 1} digits.",
+                                too_large=False)
     if value_count(text) <= MAX_JSON_ELEMENTS and bracket_count(text) <= MAX_JSON_DEPTH:
         return None
     structure = _outside_strings(text)

@@ -9,19 +9,24 @@ client's. `/web/reset`, `/web/step`, `/web/state` and `/ws/ui` do not exist.
 
 Gradio's own routes stay, with three changes: its event queue runs each event at once (a tab that is still busy
 is told so by its session, instead of every visitor waiting behind one queue), run history is off (nothing of a
-visit is kept on the server), and file uploads are refused (the page has no file input).
+visit is kept on the server), file uploads are refused (the page has no file input), and a request Gradio fails
+on answers 400, not 500.
 """
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING
 
-from metric_tracker_rl.serving.hardening import ASGIApp, Receive, Scope, Send, json_response
+from metric_tracker_rl.serving.hardening import ASGIApp, Message, Receive, Scope, Send, json_response
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
 
+logger = logging.getLogger("metric_tracker_rl.web_page")
+
 WEB_PATH = "/web"
+SERVER_ERROR = 500
 UPLOAD_SUFFIXES = ("/gradio_api/upload", "/upload")
 SHARED_EPISODE_PATHS = ("/web/reset", "/web/step", "/web/state")
 NO_SHARED_EPISODE = ("This server has no shared /web episode: every visitor plays their own, the debugger page at "
@@ -30,18 +35,40 @@ NO_SHARED_EPISODE = ("This server has no shared /web episode: every visitor play
 TITLE_PREFIX = "OpenEnv Agentic Environment: "
 
 
-class RefusesUploads:
-    """ASGI middleware: a file upload to the page answers 403 before Gradio reads (and stores) anything."""
+class GuardsThePage:
+    """ASGI middleware on the page's routes: a file upload answers 403 before Gradio reads (and stores) anything,
+    and a request Gradio fails on (an event that does not exist, arguments of the wrong shape) answers 400 instead
+    of a 500: the request was at fault, not the server."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = scope.get("path", "")
-        if scope["type"] == "http" and path.startswith(WEB_PATH + "/") and path.endswith(UPLOAD_SUFFIXES):
+        if scope["type"] != "http" or not path.startswith(WEB_PATH + "/"):
+            await self.app(scope, receive, send)
+            return
+        if path.endswith(UPLOAD_SUFFIXES):
             await json_response(send, 403, {"detail": "File uploads are off: the debugger takes no files."})
             return
-        await self.app(scope, receive, send)
+        failed = False
+
+        async def answered(message: Message) -> None:
+            """Gradio's own error handler answers 500 to what it failed on: that becomes the 400 it is."""
+            nonlocal failed
+            if message["type"] == "http.response.start" and message.get("status") == SERVER_ERROR:
+                failed = True
+                logger.warning("the debugger page failed on %s %s", scope.get("method"), path)
+                await json_response(send, 400, {"detail": "The debugger page cannot handle this request: send "
+                                                          "what the page sends."})
+            elif not failed:
+                await send(message)
+
+        try:
+            await self.app(scope, receive, answered)
+        except Exception:
+            if not failed:  # answered already: the error is logged, and the connection stays usable
+                raise
 
 
 def mount_debugger(app: FastAPI, name: str, self_url: str | None) -> FastAPI:
@@ -67,5 +94,5 @@ def mount_debugger(app: FastAPI, name: str, self_url: str | None) -> FastAPI:
     blocks = build_debugger(name, TITLE_PREFIX + name, self_url)
     gr.mount_gradio_app(app, blocks, path=WEB_PATH, theme=theme, css=css, run_history=False,
                         footer_links=["api", "gradio", "settings"], mcp_server=False, max_file_size=0)
-    app.add_middleware(RefusesUploads)
+    app.add_middleware(GuardsThePage)
     return app
