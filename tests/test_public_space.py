@@ -357,8 +357,12 @@ def test_a_session_that_works_keeps_its_place_on_a_full_server(full_server: str)
 def test_http_sessions_held_without_work_come_back_too(full_server: str) -> None:
     created = []
     with http_from(full_server, "127.0.0.8") as a, http_from(full_server, "127.0.0.9") as b:
+        deadline = time.monotonic() + 30  # the places of sessions closed just before are freed asynchronously
         for http in (a, a, b, b):
             reply = http.post("/mcp", json={"jsonrpc": "2.0", "id": 1, "method": "openenv/session/create"}).json()
+            while "result" not in reply and time.monotonic() < deadline:
+                time.sleep(0.2)
+                reply = http.post("/mcp", json={"jsonrpc": "2.0", "id": 1, "method": "openenv/session/create"}).json()
             assert "result" in reply, reply
             created.append(reply["result"]["session_id"])
         for http, session_id in zip((a, a, b, b), created, strict=True):  # used: a reset, then nothing
@@ -369,7 +373,38 @@ def test_http_sessions_held_without_work_come_back_too(full_server: str) -> None
 
 
 def test_a_server_that_is_not_full_keeps_idle_sessions(full_server: str) -> None:
-    with open_session(full_server, "127.0.0.11") as idle:
-        assert refusal(idle) is None
+    with contextlib.ExitStack() as stack:
+        idle = hold(stack, full_server, "127.0.0.11", 1)[0]
         time.sleep(2 * FULL_IDLE_S)
         assert observation(ask(idle, CHEAP_QUERY))["status"] == "ok"
+
+
+def test_a_client_closed_for_idling_cannot_take_the_place_back(full_server: str) -> None:
+    """Three sessions work; a fourth only holds its place. When it is closed, its client reconnecting is refused
+    (the place is kept for a waiting client), and a newcomer gets it."""
+    with contextlib.ExitStack() as stack:
+        workers = [*hold(stack, full_server, "127.0.0.20", 2), *hold(stack, full_server, "127.0.0.21", 1)]
+        idler = hold(stack, full_server, "127.0.0.22", 1)[0]
+        closed = threading.Event()
+        answers: list[str] = []
+
+        def work() -> None:
+            while not closed.is_set():
+                answers.extend(observation(ask(ws, CHEAP_QUERY))["status"] for ws in workers)
+                time.sleep(0.3)
+
+        worker_thread = threading.Thread(target=work)
+        worker_thread.start()
+        try:
+            notice = json.loads(idler.recv(timeout=FULL_IDLE_S + 30))
+        finally:
+            closed.set()
+            worker_thread.join()
+        assert "the server is full" in notice["data"]["message"], notice
+        assert answers and set(answers) == {"ok"}
+        with open_session(full_server, "127.0.0.22") as again:
+            refused = refusal(again)
+        assert refused is not None and "its place goes to them" in refused["data"]["message"], refused
+        assert 1 <= refused["data"]["retry_after_s"] <= FULL_IDLE_S + 1
+        with open_session(full_server, "127.0.0.23") as newcomer:
+            assert refusal(newcomer) is None

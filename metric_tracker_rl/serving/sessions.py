@@ -15,9 +15,9 @@ in front of all three and
   session or an HTTP session that no reset reached, an `/mcp` socket that sent nothing;
 - closes a session silent for SESSION_TIMEOUT_S itself (the socket too, with a message that says why), so a
   session's place is given back exactly when the retry hint says;
-- while the server is full (MAX_CONCURRENT_ENVS sessions open), closes a session that did no work (a reset, a
-  step, an MCP tool call) for FULL_SERVER_IDLE_S (default 120 s): a state request or a ping keeps no place then,
-  so sessions held open and unused, by a leak or by many addresses at once, give capacity back within minutes;
+- while the server is full, closes a session that did no work for FULL_SERVER_IDLE_S, and gives its place to
+  another client (`full_server`), so sessions held open and unused, by a leak or by many addresses at once, give
+  capacity back within minutes;
 - adds `retry_after_s` and a sentence with it to every capacity error, its own and OpenEnv's: the time until the
   earliest session that stands in the way is closed by the two rules above.
 
@@ -53,6 +53,7 @@ from metric_tracker_rl.adapters.openenv_internals import (
     requested_session,
 )
 from metric_tracker_rl.adapters.openenv_internals import is_capacity_error as openenv_capacity_error
+from metric_tracker_rl.serving.full_server import TOOL_CALL, FullServerRule, is_work
 from metric_tracker_rl.serving.hardening import (
     ASGIApp,
     Message,
@@ -91,6 +92,7 @@ class TrackedSession:
     used: bool = False  # reset (or, on /mcp, any message) since it opened
     last_work_at: float = field(default_factory=time.monotonic)  # a reset, step or tool call (see `is_work`)
     send: Send | None = None  # a socket session's, to close it from outside
+    closing: bool = False  # closed for its time: its notice is sent once
     attached: bool = False  # an HTTP session with a /ws socket attached to it
     close_requested: bool = False  # closed by its client while attached: OpenEnv ends it when the socket ends
 
@@ -102,21 +104,6 @@ def is_reset(text: str | None) -> bool:
     with contextlib.suppress(ValueError, RecursionError):
         message = json.loads(text)
         return isinstance(message, dict) and message.get("type") == "reset"
-    return False
-
-
-WORK_TYPES = frozenset({"reset", "step", "mcp"})
-TOOL_CALL = "tools/call"
-
-
-def is_work(text: str | None, transport: str) -> bool:
-    """Whether a frame asks for work: a reset, a step or an MCP message on /ws; a tool call on /mcp."""
-    if text is None or not ('"type"' in text or TOOL_CALL in text):
-        return False
-    with contextlib.suppress(ValueError, RecursionError):
-        message = json.loads(text)
-        if isinstance(message, dict):
-            return message.get("method") == TOOL_CALL if transport == "mcp" else message.get("type") in WORK_TYPES
     return False
 
 
@@ -159,8 +146,7 @@ class SessionLimits:
         self.per_client = per_client
         self.unreset_grace_s = unreset_grace_s
         self.idle_timeout_s = idle_timeout_s
-        self.capacity = capacity
-        self.full_idle_s = full_idle_s
+        self.full_rule = FullServerRule(capacity, full_idle_s)
         self._reaper: asyncio.Task[None] | None = None
         self.sessions: set[TrackedSession] = set()
         self.http_sessions: dict[str, TrackedSession] = {}
@@ -169,13 +155,13 @@ class SessionLimits:
     # --- when sessions go, and what the hint says ---------------------------------------------------------
 
     def full(self) -> bool:
-        return len(self.sessions) >= self.capacity
+        return self.full_rule.full(len(self.sessions))
 
     def seconds_until_closed(self, session: TrackedSession, now: float) -> float:
         if not session.used:
             return session.opened_at + self.unreset_grace_s - now
         idle = session.last_activity_at + self.idle_timeout_s - now
-        return min(idle, session.last_work_at + self.full_idle_s - now) if self.full() else idle
+        return min(idle, self.full_rule.seconds_left(session, now)) if self.full() else idle
 
     def closed_while_full(self, session: TrackedSession, now: float) -> bool:
         """Whether the full server's rule, not the silence rule, is what closes `session` now."""
@@ -196,6 +182,15 @@ class SessionLimits:
             return None
         held = self.held_by(client)
         return held if len(held) >= self.per_client else None
+
+    def refusal(self, client: str) -> tuple[str, dict[str, Any]] | None:
+        """Why `client` may open no session now (the message and the error's data), or None."""
+        wait_s = self.full_rule.cool_down_s(client, len(self.sessions), time.monotonic())
+        if wait_s > 0:
+            retry_after_s = math.ceil(wait_s + CLOSE_MARGIN_S)
+            return self.full_rule.refusal(retry_after_s), {"code": CAPACITY_CODE, "retry_after_s": retry_after_s}
+        held = self.over_cap(client)
+        return None if held is None else self.per_client_refusal(held)
 
     def per_client_refusal(self, held: list[TrackedSession]) -> tuple[str, dict[str, Any]]:
         retry_after_s = self.retry_after_s(held)
@@ -233,9 +228,9 @@ class SessionLimits:
     # --- WebSocket sessions -------------------------------------------------------------------------------
 
     async def socket_session(self, scope: Scope, receive: Receive, send: Send, client: str, transport: str) -> None:
-        held = self.over_cap(client)
-        if held is not None:
-            await self.refuse_socket(receive, send, transport, held)
+        refused = self.refusal(client)
+        if refused is not None:
+            await self.refuse_socket(receive, send, transport, *refused)
             return
         session = TrackedSession(client, transport, send=send)
         self.add(session)
@@ -262,12 +257,12 @@ class SessionLimits:
             elif session.session_id in self.http_sessions:
                 self.schedule_close_check(session)
 
-    async def refuse_socket(self, receive: Receive, send: Send, transport: str, held: list[TrackedSession]) -> None:
+    async def refuse_socket(self, receive: Receive, send: Send, transport: str, text: str,
+                            data: dict[str, Any]) -> None:
         message = await receive()
         if message["type"] != "websocket.connect":
             return
         await send({"type": "websocket.accept"})
-        text, data = self.per_client_refusal(held)
         reply = json_rpc_error(None, text, **data) if transport == "mcp" else ws_error(text, **data)
         await send({"type": "websocket.send", "text": reply})
         await send({"type": "websocket.close", "code": TRY_AGAIN_LATER})
@@ -285,6 +280,11 @@ class SessionLimits:
                 except asyncio.TimeoutError:
                     if self.seconds_until_closed(session, time.monotonic()) > 0:
                         continue  # used meanwhile by another route (an HTTP session's tools/call)
+                if session.closing:  # the full server's reaper closed it already
+                    return {"type": "websocket.disconnect", "code": POLICY_VIOLATION}
+                session.closing = True
+                if self.closed_while_full(session, time.monotonic()):
+                    self.full_rule.reaped(session.client, time.monotonic())
                 with contextlib.suppress(Exception):  # the client may be gone already
                     await send({"type": "websocket.send", "text": self.closing_notice(session, transport)})
                 # The app sees its client leave: it ends the session and closes the socket.
@@ -302,8 +302,8 @@ class SessionLimits:
     def closing_notice(self, session: TrackedSession, transport: str) -> str:
         if self.closed_while_full(session, time.monotonic()):
             text = (f"Session closed: the server is full, and this session did no reset, step or tool call for "
-                    f"{self.full_idle_s:g} s (FULL_SERVER_IDLE_S), so its place went to a waiting client. Connect "
-                    "again and reset to start a new episode.")
+                    f"{self.full_rule.full_idle_s:g} s (FULL_SERVER_IDLE_S), so its place went to a waiting client. "
+                    "Connect again later and reset to start a new episode.")
         elif not session.used:
             what, then = ("reset", "send a reset message first") if transport == "ws" else ("request", "send one")
             text = (f"Session closed: no {what} within {self.unreset_grace_s:g} s of its creation "
@@ -344,9 +344,9 @@ class SessionLimits:
         client = (scope.get("client") or ("unknown", 0))[0]
         session_id = params.get("session_id")
         if method == CREATE_METHOD:
-            held = self.over_cap(client)
-            if held is not None:
-                text, data = self.per_client_refusal(held)
+            refused = self.refusal(client)
+            if refused is not None:
+                text, data = refused
                 await json_response(send, 200, json_rpc_error(request_id, text, **data).encode())
                 return
             await self.forwarded(scope, replay, send, lambda reply: self.created(reply, client))
@@ -431,15 +431,17 @@ class SessionLimits:
     async def close_now(self, session: TrackedSession) -> None:
         """Close a session whose time is up: a socket with its notice (its app then ends the session), an HTTP
         session as its client would."""
-        if session.send is None:
-            if session.session_id in self.http_sessions and not session.attached:
-                await self.close_http_session(session)
+        http_gone = session.session_id not in self.http_sessions or session.attached  # or watched by its socket
+        if session.closing or (session.send is None and http_gone):
             return
-        notice = self.closing_notice(session, session.transport)
-        send, session.send = session.send, None  # closed once
+        self.full_rule.reaped(session.client, time.monotonic())
+        if session.send is None:
+            await self.close_http_session(session)
+            return
+        session.closing = True
         with contextlib.suppress(Exception):  # the client may be gone already
-            await send({"type": "websocket.send", "text": notice})
-            await send({"type": "websocket.close", "code": POLICY_VIOLATION})
+            await session.send({"type": "websocket.send", "text": self.closing_notice(session, session.transport)})
+            await session.send({"type": "websocket.close", "code": POLICY_VIOLATION})
 
     def forget(self, session: TrackedSession) -> None:
         self.sessions.discard(session)
