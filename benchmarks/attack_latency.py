@@ -1,8 +1,9 @@
 """Measure what a hostile visitor of a public Space costs everyone else: a second client's cheap query and /health,
 idle and under each attack, and the server's peak memory.
 
-    uv run python -m benchmarks.attack_latency                  # every attack, writes docs/artifacts/attack_latency.json
+    uv run python -m benchmarks.attack_latency      # every attack: docs/artifacts/attack_latency.json
     uv run python -m benchmarks.attack_latency --only dense_ws --seconds 5
+    uv run python -m benchmarks.attack_latency --server-root ../main --only dense_ws   # another checkout's server
 
 The server runs as `python -m server.app` (the debugger on, the image's per-client cap of 8), or for the frame-cap
 row as plain `uvicorn server.app:app`. The attacker and the victim are separate processes on separate loopback
@@ -42,7 +43,7 @@ ROOT = Path(__file__).resolve().parents[1]
 ARTIFACT = ROOT / "docs" / "artifacts" / "attack_latency.json"
 ATTACKER, VICTIM = "127.0.0.2", "127.0.0.3"
 MIB = 1024 * 1024
-RESET = {"type": "reset", "data": {"task_id": "easy_two_spikes", "max_steps": 10_000}}
+RESET = {"type": "reset", "data": {"task_id": "easy_two_spikes", "max_steps": 500}}
 CHEAP = {"type": "step", "data": {"analysis_method": "query",
                                   "analysis_args": {"sql": "SELECT weekday, sum(orders_placed) AS o FROM daily "
                                                            "GROUP BY weekday"}}}
@@ -94,8 +95,11 @@ def victim(url: str, seconds: float) -> dict[str, Any]:
         deadline = time.monotonic() + seconds
         while time.monotonic() < deadline:
             start = time.perf_counter()
-            assert outcome(ask(ws, CHEAP)) == "observation ok"
+            reply = ask(ws, CHEAP)
             query.append(time.perf_counter() - start)
+            assert outcome(reply) == "observation ok", reply
+            if reply["data"]["observation"]["steps_remaining"] < 2:
+                ask(ws, RESET)
             start = time.perf_counter()
             assert http.get("/health").status_code == 200
             health.append(time.perf_counter() - start)
@@ -252,17 +256,18 @@ def peak_memory(pid: int) -> Iterator[dict[str, float]]:
 
 
 @contextlib.contextmanager
-def server(plain_uvicorn: bool, extra: dict[str, str] | None = None) -> Iterator[tuple[str, int]]:
+def server(root: Path, plain_uvicorn: bool, extra: dict[str, str] | None = None) -> Iterator[tuple[str, int]]:
+    """A server started from the checkout at `root` (its code comes first on the path)."""
     port = local_server.free_port()
     module = ["uvicorn", "server.app:app"] if plain_uvicorn else ["server.app"]
     command = [sys.executable, "-m", *module, "--host", "127.0.0.1", "--port", str(port)]
     env = {**os.environ, "METRIC_TRACKER_DEBUG": "", **SERVER_ENV, **(extra or {})}
-    with tempfile.TemporaryFile() as log, local_server.serving(command, port, env, log, cwd=ROOT) as process:
+    with tempfile.TemporaryFile() as log, local_server.serving(command, port, env, log, cwd=root) as process:
         yield f"http://127.0.0.1:{port}", process.pid
 
 
-def measure(attack: str, seconds: float) -> dict[str, Any]:
-    with server(plain_uvicorn=attack == "big_frames_uvicorn") as (url, pid):
+def measure(root: Path, attack: str, seconds: float) -> dict[str, Any]:
+    with server(root, plain_uvicorn=attack == "big_frames_uvicorn") as (url, pid):
         idle = result_of(role("victim", url, seconds))
         with peak_memory(pid) as peak:
             attacking = role("attacker", url, seconds + 4, attack)
@@ -281,24 +286,28 @@ NEWCOMER = "127.0.0.30"
 
 
 def sybil(url: str, deadline: float, answers: Counter[str]) -> None:
-    """8 addresses x 8 sessions, reset once, then kept alive with a state request every 5 s."""
+    """8 addresses x 8 sessions, reset once, then kept alive with a state request every 5 s; a session that is
+    closed is opened again at once from the same address (and reset), as a Sybil that wants to keep its hold."""
     with contextlib.ExitStack() as stack:
-        held = []
+        held: dict[ClientConnection, str] = {}
         for address in SYBIL_ADDRESSES:
             for _ in range(8):
                 ws = stack.enter_context(ws_from(url, address))
                 answers["reset " + outcome(ask(ws, RESET))] += 1
-                held.append(ws)
-        while time.monotonic() < deadline and held:
-            for ws in list(held):
-                try:
-                    reply = ask(ws, {"type": "state"})
-                    if reply.get("type") == "error":
-                        answers["closed: " + reply["data"]["message"].split(",")[0]] += 1
-                        held.remove(ws)
-                except (ConnectionClosed, OSError):
-                    answers["closed"] += 1
-                    held.remove(ws)
+                held[ws] = address
+        while time.monotonic() < deadline:
+            for ws, address in list(held.items()):
+                with contextlib.suppress(ConnectionClosed, OSError):
+                    if ask(ws, {"type": "state"}).get("type") != "error":
+                        continue
+                answers["closed for idling"] += 1
+                del held[ws]
+                again = stack.enter_context(ws_from(url, address))
+                reply = ask(again, RESET)
+                answers["reconnect: " + ("served" if reply["type"] == "observation"
+                                         else reply["data"]["message"].split(":")[0])] += 1
+                if reply["type"] == "observation":
+                    held[again] = address
             time.sleep(5)
 
 
@@ -319,14 +328,13 @@ def newcomer(url: str, limit_s: float) -> dict[str, Any]:
     return {"hints_s": hints, "served_after_s": None}
 
 
-def measure_admission(limit_s: float) -> dict[str, Any]:
-    with server(plain_uvicorn=False, extra={"ENABLE_WEB_INTERFACE": "false"}) as (url, pid):
-        with peak_memory(pid) as peak:
-            holders = role("attacker", url, limit_s + 60, "sybil")
-            time.sleep(20)  # every place is taken
-            waited = newcomer(url, limit_s)
-            holders.terminate()
-            answers = result_of(holders) if holders.poll() == 0 else {}
+def measure_admission(root: Path, limit_s: float) -> dict[str, Any]:
+    with (server(root, plain_uvicorn=False, extra={"ENABLE_WEB_INTERFACE": "false"}) as (url, pid),
+          peak_memory(pid) as peak):
+        holders = role("attacker", url, limit_s, "sybil")
+        time.sleep(30)  # every place is taken
+        waited = newcomer(url, limit_s)
+        answers = result_of(holders)
     return {"attack": ATTACKS["sybil"][0], "newcomer": waited, "attacker_answers": answers,
             "peak_server_mb": peak["mb"]}
 
@@ -335,6 +343,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--only", choices=sorted(ATTACKS), action="append")
     parser.add_argument("--seconds", type=float, default=8.0, help="each measurement's length")
+    parser.add_argument("--server-root", type=Path, default=ROOT, help="the checkout whose server is attacked")
     parser.add_argument("--role", choices=["victim", "attacker"], help=argparse.SUPPRESS)
     parser.add_argument("--url", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -346,9 +355,10 @@ def main() -> None:
         return
     rows = {}
     for attack in args.only or list(ATTACKS):
-        rows[attack] = measure_admission(600) if attack == "sybil" else measure(attack, args.seconds)
+        root = args.server_root.resolve()
+        rows[attack] = measure_admission(root, 240) if attack == "sybil" else measure(root, attack, args.seconds)
         print(json.dumps({attack: rows[attack]}), flush=True)
-    if not args.only:
+    if not args.only and args.server_root.resolve() == ROOT:
         ARTIFACT.write_text(json.dumps({"command": "uv run python -m benchmarks.attack_latency",
                                         "seconds": args.seconds, "rows": rows}, indent=2) + "\n")
 
