@@ -1,7 +1,7 @@
 """Measure what a hostile visitor of a public Space costs everyone else: a second client's cheap query and /health,
 idle and under each attack, and the server's peak memory.
 
-    uv run python -m benchmarks.attack_latency      # every attack: docs/artifacts/attack_latency.json
+    uv run python -m benchmarks.attack_latency      # every attack, each row into docs/artifacts/attack_latency.json
     uv run python -m benchmarks.attack_latency --only dense_ws --seconds 5
     uv run python -m benchmarks.attack_latency --server-root ../main --only dense_ws   # another checkout's server
 
@@ -69,6 +69,13 @@ def http_from(url: str, source: str) -> httpx.Client:
 
 def ask(ws: ClientConnection, message: dict[str, Any] | str) -> dict[str, Any]:
     ws.send(json.dumps(message) if isinstance(message, dict) else message)
+    return json.loads(ws.recv(timeout=300))
+
+
+def first_reply(ws: ClientConnection, message: dict[str, Any]) -> dict[str, Any]:
+    """The reply to a session's first message; a refused session may answer (and close) before it is sent."""
+    with contextlib.suppress(ConnectionClosed):
+        ws.send(json.dumps(message))
     return json.loads(ws.recv(timeout=300))
 
 
@@ -176,7 +183,10 @@ def slow_sql_with_a_tab(url: str, deadline: float, answers: Counter[str]) -> Non
     def tab() -> None:
         from gradio_client import Client
 
-        page = Client(f"{url}/web/", verbose=False, analytics_enabled=False, download_files=False)
+        # The page's request comes from loopback, a trusted proxy: it names the attacker's address, as a Space's
+        # proxy names a browser's.
+        page = Client(f"{url}/web/", verbose=False, analytics_enabled=False, download_files=False,
+                      headers={"X-Forwarded-For": ATTACKER})
         page.predict("easy_two_spikes", "", "(default)", "(default)", "", "", "app_opens", api_name="/do_reset")
         _until(deadline, answers, lambda: "tab " + page.predict("query", json.dumps({"sql": SLOW_SQL}),
                                                                 api_name="/run_tool")[0].split(" — ")[0])
@@ -302,8 +312,12 @@ def sybil(url: str, deadline: float, answers: Counter[str]) -> None:
                         continue
                 answers["closed for idling"] += 1
                 del held[ws]
-                again = stack.enter_context(ws_from(url, address))
-                reply = ask(again, RESET)
+                try:
+                    again = stack.enter_context(ws_from(url, address))
+                    reply = first_reply(again, RESET)
+                except (ConnectionClosed, OSError) as exc:
+                    answers[f"reconnect: {type(exc).__name__}"] += 1
+                    continue
                 answers["reconnect: " + ("served" if reply["type"] == "observation"
                                          else reply["data"]["message"].split(":")[0])] += 1
                 if reply["type"] == "observation":
@@ -319,7 +333,7 @@ def newcomer(url: str, limit_s: float) -> dict[str, Any]:
     start, hints = time.monotonic(), []
     while time.monotonic() - start < limit_s:
         with ws_from(url, NEWCOMER) as ws:
-            reply = ask(ws, RESET)
+            reply = first_reply(ws, RESET)
         if reply["type"] == "observation":
             return {"first_hint_s": hints[0] if hints else None, "hints_s": hints,
                     "served_after_s": round(time.monotonic() - start, 1)}
@@ -358,9 +372,10 @@ def main() -> None:
         root = args.server_root.resolve()
         rows[attack] = measure_admission(root, 240) if attack == "sybil" else measure(root, attack, args.seconds)
         print(json.dumps({attack: rows[attack]}), flush=True)
-    if not args.only and args.server_root.resolve() == ROOT:
-        ARTIFACT.write_text(json.dumps({"command": "uv run python -m benchmarks.attack_latency",
-                                        "seconds": args.seconds, "rows": rows}, indent=2) + "\n")
+        if args.server_root.resolve() == ROOT:  # each row as it is measured, the others kept
+            kept = json.loads(ARTIFACT.read_text())["rows"] if ARTIFACT.exists() else {}
+            ARTIFACT.write_text(json.dumps({"command": "uv run python -m benchmarks.attack_latency",
+                                            "seconds": args.seconds, "rows": {**kept, **rows}}, indent=2) + "\n")
 
 
 if __name__ == "__main__":

@@ -28,6 +28,7 @@ from starlette.websockets import WebSocketDisconnect
 from metric_tracker_rl.adapters.openenv_internals import INVALID_JSON_CODE
 from metric_tracker_rl.models import MetricTrackerRlAction
 from metric_tracker_rl.serving.message_cost import (
+    BYTE_COST_S,
     MAX_JSON_DEPTH,
     PARSE_BUDGET,
     parse_cost_s,
@@ -138,11 +139,12 @@ class WebSocketFrameGuard:
                 if message["type"] != "websocket.receive":
                     return message
                 content = message.get("text") or message.get("bytes") or ""
-                PARSE_BUDGET.charge(client, parse_cost_s(content))
-                if frame_size(content) > MAX_MESSAGE_BYTES:
+                if frame_size(content) > MAX_MESSAGE_BYTES:  # received and decoded already: charged, not counted
+                    PARSE_BUDGET.charge(client, len(content) * BYTE_COST_S)
                     await send({"type": "websocket.close", "code": MESSAGE_TOO_BIG,
                                 "reason": f"message over {MAX_MESSAGE_BYTES} bytes"})
                     return {"type": "websocket.disconnect", "code": MESSAGE_TOO_BIG}
+                PARSE_BUDGET.charge(client, parse_cost_s(content))
                 problem = frame_problem(message)
                 if problem is None:
                     return message
