@@ -21,6 +21,7 @@ from websockets.sync.client import ClientConnection, connect
 
 from metric_tracker_rl.serving.environment import MAX_SUBMISSION_ROWS
 from metric_tracker_rl.serving.hardening import MAX_JSON_DEPTH, MAX_MESSAGE_BYTES
+from metric_tracker_rl.serving.message_cost import MAX_JSON_ELEMENTS
 
 pytestmark = pytest.mark.slow  # starts server processes or a browser
 
@@ -196,7 +197,8 @@ def test_deeply_nested_messages_get_an_error(session: ClientConnection, depth: i
     text = '{"type": "step", "data": {"analysis_method": "list_dates", "analysis_args": {"x": ' + nested + "}}}"
     reply = exchange(session, text)
     assert error_code(reply) == "INVALID_JSON"
-    assert "nests too deeply" in reply["data"]["message"]
+    # Past MAX_JSON_ELEMENTS brackets, the message is refused for its number of values before its depth is read.
+    assert ("nests too deeply" if depth <= MAX_JSON_ELEMENTS else "too many JSON values") in reply["data"]["message"]
     assert_session_works(session)
 
 
