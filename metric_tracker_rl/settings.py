@@ -21,6 +21,7 @@ from pydantic_settings import SettingsError as SourceError
 DEFAULT_MAX_CONCURRENT_ENVS = 64
 DEFAULT_SESSION_TIMEOUT_S = 900.0
 DEFAULT_UNRESET_GRACE_S = 60.0
+DEFAULT_FULL_SERVER_IDLE_S = 120.0
 DEFAULT_DRAIN_S = 10.0
 DEFAULT_RETRY_DEADLINE_S = 300.0
 DEFAULT_API_BASE_URL = "https://router.huggingface.co/v1"
@@ -128,6 +129,10 @@ class ServerSettings(Settings):
         DEFAULT_UNRESET_GRACE_S, gt=0, validation_alias=variable("UNRESET_SESSION_GRACE_S"),
         description="seconds a new session (WebSocket or HTTP) may stay unused (no reset) before it is closed, more "
                     "than 0")
+    full_server_idle_s: float = Field(
+        DEFAULT_FULL_SERVER_IDLE_S, gt=0, validation_alias=variable("FULL_SERVER_IDLE_S"),
+        description="seconds a session may go without a reset, step or tool call while the server is full before it "
+                    "is closed, more than 0")
     forwarded_allow_ips: str = Field(
         "", validation_alias=variable("FORWARDED_ALLOW_IPS"),
         description="comma-separated proxies (addresses or networks) whose X-Forwarded-For names the client")

@@ -17,7 +17,7 @@ from fastapi.exception_handlers import http_exception_handler
 from fastapi.responses import Response
 from fastapi.testclient import TestClient
 from openenv.core.env_client import EnvClient
-from openenv.core.env_server import gradio_theme, http_server, web_interface
+from openenv.core.env_server import gradio_theme, http_server
 from openenv.core.env_server.types import ConcurrencyConfig
 from starlette.exceptions import HTTPException
 
@@ -158,21 +158,12 @@ def test_a_task_index_error_reaches_the_handler_as_the_cause() -> None:
 
 # --- the web theme ---------------------------------------------------------------------------------------------
 
-def test_the_web_interface_reads_its_theme_from_module_globals() -> None:
+def test_openenvs_theme_and_css_are_module_globals() -> None:
     assert hasattr(gradio_theme, "OPENENV_GRADIO_THEME") and hasattr(gradio_theme, "OPENENV_GRADIO_CSS"), \
         UPGRADE + "gradio_theme no longer defines OPENENV_GRADIO_THEME / OPENENV_GRADIO_CSS"
-    source = inspect.getsource(web_interface.create_web_interface_app)
-    assert "theme=OPENENV_GRADIO_THEME" in source and "css=OPENENV_GRADIO_CSS" in source, \
-        UPGRADE + "create_web_interface_app no longer mounts Gradio with the module's theme and CSS"
-    assert "theme" not in inspect.signature(web_interface.create_web_interface_app).parameters  # else: pass it
-
-
-def test_replacing_the_theme_changes_what_the_web_interface_reads(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(web_interface, "OPENENV_GRADIO_THEME", web_interface.OPENENV_GRADIO_THEME)
-    monkeypatch.setattr(web_interface, "OPENENV_GRADIO_CSS", web_interface.OPENENV_GRADIO_CSS)
     theme, css = adapter.openenv_web_theme()
-    adapter.replace_web_theme(theme, css + "/* marker */")
-    assert web_interface.OPENENV_GRADIO_THEME is theme and adapter.web_css().endswith("/* marker */")
+    assert theme is gradio_theme.OPENENV_GRADIO_THEME and css == gradio_theme.OPENENV_GRADIO_CSS
+
 
 
 def test_no_module_outside_the_adapter_reads_openenv_private_state() -> None:

@@ -292,14 +292,11 @@ def test_info_endpoints_answer(http: httpx.Client) -> None:
     assert http.get("/docs").status_code == 200
 
 
-def test_openenv_web_routes_answer_without_server_errors() -> None:
-    """OpenEnv's own /web/reset, /web/step and /web/state (one environment shared by the page) must work."""
+def test_there_is_no_shared_web_episode() -> None:
+    """OpenEnv's /web/reset, /web/step and /web/state would share one environment between every caller: they
+    answer 404 with the reason and the way to play instead, and hold no episode (tests/test_public_space.py)."""
     with running_server(extra_env={"ENABLE_WEB_INTERFACE": "true"}) as url:
-        reset = httpx.post(f"{url}/web/reset", json={}, timeout=60)
-        assert reset.status_code == 200, reset.text
-        assert reset.json()["observation"]["status"] == "ready"
-        step = httpx.post(f"{url}/web/step", json={"action": {"analysis_method": "list_dates"}}, timeout=60)
-        assert step.status_code == 200, step.text
-        state = httpx.get(f"{url}/web/state", timeout=60)
-        assert state.status_code == 200, state.text
-        assert "expected_rows" not in reset.text + step.text + state.text
+        for method, path in (("POST", "/web/reset"), ("POST", "/web/step"), ("GET", "/web/state")):
+            reply = httpx.request(method, f"{url}{path}", json={}, timeout=60)
+            assert reply.status_code == 404, reply.text
+            assert "every visitor plays their own" in reply.json()["detail"]

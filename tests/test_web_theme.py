@@ -9,10 +9,10 @@ from pathlib import Path
 import gradio
 import pytest
 from fastapi.testclient import TestClient
-from openenv.core.env_server import gradio_theme, web_interface
+from openenv.core.env_server import gradio_theme
 
 from metric_tracker_rl.serving.app import build_app
-from metric_tracker_rl.serving.web_theme import TABLE_CSS, use_offline_web_theme
+from metric_tracker_rl.serving.web_theme import TABLE_CSS, offline_web_theme
 from metric_tracker_rl.settings import ServerSettings
 
 GRADIO_FRONTEND = Path(gradio.__file__).parent / "templates" / "frontend"
@@ -20,12 +20,8 @@ GRADIO_FRONTEND = Path(gradio.__file__).parent / "templates" / "frontend"
 
 @pytest.fixture(scope="module")
 def web_app() -> Iterator[TestClient]:
-    """The app the server builds with its debugger on (in process: the served CSS is what is checked). OpenEnv's
-    own theme is put back first, so what the page shows comes from building the app, not from an earlier test."""
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(web_interface, "OPENENV_GRADIO_THEME", gradio_theme.OPENENV_GRADIO_THEME)
-        patch.setattr(web_interface, "OPENENV_GRADIO_CSS", gradio_theme.OPENENV_GRADIO_CSS)
-        yield TestClient(build_app(settings=ServerSettings.load(enable_web_interface=True, debug=False)))
+    """The app the server builds with its debugger on (in process: the served CSS is what is checked)."""
+    yield TestClient(build_app(settings=ServerSettings.load(enable_web_interface=True, debug=False)))
 
 
 def test_the_page_the_server_mounts_uses_the_offline_theme(web_app: TestClient) -> None:
@@ -44,7 +40,7 @@ def test_the_page_the_server_mounts_uses_the_offline_theme(web_app: TestClient) 
 
 
 def test_every_font_it_names_ships_with_gradio_and_nothing_is_remote() -> None:
-    theme = use_offline_web_theme()
+    theme, _css = offline_web_theme()
     css = "\n".join(theme._font_css) + theme._get_theme_css()
     font_urls = re.findall(r"url\('([^']+\.woff2)'\)", css)
     assert font_urls and all((GRADIO_FRONTEND / url).is_file() for url in font_urls)
@@ -52,7 +48,7 @@ def test_every_font_it_names_ships_with_gradio_and_nothing_is_remote() -> None:
 
 
 def test_it_keeps_openenvs_colours_and_sizes() -> None:
-    theme = use_offline_web_theme()
+    theme, _css = offline_web_theme()
     original = vars(gradio_theme.OPENENV_GRADIO_THEME)
     differing = {name for name, value in vars(theme).items()
                  if not name.startswith("_") and original.get(name) != value}

@@ -21,6 +21,7 @@ from websockets.sync.client import ClientConnection, connect
 
 from metric_tracker_rl.serving.environment import MAX_SUBMISSION_ROWS
 from metric_tracker_rl.serving.hardening import MAX_JSON_DEPTH, MAX_MESSAGE_BYTES
+from metric_tracker_rl.serving.message_cost import MAX_JSON_ELEMENTS
 
 pytestmark = pytest.mark.slow  # starts server processes or a browser
 
@@ -196,7 +197,8 @@ def test_deeply_nested_messages_get_an_error(session: ClientConnection, depth: i
     text = '{"type": "step", "data": {"analysis_method": "list_dates", "analysis_args": {"x": ' + nested + "}}}"
     reply = exchange(session, text)
     assert error_code(reply) == "INVALID_JSON"
-    assert "nests too deeply" in reply["data"]["message"]
+    # Past MAX_JSON_ELEMENTS brackets, the message is refused for its number of values before its depth is read.
+    assert ("nests too deeply" if depth <= MAX_JSON_ELEMENTS else "too many JSON values") in reply["data"]["message"]
     assert_session_works(session)
 
 
@@ -213,12 +215,15 @@ def test_nesting_within_the_limit_is_an_ordinary_bad_argument(session: ClientCon
 
 def test_thousands_of_rows_in_a_submission_get_a_clear_error(session: ClientConnection) -> None:
     observation(exchange(session, {"type": "reset", "data": {}}))
-    rows = [row(delta_value=float(i)) for i in range(3_000)]  # valid rows: only their number is wrong
+    rows = [row(delta_value=float(i)) for i in range(MAX_SUBMISSION_ROWS + 50)]  # valid: only their number is wrong
+    reply = exchange(session, {"type": "step", "data": {"classifications": rows}})
+    assert f"at most {MAX_SUBMISSION_ROWS} rows" in error_observation(reply)
+    assert observation(reply)["submissions_remaining"] == 1  # no submission used
+    rows = [row(delta_value=float(i)) for i in range(3_000)]  # more values than a message may hold
     message = {"type": "step", "data": {"classifications": rows}}
     assert len(json.dumps(message)) < MAX_MESSAGE_BYTES
     reply = exchange(session, message)
-    assert f"at most {MAX_SUBMISSION_ROWS} rows" in error_observation(reply)
-    assert observation(reply)["submissions_remaining"] == 1  # no submission used
+    assert error_code(reply) == "INVALID_JSON" and "too many JSON values" in reply["data"]["message"]
     generators = [{"method_name": "get_median_filter_rows", "threshold_multiplier": 0.001}] * 2_000
     reply = exchange(session, {"type": "step", "data": {"payload_generators": generators}})
     assert error_code(reply) == "VALIDATION_ERROR"

@@ -114,20 +114,3 @@ def openenv_web_theme() -> tuple[gr.themes.Base, str]:
     from openenv.core.env_server import gradio_theme
 
     return gradio_theme.OPENENV_GRADIO_THEME, gradio_theme.OPENENV_GRADIO_CSS
-
-
-def replace_web_theme(theme: gr.themes.Base, css: str) -> None:
-    """Make OpenEnv's web interface mount Gradio with `theme` and `css`. `create_web_interface_app` takes neither:
-    it reads the module globals `web_interface.OPENENV_GRADIO_THEME` and `OPENENV_GRADIO_CSS` when it builds the
-    app, so those are replaced (before the app is built)."""
-    from openenv.core.env_server import web_interface
-
-    web_interface.OPENENV_GRADIO_THEME = theme
-    web_interface.OPENENV_GRADIO_CSS = css
-
-
-def web_css() -> str:
-    """The CSS OpenEnv's web interface will mount Gradio with."""
-    from openenv.core.env_server import web_interface
-
-    return web_interface.OPENENV_GRADIO_CSS

@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from metric_tracker_rl.serving.environment import MetricTrackerRlEnvironment
 
 APP_FACTORY = "metric_tracker_rl.serving.app:build_app"
+ENV_NAME = "metric_tracker_rl"
 
 
 def build_app(environment: type[MetricTrackerRlEnvironment] | None = None,
@@ -42,24 +43,14 @@ def build_app(environment: type[MetricTrackerRlEnvironment] | None = None,
     concurrency = ConcurrencyConfig(max_concurrent_envs=settings.max_concurrent_envs,
                                     session_timeout=settings.session_timeout_s)
     environment = environment or environment_factory(debug=settings.debug, held_out_secret=settings.held_out_secret)
+    app = create_fastapi_app(environment, MetricTrackerRlAction, MetricTrackerRlObservation, env_name=ENV_NAME,
+                             concurrency_config=concurrency, state_cls=MetricTrackerRlState)
     if settings.enable_web_interface:
         # OpenEnv's create_app reads the same variable but defaults to off; the debugger is on by default here.
-        from openenv.core.env_server.web_interface import create_web_interface_app
+        # It is mounted on its own, not through OpenEnv's web interface, which shares one environment (web_page).
+        from metric_tracker_rl.serving.web_page import mount_debugger
 
-        from metric_tracker_rl.serving.debugger import add_favicon, debugger_builder
-        from metric_tracker_rl.serving.web_theme import use_offline_web_theme
-
-        use_offline_web_theme()
-        # OpenEnv annotates `env` as an instance; it takes a factory too (it calls one that is not an instance).
-        app = create_web_interface_app(environment, MetricTrackerRlAction, MetricTrackerRlObservation,  # type: ignore[arg-type]
-                                       env_name="metric_tracker_rl", concurrency_config=concurrency,
-                                       gradio_builder=debugger_builder(settings.self_url), show_default_tab=False,
-                                       state_cls=MetricTrackerRlState)
-        add_favicon(app)
-    else:
-        app = create_fastapi_app(environment, MetricTrackerRlAction, MetricTrackerRlObservation,
-                                 env_name="metric_tracker_rl", concurrency_config=concurrency,
-                                 state_cls=MetricTrackerRlState)
+        mount_debugger(app, ENV_NAME, settings.self_url)
     harden(limit_sessions(name_clients(serve_task_api(app), settings.sql_workers), settings))
     return drain_on_stop(app)
 

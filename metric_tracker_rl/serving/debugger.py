@@ -10,8 +10,8 @@ The page is laid out part by part in debugger_layout.py; `DebuggerPage` holds th
 
 from __future__ import annotations
 
-import functools
 import json
+import threading
 import weakref
 from collections.abc import Callable
 from typing import Any
@@ -57,19 +57,12 @@ def add_favicon(app: Any) -> None:
 
 
 
-def debugger_builder(self_url: str | None) -> Callable[..., gr.Blocks]:
-    """OpenEnv's gradio_builder hook for a server whose API the debugger reaches at `self_url` (None: as each
-    request arrived)."""
-    return functools.partial(build_debugger, self_url=self_url)
-
-
-def build_debugger(web_manager: Any, action_fields: Any, metadata: Any, is_chat_env: bool, title: str,
-                   quick_start_md: str, *, self_url: str | None) -> gr.Blocks:
-    """OpenEnv's gradio_builder hook. The shared `web_manager` environment is deliberately unused: every tab
-    gets its own WebSocket session instead."""
-    del web_manager, action_fields, is_chat_env, quick_start_md  # the hook's other inputs are not needed here
+def build_debugger(name: str, title: str, self_url: str | None) -> gr.Blocks:
+    """The page. Every event runs as soon as it arrives (no queue shared by all visitors): a tab's events take
+    turns through its own `TabSession`, and a tab that is still busy is told so at once."""
     with gr.Blocks(title=title, **debugger_theme()) as demo:
-        DebuggerPage(getattr(metadata, "name", "metric_tracker_rl"), self_url).wire(demo)
+        DebuggerPage(name, self_url).wire(demo)
+    demo.queue(default_concurrency_limit=None)
     return quiet_when_idle(demo)
 
 
@@ -80,6 +73,7 @@ class DebuggerPage:
     def __init__(self, name: str, self_url: str | None) -> None:
         self.self_url = self_url
         self.open_sessions: weakref.WeakValueDictionary[str, TabSession] = weakref.WeakValueDictionary()
+        self.sessions_lock = threading.Lock()
         self.state = gr.State(None, delete_callback=close_session)
         gr.Markdown(f"# {name} debugger\n"
                     "Reset an episode, read the charts, run analysis tools, build and submit a report. "
@@ -96,11 +90,18 @@ class DebuggerPage:
     # --- the tab's session -------------------------------------------------------------------------
 
     def session_for(self, current: TabSession | None, request: gr.Request) -> TabSession:
-        if current is None:
+        """The tab's session: the one its state holds, or the one an earlier event of the same tab created (two
+        first events of a tab may arrive together), or a new one."""
+        if current is not None:
+            return current
+        with self.sessions_lock:
+            known = self.open_sessions.get(request.session_hash) if request.session_hash else None
+            if known is not None:
+                return known
             current = TabSession(own_base_url(request, self.self_url), browser_address(request))
             if request.session_hash is not None:  # a tab's events carry its session
                 self.open_sessions[request.session_hash] = current
-        return current
+            return current
 
     def close_tab(self, request: gr.Request) -> None:
         if request.session_hash is not None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
+from collections.abc import Iterator
 from typing import Any
 
 import gradio as gr
@@ -20,6 +21,7 @@ from metric_tracker_rl.models import MetricTrackerRlObservation
 from metric_tracker_rl.serving import debugger_charts as charts
 from metric_tracker_rl.serving import debugger_cuboid as cuboids
 
+BUSY_MESSAGE = "this tab is still busy with its previous action: wait for its result, then try again"
 CHART_SESSION_STEPS = 500  # the chart session reads every page and every day's hours (the budget's maximum)
 QUERY_PAGE_ROWS = MAX_PAGE_ROWS  # a read-only query's page (the SQL tool's largest)
 
@@ -68,6 +70,7 @@ class TabSession:
         self.forwarded_for = forwarded_for
         self._client: Any = None
         self._lock = threading.Lock()
+        self._turn = threading.RLock()  # one action of the tab at a time (reentrant: a reset reads queries)
         self.methods: dict[str, dict[str, Any]] = {}
         self.observation: MetricTrackerRlObservation | None = None
         self.config: dict[str, Any] = {}  # the episode's visible config; only the reset observation carries it
@@ -75,6 +78,17 @@ class TabSession:
         self.read_settings: dict[str, Any] = {}  # the reset settings a read-only session of the same episode takes
         self.dimensions: dict[str, list[str]] = {}  # a segmented episode's dimension values (the cuboid controls)
         self.resets = 0  # successful resets of this tab; the charts carry it so a redraw can be told apart
+
+    @contextlib.contextmanager
+    def turn(self) -> Iterator[None]:
+        """The tab's one action at a time. An event that arrives while another of the same tab runs is refused at
+        once instead of waiting: a tab cannot pile up work (or hold the page's threads) behind its own."""
+        if not self._turn.acquire(blocking=False):
+            raise DebuggerError(BUSY_MESSAGE)
+        try:
+            yield
+        finally:
+            self._turn.release()
 
     def _connected(self) -> Any:
         if self._client is None:
@@ -98,6 +112,10 @@ class TabSession:
         return result.observation
 
     def reset(self, **kwargs: Any) -> MetricTrackerRlObservation:
+        with self.turn():
+            return self._reset(**kwargs)
+
+    def _reset(self, **kwargs: Any) -> MetricTrackerRlObservation:
         observation = self._call("reset", **kwargs)
         if observation.status != "error":
             self.config = observation.config
@@ -116,7 +134,7 @@ class TabSession:
 
     def read_query(self, sql: str) -> list[dict[str, Any]]:
         """Every row of a SQL query on the episode, read in a read-only session of it (no step of the tab's)."""
-        with ForwardingClient(self.base_url, self.forwarded_for, message_timeout_s=60.0).sync() as env:
+        with self.turn(), ForwardingClient(self.base_url, self.forwarded_for, message_timeout_s=60.0).sync() as env:
             env.reset(**{**self.read_settings, "max_steps": CHART_SESSION_STEPS})
             rows: list[dict[str, Any]] = []
             offset: int | None = 0
@@ -132,7 +150,8 @@ class TabSession:
     def step(self, action: MetricTrackerRlAction) -> MetricTrackerRlObservation:
         if self.observation is None:
             raise DebuggerError("no episode in this tab; press Reset")
-        return self._call("step", action)
+        with self.turn():
+            return self._call("step", action)
 
     def _drop_client(self) -> None:
         client, self._client = self._client, None

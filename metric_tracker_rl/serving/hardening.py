@@ -1,8 +1,11 @@
 """Protections around OpenEnv's generic app: an accurate OpenAPI document, bounded HTTP request bodies and
-a guard on WebSocket frames.
+a guard on WebSocket frames. They are part of the app, so every way of starting the server applies them.
 
 Uvicorn reads HTTP request bodies of any size; `BoundedRequestBodies` answers a body over MAX_MESSAGE_BYTES
-with a 413 before the app buffers and parses it.
+with a 413 before the app buffers and parses it. Uvicorn's own WebSocket limit is a server option, which
+`uvicorn server.app:app` leaves at 16 MiB: `WebSocketFrameGuard` closes a session whose frame is over
+MAX_MESSAGE_BYTES with code 1009 before anything parses it. Both refuse a message whose structure is too costly
+to parse, and charge each client for what it sends (`message_cost`).
 
 OpenEnv's `/ws` loop parses each text frame with `json.loads` and then calls `.get("type")` on the result:
 a frame that is valid JSON but not an object, a binary frame, or a payload nested deeper than the parser's
@@ -24,14 +27,22 @@ from starlette.websockets import WebSocketDisconnect
 
 from metric_tracker_rl.adapters.openenv_internals import INVALID_JSON_CODE
 from metric_tracker_rl.models import MetricTrackerRlAction
+from metric_tracker_rl.serving.message_cost import (
+    BYTE_COST_S,
+    MAX_JSON_DEPTH,
+    PARSE_BUDGET,
+    parse_cost_s,
+    structure_problem,
+)
+
+__all__ = ["MAX_JSON_DEPTH", "MAX_MESSAGE_BYTES"]
 
 # Largest WebSocket message or HTTP request body the server reads; a larger WebSocket message closes the
 # connection with code 1009, a larger body gets a 413. A full 200-row submission is about 60 KB, so 1 MiB
 # leaves ample room while bounding the work per message.
 MAX_MESSAGE_BYTES = 1024 * 1024
-# Deepest JSON nesting accepted in a WebSocket message; a valid message nests about 6 levels deep.
-MAX_JSON_DEPTH = 32
 GUARDED_WEBSOCKET_PATHS = frozenset({"/ws", "/mcp"})
+MESSAGE_TOO_BIG = 1009  # the WebSocket close code
 SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 
 Scope = MutableMapping[str, Any]
@@ -68,11 +79,26 @@ def json_shape(value: Any) -> tuple[int, bool]:
     return deepest, valid
 
 
+def client_of(scope: Scope) -> str:
+    """The client a request or connection counts for: its peer address (the forwarded one behind a trusted proxy)."""
+    return (scope.get("client") or ("unknown", 0))[0]
+
+
+def frame_size(content: str | bytes) -> int:
+    """A frame's size in bytes (a text frame's characters are 1 to 4 bytes each)."""
+    if isinstance(content, bytes) or len(content) > MAX_MESSAGE_BYTES or 4 * len(content) <= MAX_MESSAGE_BYTES:
+        return len(content)
+    return len(content.encode("utf-8", "surrogatepass"))
+
+
 def frame_problem(message: Message) -> str | None:
     """Why a received WebSocket frame cannot be a protocol message, or None to let OpenEnv handle it."""
     text = message.get("text")
     if text is None:
         return "Binary frames are not supported: send each message as a JSON text frame."
+    too_costly = structure_problem(text)
+    if too_costly is not None:
+        return too_costly.message
     if text[:1] == "{" and text.count("{") + text.count("[") <= MAX_JSON_DEPTH and not SURROGATE_ESCAPE.search(text):
         # Fast path for ordinary frames: an object if it parses at all, too few brackets to nest too deeply,
         # and no escape that could decode to a lone surrogate.
@@ -104,11 +130,21 @@ class WebSocketFrameGuard:
             await self.app(scope, receive, send)
             return
 
+        client = client_of(scope)
+
         async def guarded_receive() -> Message:
             while True:
+                await PARSE_BUDGET.wait(client)
                 message = await receive()
                 if message["type"] != "websocket.receive":
                     return message
+                content = message.get("text") or message.get("bytes") or ""
+                if frame_size(content) > MAX_MESSAGE_BYTES:  # received and decoded already: charged, not counted
+                    PARSE_BUDGET.charge(client, len(content) * BYTE_COST_S)
+                    await send({"type": "websocket.close", "code": MESSAGE_TOO_BIG,
+                                "reason": f"message over {MAX_MESSAGE_BYTES} bytes"})
+                    return {"type": "websocket.disconnect", "code": MESSAGE_TOO_BIG}
+                PARSE_BUDGET.charge(client, parse_cost_s(content))
                 problem = frame_problem(message)
                 if problem is None:
                     return message
@@ -173,7 +209,8 @@ async def bounded_body(receive: Receive, send: Send) -> bytes | None:
 
 
 class BoundedRequestBodies:
-    """ASGI middleware: reads request bodies up to MAX_MESSAGE_BYTES and replays them to the app."""
+    """ASGI middleware: reads request bodies up to MAX_MESSAGE_BYTES, refuses one too costly to parse, and replays
+    the others to the app; a client in debt for parse work waits before its body is read."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -182,9 +219,17 @@ class BoundedRequestBodies:
         if scope["type"] != "http" or scope.get("method") not in ("POST", "PUT", "PATCH"):
             await self.app(scope, receive, send)
             return
+        client = client_of(scope)
+        await PARSE_BUDGET.wait(client)
         body = await bounded_body(receive, send)
-        if body is not None:
-            await self.app(scope, replaying(body, receive), send)
+        if body is None:
+            return
+        PARSE_BUDGET.charge(client, parse_cost_s(body))
+        problem = structure_problem(body)
+        if problem is not None:
+            await json_response(send, 413 if problem.too_large else 400, {"detail": problem.message})
+            return
+        await self.app(scope, replaying(body, receive), send)
 
 
 class MarksStatelessSteps:

@@ -15,6 +15,9 @@ in front of all three and
   session or an HTTP session that no reset reached, an `/mcp` socket that sent nothing;
 - closes a session silent for SESSION_TIMEOUT_S itself (the socket too, with a message that says why), so a
   session's place is given back exactly when the retry hint says;
+- while the server is full, closes a session that did no work for FULL_SERVER_IDLE_S, and gives its place to
+  another client (`full_server`), so sessions held open and unused, by a leak or by many addresses at once, give
+  capacity back within minutes;
 - adds `retry_after_s` and a sentence with it to every capacity error, its own and OpenEnv's: the time until the
   earliest session that stands in the way is closed by the two rules above.
 
@@ -50,6 +53,7 @@ from metric_tracker_rl.adapters.openenv_internals import (
     requested_session,
 )
 from metric_tracker_rl.adapters.openenv_internals import is_capacity_error as openenv_capacity_error
+from metric_tracker_rl.serving.full_server import TOOL_CALL, FullServerRule, is_work
 from metric_tracker_rl.serving.hardening import (
     ASGIApp,
     Message,
@@ -69,6 +73,9 @@ CLOSE_METHOD = SESSION_CLOSE_METHOD
 # WebSocket close code 1013, "Try Again Later": the per-client refusal; 1008 "Policy Violation": no reset.
 TRY_AGAIN_LATER = 1013
 POLICY_VIOLATION = 1008
+# How often a full server looks for sessions to close, at most and at least.
+REAP_MIN_S = 0.2
+REAP_MAX_S = 5.0
 # Added to every retry hint: closing a session (its environment and its socket) takes a moment after its time.
 CLOSE_MARGIN_S = 0.5
 
@@ -83,6 +90,9 @@ class TrackedSession:
     opened_at: float = field(default_factory=time.monotonic)
     last_activity_at: float = field(default_factory=time.monotonic)
     used: bool = False  # reset (or, on /mcp, any message) since it opened
+    last_work_at: float = field(default_factory=time.monotonic)  # a reset, step or tool call (see `is_work`)
+    send: Send | None = None  # a socket session's, to close it from outside
+    closing: bool = False  # closed for its time: its notice is sent once
     attached: bool = False  # an HTTP session with a /ws socket attached to it
     close_requested: bool = False  # closed by its client while attached: OpenEnv ends it when the socket ends
 
@@ -128,23 +138,34 @@ class SessionLimits:
     JSON-RPC request a client would send, so OpenEnv frees it as it frees any other."""
 
     def __init__(self, app: ASGIApp, per_client: int | None, unreset_grace_s: float, idle_timeout_s: float,
-                 server: ASGIApp) -> None:
-        """`per_client` None: no cap beyond the server-wide one, whose error OpenEnv sends (annotated here)."""
+                 server: ASGIApp, capacity: int, full_idle_s: float) -> None:
+        """`per_client` None: no cap beyond the server-wide one (`capacity`), whose error OpenEnv sends (annotated
+        here)."""
         self.app = app
         self.server = server
         self.per_client = per_client
         self.unreset_grace_s = unreset_grace_s
         self.idle_timeout_s = idle_timeout_s
+        self.full_rule = FullServerRule(capacity, full_idle_s)
+        self._reaper: asyncio.Task[None] | None = None
         self.sessions: set[TrackedSession] = set()
         self.http_sessions: dict[str, TrackedSession] = {}
         self._closing: set[asyncio.Task[None]] = set()
 
     # --- when sessions go, and what the hint says ---------------------------------------------------------
 
+    def full(self) -> bool:
+        return self.full_rule.full(len(self.sessions))
+
     def seconds_until_closed(self, session: TrackedSession, now: float) -> float:
         if not session.used:
             return session.opened_at + self.unreset_grace_s - now
-        return session.last_activity_at + self.idle_timeout_s - now
+        idle = session.last_activity_at + self.idle_timeout_s - now
+        return min(idle, self.full_rule.seconds_left(session, now)) if self.full() else idle
+
+    def closed_while_full(self, session: TrackedSession, now: float) -> bool:
+        """Whether the full server's rule, not the silence rule, is what closes `session` now."""
+        return session.used and session.last_activity_at + self.idle_timeout_s > now
 
     def retry_after_s(self, blocking: list[TrackedSession]) -> int:
         """Whole seconds until the first of `blocking` is closed for inactivity and its place is free (at least 1)."""
@@ -161,6 +182,15 @@ class SessionLimits:
             return None
         held = self.held_by(client)
         return held if len(held) >= self.per_client else None
+
+    def refusal(self, client: str) -> tuple[str, dict[str, Any]] | None:
+        """Why `client` may open no session now (the message and the error's data), or None."""
+        wait_s = self.full_rule.cool_down_s(client, len(self.sessions), time.monotonic())
+        if wait_s > 0:
+            retry_after_s = math.ceil(wait_s + CLOSE_MARGIN_S)
+            return self.full_rule.refusal(retry_after_s), {"code": CAPACITY_CODE, "retry_after_s": retry_after_s}
+        held = self.over_cap(client)
+        return None if held is None else self.per_client_refusal(held)
 
     def per_client_refusal(self, held: list[TrackedSession]) -> tuple[str, dict[str, Any]]:
         retry_after_s = self.retry_after_s(held)
@@ -200,12 +230,12 @@ class SessionLimits:
     # --- WebSocket sessions -------------------------------------------------------------------------------
 
     async def socket_session(self, scope: Scope, receive: Receive, send: Send, client: str, transport: str) -> None:
-        held = self.over_cap(client)
-        if held is not None:
-            await self.refuse_socket(receive, send, transport, held)
+        refused = self.refusal(client)
+        if refused is not None:
+            await self.refuse_socket(receive, send, transport, *refused)
             return
-        session = TrackedSession(client, transport)
-        self.sessions.add(session)
+        session = TrackedSession(client, transport, send=send)
+        self.add(session)
         use = is_reset if transport == "ws" else any_message
         try:
             await self.app(scope, self.tracking_receive(session, receive, send, use, transport),
@@ -229,12 +259,12 @@ class SessionLimits:
             elif session.session_id in self.http_sessions:
                 self.schedule_close_check(session)
 
-    async def refuse_socket(self, receive: Receive, send: Send, transport: str, held: list[TrackedSession]) -> None:
+    async def refuse_socket(self, receive: Receive, send: Send, transport: str, text: str,
+                            data: dict[str, Any]) -> None:
         message = await receive()
         if message["type"] != "websocket.connect":
             return
         await send({"type": "websocket.accept"})
-        text, data = self.per_client_refusal(held)
         reply = json_rpc_error(None, text, **data) if transport == "mcp" else ws_error(text, **data)
         await send({"type": "websocket.send", "text": reply})
         await send({"type": "websocket.close", "code": TRY_AGAIN_LATER})
@@ -252,19 +282,31 @@ class SessionLimits:
                 except asyncio.TimeoutError:
                     if self.seconds_until_closed(session, time.monotonic()) > 0:
                         continue  # used meanwhile by another route (an HTTP session's tools/call)
+                if session.closing:  # the full server's reaper closed it already
+                    return {"type": "websocket.disconnect", "code": POLICY_VIOLATION}
+                session.closing = True
+                if self.closed_while_full(session, time.monotonic()):
+                    self.full_rule.reaped(session.client, time.monotonic())
                 with contextlib.suppress(Exception):  # the client may be gone already
                     await send({"type": "websocket.send", "text": self.closing_notice(session, transport)})
                 # The app sees its client leave: it ends the session and closes the socket.
                 return {"type": "websocket.disconnect", "code": POLICY_VIOLATION}
             if message["type"] == "websocket.receive":
-                session.used = session.used or use(message.get("text"))
+                text = message.get("text")
+                session.used = session.used or use(text)
                 session.last_activity_at = time.monotonic()
+                if not self.full() or is_work(text, transport):  # only work keeps a place on a full server
+                    session.last_work_at = session.last_activity_at
             return message
 
         return tracked
 
     def closing_notice(self, session: TrackedSession, transport: str) -> str:
-        if not session.used:
+        if self.closed_while_full(session, time.monotonic()):
+            text = (f"Session closed: the server is full, and this session did no reset, step or tool call for "
+                    f"{self.full_rule.full_idle_s:g} s (FULL_SERVER_IDLE_S), so its place went to a waiting client. "
+                    "Connect again later and reset to start a new episode.")
+        elif not session.used:
             what, then = ("reset", "send a reset message first") if transport == "ws" else ("request", "send one")
             text = (f"Session closed: no {what} within {self.unreset_grace_s:g} s of its creation "
                     f"(UNRESET_SESSION_GRACE_S). Connect again and {then}.")
@@ -304,9 +346,9 @@ class SessionLimits:
         client = (scope.get("client") or ("unknown", 0))[0]
         session_id = params.get("session_id")
         if method == CREATE_METHOD:
-            held = self.over_cap(client)
-            if held is not None:
-                text, data = self.per_client_refusal(held)
+            refused = self.refusal(client)
+            if refused is not None:
+                text, data = refused
                 await json_response(send, 200, json_rpc_error(request_id, text, **data).encode())
                 return
             await self.forwarded(scope, replay, send, lambda reply: self.created(reply, client))
@@ -314,7 +356,10 @@ class SessionLimits:
             await self.forwarded(scope, replay, send, lambda reply: self.closed(reply, session_id))
         else:
             if isinstance(session_id, str) and session_id in self.http_sessions:
-                self.http_sessions[session_id].last_activity_at = time.monotonic()
+                session = self.http_sessions[session_id]
+                session.last_activity_at = time.monotonic()
+                if not self.full() or method == TOOL_CALL:
+                    session.last_work_at = session.last_activity_at
             await self.app(scope, replay, send)
 
     async def forwarded(self, scope: Scope, receive: Receive, send: Send,
@@ -350,7 +395,7 @@ class SessionLimits:
         session_id, error = created_session_id(reply), reply.get("error")
         if session_id is not None:
             session = TrackedSession(client, "http", session_id=session_id)
-            self.sessions.add(session)
+            self.add(session)
             self.http_sessions[session_id] = session
             self.schedule_close_check(session)
         elif is_capacity_error_body(error):
@@ -367,6 +412,38 @@ class SessionLimits:
             self.forget(session)
         elif outcome == "closing":
             session.close_requested = True
+
+    def add(self, session: TrackedSession) -> None:
+        """Count a new session; on a server it fills, start closing the sessions that do no work."""
+        self.sessions.add(session)
+        if self.full() and (self._reaper is None or self._reaper.done()):
+            self._reaper = asyncio.get_running_loop().create_task(self.reap_while_full())
+
+    async def reap_while_full(self) -> None:
+        """While the server is full, close each session when its time is up (the full server's rule shortens
+        clocks that the sessions' own waits started before the server filled)."""
+        while self.full():
+            now = time.monotonic()
+            due = [s for s in self.sessions if self.seconds_until_closed(s, now) <= 0]
+            for session in due:
+                await self.close_now(session)
+            soonest = min((self.seconds_until_closed(s, now) for s in self.sessions), default=1.0)
+            await asyncio.sleep(min(max(soonest, REAP_MIN_S), REAP_MAX_S))
+
+    async def close_now(self, session: TrackedSession) -> None:
+        """Close a session whose time is up: a socket with its notice (its app then ends the session), an HTTP
+        session as its client would."""
+        http_gone = session.session_id not in self.http_sessions or session.attached  # or watched by its socket
+        if session.closing or (session.send is None and http_gone):
+            return
+        self.full_rule.reaped(session.client, time.monotonic())
+        if session.send is None:
+            await self.close_http_session(session)
+            return
+        session.closing = True
+        with contextlib.suppress(Exception):  # the client may be gone already
+            await session.send({"type": "websocket.send", "text": self.closing_notice(session, session.transport)})
+            await session.send({"type": "websocket.close", "code": POLICY_VIOLATION})
 
     def forget(self, session: TrackedSession) -> None:
         self.sessions.discard(session)
@@ -412,11 +489,13 @@ class SessionLimits:
 
 
 def limit_sessions(app: FastAPI, settings: ServerSettings) -> FastAPI:
-    """Add `SessionLimits`, configured from MAX_SESSIONS_PER_CLIENT, UNRESET_SESSION_GRACE_S and SESSION_TIMEOUT_S.
+    """Add `SessionLimits`, configured from MAX_CONCURRENT_ENVS, MAX_SESSIONS_PER_CLIENT, UNRESET_SESSION_GRACE_S,
+    SESSION_TIMEOUT_S and FULL_SERVER_IDLE_S.
     It must sit inside `BoundedRequestBodies` (it reads JSON-RPC bodies) and outside nothing else of ours."""
     per_client = settings.max_sessions_per_client
     if per_client is not None and per_client >= settings.max_concurrent_envs:
         per_client = None  # a cap at the server's own limit caps nothing
     app.add_middleware(SessionLimits, per_client=per_client, unreset_grace_s=settings.unreset_session_grace_s,
-                       idle_timeout_s=settings.session_timeout_s, server=app)
+                       idle_timeout_s=settings.session_timeout_s, server=app,
+                       capacity=settings.max_concurrent_envs, full_idle_s=settings.full_server_idle_s)
     return app

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import gradio as gr
 
-from metric_tracker_rl.adapters.openenv_internals import openenv_web_theme, replace_web_theme, web_css
+from metric_tracker_rl.adapters.openenv_internals import openenv_web_theme
 
 # Bundled with Gradio and served from the page's own static/fonts (OpenEnv 0.10's theme asks Google Fonts instead).
 OFFLINE_FONT = (gr.themes.LocalFont("IBM Plex Sans"), "system-ui", "sans-serif")
@@ -23,14 +23,12 @@ TABLE_CSS = """
 """
 
 
-def use_offline_web_theme() -> gr.themes.Base:
-    """Give /web OpenEnv's colours and sizes with local fonts. `create_app` takes no theme, and OpenEnv's web
-    interface mounts Gradio with its module's theme and CSS, which `openenv_internals.replace_web_theme` replaces."""
+def offline_web_theme() -> tuple[gr.themes.Base, str]:
+    """(theme, CSS) for /web: OpenEnv's colours and sizes with local fonts, and OpenEnv's CSS with the wide-table
+    rules."""
     openenv_theme, openenv_css = openenv_web_theme()
     theme = gr.themes.Base(font=OFFLINE_FONT, font_mono=OFFLINE_FONT_MONO)
     for name, value in vars(openenv_theme).items():
         if not name.startswith("_") and name not in {"font", "font_mono"}:
             setattr(theme, name, value)
-    css = web_css()
-    replace_web_theme(theme, css if TABLE_CSS in css else openenv_css + TABLE_CSS)
-    return theme
+    return theme, openenv_css + TABLE_CSS

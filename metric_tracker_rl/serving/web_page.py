@@ -1,0 +1,98 @@
+"""The /web debugger on the app, with nothing shared between visitors.
+
+OpenEnv's web interface (`create_web_interface_app`) serves one environment to every caller of `/web/reset`,
+`/web/step` and `/web/state`, and broadcasts each of its steps to every listener on `/ws/ui`; none of that can be
+made per visitor. So the app is OpenEnv's plain API app, and the debugger page is mounted here on its own: each
+tab plays its own episode over the same `/ws` sessions agents use (`debugger_session.TabSession`), so it counts
+against the tab's address in the per-client session cap and its SQL takes the same fair turns as any other
+client's. `/web/reset`, `/web/step`, `/web/state` and `/ws/ui` do not exist.
+
+Gradio's own routes stay, with three changes: its event queue runs each event at once (a tab that is still busy
+is told so by its session, instead of every visitor waiting behind one queue), run history is off (nothing of a
+visit is kept on the server), file uploads are refused (the page has no file input), and a request Gradio fails
+on answers 400, not 500.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+from metric_tracker_rl.serving.hardening import ASGIApp, Message, Receive, Scope, Send, json_response
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
+
+logger = logging.getLogger("metric_tracker_rl.web_page")
+
+WEB_PATH = "/web"
+SERVER_ERROR = 500
+UPLOAD_SUFFIXES = ("/gradio_api/upload", "/upload")
+SHARED_EPISODE_PATHS = ("/web/reset", "/web/step", "/web/state")
+NO_SHARED_EPISODE = ("This server has no shared /web episode: every visitor plays their own, the debugger page at "
+                     "/web/ in a browser, or a program over the WebSocket /ws (reset, step and state messages; see "
+                     "/docs).")
+TITLE_PREFIX = "OpenEnv Agentic Environment: "
+
+
+class GuardsThePage:
+    """ASGI middleware on the page's routes: a file upload answers 403 before Gradio reads (and stores) anything,
+    and a request Gradio fails on (an event that does not exist, arguments of the wrong shape) answers 400 instead
+    of a 500: the request was at fault, not the server."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope.get("path", "")
+        if scope["type"] != "http" or not path.startswith(WEB_PATH + "/"):
+            await self.app(scope, receive, send)
+            return
+        if path.endswith(UPLOAD_SUFFIXES):
+            await json_response(send, 403, {"detail": "File uploads are off: the debugger takes no files."})
+            return
+        failed = False
+
+        async def answered(message: Message) -> None:
+            """Gradio's own error handler answers 500 to what it failed on: that becomes the 400 it is."""
+            nonlocal failed
+            if message["type"] == "http.response.start" and message.get("status") == SERVER_ERROR:
+                failed = True
+                logger.warning("the debugger page failed on %s %s", scope.get("method"), path)
+                await json_response(send, 400, {"detail": "The debugger page cannot handle this request: send "
+                                                          "what the page sends."})
+            elif not failed:
+                await send(message)
+
+        try:
+            await self.app(scope, receive, answered)
+        except Exception:
+            if not failed:  # answered already: the error is logged, and the connection stays usable
+                raise
+
+
+def mount_debugger(app: FastAPI, name: str, self_url: str | None) -> FastAPI:
+    """Mount the debugger page at /web (with `/` and `/web` redirecting to it, and a favicon)."""
+    import gradio as gr
+    from fastapi.responses import JSONResponse, RedirectResponse
+
+    from metric_tracker_rl.serving.debugger import add_favicon, build_debugger
+    from metric_tracker_rl.serving.web_theme import offline_web_theme
+
+    async def to_page() -> RedirectResponse:
+        return RedirectResponse(url=WEB_PATH + "/")
+
+    async def no_shared_episode() -> JSONResponse:
+        return JSONResponse(status_code=404, content={"detail": NO_SHARED_EPISODE})
+
+    app.add_api_route("/", to_page, include_in_schema=False)
+    for path in SHARED_EPISODE_PATHS:  # answered here, with a reason, before the page's mount sees them
+        app.add_api_route(path, no_shared_episode, methods=["GET", "POST"], include_in_schema=False)
+    app.add_api_route(WEB_PATH, to_page, include_in_schema=False)
+    add_favicon(app)
+    theme, css = offline_web_theme()
+    blocks = build_debugger(name, TITLE_PREFIX + name, self_url)
+    gr.mount_gradio_app(app, blocks, path=WEB_PATH, theme=theme, css=css, run_history=False,
+                        footer_links=["api", "gradio", "settings"], mcp_server=False, max_file_size=0)
+    app.add_middleware(GuardsThePage)
+    return app
