@@ -8,10 +8,15 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
 from metric_tracker_rl.serving import local_server
 
 ROOT = Path(__file__).resolve().parents[1]
+
+# Property tests check behaviour, never time: a per-example deadline would fail them on a busy machine.
+settings.register_profile("behaviour", deadline=None)
+settings.load_profile("behaviour")
 
 
 @contextlib.contextmanager
