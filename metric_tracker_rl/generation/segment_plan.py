@@ -183,6 +183,8 @@ class SegmentWorld:
     # Root causes as cuboids (deep); None: the tier keeps every kind on its own fixed segments (frontier).
     cuboids: CuboidDial | None = None
     note_share: float = 0.0  # the share of partner payment failures with a notice (a tier with context tables)
+    # The expected z-score a cuboid incident is drawn at in its own data: floor and ceiling (tiers.SegmentedMix).
+    own_z: tuple[float, float] = (7.5, 8.0)
     leaf_masks: dict[Segment, np.ndarray] = field(default_factory=dict, repr=False, compare=False)
 
     def one_dimension(self, rng: np.random.Generator, order: tuple[str, ...] = ("platform", "country")) -> Segment:

@@ -20,6 +20,7 @@ from metric_tracker_rl.generation.kinds import (  # noqa: I001,F401  (imported t
     experiment_breakage,
     country_holiday,
     campaign,
+    leaf_blip,
 )
 from metric_tracker_rl.generation.kinds.base import (
     BENIGN_KIND_REGISTRY,
