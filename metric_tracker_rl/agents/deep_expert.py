@@ -50,6 +50,7 @@ from metric_tracker_rl.agents.expert_core.cuboid_queries import (
     series_sql,
     shape_sql,
 )
+from metric_tracker_rl.agents.expert_core.leaf_check import is_blip, leaves_sql
 from metric_tracker_rl.agents.expert_core.localisation import localise
 from metric_tracker_rl.agents.expert_core.queries import (
     EVENT_OF,
@@ -106,6 +107,10 @@ class DeepExpertAgent(FrontierExpertAgent):
             self.plan.append(("cell hours", query_action(hours_sql(("cell",), self.holidays, outages_only=True))))
             self.plan.append(("cell stops", query_action(cell_stops_sql())))
         # What the team knows besides the counts, to cross-reference (a tier with context tables).
+        # Where the brief publishes that an incident moves every leaf of its segment alike, a fall one leaf carries
+        # is a benign blip: the leaves of every fall are read (expert_core/leaf_check.py).
+        self.leaf_check = "incident_shape" in observation.brief.get("segments", {})
+        self.blips: set[tuple[str, str, tuple[Any, ...]]] = set()
         if "context_tables" in observation.brief.get("segments", {}):
             self.plan += [(table, MetricTrackerRlAction(analysis_method="get_context", analysis_args={"table": table}))
                           for table in EXPLAINING_TABLES]
@@ -139,7 +144,21 @@ class DeepExpertAgent(FrontierExpertAgent):
                                 key=lambda row: row["z"])[:SERIES_MOST]
         if self.series_of:
             self.plan.append(("series", query_action(series_sql(self.series_of))))
+        self.leaf_falls = [row for row in self.localised if row["change"] < 0] if self.leaf_check else []
+        if self.leaf_falls:
+            self.plan.append(("leaves", query_action(leaves_sql(self.leaf_falls))))
         return bool(self.plan)
+
+    def _drop_blips(self) -> None:
+        """The falls one leaf carried (the leaf check) leave the localised falls (and grow no run: _lasting)."""
+        blips = {int(row["k"]) for row in self.results["leaves"] if is_blip(row)}
+        self.blips = {(str(row["date"]), row["entity_name"], segment_of(row))
+                      for k, row in enumerate(self.leaf_falls) if k in blips}
+
+        def kept(row: dict[str, Any]) -> bool:
+            return (str(row["date"]), row["entity_name"], segment_of(row)) not in self.blips
+
+        self.localised = [row for row in self.localised or [] if kept(row)]
 
     def _lasting(self) -> list[dict[str, Any]]:
         """The dates around each strong fall on which its cuboid's step fell too (a level shift's run, growing
@@ -152,6 +171,8 @@ class DeepExpertAgent(FrontierExpertAgent):
         taken = {(str(row["date"]), row["entity_name"]) for row in self.localised or []}
         added = []
         for k, source in enumerate(self.series_of):
+            if (str(source["date"]), source["entity_name"], segment_of(source)) in self.blips:
+                continue
             day = day_of.get(str(source["date"]))
             for direction in (-1, 1):
                 other = day + direction if day is not None else None
@@ -169,6 +190,8 @@ class DeepExpertAgent(FrontierExpertAgent):
         different keys): hourly breaks and outages, web duplicates, release regressions, then the rate falls no
         signature explained, each a funnel break where its fall sits in a block of hours and a level shift where
         it lasts the day."""
+        if self.leaf_check:
+            self._drop_blips()
         self.results["rates"] = [*(self.localised or []), *self._lasting()]
         hourly: dict[str, Report] = {}
         classify.funnel_breaks(self, hourly)
