@@ -50,7 +50,7 @@ from metric_tracker_rl.agents.expert_core.cuboid_queries import (
     series_sql,
     shape_sql,
 )
-from metric_tracker_rl.agents.expert_core.leaf_check import is_blip, leaves_sql
+from metric_tracker_rl.agents.expert_core.leaf_check import QUERY_CHARS, is_blip, leaves_queries
 from metric_tracker_rl.agents.expert_core.localisation import localise
 from metric_tracker_rl.agents.expert_core.queries import (
     EVENT_OF,
@@ -68,6 +68,9 @@ from metric_tracker_rl.world.segments import SEGMENT_FIELDS
 
 SERIES_MOST = 12  # the strongest falls whose dates are read
 SINGLE_DATE_Z = 6.5  # a fall on one date (no run, no hourly signature) is reported beyond this
+# With a published noise model, runs pool their dates: the dates around every fall beyond SERIES_POOLED_Z are read,
+# and a run whose pooled z-score (classification.pooled) passes POOLED_RUN_Z is reported.
+SERIES_POOLED_Z, POOLED_RUN_Z = 4.5, 5.5
 BLOCK_Z = 7.0  # a cell's own fall with a block of hours beyond this is a break (a weaker one needs SURE_BLOCK_SHARE)
 # A funnel break's fall sits in a block of hours (cuboid_queries.BLOCK_HOURS of them): at least BLOCK_SHARE of the
 # day's lost conversions (a fall that lasts the day puts about 0.5 to 0.65 there, the busy hours), or
@@ -140,13 +143,13 @@ class DeepExpertAgent(FrontierExpertAgent):
         falls += self.count_falls
         if falls:
             self.plan.append(("shape", query_action(shape_sql(falls))))
-        self.series_of = sorted((row for row in self.localised if row["change"] < 0 and row["z"] <= -SCAN_Z),
+        series_z = SERIES_POOLED_Z if self.leaf_check else SCAN_Z
+        self.series_of = sorted((row for row in self.localised if row["change"] < 0 and row["z"] <= -series_z),
                                 key=lambda row: row["z"])[:SERIES_MOST]
         if self.series_of:
             self.plan.append(("series", query_action(series_sql(self.series_of))))
         self.leaf_falls = [row for row in self.localised if row["change"] < 0] if self.leaf_check else []
-        if self.leaf_falls:
-            self.plan.append(("leaves", query_action(leaves_sql(self.leaf_falls))))
+        self.plan += [("leaves", query_action(sql)) for sql in leaves_queries(self.leaf_falls, QUERY_CHARS)]
         return bool(self.plan)
 
     def _drop_blips(self) -> None:
@@ -251,7 +254,7 @@ class DeepExpertAgent(FrontierExpertAgent):
                            *segment_of(row)) for row in self.count_falls
                     if shaped_share.get((str(row["date"]), "app_opens"), 0.0) >= SURE_BLOCK_SHARE
                     and str(row["date"]) not in outage_dates]
-        reports += classify.cuboid_runs(self)
+        reports += classify.cuboid_runs(self, POOLED_RUN_Z if self.leaf_check else None)
         # A fall on one date only, strong and all day, is a level shift too (at deep some last a single date).
         taken = {(r.date, r.entity_name) for r in reports}
         reports += [Report(str(row["date"]), "conversion_rate", row["entity_name"], "rate_drop_from_median",

@@ -30,6 +30,9 @@ DEFAULT_TOOL_SCHEMA_BUDGET = 12_000
 # is about 48,000), so their tool lists may take more of a model's context.
 AGGREGATE_TOOL_SCHEMA_BUDGET = 13_000
 WEEKDAYS = 7
+# The expected z-score in its own data a cuboid incident is drawn at, floor and ceiling: deep's for every incident,
+# and at any tier for an incident of hours (generation/kinds/cuboid.py).
+CLEAR_OWN_Z: tuple[float, float] = (7.5, 8.0)
 LATE_DATA = "incomplete_last_day"  # the distractor that takes the latest date (and keeps its weekday clean)
 
 
@@ -67,15 +70,15 @@ class SegmentedMix:
     of the tier's dimensions. `context`: the episode has context tables (metric_tracker_rl/world/context.py), and
     the kinds that need them may be drawn.
 
-    Root causes as cuboids (the dial of a reset, defaults here; 0 depth: every kind keeps its fixed segments, as
-    at frontier, and a reset may not set these): `max_cuboid_depth`, the most dimensions a root cause names;
+    Root causes as cuboids (the dial of a reset, defaults here; 0 depth: every kind keeps its fixed segments, as at
+    frontier, and a reset may not set these): `max_cuboid_depth`, the most dimensions a root cause names;
     `concurrency`, the dates that carry a second incident in an overlapping cuboid; `note_share`, the share of
     partner payment failures with a notice in the partner status log; `own_z`, the expected z-score in its own data
-    a cuboid incident is drawn at (kinds/cuboid.py): a weaker one is raised to the first, a stronger one lowered to
-    the second times the magnitude scale (never below the first); `leaf_blips`, benign falls confined to one leaf
-    (the leaf_blip kind) per incident drawn, times the reset's decoy_ratio, on top of the look-alikes (at least two
-    where positive: segmented.decoy_count); `noise_model`, the brief publishes how counts are drawn and what an
-    incident does to its segment's leaves, at what z (world/segment_brief.py)."""
+    an all-day cuboid incident is drawn at (kinds/cuboid.py; one of hours keeps deep's): a weaker one is raised to
+    the first, a stronger one lowered to the second times the magnitude scale (never below the first); `leaf_blips`,
+    benign falls confined to one leaf (the leaf_blip kind) per incident drawn, times the reset's decoy_ratio, on top
+    of the look-alikes (at least two where positive: segmented.decoy_count); `noise_model`, the brief publishes how
+    counts are drawn and what an incident does to its segment's leaves, at what z (world/segment_brief.py)."""
 
     dimensions: tuple[str, ...]
     max_incidents: int
@@ -88,7 +91,7 @@ class SegmentedMix:
     max_cuboid_depth: int = 0
     concurrency: int = 0
     note_share: float = 0.0
-    own_z: tuple[float, float] = (7.5, 8.0)
+    own_z: tuple[float, float] = CLEAR_OWN_Z
     leaf_blips: float = 0.0
     noise_model: bool = False
 
@@ -202,8 +205,9 @@ TIERS: Registry[Tier] = Registry("tier", (
                                               "experiment_effect", "country_holiday", "campaign"),
                                 segment_credit="overlap", max_cuboid_depth=3, concurrency=1, context=True,
                                 note_share=0.5)),
-    # Deep's world at the edge of the noise: every cuboid incident stands at an expected z of 3.5 to 5 in its own
-    # data (under the noise model the brief publishes), and benign blips confined to one leaf light up its parents.
+    # Deep's world at the edge of the noise: every all-day cuboid incident stands at an expected z of 3.5 to 5 in its
+    # own data (under the noise model the brief publishes), and benign blips confined to one leaf light up its
+    # parents.
     # Unlisted while it is built: reset(difficulty="abyss") reaches it.
     Tier("abyss", window_days=56, default_density=0.08, count_range=(3, 6), perturbed_per_weekday=3,
          calibration_seed_base=60_000, listed=False,
@@ -215,6 +219,6 @@ TIERS: Registry[Tier] = Registry("tier", (
                                 benign_kinds=("mix_shift", "segment_demand_swing", "segment_timing_shift",
                                               "experiment_effect", "country_holiday", "campaign"),
                                 segment_credit="overlap", max_cuboid_depth=3, concurrency=1, context=True,
-                                note_share=0.5, own_z=(3.5, 5.0), leaf_blips=1.0,
+                                note_share=0.5, own_z=(4.5, 6.0), leaf_blips=2.0,
                                 noise_model=True)),
 ))

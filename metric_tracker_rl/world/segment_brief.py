@@ -21,7 +21,7 @@ from metric_tracker_rl.spec.published import (
     HOURLY_EVIDENCE_GRAIN,
     OVERLAP_CREDIT_RULE,
 )
-from metric_tracker_rl.spec.tiers import TIERS
+from metric_tracker_rl.spec.tiers import CLEAR_OWN_Z, TIERS
 from metric_tracker_rl.world.context import CONTEXT_READING, ContextTables, context_meanings
 from metric_tracker_rl.world.funnel import DAY_NOISE_SIGMA, HOUR_NOISE_SIGMA, HOURS, RATE_NOISE_SIGMA
 from metric_tracker_rl.world.segments import (
@@ -109,15 +109,17 @@ def noise_model() -> str:
 
 
 def incident_shape(own_z: tuple[float, float]) -> str:
-    """What an incident does to the leaves of its segment, and how far it stands out of the noise."""
+    """What an incident does to the leaves of its segment, and how far it stands out of the noise (an all-day one
+    at the tier's own_z, one of hours clear in its hours)."""
     low, high = own_z
     return (
         "An incident changes its segment only: on each of its dates, every leaf the segment holds changes by the same "
         "share in expectation (the incident's step's conversion, or its opens or events; an incident of hours, in "
         "those hours) and no leaf outside it changes, so a true change ripples evenly through every leaf of its "
-        f"segment. Each incident is drawn to stand about {low:g} to {high:g} standard deviations of its segment's "
-        "daily noise (noise_model, over the segment's leaves; an incident of hours, in those hours) on its weakest "
-        "date: near the noise, so many segments, dates and steps tested by chance reach as far."
+        f"segment. An all-day incident is drawn to stand about {low:g} to {high:g} standard deviations of its "
+        "segment's daily noise (noise_model, over the segment's leaves, the shared layer included) on its weakest "
+        f"date: near the noise, where many segments, dates and steps tested reach as far by chance. An incident of "
+        f"hours is drawn clear in its hours (about {CLEAR_OWN_Z[0]:g} standard deviations or more)."
     )
 
 

@@ -30,15 +30,29 @@ from metric_tracker_rl.world.segments import SEGMENT_FIELDS
 # shared by its leaves, so a sum of leaves keeps it whole where they share a cell.
 CELL_SPREAD = 0.03
 HETEROGENEITY_Z, REST_Z = 3.0, 3.0
+QUERY_CHARS = 4000  # the most characters the query tool takes in one statement (its schema says so)
 
 
-def leaves_sql(falls: list[dict[str, Any]]) -> str:
-    """Per fall (k, its position in `falls`): the residual r, expected conversions e and variance w of its cuboid's
-    leaves on its date, summed, and those of the leaf that fell furthest in its own noise (top_r, top_e, top_w);
-    `leaves`, how many leaves held conversions."""
+def leaves_queries(falls: list[dict[str, Any]], most_chars: int) -> list[str]:
+    """leaves_sql over `falls` in as few statements as keep each within `most_chars` (the query tool's limit)."""
+    statements: list[str] = []
+    first = 0
+    while first < len(falls):
+        last = first + 1
+        while last < len(falls) and len(leaves_sql(falls[first:last + 1], first)) <= most_chars:
+            last += 1
+        statements.append(leaves_sql(falls[first:last], first))
+        first = last
+    return statements
+
+
+def leaves_sql(falls: list[dict[str, Any]], first_k: int = 0) -> str:
+    """Per fall (k, first_k plus its position in `falls`): the residual r, expected conversions e and variance w of
+    its cuboid's leaves on its date, summed, and those of the leaf that fell furthest in its own noise (top_r,
+    top_e, top_w); `leaves`, how many leaves held conversions."""
     named = {row["entity_name"] for row in falls}
     steps = [(name, EVENT_ALIAS[EVENT_OF[n]], EVENT_ALIAS[EVENT_OF[d]]) for name, n, d in STEPS if name in named]
-    wanted = ", ".join(f"({k}, DATE '{row['date']}', '{row['entity_name']}', "
+    wanted = ", ".join(f"({first_k + k}, DATE '{row['date']}', '{row['entity_name']}', "
                        + ", ".join(sql_text(row.get(f), k == 0) for f in SEGMENT_FIELDS) + ")"
                        for k, row in enumerate(falls))
     medians = ", ".join(f"median({n} / {d}) FILTER ({d} > 0) OVER w q{i}" for i, (_, n, d) in enumerate(steps))
