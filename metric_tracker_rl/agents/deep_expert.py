@@ -71,6 +71,9 @@ SINGLE_DATE_Z = 6.5  # a fall on one date (no run, no hourly signature) is repor
 # With a published noise model, runs pool their dates: the dates around every fall beyond SERIES_POOLED_Z are read,
 # and a run whose pooled z-score (classification.pooled) passes POOLED_RUN_Z is reported.
 SERIES_POOLED_Z, POOLED_RUN_Z = 4.5, 5.5
+# There, a fall on one date the leaf check kept is reported beyond this: about where some ten thousand tests of an
+# episode (dates x steps x cuboids) leave under one false row by chance.
+SINGLE_DATE_POOLED_Z = 5.5
 BLOCK_Z = 7.0  # a cell's own fall with a block of hours beyond this is a break (a weaker one needs SURE_BLOCK_SHARE)
 # A funnel break's fall sits in a block of hours (cuboid_queries.BLOCK_HOURS of them): at least BLOCK_SHARE of the
 # day's lost conversions (a fall that lasts the day puts about 0.5 to 0.65 there, the busy hours), or
@@ -257,9 +260,10 @@ class DeepExpertAgent(FrontierExpertAgent):
         reports += classify.cuboid_runs(self, POOLED_RUN_Z if self.leaf_check else None)
         # A fall on one date only, strong and all day, is a level shift too (at deep some last a single date).
         taken = {(r.date, r.entity_name) for r in reports}
+        single_z = SINGLE_DATE_POOLED_Z if self.leaf_check else SINGLE_DATE_Z
         reports += [Report(str(row["date"]), "conversion_rate", row["entity_name"], "rate_drop_from_median",
                            *segment_of(row)) for row in rest
-                    if row["z"] <= -SINGLE_DATE_Z and (str(row["date"]), row["entity_name"]) not in taken
+                    if row["z"] <= -single_z and (str(row["date"]), row["entity_name"]) not in taken
                     and row["entity_name"] != STEPS[0][0]  # a first step's fall on one date is bots
                     and str(row["date"]) not in self.holidays and row.get("app_version") is None]
         return sorted((r for r in reports if not self._explained(r)), key=lambda r: r.date)

@@ -4,11 +4,12 @@ carries it and the rest of its cuboid did not fall with it.
 
 For each fall, one query reads the leaves of its cuboid on its date (each leaf's residual against the scan's
 same-weekday baseline, its expected conversions and its sampling variance) and returns the cuboid's sums and those
-of its most fallen leaf (by z). Then two tests under the published noise model:
-- heterogeneity: the rest of the cuboid fell by a smaller share than that leaf, beyond HETEROGENEITY_Z of the
-  difference's noise (an incident moves both by the same share);
-- the rest stayed put: its own fall is within REST_Z of its noise (a coarser incident would move it too).
-Both together make a blip; a cuboid of one leaf is one too (no incident is confined to a single leaf).
+of its most fallen leaf (by z). The rest of the cuboid (every other leaf) then weighs the two explanations under the
+published noise model: a blip leaves the rest unchanged (z0, the rest's change against none), an incident moves
+it by the same share as that leaf (z1, the rest's change against the leaf's, in the noise of both). The fall is a
+blip where the rest is likelier unchanged, by the odds BLIP_ODDS gives blips (a tier draws more of them than
+incidents, and they are the only one-date falls that large): z0^2 - z1^2 < BLIP_ODDS. A cuboid of one leaf is a
+blip too (no incident is confined to a single leaf).
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from metric_tracker_rl.world.segments import SEGMENT_FIELDS
 # The published day-to-day spread of a cell's step conversion and of a leaf's own (noise_model): the cell's is
 # shared by its leaves, so a sum of leaves keeps it whole where they share a cell.
 CELL_SPREAD = 0.03
-HETEROGENEITY_Z, REST_Z = 3.0, 3.0
+BLIP_ODDS = 4.0  # twice the log of the prior odds of a blip against an incident on one leaf's fall (e^2, about 7)
 QUERY_CHARS = 4000  # the most characters the query tool takes in one statement (its schema says so)
 
 
@@ -89,5 +90,6 @@ def is_blip(row: dict[str, Any]) -> bool:
     spread = math.hypot(LEAF_SPREAD, CELL_SPREAD)
     top_var = (BASELINE_NOISE * float(row["top_w"]) + (spread * top_e) ** 2) / top_e ** 2
     rest_var = (BASELINE_NOISE * (float(row["w"]) - float(row["top_w"])) + (spread * rest_e) ** 2) / rest_e ** 2
-    differs = (rest_change - top_change) / math.sqrt(top_var + rest_var) >= HETEROGENEITY_Z
-    return differs and rest_change / math.sqrt(rest_var) > -REST_Z
+    unchanged = rest_change ** 2 / rest_var
+    alike = (rest_change - top_change) ** 2 / (rest_var + top_var)
+    return unchanged - alike < BLIP_ODDS
