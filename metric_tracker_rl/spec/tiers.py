@@ -219,6 +219,6 @@ TIERS: Registry[Tier] = Registry("tier", (
                                 benign_kinds=("mix_shift", "segment_demand_swing", "segment_timing_shift",
                                               "experiment_effect", "country_holiday", "campaign"),
                                 segment_credit="overlap", max_cuboid_depth=3, concurrency=1, context=True,
-                                note_share=0.5, own_z=(4.5, 6.0), leaf_blips=2.0,
+                                note_share=0.5, own_z=(4.5, 6.0), leaf_blips=3.0,
                                 noise_model=True)),
 ))

@@ -4,10 +4,10 @@ the leaf's share of it, so a breakdown ranked by z lights up its small parents a
 only the leaves tell them apart (an incident changes every leaf of its segment by the same share, the brief's
 incident definition).
 
-The leaf is drawn in proportion to its expected arrivals at the step on the date, so the leaves that move their
-parents most are drawn most. Its date is any date a perturbation may take (not the last, not a holiday, not one an
-incident or another look-alike took), left free: a blip moves a single leaf, so a same-weekday median of any
-segment stays as good as clean. Behind the truth wall: it reads the plan.
+The leaf is drawn in proportion to the square of its expected arrivals at the step on the date, so the leaves that
+move their parents most are drawn most. Its date is any date a perturbation may take (not the last, not a holiday,
+not one an incident or another look-alike took), left free: a blip moves a single leaf, so a same-weekday median of
+any segment stays as good as clean. Behind the truth wall: it reads the plan.
 """
 
 from __future__ import annotations
@@ -47,11 +47,13 @@ class LeafBlip(BenignKind):
 
     @staticmethod
     def _leaf(world: SegmentWorld, day: int, step: int, rng: np.random.Generator) -> Segment:
-        """A leaf drawn in proportion to its expected arrivals at `step` on `day`."""
+        """A leaf drawn in proportion to the square of its expected arrivals at `step` on `day`: the largest leaves,
+        which move their parents most, are drawn most."""
         plan = world.plan
         assert plan.split is not None, "a leaf blip needs a world with leaves"
         arrivals = plan.leaf_reach([day])[:, :, day, step].ravel()  # (S x K,)
-        chosen = int(rng.choice(arrivals.size, p=arrivals / arrivals.sum()))
+        weights = arrivals ** 2
+        chosen = int(rng.choice(arrivals.size, p=weights / weights.sum()))
         cell, leaf = divmod(chosen, plan.split.size)
         layout = plan.layout
         platform, version = layout.platforms[cell], layout.versions[cell]
