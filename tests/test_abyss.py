@@ -20,7 +20,8 @@ from hypothesis import strategies as st
 import benchmarks.scan_analyst  # noqa: F401  (registers the scan analyst)
 from benchmarks.interface import message_texts, record_episode
 from metric_tracker_rl.adapters.transcript import cut_results, unseen_submitted_rows
-from metric_tracker_rl.agents.expert_core.leaf_check import QUERY_CHARS, is_blip, leaves_queries
+from metric_tracker_rl.agents.expert_core.leaf_check import is_blip, leaves_queries
+from metric_tracker_rl.agents.expert_core.reports import SQL_CHARS
 from metric_tracker_rl.generation.kinds import BENIGN_KIND_REGISTRY
 from metric_tracker_rl.generation.kinds.cuboid import scale_factor
 from metric_tracker_rl.generation.segment_plan import Calendar, SegmentWorld, segmented_plan
@@ -145,8 +146,8 @@ def test_the_leaf_check_tells_a_blip_from_an_incident() -> None:
 def test_the_leaf_check_fits_the_query_tools_limit() -> None:
     falls = [{"date": "2026-03-10", "entity_name": "app_open_to_menu_open", "platform": "ios", "country": "US",
               "channel": "organic"}] * 40
-    statements = leaves_queries(falls, QUERY_CHARS)
-    assert len(statements) > 1 and all(len(sql) <= QUERY_CHARS for sql in statements)
+    statements = leaves_queries(falls, SQL_CHARS)
+    assert len(statements) > 1 and all(len(sql) <= SQL_CHARS for sql in statements)
     assert all(f"({k}, DATE" in "".join(statements) for k in range(40))
 
 

@@ -50,7 +50,7 @@ from metric_tracker_rl.agents.expert_core.cuboid_queries import (
     series_sql,
     shape_sql,
 )
-from metric_tracker_rl.agents.expert_core.leaf_check import QUERY_CHARS, is_blip, leaves_queries
+from metric_tracker_rl.agents.expert_core.leaf_check import is_blip, leaves_queries
 from metric_tracker_rl.agents.expert_core.localisation import localise
 from metric_tracker_rl.agents.expert_core.queries import (
     EVENT_OF,
@@ -60,7 +60,9 @@ from metric_tracker_rl.agents.expert_core.queries import (
     query_action,
     stops_sql,
 )
-from metric_tracker_rl.agents.expert_core.reports import Report, segment_of
+from metric_tracker_rl.agents.expert_core.reports import SQL_CHARS, Report, segment_of
+from metric_tracker_rl.agents.expert_core.rollouts import regressions as pooled_regressions
+from metric_tracker_rl.agents.expert_core.rollouts import rollout_sql
 from metric_tracker_rl.agents.frontier_expert import FrontierExpertAgent
 from metric_tracker_rl.models import MetricTrackerRlAction
 from metric_tracker_rl.view.observation import SeenObservation
@@ -152,7 +154,9 @@ class DeepExpertAgent(FrontierExpertAgent):
         if self.series_of:
             self.plan.append(("series", query_action(series_sql(self.series_of))))
         self.leaf_falls = [row for row in self.localised if row["change"] < 0] if self.leaf_check else []
-        self.plan += [("leaves", query_action(sql)) for sql in leaves_queries(self.leaf_falls, QUERY_CHARS)]
+        self.plan += [("leaves", query_action(sql)) for sql in leaves_queries(self.leaf_falls, SQL_CHARS)]
+        if self.leaf_check and self.results["releases"]:  # a regression's dates pooled (expert_core/rollouts.py)
+            self.plan.append(("rollouts", query_action(rollout_sql(self.results["releases"]))))
         return bool(self.plan)
 
     def _drop_blips(self) -> None:
@@ -207,6 +211,10 @@ class DeepExpertAgent(FrontierExpertAgent):
         regressions: dict[str, Report] = {}
         classify.release_regressions(self, regressions, self.regression_seen_within)
         classify.narrow_regressions(self, regressions)
+        if self.leaf_check:  # the rollouts' pooled regressions, where no date of their step was found alone
+            found = {(r.date, r.entity_name) for r in regressions.values()}
+            pooled = pooled_regressions(self.results["rollouts"], self.results["releases"], self.dates)
+            regressions.update({f"{r.date} {r.entity_name}": r for r in pooled if (r.date, r.entity_name) not in found})
         reports = [*hourly.values(), *duplicates.values(), *regressions.values(),
                    *classify.cell_breaks(self, hourly, self.localised)]
         # An event logged twice moves the step into it up and the step out of it down.

@@ -31,7 +31,6 @@ from metric_tracker_rl.world.segments import SEGMENT_FIELDS
 # shared by its leaves, so a sum of leaves keeps it whole where they share a cell.
 CELL_SPREAD = 0.03
 BLIP_ODDS = 4.0  # twice the log of the prior odds of a blip against an incident on one leaf's fall (e^2, about 7)
-QUERY_CHARS = 4000  # the most characters the query tool takes in one statement (its schema says so)
 
 
 def leaves_queries(falls: list[dict[str, Any]], most_chars: int) -> list[str]:
