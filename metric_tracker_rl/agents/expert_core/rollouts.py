@@ -6,21 +6,18 @@ the rollout's first date, by the same share every date, for 3 to 6 dates. Its fi
 cuboid inside the new version (the version alone, or with one or two of country, channel and user type), each date's
 residual of its leaves against the scan's same-weekday baseline beyond what the platform's other versions' change
 that date predicts (a level shift moves every version alike, a regression the new one only), summed over the
-rollout's first 3, 4, 5 and 6 dates with its variance. A regression is the strongest pooled fall beyond ROLLOUT_Z
-(a few thousand tests: releases x steps x cuboids x lengths), on the dates of its length.
+rollout's first 3, 4, 5 and 6 dates with its variance under the published noise model (sampling, each leaf's day
+factor, each cell's day factor summed cell by cell; the factor every segment shares cancels). A regression is the
+strongest pooled fall beyond ROLLOUT_Z (a few thousand tests: releases x steps x cuboids x lengths), on the dates of
+its length.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from metric_tracker_rl.agents.expert_core.cuboid_queries import (
-    BASELINE_NOISE,
-    CUBOID_SPREAD,
-    LEAF_SPREAD,
-    MIN_EXPECTED,
-    RATE_FLOOR,
-)
+from metric_tracker_rl.agents.expert_core.cuboid_queries import BASELINE_NOISE, LEAF_SPREAD, MIN_EXPECTED, RATE_FLOOR
+from metric_tracker_rl.agents.expert_core.leaf_check import CELL_SPREAD
 from metric_tracker_rl.agents.expert_core.queries import STEPS
 from metric_tracker_rl.agents.expert_core.reports import Report
 
@@ -29,8 +26,6 @@ SHORTEST, LONGEST = 3, 6  # the dates a regression lasts (the brief's release no
 # A regression lasts as long as the new version's plain change over the longer run keeps this share of its change
 # over the strongest run (a fix leaves the later dates, which carry most of its users, unchanged).
 CONTINUES = 0.8
-# The cuboids inside a version: the fields added to it (aliases of the query's leaf columns).
-INSIDE = ("()", "(c)", "(h)", "(u)", "(c, h)", "(c, u)", "(h, u)")
 
 
 def rollouts(releases: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -52,7 +47,7 @@ def rollout_sql(releases: list[dict[str, Any]]) -> str:
     variance = f"greatest(q * (1 - q), {RATE_FLOOR} * q) * d + ({LEAF_SPREAD} * q * d) ^ 2"
 
     def noise(side: str) -> str:
-        return f"({BASELINE_NOISE} * w{side} + ({CUBOID_SPREAD} * e{side}) ^ 2)"
+        return f"({BASELINE_NOISE} * w{side} + c{side})"
 
     return (f"WITH rel(k, rp, rv, rs) AS (VALUES {wanted}), "
             "l AS (SELECT date, platform p, country c, app_version v, channel h, user_type u, "
@@ -65,11 +60,17 @@ def rollout_sql(releases: list[dict[str, Any]]) -> str:
             f"FROM rel JOIN l ON l.p = rel.rp AND l.date >= rel.rs AND l.date < rel.rs + {LONGEST} "
             "JOIN q ON q.date = l.date AND q.p = l.p AND q.c = l.c AND q.h = l.h AND q.u = l.u AND q.step = l.step "
             "WHERE q.q IS NOT NULL), "
-            "g AS (SELECT k, step, dd, c, h, u, "
+            # Per country (a cell of the new version, or of the older ones), each cuboid of channel and user type.
+            "g1 AS (SELECT k, step, dd, c, h, u, "
             "sum(CASE WHEN new THEN n - q * d END) rn, sum(CASE WHEN new THEN q * d END) en, "
             f"sum(CASE WHEN new THEN {variance} END) wn, sum(CASE WHEN NOT new THEN n - q * d END) ro, "
             f"sum(CASE WHEN NOT new THEN q * d END) eo, sum(CASE WHEN NOT new THEN {variance} END) wo "
-            f"FROM x GROUP BY k, step, dd, GROUPING SETS ({', '.join(INSIDE)})), "
+            "FROM x GROUP BY k, step, dd, c, GROUPING SETS ((), (h), (u), (h, u))), "
+            # Each cuboid inside the version: its cells' day noise adds up cell by cell (noise_model).
+            "g AS (SELECT k, step, dd, c, h, u, sum(rn) rn, sum(en) en, "
+            f"sum(wn) wn, sum(({CELL_SPREAD} * en) ^ 2) cn, sum(ro) ro, sum(eo) eo, sum(wo) wo, "
+            f"sum(({CELL_SPREAD} * eo) ^ 2) co FROM g1 GROUP BY k, step, dd, h, u, GROUPING SETS ((c), ()) "
+            "HAVING c IS NULL OR h IS NULL OR u IS NULL), "
             # Each date: the new version's residual beyond the other versions' change that date, and its noise.
             f"b AS (SELECT *, rn - en * ro / eo beyond, {noise('n')} + (en / eo) ^ 2 * {noise('o')} v FROM g "
             "WHERE en > 0 AND eo > 0), "

@@ -51,7 +51,10 @@ class LeafBlip(BenignKind):
         which move their parents most, are drawn most."""
         plan = world.plan
         assert plan.split is not None, "a leaf blip needs a world with leaves"
-        arrivals = plan.leaf_reach([day])[:, :, day, step].ravel()  # (S x K,)
+        assert plan.leaf_shares is not None and plan.leaf_reach_factors is not None
+        cell_reach = world.hourly_reach(np.arange(plan.layout.size), day)[..., step].sum(axis=1)  # (S,)
+        arrivals = (plan.leaf_shares[:, :, day] * plan.leaf_reach_factors[:, :, day, step]
+                    * cell_reach[:, None]).ravel()  # (S x K,): as plan.leaf_reach reads them
         weights = arrivals ** 2
         chosen = int(rng.choice(arrivals.size, p=weights / weights.sum()))
         cell, leaf = divmod(chosen, plan.split.size)
