@@ -2,6 +2,8 @@
 model transcripts, and prints each one's scores.
 
     uv run python -m benchmarks.scan_analyst_sweep --difficulty deep --seeds 100 --workers 1
+    uv run python -m benchmarks.scan_analyst_sweep --difficulty abyss --first-offset 20 --seeds 100 \
+        --agents deep_expert,scan_analyst --transcripts /nonexistent
 """
 
 from __future__ import annotations
@@ -55,15 +57,19 @@ def main(argv: list[str] | None = None) -> None:
                                      "calibration's seeds) and on the episodes of the model transcripts.")
     parser.add_argument("--difficulty", default="deep")
     parser.add_argument("--seeds", type=int, default=100, help="calibration seeds swept (0: none)")
+    parser.add_argument("--first-offset", type=int, default=0,
+                        help="the first calibration seed's offset (the seeds below it may have tuned an agent)")
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--agents", default=",".join(variant.name for variant in VARIANTS))
     parser.add_argument("--transcripts", type=Path, default=TRANSCRIPTS,
                         help="a folder of model transcripts whose episodes are played too (none if missing)")
     parser.add_argument("--output", type=Path, help="a JSON file for every episode's score")
     args = parser.parse_args(argv)
-    sweep = [calibration_reset_kwargs(args.difficulty, offset) for offset in range(args.seeds)]
+    sweep = [calibration_reset_kwargs(args.difficulty, offset)
+             for offset in range(args.first_offset, args.first_offset + args.seeds)]
     replayed = transcript_episodes(args.transcripts, args.difficulty) if args.transcripts.is_dir() else []
-    record: dict[str, Any] = {"difficulty": args.difficulty, "seeds": args.seeds, "agents": {}}
+    record: dict[str, Any] = {"difficulty": args.difficulty, "seeds": args.seeds, "first_offset": args.first_offset,
+                              "agents": {}}
     for name in (name.strip() for name in args.agents.split(",") if name.strip()):
         swept = scores(name, sweep, args.workers)
         standard = [score for score, held in swept if held]

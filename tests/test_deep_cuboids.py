@@ -304,7 +304,7 @@ def test_the_dial_refuses_bad_values_with_a_clear_error(settings: dict, message:
 
 
 def test_the_dial_applies_at_deep_only_and_shows_there() -> None:
-    with pytest.raises(ValueError, match="max_cuboid_depth applies at difficulty 'deep' only"):
+    with pytest.raises(ValueError, match="max_cuboid_depth applies at difficulty 'deep' or 'abyss' only"):
         resolve_episode_config(difficulty="frontier", max_cuboid_depth=2)
     frontier = resolve_episode_config(difficulty="frontier", seed=1).public_dict()
     assert not set(CUBOID_KNOBS) & set(frontier)

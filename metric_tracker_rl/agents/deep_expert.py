@@ -56,6 +56,7 @@ from metric_tracker_rl.agents.expert_core.cuboid_queries import (
     series_sql,
     shape_sql,
 )
+from metric_tracker_rl.agents.expert_core.leaf_check import is_blip, leaves_queries
 from metric_tracker_rl.agents.expert_core.localisation import localise
 from metric_tracker_rl.agents.expert_core.queries import (
     EVENT_OF,
@@ -65,7 +66,9 @@ from metric_tracker_rl.agents.expert_core.queries import (
     query_action,
     stops_sql,
 )
-from metric_tracker_rl.agents.expert_core.reports import Report, segment_of
+from metric_tracker_rl.agents.expert_core.reports import SQL_CHARS, Report, segment_of
+from metric_tracker_rl.agents.expert_core.rollouts import regressions as pooled_regressions
+from metric_tracker_rl.agents.expert_core.rollouts import rollout_sql
 from metric_tracker_rl.agents.frontier_expert import FrontierExpertAgent
 from metric_tracker_rl.models import MetricTrackerRlAction
 from metric_tracker_rl.view.observation import SeenObservation
@@ -73,6 +76,12 @@ from metric_tracker_rl.world.segments import SEGMENT_FIELDS
 
 SERIES_MOST = 12  # the strongest falls whose dates are read
 SINGLE_DATE_Z = 6.5  # a fall on one date (no run, no hourly signature) is reported beyond this
+# With a published noise model, runs pool their dates: the dates around every fall beyond SERIES_POOLED_Z are read,
+# and a run whose pooled z-score (classification.pooled) passes POOLED_RUN_Z is reported.
+SERIES_POOLED_Z, POOLED_RUN_Z = 4.5, 5.5
+# There, a fall on one date the leaf check kept is reported beyond this: about where some ten thousand tests of an
+# episode (dates x steps x cuboids) leave under one false row by chance.
+SINGLE_DATE_POOLED_Z = 5.5
 BLOCK_Z = 7.0  # a cell's own fall with a block of hours beyond this is a break (a weaker one needs SURE_BLOCK_SHARE)
 # A funnel break's fall sits in a block of hours (cuboid_queries.BLOCK_HOURS of them): at least BLOCK_SHARE of the
 # day's lost conversions (a fall that lasts the day puts about 0.5 to 0.65 there, the busy hours), or
@@ -112,6 +121,10 @@ class DeepExpertAgent(FrontierExpertAgent):
             self.plan.append(("cell hours", query_action(hours_sql(("cell",), self.holidays, outages_only=True))))
             self.plan.append(("cell stops", query_action(cell_stops_sql())))
         # What the team knows besides the counts, to cross-reference (a tier with context tables).
+        # Where the brief publishes that an incident moves every leaf of its segment alike, a fall one leaf carries
+        # is a benign blip: the leaves of every fall are read (expert_core/leaf_check.py).
+        self.leaf_check = "incident_shape" in observation.brief.get("segments", {})
+        self.blips: set[tuple[str, str, tuple[Any, ...]]] = set()
         if "context_tables" in observation.brief.get("segments", {}):
             self.plan += [(table, MetricTrackerRlAction(analysis_method="get_context", analysis_args={"table": table}))
                           for table in EXPLAINING_TABLES]
@@ -145,11 +158,27 @@ class DeepExpertAgent(FrontierExpertAgent):
         falls += self.count_falls
         if falls:
             self.plan.append(("shape", query_action(shape_sql(falls))))
-        self.series_of = sorted((row for row in self.localised if row["change"] < 0 and row["z"] <= -SCAN_Z),
+        series_z = SERIES_POOLED_Z if self.leaf_check else SCAN_Z
+        self.series_of = sorted((row for row in self.localised if row["change"] < 0 and row["z"] <= -series_z),
                                 key=lambda row: row["z"])[:SERIES_MOST]
         if self.series_of:
             self.plan.append(("series", query_action(series_sql(self.series_of))))
+        self.leaf_falls = [row for row in self.localised if row["change"] < 0] if self.leaf_check else []
+        self.plan += [("leaves", query_action(sql)) for sql in leaves_queries(self.leaf_falls, SQL_CHARS)]
+        if self.leaf_check and self.results["releases"]:  # a regression's dates pooled (expert_core/rollouts.py)
+            self.plan.append(("rollouts", query_action(rollout_sql(self.results["releases"]))))
         return bool(self.plan)
+
+    def _drop_blips(self) -> None:
+        """The falls one leaf carried (the leaf check) leave the localised falls (and grow no run: _lasting)."""
+        blips = {int(row["k"]) for row in self.results["leaves"] if is_blip(row)}
+        self.blips = {(str(row["date"]), row["entity_name"], segment_of(row))
+                      for k, row in enumerate(self.leaf_falls) if k in blips}
+
+        def kept(row: dict[str, Any]) -> bool:
+            return (str(row["date"]), row["entity_name"], segment_of(row)) not in self.blips
+
+        self.localised = [row for row in self.localised or [] if kept(row)]
 
     def _lasting(self) -> list[dict[str, Any]]:
         """The dates around each strong fall on which its cuboid's step fell too (a level shift's run, growing
@@ -162,6 +191,8 @@ class DeepExpertAgent(FrontierExpertAgent):
         taken = {(str(row["date"]), row["entity_name"]) for row in self.localised or []}
         added = []
         for k, source in enumerate(self.series_of):
+            if (str(source["date"]), source["entity_name"], segment_of(source)) in self.blips:
+                continue
             day = day_of.get(str(source["date"]))
             for direction in (-1, 1):
                 other = day + direction if day is not None else None
@@ -179,6 +210,8 @@ class DeepExpertAgent(FrontierExpertAgent):
         different keys): hourly breaks and outages, web duplicates, release regressions, then the rate falls no
         signature explained, each a funnel break where its fall sits in a block of hours and a level shift where
         it lasts the day."""
+        if self.leaf_check:
+            self._drop_blips()
         self.results["rates"] = [*(self.localised or []), *self._lasting()]
         hourly: dict[str, Report] = {}
         classify.funnel_breaks(self, hourly)
@@ -188,6 +221,10 @@ class DeepExpertAgent(FrontierExpertAgent):
         regressions: dict[str, Report] = {}
         classify.release_regressions(self, regressions, self.regression_seen_within)
         classify.narrow_regressions(self, regressions)
+        if self.leaf_check:  # the rollouts' pooled regressions, where no date of their step was found alone
+            found = {(r.date, r.entity_name) for r in regressions.values()}
+            pooled = pooled_regressions(self.results["rollouts"], self.results["releases"], self.dates)
+            regressions.update({f"{r.date} {r.entity_name}": r for r in pooled if (r.date, r.entity_name) not in found})
         reports = [*hourly.values(), *duplicates.values(), *regressions.values(),
                    *classify.cell_breaks(self, hourly, self.localised)]
         # An event logged twice moves the step into it up and the step out of it down.
@@ -238,12 +275,13 @@ class DeepExpertAgent(FrontierExpertAgent):
                            *segment_of(row)) for row in self.count_falls
                     if shaped_share.get((str(row["date"]), "app_opens"), 0.0) >= SURE_BLOCK_SHARE
                     and str(row["date"]) not in outage_dates]
-        reports += classify.cuboid_runs(self)
+        reports += classify.cuboid_runs(self, POOLED_RUN_Z if self.leaf_check else None)
         # A fall on one date only, strong and all day, is a level shift too (at deep some last a single date).
         taken = {(r.date, r.entity_name) for r in reports}
+        single_z = SINGLE_DATE_POOLED_Z if self.leaf_check else SINGLE_DATE_Z
         reports += [Report(str(row["date"]), "conversion_rate", row["entity_name"], "rate_drop_from_median",
                            *segment_of(row)) for row in rest
-                    if row["z"] <= -SINGLE_DATE_Z and (str(row["date"]), row["entity_name"]) not in taken
+                    if row["z"] <= -single_z and (str(row["date"]), row["entity_name"]) not in taken
                     and row["entity_name"] != STEPS[0][0]  # a first step's fall on one date is bots
                     and str(row["date"]) not in self.holidays and row.get("app_version") is None]
         reports = [r for r in reports if not self._explained(r)]

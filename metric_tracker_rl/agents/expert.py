@@ -124,7 +124,8 @@ class ExpertAgent(Agent):
         brief = observation.brief
         difficulty = observation.config.get("difficulty")
         if difficulty in SEGMENTED_DIFFICULTIES:
-            own = self.deep_agent if difficulty == "deep" else None
+            # Daily-only dimensions (deep's channel and user type) call for the cuboid search.
+            own = self.deep_agent if len(brief["segments"]["dimensions"]) > 3 else None
             self.frontier = own() if own is not None else self.frontier_agent()
             self.frontier.begin(observation)
             return

@@ -57,7 +57,7 @@ def second_incidents(world: SegmentWorld, incidents: Sequence[SegmentIncident], 
         magnitude = kind.draw_magnitude(world, rng)
         reach = world.plan.leaf_reach([day])
         z = own_z(world, reach, host.segment, [day], step_index(entity), magnitude)
-        boost = min(scale_factor(z, world.magnitude_scale, kind.magnitude_bounds[0] / magnitude),
+        boost = min(scale_factor(z, world, kind.magnitude_bounds[0] / magnitude),
                     kind.largest_fall(world) / magnitude)
         used.add(day)
         hosts.add(incident)

@@ -12,6 +12,7 @@ import numpy as np
 
 from metric_tracker_rl.generation.anomalies import FAMILY_REGISTRY, InjectionRecord
 from metric_tracker_rl.spec.seeding import EpisodeKey, derive_rng
+from metric_tracker_rl.spec.tiers import CLEAR_OWN_Z
 from metric_tracker_rl.world.daily_panel import same_weekday_peer_lists
 from metric_tracker_rl.world.funnel import (
     HOURS,
@@ -190,6 +191,8 @@ class SegmentWorld:
     note_share: float = 0.0  # the share of partner payment failures with a notice (a tier with context tables)
     # The share of experiments whose intended effect, drawn either way, is made a fall (tiers.SegmentedMix).
     falling_effect_share: float = 0.0
+    # The expected z-score a cuboid incident is drawn at in its own data: floor and ceiling (tiers.SegmentedMix).
+    own_z: tuple[float, float] = CLEAR_OWN_Z
     leaf_masks: dict[Segment, np.ndarray] = field(default_factory=dict, repr=False, compare=False)
     # Per date, the entities the incidents placed so far report or move (their side effects, an experiment's target
     # step): what a deferred kind (kinds.base.IncidentKind.deferred) keeps its rows clear of.

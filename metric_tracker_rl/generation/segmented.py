@@ -92,6 +92,7 @@ from metric_tracker_rl.world.segments import (
 # and none is published: the signature decides (which hours, which segment, which metrics move together, when it
 # started).
 FALLBACK_KIND = "segment_outage"  # a single-date segment outage always fits an eight-week window
+LEAF_BLIP = "leaf_blip"  # the benign kind a tier's `leaf_blips` places
 
 
 @dataclass(frozen=True)
@@ -210,12 +211,13 @@ def _segmented(tier: Tier) -> SegmentedMix:
 
 def _kind_world(tier: Tier, config: EpisodeConfig, plan: SegmentedPlan) -> SegmentWorld:
     """What the tier's kinds act on: its magnitude scale, and its cuboid dial and notes' share where it has them,
-    as the reset sets them."""
+    as the reset sets them, and the z-score its cuboid incidents are drawn at."""
     mix = _segmented(tier)
     cuboids = CuboidDial(config.dimensions, config.max_cuboid_depth) if mix.cuboid_root_causes else None
     return SegmentWorld(plan, Calendar(plan.num_days, tier.perturbed_per_weekday), config.key, tier.name,
                         mix.magnitude_scale if cuboids is None else config.magnitude_scale, cuboids,
-                        config.note_share if mix.context else 0.0, falling_effect_share=mix.falling_effect_share)
+                        config.note_share if mix.context else 0.0, own_z=mix.own_z,
+                        falling_effect_share=mix.falling_effect_share)
 
 
 def _place_incidents(tier: Tier, config: EpisodeConfig, world: SegmentWorld) -> tuple[list[SegmentIncident], int]:
@@ -278,6 +280,11 @@ def build_world(tier: Tier, config: EpisodeConfig) -> DrawnWorld:
         fluctuations += effects_beside(world, incidents, fluctuations, mix.effect_beside_incident)
     if mix.confounder_share:
         fluctuations += place_confounders(world, incidents, fluctuations, mix.confounder_share)
+    # Falls confined to one leaf, on dates left free (a tier with leaf_blips): after every other placement.
+    for index in range(decoy_count(mix.leaf_blips * config.decoy_ratio, drawn) if mix.leaf_blips else 0):
+        blip = BENIGN_KIND_REGISTRY[LEAF_BLIP].place(world, derive_rng(key, "leaf-blip", index))
+        if blip is not None:
+            fluctuations.append(blip)
     data = draw_segmented_counts(plan, key)
     dates = window_calendar(plan.num_days).iso_dates
     if mix.context:

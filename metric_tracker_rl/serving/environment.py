@@ -43,7 +43,13 @@ from metric_tracker_rl.spec.tasks import RETRY_COST, task_catalog
 from metric_tracker_rl.spec.tiers import TIERS
 from metric_tracker_rl.spec.validation import validate_rows
 from metric_tracker_rl.sql.pool import CLIENT, gate, sql_threads
-from metric_tracker_rl.world.segment_brief import KindText, benign_brief, kinds_brief, segmented_brief
+from metric_tracker_rl.world.segment_brief import (
+    KindText,
+    benign_brief,
+    kinds_brief,
+    segmented_brief,
+    tier_wording,
+)
 
 MAX_SUBMISSION_ROWS = 200
 INSTRUCTION = (
@@ -369,7 +375,8 @@ def _published_facts(episode: Episode) -> dict[str, Any]:
             "window": EpisodeWindow(first_date=dates[0], last_date=dates[-1], days=len(dates)),
             "benign_fluctuations": benign_brief(difficulty) if segmented else fluctuation_bounds(difficulty),
             "segments": {**segmented_brief(difficulty, episode.config.note_share),
-                         **kinds_brief([KindText(kind.name, kind.family, kind.definition, kind.count_all_day)
+                         **kinds_brief([KindText(kind.name, kind.family, tier_wording(kind.definition, difficulty),
+                                                 kind.count_all_day)
                                         for kind in episode_kinds(tier, episode.config)])} if segmented else None}
 
 

@@ -30,6 +30,9 @@ DEFAULT_TOOL_SCHEMA_BUDGET = 12_000
 # is about 48,000), so their tool lists may take more of a model's context.
 AGGREGATE_TOOL_SCHEMA_BUDGET = 13_000
 WEEKDAYS = 7
+# The expected z-score in its own data a cuboid incident is drawn at, floor and ceiling: deep's for every incident,
+# and at any tier for an incident of hours (generation/kinds/cuboid.py).
+CLEAR_OWN_Z: tuple[float, float] = (7.5, 8.0)
 LATE_DATA = "incomplete_last_day"  # the distractor that takes the latest date (and keeps its weekday clean)
 
 
@@ -67,10 +70,15 @@ class SegmentedMix:
     of the tier's dimensions. `context`: the episode has context tables (metric_tracker_rl/world/context.py), and
     the kinds that need them may be drawn.
 
-    Root causes as cuboids (the dial of a reset, defaults here; 0 depth: every kind keeps its fixed segments, as
-    at frontier, and a reset may not set these): `max_cuboid_depth`, the most dimensions a root cause names;
+    Root causes as cuboids (the dial of a reset, defaults here; 0 depth: every kind keeps its fixed segments, as at
+    frontier, and a reset may not set these): `max_cuboid_depth`, the most dimensions a root cause names;
     `concurrency`, the dates that carry a second incident in an overlapping cuboid; `note_share`, the share of
-    partner payment failures with a notice in the partner status log.
+    partner payment failures with a notice in the partner status log; `own_z`, the expected z-score in its own data
+    an all-day cuboid incident is drawn at (kinds/cuboid.py; one of hours keeps deep's): a weaker one is raised to
+    the first, a stronger one lowered to the second times the magnitude scale (never below the first); `leaf_blips`,
+    benign falls confined to one leaf (the leaf_blip kind) per incident drawn, times the reset's decoy_ratio, on top
+    of the look-alikes (at least two where positive: segmented.decoy_count); `noise_model`, the brief publishes how
+    counts are drawn and what an incident does to its segment's leaves, at what z (world/segment_brief.py).
 
     Harder mixes (0 leaves a tier's episodes as they were): `confounder_share`, the share of incidents that get
     one or two context items overlapping their dates that do not explain them (generation/confounders.py, a tier
@@ -95,6 +103,9 @@ class SegmentedMix:
     same_cuboid_concurrency: int = 0
     effect_beside_incident: int = 0
     falling_effect_share: float = 0.0
+    own_z: tuple[float, float] = CLEAR_OWN_Z
+    leaf_blips: float = 0.0
+    noise_model: bool = False
 
     @property
     def cuboid_root_causes(self) -> bool:
@@ -206,4 +217,20 @@ TIERS: Registry[Tier] = Registry("tier", (
                                               "experiment_effect", "country_holiday", "campaign"),
                                 segment_credit="overlap", max_cuboid_depth=3, concurrency=1, context=True,
                                 note_share=0.5)),
+    # Deep's world at the edge of the noise: every all-day cuboid incident stands at an expected z of 3.5 to 5 in its
+    # own data (under the noise model the brief publishes), and benign blips confined to one leaf light up its
+    # parents.
+    # Unlisted while it is built: reset(difficulty="abyss") reaches it.
+    Tier("abyss", window_days=56, default_density=0.08, count_range=(3, 6), perturbed_per_weekday=3,
+         calibration_seed_base=60_000, listed=False,
+         segmented=SegmentedMix(dimensions=("platform", "country_wide", "app_version", "channel", "user_type"),
+                                max_incidents=8,
+                                incident_kinds=("release_regression", "payment_failure", "web_tracking_bug",
+                                                "country_bots", "segment_outage", "level_shift",
+                                                "partner_payment_failure", "experiment_breakage"),
+                                benign_kinds=("mix_shift", "segment_demand_swing", "segment_timing_shift",
+                                              "experiment_effect", "country_holiday", "campaign"),
+                                segment_credit="overlap", max_cuboid_depth=3, concurrency=1, context=True,
+                                note_share=0.5, own_z=(4.5, 6.0), leaf_blips=3.0,
+                                noise_model=True)),
 ))

@@ -21,9 +21,9 @@ from metric_tracker_rl.spec.published import (
     HOURLY_EVIDENCE_GRAIN,
     OVERLAP_CREDIT_RULE,
 )
-from metric_tracker_rl.spec.tiers import TIERS
+from metric_tracker_rl.spec.tiers import CLEAR_OWN_Z, TIERS
 from metric_tracker_rl.world.context import CONTEXT_READING, ContextTables, context_meanings
-from metric_tracker_rl.world.funnel import HOURS
+from metric_tracker_rl.world.funnel import DAY_NOISE_SIGMA, HOUR_NOISE_SIGMA, HOURS, RATE_NOISE_SIGMA
 from metric_tracker_rl.world.segments import (
     HOLIDAYS,
     REGRESSION_DAYS,
@@ -34,6 +34,12 @@ from metric_tracker_rl.world.segments import (
     SegmentedData,
     World,
     world_of,
+)
+from metric_tracker_rl.world.traffic_split import (
+    LEAF_RATE_SIGMA,
+    LEAF_SHARE_SIGMA,
+    SEGMENT_DAY_SIGMA,
+    SEGMENT_RATE_SIGMA,
 )
 
 RELEASE_MEANING = (
@@ -76,11 +82,62 @@ BENIGN_WITH_CONTEXT = (
 )
 
 
+LEAF_BLIPS = (
+    " Also benign, however large: a step's conversion falling on one date in a single leaf only (one value of every "
+    "dimension: platform, country, app_version, channel and user_type), a leaf_blip. Every segment that holds the "
+    "leaf shows it, diluted by the leaf's share; no incident is confined to a single leaf."
+)
+
+
+def noise_model() -> str:
+    """How a tier that publishes its noise model draws every count (the leaves' day factors and sampling), in
+    numbers a likelihood test can use."""
+    return (
+        "Every count is drawn around its segment's expected level (its dimensions' shares and conversion profiles, "
+        "the weekday, the hour of day, a trend, holidays and each release's rollout) in three layers of day-to-day "
+        "noise, then sampled. (1) All traffic "
+        f"shares a factor per date: its opens log-normal (sd {DAY_NOISE_SIGMA:g}, and sd {HOUR_NOISE_SIGMA:g} per "
+        f"hour), each step's conversion logit-normal (sd {RATE_NOISE_SIGMA:g}). (2) Each cell (platform, country, "
+        f"app_version) has its own per date: its share of traffic log-normal (sd {SEGMENT_DAY_SIGMA:g}), each step's "
+        f"conversion log-normal (sd {SEGMENT_RATE_SIGMA:g}). (3) Each leaf of a cell (one value of every dimension) "
+        f"has its own per date: its share of the cell's traffic log-normal (sd {LEAF_SHARE_SIGMA:g}, renormalised "
+        f"over the cell's leaves), each step's conversion log-normal (sd {LEAF_RATE_SIGMA:g}). Given those, each "
+        "leaf's events are Poisson, so a leaf's conversions at a step, given its arrivals there, are binomial at the "
+        "leaf's rate of that date. Every layer is independent across dates, cells, leaves and steps; nothing else "
+        "moves a count but the episode's incidents and benign changes."
+    )
+
+
+def incident_shape(own_z: tuple[float, float]) -> str:
+    """What an incident does to the leaves of its segment, and how far it stands out of the noise (an all-day one
+    at the tier's own_z, one of hours clear in its hours)."""
+    low, high = own_z
+    return (
+        "An incident changes its segment only: on each of its dates, every leaf the segment holds changes by the same "
+        "share in expectation (the incident's step's conversion, or its opens or events; an incident of hours, in "
+        "those hours) and no leaf outside it changes, so a true change ripples evenly through every leaf of its "
+        f"segment. An all-day incident is drawn to stand about {low:g} to {high:g} standard deviations of its "
+        "segment's daily noise (noise_model, over the segment's leaves, the shared layer included) on its weakest "
+        f"date: near the noise, where many segments, dates and steps tested reach as far by chance. An incident of "
+        f"hours is drawn clear in its hours (about {CLEAR_OWN_Z[0]:g} standard deviations or more)."
+    )
+
+
+def tier_wording(text: str, difficulty: str) -> str:
+    """Text written of deep's cuboid root causes and context ("at deep", "(deep)") as another tier with both reads
+    it: naming that tier. Deep's own text, and any other tier's, stays as written."""
+    mix = TIERS[difficulty].segmented
+    if difficulty == "deep" or mix is None or not (mix.cuboid_root_causes and mix.context):
+        return text
+    return text.replace("at deep", f"at {difficulty}").replace("(deep)", f"({difficulty})")
+
+
 def benign_brief(difficulty: str) -> str:
     """What a segmented tier's brief says of its benign changes: BENIGN_LOOK_ALIKES, and at a tier with context the
     kinds its context tables list."""
     mix = TIERS[difficulty].segmented
-    return BENIGN_LOOK_ALIKES + (BENIGN_WITH_CONTEXT if mix is not None and mix.context else "")
+    text = BENIGN_LOOK_ALIKES + (BENIGN_WITH_CONTEXT if mix is not None and mix.context else "")
+    return tier_wording(text + (LEAF_BLIPS if mix is not None and mix.leaf_blips else ""), difficulty)
 
 
 def segmented_brief(difficulty: str, note_share: float | None = None) -> dict[str, object]:
@@ -115,6 +172,8 @@ def segmented_brief(difficulty: str, note_share: float | None = None) -> dict[st
         "reporting": _reporting(difficulty, world),
         **({"context_tables": context_brief(tier.segmented.note_share if note_share is None else note_share)}
            if tier.segmented is not None and tier.segmented.context else {}),
+        **({"noise_model": noise_model(), "incident_shape": incident_shape(tier.segmented.own_z)}
+           if tier.segmented is not None and tier.segmented.noise_model else {}),
     }
 
 

@@ -222,12 +222,20 @@ def narrow_regressions(evidence: Evidence, regressions: dict[str, Report]) -> No
                                            *segment)
 
 
-def cuboid_runs(evidence: Evidence) -> list[Report]:
+def pooled(by_day: dict[int, list[dict[str, Any]]], days: list[int]) -> float:
+    """A run's pooled z-score: each date's strongest fall's z, summed, over the square root of the dates (the
+    z-score of the run's mean under independent dates)."""
+    return sum(min(row["z"] for row in by_day[day]) for day in days) / len(days) ** 0.5
+
+
+def cuboid_runs(evidence: Evidence, pooled_z: float | None = None) -> list[Report]:
     """The frontier's rate runs, each step on its own (one date may carry falls of two steps) and each run
     reported on the dates its strongest cuboid's falls reach (a fall of another cuboid on a neighbouring date
     is not the run's). Bots are a whole country's (their extra opens spread over its leaves): a first step's
     fall on one date localised finer than one country is that cuboid's own level shift. A run needs one date
-    beyond RUN_STRONG_Z or two beyond SCAN_Z (a small cuboid's one strong date and a weak neighbour is noise).
+    beyond RUN_STRONG_Z or two beyond SCAN_Z (a small cuboid's one strong date and a weak neighbour is noise);
+    with `pooled_z` (a published noise model), a run of several dates may instead pool its evidence: its dates'
+    strongest z-scores summed over the square root of their number, beyond pooled_z.
     """
     falls: dict[str, dict[int, list[dict[str, Any]]]] = defaultdict(lambda: defaultdict(list))
     day_of = {date: day for day, date in enumerate(evidence.dates)}
@@ -240,7 +248,7 @@ def cuboid_runs(evidence: Evidence) -> list[Report]:
         for run in consecutive_runs(by_day):
             rows = [row for day in run for row in by_day[day]]
             strongest = min(rows, key=lambda row: row["z"])
-            if strongest["z"] > -RUN_STRONG_Z:
+            if strongest["z"] > -RUN_STRONG_Z and (pooled_z is None or pooled(by_day, run) > -pooled_z):
                 continue
             segment = segment_of(strongest)
             arm = Report("", "", "", "", *segment)
@@ -252,7 +260,8 @@ def cuboid_runs(evidence: Evidence) -> list[Report]:
                 reports.append(Report(date, "hourly_mix", "app_opens", "hourly_traffic_mix_shift", *segment) if bots
                                else Report(date, "conversion_rate", step, "rate_drop_from_median", *segment))
             elif len(days) > 1 and (strongest["z"] <= -RUN_STRONG_Z or sum(
-                    row["z"] <= -SCAN_Z for day in days for row in by_day[day]) >= 2):
+                    row["z"] <= -SCAN_Z for day in days for row in by_day[day]) >= 2 or (
+                    pooled_z is not None and pooled(by_day, days) <= -pooled_z)):
                 reports += [Report(evidence.dates[day], "conversion_rate", step, "rate_drop_from_median", *segment)
                             for day in days]
     return reports

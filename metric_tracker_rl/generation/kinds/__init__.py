@@ -21,6 +21,7 @@ from metric_tracker_rl.generation.kinds import (  # noqa: I001,F401  (imported t
     country_holiday,
     campaign,
     persistent_regression,
+    leaf_blip,
 )
 from metric_tracker_rl.generation.kinds.base import (
     BENIGN_KIND_REGISTRY,

@@ -9,13 +9,13 @@ platform and version. The cuboid's depth counts the dimensions it names, a versi
 
 How a cuboid is chosen: its depth is drawn from 1 to the episode's dial's `max_depth` (the reset's
 `max_cuboid_depth`), each in proportion to itself; then CANDIDATES cuboids of that depth are drawn, and among those
-whose expected signal in their own data is clear (OWN_Z_MIN, from the plan's expected counts: binomial noise, the
-day-to-day spread of its leaves and the aggregate's own) the one whose largest share of a one-dimension parent (the
-value of one of its fields) is smallest is kept, so that every one-dimension view dilutes it most. When none is
-clear, the next shallower depth is tried; when none of any depth is, the kind's base (a release's version) or the
-clearest of some one-dimension cuboids. A candidate whose own data expects fewer than MIN_EXPECTED arrivals on one
-of the incident's dates is never clear, nor is one whose block of hours the hourly tools could not read
-(`block_readable`).
+whose expected signal in their own data is clear (the world's own-z floor, OWN_Z_MIN by default, from the plan's
+expected counts: binomial noise, the day-to-day spread of its leaves and the aggregate's own) the one whose largest
+share of a one-dimension parent (the value of one of its fields) is smallest is kept, so that every one-dimension
+view dilutes it most. When none is clear, the next shallower depth is tried; when none of any depth is, the kind's
+base (a release's version) or the clearest of some one-dimension cuboids. A candidate whose own data expects fewer
+than MIN_EXPECTED arrivals on one of the incident's dates is never clear, nor is one whose block of hours the hourly
+tools could not read (`block_readable`).
 Behind the truth wall: it reads the plan.
 """
 
@@ -29,6 +29,7 @@ import numpy as np
 
 from metric_tracker_rl.generation.segment_plan import CuboidDial, SegmentWorld, pick
 from metric_tracker_rl.spec.published import MIN_HOURLY_DENOMINATOR
+from metric_tracker_rl.spec.tiers import CLEAR_OWN_Z
 from metric_tracker_rl.world.funnel import RATE_NOISE_SIGMA
 from metric_tracker_rl.world.segments import CELL_FIELDS, Segment
 from metric_tracker_rl.world.traffic_split import (
@@ -40,14 +41,14 @@ from metric_tracker_rl.world.traffic_split import (
 
 MAX_FALL = 0.6  # a step falls by at most this much when a small cuboid's fall is raised to be clear
 CANDIDATES = 16  # cuboids drawn per incident; the most diluted clear one is kept
-# Expected z-score of the incident in its own cuboid's daily data: clear beyond the chance level of a scan over
-# every cuboid (some thousand tests per date and step reach about 4.5 by chance), with room for its own noise (a
-# realised z-score falls about one below its expectation one time in six: from 7.5, it stays past 6.5 then).
-OWN_Z_MIN = 7.5
-# A kind whose magnitude scales its signal lowers a drawn magnitude that would stand out beyond OWN_Z_CEILING (times
-# the episode's magnitude scale) in its own data to stand out that much: clear where it happened, and no more
-# visible than that from coarser views.
-OWN_Z_CEILING = 8.0
+# Expected z-score of the incident in its own cuboid's daily data, where the tier does not set its own
+# (tiers.SegmentedMix.own_z), and of an incident of hours in its hours at every tier: OWN_Z_MIN is clear beyond the
+# chance level of a scan over every cuboid (some thousand tests per date and step reach about 4.5 by chance), with
+# room for its own noise (a realised z-score falls about one below its expectation one time in six: from 7.5, it
+# stays past 6.5 then). A kind whose magnitude scales its signal lowers a drawn magnitude that would stand out beyond
+# OWN_Z_CEILING (times the episode's magnitude scale) in its own data to stand out that much: clear where it
+# happened, and no more visible than that from coarser views.
+OWN_Z_MIN, OWN_Z_CEILING = CLEAR_OWN_Z
 MIN_EXPECTED = 25.0  # expected arrivals at the incident's step on each of its dates, at the least
 # Each hour of an hourly incident's block, read in its cells' hours, expects this many arrivals at its step at the
 # least: twice the hourly tools' floor (an hour under it is not judged at all), so that sampling and the hour's own
@@ -252,7 +253,7 @@ def draw_cuboid(world: SegmentWorld, rng: np.random.Generator, rule: CuboidRule,
     for depth in range(draw_depth(world, rng, base), 0, -1):  # a shallower cuboid when none of a depth is clear
         candidates = [_one_cuboid(world, rng, base, fields, depth - cuboid_depth(base), rule.needs_one_of)
                       for _ in range(CANDIDATES)]
-        boosts = [scale_factor(clear(segment), world.magnitude_scale, min_boost) for segment in candidates]
+        boosts = [scale_factor(clear(segment), world, min_boost, rule.hourly) for segment in candidates]
         clear_ones = [(segment, boost) for segment, boost in zip(candidates, boosts, strict=True)
                       if boost <= max_boost]
         if clear_ones:
@@ -261,12 +262,15 @@ def draw_cuboid(world: SegmentWorld, rng: np.random.Generator, rule: CuboidRule,
     return (base if base.named() else _clearest(world, rng, fields, rule.needs_one_of, clear)), 1.0
 
 
-def scale_factor(z: float, magnitude_scale: float, min_boost: float) -> float:
-    """What a magnitude whose expected z-score is `z` is multiplied by: raised to reach OWN_Z_MIN, lowered (not
-    below `min_boost`) to stand out no more than OWN_Z_CEILING x magnitude_scale (never below OWN_Z_MIN)."""
-    ceiling = max(OWN_Z_MIN, OWN_Z_CEILING * magnitude_scale)
-    if z < OWN_Z_MIN:
-        return OWN_Z_MIN / max(z, 1e-9)
+def scale_factor(z: float, world: SegmentWorld, min_boost: float, hourly: bool = False) -> float:
+    """What a magnitude whose expected z-score is `z` is multiplied by: raised to reach the world's own-z floor,
+    lowered (not below `min_boost`) to stand out no more than its ceiling x magnitude_scale (never below the
+    floor). An incident whose evidence is a block of hours (`hourly`) keeps OWN_Z_MIN and OWN_Z_CEILING: its
+    signature is a collapse in those hours, whatever the tier sets for all-day changes."""
+    floor, ceiling = (OWN_Z_MIN, OWN_Z_CEILING) if hourly else world.own_z
+    ceiling = max(floor, ceiling * world.magnitude_scale)
+    if z < floor:
+        return floor / max(z, 1e-9)
     return max(min(1.0, ceiling / z), min_boost)
 
 

@@ -14,7 +14,7 @@ import numpy as np
 
 from metric_tracker_rl.generation.anomalies.base import step_index
 from metric_tracker_rl.generation.kinds.base import IncidentKind, SegmentIncident, register_incident_kind
-from metric_tracker_rl.generation.kinds.cuboid import OWN_Z_MIN, own_z, scale_factor
+from metric_tracker_rl.generation.kinds.cuboid import own_z, scale_factor
 from metric_tracker_rl.generation.kinds.experiment_effect import (
     RUN_DAYS,
     DrawnExperiment,
@@ -70,15 +70,15 @@ class ExperimentBreakage(IncidentKind):
     def _clear_arm(self, world: SegmentWorld, experiment: DrawnExperiment, step: int, magnitude: float,
                    rng: np.random.Generator) -> tuple[DrawnExperiment, float]:
         """The drawn leaf arm with the factor that makes its fall clear in its own data on the weakest of its dates
-        (raised to OWN_Z_MIN, lowered to the ceiling); a cells arm, unscaled, when no factor within the kind's
-        largest fall does (a thin cuboid)."""
+        (raised to the world's own-z floor, lowered to its ceiling); a cells arm, unscaled, when no factor within
+        the kind's largest fall does (a thin cuboid)."""
         assert world.cuboids is not None, "a leaf arm is a cuboid"
         if not all(field in world.cuboids.fields for field in experiment.arm.named()):
             return _with_arm(experiment, experiment_arm(world, rng, cells_only=True)), 1.0
         reach = world.plan.leaf_reach(experiment.days)
         z = own_z(world, reach, experiment.arm, experiment.days, step, magnitude)
-        boost = scale_factor(z, world.magnitude_scale, self.magnitude_bounds[0] / magnitude)
-        if z < OWN_Z_MIN and boost > self.largest_fall(world) / magnitude:
+        boost = scale_factor(z, world, self.magnitude_bounds[0] / magnitude)
+        if z < world.own_z[0] and boost > self.largest_fall(world) / magnitude:
             return _with_arm(experiment, experiment_arm(world, rng, cells_only=True)), 1.0
         return experiment, boost
 

@@ -1,0 +1,94 @@
+"""The leaf check, where the brief publishes its noise model and that an incident changes every leaf of its segment
+by the same share (a single leaf's fall being benign): a fall the scan localised is a leaf blip when one leaf
+carries it and the rest of its cuboid did not fall with it.
+
+For each fall, one query reads the leaves of its cuboid on its date (each leaf's residual against the scan's
+same-weekday baseline, its expected conversions and its sampling variance) and returns the cuboid's sums and those
+of its most fallen leaf (by z). The rest of the cuboid (every other leaf) then weighs the two explanations under the
+published noise model: a blip leaves the rest unchanged (z0, the rest's change against none), an incident moves
+it by the same share as that leaf (z1, the rest's change against the leaf's, in the noise of both). The fall is a
+blip where the rest is likelier unchanged, by the odds BLIP_ODDS gives blips (a tier draws more of them than
+incidents, and they are the only one-date falls that large): z0^2 - z1^2 < BLIP_ODDS. A cuboid of one leaf is a
+blip too (no incident is confined to a single leaf).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from metric_tracker_rl.agents.expert_core.cuboid_queries import (
+    ALIAS,
+    BASELINE_NOISE,
+    EVENT_ALIAS,
+    LEAF_SPREAD,
+    RATE_FLOOR,
+)
+from metric_tracker_rl.agents.expert_core.queries import EVENT_OF, STEPS, sql_text
+from metric_tracker_rl.world.segments import SEGMENT_FIELDS
+
+# The published day-to-day spread of a cell's step conversion and of a leaf's own (noise_model): the cell's is
+# shared by its leaves, so a sum of leaves keeps it whole where they share a cell.
+CELL_SPREAD = 0.03
+BLIP_ODDS = 4.0  # twice the log of the prior odds of a blip against an incident on one leaf's fall (e^2, about 7)
+
+
+def leaves_queries(falls: list[dict[str, Any]], most_chars: int) -> list[str]:
+    """leaves_sql over `falls` in as few statements as keep each within `most_chars` (the query tool's limit)."""
+    statements: list[str] = []
+    first = 0
+    while first < len(falls):
+        last = first + 1
+        while last < len(falls) and len(leaves_sql(falls[first:last + 1], first)) <= most_chars:
+            last += 1
+        statements.append(leaves_sql(falls[first:last], first))
+        first = last
+    return statements
+
+
+def leaves_sql(falls: list[dict[str, Any]], first_k: int = 0) -> str:
+    """Per fall (k, first_k plus its position in `falls`): the residual r, expected conversions e and variance w of
+    its cuboid's leaves on its date, summed, and those of the leaf that fell furthest in its own noise (top_r,
+    top_e, top_w); `leaves`, how many leaves held conversions."""
+    named = {row["entity_name"] for row in falls}
+    steps = [(name, EVENT_ALIAS[EVENT_OF[n]], EVENT_ALIAS[EVENT_OF[d]]) for name, n, d in STEPS if name in named]
+    wanted = ", ".join(f"({first_k + k}, DATE '{row['date']}', '{row['entity_name']}', "
+                       + ", ".join(sql_text(row.get(f), k == 0) for f in SEGMENT_FIELDS) + ")"
+                       for k, row in enumerate(falls))
+    medians = ", ".join(f"median({n} / {d}) FILTER ({d} > 0) OVER w q{i}" for i, (_, n, d) in enumerate(steps))
+
+    def case(term: str) -> str:
+        return "CASE f.step " + " ".join(f"WHEN '{name}' THEN " + term.format(n=n, d=d, q=f"q{i}")
+                                         for i, (name, n, d) in enumerate(steps)) + " END"
+
+    inside = " AND ".join(f"(f.{a} IS NULL OR x.{a} = f.{a})" for a in ALIAS.values())
+    variance = f"greatest(x.{{q}} * (1 - x.{{q}}), {RATE_FLOOR} * x.{{q}}) * x.{{d}}"
+    return (f"WITH f(k, date, step, p, c, v, h, u) AS (VALUES {wanted}), "
+            "l AS (SELECT date, platform p, country c, app_version v, channel h, user_type u, app_opens o, "
+            "menu_opens m, product_added_to_cart c2, orders_placed p2, payment_successful y FROM daily_by_segment), "
+            "t AS (SELECT date, p, c, h, u, sum(o) o, sum(m) m, sum(c2) c2, sum(p2) p2, sum(y) y FROM l GROUP BY ALL), "
+            f"q AS (SELECT date, p, c, h, u, {medians} FROM t WINDOW w AS (PARTITION BY p, c, h, u, isodow(date) "
+            "ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING EXCLUDE CURRENT ROW)), "
+            "x AS (SELECT * FROM l JOIN q USING (date, p, c, h, u)), "
+            f"g AS (SELECT f.k, {case('x.{n} - x.{q} * x.{d}')} r, {case('x.{q} * x.{d}')} e, {case(variance)} w "
+            f"FROM f JOIN x ON x.date = f.date AND {inside}), "
+            f"s AS (SELECT *, r / sqrt({BASELINE_NOISE} * w + ({LEAF_SPREAD} * e) ^ 2) z FROM g WHERE e > 0) "
+            "SELECT k, count(*) leaves, round(sum(r), 1) r, round(sum(e), 1) e, round(sum(w), 1) w, "
+            "round(arg_min(r, z), 1) top_r, round(arg_min(e, z), 1) top_e, round(arg_min(w, z), 1) top_w "
+            "FROM s GROUP BY k ORDER BY k")
+
+
+def is_blip(row: dict[str, Any]) -> bool:
+    """Whether a fall's leaves (a row of leaves_sql) say a single leaf carried it: see the module docstring."""
+    if int(row["leaves"]) <= 1:
+        return True
+    top_e, rest_e = float(row["top_e"]), float(row["e"]) - float(row["top_e"])
+    if top_e <= 0 or rest_e <= 0:
+        return rest_e <= 0
+    top_change, rest_change = float(row["top_r"]) / top_e, (float(row["r"]) - float(row["top_r"])) / rest_e
+    spread = math.hypot(LEAF_SPREAD, CELL_SPREAD)
+    top_var = (BASELINE_NOISE * float(row["top_w"]) + (spread * top_e) ** 2) / top_e ** 2
+    rest_var = (BASELINE_NOISE * (float(row["w"]) - float(row["top_w"])) + (spread * rest_e) ** 2) / rest_e ** 2
+    unchanged = rest_change ** 2 / rest_var
+    alike = (rest_change - top_change) ** 2 / (rest_var + top_var)
+    return unchanged - alike < BLIP_ODDS
