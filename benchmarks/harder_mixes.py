@@ -30,15 +30,11 @@ AGENTS = ("deep_expert", "scan_analyst")
 def deep_with(dials: dict[str, Any], kinds: tuple[str, ...], only_kinds: bool) -> Iterator[None]:
     """Deep's tier with `dials` set and `kinds` added to its incident kinds (or, with `only_kinds`, in their
     place), for the duration of the block."""
-    deep = TIERS.unregister("deep")
+    deep = TIERS["deep"]
     assert deep.segmented is not None
     incident_kinds = kinds if only_kinds else deep.segmented.incident_kinds + kinds
-    TIERS.register(replace(deep, segmented=replace(deep.segmented, incident_kinds=incident_kinds, **dials)))
-    try:
+    with TIERS.substituted(replace(deep, segmented=replace(deep.segmented, incident_kinds=incident_kinds, **dials))):
         yield
-    finally:
-        TIERS.unregister("deep")
-        TIERS.register(deep)
 
 
 def parsed_setting(text: str) -> tuple[dict[str, Any], tuple[str, ...]]:

@@ -64,6 +64,17 @@ def test_unregister_leaves_the_registry_as_it_was() -> None:
         registry.unregister("scratch")
 
 
+def test_a_substitute_keeps_its_place_and_the_original_comes_back_even_after_an_error() -> None:
+    registry = Registry("item", (Item("a"), Item("b"), Item("c")))
+    with pytest.raises(RuntimeError), registry.substituted(Item("b", size=9)) as held:
+        assert held == Item("b", size=9)
+        assert registry.names() == ("a", "b", "c") and registry["b"].size == 9
+        raise RuntimeError("the block fails")
+    assert registry.names() == ("a", "b", "c") and registry["b"] == Item("b")
+    with pytest.raises(UnknownName, match="valid: a, b, c"), registry.substituted(Item("z")):
+        pass
+
+
 def test_families_kinds_tiers_tools_and_agents_share_the_registry() -> None:
     for registry in (FAMILY_REGISTRY, INCIDENT_KIND_REGISTRY, BENIGN_KIND_REGISTRY, TIERS, TOOL_REGISTRY, AGENTS):
         assert isinstance(registry, Registry)

@@ -9,6 +9,7 @@ as a Mapping from name to entry. It imports nothing of the project, so every lay
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from typing import Generic, TypeVar, overload
 
 T = TypeVar("T")
@@ -52,6 +53,23 @@ class Registry(Mapping[str, T], Generic[T]):
         entry = self[name]
         del self._entries[name]
         return entry
+
+    @contextmanager
+    def substituted(self, entry: T, name: str | None = None) -> Iterator[T]:
+        """Hold `entry` in place of the one registered under its name (or `name`) for the block, at the same place in
+        the order, and put the original back after it: a scratch variation (a benchmark's, a test's) that every
+        lookup meets while it lasts and that leaves the registry as it found it."""
+        key = name if name is not None else getattr(entry, "name", None)
+        if not isinstance(key, str):
+            raise ValueError(f"a {self.what} needs a name to be substituted under, got {key!r}")
+        original = self[key]
+        if self._check is not None:
+            self._check(entry)
+        self._entries[key] = entry
+        try:
+            yield entry
+        finally:
+            self._entries[key] = original
 
     def names(self) -> tuple[str, ...]:
         """Every registered name, in registration order."""
