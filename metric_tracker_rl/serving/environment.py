@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import atexit
 import functools
+import threading
 import uuid
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextvars import ContextVar
@@ -135,6 +136,12 @@ class MetricTrackerRlEnvironment(McpToolSurface, TaskProviderMixin,
         self._episode_score = 0.0  # best graded score so far = the sum of the episode's rewards
         self._released: Future[None] | None = None  # the release of the previous episode's resources
         self._methods_used: set[str] = set()  # analysis methods the episode ran successfully (the grader's due)
+        # One step of a session at a time, however many a client sends at once: the step budget is counted and
+        # spent inside, so concurrent calls never run more steps than the budget. The threading lock serves
+        # threads that call `step`; the event loop's callers queue on an asyncio lock first, so the loop itself
+        # never blocks on a step running in a thread.
+        self._step_lock = threading.Lock()
+        self._async_step_lock: tuple[asyncio.AbstractEventLoop, asyncio.Lock] | None = None
 
     # --- OpenEnv interface -------------------------------------------------------------------------
 
@@ -172,6 +179,11 @@ class MetricTrackerRlEnvironment(McpToolSurface, TaskProviderMixin,
              ) -> MetricTrackerRlObservation:
         if isinstance(action, MCP_ACTIONS):  # MCP tool discovery and calls (metric_tracker_rl.serving.mcp_surface)
             return self.mcp_step(action)
+        with self._step_lock:
+            return self._step_alone(action)
+
+    def _step_alone(self, action: MetricTrackerRlAction) -> MetricTrackerRlObservation:
+        """One step, with no other step of this session running (the caller holds the step lock)."""
         if self._episode is None:
             return MetricTrackerRlObservation(status="error", reward=0.0, done=False, instruction=INSTRUCTION,
                                               message=NO_EPISODE_OVER_HTTP if STATELESS_STEP.get() else NO_EPISODE)
@@ -194,6 +206,19 @@ class MetricTrackerRlEnvironment(McpToolSurface, TaskProviderMixin,
         of up to 200 rows) run on a worker thread so they never hold up other sessions."""
         if isinstance(action, MCP_ACTIONS):  # MCP tool discovery and calls (metric_tracker_rl.serving.mcp_surface)
             return await self.mcp_step_async(action)
+        async with self._session_turn():
+            return await self._step_async_alone(action, timeout_s, **kwargs)
+
+    def _session_turn(self) -> asyncio.Lock:
+        """The asyncio lock that queues this session's steps on the running event loop (made for the loop that
+        first needs it: an in-process user may drive one environment from successive loops)."""
+        loop = asyncio.get_running_loop()
+        if self._async_step_lock is None or self._async_step_lock[0] is not loop:
+            self._async_step_lock = (loop, asyncio.Lock())
+        return self._async_step_lock[1]
+
+    async def _step_async_alone(self, action: MetricTrackerRlAction, timeout_s: float | None, **kwargs: Any
+                                ) -> MetricTrackerRlObservation:
         # Unknown tools, invalid arguments and mixed actions end in a cheap error observation: inline too.
         if action.analysis_method is not None and action.analysis_method not in THREADED_TOOLS:
             return self.step(action, timeout_s=timeout_s, **kwargs)
