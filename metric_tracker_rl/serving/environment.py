@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import atexit
 import functools
+import secrets
 import threading
 import uuid
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -148,7 +149,7 @@ class MetricTrackerRlEnvironment(McpToolSurface, TaskProviderMixin,
     def reset(self, seed: int | None = None, episode_id: str | None = None, **kwargs: Any
               ) -> MetricTrackerRlObservation:
         try:
-            config = resolve_reset(seed=seed, secret=self._held_out_secret, **kwargs)
+            config = resolve_reset(seed=seed, secret=self._episode_secret(), **kwargs)
             episode = build_episode(TIERS[config.difficulty], config)
         except ValueError as exc:
             # The current episode, if any, is left as it was, and the observation shows its true budgets.
@@ -174,6 +175,14 @@ class MetricTrackerRlEnvironment(McpToolSurface, TaskProviderMixin,
             instruction=INSTRUCTION, config=episode.public.task["config"], **_published_facts(episode),
             **_catalogs(),
         )
+
+    def _episode_secret(self) -> str:
+        """What the next episode's random streams mix in: nothing in open mode; in held-out mode the server's secret
+        and a fresh nonce, so each reset draws a new episode of the same settings. Graded feedback on one reset
+        (which rows matched) then says nothing about the episode any other reset of those settings gives."""
+        if not self._held_out_secret:
+            return ""
+        return f"{self._held_out_secret}\n{secrets.token_hex(16)}"
 
     def step(self, action: MetricTrackerRlAction, timeout_s: float | None = None, **kwargs: Any
              ) -> MetricTrackerRlObservation:

@@ -10,8 +10,9 @@ room for them, and otherwise waits for a holder: with many sessions, sending an 
 (megabytes each time, while evicting another episode's) would cost far more than the wait.
 
 `FairGate` hands out turns at the workers to the server's sessions: at most `per_client` statements of one client
-run at once, the rest wait in that client's own queue, and a free worker goes to the next client in turn. So one
-client's slow queries (all its sessions running them back to back) leave a worker to every other client. The
+run at once, the rest wait in that client's own queue, and a free worker goes to the waiting client that runs the
+fewest. Clients whose statements are slow hold all workers but one together, so slow queries from any number of
+addresses leave a worker to every other client's cheap ones. The
 server names the client (its peer address) through `CLIENT`, which it sets for each connection; code outside a
 server (tests, a trainer stepping environments in process) has no gate and takes the first free worker.
 """
@@ -48,7 +49,15 @@ WALL_BACKSTOP = 8.0  # times the CPU deadline
 POLL_S = 0.05
 _CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 START_TIMEOUT_S = 60.0
-MAX_START_FAILURES = 3  # workers in a row that could not start before queries are refused
+FIRST_BACKOFF_S = 0.25  # after a worker died before it was ready; doubled with each failure in a row
+MAX_BACKOFF_S = 4.0
+# How long a statement waits for a busy worker that holds its episode's tables before loading them into an idle
+# one (evicting another episode's): a holder busy with a slow statement may take the whole time limit.
+HOLDER_WAIT_S = 0.5
+# A statement that holds its turn this long makes its client slow for SLOW_MEMORY_S (FairGate): a typical statement
+# takes milliseconds, one near the time limit a second.
+QUICK_S = 0.25
+SLOW_MEMORY_S = 10.0
 # The peer address of the connection a step came from; set by the server for each connection, read where a SQL
 # step is scheduled (MetricTrackerRlEnvironment.step_async).
 CLIENT: ContextVar[str] = ContextVar("sql_client", default="local")
@@ -155,6 +164,7 @@ class SqlPool:
         self._closed = False
         self.replaced = 0  # workers killed or lost and started again (for tests and operators)
         self.start_failures = 0  # workers in a row that could not start
+        self._restarting = 0  # workers that died before they were ready, to be started again after a backoff
         self._busy = 0
 
     def run(self, key: int, tables: Callable[[], Mapping[str, SqlTable]], sql: str, offset: int,
@@ -218,29 +228,30 @@ class SqlPool:
         with self._condition:
             if self._closed:
                 raise RuntimeError("the SQL pool is closed")
-            if self.start_failures >= MAX_START_FAILURES:
-                raise WorkerFailed(timed_out=False, started=False)
-            while len(self._workers) < self.size:
+            while len(self._workers) + self._restarting < self.size:
                 self._start()
-            while (worker := self._pick(key)) is None:
-                self._condition.wait()
-                if self.start_failures >= MAX_START_FAILURES:
-                    raise WorkerFailed(timed_out=False, started=False)
+            waiting_since = time.monotonic()
+            while (worker := self._pick(key, time.monotonic() - waiting_since < HOLDER_WAIT_S)) is None:
+                if self.start_failures and not self._idle and not self._busy:
+                    raise WorkerFailed(timed_out=False, started=False)  # none is ready: the caller says retry
+                self._condition.wait(timeout=HOLDER_WAIT_S)
             self._idle.remove(worker)
             self._busy += 1
             return worker
 
-    def _pick(self, key: int) -> _Worker | None:
+    def _pick(self, key: int, patient: bool) -> _Worker | None:
         """The idle worker for a statement over episode `key` (the caller holds the condition), or None to wait:
-        one that holds the tables; else, while a busy one holds them, an idle one with room to load them without
-        evicting another episode's; else the idle one holding the fewest tables."""
+        one that holds the tables; else, while a busy one holds them and the statement is `patient`, an idle one
+        with room to load them without evicting another episode's; else the idle one holding the fewest tables.
+        A statement stops being patient after HOLDER_WAIT_S: a holder busy with a slow statement is not waited
+        for longer than loading the tables elsewhere costs."""
         if not self._idle:
             return None
         holding = next((w for w in self._idle if key in w.loaded), None)
         if holding is not None:
             return holding
         size = next((w.loaded[key] for w in self._workers if key in w.loaded), None)
-        if size is None:
+        if size is None or not patient:
             return min(self._idle, key=lambda w: sum(w.loaded.values()))
         roomy = [w for w in self._idle if sum(w.loaded.values()) + size <= CACHE_MB * 2**20]
         return min(roomy, key=lambda w: sum(w.loaded.values())) if roomy else None
@@ -261,7 +272,9 @@ class SqlPool:
             worker.kill()
 
     def _start(self) -> None:
-        """Start a worker (caller holds the condition); it joins the idle ones once it has said it is ready."""
+        """Start a worker (caller holds the condition); it joins the idle ones once it has said it is ready. One
+        that dies before it is ready (the OOM killer, a full machine) is replaced after a backoff that doubles with
+        each failure in a row, up to MAX_BACKOFF_S, for as long as the pool is open: the pool never gives up."""
         worker = _Worker()
         self._workers.add(worker)
 
@@ -269,13 +282,17 @@ class SqlPool:
             try:
                 worker.wait_ready()
             except WorkerFailed:
-                time.sleep(0.5)  # a worker that cannot start: try again a few times, without spinning
                 with self._condition:
                     self._workers.discard(worker)
+                    self._restarting += 1  # counted as started: no statement starts another during the backoff
                     self.start_failures += 1
-                    if self.start_failures >= MAX_START_FAILURES:
-                        self._condition.notify_all()  # waiting statements learn that no worker will come
-                    elif not self._closed:
+                    self.replaced += 1
+                    self._condition.notify_all()  # waiting statements learn that no worker is ready yet
+                    backoff = start_backoff(self.start_failures)
+                time.sleep(backoff)
+                with self._condition:
+                    self._restarting -= 1
+                    if not self._closed and len(self._workers) + self._restarting < self.size:
                         self._start()
                 return
             with self._condition:
@@ -285,6 +302,11 @@ class SqlPool:
                     self._condition.notify_all()
 
         threading.Thread(target=ready, daemon=True, name="sql-worker-start").start()
+
+
+def start_backoff(failures: int) -> float:
+    """Seconds to wait before starting a worker again after `failures` failed starts in a row."""
+    return min(MAX_BACKOFF_S, FIRST_BACKOFF_S * 2 ** (failures - 1))
 
 
 def _table_bytes(tables: Mapping[str, SqlTable]) -> int:
@@ -324,14 +346,22 @@ def _stop_workers() -> None:
 
 class FairGate:
     """Turns at the SQL workers for the server's sessions, fair between clients (see the module docstring).
-    One per event loop; `slots` is the pool's size."""
+    One per event loop; `slots` is the pool's size.
 
-    def __init__(self, slots: int, per_client: int) -> None:
+    A client runs at most `per_client` statements at once. A free slot goes to the waiting client that runs the
+    fewest statements (clients in turn among equals), so no client holds more than its share while another waits.
+    And clients whose statements are slow (one took QUICK_S or more in the last SLOW_MEMORY_S) hold at most all
+    slots but one together: the last slot is kept for quick statements, so a client's cheap query never waits
+    for the slow ones of other clients, however many addresses send them."""
+
+    def __init__(self, slots: int, per_client: int, clock: Callable[[], float] = time.monotonic) -> None:
         self.slots = slots
         self.per_client = per_client
+        self.clock = clock
         self.running: collections.Counter[str] = collections.Counter()
         self.waiting: dict[str, collections.deque[asyncio.Future[None]]] = {}
         self.order: collections.deque[str] = collections.deque()  # clients with waiters, next first
+        self.slow_until: dict[str, float] = {}  # client -> when its last slow statement stops counting
 
     @contextlib.asynccontextmanager
     async def turn(self, client: str) -> AsyncIterator[None]:
@@ -352,13 +382,32 @@ class FairGate:
                 else:
                     self._withdraw(client, future)
                 raise
+        started = self.clock()
         try:
             yield
         finally:
+            self._note_duration(client, self.clock() - started)
             self._release(client)
 
+    def slow(self, client: str) -> bool:
+        """Whether `client` ran a slow statement recently."""
+        return self.slow_until.get(client, 0.0) > self.clock()
+
+    def _note_duration(self, client: str, seconds: float) -> None:
+        now = self.clock()
+        if seconds >= QUICK_S:
+            self.slow_until[client] = now + SLOW_MEMORY_S
+        for name in [name for name, until in self.slow_until.items() if until <= now]:
+            del self.slow_until[name]  # forgotten: the table stays as small as the clients recently slow
+
     def _may_start(self, client: str) -> bool:
-        return sum(self.running.values()) < self.slots and self.running[client] < self.per_client
+        total = sum(self.running.values())
+        if total >= self.slots or self.running[client] >= self.per_client:
+            return False
+        if not self.slow(client) or self.slots == 1:
+            return True
+        slow_running = sum(count for name, count in self.running.items() if self.slow(name))
+        return slow_running < self.slots - 1
 
     def _release(self, client: str) -> None:
         self.running[client] -= 1
@@ -375,19 +424,20 @@ class FairGate:
                 self.order.remove(client)
 
     def _dispatch(self) -> None:
-        """Grant free slots, one client at a time in turn, each up to its own limit."""
-        for _ in range(len(self.order)):
-            if sum(self.running.values()) >= self.slots:
+        """Grant free slots, each to the waiting client that may start and runs the fewest statements (the
+        earliest in turn among equals)."""
+        while True:
+            ready = [client for client in self.order if self._may_start(client)]
+            if not ready:
                 return
-            client = self.order[0]
-            self.order.rotate(-1)
-            if self.running[client] >= self.per_client:
-                continue
+            client = min(ready, key=lambda name: self.running[name])
+            self.order.remove(client)
             queue = self.waiting[client]
             future = queue.popleft()
-            if not queue:
+            if queue:
+                self.order.append(client)  # its next statement waits for its next turn
+            else:
                 del self.waiting[client]
-                self.order.remove(client)
             self.running[client] += 1
             future.set_result(None)
 
