@@ -43,7 +43,7 @@ from metric_tracker_rl.spec.task_splits import TaskProviderMixin, resolve_reset
 from metric_tracker_rl.spec.tasks import RETRY_COST, task_catalog
 from metric_tracker_rl.spec.tiers import TIERS
 from metric_tracker_rl.spec.validation import validate_rows
-from metric_tracker_rl.sql.pool import CLIENT, gate, sql_threads
+from metric_tracker_rl.sql.pool import CLIENT, gate, sql_threads, statement_seconds
 from metric_tracker_rl.world.segment_brief import KindText, benign_brief, kinds_brief, segmented_brief
 
 MAX_SUBMISSION_ROWS = 200
@@ -234,9 +234,11 @@ class MetricTrackerRlEnvironment(McpToolSurface, TaskProviderMixin,
         if action.analysis_method == SQL_TOOL and self._episode is not None and not self._done:
             # A statement waits for its client's turn at the SQL workers (sql.pool.FairGate), on threads of its
             # own: one client's slow queries hold up neither another client's nor anyone's submissions.
-            async with gate().turn(CLIENT.get()):
-                return await asyncio.get_running_loop().run_in_executor(
-                    sql_threads(), functools.partial(self.step, action, timeout_s=timeout_s, **kwargs))
+            async with gate().turn(CLIENT.get()) as turn:
+                observation, turn.seconds = await asyncio.get_running_loop().run_in_executor(
+                    sql_threads(), statement_seconds, functools.partial(self.step, action, timeout_s=timeout_s,
+                                                                        **kwargs))
+                return observation
         return await asyncio.to_thread(self.step, action, timeout_s=timeout_s, **kwargs)
 
     def close(self) -> None:

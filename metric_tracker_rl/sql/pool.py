@@ -200,7 +200,11 @@ class SqlPool:
                 worker.loaded.move_to_end(key)
                 forget, worker.forget = worker.forget, []
             deadline = TIME_LIMIT_S + KILL_GRACE_S + (LOAD_GRACE_S if send is not None else 0.0)
-            reply = worker.call(("query", key, send, sql, offset, limit, forget), deadline)
+            began = time.monotonic()
+            try:
+                reply = worker.call(("query", key, send, sql, offset, limit, forget), deadline)
+            finally:
+                _STATEMENT.seconds = getattr(_STATEMENT, "seconds", 0.0) + time.monotonic() - began
             healthy = not reply[-1]  # a worker that retires or must restart exits after its reply
             return reply
         finally:
@@ -344,6 +348,24 @@ def _stop_workers() -> None:
             _POOL.close()
 
 
+_STATEMENT = threading.local()  # `seconds`: how long this thread's statements held a worker (see statement_seconds)
+
+
+def statement_seconds(run: Callable[[], Any]) -> tuple[Any, float]:
+    """`run()`'s result and how long the statements it ran in this thread held a worker: what a statement costs
+    the pool, without the time it waited for a worker to start or to come free."""
+    _STATEMENT.seconds = 0.0
+    result = run()
+    return result, _STATEMENT.seconds
+
+
+class Turn:
+    """A turn at the workers; whoever holds it may say how long its statement held a worker (`seconds`), which
+    the gate then counts instead of the whole turn (a first statement may wait for the workers to start)."""
+
+    seconds: float | None = None
+
+
 class FairGate:
     """Turns at the SQL workers for the server's sessions, fair between clients (see the module docstring).
     One per event loop; `slots` is the pool's size.
@@ -364,7 +386,7 @@ class FairGate:
         self.slow_until: dict[str, float] = {}  # client -> when its last slow statement stops counting
 
     @contextlib.asynccontextmanager
-    async def turn(self, client: str) -> AsyncIterator[None]:
+    async def turn(self, client: str) -> AsyncIterator[Turn]:
         if not self.waiting and self._may_start(client):
             self.running[client] += 1
         else:
@@ -382,11 +404,11 @@ class FairGate:
                 else:
                     self._withdraw(client, future)
                 raise
-        started = self.clock()
+        started, held = self.clock(), Turn()
         try:
-            yield
+            yield held
         finally:
-            self._note_duration(client, self.clock() - started)
+            self._note_duration(client, self.clock() - started if held.seconds is None else held.seconds)
             self._release(client)
 
     def slow(self, client: str) -> bool:
@@ -438,6 +460,8 @@ class FairGate:
                 self.order.append(client)  # its next statement waits for its next turn
             else:
                 del self.waiting[client]
+            if future.done():  # cancelled, its waiter not yet told: it takes no turn
+                continue
             self.running[client] += 1
             future.set_result(None)
 
