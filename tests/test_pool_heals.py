@@ -27,7 +27,8 @@ from metric_tracker_rl import MetricTrackerRlAction
 from metric_tracker_rl.serving.environment import MetricTrackerRlEnvironment
 from metric_tracker_rl.serving.local_server import free_port, serving
 from metric_tracker_rl.sql import pool as sql_pool
-from metric_tracker_rl.sql.pool import MAX_BACKOFF_S, QUICK_S, SLOW_MEMORY_S, FairGate, SqlPool, start_backoff
+from metric_tracker_rl.sql.fair_gate import QUICK_S, SLOW_MEMORY_S, FairGate
+from metric_tracker_rl.sql.pool import MAX_BACKOFF_S, SqlPool, start_backoff
 from metric_tracker_rl.sql.sandbox import NOT_READY_MESSAGE
 
 CHEAP = "SELECT count(*) AS n FROM daily"
@@ -115,6 +116,31 @@ def test_a_slow_client_stays_slow_after_a_cheap_query_until_its_slow_one_is_old(
     assert not gate.slow("a")
     run_turns(gate, clock, [("a", QUICK_S / 10)])
     assert not gate.slow("a") and not gate.slow_until  # forgotten: the table keeps only recent slow clients
+
+
+def test_new_addresses_whose_first_statements_run_long_count_as_slow_before_they_end() -> None:
+    """Eight addresses never seen before each start a slow statement: once those have held their turns QUICK_S,
+    they are slow clients, and a client known to be quick gets the kept worker ahead of the unseen ones."""
+    clock = FakeClock()
+    gate = FairGate(slots=3, per_client=2, clock=clock)
+    run_turns(gate, clock, [("victim", 0.001)])
+    attackers = [f"127.0.0.{index}" for index in range(2, 10)]
+
+    async def scenario() -> None:
+        first, tasks, release = await started(gate, attackers)
+        assert first == attackers[:3]  # unseen: nothing tells them from quick clients yet
+        clock.now += QUICK_S
+        assert all(gate.slow(client) for client in first)
+        victim, more, release_victim = await started(gate, ["victim"])
+        assert victim == []  # every worker is busy: nothing is taken back
+        release.set()  # the first three end: the freed workers go to the victim, then to unseen ones
+        for _ in range(10):
+            await asyncio.sleep(0)
+        assert gate.running["victim"] == 1
+        release_victim.set()
+        await asyncio.gather(*tasks, *more)
+
+    asyncio.run(scenario())
 
 
 def test_a_freed_worker_goes_to_the_waiting_client_that_runs_the_fewest() -> None:

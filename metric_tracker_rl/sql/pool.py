@@ -9,10 +9,10 @@ that holds its episode's tables; when those are all busy, it loads them into an 
 room for them, and otherwise waits for a holder: with many sessions, sending an episode's tables again and again
 (megabytes each time, while evicting another episode's) would cost far more than the wait.
 
-`FairGate` hands out turns at the workers to the server's sessions: at most `per_client` statements of one client
-run at once, the rest wait in that client's own queue, and a free worker goes to the waiting client that runs the
-fewest. Clients whose statements are slow hold all workers but one together, so slow queries from any number of
-addresses leave a worker to every other client's cheap ones. The
+`FairGate` (metric_tracker_rl.sql.fair_gate) hands out turns at the workers to the server's sessions: at most
+`per_client` statements of one client run at once, the rest wait in that client's own queue, and a free worker
+goes to the waiting client that runs the fewest. Clients whose statements are slow hold all workers but one
+together, so slow queries from any number of addresses leave a worker to every other client's cheap ones. The
 server names the client (its peer address) through `CLIENT`, which it sets for each connection; code outside a
 server (tests, a trainer stepping environments in process) has no gate and takes the first free worker.
 """
@@ -31,13 +31,14 @@ import sys
 import threading
 import time
 import weakref
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import Callable, Mapping
 from contextvars import ContextVar
 from pathlib import Path
 from typing import IO, Any
 
 from metric_tracker_rl.sql.columns import SqlTable
 from metric_tracker_rl.sql.engine import CACHE_MB, QUERY_MB, TIME_LIMIT_S
+from metric_tracker_rl.sql.fair_gate import FairGate
 
 DEFAULT_WORKERS = 3
 KILL_GRACE_S = 0.5  # past the time limit before a worker that does not answer is killed
@@ -54,10 +55,6 @@ MAX_BACKOFF_S = 4.0
 # How long a statement waits for a busy worker that holds its episode's tables before loading them into an idle
 # one (evicting another episode's): a holder busy with a slow statement may take the whole time limit.
 HOLDER_WAIT_S = 0.5
-# A statement that holds its turn this long makes its client slow for SLOW_MEMORY_S (FairGate): a typical statement
-# takes milliseconds, one near the time limit a second.
-QUICK_S = 0.25
-SLOW_MEMORY_S = 10.0
 # The peer address of the connection a step came from; set by the server for each connection, read where a SQL
 # step is scheduled (MetricTrackerRlEnvironment.step_async).
 CLIENT: ContextVar[str] = ContextVar("sql_client", default="local")
@@ -357,113 +354,6 @@ def statement_seconds(run: Callable[[], Any]) -> tuple[Any, float]:
     _STATEMENT.seconds = 0.0
     result = run()
     return result, _STATEMENT.seconds
-
-
-class Turn:
-    """A turn at the workers; whoever holds it may say how long its statement held a worker (`seconds`), which
-    the gate then counts instead of the whole turn (a first statement may wait for the workers to start)."""
-
-    seconds: float | None = None
-
-
-class FairGate:
-    """Turns at the SQL workers for the server's sessions, fair between clients (see the module docstring).
-    One per event loop; `slots` is the pool's size.
-
-    A client runs at most `per_client` statements at once. A free slot goes to the waiting client that runs the
-    fewest statements (clients in turn among equals), so no client holds more than its share while another waits.
-    And clients whose statements are slow (one took QUICK_S or more in the last SLOW_MEMORY_S) hold at most all
-    slots but one together: the last slot is kept for quick statements, so a client's cheap query never waits
-    for the slow ones of other clients, however many addresses send them."""
-
-    def __init__(self, slots: int, per_client: int, clock: Callable[[], float] = time.monotonic) -> None:
-        self.slots = slots
-        self.per_client = per_client
-        self.clock = clock
-        self.running: collections.Counter[str] = collections.Counter()
-        self.waiting: dict[str, collections.deque[asyncio.Future[None]]] = {}
-        self.order: collections.deque[str] = collections.deque()  # clients with waiters, next first
-        self.slow_until: dict[str, float] = {}  # client -> when its last slow statement stops counting
-
-    @contextlib.asynccontextmanager
-    async def turn(self, client: str) -> AsyncIterator[Turn]:
-        if not self.waiting and self._may_start(client):
-            self.running[client] += 1
-        else:
-            future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-            if client not in self.waiting:
-                self.waiting[client] = collections.deque()
-                self.order.append(client)
-            self.waiting[client].append(future)
-            self._dispatch()
-            try:
-                await future
-            except asyncio.CancelledError:
-                if future.done() and not future.cancelled():
-                    self._release(client)  # granted as it was cancelled: hand the turn on
-                else:
-                    self._withdraw(client, future)
-                raise
-        started, held = self.clock(), Turn()
-        try:
-            yield held
-        finally:
-            self._note_duration(client, self.clock() - started if held.seconds is None else held.seconds)
-            self._release(client)
-
-    def slow(self, client: str) -> bool:
-        """Whether `client` ran a slow statement recently."""
-        return self.slow_until.get(client, 0.0) > self.clock()
-
-    def _note_duration(self, client: str, seconds: float) -> None:
-        now = self.clock()
-        if seconds >= QUICK_S:
-            self.slow_until[client] = now + SLOW_MEMORY_S
-        for name in [name for name, until in self.slow_until.items() if until <= now]:
-            del self.slow_until[name]  # forgotten: the table stays as small as the clients recently slow
-
-    def _may_start(self, client: str) -> bool:
-        total = sum(self.running.values())
-        if total >= self.slots or self.running[client] >= self.per_client:
-            return False
-        if not self.slow(client) or self.slots == 1:
-            return True
-        slow_running = sum(count for name, count in self.running.items() if self.slow(name))
-        return slow_running < self.slots - 1
-
-    def _release(self, client: str) -> None:
-        self.running[client] -= 1
-        if self.running[client] <= 0:
-            del self.running[client]
-        self._dispatch()
-
-    def _withdraw(self, client: str, future: asyncio.Future[None]) -> None:
-        queue = self.waiting.get(client)
-        if queue is not None and future in queue:
-            queue.remove(future)
-            if not queue:
-                del self.waiting[client]
-                self.order.remove(client)
-
-    def _dispatch(self) -> None:
-        """Grant free slots, each to the waiting client that may start and runs the fewest statements (the
-        earliest in turn among equals)."""
-        while True:
-            ready = [client for client in self.order if self._may_start(client)]
-            if not ready:
-                return
-            client = min(ready, key=lambda name: self.running[name])
-            self.order.remove(client)
-            queue = self.waiting[client]
-            future = queue.popleft()
-            if queue:
-                self.order.append(client)  # its next statement waits for its next turn
-            else:
-                del self.waiting[client]
-            if future.done():  # cancelled, its waiter not yet told: it takes no turn
-                continue
-            self.running[client] += 1
-            future.set_result(None)
 
 
 _GATES: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, FairGate] = weakref.WeakKeyDictionary()
