@@ -7,8 +7,8 @@ and the peak memory of the server and its SQL workers.
 A real server on loopback (SQL_WORKERS=3, room for 64 attacking sessions and the victim). Every attacker and the
 victim are processes of their own, each on its own loopback address (127.0.0.2, 127.0.0.3, ...: another address is
 another client to the server). The victim (127.0.0.100) times a cheap query over /ws, one at a time; p50 and p99
-are read idle, then while the scenario's attackers loop their queries (from 2 s after each attacking session's
-first statement: the first statement of an address never seen can hold the worker kept for quick queries once).
+are read idle, then while the scenario's attackers loop their queries (from 10 s after every attacking session is
+open: the first statement of an address never seen can hold the worker kept for quick queries once).
 Memory is the sum of the resident sets of the server process and its SQL workers, sampled every 50 ms; the peak is
 over the scenario. The last scenario SIGKILLs each new SQL worker before it is ready, six times, and times how long
 SQL takes to come back.
@@ -56,7 +56,7 @@ SCENARIOS: dict[str, tuple[str, int, int]] = {
 }
 SERVER_ENV = {"SQL_WORKERS": "3", "MAX_CONCURRENT_ENVS": "65", "MAX_SESSIONS_PER_CLIENT": "8",
               "ENABLE_WEB_INTERFACE": "false", "UNRESET_SESSION_GRACE_S": "600"}
-WARM_UP_S = 2.0  # after every attacking session's first statement
+WARM_UP_S = 10.0  # after every attacking session is open: each address has run statements
 
 
 # --- the client processes ---------------------------------------------------------------------------------------
@@ -100,8 +100,7 @@ def run_attacker(url: str, source: str, sessions: int, sql: str) -> None:
 
     def loop() -> None:
         with session(url, source) as ws:
-            ask(ws, sql)
-            print("ready", flush=True)  # its first statement has run: the server knows this client
+            print("ready", flush=True)  # its session is open
             while True:
                 if ask(ws, sql).get("steps_remaining", 1) <= 0:
                     reset(ws)
@@ -180,7 +179,7 @@ def attack(url: str, name: str, requests: int, server: int) -> dict[str, Any]:
     try:
         with MemorySampler(server) as memory:
             for process, count in zip(attackers, sessions, strict=True):
-                for _ in range(count):  # every attacking session has run a statement: the attack is under way
+                for _ in range(count):  # every attacking session is open: the attack is under way
                     process.stdout.readline()  # type: ignore[union-attr]
             time.sleep(WARM_UP_S)
             latency = victim_run(url, requests)
