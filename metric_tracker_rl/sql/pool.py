@@ -197,11 +197,15 @@ class SqlPool:
                 worker.loaded.move_to_end(key)
                 forget, worker.forget = worker.forget, []
             deadline = TIME_LIMIT_S + KILL_GRACE_S + (LOAD_GRACE_S if send is not None else 0.0)
-            began = time.monotonic()
+            began, cpu_began = time.monotonic(), worker.cpu_seconds()
             try:
                 reply = worker.call(("query", key, send, sql, offset, limit, forget), deadline)
             finally:
-                _STATEMENT.seconds = getattr(_STATEMENT, "seconds", 0.0) + time.monotonic() - began
+                # The worker's CPU time where the system reports it: a busy machine does not make a cheap
+                # statement look slow (a killed worker reports none: its wall time counts).
+                cpu = worker.cpu_seconds()
+                spent = cpu - cpu_began if cpu is not None and cpu_began is not None else time.monotonic() - began
+                _STATEMENT.seconds = getattr(_STATEMENT, "seconds", 0.0) + spent
             healthy = not reply[-1]  # a worker that retires or must restart exits after its reply
             return reply
         finally:
@@ -349,8 +353,8 @@ _STATEMENT = threading.local()  # `seconds`: how long this thread's statements h
 
 
 def statement_seconds(run: Callable[[], Any]) -> tuple[Any, float]:
-    """`run()`'s result and how long the statements it ran in this thread held a worker: what a statement costs
-    the pool, without the time it waited for a worker to start or to come free."""
+    """`run()`'s result and what the statements it ran in this thread cost their workers (CPU seconds, or wall
+    seconds where the system does not tell), without the time they waited for a worker to start or come free."""
     _STATEMENT.seconds = 0.0
     result = run()
     return result, _STATEMENT.seconds
