@@ -201,10 +201,11 @@ class SqlPool:
             try:
                 reply = worker.call(("query", key, send, sql, offset, limit, forget), deadline)
             finally:
-                # The worker's CPU time where the system reports it: a busy machine does not make a cheap
-                # statement look slow (a killed worker reports none: its wall time counts).
-                cpu = worker.cpu_seconds()
-                spent = cpu - cpu_began if cpu is not None and cpu_began is not None else time.monotonic() - began
+                # The worker's CPU time where the system reports it, so a busy machine does not make a cheap
+                # statement look slow; a quarter of the wall time where that is more (a statement that waits on
+                # memory, or a killed worker, which reports no CPU time).
+                cpu, wall = worker.cpu_seconds(), time.monotonic() - began
+                spent = max(cpu - cpu_began, wall / 4) if cpu is not None and cpu_began is not None else wall
                 _STATEMENT.seconds = getattr(_STATEMENT, "seconds", 0.0) + spent
             healthy = not reply[-1]  # a worker that retires or must restart exits after its reply
             return reply
