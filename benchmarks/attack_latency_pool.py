@@ -2,7 +2,7 @@
 and the peak memory of the server and its SQL workers.
 
     uv run python -m benchmarks.attack_latency_pool                      # every scenario, writes the artifact
-    uv run python -m benchmarks.attack_latency_pool --only two_addresses --requests 40
+    uv run python -m benchmarks.attack_latency_pool --only two_addresses --requests 40   # merged into it
 
 A real server on loopback (SQL_WORKERS=3, room for 64 attacking sessions and the victim). Every attacker and the
 victim are processes of their own, each on its own loopback address (127.0.0.2, 127.0.0.3, ...: another address is
@@ -242,13 +242,14 @@ def main() -> None:
         run_attacker(sys.argv[2], sys.argv[3], int(sys.argv[4]), QUERIES[sys.argv[5]])
         return
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
-    parser.add_argument("--only", choices=[*SCENARIOS, "heal"], help="one scenario (the artifact is not written)")
+    parser.add_argument("--only", choices=[*SCENARIOS, "heal"], help="one scenario (merged into the artifact)")
     parser.add_argument("--requests", type=int, default=200, help="cheap queries per measurement")
     args = parser.parse_args()
     results = measure(args.requests, args.only)
     print(json.dumps(results, indent=2))
-    if args.only is None:
-        ARTIFACT.write_text(json.dumps(results, indent=2) + "\n")
+    if args.only is not None and ARTIFACT.exists():  # one scenario: merged into the artifact, idle included
+        results = {**json.loads(ARTIFACT.read_text()), **results}
+    ARTIFACT.write_text(json.dumps(results, indent=2) + "\n")
 
 
 if __name__ == "__main__":
