@@ -52,6 +52,10 @@ HELD_OUT_SECRET = "calibration-held-out"
 # the dial).
 DEEP_ONLY_AGENTS = ("deep_expert", "one_dimension_expert", "short_segment_rule", "scan_analyst", "scan_analyst_3d",
                     "scan_analyst_hourly")
+# Agents that attack across resets: each episode they open more sessions on the same server and replay its
+# settings there (the replay oracle reads the labels through graded feedback). A default run leaves them out;
+# `--agents replay_oracle --held-out` runs them (docs/calibration.md).
+REPLAYING_AGENTS = ("replay_oracle",)
 # Every other registered agent, in the order the published results list them (a default run writes them in this
 # order, so it reproduces docs/artifacts/calibration.json byte for byte, whatever order the agents registered in).
 LISTED_TIER_AGENTS = ("null", "random", "mass_generators", "mass_grid", "readme_baseline", "expert",
@@ -89,7 +93,13 @@ def episode_score(agent_name: str, spec: EpisodeSpec, held_out_secret: str = "")
     """The episode's score (the sum of its rewards) and whether the episode held any incident."""
     env = MetricTrackerRlEnvironment(held_out_secret=held_out_secret)
     reset_kwargs = {**spec.reset_kwargs, **AGENT_RESET_OVERRIDES.get(agent_name, {})}
-    session = play(make_agent(agent_name), EpisodeSession(env), **reset_kwargs)
+
+    def another_session() -> EpisodeSession:
+        """A new session on the server the episode runs on (for the agents that replay it)."""
+        return EpisodeSession(MetricTrackerRlEnvironment(held_out_secret=held_out_secret))
+
+    agent = make_agent(agent_name, **({"server": another_session} if agent_name in REPLAYING_AGENTS else {}))
+    session = play(agent, EpisodeSession(env), **reset_kwargs)
     return session.score, bool(env.expected_row_count)
 
 

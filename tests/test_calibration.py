@@ -18,6 +18,7 @@ from benchmarks.calibrate import (
     LISTED_TIER_AGENTS,
     NULL_GROUP,
     PUBLISHED_RESULTS,
+    REPLAYING_AGENTS,
     calibrate,
     difficulty_table,
     episode_plan,
@@ -81,7 +82,7 @@ def test_every_reference_agent_is_registered() -> None:
 
 
 def test_a_default_run_plays_every_registered_agent_but_deeps_own() -> None:
-    assert sorted(AGENTS) == sorted([*LISTED_TIER_AGENTS, *DEEP_ONLY_AGENTS])
+    assert sorted(AGENTS) == sorted([*LISTED_TIER_AGENTS, *DEEP_ONLY_AGENTS, *REPLAYING_AGENTS])
 
 
 def test_agents_read_only_public_modules() -> None:
@@ -206,6 +207,23 @@ def test_seed_replay_rebuilds_open_episodes_only(target_sweep: dict) -> None:
                          difficulties=DIFFICULTIES)["agents"][REPLAYER]
     for difficulty in DIFFICULTIES:
         assert held_out[difficulty]["mean"] <= 0.05, difficulty
+
+
+# Episodes per difficulty the replay oracle plays (each replays its episode once per candidate row, up to 48 times).
+ORACLE_SEEDS = 6
+
+
+@pytest.mark.slow
+def test_the_replay_oracle_reads_open_episodes_and_nothing_in_held_out_mode() -> None:
+    """Graded feedback on replays of an episode's settings labels each candidate row; a report of the hits scores
+    well where a reset gives the same episode again, and nothing where every reset draws a fresh one."""
+    [oracle] = REPLAYING_AGENTS
+    open_run = calibrate([oracle], ORACLE_SEEDS, progress=False, difficulties=DIFFICULTIES, task_ids=())
+    held_out = calibrate([oracle], ORACLE_SEEDS, progress=False, held_out=True, difficulties=DIFFICULTIES,
+                         task_ids=())
+    assert max(open_run["agents"][oracle][difficulty]["mean"] for difficulty in DIFFICULTIES) >= 0.5
+    for difficulty in DIFFICULTIES:
+        assert held_out["agents"][oracle][difficulty]["mean"] <= 0.05, difficulty
 
 
 def test_feedback_decoder_plays_a_curriculum_budget() -> None:

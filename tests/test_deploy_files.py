@@ -204,3 +204,29 @@ def test_kubernetes_runs_the_image_the_docs_build_without_pulling_it() -> None:
     (container,) = kubernetes()["Deployment"]["spec"]["template"]["spec"]["containers"]
     assert container["image"] == built
     assert container["imagePullPolicy"] in ("IfNotPresent", "Never")
+
+
+# The server's own peak with every session open and the SQL tool under attack (benchmarks/attack_latency_pool.py
+# measures it: about 250 MB with 65 sessions), with room for a deployment's 128.
+SERVER_PEAK_MB = 512
+UNITS_MB = {"Gi": 1024, "Mi": 1, "g": 1024, "m": 1}
+
+
+def megabytes(quantity: str) -> int:
+    number, unit = re.fullmatch(r"(\d+)([A-Za-z]*)", str(quantity)).groups()  # type: ignore[union-attr]
+    return int(number) * UNITS_MB[unit]
+
+
+def test_the_declared_memory_holds_the_server_and_its_sql_workers_at_their_limits() -> None:
+    """Each SQL worker may hold its start-up, its tables and one query at the address-space limit; the memory that
+    openenv.yaml, compose and Kubernetes declare covers the server's peak and every worker at that limit."""
+    from metric_tracker_rl.sql.engine import CACHE_MB, QUERY_MB, WORKER_START_MB
+    from metric_tracker_rl.sql.pool import DEFAULT_WORKERS
+
+    bound = SERVER_PEAK_MB + DEFAULT_WORKERS * (WORKER_START_MB + CACHE_MB + QUERY_MB)
+    manifest = yaml.safe_load((ROOT / "openenv.yaml").read_text())
+    declared = manifest["validation"]["resources"]["memory_mb"]
+    (container,) = kubernetes()["Deployment"]["spec"]["template"]["spec"]["containers"]
+    replica = next(service for name, service in compose()["services"].items() if name.startswith("replica"))
+    assert bound <= declared == megabytes(container["resources"]["limits"]["memory"]) == \
+        megabytes(replica["mem_limit"])

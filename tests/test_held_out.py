@@ -1,10 +1,11 @@
-"""Held-out mode: a server-side secret mixed into every random stream. The same config gives the same episode
-on every server that shares the secret, the public package cannot rebuild it from the seed, and without a
-secret everything is reproducible from the config."""
+"""Held-out mode: a server-side secret and a fresh nonce mixed into every random stream. Each reset draws a new
+episode of its settings, which the public package cannot rebuild from the seed, and which graded feedback on
+any other reset says nothing about; without a secret everything is reproducible from the config."""
 
 from __future__ import annotations
 
 import contextlib
+import json
 
 import httpx
 import pytest
@@ -47,14 +48,18 @@ def public_fingerprint(**reset_kwargs) -> tuple:
 
 
 @pytest.mark.slow  # starts two server processes
-def test_two_servers_with_one_secret_agree_and_the_public_package_cannot_rebuild_their_episodes() -> None:
+def test_every_held_out_reset_draws_a_fresh_episode_the_public_package_cannot_rebuild() -> None:
     with contextlib.ExitStack() as stack:
         first = stack.enter_context(running_server({SECRET_ENV_VAR: SECRET}))
         second = stack.enter_context(running_server({SECRET_ENV_VAR: SECRET}))
         for settings_ in ({"task_id": "hard_mixed_multi"}, {"seed": 20_001, "difficulty": "medium"}):
-            config, rows, annotations = served_fingerprint(first, **settings_)
+            config, rows, _ = served_fingerprint(first, **settings_)
             assert config["held_out"] is True and "secret" not in config
-            assert served_fingerprint(second, **settings_) == (config, rows, annotations)
+            # the same settings, on the same server or on another with the same secret: the same visible config,
+            # another episode (nothing read on one reset tells anything about the next)
+            for url in (first, second):
+                again_config, again_rows, _ = served_fingerprint(url, **settings_)
+                assert again_config == config and again_rows != rows
             # the public package, given the visible config, builds another episode
             open_config, open_rows, _ = public_fingerprint(**settings_)
             assert open_config["held_out"] is False
@@ -87,3 +92,72 @@ def test_any_secret_changes_the_key_and_no_secret_keeps_the_public_key(seed: int
     assert EpisodeKey.of(seed) == EpisodeKey(seed)
     assert EpisodeKey.of(seed, secret) != EpisodeKey.of(seed)
     assert len(secret_words(secret)) == 8
+
+
+REPLAYS = 48
+
+
+def truth_keys(env: MetricTrackerRlEnvironment) -> frozenset:
+    return frozenset((row.date, row.entity_type, row.entity_name) for row in env._episode.truth.expected_rows)  # noqa: SLF001
+
+
+@pytest.mark.parametrize("settings_", [{"task_id": "medium_mixed_three"}, {"seed": 11, "difficulty": "hard"},
+                                       {"seed": 11, "difficulty": "frontier"}])
+def test_replays_of_one_held_out_task_never_meet_its_incidents_again(settings_: dict) -> None:
+    """The replay oracle's premise: reset the same settings again and again, grading one candidate row each time.
+    In held-out mode no replay holds the episode's incidents, so what its feedback labels belongs elsewhere."""
+    played = MetricTrackerRlEnvironment(held_out_secret=SECRET)
+    played.reset(**settings_)
+    keys = truth_keys(played)
+    replays = set()
+    for _ in range(REPLAYS):
+        replay = MetricTrackerRlEnvironment(held_out_secret=SECRET)
+        assert replay.reset(**settings_).config == played._episode.config.public_dict()  # noqa: SLF001
+        replays.add(truth_keys(replay))
+    assert keys not in replays and len(replays) > REPLAYS // 2
+
+
+def test_the_replay_oracle_reads_an_open_server_and_nothing_of_a_held_out_one() -> None:
+    from benchmarks.exploits.replay_oracle import ReplayOracleAgent
+    from metric_tracker_rl.adapters.session import EpisodeSession
+    from metric_tracker_rl.agents import play
+
+    def oracle_score(secret: str) -> float:
+        agent = ReplayOracleAgent(server=lambda: EpisodeSession(MetricTrackerRlEnvironment(held_out_secret=secret)))
+        return play(agent, EpisodeSession(MetricTrackerRlEnvironment(held_out_secret=secret)),
+                    task_id="medium_mixed_three").score
+
+    assert oracle_score("") >= 0.5  # open mode: the hits it read are incidents of the episode it plays
+    assert oracle_score(SECRET) <= 0.05
+
+
+@pytest.mark.slow  # starts a server process
+def test_a_held_out_server_gives_each_replay_over_every_transport_its_own_episode() -> None:
+    """48 resets of one eval seed, over /ws sessions and HTTP MCP sessions alike: 48 different episodes."""
+    with running_server({SECRET_ENV_VAR: SECRET}) as url:
+        seen = set()
+        with MetricTrackerRlEnv(base_url=url, message_timeout_s=60).sync() as env:
+            for _ in range(REPLAYS // 2):
+                env.reset(seed=11, difficulty="hard")
+                seen.add(json.dumps(counts_of(env.step, PROBE_DATES[0])))
+        with httpx.Client(timeout=60) as client:
+            for _ in range(REPLAYS // 2):
+                seen.add(json.dumps(mcp_replay_rows(client, url)))
+        assert len(seen) == REPLAYS
+
+
+def mcp_replay_rows(client: httpx.Client, url: str) -> str:
+    """One HTTP MCP session: reset on its /ws, then the first probe date's rows through tools/call."""
+    from websockets.sync.client import connect
+
+    def rpc(method: str, **params: object) -> dict:
+        return client.post(f"{url}/mcp", json={"jsonrpc": "2.0", "id": 1, "method": method, "params": params}).json()
+
+    session_id = rpc("openenv/session/create")["result"]["session_id"]
+    with connect(f"{url.replace('http', 'ws', 1)}/ws?session_id={session_id}", open_timeout=60) as ws:
+        ws.send(json.dumps({"type": "reset", "data": {"seed": 11, "difficulty": "hard"}}))
+        ws.recv(timeout=60)
+        text = rpc("tools/call", name="rows_for_date", arguments={"date": PROBE_DATES[0]},
+                   session_id=session_id)["result"]["data"]
+    rpc("openenv/session/close", session_id=session_id)
+    return text

@@ -1,7 +1,8 @@
 """Replicas behind a real load balancer: Debian's HAProxy, started on loopback with the shipped deploy/haproxy.cfg.
 
 Sessions spread over the replicas; killing one costs only the episodes it held, and every rollout finishes its
-next episode on the survivor; with METRIC_TRACKER_SECRET shared, a seed gives the same episode on each replica.
+next episode on the survivor; with METRIC_TRACKER_SECRET shared, each replica serves held-out episodes, a fresh
+one at every reset.
 A replica stopped gracefully (SIGTERM) keeps serving its open episodes through the proxy for its drain period
 while new sessions go to the other one."""
 
@@ -84,21 +85,21 @@ def replicas_behind_haproxy(ports: list[int], env: dict[str, str]
         yield replicas, url, stats_url
 
 
-def test_sessions_spread_a_dead_replica_costs_only_its_episodes_and_seeds_agree(
+def test_sessions_spread_a_dead_replica_costs_only_its_episodes_and_held_out_resets_differ(
         monkeypatch: pytest.MonkeyPatch) -> None:
     ports = [free_port(), free_port()]
     env = {**os.environ, "ENABLE_WEB_INTERFACE": "false", "METRIC_TRACKER_SECRET": "shared-by-every-replica"}
     with contextlib.ExitStack() as stack:
         replicas, url, stats_url = stack.enter_context(replicas_behind_haproxy(ports, env))
 
-        # The same seed is the same episode on every replica (the secret is shared).
+        # Every replica serves held-out episodes, a fresh one at every reset (the same seed gives another episode).
         shown = []
         for port in ports:
             monkeypatch.setenv(URL_VAR, f"http://127.0.0.1:{port}")
             with MetricTrackerToolEnv() as direct:
                 shown.append((direct.reset(seed=77, difficulty="hard"), direct.list_suspicious_dates(limit=28)))
-        assert shown[0] == shown[1]
-        assert read_observation(shown[0][0]).config["held_out"] is True
+        assert shown[0][1] != shown[1][1]
+        assert all(read_observation(reset).config["held_out"] is True for reset, _ in shown)
 
         # Rollouts through the proxy spread over both replicas.
         monkeypatch.setenv(URL_VAR, url)

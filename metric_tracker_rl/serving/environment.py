@@ -9,6 +9,8 @@ from __future__ import annotations
 import asyncio
 import atexit
 import functools
+import secrets
+import threading
 import uuid
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextvars import ContextVar
@@ -42,7 +44,7 @@ from metric_tracker_rl.spec.task_splits import TaskProviderMixin, resolve_reset
 from metric_tracker_rl.spec.tasks import RETRY_COST, task_catalog
 from metric_tracker_rl.spec.tiers import TIERS
 from metric_tracker_rl.spec.validation import validate_rows
-from metric_tracker_rl.sql.pool import CLIENT, gate, sql_threads
+from metric_tracker_rl.sql.pool import CLIENT, gate, sql_threads, statement_seconds
 from metric_tracker_rl.world.segment_brief import (
     KindText,
     benign_brief,
@@ -143,13 +145,19 @@ class MetricTrackerRlEnvironment(McpToolSurface, TaskProviderMixin,
         self._episode_score = 0.0  # best graded score so far = the sum of the episode's rewards
         self._released: Future[None] | None = None  # the release of the previous episode's resources
         self._methods_used: set[str] = set()  # analysis methods the episode ran successfully (the grader's due)
+        # One step of a session at a time, however many a client sends at once: the step budget is counted and
+        # spent inside, so concurrent calls never run more steps than the budget. The threading lock serves
+        # threads that call `step`; the event loop's callers queue on an asyncio lock first, so the loop itself
+        # never blocks on a step running in a thread.
+        self._step_lock = threading.Lock()
+        self._async_step_lock: tuple[asyncio.AbstractEventLoop, asyncio.Lock] | None = None
 
     # --- OpenEnv interface -------------------------------------------------------------------------
 
     def reset(self, seed: int | None = None, episode_id: str | None = None, **kwargs: Any
               ) -> MetricTrackerRlObservation:
         try:
-            config = resolve_reset(seed=seed, secret=self._held_out_secret, **kwargs)
+            config = resolve_reset(seed=seed, secret=self._episode_secret(), **kwargs)
             episode = build_episode(TIERS[config.difficulty], config)
         except ValueError as exc:
             # The current episode, if any, is left as it was, and the observation shows its true budgets.
@@ -177,10 +185,23 @@ class MetricTrackerRlEnvironment(McpToolSurface, TaskProviderMixin,
             **_catalogs(),
         )
 
+    def _episode_secret(self) -> str:
+        """What the next episode's random streams mix in: nothing in open mode; in held-out mode the server's secret
+        and a fresh nonce, so each reset draws a new episode of the same settings. Graded feedback on one reset
+        (which rows matched) then says nothing about the episode any other reset of those settings gives."""
+        if not self._held_out_secret:
+            return ""
+        return f"{self._held_out_secret}\n{secrets.token_hex(16)}"
+
     def step(self, action: MetricTrackerRlAction, timeout_s: float | None = None, **kwargs: Any
              ) -> MetricTrackerRlObservation:
         if isinstance(action, MCP_ACTIONS):  # MCP tool discovery and calls (metric_tracker_rl.serving.mcp_surface)
             return self.mcp_step(action)
+        with self._step_lock:
+            return self._step_alone(action)
+
+    def _step_alone(self, action: MetricTrackerRlAction) -> MetricTrackerRlObservation:
+        """One step, with no other step of this session running (the caller holds the step lock)."""
         if self._episode is None:
             return MetricTrackerRlObservation(status="error", reward=0.0, done=False, instruction=INSTRUCTION,
                                               message=NO_EPISODE_OVER_HTTP if STATELESS_STEP.get() else NO_EPISODE)
@@ -206,15 +227,30 @@ class MetricTrackerRlEnvironment(McpToolSurface, TaskProviderMixin,
         of up to 200 rows) run on a worker thread so they never hold up other sessions."""
         if isinstance(action, MCP_ACTIONS):  # MCP tool discovery and calls (metric_tracker_rl.serving.mcp_surface)
             return await self.mcp_step_async(action)
+        async with self._session_turn():
+            return await self._step_async_alone(action, timeout_s, **kwargs)
+
+    def _session_turn(self) -> asyncio.Lock:
+        """The asyncio lock that queues this session's steps on the running event loop (made for the loop that
+        first needs it: an in-process user may drive one environment from successive loops)."""
+        loop = asyncio.get_running_loop()
+        if self._async_step_lock is None or self._async_step_lock[0] is not loop:
+            self._async_step_lock = (loop, asyncio.Lock())
+        return self._async_step_lock[1]
+
+    async def _step_async_alone(self, action: MetricTrackerRlAction, timeout_s: float | None, **kwargs: Any
+                                ) -> MetricTrackerRlObservation:
         # Unknown tools, invalid arguments and mixed actions end in a cheap error observation: inline too.
         if action.analysis_method is not None and action.analysis_method not in THREADED_TOOLS:
             return self.step(action, timeout_s=timeout_s, **kwargs)
         if action.analysis_method == SQL_TOOL and self._episode is not None and not self._done:
             # A statement waits for its client's turn at the SQL workers (sql.pool.FairGate), on threads of its
             # own: one client's slow queries hold up neither another client's nor anyone's submissions.
-            async with gate().turn(CLIENT.get()):
-                return await asyncio.get_running_loop().run_in_executor(
-                    sql_threads(), functools.partial(self.step, action, timeout_s=timeout_s, **kwargs))
+            async with gate().turn(CLIENT.get()) as turn:
+                observation, turn.seconds = await asyncio.get_running_loop().run_in_executor(
+                    sql_threads(), statement_seconds, functools.partial(self.step, action, timeout_s=timeout_s,
+                                                                        **kwargs))
+                return observation
         return await asyncio.to_thread(self.step, action, timeout_s=timeout_s, **kwargs)
 
     def close(self) -> None:

@@ -39,6 +39,9 @@ TIME_LIMIT_S = 1.0
 MEMORY_LIMIT_MB = 256  # DuckDB's own limit in a worker, for a query's working memory
 QUERY_MB = 768  # address space a worker may add for one query (DuckDB's MEMORY_LIMIT_MB and Python's conversion)
 CACHE_MB = 256  # address space a worker may hold for episodes' tables
+# A worker's resident memory once started (Python, DuckDB, NumPy, pandas; measured about 150 MB): with CACHE_MB
+# and QUERY_MB, what one worker may hold at most, which the declared memory (openenv.yaml) must cover.
+WORKER_START_MB = 160
 MEMORY_MESSAGE = (f"the query needed more memory than a query may use ({MEMORY_LIMIT_MB} MB in the engine, "
                   f"{QUERY_MB} MB in all) and was stopped; aggregate or filter earlier.")
 ROW_CAP = 5000  # rows a result may have (pages are cut from them)

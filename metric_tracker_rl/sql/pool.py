@@ -9,9 +9,10 @@ that holds its episode's tables; when those are all busy, it loads them into an 
 room for them, and otherwise waits for a holder: with many sessions, sending an episode's tables again and again
 (megabytes each time, while evicting another episode's) would cost far more than the wait.
 
-`FairGate` hands out turns at the workers to the server's sessions: at most `per_client` statements of one client
-run at once, the rest wait in that client's own queue, and a free worker goes to the next client in turn. So one
-client's slow queries (all its sessions running them back to back) leave a worker to every other client. The
+`FairGate` (metric_tracker_rl.sql.fair_gate) hands out turns at the workers to the server's sessions: at most
+`per_client` statements of one client run at once, the rest wait in that client's own queue, and a free worker
+goes to the waiting client that runs the fewest. Clients whose statements are slow hold all workers but one
+together, so slow queries from any number of addresses leave a worker to every other client's cheap ones. The
 server names the client (its peer address) through `CLIENT`, which it sets for each connection; code outside a
 server (tests, a trainer stepping environments in process) has no gate and takes the first free worker.
 """
@@ -30,13 +31,14 @@ import sys
 import threading
 import time
 import weakref
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import Callable, Mapping
 from contextvars import ContextVar
 from pathlib import Path
 from typing import IO, Any
 
 from metric_tracker_rl.sql.columns import SqlTable
 from metric_tracker_rl.sql.engine import CACHE_MB, QUERY_MB, TIME_LIMIT_S
+from metric_tracker_rl.sql.fair_gate import FairGate
 
 DEFAULT_WORKERS = 3
 KILL_GRACE_S = 0.5  # past the time limit before a worker that does not answer is killed
@@ -48,7 +50,11 @@ WALL_BACKSTOP = 8.0  # times the CPU deadline
 POLL_S = 0.05
 _CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 START_TIMEOUT_S = 60.0
-MAX_START_FAILURES = 3  # workers in a row that could not start before queries are refused
+FIRST_BACKOFF_S = 0.25  # after a worker died before it was ready; doubled with each failure in a row
+MAX_BACKOFF_S = 4.0
+# How long a statement waits for a busy worker that holds its episode's tables before loading them into an idle
+# one (evicting another episode's): a holder busy with a slow statement may take the whole time limit.
+HOLDER_WAIT_S = 0.5
 # The peer address of the connection a step came from; set by the server for each connection, read where a SQL
 # step is scheduled (MetricTrackerRlEnvironment.step_async).
 CLIENT: ContextVar[str] = ContextVar("sql_client", default="local")
@@ -155,6 +161,7 @@ class SqlPool:
         self._closed = False
         self.replaced = 0  # workers killed or lost and started again (for tests and operators)
         self.start_failures = 0  # workers in a row that could not start
+        self._restarting = 0  # workers that died before they were ready, to be started again after a backoff
         self._busy = 0
 
     def run(self, key: int, tables: Callable[[], Mapping[str, SqlTable]], sql: str, offset: int,
@@ -190,7 +197,16 @@ class SqlPool:
                 worker.loaded.move_to_end(key)
                 forget, worker.forget = worker.forget, []
             deadline = TIME_LIMIT_S + KILL_GRACE_S + (LOAD_GRACE_S if send is not None else 0.0)
-            reply = worker.call(("query", key, send, sql, offset, limit, forget), deadline)
+            began, cpu_began = time.monotonic(), worker.cpu_seconds()
+            try:
+                reply = worker.call(("query", key, send, sql, offset, limit, forget), deadline)
+            finally:
+                # The worker's CPU time where the system reports it, so a busy machine does not make a cheap
+                # statement look slow; a quarter of the wall time where that is more (a statement that waits on
+                # memory, or a killed worker, which reports no CPU time).
+                cpu, wall = worker.cpu_seconds(), time.monotonic() - began
+                spent = max(cpu - cpu_began, wall / 4) if cpu is not None and cpu_began is not None else wall
+                _STATEMENT.seconds = getattr(_STATEMENT, "seconds", 0.0) + spent
             healthy = not reply[-1]  # a worker that retires or must restart exits after its reply
             return reply
         finally:
@@ -218,29 +234,30 @@ class SqlPool:
         with self._condition:
             if self._closed:
                 raise RuntimeError("the SQL pool is closed")
-            if self.start_failures >= MAX_START_FAILURES:
-                raise WorkerFailed(timed_out=False, started=False)
-            while len(self._workers) < self.size:
+            while len(self._workers) + self._restarting < self.size:
                 self._start()
-            while (worker := self._pick(key)) is None:
-                self._condition.wait()
-                if self.start_failures >= MAX_START_FAILURES:
-                    raise WorkerFailed(timed_out=False, started=False)
+            waiting_since = time.monotonic()
+            while (worker := self._pick(key, time.monotonic() - waiting_since < HOLDER_WAIT_S)) is None:
+                if self.start_failures and not self._idle and not self._busy:
+                    raise WorkerFailed(timed_out=False, started=False)  # none is ready: the caller says retry
+                self._condition.wait(timeout=HOLDER_WAIT_S)
             self._idle.remove(worker)
             self._busy += 1
             return worker
 
-    def _pick(self, key: int) -> _Worker | None:
+    def _pick(self, key: int, patient: bool) -> _Worker | None:
         """The idle worker for a statement over episode `key` (the caller holds the condition), or None to wait:
-        one that holds the tables; else, while a busy one holds them, an idle one with room to load them without
-        evicting another episode's; else the idle one holding the fewest tables."""
+        one that holds the tables; else, while a busy one holds them and the statement is `patient`, an idle one
+        with room to load them without evicting another episode's; else the idle one holding the fewest tables.
+        A statement stops being patient after HOLDER_WAIT_S: a holder busy with a slow statement is not waited
+        for longer than loading the tables elsewhere costs."""
         if not self._idle:
             return None
         holding = next((w for w in self._idle if key in w.loaded), None)
         if holding is not None:
             return holding
         size = next((w.loaded[key] for w in self._workers if key in w.loaded), None)
-        if size is None:
+        if size is None or not patient:
             return min(self._idle, key=lambda w: sum(w.loaded.values()))
         roomy = [w for w in self._idle if sum(w.loaded.values()) + size <= CACHE_MB * 2**20]
         return min(roomy, key=lambda w: sum(w.loaded.values())) if roomy else None
@@ -261,7 +278,9 @@ class SqlPool:
             worker.kill()
 
     def _start(self) -> None:
-        """Start a worker (caller holds the condition); it joins the idle ones once it has said it is ready."""
+        """Start a worker (caller holds the condition); it joins the idle ones once it has said it is ready. One
+        that dies before it is ready (the OOM killer, a full machine) is replaced after a backoff that doubles with
+        each failure in a row, up to MAX_BACKOFF_S, for as long as the pool is open: the pool never gives up."""
         worker = _Worker()
         self._workers.add(worker)
 
@@ -269,13 +288,17 @@ class SqlPool:
             try:
                 worker.wait_ready()
             except WorkerFailed:
-                time.sleep(0.5)  # a worker that cannot start: try again a few times, without spinning
                 with self._condition:
                     self._workers.discard(worker)
+                    self._restarting += 1  # counted as started: no statement starts another during the backoff
                     self.start_failures += 1
-                    if self.start_failures >= MAX_START_FAILURES:
-                        self._condition.notify_all()  # waiting statements learn that no worker will come
-                    elif not self._closed:
+                    self.replaced += 1
+                    self._condition.notify_all()  # waiting statements learn that no worker is ready yet
+                    backoff = start_backoff(self.start_failures)
+                time.sleep(backoff)
+                with self._condition:
+                    self._restarting -= 1
+                    if not self._closed and len(self._workers) + self._restarting < self.size:
                         self._start()
                 return
             with self._condition:
@@ -285,6 +308,11 @@ class SqlPool:
                     self._condition.notify_all()
 
         threading.Thread(target=ready, daemon=True, name="sql-worker-start").start()
+
+
+def start_backoff(failures: int) -> float:
+    """Seconds to wait before starting a worker again after `failures` failed starts in a row."""
+    return min(MAX_BACKOFF_S, FIRST_BACKOFF_S * 2 ** (failures - 1))
 
 
 def _table_bytes(tables: Mapping[str, SqlTable]) -> int:
@@ -322,74 +350,15 @@ def _stop_workers() -> None:
             _POOL.close()
 
 
-class FairGate:
-    """Turns at the SQL workers for the server's sessions, fair between clients (see the module docstring).
-    One per event loop; `slots` is the pool's size."""
+_STATEMENT = threading.local()  # `seconds`: how long this thread's statements held a worker (see statement_seconds)
 
-    def __init__(self, slots: int, per_client: int) -> None:
-        self.slots = slots
-        self.per_client = per_client
-        self.running: collections.Counter[str] = collections.Counter()
-        self.waiting: dict[str, collections.deque[asyncio.Future[None]]] = {}
-        self.order: collections.deque[str] = collections.deque()  # clients with waiters, next first
 
-    @contextlib.asynccontextmanager
-    async def turn(self, client: str) -> AsyncIterator[None]:
-        if not self.waiting and self._may_start(client):
-            self.running[client] += 1
-        else:
-            future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-            if client not in self.waiting:
-                self.waiting[client] = collections.deque()
-                self.order.append(client)
-            self.waiting[client].append(future)
-            self._dispatch()
-            try:
-                await future
-            except asyncio.CancelledError:
-                if future.done() and not future.cancelled():
-                    self._release(client)  # granted as it was cancelled: hand the turn on
-                else:
-                    self._withdraw(client, future)
-                raise
-        try:
-            yield
-        finally:
-            self._release(client)
-
-    def _may_start(self, client: str) -> bool:
-        return sum(self.running.values()) < self.slots and self.running[client] < self.per_client
-
-    def _release(self, client: str) -> None:
-        self.running[client] -= 1
-        if self.running[client] <= 0:
-            del self.running[client]
-        self._dispatch()
-
-    def _withdraw(self, client: str, future: asyncio.Future[None]) -> None:
-        queue = self.waiting.get(client)
-        if queue is not None and future in queue:
-            queue.remove(future)
-            if not queue:
-                del self.waiting[client]
-                self.order.remove(client)
-
-    def _dispatch(self) -> None:
-        """Grant free slots, one client at a time in turn, each up to its own limit."""
-        for _ in range(len(self.order)):
-            if sum(self.running.values()) >= self.slots:
-                return
-            client = self.order[0]
-            self.order.rotate(-1)
-            if self.running[client] >= self.per_client:
-                continue
-            queue = self.waiting[client]
-            future = queue.popleft()
-            if not queue:
-                del self.waiting[client]
-                self.order.remove(client)
-            self.running[client] += 1
-            future.set_result(None)
+def statement_seconds(run: Callable[[], Any]) -> tuple[Any, float]:
+    """`run()`'s result and what the statements it ran in this thread cost their workers (CPU seconds, or wall
+    seconds where the system does not tell), without the time they waited for a worker to start or come free."""
+    _STATEMENT.seconds = 0.0
+    result = run()
+    return result, _STATEMENT.seconds
 
 
 _GATES: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, FairGate] = weakref.WeakKeyDictionary()

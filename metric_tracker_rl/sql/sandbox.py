@@ -51,6 +51,8 @@ _ALLOWED_CONTROL = frozenset("\t\n\r")
 _FORBIDDEN_CHARACTER = re.compile("[" + "".join(re.escape(chr(code)) for code in [*range(32), 127]
                                                 if chr(code) not in _ALLOWED_CONTROL) + "]")
 _KEYS = itertools.count(1)
+NOT_READY_MESSAGE = ("no SQL worker is ready: the server is starting its SQL workers again after a failure. Retry "
+                     "this query in a few seconds; the episode is unchanged.")
 
 
 class SqlRefused(ValueError):
@@ -101,7 +103,7 @@ class SqlSandbox:
             reply = sql_pool.pool().run(self.key, lambda: self._tables, sql, offset, limit)
         except sql_pool.WorkerFailed as failure:
             if not failure.started:
-                raise RuntimeError("the SQL worker processes cannot start (see the server's log)") from None
+                raise SqlRefused(NOT_READY_MESSAGE) from None
             if failure.timed_out:
                 raise SqlRefused(f"the query ran past the {TIME_LIMIT_S:g} s time limit and was stopped; "
                                  "aggregate or filter earlier.") from None
