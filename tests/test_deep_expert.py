@@ -58,6 +58,7 @@ def test_shortcuts_score_below_the_expert(records: dict[str, list], agent: str) 
     assert statistics.mean(run.score for run in records[agent]) < expert, agent
 
 
+@pytest.mark.slow  # plays reference agents' episodes
 @pytest.mark.parametrize("agent", SHORTCUTS)
 def test_shortcuts_run_at_deep(agent: str) -> None:
     run = record_episode(agent, calibration_reset_kwargs("deep", 1))

@@ -54,6 +54,7 @@ def test_padding_only_lowers(sweep: dict) -> None:
     assert sweep["next_date_padder"]["frontier"]["mean"] < sweep["expert"]["frontier"]["mean"]
 
 
+@pytest.mark.slow  # plays reference agents' episodes
 def test_expert_record_shows_what_it_submits() -> None:
     sizes = []
     for offset in range(4):

@@ -222,6 +222,7 @@ def sql_step(env: MetricTrackerRlEnvironment, sql: str = CHEAP) -> Any:
     return env.step(MetricTrackerRlAction(analysis_method="query", analysis_args={"sql": sql}))
 
 
+@pytest.mark.slow  # starts and kills worker processes, and waits out their backoff
 @pytest.mark.parametrize("kills", [6, 12])
 def test_workers_killed_before_they_are_ready_are_replaced_and_sql_comes_back(own_pool: SqlPool, kills: int) -> None:
     env = MetricTrackerRlEnvironment()

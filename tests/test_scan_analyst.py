@@ -25,6 +25,7 @@ SWEEP = 10
 FLOORS = {"scan_analyst": 0.8, "scan_analyst_3d": 0.78, "scan_analyst_hourly": 0.8}
 
 
+@pytest.mark.slow  # plays reference agents' episodes
 def test_plays_a_deep_episode_from_the_text_alone() -> None:
     """Every view the agent decides from is read back from the model's text, every call is a public tool, and the
     graded report matches expected incidents."""
