@@ -164,10 +164,11 @@ def _signatures(tier: str, kind: str, seeds: range) -> list[tuple[int, str, Sign
 
 @pytest.mark.parametrize(("tier", "kind"), [
     pytest.param(name, kind, marks=pytest.mark.slow if tier.dimensions[3:] else ())
-    for name, tier in TIERS.items() if tier.segmented is not None for kind in tier.incident_kinds])
+    for name, tier in TIERS.items() if tier.segmented is not None and tier.listed for kind in tier.incident_kinds])
 def test_each_incident_kind_fits_its_familys_definition_and_no_other(tier: str, kind: str) -> None:
-    """At every tier that uses it (the registry's kinds, or those the tier names). A tier with leaves below the
-    hourly cells sweeps 32 seeds per kind: slow (the edit loop checks each kind at frontier)."""
+    """At every listed tier that uses it (an unlisted tier is still being built; its own tests hold what is
+    finished). A tier with leaves below the hourly cells sweeps 32 seeds per kind: slow (the edit loop checks each
+    kind at frontier)."""
     family = INCIDENT_KIND_REGISTRY[kind].family
     leaves = bool(TIERS[tier].dimensions[3:])  # most of deep's root causes name a daily-only field or are small
     signatures = _signatures(tier, kind, range(32 if leaves else 12))

@@ -244,7 +244,8 @@ def expert_episode(**reset: object) -> tuple[DrawnWorld, tuple[MetricSubmissionR
 FOUND_SHARE = {"frontier": 1.0, "deep": 2 / 3}
 
 
-@pytest.mark.parametrize(("tier", "kind"), TIER_KINDS)
+# At the listed tiers: an unlisted one is still being built, and its expert is not yet held to a share.
+@pytest.mark.parametrize(("tier", "kind"), [(tier, kind) for tier, kind in TIER_KINDS if tier in FOUND_SHARE])
 @pytest.mark.slow
 def test_the_expert_finds_every_incident_kind_at_its_tiers_magnitude(tier: str, kind: str) -> None:
     """Each incident date of the kind's episodes is reported on its key, family and exact segment (at deep,
