@@ -22,10 +22,13 @@ from pathlib import Path
 from typing import Any, Literal
 
 from benchmarks.calibrate import PUBLISHED_RESULTS, SHORTCUT_AGENTS, markdown_table
-from benchmarks.model_results import model_results_table
+from benchmarks.model_results import EARLIER_VERSION, kept_results, model_results_table
+from metric_tracker_rl.spec.dimensions import DIMENSIONS
 from metric_tracker_rl.spec.plain_types import MetricSubmissionRow
 from metric_tracker_rl.spec.published import DIFFICULTIES, WINDOW_DAYS
 from metric_tracker_rl.spec.task_splits import TRAIN_SCHEDULE, TRAIN_SEED_BASE
+from metric_tracker_rl.spec.tasks import TASKS, resolve_episode_config
+from metric_tracker_rl.spec.tiers import TIERS
 from metric_tracker_rl.world.funnel import WINDOW_START
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -120,6 +123,43 @@ def tier_windows() -> str:
     return markdown_table(["difficulty", "days", "dates"], rows)
 
 
+def _model_result(difficulty: str, results: dict[str, Any]) -> str:
+    """The model's mean over its episodes of a tier at the tier's defaults, marked when they were recorded on an
+    earlier version of the tier's episodes (docs/model_results.md); a dash where it played none."""
+    groups = [group for group in results["groups"] if group["difficulty"] == difficulty and not group["settings"]]
+    if not groups:
+        return "–"
+    group = groups[0]
+    earlier = group["replays"].get(EARLIER_VERSION, 0) == group["episodes"]
+    return f"{group['mean']:.3f} ({group['episodes']} episodes{', earlier version' if earlier else ''})"
+
+
+def tiers_at_a_glance(results: dict[str, Any] | None = None, models: dict[str, Any] | None = None) -> str:
+    """Each listed tier in one row: its window, dimensions, incidents an episode, steps and named task (from the
+    tier and task configs), the expert's and the best shortcut's calibration means (the kept calibration results)
+    and a capable model's (the replayed transcripts)."""
+    results = results or calibration_results()
+    models = models or kept_results()
+    rows = []
+    for difficulty in DIFFICULTIES:
+        tier, config = TIERS[difficulty], resolve_episode_config(difficulty=difficulty)  # a seeded reset's
+        fields = ", ".join(DIMENSIONS[key].field for key in tier.dimensions) or "none (one funnel)"
+        counts = config.anomaly_count_range
+        incidents = f"{counts[0]}–{counts[1]}" if counts else f"{config.anomaly_count}"
+        tasks = ", ".join(f"`{task}`" for task, spec in TASKS.items() if spec.difficulty == difficulty)
+        means = {name: results["agents"][name][difficulty]["mean"] for name in SHORTCUT_AGENTS}
+        best = max(SHORTCUT_AGENTS, key=lambda name: means[name])
+        rows.append([difficulty, f"{tier.window_days} days", fields, incidents, str(config.max_steps), tasks,
+                     f"{results['agents'][EXPERT][difficulty]['mean']:.3f}", f"{means[best]:.3f} (`{best}`)",
+                     _model_result(difficulty, models)])
+    lead = ("Each listed tier (`reset(difficulty=...)`); the expert's and the best shortcut's (of "
+            + ", ".join(f"`{name}`" for name in SHORTCUT_AGENTS) + ") calibration means, and a capable LLM's mean "
+            "over its zero-shot episodes ([model results](docs/model_results.md); every agent's figures are in "
+            "[calibration](docs/calibration.md)):")
+    return lead + "\n\n" + markdown_table(["tier", "window", "dimensions", "incidents", "steps", "named task",
+                                            "expert", "best shortcut", "a capable model"], rows)
+
+
 @dataclass(frozen=True)
 class Block:
     name: str
@@ -128,6 +168,7 @@ class Block:
 
 
 BLOCKS: tuple[Block, ...] = (
+    Block("tiers-at-a-glance", "README.md", tiers_at_a_glance),
     Block("best-shortcuts", "README.md", best_shortcuts),
     Block("expert-targets", "docs/calibration.md", expert_targets),
     Block("train-schedule", "docs/training.md", train_schedule),

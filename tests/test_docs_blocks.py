@@ -99,3 +99,21 @@ def test_the_window_table_is_each_tiers_window_as_reset_builds_it() -> None:
         dates = reset_episode(seed=1, difficulty=difficulty).public.daily_frame()["date"]
         first, last = str(min(dates))[:10], str(max(dates))[:10]
         assert row.endswith(f"| {len(set(dates))} ({len(set(dates)) // 7} weeks) | {first} to {last} |"), row
+
+
+def test_the_tiers_table_follows_the_results_and_marks_old_recordings() -> None:
+    results = copy.deepcopy(docs_blocks.calibration_results())
+    results["agents"]["expert"]["hard"]["mean"] = 0.5
+    results["agents"]["weekday_rule"]["hard"]["mean"] = 0.45
+    models = {"groups": [
+        {"difficulty": "deep", "settings": {}, "episodes": 2, "mean": 0.5,
+         "replays": {docs_blocks.EARLIER_VERSION: 2}},
+        {"difficulty": "frontier", "settings": {}, "episodes": 3, "mean": 0.75, "replays": {"reproduced": 3}},
+        {"difficulty": "frontier", "settings": {"concurrency": 3}, "episodes": 1, "mean": 0.1, "replays": {}}]}
+    rows = {line.split(" | ")[0].strip("| "): line.split(" | ")
+            for line in docs_blocks.tiers_at_a_glance(results, models).splitlines() if line.startswith("| ")}
+    assert rows["hard"][6:8] == ["0.500", "0.450 (`weekday_rule`)"]
+    assert rows["deep"][-1] == "0.500 (2 episodes, earlier version) |"
+    assert rows["frontier"][-1] == "0.750 (3 episodes) |"  # at the tier's defaults only
+    assert rows["easy"][-1] == "– |" and rows["easy"][2] == "none (one funnel)"
+    assert rows["medium"][3] == "1–4" and rows["deep"][2].endswith("channel, user_type")
