@@ -18,7 +18,7 @@ rest.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 from metric_tracker_rl.spec.registry import Registry
@@ -179,6 +179,15 @@ class Tier:
 
 AGGREGATE_PER_WEEKDAY = 2  # of a weekday's three same-weekday peers in four weeks, at most one is perturbed
 
+DEEP_MIX = SegmentedMix(dimensions=("platform", "country_wide", "app_version", "channel", "user_type"),
+                        max_incidents=8,
+                        incident_kinds=("release_regression", "payment_failure", "web_tracking_bug", "country_bots",
+                                        "segment_outage", "level_shift", "partner_payment_failure",
+                                        "experiment_breakage"),
+                        benign_kinds=("mix_shift", "segment_demand_swing", "segment_timing_shift",
+                                      "experiment_effect", "country_holiday", "campaign"),
+                        segment_credit="overlap", max_cuboid_depth=3, concurrency=1, context=True, note_share=0.5)
+
 # The tiers by name, in publication order (the order of the brief's and the splits' difficulty lists).
 TIERS: Registry[Tier] = Registry("tier", (
     Tier("easy", window_days=28, default_density=0.07, count_range=None,
@@ -207,30 +216,12 @@ TIERS: Registry[Tier] = Registry("tier", (
     # causes are cuboids of one to three dimensions, one date carries two overlapping incidents, and context tables
     # with the kinds that need them.
     Tier("deep", window_days=56, default_density=0.08, count_range=(3, 6), perturbed_per_weekday=3,
-         calibration_seed_base=50_000,
-         segmented=SegmentedMix(dimensions=("platform", "country_wide", "app_version", "channel", "user_type"),
-                                max_incidents=8,
-                                incident_kinds=("release_regression", "payment_failure", "web_tracking_bug",
-                                                "country_bots", "segment_outage", "level_shift",
-                                                "partner_payment_failure", "experiment_breakage"),
-                                benign_kinds=("mix_shift", "segment_demand_swing", "segment_timing_shift",
-                                              "experiment_effect", "country_holiday", "campaign"),
-                                segment_credit="overlap", max_cuboid_depth=3, concurrency=1, context=True,
-                                note_share=0.5)),
-    # Deep's world at the edge of the noise: every all-day cuboid incident stands at an expected z of 3.5 to 5 in its
+         calibration_seed_base=50_000, segmented=DEEP_MIX),
+    # Deep's world at the edge of the noise: every all-day cuboid incident stands at an expected z of 4.5 to 6 in its
     # own data (under the noise model the brief publishes), and benign blips confined to one leaf light up its
     # parents.
     # Unlisted while it is built: reset(difficulty="abyss") reaches it.
     Tier("abyss", window_days=56, default_density=0.08, count_range=(3, 6), perturbed_per_weekday=3,
          calibration_seed_base=60_000, listed=False,
-         segmented=SegmentedMix(dimensions=("platform", "country_wide", "app_version", "channel", "user_type"),
-                                max_incidents=8,
-                                incident_kinds=("release_regression", "payment_failure", "web_tracking_bug",
-                                                "country_bots", "segment_outage", "level_shift",
-                                                "partner_payment_failure", "experiment_breakage"),
-                                benign_kinds=("mix_shift", "segment_demand_swing", "segment_timing_shift",
-                                              "experiment_effect", "country_holiday", "campaign"),
-                                segment_credit="overlap", max_cuboid_depth=3, concurrency=1, context=True,
-                                note_share=0.5, own_z=(4.5, 6.0), leaf_blips=3.0,
-                                noise_model=True)),
+         segmented=replace(DEEP_MIX, own_z=(4.5, 6.0), leaf_blips=3.0, noise_model=True)),
 ))

@@ -162,31 +162,42 @@ def cell_stops_sql() -> str:
             "FROM b GROUP BY ALL ORDER BY date")
 
 
-def series_sql(falls: list[dict[str, Any]]) -> str:
-    """Each fall's cuboid and step on every date of the window, where it fell beyond RUN_Z (its leaves' residuals
-    against their same-weekday medians, as the scan sums them): the dates a fall lasted."""
-    named = {row["entity_name"] for row in falls}  # a median and CASE branches for each step read, no other
-    steps = [(name, EVENT_ALIAS[EVENT_OF[n]], EVENT_ALIAS[EVENT_OF[d]]) for name, n, d in STEPS if name in named]
-    wanted = ", ".join(f"({k}, '{row['entity_name']}', "
-                       + ", ".join(sql_text(row.get(f), k == 0) for f in SEGMENT_FIELDS) + ")"
-                       for k, row in enumerate(falls))
-    medians = ", ".join(f"median({n} / {d}) FILTER ({d} > 0) OVER w q{i}" for i, (_, n, d) in enumerate(steps))
+class LeafResiduals:
+    """What a query over the falls' leaves builds on: each step's leaf conversion against the median of the same
+    weekday in its leaf (`ctes`: l, t, q and x, whose rows are leaves with their q0, q1, ... medians), a CASE on a
+    fall's step (`case`), a leaf inside a fall's cuboid (`inside`) and a leaf's binomial variance (`variance`)."""
 
-    def case(term: str) -> str:
-        return "CASE f.step " + " ".join(f"WHEN '{name}' THEN " + term.format(n=n, d=d, q=f"q{i}")
-                                         for i, (name, n, d) in enumerate(steps)) + " END"
-
-    inside = " AND ".join(f"(f.{a} IS NULL OR x.{a} = f.{a})" for a in ALIAS.values())
-    variance = f"greatest(x.{{q}} * (1 - x.{{q}}), {RATE_FLOOR} * x.{{q}}) * x.{{d}}"
-    return (f"WITH f(k, step, p, c, v, h, u) AS (VALUES {wanted}), "
+    def __init__(self, falls: list[dict[str, Any]]) -> None:
+        named = {row["entity_name"] for row in falls}  # a median and CASE branches for each step read, no other
+        self.steps = [(name, EVENT_ALIAS[EVENT_OF[n]], EVENT_ALIAS[EVENT_OF[d]]) for name, n, d in STEPS
+                      if name in named]
+        medians = ", ".join(f"median({n} / {d}) FILTER ({d} > 0) OVER w q{i}" for i, (_, n, d) in enumerate(self.steps))
+        self.inside = " AND ".join(f"(f.{a} IS NULL OR x.{a} = f.{a})" for a in ALIAS.values())
+        self.variance = f"greatest(x.{{q}} * (1 - x.{{q}}), {RATE_FLOOR} * x.{{q}}) * x.{{d}}"
+        self.ctes = (
             "l AS (SELECT date, platform p, country c, app_version v, channel h, user_type u, app_opens o, "
             "menu_opens m, product_added_to_cart c2, orders_placed p2, payment_successful y FROM daily_by_segment), "
             "t AS (SELECT date, p, c, h, u, sum(o) o, sum(m) m, sum(c2) c2, sum(p2) p2, sum(y) y FROM l GROUP BY ALL), "
             f"q AS (SELECT date, p, c, h, u, {medians} FROM t WINDOW w AS (PARTITION BY p, c, h, u, isodow(date) "
             "ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING EXCLUDE CURRENT ROW)), "
             "x AS (SELECT * FROM l JOIN q USING (date, p, c, h, u)), "
-            f"g AS (SELECT f.k, f.step, x.date, sum({case('x.{n} - x.{q} * x.{d}')}) r, "
-            f"sum({case('x.{q} * x.{d}')}) e, sum({case(variance)}) w "
-            f"FROM f JOIN x ON {inside} GROUP BY ALL), "
+        )
+
+    def case(self, term: str) -> str:
+        return "CASE f.step " + " ".join(f"WHEN '{name}' THEN " + term.format(n=n, d=d, q=f"q{i}")
+                                         for i, (name, n, d) in enumerate(self.steps)) + " END"
+
+
+def series_sql(falls: list[dict[str, Any]]) -> str:
+    """Each fall's cuboid and step on every date of the window, where it fell beyond RUN_Z (its leaves' residuals
+    against their same-weekday medians, as the scan sums them): the dates a fall lasted."""
+    leaf = LeafResiduals(falls)
+    wanted = ", ".join(f"({k}, '{row['entity_name']}', "
+                       + ", ".join(sql_text(row.get(f), k == 0) for f in SEGMENT_FIELDS) + ")"
+                       for k, row in enumerate(falls))
+    return (f"WITH f(k, step, p, c, v, h, u) AS (VALUES {wanted}), " + leaf.ctes
+            + f"g AS (SELECT f.k, f.step, x.date, sum({leaf.case('x.{n} - x.{q} * x.{d}')}) r, "
+            f"sum({leaf.case('x.{q} * x.{d}')}) e, sum({leaf.case(leaf.variance)}) w "
+            f"FROM f JOIN x ON {leaf.inside} GROUP BY ALL), "
             f"z AS (SELECT *, r / sqrt({BASELINE_NOISE} * w + ({CUBOID_SPREAD} * e) ^ 2) z FROM g WHERE e > 0) "
             f"SELECT k, date, round(r / e, 3) change, round(z, 1) z FROM z WHERE z <= -{RUN_Z} ORDER BY k, date")

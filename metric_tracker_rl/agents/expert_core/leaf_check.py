@@ -17,14 +17,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from metric_tracker_rl.agents.expert_core.cuboid_queries import (
-    ALIAS,
-    BASELINE_NOISE,
-    EVENT_ALIAS,
-    LEAF_SPREAD,
-    RATE_FLOOR,
-)
-from metric_tracker_rl.agents.expert_core.queries import EVENT_OF, STEPS, sql_text
+from metric_tracker_rl.agents.expert_core.cuboid_queries import BASELINE_NOISE, LEAF_SPREAD, LeafResiduals
+from metric_tracker_rl.agents.expert_core.queries import sql_text
 from metric_tracker_rl.world.segments import SEGMENT_FIELDS
 
 # The published day-to-day spread of a cell's step conversion and of a leaf's own (noise_model): the cell's is
@@ -50,28 +44,13 @@ def leaves_sql(falls: list[dict[str, Any]], first_k: int = 0) -> str:
     """Per fall (k, first_k plus its position in `falls`): the residual r, expected conversions e and variance w of
     its cuboid's leaves on its date, summed, and those of the leaf that fell furthest in its own noise (top_r,
     top_e, top_w); `leaves`, how many leaves held conversions."""
-    named = {row["entity_name"] for row in falls}
-    steps = [(name, EVENT_ALIAS[EVENT_OF[n]], EVENT_ALIAS[EVENT_OF[d]]) for name, n, d in STEPS if name in named]
+    leaf = LeafResiduals(falls)
     wanted = ", ".join(f"({first_k + k}, DATE '{row['date']}', '{row['entity_name']}', "
                        + ", ".join(sql_text(row.get(f), k == 0) for f in SEGMENT_FIELDS) + ")"
                        for k, row in enumerate(falls))
-    medians = ", ".join(f"median({n} / {d}) FILTER ({d} > 0) OVER w q{i}" for i, (_, n, d) in enumerate(steps))
-
-    def case(term: str) -> str:
-        return "CASE f.step " + " ".join(f"WHEN '{name}' THEN " + term.format(n=n, d=d, q=f"q{i}")
-                                         for i, (name, n, d) in enumerate(steps)) + " END"
-
-    inside = " AND ".join(f"(f.{a} IS NULL OR x.{a} = f.{a})" for a in ALIAS.values())
-    variance = f"greatest(x.{{q}} * (1 - x.{{q}}), {RATE_FLOOR} * x.{{q}}) * x.{{d}}"
-    return (f"WITH f(k, date, step, p, c, v, h, u) AS (VALUES {wanted}), "
-            "l AS (SELECT date, platform p, country c, app_version v, channel h, user_type u, app_opens o, "
-            "menu_opens m, product_added_to_cart c2, orders_placed p2, payment_successful y FROM daily_by_segment), "
-            "t AS (SELECT date, p, c, h, u, sum(o) o, sum(m) m, sum(c2) c2, sum(p2) p2, sum(y) y FROM l GROUP BY ALL), "
-            f"q AS (SELECT date, p, c, h, u, {medians} FROM t WINDOW w AS (PARTITION BY p, c, h, u, isodow(date) "
-            "ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING EXCLUDE CURRENT ROW)), "
-            "x AS (SELECT * FROM l JOIN q USING (date, p, c, h, u)), "
-            f"g AS (SELECT f.k, {case('x.{n} - x.{q} * x.{d}')} r, {case('x.{q} * x.{d}')} e, {case(variance)} w "
-            f"FROM f JOIN x ON x.date = f.date AND {inside}), "
+    return (f"WITH f(k, date, step, p, c, v, h, u) AS (VALUES {wanted}), " + leaf.ctes
+            + f"g AS (SELECT f.k, {leaf.case('x.{n} - x.{q} * x.{d}')} r, {leaf.case('x.{q} * x.{d}')} e, "
+            f"{leaf.case(leaf.variance)} w FROM f JOIN x ON x.date = f.date AND {leaf.inside}), "
             f"s AS (SELECT *, r / sqrt({BASELINE_NOISE} * w + ({LEAF_SPREAD} * e) ^ 2) z FROM g WHERE e > 0) "
             "SELECT k, count(*) leaves, round(sum(r), 1) r, round(sum(e), 1) e, round(sum(w), 1) w, "
             "round(arg_min(r, z), 1) top_r, round(arg_min(e, z), 1) top_e, round(arg_min(w, z), 1) top_w "
