@@ -19,6 +19,7 @@ import pytest
 import yaml
 from conftest import ROOT, serving
 
+from benchmarks.image_context import dockerfile_instructions
 from metric_tracker_rl.serving.local_server import free_port
 
 try:
@@ -37,22 +38,6 @@ def readme_front_matter() -> dict[str, Any]:
     text = (ROOT / "README.md").read_text()
     assert text.startswith("---\n"), "README must open with the Space front matter"
     return yaml.safe_load(text.split("---\n", 2)[1])
-
-
-def dockerfile_instructions() -> list[tuple[str, str]]:
-    """(INSTRUCTION, arguments) per Dockerfile instruction, continuation lines joined."""
-    instructions, pending = [], ""
-    for line in (ROOT / "Dockerfile").read_text().splitlines():
-        stripped = line.strip()
-        if not pending and (not stripped or stripped.startswith("#")):
-            continue
-        if stripped.endswith("\\"):
-            pending += stripped[:-1] + " "
-            continue
-        keyword, _, arguments = (pending + stripped).partition(" ")
-        instructions.append((keyword.upper(), " ".join(arguments.split())))
-        pending = ""
-    return instructions
 
 
 def copy_sources(arguments: str) -> list[str]:
