@@ -3,12 +3,13 @@ the dilution share of each point; frontier's tier is the first row, a rung below
 
     uv run python -m benchmarks.dial_grid --seeds 50 --workers 2 --output docs/artifacts/dial_grid.json
     uv run python -m benchmarks.dial_grid --render docs/artifacts/dial_grid.json   # print the table, run nothing
+    uv run python -m benchmarks.dial_grid --render docs/artifacts/dial_grid.json --plot docs/images/dial_grid.svg
 
 A point is a difficulty and reset settings (the dial's knobs, docs/data.md). Each agent's score is its mean over
 the point's episodes that hold an incident (the calibration sweep's seeds, its null episodes left out; the deep
 tier's own agents run at deep only); the dilution
 share is that of benchmarks.dilution at the point's settings (deep only). docs/calibration.md shows the rendered
-table, and tests/test_dial_grid.py compares the two."""
+table and the plot (`--plot`, benchmarks/dial_plot.py), and tests/test_dial_grid.py compares them with the artifact."""
 
 from __future__ import annotations
 
@@ -21,10 +22,12 @@ from typing import Any
 import numpy as np
 
 from benchmarks.calibrate import DEEP_ONLY_AGENTS, NULL_GROUP, EpisodeSpec, scored_in, sweep
+from benchmarks.dial_plot import dial_plot_svg
 from benchmarks.dilution import episodes as deep_episodes
 from metric_tracker_rl.generation.dilution import dilution_by_depth
 
 PUBLISHED_GRID = Path(__file__).resolve().parents[1] / "docs" / "artifacts" / "dial_grid.json"
+PUBLISHED_PLOT = Path(__file__).resolve().parents[1] / "docs" / "images" / "dial_grid.svg"
 # The expert plays each tier's own procedure (frontier's at frontier, deep's at deep); the padder pads frontier's.
 GRID_AGENTS = ("expert", "one_dimension_expert", "short_segment_rule", "aggregate_only_expert", "next_date_padder")
 # (label, difficulty, settings): frontier's tier, deep at its defaults, then one knob turned at a time.
@@ -92,20 +95,23 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seeds", type=int, default=50, help="calibration seeds per point (null ones left out)")
     parser.add_argument("--output", type=Path, help="write the grid (JSON) here")
     parser.add_argument("--render", type=Path, metavar="GRID", help="print the table of a grid file; run nothing")
+    parser.add_argument("--plot", type=Path, metavar="SVG", help="also draw the grid (the run's, or --render's) as a "
+                        "line plot here")
     parser.add_argument("--quiet", action="store_true", help="no progress line")
     parser.add_argument("--workers", type=int, default=1, help="processes that play episodes (the scores do not "
                         "depend on it)")
     args = parser.parse_args(argv)
-    if args.render is not None:
-        print(grid_table(json.loads(args.render.read_text())))
-        return
-    if args.seeds < 10:
+    if args.render is None and args.seeds < 10:
         parser.error("--seeds must be at least 10")
-    grid = run_grid(args.seeds, progress=not args.quiet, workers=args.workers)
+    grid = json.loads(args.render.read_text()) if args.render is not None else \
+        run_grid(args.seeds, progress=not args.quiet, workers=args.workers)
     print(grid_table(grid))
-    if args.output is not None:
+    if args.output is not None and args.render is None:
         args.output.write_text(json.dumps(grid, indent=1) + "\n")
         print(f"wrote {args.output}")
+    if args.plot is not None:
+        args.plot.write_text(dial_plot_svg(grid))
+        print(f"wrote {args.plot}")
 
 
 if __name__ == "__main__":

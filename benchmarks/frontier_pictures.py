@@ -9,6 +9,7 @@ tests/test_frontier_pictures.py checks that the kept pictures are today's.
 
 from __future__ import annotations
 
+import html
 from pathlib import Path
 
 from metric_tracker_rl.generation.segmented import build_world
@@ -23,13 +24,31 @@ PICTURE_SEED_BASE = 50_000
 MIX_METRIC = "app_open_to_payment_successful"
 
 
-def side_by_side(left: str, right: str) -> str:
-    """Two panels in one SVG, the aggregate on the left."""
-    def placed(panel: str, x: int) -> str:
-        return panel.replace('<svg class="panel"', f'<svg x="{x}" y="0" width="{PANEL_WIDTH}" '
+CAPTION_LINE = 16  # a caption line's height above the panels
+
+
+def caption_svg(caption: tuple[str, ...]) -> str:
+    """A picture's caption: a text line each, from the top left."""
+    return "".join(f'<text x="8" y="{CAPTION_LINE * (number + 1)}" font-size="12" fill="#24292f">'
+                   f'{html.escape(line)}</text>' for number, line in enumerate(caption))
+
+
+def caption_height(caption: tuple[str, ...]) -> int:
+    return CAPTION_LINE * len(caption) + (6 if caption else 0)
+
+
+def tiled(panels: list[str], columns: int, caption: tuple[str, ...] = ()) -> str:
+    """Panels in one SVG, row by row `columns` wide, under the caption's lines (none: the panels alone)."""
+    top = caption_height(caption)
+    width, height = columns * PANEL_WIDTH, top + -(-len(panels) // columns) * PANEL_HEIGHT
+
+    def placed(panel: str, index: int) -> str:
+        x, y = index % columns * PANEL_WIDTH, top + index // columns * PANEL_HEIGHT
+        return panel.replace('<svg class="panel"', f'<svg x="{x}" y="{y}" width="{PANEL_WIDTH}" '
                              f'height="{PANEL_HEIGHT}" class="panel"', 1)
-    return (f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {2 * PANEL_WIDTH} {PANEL_HEIGHT}" '
-            f'width="{2 * PANEL_WIDTH}" height="{PANEL_HEIGHT}">{placed(left, 0)}{placed(right, PANEL_WIDTH)}</svg>\n')
+    body = "".join(placed(panel, i) for i, panel in enumerate(panels))
+    return (f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" width="{width}" '
+            f'height="{height}">{caption_svg(caption)}{body}</svg>\n')
 
 
 def picture(seed: int, entity_type: str, entity_name: str, segment: Segment, day: int, label: str) -> str:
@@ -39,10 +58,9 @@ def picture(seed: int, entity_type: str, entity_name: str, segment: Segment, day
     dates = list(world.data.segment_funnel(Segment()).dates)
     mark = [Mark(dates[day], label, truth=True)]
     k = aggregate.index(entity_type, entity_name)
-    return side_by_side(line_panel_svg(dates, [float(v) for v in aggregate.values[k]], f"all traffic: {entity_name}",
-                                       mark),
-                        line_panel_svg(dates, [float(v) for v in part.values[k]], f"{segment.label()} (same metric)",
-                                       mark))
+    return tiled([line_panel_svg(dates, [float(v) for v in aggregate.values[k]], f"all traffic: {entity_name}", mark),
+                  line_panel_svg(dates, [float(v) for v in part.values[k]], f"{segment.label()} (same metric)",
+                                 mark)], columns=2)
 
 
 def pictures() -> dict[str, str]:
@@ -68,10 +86,20 @@ def pictures() -> dict[str, str]:
     return drawn
 
 
-def main() -> None:
+def write_pictures(drawn: dict[str, str]) -> None:
     OUTPUT.mkdir(parents=True, exist_ok=True)
-    for name, svg in pictures().items():
+    for name, svg in drawn.items():
         (OUTPUT / name).write_text(svg)
+
+
+def stale_pictures(drawn: dict[str, str], root: Path, prefix: str) -> list[str]:
+    """The pictures named `prefix*.svg` under root/OUTPUT that differ from `drawn`: changed, missing or extra."""
+    kept = {path.name: path.read_text() for path in (root / OUTPUT).glob(f"{prefix}*.svg")}
+    return sorted(name for name in set(kept) | set(drawn) if kept.get(name) != drawn.get(name))
+
+
+def main() -> None:
+    write_pictures(pictures())
 
 
 if __name__ == "__main__":

@@ -8,16 +8,13 @@ import re
 import pytest
 from conftest import ROOT
 
-from benchmarks.frontier_pictures import OUTPUT, pictures
+from benchmarks.frontier_pictures import OUTPUT, pictures, stale_pictures
 
 pytestmark = pytest.mark.slow  # builds a frontier world per seed until every kind is drawn
 
 
 def test_the_kept_pictures_are_todays() -> None:
-    drawn = pictures()
-    kept = {path.name: path.read_text() for path in (ROOT / OUTPUT).glob("frontier_*.svg")}
-    assert sorted(kept) == sorted(drawn)
-    stale = [name for name, svg in drawn.items() if kept[name] != svg]
+    stale = stale_pictures(pictures(), ROOT, "frontier_")
     assert not stale, f"redraw with `uv run python -m benchmarks.frontier_pictures`: {', '.join(stale)}"
 
 
