@@ -22,11 +22,12 @@ from __future__ import annotations
 
 import argparse
 import json
-from datetime import date, timedelta
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import date, timedelta
 from pathlib import Path
 
+from benchmarks.scan_analyst_reading import RUN_Z, SINGLE_DATE_Z
 from metric_tracker_rl.generation import build_episode
 from metric_tracker_rl.generation.dilution import CuboidIncident, cuboid_incidents, largest_one_dimension_z, stands_out
 from metric_tracker_rl.generation.episode import Episode
@@ -35,8 +36,6 @@ from metric_tracker_rl.spec.tasks import resolve_episode_config
 from metric_tracker_rl.spec.tiers import TIERS
 from metric_tracker_rl.world.context import Campaign, Experiment, Holiday
 from metric_tracker_rl.world.segments import Segment
-
-from benchmarks.scan_analyst_reading import RUN_Z, SINGLE_DATE_Z
 
 WEEKS_LONG = 7
 WHOLE_DAY = (0, 24)
