@@ -15,8 +15,9 @@ What each row measures, on the tier's calibration episodes (task_splits.calibrat
 - memory: one server process with `--sessions` WebSocket sessions open at once, each the expert's episode played to
   its report; the RSS of the server and its SQL workers over that of the same server with none open, per session;
 - the expert's episode: the characters of its messages (what a model reads and writes), median over those sessions;
-- results cut and submitted rows unseen: tool results that showed a page of a longer table that was never paged on,
-  and submitted rows whose key and numbers stand in no result the expert read (a row cut from every page it read);
+- results cut and submitted rows unseen: tool results that showed a page of a longer table that was never paged on
+  (or the first rows of a context table), and submitted rows whose key and numbers stand in no result the expert
+  read (a row cut from every page it read);
 - tool schemas: the characters of the tier's tool list, sent with every request.
 Progress goes to stderr.
 """
@@ -87,12 +88,24 @@ def record(agent_name: str, reset_kwargs: dict[str, Any], env: Any) -> tuple[Tas
     return run, actions
 
 
+def cut_context_tables(run: TaskRun) -> int:
+    """Context tables shown only in part: a get_context result says `showing: k of n` (the query tool reads the
+    rest)."""
+    cut = 0
+    for step in run.results.values():
+        showing = (step.seen.analysis_result or {}).get("showing")
+        if isinstance(showing, str):
+            shown, _, total = showing.partition(" of ")
+            cut += int(shown) < int(total.split()[0])
+    return cut
+
+
 def episode_figures(run: TaskRun) -> dict[str, Any]:
     """What a model reads in one recorded episode: its characters, cut results and unseen submitted rows."""
     submitted = sum(len(call["function"]["arguments"].get("rows", [])) for m in run.messages
                     for call in m.get("tool_calls") or [] if call["function"]["name"] == "submit_report")
     return {"seed": run.config.get("seed"), "chars": sum(map(len, message_texts(run.messages))),
-            "cut_results": cut_results(run), "unseen_rows": len(unseen_submitted_rows(run)),
+            "cut_results": cut_results(run) + cut_context_tables(run), "unseen_rows": len(unseen_submitted_rows(run)),
             "submitted_rows": submitted, "score": run.score}
 
 
@@ -179,21 +192,21 @@ def bench_latency(tiers: tuple[str, ...], queries: dict[str, list[dict]], offset
         progress(f"latency: repetition {repeat + 1}/{repeats} "
                  + ", ".join(f"{t} reset p50 {np.median(resets[t][0]):.1f} ms" for t in tiers))
     env.close()
-    results = {}
-    for tier in tiers:
-        per_query = np.array(query_ms[tier]).T  # one row per statement, one column per repetition
-        kinds = sorted({q["kind"] for q in queries[tier]})
-        results[tier] = {
-            "reset": {**spread(resets[tier][0]), "cpu_p50_ms": float(np.median(resets[tier][1]))},
-            "query": {**spread(per_query.ravel().tolist()), "statements": len(queries[tier]),
-                      "by_kind": {kind: {**spread([ms for q, row in zip(queries[tier], per_query, strict=True)
-                                                   if q["kind"] == kind for ms in row]),
-                                         "statements": sum(q["kind"] == kind for q in queries[tier])}
-                                  for kind in kinds},
-                      "by_agent": {agent: spread([ms for q, row in zip(queries[tier], per_query, strict=True)
-                                                  if q["agent"] == agent for ms in row]) for agent in (EXPERT, SCAN)},
-                      "slowest_statement_p50_ms": float(np.median(per_query, axis=1).max())}}
-    return results
+    return {tier: {"reset": {**spread(resets[tier][0]), "cpu_p50_ms": float(np.median(resets[tier][1]))},
+                   "query": query_figures(queries[tier], np.array(query_ms[tier]).T)} for tier in tiers}
+
+
+def query_figures(queries: list[dict], per_query: np.ndarray) -> dict[str, Any]:
+    """The statements' timings (one row per statement, one column per repetition) in all, by kind and by agent."""
+    def where(field: str, value: str) -> dict[str, float]:
+        return spread([ms for query, row in zip(queries, per_query, strict=True) if query[field] == value
+                       for ms in row])
+
+    return {**spread(per_query.ravel().tolist()), "statements": len(queries),
+            "by_kind": {kind: {**where("kind", kind), "statements": sum(q["kind"] == kind for q in queries)}
+                        for kind in sorted({q["kind"] for q in queries})},
+            "by_agent": {agent: where("agent", agent) for agent in (EXPERT, SCAN)},
+            "slowest_statement_p50_ms": float(np.median(per_query, axis=1).max())}
 
 
 # --- the expert's sessions in one server ----------------------------------------------------------------------
@@ -231,6 +244,7 @@ def bench_sessions(tiers: tuple[str, ...], first_offset: int, sessions: int, rep
 # --- the report ---------------------------------------------------------------------------------------------
 
 def measure(args: argparse.Namespace, argv: list[str]) -> dict[str, Any]:
+    """Every row for every measured tier, with what a reader needs to repeat the run: when, where, how, the load."""
     tiers = measured_tiers()
     report: dict[str, Any] = {
         "date": time.strftime("%Y-%m-%d", time.gmtime()), "commit": _commit(),
