@@ -1,0 +1,89 @@
+"""The top rungs' budgets table in docs/performance.md is what the kept run docs/artifacts/rung_budgets.json
+renders (`python -m benchmarks.rung_budgets --render docs/artifacts/rung_budgets.json --write-doc`), the run
+measured deep beside every tier being built, and the benchmark times the statements the agents actually send."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from benchmarks import rung_budgets
+from benchmarks.run import PERFORMANCE_DOC, shown_block
+from benchmarks.rung_budgets import (
+    BLOCK_MARKER,
+    PUBLISHED_RESULTS,
+    measured_tiers,
+    query_kind,
+    record,
+    rendered_block,
+    sent_queries,
+    time_queries,
+)
+from benchmarks.rung_budgets_memory import tree_rss_mb
+from metric_tracker_rl.serving.environment import MetricTrackerRlEnvironment
+from metric_tracker_rl.spec.task_splits import calibration_reset_kwargs
+from metric_tracker_rl.spec.tiers import TIERS
+
+
+@pytest.fixture(scope="module")
+def kept_run() -> dict:
+    return json.loads(PUBLISHED_RESULTS.read_text(encoding="utf-8"))
+
+
+def test_the_doc_shows_what_the_kept_run_renders(kept_run: dict) -> None:
+    """A new run written there, or a figure edited by hand in the doc, fails here until the doc is re-rendered."""
+    assert shown_block(PERFORMANCE_DOC.read_text(encoding="utf-8"), BLOCK_MARKER) == rendered_block(kept_run)
+
+
+def test_the_kept_run_measured_deep_beside_every_tier_being_built(kept_run: dict) -> None:
+    """A tier added to the registry unlisted is missing from the kept run until the benchmark runs again."""
+    tiers = measured_tiers()
+    assert tiers[0] == "deep" and all(not TIERS[name].listed for name in tiers[1:])
+    assert kept_run["tiers"] == list(tiers) and set(kept_run["results"]) == set(tiers)
+    for figures in kept_run["results"].values():
+        assert figures["memory"]["sessions"] == kept_run["settings"]["sessions"]
+        assert figures["episode"]["episodes"] == kept_run["settings"]["sessions"]
+
+
+def test_the_kept_run_says_how_and_under_what_load_it_was_measured(kept_run: dict) -> None:
+    for key in ("date", "commit", "command", "settings", "machine", "load_average_at_start", "load_average_at_end"):
+        assert kept_run.get(key), key
+    assert kept_run["command"].startswith("python -m benchmarks.rung_budgets")
+    rendered = rendered_block(kept_run)
+    assert kept_run["command"] in rendered and "load average" in rendered
+
+
+def test_the_timed_queries_are_the_statements_the_scan_analyst_sent() -> None:
+    reset_kwargs = calibration_reset_kwargs("deep", 120)
+    env = MetricTrackerRlEnvironment()
+    run, actions = record(rung_budgets.SCAN, reset_kwargs, env)
+    queries = sent_queries(reset_kwargs, actions, rung_budgets.SCAN)
+    sent = [call["function"]["arguments"]["sql"] for message in run.messages
+            for call in message.get("tool_calls") or [] if call["function"]["name"] == "query"]
+    assert [query["arguments"]["sql"] for query in queries] == sent
+    assert {"cuboid scan", "hourly scan"} <= {query["kind"] for query in queries}
+    assert len(time_queries(queries)) == len(queries)  # each replayed on its episode, and answered
+    env.close()
+
+
+def test_query_kinds() -> None:
+    assert query_kind("SELECT hour FROM hourly_by_segment") == "hourly scan"
+    assert query_kind("SELECT 1 FROM daily_by_segment GROUP BY grouping sets ((date), (date, platform))") == \
+        "cuboid scan"
+    assert query_kind("WITH f(k) AS (VALUES (0)) SELECT * FROM f") == "candidate read"
+    assert query_kind("SELECT * FROM experiments") == "other read"
+
+
+def test_tree_rss_counts_the_processes_under_a_process() -> None:
+    child = subprocess.Popen([sys.executable, "-c", "import sys; held = b'x' * (64 << 20); print('ready', flush=True); "
+                              "sys.stdin.read()"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert child.stdout is not None and child.stdout.readline().strip() == "ready"
+        assert tree_rss_mb(child.pid) > 64
+        assert tree_rss_mb(os.getpid()) > tree_rss_mb(child.pid) + 10  # this process and its child
+    finally:
+        child.communicate("")
