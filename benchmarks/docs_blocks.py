@@ -21,12 +21,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from benchmarks.calibrate import PUBLISHED_RESULTS, SHORTCUT_AGENTS, markdown_table
+from benchmarks.calibrate import PUBLISHED_RESULTS, SHORTCUT_AGENTS, UNTUNED, markdown_table, null_group
 from benchmarks.model_results import EARLIER_VERSION, kept_results, model_results_table
 from metric_tracker_rl.spec.dimensions import DIMENSIONS
 from metric_tracker_rl.spec.plain_types import MetricSubmissionRow
 from metric_tracker_rl.spec.published import DIFFICULTIES, WINDOW_DAYS
-from metric_tracker_rl.spec.task_splits import TRAIN_SCHEDULE, TRAIN_SEED_BASE
+from metric_tracker_rl.spec.task_splits import (
+    CALIBRATION_SEED_BASE,
+    EVAL_SEEDS_PER_DIFFICULTY,
+    TRAIN_SCHEDULE,
+    TRAIN_SEED_BASE,
+    UNTUNED_FIRST_OFFSET,
+)
 from metric_tracker_rl.spec.tasks import TASKS, resolve_episode_config
 from metric_tracker_rl.spec.tiers import TIERS
 from metric_tracker_rl.world.funnel import WINDOW_START
@@ -36,6 +42,16 @@ EXPERT = "expert"
 # The calibration targets the expert is held to on each difficulty's sweep (docs/calibration.md).
 EXPERT_MEAN_TARGET = 0.95
 EXPERT_SHARE_TARGET = 0.95
+# Deep's own target for the expert's mean (docs/calibration.md): lower than the other tiers'.
+DEEP_MEAN_TARGET = 0.90
+# The ceilings the exploits are held to (agent, difficulty, highest mean), as tests/test_calibration.py asserts them.
+# The smallest gap between an agent's eval and untuned means that the docs list (smaller ones are the floor agents'
+# noise, a few thousandths).
+LISTED_GAP = 0.01
+EXPLOIT_CEILINGS: tuple[tuple[str, str, float], ...] = (
+    ("fixed_rule", "hard", 0.6), ("weekday_rule", "hard", 0.6),
+    *((name, difficulty, 0.3) for name in ("top_k_dates", "top_k_dates_shift_aware", "side_effect_padder",
+                                           "feedback_decoder") for difficulty in ("medium", "hard")))
 
 
 def begin_marker(name: str) -> str:
@@ -50,6 +66,16 @@ def calibration_results() -> dict[str, Any]:
     return json.loads(PUBLISHED_RESULTS.read_text(encoding="utf-8"))
 
 
+def _mean_with_interval(stats: dict[str, Any]) -> str:
+    low, high = stats["mean_95"]
+    return f"{stats['mean']:.3f} [{low:.3f}, {high:.3f}]"
+
+
+def _runs(results: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """The results' runs a claim is checked on: the eval seeds, and the untuned seeds where the file has them."""
+    return [("the eval seeds", results), *([("the untuned seeds", results[UNTUNED])] if UNTUNED in results else [])]
+
+
 def train_schedule() -> str:
     """The train split's blocks: task indices, seeds and the difficulties each cycles over."""
     rows, first = [], 0
@@ -61,38 +87,110 @@ def train_schedule() -> str:
     return markdown_table(["train tasks", "seeds", "difficulties, in turn", "inference.py"], rows)
 
 
+def calibration_seeds() -> str:
+    """Each listed tier's calibration seeds: the eval split's, which tuned the agents, and the untuned ones."""
+    def seeds(first: int) -> str:
+        return f"{first:,} to {first + EVAL_SEEDS_PER_DIFFICULTY - 1:,}"
+
+    rows = [[difficulty, seeds(CALIBRATION_SEED_BASE[difficulty]),
+             seeds(CALIBRATION_SEED_BASE[difficulty] + UNTUNED_FIRST_OFFSET)] for difficulty in DIFFICULTIES]
+    return markdown_table(["tier", "eval seeds (tuned the agents and the tier)", "untuned seeds"], rows)
+
+
 def best_shortcuts(results: dict[str, Any] | None = None) -> str:
     """Per difficulty, the shortcut (SHORTCUT_AGENTS) with the highest mean, beside the expert's mean."""
     results = results or calibration_results()
+    runs = [run for _, run in _runs(results)]
     rows = []
     for difficulty in results["difficulties"]:
-        means = {name: results["agents"][name][difficulty]["mean"] for name in SHORTCUT_AGENTS}
-        best = max(SHORTCUT_AGENTS, key=lambda name: means[name])
-        rows.append([difficulty, f"`{best}`", f"{means[best]:.3f}",
-                     f"{results['agents'][EXPERT][difficulty]['mean']:.3f}"])
+        row = [difficulty]
+        for run in runs:
+            means = {name: run["agents"][name][difficulty]["mean"] for name in SHORTCUT_AGENTS}
+            best = max(SHORTCUT_AGENTS, key=lambda name: means[name])
+            row += [f"`{best}`", f"{means[best]:.3f}", f"{run['agents'][EXPERT][difficulty]['mean']:.3f}"]
+        rows.append(row)
+    header = ["difficulty", "best shortcut", "its mean", "expert mean"]
+    if len(runs) > 1:
+        header += ["untuned seeds: best shortcut", "its mean", "expert mean"]
     lead = ("The best of the shortcuts that skip the investigation ("
-            + ", ".join(f"`{name}`" for name in SHORTCUT_AGENTS) + ") on each difficulty:")
-    return lead + "\n\n" + markdown_table(["difficulty", "best shortcut", "its mean", "expert mean"], rows)
+            + ", ".join(f"`{name}`" for name in SHORTCUT_AGENTS) + ") on each difficulty, on the calibration's eval "
+            "seeds" + (" and on seeds that tuned nothing" if len(runs) > 1 else "") + ":")
+    return lead + "\n\n" + markdown_table(header, rows)
+
+
+def _targets_met(run: dict[str, Any]) -> str:
+    """Where the expert of one run (eval or untuned seeds) meets its targets and where it does not."""
+    stats = run["agents"][EXPERT]
+    met, missed = [], []
+    for difficulty in run["difficulties"]:
+        mean, share = stats[difficulty]["mean"], stats[difficulty]["share_ge_0_9"]
+        figures = f"{difficulty} ({mean:.3f}, {share:.3f})"
+        (met if mean >= EXPERT_MEAN_TARGET and share >= EXPERT_SHARE_TARGET else missed).append(figures)
+    return "met on " + (", ".join(met) or "none") + ("; not met on " + ", ".join(missed) if missed else "")
 
 
 def expert_targets(results: dict[str, Any] | None = None) -> str:
     """Where the expert meets its targets (a mean of at least EXPERT_MEAN_TARGET and a share of seeds scored at
-    least 0.9 of at least EXPERT_SHARE_TARGET) and where it does not, with its figures."""
+    least 0.9 of at least EXPERT_SHARE_TARGET) and where it does not, with its figures: on the eval seeds, then on
+    the untuned ones."""
     results = results or calibration_results()
     stats = results["agents"][EXPERT]
-    met, missed = [], []
-    for difficulty in results["difficulties"]:
-        mean, share = stats[difficulty]["mean"], stats[difficulty]["share_ge_0_9"]
-        figures = f"{difficulty} ({mean:.3f}, {share:.3f})"
-        (met if mean >= EXPERT_MEAN_TARGET and share >= EXPERT_SHARE_TARGET else missed).append(figures)
     named = [task for task in results["tasks"] if stats[task]["mean"] < 1.0]
     text = (f"The expert's targets on a difficulty's sweep are a mean of at least {EXPERT_MEAN_TARGET:g} and a score "
-            f"of at least 0.9 on at least {EXPERT_SHARE_TARGET:.0%} of seeds (mean, share): met on "
-            + (", ".join(met) or "none"))
-    text += "; not met on " + ", ".join(missed) + "." if missed else "."
+            f"of at least 0.9 on at least {EXPERT_SHARE_TARGET:.0%} of seeds (mean, share): on the eval seeds, "
+            + _targets_met(results) + ".")
+    if UNTUNED in results:
+        text += " On the seeds that tuned nothing, " + _targets_met(results[UNTUNED]) + "."
     text += (" Every named task is solved." if not named else
              " Named tasks it does not solve: " + ", ".join(f"`{task}`" for task in named) + ".")
     return text
+
+
+def deep_target(results: dict[str, Any] | None = None) -> str:
+    """The expert's mean on deep (with its 95% interval) on each run, against DEEP_MEAN_TARGET."""
+    results = results or calibration_results()
+    parts = []
+    for label, run in _runs(results):
+        stats = run["agents"][EXPERT]["deep"]
+        verdict = "meets" if stats["mean"] >= DEEP_MEAN_TARGET else "misses"
+        parts.append(f"on {label} {_mean_with_interval(stats)}, which {verdict} it")
+    return f"The expert's mean on deep against deep's target of {DEEP_MEAN_TARGET:.2f}: " + "; ".join(parts) + "."
+
+
+def exploit_ceilings(results: dict[str, Any] | None = None) -> str:
+    """Each run's exploits against their ceilings (EXPLOIT_CEILINGS): the ones above, or the closest to its own."""
+    results = results or calibration_results()
+    where: dict[str, list[str]] = {}
+    for name, difficulty, ceiling in EXPLOIT_CEILINGS:
+        where.setdefault(f"`{name}` at most {ceiling:g} on", []).append(difficulty)
+    ceilings = "; ".join(f"{head} {' and '.join(difficulties)}" for head, difficulties in where.items())
+    parts = []
+    for label, run in _runs(results):
+        means = [(name, difficulty, run["agents"][name][difficulty]["mean"], ceiling)
+                 for name, difficulty, ceiling in EXPLOIT_CEILINGS]
+        above = [f"`{name}` on {difficulty} ({mean:.3f})" for name, difficulty, mean, ceiling in means
+                 if mean > ceiling]
+        name, difficulty, mean, ceiling = max(means, key=lambda item: item[2] / item[3])
+        closest = f"all under, the closest `{name}` on {difficulty} ({mean:.3f} of {ceiling:g})"
+        parts.append(f"on {label}, " + (f"above it: {', '.join(above)}" if above else closest))
+    return f"The exploits against their ceilings ({ceilings}): " + "; ".join(parts) + "."
+
+
+def untuned_differences(results: dict[str, Any] | None = None) -> str:
+    """Where an agent's eval-seed mean lies outside the 95% interval of its mean on the untuned seeds, and at least
+    LISTED_GAP from that mean."""
+    results = results or calibration_results()
+    untuned = results[UNTUNED]
+    groups = [group for difficulty in untuned["difficulties"] for group in (difficulty, null_group(difficulty))]
+    outside = []
+    for name, stats in untuned["agents"].items():
+        for group in groups:
+            tuned, (low, high) = results["agents"][name][group]["mean"], stats[group]["mean_95"]
+            if not low <= tuned <= high and abs(tuned - stats[group]["mean"]) >= LISTED_GAP:
+                outside.append(f"`{name}` on {group} ({tuned:.3f} against {_mean_with_interval(stats[group])})")
+    lead = (f"Where an agent's mean on the eval seeds lies outside the 95% interval of its mean on the untuned seeds, "
+            f"and {LISTED_GAP:g} or more from it (of {len(untuned['agents']) * len(groups)} comparisons): ")
+    return lead + ("; ".join(outside) if outside else "nowhere") + "."
 
 
 def _type_text(annotation: Any) -> str:
@@ -171,6 +269,10 @@ BLOCKS: tuple[Block, ...] = (
     Block("tiers-at-a-glance", "README.md", tiers_at_a_glance),
     Block("best-shortcuts", "README.md", best_shortcuts),
     Block("expert-targets", "docs/calibration.md", expert_targets),
+    Block("exploit-ceilings", "docs/calibration.md", exploit_ceilings),
+    Block("untuned-differences", "docs/calibration.md", untuned_differences),
+    Block("deep-target", "docs/calibration.md", deep_target),
+    Block("calibration-seeds", "docs/calibration.md", calibration_seeds),
     Block("train-schedule", "docs/training.md", train_schedule),
     Block("submission-row-fields", "docs/spaces.md", submission_row_fields),
     Block("tier-windows", "docs/data.md", tier_windows),

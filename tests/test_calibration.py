@@ -19,15 +19,21 @@ from benchmarks.calibrate import (
     NULL_GROUP,
     PUBLISHED_RESULTS,
     REPLAYING_AGENTS,
+    UNTUNED,
     calibrate,
     difficulty_table,
     episode_plan,
+    kept_with,
     main,
+    mean_interval,
     means_table,
     merge_problem,
     merged,
     named_task_groups,
+    null_group,
+    null_table,
     table,
+    untuned_table,
 )
 from metric_tracker_rl import MetricTrackerRlAction
 from metric_tracker_rl.agents import AGENTS, make_agent, run_episode
@@ -38,6 +44,7 @@ from metric_tracker_rl.spec.published import (
     AGGREGATE_DIFFICULTIES as DIFFICULTIES,  # frontier: test_frontier_calibration
 )
 from metric_tracker_rl.spec.published import DIFFICULTIES as DIFFICULTIES_WITH_FRONTIER
+from metric_tracker_rl.spec.task_splits import UNTUNED_FIRST_OFFSET
 
 SEEDS = 20
 # The calibration targets (docs/calibration.md) are stated on 200 seeds; 40 is the smallest sweep on which each
@@ -195,9 +202,43 @@ def test_calibrate_command_writes_table_and_json(tmp_path: Path, capsys: pytest.
     printed = capsys.readouterr().out
     assert "| null |" in printed
     data = json.loads(output.read_text())
-    groups = {spec.group for spec in episode_plan(10)}
+    groups = {spec.group for spec in episode_plan(10)} | {null_group(d) for d in data["difficulties"]}
     assert set(data["agents"]["null"]) == groups
     assert data["agents"]["null"][NULL_GROUP]["n"] == len(data["difficulties"])  # one per difficulty in 10 seeds
+    assert all(data["agents"]["null"][null_group(d)]["n"] == 1 for d in data["difficulties"])
+
+
+def test_an_untuned_run_is_kept_beside_the_eval_figures(tmp_path: Path) -> None:
+    """`--untuned --merge` sweeps each tier from UNTUNED_FIRST_OFFSET and keeps the run under the file's untuned
+    entry; the eval figures stay as they were, and a later untuned run of one tier replaces that tier only."""
+    output = tmp_path / "calibration.json"
+    main(["--seeds", "10", "--agents", "null,random", "--difficulties", "easy,medium", "--no-named-tasks",
+          "--output", str(output), "--quiet"])
+    kept = json.loads(output.read_text())
+    main(["--seeds", "10", "--agents", "null,random", "--difficulties", "easy,medium", "--untuned", "--merge",
+          "--output", str(output), "--quiet"])
+    data = json.loads(output.read_text())
+    assert {key: value for key, value in data.items() if key != UNTUNED} == kept
+    untuned = data[UNTUNED]
+    assert untuned["first_offset"] == UNTUNED_FIRST_OFFSET and untuned["tasks"] == []
+    assert [spec.reset_kwargs["seed"] for spec in episode_plan(10, (), ("easy",), UNTUNED_FIRST_OFFSET)] == \
+        list(range(10_000 + UNTUNED_FIRST_OFFSET, 10_010 + UNTUNED_FIRST_OFFSET))  # easy's base is 10,000
+    assert untuned["agents"]["null"]["easy null"]["mean"] == 1.0
+    redone = {**untuned, "difficulties": ["medium"],
+              "agents": {name: {"medium": {**groups["medium"], "mean": 0.5}}
+                         for name, groups in untuned["agents"].items()}}
+    both = kept_with(data, redone, untuned=True)
+    assert both[UNTUNED]["agents"]["random"]["medium"]["mean"] == 0.5
+    assert both[UNTUNED]["agents"]["random"]["easy"] == untuned["agents"]["random"]["easy"]
+    assert "| random | 0.0" in untuned_table(data) and "easy null eval → untuned" in untuned_table(data, nulls=True)
+
+
+def test_the_mean_interval_is_a_fixed_bootstrap_around_the_mean() -> None:
+    scores = np.array([0.0, 0.5, 1.0, 1.0, 1.0, 0.25, 1.0, 0.75])
+    low, high = mean_interval(scores)
+    assert [low, high] == mean_interval(scores.copy())  # the same scores, the same interval
+    assert scores.min() <= low < scores.mean() < high <= scores.max()
+    assert mean_interval(np.ones(30)) == [1.0, 1.0]
 
 
 def test_seed_replay_rebuilds_open_episodes_only(target_sweep: dict) -> None:
@@ -319,9 +360,13 @@ def markdown_table_with_header(text: str, header: str) -> str | None:
 def published_tables() -> list[tuple[str, str]]:
     """(doc, rendered table) of every calibration table the docs show, rendered from the kept results file."""
     results = json.loads(PUBLISHED_RESULTS.read_text())
-    return [("docs/calibration.md", table(results)), ("docs/calibration.md", difficulty_table(results, "frontier")),
+    return [("docs/calibration.md", table(results)), ("docs/calibration.md", null_table(results)),
+            ("docs/calibration.md", untuned_table(results)),
+            ("docs/calibration.md", untuned_table(results, nulls=True)),
+            ("docs/calibration.md", difficulty_table(results, "frontier")),
             ("docs/calibration.md", difficulty_table(results, "deep")),
-            ("README.md", means_table(results)), ("docs/evaluation.md", table(results, EVALUATION_AGENTS))]
+            ("README.md", means_table(results)), ("docs/evaluation.md", table(results, EVALUATION_AGENTS)),
+            ("docs/evaluation.md", null_table(results, EVALUATION_AGENTS))]
 
 
 @pytest.mark.parametrize(("doc", "rendered"), published_tables(), ids=lambda v: v if v.endswith(".md") else "")
@@ -337,8 +382,15 @@ def test_the_kept_results_cover_every_agent_and_difficulty() -> None:
     results = json.loads(PUBLISHED_RESULTS.read_text())
     assert tuple(results["agents"]) == LISTED_TIER_AGENTS and results["seeds_per_difficulty"] == 200
     assert results["difficulties"] == list(DIFFICULTIES_WITH_FRONTIER)
-    assert all(set(stats) == {*named_task_groups(results), *DIFFICULTIES_WITH_FRONTIER, NULL_GROUP}
+    tier_nulls = {null_group(difficulty) for difficulty in DIFFICULTIES_WITH_FRONTIER}
+    assert all(set(stats) == {*named_task_groups(results), *DIFFICULTIES_WITH_FRONTIER, NULL_GROUP, *tier_nulls}
                for stats in results["agents"].values())
+    untuned = results[UNTUNED]
+    assert (untuned["first_offset"], untuned["seeds_per_difficulty"]) == (UNTUNED_FIRST_OFFSET, 200)
+    assert tuple(untuned["agents"]) == LISTED_TIER_AGENTS
+    assert untuned["difficulties"] == list(DIFFICULTIES_WITH_FRONTIER)
+    assert all(set(stats) == {*DIFFICULTIES_WITH_FRONTIER, NULL_GROUP, *tier_nulls}
+               for stats in untuned["agents"].values())
 
 
 def test_the_table_check_catches_an_edited_number() -> None:

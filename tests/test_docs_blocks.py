@@ -52,7 +52,10 @@ def test_the_best_shortcut_follows_the_results() -> None:
 
 def test_the_expert_targets_say_where_they_are_missed() -> None:
     results = docs_blocks.calibration_results()
-    text = docs_blocks.expert_targets(results)
+    text, _, on_untuned = docs_blocks.expert_targets(results).partition("On the seeds that tuned nothing")
+    for difficulty in results["untuned"]["difficulties"]:
+        stats = results["untuned"]["agents"]["expert"][difficulty]
+        assert f"{difficulty} ({stats['mean']:.3f}, {stats['share_ge_0_9']:.3f})" in on_untuned
     for difficulty in results["difficulties"]:
         stats = results["agents"]["expert"][difficulty]
         met = (stats["mean"] >= docs_blocks.EXPERT_MEAN_TARGET
@@ -65,6 +68,45 @@ def test_the_expert_targets_say_where_they_are_missed() -> None:
     changed["agents"]["expert"][results["tasks"][0]]["mean"] = 0.5
     text = docs_blocks.expert_targets(changed)
     assert "not met on easy (1.000, 0.500)" in text and f"does not solve: `{results['tasks'][0]}`" in text
+
+
+def test_the_exploit_ceilings_name_an_exploit_above_its_own() -> None:
+    results = docs_blocks.calibration_results()
+    text = docs_blocks.exploit_ceilings(results)
+    for name, difficulty, ceiling in docs_blocks.EXPLOIT_CEILINGS:
+        assert f"`{name}` at most {ceiling:g} on" in text
+        assert (f"`{name}` on {difficulty} (" in text.partition("above it")[2]) == (
+            results["agents"][name][difficulty]["mean"] > ceiling)
+    changed = copy.deepcopy(results)
+    changed["untuned"]["agents"]["fixed_rule"]["hard"]["mean"] = 0.65
+    assert "on the untuned seeds, above it: `fixed_rule` on hard (0.650)" in docs_blocks.exploit_ceilings(changed)
+
+
+def test_the_deep_target_says_where_the_expert_misses_it() -> None:
+    results = docs_blocks.calibration_results()
+    for label, run in (("eval", results), ("untuned", results["untuned"])):
+        verdict = "meets" if run["agents"]["expert"]["deep"]["mean"] >= docs_blocks.DEEP_MEAN_TARGET else "misses"
+        assert re.search(rf"on the {label} seeds [^;]*, which {verdict} it", docs_blocks.deep_target(results))
+    changed = copy.deepcopy(results)
+    changed["untuned"]["agents"]["expert"]["deep"]["mean"] = 0.85
+    assert "on the untuned seeds 0.850 [" in docs_blocks.deep_target(changed)
+    assert docs_blocks.deep_target(changed).endswith("which misses it.")
+
+
+def test_the_untuned_differences_are_the_means_outside_the_untuned_intervals() -> None:
+    results = copy.deepcopy(docs_blocks.calibration_results())
+    for stats in results["untuned"]["agents"].values():
+        for group in stats:
+            stats[group]["mean_95"] = [0.0, 1.0]
+    assert docs_blocks.untuned_differences(results).endswith("): nowhere.")
+    results["untuned"]["agents"]["expert"]["frontier"]["mean_95"] = [0.5, 0.6]
+    results["untuned"]["agents"]["expert"]["frontier"]["mean"] = 0.55
+    shown = results["agents"]["expert"]["frontier"]["mean"]
+    assert docs_blocks.untuned_differences(results).endswith(
+        f"): `expert` on frontier ({shown:.3f} against 0.550 [0.500, 0.600]).")
+    results["agents"]["null"]["easy"]["mean"] = 0.004  # outside [0, 0] but within LISTED_GAP: noise, not listed
+    results["untuned"]["agents"]["null"]["easy"]["mean_95"] = [0.0, 0.0]
+    assert "`null`" not in docs_blocks.untuned_differences(results)
 
 
 def test_the_schedule_table_is_the_train_splits() -> None:

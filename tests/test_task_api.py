@@ -14,11 +14,14 @@ from metric_tracker_rl import DEFAULT_TASK_ORDER, NAMED_TASK_ORDER, MetricTracke
 from metric_tracker_rl.serving.environment import MetricTrackerRlEnvironment
 from metric_tracker_rl.spec.published import DIFFICULTIES
 from metric_tracker_rl.spec.task_splits import (
+    CALIBRATION_SEED_BASE,
     EVAL_SEEDS_PER_DIFFICULTY,
+    NULL_EVERY,
     SPLITS,
     TRAIN_SCHEDULE,
     TRAIN_SEED_BASE,
     TRAIN_TASK_COUNT,
+    UNTUNED_FIRST_OFFSET,
     TaskIndexError,
     TrainBlock,
     UnknownSplitError,
@@ -189,3 +192,11 @@ async def _reset_with_a_listed_task(url: str) -> None:
 def test_a_listed_task_passed_to_reset_starts_its_episode_on_the_server(server_url: str) -> None:
     asyncio.run(_reset_with_a_listed_task(server_url))
 
+
+def test_the_untuned_seeds_are_in_no_split_and_no_other_tiers_range() -> None:
+    """Each tier's untuned calibration seeds meet no eval or train seed and no other tier's untuned seeds."""
+    offsets = range(EVAL_SEEDS_PER_DIFFICULTY)
+    every = [base + UNTUNED_FIRST_OFFSET + offset for base in CALIBRATION_SEED_BASE.values() for offset in offsets]
+    eval_ranges = {base + offset for base in CALIBRATION_SEED_BASE.values() for offset in offsets}
+    assert len(every) == len(set(every)) and not set(every) & eval_ranges
+    assert max(every) < TRAIN_SEED_BASE and UNTUNED_FIRST_OFFSET % NULL_EVERY == 0

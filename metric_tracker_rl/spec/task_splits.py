@@ -12,6 +12,10 @@ index=...)` does the same. Both splits are generated from seeds, never stored:
   `calibration_seed_base`). Every eval seed is below TRAIN_SEED_BASE, so the splits share no episode. A deployment
   that scores agents serves them in held-out mode (METRIC_TRACKER_SECRET set), where the episodes cannot be rebuilt
   from the public package.
+
+The calibration also scores every reference agent on each tier's untuned seeds (UNTUNED_FIRST_OFFSET on from the
+tier's `calibration_seed_base`): the eval seeds tuned the experts and the tiers' settings, these tuned nothing. They
+are in neither split.
 """
 
 from __future__ import annotations
@@ -44,6 +48,10 @@ TRAIN_TASK_COUNT = sum(block.count for block in TRAIN_SCHEDULE)
 CALIBRATION_SEED_BASE = {name: tier.calibration_seed_base for name, tier in TIERS.items()}
 EVAL_SEEDS_PER_DIFFICULTY = 200
 NULL_EVERY = 10  # every 10th calibration seed is a null episode (no incident; the right answer is an empty report)
+# The first offset of every tier's untuned calibration seeds. Tiers' bases are 10,000 apart, so a tier's untuned
+# seeds (base + 5,000 to base + 5,199) meet no tier's eval seeds (base + 0 to 199) nor any other tier's untuned ones,
+# and stay below TRAIN_SEED_BASE. It is a multiple of NULL_EVERY, so the same offsets hold the null episodes.
+UNTUNED_FIRST_OFFSET = 5_000
 
 
 def train_task(index: int, schedule: tuple[TrainBlock, ...] = TRAIN_SCHEDULE) -> dict[str, Any]:
