@@ -138,6 +138,9 @@ class DeepExpertAgent(FrontierExpertAgent):
             "scenario_family") == "mixed" and "level_shift" in str(observation.brief.get("segments", {})) else 0
         self.first_reports: list[Report] | None = None
         self.concurrent_found: list[dict[str, Any]] | None = None
+        self.concurrent_bar = 0.0
+        listed = observation.brief.get("segments", {}).get("dimensions", {})
+        self.dimension_values = {field: str(listed.get(field, "")).split(",") for field in concurrency.FIELDS}
         if "context_tables" in observation.brief.get("segments", {}):
             self.plan += [(table, MetricTrackerRlAction(analysis_method="get_context", analysis_args={"table": table}))
                           for table in EXPLAINING_TABLES]
@@ -191,14 +194,16 @@ class DeepExpertAgent(FrontierExpertAgent):
         if self.first_reports is None:
             self.first_reports = self._first_decision()
             hosts = [] if concurrency.already_found(self.first_reports) else concurrency.hosts_of(self.first_reports)
-            while hosts and len(concurrency.concurrent_sql(hosts)) > SQL_CHARS:
+            while hosts and len(concurrency.concurrent_sql(hosts, 0.0)) > SQL_CHARS:
                 hosts = hosts[:-1]
+            self.concurrent_bar = concurrency.bar(concurrency.tested(hosts, self.dimension_values))
             if hosts:
-                self.plan.append(("concurrent", query_action(concurrency.concurrent_sql(hosts))))
+                self.plan.append(("concurrent", query_action(concurrency.concurrent_sql(hosts, self.concurrent_bar))))
             return bool(hosts)
         if self.concurrent_found is None:
             taken = {(r.date, r.entity_name) for r in self.first_reports}
-            self.concurrent_found = [row for row in concurrency.candidates(self.results["concurrent"])
+            self.concurrent_found = [row for row in concurrency.candidates(self.results["concurrent"],
+                                                                           self.concurrent_bar)
                                      if (row["date"], row["entity_name"]) not in taken][:CONCURRENT_READ]
             self.plan += [("concurrent leaves", query_action(sql))
                           for sql in leaves_queries(self.concurrent_found, SQL_CHARS)]

@@ -3,10 +3,11 @@ level shift on another step in a segment overlapping an incident's (the `concurr
 
 The cuboid scan keeps a fall only beyond the bar of every cuboid, date and step of the window; a second incident
 is looked for only on the dates the first round reported, on the steps no report of that date names, in the
-cuboids that overlap a reported segment (every field both name agrees), so far fewer cells are tested. One query
-reads them (each cuboid's leaves against the same-weekday baseline, the scan's noise) and returns, per date and
-step, how many cuboids it tested and its strongest falls. The bar is set by the number of cells tested over the
-whole search (a family-wise false-row rate of FALSE_ROW_RATE, Bonferroni); each fall past it is localised by the
+cuboids that overlap a reported segment (every field both name agrees), so far fewer cells are tested. The bar is
+set by the number of cells tested over the whole search (at most: every such cuboid of the brief's dimension values;
+a family-wise false-row rate of FALSE_ROW_RATE, Bonferroni). One query reads them (each cuboid's leaves against the
+same-weekday baseline, the scan's noise) and returns the strongest falls of each date and step whose strongest
+passed the bar; each fall past it is localised by the
 ripple check, its leaves are read (leaf_check.py: a single leaf's fall is a blip), and the strongest kept are
 reported, at most as many as the episode's `concurrency` setting gives dates, none where a date already carries
 two incidents.
@@ -14,6 +15,7 @@ two incidents.
 
 from __future__ import annotations
 
+import itertools
 from collections import defaultdict
 from statistics import NormalDist
 from typing import Any
@@ -33,7 +35,6 @@ from metric_tracker_rl.agents.expert_core.reports import Report, segment_of
 
 FALSE_ROW_RATE = 0.1  # the chance, over the whole search, that noise alone passes the bar
 TOP = 5  # the strongest falls of a date and step that come back for the ripple check
-KEPT_Z = 3.0  # a date and step comes back only where its strongest fall reached this
 FIELDS = ("platform", "country", "channel", "user_type")  # a level shift names no version
 ALIAS = {"platform": "p", "country": "c", "channel": "h", "user_type": "u"}
 
@@ -53,9 +54,28 @@ def already_found(reports: list[Report]) -> bool:
     return any(len(names) > 1 for names in keys.values())
 
 
-def concurrent_sql(hosts: list[tuple[str, int, tuple[str | None, ...]]]) -> str:
-    """Per date and step of the search (see the module docstring): `tests`, the cuboids tested, and the TOP
-    strongest falls (their cuboid, change, z, residual r and expected conversions e) where one reached KEPT_Z."""
+def tested(hosts: list[tuple[str, int, tuple[str | None, ...]]], values: dict[str, list[str]]) -> int:
+    """How many cells the search tests at most: per date, every step no host of it names, every cuboid of one to
+    three of FIELDS (`values`: each field's values, as the brief lists them) that overlaps a host of that date."""
+    cuboids = [dict(zip(fields, chosen, strict=True)) for fields in cuboid_sets(3) if "app_version" not in fields
+               for chosen in itertools.product(*(values[field] for field in fields))]
+    total = 0
+    for date in sorted({host[0] for host in hosts}):
+        mine = [dict(zip(FIELDS, segment, strict=True)) for day, _, segment in hosts if day == date]
+        overlapping = sum(any(all(host[f] in (None, v) for f, v in cuboid.items()) for host in mine)
+                          for cuboid in cuboids)
+        total += overlapping * (len(STEP_NAMES) - len({step for day, step, _ in hosts if day == date and step}))
+    return total
+
+
+def bar(tests: int) -> float:
+    """The |z| a fall must pass: noise alone passes it with chance FALSE_ROW_RATE over `tests` cells."""
+    return NormalDist().inv_cdf(1.0 - FALSE_ROW_RATE / max(tests, 1))
+
+
+def concurrent_sql(hosts: list[tuple[str, int, tuple[str | None, ...]]], past: float) -> str:
+    """Per date and step of the search (see the module docstring) whose strongest fall passed `past` (the bar):
+    its TOP strongest falls (their cuboid, change, z, residual r and expected conversions e)."""
     wanted = ", ".join(f"(DATE '{date}', {step}, " + ", ".join(sql_text(v, k == 0) for v in segment) + ")"
                        for k, (date, step, segment) in enumerate(hosts))
     sets = ", ".join("(" + ", ".join(ALIAS[f] for f in fields) + ")" for fields in cuboid_sets(3)
@@ -78,26 +98,18 @@ def concurrent_sql(hosts: list[tuple[str, int, tuple[str | None, ...]]]) -> str:
             "s AS (SELECT * FROM z WHERE NOT EXISTS (SELECT 1 FROM f WHERE f.date = z.date AND f.hs = z.k) "
             f"AND EXISTS (SELECT 1 FROM f WHERE f.date = z.date AND {overlap})) "
             "SELECT date, k step, p platform, c country, h channel, u user_type, round(r / e, 3) change, "
-            "round(z, 1) z, round(r) r, round(e) e, count(*) OVER (PARTITION BY date, k) tests FROM s "
-            f"QUALIFY min(z) OVER (PARTITION BY date, k) <= -{KEPT_Z} AND "
+            "round(z, 1) z, round(r) r, round(e) e FROM s "
+            f"QUALIFY min(z) OVER (PARTITION BY date, k) <= -{past:.2f} AND "
             f"row_number() OVER (PARTITION BY date, k ORDER BY z) <= {TOP} ORDER BY date, k, z")
 
 
-def bar(rows: list[dict[str, Any]]) -> float:
-    """The |z| a fall must pass: noise alone passes it with chance FALSE_ROW_RATE over every cuboid tested (each
-    date and step's count, summed)."""
-    tests = {(str(row["date"]), row["step"]): int(row["tests"]) for row in rows}
-    return NormalDist().inv_cdf(1.0 - FALSE_ROW_RATE / max(sum(tests.values()), 1))
-
-
-def candidates(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Each date and step's fall past the bar, on the cuboid the ripple check localises, strongest first (as the
-    leaf check reads a fall: its date, entity_name and segment fields)."""
+def candidates(rows: list[dict[str, Any]], past: float) -> list[dict[str, Any]]:
+    """Each date and step's fall past the bar (`past`), on the cuboid the ripple check localises, strongest first
+    (as the leaf check reads a fall: its date, entity_name and segment fields)."""
     by_key: dict[tuple[str, int], list[dict[str, Any]]] = defaultdict(list)
     for row in rows:
         if row.get("z") is not None and row.get("change") is not None and row.get("r") is not None:
             by_key[(str(row["date"]), int(row["step"]))].append({**row, "app_version": None})
-    past = bar(rows) if rows else 0.0
     found = [{**row, "date": str(row["date"]), "entity_name": STEP_NAMES[int(row["step"])]}
              for row in map(localise, by_key.values())]
     return sorted((row for row in found if row["z"] <= -past and row["change"] < 0), key=lambda row: row["z"])
