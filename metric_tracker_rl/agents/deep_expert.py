@@ -228,6 +228,15 @@ class DeepExpertAgent(FrontierExpertAgent):
 
         self.localised = [row for row in self.localised or [] if kept(row)]
 
+    def _without_blips(self, pooled: list[Report]) -> list[Report]:
+        """The pooled regressions but those with a blip (the leaf check's) on one of their dates, on their step and
+        platform: a regression falls by the same share every date, and one date's blip alone can carry the pooled
+        sum past its bar."""
+        blipped = {(date, step, segment[0]) for date, step, segment in self.blips}
+        runs = {(r.entity_name, r.platform, r.app_version) for r in pooled
+                if (r.date, r.entity_name, r.platform) in blipped or (r.date, r.entity_name, None) in blipped}
+        return [r for r in pooled if (r.entity_name, r.platform, r.app_version) not in runs]
+
     def _lasting(self) -> list[dict[str, Any]]:
         """The dates around each strong fall on which its cuboid's step fell too (a level shift's run, growing
         and recovering), as rate rows of that cuboid, where no other cuboid was localised on that date and step."""
@@ -271,7 +280,8 @@ class DeepExpertAgent(FrontierExpertAgent):
         classify.narrow_regressions(self, regressions)
         if self.leaf_check:  # the rollouts' pooled regressions, where no date of their step was found alone
             found = {(r.date, r.entity_name) for r in regressions.values()}
-            pooled = pooled_regressions(self.results["rollouts"], self.results["releases"], self.dates)
+            pooled = self._without_blips(pooled_regressions(self.results["rollouts"], self.results["releases"],
+                                                            self.dates))
             regressions.update({f"{r.date} {r.entity_name}": r for r in pooled if (r.date, r.entity_name) not in found})
         reports = [*hourly.values(), *duplicates.values(), *regressions.values(),
                    *classify.cell_breaks(self, hourly, self.localised)]
