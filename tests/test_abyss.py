@@ -3,9 +3,9 @@ noise model and incident shape, and benign blips confined to one leaf.
 
 First the leaf blip (a benign kind): it moves one leaf's conversion of one step on one date and nothing else. Then
 the tier: reachable by reset only, its brief states what the generator does (the noise model's numbers are the
-code's, "deep" names no rule of it), its all-day incidents are drawn at its own z, deep keeps its own. Then the
-expert's leaf check, and (slow) a few of the tier's calibration episodes: the expert holds its floor, the scan
-analyst stays under its ceiling."""
+code's, "deep" names no rule of it), its all-day incidents are drawn at its own z and its root causes two fields
+deep, deep keeps its own. Then the expert's leaf check and its search for a date's second incident, and (slow) a
+few of the tier's calibration episodes: the expert holds its floor, the scan analyst stays under its ceiling."""
 
 from __future__ import annotations
 
@@ -213,9 +213,8 @@ def test_the_one_dimension_experts_rollout_test_reads_the_version_alone() -> Non
 
 # --- a few calibration episodes (slow) -----------------------------------------------------------------------
 
-# Calibration offsets that tuned neither the tier nor its expert (docs/calibration.md: 0-19 tuned them, 20-119 informed
-# the expert).
-EPISODES = range(120, 126)
+# Calibration offsets that tuned neither the tier nor its expert (docs/calibration.md: 0-169 tuned or informed them).
+EPISODES = range(170, 176)
 EXPERT_FLOOR = 0.75
 SCAN_CEILING = 0.5
 MESSAGE_CHARS = 48_000
@@ -236,8 +235,9 @@ def test_the_abyss_expert_holds_its_floor_and_shows_what_it_submits(records: dic
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason="the leaf check's and the rollout test's statements and rows take the "
-                   "abyss expert's median episode past the model view's budget (about 62,000 characters)")
+@pytest.mark.xfail(strict=True, reason="the leaf check's, the rollout test's and the second-incident search's "
+                   "statements and rows take the abyss expert's median episode past the model view's budget (about "
+                   "69,000 characters)")
 def test_the_abyss_experts_episode_fits_the_message_budget(records: dict[str, list]) -> None:
     runs = records["deep_expert"]
     assert statistics.median(sum(map(len, message_texts(run.messages))) for run in runs) <= MESSAGE_CHARS
