@@ -43,7 +43,7 @@ from collections import defaultdict
 from typing import Any
 
 from metric_tracker_rl.agents.base import register_agent
-from metric_tracker_rl.agents.expert_core import change_points
+from metric_tracker_rl.agents.expert_core import change_points, concurrency
 from metric_tracker_rl.agents.expert_core import classification as classify
 from metric_tracker_rl.agents.expert_core.context import EXPLAINING_TABLES, beyond_arms, explained
 from metric_tracker_rl.agents.expert_core.cuboid_queries import (
@@ -87,6 +87,12 @@ BLOCK_Z = 7.0  # a cell's own fall with a block of hours beyond this is a break 
 # day's lost conversions (a fall that lasts the day puts about 0.5 to 0.65 there, the busy hours), or
 # SURE_BLOCK_SHARE on a date inside a run of falls.
 BLOCK_SHARE, SURE_BLOCK_SHARE = 0.7, 0.9
+CONCURRENT_READ = 3  # the strongest falls of the search for a second incident whose leaves are read
+# Twice the log of the prior odds of a blip against a second incident, for a fall on a reported date in a segment
+# overlapping the incident's: a mixed episode gives `concurrency` of its three to six incident dates a second one,
+# while a blip (a few per incident over eight weeks) lands on that date, step and overlapping segment about one
+# time in a hundred.
+CONCURRENT_BLIP_ODDS = -4.0
 KEPT_AT_MOST = 1.0  # a cell pair's low block is an outage only if the other hours gained less than its loss
 
 
@@ -125,6 +131,16 @@ class DeepExpertAgent(FrontierExpertAgent):
         # is a benign blip: the leaves of every fall are read (expert_core/leaf_check.py).
         self.leaf_check = "incident_shape" in observation.brief.get("segments", {})
         self.blips: set[tuple[str, str, tuple[Any, ...]]] = set()
+        # Where the brief also publishes that a date may carry a one-date level shift beside another incident (the
+        # `concurrency` setting of a mixed episode), a second round looks for it (expert_core/concurrency.py).
+        config = observation.config
+        self.concurrent_most = int(config.get("concurrency") or 0) if self.leaf_check and config.get(
+            "scenario_family") == "mixed" and "level_shift" in str(observation.brief.get("segments", {})) else 0
+        self.first_reports: list[Report] | None = None
+        self.concurrent_found: list[dict[str, Any]] | None = None
+        self.concurrent_bar = 0.0
+        listed = observation.brief.get("segments", {}).get("dimensions", {})
+        self.dimension_values = {field: str(listed.get(field, "")).split(",") for field in concurrency.FIELDS}
         if "context_tables" in observation.brief.get("segments", {}):
             self.plan += [(table, MetricTrackerRlAction(analysis_method="get_context", analysis_args={"table": table}))
                           for table in EXPLAINING_TABLES]
@@ -134,9 +150,10 @@ class DeepExpertAgent(FrontierExpertAgent):
             self.plan.append(("change points", query_action(change_points.scan_sql(self.dates[0], len(self.dates)))))
 
     def _plan_more(self) -> bool:
-        """Once the scans answered: localise every date and step they kept, then ask for the hours of each fall."""
+        """Once the scans answered: localise every date and step they kept, then ask for the hours of each fall;
+        once those answered, where a second incident may share a date, search the reported dates for it."""
         if self.localised is not None:
-            return False
+            return self._plan_concurrent()
         by_key: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
         for steps in SCAN_GROUPS:
             for row in self.results[f"scan {steps}"]:
@@ -166,8 +183,39 @@ class DeepExpertAgent(FrontierExpertAgent):
         self.leaf_falls = [row for row in self.localised if row["change"] < 0] if self.leaf_check else []
         self.plan += [("leaves", query_action(sql)) for sql in leaves_queries(self.leaf_falls, SQL_CHARS)]
         if self.leaf_check and self.results["releases"]:  # a regression's dates pooled (expert_core/rollouts.py)
-            self.plan.append(("rollouts", query_action(rollout_sql(self.results["releases"]))))
+            self.plan.append(("rollouts", query_action(rollout_sql(self.results["releases"], self.max_dims > 1))))
         return bool(self.plan)
+
+    def _plan_concurrent(self) -> bool:
+        """The second round (expert_core/concurrency.py): the search for a second incident on the dates the first
+        round reported (as many as fit the query tool's limit); then the third, the leaves of what it found."""
+        if not self.concurrent_most:
+            return False
+        if self.first_reports is None:
+            self.first_reports = self._first_decision()
+            hosts = [] if concurrency.already_found(self.first_reports) else concurrency.hosts_of(self.first_reports)
+            while hosts and len(concurrency.concurrent_sql(hosts, 0.0)) > SQL_CHARS:
+                hosts = hosts[:-1]
+            self.concurrent_bar = concurrency.bar(concurrency.tested(hosts, self.dimension_values))
+            if hosts:
+                self.plan.append(("concurrent", query_action(concurrency.concurrent_sql(hosts, self.concurrent_bar))))
+            return bool(hosts)
+        if self.concurrent_found is None:
+            taken = {(r.date, r.entity_name) for r in self.first_reports}
+            self.concurrent_found = [row for row in concurrency.candidates(self.results["concurrent"],
+                                                                           self.concurrent_bar)
+                                     if (row["date"], row["entity_name"]) not in taken][:CONCURRENT_READ]
+            self.plan += [("concurrent leaves", query_action(sql))
+                          for sql in leaves_queries(self.concurrent_found, SQL_CHARS)]
+            return bool(self.plan)
+        return False
+
+    def _decide(self) -> list[Report]:
+        """The first round's reports, and the second incident of a date the later rounds found."""
+        reports = self.first_reports if self.first_reports is not None else self._first_decision()
+        blips = {int(row["k"]) for row in self.results["concurrent leaves"] if is_blip(row, CONCURRENT_BLIP_ODDS)}
+        found = concurrency.concurrent_falls(self.concurrent_found or [], blips, self.concurrent_most)
+        return sorted([*reports, *(r for r in found if not self._explained(r))], key=lambda r: r.date)
 
     def _drop_blips(self) -> None:
         """The falls one leaf carried (the leaf check) leave the localised falls (and grow no run: _lasting)."""
@@ -179,6 +227,15 @@ class DeepExpertAgent(FrontierExpertAgent):
             return (str(row["date"]), row["entity_name"], segment_of(row)) not in self.blips
 
         self.localised = [row for row in self.localised or [] if kept(row)]
+
+    def _without_blips(self, pooled: list[Report]) -> list[Report]:
+        """The pooled regressions but those with a blip (the leaf check's) on one of their dates, on their step and
+        platform: a regression falls by the same share every date, and one date's blip alone can carry the pooled
+        sum past its bar."""
+        blipped = {(date, step, segment[0]) for date, step, segment in self.blips}
+        runs = {(r.entity_name, r.platform, r.app_version) for r in pooled
+                if (r.date, r.entity_name, r.platform) in blipped or (r.date, r.entity_name, None) in blipped}
+        return [r for r in pooled if (r.entity_name, r.platform, r.app_version) not in runs]
 
     def _lasting(self) -> list[dict[str, Any]]:
         """The dates around each strong fall on which its cuboid's step fell too (a level shift's run, growing
@@ -205,7 +262,7 @@ class DeepExpertAgent(FrontierExpertAgent):
                     other += direction
         return added
 
-    def _decide(self) -> list[Report]:
+    def _first_decision(self) -> list[Report]:
         """The frontier's classifiers, each on its own evidence, so that one date may carry two incidents (on
         different keys): hourly breaks and outages, web duplicates, release regressions, then the rate falls no
         signature explained, each a funnel break where its fall sits in a block of hours and a level shift where
@@ -223,7 +280,8 @@ class DeepExpertAgent(FrontierExpertAgent):
         classify.narrow_regressions(self, regressions)
         if self.leaf_check:  # the rollouts' pooled regressions, where no date of their step was found alone
             found = {(r.date, r.entity_name) for r in regressions.values()}
-            pooled = pooled_regressions(self.results["rollouts"], self.results["releases"], self.dates)
+            pooled = self._without_blips(pooled_regressions(self.results["rollouts"], self.results["releases"],
+                                                            self.dates))
             regressions.update({f"{r.date} {r.entity_name}": r for r in pooled if (r.date, r.entity_name) not in found})
         reports = [*hourly.values(), *duplicates.values(), *regressions.values(),
                    *classify.cell_breaks(self, hourly, self.localised)]

@@ -164,10 +164,11 @@ def pick(options: Sequence[T], rng: np.random.Generator) -> T:
 class CuboidDial:
     """How a tier whose root causes are cuboids (tiers.SegmentedMix.cuboid_root_causes: deep) shapes them, as the
     episode's reset sets its dial: the fields a cuboid may name (the reset's `dimensions`) and the most dimensions
-    it names."""
+    it names, and the fewest its depth is drawn from (the tier's; a shallower one where none that deep is clear)."""
 
     fields: tuple[str, ...]
     max_depth: int
+    min_depth: int = 1
 
     @property
     def versions_in_play(self) -> bool:

@@ -213,7 +213,8 @@ def _kind_world(tier: Tier, config: EpisodeConfig, plan: SegmentedPlan) -> Segme
     """What the tier's kinds act on: its magnitude scale, and its cuboid dial and notes' share where it has them,
     as the reset sets them, and the z-score its cuboid incidents are drawn at."""
     mix = _segmented(tier)
-    cuboids = CuboidDial(config.dimensions, config.max_cuboid_depth) if mix.cuboid_root_causes else None
+    cuboids = (CuboidDial(config.dimensions, config.max_cuboid_depth, mix.min_cuboid_depth)
+               if mix.cuboid_root_causes else None)
     return SegmentWorld(plan, Calendar(plan.num_days, tier.perturbed_per_weekday), config.key, tier.name,
                         mix.magnitude_scale if cuboids is None else config.magnitude_scale, cuboids,
                         config.note_share if mix.context else 0.0, own_z=mix.own_z,

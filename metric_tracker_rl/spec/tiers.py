@@ -78,7 +78,9 @@ class SegmentedMix:
     the first, a stronger one lowered to the second times the magnitude scale (never below the first); `leaf_blips`,
     benign falls confined to one leaf (the leaf_blip kind) per incident drawn, times the reset's decoy_ratio, on top
     of the look-alikes (at least two where positive: segmented.decoy_count); `noise_model`, the brief publishes how
-    counts are drawn and what an incident does to its segment's leaves, at what z (world/segment_brief.py).
+    counts are drawn and what an incident does to its segment's leaves, at what z (world/segment_brief.py);
+    `min_cuboid_depth`, the fewest dimensions a drawn cuboid's depth starts from (a shallower one where none that
+    deep is clear: kinds/cuboid.py).
 
     Harder mixes (0 leaves a tier's episodes as they were): `confounder_share`, the share of incidents that get
     one or two context items overlapping their dates that do not explain them (generation/confounders.py, a tier
@@ -106,6 +108,7 @@ class SegmentedMix:
     own_z: tuple[float, float] = CLEAR_OWN_Z
     leaf_blips: float = 0.0
     noise_model: bool = False
+    min_cuboid_depth: int = 1
 
     @property
     def cuboid_root_causes(self) -> bool:
@@ -188,6 +191,10 @@ DEEP_MIX = SegmentedMix(dimensions=("platform", "country_wide", "app_version", "
                                       "experiment_effect", "country_holiday", "campaign"),
                         segment_credit="overlap", max_cuboid_depth=3, concurrency=1, context=True, note_share=0.5)
 
+# Abyss draws deep's kinds but those confined to one dimension by construction (web_tracking_bug: web's events;
+# country_bots: a country's opens), in deep's order.
+ABYSS_KINDS = tuple(kind for kind in DEEP_MIX.incident_kinds if kind not in ("web_tracking_bug", "country_bots"))
+
 # The tiers by name, in publication order (the order of the brief's and the splits' difficulty lists).
 TIERS: Registry[Tier] = Registry("tier", (
     Tier("easy", window_days=28, default_density=0.07, count_range=None,
@@ -217,11 +224,13 @@ TIERS: Registry[Tier] = Registry("tier", (
     # with the kinds that need them.
     Tier("deep", window_days=56, default_density=0.08, count_range=(3, 6), perturbed_per_weekday=3,
          calibration_seed_base=50_000, segmented=DEEP_MIX),
-    # Deep's world at the edge of the noise: every all-day cuboid incident stands at an expected z of 4.5 to 6 in its
-    # own data (under the noise model the brief publishes), and benign blips confined to one leaf light up its
-    # parents.
+    # Deep's world at the edge of the noise: every all-day cuboid incident stands at an expected z of 5.5 to 6.5 in
+    # its own data (under the noise model the brief publishes), root causes name two fields or more where that deep
+    # a segment is clear, benign blips confined to one leaf light up their parents, and the kinds a whole platform
+    # or country carries by construction (a web tracking bug, a country's bots) are left to deep.
     # Unlisted while it is built: reset(difficulty="abyss") reaches it.
     Tier("abyss", window_days=56, default_density=0.08, count_range=(3, 6), perturbed_per_weekday=3,
          calibration_seed_base=60_000, listed=False,
-         segmented=replace(DEEP_MIX, own_z=(4.5, 6.0), leaf_blips=3.0, noise_model=True)),
+         segmented=replace(DEEP_MIX, incident_kinds=ABYSS_KINDS, own_z=(5.5, 6.5), leaf_blips=5.0,
+                           min_cuboid_depth=2, noise_model=True)),
 ))

@@ -108,10 +108,13 @@ def noise_model() -> str:
     )
 
 
-def incident_shape(own_z: tuple[float, float]) -> str:
-    """What an incident does to the leaves of its segment, and how far it stands out of the noise (an all-day one
-    at the tier's own_z, one of hours clear in its hours)."""
+def incident_shape(own_z: tuple[float, float], min_depth: int = 1) -> str:
+    """What an incident does to the leaves of its segment, how far it stands out of the noise (an all-day one at
+    the tier's own_z, one of hours clear in its hours), and, where the tier draws deeper segments, how deep."""
     low, high = own_z
+    deeper = (f" A level_shift's, release_regression's, payment_failure's or segment_outage's segment names at least "
+              f"{min_depth} fields (max_cuboid_depth if fewer; a version with its platform counting once) wherever one "
+              "of that depth stands out as far on its dates, fewer otherwise.") if min_depth > 1 else ""
     return (
         "An incident changes its segment only: on each of its dates, every leaf the segment holds changes by the same "
         "share in expectation (the incident's step's conversion, or its opens or events; an incident of hours, in "
@@ -119,7 +122,7 @@ def incident_shape(own_z: tuple[float, float]) -> str:
         f"segment. An all-day incident is drawn to stand about {low:g} to {high:g} standard deviations of its "
         "segment's daily noise (noise_model, over the segment's leaves, the shared layer included) on its weakest "
         f"date: near the noise, where many segments, dates and steps tested reach as far by chance. An incident of "
-        f"hours is drawn clear in its hours (about {CLEAR_OWN_Z[0]:g} standard deviations or more)."
+        f"hours is drawn clear in its hours (about {CLEAR_OWN_Z[0]:g} standard deviations or more)." + deeper
     )
 
 
@@ -172,7 +175,8 @@ def segmented_brief(difficulty: str, note_share: float | None = None) -> dict[st
         "reporting": _reporting(difficulty, world),
         **({"context_tables": context_brief(tier.segmented.note_share if note_share is None else note_share)}
            if tier.segmented is not None and tier.segmented.context else {}),
-        **({"noise_model": noise_model(), "incident_shape": incident_shape(tier.segmented.own_z)}
+        **({"noise_model": noise_model(),
+            "incident_shape": incident_shape(tier.segmented.own_z, tier.segmented.min_cuboid_depth)}
            if tier.segmented is not None and tier.segmented.noise_model else {}),
     }
 

@@ -57,8 +57,9 @@ def leaves_sql(falls: list[dict[str, Any]], first_k: int = 0) -> str:
             "FROM s GROUP BY k ORDER BY k")
 
 
-def is_blip(row: dict[str, Any]) -> bool:
-    """Whether a fall's leaves (a row of leaves_sql) say a single leaf carried it: see the module docstring."""
+def is_blip(row: dict[str, Any], odds: float = BLIP_ODDS) -> bool:
+    """Whether a fall's leaves (a row of leaves_sql) say a single leaf carried it, by `odds` (twice the log of the
+    prior odds of a blip against an incident): see the module docstring."""
     if int(row["leaves"]) <= 1:
         return True
     top_e, rest_e = float(row["top_e"]), float(row["e"]) - float(row["top_e"])
@@ -70,4 +71,4 @@ def is_blip(row: dict[str, Any]) -> bool:
     rest_var = (BASELINE_NOISE * (float(row["w"]) - float(row["top_w"])) + (spread * rest_e) ** 2) / rest_e ** 2
     unchanged = rest_change ** 2 / rest_var
     alike = (rest_change - top_change) ** 2 / (rest_var + top_var)
-    return unchanged - alike < BLIP_ODDS
+    return unchanged - alike < odds

@@ -36,10 +36,11 @@ def rollouts(releases: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return list(seen.values())
 
 
-def rollout_sql(releases: list[dict[str, Any]]) -> str:
+def rollout_sql(releases: list[dict[str, Any]], inside_version: bool = True) -> str:
     """Per release (k, its position in rollouts(releases)) and step (1 to 4) whose strongest cuboid inside the new
     version fell beyond ROLLOUT_Z over some of the rollout's first dates: that cuboid's rows for every length
-    (`n_dates`), each with the new version's plain change and the pooled z beyond the other versions."""
+    (`n_dates`), each with the new version's plain change and the pooled z beyond the other versions. Without
+    `inside_version`, the version alone is tested (a search of one-dimension breakdowns)."""
     wanted = ", ".join(f"({k}, '{row['platform']}', '{row['app_version']}', DATE '{row['rollout_start']}')"
                        for k, row in enumerate(rollouts(releases)))
     numerators = ", ".join(f"{num}" for _, num, _ in STEPS)
@@ -48,6 +49,8 @@ def rollout_sql(releases: list[dict[str, Any]]) -> str:
 
     def noise(side: str) -> str:
         return f"({BASELINE_NOISE} * w{side} + c{side})"
+
+    within, across = ("(), (h), (u), (h, u)", "(c), ()") if inside_version else ("()", "()")
 
     return (f"WITH rel(k, rp, rv, rs) AS (VALUES {wanted}), "
             "l AS (SELECT date, platform p, country c, app_version v, channel h, user_type u, "
@@ -65,11 +68,11 @@ def rollout_sql(releases: list[dict[str, Any]]) -> str:
             "sum(CASE WHEN new THEN n - q * d END) rn, sum(CASE WHEN new THEN q * d END) en, "
             f"sum(CASE WHEN new THEN {variance} END) wn, sum(CASE WHEN NOT new THEN n - q * d END) ro, "
             f"sum(CASE WHEN NOT new THEN q * d END) eo, sum(CASE WHEN NOT new THEN {variance} END) wo "
-            "FROM x GROUP BY k, step, dd, c, GROUPING SETS ((), (h), (u), (h, u))), "
+            f"FROM x GROUP BY k, step, dd, c, GROUPING SETS ({within})), "
             # Each cuboid inside the version: its cells' day noise adds up cell by cell (noise_model).
             "g AS (SELECT k, step, dd, c, h, u, sum(rn) rn, sum(en) en, "
             f"sum(wn) wn, sum(({CELL_SPREAD} * en) ^ 2) cn, sum(ro) ro, sum(eo) eo, sum(wo) wo, "
-            f"sum(({CELL_SPREAD} * eo) ^ 2) co FROM g1 GROUP BY k, step, dd, h, u, GROUPING SETS ((c), ()) "
+            f"sum(({CELL_SPREAD} * eo) ^ 2) co FROM g1 GROUP BY k, step, dd, h, u, GROUPING SETS ({across}) "
             "HAVING c IS NULL OR h IS NULL OR u IS NULL), "
             # Each date: the new version's residual beyond the other versions' change that date, and its noise.
             f"b AS (SELECT *, rn - en * ro / eo beyond, {noise('n')} + (en / eo) ^ 2 * {noise('o')} v FROM g "

@@ -7,7 +7,7 @@ names cell fields only (platform, country, app version), since hours are served 
 channel or user type could not be read as one (published.HOURLY_EVIDENCE_GRAIN); a kind tied to a release keeps its
 platform and version. The cuboid's depth counts the dimensions it names, a version with its platform counting once.
 
-How a cuboid is chosen: its depth is drawn from 1 to the episode's dial's `max_depth` (the reset's
+How a cuboid is chosen: its depth is drawn from the dial's `min_depth` (1 but at abyss) to its `max_depth` (the reset's
 `max_cuboid_depth`), each in proportion to itself; then CANDIDATES cuboids of that depth are drawn, and among those
 whose expected signal in their own data is clear (the world's own-z floor, OWN_Z_MIN by default, from the plan's
 expected counts: binomial noise, the day-to-day spread of its leaves and the aggregate's own) the one whose largest
@@ -230,9 +230,9 @@ def parent_z(world: SegmentWorld, opens: np.ndarray, segment: Segment, clear: Ca
 
 
 def draw_depth(world: SegmentWorld, rng: np.random.Generator, base: Segment) -> int:
-    """A depth from the base's own to the episode's deepest, each in proportion to itself (a deeper cuboid is
-    more often not clear and falls back to a shallower one)."""
-    low = max(1, cuboid_depth(base))
+    """A depth from the base's own (or the dial's shallowest, if deeper) to the episode's deepest, each in
+    proportion to itself (a deeper cuboid is more often not clear and falls back to a shallower one)."""
+    low = max(1, cuboid_depth(base), min(dial(world).min_depth, dial(world).max_depth))
     depths = np.arange(low, max(low, dial(world).max_depth) + 1)
     weights = depths.astype(float)
     return int(rng.choice(depths, p=weights / weights.sum()))
