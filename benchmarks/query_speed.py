@@ -31,6 +31,7 @@ from typing import Any
 import duckdb
 import numpy as np
 
+from benchmarks.run import _commit
 from benchmarks.rung_budgets import measured_tiers, recorded_queries, spread, time_queries
 from metric_tracker_rl.serving.environment import MetricTrackerRlEnvironment
 from metric_tracker_rl.sql import engine
@@ -109,13 +110,16 @@ def by_kind(statements: list[dict[str, Any]]) -> dict[str, dict[str, dict[str, f
                    for way in WAYS if any(way in s for s in statements)} for kind in [*kinds, "all"]}
 
 
-def measure(args: argparse.Namespace) -> dict[str, Any]:
+def measure(args: argparse.Namespace, argv: list[str]) -> dict[str, Any]:
     load_at_start = list(os.getloadavg())
     if args.statements is not None:
         saved = json.loads(args.statements.read_text(encoding="utf-8"))
     else:
         saved = {tier: recorded_queries(tier, args.first_offset, args.query_episodes) for tier in measured_tiers()}
-    report: dict[str, Any] = {"load_average_at_start": load_at_start, "repeats": args.repeats, "tiers": {}}
+    report: dict[str, Any] = {"date": time.strftime("%Y-%m-%d", time.gmtime()), "commit": _commit(),
+                              "command": " ".join(["python -m benchmarks.query_speed", *argv]),
+                              "duckdb": duckdb.__version__, "load_average_at_start": load_at_start,
+                              "repeats": args.repeats, "tiers": {}}
     for tier, queries in saved.items():
         progress(f"{tier}: {len(queries)} statements in process")
         timings = time_engine(queries, args.repeats)
@@ -165,11 +169,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--step-repeats", type=int, default=1, help="replays through env.step (0: none)")
     parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT)
     parser.add_argument("--compare", type=Path, nargs=2, metavar=("BEFORE", "AFTER"), help="print two runs")
-    args = parser.parse_args(sys.argv[1:] if argv is None else argv)
+    arguments = sys.argv[1:] if argv is None else argv
+    args = parser.parse_args(arguments)
     if args.compare is not None:
         print(table([json.loads(path.read_text(encoding="utf-8")) for path in args.compare]))
         return
-    report = measure(args)
+    report = measure(args, arguments)
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(report, indent=1) + "\n", encoding="utf-8")
     print(table([report]))
