@@ -156,7 +156,15 @@ def run_grid(seeds: int, points: tuple[Point, ...] = POINTS, agents: tuple[str, 
     if progress:
         print(file=sys.stderr)
     scored = {agent for point in result for agent in point["scores"]}
-    return {"seeds": seeds, "agents": [agent for agent in GRID_AGENTS if agent in scored], "points": result}
+    agents_shown = [agent for agent in GRID_AGENTS if agent in scored]
+    return {"seeds": seeds, "agents": agents_shown, "points": [_without_gaps(point, agents_shown) for point in result]}
+
+
+def _without_gaps(point: dict[str, Any], agents: list[str]) -> dict[str, Any]:
+    """The point with no score (None) for each of the agents that does not play at its tier, wherever a merge
+    left it out."""
+    scores = {agent: None for agent in agents if not plays_at(agent, point["difficulty"])} | point["scores"]
+    return {**point, "scores": {agent: scores[agent] for agent in GRID_AGENTS if agent in scores}}
 
 
 def _score_cell(scores: dict[str, float | None], agent: str) -> str:

@@ -20,8 +20,9 @@ EXPERT_TARGET = 0.90
 REFERENCE_AGENT, REFERENCE_TIER = "scan_analyst", "deep"
 REFERENCE_DASH = "8 3 2 3"
 AGENT_COLORS = ("#1a7f37", "#bf3989", "#0969da", "#bf8700", "#8250df", "#e16f24", "#57606a")
-WIDTH, HEIGHT = 1000, 430
-LEFT, RIGHT, TOP, BOTTOM = 60, 720, 44, 300  # the plot area; the legend sits right of it, the point labels below
+WIDTH, HEIGHT = 1080, 430
+# The plot area; the legend sits right of it, the point labels below (the first one's reaches left of the area).
+LEFT, RIGHT, TOP, BOTTOM = 130, 790, 44, 300
 TEXT_COLOR, AXIS_COLOR, GRID_COLOR = "#24292f", "#57606a", "#d0d7de"
 Y_TICKS = (0.0, 0.25, 0.5, 0.75, 1.0)
 ValueOf = Callable[[dict[str, Any]], float | None]  # a series' value at a point, None where it has none
@@ -107,8 +108,9 @@ def _axes_svg(points: list[dict[str, Any]]) -> list[str]:
                  f'fill="{TEXT_COLOR}">point of the dial (frontier\'s tier; deep and abyss, one knob turned from the '
                  'tier\'s defaults)</text>')
     middle = (TOP + BOTTOM) / 2
-    parts.append(f'<text x="16" y="{middle}" font-size="12" text-anchor="middle" fill="{TEXT_COLOR}" '
-                 f'transform="rotate(-90 16 {middle})">mean score (episodes with an incident)</text>')
+    axis_title_x = LEFT - 44
+    parts.append(f'<text x="{axis_title_x}" y="{middle}" font-size="12" text-anchor="middle" fill="{TEXT_COLOR}" '
+                 f'transform="rotate(-90 {axis_title_x} {middle})">mean score (episodes with an incident)</text>')
     return parts
 
 
