@@ -17,8 +17,14 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from metric_tracker_rl.agents.expert_core.cuboid_queries import BASELINE_NOISE, LEAF_SPREAD, LeafResiduals
-from metric_tracker_rl.agents.expert_core.queries import sql_text
+from metric_tracker_rl.agents.expert_core.cuboid_queries import (
+    ALIAS,
+    BASELINE_NOISE,
+    LEAF_SPREAD,
+    RATE_FLOOR,
+    STEP_NAMES,
+)
+from metric_tracker_rl.agents.expert_core.queries import EVENT_OF, STEPS, sql_text
 from metric_tracker_rl.world.segments import SEGMENT_FIELDS
 
 # The published day-to-day spread of a cell's step conversion and of a leaf's own (noise_model): the cell's is
@@ -43,18 +49,29 @@ def leaves_queries(falls: list[dict[str, Any]], most_chars: int) -> list[str]:
 def leaves_sql(falls: list[dict[str, Any]], first_k: int = 0) -> str:
     """Per fall (k, first_k plus its position in `falls`): the residual r, expected conversions e and variance w of
     its cuboid's leaves on its date, summed, and those of the leaf that fell furthest in its own noise (top_r,
-    top_e, top_w); `leaves`, how many leaves held conversions."""
-    leaf = LeafResiduals(falls)
-    wanted = ", ".join(f"({first_k + k}, DATE '{row['date']}', '{row['entity_name']}', "
+    top_e, top_w); `leaves`, how many leaves held conversions. Steps are read by number (1 to 4 in funnel order),
+    the shortest statement that says it."""
+    numbers = {name: number for number, name in STEP_NAMES.items()}
+    wanted = ", ".join(f"({first_k + k}, DATE '{row['date']}', {numbers[row['entity_name']]}, "
                        + ", ".join(sql_text(row.get(f), k == 0) for f in SEGMENT_FIELDS) + ")"
                        for k, row in enumerate(falls))
-    return (f"WITH f(k, date, step, p, c, v, h, u) AS (VALUES {wanted}), " + leaf.ctes
-            + f"g AS (SELECT f.k, {leaf.case('x.{n} - x.{q} * x.{d}')} r, {leaf.case('x.{q} * x.{d}')} e, "
-            f"{leaf.case(leaf.variance)} w FROM f JOIN x ON x.date = f.date AND {leaf.inside}), "
-            f"s AS (SELECT *, r / sqrt({BASELINE_NOISE} * w + ({LEAF_SPREAD} * e) ^ 2) z FROM g WHERE e > 0) "
+    inside = " AND ".join(f"(f.{a} IS NULL OR l.{a} = f.{a})" for a in ALIAS.values())
+    numerators = ", ".join(EVENT_OF[n] for _, n, _ in STEPS)
+    denominators = ", ".join(EVENT_OF[d] for _, _, d in STEPS)
+    return (f"WITH f(k, date, s, p, c, v, h, u) AS (VALUES {wanted}), "
+            "l AS (SELECT date, platform p, country c, app_version v, channel h, user_type u, "
+            f"unnest([{', '.join(map(str, STEP_NAMES))}]) s, unnest([{numerators}]) n, unnest([{denominators}]) d "
+            "FROM daily_by_segment), "
+            "q AS (SELECT date, s, p, c, h, u, median(n / d) FILTER (d > 0) OVER (PARTITION BY s, p, c, h, u, "
+            "isodow(date) ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING EXCLUDE CURRENT ROW) q "
+            "FROM (SELECT date, s, p, c, h, u, sum(n) n, sum(d) d FROM l GROUP BY ALL)), "
+            f"g AS (SELECT f.k, n - q * d r, q * d e, greatest(q * (1 - q), {RATE_FLOOR} * q) * d w FROM f "
+            f"JOIN l ON l.date = f.date AND l.s = f.s AND {inside} JOIN q ON q.date = l.date AND q.s = l.s AND "
+            "q.p = l.p AND q.c = l.c AND q.h = l.h AND q.u = l.u), "
+            f"t AS (SELECT *, r / sqrt({BASELINE_NOISE} * w + ({LEAF_SPREAD} * e) ^ 2) z FROM g WHERE e > 0) "
             "SELECT k, count(*) leaves, round(sum(r), 1) r, round(sum(e), 1) e, round(sum(w), 1) w, "
             "round(arg_min(r, z), 1) top_r, round(arg_min(e, z), 1) top_e, round(arg_min(w, z), 1) top_w "
-            "FROM s GROUP BY k ORDER BY k")
+            "FROM t GROUP BY k ORDER BY k")
 
 
 def is_blip(row: dict[str, Any], odds: float = BLIP_ODDS) -> bool:
