@@ -52,6 +52,7 @@ from metric_tracker_rl.agents.expert_core.cuboid_queries import (
     STEP_NAMES,
     cell_stops_sql,
     count_scan_sql,
+    run_sql,
     scan_sql,
     series_sql,
     shape_sql,
@@ -187,7 +188,8 @@ class DeepExpertAgent(FrontierExpertAgent):
         self.series_of = sorted((row for row in self.localised if row["change"] < 0 and row["z"] <= -series_z),
                                 key=lambda row: row["z"])[:SERIES_MOST]
         if self.series_of:
-            self.plan.append(("series", query_action(series_sql(self.series_of))))
+            lasting = run_sql if self.narrow_scans else series_sql  # the same runs in fewer characters
+            self.plan.append(("series", query_action(lasting(self.series_of))))
         self.leaf_falls = [row for row in self.localised if row["change"] < 0] if self.leaf_check else []
         self.plan += [("leaves", query_action(sql)) for sql in leaves_queries(self.leaf_falls, SQL_CHARS)]
         if self.leaf_check and self.results["releases"]:  # a regression's dates pooled (expert_core/rollouts.py)

@@ -229,3 +229,40 @@ def series_sql(falls: list[dict[str, Any]]) -> str:
             f"FROM f JOIN x ON {leaf.inside} GROUP BY ALL), "
             f"z AS (SELECT *, r / sqrt({BASELINE_NOISE} * w + ({CUBOID_SPREAD} * e) ^ 2) z FROM g WHERE e > 0) "
             f"SELECT k, date, round(r / e, 3) change, round(z, 1) z FROM z WHERE z <= -{RUN_Z} ORDER BY k, date")
+
+
+def numbered_leaves(falls: list[dict[str, Any]], on_its_date: bool, first_k: int = 0) -> str:
+    """The start of a statement over the falls' leaves, steps read by number (the shortest that says it): f (each
+    fall's k, from first_k, its date, step number s and cuboid), l (each leaf's numerator n and denominator d of
+    every step), q (their same-weekday median), and x (each fall's k and fall date fd, and the leaves inside its
+    cuboid, on its date where `on_its_date`: their date, residual r, expected conversions e and variance w)."""
+    numbers = {name: number for number, name in STEP_NAMES.items()}
+    wanted = ", ".join(f"({first_k + k}, DATE '{row['date']}', {numbers[row['entity_name']]}, "
+                       + ", ".join(sql_text(row.get(f), k == 0) for f in SEGMENT_FIELDS) + ")"
+                       for k, row in enumerate(falls))
+    inside = " AND ".join(f"(f.{a} IS NULL OR l.{a} = f.{a})" for a in ALIAS.values())
+    numerators = ", ".join(EVENT_OF[n] for _, n, _ in STEPS)
+    denominators = ", ".join(EVENT_OF[d] for _, _, d in STEPS)
+    return (f"WITH f(k, date, s, p, c, v, h, u) AS (VALUES {wanted}), "
+            "l AS (SELECT date, platform p, country c, app_version v, channel h, user_type u, "
+            f"unnest([{', '.join(map(str, STEP_NAMES))}]) s, unnest([{numerators}]) n, unnest([{denominators}]) d "
+            "FROM daily_by_segment), "
+            "q AS (SELECT date, s, p, c, h, u, median(n / d) FILTER (d > 0) OVER (PARTITION BY s, p, c, h, u, "
+            "isodow(date) ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING EXCLUDE CURRENT ROW) q "
+            "FROM (SELECT date, s, p, c, h, u, sum(n) n, sum(d) d FROM l GROUP BY ALL)), "
+            f"x AS (SELECT f.k, f.date fd, l.date, n - q * d r, q * d e, greatest(q * (1 - q), {RATE_FLOOR} * q) * d w "
+            f"FROM f JOIN l ON {'l.date = f.date AND ' if on_its_date else ''}l.s = f.s AND {inside} "
+            "JOIN q ON q.date = l.date AND q.s = l.s AND q.p = l.p AND q.c = l.c AND q.h = l.h AND q.u = l.u), ")
+
+
+def run_sql(falls: list[dict[str, Any]]) -> str:
+    """series_sql's rows (each fall's cuboid and step, the dates it fell beyond RUN_Z), only those of the unbroken
+    run of dates around the fall's own (its date comes back whatever it shows): the only dates the expert grows a
+    run with."""
+    return (numbered_leaves(falls, on_its_date=False)
+            + "g AS (SELECT k, fd, date, sum(r) r, sum(e) e, sum(w) w FROM x GROUP BY ALL), "
+            f"z AS (SELECT *, r / sqrt({BASELINE_NOISE} * w + ({CUBOID_SPREAD} * e) ^ 2) z FROM g WHERE e > 0), "
+            "y AS (SELECT *, date - fd - row_number() OVER (PARTITION BY k ORDER BY date) i FROM z "
+            f"WHERE z <= -{RUN_Z} OR date = fd) "
+            "SELECT k, date, round(r / e, 3) change, round(z, 1) z FROM y "
+            "WHERE i = (SELECT o.i FROM y o WHERE o.k = y.k AND o.date = o.fd) ORDER BY k, date")

@@ -17,15 +17,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from metric_tracker_rl.agents.expert_core.cuboid_queries import (
-    ALIAS,
-    BASELINE_NOISE,
-    LEAF_SPREAD,
-    RATE_FLOOR,
-    STEP_NAMES,
-)
-from metric_tracker_rl.agents.expert_core.queries import EVENT_OF, STEPS, sql_text
-from metric_tracker_rl.world.segments import SEGMENT_FIELDS
+from metric_tracker_rl.agents.expert_core.cuboid_queries import BASELINE_NOISE, LEAF_SPREAD, numbered_leaves
 
 # The published day-to-day spread of a cell's step conversion and of a leaf's own (noise_model): the cell's is
 # shared by its leaves, so a sum of leaves keeps it whole where they share a cell.
@@ -49,26 +41,9 @@ def leaves_queries(falls: list[dict[str, Any]], most_chars: int) -> list[str]:
 def leaves_sql(falls: list[dict[str, Any]], first_k: int = 0) -> str:
     """Per fall (k, first_k plus its position in `falls`): the residual r, expected conversions e and variance w of
     its cuboid's leaves on its date, summed, and those of the leaf that fell furthest in its own noise (top_r,
-    top_e, top_w); `leaves`, how many leaves held conversions. Steps are read by number (1 to 4 in funnel order),
-    the shortest statement that says it."""
-    numbers = {name: number for number, name in STEP_NAMES.items()}
-    wanted = ", ".join(f"({first_k + k}, DATE '{row['date']}', {numbers[row['entity_name']]}, "
-                       + ", ".join(sql_text(row.get(f), k == 0) for f in SEGMENT_FIELDS) + ")"
-                       for k, row in enumerate(falls))
-    inside = " AND ".join(f"(f.{a} IS NULL OR l.{a} = f.{a})" for a in ALIAS.values())
-    numerators = ", ".join(EVENT_OF[n] for _, n, _ in STEPS)
-    denominators = ", ".join(EVENT_OF[d] for _, _, d in STEPS)
-    return (f"WITH f(k, date, s, p, c, v, h, u) AS (VALUES {wanted}), "
-            "l AS (SELECT date, platform p, country c, app_version v, channel h, user_type u, "
-            f"unnest([{', '.join(map(str, STEP_NAMES))}]) s, unnest([{numerators}]) n, unnest([{denominators}]) d "
-            "FROM daily_by_segment), "
-            "q AS (SELECT date, s, p, c, h, u, median(n / d) FILTER (d > 0) OVER (PARTITION BY s, p, c, h, u, "
-            "isodow(date) ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING EXCLUDE CURRENT ROW) q "
-            "FROM (SELECT date, s, p, c, h, u, sum(n) n, sum(d) d FROM l GROUP BY ALL)), "
-            f"g AS (SELECT f.k, n - q * d r, q * d e, greatest(q * (1 - q), {RATE_FLOOR} * q) * d w FROM f "
-            f"JOIN l ON l.date = f.date AND l.s = f.s AND {inside} JOIN q ON q.date = l.date AND q.s = l.s AND "
-            "q.p = l.p AND q.c = l.c AND q.h = l.h AND q.u = l.u), "
-            f"t AS (SELECT *, r / sqrt({BASELINE_NOISE} * w + ({LEAF_SPREAD} * e) ^ 2) z FROM g WHERE e > 0) "
+    top_e, top_w); `leaves`, how many leaves held conversions."""
+    return (numbered_leaves(falls, on_its_date=True, first_k=first_k)
+            + f"t AS (SELECT *, r / sqrt({BASELINE_NOISE} * w + ({LEAF_SPREAD} * e) ^ 2) z FROM x WHERE e > 0) "
             "SELECT k, count(*) leaves, round(sum(r), 1) r, round(sum(e), 1) e, round(sum(w), 1) w, "
             "round(arg_min(r, z), 1) top_r, round(arg_min(e, z), 1) top_e, round(arg_min(w, z), 1) top_w "
             "FROM t GROUP BY k ORDER BY k")
