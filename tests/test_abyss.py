@@ -171,10 +171,10 @@ def test_the_leaf_check_tells_a_blip_from_an_incident() -> None:
 
 def test_the_leaf_check_fits_the_query_tools_limit() -> None:
     falls = [{"date": "2026-03-10", "entity_name": "app_open_to_menu_open", "platform": "ios", "country": "US",
-              "channel": "organic"}] * 40
+              "channel": "organic"}] * 120
     statements = leaves_queries(falls, SQL_CHARS)
     assert len(statements) > 1 and all(len(sql) <= SQL_CHARS for sql in statements)
-    assert all(f"({k}, DATE" in "".join(statements) for k in range(40))
+    assert all(f"({k}, DATE" in "".join(statements) for k in range(120))
 
 
 # --- what the expert's statements return at abyss -------------------------------------------------------------
