@@ -24,10 +24,11 @@ DIFFICULTY = "deep"
 WHOLE_DAY = ("rate_drop_from_median",)  # kinds whose evidence is daily (level shifts, release regressions)
 
 
-def episodes(seeds: int, settings: dict[str, Any]) -> Iterator[Episode]:
-    base = TIERS[DIFFICULTY].calibration_seed_base
+def episodes(seeds: int, settings: dict[str, Any], difficulty: str = DIFFICULTY) -> Iterator[Episode]:
+    """The tier's first `seeds` calibration seeds with the settings (a tier whose root causes are cuboids)."""
+    base = TIERS[difficulty].calibration_seed_base
     for seed in range(base, base + seeds):
-        yield build_episode(TIERS[DIFFICULTY], resolve_episode_config(difficulty=DIFFICULTY, seed=seed, **settings))
+        yield build_episode(TIERS[difficulty], resolve_episode_config(difficulty=difficulty, seed=seed, **settings))
 
 
 def setting(text: str) -> tuple[str, Any]:

@@ -52,6 +52,7 @@ from metric_tracker_rl.agents.expert_core.cuboid_queries import (
     STEP_NAMES,
     cell_stops_sql,
     count_scan_sql,
+    run_sql,
     scan_sql,
     series_sql,
     shape_sql,
@@ -116,20 +117,24 @@ class DeepExpertAgent(FrontierExpertAgent):
         self.beyond_arms: set[tuple[Any, ...]] = set()
         self.series_of: list[dict[str, Any]] = []
         self.count_falls: list[dict[str, Any]] = []
+        # Where the brief publishes that an incident moves every leaf of its segment alike, a fall one leaf carries
+        # is a benign blip: the leaves of every fall are read (expert_core/leaf_check.py).
+        self.leaf_check = "incident_shape" in observation.brief.get("segments", {})
+        # There the scans wait for the experiments, so as to return only the rows the expert reads (their arms').
+        self.narrow_scans = self.leaf_check and "context_tables" in observation.brief.get("segments", {})
+        scans = [] if self.narrow_scans else [(f"scan {steps}", query_action(scan_sql(steps, self.max_dims)))
+                                              for steps in SCAN_GROUPS]
         self.plan = [
             ("releases", MetricTrackerRlAction(analysis_method="get_releases", analysis_args={})),
             ("hours", query_action(hours_sql(("platform", "country"), self.holidays))),
             ("stops", query_action(stops_sql(False))),
-            *((f"scan {steps}", query_action(scan_sql(steps, self.max_dims))) for steps in SCAN_GROUPS),
+            *scans,
             ("scan app_opens", query_action(count_scan_sql(self.max_dims))),
         ]
         if self.max_dims >= 2:  # the hours of each platform and country together
             self.plan.append(("cell hours", query_action(hours_sql(("cell",), self.holidays, outages_only=True))))
             self.plan.append(("cell stops", query_action(cell_stops_sql())))
         # What the team knows besides the counts, to cross-reference (a tier with context tables).
-        # Where the brief publishes that an incident moves every leaf of its segment alike, a fall one leaf carries
-        # is a benign blip: the leaves of every fall are read (expert_core/leaf_check.py).
-        self.leaf_check = "incident_shape" in observation.brief.get("segments", {})
         self.blips: set[tuple[str, str, tuple[Any, ...]]] = set()
         # Where the brief also publishes that a date may carry a one-date level shift beside another incident (the
         # `concurrency` setting of a mixed episode), a second round looks for it (expert_core/concurrency.py).
@@ -154,6 +159,10 @@ class DeepExpertAgent(FrontierExpertAgent):
         once those answered, where a second incident may share a date, search the reported dates for it."""
         if self.localised is not None:
             return self._plan_concurrent()
+        if self.narrow_scans and f"scan {SCAN_GROUPS[0]}" not in self.results:
+            self.plan += [(f"scan {steps}", query_action(scan_sql(steps, self.max_dims, self.results["experiments"])))
+                          for steps in SCAN_GROUPS]
+            return True
         by_key: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
         for steps in SCAN_GROUPS:
             for row in self.results[f"scan {steps}"]:
@@ -179,7 +188,8 @@ class DeepExpertAgent(FrontierExpertAgent):
         self.series_of = sorted((row for row in self.localised if row["change"] < 0 and row["z"] <= -series_z),
                                 key=lambda row: row["z"])[:SERIES_MOST]
         if self.series_of:
-            self.plan.append(("series", query_action(series_sql(self.series_of))))
+            lasting = run_sql if self.narrow_scans else series_sql  # the same runs in fewer characters
+            self.plan.append(("series", query_action(lasting(self.series_of))))
         self.leaf_falls = [row for row in self.localised if row["change"] < 0] if self.leaf_check else []
         self.plan += [("leaves", query_action(sql)) for sql in leaves_queries(self.leaf_falls, SQL_CHARS)]
         if self.leaf_check and self.results["releases"]:  # a regression's dates pooled (expert_core/rollouts.py)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import itertools
 from typing import Any
 
+from metric_tracker_rl.agents.expert_core.localisation import ARM_FIELDS
 from metric_tracker_rl.agents.expert_core.queries import COUNTS, EVENT_OF, STEPS, STOP, STOP_HOURS, sql_text
 from metric_tracker_rl.world.segments import CELL_FIELDS, SEGMENT_FIELDS
 
@@ -61,10 +62,11 @@ SCAN_GROUPS: tuple[tuple[int, ...], ...] = ((0, 1), (2, 3))
 STEP_NAMES = {position + 1: name for position, (name, _, _) in enumerate(STEPS)}  # a scan row's step, by number
 
 
-def scan_sql(steps: tuple[int, ...], max_dims: int = 3) -> str:
+def scan_sql(steps: tuple[int, ...], max_dims: int = 3, arms: list[dict[str, Any]] | None = None) -> str:
     """Per date and step (of `steps`, positions in STEPS), the strongest cuboids by the z of their leaves' summed
     residuals, where the strongest moved beyond SCAN_Z: each with its step (1 to 4 in funnel order), its change
-    (residual over expected conversions), z, residual and expected conversions."""
+    (residual over expected conversions), z, residual and expected conversions. Given the experiments (`arms`),
+    only the rows the ripple check and the arm check read come back (narrowed_rows)."""
     def listed(events: list[str]) -> str:
         return "[" + ", ".join(events) + "]"
 
@@ -79,18 +81,44 @@ def scan_sql(steps: tuple[int, ...], max_dims: int = 3) -> str:
     if versioned:  # web has one version: its cuboids are web's own
         parts.append(_grouped(versioned, "(SELECT l.*, q FROM l JOIN q USING (date, k, p, c, h, u) WHERE p <> 'web')",
                               sums, "date, k"))
-    return (f"WITH l AS (SELECT date, platform p, country c, app_version v, channel h, user_type u, "
-            f"unnest({numbers}) k, unnest({nums}) n, unnest({dens}) d FROM daily_by_segment), "
-            "t AS (SELECT date, k, p, c, h, u, sum(n) n, sum(d) d FROM l GROUP BY ALL), "
-            "q AS (SELECT *, median(n / d) FILTER (d > 0) OVER (PARTITION BY k, p, c, h, u, isodow(date) "
-            "ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING EXCLUDE CURRENT ROW) q FROM t), "
-            f"g AS ({' UNION ALL '.join(parts)}), "
-            f"z AS (SELECT *, r / sqrt({BASELINE_NOISE} * w + ({CUBOID_SPREAD} * e) ^ 2) z FROM g "
-            f"WHERE e >= {MIN_EXPECTED}) "
-            f"SELECT date, k step, p platform, c country, v app_version, h channel, u user_type, "
+    scanned = (f"WITH l AS (SELECT date, platform p, country c, app_version v, channel h, user_type u, "
+               f"unnest({numbers}) k, unnest({nums}) n, unnest({dens}) d FROM daily_by_segment), "
+               "t AS (SELECT date, k, p, c, h, u, sum(n) n, sum(d) d FROM l GROUP BY ALL), "
+               "q AS (SELECT *, median(n / d) FILTER (d > 0) OVER (PARTITION BY k, p, c, h, u, isodow(date) "
+               "ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING EXCLUDE CURRENT ROW) q FROM t), "
+               f"g AS ({' UNION ALL '.join(parts)}), "
+               f"z AS (SELECT *, r / sqrt({BASELINE_NOISE} * w + ({CUBOID_SPREAD} * e) ^ 2) z FROM g "
+               f"WHERE e >= {MIN_EXPECTED}) ")
+    if arms is not None:
+        return scanned + narrowed_rows(arms)
+    return (scanned + f"SELECT date, k step, p platform, c country, v app_version, h channel, u user_type, "
             f"round(r / e, 3) change, round(z, 1) z, round(r) r, round(e) e FROM z WHERE abs(z) >= {KEPT_Z} "
             f"QUALIFY max(abs(z)) OVER (PARTITION BY date, k) >= {SCAN_Z} AND row_number() OVER (PARTITION BY "
             f"date, k ORDER BY abs(z) DESC) <= {TOP} ORDER BY date, k, abs(z) DESC")
+
+
+def narrowed_rows(arms: list[dict[str, Any]]) -> str:
+    """The end of a scan statement (after its z CTE) that returns, of each date and step's TOP strongest cuboids,
+    only those the expert reads: the strongest, its coarser cuboids (all the ripple check looks up), and an
+    experiment's own arm on its target step and dates (the arm check). The rows it leaves out decide nothing."""
+    numbers = {name: number for number, name in STEP_NAMES.items()}
+    listed = [arm for arm in arms if arm.get("target_step") in numbers
+              and any(arm.get(field) is not None for field in ARM_FIELDS)]
+    coarser = " AND ".join(f"(s.{a} IS NULL OR s.{a} = b.{a})" for a in ALIAS.values())
+    own_arm = ""
+    if listed:
+        wanted = ", ".join(f"({numbers[arm['target_step']]}, DATE '{arm['start_date']}', DATE '{arm['end_date']}', "
+                           + ", ".join(sql_text(arm.get(field), i == 0) for field in ARM_FIELDS) + ")"
+                           for i, arm in enumerate(listed))
+        same = " AND ".join(f"s.{ALIAS[field]} IS NOT DISTINCT FROM a.{ALIAS[field]}" for field in ARM_FIELDS)
+        own_arm = (f" OR EXISTS (SELECT 1 FROM (VALUES {wanted}) a(k, f, t, p, c, h, u) WHERE a.k = s.k AND "
+                   f"s.date BETWEEN a.f AND a.t AND s.v IS NULL AND {same})")
+    return (f", s AS (SELECT *, row_number() OVER (PARTITION BY date, k ORDER BY abs(z) DESC) n FROM z "
+            f"WHERE abs(z) >= {KEPT_Z} QUALIFY max(abs(z)) OVER (PARTITION BY date, k) >= {SCAN_Z}) "
+            "SELECT s.date, s.k step, s.p platform, s.c country, s.v app_version, s.h channel, s.u user_type, "
+            "round(s.r / s.e, 3) change, round(s.z, 1) z, round(s.r) r, round(s.e) e FROM s JOIN s b "
+            f"ON b.date = s.date AND b.k = s.k AND b.n = 1 WHERE s.n <= {TOP} AND ({coarser}{own_arm}) "
+            "ORDER BY s.date, s.k, s.n")
 
 
 def count_scan_sql(max_dims: int = 3) -> str:
@@ -201,3 +229,40 @@ def series_sql(falls: list[dict[str, Any]]) -> str:
             f"FROM f JOIN x ON {leaf.inside} GROUP BY ALL), "
             f"z AS (SELECT *, r / sqrt({BASELINE_NOISE} * w + ({CUBOID_SPREAD} * e) ^ 2) z FROM g WHERE e > 0) "
             f"SELECT k, date, round(r / e, 3) change, round(z, 1) z FROM z WHERE z <= -{RUN_Z} ORDER BY k, date")
+
+
+def numbered_leaves(falls: list[dict[str, Any]], on_its_date: bool, first_k: int = 0) -> str:
+    """The start of a statement over the falls' leaves, steps read by number (the shortest that says it): f (each
+    fall's k, from first_k, its date, step number s and cuboid), l (each leaf's numerator n and denominator d of
+    every step), q (their same-weekday median), and x (each fall's k and fall date fd, and the leaves inside its
+    cuboid, on its date where `on_its_date`: their date, residual r, expected conversions e and variance w)."""
+    numbers = {name: number for number, name in STEP_NAMES.items()}
+    wanted = ", ".join(f"({first_k + k}, DATE '{row['date']}', {numbers[row['entity_name']]}, "
+                       + ", ".join(sql_text(row.get(f), k == 0) for f in SEGMENT_FIELDS) + ")"
+                       for k, row in enumerate(falls))
+    inside = " AND ".join(f"(f.{a} IS NULL OR l.{a} = f.{a})" for a in ALIAS.values())
+    numerators = ", ".join(EVENT_OF[n] for _, n, _ in STEPS)
+    denominators = ", ".join(EVENT_OF[d] for _, _, d in STEPS)
+    return (f"WITH f(k, date, s, p, c, v, h, u) AS (VALUES {wanted}), "
+            "l AS (SELECT date, platform p, country c, app_version v, channel h, user_type u, "
+            f"unnest([{', '.join(map(str, STEP_NAMES))}]) s, unnest([{numerators}]) n, unnest([{denominators}]) d "
+            "FROM daily_by_segment), "
+            "q AS (SELECT date, s, p, c, h, u, median(n / d) FILTER (d > 0) OVER (PARTITION BY s, p, c, h, u, "
+            "isodow(date) ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING EXCLUDE CURRENT ROW) q "
+            "FROM (SELECT date, s, p, c, h, u, sum(n) n, sum(d) d FROM l GROUP BY ALL)), "
+            f"x AS (SELECT f.k, f.date fd, l.date, n - q * d r, q * d e, greatest(q * (1 - q), {RATE_FLOOR} * q) * d w "
+            f"FROM f JOIN l ON {'l.date = f.date AND ' if on_its_date else ''}l.s = f.s AND {inside} "
+            "JOIN q ON q.date = l.date AND q.s = l.s AND q.p = l.p AND q.c = l.c AND q.h = l.h AND q.u = l.u), ")
+
+
+def run_sql(falls: list[dict[str, Any]]) -> str:
+    """series_sql's rows (each fall's cuboid and step, the dates it fell beyond RUN_Z), only those of the unbroken
+    run of dates around the fall's own (its date comes back whatever it shows): the only dates the expert grows a
+    run with."""
+    return (numbered_leaves(falls, on_its_date=False)
+            + "g AS (SELECT k, fd, date, sum(r) r, sum(e) e, sum(w) w FROM x GROUP BY ALL), "
+            f"z AS (SELECT *, r / sqrt({BASELINE_NOISE} * w + ({CUBOID_SPREAD} * e) ^ 2) z FROM g WHERE e > 0), "
+            "y AS (SELECT *, date - fd - row_number() OVER (PARTITION BY k ORDER BY date) i FROM z "
+            f"WHERE z <= -{RUN_Z} OR date = fd) "
+            "SELECT k, date, round(r / e, 3) change, round(z, 1) z FROM y "
+            "WHERE i = (SELECT o.i FROM y o WHERE o.k = y.k AND o.date = o.fd) ORDER BY k, date")

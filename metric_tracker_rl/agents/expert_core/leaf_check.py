@@ -17,9 +17,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from metric_tracker_rl.agents.expert_core.cuboid_queries import BASELINE_NOISE, LEAF_SPREAD, LeafResiduals
-from metric_tracker_rl.agents.expert_core.queries import sql_text
-from metric_tracker_rl.world.segments import SEGMENT_FIELDS
+from metric_tracker_rl.agents.expert_core.cuboid_queries import BASELINE_NOISE, LEAF_SPREAD, numbered_leaves
 
 # The published day-to-day spread of a cell's step conversion and of a leaf's own (noise_model): the cell's is
 # shared by its leaves, so a sum of leaves keeps it whole where they share a cell.
@@ -44,17 +42,11 @@ def leaves_sql(falls: list[dict[str, Any]], first_k: int = 0) -> str:
     """Per fall (k, first_k plus its position in `falls`): the residual r, expected conversions e and variance w of
     its cuboid's leaves on its date, summed, and those of the leaf that fell furthest in its own noise (top_r,
     top_e, top_w); `leaves`, how many leaves held conversions."""
-    leaf = LeafResiduals(falls)
-    wanted = ", ".join(f"({first_k + k}, DATE '{row['date']}', '{row['entity_name']}', "
-                       + ", ".join(sql_text(row.get(f), k == 0) for f in SEGMENT_FIELDS) + ")"
-                       for k, row in enumerate(falls))
-    return (f"WITH f(k, date, step, p, c, v, h, u) AS (VALUES {wanted}), " + leaf.ctes
-            + f"g AS (SELECT f.k, {leaf.case('x.{n} - x.{q} * x.{d}')} r, {leaf.case('x.{q} * x.{d}')} e, "
-            f"{leaf.case(leaf.variance)} w FROM f JOIN x ON x.date = f.date AND {leaf.inside}), "
-            f"s AS (SELECT *, r / sqrt({BASELINE_NOISE} * w + ({LEAF_SPREAD} * e) ^ 2) z FROM g WHERE e > 0) "
+    return (numbered_leaves(falls, on_its_date=True, first_k=first_k)
+            + f"t AS (SELECT *, r / sqrt({BASELINE_NOISE} * w + ({LEAF_SPREAD} * e) ^ 2) z FROM x WHERE e > 0) "
             "SELECT k, count(*) leaves, round(sum(r), 1) r, round(sum(e), 1) e, round(sum(w), 1) w, "
             "round(arg_min(r, z), 1) top_r, round(arg_min(e, z), 1) top_e, round(arg_min(w, z), 1) top_w "
-            "FROM s GROUP BY k ORDER BY k")
+            "FROM t GROUP BY k ORDER BY k")
 
 
 def is_blip(row: dict[str, Any], odds: float = BLIP_ODDS) -> bool:
