@@ -21,8 +21,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from benchmarks.calibrate import PUBLISHED_RESULTS, SHORTCUT_AGENTS, UNTUNED, markdown_table, null_group
+from benchmarks.calibrate import (
+    PUBLISHED_RESULTS,
+    SHORTCUT_AGENTS,
+    UNTUNED,
+    difficulty_table,
+    markdown_table,
+    null_group,
+)
 from benchmarks.model_results import EARLIER_VERSION, kept_results, model_results_table
+from benchmarks.rung_failure_modes import render as render_failure_modes
 from metric_tracker_rl.spec.dimensions import DIMENSIONS
 from metric_tracker_rl.spec.plain_types import MetricSubmissionRow
 from metric_tracker_rl.spec.published import DIFFICULTIES, WINDOW_DAYS
@@ -258,6 +266,23 @@ def tiers_at_a_glance(results: dict[str, Any] | None = None, models: dict[str, A
                                             "expert", "best shortcut", "a capable model"], rows)
 
 
+ARTIFACTS = ROOT / "docs" / "artifacts"
+ABYSS = "abyss"
+
+
+def abyss_calibration() -> str:
+    """The abyss sweep on its untuned seeds (docs/artifacts/abyss_calibration.json): every agent's mean with its
+    95% interval, p5 / min, the share at 0.9 or more, and the null episodes."""
+    results = json.loads((ARTIFACTS / "abyss_calibration.json").read_text(encoding="utf-8"))
+    return difficulty_table(results, ABYSS)
+
+
+def rung_failure_modes() -> str:
+    """The share of deep's and abyss's incidents carrying each failure mode (docs/artifacts/rung_failure_modes.json)."""
+    kept = json.loads((ARTIFACTS / "rung_failure_modes.json").read_text(encoding="utf-8"))
+    return render_failure_modes(kept["tiers"]).rstrip("\n")
+
+
 @dataclass(frozen=True)
 class Block:
     name: str
@@ -273,6 +298,8 @@ BLOCKS: tuple[Block, ...] = (
     Block("untuned-differences", "docs/calibration.md", untuned_differences),
     Block("deep-target", "docs/calibration.md", deep_target),
     Block("calibration-seeds", "docs/calibration.md", calibration_seeds),
+    Block("abyss-calibration", "docs/calibration.md", abyss_calibration),
+    Block("rung-failure-modes", "docs/calibration.md", rung_failure_modes),
     Block("train-schedule", "docs/training.md", train_schedule),
     Block("submission-row-fields", "docs/spaces.md", submission_row_fields),
     Block("tier-windows", "docs/data.md", tier_windows),

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -74,9 +75,9 @@ def chosen_episode(difficulty: str, most: int) -> dict[str, Any]:
         scan = recorded_play(SCAN, reset_kwargs)
         if scan["score"] <= expert["score"] - GAP:
             print(f"[{difficulty}] offset {offset}: expert {expert['score']:.3f}, scan {scan['score']:.3f}",
-                  flush=True)
+                  file=sys.stderr, flush=True)
             return {"offset": offset, "expert": expert, "scan_analyst": scan, "scan_losses": scan_losses(reset_kwargs)}
-        print(f"[{difficulty}] offset {offset} passed over: scan {scan['score']:.3f}", flush=True)
+        print(f"[{difficulty}] offset {offset} passed over: scan {scan['score']:.3f}", file=sys.stderr, flush=True)
     raise SystemExit(f"no episode of the first {most} fits the rule")
 
 
