@@ -95,7 +95,8 @@ def _covers(item: dict[str, Any], date: str, segment: dict[str, str]) -> bool:
 
 
 def play_recorded(agent_name: str, reset_kwargs: dict[str, Any]) -> tuple[EpisodeSession, Any, list[Any]]:
-    """One episode on a debug environment: the session, the agent (its notes) and the rows it submitted."""
+    """One episode on a debug environment: the session, the agent (the scan analyst keeps notes of why it dropped
+    each candidate; an agent without notes reads as one that never made a candidate) and the rows it submitted."""
     session = EpisodeSession(MetricTrackerRlEnvironment(debug=True))
     agent = make_agent(agent_name)
     view = session.reset(**reset_kwargs)
@@ -132,7 +133,7 @@ def losses(session: EpisodeSession, agent: Any, submitted: list[Any]) -> list[Lo
                               strict=True):
         loss.kind = kind_of(row, injections)
     for row in comparison["missed"]:
-        out.append(_missed(row, found, agent.notes, benign, false, len(expected)))
+        out.append(_missed(row, found, getattr(agent, "notes", []), benign, false, len(expected)))
         out[-1].kind = kind_of(row, injections)
     out += [_false(row, verdict, benign, precision_loss / max(len(false), 1)) for row, verdict in false]
     return out

@@ -112,7 +112,6 @@ def test_expert_solves_named_tasks(results: dict, task_id: str) -> None:
 
 @pytest.mark.parametrize("difficulty", DIFFICULTIES)
 def test_expert_solves_the_sweep(target_sweep: dict, difficulty: str) -> None:
-    # 200 seeds: mean 1.000 / 1.000 / 0.990, share >= 0.9 of 1.000 / 1.000 / 0.961 (docs/calibration.md).
     stats = target_sweep["expert"][difficulty]
     assert stats["mean"] >= 0.95
     assert stats["share_ge_0_9"] >= 0.95
@@ -150,7 +149,7 @@ def test_readme_baseline_is_clearly_below_the_expert(results: dict, difficulty: 
 @pytest.mark.parametrize("difficulty", ["medium", "hard"])
 @pytest.mark.slow
 def test_the_offline_baseline_is_a_floor_not_a_solution(results: dict, difficulty: str) -> None:
-    # inference.py's fixed four-step procedure; 200 seeds: 0.279 medium / 0.143 hard.
+    # inference.py's fixed four-step procedure (its figures: docs/calibration.md).
     assert results["scripted"][difficulty]["mean"] <= 0.6
     assert results["scripted"][difficulty]["mean"] <= results["expert"][difficulty]["mean"] - 0.25
 
@@ -294,35 +293,32 @@ def test_gaming_agents_stay_below_the_expert(target_sweep: dict, difficulty: str
 
 def test_the_fixed_magnitude_rule_fails_hard(target_sweep: dict) -> None:
     """On hard, demand swings as large as count incidents fall inside the published count ranges, so a filter on the
-    published magnitudes reports them, and audience swings move the first steps as far as rate incidents (200 seeds:
-    0.361 on hard). The rule is the shortcut at full strength, not a weakened one: on medium, where the ranges still
-    sit clear of every benign fluctuation, it solves most episodes (200 seeds: 0.934; 40 seeds: 0.926)."""
+    published magnitudes reports them, and audience swings move the first steps as far as rate incidents. The rule
+    is the shortcut at full strength, not a weakened one: on medium, where the ranges still sit clear of every benign
+    fluctuation, it solves most episodes (docs/calibration.md has the figures)."""
     assert target_sweep[FIXED_RULE]["hard"]["mean"] <= 0.6
     assert target_sweep[FIXED_RULE]["hard"]["mean"] <= target_sweep["expert"]["hard"]["mean"] - 0.4
     assert target_sweep[FIXED_RULE]["medium"]["mean"] >= 0.85
 
 
 def test_weekday_rule_fails_hard(target_sweep: dict) -> None:
-    # 200 seeds: 0.134 on hard.
     assert target_sweep["weekday_rule"]["hard"]["mean"] <= 0.6
 
 
 @pytest.mark.parametrize("difficulty", ["medium", "hard"])
 def test_other_gaming_agents_stay_low(target_sweep: dict, difficulty: str) -> None:
-    # 200 seeds: top-k dates 0.071 / 0.051, side-effect padder 0.198 / 0.192, feedback decoder 0.144 / 0.093.
     for agent in ("top_k_dates", "side_effect_padder", "feedback_decoder"):
         assert target_sweep[agent][difficulty]["mean"] <= 0.3, agent
 
 
 @pytest.mark.parametrize("difficulty", ["medium", "hard"])
 def test_guessing_that_an_incident_lasts_two_dates_does_not_pay(target_sweep: dict, difficulty: str) -> None:
-    # 200 seeds: 0.878 / 0.866 against the expert's 1.000 / 0.990.
     stats = target_sweep[NEXT_DATE_PADDER][difficulty]["mean"]
     assert stats <= target_sweep["expert"][difficulty]["mean"] - 0.05
 
 
 def test_a_top_k_agent_that_knows_the_timing_shift_rule_stays_low(target_sweep: dict) -> None:
-    # 200 seeds: 0.201 medium / 0.096 hard. Timing shifts also land on incident dates, so dropping every date
+    # Timing shifts also land on incident dates, so dropping every date
     # whose app-open and menu-open mixes both moved drops incidents with the decoys.
     for difficulty in ("medium", "hard"):
         assert target_sweep["top_k_dates_shift_aware"][difficulty]["mean"] <= 0.3, difficulty
@@ -331,8 +327,8 @@ def test_a_top_k_agent_that_knows_the_timing_shift_rule_stays_low(target_sweep: 
 @pytest.mark.parametrize("difficulty", ["medium", "hard"])
 def test_shallow_reading_earns_partial_credit_well_below_the_expert(target_sweep: dict, difficulty: str) -> None:
     """Reading each flagged date's strongest key and its generator's family guess is an investigation, only a
-    shallow one: it earns partial credit (200 seeds: shift-checked top-k 0.517 / 0.390, shallow reader 0.678 /
-    0.381), far from the careful reading, and no more with the visible count than without it."""
+    shallow one: it earns partial credit, far from the careful reading, and no more with the visible count than
+    without it."""
     expert = target_sweep["expert"][difficulty]["mean"]
     for agent in SHALLOW_AGENTS:
         assert 0.3 <= target_sweep[agent][difficulty]["mean"] <= expert - 0.25, agent
