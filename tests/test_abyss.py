@@ -153,20 +153,34 @@ def test_abyss_leaves_the_one_dimension_kinds_to_deep_and_its_brief_says_how_dee
 # --- the expert's leaf check ----------------------------------------------------------------------------------
 
 def _leaves(rest_change: float, top_change: float, top_e: float = 400.0, rest_e: float = 1600.0,
-            rate: float = 0.5) -> dict:
-    """A leaves_sql row: a cuboid whose top leaf and rest changed by those shares."""
+            rate: float = 0.5, second_change: float | None = None, second_e: float = 400.0) -> dict:
+    """A leaves_sql row: a cuboid whose top leaf and rest changed by those shares; with `second_change`, its second
+    most fallen leaf (of `second_e` expected conversions, part of the rest) changed by that share."""
     def variance(expected: float) -> float:
         return expected / rate * rate * (1 - rate)
 
-    return {"k": 0, "leaves": 8, "r": top_change * top_e + rest_change * rest_e, "e": top_e + rest_e,
-            "w": variance(top_e) + variance(rest_e), "top_r": top_change * top_e, "top_e": top_e,
-            "top_w": variance(top_e)}
+    second_change = rest_change if second_change is None else second_change
+    others_e = rest_e - second_e
+    r = top_change * top_e + second_change * second_e + rest_change * others_e
+    return {"k": 0, "leaves": 8, "r": r, "e": top_e + rest_e, "w": variance(top_e) + variance(rest_e),
+            "top_r": top_change * top_e, "top_e": top_e, "top_w": variance(top_e),
+            "two_r": top_change * top_e + second_change * second_e, "two_e": top_e + second_e,
+            "two_w": variance(top_e) + variance(second_e)}
 
 
 def test_the_leaf_check_tells_a_blip_from_an_incident() -> None:
     assert is_blip(_leaves(rest_change=0.0, top_change=-0.7))  # one leaf fell, the rest did not
     assert not is_blip(_leaves(rest_change=-0.3, top_change=-0.32))  # the rest fell by the same share
     assert is_blip({**_leaves(0.0, -0.7), "leaves": 1})  # a cuboid of one leaf
+
+
+def test_the_leaf_check_tells_two_blips_in_one_cuboid_from_an_incident() -> None:
+    two_blips = _leaves(rest_change=0.0, top_change=-0.7, second_change=-0.6, second_e=800.0)
+    assert not is_blip(two_blips, pair_odds=None)  # one leaf does not carry it
+    assert is_blip(two_blips)  # two leaves do, and the rest did not fall
+    assert not is_blip(_leaves(rest_change=-0.25, top_change=-0.3, second_change=-0.28, second_e=800.0))  # all alike
+    # A rest of a few conversions cannot tell two leaves' fall from an incident's: the fall is kept.
+    assert not is_blip(_leaves(rest_change=0.0, top_change=-0.7, second_change=-0.6, second_e=800.0, rest_e=802.0))
 
 
 def test_the_leaf_check_fits_the_query_tools_limit() -> None:

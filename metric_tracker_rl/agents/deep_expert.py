@@ -92,7 +92,7 @@ CONCURRENT_READ = 3  # the strongest falls of the search for a second incident w
 # Twice the log of the prior odds of a blip against a second incident, for a fall on a reported date in a segment
 # overlapping the incident's: a mixed episode gives `concurrency` of its three to six incident dates a second one,
 # while a blip (a few per incident over eight weeks) lands on that date, step and overlapping segment about one
-# time in a hundred.
+# time in a hundred (and two blips there far more rarely: only one leaf is weighed).
 CONCURRENT_BLIP_ODDS = -4.0
 KEPT_AT_MOST = 1.0  # a cell pair's low block is an outage only if the other hours gained less than its loss
 
@@ -223,7 +223,7 @@ class DeepExpertAgent(FrontierExpertAgent):
     def _decide(self) -> list[Report]:
         """The first round's reports, and the second incident of a date the later rounds found."""
         reports = self.first_reports if self.first_reports is not None else self._first_decision()
-        blips = {int(row["k"]) for row in self.results["concurrent leaves"] if is_blip(row, CONCURRENT_BLIP_ODDS)}
+        blips = {int(row["k"]) for row in self.results["concurrent leaves"] if is_blip(row, CONCURRENT_BLIP_ODDS, None)}
         found = concurrency.concurrent_falls(self.concurrent_found or [], blips, self.concurrent_most)
         return sorted([*reports, *(r for r in found if not self._explained(r))], key=lambda r: r.date)
 
