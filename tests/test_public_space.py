@@ -20,7 +20,7 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import running_server, serving
+from conftest import ROOT, running_server, serving
 from reliability_support import INTERNALS
 from test_fair_sessions import hold, open_session, refusal
 from websockets.exceptions import ConnectionClosed, InvalidStatus
@@ -165,7 +165,9 @@ def test_each_tab_has_its_own_episode_and_its_own_turns(space: str) -> None:
     first = tabs[0].predict(*form, api_name="/do_reset")[0]
     second = tabs[1].predict("(default)", "7", "(default)", "frontier", "", "", "app_opens",
                              api_name="/do_reset")[0]
-    assert "task_id=easy_two_spikes" in first and "difficulty=frontier" in second
+    # Both resets ready: a reset whose charts could not be read keeps its episode lines but leaves the pickers empty.
+    assert first.startswith("**ready**") and "task_id=easy_two_spikes" in first, first
+    assert second.startswith("**ready**") and "difficulty=frontier" in second, second
     slow = json.dumps({"sql": "WITH RECURSIVE r(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM r) SELECT count(*) "
                               "FROM r"})
     jobs = [tabs[0].submit("query", slow, api_name="/run_tool") for _ in range(15)]
@@ -177,6 +179,33 @@ def test_each_tab_has_its_own_episode_and_its_own_turns(space: str) -> None:
     assert all("task_id=easy_two_spikes" in status for status in statuses)
     config = httpx.get(f"{space}/web/config", timeout=60).json()
     assert all(dependency.get("concurrency_limit") is None for dependency in config["dependencies"])
+
+
+@pytest.fixture
+def late_release_space(gradio_dir: Path) -> Iterator[str]:
+    """The Space's settings on a server that gives a closed session's place back a moment after its client saw
+    the socket close, as a busy server does (tests/late_release_server.py)."""
+    port = free_port()
+    env = {**_environment(), "ENABLE_WEB_INTERFACE": "true", "MAX_SESSIONS_PER_CLIENT": "3", "SQL_WORKERS": "2",
+           "GRADIO_TEMP_DIR": str(gradio_dir)}
+    with serving([sys.executable, str(ROOT / "tests" / "late_release_server.py"), str(port)], port, env) as url:
+        yield url
+
+
+def test_a_reset_needs_one_place_beside_the_episode_however_late_places_come_back(late_release_space: str) -> None:
+    """A visitor with one place left beside their other tab's episode: a tab's reset holds its episode and at
+    most one read-only session at a time (charts and cuboid values read in the same one), so it is ready, and its
+    tool picker offers the tools, even on a server that frees a closed session's place late."""
+    gradio_client = pytest.importorskip("gradio_client")
+    with contextlib.ExitStack() as stack:
+        hold(stack, late_release_space, "127.0.0.1", 1)  # the visitor's other tab's episode
+        tab = gradio_client.Client(f"{late_release_space}/web/", verbose=False, analytics_enabled=False,
+                                   download_files=False)
+        status = tab.predict("(default)", "7", "(default)", "frontier", "", "", "app_opens",
+                             api_name="/do_reset")[0]
+        assert status.startswith("**ready**") and "difficulty=frontier" in status, status
+        cheap = tab.predict("query", json.dumps({"sql": "SELECT 1 AS one"}), api_name="/run_tool")
+        assert cheap[0].startswith("**ok**"), cheap[0]
 
 
 def test_a_tabs_sessions_count_against_its_address(space: str) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import gradio as gr
@@ -123,29 +123,31 @@ class TabSession:
             # The same episode again: the seed the server chose, if the form left it out.
             self.read_settings = {**kwargs, "seed": observation.config.get("seed", kwargs.get("seed"))}
             try:
-                self.charts = fetch_chart_data(self.base_url, self.forwarded_for, self.read_settings)
-                fields = cuboids.episode_fields(observation.segments)
-                self.dimensions = cuboids.dimension_values(
-                    self.read_query(cuboids.dimension_values_query(fields)), fields) if fields else {}
+                # One read-only session for all of the reset's reads: opening a second right after closing the
+                # first could find the first's place still held (the server frees it a moment after the socket
+                # closes), so a visitor with one place left could not reset.
+                with self.reader() as read:
+                    self.charts = charts.read_chart_data(read)
+                    fields = cuboids.episode_fields(observation.segments)
+                    self.dimensions = cuboids.dimension_values(
+                        query_rows(read, cuboids.dimension_values_query(fields)), fields) if fields else {}
             except (*CONNECTION_ERRORS, RuntimeError) as exc:
                 raise DebuggerError(f"the episode is ready but its charts could not be read: {exc}") from exc
             self.resets += 1
         return observation
 
-    def read_query(self, sql: str) -> list[dict[str, Any]]:
-        """Every row of a SQL query on the episode, read in a read-only session of it (no step of the tab's)."""
+    @contextlib.contextmanager
+    def reader(self) -> Iterator[Callable[[MetricTrackerRlAction], MetricTrackerRlObservation]]:
+        """A read-only session of the tab's episode (the same settings, the chart budget), as a step function: it
+        reads without spending the tab's steps. The tab holds at most one at a time, beside its episode."""
         with self.turn(), ForwardingClient(self.base_url, self.forwarded_for, message_timeout_s=60.0).sync() as env:
             env.reset(**{**self.read_settings, "max_steps": CHART_SESSION_STEPS})
-            rows: list[dict[str, Any]] = []
-            offset: int | None = 0
-            while offset is not None:
-                observation = env.step(MetricTrackerRlAction(analysis_method="query", analysis_args={
-                    "sql": sql, "limit": QUERY_PAGE_ROWS, "offset": offset})).observation
-                if observation.status != "ok" or observation.analysis_result is None:
-                    raise RuntimeError(f"query failed: {observation.message}")
-                rows += observation.analysis_result["rows"]
-                offset = observation.analysis_result.get("next_offset")
-            return rows
+            yield lambda action: env.step(action).observation
+
+    def read_query(self, sql: str) -> list[dict[str, Any]]:
+        """Every row of a SQL query on the episode, read in a read-only session of it (no step of the tab's)."""
+        with self.reader() as read:
+            return query_rows(read, sql)
 
     def step(self, action: MetricTrackerRlAction) -> MetricTrackerRlObservation:
         if self.observation is None:
@@ -164,11 +166,18 @@ class TabSession:
             self._drop_client()
 
 
-def fetch_chart_data(base_url: str, forwarded_for: str | None, reset_kwargs: dict[str, Any]) -> charts.ChartData:
-    """Read the chart data with public tools in a separate session with the same settings."""
-    with ForwardingClient(base_url, forwarded_for, message_timeout_s=60.0).sync() as env:
-        env.reset(**{**reset_kwargs, "max_steps": CHART_SESSION_STEPS})  # a day's hours each: 56 days at frontier
-        return charts.read_chart_data(lambda action: env.step(action).observation)
+def query_rows(read: Callable[[MetricTrackerRlAction], MetricTrackerRlObservation], sql: str) -> list[dict[str, Any]]:
+    """Every row of a SQL query, page by page, through the step function of a read-only session."""
+    rows: list[dict[str, Any]] = []
+    offset: int | None = 0
+    while offset is not None:
+        observation = read(MetricTrackerRlAction(analysis_method="query", analysis_args={
+            "sql": sql, "limit": QUERY_PAGE_ROWS, "offset": offset}))
+        if observation.status != "ok" or observation.analysis_result is None:
+            raise RuntimeError(f"query failed: {observation.message}")
+        rows += observation.analysis_result["rows"]
+        offset = observation.analysis_result.get("next_offset")
+    return rows
 
 
 def close_session(session: TabSession | None) -> None:
