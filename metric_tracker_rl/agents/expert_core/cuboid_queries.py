@@ -8,7 +8,15 @@ import itertools
 from typing import Any
 
 from metric_tracker_rl.agents.expert_core.localisation import ARM_FIELDS
-from metric_tracker_rl.agents.expert_core.queries import COUNTS, EVENT_OF, STEPS, STOP, STOP_HOURS, sql_text
+from metric_tracker_rl.agents.expert_core.queries import (
+    COUNTS,
+    EVENT_OF,
+    STEPS,
+    STOP,
+    STOP_HOURS,
+    sql_text,
+    step_rows,
+)
 from metric_tracker_rl.world.segments import CELL_FIELDS, SEGMENT_FIELDS
 
 ALIAS = {"platform": "p", "country": "c", "app_version": "v", "channel": "h", "user_type": "u"}
@@ -175,10 +183,8 @@ def cell_stops_sql() -> str:
     of consecutive hours in which the step converted under STOP of its day's rate there, where the block expected
     at least CELL_STOP_FLOOR conversions: a break a version-wide reading dilutes. Chance alone (a few expected
     conversions an hour) rarely empties a block that large."""
-    steps = " UNION ALL ".join(f"SELECT date, hour, platform, country, '{name}' entity_name, {num} num, {den} den "
-                               "FROM h" for name, num, den in STEPS)
     return (f"WITH h AS (SELECT date, hour, platform, country, {COUNTS} FROM hourly_by_segment GROUP BY ALL), "
-            f"u AS ({steps}), "
+            f"u AS ({step_rows('date, hour, platform, country')}), "
             "r AS (SELECT *, sum(num) OVER d / nullif(sum(den) OVER d, 0) rate FROM u "
             "WINDOW d AS (PARTITION BY date, platform, country, entity_name)), "
             f"g AS (SELECT *, den * rate x, hour - row_number() OVER (PARTITION BY date, platform, country, "
