@@ -56,6 +56,7 @@ from metric_tracker_rl.agents.expert_core.cuboid_queries import (
     scan_sql,
     series_sql,
     shape_sql,
+    shaped_rows,
 )
 from metric_tracker_rl.agents.expert_core.leaf_check import is_blip, leaves_queries
 from metric_tracker_rl.agents.expert_core.localisation import localise
@@ -311,11 +312,12 @@ class DeepExpertAgent(FrontierExpertAgent):
         day_of = {date: day for day, date in enumerate(self.dates)}
         fell = {(day_of.get(str(row["date"])), row["entity_name"]) for row in self.results["rates"]
                 if row["change"] < 0}
-        blocks = {(str(row["date"]), row["entity_name"]) for row in self.results["shape"]
+        shape = shaped_rows(self.results["shape"])
+        blocks = {(str(row["date"]), row["entity_name"]) for row in shape
                   if row.get("block_share") is not None and (row["block_share"] >= SURE_BLOCK_SHARE or (
                       row["block_share"] >= BLOCK_SHARE and not any(
                           (day_of.get(str(row["date"]), -9) + step, row["entity_name"]) in fell for step in (-1, 1))))}
-        shaped_share = {(str(row["date"]), row["entity_name"]): row["block_share"] for row in self.results["shape"]
+        shaped_share = {(str(row["date"]), row["entity_name"]): row["block_share"] for row in shape
                         if row.get("block_share") is not None}
         rest = []
         for row in self.results["rates"]:

@@ -147,35 +147,40 @@ def count_scan_sql(max_dims: int = 3) -> str:
             f"AND row_number() OVER (PARTITION BY date ORDER BY z) <= {TOP} ORDER BY date, z")
 
 
+# What the shape query reads, by number: each step (its numerator and denominator event), then app opens (a count).
+SHAPED = [*((name, EVENT_OF[n], EVENT_OF[d]) for name, n, d in STEPS), ("app_opens", "app_opens", "1")]
+
+
 def shape_sql(falls: list[dict[str, Any]]) -> str:
     """Per localised fall (date, step, the cuboid's cell fields), the share of the day's lost conversions that
     fell within the worst BLOCK_HOURS consecutive hours, against each hour's same-weekday median: near 1 for a
     block of hours (a break), near the block's share of the day's traffic for a fall that lasts the day. Hourly
     counts exist per cell, so a cuboid naming a channel or user type is read on its cells (diluted alike in
-    every hour)."""
+    every hour). A row names its step by number (s, 1 based, in SHAPED): shaped_rows reads it back."""
+    number = {name: k + 1 for k, (name, _, _) in enumerate(SHAPED)}
     wanted = ", ".join(
-        f"(DATE '{row['date']}', '{row['entity_name']}', "
+        f"({'DATE ' if i == 0 else ''}'{row['date']}', {number[row['entity_name']]}, "
         + ", ".join(sql_text(row.get(field), i == 0) for field in CELL_FIELDS) + ")" for i, row in enumerate(falls))
-    named = {row["entity_name"] for row in falls}  # a CASE branch for each step read, no other
-    cases = {part: " ".join(f"WHEN '{name}' THEN {EVENT_OF[n if part == 'n' else d]}" for name, n, d in STEPS
-                            if name in named) for part in ("n", "d")}
-    if "app_opens" in named:  # a count: its hours against their medians
-        cases["n"] += " WHEN 'app_opens' THEN app_opens"
-        cases["d"] += " WHEN 'app_opens' THEN 1"
-    return (f"WITH f(date, step, platform, country, app_version) AS (VALUES {wanted}), "
-            "h AS (SELECT f.date dd, f.step, x.date, x.hour, "
-            f"sum(CASE f.step {cases['n']} END) n, sum(CASE f.step {cases['d']} END) d FROM f JOIN hourly_by_segment x "
+    numerators, denominators = (", ".join(events[part] for events in SHAPED) for part in (1, 2))
+    return (f"WITH f(date, s, platform, country, app_version) AS (VALUES {wanted}), "
+            "h AS (SELECT f.date dd, f.s, x.date, x.hour, "
+            f"sum([{numerators}][f.s]) n, sum([{denominators}][f.s]) d FROM f JOIN hourly_by_segment x "
             "ON isodow(x.date) = isodow(f.date) AND (f.platform IS NULL OR x.platform = f.platform) AND "
             "(f.country IS NULL OR x.country = f.country) AND (f.app_version IS NULL OR x.app_version = f.app_version) "
             "GROUP BY ALL), "
-            "b AS (SELECT a.dd, a.step, a.hour, any_value(a.n) - median(x.n / x.d) * any_value(a.d) r FROM h a "
-            "JOIN h x ON x.dd = a.dd AND x.step = a.step AND x.hour = a.hour AND x.date <> x.dd AND x.d > 0 "
+            "b AS (SELECT a.dd, a.s, a.hour, any_value(a.n) - median(x.n / x.d) * any_value(a.d) r FROM h a "
+            "JOIN h x ON x.dd = a.dd AND x.s = a.s AND x.hour = a.hour AND x.date <> x.dd AND x.d > 0 "
             "WHERE a.date = a.dd GROUP BY ALL), "
-            f"w AS (SELECT dd, step, sum(r) OVER (PARTITION BY dd, step ORDER BY hour ROWS BETWEEN "
-            f"CURRENT ROW AND {BLOCK_HOURS - 1} FOLLOWING) block, sum(r) OVER (PARTITION BY dd, step) total "
+            f"w AS (SELECT dd, s, sum(r) OVER (PARTITION BY dd, s ORDER BY hour ROWS BETWEEN "
+            f"CURRENT ROW AND {BLOCK_HOURS - 1} FOLLOWING) block, sum(r) OVER (PARTITION BY dd, s) total "
             "FROM b) "
-            "SELECT dd date, step entity_name, round(min(block) / min(total), 2) block_share FROM w "
+            "SELECT dd date, s, round(min(block) / min(total), 2) block_share FROM w "
             "WHERE total < 0 GROUP BY ALL ORDER BY date")
+
+
+def shaped_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The shape query's rows, each with its step's name (entity_name) in place of its number."""
+    return [{**row, "entity_name": SHAPED[int(row["s"]) - 1][0]} for row in rows]
 
 
 def cell_stops_sql() -> str:
