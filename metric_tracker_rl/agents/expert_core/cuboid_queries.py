@@ -115,7 +115,9 @@ def narrowed_rows(arms: list[dict[str, Any]]) -> str:
     coarser = " AND ".join(f"(s.{a} IS NULL OR s.{a} = b.{a})" for a in ALIAS.values())
     own_arm = ""
     if listed:
-        wanted = ", ".join(f"({numbers[arm['target_step']]}, DATE '{arm['start_date']}', DATE '{arm['end_date']}', "
+        typed = "DATE "  # the first row types the columns (the later rows' text is read as dates)
+        wanted = ", ".join(f"({numbers[arm['target_step']]}, {typed * (i == 0)}'{arm['start_date']}', "
+                           f"{typed * (i == 0)}'{arm['end_date']}', "
                            + ", ".join(sql_text(arm.get(field), i == 0) for field in ARM_FIELDS) + ")"
                            for i, arm in enumerate(listed))
         same = " AND ".join(f"s.{ALIAS[field]} IS NOT DISTINCT FROM a.{ALIAS[field]}" for field in ARM_FIELDS)
@@ -244,26 +246,27 @@ def series_sql(falls: list[dict[str, Any]]) -> str:
 
 def numbered_leaves(falls: list[dict[str, Any]], on_its_date: bool, first_k: int = 0) -> str:
     """The start of a statement over the falls' leaves, steps read by number (the shortest that says it): f (each
-    fall's k, from first_k, its date, step number s and cuboid), l (each leaf's numerator n and denominator d of
+    fall's k, from first_k, its date fd, step number fs and cuboid fp to fu, named apart from the leaves' columns
+    so that q joins l by name), l (each leaf's numerator n and denominator d of
     every step), q (their same-weekday median), and x (each fall's k and fall date fd, and the leaves inside its
     cuboid, on its date where `on_its_date`: their date, residual r, expected conversions e and variance w)."""
     numbers = {name: number for number, name in STEP_NAMES.items()}
-    wanted = ", ".join(f"({first_k + k}, DATE '{row['date']}', {numbers[row['entity_name']]}, "
+    wanted = ", ".join(f"({first_k + k}, {'DATE ' if k == 0 else ''}'{row['date']}', {numbers[row['entity_name']]}, "
                        + ", ".join(sql_text(row.get(f), k == 0) for f in SEGMENT_FIELDS) + ")"
                        for k, row in enumerate(falls))
-    inside = " AND ".join(f"(f.{a} IS NULL OR l.{a} = f.{a})" for a in ALIAS.values())
+    inside = " AND ".join(f"(f{a} IS NULL OR l.{a} = f{a})" for a in ALIAS.values())
     numerators = ", ".join(EVENT_OF[n] for _, n, _ in STEPS)
     denominators = ", ".join(EVENT_OF[d] for _, _, d in STEPS)
-    return (f"WITH f(k, date, s, p, c, v, h, u) AS (VALUES {wanted}), "
+    return (f"WITH f(k, fd, fs, fp, fc, fv, fh, fu) AS (VALUES {wanted}), "
             "l AS (SELECT date, platform p, country c, app_version v, channel h, user_type u, "
             f"unnest([{', '.join(map(str, STEP_NAMES))}]) s, unnest([{numerators}]) n, unnest([{denominators}]) d "
             "FROM daily_by_segment), "
             "q AS (SELECT date, s, p, c, h, u, median(n / d) FILTER (d > 0) OVER (PARTITION BY s, p, c, h, u, "
             "isodow(date) ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING EXCLUDE CURRENT ROW) q "
             "FROM (SELECT date, s, p, c, h, u, sum(n) n, sum(d) d FROM l GROUP BY ALL)), "
-            f"x AS (SELECT f.k, f.date fd, l.date, n - q * d r, q * d e, greatest(q * (1 - q), {RATE_FLOOR} * q) * d w "
-            f"FROM f JOIN l ON {'l.date = f.date AND ' if on_its_date else ''}l.s = f.s AND {inside} "
-            "JOIN q ON q.date = l.date AND q.s = l.s AND q.p = l.p AND q.c = l.c AND q.h = l.h AND q.u = l.u), ")
+            f"x AS (SELECT k, fd, l.date, n - q * d r, q * d e, greatest(q * (1 - q), {RATE_FLOOR} * q) * d w "
+            f"FROM f JOIN l ON {'l.date = fd AND ' if on_its_date else ''}l.s = fs AND {inside} "
+            "JOIN q USING (date, s, p, c, h, u)), ")
 
 
 def run_sql(falls: list[dict[str, Any]]) -> str:
