@@ -54,12 +54,15 @@ def values_sql(rows: list[Report], fields: tuple[str, ...] = CELL_FIELDS) -> str
     """Every reported row read from its segment's own daily data (the segment named by `fields`), with the
     published baseline and severity rules. Each segment and entity is listed once (g, numbered k), each row by
     its date, k and entity type (r): a run of dates names its segment once."""
-    keys = list(dict.fromkeys((*(getattr(r, name) for name in fields), r.entity_name) for r in rows))
+    def key(r: Report) -> tuple[str | None, ...]:
+        return (*(getattr(r, name) for name in fields), r.entity_name)
+
+    keys = list(dict.fromkeys(map(key, rows)))
     segments = ", ".join(f"({k}, " + ", ".join(sql_text(value, k == 0) for value in key[:-1]) + f", '{key[-1]}')"
                          for k, key in enumerate(keys))
     number = {key: k for k, key in enumerate(keys)}
     wanted = ", ".join(f"({'DATE ' if i == 0 else ''}'{r.date}', "
-                       f"{number[(*(getattr(r, name) for name in fields), r.entity_name)]}, '{r.entity_type}')"
+                       f"{number[key(r)]}, '{r.entity_type}')"
                        for i, r in enumerate(rows))
     named = {r.entity_name for r in rows}  # a CASE branch for each entity read, no other
     cases = " ".join(f"WHEN '{name}' THEN sum(x.{COLUMN_OF[name]})" for name in COLUMN_OF if name in named)
