@@ -56,6 +56,7 @@ from metric_tracker_rl.agents.expert_core.cuboid_queries import (
     scan_sql,
     series_sql,
     shape_sql,
+    shaped_rows,
 )
 from metric_tracker_rl.agents.expert_core.leaf_check import is_blip, leaves_queries
 from metric_tracker_rl.agents.expert_core.localisation import localise
@@ -126,13 +127,13 @@ class DeepExpertAgent(FrontierExpertAgent):
                                               for steps in SCAN_GROUPS]
         self.plan = [
             ("releases", MetricTrackerRlAction(analysis_method="get_releases", analysis_args={})),
-            ("hours", query_action(hours_sql(("platform", "country"), self.holidays))),
+            # The hours of each platform, each country and (where searched) each platform and country together.
+            ("hours", query_action(hours_sql(("platform", "country"), self.holidays, cells=self.max_dims >= 2))),
             ("stops", query_action(stops_sql(False))),
             *scans,
             ("scan app_opens", query_action(count_scan_sql(self.max_dims))),
         ]
-        if self.max_dims >= 2:  # the hours of each platform and country together
-            self.plan.append(("cell hours", query_action(hours_sql(("cell",), self.holidays, outages_only=True))))
+        if self.max_dims >= 2:  # the stopped hours of each platform and country together
             self.plan.append(("cell stops", query_action(cell_stops_sql())))
         # What the team knows besides the counts, to cross-reference (a tier with context tables).
         self.blips: set[tuple[str, str, tuple[Any, ...]]] = set()
@@ -159,6 +160,7 @@ class DeepExpertAgent(FrontierExpertAgent):
         once those answered, where a second incident may share a date, search the reported dates for it."""
         if self.localised is not None:
             return self._plan_concurrent()
+        self._part_cell_hours()
         if self.narrow_scans and f"scan {SCAN_GROUPS[0]}" not in self.results:
             self.plan += [(f"scan {steps}", query_action(scan_sql(steps, self.max_dims, self.results["experiments"])))
                           for steps in SCAN_GROUPS]
@@ -195,6 +197,12 @@ class DeepExpertAgent(FrontierExpertAgent):
         if self.leaf_check and self.results["releases"]:  # a regression's dates pooled (expert_core/rollouts.py)
             self.plan.append(("rollouts", query_action(rollout_sql(self.results["releases"], self.max_dims > 1))))
         return bool(self.plan)
+
+    def _part_cell_hours(self) -> None:
+        """The hours query's rows that name a platform and a country together (a cell's) go to "cell hours"."""
+        hours = self.results["hours"]
+        self.results["cell hours"] += [row for row in hours if row.get("platform") and row.get("country")]
+        self.results["hours"] = [row for row in hours if not (row.get("platform") and row.get("country"))]
 
     def _plan_concurrent(self) -> bool:
         """The second round (expert_core/concurrency.py): the search for a second incident on the dates the first
@@ -304,11 +312,12 @@ class DeepExpertAgent(FrontierExpertAgent):
         day_of = {date: day for day, date in enumerate(self.dates)}
         fell = {(day_of.get(str(row["date"])), row["entity_name"]) for row in self.results["rates"]
                 if row["change"] < 0}
-        blocks = {(str(row["date"]), row["entity_name"]) for row in self.results["shape"]
+        shape = shaped_rows(self.results["shape"])
+        blocks = {(str(row["date"]), row["entity_name"]) for row in shape
                   if row.get("block_share") is not None and (row["block_share"] >= SURE_BLOCK_SHARE or (
                       row["block_share"] >= BLOCK_SHARE and not any(
                           (day_of.get(str(row["date"]), -9) + step, row["entity_name"]) in fell for step in (-1, 1))))}
-        shaped_share = {(str(row["date"]), row["entity_name"]): row["block_share"] for row in self.results["shape"]
+        shaped_share = {(str(row["date"]), row["entity_name"]): row["block_share"] for row in shape
                         if row.get("block_share") is not None}
         rest = []
         for row in self.results["rates"]:

@@ -76,7 +76,8 @@ def bar(tests: int) -> float:
 def concurrent_sql(hosts: list[tuple[str, int, tuple[str | None, ...]]], past: float) -> str:
     """Per date and step of the search (see the module docstring) whose strongest fall passed `past` (the bar):
     its TOP strongest falls (their cuboid, change, z, residual r and expected conversions e)."""
-    wanted = ", ".join(f"(DATE '{date}', {step}, " + ", ".join(sql_text(v, k == 0) for v in segment) + ")"
+    wanted = ", ".join(f"({'DATE ' if k == 0 else ''}'{date}', {step}, "
+                       + ", ".join(sql_text(v, k == 0) for v in segment) + ")"
                        for k, (date, step, segment) in enumerate(hosts))
     sets = ", ".join("(" + ", ".join(ALIAS[f] for f in fields) + ")" for fields in cuboid_sets(3)
                      if "app_version" not in fields)

@@ -8,7 +8,15 @@ import itertools
 from typing import Any
 
 from metric_tracker_rl.agents.expert_core.localisation import ARM_FIELDS
-from metric_tracker_rl.agents.expert_core.queries import COUNTS, EVENT_OF, STEPS, STOP, STOP_HOURS, sql_text
+from metric_tracker_rl.agents.expert_core.queries import (
+    COUNTS,
+    EVENT_OF,
+    STEPS,
+    STOP,
+    STOP_HOURS,
+    sql_text,
+    step_rows,
+)
 from metric_tracker_rl.world.segments import CELL_FIELDS, SEGMENT_FIELDS
 
 ALIAS = {"platform": "p", "country": "c", "app_version": "v", "channel": "h", "user_type": "u"}
@@ -56,9 +64,9 @@ def _grouped(sets: list[tuple[str, ...]], source: str, sums: str, by: str = "dat
     return f"SELECT {by}, {columns}, {sums} FROM {source} GROUP BY {by}, GROUPING SETS ({grouping})"
 
 
-# The funnel steps each scan query reads (positions in STEPS): two a statement keep each far inside the tool's time
-# limit, and say their shared text once.
-SCAN_GROUPS: tuple[tuple[int, ...], ...] = ((0, 1), (2, 3))
+# The funnel steps each scan query reads (positions in STEPS): all four in one statement say their shared text once
+# and stay well inside the tool's time limit (about a third of it).
+SCAN_GROUPS: tuple[tuple[int, ...], ...] = ((0, 1, 2, 3),)
 STEP_NAMES = {position + 1: name for position, (name, _, _) in enumerate(STEPS)}  # a scan row's step, by number
 
 
@@ -107,7 +115,9 @@ def narrowed_rows(arms: list[dict[str, Any]]) -> str:
     coarser = " AND ".join(f"(s.{a} IS NULL OR s.{a} = b.{a})" for a in ALIAS.values())
     own_arm = ""
     if listed:
-        wanted = ", ".join(f"({numbers[arm['target_step']]}, DATE '{arm['start_date']}', DATE '{arm['end_date']}', "
+        typed = "DATE "  # the first row types the columns (the later rows' text is read as dates)
+        wanted = ", ".join(f"({numbers[arm['target_step']]}, {typed * (i == 0)}'{arm['start_date']}', "
+                           f"{typed * (i == 0)}'{arm['end_date']}', "
                            + ", ".join(sql_text(arm.get(field), i == 0) for field in ARM_FIELDS) + ")"
                            for i, arm in enumerate(listed))
         same = " AND ".join(f"s.{ALIAS[field]} IS NOT DISTINCT FROM a.{ALIAS[field]}" for field in ARM_FIELDS)
@@ -139,35 +149,40 @@ def count_scan_sql(max_dims: int = 3) -> str:
             f"AND row_number() OVER (PARTITION BY date ORDER BY z) <= {TOP} ORDER BY date, z")
 
 
+# What the shape query reads, by number: each step (its numerator and denominator event), then app opens (a count).
+SHAPED = [*((name, EVENT_OF[n], EVENT_OF[d]) for name, n, d in STEPS), ("app_opens", "app_opens", "1")]
+
+
 def shape_sql(falls: list[dict[str, Any]]) -> str:
     """Per localised fall (date, step, the cuboid's cell fields), the share of the day's lost conversions that
     fell within the worst BLOCK_HOURS consecutive hours, against each hour's same-weekday median: near 1 for a
     block of hours (a break), near the block's share of the day's traffic for a fall that lasts the day. Hourly
     counts exist per cell, so a cuboid naming a channel or user type is read on its cells (diluted alike in
-    every hour)."""
+    every hour). A row names its step by number (s, 1 based, in SHAPED): shaped_rows reads it back."""
+    number = {name: k + 1 for k, (name, _, _) in enumerate(SHAPED)}
     wanted = ", ".join(
-        f"(DATE '{row['date']}', '{row['entity_name']}', "
+        f"({'DATE ' if i == 0 else ''}'{row['date']}', {number[row['entity_name']]}, "
         + ", ".join(sql_text(row.get(field), i == 0) for field in CELL_FIELDS) + ")" for i, row in enumerate(falls))
-    named = {row["entity_name"] for row in falls}  # a CASE branch for each step read, no other
-    cases = {part: " ".join(f"WHEN '{name}' THEN {EVENT_OF[n if part == 'n' else d]}" for name, n, d in STEPS
-                            if name in named) for part in ("n", "d")}
-    if "app_opens" in named:  # a count: its hours against their medians
-        cases["n"] += " WHEN 'app_opens' THEN app_opens"
-        cases["d"] += " WHEN 'app_opens' THEN 1"
-    return (f"WITH f(date, step, platform, country, app_version) AS (VALUES {wanted}), "
-            "h AS (SELECT f.date dd, f.step, x.date, x.hour, "
-            f"sum(CASE f.step {cases['n']} END) n, sum(CASE f.step {cases['d']} END) d FROM f JOIN hourly_by_segment x "
+    numerators, denominators = (", ".join(events[part] for events in SHAPED) for part in (1, 2))
+    return (f"WITH f(date, s, platform, country, app_version) AS (VALUES {wanted}), "
+            "h AS (SELECT f.date dd, f.s, x.date, x.hour, "
+            f"sum([{numerators}][f.s]) n, sum([{denominators}][f.s]) d FROM f JOIN hourly_by_segment x "
             "ON isodow(x.date) = isodow(f.date) AND (f.platform IS NULL OR x.platform = f.platform) AND "
             "(f.country IS NULL OR x.country = f.country) AND (f.app_version IS NULL OR x.app_version = f.app_version) "
             "GROUP BY ALL), "
-            "b AS (SELECT a.dd, a.step, a.hour, any_value(a.n) - median(x.n / x.d) * any_value(a.d) r FROM h a "
-            "JOIN h x ON x.dd = a.dd AND x.step = a.step AND x.hour = a.hour AND x.date <> x.dd AND x.d > 0 "
+            "b AS (SELECT a.dd, a.s, a.hour, any_value(a.n) - median(x.n / x.d) * any_value(a.d) r FROM h a "
+            "JOIN h x ON x.dd = a.dd AND x.s = a.s AND x.hour = a.hour AND x.date <> x.dd AND x.d > 0 "
             "WHERE a.date = a.dd GROUP BY ALL), "
-            f"w AS (SELECT dd, step, sum(r) OVER (PARTITION BY dd, step ORDER BY hour ROWS BETWEEN "
-            f"CURRENT ROW AND {BLOCK_HOURS - 1} FOLLOWING) block, sum(r) OVER (PARTITION BY dd, step) total "
+            f"w AS (SELECT dd, s, sum(r) OVER (PARTITION BY dd, s ORDER BY hour ROWS BETWEEN "
+            f"CURRENT ROW AND {BLOCK_HOURS - 1} FOLLOWING) block, sum(r) OVER (PARTITION BY dd, s) total "
             "FROM b) "
-            "SELECT dd date, step entity_name, round(min(block) / min(total), 2) block_share FROM w "
+            "SELECT dd date, s, round(min(block) / min(total), 2) block_share FROM w "
             "WHERE total < 0 GROUP BY ALL ORDER BY date")
+
+
+def shaped_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The shape query's rows, each with its step's name (entity_name) in place of its number."""
+    return [{**row, "entity_name": SHAPED[int(row["s"]) - 1][0]} for row in rows]
 
 
 def cell_stops_sql() -> str:
@@ -175,10 +190,8 @@ def cell_stops_sql() -> str:
     of consecutive hours in which the step converted under STOP of its day's rate there, where the block expected
     at least CELL_STOP_FLOOR conversions: a break a version-wide reading dilutes. Chance alone (a few expected
     conversions an hour) rarely empties a block that large."""
-    steps = " UNION ALL ".join(f"SELECT date, hour, platform, country, '{name}' entity_name, {num} num, {den} den "
-                               "FROM h" for name, num, den in STEPS)
     return (f"WITH h AS (SELECT date, hour, platform, country, {COUNTS} FROM hourly_by_segment GROUP BY ALL), "
-            f"u AS ({steps}), "
+            f"u AS ({step_rows('date, hour, platform, country')}), "
             "r AS (SELECT *, sum(num) OVER d / nullif(sum(den) OVER d, 0) rate FROM u "
             "WINDOW d AS (PARTITION BY date, platform, country, entity_name)), "
             f"g AS (SELECT *, den * rate x, hour - row_number() OVER (PARTITION BY date, platform, country, "
@@ -233,26 +246,27 @@ def series_sql(falls: list[dict[str, Any]]) -> str:
 
 def numbered_leaves(falls: list[dict[str, Any]], on_its_date: bool, first_k: int = 0) -> str:
     """The start of a statement over the falls' leaves, steps read by number (the shortest that says it): f (each
-    fall's k, from first_k, its date, step number s and cuboid), l (each leaf's numerator n and denominator d of
+    fall's k, from first_k, its date fd, step number fs and cuboid fp to fu, named apart from the leaves' columns
+    so that q joins l by name), l (each leaf's numerator n and denominator d of
     every step), q (their same-weekday median), and x (each fall's k and fall date fd, and the leaves inside its
     cuboid, on its date where `on_its_date`: their date, residual r, expected conversions e and variance w)."""
     numbers = {name: number for number, name in STEP_NAMES.items()}
-    wanted = ", ".join(f"({first_k + k}, DATE '{row['date']}', {numbers[row['entity_name']]}, "
+    wanted = ", ".join(f"({first_k + k}, {'DATE ' if k == 0 else ''}'{row['date']}', {numbers[row['entity_name']]}, "
                        + ", ".join(sql_text(row.get(f), k == 0) for f in SEGMENT_FIELDS) + ")"
                        for k, row in enumerate(falls))
-    inside = " AND ".join(f"(f.{a} IS NULL OR l.{a} = f.{a})" for a in ALIAS.values())
+    inside = " AND ".join(f"(f{a} IS NULL OR l.{a} = f{a})" for a in ALIAS.values())
     numerators = ", ".join(EVENT_OF[n] for _, n, _ in STEPS)
     denominators = ", ".join(EVENT_OF[d] for _, _, d in STEPS)
-    return (f"WITH f(k, date, s, p, c, v, h, u) AS (VALUES {wanted}), "
+    return (f"WITH f(k, fd, fs, fp, fc, fv, fh, fu) AS (VALUES {wanted}), "
             "l AS (SELECT date, platform p, country c, app_version v, channel h, user_type u, "
             f"unnest([{', '.join(map(str, STEP_NAMES))}]) s, unnest([{numerators}]) n, unnest([{denominators}]) d "
             "FROM daily_by_segment), "
             "q AS (SELECT date, s, p, c, h, u, median(n / d) FILTER (d > 0) OVER (PARTITION BY s, p, c, h, u, "
             "isodow(date) ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING EXCLUDE CURRENT ROW) q "
             "FROM (SELECT date, s, p, c, h, u, sum(n) n, sum(d) d FROM l GROUP BY ALL)), "
-            f"x AS (SELECT f.k, f.date fd, l.date, n - q * d r, q * d e, greatest(q * (1 - q), {RATE_FLOOR} * q) * d w "
-            f"FROM f JOIN l ON {'l.date = f.date AND ' if on_its_date else ''}l.s = f.s AND {inside} "
-            "JOIN q ON q.date = l.date AND q.s = l.s AND q.p = l.p AND q.c = l.c AND q.h = l.h AND q.u = l.u), ")
+            f"x AS (SELECT k, fd, l.date, n - q * d r, q * d e, greatest(q * (1 - q), {RATE_FLOOR} * q) * d w "
+            f"FROM f JOIN l ON {'l.date = fd AND ' if on_its_date else ''}l.s = fs AND {inside} "
+            "JOIN q USING (date, s, p, c, h, u)), ")
 
 
 def run_sql(falls: list[dict[str, Any]]) -> str:

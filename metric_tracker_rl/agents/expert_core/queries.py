@@ -73,22 +73,20 @@ def rates_sql(dimensions: tuple[str, ...]) -> str:
             "ORDER BY date, entity_name, z")
 
 
-def hours_sql(dimensions: tuple[str, ...], holidays: list[str], outages_only: bool = False) -> str:
+def hours_sql(dimensions: tuple[str, ...], holidays: list[str], cells: bool = False) -> str:
     """Per date and segment, the hours whose app opens moved apart from the rest of the day's hours, and `kept`:
     the share of the low hours' loss the other hours gained (an outage loses the opens, near 0; a timing shift moves
-    them to other hours, near 1; NULL with no low hour). `outages_only`: only segments with low hours and at most
-    one high hour (what an outage looks like), for a reader that looks for nothing else."""
-    parts = {
-        "all": "SELECT date, hour, NULL platform, NULL country, sum(app_opens) o FROM hourly_by_segment "
-               "GROUP BY date, hour",
-        "platform": "SELECT date, hour, platform, NULL country, sum(app_opens) o FROM hourly_by_segment GROUP BY ALL",
-        "country": "SELECT date, hour, NULL platform, country, sum(app_opens) o FROM hourly_by_segment GROUP BY ALL",
-        "cell": "SELECT date, hour, platform, country, sum(app_opens) o FROM hourly_by_segment GROUP BY ALL",
-    }
-    wanted = "n_low >= 2 AND n_high <= 1" if outages_only else "n_low >= 2 OR n_high >= 2"
+    them to other hours, near 1; NULL with no low hour). `cells`: also each platform and country together, only
+    those with low hours and at most one high hour (what an outage looks like, all a cell is read for)."""
+    sets = {"all": "()", "platform": "(platform)", "country": "(country)"}
+    grouping = ", ".join([*(sets[d] for d in dimensions), *(["(platform, country)"] if cells else [])])
+    wanted = "(n_low >= 2 OR n_high >= 2)"
+    if cells:  # a row naming both is a cell's
+        wanted += " AND (platform IS NULL OR country IS NULL OR n_low >= 2 AND n_high <= 1)"
     # No holiday, no filter (NOT IN (NULL) would drop every row).
     skipped = f"WHERE a.date NOT IN ({', '.join(repr(date) for date in holidays)}) " if holidays else ""
-    return (f"WITH h AS ({' UNION ALL '.join(parts[d] for d in dimensions)}), "
+    return ("WITH h AS (SELECT date, hour, platform, country, sum(app_opens) o FROM hourly_by_segment "
+            f"GROUP BY date, hour, GROUPING SETS ({grouping})), "
             "v AS (SELECT *, concat_ws('/', platform, country) k FROM h), "
             "b AS (SELECT a.date, a.hour, a.platform, a.country, any_value(a.o) o, median(x.o) base FROM v a "
             "JOIN v x ON a.k = x.k AND a.hour = x.hour AND isodow(a.date) = isodow(x.date) AND a.date <> x.date "
@@ -108,10 +106,8 @@ def stops_sql(blind: bool) -> str:
     how the platform's other versions converted in those hours against their own day (`others`): a failure of the
     whole platform stops them too."""
     group = "NULL platform, NULL app_version" if blind else "platform, app_version"
-    steps = " UNION ALL ".join(f"SELECT date, hour, platform, app_version, '{name}' entity_name, {num} num, "
-                               f"{den} den FROM h" for name, num, den in STEPS)
     return (f"WITH h AS (SELECT date, hour, {group}, {COUNTS} FROM hourly_by_segment GROUP BY ALL), "
-            f"u AS ({steps}), "
+            f"u AS ({step_rows('date, hour, platform, app_version')}), "
             "m AS (SELECT *, median(num / den) OVER (PARTITION BY date, platform, app_version, entity_name) med "
             "FROM u WHERE den > 0), "
             "g AS (SELECT date, platform, app_version, entity_name, count(*) stopped_hours, list(hour) stopped FROM m "
@@ -122,6 +118,13 @@ def stops_sql(blind: bool) -> str:
             "u.hour)) / (sum(u.num) / sum(u.den)), 2) others FROM g LEFT JOIN u ON u.date = g.date AND "
             "u.platform = g.platform AND u.app_version <> g.app_version AND u.entity_name = g.entity_name "
             "GROUP BY ALL ORDER BY g.date")
+
+
+def step_rows(keys: str) -> str:
+    """A row per step of each row of h (its COUNTS by alias): its `keys`, entity_name, num and den."""
+    names = ", ".join(f"'{name}'" for name, _, _ in STEPS)
+    return (f"SELECT {keys}, unnest([{names}]) entity_name, unnest([{', '.join(n for _, n, _ in STEPS)}]) num, "
+            f"unnest([{', '.join(d for _, _, d in STEPS)}]) den FROM h")
 
 
 def sql_text(value: str | None, typed: bool = True) -> str:

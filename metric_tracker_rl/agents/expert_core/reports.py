@@ -52,31 +52,34 @@ def severity_sql(change: str) -> str:
 
 def values_sql(rows: list[Report], fields: tuple[str, ...] = CELL_FIELDS) -> str:
     """Every reported row read from its segment's own daily data (the segment named by `fields`), with the
-    published baseline and severity rules."""
-    wanted = ", ".join(f"(DATE '{r.date}', {', '.join(sql_text(getattr(r, name), i == 0) for name in fields)}, "
-                       f"'{r.entity_type}', '{r.entity_name}')" for i, r in enumerate(rows))
+    published baseline and severity rules. Each segment and entity is listed once (g, numbered k), each row by
+    its date, k and entity type (r): a run of dates names its segment once."""
+    def key(r: Report) -> tuple[str | None, ...]:
+        return (*(getattr(r, name) for name in fields), r.entity_name)
+
+    keys = list(dict.fromkeys(map(key, rows)))
+    segments = ", ".join(f"({k}, " + ", ".join(sql_text(value, k == 0) for value in key[:-1]) + f", '{key[-1]}')"
+                         for k, key in enumerate(keys))
+    number = {key: k for k, key in enumerate(keys)}
+    wanted = ", ".join(f"({'DATE ' if i == 0 else ''}'{r.date}', "
+                       f"{number[key(r)]}, '{r.entity_type}')"
+                       for i, r in enumerate(rows))
     named = {r.entity_name for r in rows}  # a CASE branch for each entity read, no other
     cases = " ".join(f"WHEN '{name}' THEN sum(x.{COLUMN_OF[name]})" for name in COLUMN_OF if name in named)
     cases += " " + " ".join(f"WHEN '{name}' THEN sum(x.{EVENT_OF[num]}) / nullif(sum(x.{EVENT_OF[den]}), 0)"
                             for name, num, den in STEPS if name in named)
-    severity = severity_sql("abs(observed_value - baseline_value)")
-    same = " AND ".join([*(f"g.{name} IS NOT DISTINCT FROM {{t}}.{name}" for name in fields),
-                         "g.entity_name = {t}.entity_name"])
-    listed, grouped = ", ".join(fields), ", ".join(f"g.{name}" for name in fields)
+    listed = ", ".join(fields)
     inside = " AND ".join(f"(g.{name} IS NULL OR x.{name} = g.{name})" for name in fields)
-    return (f"WITH r(date, {listed}, entity_type, entity_name) AS (VALUES {wanted}), "
-            f"g AS (SELECT DISTINCT {listed}, entity_name FROM r), "
-            f"d AS (SELECT x.date, {grouped}, g.entity_name, CASE g.entity_name {cases} "
-            f"END v FROM daily_by_segment x JOIN g ON {inside} "
-            f"GROUP BY x.date, {grouped}, g.entity_name), "
-            f"e AS (SELECT r.date, {', '.join(f'r.{name}' for name in fields)}, r.entity_type, r.entity_name, "
-            "median(b.v) baseline_value, any_value(a.v) observed_value FROM r "
-            f"JOIN d a ON a.date = r.date AND {same.format(t='r').replace('g.', 'a.')} "
-            f"JOIN d b ON isodow(b.date) = isodow(r.date) AND b.date <> r.date AND "
-            f"{same.format(t='r').replace('g.', 'b.')} GROUP BY ALL) "
-            f"SELECT date, {listed}, entity_type, entity_name, baseline_value, observed_value, "
-            f"observed_value - baseline_value delta_value, {severity} severity FROM e "
-            "ORDER BY date, entity_name")
+    return (f"WITH g(k, {listed}, entity_name) AS (VALUES {segments}), "
+            f"r(date, k, entity_type) AS (VALUES {wanted}), "
+            f"d AS (SELECT x.date, g.k, CASE g.entity_name {cases} END v FROM daily_by_segment x JOIN g ON {inside} "
+            "GROUP BY x.date, g.k, g.entity_name), "
+            f"e AS (SELECT r.date, {', '.join(f'g.{name}' for name in fields)}, r.entity_type, g.entity_name, "
+            "median(b.v) baseline_value, any_value(a.v) observed_value FROM r JOIN g USING (k) "
+            "JOIN d a ON a.k = r.k AND a.date = r.date "
+            "JOIN d b ON b.k = r.k AND isodow(b.date) = isodow(r.date) AND b.date <> r.date GROUP BY ALL) "
+            "SELECT *, observed_value - baseline_value delta_value, "
+            f"{severity_sql('abs(delta_value)')} severity FROM e ORDER BY date, entity_name")
 
 
 def values_queries(rows: list[Report], fields: tuple[str, ...] = CELL_FIELDS) -> list[str]:
