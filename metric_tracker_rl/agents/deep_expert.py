@@ -353,12 +353,19 @@ class DeepExpertAgent(FrontierExpertAgent):
                     if shaped_share.get((str(row["date"]), "app_opens"), 0.0) >= SURE_BLOCK_SHARE
                     and str(row["date"]) not in outage_dates]
         reports += classify.cuboid_runs(self, POOLED_RUN_Z if self.leaf_check else None)
-        # A fall on one date only, strong and all day, is a level shift too (at deep some last a single date).
+        # A fall on one date only, strong and all day, is a level shift too (at deep some last a single date). The
+        # brief says such a one-date shift only sits on another incident's date: where the noise model is published
+        # (the leaf check), one on a date nothing else was found needs deep's bar (near the pooled bar, it is
+        # likelier the noise of some ten thousand tests than the one date of a run the scan saw once).
         taken = {(r.date, r.entity_name) for r in reports}
-        single_z = SINGLE_DATE_POOLED_Z if self.leaf_check else SINGLE_DATE_Z
+        found_dates = {r.date for r in reports}
+
+        def single_z(date: str) -> float:
+            return SINGLE_DATE_POOLED_Z if self.leaf_check and date in found_dates else SINGLE_DATE_Z
+
         reports += [Report(str(row["date"]), "conversion_rate", row["entity_name"], "rate_drop_from_median",
                            *segment_of(row)) for row in rest
-                    if row["z"] <= -single_z and (str(row["date"]), row["entity_name"]) not in taken
+                    if row["z"] <= -single_z(str(row["date"])) and (str(row["date"]), row["entity_name"]) not in taken
                     and row["entity_name"] != STEPS[0][0]  # a first step's fall on one date is bots
                     and str(row["date"]) not in self.holidays and row.get("app_version") is None]
         reports = [r for r in reports if not self._explained(r)]
