@@ -50,7 +50,7 @@ from metric_tracker_rl.agents.expert_core.cuboid_queries import (
     SCAN_GROUPS,
     SCAN_Z,
     STEP_NAMES,
-    cell_stops_sql,
+    all_stops_sql,
     count_scan_sql,
     scan_sql,
     series_sql,
@@ -137,12 +137,11 @@ class DeepExpertAgent(FrontierExpertAgent):
             ("releases", MetricTrackerRlAction(analysis_method="get_releases", analysis_args={})),
             # The hours of each platform, each country and (where searched) each platform and country together.
             ("hours", query_action(hours_sql(("platform", "country"), self.holidays, cells=self.max_dims >= 2))),
-            ("stops", query_action(stops_sql(False))),
+            # The stopped hours of each version and (where searched) of each platform and country together.
+            ("stops", query_action(all_stops_sql() if self.max_dims >= 2 else stops_sql(False))),
             *scans,
             ("scan app_opens", query_action(count_scan_sql(self.max_dims))),
         ]
-        if self.max_dims >= 2:  # the stopped hours of each platform and country together
-            self.plan.append(("cell stops", query_action(cell_stops_sql())))
         # What the team knows besides the counts, to cross-reference (a tier with context tables).
         self.blips: set[tuple[str, str, tuple[Any, ...]]] = set()
         # Where the brief also publishes that a date may carry a one-date level shift beside another incident (the
@@ -211,10 +210,12 @@ class DeepExpertAgent(FrontierExpertAgent):
         return bool(self.plan)
 
     def _part_cell_hours(self) -> None:
-        """The hours query's rows that name a platform and a country together (a cell's) go to "cell hours"."""
-        hours = self.results["hours"]
-        self.results["cell hours"] += [row for row in hours if row.get("platform") and row.get("country")]
-        self.results["hours"] = [row for row in hours if not (row.get("platform") and row.get("country"))]
+        """The hours and stops queries' rows that name a platform and a country together (a cell's) go to "cell
+        hours" and "cell stops"."""
+        for name in ("hours", "stops"):
+            rows = self.results[name]
+            self.results[f"cell {name}"] += [row for row in rows if row.get("platform") and row.get("country")]
+            self.results[name] = [row for row in rows if not (row.get("platform") and row.get("country"))]
 
     def _plan_concurrent(self) -> bool:
         """The second round (expert_core/concurrency.py): the search for a second incident on the dates the first

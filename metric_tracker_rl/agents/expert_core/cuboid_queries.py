@@ -16,6 +16,7 @@ from metric_tracker_rl.agents.expert_core.queries import (
     STOP_HOURS,
     sql_text,
     step_rows,
+    stops_sql,
 )
 from metric_tracker_rl.world.segments import CELL_FIELDS, SEGMENT_FIELDS
 
@@ -144,7 +145,7 @@ def count_scan_sql(max_dims: int = 3) -> str:
             "PRECEDING AND UNBOUNDED FOLLOWING EXCLUDE CURRENT ROW) q FROM t), "
             f"g AS ({_grouped(sets, 'q', sums).replace('NULL v', 'NULL::VARCHAR v')}), "
             f"z AS (SELECT *, r / sqrt(w + ({DEMAND_SPREAD} * e) ^ 2) z FROM g WHERE e >= {MIN_EXPECTED}) "
-            "SELECT date, p platform, c country, h channel, u user_type, round(r / e, 3) change, round(z, 1) z, "
+            "SELECT date, p platform, c country, round(r / e, 3) change, round(z, 1) z, "
             f"round(r) r, round(e) e FROM z WHERE z <= -{KEPT_Z} QUALIFY min(z) OVER (PARTITION BY date) <= -{SCAN_Z} "
             f"AND row_number() OVER (PARTITION BY date ORDER BY z) <= {TOP} ORDER BY date, z")
 
@@ -200,6 +201,29 @@ def cell_stops_sql() -> str:
             f"GROUP BY date, platform, country, entity_name, run "
             f"HAVING count(*) >= {STOP_HOURS} AND sum(x) >= {CELL_STOP_FLOOR}) "
             "SELECT date, platform, country, entity_name, max(n) stopped_hours, round(max(expected)) expected "
+            "FROM b GROUP BY ALL ORDER BY date")
+
+
+def all_stops_sql() -> str:
+    """stops_sql's rows (per version, with the platform's other versions' `others`) and cell_stops_sql's (per cell
+    pair, with the block's `expected` conversions) in one statement: both read the same hours' steps. A row names
+    a country where it is a cell pair's."""
+    stops = stops_sql(False)
+    version_ctes = stops[stops.index("m AS ("):stops.index(" SELECT g.date")].replace(
+        "FROM u WHERE den > 0", "FROM u WHERE country IS NULL AND den > 0")
+    version_rows = stops[stops.index("SELECT g.date"):stops.index(" GROUP BY ALL ORDER BY")].replace(
+        " others FROM", " others, NULL expected FROM")
+    cells = cell_stops_sql()
+    cell_ctes = cells[cells.index("r AS ("):cells.index(" SELECT date")].replace(
+        "FROM u WINDOW", "FROM u WHERE app_version IS NULL WINDOW")
+    cell_ctes = cell_ctes.replace("g AS (SELECT *, den", "c AS (SELECT *, den").replace("expected FROM g ",
+                                                                                       "expected FROM c ")
+    return (f"WITH h AS (SELECT date, hour, platform, app_version, country, {COUNTS} FROM hourly_by_segment "
+            "GROUP BY date, hour, GROUPING SETS ((platform, app_version), (platform, country))), "
+            f"u AS ({step_rows('date, hour, platform, app_version, country')}), {version_ctes}, {cell_ctes}, "
+            f"s AS ({version_rows} GROUP BY ALL) "
+            "SELECT date, platform, app_version, NULL country, entity_name, stopped_hours, others, expected "
+            "FROM s UNION ALL SELECT date, platform, NULL, country, entity_name, max(n), NULL, round(max(expected)) "
             "FROM b GROUP BY ALL ORDER BY date")
 
 
