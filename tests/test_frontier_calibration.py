@@ -78,8 +78,8 @@ reports = st.builds(
 def test_values_queries_cover_every_row_within_the_text_limit(rows: list[Report]) -> None:
     queries = values_queries(rows)
     assert all(len(sql) <= SQL_CHARS for sql in queries)
-    # A row is listed by its date (the first typed as a date) and the number of its segment and entity.
-    assert sum(len(re.findall(r"\((?:DATE )?'[0-9-]+', [0-9]+, '", sql)) for sql in queries) == len(rows)
+    # A row is listed by its date (the first typed as a date) and the number of its segment, entity and type.
+    assert sum(len(re.findall(r"\((?:DATE )?'[0-9-]+', [0-9]+\)", sql)) for sql in queries) == len(rows)
 
 
 @given(st.sets(st.integers(0, 23), min_size=1))

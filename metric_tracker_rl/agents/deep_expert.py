@@ -50,15 +50,21 @@ from metric_tracker_rl.agents.expert_core.cuboid_queries import (
     SCAN_GROUPS,
     SCAN_Z,
     STEP_NAMES,
-    cell_stops_sql,
+    all_stops_sql,
     count_scan_sql,
-    run_sql,
     scan_sql,
     series_sql,
     shape_sql,
     shaped_rows,
 )
-from metric_tracker_rl.agents.expert_core.leaf_check import is_blip, leaves_queries
+from metric_tracker_rl.agents.expert_core.leaf_check import (
+    is_blip,
+    leaf_chunks,
+    leaves_queries,
+    leaves_sql,
+    run_heads,
+    run_rows,
+)
 from metric_tracker_rl.agents.expert_core.localisation import localise
 from metric_tracker_rl.agents.expert_core.queries import (
     EVENT_OF,
@@ -117,6 +123,8 @@ class DeepExpertAgent(FrontierExpertAgent):
         self.localised: list[dict[str, Any]] | None = None
         self.beyond_arms: set[tuple[Any, ...]] = set()
         self.series_of: list[dict[str, Any]] = []
+        self.leaf_chunks: list[range] = []  # the falls each leaves query reads
+        self.run_ks: list[int] = []  # the series_of falls by their k in the leaves queries, where those read runs
         self.count_falls: list[dict[str, Any]] = []
         # Where the brief publishes that an incident moves every leaf of its segment alike, a fall one leaf carries
         # is a benign blip: the leaves of every fall are read (expert_core/leaf_check.py).
@@ -129,12 +137,11 @@ class DeepExpertAgent(FrontierExpertAgent):
             ("releases", MetricTrackerRlAction(analysis_method="get_releases", analysis_args={})),
             # The hours of each platform, each country and (where searched) each platform and country together.
             ("hours", query_action(hours_sql(("platform", "country"), self.holidays, cells=self.max_dims >= 2))),
-            ("stops", query_action(stops_sql(False))),
+            # The stopped hours of each version and (where searched) of each platform and country together.
+            ("stops", query_action(all_stops_sql() if self.max_dims >= 2 else stops_sql(False))),
             *scans,
             ("scan app_opens", query_action(count_scan_sql(self.max_dims))),
         ]
-        if self.max_dims >= 2:  # the stopped hours of each platform and country together
-            self.plan.append(("cell stops", query_action(cell_stops_sql())))
         # What the team knows besides the counts, to cross-reference (a tier with context tables).
         self.blips: set[tuple[str, str, tuple[Any, ...]]] = set()
         # Where the brief also publishes that a date may carry a one-date level shift beside another incident (the
@@ -189,20 +196,26 @@ class DeepExpertAgent(FrontierExpertAgent):
         series_z = SERIES_POOLED_Z if self.leaf_check else SCAN_Z
         self.series_of = sorted((row for row in self.localised if row["change"] < 0 and row["z"] <= -series_z),
                                 key=lambda row: row["z"])[:SERIES_MOST]
-        if self.series_of:
-            lasting = run_sql if self.narrow_scans else series_sql  # the same runs in fewer characters
-            self.plan.append(("series", query_action(lasting(self.series_of))))
         self.leaf_falls = [row for row in self.localised if row["change"] < 0] if self.leaf_check else []
-        self.plan += [("leaves", query_action(sql)) for sql in leaves_queries(self.leaf_falls, SQL_CHARS)]
+        # Where the scans were narrowed, the leaves query also reads the strongest falls' runs (the same falls).
+        position = {id(row): k for k, row in enumerate(self.leaf_falls)}
+        self.run_ks = [position[id(row)] for row in self.series_of] if self.narrow_scans else []
+        if self.series_of and not self.narrow_scans:
+            self.plan.append(("series", query_action(series_sql(self.series_of))))
+        self.leaf_chunks = leaf_chunks(self.leaf_falls, SQL_CHARS, self.run_ks)
+        self.plan += [("leaves", query_action(leaves_sql(self.leaf_falls, chunk, self.run_ks)))
+                      for chunk in self.leaf_chunks]
         if self.leaf_check and self.results["releases"]:  # a regression's dates pooled (expert_core/rollouts.py)
             self.plan.append(("rollouts", query_action(rollout_sql(self.results["releases"], self.max_dims > 1))))
         return bool(self.plan)
 
     def _part_cell_hours(self) -> None:
-        """The hours query's rows that name a platform and a country together (a cell's) go to "cell hours"."""
-        hours = self.results["hours"]
-        self.results["cell hours"] += [row for row in hours if row.get("platform") and row.get("country")]
-        self.results["hours"] = [row for row in hours if not (row.get("platform") and row.get("country"))]
+        """The hours and stops queries' rows that name a platform and a country together (a cell's) go to "cell
+        hours" and "cell stops"."""
+        for name in ("hours", "stops"):
+            rows = self.results[name]
+            self.results[f"cell {name}"] += [row for row in rows if row.get("platform") and row.get("country")]
+            self.results[name] = [row for row in rows if not (row.get("platform") and row.get("country"))]
 
     def _plan_concurrent(self) -> bool:
         """The second round (expert_core/concurrency.py): the search for a second incident on the dates the first
@@ -260,7 +273,7 @@ class DeepExpertAgent(FrontierExpertAgent):
         and recovering), as rate rows of that cuboid, where no other cuboid was localised on that date and step."""
         day_of = {date: day for day, date in enumerate(self.dates)}
         fell: dict[int, dict[int, dict[str, Any]]] = defaultdict(dict)
-        for row in self.results["series"]:
+        for row in self.results["series"] or self._runs_read():
             if str(row["date"]) in day_of:
                 fell[int(row["k"])][day_of[str(row["date"])]] = row
         taken = {(str(row["date"]), row["entity_name"]) for row in self.localised or []}
@@ -279,6 +292,14 @@ class DeepExpertAgent(FrontierExpertAgent):
                         taken.add((date, source["entity_name"]))
                     other += direction
         return added
+
+    def _runs_read(self) -> list[dict[str, Any]]:
+        """The strongest falls' runs as the leaves query listed them, as series rows (k: the fall's in series_of)."""
+        rows = []
+        for chunk in self.leaf_chunks:
+            runs = run_rows(self.results["leaves"], run_heads(self.leaf_falls, chunk, self.run_ks))
+            rows += [{**row, "k": self.run_ks.index(k)} for k, run in runs.items() for row in run]
+        return rows
 
     def _first_decision(self) -> list[Report]:
         """The frontier's classifiers, each on its own evidence, so that one date may carry two incidents (on

@@ -16,6 +16,7 @@ from metric_tracker_rl.agents.expert_core.queries import (
     STOP_HOURS,
     sql_text,
     step_rows,
+    stops_sql,
 )
 from metric_tracker_rl.world.segments import CELL_FIELDS, SEGMENT_FIELDS
 
@@ -144,7 +145,7 @@ def count_scan_sql(max_dims: int = 3) -> str:
             "PRECEDING AND UNBOUNDED FOLLOWING EXCLUDE CURRENT ROW) q FROM t), "
             f"g AS ({_grouped(sets, 'q', sums).replace('NULL v', 'NULL::VARCHAR v')}), "
             f"z AS (SELECT *, r / sqrt(w + ({DEMAND_SPREAD} * e) ^ 2) z FROM g WHERE e >= {MIN_EXPECTED}) "
-            "SELECT date, p platform, c country, h channel, u user_type, round(r / e, 3) change, round(z, 1) z, "
+            "SELECT date, p platform, c country, round(r / e, 3) change, round(z, 1) z, "
             f"round(r) r, round(e) e FROM z WHERE z <= -{KEPT_Z} QUALIFY min(z) OVER (PARTITION BY date) <= -{SCAN_Z} "
             f"AND row_number() OVER (PARTITION BY date ORDER BY z) <= {TOP} ORDER BY date, z")
 
@@ -203,6 +204,29 @@ def cell_stops_sql() -> str:
             "FROM b GROUP BY ALL ORDER BY date")
 
 
+def all_stops_sql() -> str:
+    """stops_sql's rows (per version, with the platform's other versions' `others`) and cell_stops_sql's (per cell
+    pair, with the block's `expected` conversions) in one statement: both read the same hours' steps. A row names
+    a country where it is a cell pair's."""
+    stops = stops_sql(False)
+    version_ctes = stops[stops.index("m AS ("):stops.index(" SELECT g.date")].replace(
+        "FROM u WHERE den > 0", "FROM u WHERE country IS NULL AND den > 0")
+    version_rows = stops[stops.index("SELECT g.date"):stops.index(" GROUP BY ALL ORDER BY")].replace(
+        " others FROM", " others, NULL expected FROM")
+    cells = cell_stops_sql()
+    cell_ctes = cells[cells.index("r AS ("):cells.index(" SELECT date")].replace(
+        "FROM u WINDOW", "FROM u WHERE app_version IS NULL WINDOW")
+    cell_ctes = cell_ctes.replace("g AS (SELECT *, den", "c AS (SELECT *, den").replace("expected FROM g ",
+                                                                                       "expected FROM c ")
+    return (f"WITH h AS (SELECT date, hour, platform, app_version, country, {COUNTS} FROM hourly_by_segment "
+            "GROUP BY date, hour, GROUPING SETS ((platform, app_version), (platform, country))), "
+            f"u AS ({step_rows('date, hour, platform, app_version, country')}), {version_ctes}, {cell_ctes}, "
+            f"s AS ({version_rows} GROUP BY ALL) "
+            "SELECT date, platform, app_version, NULL country, entity_name, stopped_hours, others, expected "
+            "FROM s UNION ALL SELECT date, platform, NULL, country, entity_name, max(n), NULL, round(max(expected)) "
+            "FROM b GROUP BY ALL ORDER BY date")
+
+
 class LeafResiduals:
     """What a query over the falls' leaves builds on: each step's leaf conversion against the median of the same
     weekday in its leaf (`ctes`: l, t, q and x, whose rows are leaves with their q0, q1, ... medians), a CASE on a
@@ -244,12 +268,14 @@ def series_sql(falls: list[dict[str, Any]]) -> str:
             f"SELECT k, date, round(r / e, 3) change, round(z, 1) z FROM z WHERE z <= -{RUN_Z} ORDER BY k, date")
 
 
-def numbered_leaves(falls: list[dict[str, Any]], on_its_date: bool, first_k: int = 0) -> str:
+def numbered_leaves(falls: list[dict[str, Any]], on_its_date: bool, first_k: int = 0,
+                    every_date_of: tuple[int, ...] = ()) -> str:
     """The start of a statement over the falls' leaves, steps read by number (the shortest that says it): f (each
     fall's k, from first_k, its date fd, step number fs and cuboid fp to fu, named apart from the leaves' columns
     so that q joins l by name), l (each leaf's numerator n and denominator d of
     every step), q (their same-weekday median), and x (each fall's k and fall date fd, and the leaves inside its
-    cuboid, on its date where `on_its_date`: their date, residual r, expected conversions e and variance w)."""
+    cuboid, on its date where `on_its_date` (on every date for the falls numbered in `every_date_of`): their date,
+    residual r, expected conversions e and variance w)."""
     numbers = {name: number for number, name in STEP_NAMES.items()}
     wanted = ", ".join(f"({first_k + k}, {'DATE ' if k == 0 else ''}'{row['date']}', {numbers[row['entity_name']]}, "
                        + ", ".join(sql_text(row.get(f), k == 0) for f in SEGMENT_FIELDS) + ")"
@@ -265,8 +291,17 @@ def numbered_leaves(falls: list[dict[str, Any]], on_its_date: bool, first_k: int
             "isodow(date) ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING EXCLUDE CURRENT ROW) q "
             "FROM (SELECT date, s, p, c, h, u, sum(n) n, sum(d) d FROM l GROUP BY ALL)), "
             f"x AS (SELECT k, fd, l.date, n - q * d r, q * d e, greatest(q * (1 - q), {RATE_FLOOR} * q) * d w "
-            f"FROM f JOIN l ON {'l.date = fd AND ' if on_its_date else ''}l.s = fs AND {inside} "
+            f"FROM f JOIN l ON {_on_date(on_its_date, every_date_of)}l.s = fs AND {inside} "
             "JOIN q USING (date, s, p, c, h, u)), ")
+
+
+def _on_date(on_its_date: bool, every_date_of: tuple[int, ...]) -> str:
+    """x's join condition on a leaf's date: the fall's own, but for the falls read on every date."""
+    if not on_its_date:
+        return ""
+    if not every_date_of:
+        return "l.date = fd AND "
+    return f"(l.date = fd OR k IN ({', '.join(map(str, every_date_of))})) AND "
 
 
 def run_sql(falls: list[dict[str, Any]]) -> str:

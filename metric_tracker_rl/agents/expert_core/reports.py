@@ -52,29 +52,28 @@ def severity_sql(change: str) -> str:
 
 def values_sql(rows: list[Report], fields: tuple[str, ...] = CELL_FIELDS) -> str:
     """Every reported row read from its segment's own daily data (the segment named by `fields`), with the
-    published baseline and severity rules. Each segment and entity is listed once (g, numbered k), each row by
-    its date, k and entity type (r): a run of dates names its segment once."""
+    published baseline and severity rules. Each segment, entity and entity type is listed once (g, numbered k),
+    each row by
+    its date and k (r): a run of dates names its segment once."""
     def key(r: Report) -> tuple[str | None, ...]:
-        return (*(getattr(r, name) for name in fields), r.entity_name)
+        return (*(getattr(r, name) for name in fields), r.entity_name, r.entity_type)
 
     keys = list(dict.fromkeys(map(key, rows)))
-    segments = ", ".join(f"({k}, " + ", ".join(sql_text(value, k == 0) for value in key[:-1]) + f", '{key[-1]}')"
-                         for k, key in enumerate(keys))
+    segments = ", ".join(f"({k}, " + ", ".join(sql_text(value, k == 0) for value in key[:-2])
+                         + f", '{key[-2]}', '{key[-1]}')" for k, key in enumerate(keys))
     number = {key: k for k, key in enumerate(keys)}
-    wanted = ", ".join(f"({'DATE ' if i == 0 else ''}'{r.date}', "
-                       f"{number[key(r)]}, '{r.entity_type}')"
-                       for i, r in enumerate(rows))
+    wanted = ", ".join(f"({'DATE ' if i == 0 else ''}'{r.date}', {number[key(r)]})" for i, r in enumerate(rows))
     named = {r.entity_name for r in rows}  # a CASE branch for each entity read, no other
     cases = " ".join(f"WHEN '{name}' THEN sum(x.{COLUMN_OF[name]})" for name in COLUMN_OF if name in named)
     cases += " " + " ".join(f"WHEN '{name}' THEN sum(x.{EVENT_OF[num]}) / nullif(sum(x.{EVENT_OF[den]}), 0)"
                             for name, num, den in STEPS if name in named)
     listed = ", ".join(fields)
     inside = " AND ".join(f"(g.{name} IS NULL OR x.{name} = g.{name})" for name in fields)
-    return (f"WITH g(k, {listed}, entity_name) AS (VALUES {segments}), "
-            f"r(date, k, entity_type) AS (VALUES {wanted}), "
+    return (f"WITH g(k, {listed}, entity_name, entity_type) AS (VALUES {segments}), "
+            f"r(date, k) AS (VALUES {wanted}), "
             f"d AS (SELECT x.date, g.k, CASE g.entity_name {cases} END v FROM daily_by_segment x JOIN g ON {inside} "
             "GROUP BY x.date, g.k, g.entity_name), "
-            f"e AS (SELECT r.date, {', '.join(f'g.{name}' for name in fields)}, r.entity_type, g.entity_name, "
+            f"e AS (SELECT r.date, {', '.join(f'g.{name}' for name in fields)}, g.entity_type, g.entity_name, "
             "median(b.v) baseline_value, any_value(a.v) observed_value FROM r JOIN g USING (k) "
             "JOIN d a ON a.k = r.k AND a.date = r.date "
             "JOIN d b ON b.k = r.k AND isodow(b.date) = isodow(r.date) AND b.date <> r.date GROUP BY ALL) "
