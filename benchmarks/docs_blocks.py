@@ -50,8 +50,9 @@ EXPERT = "expert"
 # The calibration targets the expert is held to on each difficulty's sweep (docs/calibration.md).
 EXPERT_MEAN_TARGET = 0.95
 EXPERT_SHARE_TARGET = 0.95
-# Deep's own target for the expert's mean (docs/calibration.md): lower than the other tiers'.
+# The target for the expert's mean on deep and the rung above it (docs/calibration.md): lower than the other tiers'.
 DEEP_MEAN_TARGET = 0.90
+TOP_RUNGS = ("deep", "abyss")
 # The ceilings the exploits are held to (agent, difficulty, highest mean), as tests/test_calibration.py asserts them.
 # The smallest gap between an agent's eval and untuned means that the docs list (smaller ones are the floor agents'
 # noise, a few thousandths).
@@ -155,14 +156,18 @@ def expert_targets(results: dict[str, Any] | None = None) -> str:
 
 
 def deep_target(results: dict[str, Any] | None = None) -> str:
-    """The expert's mean on deep (with its 95% interval) on each run, against DEEP_MEAN_TARGET."""
+    """The expert's mean on deep and the rungs above it (with its 95% interval) on each run, against
+    DEEP_MEAN_TARGET."""
     results = results or calibration_results()
+    tiers = [d for d in TOP_RUNGS if d in results["difficulties"]]
     parts = []
-    for label, run in _runs(results):
-        stats = run["agents"][EXPERT]["deep"]
-        verdict = "meets" if stats["mean"] >= DEEP_MEAN_TARGET else "misses"
-        parts.append(f"on {label} {_mean_with_interval(stats)}, which {verdict} it")
-    return f"The expert's mean on deep against deep's target of {DEEP_MEAN_TARGET:.2f}: " + "; ".join(parts) + "."
+    for tier in tiers:
+        for label, run in _runs(results):
+            stats = run["agents"][EXPERT][tier]
+            verdict = "meets" if stats["mean"] >= DEEP_MEAN_TARGET else "misses"
+            parts.append(f"{tier} on {label} {_mean_with_interval(stats)}, which {verdict} it")
+    return (f"The expert's mean on {' and '.join(tiers)} against their target of {DEEP_MEAN_TARGET:.2f}: "
+            + "; ".join(parts) + ".")
 
 
 def exploit_ceilings(results: dict[str, Any] | None = None) -> str:

@@ -1,6 +1,6 @@
-"""The top rungs' budgets, measured side by side in one run: deep, and every tier being built (unlisted, reached by
-reset(difficulty=...) only). The tiers come from the tier registry when the run starts, so it measures whatever
-their settings are then.
+"""The top rungs' budgets, measured side by side in one run: deep, and every segmented tier after it (abyss, and
+any being built: unlisted, reached by reset(difficulty=...) only). The tiers come from the tier registry when the
+run starts, so it measures whatever their settings are then.
 
     uv run python -m benchmarks.rung_budgets              # prints the table, writes artifacts/rung_budgets.json
     uv run python -m benchmarks.rung_budgets --output docs/artifacts/rung_budgets.json    # a run the docs show
@@ -64,8 +64,9 @@ def progress(message: str) -> None:
 
 
 def measured_tiers() -> tuple[str, ...]:
-    """Deep and every unlisted segmented tier, in the registry's order."""
-    return tuple(name for name, tier in TIERS.items() if name == "deep" or (not tier.listed and tier.dimensions))
+    """Deep and every segmented tier after it (the rungs above, listed or being built), in the registry's order."""
+    names = list(TIERS)
+    return tuple(name for name in names[names.index("deep"):] if TIERS[name].dimensions)
 
 
 def spread(samples_ms: list[float]) -> dict[str, float]:

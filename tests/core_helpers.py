@@ -11,6 +11,7 @@ import numpy as np
 
 from metric_tracker_rl.generation import build_episode
 from metric_tracker_rl.generation.episode import Episode
+from metric_tracker_rl.generation.kinds import KIND_FAMILY
 from metric_tracker_rl.generation.segmented import DrawnWorld, build_world
 from metric_tracker_rl.models import MetricSubmissionRow
 from metric_tracker_rl.spec.published import row_key
@@ -18,6 +19,14 @@ from metric_tracker_rl.spec.tasks import resolve_episode_config
 from metric_tracker_rl.spec.tiers import TIERS
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+def draws_family(difficulty: str, family: str) -> bool:
+    """Whether a tier draws incidents of `family` (a scenario_family): every family at an aggregate tier; at a
+    segmented one, those its kinds report and those no kind reports (the family's own injector stands in), not
+    those only a kind it leaves out reports."""
+    kinds = TIERS[difficulty].incident_kinds
+    return not kinds or family in {KIND_FAMILY[k] for k in kinds} or family not in KIND_FAMILY.values()
 
 
 def reset_episode(**reset: Any) -> Episode:

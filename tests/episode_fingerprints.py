@@ -18,7 +18,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from core_helpers import reset_episode
+from core_helpers import draws_family, reset_episode
 
 from metric_tracker_rl.generation.episode import Episode
 from metric_tracker_rl.spec.published import AGGREGATE_DIFFICULTIES, ANOMALY_TYPES, DIFFICULTIES, SCENARIO_FAMILIES
@@ -40,7 +40,7 @@ def episode_settings() -> Iterator[tuple[str, dict[str, Any], str]]:
             yield f"{difficulty}/seed={seed}", {"difficulty": difficulty, "seed": seed}, ""
         for seed in range(5):
             yield f"{difficulty}/held_out/seed={seed}", {"difficulty": difficulty, "seed": seed}, HELD_OUT_SECRET
-        for family in SCENARIO_FAMILIES:
+        for family in (f for f in SCENARIO_FAMILIES if f in ("mixed", "null") or draws_family(difficulty, f)):
             for seed in range(5 if difficulty == "frontier" else 2):
                 yield (f"{difficulty}/{family}/seed={seed}",
                        {"difficulty": difficulty, "seed": seed, "scenario_family": family}, "")

@@ -49,9 +49,10 @@ def test_one_dimension_readings_and_every_shortcut_stay_under_their_ceilings(kep
     assert all(mean(kept, agent) < 0.05 for agent in shortcuts if agent not in ONE_DIMENSION)
 
 
-def test_the_experts_interval_reaches_the_target_but_its_mean_is_under_it(kept: dict[str, Any]) -> None:
-    """The docs say so; once the expert's mean reaches 0.9 this fails, and the docs' sentence must change."""
+def test_the_experts_mean_meets_the_target_on_seeds_that_tuned_nothing(kept: dict[str, Any]) -> None:
+    """The docs say so, and that the expert still makes some false rows near the noise (its null episodes' mean
+    under 1); once either changes, this fails and the docs' sentence must change."""
     stats = kept["agents"]["expert"][ABYSS]
-    low, high = stats["mean_95"]
-    assert low <= stats["mean"] < TARGET <= high
+    low, _ = stats["mean_95"]
+    assert low < TARGET <= stats["mean"]
     assert kept["agents"]["expert"][f"{ABYSS} null"]["mean"] < 1.0

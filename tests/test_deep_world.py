@@ -34,9 +34,10 @@ def deep_segments(seed: int, **settings: object) -> SegmentedData:
     return segments
 
 
-def test_deep_is_listed_last_and_reachable_by_reset() -> None:
-    """Deep comes after every earlier tier, so the eval split's earlier indices keep naming their episodes."""
-    assert DIFFICULTIES[-1] == DEEP
+def test_deep_is_listed_after_frontier_and_reachable_by_reset() -> None:
+    """Deep comes after every earlier tier (and abyss after it), so the eval split's earlier indices keep naming
+    their episodes."""
+    assert DIFFICULTIES.index(DEEP) == DIFFICULTIES.index("frontier") + 1
     observation = MetricTrackerRlEnvironment().reset(seed=0, difficulty=DEEP)
     assert observation.status == "ready" and observation.config["difficulty"] == DEEP
 

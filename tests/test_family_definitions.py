@@ -20,7 +20,7 @@ from metric_tracker_rl.generation.kinds.cuboid import COMMON_RATE_SPREAD
 from metric_tracker_rl.generation.segmented import DrawnWorld
 from metric_tracker_rl.spec.families import PUBLISHED_FAMILIES
 from metric_tracker_rl.spec.published import ANOMALY_TYPES
-from metric_tracker_rl.spec.tiers import TIERS
+from metric_tracker_rl.spec.tiers import TIERS, Tier
 from metric_tracker_rl.world.daily_panel import same_weekday_peer_lists
 from metric_tracker_rl.world.segments import Segment, holiday_days
 
@@ -162,9 +162,22 @@ def _signatures(tier: str, kind: str, seeds: range) -> list[tuple[int, str, Sign
     return found
 
 
+# The kinds whose evidence is a block of hours, which name cell fields only (tests/test_hourly_evidence.py).
+HOURLY_EVIDENCE_KINDS = ("payment_failure", "segment_outage", "partner_payment_failure", "country_bots")
+
+
+def _read_in_cells(tier: Tier, kind: str) -> bool:
+    """Whether the kind's incidents at the tier are read in the hourly cells: every kind but where root causes
+    start two fields deep (abyss), whose all-day kinds then name channel or user type nearly always and are read in
+    their leaves instead (test_a_leaf_cuboids_own_daily_data_shows_its_incident)."""
+    assert tier.segmented is not None
+    return tier.segmented.min_cuboid_depth < 2 or kind in HOURLY_EVIDENCE_KINDS
+
+
 @pytest.mark.parametrize(("tier", "kind"), [
     pytest.param(name, kind, marks=pytest.mark.slow if tier.dimensions[3:] else ())
-    for name, tier in TIERS.items() if tier.segmented is not None and tier.listed for kind in tier.incident_kinds])
+    for name, tier in TIERS.items() if tier.segmented is not None and tier.listed for kind in tier.incident_kinds
+    if _read_in_cells(tier, kind)])
 def test_each_incident_kind_fits_its_familys_definition_and_no_other(tier: str, kind: str) -> None:
     """At every listed tier that uses it (an unlisted tier is still being built; its own tests hold what is
     finished). A tier with leaves below the hourly cells sweeps 32 seeds per kind: slow (the edit loop checks each
@@ -178,25 +191,25 @@ def test_each_incident_kind_fits_its_familys_definition_and_no_other(tier: str, 
         assert fits == {family}, (kind, seed, description, fits, sig)
 
 
-# The kinds whose root cause may name channel or user type: every deep kind but web's tracking bug (all of web)
-# and those whose evidence is a block of hours, which name cell fields only (tests/test_hourly_evidence.py).
-HOURLY_EVIDENCE_KINDS = ("payment_failure", "segment_outage", "partner_payment_failure", "country_bots")
-LEAF_KINDS = [kind for kind in TIERS["deep"].incident_kinds
+# The kinds whose root cause may name channel or user type, at deep and at abyss: every kind but web's tracking bug
+# (all of web) and those whose evidence is a block of hours.
+LEAF_TIERS = ("deep", "abyss")
+LEAF_KINDS = [(tier, kind) for tier in LEAF_TIERS for kind in TIERS[tier].incident_kinds
               if INCIDENT_KIND_REGISTRY[kind].family != "instrumentation_data_quality_issue"
               and kind not in HOURLY_EVIDENCE_KINDS]
 
 
 # The edit loop checks the first such kind; the others are slow.
-@pytest.mark.parametrize("kind", [pytest.param(kind, marks=() if index == 0 else pytest.mark.slow)
-                                  for index, kind in enumerate(LEAF_KINDS)])
-def test_a_leaf_cuboids_own_daily_data_shows_its_incident(kind: str) -> None:
+@pytest.mark.parametrize(("tier", "kind"), [pytest.param(*pair, marks=() if index == 0 else pytest.mark.slow)
+                                            for index, pair in enumerate(LEAF_KINDS)])
+def test_a_leaf_cuboids_own_daily_data_shows_its_incident(tier: str, kind: str) -> None:
     """A root cause that names channel or user type: its reported value moved in its own daily data (the
     expected row, read back from the cuboid's leaves with the published baseline rule), by MOVED or more of its
     baseline in the family's direction."""
 
     checked = 0
     for seed in range(16):
-        episode = reset_episode(difficulty="deep", seed=seed, incident_kinds=[kind],
+        episode = reset_episode(difficulty=tier, seed=seed, incident_kinds=[kind],
                                 anomaly_count=2, decoy_ratio=0)
         for row in episode.truth.expected_rows:
             if row.channel is None and row.user_type is None:

@@ -115,10 +115,22 @@ def incident_kinds(tier: Tier, config: EpisodeConfig, rng: np.random.Generator) 
     count = incident_count(config)
     kinds = _eligible_kinds(tier, config)
     if not kinds:  # a family no kind reports: its own injector on one platform's or country's cells
-        only = FamilyOnSegment(config.scenario_family)
+        only = _family_on_segment(tier, config)
         return [only] * count
     order = [INCIDENT_KIND_REGISTRY[str(k)] for k in rng.permutation(kinds)]
     return [order[i % len(order)] for i in range(count)]
+
+
+def _family_on_segment(tier: Tier, config: EpisodeConfig) -> FamilyOnSegment:
+    """The stand-in kind of a family none of the episode's kinds report; a reset's error where a registered kind
+    the episode cannot draw reports it (abyss leaves two of deep's kinds to deep; a dial can leave a kind's fields
+    out of play), naming the families it does draw."""
+    family = config.scenario_family
+    if family in KIND_FAMILY.values():
+        drawn = sorted({KIND_FAMILY[kind] for kind in _eligible_kinds(tier, replace(config, scenario_family="mixed"))})
+        raise ValueError(f"scenario_family {family!r} is not drawn at difficulty {tier.name!r} with these settings: "
+                         f"its incidents are reported as {', '.join(drawn)}; use one of those, 'mixed' or 'null'")
+    return FamilyOnSegment(family)
 
 
 def _eligible_kinds(tier: Tier, config: EpisodeConfig) -> list[str]:
@@ -137,7 +149,7 @@ def episode_kinds(tier: Tier, config: EpisodeConfig) -> tuple[IncidentKind, ...]
     if config.scenario_family == "null" or incident_count(config) == 0:
         return ()
     names = _eligible_kinds(tier, config)
-    kinds = [INCIDENT_KIND_REGISTRY[name] for name in names] or [FamilyOnSegment(config.scenario_family)]
+    kinds = [INCIDENT_KIND_REGISTRY[name] for name in names] or [_family_on_segment(tier, config)]
     return (*kinds, *(() if FALLBACK_KIND in names else (INCIDENT_KIND_REGISTRY[FALLBACK_KIND],)))
 
 

@@ -42,6 +42,7 @@ class TrainBlock:
 TRAIN_SCHEDULE: tuple[TrainBlock, ...] = (
     TrainBlock(6_000, ("easy", "medium", "hard", "frontier")),
     TrainBlock(2_000, ("deep",)),
+    TrainBlock(2_000, ("abyss",)),
 )
 # Listed in full by list_tasks; any seed from TRAIN_SEED_BASE + TRAIN_TASK_COUNT on is a further training episode.
 TRAIN_TASK_COUNT = sum(block.count for block in TRAIN_SCHEDULE)

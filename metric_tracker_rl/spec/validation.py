@@ -31,13 +31,14 @@ def date_problem(value: str, window: Sequence[str]) -> str | None:
 
 
 SEGMENT_FIELDS: tuple[str, ...] = ("platform", "country", "app_version", "channel", "user_type")
+_SEGMENTED_LISTED = [d for d in DIFFICULTIES if d in SEGMENTED_DIFFICULTIES]
 NO_SEGMENTS = ("this episode's funnel has no segments (difficulties "
-               f"{' and '.join(d for d in DIFFICULTIES if d in SEGMENTED_DIFFICULTIES)} have)")
+               f"{', '.join(_SEGMENTED_LISTED[:-1])} and {_SEGMENTED_LISTED[-1]} have)")
 
 
 def segment_problem(named: Mapping[str, str], segment_values: Mapping[str, Sequence[str]] | None) -> str | None:
     """What is wrong with the segment fields a row or a scoped tool call names, if anything: segments exist only
-    where the episode has them (frontier, deep), a field only where the episode has its dimension, and each named
+    where the episode has them (frontier, deep, abyss), a field only where the episode has its dimension, and each named
     value must be one of the episode's."""
     for name, value in named.items():
         if segment_values is None:
