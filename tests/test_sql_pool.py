@@ -87,3 +87,57 @@ def test_a_statement_waiting_for_a_lost_holder_goes_elsewhere(monkeypatch: pytes
     sql._give_back(holder, healthy=False)  # noqa: SLF001 (killed at its time limit: its tables are gone)
     thread.join(timeout=5)
     assert taken == [full] and not holder.alive
+
+
+class Clocks:
+    """A worker's CPU time, the wall clock and its threads' waits for a core, as the test sets them."""
+
+    def __init__(self, cpu: float | None = 0.0) -> None:
+        self.cpu, self.wall, self.queued = cpu, 0.0, {1: 2.0, 2: 0.5}
+
+    def overdue(self, deadline_s: float = 2.0) -> sql_pool.Overdue:
+        return sql_pool.Overdue(deadline_s, lambda: self.cpu, lambda: dict(self.queued), lambda: self.wall)
+
+
+def test_a_worker_past_its_cpu_deadline_is_overdue() -> None:
+    clocks = Clocks()
+    overdue = clocks.overdue()
+    clocks.cpu, clocks.wall = 1.9, 5.0
+    assert not overdue()
+    clocks.cpu = 2.1
+    assert overdue()
+
+
+def test_a_worker_starved_of_a_core_is_not_overdue_and_a_stalled_one_is() -> None:
+    clocks = Clocks()
+    overdue = clocks.overdue()
+    backstop = 2.0 * sql_pool.WALL_BACKSTOP
+    # Two backstops of wall time, nearly all of it spent by one thread or another waiting for a core; one new thread.
+    clocks.cpu, clocks.wall, clocks.queued = 0.4, 2 * backstop, {1: 2.0 + backstop, 2: 0.5 + backstop - 2.0, 3: 1.0}
+    assert not overdue()  # 1 s of it neither running nor waiting for a core
+    clocks.wall += backstop - 1.0  # then it stops running (blocked) until that is the backstop
+    assert not overdue()
+    clocks.wall += 0.1
+    assert overdue()
+
+
+def test_a_worker_whose_old_thread_ended_keeps_its_time() -> None:
+    """A thread's wait counts only while it lists: the previous statement's ended thread gives nothing back."""
+    clocks = Clocks()
+    overdue = clocks.overdue()
+    clocks.wall, clocks.queued = 2.0 * sql_pool.WALL_BACKSTOP + 1.0, {2: 0.5 + 1.5}
+    assert not overdue()
+
+
+def test_where_waits_are_not_reported_the_backstop_is_wall_time_and_without_cpu_the_deadline() -> None:
+    clocks = Clocks()
+    clocks.queued = {}
+    overdue = clocks.overdue()
+    clocks.wall = 2.0 * sql_pool.WALL_BACKSTOP + 0.1
+    assert overdue()
+    no_cpu = Clocks(cpu=None)
+    overdue = no_cpu.overdue()
+    no_cpu.wall, no_cpu.queued = 2.1, {1: 4.1, 2: 0.5}  # no CPU time: the deadline is wall time, less the wait
+    assert not overdue()
+    no_cpu.queued = {1: 2.0, 2: 0.5}
+    assert overdue()

@@ -39,13 +39,15 @@ from typing import IO, Any
 from metric_tracker_rl.sql.columns import SqlTable
 from metric_tracker_rl.sql.engine import CACHE_MB, QUERY_MB, TIME_LIMIT_S
 from metric_tracker_rl.sql.fair_gate import FairGate
+from metric_tracker_rl.sql.schedstat import process_queued_s, queued_since
 
 DEFAULT_WORKERS = 3
 KILL_GRACE_S = 0.5  # past the time limit before a worker that does not answer is killed
 LOAD_GRACE_S = 2.0  # more for a statement whose episode's tables are sent with it
 # A statement's limit is the worker's own CPU time where the system reports it (Linux): a worker that a busy machine
 # leaves waiting for a core is not the statement's fault, while a runaway burns CPU and meets the limit all the same.
-# WALL_BACKSTOP bounds the wait in wall time too, for a worker that neither answers nor runs.
+# WALL_BACKSTOP bounds the wait in wall time too, for a worker that neither answers nor runs: less the time its
+# threads waited for a core (metric_tracker_rl.sql.schedstat), so a busy machine does not stop a starved worker.
 WALL_BACKSTOP = 8.0  # times the CPU deadline
 POLL_S = 0.05
 _CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
@@ -69,6 +71,26 @@ class WorkerFailed(Exception):
         self.timed_out = timed_out
         self.started = started
         self.sent = sent  # False: the worker was gone before it received the statement (it can go to another)
+
+
+class Overdue:
+    """Whether a worker that has not answered is past its deadline: `deadline_s` of its CPU time (`cpu`, None where
+    the system does not tell), or WALL_BACKSTOP times it in wall time less its threads' wait for a core (`queued`,
+    by thread; empty where not reported). Without CPU time, the deadline is wall time."""
+
+    def __init__(self, deadline_s: float, cpu: Callable[[], float | None],
+                 queued: Callable[[], Mapping[int, float]], wall: Callable[[], float] = time.monotonic) -> None:
+        self.deadline_s, self.cpu, self.queued, self.wall = deadline_s, cpu, queued, wall
+        self.cpu_start, self.wall_start, self.queued_start = cpu(), wall(), queued()
+
+    def __call__(self) -> bool:
+        cpu = self.cpu()
+        if cpu is not None and self.cpu_start is not None and cpu - self.cpu_start > self.deadline_s:
+            return True
+        backstop = self.deadline_s * (WALL_BACKSTOP if cpu is not None else 1.0)
+        waited = self.wall() - self.wall_start
+        # The wait for a core is read only past the backstop: most statements answer long before.
+        return waited > backstop and waited - queued_since(self.queued_start, self.queued()) > backstop
 
 
 class _Worker:
@@ -107,15 +129,12 @@ class _Worker:
 
     def _reply(self, deadline_s: float) -> tuple[Any, ...]:
         try:
-            cpu_start, started = self.cpu_seconds(), time.monotonic()
+            overdue = Overdue(deadline_s, self.cpu_seconds, lambda: process_queued_s(self.process.pid))
             while True:
                 readable, _, _ = select.select([self.replies], [], [], POLL_S)
                 if readable:
                     return pickle.load(self.replies)
-                cpu = self.cpu_seconds()
-                waited = time.monotonic() - started
-                if (cpu is not None and cpu_start is not None and cpu - cpu_start > deadline_s) \
-                        or waited > deadline_s * (WALL_BACKSTOP if cpu is not None else 1.0):
+                if overdue():
                     self.kill()
                     raise WorkerFailed(timed_out=True)
         except (EOFError, pickle.UnpicklingError, OSError, ValueError):  # ValueError: the pool closed the pipe

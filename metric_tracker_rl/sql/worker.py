@@ -25,13 +25,17 @@ import traceback
 from collections.abc import Callable
 from typing import Any, BinaryIO
 
+from metric_tracker_rl.sql.schedstat import thread_queued_s
+
 NICENESS = 5  # below the server process: the event loop answers every session first
 # A statement still running after SLOW_AFTER_S (a typical one takes milliseconds) continues at SLOW_NICENESS: its
 # thread then gets a small share of a core next to any quick statement of another worker.
 SLOW_AFTER_S = 0.05
 SLOW_NICENESS = 19
 CPU_POLL_S = 0.02  # how often the watchdog reads the CPU time of a statement past SLOW_AFTER_S
-WALL_BACKSTOP = 8.0  # times the time limit: a statement that neither finishes nor runs is stopped in wall time too
+# Times the time limit: a statement that neither finishes nor runs is stopped in wall time too, less the time its
+# thread waited for a core (metric_tracker_rl.sql.schedstat), so a statement starved on a busy machine keeps its time.
+WALL_BACKSTOP = 8.0
 
 
 def address_space_bytes() -> int:
@@ -44,12 +48,15 @@ class Watchdog:
     that runs it (so a slow statement yields the core to every quick one, whoever sent it), and once the statement
     has used the time limit in CPU time (the worker's, which runs one statement at a time) it interrupts it. CPU
     time, not wall time: a statement whose lowered priority leaves it waiting for a core on a busy machine has not
-    used its time, while a runaway uses it all the same. WALL_BACKSTOP bounds the wall time too."""
+    used its time, while a runaway uses it all the same. WALL_BACKSTOP bounds the wall time too, less the time the
+    statement's thread waited for a core (`queued_clock`, None where the system does not tell)."""
 
     def __init__(self, time_limit_s: float, cpu_clock: Callable[[], float] = time.process_time,
-                 wall_clock: Callable[[], float] = time.monotonic) -> None:
+                 wall_clock: Callable[[], float] = time.monotonic,
+                 queued_clock: Callable[[int], float | None] = thread_queued_s) -> None:
         self.time_limit_s = time_limit_s
-        self.cpu_clock, self.wall_clock = cpu_clock, wall_clock
+        self.cpu_clock, self.wall_clock, self.queued_clock = cpu_clock, wall_clock, queued_clock
+        self.queued_start: float | None = None  # the statement's thread's wait for a core when it began
         self.condition = threading.Condition()
         self.target: Any = None
         self.thread_id = 0
@@ -62,6 +69,7 @@ class Watchdog:
         with self.condition:
             self.target, self.thread_id, self.slowed = target, thread_id, False
             self.cpu_start, self.wall_start = self.cpu_clock(), self.wall_clock()
+            self.queued_start = self.queued_clock(thread_id)
             self.generation += 1
             self.condition.notify()
 
@@ -83,11 +91,22 @@ class Watchdog:
                     os.setpriority(os.PRIO_PROCESS, self.thread_id, SLOW_NICENESS)
                     self.slowed = True
                 while not self.condition.wait_for(ended, timeout=CPU_POLL_S):
-                    if (self.cpu_clock() - self.cpu_start > self.time_limit_s
-                            or self.wall_clock() - self.wall_start > self.time_limit_s * WALL_BACKSTOP):
+                    if self.cpu_clock() - self.cpu_start > self.time_limit_s or self._stalled():
                         self.target.interrupt()
                         self.condition.wait_for(ended)
                         break
+
+    def _stalled(self) -> bool:
+        """Whether the statement has been neither running nor waiting for a core for WALL_BACKSTOP times the limit
+        (its wall time, less its thread's wait for a core where the system reports it)."""
+        backstop = self.time_limit_s * WALL_BACKSTOP
+        wall = self.wall_clock() - self.wall_start
+        if wall <= backstop:
+            return False  # the wait is read only past the backstop: most statements end long before
+        queued = self.queued_clock(self.thread_id)
+        if queued is None or self.queued_start is None:
+            return True
+        return wall - (queued - self.queued_start) > backstop
 
     def _changed(self, generation: int) -> Callable[[], bool]:
         """Whether the statement watched at `generation` has ended (another started or none runs)."""
