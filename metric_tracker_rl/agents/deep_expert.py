@@ -52,19 +52,13 @@ from metric_tracker_rl.agents.expert_core.cuboid_queries import (
     STEP_NAMES,
     all_stops_sql,
     count_scan_sql,
+    run_sql,
     scan_sql,
     series_sql,
     shape_sql,
     shaped_rows,
 )
-from metric_tracker_rl.agents.expert_core.leaf_check import (
-    is_blip,
-    leaf_chunks,
-    leaves_queries,
-    leaves_sql,
-    run_heads,
-    run_rows,
-)
+from metric_tracker_rl.agents.expert_core.leaf_check import is_blip, leaves_queries
 from metric_tracker_rl.agents.expert_core.localisation import localise
 from metric_tracker_rl.agents.expert_core.queries import (
     EVENT_OF,
@@ -123,8 +117,6 @@ class DeepExpertAgent(FrontierExpertAgent):
         self.localised: list[dict[str, Any]] | None = None
         self.beyond_arms: set[tuple[Any, ...]] = set()
         self.series_of: list[dict[str, Any]] = []
-        self.leaf_chunks: list[range] = []  # the falls each leaves query reads
-        self.run_ks: list[int] = []  # the series_of falls by their k in the leaves queries, where those read runs
         self.count_falls: list[dict[str, Any]] = []
         # Where the brief publishes that an incident moves every leaf of its segment alike, a fall one leaf carries
         # is a benign blip: the leaves of every fall are read (expert_core/leaf_check.py).
@@ -196,15 +188,11 @@ class DeepExpertAgent(FrontierExpertAgent):
         series_z = SERIES_POOLED_Z if self.leaf_check else SCAN_Z
         self.series_of = sorted((row for row in self.localised if row["change"] < 0 and row["z"] <= -series_z),
                                 key=lambda row: row["z"])[:SERIES_MOST]
+        if self.series_of:
+            lasting = run_sql if self.narrow_scans else series_sql  # the same runs in fewer characters
+            self.plan.append(("series", query_action(lasting(self.series_of))))
         self.leaf_falls = [row for row in self.localised if row["change"] < 0] if self.leaf_check else []
-        # Where the scans were narrowed, the leaves query also reads the strongest falls' runs (the same falls).
-        position = {id(row): k for k, row in enumerate(self.leaf_falls)}
-        self.run_ks = [position[id(row)] for row in self.series_of] if self.narrow_scans else []
-        if self.series_of and not self.narrow_scans:
-            self.plan.append(("series", query_action(series_sql(self.series_of))))
-        self.leaf_chunks = leaf_chunks(self.leaf_falls, SQL_CHARS, self.run_ks)
-        self.plan += [("leaves", query_action(leaves_sql(self.leaf_falls, chunk, self.run_ks)))
-                      for chunk in self.leaf_chunks]
+        self.plan += [("leaves", query_action(sql)) for sql in leaves_queries(self.leaf_falls, SQL_CHARS)]
         if self.leaf_check and self.results["releases"]:  # a regression's dates pooled (expert_core/rollouts.py)
             self.plan.append(("rollouts", query_action(rollout_sql(self.results["releases"], self.max_dims > 1))))
         return bool(self.plan)
@@ -273,7 +261,7 @@ class DeepExpertAgent(FrontierExpertAgent):
         and recovering), as rate rows of that cuboid, where no other cuboid was localised on that date and step."""
         day_of = {date: day for day, date in enumerate(self.dates)}
         fell: dict[int, dict[int, dict[str, Any]]] = defaultdict(dict)
-        for row in self.results["series"] or self._runs_read():
+        for row in self.results["series"]:
             if str(row["date"]) in day_of:
                 fell[int(row["k"])][day_of[str(row["date"])]] = row
         taken = {(str(row["date"]), row["entity_name"]) for row in self.localised or []}
@@ -292,14 +280,6 @@ class DeepExpertAgent(FrontierExpertAgent):
                         taken.add((date, source["entity_name"]))
                     other += direction
         return added
-
-    def _runs_read(self) -> list[dict[str, Any]]:
-        """The strongest falls' runs as the leaves query listed them, as series rows (k: the fall's in series_of)."""
-        rows = []
-        for chunk in self.leaf_chunks:
-            runs = run_rows(self.results["leaves"], run_heads(self.leaf_falls, chunk, self.run_ks))
-            rows += [{**row, "k": self.run_ks.index(k)} for k, run in runs.items() for row in run]
-        return rows
 
     def _first_decision(self) -> list[Report]:
         """The frontier's classifiers, each on its own evidence, so that one date may carry two incidents (on

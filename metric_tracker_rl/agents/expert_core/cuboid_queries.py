@@ -268,14 +268,12 @@ def series_sql(falls: list[dict[str, Any]]) -> str:
             f"SELECT k, date, round(r / e, 3) change, round(z, 1) z FROM z WHERE z <= -{RUN_Z} ORDER BY k, date")
 
 
-def numbered_leaves(falls: list[dict[str, Any]], on_its_date: bool, first_k: int = 0,
-                    every_date_of: tuple[int, ...] = ()) -> str:
+def numbered_leaves(falls: list[dict[str, Any]], on_its_date: bool, first_k: int = 0) -> str:
     """The start of a statement over the falls' leaves, steps read by number (the shortest that says it): f (each
     fall's k, from first_k, its date fd, step number fs and cuboid fp to fu, named apart from the leaves' columns
     so that q joins l by name), l (each leaf's numerator n and denominator d of
     every step), q (their same-weekday median), and x (each fall's k and fall date fd, and the leaves inside its
-    cuboid, on its date where `on_its_date` (on every date for the falls numbered in `every_date_of`): their date,
-    residual r, expected conversions e and variance w)."""
+    cuboid, on its date where `on_its_date`: their date, residual r, expected conversions e and variance w)."""
     numbers = {name: number for number, name in STEP_NAMES.items()}
     wanted = ", ".join(f"({first_k + k}, {'DATE ' if k == 0 else ''}'{row['date']}', {numbers[row['entity_name']]}, "
                        + ", ".join(sql_text(row.get(f), k == 0) for f in SEGMENT_FIELDS) + ")"
@@ -291,17 +289,8 @@ def numbered_leaves(falls: list[dict[str, Any]], on_its_date: bool, first_k: int
             "isodow(date) ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING EXCLUDE CURRENT ROW) q "
             "FROM (SELECT date, s, p, c, h, u, sum(n) n, sum(d) d FROM l GROUP BY ALL)), "
             f"x AS (SELECT k, fd, l.date, n - q * d r, q * d e, greatest(q * (1 - q), {RATE_FLOOR} * q) * d w "
-            f"FROM f JOIN l ON {_on_date(on_its_date, every_date_of)}l.s = fs AND {inside} "
+            f"FROM f JOIN l ON {'l.date = fd AND ' if on_its_date else ''}l.s = fs AND {inside} "
             "JOIN q USING (date, s, p, c, h, u)), ")
-
-
-def _on_date(on_its_date: bool, every_date_of: tuple[int, ...]) -> str:
-    """x's join condition on a leaf's date: the fall's own, but for the falls read on every date."""
-    if not on_its_date:
-        return ""
-    if not every_date_of:
-        return "l.date = fd AND "
-    return f"(l.date = fd OR k IN ({', '.join(map(str, every_date_of))})) AND "
 
 
 def run_sql(falls: list[dict[str, Any]]) -> str:

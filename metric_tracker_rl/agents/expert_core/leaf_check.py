@@ -21,17 +21,9 @@ enough to have shown the pair's fall (by PAIR_POWER of its own noise): a rest of
 from __future__ import annotations
 
 import math
-from collections.abc import Collection
 from typing import Any
 
-from metric_tracker_rl.agents.expert_core.cuboid_queries import (
-    BASELINE_NOISE,
-    CUBOID_SPREAD,
-    LEAF_SPREAD,
-    RUN_Z,
-    numbered_leaves,
-)
-from metric_tracker_rl.agents.expert_core.reports import segment_of
+from metric_tracker_rl.agents.expert_core.cuboid_queries import BASELINE_NOISE, LEAF_SPREAD, numbered_leaves
 
 # The published day-to-day spread of a cell's step conversion and of a leaf's own (noise_model): the cell's is
 # shared by its leaves, so a sum of leaves keeps it whole where they share a cell.
@@ -41,88 +33,32 @@ PAIR_ODDS = 0.0  # the same for two blips in one cuboid on one date and step (ra
 PAIR_POWER = 3.0  # the pair's fall in the rest's noise below which the rest cannot tell a pair from an incident
 
 
-def leaf_chunks(falls: list[dict[str, Any]], most_chars: int, runs: Collection[int] = ()) -> list[range]:
-    """The falls (by k) each leaves_sql statement reads: as few statements as keep each within `most_chars` (the
-    query tool's limit)."""
-    chunks: list[range] = []
+def leaves_queries(falls: list[dict[str, Any]], most_chars: int) -> list[str]:
+    """leaves_sql over `falls` in as few statements as keep each within `most_chars` (the query tool's limit)."""
+    statements: list[str] = []
     first = 0
     while first < len(falls):
         last = first + 1
-        while last < len(falls) and len(leaves_sql(falls, range(first, last + 1), runs)) <= most_chars:
+        while last < len(falls) and len(leaves_sql(falls[first:last + 1], first)) <= most_chars:
             last += 1
-        chunks.append(range(first, last))
+        statements.append(leaves_sql(falls[first:last], first))
         first = last
-    return chunks
+    return statements
 
 
-def leaves_queries(falls: list[dict[str, Any]], most_chars: int, runs: Collection[int] = ()) -> list[str]:
-    """leaves_sql over `falls` in as few statements as keep each within `most_chars`."""
-    return [leaves_sql(falls, chunk, runs) for chunk in leaf_chunks(falls, most_chars, runs)]
-
-
-def run_heads(falls: list[dict[str, Any]], chunk: range, runs: Collection[int]) -> dict[int, int]:
-    """Each fall of `chunk` whose run is read, and the first such fall of the chunk on the same step and cuboid:
-    the one whose row lists the run's dates (they share their daily series)."""
-    heads: dict[int, int] = {}
-    first_of: dict[tuple[Any, ...], int] = {}
-    for k in chunk:
-        if k in runs:
-            heads[k] = first_of.setdefault((falls[k]["entity_name"], *segment_of(falls[k])), k)
-    return heads
-
-
-def leaves_sql(falls: list[dict[str, Any]], chunk: range | None = None, runs: Collection[int] = ()) -> str:
-    """Per fall of `chunk` (k, its position in `falls`; all of them by default): the residual r, expected
-    conversions e and variance w of its cuboid's leaves on its date, summed, those of the leaf that fell furthest
-    in its own noise (top_r, top_e, top_w), and of the two that fell furthest together (two_r, two_e, two_w);
-    `leaves`, how many leaves held conversions. With `runs` (falls by k), also the run of each of those falls
-    (run_sql's dates but its own, as `date change z` items in `run`), on the row of its head (run_heads) for all
-    the falls the head stands for."""
-    chunk = range(len(falls)) if chunk is None else chunk
-    heads = run_heads(falls, chunk, runs)
-    head_ks = tuple(sorted(set(heads.values())))
-
+def leaves_sql(falls: list[dict[str, Any]], first_k: int = 0) -> str:
+    """Per fall (k, first_k plus its position in `falls`): the residual r, expected conversions e and variance w of
+    its cuboid's leaves on its date, summed, those of the leaf that fell furthest in its own noise (top_r, top_e,
+    top_w), and of the two that fell furthest together (two_r, two_e, two_w); `leaves`, how many leaves held
+    conversions."""
     def summed(prefix: str, filtered: str = "") -> str:
         return ", ".join(f"round(sum({v}){filtered}, 1) {prefix}{v}" for v in "rew")
 
-    start = numbered_leaves(falls[chunk.start:chunk.stop], on_its_date=True, first_k=chunk.start,
-                            every_date_of=head_ks)
-    leaves = (f"t AS (SELECT *, row_number() OVER (PARTITION BY k ORDER BY r / sqrt({BASELINE_NOISE} * w + "
-              f"({LEAF_SPREAD} * e) ^ 2)) i FROM x WHERE {'date = fd AND ' if heads else ''}e > 0)")
-    columns = (f"k, count(*) leaves, {summed('')}, {summed('top_', ' FILTER (i = 1)')}, "
-               f"{summed('two_', ' FILTER (i <= 2)')}")
-    if not heads:
-        return start + f"{leaves} SELECT {columns} FROM t GROUP BY k ORDER BY k"
-    return (start + f"{leaves}, " + _runs(tuple(heads), head_ks)
-            + f"SELECT {columns}, any_value(run) run FROM t LEFT JOIN n USING (k) GROUP BY k ORDER BY k")
-
-
-def _runs(runs: tuple[int, ...], head_ks: tuple[int, ...]) -> str:
-    """The CTEs that list each head's run (j: each fall read with its head's k, whose daily series it shares; g and
-    z: each head's cuboid on every date; y: its dates beyond RUN_Z and its falls' own, in unbroken runs i; n: the
-    runs that hold a fall's date, its own left out)."""
-    return (f"j AS (SELECT min(k) OVER (PARTITION BY fs, fp, fc, fv, fh, fu) k, fd FROM f "
-            f"WHERE k IN ({', '.join(map(str, runs))})), "
-            f"g AS (SELECT k, date, sum(r) r, sum(e) e, sum(w) w FROM x WHERE k IN ({', '.join(map(str, head_ks))}) "
-            "GROUP BY ALL), "
-            f"z AS (SELECT *, r / sqrt({BASELINE_NOISE} * w + ({CUBOID_SPREAD} * e) ^ 2) z FROM g WHERE e > 0), "
-            "y AS (SELECT z.*, z.date - (row_number() OVER (PARTITION BY z.k ORDER BY z.date))::INT i, fd FROM z "
-            f"LEFT JOIN j ON j.k = z.k AND fd = z.date WHERE z <= -{RUN_Z} OR fd IS NOT NULL), "
-            "n AS (SELECT k, string_agg(date || ' ' || round(r / e, 3) || ' ' || round(z, 1), ', ' ORDER BY date) run "
-            f"FROM (SELECT *, count(fd) OVER (PARTITION BY k, i) m FROM y) WHERE m > 0 AND z <= -{RUN_Z} "
-            "GROUP BY k) ")
-
-
-def run_rows(leaves: list[dict[str, Any]], heads: dict[int, int]) -> dict[int, list[dict[str, Any]]]:
-    """Each fall's run (k: its position in the falls, as in run_heads), as rows of date, change and z read from
-    its head's row of the leaves query; a date of the run but the fall's own may belong to another of the head's
-    falls (the dates beyond RUN_Z next to a fall's own are its run)."""
-    listed = {int(row["k"]): str(row.get("run") or "") for row in leaves}
-    runs: dict[int, list[dict[str, Any]]] = {}
-    for k, head in heads.items():
-        items = [item.split() for item in listed.get(head, "").split(", ") if item]
-        runs[k] = [{"date": date, "change": float(change), "z": float(z)} for date, change, z in items]
-    return runs
+    return (numbered_leaves(falls, on_its_date=True, first_k=first_k)
+            + f"t AS (SELECT *, row_number() OVER (PARTITION BY k ORDER BY r / sqrt({BASELINE_NOISE} * w + "
+            f"({LEAF_SPREAD} * e) ^ 2)) i FROM x WHERE e > 0) "
+            f"SELECT k, count(*) leaves, {summed('')}, {summed('top_', ' FILTER (i = 1)')}, "
+            f"{summed('two_', ' FILTER (i <= 2)')} FROM t GROUP BY k ORDER BY k")
 
 
 def is_blip(row: dict[str, Any], odds: float = BLIP_ODDS, pair_odds: float | None = PAIR_ODDS) -> bool:
