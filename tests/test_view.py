@@ -15,12 +15,13 @@ from text_reader import ViewParseError, parse, read_observation
 
 from benchmarks.interface import record_episode
 from metric_tracker_rl.adapters.session import Step
-from metric_tracker_rl.adapters.transcript import TaskRun, cut_results, unseen_submitted_rows
+from metric_tracker_rl.adapters.transcript import CUT_CELL, TaskRun, cut_results, unseen_submitted_rows
 from metric_tracker_rl.agents import Agent, make_agent, run_episode
 from metric_tracker_rl.grading.grader import grade_submission
 from metric_tracker_rl.models import MetricSubmissionRow, MetricTrackerRlAction, MetricTrackerRlObservation
 from metric_tracker_rl.serving.environment import MetricTrackerRlEnvironment
 from metric_tracker_rl.spec.published import AGGREGATE_DIFFICULTIES, ANOMALY_TYPES, DIFFICULTIES
+from metric_tracker_rl.sql.engine import CUT_MARK
 from metric_tracker_rl.view.observation import SeenObservation
 from metric_tracker_rl.view.render import _float_text, _number_text, render, round_number, rounded
 
@@ -222,3 +223,15 @@ def test_a_cut_result_is_one_the_record_did_not_page_on() -> None:
     assert cut_results(run_of((1, 0, "SELECT 1"), (2, 100, "SELECT 1"))) == 0
     assert cut_results(run_of((1, 0, "SELECT 1"), (2, 100, "SELECT 2"))) == 1  # the next page of another query
     assert cut_results(run_of((2, 100, "SELECT 1"))) == 0  # the last page ends the table
+
+
+def test_a_result_with_a_text_cell_cut_short_counts_as_cut() -> None:
+    """The query tool cuts a long text cell at its limit and says so; a model never reads the rest."""
+    env = MetricTrackerRlEnvironment()
+    run = TaskRun("long text")
+    run.reset(env, difficulty="deep", seed=0)
+    run.act(env, MetricTrackerRlAction(analysis_method="query", analysis_args={"sql": "SELECT string_agg(CAST(date AS VARCHAR), ', ') t FROM daily_by_segment WHERE platform = 'web'"}))
+    assert CUT_CELL.search(run.messages[-1]["content"]) and CUT_CELL.fullmatch(CUT_MARK.format(length=219))
+    assert cut_results(run) == 1
+    run.act(env, MetricTrackerRlAction(analysis_method="query", analysis_args={"sql": "SELECT string_agg(DISTINCT platform, ', ') t FROM daily_by_segment"}))
+    assert cut_results(run) == 1  # a short cell is shown whole

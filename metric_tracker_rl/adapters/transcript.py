@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -172,9 +173,15 @@ def _page(run: TaskRun, message: dict[str, Any]) -> tuple[int, int] | None:
     return (shown, total) if shown != total else None
 
 
+# How the query tool ends a text cell it cut (metric_tracker_rl.sql.engine.CUT_MARK, read here without importing
+# the engine): the cell's text past its limit is not shown.
+CUT_CELL = re.compile(r"\.\.\.\(cut, \d+ chars\)")
+
+
 def cut_results(run: TaskRun) -> int:
     """Tool results that show fewer rows of a table than it has, on a page that neither ends the table nor was paged
-    on (by a later call of the same tool with the same arguments from a further offset)."""
+    on (by a later call of the same tool with the same arguments from a further offset), and results with a text
+    cell cut short."""
     calls = {call["id"]: call["function"] for message in run.messages for call in message.get("tool_calls") or []}
 
     def paged_from(function: dict[str, Any]) -> tuple[str, str, int]:
@@ -194,4 +201,4 @@ def cut_results(run: TaskRun) -> int:
         shown, total = page
         ends = offset + shown >= total
         cut += not ends and not any(n == name and a == arguments and o > offset for n, a, o in read)
-    return cut
+    return cut + sum(m["role"] == "tool" and bool(CUT_CELL.search(m["content"])) for m in run.messages)
