@@ -257,7 +257,7 @@ def tiers_at_a_glance(results: dict[str, Any] | None = None, models: dict[str, A
         fields = ", ".join(DIMENSIONS[key].field for key in tier.dimensions) or "none (one funnel)"
         counts = config.anomaly_count_range
         incidents = f"{counts[0]}–{counts[1]}" if counts else f"{config.anomaly_count}"
-        tasks = ", ".join(f"`{task}`" for task, spec in TASKS.items() if spec.difficulty == difficulty)
+        tasks = ", ".join(f"`{task}`" for task, spec in TASKS.items() if spec.difficulty == difficulty) or "–"
         means = {name: results["agents"][name][difficulty]["mean"] for name in SHORTCUT_AGENTS}
         best = max(SHORTCUT_AGENTS, key=lambda name: means[name])
         rows.append([difficulty, f"{tier.window_days} days", fields, incidents, str(config.max_steps), tasks,
