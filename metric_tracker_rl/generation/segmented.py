@@ -1,4 +1,4 @@
-"""The segmented generator (frontier, deep): a segmented world, incidents confined to a segment, and benign
+"""The segmented generator (frontier, deep, abyss): a segmented world, incidents confined to a segment, and benign
 look-alikes, as the tier's segmented config (tiers.SegmentedMix) sets them.
 
 Generation mirrors the aggregate tiers (plan, edit the plan, draw counts), per traffic cell:

@@ -1,4 +1,4 @@
-"""The segmented world of the segmented tiers (frontier, deep): its dimensions, segments, cells and leaves, its
+"""The segmented world of the segmented tiers (frontier, deep, abyss): its dimensions, segments, cells and leaves, its
 releases and holidays, and its counts with the tables the tools read.
 
 Traffic is split along the dimensions a tier names (tiers.py), each a `Dimension` of spec/dimensions.py: its values,
