@@ -96,8 +96,8 @@ class PublicEpisode:
         return None if self.segments is None else self.segments.dimension_values()
 
     def segment_view(self, segment: Segment) -> PublicEpisode:
-        """The episode as one segment's funnel (frontier, deep, abyss): the tools that read `data` and `panel` then answer
-        for that segment, with its own baseline by the published rule. Built on first use and kept. ValueError
+        """The episode as one segment's funnel (the segmented tiers): the tools that read `data` and `panel` then
+        answer for that segment, with its own baseline by the published rule. Built on first use and kept. ValueError
         names the valid values when the episode has no segments or no cell matches, and says what to read
         instead for a segment of a daily-only dimension (it has no hours)."""
         self._check(segment)
