@@ -312,7 +312,7 @@ def test_the_abyss_expert_holds_its_floor_and_shows_what_it_submits(records: dic
 @pytest.mark.slow
 @pytest.mark.xfail(strict=True, reason="the statements the abyss expert writes (its scans, hourly reads, leaf check, "
                    "rollout test and values) and the 15,000 characters of its brief take its median episode past the "
-                   "model view's budget (about 59,000 characters)")
+                   "model view's budget (docs/performance.md gives the measured median)")
 def test_the_abyss_experts_episode_fits_the_message_budget(records: dict[str, list]) -> None:
     runs = records["deep_expert"]
     assert statistics.median(sum(map(len, message_texts(run.messages))) for run in runs) <= MESSAGE_CHARS
