@@ -230,7 +230,7 @@ def test_the_narrowed_scan_returns_what_the_ripple_and_arm_checks_read_and_nothi
 def test_the_run_around_a_fall_is_the_series_rows_next_to_its_date() -> None:
     env = MetricTrackerRlEnvironment()
     env.reset(**calibration_reset_kwargs(ABYSS, 121), max_steps=40)
-    scan = [row for row in _query(env, scan_sql((2, 3))) if row["z"] <= -6][:6]
+    scan = [row for row in _query(env, scan_sql(SCAN_GROUPS[1])) if row["z"] <= -6][:6]
     falls = [{**row, "date": str(row["date"]), "entity_name": STEP_NAMES[int(row["step"])]} for row in scan]
     series = _query(env, series_sql(falls))
     runs = _query(env, run_sql(falls))
