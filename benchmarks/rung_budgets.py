@@ -16,8 +16,8 @@ What each row measures, on the tier's calibration episodes (task_splits.calibrat
   its report; the RSS of the server and its SQL workers over that of the same server with none open, per session;
 - the expert's episode: the characters of its messages (what a model reads and writes), median over those sessions;
 - results cut and submitted rows unseen: tool results that showed a page of a longer table that was never paged on
-  (or the first rows of a context table, or a text cell cut short), and submitted rows whose key and numbers stand in no result the expert
-  read (a row cut from every page it read);
+  (or the first rows of a context table, or a text cell cut short), and submitted rows whose key and numbers stand
+  in no result the expert read (a row cut from every page it read);
 - tool schemas: the characters of the tier's tool list, sent with every request.
 Progress goes to stderr.
 """

@@ -24,7 +24,7 @@ import benchmarks.scan_analyst  # noqa: F401  (registers the scan analyst)
 from benchmarks.interface import message_texts, record_episode
 from metric_tracker_rl.adapters.transcript import cut_results, unseen_submitted_rows
 from metric_tracker_rl.agents.expert_core import concurrency
-from metric_tracker_rl.agents.expert_core.cuboid_queries import STEP_NAMES, run_sql, scan_sql, series_sql
+from metric_tracker_rl.agents.expert_core.cuboid_queries import SCAN_GROUPS, STEP_NAMES, run_sql, scan_sql, series_sql
 from metric_tracker_rl.agents.expert_core.leaf_check import is_blip, leaves_queries
 from metric_tracker_rl.agents.expert_core.localisation import localise
 from metric_tracker_rl.agents.expert_core.reports import SQL_CHARS, Report

@@ -230,8 +230,10 @@ def test_a_result_with_a_text_cell_cut_short_counts_as_cut() -> None:
     env = MetricTrackerRlEnvironment()
     run = TaskRun("long text")
     run.reset(env, difficulty="deep", seed=0)
-    run.act(env, MetricTrackerRlAction(analysis_method="query", analysis_args={"sql": "SELECT string_agg(CAST(date AS VARCHAR), ', ') t FROM daily_by_segment WHERE platform = 'web'"}))
+    long = "SELECT string_agg(CAST(date AS VARCHAR), ', ') t FROM daily_by_segment WHERE platform = 'web'"
+    run.act(env, MetricTrackerRlAction(analysis_method="query", analysis_args={"sql": long}))
     assert CUT_CELL.search(run.messages[-1]["content"]) and CUT_CELL.fullmatch(CUT_MARK.format(length=219))
     assert cut_results(run) == 1
-    run.act(env, MetricTrackerRlAction(analysis_method="query", analysis_args={"sql": "SELECT string_agg(DISTINCT platform, ', ') t FROM daily_by_segment"}))
+    short = "SELECT string_agg(DISTINCT platform, ', ') t FROM daily_by_segment"
+    run.act(env, MetricTrackerRlAction(analysis_method="query", analysis_args={"sql": short}))
     assert cut_results(run) == 1  # a short cell is shown whole
