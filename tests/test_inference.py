@@ -397,7 +397,8 @@ def test_difficulty_chooses_the_named_or_train_tasks_and_the_knobs_reach_every_e
     assert [e.reset_kwargs for e in pair] == [{"task_id": "frontier_segments", "seed": 7},
                                               {"task_id": "deep_cuboids", "seed": 7}]
     # With --episodes, the train split's tasks at the difficulty: deep's block follows the others'.
-    first_deep = sum(block.count for block in TRAIN_SCHEDULE if "deep" not in block.difficulties)
+    deep_block = next(i for i, block in enumerate(TRAIN_SCHEDULE) if block.difficulties == ("deep",))
+    first_deep = sum(block.count for block in TRAIN_SCHEDULE[:deep_block])
     train = inference.parse_args(["--episodes", "2", "--difficulty", "deep"], offline).episode_specs
     assert [e.reset_kwargs for e in train] == [get_split("train").task(first_deep + i) for i in range(2)]
     hard = inference.parse_args(["--episodes", "2", "--difficulty", "hard", "--first-task", "1"], offline)
