@@ -69,8 +69,7 @@ def is_blip(row: dict[str, Any], odds: float = BLIP_ODDS, pair_odds: float | Non
         return True
     if _carried(row, "top_", odds):
         return True
-    return (pair_odds is not None and int(row["leaves"]) > 2 and "two_r" in row
-            and _carried(row, "two_", pair_odds, PAIR_POWER))
+    return pair_odds is not None and int(row["leaves"]) > 2 and _carried(row, "two_", pair_odds, PAIR_POWER)
 
 
 def _carried(row: dict[str, Any], prefix: str, odds: float, power: float = 0.0) -> bool:
