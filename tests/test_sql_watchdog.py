@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from metric_tracker_rl.sql.schedstat import process_queued_s, thread_queued_s
-from metric_tracker_rl.sql.worker import WALL_BACKSTOP, Watchdog
+from metric_tracker_rl.sql.worker import SLOW_NICENESS, WALL_BACKSTOP, StatementThread, Watchdog
 
 LIMIT_S = 1.0
 WAIT_S = 30.0  # far more than any poll takes; a pass never waits this long
@@ -229,3 +229,22 @@ def test_a_statement_starved_of_a_core_keeps_running_past_the_backstop() -> None
     with busy(core, GIVE_UP_S):
         statement, wall, queued = run_watched(spin, core)
     assert not statement.interrupted.is_set() and queued > wall - REAL_LIMIT_S * WALL_BACKSTOP > 0.0
+
+
+def test_a_retired_statement_thread_never_runs_its_successors_statements() -> None:
+    """The watchdog lowers a slow statement's thread's priority and the worker retires that thread after it: the
+    next statement runs on a fresh thread at the worker's priority, under the id the watchdog watches. A retired
+    thread that took its successor's job would run every later statement slowed, where a busy machine starves it
+    until the wall backstop stops it."""
+    runner = StatementThread()
+    ran: list[tuple[int, int]] = []
+
+    def job() -> None:
+        ran.append((threading.get_native_id(), os.getpriority(os.PRIO_PROCESS, 0)))
+        os.setpriority(os.PRIO_PROCESS, 0, SLOW_NICENESS)  # what the watchdog does to a slow statement's thread
+
+    for _ in range(200):
+        runner.run(job)
+        assert ran[-1] == (runner.thread_id, os.getpriority(os.PRIO_PROCESS, 0))
+        runner.retire()
+    assert len({thread_id for thread_id, _ in ran}) == len(ran)

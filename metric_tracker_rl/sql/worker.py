@@ -119,28 +119,31 @@ class StatementThread:
     worker's priority, runs the next (a thread cannot raise its priority again without privilege)."""
 
     def __init__(self) -> None:
-        self.jobs: queue.SimpleQueue[Callable[[], None] | None] = queue.SimpleQueue()
+        # Each thread reads a queue of its own: a retired thread must never take a job meant for its successor
+        # (it would run that statement, and every later one, at the lowered priority, under another's thread id).
+        self.jobs: queue.SimpleQueue[Callable[[], None] | None] | None = None
         self.done: queue.SimpleQueue[None] = queue.SimpleQueue()
-        self.thread: threading.Thread | None = None
         self.thread_id = 0
 
     def run(self, job: Callable[[], None]) -> None:
-        if self.thread is None:
+        if self.jobs is None:
+            jobs: queue.SimpleQueue[Callable[[], None] | None] = queue.SimpleQueue()
             started = threading.Event()
-            self.thread = threading.Thread(target=self._serve, args=(started,), daemon=True, name="sql-statement")
-            self.thread.start()
+            threading.Thread(target=self._serve, args=(jobs, started), daemon=True, name="sql-statement").start()
             started.wait()
+            self.jobs = jobs
         self.jobs.put(job)
         self.done.get()
 
     def retire(self) -> None:
-        self.jobs.put(None)
-        self.thread = None
+        if self.jobs is not None:
+            self.jobs.put(None)
+        self.jobs = None
 
-    def _serve(self, started: threading.Event) -> None:
+    def _serve(self, jobs: queue.SimpleQueue[Callable[[], None] | None], started: threading.Event) -> None:
         self.thread_id = threading.get_native_id()
         started.set()
-        while (job := self.jobs.get()) is not None:
+        while (job := jobs.get()) is not None:
             try:
                 job()
             finally:
