@@ -56,3 +56,17 @@ def test_the_experts_mean_meets_the_target_on_seeds_that_tuned_nothing(kept: dic
     low, _ = stats["mean_95"]
     assert low < TARGET <= stats["mean"]
     assert kept["agents"]["expert"][f"{ABYSS} null"]["mean"] < 1.0
+
+
+def test_the_agents_it_shares_with_the_calibration_file_score_the_same_there(kept: dict[str, Any]) -> None:
+    """Both files play abyss's untuned seeds with the same settings; an episode's score depends on nothing but its
+    seed and the agent's code, so every shared agent's figures are equal (they differed while a slowed SQL thread
+    could starve on a busy machine and a statement was stopped at the wall backstop)."""
+    calibration = json.loads((ROOT / "docs" / "artifacts" / "calibration.json").read_text())["untuned"]
+    assert calibration["first_offset"] == kept["first_offset"]
+    assert calibration["reset_overrides"] == kept["reset_overrides"]
+    shared = set(kept["agents"]) & set(calibration["agents"])
+    assert {"expert", "aggregate_only_expert", "next_date_padder"} <= shared
+    for agent in sorted(shared):
+        for group in (ABYSS, f"{ABYSS} null"):
+            assert calibration["agents"][agent][group] == kept["agents"][agent][group], (agent, group)
