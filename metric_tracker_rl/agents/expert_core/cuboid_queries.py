@@ -106,10 +106,25 @@ def scan_sql(steps: tuple[int, ...], max_dims: int = 3, arms: list[dict[str, Any
             f"date, k ORDER BY abs(z) DESC) <= {TOP} ORDER BY date, k, abs(z) DESC")
 
 
+# A narrowed scan row names its cuboid in one text cell, its fields in SEGMENT_FIELDS order between slashes (empty
+# where the cuboid does not name one: "android/US///organic"), in place of five columns mostly null.
+SEGMENT_LABEL = "concat(" + ", '/', ".join(f"s.{ALIAS[field]}" for field in SEGMENT_FIELDS) + ")"
+
+
+def unlabelled(row: dict[str, Any]) -> dict[str, Any]:
+    """A row with a `segment` label (SEGMENT_LABEL) as a row with a field each (None where the label names none)."""
+    if "segment" not in row:
+        return row
+    values = str(row["segment"]).split("/")
+    return {**{k: v for k, v in row.items() if k != "segment"},
+            **{field: value or None for field, value in zip(SEGMENT_FIELDS, values, strict=True)}}
+
+
 def narrowed_rows(arms: list[dict[str, Any]]) -> str:
     """The end of a scan statement (after its z CTE) that returns, of each date and step's TOP strongest cuboids,
     only those the expert reads: the strongest, its coarser cuboids (all the ripple check looks up), and an
-    experiment's own arm on its target step and dates (the arm check). The rows it leaves out decide nothing."""
+    experiment's own arm on its target step and dates (the arm check). The rows it leaves out decide nothing. A row
+    names its cuboid by its SEGMENT_LABEL (unlabelled reads it back)."""
     numbers = {name: number for number, name in STEP_NAMES.items()}
     listed = [arm for arm in arms if arm.get("target_step") in numbers
               and any(arm.get(field) is not None for field in ARM_FIELDS)]
@@ -126,7 +141,7 @@ def narrowed_rows(arms: list[dict[str, Any]]) -> str:
                    f"s.date BETWEEN a.f AND a.t AND s.v IS NULL AND {same})")
     return (f", s AS (SELECT *, row_number() OVER (PARTITION BY date, k ORDER BY abs(z) DESC) n FROM z "
             f"WHERE abs(z) >= {KEPT_Z} QUALIFY max(abs(z)) OVER (PARTITION BY date, k) >= {SCAN_Z}) "
-            "SELECT s.date, s.k step, s.p platform, s.c country, s.v app_version, s.h channel, s.u user_type, "
+            f"SELECT s.date, s.k step, {SEGMENT_LABEL} segment, "
             "round(s.r / s.e, 3) change, round(s.z, 1) z, round(s.r) r, round(s.e) e FROM s JOIN s b "
             f"ON b.date = s.date AND b.k = s.k AND b.n = 1 WHERE s.n <= {TOP} AND ({coarser}{own_arm}) "
             "ORDER BY s.date, s.k, s.n")

@@ -4,6 +4,7 @@ that every number submitted stands in a tool result."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -81,12 +82,14 @@ def values_sql(rows: list[Report], fields: tuple[str, ...] = CELL_FIELDS) -> str
             f"{severity_sql('abs(delta_value)')} severity FROM e ORDER BY date, entity_name")
 
 
-def values_queries(rows: list[Report], fields: tuple[str, ...] = CELL_FIELDS) -> list[str]:
-    """values_sql over as many rows at a time as the query tool's text limit allows."""
+def values_queries(rows: list[Report], fields: tuple[str, ...] = CELL_FIELDS,
+                   measure: Callable[[str], int] = len) -> list[str]:
+    """values_sql over as many rows at a time as the query tool's text limit allows (each statement's length by
+    `measure`: as it is sent)."""
     queries: list[str] = []
     batch: list[Report] = []
     for row in rows:
-        if batch and len(values_sql([*batch, row], fields)) > SQL_CHARS:
+        if batch and measure(values_sql([*batch, row], fields)) > SQL_CHARS:
             queries.append(values_sql(batch, fields))
             batch = []
         batch.append(row)
