@@ -189,8 +189,8 @@ def test_the_leaf_check_fits_the_query_tools_limit() -> None:
               "channel": "organic"}] * 120
     statements = leaves_queries(falls, SQL_CHARS)
     assert len(statements) > 1 and all(len(sql) <= SQL_CHARS for sql in statements)
-    listed = "".join(statements).replace("DATE ", "")  # a statement types only its first row's date
-    assert all(f"({k},'2026-03-10'" in listed for k in range(120))
+    listed = "".join(statements)  # each fall by its dates after the statement's first fall's
+    assert all(f"({k},0,1,'ios','US','','organic','')" in listed for k in range(120))
 
 
 # --- what the expert's statements return at abyss -------------------------------------------------------------

@@ -4,6 +4,7 @@ the dates it lasted, and a cell pair's stopped hours. Each function writes one s
 
 from __future__ import annotations
 
+import datetime as dt
 import itertools
 from typing import Any
 
@@ -285,18 +286,20 @@ def series_sql(falls: list[dict[str, Any]]) -> str:
 
 def numbered_leaves(falls: list[dict[str, Any]], on_its_date: bool, first_k: int = 0) -> str:
     """The start of a statement over the falls' leaves, steps read by number (the shortest that says it): f (each
-    fall's k, from first_k, its date fd, step number fs and cuboid fp to fu, named apart from the leaves' columns
-    so that q joins l by name), l (each leaf's numerator n and denominator d of
+    fall's k, from first_k, its date fd (listed as i, its dates after the falls' first), step number fs and cuboid
+    fp to fu, '' where it names none, named apart from the leaves' columns so that q joins l by name), l (each leaf's numerator n and denominator d of
     every step), q (their same-weekday median), and x (each fall's k and fall date fd, and the leaves inside its
     cuboid, on its date where `on_its_date`: their date, residual r, expected conversions e and variance w)."""
     numbers = {name: number for number, name in STEP_NAMES.items()}
-    wanted = ", ".join(f"({first_k + k}, {'DATE ' if k == 0 else ''}'{row['date']}', {numbers[row['entity_name']]}, "
-                       + ", ".join(sql_text(row.get(f), k == 0) for f in SEGMENT_FIELDS) + ")"
+    first = min(dt.date.fromisoformat(str(row["date"])) for row in falls)
+    wanted = ", ".join(f"({first_k + k}, {(dt.date.fromisoformat(str(row['date'])) - first).days}, "
+                       f"{numbers[row['entity_name']]}, "
+                       + ", ".join(sql_text(row.get(f) or "") for f in SEGMENT_FIELDS) + ")"
                        for k, row in enumerate(falls))
-    inside = " AND ".join(f"(f{a} IS NULL OR l.{a} = f{a})" for a in ALIAS.values())
+    inside = " AND ".join(f"(f{a} = '' OR l.{a} = f{a})" for a in ALIAS.values())
     numerators = ", ".join(EVENT_OF[n] for _, n, _ in STEPS)
     denominators = ", ".join(EVENT_OF[d] for _, _, d in STEPS)
-    return (f"WITH f(k, fd, fs, fp, fc, fv, fh, fu) AS (VALUES {wanted}), "
+    return (f"WITH f AS (SELECT *, DATE '{first}' + i fd FROM (VALUES {wanted}) f(k, i, fs, fp, fc, fv, fh, fu)), "
             "l AS (SELECT date, platform p, country c, app_version v, channel h, user_type u, "
             f"unnest([{', '.join(map(str, STEP_NAMES))}]) s, unnest([{numerators}]) n, unnest([{denominators}]) d "
             "FROM daily_by_segment), "
