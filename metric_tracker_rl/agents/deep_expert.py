@@ -399,10 +399,14 @@ class DeepExpertAgent(FrontierExpertAgent):
         """The published rule's values, a weeks-long run's read against the dates before its change point."""
         in_runs = {(date, run.step) for run in self.change_point_runs for date in self.dates[run.first:run.last + 1]}
         rest = [r for r in daily if (r.date, r.entity_name) not in in_runs]
-        sent = values_queries(rest, self.fields, lambda sql: len(compact(sql))) if self.leaf_check else \
+        sent = values_queries(rest, self.fields, lambda sql: len(compact(sql)), labelled=True) if self.leaf_check else \
             super()._values_queries(rest)
         return [*sent,
                 *(change_points.values_sql(run, self.dates) for run in self.change_point_runs)]
+
+    def _values_rows(self) -> list[dict[str, Any]]:
+        """The values rows, a labelled segment (abyss's) read back into its fields."""
+        return [unlabelled(row) for row in self.results["values"]]
 
     def _explained(self, report: Report) -> bool:
         """Whether a context table read explains the move as benign."""
