@@ -194,7 +194,7 @@ class DeepExpertAgent(FrontierExpertAgent):
         falls = [row for row in self.localised if row["change"] < 0 and row["entity_name"] != STEPS[0][0]]
         falls += self.count_falls
         if falls:
-            self.plan.append(("shape", query_action(shape_sql(falls))))
+            self.plan.append(("shape", query_action(shape_sql(falls, by_day=self.leaf_check))))
         series_z = SERIES_POOLED_Z if self.leaf_check else SCAN_Z
         self.series_of = sorted((row for row in self.localised if row["change"] < 0 and row["z"] <= -series_z),
                                 key=lambda row: row["z"])[:SERIES_MOST]

@@ -170,22 +170,33 @@ def count_scan_sql(max_dims: int = 3) -> str:
 SHAPED = [*((name, EVENT_OF[n], EVENT_OF[d]) for name, n, d in STEPS), ("app_opens", "app_opens", "1")]
 
 
-def shape_sql(falls: list[dict[str, Any]]) -> str:
+def shape_sql(falls: list[dict[str, Any]], by_day: bool = False) -> str:
     """Per localised fall (date, step, the cuboid's cell fields), the share of the day's lost conversions that
     fell within the worst BLOCK_HOURS consecutive hours, against each hour's same-weekday median: near 1 for a
     block of hours (a break), near the block's share of the day's traffic for a fall that lasts the day. Hourly
     counts exist per cell, so a cuboid naming a channel or user type is read on its cells (diluted alike in
-    every hour). A row names its step by number (s, 1 based, in SHAPED): shaped_rows reads it back."""
+    every hour). A row names its step by number (s, 1 based, in SHAPED): shaped_rows reads it back. `by_day`: the
+    falls are listed by their dates after the first fall's, '' for a field a fall does not name (fewer characters)."""
     number = {name: k + 1 for k, (name, _, _) in enumerate(SHAPED)}
     wanted = ", ".join(
         f"({'DATE ' if i == 0 else ''}'{row['date']}', {number[row['entity_name']]}, "
         + ", ".join(sql_text(row.get(field), i == 0) for field in CELL_FIELDS) + ")" for i, row in enumerate(falls))
+    listed = f"f(date, s, platform, country, app_version) AS (VALUES {wanted})"
+    inside = ("(f.platform IS NULL OR x.platform = f.platform) AND (f.country IS NULL OR x.country = f.country) AND "
+              "(f.app_version IS NULL OR x.app_version = f.app_version)")
+    if by_day:
+        first = min(dt.date.fromisoformat(str(row["date"])) for row in falls)
+        wanted = ", ".join(f"({(dt.date.fromisoformat(str(row['date'])) - first).days}, {number[row['entity_name']]}, "
+                           + ", ".join(sql_text(row.get(field) or "") for field in CELL_FIELDS) + ")"
+                           for row in falls)
+        listed = (f"f AS (SELECT *, DATE '{first}' + i date FROM (VALUES {wanted}) "
+                  "f(i, s, platform, country, app_version))")
+        inside = " AND ".join(f"(f.{field} = '' OR x.{field} = f.{field})" for field in CELL_FIELDS)
     numerators, denominators = (", ".join(events[part] for events in SHAPED) for part in (1, 2))
-    return (f"WITH f(date, s, platform, country, app_version) AS (VALUES {wanted}), "
+    return (f"WITH {listed}, "
             "h AS (SELECT f.date dd, f.s, x.date, x.hour, "
             f"sum([{numerators}][f.s]) n, sum([{denominators}][f.s]) d FROM f JOIN hourly_by_segment x "
-            "ON isodow(x.date) = isodow(f.date) AND (f.platform IS NULL OR x.platform = f.platform) AND "
-            "(f.country IS NULL OR x.country = f.country) AND (f.app_version IS NULL OR x.app_version = f.app_version) "
+            f"ON isodow(x.date) = isodow(f.date) AND {inside} "
             "GROUP BY ALL), "
             "b AS (SELECT a.dd, a.s, a.hour, any_value(a.n) - median(x.n / x.d) * any_value(a.d) r FROM h a "
             "JOIN h x ON x.dd = a.dd AND x.s = a.s AND x.hour = a.hour AND x.date <> x.dd AND x.d > 0 "
@@ -287,9 +298,10 @@ def series_sql(falls: list[dict[str, Any]]) -> str:
 def numbered_leaves(falls: list[dict[str, Any]], on_its_date: bool, first_k: int = 0) -> str:
     """The start of a statement over the falls' leaves, steps read by number (the shortest that says it): f (each
     fall's k, from first_k, its date fd (listed as i, its dates after the falls' first), step number fs and cuboid
-    fp to fu, '' where it names none, named apart from the leaves' columns so that q joins l by name), l (each leaf's numerator n and denominator d of
-    every step), q (their same-weekday median), and x (each fall's k and fall date fd, and the leaves inside its
-    cuboid, on its date where `on_its_date`: their date, residual r, expected conversions e and variance w)."""
+    fp to fu, '' where it names none, named apart from the leaves' columns so that q joins l by name), l (each
+    leaf's numerator n and denominator d of every step), q (their same-weekday median), and x (each fall's k and
+    fall date fd, and the leaves inside its cuboid, on its date where `on_its_date`: their date, residual r,
+    expected conversions e and variance w)."""
     numbers = {name: number for number, name in STEP_NAMES.items()}
     first = min(dt.date.fromisoformat(str(row["date"])) for row in falls)
     wanted = ", ".join(f"({first_k + k}, {(dt.date.fromisoformat(str(row['date'])) - first).days}, "
