@@ -24,7 +24,14 @@ import benchmarks.scan_analyst  # noqa: F401  (registers the scan analyst)
 from benchmarks.interface import message_texts, record_episode
 from metric_tracker_rl.adapters.transcript import cut_results, unseen_submitted_rows
 from metric_tracker_rl.agents.expert_core import concurrency
-from metric_tracker_rl.agents.expert_core.cuboid_queries import SCAN_GROUPS, STEP_NAMES, run_sql, scan_sql, series_sql
+from metric_tracker_rl.agents.expert_core.cuboid_queries import (
+    SCAN_GROUPS,
+    STEP_NAMES,
+    run_sql,
+    scan_sql,
+    series_sql,
+    unlabelled,
+)
 from metric_tracker_rl.agents.expert_core.leaf_check import is_blip, leaves_queries
 from metric_tracker_rl.agents.expert_core.localisation import localise
 from metric_tracker_rl.agents.expert_core.reports import SQL_CHARS, Report
@@ -189,8 +196,8 @@ def test_the_leaf_check_fits_the_query_tools_limit() -> None:
               "channel": "organic"}] * 120
     statements = leaves_queries(falls, SQL_CHARS)
     assert len(statements) > 1 and all(len(sql) <= SQL_CHARS for sql in statements)
-    listed = "".join(statements).replace("DATE ", "")  # a statement types only its first row's date
-    assert all(f"({k}, '2026-03-10'" in listed for k in range(120))
+    listed = "".join(statements)  # each fall by its dates after the statement's first fall's
+    assert all(f"({k},0,1,'ios','US','','organic','')" in listed for k in range(120))
 
 
 # --- what the expert's statements return at abyss -------------------------------------------------------------
@@ -219,7 +226,7 @@ def test_the_narrowed_scan_returns_what_the_ripple_and_arm_checks_read_and_nothi
     experiments = _rows(env, analysis_method="get_context", analysis_args={"table": "experiments"})
     for steps in ((0, 1), (2, 3)):  # two steps at a time: a page holds the full scan's rows
         full = _by_date_and_step(_query(env, scan_sql(steps)))
-        narrowed = _by_date_and_step(_query(env, scan_sql(steps, arms=experiments)))
+        narrowed = _by_date_and_step(list(map(unlabelled, _query(env, scan_sql(steps, arms=experiments)))))
         assert set(narrowed) == set(full) and sum(map(len, narrowed.values())) < sum(map(len, full.values()))
         for key, rows in full.items():
             assert all(row in rows for row in narrowed[key])

@@ -57,6 +57,7 @@ from metric_tracker_rl.agents.expert_core.cuboid_queries import (
     series_sql,
     shape_sql,
     shaped_rows,
+    unlabelled,
 )
 from metric_tracker_rl.agents.expert_core.leaf_check import is_blip, leaves_queries
 from metric_tracker_rl.agents.expert_core.localisation import localise
@@ -64,11 +65,12 @@ from metric_tracker_rl.agents.expert_core.queries import (
     EVENT_OF,
     STEP_INTO_EVENT,
     STEPS,
+    compact,
     hours_sql,
     query_action,
     stops_sql,
 )
-from metric_tracker_rl.agents.expert_core.reports import SQL_CHARS, Report, segment_of
+from metric_tracker_rl.agents.expert_core.reports import SQL_CHARS, Report, segment_of, values_queries
 from metric_tracker_rl.agents.expert_core.rollouts import regressions as pooled_regressions
 from metric_tracker_rl.agents.expert_core.rollouts import rollout_sql
 from metric_tracker_rl.agents.frontier_expert import FrontierExpertAgent
@@ -154,6 +156,14 @@ class DeepExpertAgent(FrontierExpertAgent):
         if change_points.definitions_name_change_points(observation.brief):
             self.plan.append(("change points", query_action(change_points.scan_sql(self.dates[0], len(self.dates)))))
 
+    def act(self, observation: SeenObservation) -> MetricTrackerRlAction | None:
+        """The procedure's next call; where the leaf check runs (abyss, whose statements are the longest), each
+        statement is sent without the spaces around its punctuation (queries.compact: the same query)."""
+        action = super().act(observation)
+        if self.leaf_check and action is not None and action.analysis_method == "query":
+            action = query_action(compact(action.analysis_args["sql"]), int(action.analysis_args.get("offset") or 0))
+        return action
+
     def _plan_more(self) -> bool:
         """Once the scans answered: localise every date and step they kept, then ask for the hours of each fall;
         once those answered, where a second incident may share a date, search the reported dates for it."""
@@ -166,7 +176,7 @@ class DeepExpertAgent(FrontierExpertAgent):
             return True
         by_key: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
         for steps in SCAN_GROUPS:
-            for row in self.results[f"scan {steps}"]:
+            for row in map(unlabelled, self.results[f"scan {steps}"]):
                 step = STEP_NAMES.get(row.get("step", 0))  # steps are numbered from 1
                 if step is not None and row.get("z") is not None and row.get("change") is not None:
                     by_key[(str(row["date"]), step)].append(row)
@@ -184,7 +194,7 @@ class DeepExpertAgent(FrontierExpertAgent):
         falls = [row for row in self.localised if row["change"] < 0 and row["entity_name"] != STEPS[0][0]]
         falls += self.count_falls
         if falls:
-            self.plan.append(("shape", query_action(shape_sql(falls))))
+            self.plan.append(("shape", query_action(shape_sql(falls, by_day=self.leaf_check))))
         series_z = SERIES_POOLED_Z if self.leaf_check else SCAN_Z
         self.series_of = sorted((row for row in self.localised if row["change"] < 0 and row["z"] <= -series_z),
                                 key=lambda row: row["z"])[:SERIES_MOST]
@@ -389,8 +399,14 @@ class DeepExpertAgent(FrontierExpertAgent):
         """The published rule's values, a weeks-long run's read against the dates before its change point."""
         in_runs = {(date, run.step) for run in self.change_point_runs for date in self.dates[run.first:run.last + 1]}
         rest = [r for r in daily if (r.date, r.entity_name) not in in_runs]
-        return [*super()._values_queries(rest),
+        sent = values_queries(rest, self.fields, lambda sql: len(compact(sql)), labelled=True) if self.leaf_check else \
+            super()._values_queries(rest)
+        return [*sent,
                 *(change_points.values_sql(run, self.dates) for run in self.change_point_runs)]
+
+    def _values_rows(self) -> list[dict[str, Any]]:
+        """The values rows, a labelled segment (abyss's) read back into its fields."""
+        return [unlabelled(row) for row in self.results["values"]]
 
     def _explained(self, report: Report) -> bool:
         """Whether a context table read explains the move as benign."""

@@ -100,7 +100,11 @@ class FrontierExpertAgent(Agent):
             return self.waiting[1]
         self.submitted = True
         return MetricTrackerRlAction(classifications=submitted_rows(
-            self.report or [], self.results["values"], self.fields, self.segment_blind))
+            self.report or [], self._values_rows(), self.fields, self.segment_blind))
+
+    def _values_rows(self) -> list[dict[str, Any]]:
+        """The values calls' rows, a field per segment dimension."""
+        return self.results["values"]
 
     def _values_queries(self, daily: list[Report]) -> list[str]:
         """The queries that read the daily rows' numbers by the published baseline rule."""

@@ -4,6 +4,7 @@ the dates it lasted, and a cell pair's stopped hours. Each function writes one s
 
 from __future__ import annotations
 
+import datetime as dt
 import itertools
 from typing import Any
 
@@ -106,10 +107,25 @@ def scan_sql(steps: tuple[int, ...], max_dims: int = 3, arms: list[dict[str, Any
             f"date, k ORDER BY abs(z) DESC) <= {TOP} ORDER BY date, k, abs(z) DESC")
 
 
+# A narrowed scan row names its cuboid in one text cell, its fields in SEGMENT_FIELDS order between slashes (empty
+# where the cuboid does not name one: "android/US///organic"), in place of five columns mostly null.
+SEGMENT_LABEL = "concat(" + ", '/', ".join(f"s.{ALIAS[field]}" for field in SEGMENT_FIELDS) + ")"
+
+
+def unlabelled(row: dict[str, Any]) -> dict[str, Any]:
+    """A row with a `segment` label (SEGMENT_LABEL) as a row with a field each (None where the label names none)."""
+    if "segment" not in row:
+        return row
+    values = str(row["segment"]).split("/")
+    return {**{k: v for k, v in row.items() if k != "segment"},
+            **{field: value or None for field, value in zip(SEGMENT_FIELDS, values, strict=True)}}
+
+
 def narrowed_rows(arms: list[dict[str, Any]]) -> str:
     """The end of a scan statement (after its z CTE) that returns, of each date and step's TOP strongest cuboids,
     only those the expert reads: the strongest, its coarser cuboids (all the ripple check looks up), and an
-    experiment's own arm on its target step and dates (the arm check). The rows it leaves out decide nothing."""
+    experiment's own arm on its target step and dates (the arm check). The rows it leaves out decide nothing. A row
+    names its cuboid by its SEGMENT_LABEL (unlabelled reads it back)."""
     numbers = {name: number for number, name in STEP_NAMES.items()}
     listed = [arm for arm in arms if arm.get("target_step") in numbers
               and any(arm.get(field) is not None for field in ARM_FIELDS)]
@@ -126,7 +142,7 @@ def narrowed_rows(arms: list[dict[str, Any]]) -> str:
                    f"s.date BETWEEN a.f AND a.t AND s.v IS NULL AND {same})")
     return (f", s AS (SELECT *, row_number() OVER (PARTITION BY date, k ORDER BY abs(z) DESC) n FROM z "
             f"WHERE abs(z) >= {KEPT_Z} QUALIFY max(abs(z)) OVER (PARTITION BY date, k) >= {SCAN_Z}) "
-            "SELECT s.date, s.k step, s.p platform, s.c country, s.v app_version, s.h channel, s.u user_type, "
+            f"SELECT s.date, s.k step, {SEGMENT_LABEL} segment, "
             "round(s.r / s.e, 3) change, round(s.z, 1) z, round(s.r) r, round(s.e) e FROM s JOIN s b "
             f"ON b.date = s.date AND b.k = s.k AND b.n = 1 WHERE s.n <= {TOP} AND ({coarser}{own_arm}) "
             "ORDER BY s.date, s.k, s.n")
@@ -154,22 +170,33 @@ def count_scan_sql(max_dims: int = 3) -> str:
 SHAPED = [*((name, EVENT_OF[n], EVENT_OF[d]) for name, n, d in STEPS), ("app_opens", "app_opens", "1")]
 
 
-def shape_sql(falls: list[dict[str, Any]]) -> str:
+def shape_sql(falls: list[dict[str, Any]], by_day: bool = False) -> str:
     """Per localised fall (date, step, the cuboid's cell fields), the share of the day's lost conversions that
     fell within the worst BLOCK_HOURS consecutive hours, against each hour's same-weekday median: near 1 for a
     block of hours (a break), near the block's share of the day's traffic for a fall that lasts the day. Hourly
     counts exist per cell, so a cuboid naming a channel or user type is read on its cells (diluted alike in
-    every hour). A row names its step by number (s, 1 based, in SHAPED): shaped_rows reads it back."""
+    every hour). A row names its step by number (s, 1 based, in SHAPED): shaped_rows reads it back. `by_day`: the
+    falls are listed by their dates after the first fall's, '' for a field a fall does not name (fewer characters)."""
     number = {name: k + 1 for k, (name, _, _) in enumerate(SHAPED)}
     wanted = ", ".join(
         f"({'DATE ' if i == 0 else ''}'{row['date']}', {number[row['entity_name']]}, "
         + ", ".join(sql_text(row.get(field), i == 0) for field in CELL_FIELDS) + ")" for i, row in enumerate(falls))
+    listed = f"f(date, s, platform, country, app_version) AS (VALUES {wanted})"
+    inside = ("(f.platform IS NULL OR x.platform = f.platform) AND (f.country IS NULL OR x.country = f.country) AND "
+              "(f.app_version IS NULL OR x.app_version = f.app_version)")
+    if by_day:
+        first = min(dt.date.fromisoformat(str(row["date"])) for row in falls)
+        wanted = ", ".join(f"({(dt.date.fromisoformat(str(row['date'])) - first).days}, {number[row['entity_name']]}, "
+                           + ", ".join(sql_text(row.get(field) or "") for field in CELL_FIELDS) + ")"
+                           for row in falls)
+        listed = (f"f AS (SELECT *, DATE '{first}' + i date FROM (VALUES {wanted}) "
+                  "f(i, s, platform, country, app_version))")
+        inside = " AND ".join(f"(f.{field} = '' OR x.{field} = f.{field})" for field in CELL_FIELDS)
     numerators, denominators = (", ".join(events[part] for events in SHAPED) for part in (1, 2))
-    return (f"WITH f(date, s, platform, country, app_version) AS (VALUES {wanted}), "
+    return (f"WITH {listed}, "
             "h AS (SELECT f.date dd, f.s, x.date, x.hour, "
             f"sum([{numerators}][f.s]) n, sum([{denominators}][f.s]) d FROM f JOIN hourly_by_segment x "
-            "ON isodow(x.date) = isodow(f.date) AND (f.platform IS NULL OR x.platform = f.platform) AND "
-            "(f.country IS NULL OR x.country = f.country) AND (f.app_version IS NULL OR x.app_version = f.app_version) "
+            f"ON isodow(x.date) = isodow(f.date) AND {inside} "
             "GROUP BY ALL), "
             "b AS (SELECT a.dd, a.s, a.hour, any_value(a.n) - median(x.n / x.d) * any_value(a.d) r FROM h a "
             "JOIN h x ON x.dd = a.dd AND x.s = a.s AND x.hour = a.hour AND x.date <> x.dd AND x.d > 0 "
@@ -270,18 +297,21 @@ def series_sql(falls: list[dict[str, Any]]) -> str:
 
 def numbered_leaves(falls: list[dict[str, Any]], on_its_date: bool, first_k: int = 0) -> str:
     """The start of a statement over the falls' leaves, steps read by number (the shortest that says it): f (each
-    fall's k, from first_k, its date fd, step number fs and cuboid fp to fu, named apart from the leaves' columns
-    so that q joins l by name), l (each leaf's numerator n and denominator d of
-    every step), q (their same-weekday median), and x (each fall's k and fall date fd, and the leaves inside its
-    cuboid, on its date where `on_its_date`: their date, residual r, expected conversions e and variance w)."""
+    fall's k, from first_k, its date fd (listed as i, its dates after the falls' first), step number fs and cuboid
+    fp to fu, '' where it names none, named apart from the leaves' columns so that q joins l by name), l (each
+    leaf's numerator n and denominator d of every step), q (their same-weekday median), and x (each fall's k and
+    fall date fd, and the leaves inside its cuboid, on its date where `on_its_date`: their date, residual r,
+    expected conversions e and variance w)."""
     numbers = {name: number for number, name in STEP_NAMES.items()}
-    wanted = ", ".join(f"({first_k + k}, {'DATE ' if k == 0 else ''}'{row['date']}', {numbers[row['entity_name']]}, "
-                       + ", ".join(sql_text(row.get(f), k == 0) for f in SEGMENT_FIELDS) + ")"
+    first = min(dt.date.fromisoformat(str(row["date"])) for row in falls)
+    wanted = ", ".join(f"({first_k + k}, {(dt.date.fromisoformat(str(row['date'])) - first).days}, "
+                       f"{numbers[row['entity_name']]}, "
+                       + ", ".join(sql_text(row.get(f) or "") for f in SEGMENT_FIELDS) + ")"
                        for k, row in enumerate(falls))
-    inside = " AND ".join(f"(f{a} IS NULL OR l.{a} = f{a})" for a in ALIAS.values())
+    inside = " AND ".join(f"(f{a} = '' OR l.{a} = f{a})" for a in ALIAS.values())
     numerators = ", ".join(EVENT_OF[n] for _, n, _ in STEPS)
     denominators = ", ".join(EVENT_OF[d] for _, _, d in STEPS)
-    return (f"WITH f(k, fd, fs, fp, fc, fv, fh, fu) AS (VALUES {wanted}), "
+    return (f"WITH f AS (SELECT *, DATE '{first}' + i fd FROM (VALUES {wanted}) f(k, i, fs, fp, fc, fv, fh, fu)), "
             "l AS (SELECT date, platform p, country c, app_version v, channel h, user_type u, "
             f"unnest([{', '.join(map(str, STEP_NAMES))}]) s, unnest([{numerators}]) n, unnest([{denominators}]) d "
             "FROM daily_by_segment), "

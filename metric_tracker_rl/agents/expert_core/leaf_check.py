@@ -24,6 +24,7 @@ import math
 from typing import Any
 
 from metric_tracker_rl.agents.expert_core.cuboid_queries import BASELINE_NOISE, LEAF_SPREAD, numbered_leaves
+from metric_tracker_rl.agents.expert_core.queries import compact
 
 # The published day-to-day spread of a cell's step conversion and of a leaf's own (noise_model): the cell's is
 # shared by its leaves, so a sum of leaves keeps it whole where they share a cell.
@@ -34,14 +35,15 @@ PAIR_POWER = 3.0  # the pair's fall in the rest's noise below which the rest can
 
 
 def leaves_queries(falls: list[dict[str, Any]], most_chars: int) -> list[str]:
-    """leaves_sql over `falls` in as few statements as keep each within `most_chars` (the query tool's limit)."""
+    """leaves_sql over `falls`, compacted (queries.compact), in as few statements as keep each within `most_chars`
+    (the query tool's limit)."""
     statements: list[str] = []
     first = 0
     while first < len(falls):
         last = first + 1
-        while last < len(falls) and len(leaves_sql(falls[first:last + 1], first)) <= most_chars:
+        while last < len(falls) and len(compact(leaves_sql(falls[first:last + 1], first))) <= most_chars:
             last += 1
-        statements.append(leaves_sql(falls[first:last], first))
+        statements.append(compact(leaves_sql(falls[first:last], first)))
         first = last
     return statements
 

@@ -4,6 +4,7 @@ that every number submitted stands in a tool result."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -50,11 +51,12 @@ def severity_sql(change: str) -> str:
     return f"CASE {bands} ELSE 'critical' END"
 
 
-def values_sql(rows: list[Report], fields: tuple[str, ...] = CELL_FIELDS) -> str:
+def values_sql(rows: list[Report], fields: tuple[str, ...] = CELL_FIELDS, labelled: bool = False) -> str:
     """Every reported row read from its segment's own daily data (the segment named by `fields`), with the
     published baseline and severity rules. Each segment, entity and entity type is listed once (g, numbered k),
     each row by
-    its date and k (r): a run of dates names its segment once."""
+    its date and k (r): a run of dates names its segment once. `labelled`: a row names its segment in one cell,
+    its fields between slashes (cuboid_queries.SEGMENT_LABEL)."""
     def key(r: Report) -> tuple[str | None, ...]:
         return (*(getattr(r, name) for name in fields), r.entity_name, r.entity_type)
 
@@ -68,12 +70,14 @@ def values_sql(rows: list[Report], fields: tuple[str, ...] = CELL_FIELDS) -> str
     cases += " " + " ".join(f"WHEN '{name}' THEN sum(x.{EVENT_OF[num]}) / nullif(sum(x.{EVENT_OF[den]}), 0)"
                             for name, num, den in STEPS if name in named)
     listed = ", ".join(fields)
+    segment = ("concat(" + ", '/', ".join(f"g.{name}" for name in fields) + ") segment") if labelled else \
+        ", ".join(f"g.{name}" for name in fields)
     inside = " AND ".join(f"(g.{name} IS NULL OR x.{name} = g.{name})" for name in fields)
     return (f"WITH g(k, {listed}, entity_name, entity_type) AS (VALUES {segments}), "
             f"r(date, k) AS (VALUES {wanted}), "
             f"d AS (SELECT x.date, g.k, CASE g.entity_name {cases} END v FROM daily_by_segment x JOIN g ON {inside} "
             "GROUP BY x.date, g.k, g.entity_name), "
-            f"e AS (SELECT r.date, {', '.join(f'g.{name}' for name in fields)}, g.entity_type, g.entity_name, "
+            f"e AS (SELECT r.date, {segment}, g.entity_type, g.entity_name, "
             "median(b.v) baseline_value, any_value(a.v) observed_value FROM r JOIN g USING (k) "
             "JOIN d a ON a.k = r.k AND a.date = r.date "
             "JOIN d b ON b.k = r.k AND isodow(b.date) = isodow(r.date) AND b.date <> r.date GROUP BY ALL) "
@@ -81,16 +85,18 @@ def values_sql(rows: list[Report], fields: tuple[str, ...] = CELL_FIELDS) -> str
             f"{severity_sql('abs(delta_value)')} severity FROM e ORDER BY date, entity_name")
 
 
-def values_queries(rows: list[Report], fields: tuple[str, ...] = CELL_FIELDS) -> list[str]:
-    """values_sql over as many rows at a time as the query tool's text limit allows."""
+def values_queries(rows: list[Report], fields: tuple[str, ...] = CELL_FIELDS,
+                   measure: Callable[[str], int] = len, labelled: bool = False) -> list[str]:
+    """values_sql over as many rows at a time as the query tool's text limit allows (each statement's length by
+    `measure`: as it is sent)."""
     queries: list[str] = []
     batch: list[Report] = []
     for row in rows:
-        if batch and len(values_sql([*batch, row], fields)) > SQL_CHARS:
-            queries.append(values_sql(batch, fields))
+        if batch and measure(values_sql([*batch, row], fields, labelled)) > SQL_CHARS:
+            queries.append(values_sql(batch, fields, labelled))
             batch = []
         batch.append(row)
-    return [*queries, values_sql(batch, fields)] if batch else queries
+    return [*queries, values_sql(batch, fields, labelled)] if batch else queries
 
 
 def mix_values_action(report: Report) -> MetricTrackerRlAction:

@@ -73,18 +73,18 @@ def rollout_sql(releases: list[dict[str, Any]], inside_version: bool = True) -> 
             f"sum(({CELL_SPREAD} * eo) ^ 2) co FROM g1 GROUP BY k, step, dd, h, u, GROUPING SETS ({across}) "
             "HAVING c IS NULL OR h IS NULL OR u IS NULL), "
             # Each date: the new version's residual beyond the other versions' change that date, and its noise.
-            f"b AS (SELECT *, rn - en * ro / eo beyond, {noise('n')} + (en / eo) ^ 2 * {noise('o')} v FROM g "
+            f"b AS (SELECT *, rn - en * ro / eo y, {noise('n')} + (en / eo) ^ 2 * {noise('o')} v FROM g "
             "WHERE en > 0 AND eo > 0), "
-            "s AS (SELECT k, step, c, h, u, dd + 1 n_dates, sum(rn) OVER w rn_all, sum(en) OVER w en_all, "
-            "sum(beyond) OVER w beyond_all, sum(v) OVER w v_all FROM b "
+            "s AS (SELECT k, step, c, h, u, dd + 1 n_dates, sum(rn) OVER w ra, sum(en) OVER w ea, "
+            "sum(y) OVER w ba, sum(v) OVER w va FROM b "
             "WINDOW w AS (PARTITION BY k, step, c, h, u ORDER BY dd)), "
-            "z AS (SELECT *, beyond_all / sqrt(v_all) z FROM s "
-            f"WHERE n_dates >= {SHORTEST} AND en_all >= {MIN_EXPECTED}), "
-            f"best AS (SELECT k, step, c, h, u FROM z WHERE z <= -{ROLLOUT_Z} "
+            "z AS (SELECT *, ba / sqrt(va) z FROM s "
+            f"WHERE n_dates >= {SHORTEST} AND ea >= {MIN_EXPECTED}), "
+            f"o AS (SELECT k, step, c, h, u FROM z WHERE z <= -{ROLLOUT_Z} "
             "QUALIFY row_number() OVER (PARTITION BY k, step ORDER BY z) = 1) "
-            "SELECT k, step, z.c country, z.h channel, z.u user_type, n_dates, round(rn_all / en_all, 3) change, "
-            "round(z, 1) z FROM z JOIN best USING (k, step) WHERE z.c IS NOT DISTINCT FROM best.c AND "
-            "z.h IS NOT DISTINCT FROM best.h AND z.u IS NOT DISTINCT FROM best.u ORDER BY k, step, n_dates")
+            "SELECT k, step, z.c country, z.h channel, z.u user_type, n_dates, round(ra / ea, 3) change, "
+            "round(z, 1) z FROM z JOIN o USING (k, step) WHERE z.c IS NOT DISTINCT FROM o.c AND "
+            "z.h IS NOT DISTINCT FROM o.h AND z.u IS NOT DISTINCT FROM o.u ORDER BY k, step, n_dates")
 
 
 def _events(columns: str) -> str:
