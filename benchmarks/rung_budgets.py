@@ -12,6 +12,9 @@ What each row measures, on the tier's calibration episodes (task_splits.calibrat
 - typical query: the `query` statements the expert and the scan analyst sent in their own episodes (cuboid scans
   against the same-weekday median, hourly scans, leaf and candidate reads), each replayed through env.step on its
   episode with the episode's tables already sent to a SQL worker;
+- a capable model's query: the `query` statements of the capable LLM's deep transcripts
+  (docs/artifacts/model_transcripts), each replayed on an episode of the tier with the transcript's seed, the
+  tier's defaults (those that the episode answers; a statement the model got wrong is left out);
 - memory: one server process with `--sessions` WebSocket sessions open at once, each the expert's episode played to
   its report; the RSS of the server and its SQL workers over that of the same server with none open, per session;
 - the expert's episode: the characters of its messages (what a model reads and writes), median over those sessions;
@@ -50,6 +53,7 @@ from metric_tracker_rl.view.tool_schemas import openai_tools, schema_chars
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_OUTPUT = ROOT / "artifacts" / "rung_budgets.json"
 PUBLISHED_RESULTS = ROOT / "docs" / "artifacts" / "rung_budgets.json"
+MODEL_TRANSCRIPTS = ROOT / "docs" / "artifacts" / "model_transcripts"
 BLOCK_MARKER = ("<!-- rendered by `python -m benchmarks.rung_budgets --render docs/artifacts/rung_budgets.json`: "
                 "begin -->")
 EXPERT = "deep_expert"
@@ -140,6 +144,26 @@ def recorded_queries(tier: str, first_offset: int, episodes: int) -> list[dict]:
     return queries
 
 
+def model_queries(tier: str, transcripts: Path = MODEL_TRANSCRIPTS) -> list[dict]:
+    """The query statements a capable model sent in its deep transcripts, each on an episode of `tier` with the
+    transcript's seed at the tier's defaults; those the episode refuses (the model's own mistakes) are left out."""
+    env = MetricTrackerRlEnvironment()
+    queries = []
+    for path in sorted(transcripts.glob("deep-*.json")):
+        transcript = json.loads(path.read_text(encoding="utf-8"))
+        reset_kwargs = {"seed": transcript["seed"], "difficulty": tier}
+        env.reset(**reset_kwargs, max_steps=MAX_STEPS)
+        for call in transcript["calls"]:
+            if call["tool"] != "query":
+                continue
+            arguments = dict(call["arguments"])
+            if env.step(MetricTrackerRlAction(analysis_method="query", analysis_args=arguments)).status == "ok":
+                queries.append({"agent": "model", "reset": reset_kwargs, "arguments": arguments,
+                                "kind": query_kind(str(arguments.get("sql", "")))})
+    env.close()
+    return queries
+
+
 # --- reset and query latency -----------------------------------------------------------------------------------
 
 def time_resets(env: MetricTrackerRlEnvironment, tier: str, offsets: range) -> tuple[list[float], list[float]]:
@@ -176,25 +200,29 @@ def time_queries(queries: list[dict]) -> list[float]:
     return samples
 
 
-def bench_latency(tiers: tuple[str, ...], queries: dict[str, list[dict]], offsets: range,
-                  repeats: int) -> dict[str, dict[str, Any]]:
-    """Resets and recorded queries, each repetition taking every tier in turn."""
+def bench_latency(tiers: tuple[str, ...], queries: dict[str, list[dict]], model: dict[str, list[dict]],
+                  offsets: range, repeats: int) -> dict[str, dict[str, Any]]:
+    """Resets, the agents' recorded queries and the model's, each repetition taking every tier in turn."""
     env = MetricTrackerRlEnvironment()
     for tier in tiers:
         time_resets(env, tier, offsets)  # warm-up
     resets = {tier: ([], []) for tier in tiers}
     query_ms: dict[str, list[list[float]]] = {tier: [] for tier in tiers}
+    model_ms: dict[str, list[list[float]]] = {tier: [] for tier in tiers}
     for repeat in range(repeats):
         for tier in tiers:
             wall, cpu = time_resets(env, tier, offsets)
             resets[tier][0].extend(wall)
             resets[tier][1].extend(cpu)
             query_ms[tier].append(time_queries(queries[tier]))
+            model_ms[tier].append(time_queries(model[tier]))
         progress(f"latency: repetition {repeat + 1}/{repeats} "
                  + ", ".join(f"{t} reset p50 {np.median(resets[t][0]):.1f} ms" for t in tiers))
     env.close()
     return {tier: {"reset": {**spread(resets[tier][0]), "cpu_p50_ms": float(np.median(resets[tier][1]))},
-                   "query": query_figures(queries[tier], np.array(query_ms[tier]).T)} for tier in tiers}
+                   "query": query_figures(queries[tier], np.array(query_ms[tier]).T),
+                   "model_query": {**spread(np.ravel(model_ms[tier]).tolist()), "statements": len(model[tier])}}
+            for tier in tiers}
 
 
 def query_figures(queries: list[dict], per_query: np.ndarray) -> dict[str, Any]:
@@ -257,8 +285,11 @@ def measure(args: argparse.Namespace, argv: list[str]) -> dict[str, Any]:
                      "first_offset": args.first_offset, "expert": EXPERT, "scan": SCAN}}
     started = time.perf_counter()
     queries = {tier: recorded_queries(tier, args.first_offset, args.query_episodes) for tier in tiers}
-    progress("recorded " + ", ".join(f"{len(q)} {t} queries" for t, q in queries.items()))
-    latency = bench_latency(tiers, queries, range(args.first_offset, args.first_offset + args.resets), args.repeats)
+    model = {tier: model_queries(tier) for tier in tiers}
+    progress("recorded " + ", ".join(f"{len(q)} {t} queries ({len(model[t])} of the model's)"
+                                      for t, q in queries.items()))
+    latency = bench_latency(tiers, queries, model, range(args.first_offset, args.first_offset + args.resets),
+                            args.repeats)
     sessions = bench_sessions(tiers, args.first_offset, args.sessions, args.session_repeats)
     report["results"] = {tier: {**latency[tier], **sessions[tier],
                                 "schemas": {"chars": schema_chars(tier), "tools": len(openai_tools(tier)),
@@ -278,10 +309,14 @@ def table(report: dict[str, Any]) -> str:
     rows = [
         ("reset p50 (p95)", f"≤ {budgets['reset_p50_ms']:g} ms", "reset_p50_ms", lambda r: r["reset"]["p50_ms"],
          lambda r: f"{r['reset']['p50_ms']:.1f} ms ({r['reset']['p95_ms']:.1f})"),
-        ("typical query p50 (p95)", f"≤ {budgets['query_p50_ms']:g} ms", "query_p50_ms",
+        ("typical query p50 (p95), the agents'", f"≤ {budgets['query_p50_ms']:g} ms", "query_p50_ms",
          lambda r: r["query"]["p50_ms"],
          lambda r: f"{r['query']['p50_ms']:.1f} ms ({r['query']['p95_ms']:.1f}; "
                    f"{r['query']['statements']} statements)"),
+        ("typical query p50 (p95), a capable model's", f"≤ {budgets['query_p50_ms']:g} ms", "query_p50_ms",
+         lambda r: r["model_query"]["p50_ms"],
+         lambda r: f"{r['model_query']['p50_ms']:.1f} ms ({r['model_query']['p95_ms']:.1f}; "
+                   f"{r['model_query']['statements']} statements)"),
         (f"memory a session, {report['settings']['sessions']} open", f"≤ {budgets['mb_per_session']:g} MB",
          "mb_per_session", lambda r: r["memory"]["p50_mb"],
          lambda r: f"{r['memory']['p50_mb']:.1f} MB (max {r['memory']['max_mb']:.1f})"),

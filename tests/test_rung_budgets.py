@@ -17,6 +17,7 @@ from benchmarks.rung_budgets import (
     BLOCK_MARKER,
     PUBLISHED_RESULTS,
     measured_tiers,
+    model_queries,
     query_kind,
     record,
     rendered_block,
@@ -87,3 +88,19 @@ def test_tree_rss_counts_the_processes_under_a_process() -> None:
         assert tree_rss_mb(os.getpid()) > tree_rss_mb(child.pid) + 10  # this process and its child
     finally:
         child.communicate("")
+
+
+def test_the_models_statements_are_its_transcripts_queries_that_the_episode_answers(tmp_path) -> None:
+    """A transcript's query calls, replayed on an episode of the tier with its seed: those answered are timed, a
+    statement the model got wrong is left out, and other tools' calls are not statements."""
+    transcript = json.loads((rung_budgets.MODEL_TRANSCRIPTS / "deep-111316.json").read_text(encoding="utf-8"))
+    sent = [call["arguments"]["sql"] for call in transcript["calls"] if call["tool"] == "query"]
+    wrong = {"tool": "query", "arguments": {"sql": "SELECT no_such_column FROM daily_by_segment"}, "text": ""}
+    transcript["calls"].append(wrong)
+    (tmp_path / "deep-111316.json").write_text(json.dumps(transcript), encoding="utf-8")
+    queries = model_queries("abyss", tmp_path)
+    kept = [query["arguments"]["sql"] for query in queries]
+    assert kept and set(kept) <= set(sent) and kept == [sql for sql in sent if sql in set(kept)]  # in the model's order
+    assert wrong["arguments"]["sql"] not in kept
+    assert all(query["reset"] == {"seed": transcript["seed"], "difficulty": "abyss"} for query in queries)
+    assert len(time_queries(queries)) == len(queries)
