@@ -52,11 +52,13 @@ from metric_tracker_rl.agents.expert_core.cuboid_queries import (
     STEP_NAMES,
     all_stops_sql,
     count_scan_sql,
+    dated_runs,
     run_sql,
     scan_sql,
     series_sql,
     shape_sql,
     shaped_rows,
+    stepped,
     unlabelled,
 )
 from metric_tracker_rl.agents.expert_core.leaf_check import is_blip, leaves_queries
@@ -97,6 +99,9 @@ CONCURRENT_READ = 3  # the strongest falls of the search for a second incident w
 # while a blip (a few per incident over eight weeks) lands on that date, step and overlapping segment about one
 # time in a hundred (and two blips there far more rarely: only one leaf is weighed).
 CONCURRENT_BLIP_ODDS = -4.0
+# The releases query: each release once, its platform, version and first date (all the expert reads of them).
+RELEASES_SQL = ("SELECT DISTINCT platform, app_version, rollout_start FROM releases "
+                "ORDER BY platform DESC, rollout_start")
 KEPT_AT_MOST = 1.0  # a cell pair's low block is an outage only if the other hours gained less than its loss
 
 
@@ -127,12 +132,17 @@ class DeepExpertAgent(FrontierExpertAgent):
         self.narrow_scans = self.leaf_check and "context_tables" in observation.brief.get("segments", {})
         scans = [] if self.narrow_scans else [(f"scan {steps}", query_action(scan_sql(steps, self.max_dims)))
                                               for steps in SCAN_GROUPS]
+        # Each release once, by a query on the releases table where the leaf check runs (abyss): all the expert
+        # reads of it, in get_releases' order (each mobile platform's releases by date, ios first).
+        releases = query_action(RELEASES_SQL) if self.leaf_check else \
+            MetricTrackerRlAction(analysis_method="get_releases", analysis_args={})
         self.plan = [
-            ("releases", MetricTrackerRlAction(analysis_method="get_releases", analysis_args={})),
+            ("releases", releases),
             # The hours of each platform, each country and (where searched) each platform and country together.
             ("hours", query_action(hours_sql(("platform", "country"), self.holidays, cells=self.max_dims >= 2))),
             # The stopped hours of each version and (where searched) of each platform and country together.
-            ("stops", query_action(all_stops_sql() if self.max_dims >= 2 else stops_sql(False))),
+            # Where the leaf check runs (abyss), each step by number (stepped reads it back).
+            ("stops", query_action(all_stops_sql(self.leaf_check) if self.max_dims >= 2 else stops_sql(False))),
             *scans,
             ("scan app_opens", query_action(count_scan_sql(self.max_dims))),
         ]
@@ -210,6 +220,7 @@ class DeepExpertAgent(FrontierExpertAgent):
     def _part_cell_hours(self) -> None:
         """The hours and stops queries' rows that name a platform and a country together (a cell's) go to "cell
         hours" and "cell stops"."""
+        self.results["stops"] = [stepped(row) for row in self.results["stops"]]
         for name in ("hours", "stops"):
             rows = self.results[name]
             self.results[f"cell {name}"] += [row for row in rows if row.get("platform") and row.get("country")]
@@ -271,7 +282,8 @@ class DeepExpertAgent(FrontierExpertAgent):
         and recovering), as rate rows of that cuboid, where no other cuboid was localised on that date and step."""
         day_of = {date: day for day, date in enumerate(self.dates)}
         fell: dict[int, dict[int, dict[str, Any]]] = defaultdict(dict)
-        for row in self.results["series"]:
+        series = dated_runs(self.results["series"], self.series_of) if self.narrow_scans else self.results["series"]
+        for row in series:
             if str(row["date"]) in day_of:
                 fell[int(row["k"])][day_of[str(row["date"])]] = row
         taken = {(str(row["date"]), row["entity_name"]) for row in self.localised or []}

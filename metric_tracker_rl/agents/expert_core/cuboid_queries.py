@@ -231,10 +231,18 @@ def cell_stops_sql() -> str:
             "FROM b GROUP BY ALL ORDER BY date")
 
 
-def all_stops_sql() -> str:
+def all_stops_sql(numbered: bool = False) -> str:
     """stops_sql's rows (per version, with the platform's other versions' `others`) and cell_stops_sql's (per cell
     pair, with the block's `expected` conversions) in one statement: both read the same hours' steps. A row names
-    a country where it is a cell pair's."""
+    a country where it is a cell pair's. `numbered`: a row names its step by number (STEP_NAMES, from the step
+    name's first letter, which tells them apart), in a `step` column in place of entity_name (stepped reads it
+    back); the rows are the same, in the same order."""
+    if numbered:
+        rows = all_stops_sql().removesuffix(" ORDER BY date")
+        initials = "".join(name[0] for name in STEP_NAMES.values())
+        return ("SELECT date, platform, app_version, country, "
+                f"strpos('{initials}', left(entity_name, 1)) step, stopped_hours, others, expected "
+                f"FROM ({rows}) ORDER BY date")
     stops = stops_sql(False)
     version_ctes = stops[stops.index("m AS ("):stops.index(" SELECT g.date")].replace(
         "FROM u WHERE den > 0", "FROM u WHERE country IS NULL AND den > 0")
@@ -252,6 +260,14 @@ def all_stops_sql() -> str:
             "SELECT date, platform, app_version, NULL country, entity_name, stopped_hours, others, expected "
             "FROM s UNION ALL SELECT date, platform, NULL, country, entity_name, max(n), NULL, round(max(expected)) "
             "FROM b GROUP BY ALL ORDER BY date")
+
+
+def stepped(row: dict[str, Any]) -> dict[str, Any]:
+    """A row naming its step by number (a `step` column: all_stops_sql's numbered rows) as one naming its
+    entity_name."""
+    if "step" not in row:
+        return row
+    return {**{k: v for k, v in row.items() if k != "step"}, "entity_name": STEP_NAMES[int(row["step"])]}
 
 
 class LeafResiduals:
@@ -326,11 +342,19 @@ def numbered_leaves(falls: list[dict[str, Any]], on_its_date: bool, first_k: int
 def run_sql(falls: list[dict[str, Any]]) -> str:
     """series_sql's rows (each fall's cuboid and step, the dates it fell beyond RUN_Z), only those of the unbroken
     run of dates around the fall's own (its date comes back whatever it shows): the only dates the expert grows a
-    run with."""
+    run with. A row names its date by `d`, its days after its fall's (dated_runs reads it back)."""
     return (numbered_leaves(falls, on_its_date=False)
             + "g AS (SELECT k, fd, date, sum(r) r, sum(e) e, sum(w) w FROM x GROUP BY ALL), "
             f"z AS (SELECT *, r / sqrt({BASELINE_NOISE} * w + ({CUBOID_SPREAD} * e) ^ 2) z FROM g WHERE e > 0), "
             "y AS (SELECT *, date - fd - row_number() OVER (PARTITION BY k ORDER BY date) i FROM z "
             f"WHERE z <= -{RUN_Z} OR date = fd) "
-            "SELECT k, date, round(r / e, 3) change, round(z, 1) z FROM y "
+            "SELECT k, date - fd d, round(r / e, 3) change, round(z, 1) z FROM y "
             "WHERE i = (SELECT o.i FROM y o WHERE o.k = y.k AND o.date = o.fd) ORDER BY k, date")
+
+
+def dated_runs(rows: list[dict[str, Any]], falls: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """run_sql's rows over `falls`, each with its date (its fall's date and `d` days) in place of `d`."""
+    def date(row: dict[str, Any]) -> str:
+        return str(dt.date.fromisoformat(str(falls[int(row["k"])]["date"])) + dt.timedelta(days=int(row["d"])))
+
+    return [{**{k: v for k, v in row.items() if k != "d"}, "date": date(row)} for row in rows]
