@@ -59,6 +59,7 @@ from metric_tracker_rl.agents.expert_core.cuboid_queries import (
     shape_sql,
     shaped_rows,
     stepped,
+    undated,
     unlabelled,
 )
 from metric_tracker_rl.agents.expert_core.leaf_check import is_blip, leaves_queries
@@ -181,12 +182,13 @@ class DeepExpertAgent(FrontierExpertAgent):
             return self._plan_concurrent()
         self._part_cell_hours()
         if self.narrow_scans and f"scan {SCAN_GROUPS[0]}" not in self.results:
-            self.plan += [(f"scan {steps}", query_action(scan_sql(steps, self.max_dims, self.results["experiments"])))
+            self.plan += [(f"scan {steps}", query_action(scan_sql(steps, self.max_dims, self.results["experiments"],
+                                                                        self.dates[0])))
                           for steps in SCAN_GROUPS]
             return True
         by_key: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
         for steps in SCAN_GROUPS:
-            for row in map(unlabelled, self.results[f"scan {steps}"]):
+            for row in (undated(unlabelled(row), self.dates) for row in self.results[f"scan {steps}"]):
                 step = STEP_NAMES.get(row.get("step", 0))  # steps are numbered from 1
                 if step is not None and row.get("z") is not None and row.get("change") is not None:
                     by_key[(str(row["date"]), step)].append(row)

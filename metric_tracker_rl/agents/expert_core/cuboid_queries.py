@@ -72,11 +72,13 @@ SCAN_GROUPS: tuple[tuple[int, ...], ...] = ((0, 1), (2, 3))
 STEP_NAMES = {position + 1: name for position, (name, _, _) in enumerate(STEPS)}  # a scan row's step, by number
 
 
-def scan_sql(steps: tuple[int, ...], max_dims: int = 3, arms: list[dict[str, Any]] | None = None) -> str:
+def scan_sql(steps: tuple[int, ...], max_dims: int = 3, arms: list[dict[str, Any]] | None = None,
+             first: str | None = None) -> str:
     """Per date and step (of `steps`, positions in STEPS), the strongest cuboids by the z of their leaves' summed
     residuals, where the strongest moved beyond SCAN_Z: each with its step (1 to 4 in funnel order), its change
     (residual over expected conversions), z, residual and expected conversions. Given the experiments (`arms`),
-    only the rows the ripple check and the arm check read come back (narrowed_rows)."""
+    only the rows the ripple check and the arm check read come back (narrowed_rows), each naming its date by its
+    days after `first` (`d`, where given: undated reads it back)."""
     def listed(events: list[str]) -> str:
         return "[" + ", ".join(events) + "]"
 
@@ -100,7 +102,7 @@ def scan_sql(steps: tuple[int, ...], max_dims: int = 3, arms: list[dict[str, Any
                f"z AS (SELECT *, r / sqrt({BASELINE_NOISE} * w + ({CUBOID_SPREAD} * e) ^ 2) z FROM g "
                f"WHERE e >= {MIN_EXPECTED}) ")
     if arms is not None:
-        return scanned + narrowed_rows(arms)
+        return scanned + narrowed_rows(arms, first)
     return (scanned + f"SELECT date, k step, p platform, c country, v app_version, h channel, u user_type, "
             f"round(r / e, 3) change, round(z, 1) z, round(r) r, round(e) e FROM z WHERE abs(z) >= {KEPT_Z} "
             f"QUALIFY max(abs(z)) OVER (PARTITION BY date, k) >= {SCAN_Z} AND row_number() OVER (PARTITION BY "
@@ -112,6 +114,13 @@ def scan_sql(steps: tuple[int, ...], max_dims: int = 3, arms: list[dict[str, Any
 SEGMENT_LABEL = "concat(" + ", '/', ".join(f"s.{ALIAS[field]}" for field in SEGMENT_FIELDS) + ")"
 
 
+def undated(row: dict[str, Any], dates: list[str]) -> dict[str, Any]:
+    """A row naming its date by its days after the first of `dates` (`d`: a narrowed scan's) as one naming its date."""
+    if "d" not in row:
+        return row
+    return {**{k: v for k, v in row.items() if k != "d"}, "date": dates[int(row["d"])]}
+
+
 def unlabelled(row: dict[str, Any]) -> dict[str, Any]:
     """A row with a `segment` label (SEGMENT_LABEL) as a row with a field each (None where the label names none)."""
     if "segment" not in row:
@@ -121,12 +130,14 @@ def unlabelled(row: dict[str, Any]) -> dict[str, Any]:
             **{field: value or None for field, value in zip(SEGMENT_FIELDS, values, strict=True)}}
 
 
-def narrowed_rows(arms: list[dict[str, Any]]) -> str:
+def narrowed_rows(arms: list[dict[str, Any]], first: str | None = None) -> str:
     """The end of a scan statement (after its z CTE) that returns, of each date and step's TOP strongest cuboids,
     only those the expert reads: the strongest, its coarser cuboids (all the ripple check looks up), and an
     experiment's own arm on its target step and dates (the arm check). The rows it leaves out decide nothing. A row
-    names its cuboid by its SEGMENT_LABEL (unlabelled reads it back)."""
+    names its cuboid by its SEGMENT_LABEL (unlabelled reads it back) and, `first` given, its date by its days after
+    that date (d: undated reads it back)."""
     numbers = {name: number for number, name in STEP_NAMES.items()}
+    dated = f"s.date - DATE '{first}' d" if first else "s.date"
     listed = [arm for arm in arms if arm.get("target_step") in numbers
               and any(arm.get(field) is not None for field in ARM_FIELDS)]
     coarser = " AND ".join(f"(s.{a} IS NULL OR s.{a} = b.{a})" for a in ALIAS.values())
@@ -142,7 +153,7 @@ def narrowed_rows(arms: list[dict[str, Any]]) -> str:
                    f"s.date BETWEEN a.f AND a.t AND s.v IS NULL AND {same})")
     return (f", s AS (SELECT *, row_number() OVER (PARTITION BY date, k ORDER BY abs(z) DESC) n FROM z "
             f"WHERE abs(z) >= {KEPT_Z} QUALIFY max(abs(z)) OVER (PARTITION BY date, k) >= {SCAN_Z}) "
-            f"SELECT s.date, s.k step, {SEGMENT_LABEL} segment, "
+            f"SELECT {dated}, s.k step, {SEGMENT_LABEL} segment, "
             "round(s.r / s.e, 3) change, round(s.z, 1) z, round(s.r) r, round(s.e) e FROM s JOIN s b "
             f"ON b.date = s.date AND b.k = s.k AND b.n = 1 WHERE s.n <= {TOP} AND ({coarser}{own_arm}) "
             "ORDER BY s.date, s.k, s.n")
