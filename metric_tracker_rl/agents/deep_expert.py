@@ -131,6 +131,9 @@ class DeepExpertAgent(FrontierExpertAgent):
         self.leaf_check = "incident_shape" in observation.brief.get("segments", {})
         # There the scans wait for the experiments, so as to return only the rows the expert reads (their arms').
         self.narrow_scans = self.leaf_check and "context_tables" in observation.brief.get("segments", {})
+        # Where the leaf check runs, the rows of the count scan, the shape statement and the narrowed scans name
+        # their date by its days after the window's first (undated reads it back).
+        self.day_zero = self.dates[0] if self.leaf_check else None
         scans = [] if self.narrow_scans else [(f"scan {steps}", query_action(scan_sql(steps, self.max_dims)))
                                               for steps in SCAN_GROUPS]
         # Each release once, by a query on the releases table where the leaf check runs (abyss): all the expert
@@ -145,7 +148,7 @@ class DeepExpertAgent(FrontierExpertAgent):
             # Where the leaf check runs (abyss), each step by number (stepped reads it back).
             ("stops", query_action(all_stops_sql(self.leaf_check) if self.max_dims >= 2 else stops_sql(False))),
             *scans,
-            ("scan app_opens", query_action(count_scan_sql(self.max_dims))),
+            ("scan app_opens", query_action(count_scan_sql(self.max_dims, self.day_zero))),
         ]
         # What the team knows besides the counts, to cross-reference (a tier with context tables).
         self.blips: set[tuple[str, str, tuple[Any, ...]]] = set()
@@ -183,7 +186,7 @@ class DeepExpertAgent(FrontierExpertAgent):
         self._part_cell_hours()
         if self.narrow_scans and f"scan {SCAN_GROUPS[0]}" not in self.results:
             self.plan += [(f"scan {steps}", query_action(scan_sql(steps, self.max_dims, self.results["experiments"],
-                                                                        self.dates[0])))
+                                                                        self.day_zero)))
                           for steps in SCAN_GROUPS]
             return True
         by_key: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
@@ -199,14 +202,14 @@ class DeepExpertAgent(FrontierExpertAgent):
         self.localised = [row for row in self.localised if not self._explained(Report(
             str(row["date"]), "conversion_rate", row["entity_name"], "", *segment_of(row)))]
         opens: dict[str, list[dict[str, Any]]] = defaultdict(list)
-        for row in self.results["scan app_opens"]:
+        for row in (undated(row, self.dates) for row in self.results["scan app_opens"]):
             if row.get("z") is not None and str(row["date"]) not in self.holidays:
                 opens[str(row["date"])].append(row)
         self.count_falls = [{**localise(rows), "entity_name": "app_opens"} for _, rows in sorted(opens.items())]
         falls = [row for row in self.localised if row["change"] < 0 and row["entity_name"] != STEPS[0][0]]
         falls += self.count_falls
         if falls:
-            self.plan.append(("shape", query_action(shape_sql(falls, by_day=self.leaf_check))))
+            self.plan.append(("shape", query_action(shape_sql(falls, self.leaf_check, self.day_zero))))
         series_z = SERIES_POOLED_Z if self.leaf_check else SCAN_Z
         self.series_of = sorted((row for row in self.localised if row["change"] < 0 and row["z"] <= -series_z),
                                 key=lambda row: row["z"])[:SERIES_MOST]
@@ -337,7 +340,7 @@ class DeepExpertAgent(FrontierExpertAgent):
         day_of = {date: day for day, date in enumerate(self.dates)}
         fell = {(day_of.get(str(row["date"])), row["entity_name"]) for row in self.results["rates"]
                 if row["change"] < 0}
-        shape = shaped_rows(self.results["shape"])
+        shape = shaped_rows([undated(row, self.dates) for row in self.results["shape"]])
         blocks = {(str(row["date"]), row["entity_name"]) for row in shape
                   if row.get("block_share") is not None and (row["block_share"] >= SURE_BLOCK_SHARE or (
                       row["block_share"] >= BLOCK_SHARE and not any(

@@ -159,11 +159,12 @@ def narrowed_rows(arms: list[dict[str, Any]], first: str | None = None) -> str:
             "ORDER BY s.date, s.k, s.n")
 
 
-def count_scan_sql(max_dims: int = 3) -> str:
+def count_scan_sql(max_dims: int = 3, start: str | None = None) -> str:
     """Per date, the cuboids of platform and country (the fields hours are served for, to which an outage is
     confined) whose app opens fell furthest below their leaves' same-weekday medians (sampling plus a day's demand
     spread), on dates where the strongest fell beyond SCAN_Z: the opens an outage loses, or a segment's demand swing
-    (the hours tell them apart)."""
+    (the hours tell them apart). `start` given, a row names its date by its days after it (d: undated reads it
+    back)."""
     sums = f"sum(o - q) r, sum(q) e, sum(q + ({LEAF_SPREAD} * q) ^ 2) w"
     sets = [fields for fields in cuboid_sets(max_dims) if set(fields) <= {"platform", "country"}]
     return ("WITH t AS (SELECT date, platform p, country c, channel h, user_type u, sum(app_opens) o "
@@ -172,7 +173,8 @@ def count_scan_sql(max_dims: int = 3) -> str:
             "PRECEDING AND UNBOUNDED FOLLOWING EXCLUDE CURRENT ROW) q FROM t), "
             f"g AS ({_grouped(sets, 'q', sums).replace('NULL v', 'NULL::VARCHAR v')}), "
             f"z AS (SELECT *, r / sqrt(w + ({DEMAND_SPREAD} * e) ^ 2) z FROM g WHERE e >= {MIN_EXPECTED}) "
-            "SELECT date, p platform, c country, round(r / e, 3) change, round(z, 1) z, "
+            f"SELECT {f'date - DATE {start!r} d' if start else 'date'}, p platform, c country, "
+            "round(r / e, 3) change, round(z, 1) z, "
             f"round(r) r, round(e) e FROM z WHERE z <= -{KEPT_Z} QUALIFY min(z) OVER (PARTITION BY date) <= -{SCAN_Z} "
             f"AND row_number() OVER (PARTITION BY date ORDER BY z) <= {TOP} ORDER BY date, z")
 
@@ -181,13 +183,14 @@ def count_scan_sql(max_dims: int = 3) -> str:
 SHAPED = [*((name, EVENT_OF[n], EVENT_OF[d]) for name, n, d in STEPS), ("app_opens", "app_opens", "1")]
 
 
-def shape_sql(falls: list[dict[str, Any]], by_day: bool = False) -> str:
+def shape_sql(falls: list[dict[str, Any]], by_day: bool = False, start: str | None = None) -> str:
     """Per localised fall (date, step, the cuboid's cell fields), the share of the day's lost conversions that
     fell within the worst BLOCK_HOURS consecutive hours, against each hour's same-weekday median: near 1 for a
     block of hours (a break), near the block's share of the day's traffic for a fall that lasts the day. Hourly
     counts exist per cell, so a cuboid naming a channel or user type is read on its cells (diluted alike in
     every hour). A row names its step by number (s, 1 based, in SHAPED): shaped_rows reads it back. `by_day`: the
-    falls are listed by their dates after the first fall's, '' for a field a fall does not name (fewer characters)."""
+    falls are listed by their dates after the first fall's, '' for a field a fall does not name (fewer characters).
+    `start` given, a row names its date by its days after it (d: undated reads it back)."""
     number = {name: k + 1 for k, (name, _, _) in enumerate(SHAPED)}
     wanted = ", ".join(
         f"({'DATE ' if i == 0 else ''}'{row['date']}', {number[row['entity_name']]}, "
@@ -215,8 +218,8 @@ def shape_sql(falls: list[dict[str, Any]], by_day: bool = False) -> str:
             f"w AS (SELECT dd, s, sum(r) OVER (PARTITION BY dd, s ORDER BY hour ROWS BETWEEN "
             f"CURRENT ROW AND {BLOCK_HOURS - 1} FOLLOWING) block, sum(r) OVER (PARTITION BY dd, s) total "
             "FROM b) "
-            "SELECT dd date, s, round(min(block) / min(total), 2) block_share FROM w "
-            "WHERE total < 0 GROUP BY ALL ORDER BY date")
+            f"SELECT {f'dd - DATE {start!r} d' if start else 'dd date'}, s, round(min(block) / min(total), 2) "
+            f"block_share FROM w WHERE total < 0 GROUP BY ALL ORDER BY {'d' if start else 'date'}")
 
 
 def shaped_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
