@@ -45,7 +45,13 @@ from typing import Any
 from metric_tracker_rl.agents.base import register_agent
 from metric_tracker_rl.agents.expert_core import change_points, concurrency
 from metric_tracker_rl.agents.expert_core import classification as classify
-from metric_tracker_rl.agents.expert_core.context import EXPLAINING_TABLES, beyond_arms, explained
+from metric_tracker_rl.agents.expert_core.context import (
+    CONTEXT_SQL,
+    EXPLAINING_TABLES,
+    beyond_arms,
+    context_tables,
+    explained,
+)
 from metric_tracker_rl.agents.expert_core.cuboid_queries import (
     SCAN_GROUPS,
     SCAN_Z,
@@ -162,7 +168,9 @@ class DeepExpertAgent(FrontierExpertAgent):
         self.concurrent_bar = 0.0
         listed = observation.brief.get("segments", {}).get("dimensions", {})
         self.dimension_values = {field: str(listed.get(field, "")).split(",") for field in concurrency.FIELDS}
-        if "context_tables" in observation.brief.get("segments", {}):
+        if self.narrow_scans:  # the three tables in one query (context_tables parts its rows)
+            self.plan.append(("context", query_action(CONTEXT_SQL)))
+        elif "context_tables" in observation.brief.get("segments", {}):
             self.plan += [(table, MetricTrackerRlAction(analysis_method="get_context", analysis_args={"table": table}))
                           for table in EXPLAINING_TABLES]
         # Weeks-long falls, where the brief lists a kind graded against the dates before its change point.
@@ -184,6 +192,8 @@ class DeepExpertAgent(FrontierExpertAgent):
         if self.localised is not None:
             return self._plan_concurrent()
         self._part_cell_hours()
+        if "context" in self.results:
+            self.results.update(context_tables(self.results.pop("context")))
         if self.narrow_scans and f"scan {SCAN_GROUPS[0]}" not in self.results:
             self.plan += [(f"scan {steps}", query_action(scan_sql(steps, self.max_dims, self.results["experiments"],
                                                                         self.day_zero)))
