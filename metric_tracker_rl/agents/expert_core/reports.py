@@ -4,6 +4,7 @@ that every number submitted stands in a tool result."""
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -60,7 +61,8 @@ def values_sql(rows: list[Report], fields: tuple[str, ...] = CELL_FIELDS, labell
     published baseline and severity rules. Each segment, entity and entity type is listed once (g, numbered k),
     each row by
     its date and k (r): a run of dates names its segment once. `labelled`: a row names its segment in one cell,
-    its fields between slashes (cuboid_queries.SEGMENT_LABEL)."""
+    its fields between slashes (cuboid_queries.SEGMENT_LABEL), and the statement is shorter: g names its fields by
+    one letter ('' for a field a segment does not name), r each date by its days after the first."""
     def key(r: Report) -> tuple[str | None, ...]:
         return (*(getattr(r, name) for name in fields), r.entity_name, r.entity_type)
 
@@ -77,7 +79,7 @@ def values_sql(rows: list[Report], fields: tuple[str, ...] = CELL_FIELDS, labell
     segment = ", ".join(f"g.{name}" for name in fields)
     inside = " AND ".join(f"(g.{name} IS NULL OR x.{name} = g.{name})" for name in fields)
     entity = "g.entity_type, g.entity_name"
-    if labelled:  # g's columns by one letter, '' for a field a segment does not name
+    if labelled:  # g's columns by one letter, '' for a field a segment does not name; r's dates by day (below)
         alias = {name: LABEL_ALIAS[name] for name in fields}
         segments = ", ".join(f"({k}, " + ", ".join(sql_text(value or "") for value in key[:-2])
                              + f", '{key[-2]}', '{key[-1]}')" for k, key in enumerate(keys))
@@ -88,8 +90,12 @@ def values_sql(rows: list[Report], fields: tuple[str, ...] = CELL_FIELDS, labell
     else:
         listed += ", entity_name, entity_type"
     named_by = "g.n" if labelled else "g.entity_name"
-    return (f"WITH g(k, {listed}) AS (VALUES {segments}), "
-            f"r(date, k) AS (VALUES {wanted}), "
+    dates = f"r(date, k) AS (VALUES {wanted})"
+    if labelled:  # each row's date by its days after the first row's
+        first = min(dt.date.fromisoformat(r.date) for r in rows)
+        days = ", ".join(f"({(dt.date.fromisoformat(r.date) - first).days}, {number[key(r)]})" for r in rows)
+        dates = f"r AS (SELECT DATE '{first}' + i date, k FROM (VALUES {days}) r(i, k))"
+    return (f"WITH g(k, {listed}) AS (VALUES {segments}), {dates}, "
             f"d AS (SELECT x.date, g.k, CASE {named_by} {cases} END v FROM daily_by_segment x JOIN g ON {inside} "
             f"GROUP BY x.date, g.k, {named_by}), "
             f"e AS (SELECT r.date, {segment}, {entity}, "
