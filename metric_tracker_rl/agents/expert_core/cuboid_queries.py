@@ -326,30 +326,30 @@ def series_sql(falls: list[dict[str, Any]]) -> str:
 
 
 def numbered_leaves(falls: list[dict[str, Any]], on_its_date: bool, first_k: int = 0) -> str:
-    """The start of a statement over the falls' leaves, steps read by number (the shortest that says it): f (each
-    fall's k, from first_k, its date fd (listed as i, its dates after the falls' first), step number fs and cuboid
-    fp to fu, '' where it names none, named apart from the leaves' columns so that q joins l by name), l (each
-    leaf's numerator n and denominator d of every step), q (their same-weekday median), and x (each fall's k and
-    fall date fd, and the leaves inside its cuboid, on its date where `on_its_date`: their date, residual r,
-    expected conversions e and variance w)."""
+    """The start of a statement over the falls' leaves, steps read by number (the shortest that says it): f (each fall's
+    k, from first_k, its date fd (listed as i, its dates after the falls' first), step number fs and cuboid as fg, a
+    pattern of its fields between slashes, * where it names none, that the leaf's own g, its fields between slashes,
+    matches), l (each leaf's g, numerator n and denominator d of every step), q (their same-weekday median), and x (each
+    fall's k and fall date fd, and the leaves inside its cuboid, on its date where `on_its_date`: their date, residual
+    r, expected conversions e and variance w)."""
     numbers = {name: number for number, name in STEP_NAMES.items()}
     first = min(dt.date.fromisoformat(str(row["date"])) for row in falls)
     wanted = ", ".join(f"({first_k + k}, {(dt.date.fromisoformat(str(row['date'])) - first).days}, "
                        f"{numbers[row['entity_name']]}, "
-                       + ", ".join(sql_text(row.get(f) or "") for f in SEGMENT_FIELDS) + ")"
+                       + sql_text("/".join(row.get(f) or "*" for f in SEGMENT_FIELDS)) + ")"
                        for k, row in enumerate(falls))
-    inside = " AND ".join(f"(f{a} = '' OR l.{a} = f{a})" for a in ALIAS.values())
+    label = "concat(" + ", '/', ".join(ALIAS.values()) + ")"
     numerators = ", ".join(EVENT_OF[n] for _, n, _ in STEPS)
     denominators = ", ".join(EVENT_OF[d] for _, _, d in STEPS)
-    return (f"WITH f AS (SELECT *, DATE '{first}' + i fd FROM (VALUES {wanted}) f(k, i, fs, fp, fc, fv, fh, fu)), "
-            "l AS (SELECT date, platform p, country c, app_version v, channel h, user_type u, "
+    return (f"WITH f AS (SELECT *, DATE '{first}' + i fd FROM (VALUES {wanted}) f(k, i, fs, fg)), "
+            f"l AS (SELECT date, platform p, country c, app_version v, channel h, user_type u, {label} g, "
             f"unnest([{', '.join(map(str, STEP_NAMES))}]) s, unnest([{numerators}]) n, unnest([{denominators}]) d "
             "FROM daily_by_segment), "
             "q AS (SELECT date, s, p, c, h, u, median(n / d) FILTER (d > 0) OVER (PARTITION BY s, p, c, h, u, "
             "isodow(date) ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING EXCLUDE CURRENT ROW) q "
             "FROM (SELECT date, s, p, c, h, u, sum(n) n, sum(d) d FROM l GROUP BY ALL)), "
             f"x AS (SELECT k, fd, l.date, n - q * d r, q * d e, greatest(q * (1 - q), {RATE_FLOOR} * q) * d w "
-            f"FROM f JOIN l ON {'l.date = fd AND ' if on_its_date else ''}l.s = fs AND {inside} "
+            f"FROM f JOIN l ON {'l.date = fd AND ' if on_its_date else ''}l.s = fs AND l.g GLOB fg "
             "JOIN q USING (date, s, p, c, h, u)), ")
 
 
