@@ -45,18 +45,27 @@ from typing import Any
 from metric_tracker_rl.agents.base import register_agent
 from metric_tracker_rl.agents.expert_core import change_points, concurrency
 from metric_tracker_rl.agents.expert_core import classification as classify
-from metric_tracker_rl.agents.expert_core.context import EXPLAINING_TABLES, beyond_arms, explained
+from metric_tracker_rl.agents.expert_core.context import (
+    CONTEXT_SQL,
+    EXPLAINING_TABLES,
+    beyond_arms,
+    context_tables,
+    explained,
+)
 from metric_tracker_rl.agents.expert_core.cuboid_queries import (
     SCAN_GROUPS,
     SCAN_Z,
     STEP_NAMES,
     all_stops_sql,
     count_scan_sql,
+    dated_runs,
     run_sql,
     scan_sql,
     series_sql,
     shape_sql,
     shaped_rows,
+    stepped,
+    undated,
     unlabelled,
 )
 from metric_tracker_rl.agents.expert_core.leaf_check import is_blip, leaves_queries
@@ -97,6 +106,9 @@ CONCURRENT_READ = 3  # the strongest falls of the search for a second incident w
 # while a blip (a few per incident over eight weeks) lands on that date, step and overlapping segment about one
 # time in a hundred (and two blips there far more rarely: only one leaf is weighed).
 CONCURRENT_BLIP_ODDS = -4.0
+# The releases query: each release once, its platform, version and first date (all the expert reads of them).
+RELEASES_SQL = ("SELECT DISTINCT platform, app_version, rollout_start FROM releases "
+                "ORDER BY platform DESC, rollout_start")
 KEPT_AT_MOST = 1.0  # a cell pair's low block is an outage only if the other hours gained less than its loss
 
 
@@ -125,16 +137,24 @@ class DeepExpertAgent(FrontierExpertAgent):
         self.leaf_check = "incident_shape" in observation.brief.get("segments", {})
         # There the scans wait for the experiments, so as to return only the rows the expert reads (their arms').
         self.narrow_scans = self.leaf_check and "context_tables" in observation.brief.get("segments", {})
+        # Where the leaf check runs, the rows of the count scan, the shape statement and the narrowed scans name
+        # their date by its days after the window's first (undated reads it back).
+        self.day_zero = self.dates[0] if self.leaf_check else None
         scans = [] if self.narrow_scans else [(f"scan {steps}", query_action(scan_sql(steps, self.max_dims)))
                                               for steps in SCAN_GROUPS]
+        # Each release once, by a query on the releases table where the leaf check runs (abyss): all the expert
+        # reads of it, in get_releases' order (each mobile platform's releases by date, ios first).
+        releases = query_action(RELEASES_SQL) if self.leaf_check else \
+            MetricTrackerRlAction(analysis_method="get_releases", analysis_args={})
         self.plan = [
-            ("releases", MetricTrackerRlAction(analysis_method="get_releases", analysis_args={})),
+            ("releases", releases),
             # The hours of each platform, each country and (where searched) each platform and country together.
             ("hours", query_action(hours_sql(("platform", "country"), self.holidays, cells=self.max_dims >= 2))),
             # The stopped hours of each version and (where searched) of each platform and country together.
-            ("stops", query_action(all_stops_sql() if self.max_dims >= 2 else stops_sql(False))),
+            # Where the leaf check runs (abyss), each step by number (stepped reads it back).
+            ("stops", query_action(all_stops_sql(self.leaf_check) if self.max_dims >= 2 else stops_sql(False))),
             *scans,
-            ("scan app_opens", query_action(count_scan_sql(self.max_dims))),
+            ("scan app_opens", query_action(count_scan_sql(self.max_dims, self.day_zero))),
         ]
         # What the team knows besides the counts, to cross-reference (a tier with context tables).
         self.blips: set[tuple[str, str, tuple[Any, ...]]] = set()
@@ -148,7 +168,9 @@ class DeepExpertAgent(FrontierExpertAgent):
         self.concurrent_bar = 0.0
         listed = observation.brief.get("segments", {}).get("dimensions", {})
         self.dimension_values = {field: str(listed.get(field, "")).split(",") for field in concurrency.FIELDS}
-        if "context_tables" in observation.brief.get("segments", {}):
+        if self.narrow_scans:  # the three tables in one query (context_tables parts its rows)
+            self.plan.append(("context", query_action(CONTEXT_SQL)))
+        elif "context_tables" in observation.brief.get("segments", {}):
             self.plan += [(table, MetricTrackerRlAction(analysis_method="get_context", analysis_args={"table": table}))
                           for table in EXPLAINING_TABLES]
         # Weeks-long falls, where the brief lists a kind graded against the dates before its change point.
@@ -170,13 +192,16 @@ class DeepExpertAgent(FrontierExpertAgent):
         if self.localised is not None:
             return self._plan_concurrent()
         self._part_cell_hours()
+        if "context" in self.results:
+            self.results.update(context_tables(self.results.pop("context")))
         if self.narrow_scans and f"scan {SCAN_GROUPS[0]}" not in self.results:
-            self.plan += [(f"scan {steps}", query_action(scan_sql(steps, self.max_dims, self.results["experiments"])))
+            self.plan += [(f"scan {steps}", query_action(scan_sql(steps, self.max_dims, self.results["experiments"],
+                                                                        self.day_zero)))
                           for steps in SCAN_GROUPS]
             return True
         by_key: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
         for steps in SCAN_GROUPS:
-            for row in map(unlabelled, self.results[f"scan {steps}"]):
+            for row in (undated(unlabelled(row), self.dates) for row in self.results[f"scan {steps}"]):
                 step = STEP_NAMES.get(row.get("step", 0))  # steps are numbered from 1
                 if step is not None and row.get("z") is not None and row.get("change") is not None:
                     by_key[(str(row["date"]), step)].append(row)
@@ -187,14 +212,14 @@ class DeepExpertAgent(FrontierExpertAgent):
         self.localised = [row for row in self.localised if not self._explained(Report(
             str(row["date"]), "conversion_rate", row["entity_name"], "", *segment_of(row)))]
         opens: dict[str, list[dict[str, Any]]] = defaultdict(list)
-        for row in self.results["scan app_opens"]:
+        for row in (undated(row, self.dates) for row in self.results["scan app_opens"]):
             if row.get("z") is not None and str(row["date"]) not in self.holidays:
                 opens[str(row["date"])].append(row)
         self.count_falls = [{**localise(rows), "entity_name": "app_opens"} for _, rows in sorted(opens.items())]
         falls = [row for row in self.localised if row["change"] < 0 and row["entity_name"] != STEPS[0][0]]
         falls += self.count_falls
         if falls:
-            self.plan.append(("shape", query_action(shape_sql(falls, by_day=self.leaf_check))))
+            self.plan.append(("shape", query_action(shape_sql(falls, self.leaf_check, self.day_zero))))
         series_z = SERIES_POOLED_Z if self.leaf_check else SCAN_Z
         self.series_of = sorted((row for row in self.localised if row["change"] < 0 and row["z"] <= -series_z),
                                 key=lambda row: row["z"])[:SERIES_MOST]
@@ -210,6 +235,7 @@ class DeepExpertAgent(FrontierExpertAgent):
     def _part_cell_hours(self) -> None:
         """The hours and stops queries' rows that name a platform and a country together (a cell's) go to "cell
         hours" and "cell stops"."""
+        self.results["stops"] = [stepped(row) for row in self.results["stops"]]
         for name in ("hours", "stops"):
             rows = self.results[name]
             self.results[f"cell {name}"] += [row for row in rows if row.get("platform") and row.get("country")]
@@ -271,7 +297,8 @@ class DeepExpertAgent(FrontierExpertAgent):
         and recovering), as rate rows of that cuboid, where no other cuboid was localised on that date and step."""
         day_of = {date: day for day, date in enumerate(self.dates)}
         fell: dict[int, dict[int, dict[str, Any]]] = defaultdict(dict)
-        for row in self.results["series"]:
+        series = dated_runs(self.results["series"], self.series_of) if self.narrow_scans else self.results["series"]
+        for row in series:
             if str(row["date"]) in day_of:
                 fell[int(row["k"])][day_of[str(row["date"])]] = row
         taken = {(str(row["date"]), row["entity_name"]) for row in self.localised or []}
@@ -323,7 +350,7 @@ class DeepExpertAgent(FrontierExpertAgent):
         day_of = {date: day for day, date in enumerate(self.dates)}
         fell = {(day_of.get(str(row["date"])), row["entity_name"]) for row in self.results["rates"]
                 if row["change"] < 0}
-        shape = shaped_rows(self.results["shape"])
+        shape = shaped_rows([undated(row, self.dates) for row in self.results["shape"]])
         blocks = {(str(row["date"]), row["entity_name"]) for row in shape
                   if row.get("block_share") is not None and (row["block_share"] >= SURE_BLOCK_SHARE or (
                       row["block_share"] >= BLOCK_SHARE and not any(

@@ -1,8 +1,8 @@
 """Context: what the team knows besides the counts (the experiments, campaigns and holidays tables, one get_context
-each) explains a move as benign. An experiment's intended effect on its target step in its arm during its dates is
-not an incident, nor is the traffic a country's holiday or a channel x country campaign moved. Context never adds a
-finding the data does not show (so the partner status log, which explains payment incidents and finds none, is not
-read)."""
+each, or at abyss one query: CONTEXT_SQL) explains a move as benign. An experiment's intended effect on its target
+step in its arm during its dates is not an incident, nor is the traffic a country's holiday or a channel x country
+campaign moved. Context never adds a finding the data does not show (so the partner status log, which explains
+payment incidents and finds none, is not read)."""
 
 from __future__ import annotations
 
@@ -18,6 +18,23 @@ from metric_tracker_rl.world.segments import SEGMENT_FIELDS
 # finds one, so it is not read).
 EXPLAINING_TABLES = ("experiments", "campaigns", "holidays")
 ARM_SHARE = 0.5
+# The three tables in one query (abyss), without the names the expert never reads: a row is an experiment's where
+# it names a target step, a holiday's where it has a date, else a campaign's (context_tables tells them apart).
+CONTEXT_SQL = ("SELECT * EXCLUDE (experiment) FROM experiments UNION ALL BY NAME "
+               "SELECT * EXCLUDE (campaign) FROM campaigns UNION ALL BY NAME SELECT * EXCLUDE (name) FROM holidays")
+CONTEXT_COLUMNS = {"experiments": ("platform", "country", "channel", "user_type", "target_step", "start_date",
+                                   "end_date"),
+                   "campaigns": ("channel", "country", "start_date", "end_date"), "holidays": ("date", "country")}
+
+
+def context_tables(rows: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    """CONTEXT_SQL's rows as the three tables' (each with the columns the expert reads), in the order read."""
+    def table(row: dict[str, Any]) -> str:
+        return "experiments" if row.get("target_step") is not None else \
+            "holidays" if row.get("date") is not None else "campaigns"
+
+    return {name: [{column: row.get(column) for column in columns} for row in rows if table(row) == name]
+            for name, columns in CONTEXT_COLUMNS.items()}
 
 
 def beyond_arms(experiments: list[dict[str, Any]], row: dict[str, Any], candidates: list[dict[str, Any]]) -> bool:

@@ -72,11 +72,13 @@ SCAN_GROUPS: tuple[tuple[int, ...], ...] = ((0, 1), (2, 3))
 STEP_NAMES = {position + 1: name for position, (name, _, _) in enumerate(STEPS)}  # a scan row's step, by number
 
 
-def scan_sql(steps: tuple[int, ...], max_dims: int = 3, arms: list[dict[str, Any]] | None = None) -> str:
+def scan_sql(steps: tuple[int, ...], max_dims: int = 3, arms: list[dict[str, Any]] | None = None,
+             first: str | None = None) -> str:
     """Per date and step (of `steps`, positions in STEPS), the strongest cuboids by the z of their leaves' summed
     residuals, where the strongest moved beyond SCAN_Z: each with its step (1 to 4 in funnel order), its change
     (residual over expected conversions), z, residual and expected conversions. Given the experiments (`arms`),
-    only the rows the ripple check and the arm check read come back (narrowed_rows)."""
+    only the rows the ripple check and the arm check read come back (narrowed_rows), each naming its date by its
+    days after `first` (`d`, where given: undated reads it back)."""
     def listed(events: list[str]) -> str:
         return "[" + ", ".join(events) + "]"
 
@@ -100,7 +102,7 @@ def scan_sql(steps: tuple[int, ...], max_dims: int = 3, arms: list[dict[str, Any
                f"z AS (SELECT *, r / sqrt({BASELINE_NOISE} * w + ({CUBOID_SPREAD} * e) ^ 2) z FROM g "
                f"WHERE e >= {MIN_EXPECTED}) ")
     if arms is not None:
-        return scanned + narrowed_rows(arms)
+        return scanned + narrowed_rows(arms, first)
     return (scanned + f"SELECT date, k step, p platform, c country, v app_version, h channel, u user_type, "
             f"round(r / e, 3) change, round(z, 1) z, round(r) r, round(e) e FROM z WHERE abs(z) >= {KEPT_Z} "
             f"QUALIFY max(abs(z)) OVER (PARTITION BY date, k) >= {SCAN_Z} AND row_number() OVER (PARTITION BY "
@@ -112,6 +114,13 @@ def scan_sql(steps: tuple[int, ...], max_dims: int = 3, arms: list[dict[str, Any
 SEGMENT_LABEL = "concat(" + ", '/', ".join(f"s.{ALIAS[field]}" for field in SEGMENT_FIELDS) + ")"
 
 
+def undated(row: dict[str, Any], dates: list[str]) -> dict[str, Any]:
+    """A row naming its date by its days after the first of `dates` (`d`: a narrowed scan's) as one naming its date."""
+    if "d" not in row:
+        return row
+    return {**{k: v for k, v in row.items() if k != "d"}, "date": dates[int(row["d"])]}
+
+
 def unlabelled(row: dict[str, Any]) -> dict[str, Any]:
     """A row with a `segment` label (SEGMENT_LABEL) as a row with a field each (None where the label names none)."""
     if "segment" not in row:
@@ -121,12 +130,14 @@ def unlabelled(row: dict[str, Any]) -> dict[str, Any]:
             **{field: value or None for field, value in zip(SEGMENT_FIELDS, values, strict=True)}}
 
 
-def narrowed_rows(arms: list[dict[str, Any]]) -> str:
+def narrowed_rows(arms: list[dict[str, Any]], first: str | None = None) -> str:
     """The end of a scan statement (after its z CTE) that returns, of each date and step's TOP strongest cuboids,
     only those the expert reads: the strongest, its coarser cuboids (all the ripple check looks up), and an
     experiment's own arm on its target step and dates (the arm check). The rows it leaves out decide nothing. A row
-    names its cuboid by its SEGMENT_LABEL (unlabelled reads it back)."""
+    names its cuboid by its SEGMENT_LABEL (unlabelled reads it back) and, `first` given, its date by its days after
+    that date (d: undated reads it back)."""
     numbers = {name: number for number, name in STEP_NAMES.items()}
+    dated = f"s.date - DATE '{first}' d" if first else "s.date"
     listed = [arm for arm in arms if arm.get("target_step") in numbers
               and any(arm.get(field) is not None for field in ARM_FIELDS)]
     coarser = " AND ".join(f"(s.{a} IS NULL OR s.{a} = b.{a})" for a in ALIAS.values())
@@ -142,17 +153,18 @@ def narrowed_rows(arms: list[dict[str, Any]]) -> str:
                    f"s.date BETWEEN a.f AND a.t AND s.v IS NULL AND {same})")
     return (f", s AS (SELECT *, row_number() OVER (PARTITION BY date, k ORDER BY abs(z) DESC) n FROM z "
             f"WHERE abs(z) >= {KEPT_Z} QUALIFY max(abs(z)) OVER (PARTITION BY date, k) >= {SCAN_Z}) "
-            f"SELECT s.date, s.k step, {SEGMENT_LABEL} segment, "
+            f"SELECT {dated}, s.k step, {SEGMENT_LABEL} segment, "
             "round(s.r / s.e, 3) change, round(s.z, 1) z, round(s.r) r, round(s.e) e FROM s JOIN s b "
             f"ON b.date = s.date AND b.k = s.k AND b.n = 1 WHERE s.n <= {TOP} AND ({coarser}{own_arm}) "
             "ORDER BY s.date, s.k, s.n")
 
 
-def count_scan_sql(max_dims: int = 3) -> str:
+def count_scan_sql(max_dims: int = 3, start: str | None = None) -> str:
     """Per date, the cuboids of platform and country (the fields hours are served for, to which an outage is
     confined) whose app opens fell furthest below their leaves' same-weekday medians (sampling plus a day's demand
     spread), on dates where the strongest fell beyond SCAN_Z: the opens an outage loses, or a segment's demand swing
-    (the hours tell them apart)."""
+    (the hours tell them apart). `start` given, a row names its date by its days after it (d: undated reads it
+    back)."""
     sums = f"sum(o - q) r, sum(q) e, sum(q + ({LEAF_SPREAD} * q) ^ 2) w"
     sets = [fields for fields in cuboid_sets(max_dims) if set(fields) <= {"platform", "country"}]
     return ("WITH t AS (SELECT date, platform p, country c, channel h, user_type u, sum(app_opens) o "
@@ -161,7 +173,8 @@ def count_scan_sql(max_dims: int = 3) -> str:
             "PRECEDING AND UNBOUNDED FOLLOWING EXCLUDE CURRENT ROW) q FROM t), "
             f"g AS ({_grouped(sets, 'q', sums).replace('NULL v', 'NULL::VARCHAR v')}), "
             f"z AS (SELECT *, r / sqrt(w + ({DEMAND_SPREAD} * e) ^ 2) z FROM g WHERE e >= {MIN_EXPECTED}) "
-            "SELECT date, p platform, c country, round(r / e, 3) change, round(z, 1) z, "
+            f"SELECT {f'date - DATE {start!r} d' if start else 'date'}, p platform, c country, "
+            "round(r / e, 3) change, round(z, 1) z, "
             f"round(r) r, round(e) e FROM z WHERE z <= -{KEPT_Z} QUALIFY min(z) OVER (PARTITION BY date) <= -{SCAN_Z} "
             f"AND row_number() OVER (PARTITION BY date ORDER BY z) <= {TOP} ORDER BY date, z")
 
@@ -170,13 +183,14 @@ def count_scan_sql(max_dims: int = 3) -> str:
 SHAPED = [*((name, EVENT_OF[n], EVENT_OF[d]) for name, n, d in STEPS), ("app_opens", "app_opens", "1")]
 
 
-def shape_sql(falls: list[dict[str, Any]], by_day: bool = False) -> str:
+def shape_sql(falls: list[dict[str, Any]], by_day: bool = False, start: str | None = None) -> str:
     """Per localised fall (date, step, the cuboid's cell fields), the share of the day's lost conversions that
     fell within the worst BLOCK_HOURS consecutive hours, against each hour's same-weekday median: near 1 for a
     block of hours (a break), near the block's share of the day's traffic for a fall that lasts the day. Hourly
     counts exist per cell, so a cuboid naming a channel or user type is read on its cells (diluted alike in
     every hour). A row names its step by number (s, 1 based, in SHAPED): shaped_rows reads it back. `by_day`: the
-    falls are listed by their dates after the first fall's, '' for a field a fall does not name (fewer characters)."""
+    falls are listed by their dates after the first fall's, '' for a field a fall does not name (fewer characters).
+    `start` given, a row names its date by its days after it (d: undated reads it back)."""
     number = {name: k + 1 for k, (name, _, _) in enumerate(SHAPED)}
     wanted = ", ".join(
         f"({'DATE ' if i == 0 else ''}'{row['date']}', {number[row['entity_name']]}, "
@@ -204,8 +218,8 @@ def shape_sql(falls: list[dict[str, Any]], by_day: bool = False) -> str:
             f"w AS (SELECT dd, s, sum(r) OVER (PARTITION BY dd, s ORDER BY hour ROWS BETWEEN "
             f"CURRENT ROW AND {BLOCK_HOURS - 1} FOLLOWING) block, sum(r) OVER (PARTITION BY dd, s) total "
             "FROM b) "
-            "SELECT dd date, s, round(min(block) / min(total), 2) block_share FROM w "
-            "WHERE total < 0 GROUP BY ALL ORDER BY date")
+            f"SELECT {f'dd - DATE {start!r} d' if start else 'dd date'}, s, round(min(block) / min(total), 2) "
+            f"block_share FROM w WHERE total < 0 GROUP BY ALL ORDER BY {'d' if start else 'date'}")
 
 
 def shaped_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -231,10 +245,15 @@ def cell_stops_sql() -> str:
             "FROM b GROUP BY ALL ORDER BY date")
 
 
-def all_stops_sql() -> str:
+def all_stops_sql(numbered: bool = False) -> str:
     """stops_sql's rows (per version, with the platform's other versions' `others`) and cell_stops_sql's (per cell
     pair, with the block's `expected` conversions) in one statement: both read the same hours' steps. A row names
-    a country where it is a cell pair's."""
+    a country where it is a cell pair's. `numbered`: each step by number (STEP_NAMES), in a `step` column in place
+    of entity_name (stepped reads it back)."""
+    if numbered:
+        names = ", ".join(f"'{name}'" for name in STEP_NAMES.values())
+        return all_stops_sql().replace(f"[{names}]", f"[{', '.join(map(str, STEP_NAMES))}]").replace(
+            "entity_name", "step")
     stops = stops_sql(False)
     version_ctes = stops[stops.index("m AS ("):stops.index(" SELECT g.date")].replace(
         "FROM u WHERE den > 0", "FROM u WHERE country IS NULL AND den > 0")
@@ -252,6 +271,14 @@ def all_stops_sql() -> str:
             "SELECT date, platform, app_version, NULL country, entity_name, stopped_hours, others, expected "
             "FROM s UNION ALL SELECT date, platform, NULL, country, entity_name, max(n), NULL, round(max(expected)) "
             "FROM b GROUP BY ALL ORDER BY date")
+
+
+def stepped(row: dict[str, Any]) -> dict[str, Any]:
+    """A row naming its step by number (a `step` column: all_stops_sql's numbered rows) as one naming its
+    entity_name."""
+    if "step" not in row:
+        return row
+    return {**{k: v for k, v in row.items() if k != "step"}, "entity_name": STEP_NAMES[int(row["step"])]}
 
 
 class LeafResiduals:
@@ -296,41 +323,49 @@ def series_sql(falls: list[dict[str, Any]]) -> str:
 
 
 def numbered_leaves(falls: list[dict[str, Any]], on_its_date: bool, first_k: int = 0) -> str:
-    """The start of a statement over the falls' leaves, steps read by number (the shortest that says it): f (each
-    fall's k, from first_k, its date fd (listed as i, its dates after the falls' first), step number fs and cuboid
-    fp to fu, '' where it names none, named apart from the leaves' columns so that q joins l by name), l (each
-    leaf's numerator n and denominator d of every step), q (their same-weekday median), and x (each fall's k and
-    fall date fd, and the leaves inside its cuboid, on its date where `on_its_date`: their date, residual r,
-    expected conversions e and variance w)."""
+    """The start of a statement over the falls' leaves, steps read by number (the shortest that says it): f (each fall's
+    k, from first_k, its date fd (listed as i, its dates after the falls' first), step number fs and cuboid as fg, a
+    pattern of its fields between slashes, * where it names none, that the leaf's own g, its fields between slashes,
+    matches), l (each leaf's g, numerator n and denominator d of every step), q (their same-weekday median), and x (each
+    fall's k and fall date fd, and the leaves inside its cuboid, on its date where `on_its_date`: their date, residual
+    r, expected conversions e and variance w)."""
     numbers = {name: number for number, name in STEP_NAMES.items()}
     first = min(dt.date.fromisoformat(str(row["date"])) for row in falls)
     wanted = ", ".join(f"({first_k + k}, {(dt.date.fromisoformat(str(row['date'])) - first).days}, "
                        f"{numbers[row['entity_name']]}, "
-                       + ", ".join(sql_text(row.get(f) or "") for f in SEGMENT_FIELDS) + ")"
+                       + sql_text("/".join(row.get(f) or "*" for f in SEGMENT_FIELDS)) + ")"
                        for k, row in enumerate(falls))
-    inside = " AND ".join(f"(f{a} = '' OR l.{a} = f{a})" for a in ALIAS.values())
+    label = "concat(" + ", '/', ".join(ALIAS.values()) + ")"
     numerators = ", ".join(EVENT_OF[n] for _, n, _ in STEPS)
     denominators = ", ".join(EVENT_OF[d] for _, _, d in STEPS)
-    return (f"WITH f AS (SELECT *, DATE '{first}' + i fd FROM (VALUES {wanted}) f(k, i, fs, fp, fc, fv, fh, fu)), "
-            "l AS (SELECT date, platform p, country c, app_version v, channel h, user_type u, "
+    return (f"WITH f AS (SELECT *, DATE '{first}' + i fd FROM (VALUES {wanted}) f(k, i, fs, fg)), "
+            f"l AS (SELECT date, platform p, country c, app_version v, channel h, user_type u, {label} g, "
             f"unnest([{', '.join(map(str, STEP_NAMES))}]) s, unnest([{numerators}]) n, unnest([{denominators}]) d "
             "FROM daily_by_segment), "
             "q AS (SELECT date, s, p, c, h, u, median(n / d) FILTER (d > 0) OVER (PARTITION BY s, p, c, h, u, "
             "isodow(date) ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING EXCLUDE CURRENT ROW) q "
             "FROM (SELECT date, s, p, c, h, u, sum(n) n, sum(d) d FROM l GROUP BY ALL)), "
             f"x AS (SELECT k, fd, l.date, n - q * d r, q * d e, greatest(q * (1 - q), {RATE_FLOOR} * q) * d w "
-            f"FROM f JOIN l ON {'l.date = fd AND ' if on_its_date else ''}l.s = fs AND {inside} "
+            f"FROM f JOIN l ON {'l.date = fd AND ' if on_its_date else ''}l.s = fs AND l.g GLOB fg "
             "JOIN q USING (date, s, p, c, h, u)), ")
 
 
 def run_sql(falls: list[dict[str, Any]]) -> str:
     """series_sql's rows (each fall's cuboid and step, the dates it fell beyond RUN_Z), only those of the unbroken
     run of dates around the fall's own (its date comes back whatever it shows): the only dates the expert grows a
-    run with."""
+    run with. A row names its date by `d`, its days after its fall's (dated_runs reads it back)."""
     return (numbered_leaves(falls, on_its_date=False)
             + "g AS (SELECT k, fd, date, sum(r) r, sum(e) e, sum(w) w FROM x GROUP BY ALL), "
             f"z AS (SELECT *, r / sqrt({BASELINE_NOISE} * w + ({CUBOID_SPREAD} * e) ^ 2) z FROM g WHERE e > 0), "
             "y AS (SELECT *, date - fd - row_number() OVER (PARTITION BY k ORDER BY date) i FROM z "
             f"WHERE z <= -{RUN_Z} OR date = fd) "
-            "SELECT k, date, round(r / e, 3) change, round(z, 1) z FROM y "
+            "SELECT k, date - fd d, round(r / e, 3) change, round(z, 1) z FROM y "
             "WHERE i = (SELECT o.i FROM y o WHERE o.k = y.k AND o.date = o.fd) ORDER BY k, date")
+
+
+def dated_runs(rows: list[dict[str, Any]], falls: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """run_sql's rows over `falls`, each with its date (its fall's date and `d` days) in place of `d`."""
+    def date(row: dict[str, Any]) -> str:
+        return str(dt.date.fromisoformat(str(falls[int(row["k"])]["date"])) + dt.timedelta(days=int(row["d"])))
+
+    return [{**{k: v for k, v in row.items() if k != "d"}, "date": date(row)} for row in rows]

@@ -4,6 +4,7 @@ that every number submitted stands in a tool result."""
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -51,12 +52,17 @@ def severity_sql(change: str) -> str:
     return f"CASE {bands} ELSE 'critical' END"
 
 
+# A labelled values statement's one-letter name for each segment field.
+LABEL_ALIAS = {"platform": "p", "country": "c", "app_version": "v", "channel": "h", "user_type": "u"}
+
+
 def values_sql(rows: list[Report], fields: tuple[str, ...] = CELL_FIELDS, labelled: bool = False) -> str:
     """Every reported row read from its segment's own daily data (the segment named by `fields`), with the
     published baseline and severity rules. Each segment, entity and entity type is listed once (g, numbered k),
     each row by
     its date and k (r): a run of dates names its segment once. `labelled`: a row names its segment in one cell,
-    its fields between slashes (cuboid_queries.SEGMENT_LABEL)."""
+    its fields between slashes (cuboid_queries.SEGMENT_LABEL), and the statement is shorter: g names its fields by
+    one letter ('' for a field a segment does not name), r each date by its days after the first."""
     def key(r: Report) -> tuple[str | None, ...]:
         return (*(getattr(r, name) for name in fields), r.entity_name, r.entity_type)
 
@@ -70,14 +76,29 @@ def values_sql(rows: list[Report], fields: tuple[str, ...] = CELL_FIELDS, labell
     cases += " " + " ".join(f"WHEN '{name}' THEN sum(x.{EVENT_OF[num]}) / nullif(sum(x.{EVENT_OF[den]}), 0)"
                             for name, num, den in STEPS if name in named)
     listed = ", ".join(fields)
-    segment = ("concat(" + ", '/', ".join(f"g.{name}" for name in fields) + ") segment") if labelled else \
-        ", ".join(f"g.{name}" for name in fields)
+    segment = ", ".join(f"g.{name}" for name in fields)
     inside = " AND ".join(f"(g.{name} IS NULL OR x.{name} = g.{name})" for name in fields)
-    return (f"WITH g(k, {listed}, entity_name, entity_type) AS (VALUES {segments}), "
-            f"r(date, k) AS (VALUES {wanted}), "
-            f"d AS (SELECT x.date, g.k, CASE g.entity_name {cases} END v FROM daily_by_segment x JOIN g ON {inside} "
-            "GROUP BY x.date, g.k, g.entity_name), "
-            f"e AS (SELECT r.date, {segment}, g.entity_type, g.entity_name, "
+    entity = "g.entity_type, g.entity_name"
+    if labelled:  # g's columns by one letter, '' for a field a segment does not name; r's dates by day (below)
+        alias = {name: LABEL_ALIAS[name] for name in fields}
+        segments = ", ".join(f"({k}, " + ", ".join(sql_text(value or "") for value in key[:-2])
+                             + f", '{key[-2]}', '{key[-1]}')" for k, key in enumerate(keys))
+        listed = ", ".join(alias.values()) + ", n, t"
+        segment = "concat(" + ", '/', ".join(f"g.{a}" for a in alias.values()) + ") segment"
+        inside = " AND ".join(f"(g.{a} = '' OR x.{name} = g.{a})" for name, a in alias.items())
+        entity = "g.t entity_type, g.n entity_name"
+    else:
+        listed += ", entity_name, entity_type"
+    named_by = "g.n" if labelled else "g.entity_name"
+    dates = f"r(date, k) AS (VALUES {wanted})"
+    if labelled:  # each row's date by its days after the first row's
+        first = min(dt.date.fromisoformat(r.date) for r in rows)
+        days = ", ".join(f"({(dt.date.fromisoformat(r.date) - first).days}, {number[key(r)]})" for r in rows)
+        dates = f"r AS (SELECT DATE '{first}' + i date, k FROM (VALUES {days}) r(i, k))"
+    return (f"WITH g(k, {listed}) AS (VALUES {segments}), {dates}, "
+            f"d AS (SELECT x.date, g.k, CASE {named_by} {cases} END v FROM daily_by_segment x JOIN g ON {inside} "
+            f"GROUP BY x.date, g.k, {named_by}), "
+            f"e AS (SELECT r.date, {segment}, {entity}, "
             "median(b.v) baseline_value, any_value(a.v) observed_value FROM r JOIN g USING (k) "
             "JOIN d a ON a.k = r.k AND a.date = r.date "
             "JOIN d b ON b.k = r.k AND isodow(b.date) = isodow(r.date) AND b.date <> r.date GROUP BY ALL) "
