@@ -248,12 +248,15 @@ def cell_stops_sql() -> str:
 def all_stops_sql(numbered: bool = False) -> str:
     """stops_sql's rows (per version, with the platform's other versions' `others`) and cell_stops_sql's (per cell
     pair, with the block's `expected` conversions) in one statement: both read the same hours' steps. A row names
-    a country where it is a cell pair's. `numbered`: each step by number (STEP_NAMES), in a `step` column in place
-    of entity_name (stepped reads it back)."""
+    a country where it is a cell pair's. `numbered`: a row names its step by number (STEP_NAMES, from the step
+    name's first letter, which tells them apart), in a `step` column in place of entity_name (stepped reads it
+    back); the rows are the same, in the same order."""
     if numbered:
-        names = ", ".join(f"'{name}'" for name in STEP_NAMES.values())
-        return all_stops_sql().replace(f"[{names}]", f"[{', '.join(map(str, STEP_NAMES))}]").replace(
-            "entity_name", "step")
+        rows = all_stops_sql().removesuffix(" ORDER BY date")
+        initials = "".join(name[0] for name in STEP_NAMES.values())
+        return ("SELECT date, platform, app_version, country, "
+                f"strpos('{initials}', left(entity_name, 1)) step, stopped_hours, others, expected "
+                f"FROM ({rows}) ORDER BY date")
     stops = stops_sql(False)
     version_ctes = stops[stops.index("m AS ("):stops.index(" SELECT g.date")].replace(
         "FROM u WHERE den > 0", "FROM u WHERE country IS NULL AND den > 0")
