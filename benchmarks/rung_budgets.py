@@ -58,6 +58,8 @@ BLOCK_MARKER = ("<!-- rendered by `python -m benchmarks.rung_budgets --render do
                 "begin -->")
 EXPERT = "deep_expert"
 SCAN = "scan_analyst"
+FIRST_OFFSET = 120  # the first calibration episode of each tier the run measures
+SESSIONS = 64  # the expert's sessions one server holds at once: the episodes whose median length is the budget's
 MAX_STEPS = 500  # the most a reset accepts: room to replay an episode's statements several times
 BUDGETS = {"reset_p50_ms": 100.0, "query_p50_ms": 20.0, "mb_per_session": 24.0, "episode_chars": 48_000,
            "unseen_rows": 0, "schema_chars": 12_000}
@@ -352,9 +354,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--repeats", type=int, default=5, help="repetitions of the reset and query timings")
     parser.add_argument("--resets", type=int, default=40, help="episodes reset per tier and repetition")
     parser.add_argument("--query-episodes", type=int, default=6, help="episodes per agent whose queries are timed")
-    parser.add_argument("--sessions", type=int, default=64, help="sessions the server holds at once")
+    parser.add_argument("--sessions", type=int, default=SESSIONS, help="sessions the server holds at once")
     parser.add_argument("--session-repeats", type=int, default=2, help="servers filled per tier")
-    parser.add_argument("--first-offset", type=int, default=120, help="first calibration episode of each tier")
+    parser.add_argument("--first-offset", type=int, default=FIRST_OFFSET, help="first calibration episode of each tier")
     parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT)
     parser.add_argument("--render", type=Path, metavar="RESULTS", help="print the doc's text from a results file")
     parser.add_argument("--write-doc", action="store_true", help="with --render: write it into docs/performance.md")
