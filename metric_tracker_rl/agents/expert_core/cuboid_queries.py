@@ -10,6 +10,7 @@ from typing import Any
 
 from metric_tracker_rl.agents.expert_core.localisation import ARM_FIELDS
 from metric_tracker_rl.agents.expert_core.queries import (
+    ALIAS,
     COUNTS,
     EVENT_OF,
     STEPS,
@@ -21,7 +22,6 @@ from metric_tracker_rl.agents.expert_core.queries import (
 )
 from metric_tracker_rl.world.segments import CELL_FIELDS, SEGMENT_FIELDS
 
-ALIAS = {"platform": "p", "country": "c", "app_version": "v", "channel": "h", "user_type": "u"}
 # The scan's names of the events (p and c name platform and country there).
 EVENT_ALIAS = {"app_opens": "o", "menu_opens": "m", "product_added_to_cart": "c2", "orders_placed": "p2",
                "payment_successful": "y"}

@@ -12,6 +12,8 @@ from metric_tracker_rl.models import MetricTrackerRlAction
 COUNTS = ("sum(app_opens) o, sum(menu_opens) m, sum(product_added_to_cart) c, sum(orders_placed) p, "
           "sum(payment_successful) y")
 # The adjacent steps, each as (metric, numerator alias, denominator alias) of the segment sums above.
+# The one-letter name of each segment field in the statements that name them.
+ALIAS = {"platform": "p", "country": "c", "app_version": "v", "channel": "h", "user_type": "u"}
 STEPS: tuple[tuple[str, str, str], ...] = (
     ("app_open_to_menu_open", "m", "o"),
     ("menu_open_to_product_added_to_cart", "c", "m"),

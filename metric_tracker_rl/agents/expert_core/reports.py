@@ -9,7 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from metric_tracker_rl.agents.expert_core.queries import EVENT_OF, STEPS, sql_text
+from metric_tracker_rl.agents.expert_core.queries import ALIAS, EVENT_OF, STEPS, sql_text
 from metric_tracker_rl.models import MetricSubmissionRow, MetricTrackerRlAction
 from metric_tracker_rl.world.segments import CELL_FIELDS, SEGMENT_FIELDS
 
@@ -52,10 +52,6 @@ def severity_sql(change: str) -> str:
     return f"CASE {bands} ELSE 'critical' END"
 
 
-# A labelled values statement's one-letter name for each segment field.
-LABEL_ALIAS = {"platform": "p", "country": "c", "app_version": "v", "channel": "h", "user_type": "u"}
-
-
 def values_sql(rows: list[Report], fields: tuple[str, ...] = CELL_FIELDS, labelled: bool = False) -> str:
     """Every reported row read from its segment's own daily data (the segment named by `fields`), with the
     published baseline and severity rules. Each segment, entity and entity type is listed once (g, numbered k),
@@ -78,20 +74,17 @@ def values_sql(rows: list[Report], fields: tuple[str, ...] = CELL_FIELDS, labell
     listed = ", ".join(fields)
     segment = ", ".join(f"g.{name}" for name in fields)
     inside = " AND ".join(f"(g.{name} IS NULL OR x.{name} = g.{name})" for name in fields)
-    entity = "g.entity_type, g.entity_name"
-    if labelled:  # g's columns by one letter, '' for a field a segment does not name; r's dates by day (below)
-        alias = {name: LABEL_ALIAS[name] for name in fields}
+    listed += ", entity_name, entity_type"
+    entity, named_by = "g.entity_type, g.entity_name", "g.entity_name"
+    dates = f"r(date, k) AS (VALUES {wanted})"
+    if labelled:  # g's columns by one letter, '' for a field a segment does not name; each date by its days after
+        alias = {name: ALIAS[name] for name in fields}  # the first row's
         segments = ", ".join(f"({k}, " + ", ".join(sql_text(value or "") for value in key[:-2])
                              + f", '{key[-2]}', '{key[-1]}')" for k, key in enumerate(keys))
         listed = ", ".join(alias.values()) + ", n, t"
         segment = "concat(" + ", '/', ".join(f"g.{a}" for a in alias.values()) + ") segment"
         inside = " AND ".join(f"(g.{a} = '' OR x.{name} = g.{a})" for name, a in alias.items())
-        entity = "g.t entity_type, g.n entity_name"
-    else:
-        listed += ", entity_name, entity_type"
-    named_by = "g.n" if labelled else "g.entity_name"
-    dates = f"r(date, k) AS (VALUES {wanted})"
-    if labelled:  # each row's date by its days after the first row's
+        entity, named_by = "g.t entity_type, g.n entity_name", "g.n"
         first = min(dt.date.fromisoformat(r.date) for r in rows)
         days = ", ".join(f"({(dt.date.fromisoformat(r.date) - first).days}, {number[key(r)]})" for r in rows)
         dates = f"r AS (SELECT DATE '{first}' + i date, k FROM (VALUES {days}) r(i, k))"
