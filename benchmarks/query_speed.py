@@ -1,6 +1,6 @@
-"""Where the agents' query time goes: the `query` statements the expert and the scan analyst send (the typical-query
-row of benchmarks.rung_budgets), timed by kind in three ways side by side, so a change to the SQL engine can be
-judged on the statements that matter:
+"""Where a query's time goes: the `query` statements the expert and the scan analyst send (the reference agents'
+row of benchmarks.rung_budgets), or with --model a capable model's (its typical-query row), timed by kind in three
+ways side by side, so a change to the SQL engine can be judged on the statements that matter:
 
 - engine: the statement run by the engine in this process (metric_tracker_rl.sql.engine, the worker's own code and
   configuration), wall and CPU milliseconds: what DuckDB and the engine's checks cost, with no worker;
@@ -10,6 +10,7 @@ judged on the statements that matter:
     uv run python -m benchmarks.query_speed --save-statements artifacts/statements.json   # record, then time
     uv run python -m benchmarks.query_speed --statements artifacts/statements.json        # the same statements again
     uv run python -m benchmarks.query_speed --compare BEFORE.json AFTER.json              # two runs side by side
+    uv run python -m benchmarks.query_speed --model      # a capable model's statements (the typical-query budget's)
 
 Statements are recorded on the tiers' calibration episodes (from offset 120), as rung_budgets records them; a saved
 file lets two commits time exactly the same statements. Each run also checks that every statement's result (its
@@ -32,7 +33,7 @@ import duckdb
 import numpy as np
 
 from benchmarks.run import _commit
-from benchmarks.rung_budgets import measured_tiers, recorded_queries, spread, time_queries
+from benchmarks.rung_budgets import measured_tiers, model_queries, recorded_queries, spread, time_queries
 from metric_tracker_rl.serving.environment import MetricTrackerRlEnvironment
 from metric_tracker_rl.sql import engine
 
@@ -114,6 +115,8 @@ def measure(args: argparse.Namespace, argv: list[str]) -> dict[str, Any]:
     load_at_start = list(os.getloadavg())
     if args.statements is not None:
         saved = json.loads(args.statements.read_text(encoding="utf-8"))
+    elif args.model:
+        saved = {tier: model_queries(tier) for tier in measured_tiers()}
     else:
         saved = {tier: recorded_queries(tier, args.first_offset, args.query_episodes) for tier in measured_tiers()}
     report: dict[str, Any] = {"date": time.strftime("%Y-%m-%d", time.gmtime()), "commit": _commit(),
@@ -162,6 +165,8 @@ def table(reports: list[dict[str, Any]]) -> str:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--statements", type=Path, help="time the statements saved in this file")
+    parser.add_argument("--model", action="store_true",
+                        help="a capable model's statements (its deep transcripts' queries) instead of the agents'")
     parser.add_argument("--save-statements", type=Path, help="save the statements (and their results' digests)")
     parser.add_argument("--query-episodes", type=int, default=6, help="episodes per agent whose statements are timed")
     parser.add_argument("--first-offset", type=int, default=120, help="first calibration episode of each tier")

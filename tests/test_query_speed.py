@@ -3,6 +3,9 @@ a statement's result differs from the one saved with it (a speed-up must leave e
 
 from __future__ import annotations
 
+import json
+
+import benchmarks.query_speed as query_speed
 from benchmarks.query_speed import by_kind, table, time_engine
 from metric_tracker_rl.spec.task_splits import calibration_reset_kwargs
 
@@ -33,3 +36,16 @@ def test_the_table_puts_two_runs_side_by_side_by_kind() -> None:
     text = table([report, report])
     assert "| deep | cuboid scan | 1 | - -> - | 10.0 (10.0) -> 10.0 (10.0) |" in text
     assert "results changed against the saved statements: {'deep': [0, 0]}" in text
+
+
+def test_the_model_flag_times_a_capable_models_statements_instead_of_the_agents(monkeypatch, tmp_path) -> None:
+    """`--model` takes the statements from the model's transcripts (rung_budgets.model_queries), never records the
+    agents' episodes."""
+    model = [{**query, "agent": "model"} for query in queries()]
+    monkeypatch.setattr(query_speed, "measured_tiers", lambda: ("deep",))
+    monkeypatch.setattr(query_speed, "model_queries", lambda tier: model if tier == "deep" else [])
+    monkeypatch.setattr(query_speed, "recorded_queries", lambda *args: (_ for _ in ()).throw(AssertionError))
+    output = tmp_path / "speed.json"
+    query_speed.main(["--model", "--repeats", "1", "--step-repeats", "0", "--output", str(output)])
+    report = json.loads(output.read_text(encoding="utf-8"))
+    assert [s["agent"] for s in report["tiers"]["deep"]["statements"]] == ["model", "model"]

@@ -104,3 +104,21 @@ def test_the_models_statements_are_its_transcripts_queries_that_the_episode_answ
     assert wrong["arguments"]["sql"] not in kept
     assert all(query["reset"] == {"seed": transcript["seed"], "difficulty": "abyss"} for query in queries)
     assert len(time_queries(queries)) == len(queries)
+
+
+def test_the_query_budget_holds_a_models_statements_and_the_agents_are_reported_beside_them(kept_run: dict) -> None:
+    """The typical-query verdict follows the model's statements only: the agents' batched scans carry no verdict."""
+    report = json.loads(json.dumps(kept_run))
+    for figures in report["results"].values():
+        figures["model_query"].update(p50_ms=12.0)
+        figures["query"].update(p50_ms=90.0)
+    lines = {line.split(" | ")[0].lstrip("| "): line for line in rung_budgets.table(report).splitlines()}
+    typical = lines["typical query p50 (p95): a capable model's statements"]
+    agents = lines["the reference agents' statements p50 (p95): their scans, batched"]
+    assert typical.count(" ok") == len(report["tiers"]) and "over" not in typical
+    assert "12.0 ms" in typical and "90.0 ms" in agents
+    assert " ok" not in agents and "over" not in agents and "none (reported)" in agents
+    for figures in report["results"].values():
+        figures["model_query"].update(p50_ms=25.0)
+    over = [line for line in rung_budgets.table(report).splitlines() if line.startswith("| typical query")]
+    assert over[0].count("**over**") == len(report["tiers"])
