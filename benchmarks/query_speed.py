@@ -164,8 +164,9 @@ def table(reports: list[dict[str, Any]]) -> str:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--statements", type=Path, help="time the statements saved in this file")
-    parser.add_argument("--model", action="store_true",
+    chosen = parser.add_mutually_exclusive_group()
+    chosen.add_argument("--statements", type=Path, help="time the statements saved in this file")
+    chosen.add_argument("--model", action="store_true",
                         help="a capable model's statements (its deep transcripts' queries) instead of the agents'")
     parser.add_argument("--save-statements", type=Path, help="save the statements (and their results' digests)")
     parser.add_argument("--query-episodes", type=int, default=6, help="episodes per agent whose statements are timed")
