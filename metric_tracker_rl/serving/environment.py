@@ -350,7 +350,7 @@ class MetricTrackerRlEnvironment(McpToolSurface, TaskProviderMixin,
         breakdown = result.breakdown
         if self._done:
             message = (f"Graded {breakdown.submitted_row_count} row(s): {breakdown.matched_row_count} of "
-                       f"{len(episode.truth.expected_rows)} expected incident(s) found, "
+                       f"{len(episode.truth.expected_rows)} expected row(s) found, "
                        f"{breakdown.false_positive_count} false positive(s) (of which {breakdown.neutral_row_count} "
                        f"on side-effect keys). Score {result.score:.4f}{_retry_note(self._submissions)}; episode score "
                        f"{self._episode_score:.4f}. "
