@@ -6,16 +6,29 @@ message counts."""
 
 from __future__ import annotations
 
+import copy
 import re
 from functools import cache
 from typing import Any
 
-from core_helpers import reset_episode
+import numpy as np
+import pytest
+from core_helpers import reset_episode, reset_world
 from text_reader import read_observation
 
 from metric_tracker_rl import MetricTrackerRlAction
+from metric_tracker_rl.generation.anomalies.base import step_index
+from metric_tracker_rl.generation.episode import daily_series
+from metric_tracker_rl.generation.kinds import INCIDENT_KIND_REGISTRY, SegmentIncident
+from metric_tracker_rl.generation.kinds.cuboid import COMMON_RATE_SPREAD, LEAF_RATE_SPREAD, leaf_mask
+from metric_tracker_rl.generation.segment_plan import SegmentWorld, segmented_plan
+from metric_tracker_rl.generation.segmented import DrawnWorld, _kind_world
 from metric_tracker_rl.serving.environment import MetricTrackerRlEnvironment
+from metric_tracker_rl.spec.seeding import derive_rng
+from metric_tracker_rl.spec.tasks import resolve_episode_config
+from metric_tracker_rl.spec.tiers import TIERS
 from metric_tracker_rl.view.prompt import first_prompt
+from metric_tracker_rl.world.segments import world_of
 
 ABYSS = "abyss"
 
@@ -40,3 +53,175 @@ def test_the_grading_message_counts_rows_as_rows() -> None:
     assert counted is not None, message
     assert (int(counted[1]), int(counted[2])) == (len(rows) - 1, len(rows))
     assert counted[3].startswith("row"), message
+
+
+# --- the seeded worlds the measurements read -------------------------------------------------------------------
+
+SEEDS = range(1000, 1030)  # fresh seeds (no calibration offset): what a model plays with `reset(seed=...)`
+
+
+@cache
+def _drawn(seed: int, difficulty: str = ABYSS) -> DrawnWorld:
+    return reset_world(difficulty=difficulty, seed=seed)
+
+
+def _world(seed: int) -> SegmentWorld:
+    """An abyss episode's world before any incident is placed (its plan, calendar and cuboid dial)."""
+    config = resolve_episode_config(difficulty=ABYSS, seed=seed)
+    tier = TIERS[ABYSS]
+    return _kind_world(tier, config, segmented_plan(config.key, tier.window_days, world_of(tier.dimensions)))
+
+
+def _runs(drawn: DrawnWorld) -> list[list[SegmentIncident]]:
+    """Each incident's dates, in order (an incident of several dates continues its first)."""
+    runs: dict[tuple[int, str, str], list[SegmentIncident]] = {}
+    for incident in drawn.incidents:
+        record = incident.record
+        first = record.day if record.continues is None else record.continues
+        runs.setdefault((first, record.entity_name, incident.kind), []).append(incident)
+    return [sorted(run, key=lambda i: i.record.day) for run in runs.values()]
+
+
+def _placed(seed: int, kind: str) -> tuple[SegmentWorld, SegmentWorld, list[SegmentIncident]]:
+    """A world before and after one incident of `kind` is placed in it alone (a draw with room for it)."""
+    for draw in range(20):
+        before = _world(seed)
+        after = copy.deepcopy(before)
+        placed = INCIDENT_KIND_REGISTRY[kind].place(after, f"text-{kind}", derive_rng(after.key, "text", draw))
+        if placed:
+            return before, after, placed
+    raise AssertionError(f"no room for a {kind} in seed {seed}")
+
+
+# --- 1 and 2: which dates are rows, and which show the full fall ------------------------------------------------
+
+@pytest.mark.parametrize("kind", ["level_shift", "release_regression", "experiment_breakage"])
+@pytest.mark.parametrize("seed", [1000, 1001, 1002])
+def test_an_incident_of_several_dates_changes_each_of_them_all_day_and_no_date_around_them(kind: str,
+                                                                                           seed: int) -> None:
+    """The brief: its rows are its dates, each a whole day, and the dates before and after its run carry none of
+    it; a level_shift carries the published part of the full fall on its first and last dates, all of it between;
+    a release_regression the same share on every date from its rollout's first."""
+    shape = _brief()["segments"]["incident_shape"]
+    assert "Its rows are its dates, each a whole day" in shape and "the dates before and after its run carry none" \
+        in shape
+    before, after, placed = _placed(seed, kind)
+    days = [incident.record.day for incident in placed]
+    assert days == list(range(days[0], days[0] + len(days))) and len(days) >= 2
+    step = step_index(placed[0].record.entity_name)
+    old, new = before.plan.step_rates[..., step], after.plan.step_rates[..., step]
+    moved = ~np.isclose(new, old, rtol=1e-12, atol=0.0)  # (S, D, 24)
+    assert set(np.nonzero(moved)[1]) == set(days)  # its dates, and not one around them
+    cells = np.nonzero(moved.any(axis=(1, 2)))[0]
+    for day in days:
+        assert moved[cells, day].all(), "every hour of each of its dates"  # all day
+    # The fall in the segment's own leaves, date by date: the drawn shares.
+    falls = [1.0 - _segment_rate(after, incident) / _segment_rate(before, incident) for incident in placed]
+    assert falls == pytest.approx([incident.record.magnitude for incident in placed], rel=1e-6)
+    if kind == "level_shift":
+        first, last = (float(x) for x in re.findall(
+            r"at abyss ([\d.]+) of the full fall on its first date, ([\d.]+) on its last, all of it between",
+            _kind_definitions()["level_shift"])[0])
+        full = falls[0] / first  # a run of two dates has no date between: none carries all of it
+        assert falls[-1] == pytest.approx(last * full) and falls[1:-1] == pytest.approx([full] * (len(falls) - 2))
+    elif kind == "release_regression":
+        release = next(r for r in after.plan.releases if r.start_day == days[0])
+        assert falls == pytest.approx([falls[0]] * len(falls)) and release is not None
+
+
+def _segment_rate(world: SegmentWorld, incident: SegmentIncident) -> float:
+    """The expected conversion of the incident's step in its segment's leaves on its date."""
+    step = step_index(incident.record.entity_name)
+    reach = world.plan.leaf_reach([incident.record.day])[:, :, incident.record.day]
+    mine = reach[leaf_mask(world, incident.segment)]
+    return float(mine[:, step + 1].sum() / mine[:, step].sum())
+
+
+@cache
+def _kind_definitions() -> dict[str, str]:
+    return {row["kind"]: row["definition"] for row in _brief()["segments"]["incident_kinds"]}
+
+
+def test_every_date_of_a_release_regression_is_a_row_and_its_first_ones_may_barely_show() -> None:
+    """Seed 346521's regression had its first date at 5% of the platform, 31 arrivals and no visible fall, and was
+    a row. The brief says so: the rollout's shares on those dates, and that each date of the run is a row."""
+    release = _brief()["calendar_note_kinds"]["release"]
+    low, high = (int(x) for x in re.findall(r"from the rollout's first date for (\d+) to (\d+) dates", release)[0])
+    shares = [float(x) / 100 for x in re.findall(
+        r"Each of those dates is a row, the first ones too: there the new version carries (\d+)% and (\d+)%",
+        release)[0]]
+    first_dates, lengths = [], set()
+    for seed in SEEDS:
+        drawn = _drawn(seed)
+        for run in _runs(drawn):
+            if run[0].kind != "release_regression":
+                continue
+            lengths.add(len(run))
+            segment = run[0].segment
+            rollout = next(r for r in drawn.data.releases
+                           if (r.platform, r.version) == (segment.platform, segment.app_version))
+            assert run[0].record.day == rollout.start_day
+            offered = rollout.offered_share(drawn.data.num_days)
+            assert [offered[rollout.start_day + i] for i in range(2)] == pytest.approx(shares)
+            first_dates.append(_reader_z(drawn, run[0], observed=True))
+    assert lengths <= set(range(low, high + 1)) and len(lengths) >= 2
+    assert min(first_dates) < 2.0  # a first date whose fall a reader could not see
+
+
+# --- 1 and 3: how far an all-day incident stands out ---------------------------------------------------------
+
+def _sizing(shape: str) -> tuple[float, float, float, float]:
+    """The brief's sizing: the two constants of its sd and the range its z is drawn in."""
+    terms = re.search(r"sd = sqrt\(\(1 - p\) / \(p \* n\) \+ ([\d.]+) / L \+ ([\d.]+)\)", shape)
+    drawn = re.search(r"smallest daily fall over the largest sd among its dates is ([\d.]+) to ([\d.]+);", shape)
+    assert terms is not None and drawn is not None, shape
+    return float(terms[1]), float(terms[2]), float(drawn[1]), float(drawn[2])
+
+
+def _reader_z(drawn: DrawnWorld, incident: SegmentIncident, observed: bool, fall: float | None = None) -> float:
+    """z = f / sd on the incident's date as a reader computes it from the data (the brief's sd, n and L the date's
+    counts in the segment, p its baseline), f the observed fall (or the one given)."""
+    leaf, common, _, _ = _sizing(_brief()["segments"]["incident_shape"])
+    record, data = incident.record, drawn.data
+    step = step_index(record.entity_name)
+    leaves = data.leaves[data.leaf_mask(incident.segment), record.day]
+    n, count = float(leaves[:, step].sum()), int((leaves[:, step] > 0).sum())
+    values, baselines = daily_series(data.segment_daily(incident.segment), record.entity_type, record.entity_name)
+    p = float(baselines[record.day])
+    sd = np.sqrt((1 - p) / (p * max(n, 1.0)) + leaf / max(count, 1) + common)
+    f = (p - float(values[record.day])) / p if observed else fall
+    assert f is not None
+    return float(f / sd)
+
+
+def test_the_sizing_terms_are_the_generators() -> None:
+    leaf, common, low, high = _sizing(_brief()["segments"]["incident_shape"])
+    assert leaf == pytest.approx(LEAF_RATE_SPREAD ** 2, rel=1e-3) and common == pytest.approx(COMMON_RATE_SPREAD ** 2)
+    assert (low, high) == TIERS[ABYSS].segmented.own_z  # type: ignore[union-attr]
+
+
+def test_an_all_day_incident_stands_out_as_far_as_the_brief_says_when_a_reader_computes_it() -> None:
+    """Each all-day incident's z as the brief defines it, computed from the data: the smallest daily fall over the
+    largest sd of its dates (a release_regression's last date only), falls in the stated range up to the sd's own
+    estimate from the date's counts; with the observed fall, it scatters about 1 either way. The old sentence ("on
+    its weakest date") put a release_regression's first dates, at 5% of the platform, in that range too."""
+    _, _, low, high = _sizing(_brief()["segments"]["incident_shape"])
+    drawn_z, observed_z, weakest_dates = [], [], []
+    for seed in SEEDS:
+        drawn = _drawn(seed)
+        for run in _runs(drawn):
+            if run[0].record.entity_type != "conversion_rate" or (
+                    run[0].kind == "experiment_breakage" and not run[0].segment.names_daily_field):
+                continue  # a breakage on cells keeps its drawn fall (the brief says so)
+            sized = run[-1:] if run[0].kind == "release_regression" else run
+            fall = min(incident.record.magnitude for incident in sized)
+            drawn_z.append(min(_reader_z(drawn, i, observed=False, fall=fall) for i in sized))
+            observed_z.append(min(_reader_z(drawn, i, observed=True) for i in sized))
+            weakest_dates.append(min(_reader_z(drawn, i, observed=False, fall=i.record.magnitude) for i in run))
+    assert len(drawn_z) >= 40
+    assert low - 0.3 <= float(np.median(drawn_z)) <= high + 0.3
+    assert np.mean([low - 1 <= z <= high + 1 for z in drawn_z]) >= 0.95
+    assert low - 1 <= float(np.median(observed_z)) <= high + 1
+    assert np.mean([low - 2.5 <= z <= high + 2.5 for z in observed_z]) >= 0.9
+    # Taken over every date instead, a release's first dates fall far below the range.
+    assert min(weakest_dates) < low - 2.5

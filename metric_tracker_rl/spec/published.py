@@ -304,8 +304,12 @@ CONFIG_MEANINGS: dict[str, str] = {
     "max_cuboid_depth": "the most fields a segment names, a version with its platform counting once; "
                         "partner_payment_failure and experiment_breakage may name 2 at any setting",
     "magnitude_scale": "every kind's default size range times this",
-    "concurrency": "dates given a second incident (mixed episodes with level_shift): a one-date level_shift on "
-                   "another step in an overlapping segment (else a segment_outage)",
+    "concurrency": "how many incidents are a second incident on a date another incident holds (mixed episodes "
+                   "whose kinds include level_shift): each a level_shift of that one date only (one row), on one of "
+                   "the dates of an incident of any kind, on a step no incident of that date reports or moves and "
+                   "no experiment running that date targets, in a segment that keeps one of that incident's field "
+                   "values and agrees with it on every field both name (the two overlap); where no date has such a "
+                   "step free, a segment_outage on a date of its own instead",
     "note_share": "the share of partner_payment_failures with a partner_status notice",
     "standard": "true: the tier's defaults but the seed (as published scores use)",
     "held_out": "true: seeded with a server secret, so its seed cannot rebuild it",
@@ -317,8 +321,14 @@ CONFIG_SELF_EXPLAINED: frozenset[str] = frozenset({"seed", "task_id", "difficult
 
 
 def config_meaning(config: Mapping[str, Any]) -> dict[str, str]:
-    """The meaning of every knob a visible config shows that its name does not explain."""
-    return {key: CONFIG_MEANINGS[key] for key in config if key in CONFIG_MEANINGS}
+    """The meaning of every knob a visible config shows that its name does not explain (at a tier that draws leaf
+    blips, decoy_ratio's says how many it brings besides the look-alikes)."""
+    meanings = {key: CONFIG_MEANINGS[key] for key in config if key in CONFIG_MEANINGS}
+    tier = TIERS.get(str(config.get("difficulty")))
+    if "decoy_ratio" in meanings and tier is not None and tier.segmented is not None and tier.segmented.leaf_blips:
+        meanings["decoy_ratio"] += (f"; leaf_blips come on top of them: {tier.segmented.leaf_blips:g} per incident "
+                                    "times decoy_ratio (at least 2 unless 0)")
+    return meanings
 
 
 def incident_count_statement(config: Mapping[str, Any]) -> str:

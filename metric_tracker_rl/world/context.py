@@ -31,8 +31,8 @@ CONTEXT_READING = ("get_context(table) shows one; the query tool holds each unde
                    "null field covers every value of its dimension")
 CONTEXT_MEANINGS: dict[str, str] = {
     "experiments": "each experiment's treatment arm (the fields it names), the funnel step its change targets, "
-                   "and its first and last dates. Its intended effect on that step in that arm is not an incident; "
-                   "a step it does not target breaking in its arm is one",
+                   "and its first and last dates. Its intended effect on that step in that arm, a rise or a fall, is "
+                   "not an incident; a step it does not target breaking in its arm is one",
     "campaigns": "marketing campaigns by channel and country and their dates: they bring more, lower-intent "
                  "traffic from that channel in that country, whose own conversion stays as it was",
     "holidays": "public holidays by country: lower traffic with a weekend-like daily pattern in that country",

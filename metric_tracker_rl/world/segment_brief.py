@@ -27,6 +27,7 @@ from metric_tracker_rl.world.funnel import DAY_NOISE_SIGMA, HOUR_NOISE_SIGMA, HO
 from metric_tracker_rl.world.segments import (
     HOLIDAYS,
     REGRESSION_DAYS,
+    REGRESSION_STEPS,
     RELEASES_PER_PLATFORM,
     ROLLOUT_STAGES,
     WEB_VERSION,
@@ -45,11 +46,13 @@ from metric_tracker_rl.world.traffic_split import (
 RELEASE_MEANING = (
     "A release annotation says a new app version started a staged rollout on one platform: "
     f"{', '.join(f'{stage:.0%}' for stage in ROLLOUT_STAGES)} of its users on consecutive dates (get_releases). A "
-    "release sometimes breaks a step on the new version only (its platform and version, at deep perhaps only some "
-    f"of its users): from the rollout's first date for {REGRESSION_DAYS[0]} to {REGRESSION_DAYS[1]} dates in a row, "
-    "one row each, by the same share every date, then it is fixed, whether or not the rollout has reached "
-    f"{ROLLOUT_STAGES[-1]:.0%}. Its aggregate footprint grows with the rollout until the fix. Most releases change "
-    "nothing."
+    f"release sometimes breaks {' or '.join(REGRESSION_STEPS[::-1])} on the new version only (its platform and "
+    "version, at deep perhaps only some of its users): all day on every date from the rollout's first date for "
+    f"{REGRESSION_DAYS[0]} to {REGRESSION_DAYS[1]} dates in a row, by the same share every date, then it is fixed, "
+    f"whether or not the rollout has reached {ROLLOUT_STAGES[-1]:.0%}. Each of those dates is a row, the first ones "
+    f"too: there the new version carries {ROLLOUT_STAGES[0]:.0%} and {ROLLOUT_STAGES[1]:.0%} of the platform's "
+    "users, so the fall may barely show. Its aggregate footprint grows with the rollout until the fix. Most releases "
+    "change nothing."
 )
 
 SEGMENT_REPORTING = (
@@ -76,7 +79,8 @@ BENIGN_LOOK_ALIKES = (
 
 
 BENIGN_WITH_CONTEXT = (
-    " With context tables (deep), also benign: an experiment's intended effect on the step it targets in its arm, "
+    " With context tables (deep), also benign: an experiment's intended effect (a rise or a fall) on the step it "
+    "targets in its arm, "
     "a campaign's extra low-intent traffic in its channel and country, and a country's holiday; they are listed "
     "there, not annotated."
 )
@@ -108,9 +112,18 @@ def noise_model() -> str:
     )
 
 
+def sizing_sd() -> str:
+    """The relative sd of a segment's conversion at a step on a date that an all-day incident is sized against (as
+    kinds/cuboid.own_z computes it): its binomial noise, its leaves' own rate noise averaged over them, and the
+    shared layer's."""
+    leaf = SEGMENT_RATE_SIGMA ** 2 + LEAF_RATE_SIGMA ** 2
+    return f"sqrt((1 - p) / (p * n) + {leaf:.4g} / L + {RATE_NOISE_SIGMA ** 2:.4g})"
+
+
 def incident_shape(own_z: tuple[float, float], min_depth: int = 1) -> str:
-    """What an incident does to the leaves of its segment, how far it stands out of the noise (an all-day one at
-    the tier's own_z, one of hours clear in its hours), and, where the tier draws deeper segments, how deep."""
+    """What an incident does to the leaves of its segment, which dates are its rows, how far it stands out of the
+    noise (an all-day one at the tier's own_z by a sizing a reader can compute, one of hours clear in its hours),
+    and, where the tier draws deeper segments, how deep."""
     low, high = own_z
     deeper = (f" A level_shift's, release_regression's, payment_failure's or segment_outage's segment names at least "
               f"{min_depth} fields (max_cuboid_depth if fewer; a version with its platform counting once) wherever one "
@@ -119,10 +132,19 @@ def incident_shape(own_z: tuple[float, float], min_depth: int = 1) -> str:
         "An incident changes its segment only: on each of its dates, every leaf the segment holds changes by the same "
         "share in expectation (the incident's step's conversion, or its opens or events; an incident of hours, in "
         "those hours) and no leaf outside it changes, so a true change ripples evenly through every leaf of its "
-        f"segment. An all-day incident is drawn to stand about {low:g} to {high:g} standard deviations of its "
-        "segment's daily noise (noise_model, over the segment's leaves, the shared layer included) on its weakest "
-        f"date: near the noise, where many segments, dates and steps tested reach as far by chance. An incident of "
-        f"hours is drawn clear in its hours (about {CLEAR_OWN_Z[0]:g} standard deviations or more)." + deeper
+        "segment. Its rows are its dates, each a whole day: one of several dates starts and ends at midnight, so the "
+        "dates before and after its run carry none of it, and its first and last dates are rows however little they "
+        "show. How far an all-day incident (a step's conversion falling) stands out on a date: z = f / sd, f the "
+        f"relative fall it causes, sd = {sizing_sd()} the relative noise of the segment's conversion (n its arrivals "
+        "at the step, p its conversion without the incident, L its leaves with arrivals, all as expected that date; "
+        f"the sd terms are noise_model's: binomial, layers 2 and 3 averaged over the leaves, layer 1). It is drawn "
+        f"so that its smallest daily fall over the largest sd among its dates is {low:g} to {high:g}; a "
+        "release_regression's is taken on its last date (the rollout's widest) only; an experiment_breakage whose "
+        "arm names no channel or user type keeps its drawn fall and may stand further out. That is near the noise, "
+        "where many segments, dates and steps tested reach as far by chance. Measured on the data (n and L the "
+        "date's counts, p its baseline_value, f the observed fall) z scatters by about 1 either way, more in a "
+        f"segment of a few dozen arrivals. An incident of hours is drawn clear in its hours (about "
+        f"{CLEAR_OWN_Z[0]:g} standard deviations or more)." + deeper
     )
 
 

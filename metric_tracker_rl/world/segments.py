@@ -99,6 +99,8 @@ HOLIDAYS: dict[str, str] = {"2026-04-03": "Good Friday", "2026-04-06": "Easter M
 # A release that breaks its new version does so from its rollout's first date for this many dates (inclusive), one
 # row each, until a fix (generation/kinds/release_regression.py).
 REGRESSION_DAYS: tuple[int, int] = (3, 6)
+# The steps such a release breaks (one of them, drawn in this order): the checkout and the payment.
+REGRESSION_STEPS: tuple[str, ...] = ("order_placed_to_payment_successful", "product_added_to_cart_to_order_placed")
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ from metric_tracker_rl.generation.anomalies.base import step_index
 from metric_tracker_rl.generation.kinds.base import IncidentKind, SegmentIncident, register_incident_kind
 from metric_tracker_rl.generation.kinds.cuboid import CuboidRule, draw_cuboid, enough_data, leaf_mask, own_z
 from metric_tracker_rl.generation.segment_plan import SegmentWorld, pick
-from metric_tracker_rl.world.segments import REGRESSION_DAYS, Segment
+from metric_tracker_rl.world.segments import REGRESSION_DAYS, REGRESSION_STEPS, Segment
 
 DAYS = REGRESSION_DAYS  # dates the new version stays broken, one row each (the brief publishes them)
 CUBOID_RULE = CuboidRule(may_name=("country", "channel", "user_type"))
@@ -20,12 +20,13 @@ CUBOID_RULE = CuboidRule(may_name=("country", "channel", "user_type"))
 class ReleaseRegression(IncidentKind):
     name = "release_regression"
     family = "rate_drop_from_median"
-    entity_names = ("order_placed_to_payment_successful", "product_added_to_cart_to_order_placed")
+    entity_names = REGRESSION_STEPS
     requires_fields = ("app_version",)
     segment_meaning = "platform + the new version"
     magnitude_meaning = "relative fall of the step's conversion on the new version"
     magnitude_range = (0.25, 0.55)
-    definition = "a release breaks a late step on its new version (calendar_note_kinds.release)"
+    definition = (f"a release breaks {' or '.join(REGRESSION_STEPS[::-1])} on its new version "
+                  "(calendar_note_kinds.release)")
     description = (f"from the rollout's first date until a fix ({DAYS[0]}-{DAYS[1]} dates, one row each); the "
                    "aggregate's drop grows with the rollout")
     magnitude_bounds = (0.0, 0.95)
