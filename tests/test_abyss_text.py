@@ -24,11 +24,13 @@ from metric_tracker_rl.generation.kinds.cuboid import COMMON_RATE_SPREAD, LEAF_R
 from metric_tracker_rl.generation.segment_plan import SegmentWorld, segmented_plan
 from metric_tracker_rl.generation.segmented import DrawnWorld, _kind_world
 from metric_tracker_rl.serving.environment import MetricTrackerRlEnvironment
+from metric_tracker_rl.spec.published import FUNNEL_STEPS
 from metric_tracker_rl.spec.seeding import derive_rng
 from metric_tracker_rl.spec.tasks import resolve_episode_config
 from metric_tracker_rl.spec.tiers import TIERS
 from metric_tracker_rl.view.prompt import first_prompt
-from metric_tracker_rl.world.segments import world_of
+from metric_tracker_rl.world.funnel import window_calendar
+from metric_tracker_rl.world.segments import Segment, holiday_days, world_of
 
 ABYSS = "abyss"
 
@@ -225,3 +227,97 @@ def test_an_all_day_incident_stands_out_as_far_as_the_brief_says_when_a_reader_c
     assert np.mean([low - 2.5 <= z <= high + 2.5 for z in observed_z]) >= 0.9
     # Taken over every date instead, a release's first dates fall far below the range.
     assert min(weakest_dates) < low - 2.5
+
+
+# --- 5: a date's second incident ---------------------------------------------------------------------------------
+
+def test_a_second_incident_is_a_one_date_level_shift_on_a_date_of_an_incident_of_any_kind_overlapping_it() -> None:
+    """Seed 826318 had its second incident with no multi-date level_shift in the episode. Measured: each episode
+    has `concurrency` second incidents, each a level_shift of one date on a date another incident holds (hosts of
+    several kinds), on a step none of that date's incidents reports, in a segment that shares a field value with
+    the host's and agrees with it on every field both name."""
+    meaning = _brief()["config_meaning"]["concurrency"]
+    for said in ("a level_shift of that one date only (one row)", "on one of the dates of an incident of any kind",
+                 "keeps one of that incident's field values and agrees with it on every field both name",
+                 "a segment_outage on a date of its own instead"):
+        assert said in meaning, said
+    hosts, without_a_run = set(), 0
+    for seed in SEEDS:
+        drawn = _drawn(seed)
+        runs = _runs(drawn)
+        seconds = [run[0] for run in runs if run[0].kind == "level_shift" and len(run) == 1]
+        assert len(seconds) == TIERS[ABYSS].segmented.concurrency  # type: ignore[union-attr]
+        second = seconds[0]
+        others = [i for i in drawn.incidents if i.record.day == second.record.day and i is not second]
+        assert others, "on a date another incident holds"
+        host = next(i for i in others if _overlaps(i.segment, second.segment))
+        assert second.record.entity_name not in {i.record.entity_name for i in others}
+        hosts.add(host.kind)
+        without_a_run += not any(run[0].kind == "level_shift" and len(run) > 1 for run in runs)
+    assert len(hosts) >= 3 and without_a_run  # any kind hosts one; no run of level_shift is needed
+
+
+def _overlaps(host: Segment, second: Segment) -> bool:
+    """The published rule: the second keeps one of the host's values and agrees on every field both name."""
+    mine, theirs = second.named(), {f: v for f, v in host.named().items() if f != "app_version"}
+    both = set(mine) & set(theirs)
+    return bool(both) and all(mine[f] == theirs[f] for f in both)
+
+
+# --- 6: the small untruths ------------------------------------------------------------------------------------
+
+def test_both_texts_of_a_release_name_the_steps_it_breaks_and_the_generator_breaks_those() -> None:
+    steps = set(FUNNEL_STEPS)
+    named = [set(re.findall(r"\b[a-z_]+_to_[a-z_]+\b", text)) & steps
+             for text in (_kind_definitions()["release_regression"], _brief()["calendar_note_kinds"]["release"])]
+    broken = {incident.record.entity_name for seed in SEEDS for incident in _drawn(seed).incidents
+              if incident.kind == "release_regression"}
+    broken |= {incident.record.entity_name for seed in SEEDS for incident in _drawn(seed, "frontier").incidents
+               if incident.kind == "release_regression"}
+    assert named[0] == named[1] == broken
+
+
+@pytest.mark.parametrize("ratio", [0.5, 1.0, 2.0])
+def test_decoy_ratio_says_how_many_look_alikes_and_leaf_blips_an_episode_draws(ratio: float) -> None:
+    """decoy_ratio: look-alikes per incident (at least 2 unless 0), as many as free dates allow, and at abyss leaf
+    blips on top, as many per incident as the meaning says times the ratio, or none where no date is left free."""
+    meaning = read_observation(first_prompt(MetricTrackerRlEnvironment().reset(
+        difficulty=ABYSS, seed=1, decoy_ratio=ratio))).brief["config_meaning"]["decoy_ratio"]
+    per_incident = float(re.findall(r"leaf_blips come on top of them: ([\d.]+) per incident times decoy_ratio",
+                                    meaning)[0])
+    per_weekday = int(re.findall(r"at most (\d+) dates of a weekday are held", meaning)[0])
+    assert "as many as the window has room for" in meaning and "(none where no date is left)" in meaning
+    full = 0
+    for seed in SEEDS[:8]:
+        drawn = reset_world(difficulty=ABYSS, seed=seed, decoy_ratio=ratio)
+        incidents = sum(incident.record.continues is None for incident in drawn.incidents)
+        blips = sum(f.kind == "leaf_blip" for f in drawn.fluctuations)
+        others = len(drawn.fluctuations) - blips
+        look_alikes = max(2, round(ratio * incidents))
+        assert others <= look_alikes and blips in (0, max(2, round(per_incident * ratio * incidents)))
+        full += others < look_alikes
+        assert blips or not _free_dates(drawn, per_weekday)
+    assert full < len(SEEDS[:8]) / 2 or ratio > 1  # at the default ratio, most episodes have room for every one
+
+
+def _free_dates(drawn: DrawnWorld, per_weekday: int) -> list[int]:
+    """Dates no incident or look-alike holds, of a weekday with fewer than `per_weekday` held, but the last and the
+    holidays (which no change takes)."""
+    held = {i.record.day for i in drawn.incidents} | {f.day for f in drawn.fluctuations if f.kind != "leaf_blip"}
+    dates = window_calendar(drawn.data.num_days).iso_dates
+    assert drawn.data.context is not None
+    for row in (*drawn.data.context.experiments, *drawn.data.context.campaigns):  # a run of dates each
+        held |= {d for d, date in enumerate(dates) if row.start_date <= date <= row.end_date}
+    weekdays = [sum(d % 7 == w for d in held) for w in range(7)]
+    return [d for d in range(drawn.data.num_days - 1) if d not in held and d not in holiday_days(drawn.data.num_days)
+            and weekdays[d % 7] < per_weekday]
+
+
+def test_an_experiments_intended_effect_is_said_to_rise_or_fall_as_the_generator_draws_it() -> None:
+    """Seed 777848 (deep): a 25% fall of an experiment's target step was its intended effect, benign."""
+    brief = _brief("deep")
+    assert "intended effect (a rise or a fall)" in brief["benign_fluctuations"]
+    assert "a rise or a fall, is not an incident" in brief["segments"]["context_tables"]["experiments"]
+    effects = [float(m[1]) for seed in SEEDS for f in _drawn(seed, "deep").fluctuations
+               if f.kind == "experiment_effect" and (m := re.search(r"by ([+-]\d+)%", f.description))]
+    assert min(effects) < 0 < max(effects)

@@ -299,7 +299,8 @@ CONFIG_MEANINGS: dict[str, str] = {
                        "that family only",
     "anomalies": "the incidents the reset asked for (family, date, entity, magnitude)",
     "incident_kinds": "the kinds drawn from, in turn",
-    "decoy_ratio": "benign look-alikes per incident (at least 2 unless 0)",
+    "decoy_ratio": "benign look-alikes per incident (at least 2 unless 0), as many as the window has room for: "
+                   "each takes dates no incident holds",
     "dimensions": "the fields a segment may name",
     "max_cuboid_depth": "the most fields a segment names, a version with its platform counting once; "
                         "partner_payment_failure and experiment_breakage may name 2 at any setting",
@@ -325,9 +326,13 @@ def config_meaning(config: Mapping[str, Any]) -> dict[str, str]:
     blips, decoy_ratio's says how many it brings besides the look-alikes)."""
     meanings = {key: CONFIG_MEANINGS[key] for key in config if key in CONFIG_MEANINGS}
     tier = TIERS.get(str(config.get("difficulty")))
-    if "decoy_ratio" in meanings and tier is not None and tier.segmented is not None and tier.segmented.leaf_blips:
-        meanings["decoy_ratio"] += (f"; leaf_blips come on top of them: {tier.segmented.leaf_blips:g} per incident "
-                                    "times decoy_ratio (at least 2 unless 0)")
+    if "decoy_ratio" in meanings and tier is not None and tier.segmented is not None:
+        meanings["decoy_ratio"] += (f" and at most {tier.perturbed_per_weekday} dates of a weekday are held (so a "
+                                    "crowded episode has fewer)")
+        if tier.segmented.leaf_blips:
+            meanings["decoy_ratio"] += (f"; leaf_blips come on top of them: {tier.segmented.leaf_blips:g} per "
+                                        "incident times decoy_ratio (at least 2 unless 0), each on a date that is "
+                                        "not held but could be (none where no date is left)")
     return meanings
 
 
