@@ -120,14 +120,24 @@ def sizing_sd() -> str:
     return f"sqrt((1 - p) / (p * n) + {leaf:.4g} / L + {RATE_NOISE_SIGMA ** 2:.4g})"
 
 
+def depth_text(min_depth: int) -> str:
+    """How many fields a deeper tier's root cause names: its floor, how often one more, and that the data need not
+    settle a field (kinds/cuboid.draw_depth draws the depth in proportion to itself)."""
+    return (f" A level_shift's, release_regression's, payment_failure's or segment_outage's segment names at least "
+            f"{min_depth} fields (max_cuboid_depth if fewer; a version with its platform counting once) wherever one "
+            "of that depth stands out as far on its dates, fewer otherwise; a level_shift's or release_regression's "
+            f"names {min_depth + 1} about {min_depth + 1} times in {2 * min_depth + 1} where max_cuboid_depth "
+            "allows it (the depth is drawn in proportion to itself). A field is named whether or not the data can "
+            "tell: where the values it leaves out hold only a few arrivals at the step, the segment without it fits "
+            "the data as well, and that row earns its coverage x purity.")
+
+
 def incident_shape(own_z: tuple[float, float], min_depth: int = 1) -> str:
     """What an incident does to the leaves of its segment, which dates are its rows, how far it stands out of the
     noise (an all-day one at the tier's own_z by a sizing a reader can compute, one of hours clear in its hours),
     and, where the tier draws deeper segments, how deep."""
     low, high = own_z
-    deeper = (f" A level_shift's, release_regression's, payment_failure's or segment_outage's segment names at least "
-              f"{min_depth} fields (max_cuboid_depth if fewer; a version with its platform counting once) wherever one "
-              "of that depth stands out as far on its dates, fewer otherwise.") if min_depth > 1 else ""
+    deeper = depth_text(min_depth) if min_depth > 1 else ""
     return (
         "An incident changes its segment only: on each of its dates, every leaf the segment holds changes by the same "
         "share in expectation (the incident's step's conversion, or its opens or events; an incident of hours, in "
