@@ -125,7 +125,7 @@ def test_the_abyss_brief_publishes_its_noise_model_incident_shape_and_blips_in_i
         assert f"sd {sigma:g}" in noise
     assert "binomial" in noise and "Poisson" in noise
     low, high = MIX.own_z
-    assert f"over the largest sd among its dates is {low:g} to {high:g};" in segments["incident_shape"]
+    assert f"It is drawn at {low:g} to {high:g}, taking" in segments["incident_shape"]
     assert "same share" in segments["incident_shape"]
     assert "leaf_blip" in text and "no incident is confined to a single leaf" in text
     assert "at deep" not in text and "(deep)" not in text and "at abyss" in text

@@ -299,18 +299,17 @@ CONFIG_MEANINGS: dict[str, str] = {
                        "that family only",
     "anomalies": "the incidents the reset asked for (family, date, entity, magnitude)",
     "incident_kinds": "the kinds drawn from, in turn",
-    "decoy_ratio": "benign look-alikes per incident (at least 2 unless 0), as many as the window has room for: "
-                   "each takes dates no incident holds",
+    "decoy_ratio": "benign look-alikes per incident (at least 2 unless 0), each on dates of its own, as many as "
+                   "fit",
     "dimensions": "the fields a segment may name",
     "max_cuboid_depth": "the most fields a segment names, a version with its platform counting once; "
                         "partner_payment_failure and experiment_breakage may name 2 at any setting",
     "magnitude_scale": "every kind's default size range times this",
-    "concurrency": "how many incidents are a second incident on a date another incident holds (mixed episodes "
-                   "whose kinds include level_shift): each a level_shift of that one date only (one row), on one of "
-                   "the dates of an incident of any kind, on a step no incident of that date reports or moves and "
-                   "no experiment running that date targets, in a segment that keeps one of that incident's field "
-                   "values and agrees with it on every field both name (the two overlap); where no date has such a "
-                   "step free, a segment_outage on a date of its own instead",
+    "concurrency": "incidents that are a second one on another's date (mixed episodes whose kinds include "
+                   "level_shift): a level_shift of that date only, on a date of an incident of any kind, on a step "
+                   "no incident of that date reports or moves nor an experiment then targets, in a segment that "
+                   "keeps one of that incident's field values and agrees with it on every field both name; where no "
+                   "step is free, a segment_outage on a date of its own",
     "note_share": "the share of partner_payment_failures with a partner_status notice",
     "standard": "true: the tier's defaults but the seed (as published scores use)",
     "held_out": "true: seeded with a server secret, so its seed cannot rebuild it",
@@ -327,12 +326,11 @@ def config_meaning(config: Mapping[str, Any]) -> dict[str, str]:
     meanings = {key: CONFIG_MEANINGS[key] for key in config if key in CONFIG_MEANINGS}
     tier = TIERS.get(str(config.get("difficulty")))
     if "decoy_ratio" in meanings and tier is not None and tier.segmented is not None:
-        meanings["decoy_ratio"] += (f" and at most {tier.perturbed_per_weekday} dates of a weekday are held (so a "
-                                    "crowded episode has fewer)")
+        meanings["decoy_ratio"] += f" (at most {tier.perturbed_per_weekday} dates of a weekday are held)"
         if tier.segmented.leaf_blips:
-            meanings["decoy_ratio"] += (f"; leaf_blips come on top of them: {tier.segmented.leaf_blips:g} per "
-                                        "incident times decoy_ratio (at least 2 unless 0), each on a date that is "
-                                        "not held but could be (none where no date is left)")
+            meanings["decoy_ratio"] += (f"; {tier.segmented.leaf_blips:g} leaf_blips per incident times decoy_ratio "
+                                        "(at least 2 unless 0) come on top, on dates that could still be held (none "
+                                        "if none is left)")
     return meanings
 
 

@@ -121,15 +121,14 @@ def sizing_sd() -> str:
 
 
 def depth_text(min_depth: int) -> str:
-    """How many fields a deeper tier's root cause names: its floor, how often one more, and that the data need not
-    settle a field (kinds/cuboid.draw_depth draws the depth in proportion to itself)."""
+    """How many fields a deeper tier's root cause names: its floor, how often one more (kinds/cuboid.draw_depth
+    draws the depth in proportion to itself), and that the data need not settle a field."""
     return (f" A level_shift's, release_regression's, payment_failure's or segment_outage's segment names at least "
             f"{min_depth} fields (max_cuboid_depth if fewer; a version with its platform counting once) wherever one "
-            "of that depth stands out as far on its dates, fewer otherwise; a level_shift's or release_regression's "
-            f"names {min_depth + 1} about {min_depth + 1} times in {2 * min_depth + 1} where max_cuboid_depth "
-            "allows it (the depth is drawn in proportion to itself). A field is named whether or not the data can "
-            "tell: where the values it leaves out hold only a few arrivals at the step, the segment without it fits "
-            "the data as well, and that row earns its coverage x purity.")
+            "of that depth stands out as far on its dates, fewer otherwise; a level_shift or release_regression "
+            f"names {min_depth + 1} about {min_depth + 1} times in {2 * min_depth + 1} where allowed. The data need "
+            "not settle a field: where the values it leaves out hold few arrivals at the step, the segment without "
+            "it fits as well (a row naming it earns coverage x purity).")
 
 
 def incident_shape(own_z: tuple[float, float], min_depth: int = 1) -> str:
@@ -137,24 +136,20 @@ def incident_shape(own_z: tuple[float, float], min_depth: int = 1) -> str:
     noise (an all-day one at the tier's own_z by a sizing a reader can compute, one of hours clear in its hours),
     and, where the tier draws deeper segments, how deep."""
     low, high = own_z
-    deeper = depth_text(min_depth) if min_depth > 1 else ""
     return (
         "An incident changes its segment only: on each of its dates, every leaf the segment holds changes by the same "
         "share in expectation (the incident's step's conversion, or its opens or events; an incident of hours, in "
         "those hours) and no leaf outside it changes, so a true change ripples evenly through every leaf of its "
-        "segment. Its rows are its dates, each a whole day: one of several dates starts and ends at midnight, so the "
-        "dates before and after its run carry none of it, and its first and last dates are rows however little they "
-        "show. How far an all-day incident (a step's conversion falling) stands out on a date: z = f / sd, f the "
-        f"relative fall it causes, sd = {sizing_sd()} the relative noise of the segment's conversion (n its arrivals "
-        "at the step, p its conversion without the incident, L its leaves with arrivals, all as expected that date; "
-        f"the sd terms are noise_model's: binomial, layers 2 and 3 averaged over the leaves, layer 1). It is drawn "
-        f"so that its smallest daily fall over the largest sd among its dates is {low:g} to {high:g}; a "
-        "release_regression's is taken on its last date (the rollout's widest) only; an experiment_breakage whose "
-        "arm names no channel or user type keeps its drawn fall and may stand further out. That is near the noise, "
-        "where many segments, dates and steps tested reach as far by chance. Measured on the data (n and L the "
-        "date's counts, p its baseline_value, f the observed fall) z scatters by about 1 either way, more in a "
-        f"segment of a few dozen arrivals. An incident of hours is drawn clear in its hours (about "
-        f"{CLEAR_OWN_Z[0]:g} standard deviations or more)." + deeper
+        "segment. Its rows are its dates, each a whole day: a run of dates starts and ends at midnight (the dates "
+        "around it carry none of it), and its first and last dates are rows however little they show. An all-day "
+        f"incident (a step's conversion falling) stands out by z = f / sd: f its relative fall, sd = {sizing_sd()} "
+        "with n the segment's arrivals at the step, p its conversion without the incident and L its leaves with "
+        f"arrivals, as expected that date. It is drawn at {low:g} to {high:g}, taking its smallest daily fall and "
+        "the largest sd of its dates (a release_regression: its last date only; an experiment_breakage on cells "
+        "keeps its fall and may stand further out): near the noise, where many segments, dates and steps tested "
+        "reach as far by chance. On the data (n, L the date's counts, p its baseline_value, f the observed fall) z "
+        "scatters about 1 either way. An incident of hours is drawn clear in its hours (about "
+        f"{CLEAR_OWN_Z[0]:g} standard deviations or more)." + (depth_text(min_depth) if min_depth > 1 else "")
     )
 
 
