@@ -145,12 +145,11 @@ GRADING_RULE = (
 # The segment credit where a tier's config says `overlap` (deep; grader.segment_overlap applies it). Published in
 # task_overview's grading entry and the brief's segments at such a tier; frontier keeps its table.
 OVERLAP_CREDIT_RULE = (
-    "The segment credit is coverage x purity. coverage = T(R and I) / T(I), the share of the incident's traffic the "
-    "reported segment covers; purity = T(R and I) / T(R), the share of the reported traffic the incident affected. "
-    "R is the row's segment and I the incident's, each the traffic matching every field it names (an omitted field "
-    "means all its values); R and I is the traffic matching both (none where they name different values of a "
-    "field). T(S) = the app_opens of S on the incident's date as observed (daily_by_segment). So the exact segment "
-    "earns 1, a segment sharing no traffic with the incident 0, and a row without segment T(I) / T(all traffic)."
+    "The segment credit is coverage x purity: coverage = T(R and I) / T(I), purity = T(R and I) / T(R), R the row's "
+    "segment and I the incident's, each the traffic matching every field it names (an omitted field: all its "
+    "values; R and I: both, none where they name different values of a field); T(S) = the app_opens of S on the "
+    "incident's date as observed (daily_by_segment). The exact segment earns 1, one sharing no traffic with the "
+    "incident 0, a row without segment T(I) / T(all traffic)."
 )
 
 
@@ -227,8 +226,8 @@ def row_key(date: str, entity_type: str, entity_name: str) -> str:
 MIN_HOURLY_DENOMINATOR = 20
 # Where the hours of an incident are served (a brief states it at a tier whose channel and user type are daily).
 HOURLY_EVIDENCE_GRAIN = (
-    "An incident whose evidence is a block of hours (a funnel_break, an hourly_traffic_mix_shift, an outage of some "
-    "hours reported as absolute_drop_in_event_count) is confined to platform, country and/or app_version, where hours "
+    "An incident whose evidence is a block of hours (a funnel_break, an hourly_traffic_mix_shift, an "
+    "absolute_drop_in_event_count of hours) is confined to platform, country and/or app_version, where hours "
     "are served; a change confined by channel or user type is always an all-day change."
 )
 
@@ -299,17 +298,15 @@ CONFIG_MEANINGS: dict[str, str] = {
                        "that family only",
     "anomalies": "the incidents the reset asked for (family, date, entity, magnitude)",
     "incident_kinds": "the kinds drawn from, in turn",
-    "decoy_ratio": "benign look-alikes per incident (at least 2 unless 0), each on dates of its own, as many as "
-                   "fit",
+    "decoy_ratio": "benign look-alikes per incident (at least 2 unless 0), each on its own dates, as many as fit",
     "dimensions": "the fields a segment may name",
     "max_cuboid_depth": "the most fields a segment names, a version with its platform counting once; "
                         "partner_payment_failure and experiment_breakage may name 2 at any setting",
     "magnitude_scale": "every kind's default size range times this",
-    "concurrency": "incidents that are a second one on another's date (mixed episodes whose kinds include "
-                   "level_shift): a level_shift of that date only, on a date of an incident of any kind, on a step "
-                   "no incident of that date reports or moves nor an experiment then targets, in a segment that "
-                   "keeps one of that incident's field values and agrees with it on every field both name; where no "
-                   "step is free, a segment_outage on a date of its own",
+    "concurrency": "second incidents on the date of an incident of any kind (mixed episodes with level_shift): "
+                   "each a level_shift of that date only, on a step that date's incidents and experiments leave "
+                   "alone, in a segment that keeps one of that incident's field values and agrees with it on every "
+                   "field both name; with no step free, a segment_outage on a date of its own",
     "note_share": "the share of partner_payment_failures with a partner_status notice",
     "standard": "true: the tier's defaults but the seed (as published scores use)",
     "held_out": "true: seeded with a server secret, so its seed cannot rebuild it",
@@ -326,11 +323,10 @@ def config_meaning(config: Mapping[str, Any]) -> dict[str, str]:
     meanings = {key: CONFIG_MEANINGS[key] for key in config if key in CONFIG_MEANINGS}
     tier = TIERS.get(str(config.get("difficulty")))
     if "decoy_ratio" in meanings and tier is not None and tier.segmented is not None:
-        meanings["decoy_ratio"] += f" (at most {tier.perturbed_per_weekday} dates of a weekday are held)"
+        meanings["decoy_ratio"] += f" ({tier.perturbed_per_weekday} held dates a weekday at most)"
         if tier.segmented.leaf_blips:
-            meanings["decoy_ratio"] += (f"; {tier.segmented.leaf_blips:g} leaf_blips per incident times decoy_ratio "
-                                        "(at least 2 unless 0) come on top, on dates that could still be held (none "
-                                        "if none is left)")
+            meanings["decoy_ratio"] += (f"; plus {tier.segmented.leaf_blips:g} leaf_blips per incident times this "
+                                        "on dates still free, none if none is")
     return meanings
 
 
@@ -339,12 +335,12 @@ def incident_count_statement(config: Mapping[str, Any]) -> str:
     anomaly_density is not a count to multiply out: a seeded medium or hard episode draws its count from the
     range shown, whatever the density."""
     count, count_range = config.get("anomaly_count"), config.get("anomaly_count_range")
-    rows = "; an incident that lasts two dates has a row on each"
+    rows = "; an incident of several dates has a row on each"
     if count is not None:
         if count == 0:
             return "none: this episode holds no incident, so the right report is empty"
         return f"exactly {count}{rows}"
     if count_range is not None:
         low, high = count_range
-        return f"between {low} and {high}, drawn per episode (anomaly_density does not tell how many){rows}"
+        return f"between {low} and {high}, drawn per episode{rows}"
     raise ValueError(f"a visible config holds anomaly_count or anomaly_count_range: {sorted(config)}")

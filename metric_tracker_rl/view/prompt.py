@@ -18,7 +18,7 @@ from metric_tracker_rl.spec.published import (
 )
 from metric_tracker_rl.spec.tiers import TIERS
 from metric_tracker_rl.view import render
-from metric_tracker_rl.world.segment_brief import RELEASE_MEANING, drawn_families, tier_wording
+from metric_tracker_rl.world.segment_brief import RELEASE_MEANING, SEGMENTED_NOTE_KINDS, drawn_families, tier_wording
 from metric_tracker_rl.world.segments import CELL_FIELDS, world_of
 
 SYSTEM_PROMPT = """\
@@ -109,7 +109,7 @@ def brief_data(observation: MetricTrackerRlObservation) -> dict[str, Any]:
         "families": families,
         "benign_fluctuations": observation.benign_fluctuations,
         "calendar_note_kinds": dict(ANNOTATION_MEANINGS) if observation.segments is None
-        else {**ANNOTATION_MEANINGS,
+        else {**{kind: ANNOTATION_MEANINGS[kind] for kind in SEGMENTED_NOTE_KINDS},
               "release": tier_wording(RELEASE_MEANING, str(observation.config.get("difficulty")))},
     })
     if observation.segments is not None:

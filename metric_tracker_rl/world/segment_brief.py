@@ -44,16 +44,18 @@ from metric_tracker_rl.world.traffic_split import (
 )
 
 RELEASE_MEANING = (
-    "A release annotation says a new app version started a staged rollout on one platform: "
-    f"{', '.join(f'{stage:.0%}' for stage in ROLLOUT_STAGES)} of its users on consecutive dates (get_releases). A "
+    "A release annotation starts an app version's staged rollout on one platform (get_releases). A "
     f"release sometimes breaks {' or '.join(REGRESSION_STEPS[::-1])} on the new version only (its platform and "
     "version, at deep perhaps only some of its users): all day on every date from the rollout's first date for "
     f"{REGRESSION_DAYS[0]} to {REGRESSION_DAYS[1]} dates in a row, by the same share every date, then it is fixed, "
     f"whether or not the rollout has reached {ROLLOUT_STAGES[-1]:.0%}. Each of those dates is a row, the first ones "
-    f"too: there the new version carries {ROLLOUT_STAGES[0]:.0%} and {ROLLOUT_STAGES[1]:.0%} of the platform's "
-    "users, so the fall may barely show. Its aggregate footprint grows with the rollout until the fix. Most releases "
-    "change nothing."
+    f"too, where the new version carries {ROLLOUT_STAGES[0]:.0%} and {ROLLOUT_STAGES[1]:.0%} of the platform's users "
+    "and the fall may barely show. Most releases change nothing."
 )
+
+# The calendar notes a segmented tier's episodes carry (generation/segmented.py annotates holidays and releases
+# only): the brief explains these, and no kind that never occurs there.
+SEGMENTED_NOTE_KINDS: tuple[str, ...] = ("public_holiday", "release")
 
 SEGMENT_REPORTING = (
     "At frontier every incident is confined to a segment: report it with the platform, country and/or app_version "
@@ -65,7 +67,7 @@ SEGMENT_REPORTING = (
 # At a tier that credits segments by overlap (deep): any of its dimensions, and the continuous credit.
 OVERLAP_REPORTING = (
     "At {difficulty} every incident is confined to a segment: report it with any of the fields {fields} that name "
-    "it (omit a field to mean all its values; web has the single app_version 'web'), and read its baseline, "
+    "it (web has the single app_version 'web'), and read its baseline, "
     "observed value and delta from that segment's own data with the published baseline rule. The row's quality is "
     "multiplied by its segment credit. " + OVERLAP_CREDIT_RULE
 )
@@ -73,22 +75,21 @@ BENIGN_LOOK_ALIKES = (
     "Unannotated and benign, with sizes that overlap incidents' (no threshold separates them): more traffic from a "
     "low-converting segment (the aggregate's conversion moves, no segment's own does); a segment's demand rising or "
     "falling all day with every event and hour together; a segment using the app a few hours earlier or later. "
-    "Holidays and releases are annotated. The signature tells incidents apart: which hours, which segment, which "
+    "The signature tells incidents apart: which hours, which segment, which "
     "metrics move together, and when it started."
 )
 
 
 BENIGN_WITH_CONTEXT = (
-    " With context tables (deep), also benign: an experiment's intended effect (a rise or a fall) on the step it "
-    "targets in its arm, "
-    "a campaign's extra low-intent traffic in its channel and country, and a country's holiday; they are listed "
-    "there, not annotated."
+    " With context tables (deep), also benign: an experiment's intended effect on the step it targets in its arm, "
+    "a campaign's extra low-intent traffic in its channel and country, and a country's holiday; "
+    "they are listed there, not annotated."
 )
 
 
 LEAF_BLIPS = (
     " Also benign, however large: a step's conversion falling on one date in a single leaf only (one value of every "
-    "dimension: platform, country, app_version, channel and user_type), a leaf_blip. Every segment that holds the "
+    "dimension), a leaf_blip. Every segment that holds the "
     "leaf shows it, diluted by the leaf's share; no incident is confined to a single leaf."
 )
 
@@ -97,9 +98,8 @@ def noise_model() -> str:
     """How a tier that publishes its noise model draws every count (the leaves' day factors and sampling), in
     numbers a likelihood test can use."""
     return (
-        "Every count is drawn around its segment's expected level (its dimensions' shares and conversion profiles, "
-        "the weekday, the hour of day, a trend, holidays and each release's rollout) in three layers of day-to-day "
-        "noise, then sampled. (1) All traffic "
+        "Every count is drawn around its segment's expected level (its shares and conversion profiles, weekday, hour, "
+        "trend, holidays, rollouts) in three layers of day-to-day noise, then sampled. (1) All traffic "
         f"shares a factor per date: its opens log-normal (sd {DAY_NOISE_SIGMA:g}, and sd {HOUR_NOISE_SIGMA:g} per "
         f"hour), each step's conversion logit-normal (sd {RATE_NOISE_SIGMA:g}). (2) Each cell (platform, country, "
         f"app_version) has its own per date: its share of traffic log-normal (sd {SEGMENT_DAY_SIGMA:g}), each step's "
@@ -124,11 +124,10 @@ def depth_text(min_depth: int) -> str:
     """How many fields a deeper tier's root cause names: its floor, how often one more (kinds/cuboid.draw_depth
     draws the depth in proportion to itself), and that the data need not settle a field."""
     return (f" A level_shift's, release_regression's, payment_failure's or segment_outage's segment names at least "
-            f"{min_depth} fields (max_cuboid_depth if fewer; a version with its platform counting once) wherever one "
+            f"{min_depth} fields (max_cuboid_depth if fewer) wherever one "
             "of that depth stands out as far on its dates, fewer otherwise; a level_shift or release_regression "
-            f"names {min_depth + 1} about {min_depth + 1} times in {2 * min_depth + 1} where allowed. The data need "
-            "not settle a field: where the values it leaves out hold few arrivals at the step, the segment without "
-            "it fits as well (a row naming it earns coverage x purity).")
+            f"names {min_depth + 1} about {min_depth + 1} times in {2 * min_depth + 1} where allowed, whether or not "
+            "the data can tell that field.")
 
 
 def incident_shape(own_z: tuple[float, float], min_depth: int = 1) -> str:
@@ -137,19 +136,16 @@ def incident_shape(own_z: tuple[float, float], min_depth: int = 1) -> str:
     and, where the tier draws deeper segments, how deep."""
     low, high = own_z
     return (
-        "An incident changes its segment only: on each of its dates, every leaf the segment holds changes by the same "
-        "share in expectation (the incident's step's conversion, or its opens or events; an incident of hours, in "
-        "those hours) and no leaf outside it changes, so a true change ripples evenly through every leaf of its "
-        "segment. Its rows are its dates, each a whole day: a run of dates starts and ends at midnight (the dates "
-        "around it carry none of it), and its first and last dates are rows however little they show. An all-day "
-        f"incident (a step's conversion falling) stands out by z = f / sd: f its relative fall, sd = {sizing_sd()} "
-        "with n the segment's arrivals at the step, p its conversion without the incident and L its leaves with "
-        f"arrivals, as expected that date. It is drawn at {low:g} to {high:g}, taking its smallest daily fall and "
-        "the largest sd of its dates (a release_regression: its last date only; an experiment_breakage on cells "
-        "keeps its fall and may stand further out): near the noise, where many segments, dates and steps tested "
-        "reach as far by chance. On the data (n, L the date's counts, p its baseline_value, f the observed fall) z "
-        "scatters about 1 either way. An incident of hours is drawn clear in its hours (about "
-        f"{CLEAR_OWN_Z[0]:g} standard deviations or more)." + (depth_text(min_depth) if min_depth > 1 else "")
+        "An incident changes its segment only: on each of its dates every leaf it holds changes by the same share in "
+        "expectation (its step's conversion, or its opens; one of hours, in those hours) and no leaf outside it "
+        "changes. Its rows are its dates, each a whole day: a run starts and ends at midnight, and its first and last "
+        "dates are rows however little they show. An all-day incident's z = f / sd, f the relative fall of its "
+        f"step's conversion, sd = {sizing_sd()}, n the segment's arrivals at the step, p its conversion without the "
+        f"incident, L its leaves with arrivals (expected, that date). It is drawn at {low:g} to {high:g}, taking its "
+        "smallest daily fall and the largest sd of its dates (a release_regression: its last date only; an "
+        "experiment_breakage on cells keeps its fall and may stand further out). On the data z scatters by about 1. "
+        f"An incident of hours is drawn clear in its hours (about {CLEAR_OWN_Z[0]:g} standard "
+        "deviations or more)." + (depth_text(min_depth) if min_depth > 1 else "")
     )
 
 

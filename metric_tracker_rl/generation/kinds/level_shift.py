@@ -35,10 +35,9 @@ class LevelShift(IncidentKind):
                    "dates until a fix: it contaminates no same-weekday peer of its own dates, but a second one on the "
                    "same weekday would")
     magnitude_bounds = (0.0, 0.95)
-    definition = (f"a step converts worse all day in a segment for {DAYS[0]}-{DAYS[1]} dates in a row until a fix, "
-                  f"a row each (at deep {ROLLOUT_RAMP[0]:g} of the full fall on its first date, {ROLLOUT_RAMP[2]:g} on "
-                  "its last, all of it between; a second incident on another incident's date lasts that date only, "
-                  "with all of it)")
+    definition = (f"a step converts worse all day in a segment for {DAYS[0]}-{DAYS[1]} dates in a row until a fix "
+                  f"(at deep {ROLLOUT_RAMP[0]:g} of the full fall on its first date, {ROLLOUT_RAMP[2]:g} on "
+                  "its last, all of it between)")
 
     def place(self, world: SegmentWorld, stream: str, rng: np.random.Generator) -> list[SegmentIncident]:
         days = world.calendar.draw_run(rng, DAYS)

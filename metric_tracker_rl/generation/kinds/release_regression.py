@@ -25,8 +25,7 @@ class ReleaseRegression(IncidentKind):
     segment_meaning = "platform + the new version"
     magnitude_meaning = "relative fall of the step's conversion on the new version"
     magnitude_range = (0.25, 0.55)
-    definition = (f"a release breaks {' or '.join(REGRESSION_STEPS[::-1])} on its new version "
-                  "(calendar_note_kinds.release)")
+    definition = "a release breaks a step calendar_note_kinds.release names, on its new version"
     description = (f"from the rollout's first date until a fix ({DAYS[0]}-{DAYS[1]} dates, one row each); the "
                    "aggregate's drop grows with the rollout")
     magnitude_bounds = (0.0, 0.95)
