@@ -30,6 +30,7 @@ from metric_tracker_rl.spec.tasks import resolve_episode_config
 from metric_tracker_rl.spec.tiers import TIERS
 from metric_tracker_rl.view.prompt import first_prompt
 from metric_tracker_rl.world.funnel import window_calendar
+from metric_tracker_rl.world.segment_brief import SEGMENTED_NOTE_KINDS
 from metric_tracker_rl.world.segments import Segment, holiday_days, world_of
 
 ABYSS = "abyss"
@@ -336,3 +337,12 @@ def test_the_depth_a_level_shift_or_release_names_is_drawn_as_often_as_the_brief
     assert len(depths) >= 50 and set(depths) <= {deeper - 1, deeper}
     measured = depths.count(deeper) / len(depths)
     assert abs(measured - share) < 3 * np.sqrt(share * (1 - share) / len(depths)), measured
+
+
+def test_a_segmented_brief_explains_the_calendar_notes_its_episodes_carry_and_no_other() -> None:
+    """The briefs of the segmented tiers used to explain campaign and late-data notes, which none of their episodes
+    carries."""
+    for difficulty in ("frontier", "deep", ABYSS):
+        explained = set(_brief(difficulty)["calendar_note_kinds"])
+        carried = {note.kind for seed in SEEDS[:10] for note in _drawn(seed, difficulty).annotations}
+        assert explained == carried == set(SEGMENTED_NOTE_KINDS), difficulty
