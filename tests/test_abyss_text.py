@@ -305,8 +305,10 @@ def _free_dates(drawn: DrawnWorld, per_weekday: int) -> list[int]:
     held = {i.record.day for i in drawn.incidents} | {f.day for f in drawn.fluctuations if f.kind != "leaf_blip"}
     dates = window_calendar(drawn.data.num_days).iso_dates
     assert drawn.data.context is not None
-    for row in (*drawn.data.context.experiments, *drawn.data.context.campaigns):  # a run of dates each
-        held |= {d for d, date in enumerate(dates) if row.start_date <= date <= row.end_date}
+    runs = [(row.start_date, row.end_date) for row in drawn.data.context.experiments]
+    runs += [(row.start_date, row.end_date) for row in drawn.data.context.campaigns]  # a run of dates each
+    for start, end in runs:
+        held |= {d for d, date in enumerate(dates) if start <= date <= end}
     weekdays = [sum(d % 7 == w for d in held) for w in range(7)]
     return [d for d in range(drawn.data.num_days - 1) if d not in held and d not in holiday_days(drawn.data.num_days)
             and weekdays[d % 7] < per_weekday]
