@@ -62,15 +62,18 @@ def add_favicon(app: Any) -> None:
 
 
 
-def build_debugger(name: str, title: str, self_url: str | None) -> gr.Blocks:
+def build_debugger(name: str, title: str, self_url: str | None) -> tuple[gr.Blocks, Callable[[], None]]:
     """The page. Every event runs as soon as it arrives, within its visitor's bounds (debugger_queue): a tab's
-    events take turns through its own `TabSession`, and a tab that is still busy is told so at once."""
+    events take turns through its own `TabSession`, and a tab that is still busy is told so at once. With it, the
+    function that closes every open tab (for a server that stops)."""
     with gr.Blocks(title=title, **debugger_theme()) as demo:
         page = DebuggerPage(name, self_url)
         page.wire(demo)
     demo.queue(default_concurrency_limit=None)
     demo.state_session_capacity = STATE_SESSIONS
-    return bound_visitors(quiet_when_idle(demo), sweepers=[page.open_tabs.close_idle])
+    queue_bounded = bound_visitors(quiet_when_idle(demo), sweepers=[page.open_tabs.close_idle],
+                                   close_tab=page.open_tabs.close)
+    return queue_bounded, page.open_tabs.close_all
 
 
 class DebuggerPage:
@@ -152,8 +155,10 @@ class DebuggerPage:
     def reset_charts(self, current: TabSession, observation: MetricTrackerRlObservation,
                      column: str) -> dict[Any, Any]:
         data = current.charts
-        if data is None:  # a reset reads the charts or raises
-            raise DebuggerError("the episode's charts were not read")
+        if data is None:  # a reset reads the charts or raises, but in held-out mode
+            note = f"<p>{layout.HELD_OUT_NOTE}</p>"
+            return {self.charts.counts: note, self.charts.rates: "", self.charts.heatmap: "", self.charts.funnel: "",
+                    self.charts.date: gr.update(choices=[], value=None)}
         marks = charts.marks_for(data.annotations, observation.debug)
         return {self.charts.counts: charts.daily_counts_svg(data, marks, current.resets),
                 self.charts.rates: charts.conversion_svg(data, marks, current.resets),
@@ -216,7 +221,8 @@ class DebuggerPage:
         cuboid = self.cuboid
         tables = cuboids.context_tables(observation.segments)
         updates: dict[Any, Any] = {
-            cuboid.note: layout.CUBOID_NOTE if current.dimensions else layout.CUBOID_NOTE_FLAT,
+            cuboid.note: (layout.HELD_OUT_NOTE if current.held_out else
+                          layout.CUBOID_NOTE if current.dimensions else layout.CUBOID_NOTE_FLAT),
             cuboid.chart: "", cuboid.context_rows: forms.EMPTY_RESULT,
             cuboid.context_panel: gr.update(visible=bool(tables)),
             cuboid.context_table: gr.update(choices=tables, value=tables[0] if tables else None)}
@@ -228,7 +234,7 @@ class DebuggerPage:
 
     def chart_cuboid(self, current: TabSession | None, metric: str, *choices: str) -> dict[Any, Any]:
         if current is None or not current.dimensions:
-            return {self.cuboid.note: layout.CUBOID_NOTE_FLAT}
+            return {self.cuboid.note: layout.HELD_OUT_NOTE if current and current.held_out else layout.CUBOID_NOTE_FLAT}
         cuboid = cuboids.cuboid_of(dict(zip(SEGMENT_FIELDS, choices, strict=True)))
         try:
             rows = current.read_query(cuboids.cuboid_query(cuboid))

@@ -58,9 +58,9 @@ class VisitorQueue(QuietQueue):
     last_event_of_tab: dict[str, float]
     running: Counter[str]
 
-    def install(self, sweepers: list[Callable[[float], object]]) -> None:
+    def install(self, sweepers: list[Callable[[float], object]], close_tab: Callable[[str], object]) -> None:
         self.owners, self.last_event_of_tab, self.running = OrderedDict(), {}, Counter()
-        self.sweepers = sweepers
+        self.sweepers, self.close_tab = sweepers, close_tab
         self.ANALYTICS_MAX_EVENTS = ANALYTICS_EVENTS
         self.pending_messages_per_session.max_size = UNREAD_TABS
 
@@ -132,19 +132,21 @@ class VisitorQueue(QuietQueue):
 
     # --- release ------------------------------------------------------------------------------------------------
 
-    def release_unread(self, now: float) -> int:
+    def release_unread(self, now: float) -> list[str]:
         """Drop the results of tabs whose last event is UNREAD_TTL_S old and none of whose events is still queued or
-        running; returns how many tabs were released."""
+        running; returns the tabs that left results unread (no browser does), whose episodes are to be closed."""
         stale = [tab for tab, last in self.last_event_of_tab.items() if now - last > UNREAD_TTL_S]
-        released = 0
+        unread = []
         for tab in stale:
             pending = self.pending_event_ids_session.get(tab, set())
             if any(event_id in self.event_ids_to_events for event_id in pending):
                 continue
             del self.last_event_of_tab[tab]
             self.pending_event_ids_session.pop(tab, None)
-            released += self.pending_messages_per_session.pop(tab, None) is not None
-        return released
+            self.pending_messages_per_session.pop(tab, None)
+            if pending:
+                unread.append(tab)
+        return unread
 
     async def start_processing(self) -> None:
         sweeper = asyncio.create_task(self.sweep_forever())
@@ -154,21 +156,31 @@ class VisitorQueue(QuietQueue):
             sweeper.cancel()
 
     async def sweep_forever(self) -> None:
+        """Every SWEEP_EVERY_S: unread results (on the event loop, which owns the queue), then the page's sweepers
+        and the closing of the unread tabs' episodes (in a thread: closing a connection waits for its thread)."""
         while not self.stopped:
             await asyncio.sleep(SWEEP_EVERY_S)
             now = time.monotonic()
-            for sweep in (self.release_unread, *self.sweepers):
-                try:
-                    await asyncio.to_thread(sweep, now)  # closing a tab's connection waits for its thread
-                except Exception:  # a sweep that fails is retried at the next; the queue goes on
-                    logger.exception("the debugger's sweep failed")
+            try:
+                unread = self.release_unread(now)
+                await asyncio.to_thread(self.sweep_page, now, unread)
+            except Exception:  # a sweep that fails is retried at the next; the queue goes on
+                logger.exception("the debugger's sweep failed")
+
+    def sweep_page(self, now: float, unread: list[str]) -> None:
+        for tab in unread:
+            self.close_tab(tab)
+        for sweep in self.sweepers:
+            sweep(now)
 
 
-def bound_visitors(blocks: gr.Blocks, sweepers: list[Callable[[float], object]]) -> gr.Blocks:
+def bound_visitors(blocks: gr.Blocks, sweepers: list[Callable[[float], object]],
+                   close_tab: Callable[[str], object]) -> gr.Blocks:
     """Make `blocks`' queue a VisitorQueue (after `quiet_when_idle`: the instance keeps its state). Each of
-    `sweepers` is called with the monotonic time every SWEEP_EVERY_S, in a thread (the page's idle tabs)."""
+    `sweepers` is called with the monotonic time every SWEEP_EVERY_S, in a thread (the page's idle tabs);
+    `close_tab` closes the episode of a tab, by its session hash, that left its results unread."""
     queue = blocks._queue
     queue.__class__ = VisitorQueue
     assert isinstance(queue, VisitorQueue)  # noqa: S101 - for the type checker
-    queue.install(sweepers)
+    queue.install(sweepers, close_tab)
     return blocks

@@ -133,6 +133,10 @@ class TabSession:
             self.methods = {m.name: m.model_dump() for m in observation.available_methods}
             # The same episode again: the seed the server chose, if the form left it out.
             self.read_settings = {**kwargs, "seed": observation.config.get("seed", kwargs.get("seed"))}
+            if self.held_out:  # a read-only session would draw another episode (layout.HELD_OUT_NOTE)
+                self.charts, self.dimensions = None, {}
+                self.resets += 1
+                return observation
             try:
                 # One read-only session for all of the reset's reads: opening a second right after closing the
                 # first could find the first's place still held (the server frees it a moment after the socket
@@ -147,10 +151,17 @@ class TabSession:
             self.resets += 1
         return observation
 
+    @property
+    def held_out(self) -> bool:
+        return bool(self.config.get("held_out"))
+
     @contextlib.contextmanager
     def reader(self) -> Iterator[Callable[[MetricTrackerRlAction], MetricTrackerRlObservation]]:
         """A read-only session of the tab's episode (the same settings, the chart budget), as a step function: it
-        reads without spending the tab's steps. The tab holds at most one at a time, beside its episode."""
+        reads without spending the tab's steps. The tab holds at most one at a time, beside its episode. None in
+        held-out mode, where a reset of the same settings draws another episode."""
+        if self.held_out:
+            raise DebuggerError("held-out mode: a read-only session would read another episode than this tab's")
         with self.turn(), ForwardingClient(self.base_url, self.forwarded_for, message_timeout_s=60.0).sync() as env:
             env.reset(**{**self.read_settings, "max_steps": CHART_SESSION_STEPS})
             yield lambda action: env.step(action).observation
@@ -213,6 +224,16 @@ class OpenTabs:
     def pop(self, session_hash: str) -> TabSession | None:
         with self.lock:
             return self.tabs.pop(session_hash, None)
+
+    def close(self, session_hash: str) -> None:
+        close_session(self.pop(session_hash))
+
+    def close_all(self) -> None:
+        with self.lock:
+            leaving = list(self.tabs.values())
+            self.tabs.clear()
+        for old in leaving:
+            old.close()
 
     def close_idle(self, now: float) -> None:
         with self.lock:

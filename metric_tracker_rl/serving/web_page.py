@@ -15,12 +15,15 @@ on answers 400, not 500.
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import logging
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs
 
 from metric_tracker_rl.serving.hardening import ASGIApp, Message, Receive, Scope, Send, json_response
+from metric_tracker_rl.serving.lifecycle import LIFECYCLE
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
@@ -97,6 +100,7 @@ def mount_debugger(app: FastAPI, name: str, self_url: str | None) -> FastAPI:
     """Mount the debugger page at /web (with `/` and `/web` redirecting to it, and a favicon)."""
     import gradio as gr
     from fastapi.responses import JSONResponse, RedirectResponse
+    from starlette.routing import Mount
 
     from metric_tracker_rl.serving.debugger import add_favicon, build_debugger
     from metric_tracker_rl.serving.debugger_queue import VisitorQueue
@@ -114,10 +118,22 @@ def mount_debugger(app: FastAPI, name: str, self_url: str | None) -> FastAPI:
     app.add_api_route(WEB_PATH, to_page, include_in_schema=False)
     add_favicon(app)
     theme, css = offline_web_theme()
-    blocks = build_debugger(name, TITLE_PREFIX + name, self_url)
+    blocks, close_tabs = build_debugger(name, TITLE_PREFIX + name, self_url)
     gr.mount_gradio_app(app, blocks, path=WEB_PATH, theme=theme, css=css, run_history=False,
                         footer_links=["api", "gradio", "settings"], mcp_server=False, max_file_size=0)
     queue = blocks._queue
     assert isinstance(queue, VisitorQueue)  # noqa: S101 - build_debugger installs it
     app.add_middleware(GuardsThePage, owner_refusal=queue.owner_refusal)
+    page_app = next(route.app for route in app.routes if isinstance(route, Mount) and route.path == WEB_PATH)
+    LIFECYCLE.on_stop.append(functools.partial(stop_page, page_app, queue, close_tabs))
     return app
+
+
+async def stop_page(page_app: Any, queue: Any, close_tabs: Callable[[], None]) -> None:
+    """Let a stopping server exit with tabs open: Gradio ends a tab's heartbeat stream only on its app's stop
+    event and a result stream only when the tab's messages are gone, and its mounted app sets neither when the
+    server stops, so each would hold its connection (and uvicorn's shutdown) open. Then close the tabs' sessions."""
+    queue.close()  # no new events
+    page_app.stop_event.set()
+    queue.pending_messages_per_session.clear()
+    await asyncio.to_thread(close_tabs)
