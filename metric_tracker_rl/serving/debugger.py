@@ -76,6 +76,17 @@ def build_debugger(name: str, title: str, self_url: str | None) -> tuple[gr.Bloc
     return queue_bounded, page.open_tabs.close_all
 
 
+class CloseTab:
+    """Gradio's callback when a tab's state is deleted. An object, not the function: the page's config shows the
+    callback's repr, which for a function holds its heap address."""
+
+    def __call__(self, session: TabSession | None) -> None:
+        close_session(session)
+
+    def __repr__(self) -> str:
+        return "close_session"
+
+
 class DebuggerPage:
     """The page's parts and the handlers of their events. Built inside the page's `gr.Blocks`; each handler
     receives the tab's `TabSession` (the page's state) and returns the updates of the components it changes."""
@@ -84,7 +95,7 @@ class DebuggerPage:
         self.self_url = self_url
         self.open_tabs = OpenTabs()
         self.new_tab_lock = threading.Lock()
-        self.state = gr.State(None, delete_callback=close_session)
+        self.state = gr.State(None, delete_callback=CloseTab())
         gr.Markdown(f"# {name} debugger\n"
                     "Reset an episode, read the charts, run analysis tools, build and submit a report. "
                     "This tab has its own episode on the server's WebSocket API.")

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import time
 from collections import Counter, OrderedDict
 from collections.abc import Callable
@@ -29,10 +30,10 @@ from typing import Any
 
 import gradio as gr
 
+from metric_tracker_rl.serving.debugger_session import TABS_PER_ADDRESS
 from metric_tracker_rl.serving.quiet_queue import QuietQueue
 
 WAITING_PER_TAB = 4
-TABS_PER_ADDRESS = 16
 RUNNING_PER_ADDRESS = 4
 UNREAD_TTL_S = 60.0
 SWEEP_EVERY_S = 5.0
@@ -40,8 +41,14 @@ REMEMBERED_TABS = 4096  # tab owners remembered at most (the oldest are forgotte
 ANALYTICS_EVENTS = 256  # gradio's per-event records kept for its monitoring summary (its default is 10,000)
 UNREAD_TABS = 256  # tabs whose results Gradio keeps at most, of every address (its default: 2,000)
 UNKNOWN = "unknown"
+HEAP_ADDRESS = re.compile(r"(?: object)? at 0x[0-9a-fA-F]+")
 
 logger = logging.getLogger("metric_tracker_rl.debugger_queue")
+
+
+def without_heap_addresses(text: str) -> str:
+    """`<gradio.components.state.State object at 0x7f...>` becomes `<gradio.components.state.State>`."""
+    return HEAP_ADDRESS.sub("", text)
 
 
 def visitor_address(request: Any) -> str:
@@ -102,6 +109,13 @@ class VisitorQueue(QuietQueue):
         if body.session_hash:
             self.last_event_of_tab[body.session_hash] = time.monotonic()
         return await super().push(body, request, username)
+
+    def send_message(self, event: Any, event_message: Any) -> None:
+        """Gradio's errors name its objects by their repr, heap address included: that address goes no further."""
+        output = getattr(event_message, "output", None)
+        if isinstance(output, dict) and isinstance(output.get("error"), str):
+            output["error"] = without_heap_addresses(output["error"])
+        super().send_message(event, event_message)
 
     # --- fair starts --------------------------------------------------------------------------------------------
 
