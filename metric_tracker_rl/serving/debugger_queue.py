@@ -31,6 +31,7 @@ from typing import Any
 import gradio as gr
 
 from metric_tracker_rl.serving.debugger_session import TABS_PER_ADDRESS
+from metric_tracker_rl.serving.memory import return_free_memory
 from metric_tracker_rl.serving.quiet_queue import QuietQueue
 
 WAITING_PER_TAB = 4
@@ -182,10 +183,14 @@ class VisitorQueue(QuietQueue):
                 logger.exception("the debugger's sweep failed")
 
     def sweep_page(self, now: float, unread: list[str]) -> None:
+        """Close the unread tabs' episodes and run the page's sweepers; after the page was used, give the memory
+        its events freed back to the system."""
         for tab in unread:
             self.close_tab(tab)
         for sweep in self.sweepers:
             sweep(now)
+        if now - self.last_event_at < SWEEP_EVERY_S * 2 or unread:
+            return_free_memory()
 
 
 def bound_visitors(blocks: gr.Blocks, sweepers: list[Callable[[float], object]],

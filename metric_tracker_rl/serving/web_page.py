@@ -104,6 +104,9 @@ def mount_debugger(app: FastAPI, name: str, self_url: str | None) -> FastAPI:
 
     from metric_tracker_rl.serving.debugger import add_favicon, build_debugger
     from metric_tracker_rl.serving.debugger_queue import VisitorQueue
+    from metric_tracker_rl.serving.memory import limit_arenas
+
+    limit_arenas()  # before the page's threads start (memory.py)
     from metric_tracker_rl.serving.web_theme import offline_web_theme
 
     async def to_page() -> RedirectResponse:
