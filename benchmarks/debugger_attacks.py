@@ -11,12 +11,13 @@ their own loopback addresses, as a script against a public Space would; the vict
 127.0.0.3 and times a cheap page event (choosing a difficulty: no episode, no SQL) from joining to its result.
 
 - `undelivered`: 3 addresses x 7 tabs fire resets and never read a result.
+- `undelivered_12`: the same from 12 addresses x 8 tabs (the debugger's ceilings for all visitors together).
 - `refused_tabs`: an address at its session cap loads the page again and again (each load's reset is refused).
 - `slow_tabs`: 42 tabs of one address reset at once (each reset's chart reads take the address's SQL turns).
 - `shutdown`: SIGTERM with a tab open in headless Chromium: how long the server takes to exit.
 
-Each row reports the server's RSS (with its SQL workers: the tree) idle, at its peak, and settled 20 s after the
-attack, with threads and open files; the victim's event idle and under attack. Run it on an idle machine.
+Each row reports the server's RSS (with its SQL workers: the tree) idle, at its peak, and settled 75 s after the
+attack (past the time unread results are kept), with threads and open files; the victim's event idle and under attack. Run it on an idle machine.
 """
 
 from __future__ import annotations
@@ -51,7 +52,7 @@ SERVER_ENV = {"ENABLE_WEB_INTERFACE": "true", "MAX_SESSIONS_PER_CLIENT": "8", "S
               "METRIC_TRACKER_DEBUG": ""}
 # The reset event's inputs over the queue protocol: the tab's state first (the server holds it), then the form.
 RESET_FORM = [None, "easy_two_spikes", "", "(default)", "(default)", "", "", "app_opens"]
-SETTLE_S = 20.0
+SETTLE_S = 75.0  # past the debugger's UNREAD_TTL_S and its next sweep
 
 
 # --- Gradio's queue protocol -------------------------------------------------------------------------------------
@@ -147,8 +148,9 @@ def cheap_event_latencies(url: str, seconds: float) -> dict[str, float]:
 
 # --- attacks -----------------------------------------------------------------------------------------------------
 
-def undelivered(url: str, deadline: float, answers: Counter[str]) -> None:
-    """3 addresses x 7 tabs, each joining a reset every 0.2 s and never reading a result."""
+def undelivered(url: str, deadline: float, answers: Counter[str], addresses: list[str] = ATTACKERS,
+                tabs: int = 7) -> None:
+    """`addresses` x `tabs` tabs, each joining a reset every 0.2 s and never reading a result."""
     def tab(source: str) -> None:
         page, session = Page(url, source), new_tab()
         while time.monotonic() < deadline:
@@ -156,7 +158,7 @@ def undelivered(url: str, deadline: float, answers: Counter[str]) -> None:
             time.sleep(0.2)
         page.close()
 
-    run_threads([functools.partial(tab, source) for source in ATTACKERS for _ in range(7)])
+    run_threads([functools.partial(tab, source) for source in addresses for _ in range(tabs)])
 
 
 def refused_tabs(url: str, deadline: float, answers: Counter[str], loads: int = 150) -> None:
@@ -203,6 +205,9 @@ def run_threads(targets: list[Callable[[], None]]) -> None:
 
 ATTACKS: dict[str, tuple[str, Callable[[str, float, Counter[str]], None], dict[str, str]]] = {
     "undelivered": ("3 addresses x 7 tabs fire resets and never read a result", undelivered, {}),
+    "undelivered_12": ("12 addresses x 8 tabs fire resets and never read a result",
+                       functools.partial(undelivered, addresses=[f"127.0.0.{40 + n}" for n in range(12)], tabs=8),
+                       {}),
     "refused_tabs": ("an address at its cap of 8 loads the page 150 times", refused_tabs, {}),
     "slow_tabs": ("42 tabs of one address reset at once, again and again", slow_tabs,
                   {"MAX_SESSIONS_PER_CLIENT": "64"}),
