@@ -35,7 +35,7 @@ from metric_tracker_rl.serving.memory import return_free_memory
 from metric_tracker_rl.serving.quiet_queue import QuietQueue
 
 WAITING_PER_TAB = 4
-RUNNING_PER_ADDRESS = 4
+RUNNING_PER_ADDRESS = 2  # events run in threads that share one interpreter lock: more buys a visitor little
 UNREAD_TTL_S = 60.0
 SWEEP_EVERY_S = 5.0
 REMEMBERED_TABS = 4096  # tab owners remembered at most (the oldest are forgotten first)
