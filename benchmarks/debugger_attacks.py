@@ -4,6 +4,7 @@ threads and open files during and after each attack, and another visitor's cheap
     uv run python -m benchmarks.debugger_attacks                  # every attack, into docs/artifacts/
     uv run python -m benchmarks.debugger_attacks --only undelivered --seconds 20
     uv run python -m benchmarks.debugger_attacks --server-root /tmp/old   # another checkout's server
+    uv run python -m benchmarks.debugger_attacks --reference /tmp/old     # each row beside another checkout's
 
 The server runs as `python -m server.app` with the debugger on (the image's per-client cap of 8 unless an attack
 needs more). Attackers speak Gradio's own queue protocol (`/web/gradio_api/queue/join` and `/queue/data`) from
@@ -260,21 +261,32 @@ def shutdown_with_a_tab(root: Path) -> dict[str, Any]:
     return {"attack": "SIGTERM with one tab open (drain 2 s)", "exit_after_s": exit_s}
 
 
+def measure_row(root: Path, attack: str, seconds: float) -> dict[str, Any]:
+    return shutdown_with_a_tab(root) if attack == "shutdown" else measure(root, attack, seconds)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--only", choices=[*ATTACKS, "shutdown"], action="append")
     parser.add_argument("--seconds", type=float, default=30.0, help="each attack's length")
     parser.add_argument("--server-root", type=Path, default=ROOT, help="the checkout whose server is attacked")
+    parser.add_argument("--reference", type=Path, help="another checkout attacked the same way, each row beside")
     args = parser.parse_args()
     root = args.server_root.resolve()
-    rows = {}
+    rows: dict[str, Any] = {}
     for attack in args.only or [*ATTACKS, "shutdown"]:
-        rows[attack] = shutdown_with_a_tab(root) if attack == "shutdown" else measure(root, attack, args.seconds)
-        print(json.dumps({attack: rows[attack]}), flush=True)
+        row = measure_row(root, attack, args.seconds)
+        if args.reference:
+            row = {"attack": row.pop("attack"), "this": row,
+                   "reference": {key: value for key, value in measure_row(args.reference.resolve(), attack,
+                                                                          args.seconds).items() if key != "attack"}}
+        rows[attack] = row
+        print(json.dumps({attack: row}), flush=True)
     if root == ROOT:
         kept = json.loads(ARTIFACT.read_text())["rows"] if ARTIFACT.exists() else {}
-        ARTIFACT.write_text(json.dumps({"command": "uv run python -m benchmarks.debugger_attacks",
-                                        "seconds": args.seconds, "rows": {**kept, **rows}}, indent=2) + "\n")
+        command = "uv run python -m benchmarks.debugger_attacks" + (" --reference REF" if args.reference else "")
+        ARTIFACT.write_text(json.dumps({"command": command, "seconds": args.seconds, "rows": {**kept, **rows}},
+                                       indent=2) + "\n")
 
 
 if __name__ == "__main__":
