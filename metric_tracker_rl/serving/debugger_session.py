@@ -30,7 +30,6 @@ QUERY_PAGE_ROWS = MAX_PAGE_ROWS  # a read-only query's page (the SQL tool's larg
 TABS_PER_ADDRESS = 16  # open tabs of one address; a new one closes its least recently used
 OPEN_TABS = 128  # open tabs of every address together: the debugger's share of the server's memory
 TAB_IDLE_S = 900.0  # a tab without an action this long is closed (the server's default SESSION_TIMEOUT_S)
-CLOSED_MESSAGE = "this tab was closed to make room or for being idle; press Reset to start again"
 
 
 def own_base_url(request: gr.Request, self_url: str | None) -> str:
