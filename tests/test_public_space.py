@@ -179,6 +179,8 @@ def test_each_tab_has_its_own_episode_and_its_own_turns(space: str) -> None:
     assert len(busy) >= 14 - 1 and len(statuses) - len(busy) >= 1, statuses  # one ran (two if one ended first)
     statuses = [status for status in statuses if status != REFUSED]
     assert all("task_id=easy_two_spikes" in status for status in statuses)
+    for tab in tabs:  # their heartbeats end, so the page closes their sessions (a refused job's error holds a tab)
+        tab.close()
     config = httpx.get(f"{space}/web/config", timeout=60).json()
     assert all(dependency.get("concurrency_limit") is None for dependency in config["dependencies"])
 
