@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import threading
-import weakref
 from collections.abc import Callable
 from typing import Any
 
@@ -26,9 +25,11 @@ from metric_tracker_rl.serving import debugger_cuboid as cuboids
 from metric_tracker_rl.serving import debugger_forms as forms
 from metric_tracker_rl.serving import debugger_layout as layout
 from metric_tracker_rl.serving import images
+from metric_tracker_rl.serving.debugger_queue import bound_visitors
 from metric_tracker_rl.serving.debugger_session import (
     CONNECTION_ERRORS,
     DebuggerError,
+    OpenTabs,
     TabSession,
     browser_address,
     close_session,
@@ -37,6 +38,10 @@ from metric_tracker_rl.serving.debugger_session import (
 from metric_tracker_rl.serving.quiet_queue import quiet_when_idle
 from metric_tracker_rl.spec.tasks import TASKS
 from metric_tracker_rl.world.segments import SEGMENT_FIELDS
+
+# Tabs whose page state Gradio keeps (its default, 10,000, holds a copy of the page's config per tab); a tab whose
+# state was dropped still finds its episode in the page's OpenTabs.
+STATE_SESSIONS = 512
 
 
 def debugger_theme() -> dict[str, Any]:
@@ -57,13 +62,29 @@ def add_favicon(app: Any) -> None:
 
 
 
-def build_debugger(name: str, title: str, self_url: str | None) -> gr.Blocks:
-    """The page. Every event runs as soon as it arrives (no queue shared by all visitors): a tab's events take
-    turns through its own `TabSession`, and a tab that is still busy is told so at once."""
+def build_debugger(name: str, title: str, self_url: str | None) -> tuple[gr.Blocks, Callable[[], None]]:
+    """The page. Every event runs as soon as it arrives, within its visitor's bounds (debugger_queue): a tab's
+    events take turns through its own `TabSession`, and a tab that is still busy is told so at once. With it, the
+    function that closes every open tab (for a server that stops)."""
     with gr.Blocks(title=title, **debugger_theme()) as demo:
-        DebuggerPage(name, self_url).wire(demo)
+        page = DebuggerPage(name, self_url)
+        page.wire(demo)
     demo.queue(default_concurrency_limit=None)
-    return quiet_when_idle(demo)
+    demo.state_session_capacity = STATE_SESSIONS
+    queue_bounded = bound_visitors(quiet_when_idle(demo), sweepers=[page.open_tabs.close_idle],
+                                   close_tab=page.open_tabs.close)
+    return queue_bounded, page.open_tabs.close_all
+
+
+class CloseTab:
+    """Gradio's callback when a tab's state is deleted. An object, not the function: the page's config shows the
+    callback's repr, which for a function holds its heap address."""
+
+    def __call__(self, session: TabSession | None) -> None:
+        close_session(session)
+
+    def __repr__(self) -> str:
+        return "close_session"
 
 
 class DebuggerPage:
@@ -72,9 +93,9 @@ class DebuggerPage:
 
     def __init__(self, name: str, self_url: str | None) -> None:
         self.self_url = self_url
-        self.open_sessions: weakref.WeakValueDictionary[str, TabSession] = weakref.WeakValueDictionary()
-        self.sessions_lock = threading.Lock()
-        self.state = gr.State(None, delete_callback=close_session)
+        self.open_tabs = OpenTabs()
+        self.new_tab_lock = threading.Lock()
+        self.state = gr.State(None, delete_callback=CloseTab())
         gr.Markdown(f"# {name} debugger\n"
                     "Reset an episode, read the charts, run analysis tools, build and submit a report. "
                     "This tab has its own episode on the server's WebSocket API.")
@@ -91,21 +112,21 @@ class DebuggerPage:
 
     def session_for(self, current: TabSession | None, request: gr.Request) -> TabSession:
         """The tab's session: the one its state holds, or the one an earlier event of the same tab created (two
-        first events of a tab may arrive together), or a new one."""
-        if current is not None:
-            return current
-        with self.sessions_lock:
-            known = self.open_sessions.get(request.session_hash) if request.session_hash else None
-            if known is not None:
-                return known
-            current = TabSession(own_base_url(request, self.self_url), browser_address(request))
-            if request.session_hash is not None:  # a tab's events carry its session
-                self.open_sessions[request.session_hash] = current
+        first events of a tab may arrive together, and Gradio may have dropped the tab's state), or a new one. It
+        is kept among the page's open tabs, which may close it to make room (its next action then says so)."""
+        with self.new_tab_lock:
+            session_hash = request.session_hash  # a tab's events carry its session
+            if current is None and session_hash is not None:
+                current = self.open_tabs.get(session_hash)
+            if current is None:
+                current = TabSession(own_base_url(request, self.self_url), browser_address(request))
+            if session_hash is not None:
+                self.open_tabs.keep(session_hash, current)
             return current
 
     def close_tab(self, request: gr.Request) -> None:
         if request.session_hash is not None:
-            close_session(self.open_sessions.pop(request.session_hash, None))
+            close_session(self.open_tabs.pop(request.session_hash))
 
     def error_update(self, current: TabSession, exc: Exception) -> dict[Any, Any]:
         """The error on the first line of the status; the episode and budget lines stay."""
@@ -145,8 +166,10 @@ class DebuggerPage:
     def reset_charts(self, current: TabSession, observation: MetricTrackerRlObservation,
                      column: str) -> dict[Any, Any]:
         data = current.charts
-        if data is None:  # a reset reads the charts or raises
-            raise DebuggerError("the episode's charts were not read")
+        if data is None:  # a reset reads the charts or raises, but in held-out mode
+            note = f"<p>{layout.HELD_OUT_NOTE}</p>"
+            return {self.charts.counts: note, self.charts.rates: "", self.charts.heatmap: "", self.charts.funnel: "",
+                    self.charts.date: gr.update(choices=[], value=None)}
         marks = charts.marks_for(data.annotations, observation.debug)
         return {self.charts.counts: charts.daily_counts_svg(data, marks, current.resets),
                 self.charts.rates: charts.conversion_svg(data, marks, current.resets),
@@ -209,7 +232,8 @@ class DebuggerPage:
         cuboid = self.cuboid
         tables = cuboids.context_tables(observation.segments)
         updates: dict[Any, Any] = {
-            cuboid.note: layout.CUBOID_NOTE if current.dimensions else layout.CUBOID_NOTE_FLAT,
+            cuboid.note: (layout.HELD_OUT_NOTE if current.held_out else
+                          layout.CUBOID_NOTE if current.dimensions else layout.CUBOID_NOTE_FLAT),
             cuboid.chart: "", cuboid.context_rows: forms.EMPTY_RESULT,
             cuboid.context_panel: gr.update(visible=bool(tables)),
             cuboid.context_table: gr.update(choices=tables, value=tables[0] if tables else None)}
@@ -221,7 +245,7 @@ class DebuggerPage:
 
     def chart_cuboid(self, current: TabSession | None, metric: str, *choices: str) -> dict[Any, Any]:
         if current is None or not current.dimensions:
-            return {self.cuboid.note: layout.CUBOID_NOTE_FLAT}
+            return {self.cuboid.note: layout.HELD_OUT_NOTE if current and current.held_out else layout.CUBOID_NOTE_FLAT}
         cuboid = cuboids.cuboid_of(dict(zip(SEGMENT_FIELDS, choices, strict=True)))
         try:
             rows = current.read_query(cuboids.cuboid_query(cuboid))

@@ -26,6 +26,10 @@ CHART_CSS = """
 CUBOID_NOTE = ("Choose a value of any dimensions (the rest stay at all values) and a metric: the chart shows that "
                "cuboid's daily value (green) against its published baseline, the median of the same weekday in the "
                "other weeks (grey, dashed). It is read in a separate read-only session and costs no steps.")
+# In held-out mode every reset draws a fresh episode, so a read-only session (which resets to read) would read another
+# one: the charts and cuboids are not drawn, rather than drawn from the wrong episode.
+HELD_OUT_NOTE = ("Held-out mode: charts and cuboids are not drawn, since a separate read-only session would draw "
+                 "another episode than this tab plays (every reset is a fresh one). The analysis tools read this one.")
 CUBOID_NOTE_FLAT = "This episode has one aggregate funnel: no dimensions to choose (reset a segmented difficulty)."
 
 

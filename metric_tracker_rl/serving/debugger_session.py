@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import contextlib
 import threading
+import time
+from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import gradio as gr
 from websockets.exceptions import WebSocketException
+from websockets.protocol import State
 
 from metric_tracker_rl import MetricTrackerRlAction, MetricTrackerRlEnv
 from metric_tracker_rl.analysis_tools.registry import MAX_PAGE_ROWS
@@ -24,6 +27,9 @@ from metric_tracker_rl.serving import debugger_cuboid as cuboids
 BUSY_MESSAGE = "this tab is still busy with its previous action: wait for its result, then try again"
 CHART_SESSION_STEPS = 500  # the chart session reads every page and every day's hours (the budget's maximum)
 QUERY_PAGE_ROWS = MAX_PAGE_ROWS  # a read-only query's page (the SQL tool's largest)
+TABS_PER_ADDRESS = 16  # open tabs of one address; a new one closes its least recently used
+OPEN_TABS = 128  # open tabs of every address together: the debugger's share of the server's memory
+TAB_IDLE_S = 900.0  # a tab without an action this long is closed (the server's default SESSION_TIMEOUT_S)
 
 
 def own_base_url(request: gr.Request, self_url: str | None) -> str:
@@ -78,6 +84,7 @@ class TabSession:
         self.read_settings: dict[str, Any] = {}  # the reset settings a read-only session of the same episode takes
         self.dimensions: dict[str, list[str]] = {}  # a segmented episode's dimension values (the cuboid controls)
         self.resets = 0  # successful resets of this tab; the charts carry it so a redraw can be told apart
+        self.last_used = time.monotonic()
 
     @contextlib.contextmanager
     def turn(self) -> Iterator[None]:
@@ -85,6 +92,7 @@ class TabSession:
         once instead of waiting: a tab cannot pile up work (or hold the page's threads) behind its own."""
         if not self._turn.acquire(blocking=False):
             raise DebuggerError(BUSY_MESSAGE)
+        self.last_used = time.monotonic()
         try:
             yield
         finally:
@@ -106,7 +114,9 @@ class TabSession:
                 self.observation = None
                 raise DebuggerError(f"the session with the server ended ({exc}); press Reset to start again") \
                     from exc
-            except RuntimeError as exc:  # an error reply; the session stays open
+            except RuntimeError as exc:  # an error reply: the session stays open, unless it was refused
+                if not self._socket_open() or (method == "reset" and self.observation is None):
+                    self._drop_client()  # a refused or failed first reset leaves nothing to keep (nor a thread)
                 raise DebuggerError(str(exc)) from exc
         self.observation = result.observation
         return result.observation
@@ -122,6 +132,10 @@ class TabSession:
             self.methods = {m.name: m.model_dump() for m in observation.available_methods}
             # The same episode again: the seed the server chose, if the form left it out.
             self.read_settings = {**kwargs, "seed": observation.config.get("seed", kwargs.get("seed"))}
+            if self.held_out:  # a read-only session would draw another episode (layout.HELD_OUT_NOTE)
+                self.charts, self.dimensions = None, {}
+                self.resets += 1
+                return observation
             try:
                 # One read-only session for all of the reset's reads: opening a second right after closing the
                 # first could find the first's place still held (the server frees it a moment after the socket
@@ -136,10 +150,17 @@ class TabSession:
             self.resets += 1
         return observation
 
+    @property
+    def held_out(self) -> bool:
+        return bool(self.config.get("held_out"))
+
     @contextlib.contextmanager
     def reader(self) -> Iterator[Callable[[MetricTrackerRlAction], MetricTrackerRlObservation]]:
         """A read-only session of the tab's episode (the same settings, the chart budget), as a step function: it
-        reads without spending the tab's steps. The tab holds at most one at a time, beside its episode."""
+        reads without spending the tab's steps. The tab holds at most one at a time, beside its episode. None in
+        held-out mode, where a reset of the same settings draws another episode."""
+        if self.held_out:
+            raise DebuggerError("held-out mode: a read-only session would read another episode than this tab's")
         with self.turn(), ForwardingClient(self.base_url, self.forwarded_for, message_timeout_s=60.0).sync() as env:
             env.reset(**{**self.read_settings, "max_steps": CHART_SESSION_STEPS})
             yield lambda action: env.step(action).observation
@@ -155,6 +176,10 @@ class TabSession:
         with self.turn():
             return self._call("step", action)
 
+    def _socket_open(self) -> bool:
+        socket = getattr(getattr(self._client, "async_client", None), "_ws", None)  # OpenEnv's WebSocket
+        return socket is not None and socket.state is State.OPEN
+
     def _drop_client(self) -> None:
         client, self._client = self._client, None
         if client is not None:
@@ -162,8 +187,58 @@ class TabSession:
                 client.close()
 
     def close(self) -> None:
+        """Release the tab's session and what was derived from its episode (its next action says to reset)."""
         with self._lock:
             self._drop_client()
+            self.observation, self.charts, self.methods, self.dimensions = None, None, {}, {}
+
+
+class OpenTabs:
+    """The tabs with a `TabSession`, by their session hash: at most TABS_PER_ADDRESS of one address and OPEN_TABS
+    in all (making room closes the least recently used), and none left without an action for TAB_IDLE_S, so what
+    the debugger holds (a connection, a thread, an episode's charts per tab) has a ceiling and comes back."""
+
+    def __init__(self) -> None:
+        self.tabs: OrderedDict[str, TabSession] = OrderedDict()
+        self.lock = threading.Lock()
+
+    def get(self, session_hash: str) -> TabSession | None:
+        with self.lock:
+            return self.tabs.get(session_hash)
+
+    def keep(self, session_hash: str, tab: TabSession) -> None:
+        """Keep `tab` as the most recently used (added if it is new, or was closed to make room)."""
+        with self.lock:
+            if self.tabs.get(session_hash) is tab:
+                self.tabs.move_to_end(session_hash)
+                return
+            self.tabs[session_hash] = tab
+            same_address = [h for h, t in self.tabs.items() if t.forwarded_for == tab.forwarded_for]
+            closing = same_address[:max(len(same_address) - TABS_PER_ADDRESS, 0)]
+            closing += list(self.tabs)[:max(len(self.tabs) - len(closing) - OPEN_TABS, 0)]
+            leaving = [self.tabs.pop(h) for h in dict.fromkeys(closing)]
+        for old in leaving:
+            old.close()
+
+    def pop(self, session_hash: str) -> TabSession | None:
+        with self.lock:
+            return self.tabs.pop(session_hash, None)
+
+    def close(self, session_hash: str) -> None:
+        close_session(self.pop(session_hash))
+
+    def close_all(self) -> None:
+        with self.lock:
+            leaving = list(self.tabs.values())
+            self.tabs.clear()
+        for old in leaving:
+            old.close()
+
+    def close_idle(self, now: float) -> None:
+        with self.lock:
+            leaving = [self.tabs.pop(h) for h, t in list(self.tabs.items()) if now - t.last_used > TAB_IDLE_S]
+        for old in leaving:
+            old.close()
 
 
 def query_rows(read: Callable[[MetricTrackerRlAction], MetricTrackerRlObservation], sql: str) -> list[dict[str, Any]]:

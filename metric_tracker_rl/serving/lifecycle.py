@@ -10,8 +10,9 @@ fails every WebSocket at once (code 1012), so a step in flight is lost without a
 2. goes on serving the open sessions for the drain period (`METRIC_TRACKER_DRAIN_S`, default 10 s), or until
    every one has closed, so an episode in flight can finish; a step still running at the end is let finish
    (STEP_GRACE_S at most);
-3. closes every remaining session with code 1001 ("going away") and a reason that tells the client to reset,
-   which the project's clients turn into their reset retry (`metric_tracker_rl.reconnect`);
+3. stops what else holds a connection open (`Lifecycle.on_stop`: the debugger page's result streams, heartbeats
+   and tabs), then closes every remaining session with code 1001 ("going away") and a reason that tells the client
+   to reset, which the project's clients turn into their reset retry (`metric_tracker_rl.reconnect`);
 4. then lets uvicorn shut down. A second signal stops at once.
 
 `GET /health` stays a liveness check (200 while the process serves). The orchestration manifests in deploy/
@@ -24,6 +25,7 @@ import asyncio
 import json
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from fastapi import FastAPI
@@ -61,6 +63,9 @@ class Lifecycle:
 
     draining: bool = False
     sessions: set[_Session] = field(default_factory=set)
+    # Run once the drain's time is up, before the sessions are closed: whatever would keep a connection (and so
+    # uvicorn's shutdown) waiting, such as the debugger page's endless result streams and heartbeats.
+    on_stop: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
 
     def steps_in_flight(self) -> int:
         return sum(session.busy for session in self.sessions)
@@ -75,6 +80,11 @@ class Lifecycle:
         deadline = time.monotonic() + step_grace_s
         while self.steps_in_flight() and time.monotonic() < deadline:
             await asyncio.sleep(0.01)
+        for stop in self.on_stop:
+            try:
+                await stop()
+            except Exception:  # noqa: BLE001 - the sessions are closed whatever else failed to stop
+                logger.exception("draining: a part of the server failed to stop")
         left = self.steps_in_flight()
         logger.warning("draining: closing %d session(s) with code %d (%d step(s) still in flight)",
                        len(self.sessions), GOING_AWAY, left)

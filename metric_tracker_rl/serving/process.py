@@ -26,12 +26,16 @@ def serve_with_drain(app: str | Callable[[], Any], settings: ServerSettings, **o
     with several workers its import string (each worker process imports it)."""
     config = uvicorn.Config(app, factory=True, host=settings.host, port=settings.port, workers=settings.workers,
                             forwarded_allow_ips=settings.trusted_proxies(), log_level=settings.log_level,
-                            log_config=log_config(), **options)
+                            log_config=log_config(), timeout_graceful_shutdown=CLOSE_AFTER_DRAIN_S, **options)
     if settings.workers > 1:
         DrainingSupervisor(config, sockets=[config.bind_socket()]).run()
     else:
         DrainingServer(config, settings.drain_s).run()
 
+
+# After the drain, how long uvicorn waits for connections that are still answering (a stream nobody ends) before it
+# closes them: the drain has given every session its time already.
+CLOSE_AFTER_DRAIN_S = 5
 
 PROBE_PATHS = ("/health", "/ready")  # what a load balancer, Kubernetes or Docker's HEALTHCHECK asks every few seconds
 

@@ -15,10 +15,15 @@ on answers 400, not 500.
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import logging
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qs
 
 from metric_tracker_rl.serving.hardening import ASGIApp, Message, Receive, Scope, Send, json_response
+from metric_tracker_rl.serving.lifecycle import LIFECYCLE
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
@@ -32,16 +37,21 @@ SHARED_EPISODE_PATHS = ("/web/reset", "/web/step", "/web/state")
 NO_SHARED_EPISODE = ("This server has no shared /web episode: every visitor plays their own, the debugger page at "
                      "/web/ in a browser, or a program over the WebSocket /ws (reset, step and state messages; see "
                      "/docs).")
+UNKNOWN_CLIENT = "unknown"  # as debugger_queue names a request without a client
+HEARTBEAT = "/gradio_api/heartbeat/"
+RESULT_STREAM = "/gradio_api/queue/data"
 TITLE_PREFIX = "OpenEnv Agentic Environment: "
 
 
 class GuardsThePage:
-    """ASGI middleware on the page's routes: a file upload answers 403 before Gradio reads (and stores) anything,
-    and a request Gradio fails on (an event that does not exist, arguments of the wrong shape) answers 400 instead
-    of a 500: the request was at fault, not the server."""
+    """ASGI middleware on the page's routes: a file upload answers 403 before Gradio reads (and stores) anything;
+    a tab's result stream or heartbeat asked for from another address than the tab's answers 403 (`owner_refusal`,
+    the page's queue's: a tab's `session_hash` is no bearer token); and a request Gradio fails on (an event that
+    does not exist, arguments of the wrong shape) answers 400 instead of a 500: the request was at fault, not the
+    server."""
 
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
+    def __init__(self, app: ASGIApp, owner_refusal: Callable[[str | None, str], str | None]) -> None:
+        self.app, self.owner_refusal = app, owner_refusal
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = scope.get("path", "")
@@ -50,6 +60,10 @@ class GuardsThePage:
             return
         if path.endswith(UPLOAD_SUFFIXES):
             await json_response(send, 403, {"detail": "File uploads are off: the debugger takes no files."})
+            return
+        refusal = self.owner_refusal(tab_of(scope), (scope.get("client") or (UNKNOWN_CLIENT,))[0])
+        if refusal is not None:
+            await json_response(send, 403, {"detail": refusal})
             return
         failed = False
 
@@ -71,12 +85,28 @@ class GuardsThePage:
                 raise
 
 
+def tab_of(scope: Scope) -> str | None:
+    """The tab a GET of the page names: `/queue/data?session_hash=...` or `/heartbeat/<session_hash>`."""
+    path = scope.get("path", "")
+    if HEARTBEAT in path:
+        return path.rsplit("/", 1)[-1] or None
+    if path.endswith(RESULT_STREAM):
+        hashes = parse_qs(scope.get("query_string", b"").decode("latin-1")).get("session_hash")
+        return hashes[0] if hashes else None
+    return None
+
+
 def mount_debugger(app: FastAPI, name: str, self_url: str | None) -> FastAPI:
     """Mount the debugger page at /web (with `/` and `/web` redirecting to it, and a favicon)."""
     import gradio as gr
     from fastapi.responses import JSONResponse, RedirectResponse
+    from starlette.routing import Mount
 
     from metric_tracker_rl.serving.debugger import add_favicon, build_debugger
+    from metric_tracker_rl.serving.debugger_queue import VisitorQueue
+    from metric_tracker_rl.serving.memory import limit_arenas
+
+    limit_arenas()  # before the page's threads start (memory.py)
     from metric_tracker_rl.serving.web_theme import offline_web_theme
 
     async def to_page() -> RedirectResponse:
@@ -91,8 +121,22 @@ def mount_debugger(app: FastAPI, name: str, self_url: str | None) -> FastAPI:
     app.add_api_route(WEB_PATH, to_page, include_in_schema=False)
     add_favicon(app)
     theme, css = offline_web_theme()
-    blocks = build_debugger(name, TITLE_PREFIX + name, self_url)
+    blocks, close_tabs = build_debugger(name, TITLE_PREFIX + name, self_url)
     gr.mount_gradio_app(app, blocks, path=WEB_PATH, theme=theme, css=css, run_history=False,
                         footer_links=["api", "gradio", "settings"], mcp_server=False, max_file_size=0)
-    app.add_middleware(GuardsThePage)
+    queue = blocks._queue
+    assert isinstance(queue, VisitorQueue)  # noqa: S101 - build_debugger installs it
+    app.add_middleware(GuardsThePage, owner_refusal=queue.owner_refusal)
+    page_app = next(route.app for route in app.routes if isinstance(route, Mount) and route.path == WEB_PATH)
+    LIFECYCLE.on_stop.append(functools.partial(stop_page, page_app, queue, close_tabs))
     return app
+
+
+async def stop_page(page_app: Any, queue: Any, close_tabs: Callable[[], None]) -> None:
+    """Let a stopping server exit with tabs open: Gradio ends a tab's heartbeat stream only on its app's stop
+    event and a result stream only when the tab's messages are gone, and its mounted app sets neither when the
+    server stops, so each would hold its connection (and uvicorn's shutdown) open. Then close the tabs' sessions."""
+    queue.close()  # no new events
+    page_app.stop_event.set()
+    queue.pending_messages_per_session.clear()
+    await asyncio.to_thread(close_tabs)
