@@ -34,7 +34,7 @@ from metric_tracker_rl.view.tool_schemas import model_schema, openai_tools
 pytestmark = pytest.mark.slow  # starts server processes or a browser
 
 START = re.compile(r"^\[START\] task=(\S+) env=metric_tracker_rl model=(\S+)$")
-STEP = re.compile(r"^\[STEP\] step=(\d+) action=(\S+) reward=(\d\.\d\d) done=(true|false) error=(\S.*)$")
+STEP = re.compile(r"^\[STEP\] step=(\d+) action=(\S.*) reward=(\d\.\d\d) done=(true|false) error=(\S.*)$")
 END = re.compile(r"^\[END\] success=(true|false) steps=(\d+) score=(\d\.\d\d) rewards=((?:\d\.\d\d)(?:,\d\.\d\d)*)?$")
 ISOLATED = tuple(ClientSettings.variables())  # a run here reads only what a test sets
 
@@ -170,9 +170,13 @@ def test_tool_definitions_come_from_the_registry_and_the_models() -> None:
                                            if not prop.get("hidden_from_models")]
 
 
-def test_action_field_is_one_clipped_token() -> None:
+def test_action_field_is_one_clipped_line_that_keeps_a_statements_spaces() -> None:
     text = format_action("preview_submission", {"rows": [{"note": "two words\nand a line"}] * 40})
-    assert len(text) == 220 and not re.search(r"\s", text)
+    assert len(text) == 220 and "\n" not in text and "  " not in text
+    sql = format_action("run_sql", {"query": "select  date,\n  count(*) from daily group by date"})
+    assert sql == 'run_sql({"query":"select  date,\\n  count(*) from daily group by date"})'
+    assert format_action("run_sql", {"query": "a\tb\rc"}) == 'run_sql({"query":"a\\tb\\rc"})'
+
     assert format_action("task_overview", {}) == "task_overview()"
     assert [open_interval(v) for v in (0.0, 0.5, 1.0)] == [0.01, 0.5, 0.99]
 

@@ -1,6 +1,6 @@
 """The baseline's output formats. On stdout, only: one [START] line per task, a [STEP] line per environment step,
 one [END] line. Published scores and rewards are clamped so that, at two decimals, they lie strictly inside (0, 1);
-an action is `name(json)` on one line without whitespace, clipped to ACTION_CHARS. On stderr, the progress bar and
+an action is `name(json)` on one line (JSON escapes line breaks and tabs; a statement keeps its spaces), clipped to ACTION_CHARS. On stderr, the progress bar and
 the summary table; in the `--output` file, a TaskResult per task."""
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ def open_interval(value: float) -> float:
 def format_action(name: str, arguments: dict[str, Any]) -> str:
     """The `action=` field of a [STEP] line."""
     text = f"{name}({json.dumps(arguments, sort_keys=True, separators=(',', ':'))})" if arguments else f"{name}()"
-    return "_".join(text.split())[:ACTION_CHARS]
+    return text[:ACTION_CHARS]  # one line (JSON escapes every other whitespace); a statement keeps its spaces
 
 
 def log_start(task: str, model: str) -> None:
