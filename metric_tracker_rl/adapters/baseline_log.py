@@ -1,7 +1,7 @@
 """The baseline's output formats. On stdout, only: one [START] line per task, a [STEP] line per environment step,
 one [END] line. Published scores and rewards are clamped so that, at two decimals, they lie strictly inside (0, 1);
-an action is `name(json)` on one line (JSON escapes line breaks and tabs; a statement keeps its spaces), clipped to ACTION_CHARS. On stderr, the progress bar and
-the summary table; in the `--output` file, a TaskResult per task."""
+an action is `name(json)` on one line (JSON escapes line breaks and tabs; a statement keeps its spaces), clipped
+to ACTION_CHARS. On stderr, the progress bar and the summary table; in the `--output` file, a TaskResult per task."""
 
 from __future__ import annotations
 
