@@ -55,7 +55,8 @@ from metric_tracker_rl.view.tool_schemas import openai_tools, schema_chars
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_OUTPUT = ROOT / "artifacts" / "rung_budgets.json"
 PUBLISHED_RESULTS = ROOT / "docs" / "artifacts" / "rung_budgets.json"
-MODEL_TRANSCRIPTS = ROOT / "docs" / "artifacts" / "model_transcripts"
+# The deep transcripts the kept run timed: the first recorded set, kept as history beside the current one.
+MODEL_TRANSCRIPTS = ROOT / "docs" / "artifacts" / "model_transcripts" / "history" / "5c24185"
 BLOCK_MARKER = ("<!-- rendered by `python -m benchmarks.rung_budgets --render docs/artifacts/rung_budgets.json`: "
                 "begin -->")
 EXPERT = "deep_expert"
