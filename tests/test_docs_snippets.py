@@ -108,3 +108,5 @@ def test_the_readme_snippet_scores_what_the_readme_says(server_url: str) -> None
     breakdown = output.getvalue()
     assert f"submitted_row_count={submitted}" in breakdown and f"matched_row_count={matched}" in breakdown
     assert f"false_positive_count={false_positives}" in breakdown
+    (neutral,) = re.findall(r"`neutral_row_count=(\d+)` counts the false positives", readme)
+    assert f"neutral_row_count={neutral}" in breakdown and int(neutral) <= false_positives
