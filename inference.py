@@ -120,7 +120,7 @@ def run_task(episode: EpisodeSpec, url: str | None, startup_error: str | None, p
     """One episode, start to finish. [START] and [END] are printed whatever happens in between; with a trajectory
     file, the episode's record is appended to it; with a transcripts folder, its replay record is written there."""
     log_start(episode.label, model_label)
-    started, error = time.monotonic(), None
+    started, error, fallback = time.monotonic(), None, None
     run = TaskRun(episode.label, on_step=log_action)
     with contextlib.ExitStack() as stack:
         try:
@@ -132,10 +132,10 @@ def run_task(episode: EpisodeSpec, url: str | None, startup_error: str | None, p
             reset_until_served(env.connect, env.disconnect, url, deadline_s=settings.retry_deadline_s)
             policy(env, run, dict(episode.reset_kwargs))
             if run.observation is not None and run.graded is None and not run.done:
-                note(f"[INFO] task={episode.label} nothing was submitted: submitting an empty report so the task "
-                     "is graded")
-                if model_error := getattr(policy, "last_error", None):  # the fallback's [STEP] says why
-                    run.on_step = partial(log_fallback, model_error)
+                fallback = fallback_reason(policy)
+                note(f"[WARN] task={episode.label} {fallback}: an empty report is submitted so that the task is "
+                     "graded, and its score is not the agent's work")
+                run.on_step = partial(log_fallback, fallback)  # the fallback's [STEP] says why
                 run.act(env, MetricTrackerRlAction(classifications=[]))
         except Exception as exc:  # noqa: BLE001 - any failure ends this task, never the run
             error = f"{type(exc).__name__}: {one_line(str(exc))[:500]}"
@@ -153,7 +153,17 @@ def run_task(episode: EpisodeSpec, url: str | None, startup_error: str | None, p
     breakdown = run.graded.reward_breakdown if run.graded is not None else None
     return TaskResult(episode.label, episode.reset_kwargs.get("seed"), run.score, round(open_interval(run.score), 2),
                       success, run.steps, run.rewards, round(time.monotonic() - started, 2), error,
-                      getattr(policy, "last_error", None), breakdown.model_dump() if breakdown else None)
+                      getattr(policy, "last_error", None), breakdown.model_dump() if breakdown else None, fallback)
+
+
+def fallback_reason(policy: Policy) -> str:
+    """Why an agent ended a task without a graded report: the model's error, or its turns running out."""
+    if model_error := getattr(policy, "last_error", None):
+        return f"model error: {model_error}"
+    taken, limit = getattr(policy, "turns", (0, 0))
+    if limit and taken >= limit:
+        return f"no report after {limit} model turns (MAX_TOOL_ROUNDS allows more)"
+    return "the agent stopped without a report"
 
 
 def close_quietly(env: Any) -> None:

@@ -88,8 +88,8 @@ def sweep(difficulty: str, seeds: int, first_offset: int = 0) -> list[EpisodeSpe
             for kwargs in episodes]
 
 
-# The difficulties and named tasks the calibration table covers (the eval split holds the same difficulties:
-# episode_plan(seeds, NAMED_TASK_ORDER, DIFFICULTIES) is that split).
+# The difficulties and named tasks the calibration table covers (the eval split holds the same episodes as
+# episode_plan(seeds, NAMED_TASK_ORDER, DIFFICULTIES), with the named tasks added after its publication last).
 CALIBRATED_DIFFICULTIES = DIFFICULTIES
 
 

@@ -29,7 +29,7 @@ from benchmarks.calibrate import (
     markdown_table,
     null_group,
 )
-from benchmarks.model_results import EARLIER_VERSION, kept_results, model_results_table
+from benchmarks.model_results import kept_results, model_results_table, scores_replay
 from benchmarks.rung_failure_modes import render as render_failure_modes
 from metric_tracker_rl.spec.dimensions import DIMENSIONS
 from metric_tracker_rl.spec.plain_types import MetricSubmissionRow
@@ -235,14 +235,16 @@ def tier_windows() -> str:
 
 
 def _model_result(difficulty: str, results: dict[str, Any]) -> str:
-    """The model's mean over its episodes of a tier at the tier's defaults, marked when they were recorded on an
-    earlier version of the tier's episodes (docs/model_results.md); a dash where it played none."""
-    groups = [group for group in results["groups"] if group["difficulty"] == difficulty and not group["settings"]]
+    """The model's mean over its episodes of a tier at the tier's defaults, from the current set of transcripts, or
+    else an earlier one (named), and only where every one of those episodes scores on this version what it
+    recorded (docs/model_results.md); a dash where none does."""
+    groups = [group for group in results["groups"] if group["difficulty"] == difficulty and not group["settings"]
+              and scores_replay(group)]
     if not groups:
         return "–"
-    group = groups[0]
-    earlier = group["replays"].get(EARLIER_VERSION, 0) == group["episodes"]
-    return f"{group['mean']:.3f} ({group['episodes']} episodes{', earlier version' if earlier else ''})"
+    group = groups[0]  # the current set's, when it has one: the artifact lists it first
+    earlier = f", recorded on `{group['recorded_on']}`" if group["history"] else ""
+    return f"{group['mean']:.3f} ({group['episodes']} episodes{earlier})"
 
 
 def tiers_at_a_glance(results: dict[str, Any] | None = None, models: dict[str, Any] | None = None) -> str:

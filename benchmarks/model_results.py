@@ -5,8 +5,9 @@
     uv run python -m benchmarks.model_results --write    # replay and write the artifact
     uv run python -m benchmarks.docs_blocks --write      # then the page's table
 
-A tier whose episodes changed since the recording is not replayed: its transcripts keep their recorded scores and
-are marked as recorded on an earlier version.
+The current set sits in docs/artifacts/model_transcripts/, each earlier one in history/<commit>/ below it. A tier
+whose episodes changed since the recording is not replayed: its transcripts keep their recorded scores and are
+marked as recorded on an earlier version.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from typing import Any
 from benchmarks.calibrate import markdown_table
 from benchmarks.replay import (
     EARLIER_VERSION,
+    HISTORY,
     REPRODUCED,
     SCORE_CHANGED,
     TEXTS_CHANGED,
@@ -30,7 +32,6 @@ from benchmarks.replay import (
     load,
     recorded_on,
     replay,
-    transcript_paths,
 )
 from metric_tracker_rl.spec.published import DIFFICULTIES
 
@@ -43,8 +44,9 @@ def transcript_entry(path: Path, recorded: dict[str, Any] | None, stored: dict[s
                      replayed: Callable[[dict[str, Any]], Any]) -> dict[str, Any]:
     """One transcript's line of the artifact: what it recorded, and what its replay on this version shows."""
     transcript = load(path)
-    entry = {"file": path.name, "difficulty": transcript["difficulty"], "seed": transcript["seed"],
-             "settings": transcript.get("settings", {}), "score": transcript["score"],
+    entry = {"file": path.relative_to(TRANSCRIPTS).as_posix(), "history": HISTORY in path.parents,
+             "recorded_on": (recorded or {}).get("commit"), "difficulty": transcript["difficulty"],
+             "seed": transcript["seed"], "settings": transcript.get("settings", {}), "score": transcript["score"],
              "calls": len(transcript["calls"])}
     if is_earlier_version(transcript["difficulty"], recorded, stored):
         return {**entry, "replay": EARLIER_VERSION, "texts_matched": None, "replayed_score": None}
@@ -53,15 +55,16 @@ def transcript_entry(path: Path, recorded: dict[str, Any] | None, stored: dict[s
             "replayed_score": round(result.replayed_score, 6)}
 
 
-def _group_key(entry: dict[str, Any]) -> tuple[int, int, str]:
+def _group_key(entry: dict[str, Any]) -> tuple[bool, str, int, int, str]:
     settings = entry["settings"]
-    return DIFFICULTIES.index(entry["difficulty"]), len(settings), json.dumps(settings, sort_keys=True)
+    return (entry["history"], entry["recorded_on"] or "", DIFFICULTIES.index(entry["difficulty"]), len(settings),
+            json.dumps(settings, sort_keys=True))
 
 
 def groups(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The transcripts by tier and dial settings: episodes, mean, range of scores, range of calls, and how their
-    replays went (each status with its count)."""
-    grouped: dict[tuple[int, int, str], list[dict[str, Any]]] = {}
+    """The transcripts by set (the current one first), tier and dial settings: episodes, mean, range of scores,
+    range of calls, and how their replays went (each status with its count)."""
+    grouped: dict[tuple[bool, str, int, int, str], list[dict[str, Any]]] = {}
     for entry in sorted(entries, key=_group_key):
         grouped.setdefault(_group_key(entry), []).append(entry)
     summary = []
@@ -70,18 +73,31 @@ def groups(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
         seen = [member["replay"] for member in members]
         statuses = {status: seen.count(status) for status in STATUS_ORDER if status in seen}
         summary.append({"difficulty": members[0]["difficulty"], "settings": members[0]["settings"],
+                        "history": members[0]["history"], "recorded_on": members[0]["recorded_on"],
                         "episodes": len(members), "mean": round(sum(scores) / len(scores), 6),
                         "min": min(scores), "max": max(scores), "calls_min": min(calls), "calls_max": max(calls),
                         "replays": statuses})
     return summary
 
 
+def transcript_folders() -> list[Path]:
+    """The current set's folder, then each earlier set's under history/."""
+    return [TRANSCRIPTS, *sorted(path for path in HISTORY.glob("*") if path.is_dir())]
+
+
 def render_results() -> dict[str, Any]:
     """Replay every committed transcript (those of a changed tier excepted) into the artifact's content."""
-    recorded, stored = recorded_on(TRANSCRIPTS), current_fingerprints()
-    entries = [transcript_entry(path, recorded, stored, replay) for path in transcript_paths([TRANSCRIPTS])]
-    return {"recorded_on": {key: recorded[key] for key in ("commit", "date")} if recorded else None,
-            "groups": groups(entries), "transcripts": entries}
+    stored, entries = current_fingerprints(), []
+    for folder in transcript_folders():
+        recorded = recorded_on(folder)
+        entries += [transcript_entry(path, recorded, stored, replay) for path in sorted(folder.glob("*.json"))
+                    if path.name != "recorded_on.json"]
+    return {"groups": groups(entries), "transcripts": entries}
+
+
+def scores_replay(group: dict[str, Any]) -> bool:
+    """Every transcript of the group scores on this version what it recorded (its texts may read differently)."""
+    return set(group["replays"]) <= {REPRODUCED, TEXTS_CHANGED}
 
 
 def kept_results() -> dict[str, Any]:
@@ -92,24 +108,24 @@ def _settings_text(settings: dict[str, Any]) -> str:
     return ", ".join(f"`{name}={value}`" for name, value in sorted(settings.items())) or "defaults"
 
 
-def _replays_text(replays: dict[str, int], episodes: int, commit: str) -> str:
+def _replays_text(replays: dict[str, int], episodes: int) -> str:
     if list(replays) == [EARLIER_VERSION]:
-        return f"recorded on an earlier version ({commit}): not replayed"
+        return "not replayed: the tier's episodes changed since"
     return "; ".join(f"{count} of {episodes} {status}" for status, count in replays.items())
 
 
 def model_results_table(results: dict[str, Any] | None = None) -> str:
-    """The page's table, from the kept artifact: tier, dial settings, episodes, mean, range, calls, replay."""
+    """The page's table, from the kept artifact: set, tier, dial settings, episodes, mean, range, calls, replay."""
     results = results or kept_results()
-    commit = (results["recorded_on"] or {}).get("commit", "?")
     rows = []
     for group in results["groups"]:
         low, high = group["min"], group["max"]
         calls = f"{group['calls_min']}–{group['calls_max']}"
-        rows.append([group["difficulty"], _settings_text(group["settings"]), str(group["episodes"]),
+        recorded = f"`{group['recorded_on']}`" + (" (history)" if group["history"] else "")
+        rows.append([recorded, group["difficulty"], _settings_text(group["settings"]), str(group["episodes"]),
                      f"{group['mean']:.3f}", f"{low:.3f}" if low == high else f"{low:.3f}–{high:.3f}", calls,
-                     _replays_text(group["replays"], group["episodes"], commit)])
-    return markdown_table(["tier", "dial settings", "episodes", "mean score", "range", "calls",
+                     _replays_text(group["replays"], group["episodes"])])
+    return markdown_table(["recorded on", "tier", "dial settings", "episodes", "mean score", "range", "calls",
                            "replay on this version"], rows)
 
 

@@ -6,13 +6,16 @@ one episode: `difficulty`, `seed`, the dial `settings` where they differ from th
 The replay resets the same episode, sends each call through an `EpisodeSession` (the text the TRL class gives a
 model), and compares every text and the score; the first difference is printed as a diff.
 
-    uv run python -m benchmarks.replay                       # every committed transcript
-    uv run python -m benchmarks.replay PATH [PATH ...]       # transcript files or directories
+    uv run python -m benchmarks.replay                       # every committed transcript, history included
+    uv run python -m benchmarks.replay PATH [PATH ...]       # transcript files or folders (searched recursively)
+    uv run python -m benchmarks.replay --exact PATH          # a changed text fails too
 
-A transcript recorded before its tier's episodes last changed cannot replay: the committed transcripts' folder
-keeps, in recorded_on.json, each tier's episode fingerprints as they were when the transcripts were recorded
-(a digest of tests/data/episode_fingerprints.json's entries for the tier). Where today's digest differs, the
-transcript is marked as recorded on an earlier version and its recorded score stands; it is never dropped.
+Each outcome is one of four, and only a changed score fails (exit 1): a score that holds with a reworded text is
+the expected trace of a change to a brief or a tool's wording, printed with its diff, and a failure only with
+--exact. A transcript recorded before its tier's episodes last changed cannot replay: a transcripts' folder keeps, in
+recorded_on.json, each tier's episode fingerprints as they were when its transcripts were recorded (a digest of
+tests/data/episode_fingerprints.json's entries for the tier). Where today's digest differs, the transcript is
+marked as recorded on an earlier version and its recorded score stands; it is never dropped.
 """
 
 from __future__ import annotations
@@ -31,7 +34,8 @@ from metric_tracker_rl.adapters.session import EpisodeSession
 from metric_tracker_rl.serving.environment import MetricTrackerRlEnvironment
 
 ROOT = Path(__file__).resolve().parents[1]
-TRANSCRIPTS = ROOT / "docs" / "artifacts" / "model_transcripts"
+TRANSCRIPTS = ROOT / "docs" / "artifacts" / "model_transcripts"  # the current set; earlier ones under history/
+HISTORY = TRANSCRIPTS / "history"
 RECORDED_ON = TRANSCRIPTS / "recorded_on.json"
 STORED_FINGERPRINTS = ROOT / "tests" / "data" / "episode_fingerprints.json"
 SCORE_TOLERANCE = 1e-9
@@ -41,6 +45,7 @@ REPRODUCED = "reproduced"  # every text and the score
 TEXTS_CHANGED = "score reproduced, texts changed"  # the episode and the score hold; a tool's wording moved
 SCORE_CHANGED = "score changed"  # the episodes hold but the score does not: the grading moved
 EARLIER_VERSION = "recorded on an earlier version"  # the tier's episodes changed since the recording
+FAILURES = frozenset({SCORE_CHANGED})  # the outcomes that make the replay exit 1 (TEXTS_CHANGED too with --exact)
 
 
 @dataclass(frozen=True)
@@ -127,29 +132,41 @@ def is_earlier_version(difficulty: str, recorded: dict[str, Any] | None, stored:
 
 
 def transcript_paths(paths: Iterable[Path]) -> list[Path]:
+    """The transcripts in `paths`: a file as given, a folder's at any depth (recorded_on.json is none)."""
     found: list[Path] = []
     for path in paths:
-        found += sorted(p for p in path.glob("*.json") if p.name != RECORDED_ON.name) if path.is_dir() else [path]
+        found += sorted(p for p in path.rglob("*.json") if p.name != RECORDED_ON.name) if path.is_dir() else [path]
     return found
+
+
+def outcome(path: Path, transcript: dict[str, Any], stored: dict[str, dict[str, str]]) -> tuple[str, Replay]:
+    """The transcript's replay and its outcome, which its folder's record of the recording version qualifies."""
+    result = replay(transcript)
+    earlier = is_earlier_version(transcript["difficulty"], recorded_on(path.parent), stored)
+    return (EARLIER_VERSION if earlier and result.status != REPRODUCED else result.status), result
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("paths", nargs="*", type=Path, help=f"transcripts or folders (default {TRANSCRIPTS})")
+    parser.add_argument("--exact", action="store_true", help="a reworded text fails too, not only a changed score")
     args = parser.parse_args(argv)
-    stored, failed = current_fingerprints(), 0
+    failures = FAILURES | {TEXTS_CHANGED} if args.exact else FAILURES
+    stored, seen = current_fingerprints(), []
     for path in transcript_paths(args.paths or [TRANSCRIPTS]):
         transcript = load(path)
-        result = replay(transcript)
-        earlier = is_earlier_version(transcript["difficulty"], recorded_on(path.parent), stored)
-        status = EARLIER_VERSION if earlier and result.status != REPRODUCED else result.status
+        status, result = outcome(path, transcript, stored)
+        seen.append(status)
         print(f"{path.name}: {status}: {result.matched_texts}/{result.calls} texts, score "
               f"{result.replayed_score:.6f} (recorded {result.recorded_score:.6f})")
         if status == EARLIER_VERSION:
             print(f"  {transcript['difficulty']}'s episodes changed since the recording: differences are expected")
         elif result.first_difference is not None:
             print("  " + result.first_difference.replace("\n", "\n  "))
-        failed += status != REPRODUCED and status != EARLIER_VERSION
+    counts = ", ".join(f"{seen.count(status)} {status}" for status in
+                       (REPRODUCED, TEXTS_CHANGED, SCORE_CHANGED, EARLIER_VERSION) if status in seen)
+    failed = sum(status in failures for status in seen)
+    print(f"{len(seen)} transcript(s): {counts or 'none'}; " + (f"{failed} fail" if failed else "none fails"))
     return 1 if failed else 0
 
 

@@ -423,6 +423,17 @@ def _check(value: float | None, target: float, higher_is_better: bool = False) -
     return "ok" if (value >= target if higher_is_better else value <= target) else "MISSED"
 
 
+def episodes_result(row: dict[str, Any], episodes: dict[str, Any]) -> str:
+    """An episodes row's result; a window no episode finished in measured nothing, and says so instead of 0/s."""
+    if row["env_episodes_per_s"] == 0:
+        window = episodes.get("duration_s", 0) / max(episodes.get("rounds", 1), 1)
+        return (f"not measured: no episode finished within a {window:g} s window at this many sessions (a "
+                f"`--quick` run's windows are too short); null {row['null_episodes_per_s']:.1f}/s, "
+                f"errors {row['errors']}")
+    return (f"{row['env_episodes_per_s']:.1f}/s vs null {row['null_episodes_per_s']:.1f}/s (ratio {row['ratio']:.2f}), "
+            f"errors {row['errors']}")
+
+
 def table(report: dict[str, Any]) -> str:
     lines = ["| measurement | result | target | |", "| --- | --- | --- | --- |"]
 
@@ -432,10 +443,9 @@ def table(report: dict[str, Any]) -> str:
     for difficulty, row in report.get("reset", {}).items():
         add(f"reset ({difficulty}), in-process", f"p50 {row['p50_ms']:.2f} ms, p99 {row['p99_ms']:.2f} ms",
             f"p50 ≤ {TARGETS['reset_p50_ms']:g} ms", _check(row["p50_ms"], TARGETS["reset_p50_ms"]))
-    for row in report.get("episodes", {}).get("rows", []):
-        add(f"full episodes over WebSocket, {row['sessions']} session(s)",
-            f"{row['env_episodes_per_s']:.1f}/s vs null {row['null_episodes_per_s']:.1f}/s (ratio {row['ratio']:.2f}), "
-            f"errors {row['errors']}")
+    episodes = report.get("episodes", {})
+    for row in episodes.get("rows", []):
+        add(f"full episodes over WebSocket, {row['sessions']} session(s)", episodes_result(row, episodes))
     tools = report.get("tools", {})
     if tools:
         p50s = {name: row["p50_ms"] for name, row in tools.items()}

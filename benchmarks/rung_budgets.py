@@ -55,7 +55,8 @@ from metric_tracker_rl.view.tool_schemas import openai_tools, schema_chars
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_OUTPUT = ROOT / "artifacts" / "rung_budgets.json"
 PUBLISHED_RESULTS = ROOT / "docs" / "artifacts" / "rung_budgets.json"
-MODEL_TRANSCRIPTS = ROOT / "docs" / "artifacts" / "model_transcripts"
+# The deep transcripts the kept run timed: the first recorded set, kept as history beside the current one.
+MODEL_TRANSCRIPTS = ROOT / "docs" / "artifacts" / "model_transcripts" / "history" / "5c24185"
 BLOCK_MARKER = ("<!-- rendered by `python -m benchmarks.rung_budgets --render docs/artifacts/rung_budgets.json`: "
                 "begin -->")
 EXPERT = "deep_expert"
@@ -281,7 +282,7 @@ def measure(args: argparse.Namespace, argv: list[str]) -> dict[str, Any]:
     tiers = measured_tiers()
     report: dict[str, Any] = {
         "date": time.strftime("%Y-%m-%d", time.gmtime()), "commit": _commit(),
-        "command": " ".join(["python -m benchmarks.rung_budgets", *argv]), "tiers": list(tiers),
+        "command": shareable(" ".join(["python -m benchmarks.rung_budgets", *argv])), "tiers": list(tiers),
         "load_average_at_start": list(os.getloadavg()), "budgets": BUDGETS,
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
         "settings": {"repeats": args.repeats, "resets": args.resets, "query_episodes": args.query_episodes,
@@ -341,12 +342,25 @@ def table(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def shareable(command: str) -> str:
+    """A command as a reader can repeat it: a path inside the repository relative to it, any other path by its file
+    name (a machine's own folders say nothing to a reader)."""
+    words = []
+    for word in command.split():
+        if word.startswith("/"):
+            path = Path(word)
+            word = path.relative_to(ROOT).as_posix() if path.is_relative_to(ROOT) else path.name
+        words.append(word)
+    return " ".join(words)
+
+
 def rendered_block(report: dict[str, Any]) -> str:
     """What docs/performance.md shows from a results file: when, where and how it was measured, then the table."""
     settings = ", ".join(f"{name} {value}" for name, value in report["settings"].items())
     start, end = (", ".join(f"{v:.1f}" for v in report[f"load_average_at_{when}"]) for when in ("start", "end"))
     machine = report["machine"]
-    return (f"Measured {report['date']} at commit {report['commit']} with `{report['command']}` (settings: {settings}) "
+    return (f"Measured {report['date']} at commit {report['commit']} with `{shareable(report['command'])}` "
+            f"(settings: {settings}) "
             f"on {machine['cpus']} CPUs, Python {machine['python']}, load average {start} at the start and {end} at "
             f"the end, {report['elapsed_s']:.0f} s in all.\n\n{table(report)}")
 

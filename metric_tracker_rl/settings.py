@@ -205,8 +205,10 @@ class ClientSettings(Settings):
                                description="inference.py: sampling temperature, 0 or more")
     max_tokens: int = Field(1500, ge=1, validation_alias=variable("MAX_TOKENS"),
                             description="inference.py: tokens per model turn, 1 or more")
-    max_tool_rounds: int = Field(16, ge=1, validation_alias=variable("MAX_TOOL_ROUNDS"),
-                                 description="inference.py: model turns per task, 1 or more")
+    max_tool_rounds: int | None = Field(
+        None, ge=1, validation_alias=variable("MAX_TOOL_ROUNDS"),
+        description="inference.py: model turns per task, 1 or more (default: the episode's step budget and half "
+                    "as many again, 60 for 40 steps)")
     model_timeout_s: float = Field(120.0, gt=0, validation_alias=variable("MODEL_TIMEOUT_S"),
                                    description="inference.py: seconds per model call, more than 0")
     model_max_retries: int = Field(2, ge=0, validation_alias=variable("MODEL_MAX_RETRIES"),

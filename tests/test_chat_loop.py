@@ -44,8 +44,9 @@ class ScriptedChat:
 @given(script=st.lists(TURNS, max_size=12), max_turns=st.integers(min_value=0, max_value=10))
 def test_the_loop_asks_until_finished_cut_off_or_out_of_turns(script: list[str], max_turns: int) -> None:
     chat = ScriptedChat(script)
-    asyncio.run(chat_loop(chat, max_turns))
+    taken = asyncio.run(chat_loop(chat, max_turns))
     turns = [entry for entry in chat.log if entry.startswith("model:")]
+    assert taken == len(turns)
     played = [entry.removeprefix("model:") for entry in turns]
     assert len(turns) <= max_turns
     # it stops right after a cut-off or a submission, and otherwise only when the turns run out
@@ -78,3 +79,4 @@ def test_both_harnesses_run_this_loop(harness: str) -> None:
 
     module = importlib.import_module(harness)
     assert module.chat_loop is chat_loop
+

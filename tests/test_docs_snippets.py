@@ -108,3 +108,18 @@ def test_the_readme_snippet_scores_what_the_readme_says(server_url: str) -> None
     breakdown = output.getvalue()
     assert f"submitted_row_count={submitted}" in breakdown and f"matched_row_count={matched}" in breakdown
     assert f"false_positive_count={false_positives}" in breakdown
+    (neutral,) = re.findall(r"`neutral_row_count=(\d+)` counts the false positives", readme)
+    assert f"neutral_row_count={neutral}" in breakdown and int(neutral) <= false_positives
+
+
+def test_what_a_documented_command_writes_into_the_checkout_is_ignored_by_git() -> None:
+    """A reader who runs a command as written must not be left with untracked files: every folder or file a bash
+    block's `--trajectories`, `--transcripts` or `--output` names is one .gitignore covers."""
+    written = {(where, path) for where, code in blocks("bash")
+               for path in re.findall(r"--(?:trajectories|transcripts|output) (?!DIR|FILE)([^\s`)]+)", code)
+               if not path.startswith(("/", "docs/artifacts/"))}
+    assert {path for _, path in written} >= {"runs/sft/", "results.json"}
+    for where, path in written:
+        probe = path.rstrip("/") + ("/probe" if path.endswith("/") else "")
+        ignored = subprocess.run(["git", "check-ignore", "-q", probe], cwd=ROOT).returncode == 0
+        assert ignored, f"{where}: `{path}` is not ignored by git"

@@ -34,7 +34,7 @@ from metric_tracker_rl.view.tool_schemas import model_schema, openai_tools
 pytestmark = pytest.mark.slow  # starts server processes or a browser
 
 START = re.compile(r"^\[START\] task=(\S+) env=metric_tracker_rl model=(\S+)$")
-STEP = re.compile(r"^\[STEP\] step=(\d+) action=(\S+) reward=(\d\.\d\d) done=(true|false) error=(\S.*)$")
+STEP = re.compile(r"^\[STEP\] step=(\d+) action=(\S.*) reward=(\d\.\d\d) done=(true|false) error=(\S.*)$")
 END = re.compile(r"^\[END\] success=(true|false) steps=(\d+) score=(\d\.\d\d) rewards=((?:\d\.\d\d)(?:,\d\.\d\d)*)?$")
 ISOLATED = tuple(ClientSettings.variables())  # a run here reads only what a test sets
 
@@ -170,9 +170,13 @@ def test_tool_definitions_come_from_the_registry_and_the_models() -> None:
                                            if not prop.get("hidden_from_models")]
 
 
-def test_action_field_is_one_clipped_token() -> None:
+def test_action_field_is_one_clipped_line_that_keeps_a_statements_spaces() -> None:
     text = format_action("preview_submission", {"rows": [{"note": "two words\nand a line"}] * 40})
-    assert len(text) == 220 and not re.search(r"\s", text)
+    assert len(text) == 220 and "\n" not in text and "  " not in text
+    sql = format_action("run_sql", {"query": "select  date,\n  count(*) from daily group by date"})
+    assert sql == 'run_sql({"query":"select  date,\\n  count(*) from daily group by date"})'
+    assert format_action("run_sql", {"query": "a\tb\rc"}) == 'run_sql({"query":"a\\tb\\rc"})'
+
     assert format_action("task_overview", {}) == "task_overview()"
     assert [open_interval(v) for v in (0.0, 0.5, 1.0)] == [0.01, 0.5, 0.99]
 
@@ -226,6 +230,21 @@ def test_model_solves_with_tool_calls_then_submit(server_url: str, tmp_path: Pat
     assert replay.main([str(tmp_path / "transcripts")]) == 0
 
 
+def test_a_model_that_investigates_past_sixteen_turns_is_graded_on_its_own_report(server_url: str) -> None:
+    """By default the model gets the episode's step budget in turns (and half again): a model that reads for 24
+    turns and then submits is graded on its report, not on the empty fallback."""
+    generator = {"method_name": "get_rate_spike_from_median_rows", "threshold_multiplier": 4.0}
+    script = [tool_calls(("task_overview", {})) for _ in range(24)]
+    script.append(tool_calls(("submit_generators", {"generators": [generator]})))
+    with fake_model(script) as (model_url, requests):
+        result = run_inference("--tasks", "easy_two_spikes", env=model_env(model_url, server_url))
+    assert result.returncode == 0, result.stderr
+    [task] = parse_log(result.stdout, ["easy_two_spikes"], "fake-model")
+    assert len(requests) == 25 and len(task["steps"]) == 25
+    assert task["steps"][-1]["action"].startswith("submit_generators(") and task["steps"][-1]["error"] is None
+    assert task["score"] > 0.01 and "FALLBACK" not in result.stderr and "fallback" not in result.stderr
+
+
 def test_model_mistakes_are_answered_without_env_steps(server_url: str) -> None:
     """Malformed JSON, an unknown tool and invalid rows cost no env step; a model that then stops calling
     tools is bounded by MAX_TOOL_ROUNDS and the task is graded by the empty fallback report."""
@@ -240,6 +259,12 @@ def test_model_mistakes_are_answered_without_env_steps(server_url: str) -> None:
     assert len(requests) == 5
     assert [s["action"] for s in task["steps"]] == ['submit_report({"rows":[]})']
     assert task["success"] is False
+    # The fallback cannot be missed: its [STEP] says why, a warning says so, and the summary table marks the task.
+    assert task["steps"][0]["error"] == "no report after 5 model turns (MAX_TOOL_ROUNDS allows more)"
+    assert "[WARN] task=easy_two_spikes no report after 5 model turns" in result.stderr
+    [row] = [line for line in result.stderr.splitlines() if line.startswith("easy_two_spikes ")]
+    assert row.endswith("FALLBACK: no report after 5 model turns (MAX_TOOL_ROUNDS allows more)")
+    assert "[WARN] 1 of 1 task(s) were graded on an empty fallback report" in result.stderr
     assert "not valid JSON" in tool_messages(requests[1])[0]
     unknown = tool_messages(requests[2])[1]
     assert "unknown tool 'no_such_tool'" in unknown and "task_overview" in unknown

@@ -58,6 +58,7 @@ def test_inspect_eval_scores_what_inference_scores(agent: str, tmp_path: Path) -
     log = read_eval_log(str(log_path))
     assert log.status == "success"
     inspected = {str(s.id): float(s.scores["episode_score"].value) for s in log.samples or []}
+    assert log.stats.model_usage and all(usage.total_tokens == 0 for usage in log.stats.model_usage.values())
     output = tmp_path / "inference.json"
     completed = subprocess.run([sys.executable, "inference.py", "--agent", agent, "--tasks", TASKS, "--output",
                                 str(output)], cwd=ROOT, env=offline_env(), capture_output=True, text=True,

@@ -40,7 +40,6 @@ from text_reader import read_observation  # noqa: E402
 from benchmarks.calibrate import sweep  # noqa: E402
 from metric_tracker_rl import (  # noqa: E402
     DEFAULT_TASK_ORDER,
-    NAMED_TASK_ORDER,
     MetricTrackerRlEnv,
 )
 from metric_tracker_rl.adapters.inspect_eval import metric_tracker  # noqa: E402
@@ -53,7 +52,7 @@ from metric_tracker_rl.agents import make_agent, run_episode, scripted  # noqa: 
 from metric_tracker_rl.analysis_tools import TOOL_REGISTRY  # noqa: E402
 from metric_tracker_rl.serving.local_server import free_port, serving  # noqa: E402
 from metric_tracker_rl.spec.published import DIFFICULTIES  # noqa: E402
-from metric_tracker_rl.spec.task_splits import EVAL_SEEDS_PER_DIFFICULTY, get_split  # noqa: E402
+from metric_tracker_rl.spec.task_splits import EVAL_SCHEDULE, EVAL_SEEDS_PER_DIFFICULTY, get_split  # noqa: E402
 from metric_tracker_rl.view.observation import SeenObservation  # noqa: E402
 from metric_tracker_rl.view.tool_schemas import action_tool_call, model_tools  # noqa: E402
 
@@ -167,7 +166,8 @@ def test_a_sweep_is_the_calibration_sweep(difficulties: list[str], seeds: int, o
         expected = [spec.reset_kwargs for spec in sweep(difficulty, offset + seeds)][offset:]
         assert [s.metadata["reset_kwargs"] for s in group] == expected
         assert {s.metadata["difficulty"] for s in group} == {difficulty}
-        first = len(NAMED_TASK_ORDER) + DIFFICULTIES.index(difficulty) * EVAL_SEEDS_PER_DIFFICULTY
+        block = next(i for i, b in enumerate(EVAL_SCHEDULE) if b.sweep == difficulty)
+        first = sum(b.size() for b in EVAL_SCHEDULE[:block])
         for position, sample in enumerate(group):
             if offset + position < EVAL_SEEDS_PER_DIFFICULTY:
                 assert sample.metadata["reset_kwargs"] == eval_split.task(first + offset + position)

@@ -22,23 +22,43 @@ REPLAYABLE = sorted((entry for entry in RESULTS["transcripts"] if entry["replay"
 
 
 def test_every_transcript_is_in_the_results_and_every_episode_in_the_table() -> None:
-    files = [path.name for path in replay.transcript_paths([replay.TRANSCRIPTS])]
-    assert len(files) == 21 and sorted(ENTRIES) == files
+    files = [path.relative_to(replay.TRANSCRIPTS).as_posix()
+             for path in replay.transcript_paths([replay.TRANSCRIPTS])]
+    assert len(files) == 15 + 21 and sorted(ENTRIES) == sorted(files)
     assert sum(group["episodes"] for group in RESULTS["groups"]) == len(files)
     assert RESULTS["groups"] == model_results.groups(RESULTS["transcripts"])
     for entry in RESULTS["transcripts"]:
         recorded = replay.load(replay.TRANSCRIPTS / entry["file"])
         assert (entry["score"], entry["calls"], entry["seed"]) == (recorded["score"], len(recorded["calls"]),
                                                                    recorded["seed"])
+        assert entry["history"] == entry["file"].startswith("history/")
 
 
 def test_a_tier_is_marked_as_recorded_earlier_exactly_when_its_fingerprints_moved() -> None:
-    recorded, stored = replay.recorded_on(replay.TRANSCRIPTS), replay.current_fingerprints()
-    assert recorded is not None and recorded["commit"] == RESULTS["recorded_on"]["commit"]
+    stored = replay.current_fingerprints()
     for entry in RESULTS["transcripts"]:
+        recorded = replay.recorded_on((replay.TRANSCRIPTS / entry["file"]).parent)
+        assert recorded is not None and recorded["commit"] == entry["recorded_on"]
         earlier = replay.is_earlier_version(entry["difficulty"], recorded, stored)
         assert (entry["replay"] == replay.EARLIER_VERSION) == earlier, entry["file"]
         assert (entry["replayed_score"] is None) == earlier
+
+
+def test_the_current_set_replays_and_is_what_the_readme_shows() -> None:
+    """The current set is the one whose tiers have not changed since its recording, and the README's figure for a
+    tier is its mean there, never a figure of transcripts that no longer replay."""
+    from benchmarks.docs_blocks import _model_result
+
+    current = [entry for entry in RESULTS["transcripts"] if not entry["history"]]
+    assert current and all(entry["replay"] != replay.EARLIER_VERSION for entry in current)
+    for difficulty in {entry["difficulty"] for entry in current}:
+        scores = [entry["score"] for entry in current if entry["difficulty"] == difficulty]
+        shown = _model_result(difficulty, RESULTS)
+        assert shown == f"{sum(scores) / len(scores):.3f} ({len(scores)} episodes)"
+    stale = copy.deepcopy(RESULTS)
+    for group in stale["groups"]:
+        group["replays"] = {replay.SCORE_CHANGED: group["episodes"]}
+    assert _model_result("abyss", stale) == "–"  # a figure that no longer replays is not shown
 
 
 def test_a_tier_digest_moves_with_its_own_fingerprints_only() -> None:
@@ -60,6 +80,21 @@ def test_a_transcript_replays_as_the_results_say() -> None:
     result = replay.replay(replay.load(replay.TRANSCRIPTS / entry["file"]))
     assert (result.status, result.matched_texts, round(result.replayed_score, 6)) == (
         entry["replay"], entry["texts_matched"], entry["replayed_score"])
+
+
+def test_a_reworded_text_with_its_score_reproduced_is_no_failure_but_fails_exact(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """What a change to a brief's wording leaves: the diff is printed, the run exits 0, and 1 with --exact."""
+    entry = next(e for e in REPLAYABLE if e["replay"] == replay.REPRODUCED)
+    transcript = replay.load(replay.TRANSCRIPTS / entry["file"])
+    transcript["calls"][0]["text"] += "\na reworded line"
+    path = tmp_path / "reworded.json"
+    path.write_text(json.dumps(transcript), encoding="utf-8")
+    assert replay.main([str(path)]) == 0
+    out = capsys.readouterr().out
+    assert f"reworded.json: {replay.TEXTS_CHANGED}: 0/{entry['calls']} texts" in out and "-a reworded line" in out
+    assert f"1 transcript(s): 1 {replay.TEXTS_CHANGED}; none fails" in out
+    assert replay.main(["--exact", str(path)]) == 1
 
 
 @pytest.mark.skipif(not any(e["replay"] == replay.REPRODUCED for e in REPLAYABLE), reason="none reproduces")

@@ -402,3 +402,14 @@ def test_with_segments_the_brief_says_a_release_can_cause_an_incident_on_its_new
     _, observation = _env(difficulty="hard", seed=3)
     assert "no incident comes from a release" in \
         read_observation(first_prompt(observation)).brief["calendar_note_kinds"]["release"]
+
+
+def test_what_a_viewer_renders_as_markdown_has_no_stray_emphasis() -> None:
+    """Inspect's viewer renders the system prompt and the tools' descriptions as Markdown: an asterisk outside a code
+    span (the `get_*_rows` tools, `compare_*`) would turn the words between two of them into italics."""
+    from metric_tracker_rl.view.prompt import SYSTEM_PROMPT
+    from metric_tracker_rl.view.tool_schemas import openai_tools
+
+    texts = [SYSTEM_PROMPT, *(json.dumps(tool["function"]) for tool in openai_tools("abyss"))]
+    for text in texts:
+        assert "*" not in re.sub(r"`[^`\n]*`", "", text), text[:200]

@@ -57,3 +57,12 @@ def test_the_doc_shows_what_the_kept_websocket_run_renders() -> None:
     measured = {(row["workload"], row["sessions"]) for row in kept["rows"]}
     assert measured == {(name, 64) for name in ws_throughput.WORKLOADS}
     assert kept["command"].startswith("python -m benchmarks.ws_throughput") and kept["baseline"]["commit"]
+
+
+def test_an_episodes_window_that_no_episode_finished_says_it_measured_nothing(kept_run: dict) -> None:
+    from benchmarks.run import episodes_result
+
+    episodes = {"duration_s": 1.5, "rounds": 3}
+    row = {"sessions": 64, "env_episodes_per_s": 0.0, "null_episodes_per_s": 597.3, "ratio": 0.0, "errors": 0}
+    assert episodes_result(row, episodes).startswith("not measured: no episode finished within a 0.5 s window")
+    assert "| 0.0/s vs null" not in rendered_block(kept_run)

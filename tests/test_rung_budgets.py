@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 
 import pytest
+from conftest import ROOT
 
 from benchmarks import rung_budgets
 from benchmarks.run import PERFORMANCE_DOC, shown_block
@@ -55,7 +57,10 @@ def test_the_kept_run_says_how_and_under_what_load_it_was_measured(kept_run: dic
         assert kept_run.get(key), key
     assert kept_run["command"].startswith("python -m benchmarks.rung_budgets")
     rendered = rendered_block(kept_run)
-    assert kept_run["command"] in rendered and "load average" in rendered
+    assert rung_budgets.shareable(kept_run["command"]) in rendered and "load average" in rendered
+    assert not re.search(r"\s/\S", rendered.split("\n")[0]), "a machine's own path in the doc"
+    assert rung_budgets.shareable(f"python -m x --output /elsewhere/a.json --n 3 {ROOT}/docs/b.json") == (
+        "python -m x --output a.json --n 3 docs/b.json")
 
 
 def test_the_timed_queries_are_the_statements_the_scan_analyst_sent() -> None:

@@ -35,6 +35,8 @@ from metric_tracker_rl.spec.tasks import TASKS, resolve_episode_config
 ENV_NAME = "metric_tracker_rl"
 SPLIT_SIZES = {"train": TRAIN_TASK_COUNT,
                "eval": len(NAMED_TASK_ORDER) + len(DIFFICULTIES) * EVAL_SEEDS_PER_DIFFICULTY}
+# The eval split as it was published with five named tasks: its indices never move.
+FIRST_NAMED = ("easy_two_spikes", "medium_mixed_three", "hard_mixed_multi", "frontier_segments", "deep_cuboids")
 
 
 def _seed(task: dict) -> int:
@@ -49,11 +51,15 @@ def test_splits_are_train_and_eval_with_their_sizes() -> None:
         assert env.num_tasks(name) == size == len(env.list_tasks(name))
 
 
-def test_eval_is_the_named_tasks_then_the_calibration_sweep() -> None:
+def test_eval_is_every_named_task_and_the_calibration_sweep_with_no_published_index_moved() -> None:
+    """A named task added after the split was published is appended after the sweep, as a tier's sweep would be."""
     eval_tasks = MetricTrackerRlEnvironment().list_tasks("eval")
-    assert eval_tasks[:len(NAMED_TASK_ORDER)] == [{"task_id": task_id} for task_id in NAMED_TASK_ORDER]
-    assert eval_tasks == [spec.reset_kwargs
-                          for spec in episode_plan(EVAL_SEEDS_PER_DIFFICULTY, NAMED_TASK_ORDER, DIFFICULTIES)]
+    published = episode_plan(EVAL_SEEDS_PER_DIFFICULTY, FIRST_NAMED, DIFFICULTIES)
+    assert eval_tasks[:len(published)] == [spec.reset_kwargs for spec in published]
+    later = [task_id for task_id in NAMED_TASK_ORDER if task_id not in FIRST_NAMED]
+    assert later == ["abyss_faint_cuboids"] and eval_tasks[len(published):] == [{"task_id": t} for t in later]
+    assert sorted(map(str, eval_tasks)) == sorted(
+        str(spec.reset_kwargs) for spec in episode_plan(EVAL_SEEDS_PER_DIFFICULTY, NAMED_TASK_ORDER, DIFFICULTIES))
     # standard episodes ({seed, difficulty}) and, every tenth seed, a null episode
     assert {t.get("scenario_family") for t in eval_tasks} == {None, "null"}
 

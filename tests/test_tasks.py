@@ -20,7 +20,7 @@ from metric_tracker_rl.spec.tasks import (
 )
 
 TASK_DIFFICULTIES = {"easy_two_spikes": "easy", "medium_mixed_three": "medium", "hard_mixed_multi": "hard",
-                     "frontier_segments": "frontier", "deep_cuboids": "deep"}
+                     "frontier_segments": "frontier", "deep_cuboids": "deep", "abyss_faint_cuboids": "abyss"}
 
 
 def test_named_tasks_and_their_order() -> None:

@@ -1,7 +1,7 @@
 """The baseline's output formats. On stdout, only: one [START] line per task, a [STEP] line per environment step,
 one [END] line. Published scores and rewards are clamped so that, at two decimals, they lie strictly inside (0, 1);
-an action is `name(json)` on one line without whitespace, clipped to ACTION_CHARS. On stderr, the progress bar and
-the summary table; in the `--output` file, a TaskResult per task."""
+an action is `name(json)` on one line (JSON escapes line breaks and tabs; a statement keeps its spaces), clipped
+to ACTION_CHARS. On stderr, the progress bar and the summary table; in the `--output` file, a TaskResult per task."""
 
 from __future__ import annotations
 
@@ -29,7 +29,7 @@ def open_interval(value: float) -> float:
 def format_action(name: str, arguments: dict[str, Any]) -> str:
     """The `action=` field of a [STEP] line."""
     text = f"{name}({json.dumps(arguments, sort_keys=True, separators=(',', ':'))})" if arguments else f"{name}()"
-    return "_".join(text.split())[:ACTION_CHARS]
+    return text[:ACTION_CHARS]  # one line (JSON escapes every other whitespace); a statement keeps its spaces
 
 
 def log_start(task: str, model: str) -> None:
@@ -52,10 +52,10 @@ def log_action(step: int, action: MetricTrackerRlAction, reward: float, done: bo
     log_step(step, format_action(*action_tool_call(action)), reward, done, error)
 
 
-def log_fallback(model_error: str, step: int, action: MetricTrackerRlAction, reward: float, done: bool,
+def log_fallback(reason: str, step: int, action: MetricTrackerRlAction, reward: float, done: bool,
                  error: str | None) -> None:
-    """The empty report submitted for a model that failed, logged with the model's error."""
-    log_action(step, action, reward, done, error or f"model error: {model_error}")
+    """The empty report submitted for an agent that submitted none, logged with the reason in its error field."""
+    log_action(step, action, reward, done, error or reason)
 
 
 @dataclass
@@ -71,14 +71,20 @@ class TaskResult:
     error: str | None = None  # the environment could not be reached or failed
     model_error: str | None = None
     reward_breakdown: dict[str, Any] | None = None
+    fallback: str | None = None  # why the graded report is the empty one submitted for the agent, when it is
 
 
 def summary_table(results: list[TaskResult]) -> str:
-    lines = [f"{'task':<24} {'score':>6} {'steps':>6} {'seconds':>8}"]
-    lines += [f"{r.task_id:<24} {r.score:>6.3f} {r.steps:>6} {r.seconds:>8.2f}" for r in results]
+    """The run's scores; a task graded on the empty fallback report is marked in its row and counted below."""
+    lines = [f"{'task':<24} {'score':>6} {'steps':>6} {'seconds':>8}  report"]
+    lines += [f"{r.task_id:<24} {r.score:>6.3f} {r.steps:>6} {r.seconds:>8.2f}  "
+              + (f"FALLBACK: {r.fallback}" if r.fallback else "submitted") for r in results]
     if results:
         lines.append(f"{'mean':<24} {sum(r.score for r in results) / len(results):>6.3f} "
                      f"{sum(r.steps for r in results):>6} {sum(r.seconds for r in results):>8.2f}")
+    if fallbacks := sum(r.fallback is not None for r in results):
+        lines.append(f"[WARN] {fallbacks} of {len(results)} task(s) were graded on an empty fallback report: "
+                     "their scores are not the agent's work")
     return "\n".join(lines)
 
 

@@ -11,6 +11,13 @@ from metric_tracker_rl.view.tool_schemas import SUBMIT_GENERATORS, SUBMIT_REPORT
 CONTINUE_MESSAGE = f"Continue with tool calls; finish with {SUBMIT_REPORT} or {SUBMIT_GENERATORS}."
 
 
+def turn_budget(step_budget: int) -> int:
+    """The model turns an episode with `step_budget` steps gets by default: every step, and half as many again for
+    turns that cost no step (a malformed call answered as text, a nudge after a turn without tool calls), so the
+    episode's own budget, not the harness, ends a model that keeps investigating."""
+    return step_budget + step_budget // 2
+
+
 class ChatSession(Protocol):
     """One model conversation over one episode, as `chat_loop` drives it."""
 
@@ -27,14 +34,16 @@ class ChatSession(Protocol):
     def add_user_message(self, text: str) -> None: ...
 
 
-async def chat_loop(session: ChatSession, max_turns: int) -> None:
-    for _ in range(max_turns):
+async def chat_loop(session: ChatSession, max_turns: int) -> int:
+    """Drive the session; return the model turns taken."""
+    for turn in range(max_turns):
         if session.finished():
-            return
+            return turn
         called = await session.model_turn()
         if called is None:
-            return
+            return turn + 1
         if called:
             await session.run_tool_calls()
         else:
             session.add_user_message(CONTINUE_MESSAGE)
+    return max_turns

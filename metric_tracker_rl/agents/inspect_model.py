@@ -60,8 +60,9 @@ class AgentModel(ModelAPI):
         else:
             name, arguments = action_tool_call(action)
             output = ModelOutput.for_tool_call(self.model_name, name, arguments)
-        # Usage stated, so Inspect counts no tokens (its counter would download an encoding).
-        output.usage = ModelUsage(input_tokens=1, output_tokens=1, total_tokens=2)
+        # An agent reads and writes no tokens, and says so: a usage stated keeps Inspect from counting tokens itself
+        # (its counter would download an encoding), and zeros keep its usage table from inventing any.
+        output.usage = ModelUsage(input_tokens=0, output_tokens=0, total_tokens=0)
         return output
 
 

@@ -16,7 +16,7 @@ from openai import APIConnectionError, APIStatusError, OpenAI, OpenAIError
 from openai.types.chat import ChatCompletionMessageParam, ChatCompletionToolParam
 
 from metric_tracker_rl.adapters.baseline_log import one_line
-from metric_tracker_rl.adapters.chat_loop import chat_loop
+from metric_tracker_rl.adapters.chat_loop import chat_loop, turn_budget
 from metric_tracker_rl.adapters.transcript import SKIPPED_AFTER_GRADING, TaskRun
 from metric_tracker_rl.settings import ClientSettings
 from metric_tracker_rl.view.tool_schemas import openai_tools, tool_action
@@ -118,10 +118,12 @@ class LlmPolicy:
         self.settings = settings
         self.disabled: str | None = None
         self.last_error: str | None = None
+        self.turns: tuple[int, int] = (0, 0)  # the last task's model turns: taken, and its limit
 
     def __call__(self, env: Any, run: TaskRun, reset_kwargs: dict[str, Any]) -> None:
-        self.last_error = None
-        run.reset(env, **reset_kwargs)
+        self.last_error, self.turns = None, (0, 0)
+        brief = run.reset(env, **reset_kwargs)
+        limit = self.settings.max_tool_rounds or turn_budget(brief.steps_remaining)
         if self.disabled:
             self.last_error = f"model disabled after an earlier error: {self.disabled}"
             print(f"[WARN] task={run.label} {self.last_error}", file=sys.stderr, flush=True)
@@ -129,7 +131,7 @@ class LlmPolicy:
         try:
             tools = openai_tools(run.config.get("difficulty"))  # the tools its tier offers
             chat = OpenAiChat(self.client, self.settings, tools, env, run)
-            asyncio.run(chat_loop(chat, self.settings.max_tool_rounds))
+            self.turns = (asyncio.run(chat_loop(chat, limit)), limit)
         except ModelError as exc:
             self.last_error = str(exc)
             print(f"[ERROR] task={run.label} {exc}", file=sys.stderr, flush=True)

@@ -108,7 +108,7 @@ def submission_row_type(anomaly_types: tuple[str, ...]) -> type[MetricSubmission
 class PayloadGeneratorMethod(_Strict):
     """A generator call that the server runs to build submission rows (see the get_*_rows tools)."""
 
-    method_name: str = Field(description="A get_*_rows tool", max_length=128)
+    method_name: str = Field(description="A `get_*_rows` tool", max_length=128)
     metric_name: str | None = Field(default=None, description="One metric to scan", max_length=128,
                                     json_schema_extra=HIDDEN_FROM_MODELS)
     metric_names: list[str] | None = Field(default=None, description="Several metrics to scan", max_length=64)

@@ -7,11 +7,11 @@ index=...)` does the same. Both splits are generated from seeds, never stored:
   from TRAIN_SCHEDULE, a published list of blocks of indices, each cycling over its difficulties. Blocks are only
   ever appended (a new tier gets a block of its own after the others), so no train task changes when a tier is
   added.
-- `eval`: the named tasks (NAMED_TASK_ORDER, frontier's included), then the calibration sweep of
-  benchmarks/calibrate.py (EVAL_SEEDS_PER_DIFFICULTY seeds per difficulty from CALIBRATION_SEED_BASE, each tier's
-  `calibration_seed_base`). Every eval seed is below TRAIN_SEED_BASE, so the splits share no episode. A deployment
-  that scores agents serves them in held-out mode (METRIC_TRACKER_SECRET set), where the episodes cannot be rebuilt
-  from the public package.
+- `eval`: EVAL_SCHEDULE, a published list of blocks only ever appended to: the first named tasks, the calibration
+  sweep of benchmarks/calibrate.py (EVAL_SEEDS_PER_DIFFICULTY seeds per difficulty from CALIBRATION_SEED_BASE, each
+  tier's `calibration_seed_base`), then each named task or tier's sweep added since, after the others. Every eval seed
+  is below TRAIN_SEED_BASE, so the splits share no episode. A deployment that scores agents serves them in held-out
+  mode (METRIC_TRACKER_SECRET set), where the episodes cannot be rebuilt from the public package.
 
 The calibration also scores every reference agent on each tier's untuned seeds (UNTUNED_FIRST_OFFSET on from the
 tier's `calibration_seed_base`): the eval seeds tuned the experts and the tiers' settings, these tuned nothing. They
@@ -23,8 +23,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from metric_tracker_rl.spec.published import DIFFICULTIES
-from metric_tracker_rl.spec.tasks import NAMED_TASK_ORDER, EpisodeConfig, resolve_episode_config
+from metric_tracker_rl.spec.tasks import EpisodeConfig, resolve_episode_config
 from metric_tracker_rl.spec.tiers import TIERS
 
 TRAIN_SEED_BASE = 1_000_000
@@ -86,6 +85,31 @@ def calibration_reset_kwargs(difficulty: str, offset: int) -> dict[str, Any]:
 
 
 @dataclass(frozen=True)
+class EvalBlock:
+    """Consecutive eval tasks: named tasks in order, or one difficulty's calibration sweep."""
+    task_ids: tuple[str, ...] = ()
+    sweep: str | None = None
+
+    def size(self) -> int:
+        return EVAL_SEEDS_PER_DIFFICULTY if self.sweep is not None else len(self.task_ids)
+
+    def task(self, offset: int) -> dict[str, Any]:
+        if self.sweep is not None:
+            return calibration_reset_kwargs(self.sweep, offset)
+        return {"task_id": self.task_ids[offset]}
+
+
+# The eval split's published layout. Append a block for a new named task or tier; never edit or reorder a published
+# one, since an evaluator's recorded task indices would then name other episodes.
+EVAL_SCHEDULE: tuple[EvalBlock, ...] = (
+    EvalBlock(task_ids=("easy_two_spikes", "medium_mixed_three", "hard_mixed_multi", "frontier_segments",
+                        "deep_cuboids")),
+    *(EvalBlock(sweep=difficulty) for difficulty in ("easy", "medium", "hard", "frontier", "deep", "abyss")),
+    EvalBlock(task_ids=("abyss_faint_cuboids",)),
+)
+
+
+@dataclass(frozen=True)
 class Split:
     name: str
     kind: Literal["train", "test"]
@@ -94,7 +118,7 @@ class Split:
     def size(self) -> int:
         if self.kind == "train":
             return TRAIN_TASK_COUNT
-        return len(NAMED_TASK_ORDER) + len(DIFFICULTIES) * EVAL_SEEDS_PER_DIFFICULTY
+        return sum(block.size() for block in EVAL_SCHEDULE)
 
     def task(self, index: int) -> dict[str, Any]:
         if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < self.size():
@@ -102,11 +126,11 @@ class Split:
                                  f"got {index!r}")
         if self.kind == "train":
             return train_task(index)
-        named = NAMED_TASK_ORDER
-        if index < len(named):
-            return {"task_id": named[index]}
-        block, offset = divmod(index - len(named), EVAL_SEEDS_PER_DIFFICULTY)
-        return calibration_reset_kwargs(DIFFICULTIES[block], offset)
+        for block in EVAL_SCHEDULE:
+            if index < block.size():
+                return block.task(index)
+            index -= block.size()
+        raise AssertionError("unreachable: the index was checked against the split's size")
 
     def descriptor(self) -> dict[str, Any]:
         return {"name": self.name, "type": self.kind, "num_tasks": self.size(), "description": self.description}
@@ -123,6 +147,19 @@ def _schedule_in_words() -> str:
     return "; ".join(parts)
 
 
+def _eval_in_words() -> str:
+    """EVAL_SCHEDULE as the eval split's description states it."""
+    parts, first = [], 0
+    for block in EVAL_SCHEDULE:
+        last = first + block.size() - 1
+        span = f"task {first}" if first == last else f"tasks {first} to {last}"
+        what = (f"{EVAL_SEEDS_PER_DIFFICULTY} calibration seeds of {block.sweep}" if block.sweep is not None
+                else "the named task" + ("s " if len(block.task_ids) > 1 else " ") + ", ".join(block.task_ids))
+        parts.append(f"{span}: {what}")
+        first = last + 1
+    return "; ".join(parts)
+
+
 SPLITS: dict[str, Split] = {
     split.name: split
     for split in (
@@ -131,9 +168,9 @@ SPLITS: dict[str, Split] = {
               "task is the reset arguments that start it; any seed from "
               f"{TRAIN_SEED_BASE + TRAIN_TASK_COUNT} on is a further training episode."),
         Split("eval", "test",
-              f"The named tasks, then {EVAL_SEEDS_PER_DIFFICULTY} calibration seeds per difficulty ("
-              + ", ".join(f"{name} from {base}" for name, base in CALIBRATION_SEED_BASE.items())
-              + f"; every {NULL_EVERY}th episode has no incident). No seed is shared "
+              f"{_eval_in_words()}: a difficulty's calibration seeds start at "
+              + ", ".join(f"{name} {base}" for name, base in CALIBRATION_SEED_BASE.items())
+              + f", and every {NULL_EVERY}th episode has no incident. No seed is shared "
               "with train. Scored deployments serve it in held-out mode (METRIC_TRACKER_SECRET set)."),
     )
 }

@@ -253,11 +253,22 @@ TASKS: dict[str, TaskSpec] = {
             GRADER_NAME,
             tier_config("deep", seed=505, scenario_family="mixed", anomaly_count=4, task_id="deep_cuboids"),
         ),
+        TaskSpec(
+            "abyss_faint_cuboids", "abyss",
+            "Four incidents hide in eight weeks of funnel data split by platform, country, app version, acquisition "
+            "channel and user type, each at the edge of its own segment's noise (the brief publishes the noise "
+            "model) and confined to a combination of those dimensions, among benign blips in single leaf segments "
+            "and the explained effects of the context tables. Report each incident once per date on the "
+            "combination it is confined to.",
+            GRADER_NAME,
+            tier_config("abyss", seed=606, scenario_family="mixed", anomaly_count=4, task_id="abyss_faint_cuboids"),
+        ),
     )
 }
-# The one default list of tasks: every named task, easiest first. Every entry point plays it by default
-# (inference.py, Inspect's dataset, the benchmarks), the Task API's eval split starts with it, and the catalogs
-# list it. NAMED_TASK_ORDER is the same tuple under its older name, which clients still import.
+# The one default list of tasks: every named task, easiest first. Every entry point plays it by default (inference.py,
+# Inspect's dataset, the benchmarks), the Task API's eval split holds it (a task named after the split was published
+# is appended to the split, so no published index moves), and the catalogs list it. NAMED_TASK_ORDER is the same tuple
+# under its older name, which clients still import.
 DEFAULT_TASK_ORDER: tuple[str, ...] = tuple(TASKS)
 NAMED_TASK_ORDER: tuple[str, ...] = DEFAULT_TASK_ORDER
 DEFAULT_TASK_ID = DEFAULT_TASK_ORDER[0]

@@ -228,7 +228,7 @@ TIERS: Registry[Tier] = Registry("tier", (
     # its own data (under the noise model the brief publishes), root causes name two fields or more where that deep
     # a segment is clear, benign blips confined to one leaf light up their parents, and the kinds a whole platform
     # or country carries by construction (a web tracking bug, a country's bots) are left to deep. Listed last, so
-    # the eval split's earlier indices keep naming their episodes; it has no named task (one would shift them).
+    # the eval split's earlier indices keep naming their episodes; its named task is appended to that split too.
     Tier("abyss", window_days=56, default_density=0.08, count_range=(3, 6), perturbed_per_weekday=3,
          calibration_seed_base=60_000,
          segmented=replace(DEEP_MIX, incident_kinds=ABYSS_KINDS, own_z=(5.5, 6.5), leaf_blips=5.0,

@@ -53,11 +53,11 @@ def segment_arguments() -> str:
 
 
 _TOOLS = textwrap.fill(
-    "list_suspicious_dates shows where to look; the get_*_rows tools list candidate rows, strongest first, a page "
-    "at a time (limit, offset); confirm doubtful ones with compare_*, detect_funnel_break, check_impossible_counts "
+    "list_suspicious_dates shows where to look; the `get_*_rows` tools list candidate rows, strongest first, a page "
+    "at a time (limit, offset); confirm doubtful ones with `compare_*`, detect_funnel_break, check_impossible_counts "
     f"or hourly_rows_for_date. All of these read the whole funnel. With segments ({', '.join(SEGMENTED_TIERS)}) "
     "every incident is confined to a segment and may barely show there: find it with compare_segments or query, "
-    "then read its row with the compare_*, detect_funnel_break, check_impossible_counts or hourly_rows_for_date "
+    "then read its row with the `compare_*`, detect_funnel_break, check_impossible_counts or hourly_rows_for_date "
     f"arguments that name its segment: {segment_arguments()}.",
     width=110, initial_indent="- ", subsequent_indent="  ", break_on_hyphens=False)
 SYSTEM_PROMPT = SYSTEM_PROMPT.format(tools=_TOOLS)

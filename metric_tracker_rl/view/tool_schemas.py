@@ -43,7 +43,7 @@ class SubmitReportArgs(_SubmissionArgs):
 class SubmitGeneratorsArgs(_SubmissionArgs):
     generators: list[PayloadGeneratorMethod] = Field(
         max_length=MAX_GENERATOR_CALLS,
-        description="Generator calls: a get_*_rows tool and its arguments")
+        description="Generator calls: a `get_*_rows` tool and its arguments")
 
 
 @dataclass(frozen=True)

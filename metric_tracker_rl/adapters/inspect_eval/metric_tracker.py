@@ -22,7 +22,7 @@ def metric_tracker(
     offset: int = 0,
     held_out: bool = False,
     base_url: str | None = None,
-    max_turns: int = 60,
+    max_turns: int | None = None,
     incident_kinds: str | Sequence[str] | None = None,
     decoy_ratio: float | None = None,
     dimensions: str | Sequence[str] | None = None,
@@ -42,7 +42,7 @@ def metric_tracker(
       offset: the sweep's first episode in each difficulty's calibration sweep (to split a sweep into parts).
       held_out: run held-out episodes (the server mixes a secret into every random stream).
       base_url: URL of a running server; default: METRIC_TRACKER_URL, else a local server process for the run.
-      max_turns: model turns per episode at most.
+      max_turns: model turns per episode at most; default: the episode's step budget and half as many again.
       incident_kinds: the kinds of incident every episode draws from (comma-separated or a list; segmented tiers).
       decoy_ratio: benign look-alikes per incident (segmented tiers).
       dimensions: the dimensions a root cause may name, platform among them (cuboid tiers, as the rest below).

@@ -8,7 +8,7 @@ from inspect_ai.model import ChatMessageSystem, ChatMessageUser, Model, execute_
 from inspect_ai.solver import Generate, Solver, TaskState, solver
 
 from metric_tracker_rl import MetricTrackerRlEnv
-from metric_tracker_rl.adapters.chat_loop import chat_loop
+from metric_tracker_rl.adapters.chat_loop import chat_loop, turn_budget
 from metric_tracker_rl.adapters.inspect_eval.episode import PLAYING, Episode, EpisodeRecord
 from metric_tracker_rl.adapters.inspect_eval.server import server_url
 from metric_tracker_rl.adapters.inspect_eval.tools import episode_tools
@@ -51,13 +51,14 @@ def require_held_out(config: dict, url: str) -> None:
 
 
 @solver
-def episode_agent(base_url: str | None = None, held_out: bool = False, max_turns: int = 60) -> Solver:
+def episode_agent(base_url: str | None = None, held_out: bool = False, max_turns: int | None = None) -> Solver:
     """Run one episode per sample with the model choosing every action through tool calls.
 
     Args:
       base_url: URL of a running server (else METRIC_TRACKER_URL, else a local server process).
       held_out: require held-out episodes (a local server is started with a secret).
-      max_turns: model turns at most; the episode's own step budget usually ends it first.
+      max_turns: model turns at most (default `chat_loop.turn_budget` of the episode's step budget, so the
+        budget, not the turns, ends a model that keeps investigating).
     """
 
     async def solve(state: TaskState, generate: Generate) -> TaskState:
@@ -77,7 +78,8 @@ def episode_agent(base_url: str | None = None, held_out: bool = False, max_turns
             state.tools = episode_tools(episode)
             state.messages = [ChatMessageSystem(content=SYSTEM_PROMPT),
                               ChatMessageUser(content=first_prompt(observation))]
-            await chat_loop(InspectChat(state, get_model(), episode), max_turns)
+            turns = max_turns or turn_budget(observation.steps_remaining)
+            await chat_loop(InspectChat(state, get_model(), episode), turns)
         finally:
             await env.close()
         return state

@@ -1,5 +1,5 @@
-"""`get_context`: one of the context tables the deep brief lists (experiments, campaigns, holidays, releases,
-partner status), up to a page of rows."""
+"""`get_context`: one of the context tables the brief lists at deep and abyss (experiments, campaigns, holidays,
+releases, partner status), up to a page of rows."""
 
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ class ContextArgs(ToolArgs):
 
 # Offered at every tier, so that every client's tool list is the same whatever tier its episode has; without
 # context tables it answers an error that says where they are.
-@register_tool("get_context", "Deep only: a context table the brief lists.", ContextArgs,
+@register_tool("get_context", "Deep and abyss: a context table the brief lists.", ContextArgs,
                offered_at=EVERY_TIER, answers_at=CONTEXT_TIERS, example={"table": "experiments"})
 def get_context(episode: PublicEpisode, args: ContextArgs) -> dict[str, Any]:
     data = segments_of(episode)
