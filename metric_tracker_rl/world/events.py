@@ -93,6 +93,19 @@ class Users:
     channel: Labels
     first_touch_day: np.ndarray  # (U,) int16
 
+    def then(self, other: Users) -> Users:
+        """These users followed by `other`'s (their labels share values)."""
+        def labels(mine: Labels, theirs: Labels) -> Labels:
+            assert mine.values == theirs.values
+            return Labels(np.concatenate([mine.codes, theirs.codes]), mine.values)
+
+        return Users(pseudo_ids=np.concatenate([self.pseudo_ids, other.pseudo_ids]),
+                     login_ids=np.concatenate([self.login_ids, other.login_ids]),
+                     device_ids=np.concatenate([self.device_ids, other.device_ids]),
+                     platform=labels(self.platform, other.platform), country=labels(self.country, other.country),
+                     channel=labels(self.channel, other.channel),
+                     first_touch_day=np.concatenate([self.first_touch_day, other.first_touch_day]))
+
 
 @dataclass(frozen=True)
 class Sessions:
@@ -124,6 +137,20 @@ class Events:
     def __len__(self) -> int:
         return len(self.name)
 
+    def take(self, rows: np.ndarray) -> Events:
+        """The events at `rows` (positions or a mask), in that order."""
+        return Events(**{name: getattr(self, name)[rows] for name in Events.__dataclass_fields__})
+
+
+@dataclass(frozen=True)
+class ReferenceLists:
+    """The lists the metrics layer excludes by: internal accounts (login ids), test devices and known bots (device
+    ids)."""
+
+    internal_accounts: tuple[str, ...]
+    test_devices: tuple[str, ...]
+    known_bots: tuple[str, ...]
+
 
 @dataclass(frozen=True)
 class EventLog:
@@ -133,10 +160,23 @@ class EventLog:
     sessions: Sessions
     events: Events
     num_days: int
+    lists: ReferenceLists
+    units_per_usd: np.ndarray  # (C, D): each currency of CURRENCIES per US dollar, by reporting date
 
     def sql_tables(self) -> dict[str, SqlTable]:
-        """`events` (the nested export) and `users`, as the SQL tool's columns."""
-        return {"events": self._events_table(), "users": self._users_table()}
+        """`events` (the nested export), `users`, the reference lists and `currency_rates`, as the SQL tool's
+        columns."""
+        lists = self.lists
+        days = self.num_days
+        return {"events": self._events_table(), "users": self._users_table(),
+                "internal_accounts": {"user_id": np.array(lists.internal_accounts, dtype=object)},
+                "test_devices": {"device_id": np.array(lists.test_devices, dtype=object)},
+                "known_bots": {"device_id": np.array(lists.known_bots, dtype=object)},
+                "currency_rates": {
+                    "currency": Labels(np.repeat(np.arange(len(CURRENCIES), dtype=np.int8), days), CURRENCIES),
+                    "date": np.tile(np.datetime64(WINDOW_START, "D") + np.arange(days).astype("timedelta64[D]"),
+                                    len(CURRENCIES)),
+                    "units_per_usd": self.units_per_usd.reshape(-1)}}
 
     def _users_table(self) -> SqlTable:
         users = self.users

@@ -10,13 +10,18 @@ and errors. Every step is vectorised over all sessions, and every stream is deri
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from metric_tracker_rl.generation.segment_plan import SegmentedPlan
+from metric_tracker_rl.generation.warehouse.identities import draw_identities
+from metric_tracker_rl.generation.warehouse.standing import flag_standing_events, standing_repeats, standing_sessions
 from metric_tracker_rl.spec.seeding import EpisodeKey, derive_rng
 from metric_tracker_rl.sql.columns import Labels
 from metric_tracker_rl.world.events import (
     COUNTRY_CURRENCY,
+    CURRENCIES,
     MICROS_PER_SECOND,
     EventLog,
     Events,
@@ -39,6 +44,7 @@ EVENT_GAP_S = 25.0  # mean seconds between a session's events after its open
 INGESTION_DELAY_S = 90.0  # mean seconds from an event to its ingestion
 BASKET_USD = (3.1, 0.45)  # log-normal basket value in USD: mu, sigma of its log
 ITEM_SHARE = 0.4  # an item added to the cart is worth this share of the basket
+RATE_DRIFT = 0.004  # daily standard deviation of a currency's log rate
 USD_RATES: dict[str, float] = {"USD": 1.0, "GBP": 0.79, "EUR": 0.92, "BRL": 5.0, "INR": 83.0, "JPY": 150.0,
                                "MXN": 17.0}
 
@@ -51,10 +57,84 @@ _FUNNEL_COLUMNS = [SESSION_LAYOUT.index(name) for name in ("menu_open", "product
                                                           "payment_successful")]
 
 
+@dataclass(frozen=True)
+class SessionDraw:
+    """Sessions before their events: each one's cell, channel (a code of the split's channel values), whether its
+    user is new, date, hour, funnel steps reached past the open, user (an index into the users drawn beside) and
+    kind (STANDING_KINDS: 0 is the world's own traffic)."""
+
+    cell: np.ndarray
+    channel: np.ndarray
+    new: np.ndarray
+    day: np.ndarray
+    hour: np.ndarray
+    depth: np.ndarray
+    user: np.ndarray
+    kind: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.cell)
+
+    def then(self, other: SessionDraw, users_before: int) -> SessionDraw:
+        """These sessions followed by `other`'s, whose users come after `users_before` users."""
+        joined = {name: np.concatenate([getattr(self, name), getattr(other, name)])
+                  for name in SessionDraw.__dataclass_fields__}
+        joined["user"][len(self):] += users_before
+        return SessionDraw(**joined)
+
+
 def draw_event_log(plan: SegmentedPlan, key: EpisodeKey, sample_rate: float = SAMPLE_RATE) -> EventLog:
-    """The episode's users, sessions and events, drawn from the plan as it stands (after the kinds' edits)."""
+    """The episode's users, sessions and events, drawn from the plan as it stands (after the kinds' edits), with
+    the standing traffic the metrics layer's rules exclude (standing.py)."""
     assert plan.split is not None and plan.leaf_shares is not None and plan.leaf_reach_factors is not None, \
         "the warehouse draws from a world with channel and user type"
+    world, users = _world_sessions(plan, key, sample_rate)
+    extra, extra_users, lists = standing_sessions(plan, key, users.channel.values)
+    draw = world.then(extra, len(users.pseudo_ids))
+    users = users.then(extra_users)
+    rng = derive_rng(key, "warehouse-sessions")
+    start_us = (day_start_micros(0) + draw.day.astype(np.int64) * 86_400 * MICROS_PER_SECOND
+                + ((draw.hour * 3600 + rng.random(len(draw)) * 3600) * MICROS_PER_SECOND).astype(np.int64))
+    layout = plan.layout
+    versions = layout.values_of("app_version")
+    version_code = np.array([versions.index(v) for v in layout.versions], dtype=np.int8)
+    sessions = Sessions(user=draw.user, session_id=_session_numbers(draw.user, start_us),
+                        app_version=Labels(version_code[draw.cell], versions),
+                        consent_denied=(rng.random(len(draw)) < CONSENT_DENIED_SHARE) & (draw.kind == 0))
+    rates = _currency_rates(key, plan.num_days)
+    currency = np.array([CURRENCIES.index(COUNTRY_CURRENCY[c]) for c in layout.countries])[draw.cell]
+    units_per_usd = rates[currency, draw.day]
+    events = flag_standing_events(_events(key, draw.new, draw.depth, start_us, units_per_usd), draw.kind, key)
+    events = standing_repeats(events, key)
+    keep = reporting_day(events.timestamp_us) < plan.num_days  # a session past midnight of the last date ends later
+    order = np.lexsort((events.timestamp_us, events.session))  # each session's events together, in time order
+    events = events.take(order[keep[order]])
+    return EventLog(users, sessions, events, plan.num_days, lists, rates)
+
+
+def _currency_rates(key: EpisodeKey, num_days: int) -> np.ndarray:
+    """(C, D) units of each currency per US dollar by date: its usual rate, drifting a little each day."""
+    steps = derive_rng(key, "warehouse-rates").normal(0.0, RATE_DRIFT, (len(CURRENCIES), num_days))
+    base = np.array([USD_RATES[currency] for currency in CURRENCIES])
+    rates: np.ndarray = np.round(base[:, None] * np.exp(np.cumsum(steps, axis=1)), 6)
+    return rates
+
+
+def _session_numbers(user: np.ndarray, start_us: np.ndarray) -> np.ndarray:
+    """(N,) each session's number among its user's sessions, from 1 in time order (the session_id parameter: it
+    names a session only together with its user)."""
+    order = np.lexsort((start_us, user))
+    ranked = user[order]
+    first = np.r_[0, np.flatnonzero(ranked[1:] != ranked[:-1]) + 1]
+    position = np.arange(len(order)) - np.repeat(first, np.diff(np.r_[first, len(order)]))
+    numbers = np.empty(len(order), dtype=np.int64)
+    numbers[order] = position + 1
+    return numbers
+
+
+def _world_sessions(plan: SegmentedPlan, key: EpisodeKey, sample_rate: float) -> tuple[SessionDraw, Users]:
+    """The world's own sessions and their users."""
+    assert plan.split is not None
     cell, leaf, day, hour = _session_places(plan, key, sample_rate)
     depth = _steps_reached(plan, key, cell, leaf, day, hour)
     combos = plan.split.combinations
@@ -63,20 +143,8 @@ def draw_event_log(plan: SegmentedPlan, key: EpisodeKey, sample_rate: float = SA
     channel = np.array([channel_values.index(combo[fields.index("channel")]) for combo in combos])[leaf]
     new = np.array([combo[fields.index("user_type")] == "new" for combo in combos])[leaf]
     users, user = _users(plan, key, cell, channel, channel_values, new, day)
-    rng = derive_rng(key, "warehouse-sessions")
-    start_us = (day_start_micros(0) + day.astype(np.int64) * 86_400 * MICROS_PER_SECOND
-                + ((hour * 3600 + rng.random(len(day)) * 3600) * MICROS_PER_SECOND).astype(np.int64))
-    layout = plan.layout
-    versions = layout.values_of("app_version")
-    sessions = Sessions(user=user, session_id=start_us // MICROS_PER_SECOND,
-                        app_version=Labels(np.array([versions.index(layout.versions[c]) for c in range(layout.size)],
-                                                    dtype=np.int8)[cell], versions),
-                        consent_denied=rng.random(len(day)) < CONSENT_DENIED_SHARE)
-    country = np.array([COUNTRY_CURRENCY[c] for c in layout.countries])[cell]
-    events = _events(key, new, depth, start_us, country)
-    keep = reporting_day(events.timestamp_us) < plan.num_days  # a session past midnight of the last date ends later
-    events = Events(**{name: getattr(events, name)[keep] for name in Events.__dataclass_fields__})
-    return EventLog(users, sessions, events, plan.num_days)
+    kind = np.zeros(len(cell), dtype=np.int8)
+    return SessionDraw(cell, channel, new, day, hour, depth, user, kind), users
 
 
 def _session_places(plan: SegmentedPlan, key: EpisodeKey, sample_rate: float
@@ -124,12 +192,8 @@ def _users(plan: SegmentedPlan, key: EpisodeKey, cell: np.ndarray, channel: np.n
     first_touch = np.where(new[first], day[first], -rng.integers(1, 365, count)).astype(np.int16)
     touch_s = (day_start_micros(0) // MICROS_PER_SECOND + first_touch.astype(np.int64) * 86_400
                + rng.integers(0, 86_400, count))
-    numbers = rng.integers(10**9, 2 * 10**9, count)
-    pseudo = np.array([f"{n}.{t}" for n, t in zip(numbers.tolist(), touch_s.tolist(), strict=True)], dtype=object)
     logged_in = ~new[first] & (rng.random(count) < LOGGED_IN_SHARE)
-    logins = np.array([f"L{n:08d}" if on else None for n, on in
-                       zip(rng.integers(0, 10**8, count).tolist(), logged_in.tolist(), strict=True)], dtype=object)
-    devices = np.array([f"{n:016x}" for n in rng.integers(0, 2**62, count).tolist()], dtype=object)
+    pseudo, logins, devices = draw_identities(rng, touch_s, logged_in)
     users = Users(pseudo_ids=pseudo, login_ids=logins, device_ids=devices,
                   platform=Labels(platform_of[first].astype(np.int8), platforms),
                   country=Labels(country_of[first].astype(np.int8), countries),
@@ -137,7 +201,7 @@ def _users(plan: SegmentedPlan, key: EpisodeKey, cell: np.ndarray, channel: np.n
     return users, user
 
 
-def _events(key: EpisodeKey, new: np.ndarray, depth: np.ndarray, start_us: np.ndarray, currency: np.ndarray
+def _events(key: EpisodeKey, new: np.ndarray, depth: np.ndarray, start_us: np.ndarray, units_per_usd: np.ndarray
             ) -> Events:
     """Every session's events in SESSION_LAYOUT order, with their times, ingestion times and parameters."""
     rng = derive_rng(key, "warehouse-events")
@@ -164,7 +228,7 @@ def _events(key: EpisodeKey, new: np.ndarray, depth: np.ndarray, start_us: np.nd
     ending = column == width - 1
     engagement[ending] = (offsets_s[session[ending], -1] * 1000).astype(np.int32)
     basket_usd = rng.lognormal(*BASKET_USD, sessions)
-    local = basket_usd * np.array([USD_RATES[c] for c in currency])
+    local = basket_usd * units_per_usd  # in the currency of the session's country, at its date's rate
     value = np.full(count, np.nan)
     cart, order, paid = _FUNNEL_COLUMNS[1:]
     value[column == cart] = np.round(ITEM_SHARE * local[session[column == cart]], 2)
