@@ -70,31 +70,25 @@ METRICS_LAYER: dict[str, str] = {
 # The pipeline over the SQL tool's tables, as an analyst would write it (a test holds `dashboard` to it).
 DASHBOARD_SQL = f"""
 WITH flat AS (
-  SELECT event_date, event_name, event_timestamp, ingestion_timestamp, user_pseudo_id, user_id,
-         device.device_id AS device_id, platform, app_info.version AS app_version, geo.country AS country,
+  SELECT event_date, event_name, ingestion_timestamp, user_pseudo_id, user_id, device.device_id AS device_id,
+         platform, app_info.version AS app_version, geo.country AS country,
          list_filter(event_params, lambda p: p.key = 'session_id')[1].value.int_value AS session_id,
-         list_filter(event_params, lambda p: p.key = 'transaction_id')[1].value.string_value AS transaction_id,
-         list_filter(event_params, lambda p: p.key = 'value')[1].value.double_value AS value,
-         list_filter(event_params, lambda p: p.key = 'currency')[1].value.string_value AS currency,
-         list_filter(event_params, lambda p: p.key = 'traffic_type')[1].value.string_value AS traffic_type,
-         list_filter(event_params, lambda p: p.key = 'debug_mode')[1].value.int_value AS debug_mode
+         list_bool_or(list_transform(event_params, lambda p: (p.key = 'traffic_type' AND p.value.string_value =
+           'internal') OR (p.key = 'debug_mode' AND p.value.int_value = 1))) AS internal_or_debug,
+         CASE WHEN event_name = 'payment_successful' THEN event_params END AS purchase_params
   FROM events WHERE user_pseudo_id IS NOT NULL),
 excluded AS (
   SELECT DISTINCT user_pseudo_id, session_id FROM flat
-  WHERE traffic_type = 'internal' OR debug_mode = 1 OR user_id IN (SELECT user_id FROM internal_accounts)
+  WHERE internal_or_debug OR user_id IN (SELECT user_id FROM internal_accounts)
      OR device_id IN (SELECT device_id FROM test_devices) OR device_id IN (SELECT device_id FROM known_bots)),
 counted AS (
   SELECT * FROM flat ANTI JOIN excluded USING (user_pseudo_id, session_id)
   WHERE ingestion_timestamp < epoch_us(CAST(event_date + {LATE_CUTOFF_DAYS} AS TIMESTAMP))
-                              - {REPORTING_UTC_OFFSET_HOURS * 3600 * 1_000_000}
-  QUALIFY row_number() OVER (PARTITION BY user_pseudo_id, session_id, event_name, event_timestamp
-                             ORDER BY ingestion_timestamp) = 1),
-opens AS (
-  SELECT user_pseudo_id, session_id, min(event_date) AS date, min(platform) AS platform,
-         min(app_version) AS app_version, min(country) AS country
-  FROM counted WHERE event_name = 'app_open' GROUP BY ALL),
-reached AS (
-  SELECT user_pseudo_id, session_id, bool_or(event_name = 'menu_open') AS menu,
+                              - {REPORTING_UTC_OFFSET_HOURS * 3600 * 1_000_000}),
+sessions AS (
+  SELECT user_pseudo_id, session_id, min(event_date) FILTER (WHERE event_name = 'app_open') AS date,
+         min(platform) AS platform, min(app_version) FILTER (WHERE event_name = 'app_open') AS app_version,
+         min(country) AS country, bool_or(event_name = 'menu_open') AS menu,
          bool_or(event_name = 'product_added_to_cart') AS cart, bool_or(event_name = 'order_placed') AS ordered,
          bool_or(event_name = 'payment_successful') AS paid
   FROM counted GROUP BY ALL),
@@ -102,14 +96,21 @@ purchases AS (
   SELECT user_pseudo_id, session_id, count(*) AS purchases, sum(usd) AS revenue_usd FROM (
     SELECT transaction_id, min(user_pseudo_id) AS user_pseudo_id, min(session_id) AS session_id,
            min(value / r.units_per_usd) AS usd
-    FROM counted c JOIN currency_rates r ON r.currency = c.currency AND r.date = c.event_date
-    WHERE event_name = 'payment_successful' GROUP BY transaction_id)
+    FROM (SELECT user_pseudo_id, session_id, event_date,
+                 list_filter(purchase_params, lambda p: p.key = 'transaction_id')[1].value.string_value
+                   AS transaction_id,
+                 list_filter(purchase_params, lambda p: p.key = 'value')[1].value.double_value AS value,
+                 list_filter(purchase_params, lambda p: p.key = 'currency')[1].value.string_value AS currency
+          FROM counted WHERE purchase_params IS NOT NULL) c
+    JOIN currency_rates r ON r.currency = c.currency AND r.date = c.event_date
+    GROUP BY transaction_id)
   GROUP BY ALL)
 SELECT date, platform, app_version, country, count(*) AS sessions, count(*) FILTER (WHERE menu) AS menu_sessions,
        count(*) FILTER (WHERE cart) AS cart_sessions, count(*) FILTER (WHERE ordered) AS order_sessions,
        count(*) FILTER (WHERE paid) AS payment_sessions, coalesce(sum(purchases), 0) AS purchases,
        coalesce(sum(revenue_usd), 0) AS revenue_usd
-FROM opens JOIN reached USING (user_pseudo_id, session_id) LEFT JOIN purchases USING (user_pseudo_id, session_id)
+FROM sessions LEFT JOIN purchases USING (user_pseudo_id, session_id)
+WHERE date IS NOT NULL
 GROUP BY ALL ORDER BY date, platform, app_version, country
 """
 
@@ -132,12 +133,14 @@ def counted_events(log: EventLog) -> np.ndarray:
     events = log.events
     day = reporting_day(events.timestamp_us)
     cutoff = day_start_micros(0) + (day + LATE_CUTOFF_DAYS) * 86_400 * 1_000_000
-    counted = ~excluded_sessions(log)[events.session] & (events.ingested_us < cutoff)
-    identity = np.stack([events.session.astype(np.int64), events.name.astype(np.int64), events.timestamp_us], axis=1)
-    rows = np.flatnonzero(counted)
-    _, first = np.unique(identity[rows], axis=0, return_index=True)
+    rows = np.flatnonzero(~excluded_sessions(log)[events.session] & (events.ingested_us < cutoff))
+    # The log keeps an event's repeats beside it (sorted by session, time and name): a repeat follows its first.
+    repeat = np.zeros(len(rows), dtype=bool)
+    repeat[1:] = ((events.session[rows][1:] == events.session[rows][:-1])
+                  & (events.timestamp_us[rows][1:] == events.timestamp_us[rows][:-1])
+                  & (events.name[rows][1:] == events.name[rows][:-1]))
     once = np.zeros(len(events), dtype=bool)
-    once[rows[first]] = True
+    once[rows[~repeat]] = True
     return once
 
 
@@ -169,9 +172,11 @@ def dashboard(log: EventLog) -> SqlTable:
     platform = users.platform.codes[sessions.user[live]]
     version = sessions.app_version.codes[live]
     country = users.country.codes[sessions.user[live]]
-    groups = np.stack([open_day[live], _rank(users.platform.values)[platform],
-                       _rank(sessions.app_version.values)[version], _rank(users.country.values)[country]], axis=1)
-    keys, row = np.unique(groups, axis=0, return_inverse=True)
+    sizes = (len(users.platform.values), len(sessions.app_version.values), len(users.country.values))
+    group = ((open_day[live] * sizes[0] + _rank(users.platform.values)[platform]) * sizes[1]
+             + _rank(sessions.app_version.values)[version]) * sizes[2] + _rank(users.country.values)[country]
+    unique, row = np.unique(group, return_inverse=True)
+    keys = np.stack(np.unravel_index(unique, (log.num_days, *sizes)), axis=1)
     row = row.reshape(-1)
     rows = len(keys)
     counts = np.stack([np.bincount(row, reached[live, step], rows) for step in range(len(FUNNEL_STEP_NAMES))],

@@ -37,7 +37,7 @@ SAMPLE_RATE = 1 / 48  # of the world's expected app opens: the sessions the expo
 SESSIONS_PER_RETURNING_USER = 4.0  # a returning user's sessions in the window, on average
 LOGGED_IN_SHARE = 0.6  # of returning users: those with a login id
 CONSENT_DENIED_SHARE = 0.04  # of sessions: analytics storage denied
-SCREEN_VIEWS_MEAN = 1.0  # screen views per session beside the funnel's events (at most MAX_SCREEN_VIEWS)
+SCREEN_VIEWS_MEAN = 0.6  # screen views per session beside the funnel's events (at most MAX_SCREEN_VIEWS)
 MAX_SCREEN_VIEWS = 4
 EXCEPTION_SHARE = 0.03  # of sessions: one app_exception
 EVENT_GAP_S = 25.0  # mean seconds between a session's events after its open
@@ -107,7 +107,8 @@ def draw_event_log(plan: SegmentedPlan, key: EpisodeKey, sample_rate: float = SA
     events = flag_standing_events(_events(key, draw.new, draw.depth, start_us, units_per_usd), draw.kind, key)
     events = standing_repeats(events, key)
     keep = reporting_day(events.timestamp_us) < plan.num_days  # a session past midnight of the last date ends later
-    order = np.lexsort((events.timestamp_us, events.session))  # each session's events together, in time order
+    # Each session's events together, in time order (an event's repeats beside it).
+    order = np.lexsort((events.name, events.timestamp_us, events.session))
     events = events.take(order[keep[order]])
     return EventLog(users, sessions, events, plan.num_days, lists, rates)
 
@@ -185,8 +186,8 @@ def _users(plan: SegmentedPlan, key: EpisodeKey, cell: np.ndarray, channel: np.n
     pools = np.maximum(1, np.round(np.bincount(group[~new], minlength=group.max() + 1)
                                    / SESSIONS_PER_RETURNING_USER)).astype(np.int64)
     member = np.where(new, np.arange(len(cell)), (rng.random(len(cell)) * pools[group]).astype(np.int64))
-    identity = np.stack([new.astype(np.int64), group, member], axis=1)
-    _, first, user = np.unique(identity, axis=0, return_index=True, return_inverse=True)
+    identity = (new.astype(np.int64) * (group.max() + 1) + group) * len(cell) + member
+    _, first, user = np.unique(identity, return_index=True, return_inverse=True)
     user = user.reshape(-1).astype(np.int32)
     count = len(first)
     first_touch = np.where(new[first], day[first], -rng.integers(1, 365, count)).astype(np.int16)
