@@ -32,7 +32,9 @@ FUNNEL_EVENT_NAMES: tuple[str, ...] = ("app_open", "menu_open", "product_added_t
                                        "payment_successful")
 EVERYDAY_EVENT_NAMES: tuple[str, ...] = ("first_open", "session_start", "screen_view", "user_engagement",
                                          "app_exception")
-EVENT_NAMES: tuple[str, ...] = FUNNEL_EVENT_NAMES + EVERYDAY_EVENT_NAMES
+# Names a tracking deploy may give an event in place of its own (tracking_changelog says which, where and when).
+RENAMED_EVENTS: dict[str, str] = {"menu_open": "menu_view", "product_added_to_cart": "add_to_cart"}
+EVENT_NAMES: tuple[str, ...] = FUNNEL_EVENT_NAMES + EVERYDAY_EVENT_NAMES + tuple(RENAMED_EVENTS.values())
 
 
 def event_code(name: str) -> int:
@@ -153,6 +155,15 @@ class ReferenceLists:
 
 
 @dataclass(frozen=True)
+class TrackingChange:
+    """A deploy of the tracking plan: from `day` (days from the window's first) on `platform`, what changed."""
+
+    day: int
+    platform: str
+    change: str
+
+
+@dataclass(frozen=True)
 class EventLog:
     """The raw events of an episode with their sessions and users."""
 
@@ -162,6 +173,19 @@ class EventLog:
     num_days: int
     lists: ReferenceLists
     units_per_usd: np.ndarray  # (C, D): each currency of CURRENCIES per US dollar, by reporting date
+    changelog: tuple[TrackingChange, ...] = ()
+
+    def session_days(self) -> np.ndarray:
+        """(N,) each session's reporting date: its first event's (events are grouped by session, in time order);
+        -1 for a session with no event left in the window."""
+        events = self.events
+        first = np.searchsorted(events.session, np.arange(len(self.sessions.user)))
+        inside = first < len(events)
+        days = np.full(len(self.sessions.user), -1, dtype=np.int64)
+        found = inside.copy()
+        found[inside] = events.session[first[inside]] == np.flatnonzero(inside)
+        days[found] = reporting_day(events.timestamp_us[first[found]])
+        return days
 
     def sql_tables(self) -> dict[str, SqlTable]:
         """`events` (the nested export), `users`, the reference lists and `currency_rates`, as the SQL tool's
@@ -176,7 +200,12 @@ class EventLog:
                     "currency": Labels(np.repeat(np.arange(len(CURRENCIES), dtype=np.int8), days), CURRENCIES),
                     "date": np.tile(np.datetime64(WINDOW_START, "D") + np.arange(days).astype("timedelta64[D]"),
                                     len(CURRENCIES)),
-                    "units_per_usd": self.units_per_usd.reshape(-1)}}
+                    "units_per_usd": self.units_per_usd.reshape(-1)},
+                "tracking_changelog": {
+                    "date": np.datetime64(WINDOW_START, "D") + np.array([c.day for c in self.changelog],
+                                                                         dtype="timedelta64[D]"),
+                    "platform": np.array([c.platform for c in self.changelog], dtype=object),
+                    "change": np.array([c.change for c in self.changelog], dtype=object)}}
 
     def _users_table(self) -> SqlTable:
         users = self.users
