@@ -1,0 +1,60 @@
+"""A warehouse episode's world: the segmented world with its business incidents and benign look-alikes placed by
+the registered kinds (generation/segmented.place_world), drawn as raw events (events.py), then data defects
+edited into the event log (defects.py) on dates no incident or other defect holds.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from metric_tracker_rl.generation.kinds import SegmentFluctuation, SegmentIncident
+from metric_tracker_rl.generation.segmented import context_tables, place_world
+from metric_tracker_rl.generation.warehouse.defects import DEFECTS, DefectRecord
+from metric_tracker_rl.generation.warehouse.events import draw_event_log
+from metric_tracker_rl.spec.seeding import derive_rng
+from metric_tracker_rl.spec.tasks import EpisodeConfig
+from metric_tracker_rl.spec.tiers import Tier
+from metric_tracker_rl.world.context import ContextTables
+from metric_tracker_rl.world.events import EventLog
+from metric_tracker_rl.world.funnel import window_calendar
+from metric_tracker_rl.world.segments import Release
+
+DEFECT_COUNT = (2, 3)  # data defects per episode, inclusive
+DEFECT_ATTEMPTS = 8  # draws of a defect's dates before it is left out
+
+
+@dataclass(frozen=True)
+class WarehouseWorld:
+    """The event log (defects included), what was placed in it, and the context tables."""
+
+    log: EventLog
+    incidents: tuple[SegmentIncident, ...]
+    fluctuations: tuple[SegmentFluctuation, ...]
+    defects: tuple[DefectRecord, ...]
+    context: ContextTables
+    releases: tuple[Release, ...]
+
+
+def build_warehouse_world(tier: Tier, config: EpisodeConfig) -> WarehouseWorld:
+    """The world of a warehouse episode: its kinds placed, its events drawn, its defects edited in."""
+    placed = place_world(tier, config)
+    key = config.key
+    log = draw_event_log(placed.plan, key)
+    held = {incident.record.day for incident in placed.incidents}  # one per date of an incident
+    rng = derive_rng(key, "warehouse-defects")
+    count = int(rng.integers(DEFECT_COUNT[0], DEFECT_COUNT[1] + 1))
+    kinds = [str(kind) for kind in rng.permutation(list(DEFECTS))][:count]
+    defects: list[DefectRecord] = []
+    for index, kind in enumerate(kinds):
+        for attempt in range(DEFECT_ATTEMPTS):
+            edited, record = DEFECTS[kind](log, derive_rng(key, "warehouse-defect", index * DEFECT_ATTEMPTS + attempt))
+            reach = set(range(min(record.days) - 1, max(record.days) + 2))  # a day's margin each side
+            if not reach & held:
+                log = edited
+                defects.append(record)
+                held |= reach
+                break
+    dates = window_calendar(placed.plan.num_days).iso_dates
+    context = context_tables(placed.world, placed.incidents, placed.fluctuations, dates)
+    return WarehouseWorld(log, tuple(sorted(placed.incidents, key=lambda i: i.record.day)),
+                          tuple(placed.fluctuations), tuple(defects), context, placed.plan.releases)

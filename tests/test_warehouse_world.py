@@ -1,0 +1,80 @@
+"""A warehouse world: the registered kinds' incidents placed in the segmented world, its events drawn, its data
+defects edited in on dates clear of every incident and of each other, the same for the same seed; and the dashboard
+still the metrics layer's SQL over the raw events, defects included (the rules do not see them)."""
+
+from __future__ import annotations
+
+import pickle
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from metric_tracker_rl.generation.warehouse.defects import DEFECTS
+from metric_tracker_rl.generation.warehouse.world import DEFECT_COUNT, WarehouseWorld, build_warehouse_world
+from metric_tracker_rl.spec.tasks import resolve_episode_config
+from metric_tracker_rl.spec.tiers import TIERS, Tier
+from metric_tracker_rl.sql.columns import Labels
+from metric_tracker_rl.sql.engine import EpisodeTables, open_database
+from metric_tracker_rl.world.metrics_layer import DASHBOARD_SQL, dashboard
+
+SEEDS = (21, 22, 23)
+
+
+def _tier() -> Tier:
+    """Abyss's kinds without its leaf blips or noise model (the rung is not registered yet)."""
+    abyss = TIERS["abyss"]
+    assert abyss.segmented is not None
+    return replace(abyss, name="warehouse", segmented=replace(abyss.segmented, leaf_blips=0.0, noise_model=False))
+
+
+def _world(seed: int) -> WarehouseWorld:
+    return build_warehouse_world(_tier(), resolve_episode_config(seed=seed, difficulty="abyss"))
+
+
+@pytest.fixture(scope="module")
+def worlds() -> dict[int, WarehouseWorld]:
+    return {seed: _world(seed) for seed in SEEDS}
+
+
+def test_defects_are_drawn_clear_of_incidents_and_of_each_other(worlds: dict[int, WarehouseWorld]) -> None:
+    kinds = set()
+    for world in worlds.values():
+        assert 1 <= len(world.defects) <= DEFECT_COUNT[1] and world.incidents
+        incident_days = {incident.record.day for incident in world.incidents}
+        taken: set[int] = set()
+        for defect in world.defects:
+            reach = set(range(min(defect.days) - 1, max(defect.days) + 2))
+            assert not reach & incident_days, defect
+            assert not reach & taken, defect
+            taken |= reach
+            kinds.add(defect.kind)
+        assert world.context.holidays  # the context tables come with the world
+    assert len(kinds) >= 3 and kinds <= set(DEFECTS)
+
+
+def test_the_same_seed_builds_the_same_world(worlds: dict[int, WarehouseWorld]) -> None:
+    again = _world(SEEDS[0])
+    world = worlds[SEEDS[0]]
+    assert again.defects == world.defects and again.incidents == world.incidents
+    np.testing.assert_array_equal(again.log.events.timestamp_us, world.log.events.timestamp_us)
+    np.testing.assert_array_equal(again.log.events.ingested_us, world.log.events.ingested_us)
+
+
+def test_the_dashboard_is_the_sql_over_events_with_defects(worlds: dict[int, WarehouseWorld]) -> None:
+    world = worlds[SEEDS[0]]
+    board = dashboard(world.log)
+    tables = EpisodeTables(open_database(), pickle.loads(pickle.dumps(world.log.sql_tables())))
+    columns, rows, count = tables.run(DASHBOARD_SQL, 0, 5000)
+    assert count == len(board["sessions"])
+    for position, name in enumerate(columns):
+        seen = [row[position] for row in rows]
+        column = board[name]
+        if isinstance(column, Labels):
+            assert seen == [column.values[c] for c in column.codes], name
+        elif name == "date":
+            assert seen == [str(d) for d in column], name
+        else:
+            np.testing.assert_allclose(np.array(seen, dtype=float), column.astype(float), rtol=1e-9, err_msg=name)
+    _, changes, _ = tables.run("SELECT count(*) FROM tracking_changelog", 0, 1)
+    assert changes[0][0] == sum(defect.kind == "tracking_stopped" for defect in world.defects)
