@@ -16,7 +16,7 @@ from metric_tracker_rl.spec.tasks import resolve_episode_config
 from metric_tracker_rl.spec.tiers import TIERS, Tier
 from metric_tracker_rl.sql.columns import Labels
 from metric_tracker_rl.sql.engine import EpisodeTables, open_database
-from metric_tracker_rl.world.metrics_layer import DASHBOARD_SQL, dashboard
+from metric_tracker_rl.world.metrics_layer import DASHBOARD_SQL, dashboard, segment_metric
 
 SEEDS = (21, 22, 23)
 
@@ -78,3 +78,15 @@ def test_the_dashboard_is_the_sql_over_events_with_defects(worlds: dict[int, War
             np.testing.assert_allclose(np.array(seen, dtype=float), column.astype(float), rtol=1e-9, err_msg=name)
     _, changes, _ = tables.run("SELECT count(*) FROM tracking_changelog", 0, 1)
     assert changes[0][0] == sum(defect.kind == "tracking_stopped" for defect in world.defects)
+
+
+def test_a_defects_values_are_the_dashboards_against_the_metrics_layers_without_it(
+        worlds: dict[int, WarehouseWorld]) -> None:
+    """Observed: the dashboard's value of the defect's metric and segment; baseline: the same with the defect
+    taken out of the events (the clean log's dashboard). Every defect's last date moves its metric down."""
+    for world in worlds.values():
+        for defect, values in zip(world.defects, world.defect_values, strict=True):
+            assert [v.day for v in values] == list(defect.days)
+            assert values[-1].observed < 0.75 * values[-1].baseline, (defect, values)
+            assert values[-1].observed == segment_metric(world.dashboard, defect.segment, defect.metric,
+                                                         values[-1].day)

@@ -23,6 +23,7 @@ from metric_tracker_rl.world.events import (
     reporting_day,
 )
 from metric_tracker_rl.world.funnel import WINDOW_START
+from metric_tracker_rl.world.segments import Segment
 
 FUNNEL_STEP_NAMES: tuple[str, ...] = ("app_open", "menu_open", "product_added_to_cart", "order_placed",
                                       "payment_successful")
@@ -194,6 +195,23 @@ def dashboard(log: EventLog) -> SqlTable:
     table["purchases"] = np.bincount(row, purchases[live], rows).astype(np.int64)
     table["revenue_usd"] = np.bincount(row, revenue[live], rows)
     return table
+
+
+def segment_metric(board: SqlTable, segment: Segment, metric: str, day: int) -> float:
+    """A dashboard metric of a segment (any of platform, app_version and country; the rest summed) on one date,
+    by the metrics layer: a count is the sum of its rows, a rate the sum of its numerator over the sum of its
+    denominator (NaN over zero)."""
+    keep = (board["date"] == np.datetime64(WINDOW_START, "D") + np.timedelta64(day, "D"))
+    for name, value in segment.normalised().named().items():
+        column = board[name]
+        assert isinstance(column, Labels), f"{name} is not a dashboard segment column"
+        keep = keep & (column.codes == (column.values.index(value) if value in column.values else -1))
+    if metric in RATE_COLUMNS:
+        step = RATE_COLUMNS.index(metric)
+        numerator = float(np.asarray(board[STEP_SESSION_COLUMNS[step + 1]])[keep].sum())
+        denominator = float(np.asarray(board[STEP_SESSION_COLUMNS[step]])[keep].sum())
+        return numerator / denominator if denominator else float("nan")
+    return float(np.asarray(board[metric])[keep].sum())
 
 
 def _rank(values: tuple[str, ...]) -> np.ndarray:

@@ -14,9 +14,11 @@ from metric_tracker_rl.generation.warehouse.events import draw_event_log
 from metric_tracker_rl.spec.seeding import derive_rng
 from metric_tracker_rl.spec.tasks import EpisodeConfig
 from metric_tracker_rl.spec.tiers import Tier
+from metric_tracker_rl.sql.columns import SqlTable
 from metric_tracker_rl.world.context import ContextTables
 from metric_tracker_rl.world.events import EventLog
 from metric_tracker_rl.world.funnel import window_calendar
+from metric_tracker_rl.world.metrics_layer import dashboard, segment_metric
 from metric_tracker_rl.world.segments import Release
 
 DEFECT_COUNT = (2, 3)  # data defects per episode, inclusive
@@ -24,13 +26,27 @@ DEFECT_ATTEMPTS = 8  # draws of a defect's dates before it is left out
 
 
 @dataclass(frozen=True)
+class DefectValues:
+    """A defect's values on one of its dates: the metrics layer's value of its metric and segment had the defect
+    not happened (the same log before it was edited in: no other defect or incident holds the date), and the
+    dashboard's."""
+
+    day: int
+    baseline: float
+    observed: float
+
+
+@dataclass(frozen=True)
 class WarehouseWorld:
-    """The event log (defects included), what was placed in it, and the context tables."""
+    """The event log (defects included), its dashboard, what was placed in it, each defect's values, and the
+    context tables."""
 
     log: EventLog
+    dashboard: SqlTable
     incidents: tuple[SegmentIncident, ...]
     fluctuations: tuple[SegmentFluctuation, ...]
     defects: tuple[DefectRecord, ...]
+    defect_values: tuple[tuple[DefectValues, ...], ...]  # per defect, per date
     context: ContextTables
     releases: tuple[Release, ...]
 
@@ -39,7 +55,7 @@ def build_warehouse_world(tier: Tier, config: EpisodeConfig) -> WarehouseWorld:
     """The world of a warehouse episode: its kinds placed, its events drawn, its defects edited in."""
     placed = place_world(tier, config)
     key = config.key
-    log = draw_event_log(placed.plan, key)
+    log = clean = draw_event_log(placed.plan, key)
     held = {incident.record.day for incident in placed.incidents}  # one per date of an incident
     rng = derive_rng(key, "warehouse-defects")
     count = int(rng.integers(DEFECT_COUNT[0], DEFECT_COUNT[1] + 1))
@@ -56,5 +72,9 @@ def build_warehouse_world(tier: Tier, config: EpisodeConfig) -> WarehouseWorld:
                 break
     dates = window_calendar(placed.plan.num_days).iso_dates
     context = context_tables(placed.world, placed.incidents, placed.fluctuations, dates)
-    return WarehouseWorld(log, tuple(sorted(placed.incidents, key=lambda i: i.record.day)),
-                          tuple(placed.fluctuations), tuple(defects), context, placed.plan.releases)
+    board, before = dashboard(log), dashboard(clean)
+    values = tuple(tuple(DefectValues(day, segment_metric(before, d.segment, d.metric, day),
+                                      segment_metric(board, d.segment, d.metric, day)) for day in d.days)
+                   for d in defects)
+    return WarehouseWorld(log, board, tuple(sorted(placed.incidents, key=lambda i: i.record.day)),
+                          tuple(placed.fluctuations), tuple(defects), values, context, placed.plan.releases)
