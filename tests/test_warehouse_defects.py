@@ -1,5 +1,6 @@
 """The warehouse's data defects: each reaches the dashboard (the standing rules do not catch it) on its segment and
-dates only, and makes the metric its record names fall, over several seeds."""
+dates only, and makes the metric its record names fall, over several seeds. Its benign changes move the raw events
+and leave the dashboard as it was (the standing rules exclude them)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ import numpy as np
 import pytest
 
 from metric_tracker_rl.generation.segment_plan import segmented_plan
-from metric_tracker_rl.generation.warehouse.defects import DEFECTS, DefectRecord
+from metric_tracker_rl.generation.warehouse.benign import BENIGN_CHANGES
+from metric_tracker_rl.generation.warehouse.defects import DEFECTS, DefectRecord, SessionPlaces
 from metric_tracker_rl.generation.warehouse.events import draw_event_log
 from metric_tracker_rl.spec.seeding import EpisodeKey, derive_rng
 from metric_tracker_rl.spec.tiers import DEEP_MIX
@@ -85,3 +87,24 @@ def test_a_defect_reaches_the_dashboard_on_its_segment_and_dates_only(logs: dict
     day = record.days[-1]
     was, now = _metric(before, record, day), _metric(after, record, day)
     assert now < 0.75 * was, (record, was, now)
+
+
+@pytest.mark.parametrize("kind", list(BENIGN_CHANGES))
+@pytest.mark.parametrize("seed", SEEDS)
+def test_a_benign_change_moves_the_raw_events_and_not_the_dashboard(logs: dict[int, EventLog], kind: str,
+                                                                   seed: int) -> None:
+    clean = logs[seed]
+    changed, record = BENIGN_CHANGES[kind](clean, derive_rng(EpisodeKey.of(seed), "test-benign", len(kind)))
+    before, after = _rows(clean), _rows(changed)
+    assert before.keys() == after.keys()
+    assert all(before[row][name] == after[row][name] or np.isnan(before[row][name])
+               for row in before for name in before[row])
+
+    def raw_opens(log: EventLog) -> int:
+        places = SessionPlaces.of(log)
+        users = log.users
+        platform = users.platform.values.index(str(record.segment.platform))
+        country = users.country.values.index(str(record.segment.country))
+        return int(((places.platform == platform) & (places.country == country) & (places.day == record.day)).sum())
+
+    assert raw_opens(changed) > 1.3 * raw_opens(clean), record

@@ -50,6 +50,7 @@ def test_defects_are_drawn_clear_of_incidents_and_of_each_other(worlds: dict[int
             taken |= reach
             kinds.add(defect.kind)
         assert world.context.holidays  # the context tables come with the world
+        assert 1 <= len(world.benign) <= 2
     assert len(kinds) >= 3 and kinds <= set(DEFECTS)
 
 

@@ -106,6 +106,34 @@ def _with_sessions(log: EventLog, sessions: Sessions) -> Sessions:
                     consent_denied=np.concatenate([mine.consent_denied, sessions.consent_denied]))
 
 
+def with_idle_sessions(log: EventLog, user: np.ndarray, start_us: np.ndarray, version: int) -> EventLog:
+    """The log with one session more per entry of `user`, starting at `start_us`, on app version `version` (a
+    code of the sessions' versions): a session_start, an app_open and a short user_engagement, nothing else. Each
+    new session's id is its user's highest so far plus one and up (so it names one session of that user)."""
+    sessions = log.sessions
+    highest = np.zeros(int(max(user.max(initial=0), sessions.user.max(initial=0))) + 1, dtype=np.int64)
+    np.maximum.at(highest, sessions.user, sessions.session_id)
+    order = np.lexsort((start_us, user))
+    numbers = np.empty(len(user), dtype=np.int64)
+    ranked = user[order]
+    first = np.r_[0, np.flatnonzero(ranked[1:] != ranked[:-1]) + 1] if len(user) else np.zeros(0, dtype=np.int64)
+    numbers[order] = np.arange(len(user)) - np.repeat(first, np.diff(np.r_[first, len(user)])) + 1
+    added = Sessions(user=user.astype(np.int32), session_id=highest[user] + numbers,
+                     app_version=Labels(np.full(len(user), version, dtype=np.int8), sessions.app_version.values),
+                     consent_denied=np.zeros(len(user), dtype=bool))
+    names = [event_code(name) for name in ("session_start", "app_open", "user_engagement")]
+    session = np.repeat(len(sessions.user) + np.arange(len(user)), len(names)).astype(np.int32)
+    timestamp = np.repeat(start_us, len(names)) + np.tile(np.array([0, 1000, 400_000]), len(user))
+    count = len(session)
+    engagement = np.where(np.tile(np.arange(len(names)) == 2, len(user)), 400, -1).astype(np.int32)
+    made = Events(session=session, name=np.tile(np.array(names, dtype=np.int8), len(user)), timestamp_us=timestamp,
+                  ingested_us=timestamp + 30 * MICROS_PER_SECOND, engagement_msec=engagement,
+                  transaction=np.full(count, -1, dtype=np.int64), value=np.full(count, np.nan),
+                  debug=np.zeros(count, dtype=bool), internal=np.zeros(count, dtype=bool),
+                  variant=np.full(count, -1, dtype=np.int8))
+    return _sorted(replace(log, sessions=_with_sessions(log, added)), _joined(log.events, made))
+
+
 def retry_duplicates(log: EventLog, rng: np.random.Generator) -> tuple[EventLog, DefectRecord]:
     places = SessionPlaces.of(log)
     platforms = log.users.platform.values
@@ -176,7 +204,7 @@ def bot_farm(log: EventLog, rng: np.random.Generator) -> tuple[EventLog, DefectR
     per_day = rng.poisson(BOT_SESSION_SHARE * own[list(days)])
     bots = 3
     day = np.repeat(days, per_day)
-    user = len(users.pseudo_ids) + rng.integers(0, bots, len(day))
+    user = (len(users.pseudo_ids) + rng.integers(0, bots, len(day))).astype(np.int64)
     start = day_start_micros(0) + day * DAY_US + rng.integers(0, DAY_US, len(day))
     touch_s = (day_start_micros(days[0]) // MICROS_PER_SECOND) + np.zeros(bots, dtype=np.int64)
     pseudo, logins, devices = draw_identities(rng, touch_s, np.zeros(bots, dtype=bool))
@@ -184,25 +212,8 @@ def bot_farm(log: EventLog, rng: np.random.Generator) -> tuple[EventLog, DefectR
                  Labels(np.full(bots, country, dtype=np.int8), users.country.values),
                  Labels(np.zeros(bots, dtype=np.int8), users.channel.values),
                  np.full(bots, days[0], dtype=np.int16))
-    web_version = log.sessions.app_version.values.index("web")
-    numbers = np.arange(len(day), dtype=np.int64) + 1
-    added = Sessions(user=user.astype(np.int32), session_id=numbers,
-                     app_version=Labels(np.full(len(day), web_version, dtype=np.int8),
-                                        log.sessions.app_version.values),
-                     consent_denied=np.zeros(len(day), dtype=bool))
-    first = len(log.sessions.user)
-    names = [event_code(name) for name in ("session_start", "app_open", "user_engagement")]
-    session = np.repeat(first + np.arange(len(day)), len(names)).astype(np.int32)
-    timestamp = np.repeat(start, len(names)) + np.tile(np.array([0, 1000, 400_000]), len(day))
-    count = len(session)
-    engagement = np.where(np.tile(np.arange(len(names)) == 2, len(day)), 400, -1).astype(np.int32)
-    made = Events(session=session, name=np.tile(np.array(names, dtype=np.int8), len(day)), timestamp_us=timestamp,
-                  ingested_us=timestamp + 30 * MICROS_PER_SECOND, engagement_msec=engagement,
-                  transaction=np.full(count, -1, dtype=np.int64), value=np.full(count, np.nan),
-                  debug=np.zeros(count, dtype=bool), internal=np.zeros(count, dtype=bool),
-                  variant=np.full(count, -1, dtype=np.int8))
-    log = replace(log, users=users.then(farm), sessions=_with_sessions(log, added))
-    log = _sorted(log, _joined(log.events, made))
+    log = replace(log, users=users.then(farm))
+    log = with_idle_sessions(log, user, start, log.sessions.app_version.values.index("web"))
     segment = Segment(platform="web", country=users.country.values[country])
     return log, DefectRecord("bot_farm", days, segment, "app_open_to_menu_open",
                              f"{segment.label()}: {bots} unlisted devices opened {len(day)} sessions that did nothing")

@@ -1,6 +1,7 @@
 """A warehouse episode's world: the segmented world with its business incidents and benign look-alikes placed by
 the registered kinds (generation/segmented.place_world), drawn as raw events (events.py), then data defects
-edited into the event log (defects.py) on dates no incident or other defect holds.
+edited into the event log (defects.py) on dates no incident or other defect holds, then benign bursts the
+standing rules exclude (benign.py).
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from dataclasses import dataclass
 
 from metric_tracker_rl.generation.kinds import SegmentFluctuation, SegmentIncident
 from metric_tracker_rl.generation.segmented import context_tables, place_world
+from metric_tracker_rl.generation.warehouse.benign import BENIGN_CHANGES, BenignRecord
 from metric_tracker_rl.generation.warehouse.defects import DEFECTS, DefectRecord
 from metric_tracker_rl.generation.warehouse.events import draw_event_log
 from metric_tracker_rl.spec.seeding import derive_rng
@@ -23,6 +25,7 @@ from metric_tracker_rl.world.segments import Release
 
 DEFECT_COUNT = (2, 3)  # data defects per episode, inclusive
 DEFECT_ATTEMPTS = 8  # draws of a defect's dates before it is left out
+BENIGN_COUNT = (1, 2)  # benign bursts per episode, inclusive
 
 
 @dataclass(frozen=True)
@@ -47,6 +50,7 @@ class WarehouseWorld:
     fluctuations: tuple[SegmentFluctuation, ...]
     defects: tuple[DefectRecord, ...]
     defect_values: tuple[tuple[DefectValues, ...], ...]  # per defect, per date
+    benign: tuple[BenignRecord, ...]  # bursts the standing rules exclude
     context: ContextTables
     releases: tuple[Release, ...]
 
@@ -70,6 +74,11 @@ def build_warehouse_world(tier: Tier, config: EpisodeConfig) -> WarehouseWorld:
                 defects.append(record)
                 held |= reach
                 break
+    benign: list[BenignRecord] = []
+    for index in range(int(rng.integers(BENIGN_COUNT[0], BENIGN_COUNT[1] + 1))):
+        change = BENIGN_CHANGES[str(rng.choice(list(BENIGN_CHANGES)))]
+        log, burst = change(log, derive_rng(key, "warehouse-benign", index))
+        benign.append(burst)
     dates = window_calendar(placed.plan.num_days).iso_dates
     context = context_tables(placed.world, placed.incidents, placed.fluctuations, dates)
     board, before = dashboard(log), dashboard(clean)
@@ -77,4 +86,5 @@ def build_warehouse_world(tier: Tier, config: EpisodeConfig) -> WarehouseWorld:
                                       segment_metric(board, d.segment, d.metric, day)) for day in d.days)
                    for d in defects)
     return WarehouseWorld(log, board, tuple(sorted(placed.incidents, key=lambda i: i.record.day)),
-                          tuple(placed.fluctuations), tuple(defects), values, context, placed.plan.releases)
+                          tuple(placed.fluctuations), tuple(defects), values, tuple(benign), context,
+                          placed.plan.releases)
