@@ -1,13 +1,14 @@
-"""The warehouse's raw events against their budgets, before the rung is served: how long an episode's events take
-to build (the world's plan, the event log, the dashboard and the SQL tool's tables), how long typical statements
-over the events take in the SQL engine (the worker's own code and configuration, in this process), and what an
-open episode holds (the log's arrays in the server, the Arrow tables in a worker, and the resident memory of this
-process with several episodes' tables registered in DuckDB).
+"""The warehouse's raw events against their budgets, before the rung is served: how long an episode's world
+takes to build (abyss's kinds placed in the world's plan, the event log with its defects and benign bursts,
+the dashboard with and without the defects, and the SQL tool's tables; the rung is not registered yet), how
+long typical statements over the events take in the SQL engine (the worker's own code and configuration, in
+this process), and what an open episode holds (the log's arrays in the server, the Arrow tables in a worker,
+and the resident memory of this process with several episodes' tables registered in DuckDB).
 
     uv run python -m benchmarks.warehouse_events --seeds 8 --held 8
 
-Statements are timed best-of-one after a warm-up run each, on the first seed's episode; the dashboard's own
-statement (the metrics layer's SQL) is reported beside them, with no budget. Progress goes to stderr.
+Each statement's time is the median of --repeats runs after a warm-up run, on the first seed's episode; the dashboard's
+own statement (the metrics layer's SQL) is reported beside them, with no budget. Progress goes to stderr.
 """
 
 from __future__ import annotations
@@ -18,20 +19,18 @@ import json
 import os
 import sys
 import time
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
 
-from metric_tracker_rl.generation.segment_plan import segmented_plan
-from metric_tracker_rl.generation.warehouse.events import draw_event_log
-from metric_tracker_rl.spec.seeding import EpisodeKey
-from metric_tracker_rl.spec.tiers import DEEP_MIX
+from metric_tracker_rl.generation.warehouse.world import build_warehouse_world
+from metric_tracker_rl.spec.tasks import resolve_episode_config
+from metric_tracker_rl.spec.tiers import TIERS
 from metric_tracker_rl.sql.engine import EpisodeTables, open_database
 from metric_tracker_rl.world.events import EventLog
-from metric_tracker_rl.world.metrics_layer import DASHBOARD_SQL, dashboard
-from metric_tracker_rl.world.segments import world_of
+from metric_tracker_rl.world.metrics_layer import DASHBOARD_SQL
 
-DAYS = 56
 SEED_BASE = 900_000  # seeds no tier's calibration or split uses
 # Statements a model sends over the events, in the shape of the export's own documentation.
 TYPICAL: dict[str, str] = {
@@ -56,14 +55,16 @@ def progress(message: str) -> None:
 
 
 def build(seed: int) -> tuple[EventLog, dict[str, Any], float]:
-    """One episode's events, dashboard and SQL tables, and the seconds they took."""
-    key = EpisodeKey.of(seed)
+    """One episode's world (its kinds placed, events drawn, defects and benign bursts edited in, its dashboard
+    with and without its defects) and its SQL tables, and the seconds they took."""
+    abyss = TIERS["abyss"]
+    assert abyss.segmented is not None
+    tier = replace(abyss, name="warehouse", segmented=replace(abyss.segmented, leaf_blips=0.0, noise_model=False))
+    config = resolve_episode_config(seed=seed, difficulty="abyss")
     start = time.perf_counter()
-    plan = segmented_plan(key, DAYS, world_of(DEEP_MIX.dimensions))
-    log = draw_event_log(plan, key)
-    dashboard(log)
-    tables = log.sql_tables()
-    return log, tables, time.perf_counter() - start
+    world = build_warehouse_world(tier, config)
+    tables = world.log.sql_tables()
+    return world.log, tables, time.perf_counter() - start
 
 
 def resident_mb() -> float:

@@ -85,15 +85,12 @@ def _span(rng: np.random.Generator, log: EventLog, lengths: tuple[int, int], ear
     return tuple(range(start, start + length))
 
 
-def _sorted(log: EventLog, events: Events) -> EventLog:
-    """The log with these events, grouped by session in time order (an event's repeats beside it)."""
-    order = np.lexsort((events.name, events.timestamp_us, events.session))
-    return replace(log, events=events.take(order))
-
-
-def _joined(first: Events, second: Events) -> Events:
-    return Events(**{name: np.concatenate([getattr(first, name), getattr(second, name)])
-                     for name in Events.__dataclass_fields__})
+def _appended(log: EventLog, events: Events) -> EventLog:
+    """The log with the events of sessions added after its own: they go after its events, grouped by session in
+    time order (an event's repeats beside it), so the log stays in that order without sorting it again."""
+    added = events.take(np.lexsort((events.name, events.timestamp_us, events.session)))
+    return replace(log, events=Events(**{name: np.concatenate([getattr(log.events, name), getattr(added, name)])
+                                         for name in Events.__dataclass_fields__}))
 
 
 def _with_sessions(log: EventLog, sessions: Sessions) -> Sessions:
@@ -131,7 +128,7 @@ def with_idle_sessions(log: EventLog, user: np.ndarray, start_us: np.ndarray, ve
                   transaction=np.full(count, -1, dtype=np.int64), value=np.full(count, np.nan),
                   debug=np.zeros(count, dtype=bool), internal=np.zeros(count, dtype=bool),
                   variant=np.full(count, -1, dtype=np.int8))
-    return _sorted(replace(log, sessions=_with_sessions(log, added)), _joined(log.events, made))
+    return _appended(replace(log, sessions=_with_sessions(log, added)), made)
 
 
 def retry_duplicates(log: EventLog, rng: np.random.Generator) -> tuple[EventLog, DefectRecord]:
@@ -157,7 +154,7 @@ def retry_duplicates(log: EventLog, rng: np.random.Generator) -> tuple[EventLog,
     delay = (rng.uniform(2, 20, len(opens)) * MICROS_PER_SECOND).astype(np.int64)
     resent = replace(resent, session=new_index.astype(np.int32), timestamp_us=resent.timestamp_us + delay,
                      ingested_us=resent.ingested_us + delay)
-    log = _sorted(replace(log, sessions=_with_sessions(log, added)), _joined(log.events, resent))
+    log = _appended(replace(log, sessions=_with_sessions(log, added)), resent)
     segment = Segment(platform=platforms[platform], app_version=sessions.app_version.values[version])
     return log, DefectRecord("retry_duplicates", days, segment, "app_open_to_menu_open",
                              f"{segment.label()}: the SDK re-sent the app_open of {len(opens)} sessions under a new "
