@@ -19,14 +19,13 @@ import json
 import os
 import sys
 import time
-from dataclasses import replace
 from typing import Any
 
 import numpy as np
 
 from metric_tracker_rl.generation.warehouse.world import build_warehouse_world
 from metric_tracker_rl.spec.tasks import resolve_episode_config
-from metric_tracker_rl.spec.tiers import TIERS
+from metric_tracker_rl.spec.tiers import WAREHOUSE
 from metric_tracker_rl.sql.engine import EpisodeTables, open_database
 from metric_tracker_rl.world.events import EventLog
 from metric_tracker_rl.world.metrics_layer import DASHBOARD_SQL
@@ -57,12 +56,9 @@ def progress(message: str) -> None:
 def build(seed: int) -> tuple[EventLog, dict[str, Any], float]:
     """One episode's world (its kinds placed, events drawn, defects and benign bursts edited in, its dashboard
     with and without its defects) and its SQL tables, and the seconds they took."""
-    abyss = TIERS["abyss"]
-    assert abyss.segmented is not None
-    tier = replace(abyss, name="warehouse", segmented=replace(abyss.segmented, leaf_blips=0.0, noise_model=False))
-    config = resolve_episode_config(seed=seed, difficulty="abyss")
+    config = resolve_episode_config(seed=seed, difficulty="abyss")  # the rung is not registered: abyss's dial
     start = time.perf_counter()
-    world = build_warehouse_world(tier, config)
+    world = build_warehouse_world(WAREHOUSE, config)
     tables = world.log.sql_tables()
     return world.log, tables, time.perf_counter() - start
 

@@ -5,7 +5,6 @@ still the metrics layer's SQL over the raw events, defects included (the rules d
 from __future__ import annotations
 
 import pickle
-from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -13,7 +12,7 @@ import pytest
 from metric_tracker_rl.generation.warehouse.defects import DEFECTS
 from metric_tracker_rl.generation.warehouse.world import DEFECT_COUNT, WarehouseWorld, build_warehouse_world
 from metric_tracker_rl.spec.tasks import resolve_episode_config
-from metric_tracker_rl.spec.tiers import TIERS, Tier
+from metric_tracker_rl.spec.tiers import WAREHOUSE
 from metric_tracker_rl.sql.columns import Labels
 from metric_tracker_rl.sql.engine import EpisodeTables, open_database
 from metric_tracker_rl.world.metrics_layer import DASHBOARD_SQL, dashboard, segment_metric
@@ -21,15 +20,9 @@ from metric_tracker_rl.world.metrics_layer import DASHBOARD_SQL, dashboard, segm
 SEEDS = (21, 22, 23)
 
 
-def _tier() -> Tier:
-    """Abyss's kinds without its leaf blips or noise model (the rung is not registered yet)."""
-    abyss = TIERS["abyss"]
-    assert abyss.segmented is not None
-    return replace(abyss, name="warehouse", segmented=replace(abyss.segmented, leaf_blips=0.0, noise_model=False))
-
-
 def _world(seed: int) -> WarehouseWorld:
-    return build_warehouse_world(_tier(), resolve_episode_config(seed=seed, difficulty="abyss"))
+    """The rung's world (its tier is not registered yet: abyss's config carries the same dial)."""
+    return build_warehouse_world(WAREHOUSE, resolve_episode_config(seed=seed, difficulty="abyss"))
 
 
 @pytest.fixture(scope="module")

@@ -18,6 +18,7 @@ from metric_tracker_rl.generation.segment_plan import SegmentedPlan
 from metric_tracker_rl.generation.warehouse.identities import draw_identities
 from metric_tracker_rl.generation.warehouse.standing import flag_standing_events, standing_repeats, standing_sessions
 from metric_tracker_rl.spec.seeding import EpisodeKey, derive_rng
+from metric_tracker_rl.spec.tiers import WAREHOUSE_SAMPLE_RATE
 from metric_tracker_rl.sql.columns import Labels
 from metric_tracker_rl.world.events import (
     COUNTRY_CURRENCY,
@@ -33,7 +34,7 @@ from metric_tracker_rl.world.events import (
 )
 from metric_tracker_rl.world.funnel import N_STEPS
 
-SAMPLE_RATE = 1 / 48  # of the world's expected app opens: the sessions the export holds
+SAMPLE_RATE = WAREHOUSE_SAMPLE_RATE  # of the world's expected app opens: the sessions the export holds
 SESSIONS_PER_RETURNING_USER = 4.0  # a returning user's sessions in the window, on average
 LOGGED_IN_SHARE = 0.6  # of returning users: those with a login id
 CONSENT_DENIED_SHARE = 0.04  # of sessions: analytics storage denied
