@@ -84,3 +84,26 @@ def test_a_defects_values_are_the_dashboards_against_the_metrics_layers_without_
             assert values[-1].observed < 0.75 * values[-1].baseline, (defect, values)
             assert values[-1].observed == segment_metric(world.dashboard, defect.segment, defect.metric,
                                                          values[-1].day)
+
+
+def test_every_table_of_the_episode_is_served_and_experiments_are_tagged(worlds: dict[int, WarehouseWorld]) -> None:
+    """The episode's tables through the SQL engine; an experiment's assigned users carry its treatment variant on
+    its dates' events, and nobody else's events do."""
+    world = next(w for w in worlds.values() if w.context.experiments)
+    tables = EpisodeTables(open_database(), world.sql_tables())
+    for name in ("events", "users", "dashboard", "experiments", "campaigns", "holidays", "partner_status",
+                 "releases", "experiment_assignments", "internal_accounts", "test_devices", "known_bots",
+                 "currency_rates", "tracking_changelog"):
+        tables.run(f"SELECT * FROM {name} LIMIT 1", 0, 1)
+    experiment = world.context.experiments[0]
+    sql = ("SELECT count(*) FILTER (WHERE a.user_pseudo_id IS NULL), count(*) FROM events e "
+           "LEFT JOIN (SELECT DISTINCT user_pseudo_id FROM experiment_assignments WHERE experiment = $name) a "
+           "USING (user_pseudo_id) WHERE list_contains(list_transform(e.event_params, lambda p: p.key), "
+           "'experiment_variant') AND e.user_pseudo_id IS NOT NULL AND e.event_date BETWEEN $start AND $end")
+    sql = (sql.replace("$name", f"'{experiment.experiment}'").replace("$start", f"DATE '{experiment.start_date}'")
+           .replace("$end", f"DATE '{experiment.end_date}'"))
+    _, rows, _ = tables.run(sql, 0, 1)
+    unassigned, tagged = rows[0]
+    overlapping = [e for e in world.context.experiments if e != experiment
+                   and not (e.end_date < experiment.start_date or e.start_date > experiment.end_date)]
+    assert tagged > 0 and (unassigned == 0 or overlapping)

@@ -8,18 +8,21 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
+
 from metric_tracker_rl.generation.kinds import SegmentFluctuation, SegmentIncident
 from metric_tracker_rl.generation.segmented import context_tables, place_world
 from metric_tracker_rl.generation.warehouse.benign import BENIGN_CHANGES, BenignRecord
 from metric_tracker_rl.generation.warehouse.defects import DEFECTS, DefectRecord
 from metric_tracker_rl.generation.warehouse.events import draw_event_log
+from metric_tracker_rl.generation.warehouse.experiments import assign_experiments
 from metric_tracker_rl.spec.seeding import derive_rng
 from metric_tracker_rl.spec.tasks import EpisodeConfig
 from metric_tracker_rl.spec.tiers import Tier
 from metric_tracker_rl.sql.columns import SqlTable
 from metric_tracker_rl.world.context import ContextTables
 from metric_tracker_rl.world.events import EventLog
-from metric_tracker_rl.world.funnel import window_calendar
+from metric_tracker_rl.world.funnel import WINDOW_START, window_calendar
 from metric_tracker_rl.world.metrics_layer import dashboard, segment_metric
 from metric_tracker_rl.world.segments import Release
 
@@ -53,6 +56,17 @@ class WarehouseWorld:
     benign: tuple[BenignRecord, ...]  # bursts the standing rules exclude
     context: ContextTables
     releases: tuple[Release, ...]
+    assignments: SqlTable  # experiment_assignments
+
+    def sql_tables(self) -> dict[str, SqlTable]:
+        """Every table of the episode as the SQL tool's columns: the export and its side tables, the dashboard, the
+        context tables, the releases and the experiments' assignments."""
+        tables = self.log.sql_tables()
+        tables["dashboard"] = self.dashboard
+        tables.update(self.context.sql_tables())
+        tables["releases"] = _release_table(self.releases, self.log.num_days)
+        tables["experiment_assignments"] = self.assignments
+        return tables
 
 
 def build_warehouse_world(tier: Tier, config: EpisodeConfig) -> WarehouseWorld:
@@ -81,10 +95,22 @@ def build_warehouse_world(tier: Tier, config: EpisodeConfig) -> WarehouseWorld:
         benign.append(burst)
     dates = window_calendar(placed.plan.num_days).iso_dates
     context = context_tables(placed.world, placed.incidents, placed.fluctuations, dates)
+    log, assignments = assign_experiments(log, context.experiments)
     board, before = dashboard(log), dashboard(clean)
     values = tuple(tuple(DefectValues(day, segment_metric(before, d.segment, d.metric, day),
                                       segment_metric(board, d.segment, d.metric, day)) for day in d.days)
                    for d in defects)
     return WarehouseWorld(log, board, tuple(sorted(placed.incidents, key=lambda i: i.record.day)),
                           tuple(placed.fluctuations), tuple(defects), values, tuple(benign), context,
-                          placed.plan.releases)
+                          placed.plan.releases, assignments)
+
+
+def _release_table(releases: tuple[Release, ...], num_days: int) -> SqlTable:
+    """One row per mobile release and date from its start: the share of its platform's users offered it."""
+    rows = [(release, day) for release in releases for day in range(release.start_day, num_days)]
+    start = np.datetime64(WINDOW_START, "D")
+    return {"platform": np.array([r.platform for r, _ in rows], dtype=object),
+            "app_version": np.array([r.version for r, _ in rows], dtype=object),
+            "rollout_start": start + np.array([r.start_day for r, _ in rows], dtype="timedelta64[D]"),
+            "date": start + np.array([day for _, day in rows], dtype="timedelta64[D]"),
+            "rollout_share": np.array([r.offered_share(num_days)[day] for r, day in rows], dtype=float)}
