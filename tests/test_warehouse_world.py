@@ -10,12 +10,13 @@ import numpy as np
 import pytest
 
 from metric_tracker_rl.generation.warehouse.defects import DEFECTS
+from metric_tracker_rl.generation.warehouse.truth import DATA_QUALITY, expected_rows
 from metric_tracker_rl.generation.warehouse.world import DEFECT_COUNT, WarehouseWorld, build_warehouse_world
 from metric_tracker_rl.spec.tasks import resolve_episode_config
 from metric_tracker_rl.spec.tiers import WAREHOUSE
 from metric_tracker_rl.sql.columns import Labels
 from metric_tracker_rl.sql.engine import EpisodeTables, open_database
-from metric_tracker_rl.world.metrics_layer import DASHBOARD_SQL, dashboard, segment_metric
+from metric_tracker_rl.world.metrics_layer import DASHBOARD_SQL, RATE_COLUMNS, dashboard, segment_metric
 
 SEEDS = (21, 22, 23)
 
@@ -107,3 +108,19 @@ def test_every_table_of_the_episode_is_served_and_experiments_are_tagged(worlds:
     overlapping = [e for e in world.context.experiments if e != experiment
                    and not (e.end_date < experiment.start_date or e.start_date > experiment.end_date)]
     assert tagged > 0 and (unassigned == 0 or overlapping)
+
+
+def test_expected_rows_carry_the_metrics_layers_values(worlds: dict[int, WarehouseWorld]) -> None:
+    """An incident's observed value is its segment's metric on its date on the dashboard, its baseline the same
+    weekday's median there (or before its change point); a defect's rows are its values; every row of the truth
+    has a date in the window and a metric of the dashboard."""
+    metrics = {"sessions", "menu_sessions", "cart_sessions", "order_sessions", "payment_sessions", *RATE_COLUMNS}
+    for world in worlds.values():
+        rows = expected_rows(world)
+        assert sum(row.family == DATA_QUALITY for row in rows) == sum(len(d.days) for d in world.defects)
+        for row in rows:
+            assert 0 <= row.day < world.log.num_days and row.metric in metrics, row
+            if row.family != DATA_QUALITY and row.metric in RATE_COLUMNS:
+                assert row.observed == pytest.approx(segment_metric(world.dashboard, row.segment, row.metric,
+                                                                    row.day), nan_ok=True)
+        assert any(row.family != DATA_QUALITY for row in rows)

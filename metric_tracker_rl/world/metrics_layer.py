@@ -197,6 +197,21 @@ def dashboard(log: EventLog) -> SqlTable:
     return table
 
 
+def segment_step_sessions(board: SqlTable, segment: Segment, num_days: int) -> np.ndarray:
+    """(D, 5) a segment's counted sessions reaching each funnel step by date (sessions, menu_sessions, ...,
+    payment_sessions: the five counts' positions), summed over the dashboard's rows in it."""
+    keep = np.ones(len(board["sessions"]), dtype=bool)
+    for name, value in segment.normalised().named().items():
+        column = board[name]
+        assert isinstance(column, Labels), f"{name} is not a dashboard segment column"
+        keep &= column.codes == (column.values.index(value) if value in column.values else -1)
+    day = (np.asarray(board["date"]) - np.datetime64(WINDOW_START, "D")).astype(np.int64)
+    counts = np.zeros((num_days, len(STEP_SESSION_COLUMNS)), dtype=np.int64)
+    for step, column_name in enumerate(STEP_SESSION_COLUMNS):
+        np.add.at(counts[:, step], day[keep], np.asarray(board[column_name])[keep])
+    return counts
+
+
 def segment_metric(board: SqlTable, segment: Segment, metric: str, day: int) -> float:
     """A dashboard metric of a segment (any of platform, app_version and country; the rest summed) on one date,
     by the metrics layer: a count is the sum of its rows, a rate the sum of its numerator over the sum of its
