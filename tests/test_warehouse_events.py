@@ -133,6 +133,16 @@ def test_every_session_is_a_well_formed_stream(plan: SegmentedPlan, log: EventLo
     assert len(SESSION_LAYOUT) == len(set(SESSION_LAYOUT)) + 3  # screen views repeat, nothing else
 
 
+def test_a_session_is_new_exactly_when_it_is_its_new_users_first(plan: SegmentedPlan, log: EventLog) -> None:
+    """The metrics layer calls a session new when its session_id is 1: the world's new users' sessions, and no
+    returning user's (their numbers continue from their sessions before the window)."""
+    standing, _, _ = standing_sessions(plan, EpisodeKey.of(7), log.users.channel.values)
+    world = np.arange(len(log.sessions.user)) < len(log.sessions.user) - len(standing)
+    new_user = log.users.first_touch_day[log.sessions.user] >= 0
+    np.testing.assert_array_equal((log.sessions.session_id == 1)[world], new_user[world])
+    assert 0.25 < new_user[world].mean() < 0.45  # the world's share of new users' sessions
+
+
 def test_the_event_date_is_the_reporting_time_zones(tables: EpisodeTables) -> None:
     columns, rows, _ = tables.run("SELECT event_date, event_timestamp FROM events USING SAMPLE 200 ROWS "
                                   "(reservoir, 3)", 0, 200)

@@ -9,6 +9,8 @@ dashboard.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from metric_tracker_rl.sql.columns import Labels, SqlTable
@@ -63,6 +65,10 @@ METRICS_LAYER: dict[str, str] = {
     "late_events": f"an event counts only if its ingestion_timestamp is before 00:00 ({REPORTING_TIME_ZONE}) of "
                    f"the {LATE_CUTOFF_DAYS}nd date after its reporting date (the dashboard closes a date a day "
                    "after it ends); a later one is left out for good.",
+    "session_channel_and_user_type": "a session's channel is the traffic_source.medium of its app_open, named "
+                                     "organic (organic), paid_search (cpc), paid_social (paid_social) or referral "
+                                     "(referral); it is new when its session_id is 1 (its user's first session), "
+                                     "returning otherwise. The dashboard does not split by them; the events do.",
     "dashboard": "one row per reporting date and segment (platform, app_version, country) with counted sessions: "
                  "sessions, menu_sessions, cart_sessions, order_sessions, payment_sessions, the four rates, "
                  "purchases and revenue_usd.",
@@ -145,9 +151,41 @@ def counted_events(log: EventLog) -> np.ndarray:
     return once
 
 
-def dashboard(log: EventLog) -> SqlTable:
-    """The dashboard: the metrics layer over the event log, one row per date and segment with counted sessions,
-    ordered as DASHBOARD_SQL orders it."""
+@dataclass(frozen=True)
+class CountedSessions:
+    """The sessions the metrics layer counts, one entry each: its reporting date, the codes of its platform,
+    app version, country and channel (the log's labels), whether it is new (its session_id is 1), the funnel steps
+    it reached (sessions, menu, cart, order, payment), its purchases and its revenue in USD."""
+
+    day: np.ndarray
+    platform: np.ndarray
+    version: np.ndarray
+    country: np.ndarray
+    channel: np.ndarray
+    new: np.ndarray
+    reached: np.ndarray  # (N, 5) bool
+    purchases: np.ndarray
+    revenue: np.ndarray
+
+    def mask(self, log: EventLog, segment: Segment) -> np.ndarray:
+        """(N,) the counted sessions inside a segment of any of platform, app_version, country, channel and
+        user_type."""
+        keep = np.ones(len(self.day), dtype=bool)
+        users = log.users
+        columns = {"platform": (self.platform, users.platform.values),
+                   "app_version": (self.version, log.sessions.app_version.values),
+                   "country": (self.country, users.country.values), "channel": (self.channel, users.channel.values)}
+        for name, value in segment.normalised().named().items():
+            if name == "user_type":
+                keep &= self.new == (value == "new")
+                continue
+            codes, values = columns[name]
+            keep &= codes == (values.index(value) if value in values else -1)
+        return keep
+
+
+def counted_sessions(log: EventLog) -> CountedSessions:
+    """The metrics layer's sessions: those with a counted app_open, dated and placed by it."""
     events, sessions, users = log.events, log.sessions, log.users
     counted = counted_events(log)
     day = reporting_day(events.timestamp_us)
@@ -170,17 +208,27 @@ def dashboard(log: EventLog) -> SqlTable:
     np.add.at(purchases, events.session[paid], 1)
     np.add.at(revenue, events.session[paid], events.value[paid] / log.units_per_usd[currency, day[paid]])
     live = np.flatnonzero(open_day < never)
-    platform = users.platform.codes[sessions.user[live]]
-    version = sessions.app_version.codes[live]
-    country = users.country.codes[sessions.user[live]]
+    user = sessions.user[live]
+    return CountedSessions(day=open_day[live], platform=users.platform.codes[user],
+                           version=sessions.app_version.codes[live], country=users.country.codes[user],
+                           channel=users.channel.codes[user], new=sessions.session_id[live] == 1,
+                           reached=reached[live], purchases=purchases[live], revenue=revenue[live])
+
+
+def dashboard(log: EventLog) -> SqlTable:
+    """The dashboard: the metrics layer over the event log, one row per date and segment with counted sessions,
+    ordered as DASHBOARD_SQL orders it."""
+    sessions, users = log.sessions, log.users
+    counted = counted_sessions(log)
     sizes = (len(users.platform.values), len(sessions.app_version.values), len(users.country.values))
-    group = ((open_day[live] * sizes[0] + _rank(users.platform.values)[platform]) * sizes[1]
-             + _rank(sessions.app_version.values)[version]) * sizes[2] + _rank(users.country.values)[country]
+    group = ((counted.day * sizes[0] + _rank(users.platform.values)[counted.platform]) * sizes[1]
+             + _rank(sessions.app_version.values)[counted.version]) * sizes[2] + _rank(users.country.values)[
+        counted.country]
     unique, row = np.unique(group, return_inverse=True)
     keys = np.stack(np.unravel_index(unique, (log.num_days, *sizes)), axis=1)
     row = row.reshape(-1)
     rows = len(keys)
-    counts = np.stack([np.bincount(row, reached[live, step], rows) for step in range(len(FUNNEL_STEP_NAMES))],
+    counts = np.stack([np.bincount(row, counted.reached[:, step], rows) for step in range(len(FUNNEL_STEP_NAMES))],
                       axis=1).astype(np.int64)
     counts[:, 0] = np.bincount(row, minlength=rows)
     table: SqlTable = {
@@ -192,23 +240,18 @@ def dashboard(log: EventLog) -> SqlTable:
     }
     for i, rate in enumerate(RATE_COLUMNS):
         table[rate] = np.divide(counts[:, i + 1], counts[:, i], out=np.full(rows, np.nan), where=counts[:, i] > 0)
-    table["purchases"] = np.bincount(row, purchases[live], rows).astype(np.int64)
-    table["revenue_usd"] = np.bincount(row, revenue[live], rows)
+    table["purchases"] = np.bincount(row, counted.purchases, rows).astype(np.int64)
+    table["revenue_usd"] = np.bincount(row, counted.revenue, rows)
     return table
 
 
-def segment_step_sessions(board: SqlTable, segment: Segment, num_days: int) -> np.ndarray:
+def segment_sessions(log: EventLog, counted: CountedSessions, segment: Segment) -> np.ndarray:
     """(D, 5) a segment's counted sessions reaching each funnel step by date (sessions, menu_sessions, ...,
-    payment_sessions: the five counts' positions), summed over the dashboard's rows in it."""
-    keep = np.ones(len(board["sessions"]), dtype=bool)
-    for name, value in segment.normalised().named().items():
-        column = board[name]
-        assert isinstance(column, Labels), f"{name} is not a dashboard segment column"
-        keep &= column.codes == (column.values.index(value) if value in column.values else -1)
-    day = (np.asarray(board["date"]) - np.datetime64(WINDOW_START, "D")).astype(np.int64)
-    counts = np.zeros((num_days, len(STEP_SESSION_COLUMNS)), dtype=np.int64)
-    for step, column_name in enumerate(STEP_SESSION_COLUMNS):
-        np.add.at(counts[:, step], day[keep], np.asarray(board[column_name])[keep])
+    payment_sessions: the five counts' positions), for a segment of any of the metrics layer's fields."""
+    keep = counted.mask(log, segment)
+    counts = np.zeros((log.num_days, len(STEP_SESSION_COLUMNS)), dtype=np.int64)
+    for step in range(len(STEP_SESSION_COLUMNS)):
+        np.add.at(counts[:, step], counted.day[keep], counted.reached[keep, step])
     return counts
 
 

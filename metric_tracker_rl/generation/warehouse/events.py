@@ -10,12 +10,11 @@ and errors. Every step is vectorised over all sessions, and every stream is deri
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 
 from metric_tracker_rl.generation.segment_plan import SegmentedPlan
 from metric_tracker_rl.generation.warehouse.identities import draw_identities
+from metric_tracker_rl.generation.warehouse.sessions import SessionDraw
 from metric_tracker_rl.generation.warehouse.standing import flag_standing_events, standing_repeats, standing_sessions
 from metric_tracker_rl.spec.seeding import EpisodeKey, derive_rng
 from metric_tracker_rl.spec.tiers import WAREHOUSE_SAMPLE_RATE
@@ -35,6 +34,7 @@ from metric_tracker_rl.world.events import (
 from metric_tracker_rl.world.funnel import N_STEPS
 
 SAMPLE_RATE = WAREHOUSE_SAMPLE_RATE  # of the world's expected app opens: the sessions the export holds
+PRIOR_SESSIONS_MAX = 40  # a returning user's sessions before the window: uniform from 1
 SESSIONS_PER_RETURNING_USER = 4.0  # a returning user's sessions in the window, on average
 LOGGED_IN_SHARE = 0.6  # of returning users: those with a login id
 CONSENT_DENIED_SHARE = 0.04  # of sessions: analytics storage denied
@@ -58,32 +58,6 @@ _FUNNEL_COLUMNS = [SESSION_LAYOUT.index(name) for name in ("menu_open", "product
                                                           "payment_successful")]
 
 
-@dataclass(frozen=True)
-class SessionDraw:
-    """Sessions before their events: each one's cell, channel (a code of the split's channel values), whether its
-    user is new, date, hour, funnel steps reached past the open, user (an index into the users drawn beside) and
-    kind (STANDING_KINDS: 0 is the world's own traffic)."""
-
-    cell: np.ndarray
-    channel: np.ndarray
-    new: np.ndarray
-    day: np.ndarray
-    hour: np.ndarray
-    depth: np.ndarray
-    user: np.ndarray
-    kind: np.ndarray
-
-    def __len__(self) -> int:
-        return len(self.cell)
-
-    def then(self, other: SessionDraw, users_before: int) -> SessionDraw:
-        """These sessions followed by `other`'s, whose users come after `users_before` users."""
-        joined = {name: np.concatenate([getattr(self, name), getattr(other, name)])
-                  for name in SessionDraw.__dataclass_fields__}
-        joined["user"][len(self):] += users_before
-        return SessionDraw(**joined)
-
-
 def draw_event_log(plan: SegmentedPlan, key: EpisodeKey, sample_rate: float = SAMPLE_RATE) -> EventLog:
     """The episode's users, sessions and events, drawn from the plan as it stands (after the kinds' edits), with
     the standing traffic the metrics layer's rules exclude (standing.py)."""
@@ -99,7 +73,9 @@ def draw_event_log(plan: SegmentedPlan, key: EpisodeKey, sample_rate: float = SA
     layout = plan.layout
     versions = layout.values_of("app_version")
     version_code = np.array([versions.index(v) for v in layout.versions], dtype=np.int8)
-    sessions = Sessions(user=draw.user, session_id=_session_numbers(draw.user, start_us),
+    # A returning user's sessions before the window count too: its first here is numbered after them.
+    earlier = np.where(users.first_touch_day >= 0, 0, rng.integers(1, PRIOR_SESSIONS_MAX + 1, len(users.pseudo_ids)))
+    sessions = Sessions(user=draw.user, session_id=_session_numbers(draw.user, start_us) + earlier[draw.user],
                         app_version=Labels(version_code[draw.cell], versions),
                         consent_denied=(rng.random(len(draw)) < CONSENT_DENIED_SHARE) & (draw.kind == 0))
     rates = _currency_rates(key, plan.num_days)
@@ -123,8 +99,8 @@ def _currency_rates(key: EpisodeKey, num_days: int) -> np.ndarray:
 
 
 def _session_numbers(user: np.ndarray, start_us: np.ndarray) -> np.ndarray:
-    """(N,) each session's number among its user's sessions, from 1 in time order (the session_id parameter: it
-    names a session only together with its user)."""
+    """(N,) each session's number among its user's sessions in the window, from 1 in time order (the session_id
+    parameter adds the user's sessions before the window: it names a session only together with its user)."""
     order = np.lexsort((start_us, user))
     ranked = user[order]
     first = np.r_[0, np.flatnonzero(ranked[1:] != ranked[:-1]) + 1]

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from metric_tracker_rl.generation.warehouse.identities import draw_identities
+from metric_tracker_rl.generation.warehouse.sessions import SessionDraw
 from metric_tracker_rl.spec.seeding import EpisodeKey, derive_rng
 from metric_tracker_rl.sql.columns import Labels
 from metric_tracker_rl.world.events import MICROS_PER_SECOND, Events, ReferenceLists, Users, day_start_micros
@@ -19,7 +20,6 @@ from metric_tracker_rl.world.funnel import HOURS, N_STEPS
 
 if TYPE_CHECKING:
     from metric_tracker_rl.generation.segment_plan import SegmentedPlan
-    from metric_tracker_rl.generation.warehouse.events import SessionDraw
 
 
 @dataclass(frozen=True)
@@ -59,7 +59,6 @@ LATE_DAYS = (2.0, 4.0)
 def standing_sessions(plan: SegmentedPlan, key: EpisodeKey, channel_values: tuple[str, ...]
                       ) -> tuple[SessionDraw, Users, ReferenceLists]:
     """The standing sources' sessions (users numbered from 0), their users, and the reference lists."""
-    from metric_tracker_rl.generation.warehouse.events import SessionDraw
 
     rng = derive_rng(key, "warehouse-standing")
     layout = plan.layout
