@@ -28,7 +28,13 @@ from metric_tracker_rl.world.events import (
     reporting_day,
 )
 from metric_tracker_rl.world.funnel import WINDOW_START
-from metric_tracker_rl.world.metrics_layer import DASHBOARD_SQL, RATE_COLUMNS, dashboard, excluded_sessions
+from metric_tracker_rl.world.metrics_layer import (
+    DASHBOARD_SQL,
+    METRICS_LAYER,
+    RATE_COLUMNS,
+    dashboard,
+    excluded_sessions,
+)
 from metric_tracker_rl.world.segments import Segment, world_of
 
 DAYS = 56
@@ -231,3 +237,18 @@ def test_the_rules_remove_exactly_the_standing_traffic(plan: SegmentedPlan, log:
     tagged = np.zeros(len(log.sessions.user), dtype=bool)
     tagged[log.events.session[log.events.internal | log.events.debug]] = True
     assert (is_standing & ~tagged).any() and (is_standing & tagged).any()
+
+
+def test_the_metrics_layer_text_names_everything_its_pipeline_uses(log: EventLog) -> None:
+    """No definition the model cannot read: every table the pipeline's SQL reads, every dashboard column, every
+    event parameter it reads and the time zone appear in the metrics layer's text."""
+    text = " ".join(METRICS_LAYER.values())
+    for table in ("events", "internal_accounts", "test_devices", "known_bots", "currency_rates"):
+        assert f"FROM {table}" in DASHBOARD_SQL or f"JOIN {table}" in DASHBOARD_SQL, table
+        assert table in text or table == "events", table
+    for column in dashboard(log):
+        assert column in text or column in ("date", "platform", "app_version", "country"), column
+    for parameter in ("session_id", "transaction_id", "value", "currency", "traffic_type", "debug_mode"):
+        assert f"'{parameter}'" in DASHBOARD_SQL and parameter in text, parameter
+    assert REPORTING_TIME_ZONE in text and "ingestion_timestamp" in text
+    assert "user_pseudo_id IS NOT NULL" in DASHBOARD_SQL and "analytics storage denied" in text  # consent
