@@ -170,6 +170,16 @@ def test_the_events_table_has_the_exports_nested_shape(tables: EpisodeTables) ->
         assert types[record].startswith("STRUCT("), record
 
 
+def test_numeric_parameters_hold_each_distinct_number_once(log: EventLog) -> None:
+    """An open episode's memory: a parameter's numbers are a dictionary of its distinct values with a narrow index
+    per entry (half a plain BIGINT column's bytes or less), which SQL still reads as BIGINT and DOUBLE."""
+    value = log.sql_tables()["events"]["event_params"].array.values.field("value")
+    for field, distinct_at_most in (("int_value", 0.5), ("double_value", 0.1)):
+        column = value.field(field)
+        assert len(column.dictionary) <= distinct_at_most * len(column), field
+        assert column.nbytes - column.dictionary.nbytes <= 0.55 * 8 * len(column), field  # index and validity
+
+
 def test_a_session_count_in_sql_is_the_logs(log: EventLog, tables: EpisodeTables) -> None:
     """Sessions are (user_pseudo_id, session_id) pairs read out of the nested parameters; consented sessions'
     counts per date in SQL equal the log's."""

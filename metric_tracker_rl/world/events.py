@@ -258,11 +258,11 @@ class EventLog:
 
 
 def _dictionary(codes: np.ndarray, values: np.ndarray) -> Any:
-    """A text column as an Arrow dictionary array: row i holds values[codes[i]]; NULL where the code is negative
-    or the value is None."""
+    """A column as an Arrow dictionary array (text from an object array, numbers from a numeric one): row i holds
+    values[codes[i]]; NULL where the code is negative or the value is None."""
     import pyarrow as pa
 
-    dictionary = pa.array(values, pa.string())
+    dictionary = pa.array(values, pa.string() if values.dtype == object else None)
     index_type = next(t for t in (np.int8, np.int16, np.int32) if len(values) <= np.iinfo(t).max)
     codes = np.asarray(codes)
     missing = codes < 0
@@ -270,6 +270,15 @@ def _dictionary(codes: np.ndarray, values: np.ndarray) -> Any:
         missing = missing | np.asarray(dictionary.is_null())[np.maximum(codes, 0)]
     indices = pa.array(np.maximum(codes, 0).astype(index_type), mask=missing if missing.any() else None)
     return pa.DictionaryArray.from_arrays(indices, dictionary)
+
+
+def _dictionary_of_numbers(numbers: np.ndarray, present: np.ndarray) -> Any:
+    """A numeric column as an Arrow dictionary array (NULL where not `present`): SQL reads it as the numbers' own
+    type, and an episode holds each distinct number once with a narrow index per row."""
+    values, codes = np.unique(numbers[present], return_inverse=True)
+    indices = np.full(len(numbers), -1, dtype=np.int64)
+    indices[present] = codes
+    return _dictionary(indices, values)
 
 
 def _params(events: Events, session_id: np.ndarray, denied: np.ndarray, currency: np.ndarray) -> Any:
@@ -313,8 +322,8 @@ def _params(events: Events, session_id: np.ndarray, denied: np.ndarray, currency
     text_values += [f"T{number:09d}" for number in unique]
     is_int = at["session_id"] | at["engagement_time_msec"] | at["debug_mode"]
     value = pa.StructArray.from_arrays(
-        [_dictionary(texts, np.array(text_values, dtype=object)), pa.array(ints, mask=~is_int),
-         pa.array(doubles, mask=~at["value"])], names=["string_value", "int_value", "double_value"])
+        [_dictionary(texts, np.array(text_values, dtype=object)), _dictionary_of_numbers(ints, is_int),
+         _dictionary_of_numbers(doubles, at["value"])], names=["string_value", "int_value", "double_value"])
     pairs = pa.StructArray.from_arrays([_dictionary(key, np.array(keys, dtype=object)), value],
                                        names=["key", "value"])
     return pa.ListArray.from_arrays(pa.array(offsets), pairs)
