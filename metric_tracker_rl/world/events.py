@@ -230,7 +230,7 @@ class EventLog:
             "event_date": day,
             "event_timestamp": events.timestamp_us,
             "event_name": Labels(events.name, EVENT_NAMES),
-            "event_params": Nested(_params(events, sessions.session_id[events.session], denied,
+            "event_params": Nested(_params(events, sessions.session_id, denied,
                                            currency_of_country[country])),
             "user_pseudo_id": Nested(_dictionary(np.where(denied, -1, user), users.pseudo_ids)),
             "user_id": Nested(_dictionary(np.where(denied, -1, user), users.login_ids)),
@@ -283,7 +283,7 @@ def _dictionary_of_numbers(numbers: np.ndarray, present: np.ndarray) -> Any:
 
 def _params(events: Events, session_id: np.ndarray, denied: np.ndarray, currency: np.ndarray) -> Any:
     """event_params: LIST<STRUCT(key, value STRUCT(string_value, int_value, double_value))>, each event listing
-    only the parameters it carries, in PARAM_KEYS order."""
+    only the parameters it carries, in PARAM_KEYS order (`session_id`: each session's, by session)."""
     import pyarrow as pa
 
     has_value = ~np.isnan(events.value)
@@ -302,16 +302,21 @@ def _params(events: Events, session_id: np.ndarray, denied: np.ndarray, currency
     np.cumsum(counts, out=offsets[1:])
     row, key = np.nonzero(present)  # row-major: each event's parameters together, in key order
     entries = len(row)
-    ints = np.zeros(entries, dtype=np.int64)
+    # int_value as a dictionary without sorting every entry: each session's id (the entry's session is its code),
+    # then the distinct engagement times, then debug_mode's 1.
+    int_codes = np.full(entries, -1, dtype=np.int64)
     doubles = np.zeros(entries)
     texts = np.full(entries, -1, dtype=np.int64)
     keys = list(PARAM_KEYS)
     # The text values: transaction ids are built only for the events that carry one.
     text_values: list[str] = [*CURRENCIES, INTERNAL_TRAFFIC, *VARIANTS]
     at = {name: key == keys.index(name) for name in keys}
-    ints[at["session_id"]] = session_id[row[at["session_id"]]]
-    ints[at["engagement_time_msec"]] = events.engagement_msec[row[at["engagement_time_msec"]]]
-    ints[at["debug_mode"]] = 1
+    int_codes[at["session_id"]] = events.session[row[at["session_id"]]]
+    engagement, int_codes[at["engagement_time_msec"]] = np.unique(
+        events.engagement_msec[row[at["engagement_time_msec"]]], return_inverse=True)
+    int_codes[at["engagement_time_msec"]] += len(session_id)
+    int_codes[at["debug_mode"]] = len(session_id) + len(engagement)
+    int_values = np.concatenate([session_id, engagement.astype(np.int64), [1]])
     doubles[at["value"]] = events.value[row[at["value"]]]
     texts[at["currency"]] = currency[row[at["currency"]]]
     texts[at["traffic_type"]] = len(CURRENCIES)  # INTERNAL_TRAFFIC
@@ -320,9 +325,8 @@ def _params(events: Events, session_id: np.ndarray, denied: np.ndarray, currency
     unique, inverse = np.unique(transactions, return_inverse=True)
     texts[at["transaction_id"]] = len(text_values) + inverse
     text_values += [f"T{number:09d}" for number in unique]
-    is_int = at["session_id"] | at["engagement_time_msec"] | at["debug_mode"]
     value = pa.StructArray.from_arrays(
-        [_dictionary(texts, np.array(text_values, dtype=object)), _dictionary_of_numbers(ints, is_int),
+        [_dictionary(texts, np.array(text_values, dtype=object)), _dictionary(int_codes, int_values),
          _dictionary_of_numbers(doubles, at["value"])], names=["string_value", "int_value", "double_value"])
     pairs = pa.StructArray.from_arrays([_dictionary(key, np.array(keys, dtype=object)), value],
                                        names=["key", "value"])
