@@ -2,8 +2,10 @@
 takes to build (abyss's kinds placed in the world's plan, the event log with its defects and benign bursts,
 the dashboard with and without the defects, and the SQL tool's tables; the rung is not registered yet), how
 long typical statements over the events take in the SQL engine (the worker's own code and configuration, in
-this process), and what an open episode holds (the log's arrays in the server, the Arrow tables in a worker,
-and the resident memory of this process with several episodes' tables registered in DuckDB).
+this process), and what an open episode holds: the log's arrays (needed only while its tables are built), the
+events table as Arrow (what the server's sandbox keeps and a worker receives), and the resident memory of this
+process with several episodes' tables registered in DuckDB and their logs dropped (a worker's share; the server
+keeps one more copy of the tables).
 
     uv run python -m benchmarks.warehouse_events --seeds 8 --held 8
 
@@ -26,7 +28,7 @@ import numpy as np
 from metric_tracker_rl.generation.warehouse.world import build_warehouse_world
 from metric_tracker_rl.spec.tasks import resolve_episode_config
 from metric_tracker_rl.spec.tiers import WAREHOUSE
-from metric_tracker_rl.sql.engine import EpisodeTables, open_database
+from metric_tracker_rl.sql.engine import EpisodeTables, _arrow_table, open_database
 from metric_tracker_rl.world.events import EventLog
 from metric_tracker_rl.world.metrics_layer import DASHBOARD_SQL
 
@@ -103,15 +105,15 @@ def main() -> None:
     before = resident_mb()
     held = []
     for index in range(args.held):
-        log, tables, _ = build(SEED_BASE + index)
+        _, tables, _ = build(SEED_BASE + index)  # the log is dropped once its tables are built
         episode = EpisodeTables(open_database(), tables)
         episode.run("SELECT count(*) FROM events", 0, 1)
-        held.append((log, episode))
+        held.append(episode)
     gc.collect()
     after = resident_mb()
-    log = held[0][0]
+    log, tables, _ = build(SEED_BASE)
     flat = sum(getattr(log.events, name).nbytes for name in log.events.__dataclass_fields__)
-    arrow = sum(getattr(column, "nbytes", 0) for column in log.sql_tables()["events"].values())
+    arrow = _arrow_table(tables["events"]).nbytes
     report = {
         "events_per_episode": len(log.events),
         "build_s": {"p50": float(np.median(builds)), "p95": float(np.percentile(builds, 95))},

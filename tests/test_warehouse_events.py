@@ -170,10 +170,13 @@ def test_the_events_table_has_the_exports_nested_shape(tables: EpisodeTables) ->
         assert types[record].startswith("STRUCT("), record
 
 
-def test_numeric_parameters_hold_each_distinct_number_once(log: EventLog) -> None:
-    """An open episode's memory: a parameter's numbers are a dictionary of its distinct values with a narrow index
-    per entry (half a plain BIGINT column's bytes or less), which SQL still reads as BIGINT and DOUBLE."""
-    value = log.sql_tables()["events"]["event_params"].array.values.field("value")
+def test_dates_and_numeric_parameters_hold_each_distinct_value_once(log: EventLog) -> None:
+    """An open episode's memory: the event date and a parameter's numbers are dictionaries of their distinct values
+    with a narrow index per entry, which SQL still reads as DATE, BIGINT and DOUBLE (the shape test)."""
+    events = log.sql_tables()["events"]
+    dates = events["event_date"].array
+    assert dates.nbytes - dates.dictionary.nbytes <= 1.2 * len(dates)  # a byte an event (and validity)
+    value = events["event_params"].array.values.field("value")
     for field, distinct_at_most in (("int_value", 0.5), ("double_value", 0.1)):
         column = value.field(field)
         assert len(column.dictionary) <= distinct_at_most * len(column), field
