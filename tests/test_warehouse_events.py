@@ -17,7 +17,7 @@ from metric_tracker_rl.generation.warehouse.events import SAMPLE_RATE, SESSION_L
 from metric_tracker_rl.generation.warehouse.standing import standing_sessions
 from metric_tracker_rl.spec.seeding import EpisodeKey
 from metric_tracker_rl.spec.tiers import DEEP_MIX
-from metric_tracker_rl.sql.columns import Labels
+from metric_tracker_rl.sql.columns import Labels, Nested
 from metric_tracker_rl.sql.engine import EpisodeTables, open_database
 from metric_tracker_rl.world.events import (
     COUNTRY_CURRENCY,
@@ -174,9 +174,11 @@ def test_dates_and_numeric_parameters_hold_each_distinct_value_once(log: EventLo
     """An open episode's memory: the event date and a parameter's numbers are dictionaries of their distinct values
     with a narrow index per entry, which SQL still reads as DATE, BIGINT and DOUBLE (the shape test)."""
     events = log.sql_tables()["events"]
-    dates = events["event_date"].array
+    dates_column, params = events["event_date"], events["event_params"]
+    assert isinstance(dates_column, Nested) and isinstance(params, Nested)
+    dates = dates_column.array
     assert dates.nbytes - dates.dictionary.nbytes <= 1.2 * len(dates)  # a byte an event (and validity)
-    value = events["event_params"].array.values.field("value")
+    value = params.array.values.field("value")
     for field, distinct_at_most in (("int_value", 0.5), ("double_value", 0.1)):
         column = value.field(field)
         assert len(column.dictionary) <= distinct_at_most * len(column), field
@@ -228,6 +230,7 @@ def test_the_dashboard_is_the_metrics_layers_sql_over_the_events(log: EventLog, 
     for position, name in enumerate(columns):
         seen = [row[position] for row in rows]
         column = board[name]
+        assert not isinstance(column, Nested), name
         if isinstance(column, Labels):
             assert seen == [column.values[c] for c in column.codes], name
         elif name == "date":
