@@ -194,6 +194,9 @@ class SegmentWorld:
     falling_effect_share: float = 0.0
     # The expected z-score a cuboid incident is drawn at in its own data: floor and ceiling (tiers.SegmentedMix).
     own_z: tuple[float, float] = CLEAR_OWN_Z
+    # The share of the world's traffic the episode's data holds (tiers.SegmentedMix.observed_share): the z-scores
+    # a kind sizes its incident by are those of what is observed.
+    observed_share: float = 1.0
     leaf_masks: dict[Segment, np.ndarray] = field(default_factory=dict, repr=False, compare=False)
     # Per date, the entities the incidents placed so far report or move (their side effects, an experiment's target
     # step): what a deferred kind (kinds.base.IncidentKind.deferred) keeps its rows clear of.

@@ -229,7 +229,7 @@ def _kind_world(tier: Tier, config: EpisodeConfig, plan: SegmentedPlan) -> Segme
                if mix.cuboid_root_causes else None)
     return SegmentWorld(plan, Calendar(plan.num_days, tier.perturbed_per_weekday), config.key, tier.name,
                         mix.magnitude_scale if cuboids is None else config.magnitude_scale, cuboids,
-                        config.note_share if mix.context else 0.0, own_z=mix.own_z,
+                        config.note_share if mix.context else 0.0, own_z=mix.own_z, observed_share=mix.observed_share,
                         falling_effect_share=mix.falling_effect_share)
 
 
@@ -269,9 +269,20 @@ def _place_one(world: SegmentWorld, kind: IncidentKind, index: int, key: Episode
     return placed
 
 
-def build_world(tier: Tier, config: EpisodeConfig) -> DrawnWorld:
-    """A segmented tier's world: its data, its injected incidents, its benign fluctuations and its calendar notes,
-    as its tier config (tiers.py) sets them."""
+@dataclass(frozen=True)
+class PlacedWorld:
+    """A segmented tier's plan after its kinds' edits, with the incidents and benign fluctuations they placed,
+    before any count is drawn from it."""
+
+    plan: SegmentedPlan
+    world: SegmentWorld
+    incidents: list[SegmentIncident]
+    fluctuations: list[SegmentFluctuation]
+
+
+def place_world(tier: Tier, config: EpisodeConfig) -> PlacedWorld:
+    """The plan of a segmented tier's world with its incidents and benign look-alikes placed, as its tier config
+    (tiers.py) sets them."""
     mix = _segmented(tier)
     if config.anomalies:
         raise ValueError(f"custom anomalies are not available at difficulty {tier.name!r}; use scenario_family "
@@ -298,6 +309,15 @@ def build_world(tier: Tier, config: EpisodeConfig) -> DrawnWorld:
         blip = BENIGN_KIND_REGISTRY[LEAF_BLIP].place(world, derive_rng(key, "leaf-blip", index))
         if blip is not None:
             fluctuations.append(blip)
+    return PlacedWorld(plan, world, incidents, fluctuations)
+
+
+def build_world(tier: Tier, config: EpisodeConfig) -> DrawnWorld:
+    """A segmented tier's world: its data, its injected incidents, its benign fluctuations and its calendar notes,
+    as its tier config (tiers.py) sets them."""
+    placed = place_world(tier, config)
+    mix, key, plan = _segmented(tier), config.key, placed.plan
+    world, incidents, fluctuations = placed.world, placed.incidents, placed.fluctuations
     data = draw_segmented_counts(plan, key)
     dates = window_calendar(plan.num_days).iso_dates
     if mix.context:

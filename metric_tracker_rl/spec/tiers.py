@@ -80,7 +80,8 @@ class SegmentedMix:
     of the look-alikes (at least two where positive: segmented.decoy_count); `noise_model`, the brief publishes how
     counts are drawn and what an incident does to its segment's leaves, at what z (world/segment_brief.py);
     `min_cuboid_depth`, the fewest dimensions a drawn cuboid's depth starts from (a shallower one where none that
-    deep is clear: kinds/cuboid.py).
+    deep is clear: kinds/cuboid.py); `observed_share`, the share of the world's traffic the episode's data holds
+    (1: every count; the warehouse's events sample it), whose z-scores a kind sizes its incidents by.
 
     Harder mixes (0 leaves a tier's episodes as they were): `confounder_share`, the share of incidents that get
     one or two context items overlapping their dates that do not explain them (generation/confounders.py, a tier
@@ -109,6 +110,7 @@ class SegmentedMix:
     leaf_blips: float = 0.0
     noise_model: bool = False
     min_cuboid_depth: int = 1
+    observed_share: float = 1.0
 
     @property
     def cuboid_root_causes(self) -> bool:
@@ -234,3 +236,11 @@ TIERS: Registry[Tier] = Registry("tier", (
          segmented=replace(DEEP_MIX, incident_kinds=ABYSS_KINDS, own_z=(5.5, 6.5), leaf_blips=5.0,
                            min_cuboid_depth=2, noise_model=True)),
 ))
+
+# The warehouse rung while it is built: not in TIERS (no reset reaches it, no list names it) until its expert holds
+# it. Its events are a sample of the world's sessions (WAREHOUSE_SAMPLE_RATE of the expected opens), and abyss's
+# kinds size their incidents for the z-scores of that sample.
+WAREHOUSE_SAMPLE_RATE = 1 / 48
+WAREHOUSE = Tier("warehouse", window_days=56, default_density=0.08, count_range=(3, 6), perturbed_per_weekday=3,
+                 calibration_seed_base=70_000, listed=False,
+                 segmented=replace(DEEP_MIX, incident_kinds=ABYSS_KINDS, observed_share=WAREHOUSE_SAMPLE_RATE))

@@ -33,7 +33,7 @@ from typing import Any
 import duckdb
 import numpy as np
 
-from metric_tracker_rl.sql.columns import Labels, SqlColumn, SqlTable
+from metric_tracker_rl.sql.columns import Labels, Nested, SqlColumn, SqlTable
 
 TIME_LIMIT_S = 1.0
 MEMORY_LIMIT_MB = 256  # DuckDB's own limit in a worker, for a query's working memory
@@ -136,8 +136,12 @@ class EpisodeTables:
 
         for name in self.schema if names is None else [name for name in self.schema if name in names]:
             if name not in self._viewed:
-                frame = pd.DataFrame(_source(self._tables[name]), copy=False)
-                self.con.register(name, self.con.from_df(frame).project(_stored_columns(self._tables[name])))
+                table = self._tables[name]
+                if any(isinstance(column, Nested) for column in table.values()):
+                    self.con.register(name, self.con.from_arrow(_arrow_table(table)))
+                else:
+                    frame = pd.DataFrame(_source(table), copy=False)
+                    self.con.register(name, self.con.from_df(frame).project(_stored_columns(table)))
                 self._viewed.add(name)
 
     def close(self) -> None:
@@ -306,6 +310,8 @@ def _source(table: Mapping[str, SqlColumn]) -> dict[str, np.ndarray]:
     read datetime64[D])."""
     arrays = {}
     for name, column in table.items():
+        if isinstance(column, Nested):
+            raise TypeError(f"column {name!r} is nested: its table is served through Arrow (_arrow_table)")
         if isinstance(column, Labels):
             arrays[name] = column.codes
         elif column.dtype.kind == "M":
@@ -315,12 +321,34 @@ def _source(table: Mapping[str, SqlColumn]) -> dict[str, np.ndarray]:
     return arrays
 
 
+def _arrow_table(table: Mapping[str, SqlColumn]) -> Any:
+    """A table with nested columns as one Arrow table DuckDB scans in place: Nested as they are, Labels as
+    dictionary arrays (VARCHAR), dates as date32 (DATE), text as strings, numbers and booleans as they are."""
+    import pyarrow as pa
+
+    arrays = {}
+    for name, column in table.items():
+        if isinstance(column, Nested):
+            arrays[name] = column.array
+        elif isinstance(column, Labels):
+            arrays[name] = pa.DictionaryArray.from_arrays(column.codes, pa.array(column.values, pa.string()))
+        elif column.dtype.kind == "M":
+            arrays[name] = pa.array(column.astype("datetime64[D]"), pa.date32())
+        elif column.dtype.kind in "OU":
+            arrays[name] = pa.array(column, pa.string())
+        else:
+            arrays[name] = pa.array(column)
+    return pa.table(arrays)
+
+
 def _stored_columns(table: Mapping[str, SqlColumn]) -> str:
     """The view's select list: dates as DATE (the tables are by day, and by integer hour), text as VARCHAR (Labels
     decoded inside DuckDB); numbers and booleans as they are."""
     columns = []
     for name, column in table.items():
         quoted = _quoted(name)
+        if isinstance(column, Nested):
+            raise TypeError(f"column {name!r} is nested: its table is served through Arrow (_arrow_table)")
         if isinstance(column, Labels):  # a CASE: cheaper in DuckDB than indexing a list literal
             cases = " ".join(f"WHEN {code} THEN {_literal(value)}" for code, value in enumerate(column.values))
             columns.append(f"CAST(CASE {quoted} {cases} END AS VARCHAR) AS {quoted}")

@@ -54,6 +54,9 @@ class PublicEpisode:
     annotations: tuple[Annotation, ...]
     task: dict[str, Any]  # task_id, objective and the visible config
     segments: SegmentedData | None = None  # the counts of every traffic cell (frontier only)
+    # A warehouse episode's tables (its event export, side tables and dashboard): when given, what the SQL tool
+    # serves in place of the counts' tables. Built once at reset; the event log they came from is not kept.
+    warehouse_tables: dict[str, SqlTable] | None = None
     # Tables the tools derive from the fields above on first use and keep for the episode (see
     # analysis_tools.registry.derived); nothing else writes here.
     memo: dict[Any, Any] = field(default_factory=dict, compare=False, repr=False)
@@ -157,7 +160,10 @@ class PublicEpisode:
         return tables
 
     def sql_tables(self) -> dict[str, SqlTable]:
-        """The tables the SQL tool may query (`sql_tables_of` this episode's data, notes and segments)."""
+        """The tables the SQL tool may query: a warehouse episode's own, else `sql_tables_of` this episode's data,
+        notes and segments."""
+        if self.warehouse_tables is not None:
+            return self.warehouse_tables
         return sql_tables_of(self.data, self.annotations, self.segments)
 
     def holds_resources(self) -> bool:

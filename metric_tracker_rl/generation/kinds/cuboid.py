@@ -126,7 +126,8 @@ def own_z(world: SegmentWorld, reach: np.ndarray, segment: Segment, days: list[i
         hourly = world.hourly_reach(world.plan.cells(segment.cell_part()), days[0])
         moved = 0 if event < 0 else event + 1
         change *= float(hourly[:, slice(*hours), moved].sum() / max(hourly[..., moved].sum(), 1e-9))
-    mine = reach[:, :, days][mask]  # (n, len(days), 5): the segment's leaves on its dates
+    # (n, len(days), 5): the segment's leaves on its dates, as much of them as the episode's data holds
+    mine = reach[:, :, days][mask] * world.observed_share
     if not _each_date_holds(mine[..., max(event, 0)], MIN_EXPECTED):
         return 0.0
     weakest = np.inf
@@ -176,7 +177,8 @@ def _readable_blocks(arrivals: np.ndarray, length: int, within: tuple[int, int])
 
 def _hour_arrivals(world: SegmentWorld, segment: Segment, day: int, event: int) -> np.ndarray:
     """(24,) the segment's cells' expected arrivals at the step from `event` (its opens with -1), hour by hour."""
-    return world.hourly_reach(world.plan.cells(segment), day)[..., max(event, 0)].sum(axis=0)
+    arrivals: np.ndarray = world.hourly_reach(world.plan.cells(segment), day)[..., max(event, 0)].sum(axis=0)
+    return arrivals * world.observed_share
 
 
 def _readable(arrivals: np.ndarray, hours: tuple[int, int]) -> bool:

@@ -1,0 +1,143 @@
+"""The standing traffic every episode's export holds and the metrics layer's rules exclude or repair: staff on
+internal accounts and the office network, test devices and developer builds, known bots, exact repeats of events
+(an SDK resends a batch) and events ingested past the cut-off. None is an incident: the dashboard applies the
+rules, so none of it reaches it; a model that skips a rule sees it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from metric_tracker_rl.generation.warehouse.identities import draw_identities
+from metric_tracker_rl.generation.warehouse.sessions import SessionDraw
+from metric_tracker_rl.spec.seeding import EpisodeKey, derive_rng
+from metric_tracker_rl.sql.columns import Labels
+from metric_tracker_rl.world.events import MICROS_PER_SECOND, Events, ReferenceLists, Users, day_start_micros
+from metric_tracker_rl.world.funnel import HOURS, N_STEPS
+
+if TYPE_CHECKING:
+    from metric_tracker_rl.generation.segment_plan import SegmentedPlan
+
+
+@dataclass(frozen=True)
+class StandingSource:
+    """Identities of one kind of standing traffic: how many, where, how often, how deep, and how they are
+    recorded (`tagged`: share of their events carrying the internal or debug parameter; `list`: the reference
+    list that names them, or None)."""
+
+    kind: str
+    identities: int
+    platform: str
+    country: str
+    sessions_per_day: float
+    full_funnel_share: float  # sessions that reach payment; the rest stop at a uniform step before it
+    working_hours: bool  # Tokyo office hours (9 to 18) or any hour
+    logged_in: bool
+    tagged: float
+    listed: str | None
+
+
+# The kinds in session-kind order (0 is the world's own traffic).
+STANDING_SOURCES: tuple[StandingSource, ...] = (
+    StandingSource("internal_account", 6, "web", "JP", 2.0, 0.6, True, True, 0.5, "internal_accounts"),
+    StandingSource("office", 4, "ios", "JP", 1.5, 0.3, True, False, 1.0, None),
+    StandingSource("test_device", 3, "android", "JP", 1.5, 0.7, True, False, 0.7, "test_devices"),
+    StandingSource("developer_device", 2, "ios", "JP", 1.0, 0.5, True, False, 1.0, None),
+    StandingSource("known_bot", 4, "web", "US", 6.0, 0.0, False, False, 0.0, "known_bots"),
+)
+SESSION_KINDS: tuple[str, ...] = ("world", *(source.kind for source in STANDING_SOURCES))
+INTERNAL_KINDS = ("internal_account", "office")  # their tagged events carry traffic_type = internal
+DEBUG_KINDS = ("test_device", "developer_device")  # their tagged events carry debug_mode = 1
+REPEAT_SHARE = 0.02  # of events: sent again, identical, in a later batch
+LATE_SHARE = 0.01  # of events: ingested two to four days after they happened
+LATE_DAYS = (2.0, 4.0)
+
+
+def standing_sessions(plan: SegmentedPlan, key: EpisodeKey, channel_values: tuple[str, ...]
+                      ) -> tuple[SessionDraw, Users, ReferenceLists]:
+    """The standing sources' sessions (users numbered from 0), their users, and the reference lists."""
+
+    rng = derive_rng(key, "warehouse-standing")
+    layout = plan.layout
+    platforms, countries = layout.values_of("platform"), layout.values_of("country")
+    parts: list[dict[str, np.ndarray]] = []
+    user_platform: list[int] = []
+    user_country: list[int] = []
+    logged: list[bool] = []
+    listed: dict[str, list[int]] = {"internal_accounts": [], "test_devices": [], "known_bots": []}
+    for position, source in enumerate(STANDING_SOURCES, start=1):
+        first_user = len(user_platform)
+        counts = rng.poisson(source.sessions_per_day, (source.identities, plan.num_days))
+        identity, day = np.nonzero(counts)
+        identity, day = np.repeat(identity, counts[identity, day]), np.repeat(day, counts[identity, day])
+        hour = rng.integers(9, 18, len(day)) if source.working_hours else rng.integers(0, HOURS, len(day))
+        full = rng.random(len(day)) < source.full_funnel_share
+        depth = np.where(full, N_STEPS, rng.integers(0, N_STEPS, len(day)))
+        parts.append({"cell": _busiest_cells(plan, source.platform, source.country, day), "day": day, "hour": hour,
+                      "depth": depth if source.full_funnel_share else np.zeros(len(day), dtype=np.int64),
+                      "user": first_user + identity, "kind": np.full(len(day), position, dtype=np.int8)})
+        user_platform += [platforms.index(source.platform)] * source.identities
+        user_country += [countries.index(source.country)] * source.identities
+        logged += [source.logged_in] * source.identities
+        if source.listed is not None:
+            listed[source.listed] += list(range(first_user, first_user + source.identities))
+    joined = {name: np.concatenate([part[name] for part in parts]) for name in parts[0]}
+    sessions = len(joined["day"])
+    draw = SessionDraw(cell=joined["cell"], channel=np.zeros(sessions, dtype=np.int64),
+                       new=np.zeros(sessions, dtype=bool), day=joined["day"], hour=joined["hour"],
+                       depth=joined["depth"], user=joined["user"], kind=joined["kind"])
+    count = len(user_platform)
+    first_touch = -rng.integers(30, 365, count).astype(np.int16)
+    touch_s = day_start_micros(0) // MICROS_PER_SECOND + first_touch.astype(np.int64) * 86_400
+    pseudo, logins, devices = draw_identities(rng, touch_s, np.array(logged))
+    users = Users(pseudo_ids=pseudo, login_ids=logins, device_ids=devices,
+                  platform=Labels(np.array(user_platform, dtype=np.int8), platforms),
+                  country=Labels(np.array(user_country, dtype=np.int8), countries),
+                  channel=Labels(np.zeros(count, dtype=np.int8), channel_values),
+                  first_touch_day=first_touch)
+    lists = ReferenceLists(internal_accounts=tuple(str(users.login_ids[u]) for u in listed["internal_accounts"]),
+                           test_devices=tuple(str(users.device_ids[u]) for u in listed["test_devices"]),
+                           known_bots=tuple(str(users.device_ids[u]) for u in listed["known_bots"]))
+    return draw, users, lists
+
+
+def _busiest_cells(plan: SegmentedPlan, platform: str, country: str, days: np.ndarray) -> np.ndarray:
+    """(N,) for each date, the cell of this platform and country with the most expected traffic that date (the
+    version most of its users run)."""
+    from metric_tracker_rl.world.segments import Segment
+
+    cells = plan.cells(Segment(platform=platform, country=country))
+    busiest = cells[np.argmax(plan.traffic[cells].sum(axis=2), axis=0)]  # (D,)
+    picked: np.ndarray = busiest[days]
+    return picked
+
+
+def flag_standing_events(events: Events, session_kind: np.ndarray, key: EpisodeKey) -> Events:
+    """The standing sources' tags: each internal or debug source's events carry its parameter with its `tagged`
+    share."""
+    kind = session_kind[events.session]
+    tagged_share = np.array([0.0, *(source.tagged for source in STANDING_SOURCES)])[kind]
+    tagged = derive_rng(key, "warehouse-tags").random(len(kind)) < tagged_share
+    internal = np.isin(kind, [SESSION_KINDS.index(k) for k in INTERNAL_KINDS]) & tagged
+    debug = np.isin(kind, [SESSION_KINDS.index(k) for k in DEBUG_KINDS]) & tagged
+    return Events(**{**{name: getattr(events, name) for name in Events.__dataclass_fields__},
+                     "internal": internal, "debug": debug})
+
+
+def standing_repeats(events: Events, key: EpisodeKey) -> Events:
+    """Events sent again in a later batch (identical but for their ingestion), and events ingested days late."""
+    rng = derive_rng(key, "warehouse-repeats")
+    repeated = np.flatnonzero(rng.random(len(events)) < REPEAT_SHARE)
+    late = rng.random(len(events)) < LATE_SHARE
+    delay_s = np.where(late, rng.uniform(*LATE_DAYS, len(events)) * 86_400, 0.0)
+    ingested = events.ingested_us + (delay_s * MICROS_PER_SECOND).astype(np.int64)
+    delayed = Events(**{**{name: getattr(events, name) for name in Events.__dataclass_fields__},
+                        "ingested_us": ingested})
+    again = delayed.take(repeated)
+    resent = again.ingested_us + (rng.uniform(5, 600, len(repeated)) * MICROS_PER_SECOND).astype(np.int64)
+    again = Events(**{**{name: getattr(again, name) for name in Events.__dataclass_fields__}, "ingested_us": resent})
+    return Events(**{name: np.concatenate([getattr(delayed, name), getattr(again, name)])
+                     for name in Events.__dataclass_fields__})

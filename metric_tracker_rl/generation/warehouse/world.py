@@ -1,0 +1,116 @@
+"""A warehouse episode's world: the segmented world with its business incidents and benign look-alikes placed by
+the registered kinds (generation/segmented.place_world), drawn as raw events (events.py), then data defects
+edited into the event log (defects.py) on dates no incident or other defect holds, then benign bursts the
+standing rules exclude (benign.py).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from metric_tracker_rl.generation.kinds import SegmentFluctuation, SegmentIncident
+from metric_tracker_rl.generation.segmented import context_tables, place_world
+from metric_tracker_rl.generation.warehouse.benign import BENIGN_CHANGES, BenignRecord
+from metric_tracker_rl.generation.warehouse.defects import DEFECTS, DefectRecord
+from metric_tracker_rl.generation.warehouse.events import draw_event_log
+from metric_tracker_rl.generation.warehouse.experiments import assign_experiments
+from metric_tracker_rl.spec.seeding import derive_rng
+from metric_tracker_rl.spec.tasks import EpisodeConfig
+from metric_tracker_rl.spec.tiers import Tier
+from metric_tracker_rl.sql.columns import SqlTable
+from metric_tracker_rl.world.context import ContextTables
+from metric_tracker_rl.world.events import EventLog
+from metric_tracker_rl.world.funnel import WINDOW_START, window_calendar
+from metric_tracker_rl.world.metrics_layer import dashboard, segment_metric
+from metric_tracker_rl.world.segments import Release
+
+DEFECT_COUNT = (2, 3)  # data defects per episode, inclusive
+DEFECT_ATTEMPTS = 8  # draws of a defect's dates before it is left out
+BENIGN_COUNT = (1, 2)  # benign bursts per episode, inclusive
+
+
+@dataclass(frozen=True)
+class DefectValues:
+    """A defect's values on one of its dates: the metrics layer's value of its metric and segment had the defect
+    not happened (the same log before it was edited in: no other defect or incident holds the date), and the
+    dashboard's."""
+
+    day: int
+    baseline: float
+    observed: float
+
+
+@dataclass(frozen=True)
+class WarehouseWorld:
+    """The event log (defects included), its dashboard, what was placed in it, each defect's values, and the
+    context tables."""
+
+    log: EventLog
+    dashboard: SqlTable
+    incidents: tuple[SegmentIncident, ...]
+    fluctuations: tuple[SegmentFluctuation, ...]
+    defects: tuple[DefectRecord, ...]
+    defect_values: tuple[tuple[DefectValues, ...], ...]  # per defect, per date
+    benign: tuple[BenignRecord, ...]  # bursts the standing rules exclude
+    context: ContextTables
+    releases: tuple[Release, ...]
+    assignments: SqlTable  # experiment_assignments
+
+    def sql_tables(self) -> dict[str, SqlTable]:
+        """Every table of the episode as the SQL tool's columns: the export and its side tables, the dashboard, the
+        context tables, the releases and the experiments' assignments."""
+        tables = self.log.sql_tables()
+        tables["dashboard"] = self.dashboard
+        tables.update(self.context.sql_tables())
+        tables["releases"] = _release_table(self.releases, self.log.num_days)
+        tables["experiment_assignments"] = self.assignments
+        return tables
+
+
+def build_warehouse_world(tier: Tier, config: EpisodeConfig) -> WarehouseWorld:
+    """The world of a warehouse episode: its kinds placed, its events drawn, its defects edited in."""
+    placed = place_world(tier, config)
+    key = config.key
+    log = clean = draw_event_log(placed.plan, key)
+    held = {incident.record.day for incident in placed.incidents}  # one per date of an incident
+    rng = derive_rng(key, "warehouse-defects")
+    count = int(rng.integers(DEFECT_COUNT[0], DEFECT_COUNT[1] + 1))
+    kinds = [str(kind) for kind in rng.permutation(list(DEFECTS))][:count]
+    defects: list[DefectRecord] = []
+    for index, kind in enumerate(kinds):
+        for attempt in range(DEFECT_ATTEMPTS):
+            edited, record = DEFECTS[kind](log, derive_rng(key, "warehouse-defect", index * DEFECT_ATTEMPTS + attempt))
+            reach = set(range(min(record.days) - 1, max(record.days) + 2))  # a day's margin each side
+            if not reach & held:
+                log = edited
+                defects.append(record)
+                held |= reach
+                break
+    benign: list[BenignRecord] = []
+    for index in range(int(rng.integers(BENIGN_COUNT[0], BENIGN_COUNT[1] + 1))):
+        change = BENIGN_CHANGES[str(rng.choice(list(BENIGN_CHANGES)))]
+        log, burst = change(log, derive_rng(key, "warehouse-benign", index))
+        benign.append(burst)
+    dates = window_calendar(placed.plan.num_days).iso_dates
+    context = context_tables(placed.world, placed.incidents, placed.fluctuations, dates)
+    log, assignments = assign_experiments(log, context.experiments)
+    board, before = dashboard(log), dashboard(clean)
+    values = tuple(tuple(DefectValues(day, segment_metric(before, d.segment, d.metric, day),
+                                      segment_metric(board, d.segment, d.metric, day)) for day in d.days)
+                   for d in defects)
+    return WarehouseWorld(log, board, tuple(sorted(placed.incidents, key=lambda i: i.record.day)),
+                          tuple(placed.fluctuations), tuple(defects), values, tuple(benign), context,
+                          placed.plan.releases, assignments)
+
+
+def _release_table(releases: tuple[Release, ...], num_days: int) -> SqlTable:
+    """One row per mobile release and date from its start: the share of its platform's users offered it."""
+    rows = [(release, day) for release in releases for day in range(release.start_day, num_days)]
+    start = np.datetime64(WINDOW_START, "D")
+    return {"platform": np.array([r.platform for r, _ in rows], dtype=object),
+            "app_version": np.array([r.version for r, _ in rows], dtype=object),
+            "rollout_start": start + np.array([r.start_day for r, _ in rows], dtype="timedelta64[D]"),
+            "date": start + np.array([day for _, day in rows], dtype="timedelta64[D]"),
+            "rollout_share": np.array([r.offered_share(num_days)[day] for r, day in rows], dtype=float)}
