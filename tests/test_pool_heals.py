@@ -351,3 +351,55 @@ def test_a_third_clients_cheap_query_is_answered_while_two_attacking_addresses_k
         assert cheap["data"]["observation"]["status"] == "ok"
         assert answered_before < 9 // 3, answered_before  # at most two slow workers: the backlog takes rounds
         assert len(answered) == 9
+
+
+# --- at any descriptor number --------------------------------------------------------------------------------
+
+DESCRIPTORS_PAST_SELECT = 1100  # `select.select` refuses descriptors from 1024 on
+
+
+@contextlib.contextmanager
+def descriptors_open(count: int) -> Iterator[None]:
+    """`count` more descriptors open in this process (its limit raised for them, and its children's)."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and hard < count + 4096:
+        pytest.skip(f"the descriptor limit ({hard}) cannot hold {count} more")
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, count + 4096), hard))
+    opened = [os.open(os.devnull, os.O_RDONLY) for _ in range(count)]
+    try:
+        yield
+    finally:
+        for descriptor in opened:
+            os.close(descriptor)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
+def test_the_pool_works_when_its_pipes_get_descriptors_past_1023(own_pool: SqlPool) -> None:
+    with descriptors_open(DESCRIPTORS_PAST_SELECT):
+        env = MetricTrackerRlEnvironment()
+        env.reset(seed=3, difficulty="easy", max_steps=400)
+        answers = [sql_step(env) for _ in range(3)]
+        assert [answer.status for answer in answers] == ["ok"] * 3, answers[0].message
+        assert answers[0].analysis_result["rows"] == [{"n": 28}]
+        with own_pool._condition:
+            assert min(worker.replies.fileno() for worker in own_pool._workers) >= 1024
+        assert own_pool.replaced == 0
+        env.close()
+
+
+@pytest.mark.slow
+def test_a_server_holding_1100_idle_connections_before_its_first_query_still_runs_sql() -> None:
+    import socket
+
+    with descriptors_open(0), server_process({"SQL_WORKERS": "2"}) as (url, _pid):
+        port = int(url.rsplit(":", 1)[1])
+        with contextlib.ExitStack() as stack:
+            for _ in range(DESCRIPTORS_PAST_SELECT):
+                stack.enter_context(socket.create_connection(("127.0.0.1", port), source_address=("127.0.0.50", 0)))
+            time.sleep(1)  # accepted: the server's descriptors are past 1023 when it starts its workers
+            ws = open_session(url, "127.0.0.51")
+            replies = [ws_ask(ws, query(CHEAP)) for _ in range(5)]
+            ws.close()
+        assert [reply["data"]["observation"]["status"] for reply in replies] == ["ok"] * 5, replies[0]
