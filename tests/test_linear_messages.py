@@ -21,14 +21,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 from test_public_space import _environment, ask, http_from, observation, ws_from
 
+from metric_tracker_rl.serving import message_cost
 from metric_tracker_rl.serving.local_server import free_port
-from metric_tracker_rl.serving.message_cost import (
-    MAX_JSON_DEPTH,
-    MESSAGE_COST_S,
-    outside_strings,
-    parse_cost_s,
-    structure_problem,
-)
+from metric_tracker_rl.serving.message_cost import MAX_JSON_DEPTH, parse_cost_s, structure_problem
 
 RESET = {"type": "reset", "data": {"task_id": "easy_two_spikes"}}
 ANSWER_S = 30.0  # a quadratic scan of ESCAPES takes minutes; a linear one milliseconds
@@ -66,8 +61,8 @@ JSON_VALUES = st.recursive(st.none() | st.integers() | st.text(alphabet='"\\[]{}
 @given(JSON_VALUES)
 def test_the_string_scanner_reads_json_as_a_parser_does(value: object) -> None:
     text = json.dumps(value, ensure_ascii=False)
-    assert outside_strings(text) == reference_outside_strings(text)
-    assert outside_strings(text.encode()) == reference_outside_strings(text)
+    assert message_cost.outside_strings(text) == reference_outside_strings(text)
+    assert message_cost.outside_strings(text.encode()) == reference_outside_strings(text)
 
 
 @given(st.text(alphabet='"\\[]{},a'))
@@ -75,7 +70,7 @@ def test_the_string_scanner_agrees_on_any_text(text: str) -> None:
     """Invalid JSON too, up to its first backslash outside a string (where a parser stops reading)."""
     reference = reference_outside_strings(text)
     if "\\" not in reference:
-        assert outside_strings(text) == reference
+        assert message_cost.outside_strings(text) == reference
 
 
 def test_a_message_built_to_make_string_scanning_quadratic_is_checked_at_once() -> None:
@@ -92,7 +87,7 @@ def test_a_message_built_to_make_string_scanning_quadratic_is_checked_at_once() 
 
 
 def test_no_message_is_free() -> None:
-    assert parse_cost_s("") >= MESSAGE_COST_S
+    assert parse_cost_s("") >= message_cost.MESSAGE_COST_S
     assert parse_cost_s('{"type": "state"}') > parse_cost_s("") and parse_cost_s("x" * 100) > parse_cost_s("x")
     assert structure_problem(quadratic_text(1000)) is None  # text, not structure: the parser answers it
 

@@ -27,6 +27,7 @@ from starlette.websockets import WebSocketDisconnect
 
 from metric_tracker_rl.adapters.openenv_internals import INVALID_JSON_CODE
 from metric_tracker_rl.models import MetricTrackerRlAction
+from metric_tracker_rl.serving.client_address import client_of
 from metric_tracker_rl.serving.message_cost import (
     BYTE_COST_S,
     MAX_JSON_DEPTH,
@@ -77,11 +78,6 @@ def json_shape(value: Any) -> tuple[int, bool]:
         deepest = max(deepest, depth + 1)
         stack.extend((child, depth + 1) for child in children)
     return deepest, valid
-
-
-def client_of(scope: Scope) -> str:
-    """The client a request or connection counts for: its peer address (the forwarded one behind a trusted proxy)."""
-    return (scope.get("client") or ("unknown", 0))[0]
 
 
 def frame_size(content: str | bytes) -> int:

@@ -53,6 +53,7 @@ from metric_tracker_rl.adapters.openenv_internals import (
     requested_session,
 )
 from metric_tracker_rl.adapters.openenv_internals import is_capacity_error as openenv_capacity_error
+from metric_tracker_rl.serving.client_address import client_of
 from metric_tracker_rl.serving.full_server import TOOL_CALL, FullServerRule, is_work
 from metric_tracker_rl.serving.hardening import (
     ASGIApp,
@@ -216,7 +217,7 @@ class SessionLimits:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = scope.get("path")
         if scope["type"] == "websocket" and path in (SESSION_PATH, MCP_PATH):
-            client = (scope.get("client") or ("unknown", 0))[0]
+            client = client_of(scope)
             attach_to = requested_session(scope)
             if path == SESSION_PATH and attach_to:
                 await self.attached_socket(scope, receive, send, self.http_sessions.get(attach_to))
@@ -343,7 +344,7 @@ class SessionLimits:
             return
         request_id, method, params = json_rpc_request(body)
         replay = replaying(body, receive)
-        client = (scope.get("client") or ("unknown", 0))[0]
+        client = client_of(scope)
         session_id = params.get("session_id")
         if method == CREATE_METHOD:
             refused = self.refusal(client)
