@@ -8,13 +8,16 @@ Space's proxy names its visitors."""
 from __future__ import annotations
 
 import contextlib
+import json
 from collections.abc import Iterator
 
+import httpx
 import pytest
 from conftest import running_server
+from reliability_support import INTERNALS
 from test_fair_sessions import open_session, refusal
 
-from metric_tracker_rl.serving.client_address import address_group, client_of
+from metric_tracker_rl.serving import client_address
 
 PER_CLIENT = 3
 
@@ -31,8 +34,8 @@ PER_CLIENT = 3
     ("unknown", "unknown"),
 ])
 def test_addresses_count_as_their_group(host: str, group: str) -> None:
-    assert address_group(host) == group
-    assert client_of({"client": (host, 1234)}) == group
+    assert client_address.address_group(host) == group
+    assert client_address.client_of({"client": (host, 1234)}) == group
 
 
 def test_every_limit_keys_on_the_group() -> None:
@@ -68,3 +71,53 @@ def test_the_session_cap_counts_an_ipv6_64_as_one_client(capped_server: str) -> 
         neighbour = stack.enter_context(open_session(capped_server, "127.0.0.1",
                                                      {"X-Forwarded-For": "2001:db8:59:2::1"}))
         assert refusal(neighbour) is None
+
+
+# --- no input gets a 5xx or names an internal function -----------------------------------------------------------
+
+UNSERIALISABLE_ECHOES = ['{"seed": NaN}', '{"seed": 1e999}', '{"seed": -Infinity}', '{"seed": "\\ud800"}',
+                         '{"seed": [NaN, {"\\udfff": 1e999}]}', '{"task_id": "\\ud800"}', '{"seed": "\xff\xfe"}']
+
+
+def test_a_client_cannot_pass_the_servers_secret_argument() -> None:
+    from metric_tracker_rl.serving.environment import MetricTrackerRlEnvironment
+
+    observation = MetricTrackerRlEnvironment(held_out_secret="s").reset(secret="")
+    assert observation.status == "error" and "unknown reset argument(s) secret" in observation.message
+    assert "resolve_reset" not in observation.message and "()" not in observation.message
+
+
+def test_echoed_input_is_made_json_safe() -> None:
+    from metric_tracker_rl.serving.task_api import json_safe
+
+    echoed = json_safe({"input": [float("nan"), float("inf"), "\ud800", {"\udfff": -float("inf")}, b"\xff"]})
+    json.dumps(echoed, allow_nan=False).encode("utf-8")  # what a response does with it: no error
+
+
+@pytest.mark.slow
+def test_no_input_gets_a_5xx(capped_server: str) -> None:
+    bodies = [body.encode("utf-8", "surrogatepass") if "\xff" not in body else body.encode("latin-1")
+              for body in UNSERIALISABLE_ECHOES]
+    with httpx.Client(base_url=capped_server, timeout=60) as http:
+        for body in bodies:
+            for path, wrapped in (("/reset", body), ("/step", b'{"action": {"analysis_method": ' + body + b"}}"),
+                                  ("/step", b'{"action": ' + body + b"}")):
+                reply = http.post(path, content=wrapped, headers={"content-type": "application/json"})
+                assert reply.status_code < 500, (path, wrapped, reply.status_code, reply.text[:200])
+                assert not INTERNALS.search(reply.text), reply.text[:300]
+        reply = http.post("/reset", json={"secret": ""})
+        assert reply.status_code == 200 and "unknown reset argument(s) secret" in reply.text, reply.text[:300]
+        for session_id in ([1], {"a": 1}, 1, 1.5, True):
+            for method in ("openenv/session/close", "tools/call"):
+                reply = http.post("/mcp", json={"jsonrpc": "2.0", "id": 1, "method": method,
+                                                "params": {"session_id": session_id, "name": "query"}})
+                assert reply.status_code == 200 and "error" in reply.json(), (session_id, reply.text[:200])
+
+
+@pytest.mark.slow
+def test_a_reset_with_the_servers_argument_over_ws_names_no_function(capped_server: str) -> None:
+    with open_session(capped_server, "127.0.0.43") as ws:
+        ws.send(json.dumps({"type": "reset", "data": {"secret": ""}}))
+        reply = json.loads(ws.recv(timeout=60))
+    text = json.dumps(reply)
+    assert "unknown reset argument(s) secret" in text and "resolve_reset" not in text and "()" not in text, text

@@ -41,7 +41,7 @@ from metric_tracker_rl.serving.mcp_surface import MCP_ACTIONS, McpToolSurface
 from metric_tracker_rl.serving.rubric import SubmissionRubric
 from metric_tracker_rl.spec.published import CONVERSION_METRICS, fluctuation_bounds
 from metric_tracker_rl.spec.task_splits import TaskProviderMixin, resolve_reset
-from metric_tracker_rl.spec.tasks import RETRY_COST, task_catalog
+from metric_tracker_rl.spec.tasks import RESET_KEYS, RETRY_COST, task_catalog
 from metric_tracker_rl.spec.tiers import TIERS
 from metric_tracker_rl.spec.validation import validate_rows
 from metric_tracker_rl.sql.pool import CLIENT, gate, sql_threads, statement_seconds
@@ -157,6 +157,8 @@ class MetricTrackerRlEnvironment(McpToolSurface, TaskProviderMixin,
     def reset(self, seed: int | None = None, episode_id: str | None = None, **kwargs: Any
               ) -> MetricTrackerRlObservation:
         try:
+            if "secret" in kwargs:  # the server's own argument, never a client's: unknown like any other
+                raise ValueError(f"unknown reset argument(s) secret; valid: {', '.join(RESET_KEYS)}")
             config = resolve_reset(seed=seed, secret=self._episode_secret(), **kwargs)
             episode = build_episode(TIERS[config.difficulty], config)
         except ValueError as exc:
