@@ -7,6 +7,7 @@ Space's proxy names its visitors."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 from collections.abc import Iterator
@@ -121,3 +122,40 @@ def test_a_reset_with_the_servers_argument_over_ws_names_no_function(capped_serv
         reply = json.loads(ws.recv(timeout=60))
     text = json.dumps(reply)
     assert "unknown reset argument(s) secret" in text and "resolve_reset" not in text and "()" not in text, text
+
+
+# --- resets are metered ------------------------------------------------------------------------------------------
+
+def test_a_client_resetting_many_sessions_holds_up_anothers_reset_by_one_build_at_most() -> None:
+    """Eight resets of one address asked at once, then one of another: the other's is the second episode built
+    (in turn), not the ninth; and only one episode is built at a time, off the event loop."""
+    from metric_tracker_rl.serving.environment import MetricTrackerRlEnvironment
+    from metric_tracker_rl.sql import pool as sql_pool
+
+    finished: list[str] = []
+    building = {"now": 0, "most": 0}
+
+    class Counted(MetricTrackerRlEnvironment):
+        def reset(self, *args: object, **kwargs: object) -> object:  # type: ignore[override]
+            building["now"] += 1
+            building["most"] = max(building["most"], building["now"])
+            try:
+                return super().reset(*args, **kwargs)  # type: ignore[arg-type]
+            finally:
+                building["now"] -= 1
+
+    async def reset_as(client: str, name: str) -> None:
+        sql_pool.CLIENT.set(client)
+        observation = await Counted().reset_async(task_id="easy_two_spikes")
+        assert observation.status == "ready"
+        finished.append(name)
+
+    async def scenario() -> None:
+        flood = [asyncio.create_task(reset_as("127.0.0.2", f"a{index}")) for index in range(8)]
+        await asyncio.sleep(0)
+        victim = asyncio.create_task(reset_as("127.0.0.3", "victim"))
+        await asyncio.gather(*flood, victim)
+
+    asyncio.run(scenario())
+    assert finished.index("victim") <= 1, finished
+    assert building["most"] == 1
