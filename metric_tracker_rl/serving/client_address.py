@@ -15,12 +15,11 @@ import functools
 import ipaddress
 from typing import TYPE_CHECKING
 
+from metric_tracker_rl.serving.asgi_types import ASGIApp, Receive, Scope, Send
 from metric_tracker_rl.sql import pool as sql_pool
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
-
-    from metric_tracker_rl.serving.hardening import ASGIApp, Receive, Scope, Send
 
 IPV6_GROUP_PREFIX = 64
 

@@ -19,7 +19,6 @@ from __future__ import annotations
 import contextlib
 import json
 import re
-from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 from fastapi import FastAPI
@@ -27,6 +26,7 @@ from starlette.websockets import WebSocketDisconnect
 
 from metric_tracker_rl.adapters.openenv_internals import INVALID_JSON_CODE
 from metric_tracker_rl.models import MetricTrackerRlAction
+from metric_tracker_rl.serving.asgi_types import ASGIApp, Message, Receive, Scope, Send
 from metric_tracker_rl.serving.client_address import client_of
 from metric_tracker_rl.serving.message_cost import (
     BYTE_COST_S,
@@ -36,7 +36,7 @@ from metric_tracker_rl.serving.message_cost import (
     structure_problem,
 )
 
-__all__ = ["MAX_JSON_DEPTH", "MAX_MESSAGE_BYTES"]
+__all__ = ["MAX_JSON_DEPTH", "MAX_MESSAGE_BYTES", "ASGIApp", "Message", "Receive", "Scope", "Send"]
 
 # Largest WebSocket message or HTTP request body the server reads; a larger WebSocket message closes the
 # connection with code 1009, a larger body gets a 413. A full 200-row submission is about 60 KB, so 1 MiB
@@ -46,11 +46,6 @@ GUARDED_WEBSOCKET_PATHS = frozenset({"/ws", "/mcp"})
 MESSAGE_TOO_BIG = 1009  # the WebSocket close code
 SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
-ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 
 def _is_unicode(text: str) -> bool:
