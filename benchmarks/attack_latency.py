@@ -61,7 +61,8 @@ SERVER_ENV = {"ENABLE_WEB_INTERFACE": "true", "MAX_SESSIONS_PER_CLIENT": "8", "S
 def ws_from(url: str, source: str, path: str = "/ws") -> ClientConnection:
     port = int(url.rsplit(":", 1)[1])
     sock = socket.create_connection(("127.0.0.1", port), timeout=120, source_address=(source, 0))
-    return connect(url.replace("http", "ws", 1) + path, sock=sock, open_timeout=120, max_size=32 * MIB)
+    return connect(url.replace("http", "ws", 1) + path, sock=sock, open_timeout=120, max_size=32 * MIB,
+                   ping_interval=None)  # a frozen server is measured, not given up on
 
 
 def http_from(url: str, source: str) -> httpx.Client:
