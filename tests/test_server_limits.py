@@ -10,6 +10,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import socket
+import time
 from collections.abc import Iterator
 
 import httpx
@@ -159,3 +161,41 @@ def test_a_client_resetting_many_sessions_holds_up_anothers_reset_by_one_build_a
     asyncio.run(scenario())
     assert finished.index("victim") <= 1, finished
     assert building["most"] == 1
+
+
+# --- half-sent bodies are bounded and released -------------------------------------------------------------------
+
+def half_sent(url: str, source: str, sent: int, declared: int = 1024 * 1024) -> socket.socket:
+    """A POST /reset that declares `declared` bytes of body and sends `sent` of them, then nothing."""
+    port = int(url.rsplit(":", 1)[1])
+    sock = socket.create_connection(("127.0.0.1", port), timeout=60, source_address=(source, 0))
+    sock.sendall(f"POST /reset HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                 f"Content-Length: {declared}\r\n\r\n".encode() + b" " * sent)
+    return sock
+
+
+def status_of(sock: socket.socket, timeout_s: float) -> int:
+    sock.settimeout(timeout_s)
+    return int(sock.recv(4096).split(b" ", 2)[1])
+
+
+@pytest.mark.slow
+def test_one_clients_unfinished_bodies_hold_a_bounded_amount_and_are_dropped_at_their_deadline(
+        capped_server: str) -> None:
+    from metric_tracker_rl.serving.hardening import BODY_DEADLINE_S, UNFINISHED_BYTES_PER_CLIENT
+
+    part = 900 * 1024
+    held = [half_sent(capped_server, "127.0.0.44", part) for _ in range(UNFINISHED_BYTES_PER_CLIENT // part)]
+    try:
+        time.sleep(1)  # what they sent has arrived
+        over = half_sent(capped_server, "127.0.0.44", part)
+        assert status_of(over, 30) == 413  # past the client's share: answered at once, its bytes dropped
+        over.close()
+        other = half_sent(capped_server, "127.0.0.45", part)  # another client's share is its own
+        other.sendall(b" " * (1024 * 1024 - part))
+        assert status_of(other, 30) == 422  # whole: read and answered (its body is no reset request)
+        other.close()
+        assert all(status_of(sock, BODY_DEADLINE_S + 30) == 408 for sock in held)  # not finished in time
+    finally:
+        for sock in held:
+            sock.close()
