@@ -199,3 +199,4 @@ def test_one_clients_unfinished_bodies_hold_a_bounded_amount_and_are_dropped_at_
     finally:
         for sock in held:
             sock.close()
+
