@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import json
 import os
 import socket
@@ -60,7 +61,8 @@ SERVER_ENV = {"ENABLE_WEB_INTERFACE": "true", "MAX_SESSIONS_PER_CLIENT": "8", "S
 def ws_from(url: str, source: str, path: str = "/ws") -> ClientConnection:
     port = int(url.rsplit(":", 1)[1])
     sock = socket.create_connection(("127.0.0.1", port), timeout=120, source_address=(source, 0))
-    return connect(url.replace("http", "ws", 1) + path, sock=sock, open_timeout=120, max_size=32 * MIB)
+    return connect(url.replace("http", "ws", 1) + path, sock=sock, open_timeout=120, max_size=32 * MIB,
+                   ping_interval=None)  # a frozen server is measured, not given up on
 
 
 def http_from(url: str, source: str) -> httpx.Client:
@@ -96,9 +98,11 @@ def percentiles(samples: list[float]) -> dict[str, float]:
 def victim(url: str, seconds: float) -> dict[str, Any]:
     """A cheap query over the victim's own /ws session and GET /health, alternately, for `seconds`."""
     query, health = [], []
+    start = time.perf_counter()
     with ws_from(url, VICTIM) as ws, http_from(url, VICTIM) as http:
         ask(ws, RESET)
         ask(ws, CHEAP)  # the SQL pool is warm
+        first_answer_s = time.perf_counter() - start  # a server frozen before the loop starts shows here
         deadline = time.monotonic() + seconds
         while time.monotonic() < deadline:
             start = time.perf_counter()
@@ -111,7 +115,8 @@ def victim(url: str, seconds: float) -> dict[str, Any]:
             assert http.get("/health").status_code == 200
             health.append(time.perf_counter() - start)
             time.sleep(0.01)
-    return {"query": percentiles(query), "health": percentiles(health)}
+    return {"query": percentiles(query), "health": percentiles(health),
+            "first_answer_ms": round(first_answer_s * 1000, 2)}
 
 
 # --- attacks (each runs in the attacker's process until its deadline, and counts what it was answered) ---------
@@ -194,6 +199,60 @@ def slow_sql_with_a_tab(url: str, deadline: float, answers: Counter[str]) -> Non
     _threads([session, session, tab])
 
 
+# Text that makes a backtracking pattern for JSON strings rescan the rest of the message from every escaped quote:
+# more brackets than the fast count allows, then an unclosed string of 32,000 escaped quotes (64 KB).
+QUADRATIC = '{"type": "step", "data": {"x": "' + "[" * 40 + '\\"' * 32_000
+
+
+def quadratic_frames(url: str, deadline: float, answers: Counter[str], path: str = "/ws") -> None:
+    """One socket sends the 64 KB text as frames, back to back (reconnecting when closed)."""
+    def one() -> str:
+        with ws_from(url, ATTACKER, path) as ws:
+            return outcome(ask(ws, QUADRATIC))
+
+    _until(deadline, answers, one)
+
+
+def quadratic_posts(url: str, deadline: float, answers: Counter[str]) -> None:
+    """The same text POSTed to /nope, /reset and /mcp (no session) in turn."""
+    paths = ["/nope", "/reset", "/mcp"]
+    with http_from(url, ATTACKER) as http:
+        def one() -> str:
+            path = paths[sum(answers.values()) % len(paths)]
+            return f"{path} HTTP {http.post(path, content=QUADRATIC).status_code}"
+
+        _until(deadline, answers, one)
+
+
+def fresh_address_slow_sql(url: str, deadline: float, answers: Counter[str]) -> None:
+    """A fresh loopback address for every slow statement, three at a time."""
+    slow = {"type": "step", "data": {"analysis_method": "query", "analysis_args": {"sql": SLOW_SQL}}}
+    hosts = iter(range(1000))
+
+    def one() -> None:
+        while time.monotonic() < deadline:
+            host = next(hosts)
+            try:
+                with ws_from(url, f"127.0.{100 + host // 250}.{1 + host % 250}") as ws:
+                    ask(ws, RESET)
+                    answers["slow " + outcome(ask(ws, slow))] += 1
+            except (ConnectionClosed, OSError) as exc:
+                answers[type(exc).__name__] += 1
+
+    _threads([one] * 3)
+
+
+def reset_storm(url: str, deadline: float, answers: Counter[str]) -> None:
+    """8 addresses x 7 sessions, each resetting an abyss episode back to back (the victim takes a 57th place)."""
+    abyss = {"type": "reset", "data": {"difficulty": "abyss"}}
+
+    def one(address: str) -> None:
+        with ws_from(url, address) as ws:
+            _until(deadline, answers, lambda: "reset " + outcome(ask(ws, abyss)))
+
+    _threads([functools.partial(one, f"127.0.0.{host}") for host in range(10, 18) for _ in range(7)])
+
+
 def _threads(targets: list[Callable[[], None]]) -> None:
     threads = [threading.Thread(target=target, daemon=True) for target in targets]
     for thread in threads:
@@ -210,7 +269,15 @@ ATTACKS: dict[str, tuple[str, Callable[[str, float, Counter[str]], None]]] = {
     "silent_sockets": ("3 sockets send 30 large-reply steps each and never read", silent_sockets),
     "slow_sql_with_tab": ("2 /ws sessions + 1 debugger tab of one address: slow queries back to back",
                           slow_sql_with_a_tab),
+    "quadratic_ws": ("1 socket: 64 KB frames of escaped quotes (an unclosed string), back to back", quadratic_frames),
+    "quadratic_mcp_ws": ("the same frames on the WebSocket /mcp",
+                         lambda u, d, a: quadratic_frames(u, d, a, "/mcp")),
+    "quadratic_posts": ("the same text POSTed to /nope, /reset and /mcp (no session), back to back", quadratic_posts),
+    "quadratic_uvicorn": ("`uvicorn server.app:app`: the same frames", quadratic_frames),
+    "fresh_address_slow_sql": ("a fresh address for every slow statement, 3 at a time", fresh_address_slow_sql),
+    "reset_storm": ("8 addresses x 7 sessions reset abyss back to back", reset_storm),
 }
+PLAIN_UVICORN = frozenset({"big_frames_uvicorn", "quadratic_uvicorn"})
 
 
 def attacker(url: str, attack: str, seconds: float) -> dict[str, int]:
@@ -277,7 +344,7 @@ def server(root: Path, plain_uvicorn: bool, extra: dict[str, str] | None = None)
 
 
 def measure(root: Path, attack: str, seconds: float) -> dict[str, Any]:
-    with server(root, plain_uvicorn=attack == "big_frames_uvicorn") as (url, pid):
+    with server(root, plain_uvicorn=attack in PLAIN_UVICORN) as (url, pid):
         idle = result_of(role("victim", url, seconds))
         with peak_memory(pid) as peak:
             attacking = role("attacker", url, seconds + 4, attack)
@@ -285,7 +352,7 @@ def measure(root: Path, attack: str, seconds: float) -> dict[str, Any]:
             under = result_of(role("victim", url, seconds))
             answers = result_of(attacking)
     return {"attack": ATTACKS[attack][0], "attacker_answers": answers, "idle": idle, "under_attack": under,
-            "ratio_p50": {kind: round(under[kind]["p50_ms"] / idle[kind]["p50_ms"], 2) for kind in idle},
+            "ratio_p50": {kind: round(under[kind]["p50_ms"] / idle[kind]["p50_ms"], 2) for kind in ("query", "health")},
             "peak_server_mb": peak["mb"]}
 
 
@@ -353,11 +420,17 @@ def measure_admission(root: Path, limit_s: float) -> dict[str, Any]:
             "peak_server_mb": peak["mb"]}
 
 
+def measure_row(root: Path, attack: str, seconds: float) -> dict[str, Any]:
+    return measure_admission(root, 240) if attack == "sybil" else measure(root, attack, seconds)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--only", choices=sorted(ATTACKS), action="append")
     parser.add_argument("--seconds", type=float, default=8.0, help="each measurement's length")
     parser.add_argument("--server-root", type=Path, default=ROOT, help="the checkout whose server is attacked")
+    parser.add_argument("--reference-root", type=Path, help="another checkout (an older commit) attacked the same "
+                        "way, each attack on it just before this one's: its rows go under `reference`")
     parser.add_argument("--role", choices=["victim", "attacker"], help=argparse.SUPPRESS)
     parser.add_argument("--url", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -370,7 +443,11 @@ def main() -> None:
     rows = {}
     for attack in args.only or list(ATTACKS):
         root = args.server_root.resolve()
-        rows[attack] = measure_admission(root, 240) if attack == "sybil" else measure(root, attack, args.seconds)
+        if args.reference_root is not None:
+            reference = measure_row(args.reference_root.resolve(), attack, args.seconds)
+        rows[attack] = measure_row(root, attack, args.seconds)
+        if args.reference_root is not None:
+            rows[attack]["reference"] = {"root": str(args.reference_root), **reference}
         print(json.dumps({attack: rows[attack]}), flush=True)
         if args.server_root.resolve() == ROOT:  # each row as it is measured, the others kept
             kept = json.loads(ARTIFACT.read_text())["rows"] if ARTIFACT.exists() else {}

@@ -38,10 +38,11 @@ from metric_tracker_rl.models import (
     TaskInfo,
 )
 from metric_tracker_rl.serving.mcp_surface import MCP_ACTIONS, McpToolSurface
+from metric_tracker_rl.serving.reset_turns import reset_turns
 from metric_tracker_rl.serving.rubric import SubmissionRubric
 from metric_tracker_rl.spec.published import CONVERSION_METRICS, fluctuation_bounds
 from metric_tracker_rl.spec.task_splits import TaskProviderMixin, resolve_reset
-from metric_tracker_rl.spec.tasks import RETRY_COST, task_catalog
+from metric_tracker_rl.spec.tasks import RESET_KEYS, RETRY_COST, task_catalog
 from metric_tracker_rl.spec.tiers import TIERS
 from metric_tracker_rl.spec.validation import validate_rows
 from metric_tracker_rl.sql.pool import CLIENT, gate, sql_threads, statement_seconds
@@ -157,6 +158,8 @@ class MetricTrackerRlEnvironment(McpToolSurface, TaskProviderMixin,
     def reset(self, seed: int | None = None, episode_id: str | None = None, **kwargs: Any
               ) -> MetricTrackerRlObservation:
         try:
+            if "secret" in kwargs:  # the server's own argument, never a client's: unknown like any other
+                raise ValueError(f"unknown reset argument(s) secret; valid: {', '.join(RESET_KEYS)}")
             config = resolve_reset(seed=seed, secret=self._episode_secret(), **kwargs)
             episode = build_episode(TIERS[config.difficulty], config)
         except ValueError as exc:
@@ -184,6 +187,13 @@ class MetricTrackerRlEnvironment(McpToolSurface, TaskProviderMixin,
             instruction=INSTRUCTION, config=episode.public.task["config"], **_published_facts(episode),
             **_catalogs(),
         )
+
+    async def reset_async(self, seed: int | None = None, episode_id: str | None = None, **kwargs: Any
+                          ) -> MetricTrackerRlObservation:
+        """Both transports await this: the episode is built on a thread, in its client's turn (`reset_turns`),
+        after the session's running step."""
+        async with self._session_turn(), reset_turns().turn(CLIENT.get()):
+            return await asyncio.to_thread(self.reset, seed, episode_id, **kwargs)
 
     def _episode_secret(self) -> str:
         """What the next episode's random streams mix in: nothing in open mode; in held-out mode the server's secret

@@ -16,10 +16,12 @@ error reply itself unserialisable; each tore the session down with an unhelpful 
 
 from __future__ import annotations
 
+import asyncio
+import collections
 import contextlib
 import json
 import re
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import FastAPI
@@ -27,6 +29,8 @@ from starlette.websockets import WebSocketDisconnect
 
 from metric_tracker_rl.adapters.openenv_internals import INVALID_JSON_CODE
 from metric_tracker_rl.models import MetricTrackerRlAction
+from metric_tracker_rl.serving.asgi_types import ASGIApp, Message, Receive, Scope, Send
+from metric_tracker_rl.serving.client_address import client_of
 from metric_tracker_rl.serving.message_cost import (
     BYTE_COST_S,
     MAX_JSON_DEPTH,
@@ -35,7 +39,7 @@ from metric_tracker_rl.serving.message_cost import (
     structure_problem,
 )
 
-__all__ = ["MAX_JSON_DEPTH", "MAX_MESSAGE_BYTES"]
+__all__ = ["MAX_JSON_DEPTH", "MAX_MESSAGE_BYTES", "ASGIApp", "Message", "Receive", "Scope", "Send"]
 
 # Largest WebSocket message or HTTP request body the server reads; a larger WebSocket message closes the
 # connection with code 1009, a larger body gets a 413. A full 200-row submission is about 60 KB, so 1 MiB
@@ -43,13 +47,12 @@ __all__ = ["MAX_JSON_DEPTH", "MAX_MESSAGE_BYTES"]
 MAX_MESSAGE_BYTES = 1024 * 1024
 GUARDED_WEBSOCKET_PATHS = frozenset({"/ws", "/mcp"})
 MESSAGE_TOO_BIG = 1009  # the WebSocket close code
+# A request body must arrive whole within this time, and one client's unfinished bodies hold at most this much
+# together: a connection that sends most of a body and stops is answered 408 and its bytes are dropped.
+BODY_DEADLINE_S = 30.0
+UNFINISHED_BYTES_PER_CLIENT = 4 * MAX_MESSAGE_BYTES
 SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
-ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 
 def _is_unicode(text: str) -> bool:
@@ -77,11 +80,6 @@ def json_shape(value: Any) -> tuple[int, bool]:
         deepest = max(deepest, depth + 1)
         stack.extend((child, depth + 1) for child in children)
     return deepest, valid
-
-
-def client_of(scope: Scope) -> str:
-    """The client a request or connection counts for: its peer address (the forwarded one behind a trusted proxy)."""
-    return (scope.get("client") or ("unknown", 0))[0]
 
 
 def frame_size(content: str | bytes) -> int:
@@ -169,15 +167,28 @@ class BodyTooLarge(ValueError):
     """A request body over the limit `read_body` was given."""
 
 
-async def read_body(receive: Receive, limit: int | None = None) -> bytes | None:
-    """A request's whole body, or None when the client left; BodyTooLarge past `limit` bytes."""
+class BodyTooSlow(TimeoutError):
+    """A request body that did not arrive whole within BODY_DEADLINE_S."""
+
+
+async def read_body(receive: Receive, limit: int | None = None, deadline_s: float | None = None,
+                    on_chunk: Callable[[int], None] | None = None) -> bytes | None:
+    """A request's whole body, or None when the client left; BodyTooLarge past `limit` bytes, BodyTooSlow when it
+    has not all arrived `deadline_s` after the first call. `on_chunk` is told each chunk's size as it arrives."""
     chunks, size = [], 0
+    loop = asyncio.get_running_loop()
+    ends = None if deadline_s is None else loop.time() + deadline_s
     while True:
-        message = await receive()
+        try:
+            message = await (receive() if ends is None else asyncio.wait_for(receive(), max(ends - loop.time(), 0)))
+        except asyncio.TimeoutError:
+            raise BodyTooSlow(size) from None
         if message["type"] == "http.disconnect":
             return None
         chunk = message.get("body", b"")
         size += len(chunk)
+        if on_chunk is not None:
+            on_chunk(len(chunk))
         if limit is not None and size > limit:
             raise BodyTooLarge(size)
         chunks.append(chunk)
@@ -199,13 +210,50 @@ def replaying(body: bytes, receive: Receive) -> Receive:
     return replay
 
 
-async def bounded_body(receive: Receive, send: Send) -> bytes | None:
-    """A request's body up to MAX_MESSAGE_BYTES; None when the client left, or past that (answered with a 413)."""
+class UnfinishedBodies:
+    """The bytes each client holds in bodies it has not finished sending: a client may hold at most
+    UNFINISHED_BYTES_PER_CLIENT at once, so connections that send most of a body and stop keep little memory."""
+
+    def __init__(self) -> None:
+        self.held: collections.Counter[str] = collections.Counter()
+
+    def add(self, client: str, size: int) -> None:
+        self.held[client] += size
+        if self.held[client] > UNFINISHED_BYTES_PER_CLIENT:
+            raise BodyTooLarge(self.held[client])
+
+    def release(self, client: str, size: int) -> None:
+        self.held[client] -= size
+        if self.held[client] <= 0:
+            del self.held[client]
+
+
+UNFINISHED = UnfinishedBodies()
+
+
+async def bounded_body(receive: Receive, send: Send, client: str) -> bytes | None:
+    """A request's body up to MAX_MESSAGE_BYTES, whole within BODY_DEADLINE_S and within the client's share of
+    unfinished bodies, each byte charged to the client as it arrives; None when the client left, or past those
+    (answered with a 413 or a 408, and what had arrived dropped)."""
+    held = 0
+
+    def arrived(size: int) -> None:
+        nonlocal held
+        held += size
+        PARSE_BUDGET.charge(client, size * BYTE_COST_S)
+        UNFINISHED.add(client, size)
+
     try:
-        return await read_body(receive, MAX_MESSAGE_BYTES)
+        return await read_body(receive, MAX_MESSAGE_BYTES, BODY_DEADLINE_S, arrived)
     except BodyTooLarge:
-        await json_response(send, 413, {"detail": f"request body over {MAX_MESSAGE_BYTES} bytes"})
+        await json_response(send, 413, {"detail": f"request body over {MAX_MESSAGE_BYTES} bytes, or this client's "
+                                        f"unfinished bodies over {UNFINISHED_BYTES_PER_CLIENT} bytes together"})
         return None
+    except BodyTooSlow:
+        await json_response(send, 408, {"detail": f"request body not received whole within {BODY_DEADLINE_S:g} s"})
+        return None
+    finally:
+        UNFINISHED.release(client, held)
 
 
 class BoundedRequestBodies:
@@ -221,10 +269,10 @@ class BoundedRequestBodies:
             return
         client = client_of(scope)
         await PARSE_BUDGET.wait(client)
-        body = await bounded_body(receive, send)
+        body = await bounded_body(receive, send, client)
         if body is None:
             return
-        PARSE_BUDGET.charge(client, parse_cost_s(body))
+        PARSE_BUDGET.charge(client, parse_cost_s(body) - len(body) * BYTE_COST_S)  # its bytes are charged already
         problem = structure_problem(body)
         if problem is not None:
             await json_response(send, 413 if problem.too_large else 400, {"detail": problem.message})

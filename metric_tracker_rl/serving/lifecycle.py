@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 
 from fastapi import FastAPI
 
+from metric_tracker_rl.serving.client_address import client_of
 from metric_tracker_rl.serving.hardening import (
     ASGIApp,
     Message,
@@ -125,7 +126,7 @@ class DrainAware:
 
     async def _json_rpc_while_draining(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Refuse `openenv/session/create` with a 503 (a proxy retries it elsewhere); let every other call on."""
-        body = await bounded_body(receive, send)  # this middleware sits outside BoundedRequestBodies
+        body = await bounded_body(receive, send, client_of(scope))  # this middleware is outside BoundedRequestBodies
         if body is None:
             return
         request_id, method, _ = json_rpc_request(body)

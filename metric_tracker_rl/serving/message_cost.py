@@ -9,12 +9,15 @@ event loop, during which no other client is answered. So before anything parses 
   than MAX_JSON_DEPTH, and it is refused with a message that says so (commas and brackets inside strings are text,
   not structure: they are discounted when the fast count is over the limit); so is a run of more digits than
   Python converts to an integer (its parser raises an error that OpenEnv's session loop does not expect);
-- its cost is estimated from its size and its values, and charged to its client (its address, as the session cap
-  counts clients). A client in debt is not read from until the debt is paid back at PARSE_BUDGET_RATE seconds of
-  work per second: its own next frame or body waits, and nobody else's does.
+- its cost is estimated from its size and its values, and charged to its client (its address group, as the
+  session cap counts clients). A client in debt is not read from until the debt is paid back at PARSE_BUDGET_RATE
+  seconds of work per second: its own next frame or body waits, and nobody else's does.
 
-Ordinary messages are free: an agent's step is a few hundred bytes and a few dozen values, and a full 200-row
-report (about 3,000 values) costs a few hundredths of a second.
+Every check here is linear in the message's size: strings are found with `bytes.replace` and `split`, never with a
+regex that backtracks (a pattern for a JSON string rescans the rest of the text from every unclosed quote, so 64 KB
+of escaped quotes took seconds). No message is free: each costs MESSAGE_COST_S and its bytes and values from the
+first, so a flood of small messages is paced like one large one. An agent's step (a few hundred bytes, a few values)
+costs well under a tenth of a millisecond; a full 200-row report (about 3,000 values) a few hundredths of a second.
 """
 
 from __future__ import annotations
@@ -30,14 +33,15 @@ from dataclasses import dataclass
 MAX_JSON_ELEMENTS = 8192
 # Deepest JSON nesting accepted in a message; a valid message nests about 6 levels deep.
 MAX_JSON_DEPTH = 32
-# The estimated event-loop time a message costs: per value past the free allowance (the worst case measured, a
-# submission of invalid rows, costs about 8 us a value) and per byte past it (receiving, decoding and counting).
-ELEMENT_COST_S = 8e-6
+# The estimated event-loop time a message costs, counted from its first byte and value: per message (framing,
+# routing, the reply), per value (the worst case measured, a submission of invalid rows, costs about 10 us a value)
+# and per byte (receiving, decoding and counting).
+MESSAGE_COST_S = 10e-6
+ELEMENT_COST_S = 10e-6
 BYTE_COST_S = 10e-9
-FREE_ELEMENTS = 512
-FREE_BYTES = 64 * 1024
-# Each client's budget of parse work: seconds of work per second, and the most it may spend at once.
-PARSE_BUDGET_RATE = 0.1
+# Each client's budget of parse work: seconds of work per second, and the most it may spend at once. An agent's
+# steps back to back (about 70 us each) stay within it at several thousand a second.
+PARSE_BUDGET_RATE = 0.2
 PARSE_BUDGET_BURST_S = 0.5
 # Clients whose budget is full are forgotten once this many are known.
 REMEMBERED_CLIENTS = 4096
@@ -46,9 +50,7 @@ REMEMBERED_CLIENTS = 4096
 # (4,000 characters at most) holds one.
 _LONG_NUMBER = b"0" * (sys.get_int_max_str_digits() + 1)
 _DIGITS_AS_ZERO = bytes(ord("0") if ord("0") <= byte <= ord("9") else ord(" ") for byte in range(256))
-_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"')
-_STRING_BYTES = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"')
-_NOT_BRACKET = re.compile(r"[^\[\]{}]+")
+_BRACKET = re.compile(r"[\[\]{}]")  # one character: nothing to backtrack
 
 
 @dataclass(frozen=True)
@@ -71,15 +73,21 @@ def value_count(text: str | bytes) -> int:
     return bracket_count(text) + (text.count(b",") if isinstance(text, bytes) else text.count(","))
 
 
-def _outside_strings(text: str | bytes) -> str:
-    if isinstance(text, bytes):
-        return _STRING_BYTES.sub(b'""', text).decode("utf-8", "replace")
-    return _STRING.sub('""', text)
+def outside_strings(text: str | bytes) -> str:
+    """`text` without the contents of its JSON strings, in linear time: escaped backslashes and then escaped quotes
+    are dropped (left to right, as JSON pairs them), and what lies between the remaining quotes is a string. A
+    backslash outside a string is invalid JSON, which the parser refuses at that point whatever follows."""
+    if isinstance(text, bytes):  # UTF-8 never holds the bytes of a quote or a backslash inside another character
+        data = text.replace(b"\\\\", b"").replace(b'\\"', b"")
+        return b"".join(data.split(b'"')[0::2]).decode("utf-8", "replace")
+    unescaped = text.replace("\\\\", "").replace('\\"', "")
+    return "".join(unescaped.split('"')[0::2])
 
 
-def _nesting_depth(structure: str) -> int:
+def nesting_depth(structure: str) -> int:
+    """The deepest nesting of brackets in `structure` (text outside strings, at most MAX_JSON_ELEMENTS brackets)."""
     depth = deepest = 0
-    for bracket in _NOT_BRACKET.sub("", structure):
+    for bracket in _BRACKET.findall(structure):
         depth = depth + 1 if bracket in "[{" else depth - 1
         deepest = max(deepest, depth)
     return deepest
@@ -101,21 +109,20 @@ def structure_problem(text: str | bytes) -> StructureProblem | None:
                                 too_large=False)
     if value_count(text) <= MAX_JSON_ELEMENTS and bracket_count(text) <= MAX_JSON_DEPTH:
         return None
-    structure = _outside_strings(text)
+    structure = outside_strings(text)
     values = value_count(structure)
     if values > MAX_JSON_ELEMENTS:
         return StructureProblem(f"Message holds too many JSON values (about {values}; at most {MAX_JSON_ELEMENTS}): "
                                 "send fewer rows or arguments.", too_large=True)
-    if _nesting_depth(structure) > MAX_JSON_DEPTH:
+    if nesting_depth(structure) > MAX_JSON_DEPTH:
         return StructureProblem(f"Message nests too deeply (at most {MAX_JSON_DEPTH} levels).", too_large=False)
     return None
 
 
 def parse_cost_s(text: str | bytes) -> float:
-    """The event-loop time reading `text` may cost, as charged to its client (0 for an ordinary message)."""
+    """The event-loop time reading `text` may cost, as charged to its client: never nothing."""
     values = min(value_count(text), MAX_JSON_ELEMENTS)  # a message over the limit is refused unparsed
-    return (max(values - FREE_ELEMENTS, 0) * ELEMENT_COST_S
-            + max(len(text) - FREE_BYTES, 0) * BYTE_COST_S)
+    return MESSAGE_COST_S + values * ELEMENT_COST_S + len(text) * BYTE_COST_S
 
 
 class ParseBudget:

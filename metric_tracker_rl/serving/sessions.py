@@ -53,6 +53,7 @@ from metric_tracker_rl.adapters.openenv_internals import (
     requested_session,
 )
 from metric_tracker_rl.adapters.openenv_internals import is_capacity_error as openenv_capacity_error
+from metric_tracker_rl.serving.client_address import client_of
 from metric_tracker_rl.serving.full_server import TOOL_CALL, FullServerRule, is_work
 from metric_tracker_rl.serving.hardening import (
     ASGIApp,
@@ -64,6 +65,7 @@ from metric_tracker_rl.serving.hardening import (
     read_body,
     replaying,
 )
+from metric_tracker_rl.serving.task_api import json_safe
 from metric_tracker_rl.settings import ServerSettings
 
 SESSION_PATH = "/ws"
@@ -73,6 +75,7 @@ CLOSE_METHOD = SESSION_CLOSE_METHOD
 # WebSocket close code 1013, "Try Again Later": the per-client refusal; 1008 "Policy Violation": no reset.
 TRY_AGAIN_LATER = 1013
 POLICY_VIOLATION = 1008
+INVALID_PARAMS = -32602  # JSON-RPC's code
 # How often a full server looks for sessions to close, at most and at least.
 REAP_MIN_S = 0.2
 REAP_MAX_S = 5.0
@@ -216,7 +219,7 @@ class SessionLimits:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = scope.get("path")
         if scope["type"] == "websocket" and path in (SESSION_PATH, MCP_PATH):
-            client = (scope.get("client") or ("unknown", 0))[0]
+            client = client_of(scope)
             attach_to = requested_session(scope)
             if path == SESSION_PATH and attach_to:
                 await self.attached_socket(scope, receive, send, self.http_sessions.get(attach_to))
@@ -343,8 +346,14 @@ class SessionLimits:
             return
         request_id, method, params = json_rpc_request(body)
         replay = replaying(body, receive)
-        client = (scope.get("client") or ("unknown", 0))[0]
+        client = client_of(scope)
         session_id = params.get("session_id")
+        if session_id is not None and not isinstance(session_id, str):
+            await json_response(send, 200, json.dumps({
+                "jsonrpc": "2.0", "id": json_safe(request_id),
+                "error": {"code": INVALID_PARAMS, "message": "params.session_id must be a string: the id that "
+                          f"{CREATE_METHOD} answered."}}).encode())
+            return
         if method == CREATE_METHOD:
             refused = self.refusal(client)
             if refused is not None:

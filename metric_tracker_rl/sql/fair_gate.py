@@ -1,8 +1,10 @@
 """Fair turns at the SQL workers (metric_tracker_rl.sql.pool) for the server's sessions, between clients.
 
-A client is its peer address. Slow statements are told apart from quick ones by how long they hold a worker, so
-slow queries, from however many addresses, always leave a worker to the cheap ones; among waiting clients, the one
-that runs the fewest statements goes first.
+A client is its peer address (an IPv6 /64). Slow statements are told apart from quick ones by how long they hold a
+worker, so slow queries, from however many addresses, always leave a worker to the cheap ones; among waiting
+clients, the one that runs the fewest statements goes first. A client the gate has not seen lately counts as slow
+until one of its statements ends quickly: an attacker with a fresh address for every slow statement gets no more
+than one that is known to be slow.
 """
 
 from __future__ import annotations
@@ -32,10 +34,11 @@ class FairGate:
 
     A client runs at most `per_client` statements at once. A free slot goes to the waiting client that runs the
     fewest statements; among equals, to one whose recent statements were quick before one not yet seen, then in
-    turn. A client is slow while one of its statements has held its turn QUICK_S or more, and for SLOW_MEMORY_S
-    after one held a worker that long; slow clients hold at most all slots but one together. The last slot is kept
-    for quick statements, so a client's cheap query never waits for the slow ones of other clients, however many
-    addresses send them."""
+    turn. A client is slow while one of its statements has held its turn QUICK_S or more, for SLOW_MEMORY_S after
+    one held a worker that long, and until one of its statements ended quickly within SLOW_MEMORY_S (an unseen
+    client); slow clients hold at most all slots but one together. The last slot is kept for clients known to be
+    quick, so a client's cheap query never waits for the slow ones of other clients, however many addresses send
+    them, fresh or known; a new client's first statement waits at most for one of theirs to end."""
 
     def __init__(self, slots: int, per_client: int, clock: Callable[[], float] = time.monotonic) -> None:
         self.slots = slots
@@ -77,9 +80,10 @@ class FairGate:
             self._release(client, began)
 
     def slow(self, client: str) -> bool:
-        """Whether `client` runs a statement that has held its turn QUICK_S, or ran a slow one recently."""
+        """Whether `client` runs a statement that has held its turn QUICK_S, ran a slow one recently, or has run no
+        quick one recently (unseen: counted slow until it shows otherwise)."""
         now = self.clock()
-        return self.slow_until.get(client, 0.0) > now or \
+        return self.slow_until.get(client, 0.0) > now or self.quick_until.get(client, 0.0) <= now or \
             any(now - began >= QUICK_S for began in self.turn_starts.get(client, ()))
 
     def _note_duration(self, client: str, seconds: float) -> None:

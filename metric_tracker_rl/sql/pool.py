@@ -25,7 +25,7 @@ import collections
 import contextlib
 import os
 import pickle
-import select
+import selectors
 import subprocess
 import sys
 import threading
@@ -128,15 +128,18 @@ class _Worker:
         return self._reply(deadline_s)
 
     def _reply(self, deadline_s: float) -> tuple[Any, ...]:
+        # A selector, not `select.select`: a server with many connections open gives the pipes descriptors past
+        # 1023, which `select` refuses.
         try:
             overdue = Overdue(deadline_s, self.cpu_seconds, lambda: process_queued_s(self.process.pid))
-            while True:
-                readable, _, _ = select.select([self.replies], [], [], POLL_S)
-                if readable:
-                    return pickle.load(self.replies)
-                if overdue():
-                    self.kill()
-                    raise WorkerFailed(timed_out=True)
+            with selectors.DefaultSelector() as replies:
+                replies.register(self.replies, selectors.EVENT_READ)
+                while True:
+                    if replies.select(POLL_S):
+                        return pickle.load(self.replies)
+                    if overdue():
+                        self.kill()
+                        raise WorkerFailed(timed_out=True)
         except (EOFError, pickle.UnpicklingError, OSError, ValueError):  # ValueError: the pool closed the pipe
             self.kill()
             raise WorkerFailed(timed_out=False) from None
