@@ -30,6 +30,7 @@ from typing import Any
 
 import gradio as gr
 
+from metric_tracker_rl.serving.client_address import address_group
 from metric_tracker_rl.serving.debugger_session import TABS_PER_ADDRESS
 from metric_tracker_rl.serving.memory import return_free_memory
 from metric_tracker_rl.serving.quiet_queue import QuietQueue
@@ -54,9 +55,9 @@ def without_heap_addresses(text: str) -> str:
 
 def visitor_address(request: Any) -> str:
     """The visitor an HTTP request comes from: the client uvicorn reports (X-Forwarded-For only from a trusted
-    proxy)."""
+    proxy), grouped as every other limit groups it (an IPv6 /64 is one visitor)."""
     client = getattr(request, "client", None)
-    return getattr(client, "host", None) or UNKNOWN
+    return address_group(getattr(client, "host", None) or UNKNOWN)
 
 
 class VisitorQueue(QuietQueue):

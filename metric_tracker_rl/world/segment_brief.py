@@ -144,7 +144,8 @@ def incident_shape(own_z: tuple[float, float], min_depth: int = 1) -> str:
         f"incident, L its leaves with arrivals (expected, that date). It is drawn at {low:g} to {high:g}, taking its "
         "smallest daily fall and the largest sd of its dates (a release_regression: its last date only; an "
         "experiment_breakage on cells keeps its fall and may stand further out). On the data z scatters by about 1. "
-        f"An incident of hours is drawn clear in its hours (z about {CLEAR_OWN_Z[0]:g} or more)." + (depth_text(min_depth) if min_depth > 1 else "")
+        f"An incident of hours is drawn clear in its hours (z about {CLEAR_OWN_Z[0]:g} or more)."
+        + (depth_text(min_depth) if min_depth > 1 else "")
     )
 
 
