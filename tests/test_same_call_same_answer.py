@@ -1,0 +1,135 @@
+"""The same call gets the same answer however busy the machine is: the committed transcripts that replay on this
+version (every text and the score) and the expert on abyss episodes (every text it read and its score) are played
+three times, idle, beside 8 busy processes, and beside a process that holds most of the machine's free memory,
+and every text and score must be the same each time.
+
+The busy processes spin at the lowest priority, the one a slow statement's thread runs at (metric_tracker_rl.sql
+.worker), so they share the cores evenly with it: at the server's priority they would leave a slow statement a
+fraction of a percent of a core, and this test hours. The memory holder takes what /proc/meminfo says is available
+less a margin for the test and the rest of the machine, a page at a time, and checks again as it goes, so it never
+leaves the machine short; the kernel's OOM killer would take it first. Both end with the test, or by themselves
+after a bound if the test dies."""
+
+from __future__ import annotations
+
+import contextlib
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from benchmarks import replay
+from metric_tracker_rl.adapters.transcript import TaskRun
+from metric_tracker_rl.agents import make_agent, run_episode
+from metric_tracker_rl.serving.environment import MetricTrackerRlEnvironment
+
+pytestmark = pytest.mark.slow
+
+FOLDERS = (replay.TRANSCRIPTS, replay.TRANSCRIPTS / "second_set")
+EXPERT_SEEDS = range(20)
+BUSY_PROCESSES = 8
+LOAD_BOUND_S = 1800  # a load process ends by itself after this, if the test never ends it
+MEMORY_MARGIN_BYTES = 4 * 2**30  # left available beside the memory holder: the test's workers and the machine's rest
+SPIN = f"""
+import os, time
+os.nice(19)
+end = time.monotonic() + {LOAD_BOUND_S}
+while time.monotonic() < end:
+    pass
+"""
+HOLD = f"""
+import sys, time
+import numpy as np
+with open("/proc/self/oom_score_adj", "w") as adj:  # if the machine runs short after all, this goes first
+    adj.write("1000")
+margin, chunk, held = {MEMORY_MARGIN_BYTES}, 2**28, []
+def available():
+    with open("/proc/meminfo") as info:
+        return next(int(line.split()[1]) * 1024 for line in info if line.startswith("MemAvailable:"))
+while available() - chunk > margin:
+    held.append(np.ones(chunk, dtype=np.uint8))  # written, so resident
+print(len(held) * chunk, flush=True)
+time.sleep({LOAD_BOUND_S})
+"""
+
+
+def replayable() -> list[Path]:
+    """The committed transcripts whose tier's episodes have not changed since they were recorded."""
+    stored, found = replay.current_fingerprints(), []
+    for folder in FOLDERS:
+        recorded = replay.recorded_on(folder)
+        found += [path for path in replay.transcript_paths([folder])
+                  if not replay.is_earlier_version(replay.load(path)["difficulty"], recorded, stored)]
+    return found
+
+
+def expert_episode(env: MetricTrackerRlEnvironment, seed: int) -> tuple[list[str], float]:
+    """Every text the expert read on an abyss episode, and its score."""
+    run = TaskRun("expert")
+    run_episode(make_agent("expert"), lambda **kw: run.reset(env, **kw), lambda action: run.act(env, action),
+                seed=seed, difficulty="abyss")
+    return [str(message.get("content")) for message in run.messages], run.score
+
+
+def play_everything() -> dict[str, Any]:
+    """What every transcript's replay and every expert episode gave: the first differing text (None) and the score."""
+    played: dict[str, Any] = {}
+    for path in replayable():
+        result = replay.replay(replay.load(path))
+        played[path.name] = (result.first_difference, result.replayed_score, result.recorded_score)
+    env = MetricTrackerRlEnvironment()
+    try:
+        for seed in EXPERT_SEEDS:
+            played[f"expert abyss {seed}"] = expert_episode(env, seed)
+    finally:
+        env.close()
+    return played
+
+
+@contextlib.contextmanager
+def busy_processes() -> Iterator[None]:
+    spinners = [subprocess.Popen([sys.executable, "-c", SPIN]) for _ in range(BUSY_PROCESSES)]
+    try:
+        yield
+    finally:
+        for spinner in spinners:
+            spinner.kill()
+            spinner.wait()
+
+
+@contextlib.contextmanager
+def memory_held() -> Iterator[int]:
+    holder = subprocess.Popen([sys.executable, "-c", HOLD], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout is not None
+        yield int(holder.stdout.readline() or 0)
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+@pytest.fixture(scope="module")
+def idle() -> dict[str, Any]:
+    return play_everything()
+
+
+def test_idle_every_transcript_replays_exactly(idle: dict[str, Any]) -> None:
+    replays = {name: outcome for name, outcome in idle.items() if name.endswith(".json")}
+    assert len(replays) >= 15  # the second set at least: abyss's and deep's episodes as they are today
+    for name, (difference, replayed, recorded) in replays.items():
+        assert difference is None, f"{name}: {difference}"
+        assert abs(replayed - recorded) <= replay.SCORE_TOLERANCE, name
+
+
+def test_beside_eight_busy_processes_every_text_and_score_is_the_same(idle: dict[str, Any]) -> None:
+    with busy_processes():
+        assert play_everything() == idle
+
+
+def test_beside_a_process_holding_most_free_memory_every_text_and_score_is_the_same(idle: dict[str, Any]) -> None:
+    with memory_held() as held:
+        assert held > 0
+        assert play_everything() == idle
