@@ -111,25 +111,18 @@ def memory_held() -> Iterator[int]:
         holder.wait()
 
 
-@pytest.fixture(scope="module")
-def idle() -> dict[str, Any]:
-    return play_everything()
-
-
-def test_idle_every_transcript_replays_exactly(idle: dict[str, Any]) -> None:
+def test_every_text_and_score_is_the_same_idle_beside_busy_processes_and_beside_a_memory_holder() -> None:
+    """One test, the three conditions in turn: the idle play is the reference the two others must equal."""
+    idle = play_everything()
     replays = {name: outcome for name, outcome in idle.items() if name.endswith(".json")}
     assert len(replays) >= 15  # the second set at least: abyss's and deep's episodes as they are today
     for name, (difference, replayed, recorded) in replays.items():
         assert difference is None, f"{name}: {difference}"
         assert abs(replayed - recorded) <= replay.SCORE_TOLERANCE, name
-
-
-def test_beside_eight_busy_processes_every_text_and_score_is_the_same(idle: dict[str, Any]) -> None:
     with busy_processes():
-        assert play_everything() == idle
-
-
-def test_beside_a_process_holding_most_free_memory_every_text_and_score_is_the_same(idle: dict[str, Any]) -> None:
+        busy = play_everything()
+    assert busy == idle
     with memory_held() as held:
         assert held > 0
-        assert play_everything() == idle
+        short_of_memory = play_everything()
+    assert short_of_memory == idle
