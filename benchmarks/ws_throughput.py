@@ -14,7 +14,10 @@ to the last one arrived, and the client reads every reply as JSON, as a client d
 each server and their ratio to the null environment's, the round-trip latency, the bytes of a reply, and each
 server's CPU time per step: the server process and the SQL workers under it, read from /proc. That last figure is
 the one least affected by other load on the machine; the CPU ratio (the null environment's CPU per step over the
-server's) is the throughput ratio the two would reach with a core each.
+server's) is the throughput ratio the two would reach with a core each. A second table splits each workload's
+step CPU into OpenEnv's loop, our plumbing, the tool's own work and the engine (the SQL workers), beside the
+statement's in-process floor on a warm connection; targets: plumbing and OpenEnv's loop at most LOOP_TARGET times
+the null environment's step, a SQL step in all at most FLOOR_TARGET times its floor.
 
 Workloads:
 - `hard_candidates`: hard's candidate tool, `get_rate_drop_from_median_rows` (a page of candidate rows);
@@ -349,7 +352,18 @@ def rendered_block(report: dict[str, Any]) -> str:
     return (f"Measured {report['date']} at commit {report['commit']} with `{report['command']}` (settings: "
             f"{settings}{against}) on {report['machine']['cpus']} CPUs, Python {report['machine']['python']}, load "
             f"average {load} at the start, {report['elapsed_s']:.0f} s in all. Target: ratio ≥ "
-            f"{report['target_ratio']:g}.\n\n{report['table']}")
+            f"{report['target_ratio']:g}.\n\n{report['table']}{_costs_text(report)}")
+
+
+def _costs_text(report: dict[str, Any]) -> str:
+    if "cost_table" not in report:
+        return ""
+    return ("\n\nWhere a step's server CPU goes, in milliseconds per step at the largest session count: OpenEnv's "
+            "loop is the null environment's whole step; the tool's own work is its function timed in this process "
+            f"(a statement's: the SQL pool's client side), {IN_PROCESS_STEPS} times once warm; the engine is the SQL "
+            "workers' CPU; our plumbing is what the server process spends beyond the tool and OpenEnv's loop. The "
+            "floor is the statement on a warm DuckDB connection in this process over the same Arrow views, executed "
+            f"and fetched with none of the engine's checks.\n\n{report['cost_table']}")
 
 
 def main(argv: list[str] | None = None) -> None:
