@@ -362,7 +362,7 @@ def _costs_text(report: dict[str, Any]) -> str:
             "loop is the null environment's whole step; the tool's own work is its function timed in this process "
             f"(a statement's: the SQL pool's client side), {IN_PROCESS_STEPS} times once warm; the engine is the SQL "
             "workers' CPU; our plumbing is what the server process spends beyond the tool and OpenEnv's loop. The "
-            "floor is the statement on a warm DuckDB connection in this process over the same Arrow views, executed "
+            "floor is the statement on a warm DuckDB connection in this process over the same views, executed "
             f"and fetched with none of the engine's checks.\n\n{report['cost_table']}")
 
 

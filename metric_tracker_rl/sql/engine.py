@@ -1,7 +1,7 @@
 """The SQL engine's side of the sandbox: what runs inside a worker process (metric_tracker_rl.sql.worker).
 
-An episode's tables are served as read-only views: DuckDB scans each table's arrays in place (a relation over
-them as Arrow arrays, registered as a temporary view of the episode's own connection), so no statement can change,
+An episode's tables are served as read-only views: each table's arrays are scanned in place by DuckDB (a relation
+over the arrays, registered as a temporary view of the episode's own connection), so no statement can change,
 add to or grow them. A DELETE, UPDATE or INSERT (also inside a CTE) fails to bind ("can only delete from base
 table"), and the memory an episode holds is what it was given. The parse tree is checked too (defence in depth).
 
@@ -42,7 +42,7 @@ TIME_LIMIT_S = 4.0
 MEMORY_LIMIT_MB = 256  # DuckDB's own limit in a worker, for a query's working memory
 QUERY_MB = 768  # address space a worker may add for one query (DuckDB's MEMORY_LIMIT_MB and Python's conversion)
 CACHE_MB = 256  # address space a worker may hold for episodes' tables
-# A worker's resident memory once started (Python, DuckDB, NumPy, PyArrow; measured about 130 MB): with CACHE_MB
+# A worker's resident memory once started (Python, DuckDB, NumPy, pandas; measured about 150 MB): with CACHE_MB
 # and QUERY_MB, what one worker may hold at most, which the declared memory (openenv.yaml) must cover.
 WORKER_START_MB = 160
 MEMORY_MESSAGE = (f"the query needed more memory than a query may use ({MEMORY_LIMIT_MB} MB in the engine, "
@@ -144,10 +144,12 @@ class EpisodeTables:
 
     def view(self, names: set[str] | None = None) -> None:
         """Make the views of `names` (None: every table) that are not made yet."""
+        import pandas as pd  # the worker's start-up imports it; a relation over a frame scans its arrays in place
+
         for name in self.schema if names is None else [name for name in self.schema if name in names]:
             if name not in self._viewed:
-                arrow = _arrow_table(self._tables[name])
-                self.con.register(name, self.con.from_arrow(arrow).project(_stored_columns(self._tables[name])))
+                frame = pd.DataFrame(_source(self._tables[name]), copy=False)
+                self.con.register(name, self.con.from_df(frame).project(_stored_columns(self._tables[name])))
                 self._viewed.add(name)
 
     def close(self) -> None:
@@ -328,33 +330,32 @@ def _quoted(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-def _arrow_table(table: Mapping[str, SqlColumn]) -> Any:
-    """The table as Arrow arrays, which DuckDB scans in place with no Python per scan: Labels as dictionary arrays
-    (codes into the values), dates as Arrow dates, text as Arrow strings, numbers and booleans over their arrays
-    (a NaN as null)."""
-    import pyarrow as pa  # the worker's start-up imports it
-
+def _source(table: Mapping[str, SqlColumn]) -> dict[str, np.ndarray]:
+    """The arrays DuckDB scans for a table: Labels as their codes, dates in seconds (DuckDB's NumPy scan does not
+    read datetime64[D])."""
     arrays = {}
     for name, column in table.items():
         if isinstance(column, Labels):
-            arrays[name] = pa.DictionaryArray.from_arrays(pa.array(column.codes.astype(np.int32, copy=False)),
-                                                          pa.array(column.values, pa.string()))
+            arrays[name] = column.codes
         elif column.dtype.kind == "M":
-            arrays[name] = pa.array(column.astype("datetime64[D]"))
-        elif column.dtype.kind in "OU":
-            arrays[name] = pa.array(column, pa.string())
-        else:  # a NaN is a missing value (a rate of no events), NULL in SQL
-            arrays[name] = pa.array(column, from_pandas=True)
-    return pa.table(arrays)
+            arrays[name] = column.astype("datetime64[s]")
+        else:
+            arrays[name] = column
+    return arrays
 
 
 def _stored_columns(table: Mapping[str, SqlColumn]) -> str:
-    """The view's select list: text as VARCHAR (Labels decoded inside DuckDB, from the dictionary); dates (by day;
-    hours are integers), numbers and booleans as they are."""
+    """The view's select list: dates as DATE (the tables are by day, and by integer hour), text as VARCHAR (Labels
+    decoded inside DuckDB); numbers and booleans as they are."""
     columns = []
     for name, column in table.items():
         quoted = _quoted(name)
-        if isinstance(column, Labels):
+        if isinstance(column, Labels):  # a CASE: cheaper in DuckDB than indexing a list literal
+            cases = " ".join(f"WHEN {code} THEN {_literal(value)}" for code, value in enumerate(column.values))
+            columns.append(f"CAST(CASE {quoted} {cases} END AS VARCHAR) AS {quoted}")
+        elif column.dtype.kind == "M":
+            columns.append(f"CAST({quoted} AS DATE) AS {quoted}")
+        elif column.dtype.kind in "OU":
             columns.append(f"CAST({quoted} AS VARCHAR) AS {quoted}")
         else:
             columns.append(quoted)

@@ -228,7 +228,7 @@ def main() -> None:
         os.nice(NICENESS)
     import duckdb  # noqa: F401 - imported before the address-space limit is measured
     import numpy  # noqa: F401
-    import pyarrow  # noqa: F401 - the episodes' tables are Arrow arrays (metric_tracker_rl.sql.engine)
+    import pandas  # noqa: F401
 
     requests, replies = sys.stdin.buffer, sys.stdout.buffer
     sys.stdout = sys.stderr  # nothing else may write to the reply pipe
