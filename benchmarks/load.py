@@ -107,6 +107,7 @@ class StartLine:
         self._duration_s = duration_s
         self.end = float("inf")
         self.server_cpu_s = 0.0
+        self.process_cpu_s = 0.0  # the server process's alone (server_cpu_s may count its SQL workers too)
         self.client_cpu_s = 0.0
 
     async def arrive(self) -> None:
@@ -118,7 +119,8 @@ class StartLine:
 
     async def watch_cpu(self) -> None:
         await self._open.wait()
-        before, client_before = self._cpu_s(), time.process_time()
+        before, process_before, client_before = self._cpu_s(), self._server.cpu_s(), time.process_time()
         await asyncio.sleep(max(self.end - time.perf_counter(), 0.0))
         self.server_cpu_s = self._cpu_s() - before
+        self.process_cpu_s = self._server.cpu_s() - process_before
         self.client_cpu_s = time.process_time() - client_before

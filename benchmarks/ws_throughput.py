@@ -14,7 +14,10 @@ to the last one arrived, and the client reads every reply as JSON, as a client d
 each server and their ratio to the null environment's, the round-trip latency, the bytes of a reply, and each
 server's CPU time per step: the server process and the SQL workers under it, read from /proc. That last figure is
 the one least affected by other load on the machine; the CPU ratio (the null environment's CPU per step over the
-server's) is the throughput ratio the two would reach with a core each.
+server's) is the throughput ratio the two would reach with a core each. A second table splits each workload's
+step CPU into OpenEnv's loop, our plumbing, the tool's own work and the engine (the SQL workers), beside the
+statement's in-process floor on a warm connection; targets: plumbing and OpenEnv's loop at most LOOP_TARGET times
+the null environment's step, a SQL step in all at most FLOOR_TARGET times its floor.
 
 Workloads:
 - `hard_candidates`: hard's candidate tool, `get_rate_drop_from_median_rows` (a page of candidate rows);
@@ -49,6 +52,8 @@ PUBLISHED_RESULTS = ROOT / "docs" / "artifacts" / "ws_throughput.json"
 BLOCK_MARKER = ("<!-- rendered by `python -m benchmarks.ws_throughput --render docs/artifacts/ws_throughput.json`: "
                 "begin -->")
 TARGET_RATIO = 0.8
+LOOP_TARGET = 2.0  # our plumbing and OpenEnv's loop, at most this many times the null environment's step
+FLOOR_TARGET = 1.3  # a SQL step in all, at most this many times its statement on a warm connection in process
 MAX_STEPS = 500  # the largest step budget a reset accepts
 RESET_MARGIN = 50  # a session with fewer steps left than this is reset between rounds, outside any window
 DEEP_SQL = ("SELECT date, platform, sum(orders_placed) AS orders, sum(payment_successful) AS payments "
@@ -159,7 +164,8 @@ async def _window(server: Server, sessions: list[Session], duration_s: float) ->
     start = StartLine(server, len(sessions), duration_s, cpu_s=server.tree_cpu_s)
     await asyncio.gather(start.watch_cpu(), *(_drive(session, start, window) for session in sessions))
     return {"steps": window.steps, "reply_bytes": window.reply_bytes, "latencies": window.latencies,
-            "errors": window.errors, "server_cpu_s": start.server_cpu_s, "client_cpu_s": start.client_cpu_s}
+            "errors": window.errors, "server_cpu_s": start.server_cpu_s, "process_cpu_s": start.process_cpu_s,
+            "client_cpu_s": start.client_cpu_s}
 
 
 def _percentile(values: list[float], share: float) -> float | None:
@@ -178,6 +184,7 @@ def _merged(windows: list[dict[str, Any]], duration_s: float) -> dict[str, Any]:
             "rounds_steps_per_s": [w["steps"] / duration_s for w in windows],
             "p50_ms": None if p50 is None else p50 * 1e3, "p99_ms": None if p99 is None else p99 * 1e3,
             "server_cpu_ms_per_step": 1e3 * sum(w["server_cpu_s"] for w in windows) / max(steps, 1),
+            "process_cpu_ms_per_step": 1e3 * sum(w["process_cpu_s"] for w in windows) / max(steps, 1),
             "client_cpu_ms_per_step": 1e3 * sum(w["client_cpu_s"] for w in windows) / max(steps, 1),
             "reply_bytes": sum(w["reply_bytes"] for w in windows) / max(steps, 1),
             "errors": len(errors), "first_errors": errors[:3]}
@@ -205,6 +212,78 @@ async def _compare(servers: dict[str, Server], workload: Workload, sessions: int
         measured[label]["ratio"] = measured[label]["steps_per_s"] / max(null["steps_per_s"], 1e-9)
     return {"workload": workload.name, "sessions": sessions, "step": workload.step, **measured,
             "ratio": measured["ours"]["ratio"], "cpu_ratio": measured["ours"]["cpu_ratio"]}
+
+
+# --- where a step's CPU goes ------------------------------------------------------------------------------------
+
+IN_PROCESS_STEPS = 200  # steps timed in this process for each workload's in-process figures
+
+
+def _cpu_per_call_ms(call: Any, repeats: int) -> float:
+    began = time.process_time()
+    for _ in range(repeats):
+        call()
+    return 1e3 * (time.process_time() - began) / repeats
+
+
+def in_process_costs(workload: Workload, repeats: int = IN_PROCESS_STEPS) -> dict[str, float | None]:
+    """The workload's step in this process, once warm: the tool's own work (its function, and for a statement the
+    client side of the SQL pool) and, for a statement, the floor: the same statement on a warm DuckDB connection
+    over the same views, as DuckDB runs it (execute and fetch), with none of the engine's checks."""
+    from metric_tracker_rl.analysis_tools.registry import run_tool
+    from metric_tracker_rl.models import MetricTrackerRlAction
+    from metric_tracker_rl.serving.environment import MetricTrackerRlEnvironment
+    from metric_tracker_rl.sql import engine
+
+    env = MetricTrackerRlEnvironment()
+    env.reset(**workload.reset, seed=0, max_steps=MAX_STEPS)
+    action = MetricTrackerRlAction(**workload.step)
+    env.step(action)  # warm: a statement's first call sends the episode's tables to a worker
+    public = env._playing.public  # noqa: SLF001 - the benchmark runs the tool the step runs
+    name, arguments = workload.step["analysis_method"], workload.step["analysis_args"]
+    costs: dict[str, float | None] = {
+        "tool_ms": _cpu_per_call_ms(lambda: run_tool(name, public, arguments), repeats), "floor_ms": None}
+    if name == "query":
+        database = engine.open_database()
+        tables = engine.EpisodeTables(database, public.sql_tables())
+        tables.view()
+        costs["floor_ms"] = _cpu_per_call_ms(lambda: tables.con.execute(arguments["sql"]).fetchall(), repeats)
+        costs["engine_in_process_ms"] = _cpu_per_call_ms(lambda: tables.run(arguments["sql"], 0, 100), repeats)
+        database.close()
+    env.close()
+    return costs
+
+
+def step_costs(row: dict[str, Any], in_process: dict[str, float | None]) -> dict[str, Any]:
+    """A served step's CPU split: OpenEnv's loop (the null environment's whole step), the tool's own work (timed in
+    process), the engine (the SQL workers' CPU per step), and our plumbing (what the server process spends beyond
+    the other two); with the targets' two ratios."""
+    ours, null = row["ours"], row["null"]
+    openenv, tool = null["server_cpu_ms_per_step"], float(in_process["tool_ms"] or 0.0)
+    engine_ms = ours["server_cpu_ms_per_step"] - ours["process_cpu_ms_per_step"]
+    plumbing = ours["process_cpu_ms_per_step"] - tool - openenv
+    floor = in_process.get("floor_ms")
+    return {"workload": row["workload"], "openenv_ms": openenv, "tool_ms": tool, "engine_ms": engine_ms,
+            "plumbing_ms": plumbing, "total_ms": ours["server_cpu_ms_per_step"], "floor_ms": floor,
+            "engine_in_process_ms": in_process.get("engine_in_process_ms"),
+            "loop_ratio": (plumbing + openenv) / max(openenv, 1e-9),
+            "floor_ratio": None if floor is None else ours["server_cpu_ms_per_step"] / max(floor, 1e-9)}
+
+
+def cost_table(costs: list[dict[str, Any]]) -> str:
+    def ms(value: float | None) -> str:
+        return "–" if value is None else f"{value:.3f}"
+
+    lines = ["| workload | OpenEnv's loop, ms | our plumbing, ms | tool's own work, ms | engine (SQL workers), ms "
+             f"| step in all, ms | in-process floor, ms | plumbing + OpenEnv ÷ null (≤ {LOOP_TARGET:g}) "
+             f"| step ÷ floor (≤ {FLOOR_TARGET:g}) |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for cost in costs:
+        floor_ratio = "–" if cost["floor_ratio"] is None else f"{cost['floor_ratio']:.2f}"
+        lines.append(f"| {cost['workload']} | {ms(cost['openenv_ms'])} | {ms(cost['plumbing_ms'])} | "
+                     f"{ms(cost['tool_ms'])} | {ms(cost['engine_ms'])} | {ms(cost['total_ms'])} | "
+                     f"{ms(cost['floor_ms'])} | {cost['loop_ratio']:.2f} | {floor_ratio} |")
+    return "\n".join(lines)
 
 
 def measure(workloads: list[str], session_counts: list[int], duration_s: float, rounds: int,
@@ -273,7 +352,18 @@ def rendered_block(report: dict[str, Any]) -> str:
     return (f"Measured {report['date']} at commit {report['commit']} with `{report['command']}` (settings: "
             f"{settings}{against}) on {report['machine']['cpus']} CPUs, Python {report['machine']['python']}, load "
             f"average {load} at the start, {report['elapsed_s']:.0f} s in all. Target: ratio ≥ "
-            f"{report['target_ratio']:g}.\n\n{report['table']}")
+            f"{report['target_ratio']:g}.\n\n{report['table']}{_costs_text(report)}")
+
+
+def _costs_text(report: dict[str, Any]) -> str:
+    if "cost_table" not in report:
+        return ""
+    return ("\n\nWhere a step's server CPU goes, in milliseconds per step at the largest session count: OpenEnv's "
+            "loop is the null environment's whole step; the tool's own work is its function timed in this process "
+            f"(a statement's: the SQL pool's client side), {IN_PROCESS_STEPS} times once warm; the engine is the SQL "
+            "workers' CPU; our plumbing is what the server process spends beyond the tool and OpenEnv's loop. The "
+            "floor is the statement on a warm DuckDB connection in this process over the same views, executed "
+            f"and fetched with none of the engine's checks.\n\n{report['cost_table']}")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -312,10 +402,15 @@ def main(argv: list[str] | None = None) -> None:
     report["rows"] = measure(args.workloads.split(","), [int(s) for s in args.sessions.split(",")], args.duration,
                              args.rounds, None if args.baseline_tree is None else args.baseline_tree.resolve())
     report["table"] = table(report["rows"])
+    progress("timing each workload's step in this process")
+    largest = {row["workload"]: row for row in report["rows"]}  # the largest session count's row of each
+    report["costs"] = [step_costs(row, in_process_costs(WORKLOADS[name])) for name, row in largest.items()]
+    report["cost_table"] = cost_table(report["costs"])
     report["elapsed_s"] = time.perf_counter() - started
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(report, indent=2) + "\n")
     print(report["table"])
+    print(report["cost_table"])
     progress(f"wrote {args.output} in {report['elapsed_s']:.0f} s")
 
 

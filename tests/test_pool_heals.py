@@ -32,7 +32,7 @@ from metric_tracker_rl.sql.pool import MAX_BACKOFF_S, SqlPool, start_backoff
 from metric_tracker_rl.sql.sandbox import NOT_READY_MESSAGE
 
 CHEAP = "SELECT count(*) AS n FROM daily"
-# Runs into the time limit: a second of a worker's CPU (killed at the limit, or stopped by the interrupt).
+# Runs into the time limit: TIME_LIMIT_S of a worker's CPU (killed at the limit, or stopped by the interrupt).
 SLOW = "WITH RECURSIVE r(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM r) SELECT count(*) FROM r"
 
 

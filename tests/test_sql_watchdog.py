@@ -96,6 +96,7 @@ def test_a_statement_that_uses_its_cpu_time_is_stopped(statement_thread: int) ->
     cpu.wait_reads(2)
     cpu.now = LIMIT_S + 0.01
     assert statement.interrupted.wait(WAIT_S)
+    assert not watchdog.stalled  # its own doing: the worker reports the time limit
     watchdog.stop()
 
 
@@ -106,6 +107,7 @@ def test_a_statement_that_neither_ends_nor_runs_is_stopped_in_wall_time(statemen
     cpu.wait_reads(2)
     wall.now = LIMIT_S * WALL_BACKSTOP + 0.01  # blocked: no wait for a core since it began
     assert statement.interrupted.wait(WAIT_S)
+    assert watchdog.stalled  # the machine's doing: the worker says so, and the statement runs again
     watchdog.stop()
 
 

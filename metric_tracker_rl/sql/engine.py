@@ -35,7 +35,10 @@ import numpy as np
 
 from metric_tracker_rl.sql.columns import Labels, Nested, SqlColumn, SqlTable
 
-TIME_LIMIT_S = 1.0
+# CPU seconds a statement may use. Its CPU time for the same work varies with the machine and its load (seen from
+# 0.6 to 1.1 s for one statement of a capable model's, whose heaviest take about 0.9 s here): four times the
+# heaviest statement a reference agent or a capable model sends keeps every outcome the same on a busy machine.
+TIME_LIMIT_S = 4.0
 MEMORY_LIMIT_MB = 256  # DuckDB's own limit in a worker, for a query's working memory
 QUERY_MB = 768  # address space a worker may add for one query (DuckDB's MEMORY_LIMIT_MB and Python's conversion)
 CACHE_MB = 256  # address space a worker may hold for episodes' tables
@@ -44,6 +47,7 @@ CACHE_MB = 256  # address space a worker may hold for episodes' tables
 WORKER_START_MB = 160
 MEMORY_MESSAGE = (f"the query needed more memory than a query may use ({MEMORY_LIMIT_MB} MB in the engine, "
                   f"{QUERY_MB} MB in all) and was stopped; aggregate or filter earlier.")
+TIME_MESSAGE = f"the query ran past the {TIME_LIMIT_S:g} s time limit and was stopped; aggregate or filter earlier."
 ROW_CAP = 5000  # rows a result may have (pages are cut from them)
 MAX_COLUMNS = 64
 MAX_CELL_CHARS = 200
@@ -77,6 +81,14 @@ ALLOWED_TABLE_FUNCTIONS = frozenset({"range", "generate_series", "unnest", "duck
 GENERATORS = frozenset({"range", "generate_series", "unnest"})
 # Scalar functions that wait (a sleeping thread cannot be interrupted) or change state.
 DENIED_FUNCTIONS = frozenset({"sleep_ms", "pg_sleep", "write_log", "setseed", "nextval", "currval", "setval"})
+# Functions whose value is not the data's: the clock, chance, or the worker's own counters (which connection,
+# query or transaction of its life this is). The same statement must give the same answer at any time, in any worker.
+UNREPEATABLE_FUNCTIONS = frozenset({"random", "uuid", "gen_random_uuid", "uuidv4", "uuidv7", "now", "today",
+                                    "get_current_time", "get_current_timestamp", "transaction_timestamp",
+                                    "current_localtime", "current_localtimestamp", "current_query_id",
+                                    "current_transaction_id", "current_connection_id", "txid_current"})
+# The clock's keywords, which the parser reads as a column of that name.
+CLOCK_KEYWORDS = frozenset({"current_date", "current_time", "current_timestamp", "localtime", "localtimestamp"})
 # Scalar functions that build one value as large as an argument asks (a list of a billion numbers, a string padded
 # to a gigabyte). The worker's limits stop them anyway; refusing them first says why and costs no worker.
 DENIED_VALUE_BUILDERS = frozenset({"range", "generate_series", "repeat", "lpad", "rpad", "list_resize",
@@ -188,7 +200,8 @@ class EpisodeTables:
             name = kind.name.replace("_", " ")
             named = "" if verb == name else f" ({verb} ...)"
             raise Refusal(f"{article(name)} {name} statement{named} is not allowed. {self.allowed}")
-        tree = self.con.execute("SELECT json_serialize_sql($1::VARCHAR)", [statement.query]).fetchall()[0][0]
+        # The text as a literal, not a parameter: a prepared statement's binding costs more than the parse.
+        tree = self.con.execute(f"SELECT json_serialize_sql({_literal(statement.query)})").fetchall()[0][0]
         try:
             parsed = json.loads(tree)
         except RecursionError:  # Python's JSON reader recurses: a tree deeper than the interpreter allows
@@ -218,6 +231,7 @@ class EpisodeTables:
                               f"{self.allowed}")
             if kind == "SHOW_REF":
                 named = None
+            _check_repeatable(node, self.allowed)
             if kind == "BASE_TABLE" and named is not None:
                 table = str(node.get("table_name", "")).lower()
                 named = named | {table} if table in self.schema else None
@@ -274,8 +288,7 @@ class EpisodeTables:
 
     def _refusal(self, exc: duckdb.Error) -> Refusal:
         if isinstance(exc, duckdb.InterruptException):
-            return Refusal(f"the query ran past the {TIME_LIMIT_S:g} s time limit and was stopped; "
-                           "aggregate or filter earlier.")
+            return Refusal(TIME_MESSAGE)
         if isinstance(exc, duckdb.OutOfMemoryException):
             return Refusal(MEMORY_MESSAGE)
         if isinstance(exc, duckdb.PermissionException):
@@ -299,6 +312,22 @@ class EpisodeTables:
             if near:
                 text += f". Did you mean {near[0]}?"
         return text
+
+
+def _check_repeatable(node: dict[str, Any], allowed: str) -> None:
+    """Refuses what would answer differently at another time or in another worker: the clock, chance, and a sample
+    without a seed (one with a seed draws the same rows every time: the engine runs on one thread)."""
+    name = node.get("function_name")
+    columns = node.get("column_names") if node.get("class") == "COLUMN_REF" else None
+    word = (str(name).lower() if isinstance(name, str)
+            else str(columns[0]).lower() if isinstance(columns, list) and len(columns) == 1 else "")
+    if word in UNREPEATABLE_FUNCTIONS or (columns is not None and word in CLOCK_KEYWORDS):
+        raise Refusal(f"{word}{'()' if name else ''} is not allowed: its value depends on the clock or on chance, "
+                      f"not on the data, and the same query must give the same answer. {allowed}")
+    sample = node.get("sample")
+    if isinstance(sample, dict) and not sample.get("repeatable"):
+        raise Refusal("a sample is allowed with a seed only (USING SAMPLE 10% (bernoulli, 42), TABLESAMPLE 10% "
+                      f"(bernoulli, 42)), so that the same query draws the same rows. {allowed}")
 
 
 def _quoted(name: str) -> str:

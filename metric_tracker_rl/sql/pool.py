@@ -66,9 +66,10 @@ _PACKAGE_ROOT = str(Path(__file__).resolve().parent.parent)
 class WorkerFailed(Exception):
     """The worker did not answer: it was killed at the deadline, or died (its address-space limit)."""
 
-    def __init__(self, timed_out: bool, started: bool = True, sent: bool = True) -> None:
+    def __init__(self, timed_out: bool, started: bool = True, sent: bool = True, stalled: bool = False) -> None:
         super().__init__("timed out" if timed_out else "died" if started else "could not start")
         self.timed_out = timed_out
+        self.stalled = stalled  # killed at WALL_BACKSTOP with CPU time to spare: the machine's doing
         self.started = started
         self.sent = sent  # False: the worker was gone before it received the statement (it can go to another)
 
@@ -82,6 +83,7 @@ class Overdue:
                  queued: Callable[[], Mapping[int, float]], wall: Callable[[], float] = time.monotonic) -> None:
         self.deadline_s, self.cpu, self.queued, self.wall = deadline_s, cpu, queued, wall
         self.cpu_start, self.wall_start, self.queued_start = cpu(), wall(), queued()
+        self.stalled = False  # overdue in wall time with CPU time to spare
 
     def __call__(self) -> bool:
         cpu = self.cpu()
@@ -90,7 +92,9 @@ class Overdue:
         backstop = self.deadline_s * (WALL_BACKSTOP if cpu is not None else 1.0)
         waited = self.wall() - self.wall_start
         # The wait for a core is read only past the backstop: most statements answer long before.
-        return waited > backstop and waited - queued_since(self.queued_start, self.queued()) > backstop
+        over = waited > backstop and waited - queued_since(self.queued_start, self.queued()) > backstop
+        self.stalled = over and cpu is not None
+        return over
 
 
 class _Worker:
@@ -139,7 +143,7 @@ class _Worker:
                         return pickle.load(self.replies)
                     if overdue():
                         self.kill()
-                        raise WorkerFailed(timed_out=True)
+                        raise WorkerFailed(timed_out=True, stalled=overdue.stalled)
         except (EOFError, pickle.UnpicklingError, OSError, ValueError):  # ValueError: the pool closed the pipe
             self.kill()
             raise WorkerFailed(timed_out=False) from None

@@ -39,6 +39,7 @@ from metric_tracker_rl.sql.engine import (
     MEMORY_MESSAGE,
     ROW_CAP,
     TIME_LIMIT_S,
+    TIME_MESSAGE,
 )
 
 __all__ = ["CONFIG", "CUT_MARK", "MAX_CELL_CHARS", "MAX_COLUMNS", "MAX_SQL_CHARS", "MEMORY_LIMIT_MB", "ROW_CAP",
@@ -51,6 +52,7 @@ _ALLOWED_CONTROL = frozenset("\t\n\r")
 _FORBIDDEN_CHARACTER = re.compile("[" + "".join(re.escape(chr(code)) for code in [*range(32), 127]
                                                 if chr(code) not in _ALLOWED_CONTROL) + "]")
 _KEYS = itertools.count(1)
+STALLED_TRIES = 2  # runs of a statement stopped in wall time with CPU time to spare, before its time limit is said
 NOT_READY_MESSAGE = ("no SQL worker is ready: the server is starting its SQL workers again after a failure. Retry "
                      "this query in a few seconds; the episode is unchanged.")
 
@@ -99,19 +101,32 @@ class SqlSandbox:
                              f"{self.allowed}")
         if self.closed:
             raise SqlRefused("the SQL connection of this episode is closed; reset to start a new episode")
+        reply = self._reply(sql, offset, limit, tries=STALLED_TRIES)
+        if reply[0] == "refused":
+            raise SqlRefused(reply[1])
+        _, columns, rows, count, _ = reply
+        return SqlResult(columns, [dict(zip(columns, row, strict=True)) for row in rows], count)
+
+    def _reply(self, sql: str, offset: int, limit: int, tries: int) -> tuple[Any, ...]:
+        """A worker's reply. A statement stopped in wall time while it had CPU time to spare (it neither ran nor
+        waited for a core: a machine short of memory, say) runs again, in a fresh worker or another, up to `tries`
+        times in all, before the time limit is reported: its outcome is its own, not the machine's. A runaway
+        spends its CPU time and is stopped by it, never run again."""
         try:
             reply = sql_pool.pool().run(self.key, lambda: self._tables, sql, offset, limit)
         except sql_pool.WorkerFailed as failure:
             if not failure.started:
                 raise SqlRefused(NOT_READY_MESSAGE) from None
+            if failure.stalled and tries > 1:
+                return self._reply(sql, offset, limit, tries - 1)
             if failure.timed_out:
-                raise SqlRefused(f"the query ran past the {TIME_LIMIT_S:g} s time limit and was stopped; "
-                                 "aggregate or filter earlier.") from None
+                raise SqlRefused(TIME_MESSAGE) from None
             raise SqlRefused(MEMORY_MESSAGE) from None
-        if reply[0] == "refused":
-            raise SqlRefused(reply[1])
-        _, columns, rows, count, _ = reply
-        return SqlResult(columns, [dict(zip(columns, row, strict=True)) for row in rows], count)
+        if reply[0] == "stalled":
+            if tries > 1:
+                return self._reply(sql, offset, limit, tries - 1)
+            raise SqlRefused(TIME_MESSAGE)
+        return reply
 
     def close(self) -> None:
         """Release the episode's tables in the workers."""

@@ -8,7 +8,8 @@ priority, so a runaway query fails here (or the pool kills this process at the d
 Requests:
 - ("query", key, tables or None, sql, offset, limit, forget): run `sql` over episode `key`'s tables (loaded from
   `tables` first when given), after closing the episodes listed in `forget`. Replies ("ok", columns, rows, count,
-  retire) or ("refused", message, restart); a worker that says retire or restart exits after its reply.
+  retire), ("refused", message, restart) or ("stalled", True) (stopped in wall time while it neither ran nor waited
+  for a core: the machine's doing); a worker that says retire or restart exits after its reply.
 """
 
 from __future__ import annotations
@@ -62,12 +63,13 @@ class Watchdog:
         self.thread_id = 0
         self.generation = 0
         self.slowed = False  # the last statement's thread runs at SLOW_NICENESS
+        self.stalled = False  # the last statement was stopped by WALL_BACKSTOP, not by its CPU time
         self.cpu_start = self.wall_start = 0.0  # the worker's CPU time and the wall clock when the statement began
         threading.Thread(target=self._watch, daemon=True, name="sql-watchdog").start()
 
     def start(self, target: Any, thread_id: int) -> None:
         with self.condition:
-            self.target, self.thread_id, self.slowed = target, thread_id, False
+            self.target, self.thread_id, self.slowed, self.stalled = target, thread_id, False, False
             self.cpu_start, self.wall_start = self.cpu_clock(), self.wall_clock()
             self.queued_start = self.queued_clock(thread_id)
             self.generation += 1
@@ -91,7 +93,9 @@ class Watchdog:
                     os.setpriority(os.PRIO_PROCESS, self.thread_id, SLOW_NICENESS)
                     self.slowed = True
                 while not self.condition.wait_for(ended, timeout=CPU_POLL_S):
-                    if self.cpu_clock() - self.cpu_start > self.time_limit_s or self._stalled():
+                    spent = self.cpu_clock() - self.cpu_start > self.time_limit_s
+                    if spent or self._stalled():
+                        self.stalled = not spent
                         self.target.interrupt()
                         self.condition.wait_for(ended)
                         break
@@ -207,6 +211,8 @@ def serve(requests: BinaryIO, replies: BinaryIO, query_mb: int, cache_mb: int) -
         if watchdog.slowed:
             runner.retire()
         reply = replied[0] if replied else ("refused", MEMORY_MESSAGE, True)
+        if watchdog.stalled and reply[0] == "refused":
+            reply = ("stalled", True)  # the machine's doing, not the statement's: the sandbox runs it again
         if reply[0] == "ok" and address_space_bytes() > retire_at:
             reply = (*reply[:-1], True)
         pickle.dump(reply, replies, protocol=pickle.HIGHEST_PROTOCOL)
