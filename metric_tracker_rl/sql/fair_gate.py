@@ -16,7 +16,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 
 # A statement that holds its turn this long makes its client slow for SLOW_MEMORY_S (FairGate): a typical statement
-# takes milliseconds, one near the time limit a second.
+# takes milliseconds, one near the time limit seconds.
 QUICK_S = 0.25
 SLOW_MEMORY_S = 60.0
 
