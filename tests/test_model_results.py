@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from benchmarks import model_results, replay
+from metric_tracker_rl.adapters.session import EpisodeSession
 from metric_tracker_rl.adapters.transcript import SKIPPED_AFTER_GRADING, TaskRun, replay_record
 from metric_tracker_rl.models import MetricTrackerRlAction
 from metric_tracker_rl.serving.environment import MetricTrackerRlEnvironment
@@ -85,8 +86,8 @@ def test_a_transcript_replays_as_the_results_say() -> None:
 def test_a_reworded_text_with_its_score_reproduced_is_no_failure_but_fails_exact(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """What a change to a brief's wording leaves: the diff is printed, the run exits 0, and 1 with --exact."""
-    entry = next(e for e in REPLAYABLE if e["replay"] == replay.REPRODUCED)
-    transcript = replay.load(replay.TRANSCRIPTS / entry["file"])
+    entry = REPLAYABLE[0]
+    transcript = as_played_today(entry)
     transcript["calls"][0]["text"] += "\na reworded line"
     path = tmp_path / "reworded.json"
     path.write_text(json.dumps(transcript), encoding="utf-8")
@@ -97,11 +98,24 @@ def test_a_reworded_text_with_its_score_reproduced_is_no_failure_but_fails_exact
     assert replay.main(["--exact", str(path)]) == 1
 
 
-@pytest.mark.skipif(not any(e["replay"] == replay.REPRODUCED for e in REPLAYABLE), reason="none reproduces")
-def test_a_changed_text_or_score_is_caught_with_a_diff(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    entry = next(e for e in REPLAYABLE if e["replay"] == replay.REPRODUCED)
+def as_played_today(entry: dict) -> dict:
+    """A committed transcript with the texts and score this version gives its calls: one that reproduces exactly,
+    whatever wording moved since the recording."""
     transcript = replay.load(replay.TRANSCRIPTS / entry["file"])
-    assert replay.main([str(replay.TRANSCRIPTS / entry["file"])]) == 0
+    session = EpisodeSession(MetricTrackerRlEnvironment())
+    session.reset(seed=transcript["seed"], difficulty=transcript["difficulty"], **transcript.get("settings", {}))
+    for call in transcript["calls"]:
+        call["text"] = session.call(call["tool"], call["arguments"])
+    transcript["score"] = session.score
+    return transcript
+
+
+def test_a_changed_text_or_score_is_caught_with_a_diff(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    entry = REPLAYABLE[0]
+    transcript = as_played_today(entry)
+    today = tmp_path / entry["file"]
+    today.write_text(json.dumps(transcript), encoding="utf-8")
+    assert replay.main([str(today)]) == 0
     assert f"{entry['file']}: {replay.REPRODUCED}" in capsys.readouterr().out
 
     changed = copy.deepcopy(transcript)
