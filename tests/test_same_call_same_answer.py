@@ -39,7 +39,9 @@ EXPERT_SEEDS = range(20)
 UNDER_LOAD = frozenset({"abyss-730916.json", "abyss-408514.json", "abyss-814111.json"})
 BUSY_PROCESSES = 8
 LOAD_BOUND_S = 1800  # a load process ends by itself after this, if the test never ends it
-MEMORY_MARGIN_BYTES = 4 * 2**30  # left available beside the memory holder: the test's workers and the machine's rest
+# Left available beside the memory holder: the test's workers, the tests running beside it (the suite runs in two
+# processes) and the rest of the machine.
+MEMORY_MARGIN_BYTES = 8 * 2**30
 SPIN = f"""
 import os, time
 os.nice(19)
