@@ -117,7 +117,8 @@ def bench_resets(repeats: int) -> dict[str, Any]:
     return results
 
 
-TOOL_TASKS = ("hard_mixed_multi", "frontier_segments")  # the segment tools answer only where there are segments
+# The segment tools answer where there are segments, the context tables at the cuboid tiers.
+TOOL_TASKS = ("hard_mixed_multi", "frontier_segments", "deep_cuboids")
 
 
 def tool_task(env: MetricTrackerRlEnvironment, payload: dict[str, Any]) -> str:
@@ -179,7 +180,8 @@ def bench_submissions(repeats: int) -> dict[str, Any]:
             if kind == "rows":
                 config = resolve_episode_config(task_id=task_id, seed=i)
                 truth = build_episode(TIERS[config.difficulty], config).truth.expected_rows
-                wrong = truth[0].model_copy(update={"date": DATES[-1] if truth[0].date != DATES[-1] else DATES[0]})
+                taken = {row.date for row in truth}  # a false positive on a date no true row has keeps keys apart
+                wrong = truth[0].model_copy(update={"date": next(d for d in reversed(DATES) if d not in taken)})
                 action = MetricTrackerRlAction(classifications=[*truth, wrong])
             else:
                 action = MetricTrackerRlAction(payload_generators=SUBMISSION_GENERATORS)
