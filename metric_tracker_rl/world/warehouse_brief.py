@@ -8,14 +8,18 @@ from __future__ import annotations
 
 from metric_tracker_rl.spec.dimensions import PLATFORMS
 from metric_tracker_rl.spec.published import (
+    BASELINE_RULE,
     COUNT_COLUMNS,
     FUNNEL_STEPS,
+    GRADING_RULE,
     OVERLAP_CREDIT_RULE,
     RAW_EVENT_DATA_QUALITY_NAMES,
+    SEVERITY_RULE,
 )
 from metric_tracker_rl.world.context import CONTEXT_MEANINGS
 from metric_tracker_rl.world.events import REPORTING_TIME_ZONE
 from metric_tracker_rl.world.metrics_layer import METRICS_LAYER, STEP_SESSION_COLUMNS
+from metric_tracker_rl.world.segment_brief import RELEASE_MEANING
 from metric_tracker_rl.world.segments import WEB_VERSION, world_of
 
 WAREHOUSE_OBJECTIVE = (
@@ -90,7 +94,8 @@ DEFECT_REPORTING = (
     "metric for the segment on the date (a rate: the sum of its numerator rows over the sum of its denominator "
     "rows); baseline_value: the metrics layer's value there over the events as they would have been recorded "
     "without the defect (its trace in the events tells which to repair); delta_value and severity by their rules. "
-    "An episode holds two or three defects, on dates no incident holds.")
+    "An episode draws two or three defects, each on dates no incident or other defect holds, nor the date before "
+    "or after; one that finds no such dates is left out.")
 
 BENIGN_CHANGES = (
     "Not reported: internal load tests and listed bots (the standing exclusions remove them, so the raw events "
@@ -107,6 +112,39 @@ WAREHOUSE_CREDIT_RULE = OVERLAP_CREDIT_RULE.replace(
     "the app_opens of S on the incident's date as observed (daily_by_segment)",
     "the metrics layer's sessions of S on the row's date over the events as recorded (channel and user type by its "
     "definitions)").replace("incident's", "expected row's").replace("incident", "expected row")
+
+
+# What a release can do, as the release kind's definition points to it: the releases table stands where the other
+# tiers annotate a release.
+WAREHOUSE_RELEASE_MEANING = RELEASE_MEANING.replace(
+    "A release annotation starts an app version's staged rollout on one platform (get_releases).",
+    "A release starts an app version's staged rollout on one platform (the releases table).").replace(
+    "at deep", "at warehouse")
+
+WAREHOUSE_SYSTEM_PROMPT = """\
+You investigate a product's analytics warehouse (eight weeks of a food-ordering app's raw events, their side
+tables, a metrics layer and the company's dashboard) with read-only SQL and submit one report that a grader
+scores.
+
+Work like an analyst:
+- Read the brief (the tables, how each finding is reported, the grading), then metrics_layer: every reported
+  number is defined there, and the dashboard applies it to the events.
+- For each move of the dashboard ask whether it is real or the data: a business incident changes what users do;
+  a data defect changes only what is recorded, and the raw events or the tracking changelog show its trace.
+- Report each business incident on its root-cause entity, family and segment, and each data defect as a
+  data_quality row on the metric it corrupts, one row per date; never a side effect or a benign change. Every
+  extra row lowers precision; a missed one lowers recall.
+- Finish with one submission: submit_report(rows). An empty report is right when nothing is anomalous.
+Your steps are limited; be efficient and keep any text short."""
+
+
+# The published baseline rule, as the warehouse reads it (eight weeks; the releases table where the other tiers
+# have a tool).
+WAREHOUSE_BASELINE_RULE = BASELINE_RULE.replace(
+    "(three peers in four weeks, seven in eight: see baseline_dates)", "(seven peers in eight weeks)").replace(
+    "(get_releases)", "(the releases table)")
+WAREHOUSE_GRADING_RULE = GRADING_RULE.split(" with segments (")[0].rstrip(";") + (
+    ", times the segment credit (below). precision = " + GRADING_RULE.split("precision = ", 1)[1])
 
 
 def warehouse_brief(dimensions: tuple[str, ...]) -> dict[str, object]:
@@ -129,6 +167,7 @@ def warehouse_brief(dimensions: tuple[str, ...]) -> dict[str, object]:
         "data_defects": {kind: "; ".join(f"{key}: {value}" for key, value in text.items())
                          for kind, text in DATA_DEFECTS.items()},
         "defect_reporting": DEFECT_REPORTING,
-        "benign": BENIGN_CHANGES,
-        "grading": f"{KIND_RULE} The row's quality is multiplied by its segment credit. {WAREHOUSE_CREDIT_RULE}",
+        "baseline_rule": WAREHOUSE_BASELINE_RULE,
+        "severity_rule": SEVERITY_RULE,
+        "grading": f"{WAREHOUSE_GRADING_RULE} {KIND_RULE} {WAREHOUSE_CREDIT_RULE}",
     }

@@ -79,9 +79,13 @@ def build_warehouse_world(tier: Tier, config: EpisodeConfig) -> WarehouseWorld:
     held = {incident.record.day for incident in placed.incidents}  # one per date of an incident
     rng = derive_rng(key, "warehouse-defects")
     count = int(rng.integers(DEFECT_COUNT[0], DEFECT_COUNT[1] + 1))
-    kinds = [str(kind) for kind in rng.permutation(list(DEFECTS))][:count]
+    # The kinds in a drawn order, each placed if its dates can be (a kind that cannot makes way for the next), until
+    # `count` are.
+    kinds = [str(kind) for kind in rng.permutation(list(DEFECTS))]
     defects: list[DefectRecord] = []
     for index, kind in enumerate(kinds):
+        if len(defects) == count:
+            break
         for attempt in range(DEFECT_ATTEMPTS):
             edited, record = DEFECTS[kind](log, derive_rng(key, "warehouse-defect", index * DEFECT_ATTEMPTS + attempt))
             reach = set(range(min(record.days) - 1, max(record.days) + 2))  # a day's margin each side
