@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -75,13 +76,15 @@ class ExpectedRow:
 
 
 def expected_rows(world: WarehouseWorld) -> list[ExpectedRow]:
-    """The incidents' rows (those of dashboard segments) and the defects' rows, by date."""
+    """The incidents' rows and the defects' rows, by date; a date whose metric has no value in its segment (a rate
+    over no sessions: in a sample, a new version's first date may have none) is no row, as the brief says."""
     counted = counted_sessions(world.log)
     rows = [_incident_row(world, counted, incident.kind, incident.record, incident.segment)
             for incident in world.incidents]
     for defect, values in zip(world.defects, world.defect_values, strict=True):
         rows += [ExpectedRow(defect.kind, DATA_QUALITY, value.day, defect.metric, defect.segment, value.baseline,
                              value.observed) for value in values]
+    rows = [row for row in rows if math.isfinite(row.baseline) and math.isfinite(row.observed)]
     return sorted(rows, key=lambda row: (row.day, row.metric, row.segment.label()))
 
 
