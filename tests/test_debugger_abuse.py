@@ -95,6 +95,21 @@ def test_a_tab_belongs_to_its_address(space: tuple[str, subprocess.Popen]) -> No
     assert owner.call("select_difficulty", ["hard"], tab).get("success")
 
 
+def test_another_address_cannot_cancel_a_tabs_event(space: tuple[str, subprocess.Popen]) -> None:
+    """A tab's running event is cancelled only from its own address: a stranger's /cancel naming it answers 403 and
+    the event ends with its result."""
+    url = space[0]
+    owner, stranger, tab = Page(url, "127.0.0.28"), Page(url, "127.0.0.29"), new_tab()
+    assert owner.call("do_reset", RESET_FORM, tab).get("success")
+    joined = owner.join("run_tool", [None, "query", json.dumps({"sql": "SELECT 1 AS one"})], tab)
+    assert joined.status_code == 200, joined.text
+    cancel = {"session_hash": tab, "fn_index": owner.fn_ids["run_tool"], "event_id": joined.json()["event_id"]}
+    assert stranger.http.post("/cancel", json=cancel).status_code == 403
+    finished = owner.results(tab)[-1]
+    assert finished.get("success") and "ok" in json.dumps(finished["output"]["data"]), finished
+    assert owner.http.post("/cancel", json=cancel).status_code == 200  # its own address may
+
+
 def test_no_heap_address_in_the_config_or_gradios_errors(space: tuple[str, subprocess.Popen]) -> None:
     url = space[0]
     assert not HEAP_ADDRESS.search(httpx.get(f"{url}/web/config", timeout=60).text)
