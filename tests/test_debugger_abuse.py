@@ -19,6 +19,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import IO
 
 import httpx
 import pytest
@@ -34,16 +35,22 @@ SLOW_SQL = json.dumps({"sql": "WITH RECURSIVE r(n) AS (SELECT 1 UNION ALL SELECT
                               "FROM r"})
 HEAP_ADDRESS = re.compile(r"0x[0-9a-fA-F]{6,}")
 CHROMIUM = "/usr/bin/chromium"
+DRAIN_S = 2
+# From uvicorn's last line to the process's end: what is left to do then is to run the exit functions.
+EXIT_AFTER_SERVING_S = 0.75
 
 
 @contextlib.contextmanager
-def debugger_server(**extra: str) -> Iterator[tuple[str, subprocess.Popen]]:
+def debugger_server(log: IO[bytes] | None = None, **extra: str) -> Iterator[tuple[str, subprocess.Popen]]:
+    """A server with the debugger on, its output into `log` (a temporary file by default)."""
     port = local_server.free_port()
     env = {**os.environ, "ENABLE_WEB_INTERFACE": "true", "METRIC_TRACKER_DEBUG": "", "MAX_SESSIONS_PER_CLIENT": "3",
-           "SQL_WORKERS": "2", "METRIC_TRACKER_DRAIN_S": "2", **extra}
+           "SQL_WORKERS": "2", "METRIC_TRACKER_DRAIN_S": str(DRAIN_S), **extra}
     env.pop("METRIC_TRACKER_SELF_URL", None)
     command = [sys.executable, "-m", "server.app", "--host", "127.0.0.1", "--port", str(port)]
-    with tempfile.TemporaryFile() as log, local_server.serving(command, port, env, log, cwd=ROOT) as process:
+    with contextlib.ExitStack() as stack:
+        output = log if log is not None else stack.enter_context(tempfile.TemporaryFile())
+        process = stack.enter_context(local_server.serving(command, port, env, output, cwd=ROOT))
         yield f"http://127.0.0.1:{port}", process
 
 
@@ -95,6 +102,21 @@ def test_a_tab_belongs_to_its_address(space: tuple[str, subprocess.Popen]) -> No
     assert owner.call("select_difficulty", ["hard"], tab).get("success")
 
 
+def test_another_address_cannot_cancel_a_tabs_event(space: tuple[str, subprocess.Popen]) -> None:
+    """A tab's running event is cancelled only from its own address: a stranger's /cancel naming it answers 403 and
+    the event ends with its result."""
+    url = space[0]
+    owner, stranger, tab = Page(url, "127.0.0.28"), Page(url, "127.0.0.29"), new_tab()
+    assert owner.call("do_reset", RESET_FORM, tab).get("success")
+    joined = owner.join("run_tool", [None, "query", json.dumps({"sql": "SELECT 1 AS one"})], tab)
+    assert joined.status_code == 200, joined.text
+    cancel = {"session_hash": tab, "fn_index": owner.fn_ids["run_tool"], "event_id": joined.json()["event_id"]}
+    assert stranger.http.post("/cancel", json=cancel).status_code == 403
+    finished = owner.results(tab)[-1]
+    assert finished.get("success") and "ok" in json.dumps(finished["output"]["data"]), finished
+    assert owner.http.post("/cancel", json=cancel).status_code == 200  # its own address may
+
+
 def test_no_heap_address_in_the_config_or_gradios_errors(space: tuple[str, subprocess.Popen]) -> None:
     url = space[0]
     assert not HEAP_ADDRESS.search(httpx.get(f"{url}/web/config", timeout=60).text)
@@ -134,19 +156,35 @@ def test_one_address_cannot_take_every_event_slot() -> None:
 
 
 @pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"{CHROMIUM} is missing")
-def test_a_server_with_a_tab_open_stops_promptly() -> None:
+def test_a_server_with_a_tab_open_stops_promptly(tmp_path: Path) -> None:
+    """SIGTERM with a tab open: the server drains, stops the page, and the process ends as soon as uvicorn is done
+    (no teardown of the interpreter's heap after its last line)."""
     sync_api = pytest.importorskip("playwright.sync_api")
-    with debugger_server() as (url, server), sync_api.sync_playwright() as playwright:
+    log_path = tmp_path / "server.log"
+    with (log_path.open("wb") as log, debugger_server(log) as (url, server),
+          sync_api.sync_playwright() as playwright):
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
         page = browser.new_page()
         page.goto(f"{url}/web/")
         page.get_by_text("Episode ready", exact=False).first.wait_for(timeout=120_000)
         server.send_signal(signal.SIGTERM)
         try:
-            server.wait(timeout=20)  # the drain's 2 s, the page's stop and uvicorn's own
+            finished_at = when_logged(log_path, "Finished server process", timeout_s=20)
+            server.wait(timeout=20)
+            ended_at = time.monotonic()
         finally:
             browser.close()
-        assert server.returncode is not None
+        assert server.returncode == 0
+        assert ended_at - finished_at < EXIT_AFTER_SERVING_S, ended_at - finished_at
+
+
+def when_logged(path: Path, line: str, timeout_s: float) -> float:
+    """The monotonic time `line` first appears in the file at `path` (polled every 10 ms)."""
+    deadline = time.monotonic() + timeout_s
+    while line not in path.read_text(errors="replace"):
+        assert time.monotonic() < deadline, f"{line!r} never logged"
+        time.sleep(0.01)
+    return time.monotonic()
 
 
 def test_held_out_tabs_draw_no_charts_of_another_episode() -> None:

@@ -121,7 +121,7 @@ def test_a_session_that_never_resets_is_closed_after_the_grace_period() -> None:
 
 
 def test_the_server_wide_capacity_error_says_when_to_retry() -> None:
-    env = {"MAX_CONCURRENT_ENVS": "1", "UNRESET_SESSION_GRACE_S": "600"}
+    env = {"MAX_CONCURRENT_ENVS": "1", "UNRESET_SESSION_GRACE_S": "600", "FULL_SERVER_IDLE_S": "1000"}
     with running_server(extra_env=env) as url, open_session(url, POLITE) as first:
         with open_session(url, GREEDY) as second:
             refused = refusal(second)  # the first session has not reset yet: it can be reaped in ~600 s
@@ -285,12 +285,12 @@ def test_a_used_http_session_outlives_the_grace() -> None:
 
 
 def test_the_server_wide_retry_hint_counts_http_sessions_and_is_true() -> None:
-    """HTTP sessions fill the server: a WebSocket client is told when to retry (not "about 1 s"), and after
-    waiting that long it is served, on /ws and on /mcp."""
+    """HTTP sessions of two clients fill the server: a WebSocket client is told when to retry (not "about 1 s"),
+    and after waiting that long it is served, on /ws and on /mcp."""
     env = {"MAX_CONCURRENT_ENVS": "2", "UNRESET_SESSION_GRACE_S": "4"}
-    with running_server(extra_env=env) as url, http_client(GREEDY) as greedy:
-        for _ in range(2):
-            assert isinstance(create_http_session(greedy, url), str)
+    with running_server(extra_env=env) as url, http_client(GREEDY) as greedy, http_client("127.0.0.3") as other:
+        for client in (greedy, other):
+            assert isinstance(create_http_session(client, url), str)
         with open_session(url, POLITE) as ws:
             refused = refusal(ws)
         assert refused is not None and refused["data"]["code"] == "CAPACITY_REACHED", refused

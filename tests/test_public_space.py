@@ -364,10 +364,11 @@ def test_a_large_report_within_the_limits_is_still_graded(space: str) -> None:
 # --- admission on a full server -------------------------------------------------------------------------------
 
 def test_places_held_without_work_come_back_when_the_hint_says(full_server: str) -> None:
-    """Two addresses hold every place and keep their sockets alive with state requests: a third address is told
-    to retry in seconds (not after the 900 s silence clock), and is served when it does."""
+    """Four addresses hold a place each and keep their sockets alive with state requests: a fifth address is told
+    to retry in seconds (not after the 900 s silence clock), and is served when it does. (An address holding more
+    places than the newcomer would give one up at once: tests/test_full_server_fairness.py.)"""
     with contextlib.ExitStack() as stack:
-        sybils = [*hold(stack, full_server, "127.0.0.2", 2), *hold(stack, full_server, "127.0.0.3", 2)]
+        sybils = [ws for host in (2, 3, 24, 25) for ws in hold(stack, full_server, f"127.0.0.{host}", 1)]
         with open_session(full_server, "127.0.0.4") as newcomer:
             refused = refusal(newcomer)
         assert refused is not None and refused["data"]["code"] == "CAPACITY_REACHED", refused

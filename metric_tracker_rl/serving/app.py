@@ -58,11 +58,13 @@ def build_app(environment: type[MetricTrackerRlEnvironment] | None = None,
 def websocket_options() -> dict[str, Any]:
     """Uvicorn's WebSocket settings for this server (the benchmark serves its null environment with them too).
 
-    Messages are bounded (see `hardening`). Per-message deflate is off: replies are a few KB on loopback
-    or a data-centre network, and compressing each one cost about a fifth of the server's CPU per step."""
+    Messages are bounded (see `hardening`), and so are the frames a client began and has not finished
+    (`unfinished_frames`). Per-message deflate is off: replies are a few KB on loopback or a data-centre network, and
+    compressing each one cost about a fifth of the server's CPU per step."""
     from metric_tracker_rl.serving.hardening import MAX_MESSAGE_BYTES
 
-    return {"ws_max_size": MAX_MESSAGE_BYTES, "ws_per_message_deflate": False}
+    return {"ws_max_size": MAX_MESSAGE_BYTES, "ws_per_message_deflate": False,
+            "ws": "metric_tracker_rl.serving.unfinished_frames:BoundedWebSocketProtocol"}
 
 
 def __getattr__(name: str) -> FastAPI:

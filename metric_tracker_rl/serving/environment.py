@@ -38,7 +38,7 @@ from metric_tracker_rl.models import (
     TaskInfo,
 )
 from metric_tracker_rl.serving.mcp_surface import MCP_ACTIONS, McpToolSurface
-from metric_tracker_rl.serving.reset_turns import reset_turns
+from metric_tracker_rl.serving.reset_turns import in_build_thread, reset_turns
 from metric_tracker_rl.serving.rubric import SubmissionRubric
 from metric_tracker_rl.spec.published import CONVERSION_METRICS, fluctuation_bounds
 from metric_tracker_rl.spec.task_splits import TaskProviderMixin, resolve_reset
@@ -196,7 +196,7 @@ class MetricTrackerRlEnvironment(McpToolSurface, TaskProviderMixin,
         """Both transports await this: the episode is built on a thread, in its client's turn (`reset_turns`),
         after the session's running step."""
         async with self._session_turn(), reset_turns().turn(CLIENT.get()):
-            return await asyncio.to_thread(self.reset, seed, episode_id, **kwargs)
+            return await in_build_thread(self.reset, seed, episode_id, **kwargs)
 
     def _episode_secret(self) -> str:
         """What the next episode's random streams mix in: nothing in open mode; in held-out mode the server's secret

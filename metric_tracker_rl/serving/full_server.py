@@ -1,29 +1,56 @@
-"""Admission on a full server: places held without work come back within minutes, and go to someone else.
+"""Admission on a full server: places held without work come back within minutes, and a newcomer gets a place
+whatever the incumbents do.
 
 While every place is taken (MAX_CONCURRENT_ENVS sessions open), a session that did no work (a reset, a step, an
-MCP tool call) for FULL_SERVER_IDLE_S is closed: a state request or a ping keeps no place then. A client whose
-session was closed this way may not take a place again for FULL_SERVER_IDLE_S while the server has no more than
-that one place free, so the place goes to a client that was waiting, not back to the one that held it idle (many
-addresses holding every place, a Sybil, cannot renew their hold by reconnecting). `sessions.SessionLimits`
-applies both rules; this module decides them.
+MCP tool call) for FULL_SERVER_IDLE_S is closed: a state request or a ping keeps no place then. Sessions that keep
+working would keep every place for ever, so a client asking for a place on a full server is also given one of
+theirs: the session that did no work for the longest, of the client holding the most places,
+
+- at once when that client holds at least two places more than the asking one (it holds more than its share);
+- else, when the asking client holds none, within FULL_SERVER_IDLE_S (sooner if its own clock ends first): the
+  asking client is told exactly when, and the freed place is kept for it for RESERVATION_HOLD_S after that.
+
+A client that holds as many places as any other is given none. A client whose session was closed by these rules
+may not take a place again for FULL_SERVER_IDLE_S while the server has no more than that one place free, so the
+place goes to the client that was waiting, not back to the one that held it (many addresses holding every place, a
+Sybil, cannot renew their hold by reconnecting). `sessions.SessionLimits` applies the rules; this module decides.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
-from typing import Protocol
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Protocol, TypeVar
 
 WORK_TYPES = frozenset({"reset", "step", "mcp"})
 TOOL_CALL = "tools/call"
 # Reaped clients remembered at most (the oldest are forgotten first).
 REMEMBERED_REAPED = 4096
+# How long a place made for a waiting client is kept for it after the session holding it is closed.
+RESERVATION_HOLD_S = 30.0
 
 
 class Session(Protocol):
     used: bool
     last_work_at: float
     client: str
+    closing: bool
+    yield_at: float | None  # when it gives its place to a waiting client
+
+
+SessionT = TypeVar("SessionT", bound=Session)
+
+
+@dataclass
+class Reservation:
+    """A place being made for a waiting client: `victim` is closed at `victim.yield_at`; the place is the
+    client's until `expires_at`."""
+
+    victim: Session
+    expires_at: float
 
 
 def is_work(text: str | None, transport: str) -> bool:
@@ -63,6 +90,17 @@ class FullServerRule:
         if open_sessions < self.capacity - 1 or client not in self.reaped_at:
             return 0.0
         return max(self.reaped_at[client] + self.full_idle_s - now, 0.0)
+
+    def victim(self, sessions: Iterable[SessionT], held: Counter[str], client: str) -> tuple[SessionT, bool] | None:
+        """The session to close for `client` and whether at once (its client holds two places more), or None when
+        `client` holds as many places as any other. `held` counts every client's places, reserved ones included."""
+        mine = held[client]
+        candidates = [s for s in sessions if s.client != client and not s.closing and s.yield_at is None]
+        most = max((held[s.client] for s in candidates), default=0)
+        if most < mine + 2 and not (mine == 0 and most >= 1):
+            return None
+        chosen = min((s for s in candidates if held[s.client] == most), key=lambda s: s.last_work_at)
+        return chosen, most >= mine + 2
 
     def refusal(self, wait_s: float) -> str:
         return (f"The server is full, and a session of this client was closed for doing no work while others "

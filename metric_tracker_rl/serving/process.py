@@ -7,9 +7,12 @@ check (5 s) before it imports the application, which takes longer than that on a
 from __future__ import annotations
 
 import asyncio
+import atexit
 import copy
 import logging
+import os
 import signal
+import sys
 from collections.abc import Callable
 from types import FrameType
 from typing import TYPE_CHECKING, Any
@@ -70,6 +73,11 @@ class DrainingServer(uvicorn.Server):
         self.drain_s = drain_s
         self._drain_task: asyncio.Task[None] | None = None
 
+    def run(self, sockets: Any = None) -> None:
+        super().run(sockets)
+        if self._drain_task is not None:
+            exit_after_drain()
+
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         if self._drain_task is not None or sig not in (signal.SIGTERM, signal.SIGINT):
             self.force_exit = self._drain_task is not None
@@ -87,6 +95,16 @@ class DrainingServer(uvicorn.Server):
             await LIFECYCLE.drain(self.drain_s)
         finally:
             self.should_exit = True
+
+
+def exit_after_drain() -> None:
+    """End a drained process at once: the exit functions run (the SQL workers stop, logs are flushed), the
+    interpreter's teardown does not. Freeing a served process's heap object by object took about 2 s after the drain,
+    with the port still held and the supervisor (a Space, Kubernetes, a test) waiting for nothing."""
+    atexit._run_exitfuncs()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 class DrainingWorker(multiprocess.Process):

@@ -18,8 +18,11 @@ in front of all three and
 - while the server is full, closes a session that did no work for FULL_SERVER_IDLE_S, and gives its place to
   another client (`full_server`), so sessions held open and unused, by a leak or by many addresses at once, give
   capacity back within minutes;
+- while the server is full, makes room for a client that holds fewer places than another, whatever the sessions
+  do (`full_server`): it closes the chosen session through its own receive, so OpenEnv ends it and frees its place
+  as for any client that leaves, and keeps that place for the waiting client;
 - adds `retry_after_s` and a sentence with it to every capacity error, its own and OpenEnv's: the time until the
-  earliest session that stands in the way is closed by the two rules above.
+  earliest session that stands in the way is closed by the rules above.
 
 A client is its peer address as uvicorn reports it. Uvicorn replaces the peer address with the
 X-Forwarded-For client only when the peer is a trusted proxy (`serving.trusted_proxies`: loopback, what
@@ -35,6 +38,7 @@ import contextlib
 import json
 import math
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -54,7 +58,7 @@ from metric_tracker_rl.adapters.openenv_internals import (
 )
 from metric_tracker_rl.adapters.openenv_internals import is_capacity_error as openenv_capacity_error
 from metric_tracker_rl.serving.client_address import client_of
-from metric_tracker_rl.serving.full_server import TOOL_CALL, FullServerRule, is_work
+from metric_tracker_rl.serving.full_server import RESERVATION_HOLD_S, TOOL_CALL, FullServerRule, Reservation, is_work
 from metric_tracker_rl.serving.hardening import (
     ASGIApp,
     Message,
@@ -81,6 +85,8 @@ REAP_MIN_S = 0.2
 REAP_MAX_S = 5.0
 # Added to every retry hint: closing a session (its environment and its socket) takes a moment after its time.
 CLOSE_MARGIN_S = 0.5
+# How long a client given another's place waits for that session to end (it may be in the middle of a step).
+EVICTION_WAIT_S = 15.0
 
 
 @dataclass(eq=False)
@@ -98,6 +104,26 @@ class TrackedSession:
     closing: bool = False  # closed for its time: its notice is sent once
     attached: bool = False  # an HTTP session with a /ws socket attached to it
     close_requested: bool = False  # closed by its client while attached: OpenEnv ends it when the socket ends
+    yield_at: float | None = None  # when it gives its place to a waiting client (`full_server`)
+    receiving: asyncio.Future[Message] | None = None  # the receive it waits in, cancelled to end it sooner
+    gone: asyncio.Event = field(default_factory=asyncio.Event)  # set once OpenEnv no longer holds it
+
+
+async def receive_within(receive: Receive, session: TrackedSession, timeout_s: float) -> Message | None:
+    """The next message, or None after `timeout_s` or when `session.receiving` is cancelled from outside."""
+    receiving = asyncio.ensure_future(receive())
+    session.receiving = receiving
+    try:
+        await asyncio.wait((receiving,), timeout=timeout_s)
+        if not receiving.done():
+            receiving.cancel()
+            await asyncio.wait((receiving,))
+    except BaseException:
+        receiving.cancel()
+        raise
+    finally:
+        session.receiving = None
+    return None if receiving.cancelled() else receiving.result()
 
 
 def is_reset(text: str | None) -> bool:
@@ -153,22 +179,32 @@ class SessionLimits:
         self._reaper: asyncio.Task[None] | None = None
         self.sessions: set[TrackedSession] = set()
         self.http_sessions: dict[str, TrackedSession] = {}
+        self.reservations: dict[str, Reservation] = {}  # by the client a place is being made for
         self._closing: set[asyncio.Task[None]] = set()
 
     # --- when sessions go, and what the hint says ---------------------------------------------------------
 
-    def full(self) -> bool:
-        return self.full_rule.full(len(self.sessions))
+    def full(self, client: str | None = None) -> bool:
+        """Whether every place is taken, counting places freed for waiting clients other than `client`."""
+        return self.full_rule.full(len(self.sessions) + self.places_kept(client))
+
+    def places_kept(self, client: str | None) -> int:
+        """Places freed and kept for a waiting client other than `client` (expired reservations are dropped)."""
+        now = time.monotonic()
+        for waiting in [c for c, r in self.reservations.items() if r.expires_at <= now]:
+            del self.reservations[waiting]
+        return sum(1 for c, r in self.reservations.items() if c != client and r.victim not in self.sessions)
 
     def seconds_until_closed(self, session: TrackedSession, now: float) -> float:
+        due = math.inf if session.yield_at is None else session.yield_at - now
         if not session.used:
-            return session.opened_at + self.unreset_grace_s - now
-        idle = session.last_activity_at + self.idle_timeout_s - now
+            return min(due, session.opened_at + self.unreset_grace_s - now)
+        idle = min(due, session.last_activity_at + self.idle_timeout_s - now)
         return min(idle, self.full_rule.seconds_left(session, now)) if self.full() else idle
 
     def closed_while_full(self, session: TrackedSession, now: float) -> bool:
-        """Whether the full server's rule, not the silence rule, is what closes `session` now."""
-        return session.used and session.last_activity_at + self.idle_timeout_s > now
+        """Whether a full server's rule, not the silence rule, is what closes `session` now."""
+        return session.yield_at is not None or (session.used and session.last_activity_at + self.idle_timeout_s > now)
 
     def retry_after_s(self, blocking: list[TrackedSession]) -> int:
         """Whole seconds until the first of `blocking` is closed for inactivity and its place is free (at least 1)."""
@@ -193,7 +229,49 @@ class SessionLimits:
             retry_after_s = math.ceil(wait_s + CLOSE_MARGIN_S)
             return self.full_rule.refusal(retry_after_s), {"code": CAPACITY_CODE, "retry_after_s": retry_after_s}
         held = self.over_cap(client)
-        return None if held is None else self.per_client_refusal(held)
+        if held is not None:
+            return self.per_client_refusal(held)
+        reservation = self.reservations.get(client)
+        if reservation is not None and reservation.victim in self.sessions:
+            return self.reserved_refusal(reservation)
+        return None
+
+    async def admission(self, client: str) -> tuple[str, dict[str, Any]] | None:
+        """Why `client` may open no session now, or None: a place is free for it, or was just made (or it has no
+        claim to one, and OpenEnv's own refusal, annotated, answers it)."""
+        refused = self.refusal(client)
+        if refused is not None or not self.full(client):
+            return refused
+        chosen = self.full_rule.victim(self.sessions, self.places_held(), client)
+        if chosen is None:
+            return None
+        victim, at_once = chosen
+        now = time.monotonic()
+        victim.yield_at = now if at_once else now + min(self.full_rule.full_idle_s,
+                                                        max(self.seconds_until_closed(victim, now), 0.0))
+        reservation = Reservation(victim, victim.yield_at + RESERVATION_HOLD_S)
+        self.reservations[client] = reservation
+        self.start_reaper()
+        if not at_once:
+            return self.reserved_refusal(reservation)
+        self.close_soon(victim)
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(victim.gone.wait(), EVICTION_WAIT_S)
+        return None
+
+    def places_held(self) -> Counter[str]:
+        """Places by client: its open sessions and the places being made for it."""
+        held = Counter(s.client for s in self.sessions)
+        held.update(list(self.reservations))
+        return held
+
+    def reserved_refusal(self, reservation: Reservation) -> tuple[str, dict[str, Any]]:
+        assert reservation.victim.yield_at is not None
+        retry_after_s = max(1, math.ceil(reservation.victim.yield_at - time.monotonic() + CLOSE_MARGIN_S))
+        text = (f"The server is full. A place is being made for this client: the session that did no work for the "
+                f"longest, of a client holding the most places, is closed in about {retry_after_s} s and its place is "
+                f"kept for this client for {RESERVATION_HOLD_S:g} s after that. Retry in about {retry_after_s} s.")
+        return text, {"code": CAPACITY_CODE, "retry_after_s": retry_after_s}
 
     def per_client_refusal(self, held: list[TrackedSession]) -> tuple[str, dict[str, Any]]:
         retry_after_s = self.retry_after_s(held)
@@ -233,7 +311,7 @@ class SessionLimits:
     # --- WebSocket sessions -------------------------------------------------------------------------------
 
     async def socket_session(self, scope: Scope, receive: Receive, send: Send, client: str, transport: str) -> None:
-        refused = self.refusal(client)
+        refused = await self.admission(client)
         if refused is not None:
             await self.refuse_socket(receive, send, transport, *refused)
             return
@@ -244,7 +322,7 @@ class SessionLimits:
             await self.app(scope, self.tracking_receive(session, receive, send, use, transport),
                            self.annotating_send(session, send, transport))
         finally:
-            self.sessions.discard(session)
+            self.forget(session)
 
     async def attached_socket(self, scope: Scope, receive: Receive, send: Send,
                               session: TrackedSession | None) -> None:
@@ -279,21 +357,13 @@ class SessionLimits:
         async def tracked() -> Message:
             while True:
                 remaining = self.seconds_until_closed(session, time.monotonic())
-                try:
-                    message = await asyncio.wait_for(receive(), timeout=max(remaining, 0.0))
+                if remaining <= 0:
+                    return await self.end_from_receive(session, send, transport)
+                received = await receive_within(receive, session, remaining)
+                if received is not None:
+                    message = received
                     break
-                except asyncio.TimeoutError:
-                    if self.seconds_until_closed(session, time.monotonic()) > 0:
-                        continue  # used meanwhile by another route (an HTTP session's tools/call)
-                if session.closing:  # the full server's reaper closed it already
-                    return {"type": "websocket.disconnect", "code": POLICY_VIOLATION}
-                session.closing = True
-                if self.closed_while_full(session, time.monotonic()):
-                    self.full_rule.reaped(session.client, time.monotonic())
-                with contextlib.suppress(Exception):  # the client may be gone already
-                    await send({"type": "websocket.send", "text": self.closing_notice(session, transport)})
-                # The app sees its client leave: it ends the session and closes the socket.
-                return {"type": "websocket.disconnect", "code": POLICY_VIOLATION}
+                # else its time may have moved meanwhile (an HTTP session's tools/call uses it): look again
             if message["type"] == "websocket.receive":
                 text = message.get("text")
                 session.used = session.used or use(text)
@@ -304,8 +374,23 @@ class SessionLimits:
 
         return tracked
 
+    async def end_from_receive(self, session: TrackedSession, send: Send, transport: str) -> Message:
+        """The socket's time is up: its client is told why, and the app sees it leave, so OpenEnv ends the session
+        (freeing its place) and closes the socket."""
+        if not session.closing:  # else the reaper closed it already
+            session.closing = True
+            if self.closed_while_full(session, time.monotonic()):
+                self.full_rule.reaped(session.client, time.monotonic())
+            with contextlib.suppress(Exception):  # the client may be gone already
+                await send({"type": "websocket.send", "text": self.closing_notice(session, transport)})
+        return {"type": "websocket.disconnect", "code": POLICY_VIOLATION}
+
     def closing_notice(self, session: TrackedSession, transport: str) -> str:
-        if self.closed_while_full(session, time.monotonic()):
+        if session.yield_at is not None:
+            text = ("Session closed: the server is full and a client holding fewer places was waiting. This client "
+                    "held the most places, and this session had done no reset, step or tool call for the longest, "
+                    "so its place went to that client. Connect again later and reset to start a new episode.")
+        elif self.closed_while_full(session, time.monotonic()):
             text = (f"Session closed: the server is full, and this session did no reset, step or tool call for "
                     f"{self.full_rule.full_idle_s:g} s (FULL_SERVER_IDLE_S), so its place went to a waiting client. "
                     "Connect again later and reset to start a new episode.")
@@ -355,7 +440,7 @@ class SessionLimits:
                           f"{CREATE_METHOD} answered."}}).encode())
             return
         if method == CREATE_METHOD:
-            refused = self.refusal(client)
+            refused = await self.admission(client)
             if refused is not None:
                 text, data = refused
                 await json_response(send, 200, json_rpc_error(request_id, text, **data).encode())
@@ -423,10 +508,24 @@ class SessionLimits:
             session.close_requested = True
 
     def add(self, session: TrackedSession) -> None:
-        """Count a new session; on a server it fills, start closing the sessions that do no work."""
+        """Count a new session (taking the place made for its client, if any); on a server it fills, start closing
+        the sessions that do no work."""
         self.sessions.add(session)
-        if self.full() and (self._reaper is None or self._reaper.done()):
+        self.reservations.pop(session.client, None)
+        if self.full():
+            self.start_reaper()
+
+    def start_reaper(self) -> None:
+        if self._reaper is None or self._reaper.done():
             self._reaper = asyncio.get_running_loop().create_task(self.reap_while_full())
+
+    def close_soon(self, session: TrackedSession) -> None:
+        """End a session whose time was just moved to now: a socket's receive stops waiting (or the next one does
+        not wait), an HTTP session is closed as its client would close it."""
+        if session.receiving is not None:
+            session.receiving.cancel()
+        elif session.send is None and not session.attached:
+            self._start_close_check(session)
 
     async def reap_while_full(self) -> None:
         """While the server is full, close each session when its time is up (the full server's rule shortens
@@ -458,6 +557,7 @@ class SessionLimits:
         self.sessions.discard(session)
         if session.session_id is not None:
             self.http_sessions.pop(session.session_id, None)
+        session.gone.set()
 
     def schedule_close_check(self, session: TrackedSession) -> None:
         """Check the HTTP session when its time is up (a timer per session: nothing runs in between)."""

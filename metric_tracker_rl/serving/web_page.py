@@ -16,13 +16,25 @@ on answers 400, not 500.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
+import json
 import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs
 
-from metric_tracker_rl.serving.hardening import ASGIApp, Message, Receive, Scope, Send, json_response
+from metric_tracker_rl.serving.client_address import client_of
+from metric_tracker_rl.serving.hardening import (
+    ASGIApp,
+    Message,
+    Receive,
+    Scope,
+    Send,
+    json_response,
+    read_body,
+    replaying,
+)
 from metric_tracker_rl.serving.lifecycle import LIFECYCLE
 
 if TYPE_CHECKING:
@@ -37,18 +49,18 @@ SHARED_EPISODE_PATHS = ("/web/reset", "/web/step", "/web/state")
 NO_SHARED_EPISODE = ("This server has no shared /web episode: every visitor plays their own, the debugger page at "
                      "/web/ in a browser, or a program over the WebSocket /ws (reset, step and state messages; see "
                      "/docs).")
-UNKNOWN_CLIENT = "unknown"  # as debugger_queue names a request without a client
 HEARTBEAT = "/gradio_api/heartbeat/"
 RESULT_STREAM = "/gradio_api/queue/data"
+CANCEL = "/gradio_api/cancel"
 TITLE_PREFIX = "OpenEnv Agentic Environment: "
 
 
 class GuardsThePage:
     """ASGI middleware on the page's routes: a file upload answers 403 before Gradio reads (and stores) anything;
-    a tab's result stream or heartbeat asked for from another address than the tab's answers 403 (`owner_refusal`,
-    the page's queue's: a tab's `session_hash` is no bearer token); and a request Gradio fails on (an event that
-    does not exist, arguments of the wrong shape) answers 400 instead of a 500: the request was at fault, not the
-    server."""
+    a tab's result stream, heartbeat or cancel asked for from another address than the tab's answers 403
+    (`owner_refusal`, the page's queue's: a tab's `session_hash` is no bearer token); and a request Gradio fails on
+    (an event that does not exist, arguments of the wrong shape) answers 400 instead of a 500: the request was at
+    fault, not the server."""
 
     def __init__(self, app: ASGIApp, owner_refusal: Callable[[str | None, str], str | None]) -> None:
         self.app, self.owner_refusal = app, owner_refusal
@@ -61,7 +73,13 @@ class GuardsThePage:
         if path.endswith(UPLOAD_SUFFIXES):
             await json_response(send, 403, {"detail": "File uploads are off: the debugger takes no files."})
             return
-        refusal = self.owner_refusal(tab_of(scope), (scope.get("client") or (UNKNOWN_CLIENT,))[0])
+        tab = tab_of(scope)
+        if path.endswith(CANCEL) and scope.get("method") == "POST":
+            body = await read_body(receive)  # bounded by BoundedRequestBodies, which sits outside
+            if body is None:
+                return
+            tab, receive = cancelled_tab(body), replaying(body, receive)
+        refusal = self.owner_refusal(tab, client_of(scope))
         if refusal is not None:
             await json_response(send, 403, {"detail": refusal})
             return
@@ -93,6 +111,15 @@ def tab_of(scope: Scope) -> str | None:
     if path.endswith(RESULT_STREAM):
         hashes = parse_qs(scope.get("query_string", b"").decode("latin-1")).get("session_hash")
         return hashes[0] if hashes else None
+    return None
+
+
+def cancelled_tab(body: bytes) -> str | None:
+    """The tab a /cancel body names (None when it names none: Gradio answers that itself)."""
+    with contextlib.suppress(ValueError, RecursionError):
+        request = json.loads(body)
+        if isinstance(request, dict) and isinstance(request.get("session_hash"), str):
+            return request["session_hash"]
     return None
 
 
