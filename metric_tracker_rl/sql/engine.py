@@ -27,6 +27,7 @@ import difflib
 import json
 import math
 import threading
+from collections import OrderedDict
 from collections.abc import Mapping
 from typing import Any
 
@@ -97,6 +98,11 @@ DENIED_VALUE_BUILDERS = frozenset({"range", "generate_series", "repeat", "lpad",
 # refused by name before it reaches the binder, which would refuse it too: the tables are views.
 WRITING_NODES = frozenset({"INSERT_NODE", "UPDATE_NODE", "DELETE_NODE"})
 _PATH_MARKS = ("/", "\\", ":", ".", "~")
+# Statement texts an episode keeps the checks of (its last ones): a statement paged with offset, or sent again, is
+# not parsed and checked again. The verdict is a function of the text and the episode's tables, which never change.
+CHECKED_TEXTS = 32
+# Cells a page passes as they are, with no conversion (cell() gives each of them back unchanged).
+_PLAIN_CELLS = frozenset({int, bool, type(None)})
 
 
 class Refusal(Exception):
@@ -141,6 +147,7 @@ class EpisodeTables:
                         f"{', '.join(self.schema)}; no files, network, extensions or settings.")
         self._watch_lock = threading.Lock()
         self._running = False
+        self._checked_texts: OrderedDict[str, str] = OrderedDict()  # text -> its one statement, as DuckDB split it
 
     def view(self, names: set[str] | None = None) -> None:
         """Make the views of `names` (None: every table) that are not made yet."""
@@ -183,7 +190,18 @@ class EpisodeTables:
 
     # --- the walls -----------------------------------------------------------------------------------
 
-    def _checked(self, sql: str) -> duckdb.Statement:
+    def _checked(self, sql: str) -> str:
+        """The text's one statement, checked (see the module docstring), with the views of the tables it names."""
+        statement = self._checked_texts.get(sql)
+        if statement is None:
+            statement = self._checked_texts[sql] = self._check(sql)
+            if len(self._checked_texts) > CHECKED_TEXTS:
+                self._checked_texts.popitem(last=False)
+        else:
+            self._checked_texts.move_to_end(sql)
+        return statement
+
+    def _check(self, sql: str) -> str:
         try:
             statements = self.con.extract_statements(sql)
         except duckdb.Error as exc:
@@ -210,7 +228,7 @@ class EpisodeTables:
             raise Refusal(f"the query is nested too deeply (functions or subqueries hundreds of levels deep). "
                           f"{self.allowed}") from None
         self.view(self._check_tree(parsed))
-        return statement
+        return statement.query
 
     def _check_tree(self, tree: dict[str, Any]) -> set[str] | None:
         """Refuses what the statement may not do; returns the episode's tables it names (None: it may read the
@@ -264,7 +282,7 @@ class EpisodeTables:
             stack.extend(value for value in node.values() if isinstance(value, (dict, list)))
         return named
 
-    def _execute(self, statement: duckdb.Statement, offset: int, limit: int
+    def _execute(self, statement: str, offset: int, limit: int
                  ) -> tuple[list[str], list[list[Any]], int]:
         """The engine itself cuts the result at ROW_CAP + 1 rows (a LIMIT on top of the statement), so no more rows
         than that ever reach Python; only the page's cells are converted to JSON values."""
@@ -273,7 +291,7 @@ class EpisodeTables:
         try:
             # One bind and one run: the statement as a subquery under the row cap (a line break before the
             # closing parenthesis ends a trailing comment).
-            self.con.execute(f"SELECT * FROM (\n{statement.query}\n) LIMIT {ROW_CAP + 1}")
+            self.con.execute(f"SELECT * FROM (\n{statement}\n) LIMIT {ROW_CAP + 1}")
             columns = [column[0] for column in self.con.description or []]
             fetched = self.con.fetchall()
         finally:
@@ -285,8 +303,7 @@ class EpisodeTables:
         if count > ROW_CAP:
             raise Refusal(f"the result has more than {ROW_CAP} rows; narrow it with WHERE, GROUP BY or LIMIT "
                           "(pages of a result come from the limit and offset arguments).")
-        rows = [[cell(value) for value in row] for row in fetched[offset:offset + limit]]
-        return column_names(columns), rows, count
+        return column_names(columns), page_cells(fetched[offset:offset + limit]), count
 
     def _refusal(self, exc: duckdb.Error) -> Refusal:
         if isinstance(exc, duckdb.InterruptException):
@@ -429,6 +446,14 @@ def column_names(names: list[str]) -> list[str]:
             unique, n = f"{clean}_{n}", n + 1
         out.append(unique)
     return out
+
+
+def page_cells(rows: list[tuple[Any, ...]]) -> list[list[Any]]:
+    """Each row's cells as cell() gives them; the cells it gives back unchanged (whole numbers, booleans, nulls,
+    finite floats and text within MAX_CELL_CHARS: most of a page) are kept without a call."""
+    return [[value if (kind := type(value)) in _PLAIN_CELLS
+             or (kind is float and value - value == 0.0)  # finite: inf - inf and NaN - NaN are NaN
+             or (kind is str and len(value) <= MAX_CELL_CHARS) else cell(value) for value in row] for row in rows]
 
 
 def cell(value: Any) -> Any:

@@ -80,9 +80,12 @@ class Overdue:
     by thread; empty where not reported). Without CPU time, the deadline is wall time."""
 
     def __init__(self, deadline_s: float, cpu: Callable[[], float | None],
-                 queued: Callable[[], Mapping[int, float]], wall: Callable[[], float] = time.monotonic) -> None:
+                 queued: Callable[[], Mapping[int, float]], wall: Callable[[], float] = time.monotonic,
+                 cpu_start: float | None = None) -> None:
+        """`cpu_start`: the worker's CPU time when the statement was sent, where read then (else read now)."""
         self.deadline_s, self.cpu, self.queued, self.wall = deadline_s, cpu, queued, wall
-        self.cpu_start, self.wall_start, self.queued_start = cpu(), wall(), queued()
+        self.cpu_start = cpu() if cpu_start is None else cpu_start
+        self.wall_start, self.queued_start = wall(), queued()
         self.stalled = False  # overdue in wall time with CPU time to spare
 
     def __call__(self) -> bool:
@@ -115,11 +118,16 @@ class _Worker:
         self.loaded: collections.OrderedDict[int, int] = collections.OrderedDict()  # episode key -> bytes
         self.forget: list[int] = []
         self._stat: int | None = None  # /proc/<pid>/stat, opened on first read (read at every statement)
+        # A selector, not `select.select`: a server with many connections open gives the pipes descriptors past
+        # 1023, which `select` refuses. One for the worker's life: a reply is awaited at every statement.
+        self._replies_ready = selectors.DefaultSelector()
+        self._replies_ready.register(self.replies, selectors.EVENT_READ)
 
     def wait_ready(self) -> None:
-        self._reply(START_TIMEOUT_S)
+        self._reply(START_TIMEOUT_S, None)
 
-    def call(self, request: tuple[Any, ...], deadline_s: float) -> tuple[Any, ...]:
+    def call(self, request: tuple[Any, ...], deadline_s: float, cpu_start: float | None) -> tuple[Any, ...]:
+        """The reply to `request`; `cpu_start` is the worker's CPU time read just before (None: not read)."""
         if not self.alive:  # ended while idle (killed from outside): the statement can go to another worker
             self.kill()
             raise WorkerFailed(timed_out=False, sent=False)
@@ -129,21 +137,23 @@ class _Worker:
         except (BrokenPipeError, OSError):
             self.kill()
             raise WorkerFailed(timed_out=False, sent=False) from None
-        return self._reply(deadline_s)
+        return self._reply(deadline_s, cpu_start)
 
-    def _reply(self, deadline_s: float) -> tuple[Any, ...]:
-        # A selector, not `select.select`: a server with many connections open gives the pipes descriptors past
-        # 1023, which `select` refuses.
+    def _reply(self, deadline_s: float, cpu_start: float | None) -> tuple[Any, ...]:
+        """The worker's next reply, or WorkerFailed. The deadline is watched from the first poll that finds no
+        reply (most replies come before it): its CPU time from `cpu_start`, its wall backstop and its threads'
+        wait for a core from then, so the backstop is never reached sooner than if it were watched from the start."""
         try:
-            overdue = Overdue(deadline_s, self.cpu_seconds, lambda: process_queued_s(self.process.pid))
-            with selectors.DefaultSelector() as replies:
-                replies.register(self.replies, selectors.EVENT_READ)
-                while True:
-                    if replies.select(POLL_S):
-                        return pickle.load(self.replies)
-                    if overdue():
-                        self.kill()
-                        raise WorkerFailed(timed_out=True, stalled=overdue.stalled)
+            overdue: Overdue | None = None
+            while True:
+                if self._replies_ready.select(POLL_S):
+                    return pickle.load(self.replies)
+                if overdue is None:
+                    overdue = Overdue(deadline_s, self.cpu_seconds, lambda: process_queued_s(self.process.pid),
+                                      cpu_start=cpu_start)
+                if overdue():
+                    self.kill()
+                    raise WorkerFailed(timed_out=True, stalled=overdue.stalled)
         except (EOFError, pickle.UnpicklingError, OSError, ValueError):  # ValueError: the pool closed the pipe
             self.kill()
             raise WorkerFailed(timed_out=False) from None
@@ -169,6 +179,7 @@ class _Worker:
             with contextlib.suppress(OSError):
                 os.close(self._stat)
             self._stat = None
+        self._replies_ready.close()
 
     @property
     def alive(self) -> bool:
@@ -225,7 +236,7 @@ class SqlPool:
             deadline = TIME_LIMIT_S + KILL_GRACE_S + (LOAD_GRACE_S if send is not None else 0.0)
             began, cpu_began = time.monotonic(), worker.cpu_seconds()
             try:
-                reply = worker.call(("query", key, send, sql, offset, limit, forget), deadline)
+                reply = worker.call(("query", key, send, sql, offset, limit, forget), deadline, cpu_began)
             finally:
                 # The worker's CPU time where the system reports it, so a busy machine does not make a cheap
                 # statement look slow; a quarter of the wall time where that is more (a statement that waits on

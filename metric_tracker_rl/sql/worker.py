@@ -39,9 +39,14 @@ CPU_POLL_S = 0.02  # how often the watchdog reads the CPU time of a statement pa
 WALL_BACKSTOP = 8.0
 
 
+_STATM: list[int] = []  # /proc/self/statm, opened once: read after every statement
+_PAGE_BYTES = os.sysconf("SC_PAGE_SIZE")
+
+
 def address_space_bytes() -> int:
-    with open("/proc/self/statm") as statm:
-        return int(statm.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
+    if not _STATM:
+        _STATM.append(os.open("/proc/self/statm", os.O_RDONLY))
+    return int(os.pread(_STATM[0], 256, 0).split()[0]) * _PAGE_BYTES
 
 
 class Watchdog:
@@ -50,48 +55,62 @@ class Watchdog:
     has used the time limit in CPU time (the worker's, which runs one statement at a time) it interrupts it. CPU
     time, not wall time: a statement whose lowered priority leaves it waiting for a core on a busy machine has not
     used its time, while a runaway uses it all the same. WALL_BACKSTOP bounds the wall time too, less the time the
-    statement's thread waited for a core (`queued_clock`, None where the system does not tell)."""
+    statement's thread waited for a core (`queued_clock`, None where the system does not tell), both counted from
+    SLOW_AFTER_S on: the backstop is never reached sooner than if they were counted from the start.
+
+    Most statements end before SLOW_AFTER_S: the watchdog wakes only for a statement that starts while it is idle,
+    and at SLOW_AFTER_S after the start of the statement it watches (then finding it ended, or another running),
+    never at a statement's end; a burst of quick statements wakes it about once per SLOW_AFTER_S."""
 
     def __init__(self, time_limit_s: float, cpu_clock: Callable[[], float] = time.process_time,
                  wall_clock: Callable[[], float] = time.monotonic,
                  queued_clock: Callable[[int], float | None] = thread_queued_s) -> None:
         self.time_limit_s = time_limit_s
         self.cpu_clock, self.wall_clock, self.queued_clock = cpu_clock, wall_clock, queued_clock
-        self.queued_start: float | None = None  # the statement's thread's wait for a core when it began
+        self.queued_start: float | None = None  # the statement's thread's wait for a core at SLOW_AFTER_S
         self.condition = threading.Condition()
+        self.idle = False  # waiting for a statement to start: the next start wakes it
+        self.watching_slow = False  # watching a statement past SLOW_AFTER_S: its end wakes it
+        self.slow_at = 0.0  # when (time.monotonic) the running statement becomes slow
         self.target: Any = None
         self.thread_id = 0
         self.generation = 0
         self.slowed = False  # the last statement's thread runs at SLOW_NICENESS
         self.stalled = False  # the last statement was stopped by WALL_BACKSTOP, not by its CPU time
-        self.cpu_start = self.wall_start = 0.0  # the worker's CPU time and the wall clock when the statement began
+        self.cpu_start = 0.0  # the worker's CPU time when the statement began
+        self.wall_start = 0.0  # the wall clock at SLOW_AFTER_S
         threading.Thread(target=self._watch, daemon=True, name="sql-watchdog").start()
 
     def start(self, target: Any, thread_id: int) -> None:
         with self.condition:
             self.target, self.thread_id, self.slowed, self.stalled = target, thread_id, False, False
-            self.cpu_start, self.wall_start = self.cpu_clock(), self.wall_clock()
-            self.queued_start = self.queued_clock(thread_id)
+            self.cpu_start, self.slow_at = self.cpu_clock(), time.monotonic() + SLOW_AFTER_S
             self.generation += 1
-            self.condition.notify()
+            if self.idle:
+                self.condition.notify()
 
     def stop(self) -> None:
         with self.condition:
             self.target = None
             self.generation += 1
-            self.condition.notify()
+            if self.watching_slow:
+                self.condition.notify()
 
     def _watch(self) -> None:
         with self.condition:
             while True:
                 while self.target is None:
+                    self.idle = True
                     self.condition.wait()
+                self.idle = False
                 ended = self._changed(self.generation)
-                if self.condition.wait_for(ended, timeout=SLOW_AFTER_S):
+                if self.condition.wait_for(ended, timeout=self.slow_at - time.monotonic()):
                     continue
                 with contextlib.suppress(OSError):  # raising a thread's niceness needs no privilege
                     os.setpriority(os.PRIO_PROCESS, self.thread_id, SLOW_NICENESS)
                     self.slowed = True
+                self.wall_start, self.queued_start = self.wall_clock(), self.queued_clock(self.thread_id)
+                self.watching_slow = True
                 while not self.condition.wait_for(ended, timeout=CPU_POLL_S):
                     spent = self.cpu_clock() - self.cpu_start > self.time_limit_s
                     if spent or self._stalled():
@@ -99,6 +118,7 @@ class Watchdog:
                         self.target.interrupt()
                         self.condition.wait_for(ended)
                         break
+                self.watching_slow = False
 
     def _stalled(self) -> bool:
         """Whether the statement has been neither running nor waiting for a core for WALL_BACKSTOP times the limit
