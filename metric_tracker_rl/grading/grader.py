@@ -221,7 +221,8 @@ def judge_rows(rows: Sequence[MetricSubmissionRow], expected: Mapping[str, Metri
                segment_credit: Mapping[str, float] = SEGMENT_CREDIT,
                leaf_traffic: LeafTraffic | None = None,
                families: FamilyCatalog = PUBLISHED_FAMILIES,
-               methods_used: frozenset[str] = frozenset()) -> list[RowVerdict]:
+               methods_used: frozenset[str] = frozenset(),
+               twin_rows: Sequence[MetricSubmissionRow] = ()) -> list[RowVerdict]:
     """Every submitted row's verdict: the one pass that both the score and the row-by-row review read."""
     issues = validate_rows(rows, valid_dates, segment_values)
     verdicts = []
@@ -229,12 +230,23 @@ def judge_rows(rows: Sequence[MetricSubmissionRow], expected: Mapping[str, Metri
         key = row_key(row.date, row.entity_type, row.entity_name)
         assessment = None
         if key in expected and not (i in issues and issues[i].code == "invalid_row"):  # e.g. an unknown segment
-            assessment = assess_row(row, expected[key], segment_credit=segment_credit, leaf_traffic=leaf_traffic,
-                                    families=families, methods_used=methods_used)
+            assessment = assess_row(row, graded_against(row, expected[key], twin_rows),
+                                    segment_credit=segment_credit, leaf_traffic=leaf_traffic, families=families,
+                                    methods_used=methods_used)
         verdict = (issues[i].code if i in issues else "side_effect" if key in neutral_keys
                    else "matched" if key in expected else "not_expected")
         verdicts.append(RowVerdict(i, key, verdict, assessment))
     return verdicts
+
+
+def graded_against(row: MetricSubmissionRow, expected: MetricSubmissionRow,
+                   twin_rows: Sequence[MetricSubmissionRow]) -> MetricSubmissionRow:
+    """The truth a row on an expected key is graded against: the twin row (the same key on a segment the data
+    cannot tell from the incident's) on the row's own segment where there is one, else the expected row."""
+    reported = row_segment(row).normalised()
+    key = row_key(expected.date, expected.entity_type, expected.entity_name)
+    return next((twin for twin in twin_rows if row_key(twin.date, twin.entity_type, twin.entity_name) == key
+                 and row_segment(twin).normalised() == reported), expected)
 
 
 def _expected_by_key(expected_rows: Sequence[MetricSubmissionRow]) -> dict[str, MetricSubmissionRow]:
@@ -247,16 +259,18 @@ def grade_submission(rows: Sequence[MetricSubmissionRow], expected_rows: Sequenc
                      segment_credit: Mapping[str, float] = SEGMENT_CREDIT,
                      leaf_traffic: LeafTraffic | None = None,
                      families: FamilyCatalog = PUBLISHED_FAMILIES,
-                     methods_used: frozenset[str] = frozenset()) -> GradeResult:
+                     methods_used: frozenset[str] = frozenset(),
+                     twin_rows: Sequence[MetricSubmissionRow] = ()) -> GradeResult:
     """Score a report against the expected rows. `segment_values` lists each dimension's values of a segmented
     episode (None: no segments, and a row naming one is invalid); `leaf_traffic` makes the segment credit the
     overlap (a tier with segment_credit="overlap"; None: the `segment_credit` table); `families` publishes the
     expected rows' families (their accepted detection methods); `methods_used` the analysis methods the episode
-    ran successfully (see accepted_methods)."""
+    ran successfully (see accepted_methods); `twin_rows` the truth's rows on segments the data cannot tell from
+    their incident's (see graded_against)."""
     expected = _expected_by_key(expected_rows)
     verdicts = judge_rows(rows, expected, neutral_keys, valid_dates, segment_values=segment_values,
                           segment_credit=segment_credit, leaf_traffic=leaf_traffic, families=families,
-                          methods_used=methods_used)
+                          methods_used=methods_used, twin_rows=twin_rows)
     worst: dict[str, RowAssessment] = {}
     for judged in verdicts:
         if judged.assessment is not None:
@@ -295,7 +309,8 @@ def graded_comparison(rows: Sequence[MetricSubmissionRow], expected_rows: Sequen
                       neutral_keys: frozenset[str], valid_dates: Iterable[str], *,
                       segment_values: Mapping[str, Sequence[str]] | None = None,
                       leaf_traffic: LeafTraffic | None = None,
-                      methods_used: frozenset[str] = frozenset()) -> dict[str, Any]:
+                      methods_used: frozenset[str] = frozenset(),
+                      twin_rows: Sequence[MetricSubmissionRow] = ()) -> dict[str, Any]:
     """The grade row by row, for a person or a trainer reviewing a finished episode: each submitted row's verdict
     (`matched` with which fields were right and its quality, `side_effect` (a neutral row), `not_expected`, or the
     validation issue that made it a false positive) and the expected rows no row reported. It is the answer
@@ -303,7 +318,7 @@ def graded_comparison(rows: Sequence[MetricSubmissionRow], expected_rows: Sequen
     credit is the overlap (`leaf_traffic`), a matched row also shows its coverage and purity."""
     expected = _expected_by_key(expected_rows)
     verdicts = judge_rows(rows, expected, neutral_keys, valid_dates, segment_values=segment_values,
-                          leaf_traffic=leaf_traffic, methods_used=methods_used)
+                          leaf_traffic=leaf_traffic, methods_used=methods_used, twin_rows=twin_rows)
     entries: list[dict[str, Any]] = []
     for judged in verdicts:
         entry: dict[str, Any] = {"row_index": judged.row_index, "key": judged.key, "verdict": judged.verdict}

@@ -81,7 +81,9 @@ class SegmentedMix:
     counts are drawn and what an incident does to its segment's leaves, at what z (world/segment_brief.py);
     `min_cuboid_depth`, the fewest dimensions a drawn cuboid's depth starts from (a shallower one where none that
     deep is clear: kinds/cuboid.py); `observed_share`, the share of the world's traffic the episode's data holds
-    (1: every count; the warehouse's events sample it), whose z-scores a kind sizes its incidents by.
+    (1: every count; the warehouse's events sample it), whose z-scores a kind sizes its incidents by; `twin_z`
+    (None: none), the expected z under which the slice between two segments one field apart could not show an
+    all-day incident's fall, so that a row on either is credited as the incident's own (generation/twins.py).
 
     Harder mixes (0 leaves a tier's episodes as they were): `confounder_share`, the share of incidents that get
     one or two context items overlapping their dates that do not explain them (generation/confounders.py, a tier
@@ -111,6 +113,7 @@ class SegmentedMix:
     noise_model: bool = False
     min_cuboid_depth: int = 1
     observed_share: float = 1.0
+    twin_z: float | None = None
 
     @property
     def cuboid_root_causes(self) -> bool:
@@ -193,6 +196,10 @@ DEEP_MIX = SegmentedMix(dimensions=("platform", "country_wide", "app_version", "
                                       "experiment_effect", "country_holiday", "campaign"),
                         segment_credit="overlap", max_cuboid_depth=3, concurrency=1, context=True, note_share=0.5)
 
+# Under this expected z, the traffic between two segments one field apart could not show an all-day incident's fall
+# (realised, it falls under 2 one time in six): at abyss a row on either is credited as the incident's own.
+TWIN_Z = 3.0
+
 # Abyss draws deep's kinds but those confined to one dimension by construction (web_tracking_bug: web's events;
 # country_bots: a country's opens), in deep's order.
 ABYSS_KINDS = tuple(kind for kind in DEEP_MIX.incident_kinds if kind not in ("web_tracking_bug", "country_bots"))
@@ -234,7 +241,7 @@ TIERS: Registry[Tier] = Registry("tier", (
     Tier("abyss", window_days=56, default_density=0.08, count_range=(3, 6), perturbed_per_weekday=3,
          calibration_seed_base=60_000,
          segmented=replace(DEEP_MIX, incident_kinds=ABYSS_KINDS, own_z=(5.5, 6.5), leaf_blips=5.0,
-                           min_cuboid_depth=2, noise_model=True)),
+                           min_cuboid_depth=2, noise_model=True, twin_z=TWIN_Z)),
 ))
 
 # The warehouse rung while it is built: not in TIERS (no reset reaches it, no list names it) until its expert holds

@@ -71,6 +71,16 @@ OVERLAP_REPORTING = (
     "observed value and delta from that segment's own data with the published baseline rule. The row's quality is "
     "multiplied by its segment credit. " + OVERLAP_CREDIT_RULE
 )
+# What a tier with SegmentedMix.twin_z adds (generation/twins.py computes it, grading/grader.py applies it).
+TWIN_CREDIT = (
+    " Two segments the data cannot tell apart: where a row's segment and its incident's are one field apart (one is "
+    "the other with one more field named), the row is graded as if it named the incident's segment (segment credit "
+    "1; its baseline, observed value, delta and severity judged on its own segment's data, as the incident's are on "
+    "theirs) when the incident's fall would stand under {twin_z:g} in the traffic one of them holds and the other "
+    "does not, sized as incident_shape sizes the incident: z = f / sd, f its smallest daily fall, sd the largest of "
+    "its dates on that traffic's n, p and L (expected; a release_regression: its last date only). Only an all-day "
+    "incident on a step's conversion has such segments."
+)
 BENIGN_LOOK_ALIKES = (
     "Unannotated and benign, with sizes that overlap incidents' (no threshold separates them): more traffic from a "
     "low-converting segment (the aggregate's conversion moves, no segment's own does); a segment's demand rising or "
@@ -245,7 +255,10 @@ def drawn_families(segments: Mapping[str, object] | None) -> tuple[str, ...] | N
 def _reporting(difficulty: str, world: World) -> str:
     """How a row names its segment and how it is credited at a tier with daily-only dimensions."""
     if TIERS[difficulty].segment_credit == "overlap":
-        return OVERLAP_REPORTING.format(difficulty=difficulty, fields=", ".join(world.fields))
+        mix = TIERS[difficulty].segmented
+        twin_z = None if mix is None else mix.twin_z
+        return OVERLAP_REPORTING.format(difficulty=difficulty, fields=", ".join(world.fields)) + (
+            "" if twin_z is None else TWIN_CREDIT.format(twin_z=twin_z))
     return SEGMENT_REPORTING.replace("At frontier", f"At {difficulty}").replace(
         "platform, country and/or app_version", f"platform, country, {', '.join(world.fields[2:])}")
 
