@@ -76,6 +76,8 @@ def twin_segments(world: SegmentWorld, run: Sequence[SegmentIncident], fields: t
     fall = min(i.record.magnitude for i in dates)
     twins = []
     for other in one_field_apart(run[0].segment.normalised(), fields, world):
+        if other == run[0].segment.normalised():
+            continue
         theirs = leaf_mask(world, other)
         if float(reach[own & theirs][..., step].sum()) <= 0.0:
             continue

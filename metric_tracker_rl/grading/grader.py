@@ -230,23 +230,24 @@ def judge_rows(rows: Sequence[MetricSubmissionRow], expected: Mapping[str, Metri
         key = row_key(row.date, row.entity_type, row.entity_name)
         assessment = None
         if key in expected and not (i in issues and issues[i].code == "invalid_row"):  # e.g. an unknown segment
-            assessment = assess_row(row, graded_against(row, expected[key], twin_rows),
-                                    segment_credit=segment_credit, leaf_traffic=leaf_traffic, families=families,
-                                    methods_used=methods_used)
+            assessment = max((assess_row(row, truth, segment_credit=segment_credit, leaf_traffic=leaf_traffic,
+                                         families=families, methods_used=methods_used)
+                              for truth in truths_of(row, expected[key], twin_rows)), key=lambda a: a.quality)
         verdict = (issues[i].code if i in issues else "side_effect" if key in neutral_keys
                    else "matched" if key in expected else "not_expected")
         verdicts.append(RowVerdict(i, key, verdict, assessment))
     return verdicts
 
 
-def graded_against(row: MetricSubmissionRow, expected: MetricSubmissionRow,
-                   twin_rows: Sequence[MetricSubmissionRow]) -> MetricSubmissionRow:
-    """The truth a row on an expected key is graded against: the twin row (the same key on a segment the data
-    cannot tell from the incident's) on the row's own segment where there is one, else the expected row."""
+def truths_of(row: MetricSubmissionRow, expected: MetricSubmissionRow,
+              twin_rows: Sequence[MetricSubmissionRow]) -> list[MetricSubmissionRow]:
+    """What a row on an expected key may be graded against (the best counts): the expected row, and the twin row
+    of that key on the row's own segment where there is one (a segment the data cannot tell from the incident's,
+    credited as its own). A twin only adds a truth, so it never lowers a grade."""
     reported = row_segment(row).normalised()
     key = row_key(expected.date, expected.entity_type, expected.entity_name)
-    return next((twin for twin in twin_rows if row_key(twin.date, twin.entity_type, twin.entity_name) == key
-                 and row_segment(twin).normalised() == reported), expected)
+    return [expected, *(twin for twin in twin_rows if row_key(twin.date, twin.entity_type, twin.entity_name) == key
+                        and row_segment(twin).normalised() == reported)]
 
 
 def _expected_by_key(expected_rows: Sequence[MetricSubmissionRow]) -> dict[str, MetricSubmissionRow]:
@@ -266,7 +267,7 @@ def grade_submission(rows: Sequence[MetricSubmissionRow], expected_rows: Sequenc
     overlap (a tier with segment_credit="overlap"; None: the `segment_credit` table); `families` publishes the
     expected rows' families (their accepted detection methods); `methods_used` the analysis methods the episode
     ran successfully (see accepted_methods); `twin_rows` the truth's rows on segments the data cannot tell from
-    their incident's (see graded_against)."""
+    their incident's (see truths_of)."""
     expected = _expected_by_key(expected_rows)
     verdicts = judge_rows(rows, expected, neutral_keys, valid_dates, segment_values=segment_values,
                           segment_credit=segment_credit, leaf_traffic=leaf_traffic, families=families,
