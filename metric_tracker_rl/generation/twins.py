@@ -2,9 +2,10 @@
 
 Two segments one field apart (the smaller one is the larger with one more field named) differ by a slice: the
 traffic the larger holds and the smaller does not. Whether an all-day fall of a step's conversion lies in the larger
-or only in the smaller shows in that slice alone; where the fall would stand there at an expected z under the tier's
-`twin_z`, by the sizing the brief publishes (kinds/cuboid.own_z's, from the plan's expected counts), the data cannot
-tell the two apart, and the grader credits a row on either (its values read from its own segment's data).
+or only in the smaller shows in that slice alone. Where, on one of the incident's dates, its fall that date would
+stand there at an expected z under the tier's `twin_z` (the sizing the brief publishes, kinds/cuboid.own_z's, from
+the plan's expected counts), the data of that date cannot tell the two apart, and the grader credits that date's
+row on either (its values read from its own segment's data).
 Behind the truth wall: it reads the plan.
 """
 
@@ -55,50 +56,31 @@ def slice_sd(world: SegmentWorld, reach: np.ndarray, slice_mask: np.ndarray, ste
                          + COMMON_RATE_SPREAD ** 2))
 
 
-def sized_dates(run: Sequence[SegmentIncident]) -> list[SegmentIncident]:
-    """The dates an incident is sized on, as the brief publishes: all of them, a release_regression's last only."""
-    return list(run[-1:]) if run[0].kind == "release_regression" else list(run)
-
-
-def twin_segments(world: SegmentWorld, run: Sequence[SegmentIncident], fields: tuple[str, ...],
+def twin_segments(world: SegmentWorld, incident: SegmentIncident, fields: tuple[str, ...],
                   twin_z: float) -> tuple[Segment, ...]:
-    """The segments one field from an incident's (`run`: its dates, in order) that share traffic with it at its
-    step and whose slice between them would show its fall at an expected z under `twin_z`: its smallest daily fall
-    over the largest sd of its sized dates, as the incident itself is sized. None for an incident of hours or of
+    """The segments one field from the incident's that share its traffic at its step on its date and whose slice
+    between them would show its fall that date at an expected z under `twin_z`. None for an incident of hours or of
     counts (the published sizing is an all-day conversion's)."""
-    first = run[0].record
-    if first.hours != ALL_DAY or first.entity_type not in RATE_ENTITIES:
+    record = incident.record
+    if record.hours != ALL_DAY or record.entity_type not in RATE_ENTITIES:
         return ()
-    step = step_index(first.entity_name)
-    dates = sized_dates(run)
-    reach = world.plan.leaf_reach([i.record.day for i in run])
-    own = leaf_mask(world, run[0].segment)
-    fall = min(i.record.magnitude for i in dates)
+    step = step_index(record.entity_name)
+    reach = world.plan.leaf_reach([record.day])[:, :, record.day]
+    incident_segment = incident.segment.normalised()
+    own = leaf_mask(world, incident_segment)
     twins = []
-    for other in one_field_apart(run[0].segment.normalised(), fields, world):
-        if other == run[0].segment.normalised():
-            continue
+    for other in one_field_apart(incident_segment, fields, world):
         theirs = leaf_mask(world, other)
-        if float(reach[own & theirs][..., step].sum()) <= 0.0:
+        if other == incident_segment or float(reach[own & theirs][:, step].sum()) <= 0.0:
             continue
         incident_is_larger = bool((theirs <= own).all())
         between = own & ~theirs if incident_is_larger else theirs & ~own
-        sd = max(slice_sd(world, reach[:, :, i.record.day], between, step, i.record.magnitude, incident_is_larger)
-                 for i in dates)
-        if fall / sd < twin_z:
+        if record.magnitude / slice_sd(world, reach, between, step, record.magnitude, incident_is_larger) < twin_z:
             twins.append(other)
     return tuple(twins)
 
 
 def incident_twins(world: SegmentWorld, incidents: Sequence[SegmentIncident], fields: tuple[str, ...],
                    twin_z: float) -> tuple[tuple[Segment, ...], ...]:
-    """Each incident date's twin segments (aligned with `incidents`): those of the incident it is a date of."""
-    runs: dict[tuple[str, int, str, Segment], list[SegmentIncident]] = {}
-    for incident in incidents:
-        record = incident.record
-        first = record.day if record.continues is None else record.continues
-        runs.setdefault((incident.kind, first, record.entity_name, incident.segment), []).append(incident)
-    twins = {key: twin_segments(world, sorted(run, key=lambda i: i.record.day), fields, twin_z)
-             for key, run in runs.items()}
-    return tuple(twins[(i.kind, i.record.day if i.record.continues is None else i.record.continues,
-                        i.record.entity_name, i.segment)] for i in incidents)
+    """Each incident date's twin segments, aligned with `incidents`."""
+    return tuple(twin_segments(world, incident, fields, twin_z) for incident in incidents)

@@ -76,10 +76,10 @@ TWIN_CREDIT = (
     " Two segments the data cannot tell apart: where a row's segment and its incident's are one field apart (one is "
     "the other with one more field named), the row is graded as if it named the incident's segment (segment credit "
     "1; its baseline, observed value, delta and severity judged on its own segment's data, as the incident's are on "
-    "theirs) when the incident's fall would stand under {twin_z:g} in the traffic one of them holds and the other "
-    "does not, sized as incident_shape sizes the incident: z = f / sd, f its smallest daily fall, sd the largest of "
-    "its dates on that traffic's n, p and L (expected; a release_regression: its last date only). Only an all-day "
-    "incident on a step's conversion has such segments."
+    "theirs) when, on the row's date, the incident's fall would stand under {twin_z:g} in the traffic one of them "
+    "holds and the other does not: z = f / sd as incident_shape sizes an all-day incident, f the incident's fall that "
+    "date, sd from that traffic's n, p and L (expected, that date). Only an all-day incident on a step's conversion "
+    "has such segments."
 )
 BENIGN_LOOK_ALIKES = (
     "Unannotated and benign, with sizes that overlap incidents' (no threshold separates them): more traffic from a "
