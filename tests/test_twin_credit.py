@@ -1,10 +1,10 @@
 """Two fields or three, at abyss: where a row's segment and its incident's are one field apart and the traffic
-between them could not show the incident's fall (an expected z under the tier's twin_z by the sizing the brief
-publishes), the row is graded as if it named the incident's segment, its values read from its own segment. The
-generator's twins are the published rule recomputed from the plan's expected counts; the grader only ever adds
-such a truth, so no grade falls and rewards still sum to the score; seed 868080's report on MX x referral (its
-incident on MX x referral x returning) is credited; every other tier has no twin; the published sentence is the
-tier's."""
+between them could not show the incident's fall on the row's date (an expected z under the tier's twin_z by the
+sizing the brief publishes), the row is graded as if it named the incident's segment, its values read from its own
+segment. The generator's twins are the published rule recomputed from the plan's expected counts; the grader only
+ever adds such a truth, so no grade falls and rewards still sum to the score; seed 868080's report on MX x referral
+(its incident on MX x referral x returning) is credited on the date whose data cannot tell them apart; every other
+tier has no twin; the published sentence is the tier's."""
 
 from __future__ import annotations
 
@@ -54,15 +54,6 @@ def _placed(seed: int) -> PlacedWorld:
     return place_world(TIERS[ABYSS], resolve_episode_config(difficulty=ABYSS, seed=seed))
 
 
-def _runs(incidents: list[SegmentIncident]) -> list[list[SegmentIncident]]:
-    runs: dict[tuple[str, int, str], list[SegmentIncident]] = {}
-    for incident in incidents:
-        record = incident.record
-        runs.setdefault((incident.kind, record.continues if record.continues is not None else record.day,
-                         record.entity_name), []).append(incident)
-    return [sorted(run, key=lambda i: i.record.day) for run in runs.values()]
-
-
 # --- the rule as a reader computes it from the brief -------------------------------------------------------------
 
 def _published_sd() -> tuple[float, float]:
@@ -73,69 +64,67 @@ def _published_sd() -> tuple[float, float]:
     return float(found[1]), float(found[2])
 
 
-def _reader_z(placed: PlacedWorld, run: list[SegmentIncident], between: np.ndarray, undo: bool) -> float:
-    """The incident's fall in the traffic `between` two segments, sized as the brief sizes an incident: its
-    smallest daily fall over the largest sd of its dates (a release_regression's last date only), each from that
-    traffic's expected n, p (without the fall) and L."""
+def _reader_z(placed: PlacedWorld, incident: SegmentIncident, between: np.ndarray, undo: bool) -> float:
+    """The incident's fall on its date in the traffic `between` two segments, sized as the brief sizes an all-day
+    incident: f / sd, sd from that traffic's expected n, p (without the fall) and L that date."""
     leaf, shared = _published_sd()
-    step = step_index(run[0].record.entity_name)
-    sized = run[-1:] if run[0].kind == "release_regression" else run
-    reach = placed.plan.leaf_reach([i.record.day for i in run])
-    sds = []
-    for incident in sized:
-        day, fall = incident.record.day, incident.record.magnitude
-        n = reach[:, :, day, step][between].sum()
-        if n <= 0:
-            return 0.0
-        p = min(reach[:, :, day, step + 1][between].sum() / n / ((1 - fall) if undo else 1.0), 1.0)
-        units = (reach[:, :, day, step][between] > 0).sum()
-        sds.append(np.sqrt((1 - p) / (p * n) + leaf / units + shared))
-    return min(i.record.magnitude for i in sized) / max(sds)
+    step = step_index(incident.record.entity_name)
+    day, fall = incident.record.day, incident.record.magnitude
+    reach = placed.plan.leaf_reach([day])[:, :, day]
+    n = reach[between][:, step].sum()
+    if n <= 0:
+        return 0.0
+    p = min(reach[between][:, step + 1].sum() / n / ((1 - fall) if undo else 1.0), 1.0)
+    units = (reach[between][:, step] > 0).sum()
+    return float(fall / np.sqrt((1 - p) / (p * n) + leaf / units + shared))
 
 
-def test_twins_are_the_neighbours_whose_traffic_between_could_not_show_the_fall() -> None:
-    """Every segment one field from an all-day rate incident's that shares its traffic is a twin exactly when the
-    brief's sizing puts the fall under twin_z in the traffic between them; an incident of hours has none."""
+def test_twins_are_the_neighbours_whose_traffic_between_could_not_show_that_dates_fall() -> None:
+    """Every segment one field from an all-day rate incident's that shares its traffic on a date is a twin of that
+    date exactly when the brief's sizing puts that date's fall under twin_z in the traffic between them; an
+    incident of hours has none."""
     checked = {"twins": 0, "others": 0, "of hours": 0}
     for seed in range(65_000, 65_012):
         placed = _placed(seed)
-        for run in _runs(placed.incidents):
-            twins = set(twin_segments(placed.world, run, FIELDS, TWIN_Z))
-            if run[0].record.hours != (0, 24):
+        for incident in placed.incidents:
+            twins = set(twin_segments(placed.world, incident, FIELDS, TWIN_Z))
+            if incident.record.hours != (0, 24):
                 assert not twins
                 checked["of hours"] += 1
                 continue
-            own = leaf_mask(placed.world, run[0].segment)
-            for other in set(one_field_apart(run[0].segment.normalised(), FIELDS, placed.world)):
+            day, step = incident.record.day, step_index(incident.record.entity_name)
+            own = leaf_mask(placed.world, incident.segment)
+            for other in set(one_field_apart(incident.segment.normalised(), FIELDS, placed.world)):
                 theirs = leaf_mask(placed.world, other)
-                shared = placed.plan.leaf_reach([run[0].record.day])[:, :, run[0].record.day][own & theirs].sum()
-                if other == run[0].segment.normalised() or shared <= 0:
+                shared = placed.plan.leaf_reach([day])[:, :, day, step][own & theirs].sum()
+                if other == incident.segment.normalised() or shared <= 0:
                     assert other not in twins
                     continue
                 inside = bool((theirs <= own).all())
-                z = _reader_z(placed, run, own & ~theirs if inside else theirs & ~own, inside)
-                assert (other in twins) == (z < TWIN_Z), (seed, run[0].segment.label(), other.label(), z)
+                z = _reader_z(placed, incident, own & ~theirs if inside else theirs & ~own, inside)
+                assert (other in twins) == (z < TWIN_Z), (seed, incident.segment.label(), other.label(), z)
                 checked["twins" if other in twins else "others"] += 1
     assert min(checked.values()) > 0, checked
 
 
-def _twins_with_z() -> Iterator[tuple[PlacedWorld, list[SegmentIncident], Segment, float]]:
+def _twins_with_z() -> Iterator[tuple[PlacedWorld, SegmentIncident, Segment, float]]:
     """Every twin of the incidents of a few abyss episodes, with the z its traffic between would show."""
     for seed in range(65_000, 65_012):
         placed = _placed(seed)
-        for run in _runs(placed.incidents):
-            own = leaf_mask(placed.world, run[0].segment)
-            for twin in twin_segments(placed.world, run, FIELDS, TWIN_Z):
+        for incident in placed.incidents:
+            own = leaf_mask(placed.world, incident.segment)
+            for twin in twin_segments(placed.world, incident, FIELDS, TWIN_Z):
                 theirs = leaf_mask(placed.world, twin)
                 inside = bool((theirs <= own).all())
-                yield placed, run, twin, _reader_z(placed, run, own & ~theirs if inside else theirs & ~own, inside)
+                yield placed, incident, twin, _reader_z(placed, incident, own & ~theirs if inside else theirs & ~own,
+                                                        inside)
 
 
 def test_a_twin_stands_strictly_under_the_bar() -> None:
-    """The bar is strict: with twin_z set to a neighbour's own z it is no twin, a hair above it is."""
-    placed, run, twin, z = next((placed, run, twin, z) for placed, run, twin, z in _twins_with_z() if z > 0)
-    assert twin not in twin_segments(placed.world, run, FIELDS, z * (1 - 1e-9))
-    assert twin in twin_segments(placed.world, run, FIELDS, z * (1 + 1e-9))
+    """The bar is strict: with twin_z set to a twin's own z it is no twin, a hair above it is."""
+    placed, incident, twin, z = next(found for found in _twins_with_z() if found[3] > 0)
+    assert twin not in twin_segments(placed.world, incident, FIELDS, z * (1 - 1e-9))
+    assert twin in twin_segments(placed.world, incident, FIELDS, z * (1 + 1e-9))
 
 
 # --- the grader: a twin only adds a truth -------------------------------------------------------------------------
@@ -203,30 +192,35 @@ def _transcript_report() -> list[dict[str, Any]]:
     return [call for call in calls if call["tool"] == "submit_report"][-1]["arguments"]["rows"]
 
 
-def test_seed_868080s_report_on_the_two_field_parent_is_credited() -> None:
-    """The payment step fell in MX x referral x returning beside 7 and 6 new-user orders: the new users' traffic
-    could not show the fall (z about 2 by the published sizing), so the model's rows on MX x referral, with that
-    segment's own values, are graded as the incident's. As recorded (before the credit) the report scored 0.74."""
+def test_seed_868080s_report_on_the_two_field_parent_is_credited_where_that_date_cannot_tell() -> None:
+    """The payment step fell in MX x referral x returning on 04-13 and 04-14, beside 7 and 6 new-user orders (7.4
+    and 3.8 expected). On 04-14 the new users' traffic could not show the fall (z about 2.2 by the published
+    sizing): the model's row on MX x referral, with that segment's own values, is graded as the incident's. On 04-13
+    it could (z about 3.2; the 7 new-user orders all succeeded where the fall would have left about 4): that row
+    keeps its overlap credit. As recorded (before the credit) the report scored 0.74."""
     env = MetricTrackerRlEnvironment()
     env.reset(difficulty=ABYSS, seed=SEED_868080)
     result = env.step(MetricTrackerRlAction(classifications=_transcript_report()))
-    assert result.reward == result.episode_score == 1.0, result.message
-    assert result.comparison is not None
-    credited = [row for row in result.comparison["rows"] if row["key"].startswith("2026-04-1")
-                and row["key"].endswith("order_placed_to_payment_successful")]
-    assert len(credited) == 2 and all(row["segment_credit"] == 1.0 for row in credited)
+    assert result.comparison is not None and result.reward == result.episode_score
+    assert result.reward > 0.85, result.message
+    credit = {row["key"][:10]: row["segment_credit"] for row in result.comparison["rows"]
+              if row["key"].endswith("order_placed_to_payment_successful") and row["key"].startswith("2026-04-1")}
+    assert credit["2026-04-14"] == 1.0 and credit["2026-04-13"] < 0.7
     episode = env._episode  # noqa: SLF001  (the test reads the truth it graded against)
     assert episode is not None
-    reported = {(row["date"], row["entity_name"]): row for row in _transcript_report() if row.get("channel")}
     parent = Segment(country="MX", channel="referral")
-    twins = [t for t in episode.truth.twin_rows if row_segment(t) == parent and (t.date, t.entity_name) in reported]
-    assert len(twins) == 2  # the model's own figures, read from MX x referral's daily data, are the twins' values
-    assert all(abs(t.observed_value - reported[(t.date, t.entity_name)]["observed_value"]) < 1e-4 for t in twins)
+    twin = next(t for t in episode.truth.twin_rows if row_segment(t) == parent and t.date == "2026-04-14"
+                and t.entity_name == "order_placed_to_payment_successful")
+    reported = next(row for row in _transcript_report() if row["date"] == "2026-04-14" and row.get("channel")
+                    and row["entity_name"] == "order_placed_to_payment_successful")
+    assert abs(twin.observed_value - reported["observed_value"]) < 1e-4  # the model's own figure from the data
     placed = place_world(TIERS[ABYSS], resolve_episode_config(difficulty=ABYSS, seed=SEED_868080))
-    run = next(run for run in _runs(placed.incidents) if run[0].segment == INCIDENT)
-    assert parent in twin_segments(placed.world, run, FIELDS, TWIN_Z)
     between = leaf_mask(placed.world, parent) & ~leaf_mask(placed.world, INCIDENT)
-    assert 1.5 < _reader_z(placed, run, between, False) < 2.5
+    z = {i.record.day: _reader_z(placed, i, between, False) for i in placed.incidents
+         if i.segment == INCIDENT}
+    assert sorted(round(value, 1) for value in z.values()) == [2.2, 3.2]
+    assert all((parent in twin_segments(placed.world, i, FIELDS, TWIN_Z)) == (z[i.record.day] < TWIN_Z)
+               for i in placed.incidents if i.segment == INCIDENT)
 
 
 def test_rewards_sum_to_the_score_when_a_retry_moves_to_a_twin() -> None:
@@ -260,5 +254,5 @@ def test_no_other_tier_has_twins_or_says_so(difficulty: str) -> None:
 def test_the_brief_states_the_tiers_bar_and_sizing() -> None:
     reporting = _brief(ABYSS)["segments"]["reporting"]
     said = re.search(r"would stand under ([\d.]+) in the traffic one of them holds and the other does not", reporting)
-    assert said is not None and float(said[1]) == TIERS[ABYSS].segmented.twin_z == TWIN_Z, reporting
-    assert "sized as incident_shape sizes the incident" in reporting and "last date only" in reporting
+    assert said is not None and float(said[1]) == TWIN_Z, reporting
+    assert "on the row's date" in reporting and "as incident_shape sizes an all-day incident" in reporting
