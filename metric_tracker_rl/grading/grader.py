@@ -35,6 +35,10 @@ observed (daily_by_segment). Observed rather than a same-weekday baseline: a rel
 a zero baseline, which would leave its incident without weight; and an incident's own move of its cuboid's opens
 (an outage, bots) changes only the purity of a report coarser than the incident. The exact cuboid earns 1, a
 cuboid that shares no traffic with the incident 0, the aggregate T(I) / T(all).
+At a tier whose config sets `twin_z` (abyss) the truth also keeps twin rows (keyword `twin_rows`): the same key on
+a segment one field from the incident's whose traffic between the two could not show that date's fall, its values
+read from its own data. A row on a twin's segment is graded against that twin too, and keeps the better grade
+(truths_of), so a twin never lowers a grade.
 A matched row keeps its key (it is no false positive), so a wrong segment costs the incident, not more. Below
 frontier no row may name a segment (validation refuses it) and every expected row is the whole funnel, so the
 credit is 1 and scores are exactly as before; the breakdown's segment_accuracy is then None.
