@@ -248,11 +248,12 @@ def test_no_other_tier_has_twins_or_says_so(difficulty: str) -> None:
     for seed in range(3):
         drawn = build_world(TIERS[difficulty], resolve_episode_config(difficulty=difficulty, seed=seed))
         assert drawn.twins == ()
-    assert "cannot tell apart" not in json.dumps(_brief(difficulty))
+    assert "cannot tell the two apart" not in json.dumps(_brief(difficulty))
 
 
 def test_the_brief_states_the_tiers_bar_and_sizing() -> None:
     reporting = _brief(ABYSS)["segments"]["reporting"]
-    said = re.search(r"would stand under ([\d.]+) in the traffic one of them holds and the other does not", reporting)
+    said = re.search(r"on a date when the incident's fall would stand under ([\d.]+) in the traffic one holds and "
+                     r"the other does not, sized as in incident_shape", reporting)
     assert said is not None and float(said[1]) == TWIN_Z, reporting
-    assert "on the row's date" in reporting and "as incident_shape sizes an all-day incident" in reporting
+    assert "with one field more or less" in reporting and "All-day conversion incidents only" in reporting

@@ -73,13 +73,10 @@ OVERLAP_REPORTING = (
 )
 # What a tier with SegmentedMix.twin_z adds (generation/twins.py computes it, grading/grader.py applies it).
 TWIN_CREDIT = (
-    " Two segments the data cannot tell apart: where a row's segment and its incident's are one field apart (one is "
-    "the other with one more field named), the row is graded as if it named the incident's segment (segment credit "
-    "1; its baseline, observed value, delta and severity judged on its own segment's data, as the incident's are on "
-    "theirs) when, on the row's date, the incident's fall would stand under {twin_z:g} in the traffic one of them "
-    "holds and the other does not: z = f / sd as incident_shape sizes an all-day incident, f the incident's fall that "
-    "date, sd from that traffic's n, p and L (expected, that date). Only an all-day incident on a step's conversion "
-    "has such segments."
+    " Where a row's segment is its incident's with one field more or less, the row is credited as the incident's own "
+    "(its values judged on its own segment) on a date when the incident's fall would stand under {twin_z:g} in the "
+    "traffic one holds and the other does not, sized as in incident_shape (that traffic's n, p and L): the data "
+    "cannot tell the two apart. All-day conversion incidents only."
 )
 BENIGN_LOOK_ALIKES = (
     "Unannotated and benign, with sizes that overlap incidents' (no threshold separates them): more traffic from a "
