@@ -21,6 +21,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from text_reader import read_observation
 
+from benchmarks.twin_credit import episode_scores
 from metric_tracker_rl.generation.anomalies.base import step_index
 from metric_tracker_rl.generation.kinds import SegmentIncident
 from metric_tracker_rl.generation.kinds.cuboid import leaf_mask
@@ -257,3 +258,13 @@ def test_the_brief_states_the_tiers_bar_and_sizing() -> None:
                      r"the other does not, sized as in incident_shape", reporting)
     assert said is not None and float(said[1]) == TWIN_Z, reporting
     assert "with one field more or less" in reporting and "All-day conversion incidents only" in reporting
+
+
+def test_the_benchmark_grades_a_report_with_and_without_the_credit() -> None:
+    """benchmarks.twin_credit on seed 868080's report: 0.74 under the overlap credit alone (as recorded), more with
+    the twin credit, one row raised (04-14's on MX x referral)."""
+    env = MetricTrackerRlEnvironment()
+    env.reset(difficulty=ABYSS, seed=SEED_868080)
+    report = [MetricSubmissionRow.model_validate(row) for row in _transcript_report()]
+    without, with_twins, raised = episode_scores(env, [report])
+    assert round(without, 4) == 0.7408 and with_twins > 0.85 and raised == 1
