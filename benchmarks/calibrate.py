@@ -57,11 +57,11 @@ BOOTSTRAP_SEED = 0
 # does not decode the answer. These episodes are not standard.
 AGENT_RESET_OVERRIDES: dict[str, dict[str, Any]] = {"feedback_decoder": {"max_submissions": 3}}
 HELD_OUT_SECRET = "calibration-held-out"
-# Agents that play the deep tier only (its expert, its shortcuts and the scan analyst): a default run, over every
-# listed tier, leaves them out; `--difficulties deep --no-named-tasks --agents ...` runs them (docs/calibration.md,
+# Agents that play the deep tier only (its expert, its shortcuts, the scan analyst and the parent reporter, which
+# bets on abyss's twin credit): a default run, over every listed tier, leaves them out; `--difficulties deep --no-named-tasks --agents ...` runs them (docs/calibration.md,
 # the dial).
 DEEP_ONLY_AGENTS = ("deep_expert", "one_dimension_expert", "short_segment_rule", "scan_analyst", "scan_analyst_3d",
-                    "scan_analyst_hourly")
+                    "scan_analyst_hourly", "parent_reporter")
 # Agents that attack across resets: each episode they open more sessions on the same server and replay its
 # settings there (the replay oracle reads the labels through graded feedback). A default run leaves them out;
 # `--agents replay_oracle --held-out` runs them (docs/calibration.md).

@@ -236,15 +236,19 @@ def tier_windows() -> str:
 
 def _model_result(difficulty: str, results: dict[str, Any]) -> str:
     """The model's mean over its episodes of a tier at the tier's defaults, from the current set of transcripts, or
-    else an earlier one (named), and only where every one of those episodes scores on this version what it
-    recorded (docs/model_results.md); a dash where none does."""
+    else an earlier one (named), and only where every one of those episodes replays on this version: its recorded
+    mean where every score reproduces, else the mean this version grades its calls with, beside the recorded one
+    (docs/model_results.md); a dash where none replays."""
     groups = [group for group in results["groups"] if group["difficulty"] == difficulty and not group["settings"]
-              and scores_replay(group)]
+              and group.get("replayed_mean") is not None]
     if not groups:
         return "–"
     group = groups[0]  # the current set's, when it has one: the artifact lists it first
     earlier = f", recorded on `{group['recorded_on']}`" if group["history"] else ""
-    return f"{group['mean']:.3f} ({group['episodes']} episodes{earlier})"
+    if scores_replay(group):
+        return f"{group['mean']:.3f} ({group['episodes']} episodes{earlier})"
+    return (f"{group['replayed_mean']:.3f} ({group['episodes']} episodes{earlier}, graded on this version; "
+            f"{group['mean']:.3f} as recorded)")
 
 
 def tiers_at_a_glance(results: dict[str, Any] | None = None, models: dict[str, Any] | None = None) -> str:

@@ -63,7 +63,8 @@ def _group_key(entry: dict[str, Any]) -> tuple[bool, str, int, int, str]:
 
 def groups(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The transcripts by set (the current one first), tier and dial settings: episodes, mean, range of scores,
-    range of calls, and how their replays went (each status with its count)."""
+    range of calls, how their replays went (each status with its count), and the mean of their scores on this
+    version where every one of them replays (None where a tier's episodes changed since)."""
     grouped: dict[tuple[bool, str, int, int, str], list[dict[str, Any]]] = {}
     for entry in sorted(entries, key=_group_key):
         grouped.setdefault(_group_key(entry), []).append(entry)
@@ -72,11 +73,14 @@ def groups(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
         scores, calls = [m["score"] for m in members], [m["calls"] for m in members]
         seen = [member["replay"] for member in members]
         statuses = {status: seen.count(status) for status in STATUS_ORDER if status in seen}
+        replayed = [m["replayed_score"] for m in members if m["replayed_score"] is not None]
         summary.append({"difficulty": members[0]["difficulty"], "settings": members[0]["settings"],
                         "history": members[0]["history"], "recorded_on": members[0]["recorded_on"],
                         "episodes": len(members), "mean": round(sum(scores) / len(scores), 6),
                         "min": min(scores), "max": max(scores), "calls_min": min(calls), "calls_max": max(calls),
-                        "replays": statuses})
+                        "replays": statuses,
+                        "replayed_mean": round(sum(replayed) / len(replayed), 6) if len(replayed) == len(members)
+                        else None})
     return summary
 
 

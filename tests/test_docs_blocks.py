@@ -150,20 +150,23 @@ def test_the_tiers_table_follows_the_results_and_marks_old_recordings() -> None:
     results["agents"]["weekday_rule"]["hard"]["mean"] = 0.45
     models = {"groups": [
         {"difficulty": "deep", "settings": {}, "episodes": 2, "mean": 0.9, "history": False, "recorded_on": "new",
-         "replays": {"reproduced": 1, "score reproduced, texts changed": 1}},
+         "replays": {"reproduced": 1, "score reproduced, texts changed": 1}, "replayed_mean": 0.9},
         {"difficulty": "frontier", "settings": {}, "episodes": 3, "mean": 0.75, "history": False,
-         "recorded_on": "new", "replays": {"reproduced": 2, "score changed": 1}},
+         "recorded_on": "new", "replays": {"reproduced": 2, "score changed": 1}, "replayed_mean": 0.8},
         {"difficulty": "abyss", "settings": {"concurrency": 3}, "episodes": 1, "mean": 0.1, "history": False,
-         "recorded_on": "new", "replays": {"reproduced": 1}},
+         "recorded_on": "new", "replays": {"reproduced": 1}, "replayed_mean": 0.1},
         {"difficulty": "deep", "settings": {}, "episodes": 2, "mean": 0.5, "history": True, "recorded_on": "old",
-         "replays": {"recorded on an earlier version": 2}},
+         "replays": {"recorded on an earlier version": 2}, "replayed_mean": None},
         {"difficulty": "hard", "settings": {}, "episodes": 4, "mean": 0.6, "history": True, "recorded_on": "old",
-         "replays": {"reproduced": 4}}]}
+         "replays": {"reproduced": 4}, "replayed_mean": 0.6},
+        {"difficulty": "medium", "settings": {}, "episodes": 2, "mean": 0.7, "history": True, "recorded_on": "old",
+         "replays": {"recorded on an earlier version": 2}, "replayed_mean": None}]}
     rows = {line.split(" | ")[0].strip("| "): line.split(" | ")
             for line in docs_blocks.tiers_at_a_glance(results, models).splitlines() if line.startswith("| ")}
     assert rows["hard"][6:8] == ["0.500", "0.450 (`weekday_rule`)"]
     assert rows["deep"][-1] == "0.900 (2 episodes) |"  # the current set's, whose scores replay
-    assert rows["frontier"][-1] == "– |"  # a score that no longer replays is not shown
+    assert rows["frontier"][-1] == "0.800 (3 episodes, graded on this version; 0.750 as recorded) |"  # regraded
+    assert rows["medium"][-1] == "– |"  # transcripts of episodes that changed since are not shown
     assert rows["abyss"][-1] == "– |"  # at the tier's defaults only
     assert rows["hard"][-1] == "0.600 (4 episodes, recorded on `old`) |"  # an earlier set's, named, where it replays
     assert rows["easy"][-1] == "– |" and rows["easy"][2] == "none (one funnel)"

@@ -69,6 +69,9 @@ class GroundTruth:
     # The overlap credit's T where the public data has no leaf counts (the warehouse): each leaf's weight per date,
     # (L, D), and the (L,) mask of a segment's leaves. None: the environment reads T from the public counts.
     segment_traffic: tuple[np.ndarray, Callable[[Segment], np.ndarray]] | None = None
+    # Rows on the keys of expected rows, each on a segment the data cannot tell from its incident's (a tier with
+    # SegmentedMix.twin_z): a row on that segment is graded against it (grading/grader.py).
+    twin_rows: tuple[MetricSubmissionRow, ...] = ()
 
     @property
     def incident_count(self) -> int:
@@ -143,44 +146,62 @@ def change_point_baseline(values: np.ndarray, day: int, change_point: int) -> fl
 
 def build_ground_truth(incidents: Sequence[tuple[InjectionRecord, Segment]], public: PublicEpisode,
                        families: FamilyRegistry, distractors: Sequence[DistractorRecord] = (),
-                       fluctuations: Sequence[DistractorRecord] = ()) -> GroundTruth:
+                       fluctuations: Sequence[DistractorRecord] = (),
+                       twins: Sequence[tuple[Segment, ...]] = ()) -> GroundTruth:
     """The truth of every tier, from the injection records alone: each incident's row is keyed on its record and
     names its segment (the aggregate is the segment of all values), and its numbers are read back from that
-    segment's final public data with the published baseline rule."""
+    segment's final public data with the published baseline rule. `twins` (aligned with `incidents`, or empty):
+    the segments the data cannot tell from each incident's, whose rows, read the same way, are credited too (but
+    where that segment's data has no value on the date: no row could report it)."""
     panels: dict[Segment, MetricPanel] = {Segment(): public.panel}
-    dates = public.data.dates
     row_type = submission_row_type(families.published.names)
-    rows, neutral = [], set()
-    for record, incident_segment in incidents:
-        segment = incident_segment.normalised()
-        family = families[record.family].public
-        assert family.entity_type == record.entity_type
-        if segment.names_daily_field:  # a cuboid finer than a cell: its daily counts are all there is
-            assert public.segments is not None, "a segment incident needs segmented data"
-            values, baselines = daily_series(public.segments.segment_daily(segment), record.entity_type,
-                                             record.entity_name)
-            observed, baseline = float(values[record.day]), float(baselines[record.day])
-        else:
-            panel = panels.get(segment)
-            if panel is None:
-                assert public.segments is not None, "a segment incident needs segmented data"
-                panel = panels[segment] = build_panel(public.segments.segment_funnel(segment))
-            k = panel.index(record.entity_type, record.entity_name)
-            observed = float(panel.values[k, record.day])
-            baseline = float(panel.baseline[k, record.day])
-        if isinstance(record, ChangePointRecord):  # the same weekday before the change point, from the same data
-            assert public.segments is not None, "a persistent incident needs segmented data"
-            values, _ = daily_series(public.segments.segment_daily(segment), record.entity_type, record.entity_name)
-            observed, baseline = float(values[record.day]), change_point_baseline(values, record.day,
-                                                                                  record.change_point)
-        scope = {} if segment.is_aggregate else {**dict.fromkeys(CELL_FIELDS), **segment.named()}
-        rows.append(row_type(
-            date=dates[record.day], entity_type=record.entity_type, entity_name=record.entity_name,
-            anomaly_type=record.family, detection_method=family.generator,
-            baseline_value=baseline, observed_value=observed, delta_value=observed - baseline,
-            severity=severity_for(record.entity_type, baseline, observed), **scope,
-        ))
-        neutral |= {row_key(dates[record.day], t, n) for t, n in record.neutral}
+    rows = [_truth_row(record, segment, public, families, panels, row_type) for record, segment in incidents]
+    twin_rows = [_truth_row(record, twin, public, families, panels, row_type)
+                 for (record, _), segments in zip(incidents, twins, strict=bool(twins)) for twin in segments
+                 if all(np.isfinite(_truth_values(record, twin.normalised(), public, panels)))]
+    neutral = {row_key(public.data.dates[record.day], t, n) for record, _ in incidents for t, n in record.neutral}
     expected = {row_key(r.date, r.entity_type, r.entity_name) for r in rows}
     return GroundTruth(tuple(rows), frozenset(neutral - expected), tuple(record for record, _ in incidents),
-                       tuple(distractors), tuple(fluctuations))
+                       tuple(distractors), tuple(fluctuations), tuple(twin_rows))
+
+
+def _truth_row(record: InjectionRecord, incident_segment: Segment, public: PublicEpisode, families: FamilyRegistry,
+               panels: dict[Segment, MetricPanel], row_type: type[MetricSubmissionRow]) -> MetricSubmissionRow:
+    """The row of an incident's date on a segment, its numbers read back from that segment's public data
+    (`panels`: the segments' panels built so far, kept for the next row)."""
+    segment = incident_segment.normalised()
+    family = families[record.family].public
+    assert family.entity_type == record.entity_type
+    baseline, observed = _truth_values(record, segment, public, panels)
+    scope = {} if segment.is_aggregate else {**dict.fromkeys(CELL_FIELDS), **segment.named()}
+    return row_type(
+        date=public.data.dates[record.day], entity_type=record.entity_type, entity_name=record.entity_name,
+        anomaly_type=record.family, detection_method=family.generator,
+        baseline_value=baseline, observed_value=observed, delta_value=observed - baseline,
+        severity=severity_for(record.entity_type, baseline, observed), **scope,
+    )
+
+
+def _truth_values(record: InjectionRecord, segment: Segment, public: PublicEpisode,
+                  panels: dict[Segment, MetricPanel]) -> tuple[float, float]:
+    """(baseline, observed) of a record's entity on its date in a (normalised) segment's public data, by the
+    published baseline rule (a persistent incident's: the same weekday before its change point)."""
+    if segment.names_daily_field:  # a cuboid finer than a cell: its daily counts are all there is
+        assert public.segments is not None, "a segment incident needs segmented data"
+        values, baselines = daily_series(public.segments.segment_daily(segment), record.entity_type,
+                                         record.entity_name)
+        observed, baseline = float(values[record.day]), float(baselines[record.day])
+    else:
+        panel = panels.get(segment)
+        if panel is None:
+            assert public.segments is not None, "a segment incident needs segmented data"
+            panel = panels[segment] = build_panel(public.segments.segment_funnel(segment))
+        k = panel.index(record.entity_type, record.entity_name)
+        observed = float(panel.values[k, record.day])
+        baseline = float(panel.baseline[k, record.day])
+    if isinstance(record, ChangePointRecord):  # the same weekday before the change point, from the same data
+        assert public.segments is not None, "a persistent incident needs segmented data"
+        values, _ = daily_series(public.segments.segment_daily(segment), record.entity_type, record.entity_name)
+        observed, baseline = float(values[record.day]), change_point_baseline(values, record.day,
+                                                                              record.change_point)
+    return baseline, observed

@@ -60,6 +60,7 @@ from metric_tracker_rl.generation.segment_plan import (
     pick,
     segmented_plan,
 )
+from metric_tracker_rl.generation.twins import incident_twins
 from metric_tracker_rl.spec.seeding import EpisodeKey, derive_rng
 from metric_tracker_rl.spec.tasks import EpisodeConfig, incident_count
 from metric_tracker_rl.spec.tiers import SegmentedMix, Tier
@@ -80,6 +81,7 @@ from metric_tracker_rl.world.funnel import (
 from metric_tracker_rl.world.public_episode import Annotation, PublicEpisode
 from metric_tracker_rl.world.segments import (
     ROLLOUT_STAGES,
+    Segment,
     SegmentedData,
     holiday_days,
     world_of,
@@ -104,6 +106,9 @@ class DrawnWorld:
     incidents: tuple[SegmentIncident, ...]
     fluctuations: tuple[SegmentFluctuation, ...]
     annotations: tuple[Annotation, ...]
+    # Aligned with `incidents`: the segments one field from each one's that the data cannot tell from it, where the
+    # tier credits them (SegmentedMix.twin_z; generation/twins.py).
+    twins: tuple[tuple[Segment, ...], ...] = ()
 
 
 def incident_kinds(tier: Tier, config: EpisodeConfig, rng: np.random.Generator) -> list[IncidentKind]:
@@ -330,7 +335,9 @@ def build_world(tier: Tier, config: EpisodeConfig) -> DrawnWorld:
                                 f"{', '.join(f'{s:.0%}' for s in ROLLOUT_STAGES)} of its users on consecutive "
                                 "days (see get_releases)."))
     notes.sort(key=lambda a: (a.date, a.kind, a.note))
-    return DrawnWorld(data, tuple(sorted(incidents, key=lambda i: i.record.day)), tuple(fluctuations), tuple(notes))
+    ordered = tuple(sorted(incidents, key=lambda i: i.record.day))
+    twins = () if mix.twin_z is None else incident_twins(world, ordered, tuple(data.dimension_values()), mix.twin_z)
+    return DrawnWorld(data, ordered, tuple(fluctuations), tuple(notes), twins)
 
 
 def build_segmented_episode(tier: Tier, config: EpisodeConfig) -> Episode:
@@ -346,5 +353,5 @@ def build_segmented_episode(tier: Tier, config: EpisodeConfig) -> Episode:
     fluctuations = [DistractorRecord(f.kind, f.day, f"{f.segment.label()}: {f.description}")
                     for f in world.fluctuations]
     truth = build_ground_truth([(i.record, i.segment) for i in world.incidents], public, FAMILY_REGISTRY, (),
-                               fluctuations)
+                               fluctuations, twins=world.twins)
     return Episode(config, public, truth)

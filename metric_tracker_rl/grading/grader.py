@@ -35,6 +35,10 @@ observed (daily_by_segment). Observed rather than a same-weekday baseline: a rel
 a zero baseline, which would leave its incident without weight; and an incident's own move of its cuboid's opens
 (an outage, bots) changes only the purity of a report coarser than the incident. The exact cuboid earns 1, a
 cuboid that shares no traffic with the incident 0, the aggregate T(I) / T(all).
+At a tier whose config sets `twin_z` (abyss) the truth also keeps twin rows (keyword `twin_rows`): the same key on
+a segment one field from the incident's whose traffic between the two could not show that date's fall, its values
+read from its own data. A row on a twin's segment is graded against that twin too, and keeps the better grade
+(truths_of), so a twin never lowers a grade.
 A matched row keeps its key (it is no false positive), so a wrong segment costs the incident, not more. Below
 frontier no row may name a segment (validation refuses it) and every expected row is the whole funnel, so the
 credit is 1 and scores are exactly as before; the breakdown's segment_accuracy is then None.
@@ -221,7 +225,8 @@ def judge_rows(rows: Sequence[MetricSubmissionRow], expected: Mapping[str, Metri
                segment_credit: Mapping[str, float] = SEGMENT_CREDIT,
                leaf_traffic: LeafTraffic | None = None,
                families: FamilyCatalog = PUBLISHED_FAMILIES,
-               methods_used: frozenset[str] = frozenset()) -> list[RowVerdict]:
+               methods_used: frozenset[str] = frozenset(),
+               twin_rows: Sequence[MetricSubmissionRow] = ()) -> list[RowVerdict]:
     """Every submitted row's verdict: the one pass that both the score and the row-by-row review read."""
     issues = validate_rows(rows, valid_dates, segment_values)
     verdicts = []
@@ -229,12 +234,24 @@ def judge_rows(rows: Sequence[MetricSubmissionRow], expected: Mapping[str, Metri
         key = row_key(row.date, row.entity_type, row.entity_name)
         assessment = None
         if key in expected and not (i in issues and issues[i].code == "invalid_row"):  # e.g. an unknown segment
-            assessment = assess_row(row, expected[key], segment_credit=segment_credit, leaf_traffic=leaf_traffic,
-                                    families=families, methods_used=methods_used)
+            assessment = max((assess_row(row, truth, segment_credit=segment_credit, leaf_traffic=leaf_traffic,
+                                         families=families, methods_used=methods_used)
+                              for truth in truths_of(row, expected[key], twin_rows)), key=lambda a: a.quality)
         verdict = (issues[i].code if i in issues else "side_effect" if key in neutral_keys
                    else "matched" if key in expected else "not_expected")
         verdicts.append(RowVerdict(i, key, verdict, assessment))
     return verdicts
+
+
+def truths_of(row: MetricSubmissionRow, expected: MetricSubmissionRow,
+              twin_rows: Sequence[MetricSubmissionRow]) -> list[MetricSubmissionRow]:
+    """What a row on an expected key may be graded against (the best counts): the expected row, and the twin row
+    of that key on the row's own segment where there is one (a segment the data cannot tell from the incident's,
+    credited as its own). A twin only adds a truth, so it never lowers a grade."""
+    reported = row_segment(row).normalised()
+    key = row_key(expected.date, expected.entity_type, expected.entity_name)
+    return [expected, *(twin for twin in twin_rows if row_key(twin.date, twin.entity_type, twin.entity_name) == key
+                        and row_segment(twin).normalised() == reported)]
 
 
 def _expected_by_key(expected_rows: Sequence[MetricSubmissionRow]) -> dict[str, MetricSubmissionRow]:
@@ -247,16 +264,18 @@ def grade_submission(rows: Sequence[MetricSubmissionRow], expected_rows: Sequenc
                      segment_credit: Mapping[str, float] = SEGMENT_CREDIT,
                      leaf_traffic: LeafTraffic | None = None,
                      families: FamilyCatalog = PUBLISHED_FAMILIES,
-                     methods_used: frozenset[str] = frozenset()) -> GradeResult:
+                     methods_used: frozenset[str] = frozenset(),
+                     twin_rows: Sequence[MetricSubmissionRow] = ()) -> GradeResult:
     """Score a report against the expected rows. `segment_values` lists each dimension's values of a segmented
     episode (None: no segments, and a row naming one is invalid); `leaf_traffic` makes the segment credit the
     overlap (a tier with segment_credit="overlap"; None: the `segment_credit` table); `families` publishes the
     expected rows' families (their accepted detection methods); `methods_used` the analysis methods the episode
-    ran successfully (see accepted_methods)."""
+    ran successfully (see accepted_methods); `twin_rows` the truth's rows on segments the data cannot tell from
+    their incident's (see truths_of)."""
     expected = _expected_by_key(expected_rows)
     verdicts = judge_rows(rows, expected, neutral_keys, valid_dates, segment_values=segment_values,
                           segment_credit=segment_credit, leaf_traffic=leaf_traffic, families=families,
-                          methods_used=methods_used)
+                          methods_used=methods_used, twin_rows=twin_rows)
     worst: dict[str, RowAssessment] = {}
     for judged in verdicts:
         if judged.assessment is not None:
@@ -295,7 +314,8 @@ def graded_comparison(rows: Sequence[MetricSubmissionRow], expected_rows: Sequen
                       neutral_keys: frozenset[str], valid_dates: Iterable[str], *,
                       segment_values: Mapping[str, Sequence[str]] | None = None,
                       leaf_traffic: LeafTraffic | None = None,
-                      methods_used: frozenset[str] = frozenset()) -> dict[str, Any]:
+                      methods_used: frozenset[str] = frozenset(),
+                      twin_rows: Sequence[MetricSubmissionRow] = ()) -> dict[str, Any]:
     """The grade row by row, for a person or a trainer reviewing a finished episode: each submitted row's verdict
     (`matched` with which fields were right and its quality, `side_effect` (a neutral row), `not_expected`, or the
     validation issue that made it a false positive) and the expected rows no row reported. It is the answer
@@ -303,7 +323,7 @@ def graded_comparison(rows: Sequence[MetricSubmissionRow], expected_rows: Sequen
     credit is the overlap (`leaf_traffic`), a matched row also shows its coverage and purity."""
     expected = _expected_by_key(expected_rows)
     verdicts = judge_rows(rows, expected, neutral_keys, valid_dates, segment_values=segment_values,
-                          leaf_traffic=leaf_traffic, methods_used=methods_used)
+                          leaf_traffic=leaf_traffic, methods_used=methods_used, twin_rows=twin_rows)
     entries: list[dict[str, Any]] = []
     for judged in verdicts:
         entry: dict[str, Any] = {"row_index": judged.row_index, "key": judged.key, "verdict": judged.verdict}

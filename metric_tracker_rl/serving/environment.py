@@ -355,7 +355,7 @@ class MetricTrackerRlEnvironment(McpToolSurface, TaskProviderMixin,
         traffic = overlap_traffic(episode)
         result = grade_submission(rows, episode.truth.expected_rows, episode.truth.neutral_keys,
                                   episode.public.data.dates, segment_values=episode.public.segment_values(),
-                                  leaf_traffic=traffic, methods_used=methods_used)
+                                  leaf_traffic=traffic, methods_used=methods_used, twin_rows=episode.truth.twin_rows)
         self._submissions += 1
         self._last_score = result.score
         credited = max(0.0, result.score - RETRY_COST * (self._submissions - 1))
@@ -378,7 +378,8 @@ class MetricTrackerRlEnvironment(McpToolSurface, TaskProviderMixin,
                 final["comparison"] = graded_comparison(rows, episode.truth.expected_rows, episode.truth.neutral_keys,
                                                         episode.public.data.dates,
                                                         segment_values=episode.public.segment_values(),
-                                                        leaf_traffic=traffic, methods_used=methods_used)
+                                                        leaf_traffic=traffic, methods_used=methods_used,
+                                                        twin_rows=episode.truth.twin_rows)
         else:
             # Not the last submission: only the score and the row counts (see RewardBreakdown).
             message = (f"Graded {breakdown.submitted_row_count} row(s): {breakdown.matched_row_count} on expected "

@@ -84,7 +84,9 @@ class SegmentedMix:
     (1: every count; the warehouse's events sample it), whose z-scores a kind sizes its incidents by;
     `raw_events`: the episode's data are a raw event export with its side tables, metrics layer and dashboard
     (generation/warehouse/), not counts: the tools over counts are not offered there, and data defects are drawn
-    beside the incidents.
+    beside the incidents; `twin_z` (None: none), the expected z under which the slice between two segments one
+    field apart could not show an all-day incident's fall, so that a row on either is credited as the incident's
+    own (generation/twins.py).
 
     Harder mixes (0 leaves a tier's episodes as they were): `confounder_share`, the share of incidents that get
     one or two context items overlapping their dates that do not explain them (generation/confounders.py, a tier
@@ -115,6 +117,7 @@ class SegmentedMix:
     min_cuboid_depth: int = 1
     observed_share: float = 1.0
     raw_events: bool = False
+    twin_z: float | None = None
 
     @property
     def cuboid_root_causes(self) -> bool:
@@ -202,6 +205,10 @@ DEEP_MIX = SegmentedMix(dimensions=("platform", "country_wide", "app_version", "
                                       "experiment_effect", "country_holiday", "campaign"),
                         segment_credit="overlap", max_cuboid_depth=3, concurrency=1, context=True, note_share=0.5)
 
+# Under this expected z, the traffic between two segments one field apart could not show an all-day incident's fall
+# (realised, it falls under 2 one time in six): at abyss a row on either is credited as the incident's own.
+TWIN_Z = 3.0
+
 # Abyss draws deep's kinds but those confined to one dimension by construction (web_tracking_bug: web's events;
 # country_bots: a country's opens), in deep's order.
 ABYSS_KINDS = tuple(kind for kind in DEEP_MIX.incident_kinds if kind not in ("web_tracking_bug", "country_bots"))
@@ -245,7 +252,7 @@ TIERS: Registry[Tier] = Registry("tier", (
     Tier("abyss", window_days=56, default_density=0.08, count_range=(3, 6), perturbed_per_weekday=3,
          calibration_seed_base=60_000,
          segmented=replace(DEEP_MIX, incident_kinds=ABYSS_KINDS, own_z=(5.5, 6.5), leaf_blips=5.0,
-                           min_cuboid_depth=2, noise_model=True)),
+                           min_cuboid_depth=2, noise_model=True, twin_z=TWIN_Z)),
     # The warehouse: abyss's kinds in deep's world, seen as a raw event export (a sample of the world's sessions:
     # WAREHOUSE_SAMPLE_RATE of the expected opens, so the kinds size their incidents for that sample's z-scores),
     # its side tables, a metrics layer and a dashboard, with data defects beside the incidents. Unlisted until its

@@ -71,6 +71,13 @@ OVERLAP_REPORTING = (
     "observed value and delta from that segment's own data with the published baseline rule. The row's quality is "
     "multiplied by its segment credit. " + OVERLAP_CREDIT_RULE
 )
+# What a tier with SegmentedMix.twin_z adds (generation/twins.py computes it, grading/grader.py applies it).
+TWIN_CREDIT = (
+    " Where a row's segment is its incident's with one field more or less, the row is credited as the incident's own "
+    "(its values judged on its own segment) on a date when the incident's fall would stand under {twin_z:g} in the "
+    "traffic one holds and the other does not, sized as in incident_shape (that traffic's n, p and L): the data "
+    "cannot tell the two apart. All-day conversion incidents only."
+)
 BENIGN_LOOK_ALIKES = (
     "Unannotated and benign, with sizes that overlap incidents' (no threshold separates them): more traffic from a "
     "low-converting segment (the aggregate's conversion moves, no segment's own does); a segment's demand rising or "
@@ -245,7 +252,10 @@ def drawn_families(segments: Mapping[str, object] | None) -> tuple[str, ...] | N
 def _reporting(difficulty: str, world: World) -> str:
     """How a row names its segment and how it is credited at a tier with daily-only dimensions."""
     if TIERS[difficulty].segment_credit == "overlap":
-        return OVERLAP_REPORTING.format(difficulty=difficulty, fields=", ".join(world.fields))
+        mix = TIERS[difficulty].segmented
+        twin_z = None if mix is None else mix.twin_z
+        return OVERLAP_REPORTING.format(difficulty=difficulty, fields=", ".join(world.fields)) + (
+            "" if twin_z is None else TWIN_CREDIT.format(twin_z=twin_z))
     return SEGMENT_REPORTING.replace("At frontier", f"At {difficulty}").replace(
         "platform, country and/or app_version", f"platform, country, {', '.join(world.fields[2:])}")
 
