@@ -162,7 +162,7 @@ def build_ground_truth(incidents: Sequence[tuple[InjectionRecord, Segment]], pub
     neutral = {row_key(public.data.dates[record.day], t, n) for record, _ in incidents for t, n in record.neutral}
     expected = {row_key(r.date, r.entity_type, r.entity_name) for r in rows}
     return GroundTruth(tuple(rows), frozenset(neutral - expected), tuple(record for record, _ in incidents),
-                       tuple(distractors), tuple(fluctuations), tuple(twin_rows))
+                       tuple(distractors), tuple(fluctuations), twin_rows=tuple(twin_rows))
 
 
 def _truth_row(record: InjectionRecord, incident_segment: Segment, public: PublicEpisode, families: FamilyRegistry,
