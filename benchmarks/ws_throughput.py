@@ -29,9 +29,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import itertools
 import json
 import os
 import platform
+import statistics
 import subprocess
 import sys
 import time
@@ -217,6 +219,7 @@ async def _compare(servers: dict[str, Server], workload: Workload, sessions: int
 # --- where a step's CPU goes ------------------------------------------------------------------------------------
 
 IN_PROCESS_STEPS = 200  # steps timed in this process for each workload's in-process figures
+IN_PROCESS_ROUNDS = 5  # the figures are timed in turn, this many rounds, and each is its rounds' median
 
 
 def _cpu_per_call_ms(call: Any, repeats: int) -> float:
@@ -226,10 +229,21 @@ def _cpu_per_call_ms(call: Any, repeats: int) -> float:
     return 1e3 * (time.process_time() - began) / repeats
 
 
+def _cpu_per_call_in_turn_ms(calls: dict[str, Any], repeats: int) -> dict[str, float]:
+    """Each call's CPU time, timed in turn for IN_PROCESS_ROUNDS rounds of `repeats` / rounds calls, so that the
+    machine's other load of any moment weighs on all of them alike; the median round of each."""
+    rounds: dict[str, list[float]] = {name: [] for name in calls}
+    for _ in range(IN_PROCESS_ROUNDS):
+        for name, call in calls.items():
+            rounds[name].append(_cpu_per_call_ms(call, max(1, repeats // IN_PROCESS_ROUNDS)))
+    return {name: statistics.median(found) for name, found in rounds.items()}
+
+
 def in_process_costs(workload: Workload, repeats: int = IN_PROCESS_STEPS) -> dict[str, float | None]:
     """The workload's step in this process, once warm: the tool's own work (its function, and for a statement the
     client side of the SQL pool) and, for a statement, the floor: the same statement on a warm DuckDB connection
-    over the same views, as DuckDB runs it (execute and fetch), with none of the engine's checks."""
+    over the same views, as DuckDB runs it (execute and fetch), with none of the engine's checks; and the engine
+    in this process, on that text and on texts it has not seen."""
     from metric_tracker_rl.analysis_tools.registry import run_tool
     from metric_tracker_rl.models import MetricTrackerRlAction
     from metric_tracker_rl.serving.environment import MetricTrackerRlEnvironment
@@ -241,19 +255,19 @@ def in_process_costs(workload: Workload, repeats: int = IN_PROCESS_STEPS) -> dic
     env.step(action)  # warm: a statement's first call sends the episode's tables to a worker
     public = env._playing.public  # noqa: SLF001 - the benchmark runs the tool the step runs
     name, arguments = workload.step["analysis_method"], workload.step["analysis_args"]
-    costs: dict[str, float | None] = {
-        "tool_ms": _cpu_per_call_ms(lambda: run_tool(name, public, arguments), repeats), "floor_ms": None}
+    calls = {"tool_ms": lambda: run_tool(name, public, arguments)}
+    database = engine.open_database()
     if name == "query":
-        database = engine.open_database()
         tables = engine.EpisodeTables(database, public.sql_tables())
         tables.view()
-        costs["floor_ms"] = _cpu_per_call_ms(lambda: tables.con.execute(arguments["sql"]).fetchall(), repeats)
-        costs["engine_in_process_ms"] = _cpu_per_call_ms(lambda: tables.run(arguments["sql"], 0, 100), repeats)
         # The served workload sends one text again and again, as a model paging a result does, so its parse tree
         # is checked once; a text the episode has not sent yet (here the same statement, a comment apart) pays it.
-        texts = iter(f"{arguments['sql']}\n-- {number}" for number in range(repeats))
-        costs["engine_new_text_ms"] = _cpu_per_call_ms(lambda: tables.run(next(texts), 0, 100), repeats)
-        database.close()
+        texts = iter(f"{arguments['sql']}\n-- {number}" for number in itertools.count())
+        calls.update({"floor_ms": lambda: tables.con.execute(arguments["sql"]).fetchall(),
+                      "engine_in_process_ms": lambda: tables.run(arguments["sql"], 0, 100),
+                      "engine_new_text_ms": lambda: tables.run(next(texts), 0, 100)})
+    costs: dict[str, float | None] = {"floor_ms": None, **_cpu_per_call_in_turn_ms(calls, repeats)}
+    database.close()
     env.close()
     return costs
 
