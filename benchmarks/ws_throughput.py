@@ -379,7 +379,9 @@ def _costs_text(report: dict[str, Any]) -> str:
         return ""
     return ("\n\nWhere a step's server CPU goes, in milliseconds per step at the largest session count: OpenEnv's "
             "loop is the null environment's whole step; the tool's own work is its function timed in this process "
-            f"(a statement's: the SQL pool's client side), {IN_PROCESS_STEPS} times once warm; the engine is the SQL "
+            f"(a statement's: the SQL pool's client side) once warm, {IN_PROCESS_STEPS} calls in "
+            f"{IN_PROCESS_ROUNDS} rounds taken in turn with the other in-process figures (each the median round's); "
+            "the engine is the SQL "
             "workers' CPU; our plumbing is what the server process spends beyond the tool and OpenEnv's loop. The "
             "floor is the statement on a warm DuckDB connection in this process over the same views, executed "
             f"and fetched with none of the engine's checks.{_new_text_sentence(report)}\n\n{report['cost_table']}")
