@@ -9,6 +9,7 @@ import datetime
 import decimal
 import threading
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -54,7 +55,7 @@ def test_the_cells_a_page_keeps_as_they_are_are_the_ones_cell_gives_back_unchang
 
 
 @pytest.fixture
-def tables() -> EpisodeTables:
+def tables() -> Iterator[EpisodeTables]:
     database = engine.open_database()
     episode = EpisodeTables(database, {"daily": {"day": np.arange(50), "orders": np.arange(50) * 3}})
     yield episode
