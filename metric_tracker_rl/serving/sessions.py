@@ -126,6 +126,12 @@ async def receive_within(receive: Receive, session: TrackedSession, timeout_s: f
     return None if receiving.cancelled() else receiving.result()
 
 
+def wake(session: TrackedSession) -> None:
+    """Stop the receive a socket session waits in, so it looks at its time again (see `receive_within`)."""
+    if session.receiving is not None:
+        session.receiving.cancel()
+
+
 def is_reset(text: str | None) -> bool:
     """Whether a text frame is a reset message (any frame that is not one leaves the grace clock running)."""
     if text is None or '"reset"' not in text:
@@ -253,6 +259,7 @@ class SessionLimits:
         self.reservations[client] = reservation
         self.start_reaper()
         if not at_once:
+            wake(victim)  # its receive waits by the time it had, which may be later
             return self.reserved_refusal(reservation)
         self.close_soon(victim)
         with contextlib.suppress(asyncio.TimeoutError):
@@ -523,7 +530,7 @@ class SessionLimits:
         """End a session whose time was just moved to now: a socket's receive stops waiting (or the next one does
         not wait), an HTTP session is closed as its client would close it."""
         if session.receiving is not None:
-            session.receiving.cancel()
+            wake(session)
         elif session.send is None and not session.attached:
             self._start_close_check(session)
 
@@ -552,6 +559,7 @@ class SessionLimits:
         with contextlib.suppress(Exception):  # the client may be gone already
             await session.send({"type": "websocket.send", "text": self.closing_notice(session, session.transport)})
             await session.send({"type": "websocket.close", "code": POLICY_VIOLATION})
+        wake(session)  # the app sees its client leave now, whether or not the client answers the close
 
     def forget(self, session: TrackedSession) -> None:
         self.sessions.discard(session)
