@@ -17,8 +17,9 @@ their own loopback addresses, as a script against a public Space would; the vict
 - `slow_tabs`: 42 tabs of one address reset at once (each reset's chart reads take the address's SQL turns); a tab
   whose event is refused tries again 0.5 s later, as a person would.
 - `worst`: the heaviest load at once, on the default 64 places: 12 addresses x 8 tabs resetting abyss and never
-  reading, 8 addresses x 8 sessions resetting abyss back to back over /ws, and 3 sockets sending large-reply steps
-  and never reading. Its peak tree RSS is what `memory_mb` in openenv.yaml must hold.
+  reading, 8 addresses x 8 sessions each resetting abyss and then running a statement that reaches the SQL
+  workers' memory limit, back to back over /ws, and 3 sockets sending large-reply steps and never reading. Its peak
+  tree RSS is what `memory_mb` in openenv.yaml must hold.
 - `shutdown`: SIGTERM with a tab open in headless Chromium: how long the server takes to exit.
 
 Each row reports the server's RSS (with its SQL workers: the tree) idle, at its peak, and settled 75 s after the
@@ -208,14 +209,17 @@ def slow_tabs(url: str, deadline: float, answers: Counter[str], tabs: int = 42) 
 def worst(url: str, deadline: float, answers: Counter[str]) -> None:
     """Every heavy attack at once (see the module docstring)."""
     from benchmarks.attack_latency import outcome, silent_sockets, ws_from
+    from benchmarks.attack_latency_pool import QUERIES
 
     abyss = {"type": "reset", "data": {"difficulty": "abyss"}}
+    heavy = {"type": "step", "data": {"analysis_method": "query", "analysis_args": {"sql": QUERIES["memory"]}}}
 
     def session(source: str) -> None:
         with contextlib.suppress(Exception), ws_from(url, source) as ws:  # a refused session ends its thread
             while time.monotonic() < deadline:
-                ws.send(json.dumps(abyss))
-                answers["ws reset " + outcome(json.loads(ws.recv(timeout=120)))] += 1
+                for message, kind in ((abyss, "reset"), (heavy, "memory-limit query")):
+                    ws.send(json.dumps(message))
+                    answers[f"ws {kind} " + outcome(json.loads(ws.recv(timeout=120)))] += 1
 
     tabs = functools.partial(undelivered, addresses=[f"127.0.0.{40 + n}" for n in range(12)], tabs=8, form=ABYSS_FORM)
     run_threads([functools.partial(tabs, url, deadline, answers), functools.partial(silent_sockets, url, deadline,
