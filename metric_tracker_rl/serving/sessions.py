@@ -238,7 +238,7 @@ class SessionLimits:
         if held is not None:
             return self.per_client_refusal(held)
         reservation = self.reservations.get(client)
-        if reservation is not None and reservation.victim in self.sessions:
+        if reservation is not None and reservation.victim in self.sessions and self.full(client):
             return self.reserved_refusal(reservation)
         return None
 
@@ -518,7 +518,12 @@ class SessionLimits:
         """Count a new session (taking the place made for its client, if any); on a server it fills, start closing
         the sessions that do no work."""
         self.sessions.add(session)
-        self.reservations.pop(session.client, None)
+        reservation = self.reservations.pop(session.client, None)
+        victim = reservation.victim if reservation is not None else None
+        due = victim.yield_at if isinstance(victim, TrackedSession) else None
+        if isinstance(victim, TrackedSession) and due is not None and due > time.monotonic() and not victim.closing:
+            victim.yield_at = None  # a place came free otherwise before its time: it keeps its own
+            wake(victim)
         if self.full():
             self.start_reaper()
 
