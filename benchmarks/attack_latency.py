@@ -10,8 +10,9 @@ row as plain `uvicorn server.app:app`. The attacker and the victim are separate 
 addresses (127.0.0.2 attacks, 127.0.0.3 measures), as separate clients of a Space would be. For each attack the
 victim measures idle, then again while the attack runs (back to back): over its own /ws session a cheap SQL query,
 and an HTTP GET /health, alternately, each p50 and p99 in milliseconds. The attacker reports what it was answered.
-The admission row fills a server with 8 addresses x 8 sessions kept alive with state requests, and times how long a
-newcomer waits against the retry hint it was given (FULL_SERVER_IDLE_S is set short for it).
+The admission row (`sybil`) fills a server with 8 addresses x 8 sessions that each do a cheap step every 10 s, and
+times how long a newcomer waits against the retry hints it is given (FULL_SERVER_IDLE_S is 20 s for it: no session
+is ever idle that long).
 Run it on an idle machine: it is a measurement, not a test.
 """
 
@@ -24,6 +25,7 @@ import json
 import os
 import socket
 import statistics
+import struct
 import subprocess
 import sys
 import tempfile
@@ -253,6 +255,29 @@ def reset_storm(url: str, deadline: float, answers: Counter[str]) -> None:
     _threads([functools.partial(one, f"127.0.0.{host}") for host in range(10, 18) for _ in range(7)])
 
 
+def unfinished_frames(url: str, deadline: float, answers: Counter[str]) -> None:
+    """8 addresses x 7 sessions (the victim takes a 57th place), each sending most of a frame just under 1 MiB and
+    then nothing, again as each is closed."""
+    declared = MIB - 1024
+    header = struct.pack("!BBQ", 0x81, 0x80 | 127, declared) + b"\0\0\0\0"  # masked with a zero key
+
+    def one(address: str) -> None:
+        while time.monotonic() < deadline:
+            try:
+                with ws_from(url, address) as ws:
+                    ws.socket.sendall(header + b"x" * (declared - 4096))
+                    answers["frame begun"] += 1
+                    ws.recv(timeout=max(deadline - time.monotonic(), 0.1))
+            except TimeoutError:
+                answers["still open at the end"] += 1
+            except (ConnectionClosed, OSError) as exc:
+                code = getattr(getattr(exc, "rcvd", None), "code", None)
+                answers[f"closed {code}"] += 1
+                time.sleep(0.5)
+
+    _threads([functools.partial(one, f"127.0.1.{host}") for host in range(1, 9) for _ in range(7)])
+
+
 def _threads(targets: list[Callable[[], None]]) -> None:
     threads = [threading.Thread(target=target, daemon=True) for target in targets]
     for thread in threads:
@@ -276,6 +301,7 @@ ATTACKS: dict[str, tuple[str, Callable[[str, float, Counter[str]], None]]] = {
     "quadratic_uvicorn": ("`uvicorn server.app:app`: the same frames", quadratic_frames),
     "fresh_address_slow_sql": ("a fresh address for every slow statement, 3 at a time", fresh_address_slow_sql),
     "reset_storm": ("8 addresses x 7 sessions reset abyss back to back", reset_storm),
+    "unfinished_frames": ("8 addresses x 7 sessions each hold most of a 1 MiB frame, unfinished", unfinished_frames),
 }
 PLAIN_UVICORN = frozenset({"big_frames_uvicorn", "quadratic_uvicorn"})
 
@@ -363,8 +389,8 @@ NEWCOMER = "127.0.0.30"
 
 
 def sybil(url: str, deadline: float, answers: Counter[str]) -> None:
-    """8 addresses x 8 sessions, reset once, then kept alive with a state request every 5 s; a session that is
-    closed is opened again at once from the same address (and reset), as a Sybil that wants to keep its hold."""
+    """8 addresses x 8 sessions, reset once, then each doing a cheap step every 10 s; a session that is closed is
+    opened again at once from the same address (and reset), as a Sybil that wants to keep its hold."""
     with contextlib.ExitStack() as stack:
         held: dict[ClientConnection, str] = {}
         for address in SYBIL_ADDRESSES:
@@ -375,9 +401,9 @@ def sybil(url: str, deadline: float, answers: Counter[str]) -> None:
         while time.monotonic() < deadline:
             for ws, address in list(held.items()):
                 with contextlib.suppress(ConnectionClosed, OSError):
-                    if ask(ws, {"type": "state"}).get("type") != "error":
+                    if ask(ws, CHEAP).get("type") != "error":
                         continue
-                answers["closed for idling"] += 1
+                answers["closed"] += 1
                 del held[ws]
                 try:
                     again = stack.enter_context(ws_from(url, address))
@@ -389,10 +415,11 @@ def sybil(url: str, deadline: float, answers: Counter[str]) -> None:
                                          else reply["data"]["message"].split(":")[0])] += 1
                 if reply["type"] == "observation":
                     held[again] = address
-            time.sleep(5)
+            time.sleep(10)
 
 
-ATTACKS["sybil"] = ("8 addresses x 8 sessions fill the server, kept alive with state requests", sybil)
+ATTACKS["sybil"] = ("8 addresses x 8 sessions fill the server, each doing a cheap step every 10 s", sybil)
+ADMISSION_LIMIT_S = 120.0
 
 
 def newcomer(url: str, limit_s: float) -> dict[str, Any]:
@@ -410,7 +437,8 @@ def newcomer(url: str, limit_s: float) -> dict[str, Any]:
 
 
 def measure_admission(root: Path, limit_s: float) -> dict[str, Any]:
-    with (server(root, plain_uvicorn=False, extra={"ENABLE_WEB_INTERFACE": "false"}) as (url, pid),
+    with (server(root, plain_uvicorn=False, extra={"ENABLE_WEB_INTERFACE": "false", "FULL_SERVER_IDLE_S": "20"})
+          as (url, pid),
           peak_memory(pid) as peak):
         holders = role("attacker", url, limit_s, "sybil")
         time.sleep(30)  # every place is taken
@@ -421,7 +449,7 @@ def measure_admission(root: Path, limit_s: float) -> dict[str, Any]:
 
 
 def measure_row(root: Path, attack: str, seconds: float) -> dict[str, Any]:
-    return measure_admission(root, 240) if attack == "sybil" else measure(root, attack, seconds)
+    return measure_admission(root, ADMISSION_LIMIT_S) if attack == "sybil" else measure(root, attack, seconds)
 
 
 def main() -> None:

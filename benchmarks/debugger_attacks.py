@@ -16,6 +16,10 @@ their own loopback addresses, as a script against a public Space would; the vict
 - `refused_tabs`: an address at its session cap loads the page again and again (each load's reset is refused).
 - `slow_tabs`: 42 tabs of one address reset at once (each reset's chart reads take the address's SQL turns); a tab
   whose event is refused tries again 0.5 s later, as a person would.
+- `worst`: the heaviest load at once, on the default 64 places: 12 addresses x 8 tabs resetting abyss and never
+  reading, 8 addresses x 8 sessions each resetting abyss and then running a statement that reaches the SQL
+  workers' memory limit, back to back over /ws, and 3 sockets sending large-reply steps and never reading. Its peak
+  tree RSS is what `memory_mb` in openenv.yaml must hold.
 - `shutdown`: SIGTERM with a tab open in headless Chromium: how long the server takes to exit.
 
 Each row reports the server's RSS (with its SQL workers: the tree) idle, at its peak, and settled 75 s after the
@@ -55,6 +59,7 @@ SERVER_ENV = {"ENABLE_WEB_INTERFACE": "true", "MAX_SESSIONS_PER_CLIENT": "8", "S
               "METRIC_TRACKER_DEBUG": ""}
 # The reset event's inputs over the queue protocol: the tab's state first (the server holds it), then the form.
 RESET_FORM = [None, "easy_two_spikes", "", "(default)", "(default)", "", "", "app_opens"]
+ABYSS_FORM = [None, "", "", "(default)", "abyss", "", "", "app_opens"]
 SETTLE_S = 75.0  # past the debugger's UNREAD_TTL_S and its next sweep
 
 
@@ -152,12 +157,12 @@ def cheap_event_latencies(url: str, seconds: float) -> dict[str, float]:
 # --- attacks -----------------------------------------------------------------------------------------------------
 
 def undelivered(url: str, deadline: float, answers: Counter[str], addresses: list[str] = ATTACKERS,
-                tabs: int = 7) -> None:
+                tabs: int = 7, form: list[Any] = RESET_FORM) -> None:
     """`addresses` x `tabs` tabs, each joining a reset every 0.2 s and never reading a result."""
     def tab(source: str) -> None:
         page, session = Page(url, source), new_tab()
         while time.monotonic() < deadline:
-            answers[f"join {page.join('do_reset', RESET_FORM, session).status_code}"] += 1
+            answers[f"join {page.join('do_reset', form, session).status_code}"] += 1
             time.sleep(0.2)
         page.close()
 
@@ -201,6 +206,27 @@ def slow_tabs(url: str, deadline: float, answers: Counter[str], tabs: int = 42) 
     run_threads([tab] * tabs)
 
 
+def worst(url: str, deadline: float, answers: Counter[str]) -> None:
+    """Every heavy attack at once (see the module docstring)."""
+    from benchmarks.attack_latency import outcome, silent_sockets, ws_from
+    from benchmarks.attack_latency_pool import QUERIES
+
+    abyss = {"type": "reset", "data": {"difficulty": "abyss"}}
+    heavy = {"type": "step", "data": {"analysis_method": "query", "analysis_args": {"sql": QUERIES["memory"]}}}
+
+    def session(source: str) -> None:
+        with contextlib.suppress(Exception), ws_from(url, source) as ws:  # a refused session ends its thread
+            while time.monotonic() < deadline:
+                for message, kind in ((abyss, "reset"), (heavy, "memory-limit query")):
+                    ws.send(json.dumps(message))
+                    answers[f"ws {kind} " + outcome(json.loads(ws.recv(timeout=120)))] += 1
+
+    tabs = functools.partial(undelivered, addresses=[f"127.0.0.{40 + n}" for n in range(12)], tabs=8, form=ABYSS_FORM)
+    run_threads([functools.partial(tabs, url, deadline, answers), functools.partial(silent_sockets, url, deadline,
+                                                                                    answers),
+                 *[functools.partial(session, f"127.0.0.{60 + n}") for n in range(8) for _ in range(8)]])
+
+
 def run_threads(targets: list[Callable[[], None]]) -> None:
     threads = [threading.Thread(target=target, daemon=True) for target in targets]
     for thread in threads:
@@ -217,6 +243,8 @@ ATTACKS: dict[str, tuple[str, Callable[[str, float, Counter[str]], None], dict[s
     "refused_tabs": ("an address at its cap of 8 loads the page 150 times", refused_tabs, {}),
     "slow_tabs": ("42 tabs of one address reset at once, again and again", slow_tabs,
                   {"MAX_SESSIONS_PER_CLIENT": "64"}),
+    "worst": ("12 addresses x 8 abyss tabs unread + 8 x 8 sessions resetting abyss + 3 sockets never reading",
+              worst, {}),
 }
 
 

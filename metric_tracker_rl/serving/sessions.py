@@ -126,6 +126,12 @@ async def receive_within(receive: Receive, session: TrackedSession, timeout_s: f
     return None if receiving.cancelled() else receiving.result()
 
 
+def wake(session: TrackedSession) -> None:
+    """Stop the receive a socket session waits in, so it looks at its time again (see `receive_within`)."""
+    if session.receiving is not None:
+        session.receiving.cancel()
+
+
 def is_reset(text: str | None) -> bool:
     """Whether a text frame is a reset message (any frame that is not one leaves the grace clock running)."""
     if text is None or '"reset"' not in text:
@@ -232,7 +238,7 @@ class SessionLimits:
         if held is not None:
             return self.per_client_refusal(held)
         reservation = self.reservations.get(client)
-        if reservation is not None and reservation.victim in self.sessions:
+        if reservation is not None and reservation.victim in self.sessions and self.full(client):
             return self.reserved_refusal(reservation)
         return None
 
@@ -253,6 +259,7 @@ class SessionLimits:
         self.reservations[client] = reservation
         self.start_reaper()
         if not at_once:
+            wake(victim)  # its receive waits by the time it had, which may be later
             return self.reserved_refusal(reservation)
         self.close_soon(victim)
         with contextlib.suppress(asyncio.TimeoutError):
@@ -511,7 +518,12 @@ class SessionLimits:
         """Count a new session (taking the place made for its client, if any); on a server it fills, start closing
         the sessions that do no work."""
         self.sessions.add(session)
-        self.reservations.pop(session.client, None)
+        reservation = self.reservations.pop(session.client, None)
+        victim = reservation.victim if reservation is not None else None
+        due = victim.yield_at if isinstance(victim, TrackedSession) else None
+        if isinstance(victim, TrackedSession) and due is not None and due > time.monotonic() and not victim.closing:
+            victim.yield_at = None  # a place came free otherwise before its time: it keeps its own
+            wake(victim)
         if self.full():
             self.start_reaper()
 
@@ -523,7 +535,7 @@ class SessionLimits:
         """End a session whose time was just moved to now: a socket's receive stops waiting (or the next one does
         not wait), an HTTP session is closed as its client would close it."""
         if session.receiving is not None:
-            session.receiving.cancel()
+            wake(session)
         elif session.send is None and not session.attached:
             self._start_close_check(session)
 
@@ -552,6 +564,7 @@ class SessionLimits:
         with contextlib.suppress(Exception):  # the client may be gone already
             await session.send({"type": "websocket.send", "text": self.closing_notice(session, session.transport)})
             await session.send({"type": "websocket.close", "code": POLICY_VIOLATION})
+        wake(session)  # the app sees its client leave now, whether or not the client answers the close
 
     def forget(self, session: TrackedSession) -> None:
         self.sessions.discard(session)
