@@ -58,8 +58,8 @@ BOOTSTRAP_SEED = 0
 AGENT_RESET_OVERRIDES: dict[str, dict[str, Any]] = {"feedback_decoder": {"max_submissions": 3}}
 HELD_OUT_SECRET = "calibration-held-out"
 # Agents that play the deep tier only (its expert, its shortcuts, the scan analyst and the parent reporter, which
-# bets on abyss's twin credit): a default run, over every listed tier, leaves them out; `--difficulties deep --no-named-tasks --agents ...` runs them (docs/calibration.md,
-# the dial).
+# bets on abyss's twin credit): a default run, over every listed tier, leaves them out; `--difficulties deep
+# --no-named-tasks --agents ...` runs them (docs/calibration.md, the dial).
 DEEP_ONLY_AGENTS = ("deep_expert", "one_dimension_expert", "short_segment_rule", "scan_analyst", "scan_analyst_3d",
                     "scan_analyst_hourly", "parent_reporter")
 # Agents that attack across resets: each episode they open more sessions on the same server and replay its

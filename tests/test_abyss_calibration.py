@@ -16,9 +16,11 @@ KEPT = ROOT / "docs" / "artifacts" / "abyss_calibration.json"
 ABYSS, TARGET = "abyss", 0.9
 SCANS = ("scan_analyst", "scan_analyst_3d", "scan_analyst_hourly")
 ONE_DIMENSION = ("one_dimension_expert", "next_date_padder")
-# Agents that are not shortcuts: the expert, the null report, and the seed replayer (it rebuilds the truth from
-# the public package, which a held-out deployment defeats).
-NOT_SHORTCUTS = ("expert", "null", "seed_replayer", *SCANS)
+# The expert's report with its three-field segments named one field coarser: it bets on the twin credit.
+PARENT_REPORTER = "parent_reporter"
+# Agents that are not shortcuts: the expert, the null report, the seed replayer (it rebuilds the truth from the
+# public package, which a held-out deployment defeats), and the expert's variation that bets on the twin credit.
+NOT_SHORTCUTS = ("expert", "null", "seed_replayer", PARENT_REPORTER, *SCANS)
 
 
 @pytest.fixture(scope="module")
@@ -33,7 +35,8 @@ def mean(kept: dict[str, Any], agent: str) -> float:
 def test_the_sweep_ran_on_the_untuned_seeds_of_abyss(kept: dict[str, Any]) -> None:
     assert kept["difficulties"] == [ABYSS] and kept["first_offset"] == UNTUNED_FIRST_OFFSET
     assert kept["seeds_per_difficulty"] == EVAL_SEEDS_PER_DIFFICULTY and not kept["held_out"]
-    assert {*SCANS, *ONE_DIMENSION, *SHORTCUT_AGENTS, "expert", "aggregate_only_expert"} <= set(kept["agents"])
+    assert {*SCANS, *ONE_DIMENSION, *SHORTCUT_AGENTS, "expert", "aggregate_only_expert", PARENT_REPORTER} \
+        <= set(kept["agents"])
 
 
 def test_ranking_by_z_stays_under_half_in_every_scan_variation(kept: dict[str, Any]) -> None:
@@ -47,6 +50,14 @@ def test_one_dimension_readings_and_every_shortcut_stay_under_their_ceilings(kep
     assert set(ONE_DIMENSION) <= set(shortcuts)
     assert all(mean(kept, agent) <= 0.3 for agent in shortcuts), {a: mean(kept, a) for a in shortcuts}
     assert all(mean(kept, agent) < 0.05 for agent in shortcuts if agent not in ONE_DIMENSION)
+
+
+def test_always_naming_the_two_field_parent_scores_under_the_expert(kept: dict[str, Any]) -> None:
+    """The twin credit pays a two-field row only on dates whose data cannot tell it from the three-field incident:
+    the expert's report with every three-field segment named one field coarser scores clearly under the expert (the
+    expert's mean above the reporter's whole interval)."""
+    _, high = kept["agents"][PARENT_REPORTER][ABYSS]["mean_95"]
+    assert high < mean(kept, "expert")
 
 
 def test_the_experts_mean_meets_the_target_on_seeds_that_tuned_nothing(kept: dict[str, Any]) -> None:

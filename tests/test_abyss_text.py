@@ -331,7 +331,7 @@ def test_the_depth_a_level_shift_or_release_names_is_drawn_as_often_as_the_brief
     named, and that a field is named whether or not the data can tell."""
     shape = _brief()["segments"]["incident_shape"]
     said = re.search(r"a level_shift or release_regression names (\d) about (\d) times in (\d)", shape)
-    assert said is not None and "whether or not the data can tell that field" in shape
+    assert said is not None and "whether or not the data can tell it" in shape
     deeper, share = int(said[1]), int(said[2]) / int(said[3])
     depths = [cuboid_depth(run[0].segment) for seed in range(1000, 1080) for run in _runs(_drawn(seed))
               if run[0].kind in ("level_shift", "release_regression") and len(run) > 1]

@@ -22,6 +22,7 @@ from hypothesis import strategies as st
 from text_reader import read_observation
 
 from benchmarks.twin_credit import episode_scores
+from metric_tracker_rl.analysis_tools.tools.task_overview import grading_rule
 from metric_tracker_rl.generation.anomalies.base import step_index
 from metric_tracker_rl.generation.kinds import SegmentIncident
 from metric_tracker_rl.generation.kinds.cuboid import leaf_mask
@@ -249,15 +250,17 @@ def test_no_other_tier_has_twins_or_says_so(difficulty: str) -> None:
     for seed in range(3):
         drawn = build_world(TIERS[difficulty], resolve_episode_config(difficulty=difficulty, seed=seed))
         assert drawn.twins == ()
-    assert "cannot tell the two apart" not in json.dumps(_brief(difficulty))
+    assert "cannot tell the two apart" not in grading_rule(difficulty) + json.dumps(_brief(difficulty))
 
 
-def test_the_brief_states_the_tiers_bar_and_sizing() -> None:
-    reporting = _brief(ABYSS)["segments"]["reporting"]
-    said = re.search(r"on a date when the incident's fall would stand under ([\d.]+) in the traffic one holds and "
-                     r"the other does not, sized as in incident_shape", reporting)
-    assert said is not None and float(said[1]) == TWIN_Z, reporting
-    assert "with one field more or less" in reporting and "All-day conversion incidents only" in reporting
+def test_task_overview_states_the_tiers_bar_and_sizing_and_the_brief_points_there() -> None:
+    grading = grading_rule(ABYSS)
+    said = re.search(r"on a date when the incident's fall would stand under ([\d.]+) in the traffic one of the two "
+                     r"holds and the other does not, sized as the brief's incident_shape sizes an all-day incident",
+                     grading)
+    assert said is not None and float(said[1]) == TWIN_Z, grading
+    assert "with one field more or less" in grading and "its values judged on its own segment's data" in grading
+    assert "(see task_overview's grading)" in _brief(ABYSS)["segments"]["incident_shape"]
 
 
 def test_the_benchmark_grades_a_report_with_and_without_the_credit() -> None:

@@ -11,7 +11,7 @@ Behind the truth wall: it reads the plan.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -25,18 +25,15 @@ ALL_DAY = (0, 24)
 RATE_ENTITIES = ("conversion_rate", "funnel_step")
 
 
-def one_field_apart(segment: Segment, fields: tuple[str, ...], world: SegmentWorld) -> Iterator[Segment]:
-    """Every segment one field from `segment`: it with one named field left out (a version's platform stays: the
-    version is the field), or with one more field named, any of that field's values."""
+def one_field_apart(segment: Segment, fields: tuple[str, ...], world: SegmentWorld) -> list[Segment]:
+    """Every segment one field from `segment`, once each: it with one named field left out (a version's platform
+    stays: the version is the field), or with one more field named, any of that field's values."""
     named = segment.named()
-    for field in named:
-        if field == "platform" and "app_version" in named:
-            continue
-        yield Segment(**{f: v for f, v in named.items() if f != field}).normalised()
-    for field in fields:
-        if field not in named:
-            for value in field_values(world, field):
-                yield Segment(**named, **{field: value}).normalised()
+    coarser = [Segment(**{f: v for f, v in named.items() if f != field}) for field in named
+               if not (field == "platform" and "app_version" in named)]
+    finer = [Segment(**named, **{field: value}) for field in fields if field not in named
+             for value in field_values(world, field)]
+    return list(dict.fromkeys(other.normalised() for other in (*coarser, *finer)))
 
 
 def slice_sd(world: SegmentWorld, reach: np.ndarray, slice_mask: np.ndarray, step: int, fall: float,

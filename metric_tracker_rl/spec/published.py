@@ -157,6 +157,17 @@ OVERLAP_CREDIT_RULE = (
     "incident 0, a row without segment T(I) / T(all traffic)."
 )
 
+# Where a tier's config sets `twin_z` (abyss): two segments the data of a date cannot tell apart are credited alike
+# (generation/twins.py finds them, grader.truths_of grades against them). Published in task_overview's grading entry;
+# the brief's incident_shape points there.
+TWIN_CREDIT_RULE = (
+    "Where a row's segment is its incident's with one field more or less, the row is credited as the incident's own "
+    "(segment credit 1, its values judged on its own segment's data) on a date when the incident's fall would stand "
+    "under {twin_z:g} in the traffic one of the two holds and the other does not, sized as the brief's incident_shape "
+    "sizes an all-day incident (z = f / sd, f the fall that date, n, p and L that traffic's, expected): the data "
+    "cannot tell the two apart. Only an all-day incident on a step's conversion has such segments."
+)
+
 
 # --- severity -------------------------------------------------------------------------------------
 

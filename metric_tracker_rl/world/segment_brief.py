@@ -71,13 +71,6 @@ OVERLAP_REPORTING = (
     "observed value and delta from that segment's own data with the published baseline rule. The row's quality is "
     "multiplied by its segment credit. " + OVERLAP_CREDIT_RULE
 )
-# What a tier with SegmentedMix.twin_z adds (generation/twins.py computes it, grading/grader.py applies it).
-TWIN_CREDIT = (
-    " Where a row's segment is its incident's with one field more or less, the row is credited as the incident's own "
-    "(its values judged on its own segment) on a date when the incident's fall would stand under {twin_z:g} in the "
-    "traffic one holds and the other does not, sized as in incident_shape (that traffic's n, p and L): the data "
-    "cannot tell the two apart. All-day conversion incidents only."
-)
 BENIGN_LOOK_ALIKES = (
     "Unannotated and benign, with sizes that overlap incidents' (no threshold separates them): more traffic from a "
     "low-converting segment (the aggregate's conversion moves, no segment's own does); a segment's demand rising or "
@@ -127,17 +120,19 @@ def sizing_sd() -> str:
     return f"sqrt((1 - p) / (p * n) + {leaf:.4g} / L + {RATE_NOISE_SIGMA ** 2:.4g})"
 
 
-def depth_text(min_depth: int) -> str:
+def depth_text(min_depth: int, twin_credit: bool) -> str:
     """How many fields a deeper tier's root cause names: its floor, how often one more (kinds/cuboid.draw_depth
-    draws the depth in proportion to itself), and that the data need not settle a field."""
+    draws the depth in proportion to itself), that the data need not settle a field, and where the tier credits
+    segments its data cannot tell apart (`twin_credit`), where that rule is published."""
     return (f" A level_shift's, release_regression's, payment_failure's or segment_outage's segment names at least "
             f"{min_depth} fields (max_cuboid_depth if fewer) wherever one "
             "of that depth stands out as far on its dates, fewer otherwise; a level_shift or release_regression "
             f"names {min_depth + 1} about {min_depth + 1} times in {2 * min_depth + 1} where allowed, whether or not "
-            "the data can tell that field.")
+            + ("the data can tell it (see task_overview's grading)." if twin_credit
+               else "the data can tell that field."))
 
 
-def incident_shape(own_z: tuple[float, float], min_depth: int = 1) -> str:
+def incident_shape(own_z: tuple[float, float], min_depth: int = 1, twin_credit: bool = False) -> str:
     """What an incident does to the leaves of its segment, which dates are its rows, how far it stands out of the
     noise (an all-day one at the tier's own_z by a sizing a reader can compute, one of hours clear in its hours),
     and, where the tier draws deeper segments, how deep."""
@@ -152,7 +147,7 @@ def incident_shape(own_z: tuple[float, float], min_depth: int = 1) -> str:
         "smallest daily fall and the largest sd of its dates (a release_regression: its last date only; an "
         "experiment_breakage on cells keeps its fall and may stand further out). On the data z scatters by about 1. "
         f"An incident of hours is drawn clear in its hours (z about {CLEAR_OWN_Z[0]:g} or more)."
-        + (depth_text(min_depth) if min_depth > 1 else "")
+        + (depth_text(min_depth, twin_credit) if min_depth > 1 else "")
     )
 
 
@@ -206,7 +201,8 @@ def segmented_brief(difficulty: str, note_share: float | None = None) -> dict[st
         **({"context_tables": context_brief(tier.segmented.note_share if note_share is None else note_share)}
            if tier.segmented is not None and tier.segmented.context else {}),
         **({"noise_model": noise_model(),
-            "incident_shape": incident_shape(tier.segmented.own_z, tier.segmented.min_cuboid_depth)}
+            "incident_shape": incident_shape(tier.segmented.own_z, tier.segmented.min_cuboid_depth,
+                                             tier.segmented.twin_z is not None)}
            if tier.segmented is not None and tier.segmented.noise_model else {}),
     }
 
@@ -252,10 +248,7 @@ def drawn_families(segments: Mapping[str, object] | None) -> tuple[str, ...] | N
 def _reporting(difficulty: str, world: World) -> str:
     """How a row names its segment and how it is credited at a tier with daily-only dimensions."""
     if TIERS[difficulty].segment_credit == "overlap":
-        mix = TIERS[difficulty].segmented
-        twin_z = None if mix is None else mix.twin_z
-        return OVERLAP_REPORTING.format(difficulty=difficulty, fields=", ".join(world.fields)) + (
-            "" if twin_z is None else TWIN_CREDIT.format(twin_z=twin_z))
+        return OVERLAP_REPORTING.format(difficulty=difficulty, fields=", ".join(world.fields))
     return SEGMENT_REPORTING.replace("At frontier", f"At {difficulty}").replace(
         "platform, country and/or app_version", f"platform, country, {', '.join(world.fields[2:])}")
 

@@ -15,6 +15,7 @@ from metric_tracker_rl.spec.published import (
     GRADING_RULE,
     OVERLAP_CREDIT_RULE,
     SEVERITY_RULE,
+    TWIN_CREDIT_RULE,
     incident_count_statement,
 )
 from metric_tracker_rl.spec.tiers import TIERS
@@ -22,12 +23,15 @@ from metric_tracker_rl.world.public_episode import PublicEpisode
 
 
 def grading_rule(difficulty: str) -> str:
-    """The grading rule a model reads: at a tier that credits segments by overlap (deep), with that credit."""
+    """The grading rule a model reads: at a tier that credits segments by overlap (deep), with that credit, and
+    where the tier credits segments its data cannot tell apart (abyss), with that rule."""
     tier = TIERS.get(difficulty)
-    if tier is None or tier.segment_credit != "overlap":
+    if tier is None or tier.segmented is None or tier.segment_credit != "overlap":
         return GRADING_RULE
+    twin_z = tier.segmented.twin_z
+    twins = "" if twin_z is None else f" {TWIN_CREDIT_RULE.format(twin_z=twin_z)}"
     return f"{GRADING_RULE} At {difficulty} every row may name a segment, and its quality is multiplied by its " \
-           f"segment credit. {OVERLAP_CREDIT_RULE}"
+           f"segment credit. {OVERLAP_CREDIT_RULE}{twins}"
 
 
 @register_tool("task_overview", "Rules the brief leaves out: entity values, baseline, severity, grading.", NoArgs,
