@@ -125,7 +125,7 @@ def _reachable(value: object, seen: set[int] | None = None) -> list[object]:
 def test_public_episode_holds_no_truth(config: dict) -> None:
     """Nothing the tools can reach holds a truth object, and the task the agent reads names no incident."""
     assert [f.name for f in dataclasses.fields(PublicEpisode)] == ["data", "panel", "annotations", "task", "segments",
-                                                                    "warehouse_tables", "memo"]
+                                                                    "warehouse_tables", "warehouse_dimensions", "memo"]
     built = reset_episode(**config)
     truth_types = (type(built.truth), MetricSubmissionRow, *(type(r) for r in built.truth.injections))
     leaked = [item for item in _reachable(built.public) if isinstance(item, truth_types)]

@@ -16,7 +16,7 @@ from typing import Any
 
 from metric_tracker_rl.adapters.session import EpisodeSession, Step
 from metric_tracker_rl.models import MetricTrackerRlAction, MetricTrackerRlObservation
-from metric_tracker_rl.view.prompt import SYSTEM_PROMPT
+from metric_tracker_rl.view.prompt import system_prompt
 from metric_tracker_rl.view.tool_schemas import SUBMIT_REPORT, action_tool_call, openai_tools
 
 StepHook = Callable[[int, MetricTrackerRlAction, float, bool, "str | None"], None]
@@ -58,7 +58,9 @@ class TaskRun:
         brief = self.session.reset(**kwargs)
         if self.session.brief_observation is None:
             raise RuntimeError(" ".join(self.session.message.split()))
-        self.messages = [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": brief.text}]
+        difficulty = self.session.brief_observation.config.get("difficulty")
+        self.messages = [{"role": "system", "content": system_prompt(difficulty)},
+                         {"role": "user", "content": brief.text}]
         self.results = {}
         return self.session.brief_observation
 

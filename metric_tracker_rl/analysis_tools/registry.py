@@ -12,7 +12,13 @@ from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from metric_tracker_rl.spec.published import AGGREGATE_DIFFICULTIES, RESET_DIFFICULTIES, SEGMENTED_DIFFICULTIES
+from metric_tracker_rl.spec.published import (
+    AGGREGATE_DIFFICULTIES,
+    COUNT_DIFFICULTIES,
+    RAW_EVENT_DIFFICULTIES,
+    RESET_DIFFICULTIES,
+    SEGMENTED_DIFFICULTIES,
+)
 from metric_tracker_rl.spec.registry import Registry
 from metric_tracker_rl.spec.tiers import TIERS
 from metric_tracker_rl.spec.validation import check_choice, describe_validation_error
@@ -31,12 +37,27 @@ ToolFunction = Callable[[PublicEpisode, Any], dict[str, Any]]
 RowsFunction = Callable[[PublicEpisode, Any], list[dict[str, Any]]]
 Table = TypeVar("Table")
 
-# The tier sets a registration names: where a tool is offered, and where it answers.
+# The tier sets a registration names: where a tool is offered, and where it answers. The tools over counts are
+# offered and answer at the tiers of counts; a raw-event tier (the warehouse) has the SQL tool over its own tables
+# and its metrics layer, and answers any other tool with the list of its own (run_tool).
 EVERY_TIER: tuple[str, ...] = RESET_DIFFICULTIES
+COUNT_TIERS: tuple[str, ...] = COUNT_DIFFICULTIES
+RAW_EVENT_TIERS: tuple[str, ...] = RAW_EVENT_DIFFICULTIES
 AGGREGATE_TIERS: tuple[str, ...] = AGGREGATE_DIFFICULTIES
-SEGMENTED_TIERS: tuple[str, ...] = SEGMENTED_DIFFICULTIES
+SEGMENTED_TIERS: tuple[str, ...] = tuple(name for name in SEGMENTED_DIFFICULTIES if name in COUNT_DIFFICULTIES)
 CONTEXT_TIERS: tuple[str, ...] = tuple(name for name, tier in TIERS.items()
-                                       if tier.segmented is not None and tier.segmented.context)
+                                       if tier.segmented is not None and tier.segmented.context
+                                       and name in COUNT_DIFFICULTIES)
+
+
+@dataclass(frozen=True)
+class ToolVariant:
+    """How a tool reads to the models of some tiers (`tiers`): another description and argument model (the same
+    fields, described for their data). The SQL tool's at the warehouse names the warehouse's tables."""
+
+    tiers: tuple[str, ...]
+    description: str
+    args_model: type[BaseModel]
 
 
 @dataclass(frozen=True)
@@ -54,12 +75,20 @@ class ToolSpec:
     offered_at: tuple[str, ...] = ()
     kept_for: str = ""
     # The tiers whose episodes it answers; elsewhere it answers an error that says what to use instead.
-    answers_at: tuple[str, ...] = EVERY_TIER
+    answers_at: tuple[str, ...] = COUNT_TIERS
     # Columns of its `rows` table that hold one value in every row of every call (a generator's detection_method):
     # the text states them once. No other column moves, so the table reads the same on every call.
     constant_columns: frozenset[str] = frozenset()
     # A generator's every candidate row, unpaged: a generator submission merges them whole.
     rows_of: RowsFunction | None = None
+    variants: tuple[ToolVariant, ...] = ()
+
+    def read_at(self, difficulty: str | None) -> tuple[str, type[BaseModel]]:
+        """The description and argument model the models of `difficulty` read (None: every client's)."""
+        for variant in self.variants:
+            if difficulty in variant.tiers:
+                return variant.description, variant.args_model
+        return self.description, self.args_model
 
     @property
     def offered(self) -> bool:
@@ -100,11 +129,12 @@ def _tiers(argument: str, names: Collection[str]) -> tuple[str, ...]:
 def register_tool(name: str, description: str, args_model: type[BaseModel], *,
                   offered_at: Collection[str] = (),
                   kept_for: str = "",
-                  answers_at: Collection[str] = EVERY_TIER,
+                  answers_at: Collection[str] = COUNT_TIERS,
                   kind: Literal["analysis", "generator"] = "analysis",
                   example: dict[str, Any] | None = None,
                   constant_columns: frozenset[str] = frozenset(),
-                  rows_of: RowsFunction | None = None) -> Callable[[ToolFunction], ToolFunction]:
+                  rows_of: RowsFunction | None = None,
+                  variants: tuple[ToolVariant, ...] = ()) -> Callable[[ToolFunction], ToolFunction]:
     """Register a tool, offered to the models of the tiers `offered_at` names, or to none when `kept_for` says what
     else needs it (a tool nothing needs is removed, not hidden)."""
     if bool(offered_at) == bool(kept_for.strip()):
@@ -114,8 +144,12 @@ def register_tool(name: str, description: str, args_model: type[BaseModel], *,
     args_model.model_validate(example or {})  # an example that does not validate is a programming error
 
     def decorator(func: ToolFunction) -> ToolFunction:
+        for variant in variants:
+            _tiers("variants", variant.tiers)
+            if set(variant.args_model.model_fields) != set(args_model.model_fields):
+                raise ValueError(f"tool {name!r}: a variant takes the tool's own arguments")
         add_tool(ToolSpec(name, description, args_model, func, kind, example or {}, offered, kept_for.strip(), answers,
-                          constant_columns, rows_of))
+                          constant_columns, rows_of, variants))
         return func
     return decorator
 
@@ -203,10 +237,17 @@ def validated_arguments(name: str, arguments: Any, tools: Mapping[str, ToolSpec]
         raise ToolError(format_validation_error(spec, exc)) from None
 
 
+def raw_event_tools(tools: Mapping[str, ToolSpec] = TOOL_REGISTRY) -> dict[str, ToolSpec]:
+    """The tools that answer at a raw-event tier (the warehouse): a call of any other is an unknown method there."""
+    return {name: spec for name, spec in tools.items() if set(spec.answers_at) & set(RAW_EVENT_TIERS)}
+
+
 def run_tool(name: str, episode: PublicEpisode, arguments: Any,
              tools: Mapping[str, ToolSpec] = TOOL_REGISTRY) -> ToolOutcome:
     """Validate and run one tool of `tools` (a scratch registry can add a new family's generator). Agent mistakes
     become error outcomes that name the valid options."""
+    if episode.raw_events:  # no counts: the tools over counts do not exist there
+        tools = raw_event_tools(tools)
     token = EPISODE_WINDOW.set(episode.data.dates)  # a date argument must be one of this episode's
     try:
         args = validated_arguments(name, arguments, tools)

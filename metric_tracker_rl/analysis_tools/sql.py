@@ -15,6 +15,7 @@ from metric_tracker_rl.sql.sandbox import CUT_MARK, MAX_CELL_CHARS, MAX_SQL_CHAR
 from metric_tracker_rl.world.funnel import HOURS, FunnelData
 from metric_tracker_rl.world.public_episode import PublicEpisode, sql_tables_of
 from metric_tracker_rl.world.segments import CELL_FIELDS, CellLayout, SegmentedData
+from metric_tracker_rl.world.warehouse_brief import SCHEMA_LISTING, WAREHOUSE_TABLES
 
 SANDBOX_KEY = "sql_sandbox"
 # Column groups the description names once (each table lists them in this order), and how it names their members:
@@ -66,6 +67,17 @@ def sql_description() -> str:
 
 
 SQL_DESCRIPTION = sql_description()
+
+
+def warehouse_sql_description() -> str:
+    """The `sql` argument's description at the warehouse: the same limits, its tables by name (the brief says what
+    each holds) and how to list their columns."""
+    limits = SQL_DESCRIPTION[:SQL_DESCRIPTION.index(" Tables: ")]
+    return (f"{limits} Tables: {', '.join(WAREHOUSE_TABLES)}. Columns: {SCHEMA_LISTING}; nested: "
+            "list_filter(event_params, lambda p: p.key = 'session_id')[1].value.int_value, device.device_id.")
+
+
+WAREHOUSE_SQL_DESCRIPTION = warehouse_sql_description()
 
 
 def sandbox_of(episode: PublicEpisode) -> SqlSandbox:

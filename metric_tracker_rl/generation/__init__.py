@@ -4,13 +4,15 @@ the view never import it.
 Every tier is built by `build_episode(tier, config)`. The tier's config (spec/tiers.py) names its generator: the
 aggregate generator (aggregate.py) with the anomaly families' injectors (anomalies/) for an aggregate tier, the
 segmented generator (segmented.py) with the incident and benign kinds (kinds/) and the plan they edit
-(segment_plan.py) for a segmented one. What both make, an episode and its truth, is episode.py's.
+(segment_plan.py) for a segmented one, and for a tier of raw events (the warehouse) the same world drawn as events
+with data defects (warehouse/). What both make, an episode and its truth, is episode.py's.
 """
 
 from metric_tracker_rl.generation.aggregate import build_aggregate_episode
 from metric_tracker_rl.generation.anomalies import FAMILY_REGISTRY, FamilyRegistry
 from metric_tracker_rl.generation.episode import Episode
 from metric_tracker_rl.generation.segmented import build_segmented_episode
+from metric_tracker_rl.generation.warehouse.episode import build_warehouse_episode
 from metric_tracker_rl.spec.tasks import EpisodeConfig
 from metric_tracker_rl.spec.tiers import Tier
 
@@ -22,6 +24,8 @@ def build_episode(tier: Tier, config: EpisodeConfig, families: FamilyRegistry = 
     segmented tier's kinds use the published families)."""
     if tier.name != config.difficulty:
         raise ValueError(f"the config is for difficulty {config.difficulty!r}, not tier {tier.name!r}")
+    if tier.raw_events:
+        return build_warehouse_episode(tier, config)
     if tier.segmented is not None:
         return build_segmented_episode(tier, config)
     return build_aggregate_episode(tier, config, families)

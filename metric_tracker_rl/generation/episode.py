@@ -8,7 +8,7 @@ at an aggregate tier).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -22,6 +22,7 @@ from metric_tracker_rl.spec.tiers import Tier
 from metric_tracker_rl.world.daily_panel import MetricPanel, build_panel, count_ratio, peer_median, same_weekday_peers
 from metric_tracker_rl.world.public_episode import PublicEpisode
 from metric_tracker_rl.world.segments import CELL_FIELDS, Segment, world_of
+from metric_tracker_rl.world.warehouse_brief import WAREHOUSE_OBJECTIVE
 
 AGGREGATE_OBJECTIVE = (
     "Find every incident in four weeks of funnel data and report each one (date, entity, family, baseline, observed "
@@ -35,6 +36,8 @@ def objective_for(tier: Tier, config: EpisodeConfig) -> str:
     """The objective an episode states: its named task's, else its tier's."""
     if config.task_id is not None:
         return TASKS[config.task_id].objective
+    if tier.raw_events:
+        return WAREHOUSE_OBJECTIVE
     if tier.segmented is not None:
         return segmented_objective(tier)
     return AGGREGATE_OBJECTIVE
@@ -63,6 +66,9 @@ class GroundTruth:
     injections: tuple[InjectionRecord, ...]
     distractors: tuple[DistractorRecord, ...]  # annotated: the calendar explains them
     fluctuations: tuple[DistractorRecord, ...] = ()  # unannotated and benign: within published normal bounds
+    # The overlap credit's T where the public data has no leaf counts (the warehouse): each leaf's weight per date,
+    # (L, D), and the (L,) mask of a segment's leaves. None: the environment reads T from the public counts.
+    segment_traffic: tuple[np.ndarray, Callable[[Segment], np.ndarray]] | None = None
 
     @property
     def incident_count(self) -> int:

@@ -44,7 +44,7 @@ from metric_tracker_rl.spec.published import CONVERSION_METRICS, fluctuation_bou
 from metric_tracker_rl.spec.task_splits import TaskProviderMixin, resolve_reset
 from metric_tracker_rl.spec.tasks import RESET_KEYS, RETRY_COST, task_catalog
 from metric_tracker_rl.spec.tiers import TIERS
-from metric_tracker_rl.spec.validation import validate_rows
+from metric_tracker_rl.spec.validation import entity_names_of, validate_rows
 from metric_tracker_rl.sql.pool import CLIENT, gate, sql_threads, statement_seconds
 from metric_tracker_rl.world.segment_brief import (
     KindText,
@@ -53,6 +53,7 @@ from metric_tracker_rl.world.segment_brief import (
     segmented_brief,
     tier_wording,
 )
+from metric_tracker_rl.world.warehouse_brief import BENIGN_CHANGES, warehouse_brief
 
 MAX_SUBMISSION_ROWS = 200
 INSTRUCTION = (
@@ -92,10 +93,12 @@ STATELESS_STEP: ContextVar[bool] = ContextVar("stateless_step", default=False)
 def overlap_traffic(episode: Episode) -> LeafTraffic | None:
     """T of the overlap credit, from the episode's public counts, where its tier credits segments by overlap
     (tiers.py: deep); None where the grader keeps frontier's table."""
-    segments = episode.public.segments
-    if segments is None or TIERS[episode.config.difficulty].segment_credit != "overlap":
+    if TIERS[episode.config.difficulty].segment_credit != "overlap":
         return None
-    return leaf_traffic_of(segments, episode.public.data.dates)
+    if episode.truth.segment_traffic is not None:  # the warehouse: its leaves' counted sessions
+        return LeafTraffic(tuple(episode.public.data.dates), *episode.truth.segment_traffic)
+    segments = episode.public.segments
+    return None if segments is None else leaf_traffic_of(segments, episode.public.data.dates)
 
 
 def _retry_note(submission: int) -> str:
@@ -318,7 +321,11 @@ class MetricTrackerRlEnvironment(McpToolSurface, TaskProviderMixin,
             return _error(f"An action needs exactly one of analysis_method, classifications or payload_generators "
                           f"(found: {found}). Use classifications=[] to submit an empty report.")
         if classifications is not None:
-            return self._submit(list(classifications), generated=False)
+            with entity_names_of(self._playing.config.difficulty):
+                return self._submit(list(classifications), generated=False)
+        if self._playing.public.raw_events:
+            return _error("Generator calls read the count tables, which this episode does not have (its data are "
+                          "raw events): submit rows (classifications) instead; no submission used.")
         rows, errors = generate_rows(self._playing.public, list(generators or []))
         if errors:
             return _error("Payload generators failed (no submission used): " + " | ".join(errors))
@@ -417,13 +424,16 @@ def _published_facts(episode: Episode) -> dict[str, Any]:
     difficulty, dates = episode.config.difficulty, episode.public.data.dates
     tier = TIERS[difficulty]
     segmented = tier.segmented is not None
+    kinds = kinds_brief([KindText(kind.name, kind.family, tier_wording(kind.definition, difficulty), kind.count_all_day)
+                         for kind in episode_kinds(tier, episode.config)]) if segmented else {}
+    if tier.raw_events:
+        return {"objective": episode.public.task["objective"],
+                "window": EpisodeWindow(first_date=dates[0], last_date=dates[-1], days=len(dates)),
+                "benign_fluctuations": BENIGN_CHANGES, "segments": {**warehouse_brief(tier.dimensions), **kinds}}
     return {"objective": episode.public.task["objective"],
             "window": EpisodeWindow(first_date=dates[0], last_date=dates[-1], days=len(dates)),
             "benign_fluctuations": benign_brief(difficulty) if segmented else fluctuation_bounds(difficulty),
-            "segments": {**segmented_brief(difficulty, episode.config.note_share),
-                         **kinds_brief([KindText(kind.name, kind.family, tier_wording(kind.definition, difficulty),
-                                                 kind.count_all_day)
-                                        for kind in episode_kinds(tier, episode.config)])} if segmented else None}
+            "segments": {**segmented_brief(difficulty, episode.config.note_share), **kinds} if segmented else None}
 
 
 def environment_factory(*, debug: bool = False, held_out_secret: str = "") -> type[MetricTrackerRlEnvironment]:

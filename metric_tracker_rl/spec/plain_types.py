@@ -24,6 +24,7 @@ from metric_tracker_rl.spec.published import (
     ANOMALY_TYPES,
     DETECTION_METHOD_RULE,
     ENTITY_NAMES,
+    RAW_EVENT_ENTITY_NAMES,
     AnomalyType,
     Severity,
 )
@@ -83,8 +84,10 @@ class MetricSubmissionRow(_Strict):
     def _entity_fits_its_type(self) -> MetricSubmissionRow:
         # A row is a key the grader can match only if its entity exists for its type; refusing it here keeps every
         # row that validates on its own submittable (the date window is the episode's, checked at submission).
+        # A name valid at some tier (the warehouse's data_quality rows name more): the episode's own names are
+        # checked at submission (validation.validate_rows), where the tier is known.
         valid = ENTITY_NAMES[self.entity_type]
-        if self.entity_name not in valid:
+        if self.entity_name not in valid and self.entity_name not in RAW_EVENT_ENTITY_NAMES[self.entity_type]:
             # A PydanticCustomError, not a ValueError: its error details hold no exception object, so a server that
             # sends validation errors as JSON (OpenEnv's step handlers) can serialise them.
             raise PydanticCustomError("entity_not_of_type", "entity_name '{entity_name}' is not valid for "

@@ -83,6 +83,11 @@ ENTITY_NAMES: dict[str, tuple[str, ...]] = {
     "hourly_mix": COUNT_COLUMNS,
     "data_quality": DATA_QUALITY_EVENTS,
 }
+# At a raw-event tier (the warehouse) a data defect is reported as a data_quality row on the metric of the dashboard
+# it corrupts, named as the counts and rates are everywhere else: any count (app_opens stands for the dashboard's
+# sessions, menu_opens for menu_sessions, ...) or step rate. Every other entity type keeps its names.
+RAW_EVENT_DATA_QUALITY_NAMES: tuple[str, ...] = (*COUNT_COLUMNS, *FUNNEL_STEPS)
+RAW_EVENT_ENTITY_NAMES: dict[str, tuple[str, ...]] = {**ENTITY_NAMES, "data_quality": RAW_EVENT_DATA_QUALITY_NAMES}
 ENTITY_VALUE_DEFINITIONS: dict[str, str] = {
     "conversion_rate": "daily numerator count / daily denominator count",
     "event_count": "daily event count",
@@ -285,6 +290,10 @@ DIFFICULTIES: tuple[str, ...] = tuple(name for name, tier in TIERS.items() if ti
 RESET_DIFFICULTIES: tuple[str, ...] = tuple(TIERS)  # what reset accepts: the listed tiers and any being built
 AGGREGATE_DIFFICULTIES: tuple[str, ...] = tuple(name for name, tier in TIERS.items() if not tier.dimensions)
 SEGMENTED_DIFFICULTIES: tuple[str, ...] = tuple(name for name, tier in TIERS.items() if tier.dimensions)
+# The tiers whose data are counts (the tools over counts answer there), and those whose data are a raw event export
+# (the warehouse: the SQL tool over its tables and its metrics layer).
+COUNT_DIFFICULTIES: tuple[str, ...] = tuple(name for name, tier in TIERS.items() if not tier.raw_events)
+RAW_EVENT_DIFFICULTIES: tuple[str, ...] = tuple(name for name, tier in TIERS.items() if tier.raw_events)
 WINDOW_DAYS: dict[str, int] = {name: tier.window_days for name, tier in TIERS.items()}
 AGGREGATE_WINDOW_DAYS = WINDOW_DAYS[AGGREGATE_DIFFICULTIES[0]]  # the window a difficulty not named here reads
 FRONTIER_WINDOW_DAYS = WINDOW_DAYS["frontier"]

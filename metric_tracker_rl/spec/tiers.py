@@ -81,7 +81,10 @@ class SegmentedMix:
     counts are drawn and what an incident does to its segment's leaves, at what z (world/segment_brief.py);
     `min_cuboid_depth`, the fewest dimensions a drawn cuboid's depth starts from (a shallower one where none that
     deep is clear: kinds/cuboid.py); `observed_share`, the share of the world's traffic the episode's data holds
-    (1: every count; the warehouse's events sample it), whose z-scores a kind sizes its incidents by.
+    (1: every count; the warehouse's events sample it), whose z-scores a kind sizes its incidents by;
+    `raw_events`: the episode's data are a raw event export with its side tables, metrics layer and dashboard
+    (generation/warehouse/), not counts: the tools over counts are not offered there, and data defects are drawn
+    beside the incidents.
 
     Harder mixes (0 leaves a tier's episodes as they were): `confounder_share`, the share of incidents that get
     one or two context items overlapping their dates that do not explain them (generation/confounders.py, a tier
@@ -111,6 +114,7 @@ class SegmentedMix:
     noise_model: bool = False
     min_cuboid_depth: int = 1
     observed_share: float = 1.0
+    raw_events: bool = False
 
     @property
     def cuboid_root_causes(self) -> bool:
@@ -127,7 +131,7 @@ class Tier:
     same-weekday median stays clean (the tier's concurrency); `calibration_seed_base`: its calibration sweep's
     first seed (task_splits.py). Exactly one of `aggregate` and `segmented` names the generator. `listed`: in the
     published difficulty lists (published.DIFFICULTIES: the splits, the brief, the task lists); an unlisted tier
-    (none today) is reachable by reset(difficulty=...) only, while it is being built. `tool_schema_budget`: the
+    (the warehouse today) is reachable by reset(difficulty=...) only, while it is being built. `tool_schema_budget`: the
     characters the tier's tool list may take (the OpenAI schemas of the tools it offers, sent with every request:
     view.tool_schemas.schema_chars); a test holds every tier to it."""
 
@@ -164,6 +168,11 @@ class Tier:
         return () if self.segmented is None else self.segmented.benign_kinds
 
     @property
+    def raw_events(self) -> bool:
+        """Whether the tier's data are raw events (the warehouse), not counts."""
+        return self.segmented is not None and self.segmented.raw_events
+
+    @property
     def segment_credit(self) -> Literal["table", "overlap"] | None:
         """How a report row's segment is credited (None: the tier has no segments)."""
         return None if self.segmented is None else self.segmented.segment_credit
@@ -196,6 +205,8 @@ DEEP_MIX = SegmentedMix(dimensions=("platform", "country_wide", "app_version", "
 # Abyss draws deep's kinds but those confined to one dimension by construction (web_tracking_bug: web's events;
 # country_bots: a country's opens), in deep's order.
 ABYSS_KINDS = tuple(kind for kind in DEEP_MIX.incident_kinds if kind not in ("web_tracking_bug", "country_bots"))
+
+WAREHOUSE_SAMPLE_RATE = 1 / 48  # the share of the world's sessions a warehouse export holds
 
 # The tiers by name, in publication order (the order of the brief's and the splits' difficulty lists).
 TIERS: Registry[Tier] = Registry("tier", (
@@ -235,12 +246,13 @@ TIERS: Registry[Tier] = Registry("tier", (
          calibration_seed_base=60_000,
          segmented=replace(DEEP_MIX, incident_kinds=ABYSS_KINDS, own_z=(5.5, 6.5), leaf_blips=5.0,
                            min_cuboid_depth=2, noise_model=True)),
+    # The warehouse: abyss's kinds in deep's world, seen as a raw event export (a sample of the world's sessions:
+    # WAREHOUSE_SAMPLE_RATE of the expected opens, so the kinds size their incidents for that sample's z-scores),
+    # its side tables, a metrics layer and a dashboard, with data defects beside the incidents. Unlisted until its
+    # expert holds it: reset(difficulty="warehouse") reaches it, no published list names it.
+    Tier("warehouse", window_days=56, default_density=0.08, count_range=(3, 6), perturbed_per_weekday=3,
+         calibration_seed_base=70_000, listed=False,
+         segmented=replace(DEEP_MIX, incident_kinds=ABYSS_KINDS, observed_share=WAREHOUSE_SAMPLE_RATE,
+                           raw_events=True)),
 ))
-
-# The warehouse rung while it is built: not in TIERS (no reset reaches it, no list names it) until its expert holds
-# it. Its events are a sample of the world's sessions (WAREHOUSE_SAMPLE_RATE of the expected opens), and abyss's
-# kinds size their incidents for the z-scores of that sample.
-WAREHOUSE_SAMPLE_RATE = 1 / 48
-WAREHOUSE = Tier("warehouse", window_days=56, default_density=0.08, count_range=(3, 6), perturbed_per_weekday=3,
-                 calibration_seed_base=70_000, listed=False,
-                 segmented=replace(DEEP_MIX, incident_kinds=ABYSS_KINDS, observed_share=WAREHOUSE_SAMPLE_RATE))
+WAREHOUSE = TIERS["warehouse"]

@@ -9,14 +9,42 @@ valid."""
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 
 from pydantic import ValidationError
 
 from metric_tracker_rl.spec.plain_types import MetricSubmissionRow, SubmissionIssue
-from metric_tracker_rl.spec.published import DIFFICULTIES, ENTITY_NAMES, SEGMENTED_DIFFICULTIES, row_key
+from metric_tracker_rl.spec.published import (
+    DIFFICULTIES,
+    ENTITY_NAMES,
+    RAW_EVENT_DIFFICULTIES,
+    RAW_EVENT_ENTITY_NAMES,
+    SEGMENTED_DIFFICULTIES,
+    row_key,
+)
 
 ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+# The entity names of the episode whose rows are being checked (validate_rows reads it): every tier's but a
+# raw-event tier's (the warehouse's data_quality rows name its dashboard's metrics). Set with `entity_names_of`.
+EPISODE_ENTITY_NAMES: ContextVar[Mapping[str, tuple[str, ...]]] = ContextVar("episode_entity_names",
+                                                                             default=ENTITY_NAMES)
+
+
+def entity_names_at(difficulty: str) -> Mapping[str, tuple[str, ...]]:
+    """The entity names a report row may name at a difficulty."""
+    return RAW_EVENT_ENTITY_NAMES if difficulty in RAW_EVENT_DIFFICULTIES else ENTITY_NAMES
+
+
+@contextmanager
+def entity_names_of(difficulty: str) -> Iterator[None]:
+    """Check rows (validate_rows, and the grader through it) with the entity names of `difficulty` inside."""
+    token = EPISODE_ENTITY_NAMES.set(entity_names_at(difficulty))
+    try:
+        yield
+    finally:
+        EPISODE_ENTITY_NAMES.reset(token)
 
 
 def date_problem(value: str, window: Sequence[str]) -> str | None:
@@ -62,6 +90,7 @@ def validate_rows(rows: Sequence[MetricSubmissionRow], valid_dates: Iterable[str
     """Per-row issues that need no truth: unknown dates, entities or segment values, and repeated keys.
     `segment_values` lists each dimension's values of a segmented episode (None: the episode has no segments)."""
     dates = tuple(sorted(valid_dates))
+    names = EPISODE_ENTITY_NAMES.get()
     issues: dict[int, SubmissionIssue] = {}
     first_index: dict[str, int] = {}
     for i, row in enumerate(rows):
@@ -69,11 +98,11 @@ def validate_rows(rows: Sequence[MetricSubmissionRow], valid_dates: Iterable[str
         if problem is not None:
             issues[i] = SubmissionIssue(row_index=i, code="invalid_row", message=problem)
             continue
-        if row.entity_name not in ENTITY_NAMES[row.entity_type]:
+        if row.entity_name not in names[row.entity_type]:
             issues[i] = SubmissionIssue(
                 row_index=i, code="invalid_row",
                 message=f"entity_name {row.entity_name!r} is not valid for entity_type {row.entity_type!r}; "
-                        f"valid: {', '.join(ENTITY_NAMES[row.entity_type])}")
+                        f"valid: {', '.join(names[row.entity_type])}")
             continue
         problem = segment_issue(row, segment_values)
         if problem is not None:

@@ -11,6 +11,7 @@ from metric_tracker_rl.models import MetricTrackerRlObservation
 from metric_tracker_rl.spec.published import (
     ANNOTATION_MEANINGS,
     DIFFICULTIES,
+    RAW_EVENT_DIFFICULTIES,
     SEGMENTED_TIERS,
     WINDOW_DAYS,
     config_meaning,
@@ -20,6 +21,7 @@ from metric_tracker_rl.spec.tiers import TIERS
 from metric_tracker_rl.view import render
 from metric_tracker_rl.world.segment_brief import RELEASE_MEANING, SEGMENTED_NOTE_KINDS, drawn_families, tier_wording
 from metric_tracker_rl.world.segments import CELL_FIELDS, world_of
+from metric_tracker_rl.world.warehouse_brief import WAREHOUSE_RELEASE_MEANING, WAREHOUSE_SYSTEM_PROMPT
 
 SYSTEM_PROMPT = """\
 You investigate a synthetic product-funnel dataset (four weeks, or eight with segments, of daily and hourly
@@ -108,19 +110,36 @@ def brief_data(observation: MetricTrackerRlObservation) -> dict[str, Any]:
         # its incidents are at each difficulty.
         "families": families,
         "benign_fluctuations": observation.benign_fluctuations,
-        "calendar_note_kinds": dict(ANNOTATION_MEANINGS) if observation.segments is None
-        else {**{kind: ANNOTATION_MEANINGS[kind] for kind in SEGMENTED_NOTE_KINDS},
-              "release": tier_wording(RELEASE_MEANING, str(observation.config.get("difficulty")))},
+        "calendar_note_kinds": _note_kinds(observation),
     })
     if observation.segments is not None:
         # No magnitude is published with segments (the other tiers' ranges would be a threshold to read off, and
         # its meaning alone says nothing). Where the brief lists the episode's incident kinds, only the families
         # they are reported as.
         hidden = {*WINDOW_DAYS, "magnitude"}
+        if observation.config.get("difficulty") in RAW_EVENT_DIFFICULTIES:  # one tool finds every row: query
+            hidden.add("detection_methods")
         shown["families"] = [{k: v for k, v in family.items() if k not in hidden} for family in families
                              if drawn is None or family["family"] in drawn]
         shown["segments"] = observation.segments
     return shown
+
+
+def _note_kinds(observation: MetricTrackerRlObservation) -> dict[str, str]:
+    """What each calendar note an episode carries means; at a raw-event tier (no notes) what a release, which the
+    releases table lists, can do."""
+    difficulty = str(observation.config.get("difficulty"))
+    if difficulty in RAW_EVENT_DIFFICULTIES:
+        return {"release": WAREHOUSE_RELEASE_MEANING}
+    if observation.segments is None:
+        return dict(ANNOTATION_MEANINGS)
+    return {**{kind: ANNOTATION_MEANINGS[kind] for kind in SEGMENTED_NOTE_KINDS},
+            "release": tier_wording(RELEASE_MEANING, difficulty)}
+
+
+def system_prompt(difficulty: str | None) -> str:
+    """The system prompt of an episode of `difficulty`: the warehouse's at a raw-event tier, else SYSTEM_PROMPT."""
+    return WAREHOUSE_SYSTEM_PROMPT if difficulty in RAW_EVENT_DIFFICULTIES else SYSTEM_PROMPT
 
 
 # A brief's family columns that hold a list (the text joins it with commas).

@@ -26,7 +26,7 @@ from metric_tracker_rl.models import (
     MetricTrackerRlAction,
     PayloadGeneratorMethod,
 )
-from metric_tracker_rl.spec.published import RESET_DIFFICULTIES
+from metric_tracker_rl.spec.published import DIFFICULTIES, RAW_EVENT_DIFFICULTIES, RESET_DIFFICULTIES
 from metric_tracker_rl.spec.validation import check_choice, describe_validation_error
 
 SUBMIT_REPORT = "submit_report"
@@ -135,11 +135,21 @@ def model_tools(difficulty: str | None = None) -> list[ModelTool]:
     reset picks the tier (the TRL class's methods, MCP's tools/list)."""
     if difficulty is not None:
         check_choice("difficulty", difficulty, RESET_DIFFICULTIES)
-    registry = [ModelTool(spec.name, spec.description, spec.args_model,
-                          model_schema(spec.args_model.model_json_schema()))
-                for spec in available_analysis_methods()
-                if (spec.offered if difficulty is None else difficulty in spec.offered_at)]
+    registry = [_model_tool(spec.name, *spec.read_at(difficulty)) for spec in available_analysis_methods()
+                if (_offered_to_clients(spec.offered_at) if difficulty is None else difficulty in spec.offered_at)]
+    if difficulty in RAW_EVENT_DIFFICULTIES:  # generators read counts, which a raw-event tier does not have
+        return [*registry, SUBMISSION_TOOLS[SUBMIT_REPORT]]
     return registry + list(SUBMISSION_TOOLS.values())
+
+
+def _model_tool(name: str, description: str, args_model: type[BaseModel]) -> ModelTool:
+    return ModelTool(name, description, args_model, model_schema(args_model.model_json_schema()))
+
+
+def _offered_to_clients(tiers: tuple[str, ...]) -> bool:
+    """Whether a client that fixes its tools before a reset lists a tool: offered at a listed tier (a tier being
+    built brings its own tools to those lists when it is listed)."""
+    return any(tier in DIFFICULTIES for tier in tiers)
 
 
 def openai_tools(difficulty: str | None = None) -> list[dict[str, Any]]:

@@ -57,6 +57,8 @@ class PublicEpisode:
     # A warehouse episode's tables (its event export, side tables and dashboard): when given, what the SQL tool
     # serves in place of the counts' tables. Built once at reset; the event log they came from is not kept.
     warehouse_tables: dict[str, SqlTable] | None = None
+    # A warehouse episode's dimensions and their values (it has no segments' counts to read them from).
+    warehouse_dimensions: dict[str, list[str]] | None = None
     # Tables the tools derive from the fields above on first use and keep for the episode (see
     # analysis_tools.registry.derived); nothing else writes here.
     memo: dict[Any, Any] = field(default_factory=dict, compare=False, repr=False)
@@ -95,8 +97,15 @@ class PublicEpisode:
 
     def segment_values(self) -> dict[str, list[str]] | None:
         """Each dimension's values (platform, country, app_version, and at deep channel and user_type) at a
-        segmented tier; None without segments."""
-        return None if self.segments is None else self.segments.dimension_values()
+        segmented tier (the warehouse's too); None without segments."""
+        if self.segments is None:
+            return self.warehouse_dimensions
+        return self.segments.dimension_values()
+
+    @property
+    def raw_events(self) -> bool:
+        """Whether the episode's data are a warehouse's raw events (its tables), not counts."""
+        return self.warehouse_tables is not None
 
     def segment_view(self, segment: Segment) -> PublicEpisode:
         """The episode as one segment's funnel (the segmented tiers): the tools that read `data` and `panel` then

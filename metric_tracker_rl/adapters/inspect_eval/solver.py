@@ -14,7 +14,7 @@ from metric_tracker_rl.adapters.inspect_eval.server import server_url
 from metric_tracker_rl.adapters.inspect_eval.tools import episode_tools
 from metric_tracker_rl.reconnect import areset_until_served
 from metric_tracker_rl.settings import ClientSettings
-from metric_tracker_rl.view.prompt import SYSTEM_PROMPT, first_prompt
+from metric_tracker_rl.view.prompt import first_prompt, system_prompt
 
 
 class InspectChat:
@@ -76,7 +76,7 @@ def episode_agent(base_url: str | None = None, held_out: bool = False, max_turns
             if held_out:
                 require_held_out(observation.config, url)
             state.tools = episode_tools(episode)
-            state.messages = [ChatMessageSystem(content=SYSTEM_PROMPT),
+            state.messages = [ChatMessageSystem(content=system_prompt(observation.config.get("difficulty"))),
                               ChatMessageUser(content=first_prompt(observation))]
             turns = max_turns or turn_budget(observation.steps_remaining)
             await chat_loop(InspectChat(state, get_model(), episode), turns)

@@ -7,8 +7,14 @@ from typing import Any
 from pydantic import Field
 
 from metric_tracker_rl.analysis_tools.arguments import PageArgs
-from metric_tracker_rl.analysis_tools.registry import EVERY_TIER, ToolError, register_tool
-from metric_tracker_rl.analysis_tools.sql import SQL_DESCRIPTION, sandbox_of
+from metric_tracker_rl.analysis_tools.registry import (
+    EVERY_TIER,
+    RAW_EVENT_TIERS,
+    ToolError,
+    ToolVariant,
+    register_tool,
+)
+from metric_tracker_rl.analysis_tools.sql import SQL_DESCRIPTION, WAREHOUSE_SQL_DESCRIPTION, sandbox_of
 from metric_tracker_rl.sql.sandbox import MAX_SQL_CHARS, ROW_CAP, SqlRefused
 from metric_tracker_rl.world.public_episode import PublicEpisode
 
@@ -22,8 +28,18 @@ class QueryArgs(PageArgs):
     offset: int = Field(default=0, ge=0, le=ROW_CAP, description="A next_offset")
 
 
+class WarehouseQueryArgs(PageArgs):
+    sql: str = Field(min_length=1, max_length=MAX_SQL_CHARS, description=WAREHOUSE_SQL_DESCRIPTION)
+    offset: int = Field(default=0, ge=0, le=ROW_CAP, description="A next_offset")
+
+
+# At the warehouse the same tool reads the episode's own tables (PublicEpisode.sql_tables), and says so.
+WAREHOUSE_QUERY = ToolVariant(RAW_EVENT_TIERS, "Read-only SQL over the warehouse's events, side tables and "
+                              "dashboard; paged.", WarehouseQueryArgs)
+
+
 @register_tool("query", "Read-only SQL over the counts, notes and (deep) context tables; paged.", QueryArgs,
-               offered_at=EVERY_TIER,
+               offered_at=EVERY_TIER, answers_at=EVERY_TIER, variants=(WAREHOUSE_QUERY,),
                example={"sql": "SELECT weekday, avg(orders_placed) AS orders FROM daily GROUP BY weekday"})
 def query(episode: PublicEpisode, args: QueryArgs) -> dict[str, Any]:
     try:

@@ -8,7 +8,7 @@ from pydantic import Field
 
 from metric_tracker_rl.analysis_tools.arguments import ToolArgs
 from metric_tracker_rl.analysis_tools.inspection import daily_row
-from metric_tracker_rl.analysis_tools.registry import EVERY_TIER, register_tool
+from metric_tracker_rl.analysis_tools.registry import COUNT_TIERS, register_tool
 from metric_tracker_rl.spec.published import LONGEST_WINDOW_DAYS
 from metric_tracker_rl.world.public_episode import PublicEpisode
 
@@ -19,7 +19,7 @@ class RawDataArgs(ToolArgs):
 
 
 @register_tool("show_raw_data", "Daily counts and conversion rates from a date on.", RawDataArgs,
-               offered_at=EVERY_TIER)
+               offered_at=COUNT_TIERS)
 def show_raw_data(episode: PublicEpisode, args: RawDataArgs) -> dict[str, Any]:
     days = range(args.offset, min(args.offset + args.limit, len(episode.data.dates)))
     return {"rows": [daily_row(episode, d) for d in days], "total_rows": len(episode.data.dates)}

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from metric_tracker_rl.analysis_tools.arguments import NoArgs
-from metric_tracker_rl.analysis_tools.registry import EVERY_TIER, register_tool
+from metric_tracker_rl.analysis_tools.registry import COUNT_TIERS, register_tool
 from metric_tracker_rl.spec.plain_types import MetricSubmissionRow
 from metric_tracker_rl.spec.published import (
     BASELINE_RULE,
@@ -31,7 +31,7 @@ def grading_rule(difficulty: str) -> str:
 
 
 @register_tool("task_overview", "Rules the brief leaves out: entity values, baseline, severity, grading.", NoArgs,
-               offered_at=EVERY_TIER)
+               offered_at=COUNT_TIERS)
 def task_overview(episode: PublicEpisode, args: NoArgs) -> dict[str, Any]:
     """What the brief does not already say (it carries the objective, config, window and families)."""
     return {

@@ -10,22 +10,29 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
+import numpy as np
+
 from metric_tracker_rl.generation.anomalies.base import ChangePointRecord, InjectionRecord
-from metric_tracker_rl.generation.episode import change_point_baseline, daily_series
+from metric_tracker_rl.generation.episode import GroundTruth, change_point_baseline, daily_series
 from metric_tracker_rl.generation.warehouse.world import WarehouseWorld
-from metric_tracker_rl.spec.published import COUNT_COLUMNS
+from metric_tracker_rl.spec.families import PUBLISHED_FAMILIES, EntityType
+from metric_tracker_rl.spec.plain_types import MetricSubmissionRow
+from metric_tracker_rl.spec.published import COUNT_COLUMNS, FAMILY_ENTITY_TYPE, row_key, severity_for
 from metric_tracker_rl.world.metrics_layer import (
     STEP_SESSION_COLUMNS,
     CountedSessions,
     counted_sessions,
     segment_sessions,
 )
-from metric_tracker_rl.world.segments import Segment
+from metric_tracker_rl.world.segments import CELL_FIELDS, Segment
+from metric_tracker_rl.world.warehouse_brief import DEFECT_FAMILY
 
-# A count of the funnel as the dashboard names it: sessions reaching that step.
+# A count of the funnel as the dashboard names it: sessions reaching that step; and back, as a report names it.
 DASHBOARD_COUNT: dict[str, str] = dict(zip(COUNT_COLUMNS, STEP_SESSION_COLUMNS, strict=True))
+COUNT_OF_DASHBOARD: dict[str, str] = {column: count for count, column in DASHBOARD_COUNT.items()}
 DATA_QUALITY = "data_quality"
 
 
@@ -45,6 +52,26 @@ class ExpectedRow:
     @property
     def delta(self) -> float:
         return self.observed - self.baseline
+
+    @property
+    def entity(self) -> tuple[EntityType, str]:
+        """The row's entity as a report names it: a count by its funnel column (sessions as app_opens, ...), a rate
+        by its name; a defect's on data_quality, an incident's on its family's entity type."""
+        entity_type: EntityType = "data_quality" if self.family == DATA_QUALITY else FAMILY_ENTITY_TYPE[self.family]
+        return entity_type, COUNT_OF_DASHBOARD.get(self.metric, self.metric)
+
+    def report_row(self, dates: tuple[str, ...]) -> MetricSubmissionRow:
+        """The row a perfect report holds for it (the grader's expected row): a defect's names the data quality
+        family, every row its family's own detection method and the severity its values give."""
+        entity_type, entity_name = self.entity
+        family = DEFECT_FAMILY if self.family == DATA_QUALITY else self.family
+        segment = self.segment.normalised()
+        return MetricSubmissionRow(
+            date=dates[self.day], entity_type=entity_type, entity_name=entity_name, anomaly_type=family,
+            detection_method=PUBLISHED_FAMILIES[family].generator, baseline_value=self.baseline,
+            observed_value=self.observed, delta_value=self.delta,
+            severity=severity_for(entity_type, self.baseline, self.observed),
+            **({} if segment.is_aggregate else {**dict.fromkeys(CELL_FIELDS), **segment.named()}))
 
 
 def expected_rows(world: WarehouseWorld) -> list[ExpectedRow]:
@@ -68,3 +95,39 @@ def _incident_row(world: WarehouseWorld, counted: CountedSessions, kind: str, re
     metric = DASHBOARD_COUNT.get(record.entity_name, record.entity_name)
     return ExpectedRow(kind, record.family, record.day, metric, segment.normalised(), baseline,
                        float(values[record.day]))
+
+
+def warehouse_truth(world: WarehouseWorld, dates: tuple[str, ...]) -> GroundTruth:
+    """The grader's truth of a warehouse world: its expected rows as report rows, the side-effect keys of its
+    incidents, and T of the overlap credit (each leaf's counted sessions by date)."""
+    rows = [row.report_row(dates) for row in expected_rows(world)]
+    keys = {row_key(r.date, r.entity_type, r.entity_name) for r in rows}
+    neutral = {row_key(dates[i.record.day], t, n) for i in world.incidents for t, n in i.record.neutral} - keys
+    return GroundTruth(tuple(rows), frozenset(neutral), tuple(i.record for i in world.incidents), (), (),
+                       leaf_sessions(world))
+
+
+def leaf_sessions(world: WarehouseWorld) -> tuple[np.ndarray, Callable[[Segment], np.ndarray]]:
+    """(L, D) the metrics layer's counted sessions of each leaf (one value of every dimension a row may name) by
+    date, over the events as recorded, and the (L,) mask of the leaves inside a segment."""
+    log = world.log
+    counted = counted_sessions(log)
+    users, sessions = log.users, log.sessions
+    fields = {"platform": (counted.platform, users.platform.values),
+              "app_version": (counted.version, sessions.app_version.values),
+              "country": (counted.country, users.country.values), "channel": (counted.channel, users.channel.values),
+              "user_type": (np.where(counted.new, 0, 1), ("new", "returning"))}
+    codes = np.stack([np.asarray(code, dtype=np.int64) for code, _ in fields.values()], axis=1)
+    leaves, leaf = np.unique(codes, axis=0, return_inverse=True)
+    opens = np.zeros((len(leaves), log.num_days))
+    np.add.at(opens, (leaf.reshape(-1), counted.day), 1.0)
+    labels = {name: (leaves[:, i], values) for i, (name, (_, values)) in enumerate(fields.items())}
+
+    def leaves_of(segment: Segment) -> np.ndarray:
+        keep = np.ones(len(leaves), dtype=bool)
+        for name, value in segment.normalised().named().items():
+            column, values = labels[name]
+            keep &= column == (values.index(value) if value in values else -1)
+        return keep
+
+    return opens, leaves_of

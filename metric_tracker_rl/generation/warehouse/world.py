@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from metric_tracker_rl.generation.kinds import SegmentFluctuation, SegmentIncident
+from metric_tracker_rl.generation.segment_plan import SegmentedPlan
 from metric_tracker_rl.generation.segmented import context_tables, place_world
 from metric_tracker_rl.generation.warehouse.benign import BENIGN_CHANGES, BenignRecord
 from metric_tracker_rl.generation.warehouse.defects import DEFECTS, DefectRecord
@@ -24,7 +25,7 @@ from metric_tracker_rl.world.context import ContextTables
 from metric_tracker_rl.world.events import EventLog
 from metric_tracker_rl.world.funnel import WINDOW_START, window_calendar
 from metric_tracker_rl.world.metrics_layer import dashboard, segment_metric
-from metric_tracker_rl.world.segments import Release
+from metric_tracker_rl.world.segments import CELL_FIELDS, Release
 
 DEFECT_COUNT = (2, 3)  # data defects per episode, inclusive
 DEFECT_ATTEMPTS = 8  # draws of a defect's dates before it is left out
@@ -57,6 +58,7 @@ class WarehouseWorld:
     context: ContextTables
     releases: tuple[Release, ...]
     assignments: SqlTable  # experiment_assignments
+    dimension_values: dict[str, list[str]]  # each dimension a row may name, with its values
 
     def sql_tables(self) -> dict[str, SqlTable]:
         """Every table of the episode as the SQL tool's columns: the export and its side tables, the dashboard, the
@@ -77,9 +79,13 @@ def build_warehouse_world(tier: Tier, config: EpisodeConfig) -> WarehouseWorld:
     held = {incident.record.day for incident in placed.incidents}  # one per date of an incident
     rng = derive_rng(key, "warehouse-defects")
     count = int(rng.integers(DEFECT_COUNT[0], DEFECT_COUNT[1] + 1))
-    kinds = [str(kind) for kind in rng.permutation(list(DEFECTS))][:count]
+    # The kinds in a drawn order, each placed if its dates can be (a kind that cannot makes way for the next), until
+    # `count` are.
+    kinds = [str(kind) for kind in rng.permutation(list(DEFECTS))]
     defects: list[DefectRecord] = []
     for index, kind in enumerate(kinds):
+        if len(defects) == count:
+            break
         for attempt in range(DEFECT_ATTEMPTS):
             edited, record = DEFECTS[kind](log, derive_rng(key, "warehouse-defect", index * DEFECT_ATTEMPTS + attempt))
             reach = set(range(min(record.days) - 1, max(record.days) + 2))  # a day's margin each side
@@ -102,7 +108,15 @@ def build_warehouse_world(tier: Tier, config: EpisodeConfig) -> WarehouseWorld:
                    for d in defects)
     return WarehouseWorld(log, board, tuple(sorted(placed.incidents, key=lambda i: i.record.day)),
                           tuple(placed.fluctuations), tuple(defects), values, tuple(benign), context,
-                          placed.plan.releases, assignments)
+                          placed.plan.releases, assignments, _dimension_values(placed.plan))
+
+
+def _dimension_values(plan: SegmentedPlan) -> dict[str, list[str]]:
+    """Each dimension's values, as a segmented episode's counts list them (SegmentedData.dimension_values)."""
+    values = {name: list(plan.layout.values_of(name)) for name in CELL_FIELDS}
+    for dimension in () if plan.split is None else plan.split.dimensions:
+        values[dimension.field] = list(dimension.values)
+    return values
 
 
 def _release_table(releases: tuple[Release, ...], num_days: int) -> SqlTable:

@@ -1,0 +1,28 @@
+"""A warehouse episode: its world (world.py) as the tools read it, the warehouse's tables on a public episode
+without counts, and the truth (truth.py). The event log the tables are built from is not kept."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from metric_tracker_rl.generation.episode import Episode, visible_task
+from metric_tracker_rl.generation.warehouse.truth import warehouse_truth
+from metric_tracker_rl.generation.warehouse.world import build_warehouse_world
+from metric_tracker_rl.spec.published import COUNT_COLUMNS
+from metric_tracker_rl.spec.tasks import EpisodeConfig
+from metric_tracker_rl.spec.tiers import Tier
+from metric_tracker_rl.world.daily_panel import build_panel
+from metric_tracker_rl.world.funnel import HOURS, FunnelData, window_calendar
+from metric_tracker_rl.world.public_episode import PublicEpisode
+
+
+def build_warehouse_episode(tier: Tier, config: EpisodeConfig) -> Episode:
+    """The episode of a warehouse tier: its tables for the SQL tool, its dimensions for report rows, its window
+    (the counts the other tiers' tools read are zero: no tool over them answers here), and its truth."""
+    world = build_warehouse_world(tier, config)
+    calendar = window_calendar(world.log.num_days)
+    data = FunnelData(dates=calendar.iso_dates, weekdays=calendar.weekday_names, weekend=calendar.weekend,
+                      hourly=np.zeros((len(calendar.dates), HOURS, len(COUNT_COLUMNS)), dtype=np.int64))
+    public = PublicEpisode(data, build_panel(data), (), visible_task(tier, config),
+                           warehouse_tables=world.sql_tables(), warehouse_dimensions=world.dimension_values)
+    return Episode(config, public, warehouse_truth(world, calendar.iso_dates))

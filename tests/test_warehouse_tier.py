@@ -1,0 +1,140 @@
+"""The warehouse tier as an agent plays it: reset reaches it (in process and on a served loopback server), its tool
+list is the SQL tool over its own tables, the metrics layer and submit_report within the schema budget, a call of
+any other tool or a generator submission is an error that names what is valid, and no published list names it."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from conftest import ROOT
+
+from metric_tracker_rl import MetricTrackerRlAction, MetricTrackerRlEnv
+from metric_tracker_rl.analysis_tools import TOOL_REGISTRY
+from metric_tracker_rl.analysis_tools.tools import metrics_layer as metrics_layer_tool
+from metric_tracker_rl.generation.warehouse.world import build_warehouse_world
+from metric_tracker_rl.serving.environment import MetricTrackerRlEnvironment
+from metric_tracker_rl.spec.published import DIFFICULTIES, RESET_DIFFICULTIES
+from metric_tracker_rl.spec.tasks import TASKS, resolve_episode_config
+from metric_tracker_rl.spec.tiers import TIERS, WAREHOUSE
+from metric_tracker_rl.view.tool_schemas import model_tools, openai_tools, schema_chars
+from metric_tracker_rl.world.metrics_layer import METRICS_LAYER
+from metric_tracker_rl.world.warehouse_brief import SCHEMA_LISTING, WAREHOUSE_OBJECTIVE, WAREHOUSE_TABLES
+
+WAREHOUSE_TOOLS = ["query", "metrics_layer", "submit_report"]
+
+
+@pytest.fixture(scope="module")
+def env() -> Iterator[MetricTrackerRlEnvironment]:
+    environment = MetricTrackerRlEnvironment()
+    observation = environment.reset(difficulty="warehouse", seed=4)
+    assert observation.status == "ready", observation.message
+    yield environment
+    environment.close()
+
+
+def analysis(env: MetricTrackerRlEnvironment, method: str, **arguments: object):
+    return env.step(MetricTrackerRlAction(analysis_method=method, analysis_args=arguments))
+
+
+def test_reset_reaches_the_tier_which_no_published_list_names() -> None:
+    assert "warehouse" in RESET_DIFFICULTIES and "warehouse" not in DIFFICULTIES
+    assert TIERS["warehouse"] is WAREHOUSE and not WAREHOUSE.listed and WAREHOUSE.raw_events
+    assert all(task.difficulty != "warehouse" for task in TASKS.values())
+    for published in ("README.md", "openenv.yaml"):
+        assert "warehouse" not in (Path(ROOT) / published).read_text(encoding="utf-8").lower(), published
+    observation = MetricTrackerRlEnvironment().reset(difficulty="warehouse", seed=4)
+    assert observation.objective == WAREHOUSE_OBJECTIVE and observation.config["difficulty"] == "warehouse"
+
+
+def test_the_tool_list_is_the_sql_tool_the_metrics_layer_and_submit_report_within_budget() -> None:
+    assert [tool.name for tool in model_tools("warehouse")] == WAREHOUSE_TOOLS
+    assert schema_chars("warehouse") <= WAREHOUSE.tool_schema_budget
+    # The counts' tiers keep their lists: the warehouse's tool is offered nowhere else, nor to a client's fixed list.
+    for tier in DIFFICULTIES:
+        assert "metrics_layer" not in [tool.name for tool in model_tools(tier)]
+    assert "metrics_layer" not in [tool.name for tool in model_tools()]
+    [query] = [tool for tool in openai_tools("warehouse") if tool["function"]["name"] == "query"]
+    assert query != TOOL_REGISTRY["query"].openai_schema()  # its own description, not the counts' tables
+
+
+def test_the_sql_tool_names_every_table_of_an_episode_and_only_those() -> None:
+    """The table list the query tool and the brief show is the set a built world serves."""
+    world = build_warehouse_world(WAREHOUSE, resolve_episode_config(seed=4, difficulty="warehouse"))
+    assert set(WAREHOUSE_TABLES) == set(world.sql_tables())
+    [query] = [tool for tool in openai_tools("warehouse") if tool["function"]["name"] == "query"]
+    described = query["function"]["parameters"]["properties"]["sql"]["description"]
+    assert all(name in described for name in WAREHOUSE_TABLES)
+    assert "daily_by_segment" not in described and "hourly" not in described
+
+
+def test_a_tool_over_counts_is_an_error_naming_the_valid_ones(env: MetricTrackerRlEnvironment) -> None:
+    for name in ("list_suspicious_dates", "compare_segments", "get_context", "task_overview", "no_such_tool"):
+        observation = analysis(env, name)
+        assert observation.status == "error" and observation.reward == 0.0
+        assert "valid methods: " in observation.message and "query" in observation.message
+        assert "metrics_layer" in observation.message and "compare_segments, " not in observation.message
+
+
+def test_a_generator_submission_is_refused_without_using_a_submission(env: MetricTrackerRlEnvironment) -> None:
+    before = env.state.submissions_used
+    observation = env.step(MetricTrackerRlAction(payload_generators=[{"method_name": "get_funnel_break_rows"}]))
+    assert observation.status == "error" and "classifications" in observation.message
+    assert env.state.submissions_used == before and not observation.done
+
+
+def test_the_sql_tool_reads_the_warehouse_tables(env: MetricTrackerRlEnvironment) -> None:
+    # The schema listing the brief and the tool's description name lists every table's columns.
+    observation = analysis(env, "query", sql=f"SELECT DISTINCT table_name FROM ({SCHEMA_LISTING})", limit=50)
+    assert observation.status == "ok", observation.message
+    assert {row["table_name"] for row in observation.analysis_result["rows"]} == set(WAREHOUSE_TABLES)
+
+
+def test_the_metrics_layer_shows_every_section_and_says_how_many(env: MetricTrackerRlEnvironment) -> None:
+    result = analysis(env, "metrics_layer").analysis_result
+    assert result["definitions"] == METRICS_LAYER and result["showing"] == f"1-{len(METRICS_LAYER)} of " \
+        f"{len(METRICS_LAYER)} sections" and "next_offset" not in result
+    one = analysis(env, "metrics_layer", section="deduplication").analysis_result
+    assert one["definitions"] == {"deduplication": METRICS_LAYER["deduplication"]}
+    wrong = analysis(env, "metrics_layer", section="sessions")
+    assert wrong.status == "error" and "session_date_and_segment" in wrong.message
+
+
+def test_a_short_page_of_the_metrics_layer_is_followed_to_its_end(env: MetricTrackerRlEnvironment,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """Paged by sections: following next_offset shows each section once, in order, each page within its budget
+    unless one section alone is longer."""
+    monkeypatch.setattr(metrics_layer_tool, "PAGE_CHARS", 500)
+    seen: dict[str, str] = {}
+    offset: int | None = 0
+    while offset is not None:
+        result = analysis(env, "metrics_layer", offset=offset).analysis_result
+        page = result["definitions"]
+        assert len(page) == 1 or sum(len(k) + len(v) for k, v in page.items()) <= 500
+        assert not set(page) & set(seen)
+        seen.update(page)
+        first, last = (int(part) for part in result["showing"].split(" of ")[0].split("-"))
+        assert (first, last) == (offset + 1, offset + len(page))
+        offset = result.get("next_offset")
+    assert list(seen) == list(METRICS_LAYER)
+    assert analysis(env, "metrics_layer", offset=len(METRICS_LAYER)).status == "error"
+
+
+def test_the_metrics_layer_answers_nowhere_else() -> None:
+    observation = MetricTrackerRlEnvironment()
+    observation.reset(difficulty="abyss", seed=1)
+    refused = analysis(observation, "metrics_layer")
+    assert refused.status == "error" and "warehouse" in refused.message
+
+
+@pytest.mark.slow  # starts a server process
+def test_a_served_warehouse_episode_answers_its_sql_tool(server_url: str) -> None:
+    with MetricTrackerRlEnv(base_url=server_url, message_timeout_s=60).sync() as client:
+        reset = client.reset(difficulty="warehouse", seed=4).observation
+        assert reset.status == "ready" and reset.objective == WAREHOUSE_OBJECTIVE
+        step = client.step(MetricTrackerRlAction(analysis_method="query", analysis_args={
+            "sql": "SELECT count(*) AS n FROM dashboard WHERE sessions > 0"})).observation
+        assert step.status == "ok" and step.analysis_result["rows"][0]["n"] > 0
+        layer = client.step(MetricTrackerRlAction(analysis_method="metrics_layer")).observation
+        assert layer.analysis_result["definitions"] == METRICS_LAYER
