@@ -29,9 +29,15 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from metric_tracker_rl.agents import warehouse_sql as wsql
+from metric_tracker_rl.agents.base import Agent, register_agent
+from metric_tracker_rl.agents.expert_core.queries import query_action
 from metric_tracker_rl.agents.warehouse_sql import ALL_RULES, Fixes
-from metric_tracker_rl.world.metrics_layer import RATE_COLUMNS
+from metric_tracker_rl.models import MetricSubmissionRow, MetricTrackerRlAction
+from metric_tracker_rl.spec.published import COUNT_COLUMNS, FAMILY_ENTITY_TYPE, severity_for
+from metric_tracker_rl.view.observation import SeenObservation
+from metric_tracker_rl.world.metrics_layer import RATE_COLUMNS, STEP_SESSION_COLUMNS
 from metric_tracker_rl.world.segments import Segment
+from metric_tracker_rl.world.warehouse_brief import DEFECT_FAMILY
 
 DATA_QUALITY = "data_quality"
 RATE_DROP, FUNNEL_BREAK, COUNT_DROP = "rate_drop_from_median", "funnel_break", "absolute_drop_in_event_count"
@@ -39,6 +45,8 @@ STEP_OF_RENAMED = {"menu_view": "menu_open", "add_to_cart": "product_added_to_ca
 METRIC_OF_EVENT = {"menu_open": RATE_COLUMNS[0], "product_added_to_cart": RATE_COLUMNS[1]}
 REGRESSION_STEPS = (3, 4)  # the late steps a release breaks (cart to order, order to payment)
 PAYMENT_STEP = 4
+# A report names a count by its funnel column: the dashboard's sessions as app_opens, ...
+COUNT_OF_DASHBOARD = dict(zip(STEP_SESSION_COLUMNS, COUNT_COLUMNS, strict=True))
 
 # Decision thresholds (z of a fall against the same weekday's other dates).
 RELEASE_Z = 3.5  # a version's pooled fall over its first dates
@@ -99,10 +107,11 @@ class Investigation:
         traces = yield ("event traces", wsql.event_traces_sql(self.rules))
         sessions = yield ("session traces", wsql.session_traces_sql(self.rules))
         defects, fixes = self.defects(traces, sessions)
+        defects = dedupe(defects)
         defects = yield from self.defect_values(defects, fixes)
         incidents = yield from self.incidents(fixes, defects)
         incidents = yield from self.incident_values(incidents)
-        return [*defects, *incidents]
+        return dedupe([*defects, *incidents])
 
     # --- data defects -----------------------------------------------------------------------------------------
 
@@ -320,9 +329,9 @@ def numbers(cell: Any) -> list[float]:
 
 def dedupe(found: Iterable[Finding]) -> list[Finding]:
     """One finding per date and metric (the first: the procedure finds the likelier ones first)."""
-    seen: dict[tuple[str, str], Finding] = {}
+    seen: dict[tuple[str, str, bool], Finding] = {}
     for f in found:
-        seen.setdefault((f.date, f.metric), f)
+        seen.setdefault((f.date, f.metric, f.anomaly_type == DATA_QUALITY), f)
     return sorted(seen.values(), key=lambda f: (f.date, f.metric))
 
 
@@ -346,3 +355,61 @@ def investigate(run_sql: Callable[[str], Rows], rules: frozenset[str] = ALL_RULE
     except StopIteration as done:
         findings: list[Finding] = done.value
         return findings
+
+
+def report_row(finding: Finding) -> MetricSubmissionRow:
+    """A finding as a report row: a defect on data_quality under the data quality family, an incident on its
+    family's entity type; a count named by its funnel column (sessions as app_opens); values and severity its own."""
+    if finding.anomaly_type == DATA_QUALITY:
+        entity_type, family = "data_quality", DEFECT_FAMILY
+    else:
+        entity_type, family = FAMILY_ENTITY_TYPE[finding.anomaly_type], finding.anomaly_type
+    baseline = 0.0 if math.isnan(finding.baseline) else finding.baseline
+    observed = 0.0 if math.isnan(finding.observed) else finding.observed
+    return MetricSubmissionRow(
+        date=finding.date, entity_type=entity_type, entity_name=COUNT_OF_DASHBOARD.get(finding.metric, finding.metric),
+        anomaly_type=family, detection_method="query", baseline_value=round(baseline, 6),
+        observed_value=round(observed, 6), delta_value=round(observed - baseline, 6),
+        severity=severity_for(entity_type, baseline, observed), **finding.segment.normalised().named())
+
+
+class WarehouseExpertAgent(Agent):
+    """The procedure through the environment's tools: the metrics layer read once, then each statement through
+    the query tool (every page of its result), then the report."""
+
+    name = "warehouse_expert"
+
+    def __init__(self, rules: frozenset[str] = ALL_RULES) -> None:
+        self.rules = rules
+
+    def begin(self, observation: SeenObservation) -> None:
+        self.procedure = Investigation(self.rules).run()
+        self.statement: Statement | None = None
+        self.rows: Rows = []
+        self.findings: list[Finding] | None = None
+        self.read_layer = False
+        self.submitted = False
+
+    def act(self, observation: SeenObservation) -> MetricTrackerRlAction | None:
+        if not self.read_layer:
+            self.read_layer = True
+            return MetricTrackerRlAction(analysis_method="metrics_layer", analysis_args={})
+        if self.submitted:
+            return None
+        result = observation.analysis_result or {}
+        if self.statement is None:
+            self.statement = next(self.procedure)
+        else:
+            self.rows += result.get("rows", [])
+            if result.get("next_offset") is not None:
+                return query_action(self.statement[1], int(result["next_offset"]))
+            try:
+                self.statement = self.procedure.send(self.rows)
+            except StopIteration as done:
+                self.submitted = True
+                return MetricTrackerRlAction(classifications=[report_row(f) for f in done.value])
+        self.rows = []
+        return query_action(self.statement[1])
+
+
+register_agent(WarehouseExpertAgent.name, WarehouseExpertAgent)
