@@ -49,9 +49,11 @@ PAYMENT_STEP = 4
 COUNT_OF_DASHBOARD = dict(zip(STEP_SESSION_COLUMNS, COUNT_COLUMNS, strict=True))
 
 # Decision thresholds (z of a fall against the same weekday's other dates).
-RELEASE_Z = 3.5  # a version's pooled fall over its first dates
+RELEASE_Z = (3.5, 4.5)  # a version's pooled fall over its first dates (alone, narrowed by one more field)
 EXPERIMENT_Z = 3.5  # an arm's pooled fall on a step it does not target, over its dates
-RUN_Z = {1: 7.0, 2: 6.0}  # a blind run of one date, and of two or more
+# A blind run's bar by the fields its cuboid names (a level shift names one nearly always), one more for one date.
+RUN_Z = {1: 5.0, 2: 8.0}
+SINGLE_DATE_EXTRA = 0.5
 RUN_FLOOR = min(RUN_Z.values())
 REGRESSION_DATES = (3, 6)  # a regression lasts so many dates from its rollout's first
 
@@ -220,7 +222,8 @@ class Investigation:
                 continue
             for length in range(REGRESSION_DATES[0], REGRESSION_DATES[1] + 1):
                 z = pooled_z(row, length)
-                if z is not None and z <= -RELEASE_Z and z < best.get(row["detail"], (0.0,))[0]:
+                bar = RELEASE_Z[len(segment_of(row).named()) > 2]
+                if z is not None and z <= -bar and z < best.get(row["detail"], (0.0,))[0]:
                     best[row["detail"]] = (z, row, length)
         found = []
         for _, row, length in best.values():
@@ -267,9 +270,9 @@ class Investigation:
         arms = [row for row in self.context if row["what"] == "experiment"]
         kept: list[Finding] = []
         for row in sorted(runs, key=lambda r: r["z"]):
-            if -row["z"] < RUN_Z[min(row["n"], 2)]:
-                continue
             segment = segment_of(row)
+            if -row["z"] < RUN_Z[len(segment.named())] + SINGLE_DATE_EXTRA * (row["n"] == 1):
+                continue
             first = self.day(str(row["first"]))
             dates = self.dates[first:first + row["n"]]
             metric = RATE_COLUMNS[row["k"] - 1]
@@ -279,8 +282,7 @@ class Investigation:
             if any(a["note"] == metric and overlaps(arm_segment(a), segment) and a["first"] <= dates[-1]
                    and a["last"] >= dates[0] for a in arms):
                 continue  # an experiment's intended effect on its target step
-            new = [Finding(d, metric, FUNNEL_BREAK if row["k"] == PAYMENT_STEP and row["n"] == 1 else RATE_DROP,
-                           segment, kind="level_shift") for d in dates]
+            new = [Finding(d, metric, RATE_DROP, segment, kind="level_shift") for d in dates]
             kept += new
             taken += new
         return kept

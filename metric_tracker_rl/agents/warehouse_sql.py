@@ -294,11 +294,13 @@ def z_of(r: str, e: str, w: str) -> str:
 
 
 def run_scan_sql(rules: frozenset[str], fixes: Fixes, steps: tuple[int, ...], floor: float) -> str:
-    """Per step and cuboid (no app version: a version's falls are the releases'), its strongest fall pooled over
+    """Per step and cuboid of one or two fields (no app version: a version's falls are the releases'), its strongest
+    fall pooled over
     one to RUN_DAYS consecutive dates: the run's first date, length and z; the RUN_TOP strongest beyond `floor`."""
     last = "[len(rl) - n + 1:]"
     pooled = z_of(f"list_sum(rl{last})", f"list_sum(el{last})", f"list_sum(wl{last})")
-    return (sessions_cte(rules, fixes) + residuals_ctes(steps, versions=False)
+    sets = [s for s in cuboid_sets(2) if "v" not in s]
+    return (sessions_cte(rules, fixes) + residuals_ctes(steps, sets=sets)
             + ", y AS (SELECT *, list(r) OVER x rl, list(e) OVER x el, list(w) OVER x wl, list(date) OVER x dl "
             f"FROM g WINDOW x AS (PARTITION BY k, p, c, h, u ORDER BY date ROWS {RUN_DAYS - 1} PRECEDING)), "
             f"runs AS (SELECT k, p, c, h, u, dl[len(dl) - n + 1] first, n, {pooled} z, list_sum(el{last}) e FROM y, range(1, "
@@ -332,13 +334,14 @@ def context_tests_sql(rules: frozenset[str], fixes: Fixes, floor: float) -> str:
 
 
 BLOCK = 3  # hours of a block: every outage or payment failure (three hours or more) holds one whole
-OUTAGE_RATIO, BREAK_RATIO = 0.5, 0.3  # a block's sessions (conversions) at most this share of its baseline
+OUTAGE_RATIO, BREAK_RATIO = 0.35, 0.3  # a block's sessions (conversions) at most this share of its baseline
 # A block's fall as the signed root of its likelihood ratio (Poisson for sessions, binomial for payments): sampling
 # of a few sessions an hour is far from normal.
 POISSON_Z = "-sqrt(2 * (CASE WHEN bo > 0 THEN bo * ln(bo / bbk) ELSE 0 END + bbk - bo))"
 BINOMIAL_Z = ("-sqrt(2 * (CASE WHEN bn > 0 THEN bn * ln(bn / be) ELSE 0 END + CASE WHEN bd > bn THEN (bd - bn) * "
               "ln((bd - bn) / greatest(bd - be, 1e-9)) ELSE 0 END))")
-OUTAGE_Z, BREAK_Z = 4.5, 5.5  # a block's fall beyond this z (of sessions, of payments)
+OUTAGE_Z, BREAK_Z = 4.5, 5.5
+REST_SHARE = 0.75  # an outage leaves the rest of the day's sessions at this share of their baseline or more
 HOURS_TOP = 20
 
 
@@ -361,7 +364,7 @@ def outages_sql(rules: frozenset[str], fixes: Fixes) -> str:
             f"SELECT CAST(date AS VARCHAR) date, nullif(p, '') platform, nullif(c, '') country, hr - {BLOCK - 1} first_hour, bo block, "
             "round(bbk, 1) block_baseline, dayo day_sessions, round(dayb, 1) day_baseline, round(oz, 2) z "
             f"FROM zz WHERE hr >= {BLOCK - 1} AND bo <= {OUTAGE_RATIO} * bbk AND oz <= "
-            f"-{OUTAGE_Z} AND dayb - dayo >= 0.5 * (bbk - bo) QUALIFY row_number() OVER (PARTITION BY p, c, date "
+            f"-{OUTAGE_Z} AND dayb - dayo >= 0.5 * (bbk - bo) AND dayo - bo >= {REST_SHARE} * (dayb - bbk) QUALIFY row_number() OVER (PARTITION BY p, c, date "
             f"ORDER BY oz) = 1 ORDER BY z LIMIT {HOURS_TOP}")
 
 
