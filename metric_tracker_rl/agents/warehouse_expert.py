@@ -30,7 +30,7 @@ from typing import Any
 
 from metric_tracker_rl.agents import warehouse_sql as wsql
 from metric_tracker_rl.agents.base import Agent, register_agent
-from metric_tracker_rl.agents.expert_core.queries import query_action
+from metric_tracker_rl.agents.expert_core.queries import compact, query_action
 from metric_tracker_rl.agents.warehouse_sql import ALL_RULES, Fixes
 from metric_tracker_rl.models import MetricSubmissionRow, MetricTrackerRlAction
 from metric_tracker_rl.spec.published import COUNT_COLUMNS, FAMILY_ENTITY_TYPE, severity_for
@@ -196,14 +196,13 @@ class Investigation:
     def incidents(self, fixes: Fixes, defects: list[Finding]) -> Generator[Statement, Rows, list[Finding]]:
         tests = yield ("releases and experiments", wsql.context_tests_sql(self.rules, fixes, 2.5))
         found = self.releases(tests) + self.experiments(tests)
-        breaks = yield ("payment hours", wsql.payment_breaks_sql(self.rules, fixes))
+        hours = yield ("hours", wsql.hours_sql(self.rules, fixes))
+        breaks = [row for row in hours if row["what"] == "payments"]
+        outages = [row for row in hours if row["what"] == "outage"]
         found += self.strongest_each_date(breaks, PAYMENT_STEP, FUNNEL_BREAK, "payment_failure")
-        outages = yield ("session hours", wsql.outages_sql(self.rules, fixes))
         found += [f for f in self.strongest_each_date(outages, 0, COUNT_DROP, "segment_outage")
                   if not any(d.step == 0 and d.date == f.date for d in defects) and not self.holiday(f)]
-        runs: Rows = []
-        for steps in ((0, 1), (2, 3)):
-            runs += yield (f"runs {steps}", wsql.run_scan_sql(self.rules, fixes, steps, RUN_FLOOR))
+        runs = yield ("runs", wsql.run_scan_sql(self.rules, fixes, (0, 1, 2, 3), RUN_FLOOR))
         found += self.level_shifts(runs, found, defects)
         return found
 
@@ -404,14 +403,14 @@ class WarehouseExpertAgent(Agent):
         else:
             self.rows += result.get("rows", [])
             if result.get("next_offset") is not None:
-                return query_action(self.statement[1], int(result["next_offset"]))
+                return query_action(compact(self.statement[1]), int(result["next_offset"]))
             try:
                 self.statement = self.procedure.send(self.rows)
             except StopIteration as done:
                 self.submitted = True
                 return MetricTrackerRlAction(classifications=[report_row(f) for f in done.value])
         self.rows = []
-        return query_action(self.statement[1])
+        return query_action(compact(self.statement[1]))
 
 
 register_agent(WarehouseExpertAgent.name, WarehouseExpertAgent)

@@ -101,9 +101,9 @@ def events_cte(rules: frozenset[str] = ALL_RULES, fixes: Fixes = NO_FIXES) -> st
     return f"e AS ({select})"
 
 
-def sessions_cte(rules: frozenset[str] = ALL_RULES, fixes: Fixes = NO_FIXES) -> str:
+def sessions_cte(rules: frozenset[str] = ALL_RULES, fixes: Fixes = NO_FIXES, hours: bool = False) -> str:
     """`e` and `s`: one row per counted session (a counted app_open, no excluding event), dated and placed by its
-    app_open, with its hour of the reporting zone (hr) and the steps it reached (m0 to m4)."""
+    app_open, with the steps it reached (m0 to m4) and, where `hours`, its hour of the reporting zone (hr)."""
     steps = ", ".join(f"bool_or(n = '{step}' AND ok)::INT m{i}" for i, step in enumerate(FUNNEL_STEP_NAMES))
     opened = "n = 'app_open' AND ok"
     keep = [f"NOT bool_or(x)", f"min(d) FILTER ({opened}) IS NOT NULL"]
@@ -114,7 +114,8 @@ def sessions_cte(rules: frozenset[str] = ALL_RULES, fixes: Fixes = NO_FIXES) -> 
     return (f"WITH {events_cte(rules, fixes)}, s AS (SELECT min(d) FILTER ({opened}) date, "
             f"min(platform) platform, min(c) country, min(v) FILTER ({opened}) app_version, "
             f"{CHANNEL_OF_MEDIUM} channel, CASE WHEN s = 1 THEN 'new' ELSE 'returning' END user_type, "
-            f"CAST(((min(t) FILTER ({opened}) + {OFFSET_US}) // {HOUR_US}) % 24 AS INT) hr, {steps} "
+            + (f"CAST(((min(t) FILTER ({opened}) + {OFFSET_US}) // {HOUR_US}) % 24 AS INT) hr, " if hours else "")
+            + f"{steps} "
             f"FROM e GROUP BY u, s HAVING {' AND '.join(keep)})")
 
 
@@ -286,7 +287,7 @@ def consent_baseline_sql(rules: frozenset[str], asked: list[tuple[object, ...]])
 SPREAD = 0.04  # a cuboid's conversion varies from date to date by about this share of it, beyond sampling
 MIN_EXPECTED = 5  # expected conversions a cuboid needs on a date to be read
 RUN_DAYS = 5  # consecutive dates a run scan pools, at most (a level shift's longest)
-RUN_TOP = 40
+RUN_TOP = 20
 
 
 def z_of(r: str, e: str, w: str) -> str:
@@ -303,10 +304,10 @@ def run_scan_sql(rules: frozenset[str], fixes: Fixes, steps: tuple[int, ...], fl
     return (sessions_cte(rules, fixes) + residuals_ctes(steps, sets=sets)
             + ", y AS (SELECT *, list(r) OVER x rl, list(e) OVER x el, list(w) OVER x wl, list(date) OVER x dl "
             f"FROM g WINDOW x AS (PARTITION BY k, p, c, h, u ORDER BY date ROWS {RUN_DAYS - 1} PRECEDING)), "
-            f"runs AS (SELECT k, p, c, h, u, dl[len(dl) - n + 1] first, n, {pooled} z, list_sum(el{last}) e FROM y, range(1, "
+            f"runs AS (SELECT k, p, c, h, u, dl[len(dl) - n + 1] first, n, {pooled} z FROM y, range(1, "
             f"{RUN_DAYS + 1}) t(n) WHERE len(rl) >= n AND date - dl[len(dl) - n + 1] = n - 1 AND "
             f"list_sum(el{last}) >= {MIN_EXPECTED}) "
-            "SELECT k, p platform, c country, h channel, u user_type, CAST(first AS VARCHAR) first, n, round(z, 2) z, round(e) e "
+            "SELECT k, p platform, c country, h channel, u user_type, CAST(first AS VARCHAR) first, n, round(z, 2) z "
             f"FROM runs WHERE z <= -{floor} QUALIFY row_number() OVER (PARTITION BY k, p, c, h, u ORDER BY z) = 1 "
             f"ORDER BY z LIMIT {RUN_TOP}")
 
@@ -328,8 +329,8 @@ def context_tests_sql(rules: frozenset[str], fixes: Fixes, floor: float) -> str:
             f"FROM g JOIN rel USING (p, v) WHERE g.k >= 3 AND g.date BETWEEN rel.f AND rel.f + {CONTEXT_DATES - 1} "
             "UNION ALL SELECT 'experiment', a.experiment, g.date - a.f, g.* FROM g JOIN a ON " + same
             + " AND g.v IS NULL AND g.date BETWEEN a.f AND a.l) SELECT what, detail, k, p platform, c country, "
-            "v app_version, h channel, u user_type, CAST(min(date) AS VARCHAR) first, list(round(r, 2) ORDER BY dd) r, "
-            "list(round(e, 2) ORDER BY dd) e, list(round(w, 2) ORDER BY dd) w, list(dd ORDER BY dd) offsets "
+            "v app_version, h channel, u user_type, CAST(min(date) AS VARCHAR) first, list(round(r, 1) ORDER BY dd) r, "
+            "list(round(e, 1) ORDER BY dd) e, list(round(w, 1) ORDER BY dd) w, list(dd ORDER BY dd) offsets "
             f"FROM t GROUP BY ALL HAVING {z_of('sum(r)', 'sum(e)', 'sum(w)')} <= -{floor} ORDER BY what, detail, k")
 
 
@@ -342,48 +343,43 @@ BINOMIAL_Z = ("-sqrt(2 * (CASE WHEN bn > 0 THEN bn * ln(bn / be) ELSE 0 END + CA
               "ln((bd - bn) / greatest(bd - be, 1e-9)) ELSE 0 END))")
 OUTAGE_Z, BREAK_Z = 4.5, 5.5
 REST_SHARE = 0.75  # an outage leaves the rest of the day's sessions at this share of their baseline or more
-HOURS_TOP = 20
+HOURS_TOP = 10
 
 
-def outages_sql(rules: frozenset[str], fixes: Fixes) -> str:
-    """Per date and cuboid of platform, country or both, the block of BLOCK hours whose sessions fell most against
-    the same weekday's other dates (their mean that hour), where it fell to OUTAGE_RATIO of them or less, beyond
-    OUTAGE_Z, and the day lost at least half of the block's loss (hours moved to others are a timing shift): the
-    block's first hour, its sessions and baseline, the day's."""
-    return (sessions_cte(rules, fixes) + ", hh AS (SELECT date, hr, coalesce(p, '') p, coalesce(c, '') c, count(*) o FROM "
-            "(SELECT date, hr, platform p, country c FROM s) GROUP BY date, hr, GROUPING SETS ((p), (c), (p, c))), "
-            "grid AS (SELECT * FROM (SELECT DISTINCT p, c FROM hh) "
-            "CROSS JOIN (SELECT DISTINCT date FROM s) CROSS JOIN (SELECT range hr FROM range(24))), "
-            "z AS (SELECT grid.*, coalesce(o, 0) o FROM grid LEFT JOIN hh USING (p, c, date, hr)), "
-            "bb AS (SELECT *, (sum(o) OVER (PARTITION BY p, c, isodow(date), hr) - o) / "
-            "(count(*) OVER (PARTITION BY p, c, isodow(date), hr) - 1) b FROM z), "
-            f"blk AS (SELECT *, sum(o) OVER x bo, sum(b) OVER x bbk, sum(o) OVER y dayo, sum(b) OVER y dayb FROM bb "
-            f"WINDOW x AS (PARTITION BY p, c, date ORDER BY hr ROWS {BLOCK - 1} PRECEDING), "
-            "y AS (PARTITION BY p, c, date)), "
-            f"zz AS (SELECT *, {POISSON_Z} oz FROM blk WHERE bbk > 0 AND bo < bbk) "
-            f"SELECT CAST(date AS VARCHAR) date, nullif(p, '') platform, nullif(c, '') country, hr - {BLOCK - 1} first_hour, bo block, "
-            "round(bbk, 1) block_baseline, dayo day_sessions, round(dayb, 1) day_baseline, round(oz, 2) z "
-            f"FROM zz WHERE hr >= {BLOCK - 1} AND bo <= {OUTAGE_RATIO} * bbk AND oz <= "
-            f"-{OUTAGE_Z} AND dayb - dayo >= 0.5 * (bbk - bo) AND dayo - bo >= {REST_SHARE} * (dayb - bbk) QUALIFY row_number() OVER (PARTITION BY p, c, date "
-            f"ORDER BY oz) = 1 ORDER BY z LIMIT {HOURS_TOP}")
+def hours_sql(rules: frozenset[str], fixes: Fixes) -> str:
+    """Per date and cuboid of platform, country or both, by blocks of BLOCK hours:
 
+    - `outage`: the block whose sessions fell most against the same weekday's other dates (their mean that hour),
+      where they fell to OUTAGE_RATIO of that or less beyond OUTAGE_Z, the day lost at least half of the block's
+      loss (hours moved to others are a timing shift) and the rest of the day kept REST_SHARE of its sessions (a
+      whole day's fall is demand);
+    - `payments`: the block whose payments fell most against its orders (at the cuboid's rate on the same weekday's
+      other dates), where they fell to BREAK_RATIO of that or less beyond BREAK_Z.
 
-def payment_breaks_sql(rules: frozenset[str], fixes: Fixes) -> str:
-    """Per date and cuboid of platform, country or both, the block of BLOCK hours whose payments fell most against
-    the orders placed then (at the cuboid's rate on the same weekday's other dates), where they fell to BREAK_RATIO
-    of that or less, beyond BREAK_Z."""
-    return (sessions_cte(rules, fixes) + ", hh AS (SELECT date, hr, coalesce(p, '') p, coalesce(c, '') c, sum(n) n, "
-            "sum(d) d FROM (SELECT date, hr, platform p, country c, m4 n, m3 d FROM s) "
+    Each row: what, date, cuboid, the block's first hour, its count and baseline, z."""
+    cuboid = "nullif(p, '') platform, nullif(c, '') country"
+    return (sessions_cte(rules, fixes, hours=True) + ", hh AS (SELECT date, hr, coalesce(p, '') p, coalesce(c, '') c, "
+            "count(*) o, sum(m4) n, sum(m3) d FROM (SELECT date, hr, platform p, country c, m3, m4 FROM s) "
             "GROUP BY date, hr, GROUPING SETS ((p), (c), (p, c))), "
-            "dd AS (SELECT p, c, date, sum(n) n, sum(d) d FROM hh GROUP BY ALL), "
-            "qq AS (SELECT p, c, date, (sum(n) OVER w - n) / nullif(sum(d) OVER w - d, 0) q FROM dd "
-            "WINDOW w AS (PARTITION BY p, c, isodow(date))), "
-            "z AS (SELECT hh.*, least(q, 0.95) * d e FROM hh JOIN qq USING (p, c, date)), "
-            "blk AS (SELECT *, sum(n) OVER x bn, sum(d) OVER x bd, sum(e) OVER x be, min(hr) OVER x f FROM z "
-            f"WINDOW x AS (PARTITION BY p, c, date ORDER BY hr RANGE BETWEEN {BLOCK - 1} PRECEDING AND CURRENT ROW)), "
-            f"zz AS (SELECT *, {BINOMIAL_Z} bz FROM blk WHERE be > 0 AND bn < be) "
-            "SELECT CAST(date AS VARCHAR) date, nullif(p, '') platform, nullif(c, '') country, f first_hour, "
-            "bn block, bd orders, round(be, 1) block_expected, round(bz, 2) z FROM zz "
-            f"WHERE bn <= {BREAK_RATIO} * be AND bz <= -{BREAK_Z} "
-            "QUALIFY row_number() OVER (PARTITION BY p, c, date ORDER BY bz) = 1 "
-            f"ORDER BY z LIMIT {HOURS_TOP}")
+            "grid AS (SELECT * FROM (SELECT DISTINCT p, c FROM hh) CROSS JOIN (SELECT DISTINCT date FROM s) "
+            "CROSS JOIN (SELECT range hr FROM range(24))), "
+            "z AS (SELECT grid.*, coalesce(o, 0) o, coalesce(n, 0) n, coalesce(d, 0) d FROM grid LEFT JOIN hh "
+            "USING (p, c, date, hr)), "
+            "bb AS (SELECT *, (sum(o) OVER w - o) / (count(*) OVER w - 1) b, "
+            "least((sum(n) OVER v - sum(n) OVER u) / nullif(sum(d) OVER v - sum(d) OVER u, 0), 0.95) q FROM z "
+            "WINDOW w AS (PARTITION BY p, c, isodow(date), hr), v AS (PARTITION BY p, c, isodow(date)), "
+            "u AS (PARTITION BY p, c, date)), "
+            "blk AS (SELECT *, sum(o) OVER x bo, sum(b) OVER x bbk, sum(o) OVER y dayo, sum(b) OVER y dayb, "
+            "sum(n) OVER x bn, sum(d) OVER x bd, sum(q * d) OVER x be FROM bb "
+            f"WINDOW x AS (PARTITION BY p, c, date ORDER BY hr ROWS {BLOCK - 1} PRECEDING), y AS (PARTITION BY p, c, date)), "
+            f"zz AS (SELECT *, CASE WHEN bbk > 0 AND bo < bbk THEN {POISSON_Z} END oz, "
+            f"CASE WHEN be > 0 AND bn < be THEN {BINOMIAL_Z} END bz FROM blk WHERE hr >= {BLOCK - 1}), "
+            f"outage AS (SELECT 'outage' what, CAST(date AS VARCHAR) date, {cuboid}, hr - {BLOCK - 1} first_hour, bo block, "
+            f"round(bbk, 1) baseline, round(oz, 2) z FROM zz WHERE bo <= {OUTAGE_RATIO} * bbk AND oz <= -{OUTAGE_Z} "
+            f"AND dayb - dayo >= 0.5 * (bbk - bo) AND dayo - bo >= {REST_SHARE} * (dayb - bbk) "
+            "QUALIFY row_number() OVER (PARTITION BY p, c, date ORDER BY oz) = 1), "
+            f"payments AS (SELECT 'payments' what, CAST(date AS VARCHAR) date, {cuboid}, hr - {BLOCK - 1} first_hour, "
+            f"bn block, round(be, 1) baseline, round(bz, 2) z FROM zz WHERE bn <= {BREAK_RATIO} * be AND bz <= -{BREAK_Z} "
+            "QUALIFY row_number() OVER (PARTITION BY p, c, date ORDER BY bz) = 1) "
+            f"(SELECT * FROM outage ORDER BY z LIMIT {HOURS_TOP}) UNION ALL "
+            f"(SELECT * FROM payments ORDER BY z LIMIT {HOURS_TOP}) ORDER BY what, z")
