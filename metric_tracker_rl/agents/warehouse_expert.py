@@ -36,6 +36,7 @@ from metric_tracker_rl.models import MetricSubmissionRow, MetricTrackerRlAction
 from metric_tracker_rl.spec.published import COUNT_COLUMNS, FAMILY_ENTITY_TYPE, severity_for
 from metric_tracker_rl.view.observation import SeenObservation
 from metric_tracker_rl.world.metrics_layer import RATE_COLUMNS, STEP_SESSION_COLUMNS
+from metric_tracker_rl.sql.sandbox import MAX_SQL_CHARS
 from metric_tracker_rl.world.segments import Segment
 from metric_tracker_rl.world.warehouse_brief import DEFECT_FAMILY
 
@@ -178,12 +179,12 @@ class Investigation:
             return []
         cells = [(i, f.date, f.segment.platform, f.segment.country, f.segment.app_version, f.step)
                  for i, f in enumerate(found)]
-        observed = {row["i"]: row["value"] for row in (yield ("dashboard values", wsql.dashboard_values_sql(cells)))}
+        rows = yield from in_parts("dashboard values", cells, wsql.dashboard_values_sql)
+        observed = {row["i"]: row["value"] for row in rows}
         asked = [(i, f.date, *f.segment.values(), f.step) for i, f in enumerate(found) if f.kind != "consent_drop"]
-        baseline: dict[int, Any] = {}
-        if asked:
-            rows = yield ("defect baselines", wsql.metric_values_sql(self.rules, fixes, asked))
-            baseline = {row["i"]: row["value"] for row in rows}
+        rows = yield from in_parts("defect baselines", asked,
+                                   lambda part: wsql.metric_values_sql(self.rules, fixes, part))
+        baseline: dict[int, Any] = {row["i"]: row["value"] for row in rows}
         consent = [(i, f.date, f.segment.country) for i, f in enumerate(found) if f.kind == "consent_drop"]
         if consent:
             rows = yield ("consent baselines", wsql.consent_baseline_sql(self.rules, consent))
@@ -294,10 +295,26 @@ class Investigation:
         if not found:
             return []
         asked = [(i, f.date, *f.segment.values(), f.step) for i, f in enumerate(found)]
-        rows = yield ("incident values", wsql.metric_values_sql(self.rules, Fixes(), asked))
+        rows = yield from in_parts("incident values", asked,
+                                   lambda part: wsql.metric_values_sql(self.rules, Fixes(), part))
         values = {row["i"]: row for row in rows}
         return [replace(f, observed=_number(values.get(i, {}).get("value")),
                         baseline=_number(values.get(i, {}).get("peers"))) for i, f in enumerate(found)]
+
+
+def in_parts(name: str, asked: list[tuple[Any, ...]], build: Callable[[list[tuple[Any, ...]]], str]
+             ) -> Generator[Statement, Rows, Rows]:
+    """The rows of a statement over a list of rows asked for, sent in as few parts as keep each statement within
+    the query tool's length (a long list, such as every date after a tracking deploy, takes two or more)."""
+    rows: Rows = []
+    start = 0
+    while start < len(asked):
+        end = len(asked)
+        while end - start > 1 and len(compact(build(asked[start:end]))) > MAX_SQL_CHARS:
+            end = start + (end - start) // 2
+        rows += yield (name, build(asked[start:end]))
+        start = end
+    return rows
 
 
 def arm_segment(row: dict[str, Any]) -> Segment:
