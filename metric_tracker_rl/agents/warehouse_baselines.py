@@ -27,7 +27,7 @@ from metric_tracker_rl.agents.warehouse_expert import (
     report_row,
     segment_of,
 )
-from metric_tracker_rl.agents.warehouse_sql import metric_values_sql, NO_FIXES, ALL_RULES
+from metric_tracker_rl.agents.warehouse_sql import ALL_RULES, NO_FIXES, metric_values_sql
 from metric_tracker_rl.models import MetricTrackerRlAction
 from metric_tracker_rl.view.observation import SeenObservation
 from metric_tracker_rl.world.metrics_layer import RATE_COLUMNS
@@ -55,7 +55,8 @@ def dashboard_scan_sql(bar: float) -> str:
         "BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING EXCLUDE CURRENT ROW) baseline FROM x), "
         "z AS (SELECT *, CASE WHEN k = 0 THEN (value - baseline) / sqrt(greatest(baseline, 1)) ELSE (value - baseline)"
         " / sqrt(greatest(baseline * (1 - baseline), 0.05) / greatest(base_count, 1)) END z FROM b "
-        f"WHERE baseline > 0 AND base_count >= {MIN_VOLUME}) SELECT CAST(date AS VARCHAR) date, platform, country, app_version, k, value, baseline, "
+        f"WHERE baseline > 0 AND base_count >= {MIN_VOLUME}) SELECT CAST(date AS VARCHAR) date, platform, country, "
+        "app_version, k, value, baseline, "
         f"round(z, 2) z FROM z WHERE z <= -{bar} ORDER BY z LIMIT {SCAN_TOP}")
 
 

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-from collections.abc import Callable, Generator, Iterable
+from collections.abc import Callable, Generator, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -33,10 +33,11 @@ from metric_tracker_rl.agents.base import Agent, register_agent
 from metric_tracker_rl.agents.expert_core.queries import compact, query_action
 from metric_tracker_rl.agents.warehouse_sql import ALL_RULES, Fixes
 from metric_tracker_rl.models import MetricSubmissionRow, MetricTrackerRlAction
+from metric_tracker_rl.spec.families import EntityType
 from metric_tracker_rl.spec.published import COUNT_COLUMNS, FAMILY_ENTITY_TYPE, severity_for
+from metric_tracker_rl.sql.sandbox import MAX_SQL_CHARS
 from metric_tracker_rl.view.observation import SeenObservation
 from metric_tracker_rl.world.metrics_layer import RATE_COLUMNS, STEP_SESSION_COLUMNS
-from metric_tracker_rl.sql.sandbox import MAX_SQL_CHARS
 from metric_tracker_rl.world.segments import Segment
 from metric_tracker_rl.world.warehouse_brief import DEFECT_FAMILY
 
@@ -302,7 +303,7 @@ class Investigation:
                         baseline=_number(values.get(i, {}).get("peers"))) for i, f in enumerate(found)]
 
 
-def in_parts(name: str, asked: list[tuple[Any, ...]], build: Callable[[list[tuple[Any, ...]]], str]
+def in_parts(name: str, asked: Sequence[tuple[Any, ...]], build: Callable[[Sequence[tuple[Any, ...]]], str]
              ) -> Generator[Statement, Rows, Rows]:
     """The rows of a statement over a list of rows asked for, sent in as few parts as keep each statement within
     the query tool's length (a long list, such as every date after a tracking deploy, takes two or more)."""
@@ -330,12 +331,12 @@ def arm_segment(row: dict[str, Any]) -> Segment:
 
 def pooled_z(row: dict[str, Any], length: int) -> float | None:
     """The pooled z of a context test's first `length` dates (None where it has fewer)."""
-    r, e, w = (numbers(row[name])[:length] for name in ("r", "e", "w"))
-    if len(r) < length:
+    lists = [numbers(row[name])[:length] for name in ("r", "e", "w")]
+    if len(lists[0]) < length:
         return None
-    r, e, w = sum(r), sum(e), sum(w)
-    variance = w + (wsql.SPREAD * e) ** 2
-    return r / math.sqrt(variance) if variance > 0 else None
+    residual, expected, spread = (sum(values) for values in lists)
+    variance = spread + (wsql.SPREAD * expected) ** 2
+    return residual / math.sqrt(variance) if variance > 0 else None
 
 
 def numbers(cell: Any) -> list[float]:
@@ -378,6 +379,7 @@ def investigate(run_sql: Callable[[str], Rows], rules: frozenset[str] = ALL_RULE
 def report_row(finding: Finding) -> MetricSubmissionRow:
     """A finding as a report row: a defect on data_quality under the data quality family, an incident on its
     family's entity type; a count named by its funnel column (sessions as app_opens); values and severity its own."""
+    entity_type: EntityType
     if finding.anomaly_type == DATA_QUALITY:
         entity_type, family = "data_quality", DEFECT_FAMILY
     else:

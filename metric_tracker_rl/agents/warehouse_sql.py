@@ -8,7 +8,7 @@ menu_open, product_added_to_cart, order_placed, payment_successful), as the metr
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from metric_tracker_rl.world.events import REPORTING_UTC_OFFSET_HOURS
@@ -106,7 +106,7 @@ def sessions_cte(rules: frozenset[str] = ALL_RULES, fixes: Fixes = NO_FIXES, hou
     app_open, with the steps it reached (m0 to m4) and, where `hours`, its hour of the reporting zone (hr)."""
     steps = ", ".join(f"bool_or(n = '{step}' AND ok)::INT m{i}" for i, step in enumerate(FUNNEL_STEP_NAMES))
     opened = "n = 'app_open' AND ok"
-    keep = [f"NOT bool_or(x)", f"min(d) FILTER ({opened}) IS NOT NULL"]
+    keep = ["NOT bool_or(x)", f"min(d) FILTER ({opened}) IS NOT NULL"]
     if fixes.retried:
         keep.append("bool_or(n = 'session_start')")
     if fixes.bots:
@@ -182,7 +182,8 @@ CONTEXT_SQL = (
     "CAST(max(date) AS VARCHAR) last, NULL note FROM dashboard "
     "UNION ALL SELECT 'release', platform, NULL, app_version, CAST(min(rollout_start) AS VARCHAR), NULL, NULL "
     "FROM releases GROUP BY platform, app_version "
-    "UNION ALL SELECT 'experiment', platform, country, concat_ws('/', channel, user_type), CAST(start_date AS VARCHAR), "
+    "UNION ALL SELECT 'experiment', platform, country, concat_ws('/', channel, user_type), "
+    "CAST(start_date AS VARCHAR), "
     "CAST(end_date AS VARCHAR), target_step FROM experiments "
     "UNION ALL SELECT 'partner', platform, country, concat(start_hour, '-', end_hour), CAST(date AS VARCHAR), "
     "CAST(date AS VARCHAR), status FROM partner_status "
@@ -228,7 +229,7 @@ def session_traces_sql(rules: frozenset[str] = ALL_RULES) -> str:
             f"count(*) >= {BOT_PER_DAY} * count(DISTINCT date) ORDER BY what, first")
 
 
-def wanted_values(rows: list[tuple[object, ...]], columns: str) -> str:
+def wanted_values(rows: Sequence[tuple[object, ...]], columns: str) -> str:
     """A VALUES list of the rows asked for, as the common table `q(columns)`."""
     body = ", ".join("(" + ", ".join(_sql_literal(v) for v in row) + ")" for row in rows)
     return f"q({columns}) AS (VALUES {body})"
@@ -245,21 +246,22 @@ def _sql_literal(value: object) -> str:
     return _text(text)
 
 
-def metric_values_sql(rules: frozenset[str], fixes: Fixes, asked: list[tuple[object, ...]]) -> str:
+def metric_values_sql(rules: frozenset[str], fixes: Fixes, asked: Sequence[tuple[object, ...]]) -> str:
     """For each row asked (i, date, platform, country, app_version, channel, user_type, k: the metric's step, 0 for
     sessions), its segment's metric by the metrics layer on its date (`value`) and the median over the same
     weekday's other dates (`peers`): a count counts sessions, a rate divides sums."""
     metric = ("CASE WHEN any_value(q.k) = 0 THEN count(*) ELSE sum(list_extract([m1, m2, m3, m4], q.k)) / "
               "nullif(sum(list_extract([m0, m1, m2, m3], q.k)), 0) END")
     match = " AND ".join(f"(q.{f} IS NULL OR s.{f} = q.{f})" for f in SEGMENT_COLUMNS)
-    return (f"{sessions_cte(rules, fixes)}, {wanted_values(asked, 'i, on_date, ' + ', '.join(SEGMENT_COLUMNS) + ', k')}, "
+    columns = "i, on_date, " + ", ".join(SEGMENT_COLUMNS) + ", k"
+    return (f"{sessions_cte(rules, fixes)}, {wanted_values(asked, columns)}, "
             f"by_date AS (SELECT i, s.date, any_value(q.on_date) on_date, {metric} value FROM q JOIN s ON {match} "
             "AND isodow(s.date) = isodow(q.on_date) GROUP BY i, s.date) "
             "SELECT i, max(value) FILTER (date = on_date) value, median(value) FILTER (date <> on_date) peers "
             "FROM by_date GROUP BY i ORDER BY i")
 
 
-def dashboard_values_sql(asked: list[tuple[object, ...]]) -> str:
+def dashboard_values_sql(asked: Sequence[tuple[object, ...]]) -> str:
     """For each row asked (i, date, platform, country, app_version, k), the dashboard's value of the metric on that
     segment and date (a rate from the sums of its rows)."""
     columns = ("sessions", "menu_sessions", "cart_sessions", "order_sessions", "payment_sessions")
@@ -271,7 +273,7 @@ def dashboard_values_sql(asked: list[tuple[object, ...]]) -> str:
             f"dashboard d ON d.date = q.on_date AND {match} GROUP BY i ORDER BY i")
 
 
-def consent_baseline_sql(rules: frozenset[str], asked: list[tuple[object, ...]]) -> str:
+def consent_baseline_sql(rules: frozenset[str], asked: Sequence[tuple[object, ...]]) -> str:
     """For each (i, date, country) asked, the sessions its app_opens without a user id stand for: those app_opens
     (each once, counted by the cut-off) less the median of the same weekday's other dates (the share that always
     denies)."""
@@ -371,15 +373,18 @@ def hours_sql(rules: frozenset[str], fixes: Fixes) -> str:
             "u AS (PARTITION BY p, c, date)), "
             "blk AS (SELECT *, sum(o) OVER x bo, sum(b) OVER x bbk, sum(o) OVER y dayo, sum(b) OVER y dayb, "
             "sum(n) OVER x bn, sum(d) OVER x bd, sum(q * d) OVER x be FROM bb "
-            f"WINDOW x AS (PARTITION BY p, c, date ORDER BY hr ROWS {BLOCK - 1} PRECEDING), y AS (PARTITION BY p, c, date)), "
+            f"WINDOW x AS (PARTITION BY p, c, date ORDER BY hr ROWS {BLOCK - 1} PRECEDING), "
+            "y AS (PARTITION BY p, c, date)), "
             f"zz AS (SELECT *, CASE WHEN bbk > 0 AND bo < bbk THEN {POISSON_Z} END oz, "
             f"CASE WHEN be > 0 AND bn < be THEN {BINOMIAL_Z} END bz FROM blk WHERE hr >= {BLOCK - 1}), "
-            f"outage AS (SELECT 'outage' what, CAST(date AS VARCHAR) date, {cuboid}, hr - {BLOCK - 1} first_hour, bo block, "
+            f"outage AS (SELECT 'outage' what, CAST(date AS VARCHAR) date, {cuboid}, hr - {BLOCK - 1} first_hour, "
+            "bo block, "
             f"round(bbk, 1) baseline, round(oz, 2) z FROM zz WHERE bo <= {OUTAGE_RATIO} * bbk AND oz <= -{OUTAGE_Z} "
             f"AND dayb - dayo >= 0.5 * (bbk - bo) AND dayo - bo >= {REST_SHARE} * (dayb - bbk) "
             "QUALIFY row_number() OVER (PARTITION BY p, c, date ORDER BY oz) = 1), "
             f"payments AS (SELECT 'payments' what, CAST(date AS VARCHAR) date, {cuboid}, hr - {BLOCK - 1} first_hour, "
-            f"bn block, round(be, 1) baseline, round(bz, 2) z FROM zz WHERE bn <= {BREAK_RATIO} * be AND bz <= -{BREAK_Z} "
+            f"bn block, round(be, 1) baseline, round(bz, 2) z FROM zz WHERE bn <= {BREAK_RATIO} * be "
+            f"AND bz <= -{BREAK_Z} "
             "QUALIFY row_number() OVER (PARTITION BY p, c, date ORDER BY bz) = 1) "
             f"(SELECT * FROM outage ORDER BY z LIMIT {HOURS_TOP}) UNION ALL "
             f"(SELECT * FROM payments ORDER BY z LIMIT {HOURS_TOP}) ORDER BY what, z")
