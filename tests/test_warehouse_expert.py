@@ -8,7 +8,8 @@ import pytest
 
 from metric_tracker_rl.adapters.session import EpisodeSession
 from metric_tracker_rl.agents import make_agent, play
-from metric_tracker_rl.agents.warehouse_expert import investigate
+from metric_tracker_rl.agents.expert_core.queries import compact
+from metric_tracker_rl.agents.warehouse_expert import in_parts, investigate
 from metric_tracker_rl.agents.warehouse_sql import (
     ALL_RULES,
     CONTEXT_SQL,
@@ -33,7 +34,7 @@ from metric_tracker_rl.world.funnel import window_calendar
 
 FIXED = Fixes(renamed=(("menu_view", "menu_open"),), skewed=True, late_loaded=True, retried=True,
               bots=tuple(f"{n:010d}.1776697200" for n in range(4)))
-ASKED = [(i, "2026-03-20", "android", None, None, None, None, i % 5) for i in range(25)]
+ASKED = [(i, "2026-03-20", "android", None, None, None, None, i % 5) for i in range(60)]
 
 
 def _world(seed: int) -> WarehouseWorld:
@@ -70,10 +71,22 @@ def test_each_rule_is_a_clause_of_the_recount(rule: str) -> None:
 
 @pytest.mark.parametrize("rules", [ALL_RULES, *(ALL_RULES - {rule} for rule in RULES)])
 def test_every_statement_fits_the_query_tool(rules: frozenset[str]) -> None:
+    """As sent (compact), with every fix a world can call for; a long list of rows goes in parts that fit."""
     statements = [CONTEXT_SQL, event_traces_sql(rules), session_traces_sql(rules),
                   context_tests_sql(rules, FIXED, 2.5), hours_sql(rules, FIXED),
-                  run_scan_sql(rules, FIXED, (0, 1, 2, 3), 5.0), metric_values_sql(rules, FIXED, ASKED)]
-    assert max(map(len, statements)) <= MAX_SQL_CHARS
+                  run_scan_sql(rules, FIXED, (0, 1, 2, 3), 5.0)]
+    assert max(len(compact(sql)) for sql in statements) <= MAX_SQL_CHARS
+    parts = in_parts("values", ASKED, lambda part: metric_values_sql(rules, FIXED, part))
+    sent = []
+    try:
+        statement = next(parts)
+        while True:
+            sent.append(statement[1])
+            statement = parts.send([])
+    except StopIteration:
+        pass
+    assert len(sent) >= 2 and max(len(compact(sql)) for sql in sent) <= MAX_SQL_CHARS
+    assert sum(sql.count("DATE '2026-03-20'") for sql in sent) == len(ASKED)
 
 
 @pytest.mark.slow
