@@ -10,6 +10,7 @@ from functools import cache
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from pydantic import ValidationError
 
 from metric_tracker_rl import MetricTrackerRlAction
 from metric_tracker_rl.generation.episode import Episode
@@ -168,3 +169,20 @@ def test_a_defect_reported_without_its_segment_earns_its_share_of_the_sessions(s
 def test_the_brief_publishes_the_kind_rule() -> None:
     brief = MetricTrackerRlEnvironment().reset(difficulty="warehouse", seed=4).segments
     assert brief is not None and KIND_RULE in str(brief["grading"])
+
+
+def test_edge_cases_an_empty_report_a_repeated_key_and_a_name_valid_only_elsewhere() -> None:
+    """Pinned edges: an empty report scores 0 (its reward too) where rows are expected; a repeated key is refused
+    without using the submission; a data_quality row on an end-to-end rate (no defect's metric) is no row at all,
+    and its error lists the names valid where the data are raw events."""
+    rows = episode_of(SEEDS[0]).truth.expected_rows
+    env = MetricTrackerRlEnvironment()
+    env.reset(difficulty="warehouse", seed=SEEDS[0])
+    observation = env.step(MetricTrackerRlAction(classifications=[rows[0], rows[0]]))
+    assert observation.status == "error" and env.state.submissions_used == 0, observation.message
+    with pytest.raises(ValidationError, match="where the data are raw events, also: app_opens"):
+        MetricSubmissionRow.model_validate({**rows[0].model_dump(), "entity_type": "data_quality",
+                                            "entity_name": "app_open_to_order_placed"})
+    graded = env.step(MetricTrackerRlAction(classifications=[]))
+    assert graded.status == "graded" and graded.reward == 0.0 == env.state.episode_score
+    assert graded.reward_breakdown is not None and graded.reward_breakdown.score == 0.0

@@ -14,7 +14,7 @@ import pytest
 from metric_tracker_rl import MetricTrackerRlAction
 from metric_tracker_rl.analysis_tools import TOOL_REGISTRY
 from metric_tracker_rl.generation.warehouse.defects import DEFECTS
-from metric_tracker_rl.generation.warehouse.truth import DASHBOARD_COUNT, leaf_sessions
+from metric_tracker_rl.generation.warehouse.truth import DASHBOARD_COUNT, expected_rows, leaf_sessions
 from metric_tracker_rl.generation.warehouse.world import DEFECT_COUNT, WarehouseWorld, build_warehouse_world
 from metric_tracker_rl.serving.environment import MetricTrackerRlEnvironment
 from metric_tracker_rl.spec.seeding import derive_rng
@@ -156,3 +156,19 @@ def test_the_brief_states_the_step_budget_and_every_defect() -> None:
     text = first_prompt(observation)
     assert f"steps_remaining: {WAREHOUSE.max_steps}" in text
     assert all(kind in text for kind in DATA_DEFECTS)
+
+
+@pytest.mark.parametrize("seed", [910_001, *SEEDS[:2]])
+def test_a_row_exists_exactly_where_its_metric_and_baseline_have_values(seed: int) -> None:
+    """The brief: a date whose metric has no value in its segment is no row. Each incident date and defect date is
+    a row unless its value or baseline is undefined (seed 910001: a release's first date with no orders in its
+    sampled segment)."""
+    placed = world(seed)
+    rows = expected_rows(placed)
+    assert all(np.isfinite([row.baseline, row.observed]).all() for row in rows)
+    dates = sum(len(values) for values in placed.defect_values) + len(placed.incidents)
+    undefined = [value for values in placed.defect_values for value in values
+                 if not np.isfinite([value.baseline, value.observed]).all()]
+    assert len(rows) + len(undefined) <= dates
+    if seed == 910_001:
+        assert len(rows) < dates

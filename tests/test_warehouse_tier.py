@@ -4,6 +4,7 @@ any other tool or a generator submission is an error that names what is valid, a
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,11 +14,14 @@ from conftest import ROOT
 from metric_tracker_rl import MetricTrackerRlAction, MetricTrackerRlEnv
 from metric_tracker_rl.analysis_tools import TOOL_REGISTRY
 from metric_tracker_rl.analysis_tools.tools import metrics_layer as metrics_layer_tool
+from metric_tracker_rl.generation.warehouse.episode import PACKED_TABLES
 from metric_tracker_rl.generation.warehouse.world import build_warehouse_world
 from metric_tracker_rl.serving.environment import MetricTrackerRlEnvironment
 from metric_tracker_rl.spec.published import DIFFICULTIES, RESET_DIFFICULTIES
 from metric_tracker_rl.spec.tasks import TASKS, resolve_episode_config
 from metric_tracker_rl.spec.tiers import TIERS, WAREHOUSE
+from metric_tracker_rl.sql.columns import PackedTable
+from metric_tracker_rl.sql.engine import EpisodeTables, open_database, pack_table
 from metric_tracker_rl.view.tool_schemas import model_tools, openai_tools, schema_chars
 from metric_tracker_rl.world.metrics_layer import METRICS_LAYER
 from metric_tracker_rl.world.warehouse_brief import SCHEMA_LISTING, WAREHOUSE_OBJECTIVE, WAREHOUSE_TABLES
@@ -138,3 +142,43 @@ def test_a_served_warehouse_episode_answers_its_sql_tool(server_url: str) -> Non
         assert step.status == "ok" and step.analysis_result["rows"][0]["n"] > 0
         layer = client.step(MetricTrackerRlAction(analysis_method="metrics_layer")).observation
         assert layer.analysis_result["definitions"] == METRICS_LAYER
+
+
+def test_a_packed_table_reads_as_its_columns() -> None:
+    """The tables an open episode keeps packed (compressed Arrow) read in SQL exactly as their columns would: the
+    same column types and the same rows; the events, packed, hold less than half their columns' bytes."""
+    world = build_warehouse_world(WAREHOUSE, resolve_episode_config(seed=4, difficulty="warehouse"))
+    plain = world.sql_tables()
+    packed = {name: pack_table(table) if name in PACKED_TABLES else table for name, table in plain.items()}
+    direct, unpacked = EpisodeTables(open_database(), plain), EpisodeTables(open_database(), packed)
+    try:
+        for name in PACKED_TABLES:
+            for sql in (f"SELECT column_name, data_type FROM duckdb_columns() WHERE table_name = '{name}' "
+                        "ORDER BY column_index", f"SELECT count(*) AS n, sum(hash(t)) AS h FROM {name} t"):
+                assert direct.run(sql, 0, 100) == unpacked.run(sql, 0, 100), (name, sql)
+        events = packed["events"]
+        assert isinstance(events, PackedTable) and len(events.data) < events.nbytes / 2  # the bulk, compressed
+    finally:
+        direct.close()
+        unpacked.close()
+
+
+def test_an_open_episode_keeps_its_growing_tables_packed(env: MetricTrackerRlEnvironment) -> None:
+    episode = env._episode  # noqa: SLF001 (what the server holds for the session)
+    assert episode is not None and episode.public.warehouse_tables is not None
+    held = episode.public.warehouse_tables
+    assert {name for name, table in held.items() if isinstance(table, PackedTable)} == PACKED_TABLES
+
+
+def test_the_doc_shows_the_kept_serving_run_which_holds_the_memory_budgets() -> None:
+    """docs/warehouse.md's serving figures are the kept run's (benchmarks/warehouse_serving.py), and that run held
+    64 sessions within the rung's memory budgets."""
+    run = json.loads((Path(ROOT) / "docs" / "artifacts" / "warehouse_serving.json").read_text(encoding="utf-8"))
+    doc = " ".join((Path(ROOT) / "docs" / "warehouse.md").read_text(encoding="utf-8").split())
+    assert run["sessions"] == 64 and run["mb_per_session"] <= run["budgets"]["mb_per_session"]
+    assert run["held_mb"] <= run["budgets"]["held_mb_64"]
+    shown = [f"{run['mb_per_session']:.1f} MB a session", f"{run['held_mb'] / 1024:.1f} GB",
+             f"{run['server_process_mb_per_session']:.1f} MB a session in the server process",
+             f"{run['reset_p50_s']:.2f} s at the median", f"{run['reset_p95_s']:.1f} s at p95",
+             f"{run['reset_cpu_p50_s']:.2f} s (p95 {run['reset_cpu_p95_s']:.2f} s) of CPU time"]
+    assert all(text in doc for text in shown), [text for text in shown if text not in doc]

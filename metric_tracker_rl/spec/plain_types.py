@@ -90,10 +90,12 @@ class MetricSubmissionRow(_Strict):
         if self.entity_name not in valid and self.entity_name not in RAW_EVENT_ENTITY_NAMES[self.entity_type]:
             # A PydanticCustomError, not a ValueError: its error details hold no exception object, so a server that
             # sends validation errors as JSON (OpenEnv's step handlers) can serialise them.
+            more = [name for name in RAW_EVENT_ENTITY_NAMES[self.entity_type] if name not in valid]
+            elsewhere = f" (where the data are raw events, also: {', '.join(more)})" if more else ""
             raise PydanticCustomError("entity_not_of_type", "entity_name '{entity_name}' is not valid for "
-                                      "entity_type '{entity_type}'; valid: {valid}",
+                                      "entity_type '{entity_type}'; valid: {valid}{elsewhere}",
                                       {"entity_name": self.entity_name, "entity_type": self.entity_type,
-                                       "valid": ", ".join(valid)})
+                                       "valid": ", ".join(valid), "elsewhere": elsewhere})
         return self
 
 

@@ -393,7 +393,7 @@ def _segment_knobs(overrides: dict[str, Any], base: EpisodeConfig, difficulty: s
     given = [name for name in ("incident_kinds", "decoy_ratio") if name in overrides]
     tier = TIERS[difficulty]
     if given and tier.segmented is None:
-        where = " or ".join(repr(name) for name, other in TIERS.items() if other.segmented is not None)
+        where = " or ".join(repr(name) for name, other in TIERS.items() if other.segmented is not None and other.listed)
         raise ValueError(f"{' and '.join(given)} appl{'y' if len(given) > 1 else 'ies'} at difficulty {where} "
                          f"only, not {difficulty!r}")
     kinds: tuple[str, ...] = base.incident_kinds if tier.segmented is not None else ()
@@ -425,7 +425,7 @@ def _cuboid_knobs(overrides: dict[str, Any], base: EpisodeConfig, difficulty: st
     defaults = cuboid_defaults(difficulty)
     if not defaults:
         if given:
-            where = " or ".join(repr(name) for name in TIERS if cuboid_defaults(name))
+            where = " or ".join(repr(name) for name, tier in TIERS.items() if cuboid_defaults(name) and tier.listed)
             raise ValueError(f"{', '.join(given)} appl{'y' if len(given) > 1 else 'ies'} at difficulty {where} only, "
                              f"not {difficulty!r}")
         return {name: getattr(EpisodeConfig, name) for name in CUBOID_KNOBS}

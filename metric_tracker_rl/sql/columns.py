@@ -5,6 +5,7 @@ Python object per row."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Union
 
@@ -43,3 +44,28 @@ class Nested:
 # DuckDB type.
 SqlColumn = Union[np.ndarray, Labels, Nested]  # noqa: UP007 - a runtime alias (Python 3.10 has no `type` statement)
 SqlTable = dict[str, SqlColumn]
+
+
+@dataclass(frozen=True)
+class PackedTable:
+    """A table held as compressed Arrow IPC (engine.pack_table): a large table an open episode keeps for the SQL
+    tool (the warehouse's events) costs a third of its columns' bytes until a worker reads it. Its columns' names
+    iterate like a table's; `nbytes` is what it takes unpacked (what the worker pool counts against a worker's
+    cache); a worker unpacks it when a statement first names it."""
+
+    data: bytes  # an Arrow IPC stream with compressed buffers
+    columns: tuple[str, ...]
+    nbytes: int
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.columns)
+
+    def arrow(self) -> Any:
+        """The table as a pyarrow Table (DuckDB scans it in place)."""
+        import pyarrow as pa
+
+        return pa.ipc.open_stream(pa.py_buffer(self.data)).read_all()
+
+
+# A table as the SQL tool takes it: its columns, or packed.
+ServedTable = Union[SqlTable, PackedTable]  # noqa: UP007 - a runtime alias

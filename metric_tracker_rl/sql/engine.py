@@ -33,7 +33,7 @@ from typing import Any
 import duckdb
 import numpy as np
 
-from metric_tracker_rl.sql.columns import Labels, Nested, SqlColumn, SqlTable
+from metric_tracker_rl.sql.columns import Labels, Nested, PackedTable, ServedTable, SqlColumn, SqlTable
 
 # CPU seconds a statement may use. Its CPU time for the same work varies with the machine and its load (seen from
 # 0.6 to 1.1 s for one statement of a capable model's, whose heaviest take about 0.9 s here): four times the
@@ -132,7 +132,7 @@ class EpisodeTables:
     a statement first names it (every view when a statement may list the catalog), so a first query pays for the
     tables it reads."""
 
-    def __init__(self, database: duckdb.DuckDBPyConnection, tables: Mapping[str, SqlTable]) -> None:
+    def __init__(self, database: duckdb.DuckDBPyConnection, tables: Mapping[str, ServedTable]) -> None:
         self.con = database.cursor()
         self._tables = dict(tables)
         self._viewed: set[str] = set()
@@ -149,7 +149,9 @@ class EpisodeTables:
         for name in self.schema if names is None else [name for name in self.schema if name in names]:
             if name not in self._viewed:
                 table = self._tables[name]
-                if any(isinstance(column, Nested) for column in table.values()):
+                if isinstance(table, PackedTable):
+                    self.con.register(name, self.con.from_arrow(table.arrow()))
+                elif any(isinstance(column, Nested) for column in table.values()):
                     self.con.register(name, self.con.from_arrow(_arrow_table(table)))
                 else:
                     frame = pd.DataFrame(_source(table), copy=False)
@@ -368,6 +370,21 @@ def _arrow_table(table: Mapping[str, SqlColumn]) -> Any:
         else:
             arrays[name] = pa.array(column)
     return pa.table(arrays)
+
+
+PACK_CODEC = "zstd"
+PACK_CHUNK_ROWS = 1 << 16
+
+
+def pack_table(table: SqlTable) -> PackedTable:
+    """A table as compressed Arrow IPC (read back by PackedTable.arrow as _arrow_table makes it)."""
+    import pyarrow as pa
+
+    arrow = _arrow_table(table)
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, arrow.schema, options=pa.ipc.IpcWriteOptions(compression=PACK_CODEC)) as writer:
+        writer.write_table(arrow, max_chunksize=PACK_CHUNK_ROWS)
+    return PackedTable(sink.getvalue().to_pybytes(), tuple(table), int(arrow.nbytes))  # exactly its size
 
 
 def _stored_columns(table: Mapping[str, SqlColumn]) -> str:

@@ -36,7 +36,7 @@ from contextvars import ContextVar
 from pathlib import Path
 from typing import IO, Any
 
-from metric_tracker_rl.sql.columns import SqlTable
+from metric_tracker_rl.sql.columns import PackedTable, ServedTable
 from metric_tracker_rl.sql.engine import CACHE_MB, QUERY_MB, TIME_LIMIT_S
 from metric_tracker_rl.sql.fair_gate import FairGate
 from metric_tracker_rl.sql.schedstat import process_queued_s, queued_since
@@ -190,7 +190,7 @@ class SqlPool:
         self._restarting = 0  # workers that died before they were ready, to be started again after a backoff
         self._busy = 0
 
-    def run(self, key: int, tables: Callable[[], Mapping[str, SqlTable]], sql: str, offset: int,
+    def run(self, key: int, tables: Callable[[], Mapping[str, ServedTable]], sql: str, offset: int,
             limit: int) -> tuple[Any, ...]:
         """The worker's reply to one statement over episode `key` (`tables()` gives its tables when the worker
         lacks them). Raises WorkerFailed when the worker had to be killed or died; a fresh one replaces it. A
@@ -209,7 +209,7 @@ class SqlPool:
         with self._condition:
             return self._busy
 
-    def _run_once(self, key: int, tables: Callable[[], Mapping[str, SqlTable]], sql: str, offset: int,
+    def _run_once(self, key: int, tables: Callable[[], Mapping[str, ServedTable]], sql: str, offset: int,
                   limit: int) -> tuple[Any, ...]:
         worker = self._take(key)
         healthy = False
@@ -341,9 +341,10 @@ def start_backoff(failures: int) -> float:
     return min(MAX_BACKOFF_S, FIRST_BACKOFF_S * 2 ** (failures - 1))
 
 
-def _table_bytes(tables: Mapping[str, SqlTable]) -> int:
-    return sum(getattr(column, "nbytes", 0) or getattr(getattr(column, "codes", None), "nbytes", 0)
-               for table in tables.values() for column in table.values())
+def _table_bytes(tables: Mapping[str, ServedTable]) -> int:
+    return sum(table.nbytes if isinstance(table, PackedTable) else sum(
+        getattr(column, "nbytes", 0) or getattr(getattr(column, "codes", None), "nbytes", 0)
+        for column in table.values()) for table in tables.values())
 
 
 _POOL: SqlPool | None = None

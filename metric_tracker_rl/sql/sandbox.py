@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from metric_tracker_rl.sql import pool as sql_pool
-from metric_tracker_rl.sql.columns import SqlTable
+from metric_tracker_rl.sql.columns import ServedTable
 from metric_tracker_rl.sql.engine import (
     CONFIG,
     CUT_MARK,
@@ -74,7 +74,7 @@ class SqlSandbox:
     Not shared between episodes: a new episode opens its own, and `close()` releases it (the environment calls
     it on reset and when the session closes): the workers that hold its tables drop them."""
 
-    def __init__(self, tables: Mapping[str, SqlTable]) -> None:
+    def __init__(self, tables: Mapping[str, ServedTable]) -> None:
         self._tables = dict(tables)
         self.key = next(_KEYS)
         self.schema = {name: list(columns) for name, columns in tables.items()}

@@ -14,7 +14,7 @@ import numpy as np
 
 from metric_tracker_rl.spec.published import CONVERSION_METRICS, COUNT_COLUMNS
 from metric_tracker_rl.spec.validation import segment_problem
-from metric_tracker_rl.sql.columns import SqlTable
+from metric_tracker_rl.sql.columns import ServedTable, SqlTable
 from metric_tracker_rl.world.daily_panel import MetricPanel, build_daily_panel, build_panel
 from metric_tracker_rl.world.funnel import HOURS, FunnelData
 from metric_tracker_rl.world.segments import CELL_FIELDS, Segment, SegmentedData
@@ -54,9 +54,9 @@ class PublicEpisode:
     annotations: tuple[Annotation, ...]
     task: dict[str, Any]  # task_id, objective and the visible config
     segments: SegmentedData | None = None  # the counts of every traffic cell (frontier only)
-    # A warehouse episode's tables (its event export, side tables and dashboard): when given, what the SQL tool
-    # serves in place of the counts' tables. Built once at reset; the event log they came from is not kept.
-    warehouse_tables: dict[str, SqlTable] | None = None
+    # A warehouse episode's tables (its event export, packed, side tables and dashboard): when given, what the SQL
+    # tool serves in place of the counts' tables. Built once at reset; the event log they came from is not kept.
+    warehouse_tables: dict[str, ServedTable] | None = None
     # A warehouse episode's dimensions and their values (it has no segments' counts to read them from).
     warehouse_dimensions: dict[str, list[str]] | None = None
     # Tables the tools derive from the fields above on first use and keep for the episode (see
@@ -168,12 +168,12 @@ class PublicEpisode:
             tables = self.memo["segment_tables"] = self.segments.tables()
         return tables
 
-    def sql_tables(self) -> dict[str, SqlTable]:
-        """The tables the SQL tool may query: a warehouse episode's own, else `sql_tables_of` this episode's data,
-        notes and segments."""
+    def sql_tables(self) -> dict[str, ServedTable]:
+        """The tables the SQL tool may query: a warehouse episode's own (some packed), else `sql_tables_of` this
+        episode's data, notes and segments."""
         if self.warehouse_tables is not None:
-            return self.warehouse_tables
-        return sql_tables_of(self.data, self.annotations, self.segments)
+            return dict(self.warehouse_tables)
+        return {**sql_tables_of(self.data, self.annotations, self.segments)}
 
     def holds_resources(self) -> bool:
         """Whether a tool opened something for this episode that close() must release (the SQL connection)."""

@@ -63,7 +63,8 @@ INCIDENT_REPORTING = (
     "is confined to (any of {fields}; channel and user type by the metrics layer's definitions), its values the "
     "metrics layer's for that segment: observed_value the date's, baseline_value by the published baseline rule "
     "over the segment's daily values (a persistent incident's: the same weekday before it began), delta_value and "
-    "severity by their rules. detection_method: query.")
+    "severity by their rules. detection_method: query. A date on which the metric has no value in the segment (a "
+    "rate over no sessions) or no baseline (no peer has one) is no row, for an incident or a defect.")
 
 # Each data defect: what it records wrongly, the metric its rows are on, which dates are rows, and its segment.
 DATA_DEFECTS: dict[str, dict[str, str]] = {

@@ -20,7 +20,7 @@ SECTIONS = tuple(METRICS_LAYER)
 class MetricsLayerArgs(ToolArgs):
     # Literal: the schema lists the sections, and a wrong name is refused with the list.
     section: Literal[SECTIONS] | None = Field(default=None, description="One section; default: all, from offset")  # type: ignore[valid-type]
-    offset: int = Field(default=0, ge=0, description="A next_offset")
+    offset: int = Field(default=0, ge=0, le=len(SECTIONS) - 1, description="A next_offset")
 
 
 @register_tool("metrics_layer", "Warehouse: the metrics layer, the exact definition of every reported number; "
@@ -31,8 +31,6 @@ def metrics_layer(episode: PublicEpisode, args: MetricsLayerArgs) -> dict[str, A
         raise ToolError("only a warehouse episode has a metrics layer")
     if args.section is not None:
         return {"showing": f"1 of {len(SECTIONS)} sections", "definitions": {args.section: METRICS_LAYER[args.section]}}
-    if args.offset >= len(SECTIONS):
-        raise ToolError(f"offset {args.offset} is past the last section; there are {len(SECTIONS)}")
     shown: dict[str, str] = {}
     budget = PAGE_CHARS
     for name in SECTIONS[args.offset:]:

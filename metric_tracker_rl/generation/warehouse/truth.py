@@ -10,13 +10,19 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 
 from metric_tracker_rl.generation.anomalies.base import ChangePointRecord, InjectionRecord
-from metric_tracker_rl.generation.episode import GroundTruth, change_point_baseline, daily_series
+from metric_tracker_rl.generation.episode import (
+    DistractorRecord,
+    GroundTruth,
+    change_point_baseline,
+    daily_series,
+)
 from metric_tracker_rl.generation.warehouse.world import WarehouseWorld
 from metric_tracker_rl.spec.families import PUBLISHED_FAMILIES, EntityType
 from metric_tracker_rl.spec.plain_types import MetricSubmissionRow
@@ -74,14 +80,17 @@ class ExpectedRow:
             **({} if segment.is_aggregate else {**dict.fromkeys(CELL_FIELDS), **segment.named()}))
 
 
-def expected_rows(world: WarehouseWorld) -> list[ExpectedRow]:
-    """The incidents' rows (those of dashboard segments) and the defects' rows, by date."""
-    counted = counted_sessions(world.log)
+def expected_rows(world: WarehouseWorld, counted: CountedSessions | None = None) -> list[ExpectedRow]:
+    """The incidents' rows and the defects' rows, by date; a date whose metric has no value in its segment (a rate
+    over no sessions: in a sample, a new version's first date may have none) is no row, as the brief says.
+    `counted`: the world's counted sessions, when the caller has them."""
+    counted = counted_sessions(world.log) if counted is None else counted
     rows = [_incident_row(world, counted, incident.kind, incident.record, incident.segment)
             for incident in world.incidents]
     for defect, values in zip(world.defects, world.defect_values, strict=True):
         rows += [ExpectedRow(defect.kind, DATA_QUALITY, value.day, defect.metric, defect.segment, value.baseline,
                              value.observed) for value in values]
+    rows = [row for row in rows if math.isfinite(row.baseline) and math.isfinite(row.observed)]
     return sorted(rows, key=lambda row: (row.day, row.metric, row.segment.label()))
 
 
@@ -99,19 +108,24 @@ def _incident_row(world: WarehouseWorld, counted: CountedSessions, kind: str, re
 
 def warehouse_truth(world: WarehouseWorld, dates: tuple[str, ...]) -> GroundTruth:
     """The grader's truth of a warehouse world: its expected rows as report rows, the side-effect keys of its
-    incidents, and T of the overlap credit (each leaf's counted sessions by date)."""
-    rows = [row.report_row(dates) for row in expected_rows(world)]
+    incidents, its benign changes (look-alikes and bursts, for the record), and T of the overlap credit (each
+    leaf's counted sessions by date)."""
+    counted = counted_sessions(world.log)
+    rows = [row.report_row(dates) for row in expected_rows(world, counted)]
     keys = {row_key(r.date, r.entity_type, r.entity_name) for r in rows}
     neutral = {row_key(dates[i.record.day], t, n) for i in world.incidents for t, n in i.record.neutral} - keys
-    return GroundTruth(tuple(rows), frozenset(neutral), tuple(i.record for i in world.incidents), (), (),
-                       leaf_sessions(world))
+    benign = [DistractorRecord(f.kind, f.day, f"{f.segment.label()}: {f.description}") for f in world.fluctuations]
+    benign += [DistractorRecord(b.kind, b.day, f"{b.segment.label()}: {b.description}") for b in world.benign]
+    return GroundTruth(tuple(rows), frozenset(neutral), tuple(i.record for i in world.incidents), (),
+                       tuple(sorted(benign, key=lambda record: record.day)), leaf_sessions(world, counted))
 
 
-def leaf_sessions(world: WarehouseWorld) -> tuple[np.ndarray, Callable[[Segment], np.ndarray]]:
+def leaf_sessions(world: WarehouseWorld, counted: CountedSessions | None = None
+                  ) -> tuple[np.ndarray, Callable[[Segment], np.ndarray]]:
     """(L, D) the metrics layer's counted sessions of each leaf (one value of every dimension a row may name) by
     date, over the events as recorded, and the (L,) mask of the leaves inside a segment."""
     log = world.log
-    counted = counted_sessions(log)
+    counted = counted_sessions(log) if counted is None else counted
     users, sessions = log.users, log.sessions
     fields = {"platform": (counted.platform, users.platform.values),
               "app_version": (counted.version, sessions.app_version.values),
