@@ -37,6 +37,7 @@ from benchmarks.calibrate import (
     table,
     untuned_table,
 )
+from benchmarks.warehouse_calibration import WAREHOUSE_AGENTS
 from metric_tracker_rl import MetricTrackerRlAction
 from metric_tracker_rl.agents import AGENTS, make_agent, run_episode
 from metric_tracker_rl.analysis_tools import GENERATOR_NAMES
@@ -91,7 +92,7 @@ def test_every_reference_agent_is_registered() -> None:
 
 
 def test_a_default_run_plays_every_registered_agent_but_deeps_own() -> None:
-    assert sorted(AGENTS) == sorted([*LISTED_TIER_AGENTS, *DEEP_ONLY_AGENTS, *REPLAYING_AGENTS])
+    assert sorted(AGENTS) == sorted([*LISTED_TIER_AGENTS, *DEEP_ONLY_AGENTS, *REPLAYING_AGENTS, *WAREHOUSE_AGENTS])
 
 
 def test_agents_read_only_public_modules() -> None:

@@ -7,7 +7,14 @@ Importing the package registers every agent here (each module registers its own)
 tiers are procedures over one shared core (expert_core/). The calibration's shortcuts and lower bounds live in
 benchmarks/exploits/ and register into the same registry when benchmarks import them."""
 
-from metric_tracker_rl.agents import deep_expert, expert, readme_baseline, scripted  # noqa: F401
+from metric_tracker_rl.agents import (  # noqa: F401
+    deep_expert,
+    expert,
+    readme_baseline,
+    scripted,
+    warehouse_baselines,
+    warehouse_expert,
+)
 from metric_tracker_rl.agents.base import AGENTS, Agent, NullAgent, make_agent, play, register_agent, run_episode
 
 __all__ = ["AGENTS", "Agent", "NullAgent", "make_agent", "play", "register_agent", "run_episode"]

@@ -1,0 +1,435 @@
+"""The expert at warehouse: an analyst who reads the metrics layer, recomputes its numbers from the raw events by its
+rules, asks of every move "is this real, or is it the data?", and reports each as what it is.
+
+1. Context: the window, releases, experiments, partner notices, holidays, campaigns and tracking deploys (one
+   statement).
+2. Data defects, from their traces in the raw events (the dashboard applies the standing rules, so only a trace the
+   rules do not foresee tells a recording fault): a platform's events ingested a day after their stamp (a clock a
+   day early), a date's events ingested three days after it (a late load), a country's app_opens without a user id
+   (consent denied), sessions with an app_open and no session_start (an SDK re-sending opens), unlisted devices
+   whose many sessions all stop at the open (bots), and a tracking deploy that renamed a funnel event. Each is a
+   data_quality row per date on the metric it corrupts: observed the dashboard's, baseline the metrics layer's over
+   the events with the fault undone.
+3. Business incidents, on the metrics layer's sessions with the faults undone: each release's version and each
+   experiment's arm tested over their dates (a regression from the rollout's first date; a breakage of a step the
+   experiment does not target), blocks of hours whose sessions or payments collapsed (an outage, a payment
+   failure), and runs of dates on which a cuboid's step fell (a level shift), each scan against the same weekday's
+   other dates, leaf by leaf.
+4. Values: every incident row's observed value and same-weekday median by the metrics layer, read in one statement.
+
+`rules` names the metrics layer's rules the expert applies (all of them; an ablation leaves one out).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from collections.abc import Callable, Generator, Iterable, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from metric_tracker_rl.agents import warehouse_sql as wsql
+from metric_tracker_rl.agents.base import Agent, register_agent
+from metric_tracker_rl.agents.expert_core.queries import compact, query_action
+from metric_tracker_rl.agents.warehouse_sql import ALL_RULES, Fixes
+from metric_tracker_rl.models import MetricSubmissionRow, MetricTrackerRlAction
+from metric_tracker_rl.spec.families import EntityType
+from metric_tracker_rl.spec.published import COUNT_COLUMNS, FAMILY_ENTITY_TYPE, severity_for
+from metric_tracker_rl.sql.sandbox import MAX_SQL_CHARS
+from metric_tracker_rl.view.observation import SeenObservation
+from metric_tracker_rl.world.metrics_layer import RATE_COLUMNS, STEP_SESSION_COLUMNS
+from metric_tracker_rl.world.segments import Segment
+from metric_tracker_rl.world.warehouse_brief import DEFECT_FAMILY
+
+DATA_QUALITY = "data_quality"
+RATE_DROP, FUNNEL_BREAK, COUNT_DROP = "rate_drop_from_median", "funnel_break", "absolute_drop_in_event_count"
+STEP_OF_RENAMED = {"menu_view": "menu_open", "add_to_cart": "product_added_to_cart"}
+METRIC_OF_EVENT = {"menu_open": RATE_COLUMNS[0], "product_added_to_cart": RATE_COLUMNS[1]}
+REGRESSION_STEPS = (3, 4)  # the late steps a release breaks (cart to order, order to payment)
+PAYMENT_STEP = 4
+# A report names a count by its funnel column: the dashboard's sessions as app_opens, ...
+COUNT_OF_DASHBOARD = dict(zip(STEP_SESSION_COLUMNS, COUNT_COLUMNS, strict=True))
+
+# Decision thresholds (z of a fall against the same weekday's other dates).
+RELEASE_Z = (3.5, 4.5)  # a version's pooled fall over its first dates (alone, narrowed by one more field)
+EXPERIMENT_Z = 3.5  # an arm's pooled fall on a step it does not target, over its dates
+# A blind run's bar by the fields its cuboid names (a level shift names one nearly always), one more for one date.
+RUN_Z = {1: 5.0, 2: 8.0}
+SINGLE_DATE_EXTRA = 0.5
+RUN_FLOOR = min(RUN_Z.values())
+REGRESSION_DATES = (3, 6)  # a regression lasts so many dates from its rollout's first
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One reported row: date, dashboard metric, what it is (a family, or data_quality), segment, values."""
+
+    date: str
+    metric: str
+    anomaly_type: str
+    segment: Segment
+    baseline: float = math.nan
+    observed: float = math.nan
+    kind: str = ""  # what the expert took it for (a defect or incident kind), for its own review
+
+    @property
+    def step(self) -> int:
+        """The metric's step: 0 for sessions, 1 to 4 for the rates."""
+        return 0 if self.metric == "sessions" else RATE_COLUMNS.index(self.metric) + 1
+
+
+Rows = list[dict[str, Any]]
+Statement = tuple[str, str]
+
+
+def segment_of(row: dict[str, Any]) -> Segment:
+    return Segment(*(row.get(name) for name in wsql.SEGMENT_COLUMNS)).normalised()
+
+
+def overlaps(a: Segment, b: Segment) -> bool:
+    """Two cuboids share leaves: no field they both name differs."""
+    return all(x is None or y is None or x == y for x, y in zip(a.values(), b.values(), strict=True))
+
+
+@dataclass
+class Investigation:
+    """The procedure of the module docstring as a generator of statements: `run()` yields (name, sql) and is sent
+    each statement's rows; it returns the findings."""
+
+    rules: frozenset[str] = ALL_RULES
+    dates: list[str] = field(default_factory=list)
+    context: Rows = field(default_factory=list)
+
+    def day(self, date: str) -> int:
+        return self.dates.index(date)
+
+    def run(self) -> Generator[Statement, Rows, list[Finding]]:
+        self.context = yield ("context", wsql.CONTEXT_SQL)
+        window = next(row for row in self.context if row["what"] == "window")
+        first, last = dt.date.fromisoformat(window["first"]), dt.date.fromisoformat(window["last"])
+        self.dates = [(first + dt.timedelta(days=i)).isoformat() for i in range((last - first).days + 1)]
+        traces = yield ("event traces", wsql.event_traces_sql(self.rules))
+        sessions = yield ("session traces", wsql.session_traces_sql(self.rules))
+        defects, fixes = self.defects(traces, sessions)
+        defects = dedupe(defects)
+        defects = yield from self.defect_values(defects, fixes)
+        incidents = yield from self.incidents(fixes, defects)
+        incidents = yield from self.incident_values(incidents)
+        return dedupe([*defects, *incidents])
+
+    # --- data defects -----------------------------------------------------------------------------------------
+
+    def defects(self, traces: Rows, sessions: Rows) -> tuple[list[Finding], Fixes]:
+        """The data_quality rows the traces show (values still to read) and the fixes that undo them."""
+        found: list[Finding] = []
+        fixes = Fixes()
+        for row in traces:
+            date = str(row["date"])
+            if date not in self.dates:
+                continue
+            if row["what"] == "skew":  # stamped a day early: the date before gains what the date loses
+                segment = Segment(platform=row["platform"])
+                found += [Finding(d, "sessions", DATA_QUALITY, segment, kind="clock_skew")
+                          for d in (date, self.shift(date, 1)) if d in self.dates]
+                fixes = replace(fixes, skewed=True)
+            elif row["what"] == "late":
+                found.append(Finding(date, "sessions", DATA_QUALITY, Segment(), kind="late_load"))
+                fixes = replace(fixes, late_loaded=True)
+            elif row["what"] == "consent":
+                found.append(Finding(date, "sessions", DATA_QUALITY, Segment(country=row["country"]),
+                                     kind="consent_drop"))
+        bots: list[str] = []
+        for row in sessions:
+            if row["what"] == "retry":
+                found.append(Finding(str(row["first"]), RATE_COLUMNS[0], DATA_QUALITY,
+                                     Segment(platform=row["platform"], app_version=row["app_version"]).normalised(),
+                                     kind="retry_duplicates"))
+                fixes = replace(fixes, retried=True)
+            elif row["what"] == "bot":
+                bots.append(str(row["device"]))
+        found += self.bot_rows(sessions)
+        fixes = replace(fixes, bots=tuple(bots))
+        for row in self.context:
+            if row["what"] == "tracking":
+                recorded = str(row["note"]).split(" is sent as ")
+                if len(recorded) == 2 and recorded[0] in METRIC_OF_EVENT:
+                    fixes = replace(fixes, renamed=(*fixes.renamed, (recorded[1], recorded[0])))
+                    found += [Finding(d, METRIC_OF_EVENT[recorded[0]], DATA_QUALITY,
+                                      Segment(platform=row["platform"]), kind="tracking_stopped")
+                              for d in self.dates if d >= str(row["first"])]
+        return found, fixes
+
+    def bot_rows(self, sessions: Rows) -> list[Finding]:
+        """A bot farm's rows: each date its devices opened sessions, on web in their country."""
+        farms: dict[tuple[str, str], set[str]] = {}
+        for row in sessions:
+            if row["what"] == "bot":
+                dates = farms.setdefault((row["platform"], row["country"]), set())
+                day = self.day(str(row["first"]))
+                dates.update(self.dates[day:self.day(str(row["last"])) + 1])
+        return [Finding(d, RATE_COLUMNS[0], DATA_QUALITY, Segment(platform=p, country=c).normalised(),
+                        kind="bot_farm") for (p, c), dates in farms.items() for d in sorted(dates)]
+
+    def shift(self, date: str, days: int) -> str:
+        return (dt.date.fromisoformat(date) + dt.timedelta(days=days)).isoformat()
+
+    def defect_values(self, found: list[Finding], fixes: Fixes) -> Generator[Statement, Rows, list[Finding]]:
+        """Observed: the dashboard's; baseline: the metrics layer's with the faults undone (a consent drop's: the
+        sessions its app_opens without a user id stand for)."""
+        if not found:
+            return []
+        cells = [(i, f.date, f.segment.platform, f.segment.country, f.segment.app_version, f.step)
+                 for i, f in enumerate(found)]
+        rows = yield from in_parts("dashboard values", cells, wsql.dashboard_values_sql)
+        observed = {row["i"]: row["value"] for row in rows}
+        asked = [(i, f.date, *f.segment.values(), f.step) for i, f in enumerate(found) if f.kind != "consent_drop"]
+        rows = yield from in_parts("defect baselines", asked,
+                                   lambda part: wsql.metric_values_sql(self.rules, fixes, part))
+        baseline: dict[int, Any] = {row["i"]: row["value"] for row in rows}
+        consent = [(i, f.date, f.segment.country) for i, f in enumerate(found) if f.kind == "consent_drop"]
+        if consent:
+            rows = yield ("consent baselines", wsql.consent_baseline_sql(self.rules, consent))
+            baseline.update({row["i"]: row["baseline"] for row in rows})
+        return [replace(f, observed=_number(observed.get(i)), baseline=_number(baseline.get(i)))
+                for i, f in enumerate(found)]
+
+    # --- business incidents ------------------------------------------------------------------------------------
+
+    def incidents(self, fixes: Fixes, defects: list[Finding]) -> Generator[Statement, Rows, list[Finding]]:
+        tests = yield ("releases and experiments", wsql.context_tests_sql(self.rules, fixes, 2.5))
+        found = self.releases(tests) + self.experiments(tests)
+        hours = yield ("hours", wsql.hours_sql(self.rules, fixes))
+        breaks = [row for row in hours if row["what"] == "payments"]
+        outages = [row for row in hours if row["what"] == "outage"]
+        found += self.strongest_each_date(breaks, PAYMENT_STEP, FUNNEL_BREAK, "payment_failure")
+        found += [f for f in self.strongest_each_date(outages, 0, COUNT_DROP, "segment_outage")
+                  if not any(d.step == 0 and d.date == f.date for d in defects) and not self.holiday(f)]
+        runs = yield ("runs", wsql.run_scan_sql(self.rules, fixes, (0, 1, 2, 3), RUN_FLOOR))
+        found += self.level_shifts(runs, found, defects)
+        return found
+
+    def holiday(self, finding: Finding) -> bool:
+        """A holiday in the finding's country (or everywhere) on its date moves traffic as people do."""
+        return any(row["what"] == "holiday" and row["first"] == finding.date
+                   and (row["country"] is None or finding.segment.country in (None, row["country"]))
+                   for row in self.context)
+
+    def releases(self, tests: Rows) -> list[Finding]:
+        """Per release, its strongest pooled fall over its first three to six dates (of the version, or of the
+        version in one country, channel or user type), when beyond RELEASE_Z."""
+        best: dict[str, tuple[float, dict[str, Any], int]] = {}
+        for row in tests:
+            if row["what"] != "release" or row["k"] not in REGRESSION_STEPS:
+                continue
+            for length in range(REGRESSION_DATES[0], REGRESSION_DATES[1] + 1):
+                z = pooled_z(row, length)
+                bar = RELEASE_Z[len(segment_of(row).named()) > 2]
+                if z is not None and z <= -bar and z < best.get(row["detail"], (0.0,))[0]:
+                    best[row["detail"]] = (z, row, length)
+        found = []
+        for _, row, length in best.values():
+            first = self.day(str(row["first"]))
+            found += [Finding(self.dates[d], RATE_COLUMNS[row["k"] - 1], RATE_DROP, segment_of(row),
+                              kind="release_regression")
+                      for d in range(first, min(first + length, len(self.dates)))]
+        return found
+
+    def experiments(self, tests: Rows) -> list[Finding]:
+        """Per experiment, the step it does not target whose pooled fall in its arm over its dates is strongest,
+        when beyond EXPERIMENT_Z: a row on each of its dates."""
+        best: dict[str, tuple[float, dict[str, Any]]] = {}
+        targets = {row["detail"]: row["note"] for row in self.context if row["what"] == "experiment"}
+        for row in tests:
+            if row["what"] != "experiment":
+                continue
+            if RATE_COLUMNS[row["k"] - 1] == targets.get(row["detail"]):
+                continue  # the intended effect
+            z = pooled_z(row, len(numbers(row["r"])))
+            if z is not None and z <= -EXPERIMENT_Z and z < best.get(row["detail"], (0.0,))[0]:
+                best[row["detail"]] = (z, row)
+        found = []
+        for _, row in best.values():
+            first = self.day(str(row["first"]))
+            found += [Finding(self.dates[first + int(d)], RATE_COLUMNS[row["k"] - 1], RATE_DROP, segment_of(row),
+                              kind="experiment_breakage") for d in numbers(row["offsets"])]
+        return found
+
+    def strongest_each_date(self, rows: Rows, step: int, family: str, kind: str) -> list[Finding]:
+        """Per date, the strongest block's cuboid (rows come strongest first); one that overlaps it is the same."""
+        chosen: dict[str, Segment] = {}
+        for row in rows:
+            date = str(row["date"])
+            if date not in chosen:
+                chosen[date] = segment_of(row)
+        metric = "sessions" if step == 0 else RATE_COLUMNS[step - 1]
+        return [Finding(date, metric, family, segment, kind=kind) for date, segment in chosen.items()]
+
+    def level_shifts(self, runs: Rows, found: list[Finding], defects: list[Finding]) -> list[Finding]:
+        """The strongest runs no finding explains, greedily (a run overlapping a stronger one on its step and dates
+        is that one's echo), each a rate drop on every date of its run."""
+        taken = [*found, *defects]
+        arms = [row for row in self.context if row["what"] == "experiment"]
+        kept: list[Finding] = []
+        for row in sorted(runs, key=lambda r: r["z"]):
+            segment = segment_of(row)
+            if -row["z"] < RUN_Z[len(segment.named())] + SINGLE_DATE_EXTRA * (row["n"] == 1):
+                continue
+            first = self.day(str(row["first"]))
+            dates = self.dates[first:first + row["n"]]
+            metric = RATE_COLUMNS[row["k"] - 1]
+            if any(f.date in dates and overlaps(f.segment, segment) and (f.metric == metric or f.step == 0)
+                   for f in taken):
+                continue
+            if any(a["note"] == metric and overlaps(arm_segment(a), segment) and a["first"] <= dates[-1]
+                   and a["last"] >= dates[0] for a in arms):
+                continue  # an experiment's intended effect on its target step
+            new = [Finding(d, metric, RATE_DROP, segment, kind="level_shift") for d in dates]
+            kept += new
+            taken += new
+        return kept
+
+    # --- values -----------------------------------------------------------------------------------------------
+
+    def incident_values(self, found: list[Finding]) -> Generator[Statement, Rows, list[Finding]]:
+        """Each incident row's observed value and baseline (the same weekday's median) by the metrics layer."""
+        found = dedupe(found)
+        if not found:
+            return []
+        asked = [(i, f.date, *f.segment.values(), f.step) for i, f in enumerate(found)]
+        rows = yield from in_parts("incident values", asked,
+                                   lambda part: wsql.metric_values_sql(self.rules, Fixes(), part))
+        values = {row["i"]: row for row in rows}
+        return [replace(f, observed=_number(values.get(i, {}).get("value")),
+                        baseline=_number(values.get(i, {}).get("peers"))) for i, f in enumerate(found)]
+
+
+def in_parts(name: str, asked: Sequence[tuple[Any, ...]], build: Callable[[Sequence[tuple[Any, ...]]], str]
+             ) -> Generator[Statement, Rows, Rows]:
+    """The rows of a statement over a list of rows asked for, sent in as few parts as keep each statement within
+    the query tool's length (a long list, such as every date after a tracking deploy, takes two or more)."""
+    rows: Rows = []
+    start = 0
+    while start < len(asked):
+        end = len(asked)
+        while end - start > 1 and len(compact(build(asked[start:end]))) > MAX_SQL_CHARS:
+            end = start + (end - start) // 2
+        rows += yield (name, build(asked[start:end]))
+        start = end
+    return rows
+
+
+def arm_segment(row: dict[str, Any]) -> Segment:
+    """An experiment's arm from its context row (channel and user type as 'channel/user_type')."""
+    channel = user_type = None
+    for part in str(row.get("detail") or "").split("/"):
+        if part in ("new", "returning"):
+            user_type = part
+        elif part:
+            channel = part
+    return Segment(row.get("platform"), row.get("country"), None, channel, user_type)
+
+
+def pooled_z(row: dict[str, Any], length: int) -> float | None:
+    """The pooled z of a context test's first `length` dates (None where it has fewer)."""
+    lists = [numbers(row[name])[:length] for name in ("r", "e", "w")]
+    if len(lists[0]) < length:
+        return None
+    residual, expected, spread = (sum(values) for values in lists)
+    variance = spread + (wsql.SPREAD * expected) ** 2
+    return residual / math.sqrt(variance) if variance > 0 else None
+
+
+def numbers(cell: Any) -> list[float]:
+    """A list cell as numbers (the SQL tool shows a list as its text)."""
+    if isinstance(cell, list):
+        return [float(x) for x in cell]
+    return [float(x) for x in str(cell).strip("[]").split(",") if x.strip()]
+
+
+def dedupe(found: Iterable[Finding]) -> list[Finding]:
+    """One finding per date and metric (the first: the procedure finds the likelier ones first)."""
+    seen: dict[tuple[str, str, bool], Finding] = {}
+    for f in found:
+        seen.setdefault((f.date, f.metric, f.anomaly_type == DATA_QUALITY), f)
+    return sorted(seen.values(), key=lambda f: (f.date, f.metric))
+
+
+def _number(value: Any) -> float:
+    try:
+        return float(value) if value is not None else math.nan
+    except (TypeError, ValueError):
+        return math.nan
+
+
+def investigate(run_sql: Callable[[str], Rows], rules: frozenset[str] = ALL_RULES,
+                log: list[Statement] | None = None) -> list[Finding]:
+    """Play the procedure against a function that runs a statement and returns its rows (all of them)."""
+    procedure = Investigation(rules).run()
+    try:
+        statement = next(procedure)
+        while True:
+            if log is not None:
+                log.append(statement)
+            statement = procedure.send(run_sql(statement[1]))
+    except StopIteration as done:
+        findings: list[Finding] = done.value
+        return findings
+
+
+def report_row(finding: Finding) -> MetricSubmissionRow:
+    """A finding as a report row: a defect on data_quality under the data quality family, an incident on its
+    family's entity type; a count named by its funnel column (sessions as app_opens); values and severity its own."""
+    entity_type: EntityType
+    if finding.anomaly_type == DATA_QUALITY:
+        entity_type, family = "data_quality", DEFECT_FAMILY
+    else:
+        entity_type, family = FAMILY_ENTITY_TYPE[finding.anomaly_type], finding.anomaly_type
+    baseline = 0.0 if math.isnan(finding.baseline) else finding.baseline
+    observed = 0.0 if math.isnan(finding.observed) else finding.observed
+    return MetricSubmissionRow(
+        date=finding.date, entity_type=entity_type, entity_name=COUNT_OF_DASHBOARD.get(finding.metric, finding.metric),
+        anomaly_type=family, detection_method="query", baseline_value=round(baseline, 6),
+        observed_value=round(observed, 6), delta_value=round(observed - baseline, 6),
+        severity=severity_for(entity_type, baseline, observed), **finding.segment.normalised().named())
+
+
+class WarehouseExpertAgent(Agent):
+    """The procedure through the environment's tools: the metrics layer read once, then each statement through
+    the query tool (every page of its result), then the report."""
+
+    name = "warehouse_expert"
+
+    def __init__(self, rules: frozenset[str] = ALL_RULES) -> None:
+        self.rules = rules
+
+    def begin(self, observation: SeenObservation) -> None:
+        self.procedure = Investigation(self.rules).run()
+        self.statement: Statement | None = None
+        self.rows: Rows = []
+        self.findings: list[Finding] | None = None
+        self.read_layer = False
+        self.submitted = False
+
+    def act(self, observation: SeenObservation) -> MetricTrackerRlAction | None:
+        if not self.read_layer:
+            self.read_layer = True
+            return MetricTrackerRlAction(analysis_method="metrics_layer", analysis_args={})
+        if self.submitted:
+            return None
+        result = observation.analysis_result or {}
+        if self.statement is None:
+            self.statement = next(self.procedure)
+        else:
+            self.rows += result.get("rows", [])
+            if result.get("next_offset") is not None:
+                return query_action(compact(self.statement[1]), int(result["next_offset"]))
+            try:
+                self.statement = self.procedure.send(self.rows)
+            except StopIteration as done:
+                self.submitted = True
+                return MetricTrackerRlAction(classifications=[report_row(f) for f in done.value])
+        self.rows = []
+        return query_action(compact(self.statement[1]))
+
+
+register_agent(WarehouseExpertAgent.name, WarehouseExpertAgent)

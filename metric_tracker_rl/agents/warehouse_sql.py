@@ -1,0 +1,390 @@
+"""The warehouse expert's SQL: the metrics layer's counted sessions written over the raw events (each standing rule
+one clause, so an ablation drops exactly that clause), and the statements built on them.
+
+Every statement starts from the same common table `s`: one row per counted session with its reporting date, its
+segment (platform, app_version, country, channel, user_type) and the funnel steps it reached (m0 to m4: app_open,
+menu_open, product_added_to_cart, order_placed, payment_successful), as the metrics layer defines them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from metric_tracker_rl.world.events import REPORTING_UTC_OFFSET_HOURS
+from metric_tracker_rl.world.metrics_layer import FUNNEL_STEP_NAMES, LATE_CUTOFF_DAYS, RATE_COLUMNS
+
+# The metrics layer's rules, each a clause of the sessions' statement (an ablation leaves one out).
+RULES: tuple[str, ...] = ("time_zone", "session", "deduplication", "internal_traffic", "debug_events", "bots",
+                          "late_events", "currency", "consent")
+ALL_RULES = frozenset(RULES)
+OFFSET_US = REPORTING_UTC_OFFSET_HOURS * 3600 * 1_000_000
+STEP_COLUMNS = tuple(f"m{i}" for i in range(len(FUNNEL_STEP_NAMES)))
+SEGMENT_COLUMNS = ("platform", "country", "app_version", "channel", "user_type")
+CHANNEL_OF_MEDIUM = "CASE min(medium) WHEN 'cpc' THEN 'paid_search' ELSE min(medium) END"
+
+
+def param(key: str, kind: str) -> str:
+    """An event parameter's value by key (kind: int_value, string_value or double_value)."""
+    return f"list_filter(event_params, lambda p: p.key = '{key}')[1].value.{kind}"
+
+
+def _date(rules: frozenset[str]) -> str:
+    """The reporting date: event_date (the reporting zone's), or the UTC date where the time zone is ignored."""
+    return "event_date" if "time_zone" in rules else "CAST(make_timestamp(event_timestamp) AS DATE)"
+
+
+def _excluded(rules: frozenset[str]) -> str:
+    """An event that marks its session as standing traffic the rules exclude (FALSE where no rule applies)."""
+    tags = []
+    if "internal_traffic" in rules:
+        tags.append("p.key = 'traffic_type' AND p.value.string_value = 'internal'")
+    if "debug_events" in rules:
+        tags.append("p.key = 'debug_mode' AND p.value.int_value = 1")
+    parts = [f"list_bool_or(list_transform(event_params, lambda p: {' OR '.join(f'({t})' for t in tags)}))"] \
+        if tags else []
+    if "internal_traffic" in rules:
+        parts.append("coalesce(user_id IN (SELECT user_id FROM internal_accounts), FALSE)")
+    devices = [table for rule, table in (("debug_events", "test_devices"), ("bots", "known_bots")) if rule in rules]
+    if devices:
+        listed = " UNION ALL ".join(f"SELECT device_id FROM {table}" for table in devices)
+        parts.append(f"coalesce(device.device_id IN ({listed}), FALSE)")
+    return " OR ".join(parts) or "FALSE"
+
+
+@dataclass(frozen=True)
+class Fixes:
+    """Data defects found in the raw events and undone when the metrics are recomputed without them: renamed events
+    read under their funnel name, events stamped a day early (ingested a day after their stamp) dated a day later,
+    a late load (events ingested three days after their stamp) counted, sessions re-sent without a session_start
+    left out, and unlisted bots' sessions left out."""
+
+    renamed: tuple[tuple[str, str], ...] = ()
+    skewed: bool = False
+    late_loaded: bool = False
+    retried: bool = False
+    bots: tuple[str, ...] = ()
+
+
+NO_FIXES = Fixes()
+DAY_US = 86_400 * 1_000_000
+HOUR_US = 3600 * 1_000_000
+LAG = "ingestion_timestamp - event_timestamp"
+
+
+def lag_within(days: int) -> str:
+    """An event ingested `days` days after its stamp, within the hour (a skewed clock's or a late load's)."""
+    return f"{LAG} BETWEEN {days * DAY_US} AND {days * DAY_US + HOUR_US}"
+
+
+def events_cte(rules: frozenset[str] = ALL_RULES, fixes: Fixes = NO_FIXES) -> str:
+    """`e`: the events a session is built from, one row each (its repeats once where de-duplication applies), with
+    whether it counts (`ok`: ingested before the cut-off) and whether it excludes its session (`x`)."""
+    date = _date(rules)
+    if fixes.skewed:
+        date = f"CASE WHEN {lag_within(1)} THEN {date} + 1 ELSE {date} END"
+    renamed = " ".join(f"WHEN '{recorded}' THEN '{meant}'" for recorded, meant in fixes.renamed)
+    name = f"CASE event_name {renamed} ELSE event_name END" if renamed else "event_name"
+    session = param("session_id", "int_value")
+    user = "user_pseudo_id" if "session" in rules else "NULL"
+    cutoff = (f"ingestion_timestamp < epoch_us(CAST({date} + {LATE_CUTOFF_DAYS} AS TIMESTAMP)) - {OFFSET_US}"
+              if "late_events" in rules else "TRUE")
+    if fixes.late_loaded:
+        cutoff = f"({cutoff} OR {lag_within(3)})"
+    consent = "WHERE user_pseudo_id IS NOT NULL" if "consent" in rules else ""
+    select = (f"SELECT {user} u, {session} s, {name} n, {date} d, event_timestamp t, platform, "
+              f"app_info.version v, geo.country c, traffic_source.medium medium, {cutoff} ok, "
+              f"{_excluded(rules)} x FROM events {consent}")
+    if "deduplication" in rules:
+        select = (f"SELECT u, s, n, d, t, any_value(platform) platform, any_value(v) v, any_value(c) c, "
+                  f"any_value(medium) medium, bool_or(ok) ok, bool_or(x) x FROM ({select}) GROUP BY u, s, n, d, t")
+    return f"e AS ({select})"
+
+
+def sessions_cte(rules: frozenset[str] = ALL_RULES, fixes: Fixes = NO_FIXES, hours: bool = False) -> str:
+    """`e` and `s`: one row per counted session (a counted app_open, no excluding event), dated and placed by its
+    app_open, with the steps it reached (m0 to m4) and, where `hours`, its hour of the reporting zone (hr)."""
+    steps = ", ".join(f"bool_or(n = '{step}' AND ok)::INT m{i}" for i, step in enumerate(FUNNEL_STEP_NAMES))
+    opened = "n = 'app_open' AND ok"
+    keep = ["NOT bool_or(x)", f"min(d) FILTER ({opened}) IS NOT NULL"]
+    if fixes.retried:
+        keep.append("bool_or(n = 'session_start')")
+    if fixes.bots:
+        keep.append("u NOT IN (" + ", ".join(f"'{bot}'" for bot in fixes.bots) + ")")
+    return (f"WITH {events_cte(rules, fixes)}, s AS (SELECT min(d) FILTER ({opened}) date, "
+            f"min(platform) platform, min(c) country, min(v) FILTER ({opened}) app_version, "
+            f"{CHANNEL_OF_MEDIUM} channel, CASE WHEN s = 1 THEN 'new' ELSE 'returning' END user_type, "
+            + (f"CAST(((min(t) FILTER ({opened}) + {OFFSET_US}) // {HOUR_US}) % 24 AS INT) hr, " if hours else "")
+            + f"{steps} "
+            f"FROM e GROUP BY u, s HAVING {' AND '.join(keep)})")
+
+
+def step_unnest(steps: Iterable[int]) -> str:
+    """The columns k (the step's number, 1 to 4: RATE_COLUMNS' position plus one), n (sessions reaching the step's
+    later event) and d (those reaching its earlier one) of one row per session and step."""
+    steps = list(steps)
+    return (f"unnest([{', '.join(str(k + 1) for k in steps)}]) k, "
+            f"unnest([{', '.join(f'm{k + 1}' for k in steps)}]) n, unnest([{', '.join(f'm{k}' for k in steps)}]) d")
+
+
+RATE_OF_STEP = {k + 1: rate for k, rate in enumerate(RATE_COLUMNS)}
+
+
+# The searched dimensions (scan aliases): an app version is named with its platform.
+DIMENSIONS: dict[str, tuple[str, ...]] = {"platform": ("p",), "country": ("c",), "channel": ("h",),
+                                          "user_type": ("u",), "version": ("p", "v")}
+ALIASES = {"p": "platform", "c": "country", "v": "app_version", "h": "channel", "u": "user_type"}
+
+
+def cuboid_sets(max_dims: int = 3) -> list[tuple[str, ...]]:
+    """The alias sets of every cuboid of one to `max_dims` dimensions (a version counts as one, with its platform)."""
+    import itertools
+
+    sets = []
+    for size in range(1, max_dims + 1):
+        for combo in itertools.combinations(DIMENSIONS, size):
+            if "version" in combo and "platform" in combo:
+                continue
+            named = {alias for dimension in combo for alias in DIMENSIONS[dimension]}
+            sets.append(tuple(alias for alias in "pcvhu" if alias in named))
+    return sets
+
+
+def residuals_ctes(steps: Iterable[int], versions: bool = True, sets: list[tuple[str, ...]] | None = None) -> str:
+    """After sessions_cte: `g`, per date, step and cuboid (of `sets`, else every cuboid of one to three dimensions,
+    with or without app versions), the residual r of its sessions reaching the step's later event against its
+    leaves' baseline (each leaf, platform x country x channel x user type, converting as on the same weekday's other
+    dates, pooled), the expected count e and the variance w (binomial, floored for a step converting nearly
+    always)."""
+    sets = sets if sets is not None else [s for s in cuboid_sets(3) if versions or "v" not in s]
+    grouping = ", ".join("(" + ", ".join(s) + ")" for s in sets)
+    used = {alias for s in sets for alias in s}
+    named = ", ".join(alias if alias in used else f"NULL {alias}" for alias in "pvchu")
+    web_version = "HAVING NOT (p = 'web' AND v IS NOT NULL)" if "v" in used else ""
+    return (f", l AS (SELECT date, platform p, app_version v, country c, channel h, user_type u, {step_unnest(steps)} "
+            "FROM s), lv AS (SELECT date, k, p, v, c, h, u, sum(n) n, sum(d) d FROM l GROUP BY ALL), "
+            "t0 AS (SELECT date, k, p, c, h, u, sum(n) n, sum(d) d FROM lv GROUP BY ALL), "
+            "b AS (SELECT date, k, p, c, h, u, (sum(n) OVER w - n) / nullif(sum(d) OVER w - d, 0) q FROM t0 "
+            "WINDOW w AS (PARTITION BY k, p, c, h, u, isodow(date))), "
+            "j AS (SELECT lv.*, q FROM lv JOIN b USING (date, k, p, c, h, u) WHERE q IS NOT NULL), "
+            f"g AS (SELECT date, k, {named}, sum(n - q * d) r, sum(q * d) e, "
+            f"sum(greatest(q * (1 - q), 0.1 * q) * d) w FROM j GROUP BY date, k, GROUPING SETS ({grouping}) "
+            f"{web_version})")
+
+
+def _text(value: object) -> str:
+    return "NULL" if value is None else "'" + str(value).replace("'", "''") + "'"
+
+
+# Every context row as text: what it is, its segment, its dates and what it says.
+CONTEXT_SQL = (
+    "SELECT 'window' what, NULL platform, NULL country, NULL detail, CAST(min(date) AS VARCHAR) first, "
+    "CAST(max(date) AS VARCHAR) last, NULL note FROM dashboard "
+    "UNION ALL SELECT 'release', platform, NULL, app_version, CAST(min(rollout_start) AS VARCHAR), NULL, NULL "
+    "FROM releases GROUP BY platform, app_version "
+    "UNION ALL SELECT 'experiment', platform, country, concat_ws('/', channel, user_type), "
+    "CAST(start_date AS VARCHAR), "
+    "CAST(end_date AS VARCHAR), target_step FROM experiments "
+    "UNION ALL SELECT 'partner', platform, country, concat(start_hour, '-', end_hour), CAST(date AS VARCHAR), "
+    "CAST(date AS VARCHAR), status FROM partner_status "
+    "UNION ALL SELECT 'holiday', NULL, country, name, CAST(date AS VARCHAR), CAST(date AS VARCHAR), NULL FROM holidays "
+    "UNION ALL SELECT 'campaign', NULL, country, channel, CAST(start_date AS VARCHAR), CAST(end_date AS VARCHAR), "
+    "campaign FROM campaigns "
+    "UNION ALL SELECT 'tracking', platform, NULL, NULL, CAST(date AS VARCHAR), NULL, change FROM tracking_changelog "
+    "ORDER BY what, first")
+
+TRACE_SHARE = 0.2  # of a date's events (of a platform, or of all): a share of lagged events past any chance
+CONSENT_SHARE = 0.5  # of a country's app_opens on a date without a user id (analytics storage denied)
+
+
+def event_traces_sql(rules: frozenset[str] = ALL_RULES) -> str:
+    """The raw events' traces of what was recorded wrongly, by date: a platform's events ingested a day after their
+    stamp (a clock a day early), all events ingested three days after it (a late load), and a country's app_opens
+    without a user id (consent denied)."""
+    date = _date(rules)
+    return (f"SELECT 'skew' what, {date} date, platform, NULL country, count(*) FILTER ({lag_within(1)}) k, "
+            f"count(*) n FROM events GROUP BY ALL HAVING k > {TRACE_SHARE} * n "
+            f"UNION ALL SELECT 'late', {date}, NULL, NULL, count(*) FILTER ({lag_within(3)}) k, count(*) n "
+            f"FROM events GROUP BY ALL HAVING k > {TRACE_SHARE} * n "
+            f"UNION ALL SELECT 'consent', {date}, NULL, geo.country, count(*) FILTER (user_pseudo_id IS NULL) k, "
+            f"count(*) n FROM events WHERE event_name = 'app_open' GROUP BY ALL HAVING k > {CONSENT_SHARE} * n "
+            "ORDER BY what, date")
+
+
+RETRY_MIN = 5  # sessions of a version on a date with an app_open and no session_start (an SDK re-sent it)
+BOT_MIN, BOT_PER_DAY = 4, 2.5  # an unlisted device's idle sessions: at least so many, so many a date it had any
+
+
+def session_traces_sql(rules: frozenset[str] = ALL_RULES) -> str:
+    """The sessions' traces: per date and app version, counted sessions with no session_start (an app_open re-sent
+    under a new session id), and each unlisted device whose many sessions all stopped at the open (a bot)."""
+    opened = "n = 'app_open' AND ok"
+    return (f"WITH {events_cte(rules)}, ss AS (SELECT u, min(d) FILTER ({opened}) date, min(platform) platform, "
+            f"min(v) FILTER ({opened}) app_version, min(c) country, bool_or(n = 'session_start') started, "
+            f"bool_or(n = 'menu_open') menu FROM e GROUP BY u, s HAVING NOT bool_or(x) AND date IS NOT NULL) "
+            "SELECT 'retry' what, CAST(date AS VARCHAR) first, NULL last, platform, app_version, NULL country, "
+            f"NULL device, count(*) k FROM ss WHERE NOT started GROUP BY ALL HAVING k >= {RETRY_MIN} "
+            "UNION ALL SELECT 'bot', CAST(min(date) AS VARCHAR), CAST(max(date) AS VARCHAR), min(platform), NULL, "
+            f"min(country), u, count(*) FROM ss GROUP BY u HAVING count(*) >= {BOT_MIN} AND NOT bool_or(menu) AND "
+            f"count(*) >= {BOT_PER_DAY} * count(DISTINCT date) ORDER BY what, first")
+
+
+def wanted_values(rows: Sequence[tuple[object, ...]], columns: str) -> str:
+    """A VALUES list of the rows asked for, as the common table `q(columns)`."""
+    body = ", ".join("(" + ", ".join(_sql_literal(v) for v in row) + ")" for row in rows)
+    return f"q({columns}) AS (VALUES {body})"
+
+
+def _sql_literal(value: object) -> str:
+    if isinstance(value, bool) or value is None:
+        return "NULL" if value is None else str(value).upper()
+    if isinstance(value, int | float):
+        return str(value)
+    text = str(value)
+    if len(text) == 10 and text[4] == "-" and text[7] == "-":
+        return f"DATE '{text}'"
+    return _text(text)
+
+
+def metric_values_sql(rules: frozenset[str], fixes: Fixes, asked: Sequence[tuple[object, ...]]) -> str:
+    """For each row asked (i, date, platform, country, app_version, channel, user_type, k: the metric's step, 0 for
+    sessions), its segment's metric by the metrics layer on its date (`value`) and the median over the same
+    weekday's other dates (`peers`): a count counts sessions, a rate divides sums."""
+    metric = ("CASE WHEN any_value(q.k) = 0 THEN count(*) ELSE sum(list_extract([m1, m2, m3, m4], q.k)) / "
+              "nullif(sum(list_extract([m0, m1, m2, m3], q.k)), 0) END")
+    match = " AND ".join(f"(q.{f} IS NULL OR s.{f} = q.{f})" for f in SEGMENT_COLUMNS)
+    columns = "i, on_date, " + ", ".join(SEGMENT_COLUMNS) + ", k"
+    return (f"{sessions_cte(rules, fixes)}, {wanted_values(asked, columns)}, "
+            f"by_date AS (SELECT i, s.date, any_value(q.on_date) on_date, {metric} value FROM q JOIN s ON {match} "
+            "AND isodow(s.date) = isodow(q.on_date) GROUP BY i, s.date) "
+            "SELECT i, max(value) FILTER (date = on_date) value, median(value) FILTER (date <> on_date) peers "
+            "FROM by_date GROUP BY i ORDER BY i")
+
+
+def dashboard_values_sql(asked: Sequence[tuple[object, ...]]) -> str:
+    """For each row asked (i, date, platform, country, app_version, k), the dashboard's value of the metric on that
+    segment and date (a rate from the sums of its rows)."""
+    columns = ("sessions", "menu_sessions", "cart_sessions", "order_sessions", "payment_sessions")
+    listed = "[" + ", ".join(f"sum({c})" for c in columns) + "]"
+    match = " AND ".join(f"(q.{f} IS NULL OR d.{f} = q.{f})" for f in ("platform", "country", "app_version"))
+    return (f"WITH {wanted_values(asked, 'i, on_date, platform, country, app_version, k')} SELECT i, "
+            f"CASE WHEN any_value(k) = 0 THEN coalesce(sum(d.sessions), 0) ELSE list_extract({listed}, "
+            f"any_value(k) + 1) / nullif(list_extract({listed}, any_value(k)), 0) END value FROM q LEFT JOIN "
+            f"dashboard d ON d.date = q.on_date AND {match} GROUP BY i ORDER BY i")
+
+
+def consent_baseline_sql(rules: frozenset[str], asked: Sequence[tuple[object, ...]]) -> str:
+    """For each (i, date, country) asked, the sessions its app_opens without a user id stand for: those app_opens
+    (each once, counted by the cut-off) less the median of the same weekday's other dates (the share that always
+    denies)."""
+    date = _date(rules)
+    return (f"WITH {wanted_values(asked, 'i, on_date, country')}, o AS (SELECT {date} date, geo.country country, "
+            f"count(DISTINCT event_timestamp) FILTER (ingestion_timestamp < epoch_us(CAST({date} + "
+            f"{LATE_CUTOFF_DAYS} AS TIMESTAMP)) - {OFFSET_US}) k FROM events WHERE event_name = 'app_open' AND "
+            "user_pseudo_id IS NULL GROUP BY ALL) SELECT i, max(k) FILTER (date = on_date) - median(k) FILTER "
+            "(date <> on_date) baseline FROM q JOIN o ON o.country = q.country AND isodow(o.date) = isodow(q.on_date) "
+            "GROUP BY i ORDER BY i")
+
+
+SPREAD = 0.04  # a cuboid's conversion varies from date to date by about this share of it, beyond sampling
+MIN_EXPECTED = 5  # expected conversions a cuboid needs on a date to be read
+RUN_DAYS = 5  # consecutive dates a run scan pools, at most (a level shift's longest)
+RUN_TOP = 20
+
+
+def z_of(r: str, e: str, w: str) -> str:
+    return f"{r} / sqrt({w} + ({SPREAD} * {e}) ^ 2)"
+
+
+def run_scan_sql(rules: frozenset[str], fixes: Fixes, steps: tuple[int, ...], floor: float) -> str:
+    """Per step and cuboid of one or two fields (no app version: a version's falls are the releases'), its strongest
+    fall pooled over
+    one to RUN_DAYS consecutive dates: the run's first date, length and z; the RUN_TOP strongest beyond `floor`."""
+    last = "[len(rl) - n + 1:]"
+    pooled = z_of(f"list_sum(rl{last})", f"list_sum(el{last})", f"list_sum(wl{last})")
+    sets = [s for s in cuboid_sets(2) if "v" not in s]
+    return (sessions_cte(rules, fixes) + residuals_ctes(steps, sets=sets)
+            + ", y AS (SELECT *, list(r) OVER x rl, list(e) OVER x el, list(w) OVER x wl, list(date) OVER x dl "
+            f"FROM g WINDOW x AS (PARTITION BY k, p, c, h, u ORDER BY date ROWS {RUN_DAYS - 1} PRECEDING)), "
+            f"runs AS (SELECT k, p, c, h, u, dl[len(dl) - n + 1] first, n, {pooled} z FROM y, range(1, "
+            f"{RUN_DAYS + 1}) t(n) WHERE len(rl) >= n AND date - dl[len(dl) - n + 1] = n - 1 AND "
+            f"list_sum(el{last}) >= {MIN_EXPECTED}) "
+            "SELECT k, p platform, c country, h channel, u user_type, CAST(first AS VARCHAR) first, n, round(z, 2) z "
+            f"FROM runs WHERE z <= -{floor} QUALIFY row_number() OVER (PARTITION BY k, p, c, h, u ORDER BY z) = 1 "
+            f"ORDER BY z LIMIT {RUN_TOP}")
+
+
+CONTEXT_DATES = 7  # dates from a release's first (or over an experiment) whose residuals are read
+
+
+def context_tests_sql(rules: frozenset[str], fixes: Fixes, floor: float) -> str:
+    """Each release's version (alone, or with one country, channel or user type) on the two late steps over its
+    first CONTEXT_DATES dates, and each experiment's arm on every step over its dates: per date the residual r, the
+    expected e and the variance w (lists by date from the first), where the pooled fall reaches `floor`."""
+    sets = [("p", "v"), ("p", "v", "c"), ("p", "v", "h"), ("p", "v", "u"),
+            ("p",), ("c",), ("p", "c"), ("p", "h"), ("p", "u"), ("c", "h"), ("c", "u")]
+    same = " AND ".join(f"g.{a} IS NOT DISTINCT FROM a.{a}" for a in "pchu")
+    return (sessions_cte(rules, fixes) + residuals_ctes(range(4), sets=sets)
+            + ", rel AS (SELECT platform p, app_version v, min(rollout_start) f FROM releases GROUP BY ALL), "
+            "a AS (SELECT experiment, platform p, country c, channel h, user_type u, target_step, start_date f, "
+            "end_date l FROM experiments), t AS (SELECT 'release' what, rel.v detail, g.date - rel.f dd, g.* "
+            f"FROM g JOIN rel USING (p, v) WHERE g.k >= 3 AND g.date BETWEEN rel.f AND rel.f + {CONTEXT_DATES - 1} "
+            "UNION ALL SELECT 'experiment', a.experiment, g.date - a.f, g.* FROM g JOIN a ON " + same
+            + " AND g.v IS NULL AND g.date BETWEEN a.f AND a.l) SELECT what, detail, k, p platform, c country, "
+            "v app_version, h channel, u user_type, CAST(min(date) AS VARCHAR) first, list(round(r, 1) ORDER BY dd) r, "
+            "list(round(e, 1) ORDER BY dd) e, list(round(w, 1) ORDER BY dd) w, list(dd ORDER BY dd) offsets "
+            f"FROM t GROUP BY ALL HAVING {z_of('sum(r)', 'sum(e)', 'sum(w)')} <= -{floor} ORDER BY what, detail, k")
+
+
+BLOCK = 3  # hours of a block: every outage or payment failure (three hours or more) holds one whole
+OUTAGE_RATIO, BREAK_RATIO = 0.35, 0.3  # a block's sessions (conversions) at most this share of its baseline
+# A block's fall as the signed root of its likelihood ratio (Poisson for sessions, binomial for payments): sampling
+# of a few sessions an hour is far from normal.
+POISSON_Z = "-sqrt(2 * (CASE WHEN bo > 0 THEN bo * ln(bo / bbk) ELSE 0 END + bbk - bo))"
+BINOMIAL_Z = ("-sqrt(2 * (CASE WHEN bn > 0 THEN bn * ln(bn / be) ELSE 0 END + CASE WHEN bd > bn THEN (bd - bn) * "
+              "ln((bd - bn) / greatest(bd - be, 1e-9)) ELSE 0 END))")
+OUTAGE_Z, BREAK_Z = 4.5, 5.5
+REST_SHARE = 0.75  # an outage leaves the rest of the day's sessions at this share of their baseline or more
+HOURS_TOP = 10
+
+
+def hours_sql(rules: frozenset[str], fixes: Fixes) -> str:
+    """Per date and cuboid of platform, country or both, by blocks of BLOCK hours:
+
+    - `outage`: the block whose sessions fell most against the same weekday's other dates (their mean that hour),
+      where they fell to OUTAGE_RATIO of that or less beyond OUTAGE_Z, the day lost at least half of the block's
+      loss (hours moved to others are a timing shift) and the rest of the day kept REST_SHARE of its sessions (a
+      whole day's fall is demand);
+    - `payments`: the block whose payments fell most against its orders (at the cuboid's rate on the same weekday's
+      other dates), where they fell to BREAK_RATIO of that or less beyond BREAK_Z.
+
+    Each row: what, date, cuboid, the block's first hour, its count and baseline, z."""
+    cuboid = "nullif(p, '') platform, nullif(c, '') country"
+    return (sessions_cte(rules, fixes, hours=True) + ", hh AS (SELECT date, hr, coalesce(p, '') p, coalesce(c, '') c, "
+            "count(*) o, sum(m4) n, sum(m3) d FROM (SELECT date, hr, platform p, country c, m3, m4 FROM s) "
+            "GROUP BY date, hr, GROUPING SETS ((p), (c), (p, c))), "
+            "grid AS (SELECT * FROM (SELECT DISTINCT p, c FROM hh) CROSS JOIN (SELECT DISTINCT date FROM s) "
+            "CROSS JOIN (SELECT range hr FROM range(24))), "
+            "z AS (SELECT grid.*, coalesce(o, 0) o, coalesce(n, 0) n, coalesce(d, 0) d FROM grid LEFT JOIN hh "
+            "USING (p, c, date, hr)), "
+            "bb AS (SELECT *, (sum(o) OVER w - o) / (count(*) OVER w - 1) b, "
+            "least((sum(n) OVER v - sum(n) OVER u) / nullif(sum(d) OVER v - sum(d) OVER u, 0), 0.95) q FROM z "
+            "WINDOW w AS (PARTITION BY p, c, isodow(date), hr), v AS (PARTITION BY p, c, isodow(date)), "
+            "u AS (PARTITION BY p, c, date)), "
+            "blk AS (SELECT *, sum(o) OVER x bo, sum(b) OVER x bbk, sum(o) OVER y dayo, sum(b) OVER y dayb, "
+            "sum(n) OVER x bn, sum(d) OVER x bd, sum(q * d) OVER x be FROM bb "
+            f"WINDOW x AS (PARTITION BY p, c, date ORDER BY hr ROWS {BLOCK - 1} PRECEDING), "
+            "y AS (PARTITION BY p, c, date)), "
+            f"zz AS (SELECT *, CASE WHEN bbk > 0 AND bo < bbk THEN {POISSON_Z} END oz, "
+            f"CASE WHEN be > 0 AND bn < be THEN {BINOMIAL_Z} END bz FROM blk WHERE hr >= {BLOCK - 1}), "
+            f"outage AS (SELECT 'outage' what, CAST(date AS VARCHAR) date, {cuboid}, hr - {BLOCK - 1} first_hour, "
+            "bo block, "
+            f"round(bbk, 1) baseline, round(oz, 2) z FROM zz WHERE bo <= {OUTAGE_RATIO} * bbk AND oz <= -{OUTAGE_Z} "
+            f"AND dayb - dayo >= 0.5 * (bbk - bo) AND dayo - bo >= {REST_SHARE} * (dayb - bbk) "
+            "QUALIFY row_number() OVER (PARTITION BY p, c, date ORDER BY oz) = 1), "
+            f"payments AS (SELECT 'payments' what, CAST(date AS VARCHAR) date, {cuboid}, hr - {BLOCK - 1} first_hour, "
+            f"bn block, round(be, 1) baseline, round(bz, 2) z FROM zz WHERE bn <= {BREAK_RATIO} * be "
+            f"AND bz <= -{BREAK_Z} "
+            "QUALIFY row_number() OVER (PARTITION BY p, c, date ORDER BY bz) = 1) "
+            f"(SELECT * FROM outage ORDER BY z LIMIT {HOURS_TOP}) UNION ALL "
+            f"(SELECT * FROM payments ORDER BY z LIMIT {HOURS_TOP}) ORDER BY what, z")
