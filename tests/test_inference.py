@@ -28,6 +28,7 @@ from metric_tracker_rl.analysis_tools import TOOL_REGISTRY
 from metric_tracker_rl.reconnect import RETRY_DEADLINE_VAR
 from metric_tracker_rl.serving.local_server import free_port
 from metric_tracker_rl.settings import DEFAULT_API_BASE_URL, ClientSettings
+from metric_tracker_rl.spec.published import DIFFICULTIES
 from metric_tracker_rl.spec.tasks import DIAL_KNOBS
 from metric_tracker_rl.view.tool_schemas import model_schema, openai_tools
 
@@ -157,7 +158,8 @@ def tool_messages(request: dict[str, Any]) -> list[str]:
 
 def test_tool_definitions_come_from_the_registry_and_the_models() -> None:
     tools = {t["function"]["name"]: t["function"] for t in openai_tools()}
-    offered = {name for name, spec in TOOL_REGISTRY.items() if spec.offered}
+    # A tool offered only at a tier still being built (not listed) joins the list when its tier is listed.
+    offered = {name for name, spec in TOOL_REGISTRY.items() if set(spec.offered_at) & set(DIFFICULTIES)}
     assert set(tools) == offered | {"submit_report", "submit_generators"}
     for name in offered:
         assert tools[name]["parameters"] == model_schema(TOOL_REGISTRY[name].args_model.model_json_schema())

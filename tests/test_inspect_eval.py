@@ -223,7 +223,8 @@ def test_a_bad_knob_is_an_error_naming_what_it_takes(arguments: dict[str, Any], 
 
 def test_every_registry_tool_is_an_inspect_tool_whose_schema_accepts_its_example() -> None:
     tools = {tool.name: tool for tool in model_tools()}
-    offered = {name: spec for name, spec in TOOL_REGISTRY.items() if spec.offered}
+    # A tool offered only at a tier still being built (not listed) joins the list when its tier is listed.
+    offered = {name: spec for name, spec in TOOL_REGISTRY.items() if set(spec.offered_at) & set(DIFFICULTIES)}
     assert set(tools) - set(offered) == {"submit_report", "submit_generators"}
     for name, spec in offered.items():
         params = tool_params(tools[name].parameters)
