@@ -242,19 +242,26 @@ def raw_event_tools(tools: Mapping[str, ToolSpec] = TOOL_REGISTRY) -> dict[str, 
     return {name: spec for name, spec in tools.items() if set(spec.answers_at) & set(RAW_EVENT_TIERS)}
 
 
+def episode_arguments(name: str, episode: PublicEpisode, arguments: Any,
+                      tools: Mapping[str, ToolSpec] = TOOL_REGISTRY) -> BaseModel:
+    """A tool's arguments as `run_tool` checks them for `episode` (`tools` already those of its tier); ToolError."""
+    token = EPISODE_WINDOW.set(episode.data.dates)  # a date argument must be one of this episode's
+    try:
+        return validated_arguments(name, arguments, tools)
+    finally:
+        EPISODE_WINDOW.reset(token)
+
+
 def run_tool(name: str, episode: PublicEpisode, arguments: Any,
              tools: Mapping[str, ToolSpec] = TOOL_REGISTRY) -> ToolOutcome:
     """Validate and run one tool of `tools` (a scratch registry can add a new family's generator). Agent mistakes
     become error outcomes that name the valid options."""
     if episode.raw_events:  # no counts: the tools over counts do not exist there
         tools = raw_event_tools(tools)
-    token = EPISODE_WINDOW.set(episode.data.dates)  # a date argument must be one of this episode's
     try:
-        args = validated_arguments(name, arguments, tools)
+        args = episode_arguments(name, episode, arguments, tools)
     except ToolError as exc:
         return ToolOutcome(False, error=str(exc))
-    finally:
-        EPISODE_WINDOW.reset(token)
     scoped = getattr(args, "segment", None)  # the scoped date-level tools' arguments (arguments.ScopedDateArgs)
     segment = scoped() if callable(scoped) else None
     scope = {} if segment is None else segment.named()

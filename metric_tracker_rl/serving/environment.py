@@ -22,6 +22,7 @@ from openenv.core.env_server.types import EnvironmentMetadata
 
 from metric_tracker_rl import __version__
 from metric_tracker_rl.analysis_tools import available_analysis_methods, generate_rows, run_tool
+from metric_tracker_rl.analysis_tools.tools.query import open_statement
 from metric_tracker_rl.generation import build_episode
 from metric_tracker_rl.generation.anomalies import FAMILY_REGISTRY
 from metric_tracker_rl.generation.episode import Episode
@@ -257,9 +258,16 @@ class MetricTrackerRlEnvironment(McpToolSurface, TaskProviderMixin,
         if action.analysis_method is not None and action.analysis_method not in THREADED_TOOLS:
             return self.step(action, timeout_s=timeout_s, **kwargs)
         if action.analysis_method == SQL_TOOL and self._episode is not None and not self._done:
-            # A statement waits for its client's turn at the SQL workers (sql.pool.FairGate), on threads of its
-            # own: one client's slow queries hold up neither another client's nor anyone's submissions.
+            # A statement waits for its client's turn at the SQL workers (sql.pool.FairGate): one client's slow
+            # queries hold up neither another client's nor anyone's submissions. The event loop awaits the
+            # worker's reply, then the step reads it (cheap work, on the loop like any analysis call); an
+            # episode's first statement, which opens its sandbox and builds its tables, runs on a thread.
+            statement = open_statement(self._episode.public, action.analysis_args)
             async with gate().turn(CLIENT.get()) as turn:
+                if statement is not None:
+                    sandbox, sql, offset, limit = statement
+                    turn.seconds = await sandbox.prefetch(sql, offset, limit)
+                    return self.step(action, timeout_s=timeout_s, **kwargs)
                 observation, turn.seconds = await asyncio.get_running_loop().run_in_executor(
                     sql_threads(), statement_seconds, functools.partial(self.step, action, timeout_s=timeout_s,
                                                                         **kwargs))

@@ -40,6 +40,7 @@ from metric_tracker_rl.sql.columns import PackedTable, ServedTable
 from metric_tracker_rl.sql.engine import CACHE_MB, QUERY_MB, TIME_LIMIT_S
 from metric_tracker_rl.sql.fair_gate import FairGate
 from metric_tracker_rl.sql.schedstat import process_queued_s, queued_since
+from metric_tracker_rl.sql.worker import REPLY_HEADER
 
 DEFAULT_WORKERS = 3
 KILL_GRACE_S = 0.5  # past the time limit before a worker that does not answer is killed
@@ -50,6 +51,9 @@ LOAD_GRACE_S = 2.0  # more for a statement whose episode's tables are sent with 
 # threads waited for a core (metric_tracker_rl.sql.schedstat), so a busy machine does not stop a starved worker.
 WALL_BACKSTOP = 8.0  # times the CPU deadline
 POLL_S = 0.05
+READ_BYTES = 1 << 20  # the most one read of a reply pipe takes
+# What a reply pipe's failure raises as it is read: its end (the worker died), a broken reply, the pool closing it.
+_PIPE_FAILURES = (EOFError, pickle.UnpicklingError, OSError, ValueError)
 _CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 START_TIMEOUT_S = 60.0
 FIRST_BACKOFF_S = 0.25  # after a worker died before it was ready; doubled with each failure in a row
@@ -72,6 +76,7 @@ class WorkerFailed(Exception):
         self.stalled = stalled  # killed at WALL_BACKSTOP with CPU time to spare: the machine's doing
         self.started = started
         self.sent = sent  # False: the worker was gone before it received the statement (it can go to another)
+        self.seconds = 0.0  # what the statement cost its worker until it failed (SqlPool.run_async)
 
 
 class Overdue:
@@ -122,22 +127,75 @@ class _Worker:
         # 1023, which `select` refuses. One for the worker's life: a reply is awaited at every statement.
         self._replies_ready = selectors.DefaultSelector()
         self._replies_ready.register(self.replies, selectors.EVENT_READ)
+        self._received = bytearray()  # what the reply pipe gave so far of the next reply (read unbuffered)
 
     def wait_ready(self) -> None:
         self._reply(START_TIMEOUT_S, None)
 
     def call(self, request: tuple[Any, ...], deadline_s: float, cpu_start: float | None) -> tuple[Any, ...]:
         """The reply to `request`; `cpu_start` is the worker's CPU time read just before (None: not read)."""
+        self._send(request)
+        return self._reply(deadline_s, cpu_start)
+
+    async def call_async(self, request: tuple[Any, ...], deadline_s: float, cpu_start: float | None
+                         ) -> tuple[Any, ...]:
+        """`call` for the event loop: the reply is read as its pieces arrive (the loop watches the pipe) and the
+        deadline is checked on a timer, so no thread waits for the worker. The request is small (no tables): the
+        idle worker's empty pipe takes it whole at once."""
+        self._send(request)
+        loop, fd = asyncio.get_running_loop(), self.reply_fd
+        answered: asyncio.Future[tuple[Any, ...]] = loop.create_future()
+        overdue: Overdue | None = None
+        timer: asyncio.TimerHandle | None = None
+
+        def finish(reply: tuple[Any, ...] | None, failure: WorkerFailed | None = None) -> None:
+            loop.remove_reader(fd)
+            if timer is not None:
+                timer.cancel()
+            if failure is not None:
+                self.kill()
+                answered.set_exception(failure)
+            elif reply is not None:
+                answered.set_result(reply)
+
+        def readable() -> None:
+            try:
+                reply = self._received_reply(self._read_some())
+            except _PIPE_FAILURES:
+                finish(None, WorkerFailed(timed_out=False))
+                return
+            if reply is not None:
+                finish(reply)
+
+        def check() -> None:  # as in `_reply`: watched from the first poll that finds no reply
+            nonlocal overdue, timer
+            if overdue is None:
+                overdue = Overdue(deadline_s, self.cpu_seconds, lambda: process_queued_s(self.process.pid),
+                                  cpu_start=cpu_start)
+            if overdue():
+                finish(None, WorkerFailed(timed_out=True, stalled=overdue.stalled))
+            else:
+                timer = loop.call_later(POLL_S, check)
+
+        timer = loop.call_later(POLL_S, check)
+        loop.add_reader(fd, readable)
+        try:
+            return await answered
+        except asyncio.CancelledError:  # the worker is left mid-statement: the pool replaces it
+            if not answered.done():
+                finish(None)
+            raise
+
+    def _send(self, request: tuple[Any, ...]) -> None:
         if not self.alive:  # ended while idle (killed from outside): the statement can go to another worker
             self.kill()
             raise WorkerFailed(timed_out=False, sent=False)
         try:
             pickle.dump(request, self.requests, protocol=pickle.HIGHEST_PROTOCOL)
             self.requests.flush()
-        except (BrokenPipeError, OSError):
+        except (BrokenPipeError, OSError, ValueError):  # ValueError: the pool closed the pipe
             self.kill()
             raise WorkerFailed(timed_out=False, sent=False) from None
-        return self._reply(deadline_s, cpu_start)
 
     def _reply(self, deadline_s: float, cpu_start: float | None) -> tuple[Any, ...]:
         """The worker's next reply, or WorkerFailed. The deadline is watched from the first poll that finds no
@@ -147,16 +205,45 @@ class _Worker:
             overdue: Overdue | None = None
             while True:
                 if self._replies_ready.select(POLL_S):
-                    return pickle.load(self.replies)
+                    reply = self._received_reply(self._read_some())
+                    if reply is not None:
+                        return reply
+                    continue
                 if overdue is None:
                     overdue = Overdue(deadline_s, self.cpu_seconds, lambda: process_queued_s(self.process.pid),
                                       cpu_start=cpu_start)
                 if overdue():
                     self.kill()
                     raise WorkerFailed(timed_out=True, stalled=overdue.stalled)
-        except (EOFError, pickle.UnpicklingError, OSError, ValueError):  # ValueError: the pool closed the pipe
+        except _PIPE_FAILURES:
             self.kill()
             raise WorkerFailed(timed_out=False) from None
+
+    @property
+    def reply_fd(self) -> int:
+        return self.replies.fileno()
+
+    def _read_some(self) -> bytes:
+        """What the reply pipe holds now (at least a byte: called when it is readable); EOFError at its end."""
+        piece = os.read(self.reply_fd, READ_BYTES)
+        if not piece:
+            raise EOFError("the SQL worker closed its reply pipe")
+        return piece
+
+    def _received_reply(self, piece: bytes) -> tuple[Any, ...] | None:
+        """The reply, once `piece` completes it (None until then): its length first, then the pickled tuple."""
+        self._received += piece
+        if len(self._received) < REPLY_HEADER:
+            return None
+        end = REPLY_HEADER + int.from_bytes(self._received[:REPLY_HEADER], "big")
+        if len(self._received) < end:
+            return None
+        body = bytes(self._received[REPLY_HEADER:end])
+        del self._received[:end]
+        reply = pickle.loads(body)
+        if not isinstance(reply, tuple):
+            raise pickle.UnpicklingError("a SQL worker's reply is a tuple")
+        return reply
 
     def cpu_seconds(self) -> float | None:
         """The worker's CPU time so far (user and system, every thread), or None where /proc does not tell."""
@@ -200,6 +287,7 @@ class SqlPool:
         self.start_failures = 0  # workers in a row that could not start
         self._restarting = 0  # workers that died before they were ready, to be started again after a backoff
         self._busy = 0
+        self._waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = []  # run_async's, waiting
 
     def run(self, key: int, tables: Callable[[], Mapping[str, ServedTable]], sql: str, offset: int,
             limit: int) -> tuple[Any, ...]:
@@ -225,29 +313,65 @@ class SqlPool:
         worker = self._take(key)
         healthy = False
         try:
-            with self._condition:  # `forget` changes what a worker holds from other threads
-                send = None if key in worker.loaded else tables()
-                if send is not None:
-                    worker.loaded[key] = 2 * _table_bytes(send) + 2**20  # arrays, frames over them, views
-                    while sum(worker.loaded.values()) > CACHE_MB * 2**20 and len(worker.loaded) > 1:
-                        worker.forget.append(worker.loaded.popitem(last=False)[0])
-                worker.loaded.move_to_end(key)
-                forget, worker.forget = worker.forget, []
-            deadline = TIME_LIMIT_S + KILL_GRACE_S + (LOAD_GRACE_S if send is not None else 0.0)
+            request, deadline = self._request(worker, key, tables, sql, offset, limit)
             began, cpu_began = time.monotonic(), worker.cpu_seconds()
             try:
-                reply = worker.call(("query", key, send, sql, offset, limit, forget), deadline, cpu_began)
+                reply = worker.call(request, deadline, cpu_began)
             finally:
-                # The worker's CPU time where the system reports it, so a busy machine does not make a cheap
-                # statement look slow; a quarter of the wall time where that is more (a statement that waits on
-                # memory, or a killed worker, which reports no CPU time).
-                cpu, wall = worker.cpu_seconds(), time.monotonic() - began
-                spent = max(cpu - cpu_began, wall / 4) if cpu is not None and cpu_began is not None else wall
-                _STATEMENT.seconds = getattr(_STATEMENT, "seconds", 0.0) + spent
+                _STATEMENT.seconds = getattr(_STATEMENT, "seconds", 0.0) + _spent(worker, began, cpu_began)
             healthy = not reply[-1]  # a worker that retires or must restart exits after its reply
             return reply
         finally:
             self._give_back(worker, healthy)
+
+    async def run_async(self, key: int, tables: Callable[[], Mapping[str, ServedTable]], sql: str, offset: int,
+                        limit: int) -> tuple[tuple[Any, ...], float]:
+        """`run` for the event loop, and the seconds the statement held its worker (see `statement_seconds`): no
+        thread waits for a worker or its reply. A statement that sends its episode's tables (megabytes down the
+        pipe) writes them from a thread."""
+        for _ in range(self.size + 1):
+            try:
+                return await self._run_once_async(key, tables, sql, offset, limit)
+            except WorkerFailed as failure:
+                if failure.sent:
+                    raise
+        raise WorkerFailed(timed_out=False)
+
+    async def _run_once_async(self, key: int, tables: Callable[[], Mapping[str, ServedTable]], sql: str,
+                              offset: int, limit: int) -> tuple[tuple[Any, ...], float]:
+        worker = await self._take_async(key)
+        healthy = False
+        try:
+            request, deadline = self._request(worker, key, tables, sql, offset, limit)
+            began, cpu_began = time.monotonic(), worker.cpu_seconds()
+            try:
+                if request[2] is None:
+                    reply = await worker.call_async(request, deadline, cpu_began)
+                else:
+                    reply = await asyncio.to_thread(worker.call, request, deadline, cpu_began)
+            except WorkerFailed as failure:
+                failure.seconds = _spent(worker, began, cpu_began)
+                raise
+            spent = _spent(worker, began, cpu_began)
+            healthy = not reply[-1]
+            return reply, spent
+        finally:
+            self._give_back(worker, healthy)
+
+    def _request(self, worker: _Worker, key: int, tables: Callable[[], Mapping[str, ServedTable]], sql: str,
+                 offset: int, limit: int) -> tuple[tuple[Any, ...], float]:
+        """The request for a statement over episode `key` (with its tables, where `worker` lacks them) and its
+        deadline; notes what the worker holds after it."""
+        with self._condition:  # `forget` changes what a worker holds from other threads
+            send = None if key in worker.loaded else tables()
+            if send is not None:
+                worker.loaded[key] = 2 * _table_bytes(send) + 2**20  # arrays, frames over them, views
+                while sum(worker.loaded.values()) > CACHE_MB * 2**20 and len(worker.loaded) > 1:
+                    worker.forget.append(worker.loaded.popitem(last=False)[0])
+            worker.loaded.move_to_end(key)
+            forget, worker.forget = worker.forget, []
+        deadline = TIME_LIMIT_S + KILL_GRACE_S + (LOAD_GRACE_S if send is not None else 0.0)
+        return ("query", key, send, sql, offset, limit, forget), deadline
 
     def forget(self, key: int) -> None:
         """Episode `key` is closed: each worker holding its tables drops them with its next statement."""
@@ -268,19 +392,56 @@ class SqlPool:
             return sorted(worker.process.pid for worker in self._workers)
 
     def _take(self, key: int) -> _Worker:
+        waiting_since = time.monotonic()
         with self._condition:
-            if self._closed:
-                raise RuntimeError("the SQL pool is closed")
-            while len(self._workers) + self._restarting < self.size:
-                self._start()
-            waiting_since = time.monotonic()
-            while (worker := self._pick(key, time.monotonic() - waiting_since < HOLDER_WAIT_S)) is None:
-                if self.start_failures and not self._idle and not self._busy:
-                    raise WorkerFailed(timed_out=False, started=False)  # none is ready: the caller says retry
+            while (worker := self._take_now(key, time.monotonic() - waiting_since < HOLDER_WAIT_S)) is None:
                 self._condition.wait(timeout=HOLDER_WAIT_S)
-            self._idle.remove(worker)
-            self._busy += 1
             return worker
+
+    async def _take_async(self, key: int) -> _Worker:
+        """`_take` for the event loop: it waits for a change in the pool (a worker given back or ready) on a
+        future the change resolves, never on the condition."""
+        loop, waiting_since = asyncio.get_running_loop(), time.monotonic()
+        while True:
+            changed: asyncio.Future[None] = loop.create_future()
+            with self._condition:
+                worker = self._take_now(key, time.monotonic() - waiting_since < HOLDER_WAIT_S)
+                if worker is not None:
+                    return worker
+                self._waiters.append((loop, changed))
+            timer = loop.call_later(HOLDER_WAIT_S, _resolve, changed)
+            try:
+                await changed
+            finally:
+                timer.cancel()
+                with self._condition:
+                    if (loop, changed) in self._waiters:
+                        self._waiters.remove((loop, changed))
+
+    def _take_now(self, key: int, patient: bool) -> _Worker | None:
+        """The worker for a statement over episode `key` if one may take it now (the caller holds the condition);
+        None to wait for a change."""
+        if self._closed:
+            raise RuntimeError("the SQL pool is closed")
+        while len(self._workers) + self._restarting < self.size:
+            self._start()
+        worker = self._pick(key, patient)
+        if worker is None:
+            if self.start_failures and not self._idle and not self._busy:
+                raise WorkerFailed(timed_out=False, started=False)  # none is ready: the caller says retry
+            return None
+        self._idle.remove(worker)
+        self._busy += 1
+        return worker
+
+    def _changed(self) -> None:
+        """Wake every statement waiting for a worker, in threads and on event loops (the caller holds the
+        condition)."""
+        self._condition.notify_all()
+        for loop, changed in self._waiters:
+            with contextlib.suppress(RuntimeError):  # a loop that has closed has no waiter left to wake
+                loop.call_soon_threadsafe(_resolve, changed)
+        self._waiters.clear()
 
     def _pick(self, key: int, patient: bool) -> _Worker | None:
         """The idle worker for a statement over episode `key` (the caller holds the condition), or None to wait:
@@ -304,11 +465,11 @@ class SqlPool:
             self._busy -= 1
             if healthy and worker.alive and worker in self._workers:
                 self._idle.append(worker)
-                self._condition.notify_all()  # the statements waiting for this worker's tables, and any other
+                self._changed()  # the statements waiting for this worker's tables, and any other
                 return
             self._workers.discard(worker)
             self.replaced += 1
-            self._condition.notify_all()  # statements waiting for the tables it held pick another worker
+            self._changed()  # statements waiting for the tables it held pick another worker
             if not self._closed:
                 self._start()
         if worker.alive:
@@ -330,7 +491,7 @@ class SqlPool:
                     self._restarting += 1  # counted as started: no statement starts another during the backoff
                     self.start_failures += 1
                     self.replaced += 1
-                    self._condition.notify_all()  # waiting statements learn that no worker is ready yet
+                    self._changed()  # waiting statements learn that no worker is ready yet
                     backoff = start_backoff(self.start_failures)
                 time.sleep(backoff)
                 with self._condition:
@@ -342,9 +503,22 @@ class SqlPool:
                 self.start_failures = 0
                 if worker in self._workers:
                     self._idle.append(worker)
-                    self._condition.notify_all()
+                    self._changed()
 
         threading.Thread(target=ready, daemon=True, name="sql-worker-start").start()
+
+
+def _resolve(changed: asyncio.Future[None]) -> None:
+    if not changed.done():
+        changed.set_result(None)
+
+
+def _spent(worker: _Worker, began: float, cpu_began: float | None) -> float:
+    """What a statement cost its worker: its CPU time where the system reports it, so a busy machine does not make
+    a cheap statement look slow; a quarter of the wall time where that is more (a statement that waits on memory,
+    or a killed worker, which reports no CPU time)."""
+    cpu, wall = worker.cpu_seconds(), time.monotonic() - began
+    return max(cpu - cpu_began, wall / 4) if cpu is not None and cpu_began is not None else wall
 
 
 def start_backoff(failures: int) -> float:

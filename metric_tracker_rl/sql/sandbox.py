@@ -81,6 +81,8 @@ class SqlSandbox:
         self.allowed = (f"Allowed: one read-only SELECT (or WITH ... SELECT) statement over the tables "
                         f"{', '.join(self.schema)}; no files, network, extensions or settings.")
         self.closed = False
+        # (sql, offset, limit) and the outcome `prefetch` got for them: a reply, or the refusal to raise
+        self._prefetched: tuple[tuple[str, int, int], tuple[Any, ...] | SqlRefused] | None = None
 
     @property
     def usable(self) -> bool:
@@ -91,7 +93,48 @@ class SqlSandbox:
 
     def run(self, sql: str, offset: int = 0, limit: int = ROW_CAP) -> SqlResult:
         """One SELECT's rows from `offset` (at most `limit` of them) and how many it has in all. Raises
-        SqlRefused for anything but one SELECT, and for a query that breaks a limit."""
+        SqlRefused for anything but one SELECT, and for a query that breaks a limit. A statement `prefetch` ran
+        for these arguments gives its outcome without another run."""
+        self._check_text(sql)
+        found, self._prefetched = self._prefetched, None
+        if found is not None and found[0] == (sql, offset, limit):
+            reply = found[1]
+        else:
+            reply = self._reply(sql, offset, limit, tries=STALLED_TRIES)
+        if isinstance(reply, SqlRefused):
+            raise reply
+        if reply[0] == "refused":
+            raise SqlRefused(reply[1])
+        _, columns, rows, count, _ = reply
+        return SqlResult(columns, [dict(zip(columns, row, strict=True)) for row in rows], count)
+
+    async def prefetch(self, sql: str, offset: int = 0, limit: int = ROW_CAP) -> float:
+        """Run the statement in a worker from the event loop, without a thread (SqlPool.run_async), and keep its
+        outcome for the next `run` with these arguments; the seconds it held a worker. A text `run` refuses before
+        any worker is asked is left for `run` to refuse."""
+        self._prefetched = None
+        try:
+            self._check_text(sql)
+        except SqlRefused:
+            return 0.0
+        spent = 0.0
+        outcome: tuple[Any, ...] | SqlRefused | None = None
+        for tries in range(STALLED_TRIES, 0, -1):
+            try:
+                reply, seconds = await sql_pool.pool().run_async(self.key, lambda: self._tables, sql, offset, limit)
+            except sql_pool.WorkerFailed as failure:
+                spent += failure.seconds
+                outcome = None if failure.stalled and tries > 1 else _refusal_of(failure)
+            else:
+                spent += seconds
+                outcome = None if reply[0] == "stalled" and tries > 1 else reply
+            if outcome is not None:
+                break
+        self._prefetched = ((sql, offset, limit), _stalled_refusal(outcome))
+        return spent
+
+    def _check_text(self, sql: str) -> None:
+        """The checks of a text before any worker sees it (the sandbox's first wall)."""
         if len(sql) > MAX_SQL_CHARS:
             raise SqlRefused(f"the SQL text has {len(sql)} characters; at most {MAX_SQL_CHARS} characters. "
                              f"{self.allowed}")
@@ -101,11 +144,6 @@ class SqlSandbox:
                              f"{self.allowed}")
         if self.closed:
             raise SqlRefused("the SQL connection of this episode is closed; reset to start a new episode")
-        reply = self._reply(sql, offset, limit, tries=STALLED_TRIES)
-        if reply[0] == "refused":
-            raise SqlRefused(reply[1])
-        _, columns, rows, count, _ = reply
-        return SqlResult(columns, [dict(zip(columns, row, strict=True)) for row in rows], count)
 
     def _reply(self, sql: str, offset: int, limit: int, tries: int) -> tuple[Any, ...]:
         """A worker's reply. A statement stopped in wall time while it had CPU time to spare (it neither ran nor
@@ -115,13 +153,9 @@ class SqlSandbox:
         try:
             reply = sql_pool.pool().run(self.key, lambda: self._tables, sql, offset, limit)
         except sql_pool.WorkerFailed as failure:
-            if not failure.started:
-                raise SqlRefused(NOT_READY_MESSAGE) from None
             if failure.stalled and tries > 1:
                 return self._reply(sql, offset, limit, tries - 1)
-            if failure.timed_out:
-                raise SqlRefused(TIME_MESSAGE) from None
-            raise SqlRefused(MEMORY_MESSAGE) from None
+            raise _refusal_of(failure) from None
         if reply[0] == "stalled":
             if tries > 1:
                 return self._reply(sql, offset, limit, tries - 1)
@@ -130,6 +164,21 @@ class SqlSandbox:
 
     def close(self) -> None:
         """Release the episode's tables in the workers."""
+        self._prefetched = None
         if not self.closed:
             self.closed = True
             sql_pool.pool().forget(self.key)
+
+
+def _refusal_of(failure: sql_pool.WorkerFailed) -> SqlRefused:
+    """What the agent reads when a worker did not answer."""
+    if not failure.started:
+        return SqlRefused(NOT_READY_MESSAGE)
+    return SqlRefused(TIME_MESSAGE if failure.timed_out else MEMORY_MESSAGE)
+
+
+def _stalled_refusal(outcome: tuple[Any, ...] | SqlRefused | None) -> tuple[Any, ...] | SqlRefused:
+    """A prefetched outcome as `run` raises or reads it: a statement stalled on its last try meets its time limit."""
+    if outcome is None or (isinstance(outcome, tuple) and outcome[0] == "stalled"):
+        return SqlRefused(TIME_MESSAGE)
+    return outcome

@@ -1,9 +1,11 @@
 """A SQL worker process: `python -m metric_tracker_rl.sql.worker QUERY_MB CACHE_MB`.
 
-It reads requests from stdin and writes replies to stdout, one pickled tuple each (metric_tracker_rl.sql.pool
-starts it, owns both pipes and is the only peer). Before serving it limits its own address space to what it holds
-after start-up plus CACHE_MB for episodes' tables plus QUERY_MB for one query, moves to "/" and lowers its CPU
-priority, so a runaway query fails here (or the pool kills this process at the deadline) and never in the server.
+It reads requests from stdin, one pickled tuple each, and writes replies to stdout, each a pickled tuple after its
+length (REPLY_HEADER bytes, big-endian), so the pool can read a reply in pieces as they arrive without waiting on
+the pipe (metric_tracker_rl.sql.pool starts it, owns both pipes and is the only peer). Before serving it limits
+its own address space to what it holds after start-up plus CACHE_MB for episodes' tables plus QUERY_MB for one
+query, moves to "/" and lowers its CPU priority, so a runaway query fails here (or the pool kills this process at
+the deadline) and never in the server.
 
 Requests:
 - ("query", key, tables or None, sql, offset, limit, forget): run `sql` over episode `key`'s tables (loaded from
@@ -37,6 +39,15 @@ CPU_POLL_S = 0.02  # how often the watchdog reads the CPU time of a statement pa
 # Times the time limit: a statement that neither finishes nor runs is stopped in wall time too, less the time its
 # thread waited for a core (metric_tracker_rl.sql.schedstat), so a statement starved on a busy machine keeps its time.
 WALL_BACKSTOP = 8.0
+
+
+REPLY_HEADER = 8  # bytes of a reply's length, before the pickled reply
+
+
+def write_reply(replies: BinaryIO, reply: tuple[Any, ...]) -> None:
+    body = pickle.dumps(reply, protocol=pickle.HIGHEST_PROTOCOL)
+    replies.write(len(body).to_bytes(REPLY_HEADER, "big") + body)
+    replies.flush()
 
 
 _STATM: list[int] = []  # /proc/self/statm, opened once: read after every statement
@@ -188,8 +199,7 @@ def serve(requests: BinaryIO, replies: BinaryIO, query_mb: int, cache_mb: int) -
     retire_at = limit - query_mb * 2**20 // 2
     episodes: dict[int, EpisodeTables] = {}
     runner = StatementThread()
-    pickle.dump(("ready", os.getpid()), replies)
-    replies.flush()
+    write_reply(replies, ("ready", os.getpid()))
     while True:
         try:
             request = pickle.load(requests)
@@ -235,8 +245,7 @@ def serve(requests: BinaryIO, replies: BinaryIO, query_mb: int, cache_mb: int) -
             reply = ("stalled", True)  # the machine's doing, not the statement's: the sandbox runs it again
         if reply[0] == "ok" and address_space_bytes() > retire_at:
             reply = (*reply[:-1], True)
-        pickle.dump(reply, replies, protocol=pickle.HIGHEST_PROTOCOL)
-        replies.flush()
+        write_reply(replies, reply)
         if reply[-1]:
             return  # the pool starts a fresh worker
 

@@ -10,12 +10,15 @@ from metric_tracker_rl.analysis_tools.arguments import PageArgs
 from metric_tracker_rl.analysis_tools.registry import (
     EVERY_TIER,
     RAW_EVENT_TIERS,
+    TOOL_REGISTRY,
     ToolError,
     ToolVariant,
+    episode_arguments,
+    raw_event_tools,
     register_tool,
 )
-from metric_tracker_rl.analysis_tools.sql import SQL_DESCRIPTION, WAREHOUSE_SQL_DESCRIPTION, sandbox_of
-from metric_tracker_rl.sql.sandbox import MAX_SQL_CHARS, ROW_CAP, SqlRefused
+from metric_tracker_rl.analysis_tools.sql import SANDBOX_KEY, SQL_DESCRIPTION, WAREHOUSE_SQL_DESCRIPTION, sandbox_of
+from metric_tracker_rl.sql.sandbox import MAX_SQL_CHARS, ROW_CAP, SqlRefused, SqlSandbox
 from metric_tracker_rl.world.public_episode import PublicEpisode
 
 # A page stops before its cells pass this many characters (next_offset says where the rest starts), so a page of
@@ -58,3 +61,20 @@ def query(episode: PublicEpisode, args: QueryArgs) -> dict[str, Any]:
     if not kept:
         shown["columns"] = result.columns
     return shown
+
+
+def open_statement(episode: PublicEpisode, arguments: Any) -> tuple[SqlSandbox, str, int, int] | None:
+    """The sandbox, text, offset and limit that a `query` call with `arguments` runs (SqlSandbox.run), where the
+    episode's sandbox is open already; None for arguments the tool refuses, and for an episode's first statement
+    (opening its sandbox builds its tables, work for a thread)."""
+    sandbox = episode.memo.get(SANDBOX_KEY)
+    if not isinstance(sandbox, SqlSandbox) or not sandbox.usable:
+        return None
+    tools = raw_event_tools(TOOL_REGISTRY) if episode.raw_events else TOOL_REGISTRY
+    try:
+        args = episode_arguments("query", episode, arguments, tools)
+    except ToolError:
+        return None
+    if not isinstance(args, (QueryArgs, WarehouseQueryArgs)):
+        return None
+    return sandbox, args.sql, args.offset, args.limit
