@@ -218,7 +218,7 @@ async def _compare(servers: dict[str, Server], workload: Workload, sessions: int
 
 # --- where a step's CPU goes ------------------------------------------------------------------------------------
 
-IN_PROCESS_STEPS = 200  # steps timed in this process for each workload's in-process figures
+IN_PROCESS_STEPS = 640  # steps timed in this process for each workload's in-process figures (ten per episode at 64)
 IN_PROCESS_ROUNDS = 5  # the figures are timed in turn, this many rounds, and each is its rounds' median
 
 
@@ -239,36 +239,45 @@ def _cpu_per_call_in_turn_ms(calls: dict[str, Any], repeats: int) -> dict[str, f
     return {name: statistics.median(found) for name, found in rounds.items()}
 
 
-def in_process_costs(workload: Workload, repeats: int = IN_PROCESS_STEPS) -> dict[str, float | None]:
-    """The workload's step in this process, once warm: the tool's own work (its function, and for a statement the
+def in_process_costs(workload: Workload, episodes: int, repeats: int = IN_PROCESS_STEPS) -> dict[str, float | None]:
+    """The workload's step in this process, once warm, over the episodes the served sessions play (seeds 0 to
+    `episodes` - 1, in turn, as the server steps them): the tool's own work (its function, and for a statement the
     client side of the SQL pool) and, for a statement, the floor: the same statement on a warm DuckDB connection
-    over the same views, as DuckDB runs it (execute and fetch), with none of the engine's checks; and the engine
-    in this process, on that text and on texts it has not seen."""
+    over each episode's views, as DuckDB runs it (execute and fetch), with none of the engine's checks; and the
+    engine in this process, on that text and on texts it has not seen."""
     from metric_tracker_rl.analysis_tools.registry import run_tool
     from metric_tracker_rl.models import MetricTrackerRlAction
     from metric_tracker_rl.serving.environment import MetricTrackerRlEnvironment
     from metric_tracker_rl.sql import engine
 
-    env = MetricTrackerRlEnvironment()
-    env.reset(**workload.reset, seed=0, max_steps=MAX_STEPS)
     action = MetricTrackerRlAction(**workload.step)
-    env.step(action)  # warm: a statement's first call sends the episode's tables to a worker
-    public = env._playing.public  # noqa: SLF001 - the benchmark runs the tool the step runs
+    environments = []
+    for seed in range(episodes):
+        env = MetricTrackerRlEnvironment()
+        env.reset(**workload.reset, seed=seed, max_steps=MAX_STEPS)
+        env.step(action)  # warm: a statement's first call sends the episode's tables to a worker
+        environments.append(env)
+    publics = itertools.cycle([env._playing.public for env in environments])  # noqa: SLF001 - the step's tool
     name, arguments = workload.step["analysis_method"], workload.step["analysis_args"]
-    calls = {"tool_ms": lambda: run_tool(name, public, arguments)}
+    calls = {"tool_ms": lambda: run_tool(name, next(publics), arguments)}
     database = engine.open_database()
     if name == "query":
-        tables = engine.EpisodeTables(database, public.sql_tables())
-        tables.view()
+        tables = [engine.EpisodeTables(database, env._playing.public.sql_tables())  # noqa: SLF001
+                  for env in environments]
+        for episode in tables:
+            episode.view()
+            episode.con.execute(arguments["sql"]).fetchall()
+        floors, engines, new_texts = (itertools.cycle(tables) for _ in range(3))
         # The served workload sends one text again and again, as a model paging a result does, so its parse tree
         # is checked once; a text the episode has not sent yet (here the same statement, a comment apart) pays it.
         texts = iter(f"{arguments['sql']}\n-- {number}" for number in itertools.count())
-        calls.update({"floor_ms": lambda: tables.con.execute(arguments["sql"]).fetchall(),
-                      "engine_in_process_ms": lambda: tables.run(arguments["sql"], 0, 100),
-                      "engine_new_text_ms": lambda: tables.run(next(texts), 0, 100)})
+        calls.update({"floor_ms": lambda: next(floors).con.execute(arguments["sql"]).fetchall(),
+                      "engine_in_process_ms": lambda: next(engines).run(arguments["sql"], 0, 100),
+                      "engine_new_text_ms": lambda: next(new_texts).run(next(texts), 0, 100)})
     costs: dict[str, float | None] = {"floor_ms": None, **_cpu_per_call_in_turn_ms(calls, repeats)}
     database.close()
-    env.close()
+    for env in environments:
+        env.close()
     return costs
 
 
@@ -379,12 +388,12 @@ def _costs_text(report: dict[str, Any]) -> str:
         return ""
     return ("\n\nWhere a step's server CPU goes, in milliseconds per step at the largest session count: OpenEnv's "
             "loop is the null environment's whole step; the tool's own work is its function timed in this process "
-            f"(a statement's: the SQL pool's client side) once warm, {IN_PROCESS_STEPS} calls in "
-            f"{IN_PROCESS_ROUNDS} rounds taken in turn with the other in-process figures (each the median round's); "
-            "the engine is the SQL "
-            "workers' CPU; our plumbing is what the server process spends beyond the tool and OpenEnv's loop. The "
-            "floor is the statement on a warm DuckDB connection in this process over the same views, executed "
-            f"and fetched with none of the engine's checks.{_new_text_sentence(report)}\n\n{report['cost_table']}")
+            f"(a statement's: the SQL pool's client side) once warm, over the sessions' episodes in turn as the "
+            f"server steps them, {IN_PROCESS_STEPS} calls in {IN_PROCESS_ROUNDS} rounds taken in turn with the other "
+            "in-process figures (each the median round's); the engine is the SQL workers' CPU; our plumbing is what "
+            "the server process spends beyond the tool and OpenEnv's loop. The floor is the statement on a warm "
+            "DuckDB connection in this process over the same episodes' views in turn, executed and fetched with "
+            f"none of the engine's checks.{_new_text_sentence(report)}\n\n{report['cost_table']}")
 
 
 def _new_text_sentence(report: dict[str, Any]) -> str:
@@ -434,7 +443,8 @@ def main(argv: list[str] | None = None) -> None:
     report["table"] = table(report["rows"])
     progress("timing each workload's step in this process")
     largest = {row["workload"]: row for row in report["rows"]}  # the largest session count's row of each
-    report["costs"] = [step_costs(row, in_process_costs(WORKLOADS[name])) for name, row in largest.items()]
+    report["costs"] = [step_costs(row, in_process_costs(WORKLOADS[name], row["sessions"]))
+                       for name, row in largest.items()]
     report["cost_table"] = cost_table(report["costs"])
     report["elapsed_s"] = time.perf_counter() - started
     args.output.parent.mkdir(parents=True, exist_ok=True)

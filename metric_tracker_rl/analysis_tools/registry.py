@@ -262,8 +262,10 @@ def run_tool(name: str, episode: PublicEpisode, arguments: Any,
         args = episode_arguments(name, episode, arguments, tools)
     except ToolError as exc:
         return ToolOutcome(False, error=str(exc))
-    scoped = getattr(args, "segment", None)  # the scoped date-level tools' arguments (arguments.ScopedDateArgs)
-    segment = scoped() if callable(scoped) else None
+    # The scoped date-level tools' arguments (arguments.ScopedDateArgs), looked up on the class: a model's missing
+    # attribute costs an exception.
+    scoped = getattr(type(args), "segment", None)
+    segment = scoped(args) if callable(scoped) else None
     scope = {} if segment is None else segment.named()
     # A scoped call of a tool that reads hours: the segment's funnel stands in. A tool that reads days only looks
     # its segment up itself (PublicEpisode.segment_panel), as a channel or user type has days and no hours.

@@ -106,29 +106,40 @@ class TrackedSession:
     close_requested: bool = False  # closed by its client while attached: OpenEnv ends it when the socket ends
     yield_at: float | None = None  # when it gives its place to a waiting client (`full_server`)
     receiving: asyncio.Future[Message] | None = None  # the receive it waits in, cancelled to end it sooner
+    receive_stopped: bool = False  # that receive was stopped by `wake` (its time, or from outside)
     gone: asyncio.Event = field(default_factory=asyncio.Event)  # set once OpenEnv no longer holds it
 
 
 async def receive_within(receive: Receive, session: TrackedSession, timeout_s: float) -> Message | None:
-    """The next message, or None after `timeout_s` or when `session.receiving` is cancelled from outside."""
+    """The next message, or None after `timeout_s` or when `wake` stops the receive from outside. The receive is
+    awaited directly, its timeout a timer that wakes it (no waiter of `asyncio.wait` per message); a cancellation
+    of the session's own task goes on up."""
     receiving = asyncio.ensure_future(receive())
-    session.receiving = receiving
+    session.receiving, session.receive_stopped = receiving, False
+    timer = asyncio.get_running_loop().call_later(timeout_s, wake, session)
     try:
-        await asyncio.wait((receiving,), timeout=timeout_s)
-        if not receiving.done():
-            receiving.cancel()
-            await asyncio.wait((receiving,))
-    except BaseException:
+        return await receiving
+    except asyncio.CancelledError:
+        if session.receive_stopped and not _cancelling():
+            return None
         receiving.cancel()
         raise
     finally:
+        timer.cancel()
         session.receiving = None
-    return None if receiving.cancelled() else receiving.result()
+
+
+def _cancelling() -> bool:
+    """Whether the running task is being cancelled (Python 3.11 tells; before it, a stopped receive is taken for
+    the stop it asked for)."""
+    cancelling = getattr(asyncio.current_task(), "cancelling", None)
+    return bool(cancelling()) if cancelling is not None else False
 
 
 def wake(session: TrackedSession) -> None:
     """Stop the receive a socket session waits in, so it looks at its time again (see `receive_within`)."""
     if session.receiving is not None:
+        session.receive_stopped = True
         session.receiving.cancel()
 
 
@@ -196,6 +207,8 @@ class SessionLimits:
 
     def places_kept(self, client: str | None) -> int:
         """Places freed and kept for a waiting client other than `client` (expired reservations are dropped)."""
+        if not self.reservations:  # as almost always: asked at every message
+            return 0
         now = time.monotonic()
         for waiting in [c for c, r in self.reservations.items() if r.expires_at <= now]:
             del self.reservations[waiting]
