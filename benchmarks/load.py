@@ -77,7 +77,9 @@ def serve(module: str, max_sessions: int, log_name: str, tree: Path = ROOT) -> I
     port = free_port()
     env = {**os.environ, "MAX_CONCURRENT_ENVS": str(max_sessions), "ENABLE_WEB_INTERFACE": "false"}
     if tree != ROOT:
-        env.pop("PYTHONPATH", None)  # the package comes from `tree`, the working directory
+        # The package comes from `tree`, for the server and for the SQL workers it starts (which add the server's
+        # PYTHONPATH to their own), ahead of the editable install of this checkout.
+        env["PYTHONPATH"] = str(tree)
     log_path = ROOT / "artifacts" / f"{log_name}.log"
     log_path.parent.mkdir(exist_ok=True)
     with log_path.open("w+b") as log:

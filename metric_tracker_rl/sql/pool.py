@@ -64,7 +64,7 @@ HOLDER_WAIT_S = 0.5
 # The peer address of the connection a step came from; set by the server for each connection, read where a SQL
 # step is scheduled (MetricTrackerRlEnvironment.step_async).
 CLIENT: ContextVar[str] = ContextVar("sql_client", default="local")
-_PACKAGE_ROOT = str(Path(__file__).resolve().parent.parent)
+_PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])  # the directory that holds the package
 
 
 class WorkerFailed(Exception):
