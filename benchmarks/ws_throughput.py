@@ -193,8 +193,9 @@ def _merged(windows: list[dict[str, Any]], duration_s: float) -> dict[str, Any]:
 
 
 async def _compare(servers: dict[str, Server], workload: Workload, sessions: int, duration_s: float,
-                   rounds: int) -> dict[str, Any]:
-    """One workload at one session count: every server's sessions open, then alternating rounds."""
+                   rounds: int, timing: InProcessTiming | None = None) -> dict[str, Any]:
+    """One workload at one session count: every server's sessions open, then alternating rounds, each followed by
+    a slice of the in-process timing (`timing`), if any."""
     opened = {label: await _open_sessions(server, sessions, *((NULL_RESET, NULL_STEP) if label == "null"
                                                                else (workload.reset, workload.step)))
               for label, server in servers.items()}
@@ -203,6 +204,8 @@ async def _compare(servers: dict[str, Server], workload: Workload, sessions: int
         for _ in range(rounds):
             for label, server in servers.items():
                 windows[label].append(await _window(server, opened[label], duration_s / rounds))
+            if timing is not None:
+                timing.time_slice(rounds)
     finally:
         await asyncio.gather(*(s.ws.close() for found in opened.values() for s in found), return_exceptions=True)
     measured = {label: _merged(found, duration_s / rounds) for label, found in windows.items()}
@@ -219,7 +222,6 @@ async def _compare(servers: dict[str, Server], workload: Workload, sessions: int
 # --- where a step's CPU goes ------------------------------------------------------------------------------------
 
 IN_PROCESS_STEPS = 640  # steps timed in this process for each workload's in-process figures (ten per episode at 64)
-IN_PROCESS_ROUNDS = 5  # the figures are timed in turn, this many rounds, and each is its rounds' median
 
 
 def _cpu_per_call_ms(call: Any, repeats: int) -> float:
@@ -229,56 +231,61 @@ def _cpu_per_call_ms(call: Any, repeats: int) -> float:
     return 1e3 * (time.process_time() - began) / repeats
 
 
-def _cpu_per_call_in_turn_ms(calls: dict[str, Any], repeats: int) -> dict[str, float]:
-    """Each call's CPU time, timed in turn for IN_PROCESS_ROUNDS rounds of `repeats` / rounds calls, so that the
-    machine's other load of any moment weighs on all of them alike; the median round of each."""
-    rounds: dict[str, list[float]] = {name: [] for name in calls}
-    for _ in range(IN_PROCESS_ROUNDS):
-        for name, call in calls.items():
-            rounds[name].append(_cpu_per_call_ms(call, max(1, repeats // IN_PROCESS_ROUNDS)))
-    return {name: statistics.median(found) for name, found in rounds.items()}
-
-
-def in_process_costs(workload: Workload, episodes: int, repeats: int = IN_PROCESS_STEPS) -> dict[str, float | None]:
+class InProcessTiming:
     """The workload's step in this process, once warm, over the episodes the served sessions play (seeds 0 to
     `episodes` - 1, in turn, as the server steps them): the tool's own work (its function, and for a statement the
     client side of the SQL pool) and, for a statement, the floor: the same statement on a warm DuckDB connection
     over each episode's views, as DuckDB runs it (execute and fetch), with none of the engine's checks; and the
-    engine in this process, on that text and on texts it has not seen."""
-    from metric_tracker_rl.analysis_tools.registry import run_tool
-    from metric_tracker_rl.models import MetricTrackerRlAction
-    from metric_tracker_rl.serving.environment import MetricTrackerRlEnvironment
-    from metric_tracker_rl.sql import engine
+    engine in this process, on that text and on texts it has not seen. The figures are timed a slice at a time,
+    in turn, one slice after each served round, so the machine's other load of each moment weighs on the served
+    steps and on these alike."""
 
-    action = MetricTrackerRlAction(**workload.step)
-    environments = []
-    for seed in range(episodes):
-        env = MetricTrackerRlEnvironment()
-        env.reset(**workload.reset, seed=seed, max_steps=MAX_STEPS)
-        env.step(action)  # warm: a statement's first call sends the episode's tables to a worker
-        environments.append(env)
-    publics = itertools.cycle([env._playing.public for env in environments])  # noqa: SLF001 - the step's tool
-    name, arguments = workload.step["analysis_method"], workload.step["analysis_args"]
-    calls = {"tool_ms": lambda: run_tool(name, next(publics), arguments)}
-    database = engine.open_database()
-    if name == "query":
-        tables = [engine.EpisodeTables(database, env._playing.public.sql_tables())  # noqa: SLF001
-                  for env in environments]
-        for episode in tables:
-            episode.view()
-            episode.con.execute(arguments["sql"]).fetchall()
-        floors, engines, new_texts = (itertools.cycle(tables) for _ in range(3))
-        # The served workload sends one text again and again, as a model paging a result does, so its parse tree
-        # is checked once; a text the episode has not sent yet (here the same statement, a comment apart) pays it.
-        texts = iter(f"{arguments['sql']}\n-- {number}" for number in itertools.count())
-        calls.update({"floor_ms": lambda: next(floors).con.execute(arguments["sql"]).fetchall(),
-                      "engine_in_process_ms": lambda: next(engines).run(arguments["sql"], 0, 100),
-                      "engine_new_text_ms": lambda: next(new_texts).run(next(texts), 0, 100)})
-    costs: dict[str, float | None] = {"floor_ms": None, **_cpu_per_call_in_turn_ms(calls, repeats)}
-    database.close()
-    for env in environments:
-        env.close()
-    return costs
+    def __init__(self, workload: Workload, episodes: int, repeats: int = IN_PROCESS_STEPS) -> None:
+        from metric_tracker_rl.analysis_tools.registry import run_tool
+        from metric_tracker_rl.models import MetricTrackerRlAction
+        from metric_tracker_rl.serving.environment import MetricTrackerRlEnvironment
+        from metric_tracker_rl.sql import engine
+
+        self.repeats = repeats
+        action = MetricTrackerRlAction(**workload.step)
+        self.environments = []
+        for seed in range(episodes):
+            env = MetricTrackerRlEnvironment()
+            env.reset(**workload.reset, seed=seed, max_steps=MAX_STEPS)
+            env.step(action)  # warm: a statement's first call sends the episode's tables to a worker
+            self.environments.append(env)
+        publics = itertools.cycle([env._playing.public for env in self.environments])  # noqa: SLF001 - its tool
+        name, arguments = workload.step["analysis_method"], workload.step["analysis_args"]
+        self.calls: dict[str, Any] = {"tool_ms": lambda: run_tool(name, next(publics), arguments)}
+        self.database = engine.open_database()
+        if name == "query":
+            tables = [engine.EpisodeTables(self.database, env._playing.public.sql_tables())  # noqa: SLF001
+                      for env in self.environments]
+            for episode in tables:
+                episode.view()
+                episode.con.execute(arguments["sql"]).fetchall()
+            floors, engines, new_texts = (itertools.cycle(tables) for _ in range(3))
+            # The served workload sends one text again and again, as a model paging a result does, so its parse
+            # tree is checked once; a text the episode has not sent yet (the same statement, a comment apart) pays it.
+            texts = iter(f"{arguments['sql']}\n-- {number}" for number in itertools.count())
+            self.calls.update({"floor_ms": lambda: next(floors).con.execute(arguments["sql"]).fetchall(),
+                               "engine_in_process_ms": lambda: next(engines).run(arguments["sql"], 0, 100),
+                               "engine_new_text_ms": lambda: next(new_texts).run(next(texts), 0, 100)})
+        self.slices: dict[str, list[float]] = {figure: [] for figure in self.calls}
+
+    def time_slice(self, slices: int) -> None:
+        """One of `slices` slices: each figure's calls in turn, `repeats` / `slices` of them."""
+        for figure, call in self.calls.items():
+            self.slices[figure].append(_cpu_per_call_ms(call, max(1, self.repeats // slices)))
+
+    def costs(self) -> dict[str, float | None]:
+        """Each figure's median slice (the floor None for a tool that runs no statement)."""
+        return {"floor_ms": None, **{figure: statistics.median(found) for figure, found in self.slices.items()}}
+
+    def close(self) -> None:
+        self.database.close()
+        for env in self.environments:
+            env.close()
 
 
 def step_costs(row: dict[str, Any], in_process: dict[str, float | None]) -> dict[str, Any]:
@@ -325,10 +332,19 @@ def measure(workloads: list[str], session_counts: list[int], duration_s: float, 
                                                             tree=baseline_tree))
         servers["null"] = stack.enter_context(serve("benchmarks.null_env", max_sessions, "ws_throughput_null"))
         for name in workloads:
-            for sessions in session_counts:
-                row = asyncio.run(_compare(servers, WORKLOADS[name], sessions, duration_s, rounds))
-                rows.append(row)
-                progress(_summary(row))
+            # The in-process figures are timed between the rounds of the largest session count.
+            timing = InProcessTiming(WORKLOADS[name], max(session_counts))
+            try:
+                for sessions in session_counts:
+                    largest = sessions == max(session_counts)
+                    row = asyncio.run(_compare(servers, WORKLOADS[name], sessions, duration_s, rounds,
+                                               timing if largest else None))
+                    if largest:
+                        row["in_process"] = timing.costs()
+                    rows.append(row)
+                    progress(_summary(row))
+            finally:
+                timing.close()
     return rows
 
 
@@ -389,8 +405,9 @@ def _costs_text(report: dict[str, Any]) -> str:
     return ("\n\nWhere a step's server CPU goes, in milliseconds per step at the largest session count: OpenEnv's "
             "loop is the null environment's whole step; the tool's own work is its function timed in this process "
             f"(a statement's: the SQL pool's client side) once warm, over the sessions' episodes in turn as the "
-            f"server steps them, {IN_PROCESS_STEPS} calls in {IN_PROCESS_ROUNDS} rounds taken in turn with the other "
-            "in-process figures (each the median round's); the engine is the SQL workers' CPU; our plumbing is what "
+            f"server steps them, {IN_PROCESS_STEPS} calls in slices, one after each served round, taken in turn with "
+            "the other in-process figures (each the median slice's); the engine is the SQL workers' CPU; our "
+            "plumbing is what "
             "the server process spends beyond the tool and OpenEnv's loop. The floor is the statement on a warm "
             "DuckDB connection in this process over the same episodes' views in turn, executed and fetched with "
             f"none of the engine's checks.{_new_text_sentence(report)}\n\n{report['cost_table']}")
@@ -441,10 +458,8 @@ def main(argv: list[str] | None = None) -> None:
     report["rows"] = measure(args.workloads.split(","), [int(s) for s in args.sessions.split(",")], args.duration,
                              args.rounds, None if args.baseline_tree is None else args.baseline_tree.resolve())
     report["table"] = table(report["rows"])
-    progress("timing each workload's step in this process")
     largest = {row["workload"]: row for row in report["rows"]}  # the largest session count's row of each
-    report["costs"] = [step_costs(row, in_process_costs(WORKLOADS[name], row["sessions"]))
-                       for name, row in largest.items()]
+    report["costs"] = [step_costs(row, row["in_process"]) for row in largest.values()]
     report["cost_table"] = cost_table(report["costs"])
     report["elapsed_s"] = time.perf_counter() - started
     args.output.parent.mkdir(parents=True, exist_ok=True)
