@@ -201,7 +201,7 @@ def standing_repeats(events: Events, offline_share: np.ndarray, key: EpisodeKey)
 
 def resent_purchases(events: Events, mobile: np.ndarray, key: EpisodeKey) -> Events:
     """A share of mobile sessions' payment_successful events sent again with the same transaction_id a few seconds
-    later (`mobile`: by session), each session's events kept together in time order."""
+    later (`mobile`: by session), after the events (the caller sorts them)."""
     from metric_tracker_rl.world.events import event_code
 
     rng = derive_rng(key, "warehouse-resent-purchases")
@@ -210,6 +210,5 @@ def resent_purchases(events: Events, mobile: np.ndarray, key: EpisodeKey) -> Eve
     delay = (rng.uniform(*RESEND_DELAY_S, len(resent)) * MICROS_PER_SECOND).astype(np.int64)
     resent = Events(**{**{name: getattr(resent, name) for name in Events.__dataclass_fields__},
                        "timestamp_us": resent.timestamp_us + delay, "ingested_us": resent.ingested_us + delay})
-    joined = Events(**{name: np.concatenate([getattr(events, name), getattr(resent, name)])
-                       for name in Events.__dataclass_fields__})
-    return joined.take(np.lexsort((joined.timestamp_us, joined.session)))
+    return Events(**{name: np.concatenate([getattr(events, name), getattr(resent, name)])
+                     for name in Events.__dataclass_fields__})
