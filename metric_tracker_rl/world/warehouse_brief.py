@@ -56,7 +56,8 @@ METRIC_NAMES = (
     "A row names a metric as every tier names counts and rates: the counts "
     + ", ".join(f"{count} = {column}" for count, column in zip(COUNT_COLUMNS, STEP_SESSION_COLUMNS, strict=True))
     + " (the metrics layer's counted sessions reaching each step); a rate by its name, the later step's sessions "
-    "over the earlier's (" + ", ".join(FUNNEL_STEPS) + " are the dashboard's four rates).")
+    "over the earlier's (" + ", ".join(FUNNEL_STEPS) + " are the dashboard's four rates); revenue_usd by its "
+    "dashboard name, on a data defect's row only.")
 
 INCIDENT_REPORTING = (
     "A business incident: one row per date on its root-cause entity and family, with the fields of the segment it "
