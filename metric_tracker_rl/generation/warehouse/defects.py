@@ -42,6 +42,7 @@ from metric_tracker_rl.world.events import (
     event_code,
     reporting_day,
 )
+from metric_tracker_rl.world.metrics_layer import counted_events
 from metric_tracker_rl.world.segments import Segment
 
 DAY_US = 86_400 * MICROS_PER_SECOND
@@ -290,7 +291,7 @@ def transaction_retries(log: EventLog, rng: np.random.Generator) -> tuple[EventL
 
 
 MISLABEL_DAYS = (3, 5)  # a hotfix follows the mislabelling build within days
-MISLABEL_MIN_PURCHASES = 2  # a mislabelled segment's purchases in its own currency on each of its dates
+MISLABEL_MIN_PURCHASES = 2  # a mislabelled segment's counted purchases in its own currency on each of its dates
 
 
 def currency_mislabel(log: EventLog, rng: np.random.Generator) -> tuple[EventLog, DefectRecord]:
@@ -299,7 +300,8 @@ def currency_mislabel(log: EventLog, rng: np.random.Generator) -> tuple[EventLog
     days = _span(rng, log, MISLABEL_DAYS)
     events = log.events
     local = np.array([CURRENCIES.index(COUNTRY_CURRENCY[c]) for c in users.country.values])[places.country]
-    paid = np.flatnonzero((events.name == event_code("payment_successful"))
+    # Purchases the metrics layer counts: a segment with none on a date would show no change there.
+    paid = np.flatnonzero(counted_events(log) & (events.name == event_code("payment_successful"))
                           & (events.currency == local[events.session]) & np.isin(places.day, days)[events.session])
     counts = np.zeros((len(users.platform.values), len(users.country.values), log.num_days), dtype=np.int64)
     np.add.at(counts, (places.platform[events.session[paid]], places.country[events.session[paid]],
