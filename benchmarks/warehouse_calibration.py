@@ -36,8 +36,8 @@ from metric_tracker_rl.world.funnel import window_calendar
 ARTIFACT = Path(__file__).resolve().parent.parent / "docs" / "artifacts" / "warehouse_calibration.json"
 TUNING_SEEDS = range(1, 41)  # the seeds the expert's bars were read on
 UNTUNED_FIRST = 75_000  # seeds from here tuned nothing
-AGENTS = ("warehouse_expert", "warehouse_dashboard_analyst", "warehouse_every_dip", "warehouse_all_data_quality",
-          "null", "warehouse_aggregate_expert")
+AGENTS = ("warehouse_expert", "warehouse_model_like", "warehouse_dashboard_analyst", "warehouse_every_dip",
+          "warehouse_all_data_quality", "null", "warehouse_aggregate_expert")
 # The agents that play the warehouse only (a default run of benchmarks/calibrate.py, over the listed tiers, leaves
 # them out).
 WAREHOUSE_AGENTS = tuple(agent for agent in AGENTS if agent.startswith("warehouse_"))

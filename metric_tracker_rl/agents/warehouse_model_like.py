@@ -51,7 +51,7 @@ DIP_Z = 4.0
 CHECK_Z = 2.5  # a neighbouring date's fall that continues a candidate
 MIN_SESSIONS = 40
 TRACE_SHARE = 0.15
-HOUR_SHARE = 0.3
+HOUR_SHARE = 0.4
 SCAN_LIMIT = 60
 METRICS = ("sessions", *RATE_COLUMNS)
 SEGMENT_FIELDS = ("platform", "country", "app_version", "channel", "user_type")
@@ -123,6 +123,8 @@ EVENTS_SCAN = (RECOUNT + ", " + dip_scan(
     "(channel), (user_type), (platform, channel), (platform, user_type), (country, channel), (country, user_type), "
     "(channel, user_type)", ("platform", "country", "channel", "user_type")))
 
+# A grouping's fields as text ('' where it groups over them), so the two tables join on them.
+KEYS = "coalesce(platform, '') AS platform, coalesce(country, '') AS country, coalesce(app_version, '') AS app_version"
 TRACE_SETS = "((), (platform), (country), (platform, country), (platform, app_version))"
 # Per date and segment: the app_opens, and what the rules leave out or the events disagree on.
 TRACES = (
@@ -135,20 +137,22 @@ TRACES = (
     "device_id, uid, sid), "
     "idle AS (SELECT date, device_id FROM ses WHERE device_id NOT IN (SELECT device_id FROM known_bots UNION ALL "
     "SELECT device_id FROM test_devices) GROUP BY ALL HAVING count(*) >= 4 AND max(events) <= 2), "
-    "t AS (SELECT date, platform, country, app_version, count(*) FILTER (event_name = 'app_open') AS opens, "
+    f"t AS (SELECT date, {KEYS}, count(*) FILTER (event_name = 'app_open') AS opens, "
     "count(*) FILTER (event_name = 'app_open' AND uid IS NULL) AS no_user, "
     "count(*) FILTER (event_name = 'app_open' AND late) AS late, "
     "count(*) FILTER (event_name = 'app_open' AND lag > 72000000000 AND NOT late) AS day_lag FROM o "
     f"GROUP BY date, GROUPING SETS {TRACE_SETS}), "
-    "u AS (SELECT date, platform, country, app_version, count(*) FILTER (NOT started) AS no_start, "
+    f"u AS (SELECT date, {KEYS}, count(*) FILTER (NOT started) AS no_start, "
     "count(*) FILTER (device_id IN (SELECT device_id FROM idle WHERE idle.date = ses.date)) AS idle FROM ses "
     f"GROUP BY date, GROUPING SETS {TRACE_SETS}) "
-    "SELECT CAST(date AS VARCHAR) AS date, platform, country, app_version, opens, no_user, late, day_lag, no_start, "
-    "idle FROM t JOIN u USING (date, platform, country, app_version) WHERE greatest(no_user, late, day_lag, "
-    f"no_start, idle) >= {TRACE_SHARE} * opens ORDER BY date, platform NULLS FIRST, country NULLS FIRST")
+    "SELECT CAST(date AS VARCHAR) AS date, nullif(platform, '') AS platform, nullif(country, '') AS country, "
+    "nullif(app_version, '') AS app_version, opens, no_user, late, day_lag, no_start, idle FROM t LEFT JOIN u "
+    "USING (date, platform, country, app_version) WHERE no_user >= 0.5 * opens OR "
+    f"greatest(late, day_lag, no_start, idle) >= {TRACE_SHARE} * opens ORDER BY date, platform, country")
 
-HOURS = (RECOUNT + ", h AS (SELECT date, hr, platform, country, count(*) AS opens, sum(m3) AS orders, sum(m4) AS "
-         "paid FROM s GROUP BY date, hr, GROUPING SETS ((platform), (country), (platform, country))), "
+HOURS = (RECOUNT + ", h AS (SELECT date, hr, coalesce(platform, '') AS platform, coalesce(country, '') AS country, "
+         "count(*) AS opens, sum(m3) AS orders, sum(m4) AS paid FROM s GROUP BY date, hr, GROUPING SETS ((platform), "
+         "(country), (platform, country))), "
          "grid AS (SELECT * FROM (SELECT DISTINCT platform, country FROM h), (SELECT DISTINCT date FROM s), "
          "(SELECT range AS hr FROM range(24))), "
          "z AS (SELECT date, hr, platform, country, coalesce(opens, 0) AS opens, coalesce(orders, 0) AS orders, "
@@ -157,14 +161,16 @@ HOURS = (RECOUNT + ", h AS (SELECT date, hr, platform, country, count(*) AS open
          "pay_rate FROM z WINDOW w AS (PARTITION BY platform, country, hr, isodow(date))), "
          f"f AS (SELECT *, usual >= 8 AND opens < {HOUR_SHARE} * usual AS no_opens, orders * pay_rate >= 3 AND paid < "
          f"{HOUR_SHARE} * orders * pay_rate AS no_pay FROM b) "
-         "SELECT CAST(date AS VARCHAR) AS date, platform, country, sum(no_opens::INT) AS opens_hours, "
+         "SELECT CAST(date AS VARCHAR) AS date, nullif(platform, '') AS platform, nullif(country, '') AS country, "
+         "sum(no_opens::INT) AS opens_hours, "
          "sum(no_pay::INT) AS pay_hours, min(hr) FILTER (no_opens OR no_pay) AS first_hour FROM f GROUP BY ALL "
          "HAVING greatest(opens_hours, pay_hours) >= 3 ORDER BY greatest(opens_hours, pay_hours) DESC LIMIT 30")
 
 
 def candidate_values(asked: list[tuple[Any, ...]]) -> str:
     """For each candidate (i, date, platform, country, app_version, channel, user_type, k), its segment's metric by
-    the recount on every date of its weekday and the three dates either side: value and same-weekday median."""
+    the recount on its date and the three dates either side: value, the same weekday's median and the spread of
+    the segment's values about their medians (1.4826 MAD over every date)."""
     body = ", ".join("(" + ", ".join(_literal(v) for v in row) + ")" for row in asked)
     match = " AND ".join(f"(q.{f} IS NULL OR s.{f} = q.{f})" for f in
                          ("platform", "country", "app_version", "channel", "user_type"))
@@ -174,8 +180,10 @@ def candidate_values(asked: list[tuple[Any, ...]]) -> str:
             f"nullif(sum(m2), 0) ELSE sum(m4) / nullif(sum(m3), 0) END AS value FROM q JOIN s ON {match} "
             "GROUP BY i, s.date), "
             "w AS (SELECT *, median(value) OVER (PARTITION BY i, isodow(date) ROWS BETWEEN UNBOUNDED PRECEDING AND "
-            "UNBOUNDED FOLLOWING EXCLUDE CURRENT ROW) AS usual FROM v) "
-            "SELECT i, CAST(date AS VARCHAR) AS date, round(value, 4) AS value, round(usual, 4) AS usual FROM w "
+            "UNBOUNDED FOLLOWING EXCLUDE CURRENT ROW) AS usual FROM v), "
+            "sp AS (SELECT *, 1.4826 * median(abs(value - usual)) OVER (PARTITION BY i) AS spread FROM w) "
+            "SELECT i, CAST(date AS VARCHAR) AS date, round(value, 4) AS value, round(usual, 4) AS usual, "
+            "round(spread, 4) AS spread FROM sp "
             "WHERE abs(date - on_date) <= 3 ORDER BY i, date")
 
 
@@ -245,7 +253,7 @@ class Analysis:
             named = segment.named()
             if share["late"] >= TRACE_SHARE and not named:
                 found.append(Finding(date, "sessions", DATA_QUALITY, Segment(), kind="late_load"))
-            if share["no_user"] >= 2 * TRACE_SHARE and set(named) == {"country"}:
+            if share["no_user"] >= 0.5 and set(named) == {"country"}:
                 found.append(Finding(date, "sessions", DATA_QUALITY, segment, kind="consent_drop"))
             if share["day_lag"] >= TRACE_SHARE and set(named) == {"platform"}:
                 found += [Finding(d, "sessions", DATA_QUALITY, segment, kind="clock_skew")
@@ -299,25 +307,27 @@ class Analysis:
         return False
 
     def checked(self, candidates: list[Finding]) -> Generator[Statement, Rows, list[Finding]]:
-        """Each candidate's segment around its date: kept where its date fell (the value under the usual by a
-        tenth or more), followed over the neighbouring dates that fell too; its values are the recount's."""
+        """Each candidate's segment around its date: kept where its date fell by a tenth and CHECK_Z spreads or
+        more, followed over the neighbouring dates that fell by half as much; its values are the recount's."""
         if not candidates:
             return []
         asked = [(i, f.date, *f.segment.values(), METRICS.index(f.metric)) for i, f in enumerate(candidates)]
         rows = yield from in_parts("candidate checks", asked, lambda part: candidate_values(list(part)))
-        series: dict[int, dict[str, tuple[float, float]]] = {}
+        series: dict[int, dict[str, tuple[float, float, float]]] = {}
         for row in rows:
-            if row["value"] is not None and row["usual"] is not None:
-                series.setdefault(int(row["i"]), {})[str(row["date"])] = (float(row["value"]), float(row["usual"]))
+            if None not in (row["value"], row["usual"], row["spread"]):
+                series.setdefault(int(row["i"]), {})[str(row["date"])] = (
+                    float(row["value"]), float(row["usual"]), float(row["spread"]))
         kept = []
         for i, f in enumerate(candidates):
             days = series.get(i, {})
-            if not fell(days.get(f.date)):
+            drop = fall(days.get(f.date))
+            if drop < CHECK_Z:
                 continue
             run = [f.date]
             for step in (-1, 1):
                 date = self.shift(f.date, step)
-                while f.kind == "dip" and fell(days.get(date), CHECK_Z / DIP_Z):
+                while f.kind == "dip" and fall(days.get(date)) >= max(drop / 2, CHECK_Z / 2):
                     run.append(date)
                     date = self.shift(date, step)
             kept += [replace(f, date=d, baseline=days[d][1], observed=days[d][0]) for d in sorted(run)]
@@ -336,9 +346,11 @@ class Analysis:
                         baseline=_float(values.get(i, {}).get("usual"))) for i, f in enumerate(defects)]
 
 
-def fell(value: tuple[float, float] | None, share: float = 1.0) -> bool:
-    """A date's value under its usual by a tenth (times `share`) or more."""
-    return value is not None and value[1] > 0 and value[0] <= value[1] * (1 - 0.1 * share)
+def fall(value: tuple[float, float, float] | None) -> float:
+    """A date's fall in spreads where it is under its usual by a tenth or more, else 0."""
+    if value is None or value[1] <= 0 or value[0] > 0.9 * value[1]:
+        return 0.0
+    return (value[1] - value[0]) / max(value[2], 1e-9)
 
 
 def _float(value: Any) -> float:

@@ -18,6 +18,7 @@ rest.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, replace
 from typing import Literal
 
@@ -214,6 +215,11 @@ TWIN_Z = 3.0
 ABYSS_KINDS = tuple(kind for kind in DEEP_MIX.incident_kinds if kind not in ("web_tracking_bug", "country_bots"))
 
 WAREHOUSE_SAMPLE_RATE = 1 / 48  # the share of the world's sessions a warehouse export holds
+# The warehouse's step budget, from its expert's need: its most calls in an episode (tests/test_warehouse_budget.py
+# holds the expert to it), two and a half times over, rounded up to five: room for a model's reading of columns,
+# its own scans and a check on each candidate (abyss's 40 steps stand at that ratio to its expert's 15 calls).
+WAREHOUSE_EXPERT_CALLS = 12
+WAREHOUSE_MAX_STEPS = 5 * math.ceil(WAREHOUSE_EXPERT_CALLS * 2.5 / 5)
 
 # The tiers by name, in publication order (the order of the brief's and the splits' difficulty lists).
 TIERS: Registry[Tier] = Registry("tier", (
@@ -258,7 +264,7 @@ TIERS: Registry[Tier] = Registry("tier", (
     # its side tables, a metrics layer and a dashboard, with data defects beside the incidents. Unlisted until its
     # expert holds it: reset(difficulty="warehouse") reaches it, no published list names it.
     Tier("warehouse", window_days=56, default_density=0.08, count_range=(3, 6), perturbed_per_weekday=3,
-         calibration_seed_base=70_000, listed=False,
+         calibration_seed_base=70_000, listed=False, max_steps=WAREHOUSE_MAX_STEPS,
          segmented=replace(DEEP_MIX, incident_kinds=ABYSS_KINDS, observed_share=WAREHOUSE_SAMPLE_RATE,
                            raw_events=True)),
 ))
