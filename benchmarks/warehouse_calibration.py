@@ -120,6 +120,8 @@ def calibrate(seeds: list[int], ablation_seeds: list[int], agents: tuple[str, ..
                          "max": max(r["calls"] for r in expert)},
         "expert_chars": {"p50": float(np.median([r["chars"] for r in expert])),
                          "p95": float(np.percentile([r["chars"] for r in expert], 95))},
+        "calls_and_chars_p50": {agent: [float(np.median([r[key] for r in rows])) if rows else None
+                                        for key in ("calls", "chars")] for agent, rows in by_agent.items()},
         "failed_resets": [{"seed": seed, "error": error} for seed, error in failed],
         "scores": {agent: [round(r["score"], 6) for r in rows] for agent, rows in by_agent.items()},
     }

@@ -11,7 +11,6 @@ from metric_tracker_rl.spec.published import (
     BASELINE_RULE,
     COUNT_COLUMNS,
     DETECTION_METHOD_RULE,
-    FUNNEL_STEPS,
     GRADING_RULE,
     OVERLAP_CREDIT_RULE,
     SEVERITY_RULE,
@@ -23,9 +22,8 @@ from metric_tracker_rl.world.segments import WEB_VERSION, world_of
 WAREHOUSE_OBJECTIVE = (
     "Find every business incident and every data defect in eight weeks of a food-ordering app's raw analytics "
     "events, and report each once per date it covers, on the segment it is confined to. A business incident "
-    "changes what users do; a data defect changes only what is recorded: it reaches the dashboard, but no user did "
-    "anything different. Every number is the metrics layer's (metrics_layer). Benign changes are not reported. Some "
-    "episodes contain no incident.")
+    "changes what users do; a data defect only what is recorded. Every number is the metrics layer's "
+    "(metrics_layer). Benign changes are not reported. Some episodes contain no incident.")
 
 # Every table of a warehouse episode, with what it holds (the SQL tool lists their columns).
 WAREHOUSE_TABLES: dict[str, str] = {
@@ -47,22 +45,22 @@ WAREHOUSE_TABLES: dict[str, str] = {
     "holidays": "public holidays, by country",
     "partner_status": "payment partners' status notices by country",
 }
+# The tables the metrics layer defines (the standing exclusions' lists, the rates): the brief leaves them to it.
+LAYER_TABLES = ("internal_accounts", "test_devices", "known_bots", "currency_rates")
 SCHEMA_LISTING = "SELECT table_name, column_name, data_type FROM duckdb_columns() WHERE NOT internal"
 
 # How a row names a metric of the metrics layer: as counts and rates are named at every tier.
 METRIC_NAMES = (
     "A count is named by its funnel event: "
     + ", ".join(f"{count} = {column}" for count, column in zip(COUNT_COLUMNS, STEP_SESSION_COLUMNS, strict=True))
-    + " (counted sessions reaching each step); a rate by its metrics layer name (" + ", ".join(FUNNEL_STEPS)
-    + ").")
+    + " (counted sessions reaching each step); a rate by its name in the metrics layer's rates.")
 
 INCIDENT_REPORTING = (
-    "A business incident: one row per date on its root-cause entity and family, with the fields of the segment it "
-    "is confined to (any of {fields}; channel and user_type as the metrics layer defines them), its values the "
-    "metrics layer's for that segment: observed_value the date's, baseline_value by baseline_rule (a persistent "
-    "incident's: the same weekday before it began), delta_value and severity by their rules; detection_method "
-    "query. A date whose metric has no value in the segment (a rate over no sessions) or no baseline (no peer has "
-    "one) is no row, for an incident or a defect.")
+    "A business incident: one row per date on its root-cause entity and family, with its segment's fields (any of "
+    "{fields}; channel and user_type as the metrics layer defines them), its values the metrics layer's there: "
+    "observed_value the date's, baseline_value by baseline_rule (a persistent incident's: the same weekday before "
+    "it began), delta_value and severity by their rules; detection_method query. A date whose metric has no value "
+    "in the segment (a rate over no sessions) or no baseline (no peer has one) is no row, for a defect too.")
 
 # Each data defect: what it records wrongly, the metric its rows are on, which dates are rows, and its segment.
 DATA_DEFECTS: dict[str, dict[str, str]] = {
@@ -87,13 +85,13 @@ DATA_DEFECTS: dict[str, dict[str, str]] = {
 }
 DEFECT_FAMILY = "instrumentation_data_quality_issue"  # the family a data defect's row names
 DEFECT_REPORTING = (
-    "A data defect: one row per date it covers (dates), entity_type data_quality, entity_name the metric it "
-    f"corrupts (metric), anomaly_type {DEFECT_FAMILY}, detection_method query, its segment's fields. "
-    "observed_value: the dashboard's value of that metric for the segment on the date (a rate: the sum of its "
-    "numerator rows over the sum of its denominator rows); baseline_value: the metrics layer's value there over the "
-    "events as they would have been recorded without the defect (its trace in the events tells which to repair); "
-    "delta_value and severity by their rules. An episode holds two or three defects, each on dates no incident or "
-    "other defect holds, nor the date before or after (one that finds no such dates is left out).")
+    f"A data defect: one row per date it covers, entity_type data_quality, entity_name its metric, anomaly_type "
+    f"{DEFECT_FAMILY}, detection_method query, its segment's fields; observed_value the dashboard's value of the "
+    "metric for the segment on the date (a rate: its numerator rows' sum over its denominator rows'), baseline_value "
+    "the metrics layer's there over the events as they would have been recorded without the defect (its trace in "
+    "the events shows what to repair), delta_value and severity by their rules. An episode holds two or three "
+    "defects, each on dates no incident or other defect holds, nor the date before or after (one with no such "
+    "dates is left out).")
 
 BENIGN_CHANGES = (
     "Not reported: internal load tests and listed bots (the standing exclusions remove them: the raw events move, "
@@ -122,14 +120,12 @@ WAREHOUSE_RELEASE_MEANING = RELEASE_MEANING.replace(
 WAREHOUSE_SYSTEM_PROMPT = """\
 You investigate a product's analytics warehouse (eight weeks of a food-ordering app's raw events, side tables, a
 metrics layer and the company's dashboard) with read-only SQL and submit one report that a grader scores.
-
-Work like an analyst:
 - Read the brief, then metrics_layer: it defines every reported number; the dashboard applies it to the events.
-- For each move of the dashboard ask whether it is real or the data: a data defect changes only what is recorded,
-  and the raw events or the tracking changelog show its trace.
-- Report each business incident on its root-cause entity, family and segment, and each data defect as a
-  data_quality row on the metric it corrupts, one row per date; never a side effect or a benign change.
-- Finish with one submission: submit_report(rows). An empty report is right when nothing is anomalous.
+- For each move of the dashboard ask whether it is real or the data: a data defect leaves a trace in the raw events
+  or the tracking changelog.
+- Report each business incident on its root-cause entity, family and segment, each data defect as data_quality
+  rows; never a side effect or a benign change.
+- Finish with one submission: submit_report(rows); an empty report is right when nothing is anomalous.
 Your steps are limited; be efficient and keep any text short."""
 
 
@@ -137,12 +133,17 @@ Your steps are limited; be efficient and keep any text short."""
 # tool; no robust z, hourly_mix or detection tools here (every row's method is query). Each replaced phrase is
 # checked present (tests/test_warehouse_text.py), so a change of the shared text cannot leave a rule unshortened.
 BASELINE_REPLACED = {"(three peers in four weeks, seven in eight: see baseline_dates)": "(seven peers in eight weeks)",
+                     ", so one unusual peer cannot move it but a change that lasts for weeks can": "",
                      "; robust z = delta_value / (1.4826 * median |delta_value| over the entity's dates)": "",
                      "its baseline and z mean": "its baseline means", "(get_releases)": "(the releases table)"}
 SEVERITY_REPLACED = {
     " hourly_mix: by |delta| (a distance in [0, 1]): < 0.05 low, < 0.10 medium, < 0.20 high, else critical. Every "
     "other entity type: by": " By"}
-GRADING_REPLACED = {f"({DETECTION_METHOD_RULE})": "(query)"}
+GRADING_REPLACED = {f"({DETECTION_METHOD_RULE})": "(query)",
+                    " So report each incident on its root-cause key, one row per date it lasts.": "",
+                    "One graded submission by default; it ends the episode, and its result then lists every submitted "
+                    "row's verdict and the expected keys no row reported.": "One graded submission; it ends the "
+                                                                            "episode."}
 
 
 def replaced(text: str, replacements: dict[str, str]) -> str:
@@ -156,9 +157,9 @@ WAREHOUSE_SEVERITY_RULE = replaced(SEVERITY_RULE, SEVERITY_REPLACED)
 _GRADING = replaced(GRADING_RULE, GRADING_REPLACED)
 WAREHOUSE_GRADING_RULE = _GRADING.split(" with segments (")[0].rstrip(";") + (
     ", times the segment credit (below). precision = " + _GRADING.split("precision = ", 1)[1])
-METRICS_LAYER_NOTE = ("every reported number is defined by the metrics layer (the metrics_layer tool); the dashboard "
-                      "table applies it to the events: a business incident moves both, a data defect only the "
-                      "dashboard's numbers as recorded.")
+METRICS_LAYER_NOTE = ("every reported number is defined by the metrics layer (the metrics_layer tool, which also says "
+                      f"what {', '.join(LAYER_TABLES)} hold); the dashboard table applies it to the events: a "
+                      "business incident moves both, a data defect only the dashboard's numbers as recorded.")
 
 
 def warehouse_brief(dimensions: tuple[str, ...]) -> dict[str, object]:
@@ -170,7 +171,7 @@ def warehouse_brief(dimensions: tuple[str, ...]) -> dict[str, object]:
                        "app_version": f"{WEB_VERSION} on web; on ios and android the version live at the window's "
                                       "start and those of the releases table",
                        **daily},
-        "tables": WAREHOUSE_TABLES,
+        "tables": {name: text for name, text in WAREHOUSE_TABLES.items() if name not in LAYER_TABLES},
         "metrics_layer": METRICS_LAYER_NOTE,
         "metric_names": METRIC_NAMES,
         "incident_reporting": INCIDENT_REPORTING.format(fields=", ".join(world.fields)),
