@@ -92,6 +92,21 @@ def rounded(summary: dict[str, Any]) -> dict[str, Any]:
             for k, v in summary.items()}
 
 
+def ablation_table(results: list[dict[str, Any]], expert: list[dict[str, Any]], ablation_seeds: list[int]
+                   ) -> dict[str, Any]:
+    """The expert's mean on the ablation seeds and, per rule, its score without that rule and the loss; empty
+    without ablation seeds (a run of the expert's score alone)."""
+    if not ablation_seeds:
+        return {}
+    full_on_ablation_seeds = [r["score"] for r in expert if r["seed"] in set(ablation_seeds)]
+    ablations = {}
+    for rule in RULES:
+        scores = [r["score"] for r in results if r["rule"] == rule]
+        ablations[rule] = {**rounded(summarise(scores)),
+                           "loss": round(float(np.mean(full_on_ablation_seeds) - np.mean(scores)), 3)}
+    return {"ablation_baseline_mean": round(float(np.mean(full_on_ablation_seeds)), 3), "ablations": ablations}
+
+
 def calibrate(seeds: list[int], ablation_seeds: list[int], agents: tuple[str, ...], workers: int) -> dict[str, Any]:
     jobs = [(agent, "", seed) for agent in agents
             for seed in (ablation_seeds if agent in ON_ABLATION_SEEDS else seeds)]
@@ -102,18 +117,11 @@ def calibrate(seeds: list[int], ablation_seeds: list[int], agents: tuple[str, ..
     failed = sorted({(r["seed"], r["failed"]) for r in played if "failed" in r})
     by_agent = {agent: [r for r in results if r["agent"] == agent and not r["rule"]] for agent in agents}
     expert = by_agent.get(EXPERT, [])
-    full_on_ablation_seeds = [r["score"] for r in expert if r["seed"] in set(ablation_seeds)]
-    ablations = {}
-    for rule in RULES:
-        scores = [r["score"] for r in results if r["rule"] == rule]
-        ablations[rule] = {**rounded(summarise(scores)),
-                           "loss": round(float(np.mean(full_on_ablation_seeds) - np.mean(scores)), 3)}
     return {
-        "seeds": {"untuned": [seeds[0], seeds[-1]], "ablation": [ablation_seeds[0], ablation_seeds[-1]],
+        "seeds": {"untuned": [seeds[0], seeds[-1]], "ablation": ablation_seeds[:1] + ablation_seeds[-1:],
                   "tuning": [TUNING_SEEDS[0], TUNING_SEEDS[-1]]},
         "agents": {agent: rounded(summarise([r["score"] for r in rows])) for agent, rows in by_agent.items()},
-        "ablation_baseline_mean": round(float(np.mean(full_on_ablation_seeds)), 3),
-        "ablations": ablations,
+        **ablation_table(results, expert, ablation_seeds),
         "expert_kinds": kind_recall(expert),
         "expert_calls": {"p50": float(np.percentile([r["calls"] for r in expert], 50)),
                          "p95": float(np.percentile([r["calls"] for r in expert], 95)),
