@@ -98,8 +98,9 @@ def brief_data(observation: MetricTrackerRlObservation) -> dict[str, Any]:
     drawn = drawn_families(observation.segments)
     raw_events = observation.config.get("difficulty") in RAW_EVENT_DIFFICULTIES
     config = _config_view(observation.config, kinds_listed=drawn is not None)
-    if raw_events:  # the segments' dimensions list them
-        config.pop("dimensions", None)
+    if raw_events:  # stated once: the dimensions by segments, the count by incidents, the submissions remaining
+        for key in ("dimensions", "anomaly_count_range", "max_submissions"):
+            config.pop(key, None)
     shown.update({
         "config": config,
         "config_meaning": config_meaning(config),

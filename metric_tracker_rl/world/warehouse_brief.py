@@ -27,8 +27,7 @@ WAREHOUSE_OBJECTIVE = (
 
 # Every table of a warehouse episode, with what it holds (the SQL tool lists their columns).
 WAREHOUSE_TABLES: dict[str, str] = {
-    "events": "the raw event export, one row per event; nested: event_params (a list of key/value records), "
-              "device, geo, app_info, traffic_source, privacy_info; user_id is the login (null when logged out)",
+    "events": "the raw event export, one row per event (user_id: the login, null when logged out)",
     "users": "one row per pseudonymous user: first-touch date, country, platform, channel",
     "internal_accounts": "staff user_ids (a standing exclusion)",
     "test_devices": "test device_ids (a standing exclusion)",
@@ -45,8 +44,9 @@ WAREHOUSE_TABLES: dict[str, str] = {
     "holidays": "public holidays, by country",
     "partner_status": "payment partners' status notices by country",
 }
-# The tables the metrics layer defines (the standing exclusions' lists, the rates): the brief leaves them to it.
-LAYER_TABLES = ("internal_accounts", "test_devices", "known_bots", "currency_rates")
+# The tables the metrics layer defines (the standing exclusions' lists, the rates, the dashboard): the brief leaves
+# them to it.
+LAYER_TABLES = ("internal_accounts", "test_devices", "known_bots", "currency_rates", "dashboard")
 SCHEMA_LISTING = "SELECT table_name, column_name, data_type FROM duckdb_columns() WHERE NOT internal"
 
 # How a row names a metric of the metrics layer: as counts and rates are named at every tier.
@@ -158,8 +158,9 @@ _GRADING = replaced(GRADING_RULE, GRADING_REPLACED)
 WAREHOUSE_GRADING_RULE = _GRADING.split(" with segments (")[0].rstrip(";") + (
     ", times the segment credit (below). precision = " + _GRADING.split("precision = ", 1)[1])
 METRICS_LAYER_NOTE = ("every reported number is defined by the metrics layer (the metrics_layer tool, which also says "
-                      f"what {', '.join(LAYER_TABLES)} hold); the dashboard table applies it to the events: a "
-                      "business incident moves both, a data defect only the dashboard's numbers as recorded.")
+                      f"what {', '.join(LAYER_TABLES)} hold); the dashboard is the company's pipeline applying it to "
+                      "the events: a business incident moves both, a data defect only the dashboard's numbers as "
+                      "recorded.")
 
 
 def warehouse_brief(dimensions: tuple[str, ...]) -> dict[str, object]:

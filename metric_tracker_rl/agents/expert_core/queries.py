@@ -150,16 +150,19 @@ def compact(sql: str) -> str:
     return "".join(parts)
 
 
+# A binary operator between its operands (spaced both sides; a unary minus and SELECT's star keep their space).
+_OPERATOR = re.compile(r"(?<!SELECT) ([=<>+*/^|-]+) (?!FROM)")
 _UNION = re.compile(r"UNION ALL ")
 _AFTER_TABLE = re.compile(r"\w+(?:\([\w, ]*\))? AS \((?=SELECT|VALUES)|SELECT |\(SELECT ")  # after a ) or ,
 
 
 def readable(sql: str, limit: int) -> str:
-    """The statement as a reader scans it: single spaces (outside its text literals), and each common table, each
-    UNION ALL and the final SELECT that stand outside every parenthesis on a line of their own; `compact` where
-    that would not fit `limit` characters."""
+    """The statement as an analyst writes it: outside its text literals, single spaces, a space after each comma but
+    none around an operator (`a.k=b.k`, `sum(n)/sum(d)`), and each common table, each UNION ALL and the final SELECT
+    that stand outside every parenthesis on a line of their own; `compact` where that would not fit `limit`
+    characters."""
     parts = _QUOTED.split(sql)
-    parts[::2] = [re.sub(r"\s+", " ", part) for part in parts[::2]]
+    parts[::2] = [_OPERATOR.sub(r"\1", re.sub(r"\s+", " ", part)).replace("--", "- -") for part in parts[::2]]
     text = "".join(parts).strip()
     lines, depth, start, quoted = [], 0, 0, False
     for i, char in enumerate(text):
