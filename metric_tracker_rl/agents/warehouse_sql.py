@@ -96,8 +96,9 @@ def events_cte(rules: frozenset[str] = ALL_RULES, fixes: Fixes = NO_FIXES) -> st
               f"app_info.version v, geo.country c, traffic_source.medium medium, {cutoff} ok, "
               f"{_excluded(rules)} x FROM events {consent}")
     if "deduplication" in rules:
-        select = (f"SELECT u, s, n, d, t, any_value(platform) platform, any_value(v) v, any_value(c) c, "
-                  f"any_value(medium) medium, bool_or(ok) ok, bool_or(x) x FROM ({select}) GROUP BY u, s, n, d, t")
+        # A repeat is a copy of its event: its platform, version, country and medium are the first's.
+        select = (f"SELECT u, s, n, d, t, platform, v, c, medium, bool_or(ok) ok, bool_or(x) x FROM ({select}) "
+                  "GROUP BY ALL")
     return f"e AS ({select})"
 
 
@@ -106,7 +107,7 @@ def sessions_cte(rules: frozenset[str] = ALL_RULES, fixes: Fixes = NO_FIXES, hou
     app_open, with the steps it reached (m0 to m4) and, where `hours`, its hour of the reporting zone (hr)."""
     steps = ", ".join(f"bool_or(n = '{step}' AND ok)::INT m{i}" for i, step in enumerate(FUNNEL_STEP_NAMES))
     opened = "n = 'app_open' AND ok"
-    keep = ["NOT bool_or(x)", f"min(d) FILTER ({opened}) IS NOT NULL"]
+    keep = ["NOT bool_or(x)", "date IS NOT NULL"]
     if fixes.retried:
         keep.append("bool_or(n = 'session_start')")
     if fixes.bots:

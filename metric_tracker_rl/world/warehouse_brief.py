@@ -28,21 +28,20 @@ WAREHOUSE_OBJECTIVE = (
 # Every table of a warehouse episode, with what it holds (the SQL tool lists their columns).
 WAREHOUSE_TABLES: dict[str, str] = {
     "events": "the raw event export, one row per event (user_id: the login, null when logged out)",
-    "users": "one row per pseudonymous user: first-touch date, country, platform, channel",
+    "users": "pseudonymous users: first-touch date, country, platform, channel",
     "internal_accounts": "staff user_ids (a standing exclusion)",
     "test_devices": "test device_ids (a standing exclusion)",
     "known_bots": "bot device_ids (a standing exclusion)",
     "currency_rates": "units of each currency per US dollar, by date",
-    "tracking_changelog": "each tracking deploy: date, platform, what changed",
-    "dashboard": "the company's pipeline: the metrics layer applied to the events, by reporting date, platform, "
-                 "app_version and country",
+    "tracking_changelog": "tracking deploys",
+    "dashboard": "the metrics layer applied to the events, by reporting date, platform, app_version and country",
     "releases": "each mobile release's staged rollout: the share of its platform's users offered it, by date",
-    "experiment_assignments": "each user in an experiment: its variant and first date (events carry the "
+    "experiment_assignments": "each user in an experiment, its variant and first date (events carry the "
                               "experiment_variant parameter)",
-    "experiments": "each experiment's arm (the fields it names), the funnel step it targets, its first and last dates",
-    "campaigns": "marketing campaigns: channel, country, dates",
-    "holidays": "public holidays, by country",
-    "partner_status": "payment partners' status notices by country",
+    "experiments": "each experiment's arm (the fields it names), target step and dates",
+    "campaigns": "marketing campaigns",
+    "holidays": "public holidays",
+    "partner_status": "payment partners' status notices",
 }
 # The tables the metrics layer defines (the standing exclusions' lists, the rates, the dashboard): the brief leaves
 # them to it.
@@ -118,14 +117,11 @@ WAREHOUSE_RELEASE_MEANING = RELEASE_MEANING.replace(
     "at deep", "at warehouse")
 
 WAREHOUSE_SYSTEM_PROMPT = """\
-You investigate a product's analytics warehouse (eight weeks of a food-ordering app's raw events, side tables, a
-metrics layer and the company's dashboard) with read-only SQL and submit one report that a grader scores.
-- Read the brief, then metrics_layer: it defines every reported number; the dashboard applies it to the events.
-- For each move of the dashboard ask whether it is real or the data: a data defect leaves a trace in the raw events
-  or the tracking changelog.
-- Report each business incident on its root-cause entity, family and segment, each data defect as data_quality
-  rows; never a side effect or a benign change.
-- Finish with one submission: submit_report(rows); an empty report is right when nothing is anomalous.
+You investigate a product's analytics warehouse (a food-ordering app's raw events, side tables, a metrics layer and
+a dashboard) with read-only SQL and submit one report that a grader scores. Read the brief, then metrics_layer: it
+defines every reported number. For each move of the dashboard ask whether it is real or the data (a data defect
+leaves a trace in the raw events or the tracking changelog). Report each finding as the brief says, never a side
+effect or a benign change, in one submit_report(rows); an empty report is right when nothing is anomalous.
 Your steps are limited; be efficient and keep any text short."""
 
 
