@@ -61,7 +61,7 @@ def test_release_qa_is_excluded_by_the_internal_tag(plan: SegmentedPlan, log: Ev
         assert (orders >= paid).all() and (paid >= 0).all() and (orders - paid).sum() >= len(first)
         rate = _differs(board, untagged, segment, "order_placed_to_payment_successful", first)
         assert np.nanmean(rate) < -0.05
-    assert QA_DEPTH == len(("menu_open", "product_added_to_cart", "order_placed"))  # one step short of payment
+    assert len(("menu_open", "product_added_to_cart", "order_placed")) == QA_DEPTH  # one step short of payment
 
 
 def test_the_device_farm_is_excluded_by_the_test_devices_list(log: EventLog, board: SqlTable) -> None:

@@ -8,9 +8,9 @@ ones.
 2. The dashboard scanned for dips: every date and cuboid of its fields (a platform, a country, both, a version)
    against the same weekday's median, sessions and each rate.
 3. The dashboard recounted from the raw events by the metrics layer's rules, per date and platform or country,
-   beside what the rules leave out or the events disagree on: app_opens without a user id, events ingested after the
-   cut-off, events ingested a day after their stamp, sessions without a session_start, idle devices. A dip whose
-   date and segment carry such a trace is the data; the tracking changelog names renamed events.
+   beside what the rules leave out or the events disagree on: app_opens denied analytics storage, events ingested
+   after the cut-off, events ingested a day after their stamp, sessions without a session_start, idle devices. A
+   dip whose date and segment carry such a trace is the data; the tracking changelog names renamed events.
 4. The recount's own cuboids (channel and user type, which the dashboard lacks) scanned for dips, and blocks of
    hours whose sessions or payments collapsed.
 5. A check on each candidate: its segment's metric on the dates around it by the recount, against the same weekday's
@@ -78,7 +78,7 @@ RECOUNT = (
     "app_info.version AS app_version, geo.country AS country, traffic_source.medium AS medium, user_id, "
     "device.device_id AS device_id, len(list_filter(event_params, lambda p: (p.key = 'traffic_type' AND "
     "p.value.string_value = 'internal') OR (p.key = 'debug_mode' AND p.value.int_value = 1))) > 0 AS tagged "
-    "FROM events WHERE user_pseudo_id IS NOT NULL), "
+    "FROM events WHERE privacy_info.analytics_storage <> 'denied'), "
     "excluded AS (SELECT DISTINCT uid, sid FROM ev WHERE tagged OR user_id IN (SELECT user_id FROM "
     "internal_accounts) OR device_id IN (SELECT device_id FROM test_devices UNION ALL SELECT device_id FROM "
     "known_bots)), "
@@ -131,14 +131,15 @@ TRACES = (
     "WITH o AS (SELECT event_date AS date, platform, geo.country AS country, app_info.version AS app_version, "
     "user_pseudo_id AS uid, list_filter(event_params, lambda p: p.key = 'session_id')[1].value.int_value AS sid, "
     "event_name, device.device_id AS device_id, ingestion_timestamp - event_timestamp AS lag, ingestion_timestamp "
-    ">= epoch_us(CAST(event_date + 2 AS TIMESTAMP)) - 32400000000 AS late FROM events), "
+    ">= epoch_us(CAST(event_date + 2 AS TIMESTAMP)) - 32400000000 AS late, privacy_info.analytics_storage = "
+    "'denied' AS denied FROM events), "
     "ses AS (SELECT date, platform, country, app_version, device_id, bool_or(event_name = 'session_start') AS "
-    "started, count(*) AS events FROM o WHERE uid IS NOT NULL GROUP BY date, platform, country, app_version, "
+    "started, count(*) AS events FROM o WHERE NOT denied GROUP BY date, platform, country, app_version, "
     "device_id, uid, sid), "
     "idle AS (SELECT date, device_id FROM ses WHERE device_id NOT IN (SELECT device_id FROM known_bots UNION ALL "
     "SELECT device_id FROM test_devices) GROUP BY ALL HAVING count(*) >= 4 AND max(events) <= 2), "
     f"t AS (SELECT date, {KEYS}, count(*) FILTER (event_name = 'app_open') AS opens, "
-    "count(*) FILTER (event_name = 'app_open' AND uid IS NULL) AS no_user, "
+    "count(*) FILTER (event_name = 'app_open' AND denied) AS denied, "
     "count(*) FILTER (event_name = 'app_open' AND late) AS late, "
     "count(*) FILTER (event_name = 'app_open' AND lag > 72000000000 AND NOT late) AS day_lag FROM o "
     f"GROUP BY date, GROUPING SETS {TRACE_SETS}), "
@@ -146,8 +147,8 @@ TRACES = (
     "count(*) FILTER (device_id IN (SELECT device_id FROM idle WHERE idle.date = ses.date)) AS idle FROM ses "
     f"GROUP BY date, GROUPING SETS {TRACE_SETS}) "
     "SELECT CAST(date AS VARCHAR) AS date, nullif(platform, '') AS platform, nullif(country, '') AS country, "
-    "nullif(app_version, '') AS app_version, opens, no_user, late, day_lag, no_start, idle FROM t LEFT JOIN u "
-    "USING (date, platform, country, app_version) WHERE no_user >= 0.5 * opens OR "
+    "nullif(app_version, '') AS app_version, opens, denied, late, day_lag, no_start, idle FROM t LEFT JOIN u "
+    "USING (date, platform, country, app_version) WHERE denied >= 0.5 * opens OR "
     f"greatest(late, day_lag, no_start, idle) >= {TRACE_SHARE} * opens ORDER BY date, platform, country")
 
 HOURS = (RECOUNT + ", h AS (SELECT date, hr, coalesce(platform, '') AS platform, coalesce(country, '') AS country, "
@@ -248,12 +249,12 @@ class Analysis:
             date, opens, segment = str(row["date"]), float(row["opens"] or 0), _segment(row)
             if not opens:
                 continue
-            share = {name: float(row[name] or 0) / opens for name in ("no_user", "late", "day_lag", "no_start",
+            share = {name: float(row[name] or 0) / opens for name in ("denied", "late", "day_lag", "no_start",
                                                                        "idle")}
             named = segment.named()
             if share["late"] >= TRACE_SHARE and not named:
                 found.append(Finding(date, "sessions", DATA_QUALITY, Segment(), kind="late_load"))
-            if share["no_user"] >= 0.5 and set(named) == {"country"}:
+            if share["denied"] >= 0.5 and set(named) == {"country"}:
                 found.append(Finding(date, "sessions", DATA_QUALITY, segment, kind="consent_drop"))
             if share["day_lag"] >= TRACE_SHARE and set(named) == {"platform"}:
                 found += [Finding(d, "sessions", DATA_QUALITY, segment, kind="clock_skew")

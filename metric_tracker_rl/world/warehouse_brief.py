@@ -52,7 +52,7 @@ SCHEMA_LISTING = "SELECT table_name, column_name, data_type FROM duckdb_columns(
 METRIC_NAMES = (
     "A count is named by its funnel event: "
     + ", ".join(f"{count} = {column}" for count, column in zip(COUNT_COLUMNS, STEP_SESSION_COLUMNS, strict=True))
-    + " (counted sessions reaching each step); a rate by its name in the metrics layer's rates.")
+    + " (counted sessions reaching each step); a rate, and revenue_usd, by its name in the metrics layer.")
 
 INCIDENT_REPORTING = (
     "A business incident: one row per date on its root-cause entity and family, with its segment's fields (any of "
