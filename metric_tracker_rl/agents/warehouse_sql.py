@@ -87,7 +87,8 @@ def events_cte(rules: frozenset[str] = ALL_RULES, fixes: Fixes = NO_FIXES) -> st
     name = f"CASE event_name {renamed} ELSE event_name END" if renamed else "event_name"
     session = param("session_id", "int_value")
     user = "user_pseudo_id" if "session" in rules else "NULL"
-    cutoff = (f"ingestion_timestamp < epoch_us(CAST({date} + {LATE_CUTOFF_DAYS} AS TIMESTAMP)) - {OFFSET_US}"
+    # `d`: the reporting date, named earlier in the same select list (DuckDB reads an alias defined to its left).
+    cutoff = (f"ingestion_timestamp < epoch_us(CAST(d + {LATE_CUTOFF_DAYS} AS TIMESTAMP)) - {OFFSET_US}"
               if "late_events" in rules else "TRUE")
     if fixes.late_loaded:
         cutoff = f"({cutoff} OR {lag_within(3)})"
