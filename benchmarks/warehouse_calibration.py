@@ -36,8 +36,8 @@ from metric_tracker_rl.world.funnel import window_calendar
 ARTIFACT = Path(__file__).resolve().parent.parent / "docs" / "artifacts" / "warehouse_calibration.json"
 TUNING_SEEDS = range(1, 41)  # the seeds the expert's bars were read on
 UNTUNED_FIRST = 75_000  # seeds from here tuned nothing
-AGENTS = ("warehouse_expert", "warehouse_dashboard_analyst", "warehouse_every_dip", "warehouse_all_data_quality",
-          "null", "warehouse_aggregate_expert")
+AGENTS = ("warehouse_expert", "warehouse_model_like", "warehouse_dashboard_analyst", "warehouse_every_dip",
+          "warehouse_all_data_quality", "null", "warehouse_aggregate_expert")
 # The agents that play the warehouse only (a default run of benchmarks/calibrate.py, over the listed tiers, leaves
 # them out).
 WAREHOUSE_AGENTS = tuple(agent for agent in AGENTS if agent.startswith("warehouse_"))
@@ -92,6 +92,21 @@ def rounded(summary: dict[str, Any]) -> dict[str, Any]:
             for k, v in summary.items()}
 
 
+def ablation_table(results: list[dict[str, Any]], expert: list[dict[str, Any]], ablation_seeds: list[int]
+                   ) -> dict[str, Any]:
+    """The expert's mean on the ablation seeds and, per rule, its score without that rule and the loss; empty
+    without ablation seeds (a run of the expert's score alone)."""
+    if not ablation_seeds:
+        return {}
+    full_on_ablation_seeds = [r["score"] for r in expert if r["seed"] in set(ablation_seeds)]
+    ablations = {}
+    for rule in RULES:
+        scores = [r["score"] for r in results if r["rule"] == rule]
+        ablations[rule] = {**rounded(summarise(scores)),
+                           "loss": round(float(np.mean(full_on_ablation_seeds) - np.mean(scores)), 3)}
+    return {"ablation_baseline_mean": round(float(np.mean(full_on_ablation_seeds)), 3), "ablations": ablations}
+
+
 def calibrate(seeds: list[int], ablation_seeds: list[int], agents: tuple[str, ...], workers: int) -> dict[str, Any]:
     jobs = [(agent, "", seed) for agent in agents
             for seed in (ablation_seeds if agent in ON_ABLATION_SEEDS else seeds)]
@@ -102,24 +117,19 @@ def calibrate(seeds: list[int], ablation_seeds: list[int], agents: tuple[str, ..
     failed = sorted({(r["seed"], r["failed"]) for r in played if "failed" in r})
     by_agent = {agent: [r for r in results if r["agent"] == agent and not r["rule"]] for agent in agents}
     expert = by_agent.get(EXPERT, [])
-    full_on_ablation_seeds = [r["score"] for r in expert if r["seed"] in set(ablation_seeds)]
-    ablations = {}
-    for rule in RULES:
-        scores = [r["score"] for r in results if r["rule"] == rule]
-        ablations[rule] = {**rounded(summarise(scores)),
-                           "loss": round(float(np.mean(full_on_ablation_seeds) - np.mean(scores)), 3)}
     return {
-        "seeds": {"untuned": [seeds[0], seeds[-1]], "ablation": [ablation_seeds[0], ablation_seeds[-1]],
+        "seeds": {"untuned": [seeds[0], seeds[-1]], "ablation": ablation_seeds[:1] + ablation_seeds[-1:],
                   "tuning": [TUNING_SEEDS[0], TUNING_SEEDS[-1]]},
         "agents": {agent: rounded(summarise([r["score"] for r in rows])) for agent, rows in by_agent.items()},
-        "ablation_baseline_mean": round(float(np.mean(full_on_ablation_seeds)), 3),
-        "ablations": ablations,
+        **ablation_table(results, expert, ablation_seeds),
         "expert_kinds": kind_recall(expert),
         "expert_calls": {"p50": float(np.percentile([r["calls"] for r in expert], 50)),
                          "p95": float(np.percentile([r["calls"] for r in expert], 95)),
                          "max": max(r["calls"] for r in expert)},
         "expert_chars": {"p50": float(np.median([r["chars"] for r in expert])),
                          "p95": float(np.percentile([r["chars"] for r in expert], 95))},
+        "calls_and_chars_p50": {agent: [float(np.median([r[key] for r in rows])) if rows else None
+                                        for key in ("calls", "chars")] for agent, rows in by_agent.items()},
         "failed_resets": [{"seed": seed, "error": error} for seed, error in failed],
         "scores": {agent: [round(r["score"], 6) for r in rows] for agent, rows in by_agent.items()},
     }

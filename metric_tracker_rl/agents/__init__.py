@@ -14,6 +14,7 @@ from metric_tracker_rl.agents import (  # noqa: F401
     scripted,
     warehouse_baselines,
     warehouse_expert,
+    warehouse_model_like,
 )
 from metric_tracker_rl.agents.base import AGENTS, Agent, NullAgent, make_agent, play, register_agent, run_episode
 

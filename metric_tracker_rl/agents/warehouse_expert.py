@@ -32,7 +32,7 @@ from typing import Any
 
 from metric_tracker_rl.agents import warehouse_sql as wsql
 from metric_tracker_rl.agents.base import Agent, register_agent
-from metric_tracker_rl.agents.expert_core.queries import compact, query_action
+from metric_tracker_rl.agents.expert_core.queries import query_action, readable
 from metric_tracker_rl.agents.warehouse_sql import ALL_RULES, Fixes
 from metric_tracker_rl.models import MetricSubmissionRow, MetricTrackerRlAction
 from metric_tracker_rl.spec.families import EntityType
@@ -344,7 +344,7 @@ def in_parts(name: str, asked: Sequence[tuple[Any, ...]], build: Callable[[Seque
     start = 0
     while start < len(asked):
         end = len(asked)
-        while end - start > 1 and len(compact(build(asked[start:end]))) > MAX_SQL_CHARS:
+        while end - start > 1 and len(readable(build(asked[start:end]), MAX_SQL_CHARS)) > MAX_SQL_CHARS:
             end = start + (end - start) // 2
         rows += yield (name, build(asked[start:end]))
         start = end
@@ -455,14 +455,14 @@ class WarehouseExpertAgent(Agent):
         else:
             self.rows += result.get("rows", [])
             if result.get("next_offset") is not None:
-                return query_action(compact(self.statement[1]), int(result["next_offset"]))
+                return query_action(readable(self.statement[1], MAX_SQL_CHARS), int(result["next_offset"]))
             try:
                 self.statement = self.procedure.send(self.rows)
             except StopIteration as done:
                 self.submitted = True
                 return MetricTrackerRlAction(classifications=[report_row(f) for f in done.value])
         self.rows = []
-        return query_action(compact(self.statement[1]))
+        return query_action(readable(self.statement[1], MAX_SQL_CHARS))
 
 
 register_agent(WarehouseExpertAgent.name, WarehouseExpertAgent)

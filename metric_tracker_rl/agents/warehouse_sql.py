@@ -91,7 +91,8 @@ def events_cte(rules: frozenset[str] = ALL_RULES, fixes: Fixes = NO_FIXES, purch
     name = f"CASE event_name {renamed} ELSE event_name END" if renamed else "event_name"
     session = param("session_id", "int_value")
     user = "user_pseudo_id" if "session" in rules else "NULL"
-    cutoff = (f"ingestion_timestamp < epoch_us(CAST({date} + {LATE_CUTOFF_DAYS} AS TIMESTAMP)) - {OFFSET_US}"
+    # `d`: the reporting date, named earlier in the same select list (DuckDB reads an alias defined to its left).
+    cutoff = (f"ingestion_timestamp < epoch_us(CAST(d + {LATE_CUTOFF_DAYS} AS TIMESTAMP)) - {OFFSET_US}"
               if "late_events" in rules else "TRUE")
     if fixes.late_loaded:
         cutoff = f"({cutoff} OR {lag_within(3)})"
@@ -104,10 +105,10 @@ def events_cte(rules: frozenset[str] = ALL_RULES, fixes: Fixes = NO_FIXES, purch
               f"app_info.version v, geo.country c, traffic_source.medium medium, {paid}{cutoff} ok, "
               f"{_excluded(rules)} x FROM events {consent}")
     if "deduplication" in rules:
+        # A repeat is a copy of its event: its platform, version, country and medium are the first's.
         kept = "any_value(tx) tx, any_value(val) val, any_value(cur) cur, " if purchases else ""
-        select = (f"SELECT u, s, n, d, t, any_value(platform) platform, any_value(v) v, any_value(c) c, "
-                  f"any_value(medium) medium, {kept}bool_or(ok) ok, bool_or(x) x FROM ({select}) "
-                  "GROUP BY u, s, n, d, t")
+        select = (f"SELECT u, s, n, d, t, platform, v, c, medium, {kept}bool_or(ok) ok, bool_or(x) x FROM ({select}) "
+                  "GROUP BY u, s, n, d, t, platform, v, c, medium")
     return f"e AS ({select})"
 
 
@@ -116,7 +117,7 @@ def sessions_cte(rules: frozenset[str] = ALL_RULES, fixes: Fixes = NO_FIXES, hou
     app_open, with the steps it reached (m0 to m4) and, where `hours`, its hour of the reporting zone (hr)."""
     steps = ", ".join(f"bool_or(n = '{step}' AND ok)::INT m{i}" for i, step in enumerate(FUNNEL_STEP_NAMES))
     opened = "n = 'app_open' AND ok"
-    keep = ["NOT bool_or(x)", f"min(d) FILTER ({opened}) IS NOT NULL"]
+    keep = ["NOT bool_or(x)", "date IS NOT NULL"]
     if fixes.retried:
         keep.append("bool_or(n = 'session_start')")
     if fixes.bots:
@@ -375,12 +376,18 @@ def z_of(r: str, e: str, w: str) -> str:
     return f"{r} / sqrt({w} + ({SPREAD} * {e}) ^ 2)"
 
 
+def pooled_z_sql(r: str, e: str, w: str) -> str:
+    """The z of a run's residuals pooled over its dates (lists by date): each date's spread of conversion is its
+    own, so the variances add (a run's weaker first and last dates add to its evidence)."""
+    return f"list_sum({r}) / sqrt(list_sum({w}) + {SPREAD ** 2:g} * list_sum(list_transform({e}, lambda x: x * x)))"
+
+
 def run_scan_sql(rules: frozenset[str], fixes: Fixes, steps: tuple[int, ...], floor: float) -> str:
     """Per step and cuboid of one or two fields (no app version: a version's falls are the releases'), its strongest
     fall pooled over
     one to RUN_DAYS consecutive dates: the run's first date, length and z; the RUN_TOP strongest beyond `floor`."""
     last = "[len(rl) - n + 1:]"
-    pooled = z_of(f"list_sum(rl{last})", f"list_sum(el{last})", f"list_sum(wl{last})")
+    pooled = pooled_z_sql(f"rl{last}", f"el{last}", f"wl{last}")
     sets = [s for s in cuboid_sets(2) if "v" not in s]
     return (sessions_cte(rules, fixes) + residuals_ctes(steps, sets=sets)
             + ", y AS (SELECT *, list(r) OVER x rl, list(e) OVER x el, list(w) OVER x wl, list(date) OVER x dl "
@@ -424,6 +431,7 @@ BINOMIAL_Z = ("-sqrt(2 * (CASE WHEN bn > 0 THEN bn * ln(bn / be) ELSE 0 END + CA
               "ln((bd - bn) / greatest(bd - be, 1e-9)) ELSE 0 END))")
 OUTAGE_Z, BREAK_Z = 4.5, 5.5
 REST_SHARE = 0.75  # an outage leaves the rest of the day's sessions at this share of their baseline or more
+LONGEST_OUTAGE = 7  # hours: the rest of the day is read outside the block and as many hours either side as make it
 HOURS_TOP = 10
 
 
@@ -432,8 +440,8 @@ def hours_sql(rules: frozenset[str], fixes: Fixes) -> str:
 
     - `outage`: the block whose sessions fell most against the same weekday's other dates (their mean that hour),
       where they fell to OUTAGE_RATIO of that or less beyond OUTAGE_Z, the day lost at least half of the block's
-      loss (hours moved to others are a timing shift) and the rest of the day kept REST_SHARE of its sessions (a
-      whole day's fall is demand);
+      loss (hours moved to others are a timing shift) and the rest of the day (outside the longest outage that
+      holds the block) kept REST_SHARE of its sessions (a whole day's fall is demand);
     - `payments`: the block whose payments fell most against its orders (at the cuboid's rate on the same weekday's
       other dates), where they fell to BREAK_RATIO of that or less beyond BREAK_Z.
 
@@ -451,15 +459,17 @@ def hours_sql(rules: frozenset[str], fixes: Fixes) -> str:
             "WINDOW w AS (PARTITION BY p, c, isodow(date), hr), v AS (PARTITION BY p, c, isodow(date)), "
             "u AS (PARTITION BY p, c, date)), "
             "blk AS (SELECT *, sum(o) OVER x bo, sum(b) OVER x bbk, sum(o) OVER y dayo, sum(b) OVER y dayb, "
+            "sum(o) OVER near nearo, sum(b) OVER near nearb, "
             "sum(n) OVER x bn, sum(d) OVER x bd, sum(q * d) OVER x be FROM bb "
             f"WINDOW x AS (PARTITION BY p, c, date ORDER BY hr ROWS {BLOCK - 1} PRECEDING), "
-            "y AS (PARTITION BY p, c, date)), "
+            f"near AS (PARTITION BY p, c, date ORDER BY hr ROWS BETWEEN {LONGEST_OUTAGE - 1} PRECEDING AND "
+            f"{LONGEST_OUTAGE - BLOCK} FOLLOWING), y AS (PARTITION BY p, c, date)), "
             f"zz AS (SELECT *, CASE WHEN bbk > 0 AND bo < bbk THEN {POISSON_Z} END oz, "
             f"CASE WHEN be > 0 AND bn < be THEN {BINOMIAL_Z} END bz FROM blk WHERE hr >= {BLOCK - 1}), "
             f"outage AS (SELECT 'outage' what, CAST(date AS VARCHAR) date, {cuboid}, hr - {BLOCK - 1} first_hour, "
             "bo block, "
             f"round(bbk, 1) baseline, round(oz, 2) z FROM zz WHERE bo <= {OUTAGE_RATIO} * bbk AND oz <= -{OUTAGE_Z} "
-            f"AND dayb - dayo >= 0.5 * (bbk - bo) AND dayo - bo >= {REST_SHARE} * (dayb - bbk) "
+            f"AND dayb - dayo >= 0.5 * (bbk - bo) AND dayo - nearo >= {REST_SHARE} * (dayb - nearb) "
             "QUALIFY row_number() OVER (PARTITION BY p, c, date ORDER BY oz) = 1), "
             f"payments AS (SELECT 'payments' what, CAST(date AS VARCHAR) date, {cuboid}, hr - {BLOCK - 1} first_hour, "
             f"bn block, round(be, 1) baseline, round(bz, 2) z FROM zz WHERE bn <= {BREAK_RATIO} * be "

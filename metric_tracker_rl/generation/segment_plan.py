@@ -197,6 +197,8 @@ class SegmentWorld:
     # The share of the world's traffic the episode's data holds (tiers.SegmentedMix.observed_share): the z-scores
     # a kind sizes its incident by are those of what is observed.
     observed_share: float = 1.0
+    # Where no cuboid a kind drew is clear: raise one clear at the kind's largest change (tiers.SegmentedMix).
+    raise_unclear: bool = False
     leaf_masks: dict[Segment, np.ndarray] = field(default_factory=dict, repr=False, compare=False)
     # Per date, the entities the incidents placed so far report or move (their side effects, an experiment's target
     # step): what a deferred kind (kinds.base.IncidentKind.deferred) keeps its rows clear of.

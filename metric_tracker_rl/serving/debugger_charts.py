@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from metric_tracker_rl.analysis_tools.registry import MAX_PAGE_ROWS
 from metric_tracker_rl.models import MetricTrackerRlAction, MetricTrackerRlObservation
 from metric_tracker_rl.serving.debugger_forms import (
     ANNOTATION_COLOR,
@@ -24,7 +25,7 @@ from metric_tracker_rl.serving.debugger_forms import (
     rounded,
 )
 from metric_tracker_rl.serving.images import hex_rgb, png_bytes
-from metric_tracker_rl.spec.published import CONVERSION_METRIC_NAMES, COUNT_COLUMNS
+from metric_tracker_rl.spec.published import CONVERSION_METRIC_NAMES, CONVERSION_METRICS, COUNT_COLUMNS
 
 # --- chart data ---------------------------------------------------------------------------------------
 
@@ -60,8 +61,26 @@ def daily_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
     return pd.DataFrame(rows).sort_values("date").reset_index(drop=True) if rows else pd.DataFrame()
 
 
-def read_chart_data(step: Callable[[MetricTrackerRlAction], MetricTrackerRlObservation]) -> ChartData:
-    """The whole window's daily rows (every page), annotations and each day's hours, read with public tools."""
+# At a tier of raw events (the warehouse: no count tables, no calendar notes), the charts' daily counts are the
+# dashboard's (its sessions reaching each step, named as the count tables name them), the rates their ratios, and the
+# marks each release's first rollout date; the hours are not charted.
+_DASHBOARD_COUNTS = dict(zip(COUNT_COLUMNS, ("sessions", "menu_sessions", "cart_sessions", "order_sessions",
+                                             "payment_sessions"), strict=True))
+DASHBOARD_DAILY_SQL = (
+    "WITH d AS (SELECT CAST(date AS VARCHAR) AS date, "
+    + ", ".join(f"sum({column}) AS {count}" for count, column in _DASHBOARD_COUNTS.items())
+    + " FROM dashboard GROUP BY date) SELECT *, "
+    + ", ".join(f"{m.numerator} / nullif({m.denominator}, 0) AS {m.name}" for m in CONVERSION_METRICS)
+    + " FROM d ORDER BY date")
+RELEASE_MARKS_SQL = ("SELECT CAST(min(rollout_start) AS VARCHAR) AS date, 'release' AS kind, platform || ' ' || "
+                     "app_version || ' starts its staged rollout' AS note FROM releases GROUP BY platform, app_version "
+                     "ORDER BY date")
+
+
+def read_chart_data(step: Callable[[MetricTrackerRlAction], MetricTrackerRlObservation],
+                    raw_events: bool = False) -> ChartData:
+    """The whole window's daily rows (every page), annotations and each day's hours, read with public tools; at a
+    tier of raw events (`raw_events`), the dashboard's daily rows and the releases, read with the query tool."""
 
     def tool(name: str, **arguments: Any) -> dict[str, Any]:
         observation = step(MetricTrackerRlAction(analysis_method=name, analysis_args=arguments))
@@ -69,6 +88,17 @@ def read_chart_data(step: Callable[[MetricTrackerRlAction], MetricTrackerRlObser
             raise RuntimeError(f"{name} failed: {observation.message}")
         return observation.analysis_result
 
+    def query(sql: str) -> list[dict[str, Any]]:  # every page
+        rows: list[dict[str, Any]] = []
+        offset: int | None = 0
+        while offset is not None:
+            result = tool("query", sql=sql, limit=MAX_PAGE_ROWS, offset=offset)
+            rows += result["rows"]
+            offset = result.get("next_offset")
+        return rows
+
+    if raw_events:
+        return ChartData(daily=daily_frame(query(DASHBOARD_DAILY_SQL)), annotations=query(RELEASE_MARKS_SQL))
     first = tool("show_raw_data", limit=CHART_PAGE_DAYS)
     rows = list(first["rows"])
     while len(rows) < first["total_rows"]:  # a longer window (frontier: eight weeks) takes more pages

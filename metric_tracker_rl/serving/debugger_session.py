@@ -23,6 +23,7 @@ from metric_tracker_rl.analysis_tools.registry import MAX_PAGE_ROWS
 from metric_tracker_rl.models import MetricTrackerRlObservation
 from metric_tracker_rl.serving import debugger_charts as charts
 from metric_tracker_rl.serving import debugger_cuboid as cuboids
+from metric_tracker_rl.spec.published import RAW_EVENT_DIFFICULTIES
 
 BUSY_MESSAGE = "this tab is still busy with its previous action: wait for its result, then try again"
 CHART_SESSION_STEPS = 500  # the chart session reads every page and every day's hours (the budget's maximum)
@@ -140,9 +141,11 @@ class TabSession:
                 # One read-only session for all of the reset's reads: opening a second right after closing the
                 # first could find the first's place still held (the server frees it a moment after the socket
                 # closes), so a visitor with one place left could not reset.
+                raw_events = observation.config.get("difficulty") in RAW_EVENT_DIFFICULTIES
                 with self.reader() as read:
-                    self.charts = charts.read_chart_data(read)
-                    fields = cuboids.episode_fields(observation.segments)
+                    self.charts = charts.read_chart_data(read, raw_events)
+                    # The cuboid page reads the count tables a tier of raw events does not have.
+                    fields = () if raw_events else cuboids.episode_fields(observation.segments)
                     self.dimensions = cuboids.dimension_values(
                         query_rows(read, cuboids.dimension_values_query(fields)), fields) if fields else {}
             except (*CONNECTION_ERRORS, RuntimeError) as exc:

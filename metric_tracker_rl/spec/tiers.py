@@ -18,6 +18,7 @@ rest.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, replace
 from typing import Literal
 
@@ -82,6 +83,10 @@ class SegmentedMix:
     `min_cuboid_depth`, the fewest dimensions a drawn cuboid's depth starts from (a shallower one where none that
     deep is clear: kinds/cuboid.py); `observed_share`, the share of the world's traffic the episode's data holds
     (1: every count; the warehouse's events sample it), whose z-scores a kind sizes its incidents by;
+    `raise_unclear`: where no cuboid a kind draws is clear at its largest change (a sample leaves most too thin), a
+    one-dimension cuboid that is clear at that change is drawn among all of them (the clearest where none is) and
+    its change raised to the own-z floor, as far as the largest allows (False: the base or the clearest of a few,
+    unraised);
     `raw_events`: the episode's data are a raw event export with its side tables, metrics layer and dashboard
     (generation/warehouse/), not counts: the tools over counts are not offered there, and data defects are drawn
     beside the incidents; `twin_z` (None: none), the expected z under which the slice between two segments one
@@ -116,6 +121,7 @@ class SegmentedMix:
     noise_model: bool = False
     min_cuboid_depth: int = 1
     observed_share: float = 1.0
+    raise_unclear: bool = False
     raw_events: bool = False
     twin_z: float | None = None
 
@@ -214,6 +220,12 @@ TWIN_Z = 3.0
 ABYSS_KINDS = tuple(kind for kind in DEEP_MIX.incident_kinds if kind not in ("web_tracking_bug", "country_bots"))
 
 WAREHOUSE_SAMPLE_RATE = 1 / 48  # the share of the world's sessions a warehouse export holds
+# The warehouse's step budget, from its expert's need: its most calls in an episode (tests/test_warehouse_budget.py
+# holds the expert to it), two and a half times over, rounded up to five: room for a model's reading of columns,
+# its own scans and a check on each candidate (abyss's 40 steps are about as many times the 15 calls of its
+# expert's example episode, docs/abyss_episode.md).
+WAREHOUSE_EXPERT_CALLS = 12
+WAREHOUSE_MAX_STEPS = 5 * math.ceil(WAREHOUSE_EXPERT_CALLS * 2.5 / 5)
 
 # The tiers by name, in publication order (the order of the brief's and the splits' difficulty lists).
 TIERS: Registry[Tier] = Registry("tier", (
@@ -258,8 +270,8 @@ TIERS: Registry[Tier] = Registry("tier", (
     # its side tables, a metrics layer and a dashboard, with data defects beside the incidents. Unlisted until its
     # expert holds it: reset(difficulty="warehouse") reaches it, no published list names it.
     Tier("warehouse", window_days=56, default_density=0.08, count_range=(3, 6), perturbed_per_weekday=3,
-         calibration_seed_base=70_000, listed=False,
+         calibration_seed_base=70_000, listed=False, max_steps=WAREHOUSE_MAX_STEPS,
          segmented=replace(DEEP_MIX, incident_kinds=ABYSS_KINDS, observed_share=WAREHOUSE_SAMPLE_RATE,
-                           raw_events=True)),
+                           raise_unclear=True, raw_events=True)),
 ))
 WAREHOUSE = TIERS["warehouse"]

@@ -96,7 +96,11 @@ def brief_data(observation: MetricTrackerRlObservation) -> dict[str, Any]:
         shown["task_id"] = observation.task_id
     window = observation.window
     drawn = drawn_families(observation.segments)
+    raw_events = observation.config.get("difficulty") in RAW_EVENT_DIFFICULTIES
     config = _config_view(observation.config, kinds_listed=drawn is not None)
+    if raw_events:  # stated once: the dimensions by segments, the count by incidents, the submissions remaining
+        for key in ("dimensions", "anomaly_count_range", "max_submissions"):
+            config.pop(key, None)
     shown.update({
         "config": config,
         "config_meaning": config_meaning(config),
@@ -112,12 +116,14 @@ def brief_data(observation: MetricTrackerRlObservation) -> dict[str, Any]:
         "benign_fluctuations": observation.benign_fluctuations,
         "calendar_note_kinds": _note_kinds(observation),
     })
+    if raw_events:  # the brief's metric_names and the metrics layer name and define the four rates
+        del shown["conversion_metrics"]
     if observation.segments is not None:
         # No magnitude is published with segments (the other tiers' ranges would be a threshold to read off, and
         # its meaning alone says nothing). Where the brief lists the episode's incident kinds, only the families
         # they are reported as.
         hidden = {*WINDOW_DAYS, "magnitude"}
-        if observation.config.get("difficulty") in RAW_EVENT_DIFFICULTIES:  # one tool finds every row: query
+        if raw_events:  # one tool finds every row: query
             hidden.add("detection_methods")
         shown["families"] = [{k: v for k, v in family.items() if k not in hidden} for family in families
                              if drawn is None or family["family"] in drawn]

@@ -10,62 +10,57 @@ from metric_tracker_rl.spec.dimensions import PLATFORMS
 from metric_tracker_rl.spec.published import (
     BASELINE_RULE,
     COUNT_COLUMNS,
-    FUNNEL_STEPS,
+    DETECTION_METHOD_RULE,
     GRADING_RULE,
     OVERLAP_CREDIT_RULE,
-    RAW_EVENT_DATA_QUALITY_NAMES,
     SEVERITY_RULE,
 )
-from metric_tracker_rl.world.context import CONTEXT_MEANINGS
-from metric_tracker_rl.world.events import REPORTING_TIME_ZONE
-from metric_tracker_rl.world.metrics_layer import METRICS_LAYER, STEP_SESSION_COLUMNS
+from metric_tracker_rl.world.metrics_layer import STEP_SESSION_COLUMNS
 from metric_tracker_rl.world.segment_brief import RELEASE_MEANING
 from metric_tracker_rl.world.segments import WEB_VERSION, world_of
 
 WAREHOUSE_OBJECTIVE = (
     "Find every business incident and every data defect in eight weeks of a food-ordering app's raw analytics "
     "events, and report each once per date it covers, on the segment it is confined to. A business incident "
-    "changes what users do; a data defect changes only what is recorded, so it reaches the dashboard but no user "
-    "did anything different: is this drop real, or is it the data? Every number is the metrics layer's "
+    "changes what users do; a data defect only what is recorded. Every number is the metrics layer's "
     "(metrics_layer). Benign changes are not reported. Some episodes contain no incident.")
 
-# Every table of a warehouse episode, with what it holds; its columns are the SQL tool's schema listing.
+# Every table of a warehouse episode, with what it holds (the SQL tool lists their columns).
 WAREHOUSE_TABLES: dict[str, str] = {
-    "events": "the raw event export, one row per event: event_date (reporting time zone), event_timestamp (UTC "
-              "microseconds), event_name, event_params (a list of key/value records), user_pseudo_id, user_id "
-              "(login, null when logged out), device, geo, app_info, traffic_source, platform, privacy_info, "
-              "ingestion_timestamp",
-    "users": "one row per pseudonymous user: first-touch date, country, platform, channel",
-    "internal_accounts": "the staff login ids (user_id) the standing exclusions name",
-    "test_devices": "the test device ids the standing exclusions name",
-    "known_bots": "the bot device ids the standing exclusions name",
+    "events": "the raw event export, one row per event (user_id: the login, null when logged out)",
+    "users": "pseudonymous users: first-touch date, country, platform, channel",
+    "internal_accounts": "staff user_ids (a standing exclusion)",
+    "test_devices": "test device_ids (a standing exclusion)",
+    "known_bots": "bot device_ids (a standing exclusion)",
     "currency_rates": "units of each currency per US dollar, by date",
-    "tracking_changelog": "each tracking deploy: its date, platform and what changed",
-    "dashboard": "the company's dashboard: the metrics layer applied to the events by reporting date, platform, "
-                 "app_version and country",
+    "tracking_changelog": "tracking deploys",
+    "dashboard": "the metrics layer applied to the events, by reporting date, platform, app_version and country",
     "releases": "each mobile release's staged rollout: the share of its platform's users offered it, by date",
-    "experiment_assignments": "each user assigned to an experiment: its variant and the first date of its events "
-                              "in it (the events carry the experiment_variant parameter)",
-    **{name: meaning for name, meaning in CONTEXT_MEANINGS.items() if name != "partner_status"},
-    "partner_status": "payment partners' status notices by country",
+    "experiment_assignments": "each user in an experiment, its variant and first date (events carry the "
+                              "experiment_variant parameter)",
+    "experiments": "each experiment's arm (the fields it names), target step and dates",
+    "campaigns": "marketing campaigns",
+    "holidays": "public holidays",
+    "partner_status": "payment partners' status notices",
 }
+# The tables the metrics layer defines (the standing exclusions' lists, the rates, the dashboard): the brief leaves
+# them to it.
+LAYER_TABLES = ("internal_accounts", "test_devices", "known_bots", "currency_rates", "dashboard")
 SCHEMA_LISTING = "SELECT table_name, column_name, data_type FROM duckdb_columns() WHERE NOT internal"
 
 # How a row names a metric of the metrics layer: as counts and rates are named at every tier.
 METRIC_NAMES = (
-    "A row names a metric as every tier names counts and rates: the counts "
+    "A count is named by its funnel event: "
     + ", ".join(f"{count} = {column}" for count, column in zip(COUNT_COLUMNS, STEP_SESSION_COLUMNS, strict=True))
-    + " (the metrics layer's counted sessions reaching each step); a rate by its name, the later step's sessions "
-    "over the earlier's (" + ", ".join(FUNNEL_STEPS) + " are the dashboard's four rates); revenue_usd by its "
-    "dashboard name, on a data defect's row only.")
+    + " (counted sessions reaching each step); a rate by its name in the metrics layer; revenue_usd by its "
+    "name there, on a data defect's row only.")
 
 INCIDENT_REPORTING = (
-    "A business incident: one row per date on its root-cause entity and family, with the fields of the segment it "
-    "is confined to (any of {fields}; channel and user type by the metrics layer's definitions), its values the "
-    "metrics layer's for that segment: observed_value the date's, baseline_value by the published baseline rule "
-    "over the segment's daily values (a persistent incident's: the same weekday before it began), delta_value and "
-    "severity by their rules. detection_method: query. A date on which the metric has no value in the segment (a "
-    "rate over no sessions) or no baseline (no peer has one) is no row, for an incident or a defect.")
+    "A business incident: one row per date on its root-cause entity and family, with its segment's fields (any of "
+    "{fields}; channel and user_type as the metrics layer defines them), its values the metrics layer's there: "
+    "observed_value the date's, baseline_value by baseline_rule (a persistent incident's: the same weekday before "
+    "it began), delta_value and severity by their rules; detection_method query. A date whose metric has no value "
+    "in the segment (a rate over no sessions) or no baseline (no peer has one) is no row, for a defect too.")
 
 # Each data defect: what it records wrongly, the metric its rows are on, which dates are rows, and its segment.
 DATA_DEFECTS: dict[str, dict[str, str]] = {
@@ -76,7 +71,7 @@ DATA_DEFECTS: dict[str, dict[str, str]] = {
                                  "tracking_changelog says so)",
                          "metric": "the renamed step's rate (app_open_to_menu_open or "
                                    "menu_open_to_product_added_to_cart)",
-                         "dates": "every date from the deploy's to the window's last", "segment": "platform"},
+                         "dates": "from the deploy's to the window's last", "segment": "platform"},
     "consent_drop": {"what": "a country's sessions are denied analytics storage: their events are sent as cookieless "
                              "pings",
                      "metric": "app_opens", "dates": "each date it lasts", "segment": "country"},
@@ -84,7 +79,7 @@ DATA_DEFECTS: dict[str, dict[str, str]] = {
                  "metric": "app_open_to_menu_open", "dates": "each date it runs", "segment": "platform, country"},
     "clock_skew": {"what": "one platform's devices stamp a day's events a day early (their ingestion times are "
                            "right)",
-                   "metric": "app_opens", "dates": "both: the date that lost its sessions and the date before",
+                   "metric": "app_opens", "dates": "the date that lost its sessions and the date before",
                    "segment": "platform"},
     "late_load": {"what": "most of a date's events are ingested after the metrics layer's cut-off",
                   "metric": "app_opens", "dates": "that date", "segment": "none (all traffic)"},
@@ -98,30 +93,29 @@ DATA_DEFECTS: dict[str, dict[str, str]] = {
 }
 DEFECT_FAMILY = "instrumentation_data_quality_issue"  # the family a data defect's row names
 DEFECT_REPORTING = (
-    "A data defect: one row per date it covers (dates), entity_type data_quality, entity_name the metric it "
-    f"corrupts (metric; valid: {', '.join(RAW_EVENT_DATA_QUALITY_NAMES)}), anomaly_type {DEFECT_FAMILY}, "
-    "detection_method query, the fields of its segment (segment). observed_value: the dashboard's value of that "
-    "metric for the segment on the date (a rate: the sum of its numerator rows over the sum of its denominator "
-    "rows); baseline_value: the metrics layer's value there over the events as they would have been recorded "
-    "without the defect (its trace in the events tells which to repair); delta_value and severity by their rules. "
-    "An episode draws two or three defects, each on dates no incident or other defect holds, nor the date before "
-    "or after; one that finds no such dates is left out.")
+    f"A data defect: one row per date it covers, entity_type data_quality, entity_name its metric, anomaly_type "
+    f"{DEFECT_FAMILY}, detection_method query, its segment's fields; observed_value the dashboard's value of the "
+    "metric for the segment on the date (a rate: its numerator rows' sum over its denominator rows'), baseline_value "
+    "the metrics layer's there over the events as they would have been recorded without the defect (its trace in "
+    "the events shows what to repair), delta_value and severity by their rules. An episode holds two or three "
+    "defects, each on dates no incident or other defect holds, nor the date before or after (one with no such "
+    "dates is left out).")
 
 BENIGN_CHANGES = (
-    "Not reported: internal load tests and listed bots (the standing exclusions remove them, so the raw events "
-    "move and the dashboard does not), campaigns (more, lower-intent traffic in their channel and country), "
-    "holidays (lower traffic in their country), experiments' intended effects on their target step in their arm "
-    "(a rise or a fall), and changes of traffic mix between segments (the aggregate's rates move, no segment's "
-    "own).")
+    "Not reported: internal load tests and listed bots (the standing exclusions remove them: the raw events move, "
+    "the dashboard does not), campaigns (more, lower-intent traffic from their channel in their country, whose own "
+    "conversion stays as it was), holidays (lower traffic with a weekend-like daily pattern in their country), "
+    "experiments' intended effects on their target step in their arm (a rise or a fall), and changes of traffic "
+    "mix between segments (the aggregate's rates move, no segment's own).")
 
 KIND_RULE = (
-    "A row's key is its date, entity_type and entity_name, so the entity_type says which it is: a data defect "
-    "reported as an incident (event_count, conversion_rate or funnel_step), or an incident reported as "
-    "data_quality, matches no expected key: the expected row is missed and the row is a false positive.")
+    "A row's key is its date, entity_type and entity_name, so a data defect reported as an incident (event_count, "
+    "conversion_rate or funnel_step), or an incident reported as data_quality, matches no expected key: a missed "
+    "row and a false positive.")
 WAREHOUSE_CREDIT_RULE = OVERLAP_CREDIT_RULE.replace(
     "the app_opens of S on the incident's date as observed (daily_by_segment)",
-    "the metrics layer's sessions of S on the row's date over the events as recorded (channel and user type by its "
-    "definitions)").replace("incident's", "expected row's").replace("incident", "expected row")
+    "the metrics layer's sessions of S on the row's date over the events as recorded").replace(
+    "incident's", "expected row's").replace("incident", "expected row")
 
 
 # What a release can do, as the release kind's definition points to it: the releases table stands where the other
@@ -132,29 +126,46 @@ WAREHOUSE_RELEASE_MEANING = RELEASE_MEANING.replace(
     "at deep", "at warehouse")
 
 WAREHOUSE_SYSTEM_PROMPT = """\
-You investigate a product's analytics warehouse (eight weeks of a food-ordering app's raw events, their side
-tables, a metrics layer and the company's dashboard) with read-only SQL and submit one report that a grader
-scores.
-
-Work like an analyst:
-- Read the brief (the tables, how each finding is reported, the grading), then metrics_layer: every reported
-  number is defined there, and the dashboard applies it to the events.
-- For each move of the dashboard ask whether it is real or the data: a business incident changes what users do;
-  a data defect changes only what is recorded, and the raw events or the tracking changelog show its trace.
-- Report each business incident on its root-cause entity, family and segment, and each data defect as a
-  data_quality row on the metric it corrupts, one row per date; never a side effect or a benign change. Every
-  extra row lowers precision; a missed one lowers recall.
-- Finish with one submission: submit_report(rows). An empty report is right when nothing is anomalous.
+You investigate a product's analytics warehouse (a food-ordering app's raw events, side tables, a metrics layer and
+a dashboard) with read-only SQL and submit one report that a grader scores. Read the brief, then metrics_layer: it
+defines every reported number. For each move of the dashboard ask whether it is real or the data (a data defect
+leaves a trace in the raw events or the tracking changelog). Report each finding as the brief says, never a side
+effect or a benign change, in one submit_report(rows); an empty report is right when nothing is anomalous.
 Your steps are limited; be efficient and keep any text short."""
 
 
-# The published baseline rule, as the warehouse reads it (eight weeks; the releases table where the other tiers
-# have a tool).
-WAREHOUSE_BASELINE_RULE = BASELINE_RULE.replace(
-    "(three peers in four weeks, seven in eight: see baseline_dates)", "(seven peers in eight weeks)").replace(
-    "(get_releases)", "(the releases table)")
-WAREHOUSE_GRADING_RULE = GRADING_RULE.split(" with segments (")[0].rstrip(";") + (
-    ", times the segment credit (below). precision = " + GRADING_RULE.split("precision = ", 1)[1])
+# The published rules, as the warehouse reads them: eight weeks; the releases table where the other tiers have a
+# tool; no robust z, hourly_mix or detection tools here (every row's method is query). Each replaced phrase is
+# checked present (tests/test_warehouse_text.py), so a change of the shared text cannot leave a rule unshortened.
+BASELINE_REPLACED = {"(three peers in four weeks, seven in eight: see baseline_dates)": "(seven peers in eight weeks)",
+                     ", so one unusual peer cannot move it but a change that lasts for weeks can": "",
+                     "; robust z = delta_value / (1.4826 * median |delta_value| over the entity's dates)": "",
+                     "its baseline and z mean": "its baseline means", "(get_releases)": "(the releases table)"}
+SEVERITY_REPLACED = {
+    " hourly_mix: by |delta| (a distance in [0, 1]): < 0.05 low, < 0.10 medium, < 0.20 high, else critical. Every "
+    "other entity type: by": " By"}
+GRADING_REPLACED = {f"({DETECTION_METHOD_RULE})": "(query)",
+                    " So report each incident on its root-cause key, one row per date it lasts.": "",
+                    "One graded submission by default; it ends the episode, and its result then lists every submitted "
+                    "row's verdict and the expected keys no row reported.": "One graded submission; it ends the "
+                                                                            "episode."}
+
+
+def replaced(text: str, replacements: dict[str, str]) -> str:
+    for old, new in replacements.items():
+        text = text.replace(old, new)
+    return text
+
+
+WAREHOUSE_BASELINE_RULE = replaced(BASELINE_RULE, BASELINE_REPLACED)
+WAREHOUSE_SEVERITY_RULE = replaced(SEVERITY_RULE, SEVERITY_REPLACED)
+_GRADING = replaced(GRADING_RULE, GRADING_REPLACED)
+WAREHOUSE_GRADING_RULE = _GRADING.split(" with segments (")[0].rstrip(";") + (
+    ", times the segment credit (below). precision = " + _GRADING.split("precision = ", 1)[1])
+METRICS_LAYER_NOTE = ("every reported number is defined by the metrics layer (the metrics_layer tool, which also says "
+                      f"what {', '.join(LAYER_TABLES)} hold); the dashboard is the company's pipeline applying it to "
+                      "the events: a business incident moves both, a data defect only the dashboard's numbers as "
+                      "recorded.")
 
 
 def warehouse_brief(dimensions: tuple[str, ...]) -> dict[str, object]:
@@ -166,18 +177,13 @@ def warehouse_brief(dimensions: tuple[str, ...]) -> dict[str, object]:
                        "app_version": f"{WEB_VERSION} on web; on ios and android the version live at the window's "
                                       "start and those of the releases table",
                        **daily},
-        "tables": WAREHOUSE_TABLES,
-        "columns": f"every table's columns: {SCHEMA_LISTING} (the query tool)",
-        "metrics_layer": (f"every reported number is defined by the metrics layer (the metrics_layer tool: "
-                          f"{', '.join(METRICS_LAYER)}); reporting dates are {REPORTING_TIME_ZONE}'s. The dashboard "
-                          "table is the company's pipeline applying it to the events: a business incident moves "
-                          "both, a data defect the dashboard only as recorded."),
+        "tables": {name: text for name, text in WAREHOUSE_TABLES.items() if name not in LAYER_TABLES},
+        "metrics_layer": METRICS_LAYER_NOTE,
         "metric_names": METRIC_NAMES,
         "incident_reporting": INCIDENT_REPORTING.format(fields=", ".join(world.fields)),
-        "data_defects": {kind: "; ".join(f"{key}: {value}" for key, value in text.items())
-                         for kind, text in DATA_DEFECTS.items()},
+        "data_defects": [{"defect": kind, **text} for kind, text in DATA_DEFECTS.items()],
         "defect_reporting": DEFECT_REPORTING,
         "baseline_rule": WAREHOUSE_BASELINE_RULE,
-        "severity_rule": SEVERITY_RULE,
+        "severity_rule": WAREHOUSE_SEVERITY_RULE,
         "grading": f"{WAREHOUSE_GRADING_RULE} {KIND_RULE} {WAREHOUSE_CREDIT_RULE}",
     }

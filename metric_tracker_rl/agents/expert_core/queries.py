@@ -150,6 +150,34 @@ def compact(sql: str) -> str:
     return "".join(parts)
 
 
+# A binary operator between its operands (spaced both sides; a unary minus and SELECT's star keep their space).
+_OPERATOR = re.compile(r"(?<!SELECT) ([=<>+*/^|-]+) (?!FROM)")
+_UNION = re.compile(r"UNION ALL ")
+_AFTER_TABLE = re.compile(r"\w+(?:\([\w, ]*\))? AS \((?=SELECT|VALUES)|SELECT |\(SELECT ")  # after a ) or ,
+
+
+def readable(sql: str, limit: int) -> str:
+    """The statement as an analyst writes it: outside its text literals, single spaces, a space after each comma but
+    none around an operator (`a.k=b.k`, `sum(n)/sum(d)`), and each common table, each UNION ALL and the final SELECT
+    that stand outside every parenthesis on a line of their own; `compact` where that would not fit `limit`
+    characters."""
+    parts = _QUOTED.split(sql)
+    parts[::2] = [_OPERATOR.sub(r"\1", re.sub(r"\s+", " ", part)).replace("--", "- -") for part in parts[::2]]
+    text = "".join(parts).strip()
+    lines, depth, start, quoted = [], 0, 0, False
+    for i, char in enumerate(text):
+        if char == "'":
+            quoted = not quoted
+        elif not quoted and char in "()":
+            depth += 1 if char == "(" else -1
+        elif not quoted and depth == 0 and char == " " and (
+                _UNION.match(text, i + 1) or (text[i - 1] in ")," and _AFTER_TABLE.match(text, i + 1))):
+            lines.append(text[start:i])
+            start = i + 1
+    text = "\n".join([*lines, text[start:]])
+    return text if len(text) <= limit else compact(sql)
+
+
 def query_action(sql: str, offset: int = 0) -> MetricTrackerRlAction:
     """A call of the query tool: one page of `sql`'s rows from `offset`."""
     arguments: dict[str, Any] = {"sql": sql, "limit": 100}

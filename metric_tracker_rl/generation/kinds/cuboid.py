@@ -260,8 +260,28 @@ def draw_cuboid(world: SegmentWorld, rng: np.random.Generator, rule: CuboidRule,
                       if boost <= max_boost]
         if clear_ones:
             return min(clear_ones, key=lambda pair: parent_z(world, opens, pair[0], view_z) * pair[1])
+    if world.raise_unclear:
+        return _raised(world, rng, fields, rule.needs_one_of, clear, base, max_boost, rule.hourly)
     # None is clear: the base (a release's version), or the clearest one-dimension cuboid.
     return (base if base.named() else _clearest(world, rng, fields, rule.needs_one_of, clear)), 1.0
+
+
+def _raised(world: SegmentWorld, rng: np.random.Generator, fields: tuple[str, ...], needs_one_of: tuple[str, ...],
+            clear: Callable[[Segment], float], base: Segment, max_boost: float, hourly: bool
+            ) -> tuple[Segment, float]:
+    """Where no drawn cuboid is clear (world.raise_unclear): the base, or a one-dimension cuboid drawn among every
+    one that is clear at the kind's largest change (the clearest where none is), its change raised to the floor
+    as far as that allows."""
+    if base.named():
+        options = [base]
+    else:
+        named = [f for f in fields if f in needs_one_of] if needs_one_of else list(fields)
+        options = [Segment(**{f: value}) for f in named for value in field_values(world, f)]
+    floor = OWN_Z_MIN if hourly else world.own_z[0]
+    zs = [clear(segment) for segment in options]
+    clear_ones = [segment for segment, z in zip(options, zs, strict=True) if z * max_boost >= floor]
+    segment = pick(clear_ones, rng) if clear_ones else options[int(np.argmax(zs))]
+    return segment, min(scale_factor(clear(segment), world, 1.0, hourly), max_boost)
 
 
 def scale_factor(z: float, world: SegmentWorld, min_boost: float, hourly: bool = False) -> float:
