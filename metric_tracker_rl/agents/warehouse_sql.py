@@ -302,22 +302,30 @@ def pooled_z_sql(r: str, e: str, w: str) -> str:
     return f"list_sum({r}) / sqrt(list_sum({w}) + {SPREAD ** 2:g} * list_sum(list_transform({e}, lambda x: x * x)))"
 
 
-def run_scan_sql(rules: frozenset[str], fixes: Fixes, steps: tuple[int, ...], floor: float) -> str:
-    """Per step and cuboid of one or two fields (no app version: a version's falls are the releases'), its strongest
-    fall pooled over
-    one to RUN_DAYS consecutive dates: the run's first date, length and z; the RUN_TOP strongest beyond `floor`."""
+def run_scan_sql(rules: frozenset[str], fixes: Fixes, steps: tuple[int, ...], bars: dict[int, float],
+                 single_date_extra: float) -> str:
+    """Per step and cuboid of one or two fields (no app version: a version's falls are the releases'), its falls
+    pooled over one to RUN_DAYS consecutive dates beyond the bar of a cuboid naming so many fields (`bars`; one date
+    alone: `single_date_extra` more): of those, each one no stronger run overlaps (on its step, in its dates and
+    cuboid: one fall seen from several cuboids and lengths is its strongest), the RUN_TOP strongest with its first
+    date, length and z."""
     last = "[len(rl) - n + 1:]"
     pooled = pooled_z_sql(f"rl{last}", f"el{last}", f"wl{last}")
     sets = [s for s in cuboid_sets(2) if "v" not in s]
+    fields = " + ".join(f"({a} IS NOT NULL)::INT" for a in "pchu")
+    bar = ("CASE " + " ".join(f"WHEN {fields} = {named} THEN {z:g}" for named, z in sorted(bars.items()))
+           + f" END + CASE WHEN n = 1 THEN {single_date_extra:g} ELSE 0 END")
+    same = " AND ".join(f"(a.{x} IS NULL OR b.{x} IS NULL OR a.{x} = b.{x})" for x in "pchu")
     return (sessions_cte(rules, fixes) + residuals_ctes(steps, sets=sets)
             + ", y AS (SELECT *, list(r) OVER x rl, list(e) OVER x el, list(w) OVER x wl, list(date) OVER x dl "
             f"FROM g WINDOW x AS (PARTITION BY k, p, c, h, u ORDER BY date ROWS {RUN_DAYS - 1} PRECEDING)), "
-            f"runs AS (SELECT k, p, c, h, u, dl[len(dl) - n + 1] first, n, {pooled} z FROM y, range(1, "
+            f"runs AS (SELECT k, p, c, h, u, dl[len(dl) - n + 1] first, date last, n, {pooled} z FROM y, range(1, "
             f"{RUN_DAYS + 1}) t(n) WHERE len(rl) >= n AND date - dl[len(dl) - n + 1] = n - 1 AND "
-            f"list_sum(el{last}) >= {MIN_EXPECTED}) "
+            f"list_sum(el{last}) >= {MIN_EXPECTED}), "
+            f"clear AS (SELECT * FROM runs WHERE z <= -({bar})) "
             "SELECT k, p platform, c country, h channel, u user_type, CAST(first AS VARCHAR) first, n, round(z, 2) z "
-            f"FROM runs WHERE z <= -{floor} QUALIFY row_number() OVER (PARTITION BY k, p, c, h, u ORDER BY z) = 1 "
-            f"ORDER BY z LIMIT {RUN_TOP}")
+            "FROM clear a WHERE NOT EXISTS (SELECT 1 FROM clear b WHERE b.k = a.k AND b.z < a.z AND "
+            f"b.first <= a.last AND a.first <= b.last AND {same}) ORDER BY z LIMIT {RUN_TOP}")
 
 
 CONTEXT_DATES = 7  # dates from a release's first (or over an experiment) whose residuals are read
