@@ -15,7 +15,12 @@ import numpy as np
 from metric_tracker_rl.generation.segment_plan import SegmentedPlan
 from metric_tracker_rl.generation.warehouse.identities import draw_identities
 from metric_tracker_rl.generation.warehouse.sessions import SessionDraw
-from metric_tracker_rl.generation.warehouse.standing import flag_standing_events, standing_repeats, standing_sessions
+from metric_tracker_rl.generation.warehouse.standing import (
+    OFFLINE_SHARE,
+    flag_standing_events,
+    standing_repeats,
+    standing_sessions,
+)
 from metric_tracker_rl.spec.seeding import EpisodeKey, derive_rng
 from metric_tracker_rl.spec.tiers import WAREHOUSE_SAMPLE_RATE
 from metric_tracker_rl.sql.columns import Labels
@@ -82,7 +87,8 @@ def draw_event_log(plan: SegmentedPlan, key: EpisodeKey, sample_rate: float = SA
     currency = np.array([CURRENCIES.index(COUNTRY_CURRENCY[c]) for c in layout.countries])[draw.cell]
     units_per_usd = rates[currency, draw.day]
     events = flag_standing_events(_events(key, draw.new, draw.depth, start_us, units_per_usd), draw.kind, key)
-    events = standing_repeats(events, key)
+    offline_share = np.array([OFFLINE_SHARE[platform] for platform in layout.platforms])[draw.cell]
+    events = standing_repeats(events, offline_share, key)
     keep = reporting_day(events.timestamp_us) < plan.num_days  # a session past midnight of the last date ends later
     # Each session's events together, in time order (an event's repeats beside it).
     order = np.lexsort((events.name, events.timestamp_us, events.session))

@@ -1,7 +1,10 @@
 """The standing traffic every episode's export holds and the metrics layer's rules exclude or repair: staff on
-internal accounts and the office network, test devices and developer builds, known bots, exact repeats of events
-(an SDK resends a batch) and events ingested past the cut-off. None is an incident: the dashboard applies the
-rules, so none of it reaches it; a model that skips a rule sees it.
+internal accounts and the office network, QA on the office network checking each new mobile release's checkout
+(orders placed, never paid), test devices and developer builds, the device farm's launch tests (the app opened
+and closed, many times a day), known bots, exact repeats of events (an SDK resends a batch) and events ingested
+past the cut-off (devices that were offline). None is an incident: the dashboard applies the rules, so none of it
+reaches it; a model that skips a rule sees it: a release whose orders are not paid, a farm of devices that open the
+app and do nothing (as bots do), rates that read late events the dashboard never counts.
 """
 
 from __future__ import annotations
@@ -47,12 +50,21 @@ STANDING_SOURCES: tuple[StandingSource, ...] = (
     StandingSource("test_device", 3, "android", "JP", 1.5, 0.7, True, False, 0.7, "test_devices"),
     StandingSource("developer_device", 2, "ios", "JP", 1.0, 0.5, True, False, 1.0, None),
     StandingSource("known_bot", 4, "web", "US", 6.0, 0.0, False, False, 0.0, "known_bots"),
+    # Release builds on the farm's devices: no debug tag, only the test_devices list names them.
+    StandingSource("device_farm", 3, "android", "JP", 6.0, 0.0, False, False, 0.0, "test_devices"),
 )
-SESSION_KINDS: tuple[str, ...] = ("world", *(source.kind for source in STANDING_SOURCES))
-INTERNAL_KINDS = ("internal_account", "office")  # their tagged events carry traffic_type = internal
-DEBUG_KINDS = ("test_device", "developer_device")  # their tagged events carry debug_mode = 1
+RELEASE_QA = "release_qa"  # office QA on each new mobile version's first dates (all tagged internal)
+SESSION_KINDS: tuple[str, ...] = ("world", *(source.kind for source in STANDING_SOURCES), RELEASE_QA)
+INTERNAL_KINDS = ("internal_account", "office", RELEASE_QA)  # their tagged events carry traffic_type = internal
+DEBUG_KINDS = ("test_device", "developer_device", "device_farm")  # their tagged events carry debug_mode = 1
+QA_TESTERS = 3  # per mobile platform, each on its own device, in the office
+QA_DAYS = 5  # dates from a release's first on which QA checks its checkout
+QA_SESSIONS_PER_DAY = 2.0  # per tester and date: each places an order and stops before paying
+QA_DEPTH = 3  # steps past the open: menu, cart, order
 REPEAT_SHARE = 0.02  # of events: sent again, identical, in a later batch
-LATE_SHARE = 0.01  # of events: ingested two to four days after they happened
+# Of each platform's sessions: those whose device went offline at some event and queued it and the rest, ingested
+# LATE_DAYS after they happened (a web page cannot queue).
+OFFLINE_SHARE: dict[str, float] = {"ios": 0.10, "android": 0.15, "web": 0.0}
 LATE_DAYS = (2.0, 4.0)
 
 
@@ -84,6 +96,12 @@ def standing_sessions(plan: SegmentedPlan, key: EpisodeKey, channel_values: tupl
         logged += [source.logged_in] * source.identities
         if source.listed is not None:
             listed[source.listed] += list(range(first_user, first_user + source.identities))
+    qa, qa_platform = _release_checks(plan, rng, len(user_platform))
+    if qa:
+        parts.append(qa)
+    user_platform += [platforms.index(p) for p in qa_platform]
+    user_country += [countries.index(QA_COUNTRY)] * len(qa_platform)
+    logged += [False] * len(qa_platform)
     joined = {name: np.concatenate([part[name] for part in parts]) for name in parts[0]}
     sessions = len(joined["day"])
     draw = SessionDraw(cell=joined["cell"], channel=np.zeros(sessions, dtype=np.int64),
@@ -104,6 +122,32 @@ def standing_sessions(plan: SegmentedPlan, key: EpisodeKey, channel_values: tupl
     return draw, users, lists
 
 
+QA_COUNTRY = "JP"  # the office's
+
+
+def _release_checks(plan: SegmentedPlan, rng: np.random.Generator, first_user: int
+                    ) -> tuple[dict[str, np.ndarray], list[str]]:
+    """QA's sessions on each mobile release's version in the office's country over its first QA_DAYS dates (each
+    an order placed and not paid), and each tester's platform (QA_TESTERS per mobile platform)."""
+    from metric_tracker_rl.world.segments import Segment
+
+    platforms = sorted({release.platform for release in plan.releases})
+    parts: list[dict[str, np.ndarray]] = []
+    for release in plan.releases:
+        (cell,) = plan.cells(Segment(platform=release.platform, country=QA_COUNTRY, app_version=release.version))
+        days = np.arange(release.start_day, min(release.start_day + QA_DAYS, plan.num_days))
+        counts = rng.poisson(QA_SESSIONS_PER_DAY, (QA_TESTERS, len(days)))
+        tester, at = np.nonzero(counts)
+        tester, at = np.repeat(tester, counts[tester, at]), np.repeat(at, counts[tester, at])
+        user = first_user + platforms.index(release.platform) * QA_TESTERS + tester
+        parts.append({"cell": np.full(len(at), cell), "day": days[at], "hour": rng.integers(9, 18, len(at)),
+                      "depth": np.full(len(at), QA_DEPTH), "user": user,
+                      "kind": np.full(len(at), SESSION_KINDS.index(RELEASE_QA), dtype=np.int8)})
+    joined = {name: np.concatenate([part[name] for part in parts]).astype(parts[0][name].dtype)
+              for name in parts[0]} if parts else {}
+    return joined, [platform for platform in platforms for _ in range(QA_TESTERS)]
+
+
 def _busiest_cells(plan: SegmentedPlan, platform: str, country: str, days: np.ndarray) -> np.ndarray:
     """(N,) for each date, the cell of this platform and country with the most expected traffic that date (the
     version most of its users run)."""
@@ -119,7 +163,7 @@ def flag_standing_events(events: Events, session_kind: np.ndarray, key: EpisodeK
     """The standing sources' tags: each internal or debug source's events carry its parameter with its `tagged`
     share."""
     kind = session_kind[events.session]
-    tagged_share = np.array([0.0, *(source.tagged for source in STANDING_SOURCES)])[kind]
+    tagged_share = np.array([0.0, *(source.tagged for source in STANDING_SOURCES), 1.0])[kind]  # QA: all
     tagged = derive_rng(key, "warehouse-tags").random(len(kind)) < tagged_share
     internal = np.isin(kind, [SESSION_KINDS.index(k) for k in INTERNAL_KINDS]) & tagged
     debug = np.isin(kind, [SESSION_KINDS.index(k) for k in DEBUG_KINDS]) & tagged
@@ -127,12 +171,20 @@ def flag_standing_events(events: Events, session_kind: np.ndarray, key: EpisodeK
                      "internal": internal, "debug": debug})
 
 
-def standing_repeats(events: Events, key: EpisodeKey) -> Events:
-    """Events sent again in a later batch (identical but for their ingestion), and events ingested days late."""
+def standing_repeats(events: Events, offline_share: np.ndarray, key: EpisodeKey) -> Events:
+    """Events sent again in a later batch (identical but for their ingestion), and sessions that went offline
+    (`offline_share`: each session's chance): from a uniform event of the session on, its events are ingested
+    LATE_DAYS after they happened. The events come grouped by session, in time order."""
     rng = derive_rng(key, "warehouse-repeats")
     repeated = np.flatnonzero(rng.random(len(events)) < REPEAT_SHARE)
-    late = rng.random(len(events)) < LATE_SHARE
-    delay_s = np.where(late, rng.uniform(*LATE_DAYS, len(events)) * 86_400, 0.0)
+    sessions = len(offline_share)
+    first = np.searchsorted(events.session, np.arange(sessions))
+    length = np.diff(np.r_[first, len(events)])
+    offline = rng.random(sessions) < offline_share
+    offline_from = (rng.random(sessions) * length).astype(np.int64)  # the position of the first queued event
+    position = np.arange(len(events)) - first[events.session]
+    late = offline[events.session] & (position >= offline_from[events.session])
+    delay_s = np.where(late, rng.uniform(*LATE_DAYS, sessions)[events.session] * 86_400, 0.0)
     ingested = events.ingested_us + (delay_s * MICROS_PER_SECOND).astype(np.int64)
     delayed = Events(**{**{name: getattr(events, name) for name in Events.__dataclass_fields__},
                         "ingested_us": ingested})
