@@ -207,8 +207,8 @@ class Investigation:
                   if not any(d.step == 0 and d.date == f.date for d in defects) and not self.holiday(f)]
         runs = yield ("runs", wsql.run_scan_sql(self.rules, fixes, (0, 1, 2, 3), RUN_Z, SINGLE_DATE_EXTRA))
         found = [*self.versions_alone(releases, runs), *found]  # a release first: its dates' payments are its own
-        found += self.level_shifts(runs, found, defects)
-        return found
+        shifts = self.level_shifts(runs, found, defects)
+        return [*(f for f in found if not within_shift(f, shifts)), *shifts]
 
     def versions_alone(self, releases: list[Finding], runs: Rows) -> list[Finding]:
         """The releases whose fall is the version's own: a run on the same step and dates in a cuboid holding the
@@ -293,8 +293,9 @@ class Investigation:
             dates = self.dates[first:first + row["n"]]
             metric = RATE_COLUMNS[row["k"] - 1]
             if any(f.date in dates and overlaps(f.segment, segment)
-                   and (f.metric == metric or (f.step == 0 and f.anomaly_type == DATA_QUALITY)) for f in taken):
-                continue
+                   and (f.metric == metric or (f.step == 0 and f.anomaly_type == DATA_QUALITY))
+                   and not (f.kind == "payment_failure" and row["n"] > 1) for f in taken):
+                continue  # (a fall of payments over several dates is more than a block of hours)
             if any(a["note"] == metric and overlaps(arm_segment(a), segment) and a["first"] <= dates[-1]
                    and a["last"] >= dates[0] for a in arms):
                 continue  # an experiment's intended effect on its target step
@@ -316,6 +317,13 @@ class Investigation:
         values = {row["i"]: row for row in rows}
         return [replace(f, observed=_number(values.get(i, {}).get("value")),
                         baseline=_number(values.get(i, {}).get("peers"))) for i, f in enumerate(found)]
+
+
+def within_shift(finding: Finding, shifts: list[Finding]) -> bool:
+    """A payment failure on a date of a level shift of payments in an overlapping cuboid: that shift's date."""
+    return finding.kind == "payment_failure" and any(
+        s.date == finding.date and s.metric == finding.metric and overlaps(s.segment, finding.segment)
+        for s in shifts)
 
 
 def in_parts(name: str, asked: Sequence[tuple[Any, ...]], build: Callable[[Sequence[tuple[Any, ...]]], str]

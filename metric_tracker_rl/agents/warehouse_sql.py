@@ -317,9 +317,10 @@ def run_scan_sql(rules: frozenset[str], fixes: Fixes, steps: tuple[int, ...], ba
            + f" END + CASE WHEN n = 1 THEN {single_date_extra:g} ELSE 0 END")
     same = " AND ".join(f"(a.{x} IS NULL OR b.{x} IS NULL OR a.{x} = b.{x})" for x in "pchu")
     return (sessions_cte(rules, fixes) + residuals_ctes(steps, sets=sets)
-            + ", y AS (SELECT *, list(r) OVER x rl, list(e) OVER x el, list(w) OVER x wl, list(date) OVER x dl "
+            + ", y AS (SELECT *, list(r) OVER x rl, list(e) OVER x el, list(w) OVER x wl, list(date) OVER x dl, "
+            f"greatest(1, 1.4826 * mad({z_of('r', 'e', 'w')}) OVER (PARTITION BY k, p, c, h, u)) sd "
             f"FROM g WINDOW x AS (PARTITION BY k, p, c, h, u ORDER BY date ROWS {RUN_DAYS - 1} PRECEDING)), "
-            f"runs AS (SELECT k, p, c, h, u, dl[len(dl) - n + 1] first, date last, n, {pooled} z FROM y, range(1, "
+            f"runs AS (SELECT k, p, c, h, u, dl[len(dl) - n + 1] first, date last, n, {pooled} / sd z FROM y, range(1, "
             f"{RUN_DAYS + 1}) t(n) WHERE len(rl) >= n AND date - dl[len(dl) - n + 1] = n - 1 AND "
             f"list_sum(el{last}) >= {MIN_EXPECTED}), "
             f"clear AS (SELECT * FROM runs WHERE z <= -({bar})) "
@@ -355,9 +356,16 @@ OUTAGE_RATIO, BREAK_RATIO = 0.35, 0.3  # a block's sessions (conversions) at mos
 # A block's fall as the signed root of its likelihood ratio (Poisson for sessions, binomial for payments): sampling
 # of a few sessions an hour is far from normal.
 POISSON_Z = "-sqrt(2 * (CASE WHEN bo > 0 THEN bo * ln(bo / bbk) ELSE 0 END + bbk - bo))"
-BINOMIAL_Z = ("-sqrt(2 * (CASE WHEN bn > 0 THEN bn * ln(bn / be) ELSE 0 END + CASE WHEN bd > bn THEN (bd - bn) * "
-              "ln((bd - bn) / greatest(bd - be, 1e-9)) ELSE 0 END))")
+
+
+def binomial_z(n: str, d: str, e: str) -> str:
+    """The signed root of the likelihood ratio of `n` conversions of `d` arrivals against `e` expected."""
+    return (f"-sqrt(2 * (CASE WHEN {n} > 0 THEN {n} * ln({n} / {e}) ELSE 0 END + CASE WHEN {d} > {n} THEN "
+            f"({d} - {n}) * ln(({d} - {n}) / greatest({d} - {e}, 1e-9)) ELSE 0 END))")
+
+
 OUTAGE_Z, BREAK_Z = 4.5, 5.5
+LONGEST_BREAK = 7  # hours: payments are read over a block of BLOCK hours and over one this long
 REST_SHARE = 0.75  # an outage leaves the rest of the day's sessions at this share of their baseline or more
 LONGEST_OUTAGE = 7  # hours: the rest of the day is read outside the block and as many hours either side as make it
 HOURS_TOP = 10
@@ -370,8 +378,9 @@ def hours_sql(rules: frozenset[str], fixes: Fixes) -> str:
       where they fell to OUTAGE_RATIO of that or less beyond OUTAGE_Z, the day lost at least half of the block's
       loss (hours moved to others are a timing shift) and the rest of the day (outside the longest outage that
       holds the block) kept REST_SHARE of its sessions (a whole day's fall is demand);
-    - `payments`: the block whose payments fell most against its orders (at the cuboid's rate on the same weekday's
-      other dates), where they fell to BREAK_RATIO of that or less beyond BREAK_Z.
+    - `payments`: the block (of BLOCK or LONGEST_BREAK hours) whose payments fell most against its orders (at the
+      cuboid's rate on the same weekday's other dates), where they fell to BREAK_RATIO of that or less beyond
+      BREAK_Z.
 
     Each row: what, date, cuboid, the block's first hour, its count and baseline, z."""
     cuboid = "nullif(p, '') platform, nullif(c, '') country"
@@ -388,20 +397,23 @@ def hours_sql(rules: frozenset[str], fixes: Fixes) -> str:
             "u AS (PARTITION BY p, c, date)), "
             "blk AS (SELECT *, sum(o) OVER x bo, sum(b) OVER x bbk, sum(o) OVER y dayo, sum(b) OVER y dayb, "
             "sum(o) OVER near nearo, sum(b) OVER near nearb, "
-            "sum(n) OVER x bn, sum(d) OVER x bd, sum(q * d) OVER x be FROM bb "
+            "sum(n) OVER x bn, sum(d) OVER x bd, sum(q * d) OVER x be, "
+            "sum(n) OVER near7 kn, sum(d) OVER near7 kd, sum(q * d) OVER near7 ke FROM bb "
             f"WINDOW x AS (PARTITION BY p, c, date ORDER BY hr ROWS {BLOCK - 1} PRECEDING), "
             f"near AS (PARTITION BY p, c, date ORDER BY hr ROWS BETWEEN {LONGEST_OUTAGE - 1} PRECEDING AND "
-            f"{LONGEST_OUTAGE - BLOCK} FOLLOWING), y AS (PARTITION BY p, c, date)), "
+            f"{LONGEST_OUTAGE - BLOCK} FOLLOWING), near7 AS (PARTITION BY p, c, date ORDER BY hr ROWS "
+            f"{LONGEST_BREAK - 1} PRECEDING), y AS (PARTITION BY p, c, date)), "
             f"zz AS (SELECT *, CASE WHEN bbk > 0 AND bo < bbk THEN {POISSON_Z} END oz, "
-            f"CASE WHEN be > 0 AND bn < be THEN {BINOMIAL_Z} END bz FROM blk WHERE hr >= {BLOCK - 1}), "
+            f"least(CASE WHEN be > 0 AND bn <= {BREAK_RATIO} * be THEN {binomial_z('bn', 'bd', 'be')} END, "
+            f"CASE WHEN ke > 0 AND kn <= {BREAK_RATIO} * ke THEN {binomial_z('kn', 'kd', 'ke')} END) bz "
+            f"FROM blk WHERE hr >= {BLOCK - 1}), "
             f"outage AS (SELECT 'outage' what, CAST(date AS VARCHAR) date, {cuboid}, hr - {BLOCK - 1} first_hour, "
             "bo block, "
             f"round(bbk, 1) baseline, round(oz, 2) z FROM zz WHERE bo <= {OUTAGE_RATIO} * bbk AND oz <= -{OUTAGE_Z} "
             f"AND dayb - dayo >= 0.5 * (bbk - bo) AND dayo - nearo >= {REST_SHARE} * (dayb - nearb) "
             "QUALIFY row_number() OVER (PARTITION BY p, c, date ORDER BY oz) = 1), "
             f"payments AS (SELECT 'payments' what, CAST(date AS VARCHAR) date, {cuboid}, hr - {BLOCK - 1} first_hour, "
-            f"bn block, round(be, 1) baseline, round(bz, 2) z FROM zz WHERE bn <= {BREAK_RATIO} * be "
-            f"AND bz <= -{BREAK_Z} "
+            f"bn block, round(be, 1) baseline, round(bz, 2) z FROM zz WHERE bz <= -{BREAK_Z} "
             "QUALIFY row_number() OVER (PARTITION BY p, c, date ORDER BY bz) = 1) "
             f"(SELECT * FROM outage ORDER BY z LIMIT {HOURS_TOP}) UNION ALL "
             f"(SELECT * FROM payments ORDER BY z LIMIT {HOURS_TOP}) ORDER BY what, z")
