@@ -54,7 +54,7 @@ COUNT_OF_DASHBOARD = dict(zip(STEP_SESSION_COLUMNS, COUNT_COLUMNS, strict=True))
 RELEASE_Z = (5.0, 6.5)  # a version's pooled fall over its first dates (alone, narrowed by one more field)
 EXPERIMENT_Z = 3.5  # an arm's pooled fall on a step it does not target, over its dates
 # A blind run's bar by the fields its cuboid names (a level shift names one nearly always), one more for one date.
-RUN_Z = {1: 5.0, 2: 8.0}
+RUN_Z = {1: 5.0, 2: 7.0}
 SINGLE_DATE_EXTRA = 0.5
 REGRESSION_DATES = (3, 6)  # a regression lasts so many dates from its rollout's first
 

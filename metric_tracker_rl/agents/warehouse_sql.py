@@ -355,7 +355,13 @@ BLOCK = 3  # hours of a block: every outage or payment failure (three hours or m
 OUTAGE_RATIO, BREAK_RATIO = 0.35, 0.3  # a block's sessions (conversions) at most this share of its baseline
 # A block's fall as the signed root of its likelihood ratio (Poisson for sessions, binomial for payments): sampling
 # of a few sessions an hour is far from normal.
-POISSON_Z = "-sqrt(2 * (CASE WHEN bo > 0 THEN bo * ln(bo / bbk) ELSE 0 END + bbk - bo))"
+
+
+def poisson_z(o: str, b: str) -> str:
+    """The signed root of the likelihood ratio of `o` sessions against `b` expected."""
+    return f"-sqrt(2 * (CASE WHEN {o} > 0 THEN {o} * ln({o} / {b}) ELSE 0 END + {b} - {o}))"
+
+
 
 
 def binomial_z(n: str, d: str, e: str) -> str:
@@ -364,23 +370,23 @@ def binomial_z(n: str, d: str, e: str) -> str:
             f"({d} - {n}) * ln(({d} - {n}) / greatest({d} - {e}, 1e-9)) ELSE 0 END))")
 
 
-OUTAGE_Z, BREAK_Z = 4.5, 5.5
-LONGEST_BREAK = 7  # hours: payments are read over a block of BLOCK hours and over one this long
+OUTAGE_Z, BREAK_Z = 5.5, 5.5
 REST_SHARE = 0.75  # an outage leaves the rest of the day's sessions at this share of their baseline or more
-LONGEST_OUTAGE = 7  # hours: the rest of the day is read outside the block and as many hours either side as make it
+# Hours of the longest outage or payment failure: each is read over a block of BLOCK hours and over one this long, and
+# an outage's rest of the day outside as many hours either side of its block as make one this long.
+LONGEST_BLOCK = 7
 HOURS_TOP = 10
 
 
 def hours_sql(rules: frozenset[str], fixes: Fixes) -> str:
-    """Per date and cuboid of platform, country or both, by blocks of BLOCK hours:
+    """Per date and cuboid of platform, country or both, by blocks of BLOCK and of LONGEST_BLOCK hours:
 
     - `outage`: the block whose sessions fell most against the same weekday's other dates (their mean that hour),
       where they fell to OUTAGE_RATIO of that or less beyond OUTAGE_Z, the day lost at least half of the block's
       loss (hours moved to others are a timing shift) and the rest of the day (outside the longest outage that
       holds the block) kept REST_SHARE of its sessions (a whole day's fall is demand);
-    - `payments`: the block (of BLOCK or LONGEST_BREAK hours) whose payments fell most against its orders (at the
-      cuboid's rate on the same weekday's other dates), where they fell to BREAK_RATIO of that or less beyond
-      BREAK_Z.
+    - `payments`: the block whose payments fell most against its orders (at the cuboid's rate on the same weekday's
+      other dates), where they fell to BREAK_RATIO of that or less beyond BREAK_Z.
 
     Each row: what, date, cuboid, the block's first hour, its count and baseline, z."""
     cuboid = "nullif(p, '') platform, nullif(c, '') country"
@@ -398,18 +404,20 @@ def hours_sql(rules: frozenset[str], fixes: Fixes) -> str:
             "blk AS (SELECT *, sum(o) OVER x bo, sum(b) OVER x bbk, sum(o) OVER y dayo, sum(b) OVER y dayb, "
             "sum(o) OVER near nearo, sum(b) OVER near nearb, "
             "sum(n) OVER x bn, sum(d) OVER x bd, sum(q * d) OVER x be, "
-            "sum(n) OVER near7 kn, sum(d) OVER near7 kd, sum(q * d) OVER near7 ke FROM bb "
+            "sum(n) OVER near7 kn, sum(d) OVER near7 kd, sum(q * d) OVER near7 ke, sum(o) OVER near7 ko, "
+            "sum(b) OVER near7 kb FROM bb "
             f"WINDOW x AS (PARTITION BY p, c, date ORDER BY hr ROWS {BLOCK - 1} PRECEDING), "
-            f"near AS (PARTITION BY p, c, date ORDER BY hr ROWS BETWEEN {LONGEST_OUTAGE - 1} PRECEDING AND "
-            f"{LONGEST_OUTAGE - BLOCK} FOLLOWING), near7 AS (PARTITION BY p, c, date ORDER BY hr ROWS "
-            f"{LONGEST_BREAK - 1} PRECEDING), y AS (PARTITION BY p, c, date)), "
-            f"zz AS (SELECT *, CASE WHEN bbk > 0 AND bo < bbk THEN {POISSON_Z} END oz, "
+            f"near AS (PARTITION BY p, c, date ORDER BY hr ROWS BETWEEN {LONGEST_BLOCK - 1} PRECEDING AND "
+            f"{LONGEST_BLOCK - BLOCK} FOLLOWING), near7 AS (PARTITION BY p, c, date ORDER BY hr ROWS "
+            f"{LONGEST_BLOCK - 1} PRECEDING), y AS (PARTITION BY p, c, date)), "
+            f"zz AS (SELECT *, least(CASE WHEN bbk > 0 AND bo <= {OUTAGE_RATIO} * bbk THEN {poisson_z('bo', 'bbk')} "
+            f"END, CASE WHEN kb > 0 AND ko <= {OUTAGE_RATIO} * kb THEN {poisson_z('ko', 'kb')} END) oz, "
             f"least(CASE WHEN be > 0 AND bn <= {BREAK_RATIO} * be THEN {binomial_z('bn', 'bd', 'be')} END, "
             f"CASE WHEN ke > 0 AND kn <= {BREAK_RATIO} * ke THEN {binomial_z('kn', 'kd', 'ke')} END) bz "
             f"FROM blk WHERE hr >= {BLOCK - 1}), "
             f"outage AS (SELECT 'outage' what, CAST(date AS VARCHAR) date, {cuboid}, hr - {BLOCK - 1} first_hour, "
             "bo block, "
-            f"round(bbk, 1) baseline, round(oz, 2) z FROM zz WHERE bo <= {OUTAGE_RATIO} * bbk AND oz <= -{OUTAGE_Z} "
+            f"round(bbk, 1) baseline, round(oz, 2) z FROM zz WHERE oz <= -{OUTAGE_Z} "
             f"AND dayb - dayo >= 0.5 * (bbk - bo) AND dayo - nearo >= {REST_SHARE} * (dayb - nearb) "
             "QUALIFY row_number() OVER (PARTITION BY p, c, date ORDER BY oz) = 1), "
             f"payments AS (SELECT 'payments' what, CAST(date AS VARCHAR) date, {cuboid}, hr - {BLOCK - 1} first_hour, "
