@@ -359,15 +359,15 @@ OUTAGE_RATIO, BREAK_RATIO = 0.35, 0.3  # a block's sessions (conversions) at mos
 
 def poisson_z(o: str, b: str) -> str:
     """The signed root of the likelihood ratio of `o` sessions against `b` expected."""
-    return f"-sqrt(2 * (CASE WHEN {o} > 0 THEN {o} * ln({o} / {b}) ELSE 0 END + {b} - {o}))"
+    return f"-sqrt(2 * (coalesce({o} * ln(nullif({o}, 0) / {b}), 0) + {b} - {o}))"
 
 
 
 
 def binomial_z(n: str, d: str, e: str) -> str:
     """The signed root of the likelihood ratio of `n` conversions of `d` arrivals against `e` expected."""
-    return (f"-sqrt(2 * (CASE WHEN {n} > 0 THEN {n} * ln({n} / {e}) ELSE 0 END + CASE WHEN {d} > {n} THEN "
-            f"({d} - {n}) * ln(({d} - {n}) / greatest({d} - {e}, 1e-9)) ELSE 0 END))")
+    return (f"-sqrt(2 * (coalesce({n} * ln(nullif({n}, 0) / {e}), 0) + coalesce(({d} - {n}) * ln(nullif({d} - {n}, 0) "
+            f"/ ({d} - {e})), 0)))")
 
 
 OUTAGE_Z, BREAK_Z = 5.5, 5.5
@@ -388,11 +388,13 @@ def hours_sql(rules: frozenset[str], fixes: Fixes) -> str:
     - `payments`: the block whose payments fell most against its orders (at the cuboid's rate on the same weekday's
       other dates), where they fell to BREAK_RATIO of that or less beyond BREAK_Z.
 
-    Each row: what, date, cuboid, the block's first hour, its count and baseline, z."""
+    Each row: what, date, cuboid, z."""
     cuboid = "nullif(p, '') platform, nullif(c, '') country"
-    return (sessions_cte(rules, fixes, hours=True) + ", hh AS (SELECT date, hr, coalesce(p, '') p, coalesce(c, '') c, "
-            "count(*) o, sum(m4) n, sum(m3) d FROM (SELECT date, hr, platform p, country c, m3, m4 FROM s) "
-            "GROUP BY date, hr, GROUPING SETS ((p), (c), (p, c))), "
+    both = ", ".join(f"[sum({x}) OVER x, sum({x}) OVER l] {name}"
+                     for x, name in (("o", "lo"), ("b", "lb"), ("n", "ln"), ("d", "ld"), ("q * d", "le")))
+    return (sessions_cte(rules, fixes, hours=True) + ", hh AS (SELECT date, hr, coalesce(platform, '') p, "
+            "coalesce(country, '') c, count(*) o, sum(m4) n, sum(m3) d FROM s "
+            "GROUP BY date, hr, GROUPING SETS ((platform), (country), (platform, country))), "
             "grid AS (SELECT * FROM (SELECT DISTINCT p, c FROM hh) CROSS JOIN (SELECT DISTINCT date FROM s) "
             "CROSS JOIN (SELECT range hr FROM range(24))), "
             "z AS (SELECT grid.*, coalesce(o, 0) o, coalesce(n, 0) n, coalesce(d, 0) d FROM grid LEFT JOIN hh "
@@ -401,27 +403,17 @@ def hours_sql(rules: frozenset[str], fixes: Fixes) -> str:
             "least((sum(n) OVER v - sum(n) OVER u) / nullif(sum(d) OVER v - sum(d) OVER u, 0), 0.95) q FROM z "
             "WINDOW w AS (PARTITION BY p, c, isodow(date), hr), v AS (PARTITION BY p, c, isodow(date)), "
             "u AS (PARTITION BY p, c, date)), "
-            "blk AS (SELECT *, sum(o) OVER x bo, sum(b) OVER x bbk, sum(o) OVER y dayo, sum(b) OVER y dayb, "
-            "sum(o) OVER near nearo, sum(b) OVER near nearb, "
-            "sum(n) OVER x bn, sum(d) OVER x bd, sum(q * d) OVER x be, "
-            "sum(n) OVER near7 kn, sum(d) OVER near7 kd, sum(q * d) OVER near7 ke, sum(o) OVER near7 ko, "
-            "sum(b) OVER near7 kb FROM bb "
-            f"WINDOW x AS (PARTITION BY p, c, date ORDER BY hr ROWS {BLOCK - 1} PRECEDING), "
-            f"near AS (PARTITION BY p, c, date ORDER BY hr ROWS BETWEEN {LONGEST_BLOCK - 1} PRECEDING AND "
-            f"{LONGEST_BLOCK - BLOCK} FOLLOWING), near7 AS (PARTITION BY p, c, date ORDER BY hr ROWS "
+            f"blk AS (SELECT *, sum(o) OVER y dayo, sum(b) OVER y dayb, sum(o) OVER m mo, sum(b) OVER m mb, {both} "
+            f"FROM bb WINDOW x AS (PARTITION BY p, c, date ORDER BY hr ROWS {BLOCK - 1} PRECEDING), "
+            f"m AS (PARTITION BY p, c, date ORDER BY hr ROWS BETWEEN {LONGEST_BLOCK - 1} PRECEDING AND "
+            f"{LONGEST_BLOCK - BLOCK} FOLLOWING), l AS (PARTITION BY p, c, date ORDER BY hr ROWS "
             f"{LONGEST_BLOCK - 1} PRECEDING), y AS (PARTITION BY p, c, date)), "
-            f"zz AS (SELECT *, least(CASE WHEN bbk > 0 AND bo <= {OUTAGE_RATIO} * bbk THEN {poisson_z('bo', 'bbk')} "
-            f"END, CASE WHEN kb > 0 AND ko <= {OUTAGE_RATIO} * kb THEN {poisson_z('ko', 'kb')} END) oz, "
-            f"least(CASE WHEN be > 0 AND bn <= {BREAK_RATIO} * be THEN {binomial_z('bn', 'bd', 'be')} END, "
-            f"CASE WHEN ke > 0 AND kn <= {BREAK_RATIO} * ke THEN {binomial_z('kn', 'kd', 'ke')} END) bz "
-            f"FROM blk WHERE hr >= {BLOCK - 1}), "
-            f"outage AS (SELECT 'outage' what, CAST(date AS VARCHAR) date, {cuboid}, hr - {BLOCK - 1} first_hour, "
-            "bo block, "
-            f"round(bbk, 1) baseline, round(oz, 2) z FROM zz WHERE oz <= -{OUTAGE_Z} "
-            f"AND dayb - dayo >= 0.5 * (bbk - bo) AND dayo - nearo >= {REST_SHARE} * (dayb - nearb) "
-            "QUALIFY row_number() OVER (PARTITION BY p, c, date ORDER BY oz) = 1), "
-            f"payments AS (SELECT 'payments' what, CAST(date AS VARCHAR) date, {cuboid}, hr - {BLOCK - 1} first_hour, "
-            f"bn block, round(be, 1) baseline, round(bz, 2) z FROM zz WHERE bz <= -{BREAK_Z} "
-            "QUALIFY row_number() OVER (PARTITION BY p, c, date ORDER BY bz) = 1) "
-            f"(SELECT * FROM outage ORDER BY z LIMIT {HOURS_TOP}) UNION ALL "
-            f"(SELECT * FROM payments ORDER BY z LIMIT {HOURS_TOP}) ORDER BY what, z")
+            "bl AS (SELECT *, unnest(lo) bo, unnest(lb) bbk, unnest(ln) bn, unnest(ld) bd, unnest(le) be FROM blk "
+            f"WHERE hr >= {BLOCK - 1}), "
+            f"zz AS (SELECT *, CASE WHEN bo <= {OUTAGE_RATIO} * bbk THEN {poisson_z('bo', 'bbk')} END oz, "
+            f"CASE WHEN bn <= {BREAK_RATIO} * be THEN {binomial_z('bn', 'bd', 'be')} END bz FROM bl), "
+            f"hit AS (SELECT 'outage' what, *, oz v FROM zz WHERE oz <= -{OUTAGE_Z} AND dayb - dayo >= 0.5 * (bbk - bo) "
+            f"AND dayo - mo >= {REST_SHARE} * (dayb - mb) UNION ALL SELECT 'payments', *, bz FROM zz "
+            f"WHERE bz <= -{BREAK_Z}) SELECT * FROM (SELECT what, date, {cuboid}, round(v, 2) z FROM hit "
+            "QUALIFY row_number() OVER (PARTITION BY what, p, c, date ORDER BY v) = 1) "
+            f"QUALIFY row_number() OVER (PARTITION BY what ORDER BY z) <= {HOURS_TOP} ORDER BY what, z")
