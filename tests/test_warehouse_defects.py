@@ -1,6 +1,6 @@
 """The warehouse's data defects: each reaches the dashboard (the standing rules do not catch it) on its segment and
-dates only, and makes the metric its record names fall, over several seeds. Its benign changes move the raw events
-and leave the dashboard as it was (the standing rules exclude them)."""
+dates only, and makes the metric its record names fall (revenue_usd: move), over several seeds. Its benign changes
+move the raw events and leave the dashboard as it was (the standing rules exclude them)."""
 
 from __future__ import annotations
 
@@ -61,8 +61,8 @@ def _metric(rows: dict[Row, dict[str, Any]], record: DefectRecord, day: int) -> 
     """The record's metric over its segment on one date, from the dashboard's counts."""
     chosen = [values for row, values in rows.items() if row[0] == day and _inside(row, record.segment)]
     sums = {name: sum(values[name] for values in chosen) for name in ("sessions", "menu_sessions", "cart_sessions")}
-    if record.metric == "sessions":
-        return float(sums["sessions"])
+    if record.metric in ("sessions", "revenue_usd"):
+        return float(sum(values[record.metric] for values in chosen))
     if record.metric == "app_open_to_menu_open":
         return sums["menu_sessions"] / sums["sessions"]
     assert record.metric == "menu_open_to_product_added_to_cart"
@@ -83,10 +83,14 @@ def test_a_defect_reaches_the_dashboard_on_its_segment_and_dates_only(logs: dict
             assert before.get(row) is not None and after.get(row) is not None, row
             for name, value in before[row].items():
                 assert value == after[row][name] or (np.isnan(value) and np.isnan(after[row][name])), (row, name)
-    # Every defect makes its metric fall on its last date (clock skew: the date whose sessions moved away).
+    # Every defect makes its count or rate fall on its last date (clock skew: the date whose sessions moved away);
+    # revenue_usd moves, either way (a re-sent purchase doubles it, a mislabelled currency converts it wrongly).
     day = record.days[-1]
     was, now = _metric(before, record, day), _metric(after, record, day)
-    assert now < 0.75 * was, (record, was, now)
+    if record.metric == "revenue_usd":
+        assert abs(now / was - 1) > 0.1, (record, was, now)
+    else:
+        assert now < 0.75 * was, (record, was, now)
 
 
 @pytest.mark.parametrize("kind", list(BENIGN_CHANGES))

@@ -19,6 +19,8 @@ from metric_tracker_rl.agents.warehouse_sql import (
     event_traces_sql,
     hours_sql,
     metric_values_sql,
+    purchase_traces_sql,
+    revenue_values_sql,
     run_scan_sql,
     session_traces_sql,
     sessions_cte,
@@ -33,7 +35,8 @@ from metric_tracker_rl.sql.sandbox import MAX_SQL_CHARS
 from metric_tracker_rl.world.funnel import window_calendar
 
 FIXED = Fixes(renamed=(("menu_view", "menu_open"),), skewed=True, late_loaded=True, retried=True,
-              bots=tuple(f"{n:010d}.1776697200" for n in range(4)))
+              bots=tuple(f"{n:010d}.1776697200" for n in range(4)), resent=True,
+              mislabelled=tuple((f"2026-03-{day}", "ios", "IN", "EUR", "INR") for day in range(10, 15)))
 ASKED = [(i, "2026-03-20", "android", None, None, None, None, i % 5) for i in range(60)]
 
 
@@ -63,16 +66,33 @@ def test_the_experts_sessions_are_the_dashboards() -> None:
 
 @pytest.mark.parametrize("rule", RULES)
 def test_each_rule_is_a_clause_of_the_recount(rule: str) -> None:
-    """Leaving a rule out changes the statement that counts sessions, except currency, which no metric the expert
-    reads uses (the known gap the calibration's ablation table shows)."""
+    """Leaving a rule out changes the statement that counts sessions, except currency, which only revenue reads;
+    every rule changes the statement that recounts revenue."""
     changed = sessions_cte(ALL_RULES - {rule}) != sessions_cte(ALL_RULES)
     assert changed == (rule != "currency")
+    asked = [(0, "2026-03-20", "ios", None, None)]
+    assert revenue_values_sql(ALL_RULES - {rule}, FIXED, asked) != revenue_values_sql(ALL_RULES, FIXED, asked)
+
+
+def test_the_experts_revenue_is_the_dashboards() -> None:
+    """Its recount of revenue_usd (each purchase once, in its own currency at its date's rate) equals the
+    dashboard's on every date and platform; without de-duplication or currency it does not."""
+    world = _world(3)
+    run = _runner(world)
+    board = run("SELECT CAST(date AS VARCHAR) d, platform, sum(revenue_usd) r FROM dashboard GROUP BY ALL "
+                "ORDER BY ALL")
+    asked = [(i, row["d"], row["platform"], None, None) for i, row in enumerate(board)]
+    for rules, equal in ((ALL_RULES, True), (ALL_RULES - {"deduplication"}, False),
+                         (ALL_RULES - {"currency"}, False)):
+        mine = run(revenue_values_sql(rules, Fixes(), asked))
+        close = [abs(m["value"] - b["r"]) <= 1e-6 * max(b["r"], 1.0) for m, b in zip(mine, board, strict=True)]
+        assert all(close) if equal else sum(close) < 0.5 * len(close), rules
 
 
 @pytest.mark.parametrize("rules", [ALL_RULES, *(ALL_RULES - {rule} for rule in RULES)])
 def test_every_statement_fits_the_query_tool(rules: frozenset[str]) -> None:
     """As sent (compact), with every fix a world can call for; a long list of rows goes in parts that fit."""
-    statements = [CONTEXT_SQL, event_traces_sql(rules), session_traces_sql(rules),
+    statements = [CONTEXT_SQL, event_traces_sql(rules), session_traces_sql(rules), purchase_traces_sql(rules),
                   context_tests_sql(rules, FIXED, 2.5), hours_sql(rules, FIXED),
                   run_scan_sql(rules, FIXED, (0, 1, 2, 3), {1: 5.0, 2: 8.0}, 0.5)]
     assert max(len(compact(sql)) for sql in statements) <= MAX_SQL_CHARS
@@ -87,6 +107,20 @@ def test_every_statement_fits_the_query_tool(rules: frozenset[str]) -> None:
         pass
     assert len(sent) >= 2 and max(len(compact(sql)) for sql in sent) <= MAX_SQL_CHARS
     assert sum(sql.count("DATE '2026-03-20'") for sql in sent) == len(ASKED)
+    revenue = in_parts("revenue", [row[:5] for row in ASKED], lambda part: revenue_values_sql(rules, FIXED, part))
+    assert all(len(compact(statement)) <= MAX_SQL_CHARS for statement in _sent(revenue))
+
+
+def _sent(parts):  # type: ignore[no-untyped-def]
+    """The statements a generator of parts yields, each answered with no rows."""
+    sent = []
+    try:
+        statement = next(parts)
+        while True:
+            sent.append(statement[1])
+            statement = parts.send([])
+    except StopIteration:
+        return sent
 
 
 @pytest.mark.slow

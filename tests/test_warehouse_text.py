@@ -44,7 +44,7 @@ def published_metrics(kind: str) -> set[str]:
     named = set(re.findall(r"[a-z_]+", DATA_DEFECTS[kind]["metric"]))
     return {DASHBOARD_COUNT.get(name, name) for name in named} & {*DASHBOARD_COUNT.values(), *(
         "app_open_to_menu_open", "menu_open_to_product_added_to_cart", "product_added_to_cart_to_order_placed",
-        "order_placed_to_payment_successful")}
+        "order_placed_to_payment_successful", "revenue_usd")}
 
 
 @pytest.mark.parametrize("kind", list(DEFECTS))

@@ -100,7 +100,8 @@ def test_every_table_of_the_episode_is_served_and_experiments_are_tagged(worlds:
     sql = ("SELECT count(*) FILTER (WHERE a.user_pseudo_id IS NULL), count(*) FROM events e "
            "LEFT JOIN (SELECT DISTINCT user_pseudo_id FROM experiment_assignments WHERE experiment = $name) a "
            "USING (user_pseudo_id) WHERE list_contains(list_transform(e.event_params, lambda p: p.key), "
-           "'experiment_variant') AND e.user_pseudo_id IS NOT NULL AND e.event_date BETWEEN $start AND $end")
+           "'experiment_variant') AND e.privacy_info.analytics_storage = 'granted' "
+           "AND e.event_date BETWEEN $start AND $end")
     sql = (sql.replace("$name", f"'{experiment.experiment}'").replace("$start", f"DATE '{experiment.start_date}'")
            .replace("$end", f"DATE '{experiment.end_date}'"))
     _, rows, _ = tables.run(sql, 0, 1)

@@ -5,9 +5,11 @@ rules, asks of every move "is this real, or is it the data?", and reports each a
    statement).
 2. Data defects, from their traces in the raw events (the dashboard applies the standing rules, so only a trace the
    rules do not foresee tells a recording fault): a platform's events ingested a day after their stamp (a clock a
-   day early), a date's events ingested three days after it (a late load), a country's app_opens without a user id
-   (consent denied), sessions with an app_open and no session_start (an SDK re-sending opens), unlisted devices
-   whose many sessions all stop at the open (bots), and a tracking deploy that renamed a funnel event. Each is a
+   day early), a date's events ingested three days after it (a late load), a country's app_opens without consent
+   (cookieless), sessions with an app_open and no session_start (an SDK re-sending opens), unlisted devices
+   whose many sessions all stop at the open (bots), a tracking deploy that renamed a funnel event, sessions paying
+   twice under two transaction ids (an SDK re-sending payments) and purchases in a currency their country does not
+   use (a mislabelled currency). Each is a
    data_quality row per date on the metric it corrupts: observed the dashboard's, baseline the metrics layer's over
    the events with the fault undone.
 3. Business incidents, on the metrics layer's sessions with the faults undone: each release's version and each
@@ -42,6 +44,7 @@ from metric_tracker_rl.world.segments import Segment
 from metric_tracker_rl.world.warehouse_brief import DEFECT_FAMILY
 
 DATA_QUALITY = "data_quality"
+REVENUE = "revenue_usd"
 RATE_DROP, FUNNEL_BREAK, COUNT_DROP = "rate_drop_from_median", "funnel_break", "absolute_drop_in_event_count"
 STEP_OF_RENAMED = {"menu_view": "menu_open", "add_to_cart": "product_added_to_cart"}
 METRIC_OF_EVENT = {"menu_open": RATE_COLUMNS[0], "product_added_to_cart": RATE_COLUMNS[1]}
@@ -74,7 +77,9 @@ class Finding:
 
     @property
     def step(self) -> int:
-        """The metric's step: 0 for sessions, 1 to 4 for the rates."""
+        """The metric's step: 0 for sessions, 1 to 4 for the rates, REVENUE_STEP for revenue_usd."""
+        if self.metric == REVENUE:
+            return wsql.REVENUE_STEP
         return 0 if self.metric == "sessions" else RATE_COLUMNS.index(self.metric) + 1
 
 
@@ -110,7 +115,9 @@ class Investigation:
         self.dates = [(first + dt.timedelta(days=i)).isoformat() for i in range((last - first).days + 1)]
         traces = yield ("event traces", wsql.event_traces_sql(self.rules))
         sessions = yield ("session traces", wsql.session_traces_sql(self.rules))
+        purchases = yield ("purchase traces", wsql.purchase_traces_sql(self.rules))
         defects, fixes = self.defects(traces, sessions)
+        defects, fixes = self.purchase_defects(purchases, defects, fixes)
         defects = dedupe(defects)
         defects = yield from self.defect_values(defects, fixes)
         incidents = yield from self.incidents(fixes, defects)
@@ -159,6 +166,25 @@ class Investigation:
                               for d in self.dates if d >= str(row["first"])]
         return found, fixes
 
+    def purchase_defects(self, purchases: Rows, found: list[Finding], fixes: Fixes) -> tuple[list[Finding], Fixes]:
+        """revenue_usd rows from the purchases' traces: sessions of a version paying twice under two transaction
+        ids (an SDK re-sending payments), a platform's purchases in a country sent in a currency it does not use."""
+        found = list(found)
+        for row in purchases:
+            date = str(row["date"])
+            if row["what"] == "resend":
+                found.append(Finding(date, REVENUE, DATA_QUALITY, Segment(platform=row["platform"],
+                                                                          app_version=row["app_version"]).normalised(),
+                                     kind="transaction_retries"))
+                fixes = replace(fixes, resent=True)
+            elif row["what"] == "currency":
+                found.append(Finding(date, REVENUE, DATA_QUALITY, Segment(platform=row["platform"],
+                                                                          country=row["country"]).normalised(),
+                                     kind="currency_mislabel"))
+                fixes = replace(fixes, mislabelled=(*fixes.mislabelled, (date, row["platform"], row["country"],
+                                                                         row["sent"], row["meant"])))
+        return found, fixes
+
     def bot_rows(self, sessions: Rows) -> list[Finding]:
         """A bot farm's rows: each date its devices opened sessions, on web in their country."""
         farms: dict[tuple[str, str], set[str]] = {}
@@ -182,10 +208,17 @@ class Investigation:
                  for i, f in enumerate(found)]
         rows = yield from in_parts("dashboard values", cells, wsql.dashboard_values_sql)
         observed = {row["i"]: row["value"] for row in rows}
-        asked = [(i, f.date, *f.segment.values(), f.step) for i, f in enumerate(found) if f.kind != "consent_drop"]
+        asked = [(i, f.date, *f.segment.values(), f.step) for i, f in enumerate(found)
+                 if f.kind != "consent_drop" and f.metric != REVENUE]
         rows = yield from in_parts("defect baselines", asked,
                                    lambda part: wsql.metric_values_sql(self.rules, fixes, part))
         baseline: dict[int, Any] = {row["i"]: row["value"] for row in rows}
+        revenue = [(i, f.date, f.segment.platform, f.segment.country, f.segment.app_version)
+                   for i, f in enumerate(found) if f.metric == REVENUE]
+        if revenue:
+            rows = yield from in_parts("revenue baselines", revenue,
+                                       lambda part: wsql.revenue_values_sql(self.rules, fixes, part))
+            baseline.update({row["i"]: row["value"] for row in rows})
         consent = [(i, f.date, f.segment.country) for i, f in enumerate(found) if f.kind == "consent_drop"]
         if consent:
             rows = yield ("consent baselines", wsql.consent_baseline_sql(self.rules, consent))

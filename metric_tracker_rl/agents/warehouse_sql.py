@@ -41,8 +41,8 @@ def _excluded(rules: frozenset[str]) -> str:
         tags.append("p.key = 'traffic_type' AND p.value.string_value = 'internal'")
     if "debug_events" in rules:
         tags.append("p.key = 'debug_mode' AND p.value.int_value = 1")
-    parts = [f"list_bool_or(list_transform(event_params, lambda p: {' OR '.join(f'({t})' for t in tags)}))"] \
-        if tags else []
+    # Whether any parameter is a tag (an event without parameters, as a cookieless ping's open, carries none).
+    parts = [f"len(list_filter(event_params, lambda p: {' OR '.join(f'({t})' for t in tags)})) > 0"] if tags else []
     if "internal_traffic" in rules:
         parts.append("coalesce(user_id IN (SELECT user_id FROM internal_accounts), FALSE)")
     devices = [table for rule, table in (("debug_events", "test_devices"), ("bots", "known_bots")) if rule in rules]
@@ -57,13 +57,16 @@ class Fixes:
     """Data defects found in the raw events and undone when the metrics are recomputed without them: renamed events
     read under their funnel name, events stamped a day early (ingested a day after their stamp) dated a day later,
     a late load (events ingested three days after their stamp) counted, sessions re-sent without a session_start
-    left out, and unlisted bots' sessions left out."""
+    left out, unlisted bots' sessions left out, a session's purchases after its first transaction left out (an SDK
+    re-sending them under new ids), and purchases sent in a wrong currency read in the one meant."""
 
     renamed: tuple[tuple[str, str], ...] = ()
     skewed: bool = False
     late_loaded: bool = False
     retried: bool = False
     bots: tuple[str, ...] = ()
+    resent: bool = False  # a session's purchases after its first transaction are a retrying SDK's
+    mislabelled: tuple[tuple[str, str, str, str, str], ...] = ()  # (date, platform, country, sent, meant) currency
 
 
 NO_FIXES = Fixes()
@@ -77,9 +80,10 @@ def lag_within(days: int) -> str:
     return f"{LAG} BETWEEN {days * DAY_US} AND {days * DAY_US + HOUR_US}"
 
 
-def events_cte(rules: frozenset[str] = ALL_RULES, fixes: Fixes = NO_FIXES) -> str:
+def events_cte(rules: frozenset[str] = ALL_RULES, fixes: Fixes = NO_FIXES, purchases: bool = False) -> str:
     """`e`: the events a session is built from, one row each (its repeats once where de-duplication applies), with
-    whether it counts (`ok`: ingested before the cut-off) and whether it excludes its session (`x`)."""
+    whether it counts (`ok`: ingested before the cut-off) and whether it excludes its session (`x`); where
+    `purchases`, a payment's transaction id, value and currency too (tx, val, cur)."""
     date = _date(rules)
     if fixes.skewed:
         date = f"CASE WHEN {lag_within(1)} THEN {date} + 1 ELSE {date} END"
@@ -91,13 +95,19 @@ def events_cte(rules: frozenset[str] = ALL_RULES, fixes: Fixes = NO_FIXES) -> st
               if "late_events" in rules else "TRUE")
     if fixes.late_loaded:
         cutoff = f"({cutoff} OR {lag_within(3)})"
-    consent = "WHERE user_pseudo_id IS NOT NULL" if "consent" in rules else ""
+    consent = "WHERE privacy_info.analytics_storage = 'granted'" if "consent" in rules else ""
+    paid = ", ".join(f"CASE WHEN event_name = 'payment_successful' THEN {param(key, kind)} END {alias}"
+                     for key, kind, alias in (("transaction_id", "string_value", "tx"),
+                                              ("value", "double_value", "val"),
+                                              ("currency", "string_value", "cur"))) + ", " if purchases else ""
     select = (f"SELECT {user} u, {session} s, {name} n, {date} d, event_timestamp t, platform, "
-              f"app_info.version v, geo.country c, traffic_source.medium medium, {cutoff} ok, "
+              f"app_info.version v, geo.country c, traffic_source.medium medium, {paid}{cutoff} ok, "
               f"{_excluded(rules)} x FROM events {consent}")
     if "deduplication" in rules:
+        kept = "any_value(tx) tx, any_value(val) val, any_value(cur) cur, " if purchases else ""
         select = (f"SELECT u, s, n, d, t, any_value(platform) platform, any_value(v) v, any_value(c) c, "
-                  f"any_value(medium) medium, bool_or(ok) ok, bool_or(x) x FROM ({select}) GROUP BY u, s, n, d, t")
+                  f"any_value(medium) medium, {kept}bool_or(ok) ok, bool_or(x) x FROM ({select}) "
+                  "GROUP BY u, s, n, d, t")
     return f"e AS ({select})"
 
 
@@ -193,6 +203,7 @@ CONTEXT_SQL = (
     "UNION ALL SELECT 'tracking', platform, NULL, NULL, CAST(date AS VARCHAR), NULL, change FROM tracking_changelog "
     "ORDER BY what, first")
 
+DENIED = "privacy_info.analytics_storage = 'denied'"  # a cookieless ping: no consent
 TRACE_SHARE = 0.2  # of a date's events (of a platform, or of all): a share of lagged events past any chance
 CONSENT_SHARE = 0.5  # of a country's app_opens on a date without a user id (analytics storage denied)
 
@@ -200,13 +211,13 @@ CONSENT_SHARE = 0.5  # of a country's app_opens on a date without a user id (ana
 def event_traces_sql(rules: frozenset[str] = ALL_RULES) -> str:
     """The raw events' traces of what was recorded wrongly, by date: a platform's events ingested a day after their
     stamp (a clock a day early), all events ingested three days after it (a late load), and a country's app_opens
-    without a user id (consent denied)."""
+    without consent (cookieless pings)."""
     date = _date(rules)
     return (f"SELECT 'skew' what, {date} date, platform, NULL country, count(*) FILTER ({lag_within(1)}) k, "
             f"count(*) n FROM events GROUP BY ALL HAVING k > {TRACE_SHARE} * n "
             f"UNION ALL SELECT 'late', {date}, NULL, NULL, count(*) FILTER ({lag_within(3)}) k, count(*) n "
             f"FROM events GROUP BY ALL HAVING k > {TRACE_SHARE} * n "
-            f"UNION ALL SELECT 'consent', {date}, NULL, geo.country, count(*) FILTER (user_pseudo_id IS NULL) k, "
+            f"UNION ALL SELECT 'consent', {date}, NULL, geo.country, count(*) FILTER ({DENIED}) k, "
             f"count(*) n FROM events WHERE event_name = 'app_open' GROUP BY ALL HAVING k > {CONSENT_SHARE} * n "
             "ORDER BY what, date")
 
@@ -227,6 +238,70 @@ def session_traces_sql(rules: frozenset[str] = ALL_RULES) -> str:
             "UNION ALL SELECT 'bot', CAST(min(date) AS VARCHAR), CAST(max(date) AS VARCHAR), min(platform), NULL, "
             f"min(country), u, count(*) FROM ss GROUP BY u HAVING count(*) >= {BOT_MIN} AND NOT bool_or(menu) AND "
             f"count(*) >= {BOT_PER_DAY} * count(DISTINCT date) ORDER BY what, first")
+
+
+MISLABEL_MIN = 1  # purchases of a date in a currency neither their country's nor USD
+
+
+def _counted_keys(fixes: Fixes) -> str:
+    """After events_cte: `k`, each counted session's key (u, s) with its date, platform, country and app version."""
+    opened = "n = 'app_open' AND ok"
+    keep = ["NOT bool_or(x)", "date IS NOT NULL"]
+    if fixes.retried:
+        keep.append("bool_or(n = 'session_start')")
+    if fixes.bots:
+        keep.append("u NOT IN (" + ", ".join(f"'{bot}'" for bot in fixes.bots) + ")")
+    return (f"k AS (SELECT u, s, min(d) FILTER ({opened}) date, min(platform) platform, min(c) country, "
+            f"min(v) FILTER ({opened}) app_version FROM e GROUP BY u, s HAVING {' AND '.join(keep)})")
+
+
+def _purchases(rules: frozenset[str], fixes: Fixes) -> str:
+    """After `k`: `pk`, each counted purchase (one per transaction_id where de-duplication applies, else one per
+    payment event) with its session's segment, value, currency (`cur`, the meant one where mislabelled) and the
+    payment's reporting date (pd)."""
+    if "deduplication" in rules:
+        paid = ("SELECT u, s, tx, arg_min(val, t) val, arg_min(cur, t) cur, arg_min(d, t) pd, min(t) t FROM e "
+                "WHERE n = 'payment_successful' AND ok GROUP BY u, s, tx")
+    else:
+        paid = "SELECT u, s, tx, val, cur, d pd, t FROM e WHERE n = 'payment_successful' AND ok"
+    if fixes.resent:
+        paid = f"SELECT * FROM ({paid}) QUALIFY tx = first_value(tx) OVER (PARTITION BY u, s ORDER BY t)"
+    meant = " ".join(f"WHEN k.date = DATE '{date}' AND k.platform = '{platform}' AND k.country = '{country}' AND "
+                     f"p.cur = '{sent}' THEN '{right}'" for date, platform, country, sent, right in fixes.mislabelled)
+    currency = f"CASE {meant} ELSE p.cur END" if meant else "p.cur"
+    return (f"p AS ({paid}), pk AS (SELECT k.date, k.platform, k.country, k.app_version, k.u, k.s, p.tx, p.val, "
+            f"{currency} cur, p.pd FROM k JOIN p ON k.u IS NOT DISTINCT FROM p.u AND k.s IS NOT DISTINCT FROM p.s)")
+
+
+def purchase_traces_sql(rules: frozenset[str] = ALL_RULES) -> str:
+    """The purchases' traces: per date and app version, counted sessions with two or more purchases (an SDK
+    re-sending payments under new transaction ids), and, where currency is read, per date, platform and country,
+    purchases in a currency neither their country's usual one (the one most of its purchases carry) nor USD, when
+    they are most of the rest (a mislabelled currency)."""
+    count = "count(DISTINCT tx)" if "deduplication" in rules else "count(*)"
+    resend = (f"SELECT 'resend' what, CAST(date AS VARCHAR) date, platform, app_version, NULL country, NULL sent, "
+              f"NULL meant, count(*) k FROM (SELECT date, platform, app_version FROM pk "
+              f"GROUP BY date, platform, app_version, u, s HAVING {count} >= 2) GROUP BY ALL HAVING k >= {RETRY_MIN}")
+    mislabel = ("UNION ALL SELECT 'currency', CAST(date AS VARCHAR), platform, NULL, country, "
+                "mode(cur) FILTER (cur NOT IN (usual, 'USD')), any_value(usual), "
+                "count(*) FILTER (cur NOT IN (usual, 'USD')) k FROM pk JOIN (SELECT country, mode(cur) usual FROM pk "
+                f"GROUP BY country) USING (country) GROUP BY date, platform, country HAVING k >= {MISLABEL_MIN} AND "
+                "k > 0.5 * count(*) FILTER (cur <> 'USD') ") if "currency" in rules else ""
+    return (f"WITH {events_cte(rules, purchases=True)}, {_counted_keys(NO_FIXES)}, {_purchases(rules, NO_FIXES)} "
+            f"{resend} {mislabel}ORDER BY what, date")
+
+
+def revenue_values_sql(rules: frozenset[str], fixes: Fixes, asked: Sequence[tuple[object, ...]]) -> str:
+    """For each row asked (i, date, platform, country, app_version), its segment's revenue_usd on that date by the
+    metrics layer with the faults undone: each counted purchase's value over its currency's units per USD on the
+    payment's date (the raw value where currency is not read)."""
+    usd = "p.val / r.units_per_usd" if "currency" in rules else "p.val"
+    rates = "LEFT JOIN currency_rates r ON r.currency = p.cur AND r.date = p.pd" if "currency" in rules else ""
+    match = " AND ".join(f"(q.{f} IS NULL OR p.{f} = q.{f})" for f in ("platform", "country", "app_version"))
+    return (f"WITH {events_cte(rules, fixes, purchases=True)}, {_counted_keys(fixes)}, {_purchases(rules, fixes)}, "
+            f"{wanted_values(asked, 'i, on_date, platform, country, app_version')} "
+            f"SELECT i, coalesce(sum({usd}), 0) value FROM q LEFT JOIN (pk p {rates}) ON p.date = q.on_date AND "
+            f"{match} GROUP BY i ORDER BY i")
 
 
 def wanted_values(rows: Sequence[tuple[object, ...]], columns: str) -> str:
@@ -261,27 +336,31 @@ def metric_values_sql(rules: frozenset[str], fixes: Fixes, asked: Sequence[tuple
             "FROM by_date GROUP BY i ORDER BY i")
 
 
+REVENUE_STEP = -1  # k of revenue_usd where a row asks for a step (0 sessions, 1 to 4 the rates)
+
+
 def dashboard_values_sql(asked: Sequence[tuple[object, ...]]) -> str:
     """For each row asked (i, date, platform, country, app_version, k), the dashboard's value of the metric on that
-    segment and date (a rate from the sums of its rows)."""
+    segment and date (a rate from the sums of its rows; revenue_usd where k is REVENUE_STEP)."""
     columns = ("sessions", "menu_sessions", "cart_sessions", "order_sessions", "payment_sessions")
     listed = "[" + ", ".join(f"sum({c})" for c in columns) + "]"
     match = " AND ".join(f"(q.{f} IS NULL OR d.{f} = q.{f})" for f in ("platform", "country", "app_version"))
     return (f"WITH {wanted_values(asked, 'i, on_date, platform, country, app_version, k')} SELECT i, "
-            f"CASE WHEN any_value(k) = 0 THEN coalesce(sum(d.sessions), 0) ELSE list_extract({listed}, "
+            f"CASE WHEN any_value(k) = {REVENUE_STEP} THEN coalesce(sum(d.revenue_usd), 0) "
+            f"WHEN any_value(k) = 0 THEN coalesce(sum(d.sessions), 0) ELSE list_extract({listed}, "
             f"any_value(k) + 1) / nullif(list_extract({listed}, any_value(k)), 0) END value FROM q LEFT JOIN "
             f"dashboard d ON d.date = q.on_date AND {match} GROUP BY i ORDER BY i")
 
 
 def consent_baseline_sql(rules: frozenset[str], asked: Sequence[tuple[object, ...]]) -> str:
-    """For each (i, date, country) asked, the sessions its app_opens without a user id stand for: those app_opens
+    """For each (i, date, country) asked, the sessions its app_opens without consent stand for: those app_opens
     (each once, counted by the cut-off) less the median of the same weekday's other dates (the share that always
     denies)."""
     date = _date(rules)
     return (f"WITH {wanted_values(asked, 'i, on_date, country')}, o AS (SELECT {date} date, geo.country country, "
             f"count(DISTINCT event_timestamp) FILTER (ingestion_timestamp < epoch_us(CAST({date} + "
             f"{LATE_CUTOFF_DAYS} AS TIMESTAMP)) - {OFFSET_US}) k FROM events WHERE event_name = 'app_open' AND "
-            "user_pseudo_id IS NULL GROUP BY ALL) SELECT i, max(k) FILTER (date = on_date) - median(k) FILTER "
+            f"{DENIED} GROUP BY ALL) SELECT i, max(k) FILTER (date = on_date) - median(k) FILTER "
             "(date <> on_date) baseline FROM q JOIN o ON o.country = q.country AND isodow(o.date) = isodow(q.on_date) "
             "GROUP BY i ORDER BY i")
 

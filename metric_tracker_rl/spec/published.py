@@ -86,7 +86,7 @@ ENTITY_NAMES: dict[str, tuple[str, ...]] = {
 # At a raw-event tier (the warehouse) a data defect is reported as a data_quality row on the metric of the dashboard
 # it corrupts, named as the counts and rates are everywhere else: any count (app_opens stands for the dashboard's
 # sessions, menu_opens for menu_sessions, ...) or step rate. Every other entity type keeps its names.
-RAW_EVENT_DATA_QUALITY_NAMES: tuple[str, ...] = (*COUNT_COLUMNS, *FUNNEL_STEPS)
+RAW_EVENT_DATA_QUALITY_NAMES: tuple[str, ...] = (*COUNT_COLUMNS, *FUNNEL_STEPS, "revenue_usd")
 RAW_EVENT_ENTITY_NAMES: dict[str, tuple[str, ...]] = {**ENTITY_NAMES, "data_quality": RAW_EVENT_DATA_QUALITY_NAMES}
 ENTITY_VALUE_DEFINITIONS: dict[str, str] = {
     "conversion_rate": "daily numerator count / daily denominator count",

@@ -131,7 +131,8 @@ class Events:
     ingested_us: np.ndarray  # (E,) int64, UTC
     engagement_msec: np.ndarray  # (E,) int32, -1: absent
     transaction: np.ndarray  # (E,) int64, -1: absent
-    value: np.ndarray  # (E,) float64 in the currency of the user's country, NaN: absent
+    value: np.ndarray  # (E,) float64 in the currency of `currency`, NaN: absent
+    currency: np.ndarray  # (E,) int8: index into CURRENCIES, -1: absent (with value)
     debug: np.ndarray  # (E,) bool
     internal: np.ndarray  # (E,) bool
     variant: np.ndarray  # (E,) int8: index into VARIANTS, -1: absent
@@ -226,16 +227,13 @@ class EventLog:
         country = users.country.codes[user]
         platform = users.platform.codes[user]
         channel = users.channel.codes[user]
-        currency_of_country = np.array([CURRENCIES.index(COUNTRY_CURRENCY[c]) for c in users.country.values],
-                                       dtype=np.int8)
         platforms = users.platform.values
         return {
             "event_date": Nested(_dictionary(day - first_day, dates)),  # a byte a row: DATE in SQL
             "event_timestamp": events.timestamp_us,
             "event_name": Labels(events.name, EVENT_NAMES),
-            "event_params": Nested(_params(events, sessions.session_id, denied,
-                                           currency_of_country[country])),
-            "user_pseudo_id": Nested(_dictionary(np.where(denied, -1, user), users.pseudo_ids)),
+            "event_params": Nested(_params(events, sessions.session_id, denied)),
+            "user_pseudo_id": Nested(_dictionary(*_pseudo_ids(events, user, denied, users.pseudo_ids))),
             "user_id": Nested(_dictionary(np.where(denied, -1, user), users.login_ids)),
             "device": Nested(pa.StructArray.from_arrays(
                 [_dictionary(platform, np.array([PLATFORM_DEVICE[p][0] for p in platforms], dtype=object)),
@@ -275,6 +273,24 @@ def _dictionary(codes: np.ndarray, values: np.ndarray) -> Any:
     return pa.DictionaryArray.from_arrays(indices, dictionary)
 
 
+def _pseudo_ids(events: Events, user: np.ndarray, denied: np.ndarray, pseudo_ids: np.ndarray
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """Each event's user_pseudo_id as codes into its values: its user's, or for an event without consent a
+    cookieless ping's random id of its own (a number and the event's second, as the SDK writes one), the same for
+    an event and its repeats."""
+    rows = np.flatnonzero(denied)
+    mixed = (events.session[rows].astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15)
+             + events.timestamp_us[rows].astype(np.uint64) * np.uint64(0xBF58476D1CE4E5B9)
+             + events.name[rows].astype(np.uint64))
+    number = (mixed >> np.uint64(20)) % np.uint64(10**9) + np.uint64(10**9)
+    seconds = events.timestamp_us[rows] // MICROS_PER_SECOND
+    pairs, code = np.unique(np.stack([number.astype(np.int64), seconds], axis=1), axis=0, return_inverse=True)
+    codes = user.astype(np.int64)
+    codes[rows] = len(pseudo_ids) + code.reshape(-1)
+    cookieless = np.array([f"{n}.{t}" for n, t in pairs.tolist()], dtype=object)
+    return codes, np.concatenate([pseudo_ids, cookieless])
+
+
 def _dictionary_of_numbers(numbers: np.ndarray, present: np.ndarray) -> Any:
     """A numeric column as an Arrow dictionary array (NULL where not `present`): SQL reads it as the numbers' own
     type, and an episode holds each distinct number once with a narrow index per row."""
@@ -284,7 +300,7 @@ def _dictionary_of_numbers(numbers: np.ndarray, present: np.ndarray) -> Any:
     return _dictionary(indices, values)
 
 
-def _params(events: Events, session_id: np.ndarray, denied: np.ndarray, currency: np.ndarray) -> Any:
+def _params(events: Events, session_id: np.ndarray, denied: np.ndarray) -> Any:
     """event_params: LIST<STRUCT(key, value STRUCT(string_value, int_value, double_value))>, each event listing
     only the parameters it carries, in PARAM_KEYS order (`session_id`: each session's, by session)."""
     import pyarrow as pa
@@ -321,7 +337,7 @@ def _params(events: Events, session_id: np.ndarray, denied: np.ndarray, currency
     int_codes[at["debug_mode"]] = len(session_id) + len(engagement)
     int_values = np.concatenate([session_id, engagement.astype(np.int64), [1]])
     doubles[at["value"]] = events.value[row[at["value"]]]
-    texts[at["currency"]] = currency[row[at["currency"]]]
+    texts[at["currency"]] = events.currency[row[at["currency"]]]
     texts[at["traffic_type"]] = len(CURRENCIES)  # INTERNAL_TRAFFIC
     texts[at["experiment_variant"]] = len(CURRENCIES) + 1 + events.variant[row[at["experiment_variant"]]]
     transactions = events.transaction[row[at["transaction_id"]]]

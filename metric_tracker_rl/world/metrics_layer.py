@@ -15,8 +15,6 @@ import numpy as np
 
 from metric_tracker_rl.sql.columns import Labels, SqlTable
 from metric_tracker_rl.world.events import (
-    COUNTRY_CURRENCY,
-    CURRENCIES,
     REPORTING_TIME_ZONE,
     REPORTING_UTC_OFFSET_HOURS,
     EventLog,
@@ -42,8 +40,9 @@ METRICS_LAYER: dict[str, str] = {
                       f"{REPORTING_UTC_OFFSET_HOURS}, no daylight saving time): events.event_date. "
                       "event_timestamp is UTC, in microseconds since 1970-01-01.",
     "session": "the pair (user_pseudo_id, the session_id parameter). A session_id numbers a user's sessions "
-               "(1, 2, ...), so alone it does not name a session. Events without user_pseudo_id (analytics "
-               "storage denied) belong to no session.",
+               "(1, 2, ...), so alone it does not name a session. Events whose privacy_info.analytics_storage is "
+               "'denied' belong to no session: without consent the app sends cookieless pings, each under a random "
+               "user_pseudo_id of its own, with no session_id, user_id or device id.",
     "session_date_and_segment": "a session is counted on the reporting date of its app_open event, in the "
                                 "segment of that event: platform, app_info.version (app_version) and "
                                 "geo.country (country). A session with no counted app_open is not counted.",
@@ -59,8 +58,11 @@ METRICS_LAYER: dict[str, str] = {
                            "internal_accounts, or when its device.device_id is in test_devices or known_bots.",
     "deduplication": "an event sent twice is recorded twice with the same user_pseudo_id, session_id, "
                      "event_name and event_timestamp: count it once. A purchase is one transaction_id: "
-                     "purchases counts distinct transaction_ids of counted payment_successful events.",
-    "currency": "value is in the currency of its currency parameter; revenue_usd sums each purchase's value "
+                     "purchases counts distinct transaction_ids of counted payment_successful events (a payment "
+                     "SDK that missed its acknowledgement sends payment_successful again, the same transaction_id "
+                     "seconds later), and revenue_usd each once, at its first event.",
+    "currency": "value is in the currency of its currency parameter (its country's, or USD for a card billed in "
+                "dollars); revenue_usd sums each purchase's value "
                 "divided by currency_rates.units_per_usd for that currency on the payment's reporting date.",
     "late_events": f"an event counts only if its ingestion_timestamp is before 00:00 ({REPORTING_TIME_ZONE}) of "
                    f"the {LATE_CUTOFF_DAYS}nd date after its reporting date (the dashboard closes a date a day "
@@ -77,13 +79,13 @@ METRICS_LAYER: dict[str, str] = {
 # The pipeline over the SQL tool's tables, as an analyst would write it (a test holds `dashboard` to it).
 DASHBOARD_SQL = f"""
 WITH flat AS (
-  SELECT event_date, event_name, ingestion_timestamp, user_pseudo_id, user_id, device.device_id AS device_id,
-         platform, app_info.version AS app_version, geo.country AS country,
+  SELECT event_date, event_name, event_timestamp, ingestion_timestamp, user_pseudo_id, user_id,
+         device.device_id AS device_id, platform, app_info.version AS app_version, geo.country AS country,
          list_filter(event_params, lambda p: p.key = 'session_id')[1].value.int_value AS session_id,
          list_bool_or(list_transform(event_params, lambda p: (p.key = 'traffic_type' AND p.value.string_value =
            'internal') OR (p.key = 'debug_mode' AND p.value.int_value = 1))) AS internal_or_debug,
          CASE WHEN event_name = 'payment_successful' THEN event_params END AS purchase_params
-  FROM events WHERE user_pseudo_id IS NOT NULL),
+  FROM events WHERE privacy_info.analytics_storage = 'granted'),
 excluded AS (
   SELECT DISTINCT user_pseudo_id, session_id FROM flat
   WHERE internal_or_debug OR user_id IN (SELECT user_id FROM internal_accounts)
@@ -102,8 +104,8 @@ sessions AS (
 purchases AS (
   SELECT user_pseudo_id, session_id, count(*) AS purchases, sum(usd) AS revenue_usd FROM (
     SELECT transaction_id, min(user_pseudo_id) AS user_pseudo_id, min(session_id) AS session_id,
-           min(value / r.units_per_usd) AS usd
-    FROM (SELECT user_pseudo_id, session_id, event_date,
+           arg_min(value / r.units_per_usd, event_timestamp) AS usd
+    FROM (SELECT user_pseudo_id, session_id, event_date, event_timestamp,
                  list_filter(purchase_params, lambda p: p.key = 'transaction_id')[1].value.string_value
                    AS transaction_id,
                  list_filter(purchase_params, lambda p: p.key = 'value')[1].value.double_value AS value,
@@ -130,7 +132,7 @@ def excluded_sessions(log: EventLog) -> np.ndarray:
     excluded[events.session[events.internal | events.debug]] = True
     excluded |= np.isin(users.login_ids.astype(str), lists.internal_accounts)[sessions.user]
     excluded |= np.isin(users.device_ids.astype(str), lists.test_devices + lists.known_bots)[sessions.user]
-    excluded |= sessions.consent_denied  # no user id: no session
+    excluded |= sessions.consent_denied  # cookieless: no session
     return excluded
 
 
@@ -203,10 +205,8 @@ def counted_sessions(log: EventLog) -> CountedSessions:
     paid = np.flatnonzero(counted & (events.name == event_code("payment_successful")))
     _, first = np.unique(events.transaction[paid], return_index=True)
     paid = paid[first]
-    currency = np.array([CURRENCIES.index(COUNTRY_CURRENCY[c]) for c in users.country.values])[
-        users.country.codes[sessions.user[events.session[paid]]]]
     np.add.at(purchases, events.session[paid], 1)
-    np.add.at(revenue, events.session[paid], events.value[paid] / log.units_per_usd[currency, day[paid]])
+    np.add.at(revenue, events.session[paid], events.value[paid] / log.units_per_usd[events.currency[paid], day[paid]])
     live = np.flatnonzero(open_day < never)
     user = sessions.user[live]
     return CountedSessions(day=open_day[live], platform=users.platform.codes[user],

@@ -56,7 +56,8 @@ METRIC_NAMES = (
     "A row names a metric as every tier names counts and rates: the counts "
     + ", ".join(f"{count} = {column}" for count, column in zip(COUNT_COLUMNS, STEP_SESSION_COLUMNS, strict=True))
     + " (the metrics layer's counted sessions reaching each step); a rate by its name, the later step's sessions "
-    "over the earlier's (" + ", ".join(FUNNEL_STEPS) + " are the dashboard's four rates).")
+    "over the earlier's (" + ", ".join(FUNNEL_STEPS) + " are the dashboard's four rates); revenue_usd by its "
+    "dashboard name, on a data defect's row only.")
 
 INCIDENT_REPORTING = (
     "A business incident: one row per date on its root-cause entity and family, with the fields of the segment it "
@@ -76,7 +77,8 @@ DATA_DEFECTS: dict[str, dict[str, str]] = {
                          "metric": "the renamed step's rate (app_open_to_menu_open or "
                                    "menu_open_to_product_added_to_cart)",
                          "dates": "every date from the deploy's to the window's last", "segment": "platform"},
-    "consent_drop": {"what": "a country's sessions are denied analytics storage: their events lose their user ids",
+    "consent_drop": {"what": "a country's sessions are denied analytics storage: their events are sent as cookieless "
+                             "pings",
                      "metric": "app_opens", "dates": "each date it lasts", "segment": "country"},
     "bot_farm": {"what": "devices not on the known_bots list open web sessions in one country and do nothing else",
                  "metric": "app_open_to_menu_open", "dates": "each date it runs", "segment": "platform, country"},
@@ -86,6 +88,13 @@ DATA_DEFECTS: dict[str, dict[str, str]] = {
                    "segment": "platform"},
     "late_load": {"what": "most of a date's events are ingested after the metrics layer's cut-off",
                   "metric": "app_opens", "dates": "that date", "segment": "none (all traffic)"},
+    "transaction_retries": {"what": "one mobile app version's payment SDK re-sends each payment_successful under a "
+                                    "new transaction_id",
+                            "metric": "revenue_usd", "dates": "each date it re-sends",
+                            "segment": "platform, app_version"},
+    "currency_mislabel": {"what": "one mobile platform's app sends one country's purchases with the currency "
+                                  "parameter EUR while their values stay in the country's own currency",
+                          "metric": "revenue_usd", "dates": "each date it mislabels", "segment": "platform, country"},
 }
 DEFECT_FAMILY = "instrumentation_data_quality_issue"  # the family a data defect's row names
 DEFECT_REPORTING = (

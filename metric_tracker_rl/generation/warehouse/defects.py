@@ -7,12 +7,16 @@ raw events (or in the tracking changelog) that tells it from a change in behavio
   rise and app_open_to_menu_open falls on that version (sessions with an app_open and nothing else);
 - tracking_stopped: a tracking deploy renames a funnel event on one platform (the changelog says so): its step
   seems to stop;
-- consent_drop: a consent banner change denies analytics storage for a country's sessions: their events lose
-  their user ids and the country's sessions vanish from the dashboard;
+- consent_drop: a consent banner change denies analytics storage for a country's sessions: their events are sent
+  as cookieless pings and the country's sessions vanish from the dashboard;
 - bot_farm: devices not on the known-bot list open web sessions in one country and do nothing else;
 - clock_skew: one platform's devices stamp a day's events a day early (their ingestion times are right): that
   date's sessions move to the date before;
-- late_load: a batch of a date's events is ingested after the cut-off: the date is left incomplete.
+- late_load: a batch of a date's events is ingested after the cut-off: the date is left incomplete;
+- transaction_retries: one mobile app version's payment SDK re-sends each payment_successful under a new
+  transaction_id: its purchases and revenue_usd double (sessions with two transaction ids);
+- currency_mislabel: one mobile platform's app labels one country's purchases EUR while their values stay in the
+  country's currency: revenue_usd there is converted at the wrong rate (a currency the country does not use).
 """
 
 from __future__ import annotations
@@ -25,6 +29,8 @@ import numpy as np
 from metric_tracker_rl.generation.warehouse.identities import draw_identities
 from metric_tracker_rl.sql.columns import Labels
 from metric_tracker_rl.world.events import (
+    COUNTRY_CURRENCY,
+    CURRENCIES,
     MICROS_PER_SECOND,
     RENAMED_EVENTS,
     EventLog,
@@ -44,6 +50,8 @@ RETRY_SESSION_OFFSET = 9000  # the re-sent session's id: its own plus this
 BOT_SESSION_SHARE = 0.6  # bot sessions per day, as a share of the segment's own
 LATE_LOAD_SHARE = 0.6  # of a date's events: those ingested after the cut-off
 LATE_LOAD_DELAY_DAYS = 3
+RETRY_TRANSACTION_OFFSET = 10**9  # a re-sent purchase's new transaction id: its own plus this
+MISLABEL = "EUR"  # the currency a mislabelling app sends
 STEP_OF_EVENT = {"menu_open": "app_open_to_menu_open", "product_added_to_cart": "menu_open_to_product_added_to_cart"}
 
 
@@ -126,6 +134,7 @@ def with_idle_sessions(log: EventLog, user: np.ndarray, start_us: np.ndarray, ve
     made = Events(session=session, name=np.tile(np.array(names, dtype=np.int8), len(user)), timestamp_us=timestamp,
                   ingested_us=timestamp + 30 * MICROS_PER_SECOND, engagement_msec=engagement,
                   transaction=np.full(count, -1, dtype=np.int64), value=np.full(count, np.nan),
+                  currency=np.full(count, -1, dtype=np.int8),
                   debug=np.zeros(count, dtype=bool), internal=np.zeros(count, dtype=bool),
                   variant=np.full(count, -1, dtype=np.int8))
     return _appended(replace(log, sessions=_with_sessions(log, added)), made)
@@ -240,5 +249,62 @@ def late_load(log: EventLog, rng: np.random.Generator) -> tuple[EventLog, Defect
                              f"a load of {int(late.sum())} events was ingested {LATE_LOAD_DELAY_DAYS} days late")
 
 
+def transaction_retries(log: EventLog, rng: np.random.Generator) -> tuple[EventLog, DefectRecord]:
+    places = SessionPlaces.of(log)
+    platforms = log.users.platform.values
+    platform = platforms.index(str(rng.choice(["ios", "android"])))
+    days = _span(rng, log, (2, 4))
+    on_platform = (places.platform == platform) & np.isin(places.day, days)
+    versions, counts = np.unique(places.version[on_platform], return_counts=True)
+    version = int(versions[np.argmax(counts)])
+    events = log.events
+    chosen = (on_platform & (places.version == version))[events.session]
+    paid = np.flatnonzero(chosen & (events.name == event_code("payment_successful")))
+    paid = paid[np.unique(events.transaction[paid], return_index=True)[1]]  # each purchase once
+    again = events.take(paid)
+    delay = (rng.uniform(3, 40, len(paid)) * MICROS_PER_SECOND).astype(np.int64)
+    again = replace(again, transaction=again.transaction + RETRY_TRANSACTION_OFFSET,
+                    timestamp_us=again.timestamp_us + delay, ingested_us=again.ingested_us + delay)
+    joined = Events(**{name: np.concatenate([getattr(events, name), getattr(again, name)])
+                       for name in Events.__dataclass_fields__})
+    log = replace(log, events=joined.take(np.lexsort((joined.name, joined.timestamp_us, joined.session))))
+    segment = Segment(platform=platforms[platform], app_version=log.sessions.app_version.values[version])
+    return log, DefectRecord("transaction_retries", days, segment, "revenue_usd",
+                             f"{segment.label()}: the payment SDK re-sent {len(paid)} purchases under new "
+                             "transaction ids")
+
+
+MISLABEL_DAYS = (3, 5)  # a hotfix follows the mislabelling build within days
+MISLABEL_MIN_PURCHASES = 2  # a mislabelled segment's purchases in its own currency on each of its dates
+
+
+def currency_mislabel(log: EventLog, rng: np.random.Generator) -> tuple[EventLog, DefectRecord]:
+    places = SessionPlaces.of(log)
+    users = log.users
+    days = _span(rng, log, MISLABEL_DAYS)
+    events = log.events
+    local = np.array([CURRENCIES.index(COUNTRY_CURRENCY[c]) for c in users.country.values])[places.country]
+    paid = np.flatnonzero((events.name == event_code("payment_successful"))
+                          & (events.currency == local[events.session]) & np.isin(places.day, days)[events.session])
+    counts = np.zeros((len(users.platform.values), len(users.country.values), log.num_days), dtype=np.int64)
+    np.add.at(counts, (places.platform[events.session[paid]], places.country[events.session[paid]],
+                       places.day[events.session[paid]]), 1)
+    # A mobile app's, in a country whose currency is neither the label's nor USD, with purchases on every date.
+    candidates = [(p, c) for p, name in enumerate(users.platform.values) if name != "web"
+                  for c, country in enumerate(users.country.values)
+                  if COUNTRY_CURRENCY[country] not in (MISLABEL, "USD")]
+    enough = [pc for pc in candidates if counts[pc[0], pc[1], list(days)].min() >= MISLABEL_MIN_PURCHASES]
+    pool = enough or [max(candidates, key=lambda pc: int(counts[pc[0], pc[1], list(days)].min()))]
+    platform, country = pool[int(rng.integers(len(pool)))]
+    touched = ((places.platform == platform) & (places.country == country) & np.isin(places.day, days))[
+        events.session] & (events.currency == local[events.session])
+    currency = np.where(touched, CURRENCIES.index(MISLABEL), events.currency).astype(np.int8)
+    log = replace(log, events=replace(events, currency=currency))
+    segment = Segment(platform=users.platform.values[platform], country=users.country.values[country])
+    return log, DefectRecord("currency_mislabel", days, segment, "revenue_usd",
+                             f"{segment.label()}: the app labelled {int(touched.sum())} values {MISLABEL}")
+
+
 DEFECTS: dict[str, Defect] = {defect.__name__: defect for defect in (
-    retry_duplicates, tracking_stopped, consent_drop, bot_farm, clock_skew, late_load)}
+    retry_duplicates, tracking_stopped, consent_drop, bot_farm, clock_skew, late_load, transaction_retries,
+    currency_mislabel)}

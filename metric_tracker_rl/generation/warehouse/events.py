@@ -18,6 +18,7 @@ from metric_tracker_rl.generation.warehouse.sessions import SessionDraw
 from metric_tracker_rl.generation.warehouse.standing import (
     OFFLINE_SHARE,
     flag_standing_events,
+    resent_purchases,
     standing_repeats,
     standing_sessions,
 )
@@ -42,7 +43,10 @@ SAMPLE_RATE = WAREHOUSE_SAMPLE_RATE  # of the world's expected app opens: the se
 PRIOR_SESSIONS_MAX = 40  # a returning user's sessions before the window: uniform from 1
 SESSIONS_PER_RETURNING_USER = 4.0  # a returning user's sessions in the window, on average
 LOGGED_IN_SHARE = 0.6  # of returning users: those with a login id
-CONSENT_DENIED_SHARE = 0.04  # of sessions: analytics storage denied
+# Of a country's sessions: analytics storage denied (the app then sends cookieless pings). Consent banners in the
+# EU's and the UK's are declined far more often.
+CONSENT_DENIED_SHARE: dict[str, float] = {"GB": 0.12, "DE": 0.12, "FR": 0.12}
+CONSENT_DENIED_ELSEWHERE = 0.03
 SCREEN_VIEWS_MEAN = 0.6  # screen views per session beside the funnel's events (at most MAX_SCREEN_VIEWS)
 MAX_SCREEN_VIEWS = 4
 EXCEPTION_SHARE = 0.03  # of sessions: one app_exception
@@ -51,6 +55,7 @@ INGESTION_DELAY_S = 90.0  # mean seconds from an event to its ingestion
 BASKET_USD = (3.1, 0.45)  # log-normal basket value in USD: mu, sigma of its log
 ITEM_SHARE = 0.4  # an item added to the cart is worth this share of the basket
 RATE_DRIFT = 0.004  # daily standard deviation of a currency's log rate
+FOREIGN_CURRENCY_SHARE = 0.1  # of sessions outside the US: paid by a card billed in US dollars
 USD_RATES: dict[str, float] = {"USD": 1.0, "GBP": 0.79, "EUR": 0.92, "BRL": 5.0, "INR": 83.0, "JPY": 150.0,
                                "MXN": 17.0}
 
@@ -78,22 +83,35 @@ def draw_event_log(plan: SegmentedPlan, key: EpisodeKey, sample_rate: float = SA
     layout = plan.layout
     versions = layout.values_of("app_version")
     version_code = np.array([versions.index(v) for v in layout.versions], dtype=np.int8)
+    denied_share = np.array([CONSENT_DENIED_SHARE.get(country, CONSENT_DENIED_ELSEWHERE)
+                             for country in layout.countries])
     # A returning user's sessions before the window count too: its first here is numbered after them.
     earlier = np.where(users.first_touch_day >= 0, 0, rng.integers(1, PRIOR_SESSIONS_MAX + 1, len(users.pseudo_ids)))
     sessions = Sessions(user=draw.user, session_id=_session_numbers(draw.user, start_us) + earlier[draw.user],
                         app_version=Labels(version_code[draw.cell], versions),
-                        consent_denied=(rng.random(len(draw)) < CONSENT_DENIED_SHARE) & (draw.kind == 0))
+                        consent_denied=(rng.random(len(draw)) < denied_share[draw.cell]) & (draw.kind == 0))
     rates = _currency_rates(key, plan.num_days)
-    currency = np.array([CURRENCIES.index(COUNTRY_CURRENCY[c]) for c in layout.countries])[draw.cell]
-    units_per_usd = rates[currency, draw.day]
-    events = flag_standing_events(_events(key, draw.new, draw.depth, start_us, units_per_usd), draw.kind, key)
-    offline_share = np.array([OFFLINE_SHARE[platform] for platform in layout.platforms])[draw.cell]
-    events = standing_repeats(events, offline_share, key)
+    currency = _paid_currency(key, np.array([CURRENCIES.index(COUNTRY_CURRENCY[c]) for c in layout.countries])[
+        draw.cell])
+    events = flag_standing_events(_events(key, draw.new, draw.depth, start_us, currency, rates[currency, draw.day]),
+                                  draw.kind, key)
+    mobile = np.array([platform != "web" for platform in layout.platforms])[draw.cell]
+    events = standing_repeats(events, np.array([OFFLINE_SHARE[p] for p in layout.platforms])[draw.cell], key)
+    events = resent_purchases(events, mobile, key)
     keep = reporting_day(events.timestamp_us) < plan.num_days  # a session past midnight of the last date ends later
     # Each session's events together, in time order (an event's repeats beside it).
     order = np.lexsort((events.name, events.timestamp_us, events.session))
     events = events.take(order[keep[order]])
     return EventLog(users, sessions, events, plan.num_days, lists, rates)
+
+
+def _paid_currency(key: EpisodeKey, local: np.ndarray) -> np.ndarray:
+    """(N,) each session's currency (a code of CURRENCIES): its country's, or US dollars for a card billed in
+    them (FOREIGN_CURRENCY_SHARE of sessions outside the US)."""
+    usd = CURRENCIES.index("USD")
+    foreign = derive_rng(key, "warehouse-currency").random(len(local)) < FOREIGN_CURRENCY_SHARE
+    paid: np.ndarray = np.where(foreign, usd, local).astype(np.int8)
+    return paid
 
 
 def _currency_rates(key: EpisodeKey, num_days: int) -> np.ndarray:
@@ -185,8 +203,8 @@ def _users(plan: SegmentedPlan, key: EpisodeKey, cell: np.ndarray, channel: np.n
     return users, user
 
 
-def _events(key: EpisodeKey, new: np.ndarray, depth: np.ndarray, start_us: np.ndarray, units_per_usd: np.ndarray
-            ) -> Events:
+def _events(key: EpisodeKey, new: np.ndarray, depth: np.ndarray, start_us: np.ndarray, currency: np.ndarray,
+            units_per_usd: np.ndarray) -> Events:
     """Every session's events in SESSION_LAYOUT order, with their times, ingestion times and parameters."""
     rng = derive_rng(key, "warehouse-events")
     sessions, width = len(new), len(SESSION_LAYOUT)
@@ -212,7 +230,7 @@ def _events(key: EpisodeKey, new: np.ndarray, depth: np.ndarray, start_us: np.nd
     ending = column == width - 1
     engagement[ending] = (offsets_s[session[ending], -1] * 1000).astype(np.int32)
     basket_usd = rng.lognormal(*BASKET_USD, sessions)
-    local = basket_usd * units_per_usd  # in the currency of the session's country, at its date's rate
+    local = basket_usd * units_per_usd  # in the session's currency, at its date's rate
     value = np.full(count, np.nan)
     cart, order, paid = _FUNNEL_COLUMNS[1:]
     value[column == cart] = np.round(ITEM_SHARE * local[session[column == cart]], 2)
@@ -222,6 +240,7 @@ def _events(key: EpisodeKey, new: np.ndarray, depth: np.ndarray, start_us: np.nd
     transaction = np.where(purchase, numbers[session], -1)
     return Events(session=session.astype(np.int32), name=names, timestamp_us=timestamp, ingested_us=ingested,
                   engagement_msec=engagement, transaction=transaction, value=value,
+                  currency=np.where(np.isnan(value), -1, currency[session]).astype(np.int8),
                   debug=np.zeros(count, dtype=bool), internal=np.zeros(count, dtype=bool),
                   variant=np.full(count, -1, dtype=np.int8))
 

@@ -66,6 +66,10 @@ REPEAT_SHARE = 0.02  # of events: sent again, identical, in a later batch
 # LATE_DAYS after they happened (a web page cannot queue).
 OFFLINE_SHARE: dict[str, float] = {"ios": 0.10, "android": 0.15, "web": 0.0}
 LATE_DAYS = (2.0, 4.0)
+# Of mobile purchases: a payment_successful the payment SDK sends again (its acknowledgement was lost) with the same
+# transaction_id, RESEND_DELAY_S later.
+RESENT_PURCHASE_SHARE = 0.3
+RESEND_DELAY_S = (2.0, 30.0)
 
 
 def standing_sessions(plan: SegmentedPlan, key: EpisodeKey, channel_values: tuple[str, ...]
@@ -192,4 +196,19 @@ def standing_repeats(events: Events, offline_share: np.ndarray, key: EpisodeKey)
     resent = again.ingested_us + (rng.uniform(5, 600, len(repeated)) * MICROS_PER_SECOND).astype(np.int64)
     again = Events(**{**{name: getattr(again, name) for name in Events.__dataclass_fields__}, "ingested_us": resent})
     return Events(**{name: np.concatenate([getattr(delayed, name), getattr(again, name)])
+                     for name in Events.__dataclass_fields__})
+
+
+def resent_purchases(events: Events, mobile: np.ndarray, key: EpisodeKey) -> Events:
+    """A share of mobile sessions' payment_successful events sent again with the same transaction_id a few seconds
+    later (`mobile`: by session), after the events (the caller sorts them)."""
+    from metric_tracker_rl.world.events import event_code
+
+    rng = derive_rng(key, "warehouse-resent-purchases")
+    paid = np.flatnonzero((events.name == event_code("payment_successful")) & mobile[events.session])
+    resent = events.take(paid[rng.random(len(paid)) < RESENT_PURCHASE_SHARE])
+    delay = (rng.uniform(*RESEND_DELAY_S, len(resent)) * MICROS_PER_SECOND).astype(np.int64)
+    resent = Events(**{**{name: getattr(resent, name) for name in Events.__dataclass_fields__},
+                       "timestamp_us": resent.timestamp_us + delay, "ingested_us": resent.ingested_us + delay})
+    return Events(**{name: np.concatenate([getattr(events, name), getattr(resent, name)])
                      for name in Events.__dataclass_fields__})
