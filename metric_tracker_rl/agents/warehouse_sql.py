@@ -491,8 +491,9 @@ def hours_sql(rules: frozenset[str], fixes: Fixes) -> str:
             f"WHERE hr >= {BLOCK - 1}), "
             f"zz AS (SELECT *, CASE WHEN bo <= {OUTAGE_RATIO} * bbk THEN {poisson_z('bo', 'bbk')} END oz, "
             f"CASE WHEN bn <= {BREAK_RATIO} * be THEN {binomial_z('bn', 'bd', 'be')} END bz FROM bl), "
-            f"hit AS (SELECT 'outage' what, *, oz v FROM zz WHERE oz <= -{OUTAGE_Z} AND dayb - dayo >= 0.5 * (bbk - bo) "
-            f"AND dayo - mo >= {REST_SHARE} * (dayb - mb) UNION ALL SELECT 'payments', *, bz FROM zz "
+            f"hit AS (SELECT 'outage' what, *, oz v FROM zz WHERE oz <= -{OUTAGE_Z} "
+            f"AND dayb - dayo >= 0.5 * (bbk - bo) AND dayo - mo >= {REST_SHARE} * (dayb - mb) "
+            "UNION ALL SELECT 'payments', *, bz FROM zz "
             f"WHERE bz <= -{BREAK_Z}) SELECT * FROM (SELECT what, date, {cuboid}, round(v, 2) z FROM hit "
             "QUALIFY row_number() OVER (PARTITION BY what, p, c, date ORDER BY v) = 1) "
             f"QUALIFY row_number() OVER (PARTITION BY what ORDER BY z) <= {HOURS_TOP} ORDER BY what, z")
