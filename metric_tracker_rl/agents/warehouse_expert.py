@@ -56,9 +56,8 @@ COUNT_OF_DASHBOARD = dict(zip(STEP_SESSION_COLUMNS, COUNT_COLUMNS, strict=True))
 # Decision thresholds (z of a fall against the same weekday's other dates).
 RELEASE_Z = (5.0, 6.5)  # a version's pooled fall over its first dates (alone, narrowed by one more field)
 EXPERIMENT_Z = 3.5  # an arm's pooled fall on a step it does not target, over its dates
-# A blind run's bar by the fields its cuboid names (a level shift names one nearly always), one more for one date.
+# A blind run's bar by the fields its cuboid names (a level shift names one nearly always).
 RUN_Z = {1: 5.0, 2: 7.0}
-SINGLE_DATE_EXTRA = 0.5
 REGRESSION_DATES = (3, 6)  # a regression lasts so many dates from its rollout's first
 
 
@@ -238,7 +237,7 @@ class Investigation:
         found += self.strongest_each_date(breaks, PAYMENT_STEP, FUNNEL_BREAK, "payment_failure")
         found += [f for f in self.strongest_each_date(outages, 0, COUNT_DROP, "segment_outage")
                   if not any(d.step == 0 and d.date == f.date for d in defects) and not self.holiday(f)]
-        runs = yield ("runs", wsql.run_scan_sql(self.rules, fixes, (0, 1, 2, 3), RUN_Z, SINGLE_DATE_EXTRA))
+        runs = yield ("runs", wsql.run_scan_sql(self.rules, fixes, (0, 1, 2, 3), RUN_Z))
         found = [*self.versions_alone(releases, runs), *found]  # a release first: its dates' payments are its own
         shifts = self.level_shifts(runs, found, defects)
         return [*(f for f in found if not within_shift(f, shifts)), *shifts]
@@ -320,7 +319,7 @@ class Investigation:
         kept: list[Finding] = []
         for row in sorted(runs, key=lambda r: r["z"]):
             segment = segment_of(row)
-            if -row["z"] < RUN_Z[len(segment.named())] + SINGLE_DATE_EXTRA * (row["n"] == 1):
+            if -row["z"] < RUN_Z[len(segment.named())]:
                 continue
             first = self.day(str(row["first"]))
             dates = self.dates[first:first + row["n"]]

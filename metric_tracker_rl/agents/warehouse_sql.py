@@ -381,19 +381,17 @@ def pooled_z_sql(r: str, e: str, w: str) -> str:
     return f"list_sum({r}) / sqrt(list_sum({w}) + {SPREAD ** 2:g} * list_sum(list_transform({e}, lambda x: x * x)))"
 
 
-def run_scan_sql(rules: frozenset[str], fixes: Fixes, steps: tuple[int, ...], bars: dict[int, float],
-                 single_date_extra: float) -> str:
+def run_scan_sql(rules: frozenset[str], fixes: Fixes, steps: tuple[int, ...], bars: dict[int, float]) -> str:
     """Per step and cuboid of one or two fields (no app version: a version's falls are the releases'), its falls
-    pooled over one to RUN_DAYS consecutive dates beyond the bar of a cuboid naming so many fields (`bars`; one date
-    alone: `single_date_extra` more): of those, each one no stronger run overlaps (on its step, in its dates and
-    cuboid: one fall seen from several cuboids and lengths is its strongest), the RUN_TOP strongest with its first
-    date, length and z."""
+    pooled over one to RUN_DAYS consecutive dates (scaled by the cuboid's own spread of a date's z over the window,
+    where wider than the model's) beyond the bar of a cuboid naming so many fields (`bars`): of those, each one no
+    stronger run overlaps (on its step, in its dates and cuboid: one fall seen from several cuboids and lengths is
+    its strongest), the RUN_TOP strongest with its first date, length and z."""
     last = "[len(rl) - n + 1:]"
     pooled = pooled_z_sql(f"rl{last}", f"el{last}", f"wl{last}")
     sets = [s for s in cuboid_sets(2) if "v" not in s]
     fields = " + ".join(f"({a} IS NOT NULL)::INT" for a in "pchu")
-    bar = ("CASE " + " ".join(f"WHEN {fields} = {named} THEN {z:g}" for named, z in sorted(bars.items()))
-           + f" END + CASE WHEN n = 1 THEN {single_date_extra:g} ELSE 0 END")
+    bar = "CASE " + " ".join(f"WHEN {fields} = {named} THEN {z:g}" for named, z in sorted(bars.items())) + " END"
     same = " AND ".join(f"(a.{x} IS NULL OR b.{x} IS NULL OR a.{x} = b.{x})" for x in "pchu")
     return (sessions_cte(rules, fixes) + residuals_ctes(steps, sets=sets)
             + ", y AS (SELECT *, list(r) OVER x rl, list(e) OVER x el, list(w) OVER x wl, list(date) OVER x dl, "
