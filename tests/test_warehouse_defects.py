@@ -76,6 +76,8 @@ def test_a_defect_reaches_the_dashboard_on_its_segment_and_dates_only(logs: dict
     clean = logs[seed]
     broken, record = DEFECTS[kind](clean, derive_rng(EpisodeKey.of(seed), "test-defect", len(kind)))
     assert record.kind == kind and record.days and record.metric
+    events = broken.events  # still grouped by session, in time order (the metrics layer's de-duplication reads it so)
+    assert (np.lexsort((events.timestamp_us, events.session)) == np.arange(len(events))).all()
     before, after = _rows(clean), _rows(broken)
     reach = range(min(record.days) - 1, max(record.days) + 1)  # a session may run past midnight into a date
     for row in set(before) | set(after):
