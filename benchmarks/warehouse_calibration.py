@@ -6,6 +6,7 @@ reads and writes), written to docs/artifacts/warehouse_calibration.json.
     nice -n 10 uv run python -m benchmarks.warehouse_calibration --seeds 200 --ablation-seeds 40 --workers 2
 
 The expert's bars were tuned on seeds TUNING_SEEDS only; the calibration plays the untuned seeds from UNTUNED_FIRST.
+`--ablation-seeds 0 --agents warehouse_expert` measures the expert's score alone (no ablation table).
 """
 
 from __future__ import annotations

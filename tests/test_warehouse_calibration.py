@@ -1,5 +1,5 @@
 """The warehouse calibration artifact holds: the first untuned seeds, played again, score exactly what the artifact
-says for the expert and the dashboard-only analyst."""
+says for the expert and the dashboard-only analyst; a run without ablation seeds reports the expert alone."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from benchmarks.warehouse_calibration import ARTIFACT, play_one
+from benchmarks.warehouse_calibration import ARTIFACT, EXPERT, UNTUNED_FIRST, calibrate, play_one
 
 SLICE = 2  # seeds replayed
 
@@ -39,3 +39,11 @@ def test_a_slice_of_the_calibration_replays_exactly(agent: str) -> None:
     for seed, score in _seed_scores(_artifact(), agent)[:SLICE]:
         replayed = play_one((agent, "", seed))
         assert round(replayed["score"], 6) == score, (agent, seed)
+
+
+@pytest.mark.slow
+def test_a_run_without_ablation_seeds_reports_the_expert_alone() -> None:
+    """A run of the expert's score alone (no ablation seeds) leaves the ablation table out instead of failing."""
+    report = calibrate([UNTUNED_FIRST], [], (EXPERT,), workers=1)
+    assert report["seeds"]["ablation"] == [] and "ablations" not in report
+    assert report["agents"][EXPERT]["n"] == 1 and report["expert_calls"]["max"] > 0

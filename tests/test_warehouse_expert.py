@@ -94,7 +94,7 @@ def test_every_statement_fits_the_query_tool(rules: frozenset[str]) -> None:
     """As sent (compact), with every fix a world can call for; a long list of rows goes in parts that fit."""
     statements = [CONTEXT_SQL, event_traces_sql(rules), session_traces_sql(rules), purchase_traces_sql(rules),
                   context_tests_sql(rules, FIXED, 2.5), hours_sql(rules, FIXED),
-                  run_scan_sql(rules, FIXED, (0, 1, 2, 3), 5.0)]
+                  run_scan_sql(rules, FIXED, (0, 1, 2, 3), {1: 5.0, 2: 7.0})]
     assert max(len(compact(sql)) for sql in statements) <= MAX_SQL_CHARS
     parts = in_parts("values", ASKED, lambda part: metric_values_sql(rules, FIXED, part))
     sent = []

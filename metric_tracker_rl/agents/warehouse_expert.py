@@ -54,12 +54,10 @@ PAYMENT_STEP = 4
 COUNT_OF_DASHBOARD = dict(zip(STEP_SESSION_COLUMNS, COUNT_COLUMNS, strict=True))
 
 # Decision thresholds (z of a fall against the same weekday's other dates).
-RELEASE_Z = (3.5, 4.5)  # a version's pooled fall over its first dates (alone, narrowed by one more field)
+RELEASE_Z = (5.0, 6.5)  # a version's pooled fall over its first dates (alone, narrowed by one more field)
 EXPERIMENT_Z = 3.5  # an arm's pooled fall on a step it does not target, over its dates
-# A blind run's bar by the fields its cuboid names (a level shift names one nearly always), one more for one date.
-RUN_Z = {1: 5.0, 2: 8.0}
-SINGLE_DATE_EXTRA = 0.5
-RUN_FLOOR = min(RUN_Z.values())
+# A blind run's bar by the fields its cuboid names (a level shift names one nearly always).
+RUN_Z = {1: 5.0, 2: 7.0}
 REGRESSION_DATES = (3, 6)  # a regression lasts so many dates from its rollout's first
 
 
@@ -74,6 +72,7 @@ class Finding:
     baseline: float = math.nan
     observed: float = math.nan
     kind: str = ""  # what the expert took it for (a defect or incident kind), for its own review
+    z: float = 0.0  # how far the fall it was found by stood out (a release's pooled z)
 
     @property
     def step(self) -> int:
@@ -230,16 +229,31 @@ class Investigation:
 
     def incidents(self, fixes: Fixes, defects: list[Finding]) -> Generator[Statement, Rows, list[Finding]]:
         tests = yield ("releases and experiments", wsql.context_tests_sql(self.rules, fixes, 2.5))
-        found = self.releases(tests) + self.experiments(tests)
+        releases = self.releases(tests)
+        found = self.experiments(tests)
         hours = yield ("hours", wsql.hours_sql(self.rules, fixes))
         breaks = [row for row in hours if row["what"] == "payments"]
         outages = [row for row in hours if row["what"] == "outage"]
         found += self.strongest_each_date(breaks, PAYMENT_STEP, FUNNEL_BREAK, "payment_failure")
         found += [f for f in self.strongest_each_date(outages, 0, COUNT_DROP, "segment_outage")
                   if not any(d.step == 0 and d.date == f.date for d in defects) and not self.holiday(f)]
-        runs = yield ("runs", wsql.run_scan_sql(self.rules, fixes, (0, 1, 2, 3), RUN_FLOOR))
-        found += self.level_shifts(runs, found, defects)
-        return found
+        runs = yield ("runs", wsql.run_scan_sql(self.rules, fixes, (0, 1, 2, 3), RUN_Z))
+        found = [*self.versions_alone(releases, runs), *found]  # a release first: its dates' payments are its own
+        shifts = self.level_shifts(runs, found, defects)
+        return [*(f for f in found if not within_shift(f, shifts)), *shifts]
+
+    def versions_alone(self, releases: list[Finding], runs: Rows) -> list[Finding]:
+        """The releases whose fall is the version's own: a run on the same step and dates in a cuboid holding the
+        version that stands out further than the version did is a fall of more than the version (a level shift
+        its version echoes)."""
+        kept = []
+        for finding in releases:
+            wider = any(RATE_COLUMNS[row["k"] - 1] == finding.metric and row["z"] < finding.z
+                        and overlaps(segment_of(row), finding.segment)
+                        and finding.date in self.dates[self.day(str(row["first"])):][:row["n"]] for row in runs)
+            if not wider:
+                kept.append(finding)
+        return kept
 
     def holiday(self, finding: Finding) -> bool:
         """A holiday in the finding's country (or everywhere) on its date moves traffic as people do."""
@@ -260,10 +274,10 @@ class Investigation:
                 if z is not None and z <= -bar and z < best.get(row["detail"], (0.0,))[0]:
                     best[row["detail"]] = (z, row, length)
         found = []
-        for _, row, length in best.values():
+        for z, row, length in best.values():
             first = self.day(str(row["first"]))
             found += [Finding(self.dates[d], RATE_COLUMNS[row["k"] - 1], RATE_DROP, segment_of(row),
-                              kind="release_regression")
+                              kind="release_regression", z=z)
                       for d in range(first, min(first + length, len(self.dates)))]
         return found
 
@@ -305,14 +319,15 @@ class Investigation:
         kept: list[Finding] = []
         for row in sorted(runs, key=lambda r: r["z"]):
             segment = segment_of(row)
-            if -row["z"] < RUN_Z[len(segment.named())] + SINGLE_DATE_EXTRA * (row["n"] == 1):
+            if -row["z"] < RUN_Z[len(segment.named())]:
                 continue
             first = self.day(str(row["first"]))
             dates = self.dates[first:first + row["n"]]
             metric = RATE_COLUMNS[row["k"] - 1]
-            if any(f.date in dates and overlaps(f.segment, segment) and (f.metric == metric or f.step == 0)
-                   for f in taken):
-                continue
+            if any(f.date in dates and overlaps(f.segment, segment)
+                   and (f.metric == metric or (f.step == 0 and f.anomaly_type == DATA_QUALITY))
+                   and not (f.kind == "payment_failure" and row["n"] > 1) for f in taken):
+                continue  # (a fall of payments over several dates is more than a block of hours)
             if any(a["note"] == metric and overlaps(arm_segment(a), segment) and a["first"] <= dates[-1]
                    and a["last"] >= dates[0] for a in arms):
                 continue  # an experiment's intended effect on its target step
@@ -334,6 +349,13 @@ class Investigation:
         values = {row["i"]: row for row in rows}
         return [replace(f, observed=_number(values.get(i, {}).get("value")),
                         baseline=_number(values.get(i, {}).get("peers"))) for i, f in enumerate(found)]
+
+
+def within_shift(finding: Finding, shifts: list[Finding]) -> bool:
+    """A payment failure on a date of a level shift of payments in an overlapping cuboid: that shift's date."""
+    return finding.kind == "payment_failure" and any(
+        s.date == finding.date and s.metric == finding.metric and overlaps(s.segment, finding.segment)
+        for s in shifts)
 
 
 def in_parts(name: str, asked: Sequence[tuple[Any, ...]], build: Callable[[Sequence[tuple[Any, ...]]], str]
@@ -367,8 +389,8 @@ def pooled_z(row: dict[str, Any], length: int) -> float | None:
     lists = [numbers(row[name])[:length] for name in ("r", "e", "w")]
     if len(lists[0]) < length:
         return None
-    residual, expected, spread = (sum(values) for values in lists)
-    variance = spread + (wsql.SPREAD * expected) ** 2
+    residual, spread = sum(lists[0]), sum(lists[2])
+    variance = spread + wsql.SPREAD ** 2 * sum(e * e for e in lists[1])  # each date's spread its own
     return residual / math.sqrt(variance) if variance > 0 else None
 
 

@@ -382,22 +382,29 @@ def pooled_z_sql(r: str, e: str, w: str) -> str:
     return f"list_sum({r}) / sqrt(list_sum({w}) + {SPREAD ** 2:g} * list_sum(list_transform({e}, lambda x: x * x)))"
 
 
-def run_scan_sql(rules: frozenset[str], fixes: Fixes, steps: tuple[int, ...], floor: float) -> str:
-    """Per step and cuboid of one or two fields (no app version: a version's falls are the releases'), its strongest
-    fall pooled over
-    one to RUN_DAYS consecutive dates: the run's first date, length and z; the RUN_TOP strongest beyond `floor`."""
+def run_scan_sql(rules: frozenset[str], fixes: Fixes, steps: tuple[int, ...], bars: dict[int, float]) -> str:
+    """Per step and cuboid of one or two fields (no app version: a version's falls are the releases'), its falls
+    pooled over one to RUN_DAYS consecutive dates (scaled by the cuboid's own spread of a date's z over the window,
+    where wider than the model's) beyond the bar of a cuboid naming so many fields (`bars`): of those, each one no
+    stronger run overlaps (on its step, in its dates and cuboid: one fall seen from several cuboids and lengths is
+    its strongest), the RUN_TOP strongest with its first date, length and z."""
     last = "[len(rl) - n + 1:]"
     pooled = pooled_z_sql(f"rl{last}", f"el{last}", f"wl{last}")
     sets = [s for s in cuboid_sets(2) if "v" not in s]
+    fields = " + ".join(f"({a} IS NOT NULL)::INT" for a in "pchu")
+    bar = "CASE " + " ".join(f"WHEN {fields} = {named} THEN {z:g}" for named, z in sorted(bars.items())) + " END"
+    same = " AND ".join(f"(a.{x} IS NULL OR b.{x} IS NULL OR a.{x} = b.{x})" for x in "pchu")
     return (sessions_cte(rules, fixes) + residuals_ctes(steps, sets=sets)
-            + ", y AS (SELECT *, list(r) OVER x rl, list(e) OVER x el, list(w) OVER x wl, list(date) OVER x dl "
+            + ", y AS (SELECT *, list(r) OVER x rl, list(e) OVER x el, list(w) OVER x wl, list(date) OVER x dl, "
+            f"greatest(1, 1.4826 * mad({z_of('r', 'e', 'w')}) OVER (PARTITION BY k, p, c, h, u)) sd "
             f"FROM g WINDOW x AS (PARTITION BY k, p, c, h, u ORDER BY date ROWS {RUN_DAYS - 1} PRECEDING)), "
-            f"runs AS (SELECT k, p, c, h, u, dl[len(dl) - n + 1] first, n, {pooled} z FROM y, range(1, "
+            f"runs AS (SELECT k, p, c, h, u, dl[len(dl) - n + 1] first, date last, n, {pooled} / sd z FROM y, range(1, "
             f"{RUN_DAYS + 1}) t(n) WHERE len(rl) >= n AND date - dl[len(dl) - n + 1] = n - 1 AND "
-            f"list_sum(el{last}) >= {MIN_EXPECTED}) "
+            f"list_sum(el{last}) >= {MIN_EXPECTED}), "
+            f"clear AS (SELECT * FROM runs WHERE z <= -({bar})) "
             "SELECT k, p platform, c country, h channel, u user_type, CAST(first AS VARCHAR) first, n, round(z, 2) z "
-            f"FROM runs WHERE z <= -{floor} QUALIFY row_number() OVER (PARTITION BY k, p, c, h, u ORDER BY z) = 1 "
-            f"ORDER BY z LIMIT {RUN_TOP}")
+            "FROM clear a WHERE NOT EXISTS (SELECT 1 FROM clear b WHERE b.k = a.k AND b.z < a.z AND "
+            f"b.first <= a.last AND a.first <= b.last AND {same}) ORDER BY z LIMIT {RUN_TOP}")
 
 
 CONTEXT_DATES = 7  # dates from a release's first (or over an experiment) whose residuals are read
@@ -426,17 +433,31 @@ BLOCK = 3  # hours of a block: every outage or payment failure (three hours or m
 OUTAGE_RATIO, BREAK_RATIO = 0.35, 0.3  # a block's sessions (conversions) at most this share of its baseline
 # A block's fall as the signed root of its likelihood ratio (Poisson for sessions, binomial for payments): sampling
 # of a few sessions an hour is far from normal.
-POISSON_Z = "-sqrt(2 * (CASE WHEN bo > 0 THEN bo * ln(bo / bbk) ELSE 0 END + bbk - bo))"
-BINOMIAL_Z = ("-sqrt(2 * (CASE WHEN bn > 0 THEN bn * ln(bn / be) ELSE 0 END + CASE WHEN bd > bn THEN (bd - bn) * "
-              "ln((bd - bn) / greatest(bd - be, 1e-9)) ELSE 0 END))")
-OUTAGE_Z, BREAK_Z = 4.5, 5.5
+
+
+def poisson_z(o: str, b: str) -> str:
+    """The signed root of the likelihood ratio of `o` sessions against `b` expected."""
+    return f"-sqrt(2 * (coalesce({o} * ln(nullif({o}, 0) / {b}), 0) + {b} - {o}))"
+
+
+
+
+def binomial_z(n: str, d: str, e: str) -> str:
+    """The signed root of the likelihood ratio of `n` conversions of `d` arrivals against `e` expected."""
+    return (f"-sqrt(2 * (coalesce({n} * ln(nullif({n}, 0) / {e}), 0) + coalesce(({d} - {n}) * ln(nullif({d} - {n}, 0) "
+            f"/ ({d} - {e})), 0)))")
+
+
+OUTAGE_Z, BREAK_Z = 5.5, 5.5
 REST_SHARE = 0.75  # an outage leaves the rest of the day's sessions at this share of their baseline or more
-LONGEST_OUTAGE = 7  # hours: the rest of the day is read outside the block and as many hours either side as make it
+# Hours of the longest outage or payment failure: each is read over a block of BLOCK hours and over one this long, and
+# an outage's rest of the day outside as many hours either side of its block as make one this long.
+LONGEST_BLOCK = 7
 HOURS_TOP = 10
 
 
 def hours_sql(rules: frozenset[str], fixes: Fixes) -> str:
-    """Per date and cuboid of platform, country or both, by blocks of BLOCK hours:
+    """Per date and cuboid of platform, country or both, by blocks of BLOCK and of LONGEST_BLOCK hours:
 
     - `outage`: the block whose sessions fell most against the same weekday's other dates (their mean that hour),
       where they fell to OUTAGE_RATIO of that or less beyond OUTAGE_Z, the day lost at least half of the block's
@@ -445,11 +466,13 @@ def hours_sql(rules: frozenset[str], fixes: Fixes) -> str:
     - `payments`: the block whose payments fell most against its orders (at the cuboid's rate on the same weekday's
       other dates), where they fell to BREAK_RATIO of that or less beyond BREAK_Z.
 
-    Each row: what, date, cuboid, the block's first hour, its count and baseline, z."""
+    Each row: what, date, cuboid, z."""
     cuboid = "nullif(p, '') platform, nullif(c, '') country"
-    return (sessions_cte(rules, fixes, hours=True) + ", hh AS (SELECT date, hr, coalesce(p, '') p, coalesce(c, '') c, "
-            "count(*) o, sum(m4) n, sum(m3) d FROM (SELECT date, hr, platform p, country c, m3, m4 FROM s) "
-            "GROUP BY date, hr, GROUPING SETS ((p), (c), (p, c))), "
+    both = ", ".join(f"[sum({x}) OVER x, sum({x}) OVER l] {name}"
+                     for x, name in (("o", "lo"), ("b", "lb"), ("n", "ln"), ("d", "ld"), ("q * d", "le")))
+    return (sessions_cte(rules, fixes, hours=True) + ", hh AS (SELECT date, hr, coalesce(platform, '') p, "
+            "coalesce(country, '') c, count(*) o, sum(m4) n, sum(m3) d FROM s "
+            "GROUP BY date, hr, GROUPING SETS ((platform), (country), (platform, country))), "
             "grid AS (SELECT * FROM (SELECT DISTINCT p, c FROM hh) CROSS JOIN (SELECT DISTINCT date FROM s) "
             "CROSS JOIN (SELECT range hr FROM range(24))), "
             "z AS (SELECT grid.*, coalesce(o, 0) o, coalesce(n, 0) n, coalesce(d, 0) d FROM grid LEFT JOIN hh "
@@ -458,22 +481,18 @@ def hours_sql(rules: frozenset[str], fixes: Fixes) -> str:
             "least((sum(n) OVER v - sum(n) OVER u) / nullif(sum(d) OVER v - sum(d) OVER u, 0), 0.95) q FROM z "
             "WINDOW w AS (PARTITION BY p, c, isodow(date), hr), v AS (PARTITION BY p, c, isodow(date)), "
             "u AS (PARTITION BY p, c, date)), "
-            "blk AS (SELECT *, sum(o) OVER x bo, sum(b) OVER x bbk, sum(o) OVER y dayo, sum(b) OVER y dayb, "
-            "sum(o) OVER near nearo, sum(b) OVER near nearb, "
-            "sum(n) OVER x bn, sum(d) OVER x bd, sum(q * d) OVER x be FROM bb "
-            f"WINDOW x AS (PARTITION BY p, c, date ORDER BY hr ROWS {BLOCK - 1} PRECEDING), "
-            f"near AS (PARTITION BY p, c, date ORDER BY hr ROWS BETWEEN {LONGEST_OUTAGE - 1} PRECEDING AND "
-            f"{LONGEST_OUTAGE - BLOCK} FOLLOWING), y AS (PARTITION BY p, c, date)), "
-            f"zz AS (SELECT *, CASE WHEN bbk > 0 AND bo < bbk THEN {POISSON_Z} END oz, "
-            f"CASE WHEN be > 0 AND bn < be THEN {BINOMIAL_Z} END bz FROM blk WHERE hr >= {BLOCK - 1}), "
-            f"outage AS (SELECT 'outage' what, CAST(date AS VARCHAR) date, {cuboid}, hr - {BLOCK - 1} first_hour, "
-            "bo block, "
-            f"round(bbk, 1) baseline, round(oz, 2) z FROM zz WHERE bo <= {OUTAGE_RATIO} * bbk AND oz <= -{OUTAGE_Z} "
-            f"AND dayb - dayo >= 0.5 * (bbk - bo) AND dayo - nearo >= {REST_SHARE} * (dayb - nearb) "
-            "QUALIFY row_number() OVER (PARTITION BY p, c, date ORDER BY oz) = 1), "
-            f"payments AS (SELECT 'payments' what, CAST(date AS VARCHAR) date, {cuboid}, hr - {BLOCK - 1} first_hour, "
-            f"bn block, round(be, 1) baseline, round(bz, 2) z FROM zz WHERE bn <= {BREAK_RATIO} * be "
-            f"AND bz <= -{BREAK_Z} "
-            "QUALIFY row_number() OVER (PARTITION BY p, c, date ORDER BY bz) = 1) "
-            f"(SELECT * FROM outage ORDER BY z LIMIT {HOURS_TOP}) UNION ALL "
-            f"(SELECT * FROM payments ORDER BY z LIMIT {HOURS_TOP}) ORDER BY what, z")
+            f"blk AS (SELECT *, sum(o) OVER y dayo, sum(b) OVER y dayb, sum(o) OVER m mo, sum(b) OVER m mb, {both} "
+            f"FROM bb WINDOW x AS (PARTITION BY p, c, date ORDER BY hr ROWS {BLOCK - 1} PRECEDING), "
+            f"m AS (PARTITION BY p, c, date ORDER BY hr ROWS BETWEEN {LONGEST_BLOCK - 1} PRECEDING AND "
+            f"{LONGEST_BLOCK - BLOCK} FOLLOWING), l AS (PARTITION BY p, c, date ORDER BY hr ROWS "
+            f"{LONGEST_BLOCK - 1} PRECEDING), y AS (PARTITION BY p, c, date)), "
+            "bl AS (SELECT *, unnest(lo) bo, unnest(lb) bbk, unnest(ln) bn, unnest(ld) bd, unnest(le) be FROM blk "
+            f"WHERE hr >= {BLOCK - 1}), "
+            f"zz AS (SELECT *, CASE WHEN bo <= {OUTAGE_RATIO} * bbk THEN {poisson_z('bo', 'bbk')} END oz, "
+            f"CASE WHEN bn <= {BREAK_RATIO} * be THEN {binomial_z('bn', 'bd', 'be')} END bz FROM bl), "
+            f"hit AS (SELECT 'outage' what, *, oz v FROM zz WHERE oz <= -{OUTAGE_Z} "
+            f"AND dayb - dayo >= 0.5 * (bbk - bo) AND dayo - mo >= {REST_SHARE} * (dayb - mb) "
+            "UNION ALL SELECT 'payments', *, bz FROM zz "
+            f"WHERE bz <= -{BREAK_Z}) SELECT * FROM (SELECT what, date, {cuboid}, round(v, 2) z FROM hit "
+            "QUALIFY row_number() OVER (PARTITION BY what, p, c, date ORDER BY v) = 1) "
+            f"QUALIFY row_number() OVER (PARTITION BY what ORDER BY z) <= {HOURS_TOP} ORDER BY what, z")

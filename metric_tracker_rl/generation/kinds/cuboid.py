@@ -152,7 +152,7 @@ def block_readable(world: SegmentWorld, segment: Segment, day: int, hours: tuple
     MIN_BLOCK_HOUR_EXPECTED arrivals at the step from event `event` (its app opens with -1), and as many of the
     day's other hours do, so that the day's typical hour (a median of the judged hours, as detect_funnel_break
     takes it) is at worst halfway between a stopped hour and one the incident left alone."""
-    return _readable(_hour_arrivals(world, segment, day, event), hours)
+    return _readable(hour_arrivals(world, segment, day, event), hours)
 
 
 def readable_placements(world: SegmentWorld, segments: list[Segment], day: int, length: int, shortest: int,
@@ -161,7 +161,7 @@ def readable_placements(world: SegmentWorld, segments: list[Segment], day: int, 
     where none does (a weekday's afternoon lull is quiet in a small segment, and a block longer than the day's
     other busy hours cannot be told from the day's typical hour), those of the longest block that does, no shorter
     than `shortest` ([] when none)."""
-    arrivals = [(segment, _hour_arrivals(world, segment, day, event)) for segment in segments]
+    arrivals = [(segment, hour_arrivals(world, segment, day, event)) for segment in segments]
     for hours in range(length, shortest - 1, -1):
         placements = [(segment, block) for segment, counts in arrivals
                       for block in _readable_blocks(counts, hours, within)]
@@ -175,7 +175,7 @@ def _readable_blocks(arrivals: np.ndarray, length: int, within: tuple[int, int])
             if _readable(arrivals, (start, start + length))]
 
 
-def _hour_arrivals(world: SegmentWorld, segment: Segment, day: int, event: int) -> np.ndarray:
+def hour_arrivals(world: SegmentWorld, segment: Segment, day: int, event: int) -> np.ndarray:
     """(24,) the segment's cells' expected arrivals at the step from `event` (its opens with -1), hour by hour."""
     arrivals: np.ndarray = world.hourly_reach(world.plan.cells(segment), day)[..., max(event, 0)].sum(axis=0)
     return arrivals * world.observed_share

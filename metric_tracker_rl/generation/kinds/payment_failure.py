@@ -15,6 +15,7 @@ from metric_tracker_rl.generation.kinds.cuboid import (
     CuboidRule,
     block_readable,
     draw_cuboid,
+    hour_arrivals,
     own_z,
     readable_placements,
 )
@@ -25,6 +26,9 @@ PAYMENT_STEP = 3
 CUBOID_RULE = CuboidRule(may_name=("country", "channel", "user_type"), hourly=True)
 RESIDUAL = (0.0, 0.08)  # the share of payments that still succeed in the failing hours (the funnel break's)
 HOUR_WINDOW = (9, 22)  # the hours a funnel break's block lies in
+# Orders a block expects, at the least, where its tier raises what its data would not show (SegmentWorld.raise_unclear):
+# payments stopping among so many stand out of sampling by a likelihood-ratio z of about eight.
+CLEAR_BLOCK_ORDERS = 15.0
 
 
 class PaymentFailure(IncidentKind):
@@ -64,12 +68,27 @@ class PaymentFailure(IncidentKind):
                                              PAYMENT_STEP, HOUR_WINDOW)
             if placements:
                 _, (start, end) = pick(placements, rng)
+        if world.raise_unclear:
+            start, end = self.widened(world, base, day, (start, end))
         reach = world.plan.leaf_reach([day])
         fall = 1.0 - max(RESIDUAL)
         segment, _ = draw_cuboid(world, rng, CUBOID_RULE, [day], reach,
                                  lambda s: own_z(world, reach, s, [day], PAYMENT_STEP, fall, (start, end)),
                                  base=base)
         return [self.stop_payments(world, segment, day, (start, end), rng)]
+
+    def widened(self, world: SegmentWorld, segment: Segment, day: int, hours: tuple[int, int]) -> tuple[int, int]:
+        """Where a sample leaves a block too few orders to show (world.raise_unclear): the block grown an hour at a
+        time, later then earlier within HOUR_WINDOW, until it expects CLEAR_BLOCK_ORDERS orders or is as long as
+        the kind's range allows."""
+        orders = hour_arrivals(world, segment, day, PAYMENT_STEP)
+        start, end = hours
+        while orders[start:end].sum() < CLEAR_BLOCK_ORDERS and end - start < self.magnitude_range[1]:
+            if end < HOUR_WINDOW[1] and (end - start) % 2 == 1 or start == HOUR_WINDOW[0]:
+                end += 1
+            else:
+                start -= 1
+        return start, end
 
     def shortest_block(self) -> int:
         """The fewest hours a block is shortened to where a longer one would not read hour by hour."""
