@@ -112,9 +112,10 @@ class Investigation:
         window = next(row for row in self.context if row["what"] == "window")
         first, last = dt.date.fromisoformat(window["first"]), dt.date.fromisoformat(window["last"])
         self.dates = [(first + dt.timedelta(days=i)).isoformat() for i in range((last - first).days + 1)]
-        traces = yield ("event traces", wsql.event_traces_sql(self.rules))
-        sessions = yield ("session traces", wsql.session_traces_sql(self.rules))
-        purchases = yield ("purchase traces", wsql.purchase_traces_sql(self.rules))
+        found = yield ("traces", wsql.traces_sql(self.rules))
+        traces, sessions, purchases = ([row for row in found if row["what"] in kinds]
+                                       for kinds in (("skew", "late", "consent"), ("retry", "bot"),
+                                                     ("resend", "currency")))
         defects, fixes = self.defects(traces, sessions)
         defects, fixes = self.purchase_defects(purchases, defects, fixes)
         defects = dedupe(defects)
@@ -130,7 +131,7 @@ class Investigation:
         found: list[Finding] = []
         fixes = Fixes()
         for row in traces:
-            date = str(row["date"])
+            date = str(row["first"])
             if date not in self.dates:
                 continue
             if row["what"] == "skew":  # stamped a day early: the date before gains what the date loses
@@ -152,7 +153,7 @@ class Investigation:
                                      kind="retry_duplicates"))
                 fixes = replace(fixes, retried=True)
             elif row["what"] == "bot":
-                bots.append(str(row["device"]))
+                bots.append(str(row["detail"]))
         found += self.bot_rows(sessions)
         fixes = replace(fixes, bots=tuple(bots))
         for row in self.context:
@@ -170,7 +171,7 @@ class Investigation:
         ids (an SDK re-sending payments), a platform's purchases in a country sent in a currency it does not use."""
         found = list(found)
         for row in purchases:
-            date = str(row["date"])
+            date = str(row["first"])
             if row["what"] == "resend":
                 found.append(Finding(date, REVENUE, DATA_QUALITY, Segment(platform=row["platform"],
                                                                           app_version=row["app_version"]).normalised(),
@@ -181,7 +182,7 @@ class Investigation:
                                                                           country=row["country"]).normalised(),
                                      kind="currency_mislabel"))
                 fixes = replace(fixes, mislabelled=(*fixes.mislabelled, (date, row["platform"], row["country"],
-                                                                         row["sent"], row["meant"])))
+                                                                         row["detail"], row["meant"])))
         return found, fixes
 
     def bot_rows(self, sessions: Rows) -> list[Finding]:

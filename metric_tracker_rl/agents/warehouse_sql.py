@@ -108,7 +108,7 @@ def events_cte(rules: frozenset[str] = ALL_RULES, fixes: Fixes = NO_FIXES, purch
         # A repeat is a copy of its event: its platform, version, country and medium are the first's.
         kept = "any_value(tx) tx, any_value(val) val, any_value(cur) cur, " if purchases else ""
         select = (f"SELECT u, s, n, d, t, platform, v, c, medium, {kept}bool_or(ok) ok, bool_or(x) x FROM ({select}) "
-                  "GROUP BY u, s, n, d, t, platform, v, c, medium")
+                  "GROUP BY ALL")
     return f"e AS ({select})"
 
 
@@ -209,51 +209,49 @@ TRACE_SHARE = 0.2  # of a date's events (of a platform, or of all): a share of l
 CONSENT_SHARE = 0.5  # of a country's app_opens on a date without a user id (analytics storage denied)
 
 
-def event_traces_sql(rules: frozenset[str] = ALL_RULES) -> str:
-    """The raw events' traces of what was recorded wrongly, by date: a platform's events ingested a day after their
-    stamp (a clock a day early), all events ingested three days after it (a late load), and a country's app_opens
-    without consent (cookieless pings)."""
-    date = _date(rules)
-    return (f"SELECT 'skew' what, {date} date, platform, NULL country, count(*) FILTER ({lag_within(1)}) k, "
-            f"count(*) n FROM events GROUP BY ALL HAVING k > {TRACE_SHARE} * n "
-            f"UNION ALL SELECT 'late', {date}, NULL, NULL, count(*) FILTER ({lag_within(3)}) k, count(*) n "
-            f"FROM events GROUP BY ALL HAVING k > {TRACE_SHARE} * n "
-            f"UNION ALL SELECT 'consent', {date}, NULL, geo.country, count(*) FILTER ({DENIED}) k, "
-            f"count(*) n FROM events WHERE event_name = 'app_open' GROUP BY ALL HAVING k > {CONSENT_SHARE} * n "
-            "ORDER BY what, date")
+def _event_traces(rules: frozenset[str]) -> str:
+    """The raw events' traces by date: a platform's events ingested a day after their stamp (a clock a day early),
+    all events ingested three days after it (a late load), and a country's app_opens without consent (cookieless
+    pings)."""
+    date = f"CAST({_date(rules)} AS VARCHAR)"
+    return (f"SELECT 'skew' what, {date} first, NULL last, platform, NULL app_version, NULL country, NULL detail, "
+            f"NULL meant, count(*) FILTER ({lag_within(1)}) k FROM events GROUP BY ALL HAVING k > {TRACE_SHARE} * "
+            f"count(*) UNION ALL SELECT 'late', {date}, NULL, NULL, NULL, NULL, NULL, NULL, count(*) FILTER "
+            f"({lag_within(3)}) k FROM events GROUP BY ALL HAVING k > {TRACE_SHARE} * count(*) "
+            f"UNION ALL SELECT 'consent', {date}, NULL, NULL, NULL, geo.country, NULL, NULL, count(*) FILTER "
+            f"({DENIED}) k FROM events WHERE event_name = 'app_open' GROUP BY ALL HAVING k > {CONSENT_SHARE} * "
+            "count(*)")
 
 
 RETRY_MIN = 5  # sessions of a version on a date with an app_open and no session_start (an SDK re-sent it)
 BOT_MIN, BOT_PER_DAY = 4, 2.5  # an unlisted device's idle sessions: at least so many, so many a date it had any
 
 
-def session_traces_sql(rules: frozenset[str] = ALL_RULES) -> str:
-    """The sessions' traces: per date and app version, counted sessions with no session_start (an app_open re-sent
-    under a new session id), and each unlisted device whose many sessions all stopped at the open (a bot)."""
-    opened = "n = 'app_open' AND ok"
-    return (f"WITH {events_cte(rules)}, ss AS (SELECT u, min(d) FILTER ({opened}) date, min(platform) platform, "
-            f"min(v) FILTER ({opened}) app_version, min(c) country, bool_or(n = 'session_start') started, "
-            f"bool_or(n = 'menu_open') menu FROM e GROUP BY u, s HAVING NOT bool_or(x) AND date IS NOT NULL) "
-            "SELECT 'retry' what, CAST(date AS VARCHAR) first, NULL last, platform, app_version, NULL country, "
-            f"NULL device, count(*) k FROM ss WHERE NOT started GROUP BY ALL HAVING k >= {RETRY_MIN} "
+def _session_traces() -> str:
+    """After `k`: per date and app version, counted sessions with no session_start (an app_open re-sent under a
+    new session id), and each unlisted device whose many sessions all stopped at the open (a bot)."""
+    return ("SELECT 'retry', CAST(date AS VARCHAR), NULL, platform, app_version, NULL, NULL, NULL, count(*) "
+            f"FROM k WHERE NOT started GROUP BY ALL HAVING count(*) >= {RETRY_MIN} "
             "UNION ALL SELECT 'bot', CAST(min(date) AS VARCHAR), CAST(max(date) AS VARCHAR), min(platform), NULL, "
-            f"min(country), u, count(*) FROM ss GROUP BY u HAVING count(*) >= {BOT_MIN} AND NOT bool_or(menu) AND "
-            f"count(*) >= {BOT_PER_DAY} * count(DISTINCT date) ORDER BY what, first")
+            f"min(country), u, NULL, count(*) FROM k GROUP BY u HAVING count(*) >= {BOT_MIN} AND NOT bool_or(menu) "
+            f"AND count(*) >= {BOT_PER_DAY} * count(DISTINCT date)")
 
 
 MISLABEL_MIN = 1  # purchases of a date in a currency neither their country's nor USD
 
 
-def _counted_keys(fixes: Fixes) -> str:
-    """After events_cte: `k`, each counted session's key (u, s) with its date, platform, country and app version."""
+def _counted_keys(fixes: Fixes, steps: bool = False) -> str:
+    """After events_cte: `k`, each counted session's key (u, s) with its date, platform, country and app version;
+    where `steps`, whether it sent a session_start (started) and reached the menu (menu)."""
     opened = "n = 'app_open' AND ok"
     keep = ["NOT bool_or(x)", "date IS NOT NULL"]
     if fixes.retried:
         keep.append("bool_or(n = 'session_start')")
     if fixes.bots:
         keep.append("u NOT IN (" + ", ".join(f"'{bot}'" for bot in fixes.bots) + ")")
+    started = ", bool_or(n = 'session_start') started, bool_or(n = 'menu_open') menu" if steps else ""
     return (f"k AS (SELECT u, s, min(d) FILTER ({opened}) date, min(platform) platform, min(c) country, "
-            f"min(v) FILTER ({opened}) app_version FROM e GROUP BY u, s HAVING {' AND '.join(keep)})")
+            f"min(v) FILTER ({opened}) app_version{started} FROM e GROUP BY u, s HAVING {' AND '.join(keep)})")
 
 
 def _purchases(rules: frozenset[str], fixes: Fixes) -> str:
@@ -274,22 +272,25 @@ def _purchases(rules: frozenset[str], fixes: Fixes) -> str:
             f"{currency} cur, p.pd FROM k JOIN p ON k.u IS NOT DISTINCT FROM p.u AND k.s IS NOT DISTINCT FROM p.s)")
 
 
-def purchase_traces_sql(rules: frozenset[str] = ALL_RULES) -> str:
-    """The purchases' traces: per date and app version, counted sessions with two or more purchases (an SDK
-    re-sending payments under new transaction ids), and, where currency is read, per date, platform and country,
-    purchases in a currency neither their country's usual one (the one most of its purchases carry) nor USD, when
-    they are most of the rest (a mislabelled currency)."""
+def traces_sql(rules: frozenset[str] = ALL_RULES) -> str:
+    """Every trace of a recording fault, one row each (what, its first and last date, segment, detail, meant, k):
+    the raw events' (skew, late, consent), the counted sessions' (retry, bot: the device in detail) and the
+    purchases': per date and app version, counted sessions with two or more purchases (resend: an SDK re-sending
+    payments under new transaction ids), and, where currency is read, per date, platform and country, purchases in
+    a currency neither their country's usual one (the one most of its purchases carry) nor USD, when they are most
+    of the rest (currency: the one sent in detail, the usual one in meant)."""
     count = "count(DISTINCT tx)" if "deduplication" in rules else "count(*)"
-    resend = (f"SELECT 'resend' what, CAST(date AS VARCHAR) date, platform, app_version, NULL country, NULL sent, "
-              f"NULL meant, count(*) k FROM (SELECT date, platform, app_version FROM pk "
-              f"GROUP BY date, platform, app_version, u, s HAVING {count} >= 2) GROUP BY ALL HAVING k >= {RETRY_MIN}")
-    mislabel = ("UNION ALL SELECT 'currency', CAST(date AS VARCHAR), platform, NULL, country, "
+    resend = ("UNION ALL SELECT 'resend', CAST(date AS VARCHAR), NULL, platform, app_version, NULL, NULL, NULL, "
+              f"count(*) k FROM (SELECT date, platform, app_version FROM pk "
+              f"GROUP BY date, platform, app_version, u, s HAVING {count} >= 2) GROUP BY ALL HAVING k >= {RETRY_MIN} ")
+    mislabel = ("UNION ALL SELECT 'currency', CAST(date AS VARCHAR), NULL, platform, NULL, country, "
                 "mode(cur) FILTER (cur NOT IN (usual, 'USD')), any_value(usual), "
                 "count(*) FILTER (cur NOT IN (usual, 'USD')) k FROM pk JOIN (SELECT country, mode(cur) usual FROM pk "
                 f"GROUP BY country) USING (country) GROUP BY date, platform, country HAVING k >= {MISLABEL_MIN} AND "
                 "k > 0.5 * count(*) FILTER (cur <> 'USD') ") if "currency" in rules else ""
-    return (f"WITH {events_cte(rules, purchases=True)}, {_counted_keys(NO_FIXES)}, {_purchases(rules, NO_FIXES)} "
-            f"{resend} {mislabel}ORDER BY what, date")
+    return (f"WITH {events_cte(rules, purchases=True)}, {_counted_keys(NO_FIXES, steps=True)}, "
+            f"{_purchases(rules, NO_FIXES)} {_event_traces(rules)} UNION ALL {_session_traces()} "
+            f"{resend}{mislabel}ORDER BY what, first")
 
 
 def revenue_values_sql(rules: frozenset[str], fixes: Fixes, asked: Sequence[tuple[object, ...]]) -> str:
