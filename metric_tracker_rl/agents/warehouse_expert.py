@@ -201,18 +201,15 @@ class Investigation:
 
     def defect_values(self, found: list[Finding], fixes: Fixes) -> Generator[Statement, Rows, list[Finding]]:
         """Observed: the dashboard's; baseline: the metrics layer's with the faults undone (a consent drop's: the
-        sessions its app_opens without a user id stand for)."""
+        sessions its app_opens without a user id stand for), read together where they can be."""
         if not found:
             return []
-        cells = [(i, f.date, f.segment.platform, f.segment.country, f.segment.app_version, f.step)
-                 for i, f in enumerate(found)]
-        rows = yield from in_parts("dashboard values", cells, wsql.dashboard_values_sql)
-        observed = {row["i"]: row["value"] for row in rows}
-        asked = [(i, f.date, *f.segment.values(), f.step) for i, f in enumerate(found)
-                 if f.kind != "consent_drop" and f.metric != REVENUE]
-        rows = yield from in_parts("defect baselines", asked,
-                                   lambda part: wsql.metric_values_sql(self.rules, fixes, part))
-        baseline: dict[int, Any] = {row["i"]: row["value"] for row in rows}
+        asked = [(i, f.date, *f.segment.values(), f.step) for i, f in enumerate(found)]
+        rows = yield from in_parts("defect values", asked,
+                                   lambda part: wsql.defect_values_sql(self.rules, fixes, part))
+        observed = {row["i"]: row["observed"] for row in rows}
+        baseline: dict[int, Any] = {row["i"]: row["value"] for row in rows
+                                    if found[row["i"]].kind != "consent_drop" and found[row["i"]].metric != REVENUE}
         revenue = [(i, f.date, f.segment.platform, f.segment.country, f.segment.app_version)
                    for i, f in enumerate(found) if f.metric == REVENUE]
         if revenue:

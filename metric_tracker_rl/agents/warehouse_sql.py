@@ -114,19 +114,22 @@ def events_cte(rules: frozenset[str] = ALL_RULES, fixes: Fixes = NO_FIXES, purch
 
 def sessions_cte(rules: frozenset[str] = ALL_RULES, fixes: Fixes = NO_FIXES, hours: bool = False) -> str:
     """`e` and `s`: one row per counted session (a counted app_open, no excluding event), dated and placed by its
-    app_open, with the steps it reached (m0 to m4) and, where `hours`, its hour of the reporting zone (hr)."""
-    steps = ", ".join(f"bool_or(n = '{step}' AND ok)::INT m{i}" for i, step in enumerate(FUNNEL_STEP_NAMES))
+    app_open, with the steps it reached (m0 to m4); where `hours`, only its date, platform, country, hour of the
+    reporting zone (hr) and last two steps (all an hour's scan reads)."""
+    steps = [f"bool_or(n = '{step}' AND ok)::INT m{i}" for i, step in enumerate(FUNNEL_STEP_NAMES)]
     opened = "n = 'app_open' AND ok"
     keep = ["NOT bool_or(x)", "date IS NOT NULL"]
     if fixes.retried:
         keep.append("bool_or(n = 'session_start')")
     if fixes.bots:
         keep.append("u NOT IN (" + ", ".join(f"'{bot}'" for bot in fixes.bots) + ")")
-    return (f"WITH {events_cte(rules, fixes)}, s AS (SELECT min(d) FILTER ({opened}) date, "
-            f"min(platform) platform, min(c) country, min(v) FILTER ({opened}) app_version, "
-            f"{CHANNEL_OF_MEDIUM} channel, CASE WHEN s = 1 THEN 'new' ELSE 'returning' END user_type, "
-            + (f"CAST(((min(t) FILTER ({opened}) + {OFFSET_US}) // {HOUR_US}) % 24 AS INT) hr, " if hours else "")
-            + f"{steps} "
+    columns = [f"min(d) FILTER ({opened}) date", "min(platform) platform", "min(c) country"]
+    if hours:
+        columns += [f"CAST(((min(t) FILTER ({opened}) + {OFFSET_US}) // {HOUR_US}) % 24 AS INT) hr", *steps[3:]]
+    else:
+        columns += [f"min(v) FILTER ({opened}) app_version", f"{CHANNEL_OF_MEDIUM} channel",
+                    "CASE WHEN s = 1 THEN 'new' ELSE 'returning' END user_type", *steps]
+    return (f"WITH {events_cte(rules, fixes)}, s AS (SELECT {', '.join(columns)} "
             f"FROM e GROUP BY u, s HAVING {' AND '.join(keep)})")
 
 
@@ -341,17 +344,25 @@ def metric_values_sql(rules: frozenset[str], fixes: Fixes, asked: Sequence[tuple
 REVENUE_STEP = -1  # k of revenue_usd where a row asks for a step (0 sessions, 1 to 4 the rates)
 
 
-def dashboard_values_sql(asked: Sequence[tuple[object, ...]]) -> str:
-    """For each row asked (i, date, platform, country, app_version, k), the dashboard's value of the metric on that
-    segment and date (a rate from the sums of its rows; revenue_usd where k is REVENUE_STEP)."""
+def defect_values_sql(rules: frozenset[str], fixes: Fixes, asked: Sequence[tuple[object, ...]]) -> str:
+    """For each row asked (i, date, platform, country, app_version, channel, user_type, k), the dashboard's value
+    of the metric on that segment and date (`observed`: a rate from the sums of its rows; revenue_usd where k is
+    REVENUE_STEP) and the metrics layer's with the faults undone (`value`: a count counts sessions, a rate divides
+    sums)."""
+    metric = ("CASE WHEN any_value(q.k) = 0 THEN count(*) ELSE sum(list_extract([m1, m2, m3, m4], q.k)) / "
+              "nullif(sum(list_extract([m0, m1, m2, m3], q.k)), 0) END")
+    match = " AND ".join(f"(q.{f} IS NULL OR s.{f} = q.{f})" for f in SEGMENT_COLUMNS)
     columns = ("sessions", "menu_sessions", "cart_sessions", "order_sessions", "payment_sessions")
     listed = "[" + ", ".join(f"sum({c})" for c in columns) + "]"
-    match = " AND ".join(f"(q.{f} IS NULL OR d.{f} = q.{f})" for f in ("platform", "country", "app_version"))
-    return (f"WITH {wanted_values(asked, 'i, on_date, platform, country, app_version, k')} SELECT i, "
-            f"CASE WHEN any_value(k) = {REVENUE_STEP} THEN coalesce(sum(d.revenue_usd), 0) "
+    board = " AND ".join(f"(q.{f} IS NULL OR d.{f} = q.{f})" for f in ("platform", "country", "app_version"))
+    wanted = wanted_values(asked, "i, on_date, " + ", ".join(SEGMENT_COLUMNS) + ", k")
+    return (f"{sessions_cte(rules, fixes)}, {wanted}, "
+            f"o AS (SELECT i, CASE WHEN any_value(k) = {REVENUE_STEP} THEN coalesce(sum(d.revenue_usd), 0) "
             f"WHEN any_value(k) = 0 THEN coalesce(sum(d.sessions), 0) ELSE list_extract({listed}, "
-            f"any_value(k) + 1) / nullif(list_extract({listed}, any_value(k)), 0) END value FROM q LEFT JOIN "
-            f"dashboard d ON d.date = q.on_date AND {match} GROUP BY i ORDER BY i")
+            f"any_value(k) + 1) / nullif(list_extract({listed}, any_value(k)), 0) END observed FROM q LEFT JOIN "
+            f"dashboard d ON d.date = q.on_date AND {board} GROUP BY i), "
+            f"m AS (SELECT i, {metric} value FROM q JOIN s ON {match} AND s.date = q.on_date GROUP BY i) "
+            "SELECT i, observed, value FROM o LEFT JOIN m USING (i) ORDER BY i")
 
 
 def consent_baseline_sql(rules: frozenset[str], asked: Sequence[tuple[object, ...]]) -> str:
