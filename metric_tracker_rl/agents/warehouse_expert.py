@@ -1,8 +1,7 @@
 """The expert at warehouse: an analyst who reads the metrics layer, recomputes its numbers from the raw events by its
 rules, asks of every move "is this real, or is it the data?", and reports each as what it is.
 
-1. Context: the window, releases, experiments, partner notices, holidays, campaigns and tracking deploys (one
-   statement).
+1. Context: the window, experiments, holidays and tracking deploys (one statement).
 2. Data defects, from their traces in the raw events (the dashboard applies the standing rules, so only a trace the
    rules do not foresee tells a recording fault): a platform's events ingested a day after their stamp (a clock a
    day early), a date's events ingested three days after it (a late load), a country's app_opens without consent

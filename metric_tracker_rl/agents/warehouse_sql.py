@@ -43,12 +43,12 @@ def _excluded(rules: frozenset[str]) -> str:
         tags.append("p.key = 'debug_mode' AND p.value.int_value = 1")
     # Whether any parameter is a tag (an event without parameters, as a cookieless ping's open, carries none).
     parts = [f"len(list_filter(event_params, lambda p: {' OR '.join(f'({t})' for t in tags)})) > 0"] if tags else []
-    if "internal_traffic" in rules:
-        parts.append("coalesce(user_id IN (SELECT user_id FROM internal_accounts), FALSE)")
+    listed = ["user_id IN (SELECT user_id FROM internal_accounts)"] if "internal_traffic" in rules else []
     devices = [table for rule, table in (("debug_events", "test_devices"), ("bots", "known_bots")) if rule in rules]
     if devices:
-        listed = " UNION ALL ".join(f"SELECT device_id FROM {table}" for table in devices)
-        parts.append(f"coalesce(device.device_id IN ({listed}), FALSE)")
+        listed.append(f"device.device_id IN ({' UNION ALL '.join(f'SELECT device_id FROM {t}' for t in devices)})")
+    if listed:  # an unknown user or device is not listed
+        parts.append(f"coalesce({' OR '.join(listed)}, FALSE)")
     return " OR ".join(parts) or "FALSE"
 
 
@@ -190,20 +190,15 @@ def _text(value: object) -> str:
     return "NULL" if value is None else "'" + str(value).replace("'", "''") + "'"
 
 
-# Every context row as text: what it is, its segment, its dates and what it says.
+# The context rows the expert reads, as text: what each is, its segment, its dates and what it says (the releases
+# its tests read from their own table; partner notices and campaigns explain nothing it reports).
 CONTEXT_SQL = (
     "SELECT 'window' what, NULL platform, NULL country, NULL detail, CAST(min(date) AS VARCHAR) first, "
     "CAST(max(date) AS VARCHAR) last, NULL note FROM dashboard "
-    "UNION ALL SELECT 'release', platform, NULL, app_version, CAST(min(rollout_start) AS VARCHAR), NULL, NULL "
-    "FROM releases GROUP BY platform, app_version "
     "UNION ALL SELECT 'experiment', platform, country, concat_ws('/', channel, user_type), "
     "CAST(start_date AS VARCHAR), "
     "CAST(end_date AS VARCHAR), target_step FROM experiments "
-    "UNION ALL SELECT 'partner', platform, country, concat(start_hour, '-', end_hour), CAST(date AS VARCHAR), "
-    "CAST(date AS VARCHAR), status FROM partner_status "
     "UNION ALL SELECT 'holiday', NULL, country, name, CAST(date AS VARCHAR), CAST(date AS VARCHAR), NULL FROM holidays "
-    "UNION ALL SELECT 'campaign', NULL, country, channel, CAST(start_date AS VARCHAR), CAST(end_date AS VARCHAR), "
-    "campaign FROM campaigns "
     "UNION ALL SELECT 'tracking', platform, NULL, NULL, CAST(date AS VARCHAR), NULL, change FROM tracking_changelog "
     "ORDER BY what, first")
 
