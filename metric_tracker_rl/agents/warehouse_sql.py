@@ -21,7 +21,7 @@ ALL_RULES = frozenset(RULES)
 OFFSET_US = REPORTING_UTC_OFFSET_HOURS * 3600 * 1_000_000
 STEP_COLUMNS = tuple(f"m{i}" for i in range(len(FUNNEL_STEP_NAMES)))
 SEGMENT_COLUMNS = ("platform", "country", "app_version", "channel", "user_type")
-CHANNEL_OF_MEDIUM = "CASE min(medium) WHEN 'cpc' THEN 'paid_search' ELSE min(medium) END"
+CHANNEL_OF_MEDIUM = "CASE min(m) WHEN 'cpc' THEN 'paid_search' ELSE min(m) END"  # m: the medium
 
 
 def param(key: str, kind: str) -> str:
@@ -102,12 +102,12 @@ def events_cte(rules: frozenset[str] = ALL_RULES, fixes: Fixes = NO_FIXES, purch
                                               ("value", "double_value", "val"),
                                               ("currency", "string_value", "cur"))) + ", " if purchases else ""
     select = (f"SELECT {user} u, {session} s, {name} n, {date} d, event_timestamp t, platform, "
-              f"app_info.version v, geo.country c, traffic_source.medium medium, {paid}{cutoff} ok, "
+              f"app_info.version v, geo.country c, traffic_source.medium m, {paid}{cutoff} ok, "
               f"{_excluded(rules)} x FROM events {consent}")
     if "deduplication" in rules:
-        # A repeat is a copy of its event: its platform, version, country and medium are the first's.
+        # A repeat is a copy of its event: its platform, version, country and medium (m) are the first's.
         kept = "any_value(tx) tx, any_value(val) val, any_value(cur) cur, " if purchases else ""
-        select = (f"SELECT u, s, n, d, t, platform, v, c, medium, {kept}bool_or(ok) ok, bool_or(x) x FROM ({select}) "
+        select = (f"SELECT u, s, n, d, t, platform, v, c, m, {kept}bool_or(ok) ok, bool_or(x) x FROM ({select}) "
                   "GROUP BY ALL")
     return f"e AS ({select})"
 
@@ -116,7 +116,8 @@ def sessions_cte(rules: frozenset[str] = ALL_RULES, fixes: Fixes = NO_FIXES, hou
     """`e` and `s`: one row per counted session (a counted app_open, no excluding event), dated and placed by its
     app_open, with the steps it reached (m0 to m4); where `hours`, only its date, platform, country, hour of the
     reporting zone (hr) and last two steps (all an hour's scan reads)."""
-    steps = [f"bool_or(n = '{step}' AND ok)::INT m{i}" for i, step in enumerate(FUNNEL_STEP_NAMES)]
+    # Every counted session reached the first step: its date is its counted app_open's.
+    steps = ["1 m0", *(f"bool_or(n = '{step}' AND ok)::INT m{i}" for i, step in enumerate(FUNNEL_STEP_NAMES) if i)]
     opened = "n = 'app_open' AND ok"
     keep = ["NOT bool_or(x)", "date IS NOT NULL"]
     if fixes.retried:
@@ -193,13 +194,13 @@ def _text(value: object) -> str:
 # The context rows the expert reads, as text: what each is, its segment, its dates and what it says (the releases
 # its tests read from their own table; partner notices and campaigns explain nothing it reports).
 CONTEXT_SQL = (
-    "SELECT 'window' what, NULL platform, NULL country, NULL detail, CAST(min(date) AS VARCHAR) first, "
-    "CAST(max(date) AS VARCHAR) last, NULL note FROM dashboard "
+    "SELECT 'window' what, NULL platform, NULL country, NULL detail, min(date)::VARCHAR first, "
+    "max(date)::VARCHAR last, NULL note FROM dashboard "
     "UNION ALL SELECT 'experiment', platform, country, concat_ws('/', channel, user_type), "
-    "CAST(start_date AS VARCHAR), "
-    "CAST(end_date AS VARCHAR), target_step FROM experiments "
-    "UNION ALL SELECT 'holiday', NULL, country, name, CAST(date AS VARCHAR), CAST(date AS VARCHAR), NULL FROM holidays "
-    "UNION ALL SELECT 'tracking', platform, NULL, NULL, CAST(date AS VARCHAR), NULL, change FROM tracking_changelog "
+    "start_date::VARCHAR, "
+    "end_date::VARCHAR, target_step FROM experiments "
+    "UNION ALL SELECT 'holiday', NULL, country, name, date::VARCHAR, date::VARCHAR, NULL FROM holidays "
+    "UNION ALL SELECT 'tracking', platform, NULL, NULL, date::VARCHAR, NULL, change FROM tracking_changelog "
     "ORDER BY what, first")
 
 DENIED = "privacy_info.analytics_storage = 'denied'"  # a cookieless ping: no consent
@@ -211,7 +212,7 @@ def _event_traces(rules: frozenset[str]) -> str:
     """The raw events' traces by date: a platform's events ingested a day after their stamp (a clock a day early),
     all events ingested three days after it (a late load), and a country's app_opens without consent (cookieless
     pings)."""
-    date = f"CAST({_date(rules)} AS VARCHAR)"
+    date = f"{_date(rules)}::VARCHAR"
     return (f"SELECT 'skew' what, {date} first, NULL last, platform, NULL app_version, NULL country, NULL detail, "
             f"NULL meant, count(*) FILTER ({lag_within(1)}) k FROM events GROUP BY ALL HAVING k > {TRACE_SHARE} * "
             f"count(*) UNION ALL SELECT 'late', {date}, NULL, NULL, NULL, NULL, NULL, NULL, count(*) FILTER "
@@ -228,9 +229,9 @@ BOT_MIN, BOT_PER_DAY = 4, 2.5  # an unlisted device's idle sessions: at least so
 def _session_traces() -> str:
     """After `k`: per date and app version, counted sessions with no session_start (an app_open re-sent under a
     new session id), and each unlisted device whose many sessions all stopped at the open (a bot)."""
-    return ("SELECT 'retry', CAST(date AS VARCHAR), NULL, platform, app_version, NULL, NULL, NULL, count(*) "
+    return ("SELECT 'retry', date::VARCHAR, NULL, platform, app_version, NULL, NULL, NULL, count(*) "
             f"FROM k WHERE NOT started GROUP BY ALL HAVING count(*) >= {RETRY_MIN} "
-            "UNION ALL SELECT 'bot', CAST(min(date) AS VARCHAR), CAST(max(date) AS VARCHAR), min(platform), NULL, "
+            "UNION ALL SELECT 'bot', min(date)::VARCHAR, max(date)::VARCHAR, min(platform), NULL, "
             f"min(country), u, NULL, count(*) FROM k GROUP BY u HAVING count(*) >= {BOT_MIN} AND NOT bool_or(menu) "
             f"AND count(*) >= {BOT_PER_DAY} * count(DISTINCT date)")
 
@@ -278,10 +279,10 @@ def traces_sql(rules: frozenset[str] = ALL_RULES) -> str:
     a currency neither their country's usual one (the one most of its purchases carry) nor USD, when they are most
     of the rest (currency: the one sent in detail, the usual one in meant)."""
     count = "count(DISTINCT tx)" if "deduplication" in rules else "count(*)"
-    resend = ("UNION ALL SELECT 'resend', CAST(date AS VARCHAR), NULL, platform, app_version, NULL, NULL, NULL, "
+    resend = ("UNION ALL SELECT 'resend', date::VARCHAR, NULL, platform, app_version, NULL, NULL, NULL, "
               f"count(*) k FROM (SELECT date, platform, app_version FROM pk "
               f"GROUP BY date, platform, app_version, u, s HAVING {count} >= 2) GROUP BY ALL HAVING k >= {RETRY_MIN} ")
-    mislabel = ("UNION ALL SELECT 'currency', CAST(date AS VARCHAR), NULL, platform, NULL, country, "
+    mislabel = ("UNION ALL SELECT 'currency', date::VARCHAR, NULL, platform, NULL, country, "
                 "mode(cur) FILTER (cur NOT IN (usual, 'USD')), any_value(usual), "
                 "count(*) FILTER (cur NOT IN (usual, 'USD')) k FROM pk JOIN (SELECT country, mode(cur) usual FROM pk "
                 f"GROUP BY country) USING (country) GROUP BY date, platform, country HAVING k >= {MISLABEL_MIN} AND "
@@ -409,7 +410,7 @@ def run_scan_sql(rules: frozenset[str], fixes: Fixes, steps: tuple[int, ...], ba
             f"{RUN_DAYS + 1}) t(n) WHERE len(rl) >= n AND date - dl[len(dl) - n + 1] = n - 1 AND "
             f"list_sum(el{last}) >= {MIN_EXPECTED}), "
             f"clear AS (SELECT * FROM runs WHERE z <= -({bar})) "
-            "SELECT k, p platform, c country, h channel, u user_type, CAST(first AS VARCHAR) first, n, round(z, 2) z "
+            "SELECT k, p platform, c country, h channel, u user_type, first::VARCHAR first, n, round(z, 2) z "
             "FROM clear a WHERE NOT EXISTS (SELECT 1 FROM clear b WHERE b.k = a.k AND b.z < a.z AND "
             f"b.first <= a.last AND a.first <= b.last AND {same}) ORDER BY z LIMIT {RUN_TOP}")
 
@@ -431,7 +432,7 @@ def context_tests_sql(rules: frozenset[str], fixes: Fixes, floor: float) -> str:
             f"FROM g JOIN rel USING (p, v) WHERE g.k >= 3 AND g.date BETWEEN rel.f AND rel.f + {CONTEXT_DATES - 1} "
             "UNION ALL SELECT 'experiment', a.experiment, g.date - a.f, g.* FROM g JOIN a ON " + same
             + " AND g.v IS NULL AND g.date BETWEEN a.f AND a.l) SELECT what, detail, k, p platform, c country, "
-            "v app_version, h channel, u user_type, CAST(min(date) AS VARCHAR) first, list(round(r, 1) ORDER BY dd) r, "
+            "v app_version, h channel, u user_type, min(date)::VARCHAR first, list(round(r, 1) ORDER BY dd) r, "
             "list(round(e, 1) ORDER BY dd) e, list(round(w, 1) ORDER BY dd) w, list(dd ORDER BY dd) offsets "
             f"FROM t GROUP BY ALL HAVING {z_of('sum(r)', 'sum(e)', 'sum(w)')} <= -{floor} ORDER BY what, detail, k")
 
