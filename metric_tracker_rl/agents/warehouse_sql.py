@@ -41,8 +41,9 @@ def _excluded(rules: frozenset[str]) -> str:
         tags.append("p.key = 'traffic_type' AND p.value.string_value = 'internal'")
     if "debug_events" in rules:
         tags.append("p.key = 'debug_mode' AND p.value.int_value = 1")
-    # Whether any parameter is a tag (an event without parameters, as a cookieless ping's open, carries none).
-    parts = [f"len(list_filter(event_params, lambda p: {' OR '.join(f'({t})' for t in tags)})) > 0"] if tags else []
+    # Whether any parameter is a tag (an event without parameters, as a cookieless ping's open, carries none); AND
+    # binds before OR.
+    parts = [f"len(list_filter(event_params, lambda p: {' OR '.join(tags)})) > 0"] if tags else []
     listed = ["user_id IN (SELECT user_id FROM internal_accounts)"] if "internal_traffic" in rules else []
     devices = [table for rule, table in (("debug_events", "test_devices"), ("bots", "known_bots")) if rule in rules]
     if devices:
@@ -92,7 +93,7 @@ def events_cte(rules: frozenset[str] = ALL_RULES, fixes: Fixes = NO_FIXES, purch
     session = param("session_id", "int_value")
     user = "user_pseudo_id" if "session" in rules else "NULL"
     # `d`: the reporting date, named earlier in the same select list (DuckDB reads an alias defined to its left).
-    cutoff = (f"ingestion_timestamp < epoch_us(CAST(d + {LATE_CUTOFF_DAYS} AS TIMESTAMP)) - {OFFSET_US}"
+    cutoff = (f"ingestion_timestamp < epoch_us((d + {LATE_CUTOFF_DAYS})::TIMESTAMP) - {OFFSET_US}"
               if "late_events" in rules else "TRUE")
     if fixes.late_loaded:
         cutoff = f"({cutoff} OR {lag_within(3)})"
@@ -306,18 +307,19 @@ def revenue_values_sql(rules: frozenset[str], fixes: Fixes, asked: Sequence[tupl
 
 
 def wanted_values(rows: Sequence[tuple[object, ...]], columns: str) -> str:
-    """A VALUES list of the rows asked for, as the common table `q(columns)`."""
-    body = ", ".join("(" + ", ".join(_sql_literal(v) for v in row) + ")" for row in rows)
+    """A VALUES list of the rows asked for, as the common table `q(columns)` (a date typed in the first row only:
+    the later rows' text takes the column's type)."""
+    body = ", ".join("(" + ", ".join(_sql_literal(v, typed=not n) for v in row) + ")" for n, row in enumerate(rows))
     return f"q({columns}) AS (VALUES {body})"
 
 
-def _sql_literal(value: object) -> str:
+def _sql_literal(value: object, typed: bool = True) -> str:
     if isinstance(value, bool) or value is None:
         return "NULL" if value is None else str(value).upper()
     if isinstance(value, int | float):
         return str(value)
     text = str(value)
-    if len(text) == 10 and text[4] == "-" and text[7] == "-":
+    if typed and len(text) == 10 and text[4] == "-" and text[7] == "-":
         return f"DATE '{text}'"
     return _text(text)
 
@@ -353,12 +355,11 @@ def defect_values_sql(rules: frozenset[str], fixes: Fixes, asked: Sequence[tuple
     board = " AND ".join(f"(q.{f} IS NULL OR d.{f} = q.{f})" for f in ("platform", "country", "app_version"))
     wanted = wanted_values(asked, "i, on_date, " + ", ".join(SEGMENT_COLUMNS) + ", k")
     return (f"{sessions_cte(rules, fixes)}, {wanted}, "
-            f"o AS (SELECT i, CASE WHEN any_value(k) = {REVENUE_STEP} THEN coalesce(sum(d.revenue_usd), 0) "
-            f"WHEN any_value(k) = 0 THEN coalesce(sum(d.sessions), 0) ELSE list_extract({listed}, "
-            f"any_value(k) + 1) / nullif(list_extract({listed}, any_value(k)), 0) END observed FROM q LEFT JOIN "
-            f"dashboard d ON d.date = q.on_date AND {board} GROUP BY i), "
+            f"o AS (SELECT i, any_value(k) k, {listed} n, sum(d.revenue_usd) r FROM q LEFT JOIN dashboard d ON "
+            f"d.date = q.on_date AND {board} GROUP BY i), "
             f"m AS (SELECT i, {metric} value FROM q JOIN s ON {match} AND s.date = q.on_date GROUP BY i) "
-            "SELECT i, observed, value FROM o LEFT JOIN m USING (i) ORDER BY i")
+            f"SELECT i, CASE WHEN k = {REVENUE_STEP} THEN coalesce(r, 0) WHEN k = 0 THEN coalesce(n[1], 0) "
+            "ELSE n[k + 1] / nullif(n[k], 0) END observed, value FROM o LEFT JOIN m USING (i) ORDER BY i")
 
 
 def consent_baseline_sql(rules: frozenset[str], asked: Sequence[tuple[object, ...]]) -> str:
@@ -421,7 +422,8 @@ CONTEXT_DATES = 7  # dates from a release's first (or over an experiment) whose 
 def context_tests_sql(rules: frozenset[str], fixes: Fixes, floor: float) -> str:
     """Each release's version (alone, or with one country, channel or user type) on the two late steps over its
     first CONTEXT_DATES dates, and each experiment's arm on every step over its dates: per date the residual r, the
-    expected e and the variance w (lists by date from the first), where the pooled fall reaches `floor`."""
+    expected e and the variance w (lists by date from the first; an experiment's with its dates' offsets from its
+    start), where the pooled fall reaches `floor`."""
     sets = [("p", "v"), ("p", "v", "c"), ("p", "v", "h"), ("p", "v", "u"),
             ("p",), ("c",), ("p", "c"), ("p", "h"), ("p", "u"), ("c", "h"), ("c", "u")]
     same = " AND ".join(f"g.{a} IS NOT DISTINCT FROM a.{a}" for a in "pchu")
@@ -433,7 +435,8 @@ def context_tests_sql(rules: frozenset[str], fixes: Fixes, floor: float) -> str:
             "UNION ALL SELECT 'experiment', a.experiment, g.date - a.f, g.* FROM g JOIN a ON " + same
             + " AND g.v IS NULL AND g.date BETWEEN a.f AND a.l) SELECT what, detail, k, p platform, c country, "
             "v app_version, h channel, u user_type, min(date)::VARCHAR first, list(round(r, 1) ORDER BY dd) r, "
-            "list(round(e, 1) ORDER BY dd) e, list(round(w, 1) ORDER BY dd) w, list(dd ORDER BY dd) offsets "
+            "list(round(e, 1) ORDER BY dd) e, list(round(w, 1) ORDER BY dd) w, "
+            "list(dd ORDER BY dd) FILTER (what = 'experiment') offsets "
             f"FROM t GROUP BY ALL HAVING {z_of('sum(r)', 'sum(e)', 'sum(w)')} <= -{floor} ORDER BY what, detail, k")
 
 
