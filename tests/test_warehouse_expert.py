@@ -16,14 +16,12 @@ from metric_tracker_rl.agents.warehouse_sql import (
     RULES,
     Fixes,
     context_tests_sql,
-    event_traces_sql,
     hours_sql,
     metric_values_sql,
-    purchase_traces_sql,
     revenue_values_sql,
     run_scan_sql,
-    session_traces_sql,
     sessions_cte,
+    traces_sql,
 )
 from metric_tracker_rl.generation.warehouse.truth import DATA_QUALITY, expected_rows
 from metric_tracker_rl.generation.warehouse.world import WarehouseWorld, build_warehouse_world
@@ -92,7 +90,7 @@ def test_the_experts_revenue_is_the_dashboards() -> None:
 @pytest.mark.parametrize("rules", [ALL_RULES, *(ALL_RULES - {rule} for rule in RULES)])
 def test_every_statement_fits_the_query_tool(rules: frozenset[str]) -> None:
     """As sent (compact), with every fix a world can call for; a long list of rows goes in parts that fit."""
-    statements = [CONTEXT_SQL, event_traces_sql(rules), session_traces_sql(rules), purchase_traces_sql(rules),
+    statements = [CONTEXT_SQL, traces_sql(rules),
                   context_tests_sql(rules, FIXED, 2.5), hours_sql(rules, FIXED),
                   run_scan_sql(rules, FIXED, (0, 1, 2, 3), {1: 5.0, 2: 7.0})]
     assert max(len(compact(sql)) for sql in statements) <= MAX_SQL_CHARS
@@ -106,7 +104,7 @@ def test_every_statement_fits_the_query_tool(rules: frozenset[str]) -> None:
     except StopIteration:
         pass
     assert len(sent) >= 2 and max(len(compact(sql)) for sql in sent) <= MAX_SQL_CHARS
-    assert sum(sql.count("DATE '2026-03-20'") for sql in sent) == len(ASKED)
+    assert sum(sql.count("'2026-03-20'") for sql in sent) == len(ASKED)
     revenue = in_parts("revenue", [row[:5] for row in ASKED], lambda part: revenue_values_sql(rules, FIXED, part))
     assert all(len(compact(statement)) <= MAX_SQL_CHARS for statement in _sent(revenue))
 

@@ -1,8 +1,7 @@
 """The expert at warehouse: an analyst who reads the metrics layer, recomputes its numbers from the raw events by its
 rules, asks of every move "is this real, or is it the data?", and reports each as what it is.
 
-1. Context: the window, releases, experiments, partner notices, holidays, campaigns and tracking deploys (one
-   statement).
+1. Context: the window, experiments, holidays and tracking deploys (one statement).
 2. Data defects, from their traces in the raw events (the dashboard applies the standing rules, so only a trace the
    rules do not foresee tells a recording fault): a platform's events ingested a day after their stamp (a clock a
    day early), a date's events ingested three days after it (a late load), a country's app_opens without consent
@@ -112,9 +111,10 @@ class Investigation:
         window = next(row for row in self.context if row["what"] == "window")
         first, last = dt.date.fromisoformat(window["first"]), dt.date.fromisoformat(window["last"])
         self.dates = [(first + dt.timedelta(days=i)).isoformat() for i in range((last - first).days + 1)]
-        traces = yield ("event traces", wsql.event_traces_sql(self.rules))
-        sessions = yield ("session traces", wsql.session_traces_sql(self.rules))
-        purchases = yield ("purchase traces", wsql.purchase_traces_sql(self.rules))
+        found = yield ("traces", wsql.traces_sql(self.rules))
+        traces, sessions, purchases = ([row for row in found if row["what"] in kinds]
+                                       for kinds in (("skew", "late", "consent"), ("retry", "bot"),
+                                                     ("resend", "currency")))
         defects, fixes = self.defects(traces, sessions)
         defects, fixes = self.purchase_defects(purchases, defects, fixes)
         defects = dedupe(defects)
@@ -130,7 +130,7 @@ class Investigation:
         found: list[Finding] = []
         fixes = Fixes()
         for row in traces:
-            date = str(row["date"])
+            date = str(row["first"])
             if date not in self.dates:
                 continue
             if row["what"] == "skew":  # stamped a day early: the date before gains what the date loses
@@ -152,7 +152,7 @@ class Investigation:
                                      kind="retry_duplicates"))
                 fixes = replace(fixes, retried=True)
             elif row["what"] == "bot":
-                bots.append(str(row["device"]))
+                bots.append(str(row["detail"]))
         found += self.bot_rows(sessions)
         fixes = replace(fixes, bots=tuple(bots))
         for row in self.context:
@@ -170,7 +170,7 @@ class Investigation:
         ids (an SDK re-sending payments), a platform's purchases in a country sent in a currency it does not use."""
         found = list(found)
         for row in purchases:
-            date = str(row["date"])
+            date = str(row["first"])
             if row["what"] == "resend":
                 found.append(Finding(date, REVENUE, DATA_QUALITY, Segment(platform=row["platform"],
                                                                           app_version=row["app_version"]).normalised(),
@@ -181,7 +181,7 @@ class Investigation:
                                                                           country=row["country"]).normalised(),
                                      kind="currency_mislabel"))
                 fixes = replace(fixes, mislabelled=(*fixes.mislabelled, (date, row["platform"], row["country"],
-                                                                         row["sent"], row["meant"])))
+                                                                         row["detail"], row["meant"])))
         return found, fixes
 
     def bot_rows(self, sessions: Rows) -> list[Finding]:
@@ -200,18 +200,15 @@ class Investigation:
 
     def defect_values(self, found: list[Finding], fixes: Fixes) -> Generator[Statement, Rows, list[Finding]]:
         """Observed: the dashboard's; baseline: the metrics layer's with the faults undone (a consent drop's: the
-        sessions its app_opens without a user id stand for)."""
+        sessions its app_opens without a user id stand for), read together where they can be."""
         if not found:
             return []
-        cells = [(i, f.date, f.segment.platform, f.segment.country, f.segment.app_version, f.step)
-                 for i, f in enumerate(found)]
-        rows = yield from in_parts("dashboard values", cells, wsql.dashboard_values_sql)
-        observed = {row["i"]: row["value"] for row in rows}
-        asked = [(i, f.date, *f.segment.values(), f.step) for i, f in enumerate(found)
-                 if f.kind != "consent_drop" and f.metric != REVENUE]
-        rows = yield from in_parts("defect baselines", asked,
-                                   lambda part: wsql.metric_values_sql(self.rules, fixes, part))
-        baseline: dict[int, Any] = {row["i"]: row["value"] for row in rows}
+        asked = [(i, f.date, *f.segment.values(), f.step) for i, f in enumerate(found)]
+        rows = yield from in_parts("defect values", asked,
+                                   lambda part: wsql.defect_values_sql(self.rules, fixes, part))
+        observed = {row["i"]: row["observed"] for row in rows}
+        baseline: dict[int, Any] = {row["i"]: row["value"] for row in rows
+                                    if found[row["i"]].kind != "consent_drop" and found[row["i"]].metric != REVENUE}
         revenue = [(i, f.date, f.segment.platform, f.segment.country, f.segment.app_version)
                    for i, f in enumerate(found) if f.metric == REVENUE]
         if revenue:

@@ -21,7 +21,7 @@ ALL_RULES = frozenset(RULES)
 OFFSET_US = REPORTING_UTC_OFFSET_HOURS * 3600 * 1_000_000
 STEP_COLUMNS = tuple(f"m{i}" for i in range(len(FUNNEL_STEP_NAMES)))
 SEGMENT_COLUMNS = ("platform", "country", "app_version", "channel", "user_type")
-CHANNEL_OF_MEDIUM = "CASE min(medium) WHEN 'cpc' THEN 'paid_search' ELSE min(medium) END"
+CHANNEL_OF_MEDIUM = "CASE min(m) WHEN 'cpc' THEN 'paid_search' ELSE min(m) END"  # m: the medium
 
 
 def param(key: str, kind: str) -> str:
@@ -41,14 +41,15 @@ def _excluded(rules: frozenset[str]) -> str:
         tags.append("p.key = 'traffic_type' AND p.value.string_value = 'internal'")
     if "debug_events" in rules:
         tags.append("p.key = 'debug_mode' AND p.value.int_value = 1")
-    # Whether any parameter is a tag (an event without parameters, as a cookieless ping's open, carries none).
-    parts = [f"len(list_filter(event_params, lambda p: {' OR '.join(f'({t})' for t in tags)})) > 0"] if tags else []
-    if "internal_traffic" in rules:
-        parts.append("coalesce(user_id IN (SELECT user_id FROM internal_accounts), FALSE)")
+    # Whether any parameter is a tag (an event without parameters, as a cookieless ping's open, carries none); AND
+    # binds before OR.
+    parts = [f"len(list_filter(event_params, lambda p: {' OR '.join(tags)})) > 0"] if tags else []
+    listed = ["user_id IN (SELECT user_id FROM internal_accounts)"] if "internal_traffic" in rules else []
     devices = [table for rule, table in (("debug_events", "test_devices"), ("bots", "known_bots")) if rule in rules]
     if devices:
-        listed = " UNION ALL ".join(f"SELECT device_id FROM {table}" for table in devices)
-        parts.append(f"coalesce(device.device_id IN ({listed}), FALSE)")
+        listed.append(f"device.device_id IN ({' UNION ALL '.join(f'SELECT device_id FROM {t}' for t in devices)})")
+    if listed:  # an unknown user or device is not listed
+        parts.append(f"coalesce({' OR '.join(listed)}, FALSE)")
     return " OR ".join(parts) or "FALSE"
 
 
@@ -92,7 +93,7 @@ def events_cte(rules: frozenset[str] = ALL_RULES, fixes: Fixes = NO_FIXES, purch
     session = param("session_id", "int_value")
     user = "user_pseudo_id" if "session" in rules else "NULL"
     # `d`: the reporting date, named earlier in the same select list (DuckDB reads an alias defined to its left).
-    cutoff = (f"ingestion_timestamp < epoch_us(CAST(d + {LATE_CUTOFF_DAYS} AS TIMESTAMP)) - {OFFSET_US}"
+    cutoff = (f"ingestion_timestamp < epoch_us((d + {LATE_CUTOFF_DAYS})::TIMESTAMP) - {OFFSET_US}"
               if "late_events" in rules else "TRUE")
     if fixes.late_loaded:
         cutoff = f"({cutoff} OR {lag_within(3)})"
@@ -102,31 +103,35 @@ def events_cte(rules: frozenset[str] = ALL_RULES, fixes: Fixes = NO_FIXES, purch
                                               ("value", "double_value", "val"),
                                               ("currency", "string_value", "cur"))) + ", " if purchases else ""
     select = (f"SELECT {user} u, {session} s, {name} n, {date} d, event_timestamp t, platform, "
-              f"app_info.version v, geo.country c, traffic_source.medium medium, {paid}{cutoff} ok, "
+              f"app_info.version v, geo.country c, traffic_source.medium m, {paid}{cutoff} ok, "
               f"{_excluded(rules)} x FROM events {consent}")
     if "deduplication" in rules:
-        # A repeat is a copy of its event: its platform, version, country and medium are the first's.
+        # A repeat is a copy of its event: its platform, version, country and medium (m) are the first's.
         kept = "any_value(tx) tx, any_value(val) val, any_value(cur) cur, " if purchases else ""
-        select = (f"SELECT u, s, n, d, t, platform, v, c, medium, {kept}bool_or(ok) ok, bool_or(x) x FROM ({select}) "
-                  "GROUP BY u, s, n, d, t, platform, v, c, medium")
+        select = (f"SELECT u, s, n, d, t, platform, v, c, m, {kept}bool_or(ok) ok, bool_or(x) x FROM ({select}) "
+                  "GROUP BY ALL")
     return f"e AS ({select})"
 
 
 def sessions_cte(rules: frozenset[str] = ALL_RULES, fixes: Fixes = NO_FIXES, hours: bool = False) -> str:
     """`e` and `s`: one row per counted session (a counted app_open, no excluding event), dated and placed by its
-    app_open, with the steps it reached (m0 to m4) and, where `hours`, its hour of the reporting zone (hr)."""
-    steps = ", ".join(f"bool_or(n = '{step}' AND ok)::INT m{i}" for i, step in enumerate(FUNNEL_STEP_NAMES))
+    app_open, with the steps it reached (m0 to m4); where `hours`, only its date, platform, country, hour of the
+    reporting zone (hr) and last two steps (all an hour's scan reads)."""
+    # Every counted session reached the first step: its date is its counted app_open's.
+    steps = ["1 m0", *(f"bool_or(n = '{step}' AND ok)::INT m{i}" for i, step in enumerate(FUNNEL_STEP_NAMES) if i)]
     opened = "n = 'app_open' AND ok"
     keep = ["NOT bool_or(x)", "date IS NOT NULL"]
     if fixes.retried:
         keep.append("bool_or(n = 'session_start')")
     if fixes.bots:
         keep.append("u NOT IN (" + ", ".join(f"'{bot}'" for bot in fixes.bots) + ")")
-    return (f"WITH {events_cte(rules, fixes)}, s AS (SELECT min(d) FILTER ({opened}) date, "
-            f"min(platform) platform, min(c) country, min(v) FILTER ({opened}) app_version, "
-            f"{CHANNEL_OF_MEDIUM} channel, CASE WHEN s = 1 THEN 'new' ELSE 'returning' END user_type, "
-            + (f"CAST(((min(t) FILTER ({opened}) + {OFFSET_US}) // {HOUR_US}) % 24 AS INT) hr, " if hours else "")
-            + f"{steps} "
+    columns = [f"min(d) FILTER ({opened}) date", "min(platform) platform", "min(c) country"]
+    if hours:
+        columns += [f"CAST(((min(t) FILTER ({opened}) + {OFFSET_US}) // {HOUR_US}) % 24 AS INT) hr", *steps[3:]]
+    else:
+        columns += [f"min(v) FILTER ({opened}) app_version", f"{CHANNEL_OF_MEDIUM} channel",
+                    "CASE WHEN s = 1 THEN 'new' ELSE 'returning' END user_type", *steps]
+    return (f"WITH {events_cte(rules, fixes)}, s AS (SELECT {', '.join(columns)} "
             f"FROM e GROUP BY u, s HAVING {' AND '.join(keep)})")
 
 
@@ -187,21 +192,16 @@ def _text(value: object) -> str:
     return "NULL" if value is None else "'" + str(value).replace("'", "''") + "'"
 
 
-# Every context row as text: what it is, its segment, its dates and what it says.
+# The context rows the expert reads, as text: what each is, its segment, its dates and what it says (the releases
+# its tests read from their own table; partner notices and campaigns explain nothing it reports).
 CONTEXT_SQL = (
-    "SELECT 'window' what, NULL platform, NULL country, NULL detail, CAST(min(date) AS VARCHAR) first, "
-    "CAST(max(date) AS VARCHAR) last, NULL note FROM dashboard "
-    "UNION ALL SELECT 'release', platform, NULL, app_version, CAST(min(rollout_start) AS VARCHAR), NULL, NULL "
-    "FROM releases GROUP BY platform, app_version "
+    "SELECT 'window' what, NULL platform, NULL country, NULL detail, min(date)::VARCHAR first, "
+    "max(date)::VARCHAR last, NULL note FROM dashboard "
     "UNION ALL SELECT 'experiment', platform, country, concat_ws('/', channel, user_type), "
-    "CAST(start_date AS VARCHAR), "
-    "CAST(end_date AS VARCHAR), target_step FROM experiments "
-    "UNION ALL SELECT 'partner', platform, country, concat(start_hour, '-', end_hour), CAST(date AS VARCHAR), "
-    "CAST(date AS VARCHAR), status FROM partner_status "
-    "UNION ALL SELECT 'holiday', NULL, country, name, CAST(date AS VARCHAR), CAST(date AS VARCHAR), NULL FROM holidays "
-    "UNION ALL SELECT 'campaign', NULL, country, channel, CAST(start_date AS VARCHAR), CAST(end_date AS VARCHAR), "
-    "campaign FROM campaigns "
-    "UNION ALL SELECT 'tracking', platform, NULL, NULL, CAST(date AS VARCHAR), NULL, change FROM tracking_changelog "
+    "start_date::VARCHAR, "
+    "end_date::VARCHAR, target_step FROM experiments "
+    "UNION ALL SELECT 'holiday', NULL, country, name, date::VARCHAR, date::VARCHAR, NULL FROM holidays "
+    "UNION ALL SELECT 'tracking', platform, NULL, NULL, date::VARCHAR, NULL, change FROM tracking_changelog "
     "ORDER BY what, first")
 
 DENIED = "privacy_info.analytics_storage = 'denied'"  # a cookieless ping: no consent
@@ -209,51 +209,49 @@ TRACE_SHARE = 0.2  # of a date's events (of a platform, or of all): a share of l
 CONSENT_SHARE = 0.5  # of a country's app_opens on a date without a user id (analytics storage denied)
 
 
-def event_traces_sql(rules: frozenset[str] = ALL_RULES) -> str:
-    """The raw events' traces of what was recorded wrongly, by date: a platform's events ingested a day after their
-    stamp (a clock a day early), all events ingested three days after it (a late load), and a country's app_opens
-    without consent (cookieless pings)."""
-    date = _date(rules)
-    return (f"SELECT 'skew' what, {date} date, platform, NULL country, count(*) FILTER ({lag_within(1)}) k, "
-            f"count(*) n FROM events GROUP BY ALL HAVING k > {TRACE_SHARE} * n "
-            f"UNION ALL SELECT 'late', {date}, NULL, NULL, count(*) FILTER ({lag_within(3)}) k, count(*) n "
-            f"FROM events GROUP BY ALL HAVING k > {TRACE_SHARE} * n "
-            f"UNION ALL SELECT 'consent', {date}, NULL, geo.country, count(*) FILTER ({DENIED}) k, "
-            f"count(*) n FROM events WHERE event_name = 'app_open' GROUP BY ALL HAVING k > {CONSENT_SHARE} * n "
-            "ORDER BY what, date")
+def _event_traces(rules: frozenset[str]) -> str:
+    """The raw events' traces by date: a platform's events ingested a day after their stamp (a clock a day early),
+    all events ingested three days after it (a late load), and a country's app_opens without consent (cookieless
+    pings)."""
+    date = f"{_date(rules)}::VARCHAR"
+    return (f"SELECT 'skew' what, {date} first, NULL last, platform, NULL app_version, NULL country, NULL detail, "
+            f"NULL meant, count(*) FILTER ({lag_within(1)}) k FROM events GROUP BY ALL HAVING k > {TRACE_SHARE} * "
+            f"count(*) UNION ALL SELECT 'late', {date}, NULL, NULL, NULL, NULL, NULL, NULL, count(*) FILTER "
+            f"({lag_within(3)}) k FROM events GROUP BY ALL HAVING k > {TRACE_SHARE} * count(*) "
+            f"UNION ALL SELECT 'consent', {date}, NULL, NULL, NULL, geo.country, NULL, NULL, count(*) FILTER "
+            f"({DENIED}) k FROM events WHERE event_name = 'app_open' GROUP BY ALL HAVING k > {CONSENT_SHARE} * "
+            "count(*)")
 
 
 RETRY_MIN = 5  # sessions of a version on a date with an app_open and no session_start (an SDK re-sent it)
 BOT_MIN, BOT_PER_DAY = 4, 2.5  # an unlisted device's idle sessions: at least so many, so many a date it had any
 
 
-def session_traces_sql(rules: frozenset[str] = ALL_RULES) -> str:
-    """The sessions' traces: per date and app version, counted sessions with no session_start (an app_open re-sent
-    under a new session id), and each unlisted device whose many sessions all stopped at the open (a bot)."""
-    opened = "n = 'app_open' AND ok"
-    return (f"WITH {events_cte(rules)}, ss AS (SELECT u, min(d) FILTER ({opened}) date, min(platform) platform, "
-            f"min(v) FILTER ({opened}) app_version, min(c) country, bool_or(n = 'session_start') started, "
-            f"bool_or(n = 'menu_open') menu FROM e GROUP BY u, s HAVING NOT bool_or(x) AND date IS NOT NULL) "
-            "SELECT 'retry' what, CAST(date AS VARCHAR) first, NULL last, platform, app_version, NULL country, "
-            f"NULL device, count(*) k FROM ss WHERE NOT started GROUP BY ALL HAVING k >= {RETRY_MIN} "
-            "UNION ALL SELECT 'bot', CAST(min(date) AS VARCHAR), CAST(max(date) AS VARCHAR), min(platform), NULL, "
-            f"min(country), u, count(*) FROM ss GROUP BY u HAVING count(*) >= {BOT_MIN} AND NOT bool_or(menu) AND "
-            f"count(*) >= {BOT_PER_DAY} * count(DISTINCT date) ORDER BY what, first")
+def _session_traces() -> str:
+    """After `k`: per date and app version, counted sessions with no session_start (an app_open re-sent under a
+    new session id), and each unlisted device whose many sessions all stopped at the open (a bot)."""
+    return ("SELECT 'retry', date::VARCHAR, NULL, platform, app_version, NULL, NULL, NULL, count(*) "
+            f"FROM k WHERE NOT started GROUP BY ALL HAVING count(*) >= {RETRY_MIN} "
+            "UNION ALL SELECT 'bot', min(date)::VARCHAR, max(date)::VARCHAR, min(platform), NULL, "
+            f"min(country), u, NULL, count(*) FROM k GROUP BY u HAVING count(*) >= {BOT_MIN} AND NOT bool_or(menu) "
+            f"AND count(*) >= {BOT_PER_DAY} * count(DISTINCT date)")
 
 
 MISLABEL_MIN = 1  # purchases of a date in a currency neither their country's nor USD
 
 
-def _counted_keys(fixes: Fixes) -> str:
-    """After events_cte: `k`, each counted session's key (u, s) with its date, platform, country and app version."""
+def _counted_keys(fixes: Fixes, steps: bool = False) -> str:
+    """After events_cte: `k`, each counted session's key (u, s) with its date, platform, country and app version;
+    where `steps`, whether it sent a session_start (started) and reached the menu (menu)."""
     opened = "n = 'app_open' AND ok"
     keep = ["NOT bool_or(x)", "date IS NOT NULL"]
     if fixes.retried:
         keep.append("bool_or(n = 'session_start')")
     if fixes.bots:
         keep.append("u NOT IN (" + ", ".join(f"'{bot}'" for bot in fixes.bots) + ")")
+    started = ", bool_or(n = 'session_start') started, bool_or(n = 'menu_open') menu" if steps else ""
     return (f"k AS (SELECT u, s, min(d) FILTER ({opened}) date, min(platform) platform, min(c) country, "
-            f"min(v) FILTER ({opened}) app_version FROM e GROUP BY u, s HAVING {' AND '.join(keep)})")
+            f"min(v) FILTER ({opened}) app_version{started} FROM e GROUP BY u, s HAVING {' AND '.join(keep)})")
 
 
 def _purchases(rules: frozenset[str], fixes: Fixes) -> str:
@@ -274,22 +272,25 @@ def _purchases(rules: frozenset[str], fixes: Fixes) -> str:
             f"{currency} cur, p.pd FROM k JOIN p ON k.u IS NOT DISTINCT FROM p.u AND k.s IS NOT DISTINCT FROM p.s)")
 
 
-def purchase_traces_sql(rules: frozenset[str] = ALL_RULES) -> str:
-    """The purchases' traces: per date and app version, counted sessions with two or more purchases (an SDK
-    re-sending payments under new transaction ids), and, where currency is read, per date, platform and country,
-    purchases in a currency neither their country's usual one (the one most of its purchases carry) nor USD, when
-    they are most of the rest (a mislabelled currency)."""
+def traces_sql(rules: frozenset[str] = ALL_RULES) -> str:
+    """Every trace of a recording fault, one row each (what, its first and last date, segment, detail, meant, k):
+    the raw events' (skew, late, consent), the counted sessions' (retry, bot: the device in detail) and the
+    purchases': per date and app version, counted sessions with two or more purchases (resend: an SDK re-sending
+    payments under new transaction ids), and, where currency is read, per date, platform and country, purchases in
+    a currency neither their country's usual one (the one most of its purchases carry) nor USD, when they are most
+    of the rest (currency: the one sent in detail, the usual one in meant)."""
     count = "count(DISTINCT tx)" if "deduplication" in rules else "count(*)"
-    resend = (f"SELECT 'resend' what, CAST(date AS VARCHAR) date, platform, app_version, NULL country, NULL sent, "
-              f"NULL meant, count(*) k FROM (SELECT date, platform, app_version FROM pk "
-              f"GROUP BY date, platform, app_version, u, s HAVING {count} >= 2) GROUP BY ALL HAVING k >= {RETRY_MIN}")
-    mislabel = ("UNION ALL SELECT 'currency', CAST(date AS VARCHAR), platform, NULL, country, "
+    resend = ("UNION ALL SELECT 'resend', date::VARCHAR, NULL, platform, app_version, NULL, NULL, NULL, "
+              f"count(*) k FROM (SELECT date, platform, app_version FROM pk "
+              f"GROUP BY date, platform, app_version, u, s HAVING {count} >= 2) GROUP BY ALL HAVING k >= {RETRY_MIN} ")
+    mislabel = ("UNION ALL SELECT 'currency', date::VARCHAR, NULL, platform, NULL, country, "
                 "mode(cur) FILTER (cur NOT IN (usual, 'USD')), any_value(usual), "
                 "count(*) FILTER (cur NOT IN (usual, 'USD')) k FROM pk JOIN (SELECT country, mode(cur) usual FROM pk "
                 f"GROUP BY country) USING (country) GROUP BY date, platform, country HAVING k >= {MISLABEL_MIN} AND "
                 "k > 0.5 * count(*) FILTER (cur <> 'USD') ") if "currency" in rules else ""
-    return (f"WITH {events_cte(rules, purchases=True)}, {_counted_keys(NO_FIXES)}, {_purchases(rules, NO_FIXES)} "
-            f"{resend} {mislabel}ORDER BY what, date")
+    return (f"WITH {events_cte(rules, purchases=True)}, {_counted_keys(NO_FIXES, steps=True)}, "
+            f"{_purchases(rules, NO_FIXES)} {_event_traces(rules)} UNION ALL {_session_traces()} "
+            f"{resend}{mislabel}ORDER BY what, first")
 
 
 def revenue_values_sql(rules: frozenset[str], fixes: Fixes, asked: Sequence[tuple[object, ...]]) -> str:
@@ -306,18 +307,19 @@ def revenue_values_sql(rules: frozenset[str], fixes: Fixes, asked: Sequence[tupl
 
 
 def wanted_values(rows: Sequence[tuple[object, ...]], columns: str) -> str:
-    """A VALUES list of the rows asked for, as the common table `q(columns)`."""
-    body = ", ".join("(" + ", ".join(_sql_literal(v) for v in row) + ")" for row in rows)
+    """A VALUES list of the rows asked for, as the common table `q(columns)` (a date typed in the first row only:
+    the later rows' text takes the column's type)."""
+    body = ", ".join("(" + ", ".join(_sql_literal(v, typed=not n) for v in row) + ")" for n, row in enumerate(rows))
     return f"q({columns}) AS (VALUES {body})"
 
 
-def _sql_literal(value: object) -> str:
+def _sql_literal(value: object, typed: bool = True) -> str:
     if isinstance(value, bool) or value is None:
         return "NULL" if value is None else str(value).upper()
     if isinstance(value, int | float):
         return str(value)
     text = str(value)
-    if len(text) == 10 and text[4] == "-" and text[7] == "-":
+    if typed and len(text) == 10 and text[4] == "-" and text[7] == "-":
         return f"DATE '{text}'"
     return _text(text)
 
@@ -340,17 +342,24 @@ def metric_values_sql(rules: frozenset[str], fixes: Fixes, asked: Sequence[tuple
 REVENUE_STEP = -1  # k of revenue_usd where a row asks for a step (0 sessions, 1 to 4 the rates)
 
 
-def dashboard_values_sql(asked: Sequence[tuple[object, ...]]) -> str:
-    """For each row asked (i, date, platform, country, app_version, k), the dashboard's value of the metric on that
-    segment and date (a rate from the sums of its rows; revenue_usd where k is REVENUE_STEP)."""
+def defect_values_sql(rules: frozenset[str], fixes: Fixes, asked: Sequence[tuple[object, ...]]) -> str:
+    """For each row asked (i, date, platform, country, app_version, channel, user_type, k), the dashboard's value
+    of the metric on that segment and date (`observed`: a rate from the sums of its rows; revenue_usd where k is
+    REVENUE_STEP) and the metrics layer's with the faults undone (`value`: a count counts sessions, a rate divides
+    sums)."""
+    metric = ("CASE WHEN any_value(q.k) = 0 THEN count(*) ELSE sum(list_extract([m1, m2, m3, m4], q.k)) / "
+              "nullif(sum(list_extract([m0, m1, m2, m3], q.k)), 0) END")
+    match = " AND ".join(f"(q.{f} IS NULL OR s.{f} = q.{f})" for f in SEGMENT_COLUMNS)
     columns = ("sessions", "menu_sessions", "cart_sessions", "order_sessions", "payment_sessions")
     listed = "[" + ", ".join(f"sum({c})" for c in columns) + "]"
-    match = " AND ".join(f"(q.{f} IS NULL OR d.{f} = q.{f})" for f in ("platform", "country", "app_version"))
-    return (f"WITH {wanted_values(asked, 'i, on_date, platform, country, app_version, k')} SELECT i, "
-            f"CASE WHEN any_value(k) = {REVENUE_STEP} THEN coalesce(sum(d.revenue_usd), 0) "
-            f"WHEN any_value(k) = 0 THEN coalesce(sum(d.sessions), 0) ELSE list_extract({listed}, "
-            f"any_value(k) + 1) / nullif(list_extract({listed}, any_value(k)), 0) END value FROM q LEFT JOIN "
-            f"dashboard d ON d.date = q.on_date AND {match} GROUP BY i ORDER BY i")
+    board = " AND ".join(f"(q.{f} IS NULL OR d.{f} = q.{f})" for f in ("platform", "country", "app_version"))
+    wanted = wanted_values(asked, "i, on_date, " + ", ".join(SEGMENT_COLUMNS) + ", k")
+    return (f"{sessions_cte(rules, fixes)}, {wanted}, "
+            f"o AS (SELECT i, any_value(k) k, {listed} n, sum(d.revenue_usd) r FROM q LEFT JOIN dashboard d ON "
+            f"d.date = q.on_date AND {board} GROUP BY i), "
+            f"m AS (SELECT i, {metric} value FROM q JOIN s ON {match} AND s.date = q.on_date GROUP BY i) "
+            f"SELECT i, CASE WHEN k = {REVENUE_STEP} THEN coalesce(r, 0) WHEN k = 0 THEN coalesce(n[1], 0) "
+            "ELSE n[k + 1] / nullif(n[k], 0) END observed, value FROM o LEFT JOIN m USING (i) ORDER BY i")
 
 
 def consent_baseline_sql(rules: frozenset[str], asked: Sequence[tuple[object, ...]]) -> str:
@@ -402,7 +411,7 @@ def run_scan_sql(rules: frozenset[str], fixes: Fixes, steps: tuple[int, ...], ba
             f"{RUN_DAYS + 1}) t(n) WHERE len(rl) >= n AND date - dl[len(dl) - n + 1] = n - 1 AND "
             f"list_sum(el{last}) >= {MIN_EXPECTED}), "
             f"clear AS (SELECT * FROM runs WHERE z <= -({bar})) "
-            "SELECT k, p platform, c country, h channel, u user_type, CAST(first AS VARCHAR) first, n, round(z, 2) z "
+            "SELECT k, p platform, c country, h channel, u user_type, first::VARCHAR first, n, round(z, 2) z "
             "FROM clear a WHERE NOT EXISTS (SELECT 1 FROM clear b WHERE b.k = a.k AND b.z < a.z AND "
             f"b.first <= a.last AND a.first <= b.last AND {same}) ORDER BY z LIMIT {RUN_TOP}")
 
@@ -413,7 +422,8 @@ CONTEXT_DATES = 7  # dates from a release's first (or over an experiment) whose 
 def context_tests_sql(rules: frozenset[str], fixes: Fixes, floor: float) -> str:
     """Each release's version (alone, or with one country, channel or user type) on the two late steps over its
     first CONTEXT_DATES dates, and each experiment's arm on every step over its dates: per date the residual r, the
-    expected e and the variance w (lists by date from the first), where the pooled fall reaches `floor`."""
+    expected e and the variance w (lists by date from the first; an experiment's with its dates' offsets from its
+    start), where the pooled fall reaches `floor`."""
     sets = [("p", "v"), ("p", "v", "c"), ("p", "v", "h"), ("p", "v", "u"),
             ("p",), ("c",), ("p", "c"), ("p", "h"), ("p", "u"), ("c", "h"), ("c", "u")]
     same = " AND ".join(f"g.{a} IS NOT DISTINCT FROM a.{a}" for a in "pchu")
@@ -424,8 +434,9 @@ def context_tests_sql(rules: frozenset[str], fixes: Fixes, floor: float) -> str:
             f"FROM g JOIN rel USING (p, v) WHERE g.k >= 3 AND g.date BETWEEN rel.f AND rel.f + {CONTEXT_DATES - 1} "
             "UNION ALL SELECT 'experiment', a.experiment, g.date - a.f, g.* FROM g JOIN a ON " + same
             + " AND g.v IS NULL AND g.date BETWEEN a.f AND a.l) SELECT what, detail, k, p platform, c country, "
-            "v app_version, h channel, u user_type, CAST(min(date) AS VARCHAR) first, list(round(r, 1) ORDER BY dd) r, "
-            "list(round(e, 1) ORDER BY dd) e, list(round(w, 1) ORDER BY dd) w, list(dd ORDER BY dd) offsets "
+            "v app_version, h channel, u user_type, min(date)::VARCHAR first, list(round(r, 1) ORDER BY dd) r, "
+            "list(round(e, 1) ORDER BY dd) e, list(round(w, 1) ORDER BY dd) w, "
+            "list(dd ORDER BY dd) FILTER (what = 'experiment') offsets "
             f"FROM t GROUP BY ALL HAVING {z_of('sum(r)', 'sum(e)', 'sum(w)')} <= -{floor} ORDER BY what, detail, k")
 
 
