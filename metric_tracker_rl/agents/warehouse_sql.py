@@ -113,26 +113,35 @@ def events_cte(rules: frozenset[str] = ALL_RULES, fixes: Fixes = NO_FIXES, purch
     return f"e AS ({select})"
 
 
+OPENED = "n = 'app_open' AND ok"  # a session's app_open that the metrics layer counts
+
+
+def _counted(fixes: Fixes) -> str:
+    """The HAVING condition of a counted session (grouped by u, s over events_cte): not excluded, dated by its
+    counted app_open, and clear of the faults `fixes` names (re-sent sessions without a session_start, unlisted
+    bots)."""
+    keep = ["NOT bool_or(x)", "date IS NOT NULL"]
+    if fixes.retried:
+        keep.append("bool_or(n = 'session_start')")
+    if fixes.bots:
+        keep.append("u NOT IN (" + ", ".join(f"'{bot}'" for bot in fixes.bots) + ")")
+    return " AND ".join(keep)
+
+
 def sessions_cte(rules: frozenset[str] = ALL_RULES, fixes: Fixes = NO_FIXES, hours: bool = False) -> str:
     """`e` and `s`: one row per counted session (a counted app_open, no excluding event), dated and placed by its
     app_open, with the steps it reached (m0 to m4); where `hours`, only its date, platform, country, hour of the
     reporting zone (hr) and last two steps (all an hour's scan reads)."""
     # Every counted session reached the first step: its date is its counted app_open's.
     steps = ["1 m0", *(f"bool_or(n = '{step}' AND ok)::INT m{i}" for i, step in enumerate(FUNNEL_STEP_NAMES) if i)]
-    opened = "n = 'app_open' AND ok"
-    keep = ["NOT bool_or(x)", "date IS NOT NULL"]
-    if fixes.retried:
-        keep.append("bool_or(n = 'session_start')")
-    if fixes.bots:
-        keep.append("u NOT IN (" + ", ".join(f"'{bot}'" for bot in fixes.bots) + ")")
-    columns = [f"min(d) FILTER ({opened}) date", "min(platform) platform", "min(c) country"]
+    columns = [f"min(d) FILTER ({OPENED}) date", "min(platform) platform", "min(c) country"]
     if hours:
-        columns += [f"CAST(((min(t) FILTER ({opened}) + {OFFSET_US}) // {HOUR_US}) % 24 AS INT) hr", *steps[3:]]
+        columns += [f"CAST(((min(t) FILTER ({OPENED}) + {OFFSET_US}) // {HOUR_US}) % 24 AS INT) hr", *steps[3:]]
     else:
-        columns += [f"min(v) FILTER ({opened}) app_version", f"{CHANNEL_OF_MEDIUM} channel",
+        columns += [f"min(v) FILTER ({OPENED}) app_version", f"{CHANNEL_OF_MEDIUM} channel",
                     "CASE WHEN s = 1 THEN 'new' ELSE 'returning' END user_type", *steps]
     return (f"WITH {events_cte(rules, fixes)}, s AS (SELECT {', '.join(columns)} "
-            f"FROM e GROUP BY u, s HAVING {' AND '.join(keep)})")
+            f"FROM e GROUP BY u, s HAVING {_counted(fixes)})")
 
 
 def step_unnest(steps: Iterable[int]) -> str:
@@ -243,15 +252,9 @@ MISLABEL_MIN = 1  # purchases of a date in a currency neither their country's no
 def _counted_keys(fixes: Fixes, steps: bool = False) -> str:
     """After events_cte: `k`, each counted session's key (u, s) with its date, platform, country and app version;
     where `steps`, whether it sent a session_start (started) and reached the menu (menu)."""
-    opened = "n = 'app_open' AND ok"
-    keep = ["NOT bool_or(x)", "date IS NOT NULL"]
-    if fixes.retried:
-        keep.append("bool_or(n = 'session_start')")
-    if fixes.bots:
-        keep.append("u NOT IN (" + ", ".join(f"'{bot}'" for bot in fixes.bots) + ")")
     started = ", bool_or(n = 'session_start') started, bool_or(n = 'menu_open') menu" if steps else ""
-    return (f"k AS (SELECT u, s, min(d) FILTER ({opened}) date, min(platform) platform, min(c) country, "
-            f"min(v) FILTER ({opened}) app_version{started} FROM e GROUP BY u, s HAVING {' AND '.join(keep)})")
+    return (f"k AS (SELECT u, s, min(d) FILTER ({OPENED}) date, min(platform) platform, min(c) country, "
+            f"min(v) FILTER ({OPENED}) app_version{started} FROM e GROUP BY u, s HAVING {_counted(fixes)})")
 
 
 def _purchases(rules: frozenset[str], fixes: Fixes) -> str:

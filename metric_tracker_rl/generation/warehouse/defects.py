@@ -158,14 +158,20 @@ def with_idle_sessions(log: EventLog, user: np.ndarray, start_us: np.ndarray, ve
     return _appended(replace(log, sessions=_with_sessions(log, added)), made)
 
 
-def retry_duplicates(log: EventLog, rng: np.random.Generator) -> tuple[EventLog, DefectRecord]:
-    places = SessionPlaces.of(log)
-    platforms = log.users.platform.values
-    platform = platforms.index(str(rng.choice(["ios", "android"])))
+def _mobile_version_span(log: EventLog, places: SessionPlaces, rng: np.random.Generator
+                         ) -> tuple[int, tuple[int, ...], np.ndarray, int]:
+    """A mobile platform, two to four dates, the mask of its sessions on them, and the version most of those run:
+    where an app version's SDK misbehaves."""
+    platform = log.users.platform.values.index(str(rng.choice(["ios", "android"])))
     days = _span(rng, log, (2, 4))
     on_platform = (places.platform == platform) & np.isin(places.day, days)
     versions, counts = np.unique(places.version[on_platform], return_counts=True)
-    version = int(versions[np.argmax(counts)])  # the version most of the platform runs on those dates
+    return platform, days, on_platform, int(versions[np.argmax(counts)])
+
+
+def retry_duplicates(log: EventLog, rng: np.random.Generator) -> tuple[EventLog, DefectRecord]:
+    places = SessionPlaces.of(log)
+    platform, days, on_platform, version = _mobile_version_span(log, places, rng)
     chosen = np.flatnonzero(on_platform & (places.version == version) & ~log.sessions.consent_denied
                             & (rng.random(len(places.day)) < RETRY_SHARE))
     opens = np.flatnonzero(log.events.name == event_code("app_open"))
@@ -182,7 +188,7 @@ def retry_duplicates(log: EventLog, rng: np.random.Generator) -> tuple[EventLog,
     resent = replace(resent, session=new_index.astype(np.int32), timestamp_us=resent.timestamp_us + delay,
                      ingested_us=resent.ingested_us + delay)
     log = _appended(replace(log, sessions=_with_sessions(log, added)), resent)
-    segment = Segment(platform=platforms[platform], app_version=sessions.app_version.values[version])
+    segment = Segment(platform=log.users.platform.values[platform], app_version=sessions.app_version.values[version])
     return log, DefectRecord("retry_duplicates", days, segment, "app_open_to_menu_open",
                              f"{segment.label()}: the SDK re-sent the app_open of {len(opens)} sessions under a new "
                              "session id")
@@ -269,12 +275,7 @@ def late_load(log: EventLog, rng: np.random.Generator) -> tuple[EventLog, Defect
 
 def transaction_retries(log: EventLog, rng: np.random.Generator) -> tuple[EventLog, DefectRecord]:
     places = SessionPlaces.of(log)
-    platforms = log.users.platform.values
-    platform = platforms.index(str(rng.choice(["ios", "android"])))
-    days = _span(rng, log, (2, 4))
-    on_platform = (places.platform == platform) & np.isin(places.day, days)
-    versions, counts = np.unique(places.version[on_platform], return_counts=True)
-    version = int(versions[np.argmax(counts)])
+    platform, days, on_platform, version = _mobile_version_span(log, places, rng)
     events = log.events
     chosen = (on_platform & (places.version == version))[events.session]
     paid = np.flatnonzero(chosen & (events.name == event_code("payment_successful")))
@@ -284,7 +285,8 @@ def transaction_retries(log: EventLog, rng: np.random.Generator) -> tuple[EventL
     again = replace(again, transaction=again.transaction + RETRY_TRANSACTION_OFFSET,
                     timestamp_us=again.timestamp_us + delay, ingested_us=again.ingested_us + delay)
     log = replace(log, events=_merged(events, again))
-    segment = Segment(platform=platforms[platform], app_version=log.sessions.app_version.values[version])
+    segment = Segment(platform=log.users.platform.values[platform],
+                      app_version=log.sessions.app_version.values[version])
     return log, DefectRecord("transaction_retries", days, segment, "revenue_usd",
                              f"{segment.label()}: the payment SDK re-sent {len(paid)} purchases under new "
                              "transaction ids")
