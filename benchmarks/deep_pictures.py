@@ -31,7 +31,7 @@ from metric_tracker_rl.generation.dilution import (
 )
 from metric_tracker_rl.generation.episode import Episode, daily_series
 from metric_tracker_rl.grading.grader import RowAssessment, assess_row, leaf_traffic_of
-from metric_tracker_rl.serving.debugger_charts import Mark, line_panel_svg
+from metric_tracker_rl.serving.debugger.charts import Mark, line_panel_svg
 from metric_tracker_rl.spec.plain_types import MetricSubmissionRow
 from metric_tracker_rl.spec.tasks import resolve_episode_config
 from metric_tracker_rl.spec.tiers import TIERS

@@ -11,7 +11,7 @@ import html
 from collections.abc import Callable
 from typing import Any
 
-from metric_tracker_rl.serving.debugger_forms import ANNOTATION_COLOR, TRUTH_COLOR
+from metric_tracker_rl.serving.debugger.forms import ANNOTATION_COLOR, TRUTH_COLOR
 
 # The expert's target mean over a sweep of a cuboid tier (docs/calibration.md): the line its points are read against.
 EXPERT_TARGET = 0.90

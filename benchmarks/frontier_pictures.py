@@ -13,7 +13,7 @@ import html
 from pathlib import Path
 
 from metric_tracker_rl.generation.segmented import build_world
-from metric_tracker_rl.serving.debugger_charts import PANEL_HEIGHT, PANEL_WIDTH, Mark, line_panel_svg
+from metric_tracker_rl.serving.debugger.charts import PANEL_HEIGHT, PANEL_WIDTH, Mark, line_panel_svg
 from metric_tracker_rl.spec.tasks import resolve_episode_config
 from metric_tracker_rl.spec.tiers import TIERS
 from metric_tracker_rl.world.daily_panel import build_panel

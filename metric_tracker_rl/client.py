@@ -11,7 +11,7 @@ from openenv.core.client_types import StepResult
 from openenv.core.env_client import EnvClient
 from websockets.protocol import State
 
-from metric_tracker_rl.adapters.openenv_internals import client_socket
+from metric_tracker_rl.compat.openenv import client_socket
 from metric_tracker_rl.models import MetricTrackerRlAction, MetricTrackerRlObservation, MetricTrackerRlState
 from metric_tracker_rl.reconnect import GOING_AWAY, SessionLost
 

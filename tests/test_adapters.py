@@ -9,11 +9,12 @@ import sys
 
 import pytest
 
-ADAPTERS = ("trl", "openenv_harness", "openenv_internals", "session", "transcript", "baseline_log")
+ADAPTERS = ("trl", "openenv_harness", "session", "transcript", "baseline_log", "scripted_chat", "chat_loop")
 # Paths the package once had for names that now live elsewhere: none of them imports.
 GONE = ("metric_tracker_rl.tool_env", "metric_tracker_rl.harness", "metric_tracker_rl.inspect_eval",
         "metric_tracker_rl.tool_calls", "metric_tracker_rl.server", "metric_tracker_rl.sql_worker",
-        "metric_tracker_rl.environment", "metric_tracker_rl.model_tools")
+        "metric_tracker_rl.environment", "metric_tracker_rl.model_tools",
+        "metric_tracker_rl.adapters.openenv_internals")
 
 
 @pytest.mark.parametrize("module", ADAPTERS)

@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from metric_tracker_rl.models import MetricTrackerRlAction
-from metric_tracker_rl.serving import debugger_cuboid as cuboids
+from metric_tracker_rl.serving.debugger import cuboid as cuboids
 from metric_tracker_rl.serving.environment import MetricTrackerRlEnvironment
 from metric_tracker_rl.spec.published import CONVERSION_BY_NAME, COUNT_COLUMNS
 from metric_tracker_rl.world.segments import Segment

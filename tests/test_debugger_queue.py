@@ -11,7 +11,7 @@ from typing import Any
 
 from gradio.queueing import EventQueue
 
-from metric_tracker_rl.serving.debugger_queue import (
+from metric_tracker_rl.serving.debugger.event_queue import (
     RUNNING_PER_ADDRESS,
     TABS_PER_ADDRESS,
     UNREAD_TTL_S,
@@ -19,7 +19,7 @@ from metric_tracker_rl.serving.debugger_queue import (
     VisitorQueue,
     without_heap_addresses,
 )
-from metric_tracker_rl.serving.debugger_session import OpenTabs, TabSession
+from metric_tracker_rl.serving.debugger.tabs import OpenTabs, TabSession
 
 
 def visitor_queue(closed: list[str] | None = None) -> VisitorQueue:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import ast
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -31,21 +32,25 @@ def lint_imports(*arguments: str, cwd: Path = ROOT) -> subprocess.CompletedProce
 
 
 def test_the_import_wall_contracts_are_kept() -> None:
-    """The packages import one way (spec and sql, world, the tools, generation / grading / view, serving and the
-    adapters, the agents); nothing the tools read, the tools or the view import reaches the generator, the grader
-    or the server; the client side and the agents never import the server side or the truth; the core never
-    imports OpenEnv, gradio or the wire types built on them; the package never imports server/ or benchmarks/."""
+    """The packages import one way (the leaves, world and the wire types, the tools, generation / grading / view /
+    client, serving, the adapters, the agents); nothing the tools read, the tools or the view import reaches the
+    generator, the grader or the server; the client side and the agents never import the server side or the truth;
+    the core never imports OpenEnv, gradio or the wire types built on them; the package never imports server/ or
+    benchmarks/."""
     result = lint_imports()
     assert result.returncode == 0 and "7 kept, 0 broken" in result.stdout, result.stdout + result.stderr
 
 
-def test_every_subpackage_is_a_layer_of_the_one_way_contract() -> None:
-    """A subpackage added later is on some wall: the layers contract names every one of them."""
+def test_every_subpackage_and_root_module_is_a_layer_of_the_one_way_contract() -> None:
+    """A subpackage or root module added later is on some wall: the layers contract names every one of them, so
+    no import between two of them goes unchecked."""
     contracts = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["importlinter"]["contracts"]
     (layers,) = [contract for contract in contracts if contract["type"] == "layers"]
     named = {name.strip() for layer in layers["layers"] for name in re.split(r"[|:]", layer)}
-    subpackages = {path.parent.name for path in (ROOT / "metric_tracker_rl").glob("*/__init__.py")}
-    assert named == subpackages
+    package = ROOT / "metric_tracker_rl"
+    subpackages = {path.parent.name for path in package.glob("*/__init__.py")}
+    root_modules = {path.stem for path in package.glob("*.py") if path.name != "__init__.py"}
+    assert named == subpackages | root_modules
 
 
 def test_a_contract_breaks_on_an_indirect_import_inside_a_function(tmp_path: Path) -> None:
@@ -62,6 +67,35 @@ def test_a_contract_breaks_on_an_indirect_import_inside_a_function(tmp_path: Pat
                                       "forbidden_modules = walled.truth\n")
     result = lint_imports("--config", "wall.ini", cwd=tmp_path)
     assert result.returncode == 1 and "walled.tools -> walled.middle" in result.stdout, result.stdout + result.stderr
+
+
+# (importing module, what it is made to import, the wall that refuses it)
+LEANING_IMPORTS = [
+    ("metric_tracker_rl/client.py", "metric_tracker_rl.adapters.session",
+     "metric_tracker_rl.client is not allowed to import metric_tracker_rl.adapters"),
+    ("metric_tracker_rl/serving/task_api.py", "metric_tracker_rl.adapters.scripted_chat",
+     "metric_tracker_rl.serving is not allowed to import metric_tracker_rl.adapters"),
+    ("metric_tracker_rl/adapters/scripted_chat.py", "metric_tracker_rl.serving.environment",
+     "metric_tracker_rl.adapters is not allowed to import metric_tracker_rl.serving"),
+    ("metric_tracker_rl/compat/openenv.py", "metric_tracker_rl.models",
+     "metric_tracker_rl.compat is not allowed to import metric_tracker_rl.models"),
+]
+
+
+@pytest.mark.parametrize(("importer", "imported", "refusal"), LEANING_IMPORTS)
+def test_the_walls_refuse_an_import_that_leans(tmp_path: Path, importer: str, imported: str, refusal: str) -> None:
+    """On a copy of the repository's packages, one import added against the flow breaks a contract: the client
+    never imports an adapter, the server never imports an adapter (no two-way layer), every adapter is on the
+    client side, and OpenEnv's internals import nothing of the package."""
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["importlinter"]
+    for package in config["root_packages"]:
+        shutil.copytree(ROOT / package, tmp_path / package, ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(ROOT / "pyproject.toml", tmp_path)
+    assert lint_imports(cwd=tmp_path).returncode == 0  # the copy keeps every contract before the edit
+    with (tmp_path / importer).open("a") as module:
+        module.write(f"\nimport {imported}\n")
+    result = lint_imports(cwd=tmp_path)
+    assert result.returncode == 1 and refusal in " ".join(result.stdout.split()), result.stdout + result.stderr
 
 
 def test_the_frames_are_the_public_counts() -> None:

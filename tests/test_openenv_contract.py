@@ -1,4 +1,4 @@
-"""The OpenEnv internals `metric_tracker_rl.adapters.openenv_internals` relies on, checked against the installed
+"""The OpenEnv internals `metric_tracker_rl.compat.openenv` relies on, checked against the installed
 OpenEnv.
 
 Each test names one internal; an OpenEnv upgrade that removes or changes it fails here with what to update, instead
@@ -21,13 +21,13 @@ from openenv.core.env_server import gradio_theme, http_server
 from openenv.core.env_server.types import ConcurrencyConfig
 from starlette.exceptions import HTTPException
 
-from metric_tracker_rl.adapters import openenv_internals as adapter
 from metric_tracker_rl.client import MetricTrackerRlEnv
+from metric_tracker_rl.compat import openenv as internals
 from metric_tracker_rl.models import MetricTrackerRlAction, MetricTrackerRlObservation, MetricTrackerRlState
 from metric_tracker_rl.serving.environment import MetricTrackerRlEnvironment
 from metric_tracker_rl.spec.task_splits import TaskIndexError
 
-UPGRADE = "OpenEnv changed an internal metric_tracker_rl/adapters/openenv_internals.py relies on: "
+UPGRADE = "OpenEnv changed an internal metric_tracker_rl/compat/openenv.py relies on: "
 
 
 def openenv_fastapi_app(max_sessions: int) -> FastAPI:
@@ -54,10 +54,10 @@ def rpc(client: TestClient, method: str, request_id: int, **params: Any) -> dict
 def test_the_client_keeps_its_socket_in_the_private_ws_attribute() -> None:
     client = MetricTrackerRlEnv(base_url="http://127.0.0.1:9")
     assert "_ws" in vars(client), UPGRADE + "EnvClient no longer sets self._ws (client_socket reads it)"
-    assert adapter.client_socket(client) is None  # before the first connect
+    assert internals.client_socket(client) is None  # before the first connect
     sentinel = object()
     client._ws = sentinel
-    assert adapter.client_socket(client) is sentinel
+    assert internals.client_socket(client) is sentinel
 
 
 def test_connect_and_close_set_and_clear_the_socket() -> None:
@@ -74,7 +74,7 @@ def test_the_client_sends_extra_headers_when_it_connects() -> None:
         UPGRADE + "_connect_async no longer sends the client's headers"
 
 
-@pytest.mark.parametrize("hook", adapter.CLIENT_HOOKS)
+@pytest.mark.parametrize("hook", internals.CLIENT_HOOKS)
 def test_the_overridden_client_hooks_exist_with_their_signatures(hook: str) -> None:
     base = getattr(EnvClient, hook, None)
     assert base is not None and inspect.iscoroutinefunction(base), UPGRADE + f"EnvClient.{hook} is gone"
@@ -87,54 +87,54 @@ def test_the_overridden_client_hooks_exist_with_their_signatures(hook: str) -> N
 
 # --- the session protocol on POST /mcp -------------------------------------------------------------------------
 
-def test_create_and_close_answer_in_the_shapes_the_adapter_reads(openenv_app: TestClient) -> None:
-    created = rpc(openenv_app, adapter.SESSION_CREATE_METHOD, 1)
-    session_id = adapter.created_session_id(created)
+def test_create_and_close_answer_in_the_shapes_the_client_and_server_read(openenv_app: TestClient) -> None:
+    created = rpc(openenv_app, internals.SESSION_CREATE_METHOD, 1)
+    session_id = internals.created_session_id(created)
     assert session_id, UPGRADE + f"openenv/session/create answered {created}"
-    closed = rpc(openenv_app, adapter.SESSION_CLOSE_METHOD, 2, session_id=session_id)
-    assert adapter.close_outcome(closed) == "gone", UPGRADE + f"openenv/session/close answered {closed}"
-    again = rpc(openenv_app, adapter.SESSION_CLOSE_METHOD, 3, session_id=session_id)
-    assert adapter.close_outcome(again) == "gone", UPGRADE + f"closing an unknown session answered {again}"
+    closed = rpc(openenv_app, internals.SESSION_CLOSE_METHOD, 2, session_id=session_id)
+    assert internals.close_outcome(closed) == "gone", UPGRADE + f"openenv/session/close answered {closed}"
+    again = rpc(openenv_app, internals.SESSION_CLOSE_METHOD, 3, session_id=session_id)
+    assert internals.close_outcome(again) == "gone", UPGRADE + f"closing an unknown session answered {again}"
 
 
 def test_closing_a_session_with_a_socket_attached_answers_closing(openenv_app: TestClient) -> None:
-    session_id = adapter.created_session_id(rpc(openenv_app, adapter.SESSION_CREATE_METHOD, 1))
+    session_id = internals.created_session_id(rpc(openenv_app, internals.SESSION_CREATE_METHOD, 1))
     assert session_id
-    with openenv_app.websocket_connect(f"/ws?{adapter.SESSION_QUERY_PARAMETER}={session_id}") as socket:
+    with openenv_app.websocket_connect(f"/ws?{internals.SESSION_QUERY_PARAMETER}={session_id}") as socket:
         socket.send_json({"type": "reset", "data": {"task_id": "easy_two_spikes"}})
         assert socket.receive_json()["type"] == "observation", UPGRADE + "/ws?session_id= no longer attaches"
-        answer = rpc(openenv_app, adapter.SESSION_CLOSE_METHOD, 2, session_id=session_id)
-        assert adapter.close_outcome(answer) == "closing", UPGRADE + f"close with a socket attached: {answer}"
+        answer = rpc(openenv_app, internals.SESSION_CLOSE_METHOD, 2, session_id=session_id)
+        assert internals.close_outcome(answer) == "closing", UPGRADE + f"close with a socket attached: {answer}"
 
 
-def test_a_full_server_refuses_in_the_capacity_shapes_the_adapter_reads(openenv_app: TestClient) -> None:
-    held = [adapter.created_session_id(rpc(openenv_app, adapter.SESSION_CREATE_METHOD, i)) for i in range(2)]
+def test_a_full_server_refuses_in_the_capacity_shapes_the_client_and_server_read(openenv_app: TestClient) -> None:
+    held = [internals.created_session_id(rpc(openenv_app, internals.SESSION_CREATE_METHOD, i)) for i in range(2)]
     try:
-        refused = rpc(openenv_app, adapter.SESSION_CREATE_METHOD, 3)
-        assert adapter.created_session_id(refused) is None
-        assert adapter.is_capacity_error_body(refused.get("error")), UPGRADE + f"JSON-RPC capacity error: {refused}"
+        refused = rpc(openenv_app, internals.SESSION_CREATE_METHOD, 3)
+        assert internals.created_session_id(refused) is None
+        assert internals.is_capacity_error_body(refused.get("error")), UPGRADE + f"JSON-RPC capacity error: {refused}"
         with openenv_app.websocket_connect("/ws") as socket:
             socket.send_json({"type": "reset", "data": {}})
             text = socket.receive_text()
-        assert adapter.is_capacity_error(text), UPGRADE + f"/ws capacity error: {text}"
+        assert internals.is_capacity_error(text), UPGRADE + f"/ws capacity error: {text}"
     finally:
         for number, session_id in enumerate(held):
-            rpc(openenv_app, adapter.SESSION_CLOSE_METHOD, 10 + number, session_id=session_id)
+            rpc(openenv_app, internals.SESSION_CLOSE_METHOD, 10 + number, session_id=session_id)
 
 
 def test_an_attaching_socket_is_read_from_the_query_as_openenv_reads_it() -> None:
     source = inspect.getsource(http_server)
-    assert f'websocket.query_params.get("{adapter.SESSION_QUERY_PARAMETER}")' in source, \
+    assert f'websocket.query_params.get("{internals.SESSION_QUERY_PARAMETER}")' in source, \
         UPGRADE + "/ws reads the session to attach to some other way (requested_session mirrors it)"
     scope = {"query_string": b"session_id=a&session_id=&x=1"}
-    assert adapter.requested_session(scope) == ""  # Starlette's rule: blank kept, the last one wins
-    assert adapter.requested_session({"query_string": b"x=1"}) is None
+    assert internals.requested_session(scope) == ""  # Starlette's rule: blank kept, the last one wins
+    assert internals.requested_session({"query_string": b"x=1"}) is None
 
 
 def test_the_capacity_check_rejects_other_errors() -> None:
-    assert not adapter.is_capacity_error('{"type": "error", "data": {"code": "SESSION_ERROR", "max_sessions": 1}}')
-    assert not adapter.is_capacity_error("not json max_sessions")
-    assert adapter.close_outcome({"error": {"message": "Invalid params"}}) is None
+    assert not internals.is_capacity_error('{"type": "error", "data": {"code": "SESSION_ERROR", "max_sessions": 1}}')
+    assert not internals.is_capacity_error("not json max_sessions")
+    assert internals.close_outcome({"error": {"message": "Invalid params"}}) is None
 
 
 # --- the Task API ----------------------------------------------------------------------------------------------
@@ -145,7 +145,7 @@ def test_a_task_index_error_reaches_the_handler_as_the_cause() -> None:
 
     async def record(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, HTTPException)
-        seen.append(adapter.task_index_cause(exc))
+        seen.append(internals.task_index_cause(exc))
         return await http_exception_handler(request, exc)
 
     app = openenv_fastapi_app(max_sessions=1)
@@ -161,15 +161,15 @@ def test_a_task_index_error_reaches_the_handler_as_the_cause() -> None:
 def test_openenvs_theme_and_css_are_module_globals() -> None:
     assert hasattr(gradio_theme, "OPENENV_GRADIO_THEME") and hasattr(gradio_theme, "OPENENV_GRADIO_CSS"), \
         UPGRADE + "gradio_theme no longer defines OPENENV_GRADIO_THEME / OPENENV_GRADIO_CSS"
-    theme, css = adapter.openenv_web_theme()
+    theme, css = internals.openenv_web_theme()
     assert theme is gradio_theme.OPENENV_GRADIO_THEME and css == gradio_theme.OPENENV_GRADIO_CSS
 
 
 
-def test_no_module_outside_the_adapter_reads_openenv_private_state() -> None:
-    """The class of defect: a private OpenEnv attribute read anywhere but the adapter."""
-    package = Path(adapter.__file__).parents[1]
+def test_no_module_outside_the_compatibility_module_reads_openenv_private_state() -> None:
+    """The class of defect: a private OpenEnv attribute read anywhere but the internals."""
+    package = Path(internals.__file__).parents[1]
     private_reads = ["._ws", "._sessions", "._session_info", "OPENENV_GRADIO_", '"openenv/session/']
     found = [f"{path.relative_to(package)}: {needle}" for path in package.rglob("*.py")
-             if path.name != "openenv_internals.py" for needle in private_reads if needle in path.read_text()]
-    assert not found, "read OpenEnv internals through adapters/openenv_internals.py:\n" + "\n".join(found)
+             if path != Path(internals.__file__) for needle in private_reads if needle in path.read_text()]
+    assert not found, "read OpenEnv internals through compat/openenv.py:\n" + "\n".join(found)

@@ -12,7 +12,7 @@ from fastapi.testclient import TestClient
 from openenv.core.env_server import gradio_theme
 
 from metric_tracker_rl.serving.app import build_app
-from metric_tracker_rl.serving.web_theme import TABLE_CSS, offline_web_theme
+from metric_tracker_rl.serving.debugger.theme import TABLE_CSS, offline_web_theme
 from metric_tracker_rl.settings import ServerSettings
 
 GRADIO_FRONTEND = Path(gradio.__file__).parent / "templates" / "frontend"

@@ -4,7 +4,6 @@ framework (an optional dependency group) and is imported by name.
 - `trl`: `MetricTrackerToolEnv`, the class for TRL's `environment_factory`.
 - `inspect_eval`: the benchmark as an Inspect AI task (the `inspect_ai` entry point).
 - `openenv_harness`: OpenEnv's harness layer, MCP rollouts for TRL's async GRPO.
-- `openenv_internals`: every use of OpenEnv beyond its documented API, behind one module with a contract test.
 - `session`: one episode played step by step, in process or over the client (what every harness drives);
   `transcript`: an episode as a chat transcript (inference.py's SFT records); `baseline_log`: inference.py's log lines.
 

@@ -47,8 +47,8 @@ def build_app(environment: type[MetricTrackerRlEnvironment] | None = None,
                              concurrency_config=concurrency, state_cls=MetricTrackerRlState)
     if settings.enable_web_interface:
         # OpenEnv's create_app reads the same variable but defaults to off; the debugger is on by default here.
-        # It is mounted on its own, not through OpenEnv's web interface, which shares one environment (web_page).
-        from metric_tracker_rl.serving.web_page import mount_debugger
+        # It is mounted on its own, not through OpenEnv's web interface, which shares one environment (debugger.mount).
+        from metric_tracker_rl.serving.debugger.mount import mount_debugger
 
         mount_debugger(app, ENV_NAME, settings.self_url)
     harden(limit_sessions(name_clients(serve_task_api(app), settings.sql_workers), settings))

@@ -27,7 +27,7 @@ from typing import Any
 from fastapi import FastAPI
 from starlette.websockets import WebSocketDisconnect
 
-from metric_tracker_rl.adapters.openenv_internals import INVALID_JSON_CODE
+from metric_tracker_rl.compat.openenv import INVALID_JSON_CODE
 from metric_tracker_rl.models import MetricTrackerRlAction
 from metric_tracker_rl.serving.asgi_types import ASGIApp, Message, Receive, Scope, Send
 from metric_tracker_rl.serving.client_address import client_of

@@ -45,7 +45,7 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from metric_tracker_rl.adapters.openenv_internals import (
+from metric_tracker_rl.compat.openenv import (
     CAPACITY_CODE,
     SERVER_ERROR,
     SESSION_CLOSE_METHOD,
@@ -56,7 +56,7 @@ from metric_tracker_rl.adapters.openenv_internals import (
     is_capacity_error_body,
     requested_session,
 )
-from metric_tracker_rl.adapters.openenv_internals import is_capacity_error as openenv_capacity_error
+from metric_tracker_rl.compat.openenv import is_capacity_error as openenv_capacity_error
 from metric_tracker_rl.serving.client_address import client_of
 from metric_tracker_rl.serving.full_server import RESERVATION_HOLD_S, TOOL_CALL, FullServerRule, Reservation, is_work
 from metric_tracker_rl.serving.hardening import (
@@ -440,7 +440,7 @@ class SessionLimits:
 
     @staticmethod
     def is_capacity_error(text: str) -> bool:
-        """OpenEnv's server-wide refusal (`openenv_internals.is_capacity_error`)."""
+        """OpenEnv's server-wide refusal (`compat.openenv.is_capacity_error`)."""
         return openenv_capacity_error(text)
 
     # --- HTTP sessions (JSON-RPC on POST /mcp) -------------------------------------------------------------

@@ -21,7 +21,7 @@ from fastapi.responses import JSONResponse, Response
 from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException
 
-from metric_tracker_rl.adapters.openenv_internals import task_index_cause
+from metric_tracker_rl.compat.openenv import task_index_cause
 from metric_tracker_rl.spec.task_splits import TaskIndexError, UnknownSplitError
 
 TASK_API_TAG = "Task API"

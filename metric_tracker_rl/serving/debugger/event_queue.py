@@ -31,7 +31,7 @@ from typing import Any
 import gradio as gr
 
 from metric_tracker_rl.serving.client_address import address_group
-from metric_tracker_rl.serving.debugger_session import TABS_PER_ADDRESS
+from metric_tracker_rl.serving.debugger.tabs import TABS_PER_ADDRESS
 from metric_tracker_rl.serving.memory import return_free_memory
 from metric_tracker_rl.serving.quiet_queue import QuietQueue
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import gradio as gr
 
-from metric_tracker_rl.adapters.openenv_internals import openenv_web_theme
+from metric_tracker_rl.compat.openenv import openenv_web_theme
 
 # Bundled with Gradio and served from the page's own static/fonts (OpenEnv 0.10's theme asks Google Fonts instead).
 OFFLINE_FONT = (gr.themes.LocalFont("IBM Plex Sans"), "system-ui", "sans-serif")

@@ -16,7 +16,7 @@ import pandas as pd
 
 from metric_tracker_rl.analysis_tools.registry import MAX_PAGE_ROWS
 from metric_tracker_rl.models import MetricTrackerRlAction, MetricTrackerRlObservation
-from metric_tracker_rl.serving.debugger_forms import (
+from metric_tracker_rl.serving.debugger.forms import (
     ANNOTATION_COLOR,
     LINE_COLOR,
     SUBMISSION_COLUMNS,

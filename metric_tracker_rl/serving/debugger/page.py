@@ -1,11 +1,11 @@
 """The /web debugger: a thin Gradio page over the same WebSocket reset/step API that agents use.
 
-Every browser tab owns a `TabSession` (debugger_session.py) with its own connection to this server, so two tabs
+Every browser tab owns a `TabSession` (tabs.py) with its own connection to this server, so two tabs
 never share an episode and a person sees exactly what an agent gets. Charts are read once per reset from a second,
 short-lived session with the same settings, so drawing them costs the episode no steps. Ground truth appears only
 when the server runs in debug mode (observations then carry `debug`); nothing on the page can switch that on.
 
-The page is laid out part by part in debugger_layout.py; `DebuggerPage` holds the parts and handles their events.
+The page is laid out part by part in layout.py; `DebuggerPage` holds the parts and handles their events.
 """
 
 from __future__ import annotations
@@ -20,13 +20,11 @@ import pandas as pd
 
 from metric_tracker_rl import NAMED_TASK_ORDER, MetricTrackerRlAction
 from metric_tracker_rl.models import MetricTrackerRlObservation
-from metric_tracker_rl.serving import debugger_charts as charts
-from metric_tracker_rl.serving import debugger_cuboid as cuboids
-from metric_tracker_rl.serving import debugger_forms as forms
-from metric_tracker_rl.serving import debugger_layout as layout
 from metric_tracker_rl.serving import images
-from metric_tracker_rl.serving.debugger_queue import bound_visitors
-from metric_tracker_rl.serving.debugger_session import (
+from metric_tracker_rl.serving.debugger import charts, forms, layout
+from metric_tracker_rl.serving.debugger import cuboid as cuboids
+from metric_tracker_rl.serving.debugger.event_queue import bound_visitors
+from metric_tracker_rl.serving.debugger.tabs import (
     CONNECTION_ERRORS,
     DebuggerError,
     OpenTabs,
@@ -63,7 +61,7 @@ def add_favicon(app: Any) -> None:
 
 
 def build_debugger(name: str, title: str, self_url: str | None) -> tuple[gr.Blocks, Callable[[], None]]:
-    """The page. Every event runs as soon as it arrives, within its visitor's bounds (debugger_queue): a tab's
+    """The page. Every event runs as soon as it arrives, within its visitor's bounds (event_queue): a tab's
     events take turns through its own `TabSession`, and a tab that is still busy is told so at once. With it, the
     function that closes every open tab (for a server that stops)."""
     with gr.Blocks(title=title, **debugger_theme()) as demo:

@@ -2,7 +2,7 @@
 dimension) against its published baseline (the median of the same weekday in the other weeks), and its context
 tables, read with the SQL tool in a read-only session of the same episode (it costs the tab's episode no steps).
 
-Nothing here talks to the server; a tab's session (`debugger_session.py`) runs the queries these functions write.
+Nothing here talks to the server; a tab's session (`tabs.py`) runs the queries these functions write.
 """
 
 from __future__ import annotations

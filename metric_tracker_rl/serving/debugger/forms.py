@@ -1,7 +1,7 @@
 """The web debugger's forms and tables: observations in, the text and tables Gradio shows out, and the
 user's entries (reset settings, tool arguments, payload rows) back to actions.
 
-Nothing here talks to the server; `metric_tracker_rl/serving/debugger.py` wires these functions to Gradio events.
+Nothing here talks to the server; `page.py` wires these functions to Gradio events.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The /web debugger's page, part by part: the reset form, then one tab each for the charts, a cuboid, the
 analysis tools, the payload and the episode, and the ground-truth panel. Each builder lays its part out inside
-the page's `gr.Blocks` and returns its components, which `debugger.DebuggerPage` wires to events.
+the page's `gr.Blocks` and returns its components, which `page.DebuggerPage` wires to events.
 """
 
 from __future__ import annotations
@@ -10,9 +10,8 @@ from dataclasses import dataclass
 import gradio as gr
 
 from metric_tracker_rl import DEFAULT_TASK_ORDER, NAMED_TASK_ORDER
-from metric_tracker_rl.serving import debugger_charts as charts
-from metric_tracker_rl.serving import debugger_cuboid as cuboids
-from metric_tracker_rl.serving import debugger_forms as forms
+from metric_tracker_rl.serving.debugger import charts, forms
+from metric_tracker_rl.serving.debugger import cuboid as cuboids
 from metric_tracker_rl.spec.published import COUNT_COLUMNS, DIFFICULTIES, SCENARIO_FAMILIES
 from metric_tracker_rl.world.segments import SEGMENT_FIELDS
 

@@ -3,7 +3,7 @@
 OpenEnv's web interface (`create_web_interface_app`) serves one environment to every caller of `/web/reset`,
 `/web/step` and `/web/state`, and broadcasts each of its steps to every listener on `/ws/ui`; none of that can be
 made per visitor. So the app is OpenEnv's plain API app, and the debugger page is mounted here on its own: each
-tab plays its own episode over the same `/ws` sessions agents use (`debugger_session.TabSession`), so it counts
+tab plays its own episode over the same `/ws` sessions agents use (`tabs.TabSession`), so it counts
 against the tab's address in the per-client session cap and its SQL takes the same fair turns as any other
 client's. `/web/reset`, `/web/step`, `/web/state` and `/ws/ui` do not exist.
 
@@ -129,12 +129,12 @@ def mount_debugger(app: FastAPI, name: str, self_url: str | None) -> FastAPI:
     from fastapi.responses import JSONResponse, RedirectResponse
     from starlette.routing import Mount
 
-    from metric_tracker_rl.serving.debugger import add_favicon, build_debugger
-    from metric_tracker_rl.serving.debugger_queue import VisitorQueue
+    from metric_tracker_rl.serving.debugger.event_queue import VisitorQueue
+    from metric_tracker_rl.serving.debugger.page import add_favicon, build_debugger
     from metric_tracker_rl.serving.memory import limit_arenas
 
     limit_arenas()  # before the page's threads start (memory.py)
-    from metric_tracker_rl.serving.web_theme import offline_web_theme
+    from metric_tracker_rl.serving.debugger.theme import offline_web_theme
 
     async def to_page() -> RedirectResponse:
         return RedirectResponse(url=WEB_PATH + "/")
