@@ -8,7 +8,7 @@ import time
 import gradio as gr
 from starlette.routing import Mount
 
-from metric_tracker_rl.serving.quiet_queue import (
+from metric_tracker_rl.serving.debugger.quiet_queue import (
     BUSY_EVENT_POLL_S,
     BUSY_PROGRESS_POLL_S,
     IDLE_POLL_S,

@@ -24,7 +24,7 @@ from metric_tracker_rl.serving.debugger.forms import (
     format_number,
     rounded,
 )
-from metric_tracker_rl.serving.images import hex_rgb, png_bytes
+from metric_tracker_rl.serving.debugger.images import hex_rgb, png_bytes
 from metric_tracker_rl.spec.published import CONVERSION_METRIC_NAMES, CONVERSION_METRICS, COUNT_COLUMNS
 
 # --- chart data ---------------------------------------------------------------------------------------

@@ -31,9 +31,9 @@ from typing import Any
 import gradio as gr
 
 from metric_tracker_rl.serving.client_address import address_group
+from metric_tracker_rl.serving.debugger.memory import return_free_memory
+from metric_tracker_rl.serving.debugger.quiet_queue import QuietQueue
 from metric_tracker_rl.serving.debugger.tabs import TABS_PER_ADDRESS
-from metric_tracker_rl.serving.memory import return_free_memory
-from metric_tracker_rl.serving.quiet_queue import QuietQueue
 
 WAITING_PER_TAB = 4
 RUNNING_PER_ADDRESS = 2  # events run in threads that share one interpreter lock: more buys a visitor little

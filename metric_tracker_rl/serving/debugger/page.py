@@ -20,10 +20,10 @@ import pandas as pd
 
 from metric_tracker_rl import NAMED_TASK_ORDER, MetricTrackerRlAction
 from metric_tracker_rl.models import MetricTrackerRlObservation
-from metric_tracker_rl.serving import images
-from metric_tracker_rl.serving.debugger import charts, forms, layout
+from metric_tracker_rl.serving.debugger import charts, forms, images, layout
 from metric_tracker_rl.serving.debugger import cuboid as cuboids
 from metric_tracker_rl.serving.debugger.event_queue import bound_visitors
+from metric_tracker_rl.serving.debugger.quiet_queue import quiet_when_idle
 from metric_tracker_rl.serving.debugger.tabs import (
     CONNECTION_ERRORS,
     DebuggerError,
@@ -33,7 +33,6 @@ from metric_tracker_rl.serving.debugger.tabs import (
     close_session,
     own_base_url,
 )
-from metric_tracker_rl.serving.quiet_queue import quiet_when_idle
 from metric_tracker_rl.spec.tasks import TASKS
 from metric_tracker_rl.world.segments import SEGMENT_FIELDS
 
