@@ -53,6 +53,17 @@ def test_every_subpackage_and_root_module_is_a_layer_of_the_one_way_contract() -
     assert named == subpackages | root_modules
 
 
+def test_the_client_side_wall_names_whole_packages_and_root_modules() -> None:
+    """The client side is named by top-level units of the package (every adapter by `adapters`), so a module added
+    to one of them is behind the wall without anyone listing it."""
+    contracts = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["importlinter"]["contracts"]
+    client_side = next(contract for contract in contracts if contract["name"].startswith("The client side"))
+    units = {path.stem if path.suffix else path.name for path in (ROOT / "metric_tracker_rl").iterdir()
+             if path.suffix == ".py" or (path / "__init__.py").exists()}
+    named = [source.removeprefix("metric_tracker_rl.") for source in client_side["source_modules"]]
+    assert set(named) <= units and "adapters" in named, named
+
+
 def test_a_contract_breaks_on_an_indirect_import_inside_a_function(tmp_path: Path) -> None:
     """The linter follows imports through other modules and inside function bodies (where the package imports
     lazily): the contracts above would pass for nothing if it missed either."""
