@@ -1,3 +1,3 @@
-"""What this package reads of its dependencies beyond their documented API, one module per dependency, each
-checked against the installed version by a contract test. It sits below every other layer: it imports nothing of
-the package, so the client, the server and the adapters all read the same internals the same way."""
+"""What the package reads of a dependency beyond its documented API: `openenv` holds every such use of OpenEnv,
+checked against the installed release by `tests/test_openenv_contract.py`. It is the bottom layer: it imports
+nothing of the package, so the client and the server read OpenEnv's internals through the same functions."""
