@@ -89,10 +89,9 @@ def test_a_tier_name_a_tool_gives_must_be_a_tier() -> None:
     assert "never_registered" not in TOOL_REGISTRY
 
 
-def docs_tool_example() -> str:
+def docs_tool_example(section: str = "## Writing a tool") -> str:
     text = (ROOT / "docs" / "tools.md").read_text()
-    section = text.split("## Writing a tool", 1)[1]
-    return re.search(r"```python\n(.*?)```", section, re.S).group(1)
+    return re.search(r"```python\n(.*?)```", text.split(section, 1)[1], re.S).group(1)
 
 
 def test_the_docs_example_is_one_module_named_as_its_tool() -> None:
@@ -142,3 +141,14 @@ def assert_weekday_means_answer() -> None:
     assert len(outcome.result["means"]) == 7
     bad = run_tool("get_weekday_means", public, {"column": "revenue"})
     assert not bad.ok and "valid:" in bad.error and "app_opens" in bad.error
+
+
+def test_the_docs_checking_block_runs_on_the_docs_example_tool() -> None:
+    """The block that tells a third party how to check their tool runs as written, on the tool the docs write."""
+    try:
+        with scratch_tools("get_weekday_means"):
+            exec(compile(docs_tool_example(), "docs/tools.md", "exec"), {"__name__": "docs_example"})  # noqa: S102
+            exec(compile(docs_tool_example("## Checking a tool"), "docs/tools.md", "exec"),  # noqa: S102
+                 {"__name__": "docs_check"})
+    finally:
+        _catalogs.cache_clear()
