@@ -140,11 +140,19 @@ class LeakyEnvironment(MetricTrackerRlEnvironment):
         return observation
 
 
+class TruthlessEnvironment(MetricTrackerRlEnvironment):
+    """Debug mode switched off for good: the check has no truth to look for."""
+
+    def __init__(self, *, debug: bool = False) -> None:
+        super().__init__()
+
+
 @pytest.mark.parametrize(("make_env", "check", "expected"), [
     (OneEpisodeEnvironment, "seeding", "a different episode from each seed"),
     (UnseededEnvironment, "seeding", "the same episode from the same seed"),
     (LeakyEnvironment, "truth wall", "no label in what a client reads"),
-], ids=["one-episode", "unseeded", "leaky"])
+    (TruthlessEnvironment, "truth wall", "the truth in the observations of make_env(debug=True)"),
+], ids=["one-episode", "unseeded", "leaky", "truthless"])
 def test_a_tier_played_by_a_broken_environment_fails_the_check_that_names_it(make_env: Any, check: str,
                                                                               expected: str) -> None:
     with pytest.raises(CheckFailed) as failed:

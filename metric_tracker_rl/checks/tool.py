@@ -29,6 +29,7 @@ from metric_tracker_rl.checks.episodes import digest, public_episode
 from metric_tracker_rl.checks.failure import CheckFailed, require
 from metric_tracker_rl.spec.tiers import TIERS
 from metric_tracker_rl.view.tool_schemas import ModelTool, model_schema, schema_chars
+from metric_tracker_rl.world.public_episode import PublicEpisode
 
 # A tool's description: long enough to say when to use it, short enough for every tier's budget.
 DESCRIPTION_CHARS = (20, 110)
@@ -44,6 +45,7 @@ def check_tool(name: str, tools: Mapping[str, ToolSpec] = TOOL_REGISTRY, seed: i
     require(spec is not None, "registered", f"tool {name!r}", "a tool of the registry given", sorted(tools))
     assert spec is not None  # for the type checker: require raised otherwise
     subject = f"tool {name!r}"
+    require(bool(spec.answers_at), "answers only where registered", subject, "a tier it answers at", spec.answers_at)
     check_schema(spec, subject)
     check_model_text(spec, subject)
     check_schema_budget(spec, subject)
@@ -139,7 +141,7 @@ def _chars(tool: ModelTool) -> int:
     return len(json.dumps(tool.openai_schema()))
 
 
-def check_answers(spec: ToolSpec, tools: Mapping[str, ToolSpec], episode: Any, subject: str,
+def check_answers(spec: ToolSpec, tools: Mapping[str, ToolSpec], episode: PublicEpisode, subject: str,
                   tier: str) -> ToolOutcome:
     """The example answers at a tier the tool answers at, in plain JSON; the same call twice, the same answer."""
     outcome = _call(spec.name, episode, spec.example, tools, subject)
@@ -153,7 +155,7 @@ def check_answers(spec: ToolSpec, tools: Mapping[str, ToolSpec], episode: Any, s
     return outcome
 
 
-def check_errors_are_observations(spec: ToolSpec, tools: Mapping[str, ToolSpec], episode: Any,
+def check_errors_are_observations(spec: ToolSpec, tools: Mapping[str, ToolSpec], episode: PublicEpisode,
                                   subject: str) -> None:
     """Mistaken calls are error outcomes the agent reads, never exceptions: an argument the tool lacks gets the
     valid arguments named, and an unknown name in a text argument gets the valid values named."""
@@ -174,7 +176,7 @@ def _text_fields(spec: ToolSpec) -> list[str]:
     return [field for field, value in spec.example.items() if isinstance(value, str)]
 
 
-def _call(name: str, episode: Any, arguments: dict[str, Any], tools: Mapping[str, ToolSpec],
+def _call(name: str, episode: PublicEpisode, arguments: dict[str, Any], tools: Mapping[str, ToolSpec],
           subject: str) -> ToolOutcome:
     """One call; an exception out of the tool fails the check that errors are observations."""
     try:
