@@ -104,13 +104,13 @@ def test_a_tool_the_registry_lacks_is_named_with_the_registrys_tools() -> None:
 
 @pytest.mark.parametrize("tier", RESET_DIFFICULTIES)
 def test_every_tier_meets_the_contract(tier: str) -> None:
-    check_tier(tier, seeds=(0, 1))
+    check_tier(MetricTrackerRlEnvironment, tier, seeds=(0, 1))
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("tier", RESET_DIFFICULTIES)
 def test_every_tier_meets_the_contract_over_a_seed_sweep(tier: str) -> None:
-    check_tier(tier, seeds=range(2, 14))
+    check_tier(MetricTrackerRlEnvironment, tier, seeds=range(2, 14))
 
 
 class OneEpisodeEnvironment(MetricTrackerRlEnvironment):
@@ -156,13 +156,13 @@ class TruthlessEnvironment(MetricTrackerRlEnvironment):
 def test_a_tier_played_by_a_broken_environment_fails_the_check_that_names_it(make_env: Any, check: str,
                                                                               expected: str) -> None:
     with pytest.raises(CheckFailed) as failed:
-        check_tier("easy", seeds=(0, 1), make_env=make_env)
+        check_tier(make_env, "easy", seeds=(0, 1))
     assert failed.value.check == check and failed.value.expected == expected
     assert failed.value.subject.startswith("tier 'easy'")
 
 
 def test_a_tier_needs_two_seeds_and_a_known_name() -> None:
     with pytest.raises(CheckFailed, match="check 'seeding'.*two different seeds"):
-        check_tier("easy", seeds=(3, 3))
+        check_tier(MetricTrackerRlEnvironment, "easy", seeds=(3, 3))
     with pytest.raises(CheckFailed, match="tier 'expert': check 'registered'.*easy"):
-        check_tier("expert")
+        check_tier(MetricTrackerRlEnvironment, "expert")

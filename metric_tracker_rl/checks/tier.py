@@ -8,19 +8,35 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from metric_tracker_rl.analysis_tools import TOOL_REGISTRY
 from metric_tracker_rl.checks.failure import require
-from metric_tracker_rl.models import MetricTrackerRlAction, MetricTrackerRlObservation
-from metric_tracker_rl.serving.environment import MetricTrackerRlEnvironment
+from metric_tracker_rl.models import MetricTrackerRlAction, MetricTrackerRlObservation, MetricTrackerRlState
 from metric_tracker_rl.spec.published import RESET_DIFFICULTIES, row_key
 from metric_tracker_rl.spec.tiers import TIERS
 from metric_tracker_rl.view.tool_schemas import model_tools, schema_chars
 
-# An environment with its truth in every observation when made with debug=True (the environment's own switch, so
+
+class PlayableEnvironment(Protocol):
+    """What the check plays: the environment's side of OpenEnv's interface (the server's MetricTrackerRlEnvironment,
+    a subclass, a configured class)."""
+
+    def reset(self, seed: int | None = None, episode_id: str | None = None, **kwargs: Any
+              ) -> MetricTrackerRlObservation: ...
+
+    def step(self, action: MetricTrackerRlAction, timeout_s: float | None = None, **kwargs: Any
+             ) -> MetricTrackerRlObservation: ...
+
+    @property
+    def state(self) -> MetricTrackerRlState: ...
+
+    def close(self) -> None: ...
+
+
+# Makes an environment; with debug=True, one with its truth in every observation (the environment's own switch, so
 # the check reads the labels a debugging client would, and needs no generator of its own).
-EnvironmentMaker = Callable[..., MetricTrackerRlEnvironment]
+EnvironmentMaker = Callable[..., PlayableEnvironment]
 UNKNOWN_TOOL = "no_such_tool"
 
 
@@ -32,10 +48,9 @@ class Played:
     observations: tuple[MetricTrackerRlObservation, ...]
 
 
-def check_tier(tier: str, seeds: Sequence[int] = (0, 1), make_env: EnvironmentMaker = MetricTrackerRlEnvironment
-               ) -> None:
+def check_tier(make_env: EnvironmentMaker, tier: str, seeds: Sequence[int] = (0, 1)) -> None:
     """Check the tier `tier` on the episodes of `seeds` (two at least), played in environments `make_env()` builds
-    (a subclass, a wrapped or configured environment). Raises CheckFailed naming the first check it fails."""
+    (`make_env(debug=True)`: one that shows its truth). Raises CheckFailed naming the first check it fails."""
     subject = f"tier {tier!r}"
     require(tier in RESET_DIFFICULTIES, "registered", subject, f"one of {', '.join(RESET_DIFFICULTIES)}")
     require(len(set(seeds)) >= 2, "seeding", subject, "two different seeds at least to compare", list(seeds))
@@ -78,7 +93,7 @@ def probe_actions(tier: str) -> list[MetricTrackerRlAction]:
             MetricTrackerRlAction(analysis_method=first.name, analysis_args=first.example)]
 
 
-def play(env: MetricTrackerRlEnvironment, tier: str, seed: int) -> Played:
+def play(env: PlayableEnvironment, tier: str, seed: int) -> Played:
     """Reset to the seed's episode, step through the probe, then try a reset that must fail; close the env."""
     actions = probe_actions(tier)
     try:
