@@ -42,7 +42,8 @@ UNKNOWN_TOOL = "no_such_tool"
 
 @dataclass(frozen=True)
 class Played:
-    """One probe of an episode: each observation and the final state as JSON, the labels left out."""
+    """One probe of an episode: each observation and the final state as JSON (the debug payload and the episode id
+    left out), and the observations themselves."""
 
     texts: tuple[str, ...]
     observations: tuple[MetricTrackerRlObservation, ...]
@@ -55,7 +56,7 @@ def check_tier(make_env: EnvironmentMaker, tier: str, seeds: Sequence[int] = (0,
     require(tier in RESET_DIFFICULTIES, "registered", subject, f"one of {', '.join(RESET_DIFFICULTIES)}")
     require(len(set(seeds)) >= 2, "seeding", subject, "two different seeds at least to compare", list(seeds))
     check_tool_list(tier)
-    plays = {}
+    plays: dict[int, tuple[str, ...]] = {}
     for seed in seeds:
         with_truth, plain = play(make_env(debug=True), tier, seed), play(make_env(), tier, seed)
         where = f"{subject} seed {seed}"
@@ -66,9 +67,9 @@ def check_tier(make_env: EnvironmentMaker, tier: str, seeds: Sequence[int] = (0,
         check_truth_wall(plain, labels(truth or {}), where)
         check_errors_are_observations(plain, where)
         plays[seed] = plain.texts
-    firsts = {texts: seed for seed, texts in plays.items()}
-    require(len(firsts) == len(plays), "seeding", subject, "a different episode from each seed",
-            f"seeds {sorted(plays)} gave {len(firsts)} distinct episode(s)")
+    distinct = set(plays.values())
+    require(len(distinct) == len(plays), "seeding", subject, "a different episode from each seed",
+            f"seeds {sorted(plays)} gave {len(distinct)} distinct episode(s)")
 
 
 def check_tool_list(tier: str) -> int:
