@@ -7,10 +7,10 @@ import json
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from text_reader import read_observation
-from tool_contract import DESCRIPTION_CHARS
 
 from metric_tracker_rl import MetricSubmissionRow, MetricTrackerRlAction, PayloadGeneratorMethod
 from metric_tracker_rl.analysis_tools import GENERATOR_NAMES, TOOL_REGISTRY
+from metric_tracker_rl.checks.tool import DESCRIPTION_CHARS
 from metric_tracker_rl.serving.environment import MetricTrackerRlEnvironment
 from metric_tracker_rl.spec.published import DIFFICULTIES, ENTITY_NAMES
 from metric_tracker_rl.view.observation import render_observation
@@ -52,7 +52,7 @@ def test_one_tool_per_offered_registry_tool_then_the_two_submissions() -> None:
 
 
 def test_the_submission_tools_read_as_the_registry_tools_do() -> None:
-    """The registry's tools are held to their text by the tool contract (tests/tool_contract.py); the two
+    """The registry's tools are held to their text by the tool checker (metric_tracker_rl.checks); the two
     submission tools, in every tier's list, to the same."""
     low, high = DESCRIPTION_CHARS
     for tool in openai_tools()[-2:]:

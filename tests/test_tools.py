@@ -9,11 +9,11 @@ import re
 
 import pytest
 from core_helpers import REFERENCE_TOOL_NAMES, ROOT, episode, reset_episode
-from tool_contract import assert_plain_json
 
 from metric_tracker_rl import MetricSubmissionRow, MetricTrackerRlAction, PayloadGeneratorMethod
 from metric_tracker_rl.analysis_tools import TOOL_REGISTRY, available_analysis_methods, generate_rows, run_tool
 from metric_tracker_rl.analysis_tools.registry import DEFAULT_PAGE_ROWS, MAX_PAGE_ROWS
+from metric_tracker_rl.checks import check_plain_json
 from metric_tracker_rl.serving.environment import MetricTrackerRlEnvironment
 from metric_tracker_rl.spec.published import CONVERSION_METRIC_NAMES
 from metric_tracker_rl.world.context import CONTEXT_TABLES
@@ -206,7 +206,7 @@ def test_results_are_plain_json(scenario: dict) -> None:
     for name, arguments in calls_to_sweep(public):
         outcome = run_tool(name, public, arguments)
         assert outcome.ok, (name, arguments, outcome.error)
-        assert_plain_json(outcome.result, f"{name}({arguments})")
+        check_plain_json(outcome.result, f"{name}({arguments})")
         json.dumps(outcome.result, allow_nan=False)
 
 

@@ -326,6 +326,20 @@ class DeepExpertAgent(FrontierExpertAgent):
         if self.leaf_check:
             self._drop_blips()
         self.results["rates"] = [*(self.localised or []), *self._lasting()]
+        reports, duplicates = self._signature_reports()
+        blocks, shaped_share = self._hour_blocks()
+        rest = self._rate_breaks(reports, self._explained_keys(reports, duplicates), blocks, shaped_share)
+        self.results["rates"] = rest
+        reports += self._cell_pair_outages(reports)
+        reports += self._cuboid_outages(reports, shaped_share)
+        reports += classify.cuboid_runs(self, POOLED_RUN_Z if self.leaf_check else None)
+        reports += self._single_date_shifts(reports, rest)
+        reports = [r for r in reports if not self._explained(r)]
+        return sorted(self._with_change_points(reports), key=lambda r: r.date)
+
+    def _signature_reports(self) -> tuple[list[Report], dict[str, Report]]:
+        """The incidents a signature of their own names: hourly breaks and outages, web duplicates (returned apart
+        too, as they explain the steps beside their event), release regressions and cell breaks."""
         hourly: dict[str, Report] = {}
         classify.funnel_breaks(self, hourly)
         classify.outages(self, hourly)
@@ -341,12 +355,20 @@ class DeepExpertAgent(FrontierExpertAgent):
             regressions.update({f"{r.date} {r.entity_name}": r for r in pooled if (r.date, r.entity_name) not in found})
         reports = [*hourly.values(), *duplicates.values(), *regressions.values(),
                    *classify.cell_breaks(self, hourly, self.localised)]
-        # An event logged twice moves the step into it up and the step out of it down.
-        explained_keys = {(r.date, r.entity_name) for r in reports} | {
+        return reports, duplicates
+
+    @staticmethod
+    def _explained_keys(reports: list[Report], duplicates: dict[str, Report]) -> set[tuple[str, str]]:
+        """The (date, step) keys the signatures explain: their own, and around an event logged twice, which moves
+        the step into it up and the step out of it down."""
+        return {(r.date, r.entity_name) for r in reports} | {
             (r.date, step) for r in duplicates.values() for step, num, den in STEPS
             if r.entity_name in (STEP_INTO_EVENT.get(step), EVENT_OF[den])}
-        # A break lasts hours: its fall sits in a block of them, on a date whose neighbours did not fall on that
-        # step (a level shift's run), unless nearly all of it sits there.
+
+    def _hour_blocks(self) -> tuple[set[tuple[str, str]], dict[tuple[str, str], float]]:
+        """The (date, step) falls that sit in a block of hours, and every shaped fall's share in its block. A break
+        lasts hours: its fall sits in a block of them, on a date whose neighbours did not fall on that step (a level
+        shift's run), unless nearly all of it sits there."""
         day_of = {date: day for day, date in enumerate(self.dates)}
         fell = {(day_of.get(str(row["date"])), row["entity_name"]) for row in self.results["rates"]
                 if row["change"] < 0}
@@ -357,6 +379,12 @@ class DeepExpertAgent(FrontierExpertAgent):
                           (day_of.get(str(row["date"]), -9) + step, row["entity_name"]) in fell for step in (-1, 1))))}
         shaped_share = {(str(row["date"]), row["entity_name"]): row["block_share"] for row in shape
                         if row.get("block_share") is not None}
+        return blocks, shaped_share
+
+    def _rate_breaks(self, reports: list[Report], explained_keys: set[tuple[str, str]],
+                     blocks: set[tuple[str, str]], shaped_share: dict[tuple[str, str], float]) -> list[dict[str, Any]]:
+        """Add to `reports` a funnel break for each unexplained rate fall in a block of hours; return the falls
+        left (neither explained nor a break)."""
         rest = []
         for row in self.results["rates"]:
             key = (str(row["date"]), row["entity_name"])
@@ -372,42 +400,48 @@ class DeepExpertAgent(FrontierExpertAgent):
                 reports.append(Report(key[0], "funnel_step", key[1], "funnel_break", *segment_of(row)))
                 continue
             rest.append(row)
-        self.results["rates"] = rest
-        # A platform and country together whose opens collapsed in a block of hours, on a date neither alone showed
-        # an outage (diluted there), and whose other hours did not gain the opens lost (a small cell's timing shift
-        # moves its evening into hours too quiet to count as risen): the outage of that cell pair.
+        return rest
+
+    def _cell_pair_outages(self, reports: list[Report]) -> list[Report]:
+        """A platform and country together whose opens collapsed in a block of hours, on a date neither alone showed
+        an outage (diluted there), and whose other hours did not gain the opens lost (a small cell's timing shift
+        moves its evening into hours too quiet to count as risen): the outage of that cell pair."""
         outage_dates = {r.date for r in reports if r.entity_name == "app_opens"}
         cells = [row for row in self.results["cell hours"] if str(row["date"]) not in outage_dates
                  and row["n_low"] >= 2 and row["n_high"] <= 1 and classify.one_block(str(row["low_hours"]))
                  and (row.get("kept") is None or row["kept"] < KEPT_AT_MOST)]
+        outages = []
         for date in sorted({str(row["date"]) for row in cells}):
             top = max((row for row in cells if str(row["date"]) == date), key=lambda row: row["n_low"])
-            reports.append(Report(date, "event_count", "app_opens", "absolute_drop_in_event_count",
+            outages.append(Report(date, "event_count", "app_opens", "absolute_drop_in_event_count",
                                   top["platform"], top["country"]))
-        # Opens lost in a block of hours of a cuboid no hourly scan named: an outage (a demand swing lasts the day).
+        return outages
+
+    def _cuboid_outages(self, reports: list[Report], shaped_share: dict[tuple[str, str], float]) -> list[Report]:
+        """Opens lost in a block of hours of a cuboid no hourly scan named: an outage (a demand swing lasts the
+        day)."""
         outage_dates = {r.date for r in reports if r.entity_name == "app_opens"}
-        reports += [Report(str(row["date"]), "event_count", "app_opens", "absolute_drop_in_event_count",
-                           *segment_of(row)) for row in self.count_falls
-                    if shaped_share.get((str(row["date"]), "app_opens"), 0.0) >= SURE_BLOCK_SHARE
-                    and str(row["date"]) not in outage_dates]
-        reports += classify.cuboid_runs(self, POOLED_RUN_Z if self.leaf_check else None)
-        # A fall on one date only, strong and all day, is a level shift too (at deep some last a single date). The
-        # brief says such a one-date shift only sits on another incident's date: where the noise model is published
-        # (the leaf check), one on a date nothing else was found needs deep's bar (near the pooled bar, it is
-        # likelier the noise of some ten thousand tests than the one date of a run the scan saw once).
+        return [Report(str(row["date"]), "event_count", "app_opens", "absolute_drop_in_event_count",
+                       *segment_of(row)) for row in self.count_falls
+                if shaped_share.get((str(row["date"]), "app_opens"), 0.0) >= SURE_BLOCK_SHARE
+                and str(row["date"]) not in outage_dates]
+
+    def _single_date_shifts(self, reports: list[Report], rest: list[dict[str, Any]]) -> list[Report]:
+        """A fall on one date only, strong and all day, is a level shift too (at deep some last a single date). The
+        brief says such a one-date shift only sits on another incident's date: where the noise model is published
+        (the leaf check), one on a date nothing else was found needs deep's bar (near the pooled bar, it is
+        likelier the noise of some ten thousand tests than the one date of a run the scan saw once)."""
         taken = {(r.date, r.entity_name) for r in reports}
         found_dates = {r.date for r in reports}
 
         def single_z(date: str) -> float:
             return SINGLE_DATE_POOLED_Z if self.leaf_check and date in found_dates else SINGLE_DATE_Z
 
-        reports += [Report(str(row["date"]), "conversion_rate", row["entity_name"], "rate_drop_from_median",
-                           *segment_of(row)) for row in rest
-                    if row["z"] <= -single_z(str(row["date"])) and (str(row["date"]), row["entity_name"]) not in taken
-                    and row["entity_name"] != STEPS[0][0]  # a first step's fall on one date is bots
-                    and str(row["date"]) not in self.holidays and row.get("app_version") is None]
-        reports = [r for r in reports if not self._explained(r)]
-        return sorted(self._with_change_points(reports), key=lambda r: r.date)
+        return [Report(str(row["date"]), "conversion_rate", row["entity_name"], "rate_drop_from_median",
+                       *segment_of(row)) for row in rest
+                if row["z"] <= -single_z(str(row["date"])) and (str(row["date"]), row["entity_name"]) not in taken
+                and row["entity_name"] != STEPS[0][0]  # a first step's fall on one date is bots
+                and str(row["date"]) not in self.holidays and row.get("app_version") is None]
 
     def _with_change_points(self, reports: list[Report]) -> list[Report]:
         """Each weeks-long fall the change-point scan found, as a row on every date of its run in its cuboid, in
