@@ -205,7 +205,7 @@ def every_transport_server() -> Iterator[str]:
 
 
 def test_sixty_four_http_sessions_cannot_fill_the_server(every_transport_server: str) -> None:
-    """The issue's lock-out: one client POSTing openenv/session/create gets its cap, no more, and everyone else
+    """A lock-out attempt: one client POSTing openenv/session/create gets its cap, no more, and everyone else
     still gets sessions on every transport."""
     url = every_transport_server
     with http_client(GREEDY) as greedy, http_client(POLITE) as polite:

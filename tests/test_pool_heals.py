@@ -295,7 +295,7 @@ def open_session(url: str, source: str = "127.0.0.1") -> ClientConnection:
 
 @pytest.mark.slow
 def test_a_server_whose_workers_die_during_start_up_answers_observations_and_heals() -> None:
-    """The issue's attack: every new SQL worker SIGKILLed before it is ready, six times (and the server's
+    """An attack: every new SQL worker SIGKILLed before it is ready, six times (and the server's
     pool used to give up after three)."""
     with server_process({"SQL_WORKERS": "2"}) as (url, pid), open_session(url) as ws:
         killed: list[int] = []

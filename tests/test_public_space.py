@@ -34,7 +34,7 @@ MIB = 1024 * 1024
 RESET = {"type": "reset", "data": {"task_id": "easy_two_spikes"}}
 CHEAP_QUERY = {"type": "step", "data": {"analysis_method": "query", "analysis_args": {"sql": "SELECT 1 AS one"}}}
 FULL_IDLE_S = 3
-# The frame: about 60,000 tiny objects, well under the 1 MiB cap.
+# A dense frame: about 60,000 tiny objects, well under the 1 MiB cap.
 DENSE_ROWS = [{"d": 0}] * 60_000
 DENSE_STEP = json.dumps({"type": "step", "data": {"classifications": DENSE_ROWS}})
 DENSE_BODIES = {"/step": {"action": {"classifications": DENSE_ROWS}}, "/reset": {"seed": 1, "x": DENSE_ROWS},

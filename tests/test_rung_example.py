@@ -34,10 +34,6 @@ def test_the_episode_fits_the_rule_that_chose_it(example: dict) -> None:
     assert sum(loss["points"] for loss in example["scan_losses"]) == pytest.approx(1 - scan["score"], abs=0.02)
 
 
-def test_the_page_links_from_the_calibration_page() -> None:
-    assert "abyss_episode.md" in (ROOT / "docs" / "calibration.md").read_text()
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("agent", ["expert", "scan_analyst"])
 def test_each_play_replays_to_the_same_texts_and_score(example: dict, agent: str) -> None:

@@ -43,9 +43,9 @@ STOPPED = r"time limit and was stopped|more memory than a query may use"
 NOT_ALLOWED = r"statement( \([A-Z]+ \.\.\.\))? is not allowed\. Allowed: one read-only SELECT"
 UNCLASSIFIED = r"^query: an? [A-Z ]+ statement"
 
-# (sql, what the message says). The first rows are the issue's table; the rest are ours.
+# (sql, what the message says): nine known attacks first, then other ways of writing them and other statements.
 CASES: list[tuple[str, str]] = [
-    # the issue's table
+    # the known attacks: DML inside a CTE, an unclassified statement, statements that outgrow the time or memory
     ("WITH x AS (DELETE FROM daily RETURNING *) SELECT * FROM x", REFUSED_DML),
     ("WITH x AS (UPDATE daily SET app_opens = 0 RETURNING *) SELECT * FROM x", REFUSED_DML),
     ("WITH x AS (INSERT INTO daily SELECT * FROM daily RETURNING *) SELECT count(*) FROM x", REFUSED_DML),
@@ -152,8 +152,8 @@ def rss_mb() -> float:
         return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
-def test_there_are_the_issues_rows_and_forty_more() -> None:
-    """The issue asks for its table's rows and at least 40 cases of our own."""
+def test_there_are_the_known_attacks_and_forty_more() -> None:
+    """The nine known attacks, and at least 40 more cases, none repeated."""
     assert len(CASES) >= 9 + 40 and len({sql for sql, _ in CASES}) == len(CASES)
 
 
@@ -173,7 +173,7 @@ def test_each_case_is_an_error_observation_that_costs_one_step(env: MetricTracke
 
 
 def test_memory_held_across_queries_is_never_more_than_the_tables() -> None:
-    """The issue's attack: the CTE trick repeated to grow a session's tables while other sessions run. Here it is
+    """An attack: the CTE trick repeated to grow a session's tables while other sessions run. Here it is
     refused every time, the tables keep their size, and another session's query keeps working."""
     attacker, other = frontier_environment(), frontier_environment()
     try:

@@ -223,7 +223,7 @@ WAREHOUSE_SAMPLE_RATE = 1 / 48  # the share of the world's sessions a warehouse 
 # The warehouse's step budget, from its expert's need: its most calls in an episode (tests/test_warehouse_budget.py
 # holds the expert to it), two and a half times over, rounded up to five: room for a model's reading of columns,
 # its own scans and a check on each candidate (abyss's 40 steps are about as many times the 15 calls of its
-# expert's example episode, docs/abyss_episode.md).
+# expert's example episode, lab/docs/abyss_episode.md).
 WAREHOUSE_EXPERT_CALLS = 12
 WAREHOUSE_MAX_STEPS = 5 * math.ceil(WAREHOUSE_EXPERT_CALLS * 2.5 / 5)
 
