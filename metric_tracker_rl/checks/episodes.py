@@ -7,6 +7,7 @@ import dataclasses
 import hashlib
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -26,6 +27,14 @@ def public_episode(tier: str, seed: int) -> Iterator[PublicEpisode]:
         yield public
     finally:
         public.close()
+
+
+@lru_cache(maxsize=4)
+def refusing_episode(tier: str, seed: int) -> PublicEpisode:
+    """An episode a tool is checked to refuse: its tier is all the check reads, so one is built per tier and seed and
+    shared (a warehouse episode takes about a second to build, and most tools refuse there)."""
+    config = resolve_episode_config(difficulty=tier, seed=seed)
+    return build_episode(TIERS[config.difficulty], config).public
 
 
 def digest(public: PublicEpisode) -> str:

@@ -25,7 +25,7 @@ from metric_tracker_rl.analysis_tools.registry import (
     offered_fields,
     run_tool,
 )
-from metric_tracker_rl.checks.episodes import digest, public_episode
+from metric_tracker_rl.checks.episodes import digest, public_episode, refusing_episode
 from metric_tracker_rl.checks.failure import CheckFailed, require
 from metric_tracker_rl.spec.tiers import TIERS
 from metric_tracker_rl.view.tool_schemas import ModelTool, model_schema, schema_chars
@@ -192,8 +192,9 @@ def check_silent_tiers(spec: ToolSpec, tools: Mapping[str, ToolSpec], seed: int,
     silent = [tier for tier in EVERY_TIER if tier not in spec.answers_at]
     if not silent:
         return
-    with public_episode(silent[0], seed) as episode:
-        refused = _call(spec.name, episode, spec.example, tools, subject)
+    episode = refusing_episode(silent[0], seed)
+    refused = _call(spec.name, episode, spec.example, tools, subject)
+    episode.close()  # whatever the call opened
     require(not refused.ok and bool(refused.error), "answers only where registered", f"{subject} at {silent[0]}",
             "an error observation at a tier it does not answer at", refused)
 
