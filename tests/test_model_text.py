@@ -32,7 +32,6 @@ from metric_tracker_rl.spec.published import (
     SEGMENTED_DIFFICULTIES,
 )
 from metric_tracker_rl.spec.tasks import TASKS, resolve_episode_config
-from metric_tracker_rl.spec.tiers import TIERS
 from metric_tracker_rl.view.observation import render_observation
 from metric_tracker_rl.view.prompt import SYSTEM_PROMPT, first_prompt
 from metric_tracker_rl.view.tool_schemas import SUBMIT_GENERATORS, SUBMIT_REPORT, model_tools, tool_action
@@ -332,7 +331,7 @@ def test_an_hourly_mix_comparison_defines_its_values_and_they_hold(reset: dict) 
 @given(seed=st.integers(0, 10**6), difficulty=st.sampled_from(DIFFICULTIES))
 def test_the_brief_states_what_may_be_inferred_about_the_count_and_it_holds(seed: int, difficulty: str) -> None:
     config = resolve_episode_config(seed=seed, difficulty=difficulty)
-    episode = build_episode(TIERS[config.difficulty], config)
+    episode = build_episode(config)
     dates = episode.public.data.dates
     observation = MetricTrackerRlObservation(status="ready", message="Episode ready: x", objective="x",
                                              window=EpisodeWindow(first_date=dates[0], last_date=dates[-1],

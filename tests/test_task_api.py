@@ -26,7 +26,6 @@ from metric_tracker_rl.spec.task_splits import (
     TrainBlock,
     UnknownSplitError,
     get_split,
-    resolve_reset,
     task_range,
     train_task,
 )
@@ -114,7 +113,7 @@ def test_a_task_is_the_reset_arguments_that_start_it(split: str, data: st.DataOb
     by_reference = MetricTrackerRlEnvironment().reset(split=split, index=index)
     assert by_arguments.status == by_reference.status == "ready", by_arguments.message
     assert by_arguments.config == by_reference.config
-    assert resolve_episode_config(**task) == resolve_reset(split=split, index=index)
+    assert resolve_episode_config(**task) == resolve_episode_config(split=split, index=index)
     assert by_arguments.config["seed"] == _seed(task)
 
 

@@ -10,14 +10,13 @@ from metric_tracker_rl.analysis_tools import TOOL_REGISTRY
 from metric_tracker_rl.generation.anomalies import FAMILY_REGISTRY
 from metric_tracker_rl.serving.environment import MetricTrackerRlEnvironment
 from metric_tracker_rl.spec.tasks import (
-    ANOMALY_COUNT_RANGE,
-    MAX_ANOMALIES,
     MAX_DENSITY,
     RESET_KEYS,
     TASK_ALIASES,
     TASKS,
     resolve_episode_config,
 )
+from metric_tracker_rl.spec.tiers import TIERS
 
 TASK_DIFFICULTIES = {"easy_two_spikes": "easy", "medium_mixed_three": "medium", "hard_mixed_multi": "hard",
                      "frontier_segments": "frontier", "deep_cuboids": "deep", "abyss_faint_cuboids": "abyss"}
@@ -65,7 +64,8 @@ BAD_RESETS = [
     ({"scenario_family": "chaos"}, ["mixed", "null", "funnel_break"]),
     ({"seed": -1}, ["seed", "between 0 and"]),
     ({"seed": "x"}, ["seed", "non-negative"]),
-    ({"difficulty": "hard", "anomaly_count": MAX_ANOMALIES["hard"] + 1}, ["anomaly_count", str(MAX_ANOMALIES["hard"])]),
+    ({"difficulty": "hard", "anomaly_count": TIERS["hard"].max_incidents + 1},
+     ["anomaly_count", str(TIERS["hard"].max_incidents)]),
     ({"anomaly_density": 0.9}, ["anomaly_density", str(MAX_DENSITY)]),
     ({"anomaly_density": -0.1}, ["anomaly_density", str(MAX_DENSITY)]),
     ({"task_id": "expert_task"}, list(DEFAULT_TASK_ORDER)),
@@ -97,9 +97,9 @@ def test_overrides_apply_on_top_of_a_task() -> None:
     assert obs.submissions_remaining == 5
 
 
-@pytest.mark.parametrize("difficulty", sorted(ANOMALY_COUNT_RANGE))
+@pytest.mark.parametrize("difficulty", sorted(name for name, tier in TIERS.items() if tier.count_range is not None))
 def test_seeded_resets_show_the_count_range_and_draw_every_count_in_it(difficulty: str) -> None:
-    low, high = ANOMALY_COUNT_RANGE[difficulty]
+    low, high = TIERS[difficulty].count_range
     env = MetricTrackerRlEnvironment()
     drawn = set()
     for seed in range(60):  # until every count is drawn
