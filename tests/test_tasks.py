@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 from core_helpers import reset_episode
 
@@ -14,6 +16,7 @@ from metric_tracker_rl.spec.tasks import (
     RESET_KEYS,
     TASK_ALIASES,
     TASKS,
+    EpisodeConfig,
     resolve_episode_config,
 )
 from metric_tracker_rl.spec.tiers import TIERS
@@ -152,3 +155,36 @@ def test_a_former_task_id_starts_the_same_episode_under_the_new_id(former: str, 
         task_id=task_id)
     assert by_former.status == "ready" and by_former.task_id == task_id
     assert by_former.config == by_id.config and by_former.instruction == by_id.instruction
+
+
+@pytest.mark.parametrize(("change", "names"), [
+    ({"max_steps": 0}, ["max_steps", "between 1 and 500"]),
+    ({"anomaly_density": 0.9}, ["anomaly_density", str(MAX_DENSITY)]),
+    ({"anomaly_count": 99}, ["anomaly_count", str(TIERS["deep"].max_incidents)]),
+    ({"incident_kinds": ("country_bots", "nope")}, ["unknown incident kind", "'nope'", "level_shift"]),
+    ({"dimensions": ("channel",)}, ["dimensions", "platform", "user_type"]),
+    ({"scenario_family": "spikes"}, ["scenario_family", "mixed"]),
+])
+def test_a_config_is_checked_however_it_is_made(change: dict, names: list[str]) -> None:
+    """The reset model validates itself: a config changed in code, or read back from a visible config, meets the
+    checks a reset's arguments meet, with the message that names what is valid."""
+    config = resolve_episode_config(seed=3, difficulty="deep")
+    with pytest.raises(ValueError) as raised:
+        replace(config, **change)
+    assert all(name in str(raised.value) for name in names), raised.value
+    shown = {name: list(value) if isinstance(value, tuple) else value for name, value in change.items()}
+    with pytest.raises(ValueError) as again:
+        EpisodeConfig.from_public({**config.public_dict(), **shown})
+    assert all(name in str(again.value) for name in names), again.value
+
+
+def test_a_reset_resolves_to_a_config_that_carries_its_tier() -> None:
+    """The tier is looked up once, from the difficulty in any case, or from a Task API task, and travels with the
+    config to the generator."""
+    assert resolve_episode_config(difficulty="DEEP", seed=2).tier is TIERS["deep"]
+    task = resolve_episode_config(split="eval", index=5)  # the eval split's first calibration seed
+    assert task.tier is TIERS["easy"] and task == resolve_episode_config(seed=10_000, difficulty="easy")
+    assert get_task_spec("deep_cuboids").config.tier is TIERS["deep"]
+    assert EpisodeConfig.from_public(task.public_dict()) == task
+    with pytest.raises(ValueError, match="unknown tier 'nope'"):
+        EpisodeConfig.from_public({**task.public_dict(), "difficulty": "nope"})

@@ -132,7 +132,7 @@ class EpisodeConfig:
         data = {name: value for name, value in visible.items() if name not in ("held_out", "difficulty")}
         if data.get("anomaly_count_range") is not None:
             data["anomaly_count_range"] = tuple(data["anomaly_count_range"])
-        return cls(tier=TIERS[visible["difficulty"]], **data)
+        return cls(tier=TIERS[str(visible.get("difficulty"))], **data)
 
 
 # The visible config's fields: the tier shows as its name, where the tier field stands.
