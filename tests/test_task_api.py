@@ -15,18 +15,23 @@ from metric_tracker_rl.serving.environment import MetricTrackerRlEnvironment
 from metric_tracker_rl.spec.published import DIFFICULTIES
 from metric_tracker_rl.spec.task_splits import (
     CALIBRATION_SEED_BASE,
+    EVAL_SCHEDULE,
     EVAL_SEEDS_PER_DIFFICULTY,
     NULL_EVERY,
     SPLITS,
+    TIER_TRAIN_TASKS,
     TRAIN_SCHEDULE,
     TRAIN_SEED_BASE,
     TRAIN_TASK_COUNT,
     UNTUNED_FIRST_OFFSET,
+    EvalBlock,
     TaskIndexError,
     TrainBlock,
     UnknownSplitError,
+    eval_schedule,
     get_split,
     task_range,
+    train_schedule,
     train_task,
 )
 from metric_tracker_rl.spec.tasks import TASKS, resolve_episode_config
@@ -63,6 +68,13 @@ def test_eval_is_every_named_task_and_the_calibration_sweep_with_no_published_in
     assert {t.get("scenario_family") for t in eval_tasks} == {None, "null"}
 
 
+def test_listing_a_tier_appends_its_sweep_to_eval() -> None:
+    """The eval split's blocks are the published ones, then a sweep for each listed tier they do not sweep."""
+    assert eval_schedule(DIFFICULTIES) == EVAL_SCHEDULE
+    extended = eval_schedule((*DIFFICULTIES, "scratch_tier"))
+    assert extended[:-1] == EVAL_SCHEDULE and extended[-1] == EvalBlock(sweep="scratch_tier")
+
+
 def test_train_and_eval_share_no_episode() -> None:
     train, evaluation = task_range("train"), task_range("eval")
     train_seeds, eval_seeds = {_seed(t) for t in train}, {_seed(t) for t in evaluation}
@@ -87,17 +99,18 @@ def test_the_published_train_schedule_starts_as_it_was_published() -> None:
                                          enumerate(("easy", "medium", "hard", "frontier", "easy"))]
 
 
-def test_adding_a_tier_changes_no_train_task() -> None:
-    """A tier is added by appending its block: every existing train task keeps its seed and difficulty, and the
-    new tier's tasks take seeds no existing task has."""
-    extended = (*TRAIN_SCHEDULE, TrainBlock(500, ("scratch_tier",)))
+def test_listing_a_tier_changes_no_train_task() -> None:
+    """A listed tier gets its block appended (derived from the listed tiers): every existing train task keeps its
+    seed and difficulty, and the new tier's tasks take seeds no existing task has."""
+    extended = train_schedule((*DIFFICULTIES, "scratch_tier"))
+    assert extended[:-1] == TRAIN_SCHEDULE and extended[-1] == TrainBlock(TIER_TRAIN_TASKS, ("scratch_tier",))
     existing = task_range("train")
     assert [train_task(i, extended) for i in range(TRAIN_TASK_COUNT)] == existing
-    added = [train_task(TRAIN_TASK_COUNT + i, extended) for i in range(500)]
+    added = [train_task(TRAIN_TASK_COUNT + i, extended) for i in range(TIER_TRAIN_TASKS)]
     assert {t["difficulty"] for t in added} == {"scratch_tier"}
     assert not {t["seed"] for t in added} & {t["seed"] for t in existing}
     with pytest.raises(TaskIndexError):
-        train_task(TRAIN_TASK_COUNT + 500, extended)
+        train_task(TRAIN_TASK_COUNT + TIER_TRAIN_TASKS, extended)
     with pytest.raises(TaskIndexError):
         train_task(-1)
 

@@ -41,10 +41,15 @@ class TrainBlock:
 # trainer's recorded task indices would then name other episodes.
 FIRST_TRAIN_BLOCK = TrainBlock(6_000, ("easy", "medium", "hard", "frontier"))
 TIER_TRAIN_TASKS = 2_000
-TRAIN_SCHEDULE: tuple[TrainBlock, ...] = (
-    FIRST_TRAIN_BLOCK,
-    *(TrainBlock(TIER_TRAIN_TASKS, (name,)) for name in DIFFICULTIES if name not in FIRST_TRAIN_BLOCK.difficulties),
-)
+
+
+def train_schedule(listed: tuple[str, ...]) -> tuple[TrainBlock, ...]:
+    """The train blocks of the `listed` difficulties, in their order."""
+    later = (name for name in listed if name not in FIRST_TRAIN_BLOCK.difficulties)
+    return (FIRST_TRAIN_BLOCK, *(TrainBlock(TIER_TRAIN_TASKS, (name,)) for name in later))
+
+
+TRAIN_SCHEDULE = train_schedule(DIFFICULTIES)
 # Listed in full by list_tasks; any seed from TRAIN_SEED_BASE + TRAIN_TASK_COUNT on is a further training episode.
 TRAIN_TASK_COUNT = sum(block.count for block in TRAIN_SCHEDULE)
 CALIBRATION_SEED_BASE = {name: tier.calibration_seed_base for name, tier in TIERS.items()}
@@ -110,11 +115,15 @@ PUBLISHED_EVAL_BLOCKS: tuple[EvalBlock, ...] = (
     *(EvalBlock(sweep=difficulty) for difficulty in ("easy", "medium", "hard", "frontier", "deep", "abyss")),
     EvalBlock(task_ids=("abyss_faint_cuboids",)),
 )
-EVAL_SCHEDULE: tuple[EvalBlock, ...] = (
-    *PUBLISHED_EVAL_BLOCKS,
-    *(EvalBlock(sweep=name) for name in DIFFICULTIES
-      if name not in {block.sweep for block in PUBLISHED_EVAL_BLOCKS}),
-)
+
+
+def eval_schedule(listed: tuple[str, ...]) -> tuple[EvalBlock, ...]:
+    """The eval blocks of the `listed` difficulties, in their order."""
+    swept = {block.sweep for block in PUBLISHED_EVAL_BLOCKS}
+    return (*PUBLISHED_EVAL_BLOCKS, *(EvalBlock(sweep=name) for name in listed if name not in swept))
+
+
+EVAL_SCHEDULE = eval_schedule(DIFFICULTIES)
 
 
 @dataclass(frozen=True)
