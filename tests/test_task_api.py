@@ -41,6 +41,7 @@ SPLIT_SIZES = {"train": TRAIN_TASK_COUNT,
                "eval": len(NAMED_TASK_ORDER) + len(DIFFICULTIES) * EVAL_SEEDS_PER_DIFFICULTY}
 # The eval split as it was published with five named tasks: its indices never move.
 FIRST_NAMED = ("easy_two_spikes", "medium_mixed_three", "hard_mixed_multi", "frontier_segments", "deep_cuboids")
+FIRST_SWEPT = ("easy", "medium", "hard", "frontier", "deep", "abyss")  # the tiers listed before that named task
 
 
 def _seed(task: dict) -> int:
@@ -56,12 +57,15 @@ def test_splits_are_train_and_eval_with_their_sizes() -> None:
 
 
 def test_eval_is_every_named_task_and_the_calibration_sweep_with_no_published_index_moved() -> None:
-    """A named task added after the split was published is appended after the sweep, as a tier's sweep would be."""
+    """A named task added after the split was published is appended after the sweep, and a tier listed since
+    after it."""
     eval_tasks = MetricTrackerRlEnvironment().list_tasks("eval")
-    published = episode_plan(EVAL_SEEDS_PER_DIFFICULTY, FIRST_NAMED, DIFFICULTIES)
+    published = episode_plan(EVAL_SEEDS_PER_DIFFICULTY, FIRST_NAMED, FIRST_SWEPT)
     assert eval_tasks[:len(published)] == [spec.reset_kwargs for spec in published]
     later = [task_id for task_id in NAMED_TASK_ORDER if task_id not in FIRST_NAMED]
-    assert later == ["abyss_faint_cuboids"] and eval_tasks[len(published):] == [{"task_id": t} for t in later]
+    assert later == ["abyss_faint_cuboids"]
+    listed_since = episode_plan(EVAL_SEEDS_PER_DIFFICULTY, (), tuple(d for d in DIFFICULTIES if d not in FIRST_SWEPT))
+    assert eval_tasks[len(published):] == [{"task_id": t} for t in later] + [s.reset_kwargs for s in listed_since]
     assert sorted(map(str, eval_tasks)) == sorted(
         str(spec.reset_kwargs) for spec in episode_plan(EVAL_SEEDS_PER_DIFFICULTY, NAMED_TASK_ORDER, DIFFICULTIES))
     # standard episodes ({seed, difficulty}) and, every tenth seed, a null episode
