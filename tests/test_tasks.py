@@ -6,11 +6,14 @@ from dataclasses import replace
 
 import pytest
 from core_helpers import reset_episode
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from metric_tracker_rl import DEFAULT_TASK_ORDER, NAMED_TASK_ORDER, MetricTrackerRlAction, get_task_spec
 from metric_tracker_rl.analysis_tools import TOOL_REGISTRY
 from metric_tracker_rl.generation.anomalies import FAMILY_REGISTRY
 from metric_tracker_rl.serving.environment import MetricTrackerRlEnvironment
+from metric_tracker_rl.spec.published import RESET_DIFFICULTIES, SCENARIO_FAMILIES
 from metric_tracker_rl.spec.tasks import (
     MAX_DENSITY,
     RESET_KEYS,
@@ -188,3 +191,17 @@ def test_a_reset_resolves_to_a_config_that_carries_its_tier() -> None:
     assert EpisodeConfig.from_public(task.public_dict()) == task
     with pytest.raises(ValueError, match="unknown tier 'nope'"):
         EpisodeConfig.from_public({**task.public_dict(), "difficulty": "nope"})
+
+
+@settings(max_examples=80, deadline=None)
+@given(difficulty=st.sampled_from(RESET_DIFFICULTIES), family=st.sampled_from(SCENARIO_FAMILIES),
+       seed=st.integers(0, 10**6), knobs=st.sampled_from([{}, {"decoy_ratio": 0.5}, {"max_steps": 12}]))
+def test_a_visible_config_reads_back_as_the_config_it_shows(difficulty: str, family: str, seed: int,
+                                                              knobs: dict) -> None:
+    """Whatever a reset accepts, its visible config rebuilds the same config (the checks a config meets hold for
+    the config a reset made)."""
+    try:
+        config = resolve_episode_config(seed=seed, difficulty=difficulty, scenario_family=family, **knobs)
+    except ValueError:
+        return  # a setting refused at this tier: the error tests above cover it
+    assert EpisodeConfig.from_public(config.public_dict()) == config

@@ -188,7 +188,7 @@ def _anomalies(raw: Any, limit: int, difficulty: str) -> tuple[AnomalyRequest, .
 
 def _incident_kinds(raw: Any, tier: Tier, family: str) -> tuple[str, ...]:
     """The kinds a segmented tier draws from, in its order (the empty tuple: all of them, as when all are named).
-    Naming them needs a mixed scenario."""
+    Naming some of them needs a mixed scenario."""
     if raw == ():
         return ()
     every = tier.incident_kinds
@@ -198,11 +198,18 @@ def _incident_kinds(raw: Any, tier: Tier, family: str) -> tuple[str, ...]:
     unknown = [k for k in raw if k not in every]
     if unknown:
         raise ValueError(f"unknown incident kind(s) {', '.join(map(repr, unknown))}; valid: {valid}")
+    chosen = set(raw)
+    if chosen == set(every):
+        return ()
+    _check_kinds_family(family)
+    return tuple(k for k in every if k in chosen)
+
+
+def _check_kinds_family(family: str) -> None:
+    """Choosing incident kinds is for a mixed scenario (or a null one, which draws none)."""
     if family not in ("mixed", "null"):
         raise ValueError("incident_kinds chooses among the kinds of a mixed scenario; use scenario_family "
                          f"'mixed' with it, not {family!r}")
-    chosen = set(raw)
-    return () if chosen == set(every) else tuple(k for k in every if k in chosen)
 
 
 def _cuboid_dial(config: EpisodeConfig, tier: Tier) -> dict[str, Any]:
@@ -425,6 +432,8 @@ def resolve_episode_config(secret: str = "", **kwargs: Any) -> EpisodeConfig:
         family = CUSTOM_FAMILY
     config = replace(base, tier=tier, scenario_family=family, **_count_settings(overrides, base, tier, family),
                      **_knob_settings(overrides, base, tier), **settings)
+    if "incident_kinds" in overrides:  # naming them all is still naming them
+        _check_kinds_family(family)
     reference = base if base.task_id is not None else _difficulty_default(tier)
     return replace(config, standard=config == replace(reference, seed=config.seed), secret=secret)
 
