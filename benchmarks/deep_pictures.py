@@ -34,7 +34,6 @@ from metric_tracker_rl.grading.grader import RowAssessment, assess_row, leaf_tra
 from metric_tracker_rl.serving.debugger.charts import Mark, line_panel_svg
 from metric_tracker_rl.spec.plain_types import MetricSubmissionRow
 from metric_tracker_rl.spec.tasks import resolve_episode_config
-from metric_tracker_rl.spec.tiers import TIERS
 from metric_tracker_rl.world.context import Experiment
 from metric_tracker_rl.world.funnel import window_calendar
 from metric_tracker_rl.world.segments import SEGMENT_FIELDS, Segment, SegmentedData
@@ -49,7 +48,7 @@ def seeded_episodes() -> Iterator[tuple[int, Episode]]:
     """Deep's episodes at its defaults, seed after seed from PICTURE_SEED_BASE."""
     seed = PICTURE_SEED_BASE
     while True:
-        yield seed, build_episode(TIERS[DIFFICULTY], resolve_episode_config(seed=seed, difficulty=DIFFICULTY))
+        yield seed, build_episode(resolve_episode_config(seed=seed, difficulty=DIFFICULTY))
         seed += 1
 
 

@@ -28,7 +28,7 @@ def episodes(seeds: int, settings: dict[str, Any], difficulty: str = DIFFICULTY)
     """The tier's first `seeds` calibration seeds with the settings (a tier whose root causes are cuboids)."""
     base = TIERS[difficulty].calibration_seed_base
     for seed in range(base, base + seeds):
-        yield build_episode(TIERS[difficulty], resolve_episode_config(difficulty=difficulty, seed=seed, **settings))
+        yield build_episode(resolve_episode_config(difficulty=difficulty, seed=seed, **settings))
 
 
 def setting(text: str) -> tuple[str, Any]:

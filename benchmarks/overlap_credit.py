@@ -16,7 +16,6 @@ from metric_tracker_rl.generation import build_episode
 from metric_tracker_rl.grading.grader import SEGMENT_CREDIT, row_segment, segment_match, segment_overlap
 from metric_tracker_rl.serving.environment import overlap_traffic
 from metric_tracker_rl.spec.tasks import resolve_episode_config
-from metric_tracker_rl.spec.tiers import TIERS
 from metric_tracker_rl.world.segments import Segment
 
 
@@ -27,7 +26,7 @@ def main() -> None:
     table: dict[str, list[float]] = {"aggregate": [], "parent": []}
     overlap: dict[str, list[float]] = {"aggregate": [], "parent": []}
     for seed in range(seeds):
-        episode = build_episode(TIERS["deep"], resolve_episode_config(difficulty="deep", seed=seed))
+        episode = build_episode(resolve_episode_config(difficulty="deep", seed=seed))
         traffic = overlap_traffic(episode)
         assert traffic is not None
         for row in episode.truth.expected_rows:

@@ -52,7 +52,6 @@ from metric_tracker_rl.models import MetricTrackerRlAction
 from metric_tracker_rl.serving.environment import MetricTrackerRlEnvironment
 from metric_tracker_rl.serving.local_server import SERVER_MODULE
 from metric_tracker_rl.spec.tasks import DEFAULT_TASK_ORDER, get_task_spec, resolve_episode_config
-from metric_tracker_rl.spec.tiers import TIERS
 from metric_tracker_rl.world.funnel import window_dates
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -179,7 +178,7 @@ def bench_submissions(repeats: int) -> dict[str, Any]:
             env.reset(task_id=task_id, seed=i)
             if kind == "rows":
                 config = resolve_episode_config(task_id=task_id, seed=i)
-                truth = build_episode(TIERS[config.difficulty], config).truth.expected_rows
+                truth = build_episode(config).truth.expected_rows
                 taken = {row.date for row in truth}  # a false positive on a date no true row has keeps keys apart
                 wrong = truth[0].model_copy(update={"date": next(d for d in reversed(DATES) if d not in taken)})
                 action = MetricTrackerRlAction(classifications=[*truth, wrong])

@@ -137,7 +137,7 @@ def tier_modes(difficulty: str, seeds: int) -> dict[str, object]:
     incidents: list[IncidentModes] = []
     for offset in range(seeds):
         config = resolve_episode_config(**calibration_reset_kwargs(difficulty, offset))
-        incidents += incident_modes(config.seed, build_episode(TIERS[difficulty], config))
+        incidents += incident_modes(config.seed, build_episode(config))
     count = len(incidents)
     shares = {mode: sum(mode in i.modes for i in incidents) / max(count, 1) for mode in MODES}
     return {"episodes": seeds, "incidents": count, "shares": shares,

@@ -134,9 +134,8 @@ def bench_overhead(repeats: int, difficulty: str) -> dict[str, dict[str, float]]
     """One statement by the engine in this process (no worker) and through the pool (a worker process)."""
     from metric_tracker_rl.generation import build_episode
     from metric_tracker_rl.spec.tasks import resolve_episode_config
-    from metric_tracker_rl.spec.tiers import TIERS
 
-    public = build_episode(TIERS[difficulty], resolve_episode_config(seed=7, difficulty=difficulty)).public
+    public = build_episode(resolve_episode_config(seed=7, difficulty=difficulty)).public
     database = open_database()
     local = EpisodeTables(database, public.sql_tables())
     sandbox = SqlSandbox(public.sql_tables())

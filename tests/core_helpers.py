@@ -32,7 +32,7 @@ def draws_family(difficulty: str, family: str) -> bool:
 def reset_episode(**reset: Any) -> Episode:
     """The episode a reset with these arguments builds, at the tier its difficulty names."""
     config = resolve_episode_config(**reset)
-    return build_episode(TIERS[config.difficulty], config)
+    return build_episode(config)
 
 
 def reset_world(**reset: Any) -> DrawnWorld:

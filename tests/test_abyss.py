@@ -102,9 +102,11 @@ def test_an_abyss_episode_draws_leaf_blips_on_top_of_its_look_alikes() -> None:
 
 # --- the tier -------------------------------------------------------------------------------------------------
 
-def test_abyss_is_listed_last_after_deep() -> None:
-    """Appended after deep, so the eval split's earlier indices keep naming their episodes."""
-    assert DIFFICULTIES[-2:] == ("deep", ABYSS) and ABYSS in RESET_DIFFICULTIES and ABYSS in SEGMENTED_TIERS
+def test_abyss_is_listed_right_after_deep() -> None:
+    """Appended after deep (a tier listed later goes after it), so the eval split's earlier indices keep naming
+    their episodes."""
+    assert DIFFICULTIES.index(ABYSS) == DIFFICULTIES.index("deep") + 1
+    assert ABYSS in RESET_DIFFICULTIES and ABYSS in SEGMENTED_TIERS
     assert TIERS[ABYSS].listed and TIERS[ABYSS].calibration_seed_base == 60_000
     deep = TIERS["deep"].segmented
     assert deep is not None and deep.own_z == CLEAR_OWN_Z and not deep.leaf_blips and not deep.noise_model

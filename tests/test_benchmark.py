@@ -11,9 +11,11 @@ from benchmarks.run import analysis_action, bench_websocket
 from metric_tracker_rl.generation import aggregate
 from metric_tracker_rl.models import MetricTrackerRlAction
 from metric_tracker_rl.serving.environment import MetricTrackerRlEnvironment
-from metric_tracker_rl.spec.tasks import BENIGN_FLUCTUATIONS, DISTRACTORS_BY_DIFFICULTY
+from metric_tracker_rl.spec.tiers import TIERS
 
 CYCLE = [analysis_action(i) for i in range(8)]
+HARD_MIX = TIERS["hard"].aggregate
+assert HARD_MIX is not None
 
 
 def test_replay_sends_the_real_observation_of_each_method_without_running_it_again() -> None:
@@ -73,8 +75,8 @@ def test_reset_profile_reports_each_stage_and_removes_its_timers() -> None:
     total, rows = profile_resets("hard_mixed_multi", resets=3)
     calls = {label: per_reset for label, _, per_reset in rows}
     expected = ({"draw counts", "metric panel", "baseline plan", "ground truth"}
-                | {f"fluctuation: {kind}" for kind in BENIGN_FLUCTUATIONS["hard"]}
-                | {f"distractor: {kind}" for kind in DISTRACTORS_BY_DIFFICULTY["hard"]})
+                | {f"fluctuation: {kind}" for kind in HARD_MIX.fluctuations}
+                | {f"distractor: {kind}" for kind in HARD_MIX.distractors})
     assert expected <= set(calls)
     assert calls["draw counts"] == calls["metric panel"] == 1.0  # one of each per reset
     assert all(0 < ms < total for label, ms, _ in rows if not label.startswith(" "))  # a stage is part of a reset

@@ -45,7 +45,7 @@ PAYMENT_STEP = "order_placed_to_payment_successful"
 def deep(seed: int) -> tuple[DrawnWorld, Episode]:
     """A deep episode with twice the default look-alikes (so every benign kind shows up in a short sweep)."""
     config = resolve_episode_config(seed=seed, difficulty="deep", decoy_ratio=2.0)
-    return build_world(TIERS[config.difficulty], config), build_episode(TIERS[config.difficulty], config)
+    return build_world(TIERS[config.difficulty], config), build_episode(config)
 
 
 def _truth_keys(episode: Episode) -> set[tuple[str, str, str, Segment]]:

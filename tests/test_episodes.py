@@ -15,7 +15,6 @@ from metric_tracker_rl.models import MetricSubmissionRow, PayloadGeneratorMethod
 from metric_tracker_rl.serving.environment import MAX_SUBMISSION_ROWS, MetricTrackerRlEnvironment
 from metric_tracker_rl.spec.published import ENTITY_NAMES
 from metric_tracker_rl.spec.tasks import RETRY_COST
-from metric_tracker_rl.spec.tiers import TIERS
 from metric_tracker_rl.view.observation import render_observation
 
 EMPTY_REPORT = MetricTrackerRlAction(classifications=[])
@@ -320,7 +319,7 @@ def test_the_visible_config_rebuilds_an_open_episode_locally(seed: int, difficul
     obs = env.reset(seed=seed, difficulty=difficulty)
     config = EpisodeConfig.from_public(obs.config)
     assert config.public_dict() == obs.config
-    rebuilt = build_episode(TIERS[config.difficulty], config)
+    rebuilt = build_episode(config)
     assert rebuilt.truth == reset_episode(seed=seed, difficulty=difficulty).truth
     graded = env.step(MetricTrackerRlAction(classifications=list(rebuilt.truth.expected_rows)))
     assert graded.reward == 1.0

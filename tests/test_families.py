@@ -19,7 +19,7 @@ from metric_tracker_rl.spec.published import (
     row_key,
     severity_for,
 )
-from metric_tracker_rl.spec.tasks import MAX_ANOMALIES, PERTURBED_PER_WEEKDAY
+from metric_tracker_rl.spec.tiers import AGGREGATE_PER_WEEKDAY, TIERS
 from metric_tracker_rl.world.funnel import FunnelData, window_dates
 
 DATES = [d.isoformat() for d in window_dates()]
@@ -117,8 +117,8 @@ def test_mixed_scenarios_draw_every_family() -> None:
     counts = dict.fromkeys(ANOMALY_TYPES, 0)
     for seed in range(200):
         ep = reset_episode(seed=seed, scenario_family="mixed", difficulty="hard",
-                           anomaly_count=MAX_ANOMALIES["hard"])
-        assert len(ep.truth.expected_rows) == MAX_ANOMALIES["hard"]
+                           anomaly_count=TIERS["hard"].max_incidents)
+        assert len(ep.truth.expected_rows) == TIERS["hard"].max_incidents
         families = [row.anomaly_type for row in ep.truth.expected_rows]
         assert len(set(families)) == min(len(families), len(ANOMALY_TYPES)), seed  # mixed: distinct families first
         for family in families:
@@ -188,8 +188,8 @@ def test_perturbed_dates_share_a_weekday_at_most_twice(difficulty: str) -> None:
         days = [r.day for r in truth.injections] + [d.day for d in truth.distractors]
         assert len(set(days)) == len(days), seed
         per_weekday = np.bincount([day % 7 for day in days], minlength=7)
-        assert per_weekday.max() <= PERTURBED_PER_WEEKDAY, seed
-        shared += int((per_weekday == PERTURBED_PER_WEEKDAY).any())
+        assert per_weekday.max() <= AGGREGATE_PER_WEEKDAY, seed
+        shared += int((per_weekday == AGGREGATE_PER_WEEKDAY).any())
     assert shared > 0
 
 

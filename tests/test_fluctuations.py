@@ -16,7 +16,9 @@ from hypothesis import strategies as st
 from metric_tracker_rl.agents.reading import EXPLAINED_KINDS
 from metric_tracker_rl.generation.anomalies import FAMILY_REGISTRY
 from metric_tracker_rl.generation.episode import Episode
+from metric_tracker_rl.spec.families import PUBLISHED_FAMILIES
 from metric_tracker_rl.spec.published import (
+    AGGREGATE_DIFFICULTIES,
     AUDIENCE_SWING_SHARE,
     AUDIENCE_SWING_STEPS,
     COUNT_COLUMNS,
@@ -28,18 +30,20 @@ from metric_tracker_rl.spec.published import (
     fluctuation_bounds,
     row_key,
 )
-from metric_tracker_rl.spec.tasks import (
-    BENIGN_FLUCTUATIONS,
-    INCIDENT_TIMING_SHIFTS,
-    MULTI_DAY_PROBABILITY,
-    SHIFTABLE_FAMILIES,
-)
+from metric_tracker_rl.spec.tiers import TIERS, AggregateMix
 
 SEEDS = range(120)
 COUNT_FAMILIES = ("absolute_drop_in_event_count", "absolute_spike_in_event_count")
 RATE_FAMILIES = ("rate_drop_from_median", "rate_spike_from_median")
 # The middle of the published gap between the largest demand swing and the smallest count incident.
 VOLUME_SPLIT = (DEMAND_SWING_SHARE[1] + COUNT_INCIDENT_MIN_SHARE) / 2
+SHIFTABLE = PUBLISHED_FAMILIES.shiftable()
+
+
+def aggregate_mix(difficulty: str) -> AggregateMix:
+    mix = TIERS[difficulty].aggregate
+    assert mix is not None, difficulty
+    return mix
 
 
 def episode(seed: int, difficulty: str) -> Episode:
@@ -122,12 +126,12 @@ def test_every_drawn_magnitude_falls_in_its_published_range(seed: int, difficult
             assert round(100 * low) <= percent <= round(100 * high), fluctuation.description
 
 
-@pytest.mark.parametrize("difficulty", ["easy", "medium", "hard"])
+@pytest.mark.parametrize("difficulty", AGGREGATE_DIFFICULTIES)
 def test_fluctuations_are_unannotated_and_never_expected(difficulty: str) -> None:
     for seed in SEEDS[:40]:
         ep = episode(seed, difficulty)
         truth, dates = ep.truth, ep.public.data.dates
-        assert tuple(f.kind for f in standalone(ep)) == BENIGN_FLUCTUATIONS[difficulty], seed
+        assert tuple(f.kind for f in standalone(ep)) == aggregate_mix(difficulty).fluctuations, seed
         explained = {a.date for a in ep.public.annotations if a.kind in EXPLAINED_KINDS}
         perturbed = [r.day for r in truth.injections] + [d.day for d in truth.distractors]
         for fluctuation in standalone(ep):
@@ -149,10 +153,10 @@ def test_a_timing_shift_moves_every_hourly_mix_but_not_the_totals_or_conversion(
             for step in FUNNEL_STEPS:
                 assert abs(share(ep, "conversion_rate", step, day)) < 0.15, (seed, step)
             checked += 1
-    assert checked == BENIGN_FLUCTUATIONS["hard"].count("timing_shift") * len(SEEDS)
+    assert checked == aggregate_mix("hard").fluctuations.count("timing_shift") * len(SEEDS)
 
 
-@pytest.mark.parametrize("difficulty", ["easy", "medium", "hard"])
+@pytest.mark.parametrize("difficulty", AGGREGATE_DIFFICULTIES)
 def test_timing_shifts_also_land_on_incident_dates(difficulty: str) -> None:
     """Up to INCIDENT_TIMING_SHIFTS incidents of a shiftable family share their date with a timing shift: every
     hourly mix moves there too, the incident keeps its one expected row, and its evidence stays."""
@@ -162,11 +166,11 @@ def test_timing_shifts_also_land_on_incident_dates(difficulty: str) -> None:
         truth, panel, dates = ep.truth, ep.public.panel, ep.public.data.dates
         first_dates = {r.day: r for r in truth.injections if r.continues is None}
         on_incidents = [f for f in truth.fluctuations if f.day in {r.day for r in truth.injections}]
-        eligible = sum(r.family in SHIFTABLE_FAMILIES for r in first_dates.values())
-        assert len(on_incidents) == min(INCIDENT_TIMING_SHIFTS[difficulty], eligible), seed
+        eligible = sum(r.family in SHIFTABLE for r in first_dates.values())
+        assert len(on_incidents) == min(aggregate_mix(difficulty).incident_timing_shifts, eligible), seed
         for fluctuation in on_incidents:
             record = first_dates[fluctuation.day]
-            assert fluctuation.kind == "timing_shift" and record.family in SHIFTABLE_FAMILIES, seed
+            assert fluctuation.kind == "timing_shift" and record.family in SHIFTABLE, seed
             on_date = [key for key in truth.expected_keys if key.startswith(dates[fluctuation.day])]
             assert on_date == [row_key(dates[record.day], record.entity_type, record.entity_name)], seed
             k = panel.index("hourly_mix", "menu_opens")
@@ -174,8 +178,8 @@ def test_timing_shifts_also_land_on_incident_dates(difficulty: str) -> None:
             if record.entity_type == "conversion_rate":  # a whole-day rate shift moves its rate as far as ever
                 assert abs(share(ep, record.entity_type, record.entity_name, record.day)) > 0.12, seed
             shifted += 1
-    assert shifted >= (40 if INCIDENT_TIMING_SHIFTS[difficulty] else 0)
-    if not INCIDENT_TIMING_SHIFTS[difficulty]:
+    assert shifted >= (40 if aggregate_mix(difficulty).incident_timing_shifts else 0)
+    if not aggregate_mix(difficulty).incident_timing_shifts:
         assert shifted == 0
 
 
@@ -210,13 +214,13 @@ def test_on_hard_swings_and_count_incidents_overlap_in_volume_but_not_in_signatu
             incidents.append((abs(share(ep, "event_count", "app_opens", record.day)), min(mix_moves(ep, record.day))))
     swing_volume, swing_mix = np.array(swings).T
     incident_volume, incident_mix = np.array(incidents).T
-    assert len(swings) == BENIGN_FLUCTUATIONS["hard"].count("demand_swing") * len(SEEDS) and len(incidents) > 40
+    assert len(swings) == aggregate_mix("hard").fluctuations.count("demand_swing") * len(SEEDS) and len(incidents) > 40
     assert np.mean(incident_volume < swing_volume.max()) > 0.5  # no threshold on the volume separates them
     assert np.mean(swing_volume > incident_volume.min()) > 0.5
     assert swing_mix.max() < 0.03 < incident_mix.min()
 
 
-@pytest.mark.parametrize("difficulty", ["easy", "medium", "hard"])
+@pytest.mark.parametrize("difficulty", AGGREGATE_DIFFICULTIES)
 def test_incidents_that_last_two_dates_have_one_row_per_date(difficulty: str) -> None:
     continued = 0
     for seed in SEEDS[:60]:
@@ -234,7 +238,7 @@ def test_incidents_that_last_two_dates_have_one_row_per_date(difficulty: str) ->
             assert FAMILY_REGISTRY[record.family].persists, seed
             assert (first.family, first.entity_type, first.entity_name, first.magnitude) == \
                 (record.family, record.entity_type, record.entity_name, record.magnitude), seed
-    if MULTI_DAY_PROBABILITY[difficulty] == 0:
+    if aggregate_mix(difficulty).multi_day_probability == 0:
         assert continued == 0
     else:
         assert continued >= 5, continued

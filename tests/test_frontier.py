@@ -48,7 +48,7 @@ def grade(ep: Episode, rows: list[MetricSubmissionRow]) -> float:
 @given(seed=SEEDS)
 def test_the_same_seed_gives_the_same_data_and_truth(seed: int) -> None:
     config = resolve_episode_config(seed=seed, difficulty="frontier")
-    first, second = build_episode(TIERS["frontier"], config), build_episode(TIERS["frontier"], config)
+    first, second = build_episode(config), build_episode(config)
     assert np.array_equal(first.public.segments.hourly, second.public.segments.hourly)
     assert first.truth.expected_rows == second.truth.expected_rows
     assert first.truth.fluctuations == second.truth.fluctuations
@@ -255,8 +255,7 @@ def test_the_default_knobs_are_the_standard_episode() -> None:
                                      incident_kinds=list(TIERS["frontier"].incident_kinds), decoy_ratio=1.0)
     assert plain == spelled and plain.standard
     assert plain.public_dict() == spelled.public_dict()
-    frontier = TIERS["frontier"]
-    assert build_episode(frontier, plain).truth.expected_rows == build_episode(frontier, spelled).truth.expected_rows
+    assert build_episode(plain).truth.expected_rows == build_episode(spelled).truth.expected_rows
 
 
 @pytest.mark.parametrize(("overrides", "message"), [

@@ -17,7 +17,6 @@ from metric_tracker_rl.generation import build_episode
 from metric_tracker_rl.spec.published import ANOMALY_TYPES, COUNT_COLUMNS
 from metric_tracker_rl.spec.seeding import MAX_SEED, EpisodeKey, derive_rng
 from metric_tracker_rl.spec.tasks import resolve_episode_config
-from metric_tracker_rl.spec.tiers import TIERS
 from metric_tracker_rl.world.funnel import HOURS, N_EVENTS, N_STEPS, WINDOW_START, FunnelPlan, draw_counts, window_dates
 
 SEEDS = range(20)
@@ -154,7 +153,7 @@ def test_unperturbed_dates_match_the_null_scenario() -> None:
        difficulty=st.sampled_from(["easy", "medium", "hard"]))
 def test_build_episode_is_deterministic(seed: int, difficulty: str) -> None:
     config = resolve_episode_config(seed=seed, scenario_family="mixed", difficulty=difficulty)
-    first, second = build_episode(TIERS[config.difficulty], config), build_episode(TIERS[config.difficulty], config)
+    first, second = build_episode(config), build_episode(config)
     assert first.public.data.dates == second.public.data.dates
     assert np.array_equal(first.public.data.hourly, second.public.data.hourly)
     assert np.array_equal(first.public.panel.values, second.public.panel.values, equal_nan=True)

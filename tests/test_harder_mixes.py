@@ -49,7 +49,7 @@ FEW = settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck
 
 @cache
 def episode(tier: Tier, seed: int) -> Episode:
-    return build_episode(tier, resolve_episode_config(seed=seed, difficulty="deep"))
+    return build_episode(replace(resolve_episode_config(seed=seed, difficulty="deep"), tier=tier))
 
 
 @cache
@@ -123,7 +123,7 @@ def test_a_persistent_incidents_rows_are_its_cuboids_data_against_the_dates_befo
 @given(seed=SEEDS)
 def test_an_episode_with_a_harder_mix_is_its_seeds(seed: int) -> None:
     for tier in (PERSISTENT, CROWDED):
-        again = build_episode(tier, resolve_episode_config(seed=seed, difficulty="deep"))
+        again = build_episode(replace(resolve_episode_config(seed=seed, difficulty="deep"), tier=tier))
         assert again.truth == episode(tier, seed).truth
         assert np.array_equal(again.public.segments.leaves, episode(tier, seed).public.segments.leaves)
 
@@ -220,7 +220,7 @@ def test_the_deep_expert_reports_a_weeks_long_fall_against_the_dates_before_its_
     with deep_with({}, ("level_shift", *HARDER_KINDS), only_kinds=True):
         for offset in range(3):
             reset = calibration_reset_kwargs("deep", offset)
-            truth = build_episode(TIERS["deep"], resolve_episode_config(**reset)).truth
+            truth = build_episode(resolve_episode_config(**reset)).truth
             session = play(make_agent("deep_expert"), EpisodeSession(MetricTrackerRlEnvironment()), **reset)
             submitted = {(row.date, row.entity_name): row for row in session.graded.submitted_rows}
             for record, row in zip(truth.injections, truth.expected_rows, strict=True):

@@ -233,9 +233,8 @@ def expert_episode(**reset: object) -> tuple[DrawnWorld, tuple[MetricSubmissionR
     config = resolve_episode_config(**reset)
     session = play(make_agent(expert_of(config.difficulty)), EpisodeSession(MetricTrackerRlEnvironment()), **reset)
     assert session.graded is not None, reset
-    tier = TIERS[config.difficulty]
-    dates = build_episode(tier, config).public.data.dates
-    return build_world(tier, config), tuple(session.graded.submitted_rows), dates
+    dates = build_episode(config).public.data.dates
+    return build_world(config.tier, config), tuple(session.graded.submitted_rows), dates
 
 
 # The share of a kind's incident dates its tier's expert reports on their key, family and exact segment: all of

@@ -29,7 +29,6 @@ from metric_tracker_rl.models import MetricSubmissionRow, submission_row_type
 from metric_tracker_rl.spec.families import FamilyCatalog, FamilyDescription
 from metric_tracker_rl.spec.published import ANOMALY_TYPES, COUNT_COLUMNS, FUNNEL_STEPS, row_key
 from metric_tracker_rl.spec.tasks import resolve_episode_config
-from metric_tracker_rl.spec.tiers import TIERS
 from metric_tracker_rl.world.funnel import FunnelPlan
 from metric_tracker_rl.world.public_episode import PublicEpisode
 
@@ -84,7 +83,7 @@ TOOLS = {**TOOL_REGISTRY, TOY_GENERATOR: ToolSpec(TOY_GENERATOR, "Candidate chec
 def test_a_toy_family_is_generated_detected_and_graded(seed: int, count: int) -> None:
     catalog, registry = scratch_registry()
     config = resolve_episode_config(seed=seed, difficulty="easy", anomaly_count=count)
-    episode = build_episode(TIERS["easy"], config, registry)
+    episode = build_episode(config, registry)
     expected = episode.truth.expected_rows
     assert len(expected) == count and {row.anomaly_type for row in expected} == {TOY}
     assert {row.detection_method for row in expected} == {TOY_GENERATOR}

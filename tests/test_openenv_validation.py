@@ -20,7 +20,9 @@ from openenv.validation.runtime.collector import collect_runtime_evidence
 from openenv.validation.runtime.contracts import load_runtime_plan
 from openenv.validation.types import CheckStatus, Level, Verdict
 
+from metric_tracker_rl import __version__
 from metric_tracker_rl.serving.environment import MetricTrackerRlEnvironment
+from metric_tracker_rl.serving.manifest import MANIFEST, main, manifest_text
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -47,6 +49,18 @@ def test_declared_task_counts_are_the_served_splits() -> None:
     manifest = OpenEnvYamlParser().parse(ROOT)
     served = {split["name"]: split["num_tasks"] for split in MetricTrackerRlEnvironment().list_splits()}
     assert manifest.capabilities.task_api and manifest.capabilities.declared_task_count == served
+
+
+def test_the_committed_manifest_is_the_generated_one() -> None:
+    """openenv.yaml is written by `python -m metric_tracker_rl.serving.manifest`: run it after listing a tier."""
+    assert (ROOT / MANIFEST).read_text(encoding="utf-8") == manifest_text()
+
+
+def test_the_generator_writes_the_manifest_with_the_served_counts(tmp_path: Path) -> None:
+    assert main([str(tmp_path)]) == 0
+    manifest = OpenEnvYamlParser().parse(tmp_path)
+    served = {split["name"]: split["num_tasks"] for split in MetricTrackerRlEnvironment().list_splits()}
+    assert manifest.capabilities.declared_task_count == served and manifest.version == __version__
 
 
 @pytest.mark.parametrize("grader", [RewardWellFormedGrader(), ObservationSchemaGrader(), StateContractGrader()],

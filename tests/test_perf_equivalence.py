@@ -28,7 +28,6 @@ from metric_tracker_rl.spec.published import (
 )
 from metric_tracker_rl.spec.seeding import EpisodeKey, derive_rng
 from metric_tracker_rl.spec.tasks import resolve_episode_config
-from metric_tracker_rl.spec.tiers import TIERS
 from metric_tracker_rl.world import daily_panel
 from metric_tracker_rl.world.funnel import (
     HOURS,
@@ -220,11 +219,11 @@ def test_same_weekday_peers_lists_the_other_weeks() -> None:
 def test_panel_is_byte_identical_to_the_reference_computation(monkeypatch: pytest.MonkeyPatch, task_id: str,
                                                               seed: int) -> None:
     config = resolve_episode_config(task_id=task_id, seed=seed)
-    fast = build_episode(TIERS[config.difficulty], config)
+    fast = build_episode(config)
     monkeypatch.setattr(daily_panel, "leave_one_out_median", reference_leave_one_out_median)
     monkeypatch.setattr(daily_panel, "peer_median", reference_peer_median)
     monkeypatch.setattr(daily_panel, "nanmedian_last_axis", reference_nanmedian)
-    slow = build_episode(TIERS[config.difficulty], config)
+    slow = build_episode(config)
     for name in ("values", "baseline", "spread", "hourly_share", "hourly_baseline_share"):
         assert getattr(fast.public.panel, name).tobytes() == getattr(slow.public.panel, name).tobytes(), name
     with np.errstate(all="ignore"):
@@ -243,9 +242,9 @@ SCENARIOS = [{"task_id": t} for t in ("easy_two_spikes", "medium_mixed_three", "
 @pytest.mark.parametrize("scenario", SCENARIOS, ids=lambda s: s.get("task_id") or s["scenario_family"])
 def test_counts_and_hour_checks_match_the_reference(monkeypatch: pytest.MonkeyPatch, scenario: dict) -> None:
     config = resolve_episode_config(seed=7, **scenario)
-    fast = build_episode(TIERS[config.difficulty], config)
+    fast = build_episode(config)
     monkeypatch.setattr(aggregate_module, "draw_counts", reference_draw_counts)
-    slow = build_episode(TIERS[config.difficulty], config)
+    slow = build_episode(config)
     assert fast.public.data.hourly.tobytes() == slow.public.data.hourly.tobytes()
     assert fast.public.data.dates == slow.public.data.dates and fast.public.data.weekdays == slow.public.data.weekdays
     assert np.array_equal(fast.public.data.weekend, slow.public.data.weekend)

@@ -15,19 +15,23 @@ from metric_tracker_rl.serving.environment import MetricTrackerRlEnvironment
 from metric_tracker_rl.spec.published import DIFFICULTIES
 from metric_tracker_rl.spec.task_splits import (
     CALIBRATION_SEED_BASE,
+    EVAL_SCHEDULE,
     EVAL_SEEDS_PER_DIFFICULTY,
     NULL_EVERY,
     SPLITS,
+    TIER_TRAIN_TASKS,
     TRAIN_SCHEDULE,
     TRAIN_SEED_BASE,
     TRAIN_TASK_COUNT,
     UNTUNED_FIRST_OFFSET,
+    EvalBlock,
     TaskIndexError,
     TrainBlock,
     UnknownSplitError,
+    eval_schedule,
     get_split,
-    resolve_reset,
     task_range,
+    train_schedule,
     train_task,
 )
 from metric_tracker_rl.spec.tasks import TASKS, resolve_episode_config
@@ -37,6 +41,7 @@ SPLIT_SIZES = {"train": TRAIN_TASK_COUNT,
                "eval": len(NAMED_TASK_ORDER) + len(DIFFICULTIES) * EVAL_SEEDS_PER_DIFFICULTY}
 # The eval split as it was published with five named tasks: its indices never move.
 FIRST_NAMED = ("easy_two_spikes", "medium_mixed_three", "hard_mixed_multi", "frontier_segments", "deep_cuboids")
+FIRST_SWEPT = ("easy", "medium", "hard", "frontier", "deep", "abyss")  # the tiers listed before that named task
 
 
 def _seed(task: dict) -> int:
@@ -52,16 +57,26 @@ def test_splits_are_train_and_eval_with_their_sizes() -> None:
 
 
 def test_eval_is_every_named_task_and_the_calibration_sweep_with_no_published_index_moved() -> None:
-    """A named task added after the split was published is appended after the sweep, as a tier's sweep would be."""
+    """A named task added after the split was published is appended after the sweep, and a tier listed since
+    after it."""
     eval_tasks = MetricTrackerRlEnvironment().list_tasks("eval")
-    published = episode_plan(EVAL_SEEDS_PER_DIFFICULTY, FIRST_NAMED, DIFFICULTIES)
+    published = episode_plan(EVAL_SEEDS_PER_DIFFICULTY, FIRST_NAMED, FIRST_SWEPT)
     assert eval_tasks[:len(published)] == [spec.reset_kwargs for spec in published]
     later = [task_id for task_id in NAMED_TASK_ORDER if task_id not in FIRST_NAMED]
-    assert later == ["abyss_faint_cuboids"] and eval_tasks[len(published):] == [{"task_id": t} for t in later]
+    assert later == ["abyss_faint_cuboids"]
+    listed_since = episode_plan(EVAL_SEEDS_PER_DIFFICULTY, (), tuple(d for d in DIFFICULTIES if d not in FIRST_SWEPT))
+    assert eval_tasks[len(published):] == [{"task_id": t} for t in later] + [s.reset_kwargs for s in listed_since]
     assert sorted(map(str, eval_tasks)) == sorted(
         str(spec.reset_kwargs) for spec in episode_plan(EVAL_SEEDS_PER_DIFFICULTY, NAMED_TASK_ORDER, DIFFICULTIES))
     # standard episodes ({seed, difficulty}) and, every tenth seed, a null episode
     assert {t.get("scenario_family") for t in eval_tasks} == {None, "null"}
+
+
+def test_listing_a_tier_appends_its_sweep_to_eval() -> None:
+    """The eval split's blocks are the published ones, then a sweep for each listed tier they do not sweep."""
+    assert eval_schedule(DIFFICULTIES) == EVAL_SCHEDULE
+    extended = eval_schedule((*DIFFICULTIES, "scratch_tier"))
+    assert extended[:-1] == EVAL_SCHEDULE and extended[-1] == EvalBlock(sweep="scratch_tier")
 
 
 def test_train_and_eval_share_no_episode() -> None:
@@ -88,17 +103,18 @@ def test_the_published_train_schedule_starts_as_it_was_published() -> None:
                                          enumerate(("easy", "medium", "hard", "frontier", "easy"))]
 
 
-def test_adding_a_tier_changes_no_train_task() -> None:
-    """A tier is added by appending its block: every existing train task keeps its seed and difficulty, and the
-    new tier's tasks take seeds no existing task has."""
-    extended = (*TRAIN_SCHEDULE, TrainBlock(500, ("scratch_tier",)))
+def test_listing_a_tier_changes_no_train_task() -> None:
+    """A listed tier gets its block appended (derived from the listed tiers): every existing train task keeps its
+    seed and difficulty, and the new tier's tasks take seeds no existing task has."""
+    extended = train_schedule((*DIFFICULTIES, "scratch_tier"))
+    assert extended[:-1] == TRAIN_SCHEDULE and extended[-1] == TrainBlock(TIER_TRAIN_TASKS, ("scratch_tier",))
     existing = task_range("train")
     assert [train_task(i, extended) for i in range(TRAIN_TASK_COUNT)] == existing
-    added = [train_task(TRAIN_TASK_COUNT + i, extended) for i in range(500)]
+    added = [train_task(TRAIN_TASK_COUNT + i, extended) for i in range(TIER_TRAIN_TASKS)]
     assert {t["difficulty"] for t in added} == {"scratch_tier"}
     assert not {t["seed"] for t in added} & {t["seed"] for t in existing}
     with pytest.raises(TaskIndexError):
-        train_task(TRAIN_TASK_COUNT + 500, extended)
+        train_task(TRAIN_TASK_COUNT + TIER_TRAIN_TASKS, extended)
     with pytest.raises(TaskIndexError):
         train_task(-1)
 
@@ -114,7 +130,7 @@ def test_a_task_is_the_reset_arguments_that_start_it(split: str, data: st.DataOb
     by_reference = MetricTrackerRlEnvironment().reset(split=split, index=index)
     assert by_arguments.status == by_reference.status == "ready", by_arguments.message
     assert by_arguments.config == by_reference.config
-    assert resolve_episode_config(**task) == resolve_reset(split=split, index=index)
+    assert resolve_episode_config(**task) == resolve_episode_config(split=split, index=index)
     assert by_arguments.config["seed"] == _seed(task)
 
 

@@ -2,22 +2,27 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 from core_helpers import reset_episode
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from metric_tracker_rl import DEFAULT_TASK_ORDER, NAMED_TASK_ORDER, MetricTrackerRlAction, get_task_spec
 from metric_tracker_rl.analysis_tools import TOOL_REGISTRY
 from metric_tracker_rl.generation.anomalies import FAMILY_REGISTRY
 from metric_tracker_rl.serving.environment import MetricTrackerRlEnvironment
+from metric_tracker_rl.spec.published import RESET_DIFFICULTIES, SCENARIO_FAMILIES
 from metric_tracker_rl.spec.tasks import (
-    ANOMALY_COUNT_RANGE,
-    MAX_ANOMALIES,
     MAX_DENSITY,
     RESET_KEYS,
     TASK_ALIASES,
     TASKS,
+    EpisodeConfig,
     resolve_episode_config,
 )
+from metric_tracker_rl.spec.tiers import TIERS
 
 TASK_DIFFICULTIES = {"easy_two_spikes": "easy", "medium_mixed_three": "medium", "hard_mixed_multi": "hard",
                      "frontier_segments": "frontier", "deep_cuboids": "deep", "abyss_faint_cuboids": "abyss"}
@@ -65,7 +70,8 @@ BAD_RESETS = [
     ({"scenario_family": "chaos"}, ["mixed", "null", "funnel_break"]),
     ({"seed": -1}, ["seed", "between 0 and"]),
     ({"seed": "x"}, ["seed", "non-negative"]),
-    ({"difficulty": "hard", "anomaly_count": MAX_ANOMALIES["hard"] + 1}, ["anomaly_count", str(MAX_ANOMALIES["hard"])]),
+    ({"difficulty": "hard", "anomaly_count": TIERS["hard"].max_incidents + 1},
+     ["anomaly_count", str(TIERS["hard"].max_incidents)]),
     ({"anomaly_density": 0.9}, ["anomaly_density", str(MAX_DENSITY)]),
     ({"anomaly_density": -0.1}, ["anomaly_density", str(MAX_DENSITY)]),
     ({"task_id": "expert_task"}, list(DEFAULT_TASK_ORDER)),
@@ -97,9 +103,9 @@ def test_overrides_apply_on_top_of_a_task() -> None:
     assert obs.submissions_remaining == 5
 
 
-@pytest.mark.parametrize("difficulty", sorted(ANOMALY_COUNT_RANGE))
+@pytest.mark.parametrize("difficulty", sorted(name for name, tier in TIERS.items() if tier.count_range is not None))
 def test_seeded_resets_show_the_count_range_and_draw_every_count_in_it(difficulty: str) -> None:
-    low, high = ANOMALY_COUNT_RANGE[difficulty]
+    low, high = TIERS[difficulty].count_range
     env = MetricTrackerRlEnvironment()
     drawn = set()
     for seed in range(60):  # until every count is drawn
@@ -145,3 +151,50 @@ def test_a_former_task_id_starts_the_same_episode_under_the_new_id(former: str, 
         task_id=task_id)
     assert by_former.status == "ready" and by_former.task_id == task_id
     assert by_former.config == by_id.config and by_former.instruction == by_id.instruction
+
+
+@pytest.mark.parametrize(("change", "names"), [
+    ({"max_steps": 0}, ["max_steps", "between 1 and 500"]),
+    ({"anomaly_density": 0.9}, ["anomaly_density", str(MAX_DENSITY)]),
+    ({"anomaly_count": 99}, ["anomaly_count", str(TIERS["deep"].max_incidents)]),
+    ({"incident_kinds": ("country_bots", "nope")}, ["unknown incident kind", "'nope'", "level_shift"]),
+    ({"dimensions": ("channel",)}, ["dimensions", "platform", "user_type"]),
+    ({"scenario_family": "spikes"}, ["scenario_family", "mixed"]),
+])
+def test_a_config_is_checked_however_it_is_made(change: dict, names: list[str]) -> None:
+    """The reset model validates itself: a config changed in code, or read back from a visible config, meets the
+    checks a reset's arguments meet, with the message that names what is valid."""
+    config = resolve_episode_config(seed=3, difficulty="deep")
+    with pytest.raises(ValueError) as raised:
+        replace(config, **change)
+    assert all(name in str(raised.value) for name in names), raised.value
+    shown = {name: list(value) if isinstance(value, tuple) else value for name, value in change.items()}
+    with pytest.raises(ValueError) as again:
+        EpisodeConfig.from_public({**config.public_dict(), **shown})
+    assert all(name in str(again.value) for name in names), again.value
+
+
+def test_a_reset_resolves_to_a_config_that_carries_its_tier() -> None:
+    """The tier is looked up once, from the difficulty in any case, or from a Task API task, and travels with the
+    config to the generator."""
+    assert resolve_episode_config(difficulty="DEEP", seed=2).tier is TIERS["deep"]
+    task = resolve_episode_config(split="eval", index=5)  # the eval split's first calibration seed
+    assert task.tier is TIERS["easy"] and task == resolve_episode_config(seed=10_000, difficulty="easy")
+    assert get_task_spec("deep_cuboids").config.tier is TIERS["deep"]
+    assert EpisodeConfig.from_public(task.public_dict()) == task
+    with pytest.raises(ValueError, match="unknown tier 'nope'"):
+        EpisodeConfig.from_public({**task.public_dict(), "difficulty": "nope"})
+
+
+@settings(max_examples=80, deadline=None)
+@given(difficulty=st.sampled_from(RESET_DIFFICULTIES), family=st.sampled_from(SCENARIO_FAMILIES),
+       seed=st.integers(0, 10**6), knobs=st.sampled_from([{}, {"decoy_ratio": 0.5}, {"max_steps": 12}]))
+def test_a_visible_config_reads_back_as_the_config_it_shows(difficulty: str, family: str, seed: int,
+                                                              knobs: dict) -> None:
+    """Whatever a reset accepts, its visible config rebuilds the same config (the checks a config meets hold for
+    the config a reset made)."""
+    try:
+        config = resolve_episode_config(seed=seed, difficulty=difficulty, scenario_family=family, **knobs)
+    except ValueError:
+        return  # a setting refused at this tier: the error tests above cover it
+    assert EpisodeConfig.from_public(config.public_dict()) == config

@@ -14,7 +14,6 @@ import numpy as np
 
 from metric_tracker_rl.generation import build_episode
 from metric_tracker_rl.spec.tasks import resolve_episode_config
-from metric_tracker_rl.spec.tiers import TIERS
 from metric_tracker_rl.world.public_episode import PublicEpisode
 
 
@@ -22,7 +21,7 @@ from metric_tracker_rl.world.public_episode import PublicEpisode
 def public_episode(tier: str, seed: int) -> Iterator[PublicEpisode]:
     """The public part of the episode `reset(difficulty=tier, seed=seed)` plays: all a tool may read."""
     config = resolve_episode_config(difficulty=tier, seed=seed)
-    public = build_episode(TIERS[config.difficulty], config).public
+    public = build_episode(config).public
     try:
         yield public
     finally:
@@ -34,7 +33,7 @@ def refusing_episode(tier: str, seed: int) -> PublicEpisode:
     """An episode a tool is checked to refuse: its tier is all the check reads, so one is built per tier and seed and
     shared (a warehouse episode takes about a second to build, and most tools refuse there)."""
     config = resolve_episode_config(difficulty=tier, seed=seed)
-    return build_episode(TIERS[config.difficulty], config).public
+    return build_episode(config).public
 
 
 def digest(public: PublicEpisode) -> str:

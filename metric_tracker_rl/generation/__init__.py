@@ -1,7 +1,7 @@
 """Behind the truth wall: how an episode and its ground truth are made. Imports the spec and the world; the tools and
 the view never import it.
 
-Every tier is built by `build_episode(tier, config)`. The tier's config (spec/tiers.py) names its generator: the
+Every tier is built by `build_episode(config)`. The tier's config (spec/tiers.py) names its generator: the
 aggregate generator (aggregate.py) with the anomaly families' injectors (anomalies/) for an aggregate tier, the
 segmented generator (segmented.py) with the incident and benign kinds (kinds/) and the plan they edit
 (segment_plan.py) for a segmented one, and for a tier of raw events (the warehouse) the same world drawn as events
@@ -14,16 +14,14 @@ from metric_tracker_rl.generation.episode import Episode
 from metric_tracker_rl.generation.segmented import build_segmented_episode
 from metric_tracker_rl.generation.warehouse.episode import build_warehouse_episode
 from metric_tracker_rl.spec.tasks import EpisodeConfig
-from metric_tracker_rl.spec.tiers import Tier
 
 
-def build_episode(tier: Tier, config: EpisodeConfig, families: FamilyRegistry = FAMILY_REGISTRY) -> Episode:
-    """The episode a config names at its tier: the tier's config says what is drawn, from the kinds or families it
-    names (never from whatever else is registered). `tier` is the config's difficulty (TIERS[config.difficulty],
-    or a scratch tier of that name). `families`: the injectors an aggregate tier's incidents are drawn from (a
-    segmented tier's kinds use the published families)."""
-    if tier.name != config.difficulty:
-        raise ValueError(f"the config is for difficulty {config.difficulty!r}, not tier {tier.name!r}")
+def build_episode(config: EpisodeConfig, families: FamilyRegistry = FAMILY_REGISTRY) -> Episode:
+    """The episode a config names at its tier (the Tier it carries, a registered one or a scratch one): the tier's
+    config says what is drawn, from the kinds or families it names (never from whatever else is registered).
+    `families`: the injectors an aggregate tier's incidents are drawn from (a segmented tier's kinds use the
+    published families)."""
+    tier = config.tier
     if tier.raw_events:
         return build_warehouse_episode(tier, config)
     if tier.segmented is not None:

@@ -42,9 +42,8 @@ from metric_tracker_rl.serving.mcp_surface import MCP_ACTIONS, McpToolSurface
 from metric_tracker_rl.serving.reset_turns import in_build_thread, reset_turns
 from metric_tracker_rl.serving.rubric import SubmissionRubric
 from metric_tracker_rl.spec.published import CONVERSION_METRICS, fluctuation_bounds
-from metric_tracker_rl.spec.task_splits import TaskProviderMixin, resolve_reset
-from metric_tracker_rl.spec.tasks import RESET_KEYS, RETRY_COST, task_catalog
-from metric_tracker_rl.spec.tiers import TIERS
+from metric_tracker_rl.spec.task_splits import TaskProviderMixin
+from metric_tracker_rl.spec.tasks import RESET_KEYS, RETRY_COST, resolve_episode_config, task_catalog
 from metric_tracker_rl.spec.validation import entity_names_of, validate_rows
 from metric_tracker_rl.sql.pool import CLIENT, gate, sql_threads, statement_seconds
 from metric_tracker_rl.world.segment_brief import (
@@ -94,7 +93,7 @@ STATELESS_STEP: ContextVar[bool] = ContextVar("stateless_step", default=False)
 def overlap_traffic(episode: Episode) -> LeafTraffic | None:
     """T of the overlap credit, from the episode's public counts, where its tier credits segments by overlap
     (tiers.py: deep); None where the grader keeps frontier's table."""
-    if TIERS[episode.config.difficulty].segment_credit != "overlap":
+    if episode.config.tier.segment_credit != "overlap":
         return None
     if episode.truth.segment_traffic is not None:  # the warehouse: its leaves' counted sessions
         return LeafTraffic(tuple(episode.public.data.dates), *episode.truth.segment_traffic)
@@ -164,8 +163,8 @@ class MetricTrackerRlEnvironment(McpToolSurface, TaskProviderMixin,
         try:
             if "secret" in kwargs:  # the server's own argument, never a client's: unknown like any other
                 raise ValueError(f"unknown reset argument(s) secret; valid: {', '.join(RESET_KEYS)}")
-            config = resolve_reset(seed=seed, secret=self._episode_secret(), **kwargs)
-            episode = build_episode(TIERS[config.difficulty], config)
+            config = resolve_episode_config(seed=seed, secret=self._episode_secret(), **kwargs)
+            episode = build_episode(config)
         except ValueError as exc:
             # The current episode, if any, is left as it was, and the observation shows its true budgets.
             if self._episode is None:
@@ -431,7 +430,7 @@ class MetricTrackerRlEnvironment(McpToolSurface, TaskProviderMixin,
 def _published_facts(episode: Episode) -> dict[str, Any]:
     """The reset observation's published facts: the server fills them, so every client shows what it built."""
     difficulty, dates = episode.config.difficulty, episode.public.data.dates
-    tier = TIERS[difficulty]
+    tier = episode.config.tier
     segmented = tier.segmented is not None
     kinds = kinds_brief([KindText(kind.name, kind.family, tier_wording(kind.definition, difficulty), kind.count_all_day)
                          for kind in episode_kinds(tier, episode.config)]) if segmented else {}

@@ -41,7 +41,8 @@ from metric_tracker_rl.serving.hardening import (
     json_response,
     replaying,
 )
-from metric_tracker_rl.serving.sessions import CREATE_METHOD, MCP_PATH, json_rpc_error, json_rpc_request
+from metric_tracker_rl.serving.session_http import CREATE_METHOD, MCP_PATH, json_rpc_request
+from metric_tracker_rl.serving.session_places import json_rpc_error
 
 STEP_GRACE_S = 5.0
 READY_PATH = "/ready"

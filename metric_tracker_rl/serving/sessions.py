@@ -36,149 +36,36 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import math
 import time
-from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 from fastapi import FastAPI
 
-from metric_tracker_rl.compat.openenv import (
-    CAPACITY_CODE,
-    SERVER_ERROR,
-    SESSION_CLOSE_METHOD,
-    SESSION_CREATE_METHOD,
-    SESSION_ERROR_CODE,
-    close_outcome,
-    created_session_id,
-    is_capacity_error_body,
-    requested_session,
-)
 from metric_tracker_rl.compat.openenv import is_capacity_error as openenv_capacity_error
+from metric_tracker_rl.compat.openenv import requested_session
 from metric_tracker_rl.serving.client_address import client_of
-from metric_tracker_rl.serving.full_server import RESERVATION_HOLD_S, TOOL_CALL, FullServerRule, Reservation, is_work
-from metric_tracker_rl.serving.hardening import (
-    ASGIApp,
-    Message,
-    Receive,
-    Scope,
-    Send,
-    json_response,
-    read_body,
-    replaying,
-)
-from metric_tracker_rl.serving.task_api import json_safe
+from metric_tracker_rl.serving.full_server import RESERVATION_HOLD_S, Reservation, is_work
+from metric_tracker_rl.serving.hardening import ASGIApp, Message, Receive, Scope, Send
+from metric_tracker_rl.serving.session_clock import TrackedSession, any_message, is_reset, receive_within, wake
+from metric_tracker_rl.serving.session_http import MCP_PATH, HttpSessions
+from metric_tracker_rl.serving.session_places import json_rpc_error, ws_error
 from metric_tracker_rl.settings import ServerSettings
 
 SESSION_PATH = "/ws"
-MCP_PATH = "/mcp"
-CREATE_METHOD = SESSION_CREATE_METHOD
-CLOSE_METHOD = SESSION_CLOSE_METHOD
 # WebSocket close code 1013, "Try Again Later": the per-client refusal; 1008 "Policy Violation": no reset.
 TRY_AGAIN_LATER = 1013
 POLICY_VIOLATION = 1008
-INVALID_PARAMS = -32602  # JSON-RPC's code
 # How often a full server looks for sessions to close, at most and at least.
 REAP_MIN_S = 0.2
 REAP_MAX_S = 5.0
-# Added to every retry hint: closing a session (its environment and its socket) takes a moment after its time.
-CLOSE_MARGIN_S = 0.5
 # How long a client given another's place waits for that session to end (it may be in the middle of a step).
 EVICTION_WAIT_S = 15.0
 
 
-@dataclass(eq=False)
-class TrackedSession:
-    """One open session, whatever its transport: "ws", "mcp" (the WebSocket /mcp) or "http"."""
-
-    client: str
-    transport: str
-    session_id: str | None = None  # an HTTP session's id, as OpenEnv answered it
-    opened_at: float = field(default_factory=time.monotonic)
-    last_activity_at: float = field(default_factory=time.monotonic)
-    used: bool = False  # reset (or, on /mcp, any message) since it opened
-    last_work_at: float = field(default_factory=time.monotonic)  # a reset, step or tool call (see `is_work`)
-    send: Send | None = None  # a socket session's, to close it from outside
-    closing: bool = False  # closed for its time: its notice is sent once
-    attached: bool = False  # an HTTP session with a /ws socket attached to it
-    close_requested: bool = False  # closed by its client while attached: OpenEnv ends it when the socket ends
-    yield_at: float | None = None  # when it gives its place to a waiting client (`full_server`)
-    receiving: asyncio.Future[Message] | None = None  # the receive it waits in, cancelled to end it sooner
-    receive_stopped: bool = False  # that receive was stopped by `wake` (its time, or from outside)
-    gone: asyncio.Event = field(default_factory=asyncio.Event)  # set once OpenEnv no longer holds it
-
-
-async def receive_within(receive: Receive, session: TrackedSession, timeout_s: float) -> Message | None:
-    """The next message, or None after `timeout_s` or when `wake` stops the receive from outside. The receive is
-    awaited directly, its timeout a timer that wakes it (no waiter of `asyncio.wait` per message); a cancellation
-    of the session's own task goes on up."""
-    receiving = asyncio.ensure_future(receive())
-    session.receiving, session.receive_stopped = receiving, False
-    timer = asyncio.get_running_loop().call_later(timeout_s, wake, session)
-    try:
-        return await receiving
-    except asyncio.CancelledError:
-        if session.receive_stopped and not _cancelling():
-            return None
-        receiving.cancel()
-        raise
-    finally:
-        timer.cancel()
-        session.receiving = None
-
-
-def _cancelling() -> bool:
-    """Whether the running task is being cancelled (Python 3.11 tells; before it, a stopped receive is taken for
-    the stop it asked for)."""
-    cancelling = getattr(asyncio.current_task(), "cancelling", None)
-    return bool(cancelling()) if cancelling is not None else False
-
-
-def wake(session: TrackedSession) -> None:
-    """Stop the receive a socket session waits in, so it looks at its time again (see `receive_within`)."""
-    if session.receiving is not None:
-        session.receive_stopped = True
-        session.receiving.cancel()
-
-
-def is_reset(text: str | None) -> bool:
-    """Whether a text frame is a reset message (any frame that is not one leaves the grace clock running)."""
-    if text is None or '"reset"' not in text:
-        return False
-    with contextlib.suppress(ValueError, RecursionError):
-        message = json.loads(text)
-        return isinstance(message, dict) and message.get("type") == "reset"
-    return False
-
-
-def any_message(text: str | None) -> bool:
-    """On /mcp there is no reset: a session is used once it sends anything."""
-    return True
-
-
-def json_rpc_request(body: bytes) -> tuple[Any, str | None, dict[str, Any]]:
-    """(id, method, params) of a JSON-RPC request body; method None when it is not one (OpenEnv answers it)."""
-    with contextlib.suppress(ValueError, RecursionError):
-        request = json.loads(body)
-        if isinstance(request, dict) and isinstance(request.get("method"), str):
-            params = request.get("params")
-            return request.get("id"), request["method"], params if isinstance(params, dict) else {}
-    return None, None, {}
-
-
-def ws_error(message: str, code: str, **data: Any) -> str:
-    return json.dumps({"type": "error", "data": {"message": message, "code": code, **data}})
-
-
-def json_rpc_error(request_id: Any, message: str, **data: Any) -> str:
-    return json.dumps({"jsonrpc": "2.0", "id": request_id,
-                       "error": {"code": SERVER_ERROR, "message": message, "data": data}})
-
-
-class SessionLimits:
-    """ASGI middleware in front of every way to open a session; see the module docstring.
+class SessionLimits(HttpSessions):
+    """ASGI middleware in front of every way to open a session; see the module docstring. Its bookkeeping is
+    `session_places`', its HTTP sessions `session_http`'s.
 
     `server` is the whole app: an HTTP session that has to be closed is closed through it, with the same
     JSON-RPC request a client would send, so OpenEnv frees it as it frees any other."""
@@ -187,73 +74,11 @@ class SessionLimits:
                  server: ASGIApp, capacity: int, full_idle_s: float) -> None:
         """`per_client` None: no cap beyond the server-wide one (`capacity`), whose error OpenEnv sends (annotated
         here)."""
+        super().__init__(per_client, unreset_grace_s, idle_timeout_s, capacity, full_idle_s)
         self.app = app
         self.server = server
-        self.per_client = per_client
-        self.unreset_grace_s = unreset_grace_s
-        self.idle_timeout_s = idle_timeout_s
-        self.full_rule = FullServerRule(capacity, full_idle_s)
         self._reaper: asyncio.Task[None] | None = None
-        self.sessions: set[TrackedSession] = set()
-        self.http_sessions: dict[str, TrackedSession] = {}
-        self.reservations: dict[str, Reservation] = {}  # by the client a place is being made for
         self._closing: set[asyncio.Task[None]] = set()
-
-    # --- when sessions go, and what the hint says ---------------------------------------------------------
-
-    def full(self, client: str | None = None) -> bool:
-        """Whether every place is taken, counting places freed for waiting clients other than `client`."""
-        return self.full_rule.full(len(self.sessions) + self.places_kept(client))
-
-    def places_kept(self, client: str | None) -> int:
-        """Places freed and kept for a waiting client other than `client` (expired reservations are dropped)."""
-        if not self.reservations:  # as almost always: asked at every message
-            return 0
-        now = time.monotonic()
-        for waiting in [c for c, r in self.reservations.items() if r.expires_at <= now]:
-            del self.reservations[waiting]
-        return sum(1 for c, r in self.reservations.items() if c != client and r.victim not in self.sessions)
-
-    def seconds_until_closed(self, session: TrackedSession, now: float) -> float:
-        due = math.inf if session.yield_at is None else session.yield_at - now
-        if not session.used:
-            return min(due, session.opened_at + self.unreset_grace_s - now)
-        idle = min(due, session.last_activity_at + self.idle_timeout_s - now)
-        return min(idle, self.full_rule.seconds_left(session, now)) if self.full() else idle
-
-    def closed_while_full(self, session: TrackedSession, now: float) -> bool:
-        """Whether a full server's rule, not the silence rule, is what closes `session` now."""
-        return session.yield_at is not None or (session.used and session.last_activity_at + self.idle_timeout_s > now)
-
-    def retry_after_s(self, blocking: list[TrackedSession]) -> int:
-        """Whole seconds until the first of `blocking` is closed for inactivity and its place is free (at least 1)."""
-        now = time.monotonic()
-        soonest = min((self.seconds_until_closed(s, now) for s in blocking), default=0.0)
-        return max(1, math.ceil(max(soonest, 0.0) + CLOSE_MARGIN_S))
-
-    def held_by(self, client: str) -> list[TrackedSession]:
-        return [s for s in self.sessions if s.client == client]
-
-    def over_cap(self, client: str) -> list[TrackedSession] | None:
-        """The client's sessions when it may open no more, else None."""
-        if self.per_client is None:
-            return None
-        held = self.held_by(client)
-        return held if len(held) >= self.per_client else None
-
-    def refusal(self, client: str) -> tuple[str, dict[str, Any]] | None:
-        """Why `client` may open no session now (the message and the error's data), or None."""
-        wait_s = self.full_rule.cool_down_s(client, len(self.sessions), time.monotonic())
-        if wait_s > 0:
-            retry_after_s = math.ceil(wait_s + CLOSE_MARGIN_S)
-            return self.full_rule.refusal(retry_after_s), {"code": CAPACITY_CODE, "retry_after_s": retry_after_s}
-        held = self.over_cap(client)
-        if held is not None:
-            return self.per_client_refusal(held)
-        reservation = self.reservations.get(client)
-        if reservation is not None and reservation.victim in self.sessions and self.full(client):
-            return self.reserved_refusal(reservation)
-        return None
 
     async def admission(self, client: str) -> tuple[str, dict[str, Any]] | None:
         """Why `client` may open no session now, or None: a place is free for it, or was just made (or it has no
@@ -279,38 +104,6 @@ class SessionLimits:
             await asyncio.wait_for(victim.gone.wait(), EVICTION_WAIT_S)
         return None
 
-    def places_held(self) -> Counter[str]:
-        """Places by client: its open sessions and the places being made for it."""
-        held = Counter(s.client for s in self.sessions)
-        held.update(list(self.reservations))
-        return held
-
-    def reserved_refusal(self, reservation: Reservation) -> tuple[str, dict[str, Any]]:
-        assert reservation.victim.yield_at is not None
-        retry_after_s = max(1, math.ceil(reservation.victim.yield_at - time.monotonic() + CLOSE_MARGIN_S))
-        text = (f"The server is full. A place is being made for this client: the session that did no work for the "
-                f"longest, of a client holding the most places, is closed in about {retry_after_s} s and its place is "
-                f"kept for this client for {RESERVATION_HOLD_S:g} s after that. Retry in about {retry_after_s} s.")
-        return text, {"code": CAPACITY_CODE, "retry_after_s": retry_after_s}
-
-    def per_client_refusal(self, held: list[TrackedSession]) -> tuple[str, dict[str, Any]]:
-        retry_after_s = self.retry_after_s(held)
-        text = (f"Per-client session capacity reached: this client already holds {len(held)} open sessions, the most "
-                f"one client may hold (MAX_SESSIONS_PER_CLIENT={self.per_client}; WebSocket and HTTP sessions count "
-                f"alike). Close one of them, or retry in about {retry_after_s} s, when the first of them is closed "
-                "for inactivity. A trainer that needs more at once (a GRPO run holds one session per rollout it "
-                "generates) runs its own server with MAX_SESSIONS_PER_CLIENT and MAX_CONCURRENT_ENVS raised: see "
-                "docs/training.md.")
-        return text, {"code": CAPACITY_CODE, "active_sessions": len(held), "max_sessions": self.per_client,
-                      "retry_after_s": retry_after_s}
-
-    def add_retry_hint(self, holder: dict[str, Any], data: dict[str, Any], refused: TrackedSession | None) -> None:
-        """Annotate OpenEnv's server-wide capacity error: `data` gets the code and `retry_after_s`, `holder`'s
-        message the sentence (the same dict over /ws; the JSON-RPC error and its data otherwise)."""
-        retry_after_s = self.retry_after_s([s for s in self.sessions if s is not refused])
-        data["code"] = CAPACITY_CODE
-        data["retry_after_s"] = retry_after_s
-        holder["message"] = f"{holder.get('message', '')} Retry in about {retry_after_s} s.".strip()
 
     # --- dispatch -----------------------------------------------------------------------------------------
 
@@ -405,25 +198,6 @@ class SessionLimits:
                 await send({"type": "websocket.send", "text": self.closing_notice(session, transport)})
         return {"type": "websocket.disconnect", "code": POLICY_VIOLATION}
 
-    def closing_notice(self, session: TrackedSession, transport: str) -> str:
-        if session.yield_at is not None:
-            text = ("Session closed: the server is full and a client holding fewer places was waiting. This client "
-                    "held the most places, and this session had done no reset, step or tool call for the longest, "
-                    "so its place went to that client. Connect again later and reset to start a new episode.")
-        elif self.closed_while_full(session, time.monotonic()):
-            text = (f"Session closed: the server is full, and this session did no reset, step or tool call for "
-                    f"{self.full_rule.full_idle_s:g} s (FULL_SERVER_IDLE_S), so its place went to a waiting client. "
-                    "Connect again later and reset to start a new episode.")
-        elif not session.used:
-            what, then = ("reset", "send a reset message first") if transport == "ws" else ("request", "send one")
-            text = (f"Session closed: no {what} within {self.unreset_grace_s:g} s of its creation "
-                    f"(UNRESET_SESSION_GRACE_S). Connect again and {then}.")
-        else:
-            text = (f"Session closed: no message for {self.idle_timeout_s:g} s (SESSION_TIMEOUT_S), so its episode "
-                    "is gone. Connect again and reset to start a new one.")
-        code = SESSION_ERROR_CODE
-        return json_rpc_error(None, text, code=code) if transport == "mcp" else ws_error(text, code)
-
     def annotating_send(self, session: TrackedSession, send: Send, transport: str) -> Send:
         async def annotated(message: Message) -> None:
             text = message.get("text")
@@ -442,90 +216,6 @@ class SessionLimits:
     def is_capacity_error(text: str) -> bool:
         """OpenEnv's server-wide refusal (`compat.openenv.is_capacity_error`)."""
         return openenv_capacity_error(text)
-
-    # --- HTTP sessions (JSON-RPC on POST /mcp) -------------------------------------------------------------
-
-    async def json_rpc(self, scope: Scope, receive: Receive, send: Send) -> None:
-        body = await read_body(receive)  # bounded by BoundedRequestBodies, which sits outside
-        if body is None:
-            return
-        request_id, method, params = json_rpc_request(body)
-        replay = replaying(body, receive)
-        client = client_of(scope)
-        session_id = params.get("session_id")
-        if session_id is not None and not isinstance(session_id, str):
-            await json_response(send, 200, json.dumps({
-                "jsonrpc": "2.0", "id": json_safe(request_id),
-                "error": {"code": INVALID_PARAMS, "message": "params.session_id must be a string: the id that "
-                          f"{CREATE_METHOD} answered."}}).encode())
-            return
-        if method == CREATE_METHOD:
-            refused = await self.admission(client)
-            if refused is not None:
-                text, data = refused
-                await json_response(send, 200, json_rpc_error(request_id, text, **data).encode())
-                return
-            await self.forwarded(scope, replay, send, lambda reply: self.created(reply, client))
-        elif method == CLOSE_METHOD:
-            await self.forwarded(scope, replay, send, lambda reply: self.closed(reply, session_id))
-        else:
-            if isinstance(session_id, str) and session_id in self.http_sessions:
-                session = self.http_sessions[session_id]
-                session.last_activity_at = time.monotonic()
-                if not self.full() or method == TOOL_CALL:
-                    session.last_work_at = session.last_activity_at
-            await self.app(scope, replay, send)
-
-    async def forwarded(self, scope: Scope, receive: Receive, send: Send,
-                        inspect: Callable[[Any], None]) -> None:
-        """Pass the request on; hand its JSON reply to `inspect` (which may change it) before the client gets it."""
-        start: Message | None = None
-        chunks: list[bytes] = []
-
-        async def held_send(message: Message) -> None:
-            nonlocal start
-            if message["type"] == "http.response.start":
-                start = message
-                return
-            if message["type"] != "http.response.body":
-                await send(message)
-                return
-            chunks.append(message.get("body", b""))
-            if message.get("more_body", False):
-                return
-            body = b"".join(chunks)
-            with contextlib.suppress(ValueError, TypeError, KeyError):
-                reply = json.loads(body)
-                inspect(reply)
-                body = json.dumps(reply).encode()
-            assert start is not None
-            headers = [(k, v) for k, v in start.get("headers", []) if k.lower() != b"content-length"]
-            await send({**start, "headers": [*headers, (b"content-length", str(len(body)).encode())]})
-            await send({"type": "http.response.body", "body": body})
-
-        await self.app(scope, receive, held_send)
-
-    def created(self, reply: dict[str, Any], client: str) -> None:
-        session_id, error = created_session_id(reply), reply.get("error")
-        if session_id is not None:
-            session = TrackedSession(client, "http", session_id=session_id)
-            self.add(session)
-            self.http_sessions[session_id] = session
-            self.schedule_close_check(session)
-        elif is_capacity_error_body(error):
-            self.add_retry_hint(error, error["data"], None)
-
-    def closed(self, reply: dict[str, Any], session_id: Any) -> None:
-        """Forget a session OpenEnv closed, or never knew (it reaped it first). One with a socket attached is
-        closed when the socket ends, so it still counts until then."""
-        session = self.http_sessions.get(session_id) if isinstance(session_id, str) else None
-        if session is None:
-            return
-        outcome = close_outcome(reply)
-        if outcome == "gone":
-            self.forget(session)
-        elif outcome == "closing":
-            session.close_requested = True
 
     def add(self, session: TrackedSession) -> None:
         """Count a new session (taking the place made for its client, if any); on a server it fills, start closing
@@ -579,48 +269,6 @@ class SessionLimits:
             await session.send({"type": "websocket.close", "code": POLICY_VIOLATION})
         wake(session)  # the app sees its client leave now, whether or not the client answers the close
 
-    def forget(self, session: TrackedSession) -> None:
-        self.sessions.discard(session)
-        if session.session_id is not None:
-            self.http_sessions.pop(session.session_id, None)
-        session.gone.set()
-
-    def schedule_close_check(self, session: TrackedSession) -> None:
-        """Check the HTTP session when its time is up (a timer per session: nothing runs in between)."""
-        delay = max(self.seconds_until_closed(session, time.monotonic()), 0.0)
-        asyncio.get_running_loop().call_later(delay, self._start_close_check, session)
-
-    def _start_close_check(self, session: TrackedSession) -> None:
-        task = asyncio.get_running_loop().create_task(self.close_if_due(session))
-        self._closing.add(task)
-        task.add_done_callback(self._closing.discard)
-
-    async def close_if_due(self, session: TrackedSession) -> None:
-        if session.session_id not in self.http_sessions or session.attached:
-            return  # closed meanwhile, or its socket's own clock watches it (and checks again when it ends)
-        if self.seconds_until_closed(session, time.monotonic()) > 0:
-            self.schedule_close_check(session)  # used since: a later time
-            return
-        await self.close_http_session(session)
-
-    async def close_http_session(self, session: TrackedSession) -> None:
-        """`openenv/session/close` through the whole app, as a client would send it (this middleware then forgets
-        the session as for any close)."""
-        body = json.dumps({"jsonrpc": "2.0", "id": "reaper", "method": CLOSE_METHOD,
-                           "params": {"session_id": session.session_id}}).encode()
-        scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST",
-                 "scheme": "http", "path": MCP_PATH, "raw_path": MCP_PATH.encode(), "query_string": b"",
-                 "root_path": "", "client": ("127.0.0.1", 0), "server": ("127.0.0.1", 0),
-                 "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]}
-
-        async def discard(message: Message) -> None:
-            del message
-
-        async def disconnected() -> Message:
-            return {"type": "http.disconnect"}
-
-        await self.server(scope, replaying(body, disconnected), discard)
-        self.forget(session)  # whatever OpenEnv answered, the session is closed or gone
 
 
 def limit_sessions(app: FastAPI, settings: ServerSettings) -> FastAPI:

@@ -5,8 +5,8 @@ index=...)` does the same. Both splits are generated from seeds, never stored:
 
 - `train`: standard seeded episodes, task i = {seed: TRAIN_SEED_BASE + i, difficulty: ...} with the difficulty
   from TRAIN_SCHEDULE, a published list of blocks of indices, each cycling over its difficulties. Blocks are only
-  ever appended (a new tier gets a block of its own after the others), so no train task changes when a tier is
-  added.
+  ever appended (a listed tier gets a block of its own after the others, derived from TIERS), so no train task
+  changes when a tier is listed.
 - `eval`: EVAL_SCHEDULE, a published list of blocks only ever appended to: the first named tasks, the calibration
   sweep of benchmarks/calibrate.py (EVAL_SEEDS_PER_DIFFICULTY seeds per difficulty from CALIBRATION_SEED_BASE, each
   tier's `calibration_seed_base`), then each named task or tier's sweep added since, after the others. Every eval seed
@@ -23,7 +23,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from metric_tracker_rl.spec.tasks import EpisodeConfig, resolve_episode_config
+from metric_tracker_rl.spec.published import DIFFICULTIES
 from metric_tracker_rl.spec.tiers import TIERS
 
 TRAIN_SEED_BASE = 1_000_000
@@ -36,13 +36,20 @@ class TrainBlock:
     difficulties: tuple[str, ...]
 
 
-# The train split's published schedule. Append a block for a new tier; never edit or reorder a published one,
-# since a trainer's recorded task indices would then name other episodes.
-TRAIN_SCHEDULE: tuple[TrainBlock, ...] = (
-    TrainBlock(6_000, ("easy", "medium", "hard", "frontier")),
-    TrainBlock(2_000, ("deep",)),
-    TrainBlock(2_000, ("abyss",)),
-)
+# The train split's published schedule: the first block, then a block of its own for every listed tier after them,
+# in TIERS's order (a tier is only ever appended there). A published block is never edited nor reordered, since a
+# trainer's recorded task indices would then name other episodes.
+FIRST_TRAIN_BLOCK = TrainBlock(6_000, ("easy", "medium", "hard", "frontier"))
+TIER_TRAIN_TASKS = 2_000
+
+
+def train_schedule(listed: tuple[str, ...]) -> tuple[TrainBlock, ...]:
+    """The train blocks of the `listed` difficulties, in their order."""
+    later = (name for name in listed if name not in FIRST_TRAIN_BLOCK.difficulties)
+    return (FIRST_TRAIN_BLOCK, *(TrainBlock(TIER_TRAIN_TASKS, (name,)) for name in later))
+
+
+TRAIN_SCHEDULE = train_schedule(DIFFICULTIES)
 # Listed in full by list_tasks; any seed from TRAIN_SEED_BASE + TRAIN_TASK_COUNT on is a further training episode.
 TRAIN_TASK_COUNT = sum(block.count for block in TRAIN_SCHEDULE)
 CALIBRATION_SEED_BASE = {name: tier.calibration_seed_base for name, tier in TIERS.items()}
@@ -99,14 +106,24 @@ class EvalBlock:
         return {"task_id": self.task_ids[offset]}
 
 
-# The eval split's published layout. Append a block for a new named task or tier; never edit or reorder a published
-# one, since an evaluator's recorded task indices would then name other episodes.
-EVAL_SCHEDULE: tuple[EvalBlock, ...] = (
+# The eval split's published layout: these blocks, then the calibration sweep of every listed tier they do not
+# sweep, in TIERS's order. A published block is never edited nor reordered, since an evaluator's recorded task
+# indices would then name other episodes: to append a named task, first write the derived sweeps out here.
+PUBLISHED_EVAL_BLOCKS: tuple[EvalBlock, ...] = (
     EvalBlock(task_ids=("easy_two_spikes", "medium_mixed_three", "hard_mixed_multi", "frontier_segments",
                         "deep_cuboids")),
     *(EvalBlock(sweep=difficulty) for difficulty in ("easy", "medium", "hard", "frontier", "deep", "abyss")),
     EvalBlock(task_ids=("abyss_faint_cuboids",)),
 )
+
+
+def eval_schedule(listed: tuple[str, ...]) -> tuple[EvalBlock, ...]:
+    """The eval blocks of the `listed` difficulties, in their order."""
+    swept = {block.sweep for block in PUBLISHED_EVAL_BLOCKS}
+    return (*PUBLISHED_EVAL_BLOCKS, *(EvalBlock(sweep=name) for name in listed if name not in swept))
+
+
+EVAL_SCHEDULE = eval_schedule(DIFFICULTIES)
 
 
 @dataclass(frozen=True)
@@ -193,21 +210,18 @@ def task_range(name: str, start: int | None = None, stop: int | None = None) -> 
     return [split.task(index) for index in range(split.size())[start:stop]]
 
 
-def resolve_reset(secret: str = "", **kwargs: Any) -> EpisodeConfig:
-    """The episode config of reset arguments: `split` and `index` (OpenEnv's Task API convention) stand for that
-    task's own reset arguments, and go with no other one; everything else is `tasks.resolve_episode_config`."""
-    if "split" in kwargs or "index" in kwargs:
-        # Only what the caller set: a reset's own parameters (seed) arrive as None when not passed.
-        passed = sorted(key for key, value in kwargs.items() if value is not None)
-        if set(passed) != {"split", "index"}:
-            valid = ", ".join(f"{name} (index 0 to {split.size() - 1})" for name, split in SPLITS.items())
-            raise ValueError("split and index select a task of the Task API and go together, with no other reset "
-                             f"argument (got {', '.join(passed) or 'none set'}); valid splits: {valid}")
-        try:
-            kwargs = get_split(kwargs["split"]).task(kwargs["index"])
-        except IndexError as exc:
-            raise ValueError(str(exc)) from None
-    return resolve_episode_config(secret=secret, **kwargs)
+def split_task_arguments(kwargs: dict[str, Any]) -> dict[str, Any]:
+    """The reset arguments of the task that reset arguments `split` and `index` (OpenEnv's Task API convention)
+    select; they go with no other argument (a reset's own parameters, seed, arrive as None when not passed)."""
+    passed = sorted(key for key, value in kwargs.items() if value is not None)
+    if set(passed) != {"split", "index"}:
+        valid = ", ".join(f"{name} (index 0 to {split.size() - 1})" for name, split in SPLITS.items())
+        raise ValueError("split and index select a task of the Task API and go together, with no other reset "
+                         f"argument (got {', '.join(passed) or 'none set'}); valid splits: {valid}")
+    try:
+        return get_split(kwargs["split"]).task(kwargs["index"])
+    except IndexError as exc:
+        raise ValueError(str(exc)) from None
 
 
 class TaskProviderMixin:

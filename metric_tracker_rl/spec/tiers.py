@@ -1,8 +1,8 @@
 """Every tier (a reset's `difficulty`) as one config object: its window, its dimensions, what its incidents are
 drawn from and how they mix, its counts, magnitude scale, concurrency, steps and submissions.
 
-One entry builds every tier, metric_tracker_rl.generation.build_episode(tier, config), and the tier names which
-of two generators it runs through `aggregate` or `segmented`:
+One entry builds every tier, metric_tracker_rl.generation.build_episode(config) (an episode config carries its
+tier), and the tier names which of two generators it runs through `aggregate` or `segmented`:
 - the aggregate generator (generation/aggregate.py) fills one funnel with the anomaly families' injectors, at each
   family's magnitude range for the tier (`magnitude_ranges` in metric_tracker_rl/generation/anomalies/), among
   annotated distractors and benign fluctuations. easy, medium and hard use it; it keeps their episodes as they

@@ -45,6 +45,7 @@ from metric_tracker_rl.sql.worker import REPLY_HEADER
 DEFAULT_WORKERS = 3
 KILL_GRACE_S = 0.5  # past the time limit before a worker that does not answer is killed
 LOAD_GRACE_S = 2.0  # more for a statement whose episode's tables are sent with it
+EXIT_GRACE_S = 2.0  # at the interpreter's exit, for the workers to close their databases before they are killed
 # A statement's limit is the worker's own CPU time where the system reports it (Linux): a worker that a busy machine
 # leaves waiting for a core is not the statement's fault, while a runaway burns CPU and meets the limit all the same.
 # WALL_BACKSTOP bounds the wait in wall time too, for a worker that neither answers nor runs: less the time its
@@ -380,11 +381,20 @@ class SqlPool:
                 if worker.loaded.pop(key, None) is not None:
                     worker.forget.append(key)
 
-    def close(self) -> None:
+    def close(self, grace_s: float = 0.0) -> None:
+        """Stop every worker. With `grace_s`, each is first told that no statement follows (it then closes its
+        database and exits), and only one still running after that time is killed."""
         with self._condition:
             self._closed = True
             workers, self._workers, self._idle = list(self._workers), set(), []
+        deadline = time.monotonic() + grace_s
+        if grace_s > 0:
+            for worker in workers:
+                with contextlib.suppress(OSError):
+                    worker.requests.close()
         for worker in workers:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                worker.process.wait(timeout=max(0.0, deadline - time.monotonic()))
             worker.kill()
 
     def worker_pids(self) -> list[int]:
@@ -559,7 +569,7 @@ def pool() -> SqlPool:
 def _stop_workers() -> None:
     with _POOL_LOCK:
         if _POOL is not None:
-            _POOL.close()
+            _POOL.close(grace_s=EXIT_GRACE_S)
 
 
 _STATEMENT = threading.local()  # `seconds`: how long this thread's statements held a worker (see statement_seconds)

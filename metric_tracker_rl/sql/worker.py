@@ -26,9 +26,14 @@ import threading
 import time
 import traceback
 from collections.abc import Callable
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from metric_tracker_rl.sql.schedstat import thread_queued_s
+
+if TYPE_CHECKING:  # the engine (and DuckDB) is imported by the worker only, once it runs
+    from duckdb import DuckDBPyConnection
+
+    from metric_tracker_rl.sql.engine import EpisodeTables
 
 NICENESS = 5  # below the server process: the event loop answers every session first
 # A statement still running after SLOW_AFTER_S (a typical one takes milliseconds) continues at SLOW_NICENESS: its
@@ -182,11 +187,12 @@ class StatementThread:
             try:
                 job()
             finally:
+                job = None  # the finished statement's closure (and the engine it names) is not kept while idle
                 self.done.put(None)
 
 
 def serve(requests: BinaryIO, replies: BinaryIO, query_mb: int, cache_mb: int) -> None:
-    from metric_tracker_rl.sql.engine import MEMORY_MESSAGE, TIME_LIMIT_S, EpisodeTables, Refusal, open_database
+    from metric_tracker_rl.sql.engine import TIME_LIMIT_S, open_database
 
     database = open_database()
     database.execute("SELECT 1").fetchall()
@@ -200,6 +206,24 @@ def serve(requests: BinaryIO, replies: BinaryIO, query_mb: int, cache_mb: int) -
     episodes: dict[int, EpisodeTables] = {}
     runner = StatementThread()
     write_reply(replies, ("ready", os.getpid()))
+    try:
+        _serve_requests(requests, replies, database, episodes, runner, watchdog, retire_at)
+    finally:
+        # Closed here, not left for the interpreter to tear down at exit (DuckDB's bindings then report every
+        # object still alive as a leak on stderr).
+        runner.retire()
+        for episode in episodes.values():
+            episode.close()
+        episodes.clear()
+        database.close()
+
+
+def _serve_requests(requests: BinaryIO, replies: BinaryIO, database: DuckDBPyConnection,
+                    episodes: dict[int, EpisodeTables], runner: StatementThread, watchdog: Watchdog,
+                    retire_at: int) -> None:
+    """Answer statements until the requests end or a reply says this worker retires or restarts."""
+    from metric_tracker_rl.sql.engine import MEMORY_MESSAGE, EpisodeTables, Refusal
+
     while True:
         try:
             request = pickle.load(requests)
