@@ -1,6 +1,6 @@
 """What the docs say a server does, held to a live one on a loopback port: which tiers take which reset knobs
 (docs/spaces.md), where the context tables answer (docs/tools.md), how abyss starts (docs/spaces.md) and the
-`tools/list` example (docs/frameworks.md). What can be generated from the code is generated (benchmarks/docs_blocks.py);
+`tools/list` example (docs/frameworks.md). What can be generated from the code is generated (lab/docs_blocks.py);
 these are the sentences that cannot be."""
 
 from __future__ import annotations

@@ -126,7 +126,7 @@ def test_the_replay_oracle_reads_an_open_server_and_nothing_of_a_held_out_one(mo
     incident of the played episode only by coincidence (about one play in sixteen scores above 0 on this task,
     with a mean near 0.02 over 600 plays). The nonces come from a seeded stream here, so the plays are the same
     on every run, and the bar is on their mean."""
-    from benchmarks.exploits.replay_oracle import ReplayOracleAgent
+    from lab.agents.replay_oracle import ReplayOracleAgent
     from metric_tracker_rl.adapters.session import EpisodeSession
     from metric_tracker_rl.agents import play
     from metric_tracker_rl.serving import environment

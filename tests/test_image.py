@@ -25,7 +25,7 @@ from conftest import ROOT, serving
 from test_packaging import copy_sources
 from websockets.sync.client import connect
 
-from benchmarks.image_context import dockerfile_instructions
+from lab.speed.image_context import dockerfile_instructions
 from metric_tracker_rl.serving.local_server import free_port
 
 pytestmark = pytest.mark.slow

@@ -21,7 +21,7 @@ from conftest import ROOT
 from text_reader import read_observation
 
 import inference
-from benchmarks import replay
+from lab.calibration import replay
 from metric_tracker_rl import DEFAULT_TASK_ORDER, MetricSubmissionRow, PayloadGeneratorMethod
 from metric_tracker_rl.adapters.baseline_log import format_action, open_interval
 from metric_tracker_rl.analysis_tools import TOOL_REGISTRY

@@ -37,7 +37,7 @@ from inspect_ai.model import (  # noqa: E402
 from inspect_ai.model._call_tools import validate_tool_input  # noqa: E402
 from text_reader import read_observation  # noqa: E402
 
-from benchmarks.calibrate import sweep  # noqa: E402
+from lab.calibration.calibrate import sweep  # noqa: E402
 from metric_tracker_rl import (  # noqa: E402
     DEFAULT_TASK_ORDER,
     MetricTrackerRlEnv,

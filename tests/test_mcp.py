@@ -22,7 +22,7 @@ from openenv.core.env_server.mcp_types import (
 from openenv.core.mcp_client import MCPToolClient
 from pydantic import BaseModel, Field
 
-import benchmarks.exploits  # noqa: F401  (registers the calibration's exploit agents)
+import lab.agents  # noqa: F401  (registers the calibration's exploit agents)
 from metric_tracker_rl.agents import make_agent
 from metric_tracker_rl.analysis_tools.registry import EVERY_TIER, register_tool, unregister_tool
 from metric_tracker_rl.models import MetricTrackerRlAction
@@ -253,7 +253,7 @@ def test_websocket_mcp_messages_reach_the_session_episode(server_url: str) -> No
 
 @pytest.mark.slow
 def test_the_mcp_latency_benchmark_calls_every_transport_without_errors() -> None:
-    from benchmarks.mcp import TRANSPORTS, bench_mcp, table, verdicts
+    from lab.speed.mcp import TRANSPORTS, bench_mcp, table, verdicts
 
     report = bench_mcp([2], duration_s=0.8, rounds=2, warmup_s=0.1)
     (row,) = report["rows"]
@@ -268,7 +268,7 @@ def test_the_mcp_latency_benchmark_calls_every_transport_without_errors() -> Non
 
 
 def test_the_in_process_measurement_times_both_kinds_of_message(monkeypatch: pytest.MonkeyPatch) -> None:
-    from benchmarks.mcp import _in_process_cpu
+    from lab.speed.mcp import _in_process_cpu
 
     monkeypatch.setenv("ENABLE_WEB_INTERFACE", "false")
     cpu = asyncio.run(_in_process_cpu(40))
@@ -277,7 +277,7 @@ def test_the_in_process_measurement_times_both_kinds_of_message(monkeypatch: pyt
 
 
 def test_the_cached_text_diagnostic_reuses_each_tools_first_text_and_renders_nothing_more() -> None:
-    from benchmarks.mcp_cached_text import first_text_per_tool
+    from lab.speed.mcp_cached_text import first_text_per_tool
 
     rendered: list[str] = []
 

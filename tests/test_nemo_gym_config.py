@@ -21,7 +21,7 @@ from openenv.core.env_server.mcp_types import CallToolObservation, ListToolsActi
 from pydantic import BaseModel, create_model
 from text_reader import read_observation
 
-import benchmarks.exploits  # noqa: F401  (registers the calibration's exploit agents)
+import lab.agents  # noqa: F401  (registers the calibration's exploit agents)
 from metric_tracker_rl.agents import make_agent
 from metric_tracker_rl.view.observation import seen
 from metric_tracker_rl.view.tool_schemas import action_tool_call, model_tools

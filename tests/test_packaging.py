@@ -19,7 +19,7 @@ import pytest
 import yaml
 from conftest import ROOT, serving
 
-from benchmarks.image_context import dockerfile_instructions
+from lab.speed.image_context import dockerfile_instructions
 from metric_tracker_rl.serving.local_server import free_port
 
 try:

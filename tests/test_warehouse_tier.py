@@ -171,9 +171,9 @@ def test_an_open_episode_keeps_its_growing_tables_packed(env: MetricTrackerRlEnv
 
 
 def test_the_doc_shows_the_kept_serving_run_which_holds_the_memory_budgets() -> None:
-    """docs/warehouse.md's serving figures are the kept run's (benchmarks/warehouse_serving.py), and that run held
+    """docs/warehouse.md's serving figures are the kept run's (lab/speed/warehouse_serving.py), and that run held
     64 sessions within the rung's memory budgets."""
-    run = json.loads((Path(ROOT) / "docs" / "artifacts" / "warehouse_serving.json").read_text(encoding="utf-8"))
+    run = json.loads((Path(ROOT) / "lab" / "artifacts" / "warehouse_serving.json").read_text(encoding="utf-8"))
     doc = " ".join((Path(ROOT) / "docs" / "warehouse.md").read_text(encoding="utf-8").split())
     assert run["sessions"] == 64 and run["mb_per_session"] <= run["budgets"]["mb_per_session"]
     assert run["held_mb"] <= run["budgets"]["held_mb_64"]

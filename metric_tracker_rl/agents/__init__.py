@@ -5,7 +5,7 @@ records show everything it decided from.
 
 Importing the package registers every agent here (each module registers its own). The experts of the segmented
 tiers are procedures over one shared core (expert_core/). The calibration's shortcuts and lower bounds live in
-benchmarks/exploits/ and register into the same registry when benchmarks import them."""
+lab/agents/ and register into the same registry when benchmarks import them."""
 
 from metric_tracker_rl.agents import (  # noqa: F401
     deep_expert,
