@@ -21,11 +21,11 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import ROOT, serving
+from conftest import ROOT
+from core_helpers import dockerfile_instructions, serving
 from test_packaging import copy_sources
 from websockets.sync.client import connect
 
-from lab.speed.image_context import dockerfile_instructions
 from metric_tracker_rl.serving.local_server import free_port
 
 pytestmark = pytest.mark.slow

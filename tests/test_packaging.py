@@ -17,9 +17,9 @@ from typing import Any
 import httpx
 import pytest
 import yaml
-from conftest import ROOT, serving
+from conftest import ROOT
+from core_helpers import dockerfile_instructions, serving
 
-from lab.speed.image_context import dockerfile_instructions
 from metric_tracker_rl.serving.local_server import free_port
 
 try:

@@ -4,8 +4,8 @@ below the expert."""
 
 from __future__ import annotations
 
-from metric_tracker_rl.agents.base import Agent
 from lab.agents.registry import register_lab_agent
+from metric_tracker_rl.agents.base import Agent
 from metric_tracker_rl.agents.deep_expert import DeepExpertAgent
 from metric_tracker_rl.agents.expert import ExpertAgent
 from metric_tracker_rl.agents.frontier_expert import FrontierExpertAgent

@@ -12,8 +12,8 @@ keeps it in view to show where they do not.
 
 from __future__ import annotations
 
-from metric_tracker_rl.agents.base import Agent, ResultKeeper
 from lab.agents.registry import register_lab_agent
+from metric_tracker_rl.agents.base import Agent, ResultKeeper
 from metric_tracker_rl.agents.reading import Row, explained_dates, magnitude_bounds, relative_move, signed_share
 from metric_tracker_rl.models import MetricSubmissionRow, MetricTrackerRlAction
 from metric_tracker_rl.spec.published import COUNT_COLUMNS, FUNNEL_STEPS

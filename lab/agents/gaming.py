@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from metric_tracker_rl.agents.base import Agent, ResultKeeper
 from lab.agents.registry import register_lab_agent
+from metric_tracker_rl.agents.base import Agent, ResultKeeper
 from metric_tracker_rl.agents.expert import Candidate, ExpertAgent
 from metric_tracker_rl.agents.expert_core.reports import Report
 from metric_tracker_rl.agents.frontier_expert import FrontierExpertAgent

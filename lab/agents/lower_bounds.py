@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from metric_tracker_rl.agents.base import Agent
 from lab.agents.registry import register_lab_agent
+from metric_tracker_rl.agents.base import Agent
 from metric_tracker_rl.agents.reading import episode_dates
 from metric_tracker_rl.models import MetricSubmissionRow, MetricTrackerRlAction, PayloadGeneratorMethod
 from metric_tracker_rl.spec.published import (

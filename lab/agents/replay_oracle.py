@@ -16,10 +16,10 @@ import re
 from collections.abc import Callable
 from typing import Any
 
+from lab.agents.registry import register_lab_agent
 from lab.agents.seed_replay import replay_config
 from metric_tracker_rl.adapters.session import EpisodeSession
 from metric_tracker_rl.agents.base import Agent
-from lab.agents.registry import register_lab_agent
 from metric_tracker_rl.models import MetricSubmissionRow, MetricTrackerRlAction
 from metric_tracker_rl.view.observation import SeenObservation
 

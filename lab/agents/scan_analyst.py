@@ -25,6 +25,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 
+from lab.agents.registry import register_lab_agent
 from lab.agents.scan_analyst_reading import (
     HOURLY_FIELDS,
     SCAN_FIELDS,
@@ -65,7 +66,6 @@ from lab.agents.scan_analyst_sql import (
     stops_sql,
     versions_sql,
 )
-from lab.agents.registry import register_lab_agent
 from metric_tracker_rl.models import MetricSubmissionRow
 
 FLOOR_Z, MIN_EVENTS, MIN_EVENTS_3D = 4.5, 100, 100  # the scans' floor of |z| and of a rate's denominator

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from metric_tracker_rl.agents.base import Agent
 from lab.agents.registry import register_lab_agent
+from metric_tracker_rl.agents.base import Agent
 from metric_tracker_rl.generation import build_episode
 from metric_tracker_rl.models import AnomalyRequest, MetricTrackerRlAction
 from metric_tracker_rl.spec.tasks import RESET_KEYS, resolve_episode_config

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from metric_tracker_rl.agents.base import Agent
 from lab.agents.registry import register_lab_agent
+from metric_tracker_rl.agents.base import Agent
 from metric_tracker_rl.agents.expert_core.cuboid_queries import EVENT_ALIAS, SEARCH_DIMENSIONS
 from metric_tracker_rl.agents.expert_core.queries import EVENT_OF, STEPS, query_action
 from metric_tracker_rl.agents.expert_core.reports import severity_sql

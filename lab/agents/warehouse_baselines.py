@@ -14,8 +14,8 @@ import math
 from dataclasses import replace
 from typing import Any
 
-from metric_tracker_rl.agents.base import Agent
 from lab.agents.registry import register_lab_agent
+from metric_tracker_rl.agents.base import Agent
 from metric_tracker_rl.agents.expert_core.queries import query_action
 from metric_tracker_rl.agents.warehouse_expert import (
     COUNT_DROP,

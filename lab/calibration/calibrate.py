@@ -36,9 +36,9 @@ import numpy as np
 
 import lab.agents  # noqa: F401  (registers the calibration's exploit agents)
 import lab.agents.scan_analyst  # noqa: F401  (registers the scan analyst and its variations)
+from lab.agents.registry import known_agents, make_agent
 from metric_tracker_rl.adapters.session import EpisodeSession
 from metric_tracker_rl.agents import play
-from lab.agents.registry import known_agents, make_agent
 from metric_tracker_rl.serving.environment import MetricTrackerRlEnvironment
 from metric_tracker_rl.spec.published import DIFFICULTIES, RESET_DIFFICULTIES
 from metric_tracker_rl.spec.task_splits import NULL_EVERY, UNTUNED_FIRST_OFFSET, calibration_reset_kwargs

@@ -30,8 +30,8 @@ from typing import Any
 import numpy as np
 
 from lab.calibration.calibrate import DEEP_ONLY_AGENTS, NULL_GROUP, EpisodeSpec, scored_in, sweep
-from lab.pictures.dial_plot import dial_plot_svg
 from lab.calibration.dilution import episodes as tier_episodes
+from lab.pictures.dial_plot import dial_plot_svg
 from metric_tracker_rl.generation.dilution import dilution_by_depth
 from metric_tracker_rl.spec.tasks import cuboid_defaults
 

@@ -23,10 +23,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import lab.agents  # noqa: F401  (registers the calibration's exploit agents)
+from lab.agents.registry import known_agents, make_agent
 from metric_tracker_rl.adapters.transcript import TaskRun, cut_results, unseen_submitted_rows
 from metric_tracker_rl.agents.recording import message_texts
 from metric_tracker_rl.agents.recording import record_episode as recorded
-from lab.agents.registry import known_agents, make_agent
 from metric_tracker_rl.serving.environment import MetricTrackerRlEnvironment
 from metric_tracker_rl.spec.published import DIFFICULTIES, RESET_DIFFICULTIES
 from metric_tracker_rl.spec.tiers import TIERS

@@ -1,9 +1,9 @@
 """The model results: the committed transcripts replayed, grouped by tier and dial settings, as an artifact
 (lab/artifacts/model_results.json) and the table docs/model_results.md shows (a block of lab/docs_blocks.py).
 
-    uv run python -m lab.calibration.model_results            # replay and print the table (exit 1 if the artifact differs)
-    uv run python -m lab.calibration.model_results --write    # replay and write the artifact
-    uv run python -m lab.docs_blocks --write      # then the page's table
+    uv run python -m lab.calibration.model_results          # replay, print the table (exit 1 if the artifact differs)
+    uv run python -m lab.calibration.model_results --write  # replay and write the artifact
+    uv run python -m lab.docs_blocks --write                # then the page's table
 
 The current set sits in lab/artifacts/model_transcripts/, each earlier one in history/<commit>/ below it. A tier
 whose episodes changed since the recording is not replayed: its transcripts keep their recorded scores and are

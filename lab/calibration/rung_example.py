@@ -19,10 +19,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from lab.agents.registry import make_agent
 from lab.calibration.scan_analyst_failures import losses, play_recorded
 from metric_tracker_rl.adapters.session import EpisodeSession, Step
 from metric_tracker_rl.agents import play
-from lab.agents.registry import make_agent
 from metric_tracker_rl.models import MetricTrackerRlAction
 from metric_tracker_rl.serving.environment import MetricTrackerRlEnvironment
 from metric_tracker_rl.spec.task_splits import calibration_reset_kwargs

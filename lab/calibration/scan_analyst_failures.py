@@ -35,8 +35,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import lab.agents.scan_analyst  # noqa: F401  (registers the scan analyst and its variations)
-from metric_tracker_rl.adapters.session import EpisodeSession
 from lab.agents.registry import make_agent
+from metric_tracker_rl.adapters.session import EpisodeSession
 from metric_tracker_rl.serving.environment import MetricTrackerRlEnvironment
 from metric_tracker_rl.spec.task_splits import calibration_reset_kwargs
 

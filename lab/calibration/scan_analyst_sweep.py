@@ -14,8 +14,8 @@ import multiprocessing
 from pathlib import Path
 from typing import Any
 
-from lab.calibration.calibrate import EpisodeSpec, episode_score, summarise
 from lab.agents.scan_analyst import VARIANTS
+from lab.calibration.calibrate import EpisodeSpec, episode_score, summarise
 from metric_tracker_rl.spec.task_splits import calibration_reset_kwargs
 
 # The transcripts of a capable model's episodes (their README says how they were recorded).

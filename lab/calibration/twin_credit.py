@@ -1,6 +1,7 @@
 """What the twin credit changes at abyss: each agent's reports graded with it and without it.
 
-    uv run python -m lab.calibration.twin_credit [--seeds N] [--untuned] [--agents expert,parent_reporter] [--output PATH]
+    uv run python -m lab.calibration.twin_credit [--seeds N] [--untuned] [--agents expert,parent_reporter]
+        [--output PATH]
 
 Each agent plays abyss's calibration episodes (the eval split's, or with --untuned the seeds that tuned nothing) in
 process; every report it submits is graded twice, with the episode's twin rows (a row on a segment one field from

@@ -20,11 +20,11 @@ from typing import Any
 
 import numpy as np
 
+from lab.agents.registry import make_agent
 from lab.calibration.calibrate import summarise
 from lab.calibration.interface import message_texts
 from metric_tracker_rl.adapters.transcript import TaskRun
 from metric_tracker_rl.agents import run_episode
-from lab.agents.registry import make_agent
 from metric_tracker_rl.agents.warehouse_sql import ALL_RULES, RULES
 from metric_tracker_rl.generation.warehouse.truth import expected_rows
 from metric_tracker_rl.generation.warehouse.world import build_warehouse_world

@@ -41,12 +41,12 @@ from typing import Any
 import numpy as np
 
 import lab.agents.scan_analyst  # noqa: F401  (registers the scan analyst)
-from lab.speed import rung_budgets_memory
+from lab.agents.registry import make_agent
 from lab.calibration.interface import message_texts
+from lab.speed import rung_budgets_memory
 from lab.speed.run import PERFORMANCE_DOC, _commit, replace_block
 from metric_tracker_rl.adapters.transcript import TaskRun, cut_results, unseen_submitted_rows
 from metric_tracker_rl.agents import run_episode
-from lab.agents.registry import make_agent
 from metric_tracker_rl.models import MetricTrackerRlAction
 from metric_tracker_rl.serving.environment import MetricTrackerRlEnvironment
 from metric_tracker_rl.spec.task_splits import calibration_reset_kwargs

@@ -7,9 +7,9 @@ import json
 from typing import Any
 
 import pytest
-from lab.tests.helpers import ROOT
 
 from lab.calibration.calibrate import SHORTCUT_AGENTS
+from lab.tests.helpers import ROOT
 from metric_tracker_rl.spec.task_splits import EVAL_SEEDS_PER_DIFFICULTY, UNTUNED_FIRST_OFFSET
 
 KEPT = ROOT / "lab" / "artifacts" / "abyss_calibration.json"

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from lab.agents.registry import known_agents, make_agent
 from lab.calibration.calibrate import (
     AGENT_RESET_OVERRIDES,
     DEEP_ONLY_AGENTS,
@@ -40,7 +41,6 @@ from lab.calibration.calibrate import (
 from lab.calibration.warehouse_calibration import WAREHOUSE_AGENTS
 from metric_tracker_rl import MetricTrackerRlAction
 from metric_tracker_rl.agents import run_episode
-from lab.agents.registry import known_agents, make_agent
 from metric_tracker_rl.analysis_tools import GENERATOR_NAMES
 from metric_tracker_rl.analysis_tools.registry import MAX_PAGE_ROWS
 from metric_tracker_rl.serving.environment import MetricTrackerRlEnvironment
@@ -93,7 +93,8 @@ def test_every_reference_agent_is_registered() -> None:
 
 
 def test_a_default_run_plays_every_registered_agent_but_deeps_own() -> None:
-    assert sorted(known_agents()) == sorted([*LISTED_TIER_AGENTS, *DEEP_ONLY_AGENTS, *REPLAYING_AGENTS, *WAREHOUSE_AGENTS])
+    assert sorted(known_agents()) == sorted(
+        [*LISTED_TIER_AGENTS, *DEEP_ONLY_AGENTS, *REPLAYING_AGENTS, *WAREHOUSE_AGENTS])
 
 
 def test_agents_read_only_public_modules() -> None:

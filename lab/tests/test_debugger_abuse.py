@@ -23,10 +23,9 @@ from typing import IO
 
 import httpx
 import pytest
-from lab.tests.helpers import ROOT
-from lab.tests.helpers import hold
 
 from lab.speed.debugger_attacks import RESET_FORM, Page, new_tab, process_counts
+from lab.tests.helpers import ROOT, hold
 from metric_tracker_rl.serving import local_server
 
 pytestmark = pytest.mark.slow  # starts server processes

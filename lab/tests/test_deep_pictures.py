@@ -5,7 +5,6 @@ experiment's intended effect beside an incident in its arm, and the overlap cred
 from __future__ import annotations
 
 import pytest
-from lab.tests.helpers import ROOT
 
 from lab.pictures.deep_pictures import (
     BURIED,
@@ -20,6 +19,7 @@ from lab.pictures.deep_pictures import (
     z_in,
 )
 from lab.pictures.frontier_pictures import stale_pictures
+from lab.tests.helpers import ROOT
 from metric_tracker_rl.generation.dilution import stands_out
 from metric_tracker_rl.grading.grader import row_segment, segment_match
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from lab.agents.registry import known_agents
 from lab.calibration.dial_grid import (
     GRID_AGENTS,
     POINTS,
@@ -21,7 +22,6 @@ from lab.calibration.dial_grid import (
     run_grid,
 )
 from lab.pictures.dial_plot import EXPERT_TARGET, REFERENCE_AGENT, REFERENCE_TIER, dial_plot_svg, reference_score
-from lab.agents.registry import known_agents
 from metric_tracker_rl.spec.tasks import cuboid_defaults, resolve_episode_config
 from metric_tracker_rl.spec.tiers import TIERS
 

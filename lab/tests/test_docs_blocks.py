@@ -8,12 +8,11 @@ import copy
 import re
 
 import pytest
-from lab.tests.helpers import ROOT
-from lab.tests.helpers import reset_episode
 
 from lab import docs_blocks
-from lab.calibration.calibrate import SHORTCUT_AGENTS
 from lab.agents.registry import known_agents
+from lab.calibration.calibrate import SHORTCUT_AGENTS
+from lab.tests.helpers import ROOT, reset_episode
 from metric_tracker_rl.spec.plain_types import MetricSubmissionRow
 from metric_tracker_rl.spec.task_splits import TRAIN_SCHEDULE, TRAIN_SEED_BASE, TRAIN_TASK_COUNT, get_split
 

@@ -6,9 +6,9 @@ from __future__ import annotations
 import re
 
 import pytest
-from lab.tests.helpers import ROOT
 
 from lab.pictures.frontier_pictures import OUTPUT, pictures, stale_pictures
+from lab.tests.helpers import ROOT
 
 pytestmark = pytest.mark.slow  # builds a frontier world per seed until every kind is drawn
 

@@ -11,7 +11,6 @@ import subprocess
 import sys
 
 import pytest
-from lab.tests.helpers import ROOT
 
 from lab.speed import rung_budgets
 from lab.speed.run import PERFORMANCE_DOC, shown_block
@@ -27,6 +26,7 @@ from lab.speed.rung_budgets import (
     time_queries,
 )
 from lab.speed.rung_budgets_memory import tree_rss_mb
+from lab.tests.helpers import ROOT
 from metric_tracker_rl.serving.environment import MetricTrackerRlEnvironment
 from metric_tracker_rl.spec.task_splits import calibration_reset_kwargs
 from metric_tracker_rl.spec.tiers import TIERS

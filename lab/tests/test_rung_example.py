@@ -7,10 +7,10 @@ from __future__ import annotations
 import json
 
 import pytest
-from lab.tests.helpers import ROOT
 
 from lab.calibration.replay import REPRODUCED, replay
 from lab.calibration.rung_example import EXPERT_AT_LEAST, GAP, render
+from lab.tests.helpers import ROOT
 
 EXAMPLE = ROOT / "lab" / "artifacts" / "abyss_example.json"
 PAGE = ROOT / "docs" / "abyss_episode.md"

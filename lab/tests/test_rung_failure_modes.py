@@ -4,11 +4,11 @@ mode is what its definition says, on segments and on built episodes."""
 from __future__ import annotations
 
 import pytest
-from lab.tests.helpers import reset_episode
 from hypothesis import given
 from hypothesis import strategies as st
 
 from lab.calibration.rung_failure_modes import MODES, dates_between, depth, incident_modes, render, shares_traffic
+from lab.tests.helpers import reset_episode
 from metric_tracker_rl.generation.dilution import cuboid_incidents
 from metric_tracker_rl.world.segments import Segment
 

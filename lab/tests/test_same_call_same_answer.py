@@ -23,11 +23,11 @@ from typing import Any
 
 import pytest
 
+from lab.agents.registry import make_agent
 from lab.calibration import replay
 from lab.calibration.model_results import kept_results
 from metric_tracker_rl.adapters.transcript import TaskRun
 from metric_tracker_rl.agents import run_episode
-from lab.agents.registry import make_agent
 from metric_tracker_rl.serving.environment import MetricTrackerRlEnvironment
 
 pytestmark = pytest.mark.slow

@@ -12,9 +12,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from lab.speed import rung_budgets
 from lab.calibration.interface import message_texts, record_episode
 from lab.calibration.warehouse_calibration import UNTUNED_FIRST
+from lab.speed import rung_budgets
 from metric_tracker_rl.agents.expert_core.queries import compact, readable
 from metric_tracker_rl.serving.environment import MetricTrackerRlEnvironment
 from metric_tracker_rl.spec.published import BASELINE_RULE, GRADING_RULE, SEVERITY_RULE
