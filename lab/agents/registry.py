@@ -14,6 +14,9 @@ LAB_AGENTS: Registry[Callable[..., Agent]] = Registry("lab agent")
 
 
 def register_lab_agent(name: str, factory: Callable[..., Agent]) -> None:
+    """Register a lab agent; a name the package's registry holds is refused, so a name means one agent everywhere."""
+    if name in AGENTS:
+        raise ValueError(f"agent {name!r} is already registered in the package")
     LAB_AGENTS.register(factory, name)
 
 
