@@ -21,8 +21,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import ROOT
-from core_helpers import dockerfile_instructions, serving
+from conftest import ROOT, serving
+from core_helpers import dockerfile_instructions
 from test_packaging import copy_sources
 from websockets.sync.client import connect
 

@@ -17,8 +17,8 @@ from typing import Any
 import httpx
 import pytest
 import yaml
-from conftest import ROOT
-from core_helpers import dockerfile_instructions, serving
+from conftest import ROOT, serving
+from core_helpers import dockerfile_instructions
 
 from metric_tracker_rl.serving.local_server import free_port
 
