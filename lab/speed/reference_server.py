@@ -1,4 +1,4 @@
-"""The command line of the benchmark's reference servers: `python -m benchmarks.<module> --port N --no-web`."""
+"""The command line of the benchmark's reference servers: `python -m lab.speed.<module> --port N --no-web`."""
 
 from __future__ import annotations
 

@@ -32,7 +32,7 @@ def test_the_context_is_what_the_copy_lines_take_and_nothing_else() -> None:
     taken = {path for arguments in copies for path in copied_files(arguments, CONTEXT)}
     assert taken == set(CONTEXT)
     assert sum(CONTEXT.values()) < MAX_CONTEXT_BYTES, f"{sum(CONTEXT.values()):,} bytes"
-    for left_out in (".venv", ".git", "tests", "docs", "benchmarks", ".pytest_cache", ".ruff_cache", ".mypy_cache"):
+    for left_out in (".venv", ".git", "tests", "docs", "lab", ".pytest_cache", ".ruff_cache", ".mypy_cache"):
         assert not any(path == left_out or path.startswith(left_out + "/") for path in CONTEXT), left_out
     assert not any("__pycache__" in path or path.endswith(".pyc") or ".egg-info" in path for path in CONTEXT)
     for arguments in copies:
