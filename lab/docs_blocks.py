@@ -5,7 +5,7 @@ tiers' windows), so it cannot say what the code or the artifact contradicts.
     uv run python -m lab.docs_blocks            # which blocks differ from what they render (exit 1 if any)
     uv run python -m lab.docs_blocks --write    # rewrite every block from its source
 
-tests/test_docs_blocks.py fails while a block differs from its rendering.
+lab/tests/test_docs_blocks.py fails while a block differs from its rendering.
 """
 
 from __future__ import annotations
@@ -53,7 +53,8 @@ EXPERT_SHARE_TARGET = 0.95
 # The target for the expert's mean on deep and the rung above it (docs/calibration.md): lower than the other tiers'.
 DEEP_MEAN_TARGET = 0.90
 TOP_RUNGS = ("deep", "abyss")
-# The ceilings the exploits are held to (agent, difficulty, highest mean), as tests/test_calibration.py asserts them.
+# The ceilings the exploits are held to (agent, difficulty, highest mean), as lab/tests/test_calibration.py asserts
+# them.
 # The smallest gap between an agent's eval and untuned means that the docs list (smaller ones are the floor agents'
 # noise, a few thousandths).
 LISTED_GAP = 0.01

@@ -46,7 +46,7 @@ from metric_tracker_rl.spec.tasks import DEFAULT_TASK_ORDER, get_task_spec
 
 DEFAULT_OUTPUT = Path("artifacts/calibration.json")
 # The results docs/calibration.md and the README show, rendered by `table` and `difficulty_table`
-# (tests/test_calibration.py compares): a run written with --output PUBLISHED_RESULTS updates them.
+# (lab/tests/test_calibration.py compares): a run written with --output PUBLISHED_RESULTS updates them.
 PUBLISHED_RESULTS = Path(__file__).resolve().parents[2] / "lab" / "artifacts" / "calibration.json"
 NULL_GROUP = "null"
 UNTUNED = "untuned"  # the results file's entry that keeps the run on the untuned seeds

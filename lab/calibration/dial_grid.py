@@ -14,7 +14,7 @@ tiers' own agents run at deep and abyss only); the dilution share is that of lab
 difficulty and settings (cuboid tiers only). `--points` and `--agents` choose the cells a run plays; `--merge`
 takes every other cell from a kept grid of the same seeds, so a rung's rows are rerun without the others. The run
 prints each agent's seconds per episode at each tier. docs/calibration.md shows the rendered table and the plot
-(`--plot`, lab/pictures/dial_plot.py), and tests/test_dial_grid.py compares them with the artifact."""
+(`--plot`, lab/pictures/dial_plot.py), and lab/tests/test_dial_grid.py compares them with the artifact."""
 
 from __future__ import annotations
 

@@ -9,7 +9,7 @@
     uv run python -m lab.pictures.deep_pictures
 
 Each picture comes from the first seed from PICTURE_SEED_BASE whose episode holds what it shows (the rules below:
-deterministic); tests/test_deep_pictures.py checks that the kept pictures are today's.
+deterministic); lab/tests/test_deep_pictures.py checks that the kept pictures are today's.
 """
 
 from __future__ import annotations

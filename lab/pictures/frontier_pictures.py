@@ -4,7 +4,7 @@ daily series beside the series of the segment that carries the event, the event'
     uv run python -m lab.pictures.frontier_pictures
 
 Each picture comes from the first seed from PICTURE_SEED_BASE whose episode holds that kind (deterministic);
-tests/test_frontier_pictures.py checks that the kept pictures are today's.
+lab/tests/test_frontier_pictures.py checks that the kept pictures are today's.
 """
 
 from __future__ import annotations

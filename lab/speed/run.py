@@ -58,7 +58,7 @@ from metric_tracker_rl.world.funnel import window_dates
 ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_OUTPUT = ROOT / "artifacts" / "benchmark.json"
 # The kept run docs/performance.md shows, and the marker comments around the text rendered from it: the doc carries
-# no measured figure of its own, and tests/test_performance_doc.py checks the block is what the file renders.
+# no measured figure of its own, and lab/tests/test_performance_doc.py checks the block is what the file renders.
 PUBLISHED_RESULTS = ROOT / "lab" / "artifacts" / "performance.json"
 PERFORMANCE_DOC = ROOT / "docs" / "performance.md"
 BLOCK_BEGIN = "<!-- rendered by `python -m lab.speed.run --render lab/artifacts/performance.json`: begin -->"

@@ -49,7 +49,8 @@ from metric_tracker_rl.serving.local_server import SERVER_MODULE
 
 ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_OUTPUT = ROOT / "artifacts" / "ws_throughput.json"
-# The kept run docs/performance.md shows, between this marker and the next end marker (tests/test_performance_doc.py).
+# The kept run docs/performance.md shows, between this marker and the next end marker
+# (lab/tests/test_performance_doc.py).
 PUBLISHED_RESULTS = ROOT / "lab" / "artifacts" / "ws_throughput.json"
 BLOCK_MARKER = ("<!-- rendered by `python -m lab.speed.ws_throughput --render lab/artifacts/ws_throughput.json`: "
                 "begin -->")
