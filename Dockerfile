@@ -3,7 +3,7 @@
 # runs it as UID 1000 too (USER below).
 # The layers go from what changes least to what changes most: the dependencies are synced from the lock file
 # before any source is copied, so a code edit rebuilds only the last layers. .dockerignore keeps the build context
-# to what the COPY lines take (`uv run python -m benchmarks.image_context` measures it without Docker).
+# to what the COPY lines take (`uv run python -m lab.speed.image_context` measures it without Docker).
 # tests/test_image.py reproduces this build and start without Docker. Settings: docs/deployment.md.
 FROM python:3.11-slim
 

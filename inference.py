@@ -217,7 +217,7 @@ def parse_args(argv: list[str] | None, settings: ClientSettings) -> argparse.Nam
                         help="directory for <agent>.jsonl: one SFT-ready chat record per episode")
     parser.add_argument("--transcripts", type=Path, default=None,
                         help="directory for <task>.json: each episode's calls and the texts read, which "
-                             "`python -m benchmarks.replay DIR` replays")
+                             "`python -m lab.calibration.replay DIR` replays")
     parser.add_argument("--episodes", type=int, default=None, help="run this many tasks of the Task API's train "
                         "split instead of the named tasks, with a progress bar")
     parser.add_argument("--first-task", type=int, default=None,

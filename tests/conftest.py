@@ -44,8 +44,8 @@ def server_url() -> Iterator[str]:
         yield url
 
 
-# Fixtures that make any test using them slow: the shared server process, the calibration's target sweep.
-SLOW_FIXTURES = frozenset({"server_url", "target_sweep"})
+# A fixture that makes any test using it slow: the shared server process.
+SLOW_FIXTURES = frozenset({"server_url"})
 
 
 def _module(item: pytest.Item) -> str:

@@ -5,7 +5,8 @@ First the leaf blip (a benign kind): it moves one leaf's conversion of one step 
 the tier: listed after deep, its brief states what the generator does (the noise model's numbers are the
 code's, "deep" names no rule of it), its all-day incidents are drawn at its own z and its root causes two fields
 deep, deep keeps its own. Then the expert's leaf check and its search for a date's second incident, and (slow) a
-few of the tier's calibration episodes: the expert holds its floor, the scan analyst stays under its ceiling."""
+few of the tier's calibration episodes: the expert holds its floor (lab/tests/test_abyss_agents.py: the scan analyst
+stays under its ceiling, the expert's episodes fit the message budget)."""
 
 from __future__ import annotations
 
@@ -20,10 +21,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import benchmarks.scan_analyst  # noqa: F401  (registers the scan analyst)
-from benchmarks import rung_budgets
-from benchmarks.interface import message_texts, record_episode
 from metric_tracker_rl.adapters.transcript import cut_results, unseen_submitted_rows
+from metric_tracker_rl.agents import make_agent
 from metric_tracker_rl.agents.expert_core import concurrency
 from metric_tracker_rl.agents.expert_core.cuboid_queries import (
     SCAN_GROUPS,
@@ -38,6 +37,7 @@ from metric_tracker_rl.agents.expert_core.leaf_check import is_blip, leaves_quer
 from metric_tracker_rl.agents.expert_core.localisation import localise
 from metric_tracker_rl.agents.expert_core.reports import SQL_CHARS, Report
 from metric_tracker_rl.agents.expert_core.rollouts import rollout_sql
+from metric_tracker_rl.agents.recording import record_episode
 from metric_tracker_rl.generation.kinds import BENIGN_KIND_REGISTRY
 from metric_tracker_rl.generation.kinds.cuboid import ALL_TRAFFIC, draw_depth, scale_factor
 from metric_tracker_rl.generation.segment_plan import Calendar, CuboidDial, SegmentWorld, segmented_plan
@@ -302,36 +302,19 @@ def test_the_one_dimension_experts_rollout_test_reads_the_version_alone() -> Non
 # Calibration offsets that tuned neither the tier nor its expert (docs/calibration.md: 0-199 tuned or informed them).
 EPISODES = range(200, 206)
 EXPERT_FLOOR = 0.75
-SCAN_CEILING = 0.5
 
 
-@pytest.fixture(scope="module")
-def records() -> dict[str, list]:
-    return {agent: [record_episode(agent, calibration_reset_kwargs(ABYSS, offset)) for offset in EPISODES]
-            for agent in ("deep_expert", "scan_analyst")}
 
 
 @pytest.mark.slow
-def test_the_abyss_expert_holds_its_floor_and_shows_what_it_submits(records: dict[str, list]) -> None:
-    runs = records["deep_expert"]
+def test_the_abyss_expert_holds_its_floor_and_shows_what_it_submits() -> None:
+    env = MetricTrackerRlEnvironment()
+    runs = [record_episode(make_agent("deep_expert"), env, calibration_reset_kwargs(ABYSS, offset))
+            for offset in EPISODES]
     assert statistics.mean(run.score for run in runs) >= EXPERT_FLOOR, [run.score for run in runs]
     for run in runs:
         assert unseen_submitted_rows(run) == [] and cut_results(run) == 0
 
 
-@pytest.mark.slow  # plays the budget benchmark's 64 episodes
-def test_the_abyss_experts_median_episode_fits_the_message_budget() -> None:
-    """The budget's own episodes (benchmarks.rung_budgets: one per session, from its first offset): the characters
-    of the messages a model reads and writes, median over them."""
-    env = MetricTrackerRlEnvironment()
-    chars = [sum(map(len, message_texts(record_episode("deep_expert", calibration_reset_kwargs(ABYSS, offset), env)
-                                        .messages)))
-             for offset in range(rung_budgets.FIRST_OFFSET, rung_budgets.FIRST_OFFSET + rung_budgets.SESSIONS)]
-    env.close()
-    assert statistics.median(chars) <= rung_budgets.BUDGETS["episode_chars"], statistics.median(chars)
 
 
-@pytest.mark.slow
-def test_the_scan_analyst_stays_under_its_ceiling_at_abyss(records: dict[str, list]) -> None:
-    scores = [run.score for run in records["scan_analyst"]]
-    assert statistics.mean(scores) <= SCAN_CEILING, scores

@@ -1,6 +1,6 @@
 """Episodes are built at a lower CPU priority than the rest of the server: a client resetting back to back keeps a
 core busy, and the event loop and SQL workers answering everyone else's steps go first. The victim's latency under
-such a storm is benchmarks/attack_latency.py's `reset_storm` row."""
+such a storm is lab/speed/attack_latency.py's `reset_storm` row."""
 
 from __future__ import annotations
 

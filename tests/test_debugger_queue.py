@@ -1,7 +1,7 @@
 """The debugger page's queue, in process: each visitor's events, unread results and tabs are bounded and released,
 one address cannot take every event slot, and a tab belongs to the address that opened it.
 
-The same attacks against a live server are in tests/test_debugger_abuse.py (slow)."""
+The same attacks against a live server are in lab/tests/test_debugger_abuse.py (slow)."""
 
 from __future__ import annotations
 

@@ -1,7 +1,6 @@
-"""The deep tier's expert and shortcuts: the expert solves a few deep episodes from what a model reads and shows
-every number it submits; the shortcuts (one-dimension expert, short segment rule, aggregate-only expert) run; the
-cuboid search covers every combination of one to three dimensions and its ripple check generalises only a change
-that the rest of the parent shares."""
+"""The deep tier's expert: it solves a few deep episodes from what a model reads and shows every number it submits
+(lab/tests/test_deep_shortcuts.py plays the shortcuts beside it); the cuboid search covers every combination of one
+to three dimensions and its ripple check generalises only a change that the rest of the parent shares."""
 
 from __future__ import annotations
 
@@ -10,18 +9,17 @@ import statistics
 import pytest
 from core_helpers import reset_episode
 
-from benchmarks.exploits.short_segment_rule import rule_sql
-from benchmarks.interface import message_texts, record_episode
 from metric_tracker_rl.adapters.transcript import cut_results, unseen_submitted_rows
+from metric_tracker_rl.agents import make_agent
 from metric_tracker_rl.agents.expert_core.cuboid_queries import (
     SCAN_GROUPS,
-    SEARCH_DIMENSIONS,
     cell_stops_sql,
     cuboid_sets,
     scan_sql,
 )
 from metric_tracker_rl.agents.expert_core.localisation import localise
 from metric_tracker_rl.agents.expert_core.reports import SQL_CHARS
+from metric_tracker_rl.agents.recording import message_texts, record_episode
 from metric_tracker_rl.models import MetricTrackerRlAction
 from metric_tracker_rl.serving.environment import MetricTrackerRlEnvironment
 from metric_tracker_rl.spec.task_splits import calibration_reset_kwargs
@@ -31,19 +29,15 @@ EPISODES = 3
 # The expert's mean over those episodes. Cuboid incidents drawn near the floor of clarity (OWN_Z_MIN in their own
 # cuboid) can still fall below the scan's threshold on a date, so it misses some.
 EXPERT_FLOOR = 0.6
-SHORTCUTS = ("one_dimension_expert", "short_segment_rule", "aggregate_only_expert")
 
 
-@pytest.fixture(scope="module")
-def records() -> dict[str, list]:
-    """The expert's and each shortcut's records of the first EPISODES episodes of the deep sweep."""
-    return {agent: [record_episode(agent, calibration_reset_kwargs("deep", offset)) for offset in range(EPISODES)]
-            for agent in ("deep_expert", *SHORTCUTS)}
 
 
 @pytest.mark.slow
-def test_deep_expert_finds_incidents_and_shows_what_it_submits(records: dict[str, list]) -> None:
-    runs = records["deep_expert"]
+def test_deep_expert_finds_incidents_and_shows_what_it_submits() -> None:
+    env = MetricTrackerRlEnvironment()
+    runs = [record_episode(make_agent("deep_expert"), env, calibration_reset_kwargs("deep", offset))
+            for offset in range(EPISODES)]
     assert statistics.mean(run.score for run in runs) >= EXPERT_FLOOR, [run.score for run in runs]
     for run in runs:
         assert unseen_submitted_rows(run) == []
@@ -51,29 +45,10 @@ def test_deep_expert_finds_incidents_and_shows_what_it_submits(records: dict[str
     assert statistics.median(sum(map(len, message_texts(run.messages))) for run in runs) <= MESSAGE_CHARS
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("agent", SHORTCUTS)
-def test_shortcuts_score_below_the_expert(records: dict[str, list], agent: str) -> None:
-    expert = statistics.mean(run.score for run in records["deep_expert"])
-    assert statistics.mean(run.score for run in records[agent]) < expert, agent
 
 
-@pytest.mark.slow  # plays reference agents' episodes
-@pytest.mark.parametrize("agent", SHORTCUTS)
-def test_shortcuts_run_at_deep(agent: str) -> None:
-    run = record_episode(agent, calibration_reset_kwargs("deep", 1))
-    calls = [call["function"] for message in run.messages for call in message.get("tool_calls") or []]
-    assert calls[-1]["name"] == "submit_report"
-    assert 0.0 <= run.score <= 1.0
-    assert unseen_submitted_rows(run) == []
 
 
-def test_short_rule_reads_one_group_by_per_dimension_and_no_hours() -> None:
-    run = record_episode("short_segment_rule", calibration_reset_kwargs("deep", 1))
-    queries = [call["function"]["arguments"]["sql"] for message in run.messages
-               for call in message.get("tool_calls") or [] if call["function"]["name"] == "query"]
-    assert len(queries) == len(SEARCH_DIMENSIONS)
-    assert not any("hourly" in sql for sql in queries)
 
 
 def test_cuboids_cover_one_to_three_dimensions() -> None:
@@ -88,7 +63,6 @@ def test_cuboids_cover_one_to_three_dimensions() -> None:
 @pytest.mark.parametrize("max_dims", [1, 2, 3])
 def test_queries_fit_the_text_limit(max_dims: int) -> None:
     assert all(len(scan_sql(steps, max_dims)) <= SQL_CHARS for steps in SCAN_GROUPS)
-    assert all(len(rule_sql(dimension)) <= SQL_CHARS for dimension in SEARCH_DIMENSIONS)
     assert len(cell_stops_sql()) <= SQL_CHARS
 
 

@@ -206,7 +206,7 @@ def test_kubernetes_runs_the_image_the_docs_build_without_pulling_it() -> None:
     assert container["imagePullPolicy"] in ("IfNotPresent", "Never")
 
 
-# The server's own peak with every session open and the SQL tool under attack (benchmarks/attack_latency_pool.py
+# The server's own peak with every session open and the SQL tool under attack (lab/speed/attack_latency_pool.py
 # measures it: about 250 MB with 65 sessions), with room for a deployment's 128.
 SERVER_PEAK_MB = 512
 UNITS_MB = {"Gi": 1024, "Mi": 1, "g": 1024, "m": 1}

@@ -117,7 +117,7 @@ def test_what_a_documented_command_writes_into_the_checkout_is_ignored_by_git() 
     block's `--trajectories`, `--transcripts` or `--output` names is one .gitignore covers."""
     written = {(where, path) for where, code in blocks("bash")
                for path in re.findall(r"--(?:trajectories|transcripts|output) (?!DIR|FILE)([^\s`)]+)", code)
-               if not path.startswith(("/", "docs/artifacts/"))}
+               if not path.startswith(("/", "lab/artifacts/"))}
     assert {path for _, path in written} >= {"runs/sft/", "results.json"}
     for where, path in written:
         probe = path.rstrip("/") + ("/probe" if path.endswith("/") else "")

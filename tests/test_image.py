@@ -22,10 +22,10 @@ from pathlib import Path
 import httpx
 import pytest
 from conftest import ROOT, serving
+from core_helpers import dockerfile_instructions
 from test_packaging import copy_sources
 from websockets.sync.client import connect
 
-from benchmarks.image_context import dockerfile_instructions
 from metric_tracker_rl.serving.local_server import free_port
 
 pytestmark = pytest.mark.slow

@@ -37,7 +37,6 @@ from inspect_ai.model import (  # noqa: E402
 from inspect_ai.model._call_tools import validate_tool_input  # noqa: E402
 from text_reader import read_observation  # noqa: E402
 
-from benchmarks.calibrate import sweep  # noqa: E402
 from metric_tracker_rl import (  # noqa: E402
     DEFAULT_TASK_ORDER,
     MetricTrackerRlEnv,
@@ -52,7 +51,12 @@ from metric_tracker_rl.agents import make_agent, run_episode, scripted  # noqa: 
 from metric_tracker_rl.analysis_tools import TOOL_REGISTRY  # noqa: E402
 from metric_tracker_rl.serving.local_server import free_port, serving  # noqa: E402
 from metric_tracker_rl.spec.published import DIFFICULTIES  # noqa: E402
-from metric_tracker_rl.spec.task_splits import EVAL_SCHEDULE, EVAL_SEEDS_PER_DIFFICULTY, get_split  # noqa: E402
+from metric_tracker_rl.spec.task_splits import (  # noqa: E402
+    EVAL_SCHEDULE,
+    EVAL_SEEDS_PER_DIFFICULTY,
+    calibration_reset_kwargs,
+    get_split,
+)
 from metric_tracker_rl.view.observation import SeenObservation  # noqa: E402
 from metric_tracker_rl.view.tool_schemas import action_tool_call, model_tools  # noqa: E402
 
@@ -163,7 +167,7 @@ def test_a_sweep_is_the_calibration_sweep(difficulties: list[str], seeds: int, o
     eval_split = get_split("eval")
     for index, difficulty in enumerate(difficulties):
         group = samples[index * seeds:(index + 1) * seeds]
-        expected = [spec.reset_kwargs for spec in sweep(difficulty, offset + seeds)][offset:]
+        expected = [calibration_reset_kwargs(difficulty, index) for index in range(offset, offset + seeds)]
         assert [s.metadata["reset_kwargs"] for s in group] == expected
         assert {s.metadata["difficulty"] for s in group} == {difficulty}
         block = next(i for i, b in enumerate(EVAL_SCHEDULE) if b.sweep == difficulty)
@@ -203,7 +207,7 @@ def test_a_difficulty_without_a_sweep_plays_its_named_tasks_with_the_dial_set() 
         "incident_kinds": ["segment_outage", "level_shift"]}
     sweep_samples = list(metric_tracker(difficulty="deep", seeds=2, max_cuboid_depth=1).dataset)
     assert [s.metadata["reset_kwargs"] for s in sweep_samples] == [
-        {**spec.reset_kwargs, "max_cuboid_depth": 1} for spec in sweep("deep", 2)]
+        {**calibration_reset_kwargs("deep", index), "max_cuboid_depth": 1} for index in range(2)]
 
 
 @pytest.mark.parametrize(("arguments", "message"), [

@@ -4,7 +4,7 @@ of both entry points, is answered at once and nobody else waits; and the scanner
 a character-by-character reading of JSON.
 
 A server check bounds only whether an answer comes at all within a generous time (a quadratic scan of these
-messages takes minutes); how long anyone waits is benchmarks/attack_latency.py's to measure."""
+messages takes minutes); how long anyone waits is lab/speed/attack_latency.py's to measure."""
 
 from __future__ import annotations
 

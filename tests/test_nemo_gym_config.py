@@ -21,7 +21,6 @@ from openenv.core.env_server.mcp_types import CallToolObservation, ListToolsActi
 from pydantic import BaseModel, create_model
 from text_reader import read_observation
 
-import benchmarks.exploits  # noqa: F401  (registers the calibration's exploit agents)
 from metric_tracker_rl.agents import make_agent
 from metric_tracker_rl.view.observation import seen
 from metric_tracker_rl.view.tool_schemas import action_tool_call, model_tools
@@ -70,7 +69,7 @@ def test_discovered_tools_are_the_offered_tools_and_every_property_has_a_json_ty
 
 
 @settings(max_examples=6, deadline=None)
-@given(agent_name=st.sampled_from(["expert", "top_k_dates", "random"]), server_index=st.integers(0, 0))
+@given(agent_name=st.sampled_from(["expert", "scripted", "readme_baseline"]), server_index=st.integers(0, 0))
 def test_a_scripted_session_through_the_adapters_calls_sums_rewards_to_the_score(agent_name: str,
                                                                                  server_index: int) -> None:
     server = list(servers().values())[server_index]

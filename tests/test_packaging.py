@@ -18,8 +18,8 @@ import httpx
 import pytest
 import yaml
 from conftest import ROOT, serving
+from core_helpers import dockerfile_instructions
 
-from benchmarks.image_context import dockerfile_instructions
 from metric_tracker_rl.serving.local_server import free_port
 
 try:
@@ -213,7 +213,7 @@ def test_app_module_only_builds_the_app() -> None:
 @pytest.mark.slow
 def test_the_wheel_installs_the_package_and_no_top_level_server(tmp_path: Path) -> None:
     """A top-level `server` in site-packages would collide with anyone else's; the server ships inside the package,
-    and the `server` script points there."""
+    and the `server` script points there. The lab (lab/) stays in the repository: the wheel holds the package alone."""
     command = [os.environ.get("UV", "uv"), "build", "--wheel", "--out-dir", str(tmp_path)]
     result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stdout + result.stderr

@@ -321,7 +321,7 @@ def test_a_server_whose_workers_die_during_start_up_answers_observations_and_hea
 def test_a_third_clients_cheap_query_is_answered_while_two_attacking_addresses_keep_slow_queries_queued() -> None:
     """The two-address attack: slow queries from 127.0.0.2 (two sessions) and 127.0.0.3 (one), three queued in
     each session; a third client's cheap query is answered long before that backlog drains (the gate's tests above
-    show it takes the worker slow clients may not; benchmarks/attack_latency_pool.py measures its latency)."""
+    show it takes the worker slow clients may not; lab/speed/attack_latency_pool.py measures its latency)."""
     with server_process({"SQL_WORKERS": "3"}) as (url, _), contextlib.ExitStack() as stack:
         attackers = [stack.enter_context(open_session(url, source)) for source in
                      ("127.0.0.2", "127.0.0.2", "127.0.0.3")]

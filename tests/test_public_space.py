@@ -4,7 +4,7 @@ message (structure bounded before parsing, over /ws, the WebSocket /mcp, POST /m
 server is started) and admission on a full server (places held without work come back, and the hint is true).
 
 Clients are told apart by their loopback source address. Nothing here measures time: the victim's latency under
-these attacks is benchmarks/attack_latency.py's."""
+these attacks is lab/speed/attack_latency.py's."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """The debugger's gradio queue slows its polling only while the page is not in use (the idle cost itself is a
-benchmark: benchmarks/idle_cpu.py)."""
+benchmark: lab/speed/idle_cpu.py)."""
 
 from __future__ import annotations
 

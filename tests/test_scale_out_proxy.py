@@ -27,10 +27,9 @@ from conftest import ROOT
 from text_reader import read_observation
 from websockets.sync.client import ClientConnection, connect
 
-from benchmarks.scale_out import haproxy_in_front
 from metric_tracker_rl.adapters.trl import URL_VAR, MetricTrackerToolEnv
 from metric_tracker_rl.reconnect import RETRY_DEADLINE_VAR
-from metric_tracker_rl.serving.local_server import free_port, serving
+from metric_tracker_rl.serving.local_server import free_port, healthy, serving
 from metric_tracker_rl.view.tool_schemas import SUBMIT_REPORT
 
 pytestmark = [pytest.mark.slow,
@@ -41,6 +40,34 @@ ROLLOUTS = 8
 DRAIN_S = 60  # far longer than the test needs: the drain ends when its last session closes
 STEPPING_PAST_DOWN_S = 4.0  # how long the episode goes on after HAProxy marked its replica down
 STEP_PAUSE_S = 0.2  # a step every so often, as an agent thinking between calls (and within the step budget)
+
+
+@contextlib.contextmanager
+def haproxy_in_front(ports: list[int]) -> Iterator[tuple[str, str]]:
+    """HAProxy with the shipped configuration in front of the replica ports (REPLICA_2 repeats the first port
+    when there is one replica); yields (its URL, its statistics URL in CSV)."""
+    if shutil.which("haproxy") is None:
+        raise RuntimeError("HAProxy is not installed: apt-get install haproxy")
+    listen, stats = free_port(), free_port()
+    targets = ports if len(ports) > 1 else ports * 2
+    env = {**os.environ, "LISTEN_ADDR": f"127.0.0.1:{listen}", "STATS_ADDR": f"127.0.0.1:{stats}",
+           **{f"REPLICA_{i + 1}": f"127.0.0.1:{port}" for i, port in enumerate(targets)}}
+    with tempfile.TemporaryFile() as log:
+        process = subprocess.Popen(["haproxy", "-db", "-f", str(ROOT / "deploy" / "haproxy.cfg")], env=env, stdout=log,
+                                   stderr=subprocess.STDOUT)
+        try:
+            url = f"http://127.0.0.1:{listen}"
+            deadline = time.monotonic() + 30
+            while not healthy(url, timeout_s=1.0):
+                if process.poll() is not None or time.monotonic() > deadline:
+                    log.seek(0)
+                    raise RuntimeError(f"HAProxy did not serve: {log.read().decode(errors='replace')[-2000:]}")
+                time.sleep(0.2)
+            time.sleep(2.5)  # both replicas pass their health checks (rise 2, inter 1 s)
+            yield url, f"http://127.0.0.1:{stats}/stats;csv"
+        finally:
+            process.terminate()
+            process.wait(timeout=10)
 
 
 def replica_command(port: int) -> list[str]:

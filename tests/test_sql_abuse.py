@@ -5,7 +5,7 @@ MCP (on /ws and POST /mcp).
 
 The runaway cases stop at the time limit (an interrupt), or the pool kills their worker at the time limit plus a
 grace period, or the worker's address-space limit ends them: each bound below is that deadline plus slack for a
-busy machine, never a speed target (benchmarks/sql_abuse.py measures).
+busy machine, never a speed target (lab/speed/sql_abuse.py measures).
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """The same statement gets the same answer at any time and in any worker: what depends on the clock, on chance or
 on the worker's own counters is refused (a seeded sample is not), and a statement the machine stalled (stopped in
 wall time with CPU time to spare) runs again before a time limit is reported, while one that spent its CPU time is
-stopped for good. The replays under load are tests/test_same_call_same_answer.py (slow)."""
+stopped for good. The replays under load are lab/tests/test_same_call_same_answer.py (slow)."""
 
 from __future__ import annotations
 

@@ -9,7 +9,6 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from benchmarks.calibrate import episode_plan
 from metric_tracker_rl import DEFAULT_TASK_ORDER, NAMED_TASK_ORDER, MetricTrackerRlEnv
 from metric_tracker_rl.serving.environment import MetricTrackerRlEnvironment
 from metric_tracker_rl.spec.published import DIFFICULTIES
@@ -28,6 +27,7 @@ from metric_tracker_rl.spec.task_splits import (
     TaskIndexError,
     TrainBlock,
     UnknownSplitError,
+    calibration_reset_kwargs,
     eval_schedule,
     get_split,
     task_range,
@@ -42,6 +42,13 @@ SPLIT_SIZES = {"train": TRAIN_TASK_COUNT,
 # The eval split as it was published with five named tasks: its indices never move.
 FIRST_NAMED = ("easy_two_spikes", "medium_mixed_three", "hard_mixed_multi", "frontier_segments", "deep_cuboids")
 FIRST_SWEPT = ("easy", "medium", "hard", "frontier", "deep", "abyss")  # the tiers listed before that named task
+
+
+def eval_plan(task_ids: tuple[str, ...], difficulties: tuple[str, ...] = DIFFICULTIES) -> list[dict]:
+    """The named tasks, then each difficulty's calibration sweep (the episodes lab/calibration/calibrate.py plays)."""
+    return [{"task_id": task_id} for task_id in task_ids] + [
+        calibration_reset_kwargs(difficulty, offset)
+        for difficulty in difficulties for offset in range(EVAL_SEEDS_PER_DIFFICULTY)]
 
 
 def _seed(task: dict) -> int:
@@ -60,14 +67,13 @@ def test_eval_is_every_named_task_and_the_calibration_sweep_with_no_published_in
     """A named task added after the split was published is appended after the sweep, and a tier listed since
     after it."""
     eval_tasks = MetricTrackerRlEnvironment().list_tasks("eval")
-    published = episode_plan(EVAL_SEEDS_PER_DIFFICULTY, FIRST_NAMED, FIRST_SWEPT)
-    assert eval_tasks[:len(published)] == [spec.reset_kwargs for spec in published]
+    published = eval_plan(FIRST_NAMED, FIRST_SWEPT)
+    assert eval_tasks[:len(published)] == published
     later = [task_id for task_id in NAMED_TASK_ORDER if task_id not in FIRST_NAMED]
     assert later == ["abyss_faint_cuboids"]
-    listed_since = episode_plan(EVAL_SEEDS_PER_DIFFICULTY, (), tuple(d for d in DIFFICULTIES if d not in FIRST_SWEPT))
-    assert eval_tasks[len(published):] == [{"task_id": t} for t in later] + [s.reset_kwargs for s in listed_since]
-    assert sorted(map(str, eval_tasks)) == sorted(
-        str(spec.reset_kwargs) for spec in episode_plan(EVAL_SEEDS_PER_DIFFICULTY, NAMED_TASK_ORDER, DIFFICULTIES))
+    listed_since = eval_plan((), tuple(d for d in DIFFICULTIES if d not in FIRST_SWEPT))
+    assert eval_tasks[len(published):] == [{"task_id": t} for t in later] + listed_since
+    assert sorted(map(str, eval_tasks)) == sorted(map(str, eval_plan(NAMED_TASK_ORDER)))
     # standard episodes ({seed, difficulty}) and, every tenth seed, a null episode
     assert {t.get("scenario_family") for t in eval_tasks} == {None, "null"}
 

@@ -12,7 +12,6 @@ import json
 import re
 from collections.abc import Iterator
 from functools import cache
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -21,7 +20,6 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from text_reader import read_observation
 
-from benchmarks.twin_credit import episode_scores
 from metric_tracker_rl.analysis_tools.tools.task_overview import grading_rule
 from metric_tracker_rl.generation.anomalies.base import step_index
 from metric_tracker_rl.generation.kinds import SegmentIncident
@@ -39,7 +37,6 @@ from metric_tracker_rl.view.prompt import first_prompt
 from metric_tracker_rl.world.segments import Segment
 
 ABYSS = "abyss"
-TRANSCRIPTS = Path(__file__).resolve().parents[1] / "docs" / "artifacts" / "model_transcripts"
 SEED_868080 = 868_080
 FIELDS = ("platform", "country", "app_version", "channel", "user_type")
 PROPERTIES = settings(max_examples=120, deadline=None, derandomize=True,
@@ -187,42 +184,8 @@ def test_a_row_is_graded_by_its_best_truth_and_a_twin_never_lowers_it(
     assert (credited.score == plain.score) == (graded == without)
 
 
-# --- seed 868080 ------------------------------------------------------------------------------------------------
-
-def _transcript_report() -> list[dict[str, Any]]:
-    calls = json.loads((TRANSCRIPTS / f"abyss-{SEED_868080}.json").read_text())["calls"]
-    return [call for call in calls if call["tool"] == "submit_report"][-1]["arguments"]["rows"]
 
 
-def test_seed_868080s_report_on_the_two_field_parent_is_credited_where_that_date_cannot_tell() -> None:
-    """The payment step fell in MX x referral x returning on 04-13 and 04-14, beside 7 and 6 new-user orders (7.4
-    and 3.8 expected). On 04-14 the new users' traffic could not show the fall (z about 2.2 by the published
-    sizing): the model's row on MX x referral, with that segment's own values, is graded as the incident's. On 04-13
-    it could (z about 3.2; the 7 new-user orders all succeeded where the fall would have left about 4): that row
-    keeps its overlap credit. As recorded (before the credit) the report scored 0.74."""
-    env = MetricTrackerRlEnvironment()
-    env.reset(difficulty=ABYSS, seed=SEED_868080)
-    result = env.step(MetricTrackerRlAction(classifications=_transcript_report()))
-    assert result.comparison is not None and result.reward == result.episode_score
-    assert result.reward > 0.85, result.message
-    credit = {row["key"][:10]: row["segment_credit"] for row in result.comparison["rows"]
-              if row["key"].endswith("order_placed_to_payment_successful") and row["key"].startswith("2026-04-1")}
-    assert credit["2026-04-14"] == 1.0 and credit["2026-04-13"] < 0.7
-    episode = env._episode  # noqa: SLF001  (the test reads the truth it graded against)
-    assert episode is not None
-    parent = Segment(country="MX", channel="referral")
-    twin = next(t for t in episode.truth.twin_rows if row_segment(t) == parent and t.date == "2026-04-14"
-                and t.entity_name == "order_placed_to_payment_successful")
-    reported = next(row for row in _transcript_report() if row["date"] == "2026-04-14" and row.get("channel")
-                    and row["entity_name"] == "order_placed_to_payment_successful")
-    assert abs(twin.observed_value - reported["observed_value"]) < 1e-4  # the model's own figure from the data
-    placed = place_world(TIERS[ABYSS], resolve_episode_config(difficulty=ABYSS, seed=SEED_868080))
-    between = leaf_mask(placed.world, parent) & ~leaf_mask(placed.world, INCIDENT)
-    z = {i.record.day: _reader_z(placed, i, between, False) for i in placed.incidents
-         if i.segment == INCIDENT}
-    assert sorted(round(value, 1) for value in z.values()) == [2.2, 3.2]
-    assert all((parent in twin_segments(placed.world, i, FIELDS, TWIN_Z)) == (z[i.record.day] < TWIN_Z)
-               for i in placed.incidents if i.segment == INCIDENT)
 
 
 def test_rewards_sum_to_the_score_when_a_retry_moves_to_a_twin() -> None:
@@ -263,11 +226,15 @@ def test_task_overview_states_the_tiers_bar_and_sizing_and_the_brief_points_ther
     assert "(see task_overview's grading)" in _brief(ABYSS)["segments"]["incident_shape"]
 
 
-def test_the_benchmark_grades_a_report_with_and_without_the_credit() -> None:
-    """benchmarks.twin_credit on seed 868080's report: 0.74 under the overlap credit alone (as recorded), more with
-    the twin credit, one row raised (04-14's on MX x referral)."""
-    env = MetricTrackerRlEnvironment()
-    env.reset(difficulty=ABYSS, seed=SEED_868080)
-    report = [MetricSubmissionRow.model_validate(row) for row in _transcript_report()]
-    without, with_twins, raised = episode_scores(env, [report])
-    assert round(without, 4) == 0.7408 and with_twins > 0.85 and raised == 1
+def test_seed_868080s_fall_is_hidden_from_the_two_field_parent_on_04_14_and_not_on_04_13() -> None:
+    """The payment step fell in MX x referral x returning on 04-13 and 04-14: by the published sizing the new users'
+    traffic of MX x referral could not show the fall on 04-14 (z about 2.2) and could on 04-13 (about 3.2), so the
+    parent is a twin of the first incident only."""
+    parent = Segment(country="MX", channel="referral")
+    placed = place_world(TIERS[ABYSS], resolve_episode_config(difficulty=ABYSS, seed=SEED_868080))
+    between = leaf_mask(placed.world, parent) & ~leaf_mask(placed.world, INCIDENT)
+    z = {i.record.day: _reader_z(placed, i, between, False) for i in placed.incidents
+         if i.segment == INCIDENT}
+    assert sorted(round(value, 1) for value in z.values()) == [2.2, 3.2]
+    assert all((parent in twin_segments(placed.world, i, FIELDS, TWIN_Z)) == (z[i.record.day] < TWIN_Z)
+               for i in placed.incidents if i.segment == INCIDENT)

@@ -13,10 +13,10 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from text_reader import ViewParseError, parse, read_observation
 
-from benchmarks.interface import record_episode
 from metric_tracker_rl.adapters.session import Step
 from metric_tracker_rl.adapters.transcript import CUT_CELL, TaskRun, cut_results, unseen_submitted_rows
 from metric_tracker_rl.agents import Agent, make_agent, run_episode
+from metric_tracker_rl.agents.recording import record_episode
 from metric_tracker_rl.grading.grader import grade_submission
 from metric_tracker_rl.models import MetricSubmissionRow, MetricTrackerRlAction, MetricTrackerRlObservation
 from metric_tracker_rl.serving.environment import MetricTrackerRlEnvironment
@@ -114,8 +114,7 @@ def test_rows_copied_from_the_text_grade_as_full_precision_rows(family_and_diffi
             assert math.isclose(getattr(copy, field), getattr(original, field), rel_tol=5e-4, abs_tol=1e-12)
 
 
-RECORDING_AGENTS = ("expert", "scripted", "top_k_dates_shift_checked", "side_effect_padder", "weekday_rule",
-                    "next_date_padder", "fixed_rule")
+RECORDING_AGENTS = ("expert", "scripted", "readme_baseline")
 
 
 class TextRecordingAgent(Agent):
@@ -157,7 +156,7 @@ SWEPT_TIERS = [pytest.param(difficulty, marks=() if index == 0 else pytest.mark.
 def test_the_scripted_agents_records_show_every_number_it_submits(difficulty: str) -> None:
     env = MetricTrackerRlEnvironment()
     for seed in range(90_000, 90_030):
-        run = record_episode("scripted", {"seed": seed, "difficulty": difficulty}, env)
+        run = record_episode(make_agent("scripted"), env, {"seed": seed, "difficulty": difficulty})
         assert cut_results(run) == 0
         assert unseen_submitted_rows(run) == []
 
@@ -170,7 +169,7 @@ def test_the_experts_records_show_every_number_it_submits(difficulty: str) -> No
     env = MetricTrackerRlEnvironment()
     sizes, scores = [], []
     for seed in range(90_000, 90_030):
-        run = record_episode("expert", {"seed": seed, "difficulty": difficulty}, env)
+        run = record_episode(make_agent("expert"), env, {"seed": seed, "difficulty": difficulty})
         assert cut_results(run) == 0
         assert unseen_submitted_rows(run) == []
         sizes.append(sum(len(m["content"]) + len(json.dumps(m.get("tool_calls") or "")) for m in run.messages))
@@ -180,7 +179,7 @@ def test_the_experts_records_show_every_number_it_submits(difficulty: str) -> No
 
 
 def test_the_unseen_row_check_can_fail() -> None:
-    run = record_episode("expert", {"seed": 3, "difficulty": "hard"}, MetricTrackerRlEnvironment())
+    run = record_episode(make_agent("expert"), MetricTrackerRlEnvironment(), {"seed": 3, "difficulty": "hard"})
     submission = next(call for m in run.messages for call in m.get("tool_calls") or []
                       if call["function"]["name"] == "submit_report")
     row = submission["function"]["arguments"]["rows"][0]

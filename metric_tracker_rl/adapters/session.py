@@ -9,7 +9,7 @@ or the in-process environment). Each `reset` and `step` returns the step as a mo
 arrived, the same way in process and over the wire. The session keeps the rest: the steps taken, their rewards
 (their sum is the episode's score), whether the episode is done, and its graded submissions.
 
-The TRL tool class, the Inspect episode, inference.py's transcripts and the benchmarks are adapters over it.
+The TRL tool class, the Inspect episode, inference.py's transcripts and the lab's measurements are adapters over it.
 """
 
 from __future__ import annotations

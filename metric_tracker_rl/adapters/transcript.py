@@ -1,8 +1,8 @@
 """One episode as a chat transcript: every step, its reward, and the messages a model reads and writes.
 
-inference.py records its episodes with it (the SFT records of `--trajectories`), and benchmarks/interface.py
-measures what a model reads with the same code: a record shows the system prompt, the brief, each tool call and
-its result as `view.observation` renders them.
+inference.py records its episodes with it (the SFT records of `--trajectories`), and agents.recording records a
+reference agent's the same way: a record shows the system prompt, the brief, each tool call and its result as
+`view.observation` renders them.
 """
 
 from __future__ import annotations
@@ -109,8 +109,8 @@ class TaskRun:
 
 
 def replay_record(run: TaskRun, reset_kwargs: dict[str, Any]) -> dict[str, Any]:
-    """The episode in the replay format (benchmarks.replay): `difficulty`, `seed`, the other reset `settings`, the
-    episode `score` the server computed and every call the environment answered, with the text the model read."""
+    """The episode in the replay format: `difficulty`, `seed`, the other reset `settings`, the episode `score` the
+    server computed and every call the environment answered, with the text the model read."""
     called: dict[str, tuple[str, Any]] = {}
     calls = []
     for message in run.messages:

@@ -4,17 +4,14 @@ labels, no debug mode), so the same agent runs in-process, over the WebSocket cl
 records show everything it decided from.
 
 Importing the package registers every agent here (each module registers its own). The experts of the segmented
-tiers are procedures over one shared core (expert_core/). The calibration's shortcuts and lower bounds live in
-benchmarks/exploits/ and register into the same registry when benchmarks import them."""
+tiers are procedures over one shared core (expert_core/)."""
 
 from metric_tracker_rl.agents import (  # noqa: F401
     deep_expert,
     expert,
     readme_baseline,
     scripted,
-    warehouse_baselines,
     warehouse_expert,
-    warehouse_model_like,
 )
 from metric_tracker_rl.agents.base import AGENTS, Agent, NullAgent, make_agent, play, register_agent, run_episode
 

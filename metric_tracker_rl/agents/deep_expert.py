@@ -31,7 +31,7 @@ which leaves the traffic comes from, never a leaf's own conversion. So the searc
    is reported on every date of the run in place of the rows its step had there, its values read by that rule
    (expert_core/change_points.py). Without such a kind the procedure is the five steps above, call for call.
 
-`max_dims=1` limits the search to one-dimension breakdowns (the calibration's one-dimension expert).
+`max_dims=1` limits the search to one-dimension breakdowns.
 
 The SQL, the ripple check, the signatures and the context reading are the experts' shared core
 (metric_tracker_rl/agents/expert_core/); this module is deep's procedure over them.

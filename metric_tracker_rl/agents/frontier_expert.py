@@ -26,8 +26,7 @@ low-converting segment, a segment's demand all day, a segment's timing). So the 
 
 The queries, the signatures and the reading of the reported values are the experts' shared core
 (metric_tracker_rl/agents/expert_core/); this module is the frontier's procedure over them. With `segment_blind`
-the same procedure looks at the aggregate only and reports no segment (the calibration's aggregate-only expert,
-benchmarks/exploits/).
+the same procedure looks at the aggregate only and reports no segment.
 """
 
 from __future__ import annotations

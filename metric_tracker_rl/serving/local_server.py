@@ -1,5 +1,5 @@
 """The one way to start a local environment server on a loopback port: `local_server` (inference.py, the Inspect
-task, the tests), in this process or as a child process; `serving` runs any server command (the benchmarks'
+task, the tests), in this process or as a child process; `serving` runs any server command (the lab's
 reference servers, the image); `environment_server` is inference.py's choice between a running server, a
 container and a local one. The child-process path spawns a command and never imports the server's code."""
 

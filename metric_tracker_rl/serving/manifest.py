@@ -33,7 +33,7 @@ validation:
   resources:
     cpu: 1.0
     # The server and its 3 SQL workers at their limits (each: start-up, tables, one query at the address-space
-    # limit); idle they hold about 650 MB (benchmarks/attack_latency_pool.py, tests/test_deploy_files.py).
+    # limit); idle they hold about 650 MB (lab/speed/attack_latency_pool.py, tests/test_deploy_files.py).
     memory_mb: 4096
     disk_mb: 512
     episode_timeout_s: 60.0

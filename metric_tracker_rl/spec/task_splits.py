@@ -8,9 +8,9 @@ index=...)` does the same. Both splits are generated from seeds, never stored:
   ever appended (a listed tier gets a block of its own after the others, derived from TIERS), so no train task
   changes when a tier is listed.
 - `eval`: EVAL_SCHEDULE, a published list of blocks only ever appended to: the first named tasks, the calibration
-  sweep of benchmarks/calibrate.py (EVAL_SEEDS_PER_DIFFICULTY seeds per difficulty from CALIBRATION_SEED_BASE, each
-  tier's `calibration_seed_base`), then each named task or tier's sweep added since, after the others. Every eval seed
-  is below TRAIN_SEED_BASE, so the splits share no episode. A deployment that scores agents serves them in held-out
+  sweep (EVAL_SEEDS_PER_DIFFICULTY seeds per difficulty from CALIBRATION_SEED_BASE, each tier's
+  `calibration_seed_base`), then each named task or tier's sweep added since, after the others. Every eval seed is
+  below TRAIN_SEED_BASE, so the splits share no episode. A deployment that scores agents serves them in held-out
   mode (METRIC_TRACKER_SECRET set), where the episodes cannot be rebuilt from the public package.
 
 The calibration also scores every reference agent on each tier's untuned seeds (UNTUNED_FIRST_OFFSET on from the

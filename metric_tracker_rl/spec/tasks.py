@@ -362,7 +362,7 @@ TASKS: dict[str, TaskSpec] = {
     )
 }
 # The one default list of tasks: every named task, easiest first. Every entry point plays it by default (inference.py,
-# Inspect's dataset, the benchmarks), the Task API's eval split holds it (a task named after the split was published
+# Inspect's dataset, the lab), the Task API's eval split holds it (a task named after the split was published
 # is appended to the split, so no published index moves), and the catalogs list it. NAMED_TASK_ORDER is the same tuple
 # under its older name, which clients still import.
 DEFAULT_TASK_ORDER: tuple[str, ...] = tuple(TASKS)

@@ -220,7 +220,7 @@ TWIN_Z = 3.0
 ABYSS_KINDS = tuple(kind for kind in DEEP_MIX.incident_kinds if kind not in ("web_tracking_bug", "country_bots"))
 
 WAREHOUSE_SAMPLE_RATE = 1 / 48  # the share of the world's sessions a warehouse export holds
-# The warehouse's step budget, from its expert's need: its most calls in an episode (tests/test_warehouse_budget.py
+# The warehouse's step budget, from its expert's need: its most calls in an episode (lab/tests/test_warehouse_budget.py
 # holds the expert to it), two and a half times over, rounded up to five: room for a model's reading of columns,
 # its own scans and a check on each candidate (abyss's 40 steps are about as many times the 15 calls of its
 # expert's example episode, lab/docs/abyss_episode.md).

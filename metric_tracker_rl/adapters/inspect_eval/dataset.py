@@ -2,7 +2,7 @@
 
 By default the named tasks (DEFAULT_TASK_ORDER, one per difficulty and more); with `difficulty` alone, the named
 tasks at those difficulties; with `seeds` > 0, the calibration sweep of each difficulty (the episodes of the `eval`
-split and of benchmarks/calibrate.py, from metric_tracker_rl.spec.task_splits alone: standard episodes, every
+split and of the lab's calibration, from metric_tracker_rl.spec.task_splits alone: standard episodes, every
 NULL_EVERY-th a null episode), from its episode `offset` on. Dial knobs (tasks.DIAL_KNOBS) are set on every
 sample's reset arguments, and checked as reset checks them."""
 

@@ -8,7 +8,7 @@ with gradio's own intervals while the page is in use (an event queued or running
 WARM_S) and with IDLE_POLL_S otherwise. The first event after a quiet spell waits at most IDLE_POLL_S longer to
 start; everything after it runs at gradio's pace. (Gradio's loops cannot be woken from outside: a longer idle
 interval would cost that first click more, and this one already keeps an idle server's cost within measuring
-noise, see benchmarks/idle_cpu.py.)
+noise, see lab/speed/idle_cpu.py.)
 """
 
 from __future__ import annotations

@@ -1,2 +1,0 @@
-"""Repository tools that measure the environment (calibration of the reference agents, performance);
-not part of the package. Run with `uv run python -m benchmarks.run` or `uv run python -m benchmarks.calibrate`."""

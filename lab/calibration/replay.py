@@ -1,0 +1,174 @@
+"""Replay a model's transcript against the seeded environment in this process and check what it read.
+
+A transcript (the format `inference.py --transcripts DIR` writes, and lab/artifacts/model_transcripts/ holds) is
+one episode: `difficulty`, `seed`, the dial `settings` where they differ from the tier's defaults, the episode
+`score` the server computed, and the `calls` in order, each with `tool`, `arguments` and the `text` the model read.
+The replay resets the same episode, sends each call through an `EpisodeSession` (the text the TRL class gives a
+model), and compares every text and the score; the first difference is printed as a diff.
+
+    uv run python -m lab.calibration.replay                       # every committed transcript, history included
+    uv run python -m lab.calibration.replay PATH [PATH ...]       # transcript files or folders (searched recursively)
+    uv run python -m lab.calibration.replay --exact PATH          # a changed text fails too
+
+Each outcome is one of four, and only a changed score fails (exit 1): a score that holds with a reworded text is
+the expected trace of a change to a brief or a tool's wording, printed with its diff, and a failure only with
+--exact. A transcript recorded before its tier's episodes last changed cannot replay: a transcripts' folder keeps, in
+recorded_on.json, each tier's episode fingerprints as they were when its transcripts were recorded (a digest of
+tests/data/episode_fingerprints.json's entries for the tier). Where today's digest differs, the transcript is
+marked as recorded on an earlier version and its recorded score stands; it is never dropped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import difflib
+import hashlib
+import json
+import sys
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from metric_tracker_rl.adapters.session import EpisodeSession
+from metric_tracker_rl.serving.environment import MetricTrackerRlEnvironment
+
+ROOT = Path(__file__).resolve().parents[2]
+TRANSCRIPTS = ROOT / "lab" / "artifacts" / "model_transcripts"  # the current set; earlier ones under history/
+HISTORY = TRANSCRIPTS / "history"
+RECORDED_ON = TRANSCRIPTS / "recorded_on.json"
+STORED_FINGERPRINTS = ROOT / "tests" / "data" / "episode_fingerprints.json"
+SCORE_TOLERANCE = 1e-9
+DIFF_LINES = 60  # a mismatch's diff is cut after this many lines
+
+REPRODUCED = "reproduced"  # every text and the score
+TEXTS_CHANGED = "score reproduced, texts changed"  # the episode and the score hold; a tool's wording moved
+SCORE_CHANGED = "score changed"  # the episodes hold but the score does not: the grading moved
+EARLIER_VERSION = "recorded on an earlier version"  # the tier's episodes changed since the recording
+FAILURES = frozenset({SCORE_CHANGED})  # the outcomes that make the replay exit 1 (TEXTS_CHANGED too with --exact)
+
+
+@dataclass(frozen=True)
+class Replay:
+    """One transcript's replay: how many texts matched before the first difference, and the scores."""
+
+    calls: int
+    matched_texts: int  # calls whose text matched before the first difference (== calls when all did)
+    recorded_score: float
+    replayed_score: float
+    first_difference: str | None  # the first mismatch as a diff, None when every text matched
+
+    @property
+    def score_matches(self) -> bool:
+        return abs(self.recorded_score - self.replayed_score) <= SCORE_TOLERANCE
+
+    @property
+    def status(self) -> str:
+        if not self.score_matches:
+            return SCORE_CHANGED
+        return REPRODUCED if self.first_difference is None else TEXTS_CHANGED
+
+
+def load(path: Path) -> dict[str, Any]:
+    transcript = json.loads(path.read_text(encoding="utf-8"))
+    missing = {"difficulty", "seed", "score", "calls"} - transcript.keys()
+    if missing:
+        raise ValueError(f"{path}: not a transcript (no {', '.join(sorted(missing))})")
+    return transcript
+
+
+def text_diff(call_index: int, call: dict[str, Any], recorded: str, replayed: str) -> str:
+    """The first differing text as a unified diff, headed by the call that produced it."""
+    arguments = json.dumps(call["arguments"], sort_keys=True)
+    lines = list(difflib.unified_diff(recorded.splitlines(), replayed.splitlines(), "recorded", "replayed",
+                                      lineterm=""))
+    cut = [f"... {len(lines) - DIFF_LINES} more diff lines"] if len(lines) > DIFF_LINES else []
+    return "\n".join([f"call {call_index + 1} {call['tool']} {arguments[:300]}", *lines[:DIFF_LINES], *cut])
+
+
+def replay(transcript: dict[str, Any]) -> Replay:
+    """Play the transcript's calls on its episode, in this process, and compare each text and the score."""
+    session = EpisodeSession(MetricTrackerRlEnvironment())
+    brief = session.reset(seed=transcript["seed"], difficulty=transcript["difficulty"],
+                          **transcript.get("settings", {}))
+    if brief.status == "error":
+        raise ValueError(f"the transcript's episode cannot start: {session.message}")
+    matched, difference = 0, None
+    for index, call in enumerate(transcript["calls"]):
+        text = session.call(call["tool"], call["arguments"])
+        if difference is None and text != call["text"]:
+            difference = text_diff(index, call, call["text"], text)
+        matched += difference is None
+    return Replay(len(transcript["calls"]), matched, float(transcript["score"]), session.score, difference)
+
+
+# --- which version recorded a transcript -------------------------------------------------------------------
+
+
+def tier_fingerprint(stored: dict[str, dict[str, str]], difficulty: str) -> str:
+    """One digest of every stored episode fingerprint of the tier: it moves whenever the tier's episodes do."""
+    tier = {label: parts for label, parts in stored.items() if label.startswith(f"{difficulty}/")}
+    if not tier:
+        raise ValueError(f"no stored fingerprints for {difficulty!r}")
+    return hashlib.sha256(json.dumps(tier, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def current_fingerprints() -> dict[str, dict[str, str]]:
+    """The stored fingerprints, which tests/test_episode_fingerprints.py holds equal to the episodes built today."""
+    return json.loads(STORED_FINGERPRINTS.read_text(encoding="utf-8"))
+
+
+def recorded_on(folder: Path) -> dict[str, Any] | None:
+    """A folder's record of the version its transcripts were recorded on, if it keeps one."""
+    path = folder / RECORDED_ON.name
+    return json.loads(path.read_text(encoding="utf-8")) if path.exists() else None
+
+
+def is_earlier_version(difficulty: str, recorded: dict[str, Any] | None, stored: dict[str, dict[str, str]]) -> bool:
+    """Whether the tier's episodes changed since the transcripts were recorded (False when unrecorded)."""
+    if recorded is None or difficulty not in recorded["tier_fingerprints"]:
+        return False
+    return recorded["tier_fingerprints"][difficulty] != tier_fingerprint(stored, difficulty)
+
+
+def transcript_paths(paths: Iterable[Path]) -> list[Path]:
+    """The transcripts in `paths`: a file as given, a folder's at any depth (recorded_on.json is none)."""
+    found: list[Path] = []
+    for path in paths:
+        found += sorted(p for p in path.rglob("*.json") if p.name != RECORDED_ON.name) if path.is_dir() else [path]
+    return found
+
+
+def outcome(path: Path, transcript: dict[str, Any], stored: dict[str, dict[str, str]]) -> tuple[str, Replay]:
+    """The transcript's replay and its outcome, which its folder's record of the recording version qualifies."""
+    result = replay(transcript)
+    earlier = is_earlier_version(transcript["difficulty"], recorded_on(path.parent), stored)
+    return (EARLIER_VERSION if earlier and result.status != REPRODUCED else result.status), result
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("paths", nargs="*", type=Path, help=f"transcripts or folders (default {TRANSCRIPTS})")
+    parser.add_argument("--exact", action="store_true", help="a reworded text fails too, not only a changed score")
+    args = parser.parse_args(argv)
+    failures = FAILURES | {TEXTS_CHANGED} if args.exact else FAILURES
+    stored, seen = current_fingerprints(), []
+    for path in transcript_paths(args.paths or [TRANSCRIPTS]):
+        transcript = load(path)
+        status, result = outcome(path, transcript, stored)
+        seen.append(status)
+        print(f"{path.name}: {status}: {result.matched_texts}/{result.calls} texts, score "
+              f"{result.replayed_score:.6f} (recorded {result.recorded_score:.6f})")
+        if status == EARLIER_VERSION:
+            print(f"  {transcript['difficulty']}'s episodes changed since the recording: differences are expected")
+        elif result.first_difference is not None:
+            print("  " + result.first_difference.replace("\n", "\n  "))
+    counts = ", ".join(f"{seen.count(status)} {status}" for status in
+                       (REPRODUCED, TEXTS_CHANGED, SCORE_CHANGED, EARLIER_VERSION) if status in seen)
+    failed = sum(status in failures for status in seen)
+    print(f"{len(seen)} transcript(s): {counts or 'none'}; " + (f"{failed} fail" if failed else "none fails"))
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

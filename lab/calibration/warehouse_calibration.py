@@ -1,0 +1,157 @@
+"""The warehouse's calibration: each reference agent's score on seeds that tuned nothing (mean, p5 and the 95%
+bootstrap interval of the mean), the expert without one metrics-layer rule at a time (the ablation table), the
+expert's recall by incident and defect kind, its calls per episode and its episode's characters (what a model
+reads and writes), written to lab/artifacts/warehouse_calibration.json.
+
+    nice -n 10 uv run python -m lab.calibration.warehouse_calibration --seeds 200 --ablation-seeds 40 --workers 2
+
+The expert's bars were tuned on seeds TUNING_SEEDS only; the calibration plays the untuned seeds from UNTUNED_FIRST.
+`--ablation-seeds 0 --agents warehouse_expert` measures the expert's score alone (no ablation table).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from lab.agents.registry import make_agent
+from lab.calibration.calibrate import summarise
+from lab.calibration.interface import message_texts
+from metric_tracker_rl.adapters.transcript import TaskRun
+from metric_tracker_rl.agents import run_episode
+from metric_tracker_rl.agents.warehouse_sql import ALL_RULES, RULES
+from metric_tracker_rl.generation.warehouse.truth import expected_rows
+from metric_tracker_rl.generation.warehouse.world import build_warehouse_world
+from metric_tracker_rl.models import MetricTrackerRlAction
+from metric_tracker_rl.serving.environment import MetricTrackerRlEnvironment
+from metric_tracker_rl.spec.published import row_key
+from metric_tracker_rl.spec.tasks import resolve_episode_config
+from metric_tracker_rl.spec.tiers import WAREHOUSE
+from metric_tracker_rl.world.funnel import window_calendar
+
+ARTIFACT = Path(__file__).resolve().parents[2] / "lab" / "artifacts" / "warehouse_calibration.json"
+TUNING_SEEDS = range(1, 41)  # the seeds the expert's bars were read on
+UNTUNED_FIRST = 75_000  # seeds from here tuned nothing
+AGENTS = ("warehouse_expert", "warehouse_model_like", "warehouse_dashboard_analyst", "warehouse_every_dip",
+          "warehouse_all_data_quality", "null", "warehouse_aggregate_expert")
+# The agents that play the warehouse only (a default run of lab/calibration/calibrate.py, over the listed tiers, leaves
+# them out).
+WAREHOUSE_AGENTS = tuple(agent for agent in AGENTS if agent.startswith("warehouse_"))
+EXPERT = "warehouse_expert"
+ON_ABLATION_SEEDS = ("warehouse_aggregate_expert",)  # the expert's cost again: played on the ablation seeds only
+
+
+def play_one(job: tuple[str, str, int]) -> dict[str, Any]:
+    """One episode of `agent` (the expert without `rule` where one is named): its score, calls, characters and
+    submitted keys."""
+    agent_name, rule, seed = job
+    kwargs = {"rules": ALL_RULES - {rule}} if rule else {}
+    agent = make_agent(agent_name, **kwargs)
+    env, run = MetricTrackerRlEnvironment(), TaskRun(agent_name)
+    sent: list[MetricTrackerRlAction] = []
+
+    def act(action: MetricTrackerRlAction) -> Any:
+        sent.append(action)
+        return run.act(env, action)
+
+    try:
+        run_episode(agent, lambda **kw: run.reset(env, **kw), act, difficulty="warehouse", seed=seed)
+    except RuntimeError as failed:  # a reset the environment refused: left out of every figure, and listed
+        return {"agent": agent_name, "rule": rule, "seed": seed, "failed": str(failed)[:200]}
+    keys = [row_key(r.date, r.entity_type, r.entity_name) for a in sent for r in a.classifications or []]
+    return {"agent": agent_name, "rule": rule, "seed": seed, "score": run.score, "calls": len(sent),
+            "chars": sum(map(len, message_texts(run.messages))), "keys": keys}
+
+
+def kind_recall(results: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
+    """Per incident or defect kind: the share of its expected rows whose key a report held, and the share of
+    episodes that carry it."""
+    found: dict[str, list[bool]] = defaultdict(list)
+    carried: dict[str, int] = defaultdict(int)
+    for result in results:
+        world = build_warehouse_world(WAREHOUSE, resolve_episode_config(seed=result["seed"], difficulty="warehouse"))
+        dates = window_calendar(world.log.num_days).iso_dates
+        submitted = set(result["keys"])
+        kinds = set()
+        for row in expected_rows(world):
+            report = row.report_row(dates)
+            found[row.kind].append(row_key(report.date, report.entity_type, report.entity_name) in submitted)
+            kinds.add(row.kind)
+        for kind in kinds:
+            carried[kind] += 1
+    return {kind: {"row_recall": round(float(np.mean(hits)), 3), "rows": len(hits),
+                   "episode_share": round(carried[kind] / len(results), 3)} for kind, hits in sorted(found.items())}
+
+
+def rounded(summary: dict[str, Any]) -> dict[str, Any]:
+    return {k: ([round(x, 3) for x in v] if isinstance(v, list) else round(v, 3) if isinstance(v, float) else v)
+            for k, v in summary.items()}
+
+
+def ablation_table(results: list[dict[str, Any]], expert: list[dict[str, Any]], ablation_seeds: list[int]
+                   ) -> dict[str, Any]:
+    """The expert's mean on the ablation seeds and, per rule, its score without that rule and the loss; empty
+    without ablation seeds (a run of the expert's score alone)."""
+    if not ablation_seeds:
+        return {}
+    full_on_ablation_seeds = [r["score"] for r in expert if r["seed"] in set(ablation_seeds)]
+    ablations = {}
+    for rule in RULES:
+        scores = [r["score"] for r in results if r["rule"] == rule]
+        ablations[rule] = {**rounded(summarise(scores)),
+                           "loss": round(float(np.mean(full_on_ablation_seeds) - np.mean(scores)), 3)}
+    return {"ablation_baseline_mean": round(float(np.mean(full_on_ablation_seeds)), 3), "ablations": ablations}
+
+
+def calibrate(seeds: list[int], ablation_seeds: list[int], agents: tuple[str, ...], workers: int) -> dict[str, Any]:
+    jobs = [(agent, "", seed) for agent in agents
+            for seed in (ablation_seeds if agent in ON_ABLATION_SEEDS else seeds)]
+    jobs += [(EXPERT, rule, seed) for rule in RULES for seed in ablation_seeds]
+    with multiprocessing.Pool(workers) as pool:
+        played = pool.map(play_one, jobs, chunksize=2)
+    results = [r for r in played if "failed" not in r]
+    failed = sorted({(r["seed"], r["failed"]) for r in played if "failed" in r})
+    by_agent = {agent: [r for r in results if r["agent"] == agent and not r["rule"]] for agent in agents}
+    expert = by_agent.get(EXPERT, [])
+    return {
+        "seeds": {"untuned": [seeds[0], seeds[-1]], "ablation": ablation_seeds[:1] + ablation_seeds[-1:],
+                  "tuning": [TUNING_SEEDS[0], TUNING_SEEDS[-1]]},
+        "agents": {agent: rounded(summarise([r["score"] for r in rows])) for agent, rows in by_agent.items()},
+        **ablation_table(results, expert, ablation_seeds),
+        "expert_kinds": kind_recall(expert),
+        "expert_calls": {"p50": float(np.percentile([r["calls"] for r in expert], 50)),
+                         "p95": float(np.percentile([r["calls"] for r in expert], 95)),
+                         "max": max(r["calls"] for r in expert)},
+        "expert_chars": {"p50": float(np.median([r["chars"] for r in expert])),
+                         "p95": float(np.percentile([r["chars"] for r in expert], 95))},
+        "calls_and_chars_p50": {agent: [float(np.median([r[key] for r in rows])) if rows else None
+                                        for key in ("calls", "chars")] for agent, rows in by_agent.items()},
+        "failed_resets": [{"seed": seed, "error": error} for seed, error in failed],
+        "scores": {agent: [round(r["score"], 6) for r in rows] for agent, rows in by_agent.items()},
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seeds", type=int, default=200)
+    parser.add_argument("--first", type=int, default=UNTUNED_FIRST)
+    parser.add_argument("--ablation-seeds", type=int, default=40)
+    parser.add_argument("--agents", default=",".join(AGENTS))
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--out", type=Path, default=ARTIFACT)
+    args = parser.parse_args()
+    seeds = list(range(args.first, args.first + args.seeds))
+    report = calibrate(seeds, seeds[:args.ablation_seeds], tuple(args.agents.split(",")), args.workers)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=1) + "\n")
+    print(json.dumps({k: v for k, v in report.items() if k != "scores"}, indent=1))
+
+
+if __name__ == "__main__":
+    main()
