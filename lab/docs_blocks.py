@@ -47,10 +47,10 @@ from metric_tracker_rl.world.funnel import WINDOW_START
 
 ROOT = Path(__file__).resolve().parents[1]
 EXPERT = "expert"
-# The calibration targets the expert is held to on each difficulty's sweep (docs/calibration.md).
+# The calibration targets the expert is held to on each difficulty's sweep (lab/docs/calibration.md).
 EXPERT_MEAN_TARGET = 0.95
 EXPERT_SHARE_TARGET = 0.95
-# The target for the expert's mean on deep and the rung above it (docs/calibration.md): lower than the other tiers'.
+# The target for the expert's mean on deep and the rung above it (lab/docs/calibration.md): lower than the other tiers'.
 DEEP_MEAN_TARGET = 0.90
 TOP_RUNGS = ("deep", "abyss")
 # The ceilings the exploits are held to (agent, difficulty, highest mean), as lab/tests/test_calibration.py asserts
@@ -239,7 +239,7 @@ def _model_result(difficulty: str, results: dict[str, Any]) -> str:
     """The model's mean over its episodes of a tier at the tier's defaults, from the current set of transcripts, or
     else an earlier one (named), and only where every one of those episodes replays on this version: its recorded
     mean where every score reproduces, else the mean this version grades its calls with, beside the recorded one
-    (docs/model_results.md); a dash where none replays."""
+    (lab/docs/model_results.md); a dash where none replays."""
     groups = [group for group in results["groups"] if group["difficulty"] == difficulty and not group["settings"]
               and group.get("replayed_mean") is not None]
     if not groups:
@@ -272,8 +272,8 @@ def tiers_at_a_glance(results: dict[str, Any] | None = None, models: dict[str, A
                      _model_result(difficulty, models)])
     lead = ("Each listed tier (`reset(difficulty=...)`); the expert's and the best shortcut's (of "
             + ", ".join(f"`{name}`" for name in SHORTCUT_AGENTS) + ") calibration means, and a capable LLM's mean "
-            "over its zero-shot episodes ([model results](docs/model_results.md); every agent's figures are in "
-            "[calibration](docs/calibration.md)):")
+            "over its zero-shot episodes ([model results](lab/docs/model_results.md); every agent's figures are in "
+            "[calibration](lab/docs/calibration.md)):")
     return lead + "\n\n" + markdown_table(["tier", "window", "dimensions", "incidents", "steps", "named task",
                                             "expert", "best shortcut", "a capable model"], rows)
 
@@ -305,17 +305,17 @@ class Block:
 BLOCKS: tuple[Block, ...] = (
     Block("tiers-at-a-glance", "README.md", tiers_at_a_glance),
     Block("best-shortcuts", "README.md", best_shortcuts),
-    Block("expert-targets", "docs/calibration.md", expert_targets),
-    Block("exploit-ceilings", "docs/calibration.md", exploit_ceilings),
-    Block("untuned-differences", "docs/calibration.md", untuned_differences),
-    Block("deep-target", "docs/calibration.md", deep_target),
-    Block("calibration-seeds", "docs/calibration.md", calibration_seeds),
-    Block("abyss-calibration", "docs/calibration.md", abyss_calibration),
-    Block("rung-failure-modes", "docs/calibration.md", rung_failure_modes),
+    Block("expert-targets", "lab/docs/calibration.md", expert_targets),
+    Block("exploit-ceilings", "lab/docs/calibration.md", exploit_ceilings),
+    Block("untuned-differences", "lab/docs/calibration.md", untuned_differences),
+    Block("deep-target", "lab/docs/calibration.md", deep_target),
+    Block("calibration-seeds", "lab/docs/calibration.md", calibration_seeds),
+    Block("abyss-calibration", "lab/docs/calibration.md", abyss_calibration),
+    Block("rung-failure-modes", "lab/docs/calibration.md", rung_failure_modes),
     Block("train-schedule", "docs/training.md", train_schedule),
     Block("submission-row-fields", "docs/spaces.md", submission_row_fields),
     Block("tier-windows", "docs/data.md", tier_windows),
-    Block("model-results", "docs/model_results.md", model_results_table),
+    Block("model-results", "lab/docs/model_results.md", model_results_table),
 )
 
 

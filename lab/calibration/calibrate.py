@@ -45,7 +45,7 @@ from metric_tracker_rl.spec.task_splits import NULL_EVERY, UNTUNED_FIRST_OFFSET,
 from metric_tracker_rl.spec.tasks import DEFAULT_TASK_ORDER, get_task_spec
 
 DEFAULT_OUTPUT = Path("artifacts/calibration.json")
-# The results docs/calibration.md and the README show, rendered by `table` and `difficulty_table`
+# The results lab/docs/calibration.md and the README show, rendered by `table` and `difficulty_table`
 # (lab/tests/test_calibration.py compares): a run written with --output PUBLISHED_RESULTS updates them.
 PUBLISHED_RESULTS = Path(__file__).resolve().parents[2] / "lab" / "artifacts" / "calibration.json"
 NULL_GROUP = "null"
@@ -60,12 +60,12 @@ AGENT_RESET_OVERRIDES: dict[str, dict[str, Any]] = {"feedback_decoder": {"max_su
 HELD_OUT_SECRET = "calibration-held-out"
 # Agents that play the deep tier only (its expert, its shortcuts, the scan analyst and the parent reporter, which
 # bets on abyss's twin credit): a default run, over every listed tier, leaves them out; `--difficulties deep
-# --no-named-tasks --agents ...` runs them (docs/calibration.md, the dial).
+# --no-named-tasks --agents ...` runs them (lab/docs/calibration.md, the dial).
 DEEP_ONLY_AGENTS = ("deep_expert", "one_dimension_expert", "short_segment_rule", "scan_analyst", "scan_analyst_3d",
                     "scan_analyst_hourly", "parent_reporter")
 # Agents that attack across resets: each episode they open more sessions on the same server and replay its
 # settings there (the replay oracle reads the labels through graded feedback). A default run leaves them out;
-# `--agents replay_oracle --held-out` runs them (docs/calibration.md).
+# `--agents replay_oracle --held-out` runs them (lab/docs/calibration.md).
 REPLAYING_AGENTS = ("replay_oracle",)
 # Every other registered agent, in the order the published results list them (a default run writes them in this
 # order, so it reproduces lab/artifacts/calibration.json byte for byte, whatever order the agents registered in).

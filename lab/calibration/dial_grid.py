@@ -13,7 +13,7 @@ the point's episodes that hold an incident (the calibration sweep's seeds, its n
 tiers' own agents run at deep and abyss only); the dilution share is that of lab.calibration.dilution at the point's
 difficulty and settings (cuboid tiers only). `--points` and `--agents` choose the cells a run plays; `--merge`
 takes every other cell from a kept grid of the same seeds, so a rung's rows are rerun without the others. The run
-prints each agent's seconds per episode at each tier. docs/calibration.md shows the rendered table and the plot
+prints each agent's seconds per episode at each tier. lab/docs/calibration.md shows the rendered table and the plot
 (`--plot`, lab/pictures/dial_plot.py), and lab/tests/test_dial_grid.py compares them with the artifact."""
 
 from __future__ import annotations

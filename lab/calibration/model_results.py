@@ -1,5 +1,5 @@
 """The model results: the committed transcripts replayed, grouped by tier and dial settings, as an artifact
-(lab/artifacts/model_results.json) and the table docs/model_results.md shows (a block of lab/docs_blocks.py).
+(lab/artifacts/model_results.json) and the table lab/docs/model_results.md shows (a block of lab/docs_blocks.py).
 
     uv run python -m lab.calibration.model_results          # replay, print the table (exit 1 if the artifact differs)
     uv run python -m lab.calibration.model_results --write  # replay and write the artifact

@@ -2,7 +2,7 @@
 analyst goes wrong: a page of the docs, generated from a kept artifact.
 
     uv run python -m lab.calibration.rung_example --difficulty abyss --output lab/artifacts/abyss_example.json
-    uv run python -m lab.calibration.rung_example --render lab/artifacts/abyss_example.json > docs/abyss_episode.md
+    uv run python -m lab.calibration.rung_example --render lab/artifacts/abyss_example.json > lab/docs/abyss_episode.md
 
 The episode is chosen by a rule, not by hand: the first standard calibration episode of the tier (from offset 0) in
 which the expert scores at least EXPERT_AT_LEAST and the scan analyst at least GAP below it. Each play is kept in

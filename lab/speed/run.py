@@ -3,7 +3,7 @@
     uv run python -m lab.speed.run            # full run: prints a table, writes artifacts/benchmark.json
     uv run python -m lab.speed.run --quick    # a smoke run with few repeats
     uv run python -m lab.speed.run --output lab/artifacts/performance.json   # a run the docs will show
-    uv run python -m lab.speed.run --render lab/artifacts/performance.json --write-doc   # docs/performance.md's table
+    uv run python -m lab.speed.run --render lab/artifacts/performance.json --write-doc   # lab/docs/performance.md's table
 
 Sections:
 - in-process: reset per difficulty, one step per analysis tool (its example arguments), graded submissions;
@@ -56,10 +56,10 @@ from metric_tracker_rl.world.funnel import window_dates
 
 ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_OUTPUT = ROOT / "artifacts" / "benchmark.json"
-# The kept run docs/performance.md shows, and the marker comments around the text rendered from it: the doc carries
+# The kept run lab/docs/performance.md shows, and the marker comments around the text rendered from it: the doc carries
 # no measured figure of its own, and lab/tests/test_performance_doc.py checks the block is what the file renders.
 PUBLISHED_RESULTS = ROOT / "lab" / "artifacts" / "performance.json"
-PERFORMANCE_DOC = ROOT / "docs" / "performance.md"
+PERFORMANCE_DOC = ROOT / "lab" / "docs" / "performance.md"
 BLOCK_BEGIN = "<!-- rendered by `python -m lab.speed.run --render lab/artifacts/performance.json`: begin -->"
 BLOCK_END = "<!-- rendered: end -->"
 MAX_STEPS = 500  # the largest step budget a reset accepts: fewer untimed resets inside step loops
@@ -68,7 +68,7 @@ OFFLINE_ENV_DROP = ("API_KEY", "HF_TOKEN", "OPENAI_API_KEY", "METRIC_TRACKER_URL
                     "LOCAL_IMAGE_NAME", "API_BASE_URL", "MODEL_NAME")
 
 TARGETS = {
-    "reset_p50_ms": 1.0,  # issue target; not met in numpy (docs/performance.md, "Reset today")
+    "reset_p50_ms": 1.0,  # issue target; not met in numpy (lab/docs/performance.md, "Reset today")
     "analysis_step_p50_ms": 2.0,
     "graded_submission_p50_ms": 2.0,
     "ws_throughput_ratio": 0.5,
@@ -507,7 +507,7 @@ def table(report: dict[str, Any]) -> str:
 
 
 def rendered_block(report: dict[str, Any]) -> str:
-    """What docs/performance.md shows from a results file: when, where and how it was measured, then the table."""
+    """What lab/docs/performance.md shows from a results file: when, where and how it was measured, then the table."""
     settings = ", ".join(f"{name} {value}" for name, value in report["settings"].items())
     load = ", ".join(f"{value:.1f}" for value in report["load_average_at_start"])
     machine = report["machine"]
@@ -553,9 +553,9 @@ def main(argv: list[str] | None = None) -> None:
                         help="comma-separated sections to run")
     parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT)
     parser.add_argument("--render", type=Path, metavar="RESULTS",
-                        help="print the text docs/performance.md shows from a results file; run nothing")
+                        help="print the text lab/docs/performance.md shows from a results file; run nothing")
     parser.add_argument("--write-doc", action="store_true",
-                        help="with --render: write that text between docs/performance.md's marker comments")
+                        help="with --render: write that text between lab/docs/performance.md's marker comments")
     args = parser.parse_args(argv)
     if args.write_doc and args.render is None:
         parser.error("--write-doc needs --render RESULTS")

@@ -357,7 +357,7 @@ def shareable(command: str) -> str:
 
 
 def rendered_block(report: dict[str, Any]) -> str:
-    """What docs/performance.md shows from a results file: when, where and how it was measured, then the table."""
+    """What lab/docs/performance.md shows from a results file: when, where and how it was measured, then the table."""
     settings = ", ".join(f"{name} {value}" for name, value in report["settings"].items())
     start, end = (", ".join(f"{v:.1f}" for v in report[f"load_average_at_{when}"]) for when in ("start", "end"))
     machine = report["machine"]
@@ -377,7 +377,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--first-offset", type=int, default=FIRST_OFFSET, help="first calibration episode of each tier")
     parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT)
     parser.add_argument("--render", type=Path, metavar="RESULTS", help="print the doc's text from a results file")
-    parser.add_argument("--write-doc", action="store_true", help="with --render: write it into docs/performance.md")
+    parser.add_argument("--write-doc", action="store_true", help="with --render: write it into lab/docs/performance.md")
     arguments = sys.argv[1:] if argv is None else argv
     args = parser.parse_args(arguments)
     if args.write_doc and args.render is None:

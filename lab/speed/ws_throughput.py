@@ -49,7 +49,7 @@ from metric_tracker_rl.serving.local_server import SERVER_MODULE
 
 ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_OUTPUT = ROOT / "artifacts" / "ws_throughput.json"
-# The kept run docs/performance.md shows, between this marker and the next end marker
+# The kept run lab/docs/performance.md shows, between this marker and the next end marker
 # (lab/tests/test_performance_doc.py).
 PUBLISHED_RESULTS = ROOT / "lab" / "artifacts" / "ws_throughput.json"
 BLOCK_MARKER = ("<!-- rendered by `python -m lab.speed.ws_throughput --render lab/artifacts/ws_throughput.json`: "
@@ -389,7 +389,7 @@ def _checkout(tree: Path) -> dict[str, str]:
 
 
 def rendered_block(report: dict[str, Any]) -> str:
-    """What docs/performance.md shows from a results file: when, where and how it was measured, then the table."""
+    """What lab/docs/performance.md shows from a results file: when, where and how it was measured, then the table."""
     settings = ", ".join(f"{name} {value}" for name, value in report["settings"].items())
     load = ", ".join(f"{value:.1f}" for value in report["load_average_at_start"])
     baseline = report.get("baseline")
@@ -432,9 +432,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--baseline-tree", type=Path, help="another checkout whose server runs beside ours")
     parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT)
     parser.add_argument("--render", type=Path, metavar="RESULTS",
-                        help="print the text docs/performance.md shows from a results file; run nothing")
+                        help="print the text lab/docs/performance.md shows from a results file; run nothing")
     parser.add_argument("--write-doc", action="store_true",
-                        help="with --render: write that text between docs/performance.md's marker comments")
+                        help="with --render: write that text between lab/docs/performance.md's marker comments")
     args = parser.parse_args(argv)
     if args.write_doc and args.render is None:
         parser.error("--write-doc needs --render RESULTS")

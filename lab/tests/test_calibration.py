@@ -51,7 +51,7 @@ from metric_tracker_rl.spec.published import DIFFICULTIES as DIFFICULTIES_WITH_F
 from metric_tracker_rl.spec.task_splits import UNTUNED_FIRST_OFFSET
 
 SEEDS = 20
-# The calibration targets (docs/calibration.md) are stated on 200 seeds; 40 is the smallest sweep on which each
+# The calibration targets (lab/docs/calibration.md) are stated on 200 seeds; 40 is the smallest sweep on which each
 # of them holds with the same seeds every run (the sweep is deterministic), so a regression in any of them fails here.
 TARGET_SEEDS = 40
 GAMING_AGENTS = ("top_k_dates", "top_k_dates_shift_aware", "side_effect_padder", "weekday_rule", "feedback_decoder")
@@ -154,7 +154,7 @@ def test_readme_baseline_is_clearly_below_the_expert(results: dict, difficulty: 
 @pytest.mark.parametrize("difficulty", ["medium", "hard"])
 @pytest.mark.slow
 def test_the_offline_baseline_is_a_floor_not_a_solution(results: dict, difficulty: str) -> None:
-    # inference.py's fixed four-step procedure (its figures: docs/calibration.md).
+    # inference.py's fixed four-step procedure (its figures: lab/docs/calibration.md).
     assert results["scripted"][difficulty]["mean"] <= 0.6
     assert results["scripted"][difficulty]["mean"] <= results["expert"][difficulty]["mean"] - 0.25
 
@@ -304,7 +304,7 @@ def test_the_fixed_magnitude_rule_fails_hard(target_sweep: dict) -> None:
     """On hard, demand swings as large as count incidents fall inside the published count ranges, so a filter on the
     published magnitudes reports them, and audience swings move the first steps as far as rate incidents. The rule
     is the shortcut at full strength, not a weakened one: on medium, where the ranges still sit clear of every benign
-    fluctuation, it solves most episodes (docs/calibration.md has the figures)."""
+    fluctuation, it solves most episodes (lab/docs/calibration.md has the figures)."""
     assert target_sweep[FIXED_RULE]["hard"]["mean"] <= 0.6
     assert target_sweep[FIXED_RULE]["hard"]["mean"] <= target_sweep["expert"]["hard"]["mean"] - 0.4
     assert target_sweep[FIXED_RULE]["medium"]["mean"] >= 0.85
@@ -365,11 +365,11 @@ def markdown_table_with_header(text: str, header: str) -> str | None:
 def published_tables() -> list[tuple[str, str]]:
     """(doc, rendered table) of every calibration table the docs show, rendered from the kept results file."""
     results = json.loads(PUBLISHED_RESULTS.read_text())
-    return [("docs/calibration.md", table(results)), ("docs/calibration.md", null_table(results)),
-            ("docs/calibration.md", untuned_table(results)),
-            ("docs/calibration.md", untuned_table(results, nulls=True)),
-            ("docs/calibration.md", difficulty_table(results, "frontier")),
-            ("docs/calibration.md", difficulty_table(results, "deep")),
+    return [("lab/docs/calibration.md", table(results)), ("lab/docs/calibration.md", null_table(results)),
+            ("lab/docs/calibration.md", untuned_table(results)),
+            ("lab/docs/calibration.md", untuned_table(results, nulls=True)),
+            ("lab/docs/calibration.md", difficulty_table(results, "frontier")),
+            ("lab/docs/calibration.md", difficulty_table(results, "deep")),
             ("README.md", means_table(results)), ("docs/evaluation.md", table(results, EVALUATION_AGENTS)),
             ("docs/evaluation.md", null_table(results, EVALUATION_AGENTS))]
 

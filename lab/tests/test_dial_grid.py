@@ -1,4 +1,4 @@
-"""The dial grid in docs/calibration.md, as a table and as a plot, is what lab/calibration/dial_grid.py renders from its
+"""The dial grid in lab/docs/calibration.md, as a table and as a plot, is what lab/calibration/dial_grid.py renders from its
 kept artifact, every point of it is a reset the environment accepts, and every point of a rung above deep is at
 least as hard for the scan analyst as deep's defaults."""
 
@@ -44,7 +44,7 @@ def table_under_header(text: str, header: str) -> str | None:
 
 def test_the_docs_grid_is_the_kept_artifact_rendered() -> None:
     rendered = grid_table(json.loads(PUBLISHED_GRID.read_text()))
-    shown = table_under_header((ROOT / "docs" / "calibration.md").read_text(encoding="utf-8"),
+    shown = table_under_header((ROOT / "lab" / "docs" / "calibration.md").read_text(encoding="utf-8"),
                                rendered.splitlines()[0])
     assert shown == rendered
 

@@ -1,4 +1,4 @@
-"""docs/performance.md shows its measurements only as rendered from the kept runs lab/artifacts/performance.json
+"""lab/docs/performance.md shows its measurements only as rendered from the kept runs lab/artifacts/performance.json
 (`python -m lab.speed.run --render lab/artifacts/performance.json --write-doc`) and lab/artifacts/ws_throughput.json
 (`python -m lab.speed.ws_throughput --render lab/artifacts/ws_throughput.json --write-doc`), like the calibration
 tables."""

@@ -1,4 +1,4 @@
-"""The top rungs' budgets table in docs/performance.md is what the kept run lab/artifacts/rung_budgets.json
+"""The top rungs' budgets table in lab/docs/performance.md is what the kept run lab/artifacts/rung_budgets.json
 renders (`python -m lab.speed.rung_budgets --render lab/artifacts/rung_budgets.json --write-doc`), the run
 measured deep beside every tier being built, and the benchmark times the statements the agents actually send."""
 

@@ -1,4 +1,4 @@
-"""The abyss episode the docs show played twice (docs/abyss_episode.md, lab/calibration/rung_example.py): the page is
+"""The abyss episode the docs show played twice (lab/docs/abyss_episode.md, lab/calibration/rung_example.py): the page is
 what the kept example renders, the episode fits the rule that chose it, and replaying each play on this version
 gives back every text the agent read and its score."""
 
@@ -13,7 +13,7 @@ from lab.calibration.rung_example import EXPERT_AT_LEAST, GAP, render
 from lab.tests.helpers import ROOT
 
 EXAMPLE = ROOT / "lab" / "artifacts" / "abyss_example.json"
-PAGE = ROOT / "docs" / "abyss_episode.md"
+PAGE = ROOT / "lab" / "docs" / "abyss_episode.md"
 
 
 @pytest.fixture(scope="module")
@@ -23,7 +23,7 @@ def example() -> dict:
 
 def test_the_page_is_what_the_kept_example_renders(example: dict) -> None:
     assert PAGE.read_text() == render(example), ("run: uv run python -m lab.calibration.rung_example --render "
-                                                 "lab/artifacts/abyss_example.json > docs/abyss_episode.md")
+                                                 "lab/artifacts/abyss_example.json > lab/docs/abyss_episode.md")
 
 
 def test_the_episode_fits_the_rule_that_chose_it(example: dict) -> None:

@@ -28,7 +28,7 @@ validation:
   reward:
     range: [0.0, 1.0]
     oracle_tolerance: 0.0
-    # The expert agent scores 1.0 on the named tasks; trivial and gaming agents stay near 0 (docs/calibration.md).
+    # The expert agent scores 1.0 on the named tasks; trivial and gaming agents stay near 0 (lab/docs/calibration.md).
     floor_margin: 0.5
   resources:
     cpu: 1.0
