@@ -5,6 +5,7 @@ committed file with `manifest_text()`. Everything else in it is written here."""
 
 from __future__ import annotations
 
+import argparse
 import sys
 from pathlib import Path
 
@@ -64,7 +65,12 @@ def manifest_text() -> str:
 
 def main(argv: list[str]) -> int:
     """Write openenv.yaml into the directory given (the repository's root by default)."""
-    root = Path(argv[0]) if argv else Path(__file__).resolve().parents[2]
+    parser = argparse.ArgumentParser(description="Write openenv.yaml from the package's version and tiers.")
+    parser.add_argument("root", nargs="?", type=Path, default=Path(__file__).resolve().parents[2],
+                        help="the directory openenv.yaml is written into (default: the repository's root)")
+    root = parser.parse_args(argv).root
+    if not root.is_dir():
+        parser.error(f"{root} is not a directory")
     (root / MANIFEST).write_text(manifest_text(), encoding="utf-8")
     return 0
 
