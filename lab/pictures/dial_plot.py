@@ -13,7 +13,8 @@ from typing import Any
 
 from metric_tracker_rl.serving.debugger.forms import ANNOTATION_COLOR, TRUTH_COLOR
 
-# The expert's target mean over a sweep of a cuboid tier (lab/docs/calibration.md): the line its points are read against.
+# The expert's target mean over a sweep of a cuboid tier (lab/docs/calibration.md): the line its points are read
+# against.
 EXPERT_TARGET = 0.90
 # A rung above deep is at least as hard as deep's defaults for the method a capable model used there: its points are
 # read against this agent's score at this tier's defaults.

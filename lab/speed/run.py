@@ -3,7 +3,7 @@
     uv run python -m lab.speed.run            # full run: prints a table, writes artifacts/benchmark.json
     uv run python -m lab.speed.run --quick    # a smoke run with few repeats
     uv run python -m lab.speed.run --output lab/artifacts/performance.json   # a run the docs will show
-    uv run python -m lab.speed.run --render lab/artifacts/performance.json --write-doc   # lab/docs/performance.md's table
+    uv run python -m lab.speed.run --render lab/artifacts/performance.json --write-doc   # the performance page's table
 
 Sections:
 - in-process: reset per difficulty, one step per analysis tool (its example arguments), graded submissions;

@@ -1,5 +1,5 @@
-"""The dial grid in lab/docs/calibration.md, as a table and as a plot, is what lab/calibration/dial_grid.py renders from its
-kept artifact, every point of it is a reset the environment accepts, and every point of a rung above deep is at
+"""The dial grid in lab/docs/calibration.md, as a table and as a plot, is what lab/calibration/dial_grid.py renders
+from its kept artifact, every point of it is a reset the environment accepts, and every point of a rung above deep is at
 least as hard for the scan analyst as deep's defaults."""
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
-"""The abyss episode the docs show played twice (lab/docs/abyss_episode.md, lab/calibration/rung_example.py): the page is
-what the kept example renders, the episode fits the rule that chose it, and replaying each play on this version
+"""The abyss episode the docs show played twice (lab/docs/abyss_episode.md, lab/calibration/rung_example.py): the
+page is what the kept example renders, the episode fits the rule that chose it, and replaying each play on this version
 gives back every text the agent read and its score."""
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""The warehouse page's serving figures are the kept serving run's, and that run held the rung's memory budgets."""
+"""The warehouse serving figures on the lab's performance page are the kept serving run's, and that run held the rung's
+memory budgets."""
 
 from __future__ import annotations
 
@@ -8,10 +9,10 @@ from lab.tests.helpers import ROOT
 
 
 def test_the_doc_shows_the_kept_serving_run_which_holds_the_memory_budgets() -> None:
-    """docs/warehouse.md's serving figures are the kept run's (lab/speed/warehouse_serving.py), and that run held
-    64 sessions within the rung's memory budgets."""
+    """lab/docs/performance.md's warehouse serving figures are the kept run's (lab/speed/warehouse_serving.py), and
+    that run held 64 sessions within the rung's memory budgets."""
     run = json.loads((ROOT / "lab" / "artifacts" / "warehouse_serving.json").read_text(encoding="utf-8"))
-    doc = " ".join((ROOT / "docs" / "warehouse.md").read_text(encoding="utf-8").split())
+    doc = " ".join((ROOT / "lab" / "docs" / "performance.md").read_text(encoding="utf-8").split())
     assert run["sessions"] == 64 and run["mb_per_session"] <= run["budgets"]["mb_per_session"]
     assert run["held_mb"] <= run["budgets"]["held_mb_64"]
     shown = [f"{run['mb_per_session']:.1f} MB a session", f"{run['held_mb'] / 1024:.1f} GB",
