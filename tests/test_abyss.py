@@ -299,7 +299,8 @@ def test_the_one_dimension_experts_rollout_test_reads_the_version_alone() -> Non
 
 # --- a few calibration episodes (slow) -----------------------------------------------------------------------
 
-# Calibration offsets that tuned neither the tier nor its expert (lab/docs/calibration.md: 0-199 tuned or informed them).
+# Calibration offsets that tuned neither the tier nor its expert (lab/docs/calibration.md: 0-199 tuned or informed
+# them).
 EPISODES = range(200, 206)
 EXPERT_FLOOR = 0.75
 

@@ -1,5 +1,6 @@
 """What lab/docs/calibration.md says of abyss's calibration holds in the kept sweep
-(lab/artifacts/abyss_calibration.json): it was run on the untuned seeds, over every agent it names, and each claim of "What it shows" is the file's."""
+(lab/artifacts/abyss_calibration.json): it was run on the untuned seeds, over every agent it names, and each claim of
+"What it shows" is the file's."""
 
 from __future__ import annotations
 
