@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from hypothesis import settings
 
+from metric_tracker_rl import server_process
 from metric_tracker_rl.serving import local_server
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -22,7 +23,7 @@ settings.load_profile("behaviour")
 @contextlib.contextmanager
 def serving(command: list[str], port: int, env: dict[str, str], timeout_s: float = 90.0) -> Iterator[str]:
     """Run a server command that should listen on `port`; yield its base URL once /health answers; stop it."""
-    with tempfile.TemporaryFile() as log, local_server.serving(command, port, env, log, cwd=ROOT,
+    with tempfile.TemporaryFile() as log, server_process.serving(command, port, env, log, cwd=ROOT,
                                                                timeout_s=timeout_s):
         yield f"http://127.0.0.1:{port}"
 

@@ -15,8 +15,8 @@ import pytest
 from conftest import ROOT, running_server, serving
 from core_helpers import reset_episode
 
+from metric_tracker_rl.server_process import free_port
 from metric_tracker_rl.serving.debugger.forms import SUBMISSION_COLUMNS
-from metric_tracker_rl.serving.local_server import free_port
 from metric_tracker_rl.world.context import CONTEXT_TABLES
 
 pytestmark = pytest.mark.slow  # starts server processes or a browser

@@ -26,7 +26,7 @@ from core_helpers import dockerfile_instructions
 from test_packaging import copy_sources
 from websockets.sync.client import connect
 
-from metric_tracker_rl.serving.local_server import free_port
+from metric_tracker_rl.server_process import free_port
 
 pytestmark = pytest.mark.slow
 

@@ -26,8 +26,8 @@ from metric_tracker_rl.adapters.baseline_log import format_action, open_interval
 from metric_tracker_rl.adapters.session import EpisodeSession
 from metric_tracker_rl.analysis_tools import TOOL_REGISTRY
 from metric_tracker_rl.reconnect import RETRY_DEADLINE_VAR
+from metric_tracker_rl.server_process import free_port
 from metric_tracker_rl.serving.environment import MetricTrackerRlEnvironment
-from metric_tracker_rl.serving.local_server import free_port
 from metric_tracker_rl.settings import DEFAULT_API_BASE_URL, ClientSettings
 from metric_tracker_rl.spec.published import DIFFICULTIES
 from metric_tracker_rl.spec.tasks import DIAL_KNOBS

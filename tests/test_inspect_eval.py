@@ -49,7 +49,7 @@ from metric_tracker_rl.adapters.inspect_eval.tools import tool_params  # noqa: E
 from metric_tracker_rl.adapters.transcript import TaskRun  # noqa: E402
 from metric_tracker_rl.agents import make_agent, run_episode, scripted  # noqa: E402,F401
 from metric_tracker_rl.analysis_tools import TOOL_REGISTRY  # noqa: E402
-from metric_tracker_rl.serving.local_server import free_port, serving  # noqa: E402
+from metric_tracker_rl.server_process import free_port, serving  # noqa: E402
 from metric_tracker_rl.spec.published import DIFFICULTIES  # noqa: E402
 from metric_tracker_rl.spec.task_splits import (  # noqa: E402
     EVAL_SCHEDULE,
@@ -399,7 +399,7 @@ import json, sys
 from inspect_ai import eval
 from inspect_ai.model import ModelOutput, ModelUsage, get_model
 from metric_tracker_rl.adapters.inspect_eval.server import LOCAL_SERVERS
-from metric_tracker_rl.serving.local_server import healthy
+from metric_tracker_rl.server_process import healthy
 
 urls = []
 

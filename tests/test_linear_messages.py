@@ -21,8 +21,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from test_public_space import _environment, ask, http_from, observation, ws_from
 
+from metric_tracker_rl.server_process import free_port
 from metric_tracker_rl.serving import message_cost
-from metric_tracker_rl.serving.local_server import free_port
 from metric_tracker_rl.serving.message_cost import MAX_JSON_DEPTH, parse_cost_s, structure_problem
 
 RESET = {"type": "reset", "data": {"task_id": "easy_two_spikes"}}

@@ -20,7 +20,7 @@ import yaml
 from conftest import ROOT, serving
 from core_helpers import dockerfile_instructions
 
-from metric_tracker_rl.serving.local_server import free_port
+from metric_tracker_rl.server_process import free_port
 
 try:
     import tomllib
@@ -183,19 +183,17 @@ def imported_modules(path: Path) -> set[str]:
 
 
 SERVER_SIDE = "metric_tracker_rl.serving"
-# Starts a server in a process of its own (the Inspect adapter's local server): it imports nothing of the server.
-LOCAL_SERVER = "metric_tracker_rl.serving.local_server"
 
 
 def test_client_package_never_imports_the_server() -> None:
-    """The rest of the package (everything but the serving subpackage) imports nothing of it but the helper that
-    starts a local server, nor the repository's top-level `server` folder."""
+    """The rest of the package (everything but the serving subpackage) imports nothing of it, nor the repository's
+    top-level `server` folder (a harness that starts a server as a child process spawns a command)."""
     package = ROOT / "metric_tracker_rl"
     files = sorted(set(package.rglob("*.py")) - set((package / "serving").rglob("*.py")))
     assert len(files) > 20 and package / "client.py" in files
     offenders = {str(f.relative_to(ROOT)): sorted(m for m in imported_modules(f)
                                                   if m.split(".")[0] == "server"
-                                                  or (m.startswith(SERVER_SIDE) and m != LOCAL_SERVER))
+                                                  or m.startswith(SERVER_SIDE))
                  for f in files}
     assert {f: m for f, m in offenders.items() if m} == {}
 

@@ -24,8 +24,8 @@ from conftest import ROOT
 from websockets.sync.client import ClientConnection
 
 from metric_tracker_rl import MetricTrackerRlAction
+from metric_tracker_rl.server_process import free_port, serving
 from metric_tracker_rl.serving.environment import MetricTrackerRlEnvironment
-from metric_tracker_rl.serving.local_server import free_port, serving
 from metric_tracker_rl.sql import pool as sql_pool
 from metric_tracker_rl.sql.fair_gate import QUICK_S, SLOW_MEMORY_S, FairGate
 from metric_tracker_rl.sql.pool import MAX_BACKOFF_S, SqlPool, start_backoff

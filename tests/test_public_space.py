@@ -26,7 +26,7 @@ from test_fair_sessions import hold, open_session, refusal
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import ClientConnection, connect
 
-from metric_tracker_rl.serving.local_server import free_port
+from metric_tracker_rl.server_process import free_port
 
 pytestmark = pytest.mark.slow  # starts server processes
 

@@ -32,8 +32,8 @@ from metric_tracker_rl.reconnect import (
     backoff_waits,
     reset_until_served,
 )
+from metric_tracker_rl.server_process import free_port, healthy, serving
 from metric_tracker_rl.serving.lifecycle import GOING_AWAY, STOPPING_REASON, Lifecycle, _Session
-from metric_tracker_rl.serving.local_server import free_port, healthy, serving
 from metric_tracker_rl.settings import ClientSettings, ServerSettings, SettingsError
 
 pytestmark = pytest.mark.slow

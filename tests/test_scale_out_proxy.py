@@ -29,7 +29,7 @@ from websockets.sync.client import ClientConnection, connect
 
 from metric_tracker_rl.adapters.trl import URL_VAR, MetricTrackerToolEnv
 from metric_tracker_rl.reconnect import RETRY_DEADLINE_VAR
-from metric_tracker_rl.serving.local_server import free_port, healthy, serving
+from metric_tracker_rl.server_process import free_port, healthy, serving
 from metric_tracker_rl.view.tool_schemas import SUBMIT_REPORT
 
 pytestmark = [pytest.mark.slow,

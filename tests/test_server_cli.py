@@ -11,7 +11,7 @@ import tempfile
 import pytest
 from conftest import ROOT
 
-from metric_tracker_rl.serving.local_server import free_port, serving
+from metric_tracker_rl.server_process import free_port, serving
 
 
 def test_help_shows_every_default() -> None:

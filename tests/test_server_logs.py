@@ -13,9 +13,9 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
+from metric_tracker_rl.server_process import free_port, serving
 from metric_tracker_rl.serving import app as server_app
 from metric_tracker_rl.serving import process
-from metric_tracker_rl.serving.local_server import free_port, serving
 from metric_tracker_rl.settings import ServerSettings
 
 ACCESS_FORMAT = '%s - "%s %s HTTP/%s" %d'  # uvicorn's access record

@@ -40,7 +40,7 @@ import httpx
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection, connect
 
-from metric_tracker_rl.serving import local_server
+from metric_tracker_rl import server_process
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACT = ROOT / "lab" / "artifacts" / "attack_latency.json"
@@ -361,11 +361,11 @@ def peak_memory(pid: int) -> Iterator[dict[str, float]]:
 @contextlib.contextmanager
 def server(root: Path, plain_uvicorn: bool, extra: dict[str, str] | None = None) -> Iterator[tuple[str, int]]:
     """A server started from the checkout at `root` (its code comes first on the path)."""
-    port = local_server.free_port()
+    port = server_process.free_port()
     module = ["uvicorn", "server.app:app"] if plain_uvicorn else ["server.app"]
     command = [sys.executable, "-m", *module, "--host", "127.0.0.1", "--port", str(port)]
     env = {**os.environ, "METRIC_TRACKER_DEBUG": "", **SERVER_ENV, **(extra or {})}
-    with tempfile.TemporaryFile() as log, local_server.serving(command, port, env, log, cwd=root) as process:
+    with tempfile.TemporaryFile() as log, server_process.serving(command, port, env, log, cwd=root) as process:
         yield f"http://127.0.0.1:{port}", process.pid
 
 

@@ -36,7 +36,7 @@ from typing import Any
 
 from websockets.sync.client import ClientConnection, connect
 
-from metric_tracker_rl.serving.local_server import free_port, serving
+from metric_tracker_rl.server_process import free_port, serving
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACT = ROOT / "lab" / "artifacts" / "attack_latency_pool.json"

@@ -49,7 +49,7 @@ from typing import Any
 import httpx
 
 from lab.speed.attack_latency import peak_memory, percentiles, tree_rss_mb
-from metric_tracker_rl.serving import local_server
+from metric_tracker_rl import server_process
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACT = ROOT / "lab" / "artifacts" / "debugger_attacks.json"
@@ -129,11 +129,11 @@ def process_counts(pid: int) -> dict[str, float]:
 
 @contextlib.contextmanager
 def server(root: Path, extra: dict[str, str] | None = None) -> Iterator[tuple[str, subprocess.Popen]]:
-    port = local_server.free_port()
+    port = server_process.free_port()
     command = [sys.executable, "-m", "server.app", "--host", "127.0.0.1", "--port", str(port)]
     env = {**os.environ, **SERVER_ENV, **(extra or {})}
     env.pop("METRIC_TRACKER_SELF_URL", None)
-    with tempfile.TemporaryFile() as log, local_server.serving(command, port, env, log, cwd=root) as process:
+    with tempfile.TemporaryFile() as log, server_process.serving(command, port, env, log, cwd=root) as process:
         yield f"http://127.0.0.1:{port}", process
 
 

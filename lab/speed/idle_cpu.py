@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from metric_tracker_rl.serving.local_server import free_port, serving
+from metric_tracker_rl.server_process import free_port, serving
 
 ROOT = Path(__file__).resolve().parents[2]
 SETTLE_S = 5.0

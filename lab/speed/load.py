@@ -16,7 +16,7 @@ from typing import Any
 
 from websockets.asyncio.client import ClientConnection
 
-from metric_tracker_rl.serving.local_server import free_port, serving
+from metric_tracker_rl.server_process import free_port, serving
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -43,7 +43,7 @@ import httpx
 from lab.speed.load import Server, StartLine, request, serve
 from lab.speed.run import MAX_STEPS, LoadResult, _merge, analysis_action, step_problem, timed_session
 from metric_tracker_rl.models import MetricTrackerRlObservation
-from metric_tracker_rl.serving.local_server import SERVER_MODULE
+from metric_tracker_rl.server_process import SERVER_MODULE
 from metric_tracker_rl.view.observation import render_observation
 
 TRANSPORTS = ("ws_step", "ws_step_text", "ws_mcp", "http_mcp")

@@ -13,7 +13,7 @@ from typing import Any
 from lab.speed.load import serve
 from metric_tracker_rl.adapters.transcript import TaskRun
 from metric_tracker_rl.client import MetricTrackerRlEnv
-from metric_tracker_rl.serving.local_server import SERVER_MODULE
+from metric_tracker_rl.server_process import SERVER_MODULE
 
 SETTLE_S = 1.0  # lets the server finish what the last reply left (closing a session, freeing its episode)
 SPARE_SESSIONS = 8  # the server's session cap above the held sessions, so no session is refused or closed as idle

@@ -45,7 +45,7 @@ from websockets.asyncio.client import ClientConnection, connect
 
 from lab.speed.load import Server, StartLine, serve
 from lab.speed.run import PERFORMANCE_DOC, replace_block
-from metric_tracker_rl.serving.local_server import SERVER_MODULE
+from metric_tracker_rl.server_process import SERVER_MODULE
 
 ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_OUTPUT = ROOT / "artifacts" / "ws_throughput.json"

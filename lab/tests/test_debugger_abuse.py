@@ -26,7 +26,7 @@ import pytest
 
 from lab.speed.debugger_attacks import RESET_FORM, Page, new_tab, process_counts
 from lab.tests.helpers import ROOT, hold
-from metric_tracker_rl.serving import local_server
+from metric_tracker_rl import server_process
 
 pytestmark = pytest.mark.slow  # starts server processes
 
@@ -42,14 +42,14 @@ EXIT_AFTER_SERVING_S = 0.75
 @contextlib.contextmanager
 def debugger_server(log: IO[bytes] | None = None, **extra: str) -> Iterator[tuple[str, subprocess.Popen]]:
     """A server with the debugger on, its output into `log` (a temporary file by default)."""
-    port = local_server.free_port()
+    port = server_process.free_port()
     env = {**os.environ, "ENABLE_WEB_INTERFACE": "true", "METRIC_TRACKER_DEBUG": "", "MAX_SESSIONS_PER_CLIENT": "3",
            "SQL_WORKERS": "2", "METRIC_TRACKER_DRAIN_S": str(DRAIN_S), **extra}
     env.pop("METRIC_TRACKER_SELF_URL", None)
     command = [sys.executable, "-m", "server.app", "--host", "127.0.0.1", "--port", str(port)]
     with contextlib.ExitStack() as stack:
         output = log if log is not None else stack.enter_context(tempfile.TemporaryFile())
-        process = stack.enter_context(local_server.serving(command, port, env, output, cwd=ROOT))
+        process = stack.enter_context(server_process.serving(command, port, env, output, cwd=ROOT))
         yield f"http://127.0.0.1:{port}", process
 
 

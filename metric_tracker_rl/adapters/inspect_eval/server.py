@@ -1,6 +1,7 @@
 """Where the eval's environment server comes from, decided as inference.py decides it: a URL (the task's
-`base_url` argument, else METRIC_TRACKER_URL), else a local server process on a loopback port (`local_server`),
-started when the first sample needs it and stopped when the Inspect run ends (or at interpreter exit)."""
+`base_url` argument, else METRIC_TRACKER_URL), else a local server process on a loopback port
+(`server_process.child_server`), started when the first sample needs it and stopped when the Inspect run ends (or at
+interpreter exit)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from contextlib import ExitStack
 import anyio
 from inspect_ai.hooks import Hooks, RunEnd, hooks
 
-from metric_tracker_rl.serving.local_server import local_server
+from metric_tracker_rl.server_process import child_server
 from metric_tracker_rl.settings import ClientSettings, ServerSettings
 
 
@@ -46,7 +47,7 @@ class LocalServers:
         # fresh one; the public package cannot rebuild an episode from its seed either way.
         secret = (ServerSettings.load().held_out_secret or secrets.token_hex(16)) if held_out else ""
         with ExitStack() as stack:
-            url = stack.enter_context(local_server(held_out_secret=secret, timeout_s=start_timeout_s))
+            url = stack.enter_context(child_server(held_out_secret=secret, timeout_s=start_timeout_s))
             return url, stack.pop_all()
 
     def running(self) -> list[str]:
