@@ -42,12 +42,9 @@ from metric_tracker_rl.adapters.baseline_log import (
 from metric_tracker_rl.adapters.transcript import TaskRun, replay_record
 from metric_tracker_rl.agents import AGENTS, make_agent, run_episode
 from metric_tracker_rl.agents.llm import LlmPolicy, openai_client
-from metric_tracker_rl.reconnect import ServerUnavailable, reset_until_served
-from metric_tracker_rl.serving.local_server import environment_server
-from metric_tracker_rl.settings import DEFAULT_API_BASE_URL, ClientSettings, SettingsError
-from metric_tracker_rl.spec.published import DIFFICULTIES
-from metric_tracker_rl.spec.task_splits import TRAIN_SEED_BASE, get_split
-from metric_tracker_rl.spec.tasks import (
+from metric_tracker_rl.catalog.published import DIFFICULTIES
+from metric_tracker_rl.catalog.task_splits import TRAIN_SEED_BASE, get_split
+from metric_tracker_rl.catalog.tasks import (
     DIAL_KNOBS,
     MAGNITUDE_SCALE_RANGE,
     MAX_CONCURRENCY,
@@ -56,7 +53,10 @@ from metric_tracker_rl.spec.tasks import (
     knob_value,
     resolve_episode_config,
 )
-from metric_tracker_rl.spec.validation import check_name_in_any_case
+from metric_tracker_rl.catalog.validation import check_name_in_any_case
+from metric_tracker_rl.reconnect import ServerUnavailable, reset_until_served
+from metric_tracker_rl.serving.local_server import environment_server
+from metric_tracker_rl.settings import DEFAULT_API_BASE_URL, ClientSettings, SettingsError
 
 Policy = Callable[[Any, TaskRun, dict[str, Any]], None]
 

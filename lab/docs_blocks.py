@@ -31,18 +31,18 @@ from lab.calibration.calibrate import (
 )
 from lab.calibration.model_results import kept_results, model_results_table, scores_replay
 from lab.calibration.rung_failure_modes import render as render_failure_modes
-from metric_tracker_rl.spec.dimensions import DIMENSIONS
-from metric_tracker_rl.spec.plain_types import MetricSubmissionRow
-from metric_tracker_rl.spec.published import DIFFICULTIES, WINDOW_DAYS
-from metric_tracker_rl.spec.task_splits import (
+from metric_tracker_rl.catalog.dimensions import DIMENSIONS
+from metric_tracker_rl.catalog.plain_types import MetricSubmissionRow
+from metric_tracker_rl.catalog.published import DIFFICULTIES, WINDOW_DAYS
+from metric_tracker_rl.catalog.task_splits import (
     CALIBRATION_SEED_BASE,
     EVAL_SEEDS_PER_DIFFICULTY,
     TRAIN_SCHEDULE,
     TRAIN_SEED_BASE,
     UNTUNED_FIRST_OFFSET,
 )
-from metric_tracker_rl.spec.tasks import TASKS, resolve_episode_config
-from metric_tracker_rl.spec.tiers import TIERS
+from metric_tracker_rl.catalog.tasks import TASKS, resolve_episode_config
+from metric_tracker_rl.catalog.tiers import TIERS
 from metric_tracker_rl.world.funnel import WINDOW_START
 
 ROOT = Path(__file__).resolve().parents[1]

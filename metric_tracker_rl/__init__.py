@@ -1,8 +1,8 @@
 """metric_tracker_rl: an OpenEnv environment for investigating a synthetic product funnel.
 
 The public names below are loaded on first use (PEP 562), so importing a plain data module such as
-`metric_tracker_rl.spec.published` does not pay for the client, which imports OpenEnv and through it gradio. The plain
-types (a report row, a generator call, a score breakdown) come from `plain_types`, which does not import OpenEnv.
+`metric_tracker_rl.catalog.published` does not pay for the client, which imports OpenEnv and through it gradio. The
+plain types (a report row, a generator call, a score breakdown) come from `plain_types`, which does not import OpenEnv.
 """
 
 from __future__ import annotations
@@ -18,17 +18,17 @@ except PackageNotFoundError:  # a source tree on sys.path that was never install
 
 _EXPORTS: dict[str, str] = {
     "MetricTrackerRlEnv": "metric_tracker_rl.client",
-    "MetricSubmissionRow": "metric_tracker_rl.spec.plain_types",
+    "MetricSubmissionRow": "metric_tracker_rl.catalog.plain_types",
     "MetricTrackerRlAction": "metric_tracker_rl.models",
     "MetricTrackerRlObservation": "metric_tracker_rl.models",
     "MetricTrackerRlState": "metric_tracker_rl.models",
-    "PayloadGeneratorMethod": "metric_tracker_rl.spec.plain_types",
-    "RewardBreakdown": "metric_tracker_rl.spec.plain_types",
-    "DEFAULT_TASK_ORDER": "metric_tracker_rl.spec.tasks",
-    "NAMED_TASK_ORDER": "metric_tracker_rl.spec.tasks",
-    "TASKS": "metric_tracker_rl.spec.tasks",
-    "TaskSpec": "metric_tracker_rl.spec.tasks",
-    "get_task_spec": "metric_tracker_rl.spec.tasks",
+    "PayloadGeneratorMethod": "metric_tracker_rl.catalog.plain_types",
+    "RewardBreakdown": "metric_tracker_rl.catalog.plain_types",
+    "DEFAULT_TASK_ORDER": "metric_tracker_rl.catalog.tasks",
+    "NAMED_TASK_ORDER": "metric_tracker_rl.catalog.tasks",
+    "TASKS": "metric_tracker_rl.catalog.tasks",
+    "TaskSpec": "metric_tracker_rl.catalog.tasks",
+    "get_task_spec": "metric_tracker_rl.catalog.tasks",
 }
 __all__ = [
     "DEFAULT_TASK_ORDER",
@@ -47,10 +47,10 @@ __all__ = [
 assert sorted(__all__) == sorted(_EXPORTS), "every export is listed once in each"
 
 if TYPE_CHECKING:
+    from metric_tracker_rl.catalog.plain_types import MetricSubmissionRow, PayloadGeneratorMethod, RewardBreakdown
+    from metric_tracker_rl.catalog.tasks import DEFAULT_TASK_ORDER, NAMED_TASK_ORDER, TASKS, TaskSpec, get_task_spec
     from metric_tracker_rl.client import MetricTrackerRlEnv
     from metric_tracker_rl.models import MetricTrackerRlAction, MetricTrackerRlObservation, MetricTrackerRlState
-    from metric_tracker_rl.spec.plain_types import MetricSubmissionRow, PayloadGeneratorMethod, RewardBreakdown
-    from metric_tracker_rl.spec.tasks import DEFAULT_TASK_ORDER, NAMED_TASK_ORDER, TASKS, TaskSpec, get_task_spec
 
 
 def __getattr__(name: str) -> Any:

@@ -10,7 +10,7 @@ from typing import Any, Literal
 from openenv.core.env_server.types import Action, Observation, State
 from pydantic import Field
 
-from metric_tracker_rl.spec.plain_types import (
+from metric_tracker_rl.catalog.plain_types import (
     HIDDEN_FROM_MODELS,
     MAX_GENERATOR_CALLS,
     THRESHOLD_MULTIPLIER_BOUNDS,

@@ -9,14 +9,14 @@ from typing import Any
 
 import numpy as np
 
+from metric_tracker_rl.catalog.published import row_key
+from metric_tracker_rl.catalog.tasks import resolve_episode_config
+from metric_tracker_rl.catalog.tiers import TIERS
 from metric_tracker_rl.generation import build_episode
 from metric_tracker_rl.generation.episode import Episode
 from metric_tracker_rl.generation.kinds import KIND_FAMILY
 from metric_tracker_rl.generation.segmented import DrawnWorld, build_world
 from metric_tracker_rl.models import MetricSubmissionRow
-from metric_tracker_rl.spec.published import row_key
-from metric_tracker_rl.spec.tasks import resolve_episode_config
-from metric_tracker_rl.spec.tiers import TIERS
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -20,9 +20,9 @@ from typing import Any
 
 from core_helpers import draws_family, reset_episode
 
+from metric_tracker_rl.catalog.published import AGGREGATE_DIFFICULTIES, ANOMALY_TYPES, DIFFICULTIES, SCENARIO_FAMILIES
+from metric_tracker_rl.catalog.tasks import TASKS
 from metric_tracker_rl.generation.episode import Episode
-from metric_tracker_rl.spec.published import AGGREGATE_DIFFICULTIES, ANOMALY_TYPES, DIFFICULTIES, SCENARIO_FAMILIES
-from metric_tracker_rl.spec.tasks import TASKS
 
 FINGERPRINTS = Path(__file__).resolve().parent / "data" / "episode_fingerprints.json"
 SEEDS_PER_DIFFICULTY = 40

@@ -38,17 +38,17 @@ from metric_tracker_rl.agents.expert_core.localisation import localise
 from metric_tracker_rl.agents.expert_core.reports import SQL_CHARS, Report
 from metric_tracker_rl.agents.expert_core.rollouts import rollout_sql
 from metric_tracker_rl.agents.recording import record_episode
+from metric_tracker_rl.catalog.published import DIFFICULTIES, RESET_DIFFICULTIES, SEGMENTED_TIERS
+from metric_tracker_rl.catalog.seeding import derive_rng
+from metric_tracker_rl.catalog.task_splits import calibration_reset_kwargs
+from metric_tracker_rl.catalog.tasks import resolve_episode_config
+from metric_tracker_rl.catalog.tiers import CLEAR_OWN_Z, TIERS
 from metric_tracker_rl.generation.kinds import BENIGN_KIND_REGISTRY
 from metric_tracker_rl.generation.kinds.cuboid import ALL_TRAFFIC, draw_depth, scale_factor
 from metric_tracker_rl.generation.segment_plan import Calendar, CuboidDial, SegmentWorld, segmented_plan
 from metric_tracker_rl.generation.segmented import build_world
 from metric_tracker_rl.models import MetricTrackerRlAction
 from metric_tracker_rl.serving.environment import MetricTrackerRlEnvironment
-from metric_tracker_rl.spec.published import DIFFICULTIES, RESET_DIFFICULTIES, SEGMENTED_TIERS
-from metric_tracker_rl.spec.seeding import derive_rng
-from metric_tracker_rl.spec.task_splits import calibration_reset_kwargs
-from metric_tracker_rl.spec.tasks import resolve_episode_config
-from metric_tracker_rl.spec.tiers import CLEAR_OWN_Z, TIERS
 from metric_tracker_rl.view.prompt import first_prompt
 from metric_tracker_rl.world import traffic_split
 from metric_tracker_rl.world.funnel import DAY_NOISE_SIGMA, HOUR_NOISE_SIGMA, RATE_NOISE_SIGMA

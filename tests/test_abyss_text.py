@@ -17,6 +17,10 @@ from core_helpers import reset_episode, reset_world
 from text_reader import read_observation
 
 from metric_tracker_rl import MetricTrackerRlAction
+from metric_tracker_rl.catalog.published import FUNNEL_STEPS
+from metric_tracker_rl.catalog.seeding import derive_rng
+from metric_tracker_rl.catalog.tasks import resolve_episode_config
+from metric_tracker_rl.catalog.tiers import TIERS
 from metric_tracker_rl.generation.anomalies.base import step_index
 from metric_tracker_rl.generation.episode import daily_series
 from metric_tracker_rl.generation.kinds import INCIDENT_KIND_REGISTRY, SegmentIncident
@@ -24,10 +28,6 @@ from metric_tracker_rl.generation.kinds.cuboid import COMMON_RATE_SPREAD, LEAF_R
 from metric_tracker_rl.generation.segment_plan import SegmentWorld, segmented_plan
 from metric_tracker_rl.generation.segmented import DrawnWorld, _kind_world
 from metric_tracker_rl.serving.environment import MetricTrackerRlEnvironment
-from metric_tracker_rl.spec.published import FUNNEL_STEPS
-from metric_tracker_rl.spec.seeding import derive_rng
-from metric_tracker_rl.spec.tasks import resolve_episode_config
-from metric_tracker_rl.spec.tiers import TIERS
 from metric_tracker_rl.view.prompt import first_prompt
 from metric_tracker_rl.world.funnel import window_calendar
 from metric_tracker_rl.world.segments import Segment, holiday_days, world_of

@@ -11,6 +11,18 @@ from core_helpers import reset_episode, reset_world
 from text_reader import read_observation
 
 from metric_tracker_rl.analysis_tools import run_tool
+from metric_tracker_rl.catalog.families import PUBLISHED_FAMILIES
+from metric_tracker_rl.catalog.published import (
+    CONFIG_MEANINGS,
+    CONFIG_SELF_EXPLAINED,
+    DETECTION_METHOD_RULE,
+    GRADING_RULE,
+    METHODS_ACCEPTED_WHEN_USED,
+    SEGMENTED_TIERS,
+)
+from metric_tracker_rl.catalog.registry import Registry
+from metric_tracker_rl.catalog.tasks import resolve_episode_config
+from metric_tracker_rl.catalog.tiers import TIERS
 from metric_tracker_rl.generation.anomalies.base import full_day
 from metric_tracker_rl.generation.episode import CONTEXT_OBJECTIVE
 from metric_tracker_rl.generation.kinds import INCIDENT_KIND_REGISTRY, KIND_FAMILY, IncidentKind, check_kind
@@ -19,18 +31,6 @@ from metric_tracker_rl.generation.segmented import episode_kinds
 from metric_tracker_rl.grading.grader import accepted_methods, grade_submission
 from metric_tracker_rl.models import MetricSubmissionRow
 from metric_tracker_rl.serving.environment import MetricTrackerRlEnvironment, overlap_traffic
-from metric_tracker_rl.spec.families import PUBLISHED_FAMILIES
-from metric_tracker_rl.spec.published import (
-    CONFIG_MEANINGS,
-    CONFIG_SELF_EXPLAINED,
-    DETECTION_METHOD_RULE,
-    GRADING_RULE,
-    METHODS_ACCEPTED_WHEN_USED,
-    SEGMENTED_TIERS,
-)
-from metric_tracker_rl.spec.registry import Registry
-from metric_tracker_rl.spec.tasks import resolve_episode_config
-from metric_tracker_rl.spec.tiers import TIERS
 from metric_tracker_rl.view.prompt import SYSTEM_PROMPT, first_prompt, segment_arguments
 from metric_tracker_rl.view.tool_schemas import openai_tools
 from metric_tracker_rl.world.context import EMPTY_NOTICES, share_in_words

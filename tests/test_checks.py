@@ -20,11 +20,11 @@ from metric_tracker_rl.analysis_tools.registry import (
     ToolFunction,
     ToolSpec,
 )
+from metric_tracker_rl.catalog.published import COUNT_COLUMNS, RESET_DIFFICULTIES
+from metric_tracker_rl.catalog.registry import Registry
 from metric_tracker_rl.checks import CheckFailed, check_tier, check_tool
 from metric_tracker_rl.models import MetricTrackerRlObservation
 from metric_tracker_rl.serving.environment import MetricTrackerRlEnvironment
-from metric_tracker_rl.spec.published import COUNT_COLUMNS, RESET_DIFFICULTIES
-from metric_tracker_rl.spec.registry import Registry
 from metric_tracker_rl.world.public_episode import PublicEpisode
 
 

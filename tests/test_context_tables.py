@@ -14,15 +14,15 @@ import pytest
 from core_helpers import reset_episode, reset_world
 
 from metric_tracker_rl.analysis_tools import run_tool
+from metric_tracker_rl.catalog.published import CONVERSION_BY_NAME, COUNT_COLUMNS
+from metric_tracker_rl.catalog.seeding import EpisodeKey
+from metric_tracker_rl.catalog.tasks import resolve_episode_config
+from metric_tracker_rl.catalog.tiers import TIERS
 from metric_tracker_rl.generation import build_episode
 from metric_tracker_rl.generation.episode import Episode
 from metric_tracker_rl.generation.kinds import BENIGN_KIND_REGISTRY, SegmentFluctuation
 from metric_tracker_rl.generation.segment_plan import Calendar, SegmentWorld, segmented_plan
 from metric_tracker_rl.generation.segmented import DrawnWorld, build_world
-from metric_tracker_rl.spec.published import CONVERSION_BY_NAME, COUNT_COLUMNS
-from metric_tracker_rl.spec.seeding import EpisodeKey
-from metric_tracker_rl.spec.tasks import resolve_episode_config
-from metric_tracker_rl.spec.tiers import TIERS
 from metric_tracker_rl.world.context import (
     CONTEXT_TABLES,
     MATCHED_NOTICE_SHARE,

@@ -8,10 +8,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from metric_tracker_rl.catalog.published import CONVERSION_BY_NAME, COUNT_COLUMNS
 from metric_tracker_rl.models import MetricTrackerRlAction
 from metric_tracker_rl.serving.debugger import cuboid as cuboids
 from metric_tracker_rl.serving.environment import MetricTrackerRlEnvironment
-from metric_tracker_rl.spec.published import CONVERSION_BY_NAME, COUNT_COLUMNS
 from metric_tracker_rl.world.segments import Segment
 
 

@@ -14,12 +14,12 @@ from hypothesis import strategies as st
 
 from metric_tracker_rl import MetricTrackerRlAction
 from metric_tracker_rl.analysis_tools import TOOL_REGISTRY
+from metric_tracker_rl.catalog.published import CONVERSION_METRIC_NAMES, COUNT_COLUMNS
+from metric_tracker_rl.catalog.tasks import resolve_episode_config
 from metric_tracker_rl.models import MetricSubmissionRow
 from metric_tracker_rl.serving.debugger import charts as drawing
 from metric_tracker_rl.serving.debugger import forms, images
 from metric_tracker_rl.serving.environment import MetricTrackerRlEnvironment
-from metric_tracker_rl.spec.published import CONVERSION_METRIC_NAMES, COUNT_COLUMNS
-from metric_tracker_rl.spec.tasks import resolve_episode_config
 
 TASK = "medium_mixed_three"
 

@@ -7,12 +7,12 @@ from __future__ import annotations
 import pytest
 
 from metric_tracker_rl import MetricTrackerRlAction
+from metric_tracker_rl.catalog.published import CONVERSION_METRIC_NAMES, COUNT_COLUMNS
+from metric_tracker_rl.catalog.tiers import WAREHOUSE
 from metric_tracker_rl.serving.debugger import charts
 from metric_tracker_rl.serving.debugger.tabs import TabSession
 from metric_tracker_rl.serving.environment import MetricTrackerRlEnvironment
 from metric_tracker_rl.serving.local_server import local_server
-from metric_tracker_rl.spec.published import CONVERSION_METRIC_NAMES, COUNT_COLUMNS
-from metric_tracker_rl.spec.tiers import WAREHOUSE
 
 pytestmark = pytest.mark.slow  # serves an episode on loopback
 

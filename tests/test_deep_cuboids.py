@@ -20,6 +20,8 @@ from core_helpers import reset_episode
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from metric_tracker_rl.catalog.tasks import CUBOID_KNOBS, EpisodeConfig, resolve_episode_config
+from metric_tracker_rl.catalog.tiers import TIERS
 from metric_tracker_rl.generation.dilution import (
     STANDS_OUT,
     cuboid_incidents,
@@ -29,8 +31,6 @@ from metric_tracker_rl.generation.dilution import (
 from metric_tracker_rl.generation.episode import Episode, daily_series
 from metric_tracker_rl.generation.segment_counts import draw_segmented_counts
 from metric_tracker_rl.generation.segment_plan import Calendar, SegmentedPlan, SegmentWorld, segmented_plan
-from metric_tracker_rl.spec.tasks import CUBOID_KNOBS, EpisodeConfig, resolve_episode_config
-from metric_tracker_rl.spec.tiers import TIERS
 from metric_tracker_rl.world.funnel import N_STEPS
 from metric_tracker_rl.world.segments import SEGMENT_FIELDS, Segment, world_of
 

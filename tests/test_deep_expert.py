@@ -20,9 +20,9 @@ from metric_tracker_rl.agents.expert_core.cuboid_queries import (
 from metric_tracker_rl.agents.expert_core.localisation import localise
 from metric_tracker_rl.agents.expert_core.reports import SQL_CHARS
 from metric_tracker_rl.agents.recording import message_texts, record_episode
+from metric_tracker_rl.catalog.task_splits import calibration_reset_kwargs
 from metric_tracker_rl.models import MetricTrackerRlAction
 from metric_tracker_rl.serving.environment import MetricTrackerRlEnvironment
-from metric_tracker_rl.spec.task_splits import calibration_reset_kwargs
 
 MESSAGE_CHARS = 48_000  # an expert episode's messages, median (the model view's budget)
 EPISODES = 3

@@ -11,13 +11,13 @@ import numpy as np
 import pytest
 from core_helpers import reset_episode
 
+from metric_tracker_rl.catalog.dimensions import DIMENSIONS
+from metric_tracker_rl.catalog.published import CONVERSION_BY_NAME, COUNT_COLUMNS, DIFFICULTIES
+from metric_tracker_rl.catalog.tiers import TIERS
+from metric_tracker_rl.catalog.validation import validate_rows
 from metric_tracker_rl.grading.grader import segment_match
 from metric_tracker_rl.models import MetricSubmissionRow, MetricTrackerRlAction
 from metric_tracker_rl.serving.environment import MetricTrackerRlEnvironment
-from metric_tracker_rl.spec.dimensions import DIMENSIONS
-from metric_tracker_rl.spec.published import CONVERSION_BY_NAME, COUNT_COLUMNS, DIFFICULTIES
-from metric_tracker_rl.spec.tiers import TIERS
-from metric_tracker_rl.spec.validation import validate_rows
 from metric_tracker_rl.world.segment_brief import segmented_brief
 from metric_tracker_rl.world.segments import Segment, SegmentedData, world_of
 

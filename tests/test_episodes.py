@@ -9,12 +9,12 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from metric_tracker_rl import MetricTrackerRlAction
+from metric_tracker_rl.catalog.published import ENTITY_NAMES
+from metric_tracker_rl.catalog.tasks import RETRY_COST
 from metric_tracker_rl.generation import build_episode
 from metric_tracker_rl.generation.episode import GroundTruth
 from metric_tracker_rl.models import MetricSubmissionRow, PayloadGeneratorMethod
 from metric_tracker_rl.serving.environment import MAX_SUBMISSION_ROWS, MetricTrackerRlEnvironment
-from metric_tracker_rl.spec.published import ENTITY_NAMES
-from metric_tracker_rl.spec.tasks import RETRY_COST
 from metric_tracker_rl.view.observation import render_observation
 
 EMPTY_REPORT = MetricTrackerRlAction(classifications=[])
@@ -313,7 +313,7 @@ def test_the_sum_of_rewards_is_the_episode_score(data, seed: int, difficulty: st
 @given(seed=st.integers(0, 10**6), difficulty=st.sampled_from(["easy", "medium", "hard"]))
 @example(seed=202, difficulty="medium")
 def test_the_visible_config_rebuilds_an_open_episode_locally(seed: int, difficulty: str) -> None:
-    from metric_tracker_rl.spec.tasks import EpisodeConfig
+    from metric_tracker_rl.catalog.tasks import EpisodeConfig
 
     env = MetricTrackerRlEnvironment()
     obs = env.reset(seed=seed, difficulty=difficulty)
@@ -326,7 +326,7 @@ def test_the_visible_config_rebuilds_an_open_episode_locally(seed: int, difficul
 
 
 def test_a_held_out_config_says_it_cannot_be_rebuilt() -> None:
-    from metric_tracker_rl.spec.tasks import EpisodeConfig
+    from metric_tracker_rl.catalog.tasks import EpisodeConfig
 
     obs = MetricTrackerRlEnvironment(held_out_secret="not-in-the-config").reset(task_id="easy_two_spikes")
     assert obs.config["held_out"] is True

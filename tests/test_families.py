@@ -7,11 +7,8 @@ import pytest
 from core_helpers import custom_episode, episode, key_of, reset_episode, same_weekday_median
 
 from metric_tracker_rl.analysis_tools import TOOL_REGISTRY, run_tool
-from metric_tracker_rl.generation.anomalies import FAMILY_REGISTRY, register_family
-from metric_tracker_rl.generation.episode import CANONICAL_METHOD
-from metric_tracker_rl.models import MetricSubmissionRow
-from metric_tracker_rl.spec.families import PUBLISHED_FAMILIES
-from metric_tracker_rl.spec.published import (
+from metric_tracker_rl.catalog.families import PUBLISHED_FAMILIES
+from metric_tracker_rl.catalog.published import (
     ANOMALY_TYPES,
     CONVERSION_BY_NAME,
     COUNT_COLUMNS,
@@ -19,7 +16,10 @@ from metric_tracker_rl.spec.published import (
     row_key,
     severity_for,
 )
-from metric_tracker_rl.spec.tiers import AGGREGATE_PER_WEEKDAY, TIERS
+from metric_tracker_rl.catalog.tiers import AGGREGATE_PER_WEEKDAY, TIERS
+from metric_tracker_rl.generation.anomalies import FAMILY_REGISTRY, register_family
+from metric_tracker_rl.generation.episode import CANONICAL_METHOD
+from metric_tracker_rl.models import MetricSubmissionRow
 from metric_tracker_rl.world.funnel import FunnelData, window_dates
 
 DATES = [d.isoformat() for d in window_dates()]

@@ -15,12 +15,12 @@ import numpy as np
 import pytest
 from core_helpers import reset_episode, reset_world
 
+from metric_tracker_rl.catalog.families import PUBLISHED_FAMILIES
+from metric_tracker_rl.catalog.published import ANOMALY_TYPES
+from metric_tracker_rl.catalog.tiers import TIERS, Tier
 from metric_tracker_rl.generation.kinds import INCIDENT_KIND_REGISTRY, SegmentIncident
 from metric_tracker_rl.generation.kinds.cuboid import COMMON_RATE_SPREAD
 from metric_tracker_rl.generation.segmented import DrawnWorld
-from metric_tracker_rl.spec.families import PUBLISHED_FAMILIES
-from metric_tracker_rl.spec.published import ANOMALY_TYPES
-from metric_tracker_rl.spec.tiers import TIERS, Tier
 from metric_tracker_rl.world.daily_panel import same_weekday_peer_lists
 from metric_tracker_rl.world.segments import Segment, holiday_days
 

@@ -14,10 +14,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from metric_tracker_rl.agents.reading import EXPLAINED_KINDS
-from metric_tracker_rl.generation.anomalies import FAMILY_REGISTRY
-from metric_tracker_rl.generation.episode import Episode
-from metric_tracker_rl.spec.families import PUBLISHED_FAMILIES
-from metric_tracker_rl.spec.published import (
+from metric_tracker_rl.catalog.families import PUBLISHED_FAMILIES
+from metric_tracker_rl.catalog.published import (
     AGGREGATE_DIFFICULTIES,
     AUDIENCE_SWING_SHARE,
     AUDIENCE_SWING_STEPS,
@@ -30,7 +28,9 @@ from metric_tracker_rl.spec.published import (
     fluctuation_bounds,
     row_key,
 )
-from metric_tracker_rl.spec.tiers import TIERS, AggregateMix
+from metric_tracker_rl.catalog.tiers import TIERS, AggregateMix
+from metric_tracker_rl.generation.anomalies import FAMILY_REGISTRY
+from metric_tracker_rl.generation.episode import Episode
 
 SEEDS = range(120)
 COUNT_FAMILIES = ("absolute_drop_in_event_count", "absolute_spike_in_event_count")

@@ -12,6 +12,11 @@ from core_helpers import reset_episode, reset_world
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from metric_tracker_rl.catalog.dimensions import PLATFORMS
+from metric_tracker_rl.catalog.published import ANOMALY_TYPES, CONVERSION_BY_NAME, COUNT_COLUMNS, FRONTIER_WINDOW_DAYS
+from metric_tracker_rl.catalog.seeding import EpisodeKey, derive_rng
+from metric_tracker_rl.catalog.tasks import incident_count, resolve_episode_config
+from metric_tracker_rl.catalog.tiers import TIERS
 from metric_tracker_rl.generation import build_episode
 from metric_tracker_rl.generation.episode import Episode
 from metric_tracker_rl.generation.kinds import BENIGN_KIND_REGISTRY
@@ -19,11 +24,6 @@ from metric_tracker_rl.generation.segment_plan import Calendar, SegmentWorld, se
 from metric_tracker_rl.generation.segmented import build_world, decoy_count
 from metric_tracker_rl.grading.grader import SEGMENT_CREDIT, grade_submission, segment_match
 from metric_tracker_rl.models import MetricSubmissionRow
-from metric_tracker_rl.spec.dimensions import PLATFORMS
-from metric_tracker_rl.spec.published import ANOMALY_TYPES, CONVERSION_BY_NAME, COUNT_COLUMNS, FRONTIER_WINDOW_DAYS
-from metric_tracker_rl.spec.seeding import EpisodeKey, derive_rng
-from metric_tracker_rl.spec.tasks import incident_count, resolve_episode_config
-from metric_tracker_rl.spec.tiers import TIERS
 from metric_tracker_rl.world.daily_panel import same_weekday_peer_lists
 from metric_tracker_rl.world.segments import WEB_VERSION, Segment, holiday_days, world_of
 

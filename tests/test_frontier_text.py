@@ -14,11 +14,8 @@ from text_reader import parse, read_observation
 
 from metric_tracker_rl import MetricTrackerRlAction
 from metric_tracker_rl.analysis_tools import TOOL_REGISTRY, run_tool
-from metric_tracker_rl.generation.segmented import episode_kinds
-from metric_tracker_rl.grading.grader import accepted_methods, grade_submission, within_tolerance
-from metric_tracker_rl.serving.environment import MetricTrackerRlEnvironment
-from metric_tracker_rl.spec.families import PUBLISHED_FAMILIES
-from metric_tracker_rl.spec.published import (
+from metric_tracker_rl.catalog.families import PUBLISHED_FAMILIES
+from metric_tracker_rl.catalog.published import (
     BASELINE_RULE,
     COUNT_COLUMNS,
     GRADING_RULE,
@@ -26,8 +23,11 @@ from metric_tracker_rl.spec.published import (
     SEVERITY_RULE,
     severity_for,
 )
-from metric_tracker_rl.spec.tasks import resolve_episode_config
-from metric_tracker_rl.spec.tiers import TIERS
+from metric_tracker_rl.catalog.tasks import resolve_episode_config
+from metric_tracker_rl.catalog.tiers import TIERS
+from metric_tracker_rl.generation.segmented import episode_kinds
+from metric_tracker_rl.grading.grader import accepted_methods, grade_submission, within_tolerance
+from metric_tracker_rl.serving.environment import MetricTrackerRlEnvironment
 from metric_tracker_rl.view.observation import render_observation
 from metric_tracker_rl.view.prompt import SYSTEM_PROMPT, first_prompt
 from metric_tracker_rl.view.tool_schemas import openai_tools

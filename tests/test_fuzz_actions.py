@@ -23,8 +23,8 @@ from metric_tracker_rl import MetricSubmissionRow, MetricTrackerRlAction
 from metric_tracker_rl.analysis_tools import MAX_RESULT_ROWS, TOOL_REGISTRY
 from metric_tracker_rl.analysis_tools.arguments import WINDOW
 from metric_tracker_rl.analysis_tools.tools import LISTING
+from metric_tracker_rl.catalog.published import ANOMALY_TYPES, CONVERSION_METRIC_NAMES, COUNT_COLUMNS, ENTITY_NAMES
 from metric_tracker_rl.serving.environment import MetricTrackerRlEnvironment
-from metric_tracker_rl.spec.published import ANOMALY_TYPES, CONVERSION_METRIC_NAMES, COUNT_COLUMNS, ENTITY_NAMES
 
 EXAMPLES = 60
 OUTCOMES: Counter[str] = Counter()

@@ -13,10 +13,10 @@ from core_helpers import ROOT, custom_episode, data_digest, episode, reset_episo
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
+from metric_tracker_rl.catalog.published import ANOMALY_TYPES, COUNT_COLUMNS
+from metric_tracker_rl.catalog.seeding import MAX_SEED, EpisodeKey, derive_rng
+from metric_tracker_rl.catalog.tasks import resolve_episode_config
 from metric_tracker_rl.generation import build_episode
-from metric_tracker_rl.spec.published import ANOMALY_TYPES, COUNT_COLUMNS
-from metric_tracker_rl.spec.seeding import MAX_SEED, EpisodeKey, derive_rng
-from metric_tracker_rl.spec.tasks import resolve_episode_config
 from metric_tracker_rl.world.funnel import HOURS, N_EVENTS, N_STEPS, WINDOW_START, FunnelPlan, draw_counts, window_dates
 
 SEEDS = range(20)

@@ -9,10 +9,7 @@ from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
 from metric_tracker_rl.analysis_tools import GENERATOR_NAMES, TOOL_REGISTRY, run_tool
-from metric_tracker_rl.generation.episode import Episode
-from metric_tracker_rl.grading.grader import QUALITY_WEIGHTS, grade_submission
-from metric_tracker_rl.models import MetricSubmissionRow
-from metric_tracker_rl.spec.published import (
+from metric_tracker_rl.catalog.published import (
     ACCEPTED_DETECTION_METHODS,
     ANOMALY_TYPES,
     ENTITY_NAMES,
@@ -20,6 +17,9 @@ from metric_tracker_rl.spec.published import (
     FAMILY_ENTITY_TYPE,
     SEVERITIES,
 )
+from metric_tracker_rl.generation.episode import Episode
+from metric_tracker_rl.grading.grader import QUALITY_WEIGHTS, grade_submission
+from metric_tracker_rl.models import MetricSubmissionRow
 
 PROPERTY = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 SEEDS = st.integers(min_value=0, max_value=5_000)

@@ -8,8 +8,8 @@ import json
 from core_helpers import reset_episode
 from episode_fingerprints import FINGERPRINTS, episode_settings, fingerprint
 
+from metric_tracker_rl.catalog.tiers import TIERS
 from metric_tracker_rl.generation.kinds import INCIDENT_KIND_REGISTRY
-from metric_tracker_rl.spec.tiers import TIERS
 
 HARDER_KINDS = ("persistent_regression", "gradual_decline")
 HARDER_DIALS = ("confounder_share", "same_cuboid_concurrency", "effect_beside_incident", "falling_effect_share")

@@ -15,9 +15,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from metric_tracker_rl import MetricTrackerRlAction, MetricTrackerRlEnv
+from metric_tracker_rl.catalog.seeding import EpisodeKey, secret_words
+from metric_tracker_rl.catalog.tasks import resolve_episode_config
 from metric_tracker_rl.serving.environment import MetricTrackerRlEnvironment
-from metric_tracker_rl.spec.seeding import EpisodeKey, secret_words
-from metric_tracker_rl.spec.tasks import resolve_episode_config
 
 SECRET_ENV_VAR = "METRIC_TRACKER_SECRET"  # the documented setting
 SECRET = "a-test-secret-that-is-not-published"

@@ -12,6 +12,9 @@ import pytest
 from core_helpers import reset_episode
 
 from metric_tracker_rl.adapters.session import EpisodeSession
+from metric_tracker_rl.catalog.published import HOURLY_EVIDENCE_GRAIN, MIN_HOURLY_DENOMINATOR
+from metric_tracker_rl.catalog.tasks import resolve_episode_config
+from metric_tracker_rl.catalog.tiers import TIERS
 from metric_tracker_rl.generation import build_episode
 from metric_tracker_rl.generation.kinds.cuboid import MIN_BLOCK_HOUR_EXPECTED, CuboidRule
 from metric_tracker_rl.generation.kinds.payment_failure import CUBOID_RULE as PAYMENT_RULE
@@ -19,9 +22,6 @@ from metric_tracker_rl.generation.kinds.segment_outage import CUBOID_RULE as OUT
 from metric_tracker_rl.generation.segment_plan import CuboidDial
 from metric_tracker_rl.generation.segmented import build_world
 from metric_tracker_rl.serving.environment import MetricTrackerRlEnvironment
-from metric_tracker_rl.spec.published import HOURLY_EVIDENCE_GRAIN, MIN_HOURLY_DENOMINATOR
-from metric_tracker_rl.spec.tasks import resolve_episode_config
-from metric_tracker_rl.spec.tiers import TIERS
 from metric_tracker_rl.world.segments import CELL_FIELDS, DAILY_FIELDS, SEGMENT_FIELDS, Segment
 
 DEEP = "deep"

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from core_helpers import reset_episode
 
-from metric_tracker_rl.spec.published import COUNT_COLUMNS
+from metric_tracker_rl.catalog.published import COUNT_COLUMNS
 
 try:
     import tomllib
@@ -187,7 +187,7 @@ def _imports(modules: list[str]) -> str:
 
 def test_plain_modules_do_not_import_the_client_or_gradio() -> None:
     """The package's public names load on first use, so a data module costs no OpenEnv or gradio import."""
-    plain = ["metric_tracker_rl", "metric_tracker_rl.spec.published", "metric_tracker_rl.view.render"]
+    plain = ["metric_tracker_rl", "metric_tracker_rl.catalog.published", "metric_tracker_rl.view.render"]
     assert _framework_loaded_by(_imports(plain)) == "[]"
 
 
@@ -201,9 +201,9 @@ def test_the_package_exports_its_plain_types_without_the_framework() -> None:
     assert "'openenv'" in client and "'metric_tracker_rl.client'" in client
 
 
-CORE_MODULES = ["metric_tracker_rl.spec.plain_types", "metric_tracker_rl.grading.grader",
+CORE_MODULES = ["metric_tracker_rl.catalog.plain_types", "metric_tracker_rl.grading.grader",
                 "metric_tracker_rl.generation", "metric_tracker_rl.analysis_tools",
-                "metric_tracker_rl.spec.validation", "metric_tracker_rl.spec.tasks"]
+                "metric_tracker_rl.catalog.validation", "metric_tracker_rl.catalog.tasks"]
 
 
 def test_the_core_imports_neither_openenv_nor_gradio() -> None:
@@ -219,7 +219,7 @@ def test_the_wire_types_still_carry_the_framework_and_the_plain_types() -> None:
     from openenv.core.env_server.types import Action, Observation
 
     from metric_tracker_rl import models
-    from metric_tracker_rl.spec import plain_types
+    from metric_tracker_rl.catalog import plain_types
 
     assert issubclass(models.MetricTrackerRlAction, Action)
     assert issubclass(models.MetricTrackerRlObservation, Observation)

@@ -21,6 +21,10 @@ from hypothesis import strategies as st
 
 from metric_tracker_rl.adapters.session import EpisodeSession
 from metric_tracker_rl.agents import make_agent, play
+from metric_tracker_rl.catalog.families import PUBLISHED_FAMILIES
+from metric_tracker_rl.catalog.registry import Registry
+from metric_tracker_rl.catalog.tasks import resolve_episode_config
+from metric_tracker_rl.catalog.tiers import TIERS, AggregateMix, SegmentedMix, Tier
 from metric_tracker_rl.generation import build_episode
 from metric_tracker_rl.generation.anomalies import FAMILY_REGISTRY
 from metric_tracker_rl.generation.kinds import (
@@ -39,10 +43,6 @@ from metric_tracker_rl.generation.segment_plan import SegmentWorld
 from metric_tracker_rl.generation.segmented import DrawnWorld, build_world
 from metric_tracker_rl.models import MetricSubmissionRow
 from metric_tracker_rl.serving.environment import MetricTrackerRlEnvironment
-from metric_tracker_rl.spec.families import PUBLISHED_FAMILIES
-from metric_tracker_rl.spec.registry import Registry
-from metric_tracker_rl.spec.tasks import resolve_episode_config
-from metric_tracker_rl.spec.tiers import TIERS, AggregateMix, SegmentedMix, Tier
 from metric_tracker_rl.world.segments import SEGMENT_FIELDS, Segment
 
 DATA_DOCS = Path(__file__).resolve().parents[1] / "docs" / "data.md"

@@ -25,12 +25,12 @@ from metric_tracker_rl import DEFAULT_TASK_ORDER, MetricSubmissionRow, PayloadGe
 from metric_tracker_rl.adapters.baseline_log import format_action, open_interval
 from metric_tracker_rl.adapters.session import EpisodeSession
 from metric_tracker_rl.analysis_tools import TOOL_REGISTRY
+from metric_tracker_rl.catalog.published import DIFFICULTIES
+from metric_tracker_rl.catalog.tasks import DIAL_KNOBS
 from metric_tracker_rl.reconnect import RETRY_DEADLINE_VAR
 from metric_tracker_rl.server_process import free_port
 from metric_tracker_rl.serving.environment import MetricTrackerRlEnvironment
 from metric_tracker_rl.settings import DEFAULT_API_BASE_URL, ClientSettings
-from metric_tracker_rl.spec.published import DIFFICULTIES
-from metric_tracker_rl.spec.tasks import DIAL_KNOBS
 from metric_tracker_rl.view.tool_schemas import model_schema, openai_tools
 
 pytestmark = pytest.mark.slow  # starts server processes or a browser
@@ -414,7 +414,7 @@ def test_unknown_agent_and_missing_key_are_usage_errors(settings_from: Any,
 
 
 def test_sft_episodes_are_the_train_splits_tasks(settings_from: Any, capsys: pytest.CaptureFixture[str]) -> None:
-    from metric_tracker_rl.spec.task_splits import TRAIN_SEED_BASE, get_split
+    from metric_tracker_rl.catalog.task_splits import TRAIN_SEED_BASE, get_split
 
     train = get_split("train")
     episodes = inference.parse_args(["--episodes", "3", "--first-task", "5"], settings_from()).episode_specs
@@ -429,7 +429,7 @@ def test_sft_episodes_are_the_train_splits_tasks(settings_from: Any, capsys: pyt
 
 def test_difficulty_chooses_the_named_or_train_tasks_and_the_knobs_reach_every_episode(
         settings_from: Any) -> None:
-    from metric_tracker_rl.spec.task_splits import TRAIN_SCHEDULE, get_split
+    from metric_tracker_rl.catalog.task_splits import TRAIN_SCHEDULE, get_split
 
     offline = settings_from()
     by_difficulty = inference.parse_args(["--difficulty", "DEEP"], offline).episode_specs

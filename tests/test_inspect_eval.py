@@ -49,14 +49,14 @@ from metric_tracker_rl.adapters.inspect_eval.tools import tool_params  # noqa: E
 from metric_tracker_rl.adapters.transcript import TaskRun  # noqa: E402
 from metric_tracker_rl.agents import make_agent, run_episode, scripted  # noqa: E402,F401
 from metric_tracker_rl.analysis_tools import TOOL_REGISTRY  # noqa: E402
-from metric_tracker_rl.server_process import free_port, serving  # noqa: E402
-from metric_tracker_rl.spec.published import DIFFICULTIES  # noqa: E402
-from metric_tracker_rl.spec.task_splits import (  # noqa: E402
+from metric_tracker_rl.catalog.published import DIFFICULTIES  # noqa: E402
+from metric_tracker_rl.catalog.task_splits import (  # noqa: E402
     EVAL_SCHEDULE,
     EVAL_SEEDS_PER_DIFFICULTY,
     calibration_reset_kwargs,
     get_split,
 )
+from metric_tracker_rl.server_process import free_port, serving  # noqa: E402
 from metric_tracker_rl.view.observation import SeenObservation  # noqa: E402
 from metric_tracker_rl.view.tool_schemas import action_tool_call, model_tools  # noqa: E402
 

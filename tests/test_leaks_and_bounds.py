@@ -19,15 +19,15 @@ from metric_tracker_rl import MetricTrackerRlAction
 from metric_tracker_rl.analysis_tools import MAX_RESULT_ROWS, TOOL_REGISTRY
 from metric_tracker_rl.analysis_tools.arguments import WINDOW
 from metric_tracker_rl.analysis_tools.tools.preview_submission import MAX_PREVIEW_ROWS
-from metric_tracker_rl.models import MAX_GENERATOR_CALLS, MetricSubmissionRow, PayloadGeneratorMethod
-from metric_tracker_rl.serving.environment import MAX_SUBMISSION_ROWS, MetricTrackerRlEnvironment
-from metric_tracker_rl.spec.published import (
+from metric_tracker_rl.catalog.published import (
     CONVERSION_METRIC_NAMES,
     COUNT_COLUMNS,
     DIFFICULTIES,
     fluctuation_bounds,
     row_key,
 )
+from metric_tracker_rl.models import MAX_GENERATOR_CALLS, MetricSubmissionRow, PayloadGeneratorMethod
+from metric_tracker_rl.serving.environment import MAX_SUBMISSION_ROWS, MetricTrackerRlEnvironment
 
 MAX_RESULT_BYTES = 256 * 1024  # documented bound on one serialized observation after a tool call
 SWEEP = [{"task_id": "medium_mixed_three"}, {"task_id": "hard_mixed_multi"}, {"task_id": "frontier_segments"},

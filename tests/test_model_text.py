@@ -20,10 +20,7 @@ from text_reader import parse, read_observation
 from metric_tracker_rl import MetricTrackerRlAction
 from metric_tracker_rl.adapters.trl import MetricTrackerToolEnv
 from metric_tracker_rl.analysis_tools import TOOL_REGISTRY, run_tool
-from metric_tracker_rl.generation import build_episode
-from metric_tracker_rl.models import EpisodeWindow, MetricTrackerRlObservation, PayloadGeneratorMethod
-from metric_tracker_rl.serving.environment import MetricTrackerRlEnvironment
-from metric_tracker_rl.spec.published import (
+from metric_tracker_rl.catalog.published import (
     BASELINE_RULE,
     COUNT_DIFFICULTIES,
     DIFFICULTIES,
@@ -32,7 +29,10 @@ from metric_tracker_rl.spec.published import (
     FUNNEL_STEPS,
     SEGMENTED_DIFFICULTIES,
 )
-from metric_tracker_rl.spec.tasks import TASKS, resolve_episode_config
+from metric_tracker_rl.catalog.tasks import TASKS, resolve_episode_config
+from metric_tracker_rl.generation import build_episode
+from metric_tracker_rl.models import EpisodeWindow, MetricTrackerRlObservation, PayloadGeneratorMethod
+from metric_tracker_rl.serving.environment import MetricTrackerRlEnvironment
 from metric_tracker_rl.view.observation import render_observation
 from metric_tracker_rl.view.prompt import SYSTEM_PROMPT, first_prompt
 from metric_tracker_rl.view.tool_schemas import SUBMIT_GENERATORS, SUBMIT_REPORT, model_tools, tool_action

@@ -15,6 +15,9 @@ from metric_tracker_rl.analysis_tools import TOOL_REGISTRY, ToolSpec, run_tool
 from metric_tracker_rl.analysis_tools.arguments import FamilyThreshold
 from metric_tracker_rl.analysis_tools.generators import candidate_row
 from metric_tracker_rl.analysis_tools.registry import page, strongest_first
+from metric_tracker_rl.catalog.families import FamilyCatalog, FamilyDescription
+from metric_tracker_rl.catalog.published import ANOMALY_TYPES, COUNT_COLUMNS, FUNNEL_STEPS, row_key
+from metric_tracker_rl.catalog.tasks import resolve_episode_config
 from metric_tracker_rl.generation import build_episode
 from metric_tracker_rl.generation.anomalies import (
     FAMILY_REGISTRY,
@@ -26,9 +29,6 @@ from metric_tracker_rl.generation.anomalies import (
 from metric_tracker_rl.generation.anomalies.base import counts_from, full_day, rates_touching
 from metric_tracker_rl.grading.grader import grade_submission
 from metric_tracker_rl.models import MetricSubmissionRow, submission_row_type
-from metric_tracker_rl.spec.families import FamilyCatalog, FamilyDescription
-from metric_tracker_rl.spec.published import ANOMALY_TYPES, COUNT_COLUMNS, FUNNEL_STEPS, row_key
-from metric_tracker_rl.spec.tasks import resolve_episode_config
 from metric_tracker_rl.world.funnel import FunnelPlan
 from metric_tracker_rl.world.public_episode import PublicEpisode
 

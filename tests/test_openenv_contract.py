@@ -21,11 +21,11 @@ from openenv.core.env_server import gradio_theme, http_server
 from openenv.core.env_server.types import ConcurrencyConfig
 from starlette.exceptions import HTTPException
 
+from metric_tracker_rl.catalog.task_splits import TaskIndexError
 from metric_tracker_rl.client import MetricTrackerRlEnv
 from metric_tracker_rl.compat import openenv as internals
 from metric_tracker_rl.models import MetricTrackerRlAction, MetricTrackerRlObservation, MetricTrackerRlState
 from metric_tracker_rl.serving.environment import MetricTrackerRlEnvironment
-from metric_tracker_rl.spec.task_splits import TaskIndexError
 
 UPGRADE = "OpenEnv changed an internal metric_tracker_rl/compat/openenv.py relies on: "
 

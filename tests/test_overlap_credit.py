@@ -17,6 +17,9 @@ from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
 from metric_tracker_rl.analysis_tools import run_tool
+from metric_tracker_rl.catalog.published import OVERLAP_CREDIT_RULE
+from metric_tracker_rl.catalog.tiers import TIERS
+from metric_tracker_rl.catalog.validation import validate_rows
 from metric_tracker_rl.generation.episode import Episode
 from metric_tracker_rl.grading.grader import (
     SEGMENT_CREDIT,
@@ -36,9 +39,6 @@ from metric_tracker_rl.grading.overlap_examples import (
 )
 from metric_tracker_rl.models import MetricSubmissionRow, MetricTrackerRlAction
 from metric_tracker_rl.serving.environment import MetricTrackerRlEnvironment, overlap_traffic
-from metric_tracker_rl.spec.published import OVERLAP_CREDIT_RULE
-from metric_tracker_rl.spec.tiers import TIERS
-from metric_tracker_rl.spec.validation import validate_rows
 from metric_tracker_rl.world.segment_brief import segmented_brief
 from metric_tracker_rl.world.segments import SEGMENT_FIELDS, Segment
 

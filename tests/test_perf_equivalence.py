@@ -15,9 +15,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from metric_tracker_rl.analysis_tools import comparisons, run_tool
-from metric_tracker_rl.generation import aggregate as aggregate_module
-from metric_tracker_rl.generation import build_episode
-from metric_tracker_rl.spec.published import (
+from metric_tracker_rl.catalog.published import (
     ANOMALY_TYPES,
     CONVERSION_METRIC_NAMES,
     COUNT_COLUMNS,
@@ -26,8 +24,10 @@ from metric_tracker_rl.spec.published import (
     severity_for,
     severity_indices,
 )
-from metric_tracker_rl.spec.seeding import EpisodeKey, derive_rng
-from metric_tracker_rl.spec.tasks import resolve_episode_config
+from metric_tracker_rl.catalog.seeding import EpisodeKey, derive_rng
+from metric_tracker_rl.catalog.tasks import resolve_episode_config
+from metric_tracker_rl.generation import aggregate as aggregate_module
+from metric_tracker_rl.generation import build_episode
 from metric_tracker_rl.world import daily_panel
 from metric_tracker_rl.world.funnel import (
     HOURS,

@@ -19,9 +19,9 @@ from text_reader import read_observation
 from metric_tracker_rl import MetricTrackerRlAction
 from metric_tracker_rl.analysis_tools import run_tool
 from metric_tracker_rl.analysis_tools.comparisons import broken_step_hours
+from metric_tracker_rl.catalog.published import COUNT_COLUMNS, ENTITY_NAMES, ENTITY_VALUE_DEFINITIONS
+from metric_tracker_rl.catalog.task_splits import SPLITS, get_split
 from metric_tracker_rl.serving.environment import MetricTrackerRlEnvironment
-from metric_tracker_rl.spec.published import COUNT_COLUMNS, ENTITY_NAMES, ENTITY_VALUE_DEFINITIONS
-from metric_tracker_rl.spec.task_splits import SPLITS, get_split
 from metric_tracker_rl.view import render
 from metric_tracker_rl.view.observation import render_observation
 from metric_tracker_rl.view.prompt import first_prompt

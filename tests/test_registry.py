@@ -9,10 +9,10 @@ import pytest
 
 from metric_tracker_rl.agents import AGENTS, make_agent
 from metric_tracker_rl.analysis_tools.registry import TOOL_REGISTRY
+from metric_tracker_rl.catalog.registry import Registry, UnknownName
+from metric_tracker_rl.catalog.tiers import TIERS
 from metric_tracker_rl.generation.anomalies import FAMILY_REGISTRY
 from metric_tracker_rl.generation.kinds import BENIGN_KIND_REGISTRY, INCIDENT_KIND_REGISTRY
-from metric_tracker_rl.spec.registry import Registry, UnknownName
-from metric_tracker_rl.spec.tiers import TIERS
 
 
 @dataclass(frozen=True)

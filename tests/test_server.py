@@ -18,10 +18,10 @@ from websockets.sync.client import ClientConnection, connect
 
 from metric_tracker_rl import DEFAULT_TASK_ORDER, MetricTrackerRlAction, MetricTrackerRlEnv
 from metric_tracker_rl.analysis_tools import available_analysis_methods, generate_rows, run_tool
+from metric_tracker_rl.catalog.published import row_key
 from metric_tracker_rl.generation.episode import Episode
 from metric_tracker_rl.models import MetricTrackerRlObservation, MetricTrackerRlState, PayloadGeneratorMethod
 from metric_tracker_rl.serving.environment import NO_EPISODE_OVER_HTTP
-from metric_tracker_rl.spec.published import row_key
 
 pytestmark = pytest.mark.slow  # starts server processes or a browser
 

@@ -15,9 +15,9 @@ from text_reader import read_observation
 from metric_tracker_rl import MetricTrackerRlEnv
 from metric_tracker_rl.adapters.session import EPISODE_OVER_TEXT, AsyncEpisodeSession, EpisodeNotStarted, EpisodeSession
 from metric_tracker_rl.agents import make_agent, play
+from metric_tracker_rl.catalog.published import AGGREGATE_DIFFICULTIES, DIFFICULTIES
 from metric_tracker_rl.models import MetricTrackerRlAction, MetricTrackerRlObservation
 from metric_tracker_rl.serving.environment import MetricTrackerRlEnvironment
-from metric_tracker_rl.spec.published import AGGREGATE_DIFFICULTIES, DIFFICULTIES
 from metric_tracker_rl.view.observation import SeenObservation, seen
 from metric_tracker_rl.view.tool_schemas import SUBMIT_REPORT, model_tools, tool_action
 

@@ -29,8 +29,8 @@ from websockets.sync.client import connect
 from metric_tracker_rl import MetricTrackerRlAction
 from metric_tracker_rl.analysis_tools import TOOL_REGISTRY
 from metric_tracker_rl.analysis_tools.sql import SANDBOX_KEY
+from metric_tracker_rl.catalog.published import COUNT_COLUMNS
 from metric_tracker_rl.serving.environment import THREADED_TOOLS, MetricTrackerRlEnvironment
-from metric_tracker_rl.spec.published import COUNT_COLUMNS
 from metric_tracker_rl.sql.pool import pool
 from metric_tracker_rl.sql.sandbox import (
     CONFIG,

@@ -10,9 +10,8 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from metric_tracker_rl import DEFAULT_TASK_ORDER, NAMED_TASK_ORDER, MetricTrackerRlEnv
-from metric_tracker_rl.serving.environment import MetricTrackerRlEnvironment
-from metric_tracker_rl.spec.published import DIFFICULTIES
-from metric_tracker_rl.spec.task_splits import (
+from metric_tracker_rl.catalog.published import DIFFICULTIES
+from metric_tracker_rl.catalog.task_splits import (
     CALIBRATION_SEED_BASE,
     EVAL_SCHEDULE,
     EVAL_SEEDS_PER_DIFFICULTY,
@@ -34,7 +33,8 @@ from metric_tracker_rl.spec.task_splits import (
     train_schedule,
     train_task,
 )
-from metric_tracker_rl.spec.tasks import TASKS, resolve_episode_config
+from metric_tracker_rl.catalog.tasks import TASKS, resolve_episode_config
+from metric_tracker_rl.serving.environment import MetricTrackerRlEnvironment
 
 ENV_NAME = "metric_tracker_rl"
 SPLIT_SIZES = {"train": TRAIN_TASK_COUNT,

@@ -11,10 +11,8 @@ from hypothesis import strategies as st
 
 from metric_tracker_rl import DEFAULT_TASK_ORDER, NAMED_TASK_ORDER, MetricTrackerRlAction, get_task_spec
 from metric_tracker_rl.analysis_tools import TOOL_REGISTRY
-from metric_tracker_rl.generation.anomalies import FAMILY_REGISTRY
-from metric_tracker_rl.serving.environment import MetricTrackerRlEnvironment
-from metric_tracker_rl.spec.published import RESET_DIFFICULTIES, SCENARIO_FAMILIES
-from metric_tracker_rl.spec.tasks import (
+from metric_tracker_rl.catalog.published import RESET_DIFFICULTIES, SCENARIO_FAMILIES
+from metric_tracker_rl.catalog.tasks import (
     MAX_DENSITY,
     RESET_KEYS,
     TASK_ALIASES,
@@ -22,7 +20,9 @@ from metric_tracker_rl.spec.tasks import (
     EpisodeConfig,
     resolve_episode_config,
 )
-from metric_tracker_rl.spec.tiers import TIERS
+from metric_tracker_rl.catalog.tiers import TIERS
+from metric_tracker_rl.generation.anomalies import FAMILY_REGISTRY
+from metric_tracker_rl.serving.environment import MetricTrackerRlEnvironment
 
 TASK_DIFFICULTIES = {"easy_two_spikes": "easy", "medium_mixed_three": "medium", "hard_mixed_multi": "hard",
                      "frontier_segments": "frontier", "deep_cuboids": "deep", "abyss_faint_cuboids": "abyss"}

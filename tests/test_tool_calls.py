@@ -10,9 +10,9 @@ from text_reader import read_observation
 
 from metric_tracker_rl import MetricSubmissionRow, MetricTrackerRlAction, PayloadGeneratorMethod
 from metric_tracker_rl.analysis_tools import GENERATOR_NAMES, TOOL_REGISTRY
+from metric_tracker_rl.catalog.published import DIFFICULTIES, ENTITY_NAMES
 from metric_tracker_rl.checks.tool import DESCRIPTION_CHARS
 from metric_tracker_rl.serving.environment import MetricTrackerRlEnvironment
-from metric_tracker_rl.spec.published import DIFFICULTIES, ENTITY_NAMES
 from metric_tracker_rl.view.observation import render_observation
 from metric_tracker_rl.view.prompt import first_prompt
 from metric_tracker_rl.view.render import rounded

@@ -25,9 +25,9 @@ from metric_tracker_rl.analysis_tools.registry import (
     unregister_tool,
 )
 from metric_tracker_rl.analysis_tools.tools import LISTING, tool_module_names
+from metric_tracker_rl.catalog.published import COUNT_COLUMNS
 from metric_tracker_rl.checks import check_tool, check_tool_list
 from metric_tracker_rl.serving.environment import MetricTrackerRlEnvironment, _catalogs
-from metric_tracker_rl.spec.published import COUNT_COLUMNS
 from metric_tracker_rl.view.tool_schemas import model_tools, schema_chars
 
 TOOLS_FOLDER = ROOT / "metric_tracker_rl" / "analysis_tools" / "tools"

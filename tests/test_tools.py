@@ -13,9 +13,9 @@ from core_helpers import REFERENCE_TOOL_NAMES, ROOT, episode, reset_episode
 from metric_tracker_rl import MetricSubmissionRow, MetricTrackerRlAction, PayloadGeneratorMethod
 from metric_tracker_rl.analysis_tools import TOOL_REGISTRY, available_analysis_methods, generate_rows, run_tool
 from metric_tracker_rl.analysis_tools.registry import DEFAULT_PAGE_ROWS, MAX_PAGE_ROWS
+from metric_tracker_rl.catalog.published import CONVERSION_METRIC_NAMES
 from metric_tracker_rl.checks import check_plain_json
 from metric_tracker_rl.serving.environment import MetricTrackerRlEnvironment
-from metric_tracker_rl.spec.published import CONVERSION_METRIC_NAMES
 from metric_tracker_rl.world.context import CONTEXT_TABLES
 from metric_tracker_rl.world.public_episode import PublicEpisode
 

@@ -14,7 +14,7 @@ import pytest
 from conftest import ROOT
 
 from metric_tracker_rl import MetricTrackerRlEnv
-from metric_tracker_rl.spec.task_splits import get_split
+from metric_tracker_rl.catalog.task_splits import get_split
 from metric_tracker_rl.view.observation import render_observation
 from metric_tracker_rl.view.tool_schemas import SUBMIT_GENERATORS, SUBMIT_REPORT, openai_tools, tool_action
 

@@ -21,6 +21,9 @@ from hypothesis import strategies as st
 from text_reader import read_observation
 
 from metric_tracker_rl.analysis_tools.tools.task_overview import grading_rule
+from metric_tracker_rl.catalog.published import SEVERITIES
+from metric_tracker_rl.catalog.tasks import resolve_episode_config
+from metric_tracker_rl.catalog.tiers import TIERS, TWIN_Z
 from metric_tracker_rl.generation.anomalies.base import step_index
 from metric_tracker_rl.generation.kinds import SegmentIncident
 from metric_tracker_rl.generation.kinds.cuboid import leaf_mask
@@ -30,9 +33,6 @@ from metric_tracker_rl.grading.grader import assess_row, grade_submission, row_s
 from metric_tracker_rl.grading.overlap_examples import EXAMPLE_DATE, example_traffic
 from metric_tracker_rl.models import MetricSubmissionRow, MetricTrackerRlAction
 from metric_tracker_rl.serving.environment import MetricTrackerRlEnvironment
-from metric_tracker_rl.spec.published import SEVERITIES
-from metric_tracker_rl.spec.tasks import resolve_episode_config
-from metric_tracker_rl.spec.tiers import TIERS, TWIN_Z
 from metric_tracker_rl.view.prompt import first_prompt
 from metric_tracker_rl.world.segments import Segment
 

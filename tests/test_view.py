@@ -17,10 +17,10 @@ from metric_tracker_rl.adapters.session import Step
 from metric_tracker_rl.adapters.transcript import CUT_CELL, TaskRun, cut_results, unseen_submitted_rows
 from metric_tracker_rl.agents import Agent, make_agent, run_episode
 from metric_tracker_rl.agents.recording import record_episode
+from metric_tracker_rl.catalog.published import AGGREGATE_DIFFICULTIES, ANOMALY_TYPES, COUNT_DIFFICULTIES, DIFFICULTIES
 from metric_tracker_rl.grading.grader import grade_submission
 from metric_tracker_rl.models import MetricSubmissionRow, MetricTrackerRlAction, MetricTrackerRlObservation
 from metric_tracker_rl.serving.environment import MetricTrackerRlEnvironment
-from metric_tracker_rl.spec.published import AGGREGATE_DIFFICULTIES, ANOMALY_TYPES, COUNT_DIFFICULTIES, DIFFICULTIES
 from metric_tracker_rl.sql.engine import CUT_MARK
 from metric_tracker_rl.view.observation import SeenObservation
 from metric_tracker_rl.view.render import _float_text, _number_text, render, round_number, rounded

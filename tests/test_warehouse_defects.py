@@ -9,12 +9,12 @@ from typing import Any
 import numpy as np
 import pytest
 
+from metric_tracker_rl.catalog.seeding import EpisodeKey, derive_rng
+from metric_tracker_rl.catalog.tiers import DEEP_MIX
 from metric_tracker_rl.generation.segment_plan import segmented_plan
 from metric_tracker_rl.generation.warehouse.benign import BENIGN_CHANGES
 from metric_tracker_rl.generation.warehouse.defects import DEFECTS, DefectRecord, SessionPlaces
 from metric_tracker_rl.generation.warehouse.events import draw_event_log
-from metric_tracker_rl.spec.seeding import EpisodeKey, derive_rng
-from metric_tracker_rl.spec.tiers import DEEP_MIX
 from metric_tracker_rl.sql.columns import Labels
 from metric_tracker_rl.world.events import EventLog
 from metric_tracker_rl.world.funnel import WINDOW_START

@@ -12,11 +12,11 @@ from collections import Counter
 import numpy as np
 import pytest
 
+from metric_tracker_rl.catalog.seeding import EpisodeKey
+from metric_tracker_rl.catalog.tiers import DEEP_MIX
 from metric_tracker_rl.generation.segment_plan import SegmentedPlan, segmented_plan
 from metric_tracker_rl.generation.warehouse.events import SAMPLE_RATE, SESSION_LAYOUT, draw_event_log
 from metric_tracker_rl.generation.warehouse.standing import standing_sessions
-from metric_tracker_rl.spec.seeding import EpisodeKey
-from metric_tracker_rl.spec.tiers import DEEP_MIX
 from metric_tracker_rl.sql.columns import Labels, Nested
 from metric_tracker_rl.sql.engine import EpisodeTables, open_database
 from metric_tracker_rl.world.events import (

@@ -23,11 +23,11 @@ from metric_tracker_rl.agents.warehouse_sql import (
     sessions_cte,
     traces_sql,
 )
+from metric_tracker_rl.catalog.tasks import resolve_episode_config
+from metric_tracker_rl.catalog.tiers import WAREHOUSE
 from metric_tracker_rl.generation.warehouse.truth import DATA_QUALITY, expected_rows
 from metric_tracker_rl.generation.warehouse.world import WarehouseWorld, build_warehouse_world
 from metric_tracker_rl.serving.environment import MetricTrackerRlEnvironment
-from metric_tracker_rl.spec.tasks import resolve_episode_config
-from metric_tracker_rl.spec.tiers import WAREHOUSE
 from metric_tracker_rl.sql.engine import EpisodeTables, open_database
 from metric_tracker_rl.sql.sandbox import MAX_SQL_CHARS
 from metric_tracker_rl.world.funnel import window_calendar

@@ -13,16 +13,16 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from metric_tracker_rl import MetricTrackerRlAction
+from metric_tracker_rl.catalog.plain_types import MetricSubmissionRow
+from metric_tracker_rl.catalog.published import RAW_EVENT_DATA_QUALITY_NAMES, row_key
+from metric_tracker_rl.catalog.tasks import resolve_episode_config
+from metric_tracker_rl.catalog.tiers import WAREHOUSE
+from metric_tracker_rl.catalog.validation import entity_names_of, validate_rows
 from metric_tracker_rl.generation.episode import Episode
 from metric_tracker_rl.generation.warehouse.truth import COUNT_OF_DASHBOARD, expected_rows
 from metric_tracker_rl.generation.warehouse.world import build_warehouse_world
 from metric_tracker_rl.grading.grader import GradeResult, grade_submission, row_segment
 from metric_tracker_rl.serving.environment import MetricTrackerRlEnvironment, overlap_traffic
-from metric_tracker_rl.spec.plain_types import MetricSubmissionRow
-from metric_tracker_rl.spec.published import RAW_EVENT_DATA_QUALITY_NAMES, row_key
-from metric_tracker_rl.spec.tasks import resolve_episode_config
-from metric_tracker_rl.spec.tiers import WAREHOUSE
-from metric_tracker_rl.spec.validation import entity_names_of, validate_rows
 from metric_tracker_rl.world.warehouse_brief import DATA_DEFECTS, DEFECT_FAMILY, KIND_RULE
 
 SEEDS = (4, 11, 23)

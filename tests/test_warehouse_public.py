@@ -11,10 +11,10 @@ import pytest
 
 from metric_tracker_rl.analysis_tools import TOOL_REGISTRY
 from metric_tracker_rl.analysis_tools.sql import SANDBOX_KEY
+from metric_tracker_rl.catalog.published import COUNT_COLUMNS
+from metric_tracker_rl.catalog.tasks import resolve_episode_config
+from metric_tracker_rl.catalog.tiers import WAREHOUSE
 from metric_tracker_rl.generation.warehouse.world import WarehouseWorld, build_warehouse_world
-from metric_tracker_rl.spec.published import COUNT_COLUMNS
-from metric_tracker_rl.spec.tasks import resolve_episode_config
-from metric_tracker_rl.spec.tiers import WAREHOUSE
 from metric_tracker_rl.world.daily_panel import build_panel
 from metric_tracker_rl.world.events import reporting_day
 from metric_tracker_rl.world.funnel import HOURS, WINDOW_START, FunnelData, window_calendar

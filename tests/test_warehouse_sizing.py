@@ -7,11 +7,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from metric_tracker_rl.catalog.tasks import resolve_episode_config
+from metric_tracker_rl.catalog.tiers import TIERS, WAREHOUSE
 from metric_tracker_rl.generation.kinds.cuboid import CuboidRule, draw_cuboid, hour_arrivals
 from metric_tracker_rl.generation.kinds.payment_failure import CLEAR_BLOCK_ORDERS, PAYMENT_STEP, PaymentFailure
 from metric_tracker_rl.generation.segmented import place_world
-from metric_tracker_rl.spec.tasks import resolve_episode_config
-from metric_tracker_rl.spec.tiers import TIERS, WAREHOUSE
 from metric_tracker_rl.world.segments import Segment
 
 US = Segment(country="US")

@@ -9,11 +9,11 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
+from metric_tracker_rl.catalog.seeding import EpisodeKey
+from metric_tracker_rl.catalog.tiers import DEEP_MIX
 from metric_tracker_rl.generation.segment_plan import SegmentedPlan, segmented_plan
 from metric_tracker_rl.generation.warehouse.events import draw_event_log
 from metric_tracker_rl.generation.warehouse.standing import QA_COUNTRY, QA_DAYS
-from metric_tracker_rl.spec.seeding import EpisodeKey
-from metric_tracker_rl.spec.tiers import DEEP_MIX
 from metric_tracker_rl.sql.columns import Labels, Nested, SqlTable
 from metric_tracker_rl.sql.engine import EpisodeTables, open_database
 from metric_tracker_rl.world.events import COUNTRY_CURRENCY, CURRENCIES, EventLog, event_code, reporting_day

@@ -13,13 +13,13 @@ import pytest
 
 from metric_tracker_rl import MetricTrackerRlAction
 from metric_tracker_rl.analysis_tools import TOOL_REGISTRY
+from metric_tracker_rl.catalog.seeding import derive_rng
+from metric_tracker_rl.catalog.tasks import resolve_episode_config
+from metric_tracker_rl.catalog.tiers import WAREHOUSE
 from metric_tracker_rl.generation.warehouse.defects import DEFECTS
 from metric_tracker_rl.generation.warehouse.truth import DASHBOARD_COUNT, expected_rows, leaf_sessions
 from metric_tracker_rl.generation.warehouse.world import DEFECT_COUNT, WarehouseWorld, build_warehouse_world
 from metric_tracker_rl.serving.environment import MetricTrackerRlEnvironment
-from metric_tracker_rl.spec.seeding import derive_rng
-from metric_tracker_rl.spec.tasks import resolve_episode_config
-from metric_tracker_rl.spec.tiers import WAREHOUSE
 from metric_tracker_rl.view.prompt import first_prompt, system_prompt
 from metric_tracker_rl.view.tool_schemas import SUBMIT_GENERATORS, model_tools
 from metric_tracker_rl.world.funnel import WINDOW_START

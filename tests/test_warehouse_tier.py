@@ -13,12 +13,12 @@ from conftest import ROOT
 from metric_tracker_rl import MetricTrackerRlAction, MetricTrackerRlEnv
 from metric_tracker_rl.analysis_tools import TOOL_REGISTRY
 from metric_tracker_rl.analysis_tools.tools import metrics_layer as metrics_layer_tool
+from metric_tracker_rl.catalog.published import DIFFICULTIES, RESET_DIFFICULTIES
+from metric_tracker_rl.catalog.tasks import TASKS, resolve_episode_config
+from metric_tracker_rl.catalog.tiers import TIERS, WAREHOUSE
 from metric_tracker_rl.generation.warehouse.episode import PACKED_TABLES
 from metric_tracker_rl.generation.warehouse.world import build_warehouse_world
 from metric_tracker_rl.serving.environment import MetricTrackerRlEnvironment
-from metric_tracker_rl.spec.published import DIFFICULTIES, RESET_DIFFICULTIES
-from metric_tracker_rl.spec.tasks import TASKS, resolve_episode_config
-from metric_tracker_rl.spec.tiers import TIERS, WAREHOUSE
 from metric_tracker_rl.sql.columns import PackedTable
 from metric_tracker_rl.sql.engine import EpisodeTables, open_database, pack_table
 from metric_tracker_rl.view.tool_schemas import model_tools, openai_tools, schema_chars

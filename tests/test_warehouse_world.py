@@ -9,11 +9,11 @@ import pickle
 import numpy as np
 import pytest
 
+from metric_tracker_rl.catalog.tasks import resolve_episode_config
+from metric_tracker_rl.catalog.tiers import WAREHOUSE
 from metric_tracker_rl.generation.warehouse.defects import DEFECTS
 from metric_tracker_rl.generation.warehouse.truth import DATA_QUALITY, expected_rows
 from metric_tracker_rl.generation.warehouse.world import DEFECT_COUNT, WarehouseWorld, build_warehouse_world
-from metric_tracker_rl.spec.tasks import resolve_episode_config
-from metric_tracker_rl.spec.tiers import WAREHOUSE
 from metric_tracker_rl.sql.columns import Labels
 from metric_tracker_rl.sql.engine import EpisodeTables, open_database
 from metric_tracker_rl.world.metrics_layer import DASHBOARD_SQL, RATE_COLUMNS, dashboard, segment_metric

@@ -7,7 +7,7 @@ import json
 import re
 from typing import Any
 
-from metric_tracker_rl.spec.published import DIFFICULTIES
+from metric_tracker_rl.catalog.published import DIFFICULTIES
 from metric_tracker_rl.view.observation import Feedback, SeenObservation
 from metric_tracker_rl.view.prompt import FAMILY_LIST_COLUMNS
 from metric_tracker_rl.view.render import CELL_SEPARATOR, INDENT, NUMBER, TABLE_HEAD

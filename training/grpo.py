@@ -28,7 +28,7 @@ def grpo_dataset(count: int, start: int = 0) -> Dataset:
     in the SFT records `inference.py --trajectories` writes."""
     from datasets import Dataset
 
-    from metric_tracker_rl.spec.task_splits import get_split
+    from metric_tracker_rl.catalog.task_splits import get_split
     from metric_tracker_rl.view.prompt import SYSTEM_PROMPT
 
     size = get_split("train").size()

@@ -73,8 +73,8 @@ def environment_texts() -> list[str]:
     from metric_tracker_rl.adapters.session import EpisodeSession
     from metric_tracker_rl.adapters.transcript import TaskRun
     from metric_tracker_rl.agents import make_agent, run_episode
+    from metric_tracker_rl.catalog.published import DIFFICULTIES
     from metric_tracker_rl.serving.environment import MetricTrackerRlEnvironment
-    from metric_tracker_rl.spec.published import DIFFICULTIES
     from metric_tracker_rl.view.tool_schemas import openai_tools
 
     texts = [*TAG_TOKENS, *(json.dumps(tool) for tool in openai_tools())]

@@ -9,8 +9,8 @@ from metric_tracker_rl.agents.base import Agent
 from metric_tracker_rl.agents.deep_expert import DeepExpertAgent
 from metric_tracker_rl.agents.expert import ExpertAgent
 from metric_tracker_rl.agents.frontier_expert import FrontierExpertAgent
+from metric_tracker_rl.catalog.published import SEGMENTED_DIFFICULTIES
 from metric_tracker_rl.models import MetricTrackerRlAction
-from metric_tracker_rl.spec.published import SEGMENTED_DIFFICULTIES
 from metric_tracker_rl.view.observation import SeenObservation
 
 

@@ -15,8 +15,8 @@ from __future__ import annotations
 from lab.agents.registry import register_lab_agent
 from metric_tracker_rl.agents.base import Agent, ResultKeeper
 from metric_tracker_rl.agents.reading import Row, explained_dates, magnitude_bounds, relative_move, signed_share
+from metric_tracker_rl.catalog.published import COUNT_COLUMNS, FUNNEL_STEPS
 from metric_tracker_rl.models import MetricSubmissionRow, MetricTrackerRlAction
-from metric_tracker_rl.spec.published import COUNT_COLUMNS, FUNNEL_STEPS
 from metric_tracker_rl.view.observation import SeenObservation
 
 GENERATORS = ("get_median_filter_rows", "get_funnel_break_rows", "get_instrumentation_data_quality_issue_rows",

@@ -21,8 +21,8 @@ from metric_tracker_rl.agents.reading import (
     strongest_signal,
     weekday,
 )
+from metric_tracker_rl.catalog.published import COUNT_COLUMNS, FUNNEL_STEPS
 from metric_tracker_rl.models import MetricSubmissionRow, MetricTrackerRlAction
-from metric_tracker_rl.spec.published import COUNT_COLUMNS, FUNNEL_STEPS
 from metric_tracker_rl.view.observation import SeenObservation
 
 # Generator calls whose merged rows are every agent's candidate pool: each row already carries its family,

@@ -9,14 +9,14 @@ import numpy as np
 from lab.agents.registry import register_lab_agent
 from metric_tracker_rl.agents.base import Agent
 from metric_tracker_rl.agents.reading import episode_dates
-from metric_tracker_rl.models import MetricSubmissionRow, MetricTrackerRlAction, PayloadGeneratorMethod
-from metric_tracker_rl.spec.published import (
+from metric_tracker_rl.catalog.published import (
     ANOMALY_TYPES,
     ENTITY_NAMES,
     FAMILY_ENTITY_TYPE,
     FAMILY_GENERATORS,
     SEVERITIES,
 )
+from metric_tracker_rl.models import MetricSubmissionRow, MetricTrackerRlAction, PayloadGeneratorMethod
 from metric_tracker_rl.view.observation import SeenObservation
 
 # Generators that take a robust-z threshold: the median scan and every family's own generator

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 from metric_tracker_rl.agents.base import AGENTS, Agent
-from metric_tracker_rl.spec.registry import Registry, UnknownName
+from metric_tracker_rl.catalog.registry import Registry, UnknownName
 
 LAB_AGENTS: Registry[Callable[..., Agent]] = Registry("lab agent")
 

@@ -9,9 +9,9 @@ from typing import Any
 
 from lab.agents.registry import register_lab_agent
 from metric_tracker_rl.agents.base import Agent
+from metric_tracker_rl.catalog.tasks import RESET_KEYS, resolve_episode_config
 from metric_tracker_rl.generation import build_episode
 from metric_tracker_rl.models import AnomalyRequest, MetricTrackerRlAction
-from metric_tracker_rl.spec.tasks import RESET_KEYS, resolve_episode_config
 from metric_tracker_rl.view.observation import SeenObservation
 
 

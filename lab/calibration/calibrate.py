@@ -39,10 +39,10 @@ import lab.agents.scan_analyst  # noqa: F401  (registers the scan analyst and it
 from lab.agents.registry import known_agents, make_agent
 from metric_tracker_rl.adapters.session import EpisodeSession
 from metric_tracker_rl.agents import play
+from metric_tracker_rl.catalog.published import DIFFICULTIES, RESET_DIFFICULTIES
+from metric_tracker_rl.catalog.task_splits import NULL_EVERY, UNTUNED_FIRST_OFFSET, calibration_reset_kwargs
+from metric_tracker_rl.catalog.tasks import DEFAULT_TASK_ORDER, get_task_spec
 from metric_tracker_rl.serving.environment import MetricTrackerRlEnvironment
-from metric_tracker_rl.spec.published import DIFFICULTIES, RESET_DIFFICULTIES
-from metric_tracker_rl.spec.task_splits import NULL_EVERY, UNTUNED_FIRST_OFFSET, calibration_reset_kwargs
-from metric_tracker_rl.spec.tasks import DEFAULT_TASK_ORDER, get_task_spec
 
 DEFAULT_OUTPUT = Path("artifacts/calibration.json")
 # The results lab/docs/calibration.md and the README show, rendered by `table` and `difficulty_table`
@@ -83,7 +83,7 @@ class EpisodeSpec:
 
 def sweep(difficulty: str, seeds: int, first_offset: int = 0) -> list[EpisodeSpec]:
     """`seeds` episodes of one difficulty from `first_offset` (from 0, the first EVAL_SEEDS_PER_DIFFICULTY are the
-    `eval` split's; see metric_tracker_rl.spec.task_splits), grouped by difficulty with the null episodes apart."""
+    `eval` split's; see metric_tracker_rl.catalog.task_splits), grouped by difficulty with the null episodes apart."""
     episodes = (calibration_reset_kwargs(difficulty, offset) for offset in range(first_offset, first_offset + seeds))
     return [EpisodeSpec(NULL_GROUP if kwargs.get("scenario_family") == "null" else difficulty, kwargs)
             for kwargs in episodes]

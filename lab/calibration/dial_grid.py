@@ -32,8 +32,8 @@ import numpy as np
 from lab.calibration.calibrate import DEEP_ONLY_AGENTS, NULL_GROUP, EpisodeSpec, scored_in, sweep
 from lab.calibration.dilution import episodes as tier_episodes
 from lab.pictures.dial_plot import dial_plot_svg
+from metric_tracker_rl.catalog.tasks import cuboid_defaults
 from metric_tracker_rl.generation.dilution import dilution_by_depth
-from metric_tracker_rl.spec.tasks import cuboid_defaults
 
 PUBLISHED_GRID = Path(__file__).resolve().parents[2] / "lab" / "artifacts" / "dial_grid.json"
 PUBLISHED_PLOT = Path(__file__).resolve().parents[2] / "docs" / "images" / "dial_grid.svg"

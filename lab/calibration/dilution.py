@@ -14,11 +14,11 @@ import json
 from collections.abc import Iterator
 from typing import Any
 
+from metric_tracker_rl.catalog.tasks import resolve_episode_config
+from metric_tracker_rl.catalog.tiers import TIERS
 from metric_tracker_rl.generation import build_episode
 from metric_tracker_rl.generation.dilution import STANDS_OUT, dilution_by_depth
 from metric_tracker_rl.generation.episode import Episode
-from metric_tracker_rl.spec.tasks import resolve_episode_config
-from metric_tracker_rl.spec.tiers import TIERS
 
 DIFFICULTY = "deep"
 WHOLE_DAY = ("rate_drop_from_median",)  # kinds whose evidence is daily (level shifts, release regressions)

@@ -20,8 +20,8 @@ from typing import Any
 
 import lab.agents.scan_analyst  # noqa: F401  (registers the scan analyst)
 from lab.calibration.calibrate import EpisodeSpec, episode_score, summarise
-from metric_tracker_rl.spec.task_splits import calibration_reset_kwargs
-from metric_tracker_rl.spec.tiers import TIERS
+from metric_tracker_rl.catalog.task_splits import calibration_reset_kwargs
+from metric_tracker_rl.catalog.tiers import TIERS
 
 AGENTS = ("deep_expert", "scan_analyst")
 

@@ -27,9 +27,9 @@ from lab.agents.registry import known_agents, make_agent
 from metric_tracker_rl.adapters.transcript import TaskRun, cut_results, unseen_submitted_rows
 from metric_tracker_rl.agents.recording import message_texts
 from metric_tracker_rl.agents.recording import record_episode as recorded
+from metric_tracker_rl.catalog.published import DIFFICULTIES, RESET_DIFFICULTIES
+from metric_tracker_rl.catalog.tiers import TIERS
 from metric_tracker_rl.serving.environment import MetricTrackerRlEnvironment
-from metric_tracker_rl.spec.published import DIFFICULTIES, RESET_DIFFICULTIES
-from metric_tracker_rl.spec.tiers import TIERS
 from metric_tracker_rl.view.tool_schemas import openai_tools, schema_chars
 
 

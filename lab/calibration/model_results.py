@@ -33,7 +33,7 @@ from lab.calibration.replay import (
     recorded_on,
     replay,
 )
-from metric_tracker_rl.spec.published import DIFFICULTIES
+from metric_tracker_rl.catalog.published import DIFFICULTIES
 
 ROOT = Path(__file__).resolve().parents[2]
 RESULTS = ROOT / "lab" / "artifacts" / "model_results.json"

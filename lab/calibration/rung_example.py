@@ -23,9 +23,9 @@ from lab.agents.registry import make_agent
 from lab.calibration.scan_analyst_failures import losses, play_recorded
 from metric_tracker_rl.adapters.session import EpisodeSession, Step
 from metric_tracker_rl.agents import play
+from metric_tracker_rl.catalog.task_splits import calibration_reset_kwargs
 from metric_tracker_rl.models import MetricTrackerRlAction
 from metric_tracker_rl.serving.environment import MetricTrackerRlEnvironment
-from metric_tracker_rl.spec.task_splits import calibration_reset_kwargs
 from metric_tracker_rl.view.tool_schemas import action_tool_call
 
 EXPERT, SCAN = "deep_expert", "scan_analyst"

@@ -28,12 +28,12 @@ from datetime import date, timedelta
 from pathlib import Path
 
 from lab.agents.scan_analyst_reading import RUN_Z, SINGLE_DATE_Z
+from metric_tracker_rl.catalog.task_splits import calibration_reset_kwargs
+from metric_tracker_rl.catalog.tasks import resolve_episode_config
+from metric_tracker_rl.catalog.tiers import TIERS
 from metric_tracker_rl.generation import build_episode
 from metric_tracker_rl.generation.dilution import CuboidIncident, cuboid_incidents, largest_one_dimension_z, stands_out
 from metric_tracker_rl.generation.episode import Episode
-from metric_tracker_rl.spec.task_splits import calibration_reset_kwargs
-from metric_tracker_rl.spec.tasks import resolve_episode_config
-from metric_tracker_rl.spec.tiers import TIERS
 from metric_tracker_rl.world.context import Campaign, Experiment, Holiday
 from metric_tracker_rl.world.segments import Segment
 

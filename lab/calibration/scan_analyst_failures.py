@@ -37,8 +37,8 @@ from typing import Any
 import lab.agents.scan_analyst  # noqa: F401  (registers the scan analyst and its variations)
 from lab.agents.registry import make_agent
 from metric_tracker_rl.adapters.session import EpisodeSession
+from metric_tracker_rl.catalog.task_splits import calibration_reset_kwargs
 from metric_tracker_rl.serving.environment import MetricTrackerRlEnvironment
-from metric_tracker_rl.spec.task_splits import calibration_reset_kwargs
 
 FIELDS = ("platform", "country", "app_version", "channel", "user_type")
 CONTEXT_KINDS = ("campaign", "country_holiday", "experiment_effect")

@@ -16,7 +16,7 @@ from typing import Any
 
 from lab.agents.scan_analyst import VARIANTS
 from lab.calibration.calibrate import EpisodeSpec, episode_score, summarise
-from metric_tracker_rl.spec.task_splits import calibration_reset_kwargs
+from metric_tracker_rl.catalog.task_splits import calibration_reset_kwargs
 
 # The transcripts of a capable model's episodes (their README says how they were recorded).
 TRANSCRIPTS = Path(__file__).resolve().parents[2].parent / "shared" / "model_transcripts"

@@ -22,8 +22,8 @@ import numpy as np
 from lab.calibration.interface import message_texts
 from lab.calibration.replay import TRANSCRIPTS
 from lab.speed.rung_budgets import record
+from metric_tracker_rl.catalog.task_splits import calibration_reset_kwargs
 from metric_tracker_rl.serving.environment import MetricTrackerRlEnvironment
-from metric_tracker_rl.spec.task_splits import calibration_reset_kwargs
 
 EXPERT = "expert"
 

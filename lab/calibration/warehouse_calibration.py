@@ -26,13 +26,13 @@ from lab.calibration.interface import message_texts
 from metric_tracker_rl.adapters.transcript import TaskRun
 from metric_tracker_rl.agents import run_episode
 from metric_tracker_rl.agents.warehouse_sql import ALL_RULES, RULES
+from metric_tracker_rl.catalog.published import row_key
+from metric_tracker_rl.catalog.tasks import resolve_episode_config
+from metric_tracker_rl.catalog.tiers import WAREHOUSE
 from metric_tracker_rl.generation.warehouse.truth import expected_rows
 from metric_tracker_rl.generation.warehouse.world import build_warehouse_world
 from metric_tracker_rl.models import MetricTrackerRlAction
 from metric_tracker_rl.serving.environment import MetricTrackerRlEnvironment
-from metric_tracker_rl.spec.published import row_key
-from metric_tracker_rl.spec.tasks import resolve_episode_config
-from metric_tracker_rl.spec.tiers import WAREHOUSE
 from metric_tracker_rl.world.funnel import window_calendar
 
 ARTIFACT = Path(__file__).resolve().parents[2] / "lab" / "artifacts" / "warehouse_calibration.json"

@@ -14,10 +14,10 @@ import json
 
 import numpy as np
 
+from metric_tracker_rl.catalog.published import CONVERSION_METRICS, COUNT_COLUMNS
+from metric_tracker_rl.catalog.tasks import resolve_episode_config
+from metric_tracker_rl.catalog.tiers import WAREHOUSE
 from metric_tracker_rl.generation.warehouse.world import WarehouseWorld, build_warehouse_world
-from metric_tracker_rl.spec.published import CONVERSION_METRICS, COUNT_COLUMNS
-from metric_tracker_rl.spec.tasks import resolve_episode_config
-from metric_tracker_rl.spec.tiers import WAREHOUSE
 from metric_tracker_rl.sql.columns import Labels
 from metric_tracker_rl.world.funnel import WINDOW_START
 from metric_tracker_rl.world.metrics_layer import STEP_SESSION_COLUMNS

@@ -20,6 +20,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from lab.pictures.frontier_pictures import PICTURE_SEED_BASE, caption_height, caption_svg, tiled, write_pictures
+from metric_tracker_rl.catalog.plain_types import MetricSubmissionRow
+from metric_tracker_rl.catalog.tasks import resolve_episode_config
 from metric_tracker_rl.generation import build_episode
 from metric_tracker_rl.generation.dilution import (
     STANDS_OUT,
@@ -32,8 +34,6 @@ from metric_tracker_rl.generation.dilution import (
 from metric_tracker_rl.generation.episode import Episode, daily_series
 from metric_tracker_rl.grading.grader import RowAssessment, assess_row, leaf_traffic_of
 from metric_tracker_rl.serving.debugger.charts import Mark, line_panel_svg
-from metric_tracker_rl.spec.plain_types import MetricSubmissionRow
-from metric_tracker_rl.spec.tasks import resolve_episode_config
 from metric_tracker_rl.world.context import Experiment
 from metric_tracker_rl.world.funnel import window_calendar
 from metric_tracker_rl.world.segments import SEGMENT_FIELDS, Segment, SegmentedData

@@ -12,10 +12,10 @@ from __future__ import annotations
 import html
 from pathlib import Path
 
+from metric_tracker_rl.catalog.tasks import resolve_episode_config
+from metric_tracker_rl.catalog.tiers import TIERS
 from metric_tracker_rl.generation.segmented import build_world
 from metric_tracker_rl.serving.debugger.charts import PANEL_HEIGHT, PANEL_WIDTH, Mark, line_panel_svg
-from metric_tracker_rl.spec.tasks import resolve_episode_config
-from metric_tracker_rl.spec.tiers import TIERS
 from metric_tracker_rl.world.daily_panel import build_panel
 from metric_tracker_rl.world.segments import Segment
 

@@ -22,9 +22,9 @@ from websockets.asyncio.client import connect
 
 from lab.speed.load import StartLine, request, serve
 from metric_tracker_rl.agents.scripted import ScriptedAgent
+from metric_tracker_rl.catalog.published import DIFFICULTIES
 from metric_tracker_rl.models import MetricTrackerRlObservation
 from metric_tracker_rl.server_process import SERVER_MODULE
-from metric_tracker_rl.spec.published import DIFFICULTIES
 from metric_tracker_rl.view.observation import seen
 
 SCRIPTED_STEPS = 6  # get_annotations, four generators, the graded report

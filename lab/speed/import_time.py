@@ -20,12 +20,12 @@ ROOT = Path(__file__).resolve().parents[2]
 
 # The grader, the generator, the tools and what they read: plain types only.
 CORE_MODULES = (
-    "metric_tracker_rl.spec.plain_types",
+    "metric_tracker_rl.catalog.plain_types",
     "metric_tracker_rl.grading.grader",
     "metric_tracker_rl.generation",
     "metric_tracker_rl.analysis_tools",
-    "metric_tracker_rl.spec.validation",
-    "metric_tracker_rl.spec.tasks",
+    "metric_tracker_rl.catalog.validation",
+    "metric_tracker_rl.catalog.tasks",
 )
 # The edge: the client a trainer imports, and the wire types.
 EDGE_STATEMENTS = (

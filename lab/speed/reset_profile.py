@@ -15,9 +15,9 @@ from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
+from metric_tracker_rl.catalog.tasks import DEFAULT_TASK_ORDER
 from metric_tracker_rl.generation import aggregate
 from metric_tracker_rl.serving.environment import MetricTrackerRlEnvironment
-from metric_tracker_rl.spec.tasks import DEFAULT_TASK_ORDER
 from metric_tracker_rl.world import daily_panel, funnel
 
 # (module, function name, label): the stages of build_episode and the parts of the two largest.

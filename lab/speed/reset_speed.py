@@ -14,8 +14,8 @@ import time
 
 import numpy as np
 
+from metric_tracker_rl.catalog.published import RESET_DIFFICULTIES
 from metric_tracker_rl.serving.environment import MetricTrackerRlEnvironment
-from metric_tracker_rl.spec.published import RESET_DIFFICULTIES
 
 
 def reset_times(difficulty: str, resets: int) -> tuple[np.ndarray, np.ndarray]:

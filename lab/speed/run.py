@@ -47,11 +47,11 @@ from lab.speed.episodes import bench_episodes
 from lab.speed.import_time import cumulative_import_ms
 from lab.speed.load import Server, StartLine, request, serve
 from metric_tracker_rl.analysis_tools import TOOL_REGISTRY
+from metric_tracker_rl.catalog.tasks import DEFAULT_TASK_ORDER, get_task_spec, resolve_episode_config
 from metric_tracker_rl.generation import build_episode
 from metric_tracker_rl.models import MetricTrackerRlAction
 from metric_tracker_rl.server_process import SERVER_MODULE
 from metric_tracker_rl.serving.environment import MetricTrackerRlEnvironment
-from metric_tracker_rl.spec.tasks import DEFAULT_TASK_ORDER, get_task_spec, resolve_episode_config
 from metric_tracker_rl.world.funnel import window_dates
 
 ROOT = Path(__file__).resolve().parents[2]

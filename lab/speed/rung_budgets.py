@@ -47,10 +47,10 @@ from lab.speed import rung_budgets_memory
 from lab.speed.run import PERFORMANCE_DOC, _commit, replace_block
 from metric_tracker_rl.adapters.transcript import TaskRun, cut_results, unseen_submitted_rows
 from metric_tracker_rl.agents import run_episode
+from metric_tracker_rl.catalog.task_splits import calibration_reset_kwargs
+from metric_tracker_rl.catalog.tiers import TIERS
 from metric_tracker_rl.models import MetricTrackerRlAction
 from metric_tracker_rl.serving.environment import MetricTrackerRlEnvironment
-from metric_tracker_rl.spec.task_splits import calibration_reset_kwargs
-from metric_tracker_rl.spec.tiers import TIERS
 from metric_tracker_rl.view.tool_schemas import openai_tools, schema_chars
 
 ROOT = Path(__file__).resolve().parents[2]

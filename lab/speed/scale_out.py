@@ -31,8 +31,8 @@ from websockets.asyncio.client import connect
 
 from lab.speed.episodes import _scripted_episode
 from lab.speed.load import request
+from metric_tracker_rl.catalog.published import DIFFICULTIES
 from metric_tracker_rl.server_process import free_port, healthy, serving
-from metric_tracker_rl.spec.published import DIFFICULTIES
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIG = ROOT / "deploy" / "haproxy.cfg"

@@ -27,9 +27,9 @@ import os
 import statistics
 import time
 
+from metric_tracker_rl.catalog.published import SEGMENTED_DIFFICULTIES
 from metric_tracker_rl.models import MetricTrackerRlAction
 from metric_tracker_rl.serving.environment import MetricTrackerRlEnvironment
-from metric_tracker_rl.spec.published import SEGMENTED_DIFFICULTIES
 from metric_tracker_rl.sql.engine import EpisodeTables, open_database
 from metric_tracker_rl.sql.pool import pool
 from metric_tracker_rl.sql.sandbox import SqlSandbox
@@ -132,8 +132,8 @@ def workers_rss_mb() -> float:
 
 def bench_overhead(repeats: int, difficulty: str) -> dict[str, dict[str, float]]:
     """One statement by the engine in this process (no worker) and through the pool (a worker process)."""
+    from metric_tracker_rl.catalog.tasks import resolve_episode_config
     from metric_tracker_rl.generation import build_episode
-    from metric_tracker_rl.spec.tasks import resolve_episode_config
 
     public = build_episode(resolve_episode_config(seed=7, difficulty=difficulty)).public
     database = open_database()

@@ -25,9 +25,9 @@ from typing import Any
 
 import numpy as np
 
+from metric_tracker_rl.catalog.tasks import resolve_episode_config
+from metric_tracker_rl.catalog.tiers import WAREHOUSE
 from metric_tracker_rl.generation.warehouse.world import build_warehouse_world
-from metric_tracker_rl.spec.tasks import resolve_episode_config
-from metric_tracker_rl.spec.tiers import WAREHOUSE
 from metric_tracker_rl.sql.engine import EpisodeTables, _arrow_table, open_database
 from metric_tracker_rl.world.events import EventLog
 from metric_tracker_rl.world.metrics_layer import DASHBOARD_SQL

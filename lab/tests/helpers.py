@@ -12,9 +12,9 @@ from typing import Any
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection, connect
 
+from metric_tracker_rl.catalog.tasks import resolve_episode_config
 from metric_tracker_rl.generation import build_episode
 from metric_tracker_rl.generation.episode import Episode
-from metric_tracker_rl.spec.tasks import resolve_episode_config
 
 ROOT = Path(__file__).resolve().parents[2]
 RELEASE_WAIT_S = 30.0  # only bounds the polling

@@ -10,8 +10,8 @@ import pytest
 from lab.calibration.interface import record_episode
 from lab.speed import rung_budgets
 from metric_tracker_rl.agents.recording import message_texts
+from metric_tracker_rl.catalog.task_splits import calibration_reset_kwargs
 from metric_tracker_rl.serving.environment import MetricTrackerRlEnvironment
-from metric_tracker_rl.spec.task_splits import calibration_reset_kwargs
 
 ABYSS = "abyss"
 # Calibration offsets that tuned neither the tier nor its expert (0-199 tuned or informed them).

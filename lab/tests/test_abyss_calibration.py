@@ -11,7 +11,7 @@ import pytest
 
 from lab.calibration.calibrate import SHORTCUT_AGENTS
 from lab.tests.helpers import ROOT
-from metric_tracker_rl.spec.task_splits import EVAL_SEEDS_PER_DIFFICULTY, UNTUNED_FIRST_OFFSET
+from metric_tracker_rl.catalog.task_splits import EVAL_SEEDS_PER_DIFFICULTY, UNTUNED_FIRST_OFFSET
 
 KEPT = ROOT / "lab" / "artifacts" / "abyss_calibration.json"
 ABYSS, TARGET = "abyss", 0.9

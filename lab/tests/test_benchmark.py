@@ -8,10 +8,10 @@ import pytest
 from lab.speed.replay_env import ReplayEnvironment
 from lab.speed.reset_profile import STAGES, profile_resets
 from lab.speed.run import analysis_action, bench_websocket
+from metric_tracker_rl.catalog.tiers import TIERS
 from metric_tracker_rl.generation import aggregate
 from metric_tracker_rl.models import MetricTrackerRlAction
 from metric_tracker_rl.serving.environment import MetricTrackerRlEnvironment
-from metric_tracker_rl.spec.tiers import TIERS
 
 CYCLE = [analysis_action(i) for i in range(8)]
 HARD_MIX = TIERS["hard"].aggregate

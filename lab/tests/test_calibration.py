@@ -43,12 +43,12 @@ from metric_tracker_rl import MetricTrackerRlAction
 from metric_tracker_rl.agents import run_episode
 from metric_tracker_rl.analysis_tools import GENERATOR_NAMES
 from metric_tracker_rl.analysis_tools.registry import MAX_PAGE_ROWS
-from metric_tracker_rl.serving.environment import MetricTrackerRlEnvironment
-from metric_tracker_rl.spec.published import (
+from metric_tracker_rl.catalog.published import (
     AGGREGATE_DIFFICULTIES as DIFFICULTIES,  # frontier: test_frontier_calibration
 )
-from metric_tracker_rl.spec.published import DIFFICULTIES as DIFFICULTIES_WITH_FRONTIER
-from metric_tracker_rl.spec.task_splits import UNTUNED_FIRST_OFFSET
+from metric_tracker_rl.catalog.published import DIFFICULTIES as DIFFICULTIES_WITH_FRONTIER
+from metric_tracker_rl.catalog.task_splits import UNTUNED_FIRST_OFFSET
+from metric_tracker_rl.serving.environment import MetricTrackerRlEnvironment
 
 SEEDS = 20
 # The calibration targets (lab/docs/calibration.md) are stated on 200 seeds; 40 is the smallest sweep on which each
@@ -63,12 +63,12 @@ NEXT_DATE_PADDER = "next_date_padder"  # the expert plus guessed second dates: n
 SHALLOW_AGENTS = ("top_k_dates_shift_checked", "shallow_reader")
 REPLAYER = "seed_replayer"
 # The one agent that may rebuild the episode from its seed: replaying the public generator is its exploit.
-REPLAY_MODULES = ("metric_tracker_rl.generation", "metric_tracker_rl.spec.tasks")
+REPLAY_MODULES = ("metric_tracker_rl.generation", "metric_tracker_rl.catalog.tasks")
 # The package's reference agents and the calibration's exploits (lab/agents/).
 AGENT_DIRS = (Path(__file__).resolve().parents[2] / "metric_tracker_rl" / "agents",
               Path(__file__).resolve().parents[2] / "lab" / "agents")
 FORBIDDEN_MODULES = ("server", "metric_tracker_rl.generation", "metric_tracker_rl.grading",
-                     "metric_tracker_rl.spec.tasks", "metric_tracker_rl.analysis_tools",
+                     "metric_tracker_rl.catalog.tasks", "metric_tracker_rl.analysis_tools",
                      "metric_tracker_rl.world.daily_panel", "metric_tracker_rl.world.funnel")
 
 

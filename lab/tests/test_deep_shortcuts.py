@@ -12,7 +12,7 @@ from lab.calibration.interface import record_episode
 from metric_tracker_rl.adapters.transcript import unseen_submitted_rows
 from metric_tracker_rl.agents.expert_core.cuboid_queries import SEARCH_DIMENSIONS
 from metric_tracker_rl.agents.expert_core.reports import SQL_CHARS
-from metric_tracker_rl.spec.task_splits import calibration_reset_kwargs
+from metric_tracker_rl.catalog.task_splits import calibration_reset_kwargs
 
 EPISODES = 3
 SHORTCUTS = ("one_dimension_expert", "short_segment_rule", "aggregate_only_expert")

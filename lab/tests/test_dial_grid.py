@@ -22,8 +22,8 @@ from lab.calibration.dial_grid import (
     run_grid,
 )
 from lab.pictures.dial_plot import EXPERT_TARGET, REFERENCE_AGENT, REFERENCE_TIER, dial_plot_svg, reference_score
-from metric_tracker_rl.spec.tasks import cuboid_defaults, resolve_episode_config
-from metric_tracker_rl.spec.tiers import TIERS
+from metric_tracker_rl.catalog.tasks import cuboid_defaults, resolve_episode_config
+from metric_tracker_rl.catalog.tiers import TIERS
 
 ROOT = Path(__file__).resolve().parents[2]
 

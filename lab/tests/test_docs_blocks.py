@@ -13,8 +13,8 @@ from lab import docs_blocks
 from lab.agents.registry import known_agents
 from lab.calibration.calibrate import SHORTCUT_AGENTS
 from lab.tests.helpers import ROOT, reset_episode
-from metric_tracker_rl.spec.plain_types import MetricSubmissionRow
-from metric_tracker_rl.spec.task_splits import TRAIN_SCHEDULE, TRAIN_SEED_BASE, TRAIN_TASK_COUNT, get_split
+from metric_tracker_rl.catalog.plain_types import MetricSubmissionRow
+from metric_tracker_rl.catalog.task_splits import TRAIN_SCHEDULE, TRAIN_SEED_BASE, TRAIN_TASK_COUNT, get_split
 
 
 @pytest.mark.parametrize("block", docs_blocks.BLOCKS, ids=lambda block: block.name)
@@ -133,7 +133,7 @@ def test_the_submission_row_table_lists_every_field_in_order() -> None:
 
 
 def test_the_window_table_is_each_tiers_window_as_reset_builds_it() -> None:
-    from metric_tracker_rl.spec.published import DIFFICULTIES
+    from metric_tracker_rl.catalog.published import DIFFICULTIES
 
     rows = docs_blocks.tier_windows().splitlines()[2:]
     assert [row.split(" | ")[0].strip("| ") for row in rows] == list(DIFFICULTIES)

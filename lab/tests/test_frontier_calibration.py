@@ -17,8 +17,8 @@ from metric_tracker_rl.adapters.transcript import cut_results, unseen_submitted_
 from metric_tracker_rl.agents.expert_core.classification import OUTAGE_HOURS, one_block
 from metric_tracker_rl.agents.expert_core.queries import STEPS
 from metric_tracker_rl.agents.expert_core.reports import SQL_CHARS, Report, values_queries
-from metric_tracker_rl.spec.dimensions import COUNTRIES
-from metric_tracker_rl.spec.task_splits import calibration_reset_kwargs
+from metric_tracker_rl.catalog.dimensions import COUNTRIES
+from metric_tracker_rl.catalog.task_splits import calibration_reset_kwargs
 
 SEEDS = 10  # the first ten episodes of the frontier sweep (the tenth is a null episode)
 GAMING = ("top_k_dates", "top_k_dates_shift_aware", "side_effect_padder", "weekday_rule", "mass_generators",

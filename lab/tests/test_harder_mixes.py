@@ -19,15 +19,15 @@ from lab.calibration.harder_mixes import deep_with
 from metric_tracker_rl.adapters.session import EpisodeSession
 from metric_tracker_rl.agents import play
 from metric_tracker_rl.agents.expert_core import change_points
+from metric_tracker_rl.catalog.published import CONVERSION_BY_NAME
+from metric_tracker_rl.catalog.task_splits import calibration_reset_kwargs
+from metric_tracker_rl.catalog.tasks import resolve_episode_config
+from metric_tracker_rl.catalog.tiers import TIERS, Tier
 from metric_tracker_rl.generation import build_episode
 from metric_tracker_rl.generation.anomalies import ChangePointRecord
 from metric_tracker_rl.generation.episode import Episode
 from metric_tracker_rl.generation.segmented import DrawnWorld, build_world
 from metric_tracker_rl.serving.environment import MetricTrackerRlEnvironment
-from metric_tracker_rl.spec.published import CONVERSION_BY_NAME
-from metric_tracker_rl.spec.task_splits import calibration_reset_kwargs
-from metric_tracker_rl.spec.tasks import resolve_episode_config
-from metric_tracker_rl.spec.tiers import TIERS, Tier
 from metric_tracker_rl.world.context import Campaign, Experiment, Holiday
 from metric_tracker_rl.world.segments import Segment
 

@@ -10,7 +10,7 @@ import pytest
 
 from lab.agents.registry import LAB_AGENTS, known_agents, make_agent, register_lab_agent
 from metric_tracker_rl.agents import AGENTS, NullAgent
-from metric_tracker_rl.spec.registry import UnknownName
+from metric_tracker_rl.catalog.registry import UnknownName
 
 
 def test_no_lab_agent_is_in_the_packages_registry() -> None:

@@ -7,7 +7,7 @@ import json
 
 import lab.speed.query_speed as query_speed
 from lab.speed.query_speed import by_kind, table, time_engine
-from metric_tracker_rl.spec.task_splits import calibration_reset_kwargs
+from metric_tracker_rl.catalog.task_splits import calibration_reset_kwargs
 
 STATEMENTS = ("SELECT platform, count(*) n FROM daily_by_segment GROUP BY platform ORDER BY platform",
               "SELECT hour, sum(app_opens) a FROM hourly_by_segment GROUP BY hour ORDER BY hour")

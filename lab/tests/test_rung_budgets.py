@@ -27,9 +27,9 @@ from lab.speed.rung_budgets import (
 )
 from lab.speed.rung_budgets_memory import tree_rss_mb
 from lab.tests.helpers import ROOT
+from metric_tracker_rl.catalog.task_splits import calibration_reset_kwargs
+from metric_tracker_rl.catalog.tiers import TIERS
 from metric_tracker_rl.serving.environment import MetricTrackerRlEnvironment
-from metric_tracker_rl.spec.task_splits import calibration_reset_kwargs
-from metric_tracker_rl.spec.tiers import TIERS
 
 
 @pytest.fixture(scope="module")

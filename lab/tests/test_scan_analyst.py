@@ -14,8 +14,8 @@ from lab.agents.scan_analyst_reading import block_of, explained_by_context, narr
 from lab.agents.scan_analyst_sql import SQL_CHARS, THREE_DIMENSION_SETS, TWO_DIMENSION_SETS, scan_sql, series_sql
 from lab.calibration.scan_analyst_sweep import scores
 from metric_tracker_rl.adapters.session import EpisodeSession
+from metric_tracker_rl.catalog.task_splits import calibration_reset_kwargs
 from metric_tracker_rl.serving.environment import MetricTrackerRlEnvironment
-from metric_tracker_rl.spec.task_splits import calibration_reset_kwargs
 from metric_tracker_rl.view.tool_schemas import model_tools
 
 SWEEP = 10

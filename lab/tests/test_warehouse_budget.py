@@ -16,9 +16,9 @@ from lab.calibration.interface import message_texts, record_episode
 from lab.calibration.warehouse_calibration import UNTUNED_FIRST
 from lab.speed import rung_budgets
 from metric_tracker_rl.agents.expert_core.queries import compact, readable
+from metric_tracker_rl.catalog.published import BASELINE_RULE, GRADING_RULE, SEVERITY_RULE
+from metric_tracker_rl.catalog.tiers import DEFAULT_MAX_STEPS, WAREHOUSE, WAREHOUSE_EXPERT_CALLS
 from metric_tracker_rl.serving.environment import MetricTrackerRlEnvironment
-from metric_tracker_rl.spec.published import BASELINE_RULE, GRADING_RULE, SEVERITY_RULE
-from metric_tracker_rl.spec.tiers import DEFAULT_MAX_STEPS, WAREHOUSE, WAREHOUSE_EXPERT_CALLS
 from metric_tracker_rl.sql.sandbox import MAX_SQL_CHARS
 from metric_tracker_rl.view.prompt import first_prompt
 from metric_tracker_rl.world.metrics_layer import METRICS_LAYER

@@ -28,8 +28,8 @@ from openenv.core.harness import (
 )
 from websockets.sync.client import ClientConnection, connect
 
+from metric_tracker_rl.catalog.tasks import RESET_KEYS
 from metric_tracker_rl.models import MetricTrackerRlObservation
-from metric_tracker_rl.spec.tasks import RESET_KEYS
 from metric_tracker_rl.view.prompt import SYSTEM_PROMPT, first_prompt
 
 MAX_MESSAGE_BYTES = 16 * 1024 * 1024

@@ -30,11 +30,11 @@ from pydantic import BaseModel
 from websockets.exceptions import ConnectionClosed
 
 from metric_tracker_rl.adapters.session import EpisodeSession
+from metric_tracker_rl.catalog.tasks import RESET_KEYS
 from metric_tracker_rl.client import MetricTrackerRlEnv
 from metric_tracker_rl.models import MetricTrackerRlAction
 from metric_tracker_rl.reconnect import lost_connection_text, reset_until_served
 from metric_tracker_rl.settings import DEFAULT_SERVER_URL, ClientSettings
-from metric_tracker_rl.spec.tasks import RESET_KEYS
 from metric_tracker_rl.view.tool_schemas import ModelTool, model_tools
 
 URL_VAR = "METRIC_TRACKER_URL"  # what a trainer sets: TRL builds instances with no arguments

@@ -8,8 +8,8 @@ from types import SimpleNamespace
 from typing import Any
 
 from metric_tracker_rl.adapters.session import EpisodeSession
+from metric_tracker_rl.catalog.registry import Registry
 from metric_tracker_rl.models import MetricTrackerRlAction
-from metric_tracker_rl.spec.registry import Registry
 from metric_tracker_rl.view.observation import SeenObservation
 
 

@@ -40,8 +40,8 @@ from metric_tracker_rl.agents.reading import (
     signed_share,
     strongest_signal,
 )
+from metric_tracker_rl.catalog.published import DIRECTIONAL_FAMILIES, FUNNEL_STEPS, SEGMENTED_DIFFICULTIES
 from metric_tracker_rl.models import MetricSubmissionRow, MetricTrackerRlAction
-from metric_tracker_rl.spec.published import DIRECTIONAL_FAMILIES, FUNNEL_STEPS, SEGMENTED_DIFFICULTIES
 from metric_tracker_rl.view.observation import SeenObservation
 
 # Generator thresholds of the candidate pool. The data-quality and funnel-break generators also require hours

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from metric_tracker_rl.spec.published import AGGREGATE_DIFFICULTIES
+from metric_tracker_rl.catalog.published import AGGREGATE_DIFFICULTIES
 
 # The most rows a page of a get_*_rows tool holds (its `limit` argument says so).
 PAGE_ROWS = 120

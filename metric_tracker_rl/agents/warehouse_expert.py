@@ -33,9 +33,9 @@ from metric_tracker_rl.agents import warehouse_sql as wsql
 from metric_tracker_rl.agents.base import Agent, register_agent
 from metric_tracker_rl.agents.expert_core.queries import query_action, readable
 from metric_tracker_rl.agents.warehouse_sql import ALL_RULES, Fixes
+from metric_tracker_rl.catalog.families import EntityType
+from metric_tracker_rl.catalog.published import COUNT_COLUMNS, FAMILY_ENTITY_TYPE, severity_for
 from metric_tracker_rl.models import MetricSubmissionRow, MetricTrackerRlAction
-from metric_tracker_rl.spec.families import EntityType
-from metric_tracker_rl.spec.published import COUNT_COLUMNS, FAMILY_ENTITY_TYPE, severity_for
 from metric_tracker_rl.sql.sandbox import MAX_SQL_CHARS
 from metric_tracker_rl.view.observation import SeenObservation
 from metric_tracker_rl.world.metrics_layer import RATE_COLUMNS, STEP_SESSION_COLUMNS

@@ -11,9 +11,9 @@ from typing import Any, ClassVar
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from metric_tracker_rl.analysis_tools.registry import DEFAULT_PAGE_ROWS, EPISODE_WINDOW, MAX_PAGE_ROWS
-from metric_tracker_rl.spec.plain_types import HIDDEN_FROM_MODELS, THRESHOLD_MULTIPLIER_BOUNDS
-from metric_tracker_rl.spec.published import CONVERSION_METRIC_NAMES, COUNT_COLUMNS
-from metric_tracker_rl.spec.validation import check_choice, date_problem
+from metric_tracker_rl.catalog.plain_types import HIDDEN_FROM_MODELS, THRESHOLD_MULTIPLIER_BOUNDS
+from metric_tracker_rl.catalog.published import CONVERSION_METRIC_NAMES, COUNT_COLUMNS
+from metric_tracker_rl.catalog.validation import check_choice, date_problem
 from metric_tracker_rl.world.funnel import window_dates
 from metric_tracker_rl.world.segments import Segment
 

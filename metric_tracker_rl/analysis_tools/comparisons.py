@@ -11,7 +11,7 @@ import numpy as np
 
 from metric_tracker_rl.analysis_tools.arguments import DailyScopedDateArgs
 from metric_tracker_rl.analysis_tools.registry import ToolError
-from metric_tracker_rl.spec.published import (
+from metric_tracker_rl.catalog.published import (
     MIN_HOURLY_DENOMINATOR,  # hours with fewer events at the earlier step are too noisy to judge
 )
 from metric_tracker_rl.world.daily_panel import (

@@ -29,9 +29,9 @@ from metric_tracker_rl.analysis_tools.registry import (
     register_tool,
     strongest_first,
 )
-from metric_tracker_rl.spec.plain_types import PayloadGeneratorMethod
-from metric_tracker_rl.spec.published import COUNT_COLUMNS, DIRECTIONAL_FAMILIES, row_key
-from metric_tracker_rl.spec.validation import describe_validation_error
+from metric_tracker_rl.catalog.plain_types import PayloadGeneratorMethod
+from metric_tracker_rl.catalog.published import COUNT_COLUMNS, DIRECTIONAL_FAMILIES, row_key
+from metric_tracker_rl.catalog.validation import describe_validation_error
 from metric_tracker_rl.world.public_episode import PublicEpisode
 
 MIN_FLAGGED_HOURS = 2  # a family generator's hour-level check flags a date on this many hours or more

@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from metric_tracker_rl.spec.published import CONVERSION_METRICS, COUNT_COLUMNS
+from metric_tracker_rl.catalog.published import CONVERSION_METRICS, COUNT_COLUMNS
 from metric_tracker_rl.world.daily_panel import COLUMN_INDEX
 from metric_tracker_rl.world.public_episode import PublicEpisode
 

@@ -12,16 +12,16 @@ from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from metric_tracker_rl.spec.published import (
+from metric_tracker_rl.catalog.published import (
     AGGREGATE_DIFFICULTIES,
     COUNT_DIFFICULTIES,
     RAW_EVENT_DIFFICULTIES,
     RESET_DIFFICULTIES,
     SEGMENTED_DIFFICULTIES,
 )
-from metric_tracker_rl.spec.registry import Registry
-from metric_tracker_rl.spec.tiers import TIERS
-from metric_tracker_rl.spec.validation import check_choice, describe_validation_error
+from metric_tracker_rl.catalog.registry import Registry
+from metric_tracker_rl.catalog.tiers import TIERS
+from metric_tracker_rl.catalog.validation import check_choice, describe_validation_error
 from metric_tracker_rl.world.funnel import window_calendar
 from metric_tracker_rl.world.public_episode import PublicEpisode
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from metric_tracker_rl.analysis_tools.registry import ToolError
-from metric_tracker_rl.spec.validation import NO_SEGMENTS as EPISODE_HAS_NO_SEGMENTS
+from metric_tracker_rl.catalog.validation import NO_SEGMENTS as EPISODE_HAS_NO_SEGMENTS
 from metric_tracker_rl.world.public_episode import PublicEpisode
 from metric_tracker_rl.world.segments import SegmentedData
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from metric_tracker_rl.spec.published import CONVERSION_METRIC_NAMES, COUNT_COLUMNS
+from metric_tracker_rl.catalog.published import CONVERSION_METRIC_NAMES, COUNT_COLUMNS
 from metric_tracker_rl.sql.sandbox import CUT_MARK, MAX_CELL_CHARS, MAX_SQL_CHARS, ROW_CAP, TIME_LIMIT_S, SqlSandbox
 from metric_tracker_rl.world.funnel import HOURS, FunnelData
 from metric_tracker_rl.world.public_episode import PublicEpisode, sql_tables_of

@@ -12,8 +12,8 @@ from typing import Any
 
 import numpy as np
 
+from metric_tracker_rl.catalog.tasks import resolve_episode_config
 from metric_tracker_rl.generation import build_episode
-from metric_tracker_rl.spec.tasks import resolve_episode_config
 from metric_tracker_rl.world.public_episode import PublicEpisode
 
 

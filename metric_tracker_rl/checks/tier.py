@@ -11,10 +11,10 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from metric_tracker_rl.analysis_tools import TOOL_REGISTRY
+from metric_tracker_rl.catalog.published import RESET_DIFFICULTIES, row_key
+from metric_tracker_rl.catalog.tiers import TIERS
 from metric_tracker_rl.checks.failure import require
 from metric_tracker_rl.models import MetricTrackerRlAction, MetricTrackerRlObservation, MetricTrackerRlState
-from metric_tracker_rl.spec.published import RESET_DIFFICULTIES, row_key
-from metric_tracker_rl.spec.tiers import TIERS
 from metric_tracker_rl.view.tool_schemas import model_tools, schema_chars
 
 

@@ -25,9 +25,9 @@ from metric_tracker_rl.analysis_tools.registry import (
     offered_fields,
     run_tool,
 )
+from metric_tracker_rl.catalog.tiers import TIERS
 from metric_tracker_rl.checks.episodes import digest, public_episode, refusing_episode
 from metric_tracker_rl.checks.failure import CheckFailed, require
-from metric_tracker_rl.spec.tiers import TIERS
 from metric_tracker_rl.view.tool_schemas import ModelTool, model_schema, schema_chars
 from metric_tracker_rl.world.public_episode import PublicEpisode
 

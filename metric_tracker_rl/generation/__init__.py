@@ -1,19 +1,19 @@
-"""Behind the truth wall: how an episode and its ground truth are made. Imports the spec and the world; the tools and
+"""Behind the truth wall: how an episode and its ground truth are made. Imports the catalog and the world; the tools and
 the view never import it.
 
-Every tier is built by `build_episode(config)`. The tier's config (spec/tiers.py) names its generator: the
+Every tier is built by `build_episode(config)`. The tier's config (catalog/tiers.py) names its generator: the
 aggregate generator (aggregate.py) with the anomaly families' injectors (anomalies/) for an aggregate tier, the
 segmented generator (segmented.py) with the incident and benign kinds (kinds/) and the plan they edit
 (segment_plan.py) for a segmented one, and for a tier of raw events (the warehouse) the same world drawn as events
 with data defects (warehouse/). What both make, an episode and its truth, is episode.py's.
 """
 
+from metric_tracker_rl.catalog.tasks import EpisodeConfig
 from metric_tracker_rl.generation.aggregate import build_aggregate_episode
 from metric_tracker_rl.generation.anomalies import FAMILY_REGISTRY, FamilyRegistry
 from metric_tracker_rl.generation.episode import Episode
 from metric_tracker_rl.generation.segmented import build_segmented_episode
 from metric_tracker_rl.generation.warehouse.episode import build_warehouse_episode
-from metric_tracker_rl.spec.tasks import EpisodeConfig
 
 
 def build_episode(config: EpisodeConfig, families: FamilyRegistry = FAMILY_REGISTRY) -> Episode:

@@ -18,18 +18,18 @@ from typing import TypeVar
 
 import numpy as np
 
-from metric_tracker_rl.generation.anomalies import FamilyRegistry, InjectionRecord
-from metric_tracker_rl.generation.anomalies.rate_shift import MAX_STEP_RATE
-from metric_tracker_rl.generation.episode import DistractorRecord, Episode, build_ground_truth, visible_task
-from metric_tracker_rl.spec.published import (
+from metric_tracker_rl.catalog.published import (
     AUDIENCE_SWING_SHARE,
     AUDIENCE_SWING_STEPS,
     TIMING_SHIFT_HOURS,
     demand_swing_share,
 )
-from metric_tracker_rl.spec.seeding import derive_rng
-from metric_tracker_rl.spec.tasks import EpisodeConfig, incident_count
-from metric_tracker_rl.spec.tiers import LATE_DATA, AggregateMix, Tier
+from metric_tracker_rl.catalog.seeding import derive_rng
+from metric_tracker_rl.catalog.tasks import EpisodeConfig, incident_count
+from metric_tracker_rl.catalog.tiers import LATE_DATA, AggregateMix, Tier
+from metric_tracker_rl.generation.anomalies import FamilyRegistry, InjectionRecord
+from metric_tracker_rl.generation.anomalies.rate_shift import MAX_STEP_RATE
+from metric_tracker_rl.generation.episode import DistractorRecord, Episode, build_ground_truth, visible_task
 from metric_tracker_rl.world.daily_panel import build_panel
 from metric_tracker_rl.world.funnel import WEEKEND_HOUR_SHARE, FunnelPlan, baseline_plan, draw_counts
 from metric_tracker_rl.world.public_episode import Annotation, PublicEpisode

@@ -23,14 +23,14 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
+from metric_tracker_rl.catalog.published import FUNNEL_STEPS
+from metric_tracker_rl.catalog.seeding import derive_rng
 from metric_tracker_rl.generation.kinds import SegmentFluctuation, SegmentIncident, date_entities
 from metric_tracker_rl.generation.kinds.campaign import CAMPAIGN_CHANNELS
 from metric_tracker_rl.generation.kinds.campaign import RUN_DAYS as CAMPAIGN_DAYS
 from metric_tracker_rl.generation.kinds.cuboid import field_values, leaf_mask
 from metric_tracker_rl.generation.kinds.experiment_effect import INTENDED_EFFECT, RUN_DAYS, TARGET_STEPS
 from metric_tracker_rl.generation.segment_plan import SegmentWorld, pick
-from metric_tracker_rl.spec.published import FUNNEL_STEPS
-from metric_tracker_rl.spec.seeding import derive_rng
 from metric_tracker_rl.world.context import Campaign, ContextRow, Experiment, Holiday
 from metric_tracker_rl.world.funnel import WEEKEND_HOUR_SHARE, window_calendar
 from metric_tracker_rl.world.segments import Segment, holiday_days

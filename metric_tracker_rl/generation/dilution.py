@@ -19,10 +19,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from metric_tracker_rl.catalog.plain_types import MetricSubmissionRow
+from metric_tracker_rl.catalog.published import CONVERSION_BY_NAME, COUNT_COLUMNS
 from metric_tracker_rl.generation.anomalies import InjectionRecord
 from metric_tracker_rl.generation.episode import Episode, daily_series
-from metric_tracker_rl.spec.plain_types import MetricSubmissionRow
-from metric_tracker_rl.spec.published import CONVERSION_BY_NAME, COUNT_COLUMNS
 from metric_tracker_rl.world.daily_panel import MAD_TO_SIGMA, nanmedian_last_axis
 from metric_tracker_rl.world.funnel import window_calendar
 from metric_tracker_rl.world.segments import SEGMENT_FIELDS, Segment, SegmentedData

@@ -13,12 +13,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from metric_tracker_rl.catalog.families import PUBLISHED_FAMILIES
+from metric_tracker_rl.catalog.plain_types import MetricSubmissionRow, submission_row_type
+from metric_tracker_rl.catalog.published import CONVERSION_BY_NAME, COUNT_COLUMNS, row_key, severity_for
+from metric_tracker_rl.catalog.tasks import TASKS, EpisodeConfig
+from metric_tracker_rl.catalog.tiers import Tier
 from metric_tracker_rl.generation.anomalies import ChangePointRecord, FamilyRegistry, InjectionRecord
-from metric_tracker_rl.spec.families import PUBLISHED_FAMILIES
-from metric_tracker_rl.spec.plain_types import MetricSubmissionRow, submission_row_type
-from metric_tracker_rl.spec.published import CONVERSION_BY_NAME, COUNT_COLUMNS, row_key, severity_for
-from metric_tracker_rl.spec.tasks import TASKS, EpisodeConfig
-from metric_tracker_rl.spec.tiers import Tier
 from metric_tracker_rl.world.daily_panel import MetricPanel, build_panel, count_ratio, peer_median, same_weekday_peers
 from metric_tracker_rl.world.public_episode import PublicEpisode
 from metric_tracker_rl.world.segments import CELL_FIELDS, Segment, world_of

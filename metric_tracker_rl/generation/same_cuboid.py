@@ -13,6 +13,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from metric_tracker_rl.catalog.published import FUNNEL_STEPS
+from metric_tracker_rl.catalog.seeding import derive_rng
 from metric_tracker_rl.generation.anomalies.base import step_index
 from metric_tracker_rl.generation.confounders import experiment_beside
 from metric_tracker_rl.generation.kinds import (
@@ -24,8 +26,6 @@ from metric_tracker_rl.generation.kinds import (
 from metric_tracker_rl.generation.kinds.cuboid import own_z, scale_factor
 from metric_tracker_rl.generation.kinds.experiment_effect import TARGET_STEPS
 from metric_tracker_rl.generation.segment_plan import SegmentWorld, pick
-from metric_tracker_rl.spec.published import FUNNEL_STEPS
-from metric_tracker_rl.spec.seeding import derive_rng
 from metric_tracker_rl.world.funnel import window_calendar
 from metric_tracker_rl.world.segments import Segment
 

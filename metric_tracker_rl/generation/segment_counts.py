@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from metric_tracker_rl.catalog.seeding import EpisodeKey, derive_rng
 from metric_tracker_rl.generation.segment_plan import SegmentedPlan
-from metric_tracker_rl.spec.seeding import EpisodeKey, derive_rng
 from metric_tracker_rl.world.funnel import N_EVENTS, N_STEPS, stage_means
 from metric_tracker_rl.world.segments import SegmentedData, day_sums
 

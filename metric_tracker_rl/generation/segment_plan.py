@@ -10,9 +10,9 @@ from typing import TypeVar
 
 import numpy as np
 
+from metric_tracker_rl.catalog.seeding import EpisodeKey, derive_rng
+from metric_tracker_rl.catalog.tiers import CLEAR_OWN_Z
 from metric_tracker_rl.generation.anomalies import FAMILY_REGISTRY, InjectionRecord
-from metric_tracker_rl.spec.seeding import EpisodeKey, derive_rng
-from metric_tracker_rl.spec.tiers import CLEAR_OWN_Z
 from metric_tracker_rl.world.daily_panel import same_weekday_peer_lists
 from metric_tracker_rl.world.funnel import (
     HOURS,

@@ -34,6 +34,9 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from metric_tracker_rl.catalog.seeding import EpisodeKey, derive_rng
+from metric_tracker_rl.catalog.tasks import EpisodeConfig, incident_count
+from metric_tracker_rl.catalog.tiers import SegmentedMix, Tier
 from metric_tracker_rl.generation.anomalies import FAMILY_REGISTRY
 from metric_tracker_rl.generation.anomalies.base import draw_window
 from metric_tracker_rl.generation.confounders import place_confounders
@@ -61,9 +64,6 @@ from metric_tracker_rl.generation.segment_plan import (
     segmented_plan,
 )
 from metric_tracker_rl.generation.twins import incident_twins
-from metric_tracker_rl.spec.seeding import EpisodeKey, derive_rng
-from metric_tracker_rl.spec.tasks import EpisodeConfig, incident_count
-from metric_tracker_rl.spec.tiers import SegmentedMix, Tier
 from metric_tracker_rl.world.context import (
     EMPTY_NOTICES,
     PARTNER_NOTICE_STATUS,

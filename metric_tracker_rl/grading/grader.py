@@ -53,16 +53,16 @@ from typing import Any
 
 import numpy as np
 
-from metric_tracker_rl.spec.families import PUBLISHED_FAMILIES, FamilyCatalog
-from metric_tracker_rl.spec.plain_types import MetricSubmissionRow, RewardBreakdown
-from metric_tracker_rl.spec.published import (
+from metric_tracker_rl.catalog.families import PUBLISHED_FAMILIES, FamilyCatalog
+from metric_tracker_rl.catalog.plain_types import MetricSubmissionRow, RewardBreakdown
+from metric_tracker_rl.catalog.published import (
     COUNT_COLUMNS,
     METHODS_ACCEPTED_WHEN_USED,
     QUALITY_WEIGHTS,
     RELATIVE_TOLERANCE,
     row_key,
 )
-from metric_tracker_rl.spec.validation import validate_rows
+from metric_tracker_rl.catalog.validation import validate_rows
 from metric_tracker_rl.world.segments import SEGMENT_FIELDS, Segment, SegmentedData
 
 SEGMENT_CREDIT = {"exact": 1.0, "parent": 0.5, "wrong_version": 0.25, "over_specific": 0.25, "aggregate": 0.0,

@@ -12,6 +12,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from metric_tracker_rl.catalog.dimensions import DIMENSIONS, PLATFORM_SHARE
+from metric_tracker_rl.catalog.published import COUNT_COLUMNS
+from metric_tracker_rl.catalog.tiers import TIERS
 from metric_tracker_rl.grading.grader import (
     LeafTraffic,
     SegmentOverlap,
@@ -19,9 +22,6 @@ from metric_tracker_rl.grading.grader import (
     segment_match,
     segment_overlap,
 )
-from metric_tracker_rl.spec.dimensions import DIMENSIONS, PLATFORM_SHARE
-from metric_tracker_rl.spec.published import COUNT_COLUMNS
-from metric_tracker_rl.spec.tiers import TIERS
 from metric_tracker_rl.world.segments import LeafSplit, Segment, SegmentedData, world_of
 from metric_tracker_rl.world.traffic_split import cell_layout
 

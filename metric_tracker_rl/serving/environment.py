@@ -23,6 +23,10 @@ from openenv.core.env_server.types import EnvironmentMetadata
 from metric_tracker_rl import __version__
 from metric_tracker_rl.analysis_tools import available_analysis_methods, generate_rows, run_tool
 from metric_tracker_rl.analysis_tools.tools.query import open_statement
+from metric_tracker_rl.catalog.published import CONVERSION_METRICS, fluctuation_bounds
+from metric_tracker_rl.catalog.task_splits import TaskProviderMixin
+from metric_tracker_rl.catalog.tasks import RESET_KEYS, RETRY_COST, resolve_episode_config, task_catalog
+from metric_tracker_rl.catalog.validation import entity_names_of, validate_rows
 from metric_tracker_rl.generation import build_episode
 from metric_tracker_rl.generation.anomalies import FAMILY_REGISTRY
 from metric_tracker_rl.generation.episode import Episode
@@ -41,10 +45,6 @@ from metric_tracker_rl.models import (
 from metric_tracker_rl.serving.mcp_surface import MCP_ACTIONS, McpToolSurface
 from metric_tracker_rl.serving.reset_turns import in_build_thread, reset_turns
 from metric_tracker_rl.serving.rubric import SubmissionRubric
-from metric_tracker_rl.spec.published import CONVERSION_METRICS, fluctuation_bounds
-from metric_tracker_rl.spec.task_splits import TaskProviderMixin
-from metric_tracker_rl.spec.tasks import RESET_KEYS, RETRY_COST, resolve_episode_config, task_catalog
-from metric_tracker_rl.spec.validation import entity_names_of, validate_rows
 from metric_tracker_rl.sql.pool import CLIENT, gate, sql_threads, statement_seconds
 from metric_tracker_rl.world.segment_brief import (
     KindText,

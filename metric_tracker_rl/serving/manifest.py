@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 from metric_tracker_rl import __version__
-from metric_tracker_rl.spec.task_splits import split_descriptors
+from metric_tracker_rl.catalog.task_splits import split_descriptors
 
 MANIFEST = "openenv.yaml"
 TEMPLATE = """\

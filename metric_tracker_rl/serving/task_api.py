@@ -21,8 +21,8 @@ from fastapi.responses import JSONResponse, Response
 from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException
 
+from metric_tracker_rl.catalog.task_splits import TaskIndexError, UnknownSplitError
 from metric_tracker_rl.compat.openenv import task_index_cause
-from metric_tracker_rl.spec.task_splits import TaskIndexError, UnknownSplitError
 
 TASK_API_TAG = "Task API"
 NOT_FOUND = {"description": "Unknown environment name (see /list_environments) or split (`detail` lists the splits)"}

@@ -8,8 +8,8 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from metric_tracker_rl.analysis_tools import TOOL_REGISTRY
+from metric_tracker_rl.catalog.published import DIFFICULTIES
 from metric_tracker_rl.models import MetricTrackerRlObservation
-from metric_tracker_rl.spec.published import DIFFICULTIES
 from metric_tracker_rl.view import render
 from metric_tracker_rl.view.prompt import FIRST_PROMPT_NEXT, brief_data, first_prompt_text
 from metric_tracker_rl.world.segments import SEGMENT_FIELDS

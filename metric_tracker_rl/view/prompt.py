@@ -7,8 +7,7 @@ import textwrap
 from collections.abc import Sequence
 from typing import Any
 
-from metric_tracker_rl.models import MetricTrackerRlObservation
-from metric_tracker_rl.spec.published import (
+from metric_tracker_rl.catalog.published import (
     ANNOTATION_MEANINGS,
     DIFFICULTIES,
     RAW_EVENT_DIFFICULTIES,
@@ -17,7 +16,8 @@ from metric_tracker_rl.spec.published import (
     config_meaning,
     incident_count_statement,
 )
-from metric_tracker_rl.spec.tiers import TIERS
+from metric_tracker_rl.catalog.tiers import TIERS
+from metric_tracker_rl.models import MetricTrackerRlObservation
 from metric_tracker_rl.view import render
 from metric_tracker_rl.world.segment_brief import RELEASE_MEANING, SEGMENTED_NOTE_KINDS, drawn_families, tier_wording
 from metric_tracker_rl.world.segments import CELL_FIELDS, world_of

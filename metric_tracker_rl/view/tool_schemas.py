@@ -20,14 +20,14 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from metric_tracker_rl.analysis_tools import TOOL_REGISTRY, available_analysis_methods
 from metric_tracker_rl.analysis_tools.generators import generator_arguments
 from metric_tracker_rl.analysis_tools.registry import ToolError
+from metric_tracker_rl.catalog.published import DIFFICULTIES, RAW_EVENT_DIFFICULTIES, RESET_DIFFICULTIES
+from metric_tracker_rl.catalog.validation import check_choice, describe_validation_error
 from metric_tracker_rl.models import (
     MAX_GENERATOR_CALLS,
     MetricSubmissionRow,
     MetricTrackerRlAction,
     PayloadGeneratorMethod,
 )
-from metric_tracker_rl.spec.published import DIFFICULTIES, RAW_EVENT_DIFFICULTIES, RESET_DIFFICULTIES
-from metric_tracker_rl.spec.validation import check_choice, describe_validation_error
 
 SUBMIT_REPORT = "submit_report"
 SUBMIT_GENERATORS = "submit_generators"

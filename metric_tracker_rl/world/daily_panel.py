@@ -12,7 +12,7 @@ from functools import cache
 
 import numpy as np
 
-from metric_tracker_rl.spec.published import (
+from metric_tracker_rl.catalog.published import (
     CONVERSION_BY_NAME,
     COUNT_COLUMNS,
     ENTITY_NAMES,

@@ -20,8 +20,8 @@ from functools import cache
 
 import numpy as np
 
-from metric_tracker_rl.spec.published import COUNT_COLUMNS
-from metric_tracker_rl.spec.seeding import EpisodeKey, derive_rng
+from metric_tracker_rl.catalog.published import COUNT_COLUMNS
+from metric_tracker_rl.catalog.seeding import EpisodeKey, derive_rng
 
 # The calendar is part of the product, never derived from today's date.
 WINDOW_START = dt.date(2026, 3, 2)  # a Monday

@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from metric_tracker_rl.spec.published import CONVERSION_METRICS, COUNT_COLUMNS
-from metric_tracker_rl.spec.validation import segment_problem
+from metric_tracker_rl.catalog.published import CONVERSION_METRICS, COUNT_COLUMNS
+from metric_tracker_rl.catalog.validation import segment_problem
 from metric_tracker_rl.sql.columns import ServedTable, SqlTable
 from metric_tracker_rl.world.daily_panel import MetricPanel, build_daily_panel, build_panel
 from metric_tracker_rl.world.funnel import HOURS, FunnelData

@@ -13,15 +13,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from metric_tracker_rl.spec.dimensions import PLATFORMS
-from metric_tracker_rl.spec.published import (
+from metric_tracker_rl.catalog.dimensions import PLATFORMS
+from metric_tracker_rl.catalog.published import (
     ANOMALY_TYPES,
     COUNT_COLUMNS,
     FAMILY_ENTITY_TYPE,
     HOURLY_EVIDENCE_GRAIN,
     OVERLAP_CREDIT_RULE,
 )
-from metric_tracker_rl.spec.tiers import CLEAR_OWN_Z, TIERS
+from metric_tracker_rl.catalog.tiers import CLEAR_OWN_Z, TIERS
 from metric_tracker_rl.world.context import CONTEXT_READING, ContextTables, context_meanings
 from metric_tracker_rl.world.funnel import DAY_NOISE_SIGMA, HOUR_NOISE_SIGMA, HOURS, RATE_NOISE_SIGMA
 from metric_tracker_rl.world.segments import (

@@ -1,7 +1,7 @@
 """The segmented world of the segmented tiers (frontier, deep, abyss): its dimensions, segments, cells and leaves, its
 releases and holidays, and its counts with the tables the tools read.
 
-Traffic is split along the dimensions a tier names (tiers.py), each a `Dimension` of spec/dimensions.py: its values,
+Traffic is split along the dimensions a tier names (tiers.py), each a `Dimension` of catalog/dimensions.py: its values,
 each value's share of traffic and its conversion profile. Two grains:
 - cells: platform x app version x country, with hourly and daily counts. Every incident and benign kind acts on
   a segment of these dimensions, and its signature (which hours) shows at this grain. Mobile releases roll out
@@ -29,11 +29,11 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from metric_tracker_rl.spec.dimensions import (
+from metric_tracker_rl.catalog.dimensions import (
     DIMENSIONS,
     Dimension,
 )
-from metric_tracker_rl.spec.published import (
+from metric_tracker_rl.catalog.published import (
     CONVERSION_METRICS,
     COUNT_COLUMNS,
 )

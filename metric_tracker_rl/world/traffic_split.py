@@ -11,7 +11,7 @@ from functools import cache
 
 import numpy as np
 
-from metric_tracker_rl.spec.dimensions import (
+from metric_tracker_rl.catalog.dimensions import (
     COUNTRIES,
     DIMENSIONS,
     PLATFORM_RATE_FACTORS,

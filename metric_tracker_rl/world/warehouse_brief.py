@@ -6,8 +6,8 @@ test (tests/test_warehouse_text.py).
 
 from __future__ import annotations
 
-from metric_tracker_rl.spec.dimensions import PLATFORMS
-from metric_tracker_rl.spec.published import (
+from metric_tracker_rl.catalog.dimensions import PLATFORMS
+from metric_tracker_rl.catalog.published import (
     BASELINE_RULE,
     COUNT_COLUMNS,
     DETECTION_METHOD_RULE,

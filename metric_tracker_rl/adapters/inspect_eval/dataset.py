@@ -2,7 +2,7 @@
 
 By default the named tasks (DEFAULT_TASK_ORDER, one per difficulty and more); with `difficulty` alone, the named
 tasks at those difficulties; with `seeds` > 0, the calibration sweep of each difficulty (the episodes of the `eval`
-split and of the lab's calibration, from metric_tracker_rl.spec.task_splits alone: standard episodes, every
+split and of the lab's calibration, from metric_tracker_rl.catalog.task_splits alone: standard episodes, every
 NULL_EVERY-th a null episode), from its episode `offset` on. Dial knobs (tasks.DIAL_KNOBS) are set on every
 sample's reset arguments, and checked as reset checks them."""
 
@@ -13,10 +13,10 @@ from typing import Any
 
 from inspect_ai.dataset import MemoryDataset, Sample
 
-from metric_tracker_rl.spec.published import DIFFICULTIES
-from metric_tracker_rl.spec.task_splits import calibration_reset_kwargs
-from metric_tracker_rl.spec.tasks import DEFAULT_TASK_ORDER, get_task_spec, knob_value, resolve_episode_config
-from metric_tracker_rl.spec.validation import check_name_in_any_case
+from metric_tracker_rl.catalog.published import DIFFICULTIES
+from metric_tracker_rl.catalog.task_splits import calibration_reset_kwargs
+from metric_tracker_rl.catalog.tasks import DEFAULT_TASK_ORDER, get_task_spec, knob_value, resolve_episode_config
+from metric_tracker_rl.catalog.validation import check_name_in_any_case
 
 
 def as_list(value: str | Sequence[str] | None) -> list[str] | None:

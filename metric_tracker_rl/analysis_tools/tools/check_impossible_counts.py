@@ -8,7 +8,7 @@ from typing import Any
 from metric_tracker_rl.analysis_tools.arguments import ScopedDateArgs
 from metric_tracker_rl.analysis_tools.comparisons import impossible_hour_flags
 from metric_tracker_rl.analysis_tools.registry import COUNT_TIERS, derived, register_tool
-from metric_tracker_rl.spec.published import COUNT_COLUMNS
+from metric_tracker_rl.catalog.published import COUNT_COLUMNS
 from metric_tracker_rl.world.public_episode import PublicEpisode
 
 

@@ -8,7 +8,7 @@ from typing import Any
 from metric_tracker_rl.analysis_tools.arguments import DateMixArgs
 from metric_tracker_rl.analysis_tools.comparisons import comparison
 from metric_tracker_rl.analysis_tools.registry import COUNT_TIERS, register_tool
-from metric_tracker_rl.spec.published import ENTITY_VALUE_DEFINITIONS
+from metric_tracker_rl.catalog.published import ENTITY_VALUE_DEFINITIONS
 from metric_tracker_rl.world.daily_panel import COLUMN_INDEX
 from metric_tracker_rl.world.public_episode import PublicEpisode
 

@@ -18,8 +18,8 @@ from metric_tracker_rl.analysis_tools.registry import (
     register_tool,
 )
 from metric_tracker_rl.analysis_tools.segment_tools import segments_of
-from metric_tracker_rl.spec.published import CONVERSION_BY_NAME, CONVERSION_METRIC_NAMES, COUNT_COLUMNS, severity_for
-from metric_tracker_rl.spec.validation import check_choice
+from metric_tracker_rl.catalog.published import CONVERSION_BY_NAME, CONVERSION_METRIC_NAMES, COUNT_COLUMNS, severity_for
+from metric_tracker_rl.catalog.validation import check_choice
 from metric_tracker_rl.world.daily_panel import (
     COLUMN_INDEX,
     MAD_TO_SIGMA,

@@ -12,7 +12,7 @@ from metric_tracker_rl.analysis_tools.comparisons import (
     hour_runs,
 )
 from metric_tracker_rl.analysis_tools.registry import COUNT_TIERS, derived, register_tool
-from metric_tracker_rl.spec.published import FUNNEL_STEPS, MIN_HOURLY_DENOMINATOR
+from metric_tracker_rl.catalog.published import FUNNEL_STEPS, MIN_HOURLY_DENOMINATOR
 from metric_tracker_rl.world.public_episode import PublicEpisode
 
 

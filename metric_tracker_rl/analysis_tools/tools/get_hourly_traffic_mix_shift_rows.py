@@ -8,7 +8,7 @@ from typing import Any
 from metric_tracker_rl.analysis_tools.arguments import FamilyThreshold
 from metric_tracker_rl.analysis_tools.generators import FAMILY_CONSTANTS, flagged_rows, register_generator, robust_z
 from metric_tracker_rl.analysis_tools.registry import COUNT_TIERS
-from metric_tracker_rl.spec.published import COUNT_COLUMNS
+from metric_tracker_rl.catalog.published import COUNT_COLUMNS
 from metric_tracker_rl.world.public_episode import PublicEpisode
 
 

@@ -15,7 +15,7 @@ from metric_tracker_rl.analysis_tools.generators import (
     robust_z,
 )
 from metric_tracker_rl.analysis_tools.registry import COUNT_TIERS, derived
-from metric_tracker_rl.spec.published import COUNT_COLUMNS, ENTITY_NAMES
+from metric_tracker_rl.catalog.published import COUNT_COLUMNS, ENTITY_NAMES
 from metric_tracker_rl.world.public_episode import PublicEpisode
 
 

@@ -9,7 +9,7 @@ import numpy as np
 
 from metric_tracker_rl.analysis_tools.arguments import ScopedDateArgs
 from metric_tracker_rl.analysis_tools.registry import COUNT_TIERS, register_tool
-from metric_tracker_rl.spec.published import CONVERSION_METRICS, COUNT_COLUMNS
+from metric_tracker_rl.catalog.published import CONVERSION_METRICS, COUNT_COLUMNS
 from metric_tracker_rl.world.daily_panel import safe_ratio
 from metric_tracker_rl.world.public_episode import PublicEpisode
 

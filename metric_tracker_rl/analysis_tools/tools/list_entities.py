@@ -6,7 +6,7 @@ from typing import Any
 
 from metric_tracker_rl.analysis_tools.arguments import NoArgs
 from metric_tracker_rl.analysis_tools.registry import REFERENCE_API, register_tool
-from metric_tracker_rl.spec.published import ENTITY_NAMES, ENTITY_VALUE_DEFINITIONS
+from metric_tracker_rl.catalog.published import ENTITY_NAMES, ENTITY_VALUE_DEFINITIONS
 from metric_tracker_rl.world.public_episode import PublicEpisode
 
 

@@ -10,7 +10,7 @@ from pydantic import Field
 
 from metric_tracker_rl.analysis_tools.arguments import ToolArgs
 from metric_tracker_rl.analysis_tools.registry import COUNT_TIERS, derived, finite_or_none, register_tool
-from metric_tracker_rl.spec.published import LONGEST_WINDOW_DAYS
+from metric_tracker_rl.catalog.published import LONGEST_WINDOW_DAYS
 from metric_tracker_rl.world.public_episode import PublicEpisode
 
 # The kinds of signal a date is ranked by, each shown with its strongest entity. Counts and rates move either way;

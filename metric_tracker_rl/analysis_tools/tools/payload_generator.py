@@ -10,7 +10,7 @@ from pydantic import Field
 from metric_tracker_rl.analysis_tools.arguments import PageArgs
 from metric_tracker_rl.analysis_tools.generators import generate_rows
 from metric_tracker_rl.analysis_tools.registry import REFERENCE_API, page, register_tool
-from metric_tracker_rl.spec.plain_types import MAX_GENERATOR_CALLS, PayloadGeneratorMethod
+from metric_tracker_rl.catalog.plain_types import MAX_GENERATOR_CALLS, PayloadGeneratorMethod
 from metric_tracker_rl.world.public_episode import PublicEpisode
 
 

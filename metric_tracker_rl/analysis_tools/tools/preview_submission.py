@@ -9,8 +9,8 @@ from pydantic import Field, ValidationError
 
 from metric_tracker_rl.analysis_tools.arguments import ToolArgs
 from metric_tracker_rl.analysis_tools.registry import EVERY_TIER, REFERENCE_API, cap_rows, register_tool
-from metric_tracker_rl.spec.plain_types import MetricSubmissionRow
-from metric_tracker_rl.spec.validation import describe_validation_error, entity_names_of, validate_rows
+from metric_tracker_rl.catalog.plain_types import MetricSubmissionRow
+from metric_tracker_rl.catalog.validation import describe_validation_error, entity_names_of, validate_rows
 from metric_tracker_rl.world.public_episode import PublicEpisode
 
 MAX_PREVIEW_ROWS = 200

@@ -9,7 +9,7 @@ from pydantic import Field
 from metric_tracker_rl.analysis_tools.arguments import ToolArgs
 from metric_tracker_rl.analysis_tools.inspection import daily_row
 from metric_tracker_rl.analysis_tools.registry import COUNT_TIERS, register_tool
-from metric_tracker_rl.spec.published import LONGEST_WINDOW_DAYS
+from metric_tracker_rl.catalog.published import LONGEST_WINDOW_DAYS
 from metric_tracker_rl.world.public_episode import PublicEpisode
 
 

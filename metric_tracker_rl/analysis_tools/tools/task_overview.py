@@ -7,8 +7,8 @@ from typing import Any
 
 from metric_tracker_rl.analysis_tools.arguments import NoArgs
 from metric_tracker_rl.analysis_tools.registry import COUNT_TIERS, register_tool
-from metric_tracker_rl.spec.plain_types import MetricSubmissionRow
-from metric_tracker_rl.spec.published import (
+from metric_tracker_rl.catalog.plain_types import MetricSubmissionRow
+from metric_tracker_rl.catalog.published import (
     BASELINE_RULE,
     ENTITY_NAMES,
     ENTITY_VALUE_DEFINITIONS,
@@ -18,7 +18,7 @@ from metric_tracker_rl.spec.published import (
     TWIN_CREDIT_RULE,
     incident_count_statement,
 )
-from metric_tracker_rl.spec.tiers import TIERS
+from metric_tracker_rl.catalog.tiers import TIERS
 from metric_tracker_rl.world.public_episode import PublicEpisode
 
 

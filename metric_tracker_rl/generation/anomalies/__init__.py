@@ -1,5 +1,5 @@
 """Anomaly families: one module per family, each registering its injector by name (its public facts are its
-entry in metric_tracker_rl/spec/families.py)."""
+entry in metric_tracker_rl/catalog/families.py)."""
 
 from metric_tracker_rl.generation.anomalies import (  # noqa: F401  (imported to register the families)
     absolute_drop_in_event_count,

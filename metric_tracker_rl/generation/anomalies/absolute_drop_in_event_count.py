@@ -1,6 +1,6 @@
+from metric_tracker_rl.catalog.families import PUBLISHED_FAMILIES
 from metric_tracker_rl.generation.anomalies.base import register_family
 from metric_tracker_rl.generation.anomalies.count_shift import CountShiftFamily
-from metric_tracker_rl.spec.families import PUBLISHED_FAMILIES
 
 
 class AbsoluteDropInEventCount(CountShiftFamily):

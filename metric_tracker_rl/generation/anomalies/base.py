@@ -1,7 +1,7 @@
 """What an injector is, what it records, and the registry that holds one injector per family.
 
 A family's public facts (entity type, detection methods, flags) are its `public` description from
-metric_tracker_rl/spec/families.py, which the tools may import; the injector here is what they may not."""
+metric_tracker_rl/catalog/families.py, which the tools may import; the injector here is what they may not."""
 
 from __future__ import annotations
 
@@ -10,14 +10,14 @@ from dataclasses import dataclass, field, fields
 
 import numpy as np
 
-from metric_tracker_rl.spec.families import PUBLISHED_FAMILIES, EntityType, FamilyCatalog, FamilyDescription
-from metric_tracker_rl.spec.published import (
+from metric_tracker_rl.catalog.families import PUBLISHED_FAMILIES, EntityType, FamilyCatalog, FamilyDescription
+from metric_tracker_rl.catalog.published import (
     AGGREGATE_DIFFICULTIES,
     CONVERSION_METRICS,
     COUNT_COLUMNS,
     FUNNEL_STEPS,
 )
-from metric_tracker_rl.spec.registry import Registry
+from metric_tracker_rl.catalog.registry import Registry
 from metric_tracker_rl.world.funnel import HOURS, FunnelPlan
 
 EntityKey = tuple[str, str]  # (entity_type, entity_name) on the injected date
@@ -116,7 +116,7 @@ class FamilyRegistry(Registry[AnomalyFamily]):
 
     def _check_published(self, family: AnomalyFamily) -> None:
         if family.name not in self.published or self.published[family.name] != family.public:
-            raise ValueError(f"{family.name!r} is not a published anomaly type (metric_tracker_rl/spec/families.py)")
+            raise ValueError(f"{family.name!r} is not a published anomaly type (metric_tracker_rl/catalog/families.py)")
         if set(family.magnitude_ranges) != set(AGGREGATE_DIFFICULTIES):
             raise ValueError(f"{family.name!r} needs a magnitude range for each of {AGGREGATE_DIFFICULTIES}")
 

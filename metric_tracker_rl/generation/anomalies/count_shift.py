@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from metric_tracker_rl.catalog.tiers import TIERS
 from metric_tracker_rl.generation.anomalies.base import (
     AnomalyFamily,
     InjectionRecord,
@@ -13,7 +14,6 @@ from metric_tracker_rl.generation.anomalies.base import (
     full_day,
     hourly_mix_from,
 )
-from metric_tracker_rl.spec.tiers import TIERS
 from metric_tracker_rl.world.funnel import HOURS, FunnelPlan
 
 MAX_LOCAL_DROP = 0.9  # share of an hour's opens an outage removes at most

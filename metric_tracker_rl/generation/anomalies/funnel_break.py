@@ -2,6 +2,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from metric_tracker_rl.catalog.families import PUBLISHED_FAMILIES
+from metric_tracker_rl.catalog.published import FUNNEL_STEPS
 from metric_tracker_rl.generation.anomalies.base import (
     AnomalyFamily,
     InjectionRecord,
@@ -12,8 +14,6 @@ from metric_tracker_rl.generation.anomalies.base import (
     register_family,
     step_index,
 )
-from metric_tracker_rl.spec.families import PUBLISHED_FAMILIES
-from metric_tracker_rl.spec.published import FUNNEL_STEPS
 from metric_tracker_rl.world.funnel import FunnelPlan
 
 

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from metric_tracker_rl.catalog.families import PUBLISHED_FAMILIES
 from metric_tracker_rl.generation.anomalies.base import (
     AnomalyFamily,
     InjectionRecord,
@@ -9,7 +10,6 @@ from metric_tracker_rl.generation.anomalies.base import (
     rates_touching,
     register_family,
 )
-from metric_tracker_rl.spec.families import PUBLISHED_FAMILIES
 from metric_tracker_rl.world.funnel import FunnelPlan
 
 

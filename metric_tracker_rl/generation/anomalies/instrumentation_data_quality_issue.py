@@ -2,9 +2,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from metric_tracker_rl.catalog.families import PUBLISHED_FAMILIES
+from metric_tracker_rl.catalog.published import COUNT_COLUMNS, ENTITY_NAMES, FUNNEL_STEPS
 from metric_tracker_rl.generation.anomalies.base import AnomalyFamily, InjectionRecord, rates_touching, register_family
-from metric_tracker_rl.spec.families import PUBLISHED_FAMILIES
-from metric_tracker_rl.spec.published import COUNT_COLUMNS, ENTITY_NAMES, FUNNEL_STEPS
 from metric_tracker_rl.world.funnel import HOURS, FunnelPlan
 
 

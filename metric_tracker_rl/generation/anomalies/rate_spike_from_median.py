@@ -1,7 +1,7 @@
+from metric_tracker_rl.catalog.families import PUBLISHED_FAMILIES
+from metric_tracker_rl.catalog.published import FUNNEL_STEPS
 from metric_tracker_rl.generation.anomalies.base import register_family
 from metric_tracker_rl.generation.anomalies.rate_shift import RateShiftFamily
-from metric_tracker_rl.spec.families import PUBLISHED_FAMILIES
-from metric_tracker_rl.spec.published import FUNNEL_STEPS
 
 
 class RateSpikeFromMedian(RateShiftFamily):

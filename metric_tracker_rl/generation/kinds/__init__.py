@@ -36,8 +36,8 @@ from metric_tracker_rl.generation.kinds.base import (
     register_incident_kind,
 )
 from metric_tracker_rl.generation.kinds.family_on_segment import FamilyOnSegment
-from metric_tracker_rl.spec.registry import Registry
-from metric_tracker_rl.spec.tiers import TIERS, Tier
+from metric_tracker_rl.catalog.registry import Registry
+from metric_tracker_rl.catalog.tiers import TIERS, Tier
 
 
 def check_tiers(tiers: Registry[Tier]) -> None:

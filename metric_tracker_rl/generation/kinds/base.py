@@ -15,13 +15,13 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from metric_tracker_rl.catalog.families import PUBLISHED_FAMILIES, EntityType
+from metric_tracker_rl.catalog.published import ENTITY_NAMES, FUNNEL_STEPS
+from metric_tracker_rl.catalog.registry import Registry
 from metric_tracker_rl.generation.anomalies import InjectionRecord
 from metric_tracker_rl.generation.anomalies.base import EntityKey, counts_from, full_day, rates_through_step, step_index
 from metric_tracker_rl.generation.kinds.cuboid import MAX_FALL
 from metric_tracker_rl.generation.segment_plan import SegmentWorld
-from metric_tracker_rl.spec.families import PUBLISHED_FAMILIES, EntityType
-from metric_tracker_rl.spec.published import ENTITY_NAMES, FUNNEL_STEPS
-from metric_tracker_rl.spec.registry import Registry
 from metric_tracker_rl.world.context import ContextRow, Experiment
 from metric_tracker_rl.world.segments import Segment
 

@@ -27,9 +27,9 @@ from functools import cache
 
 import numpy as np
 
+from metric_tracker_rl.catalog.published import MIN_HOURLY_DENOMINATOR
+from metric_tracker_rl.catalog.tiers import CLEAR_OWN_Z
 from metric_tracker_rl.generation.segment_plan import CuboidDial, SegmentWorld, pick
-from metric_tracker_rl.spec.published import MIN_HOURLY_DENOMINATOR
-from metric_tracker_rl.spec.tiers import CLEAR_OWN_Z
 from metric_tracker_rl.world.funnel import RATE_NOISE_SIGMA
 from metric_tracker_rl.world.segments import CELL_FIELDS, Segment
 from metric_tracker_rl.world.traffic_split import (

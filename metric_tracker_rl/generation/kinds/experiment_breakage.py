@@ -12,6 +12,7 @@ from dataclasses import replace
 
 import numpy as np
 
+from metric_tracker_rl.catalog.published import FUNNEL_STEPS
 from metric_tracker_rl.generation.anomalies.base import step_index
 from metric_tracker_rl.generation.kinds.base import IncidentKind, SegmentIncident, register_incident_kind
 from metric_tracker_rl.generation.kinds.cuboid import own_z, scale_factor
@@ -23,7 +24,6 @@ from metric_tracker_rl.generation.kinds.experiment_effect import (
     experiment_arm,
 )
 from metric_tracker_rl.generation.segment_plan import SegmentWorld, pick
-from metric_tracker_rl.spec.published import FUNNEL_STEPS
 from metric_tracker_rl.world.segments import Segment
 
 LEAF_FIELDS = ("channel", "user_type")

@@ -8,10 +8,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from metric_tracker_rl.catalog.dimensions import PLATFORMS
+from metric_tracker_rl.catalog.published import FUNNEL_STEPS
 from metric_tracker_rl.generation.kinds.base import BenignKind, SegmentFluctuation, register_benign_kind
 from metric_tracker_rl.generation.segment_plan import SegmentWorld, pick
-from metric_tracker_rl.spec.dimensions import PLATFORMS
-from metric_tracker_rl.spec.published import FUNNEL_STEPS
 from metric_tracker_rl.world.context import Experiment
 from metric_tracker_rl.world.funnel import window_calendar
 from metric_tracker_rl.world.segments import SEGMENT_FIELDS, Segment

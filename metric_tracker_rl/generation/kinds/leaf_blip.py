@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from metric_tracker_rl.catalog.published import FUNNEL_STEPS
 from metric_tracker_rl.generation.kinds.base import BenignKind, SegmentFluctuation, register_benign_kind
 from metric_tracker_rl.generation.segment_plan import SegmentWorld
-from metric_tracker_rl.spec.published import FUNNEL_STEPS
 from metric_tracker_rl.world.funnel import N_STEPS
 from metric_tracker_rl.world.segments import WEB_VERSION, Segment
 

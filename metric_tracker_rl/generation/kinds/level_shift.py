@@ -11,11 +11,11 @@ from dataclasses import replace
 
 import numpy as np
 
+from metric_tracker_rl.catalog.published import FUNNEL_STEPS
 from metric_tracker_rl.generation.anomalies.base import step_index
 from metric_tracker_rl.generation.kinds.base import IncidentKind, SegmentIncident, register_incident_kind
 from metric_tracker_rl.generation.kinds.cuboid import CuboidRule, draw_cuboid, own_z
 from metric_tracker_rl.generation.segment_plan import SegmentWorld, pick
-from metric_tracker_rl.spec.published import FUNNEL_STEPS
 from metric_tracker_rl.world.segments import Segment
 
 DAYS = (2, 5)

@@ -10,11 +10,11 @@ from dataclasses import replace
 
 import numpy as np
 
+from metric_tracker_rl.catalog.dimensions import PLATFORMS
 from metric_tracker_rl.generation.kinds.base import SegmentIncident, register_incident_kind
 from metric_tracker_rl.generation.kinds.cuboid import readable_placements
 from metric_tracker_rl.generation.kinds.payment_failure import HOUR_WINDOW, PAYMENT_STEP, PaymentFailure
 from metric_tracker_rl.generation.segment_plan import SegmentWorld, pick
-from metric_tracker_rl.spec.dimensions import PLATFORMS
 from metric_tracker_rl.world.context import PARTNER_NOTICE_STATUS, PartnerNotice, partner_of
 from metric_tracker_rl.world.funnel import window_calendar
 from metric_tracker_rl.world.segments import Segment

@@ -20,11 +20,11 @@ from dataclasses import replace
 
 import numpy as np
 
+from metric_tracker_rl.catalog.published import FUNNEL_STEPS
 from metric_tracker_rl.generation.anomalies.base import ChangePointRecord, step_index
 from metric_tracker_rl.generation.kinds.base import IncidentKind, SegmentIncident, register_incident_kind
 from metric_tracker_rl.generation.kinds.cuboid import CuboidRule, draw_cuboid, own_z
 from metric_tracker_rl.generation.segment_plan import SegmentWorld, pick
-from metric_tracker_rl.spec.published import FUNNEL_STEPS
 
 PERSISTENT_DATES = (14, 35)  # two to five weeks, inclusive, cut short by the window's end
 BASELINE_WEEKS = 3  # the change point leaves this many weeks before it, so every weekday has three peers

@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from metric_tracker_rl.catalog.published import DATA_QUALITY_EVENTS
 from metric_tracker_rl.generation.kinds.base import IncidentKind, SegmentIncident, register_incident_kind
 from metric_tracker_rl.generation.segment_plan import SegmentWorld, pick
-from metric_tracker_rl.spec.published import DATA_QUALITY_EVENTS
 from metric_tracker_rl.world.segments import Segment
 
 DAYS = (1, 3)

@@ -6,12 +6,12 @@ from __future__ import annotations
 
 import numpy as np
 
+from metric_tracker_rl.catalog.published import COUNT_COLUMNS
+from metric_tracker_rl.catalog.tasks import EpisodeConfig
+from metric_tracker_rl.catalog.tiers import Tier
 from metric_tracker_rl.generation.episode import Episode, visible_task
 from metric_tracker_rl.generation.warehouse.truth import warehouse_truth
 from metric_tracker_rl.generation.warehouse.world import build_warehouse_world
-from metric_tracker_rl.spec.published import COUNT_COLUMNS
-from metric_tracker_rl.spec.tasks import EpisodeConfig
-from metric_tracker_rl.spec.tiers import Tier
 from metric_tracker_rl.sql.columns import ServedTable
 from metric_tracker_rl.sql.engine import pack_table
 from metric_tracker_rl.world.daily_panel import build_panel

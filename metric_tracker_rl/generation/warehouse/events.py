@@ -5,13 +5,15 @@ leaf's (channel x user type) share and conversion factors. Here a sample of that
 expected opens) becomes sessions, each reaching the funnel steps its leaf's rates give it, owned by users, and
 written as the events an app sends: the funnel's five among session starts, screen views, engagement, first opens
 and errors. Every step is vectorised over all sessions, and every stream is derived by name from the episode key
-(spec.seeding), so an episode's events depend on its seed alone.
+(catalog.seeding), so an episode's events depend on its seed alone.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from metric_tracker_rl.catalog.seeding import EpisodeKey, derive_rng
+from metric_tracker_rl.catalog.tiers import WAREHOUSE_SAMPLE_RATE
 from metric_tracker_rl.generation.segment_plan import SegmentedPlan
 from metric_tracker_rl.generation.warehouse.identities import draw_identities
 from metric_tracker_rl.generation.warehouse.sessions import SessionDraw
@@ -22,8 +24,6 @@ from metric_tracker_rl.generation.warehouse.standing import (
     standing_repeats,
     standing_sessions,
 )
-from metric_tracker_rl.spec.seeding import EpisodeKey, derive_rng
-from metric_tracker_rl.spec.tiers import WAREHOUSE_SAMPLE_RATE
 from metric_tracker_rl.sql.columns import Labels
 from metric_tracker_rl.world.events import (
     COUNTRY_CURRENCY,

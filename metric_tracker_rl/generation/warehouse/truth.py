@@ -16,6 +16,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from metric_tracker_rl.catalog.families import PUBLISHED_FAMILIES, EntityType
+from metric_tracker_rl.catalog.plain_types import MetricSubmissionRow
+from metric_tracker_rl.catalog.published import COUNT_COLUMNS, FAMILY_ENTITY_TYPE, row_key, severity_for
 from metric_tracker_rl.generation.anomalies.base import ChangePointRecord, InjectionRecord
 from metric_tracker_rl.generation.episode import (
     DistractorRecord,
@@ -24,9 +27,6 @@ from metric_tracker_rl.generation.episode import (
     daily_series,
 )
 from metric_tracker_rl.generation.warehouse.world import WarehouseWorld
-from metric_tracker_rl.spec.families import PUBLISHED_FAMILIES, EntityType
-from metric_tracker_rl.spec.plain_types import MetricSubmissionRow
-from metric_tracker_rl.spec.published import COUNT_COLUMNS, FAMILY_ENTITY_TYPE, row_key, severity_for
 from metric_tracker_rl.world.metrics_layer import (
     STEP_SESSION_COLUMNS,
     CountedSessions,

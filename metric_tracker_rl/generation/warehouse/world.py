@@ -10,6 +10,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from metric_tracker_rl.catalog.seeding import derive_rng
+from metric_tracker_rl.catalog.tasks import EpisodeConfig
+from metric_tracker_rl.catalog.tiers import Tier
 from metric_tracker_rl.generation.kinds import SegmentFluctuation, SegmentIncident
 from metric_tracker_rl.generation.segment_plan import SegmentedPlan
 from metric_tracker_rl.generation.segmented import context_tables, place_world
@@ -17,9 +20,6 @@ from metric_tracker_rl.generation.warehouse.benign import BENIGN_CHANGES, Benign
 from metric_tracker_rl.generation.warehouse.defects import DEFECTS, DefectRecord
 from metric_tracker_rl.generation.warehouse.events import draw_event_log
 from metric_tracker_rl.generation.warehouse.experiments import assign_experiments
-from metric_tracker_rl.spec.seeding import derive_rng
-from metric_tracker_rl.spec.tasks import EpisodeConfig
-from metric_tracker_rl.spec.tiers import Tier
 from metric_tracker_rl.sql.columns import SqlTable
 from metric_tracker_rl.world.context import ContextTables
 from metric_tracker_rl.world.events import EventLog

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from metric_tracker_rl.analysis_tools.registry import MAX_PAGE_ROWS
+from metric_tracker_rl.catalog.published import CONVERSION_METRIC_NAMES, CONVERSION_METRICS, COUNT_COLUMNS
 from metric_tracker_rl.models import MetricTrackerRlAction, MetricTrackerRlObservation
 from metric_tracker_rl.serving.debugger.forms import (
     ANNOTATION_COLOR,
@@ -25,7 +26,6 @@ from metric_tracker_rl.serving.debugger.forms import (
     rounded,
 )
 from metric_tracker_rl.serving.debugger.images import hex_rgb, png_bytes
-from metric_tracker_rl.spec.published import CONVERSION_METRIC_NAMES, CONVERSION_METRICS, COUNT_COLUMNS
 
 # --- chart data ---------------------------------------------------------------------------------------
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from metric_tracker_rl.spec.published import CONVERSION_BY_NAME, COUNT_COLUMNS
+from metric_tracker_rl.catalog.published import CONVERSION_BY_NAME, COUNT_COLUMNS
 from metric_tracker_rl.world.context import CONTEXT_TABLES
 from metric_tracker_rl.world.daily_panel import peer_median, same_weekday_peers
 from metric_tracker_rl.world.segments import SEGMENT_FIELDS

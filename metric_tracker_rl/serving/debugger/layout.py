@@ -10,9 +10,9 @@ from dataclasses import dataclass
 import gradio as gr
 
 from metric_tracker_rl import DEFAULT_TASK_ORDER, NAMED_TASK_ORDER
+from metric_tracker_rl.catalog.published import COUNT_COLUMNS, DIFFICULTIES, SCENARIO_FAMILIES
 from metric_tracker_rl.serving.debugger import charts, forms
 from metric_tracker_rl.serving.debugger import cuboid as cuboids
-from metric_tracker_rl.spec.published import COUNT_COLUMNS, DIFFICULTIES, SCENARIO_FAMILIES
 from metric_tracker_rl.world.segments import SEGMENT_FIELDS
 
 CHART_CSS = """

@@ -19,6 +19,7 @@ import gradio as gr
 import pandas as pd
 
 from metric_tracker_rl import NAMED_TASK_ORDER, MetricTrackerRlAction
+from metric_tracker_rl.catalog.tasks import TASKS
 from metric_tracker_rl.models import MetricTrackerRlObservation
 from metric_tracker_rl.serving.debugger import charts, forms, images, layout
 from metric_tracker_rl.serving.debugger import cuboid as cuboids
@@ -33,7 +34,6 @@ from metric_tracker_rl.serving.debugger.tabs import (
     close_session,
     own_base_url,
 )
-from metric_tracker_rl.spec.tasks import TASKS
 from metric_tracker_rl.world.segments import SEGMENT_FIELDS
 
 # Tabs whose page state Gradio keeps (its default, 10,000, holds a copy of the page's config per tab); a tab whose

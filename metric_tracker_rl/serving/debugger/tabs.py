@@ -20,10 +20,10 @@ from websockets.protocol import State
 
 from metric_tracker_rl import MetricTrackerRlAction, MetricTrackerRlEnv
 from metric_tracker_rl.analysis_tools.registry import MAX_PAGE_ROWS
+from metric_tracker_rl.catalog.published import RAW_EVENT_DIFFICULTIES
 from metric_tracker_rl.models import MetricTrackerRlObservation
 from metric_tracker_rl.serving.debugger import charts
 from metric_tracker_rl.serving.debugger import cuboid as cuboids
-from metric_tracker_rl.spec.published import RAW_EVENT_DIFFICULTIES
 
 BUSY_MESSAGE = "this tab is still busy with its previous action: wait for its result, then try again"
 CHART_SESSION_STEPS = 500  # the chart session reads every page and every day's hours (the budget's maximum)

@@ -23,8 +23,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from metric_tracker_rl.spec.published import DIFFICULTIES
-from metric_tracker_rl.spec.tiers import TIERS
+from metric_tracker_rl.catalog.published import DIFFICULTIES
+from metric_tracker_rl.catalog.tiers import TIERS
 
 TRAIN_SEED_BASE = 1_000_000
 
@@ -226,7 +226,7 @@ def split_task_arguments(kwargs: dict[str, Any]) -> dict[str, Any]:
 
 class TaskProviderMixin:
     """OpenEnv's TaskProvider methods (found by name): pure and cheap, as they run on a throw-away instance.
-    A task is the reset arguments that start its episode (see metric_tracker_rl.spec.task_splits)."""
+    A task is the reset arguments that start its episode (see metric_tracker_rl.catalog.task_splits)."""
 
     def list_splits(self) -> list[dict[str, Any]]:
         return split_descriptors()

@@ -22,7 +22,7 @@ import math
 from dataclasses import dataclass, replace
 from typing import Literal
 
-from metric_tracker_rl.spec.registry import Registry
+from metric_tracker_rl.catalog.registry import Registry
 
 DEFAULT_MAX_STEPS = 40
 DEFAULT_MAX_SUBMISSIONS = 1  # one graded report: it ends the episode, so its feedback cannot be decoded

@@ -15,8 +15,8 @@ from contextvars import ContextVar
 
 from pydantic import ValidationError
 
-from metric_tracker_rl.spec.plain_types import MetricSubmissionRow, SubmissionIssue
-from metric_tracker_rl.spec.published import (
+from metric_tracker_rl.catalog.plain_types import MetricSubmissionRow, SubmissionIssue
+from metric_tracker_rl.catalog.published import (
     DIFFICULTIES,
     ENTITY_NAMES,
     RAW_EVENT_DIFFICULTIES,

@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
-from metric_tracker_rl.spec.families import PUBLISHED_FAMILIES, EntityType
-from metric_tracker_rl.spec.tiers import TIERS
+from metric_tracker_rl.catalog.families import PUBLISHED_FAMILIES, EntityType
+from metric_tracker_rl.catalog.tiers import TIERS
 
 # --- funnel ---------------------------------------------------------------------------------------
 
@@ -103,7 +103,7 @@ ENTITY_VALUE_DEFINITIONS: dict[str, str] = {
 
 # --- anomaly families -----------------------------------------------------------------------------
 
-# Derived from the published families (metric_tracker_rl/spec/families.py): a new family is an entry there, not here.
+# Derived from the published families (metric_tracker_rl/catalog/families.py): a new family is an entry there, not here.
 ANOMALY_TYPES: tuple[str, ...] = PUBLISHED_FAMILIES.names
 if TYPE_CHECKING:  # a checker sees a name; the row model's schema sees the enum of the published names
     AnomalyType = str

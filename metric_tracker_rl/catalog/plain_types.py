@@ -19,8 +19,8 @@ from pydantic import (
 from pydantic.config import JsonDict
 from pydantic_core import PydanticCustomError
 
-from metric_tracker_rl.spec.families import EntityType
-from metric_tracker_rl.spec.published import (
+from metric_tracker_rl.catalog.families import EntityType
+from metric_tracker_rl.catalog.published import (
     ANOMALY_TYPES,
     DETECTION_METHOD_RULE,
     ENTITY_NAMES,

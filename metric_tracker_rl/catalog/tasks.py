@@ -9,13 +9,13 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from metric_tracker_rl.spec.dimensions import DIMENSIONS
-from metric_tracker_rl.spec.plain_types import AnomalyRequest
-from metric_tracker_rl.spec.published import RESET_DIFFICULTIES, SCENARIO_FAMILIES
-from metric_tracker_rl.spec.seeding import EpisodeKey, derive_rng, validate_seed
-from metric_tracker_rl.spec.task_splits import split_task_arguments
-from metric_tracker_rl.spec.tiers import DEFAULT_MAX_STEPS, DEFAULT_MAX_SUBMISSIONS, TIERS, Tier
-from metric_tracker_rl.spec.validation import check_choice, check_name_in_any_case, describe_validation_error
+from metric_tracker_rl.catalog.dimensions import DIMENSIONS
+from metric_tracker_rl.catalog.plain_types import AnomalyRequest
+from metric_tracker_rl.catalog.published import RESET_DIFFICULTIES, SCENARIO_FAMILIES
+from metric_tracker_rl.catalog.seeding import EpisodeKey, derive_rng, validate_seed
+from metric_tracker_rl.catalog.task_splits import split_task_arguments
+from metric_tracker_rl.catalog.tiers import DEFAULT_MAX_STEPS, DEFAULT_MAX_SUBMISSIONS, TIERS, Tier
+from metric_tracker_rl.catalog.validation import check_choice, check_name_in_any_case, describe_validation_error
 
 MAX_DENSITY = 0.25
 CUSTOM_FAMILY = "custom"  # the scenario of a reset that lists its own anomalies
