@@ -20,7 +20,12 @@ from typing import Any
 
 from core_helpers import draws_family, reset_episode
 
-from metric_tracker_rl.catalog.published import AGGREGATE_DIFFICULTIES, ANOMALY_TYPES, DIFFICULTIES, SCENARIO_FAMILIES
+from metric_tracker_rl.catalog.published import (
+    AGGREGATE_DIFFICULTIES,
+    ANOMALY_TYPES,
+    RESET_DIFFICULTIES,
+    SCENARIO_FAMILIES,
+)
 from metric_tracker_rl.catalog.tasks import TASKS
 from metric_tracker_rl.generation.episode import Episode
 
@@ -34,8 +39,9 @@ FRONTIER_KINDS = ("release_regression", "payment_failure", "web_tracking_bug", "
 
 
 def episode_settings() -> Iterator[tuple[str, dict[str, Any], str]]:
-    """(label, reset settings, held-out secret) of every fingerprinted episode."""
-    for difficulty in DIFFICULTIES:
+    """(label, reset settings, held-out secret) of every fingerprinted episode: every tier reset reaches, listed
+    or not, so listing a tier changes no stored fingerprint."""
+    for difficulty in RESET_DIFFICULTIES:
         for seed in range(SEEDS_PER_DIFFICULTY):
             yield f"{difficulty}/seed={seed}", {"difficulty": difficulty, "seed": seed}, ""
         for seed in range(5):
@@ -65,7 +71,7 @@ def episode_settings() -> Iterator[tuple[str, dict[str, Any], str]]:
         yield (f"frontier/two_kinds/seed={seed}", {"difficulty": "frontier", "seed": seed,
                                                    "incident_kinds": ["payment_failure", "level_shift"]}, "")
         yield f"frontier/count=8/seed={seed}", {"difficulty": "frontier", "seed": seed, "anomaly_count": 8}, ""
-    # deep's knobs (its seeds, held-out episodes and families are in the loop over DIFFICULTIES above).
+    # deep's knobs (its seeds, held-out episodes and families are in the loop over every tier above).
     yield "deep/count=8/seed=2", {"difficulty": "deep", "seed": 2, "anomaly_count": 8, "decoy_ratio": 2.0}, ""
     for difficulty in AGGREGATE_DIFFICULTIES:
         anomalies = [{"family": family, "date": f"2026-03-{3 + 3 * i:02d}"} for i, family in enumerate(ANOMALY_TYPES)]

@@ -18,6 +18,7 @@ from metric_tracker_rl.catalog.families import PUBLISHED_FAMILIES
 from metric_tracker_rl.catalog.published import (
     BASELINE_RULE,
     COUNT_COLUMNS,
+    DIFFICULTIES,
     GRADING_RULE,
     QUALITY_WEIGHTS,
     SEVERITY_RULE,
@@ -200,7 +201,8 @@ def test_a_dimension_the_tier_lacks_is_an_error_that_lists_its_dimensions(tool: 
 def test_a_segment_scope_below_frontier_or_off_the_episode_is_an_error_that_names_the_valid_values() -> None:
     hard = reset_episode(difficulty="hard", seed=1).public
     outcome = run_tool("detect_funnel_break", hard, {"date": hard.data.dates[3], "platform": "ios"})
-    assert not outcome.ok and "difficulties frontier, deep and abyss have" in outcome.error
+    have = [name for name in DIFFICULTIES if TIERS[name].dimensions]  # the listed tiers with segments
+    assert not outcome.ok and f"difficulties {', '.join(have[:-1])} and {have[-1]} have)" in outcome.error
     frontier = reset_episode(difficulty="frontier", seed=1).public
     outcome = run_tool("detect_funnel_break", frontier, {"date": frontier.data.dates[3], "country": "FR"})
     assert not outcome.ok and "valid: US, GB, DE, BR, IN" in outcome.error

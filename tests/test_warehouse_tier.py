@@ -13,7 +13,7 @@ from conftest import ROOT
 from metric_tracker_rl import MetricTrackerRlAction, MetricTrackerRlEnv
 from metric_tracker_rl.analysis_tools import TOOL_REGISTRY
 from metric_tracker_rl.analysis_tools.tools import metrics_layer as metrics_layer_tool
-from metric_tracker_rl.catalog.published import DIFFICULTIES, RESET_DIFFICULTIES
+from metric_tracker_rl.catalog.published import COUNT_DIFFICULTIES, DIFFICULTIES, RESET_DIFFICULTIES
 from metric_tracker_rl.catalog.tasks import TASKS, resolve_episode_config
 from metric_tracker_rl.catalog.tiers import TIERS, WAREHOUSE
 from metric_tracker_rl.generation.warehouse.episode import PACKED_TABLES
@@ -55,7 +55,7 @@ def test_the_tool_list_is_the_sql_tool_the_metrics_layer_and_submit_report_withi
     assert [tool.name for tool in model_tools("warehouse")] == WAREHOUSE_TOOLS
     assert schema_chars("warehouse") <= WAREHOUSE.tool_schema_budget
     # The counts' tiers keep their lists: the warehouse's tool is offered nowhere else, nor to a client's fixed list.
-    for tier in DIFFICULTIES:
+    for tier in COUNT_DIFFICULTIES:
         assert "metrics_layer" not in [tool.name for tool in model_tools(tier)]
     assert "metrics_layer" not in [tool.name for tool in model_tools()]
     [query] = [tool for tool in openai_tools("warehouse") if tool["function"]["name"] == "query"]

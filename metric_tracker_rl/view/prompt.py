@@ -44,11 +44,16 @@ def _list(words: Sequence[str]) -> str:
     return ", ".join(words[:-1]) + f" and {words[-1]}" if len(words) > 1 else "".join(words)
 
 
+# The listed tiers with segments whose data are counts: the tiers SYSTEM_PROMPT serves (a raw-event tier has its own
+# prompt and none of the tools over counts this one names).
+COUNT_SEGMENTED_TIERS: tuple[str, ...] = tuple(name for name in SEGMENTED_TIERS if not TIERS[name].raw_events)
+
+
 def segment_arguments() -> str:
     """The fields a segment-scoped tool takes at each tier with segments: the cell fields everywhere, and each
     tier's daily-only ones there (which no hourly count has)."""
     extra = {name: [f for f in world_of(TIERS[name].dimensions).fields if f not in CELL_FIELDS]
-             for name in SEGMENTED_TIERS}
+             for name in COUNT_SEGMENTED_TIERS}
     said = _list(CELL_FIELDS) + "".join(f", at {name} also {_list(fields)}" for name, fields in extra.items() if fields)
     daily = sorted({f for fields in extra.values() for f in fields})
     return said + (f" (hourly data has no {' or '.join(daily)})" if daily else "")
@@ -57,7 +62,7 @@ def segment_arguments() -> str:
 _TOOLS = textwrap.fill(
     "list_suspicious_dates shows where to look; the `get_*_rows` tools list candidate rows, strongest first, a page "
     "at a time (limit, offset); confirm doubtful ones with `compare_*`, detect_funnel_break, check_impossible_counts "
-    f"or hourly_rows_for_date. All of these read the whole funnel. With segments ({', '.join(SEGMENTED_TIERS)}) "
+    f"or hourly_rows_for_date. All of these read the whole funnel. With segments ({', '.join(COUNT_SEGMENTED_TIERS)}) "
     "every incident is confined to a segment and may barely show there: find it with compare_segments or query, "
     "then read its row with the `compare_*`, detect_funnel_break, check_impossible_counts or hourly_rows_for_date "
     f"arguments that name its segment: {segment_arguments()}.",
