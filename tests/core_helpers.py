@@ -19,6 +19,12 @@ from metric_tracker_rl.generation.segmented import DrawnWorld, build_world
 from metric_tracker_rl.models import MetricSubmissionRow
 
 ROOT = Path(__file__).resolve().parents[1]
+# The listed tiers a reset's segment knobs (decoy_ratio, ...) and its cuboid dial (max_cuboid_depth, ...) apply at,
+# as a reset's error names them: read off each tier's config, so listing a tier extends them.
+SEGMENT_KNOB_TIERS = " or ".join(repr(name) for name, tier in TIERS.items()
+                                 if tier.listed and tier.segmented is not None)
+CUBOID_DIAL_TIERS = " or ".join(repr(name) for name, tier in TIERS.items()
+                                if tier.listed and tier.segmented is not None and tier.segmented.cuboid_root_causes)
 
 
 def draws_family(difficulty: str, family: str) -> bool:

@@ -16,7 +16,7 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
-from core_helpers import reset_episode
+from core_helpers import CUBOID_DIAL_TIERS, reset_episode
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -304,9 +304,8 @@ def test_the_dial_refuses_bad_values_with_a_clear_error(settings: dict, message:
 
 
 def test_the_dial_applies_at_deep_only_and_shows_there() -> None:
-    cuboid = " or ".join(repr(name) for name, tier in TIERS.items()  # the listed tiers whose root causes are cuboids
-                         if tier.listed and tier.segmented is not None and tier.segmented.cuboid_root_causes)
-    with pytest.raises(ValueError, match=f"max_cuboid_depth applies at difficulty {cuboid} only, not 'frontier'"):
+    refusal = f"max_cuboid_depth applies at difficulty {CUBOID_DIAL_TIERS} only, not 'frontier'"
+    with pytest.raises(ValueError, match=refusal):
         resolve_episode_config(difficulty="frontier", max_cuboid_depth=2)
     frontier = resolve_episode_config(difficulty="frontier", seed=1).public_dict()
     assert not set(CUBOID_KNOBS) & set(frontier)

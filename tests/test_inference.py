@@ -18,6 +18,7 @@ from typing import Any
 import httpx
 import pytest
 from conftest import ROOT
+from core_helpers import CUBOID_DIAL_TIERS, SEGMENT_KNOB_TIERS
 from text_reader import read_observation
 
 import inference
@@ -457,14 +458,14 @@ def test_difficulty_chooses_the_named_or_train_tasks_and_the_knobs_reach_every_e
     (["--difficulty", ","], ["names no difficulty", "deep"]),
     (["--tasks", "easy_two_spikes", "--difficulty", "deep"], ["easy_two_spikes is at difficulty easy"]),
     (["--max-cuboid-depth", "2"],
-     ["easy_two_spikes", "max_cuboid_depth applies at difficulty 'deep' or 'abyss' only"]),
+     ["easy_two_spikes", f"max_cuboid_depth applies at difficulty {CUBOID_DIAL_TIERS} only"]),
     (["--difficulty", "deep", "--max-cuboid-depth", "9"], ["max_cuboid_depth must be between 1 and 3"]),
     (["--difficulty", "deep", "--max-cuboid-depth", "two"], ["max_cuboid_depth must be an integer", "'two'"]),
     (["--difficulty", "deep", "--magnitude-scale", "9"], ["magnitude_scale must be a number between 0.25 and 3"]),
     (["--difficulty", "deep", "--dimensions", "country"], ["includes platform", "valid: platform, country"]),
     (["--difficulty", "deep", "--incident-kinds", "nope"], ["unknown incident kind(s) 'nope'", "valid:"]),
     (["--difficulty", "hard", "--decoy-ratio", "1"],
-     ["decoy_ratio applies at difficulty 'frontier' or 'deep' or 'abyss'"]),
+     [f"decoy_ratio applies at difficulty {SEGMENT_KNOB_TIERS} only"]),
     (["--episodes", "1", "--tasks", "deep_cuboids"], ["drop --tasks"]),
 ])
 def test_bad_difficulties_and_knobs_are_usage_errors_naming_the_choices(

@@ -18,6 +18,7 @@ from typing import Any
 import anyio
 import pytest
 from conftest import ROOT
+from core_helpers import CUBOID_DIAL_TIERS, SEGMENT_KNOB_TIERS
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
@@ -212,12 +213,12 @@ def test_a_difficulty_without_a_sweep_plays_its_named_tasks_with_the_dial_set() 
 
 @pytest.mark.parametrize(("arguments", "message"), [
     ({"max_cuboid_depth": 2},
-     "easy_two_spikes: max_cuboid_depth applies at difficulty 'deep' or 'abyss' only, not 'easy'"),
+     f"easy_two_spikes: max_cuboid_depth applies at difficulty {CUBOID_DIAL_TIERS} only, not 'easy'"),
     ({"difficulty": "deep", "max_cuboid_depth": 7}, "max_cuboid_depth must be between 1 and 3, got 7"),
     ({"difficulty": "deep", "concurrency": "x"}, "concurrency must be an integer, got 'x'"),
     ({"difficulty": "deep", "dimensions": "country,user_type"}, "includes platform; valid: platform, country"),
     ({"difficulty": "hard", "decoy_ratio": 1.0},
-     "decoy_ratio applies at difficulty 'frontier' or 'deep' or 'abyss' only"),
+     f"decoy_ratio applies at difficulty {SEGMENT_KNOB_TIERS} only"),
     ({"difficulty": "deep", "note_share": 2}, "note_share must be a number between 0 and 1"),
 ])
 def test_a_bad_knob_is_an_error_naming_what_it_takes(arguments: dict[str, Any], message: str) -> None:
