@@ -54,10 +54,11 @@ def test_reset_reaches_the_tier_which_no_published_list_names() -> None:
 def test_the_tool_list_is_the_sql_tool_the_metrics_layer_and_submit_report_within_budget() -> None:
     assert [tool.name for tool in model_tools("warehouse")] == WAREHOUSE_TOOLS
     assert schema_chars("warehouse") <= WAREHOUSE.tool_schema_budget
-    # The counts' tiers keep their lists: the warehouse's tool is offered nowhere else, nor to a client's fixed list.
+    # The counts' tiers keep their lists: the warehouse's tool is offered nowhere else, and a client's fixed list
+    # holds it once the warehouse is listed.
     for tier in COUNT_DIFFICULTIES:
         assert "metrics_layer" not in [tool.name for tool in model_tools(tier)]
-    assert "metrics_layer" not in [tool.name for tool in model_tools()]
+    assert ("metrics_layer" in [tool.name for tool in model_tools()]) == WAREHOUSE.listed
     [query] = [tool for tool in openai_tools("warehouse") if tool["function"]["name"] == "query"]
     assert query != TOOL_REGISTRY["query"].openai_schema()  # its own description, not the counts' tables
 
