@@ -66,7 +66,7 @@ NO_SEGMENTS = ("this episode's funnel has no segments (difficulties "
 
 def segment_problem(named: Mapping[str, str], segment_values: Mapping[str, Sequence[str]] | None) -> str | None:
     """What is wrong with the segment fields a row or a scoped tool call names, if anything: segments exist only
-    where the episode has them (frontier, deep, abyss), a field only where the episode has its dimension, and each named
+    where the episode has them (a tier with segments), a field only where it has its dimension, and each named
     value must be one of the episode's."""
     for name, value in named.items():
         if segment_values is None:
