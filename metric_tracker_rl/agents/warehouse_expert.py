@@ -53,11 +53,15 @@ PAYMENT_STEP = 4
 COUNT_OF_DASHBOARD = dict(zip(STEP_SESSION_COLUMNS, COUNT_COLUMNS, strict=True))
 
 # Decision thresholds (z of a fall against the same weekday's other dates).
-RELEASE_Z = (5.0, 6.5)  # a version's pooled fall over its first dates (alone, narrowed by one more field)
+RELEASE_Z = (4.5, 6.5)  # a version's pooled fall over its first dates (alone, narrowed by one more field)
+RELEASE_FIRST_Z = 3.0  # its fall over its first three dates: a regression starts with its rollout
 EXPERIMENT_Z = 3.5  # an arm's pooled fall on a step it does not target, over its dates
 # A blind run's bar by the fields its cuboid names (a level shift names one nearly always).
 RUN_Z = {1: 5.0, 2: 7.0}
 REGRESSION_DATES = (3, 6)  # a regression lasts so many dates from its rollout's first
+# The bar of a fall where the brief places a concurrent incident, by the fields its cuboid names (three-field
+# cuboids are many more, so chance reaches further among them).
+CONCURRENT_Z = {1: 3.0, 2: 3.0, 3: 4.0}
 
 
 @dataclass(frozen=True)
@@ -100,6 +104,7 @@ class Investigation:
     each statement's rows; it returns the findings."""
 
     rules: frozenset[str] = ALL_RULES
+    concurrency: int = 1  # the config's: dates that carry a second incident
     dates: list[str] = field(default_factory=list)
     context: Rows = field(default_factory=list)
 
@@ -237,7 +242,35 @@ class Investigation:
         runs = yield ("runs", wsql.run_scan_sql(self.rules, fixes, (0, 1, 2, 3), RUN_Z))
         found = [*self.versions_alone(releases, runs), *found]  # a release first: its dates' payments are its own
         shifts = self.level_shifts(runs, found, defects)
-        return [*(f for f in found if not within_shift(f, shifts)), *shifts]
+        found = [*(f for f in found if not within_shift(f, shifts)), *shifts]
+        return [*found, *(yield from self.concurrent(found, fixes))]
+
+    def concurrent(self, found: list[Finding], fixes: Fixes) -> Generator[Statement, Rows, list[Finding]]:
+        """The brief's concurrent incidents still unfound: on an incident's date, a level shift of that date only,
+        on a step that date's incidents and experiments leave alone, in a cuboid that keeps one of the incident's
+        values and agrees with it on every field both name. The strongest such fall, where it stands out."""
+        alone = [f for f in found if f.kind == "level_shift" and not any(
+            g.kind == "level_shift" and g.metric == f.metric and g.segment == f.segment and g.date != f.date
+            for g in found)]
+        if not self.concurrency or any(g.date == f.date and g is not f for f in alone for g in found):
+            return []  # none, or one found already (a level shift of one date beside another incident)
+        hosts = sorted({(f.date, f.segment.platform, f.segment.country, f.segment.channel, f.segment.user_type,
+                         tuple(sorted(self.taken(f.date, found)))) for f in found}, key=str)
+        hosts = [host for host in hosts if len(host[-1]) < len(RATE_COLUMNS) and any(host[1:-1])]
+        if not hosts:
+            return []
+        rows = yield ("concurrent", wsql.concurrent_sql(self.rules, fixes, hosts))
+        clear = [row for row in rows if row["z"] <= -CONCURRENT_Z[len(segment_of(row).named())]]
+        return [Finding(str(row["date"]), RATE_COLUMNS[row["k"] - 1], RATE_DROP, segment_of(row), kind="level_shift",
+                        z=row["z"]) for row in clear[:self.concurrency]]
+
+    def taken(self, date: str, found: list[Finding]) -> set[int]:
+        """The steps (1 to 4) a date's incidents name, up to a payment failure's, and its experiments' targets."""
+        steps = {f.step for f in found if f.date == date and f.step > 0}
+        if any(f.date == date and f.anomaly_type == FUNNEL_BREAK for f in found):
+            steps |= set(range(1, PAYMENT_STEP + 1))
+        return steps | {RATE_COLUMNS.index(row["note"]) + 1 for row in self.context if row["what"] == "experiment"
+                        and row["first"] <= date <= row["last"] and row["note"] in RATE_COLUMNS}
 
     def versions_alone(self, releases: list[Finding], runs: Rows) -> list[Finding]:
         """The releases whose fall is the version's own: a run on the same step and dates in a cuboid holding the
@@ -260,11 +293,13 @@ class Investigation:
 
     def releases(self, tests: Rows) -> list[Finding]:
         """Per release, its strongest pooled fall over its first three to six dates (of the version, or of the
-        version in one country, channel or user type), when beyond RELEASE_Z."""
+        version in one country, channel or user type), when beyond RELEASE_Z and its first three dates fell."""
         best: dict[str, tuple[float, dict[str, Any], int]] = {}
         for row in tests:
             if row["what"] != "release" or row["k"] not in REGRESSION_STEPS:
                 continue
+            if (pooled_z(row, REGRESSION_DATES[0]) or 0.0) > -RELEASE_FIRST_Z:
+                continue  # a fall that starts later is not the release's (a level shift its version echoes)
             for length in range(REGRESSION_DATES[0], REGRESSION_DATES[1] + 1):
                 z = pooled_z(row, length)
                 bar = RELEASE_Z[len(segment_of(row).named()) > 2]
@@ -288,6 +323,8 @@ class Investigation:
                 continue
             if RATE_COLUMNS[row["k"] - 1] == targets.get(row["detail"]):
                 continue  # the intended effect
+            if sum(numbers(row["e"])) < wsql.MIN_EXPECTED:
+                continue  # too few conversions expected to read a fall by
             z = pooled_z(row, len(numbers(row["r"])))
             if z is not None and z <= -EXPERIMENT_Z and z < best.get(row["detail"], (0.0,))[0]:
                 best[row["detail"]] = (z, row)
@@ -455,7 +492,8 @@ class WarehouseExpertAgent(Agent):
         self.rules = rules
 
     def begin(self, observation: SeenObservation) -> None:
-        self.procedure = Investigation(self.rules).run()
+        concurrency = int(observation.config.get("concurrency") or 0)
+        self.procedure = Investigation(self.rules, concurrency).run()
         self.statement: Statement | None = None
         self.rows: Rows = []
         self.findings: list[Finding] | None = None

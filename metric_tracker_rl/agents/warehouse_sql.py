@@ -238,11 +238,13 @@ BOT_MIN, BOT_PER_DAY = 4, 2.5  # an unlisted device's idle sessions: at least so
 
 def _session_traces() -> str:
     """After `k`: per date and app version, counted sessions with no session_start (an app_open re-sent under a
-    new session id), and each unlisted device whose many sessions all stopped at the open (a bot)."""
+    new session id), and each unlisted web device whose many sessions all stopped at the open (a bot: the brief's
+    bot farms open web sessions)."""
     return ("SELECT 'retry', date::VARCHAR, NULL, platform, app_version, NULL, NULL, NULL, count(*) "
             f"FROM k WHERE NOT started GROUP BY ALL HAVING count(*) >= {RETRY_MIN} "
             "UNION ALL SELECT 'bot', min(date)::VARCHAR, max(date)::VARCHAR, min(platform), NULL, "
-            f"min(country), u, NULL, count(*) FROM k GROUP BY u HAVING count(*) >= {BOT_MIN} AND NOT bool_or(menu) "
+            f"min(country), u, NULL, count(*) FROM k WHERE platform = 'web' GROUP BY u HAVING count(*) >= {BOT_MIN} "
+            "AND NOT bool_or(menu) "
             f"AND count(*) >= {BOT_PER_DAY} * count(DISTINCT date)")
 
 
@@ -293,7 +295,7 @@ def traces_sql(rules: frozenset[str] = ALL_RULES) -> str:
                 "k > 0.5 * count(*) FILTER (cur <> 'USD') ") if "currency" in rules else ""
     return (f"WITH {events_cte(rules, purchases=True)}, {_counted_keys(NO_FIXES, steps=True)}, "
             f"{_purchases(rules, NO_FIXES)} {_event_traces(rules)} UNION ALL {_session_traces()} "
-            f"{resend}{mislabel}ORDER BY what, first")
+            f"{resend}{mislabel}ORDER BY ALL")
 
 
 def revenue_values_sql(rules: frozenset[str], fixes: Fixes, asked: Sequence[tuple[object, ...]]) -> str:
@@ -420,16 +422,18 @@ def run_scan_sql(rules: frozenset[str], fixes: Fixes, steps: tuple[int, ...], ba
 
 
 CONTEXT_DATES = 7  # dates from a release's first (or over an experiment) whose residuals are read
+FIRST_DATES = 3  # the dates a regression or breakage lasts at least, from its first
 
 
 def context_tests_sql(rules: frozenset[str], fixes: Fixes, floor: float) -> str:
     """Each release's version (alone, or with one country, channel or user type) on the two late steps over its
     first CONTEXT_DATES dates, and each experiment's arm on every step over its dates: per date the residual r, the
     expected e and the variance w (lists by date from the first; an experiment's with its dates' offsets from its
-    start), where the pooled fall reaches `floor`."""
+    start), where the pooled fall over them or over the first FIRST_DATES reaches `floor`."""
     sets = [("p", "v"), ("p", "v", "c"), ("p", "v", "h"), ("p", "v", "u"),
             ("p",), ("c",), ("p", "c"), ("p", "h"), ("p", "u"), ("c", "h"), ("c", "u")]
     same = " AND ".join(f"g.{a} IS NOT DISTINCT FROM a.{a}" for a in "pchu")
+    first = [f"sum({x}) FILTER (dd < {FIRST_DATES})" for x in "rew"]  # a regression's shortest run
     return (sessions_cte(rules, fixes) + residuals_ctes(range(4), sets=sets)
             + ", rel AS (SELECT platform p, app_version v, min(rollout_start) f FROM releases GROUP BY ALL), "
             "a AS (SELECT experiment, platform p, country c, channel h, user_type u, target_step, start_date f, "
@@ -440,7 +444,8 @@ def context_tests_sql(rules: frozenset[str], fixes: Fixes, floor: float) -> str:
             "v app_version, h channel, u user_type, min(date)::VARCHAR first, list(round(r, 1) ORDER BY dd) r, "
             "list(round(e, 1) ORDER BY dd) e, list(round(w, 1) ORDER BY dd) w, "
             "list(dd ORDER BY dd) FILTER (what = 'experiment') offsets "
-            f"FROM t GROUP BY ALL HAVING {z_of('sum(r)', 'sum(e)', 'sum(w)')} <= -{floor} ORDER BY what, detail, k")
+            f"FROM t GROUP BY ALL HAVING least({z_of('sum(r)', 'sum(e)', 'sum(w)')}, {z_of(*first)}) <= -{floor} "
+            "ORDER BY ALL")
 
 
 BLOCK = 3  # hours of a block: every outage or payment failure (three hours or more) holds one whole
@@ -510,3 +515,30 @@ def hours_sql(rules: frozenset[str], fixes: Fixes) -> str:
             f"WHERE bz <= -{BREAK_Z}) SELECT * FROM (SELECT what, date, {cuboid}, round(v, 2) z FROM hit "
             "QUALIFY row_number() OVER (PARTITION BY what, p, c, date ORDER BY v) = 1) "
             f"QUALIFY row_number() OVER (PARTITION BY what ORDER BY z) <= {HOURS_TOP} ORDER BY what, z")
+
+
+CONCURRENT_TOP = 3
+
+
+# A concurrent incident's host: its date, platform, country, channel and user type, and the steps its date takes.
+Host = tuple[str, str | None, str | None, str | None, str | None, tuple[int, ...]]
+
+
+def concurrent_sql(rules: frozenset[str], fixes: Fixes, hosts: Sequence[Host]) -> str:
+    """For each host asked (date, platform, country, channel, user_type: an incident's date and the fields of its
+    segment but the app version; taken: the steps that date's incidents and experiments name), the falls of that
+    date alone in every cuboid of one to three fields that keeps one of the host's values and agrees with it on
+    every field both name, on a step not taken: the CONCURRENT_TOP strongest (z scaled by the cuboid's own spread
+    over the window, as the run scan's)."""
+    sets = [s for s in cuboid_sets(3) if "v" not in s]
+    keeps = " OR ".join(f"y.{a} = q.{a}" for a in "pchu")
+    agrees = " AND ".join(f"(q.{a} IS NULL OR y.{a} IS NULL OR y.{a} = q.{a})" for a in "pchu")
+    body = ", ".join("(" + ", ".join([*(_sql_literal(v, typed=not n) for v in host[:-1]),
+                                      "[" + ", ".join(map(str, host[-1])) + "]"]) + ")" for n, host in enumerate(hosts))
+    return (sessions_cte(rules, fixes) + residuals_ctes(range(4), sets=sets)
+            + f", q(date, p, c, h, u, taken) AS (VALUES {body}), "
+            f"y AS (SELECT *, {z_of('r', 'e', 'w')} / greatest(1, 1.4826 * mad({z_of('r', 'e', 'w')}) OVER "
+            f"(PARTITION BY k, p, c, h, u)) z FROM g WHERE e >= {MIN_EXPECTED}) "
+            "SELECT DISTINCT y.date::VARCHAR date, k, y.p platform, y.c country, y.h channel, y.u user_type, "
+            f"round(z, 2) z FROM y JOIN q ON y.date = q.date AND NOT list_contains(q.taken, k) AND ({keeps}) AND "
+            f"{agrees} ORDER BY z, date, k, platform, country, channel, user_type LIMIT {CONCURRENT_TOP}")
