@@ -4,7 +4,11 @@ finds each data defect the world holds by its trace in the raw events."""
 
 from __future__ import annotations
 
+import datetime as dt
+
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from metric_tracker_rl.adapters.session import EpisodeSession
 from metric_tracker_rl.agents import make_agent, play
@@ -15,6 +19,7 @@ from metric_tracker_rl.agents.warehouse_sql import (
     CONTEXT_SQL,
     RULES,
     Fixes,
+    concurrent_sql,
     context_tests_sql,
     hours_sql,
     metric_values_sql,
@@ -22,6 +27,7 @@ from metric_tracker_rl.agents.warehouse_sql import (
     run_scan_sql,
     sessions_cte,
     traces_sql,
+    wanted_values,
 )
 from metric_tracker_rl.generation.warehouse.truth import DATA_QUALITY, expected_rows
 from metric_tracker_rl.generation.warehouse.world import WarehouseWorld, build_warehouse_world
@@ -36,6 +42,7 @@ FIXED = Fixes(renamed=(("menu_view", "menu_open"),), skewed=True, late_loaded=Tr
               bots=tuple(f"{n:010d}.1776697200" for n in range(4)), resent=True,
               mislabelled=tuple((f"2026-03-{day}", "ios", "IN", "EUR", "INR") for day in range(10, 15)))
 ASKED = [(i, "2026-03-20", "android", None, None, None, None, i % 5) for i in range(60)]
+HOSTS = [(f"2026-03-{day}", "ios", "US", None, "returning", (1, 2)) for day in range(10, 17)]
 
 
 def _world(seed: int) -> WarehouseWorld:
@@ -92,7 +99,7 @@ def test_every_statement_fits_the_query_tool(rules: frozenset[str]) -> None:
     """As sent (compact), with every fix a world can call for; a long list of rows goes in parts that fit."""
     statements = [CONTEXT_SQL, traces_sql(rules),
                   context_tests_sql(rules, FIXED, 2.5), hours_sql(rules, FIXED),
-                  run_scan_sql(rules, FIXED, (0, 1, 2, 3), {1: 5.0, 2: 7.0})]
+                  run_scan_sql(rules, FIXED, (0, 1, 2, 3), {1: 5.0, 2: 7.0}), concurrent_sql(rules, FIXED, HOSTS)]
     assert max(len(compact(sql)) for sql in statements) <= MAX_SQL_CHARS
     parts = in_parts("values", ASKED, lambda part: metric_values_sql(rules, FIXED, part))
     sent = []
@@ -142,3 +149,41 @@ def test_the_expert_plays_through_the_tools_only() -> None:
                    difficulty="warehouse", seed=3)
     assert session.graded and session.score > 0.5
     assert session.steps <= 16
+
+
+_NO_TABLES = EpisodeTables(open_database(), {})
+_ASKED_ROWS = st.lists(st.tuples(st.integers(0, 20), st.sampled_from(["ios", "web", None]), st.integers(0, 4)),
+                       max_size=30)
+
+
+@settings(max_examples=40, deadline=None)
+@given(_ASKED_ROWS)
+def test_the_rows_asked_for_read_as_they_were_asked(picked: list[tuple[int, str | None, int]]) -> None:
+    """Written as runs of dates, the rows asked for are, through the SQL tool's checks, exactly the rows a plain
+    list would give: each i once, with its own date and fields."""
+    asked = [(i, (dt.date(2026, 3, 2) + dt.timedelta(days=day)).isoformat(), platform, k)
+             for i, (day, platform, k) in enumerate(picked)]
+    if not asked:
+        return
+    _, rows, _ = _NO_TABLES.run(f"WITH {wanted_values(asked, 'i, on_date, platform, k')} SELECT i, "
+                                "on_date::VARCHAR, platform, k FROM q ORDER BY i", 0, 100)
+    assert [tuple(row) for row in rows] == [tuple(row) for row in asked]
+
+
+@pytest.mark.slow
+def test_the_concurrent_statement_finds_the_level_shift_beside_its_host() -> None:
+    """Given the incident its concurrent level shift shares a date with (a release on ios breaking
+    product_added_to_cart_to_order_placed), the strongest fall it reads is the world's concurrent level shift: on
+    that date, a step the release leaves alone, a cuboid keeping the release's platform."""
+    world = _world(1)
+    dates = window_calendar(world.log.num_days).iso_dates
+    shifts = [i for i in world.incidents if i.kind == "level_shift"
+              and sum(j.record.day == i.record.day for j in world.incidents) > 1]
+    assert len(shifts) == 1
+    date = dates[shifts[0].record.day]
+    rows = _runner(world)(concurrent_sql(ALL_RULES, Fixes(), [(date, "ios", None, None, None, (3,))]))
+    assert rows and all(row["date"] == date and row["k"] != 3 and row["platform"] in ("ios", None) for row in rows)
+    top = rows[0]
+    assert (top["k"], top["platform"], top["country"]) == (4, "ios", None)
+    assert shifts[0].record.entity_name == "order_placed_to_payment_successful"
+    assert shifts[0].segment.platform == "ios"

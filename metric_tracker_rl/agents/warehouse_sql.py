@@ -8,6 +8,7 @@ menu_open, product_added_to_cart, order_placed, payment_successful), as the metr
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -312,10 +313,26 @@ def revenue_values_sql(rules: frozenset[str], fixes: Fixes, asked: Sequence[tupl
 
 
 def wanted_values(rows: Sequence[tuple[object, ...]], columns: str) -> str:
-    """A VALUES list of the rows asked for, as the common table `q(columns)` (a date typed in the first row only:
-    the later rows' text takes the column's type)."""
-    body = ", ".join("(" + ", ".join(_sql_literal(v, typed=not n) for v in row) + ")" for n, row in enumerate(rows))
-    return f"q({columns}) AS (VALUES {body})"
+    """The rows asked for (i, on_date, the rest of `columns`) as the common table `q(columns)`, written as runs: a
+    VALUES row per run of dates that asks the same rest (the list of its rows' i, its first date: typed in the
+    first row only, the later rows' text takes the column's type), one row of q per date."""
+    runs: list[tuple[list[object], str, tuple[object, ...]]] = []
+    for i, date, *rest in sorted(rows, key=lambda row: (str(row[2:]), str(row[1]))):
+        last = runs[-1] if runs else None
+        if last and last[2] == tuple(rest) and _next_date(last[1], len(last[0])) == date:
+            last[0].append(i)
+        else:
+            runs.append(([i], str(date), tuple(rest)))
+    body = ", ".join("(" + ", ".join(["[" + ", ".join(map(str, run)) + "]", _sql_literal(first, typed=not n),
+                                      *(_sql_literal(v) for v in rest)]) + ")"
+                     for n, (run, first, rest) in enumerate(runs))
+    names = [name.strip() for name in columns.split(",")]
+    return (f"qr({columns}) AS (VALUES {body}), q AS (SELECT unnest({names[0]}) {names[0]}, "
+            f"{names[1]} + (generate_subscripts({names[0]}, 1) - 1)::INT {names[1]}, {', '.join(names[2:])} FROM qr)")
+
+
+def _next_date(first: str, days: int) -> str:
+    return (dt.date.fromisoformat(first) + dt.timedelta(days=days)).isoformat()
 
 
 def _sql_literal(value: object, typed: bool = True) -> str:
