@@ -42,7 +42,7 @@ FIXED = Fixes(renamed=(("menu_view", "menu_open"),), skewed=True, late_loaded=Tr
               bots=tuple(f"{n:010d}.1776697200" for n in range(4)), resent=True,
               mislabelled=tuple((f"2026-03-{day}", "ios", "IN", "EUR", "INR") for day in range(10, 15)))
 ASKED = [(i, "2026-03-20", "android", None, None, None, None, i % 5) for i in range(60)]
-HOSTS = [(f"2026-03-{day}", "ios", "US", None, "returning", (1, 2)) for day in range(10, 17)]
+HOSTS = [(f"2026-03-{day}", f"2026-03-{day + 2}", "ios", "US", None, "returning", (1, 2)) for day in range(10, 20, 3)]
 
 
 def _world(seed: int) -> WarehouseWorld:
@@ -181,7 +181,7 @@ def test_the_concurrent_statement_finds_the_level_shift_beside_its_host() -> Non
               and sum(j.record.day == i.record.day for j in world.incidents) > 1]
     assert len(shifts) == 1
     date = dates[shifts[0].record.day]
-    rows = _runner(world)(concurrent_sql(ALL_RULES, Fixes(), [(date, "ios", None, None, None, (3,))]))
+    rows = _runner(world)(concurrent_sql(ALL_RULES, Fixes(), [(date, date, "ios", None, None, None, (3,))]))
     assert rows and all(row["date"] == date and row["k"] != 3 and row["platform"] in ("ios", None) for row in rows)
     top = rows[0]
     assert (top["k"], top["platform"], top["country"]) == (4, "ios", None)

@@ -55,7 +55,7 @@ PAYMENT_STEP = 4
 COUNT_OF_DASHBOARD = dict(zip(STEP_SESSION_COLUMNS, COUNT_COLUMNS, strict=True))
 
 # Decision thresholds (z of a fall against the same weekday's other dates).
-RELEASE_Z = (4.5, 6.5)  # a version's pooled fall over its first dates (alone, narrowed by one more field)
+RELEASE_Z = 4.5  # a version's pooled fall over its first dates
 RELEASE_FIRST_Z = 3.0  # its fall over its first three dates: a regression starts with its rollout
 EXPERIMENT_Z = 3.5  # an arm's pooled fall on a step it does not target, over its dates
 # A blind run's bar by the fields its cuboid names (a level shift names one nearly always).
@@ -256,15 +256,27 @@ class Investigation:
             for g in found)]
         if not self.concurrency or any(g.date == f.date and g is not f for f in alone for g in found):
             return []  # none, or one found already (a level shift of one date beside another incident)
-        hosts = sorted({(f.date, f.segment.platform, f.segment.country, f.segment.channel, f.segment.user_type,
-                         tuple(sorted(self.taken(f.date, found)))) for f in found}, key=str)
-        hosts = [host for host in hosts if len(host[-1]) < len(RATE_COLUMNS) and any(host[1:-1])]
+        hosts = self.hosts([f for f in found if any(host_fields(f.segment))], found)
         if not hosts:
             return []
         rows = yield ("concurrent", wsql.concurrent_sql(self.rules, fixes, hosts))
         clear = [row for row in rows if row["z"] <= -CONCURRENT_Z[len(segment_of(row).named())]]
         return [Finding(str(row["date"]), RATE_COLUMNS[row["k"] - 1], RATE_DROP, segment_of(row), kind="level_shift",
                         z=row["z"]) for row in clear[:self.concurrency]]
+
+    def hosts(self, hosts: list[Finding], found: list[Finding]) -> list[wsql.Host]:
+        """The incidents' dates with a step left, each run of dates of one segment and taken steps as one host."""
+        dated = {(host_fields(f.segment), tuple(sorted(self.taken(f.date, found))), self.day(f.date)) for f in hosts}
+        runs: list[wsql.Host] = []
+        for fields, taken, day in sorted(dated, key=lambda host: (str(host[:2]), host[2])):
+            if len(taken) == len(RATE_COLUMNS):
+                continue
+            last = runs[-1] if runs else None
+            if last and last[2:] == (*fields, taken) and self.day(last[1]) == day - 1:
+                runs[-1] = (last[0], self.dates[day], *fields, taken)
+            else:
+                runs.append((self.dates[day], self.dates[day], *fields, taken))
+        return runs
 
     def taken(self, date: str, found: list[Finding]) -> set[int]:
         """The steps (1 to 4) a date's incidents name, up to a payment failure's, and its experiments' targets."""
@@ -294,8 +306,8 @@ class Investigation:
                    for row in self.context)
 
     def releases(self, tests: Rows) -> list[Finding]:
-        """Per release, its strongest pooled fall over its first three to six dates (of the version, or of the
-        version in one country, channel or user type), when beyond RELEASE_Z and its first three dates fell."""
+        """Per release, its version's strongest pooled fall over its first three to six dates, when beyond RELEASE_Z
+        and its first three dates fell."""
         best: dict[str, tuple[float, dict[str, Any], int]] = {}
         for row in tests:
             if row["what"] != "release" or row["k"] not in REGRESSION_STEPS:
@@ -304,8 +316,7 @@ class Investigation:
                 continue  # a fall that starts later is not the release's (a level shift its version echoes)
             for length in range(REGRESSION_DATES[0], REGRESSION_DATES[1] + 1):
                 z = pooled_z(row, length)
-                bar = RELEASE_Z[len(segment_of(row).named()) > 2]
-                if z is not None and z <= -bar and z < best.get(row["detail"], (0.0,))[0]:
+                if z is not None and z <= -RELEASE_Z and z < best.get(row["detail"], (0.0,))[0]:
                     best[row["detail"]] = (z, row, length)
         found = []
         for z, row, length in best.values():
@@ -407,6 +418,11 @@ def in_parts(name: str, asked: Sequence[tuple[Any, ...]], build: Callable[[Seque
         rows += yield (name, build(asked[start:end]))
         start = end
     return rows
+
+
+def host_fields(segment: Segment) -> tuple[str | None, str | None, str | None, str | None]:
+    """A host's platform, country, channel and user type (a concurrent incident keeps none of its app version)."""
+    return segment.platform, segment.country, segment.channel, segment.user_type
 
 
 def arm_segment(row: dict[str, Any]) -> Segment:

@@ -443,12 +443,11 @@ FIRST_DATES = 3  # the dates a regression or breakage lasts at least, from its f
 
 
 def context_tests_sql(rules: frozenset[str], fixes: Fixes, floor: float) -> str:
-    """Each release's version (alone, or with one country, channel or user type) on the two late steps over its
+    """Each release's version (a release breaks a step on its new version) on the two late steps over its
     first CONTEXT_DATES dates, and each experiment's arm on every step over its dates: per date the residual r, the
     expected e and the variance w (lists by date from the first; an experiment's with its dates' offsets from its
     start), where the pooled fall over them or over the first FIRST_DATES reaches `floor`."""
-    sets = [("p", "v"), ("p", "v", "c"), ("p", "v", "h"), ("p", "v", "u"),
-            ("p",), ("c",), ("p", "c"), ("p", "h"), ("p", "u"), ("c", "h"), ("c", "u")]
+    sets = [("p", "v"), ("p",), ("c",), ("p", "c"), ("p", "h"), ("p", "u"), ("c", "h"), ("c", "u")]
     same = " AND ".join(f"g.{a} IS NOT DISTINCT FROM a.{a}" for a in "pchu")
     first = [f"sum({x}) FILTER (dd < {FIRST_DATES})" for x in "rew"]  # a regression's shortest run
     return (sessions_cte(rules, fixes) + residuals_ctes(range(4), sets=sets)
@@ -537,25 +536,27 @@ def hours_sql(rules: frozenset[str], fixes: Fixes) -> str:
 CONCURRENT_TOP = 3
 
 
-# A concurrent incident's host: its date, platform, country, channel and user type, and the steps its date takes.
-Host = tuple[str, str | None, str | None, str | None, str | None, tuple[int, ...]]
+# A concurrent incident's host: its first and last date, platform, country, channel and user type, and the steps
+# its dates take.
+Host = tuple[str, str, str | None, str | None, str | None, str | None, tuple[int, ...]]
 
 
 def concurrent_sql(rules: frozenset[str], fixes: Fixes, hosts: Sequence[Host]) -> str:
-    """For each host asked (date, platform, country, channel, user_type: an incident's date and the fields of its
-    segment but the app version; taken: the steps that date's incidents and experiments name), the falls of that
-    date alone in every cuboid of one to three fields that keeps one of the host's values and agrees with it on
-    every field both name, on a step not taken: the CONCURRENT_TOP strongest (z scaled by the cuboid's own spread
-    over the window, as the run scan's)."""
+    """For each host asked (dates, platform, country, channel, user_type: an incident's dates and the fields of its
+    segment but the app version; taken: the steps its dates' incidents and experiments name), the falls of a single
+    date in every cuboid of one to three fields that keeps one of the host's values and agrees with it on every
+    field both name, on a step not taken: the CONCURRENT_TOP strongest (z scaled by the cuboid's own spread over
+    the window, as the run scan's)."""
     sets = [s for s in cuboid_sets(3) if "v" not in s]
     keeps = " OR ".join(f"y.{a} = q.{a}" for a in "pchu")
-    agrees = " AND ".join(f"(q.{a} IS NULL OR y.{a} IS NULL OR y.{a} = q.{a})" for a in "pchu")
+    agrees = " AND ".join(f"coalesce(y.{a} = q.{a}, TRUE)" for a in "pchu")
     body = ", ".join("(" + ", ".join([*(_sql_literal(v, typed=not n) for v in host[:-1]),
                                       "[" + ", ".join(map(str, host[-1])) + "]"]) + ")" for n, host in enumerate(hosts))
+    z = z_of("r", "e", "w")
     return (sessions_cte(rules, fixes) + residuals_ctes(range(4), sets=sets)
-            + f", q(date, p, c, h, u, taken) AS (VALUES {body}), "
-            f"y AS (SELECT *, {z_of('r', 'e', 'w')} / greatest(1, 1.4826 * mad({z_of('r', 'e', 'w')}) OVER "
-            f"(PARTITION BY k, p, c, h, u)) z FROM g WHERE e >= {MIN_EXPECTED}) "
-            "SELECT DISTINCT y.date::VARCHAR date, k, y.p platform, y.c country, y.h channel, y.u user_type, "
-            f"round(z, 2) z FROM y JOIN q ON y.date = q.date AND NOT list_contains(q.taken, k) AND ({keeps}) AND "
-            f"{agrees} ORDER BY z, date, k, platform, country, channel, user_type LIMIT {CONCURRENT_TOP}")
+            + f", q(first, last, p, c, h, u, taken) AS (VALUES {body}), "
+            f"y AS (SELECT *, {z} / greatest(1, 1.4826 * mad({z}) OVER (PARTITION BY k, p, c, h, u)) z FROM g "
+            f"WHERE e >= {MIN_EXPECTED}) "
+            "SELECT DISTINCT round(z, 2) z, y.date::VARCHAR date, k, y.p platform, y.c country, y.h channel, "
+            "y.u user_type FROM y JOIN q ON y.date BETWEEN q.first AND q.last AND NOT list_contains(q.taken, k) "
+            f"AND ({keeps}) AND {agrees} ORDER BY ALL LIMIT {CONCURRENT_TOP}")
