@@ -207,25 +207,21 @@ class Investigation:
 
     def defect_values(self, found: list[Finding], fixes: Fixes) -> Generator[Statement, Rows, list[Finding]]:
         """Observed: the dashboard's; baseline: the metrics layer's with the faults undone (a consent drop's: the
-        sessions its app_opens without a user id stand for), read together where they can be."""
+        sessions its app_opens without consent stand for), read together where they can be."""
         if not found:
             return []
         asked = [(i, f.date, *f.segment.values(), f.step) for i, f in enumerate(found)]
         rows = yield from in_parts("defect values", asked,
                                    lambda part: wsql.defect_values_sql(self.rules, fixes, part))
         observed = {row["i"]: row["observed"] for row in rows}
-        baseline: dict[int, Any] = {row["i"]: row["value"] for row in rows
-                                    if found[row["i"]].kind != "consent_drop" and found[row["i"]].metric != REVENUE}
+        baseline: dict[int, Any] = {row["i"]: row["denied"] if found[row["i"]].kind == "consent_drop" else row["value"]
+                                    for row in rows if found[row["i"]].metric != REVENUE}
         revenue = [(i, f.date, f.segment.platform, f.segment.country, f.segment.app_version)
                    for i, f in enumerate(found) if f.metric == REVENUE]
         if revenue:
             rows = yield from in_parts("revenue baselines", revenue,
                                        lambda part: wsql.revenue_values_sql(self.rules, fixes, part))
             baseline.update({row["i"]: row["value"] for row in rows})
-        consent = [(i, f.date, f.segment.country) for i, f in enumerate(found) if f.kind == "consent_drop"]
-        if consent:
-            rows = yield ("consent baselines", wsql.consent_baseline_sql(self.rules, consent))
-            baseline.update({row["i"]: row["baseline"] for row in rows})
         return [replace(f, observed=_number(observed.get(i)), baseline=_number(baseline.get(i)))
                 for i, f in enumerate(found)]
 

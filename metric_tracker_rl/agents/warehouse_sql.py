@@ -367,8 +367,10 @@ REVENUE_STEP = -1  # k of revenue_usd where a row asks for a step (0 sessions, 1
 def defect_values_sql(rules: frozenset[str], fixes: Fixes, asked: Sequence[tuple[object, ...]]) -> str:
     """For each row asked (i, date, platform, country, app_version, channel, user_type, k), the dashboard's value
     of the metric on that segment and date (`observed`: a rate from the sums of its rows; revenue_usd where k is
-    REVENUE_STEP) and the metrics layer's with the faults undone (`value`: a count counts sessions, a rate divides
-    sums)."""
+    REVENUE_STEP), the metrics layer's with the faults undone (`value`: a count counts sessions, a rate divides
+    sums) and, for a row of a country's sessions, the sessions its app_opens without consent stand for (`denied`:
+    those app_opens, each once, counted by the cut-off, less the median of the same weekday's other dates, the
+    share that always denies)."""
     metric = ("CASE WHEN any_value(q.k) = 0 THEN count(*) ELSE sum(list_extract([m1, m2, m3, m4], q.k)) / "
               "nullif(sum(list_extract([m0, m1, m2, m3], q.k)), 0) END")
     match = " AND ".join(f"(q.{f} IS NULL OR s.{f} = q.{f})" for f in SEGMENT_COLUMNS)
@@ -376,25 +378,20 @@ def defect_values_sql(rules: frozenset[str], fixes: Fixes, asked: Sequence[tuple
     listed = "[" + ", ".join(f"sum({c})" for c in columns) + "]"
     board = " AND ".join(f"(q.{f} IS NULL OR d.{f} = q.{f})" for f in ("platform", "country", "app_version"))
     wanted = wanted_values(asked, "i, on_date, " + ", ".join(SEGMENT_COLUMNS) + ", k")
+    date = _date(rules)
     return (f"{sessions_cte(rules, fixes)}, {wanted}, "
             f"o AS (SELECT i, any_value(k) k, {listed} n, sum(d.revenue_usd) r FROM q LEFT JOIN dashboard d ON "
             f"d.date = q.on_date AND {board} GROUP BY i), "
-            f"m AS (SELECT i, {metric} value FROM q JOIN s ON {match} AND s.date = q.on_date GROUP BY i) "
+            f"m AS (SELECT i, {metric} value FROM q JOIN s ON {match} AND s.date = q.on_date GROUP BY i), "
+            f"dn AS (SELECT {date} date, geo.country country, count(DISTINCT event_timestamp) FILTER "
+            f"(ingestion_timestamp < epoch_us(CAST({date} + {LATE_CUTOFF_DAYS} AS TIMESTAMP)) - {OFFSET_US}) k "
+            f"FROM events WHERE event_name = 'app_open' AND {DENIED} GROUP BY ALL), "
+            "c AS (SELECT i, max(dn.k) FILTER (date = on_date) - median(dn.k) FILTER (date <> on_date) denied "
+            "FROM q JOIN dn ON dn.country = q.country AND isodow(dn.date) = isodow(q.on_date) WHERE q.k = 0 "
+            "GROUP BY i) "
             f"SELECT i, CASE WHEN k = {REVENUE_STEP} THEN coalesce(r, 0) WHEN k = 0 THEN coalesce(n[1], 0) "
-            "ELSE n[k + 1] / nullif(n[k], 0) END observed, value FROM o LEFT JOIN m USING (i) ORDER BY i")
-
-
-def consent_baseline_sql(rules: frozenset[str], asked: Sequence[tuple[object, ...]]) -> str:
-    """For each (i, date, country) asked, the sessions its app_opens without consent stand for: those app_opens
-    (each once, counted by the cut-off) less the median of the same weekday's other dates (the share that always
-    denies)."""
-    date = _date(rules)
-    return (f"WITH {wanted_values(asked, 'i, on_date, country')}, o AS (SELECT {date} date, geo.country country, "
-            f"count(DISTINCT event_timestamp) FILTER (ingestion_timestamp < epoch_us(CAST({date} + "
-            f"{LATE_CUTOFF_DAYS} AS TIMESTAMP)) - {OFFSET_US}) k FROM events WHERE event_name = 'app_open' AND "
-            f"{DENIED} GROUP BY ALL) SELECT i, max(k) FILTER (date = on_date) - median(k) FILTER "
-            "(date <> on_date) baseline FROM q JOIN o ON o.country = q.country AND isodow(o.date) = isodow(q.on_date) "
-            "GROUP BY i ORDER BY i")
+            "ELSE n[k + 1] / nullif(n[k], 0) END observed, value, denied FROM o LEFT JOIN m USING (i) "
+            "LEFT JOIN c USING (i) ORDER BY i")
 
 
 SPREAD = 0.04  # a cuboid's conversion varies from date to date by about this share of it, beyond sampling
