@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from metric_tracker_rl.adapters.session import EpisodeSession
 from metric_tracker_rl.agents import make_agent, play
 from metric_tracker_rl.agents.expert_core.queries import compact
-from metric_tracker_rl.agents.warehouse_expert import in_parts, investigate
+from metric_tracker_rl.agents.warehouse_expert import Investigation, in_parts, investigate
 from metric_tracker_rl.agents.warehouse_sql import (
     ALL_RULES,
     CONTEXT_SQL,
@@ -187,3 +187,21 @@ def test_the_concurrent_statement_finds_the_level_shift_beside_its_host() -> Non
     assert (top["k"], top["platform"], top["country"]) == (4, "ios", None)
     assert shifts[0].record.entity_name == "order_placed_to_payment_successful"
     assert shifts[0].segment.platform == "ios"
+
+
+def _release_row(residuals: list[float]) -> dict[str, object]:
+    """A release's test row on order to payment: each date 30 orders expected to pay, the residuals given."""
+    return {"what": "release", "detail": "6.20.0", "k": 4, "platform": "ios", "country": None,
+            "app_version": "6.20.0", "channel": None, "user_type": None, "first": "2026-03-06",
+            "r": str(residuals), "e": str([30.0] * len(residuals)), "w": str([3.0] * len(residuals))}
+
+
+def test_a_release_is_a_fall_from_its_rollouts_first_dates() -> None:
+    """A version whose payments fall from its first date is a regression on each date it lasts; one whose first
+    three dates hold and whose later dates fall as far is not (a fall that starts later is something else's)."""
+    investigation = Investigation(dates=[f"2026-03-{day:02d}" for day in range(2, 30)])
+    found = investigation.releases([_release_row([-10.0, -10.0, -10.0, 0.0, 0.5, 0.0, 0.2])])
+    assert [f.date for f in found] == ["2026-03-06", "2026-03-07", "2026-03-08"]
+    assert {(f.metric, f.segment.app_version, f.kind) for f in found} == {
+        ("order_placed_to_payment_successful", "6.20.0", "release_regression")}
+    assert investigation.releases([_release_row([0.5, -0.5, 0.0, -12.0, -12.0, -12.0, 0.0])]) == []
