@@ -250,8 +250,8 @@ class Investigation:
         alone = [f for f in found if f.kind == "level_shift" and not any(
             g.kind == "level_shift" and g.metric == f.metric and g.segment == f.segment and g.date != f.date
             for g in found)]
-        if not self.concurrency or any(g.date == f.date and g is not f for f in alone for g in found):
-            return []  # none, or one found already (a level shift of one date beside another incident)
+        if not self.concurrency or alone:
+            return []  # none, or one found already (a level shift lasts two dates or more unless concurrent)
         hosts = self.hosts([f for f in found if any(host_fields(f.segment))], found)
         if not hosts:
             return []

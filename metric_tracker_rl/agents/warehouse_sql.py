@@ -368,9 +368,8 @@ def defect_values_sql(rules: frozenset[str], fixes: Fixes, asked: Sequence[tuple
     """For each row asked (i, date, platform, country, app_version, channel, user_type, k), the dashboard's value
     of the metric on that segment and date (`observed`: a rate from the sums of its rows; revenue_usd where k is
     REVENUE_STEP), the metrics layer's with the faults undone (`value`: a count counts sessions, a rate divides
-    sums) and, for a row of a country's sessions, the sessions its app_opens without consent stand for (`denied`:
-    those app_opens, each once, counted by the cut-off, less the median of the same weekday's other dates, the
-    share that always denies)."""
+    sums) and, where a row asks for a country's sessions (a consent drop's), the sessions its app_opens without
+    consent stand for (`denied`, see _denied)."""
     metric = ("CASE WHEN any_value(q.k) = 0 THEN count(*) ELSE sum(list_extract([m1, m2, m3, m4], q.k)) / "
               "nullif(sum(list_extract([m0, m1, m2, m3], q.k)), 0) END")
     match = " AND ".join(f"(q.{f} IS NULL OR s.{f} = q.{f})" for f in SEGMENT_COLUMNS)
@@ -378,20 +377,28 @@ def defect_values_sql(rules: frozenset[str], fixes: Fixes, asked: Sequence[tuple
     listed = "[" + ", ".join(f"sum({c})" for c in columns) + "]"
     board = " AND ".join(f"(q.{f} IS NULL OR d.{f} = q.{f})" for f in ("platform", "country", "app_version"))
     wanted = wanted_values(asked, "i, on_date, " + ", ".join(SEGMENT_COLUMNS) + ", k")
-    date = _date(rules)
+    consent = any(row[-1] == 0 and row[3] is not None for row in asked)
     return (f"{sessions_cte(rules, fixes)}, {wanted}, "
             f"o AS (SELECT i, any_value(k) k, {listed} n, sum(d.revenue_usd) r FROM q LEFT JOIN dashboard d ON "
             f"d.date = q.on_date AND {board} GROUP BY i), "
-            f"m AS (SELECT i, {metric} value FROM q JOIN s ON {match} AND s.date = q.on_date GROUP BY i), "
-            f"dn AS (SELECT {date} date, geo.country country, count(DISTINCT event_timestamp) FILTER "
+            f"m AS (SELECT i, {metric} value FROM q JOIN s ON {match} AND s.date = q.on_date GROUP BY i)"
+            f"{', ' + _denied(rules) if consent else ''} "
+            f"SELECT i, CASE WHEN k = {REVENUE_STEP} THEN coalesce(r, 0) WHEN k = 0 THEN coalesce(n[1], 0) "
+            f"ELSE n[k + 1] / nullif(n[k], 0) END observed, value, {'denied' if consent else 'NULL denied'} "
+            f"FROM o LEFT JOIN m USING (i) {'LEFT JOIN c USING (i) ' if consent else ''}ORDER BY i")
+
+
+def _denied(rules: frozenset[str]) -> str:
+    """After `q`: `c`, for each row of a country's sessions, the sessions its app_opens without consent stand for:
+    those app_opens (each once, counted by the cut-off) less the median of the same weekday's other dates (the
+    share that always denies)."""
+    date = _date(rules)
+    return (f"dn AS (SELECT {date} date, geo.country country, count(DISTINCT event_timestamp) FILTER "
             f"(ingestion_timestamp < epoch_us(CAST({date} + {LATE_CUTOFF_DAYS} AS TIMESTAMP)) - {OFFSET_US}) k "
             f"FROM events WHERE event_name = 'app_open' AND {DENIED} GROUP BY ALL), "
             "c AS (SELECT i, max(dn.k) FILTER (date = on_date) - median(dn.k) FILTER (date <> on_date) denied "
             "FROM q JOIN dn ON dn.country = q.country AND isodow(dn.date) = isodow(q.on_date) WHERE q.k = 0 "
-            "GROUP BY i) "
-            f"SELECT i, CASE WHEN k = {REVENUE_STEP} THEN coalesce(r, 0) WHEN k = 0 THEN coalesce(n[1], 0) "
-            "ELSE n[k + 1] / nullif(n[k], 0) END observed, value, denied FROM o LEFT JOIN m USING (i) "
-            "LEFT JOIN c USING (i) ORDER BY i")
+            "GROUP BY i)")
 
 
 SPREAD = 0.04  # a cuboid's conversion varies from date to date by about this share of it, beyond sampling
@@ -421,7 +428,7 @@ def run_scan_sql(rules: frozenset[str], fixes: Fixes, steps: tuple[int, ...], ba
     sets = [s for s in cuboid_sets(2) if "v" not in s]
     fields = " + ".join(f"({a} IS NOT NULL)::INT" for a in "pchu")
     bar = "CASE " + " ".join(f"WHEN {fields} = {named} THEN {z:g}" for named, z in sorted(bars.items())) + " END"
-    same = " AND ".join(f"(a.{x} IS NULL OR b.{x} IS NULL OR a.{x} = b.{x})" for x in "pchu")
+    same = " AND ".join(f"coalesce(a.{x} = b.{x}, TRUE)" for x in "pchu")  # a field either leaves open: any value
     return (sessions_cte(rules, fixes) + residuals_ctes(steps, sets=sets)
             + ", y AS (SELECT *, list(r) OVER x rl, list(e) OVER x el, list(w) OVER x wl, list(date) OVER x dl, "
             f"greatest(1, 1.4826 * mad({z_of('r', 'e', 'w')}) OVER (PARTITION BY k, p, c, h, u)) sd "
@@ -530,7 +537,7 @@ def hours_sql(rules: frozenset[str], fixes: Fixes) -> str:
             f"QUALIFY row_number() OVER (PARTITION BY what ORDER BY z) <= {HOURS_TOP} ORDER BY what, z")
 
 
-CONCURRENT_TOP = 3
+CONCURRENT_TOP = 2
 
 
 # A concurrent incident's host: its first and last date, platform, country, channel and user type, and the steps
