@@ -61,9 +61,8 @@ EXPERIMENT_Z = 3.5  # an arm's pooled fall on a step it does not target, over it
 # A blind run's bar by the fields its cuboid names (a level shift names one nearly always).
 RUN_Z = {1: 5.0, 2: 7.0}
 REGRESSION_DATES = (3, 6)  # a regression lasts so many dates from its rollout's first
-# The bar of a fall where the brief places a concurrent incident, by the fields its cuboid names (three-field
-# cuboids are many more, so chance reaches further among them).
-CONCURRENT_Z = {1: 3.0, 2: 3.0, 3: 4.0}
+# The bar of a single date's fall where the brief places a concurrent incident, by the fields its cuboid names.
+CONCURRENT_Z = {1: 3.0, 2: 3.0}
 
 
 @dataclass(frozen=True)
@@ -237,42 +236,32 @@ class Investigation:
         found += self.strongest_each_date(breaks, PAYMENT_STEP, FUNNEL_BREAK, "payment_failure")
         found += [f for f in self.strongest_each_date(outages, 0, COUNT_DROP, "segment_outage")
                   if not any(d.step == 0 and d.date == f.date for d in defects) and not self.holiday(f)]
-        runs = yield ("runs", wsql.run_scan_sql(self.rules, fixes, (0, 1, 2, 3), RUN_Z))
+        hosts = [f.date for f in [*releases, *found]] if self.concurrency else []
+        runs = yield ("runs", wsql.run_scan_sql(self.rules, fixes, (0, 1, 2, 3), RUN_Z, hosts))
         found = [*self.versions_alone(releases, runs), *found]  # a release first: its dates' payments are its own
         shifts = self.level_shifts(runs, found, defects)
         found = [*(f for f in found if not within_shift(f, shifts)), *shifts]
-        return [*found, *(yield from self.concurrent(found, fixes))]
+        return [*found, *self.concurrent(found, runs)]
 
-    def concurrent(self, found: list[Finding], fixes: Fixes) -> Generator[Statement, Rows, list[Finding]]:
+    def concurrent(self, found: list[Finding], runs: Rows) -> list[Finding]:
         """The brief's concurrent incidents still unfound: on an incident's date, a level shift of that date only,
         on a step that date's incidents and experiments leave alone, in a cuboid that keeps one of the incident's
-        values and agrees with it on every field both name. The strongest such fall, where it stands out."""
+        values and agrees with it on every field both name. The strongest such fall of one date the run scan read,
+        where it stands out."""
         alone = [f for f in found if f.kind == "level_shift" and not any(
             g.kind == "level_shift" and g.metric == f.metric and g.segment == f.segment and g.date != f.date
             for g in found)]
         if not self.concurrency or alone:
             return []  # none, or one found already (a level shift lasts two dates or more unless concurrent)
-        hosts = self.hosts([f for f in found if any(host_fields(f.segment))], found)
-        if not hosts:
-            return []
-        rows = yield ("concurrent", wsql.concurrent_sql(self.rules, fixes, hosts))
-        clear = [row for row in rows if row["z"] <= -CONCURRENT_Z[len(segment_of(row).named())]]
-        return [Finding(str(row["date"]), RATE_COLUMNS[row["k"] - 1], RATE_DROP, segment_of(row), kind="level_shift",
-                        z=row["z"]) for row in clear[:self.concurrency]]
-
-    def hosts(self, hosts: list[Finding], found: list[Finding]) -> list[wsql.Host]:
-        """The incidents' dates with a step left, each run of dates of one segment and taken steps as one host."""
-        dated = {(host_fields(f.segment), tuple(sorted(self.taken(f.date, found))), self.day(f.date)) for f in hosts}
-        runs: list[wsql.Host] = []
-        for fields, taken, day in sorted(dated, key=lambda host: (str(host[:2]), host[2])):
-            if len(taken) == len(RATE_COLUMNS):
+        kept = []
+        for row in sorted(runs, key=lambda r: r["z"]):
+            segment, date = segment_of(row), str(row["first"])
+            if row["n"] != 1 or row["z"] > -CONCURRENT_Z[len(segment.named())] or row["k"] in self.taken(date, found):
                 continue
-            last = runs[-1] if runs else None
-            if last and last[2:] == (*fields, taken) and self.day(last[1]) == day - 1:
-                runs[-1] = (last[0], self.dates[day], *fields, taken)
-            else:
-                runs.append((self.dates[day], self.dates[day], *fields, taken))
-        return runs
+            if any(f.date == date and kept_by(segment, f.segment) for f in found):
+                kept.append(Finding(date, RATE_COLUMNS[row["k"] - 1], RATE_DROP, segment, kind="level_shift",
+                                    z=row["z"]))
+        return kept[:self.concurrency]
 
     def taken(self, date: str, found: list[Finding]) -> set[int]:
         """The steps (1 to 4) a date's incidents name, up to a payment failure's, and its experiments' targets."""
@@ -416,9 +405,12 @@ def in_parts(name: str, asked: Sequence[tuple[Any, ...]], build: Callable[[Seque
     return rows
 
 
-def host_fields(segment: Segment) -> tuple[str | None, str | None, str | None, str | None]:
-    """A host's platform, country, channel and user type (a concurrent incident keeps none of its app version)."""
-    return segment.platform, segment.country, segment.channel, segment.user_type
+def kept_by(segment: Segment, host: Segment) -> bool:
+    """A concurrent incident's cuboid: it keeps one of its host's values (an app version aside) and agrees with it
+    on every field both name."""
+    fields = ((segment.platform, host.platform), (segment.country, host.country), (segment.channel, host.channel),
+              (segment.user_type, host.user_type))
+    return any(a is not None and a == b for a, b in fields) and overlaps(segment, host)
 
 
 def arm_segment(row: dict[str, Any]) -> Segment:

@@ -82,10 +82,14 @@ def lag_within(days: int) -> str:
     return f"{LAG} BETWEEN {days * DAY_US} AND {days * DAY_US + HOUR_US}"
 
 
-def events_cte(rules: frozenset[str] = ALL_RULES, fixes: Fixes = NO_FIXES, purchases: bool = False) -> str:
+def events_cte(rules: frozenset[str] = ALL_RULES, fixes: Fixes = NO_FIXES, purchases: bool = False,
+               stamped: bool = False) -> str:
     """`e`: the events a session is built from, one row each (its repeats once where de-duplication applies), with
     whether it counts (`ok`: ingested before the cut-off) and whether it excludes its session (`x`); where
-    `purchases`, a payment's transaction id, value and currency too (tx, val, cur)."""
+    `purchases`, a payment's time, transaction id, value and currency too (t, tx, val, cur); where `stamped`, each
+    event's time (t). Without a time, a session's events of one name, date and segment are one row: all a session's
+    steps read."""
+    stamp = "event_timestamp t, " if purchases or stamped else ""
     date = _date(rules)
     if fixes.skewed:
         date = f"CASE WHEN {lag_within(1)} THEN {date} + 1 ELSE {date} END"
@@ -103,14 +107,14 @@ def events_cte(rules: frozenset[str] = ALL_RULES, fixes: Fixes = NO_FIXES, purch
                      for key, kind, alias in (("transaction_id", "string_value", "tx"),
                                               ("value", "double_value", "val"),
                                               ("currency", "string_value", "cur"))) + ", " if purchases else ""
-    select = (f"SELECT {user} u, {session} s, {name} n, {date} d, event_timestamp t, platform, "
+    select = (f"SELECT {user} u, {session} s, {name} n, {date} d, {stamp}platform, "
               f"app_info.version v, geo.country c, traffic_source.medium m, {paid}{cutoff} ok, "
               f"{_excluded(rules)} x FROM events {consent}")
     if "deduplication" in rules:
         # A repeat is a copy of its event: its platform, version, country and medium (m) are the first's.
         kept = "any_value(tx) tx, any_value(val) val, any_value(cur) cur, " if purchases else ""
-        select = (f"SELECT u, s, n, d, t, platform, v, c, m, {kept}bool_or(ok) ok, bool_or(x) x FROM ({select}) "
-                  "GROUP BY ALL")
+        kept = ("t, " if stamp else "") + "platform, v, c, m, " + kept
+        select = f"SELECT u, s, n, d, {kept}bool_or(ok) ok, bool_or(x) x FROM ({select}) GROUP BY ALL"
     return f"e AS ({select})"
 
 
@@ -141,7 +145,7 @@ def sessions_cte(rules: frozenset[str] = ALL_RULES, fixes: Fixes = NO_FIXES, hou
     else:
         columns += [f"min(v) FILTER ({OPENED}) app_version", f"{CHANNEL_OF_MEDIUM} channel",
                     "CASE WHEN s = 1 THEN 'new' ELSE 'returning' END user_type", *steps]
-    return (f"WITH {events_cte(rules, fixes)}, s AS (SELECT {', '.join(columns)} "
+    return (f"WITH {events_cte(rules, fixes, stamped=hours)}, s AS (SELECT {', '.join(columns)} "
             f"FROM e GROUP BY u, s HAVING {_counted(fixes)})")
 
 
@@ -405,6 +409,7 @@ SPREAD = 0.04  # a cuboid's conversion varies from date to date by about this sh
 MIN_EXPECTED = 5  # expected conversions a cuboid needs on a date to be read
 RUN_DAYS = 5  # consecutive dates a run scan pools, at most (a level shift's longest)
 RUN_TOP = 20
+HOST_Z = 3.0  # a single date's fall where a concurrent incident may lie: read by the expert against its host
 
 
 def z_of(r: str, e: str, w: str) -> str:
@@ -417,18 +422,22 @@ def pooled_z_sql(r: str, e: str, w: str) -> str:
     return f"list_sum({r}) / sqrt(list_sum({w}) + {SPREAD ** 2:g} * list_sum(list_transform({e}, lambda x: x * x)))"
 
 
-def run_scan_sql(rules: frozenset[str], fixes: Fixes, steps: tuple[int, ...], bars: dict[int, float]) -> str:
+def run_scan_sql(rules: frozenset[str], fixes: Fixes, steps: tuple[int, ...], bars: dict[int, float],
+                 hosts: Sequence[str] = ()) -> str:
     """Per step and cuboid of one or two fields (no app version: a version's falls are the releases'), its falls
     pooled over one to RUN_DAYS consecutive dates (scaled by the cuboid's own spread of a date's z over the window,
-    where wider than the model's) beyond the bar of a cuboid naming so many fields (`bars`): of those, each one no
-    stronger run overlaps (on its step, in its dates and cuboid: one fall seen from several cuboids and lengths is
-    its strongest), the RUN_TOP strongest with its first date, length and z."""
+    where wider than the model's) beyond the bar of a cuboid naming so many fields (`bars`), and the falls of a
+    single date beyond HOST_Z on a date where a concurrent incident may lie (one of `hosts`, an incident's dates,
+    or a date of a run of several dates beyond the lowest bar): of those, each one no stronger run overlaps (on its
+    step, in its dates and cuboid: one fall seen from several cuboids and lengths is its strongest), the RUN_TOP
+    strongest with its first date, length and z."""
     last = "[len(rl) - n + 1:]"
     pooled = pooled_z_sql(f"rl{last}", f"el{last}", f"wl{last}")
     sets = [s for s in cuboid_sets(2) if "v" not in s]
     fields = " + ".join(f"({a} IS NOT NULL)::INT" for a in "pchu")
     bar = "CASE " + " ".join(f"WHEN {fields} = {named} THEN {z:g}" for named, z in sorted(bars.items())) + " END"
     same = " AND ".join(f"coalesce(a.{x} = b.{x}, TRUE)" for x in "pchu")  # a field either leaves open: any value
+    listed = "".join(f"first BETWEEN {_sql_literal(a)} AND {_sql_literal(b)} OR " for a, b in date_runs(hosts))
     return (sessions_cte(rules, fixes) + residuals_ctes(steps, sets=sets)
             + ", y AS (SELECT *, list(r) OVER x rl, list(e) OVER x el, list(w) OVER x wl, list(date) OVER x dl, "
             f"greatest(1, 1.4826 * mad({z_of('r', 'e', 'w')}) OVER (PARTITION BY k, p, c, h, u)) sd "
@@ -436,10 +445,23 @@ def run_scan_sql(rules: frozenset[str], fixes: Fixes, steps: tuple[int, ...], ba
             f"runs AS (SELECT k, p, c, h, u, dl[len(dl) - n + 1] first, date last, n, {pooled} / sd z FROM y, range(1, "
             f"{RUN_DAYS + 1}) t(n) WHERE len(rl) >= n AND date - dl[len(dl) - n + 1] = n - 1 AND "
             f"list_sum(el{last}) >= {MIN_EXPECTED}), "
-            f"clear AS (SELECT * FROM runs WHERE z <= -({bar})) "
+            f"clear AS (SELECT * FROM runs a WHERE z <= -({bar}) OR n = 1 AND z <= -{HOST_Z:g} AND ({listed}"
+            f"EXISTS (SELECT 1 FROM runs b WHERE b.n > 1 AND b.z <= -{min(bars.values()):g} AND a.first BETWEEN "
+            "b.first AND b.last))) "
             "SELECT k, p platform, c country, h channel, u user_type, first::VARCHAR first, n, round(z, 2) z "
             "FROM clear a WHERE NOT EXISTS (SELECT 1 FROM clear b WHERE b.k = a.k AND b.z < a.z AND "
             f"b.first <= a.last AND a.first <= b.last AND {same}) ORDER BY z LIMIT {RUN_TOP}")
+
+
+def date_runs(dates: Iterable[str]) -> list[tuple[str, str]]:
+    """The dates as runs of consecutive dates: (first, last) each."""
+    runs: list[tuple[str, str]] = []
+    for date in sorted(set(dates)):
+        if runs and _next_date(runs[-1][1], 1) == date:
+            runs[-1] = (runs[-1][0], date)
+        else:
+            runs.append((date, date))
+    return runs
 
 
 CONTEXT_DATES = 7  # dates from a release's first (or over an experiment) whose residuals are read
@@ -536,31 +558,3 @@ def hours_sql(rules: frozenset[str], fixes: Fixes) -> str:
             "QUALIFY row_number() OVER (PARTITION BY what, p, c, date ORDER BY v) = 1) "
             f"QUALIFY row_number() OVER (PARTITION BY what ORDER BY z) <= {HOURS_TOP} ORDER BY what, z")
 
-
-CONCURRENT_TOP = 2
-
-
-# A concurrent incident's host: its first and last date, platform, country, channel and user type, and the steps
-# its dates take.
-Host = tuple[str, str, str | None, str | None, str | None, str | None, tuple[int, ...]]
-
-
-def concurrent_sql(rules: frozenset[str], fixes: Fixes, hosts: Sequence[Host]) -> str:
-    """For each host asked (dates, platform, country, channel, user_type: an incident's dates and the fields of its
-    segment but the app version; taken: the steps its dates' incidents and experiments name), the falls of a single
-    date in every cuboid of one to three fields that keeps one of the host's values and agrees with it on every
-    field both name, on a step not taken: the CONCURRENT_TOP strongest (z scaled by the cuboid's own spread over
-    the window, as the run scan's)."""
-    sets = [s for s in cuboid_sets(3) if "v" not in s]
-    keeps = " OR ".join(f"y.{a} = q.{a}" for a in "pchu")
-    agrees = " AND ".join(f"coalesce(y.{a} = q.{a}, TRUE)" for a in "pchu")
-    body = ", ".join("(" + ", ".join([*(_sql_literal(v, typed=not n) for v in host[:-1]),
-                                      "[" + ", ".join(map(str, host[-1])) + "]"]) + ")" for n, host in enumerate(hosts))
-    z = z_of("r", "e", "w")
-    return (sessions_cte(rules, fixes) + residuals_ctes(range(4), sets=sets)
-            + f", q(first, last, p, c, h, u, taken) AS (VALUES {body}), "
-            f"y AS (SELECT *, {z} / greatest(1, 1.4826 * mad({z}) OVER (PARTITION BY k, p, c, h, u)) z FROM g "
-            f"WHERE e >= {MIN_EXPECTED}) "
-            "SELECT DISTINCT round(z, 2) z, y.date::VARCHAR date, k, y.p platform, y.c country, y.h channel, "
-            "y.u user_type FROM y JOIN q ON y.date BETWEEN q.first AND q.last AND NOT list_contains(q.taken, k) "
-            f"AND ({keeps}) AND {agrees} ORDER BY ALL LIMIT {CONCURRENT_TOP}")
