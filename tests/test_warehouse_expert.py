@@ -13,13 +13,14 @@ from hypothesis import strategies as st
 from metric_tracker_rl.adapters.session import EpisodeSession
 from metric_tracker_rl.agents import make_agent, play
 from metric_tracker_rl.agents.expert_core.queries import compact
-from metric_tracker_rl.agents.warehouse_expert import Investigation, in_parts, investigate
+from metric_tracker_rl.agents.warehouse_expert import Investigation, in_parts, investigate, kept_by
 from metric_tracker_rl.agents.warehouse_sql import (
     ALL_RULES,
     CONTEXT_SQL,
     RULES,
     Fixes,
     context_tests_sql,
+    date_runs,
     hours_sql,
     metric_values_sql,
     revenue_values_sql,
@@ -36,6 +37,7 @@ from metric_tracker_rl.spec.tiers import WAREHOUSE
 from metric_tracker_rl.sql.engine import EpisodeTables, open_database
 from metric_tracker_rl.sql.sandbox import MAX_SQL_CHARS
 from metric_tracker_rl.world.funnel import window_calendar
+from metric_tracker_rl.world.segments import Segment
 
 FIXED = Fixes(renamed=(("menu_view", "menu_open"),), skewed=True, late_loaded=True, retried=True,
               bots=tuple(f"{n:010d}.1776697200" for n in range(4)), resent=True,
@@ -207,3 +209,27 @@ def test_a_release_is_a_fall_from_its_rollouts_first_dates() -> None:
     assert {(f.metric, f.segment.app_version, f.kind) for f in found} == {
         ("order_placed_to_payment_successful", "6.20.0", "release_regression")}
     assert investigation.releases([_release_row([0.5, -0.5, 0.0, -12.0, -12.0, -12.0, 0.0])]) == []
+
+
+def test_a_concurrent_cuboid_keeps_one_of_its_hosts_values_and_agrees_with_it() -> None:
+    """As the brief words it: one of the host's values kept (its app version aside), no field both name differing."""
+    host = Segment(platform="ios", app_version="6.20.0", channel="organic")
+    assert kept_by(Segment(platform="ios", user_type="returning"), host)
+    assert kept_by(Segment(channel="organic"), host)
+    assert not kept_by(Segment(country="US"), host)  # keeps none of its values
+    assert not kept_by(Segment(app_version="6.20.0"), host)  # a version is not kept
+    assert not kept_by(Segment(platform="android", channel="organic"), host)  # disagrees on the platform
+
+
+@given(st.sets(st.integers(0, 40), max_size=20))
+def test_dates_as_runs_cover_each_date_once(days: set[int]) -> None:
+    dates = [(dt.date(2026, 3, 2) + dt.timedelta(days=day)).isoformat() for day in days]
+    runs = date_runs(dates)
+    covered = [(dt.date.fromisoformat(a) + dt.timedelta(days=n)).isoformat() for a, b in runs
+               for n in range((dt.date.fromisoformat(b) - dt.date.fromisoformat(a)).days + 1)]
+    assert covered == sorted(dates)
+    assert all(_next(b) < c for (_, b), (c, _) in zip(runs, runs[1:], strict=False))  # a gap between runs
+
+
+def _next(date: str) -> str:
+    return (dt.date.fromisoformat(date) + dt.timedelta(days=1)).isoformat()

@@ -15,9 +15,9 @@ rules, asks of every move "is this real, or is it the data?", and reports each a
    experiment's arm tested over their dates (a regression from the rollout's first date; a breakage of a step the
    experiment does not target), blocks of hours whose sessions or payments collapsed (an outage, a payment
    failure), and runs of dates on which a cuboid's step fell (a level shift), each scan against the same weekday's
-   other dates, leaf by leaf; then, where the config places a concurrent incident and none was found, the strongest
-   fall of a single date where the brief says it lies (an incident's date, a step its date leaves alone, a cuboid
-   keeping one of the incident's values).
+   other dates, leaf by leaf; the run scan also reads single dates' weaker falls on the incidents' dates, and where
+   the config places a concurrent incident and none was found, the strongest of those where the brief says it lies
+   (an incident's date, a step its date leaves alone, a cuboid keeping one of the incident's values) is it.
 4. Values: every incident row's observed value and same-weekday median by the metrics layer, read in one statement.
 
 `rules` names the metrics layer's rules the expert applies (all of them; an ablation leaves one out).
