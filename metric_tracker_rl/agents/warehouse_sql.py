@@ -44,7 +44,7 @@ def _excluded(rules: frozenset[str]) -> str:
         tags.append("p.key = 'debug_mode' AND p.value.int_value = 1")
     # Whether any parameter is a tag (an event without parameters, as a cookieless ping's open, carries none); AND
     # binds before OR.
-    parts = [f"len(list_filter(event_params, lambda p: {' OR '.join(tags)})) > 0"] if tags else []
+    parts = [f"list_filter(event_params, lambda p: {' OR '.join(tags)}) <> []"] if tags else []
     listed = ["user_id IN (SELECT user_id FROM internal_accounts)"] if "internal_traffic" in rules else []
     devices = [table for rule, table in (("debug_events", "test_devices"), ("bots", "known_bots")) if rule in rules]
     if devices:
@@ -437,7 +437,8 @@ def run_scan_sql(rules: frozenset[str], fixes: Fixes, steps: tuple[int, ...], ba
     fields = " + ".join(f"({a} IS NOT NULL)::INT" for a in "pchu")
     bar = "CASE " + " ".join(f"WHEN {fields} = {named} THEN {z:g}" for named, z in sorted(bars.items())) + " END"
     same = " AND ".join(f"coalesce(a.{x} = b.{x}, TRUE)" for x in "pchu")  # a field either leaves open: any value
-    listed = "".join(f"first BETWEEN {_sql_literal(a)} AND {_sql_literal(b)} OR " for a, b in date_runs(hosts))
+    listed = "".join(f"first = {_sql_literal(a)} OR " if a == b else f"first BETWEEN {_sql_literal(a)} AND '{b}' OR "
+                     for a, b in date_runs(hosts))
     return (sessions_cte(rules, fixes) + residuals_ctes(steps, sets=sets)
             + ", y AS (SELECT *, list(r) OVER x rl, list(e) OVER x el, list(w) OVER x wl, list(date) OVER x dl, "
             f"greatest(1, 1.4826 * mad({z_of('r', 'e', 'w')}) OVER (PARTITION BY k, p, c, h, u)) sd "
