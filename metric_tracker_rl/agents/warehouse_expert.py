@@ -113,7 +113,8 @@ class Investigation:
         return self.dates.index(date)
 
     def run(self) -> Generator[Statement, Rows, list[Finding]]:
-        self.context = yield ("context", wsql.CONTEXT_SQL)
+        rows = yield ("context", wsql.CONTEXT_SQL)  # dates as text, as the query tool shows them
+        self.context = [{name: str(v) if isinstance(v, dt.date) else v for name, v in row.items()} for row in rows]
         window = next(row for row in self.context if row["what"] == "window")
         first, last = dt.date.fromisoformat(window["first"]), dt.date.fromisoformat(window["last"])
         self.dates = [(first + dt.timedelta(days=i)).isoformat() for i in range((last - first).days + 1)]

@@ -209,13 +209,13 @@ def _text(value: object) -> str:
 # The context rows the expert reads, as text: what each is, its segment, its dates and what it says (the releases
 # its tests read from their own table; partner notices and campaigns explain nothing it reports).
 CONTEXT_SQL = (
-    "SELECT 'window' what, NULL platform, NULL country, NULL detail, min(date)::VARCHAR first, "
-    "max(date)::VARCHAR last, NULL note FROM dashboard "
+    "SELECT 'window' what, NULL platform, NULL country, NULL detail, min(date) first, "
+    "max(date) last, NULL note FROM dashboard "
     "UNION ALL SELECT 'experiment', platform, country, concat_ws('/', channel, user_type), "
-    "start_date::VARCHAR, "
-    "end_date::VARCHAR, target_step FROM experiments "
-    "UNION ALL SELECT 'holiday', NULL, country, name, date::VARCHAR, date::VARCHAR, NULL FROM holidays "
-    "UNION ALL SELECT 'tracking', platform, NULL, NULL, date::VARCHAR, NULL, change FROM tracking_changelog "
+    "start_date, "
+    "end_date, target_step FROM experiments "
+    "UNION ALL SELECT 'holiday', NULL, country, name, date, date, NULL FROM holidays "
+    "UNION ALL SELECT 'tracking', platform, NULL, NULL, date, NULL, change FROM tracking_changelog "
     "ORDER BY what, first")
 
 DENIED = "privacy_info.analytics_storage = 'denied'"  # a cookieless ping: no consent
@@ -227,7 +227,7 @@ def _event_traces(rules: frozenset[str]) -> str:
     """The raw events' traces by date: a platform's events ingested a day after their stamp (a clock a day early),
     all events ingested three days after it (a late load), and a country's app_opens without consent (cookieless
     pings)."""
-    date = f"{_date(rules)}::VARCHAR"
+    date = _date(rules)
     return (f"SELECT 'skew' what, {date} first, NULL last, platform, NULL app_version, NULL country, NULL detail, "
             f"NULL meant, count(*) FILTER ({lag_within(1)}) k FROM events GROUP BY ALL HAVING k > {TRACE_SHARE} * "
             f"count(*) UNION ALL SELECT 'late', {date}, NULL, NULL, NULL, NULL, NULL, NULL, count(*) FILTER "
@@ -245,9 +245,9 @@ def _session_traces() -> str:
     """After `k`: per date and app version, counted sessions with no session_start (an app_open re-sent under a
     new session id), and each unlisted web device whose many sessions all stopped at the open (a bot: the brief's
     bot farms open web sessions)."""
-    return ("SELECT 'retry', date::VARCHAR, NULL, platform, app_version, NULL, NULL, NULL, count(*) "
+    return ("SELECT 'retry', date, NULL, platform, app_version, NULL, NULL, NULL, count(*) "
             f"FROM k WHERE NOT started GROUP BY ALL HAVING count(*) >= {RETRY_MIN} "
-            "UNION ALL SELECT 'bot', min(date)::VARCHAR, max(date)::VARCHAR, min(platform), NULL, "
+            "UNION ALL SELECT 'bot', min(date), max(date), min(platform), NULL, "
             f"min(country), u, NULL, count(*) FROM k WHERE platform = 'web' GROUP BY u HAVING count(*) >= {BOT_MIN} "
             "AND NOT bool_or(menu) "
             f"AND count(*) >= {BOT_PER_DAY} * count(DISTINCT date)")
@@ -290,10 +290,10 @@ def traces_sql(rules: frozenset[str] = ALL_RULES) -> str:
     a currency neither their country's usual one (the one most of its purchases carry) nor USD, when they are most
     of the rest (currency: the one sent in detail, the usual one in meant)."""
     count = "count(DISTINCT tx)" if "deduplication" in rules else "count(*)"
-    resend = ("UNION ALL SELECT 'resend', date::VARCHAR, NULL, platform, app_version, NULL, NULL, NULL, "
+    resend = ("UNION ALL SELECT 'resend', date, NULL, platform, app_version, NULL, NULL, NULL, "
               f"count(*) k FROM (SELECT date, platform, app_version FROM pk "
               f"GROUP BY date, platform, app_version, u, s HAVING {count} >= 2) GROUP BY ALL HAVING k >= {RETRY_MIN} ")
-    mislabel = ("UNION ALL SELECT 'currency', date::VARCHAR, NULL, platform, NULL, country, "
+    mislabel = ("UNION ALL SELECT 'currency', date, NULL, platform, NULL, country, "
                 "mode(cur) FILTER (cur NOT IN (usual, 'USD')), any_value(usual), "
                 "count(*) FILTER (cur NOT IN (usual, 'USD')) k FROM pk JOIN (SELECT country, mode(cur) usual FROM pk "
                 f"GROUP BY country) USING (country) GROUP BY date, platform, country HAVING k >= {MISLABEL_MIN} AND "
@@ -449,7 +449,7 @@ def run_scan_sql(rules: frozenset[str], fixes: Fixes, steps: tuple[int, ...], ba
             f"clear AS (SELECT * FROM runs a WHERE z <= -({bar}) OR n = 1 AND z <= -{HOST_Z:g} AND ({listed}"
             f"EXISTS (SELECT 1 FROM runs b WHERE b.n > 1 AND b.z <= -{min(bars.values()):g} AND a.first BETWEEN "
             "b.first AND b.last))) "
-            "SELECT k, p platform, c country, h channel, u user_type, first::VARCHAR first, n, round(z, 2) z "
+            "SELECT k, p platform, c country, h channel, u user_type, first first, n, round(z, 2) z "
             "FROM clear a WHERE NOT EXISTS (SELECT 1 FROM clear b WHERE b.k = a.k AND b.z < a.z AND "
             f"b.first <= a.last AND a.first <= b.last AND {same}) ORDER BY z LIMIT {RUN_TOP}")
 
@@ -484,7 +484,7 @@ def context_tests_sql(rules: frozenset[str], fixes: Fixes, floor: float) -> str:
             f"FROM g JOIN rel USING (p, v) WHERE g.k >= 3 AND g.date BETWEEN rel.f AND rel.f + {CONTEXT_DATES - 1} "
             "UNION ALL SELECT 'experiment', a.experiment, g.date - a.f, g.* FROM g JOIN a ON " + same
             + " AND g.v IS NULL AND g.date BETWEEN a.f AND a.l) SELECT what, detail, k, p platform, c country, "
-            "v app_version, h channel, u user_type, min(date)::VARCHAR first, list(round(r, 1) ORDER BY dd) r, "
+            "v app_version, h channel, u user_type, min(date) first, list(round(r, 1) ORDER BY dd) r, "
             "list(round(e, 1) ORDER BY dd) e, list(round(w, 1) ORDER BY dd) w, "
             "list(dd ORDER BY dd) FILTER (what = 'experiment') offsets "
             f"FROM t GROUP BY ALL HAVING least({z_of('sum(r)', 'sum(e)', 'sum(w)')}, {z_of(*first)}) <= -{floor} "
