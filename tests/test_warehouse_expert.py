@@ -4,24 +4,30 @@ finds each data defect the world holds by its trace in the raw events."""
 
 from __future__ import annotations
 
+import datetime as dt
+
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from metric_tracker_rl.adapters.session import EpisodeSession
 from metric_tracker_rl.agents import make_agent, play
 from metric_tracker_rl.agents.expert_core.queries import compact
-from metric_tracker_rl.agents.warehouse_expert import in_parts, investigate
+from metric_tracker_rl.agents.warehouse_expert import Investigation, in_parts, investigate, kept_by
 from metric_tracker_rl.agents.warehouse_sql import (
     ALL_RULES,
     CONTEXT_SQL,
     RULES,
     Fixes,
     context_tests_sql,
+    date_runs,
     hours_sql,
     metric_values_sql,
     revenue_values_sql,
     run_scan_sql,
     sessions_cte,
     traces_sql,
+    wanted_values,
 )
 from metric_tracker_rl.catalog.tasks import resolve_episode_config
 from metric_tracker_rl.catalog.tiers import WAREHOUSE
@@ -31,11 +37,13 @@ from metric_tracker_rl.serving.environment import MetricTrackerRlEnvironment
 from metric_tracker_rl.sql.engine import EpisodeTables, open_database
 from metric_tracker_rl.sql.sandbox import MAX_SQL_CHARS
 from metric_tracker_rl.world.funnel import window_calendar
+from metric_tracker_rl.world.segments import Segment
 
 FIXED = Fixes(renamed=(("menu_view", "menu_open"),), skewed=True, late_loaded=True, retried=True,
               bots=tuple(f"{n:010d}.1776697200" for n in range(4)), resent=True,
               mislabelled=tuple((f"2026-03-{day}", "ios", "IN", "EUR", "INR") for day in range(10, 15)))
 ASKED = [(i, "2026-03-20", "android", None, None, None, None, i % 5) for i in range(60)]
+HOSTS = [f"2026-03-{day}" for day in range(10, 30)]
 
 
 def _world(seed: int) -> WarehouseWorld:
@@ -92,7 +100,7 @@ def test_every_statement_fits_the_query_tool(rules: frozenset[str]) -> None:
     """As sent (compact), with every fix a world can call for; a long list of rows goes in parts that fit."""
     statements = [CONTEXT_SQL, traces_sql(rules),
                   context_tests_sql(rules, FIXED, 2.5), hours_sql(rules, FIXED),
-                  run_scan_sql(rules, FIXED, (0, 1, 2, 3), {1: 5.0, 2: 7.0})]
+                  run_scan_sql(rules, FIXED, (0, 1, 2, 3), {1: 5.0, 2: 7.0}, HOSTS)]
     assert max(len(compact(sql)) for sql in statements) <= MAX_SQL_CHARS
     parts = in_parts("values", ASKED, lambda part: metric_values_sql(rules, FIXED, part))
     sent = []
@@ -142,3 +150,86 @@ def test_the_expert_plays_through_the_tools_only() -> None:
                    difficulty="warehouse", seed=3)
     assert session.graded and session.score > 0.5
     assert session.steps <= 16
+
+
+_NO_TABLES = EpisodeTables(open_database(), {})
+_ASKED_ROWS = st.lists(st.tuples(st.integers(0, 20), st.sampled_from(["ios", "web", None]), st.integers(0, 4)),
+                       max_size=30)
+
+
+@settings(max_examples=40, deadline=None)
+@given(_ASKED_ROWS)
+def test_the_rows_asked_for_read_as_they_were_asked(picked: list[tuple[int, str | None, int]]) -> None:
+    """Written as runs of dates, the rows asked for are, through the SQL tool's checks, exactly the rows a plain
+    list would give: each i once, with its own date and fields."""
+    asked = [(i, (dt.date(2026, 3, 2) + dt.timedelta(days=day)).isoformat(), platform, k)
+             for i, (day, platform, k) in enumerate(picked)]
+    if not asked:
+        return
+    _, rows, _ = _NO_TABLES.run(f"WITH {wanted_values(asked, 'i, on_date, platform, k')} SELECT i, "
+                                "on_date::VARCHAR, platform, k FROM q ORDER BY i", 0, 100)
+    assert [tuple(row) for row in rows] == [tuple(row) for row in asked]
+
+
+@pytest.mark.slow
+def test_the_run_scan_reads_the_level_shift_beside_its_host() -> None:
+    """Given the date of the incident its concurrent level shift shares (a release on ios breaking
+    product_added_to_cart_to_order_placed), the run scan reads that date's single fall of the world's concurrent
+    level shift (ios, order to payment), too weak for a blind scan's bar."""
+    world = _world(1)
+    dates = window_calendar(world.log.num_days).iso_dates
+    shifts = [i for i in world.incidents if i.kind == "level_shift"
+              and sum(j.record.day == i.record.day for j in world.incidents) > 1]
+    assert len(shifts) == 1 and shifts[0].record.entity_name == "order_placed_to_payment_successful"
+    date = dates[shifts[0].record.day]
+
+    def single(hosts: list[str]) -> list[dict[str, object]]:
+        rows = _runner(world)(run_scan_sql(ALL_RULES, Fixes(), (0, 1, 2, 3), {1: 5.0, 2: 7.0}, hosts))
+        return [row for row in rows if row["first"] == date and row["k"] == 4 and row["n"] == 1]
+
+    found = single([date])
+    assert [(row["platform"], row["country"], row["channel"], row["user_type"]) for row in found] == [
+        ("ios", None, None, None)]
+    assert -5.0 < float(found[0]["z"]) <= -3.0  # type: ignore[arg-type]
+
+
+def _release_row(residuals: list[float]) -> dict[str, object]:
+    """A release's test row on order to payment: each date 30 orders expected to pay, the residuals given."""
+    return {"what": "release", "detail": "6.20.0", "k": 4, "platform": "ios", "country": None,
+            "app_version": "6.20.0", "channel": None, "user_type": None, "first": "2026-03-06",
+            "r": str(residuals), "e": str([30.0] * len(residuals)), "w": str([3.0] * len(residuals))}
+
+
+def test_a_release_is_a_fall_from_its_rollouts_first_dates() -> None:
+    """A version whose payments fall from its first date is a regression on each date it lasts; one whose first
+    three dates hold and whose later dates fall as far is not (a fall that starts later is something else's)."""
+    investigation = Investigation(dates=[f"2026-03-{day:02d}" for day in range(2, 30)])
+    found = investigation.releases([_release_row([-10.0, -10.0, -10.0, 0.0, 0.5, 0.0, 0.2])])
+    assert [f.date for f in found] == ["2026-03-06", "2026-03-07", "2026-03-08"]
+    assert {(f.metric, f.segment.app_version, f.kind) for f in found} == {
+        ("order_placed_to_payment_successful", "6.20.0", "release_regression")}
+    assert investigation.releases([_release_row([0.5, -0.5, 0.0, -12.0, -12.0, -12.0, 0.0])]) == []
+
+
+def test_a_concurrent_cuboid_keeps_one_of_its_hosts_values_and_agrees_with_it() -> None:
+    """As the brief words it: one of the host's values kept (its app version aside), no field both name differing."""
+    host = Segment(platform="ios", app_version="6.20.0", channel="organic")
+    assert kept_by(Segment(platform="ios", user_type="returning"), host)
+    assert kept_by(Segment(channel="organic"), host)
+    assert not kept_by(Segment(country="US"), host)  # keeps none of its values
+    assert not kept_by(Segment(app_version="6.20.0"), host)  # a version is not kept
+    assert not kept_by(Segment(platform="android", channel="organic"), host)  # disagrees on the platform
+
+
+@given(st.sets(st.integers(0, 40), max_size=20))
+def test_dates_as_runs_cover_each_date_once(days: set[int]) -> None:
+    dates = [(dt.date(2026, 3, 2) + dt.timedelta(days=day)).isoformat() for day in days]
+    runs = date_runs(dates)
+    covered = [(dt.date.fromisoformat(a) + dt.timedelta(days=n)).isoformat() for a, b in runs
+               for n in range((dt.date.fromisoformat(b) - dt.date.fromisoformat(a)).days + 1)]
+    assert covered == sorted(dates)
+    assert all(_next(b) < c for (_, b), (c, _) in zip(runs, runs[1:], strict=False))  # a gap between runs
+
+
+def _next(date: str) -> str:
+    return (dt.date.fromisoformat(date) + dt.timedelta(days=1)).isoformat()

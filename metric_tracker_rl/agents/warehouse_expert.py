@@ -15,7 +15,9 @@ rules, asks of every move "is this real, or is it the data?", and reports each a
    experiment's arm tested over their dates (a regression from the rollout's first date; a breakage of a step the
    experiment does not target), blocks of hours whose sessions or payments collapsed (an outage, a payment
    failure), and runs of dates on which a cuboid's step fell (a level shift), each scan against the same weekday's
-   other dates, leaf by leaf.
+   other dates, leaf by leaf; the run scan also reads single dates' weaker falls on the incidents' dates, and where
+   the config places a concurrent incident and none was found, the strongest of those where the brief says it lies
+   (an incident's date, a step its date leaves alone, a cuboid keeping one of the incident's values) is it.
 4. Values: every incident row's observed value and same-weekday median by the metrics layer, read in one statement.
 
 `rules` names the metrics layer's rules the expert applies (all of them; an ablation leaves one out).
@@ -53,11 +55,14 @@ PAYMENT_STEP = 4
 COUNT_OF_DASHBOARD = dict(zip(STEP_SESSION_COLUMNS, COUNT_COLUMNS, strict=True))
 
 # Decision thresholds (z of a fall against the same weekday's other dates).
-RELEASE_Z = (5.0, 6.5)  # a version's pooled fall over its first dates (alone, narrowed by one more field)
+RELEASE_Z = 4.5  # a version's pooled fall over its first dates
+RELEASE_FIRST_Z = 3.0  # its fall over its first three dates: a regression starts with its rollout
 EXPERIMENT_Z = 3.5  # an arm's pooled fall on a step it does not target, over its dates
 # A blind run's bar by the fields its cuboid names (a level shift names one nearly always).
 RUN_Z = {1: 5.0, 2: 7.0}
 REGRESSION_DATES = (3, 6)  # a regression lasts so many dates from its rollout's first
+# The bar of a single date's fall where the brief places a concurrent incident, by the fields its cuboid names.
+CONCURRENT_Z = {1: 3.0, 2: 3.0}
 
 
 @dataclass(frozen=True)
@@ -100,6 +105,7 @@ class Investigation:
     each statement's rows; it returns the findings."""
 
     rules: frozenset[str] = ALL_RULES
+    concurrency: int = 1  # the config's: dates that carry a second incident
     dates: list[str] = field(default_factory=list)
     context: Rows = field(default_factory=list)
 
@@ -107,7 +113,8 @@ class Investigation:
         return self.dates.index(date)
 
     def run(self) -> Generator[Statement, Rows, list[Finding]]:
-        self.context = yield ("context", wsql.CONTEXT_SQL)
+        rows = yield ("context", wsql.CONTEXT_SQL)  # dates as text, as the query tool shows them
+        self.context = [{name: str(v) if isinstance(v, dt.date) else v for name, v in row.items()} for row in rows]
         window = next(row for row in self.context if row["what"] == "window")
         first, last = dt.date.fromisoformat(window["first"]), dt.date.fromisoformat(window["last"])
         self.dates = [(first + dt.timedelta(days=i)).isoformat() for i in range((last - first).days + 1)]
@@ -200,25 +207,21 @@ class Investigation:
 
     def defect_values(self, found: list[Finding], fixes: Fixes) -> Generator[Statement, Rows, list[Finding]]:
         """Observed: the dashboard's; baseline: the metrics layer's with the faults undone (a consent drop's: the
-        sessions its app_opens without a user id stand for), read together where they can be."""
+        sessions its app_opens without consent stand for), read together where they can be."""
         if not found:
             return []
         asked = [(i, f.date, *f.segment.values(), f.step) for i, f in enumerate(found)]
         rows = yield from in_parts("defect values", asked,
                                    lambda part: wsql.defect_values_sql(self.rules, fixes, part))
         observed = {row["i"]: row["observed"] for row in rows}
-        baseline: dict[int, Any] = {row["i"]: row["value"] for row in rows
-                                    if found[row["i"]].kind != "consent_drop" and found[row["i"]].metric != REVENUE}
+        baseline: dict[int, Any] = {row["i"]: row["denied"] if found[row["i"]].kind == "consent_drop" else row["value"]
+                                    for row in rows if found[row["i"]].metric != REVENUE}
         revenue = [(i, f.date, f.segment.platform, f.segment.country, f.segment.app_version)
                    for i, f in enumerate(found) if f.metric == REVENUE]
         if revenue:
             rows = yield from in_parts("revenue baselines", revenue,
                                        lambda part: wsql.revenue_values_sql(self.rules, fixes, part))
             baseline.update({row["i"]: row["value"] for row in rows})
-        consent = [(i, f.date, f.segment.country) for i, f in enumerate(found) if f.kind == "consent_drop"]
-        if consent:
-            rows = yield ("consent baselines", wsql.consent_baseline_sql(self.rules, consent))
-            baseline.update({row["i"]: row["baseline"] for row in rows})
         return [replace(f, observed=_number(observed.get(i)), baseline=_number(baseline.get(i)))
                 for i, f in enumerate(found)]
 
@@ -234,10 +237,40 @@ class Investigation:
         found += self.strongest_each_date(breaks, PAYMENT_STEP, FUNNEL_BREAK, "payment_failure")
         found += [f for f in self.strongest_each_date(outages, 0, COUNT_DROP, "segment_outage")
                   if not any(d.step == 0 and d.date == f.date for d in defects) and not self.holiday(f)]
-        runs = yield ("runs", wsql.run_scan_sql(self.rules, fixes, (0, 1, 2, 3), RUN_Z))
+        hosts = [f.date for f in [*releases, *found]] if self.concurrency else []
+        runs = yield ("runs", wsql.run_scan_sql(self.rules, fixes, (0, 1, 2, 3), RUN_Z, hosts))
         found = [*self.versions_alone(releases, runs), *found]  # a release first: its dates' payments are its own
         shifts = self.level_shifts(runs, found, defects)
-        return [*(f for f in found if not within_shift(f, shifts)), *shifts]
+        found = [*(f for f in found if not within_shift(f, shifts)), *shifts]
+        return [*found, *self.concurrent(found, runs)]
+
+    def concurrent(self, found: list[Finding], runs: Rows) -> list[Finding]:
+        """The brief's concurrent incidents still unfound: on an incident's date, a level shift of that date only,
+        on a step that date's incidents and experiments leave alone, in a cuboid that keeps one of the incident's
+        values and agrees with it on every field both name. The strongest such fall of one date the run scan read,
+        where it stands out."""
+        alone = [f for f in found if f.kind == "level_shift" and not any(
+            g.kind == "level_shift" and g.metric == f.metric and g.segment == f.segment and g.date != f.date
+            for g in found)]
+        if not self.concurrency or alone:
+            return []  # none, or one found already (a level shift lasts two dates or more unless concurrent)
+        kept = []
+        for row in sorted(runs, key=lambda r: r["z"]):
+            segment, date = segment_of(row), str(row["first"])
+            if row["n"] != 1 or row["z"] > -CONCURRENT_Z[len(segment.named())] or row["k"] in self.taken(date, found):
+                continue
+            if any(f.date == date and kept_by(segment, f.segment) for f in found):
+                kept.append(Finding(date, RATE_COLUMNS[row["k"] - 1], RATE_DROP, segment, kind="level_shift",
+                                    z=row["z"]))
+        return kept[:self.concurrency]
+
+    def taken(self, date: str, found: list[Finding]) -> set[int]:
+        """The steps (1 to 4) a date's incidents name, up to a payment failure's, and its experiments' targets."""
+        steps = {f.step for f in found if f.date == date and f.step > 0}
+        if any(f.date == date and f.anomaly_type == FUNNEL_BREAK for f in found):
+            steps |= set(range(1, PAYMENT_STEP + 1))
+        return steps | {RATE_COLUMNS.index(row["note"]) + 1 for row in self.context if row["what"] == "experiment"
+                        and row["first"] <= date <= row["last"] and row["note"] in RATE_COLUMNS}
 
     def versions_alone(self, releases: list[Finding], runs: Rows) -> list[Finding]:
         """The releases whose fall is the version's own: a run on the same step and dates in a cuboid holding the
@@ -259,16 +292,17 @@ class Investigation:
                    for row in self.context)
 
     def releases(self, tests: Rows) -> list[Finding]:
-        """Per release, its strongest pooled fall over its first three to six dates (of the version, or of the
-        version in one country, channel or user type), when beyond RELEASE_Z."""
+        """Per release, its version's strongest pooled fall over its first three to six dates, when beyond RELEASE_Z
+        and its first three dates fell."""
         best: dict[str, tuple[float, dict[str, Any], int]] = {}
         for row in tests:
             if row["what"] != "release" or row["k"] not in REGRESSION_STEPS:
                 continue
+            if (pooled_z(row, REGRESSION_DATES[0]) or 0.0) > -RELEASE_FIRST_Z:
+                continue  # a fall that starts later is not the release's (a level shift its version echoes)
             for length in range(REGRESSION_DATES[0], REGRESSION_DATES[1] + 1):
                 z = pooled_z(row, length)
-                bar = RELEASE_Z[len(segment_of(row).named()) > 2]
-                if z is not None and z <= -bar and z < best.get(row["detail"], (0.0,))[0]:
+                if z is not None and z <= -RELEASE_Z and z < best.get(row["detail"], (0.0,))[0]:
                     best[row["detail"]] = (z, row, length)
         found = []
         for z, row, length in best.values():
@@ -288,6 +322,8 @@ class Investigation:
                 continue
             if RATE_COLUMNS[row["k"] - 1] == targets.get(row["detail"]):
                 continue  # the intended effect
+            if sum(numbers(row["e"])) < wsql.MIN_EXPECTED:
+                continue  # too few conversions expected to read a fall by
             z = pooled_z(row, len(numbers(row["r"])))
             if z is not None and z <= -EXPERIMENT_Z and z < best.get(row["detail"], (0.0,))[0]:
                 best[row["detail"]] = (z, row)
@@ -368,6 +404,14 @@ def in_parts(name: str, asked: Sequence[tuple[Any, ...]], build: Callable[[Seque
         rows += yield (name, build(asked[start:end]))
         start = end
     return rows
+
+
+def kept_by(segment: Segment, host: Segment) -> bool:
+    """A concurrent incident's cuboid: it keeps one of its host's values (an app version aside) and agrees with it
+    on every field both name."""
+    fields = ((segment.platform, host.platform), (segment.country, host.country), (segment.channel, host.channel),
+              (segment.user_type, host.user_type))
+    return any(a is not None and a == b for a, b in fields) and overlaps(segment, host)
 
 
 def arm_segment(row: dict[str, Any]) -> Segment:
@@ -455,7 +499,8 @@ class WarehouseExpertAgent(Agent):
         self.rules = rules
 
     def begin(self, observation: SeenObservation) -> None:
-        self.procedure = Investigation(self.rules).run()
+        concurrency = int(observation.config.get("concurrency") or 0)
+        self.procedure = Investigation(self.rules, concurrency).run()
         self.statement: Statement | None = None
         self.rows: Rows = []
         self.findings: list[Finding] | None = None

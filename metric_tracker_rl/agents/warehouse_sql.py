@@ -8,6 +8,7 @@ menu_open, product_added_to_cart, order_placed, payment_successful), as the metr
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -43,7 +44,7 @@ def _excluded(rules: frozenset[str]) -> str:
         tags.append("p.key = 'debug_mode' AND p.value.int_value = 1")
     # Whether any parameter is a tag (an event without parameters, as a cookieless ping's open, carries none); AND
     # binds before OR.
-    parts = [f"len(list_filter(event_params, lambda p: {' OR '.join(tags)})) > 0"] if tags else []
+    parts = [f"list_filter(event_params, lambda p: {' OR '.join(tags)}) <> []"] if tags else []
     listed = ["user_id IN (SELECT user_id FROM internal_accounts)"] if "internal_traffic" in rules else []
     devices = [table for rule, table in (("debug_events", "test_devices"), ("bots", "known_bots")) if rule in rules]
     if devices:
@@ -81,10 +82,14 @@ def lag_within(days: int) -> str:
     return f"{LAG} BETWEEN {days * DAY_US} AND {days * DAY_US + HOUR_US}"
 
 
-def events_cte(rules: frozenset[str] = ALL_RULES, fixes: Fixes = NO_FIXES, purchases: bool = False) -> str:
+def events_cte(rules: frozenset[str] = ALL_RULES, fixes: Fixes = NO_FIXES, purchases: bool = False,
+               stamped: bool = False) -> str:
     """`e`: the events a session is built from, one row each (its repeats once where de-duplication applies), with
     whether it counts (`ok`: ingested before the cut-off) and whether it excludes its session (`x`); where
-    `purchases`, a payment's transaction id, value and currency too (tx, val, cur)."""
+    `purchases`, a payment's time, transaction id, value and currency too (t, tx, val, cur); where `stamped`, each
+    event's time (t). Without a time, a session's events of one name, date and segment are one row: all a session's
+    steps read."""
+    stamp = "event_timestamp t, " if purchases or stamped else ""
     date = _date(rules)
     if fixes.skewed:
         date = f"CASE WHEN {lag_within(1)} THEN {date} + 1 ELSE {date} END"
@@ -102,14 +107,14 @@ def events_cte(rules: frozenset[str] = ALL_RULES, fixes: Fixes = NO_FIXES, purch
                      for key, kind, alias in (("transaction_id", "string_value", "tx"),
                                               ("value", "double_value", "val"),
                                               ("currency", "string_value", "cur"))) + ", " if purchases else ""
-    select = (f"SELECT {user} u, {session} s, {name} n, {date} d, event_timestamp t, platform, "
+    select = (f"SELECT {user} u, {session} s, {name} n, {date} d, {stamp}platform, "
               f"app_info.version v, geo.country c, traffic_source.medium m, {paid}{cutoff} ok, "
               f"{_excluded(rules)} x FROM events {consent}")
     if "deduplication" in rules:
         # A repeat is a copy of its event: its platform, version, country and medium (m) are the first's.
         kept = "any_value(tx) tx, any_value(val) val, any_value(cur) cur, " if purchases else ""
-        select = (f"SELECT u, s, n, d, t, platform, v, c, m, {kept}bool_or(ok) ok, bool_or(x) x FROM ({select}) "
-                  "GROUP BY ALL")
+        kept = ("t, " if stamp else "") + "platform, v, c, m, " + kept
+        select = f"SELECT u, s, n, d, {kept}bool_or(ok) ok, bool_or(x) x FROM ({select}) GROUP BY ALL"
     return f"e AS ({select})"
 
 
@@ -140,7 +145,7 @@ def sessions_cte(rules: frozenset[str] = ALL_RULES, fixes: Fixes = NO_FIXES, hou
     else:
         columns += [f"min(v) FILTER ({OPENED}) app_version", f"{CHANNEL_OF_MEDIUM} channel",
                     "CASE WHEN s = 1 THEN 'new' ELSE 'returning' END user_type", *steps]
-    return (f"WITH {events_cte(rules, fixes)}, s AS (SELECT {', '.join(columns)} "
+    return (f"WITH {events_cte(rules, fixes, stamped=hours)}, s AS (SELECT {', '.join(columns)} "
             f"FROM e GROUP BY u, s HAVING {_counted(fixes)})")
 
 
@@ -204,13 +209,13 @@ def _text(value: object) -> str:
 # The context rows the expert reads, as text: what each is, its segment, its dates and what it says (the releases
 # its tests read from their own table; partner notices and campaigns explain nothing it reports).
 CONTEXT_SQL = (
-    "SELECT 'window' what, NULL platform, NULL country, NULL detail, min(date)::VARCHAR first, "
-    "max(date)::VARCHAR last, NULL note FROM dashboard "
+    "SELECT 'window' what, NULL platform, NULL country, NULL detail, min(date) first, "
+    "max(date) last, NULL note FROM dashboard "
     "UNION ALL SELECT 'experiment', platform, country, concat_ws('/', channel, user_type), "
-    "start_date::VARCHAR, "
-    "end_date::VARCHAR, target_step FROM experiments "
-    "UNION ALL SELECT 'holiday', NULL, country, name, date::VARCHAR, date::VARCHAR, NULL FROM holidays "
-    "UNION ALL SELECT 'tracking', platform, NULL, NULL, date::VARCHAR, NULL, change FROM tracking_changelog "
+    "start_date, "
+    "end_date, target_step FROM experiments "
+    "UNION ALL SELECT 'holiday', NULL, country, name, date, date, NULL FROM holidays "
+    "UNION ALL SELECT 'tracking', platform, NULL, NULL, date, NULL, change FROM tracking_changelog "
     "ORDER BY what, first")
 
 DENIED = "privacy_info.analytics_storage = 'denied'"  # a cookieless ping: no consent
@@ -222,7 +227,7 @@ def _event_traces(rules: frozenset[str]) -> str:
     """The raw events' traces by date: a platform's events ingested a day after their stamp (a clock a day early),
     all events ingested three days after it (a late load), and a country's app_opens without consent (cookieless
     pings)."""
-    date = f"{_date(rules)}::VARCHAR"
+    date = _date(rules)
     return (f"SELECT 'skew' what, {date} first, NULL last, platform, NULL app_version, NULL country, NULL detail, "
             f"NULL meant, count(*) FILTER ({lag_within(1)}) k FROM events GROUP BY ALL HAVING k > {TRACE_SHARE} * "
             f"count(*) UNION ALL SELECT 'late', {date}, NULL, NULL, NULL, NULL, NULL, NULL, count(*) FILTER "
@@ -238,11 +243,13 @@ BOT_MIN, BOT_PER_DAY = 4, 2.5  # an unlisted device's idle sessions: at least so
 
 def _session_traces() -> str:
     """After `k`: per date and app version, counted sessions with no session_start (an app_open re-sent under a
-    new session id), and each unlisted device whose many sessions all stopped at the open (a bot)."""
-    return ("SELECT 'retry', date::VARCHAR, NULL, platform, app_version, NULL, NULL, NULL, count(*) "
+    new session id), and each unlisted web device whose many sessions all stopped at the open (a bot: the brief's
+    bot farms open web sessions)."""
+    return ("SELECT 'retry', date, NULL, platform, app_version, NULL, NULL, NULL, count(*) "
             f"FROM k WHERE NOT started GROUP BY ALL HAVING count(*) >= {RETRY_MIN} "
-            "UNION ALL SELECT 'bot', min(date)::VARCHAR, max(date)::VARCHAR, min(platform), NULL, "
-            f"min(country), u, NULL, count(*) FROM k GROUP BY u HAVING count(*) >= {BOT_MIN} AND NOT bool_or(menu) "
+            "UNION ALL SELECT 'bot', min(date), max(date), min(platform), NULL, "
+            f"min(country), u, NULL, count(*) FROM k WHERE platform = 'web' GROUP BY u HAVING count(*) >= {BOT_MIN} "
+            "AND NOT bool_or(menu) "
             f"AND count(*) >= {BOT_PER_DAY} * count(DISTINCT date)")
 
 
@@ -283,17 +290,17 @@ def traces_sql(rules: frozenset[str] = ALL_RULES) -> str:
     a currency neither their country's usual one (the one most of its purchases carry) nor USD, when they are most
     of the rest (currency: the one sent in detail, the usual one in meant)."""
     count = "count(DISTINCT tx)" if "deduplication" in rules else "count(*)"
-    resend = ("UNION ALL SELECT 'resend', date::VARCHAR, NULL, platform, app_version, NULL, NULL, NULL, "
+    resend = ("UNION ALL SELECT 'resend', date, NULL, platform, app_version, NULL, NULL, NULL, "
               f"count(*) k FROM (SELECT date, platform, app_version FROM pk "
               f"GROUP BY date, platform, app_version, u, s HAVING {count} >= 2) GROUP BY ALL HAVING k >= {RETRY_MIN} ")
-    mislabel = ("UNION ALL SELECT 'currency', date::VARCHAR, NULL, platform, NULL, country, "
+    mislabel = ("UNION ALL SELECT 'currency', date, NULL, platform, NULL, country, "
                 "mode(cur) FILTER (cur NOT IN (usual, 'USD')), any_value(usual), "
                 "count(*) FILTER (cur NOT IN (usual, 'USD')) k FROM pk JOIN (SELECT country, mode(cur) usual FROM pk "
                 f"GROUP BY country) USING (country) GROUP BY date, platform, country HAVING k >= {MISLABEL_MIN} AND "
                 "k > 0.5 * count(*) FILTER (cur <> 'USD') ") if "currency" in rules else ""
     return (f"WITH {events_cte(rules, purchases=True)}, {_counted_keys(NO_FIXES, steps=True)}, "
             f"{_purchases(rules, NO_FIXES)} {_event_traces(rules)} UNION ALL {_session_traces()} "
-            f"{resend}{mislabel}ORDER BY what, first")
+            f"{resend}{mislabel}ORDER BY ALL")
 
 
 def revenue_values_sql(rules: frozenset[str], fixes: Fixes, asked: Sequence[tuple[object, ...]]) -> str:
@@ -310,10 +317,26 @@ def revenue_values_sql(rules: frozenset[str], fixes: Fixes, asked: Sequence[tupl
 
 
 def wanted_values(rows: Sequence[tuple[object, ...]], columns: str) -> str:
-    """A VALUES list of the rows asked for, as the common table `q(columns)` (a date typed in the first row only:
-    the later rows' text takes the column's type)."""
-    body = ", ".join("(" + ", ".join(_sql_literal(v, typed=not n) for v in row) + ")" for n, row in enumerate(rows))
-    return f"q({columns}) AS (VALUES {body})"
+    """The rows asked for (i, on_date, the rest of `columns`) as the common table `q(columns)`, written as runs: a
+    VALUES row per run of dates that asks the same rest (the list of its rows' i, its first date: typed in the
+    first row only, the later rows' text takes the column's type), one row of q per date."""
+    runs: list[tuple[list[object], str, tuple[object, ...]]] = []
+    for i, date, *rest in sorted(rows, key=lambda row: (str(row[2:]), str(row[1]))):
+        last = runs[-1] if runs else None
+        if last and last[2] == tuple(rest) and _next_date(last[1], len(last[0])) == date:
+            last[0].append(i)
+        else:
+            runs.append(([i], str(date), tuple(rest)))
+    body = ", ".join("(" + ", ".join(["[" + ", ".join(map(str, run)) + "]", _sql_literal(first, typed=not n),
+                                      *(_sql_literal(v) for v in rest)]) + ")"
+                     for n, (run, first, rest) in enumerate(runs))
+    names = [name.strip() for name in columns.split(",")]
+    return (f"qr({columns}) AS (VALUES {body}), q AS (SELECT unnest({names[0]}) {names[0]}, "
+            f"{names[1]} + (generate_subscripts({names[0]}, 1) - 1)::INT {names[1]}, {', '.join(names[2:])} FROM qr)")
+
+
+def _next_date(first: str, days: int) -> str:
+    return (dt.date.fromisoformat(first) + dt.timedelta(days=days)).isoformat()
 
 
 def _sql_literal(value: object, typed: bool = True) -> str:
@@ -348,8 +371,9 @@ REVENUE_STEP = -1  # k of revenue_usd where a row asks for a step (0 sessions, 1
 def defect_values_sql(rules: frozenset[str], fixes: Fixes, asked: Sequence[tuple[object, ...]]) -> str:
     """For each row asked (i, date, platform, country, app_version, channel, user_type, k), the dashboard's value
     of the metric on that segment and date (`observed`: a rate from the sums of its rows; revenue_usd where k is
-    REVENUE_STEP) and the metrics layer's with the faults undone (`value`: a count counts sessions, a rate divides
-    sums)."""
+    REVENUE_STEP), the metrics layer's with the faults undone (`value`: a count counts sessions, a rate divides
+    sums) and, where a row asks for a country's sessions (a consent drop's), the sessions its app_opens without
+    consent stand for (`denied`, see _denied)."""
     metric = ("CASE WHEN any_value(q.k) = 0 THEN count(*) ELSE sum(list_extract([m1, m2, m3, m4], q.k)) / "
               "nullif(sum(list_extract([m0, m1, m2, m3], q.k)), 0) END")
     match = " AND ".join(f"(q.{f} IS NULL OR s.{f} = q.{f})" for f in SEGMENT_COLUMNS)
@@ -357,31 +381,35 @@ def defect_values_sql(rules: frozenset[str], fixes: Fixes, asked: Sequence[tuple
     listed = "[" + ", ".join(f"sum({c})" for c in columns) + "]"
     board = " AND ".join(f"(q.{f} IS NULL OR d.{f} = q.{f})" for f in ("platform", "country", "app_version"))
     wanted = wanted_values(asked, "i, on_date, " + ", ".join(SEGMENT_COLUMNS) + ", k")
+    consent = any(row[-1] == 0 and row[3] is not None for row in asked)
     return (f"{sessions_cte(rules, fixes)}, {wanted}, "
             f"o AS (SELECT i, any_value(k) k, {listed} n, sum(d.revenue_usd) r FROM q LEFT JOIN dashboard d ON "
             f"d.date = q.on_date AND {board} GROUP BY i), "
-            f"m AS (SELECT i, {metric} value FROM q JOIN s ON {match} AND s.date = q.on_date GROUP BY i) "
+            f"m AS (SELECT i, {metric} value FROM q JOIN s ON {match} AND s.date = q.on_date GROUP BY i)"
+            f"{', ' + _denied(rules) if consent else ''} "
             f"SELECT i, CASE WHEN k = {REVENUE_STEP} THEN coalesce(r, 0) WHEN k = 0 THEN coalesce(n[1], 0) "
-            "ELSE n[k + 1] / nullif(n[k], 0) END observed, value FROM o LEFT JOIN m USING (i) ORDER BY i")
+            f"ELSE n[k + 1] / nullif(n[k], 0) END observed, value, {'denied' if consent else 'NULL denied'} "
+            f"FROM o LEFT JOIN m USING (i) {'LEFT JOIN c USING (i) ' if consent else ''}ORDER BY i")
 
 
-def consent_baseline_sql(rules: frozenset[str], asked: Sequence[tuple[object, ...]]) -> str:
-    """For each (i, date, country) asked, the sessions its app_opens without consent stand for: those app_opens
-    (each once, counted by the cut-off) less the median of the same weekday's other dates (the share that always
-    denies)."""
+def _denied(rules: frozenset[str]) -> str:
+    """After `q`: `c`, for each row of a country's sessions, the sessions its app_opens without consent stand for:
+    those app_opens (each once, counted by the cut-off) less the median of the same weekday's other dates (the
+    share that always denies)."""
     date = _date(rules)
-    return (f"WITH {wanted_values(asked, 'i, on_date, country')}, o AS (SELECT {date} date, geo.country country, "
-            f"count(DISTINCT event_timestamp) FILTER (ingestion_timestamp < epoch_us(CAST({date} + "
-            f"{LATE_CUTOFF_DAYS} AS TIMESTAMP)) - {OFFSET_US}) k FROM events WHERE event_name = 'app_open' AND "
-            f"{DENIED} GROUP BY ALL) SELECT i, max(k) FILTER (date = on_date) - median(k) FILTER "
-            "(date <> on_date) baseline FROM q JOIN o ON o.country = q.country AND isodow(o.date) = isodow(q.on_date) "
-            "GROUP BY i ORDER BY i")
+    return (f"dn AS (SELECT {date} date, geo.country country, count(DISTINCT event_timestamp) FILTER "
+            f"(ingestion_timestamp < epoch_us(CAST({date} + {LATE_CUTOFF_DAYS} AS TIMESTAMP)) - {OFFSET_US}) k "
+            f"FROM events WHERE event_name = 'app_open' AND {DENIED} GROUP BY ALL), "
+            "c AS (SELECT i, max(dn.k) FILTER (date = on_date) - median(dn.k) FILTER (date <> on_date) denied "
+            "FROM q JOIN dn ON dn.country = q.country AND isodow(dn.date) = isodow(q.on_date) WHERE q.k = 0 "
+            "GROUP BY i)")
 
 
 SPREAD = 0.04  # a cuboid's conversion varies from date to date by about this share of it, beyond sampling
 MIN_EXPECTED = 5  # expected conversions a cuboid needs on a date to be read
 RUN_DAYS = 5  # consecutive dates a run scan pools, at most (a level shift's longest)
 RUN_TOP = 20
+HOST_Z = 3.0  # a single date's fall where a concurrent incident may lie: read by the expert against its host
 
 
 def z_of(r: str, e: str, w: str) -> str:
@@ -394,18 +422,23 @@ def pooled_z_sql(r: str, e: str, w: str) -> str:
     return f"list_sum({r}) / sqrt(list_sum({w}) + {SPREAD ** 2:g} * list_sum(list_transform({e}, lambda x: x * x)))"
 
 
-def run_scan_sql(rules: frozenset[str], fixes: Fixes, steps: tuple[int, ...], bars: dict[int, float]) -> str:
+def run_scan_sql(rules: frozenset[str], fixes: Fixes, steps: tuple[int, ...], bars: dict[int, float],
+                 hosts: Sequence[str] = ()) -> str:
     """Per step and cuboid of one or two fields (no app version: a version's falls are the releases'), its falls
     pooled over one to RUN_DAYS consecutive dates (scaled by the cuboid's own spread of a date's z over the window,
-    where wider than the model's) beyond the bar of a cuboid naming so many fields (`bars`): of those, each one no
-    stronger run overlaps (on its step, in its dates and cuboid: one fall seen from several cuboids and lengths is
-    its strongest), the RUN_TOP strongest with its first date, length and z."""
+    where wider than the model's) beyond the bar of a cuboid naming so many fields (`bars`), and the falls of a
+    single date beyond HOST_Z on a date where a concurrent incident may lie (one of `hosts`, an incident's dates,
+    or a date of a run of several dates beyond the lowest bar): of those, each one no stronger run overlaps (on its
+    step, in its dates and cuboid: one fall seen from several cuboids and lengths is its strongest), the RUN_TOP
+    strongest with its first date, length and z."""
     last = "[len(rl) - n + 1:]"
     pooled = pooled_z_sql(f"rl{last}", f"el{last}", f"wl{last}")
     sets = [s for s in cuboid_sets(2) if "v" not in s]
     fields = " + ".join(f"({a} IS NOT NULL)::INT" for a in "pchu")
     bar = "CASE " + " ".join(f"WHEN {fields} = {named} THEN {z:g}" for named, z in sorted(bars.items())) + " END"
-    same = " AND ".join(f"(a.{x} IS NULL OR b.{x} IS NULL OR a.{x} = b.{x})" for x in "pchu")
+    same = " AND ".join(f"coalesce(a.{x} = b.{x}, TRUE)" for x in "pchu")  # a field either leaves open: any value
+    listed = "".join(f"first = {_sql_literal(a)} OR " if a == b else f"first BETWEEN {_sql_literal(a)} AND '{b}' OR "
+                     for a, b in date_runs(hosts))
     return (sessions_cte(rules, fixes) + residuals_ctes(steps, sets=sets)
             + ", y AS (SELECT *, list(r) OVER x rl, list(e) OVER x el, list(w) OVER x wl, list(date) OVER x dl, "
             f"greatest(1, 1.4826 * mad({z_of('r', 'e', 'w')}) OVER (PARTITION BY k, p, c, h, u)) sd "
@@ -413,23 +446,37 @@ def run_scan_sql(rules: frozenset[str], fixes: Fixes, steps: tuple[int, ...], ba
             f"runs AS (SELECT k, p, c, h, u, dl[len(dl) - n + 1] first, date last, n, {pooled} / sd z FROM y, range(1, "
             f"{RUN_DAYS + 1}) t(n) WHERE len(rl) >= n AND date - dl[len(dl) - n + 1] = n - 1 AND "
             f"list_sum(el{last}) >= {MIN_EXPECTED}), "
-            f"clear AS (SELECT * FROM runs WHERE z <= -({bar})) "
-            "SELECT k, p platform, c country, h channel, u user_type, first::VARCHAR first, n, round(z, 2) z "
+            f"clear AS (SELECT * FROM runs a WHERE z <= -({bar}) OR n = 1 AND z <= -{HOST_Z:g} AND ({listed}"
+            f"EXISTS (SELECT 1 FROM runs b WHERE b.n > 1 AND b.z <= -{min(bars.values()):g} AND a.first BETWEEN "
+            "b.first AND b.last))) "
+            "SELECT k, p platform, c country, h channel, u user_type, first first, n, round(z, 2) z "
             "FROM clear a WHERE NOT EXISTS (SELECT 1 FROM clear b WHERE b.k = a.k AND b.z < a.z AND "
             f"b.first <= a.last AND a.first <= b.last AND {same}) ORDER BY z LIMIT {RUN_TOP}")
 
 
+def date_runs(dates: Iterable[str]) -> list[tuple[str, str]]:
+    """The dates as runs of consecutive dates: (first, last) each."""
+    runs: list[tuple[str, str]] = []
+    for date in sorted(set(dates)):
+        if runs and _next_date(runs[-1][1], 1) == date:
+            runs[-1] = (runs[-1][0], date)
+        else:
+            runs.append((date, date))
+    return runs
+
+
 CONTEXT_DATES = 7  # dates from a release's first (or over an experiment) whose residuals are read
+FIRST_DATES = 3  # the dates a regression or breakage lasts at least, from its first
 
 
 def context_tests_sql(rules: frozenset[str], fixes: Fixes, floor: float) -> str:
-    """Each release's version (alone, or with one country, channel or user type) on the two late steps over its
+    """Each release's version (a release breaks a step on its new version) on the two late steps over its
     first CONTEXT_DATES dates, and each experiment's arm on every step over its dates: per date the residual r, the
     expected e and the variance w (lists by date from the first; an experiment's with its dates' offsets from its
-    start), where the pooled fall reaches `floor`."""
-    sets = [("p", "v"), ("p", "v", "c"), ("p", "v", "h"), ("p", "v", "u"),
-            ("p",), ("c",), ("p", "c"), ("p", "h"), ("p", "u"), ("c", "h"), ("c", "u")]
+    start), where the pooled fall over them or over the first FIRST_DATES reaches `floor`."""
+    sets = [("p", "v"), ("p",), ("c",), ("p", "c"), ("p", "h"), ("p", "u"), ("c", "h"), ("c", "u")]
     same = " AND ".join(f"g.{a} IS NOT DISTINCT FROM a.{a}" for a in "pchu")
+    first = [f"sum({x}) FILTER (dd < {FIRST_DATES})" for x in "rew"]  # a regression's shortest run
     return (sessions_cte(rules, fixes) + residuals_ctes(range(4), sets=sets)
             + ", rel AS (SELECT platform p, app_version v, min(rollout_start) f FROM releases GROUP BY ALL), "
             "a AS (SELECT experiment, platform p, country c, channel h, user_type u, target_step, start_date f, "
@@ -437,10 +484,11 @@ def context_tests_sql(rules: frozenset[str], fixes: Fixes, floor: float) -> str:
             f"FROM g JOIN rel USING (p, v) WHERE g.k >= 3 AND g.date BETWEEN rel.f AND rel.f + {CONTEXT_DATES - 1} "
             "UNION ALL SELECT 'experiment', a.experiment, g.date - a.f, g.* FROM g JOIN a ON " + same
             + " AND g.v IS NULL AND g.date BETWEEN a.f AND a.l) SELECT what, detail, k, p platform, c country, "
-            "v app_version, h channel, u user_type, min(date)::VARCHAR first, list(round(r, 1) ORDER BY dd) r, "
+            "v app_version, h channel, u user_type, min(date) first, list(round(r, 1) ORDER BY dd) r, "
             "list(round(e, 1) ORDER BY dd) e, list(round(w, 1) ORDER BY dd) w, "
             "list(dd ORDER BY dd) FILTER (what = 'experiment') offsets "
-            f"FROM t GROUP BY ALL HAVING {z_of('sum(r)', 'sum(e)', 'sum(w)')} <= -{floor} ORDER BY what, detail, k")
+            f"FROM t GROUP BY ALL HAVING least({z_of('sum(r)', 'sum(e)', 'sum(w)')}, {z_of(*first)}) <= -{floor} "
+            "ORDER BY ALL")
 
 
 BLOCK = 3  # hours of a block: every outage or payment failure (three hours or more) holds one whole
@@ -510,3 +558,4 @@ def hours_sql(rules: frozenset[str], fixes: Fixes) -> str:
             f"WHERE bz <= -{BREAK_Z}) SELECT * FROM (SELECT what, date, {cuboid}, round(v, 2) z FROM hit "
             "QUALIFY row_number() OVER (PARTITION BY what, p, c, date ORDER BY v) = 1) "
             f"QUALIFY row_number() OVER (PARTITION BY what ORDER BY z) <= {HOURS_TOP} ORDER BY what, z")
+
