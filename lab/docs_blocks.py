@@ -33,9 +33,8 @@ from lab.calibration.model_results import kept_results, model_results_table, sco
 from lab.calibration.rung_failure_modes import render as render_failure_modes
 from metric_tracker_rl.catalog.dimensions import DIMENSIONS
 from metric_tracker_rl.catalog.plain_types import MetricSubmissionRow
-from metric_tracker_rl.catalog.published import DIFFICULTIES, WINDOW_DAYS
+from metric_tracker_rl.catalog.published import DIFFICULTIES
 from metric_tracker_rl.catalog.task_splits import (
-    CALIBRATION_SEED_BASE,
     EVAL_SEEDS_PER_DIFFICULTY,
     TRAIN_SCHEDULE,
     TRAIN_SEED_BASE,
@@ -102,8 +101,8 @@ def calibration_seeds() -> str:
     def seeds(first: int) -> str:
         return f"{first:,} to {first + EVAL_SEEDS_PER_DIFFICULTY - 1:,}"
 
-    rows = [[difficulty, seeds(CALIBRATION_SEED_BASE[difficulty]),
-             seeds(CALIBRATION_SEED_BASE[difficulty] + UNTUNED_FIRST_OFFSET)] for difficulty in DIFFICULTIES]
+    rows = [[difficulty, seeds(TIERS[difficulty].calibration_seed_base),
+             seeds(TIERS[difficulty].calibration_seed_base + UNTUNED_FIRST_OFFSET)] for difficulty in DIFFICULTIES]
     return markdown_table(["tier", "eval seeds (tuned the agents and the tier)", "untuned seeds"], rows)
 
 
@@ -229,7 +228,7 @@ def tier_windows() -> str:
     """Each listed difficulty's window: its days and dates (every window starts on WINDOW_START, a Monday)."""
     rows = []
     for difficulty in DIFFICULTIES:
-        days = WINDOW_DAYS[difficulty]
+        days = TIERS[difficulty].window_days
         last = WINDOW_START + dt.timedelta(days=days - 1)
         rows.append([difficulty, f"{days} ({days // 7} weeks)", f"{WINDOW_START.isoformat()} to {last.isoformat()}"])
     return markdown_table(["difficulty", "days", "dates"], rows)

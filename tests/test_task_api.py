@@ -12,7 +12,6 @@ from hypothesis import strategies as st
 from metric_tracker_rl import DEFAULT_TASK_ORDER, NAMED_TASK_ORDER, MetricTrackerRlEnv
 from metric_tracker_rl.catalog.published import DIFFICULTIES
 from metric_tracker_rl.catalog.task_splits import (
-    CALIBRATION_SEED_BASE,
     EVAL_SCHEDULE,
     EVAL_SEEDS_PER_DIFFICULTY,
     NULL_EVERY,
@@ -34,6 +33,7 @@ from metric_tracker_rl.catalog.task_splits import (
     train_task,
 )
 from metric_tracker_rl.catalog.tasks import TASKS, resolve_episode_config
+from metric_tracker_rl.catalog.tiers import TIERS
 from metric_tracker_rl.serving.environment import MetricTrackerRlEnvironment
 
 ENV_NAME = "metric_tracker_rl"
@@ -41,6 +41,7 @@ SPLIT_SIZES = {"train": TRAIN_TASK_COUNT,
                "eval": len(NAMED_TASK_ORDER) + len(DIFFICULTIES) * EVAL_SEEDS_PER_DIFFICULTY}
 # The eval split as it was published with five named tasks: its indices never move.
 FIRST_NAMED = ("easy_two_spikes", "medium_mixed_three", "hard_mixed_multi", "frontier_segments", "deep_cuboids")
+SEED_BASES = [tier.calibration_seed_base for tier in TIERS.values()]
 FIRST_SWEPT = ("easy", "medium", "hard", "frontier", "deep", "abyss")  # the tiers listed before that named task
 
 
@@ -224,7 +225,7 @@ def test_a_listed_task_passed_to_reset_starts_its_episode_on_the_server(server_u
 def test_the_untuned_seeds_are_in_no_split_and_no_other_tiers_range() -> None:
     """Each tier's untuned calibration seeds meet no eval or train seed and no other tier's untuned seeds."""
     offsets = range(EVAL_SEEDS_PER_DIFFICULTY)
-    every = [base + UNTUNED_FIRST_OFFSET + offset for base in CALIBRATION_SEED_BASE.values() for offset in offsets]
-    eval_ranges = {base + offset for base in CALIBRATION_SEED_BASE.values() for offset in offsets}
+    every = [base + UNTUNED_FIRST_OFFSET + offset for base in SEED_BASES for offset in offsets]
+    eval_ranges = {base + offset for base in SEED_BASES for offset in offsets}
     assert len(every) == len(set(every)) and not set(every) & eval_ranges
     assert max(every) < TRAIN_SEED_BASE and UNTUNED_FIRST_OFFSET % NULL_EVERY == 0

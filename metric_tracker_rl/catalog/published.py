@@ -305,10 +305,9 @@ SEGMENTED_DIFFICULTIES: tuple[str, ...] = tuple(name for name, tier in TIERS.ite
 # (the warehouse: the SQL tool over its tables and its metrics layer).
 COUNT_DIFFICULTIES: tuple[str, ...] = tuple(name for name, tier in TIERS.items() if not tier.raw_events)
 RAW_EVENT_DIFFICULTIES: tuple[str, ...] = tuple(name for name, tier in TIERS.items() if tier.raw_events)
-WINDOW_DAYS: dict[str, int] = {name: tier.window_days for name, tier in TIERS.items()}
-AGGREGATE_WINDOW_DAYS = WINDOW_DAYS[AGGREGATE_DIFFICULTIES[0]]  # the window a difficulty not named here reads
-FRONTIER_WINDOW_DAYS = WINDOW_DAYS["frontier"]
-LONGEST_WINDOW_DAYS = max(WINDOW_DAYS.values())
+AGGREGATE_WINDOW_DAYS = TIERS[AGGREGATE_DIFFICULTIES[0]].window_days  # the window a difficulty not named here reads
+FRONTIER_WINDOW_DAYS = TIERS["frontier"].window_days
+LONGEST_WINDOW_DAYS = max(tier.window_days for tier in TIERS.values())
 SCENARIO_FAMILIES: tuple[str, ...] = (*ANOMALY_TYPES, "mixed", "null")
 
 

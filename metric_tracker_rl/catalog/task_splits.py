@@ -8,7 +8,7 @@ index=...)` does the same. Both splits are generated from seeds, never stored:
   ever appended (a listed tier gets a block of its own after the others, derived from TIERS), so no train task
   changes when a tier is listed.
 - `eval`: EVAL_SCHEDULE, a published list of blocks only ever appended to: the first named tasks, the calibration
-  sweep (EVAL_SEEDS_PER_DIFFICULTY seeds per difficulty from CALIBRATION_SEED_BASE, each tier's
+  sweep (EVAL_SEEDS_PER_DIFFICULTY seeds per difficulty from each tier's
   `calibration_seed_base`), then each named task or tier's sweep added since, after the others. Every eval seed is
   below TRAIN_SEED_BASE, so the splits share no episode. A deployment that scores agents serves them in held-out
   mode (METRIC_TRACKER_SECRET set), where the episodes cannot be rebuilt from the public package.
@@ -52,7 +52,6 @@ def train_schedule(listed: tuple[str, ...]) -> tuple[TrainBlock, ...]:
 TRAIN_SCHEDULE = train_schedule(DIFFICULTIES)
 # Listed in full by list_tasks; any seed from TRAIN_SEED_BASE + TRAIN_TASK_COUNT on is a further training episode.
 TRAIN_TASK_COUNT = sum(block.count for block in TRAIN_SCHEDULE)
-CALIBRATION_SEED_BASE = {name: tier.calibration_seed_base for name, tier in TIERS.items()}
 EVAL_SEEDS_PER_DIFFICULTY = 200
 NULL_EVERY = 10  # every 10th calibration seed is a null episode (no incident; the right answer is an empty report)
 # The first offset of every tier's untuned calibration seeds. Tiers' bases are 10,000 apart, so a tier's untuned
@@ -85,7 +84,7 @@ class TaskIndexError(IndexError):
 def calibration_reset_kwargs(difficulty: str, offset: int) -> dict[str, Any]:
     """The calibration sweep's episode `offset` of one difficulty: a standard episode ({seed, difficulty}), except
     every NULL_EVERY-th, which is a null episode (scenario_family "null": no incident, not standard)."""
-    seed = CALIBRATION_SEED_BASE[difficulty] + offset
+    seed = TIERS[difficulty].calibration_seed_base + offset
     if offset % NULL_EVERY == NULL_EVERY - 1:
         return {"seed": seed, "difficulty": difficulty, "scenario_family": "null"}
     return {"seed": seed, "difficulty": difficulty}
@@ -186,7 +185,7 @@ SPLITS: dict[str, Split] = {
               f"{TRAIN_SEED_BASE + TRAIN_TASK_COUNT} on is a further training episode."),
         Split("eval", "test",
               f"{_eval_in_words()}: a difficulty's calibration seeds start at "
-              + ", ".join(f"{name} {base}" for name, base in CALIBRATION_SEED_BASE.items())
+              + ", ".join(f"{name} {tier.calibration_seed_base}" for name, tier in TIERS.items())
               + f", and every {NULL_EVERY}th episode has no incident. No seed is shared "
               "with train. Scored deployments serve it in held-out mode (METRIC_TRACKER_SECRET set)."),
     )

@@ -12,7 +12,6 @@ from metric_tracker_rl.catalog.published import (
     DIFFICULTIES,
     RAW_EVENT_DIFFICULTIES,
     SEGMENTED_TIERS,
-    WINDOW_DAYS,
     config_meaning,
     incident_count_statement,
 )
@@ -127,7 +126,7 @@ def brief_data(observation: MetricTrackerRlObservation) -> dict[str, Any]:
         # No magnitude is published with segments (the other tiers' ranges would be a threshold to read off, and
         # its meaning alone says nothing). Where the brief lists the episode's incident kinds, only the families
         # they are reported as.
-        hidden = {*WINDOW_DAYS, "magnitude"}
+        hidden = {*TIERS, "magnitude"}  # a family's per-tier entries and its magnitude
         if raw_events:  # one tool finds every row: query
             hidden.add("detection_methods")
         shown["families"] = [{k: v for k, v in family.items() if k not in hidden} for family in families
