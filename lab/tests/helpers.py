@@ -1,4 +1,5 @@
-"""What several of the lab's tests share: the repository's root, the episode a reset builds, sessions held open."""
+"""What several of the lab's tests share: the repository's root, a Markdown table a page shows, the episode a reset
+builds, sessions held open."""
 
 from __future__ import annotations
 
@@ -18,6 +19,20 @@ from metric_tracker_rl.generation.episode import Episode
 
 ROOT = Path(__file__).resolve().parents[2]
 RELEASE_WAIT_S = 30.0  # only bounds the polling
+
+
+def markdown_table_with_header(text: str, header: str) -> str | None:
+    """The Markdown table of `text` whose first line is `header`, as its lines joined; None if there is none."""
+    lines = text.splitlines()
+    for number, line in enumerate(lines):
+        if line == header:
+            rows = [header]
+            for following in lines[number + 1:]:
+                if not following.startswith("|"):
+                    break
+                rows.append(following)
+            return "\n".join(rows)
+    return None
 
 
 def reset_episode(**reset: Any) -> Episode:

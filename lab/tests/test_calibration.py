@@ -39,6 +39,7 @@ from lab.calibration.calibrate import (
     untuned_table,
 )
 from lab.calibration.warehouse_calibration import WAREHOUSE_AGENTS
+from lab.tests.helpers import ROOT, markdown_table_with_header
 from metric_tracker_rl import MetricTrackerRlAction
 from metric_tracker_rl.agents import run_episode
 from metric_tracker_rl.analysis_tools import GENERATOR_NAMES
@@ -345,21 +346,6 @@ def test_shallow_reading_earns_partial_credit_well_below_the_expert(target_sweep
         target_sweep["shallow_reader"][difficulty]["mean"] + 0.05
 
 
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def markdown_table_with_header(text: str, header: str) -> str | None:
-    """The Markdown table of `text` whose first line is `header`, as its lines joined; None if there is none."""
-    lines = text.splitlines()
-    for number, line in enumerate(lines):
-        if line == header:
-            rows = [header]
-            for following in lines[number + 1:]:
-                if not following.startswith("|"):
-                    break
-                rows.append(following)
-            return "\n".join(rows)
-    return None
 
 
 def published_tables() -> list[tuple[str, str]]:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import html
 import json
-from pathlib import Path
 
 import pytest
 
@@ -22,29 +21,14 @@ from lab.calibration.dial_grid import (
     run_grid,
 )
 from lab.pictures.dial_plot import EXPERT_TARGET, REFERENCE_AGENT, REFERENCE_TIER, dial_plot_svg, reference_score
+from lab.tests.helpers import ROOT, markdown_table_with_header
 from metric_tracker_rl.catalog.tasks import cuboid_defaults, resolve_episode_config
 from metric_tracker_rl.catalog.tiers import TIERS
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def table_under_header(text: str, header: str) -> str | None:
-    """The markdown table of `text` that starts with the line `header`."""
-    lines = text.splitlines()
-    for number, line in enumerate(lines):
-        if line == header:
-            rows = [line]
-            for following in lines[number + 1:]:
-                if not following.startswith("|"):
-                    break
-                rows.append(following)
-            return "\n".join(rows)
-    return None
 
 
 def test_the_docs_grid_is_the_kept_artifact_rendered() -> None:
     rendered = grid_table(json.loads(PUBLISHED_GRID.read_text()))
-    shown = table_under_header((ROOT / "lab" / "docs" / "calibration.md").read_text(encoding="utf-8"),
+    shown = markdown_table_with_header((ROOT / "lab" / "docs" / "calibration.md").read_text(encoding="utf-8"),
                                rendered.splitlines()[0])
     assert shown == rendered
 
