@@ -7,13 +7,23 @@ reads and writes), written to lab/artifacts/warehouse_calibration.json.
 
 The expert's bars were tuned on seeds TUNING_SEEDS only; the calibration plays the untuned seeds from UNTUNED_FIRST.
 `--ablation-seeds 0 --agents warehouse_expert` measures the expert's score alone (no ablation table).
+
+Reproducibility: an agent's answers depend on nothing but the episode, so two runs (one on an idle machine, one
+under load) must agree seed by seed. `--record PATH` keeps each play's score and a hash of the report it submitted;
+`--compare A.json B.json` prints whether two such records agree, and each play that differs (exit 1 if any does):
+
+    uv run python -m lab.calibration.warehouse_calibration --first 1 --seeds 12 --ablation-seeds 0 \
+        --agents warehouse_expert --out /tmp/idle_calibration.json --record /tmp/idle.json
+    uv run python -m lab.calibration.warehouse_calibration --compare /tmp/idle.json /tmp/loaded.json
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import multiprocessing
+import sys
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
@@ -66,7 +76,50 @@ def play_one(job: tuple[str, str, int]) -> dict[str, Any]:
         return {"agent": agent_name, "rule": rule, "seed": seed, "failed": str(failed)[:200]}
     keys = [row_key(r.date, r.entity_type, r.entity_name) for a in sent for r in a.classifications or []]
     return {"agent": agent_name, "rule": rule, "seed": seed, "score": run.score, "calls": len(sent),
-            "chars": sum(map(len, message_texts(run.messages))), "keys": keys}
+            "chars": sum(map(len, message_texts(run.messages))), "keys": keys, "report_hash": report_hash(sent)}
+
+
+def report_hash(sent: list[MetricTrackerRlAction]) -> str:
+    """A digest of every report the agent submitted, row by row and field by field, in order."""
+    reports = [[row.model_dump(mode="json") for row in action.classifications]
+               for action in sent if action.classifications is not None]
+    return hashlib.sha256(json.dumps(reports, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def play_records(played: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each play as a record keeps it: who played which seed (without which rule), its score and its report's
+    digest, or why its reset failed."""
+    fields = ("agent", "rule", "seed", "score", "report_hash", "failed")
+    return sorted(({k: r[k] for k in fields if k in r} for r in played),
+                  key=lambda r: (r["agent"], r["rule"], r["seed"]))
+
+
+def compare_records(first: list[dict[str, Any]], second: list[dict[str, Any]]) -> list[str]:
+    """Each play whose score or report differs between two records, or that only one of them holds."""
+    keyed = [{(r["agent"], r["rule"], r["seed"]): r for r in records} for records in (first, second)]
+    differences = []
+    for key in sorted(keyed[0].keys() | keyed[1].keys()):
+        a, b = keyed[0].get(key), keyed[1].get(key)
+        agent, rule, seed = key
+        name = f"{agent}{' without ' + rule if rule else ''} seed {seed}"
+        if a is None or b is None:
+            differences.append(f"{name}: only in {'the second' if a is None else 'the first'}")
+        elif (a.get("score"), a.get("report_hash"), a.get("failed")) != (b.get("score"), b.get("report_hash"),
+                                                                         b.get("failed")):
+            differences.append(f"{name}: score {a.get('score')} vs {b.get('score')}, report "
+                               f"{a.get('report_hash')} vs {b.get('report_hash')}")
+    return differences
+
+
+def compare_files(first: Path, second: Path) -> int:
+    """Print whether two records agree play by play; 1 where any play differs."""
+    records = [json.loads(path.read_text())["plays"] for path in (first, second)]
+    differences = compare_records(*records)
+    print(f"{len(records[0])} and {len(records[1])} plays; "
+          + (f"{len(differences)} differ:" if differences else "they agree on every seed (score and report)."))
+    for line in differences:
+        print("  " + line)
+    return 1 if differences else 0
 
 
 def kind_recall(results: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
@@ -134,6 +187,7 @@ def calibrate(seeds: list[int], ablation_seeds: list[int], agents: tuple[str, ..
                                         for key in ("calls", "chars")] for agent, rows in by_agent.items()},
         "failed_resets": [{"seed": seed, "error": error} for seed, error in failed],
         "scores": {agent: [round(r["score"], 6) for r in rows] for agent, rows in by_agent.items()},
+        "plays": play_records(played),
     }
 
 
@@ -145,11 +199,20 @@ def main() -> None:
     parser.add_argument("--agents", default=",".join(AGENTS))
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--out", type=Path, default=ARTIFACT)
+    parser.add_argument("--record", type=Path, default=None,
+                        help="also write each play's score and report digest here (for --compare)")
+    parser.add_argument("--compare", type=Path, nargs=2, default=None, metavar=("A", "B"),
+                        help="compare two records play by play, run nothing")
     args = parser.parse_args()
+    if args.compare is not None:
+        sys.exit(compare_files(*args.compare))
     seeds = list(range(args.first, args.first + args.seeds))
     report = calibrate(seeds, seeds[:args.ablation_seeds], tuple(args.agents.split(",")), args.workers)
     args.out.parent.mkdir(parents=True, exist_ok=True)
+    plays = report.pop("plays")
     args.out.write_text(json.dumps(report, indent=1) + "\n")
+    if args.record is not None:
+        args.record.write_text(json.dumps({"seeds": [seeds[0], seeds[-1]], "plays": plays}, indent=1) + "\n")
     print(json.dumps({k: v for k, v in report.items() if k != "scores"}, indent=1))
 
 

@@ -1,5 +1,6 @@
 """The warehouse calibration artifact holds: the first untuned seeds, played again, score exactly what the artifact
-says for the expert and the dashboard-only analyst; a run without ablation seeds reports the expert alone."""
+says for the expert and the dashboard-only analyst; a run without ablation seeds reports the expert alone; two runs'
+records are compared play by play, on the score and the submitted report."""
 
 from __future__ import annotations
 
@@ -7,7 +8,16 @@ import json
 
 import pytest
 
-from lab.calibration.warehouse_calibration import ARTIFACT, EXPERT, UNTUNED_FIRST, calibrate, play_one
+from lab.calibration.warehouse_calibration import (
+    ARTIFACT,
+    EXPERT,
+    UNTUNED_FIRST,
+    calibrate,
+    compare_records,
+    play_one,
+    report_hash,
+)
+from metric_tracker_rl.models import MetricSubmissionRow, MetricTrackerRlAction
 
 SLICE = 2  # seeds replayed
 
@@ -47,3 +57,26 @@ def test_a_run_without_ablation_seeds_reports_the_expert_alone() -> None:
     report = calibrate([UNTUNED_FIRST], [], (EXPERT,), workers=1)
     assert report["seeds"]["ablation"] == [] and "ablations" not in report
     assert report["agents"][EXPERT]["n"] == 1 and report["expert_calls"]["max"] > 0
+
+
+def test_two_records_agree_only_where_every_play_scored_and_reported_the_same() -> None:
+    first = [{"agent": EXPERT, "rule": "", "seed": seed, "score": 0.5 + seed / 100, "report_hash": f"h{seed}"}
+             for seed in (1, 2, 3)]
+    assert compare_records(first, [dict(play) for play in reversed(first)]) == []
+    second = [dict(play) for play in first]
+    second[0]["report_hash"] = "other"  # the same score from another report still differs
+    second[1]["score"] = 0.1
+    differences = compare_records(first, second[:2] + [{**second[2], "rule": "currency"}])
+    assert [line.split(":")[0] for line in differences] == [
+        f"{EXPERT} seed 1", f"{EXPERT} seed 2", f"{EXPERT} seed 3", f"{EXPERT} without currency seed 3"]
+
+
+def test_a_play_keeps_a_digest_of_the_rows_it_submitted() -> None:
+    row = {"date": "2026-01-05", "entity_type": "conversion_rate", "entity_name": "app_open_to_menu_open",
+           "anomaly_type": "rate_drop_from_median", "detection_method": "query", "baseline_value": 0.5,
+           "observed_value": 0.4, "delta_value": -0.1, "severity": "medium"}
+    report = [MetricTrackerRlAction(classifications=[MetricSubmissionRow(**row)])]
+    changed = [MetricTrackerRlAction(classifications=[MetricSubmissionRow(**{**row, "observed_value": 0.41,
+                                                                                "delta_value": -0.09})])]
+    assert report_hash(report) == report_hash(list(report)) != report_hash(changed)
+    assert report_hash([]) != report_hash(report)
