@@ -111,7 +111,7 @@ def analyst_losses(analyst: str, reset_kwargs: dict[str, Any]) -> list[dict[str,
 
 
 def defect_kinds(reset_kwargs: dict[str, Any]) -> dict[str, str]:
-    """Each expected data-defect row's key as a loss names it (date/entity_type/entity_name), with its defect's
+    """Each expected data-defect row's key as a loss names it (date|entity_type|entity_name), with its defect's
     kind; none at a tier of counts."""
     config = resolve_episode_config(**reset_kwargs)
     tier = TIERS[config.difficulty]
@@ -123,7 +123,7 @@ def defect_kinds(reset_kwargs: dict[str, Any]) -> dict[str, str]:
     for row in expected_rows(world):
         if row.family == DATA_QUALITY:
             report = row.report_row(dates)
-            keys[f"{report.date}/{report.entity_type}/{report.entity_name}"] = row.kind
+            keys[f"{report.date}|{report.entity_type}|{report.entity_name}"] = row.kind
     return keys
 
 

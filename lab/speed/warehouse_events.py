@@ -1,16 +1,19 @@
-"""The warehouse's raw events against their budgets, before the rung is served: how long an episode's world
-takes to build (abyss's kinds placed in the world's plan, the event log with its defects and benign bursts,
-the dashboard with and without the defects, and the SQL tool's tables; the rung is not registered yet), how
-long typical statements over the events take in the SQL engine (the worker's own code and configuration, in
-this process), and what an open episode holds: the log's arrays (needed only while its tables are built), the
-events table as Arrow (what the server's sandbox keeps and a worker receives), and the resident memory of this
-process with several episodes' tables registered in DuckDB and their logs dropped (a worker's share; the server
-keeps one more copy of the tables).
+"""The warehouse's raw events against their budgets: how long an episode's world takes to build (its kinds placed
+in the world's plan, the event log with its defects and benign bursts, the dashboard with and without the
+defects, and the SQL tool's tables), how long statements over the events take in the SQL engine (the worker's own
+code and configuration, in this process), and what an open episode holds: the log's arrays (needed only while its
+tables are built), the events table as Arrow (what the server's sandbox keeps and a worker receives), and the
+resident memory of this process with several episodes' tables registered in DuckDB and their logs dropped (a
+worker's share; the server keeps one more copy of the tables).
 
     uv run python -m lab.speed.warehouse_events --seeds 8 --held 8
 
-Each statement's time is the median of --repeats runs after a warm-up run, on the first seed's episode; the dashboard's
-own statement (the metrics layer's SQL) is reported beside them, with no budget. Progress goes to stderr.
+The statements are of two sets. A model's (the budget, `model_statement_ms_p50`): every statement the model-like
+analyst sent in the kept example episode (lab/artifacts/warehouse_example.json, lab/docs/warehouse_episode.md), the
+method a capable model used, on that episode's tables; the expert's statements there are reported beside them.
+Short ones (TYPICAL: the export's own documentation's shapes, on the first seed's episode), with no budget, and the
+dashboard's own statement (the metrics layer's SQL). Each statement's time is the median of --repeats runs after a
+warm-up run. Progress goes to stderr.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import json
 import os
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -33,6 +37,7 @@ from metric_tracker_rl.world.events import EventLog
 from metric_tracker_rl.world.metrics_layer import DASHBOARD_SQL
 
 SEED_BASE = 900_000  # seeds no tier's calibration or split uses
+EXAMPLE = Path(__file__).resolve().parents[2] / "lab" / "artifacts" / "warehouse_example.json"
 # Statements a model sends over the events, in the shape of the export's own documentation.
 TYPICAL: dict[str, str] = {
     "events by name": "SELECT event_name, count(*) FROM events GROUP BY 1 ORDER BY 2 DESC",
@@ -58,7 +63,7 @@ def progress(message: str) -> None:
 def build(seed: int) -> tuple[EventLog, dict[str, Any], float]:
     """One episode's world (its kinds placed, events drawn, defects and benign bursts edited in, its dashboard
     with and without its defects) and its SQL tables, and the seconds they took."""
-    config = resolve_episode_config(seed=seed, difficulty="abyss")  # the rung is not registered: abyss's dial
+    config = resolve_episode_config(seed=seed, difficulty="warehouse")
     start = time.perf_counter()
     world = build_warehouse_world(WAREHOUSE, config)
     tables = world.log.sql_tables()
@@ -81,6 +86,20 @@ def statement_ms(tables: EpisodeTables, sql: str, repeats: int) -> float:
     return 1000 * float(np.median(times))
 
 
+def example_statement_ms(repeats: int) -> dict[str, list[float]]:
+    """Each query statement of the kept example's plays (by role: the expert, the model-like analyst), timed on
+    that episode's tables (every table a model's statement may name)."""
+    example = json.loads(EXAMPLE.read_text())
+    world = build_warehouse_world(WAREHOUSE, resolve_episode_config(seed=example["expert"]["seed"],
+                                                                    difficulty="warehouse"))
+    episode = EpisodeTables(open_database(), world.sql_tables())
+    times = {role: [statement_ms(episode, call["arguments"]["sql"], repeats)
+                    for call in example[role]["calls"] if call["tool"] == "query"]
+             for role in ("model_like", "expert")}
+    episode.close()
+    return times
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seeds", type=int, default=8, help="episodes built for the build time")
@@ -98,6 +117,8 @@ def main() -> None:
     log, tables, _ = build(SEED_BASE)
     episode = EpisodeTables(open_database(), tables)
     statements = {name: statement_ms(episode, sql, args.repeats) for name, sql in TYPICAL.items()}
+    progress("timing the kept example's statements")
+    example = example_statement_ms(args.repeats)
     dashboard_ms = statement_ms(episode, DASHBOARD_SQL, max(1, args.repeats // 2))
     episode.close()
     del episode, log, tables
@@ -117,6 +138,9 @@ def main() -> None:
     report = {
         "events_per_episode": len(log.events),
         "build_s": {"p50": float(np.median(builds)), "p95": float(np.percentile(builds, 95))},
+        "model_statement_ms_p50": float(np.median(example["model_like"])),
+        "model_statement_ms": example["model_like"],
+        "expert_statement_ms_p50": float(np.median(example["expert"])),
         "statement_ms": statements,
         "statement_ms_p50": float(np.median(list(statements.values()))),
         "dashboard_sql_ms": dashboard_ms,
