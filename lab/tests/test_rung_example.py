@@ -5,6 +5,7 @@ it, and replaying each play on this version gives back every text the agent read
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
 
@@ -14,8 +15,9 @@ from lab.calibration.rung_example import EXPERT_AT_LEAST, GAP, PLAYERS, artifact
 TIERS = tuple(PLAYERS)
 
 
-def _example(difficulty: str) -> dict:  # type: ignore[type-arg]
-    return json.loads(artifact_path(difficulty).read_text())
+def _example(difficulty: str) -> dict[str, Any]:
+    example: dict[str, Any] = json.loads(artifact_path(difficulty).read_text())
+    return example
 
 
 @pytest.mark.parametrize("difficulty", TIERS)

@@ -75,8 +75,8 @@ def test_a_play_keeps_a_digest_of_the_rows_it_submitted() -> None:
     row = {"date": "2026-01-05", "entity_type": "conversion_rate", "entity_name": "app_open_to_menu_open",
            "anomaly_type": "rate_drop_from_median", "detection_method": "query", "baseline_value": 0.5,
            "observed_value": 0.4, "delta_value": -0.1, "severity": "medium"}
-    report = [MetricTrackerRlAction(classifications=[MetricSubmissionRow(**row)])]
-    changed = [MetricTrackerRlAction(classifications=[MetricSubmissionRow(**{**row, "observed_value": 0.41,
-                                                                                "delta_value": -0.09})])]
+    report = [MetricTrackerRlAction(classifications=[MetricSubmissionRow.model_validate(row)])]
+    moved = {**row, "observed_value": 0.41, "delta_value": -0.09}
+    changed = [MetricTrackerRlAction(classifications=[MetricSubmissionRow.model_validate(moved)])]
     assert report_hash(report) == report_hash(list(report)) != report_hash(changed)
     assert report_hash([]) != report_hash(report)
