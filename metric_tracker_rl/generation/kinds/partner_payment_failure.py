@@ -2,7 +2,9 @@
 status log carries a notice with those hours for a share of them (the episode's `note_share`).
 
 Its evidence is a block of hours: its segment and block are drawn among those where each of the block's hours carries
-enough orders to be read (`cuboid.block_readable`)."""
+enough orders to be read (`cuboid.block_readable`); in a sample whose hours are too few to read alone
+(`SegmentWorld.raise_unclear`), on a partner's segment with its block grown until it expects enough orders as a
+whole (`PaymentFailure.widened`)."""
 
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ from dataclasses import replace
 import numpy as np
 
 from metric_tracker_rl.catalog.dimensions import PLATFORMS
+from metric_tracker_rl.generation.anomalies.base import draw_window
 from metric_tracker_rl.generation.kinds.base import SegmentIncident, register_incident_kind
 from metric_tracker_rl.generation.kinds.cuboid import readable_placements
 from metric_tracker_rl.generation.kinds.payment_failure import HOUR_WINDOW, PAYMENT_STEP, PaymentFailure
@@ -52,8 +55,12 @@ class PartnerPaymentFailure(PaymentFailure):
         day = world.calendar.draw(rng)
         if day is None:
             return []
-        placements = readable_placements(world, partner_segments(world), day, round(self.draw_magnitude(world, rng)),
-                                         self.shortest_block(), PAYMENT_STEP, HOUR_WINDOW)
+        segments, length = partner_segments(world), round(self.draw_magnitude(world, rng))
+        placements = readable_placements(world, segments, day, length, self.shortest_block(), PAYMENT_STEP,
+                                         HOUR_WINDOW)
+        if not placements and world.raise_unclear and segments:  # a sample: no hour reads alone, the block does
+            segment = pick(segments, rng)
+            placements = [(segment, self.widened(world, segment, day, draw_window(rng, length, *HOUR_WINDOW)))]
         if not placements:
             return []
         segment, hours = pick(placements, rng)
