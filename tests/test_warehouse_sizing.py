@@ -60,18 +60,19 @@ def test_a_payment_failure_holds_the_orders_that_show_it() -> None:
 
 def test_a_partner_payment_failure_is_placed_in_the_sample_with_the_orders_that_show_it() -> None:
     """No hour of a partner's segment reads alone in the warehouse's sample: the kind still places its incident, on
-    a partner's segment, its block grown to hold the orders that show it (at every other tier it keeps its draw)."""
-    longest = PaymentFailure.magnitude_range[1]
+    a partner's segment whose block, grown, holds the orders that show it (at every other tier it keeps its
+    draw)."""
     seen = 0
-    for seed in range(1, 7):
+    for seed in range(1, 13):
         config = resolve_episode_config(seed=seed, difficulty="warehouse", incident_kinds=["partner_payment_failure"],
-                                        anomaly_count=1, decoy_ratio=0)
+                                        anomaly_count=2, decoy_ratio=0)
         placed = place_world(WAREHOUSE, config)
-        for incident in placed.incidents:
-            assert incident.kind == "partner_payment_failure", seed
+        for incident in placed.incidents:  # where no partner's block can show, an outage stands in
+            if incident.kind != "partner_payment_failure":
+                continue
             assert incident.segment.country is not None and incident.segment.app_version is None
             start, end = incident.record.hours
             orders = hour_arrivals(placed.world, incident.segment, incident.record.day, PAYMENT_STEP)
-            assert orders[start:end].sum() >= CLEAR_BLOCK_ORDERS or end - start >= longest, seed
+            assert orders[start:end].sum() >= CLEAR_BLOCK_ORDERS, seed
             seen += 1
-    assert seen == 6
+    assert seen >= 2

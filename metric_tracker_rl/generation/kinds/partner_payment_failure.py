@@ -3,8 +3,8 @@ status log carries a notice with those hours for a share of them (the episode's 
 
 Its evidence is a block of hours: its segment and block are drawn among those where each of the block's hours carries
 enough orders to be read (`cuboid.block_readable`); in a sample whose hours are too few to read alone
-(`SegmentWorld.raise_unclear`), on a partner's segment with its block grown until it expects enough orders as a
-whole (`PaymentFailure.widened`)."""
+(`SegmentWorld.raise_unclear`), on a partner's segment whose block, grown within the kind's hours, expects enough
+orders as a whole (`PaymentFailure.widened`); where none can, none."""
 
 from __future__ import annotations
 
@@ -15,8 +15,13 @@ import numpy as np
 from metric_tracker_rl.catalog.dimensions import PLATFORMS
 from metric_tracker_rl.generation.anomalies.base import draw_window
 from metric_tracker_rl.generation.kinds.base import SegmentIncident, register_incident_kind
-from metric_tracker_rl.generation.kinds.cuboid import readable_placements
-from metric_tracker_rl.generation.kinds.payment_failure import HOUR_WINDOW, PAYMENT_STEP, PaymentFailure
+from metric_tracker_rl.generation.kinds.cuboid import hour_arrivals, readable_placements
+from metric_tracker_rl.generation.kinds.payment_failure import (
+    CLEAR_BLOCK_ORDERS,
+    HOUR_WINDOW,
+    PAYMENT_STEP,
+    PaymentFailure,
+)
 from metric_tracker_rl.generation.segment_plan import SegmentWorld, pick
 from metric_tracker_rl.world.context import PARTNER_NOTICE_STATUS, PartnerNotice, partner_of
 from metric_tracker_rl.world.funnel import window_calendar
@@ -58,9 +63,8 @@ class PartnerPaymentFailure(PaymentFailure):
         segments, length = partner_segments(world), round(self.draw_magnitude(world, rng))
         placements = readable_placements(world, segments, day, length, self.shortest_block(), PAYMENT_STEP,
                                          HOUR_WINDOW)
-        if not placements and world.raise_unclear and segments:  # a sample: no hour reads alone, the block does
-            segment = pick(segments, rng)
-            placements = [(segment, self.widened(world, segment, day, draw_window(rng, length, *HOUR_WINDOW)))]
+        if not placements and world.raise_unclear:  # a sample: no hour reads alone; where a whole block does
+            placements = self.clear_blocks(world, segments, day, draw_window(rng, length, *HOUR_WINDOW))
         if not placements:
             return []
         segment, hours = pick(placements, rng)
@@ -73,6 +77,14 @@ class PartnerPaymentFailure(PaymentFailure):
                                    .iso_dates[day], start, end, PARTNER_NOTICE_STATUS)
             incident = replace(incident, context=(notice,))
         return [incident]
+
+    def clear_blocks(self, world: SegmentWorld, segments: list[Segment], day: int, hours: tuple[int, int]
+                     ) -> list[tuple[Segment, tuple[int, int]]]:
+        """Each segment with its block grown until it expects CLEAR_BLOCK_ORDERS orders, where the kind's longest
+        block can (a smaller partner's segment cannot show a stop in the sample)."""
+        grown = [(segment, self.widened(world, segment, day, hours)) for segment in segments]
+        return [(segment, (start, end)) for segment, (start, end) in grown
+                if hour_arrivals(world, segment, day, PAYMENT_STEP)[start:end].sum() >= CLEAR_BLOCK_ORDERS]
 
 
 register_incident_kind(PartnerPaymentFailure())
