@@ -306,7 +306,6 @@ WAREHOUSE_UNREAD = {
                    "users' day) or a 48% fall reads as a block",
     "experiment_breakage": "21 of 54 do not read as a rate drop: an experiment's cuboid holds 50-100 sessions a day in "
                            "the sample, so its broken step moves under three sampling deviations",
-    "partner_payment_failure": "never placed: every draw falls back to a segment outage (no incident of the kind)",
 }
 
 
