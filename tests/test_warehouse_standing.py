@@ -13,11 +13,24 @@ from metric_tracker_rl.catalog.seeding import EpisodeKey
 from metric_tracker_rl.catalog.tiers import DEEP_MIX
 from metric_tracker_rl.generation.segment_plan import SegmentedPlan, segmented_plan
 from metric_tracker_rl.generation.warehouse.events import draw_event_log
-from metric_tracker_rl.generation.warehouse.standing import QA_COUNTRY, QA_DAYS
+from metric_tracker_rl.generation.warehouse.standing import QA_COUNTRY, QA_DAYS, WEB_TEST_RUNS
 from metric_tracker_rl.sql.columns import Labels, Nested, SqlTable
 from metric_tracker_rl.sql.engine import EpisodeTables, open_database
-from metric_tracker_rl.world.events import COUNTRY_CURRENCY, CURRENCIES, EventLog, event_code, reporting_day
-from metric_tracker_rl.world.metrics_layer import DASHBOARD_SQL, counted_events, dashboard, segment_metric
+from metric_tracker_rl.world.events import (
+    COUNTRY_CURRENCY,
+    CURRENCIES,
+    EventLog,
+    day_start_micros,
+    event_code,
+    reporting_day,
+)
+from metric_tracker_rl.world.metrics_layer import (
+    DASHBOARD_SQL,
+    LATE_CUTOFF_DAYS,
+    counted_events,
+    dashboard,
+    segment_metric,
+)
 from metric_tracker_rl.world.segments import Segment, world_of
 
 DAYS = 56
@@ -78,6 +91,26 @@ def test_the_device_farm_is_excluded_by_the_test_devices_list(log: EventLog, boa
     assert not _differs(board, unlisted, segment, "menu_sessions", range(DAYS)).any()
 
 
+def test_the_web_checkout_tests_are_excluded_by_the_test_devices_list(log: EventLog, board: SqlTable) -> None:
+    """The web checkout suite runs on listed web test devices (no debug tag) on a few dates, each test an order whose
+    test card is declined: without the list the dashboard counts their orders on web in the office's country on those
+    dates only, never a payment, so web's order-to-payment rate falls there."""
+    web = log.users.platform.values.index("web")
+    devices = [d for d in log.lists.test_devices
+               if log.users.platform.codes[np.flatnonzero(log.users.device_ids == d)[0]] == web]
+    assert devices and not any(_tagged(log, device) for device in devices)
+    unlisted = dashboard(replace(log, lists=replace(log.lists, test_devices=tuple(
+        device for device in log.lists.test_devices if device not in devices))))
+    segment = Segment(platform="web", country=QA_COUNTRY)
+    orders = _differs(board, unlisted, segment, "order_sessions", range(DAYS))
+    runs = np.flatnonzero(orders)
+    assert WEB_TEST_RUNS[0] <= len(runs) <= WEB_TEST_RUNS[1] and orders[runs].min() >= 5
+    assert not _differs(board, unlisted, segment, "payment_sessions", range(DAYS)).any()
+    rate = [segment_metric(unlisted, Segment(platform="web"), "order_placed_to_payment_successful", d)
+            - segment_metric(board, Segment(platform="web"), "order_placed_to_payment_successful", d) for d in runs]
+    assert max(rate) < -0.2
+
+
 def _tagged(log: EventLog, device: str) -> bool:
     """Whether any event of the device's sessions carries debug_mode."""
     user = np.flatnonzero(log.users.device_ids == device)
@@ -97,6 +130,22 @@ def test_offline_mobile_events_are_excluded_by_the_late_cutoff(log: EventLog, bo
             kept = sum(segment_metric(board, segment, metric, d) for d in range(DAYS))
             assert late > (1 + share) * kept, (platform, metric)
     assert not _differs(board, on_time, Segment(platform="web"), "sessions", range(DAYS)).any()
+
+
+def test_the_export_ends_when_the_last_date_closes(log: EventLog, board: SqlTable) -> None:
+    """The export holds what was ingested before the dashboard closed the window's last date: without the cut-off
+    the earlier dates count their offline sessions' late events, the last date cannot (they are not in the export
+    yet), so mobile seems to fall at the window's end while the dashboard's dates all count alike."""
+    assert (log.events.ingested_us < day_start_micros(DAYS - 1 + LATE_CUTOFF_DAYS)).all()
+    on_time = dashboard(replace(log, events=replace(log.events, ingested_us=log.events.timestamp_us)))
+    last = DAYS - 1
+    for platform in ("ios", "android", "web"):
+        segment = Segment(platform=platform)
+        for metric in ("sessions", "menu_sessions", "payment_sessions"):
+            assert segment_metric(on_time, segment, metric, last) == segment_metric(board, segment, metric, last)
+    for platform in ("ios", "android"):
+        extra = _differs(board, on_time, Segment(platform=platform), "sessions", range(last - 7, last - 2))
+        assert (extra > 0).all(), platform
 
 
 def _dashboard_sql(log: EventLog, sql: str) -> dict[tuple[str, str], float]:

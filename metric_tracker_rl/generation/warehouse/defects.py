@@ -292,7 +292,7 @@ def transaction_retries(log: EventLog, rng: np.random.Generator) -> tuple[EventL
                              "transaction ids")
 
 
-MISLABEL_DAYS = (3, 5)  # a hotfix follows the mislabelling build within days
+MISLABEL_DAYS = (5, 8)  # dates until a hotfix reaches the mislabelling build's users (about a week)
 MISLABEL_MIN_PURCHASES = 2  # a mislabelled segment's counted purchases in its own currency on each of its dates
 
 

@@ -38,6 +38,7 @@ from metric_tracker_rl.world.events import (
     reporting_day,
 )
 from metric_tracker_rl.world.funnel import N_STEPS
+from metric_tracker_rl.world.metrics_layer import LATE_CUTOFF_DAYS
 
 SAMPLE_RATE = WAREHOUSE_SAMPLE_RATE  # of the world's expected app opens: the sessions the export holds
 PRIOR_SESSIONS_MAX = 40  # a returning user's sessions before the window: uniform from 1
@@ -99,6 +100,8 @@ def draw_event_log(plan: SegmentedPlan, key: EpisodeKey, sample_rate: float = SA
     events = standing_repeats(events, np.array([OFFLINE_SHARE[p] for p in layout.platforms])[draw.cell], key)
     events = resent_purchases(events, mobile, key)
     keep = reporting_day(events.timestamp_us) < plan.num_days  # a session past midnight of the last date ends later
+    # The export is taken when the dashboard closes the window's last date: an event ingested later is not in it.
+    keep &= events.ingested_us < day_start_micros(plan.num_days - 1 + LATE_CUTOFF_DAYS)
     # Each session's events together, in time order (an event's repeats beside it).
     order = np.lexsort((events.name, events.timestamp_us, events.session))
     events = events.take(order[keep[order]])

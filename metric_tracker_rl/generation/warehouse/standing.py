@@ -1,10 +1,13 @@
 """The standing traffic every episode's export holds and the metrics layer's rules exclude or repair: staff on
 internal accounts and the office network, QA on the office network checking each new mobile release's checkout
 (orders placed, never paid), test devices and developer builds, the device farm's launch tests (the app opened
-and closed, many times a day), known bots, exact repeats of events (an SDK resends a batch) and events ingested
-past the cut-off (devices that were offline). None is an incident: the dashboard applies the rules, so none of it
-reaches it; a model that skips a rule sees it: a release whose orders are not paid, a farm of devices that open the
-app and do nothing (as bots do), rates that read late events the dashboard never counts.
+and closed, many times a day), the web checkout suite on listed test devices (orders whose test cards are declined,
+on a few dates), known bots, exact repeats of events (an SDK resends a batch) and events ingested past the cut-off
+(devices that were offline; the export ends when the dashboard closes the window's last date, so its last dates do
+not hold them yet). None is an incident: the dashboard applies the rules, so none of it reaches it; a model that
+skips a rule sees it: a release whose orders are not paid, a farm of devices that open the app and do nothing (as
+bots do), web payments failing on the suite's dates, rates and counts that read late events the dashboard never
+counts and fall at the window's end.
 """
 
 from __future__ import annotations
@@ -54,18 +57,28 @@ STANDING_SOURCES: tuple[StandingSource, ...] = (
     StandingSource("device_farm", 3, "android", "JP", 6.0, 0.0, False, False, 0.0, "test_devices"),
 )
 RELEASE_QA = "release_qa"  # office QA on each new mobile version's first dates (all tagged internal)
-SESSION_KINDS: tuple[str, ...] = ("world", *(source.kind for source in STANDING_SOURCES), RELEASE_QA)
+WEB_CHECKOUT_TESTS = "web_checkout_tests"  # the web checkout suite on listed test devices (untagged)
+SESSION_KINDS: tuple[str, ...] = ("world", *(source.kind for source in STANDING_SOURCES), RELEASE_QA,
+                                  WEB_CHECKOUT_TESTS)
 INTERNAL_KINDS = ("internal_account", "office", RELEASE_QA)  # their tagged events carry traffic_type = internal
-DEBUG_KINDS = ("test_device", "developer_device", "device_farm")  # their tagged events carry debug_mode = 1
+# Their tagged events carry debug_mode = 1.
+DEBUG_KINDS = ("test_device", "developer_device", "device_farm", WEB_CHECKOUT_TESTS)
 QA_TESTERS = 3  # per mobile platform, each on its own device, in the office
 QA_DAYS = 5  # dates from a release's first on which QA checks its checkout
 QA_SESSIONS_PER_DAY = 2.0  # per tester and date: each places an order and stops before paying
 QA_DEPTH = 3  # steps past the open: menu, cart, order
+# The web checkout suite: on a few dates of the window (before a web deploy), from the office, WEB_TEST_DEVICES
+# listed test devices each run its checkout tests in one block of WEB_TEST_HOURS hours, each test an order placed with a
+# test card that is declined (never paid).
+WEB_TEST_RUNS = (2, 4)  # dates with a run, inclusive
+WEB_TEST_DEVICES = 3
+WEB_TESTS_PER_DEVICE = 5.0  # orders per device and run (Poisson)
+WEB_TEST_HOURS = 2
 REPEAT_SHARE = 0.02  # of events: sent again, identical, in a later batch
 # Of each platform's sessions: those whose device went offline at some event and queued it and the rest, ingested
 # LATE_DAYS after they happened (a web page cannot queue).
 OFFLINE_SHARE: dict[str, float] = {"ios": 0.10, "android": 0.15, "web": 0.0}
-LATE_DAYS = (2.0, 4.0)
+LATE_DAYS = (2.0, 6.0)
 # Of mobile purchases: a payment_successful the payment SDK sends again (its acknowledgement was lost) with the same
 # transaction_id, RESEND_DELAY_S later.
 RESENT_PURCHASE_SHARE = 0.3
@@ -106,6 +119,11 @@ def standing_sessions(plan: SegmentedPlan, key: EpisodeKey, channel_values: tupl
     user_platform += [platforms.index(p) for p in qa_platform]
     user_country += [countries.index(QA_COUNTRY)] * len(qa_platform)
     logged += [False] * len(qa_platform)
+    listed["test_devices"] += list(range(len(user_platform), len(user_platform) + WEB_TEST_DEVICES))
+    parts.append(_web_checkout_tests(plan, derive_rng(key, "warehouse-web-tests"), len(user_platform)))
+    user_platform += [platforms.index("web")] * WEB_TEST_DEVICES
+    user_country += [countries.index(QA_COUNTRY)] * WEB_TEST_DEVICES
+    logged += [False] * WEB_TEST_DEVICES
     joined = {name: np.concatenate([part[name] for part in parts]) for name in parts[0]}
     sessions = len(joined["day"])
     draw = SessionDraw(cell=joined["cell"], channel=np.zeros(sessions, dtype=np.int64),
@@ -152,6 +170,22 @@ def _release_checks(plan: SegmentedPlan, rng: np.random.Generator, first_user: i
     return joined, [platform for platform in platforms for _ in range(QA_TESTERS)]
 
 
+def _web_checkout_tests(plan: SegmentedPlan, rng: np.random.Generator, first_user: int) -> dict[str, np.ndarray]:
+    """The web checkout suite's sessions: on WEB_TEST_RUNS dates, each of its devices' orders in one block of
+    office hours, each stopping at the order (the test card is declined)."""
+    runs = np.sort(rng.choice(np.arange(1, plan.num_days), int(rng.integers(WEB_TEST_RUNS[0], WEB_TEST_RUNS[1] + 1)),
+                              replace=False))
+    counts = rng.poisson(WEB_TESTS_PER_DEVICE, (WEB_TEST_DEVICES, len(runs)))
+    device, run = np.nonzero(counts)
+    device, run = np.repeat(device, counts[device, run]), np.repeat(run, counts[device, run])
+    start = rng.integers(9, 18 - WEB_TEST_HOURS + 1, len(runs))[run]
+    day = runs[run]
+    kind = np.full(len(day), SESSION_KINDS.index(WEB_CHECKOUT_TESTS), dtype=np.int8)
+    return {"cell": _busiest_cells(plan, "web", QA_COUNTRY, day), "day": day,
+            "hour": start + rng.integers(0, WEB_TEST_HOURS, len(day)), "depth": np.full(len(day), QA_DEPTH),
+            "user": first_user + device, "kind": kind}
+
+
 def _busiest_cells(plan: SegmentedPlan, platform: str, country: str, days: np.ndarray) -> np.ndarray:
     """(N,) for each date, the cell of this platform and country with the most expected traffic that date (the
     version most of its users run)."""
@@ -167,7 +201,8 @@ def flag_standing_events(events: Events, session_kind: np.ndarray, key: EpisodeK
     """The standing sources' tags: each internal or debug source's events carry its parameter with its `tagged`
     share."""
     kind = session_kind[events.session]
-    tagged_share = np.array([0.0, *(source.tagged for source in STANDING_SOURCES), 1.0])[kind]  # QA: all
+    # Release QA: all tagged; the web checkout suite runs production builds: none.
+    tagged_share = np.array([0.0, *(source.tagged for source in STANDING_SOURCES), 1.0, 0.0])[kind]
     tagged = derive_rng(key, "warehouse-tags").random(len(kind)) < tagged_share
     internal = np.isin(kind, [SESSION_KINDS.index(k) for k in INTERNAL_KINDS]) & tagged
     debug = np.isin(kind, [SESSION_KINDS.index(k) for k in DEBUG_KINDS]) & tagged
