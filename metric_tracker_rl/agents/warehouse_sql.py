@@ -416,7 +416,7 @@ def _denied(rules: frozenset[str]) -> str:
 SPREAD = 0.04  # a cuboid's conversion varies from date to date by about this share of it, beyond sampling
 MIN_EXPECTED = 5  # expected conversions a cuboid needs on a date to be read
 RUN_DAYS = 5  # consecutive dates a run scan pools, at most (a level shift's longest)
-RUN_TOP = 20
+RUN_TOP = 12
 HOST_Z = 3.0  # a single date's fall where a concurrent incident may lie: read by the expert against its host
 
 
