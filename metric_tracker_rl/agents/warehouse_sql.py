@@ -103,7 +103,8 @@ def events_cte(rules: frozenset[str] = ALL_RULES, fixes: Fixes = NO_FIXES, purch
     if fixes.late_loaded:
         cutoff = f"({cutoff} OR {lag_within(3)})"
     consent = "WHERE privacy_info.analytics_storage = 'granted'" if "consent" in rules else ""
-    paid = ", ".join(f"CASE WHEN event_name = 'payment_successful' THEN {param(key, kind)} END {alias}"
+    # Read on every event; only a payment's are used (its repeats grouped by name, its purchases by payment_successful).
+    paid = ", ".join(f"{param(key, kind)} {alias}"
                      for key, kind, alias in (("transaction_id", "string_value", "tx"),
                                               ("value", "double_value", "val"),
                                               ("currency", "string_value", "cur"))) + ", " if purchases else ""
