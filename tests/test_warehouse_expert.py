@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from metric_tracker_rl.adapters.session import EpisodeSession
 from metric_tracker_rl.agents import make_agent, play
 from metric_tracker_rl.agents.expert_core.queries import compact
-from metric_tracker_rl.agents.warehouse_expert import Investigation, in_parts, investigate, kept_by
+from metric_tracker_rl.agents.warehouse_expert import Investigation, in_parts, investigate, kept_by, widened
 from metric_tracker_rl.agents.warehouse_sql import (
     ALL_RULES,
     CONTEXT_SQL,
@@ -191,6 +191,37 @@ def test_the_run_scan_reads_the_level_shift_beside_its_host() -> None:
     assert [(row["platform"], row["country"], row["channel"], row["user_type"]) for row in found] == [
         ("ios", None, None, None)]
     assert -5.0 < float(found[0]["z"]) <= -3.0  # type: ignore[arg-type]
+
+
+@pytest.mark.slow
+def test_a_fall_seen_strongest_in_part_of_its_cuboid_is_reported_on_the_cuboid() -> None:
+    """The world's level shift on organic traffic is strongest, by chance, among its returning users; the rest of
+    organic traffic fell as far, so the run scan names the parent it ripples through and the expert reports the
+    shift's own cuboid, not its part."""
+    world = _world(40)
+    dates = window_calendar(world.log.num_days).iso_dates
+    shift = next(i for i in world.incidents if i.kind == "level_shift" and i.record.day > 20)
+    assert shift.segment.normalised() == Segment(channel="organic")
+    rows = _runner(world)(run_scan_sql(ALL_RULES, Fixes(), (0, 1, 2, 3), {1: 5.0, 2: 7.0}))
+    strongest = min(rows, key=lambda row: float(row["z"]))  # type: ignore[arg-type]
+    assert (strongest["channel"], strongest["user_type"], strongest["wider"]) == ("organic", "returning", "organic")
+    assert widened(strongest) == Segment(channel="organic")
+    reported = {f.segment for f in investigate(_runner(world)) if f.kind == "level_shift"
+                and f.date == dates[shift.record.day]}
+    assert reported == {Segment(channel="organic")}
+
+
+@pytest.mark.slow
+def test_a_consent_drops_baseline_counts_only_what_the_rules_count() -> None:
+    """In Japan, where staff test every release, a consent drop's app_opens without consent stand for fewer
+    counted sessions than their number (by half as many again): the baseline is within 15% of the metrics layer's
+    without the drop on each of its dates."""
+    world = _world(21)
+    dates = window_calendar(world.log.num_days).iso_dates
+    truth = {dates[row.day]: row.baseline for row in expected_rows(world) if row.kind == "consent_drop"}
+    found = {f.date: f.baseline for f in investigate(_runner(world)) if f.kind == "consent_drop"}
+    assert truth and found.keys() == truth.keys()
+    assert all(abs(found[date] - truth[date]) <= 0.15 * truth[date] for date in truth), (found, truth)
 
 
 def _release_row(residuals: list[float]) -> dict[str, object]:

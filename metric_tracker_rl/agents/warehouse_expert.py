@@ -14,10 +14,11 @@ rules, asks of every move "is this real, or is it the data?", and reports each a
 3. Business incidents, on the metrics layer's sessions with the faults undone: each release's version and each
    experiment's arm tested over their dates (a regression from the rollout's first date; a breakage of a step the
    experiment does not target), blocks of hours whose sessions or payments collapsed (an outage, a payment
-   failure), and runs of dates on which a cuboid's step fell (a level shift), each scan against the same weekday's
-   other dates, leaf by leaf; the run scan also reads single dates' weaker falls on the incidents' dates, and where
-   the config places a concurrent incident and none was found, the strongest of those where the brief says it lies
-   (an incident's date, a step its date leaves alone, a cuboid keeping one of the incident's values) is it.
+   failure), and runs of dates on which a cuboid's step fell (a level shift: the run's cuboid, or its parent where
+   the rest of the parent fell with it), each scan against the same weekday's other dates, leaf by leaf; the run
+   scan also reads single dates' weaker falls on the incidents' dates, and where the config places a concurrent
+   incident and none was found, the strongest of those where the brief says it lies (an incident's date, a step
+   its date leaves alone, a cuboid keeping one of the incident's values) is it.
 4. Values: every incident row's observed value and same-weekday median by the metrics layer, read in one statement.
 
 `rules` names the metrics layer's rules the expert applies (all of them; an ablation leaves one out).
@@ -259,7 +260,10 @@ class Investigation:
             segment, date = segment_of(row), str(row["first"])
             if row["n"] != 1 or row["z"] > -CONCURRENT_Z[len(segment.named())] or row["k"] in self.taken(date, found):
                 continue
-            if any(f.date == date and kept_by(segment, f.segment) for f in found):
+            hosts = [f.segment for f in found if f.date == date and kept_by(segment, f.segment)]
+            if hosts:
+                wide = widened(row)
+                segment = wide if any(kept_by(wide, host) for host in hosts) else segment
                 kept.append(Finding(date, RATE_COLUMNS[row["k"] - 1], RATE_DROP, segment, kind="level_shift",
                                     z=row["z"]))
         return kept[:self.concurrency]
@@ -351,9 +355,9 @@ class Investigation:
         arms = [row for row in self.context if row["what"] == "experiment"]
         kept: list[Finding] = []
         for row in sorted(runs, key=lambda r: r["z"]):
-            segment = segment_of(row)
-            if -row["z"] < RUN_Z[len(segment.named())]:
+            if -row["z"] < RUN_Z[len(segment_of(row).named())]:
                 continue
+            segment = widened(row)
             first = self.day(str(row["first"]))
             dates = self.dates[first:first + row["n"]]
             metric = RATE_COLUMNS[row["k"] - 1]
@@ -382,6 +386,14 @@ class Investigation:
         values = {row["i"]: row for row in rows}
         return [replace(f, observed=_number(values.get(i, {}).get("value")),
                         baseline=_number(values.get(i, {}).get("peers"))) for i, f in enumerate(found)]
+
+
+def widened(row: dict[str, Any]) -> Segment:
+    """A run's cuboid, or its parent where the fall ripples through the rest of the parent (the scan's `wider`: the
+    parent's value, which names its field)."""
+    if row.get("wider") is None:
+        return segment_of(row)
+    return segment_of({name: value for name, value in row.items() if value == row["wider"]})
 
 
 def within_shift(finding: Finding, shifts: list[Finding]) -> bool:
@@ -484,8 +496,8 @@ def report_row(finding: Finding) -> MetricSubmissionRow:
     observed = 0.0 if math.isnan(finding.observed) else finding.observed
     return MetricSubmissionRow(
         date=finding.date, entity_type=entity_type, entity_name=COUNT_OF_DASHBOARD.get(finding.metric, finding.metric),
-        anomaly_type=family, detection_method="query", baseline_value=round(baseline, 6),
-        observed_value=round(observed, 6), delta_value=round(observed - baseline, 6),
+        anomaly_type=family, detection_method="query", baseline_value=round(baseline, 4),
+        observed_value=round(observed, 4), delta_value=round(observed - baseline, 4),
         severity=severity_for(entity_type, baseline, observed), **finding.segment.normalised().named())
 
 

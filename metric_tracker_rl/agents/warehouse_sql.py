@@ -103,7 +103,8 @@ def events_cte(rules: frozenset[str] = ALL_RULES, fixes: Fixes = NO_FIXES, purch
     if fixes.late_loaded:
         cutoff = f"({cutoff} OR {lag_within(3)})"
     consent = "WHERE privacy_info.analytics_storage = 'granted'" if "consent" in rules else ""
-    paid = ", ".join(f"CASE WHEN event_name = 'payment_successful' THEN {param(key, kind)} END {alias}"
+    # Read on every event; only a payment's are used (its repeats grouped by name, its purchases by payment_successful).
+    paid = ", ".join(f"{param(key, kind)} {alias}"
                      for key, kind, alias in (("transaction_id", "string_value", "tx"),
                                               ("value", "double_value", "val"),
                                               ("currency", "string_value", "cur"))) + ", " if purchases else ""
@@ -190,16 +191,20 @@ def residuals_ctes(steps: Iterable[int], versions: bool = True, sets: list[tuple
     grouping = ", ".join("(" + ", ".join(s) + ")" for s in sets)
     used = {alias for s in sets for alias in s}
     named = ", ".join(alias if alias in used else f"NULL {alias}" for alias in "pvchu")
-    web_version = "HAVING NOT (p = 'web' AND v IS NOT NULL)" if "v" in used else ""
+    baseline = "(sum(n) OVER w - n) / nullif(sum(d) OVER w - d, 0) q"
+    window = "WINDOW w AS (PARTITION BY k, p, c, h, u, isodow(date))"
+    g = (f"g AS (SELECT date, k, {named}, sum(n - q * d) r, sum(q * d) e, sum(greatest(q * (1 - q), 0.1 * q) * d) w "
+         f"FROM j {'{}'}GROUP BY date, k, GROUPING SETS ({grouping}))")
+    if "v" not in used:  # the leaves are the baseline's own cells
+        return (f", l AS (SELECT date, platform p, country c, channel h, user_type u, {step_unnest(steps)} FROM s), "
+                "lv AS (SELECT date, k, p, c, h, u, sum(n) n, sum(d) d FROM l GROUP BY ALL), "
+                f"j AS (SELECT *, {baseline} FROM lv {window}), " + g.format("WHERE q IS NOT NULL "))
     return (f", l AS (SELECT date, platform p, app_version v, country c, channel h, user_type u, {step_unnest(steps)} "
             "FROM s), lv AS (SELECT date, k, p, v, c, h, u, sum(n) n, sum(d) d FROM l GROUP BY ALL), "
             "t0 AS (SELECT date, k, p, c, h, u, sum(n) n, sum(d) d FROM lv GROUP BY ALL), "
-            "b AS (SELECT date, k, p, c, h, u, (sum(n) OVER w - n) / nullif(sum(d) OVER w - d, 0) q FROM t0 "
-            "WINDOW w AS (PARTITION BY k, p, c, h, u, isodow(date))), "
+            f"b AS (SELECT date, k, p, c, h, u, {baseline} FROM t0 {window}), "
             "j AS (SELECT lv.*, q FROM lv JOIN b USING (date, k, p, c, h, u) WHERE q IS NOT NULL), "
-            f"g AS (SELECT date, k, {named}, sum(n - q * d) r, sum(q * d) e, "
-            f"sum(greatest(q * (1 - q), 0.1 * q) * d) w FROM j GROUP BY date, k, GROUPING SETS ({grouping}) "
-            f"{web_version})")
+            + g.format("")[:-1] + " HAVING NOT (p = 'web' AND v IS NOT NULL))")
 
 
 def _text(value: object) -> str:
@@ -393,22 +398,26 @@ def defect_values_sql(rules: frozenset[str], fixes: Fixes, asked: Sequence[tuple
 
 
 def _denied(rules: frozenset[str]) -> str:
-    """After `q`: `c`, for each row of a country's sessions, the sessions its app_opens without consent stand for:
-    those app_opens (each once, counted by the cut-off) less the median of the same weekday's other dates (the
-    share that always denies)."""
+    """After `q` and `s`: `c`, for each row of a country's sessions, the sessions the metrics layer would count
+    without the fault: those it counts on the date, and those its app_opens without consent stand for (those
+    app_opens, each once, counted by the cut-off, less the median of the same weekday's other dates: the share that
+    always denies), at the share of the country's app_opens with consent it counts on those other dates (the rest
+    is traffic the rules exclude)."""
     date = _date(rules)
-    return (f"dn AS (SELECT {date} date, geo.country country, count(DISTINCT event_timestamp) FILTER "
-            f"(ingestion_timestamp < epoch_us(CAST({date} + {LATE_CUTOFF_DAYS} AS TIMESTAMP)) - {OFFSET_US}) k "
-            f"FROM events WHERE event_name = 'app_open' AND {DENIED} GROUP BY ALL), "
-            "c AS (SELECT i, max(dn.k) FILTER (date = on_date) - median(dn.k) FILTER (date <> on_date) denied "
-            "FROM q JOIN dn ON dn.country = q.country AND isodow(dn.date) = isodow(q.on_date) WHERE q.k = 0 "
-            "GROUP BY i)")
+    cutoff = f"ingestion_timestamp < epoch_us(CAST({date} + {LATE_CUTOFF_DAYS} AS TIMESTAMP)) - {OFFSET_US}"
+    return (f"dn AS (SELECT {date} date, geo.country country, count(DISTINCT event_timestamp) FILTER ({DENIED}) k, "
+            f"count(DISTINCT event_timestamp) FILTER (NOT {DENIED}) a FROM events WHERE event_name = 'app_open' "
+            f"AND {cutoff} GROUP BY ALL), sc AS (SELECT date, country, count(*) n FROM s GROUP BY ALL), "
+            "c AS (SELECT i, coalesce(sum(n) FILTER (dn.date = on_date), 0) + (max(dn.k) FILTER (dn.date = on_date) "
+            "- median(dn.k) FILTER (dn.date <> on_date)) * sum(n) FILTER (dn.date <> on_date) / sum(a) FILTER "
+            "(dn.date <> on_date) denied FROM q JOIN dn ON dn.country = q.country AND isodow(dn.date) = "
+            "isodow(q.on_date) LEFT JOIN sc ON sc.date = dn.date AND sc.country = dn.country WHERE q.k = 0 GROUP BY i)")
 
 
 SPREAD = 0.04  # a cuboid's conversion varies from date to date by about this share of it, beyond sampling
 MIN_EXPECTED = 5  # expected conversions a cuboid needs on a date to be read
 RUN_DAYS = 5  # consecutive dates a run scan pools, at most (a level shift's longest)
-RUN_TOP = 20
+RUN_TOP = 12
 HOST_Z = 3.0  # a single date's fall where a concurrent incident may lie: read by the expert against its host
 
 
@@ -416,10 +425,12 @@ def z_of(r: str, e: str, w: str) -> str:
     return f"{r} / sqrt({w} + ({SPREAD} * {e}) ^ 2)"
 
 
-def pooled_z_sql(r: str, e: str, w: str) -> str:
-    """The z of a run's residuals pooled over its dates (lists by date): each date's spread of conversion is its
-    own, so the variances add (a run's weaker first and last dates add to its evidence)."""
-    return f"list_sum({r}) / sqrt(list_sum({w}) + {SPREAD ** 2:g} * list_sum(list_transform({e}, lambda x: x * x)))"
+def pooled_sql() -> str:
+    """After `y` (lists by date of a cuboid's last RUN_DAYS dates) and `n` (a run's length): the run's residual rs,
+    expected es and variance vs pooled over its last n dates: each date's spread of conversion is its own, so the
+    variances add (a run's weaker first and last dates add to its evidence)."""
+    return (f"list_sum(rl[-n:]) rs, list_sum(el[-n:]) es, list_sum(wl[-n:]) + {SPREAD ** 2:g} * "
+            "list_sum(list_transform(el[-n:], lambda x: x * x)) vs")
 
 
 def run_scan_sql(rules: frozenset[str], fixes: Fixes, steps: tuple[int, ...], bars: dict[int, float],
@@ -430,12 +441,10 @@ def run_scan_sql(rules: frozenset[str], fixes: Fixes, steps: tuple[int, ...], ba
     single date beyond HOST_Z on a date where a concurrent incident may lie (one of `hosts`, an incident's dates,
     or a date of a run of several dates beyond the lowest bar): of those, each one no stronger run overlaps (on its
     step, in its dates and cuboid: one fall seen from several cuboids and lengths is its strongest), the RUN_TOP
-    strongest with its first date, length and z."""
-    last = "[len(rl) - n + 1:]"
-    pooled = pooled_z_sql(f"rl{last}", f"el{last}", f"wl{last}")
+    strongest with its first date, length, z and the parent its fall ripples through (`wider`, see _ripple)."""
     sets = [s for s in cuboid_sets(2) if "v" not in s]
     fields = " + ".join(f"({a} IS NOT NULL)::INT" for a in "pchu")
-    bar = "CASE " + " ".join(f"WHEN {fields} = {named} THEN {z:g}" for named, z in sorted(bars.items())) + " END"
+    bar = f"CASE {fields} " + " ".join(f"WHEN {named} THEN {z:g}" for named, z in sorted(bars.items())) + " END"
     same = " AND ".join(f"coalesce(a.{x} = b.{x}, TRUE)" for x in "pchu")  # a field either leaves open: any value
     listed = "".join(f"first = {_sql_literal(a)} OR " if a == b else f"first BETWEEN {_sql_literal(a)} AND '{b}' OR "
                      for a, b in date_runs(hosts))
@@ -443,15 +452,35 @@ def run_scan_sql(rules: frozenset[str], fixes: Fixes, steps: tuple[int, ...], ba
             + ", y AS (SELECT *, list(r) OVER x rl, list(e) OVER x el, list(w) OVER x wl, list(date) OVER x dl, "
             f"greatest(1, 1.4826 * mad({z_of('r', 'e', 'w')}) OVER (PARTITION BY k, p, c, h, u)) sd "
             f"FROM g WINDOW x AS (PARTITION BY k, p, c, h, u ORDER BY date ROWS {RUN_DAYS - 1} PRECEDING)), "
-            f"runs AS (SELECT k, p, c, h, u, dl[len(dl) - n + 1] first, date last, n, {pooled} / sd z FROM y, range(1, "
-            f"{RUN_DAYS + 1}) t(n) WHERE len(rl) >= n AND date - dl[len(dl) - n + 1] = n - 1 AND "
-            f"list_sum(el{last}) >= {MIN_EXPECTED}), "
+            f"runs AS (SELECT k, p, c, h, u, dl[-n] first, date last, n, {pooled_sql()}, rs / sqrt(vs) / sd z "
+            f"FROM y, range(1, {RUN_DAYS + 1}) t(n) WHERE len(rl) >= n AND date - dl[-n] = n - 1 "
+            f"AND es >= {MIN_EXPECTED}), "
             f"clear AS (SELECT * FROM runs a WHERE z <= -({bar}) OR n = 1 AND z <= -{HOST_Z:g} AND ({listed}"
             f"EXISTS (SELECT 1 FROM runs b WHERE b.n > 1 AND b.z <= -{min(bars.values()):g} AND a.first BETWEEN "
-            "b.first AND b.last))) "
-            "SELECT k, p platform, c country, h channel, u user_type, first first, n, round(z, 2) z "
-            "FROM clear a WHERE NOT EXISTS (SELECT 1 FROM clear b WHERE b.k = a.k AND b.z < a.z AND "
-            f"b.first <= a.last AND a.first <= b.last AND {same}) ORDER BY z LIMIT {RUN_TOP}")
+            "b.first AND b.last))), "
+            "top AS (SELECT *, row_number() OVER (ORDER BY z) i FROM clear a WHERE NOT EXISTS (SELECT 1 FROM clear b "
+            "WHERE b.k = a.k AND b.z < a.z AND "
+            f"b.first <= a.last AND a.first <= b.last AND {same}) ORDER BY z LIMIT {RUN_TOP}), {_ripple()} "
+            "SELECT k, p platform, c country, h channel, u user_type, first, n, round(z, 2) z, wider "
+            "FROM top LEFT JOIN wide USING (i) ORDER BY z")
+
+
+RIPPLE_Z, RIPPLE_SHARE = 2.0, 0.5  # the rest of a parent fell beyond this z, by this share of the run's own fall
+
+
+def _ripple() -> str:
+    """After `top` (a run scan's strongest runs) and `runs`: `wide`, for each run of two fields, the value of the one
+    whose cuboid (its parent) the fall ripples through: the rest of the parent fell too over the run's dates, beyond
+    RIPPLE_Z and by RIPPLE_SHARE of the run's own fall or as much as its noise cannot tell from it (a fall seen
+    strongest in a part of its cuboid by chance belongs to the whole). Of two such parents, the one whose rest fell
+    further. The rest's variance is the parent's less the run's (no smaller than its own)."""
+    parent = " AND ".join(f"(o.{y} IS NULL OR o.{y} = t.{y})" for y in "pchu")
+    return ("rest AS (SELECT i, coalesce(o.p, o.c, o.h, o.u) x, o.rs - t.rs r, o.es - t.es e, o.vs - t.vs v, "
+            f"t.rs / t.es own FROM top t JOIN runs o ON o.k = t.k AND o.last = t.last AND o.n = t.n AND {parent} "
+            "WHERE o.es > t.es), "
+            "wide AS (SELECT i, arg_min(x, r / sqrt(v)) wider FROM rest "
+            f"WHERE r / sqrt(v) <= -{RIPPLE_Z:g} AND (r / e <= {RIPPLE_SHARE:g} * own "
+            "OR abs(r / e - own) <= 2 * sqrt(v) / e) GROUP BY ALL)")
 
 
 def date_runs(dates: Iterable[str]) -> list[tuple[str, str]]:
