@@ -152,6 +152,15 @@ def test_the_expert_plays_through_the_tools_only() -> None:
     assert session.steps <= 16
 
 
+
+@pytest.mark.slow
+def test_without_the_time_zone_the_expert_still_reports() -> None:
+    """A recount on UTC dates reads a date before the window (its first hours in Tokyo): the expert without the
+    time-zone rule, as the ablation plays it, still plays its episode through and submits."""
+    agent = make_agent("warehouse_expert", rules=ALL_RULES - {"time_zone"})
+    session = play(agent, EpisodeSession(MetricTrackerRlEnvironment()), difficulty="warehouse", seed=16)
+    assert session.graded
+
 _NO_TABLES = EpisodeTables(open_database(), {})
 _ASKED_ROWS = st.lists(st.tuples(st.integers(0, 20), st.sampled_from(["ios", "web", None]), st.integers(0, 4)),
                        max_size=30)

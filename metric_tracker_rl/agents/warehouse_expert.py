@@ -111,7 +111,11 @@ class Investigation:
     context: Rows = field(default_factory=list)
 
     def day(self, date: str) -> int:
-        return self.dates.index(date)
+        """The window's index of `date`; a date outside the window (a recount on another clock reads the day
+        before it) stands at the window's nearer end."""
+        if date in self.dates:
+            return self.dates.index(date)
+        return 0 if date < self.dates[0] else len(self.dates) - 1
 
     def run(self) -> Generator[Statement, Rows, list[Finding]]:
         rows = yield ("context", wsql.CONTEXT_SQL)  # dates as text, as the query tool shows them
