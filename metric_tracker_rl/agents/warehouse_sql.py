@@ -50,7 +50,7 @@ def _excluded(rules: frozenset[str]) -> str:
     if devices:
         listed.append(f"device.device_id IN ({' UNION ALL '.join(f'SELECT device_id FROM {t}' for t in devices)})")
     if listed:  # an unknown user or device is not listed
-        parts.append(f"coalesce({' OR '.join(listed)}, FALSE)")
+        parts.append(f"({' OR '.join(listed)}) IS TRUE")
     return " OR ".join(parts) or "FALSE"
 
 
@@ -280,8 +280,11 @@ def _purchases(rules: frozenset[str], fixes: Fixes) -> str:
         paid = "SELECT u, s, tx, val, cur, d pd, t FROM e WHERE n = 'payment_successful' AND ok"
     if fixes.resent:
         paid = f"SELECT * FROM ({paid}) QUALIFY tx = first_value(tx) OVER (PARTITION BY u, s ORDER BY t)"
-    meant = " ".join(f"WHEN k.date = DATE '{date}' AND k.platform = '{platform}' AND k.country = '{country}' AND "
-                     f"p.cur = '{sent}' THEN '{right}'" for date, platform, country, sent, right in fixes.mislabelled)
+    dates: dict[tuple[str, str, str, str], list[str]] = {}
+    for date, *where in fixes.mislabelled:  # one clause per mislabel, naming its dates
+        dates.setdefault((where[0], where[1], where[2], where[3]), []).append(f"DATE '{date}'")
+    meant = " ".join(f"WHEN k.date IN ({', '.join(days)}) AND k.platform = '{platform}' AND k.country = '{country}' "
+                     f"AND p.cur = '{sent}' THEN '{right}'" for (platform, country, sent, right), days in dates.items())
     currency = f"CASE {meant} ELSE p.cur END" if meant else "p.cur"
     return (f"p AS ({paid}), pk AS (SELECT k.date, k.platform, k.country, k.app_version, k.u, k.s, p.tx, p.val, "
             f"{currency} cur, p.pd FROM k JOIN p ON k.u IS NOT DISTINCT FROM p.u AND k.s IS NOT DISTINCT FROM p.s)")

@@ -55,8 +55,8 @@ METRICS_LAYER: dict[str, str] = {
              "order_placed_to_payment_successful = payment_sessions / order_sessions (NULL over zero).",
     "standing_exclusions": "a session is excluded, all its events, when any of its events carries the parameter "
                            "traffic_type = 'internal' or debug_mode = 1, when its user_id is in "
-                           "internal_accounts, or when its device.device_id is in test_devices or known_bots "
-                           "(QA's test devices run release builds too, which send no debug_mode).",
+                           "internal_accounts, or when its device.device_id is in test_devices (tagged or not) "
+                           "or known_bots.",
     "deduplication": "an event sent twice is recorded twice with the same user_pseudo_id, session_id, "
                      "event_name and event_timestamp: count it once. A purchase is one transaction_id: "
                      "purchases counts distinct transaction_ids of counted payment_successful events (a payment "
@@ -67,8 +67,7 @@ METRICS_LAYER: dict[str, str] = {
                 "divided by currency_rates.units_per_usd for that currency on the payment's reporting date.",
     "late_events": f"an event counts only if its ingestion_timestamp is before 00:00 ({REPORTING_TIME_ZONE}) of "
                    f"the {LATE_CUTOFF_DAYS}nd date after its reporting date (the dashboard closes a date a day "
-                   "after it ends); a later one is left out for good. The export holds the events ingested "
-                   "before the dashboard closed the window's last date.",
+                   "after it ends); a later one is left out for good. The export ends when the last date closes.",
     "session_channel_and_user_type": "a session's channel is the traffic_source.medium of its app_open, named "
                                      "organic (organic), paid_search (cpc), paid_social (paid_social) or referral "
                                      "(referral); it is new when its session_id is 1 (its user's first session), "
