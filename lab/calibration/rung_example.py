@@ -25,17 +25,15 @@ from typing import Any
 
 from lab.agents.registry import make_agent
 from lab.calibration.scan_analyst_failures import losses, play_recorded
+from lab.calibration.warehouse_calibration import expected_keys
 from metric_tracker_rl.adapters.session import EpisodeSession, Step
 from metric_tracker_rl.agents import play
 from metric_tracker_rl.catalog.task_splits import calibration_reset_kwargs
 from metric_tracker_rl.catalog.tasks import resolve_episode_config
-from metric_tracker_rl.catalog.tiers import TIERS
-from metric_tracker_rl.generation.warehouse.truth import DATA_QUALITY, expected_rows
-from metric_tracker_rl.generation.warehouse.world import build_warehouse_world
+from metric_tracker_rl.generation.warehouse.truth import DATA_QUALITY
 from metric_tracker_rl.models import MetricTrackerRlAction
 from metric_tracker_rl.serving.environment import MetricTrackerRlEnvironment
 from metric_tracker_rl.view.tool_schemas import action_tool_call
-from metric_tracker_rl.world.funnel import window_calendar
 
 EXPERT_AT_LEAST, GAP = 0.9, 0.3
 SHOWN_LINES = 14  # the lines of each tool text the page shows (the artifact keeps all of it)
@@ -114,17 +112,9 @@ def defect_kinds(reset_kwargs: dict[str, Any]) -> dict[str, str]:
     """Each expected data-defect row's key as a loss names it (date|entity_type|entity_name), with its defect's
     kind; none at a tier of counts."""
     config = resolve_episode_config(**reset_kwargs)
-    tier = TIERS[config.difficulty]
-    if tier.segmented is None or not tier.segmented.raw_events:
+    if config.tier.segmented is None or not config.tier.segmented.raw_events:
         return {}
-    world = build_warehouse_world(tier, config)
-    dates = window_calendar(world.log.num_days).iso_dates
-    keys = {}
-    for row in expected_rows(world):
-        if row.family == DATA_QUALITY:
-            report = row.report_row(dates)
-            keys[f"{report.date}|{report.entity_type}|{report.entity_name}"] = row.kind
-    return keys
+    return {key: kind for key, kind, family in expected_keys(config) if family == DATA_QUALITY}
 
 
 def chosen_episode(difficulty: str, most: int) -> dict[str, Any]:

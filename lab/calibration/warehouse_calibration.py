@@ -37,8 +37,7 @@ from metric_tracker_rl.adapters.transcript import TaskRun
 from metric_tracker_rl.agents import run_episode
 from metric_tracker_rl.agents.warehouse_sql import ALL_RULES, RULES
 from metric_tracker_rl.catalog.published import row_key
-from metric_tracker_rl.catalog.tasks import resolve_episode_config
-from metric_tracker_rl.catalog.tiers import WAREHOUSE
+from metric_tracker_rl.catalog.tasks import EpisodeConfig, resolve_episode_config
 from metric_tracker_rl.generation.warehouse.truth import expected_rows
 from metric_tracker_rl.generation.warehouse.world import build_warehouse_world
 from metric_tracker_rl.models import MetricTrackerRlAction
@@ -122,20 +121,25 @@ def compare_files(first: Path, second: Path) -> int:
     return 1 if differences else 0
 
 
+def expected_keys(config: EpisodeConfig) -> list[tuple[str, str, str]]:
+    """Each expected row of a warehouse episode: its key (as a report's row names it), kind and family."""
+    world = build_warehouse_world(config.tier, config)
+    dates = window_calendar(world.log.num_days).iso_dates
+    return [(row_key(report.date, report.entity_type, report.entity_name), row.kind, row.family)
+            for row, report in ((row, row.report_row(dates)) for row in expected_rows(world))]
+
+
 def kind_recall(results: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
     """Per incident or defect kind: the share of its expected rows whose key a report held, and the share of
     episodes that carry it."""
     found: dict[str, list[bool]] = defaultdict(list)
     carried: dict[str, int] = defaultdict(int)
     for result in results:
-        world = build_warehouse_world(WAREHOUSE, resolve_episode_config(seed=result["seed"], difficulty="warehouse"))
-        dates = window_calendar(world.log.num_days).iso_dates
         submitted = set(result["keys"])
         kinds = set()
-        for row in expected_rows(world):
-            report = row.report_row(dates)
-            found[row.kind].append(row_key(report.date, report.entity_type, report.entity_name) in submitted)
-            kinds.add(row.kind)
+        for key, kind, _ in expected_keys(resolve_episode_config(seed=result["seed"], difficulty="warehouse")):
+            found[kind].append(key in submitted)
+            kinds.add(kind)
         for kind in kinds:
             carried[kind] += 1
     return {kind: {"row_recall": round(float(np.mean(hits)), 3), "rows": len(hits),

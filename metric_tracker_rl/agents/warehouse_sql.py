@@ -193,18 +193,22 @@ def residuals_ctes(steps: Iterable[int], versions: bool = True, sets: list[tuple
     named = ", ".join(alias if alias in used else f"NULL {alias}" for alias in "pvchu")
     baseline = "(sum(n) OVER w - n) / nullif(sum(d) OVER w - d, 0) q"
     window = "WINDOW w AS (PARTITION BY k, p, c, h, u, isodow(date))"
-    g = (f"g AS (SELECT date, k, {named}, sum(n - q * d) r, sum(q * d) e, sum(greatest(q * (1 - q), 0.1 * q) * d) w "
-         f"FROM j {'{}'}GROUP BY date, k, GROUPING SETS ({grouping}))")
+
+    def grouped(where: str = "", having: str = "") -> str:
+        return (f"g AS (SELECT date, k, {named}, sum(n - q * d) r, sum(q * d) e, "
+                f"sum(greatest(q * (1 - q), 0.1 * q) * d) w FROM j {where}GROUP BY date, k, GROUPING SETS ({grouping})"
+                f"{having})")
+
     if "v" not in used:  # the leaves are the baseline's own cells
         return (f", l AS (SELECT date, platform p, country c, channel h, user_type u, {step_unnest(steps)} FROM s), "
                 "lv AS (SELECT date, k, p, c, h, u, sum(n) n, sum(d) d FROM l GROUP BY ALL), "
-                f"j AS (SELECT *, {baseline} FROM lv {window}), " + g.format("WHERE q IS NOT NULL "))
+                f"j AS (SELECT *, {baseline} FROM lv {window}), " + grouped(where="WHERE q IS NOT NULL "))
     return (f", l AS (SELECT date, platform p, app_version v, country c, channel h, user_type u, {step_unnest(steps)} "
             "FROM s), lv AS (SELECT date, k, p, v, c, h, u, sum(n) n, sum(d) d FROM l GROUP BY ALL), "
             "t0 AS (SELECT date, k, p, c, h, u, sum(n) n, sum(d) d FROM lv GROUP BY ALL), "
             f"b AS (SELECT date, k, p, c, h, u, {baseline} FROM t0 {window}), "
             "j AS (SELECT lv.*, q FROM lv JOIN b USING (date, k, p, c, h, u) WHERE q IS NOT NULL), "
-            + g.format("")[:-1] + " HAVING NOT (p = 'web' AND v IS NOT NULL))")
+            + grouped(having=" HAVING NOT (p = 'web' AND v IS NOT NULL)"))
 
 
 def _text(value: object) -> str:
@@ -280,9 +284,9 @@ def _purchases(rules: frozenset[str], fixes: Fixes) -> str:
         paid = "SELECT u, s, tx, val, cur, d pd, t FROM e WHERE n = 'payment_successful' AND ok"
     if fixes.resent:
         paid = f"SELECT * FROM ({paid}) QUALIFY tx = first_value(tx) OVER (PARTITION BY u, s ORDER BY t)"
-    dates: dict[tuple[str, str, str, str], list[str]] = {}
+    dates: dict[tuple[str, ...], list[str]] = {}
     for date, *where in fixes.mislabelled:  # one clause per mislabel, naming its dates
-        dates.setdefault((where[0], where[1], where[2], where[3]), []).append(f"DATE '{date}'")
+        dates.setdefault(tuple(where), []).append(f"DATE '{date}'")
     meant = " ".join(f"WHEN k.date IN ({', '.join(days)}) AND k.platform = '{platform}' AND k.country = '{country}' "
                      f"AND p.cur = '{sent}' THEN '{right}'" for (platform, country, sent, right), days in dates.items())
     currency = f"CASE {meant} ELSE p.cur END" if meant else "p.cur"
