@@ -298,14 +298,18 @@ def _read_in_cells(tier: Tier, kind: str) -> bool:
 # The kinds whose incidents the warehouse's sample does not always show as their family (32 seeds, two incidents of
 # the kind each, no look-alikes; the kinds' sizing for the sample decides them): what the events show instead.
 WAREHOUSE_UNREAD = {
-    "release_regression": "2 of 27 show no family: the broken step falls 43% and 62% over a new version's few carts, "
+    "release_regression": "3 of 27 show no family: the broken step falls 44-51% over a new version's few carts, "
                           "under three sampling deviations",
-    "payment_failure": "11 of 64 read as a rate drop: the block holds too few orders for its stop to be beyond chance "
+    "payment_failure": "9 of 64 read as a rate drop: the block holds too few orders for its stop to be beyond chance "
                        "(STOP_CHANCE)",
-    "level_shift": "3 of 58 do not read as a rate drop: returning users' opens move 16-17% (scaled by the new "
-                   "users' day) or a 48% fall reads as a block",
-    "experiment_breakage": "21 of 54 do not read as a rate drop: an experiment's cuboid holds 50-100 sessions a day in "
-                           "the sample, so its broken step moves under three sampling deviations",
+    "partner_payment_failure": "2 of 14 are not a clear block: a partner's 7-hour block holds 8 orders in the sample, "
+                               "none paying, which STOP_CHANCE does not rule out",
+    "segment_outage": "1 of 64 also reads as a rate drop: on the outage's date the platform's payment step falls 22% "
+                      "in the sample",
+    "level_shift": "5 of 58 do not read as a rate drop: returning users' opens move 13-23% (scaled by the new "
+                   "users' day)",
+    "experiment_breakage": "10 of 64 do not read as a rate drop: most arms' broken step falls 44-71% while their "
+                           "opens, scaled by the rest's day, move 17-29%",
 }
 
 

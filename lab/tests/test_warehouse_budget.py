@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 import statistics
+from typing import Any
 
 import pytest
 from hypothesis import given
@@ -15,6 +16,7 @@ from hypothesis import strategies as st
 from lab.calibration.interface import message_texts, record_episode
 from lab.calibration.warehouse_calibration import UNTUNED_FIRST
 from lab.speed import rung_budgets
+from metric_tracker_rl.adapters.transcript import cut_results, unread_submitted_rows
 from metric_tracker_rl.agents.expert_core.queries import compact, readable
 from metric_tracker_rl.catalog.published import BASELINE_RULE, GRADING_RULE, SEVERITY_RULE
 from metric_tracker_rl.catalog.tiers import DEFAULT_MAX_STEPS, WAREHOUSE, WAREHOUSE_EXPERT_CALLS
@@ -92,6 +94,35 @@ def test_the_expert_needs_no_more_calls_than_the_step_budget_is_set_from(expert_
     calls = [sum(1 for m in run.messages if m["role"] == "assistant") for run in expert_runs]
     assert max(calls) <= WAREHOUSE_EXPERT_CALLS, calls
     assert all(run.score > 0 for run in expert_runs)
+
+
+@pytest.mark.slow
+def test_the_expert_reads_every_page_and_every_number_it_submits(expert_runs: list) -> None:
+    """No result cut short, and each row's baseline and observed values stand in an earlier result (every tool here is
+    a query, so a row's key is the expert's own naming; its numbers are what it read)."""
+    assert sum(map(cut_results, expert_runs)) == 0
+    assert [row for run in expert_runs for row in unread_submitted_rows(run)] == []
+
+
+@pytest.mark.parametrize(("field", "change"), [("observed_value", 1.01), ("baseline_value", 0.99),
+                                               ("delta_value", 1.5)])
+def test_the_unread_row_check_can_fail(first_run: Any, field: str, change: float) -> None:
+    """A number the results never showed, or a delta that is not the difference of the two read values."""
+    submission = next(call for m in first_run.messages for call in m.get("tool_calls") or []
+                      if call["function"]["name"] == "submit_report")
+    row = next(row for row in submission["function"]["arguments"]["rows"] if row["delta_value"])
+    assert unread_submitted_rows(first_run) == []
+    read = row[field]
+    row[field] = round(read * change, 4)
+    try:
+        assert unread_submitted_rows(first_run) == [row]
+    finally:
+        row[field] = read
+
+
+@pytest.fixture(scope="module")
+def first_run() -> Any:
+    return record_episode("warehouse_expert", {"difficulty": "warehouse", "seed": SEEDS[0]})
 
 
 @pytest.mark.slow

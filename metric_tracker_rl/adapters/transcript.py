@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -129,6 +130,7 @@ def replay_record(run: TaskRun, reset_kwargs: dict[str, Any]) -> dict[str, Any]:
 
 ROW_KEY_FIELDS = ("date", "entity_type", "entity_name")
 ROW_NUMBER_FIELDS = ("baseline_value", "observed_value", "delta_value")
+REPORT_DIGITS = 4  # the decimals a report's values are compared at
 
 
 def _shown_dicts(value: Any) -> list[dict[str, Any]]:
@@ -163,6 +165,47 @@ def unseen_submitted_rows(run: TaskRun) -> list[dict[str, Any]]:
             rows = (json.loads(arguments) if isinstance(arguments, str) else arguments).get("rows", [])
             unseen += [row for row in rows if tuple(row.get(f) for f in fields) not in shown]
     return unseen
+
+
+def _shown_numbers(value: Any) -> set[float]:
+    """Every number a result's view holds, at any depth, at a report's precision."""
+    if isinstance(value, bool):
+        return set()
+    if isinstance(value, int | float):
+        return {round(float(value), REPORT_DIGITS)} if math.isfinite(value) else set()
+    if isinstance(value, dict):
+        value = list(value.values())
+    if isinstance(value, list):
+        return {number for item in value for number in _shown_numbers(item)}
+    return set()
+
+
+def unread_submitted_rows(run: TaskRun) -> list[dict[str, Any]]:
+    """The rows of each submit_report call whose baseline or observed value stands in no earlier tool result (at a
+    report's precision), or whose delta is not their difference (within their rounding): where every tool is a
+    query, a row's key is the agent's own naming of what it found, but its numbers must be read, not made up."""
+    shown: set[float] = set()
+    unread = []
+    for message in run.messages:
+        result = _shown_result(run, message)
+        if result is not None:
+            shown |= _shown_numbers(result)
+        for call in message.get("tool_calls") or []:
+            if call["function"]["name"] != SUBMIT_REPORT:
+                continue
+            arguments = call["function"]["arguments"]
+            rows = (json.loads(arguments) if isinstance(arguments, str) else arguments).get("rows", [])
+            unread += [row for row in rows if not _read_row(row, shown)]
+    return unread
+
+
+def _read_row(row: dict[str, Any], shown: set[float]) -> bool:
+    try:
+        baseline, observed, delta = (float(row[field]) for field in ROW_NUMBER_FIELDS)
+    except (KeyError, TypeError, ValueError):
+        return False
+    return ({round(baseline, REPORT_DIGITS), round(observed, REPORT_DIGITS)} <= shown
+            and abs(observed - baseline - delta) <= 1.5 * 10 ** -REPORT_DIGITS)  # each of the three rounded
 
 
 def _page(run: TaskRun, message: dict[str, Any]) -> tuple[int, int] | None:

@@ -20,6 +20,7 @@ from metric_tracker_rl.generation.kinds.experiment_effect import (
     RUN_DAYS,
     DrawnExperiment,
     apply_intended_effect,
+    cell_arms,
     draw_experiment,
     experiment_arm,
 )
@@ -63,7 +64,8 @@ class ExperimentBreakage(IncidentKind):
             incidents = self.step_drop_over_dates(world, experiment.arm, experiment.days, broken,
                                                   [magnitude * boost] * len(experiment.days), describe)
         else:
-            incidents = self.over_dates(world, experiment.arm, experiment.days, broken, magnitude, stream, describe)
+            incidents = self.over_dates(world, experiment.arm, experiment.days, broken, magnitude * boost, stream,
+                                        describe)
         return [replace(incident, context=(experiment.row,)) if i == 0 else incident
                 for i, incident in enumerate(incidents)]
 
@@ -73,14 +75,28 @@ class ExperimentBreakage(IncidentKind):
         (raised to the world's own-z floor, lowered to its ceiling); a cells arm, unscaled, when no factor within
         the kind's largest fall does (a thin cuboid)."""
         assert world.cuboids is not None, "a leaf arm is a cuboid"
-        if not all(field in world.cuboids.fields for field in experiment.arm.named()):
-            return _with_arm(experiment, experiment_arm(world, rng, cells_only=True)), 1.0
         reach = world.plan.leaf_reach(experiment.days)
+        if not all(field in world.cuboids.fields for field in experiment.arm.named()):
+            return self._cells_arm(world, experiment, reach, step, magnitude, rng)
         z = own_z(world, reach, experiment.arm, experiment.days, step, magnitude)
         boost = scale_factor(z, world, self.magnitude_bounds[0] / magnitude)
         if z < world.own_z[0] and boost > self.largest_fall(world) / magnitude:
-            return _with_arm(experiment, experiment_arm(world, rng, cells_only=True)), 1.0
+            return self._cells_arm(world, experiment, reach, step, magnitude, rng)
         return experiment, boost
+
+    def _cells_arm(self, world: SegmentWorld, experiment: DrawnExperiment, reach: np.ndarray, step: int,
+                   magnitude: float, rng: np.random.Generator) -> tuple[DrawnExperiment, float]:
+        """A cells arm, unscaled; where a sample leaves such arms thin (world.raise_unclear), one whose fall can be
+        made clear in its own data within the kind's largest fall (the clearest where none can), raised to the
+        world's own-z floor as far as that allows."""
+        if not world.raise_unclear:
+            return _with_arm(experiment, experiment_arm(world, rng, cells_only=True)), 1.0
+        arms, largest = cell_arms(world), self.largest_fall(world)
+        zs = [own_z(world, reach, arm, experiment.days, step, largest) for arm in arms]
+        clear = [arm for arm, z in zip(arms, zs, strict=True) if z >= world.own_z[0]]
+        arm = pick(clear, rng) if clear else arms[int(np.argmax(zs))]
+        boost = scale_factor(own_z(world, reach, arm, experiment.days, step, magnitude), world, 1.0)
+        return _with_arm(experiment, arm), min(boost, largest / magnitude)
 
 
 def _with_arm(experiment: DrawnExperiment, arm: Segment) -> DrawnExperiment:

@@ -35,20 +35,27 @@ def experiment_arm(world: SegmentWorld, rng: np.random.Generator, cells_only: bo
     """A treatment arm. On the leaves: a platform or a country crossed with a channel or a user type. On the cells
     (`cells_only`): a platform, a country, or a platform in a country, that carries MIN_ARM_SHARE of the traffic
     (so that a breakage in it shows at its own grain)."""
-    countries = world.plan.layout.values_of("country")
     if cells_only:
-        traffic = world.plan.traffic.sum(axis=(1, 2))
-        candidates = [*(Segment(platform=p) for p in PLATFORMS), *(Segment(country=c) for c in countries),
-                      *(Segment(p, c) for p in PLATFORMS for c in countries)]
-        # A reset's dimensions bound a root cause's fields where the tier's root causes are cuboids.
-        in_play = set(SEGMENT_FIELDS if world.cuboids is None else world.cuboids.fields)
-        return pick([s for s in candidates if traffic[world.plan.cells(s)].sum() >= MIN_ARM_SHARE * traffic.sum()
-                     and set(s.named()) <= in_play], rng)
+        return pick(cell_arms(world), rng)
+    countries = world.plan.layout.values_of("country")
     first = pick((Segment(platform=pick(PLATFORMS, rng)), Segment(country=pick(countries, rng))), rng)
     split = world.plan.split
     assert split is not None, "an experiment on a channel or user type needs the leaves"
     dimension = pick(split.dimensions, rng)
     return Segment(**{**first.named(), dimension.field: pick(dimension.values, rng)})
+
+
+def cell_arms(world: SegmentWorld) -> list[Segment]:
+    """The arms an experiment on the cells may have: a platform, a country, or a platform in a country, that
+    carries MIN_ARM_SHARE of the traffic and names only fields the reset's dimensions allow."""
+    countries = world.plan.layout.values_of("country")
+    traffic = world.plan.traffic.sum(axis=(1, 2))
+    candidates = [*(Segment(platform=p) for p in PLATFORMS), *(Segment(country=c) for c in countries),
+                  *(Segment(p, c) for p in PLATFORMS for c in countries)]
+    # A reset's dimensions bound a root cause's fields where the tier's root causes are cuboids.
+    in_play = set(SEGMENT_FIELDS if world.cuboids is None else world.cuboids.fields)
+    return [s for s in candidates if traffic[world.plan.cells(s)].sum() >= MIN_ARM_SHARE * traffic.sum()
+            and set(s.named()) <= in_play]
 
 
 def draw_experiment(world: SegmentWorld, rng: np.random.Generator, cells_only: bool = False
