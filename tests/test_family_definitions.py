@@ -298,18 +298,18 @@ def _read_in_cells(tier: Tier, kind: str) -> bool:
 # The kinds whose incidents the warehouse's sample does not always show as their family (32 seeds, two incidents of
 # the kind each, no look-alikes; the kinds' sizing for the sample decides them): what the events show instead.
 WAREHOUSE_UNREAD = {
-    "release_regression": "3 of 27 show no family: the broken step falls 44-51% over a new version's few carts, "
-                          "under three sampling deviations",
-    "payment_failure": "9 of 64 read as a rate drop: the block holds too few orders for its stop to be beyond chance "
-                       "(STOP_CHANCE)",
-    "partner_payment_failure": "2 of 14 are not a clear block: a partner's 7-hour block holds 8 orders in the sample, "
-                               "none paying, which STOP_CHANCE does not rule out",
-    "segment_outage": "1 of 64 also reads as a rate drop: on the outage's date the platform's payment step falls 22% "
+    "release_regression": "2 of 27 show no family: the broken step falls 50% over a new version's few carts, under "
+                          "three sampling deviations",
+    "payment_failure": "13 of 64 read as a rate drop or as nothing: the block holds too few counted orders for its "
+                       "stop to be beyond chance (STOP_CHANCE)",
+    "partner_payment_failure": "4 of 14 read as a rate drop or as nothing: a partner's block holds too few counted "
+                               "orders for its stop to be beyond chance (STOP_CHANCE)",
+    "segment_outage": "1 of 64 also reads as a rate drop: on the outage's date the platform's payment step falls 23% "
                       "in the sample",
-    "level_shift": "5 of 58 do not read as a rate drop: returning users' opens move 13-23% (scaled by the new "
-                   "users' day)",
-    "experiment_breakage": "10 of 64 do not read as a rate drop: most arms' broken step falls 44-71% while their "
-                           "opens, scaled by the rest's day, move 17-29%",
+    "level_shift": "4 of 58 do not read as a rate drop: the segment's opens move 13-23% (returning users' scaled by "
+                   "the new users' day) or the fall spreads to a second step",
+    "experiment_breakage": "6 of 61 do not read as a rate drop: the broken step nearly stops (80-98%) and the arm's "
+                           "opens, scaled by the rest's day, move 18-54%",
 }
 
 

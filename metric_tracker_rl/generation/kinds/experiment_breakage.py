@@ -23,11 +23,13 @@ from metric_tracker_rl.generation.kinds.experiment_effect import (
     cell_arms,
     draw_experiment,
     experiment_arm,
+    leaf_arms,
 )
 from metric_tracker_rl.generation.segment_plan import SegmentWorld, pick
 from metric_tracker_rl.world.segments import Segment
 
 LEAF_FIELDS = ("channel", "user_type")
+BROKEN_FALL = 0.9  # the most a broken step falls where its arm is raised to be clear in a sample
 
 
 class ExperimentBreakage(IncidentKind):
@@ -69,34 +71,52 @@ class ExperimentBreakage(IncidentKind):
         return [replace(incident, context=(experiment.row,)) if i == 0 else incident
                 for i, incident in enumerate(incidents)]
 
+    def largest_fall(self, world: SegmentWorld) -> float:
+        """Where a sample leaves most arms thin (world.raise_unclear), a broken step may nearly stop (BROKEN_FALL):
+        so a small arm's fall can be clear."""
+        return min(BROKEN_FALL, self.magnitude_bounds[1]) if world.raise_unclear else super().largest_fall(world)
+
     def _clear_arm(self, world: SegmentWorld, experiment: DrawnExperiment, step: int, magnitude: float,
                    rng: np.random.Generator) -> tuple[DrawnExperiment, float]:
         """The drawn leaf arm with the factor that makes its fall clear in its own data on the weakest of its dates
         (raised to the world's own-z floor, lowered to its ceiling); a cells arm, unscaled, when no factor within
-        the kind's largest fall does (a thin cuboid)."""
+        the kind's largest fall does (a thin cuboid). Where a sample leaves most leaf arms thin
+        (world.raise_unclear), a small leaf arm that such a factor makes clear, else a clear cells arm."""
         assert world.cuboids is not None, "a leaf arm is a cuboid"
         reach = world.plan.leaf_reach(experiment.days)
-        if not all(field in world.cuboids.fields for field in experiment.arm.named()):
-            return self._cells_arm(world, experiment, reach, step, magnitude, rng)
-        z = own_z(world, reach, experiment.arm, experiment.days, step, magnitude)
-        boost = scale_factor(z, world, self.magnitude_bounds[0] / magnitude)
-        if z < world.own_z[0] and boost > self.largest_fall(world) / magnitude:
-            return self._cells_arm(world, experiment, reach, step, magnitude, rng)
-        return experiment, boost
-
-    def _cells_arm(self, world: SegmentWorld, experiment: DrawnExperiment, reach: np.ndarray, step: int,
-                   magnitude: float, rng: np.random.Generator) -> tuple[DrawnExperiment, float]:
-        """A cells arm, unscaled; where a sample leaves such arms thin (world.raise_unclear), one whose fall can be
-        made clear in its own data within the kind's largest fall (the clearest where none can), raised to the
-        world's own-z floor as far as that allows."""
+        in_play = set(world.cuboids.fields)
+        if set(experiment.arm.named()) <= in_play and not world.raise_unclear:
+            z = own_z(world, reach, experiment.arm, experiment.days, step, magnitude)
+            boost = scale_factor(z, world, self.magnitude_bounds[0] / magnitude)
+            if z >= world.own_z[0] or boost <= self.largest_fall(world) / magnitude:
+                return experiment, boost
         if not world.raise_unclear:
             return _with_arm(experiment, experiment_arm(world, rng, cells_only=True)), 1.0
-        arms, largest = cell_arms(world), self.largest_fall(world)
-        zs = [own_z(world, reach, arm, experiment.days, step, largest) for arm in arms]
-        clear = [arm for arm, z in zip(arms, zs, strict=True) if z >= world.own_z[0]]
-        arm = pick(clear, rng) if clear else arms[int(np.argmax(zs))]
-        boost = scale_factor(own_z(world, reach, arm, experiment.days, step, magnitude), world, 1.0)
-        return _with_arm(experiment, arm), min(boost, largest / magnitude)
+        arms = [arm for arm in leaf_arms(world) if set(arm.named()) <= in_play]
+        chosen = self._clear_among(world, arms, reach, experiment.days, step, magnitude, rng)
+        if chosen is None:
+            chosen = self._clear_among(world, cell_arms(world), reach, experiment.days, step, magnitude, rng,
+                                       clearest=True)
+        assert chosen is not None
+        arm, boost = chosen
+        return _with_arm(experiment, arm), boost
+
+    def _clear_among(self, world: SegmentWorld, arms: list[Segment], reach: np.ndarray, days: list[int], step: int,
+                     magnitude: float, rng: np.random.Generator, clearest: bool = False
+                     ) -> tuple[Segment, float] | None:
+        """One of `arms` whose fall is clear in its own data within the kind's largest fall, drawn from the third
+        of them least clear (the smallest: an arm is a small part of the traffic, as an experiment's is), with the
+        factor that raises it to the world's own-z floor (or lowers it to its ceiling); the clearest arm where none
+        is and `clearest`, else None."""
+        largest = self.largest_fall(world)
+        zs = [own_z(world, reach, arm, days, step, largest) for arm in arms]
+        clear = sorted((z, index) for index, z in enumerate(zs) if z >= world.own_z[0])
+        if not clear and not (clearest and arms):
+            return None
+        smallest = [arms[index] for _, index in clear[:max(1, len(clear) // 3)]]
+        arm = pick(smallest, rng) if clear else arms[int(np.argmax(zs))]
+        z = own_z(world, reach, arm, days, step, magnitude)
+        return arm, min(scale_factor(z, world, self.magnitude_bounds[0] / magnitude), largest / magnitude)
 
 
 def _with_arm(experiment: DrawnExperiment, arm: Segment) -> DrawnExperiment:

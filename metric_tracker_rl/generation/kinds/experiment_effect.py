@@ -58,6 +58,17 @@ def cell_arms(world: SegmentWorld) -> list[Segment]:
             and set(s.named()) <= in_play]
 
 
+def leaf_arms(world: SegmentWorld) -> list[Segment]:
+    """Every arm an experiment on the leaves may have: a platform or a country crossed with a channel or a user
+    type."""
+    split = world.plan.split
+    assert split is not None, "an experiment on a channel or user type needs the leaves"
+    firsts = [*(Segment(platform=p) for p in PLATFORMS),
+              *(Segment(country=c) for c in world.plan.layout.values_of("country"))]
+    return [Segment(**{**first.named(), dimension.field: value})
+            for first in firsts for dimension in split.dimensions for value in dimension.values]
+
+
 def draw_experiment(world: SegmentWorld, rng: np.random.Generator, cells_only: bool = False
                     ) -> DrawnExperiment | None:
     """An experiment's arm, dates (taken from the calendar), targeted step and intended effect; None when the

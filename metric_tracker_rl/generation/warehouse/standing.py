@@ -77,7 +77,7 @@ WEB_TEST_HOURS = 2
 REPEAT_SHARE = 0.02  # of events: sent again, identical, in a later batch
 # Of each platform's sessions: those whose device went offline at some event and queued it and the rest, ingested
 # LATE_DAYS after they happened (a web page cannot queue).
-OFFLINE_SHARE: dict[str, float] = {"ios": 0.10, "android": 0.15, "web": 0.0}
+OFFLINE_SHARE: dict[str, float] = {"ios": 0.15, "android": 0.2, "web": 0.0}
 LATE_DAYS = (2.0, 6.0)
 # Of mobile purchases: a payment_successful the payment SDK sends again (its acknowledgement was lost) with the same
 # transaction_id, RESEND_DELAY_S later.
