@@ -1,7 +1,8 @@
 """The warehouse's calibration: each reference agent's score on seeds that tuned nothing (mean, p5 and the 95%
 bootstrap interval of the mean), the expert without one metrics-layer rule at a time (the ablation table), the
-expert's recall by incident and defect kind, its calls per episode and its episode's characters (what a model
-reads and writes), written to lab/artifacts/warehouse_calibration.json.
+expert's recall by incident and defect kind, its calls per episode, its episode's characters (what a model
+reads and writes) and the rows it submitted without reading their numbers, written to
+lab/artifacts/warehouse_calibration.json.
 
     nice -n 10 uv run python -m lab.calibration.warehouse_calibration --seeds 200 --ablation-seeds 40 --workers 2
 
@@ -33,7 +34,7 @@ import numpy as np
 from lab.agents.registry import make_agent
 from lab.calibration.calibrate import summarise
 from lab.calibration.interface import message_texts
-from metric_tracker_rl.adapters.transcript import TaskRun
+from metric_tracker_rl.adapters.transcript import TaskRun, cut_results, unread_submitted_rows
 from metric_tracker_rl.agents import run_episode
 from metric_tracker_rl.agents.warehouse_sql import ALL_RULES, RULES
 from metric_tracker_rl.catalog.published import row_key
@@ -75,7 +76,8 @@ def play_one(job: tuple[str, str, int]) -> dict[str, Any]:
         return {"agent": agent_name, "rule": rule, "seed": seed, "failed": str(failed)[:200]}
     keys = [row_key(r.date, r.entity_type, r.entity_name) for a in sent for r in a.classifications or []]
     return {"agent": agent_name, "rule": rule, "seed": seed, "score": run.score, "calls": len(sent),
-            "chars": sum(map(len, message_texts(run.messages))), "keys": keys, "report_hash": report_hash(sent)}
+            "chars": sum(map(len, message_texts(run.messages))), "keys": keys, "report_hash": report_hash(sent),
+            "cut": cut_results(run), "unread": len(unread_submitted_rows(run))}
 
 
 def report_hash(sent: list[MetricTrackerRlAction]) -> str:
@@ -187,6 +189,10 @@ def calibrate(seeds: list[int], ablation_seeds: list[int], agents: tuple[str, ..
                          "max": max(r["calls"] for r in expert)},
         "expert_chars": {"p50": float(np.median([r["chars"] for r in expert])),
                          "p95": float(np.percentile([r["chars"] for r in expert], 95))},
+        # Results shown cut short, and submitted rows whose numbers no earlier result showed, over all its episodes.
+        "expert_unread": {"results_cut": sum(r["cut"] for r in expert),
+                          "rows_unread": sum(r["unread"] for r in expert),
+                          "rows": sum(len(r["keys"]) for r in expert)},
         "calls_and_chars_p50": {agent: [float(np.median([r[key] for r in rows])) if rows else None
                                         for key in ("calls", "chars")] for agent, rows in by_agent.items()},
         "failed_resets": [{"seed": seed, "error": error} for seed, error in failed],

@@ -4,7 +4,8 @@ changes as intended as well); the experiments table lists the experiment, not th
 Where the episode's dial allows cuboids of two dimensions with a channel or user type, the arm is such a cuboid
 (a platform or a country crossed with a channel or a user type, as a benign experiment's), its fall raised or
 lowered to be clear in its own data as every cuboid root cause is (kinds/cuboid.py); where that arm cannot
-be made clear, or the dial has no such cuboid, the arm is a platform, a country or both (cells)."""
+be made clear, or the dial has no such cuboid, the arm is a platform, a country or both (cells). Where a sample
+leaves most arms thin (the warehouse), the arm is a small one that can be made clear, and the step may nearly stop."""
 
 from __future__ import annotations
 
