@@ -84,15 +84,16 @@ class ExperimentBreakage(IncidentKind):
         the kind's largest fall does (a thin cuboid). Where a sample leaves most leaf arms thin
         (world.raise_unclear), a small leaf arm that such a factor makes clear, else a clear cells arm."""
         assert world.cuboids is not None, "a leaf arm is a cuboid"
-        reach = world.plan.leaf_reach(experiment.days)
         in_play = set(world.cuboids.fields)
-        if set(experiment.arm.named()) <= in_play and not world.raise_unclear:
-            z = own_z(world, reach, experiment.arm, experiment.days, step, magnitude)
-            boost = scale_factor(z, world, self.magnitude_bounds[0] / magnitude)
-            if z >= world.own_z[0] or boost <= self.largest_fall(world) / magnitude:
-                return experiment, boost
         if not world.raise_unclear:
+            if set(experiment.arm.named()) <= in_play:
+                reach = world.plan.leaf_reach(experiment.days)
+                z = own_z(world, reach, experiment.arm, experiment.days, step, magnitude)
+                boost = scale_factor(z, world, self.magnitude_bounds[0] / magnitude)
+                if z >= world.own_z[0] or boost <= self.largest_fall(world) / magnitude:
+                    return experiment, boost
             return _with_arm(experiment, experiment_arm(world, rng, cells_only=True)), 1.0
+        reach = world.plan.leaf_reach(experiment.days)
         arms = [arm for arm in leaf_arms(world) if set(arm.named()) <= in_play]
         chosen = self._clear_among(world, arms, reach, experiment.days, step, magnitude, rng)
         if chosen is None:
