@@ -2,7 +2,8 @@
 whatever the incumbents do.
 
 While every place is taken (MAX_CONCURRENT_ENVS sessions open), a session that did no work (a reset, a step, an
-MCP tool call) for FULL_SERVER_IDLE_S is closed: a state request or a ping keeps no place then. Sessions that keep
+MCP tool call) for FULL_SERVER_IDLE_S is closed: a state request or a ping keeps no place then. Work counts until
+it is answered (for one more period at most), so a slow answer costs no place. Sessions that keep
 working would keep every place for ever, so a client asking for a place on a full server is also given one of
 theirs: the session that did no work for the longest, of the client holding the most places,
 
@@ -36,6 +37,7 @@ RESERVATION_HOLD_S = 30.0
 class Session(Protocol):
     used: bool
     last_work_at: float
+    working: bool  # a work message is being answered
     client: str
     closing: bool
     yield_at: float | None  # when it gives its place to a waiting client
@@ -75,8 +77,11 @@ class FullServerRule:
         return open_sessions >= self.capacity
 
     def seconds_left(self, session: Session, now: float) -> float:
-        """Until a used session is closed by this rule (meaningful while the server is full)."""
-        return session.last_work_at + self.full_idle_s - now
+        """Until a used session is closed by this rule (meaningful while the server is full). A session whose work
+        is still being answered is working, and its clock starts again at the answer; a message never answered (a
+        notification, say) holds the place for at most one more period."""
+        periods = 2 if session.working else 1
+        return session.last_work_at + periods * self.full_idle_s - now
 
     def reaped(self, client: str, now: float) -> None:
         self.reaped_at.pop(client, None)

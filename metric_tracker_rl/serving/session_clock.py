@@ -23,6 +23,7 @@ class TrackedSession:
     last_activity_at: float = field(default_factory=time.monotonic)
     used: bool = False  # reset (or, on /mcp, any message) since it opened
     last_work_at: float = field(default_factory=time.monotonic)  # a reset, step or tool call (see `is_work`)
+    working: bool = False  # a work message arrived and its answer has not been sent yet
     send: Send | None = None  # a socket session's, to close it from outside
     closing: bool = False  # closed for its time: its notice is sent once
     attached: bool = False  # an HTTP session with a /ws socket attached to it

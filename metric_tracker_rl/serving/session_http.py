@@ -88,7 +88,18 @@ class HttpSessions(SessionPlaces):
                 session.last_activity_at = time.monotonic()
                 if not self.full() or method == TOOL_CALL:
                     session.last_work_at = session.last_activity_at
+                if method == TOOL_CALL:
+                    await self.working_on(session, scope, replay, send)
+                    return
             await self.app(scope, replay, send)
+
+    async def working_on(self, session: TrackedSession, scope: Scope, receive: Receive, send: Send) -> None:
+        """Answer a tool call on an HTTP session: it is working until answered, and its clock starts again then."""
+        session.working = True
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            session.working, session.last_work_at = False, time.monotonic()
 
     async def forwarded(self, scope: Scope, receive: Receive, send: Send,
                         inspect: Callable[[Any], None]) -> None:

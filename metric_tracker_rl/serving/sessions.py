@@ -144,8 +144,13 @@ class SessionLimits(HttpSessions):
             await self.app(scope, receive, send)
             return
         session.attached = True
+
+        async def answering(message: Message) -> None:
+            answered(session, message)
+            await send(message)
+
         try:
-            await self.app(scope, self.tracking_receive(session, receive, send, is_reset, "ws"), send)
+            await self.app(scope, self.tracking_receive(session, receive, send, is_reset, "ws"), answering)
         finally:
             session.attached = False
             if session.close_requested:
@@ -181,7 +186,9 @@ class SessionLimits(HttpSessions):
                 text = message.get("text")
                 session.used = session.used or use(text)
                 session.last_activity_at = time.monotonic()
-                if not self.full() or is_work(text, transport):  # only work keeps a place on a full server
+                work = is_work(text, transport)
+                session.working = session.working or work
+                if not self.full() or work:  # only work keeps a place on a full server
                     session.last_work_at = session.last_activity_at
             return message
 
@@ -200,6 +207,7 @@ class SessionLimits(HttpSessions):
 
     def annotating_send(self, session: TrackedSession, send: Send, transport: str) -> Send:
         async def annotated(message: Message) -> None:
+            answered(session, message)
             text = message.get("text")
             if message["type"] == "websocket.send" and text and not session.used and self.is_capacity_error(text):
                 reply = json.loads(text)
@@ -269,6 +277,12 @@ class SessionLimits(HttpSessions):
             await session.send({"type": "websocket.close", "code": POLICY_VIOLATION})
         wake(session)  # the app sees its client leave now, whether or not the client answers the close
 
+
+
+def answered(session: TrackedSession, message: Message) -> None:
+    """A reply sent on a working session answers its work: its clock on a full server starts again."""
+    if message["type"] == "websocket.send" and session.working:
+        session.working, session.last_work_at = False, time.monotonic()
 
 
 def limit_sessions(app: FastAPI, settings: ServerSettings) -> FastAPI:
