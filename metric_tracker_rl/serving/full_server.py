@@ -61,8 +61,9 @@ def is_work(text: str | None, transport: str) -> bool:
         return False
     with contextlib.suppress(ValueError, RecursionError):
         message = json.loads(text)
-        if isinstance(message, dict):
-            return message.get("method") == TOOL_CALL if transport == "mcp" else message.get("type") in WORK_TYPES
+        if isinstance(message, dict):  # a stranger's "type" may be any JSON value: only a known name is work
+            kind = message.get("method") if transport == "mcp" else message.get("type")
+            return isinstance(kind, str) and (kind == TOOL_CALL if transport == "mcp" else kind in WORK_TYPES)
     return False
 
 
