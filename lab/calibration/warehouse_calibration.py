@@ -54,7 +54,6 @@ AGENTS = ("warehouse_expert", "warehouse_model_like", "warehouse_dashboard_analy
 # them out).
 WAREHOUSE_AGENTS = tuple(agent for agent in AGENTS if agent.startswith("warehouse_"))
 EXPERT = "warehouse_expert"
-ON_ABLATION_SEEDS = ("warehouse_aggregate_expert",)  # the expert's cost again: played on the ablation seeds only
 
 
 def play_one(job: tuple[str, str, int]) -> dict[str, Any]:
@@ -169,8 +168,7 @@ def ablation_table(results: list[dict[str, Any]], expert: list[dict[str, Any]], 
 
 
 def calibrate(seeds: list[int], ablation_seeds: list[int], agents: tuple[str, ...], workers: int) -> dict[str, Any]:
-    jobs = [(agent, "", seed) for agent in agents
-            for seed in (ablation_seeds if agent in ON_ABLATION_SEEDS else seeds)]
+    jobs = [(agent, "", seed) for agent in agents for seed in seeds]  # each agent on every untuned seed
     jobs += [(EXPERT, rule, seed) for rule in RULES for seed in ablation_seeds]
     with multiprocessing.Pool(workers) as pool:
         played = pool.map(play_one, jobs, chunksize=2)

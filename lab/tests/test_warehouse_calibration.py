@@ -80,3 +80,19 @@ def test_a_play_keeps_a_digest_of_the_rows_it_submitted() -> None:
     changed = [MetricTrackerRlAction(classifications=[MetricSubmissionRow.model_validate(moved)])]
     assert report_hash(report) == report_hash(list(report)) != report_hash(changed)
     assert report_hash([]) != report_hash(report)
+
+
+def test_the_kept_calibration_meets_the_rungs_bars() -> None:
+    """The rung's published bars, read off the kept run: the expert at least 0.9 (its whole interval), each rule
+    worth at least 0.1 to it, the dashboard-only analyst at most 0.4, the shortcuts at most 0.3 and the expert blind
+    to segments at most 0.2, each over every untuned seed."""
+    report = _artifact()
+    agents = report["agents"]
+    seeds = len(report["scores"][EXPERT])
+    assert all(summary["n"] == seeds for summary in agents.values()), {a: s["n"] for a, s in agents.items()}
+    assert agents[EXPERT]["mean_95"][0] >= 0.9
+    assert min(rule["loss"] for rule in report["ablations"].values()) >= 0.1, report["ablations"]
+    assert agents["warehouse_dashboard_analyst"]["mean"] <= 0.4
+    assert max(agents[agent]["mean"] for agent in ("warehouse_every_dip", "warehouse_all_data_quality",
+                                                    "null")) <= 0.3
+    assert agents["warehouse_aggregate_expert"]["mean"] <= 0.2
