@@ -8,8 +8,10 @@ It reports, by role (the model-like analyst, the expert), each statement's CPU t
 and its run) and when sent again (its run), the median over the statements; the CPU time DuckDB's profiler gives
 each kind of operator over all the statements; the same statements over other forms of the events table (its
 dictionaries decoded, one Arrow chunk, a DuckDB table), timed in turn with the served form in each round so that
-the machine's load weighs on each alike; and the statements on two engine threads: their CPU time, and how many
-give exactly the rows one thread gives. Progress goes to stderr; the figures to stdout as JSON.
+the machine's load weighs on each alike; the statements on thinner events, to show what the time scales with (the
+events less every screen_view and user_engagement, which no rule reads; a share of the users, as a smaller sample
+would hold); and the statements on two engine threads: their CPU time, and how many give exactly the rows one
+thread gives. Progress goes to stderr; the figures to stdout as JSON.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from typing import Any
 import duckdb
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from metric_tracker_rl.catalog.tasks import resolve_episode_config
 from metric_tracker_rl.catalog.tiers import WAREHOUSE
@@ -36,6 +39,8 @@ from metric_tracker_rl.sql.engine import ROW_CAP, EpisodeTables, open_database
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "lab" / "artifacts" / "warehouse_example.json"
 ROLES = ("model_like", "expert")
+UNREAD_EVENTS = ("screen_view", "user_engagement")  # everyday events no rule of the metrics layer reads
+USER_SHARES = (0.75, 0.5)  # thinner samples: the users kept, every event of each
 
 
 def progress(message: str) -> None:
@@ -88,6 +93,15 @@ def other_form(tables: dict[str, ServedTable], form: str) -> EpisodeTables:
             pa.table({name: decoded(events.column(name).combine_chunks()) for name in events.column_names})))
     elif form == "one_chunk":
         episode.con.register("events", episode.con.from_arrow(events.combine_chunks()))
+    elif form == "no_unread_events":
+        names = pc.cast(events.column("event_name"), pa.string())
+        episode.con.register("events", episode.con.from_arrow(
+            events.filter(pc.invert(pc.is_in(names, pa.array(UNREAD_EVENTS))))))
+    elif form.startswith("users_"):  # every event of the users whose index falls in the share
+        users = events.column("user_pseudo_id").combine_chunks()
+        kept = pc.less(pc.bit_wise_and(pc.cast(users.indices, pa.int64()), 1023),
+                       int(1024 * int(form.removeprefix("users_")) / 100))
+        episode.con.register("events", episode.con.from_arrow(events.filter(kept)))
     else:  # a DuckDB table of the episode's own connection, read through a view
         episode.con.register("events_arrow", events)
         episode.con.execute("CREATE TEMP TABLE events_stored AS SELECT * FROM events_arrow")
@@ -109,8 +123,11 @@ def form_times(tables: dict[str, ServedTable], statements: list[str], rounds: in
     """Each statement's median CPU time over `rounds` in each form, the forms in turn within a round."""
     forms = {"served": EpisodeTables(open_database(), tables)}
     forms["served"].view()
-    for form in ("decoded", "one_chunk", "duckdb_table"):
+    for form in ("decoded", "one_chunk", "duckdb_table", "no_unread_events",
+                 *(f"users_{round(100 * share)}" for share in USER_SHARES)):
         forms[form] = other_form(tables, form)
+    progress("events rows by form: " + json.dumps(
+        {form: episode.con.execute("SELECT count(*) FROM events").fetchone()[0] for form, episode in forms.items()}))
     for episode in forms.values():  # warm-up: plans and allocator
         for sql in statements:
             episode.con.execute(capped(sql)).fetchall()
