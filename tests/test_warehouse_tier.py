@@ -12,6 +12,7 @@ from conftest import ROOT
 
 from metric_tracker_rl import MetricTrackerRlAction, MetricTrackerRlEnv
 from metric_tracker_rl.analysis_tools import TOOL_REGISTRY
+from metric_tracker_rl.analysis_tools.sql import sandbox_of
 from metric_tracker_rl.analysis_tools.tools import metrics_layer as metrics_layer_tool
 from metric_tracker_rl.catalog.published import COUNT_DIFFICULTIES, DIFFICULTIES, RESET_DIFFICULTIES
 from metric_tracker_rl.catalog.tasks import TASKS, resolve_episode_config
@@ -21,6 +22,7 @@ from metric_tracker_rl.generation.warehouse.world import build_warehouse_world
 from metric_tracker_rl.serving.environment import MetricTrackerRlEnvironment
 from metric_tracker_rl.sql.columns import PackedTable
 from metric_tracker_rl.sql.engine import EpisodeTables, open_database, pack_table
+from metric_tracker_rl.sql.sandbox import MAX_SQL_CHARS, WAREHOUSE_MAX_SQL_CHARS, SqlRefused
 from metric_tracker_rl.view.tool_schemas import model_tools, openai_tools, schema_chars
 from metric_tracker_rl.world.metrics_layer import METRICS_LAYER
 from metric_tracker_rl.world.warehouse_brief import SCHEMA_LISTING, WAREHOUSE_OBJECTIVE, WAREHOUSE_TABLES
@@ -169,3 +171,37 @@ def test_an_open_episode_keeps_its_growing_tables_packed(env: MetricTrackerRlEnv
     held = episode.public.warehouse_tables
     assert {name for name, table in held.items() if isinstance(table, PackedTable)} == PACKED_TABLES
 
+
+
+def test_the_warehouse_takes_longer_statements_than_the_counts_tiers(env: MetricTrackerRlEnvironment) -> None:
+    """A statement that rebuilds sessions from raw events is long: the warehouse allows WAREHOUSE_MAX_SQL_CHARS
+    characters where every other tier keeps MAX_SQL_CHARS, and its tool's description says its own number."""
+    long = "SELECT count(*) AS n FROM events" + " " * (5000 - 32)
+    assert len(long) == 5000
+    observation = analysis(env, "query", sql=long)
+    assert observation.status == "ok", observation.message
+    too_long = "SELECT 1" + " " * (WAREHOUSE_MAX_SQL_CHARS - 7)
+    assert len(too_long) == WAREHOUSE_MAX_SQL_CHARS + 1
+    observation = analysis(env, "query", sql=too_long)
+    assert observation.status == "error" and f"at most {WAREHOUSE_MAX_SQL_CHARS} characters" in observation.message
+    episode = env._episode  # noqa: SLF001 (what the server holds for the session)
+    assert episode is not None
+    with pytest.raises(SqlRefused, match=f"at most {WAREHOUSE_MAX_SQL_CHARS} characters"):
+        sandbox_of(episode.public).run(too_long)
+    [query] = [tool for tool in openai_tools("warehouse") if tool["function"]["name"] == "query"]
+    assert f"max {WAREHOUSE_MAX_SQL_CHARS} chars" in query["function"]["parameters"]["properties"]["sql"]["description"]
+
+    counts = MetricTrackerRlEnvironment()
+    try:
+        counts.reset(seed=3, difficulty="medium")
+        for sql in (long, "SELECT 1" + " " * (MAX_SQL_CHARS - 7)):
+            observation = analysis(counts, "query", sql=sql)
+            assert observation.status == "error" and f"at most {MAX_SQL_CHARS} characters" in observation.message
+        opened = counts._episode  # noqa: SLF001
+        assert opened is not None
+        with pytest.raises(SqlRefused, match=f"at most {MAX_SQL_CHARS} characters"):
+            sandbox_of(opened.public).run(long)
+        assert f"max {MAX_SQL_CHARS} chars" in TOOL_REGISTRY["query"].openai_schema()["function"]["parameters"][
+            "properties"]["sql"]["description"]
+    finally:
+        counts.close()

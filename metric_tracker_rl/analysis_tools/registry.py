@@ -7,7 +7,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Collection, Mapping
 from contextvars import ContextVar
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ValidationError
@@ -238,8 +238,18 @@ def validated_arguments(name: str, arguments: Any, tools: Mapping[str, ToolSpec]
 
 
 def raw_event_tools(tools: Mapping[str, ToolSpec] = TOOL_REGISTRY) -> dict[str, ToolSpec]:
-    """The tools that answer at a raw-event tier (the warehouse): a call of any other is an unknown method there."""
-    return {name: spec for name, spec in tools.items() if set(spec.answers_at) & set(RAW_EVENT_TIERS)}
+    """The tools that answer at a raw-event tier (the warehouse): a call of any other is an unknown method there.
+    Each checks its arguments as the models there read them (the SQL tool's longer statements)."""
+    return {name: _as_read_at(spec, RAW_EVENT_TIERS) for name, spec in tools.items()
+            if set(spec.answers_at) & set(RAW_EVENT_TIERS)}
+
+
+def _as_read_at(spec: ToolSpec, tiers: tuple[str, ...]) -> ToolSpec:
+    """The tool with the argument model of its variant for `tiers`, where it has one."""
+    for variant in spec.variants:
+        if set(variant.tiers) == set(tiers):
+            return replace(spec, args_model=variant.args_model)
+    return spec
 
 
 def episode_arguments(name: str, episode: PublicEpisode, arguments: Any,

@@ -11,7 +11,15 @@ from __future__ import annotations
 import numpy as np
 
 from metric_tracker_rl.catalog.published import CONVERSION_METRIC_NAMES, COUNT_COLUMNS
-from metric_tracker_rl.sql.sandbox import CUT_MARK, MAX_CELL_CHARS, MAX_SQL_CHARS, ROW_CAP, TIME_LIMIT_S, SqlSandbox
+from metric_tracker_rl.sql.sandbox import (
+    CUT_MARK,
+    MAX_CELL_CHARS,
+    MAX_SQL_CHARS,
+    ROW_CAP,
+    TIME_LIMIT_S,
+    WAREHOUSE_MAX_SQL_CHARS,
+    SqlSandbox,
+)
 from metric_tracker_rl.world.funnel import HOURS, FunnelData
 from metric_tracker_rl.world.public_episode import PublicEpisode, sql_tables_of
 from metric_tracker_rl.world.segments import CELL_FIELDS, CellLayout, SegmentedData
@@ -47,6 +55,14 @@ def _columns_text(name: str, columns: tuple[str, ...]) -> str:
     return text
 
 
+def limits_text(max_sql_chars: int) -> str:
+    """The limits a query meets, and how its cells read (cut text, NaN and its order)."""
+    return (f"One DuckDB SELECT (max {max_sql_chars} chars, {TIME_LIMIT_S:g} s); a result over {ROW_CAP} rows is "
+            "refused before paging (limit pages it, caps nothing: use SQL LIMIT). Text over "
+            f"{MAX_CELL_CHARS} chars is cut there: {CUT_MARK.format(length='N')}. x/0 is Infinity, 0/0 NaN, shown "
+            "so; NaN sorts above every number (first under DESC).")
+
+
 def sql_description() -> str:
     """The `sql` argument's description: the limits a query meets, how cells read (cut text, NaN and its order),
     then every table with its columns (those of the segmented world marked as such), written from the tables
@@ -59,33 +75,31 @@ def sql_description() -> str:
         return "; ".join(f"{name}({_columns_text(name, columns)})" for name, columns in tables.items())
 
     groups = "; ".join(f"{group} = {members}" for group, members in GROUP_MEMBERS_TEXT.items())
-    return (f"One DuckDB SELECT (max {MAX_SQL_CHARS} chars, {TIME_LIMIT_S:g} s); a result over {ROW_CAP} rows is "
-            "refused before paging (limit pages it, caps nothing: use SQL LIMIT). Text over "
-            f"{MAX_CELL_CHARS} chars is cut there: {CUT_MARK.format(length='N')}. x/0 is Infinity, 0/0 NaN, shown "
-            "so; NaN sorts above every number (first under DESC). "
-            f"Tables: {listed(everywhere)}; with segments: {listed(frontier)}. {groups}")
+    return f"{limits_text(MAX_SQL_CHARS)} Tables: {listed(everywhere)}; with segments: {listed(frontier)}. {groups}"
 
 
 SQL_DESCRIPTION = sql_description()
 
 
 def warehouse_sql_description() -> str:
-    """The `sql` argument's description at the warehouse: the same limits, its tables by name (the brief says what
-    each holds) and how to list their columns."""
-    limits = SQL_DESCRIPTION[:SQL_DESCRIPTION.index(" Tables: ")]
-    return (f"{limits} Tables: {', '.join(WAREHOUSE_TABLES)}. Columns: {SCHEMA_LISTING}; nested: "
-            "list_filter(event_params, lambda p: p.key = 'session_id')[1].value.int_value, device.device_id.")
+    """The `sql` argument's description at the warehouse: the same limits but its own statement length, its tables
+    by name (the brief says what each holds) and how to list their columns."""
+    return (f"{limits_text(WAREHOUSE_MAX_SQL_CHARS)} Tables: {', '.join(WAREHOUSE_TABLES)}. "
+            f"Columns: {SCHEMA_LISTING}; nested: list_filter(event_params, lambda p: p.key = 'session_id')[1]"
+            ".value.int_value, device.device_id.")
 
 
 WAREHOUSE_SQL_DESCRIPTION = warehouse_sql_description()
 
 
 def sandbox_of(episode: PublicEpisode) -> SqlSandbox:
-    """The episode's SQL connection, opened on first use (and again if the engine had to drop it)."""
+    """The episode's SQL connection, opened on first use (and again if the engine had to drop it); over a
+    warehouse's raw events it takes the warehouse's longer statements."""
     sandbox = episode.memo.get(SANDBOX_KEY)
     if sandbox is None or not sandbox.usable:
         if sandbox is not None:
             episode.memo.pop(SANDBOX_KEY)
             sandbox.close()
-        sandbox = episode.memo[SANDBOX_KEY] = SqlSandbox(episode.sql_tables())
+        sandbox = episode.memo[SANDBOX_KEY] = SqlSandbox(
+            episode.sql_tables(), WAREHOUSE_MAX_SQL_CHARS if episode.raw_events else MAX_SQL_CHARS)
     return sandbox

@@ -3,7 +3,8 @@
 DuckDB treats SQL as code with the privileges of the process, so an agent's query meets these walls, each enough
 on its own for most attacks (defence in depth):
 
-1. the text, checked here: at most MAX_SQL_CHARS characters, no control characters;
+1. the text, checked here: at most MAX_SQL_CHARS characters (WAREHOUSE_MAX_SQL_CHARS over the warehouse's raw
+   events), no control characters;
 2. in a worker process (metric_tracker_rl.sql.engine): DuckDB's parser (one SELECT; a checked parse tree), the
    tables as read-only views over the episode's arrays (no statement can change them or make them grow), a
    locked configuration (no files, network, extensions, settings; nothing that names a path or a user), an
@@ -43,9 +44,11 @@ from metric_tracker_rl.sql.engine import (
 )
 
 __all__ = ["CONFIG", "CUT_MARK", "MAX_CELL_CHARS", "MAX_COLUMNS", "MAX_SQL_CHARS", "MEMORY_LIMIT_MB", "ROW_CAP",
-           "TIME_LIMIT_S", "SqlRefused", "SqlResult", "SqlSandbox"]
+           "TIME_LIMIT_S", "WAREHOUSE_MAX_SQL_CHARS", "SqlRefused", "SqlResult", "SqlSandbox"]
 
 MAX_SQL_CHARS = 4000
+# At the warehouse a statement rebuilds sessions from raw events before it counts anything, so it is longer.
+WAREHOUSE_MAX_SQL_CHARS = 8000
 _ALLOWED_CONTROL = frozenset("\t\n\r")
 # The characters a SQL text may not hold: every control character but the allowed ones, and DEL (one regex search
 # instead of a Python test per character, at every statement).
@@ -69,13 +72,15 @@ class SqlResult:
 
 
 class SqlSandbox:
-    """`tables` (name -> its columns), read by one SELECT at a time in the SQL workers.
+    """`tables` (name -> its columns), read by one SELECT at a time in the SQL workers, each at most
+    `max_sql_chars` characters long.
 
     Not shared between episodes: a new episode opens its own, and `close()` releases it (the environment calls
     it on reset and when the session closes): the workers that hold its tables drop them."""
 
-    def __init__(self, tables: Mapping[str, ServedTable]) -> None:
+    def __init__(self, tables: Mapping[str, ServedTable], max_sql_chars: int = MAX_SQL_CHARS) -> None:
         self._tables = dict(tables)
+        self.max_sql_chars = max_sql_chars
         self.key = next(_KEYS)
         self.schema = {name: list(columns) for name, columns in tables.items()}
         self.allowed = (f"Allowed: one read-only SELECT (or WITH ... SELECT) statement over the tables "
@@ -135,8 +140,8 @@ class SqlSandbox:
 
     def _check_text(self, sql: str) -> None:
         """The checks of a text before any worker sees it (the sandbox's first wall)."""
-        if len(sql) > MAX_SQL_CHARS:
-            raise SqlRefused(f"the SQL text has {len(sql)} characters; at most {MAX_SQL_CHARS} characters. "
+        if len(sql) > self.max_sql_chars:
+            raise SqlRefused(f"the SQL text has {len(sql)} characters; at most {self.max_sql_chars} characters. "
                              f"{self.allowed}")
         bad = _FORBIDDEN_CHARACTER.search(sql)
         if bad is not None:

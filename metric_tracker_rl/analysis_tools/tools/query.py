@@ -18,7 +18,7 @@ from metric_tracker_rl.analysis_tools.registry import (
     register_tool,
 )
 from metric_tracker_rl.analysis_tools.sql import SANDBOX_KEY, SQL_DESCRIPTION, WAREHOUSE_SQL_DESCRIPTION, sandbox_of
-from metric_tracker_rl.sql.sandbox import MAX_SQL_CHARS, ROW_CAP, SqlRefused, SqlSandbox
+from metric_tracker_rl.sql.sandbox import MAX_SQL_CHARS, ROW_CAP, WAREHOUSE_MAX_SQL_CHARS, SqlRefused, SqlSandbox
 from metric_tracker_rl.world.public_episode import PublicEpisode
 
 # A page stops before its cells pass this many characters (next_offset says where the rest starts), so a page of
@@ -32,7 +32,7 @@ class QueryArgs(PageArgs):
 
 
 class WarehouseQueryArgs(PageArgs):
-    sql: str = Field(min_length=1, max_length=MAX_SQL_CHARS, description=WAREHOUSE_SQL_DESCRIPTION)
+    sql: str = Field(min_length=1, max_length=WAREHOUSE_MAX_SQL_CHARS, description=WAREHOUSE_SQL_DESCRIPTION)
     offset: int = Field(default=0, ge=0, le=ROW_CAP, description="A next_offset")
 
 
