@@ -39,7 +39,7 @@ from metric_tracker_rl.agents.warehouse_sql import ALL_RULES, Fixes
 from metric_tracker_rl.catalog.families import EntityType
 from metric_tracker_rl.catalog.published import COUNT_COLUMNS, FAMILY_ENTITY_TYPE, severity_for
 from metric_tracker_rl.models import MetricSubmissionRow, MetricTrackerRlAction
-from metric_tracker_rl.sql.sandbox import MAX_SQL_CHARS
+from metric_tracker_rl.sql.sandbox import WAREHOUSE_MAX_SQL_CHARS
 from metric_tracker_rl.view.observation import SeenObservation
 from metric_tracker_rl.world.metrics_layer import RATE_COLUMNS, STEP_SESSION_COLUMNS
 from metric_tracker_rl.world.segments import Segment
@@ -233,10 +233,12 @@ class Investigation:
     # --- business incidents ------------------------------------------------------------------------------------
 
     def incidents(self, fixes: Fixes, defects: list[Finding]) -> Generator[Statement, Rows, list[Finding]]:
-        tests = yield ("releases and experiments", wsql.context_tests_sql(self.rules, fixes, 2.5))
+        rows = yield ("releases, experiments and hours", wsql.tests_and_hours_sql(self.rules, fixes, 2.5))
+        tests = [row for row in rows if row["what"] not in wsql.HOURS_WHAT]
+        # by what, strongest first, as the hours' part orders them
+        hours = sorted((row for row in rows if row["what"] in wsql.HOURS_WHAT), key=lambda r: (r["what"], r["z"]))
         releases = self.releases(tests)
         found = self.experiments(tests)
-        hours = yield ("hours", wsql.hours_sql(self.rules, fixes))
         breaks = [row for row in hours if row["what"] == "payments"]
         outages = [row for row in hours if row["what"] == "outage"]
         found += self.strongest_each_date(breaks, PAYMENT_STEP, FUNNEL_BREAK, "payment_failure")
@@ -346,7 +348,7 @@ class Investigation:
         """Per date, the strongest block's cuboid (rows come strongest first); one that overlaps it is the same."""
         chosen: dict[str, Segment] = {}
         for row in rows:
-            date = str(row["date"])
+            date = str(row["first"])
             if date not in chosen:
                 chosen[date] = segment_of(row)
         metric = "sessions" if step == 0 else RATE_COLUMNS[step - 1]
@@ -415,11 +417,16 @@ def in_parts(name: str, asked: Sequence[tuple[Any, ...]], build: Callable[[Seque
     start = 0
     while start < len(asked):
         end = len(asked)
-        while end - start > 1 and len(readable(build(asked[start:end]), MAX_SQL_CHARS)) > MAX_SQL_CHARS:
+        while end - start > 1 and len(sent_text(build(asked[start:end]))) > WAREHOUSE_MAX_SQL_CHARS:
             end = start + (end - start) // 2
         rows += yield (name, build(asked[start:end]))
         start = end
     return rows
+
+
+def sent_text(sql: str) -> str:
+    """A statement as the expert sends it: readable where that fits the warehouse's statement length."""
+    return readable(sql, WAREHOUSE_MAX_SQL_CHARS)
 
 
 def kept_by(segment: Segment, host: Segment) -> bool:
@@ -535,14 +542,14 @@ class WarehouseExpertAgent(Agent):
         else:
             self.rows += result.get("rows", [])
             if result.get("next_offset") is not None:
-                return query_action(readable(self.statement[1], MAX_SQL_CHARS), int(result["next_offset"]))
+                return query_action(sent_text(self.statement[1]), int(result["next_offset"]))
             try:
                 self.statement = self.procedure.send(self.rows)
             except StopIteration as done:
                 self.submitted = True
                 return MetricTrackerRlAction(classifications=[report_row(f) for f in done.value])
         self.rows = []
-        return query_action(readable(self.statement[1], MAX_SQL_CHARS))
+        return query_action(sent_text(self.statement[1]))
 
 
 register_agent(WarehouseExpertAgent.name, WarehouseExpertAgent)

@@ -136,16 +136,15 @@ def _counted(fixes: Fixes) -> str:
 
 def sessions_cte(rules: frozenset[str] = ALL_RULES, fixes: Fixes = NO_FIXES, hours: bool = False) -> str:
     """`e` and `s`: one row per counted session (a counted app_open, no excluding event), dated and placed by its
-    app_open, with the steps it reached (m0 to m4); where `hours`, only its date, platform, country, hour of the
-    reporting zone (hr) and last two steps (all an hour's scan reads)."""
+    app_open, with the steps it reached (m0 to m4); where `hours`, its app_open's hour of the reporting zone (hr)
+    too (read off each event's time, which `e` then keeps)."""
     # Every counted session reached the first step: its date is its counted app_open's.
     steps = ["1 m0", *(f"bool_or(n = '{step}' AND ok)::INT m{i}" for i, step in enumerate(FUNNEL_STEP_NAMES) if i)]
     columns = [f"min(d) FILTER ({OPENED}) date", "min(platform) platform", "min(c) country"]
     if hours:
-        columns += [f"CAST(((min(t) FILTER ({OPENED}) + {OFFSET_US}) // {HOUR_US}) % 24 AS INT) hr", *steps[3:]]
-    else:
-        columns += [f"min(v) FILTER ({OPENED}) app_version", f"{CHANNEL_OF_MEDIUM} channel",
-                    "CASE WHEN s = 1 THEN 'new' ELSE 'returning' END user_type", *steps]
+        columns.append(f"CAST(((min(t) FILTER ({OPENED}) + {OFFSET_US}) // {HOUR_US}) % 24 AS INT) hr")
+    columns += [f"min(v) FILTER ({OPENED}) app_version", f"{CHANNEL_OF_MEDIUM} channel",
+                "CASE WHEN s = 1 THEN 'new' ELSE 'returning' END user_type", *steps]
     return (f"WITH {events_cte(rules, fixes, stamped=hours)}, s AS (SELECT {', '.join(columns)} "
             f"FROM e GROUP BY u, s HAVING {_counted(fixes)})")
 
@@ -505,26 +504,27 @@ CONTEXT_DATES = 7  # dates from a release's first (or over an experiment) whose 
 FIRST_DATES = 3  # the dates a regression or breakage lasts at least, from its first
 
 
-def context_tests_sql(rules: frozenset[str], fixes: Fixes, floor: float) -> str:
-    """Each release's version (a release breaks a step on its new version) on the two late steps over its
-    first CONTEXT_DATES dates, and each experiment's arm on every step over its dates: per date the residual r, the
-    expected e and the variance w (lists by date from the first; an experiment's with its dates' offsets from its
-    start), where the pooled fall over them or over the first FIRST_DATES reaches `floor`."""
+def _tests(floor: float) -> tuple[str, str]:
+    """After sessions_cte: the common tables and the SELECT of each release's version (a release breaks a step on
+    its new version) on the two late steps over its first CONTEXT_DATES dates, and each experiment's arm on every
+    step over its dates: per date the residual r, the expected e and the variance w (lists by date from the first;
+    an experiment's with its dates' offsets from its start), where the pooled fall over them or over the first
+    FIRST_DATES reaches `floor`."""
     sets = [("p", "v"), ("p",), ("c",), ("p", "c"), ("p", "h"), ("p", "u"), ("c", "h"), ("c", "u")]
     same = " AND ".join(f"g.{a} IS NOT DISTINCT FROM a.{a}" for a in "pchu")
     first = [f"sum({x}) FILTER (dd < {FIRST_DATES})" for x in "rew"]  # a regression's shortest run
-    return (sessions_cte(rules, fixes) + residuals_ctes(range(4), sets=sets)
+    ctes = (residuals_ctes(range(4), sets=sets)
             + ", rel AS (SELECT platform p, app_version v, min(rollout_start) f FROM releases GROUP BY ALL), "
             "a AS (SELECT experiment, platform p, country c, channel h, user_type u, target_step, start_date f, "
             "end_date l FROM experiments), t AS (SELECT 'release' what, rel.v detail, g.date - rel.f dd, g.* "
             f"FROM g JOIN rel USING (p, v) WHERE g.k >= 3 AND g.date BETWEEN rel.f AND rel.f + {CONTEXT_DATES - 1} "
             "UNION ALL SELECT 'experiment', a.experiment, g.date - a.f, g.* FROM g JOIN a ON " + same
-            + " AND g.v IS NULL AND g.date BETWEEN a.f AND a.l) SELECT what, detail, k, p platform, c country, "
-            "v app_version, h channel, u user_type, min(date) first, list(round(r, 1) ORDER BY dd) r, "
-            "list(round(e, 1) ORDER BY dd) e, list(round(w, 1) ORDER BY dd) w, "
-            "list(dd ORDER BY dd) FILTER (what = 'experiment') offsets "
-            f"FROM t GROUP BY ALL HAVING least({z_of('sum(r)', 'sum(e)', 'sum(w)')}, {z_of(*first)}) <= -{floor} "
-            "ORDER BY ALL")
+            + " AND g.v IS NULL AND g.date BETWEEN a.f AND a.l)")
+    select = ("SELECT what, detail, k, p platform, c country, v app_version, h channel, u user_type, min(date) first, "
+              "list(round(r, 1) ORDER BY dd) r, list(round(e, 1) ORDER BY dd) e, list(round(w, 1) ORDER BY dd) w, "
+              "list(dd ORDER BY dd) FILTER (what = 'experiment') offsets FROM t GROUP BY ALL "
+              f"HAVING least({z_of('sum(r)', 'sum(e)', 'sum(w)')}, {z_of(*first)}) <= -{floor} ORDER BY ALL")
+    return ctes, select
 
 
 BLOCK = 3  # hours of a block: every outage or payment failure (three hours or more) holds one whole
@@ -554,8 +554,9 @@ LONGEST_BLOCK = 7
 HOURS_TOP = 10
 
 
-def hours_sql(rules: frozenset[str], fixes: Fixes) -> str:
-    """Per date and cuboid of platform, country or both, by blocks of BLOCK and of LONGEST_BLOCK hours:
+def _hours() -> tuple[str, str]:
+    """After sessions_cte (with `hours`): the common tables and the SELECT of the falls per date and cuboid of
+    platform, country or both, by blocks of BLOCK and of LONGEST_BLOCK hours:
 
     - `outage`: the block whose sessions fell most against the same weekday's other dates (their mean that hour),
       where they fell to OUTAGE_RATIO of that or less beyond OUTAGE_Z, the day lost at least half of the block's
@@ -564,11 +565,11 @@ def hours_sql(rules: frozenset[str], fixes: Fixes) -> str:
     - `payments`: the block whose payments fell most against its orders (at the cuboid's rate on the same weekday's
       other dates), where they fell to BREAK_RATIO of that or less beyond BREAK_Z.
 
-    Each row: what, date, cuboid, z."""
+    Each row: what, its date (first, as the tests name theirs), cuboid, z; by what, strongest first."""
     cuboid = "nullif(p, '') platform, nullif(c, '') country"
     both = ", ".join(f"[sum({x}) OVER x, sum({x}) OVER l] {name}"
                      for x, name in (("o", "lo"), ("b", "lb"), ("n", "ln"), ("d", "ld"), ("q * d", "le")))
-    return (sessions_cte(rules, fixes, hours=True) + ", hh AS (SELECT date, hr, coalesce(platform, '') p, "
+    ctes = (", hh AS (SELECT date, hr, coalesce(platform, '') p, "
             "coalesce(country, '') c, count(*) o, sum(m4) n, sum(m3) d FROM s "
             "GROUP BY date, hr, GROUPING SETS ((platform), (country), (platform, country))), "
             "grid AS (SELECT * FROM (SELECT DISTINCT p, c FROM hh) CROSS JOIN (SELECT DISTINCT date FROM s) "
@@ -591,7 +592,20 @@ def hours_sql(rules: frozenset[str], fixes: Fixes) -> str:
             f"hit AS (SELECT 'outage' what, *, oz v FROM zz WHERE oz <= -{OUTAGE_Z} "
             f"AND dayb - dayo >= 0.5 * (bbk - bo) AND dayo - mo >= {REST_SHARE} * (dayb - mb) "
             "UNION ALL SELECT 'payments', *, bz FROM zz "
-            f"WHERE bz <= -{BREAK_Z}) SELECT * FROM (SELECT what, date, {cuboid}, round(v, 2) z FROM hit "
-            "QUALIFY row_number() OVER (PARTITION BY what, p, c, date ORDER BY v) = 1) "
-            f"QUALIFY row_number() OVER (PARTITION BY what ORDER BY z) <= {HOURS_TOP} ORDER BY what, z")
+            f"WHERE bz <= -{BREAK_Z})")
+    select = (f"SELECT * FROM (SELECT what, date first, {cuboid}, round(v, 2) z FROM hit "
+              "QUALIFY row_number() OVER (PARTITION BY what, p, c, date ORDER BY v) = 1) "
+              f"QUALIFY row_number() OVER (PARTITION BY what ORDER BY z) <= {HOURS_TOP} ORDER BY what, z")
+    return ctes, select
 
+
+HOURS_WHAT = ("outage", "payments")  # the rows of tests_and_hours_sql that are the hours'
+
+
+def tests_and_hours_sql(rules: frozenset[str], fixes: Fixes, floor: float) -> str:
+    """The releases' and experiments' tests (_tests: what 'release' or 'experiment') and the blocks of hours that
+    collapsed (_hours: what 'outage' or 'payments') in one statement over the same sessions, each part with its own
+    order (the hours' date named `first` like the tests', so their rows share every column they can)."""
+    tests, tested = _tests(floor)
+    hours, blocks = _hours()
+    return f"{sessions_cte(rules, fixes, hours=True)}{tests}{hours} ({tested}) UNION ALL BY NAME ({blocks})"
