@@ -19,9 +19,8 @@ from metric_tracker_rl.agents.warehouse_sql import (
     CONTEXT_SQL,
     RULES,
     Fixes,
-    context_tests_sql,
+    context_tests_and_hours_sql,
     date_runs,
-    hours_sql,
     metric_values_sql,
     revenue_values_sql,
     run_scan_sql,
@@ -35,14 +34,14 @@ from metric_tracker_rl.generation.warehouse.truth import DATA_QUALITY, expected_
 from metric_tracker_rl.generation.warehouse.world import WarehouseWorld, build_warehouse_world
 from metric_tracker_rl.serving.environment import MetricTrackerRlEnvironment
 from metric_tracker_rl.sql.engine import EpisodeTables, open_database
-from metric_tracker_rl.sql.sandbox import MAX_SQL_CHARS
+from metric_tracker_rl.sql.sandbox import WAREHOUSE_MAX_SQL_CHARS
 from metric_tracker_rl.world.funnel import window_calendar
 from metric_tracker_rl.world.segments import Segment
 
 FIXED = Fixes(renamed=(("menu_view", "menu_open"),), skewed=True, late_loaded=True, retried=True,
               bots=tuple(f"{n:010d}.1776697200" for n in range(4)), resent=True,
               mislabelled=tuple((f"2026-03-{day}", "ios", "IN", "EUR", "INR") for day in range(10, 15)))
-ASKED = [(i, "2026-03-20", "android", None, None, None, None, i % 5) for i in range(60)]
+ASKED = [(i, "2026-03-20", "android", None, None, None, None, i % 5) for i in range(150)]
 HOSTS = [f"2026-03-{day}" for day in range(10, 30)]
 
 
@@ -99,9 +98,9 @@ def test_the_experts_revenue_is_the_dashboards() -> None:
 def test_every_statement_fits_the_query_tool(rules: frozenset[str]) -> None:
     """As sent (compact), with every fix a world can call for; a long list of rows goes in parts that fit."""
     statements = [CONTEXT_SQL, traces_sql(rules),
-                  context_tests_sql(rules, FIXED, 2.5), hours_sql(rules, FIXED),
+                  context_tests_and_hours_sql(rules, FIXED, 2.5),
                   run_scan_sql(rules, FIXED, (0, 1, 2, 3), {1: 5.0, 2: 7.0}, HOSTS)]
-    assert max(len(compact(sql)) for sql in statements) <= MAX_SQL_CHARS
+    assert max(len(compact(sql)) for sql in statements) <= WAREHOUSE_MAX_SQL_CHARS
     parts = in_parts("values", ASKED, lambda part: metric_values_sql(rules, FIXED, part))
     sent = []
     try:
@@ -111,10 +110,10 @@ def test_every_statement_fits_the_query_tool(rules: frozenset[str]) -> None:
             statement = parts.send([])
     except StopIteration:
         pass
-    assert len(sent) >= 2 and max(len(compact(sql)) for sql in sent) <= MAX_SQL_CHARS
+    assert len(sent) >= 2 and max(len(compact(sql)) for sql in sent) <= WAREHOUSE_MAX_SQL_CHARS
     assert sum(sql.count("'2026-03-20'") for sql in sent) == len(ASKED)
     revenue = in_parts("revenue", [row[:5] for row in ASKED], lambda part: revenue_values_sql(rules, FIXED, part))
-    assert all(len(compact(statement)) <= MAX_SQL_CHARS for statement in _sent(revenue))
+    assert all(len(compact(statement)) <= WAREHOUSE_MAX_SQL_CHARS for statement in _sent(revenue))
 
 
 def _sent(parts):  # type: ignore[no-untyped-def]

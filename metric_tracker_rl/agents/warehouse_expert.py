@@ -233,7 +233,7 @@ class Investigation:
     # --- business incidents ------------------------------------------------------------------------------------
 
     def incidents(self, fixes: Fixes, defects: list[Finding]) -> Generator[Statement, Rows, list[Finding]]:
-        rows = yield ("releases, experiments and hours", wsql.tests_and_hours_sql(self.rules, fixes, 2.5))
+        rows = yield ("releases, experiments and hours", wsql.context_tests_and_hours_sql(self.rules, fixes, 2.5))
         tests = [row for row in rows if row["what"] not in wsql.HOURS_WHAT]
         # by what, strongest first, as the hours' part orders them
         hours = sorted((row for row in rows if row["what"] in wsql.HOURS_WHAT), key=lambda r: (r["what"], r["z"]))

@@ -504,7 +504,7 @@ CONTEXT_DATES = 7  # dates from a release's first (or over an experiment) whose 
 FIRST_DATES = 3  # the dates a regression or breakage lasts at least, from its first
 
 
-def _tests(floor: float) -> tuple[str, str]:
+def _context_tests(floor: float) -> tuple[str, str]:
     """After sessions_cte: the common tables and the SELECT of each release's version (a release breaks a step on
     its new version) on the two late steps over its first CONTEXT_DATES dates, and each experiment's arm on every
     step over its dates: per date the residual r, the expected e and the variance w (lists by date from the first;
@@ -599,13 +599,13 @@ def _hours() -> tuple[str, str]:
     return ctes, select
 
 
-HOURS_WHAT = ("outage", "payments")  # the rows of tests_and_hours_sql that are the hours'
+HOURS_WHAT = ("outage", "payments")  # the rows of context_tests_and_hours_sql that are the hours'
 
 
-def tests_and_hours_sql(rules: frozenset[str], fixes: Fixes, floor: float) -> str:
-    """The releases' and experiments' tests (_tests: what 'release' or 'experiment') and the blocks of hours that
-    collapsed (_hours: what 'outage' or 'payments') in one statement over the same sessions, each part with its own
-    order (the hours' date named `first` like the tests', so their rows share every column they can)."""
-    tests, tested = _tests(floor)
+def context_tests_and_hours_sql(rules: frozenset[str], fixes: Fixes, floor: float) -> str:
+    """The releases' and experiments' tests (_context_tests: what 'release' or 'experiment') and the blocks of hours
+    that collapsed (_hours: what 'outage' or 'payments') in one statement over the same sessions, each part with its
+    own order (the hours' date named `first` like the tests', so their rows share every column they can)."""
+    tests, tested = _context_tests(floor)
     hours, blocks = _hours()
     return f"{sessions_cte(rules, fixes, hours=True)}{tests}{hours} ({tested}) UNION ALL BY NAME ({blocks})"
