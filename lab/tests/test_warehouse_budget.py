@@ -84,8 +84,6 @@ def expert_runs() -> list:
 
 
 @pytest.mark.slow  # plays forty expert episodes
-@pytest.mark.xfail(strict=True, reason="not met yet: the median is 48,434 characters on these seeds since the "
-                   "breakage's arms were sized for the sample (48,612 over the calibration's 200)")
 def test_the_warehouse_experts_median_episode_fits_the_message_budget(expert_runs: list) -> None:
     chars = [sum(map(len, message_texts(run.messages))) for run in expert_runs]
     assert statistics.median(chars) <= rung_budgets.BUDGETS["episode_chars"], chars
