@@ -172,7 +172,6 @@ def test_an_open_episode_keeps_its_growing_tables_packed(env: MetricTrackerRlEnv
     assert {name for name, table in held.items() if isinstance(table, PackedTable)} == PACKED_TABLES
 
 
-
 def test_the_warehouse_takes_longer_statements_than_the_counts_tiers(env: MetricTrackerRlEnvironment) -> None:
     """A statement that rebuilds sessions from raw events is long: the warehouse allows WAREHOUSE_MAX_SQL_CHARS
     characters where every other tier keeps MAX_SQL_CHARS, and its tool's description says its own number."""
@@ -205,3 +204,23 @@ def test_the_warehouse_takes_longer_statements_than_the_counts_tiers(env: Metric
             "properties"]["sql"]["description"]
     finally:
         counts.close()
+
+
+@pytest.mark.parametrize("shape", ["parentheses", "sums", "calls", "subqueries", "cases", "lists"])
+def test_the_warehouses_longer_statements_meet_the_same_walls(env: MetricTrackerRlEnvironment, shape: str) -> None:
+    """A hostile text as long as the warehouse allows, nested as deep as that length lets it: refused by the
+    parser's depth limit or the tree check, never a crash, and the episode's tables still answer."""
+    half = (WAREHOUSE_MAX_SQL_CHARS - 20) // 2
+    sql = {"parentheses": "SELECT " + "(" * half + "1" + ")" * half,
+           "sums": "SELECT " + "+".join(["1"] * half),
+           "calls": "SELECT " + "abs(" * (half // 3) + "1" + ")" * (half // 3),
+           "subqueries": "SELECT " + "(SELECT " * (half // 5) + "1" + ")" * (half // 5),
+           "cases": "SELECT " + "CASE WHEN 1=1 THEN " * (half // 12) + "1" + " END" * (half // 12),
+           "lists": "SELECT " + "[" * half + "1" + "]" * half}[shape]
+    assert MAX_SQL_CHARS < len(sql) <= WAREHOUSE_MAX_SQL_CHARS
+    episode = env._episode  # noqa: SLF001 (what the server holds for the session)
+    assert episode is not None
+    sandbox = sandbox_of(episode.public)
+    with pytest.raises(SqlRefused, match="depth limit|nested too deeply"):
+        sandbox.run(sql)
+    assert sandbox.run("SELECT count(*) > 0 AS any FROM events").rows == [{"any": True}]
