@@ -239,17 +239,10 @@ def validated_arguments(name: str, arguments: Any, tools: Mapping[str, ToolSpec]
 
 def raw_event_tools(tools: Mapping[str, ToolSpec] = TOOL_REGISTRY) -> dict[str, ToolSpec]:
     """The tools that answer at a raw-event tier (the warehouse): a call of any other is an unknown method there.
-    Each checks its arguments as the models there read them (the SQL tool's longer statements)."""
-    return {name: _as_read_at(spec, RAW_EVENT_TIERS) for name, spec in tools.items()
-            if set(spec.answers_at) & set(RAW_EVENT_TIERS)}
-
-
-def _as_read_at(spec: ToolSpec, tiers: tuple[str, ...]) -> ToolSpec:
-    """The tool with the argument model of its variant for `tiers`, where it has one."""
-    for variant in spec.variants:
-        if set(variant.tiers) == set(tiers):
-            return replace(spec, args_model=variant.args_model)
-    return spec
+    Each checks its arguments as the models there read them (`ToolSpec.read_at`: the SQL tool's longer statements)."""
+    [tier] = RAW_EVENT_TIERS  # one tier reads raw events
+    return {name: replace(spec, args_model=spec.read_at(tier)[1]) for name, spec in tools.items()
+            if tier in spec.answers_at}
 
 
 def episode_arguments(name: str, episode: PublicEpisode, arguments: Any,

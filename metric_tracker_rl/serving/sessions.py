@@ -187,9 +187,10 @@ class SessionLimits(HttpSessions):
                 session.used = session.used or use(text)
                 session.last_activity_at = time.monotonic()
                 # Only work keeps a place on a full server (a frame is read for it then only), until answered.
-                work = self.full() and is_work(text, transport)
+                full = self.full()
+                work = full and is_work(text, transport)
                 session.working = session.working or work
-                if not self.full() or work:
+                if not full or work:
                     session.last_work_at = session.last_activity_at
             return message
 
