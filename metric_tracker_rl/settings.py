@@ -23,6 +23,8 @@ DEFAULT_SESSION_TIMEOUT_S = 900.0
 DEFAULT_UNRESET_GRACE_S = 60.0
 DEFAULT_FULL_SERVER_IDLE_S = 120.0
 DEFAULT_DRAIN_S = 10.0
+DEFAULT_STEP_TIMEOUT_S = 60.0
+MAX_STEP_TIMEOUT_S = 150.0  # under every client's default message timeout (180 s), so a bounded step always answers
 DEFAULT_RETRY_DEADLINE_S = 300.0
 DEFAULT_API_BASE_URL = "https://router.huggingface.co/v1"
 DEFAULT_MODEL_NAME = "Qwen/Qwen2.5-72B-Instruct"
@@ -125,6 +127,11 @@ class ServerSettings(Settings):
         3, ge=1, le=64, validation_alias=variable("SQL_WORKERS"),
         description="SQL worker processes of each server process, 1 to 64, started on the first query; one client "
                     "may use all but one of them at once")
+    step_timeout_s: float = Field(
+        DEFAULT_STEP_TIMEOUT_S, gt=0, le=MAX_STEP_TIMEOUT_S, validation_alias=variable("STEP_TIMEOUT_S"),
+        description=f"seconds within which the server answers every step, more than 0 and at most "
+                    f"{MAX_STEP_TIMEOUT_S:g}: a statement that cannot finish in them (a busy server) is stopped and "
+                    "answered as an error that uses no step, and the episode goes on")
     unreset_session_grace_s: float = Field(
         DEFAULT_UNRESET_GRACE_S, gt=0, validation_alias=variable("UNRESET_SESSION_GRACE_S"),
         description="seconds a new session (WebSocket or HTTP) may stay unused (no reset) before it is closed, more "

@@ -1,7 +1,7 @@
 """The event loop's client of the SQL pool: a statement awaited on the loop answers as the thread's path does, a reply
 is read whole however its bytes arrive, a worker past its deadline is killed (not asked) and replaced, a cancelled
-statement's worker is replaced, and a server step after an episode's first statement waits on the loop, not a
-thread."""
+statement is stopped in its worker, which is kept, and a server step after an episode's first statement waits on the
+loop, not a thread."""
 
 from __future__ import annotations
 
@@ -104,18 +104,25 @@ def test_a_worker_past_its_deadline_on_the_loop_is_killed_and_replaced(sandbox: 
     assert sandbox.run(CHEAP).rows == [{"n": 40, "days": 780}]  # healed: a fresh worker answers
 
 
-def test_a_cancelled_statement_on_the_loop_gives_its_worker_up(sandbox: SqlSandbox, own_pool: SqlPool) -> None:
-    before = own_pool.replaced
+def test_a_cancelled_statement_is_stopped_in_its_worker_which_serves_the_next(sandbox: SqlSandbox,
+                                                                              own_pool: SqlPool) -> None:
+    """A step given up (its socket closed, its bound passed) stops its runaway at once: the worker is interrupted,
+    answers, and is kept (no kill, no fresh process), instead of running on to the time limit."""
+    replaced, stopped, pids = own_pool.replaced, own_pool.stopped, own_pool.worker_pids()
 
     async def cancel_midway() -> None:
         task = asyncio.ensure_future(sandbox.prefetch(SLOW))
         await asyncio.sleep(0.3)
+        assert own_pool.busy == 1
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
+        while own_pool.busy:  # the stop is read on this loop
+            await asyncio.sleep(0.02)
 
     asyncio.run(cancel_midway())
-    assert own_pool.replaced == before + 1 and own_pool.busy == 0
+    assert own_pool.stopped == stopped + 1 and own_pool.replaced == replaced
+    assert own_pool.worker_pids() == pids
     assert sandbox.run(CHEAP).rows == [{"n": 40, "days": 780}]
 
 

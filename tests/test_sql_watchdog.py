@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from metric_tracker_rl.sql.schedstat import process_queued_s, thread_queued_s
-from metric_tracker_rl.sql.worker import SLOW_NICENESS, WALL_BACKSTOP, StatementThread, Watchdog
+from metric_tracker_rl.sql.worker import WALL_BACKSTOP, StatementThread, Watchdog
 
 LIMIT_S = 1.0
 WAIT_S = 30.0  # far more than any poll takes; a pass never waits this long
@@ -86,7 +86,7 @@ def test_a_statement_that_waits_for_a_core_is_not_stopped(statement_thread: int)
     cpu.now = LIMIT_S * 0.9
     reads = cpu.reads
     cpu.wait_reads(reads + 5)  # the watchdog has looked five more times since
-    assert not statement.interrupted.is_set() and watchdog.slowed
+    assert not statement.interrupted.is_set() and watchdog.watching_slow
     watchdog.stop()
 
 
@@ -238,16 +238,13 @@ def test_a_statement_starved_of_a_core_keeps_running_past_the_backstop() -> None
 
 
 def test_a_retired_statement_thread_never_runs_its_successors_statements() -> None:
-    """The watchdog lowers a slow statement's thread's priority and the worker retires that thread after it: the
-    next statement runs on a fresh thread at the worker's priority, under the id the watchdog watches. A retired
-    thread that took its successor's job would run every later statement slowed, where a busy machine starves it
-    until the wall backstop stops it."""
+    """A retired statement thread (the worker retires its thread when it stops serving) never takes a job meant for
+    its successor: each statement runs on the thread whose id the watchdog watches."""
     runner = StatementThread()
     ran: list[tuple[int, int]] = []
 
     def job() -> None:
         ran.append((threading.get_native_id(), os.getpriority(os.PRIO_PROCESS, 0)))
-        os.setpriority(os.PRIO_PROCESS, 0, SLOW_NICENESS)  # what the watchdog does to a slow statement's thread
 
     for _ in range(200):
         runner.run(job)

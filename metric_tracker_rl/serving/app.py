@@ -37,9 +37,11 @@ def build_app(environment: type[MetricTrackerRlEnvironment] | None = None,
     from metric_tracker_rl.serving.hardening import harden
     from metric_tracker_rl.serving.lifecycle import drain_on_stop
     from metric_tracker_rl.serving.sessions import limit_sessions
+    from metric_tracker_rl.serving.step_bound import configure as configure_step_bound
     from metric_tracker_rl.serving.task_api import serve_task_api
 
     settings = settings or ServerSettings.load()
+    configure_step_bound(settings.step_timeout_s)
     concurrency = ConcurrencyConfig(max_concurrent_envs=settings.max_concurrent_envs,
                                     session_timeout=settings.session_timeout_s)
     environment = environment or environment_factory(debug=settings.debug, held_out_secret=settings.held_out_secret)

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import atexit
-import functools
+import contextlib
 import secrets
 import threading
+import time
 import uuid
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextvars import ContextVar
@@ -22,7 +23,8 @@ from openenv.core.env_server.types import EnvironmentMetadata
 
 from metric_tracker_rl import __version__
 from metric_tracker_rl.analysis_tools import available_analysis_methods, generate_rows, run_tool
-from metric_tracker_rl.analysis_tools.tools.query import open_statement
+from metric_tracker_rl.analysis_tools.sql import sandbox_of
+from metric_tracker_rl.analysis_tools.tools.query import needs_sandbox, open_statement
 from metric_tracker_rl.catalog.published import CONVERSION_METRICS, fluctuation_bounds
 from metric_tracker_rl.catalog.task_splits import TaskProviderMixin
 from metric_tracker_rl.catalog.tasks import RESET_KEYS, RETRY_COST, resolve_episode_config, task_catalog
@@ -45,7 +47,8 @@ from metric_tracker_rl.models import (
 from metric_tracker_rl.serving.mcp_surface import MCP_ACTIONS, McpToolSurface
 from metric_tracker_rl.serving.reset_turns import in_build_thread, reset_turns
 from metric_tracker_rl.serving.rubric import SubmissionRubric
-from metric_tracker_rl.sql.pool import CLIENT, gate, sql_threads, statement_seconds
+from metric_tracker_rl.serving.step_bound import GivenUp, step_bound_s, uncancelled, within_bound
+from metric_tracker_rl.sql.pool import CLIENT, gate
 from metric_tracker_rl.world.segment_brief import (
     KindText,
     benign_brief,
@@ -155,6 +158,7 @@ class MetricTrackerRlEnvironment(McpToolSurface, TaskProviderMixin,
         # never blocks on a step running in a thread.
         self._step_lock = threading.Lock()
         self._async_step_lock: tuple[asyncio.AbstractEventLoop, asyncio.Lock] | None = None
+        self._statement_waits = 0.0  # how long the running statement step has waited for SQL workers
 
     # --- OpenEnv interface -------------------------------------------------------------------------
 
@@ -193,9 +197,10 @@ class MetricTrackerRlEnvironment(McpToolSurface, TaskProviderMixin,
 
     async def reset_async(self, seed: int | None = None, episode_id: str | None = None, **kwargs: Any
                           ) -> MetricTrackerRlObservation:
-        """Both transports await this: the episode is built on a thread, in its client's turn (`reset_turns`),
-        after the session's running step."""
-        async with self._session_turn(), reset_turns().turn(CLIENT.get()):
+        """Both transports await this: the episode is built on a thread, in its client's turn (`reset_turns`,
+        weighed by what the reset asks to build), after the session's running step."""
+        kind = f"{kwargs.get('difficulty')}/{kwargs.get('task_id')}"[:200]  # what decides a build's cost
+        async with self._session_turn(), reset_turns().turn(CLIENT.get(), kind):
             return await in_build_thread(self.reset, seed, episode_id, **kwargs)
 
     def _episode_secret(self) -> str:
@@ -237,9 +242,19 @@ class MetricTrackerRlEnvironment(McpToolSurface, TaskProviderMixin,
         """The WebSocket endpoint awaits this. An analysis call is a fraction of a millisecond of CPU work, less
         than handing it to a worker thread costs (and with the GIL, threads add no parallelism), so it runs on
         the event loop. Calls whose cost grows with the request (submissions, merged generator calls, previews
-        of up to 200 rows) run on a worker thread so they never hold up other sessions."""
+        of up to 200 rows) run on a worker thread so they never hold up other sessions. A step that can wait (a
+        statement, or any step queued behind this session's running one) answers within the server's step bound
+        and ends with its connection (`step_bound`)."""
         if isinstance(action, MCP_ACTIONS):  # MCP tool discovery and calls (metric_tracker_rl.serving.mcp_surface)
             return await self.mcp_step_async(action)
+        if action.analysis_method != SQL_TOOL and not self._session_turn().locked():
+            async with self._session_turn():
+                return await self._step_async_alone(action, timeout_s, **kwargs)
+        outcome = await within_bound(self._step_in_turn(action, timeout_s, **kwargs), step_bound_s())
+        return self._given_up(outcome) if isinstance(outcome, GivenUp) else outcome
+
+    async def _step_in_turn(self, action: MetricTrackerRlAction, timeout_s: float | None, **kwargs: Any
+                            ) -> MetricTrackerRlObservation:
         async with self._session_turn():
             return await self._step_async_alone(action, timeout_s, **kwargs)
 
@@ -257,21 +272,64 @@ class MetricTrackerRlEnvironment(McpToolSurface, TaskProviderMixin,
         if action.analysis_method is not None and action.analysis_method not in THREADED_TOOLS:
             return self.step(action, timeout_s=timeout_s, **kwargs)
         if action.analysis_method == SQL_TOOL and self._episode is not None and not self._done:
-            # A statement waits for its client's turn at the SQL workers (sql.pool.FairGate): one client's slow
-            # queries hold up neither another client's nor anyone's submissions. The event loop awaits the
-            # worker's reply, then the step reads it (cheap work, on the loop like any analysis call); an
-            # episode's first statement, which opens its sandbox and builds its tables, runs on a thread.
-            statement = open_statement(self._episode.public, action.analysis_args)
+            return await self._statement_step(action, timeout_s, **kwargs)
+        # Cheap and bounded by its own work; once on its thread it finishes, and a step given up meanwhile answers it.
+        return await uncancelled(asyncio.to_thread(self.step, action, timeout_s=timeout_s, **kwargs))
+
+    async def _statement_step(self, action: MetricTrackerRlAction, timeout_s: float | None, **kwargs: Any
+                              ) -> MetricTrackerRlObservation:
+        """A statement waits for its client's turn at the SQL workers (sql.fair_gate): one client's slow queries
+        hold up neither another client's nor anyone's submissions. The event loop awaits the worker's reply, then
+        the step reads it (cheap work, on the loop like any analysis call). An episode's first statement opens its
+        sandbox (building its tables) on a thread first. Until the reply is read nothing of the step has happened,
+        so a step given up on the way (`step_bound`) leaves the episode as it was."""
+        episode = self._playing
+        statement = open_statement(episode.public, action.analysis_args)
+        if statement is None and needs_sandbox(episode.public, action.analysis_args):
+            await asyncio.to_thread(sandbox_of, episode.public)
+            statement = open_statement(episode.public, action.analysis_args)
+        if statement is None:  # arguments the tool refuses: its error, inline
+            return self.step(action, timeout_s=timeout_s, **kwargs)
+        sandbox, sql, offset, limit = statement
+        self._statement_waits = 0.0
+        for _ in range(2):  # a second turn only after a demotion, which makes the client slow for the next one
+            asked = time.monotonic()
             async with gate().turn(CLIENT.get()) as turn:
-                if statement is not None:
-                    sandbox, sql, offset, limit = statement
-                    turn.seconds = await sandbox.prefetch(sql, offset, limit)
+                self._statement_waits += time.monotonic() - asked
+                running = asyncio.ensure_future(sandbox.prefetch(sql, offset, limit))
+                demoted = asyncio.ensure_future(turn.demoted.wait())
+                try:
+                    await asyncio.wait({running, demoted}, return_when=asyncio.FIRST_COMPLETED)
+                finally:
+                    demoted.cancel()
+                    if not running.done():
+                        running.cancel()  # demoted, or this step given up: the statement is stopped
+                        with contextlib.suppress(asyncio.CancelledError):
+                            await running
+                if running.done() and not running.cancelled():
+                    turn.seconds = running.result()
                     return self.step(action, timeout_s=timeout_s, **kwargs)
-                observation, turn.seconds = await asyncio.get_running_loop().run_in_executor(
-                    sql_threads(), statement_seconds, functools.partial(self.step, action, timeout_s=timeout_s,
-                                                                        **kwargs))
-                return observation
-        return await asyncio.to_thread(self.step, action, timeout_s=timeout_s, **kwargs)
+        return await self._statement_after_demotions(action, sandbox, sql, offset, limit, timeout_s, **kwargs)
+
+    async def _statement_after_demotions(self, action: MetricTrackerRlAction, sandbox: Any, sql: str, offset: int,
+                                         limit: int, timeout_s: float | None, **kwargs: Any
+                                         ) -> MetricTrackerRlObservation:
+        """Demoted twice (other clients' slow statements held every worker both times): the last turn runs to the
+        end wherever it is granted."""
+        async with gate().turn(CLIENT.get()) as turn:
+            turn.seconds = await sandbox.prefetch(sql, offset, limit)
+        return self.step(action, timeout_s=timeout_s, **kwargs)
+
+    def _given_up(self, outcome: GivenUp) -> MetricTrackerRlObservation:
+        """What a step the server gave up answers: why, and that nothing was used. (A closed connection reads
+        nothing; the observation is built all the same for the transport to drop.)"""
+        waited = f" It waited {self._statement_waits:.0f} s of that for a SQL worker." if self._statement_waits else ""
+        message = (f"This step was not run: the server could not finish it within its step time bound of "
+                   f"{outcome.bound_s:g} s (STEP_TIMEOUT_S) because it is busy.{waited} No step was used and the "
+                   "episode goes on: send the step again, or a cheaper statement (filter or aggregate earlier).")
+        if self._episode is None:
+            return MetricTrackerRlObservation(status="error", reward=0.0, done=False, message=message)
+        return self._observation(**_error(message))
 
     def close(self) -> None:
         """OpenEnv calls this when the session ends: release what the episode's tools opened."""

@@ -1,38 +1,32 @@
-"""Resets take turns like SQL statements: one episode is built at a time, on a thread, and waiting clients go in
-turn, so a client resetting many sessions back to back (an abyss episode is a few hundred milliseconds of CPU)
-holds up another client's reset by one build at most, and never the event loop.
+"""Resets take turns like SQL statements: one episode is built at a time, on a thread, and waiting clients go by
+what their builds cost, so a client resetting many sessions back to back (a warehouse episode is about half a
+second of CPU, ten to twenty times a frontier one), from however many addresses, holds up another client's cheap
+reset by about one build, and never the event loop.
 
-The builds run on one thread of their own (`in_build_thread`) at a lower CPU priority (BUILD_NICENESS) than the
-rest of the server: a client resetting back to back keeps a core busy, and on a machine with few cores the event
-loop and the SQL workers, which answer everyone else's steps, then go first. (The interpreter lock is no
-bottleneck: an episode's build gives it up often enough that the loop waits for it about 0.1 ms.)
+The turns are weighted fair queueing over build seconds: each client's builds are counted from where the clients
+being served are (no credit for having been away), and the next turn goes to the waiting build that would finish
+first on that count, its cost estimated from the builds of its kind so far (`kind`: what the reset asked for, which
+decides what is built; an unknown kind is counted as the most expensive one known). A build's cost is its measured
+wall time on the builds' thread. The builds run at the server's own priority: fairness among our own builds is
+kept here, never bought with priority against the rest of the machine.
 """
 
 from __future__ import annotations
 
 import asyncio
-import collections
 import contextlib
 import contextvars
 import functools
-import os
-import threading
+import time
 import weakref
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
 T = TypeVar("T")
-BUILD_NICENESS = 10  # added to the process's own (a thread's niceness can be raised, never lowered back)
-
-
-def _lower_this_threads_priority() -> None:
-    with contextlib.suppress(OSError, AttributeError):  # not on Linux, or refused: the builds run as they would
-        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), os.getpriority(os.PRIO_PROCESS, 0) + BUILD_NICENESS)
-
-
-_BUILDS = ThreadPoolExecutor(max_workers=1, thread_name_prefix="episode-build",
-                             initializer=_lower_this_threads_priority)
+_BUILDS = ThreadPoolExecutor(max_workers=1, thread_name_prefix="episode-build")
+KINDS_KEPT = 256  # build kinds whose cost is remembered (a kind is client text: the table stays bounded)
+COST_WEIGHT = 0.3  # of a new build in its kind's running estimate
 
 
 async def in_build_thread(build: Callable[..., T], *args: object, **kwargs: object) -> T:
@@ -42,20 +36,25 @@ async def in_build_thread(build: Callable[..., T], *args: object, **kwargs: obje
 
 
 class TakeTurns:
-    """One holder at a time; the waiting clients in turn (each client's next call goes after every other waiting
-    client's), whatever order they asked in."""
+    """One holder at a time; among waiting builds, the one that would finish first on its client's count of seconds
+    goes next (see the module docstring); each client's own builds in the order it asked."""
 
-    def __init__(self) -> None:
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self.clock = clock
         self.busy = False
-        self.waiting: dict[str, collections.deque[asyncio.Future[None]]] = {}  # in turn: the next client first
+        self.waiting: dict[str, list[tuple[asyncio.Future[None], str]]] = {}
+        self.spent: dict[str, float] = {}  # seconds of turns, per client, from where it joined
+        self.virtual = 0.0  # where the build served last started: where a newcomer starts
+        self.costs: dict[str, float] = {}  # kind -> its builds' running cost estimate
 
     @contextlib.asynccontextmanager
-    async def turn(self, client: str) -> AsyncIterator[None]:
+    async def turn(self, client: str, kind: str = "") -> AsyncIterator[None]:
+        self.spent[client] = max(self.spent.get(client, 0.0), self.virtual)
         if not self.busy and not self.waiting:
             self.busy = True
         else:
             future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-            self.waiting.setdefault(client, collections.deque()).append(future)
+            self.waiting.setdefault(client, []).append((future, kind))
             try:
                 await future
             except asyncio.CancelledError:
@@ -64,31 +63,50 @@ class TakeTurns:
                 else:
                     self._withdraw(client, future)
                 raise
+        start = self.spent.get(client, self.virtual)
+        self.virtual = max(self.virtual, start)
+        began = self.clock()
         try:
             yield
         finally:
-            if client in self.waiting:  # its next call goes after every other waiting client's
-                self.waiting[client] = self.waiting.pop(client)
+            cost = self.clock() - began
+            self.spent[client] = start + cost
+            self._learn(kind, cost)
             self._hand_on()
+
+    def estimate(self, kind: str) -> float:
+        return self.costs.get(kind, max(self.costs.values(), default=0.0))
+
+    def _learn(self, kind: str, cost: float) -> None:
+        known = self.costs.pop(kind, None)
+        self.costs[kind] = cost if known is None else known + COST_WEIGHT * (cost - known)
+        if len(self.costs) > KINDS_KEPT:
+            del self.costs[next(iter(self.costs))]  # the kind not built for the longest time
 
     def _withdraw(self, client: str, future: asyncio.Future[None]) -> None:
         queue = self.waiting.get(client)
-        if queue is not None and future in queue:
-            queue.remove(future)
-            if not queue:
-                del self.waiting[client]
+        if queue is None:
+            return
+        queue[:] = [entry for entry in queue if entry[0] is not future]
+        if not queue:
+            del self.waiting[client]
 
     def _hand_on(self) -> None:
         while self.waiting:
-            client = next(iter(self.waiting))
-            queue = self.waiting.pop(client)
-            future = queue.popleft()
-            if queue:
-                self.waiting[client] = queue  # to the back: every other waiting client goes first
+            client = min(self.waiting, key=lambda name: self.spent.get(name, self.virtual)
+                         + self.estimate(self.waiting[name][0][1]))
+            queue = self.waiting[client]
+            future, _ = queue.pop(0)
+            if not queue:
+                del self.waiting[client]
             if not future.done():
+                self.spent[client] = max(self.spent.get(client, 0.0), self.virtual)
                 future.set_result(None)
                 return
         self.busy = False
+        # Clients with nothing waiting and no more spent than a newcomer would start with need no entry.
+        for name in [name for name, spent in self.spent.items() if spent <= self.virtual]:
+            del self.spent[name]
 
 
 _TURNS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, TakeTurns] = weakref.WeakKeyDictionary()

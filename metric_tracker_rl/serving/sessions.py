@@ -50,6 +50,7 @@ from metric_tracker_rl.serving.hardening import ASGIApp, Message, Receive, Scope
 from metric_tracker_rl.serving.session_clock import TrackedSession, any_message, is_reset, receive_within, wake
 from metric_tracker_rl.serving.session_http import MCP_PATH, HttpSessions
 from metric_tracker_rl.serving.session_places import json_rpc_error, ws_error
+from metric_tracker_rl.serving.step_bound import watched
 from metric_tracker_rl.settings import ServerSettings
 
 SESSION_PATH = "/ws"
@@ -132,8 +133,9 @@ class SessionLimits(HttpSessions):
         self.add(session)
         use = is_reset if transport == "ws" else any_message
         try:
-            await self.app(scope, self.tracking_receive(session, receive, send, use, transport),
-                           self.annotating_send(session, send, transport))
+            async with watched(receive) as read_ahead:  # its steps end with it (`step_bound`)
+                await self.app(scope, self.tracking_receive(session, read_ahead, send, use, transport),
+                               self.annotating_send(session, send, transport))
         finally:
             self.forget(session)
 
@@ -150,7 +152,8 @@ class SessionLimits(HttpSessions):
             await send(message)
 
         try:
-            await self.app(scope, self.tracking_receive(session, receive, send, is_reset, "ws"), answering)
+            async with watched(receive) as read_ahead:
+                await self.app(scope, self.tracking_receive(session, read_ahead, send, is_reset, "ws"), answering)
         finally:
             session.attached = False
             if session.close_requested:

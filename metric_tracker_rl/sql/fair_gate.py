@@ -4,7 +4,9 @@ A client is its peer address (an IPv6 /64). Slow statements are told apart from 
 worker, so slow queries, from however many addresses, always leave a worker to the cheap ones; among waiting
 clients, the one that runs the fewest statements goes first. A client the gate has not seen lately counts as slow
 until one of its statements ends quickly: an attacker with a fresh address for every slow statement gets no more
-than one that is known to be slow.
+than one that is known to be slow. Standing is earned continuously: a statement that runs on the worker kept for
+quick clients and turns slow there is demoted (`Turn.demoted`): its caller stops it and asks again, as the slow
+client it now is, so one quick statement never buys a slow one the last free worker.
 """
 
 from __future__ import annotations
@@ -23,9 +25,13 @@ SLOW_MEMORY_S = 60.0
 
 class Turn:
     """A turn at the workers; whoever holds it may say how long its statement held a worker (`seconds`), which
-    the gate then counts instead of the whole turn (a first statement may wait for the workers to start)."""
+    the gate then counts instead of the whole turn (a first statement may wait for the workers to start).
+    `demoted` is set when the turn holds the worker kept for quick clients and its statement turned slow: the
+    holder should stop the statement, leave the turn and take another."""
 
-    seconds: float | None = None
+    def __init__(self) -> None:
+        self.seconds: float | None = None
+        self.demoted = asyncio.Event()
 
 
 class FairGate:
@@ -50,6 +56,7 @@ class FairGate:
         self.order: collections.deque[str] = collections.deque()  # clients with waiters, next first
         self.slow_until: dict[str, float] = {}  # client -> when its last slow statement stops counting
         self.quick_until: dict[str, float] = {}  # client -> when its last quick statement stops counting
+        self.demotions = 0  # turns demoted off the worker kept for quick clients (for tests and operators)
 
     @contextlib.asynccontextmanager
     async def turn(self, client: str) -> AsyncIterator[Turn]:
@@ -73,9 +80,13 @@ class FairGate:
                     self._withdraw(client, future)
                 raise
         held = Turn()
+        check = asyncio.get_running_loop().call_later(QUICK_S, self._demote_on_reserve, client, held) \
+            if self._on_reserve(client) else None
         try:
             yield held
         finally:
+            if check is not None:
+                check.cancel()
             self._note_duration(client, self.clock() - began if held.seconds is None else held.seconds)
             self._release(client, began)
 
@@ -85,6 +96,21 @@ class FairGate:
         now = self.clock()
         return self.slow_until.get(client, 0.0) > now or self.quick_until.get(client, 0.0) <= now or \
             any(now - began >= QUICK_S for began in self.turn_starts.get(client, ()))
+
+    def _on_reserve(self, client: str) -> bool:
+        """Whether `client`'s turn, just granted, took the worker kept for quick clients (every other one is held by
+        slow clients)."""
+        if self.slots == 1 or self.slow(client):
+            return False
+        return sum(count for name, count in self.running.items() if self.slow(name)) >= self.slots - 1
+
+    def _demote_on_reserve(self, client: str, held: Turn) -> None:
+        """QUICK_S into a turn that took the kept worker: its statement is slow, and if every other worker is still
+        held by other clients' slow statements it holds the last one as a slow statement: demoted."""
+        others = sum(count for name, count in self.running.items() if name != client and self.slow(name))
+        if others >= self.slots - 1:
+            self.demotions += 1
+            held.demoted.set()
 
     def _note_duration(self, client: str, seconds: float) -> None:
         now = self.clock()

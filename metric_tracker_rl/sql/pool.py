@@ -40,7 +40,7 @@ from metric_tracker_rl.sql.columns import PackedTable, ServedTable
 from metric_tracker_rl.sql.engine import CACHE_MB, QUERY_MB, TIME_LIMIT_S
 from metric_tracker_rl.sql.fair_gate import FairGate
 from metric_tracker_rl.sql.schedstat import process_queued_s, queued_since
-from metric_tracker_rl.sql.worker import REPLY_HEADER
+from metric_tracker_rl.sql.worker import REPLY_HEADER, STOP_SIGNAL
 
 DEFAULT_WORKERS = 3
 KILL_GRACE_S = 0.5  # past the time limit before a worker that does not answer is killed
@@ -62,6 +62,9 @@ MAX_BACKOFF_S = 4.0
 # How long a statement waits for a busy worker that holds its episode's tables before loading them into an idle
 # one (evicting another episode's): a holder busy with a slow statement may take the whole time limit.
 HOLDER_WAIT_S = 0.5
+# How long a statement told to stop (its caller gave up) may take to answer before its worker is killed: DuckDB
+# checks for an interrupt often, but planning or converting a result is not interrupted.
+STOP_WAIT_S = 2.0
 # The peer address of the connection a step came from; set by the server for each connection, read where a SQL
 # step is scheduled (MetricTrackerRlEnvironment.step_async).
 CLIENT: ContextVar[str] = ContextVar("sql_client", default="local")
@@ -135,24 +138,57 @@ class _Worker:
 
     def call(self, request: tuple[Any, ...], deadline_s: float, cpu_start: float | None) -> tuple[Any, ...]:
         """The reply to `request`; `cpu_start` is the worker's CPU time read just before (None: not read)."""
-        self._send(request)
+        self.send(request)
         return self._reply(deadline_s, cpu_start)
 
     async def call_async(self, request: tuple[Any, ...], deadline_s: float, cpu_start: float | None
                          ) -> tuple[Any, ...]:
         """`call` for the event loop: the reply is read as its pieces arrive (the loop watches the pipe) and the
         deadline is checked on a timer, so no thread waits for the worker. The request is small (no tables): the
-        idle worker's empty pipe takes it whole at once."""
-        self._send(request)
+        idle worker's empty pipe takes it whole at once. Cancelled, it leaves the worker mid-statement and its reply
+        unread: the caller stops it (`SqlPool` drains it) or kills it."""
+        self.send(request)
+        return await self.reply_async(deadline_s, cpu_start)
+
+    async def reply_async(self, deadline_s: float, cpu_start: float | None) -> tuple[Any, ...]:
+        """The worker's next reply, or WorkerFailed (the worker killed) past its deadline (see `Overdue`)."""
+        overdue: Overdue | None = None
+
+        def past_deadline() -> bool:  # watched from the first poll that finds no reply, as in `_reply`
+            nonlocal overdue
+            if overdue is None:
+                overdue = Overdue(deadline_s, self.cpu_seconds, lambda: process_queued_s(self.process.pid),
+                                  cpu_start=cpu_start)
+            return overdue()
+
+        return await self._await_reply(past_deadline, lambda: overdue is not None and overdue.stalled)
+
+    async def stopped_reply(self, wall_s: float) -> tuple[Any, ...]:
+        """The reply of a statement told to stop: STOP_SIGNAL now and at every poll (a signal that came before the
+        statement began is lost), for at most `wall_s` of wall time; past it, WorkerFailed (the worker killed)."""
+        until = time.monotonic() + wall_s
+
+        def stop_or_give_up() -> bool:
+            with contextlib.suppress(OSError):
+                os.kill(self.process.pid, STOP_SIGNAL)
+            return time.monotonic() > until
+
+        stop_or_give_up()
+        return await self._await_reply(stop_or_give_up, lambda: False)
+
+    async def _await_reply(self, overdue: Callable[[], bool], stalled: Callable[[], bool]) -> tuple[Any, ...]:
+        """The next reply, read on the event loop; `overdue` is asked at every poll without one (True: the worker is
+        killed and WorkerFailed raised). A cancellation leaves the worker as it is, its reply still to come."""
         loop, fd = asyncio.get_running_loop(), self.reply_fd
         answered: asyncio.Future[tuple[Any, ...]] = loop.create_future()
-        overdue: Overdue | None = None
         timer: asyncio.TimerHandle | None = None
 
         def finish(reply: tuple[Any, ...] | None, failure: WorkerFailed | None = None) -> None:
             loop.remove_reader(fd)
             if timer is not None:
                 timer.cancel()
+            if answered.done():
+                return
             if failure is not None:
                 self.kill()
                 answered.set_exception(failure)
@@ -168,13 +204,10 @@ class _Worker:
             if reply is not None:
                 finish(reply)
 
-        def check() -> None:  # as in `_reply`: watched from the first poll that finds no reply
-            nonlocal overdue, timer
-            if overdue is None:
-                overdue = Overdue(deadline_s, self.cpu_seconds, lambda: process_queued_s(self.process.pid),
-                                  cpu_start=cpu_start)
+        def check() -> None:
+            nonlocal timer
             if overdue():
-                finish(None, WorkerFailed(timed_out=True, stalled=overdue.stalled))
+                finish(None, WorkerFailed(timed_out=True, stalled=stalled()))
             else:
                 timer = loop.call_later(POLL_S, check)
 
@@ -182,12 +215,12 @@ class _Worker:
         loop.add_reader(fd, readable)
         try:
             return await answered
-        except asyncio.CancelledError:  # the worker is left mid-statement: the pool replaces it
-            if not answered.done():
-                finish(None)
-            raise
+        finally:
+            if not answered.done():  # cancelled: stop watching; the reply stays in the pipe for whoever reads next
+                loop.remove_reader(fd)
+                timer.cancel()
 
-    def _send(self, request: tuple[Any, ...]) -> None:
+    def send(self, request: tuple[Any, ...]) -> None:
         if not self.alive:  # ended while idle (killed from outside): the statement can go to another worker
             self.kill()
             raise WorkerFailed(timed_out=False, sent=False)
@@ -289,6 +322,8 @@ class SqlPool:
         self._restarting = 0  # workers that died before they were ready, to be started again after a backoff
         self._busy = 0
         self._waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = []  # run_async's, waiting
+        self.stopped = 0  # statements stopped in their worker for a caller that gave up (the worker kept)
+        self._draining: set[asyncio.Task[None]] = set()  # the stops under way (a reference, so none is collected)
 
     def run(self, key: int, tables: Callable[[], Mapping[str, ServedTable]], sql: str, offset: int,
             limit: int) -> tuple[Any, ...]:
@@ -340,24 +375,55 @@ class SqlPool:
 
     async def _run_once_async(self, key: int, tables: Callable[[], Mapping[str, ServedTable]], sql: str,
                               offset: int, limit: int) -> tuple[tuple[Any, ...], float]:
+        """One try on one worker. Cancelled (the step was given up: its connection closed or its bound passed),
+        the statement is stopped in its worker, which serves the next one as soon as it answers (`_drain`)."""
         worker = await self._take_async(key)
-        healthy = False
+        healthy, drained = False, False
         try:
             request, deadline = self._request(worker, key, tables, sql, offset, limit)
             began, cpu_began = time.monotonic(), worker.cpu_seconds()
+            # Tables (megabytes) are written from a thread; a statement alone goes down the idle pipe at once.
+            sending = None if request[2] is None else asyncio.ensure_future(asyncio.to_thread(worker.send, request))
             try:
-                if request[2] is None:
-                    reply = await worker.call_async(request, deadline, cpu_began)
+                if sending is None:
+                    worker.send(request)
                 else:
-                    reply = await asyncio.to_thread(worker.call, request, deadline, cpu_began)
+                    await asyncio.shield(sending)
+                reply = await worker.reply_async(deadline, cpu_began)
             except WorkerFailed as failure:
                 failure.seconds = _spent(worker, began, cpu_began)
+                raise
+            except asyncio.CancelledError:
+                drained = True
+                self._drain(worker, sending)
                 raise
             spent = _spent(worker, began, cpu_began)
             healthy = not reply[-1]
             return reply, spent
         finally:
-            self._give_back(worker, healthy)
+            if not drained:
+                self._give_back(worker, healthy)
+
+    def _drain(self, worker: _Worker, sending: asyncio.Future[None] | None) -> None:
+        """Stop the statement a cancelled caller left in `worker` and give the worker back once it answers (killed
+        and replaced if it does not within STOP_WAIT_S): a worker is busy until its reply is read."""
+
+        async def drain() -> None:
+            healthy = False
+            try:
+                if sending is not None:
+                    await sending
+                reply = await worker.stopped_reply(STOP_WAIT_S)
+                healthy = not reply[-1]
+                self.stopped += 1
+            except (WorkerFailed, *_PIPE_FAILURES):
+                pass
+            finally:
+                self._give_back(worker, healthy)
+
+        task = asyncio.get_running_loop().create_task(drain())
+        self._draining.add(task)
+        task.add_done_callback(self._draining.discard)
 
     def _request(self, worker: _Worker, key: int, tables: Callable[[], Mapping[str, ServedTable]], sql: str,
                  offset: int, limit: int) -> tuple[tuple[Any, ...], float]:

@@ -2,7 +2,7 @@
 
 /proc/<pid>/task/<tid>/schedstat holds three numbers: nanoseconds on a CPU, nanoseconds runnable but waiting on a
 run queue, and timeslices. The SQL time limits' wall backstops subtract that wait: a statement that a busy machine
-leaves waiting for a core (its priority lowered) keeps its time, while one that is blocked, not runnable, is still
+leaves waiting for a core keeps its time, while one that is blocked, not runnable, is still
 stopped. Where the files are missing (not Linux) the readers report nothing and the backstops count wall time.
 """
 

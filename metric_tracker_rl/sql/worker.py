@@ -4,8 +4,13 @@ It reads requests from stdin, one pickled tuple each, and writes replies to stdo
 length (REPLY_HEADER bytes, big-endian), so the pool can read a reply in pieces as they arrive without waiting on
 the pipe (metric_tracker_rl.sql.pool starts it, owns both pipes and is the only peer). Before serving it limits
 its own address space to what it holds after start-up plus CACHE_MB for episodes' tables plus QUERY_MB for one
-query, moves to "/" and lowers its CPU priority, so a runaway query fails here (or the pool kills this process at
+query, and moves to "/", so a runaway query fails here (or the pool kills this process at
 the deadline) and never in the server.
+
+The pool stops a statement whose step was given up (its connection closed, its time bound passed) with SIGUSR1
+(STOP_SIGNAL): the running statement is interrupted and answered as refused, and the worker serves the next.
+A worker runs at the server's own priority: fairness between statements is the pool's and the gate's to keep,
+never bought with priority against the rest of the machine (a trainer or another server beside it).
 
 Requests:
 - ("query", key, tables or None, sql, offset, limit, forget): run `sql` over episode `key`'s tables (loaded from
@@ -21,6 +26,7 @@ import os
 import pickle
 import queue
 import resource
+import signal
 import sys
 import threading
 import time
@@ -35,11 +41,9 @@ if TYPE_CHECKING:  # the engine (and DuckDB) is imported by the worker only, onc
 
     from metric_tracker_rl.sql.engine import EpisodeTables
 
-NICENESS = 5  # below the server process: the event loop answers every session first
-# A statement still running after SLOW_AFTER_S (a typical one takes milliseconds) continues at SLOW_NICENESS: its
-# thread then gets a small share of a core next to any quick statement of another worker.
+STOP_SIGNAL = signal.SIGUSR1  # the pool's word to stop the running statement (see `Watchdog.stop_running`)
+# The watchdog reads the CPU time of a statement still running after SLOW_AFTER_S (a typical one takes milliseconds).
 SLOW_AFTER_S = 0.05
-SLOW_NICENESS = 19
 CPU_POLL_S = 0.02  # how often the watchdog reads the CPU time of a statement past SLOW_AFTER_S
 # Times the time limit: a statement that neither finishes nor runs is stopped in wall time too, less the time its
 # thread waited for a core (metric_tracker_rl.sql.schedstat), so a statement starved on a busy machine keeps its time.
@@ -66,13 +70,12 @@ def address_space_bytes() -> int:
 
 
 class Watchdog:
-    """One thread that watches the running statement: past SLOW_AFTER_S it lowers the CPU priority of the thread
-    that runs it (so a slow statement yields the core to every quick one, whoever sent it), and once the statement
-    has used the time limit in CPU time (the worker's, which runs one statement at a time) it interrupts it. CPU
-    time, not wall time: a statement whose lowered priority leaves it waiting for a core on a busy machine has not
-    used its time, while a runaway uses it all the same. WALL_BACKSTOP bounds the wall time too, less the time the
-    statement's thread waited for a core (`queued_clock`, None where the system does not tell), both counted from
-    SLOW_AFTER_S on: the backstop is never reached sooner than if they were counted from the start.
+    """One thread that watches the running statement: once the statement has used the time limit in CPU time (the
+    worker's, which runs one statement at a time) it interrupts it. CPU time, not wall time: a statement left
+    waiting for a core on a busy machine has not used its time, while a runaway uses it all the same. WALL_BACKSTOP
+    bounds the wall time too, less the time the statement's thread waited for a core (`queued_clock`, None where
+    the system does not tell), both counted from SLOW_AFTER_S on: the backstop is never reached sooner than if they
+    were counted from the start.
 
     Most statements end before SLOW_AFTER_S: the watchdog wakes only for a statement that starts while it is idle,
     and at SLOW_AFTER_S after the start of the statement it watches (then finding it ended, or another running),
@@ -91,7 +94,6 @@ class Watchdog:
         self.target: Any = None
         self.thread_id = 0
         self.generation = 0
-        self.slowed = False  # the last statement's thread runs at SLOW_NICENESS
         self.stalled = False  # the last statement was stopped by WALL_BACKSTOP, not by its CPU time
         self.cpu_start = 0.0  # the worker's CPU time when the statement began
         self.wall_start = 0.0  # the wall clock at SLOW_AFTER_S
@@ -99,7 +101,7 @@ class Watchdog:
 
     def start(self, target: Any, thread_id: int) -> None:
         with self.condition:
-            self.target, self.thread_id, self.slowed, self.stalled = target, thread_id, False, False
+            self.target, self.thread_id, self.stalled = target, thread_id, False
             self.cpu_start, self.slow_at = self.cpu_clock(), time.monotonic() + SLOW_AFTER_S
             self.generation += 1
             if self.idle:
@@ -122,9 +124,6 @@ class Watchdog:
                 ended = self._changed(self.generation)
                 if self.condition.wait_for(ended, timeout=self.slow_at - time.monotonic()):
                     continue
-                with contextlib.suppress(OSError):  # raising a thread's niceness needs no privilege
-                    os.setpriority(os.PRIO_PROCESS, self.thread_id, SLOW_NICENESS)
-                    self.slowed = True
                 self.wall_start, self.queued_start = self.wall_clock(), self.queued_clock(self.thread_id)
                 self.watching_slow = True
                 while not self.condition.wait_for(ended, timeout=CPU_POLL_S):
@@ -135,6 +134,13 @@ class Watchdog:
                         self.condition.wait_for(ended)
                         break
                 self.watching_slow = False
+
+    def stop_running(self) -> None:
+        """Interrupt the running statement, if any, at once (the pool's STOP_SIGNAL: its step was given up). Called
+        from the signal handler in the main thread, which never holds the condition."""
+        with self.condition:
+            if self.target is not None:
+                self.target.interrupt()
 
     def _stalled(self) -> bool:
         """Whether the statement has been neither running nor waiting for a core for WALL_BACKSTOP times the limit
@@ -154,13 +160,11 @@ class Watchdog:
 
 
 class StatementThread:
-    """The thread that runs statements, one at a time. It keeps running them (DuckDB's per-thread state stays
-    warm) until the watchdog lowers its priority; then it ends after that statement and a fresh thread, at the
-    worker's priority, runs the next (a thread cannot raise its priority again without privilege)."""
+    """The thread that runs statements, one at a time (DuckDB's per-thread state stays warm between them); the main
+    thread stays free to read requests and to take the pool's STOP_SIGNAL."""
 
     def __init__(self) -> None:
-        # Each thread reads a queue of its own: a retired thread must never take a job meant for its successor
-        # (it would run that statement, and every later one, at the lowered priority, under another's thread id).
+        # Each thread reads a queue of its own: a retired thread must never take a job meant for its successor.
         self.jobs: queue.SimpleQueue[Callable[[], None] | None] | None = None
         self.done: queue.SimpleQueue[None] = queue.SimpleQueue()
         self.thread_id = 0
@@ -197,6 +201,7 @@ def serve(requests: BinaryIO, replies: BinaryIO, query_mb: int, cache_mb: int) -
     database = open_database()
     database.execute("SELECT 1").fetchall()
     watchdog = Watchdog(TIME_LIMIT_S)
+    signal.signal(STOP_SIGNAL, lambda *_: watchdog.stop_running())
     limit = address_space_bytes() + (query_mb + cache_mb) * 2**20
     with contextlib.suppress(ValueError, OSError):  # an address-space limit is a Linux and macOS facility
         resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
@@ -262,8 +267,6 @@ def _serve_requests(requests: BinaryIO, replies: BinaryIO, database: DuckDBPyCon
             runner.run(answer)
         except RuntimeError:  # no room left for a thread's stack: this worker is done
             replied.append(("refused", MEMORY_MESSAGE, True))
-        if watchdog.slowed:
-            runner.retire()
         reply = replied[0] if replied else ("refused", MEMORY_MESSAGE, True)
         if watchdog.stalled and reply[0] == "refused":
             reply = ("stalled", True)  # the machine's doing, not the statement's: the sandbox runs it again
@@ -277,8 +280,6 @@ def _serve_requests(requests: BinaryIO, replies: BinaryIO, database: DuckDBPyCon
 def main() -> None:
     query_mb, cache_mb = int(sys.argv[1]), int(sys.argv[2])
     os.chdir("/")
-    with contextlib.suppress(OSError):
-        os.nice(NICENESS)
     import duckdb  # noqa: F401 - imported before the address-space limit is measured
     import numpy  # noqa: F401
     import pandas  # noqa: F401

@@ -63,6 +63,24 @@ def query(episode: PublicEpisode, args: QueryArgs) -> dict[str, Any]:
     return shown
 
 
+def needs_sandbox(episode: PublicEpisode, arguments: Any) -> bool:
+    """Whether a `query` call with `arguments` is one the tool runs but the episode's sandbox is not open yet (its
+    first statement: opening it builds the episode's tables)."""
+    sandbox = episode.memo.get(SANDBOX_KEY)
+    if isinstance(sandbox, SqlSandbox) and sandbox.usable:
+        return False
+    return _statement_args(episode, arguments) is not None
+
+
+def _statement_args(episode: PublicEpisode, arguments: Any) -> QueryArgs | WarehouseQueryArgs | None:
+    tools = raw_event_tools(TOOL_REGISTRY) if episode.raw_events else TOOL_REGISTRY
+    try:
+        args = episode_arguments("query", episode, arguments, tools)
+    except ToolError:
+        return None
+    return args if isinstance(args, (QueryArgs, WarehouseQueryArgs)) else None
+
+
 def open_statement(episode: PublicEpisode, arguments: Any) -> tuple[SqlSandbox, str, int, int] | None:
     """The sandbox, text, offset and limit that a `query` call with `arguments` runs (SqlSandbox.run), where the
     episode's sandbox is open already; None for arguments the tool refuses, and for an episode's first statement
@@ -70,11 +88,5 @@ def open_statement(episode: PublicEpisode, arguments: Any) -> tuple[SqlSandbox, 
     sandbox = episode.memo.get(SANDBOX_KEY)
     if not isinstance(sandbox, SqlSandbox) or not sandbox.usable:
         return None
-    tools = raw_event_tools(TOOL_REGISTRY) if episode.raw_events else TOOL_REGISTRY
-    try:
-        args = episode_arguments("query", episode, arguments, tools)
-    except ToolError:
-        return None
-    if not isinstance(args, (QueryArgs, WarehouseQueryArgs)):
-        return None
-    return sandbox, args.sql, args.offset, args.limit
+    args = _statement_args(episode, arguments)
+    return None if args is None else (sandbox, args.sql, args.offset, args.limit)

@@ -1,0 +1,85 @@
+"""Reset turns are fair by cost: a client whose builds are cheap is not held up behind another client's queue of
+expensive ones (warehouse builds cost ten to twenty times a frontier build), one build at most."""
+
+from __future__ import annotations
+
+import asyncio
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from metric_tracker_rl.serving.reset_turns import TakeTurns
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+async def _build(turns: TakeTurns, clock: FakeClock, client: str, cost: float, order: list[str],
+                 kind: str = "") -> None:
+    async with turns.turn(client, kind or f"cost {cost}"):
+        order.append(client)
+        await asyncio.sleep(0)  # the others queue meanwhile
+        clock.now += cost
+
+
+def test_a_cheap_reset_waits_for_one_expensive_build_however_many_clients_queue_them() -> None:
+    async def play() -> tuple[list[str], int]:
+        clock, order = FakeClock(), []
+        turns = TakeTurns(clock)
+        await _build(turns, clock, "someone", 0.03, [], kind="frontier")  # the kinds' costs, as a server learns them
+        await _build(turns, clock, "someone", 0.5, [], kind="warehouse")
+        heavy = [asyncio.ensure_future(_build(turns, clock, f"heavy{i % 8}", 0.5, order, "warehouse"))
+                 for i in range(64)]
+        await asyncio.sleep(0)
+        asked_during: list[int] = []
+
+        async def light() -> None:
+            asked_during.append(len(order))  # the build under way when the light client asks is order[-1]
+            await _build(turns, clock, "light", 0.03, order, "frontier")
+
+        await asyncio.gather(*heavy, light())
+        return order, asked_during[0]
+
+    order, under_way = asyncio.run(play())
+    # Right after the build under way when it asked (or the one just granted as that one ended), of 64 queued.
+    assert 0 < under_way < 60 and order.index("light") <= under_way + 1
+
+
+def test_a_client_that_comes_back_gets_no_credit_for_its_absence() -> None:
+    """Five builds alone, then three more beside a newcomer's three of the same cost: they alternate."""
+    async def play() -> list[str]:
+        clock, order = FakeClock(), []
+        turns = TakeTurns(clock)
+        for _ in range(5):
+            await _build(turns, clock, "steady", 1.0, order)
+        first = [asyncio.ensure_future(_build(turns, clock, "steady", 1.0, order)) for _ in range(3)]
+        late = [asyncio.ensure_future(_build(turns, clock, "late", 1.0, order)) for _ in range(3)]
+        await asyncio.gather(*first, *late)
+        return order[5:]
+
+    assert asyncio.run(play()) == ["steady", "late", "steady", "late", "steady", "late"]
+
+
+def test_an_unknown_kind_counts_as_the_most_expensive_known() -> None:
+    turns = TakeTurns(FakeClock())
+    turns.costs.update({"frontier": 0.03, "warehouse": 0.5})
+    assert turns.estimate("something new") == 0.5 and turns.estimate("frontier") == 0.03
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from("abcd"), st.floats(0.01, 2.0)), min_size=1, max_size=30))
+def test_every_turn_is_granted_once_and_the_turns_end_idle(requests: list[tuple[str, float]]) -> None:
+    async def play() -> tuple[list[str], TakeTurns]:
+        clock, order = FakeClock(), []
+        turns = TakeTurns(clock)
+        await asyncio.gather(*(_build(turns, clock, client, cost, order) for client, cost in requests))
+        return order, turns
+
+    order, turns = asyncio.run(play())
+    assert sorted(order) == sorted(client for client, _ in requests)
+    assert not turns.busy and not turns.waiting
