@@ -1,19 +1,42 @@
-"""WebSocket client: one connection is one episode session on the server."""
+"""WebSocket client of an episode session on the server, which a dropped connection can come back to.
+
+The client opens its session on the server first (`openenv/session/create` on `POST /mcp`) and attaches its socket
+to it (`/ws?session_id=...`): the session, and the episode in it, then outlive the socket for as long as the server
+keeps an idle session (SESSION_TIMEOUT_S). A step whose connection drops (a reply that never came, a broken
+connection) attaches a new socket to the same session and sends the step again under the same `step_id`: the server
+stopped the step when its socket closed, or answers the one it finished, never running it twice. Only when the
+session itself is gone (the server restarted, or closed the idle session) is the episode lost: `SessionLost`.
+A server that offers no HTTP sessions is used as before: one socket, one session.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import json
+import time
 from typing import Any
+from urllib.parse import quote
 
+import httpx
 from openenv.core.client_types import StepResult
 from openenv.core.env_client import EnvClient
+from websockets.exceptions import ConnectionClosed
 from websockets.protocol import State
 
-from metric_tracker_rl.compat.openenv import client_socket
+from metric_tracker_rl.compat.openenv import (
+    SESSION_CLOSE_METHOD,
+    SESSION_CREATE_METHOD,
+    SESSION_QUERY_PARAMETER,
+    UNKNOWN_SESSION,
+    client_socket,
+)
 from metric_tracker_rl.models import MetricTrackerRlAction, MetricTrackerRlObservation, MetricTrackerRlState
-from metric_tracker_rl.reconnect import GOING_AWAY, SessionLost
+from metric_tracker_rl.reconnect import GOING_AWAY, SessionLost, backoff_waits, describe
+
+RESUME_DEADLINE_S = 120.0  # how long a step tries to come back to its session after its connection dropped
+# What a dropped connection raises in a step: the socket's end, a reply that never came, a failed reconnect.
+DROPPED = (ConnectionClosed, ConnectionError, TimeoutError, asyncio.TimeoutError, OSError)
 
 
 class MetricTrackerRlEnv(EnvClient[MetricTrackerRlAction, MetricTrackerRlObservation, MetricTrackerRlState]):
@@ -26,15 +49,59 @@ class MetricTrackerRlEnv(EnvClient[MetricTrackerRlAction, MetricTrackerRlObserva
     reset starts a new episode."""
 
     sessions_opened = 0
+    resume_sessions = True  # open a session that outlives its socket (False: one socket is one session)
+    resume_deadline_s = RESUME_DEADLINE_S
+    resumed = 0  # times a step came back to its session on a new socket
+    _session_id: str | None = None  # the server-side session the socket attaches to, when the server offers them
+    _plain_ws_url: str | None = None
+    _step_number = 0
     _episode_socket: Any = None  # the connection whose session holds the episode (set by a successful reset)
     _loss: SessionLost | None = None  # why that session is gone, once a step found out (read only once)
 
     async def _connect_async(self) -> MetricTrackerRlEnv:
         before = client_socket(self)
+        if before is None or before.state in (State.CLOSING, State.CLOSED):
+            await self._open_session()
         await super()._connect_async()
-        if client_socket(self) is not before:
+        if client_socket(self) is not before and self._session_id is None:
             self.sessions_opened += 1
         return self
+
+    async def _open_session(self) -> None:
+        """Open a server-side session for the socket to attach to, once (a server without them: plain sockets)."""
+        if not self.resume_sessions or self._session_id is not None or self._ws_url is None:
+            return
+        self._plain_ws_url = self._plain_ws_url or self._ws_url
+        http_url = self._plain_ws_url.replace("ws", "http", 1).removesuffix("/ws") + "/mcp"
+        try:
+            async with httpx.AsyncClient(timeout=self._connect_timeout, headers=self._headers) as http:
+                answer = (await http.post(http_url, json={"jsonrpc": "2.0", "id": 1,
+                                                          "method": SESSION_CREATE_METHOD})).json()
+        except (httpx.HTTPError, ValueError):
+            return  # no server to ask yet: the socket's connect says why
+        session_id = (answer.get("result") or {}).get("session_id") if isinstance(answer, dict) else None
+        if not isinstance(session_id, str):
+            self.resume_sessions = False  # a server without HTTP sessions (or full: the socket is refused alike)
+            return
+        self._session_id = session_id
+        self.sessions_opened += 1
+        self._ws_url = f"{self._plain_ws_url}?{SESSION_QUERY_PARAMETER}={quote(session_id)}"
+
+    async def _close_session(self) -> None:
+        """Close the server-side session (the client is done with it), best effort."""
+        session_id, self._session_id = self._session_id, None
+        if session_id is None or self._plain_ws_url is None:
+            return
+        self._ws_url = self._plain_ws_url
+        http_url = self._plain_ws_url.replace("ws", "http", 1).removesuffix("/ws") + "/mcp"
+        with contextlib.suppress(httpx.HTTPError, ValueError):
+            async with httpx.AsyncClient(timeout=self._connect_timeout, headers=self._headers) as http:
+                await http.post(http_url, json={"jsonrpc": "2.0", "id": 1, "method": SESSION_CLOSE_METHOD,
+                                                "params": {"session_id": session_id}})
+
+    async def close(self) -> None:
+        await super().close()
+        await self._close_session()
 
     async def _reset_async(self, **kwargs: Any) -> StepResult[MetricTrackerRlObservation]:
         result = await super()._reset_async(**kwargs)
@@ -45,10 +112,49 @@ class MetricTrackerRlEnv(EnvClient[MetricTrackerRlAction, MetricTrackerRlObserva
         return result
 
     async def _step_async(self, action: MetricTrackerRlAction, **kwargs: Any) -> StepResult[MetricTrackerRlObservation]:
+        if self._session_id is not None and self._episode_socket is not None:
+            return await self._resumable_step(action, **kwargs)
         self._loss = self._loss or await self._lost_session()
         if self._loss is not None:
             raise self._loss
         return await super()._step_async(action, **kwargs)
+
+    async def _resumable_step(self, action: MetricTrackerRlAction, **kwargs: Any
+                              ) -> StepResult[MetricTrackerRlObservation]:
+        """The step, numbered, sent again on a new socket attached to the same session after a drop, until
+        `resume_deadline_s` (then, or when the session is gone, SessionLost)."""
+        self._step_number += 1
+        numbered = action.model_copy(update={"step_id": self._step_number})
+        started, waits = time.monotonic(), backoff_waits()
+        while True:
+            try:
+                result = await super()._step_async(numbered, **kwargs)
+                self._episode_socket = client_socket(self)
+                return result
+            except RuntimeError as error:  # the server's error frame: a session it no longer holds
+                if UNKNOWN_SESSION not in str(error):
+                    raise
+                self._session_id, self._ws_url = None, self._plain_ws_url
+                raise SessionLost(f"the session that held this episode is gone: the server no longer holds it "
+                                  f"({describe(error)}). The episode and its steps are lost; call reset() to start "
+                                  "a new episode.", None) from error
+            except DROPPED as error:
+                wait = next(waits)
+                if time.monotonic() - started + wait > self.resume_deadline_s:
+                    raise SessionLost(f"the connection to this episode's session dropped and could not be attached "
+                                      f"again within {self.resume_deadline_s:.0f} s ({describe(error)}). Call reset() "
+                                      "to start a new episode.", None) from error
+                await self._drop_socket()
+                await asyncio.sleep(wait)
+                self.resumed += 1
+
+    async def _drop_socket(self) -> None:
+        """Close the current socket (the server then stops a step it still runs for it); the next send attaches a
+        new one to the same session."""
+        socket, self._ws = self._ws, None
+        if socket is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(socket.close(), 5)
 
     async def _lost_session(self) -> SessionLost | None:
         """Why the episode's session is gone, or None while its connection is open (or no reset started one)."""

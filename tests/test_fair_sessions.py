@@ -5,6 +5,7 @@ machine on Linux)."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import socket
@@ -339,3 +340,35 @@ def test_a_query_string_cannot_pass_a_new_session_off_as_an_attachment(every_tra
         assert refused is not None and refused["data"]["code"] == "CAPACITY_REACHED", refused
         for session_id in opened:
             rpc(greedy, url, "openenv/session/close", session_id=session_id)
+
+
+def test_a_quick_clients_statement_that_turns_slow_on_the_kept_worker_is_demoted() -> None:
+    """One quick statement buys no fast lane: a client known to be quick takes the worker kept for quick clients,
+    and once its statement has held it QUICK_S while other clients' slow statements hold every other worker, its
+    turn is demoted (its holder stops the statement and asks again, as the slow client it now is)."""
+    from metric_tracker_rl.sql.fair_gate import QUICK_S, SLOW_MEMORY_S, FairGate
+
+    async def scenario() -> tuple[bool, bool, bool]:
+        gate = FairGate(slots=3, per_client=2)
+        async with gate.turn("fresh"):  # one quick statement: known quick
+            pass
+        release = asyncio.Event()
+
+        async def hold(client: str) -> None:
+            async with gate.turn(client):
+                await release.wait()
+
+        holders = [asyncio.ensure_future(hold(client)) for client in ("slow-a", "slow-b")]
+        await asyncio.sleep(QUICK_S + 0.05)  # both now slow
+        async with gate.turn("fresh") as on_reserve:
+            await asyncio.wait_for(on_reserve.demoted.wait(), QUICK_S * 40)
+            demoted = on_reserve.demoted.is_set()
+        slow_now = gate.slow("fresh")
+        release.set()
+        await asyncio.gather(*holders)
+        async with gate.turn("alone") as alone:  # nobody slow beside it: no demotion, however long it runs
+            await asyncio.sleep(QUICK_S + 0.1)
+        return demoted, slow_now and gate.slow_until["fresh"] <= gate.clock() + SLOW_MEMORY_S, alone.demoted.is_set()
+
+    demoted, slow_after, alone_demoted = asyncio.run(scenario())
+    assert demoted and slow_after and not alone_demoted

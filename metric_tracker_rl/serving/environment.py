@@ -159,6 +159,7 @@ class MetricTrackerRlEnvironment(McpToolSurface, TaskProviderMixin,
         self._step_lock = threading.Lock()
         self._async_step_lock: tuple[asyncio.AbstractEventLoop, asyncio.Lock] | None = None
         self._statement_waits = 0.0  # how long the running statement step has waited for SQL workers
+        self._answered: tuple[int, MetricTrackerRlObservation] | None = None  # the last numbered step's answer
 
     # --- OpenEnv interface -------------------------------------------------------------------------
 
@@ -188,6 +189,7 @@ class MetricTrackerRlEnvironment(McpToolSurface, TaskProviderMixin,
         self._steps = self._submissions = 0
         self._done, self._last_score, self._episode_score = False, None, 0.0
         self._methods_used = set()
+        self._answered = None
         self.rubric.reset()
         return self._observation(
             status="ready", reward=None, message=f"Episode ready: {episode.public.task['objective']}",
@@ -216,7 +218,13 @@ class MetricTrackerRlEnvironment(McpToolSurface, TaskProviderMixin,
         if isinstance(action, MCP_ACTIONS):  # MCP tool discovery and calls (metric_tracker_rl.serving.mcp_surface)
             return self.mcp_step(action)
         with self._step_lock:
-            return self._step_alone(action)
+            answered = self._answered
+            if action.step_id is not None and answered is not None and answered[0] == action.step_id:
+                return answered[1]  # sent again after a lost connection: its answer, not a second run
+            observation = self._step_alone(action)
+            if action.step_id is not None:
+                self._answered = (action.step_id, observation)
+            return observation
 
     def _step_alone(self, action: MetricTrackerRlAction) -> MetricTrackerRlObservation:
         """One step, with no other step of this session running (the caller holds the step lock)."""
@@ -268,6 +276,9 @@ class MetricTrackerRlEnvironment(McpToolSurface, TaskProviderMixin,
 
     async def _step_async_alone(self, action: MetricTrackerRlAction, timeout_s: float | None, **kwargs: Any
                                 ) -> MetricTrackerRlObservation:
+        answered = self._answered
+        if action.step_id is not None and answered is not None and answered[0] == action.step_id:
+            return answered[1]  # sent again after a lost connection (see `step`): not run a second time
         # Unknown tools, invalid arguments and mixed actions end in a cheap error observation: inline too.
         if action.analysis_method is not None and action.analysis_method not in THREADED_TOOLS:
             return self.step(action, timeout_s=timeout_s, **kwargs)
