@@ -29,7 +29,11 @@ from metric_tracker_rl.compat.openenv import (
     SESSION_CREATE_METHOD,
     SESSION_QUERY_PARAMETER,
     UNKNOWN_SESSION,
+    client_http_options,
     client_socket,
+    client_ws_url,
+    set_client_ws_url,
+    take_client_socket,
 )
 from metric_tracker_rl.models import MetricTrackerRlAction, MetricTrackerRlObservation, MetricTrackerRlState
 from metric_tracker_rl.reconnect import GOING_AWAY, SessionLost, backoff_waits, describe
@@ -69,12 +73,14 @@ class MetricTrackerRlEnv(EnvClient[MetricTrackerRlAction, MetricTrackerRlObserva
 
     async def _open_session(self) -> None:
         """Open a server-side session for the socket to attach to, once (a server without them: plain sockets)."""
-        if not self.resume_sessions or self._session_id is not None or self._ws_url is None:
+        if not self.resume_sessions or self._session_id is not None or client_ws_url(self) is None:
             return
-        self._plain_ws_url = self._plain_ws_url or self._ws_url
+        self._plain_ws_url = self._plain_ws_url or client_ws_url(self)
+        assert self._plain_ws_url is not None
         http_url = self._plain_ws_url.replace("ws", "http", 1).removesuffix("/ws") + "/mcp"
+        timeout, headers = client_http_options(self)
         try:
-            async with httpx.AsyncClient(timeout=self._connect_timeout, headers=self._headers) as http:
+            async with httpx.AsyncClient(timeout=timeout, headers=headers) as http:
                 answer = (await http.post(http_url, json={"jsonrpc": "2.0", "id": 1,
                                                           "method": SESSION_CREATE_METHOD})).json()
         except (httpx.HTTPError, ValueError):
@@ -85,17 +91,18 @@ class MetricTrackerRlEnv(EnvClient[MetricTrackerRlAction, MetricTrackerRlObserva
             return
         self._session_id = session_id
         self.sessions_opened += 1
-        self._ws_url = f"{self._plain_ws_url}?{SESSION_QUERY_PARAMETER}={quote(session_id)}"
+        set_client_ws_url(self, f"{self._plain_ws_url}?{SESSION_QUERY_PARAMETER}={quote(session_id)}")
 
     async def _close_session(self) -> None:
         """Close the server-side session (the client is done with it), best effort."""
         session_id, self._session_id = self._session_id, None
         if session_id is None or self._plain_ws_url is None:
             return
-        self._ws_url = self._plain_ws_url
+        set_client_ws_url(self, self._plain_ws_url)
         http_url = self._plain_ws_url.replace("ws", "http", 1).removesuffix("/ws") + "/mcp"
+        timeout, headers = client_http_options(self)
         with contextlib.suppress(httpx.HTTPError, ValueError):
-            async with httpx.AsyncClient(timeout=self._connect_timeout, headers=self._headers) as http:
+            async with httpx.AsyncClient(timeout=timeout, headers=headers) as http:
                 await http.post(http_url, json={"jsonrpc": "2.0", "id": 1, "method": SESSION_CLOSE_METHOD,
                                                 "params": {"session_id": session_id}})
 
@@ -134,7 +141,9 @@ class MetricTrackerRlEnv(EnvClient[MetricTrackerRlAction, MetricTrackerRlObserva
             except RuntimeError as error:  # the server's error frame: a session it no longer holds
                 if UNKNOWN_SESSION not in str(error):
                     raise
-                self._session_id, self._ws_url = None, self._plain_ws_url
+                self._session_id = None
+                if self._plain_ws_url is not None:
+                    set_client_ws_url(self, self._plain_ws_url)
                 raise SessionLost(f"the session that held this episode is gone: the server no longer holds it "
                                   f"({describe(error)}). The episode and its steps are lost; call reset() to start "
                                   "a new episode.", None) from error
@@ -151,7 +160,7 @@ class MetricTrackerRlEnv(EnvClient[MetricTrackerRlAction, MetricTrackerRlObserva
     async def _drop_socket(self) -> None:
         """Close the current socket (the server then stops a step it still runs for it); the next send attaches a
         new one to the same session."""
-        socket, self._ws = self._ws, None
+        socket = take_client_socket(self)
         if socket is not None:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(socket.close(), 5)

@@ -57,6 +57,8 @@ def test_seconds_are_numbers_in_range_or_a_clear_error(cls: type[Settings], fiel
     variable = field.validation_alias.choices[0]
     lower = next(m for m in field.metadata if hasattr(m, "ge") or hasattr(m, "gt"))
     allowed = value >= lower.ge if hasattr(lower, "ge") else value > lower.gt
+    upper = next((m for m in field.metadata if hasattr(m, "le")), None)
+    allowed = allowed and (upper is None or value <= upper.le)
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv(variable, f" {value!r} ")  # surrounding blanks are ignored
         if allowed:
@@ -141,3 +143,18 @@ def test_the_server_command_stops_at_a_bad_value_before_anything_starts(monkeypa
     with pytest.raises(SystemExit):
         server_app.main(["--workers", "0"])
     assert "WORKERS" in capsys.readouterr().err
+
+
+def test_every_clients_message_timeout_outlasts_the_longest_step_bound_a_server_may_set() -> None:
+    """A server answers every step within its step bound (STEP_TIMEOUT_S, at most MAX_STEP_TIMEOUT_S), so a client
+    that waits longer than that never gives up on a step the server is still answering."""
+    import inspect
+
+    from metric_tracker_rl.adapters.openenv_harness import McpSession, McpSessionFactory
+    from metric_tracker_rl.settings import DEFAULT_STEP_TIMEOUT_S, MAX_STEP_TIMEOUT_S, ClientSettings
+
+    assert DEFAULT_STEP_TIMEOUT_S <= MAX_STEP_TIMEOUT_S < ClientSettings.model_fields["message_timeout_s"].default
+    for harness in (McpSession, McpSessionFactory):
+        assert inspect.signature(harness).parameters["timeout_s"].default > MAX_STEP_TIMEOUT_S
+    with pytest.raises(SettingsError):
+        ServerSettings.load(step_timeout_s=MAX_STEP_TIMEOUT_S + 1)

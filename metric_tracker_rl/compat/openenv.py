@@ -37,6 +37,27 @@ def client_socket(client: EnvClient[Any, Any, Any]) -> Any:
     return client._ws
 
 
+def take_client_socket(client: EnvClient[Any, Any, Any]) -> Any:
+    """Detach the client's socket (`EnvClient._ws`) and return it: its next send connects again."""
+    socket, client._ws = client._ws, None
+    return socket
+
+
+def client_ws_url(client: EnvClient[Any, Any, Any]) -> str | None:
+    """Where the client's next connection goes (`EnvClient._ws_url`, private, set from its base URL)."""
+    return client._ws_url
+
+
+def set_client_ws_url(client: EnvClient[Any, Any, Any], url: str) -> None:
+    """Send the client's next connection to `url` (a session to attach to: `/ws?session_id=...`)."""
+    client._ws_url = url
+
+
+def client_http_options(client: EnvClient[Any, Any, Any]) -> tuple[float, dict[str, str] | None]:
+    """The connect timeout and extra headers the client was built with (private attributes of `EnvClient`)."""
+    return client._connect_timeout, client._headers
+
+
 # --- sessions: the JSON-RPC session protocol on POST /mcp, and /ws attaching to an HTTP session ---------------
 
 SESSION_CREATE_METHOD = "openenv/session/create"
