@@ -111,7 +111,18 @@ class MetricTrackerRlEnv(EnvClient[MetricTrackerRlAction, MetricTrackerRlObserva
         await self._close_session()
 
     async def _reset_async(self, **kwargs: Any) -> StepResult[MetricTrackerRlObservation]:
-        result = await super()._reset_async(**kwargs)
+        try:
+            result = await super()._reset_async(**kwargs)
+        except DROPPED:  # the socket broke: a reset is sent again whole on a new one (it starts the episode anew)
+            if self._session_id is None:
+                raise
+            await self._drop_socket()
+            result = await self._reset_on_a_live_session(**kwargs)
+        except RuntimeError as error:
+            if self._session_id is None or UNKNOWN_SESSION not in str(error):
+                raise
+            self._forget_session()
+            result = await super()._reset_async(**kwargs)
         if result.observation.status != "error":
             self._episode_socket, self._loss = client_socket(self), None
         elif client_socket(self) is not self._episode_socket:
@@ -141,9 +152,7 @@ class MetricTrackerRlEnv(EnvClient[MetricTrackerRlAction, MetricTrackerRlObserva
             except RuntimeError as error:  # the server's error frame: a session it no longer holds
                 if UNKNOWN_SESSION not in str(error):
                     raise
-                self._session_id = None
-                if self._plain_ws_url is not None:
-                    set_client_ws_url(self, self._plain_ws_url)
+                self._forget_session()
                 raise SessionLost(f"the session that held this episode is gone: the server no longer holds it "
                                   f"({describe(error)}). The episode and its steps are lost; call reset() to start "
                                   "a new episode.", None) from error
@@ -156,6 +165,23 @@ class MetricTrackerRlEnv(EnvClient[MetricTrackerRlAction, MetricTrackerRlObserva
                 await self._drop_socket()
                 await asyncio.sleep(wait)
                 self.resumed += 1
+
+    async def _reset_on_a_live_session(self, **kwargs: Any) -> StepResult[MetricTrackerRlObservation]:
+        """A reset on a new socket attached to the session, or on a new session if the server no longer holds it."""
+        try:
+            return await super()._reset_async(**kwargs)
+        except RuntimeError as error:  # the session is gone (a server restart, an idle session closed)
+            if UNKNOWN_SESSION not in str(error):
+                raise
+            self._forget_session()
+            return await super()._reset_async(**kwargs)
+
+    def _forget_session(self) -> None:
+        """The server no longer holds the session: the next connection opens a new one."""
+        self._session_id, self._episode_socket = None, None
+        take_client_socket(self)
+        if self._plain_ws_url is not None:
+            set_client_ws_url(self, self._plain_ws_url)
 
     async def _drop_socket(self) -> None:
         """Close the current socket (the server then stops a step it still runs for it); the next send attaches a

@@ -68,3 +68,32 @@ def test_a_session_the_server_no_longer_holds_is_lost_with_a_reason(url: str) ->
             return str(lost.value)
 
     assert "call reset()" in asyncio.run(play())
+
+
+def test_a_reset_after_the_server_forgot_the_session_opens_a_new_one(url: str) -> None:
+    async def play() -> str:
+        async with MetricTrackerRlEnv(base_url=url) as env:
+            await env.reset(difficulty="easy", seed=3)
+            old = env._session_id
+            async with httpx.AsyncClient() as http:  # as a restarted server, or one that closed the idle session
+                await http.post(f"{url}/mcp", json={"jsonrpc": "2.0", "id": 1, "method": SESSION_CLOSE_METHOD,
+                                                    "params": {"session_id": old}})
+            client_socket(env).transport.abort()
+            again = await env.reset(difficulty="easy", seed=3)
+            assert env._session_id not in (None, old)
+            return again.observation.status
+
+    assert asyncio.run(play()) == "ready"
+
+
+def test_the_trl_class_rides_out_a_dropped_connection_mid_call(url: str) -> None:
+    from metric_tracker_rl.adapters.trl import MetricTrackerToolEnv
+    from metric_tracker_rl.settings import ClientSettings
+
+    with MetricTrackerToolEnv(ClientSettings.load(server_url=url)) as env:
+        env.reset(difficulty="easy", seed=11)
+        first = env.query(sql="SELECT count(*) AS n FROM daily")
+        client_socket(env._client.async_client).transport.abort()
+        second = env.query(sql="SELECT count(*) AS n FROM daily")
+    left = int(first.rsplit("steps_remaining: ", 1)[1].split()[0])
+    assert second == first.replace(f"steps_remaining: {left}", f"steps_remaining: {left - 1}")  # answered, once
