@@ -54,7 +54,10 @@ def browser_address(request: gr.Request) -> str | None:
 class ForwardingClient(MetricTrackerRlEnv):
     """The tab's WebSocket client: names the browser in X-Forwarded-For. The server trusts the header only
     from an address named in FORWARDED_ALLOW_IPS (uvicorn's setting; loopback by default), i.e. when this
-    client connects from the server's own machine."""
+    client connects from the server's own machine. Its socket is its session (no session that outlives it): the
+    connection is the server's own, on loopback, and a tab's session must end with the tab."""
+
+    resume_sessions = False
 
     def __init__(self, base_url: str, forwarded_for: str | None, message_timeout_s: float) -> None:
         headers = {"X-Forwarded-For": forwarded_for} if forwarded_for else None
