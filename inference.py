@@ -113,7 +113,6 @@ def run_task(episode: EpisodeSpec, url: str | None, startup_error: str | None, p
     from metric_tracker_rl import MetricTrackerRlEnv
     from metric_tracker_rl.adapters.baseline_log import (
         TaskResult,
-        log_action,
         log_end,
         log_refused,
         log_start,
@@ -125,7 +124,8 @@ def run_task(episode: EpisodeSpec, url: str | None, startup_error: str | None, p
 
     log_start(episode.label, model_label)
     started, error, fallback = time.monotonic(), None, None
-    run = TaskRun(episode.label, on_step=log_action, on_refused=partial(log_refused, episode.label))
+    run = TaskRun(episode.label, on_refused=partial(log_refused, episode.label))
+    run.on_step = partial(log_step_of, run)
     with contextlib.ExitStack() as stack:
         try:
             if url is None:
@@ -166,7 +166,7 @@ def settle_without_report(run: TaskRun, env: Any, policy: Policy) -> str | None:
     if run.observation is None or run.graded is not None:
         return None
     if run.done:
-        reason = f"no report: the episode's step budget ran out after {run.steps} steps"
+        reason = budget_spent(run.steps)
         note(f"[WARN] task={run.label} {reason}; nothing can be submitted any more, so the task is scored "
              "without a report")
         return reason
@@ -176,6 +176,20 @@ def settle_without_report(run: TaskRun, env: Any, policy: Policy) -> str | None:
     run.on_step = partial(log_fallback, reason)  # the fallback's [STEP] says why
     run.act(env, MetricTrackerRlAction(classifications=[]))
     return reason
+
+
+def budget_spent(steps: int) -> str:
+    return f"no report: the episode's step budget ran out after {steps} steps"
+
+
+def log_step_of(run: TaskRun, step: int, action: Any, reward: float, done: bool, error: str | None) -> None:
+    """A step's [STEP] line; the step that spends the budget before any report was graded says so in its error
+    field, so that stdout shows the task ends without a report."""
+    from metric_tracker_rl.adapters.baseline_log import log_action
+
+    if done and error is None and run.graded is None:
+        error = budget_spent(step)
+    log_action(step, action, reward, done, error)
 
 
 def fallback_reason(policy: Policy) -> str:

@@ -303,6 +303,7 @@ def test_a_model_that_spends_the_budget_without_a_report_is_reported_as_such(ser
     assert len(task["steps"]) == 40 and task["steps"][-1]["done"] and not task["success"]
     assert not any(step["action"].startswith("submit_") for step in task["steps"])  # none fits after the budget
     reason = "no report: the episode's step budget ran out after 40 steps"
+    assert [step["error"] for step in task["steps"]] == [None] * 39 + [reason]  # stdout says so too
     assert f"[WARN] task=deep_cuboids {reason}" in result.stderr
     [row] = [line for line in result.stderr.splitlines() if line.startswith("deep_cuboids ")]
     assert row.endswith(f"FALLBACK: {reason}") and "submitted" not in row
