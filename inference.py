@@ -24,24 +24,11 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from functools import partial
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
-from metric_tracker_rl import DEFAULT_TASK_ORDER, MetricTrackerRlAction, MetricTrackerRlEnv, get_task_spec
-from metric_tracker_rl.adapters.baseline_log import (
-    BENCHMARK,
-    TaskResult,
-    log_action,
-    log_end,
-    log_fallback,
-    log_start,
-    one_line,
-    open_interval,
-    show_progress,
-    summary_table,
-)
-from metric_tracker_rl.adapters.transcript import TaskRun, replay_record
-from metric_tracker_rl.agents import AGENTS, make_agent, run_episode
-from metric_tracker_rl.agents.llm import LlmPolicy, openai_client
+# Only light modules here: the arguments are parsed and checked before the client, the agents, the model API and the
+# server are imported (OpenEnv brings in gradio: most of a start-up), so --help and a usage error answer at once.
+from metric_tracker_rl import DEFAULT_TASK_ORDER, get_task_spec
 from metric_tracker_rl.catalog.published import DIFFICULTIES
 from metric_tracker_rl.catalog.task_splits import TRAIN_SEED_BASE, get_split
 from metric_tracker_rl.catalog.tasks import (
@@ -54,11 +41,13 @@ from metric_tracker_rl.catalog.tasks import (
     resolve_episode_config,
 )
 from metric_tracker_rl.catalog.validation import check_name_in_any_case
-from metric_tracker_rl.reconnect import ServerUnavailable, reset_until_served
-from metric_tracker_rl.serving.local_server import environment_server
 from metric_tracker_rl.settings import DEFAULT_API_BASE_URL, ClientSettings, SettingsError
 
-Policy = Callable[[Any, TaskRun, dict[str, Any]], None]
+if TYPE_CHECKING:
+    from metric_tracker_rl.adapters.baseline_log import TaskResult
+    from metric_tracker_rl.adapters.transcript import TaskRun
+
+Policy = Callable[[Any, "TaskRun", dict[str, Any]], None]
 
 
 def note(message: str) -> None:
@@ -67,6 +56,8 @@ def note(message: str) -> None:
 
 def agent_policy(name: str) -> Policy:
     """A registered Agent (scripted, expert, ...) driven through run_episode over the WebSocket client."""
+    from metric_tracker_rl.agents import make_agent, run_episode
+
     def solve(env: Any, run: TaskRun, reset_kwargs: dict[str, Any]) -> None:
         run_episode(make_agent(name), partial(run.reset, env), partial(run.act, env), **reset_kwargs)
     return solve
@@ -119,9 +110,22 @@ def run_task(episode: EpisodeSpec, url: str | None, startup_error: str | None, p
              transcripts: Path | None = None) -> TaskResult:
     """One episode, start to finish. [START] and [END] are printed whatever happens in between; with a trajectory
     file, the episode's record is appended to it; with a transcripts folder, its replay record is written there."""
+    from metric_tracker_rl import MetricTrackerRlEnv
+    from metric_tracker_rl.adapters.baseline_log import (
+        TaskResult,
+        log_end,
+        log_refused,
+        log_start,
+        one_line,
+        open_interval,
+    )
+    from metric_tracker_rl.adapters.transcript import TaskRun, replay_record
+    from metric_tracker_rl.reconnect import reset_until_served
+
     log_start(episode.label, model_label)
     started, error, fallback = time.monotonic(), None, None
-    run = TaskRun(episode.label, on_step=log_action)
+    run = TaskRun(episode.label, on_refused=partial(log_refused, episode.label))
+    run.on_step = partial(log_step_of, run)
     with contextlib.ExitStack() as stack:
         try:
             if url is None:
@@ -131,12 +135,7 @@ def run_task(episode: EpisodeSpec, url: str | None, startup_error: str | None, p
             stack.callback(close_quietly, env)
             reset_until_served(env.connect, env.disconnect, url, deadline_s=settings.retry_deadline_s)
             policy(env, run, dict(episode.reset_kwargs))
-            if run.observation is not None and run.graded is None and not run.done:
-                fallback = fallback_reason(policy)
-                note(f"[WARN] task={episode.label} {fallback}: an empty report is submitted so that the task is "
-                     "graded, and its score is not the agent's work")
-                run.on_step = partial(log_fallback, fallback)  # the fallback's [STEP] says why
-                run.act(env, MetricTrackerRlAction(classifications=[]))
+            fallback = settle_without_report(run, env, policy)
         except Exception as exc:  # noqa: BLE001 - any failure ends this task, never the run
             error = f"{type(exc).__name__}: {one_line(str(exc))[:500]}"
             note(f"[ERROR] task={episode.label} {error}")
@@ -153,7 +152,44 @@ def run_task(episode: EpisodeSpec, url: str | None, startup_error: str | None, p
     breakdown = run.graded.reward_breakdown if run.graded is not None else None
     return TaskResult(episode.label, episode.reset_kwargs.get("seed"), run.score, round(open_interval(run.score), 2),
                       success, run.steps, run.rewards, round(time.monotonic() - started, 2), error,
-                      getattr(policy, "last_error", None), breakdown.model_dump() if breakdown else None, fallback)
+                      getattr(policy, "last_error", None), breakdown.model_dump() if breakdown else None, fallback,
+                      refused_calls=list(run.refused))
+
+
+def settle_without_report(run: TaskRun, env: Any, policy: Policy) -> str | None:
+    """Why the agent's episode ended without a graded report, None when it has one. While the episode is open, an
+    empty report is submitted so that the task is graded (its [STEP] says why); once its step budget is spent,
+    nothing can be submitted and the task scores what the episode scored. Either way a warning says so."""
+    from metric_tracker_rl import MetricTrackerRlAction
+    from metric_tracker_rl.adapters.baseline_log import log_fallback
+
+    if run.observation is None or run.graded is not None:
+        return None
+    if run.done:
+        reason = budget_spent(run.steps)
+        note(f"[WARN] task={run.label} {reason}; nothing can be submitted any more, so the task is scored "
+             "without a report")
+        return reason
+    reason = fallback_reason(policy)
+    note(f"[WARN] task={run.label} {reason}: an empty report is submitted so that the task is graded, and its "
+         "score is not the agent's work")
+    run.on_step = partial(log_fallback, reason)  # the fallback's [STEP] says why
+    run.act(env, MetricTrackerRlAction(classifications=[]))
+    return reason
+
+
+def budget_spent(steps: int) -> str:
+    return f"no report: the episode's step budget ran out after {steps} steps"
+
+
+def log_step_of(run: TaskRun, step: int, action: Any, reward: float, done: bool, error: str | None) -> None:
+    """A step's [STEP] line; the step that spends the budget before any report was graded says so in its error
+    field, so that stdout shows the task ends without a report."""
+    from metric_tracker_rl.adapters.baseline_log import log_action
+
+    if done and error is None and run.graded is None:
+        error = budget_spent(step)
+    log_action(step, action, reward, done, error)
 
 
 def fallback_reason(policy: Policy) -> str:
@@ -212,6 +248,8 @@ def parse_args(argv: list[str] | None, settings: ClientSettings) -> argparse.Nam
                        help="the share of partner payment failures with a partner_status notice, 0 to 1 "
                             "(tiers with context tables)")
     parser.add_argument("--seed", type=int, default=None, help="override the seed of every task")
+    parser.add_argument("--port", type=int, default=0, help="the loopback port of the server this run starts, in "
+                        "this process or in a container (default: a free one); ignored with METRIC_TRACKER_URL")
     parser.add_argument("--output", type=Path, default=None, help="write the results as JSON to this file")
     parser.add_argument("--trajectories", type=Path, default=None,
                         help="directory for <agent>.jsonl: one SFT-ready chat record per episode")
@@ -224,6 +262,8 @@ def parse_args(argv: list[str] | None, settings: ClientSettings) -> argparse.Nam
                         help=f"with --episodes, the train split's first task (default 0; --seed {TRAIN_SEED_BASE} "
                              "+ N means task N)")
     args = parser.parse_args(argv)
+    if not 0 <= args.port <= 65535:
+        parser.error(f"--port must be between 0 (a free port) and 65535, not {args.port}")
     try:
         difficulties = None if args.difficulty is None else tuple(
             check_name_in_any_case("difficulty", name.strip(), DIFFICULTIES)
@@ -257,8 +297,11 @@ def parse_args(argv: list[str] | None, settings: ClientSettings) -> argparse.Nam
     if args.agent == "llm" and not settings.api_key and settings.api_base_url == DEFAULT_API_BASE_URL:
         parser.error(f"--agent llm needs a key in API_KEY, HF_TOKEN or OPENAI_API_KEY for {DEFAULT_API_BASE_URL}; "
                      "a local endpoint needs none: set API_BASE_URL (e.g. http://127.0.0.1:8001/v1) and MODEL_NAME")
-    if args.agent != "llm" and args.agent not in AGENTS:
-        parser.error(f"agent {args.agent!r} is not available in this checkout; valid: llm, {', '.join(AGENTS)}")
+    if args.agent != "llm":
+        from metric_tracker_rl.agents import AGENTS  # importing the registry imports every agent: checked last
+
+        if args.agent not in AGENTS:
+            parser.error(f"agent {args.agent!r} is not available in this checkout; valid: llm, {', '.join(AGENTS)}")
     return args
 
 
@@ -291,6 +334,18 @@ def main(argv: list[str] | None = None) -> int:
         note(f"error: {exc}")
         return 2
     args = parse_args(argv, settings)
+    from metric_tracker_rl.adapters.baseline_log import (
+        BENCHMARK,
+        log_end,
+        log_start,
+        one_line,
+        show_progress,
+        summary_table,
+    )
+    from metric_tracker_rl.agents.llm import LlmPolicy, openai_client
+    from metric_tracker_rl.reconnect import ServerUnavailable
+    from metric_tracker_rl.serving.local_server import environment_server
+
     signal.signal(signal.SIGTERM, _terminate)  # so a SIGTERM also stops the local server cleanly
     if args.agent == "llm":
         policy: Policy = LlmPolicy(openai_client(settings), settings)
@@ -312,7 +367,7 @@ def main(argv: list[str] | None = None) -> int:
         url: str | None = None
         startup_error: str | None = None
         try:
-            url = stack.enter_context(environment_server(settings))
+            url = stack.enter_context(environment_server(settings, port=args.port))
         except KeyboardInterrupt:
             note("[WARN] interrupted while starting the environment; every task is skipped")
             interrupted = True

@@ -29,7 +29,7 @@ from lab.calibration.calibrate import (
     markdown_table,
     null_group,
 )
-from lab.calibration.model_results import kept_results, model_results_table, scores_replay
+from lab.calibration.model_results import kept_results, model_regradings_table, model_results_table, scores_replay
 from lab.calibration.rung_failure_modes import render as render_failure_modes
 from metric_tracker_rl.catalog.dimensions import DIMENSIONS
 from metric_tracker_rl.catalog.plain_types import MetricSubmissionRow
@@ -315,6 +315,7 @@ BLOCKS: tuple[Block, ...] = (
     Block("submission-row-fields", "docs/spaces.md", submission_row_fields),
     Block("tier-windows", "docs/data.md", tier_windows),
     Block("model-results", "lab/docs/model_results.md", model_results_table),
+    Block("model-regradings", "lab/docs/model_results.md", model_regradings_table),
 )
 
 

@@ -76,11 +76,12 @@ def serving(command: list[str], port: int, env: dict[str, str], log: IO[bytes], 
 
 @contextlib.contextmanager
 def child_server(*, held_out_secret: str = "", env: dict[str, str] | None = None, workers: int = 1,
-                 module: str = SERVER_MODULE, cwd: Path | None = None, timeout_s: float = 120.0) -> Iterator[str]:
-    """A standard-mode server (no debugger, no debug mode) as `python -m module` in a child process, with `env` on
-    top of this process's environment; yields its URL, stops it on exit. `held_out_secret` serves held-out
-    episodes."""
-    port = free_port()
+                 module: str = SERVER_MODULE, cwd: Path | None = None, timeout_s: float = 120.0,
+                 port: int = 0) -> Iterator[str]:
+    """A standard-mode server (no debugger, no debug mode) as `python -m module` in a child process on `port` (0: a
+    free one), with `env` on top of this process's environment; yields its URL, stops it on exit. `held_out_secret`
+    serves held-out episodes."""
+    port = port or free_port()
     child_env = {**os.environ, **STANDARD_MODE, SECRET_VARIABLE: held_out_secret, **(env or {})}  # blank: unset
     command = [sys.executable, "-m", module, "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)]
     with tempfile.TemporaryFile() as log, serving(command, port, child_env, log, cwd=cwd, timeout_s=timeout_s):

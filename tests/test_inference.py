@@ -7,6 +7,7 @@ import contextlib
 import json
 import os
 import re
+import socket
 import subprocess
 import sys
 import threading
@@ -281,12 +282,64 @@ def test_model_mistakes_are_answered_without_env_steps(server_url: str) -> None:
     assert "[WARN] task=easy_two_spikes no report after 5 model turns" in result.stderr
     [row] = [line for line in result.stderr.splitlines() if line.startswith("easy_two_spikes ")]
     assert row.endswith("FALLBACK: no report after 5 model turns (MAX_TOOL_ROUNDS allows more)")
-    assert "[WARN] 1 of 1 task(s) were graded on an empty fallback report" in result.stderr
+    assert "[WARN] 1 of 1 task(s) ended without a report of the agent's" in result.stderr
     assert "not valid JSON" in tool_messages(requests[1])[0]
     unknown = tool_messages(requests[2])[1]
     assert "unknown tool 'no_such_tool'" in unknown and "task_overview" in unknown
     invalid = tool_messages(requests[3])[2]
     assert "invalid rows" in invalid and "Nothing was submitted" in invalid
+
+
+def test_a_model_that_spends_the_budget_without_a_report_is_reported_as_such(server_url: str,
+                                                                             tmp_path: Path) -> None:
+    """Forty calls and no submission at deep spend the episode's budget: nothing can be submitted any more, and the
+    task is marked as ending without a report everywhere (a warning, the summary's row, the --output file)."""
+    script = [tool_calls(("task_overview", {})) for _ in range(40)]
+    with fake_model(script) as (model_url, requests):
+        result = run_inference("--tasks", "deep_cuboids", "--output", str(tmp_path / "r.json"),
+                               env=model_env(model_url, server_url))
+    assert result.returncode == 0, result.stderr  # the model was used: its score is its own, 0
+    [task] = parse_log(result.stdout, ["deep_cuboids"], "fake-model")
+    assert len(task["steps"]) == 40 and task["steps"][-1]["done"] and not task["success"]
+    assert not any(step["action"].startswith("submit_") for step in task["steps"])  # none fits after the budget
+    reason = "no report: the episode's step budget ran out after 40 steps"
+    assert [step["error"] for step in task["steps"]] == [None] * 39 + [reason]  # stdout says so too
+    assert f"[WARN] task=deep_cuboids {reason}" in result.stderr
+    [row] = [line for line in result.stderr.splitlines() if line.startswith("deep_cuboids ")]
+    assert row.endswith(f"FALLBACK: {reason}") and "submitted" not in row
+    assert "[WARN] 1 of 1 task(s) ended without a report of the agent's" in result.stderr
+    saved = json.loads((tmp_path / "r.json").read_text())["tasks"][0]
+    assert (saved["fallback"], saved["error"], saved["score"], saved["reward_breakdown"]) == (reason, None, 0.0, None)
+
+
+def test_refused_calls_are_shown_beside_the_steps_and_counted(server_url: str, tmp_path: Path) -> None:
+    """Twenty calls, one to an unknown tool and one with malformed JSON: 18 steps on stdout, and a [REFUSED] line
+    on stderr for each of the two, counted in the summary and kept in the --output file."""
+    generator = {"method_name": "get_rate_spike_from_median_rows", "threshold_multiplier": 4.0}
+    script = [tool_calls(("task_overview", {})) for _ in range(8)]
+    script += [tool_calls(("no_such_tool", {"x": 1}), ("get_annotations", "{not json"))]
+    script += [tool_calls(("task_overview", {})) for _ in range(9)]
+    script.append(tool_calls(("submit_generators", {"generators": [generator]})))
+    with fake_model(script) as (model_url, _):
+        result = run_inference("--tasks", "easy_two_spikes", "--output", str(tmp_path / "r.json"),
+                               env=model_env(model_url, server_url))
+    assert result.returncode == 0, result.stderr
+    [task] = parse_log(result.stdout, ["easy_two_spikes"], "fake-model")
+    assert len(task["steps"]) == 18
+    refused = [line for line in result.stderr.splitlines() if line.startswith("[REFUSED] ")]
+    assert len(refused) == 2, result.stderr
+    assert refused[0].startswith('[REFUSED] task=easy_two_spikes after_step=8 action=no_such_tool({"x": 1}) '
+                                 "error=error: unknown tool 'no_such_tool'")
+    assert refused[1].startswith("[REFUSED] task=easy_two_spikes after_step=8 action=get_annotations({not json) "
+                                 "error=error: the arguments of get_annotations are not valid JSON")
+    [row] = [line for line in result.stderr.splitlines() if line.startswith("easy_two_spikes ")]
+    assert row.split()[1:4] == [f"{json.loads((tmp_path / 'r.json').read_text())['tasks'][0]['score']:.3f}", "18",
+                                "2"]
+    assert "[WARN] 2 tool call(s) were refused without a step" in result.stderr
+    calls = json.loads((tmp_path / "r.json").read_text())["tasks"][0]["refused_calls"]
+    assert [(c["after_step"], c["tool"], c["arguments"]) for c in calls] == [
+        (8, "no_such_tool", '{"x": 1}'), (8, "get_annotations", "{not json")]
+    assert all(c["error"].startswith("error: ") for c in calls)
 
 
 def test_http_error_ends_every_task_cleanly(server_url: str) -> None:
@@ -352,6 +405,19 @@ def test_offline_run_serves_the_environment_itself_and_stops_it(tmp_path: Path) 
     assert scores["easy_two_spikes"] == 1.0
     assert all(0 < scores[task_id] < 1 for task_id in ("medium_mixed_three", "hard_mixed_multi")), scores
     assert scores["frontier_segments"] == scores["deep_cuboids"] == 0.0, scores
+
+
+def test_the_server_it_starts_listens_on_the_port_asked_for(tmp_path: Path) -> None:
+    port = free_port()
+    result = run_inference("--tasks", "easy_two_spikes", "--port", str(port))
+    assert result.returncode == 0, result.stderr
+    parse_log(result.stdout, ["easy_two_spikes"], "scripted")
+    assert f"started local server in this process url=http://127.0.0.1:{port}" in result.stderr
+    with socket.create_server(("127.0.0.1", port)):  # taken: the run says so and fails every task
+        busy = run_inference("--tasks", "easy_two_spikes", "--port", str(port))
+    assert busy.returncode == 1
+    parse_log(busy.stdout, ["easy_two_spikes"], "scripted")
+    assert f"cannot listen on 127.0.0.1:{port}" in busy.stderr and "choose another port" in busy.stderr
 
 
 def test_deep_runs_offline_by_difficulty_and_by_task_with_the_dial(tmp_path: Path) -> None:

@@ -410,7 +410,7 @@ def submits_nothing(messages, *rest):
     output.usage = ModelUsage(input_tokens=1, output_tokens=1, total_tokens=2)
     return output
 
-[log] = eval("metric_tracker_rl/metric_tracker", task_args={"tasks": "easy_two_spikes"},
+[log] = eval("metric_tracker_rl/metric_tracker", task_args={"tasks": "easy_two_spikes", **json.loads(sys.argv[2])},
              model=get_model("mockllm/model", custom_outputs=submits_nothing), log_dir=sys.argv[1], display="none")
 sample = log.samples[0]
 print(json.dumps({"status": log.status, "task": log.eval.task, "urls": urls, "running_after": LOCAL_SERVERS.running(),
@@ -419,17 +419,22 @@ print(json.dumps({"status": log.status, "task": log.eval.task, "urls": urls, "ru
 """
 
 
-def test_without_a_url_a_local_server_runs_for_the_run_only(tmp_path: Path) -> None:
+@pytest.mark.parametrize("port", [None, "free"])
+def test_without_a_url_a_local_server_runs_for_the_run_only(tmp_path: Path, port: str | None) -> None:
     """Run as `inspect eval metric_tracker_rl/metric_tracker` would, by the entry point's name, from a directory
-    outside the checkout and without a server URL."""
+    outside the checkout and without a server URL; the local server listens on the task's `port` when one is set
+    (`-T port=...`), else on a free one."""
     env = {key: value for key, value in os.environ.items() if key not in ("METRIC_TRACKER_URL", "BASE_URL")}
-    completed = subprocess.run([sys.executable, "-c", LOCAL_SERVER_RUN, str(tmp_path / "logs")], cwd=tmp_path,
-                               env=env, capture_output=True, text=True, timeout=300)
+    task_args = {} if port is None else {"port": free_port()}
+    completed = subprocess.run([sys.executable, "-c", LOCAL_SERVER_RUN, str(tmp_path / "logs"), json.dumps(task_args)],
+                               cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
     assert completed.returncode == 0, completed.stderr[-3000:]
     run = json.loads(completed.stdout.strip().splitlines()[-1])
     assert run["status"] == "success" and run["task"] == "metric_tracker_rl/metric_tracker"
     assert run["graded"] == 1
     assert len(set(run["urls"])) == 1 and run["urls"][0].startswith("http://127.0.0.1:")
+    if task_args:
+        assert run["urls"][0] == f"http://127.0.0.1:{task_args['port']}"
     assert run["running_after"] == [] and run["healthy_after"] is False
 
 

@@ -96,6 +96,25 @@ def test_bad_reset_is_an_error_naming_the_choices_and_keeps_the_episode(kwargs: 
     assert after.steps_remaining == before.steps_remaining - 1  # the same episode went on
 
 
+@pytest.mark.parametrize("difficulty", ["easy", "warehouse"])
+@pytest.mark.parametrize("ending", ["graded", "budget spent"])
+def test_a_bad_reset_after_an_episode_ended_shows_no_budget_as_on_a_fresh_session(difficulty: str,
+                                                                                   ending: str) -> None:
+    """Once the episode is over (its report graded, or its budget spent), a refused reset finds no episode to go on
+    with: its observation is a fresh session's, with no step or submission left, not the ended episode's."""
+    fresh = MetricTrackerRlEnvironment().reset(difficulty="bogus")
+    env = MetricTrackerRlEnvironment()
+    env.reset(difficulty=difficulty, seed=3, **({"max_steps": 1} if ending == "budget spent" else {}))
+    action = {"graded": MetricTrackerRlAction(classifications=[]),
+              "budget spent": MetricTrackerRlAction(analysis_method="task_overview")}[ending]
+    assert env.step(action).done
+    refused = env.reset(difficulty="bogus")
+    assert refused.status == "error" and "No episode is active (the last one is over)" in refused.message
+    for field in ("task_id", "steps_remaining", "submissions_remaining", "done", "episode_score"):
+        assert getattr(refused, field) == getattr(fresh, field), field
+    assert refused.steps_remaining == refused.submissions_remaining == 0
+
+
 def test_overrides_apply_on_top_of_a_task() -> None:
     obs = MetricTrackerRlEnvironment().reset(task_id="hard_mixed_multi", seed=9, anomaly_count=2, max_submissions=5)
     assert obs.status == "ready"

@@ -23,6 +23,8 @@ from lab.calibration.calibrate import markdown_table
 from lab.calibration.replay import (
     EARLIER_VERSION,
     HISTORY,
+    RECORD_FILES,
+    REGRADED_STATUS,
     REPRODUCED,
     SCORE_CHANGED,
     TEXTS_CHANGED,
@@ -31,26 +33,30 @@ from lab.calibration.replay import (
     is_earlier_version,
     load,
     recorded_on,
+    regradings,
     replay,
 )
 from metric_tracker_rl.catalog.published import DIFFICULTIES
 
 ROOT = Path(__file__).resolve().parents[2]
 RESULTS = ROOT / "lab" / "artifacts" / "model_results.json"
-STATUS_ORDER = (REPRODUCED, TEXTS_CHANGED, SCORE_CHANGED, EARLIER_VERSION)  # as a group's table cell lists them
+# The outcomes in the order a group's table cell lists them.
+STATUS_ORDER = (REPRODUCED, TEXTS_CHANGED, REGRADED_STATUS, SCORE_CHANGED, EARLIER_VERSION)
 
 
 def transcript_entry(path: Path, recorded: dict[str, Any] | None, stored: dict[str, dict[str, str]],
-                     replayed: Callable[[dict[str, Any]], Any]) -> dict[str, Any]:
-    """One transcript's line of the artifact: what it recorded, and what its replay on this version shows."""
+                     replayed: Callable[[dict[str, Any], float | None], Any]) -> dict[str, Any]:
+    """One transcript's line of the artifact: what it recorded, the regradings accepted since, and what its replay on
+    this version shows."""
     transcript = load(path)
+    regraded = regradings(path.parent).get(path.name, [])
     entry = {"file": path.relative_to(TRANSCRIPTS).as_posix(), "history": HISTORY in path.parents,
              "recorded_on": (recorded or {}).get("commit"), "difficulty": transcript["difficulty"],
              "seed": transcript["seed"], "settings": transcript.get("settings", {}), "score": transcript["score"],
-             "calls": len(transcript["calls"])}
+             "calls": len(transcript["calls"]), "regradings": regraded}
     if is_earlier_version(transcript["difficulty"], recorded, stored):
         return {**entry, "replay": EARLIER_VERSION, "texts_matched": None, "replayed_score": None}
-    result = replayed(transcript)
+    result = replayed(transcript, regraded[-1]["score"] if regraded else None)
     return {**entry, "replay": result.status, "texts_matched": result.matched_texts,
             "replayed_score": round(result.replayed_score, 6)}
 
@@ -95,7 +101,7 @@ def render_results() -> dict[str, Any]:
     for folder in transcript_folders():
         recorded = recorded_on(folder)
         entries += [transcript_entry(path, recorded, stored, replay) for path in sorted(folder.glob("*.json"))
-                    if path.name != "recorded_on.json"]
+                    if path.name not in RECORD_FILES]
     return {"groups": groups(entries), "transcripts": entries}
 
 
@@ -131,6 +137,15 @@ def model_results_table(results: dict[str, Any] | None = None) -> str:
                      _replays_text(group["replays"], group["episodes"])])
     return markdown_table(["recorded on", "tier", "dial settings", "episodes", "mean score", "range", "calls",
                            "replay on this version"], rows)
+
+
+def model_regradings_table(results: dict[str, Any] | None = None) -> str:
+    """Every regrading kept for a transcript, from the kept artifact: the score recorded, the score before and after
+    the grading change, and why (lab/docs/model_results.md)."""
+    results = results or kept_results()
+    rows = [[f"`{entry['file']}`", f"{entry['score']:.6f}", f"{change['was']:.6f}", f"{change['score']:.6f}",
+             change["why"]] for entry in results["transcripts"] for change in entry["regradings"]]
+    return markdown_table(["transcript", "recorded", "graded before", "graded since", "why"], rows)
 
 
 def main(argv: list[str] | None = None) -> int:

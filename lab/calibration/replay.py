@@ -9,10 +9,15 @@ model), and compares every text and the score; the first difference is printed a
     uv run python -m lab.calibration.replay                       # every committed transcript, history included
     uv run python -m lab.calibration.replay PATH [PATH ...]       # transcript files or folders (searched recursively)
     uv run python -m lab.calibration.replay --exact PATH          # a changed text fails too
+    uv run python -m lab.calibration.replay --regrade "WHY" PATH  # accept each changed score, and keep it with WHY
 
-Each outcome is one of four, and only a changed score fails (exit 1): a score that holds with a reworded text is
+Each outcome is one of five, and only a changed score fails (exit 1): a score that holds with a reworded text is
 the expected trace of a change to a brief or a tool's wording, printed with its diff, and a failure only with
---exact. A transcript recorded before its tier's episodes last changed cannot replay: a transcripts' folder keeps, in
+--exact. A grading change that moves a transcript's score is accepted with --regrade, which keeps the old score, the
+new one and why in the folder's regraded.json: the transcript keeps the score it was recorded with, and later
+replays hold it to the newest score kept there ("score as regraded", printed with both scores).
+
+A transcript recorded before its tier's episodes last changed cannot replay: a transcripts' folder keeps, in
 recorded_on.json, each tier's episode fingerprints as they were when its transcripts were recorded (a digest of
 tests/data/episode_fingerprints.json's entries for the tier). Where today's digest differs, the transcript is
 marked as recorded on an earlier version and its recorded score stands; it is never dropped.
@@ -26,7 +31,7 @@ import hashlib
 import json
 import sys
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +42,8 @@ ROOT = Path(__file__).resolve().parents[2]
 TRANSCRIPTS = ROOT / "lab" / "artifacts" / "model_transcripts"  # the current set; earlier ones under history/
 HISTORY = TRANSCRIPTS / "history"
 RECORDED_ON = TRANSCRIPTS / "recorded_on.json"
+REGRADED = "regraded.json"  # beside a folder's transcripts: each regrading of one, old score to new, and why
+RECORD_FILES = frozenset({RECORDED_ON.name, REGRADED})  # the folder's records, which are no transcripts
 STORED_FINGERPRINTS = ROOT / "tests" / "data" / "episode_fingerprints.json"
 SCORE_TOLERANCE = 1e-9
 DIFF_LINES = 60  # a mismatch's diff is cut after this many lines
@@ -44,6 +51,7 @@ DIFF_LINES = 60  # a mismatch's diff is cut after this many lines
 REPRODUCED = "reproduced"  # every text and the score
 TEXTS_CHANGED = "score reproduced, texts changed"  # the episode and the score hold; a tool's wording moved
 SCORE_CHANGED = "score changed"  # the episodes hold but the score does not: the grading moved
+REGRADED_STATUS = "score as regraded"  # the score a kept regrading gives it, not the recorded one
 EARLIER_VERSION = "recorded on an earlier version"  # the tier's episodes changed since the recording
 FAILURES = frozenset({SCORE_CHANGED})  # the outcomes that make the replay exit 1 (TEXTS_CHANGED too with --exact)
 
@@ -57,15 +65,23 @@ class Replay:
     recorded_score: float
     replayed_score: float
     first_difference: str | None  # the first mismatch as a diff, None when every text matched
+    regraded_score: float | None = None  # the newest score a kept regrading gives the transcript, if any
+
+    @property
+    def expected_score(self) -> float:
+        """What the replay must score: the newest regrading's score, else the recorded one."""
+        return self.recorded_score if self.regraded_score is None else self.regraded_score
 
     @property
     def score_matches(self) -> bool:
-        return abs(self.recorded_score - self.replayed_score) <= SCORE_TOLERANCE
+        return abs(self.expected_score - self.replayed_score) <= SCORE_TOLERANCE
 
     @property
     def status(self) -> str:
         if not self.score_matches:
             return SCORE_CHANGED
+        if abs(self.expected_score - self.recorded_score) > SCORE_TOLERANCE:
+            return REGRADED_STATUS
         return REPRODUCED if self.first_difference is None else TEXTS_CHANGED
 
 
@@ -86,8 +102,9 @@ def text_diff(call_index: int, call: dict[str, Any], recorded: str, replayed: st
     return "\n".join([f"call {call_index + 1} {call['tool']} {arguments[:300]}", *lines[:DIFF_LINES], *cut])
 
 
-def replay(transcript: dict[str, Any]) -> Replay:
-    """Play the transcript's calls on its episode, in this process, and compare each text and the score."""
+def replay(transcript: dict[str, Any], regraded_score: float | None = None) -> Replay:
+    """Play the transcript's calls on its episode, in this process, and compare each text and the score (the
+    recorded one, or `regraded_score` where a kept regrading changed it)."""
     session = EpisodeSession(MetricTrackerRlEnvironment())
     brief = session.reset(seed=transcript["seed"], difficulty=transcript["difficulty"],
                           **transcript.get("settings", {}))
@@ -99,7 +116,8 @@ def replay(transcript: dict[str, Any]) -> Replay:
         if difference is None and text != call["text"]:
             difference = text_diff(index, call, call["text"], text)
         matched += difference is None
-    return Replay(len(transcript["calls"]), matched, float(transcript["score"]), session.score, difference)
+    return Replay(len(transcript["calls"]), matched, float(transcript["score"]), session.score, difference,
+                  regraded_score)
 
 
 # --- which version recorded a transcript -------------------------------------------------------------------
@@ -131,42 +149,86 @@ def is_earlier_version(difficulty: str, recorded: dict[str, Any] | None, stored:
     return recorded["tier_fingerprints"][difficulty] != tier_fingerprint(stored, difficulty)
 
 
+def regradings(folder: Path) -> dict[str, list[dict[str, Any]]]:
+    """A folder's kept regradings: per transcript file, each accepted change of its score (`was`, `score`, `why`),
+    oldest first."""
+    path = folder / REGRADED
+    return json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+
+
+def regraded_score(path: Path) -> float | None:
+    """The newest score a kept regrading gives the transcript at `path`, None when it was never regraded."""
+    kept = regradings(path.parent).get(path.name)
+    return float(kept[-1]["score"]) if kept else None
+
+
+def keep_regrading(path: Path, result: Replay, why: str) -> None:
+    """Accept a changed score: add the old score, the new one and why to the folder's regraded.json."""
+    kept = regradings(path.parent)
+    kept.setdefault(path.name, []).append({"was": round(result.expected_score, 6),
+                                           "score": round(result.replayed_score, 6), "why": why})
+    (path.parent / REGRADED).write_text(json.dumps(dict(sorted(kept.items())), indent=1) + "\n", encoding="utf-8")
+
+
 def transcript_paths(paths: Iterable[Path]) -> list[Path]:
-    """The transcripts in `paths`: a file as given, a folder's at any depth (recorded_on.json is none)."""
+    """The transcripts in `paths`: a file as given, a folder's at any depth (the folder's records are none)."""
     found: list[Path] = []
     for path in paths:
-        found += sorted(p for p in path.rglob("*.json") if p.name != RECORDED_ON.name) if path.is_dir() else [path]
+        found += sorted(p for p in path.rglob("*.json") if p.name not in RECORD_FILES) if path.is_dir() else [path]
     return found
 
 
 def outcome(path: Path, transcript: dict[str, Any], stored: dict[str, dict[str, str]]) -> tuple[str, Replay]:
-    """The transcript's replay and its outcome, which its folder's record of the recording version qualifies."""
-    result = replay(transcript)
+    """The transcript's replay and its outcome, which its folder's records qualify: the version it was recorded on,
+    and the regradings accepted since."""
+    result = replay(transcript, regraded_score(path))
     earlier = is_earlier_version(transcript["difficulty"], recorded_on(path.parent), stored)
     return (EARLIER_VERSION if earlier and result.status != REPRODUCED else result.status), result
+
+
+def score_text(status: str, result: Replay, regraded: list[dict[str, Any]]) -> str:
+    """The scores of one replay as its line shows them: the replayed score beside the recorded one, and for a
+    regraded transcript the regradings kept, old to new, with why."""
+    text = f"score {result.replayed_score:.6f} (recorded {result.recorded_score:.6f}"
+    for change in regraded:
+        text += f"; regraded {change['was']:.6f} -> {change['score']:.6f}: {change['why']}"
+    if status == SCORE_CHANGED:
+        text += f"; expected {result.expected_score:.6f}"
+    return text + ")"
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("paths", nargs="*", type=Path, help=f"transcripts or folders (default {TRANSCRIPTS})")
     parser.add_argument("--exact", action="store_true", help="a reworded text fails too, not only a changed score")
+    parser.add_argument("--regrade", metavar="WHY", help="accept each changed score: keep the old score, the new one "
+                        f"and WHY in the folder's {REGRADED}, which later replays hold the transcript to")
     args = parser.parse_args(argv)
     failures = FAILURES | {TEXTS_CHANGED} if args.exact else FAILURES
     stored, seen = current_fingerprints(), []
     for path in transcript_paths(args.paths or [TRANSCRIPTS]):
         transcript = load(path)
         status, result = outcome(path, transcript, stored)
+        if status == SCORE_CHANGED and args.regrade:
+            keep_regrading(path, result, args.regrade)
+            result = replace(result, regraded_score=result.replayed_score)
+            status = result.status
+            print(f"{path.name}: regraded now, kept in {path.parent / REGRADED}")
         seen.append(status)
-        print(f"{path.name}: {status}: {result.matched_texts}/{result.calls} texts, score "
-              f"{result.replayed_score:.6f} (recorded {result.recorded_score:.6f})")
+        print(f"{path.name}: {status}: {result.matched_texts}/{result.calls} texts, "
+              + score_text(status, result, regradings(path.parent).get(path.name, [])))
         if status == EARLIER_VERSION:
             print(f"  {transcript['difficulty']}'s episodes changed since the recording: differences are expected")
         elif result.first_difference is not None:
             print("  " + result.first_difference.replace("\n", "\n  "))
     counts = ", ".join(f"{seen.count(status)} {status}" for status in
-                       (REPRODUCED, TEXTS_CHANGED, SCORE_CHANGED, EARLIER_VERSION) if status in seen)
+                       (REPRODUCED, TEXTS_CHANGED, REGRADED_STATUS, SCORE_CHANGED, EARLIER_VERSION) if status in seen)
     failed = sum(status in failures for status in seen)
     print(f"{len(seen)} transcript(s): {counts or 'none'}; " + (f"{failed} fail" if failed else "none fails"))
+    if SCORE_CHANGED in seen:
+        print("A changed score is a grading change: once it is understood, accept it with --regrade \"WHY\" on those "
+              "transcripts, then `uv run python -m lab.calibration.model_results --write` and "
+              "`uv run python -m lab.docs_blocks --write`.")
     return 1 if failed else 0
 
 

@@ -58,7 +58,7 @@ def test_the_current_set_replays_and_is_what_the_readme_shows() -> None:
         recorded = sum(entry["score"] for entry in mine) / len(mine)
         replayed = sum(entry["replayed_score"] for entry in mine) / len(mine)
         shown = _model_result(difficulty, RESULTS)
-        if all(entry["replay"] != replay.SCORE_CHANGED for entry in mine):
+        if all(entry["replay"] in (replay.REPRODUCED, replay.TEXTS_CHANGED) for entry in mine):
             assert shown == f"{recorded:.3f} ({len(mine)} episodes)"
         else:
             assert shown == (f"{replayed:.3f} ({len(mine)} episodes, graded on this version; {recorded:.3f} as "
@@ -138,6 +138,57 @@ def test_a_changed_text_or_score_is_caught_with_a_diff(tmp_path: Path, capsys: p
     assert replay.main([str(path)]) == 1
     out = capsys.readouterr().out
     assert f"edited.json: {replay.SCORE_CHANGED}: 2/{entry['calls']} texts" in out and "-an edited line" in out
+
+
+def test_no_kept_transcript_fails_its_replay_and_every_regrading_is_in_the_table() -> None:
+    """What is committed replays: a grading change that moved a kept transcript's score was accepted, and the page
+    shows each regrading, old to new, with why."""
+    from lab.docs_blocks import shown
+
+    assert not [entry["file"] for entry in RESULTS["transcripts"] if entry["replay"] == replay.SCORE_CHANGED]
+    regraded = [entry for entry in RESULTS["transcripts"] if entry["regradings"]]
+    assert all(entry["replay"] == replay.REGRADED_STATUS for entry in regraded)
+    assert all(entry["replayed_score"] == entry["regradings"][-1]["score"] for entry in regraded)
+    page = (model_results.ROOT / "lab" / "docs" / "model_results.md").read_text(encoding="utf-8")
+    table = shown(page, "model-regradings")
+    assert table is not None and table.count("\n") == 1 + sum(len(entry["regradings"]) for entry in regraded)
+    for entry in regraded:
+        assert f"`{entry['file']}` | {entry['score']:.6f}" in table
+
+
+def test_a_changed_score_is_accepted_with_a_reason_and_then_replays_as_regraded(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A grading change says what it does to each kept transcript: the replay fails, naming both scores and how to
+    accept them; --regrade keeps the old score, the new one and why beside the transcript, which keeps its
+    recorded score, and later replays pass while they score what was kept, and fail again when the score moves."""
+    entry = REPLAYABLE[0]
+    transcript = as_played_today(entry)
+    today = transcript["score"]
+    transcript["score"] = today - 0.25  # as recorded before a grading change worth 0.25
+    path = tmp_path / "moved.json"
+    path.write_text(json.dumps(transcript), encoding="utf-8")
+    recorded = path.read_text(encoding="utf-8")
+    assert replay.main([str(path)]) == 1
+    out = capsys.readouterr().out
+    assert f"moved.json: {replay.SCORE_CHANGED}: " in out and f"expected {today - 0.25:.6f}" in out
+    assert "accept it with --regrade" in out
+
+    assert replay.main(["--regrade", "a test's grading change", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert f"moved.json: {replay.REGRADED_STATUS}: " in out
+    assert f"regraded {today - 0.25:.6f} -> {today:.6f}: a test's grading change" in out
+    assert path.read_text(encoding="utf-8") == recorded  # the transcript keeps what was recorded
+    kept = json.loads((tmp_path / replay.REGRADED).read_text(encoding="utf-8"))
+    assert kept == {"moved.json": [{"was": round(today - 0.25, 6), "score": round(today, 6),
+                                    "why": "a test's grading change"}]}
+    assert replay.transcript_paths([tmp_path]) == [path]  # the record is no transcript
+    assert replay.main([str(path)]) == 0
+    assert f"1 transcript(s): 1 {replay.REGRADED_STATUS}; none fails" in capsys.readouterr().out
+
+    kept["moved.json"][-1]["score"] = today - 0.1  # a later grading change, not yet accepted
+    (tmp_path / replay.REGRADED).write_text(json.dumps(kept), encoding="utf-8")
+    assert replay.main([str(path)]) == 1
+    assert f"expected {today - 0.1:.6f}" in capsys.readouterr().out
 
 
 def test_a_file_that_is_no_transcript_is_refused(tmp_path: Path) -> None:

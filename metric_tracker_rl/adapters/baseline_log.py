@@ -1,13 +1,14 @@
 """The baseline's output formats. On stdout, only: one [START] line per task, a [STEP] line per environment step,
 one [END] line. Published scores and rewards are clamped so that, at two decimals, they lie strictly inside (0, 1);
 an action is `name(json)` on one line (JSON escapes line breaks and tabs; a statement keeps its spaces), clipped
-to ACTION_CHARS. On stderr, the progress bar and the summary table; in the `--output` file, a TaskResult per task."""
+to ACTION_CHARS. On stderr, a [REFUSED] line per tool call answered without a step, the progress bar and the summary
+table; in the `--output` file, a TaskResult per task."""
 
 from __future__ import annotations
 
 import json
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from metric_tracker_rl.models import MetricTrackerRlAction
@@ -52,6 +53,14 @@ def log_action(step: int, action: MetricTrackerRlAction, reward: float, done: bo
     log_step(step, format_action(*action_tool_call(action)), reward, done, error)
 
 
+def log_refused(task: str, call: dict[str, Any]) -> None:
+    """A [REFUSED] line on stderr for a tool call answered without an environment step (unknown tool, malformed
+    arguments, an invalid submission): stdout's format has one line per step, so the call is shown beside it."""
+    action = one_line(f"{call['tool']}({call['arguments'] or ''})")[:ACTION_CHARS]
+    print(f"[REFUSED] task={task} after_step={call['after_step']} action={action} "
+          f"error={one_line(call['error'])[:300]}", file=sys.stderr, flush=True)
+
+
 def log_fallback(reason: str, step: int, action: MetricTrackerRlAction, reward: float, done: bool,
                  error: str | None) -> None:
     """The empty report submitted for an agent that submitted none, logged with the reason in its error field."""
@@ -71,20 +80,26 @@ class TaskResult:
     error: str | None = None  # the environment could not be reached or failed
     model_error: str | None = None
     reward_breakdown: dict[str, Any] | None = None
-    fallback: str | None = None  # why the graded report is the empty one submitted for the agent, when it is
+    fallback: str | None = None  # why the task has no graded report of the agent's, when it has none
+    refused_calls: list[dict[str, Any]] = field(default_factory=list)  # tool calls answered without a step
 
 
 def summary_table(results: list[TaskResult]) -> str:
-    """The run's scores; a task graded on the empty fallback report is marked in its row and counted below."""
-    lines = [f"{'task':<24} {'score':>6} {'steps':>6} {'seconds':>8}  report"]
-    lines += [f"{r.task_id:<24} {r.score:>6.3f} {r.steps:>6} {r.seconds:>8.2f}  "
+    """The run's scores; a task without a graded report of the agent's is marked in its row and counted below, as
+    are the tool calls refused without a step."""
+    lines = [f"{'task':<24} {'score':>6} {'steps':>6} {'refused':>7} {'seconds':>8}  report"]
+    lines += [f"{r.task_id:<24} {r.score:>6.3f} {r.steps:>6} {len(r.refused_calls):>7} {r.seconds:>8.2f}  "
               + (f"FALLBACK: {r.fallback}" if r.fallback else "submitted") for r in results]
+    refused = sum(len(r.refused_calls) for r in results)
     if results:
         lines.append(f"{'mean':<24} {sum(r.score for r in results) / len(results):>6.3f} "
-                     f"{sum(r.steps for r in results):>6} {sum(r.seconds for r in results):>8.2f}")
+                     f"{sum(r.steps for r in results):>6} {refused:>7} {sum(r.seconds for r in results):>8.2f}")
     if fallbacks := sum(r.fallback is not None for r in results):
-        lines.append(f"[WARN] {fallbacks} of {len(results)} task(s) were graded on an empty fallback report: "
-                     "their scores are not the agent's work")
+        lines.append(f"[WARN] {fallbacks} of {len(results)} task(s) ended without a report of the agent's (graded "
+                     "on an empty fallback report, or none when the step budget ran out): their scores are not the "
+                     "agent's work")
+    if refused:
+        lines.append(f"[WARN] {refused} tool call(s) were refused without a step (the [REFUSED] lines above)")
     return "\n".join(lines)
 
 

@@ -21,6 +21,7 @@ from metric_tracker_rl.view.prompt import system_prompt
 from metric_tracker_rl.view.tool_schemas import SUBMIT_REPORT, action_tool_call, openai_tools
 
 StepHook = Callable[[int, MetricTrackerRlAction, float, bool, "str | None"], None]
+RefusalHook = Callable[[dict[str, Any]], None]
 # What a model reads for a tool call it made in the same turn as the graded report: it reaches no environment.
 SKIPPED_AFTER_GRADING = "skipped: the report has already been graded"
 
@@ -49,9 +50,11 @@ class TaskRun:
 
     label: str
     on_step: StepHook | None = None  # called after every step (step number, action, reward, done, error)
+    on_refused: RefusalHook | None = None  # called with each entry of `refused`
     session: EpisodeSession = field(default_factory=lambda: EpisodeSession(env=None))  # replaced by reset
     messages: list[dict[str, Any]] = field(default_factory=list)
     results: dict[str, Step] = field(default_factory=dict)
+    refused: list[dict[str, Any]] = field(default_factory=list)  # tool calls answered without a step
 
     def reset(self, env: Any, **kwargs: Any) -> MetricTrackerRlObservation:
         """Start the episode on `env` (the in-process environment or a sync client); its steps go to `env` too."""
@@ -62,7 +65,7 @@ class TaskRun:
         difficulty = self.session.brief_observation.config.get("difficulty")
         self.messages = [{"role": "system", "content": system_prompt(difficulty)},
                          {"role": "user", "content": brief.text}]
-        self.results = {}
+        self.results, self.refused = {}, []
         return self.session.brief_observation
 
     def step(self, env: Any, action: MetricTrackerRlAction) -> Step:
@@ -73,6 +76,14 @@ class TaskRun:
             error = step.observation.message if step.observation.status == "error" else None
             self.on_step(self.steps, action, step.reward, step.done, error)
         return step
+
+    def refuse(self, name: str, raw_arguments: str | None, text: str) -> None:
+        """Book a model's tool call that was answered with `text` and sent nowhere (an unknown tool, arguments that
+        are not JSON, an invalid submission): `after_step` is the number of steps taken before it."""
+        call = {"after_step": self.steps, "tool": name, "arguments": raw_arguments, "error": text}
+        self.refused.append(call)
+        if self.on_refused is not None:
+            self.on_refused(call)
 
     def act(self, env: Any, action: MetricTrackerRlAction) -> Step:
         """A step taken by an agent that sends actions: the transcript shows it as a tool call and its result."""

@@ -105,6 +105,7 @@ class OpenAiChat:
     def execute(self, name: str, raw_arguments: str | None) -> str:
         action = tool_action(name, raw_arguments)
         if isinstance(action, str):
+            self.run.refuse(name, raw_arguments, action)
             return action
         return self.run.step(self.env, action).text
 

@@ -171,11 +171,13 @@ class MetricTrackerRlEnvironment(McpToolSurface, TaskProviderMixin,
             config = resolve_episode_config(seed=seed, secret=self._episode_secret(), **kwargs)
             episode = build_episode(config)
         except ValueError as exc:
-            # The current episode, if any, is left as it was, and the observation shows its true budgets.
-            if self._episode is None:
+            # A running episode is left as it was, and the observation shows its true budgets; with none running
+            # (none yet, or the last one over), no budget is left: the observation says so, as on a fresh session.
+            if self._episode is None or self._done:
+                over = "" if self._episode is None else " (the last one is over)"
                 return MetricTrackerRlObservation(status="error", reward=0.0, done=False,
-                                                  message=f"reset failed: {exc} No episode is active: reset with "
-                                                          "valid settings to start one.",
+                                                  message=f"reset failed: {exc} No episode is active{over}: reset "
+                                                          "with valid settings to start one.",
                                                   available_tasks=_catalogs()["available_tasks"])
             return self._observation(status="error", reward=0.0,
                                      message=f"reset failed: {exc} The current episode is unchanged and goes on (its "

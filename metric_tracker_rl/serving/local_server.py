@@ -19,24 +19,25 @@ from metric_tracker_rl.settings import ClientSettings
 @contextlib.contextmanager
 def local_server(*, in_process: bool = False, held_out_secret: str = "", env: dict[str, str] | None = None,
                  workers: int = 1, module: str = SERVER_MODULE, cwd: Path | None = None,
-                 timeout_s: float = 120.0) -> Iterator[str]:
-    """A standard-mode server (no debugger, no debug mode) on a free loopback port; yields its URL, stops it on exit.
+                 timeout_s: float = 120.0, port: int = 0) -> Iterator[str]:
+    """A standard-mode server (no debugger, no debug mode) on a loopback port (`port`, or a free one when 0); yields
+    its URL, stops it on exit.
 
     `in_process`: uvicorn in a thread of this process, which has paid OpenEnv's import already (a second
     interpreter pays it again: most of a start-up); else `python -m module` as a child process, with `env` on top
     of this process's environment (`workers`, `module` and `cwd` apply to it). `held_out_secret` serves
     held-out episodes."""
     if in_process:
-        with _server_thread(held_out_secret, timeout_s) as url:
+        with _server_thread(held_out_secret, timeout_s, port) as url:
             yield url
         return
     with child_server(held_out_secret=held_out_secret, env=env, workers=workers, module=module, cwd=cwd,
-                      timeout_s=timeout_s) as url:
+                      timeout_s=timeout_s, port=port) as url:
         yield url
 
 
 @contextlib.contextmanager
-def _server_thread(held_out_secret: str, timeout_s: float) -> Iterator[str]:
+def _server_thread(held_out_secret: str, timeout_s: float, port: int) -> Iterator[str]:
     import uvicorn
 
     from metric_tracker_rl.serving.app import build_app, websocket_options
@@ -44,7 +45,11 @@ def _server_thread(held_out_secret: str, timeout_s: float) -> Iterator[str]:
 
     overrides = {"held_out_secret": held_out_secret} if held_out_secret else {}
     settings = ServerSettings.load(enable_web_interface=False, debug=False, **overrides)
-    listener = socket.create_server(("127.0.0.1", 0))
+    try:
+        listener = socket.create_server(("127.0.0.1", port))
+    except OSError as exc:
+        raise RuntimeError(f"cannot listen on 127.0.0.1:{port} ({exc.strerror}): choose another port, or 0 for a "
+                           "free one") from exc
     url = f"http://127.0.0.1:{listener.getsockname()[1]}"
     server = uvicorn.Server(uvicorn.Config(build_app(settings=settings), log_level="warning", **websocket_options()))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [listener]}, name="environment-server",
@@ -63,14 +68,16 @@ def _server_thread(held_out_secret: str, timeout_s: float) -> Iterator[str]:
         listener.close()
 
 
-def environment_server(settings: ClientSettings) -> contextlib.AbstractContextManager[str]:
+def environment_server(settings: ClientSettings, port: int = 0) -> contextlib.AbstractContextManager[str]:
     """Where a client run (inference.py) finds its server: METRIC_TRACKER_URL, else a container of
-    LOCAL_IMAGE_NAME, else a server in this process. Where it started one, it says so on stderr."""
+    LOCAL_IMAGE_NAME, else a server in this process; one it starts listens on `port` (0: a free one). Where it
+    started one, it says so on stderr."""
     if settings.server_url:
         return contextlib.nullcontext(settings.server_url.rstrip("/"))
     if settings.image_name:
-        return _docker_server(settings.image_name, settings.server_start_timeout_s)
-    return _noted(local_server(in_process=True, timeout_s=settings.server_start_timeout_s), "in this process")
+        return _docker_server(settings.image_name, settings.server_start_timeout_s, port)
+    return _noted(local_server(in_process=True, timeout_s=settings.server_start_timeout_s, port=port),
+                  "in this process")
 
 
 @contextlib.contextmanager
@@ -82,7 +89,7 @@ def _noted(server: contextlib.AbstractContextManager[str], where: str) -> Iterat
 
 
 @contextlib.contextmanager
-def _docker_server(image: str, start_timeout_s: float) -> Iterator[str]:
+def _docker_server(image: str, start_timeout_s: float, port: int) -> Iterator[str]:
     from openenv.core.containers.runtime.providers import LocalDockerProvider
 
     try:
@@ -91,7 +98,7 @@ def _docker_server(image: str, start_timeout_s: float) -> Iterator[str]:
         raise RuntimeError(f"cannot start image {image!r}: {exc} Set METRIC_TRACKER_URL to use a running server, "
                            "or unset LOCAL_IMAGE_NAME / IMAGE_NAME to start a local server process.") from exc
     try:
-        url = provider.start_container(image)
+        url = provider.start_container(image, port=port or None)
         print(f"[INFO] started container from {image} at {url}", file=sys.stderr, flush=True)
         provider.wait_for_ready(url, timeout_s=start_timeout_s)
         yield url

@@ -22,6 +22,7 @@ def metric_tracker(
     offset: int = 0,
     held_out: bool = False,
     base_url: str | None = None,
+    port: int = 0,
     max_turns: int | None = None,
     incident_kinds: str | Sequence[str] | None = None,
     decoy_ratio: float | None = None,
@@ -42,6 +43,7 @@ def metric_tracker(
       offset: the sweep's first episode in each difficulty's calibration sweep (to split a sweep into parts).
       held_out: run held-out episodes (the server mixes a secret into every random stream).
       base_url: URL of a running server; default: METRIC_TRACKER_URL, else a local server process for the run.
+      port: the loopback port of that local server (default 0: a free one).
       max_turns: model turns per episode at most; default: the episode's step budget and half as many again.
       incident_kinds: the kinds of incident every episode draws from (comma-separated or a list; segmented tiers).
       decoy_ratio: benign look-alikes per incident (segmented tiers).
@@ -57,7 +59,7 @@ def metric_tracker(
              "note_share": note_share}
     return Task(
         dataset=episode_dataset(tasks, difficulty, seeds, offset, knobs),
-        solver=episode_agent(base_url=base_url, held_out=held_out, max_turns=max_turns),
+        solver=episode_agent(base_url=base_url, held_out=held_out, max_turns=max_turns, port=port),
         scorer=episode_score(),
         metadata={"held_out": held_out},
         version="1.0.0",

@@ -51,7 +51,8 @@ def require_held_out(config: dict, url: str) -> None:
 
 
 @solver
-def episode_agent(base_url: str | None = None, held_out: bool = False, max_turns: int | None = None) -> Solver:
+def episode_agent(base_url: str | None = None, held_out: bool = False, max_turns: int | None = None,
+                  port: int = 0) -> Solver:
     """Run one episode per sample with the model choosing every action through tool calls.
 
     Args:
@@ -59,11 +60,12 @@ def episode_agent(base_url: str | None = None, held_out: bool = False, max_turns
       held_out: require held-out episodes (a local server is started with a secret).
       max_turns: model turns at most (default `chat_loop.turn_budget` of the episode's step budget, so the
         budget, not the turns, ends a model that keeps investigating).
+      port: the loopback port of the local server the run starts (0: a free one).
     """
 
     async def solve(state: TaskState, generate: Generate) -> TaskState:
         settings = ClientSettings.load()
-        url = await server_url(base_url, held_out, settings)
+        url = await server_url(base_url, held_out, settings, port)
         record = state.store_as(EpisodeRecord)
         env = MetricTrackerRlEnv(base_url=url, connect_timeout_s=settings.connect_timeout_s,
                                  message_timeout_s=settings.message_timeout_s)
