@@ -124,8 +124,9 @@ def _reachable(value: object, seen: set[int] | None = None) -> list[object]:
                                     {"seed": 3, "difficulty": "medium", "scenario_family": "funnel_break"}])
 def test_public_episode_holds_no_truth(config: dict) -> None:
     """Nothing the tools can reach holds a truth object, and the task the agent reads names no incident."""
-    assert [f.name for f in dataclasses.fields(PublicEpisode)] == ["data", "panel", "annotations", "task", "segments",
-                                                                    "warehouse_tables", "warehouse_dimensions", "memo"]
+    assert [f.name for f in dataclasses.fields(PublicEpisode)] == ["source", "task", "memo"]
+    assert [f.name for f in dataclasses.fields(type(reset_episode(**config).public.source))] == [
+        "funnel", "panel", "annotations", "segments"]
     built = reset_episode(**config)
     truth_types = (type(built.truth), MetricSubmissionRow, *(type(r) for r in built.truth.injections))
     leaked = [item for item in _reachable(built.public) if isinstance(item, truth_types)]

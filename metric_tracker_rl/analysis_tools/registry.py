@@ -74,9 +74,12 @@ class ToolSpec:
     # says what to use instead, or, where the data are of another kind, it is not a tool of that episode.
     reads: frozenset[Holding] = frozenset({COUNTS})
     # Why a tool no model is offered stays registered (who calls it) and which offered tool answers a model instead;
-    # empty for a tool offered at every tier of its data (`offered_at`). docs/tools.md lists these (a test keeps the
+    # empty for a tool offered at the tiers of its data (`offered_at`). docs/tools.md lists these (a test keeps the
     # two in step).
     kept_for: str = ""
+    # The only tiers of its data that offer it, where a tool would not fit every such tier's schema budget (None: all
+    # of them; no built-in tool sets it).
+    offered_only_at: tuple[str, ...] | None = None
     # Columns of its `rows` table that hold one value in every row of every call (a generator's detection_method):
     # the text states them once. No other column moves, so the table reads the same on every call.
     constant_columns: frozenset[str] = frozenset()
@@ -107,7 +110,8 @@ class ToolSpec:
         (view.tool_schemas.model_tools)."""
         if self.kept_for:
             return ()
-        return tuple(name for name, tier in TIERS.items() if reads_data_of(self.reads, tier.holds))
+        return tuple(name for name, tier in TIERS.items() if reads_data_of(self.reads, tier.holds)
+                     and (self.offered_only_at is None or name in self.offered_only_at))
 
     @property
     def offered(self) -> bool:
@@ -148,14 +152,20 @@ def _tiers(argument: str, names: Collection[str]) -> tuple[str, ...]:
 def register_tool(name: str, description: str, args_model: type[BaseModel], *,
                   reads: Collection[Holding],
                   kept_for: str = "",
+                  offered_at: Collection[str] | None = None,
                   kind: Literal["analysis", "generator"] = "analysis",
                   example: dict[str, Any] | None = None,
                   constant_columns: frozenset[str] = frozenset(),
                   rows_of: RowsFunction | None = None,
                   variants: tuple[ToolVariant, ...] = ()) -> Callable[[ToolFunction], ToolFunction]:
-    """Register a tool that reads `reads` of an episode, offered to the models of every tier of that data, or to
-    none when `kept_for` says what else needs it (a tool nothing needs is removed, not hidden)."""
+    """Register a tool that reads `reads` of an episode, offered to the models of every tier of that data (or of
+    those `offered_at` names, where it would not fit every such tier's schema budget), or to none when `kept_for`
+    says what else needs it (a tool nothing needs is removed, not hidden)."""
     holdings = frozenset(cast(Holding, check_choice("reads", holding, HOLDINGS)) for holding in reads)
+    only = None if offered_at is None else _tiers("offered_at", offered_at)
+    if kept_for.strip() and only is not None:
+        raise ValueError(f"tool {name!r} is either offered (at the tiers offered_at names) or kept for another "
+                         "caller (kept_for)")
     args_model.model_validate(example or {})  # an example that does not validate is a programming error
 
     def decorator(func: ToolFunction) -> ToolFunction:
@@ -164,7 +174,7 @@ def register_tool(name: str, description: str, args_model: type[BaseModel], *,
             if set(variant.args_model.model_fields) != set(args_model.model_fields):
                 raise ValueError(f"tool {name!r}: a variant takes the tool's own arguments")
         add_tool(ToolSpec(name, description, args_model, func, kind, example or {}, holdings, kept_for.strip(),
-                          constant_columns, rows_of, variants))
+                          only, constant_columns, rows_of, variants))
         return func
     return decorator
 
