@@ -15,7 +15,7 @@ from pydantic import BaseModel, ValidationError
 
 from metric_tracker_rl.catalog.published import AGGREGATE_DIFFICULTIES, RESET_DIFFICULTIES, difficulties_holding
 from metric_tracker_rl.catalog.registry import Registry
-from metric_tracker_rl.catalog.tiers import CONTEXT, COUNTS, EVENTS, SEGMENTS, TIERS, Holding
+from metric_tracker_rl.catalog.tiers import CONTEXT, COUNTS, DATA_OF, EVENTS, SEGMENTS, TIERS, DataKind, Holding
 from metric_tracker_rl.catalog.validation import check_choice, describe_validation_error
 from metric_tracker_rl.world.funnel import window_calendar
 from metric_tracker_rl.world.public_episode import PublicEpisode
@@ -53,12 +53,12 @@ class ToolVariant:
     args_model: type[BaseModel]
 
 
-def reads_data_of(reads: frozenset[Holding], holds: frozenset[Holding]) -> bool:
-    """Whether a tool that reads `reads` belongs to data that hold `holds`: it reads nothing in particular (every
-    episode's), or what it reads is of the same kind, counts (counts, segments, context) or events. Such a tool is
-    callable on the episode, and offered at its tier, even where it does not answer (a tier of counts offers one
-    list whatever its segments: a segment tool at easy answers that there are none)."""
-    return not reads or (EVENTS in reads) == (EVENTS in holds)
+def reads_data_of(reads: frozenset[Holding], data: DataKind) -> bool:
+    """Whether a tool that reads `reads` is a tool of `data` (counts or events): it reads nothing in particular
+    (every episode's), or what it reads is of that kind (tiers.DATA_OF). Such a tool is callable on an episode of
+    that data, and offered at its tier, even where it does not answer (a tier of counts offers one list whatever its
+    segments: a segment tool at easy answers that there are none)."""
+    return all(DATA_OF[holding] == data for holding in reads)
 
 
 @dataclass(frozen=True)
@@ -110,7 +110,7 @@ class ToolSpec:
         (view.tool_schemas.model_tools)."""
         if self.kept_for:
             return ()
-        return tuple(name for name, tier in TIERS.items() if reads_data_of(self.reads, tier.holds)
+        return tuple(name for name, tier in TIERS.items() if reads_data_of(self.reads, tier.data)
                      and (self.offered_only_at is None or name in self.offered_only_at))
 
     @property
@@ -266,8 +266,8 @@ def episode_tools(episode: PublicEpisode, tools: Mapping[str, ToolSpec] = TOOL_R
     """The tools of `episode`: those of its data's kind (reads_data_of); a call of any other is an unknown method
     there. Each checks its arguments as the models of the episode's tier read them (`ToolSpec.read_at`: the SQL
     tool's longer statements over raw events)."""
-    holds, difficulty = episode.holds, episode.task.get("config", {}).get("difficulty")
-    return {name: _as_read_at(spec, difficulty) for name, spec in tools.items() if reads_data_of(spec.reads, holds)}
+    data, difficulty = episode.source.kind, episode.task.get("config", {}).get("difficulty")
+    return {name: _as_read_at(spec, difficulty) for name, spec in tools.items() if reads_data_of(spec.reads, data)}
 
 
 def _as_read_at(spec: ToolSpec, difficulty: str | None) -> ToolSpec:

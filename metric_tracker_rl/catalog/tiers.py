@@ -51,8 +51,9 @@ COUNTS: Final[Literal["counts"]] = "counts"
 SEGMENTS: Final[Literal["segments"]] = "segments"
 CONTEXT: Final[Literal["context"]] = "context"
 EVENTS: Final[Literal["events"]] = "events"
-# What an episode's data are: counts, or a raw event export.
+# What an episode's data are: counts, or a raw event export; and the kind each holding is of.
 DataKind = Literal["counts", "events"]
+DATA_OF: dict[Holding, DataKind] = {COUNTS: COUNTS, SEGMENTS: COUNTS, CONTEXT: COUNTS, EVENTS: EVENTS}
 
 
 @dataclass(frozen=True)

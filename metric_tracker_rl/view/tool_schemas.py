@@ -139,10 +139,10 @@ def model_tools(difficulty: str | None = None) -> list[ModelTool]:
     if difficulty is None:
         return [*(_model_tool(spec.name, *spec.read_at(None)) for spec in available_analysis_methods()
                   if _offered_to_clients(spec.offered_at)), *SUBMISSION_TOOLS.values()]
-    holds = TIERS[check_choice("difficulty", difficulty, RESET_DIFFICULTIES)].holds
+    data = TIERS[check_choice("difficulty", difficulty, RESET_DIFFICULTIES)].data
     registry = [_model_tool(spec.name, *spec.read_at(difficulty)) for spec in available_analysis_methods()
                 if difficulty in spec.offered_at]
-    return [*registry, *(tool for tool in SUBMISSION_TOOLS.values() if reads_data_of(tool.reads, holds))]
+    return [*registry, *(tool for tool in SUBMISSION_TOOLS.values() if reads_data_of(tool.reads, data))]
 
 
 def _model_tool(name: str, description: str, args_model: type[BaseModel]) -> ModelTool:
