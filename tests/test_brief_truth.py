@@ -59,7 +59,7 @@ def test_the_grading_rule_names_every_tier_whose_rows_are_multiplied_by_a_segmen
         unscoped = row.model_copy(update=dict.fromkeys(_scope(row)))
         traffic = overlap_traffic(episode)
         with entity_names_of(difficulty):  # as the environment grades: with the tier's entity names
-            scores = [grade_submission([r], truth.expected_rows, truth.neutral_keys, public.data.dates,
+            scores = [grade_submission([r], truth.expected_rows, truth.neutral_keys, public.dates,
                                        segment_values=public.segment_values(), leaf_traffic=traffic).score
                       for r in (row, unscoped)]
         assert scores[1] < scores[0], difficulty

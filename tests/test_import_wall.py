@@ -116,7 +116,7 @@ def test_the_frames_are_the_public_counts() -> None:
     public = reset_episode(seed=3, difficulty="medium").public
     daily, hourly = public.daily_frame(), public.hourly_frame()
     assert public.daily_frame() is daily  # built once per episode
-    assert list(daily["date"]) == list(public.data.dates) and len(hourly) == 24 * len(public.data.dates)
+    assert list(daily["date"]) == list(public.dates) and len(hourly) == 24 * len(public.dates)
     assert (daily[list(COUNT_COLUMNS)].to_numpy() == public.data.daily).all()
     assert (hourly.groupby("date", sort=False)[list(COUNT_COLUMNS)].sum().to_numpy() == public.data.daily).all()
     rate = daily["app_open_to_order_placed"].to_numpy()

@@ -149,7 +149,7 @@ def build_ground_truth(incidents: Sequence[tuple[InjectionRecord, Segment]], pub
     twin_rows = [_truth_row(record, twin, public, families, panels, row_type)
                  for (record, _), segments in zip(incidents, twins, strict=bool(twins)) for twin in segments
                  if all(np.isfinite(_truth_values(record, twin.normalised(), public, panels)))]
-    neutral = {row_key(public.data.dates[record.day], t, n) for record, _ in incidents for t, n in record.neutral}
+    neutral = {row_key(public.dates[record.day], t, n) for record, _ in incidents for t, n in record.neutral}
     expected = {row_key(r.date, r.entity_type, r.entity_name) for r in rows}
     return GroundTruth(tuple(rows), frozenset(neutral - expected), tuple(record for record, _ in incidents),
                        tuple(distractors), tuple(fluctuations), twin_rows=tuple(twin_rows))
@@ -165,7 +165,7 @@ def _truth_row(record: InjectionRecord, incident_segment: Segment, public: Publi
     baseline, observed = _truth_values(record, segment, public, panels)
     scope = {} if segment.is_aggregate else {**dict.fromkeys(CELL_FIELDS), **segment.named()}
     return row_type(
-        date=public.data.dates[record.day], entity_type=record.entity_type, entity_name=record.entity_name,
+        date=public.dates[record.day], entity_type=record.entity_type, entity_name=record.entity_name,
         anomaly_type=record.family, detection_method=family.generator,
         baseline_value=baseline, observed_value=observed, delta_value=observed - baseline,
         severity=severity_for(record.entity_type, baseline, observed), **scope,
