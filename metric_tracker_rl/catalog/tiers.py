@@ -201,10 +201,10 @@ class Tier:
     the density's count, fixed); `perturbed_per_weekday` bounds how many perturbed dates share a weekday, so a
     same-weekday median stays clean (the tier's concurrency); `calibration_seed_base`: its calibration sweep's
     first seed (task_splits.py). Exactly one of `aggregate` and `segmented` names the generator (a WarehouseMix: the
-    warehouse's). `listed`: in the
-    published difficulty lists (published.DIFFICULTIES: the splits, the brief, the task lists); an unlisted tier
-    (the warehouse today) is reachable by reset(difficulty=...) only, while it is being built. `tool_schema_budget`: the
-    characters the tier's tool list may take (the OpenAI schemas of the tools it offers, sent with every request:
+    warehouse's), and what the tier's episodes hold (`holds`). `listed`: in the published difficulty lists
+    (published.DIFFICULTIES: the splits, the brief, the task lists); an unlisted tier (the warehouse today) is
+    reachable by reset(difficulty=...) only, while it is being built. `tool_schema_budget`: the characters the
+    tier's tool list may take (the OpenAI schemas of the tools it offers, sent with every request:
     view.tool_schemas.schema_chars); a test holds every tier to it."""
 
     name: str
