@@ -94,13 +94,9 @@ class ToolSpec:
                 return variant.description, variant.args_model
         return self.description, self.args_model
 
-    def answers(self, holds: frozenset[Holding]) -> bool:
-        """Whether the tool answers on data that hold `holds`."""
-        return self.reads <= holds
-
     @property
     def answers_at(self) -> tuple[str, ...]:
-        """The tiers whose episodes it answers."""
+        """The tiers whose episodes it answers: those that hold all it reads."""
         return difficulties_holding(*self.reads)
 
     @property
