@@ -18,16 +18,21 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from core_helpers import draws_family, reset_episode
 
 from metric_tracker_rl.catalog.published import (
     AGGREGATE_DIFFICULTIES,
     ANOMALY_TYPES,
+    COUNT_COLUMNS,
     RESET_DIFFICULTIES,
     SCENARIO_FAMILIES,
 )
 from metric_tracker_rl.catalog.tasks import TASKS
 from metric_tracker_rl.generation.episode import Episode
+from metric_tracker_rl.world.daily_panel import build_panel
+from metric_tracker_rl.world.funnel import HOURS, FunnelData
+from metric_tracker_rl.world.public_episode import Counts, PublicEpisode
 
 FINGERPRINTS = Path(__file__).resolve().parent / "data" / "episode_fingerprints.json"
 SEEDS_PER_DIFFICULTY = 40
@@ -87,14 +92,27 @@ def _array(array: Any) -> str:
     return hashlib.sha256(str(array.dtype).encode() + str(array.shape).encode() + array.tobytes()).hexdigest()[:16]
 
 
+def _counts_of(public: PublicEpisode) -> Counts:
+    """The episode's counts; for a raw event export, which has none, its window with no counts and no notes: the
+    parts the stored fingerprints took of the warehouse when its public episode carried zero counts. (Its tables
+    are not fingerprinted; its truth is.)"""
+    if isinstance(public.source, Counts):
+        return public.source
+    calendar = public.source.calendar
+    empty = FunnelData(calendar.iso_dates, calendar.weekday_names, calendar.weekend,
+                       np.zeros((len(calendar.iso_dates), HOURS, len(COUNT_COLUMNS)), dtype=np.int64))
+    return Counts(empty, build_panel(empty), ())
+
+
 def fingerprint(episode: Episode) -> dict[str, str]:
     """One short hash per part of the episode."""
     public, truth = episode.public, episode.truth
+    counts = _counts_of(public)
     parts = {
-        "dates": _digest(public.data.dates, public.data.weekdays, list(public.data.weekend)),
-        "daily": _array(public.data.daily),
-        "hourly": _array(public.data.hourly),
-        "annotations": _digest([a.as_dict() for a in public.annotations]),
+        "dates": _digest(counts.funnel.dates, counts.funnel.weekdays, list(counts.funnel.weekend)),
+        "daily": _array(counts.funnel.daily),
+        "hourly": _array(counts.funnel.hourly),
+        "annotations": _digest([a.as_dict() for a in counts.annotations]),
         "task": _digest(json.dumps(public.task, sort_keys=True, default=str)),
         "expected_rows": _digest([row.model_dump_json() for row in truth.expected_rows]),
         "neutral_keys": _digest(sorted(truth.neutral_keys)),
@@ -102,7 +120,7 @@ def fingerprint(episode: Episode) -> dict[str, str]:
         "distractors": _digest([asdict(d) for d in truth.distractors]),
         "fluctuations": _digest([asdict(f) for f in truth.fluctuations]),
     }
-    segments = public.segments
+    segments = counts.segments
     if segments is not None:
         parts["segment_cells"] = _array(segments.hourly)
         parts["segment_layout"] = _digest(segments.layout, segments.releases)

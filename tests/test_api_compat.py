@@ -107,7 +107,7 @@ def test_every_reference_tool_runs_with_the_arguments_the_reference_script_sends
     task_id = DEFAULT_TASK_ORDER[0]
     env = MetricTrackerRlEnvironment()  # one episode: its step budget covers one call of each tool
     metric = env.reset(task_id=task_id).conversion_metric_definitions[0]
-    values = {"date": reset_episode(task_id=task_id).public.data.dates[10],
+    values = {"date": reset_episode(task_id=task_id).public.dates[10],
               "metric": metric.name, "entity": metric.numerator}
     for name, arguments in REFERENCE_CALLS.items():
         step = env.step(MetricTrackerRlAction(analysis_method=name, analysis_args=_filled(arguments, values)))

@@ -22,7 +22,7 @@ from metric_tracker_rl.catalog.published import (
 )
 from metric_tracker_rl.catalog.registry import Registry
 from metric_tracker_rl.catalog.tasks import resolve_episode_config
-from metric_tracker_rl.catalog.tiers import TIERS
+from metric_tracker_rl.catalog.tiers import COUNTS, TIERS
 from metric_tracker_rl.catalog.validation import entity_names_of
 from metric_tracker_rl.generation.anomalies.base import full_day
 from metric_tracker_rl.generation.episode import CONTEXT_OBJECTIVE
@@ -59,7 +59,7 @@ def test_the_grading_rule_names_every_tier_whose_rows_are_multiplied_by_a_segmen
         unscoped = row.model_copy(update=dict.fromkeys(_scope(row)))
         traffic = overlap_traffic(episode)
         with entity_names_of(difficulty):  # as the environment grades: with the tier's entity names
-            scores = [grade_submission([r], truth.expected_rows, truth.neutral_keys, public.data.dates,
+            scores = [grade_submission([r], truth.expected_rows, truth.neutral_keys, public.dates,
                                        segment_values=public.segment_values(), leaf_traffic=traffic).score
                       for r in (row, unscoped)]
         assert scores[1] < scores[0], difficulty
@@ -68,9 +68,9 @@ def test_the_grading_rule_names_every_tier_whose_rows_are_multiplied_by_a_segmen
 def test_the_prompt_names_every_tier_with_segments_and_every_field_its_segment_tools_take() -> None:
     """Every segmented tier, each of its fields, and the fields its hourly data lacks (read off its tables)."""
     prompt = " ".join(SYSTEM_PROMPT.split())
-    counted = [name for name in SEGMENTED_TIERS if not TIERS[name].raw_events]  # a raw-event tier has its own prompt
+    counted = [name for name in SEGMENTED_TIERS if TIERS[name].data == COUNTS]  # a raw-event tier has its own prompt
     assert "(frontier)" not in prompt and f"With segments ({', '.join(counted)})" in prompt
-    assert not [name for name in SEGMENTED_TIERS if TIERS[name].raw_events and name in prompt]
+    assert not [name for name in SEGMENTED_TIERS if TIERS[name].data != COUNTS and name in prompt]
     said = segment_arguments()
     assert said in prompt
     for difficulty in counted:

@@ -22,6 +22,7 @@ from metric_tracker_rl.analysis_tools.registry import (
 )
 from metric_tracker_rl.catalog.published import COUNT_COLUMNS, RESET_DIFFICULTIES
 from metric_tracker_rl.catalog.registry import Registry
+from metric_tracker_rl.catalog.tiers import COUNTS
 from metric_tracker_rl.checks import CheckFailed, check_tier, check_tool
 from metric_tracker_rl.models import MetricTrackerRlObservation
 from metric_tracker_rl.serving.environment import MetricTrackerRlEnvironment
@@ -71,7 +72,7 @@ def toy_tools(func: ToolFunction, args_model: type[BaseModel] = ColumnArgs, desc
     """A registry of this test's own holding one tool, `toy`: the package's registry is never touched."""
     registry: Registry[ToolSpec] = Registry("tool")
     registry.register(ToolSpec("toy", description, args_model, func, "analysis", {"column": "app_opens"},
-                               offered_at=offered_at))
+                               reads=frozenset({COUNTS}), offered_only_at=offered_at))
     return registry
 
 

@@ -55,7 +55,7 @@ def _truth_keys(episode: Episode) -> set[tuple[str, str, str, Segment]]:
 
 
 def _dates(row: Experiment, episode: Episode) -> list[int]:
-    dates = episode.public.data.dates
+    dates = episode.public.dates
     return list(range(dates.index(row.start_date), dates.index(row.end_date) + 1))
 
 
@@ -113,7 +113,7 @@ def test_an_experiments_intended_effect_shows_in_its_arms_targeted_step_and_is_n
             assert np.sign(np.mean(changes)) == np.sign(effect) and abs(np.mean(changes)) > abs(effect) / 2, (
                 seed, row, effect, changes)
             for day in days:
-                assert not any(k[:2] == (episode.public.data.dates[day], row.target_step) and k[3] == arm.normalised()
+                assert not any(k[:2] == (episode.public.dates[day], row.target_step) and k[3] == arm.normalised()
                                for k in keys), (seed, row)
             seen += 1
     assert seen >= 8
@@ -124,7 +124,7 @@ def test_a_breaking_experiment_is_in_the_ground_truth_on_a_step_it_does_not_targ
     for seed in SEEDS:
         world, episode = deep(seed)
         keys = _truth_keys(episode)
-        dates = episode.public.data.dates
+        dates = episode.public.dates
         for incident in (i for i in world.incidents if i.kind == "experiment_breakage"):
             record = incident.record
             first = next(i for i in world.incidents if i.kind == incident.kind and i.segment == incident.segment
@@ -142,7 +142,7 @@ def test_partner_notices_explain_only_payment_incidents_or_nothing() -> None:
     explained = silent = unnoted = 0
     for seed in SEEDS:
         world, episode = deep(seed)
-        dates = episode.public.data.dates
+        dates = episode.public.dates
         notices = episode.public.segments.context.partner_status  # type: ignore[union-attr]
         for notice in notices:
             assert notice.status == notices[0].status  # one text: a notice never says what it hid

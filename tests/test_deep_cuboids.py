@@ -225,7 +225,7 @@ def test_each_expected_row_is_read_back_from_its_own_cuboid(default_episodes: li
     for episode in default_episodes:
         data = episode.public.segments
         assert data is not None
-        dates = episode.public.data.dates
+        dates = episode.public.dates
         for row in episode.truth.expected_rows:
             if row.entity_type not in ("conversion_rate", "funnel_step", "event_count"):
                 continue

@@ -344,7 +344,7 @@ def test_a_finished_open_episode_shows_which_rows_matched_and_which_incidents_we
     env, truth = started(seed=seed, difficulty=difficulty, max_submissions=2)
     expected = {key_of(row): row for row in truth.expected_rows}
     kept = list(truth.expected_rows)[:keep]
-    guess = _row(env._episode.public.data.dates[0], "event_count", extra)
+    guess = _row(env._episode.public.dates[0], "event_count", extra)
     rows = [*kept, guess] if key_of(guess) not in expected else kept
     first = env.step(MetricTrackerRlAction(classifications=rows))
     if not first.done:  # not the last submission: no comparison yet

@@ -146,11 +146,11 @@ def test_distractors_are_documented_and_carry_no_expected_row(difficulty: str, k
         assert len(ep.truth.distractors) == len(kinds)
         expected_dates = {row.date for row in ep.truth.expected_rows}
         for distractor in ep.truth.distractors:
-            date = ep.public.data.dates[distractor.day]
+            date = ep.public.dates[distractor.day]
             assert date in annotated.values()
             assert date not in expected_dates, (seed, distractor.kind)
         if "data_freshness" in kinds:
-            assert annotated["data_freshness"] == ep.public.data.dates[-1]
+            assert annotated["data_freshness"] == ep.public.dates[-1]
 
 
 @pytest.mark.parametrize(("anomalies", "names"), [
@@ -201,7 +201,7 @@ def test_expected_baseline_stays_within_the_clean_peers_range_whatever_else_was_
     only: an hourly-mix value is a distance between hour profiles, not a value of the date alone."""
     for seed in range(25):
         ep = episode(seed, "mixed", difficulty)
-        dates = list(ep.public.data.dates)
+        dates = list(ep.public.dates)
         for record, expected in zip(ep.truth.injections, ep.truth.expected_rows, strict=True):
             if expected.entity_type == "hourly_mix":
                 continue

@@ -19,7 +19,7 @@ from core_helpers import reset_episode
 from metric_tracker_rl.catalog.families import PUBLISHED_FAMILIES
 from metric_tracker_rl.catalog.published import ANOMALY_TYPES
 from metric_tracker_rl.catalog.tasks import resolve_episode_config
-from metric_tracker_rl.catalog.tiers import TIERS, WAREHOUSE, Tier
+from metric_tracker_rl.catalog.tiers import EVENTS, TIERS, WAREHOUSE, Tier
 from metric_tracker_rl.generation.kinds import INCIDENT_KIND_REGISTRY, SegmentIncident
 from metric_tracker_rl.generation.kinds.cuboid import COMMON_RATE_SPREAD
 from metric_tracker_rl.generation.segmented import DrawnWorld, build_world
@@ -251,7 +251,7 @@ def _published(tier: str, kind: str, seed: int) -> Published:
                                     decoy_ratio=0)
     segmented = TIERS[tier].segmented
     assert segmented is not None
-    if segmented.raw_events:
+    if TIERS[tier].data == EVENTS:
         return _published_events(build_warehouse_world(TIERS[tier], config))
     return _published_counts(build_world(TIERS[tier], config))
 

@@ -101,7 +101,7 @@ def test_on_hard_audience_swings_overlap_rate_incidents_but_move_every_step_toge
                      for step in FUNNEL_STEPS[:AUDIENCE_SWING_STEPS]]
             assert len({np.sign(m) for m in moves}) == 1, (seed, moves)  # together, one way
             swing_moves += [abs(m) for m in moves]
-            assert not any(key.startswith(ep.public.data.dates[fluctuation.day]) for key in ep.truth.expected_keys)
+            assert not any(key.startswith(ep.public.dates[fluctuation.day]) for key in ep.truth.expected_keys)
         for record in (r for r in ep.truth.injections if r.family in RATE_FAMILIES):
             incident_others += [abs(share(ep, "conversion_rate", step, record.day))
                                 for step in FUNNEL_STEPS if step != record.entity_name]
@@ -130,7 +130,7 @@ def test_every_drawn_magnitude_falls_in_its_published_range(seed: int, difficult
 def test_fluctuations_are_unannotated_and_never_expected(difficulty: str) -> None:
     for seed in SEEDS[:40]:
         ep = episode(seed, difficulty)
-        truth, dates = ep.truth, ep.public.data.dates
+        truth, dates = ep.truth, ep.public.dates
         assert tuple(f.kind for f in standalone(ep)) == aggregate_mix(difficulty).fluctuations, seed
         explained = {a.date for a in ep.public.annotations if a.kind in EXPLAINED_KINDS}
         perturbed = [r.day for r in truth.injections] + [d.day for d in truth.distractors]
@@ -163,7 +163,7 @@ def test_timing_shifts_also_land_on_incident_dates(difficulty: str) -> None:
     shifted = 0
     for seed in SEEDS[:60]:
         ep = episode(seed, difficulty)
-        truth, panel, dates = ep.truth, ep.public.panel, ep.public.data.dates
+        truth, panel, dates = ep.truth, ep.public.panel, ep.public.dates
         first_dates = {r.day: r for r in truth.injections if r.continues is None}
         on_incidents = [f for f in truth.fluctuations if f.day in {r.day for r in truth.injections}]
         eligible = sum(r.family in SHIFTABLE for r in first_dates.values())
@@ -250,7 +250,7 @@ def test_the_second_date_of_an_incident_is_detectable_on_its_own() -> None:
     for seed in SEEDS:
         ep = episode(seed, "hard")
         for row in ep.truth.expected_rows:
-            record = next(r for r in ep.truth.injections if ep.public.data.dates[r.day] == row.date)
+            record = next(r for r in ep.truth.injections if ep.public.dates[r.day] == row.date)
             if record.continues is not None and row.entity_type == "conversion_rate":
                 moves.append(abs(row.delta_value / row.baseline_value))
                 key = row_key(row.date, row.entity_type, row.entity_name)

@@ -38,7 +38,7 @@ def frontier(seed: int, scenario_family: str = "mixed") -> Episode:
 
 def grade(ep: Episode, rows: list[MetricSubmissionRow]) -> float:
     truth = ep.truth
-    return grade_submission(rows, truth.expected_rows, truth.neutral_keys, ep.public.data.dates,
+    return grade_submission(rows, truth.expected_rows, truth.neutral_keys, ep.public.dates,
                             segment_values=ep.public.segment_values()).score
 
 
@@ -65,18 +65,18 @@ def test_the_aggregate_is_the_sum_of_the_segments(seed: int) -> None:
     assert segments.hourly.shape[1:] == (FRONTIER_WINDOW_DAYS, 24, len(COUNT_COLUMNS))
     assert np.array_equal(ep.public.data.hourly, segments.hourly.sum(axis=0))
     assert np.array_equal(ep.public.data.daily, segments.daily.sum(axis=0))
-    assert len(ep.public.data.dates) == FRONTIER_WINDOW_DAYS
+    assert len(ep.public.dates) == FRONTIER_WINDOW_DAYS
     tables = ep.public.segment_tables()
     assert set(tables) == {"daily_by_segment", "hourly_by_segment", "releases"}
     assert int(tables["hourly_by_segment"]["app_opens"].sum()) == int(ep.public.data.daily[:, 0].sum())
-    assert int(tables["daily_by_segment"].groupby("date")["orders_placed"].sum().loc[ep.public.data.dates[9]]) \
+    assert int(tables["daily_by_segment"].groupby("date")["orders_placed"].sum().loc[ep.public.dates[9]]) \
         == int(ep.public.data.daily[9, 3])
 
 
 def test_version_shares_follow_the_staged_rollouts() -> None:
     ep = frontier(7)
     segments = ep.public.segments
-    dates = ep.public.data.dates
+    dates = ep.public.dates
     for release in segments.releases:
         new = segments.segment_funnel(Segment(release.platform, None, release.version)).daily[:, 0]
         whole = segments.segment_funnel(Segment(release.platform)).daily[:, 0]
@@ -94,7 +94,7 @@ def test_holidays_are_annotated_and_lower() -> None:
     holidays = holiday_days(FRONTIER_WINDOW_DAYS)
     assert holidays, "the eight-week window holds the calendar's holidays"
     annotated = {a.date for a in ep.public.annotations if a.kind == "public_holiday"}
-    assert annotated == {ep.public.data.dates[day] for day in holidays}
+    assert annotated == {ep.public.dates[day] for day in holidays}
     opens = ep.public.data.daily[:, 0].astype(float)
     for day in holidays:
         peers = [opens[p] for p in same_weekday_peer_lists(len(opens))[day]]
@@ -173,7 +173,7 @@ def test_releases_sometimes_cause_an_incident_on_the_new_version_only() -> None:
         for release in ep.public.segments.releases:
             regression = [r for r in ep.truth.expected_rows
                           if (r.platform, r.app_version) == (release.platform, release.version)
-                          and r.date == ep.public.data.dates[release.start_day]]
+                          and r.date == ep.public.dates[release.start_day]]
             caused += bool(regression)
             quiet += (release.platform, release.version) not in versions
     assert caused >= 5 and quiet > caused
@@ -364,7 +364,7 @@ def test_rows_naming_unknown_segments_are_refused() -> None:
     row = ep.truth.expected_rows[0]
     truth = ep.truth
     bad = row.model_copy(update={"country": "ZZ"})
-    result = grade_submission([bad], truth.expected_rows, truth.neutral_keys, ep.public.data.dates,
+    result = grade_submission([bad], truth.expected_rows, truth.neutral_keys, ep.public.dates,
                               segment_values=ep.public.segment_values()).breakdown
     assert result.invalid_row_count == 1 and result.matched_row_count == 0
 
@@ -373,8 +373,8 @@ def test_below_frontier_a_row_naming_a_segment_is_refused_and_scores_are_unchang
     ep = reset_episode(seed=17, difficulty="medium")
     truth = ep.truth
     rows = list(truth.expected_rows)
-    plain = grade_submission(rows, truth.expected_rows, truth.neutral_keys, ep.public.data.dates).breakdown
+    plain = grade_submission(rows, truth.expected_rows, truth.neutral_keys, ep.public.dates).breakdown
     assert plain.score == 1.0 and plain.segment_accuracy is None
     tagged = [rows[0].model_copy(update={"platform": "web"}), *rows[1:]]
-    result = grade_submission(tagged, truth.expected_rows, truth.neutral_keys, ep.public.data.dates).breakdown
+    result = grade_submission(tagged, truth.expected_rows, truth.neutral_keys, ep.public.dates).breakdown
     assert result.invalid_row_count == 1 and result.score < 1.0

@@ -69,7 +69,7 @@ def test_the_grading_rule_a_model_reads_reconciles_a_grade() -> None:
     date, entity_type, entity_name = side_effect.split("|")
     padded = [*truth.expected_rows, truth.expected_rows[0].model_copy(
         update={"date": date, "entity_type": entity_type, "entity_name": entity_name})]
-    grade = grade_submission(padded, truth.expected_rows, truth.neutral_keys, episode.public.data.dates).breakdown
+    grade = grade_submission(padded, truth.expected_rows, truth.neutral_keys, episode.public.dates).breakdown
     matched, false_positives = grade.matched_row_count, grade.false_positive_count
     assert (grade.neutral_row_count, false_positives) == (1, 1)
     assert grade.precision == pytest.approx((matched + 1) / (matched + false_positives + 1), abs=1e-6)
@@ -226,7 +226,7 @@ def test_compare_segments_examples_make_a_valid_call_at_every_tier_that_offers_i
     within = schema["within"]["description"].split("e.g. ")[1]
     assert "not grouped" in schema["within"]["description"]
     public = reset_episode(difficulty=difficulty, seed=1).public
-    base = {"date": public.data.dates[3], "metric_name": "app_opens"}
+    base = {"date": public.dates[3], "metric_name": "app_opens"}
     for arguments in ({"dimension": dimension}, {"dimension": "country", "within": within},
                       {"dimension": dimension, "within": within}):
         outcome = run_tool("compare_segments", public, {**base, **arguments})

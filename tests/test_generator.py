@@ -75,7 +75,7 @@ def test_same_config_gives_identical_bytes_across_processes_hash_seeds_and_dates
 
 
 def test_calendar_is_fixed() -> None:
-    dates = episode(0).public.data.dates
+    dates = episode(0).public.dates
     assert dates[0] == WINDOW_START.isoformat() and len(dates) == 28
 
 
@@ -141,7 +141,7 @@ def test_unperturbed_dates_match_the_null_scenario() -> None:
         assert not mixed.truth.distractors
         perturbed = {r.day for r in mixed.truth.injections}
         assert len(perturbed) == 4
-        for day in range(len(null.public.data.dates)):
+        for day in range(len(null.public.dates)):
             same = np.array_equal(null.public.data.hourly[day], mixed.public.data.hourly[day])
             assert same == (day not in perturbed), (seed, day)
             compared += same
@@ -154,7 +154,7 @@ def test_unperturbed_dates_match_the_null_scenario() -> None:
 def test_build_episode_is_deterministic(seed: int, difficulty: str) -> None:
     config = resolve_episode_config(seed=seed, scenario_family="mixed", difficulty=difficulty)
     first, second = build_episode(config), build_episode(config)
-    assert first.public.data.dates == second.public.data.dates
+    assert first.public.dates == second.public.dates
     assert np.array_equal(first.public.data.hourly, second.public.data.hourly)
     assert np.array_equal(first.public.panel.values, second.public.panel.values, equal_nan=True)
     assert first.public.annotations == second.public.annotations

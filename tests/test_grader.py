@@ -29,7 +29,7 @@ VALUES = st.floats(min_value=-1e6, max_value=1e6, allow_nan=False, allow_infinit
 
 def grade(ep: Episode, rows: list[MetricSubmissionRow]):
     truth = ep.truth
-    return grade_submission(rows, truth.expected_rows, truth.neutral_keys, ep.public.data.dates).breakdown
+    return grade_submission(rows, truth.expected_rows, truth.neutral_keys, ep.public.dates).breakdown
 
 
 def score(ep: Episode, rows: list[MetricSubmissionRow]) -> float:
@@ -46,7 +46,7 @@ def arbitrary_rows(draw, ep: Episode) -> MetricSubmissionRow:
     """Any row at all: valid or invalid keys, any labels, any numbers."""
     entity_type = draw(st.sampled_from(ENTITY_TYPES))
     return MetricSubmissionRow(
-        date=draw(st.sampled_from(ep.public.data.dates) | st.sampled_from(["2026-02-01", "not-a-date"])),
+        date=draw(st.sampled_from(ep.public.dates) | st.sampled_from(["2026-02-01", "not-a-date"])),
         entity_type=entity_type,
         entity_name=draw(st.sampled_from(ENTITY_NAMES[entity_type])),  # the row model refuses other names
         anomaly_type=draw(st.sampled_from(ANOMALY_TYPES)),
@@ -75,7 +75,7 @@ def variants(draw, row: MetricSubmissionRow) -> MetricSubmissionRow:
 @st.composite
 def wrong_rows(draw, ep: Episode) -> MetricSubmissionRow:
     """A valid key that is neither expected nor neutral."""
-    row = draw(arbitrary_rows(ep).filter(lambda r: r.date in ep.public.data.dates
+    row = draw(arbitrary_rows(ep).filter(lambda r: r.date in ep.public.dates
                                          and r.entity_name in ENTITY_NAMES[r.entity_type]))
     assume(key_of(row) not in ep.truth.expected_keys | ep.truth.neutral_keys)
     return row
@@ -214,7 +214,7 @@ def _best_guess_row(ep: Episode, entity_type: str, entity_name: str, day: int) -
     families = [f for f in ANOMALY_TYPES if FAMILY_ENTITY_TYPE[f] == entity_type]
     family = families[0] if len(families) == 1 or values["delta_value"] < 0 else families[1]
     return MetricSubmissionRow(
-        date=ep.public.data.dates[day], entity_type=entity_type, entity_name=entity_name, anomaly_type=family,
+        date=ep.public.dates[day], entity_type=entity_type, entity_name=entity_name, anomaly_type=family,
         detection_method=sorted(ACCEPTED_DETECTION_METHODS[family])[0], baseline_value=values["baseline_value"],
         observed_value=values["observed_value"], delta_value=values["delta_value"], severity=values["severity"])
 
@@ -223,7 +223,7 @@ def _best_guess_row(ep: Episode, entity_type: str, entity_name: str, day: int) -
 @given(ep=episodes())
 def test_mass_submission_of_every_date_and_entity_scores_near_the_floor(ep: Episode) -> None:
     rows = [_best_guess_row(ep, t, n, day) for t in ENTITY_TYPES for n in ENTITY_NAMES[t]
-            for day in range(len(ep.public.data.dates))]
+            for day in range(len(ep.public.dates))]
     breakdown = grade(ep, rows)
     assert breakdown.recall == 1.0  # every incident is in there, with the right numbers
     assert breakdown.score <= 0.15
@@ -317,7 +317,7 @@ def test_every_accepted_method_earns_the_method_credit(family: str, seed: int) -
 
 def _graded_with(ep: Episode, rows: list[MetricSubmissionRow], methods_used: frozenset[str]):
     truth = ep.truth
-    return grade_submission(rows, truth.expected_rows, truth.neutral_keys, ep.public.data.dates,
+    return grade_submission(rows, truth.expected_rows, truth.neutral_keys, ep.public.dates,
                             methods_used=methods_used).breakdown
 
 

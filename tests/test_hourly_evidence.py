@@ -110,7 +110,7 @@ def _check_breaks_read(seeds: range) -> int:
             continue
         session.reset(**settings)
         blocks = {(r.day, r.entity_name): r.hours for r in episode.truth.injections if r.family == "funnel_break"}
-        dates = episode.public.data.dates
+        dates = episode.public.dates
         for row in breaks:
             text = session.call("detect_funnel_break", {"date": row.date, **_named(row)})
             assert session.observation is not None and session.observation.status != "error", text

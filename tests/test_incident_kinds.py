@@ -233,7 +233,7 @@ def expert_episode(**reset: object) -> tuple[DrawnWorld, tuple[MetricSubmissionR
     config = resolve_episode_config(**reset)
     session = play(make_agent(expert_of(config.difficulty)), EpisodeSession(MetricTrackerRlEnvironment()), **reset)
     assert session.graded is not None, reset
-    dates = build_episode(config).public.data.dates
+    dates = build_episode(config).public.dates
     return build_world(config.tier, config), tuple(session.graded.submitted_rows), dates
 
 

@@ -23,7 +23,7 @@ from openenv.core.mcp_client import MCPToolClient
 from pydantic import BaseModel, Field
 
 from metric_tracker_rl.agents import make_agent
-from metric_tracker_rl.analysis_tools.registry import EVERY_TIER, register_tool, unregister_tool
+from metric_tracker_rl.analysis_tools.registry import register_tool, unregister_tool
 from metric_tracker_rl.serving.environment import MetricTrackerRlEnvironment
 from metric_tracker_rl.view.observation import render_observation, seen
 from metric_tracker_rl.view.tool_schemas import action_tool_call, model_tools
@@ -51,8 +51,8 @@ def test_a_tool_added_to_the_registry_is_listed_and_callable_with_no_code_of_its
         word: str = Field(description="Any word")
 
     name = "echo_word_for_test"
-    register_tool(name, "Repeats a word.", EchoArgs, offered_at=EVERY_TIER, example={"word": "x"})(
-        lambda episode, args: {"echo": args.word, "days": len(episode.data.dates)})
+    register_tool(name, "Repeats a word.", EchoArgs, reads=(), example={"word": "x"})(
+        lambda episode, args: {"echo": args.word, "days": len(episode.dates)})
     try:
         environment = MetricTrackerRlEnvironment()
         tool = next(tool for tool in listed(environment).tools if tool.name == name)

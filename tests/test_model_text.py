@@ -90,12 +90,12 @@ def test_suspicious_dates_rank_mixes_by_their_rise_and_show_each_kinds_strongest
     entity with the largest such z on that date (for hourly mixes, null when none rose)."""
     episode = _episode(seed, difficulty)
     panel = episode.public.panel
-    entries = [entry for offset in range(0, len(episode.public.data.dates), 28)
+    entries = [entry for offset in range(0, len(episode.public.dates), 28)
                for entry in run_tool("list_suspicious_dates", episode.public,
                                      {"limit": 28, "offset": offset}).result["dates"]]
-    assert sorted(entry["date"] for entry in entries) == sorted(episode.public.data.dates)
+    assert sorted(entry["date"] for entry in entries) == sorted(episode.public.dates)
     for entry in entries:
-        day = episode.public.data.dates.index(entry["date"])
+        day = episode.public.dates.index(entry["date"])
         strengths = []
         for kind in ("conversion_rate", "event_count", "hourly_mix"):
             zs = {name: panel.filled_z[panel.index(kind, name), day] for name in ENTITY_NAMES[kind]}
@@ -305,7 +305,7 @@ def test_a_tools_tables_have_the_same_columns_on_every_call() -> None:
 def test_broken_runs_end_before_their_end_hour_and_the_rule_says_so() -> None:
     episode = reset_episode(seed=12, scenario_family="funnel_break", anomaly_count=2)
     runs_seen = 0
-    for date in episode.public.data.dates:
+    for date in episode.public.dates:
         result = run_tool("detect_funnel_break", episode.public, {"date": date}).result
         assert "end_hour is exclusive" in result["rule"]
         for step in result["steps"]:
@@ -335,7 +335,7 @@ def test_an_hourly_mix_comparison_defines_its_values_and_they_hold(reset: dict) 
 def test_the_brief_states_what_may_be_inferred_about_the_count_and_it_holds(seed: int, difficulty: str) -> None:
     config = resolve_episode_config(seed=seed, difficulty=difficulty)
     episode = build_episode(config)
-    dates = episode.public.data.dates
+    dates = episode.public.dates
     observation = MetricTrackerRlObservation(status="ready", message="Episode ready: x", objective="x",
                                              window=EpisodeWindow(first_date=dates[0], last_date=dates[-1],
                                                                   days=len(dates)),

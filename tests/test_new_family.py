@@ -96,12 +96,12 @@ def test_a_toy_family_is_generated_detected_and_graded(seed: int, count: int) ->
 
     row_type = submission_row_type(catalog.names)
     report = [row_type.model_validate(found[key]) for key in episode.truth.expected_keys]
-    grade = grade_submission(report, expected, episode.truth.neutral_keys, episode.public.data.dates,
+    grade = grade_submission(report, expected, episode.truth.neutral_keys, episode.public.dates,
                              families=catalog)
     assert grade.score == 1.0, grade.breakdown
     # A method the toy's entry does not accept loses the method credit: the grader reads the catalog it is given.
     assert grade_submission([r.model_copy(update={"detection_method": "show_raw_data"}) for r in report], expected,
-                            episode.truth.neutral_keys, episode.public.data.dates, families=catalog).score < 1.0
+                            episode.truth.neutral_keys, episode.public.dates, families=catalog).score < 1.0
 
 
 def test_the_toy_family_stays_out_of_the_published_ones() -> None:

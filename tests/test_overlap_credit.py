@@ -182,7 +182,7 @@ def _traffic(episode: Episode) -> LeafTraffic:
 
 def _grade(episode: Episode, rows: list[MetricSubmissionRow]) -> float:
     truth = episode.truth
-    return grade_submission(rows, truth.expected_rows, truth.neutral_keys, episode.public.data.dates,
+    return grade_submission(rows, truth.expected_rows, truth.neutral_keys, episode.public.dates,
                             segment_values=episode.public.segment_values(), leaf_traffic=_traffic(episode)).score
 
 
@@ -280,7 +280,7 @@ def test_a_wrong_cuboid_costs_the_incident_not_a_false_positive() -> None:
     expected = list(episode.truth.expected_rows)
     rows = [_on(expected[0], _variant(episode, expected[0], "sibling")), *expected[1:]]
     truth = episode.truth
-    breakdown = grade_submission(rows, truth.expected_rows, truth.neutral_keys, episode.public.data.dates,
+    breakdown = grade_submission(rows, truth.expected_rows, truth.neutral_keys, episode.public.dates,
                                  segment_values=episode.public.segment_values(),
                                  leaf_traffic=_traffic(episode)).breakdown
     assert breakdown.false_positive_count == 0 and breakdown.matched_row_count == len(expected)
@@ -293,7 +293,7 @@ def test_frontier_keeps_its_table() -> None:
     expected = list(episode.truth.expected_rows)
     rows = [_on(row, Segment()) for row in expected]
     truth = episode.truth
-    comparison = graded_comparison(rows, truth.expected_rows, truth.neutral_keys, episode.public.data.dates,
+    comparison = graded_comparison(rows, truth.expected_rows, truth.neutral_keys, episode.public.dates,
                                    segment_values=episode.public.segment_values())
     assert {entry["segment_credit"] for entry in comparison["rows"]} == {SEGMENT_CREDIT["aggregate"]}
     assert all("coverage" not in entry for entry in comparison["rows"])

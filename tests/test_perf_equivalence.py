@@ -246,7 +246,7 @@ def test_counts_and_hour_checks_match_the_reference(monkeypatch: pytest.MonkeyPa
     monkeypatch.setattr(aggregate_module, "draw_counts", reference_draw_counts)
     slow = build_episode(config)
     assert fast.public.data.hourly.tobytes() == slow.public.data.hourly.tobytes()
-    assert fast.public.data.dates == slow.public.data.dates and fast.public.data.weekdays == slow.public.data.weekdays
+    assert fast.public.dates == slow.public.dates and fast.public.data.weekdays == slow.public.data.weekdays
     assert np.array_equal(fast.public.data.weekend, slow.public.data.weekend)
     hourly = fast.public.data.hourly
     assert np.array_equal(comparisons.broken_step_hours(hourly), reference_broken_step_hours(hourly))
@@ -290,7 +290,7 @@ def reference_suspicious_dates(public, limit: int) -> list[dict]:
     panel = public.panel
     kinds = ("conversion_rate", "event_count", "hourly_mix")
     entries = []
-    for day, date in enumerate(public.data.dates):
+    for day, date in enumerate(public.dates):
         entry = {"date": date, "max_abs_robust_z": 0.0}
         score = 0.0
         for kind in kinds:
@@ -324,7 +324,7 @@ def reference_deviation_rows(public, metrics_: list[str], direction: int, score:
         deviation = np.nan_to_num(panel.z[k] if score == "z" else panel.values[k] - panel.baseline[k], nan=0.0)
         signed = deviation * direction if direction else np.abs(deviation)
         for day in np.flatnonzero(signed > threshold):
-            found.append((public.data.dates[day], entity_type, metric, 1 if deviation[day] > 0 else -1))
+            found.append((public.dates[day], entity_type, metric, 1 if deviation[day] > 0 else -1))
     return sorted(found)
 
 

@@ -203,7 +203,7 @@ def test_the_hourly_mix_definition_computes_the_tools_distance_on_a_holiday_and_
         hourly = public.data.hourly.astype(float)
         gaps = []
         for date in (*holidays, "2026-03-11", "2026-03-14"):
-            day = public.data.dates.index(date)
+            day = public.dates.index(date)
             for event, name in enumerate(COUNT_COLUMNS):
                 shown = run_tool("compare_hourly_mix_to_baseline", public,
                                  {"date": date, "entity_name": name}).result["observed_value"]
@@ -280,11 +280,11 @@ def test_the_suspicious_dates_a_model_reads_rank_hourly_mixes_by_their_rise_and_
     panel = public.panel
     mixes = [panel.index("hourly_mix", name) for name in COUNT_COLUMNS]
     others = [k for k, (kind, _) in enumerate(panel.keys) if kind in ("conversion_rate", "event_count")]
-    for offset in range(0, len(public.data.dates), 28):
+    for offset in range(0, len(public.dates), 28):
         shown = read_observation(render_observation(env.step(MetricTrackerRlAction(
             analysis_method="list_suspicious_dates", analysis_args={"limit": 28, "offset": offset})))).analysis_result
         for entry in shown["dates"]:
-            day = public.data.dates.index(entry["date"])
+            day = public.dates.index(entry["date"])
             rise = panel.filled_z[mixes, day].max()
             score = max(float(np.abs(panel.filled_z[others, day]).max()), float(rise), 0.0)
             assert entry["max_abs_robust_z"] == render.rounded(score)

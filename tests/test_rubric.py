@@ -41,7 +41,7 @@ def test_each_last_score_is_the_figure_the_breakdown_shows(difficulty: str, seed
     rows = [row.model_copy() for row in truth.expected_rows[: max(1, len(truth.expected_rows) // 2)]]
     rows[0] = rows[0].model_copy(update={"severity": "low" if rows[0].severity != "low" else "critical"})
     stray = truth.expected_rows[0].model_copy(update={"entity_name": "app_opens", "entity_type": "event_count",
-                                                       "date": env._playing.public.data.dates[1]})
+                                                       "date": env._playing.public.dates[1]})
     observation = submitted(env, [*rows, stray])
     breakdown = observation.reward_breakdown
     assert observation.status == "graded" and breakdown is not None

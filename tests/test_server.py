@@ -133,7 +133,7 @@ def exercise_episode(session: RawSession, episode: Episode, reset_kwargs: dict[s
     assert session.step(analysis_method="rows_for_date", analysis_args={"date": "1999-01-01"}
                         )["observation"]["status"] == "error"
 
-    guess = {"date": episode.public.data.dates[3], "entity_type": "event_count", "entity_name": "app_opens",
+    guess = {"date": episode.public.dates[3], "entity_type": "event_count", "entity_name": "app_opens",
              "anomaly_type": "absolute_spike_in_event_count", "detection_method": "compare_count_to_median",
              "baseline_value": 1.0, "observed_value": 2.0, "delta_value": 1.0, "severity": "low"}
     assert session.step(classifications=[guess])["observation"]["status"] == "graded"
@@ -231,7 +231,7 @@ async def _interleave_two_sessions(url: str, seeds: tuple[int, int]) -> list[lis
             await client.connect()
             reset = await client.reset(seed=seed)
             assert reset.observation.status == "ready" and reset.observation.config["seed"] == seed
-        dates = episodes[0].public.data.dates
+        dates = episodes[0].public.dates
         calls = [("rows_for_date", {"date": d}) for d in dates[::3]] + [("hourly_rows_for_date", {"date": dates[5]})]
         for method, arguments in calls:
             for i, (client, episode) in enumerate(zip(clients, episodes, strict=True)):

@@ -22,7 +22,7 @@ DIFFICULTIES = ("easy", "medium", "hard", "frontier", "deep")
 def test_the_reset_observation_carries_the_published_facts(difficulty: str) -> None:
     env = MetricTrackerRlEnvironment()
     observation = env.reset(seed=4, difficulty=difficulty)
-    dates = env._episode.public.data.dates  # noqa: SLF001 (the episode's own dates, to check the window)
+    dates = env._episode.public.dates  # noqa: SLF001 (the episode's own dates, to check the window)
     assert observation.window == EpisodeWindow(first_date=dates[0], last_date=dates[-1], days=len(dates))
     assert observation.objective and observation.message == f"Episode ready: {observation.objective}"
     assert observation.benign_fluctuations

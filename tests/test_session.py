@@ -157,7 +157,7 @@ def test_the_text_shows_every_fact_of_the_structured_view(seed: int, difficulty:
     _says_what_the_environment_said(read_observation(brief.text), observation)
     episode = reset_episode(seed=seed, difficulty=difficulty)
     assert brief.brief["objective"] == episode.public.task["objective"]
-    assert brief.brief["window"]["first_date"] == episode.public.data.dates[0]
+    assert brief.brief["window"]["first_date"] == episode.public.dates[0]
     for family in brief.brief["families"]:
         assert isinstance(family["root_cause_entities"], list)
         assert all(isinstance(family[d], tuple) and len(family[d]) == 2 for d in AGGREGATE_DIFFICULTIES if d in family)

@@ -75,7 +75,7 @@ def assert_intact(box: SqlSandbox, public: PublicEpisode) -> None:
     assert {row["view_name"] for row in views} == PUBLIC_TABLES
     assert box.run("SELECT count(*) AS n FROM duckdb_tables()").rows == [{"n": 0}]
     counts = box.run("SELECT sum(app_opens) AS a, count(*) AS n FROM daily").rows[0]
-    assert counts == {"a": int(public.data.daily[:, 0].sum()), "n": len(public.data.dates)}
+    assert counts == {"a": int(public.data.daily[:, 0].sum()), "n": len(public.dates)}
     settings_now = {row["name"]: row["value"] for row in box.run(
         "SELECT name, value FROM duckdb_settings() WHERE name IN ('enable_external_access', 'lock_configuration', "
         "'threads', 'autoload_known_extensions', 'autoinstall_known_extensions')").rows}
@@ -421,13 +421,13 @@ def test_the_tables_are_the_public_data(public: PublicEpisode) -> None:
         assert set(box.schema) == PUBLIC_TABLES
         assert box.schema["daily"] == ["date", "weekday", "weekend", *COUNT_COLUMNS]
         daily = box.run("SELECT * FROM daily ORDER BY date").rows
-        assert [row["date"] for row in daily] == list(public.data.dates)
+        assert [row["date"] for row in daily] == list(public.dates)
         assert [row["weekday"] for row in daily] == list(public.data.weekdays)
         assert [row["weekend"] for row in daily] == public.data.weekend.tolist()
         assert [[row[c] for c in COUNT_COLUMNS] for row in daily] == public.data.daily.tolist()
         assert box.schema["hourly"] == ["date", "hour", *COUNT_COLUMNS]
         hourly = box.run("SELECT * FROM hourly ORDER BY date, hour").rows
-        assert [(row["date"], row["hour"]) for row in hourly] == [(d, h) for d in public.data.dates for h in range(24)]
+        assert [(row["date"], row["hour"]) for row in hourly] == [(d, h) for d in public.dates for h in range(24)]
         assert [[row[c] for c in COUNT_COLUMNS] for row in hourly] == public.data.hourly.reshape(
             -1, len(COUNT_COLUMNS)).tolist()
         assert box.run("SELECT * FROM annotations").rows == [a.as_dict() for a in public.annotations]
@@ -470,14 +470,14 @@ def test_the_segment_tables_are_the_frames_the_other_tools_read() -> None:
 
 
 def test_an_episode_without_annotations_has_a_typed_empty_table(public: PublicEpisode) -> None:
-    quiet = dataclasses.replace(public, annotations=(), memo={})
+    quiet = dataclasses.replace(public, source=dataclasses.replace(public.counts, annotations=()), memo={})
     try:
         described = run_query(quiet, "DESCRIBE annotations")["rows"]
         assert [(row["column_name"], row["column_type"]) for row in described] == [
             ("date", "DATE"), ("kind", "VARCHAR"), ("note", "VARCHAR")]
         joined = run_query(quiet, "SELECT count(*) AS n FROM daily d LEFT JOIN annotations a ON a.date = d.date "
                                   "WHERE a.date IS NULL AND d.date >= DATE '2026-03-10'")
-        assert joined["rows"] == [{"n": sum(date >= "2026-03-10" for date in public.data.dates)}]
+        assert joined["rows"] == [{"n": sum(date >= "2026-03-10" for date in public.dates)}]
     finally:
         quiet.close()
 
@@ -504,7 +504,7 @@ def test_a_group_by_weekday_equals_pandas(seed: int, difficulty: str, column: st
 def test_a_filter_on_one_dates_hours_equals_pandas(seed: int, day: int, low: int) -> None:
     public = public_episode(seed)
     try:
-        date = public.data.dates[day]
+        date = public.dates[day]
         result = run_query(public, f"SELECT hour, orders_placed FROM hourly WHERE date = '{date}' AND hour >= {low} "
                                    "ORDER BY hour", limit=120)
         expected = [{"hour": h, "orders_placed": int(public.data.hourly[day, h, 3])} for h in range(low, 24)]
@@ -606,7 +606,7 @@ def test_two_sessions_of_one_database_read_their_own_tables(two_sessions: Any) -
     sums = []
     for public, box in two_sessions:
         (row,) = box.run("SELECT sum(app_opens) AS opens, count(*) AS days FROM daily").rows
-        assert row == {"opens": int(public.data.daily[:, 0].sum()), "days": len(public.data.dates)}
+        assert row == {"opens": int(public.data.daily[:, 0].sum()), "days": len(public.dates)}
         (qualified,) = box.run("SELECT sum(app_opens) AS opens FROM temp.main.daily").rows
         assert qualified["opens"] == row["opens"]
         sums.append(row["opens"])

@@ -26,6 +26,7 @@ from metric_tracker_rl.analysis_tools.registry import (
 )
 from metric_tracker_rl.analysis_tools.tools import LISTING, tool_module_names
 from metric_tracker_rl.catalog.published import COUNT_COLUMNS
+from metric_tracker_rl.catalog.tiers import COUNTS
 from metric_tracker_rl.checks import check_tool, check_tool_list
 from metric_tracker_rl.serving.environment import MetricTrackerRlEnvironment, _catalogs
 from metric_tracker_rl.view.tool_schemas import model_tools, schema_chars
@@ -83,9 +84,13 @@ def test_each_tool_module_registers_the_tool_of_its_name_in_listing_order() -> N
 def test_a_tier_name_a_tool_gives_must_be_a_tier() -> None:
     with pytest.raises(ValueError, match="unknown offered_at 'expert'; valid: easy"):
         register_tool("never_registered", "A tool no tier has.", TOOL_REGISTRY["list_dates"].args_model,
-                      offered_at=("expert",))
-    with pytest.raises(ValueError, match="either the tiers that offer it"):
-        register_tool("never_registered", "A tool neither offered nor kept.", TOOL_REGISTRY["list_dates"].args_model)
+                      reads=(COUNTS,), offered_at=("expert",))
+    with pytest.raises(ValueError, match="unknown reads 'rows'; valid: counts, segments, context, events"):
+        register_tool("never_registered", "A tool that reads what no episode holds.",
+                      TOOL_REGISTRY["list_dates"].args_model, reads=("rows",))  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="either offered"):
+        register_tool("never_registered", "A tool both offered and kept.", TOOL_REGISTRY["list_dates"].args_model,
+                      reads=(COUNTS,), offered_at=("easy",), kept_for="a caller")
     assert "never_registered" not in TOOL_REGISTRY
 
 

@@ -124,8 +124,9 @@ def _reachable(value: object, seen: set[int] | None = None) -> list[object]:
                                     {"seed": 3, "difficulty": "medium", "scenario_family": "funnel_break"}])
 def test_public_episode_holds_no_truth(config: dict) -> None:
     """Nothing the tools can reach holds a truth object, and the task the agent reads names no incident."""
-    assert [f.name for f in dataclasses.fields(PublicEpisode)] == ["data", "panel", "annotations", "task", "segments",
-                                                                    "warehouse_tables", "warehouse_dimensions", "memo"]
+    assert [f.name for f in dataclasses.fields(PublicEpisode)] == ["source", "task", "memo"]
+    assert [f.name for f in dataclasses.fields(type(reset_episode(**config).public.source))] == [
+        "funnel", "panel", "annotations", "segments"]
     built = reset_episode(**config)
     truth_types = (type(built.truth), MetricSubmissionRow, *(type(r) for r in built.truth.injections))
     leaked = [item for item in _reachable(built.public) if isinstance(item, truth_types)]
@@ -175,12 +176,12 @@ def calls_to_sweep(public: PublicEpisode) -> list[tuple[str, dict]]:
             continue
         if name == "compare_segments":  # every date and dimension
             calls += [(name, spec.example | {"date": date, "dimension": dimension})
-                      for date in public.data.dates for dimension in ("platform", "country", "app_version")]
+                      for date in public.dates for dimension in ("platform", "country", "app_version")]
             continue
         if "date" in fields:
             entities = getattr(spec.args_model, "entities", (None,))
             calls += [(name, {"date": date} | ({"entity_name": entity} if entity else {}))
-                      for date in public.data.dates for entity in entities]
+                      for date in public.dates for entity in entities]
         if "threshold_multiplier" in fields:
             calls += [(name, {"threshold_multiplier": t}) for t in (0.5, 2.0, 6.0)]
         if "metric_name" in fields and "threshold_multiplier" not in fields and "threshold" not in fields:
@@ -227,7 +228,7 @@ def test_results_do_not_share_the_episode_tables(family: str) -> None:
 
     calls = [("list_suspicious_dates", {"limit": 28}), ("get_funnel_break_rows", {"threshold_multiplier": 0.5}),
              ("get_instrumentation_data_quality_issue_rows", {"threshold_multiplier": 0.5})]
-    calls += [(name, {"date": date}) for date in public.data.dates
+    calls += [(name, {"date": date}) for date in public.dates
               for name in ("check_impossible_counts", "detect_funnel_break")]
     flagged_hours = 0
     for name, arguments in calls:

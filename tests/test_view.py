@@ -105,8 +105,8 @@ def test_rows_copied_from_the_text_grade_as_full_precision_rows(family_and_diffi
     copied = [MetricSubmissionRow(**row) for row in shown.get("rows", [])]
     segments = episode.public.segment_values()
     full = grade_submission(list(truth.expected_rows), truth.expected_rows, truth.neutral_keys,
-                            episode.public.data.dates, segment_values=segments)
-    from_text = grade_submission(copied, truth.expected_rows, truth.neutral_keys, episode.public.data.dates,
+                            episode.public.dates, segment_values=segments)
+    from_text = grade_submission(copied, truth.expected_rows, truth.neutral_keys, episode.public.dates,
                                  segment_values=segments)
     assert from_text.score == full.score == 1.0
     for original, copy in zip(truth.expected_rows, copied, strict=True):

@@ -46,7 +46,7 @@ def grade(seed: int, rows: list[MetricSubmissionRow]) -> GradeResult:
     episode = episode_of(seed)
     with entity_names_of("warehouse"):
         return grade_submission(rows, episode.truth.expected_rows, episode.truth.neutral_keys,
-                                episode.public.data.dates, segment_values=episode.public.segment_values(),
+                                episode.public.dates, segment_values=episode.public.segment_values(),
                                 leaf_traffic=overlap_traffic(episode), methods_used=frozenset({"query"}))
 
 
@@ -62,7 +62,7 @@ def test_the_expected_rows_are_the_injected_incidents_and_defects(seed: int) -> 
     incident's record; a defect's row names the data quality family; its observed value is the dashboard's."""
     world = build_warehouse_world(WAREHOUSE, resolve_episode_config(seed=seed, difficulty="warehouse"))
     episode = episode_of(seed)
-    dates = episode.public.data.dates
+    dates = episode.public.dates
     rows = episode.truth.expected_rows
     want = {row_key(dates[day], "data_quality", COUNT_OF_DASHBOARD.get(d.metric, d.metric)) for d in world.defects
             for day in d.days}
@@ -80,7 +80,7 @@ def test_a_data_quality_row_names_what_the_warehouse_publishes_and_only_there() 
     row = MetricSubmissionRow(date="2026-03-10", entity_type="data_quality", entity_name="app_opens",
                               anomaly_type=DEFECT_FAMILY, detection_method="query", baseline_value=100.0,
                               observed_value=10.0, delta_value=-90.0, severity="critical")
-    dates = episode_of(SEEDS[0]).public.data.dates
+    dates = episode_of(SEEDS[0]).public.dates
     [issue] = validate_rows([row], dates).values()
     assert "valid: menu_opens, orders_placed, payment_successful" in issue.message
     with entity_names_of("warehouse"):

@@ -11,15 +11,13 @@ import pytest
 
 from metric_tracker_rl.analysis_tools import TOOL_REGISTRY
 from metric_tracker_rl.analysis_tools.sql import SANDBOX_KEY
-from metric_tracker_rl.catalog.published import COUNT_COLUMNS
 from metric_tracker_rl.catalog.tasks import resolve_episode_config
 from metric_tracker_rl.catalog.tiers import WAREHOUSE
 from metric_tracker_rl.generation.warehouse.world import WarehouseWorld, build_warehouse_world
-from metric_tracker_rl.world.daily_panel import build_panel
 from metric_tracker_rl.world.events import reporting_day
-from metric_tracker_rl.world.funnel import HOURS, WINDOW_START, FunnelData, window_calendar
+from metric_tracker_rl.world.funnel import WINDOW_START, window_calendar
 from metric_tracker_rl.world.metrics_layer import RATE_COLUMNS, counted_sessions
-from metric_tracker_rl.world.public_episode import PublicEpisode
+from metric_tracker_rl.world.public_episode import Events, PublicEpisode
 
 
 @pytest.fixture(scope="module")
@@ -30,11 +28,9 @@ def world() -> WarehouseWorld:
 
 @pytest.fixture(scope="module")
 def public(world: WarehouseWorld) -> Iterator[PublicEpisode]:
-    # The counts' tables are not the warehouse's (no tool that reads them will be offered there): a window of zeros.
-    calendar = window_calendar(world.log.num_days)
-    data = FunnelData(dates=calendar.iso_dates, weekdays=calendar.weekday_names, weekend=calendar.weekend,
-                      hourly=np.zeros((len(calendar.dates), HOURS, len(COUNT_COLUMNS)), dtype=np.int64))
-    episode = PublicEpisode(data, build_panel(data), (), {}, warehouse_tables=world.sql_tables())
+    # Its data are the export's tables, no counts.
+    events = Events(window_calendar(world.log.num_days), world.sql_tables(), world.dimension_values, None)
+    episode = PublicEpisode(events, {})
     yield episode
     episode.close()
 

@@ -25,6 +25,7 @@ from metric_tracker_rl.sql.engine import EpisodeTables, open_database, pack_tabl
 from metric_tracker_rl.sql.sandbox import MAX_SQL_CHARS, WAREHOUSE_MAX_SQL_CHARS, SqlRefused
 from metric_tracker_rl.view.tool_schemas import model_tools, openai_tools, schema_chars
 from metric_tracker_rl.world.metrics_layer import METRICS_LAYER
+from metric_tracker_rl.world.public_episode import Events
 from metric_tracker_rl.world.warehouse_brief import SCHEMA_LISTING, WAREHOUSE_OBJECTIVE, WAREHOUSE_TABLES
 
 WAREHOUSE_TOOLS = ["query", "metrics_layer", "submit_report"]
@@ -45,7 +46,7 @@ def analysis(env: MetricTrackerRlEnvironment, method: str, **arguments: object):
 
 def test_reset_reaches_the_tier_which_no_published_list_names() -> None:
     assert "warehouse" in RESET_DIFFICULTIES and "warehouse" not in DIFFICULTIES
-    assert TIERS["warehouse"] is WAREHOUSE and not WAREHOUSE.listed and WAREHOUSE.raw_events
+    assert TIERS["warehouse"] is WAREHOUSE and not WAREHOUSE.listed and WAREHOUSE.data == "events"
     assert all(task.difficulty != "warehouse" for task in TASKS.values())
     for published in ("README.md", "openenv.yaml"):
         assert "warehouse" not in (Path(ROOT) / published).read_text(encoding="utf-8").lower(), published
@@ -128,10 +129,14 @@ def test_a_short_page_of_the_metrics_layer_is_followed_to_its_end(env: MetricTra
 
 
 def test_the_metrics_layer_answers_nowhere_else() -> None:
+    """A tool of raw events is no tool of an episode of counts, as the tools over counts are none of the
+    warehouse's: the error names the episode's own tools."""
     observation = MetricTrackerRlEnvironment()
     observation.reset(difficulty="abyss", seed=1)
     refused = analysis(observation, "metrics_layer")
-    assert refused.status == "error" and "warehouse" in refused.message
+    assert refused.status == "error" and "unknown analysis method 'metrics_layer'" in refused.message
+    valid = refused.message.split("valid methods: ", 1)[1].split(", ")
+    assert "query" in valid and "compare_segments" in valid and "metrics_layer" not in valid
 
 
 @pytest.mark.slow  # starts a server process
@@ -167,8 +172,8 @@ def test_a_packed_table_reads_as_its_columns() -> None:
 
 def test_an_open_episode_keeps_its_growing_tables_packed(env: MetricTrackerRlEnvironment) -> None:
     episode = env._episode  # noqa: SLF001 (what the server holds for the session)
-    assert episode is not None and episode.public.warehouse_tables is not None
-    held = episode.public.warehouse_tables
+    assert episode is not None and isinstance(episode.public.source, Events)
+    held = episode.public.source.tables
     assert {name for name, table in held.items() if isinstance(table, PackedTable)} == PACKED_TABLES
 
 

@@ -112,7 +112,7 @@ def defect_kinds(reset_kwargs: dict[str, Any]) -> dict[str, str]:
     """Each expected data-defect row's key as a loss names it (date|entity_type|entity_name), with its defect's
     kind; none at a tier of counts."""
     config = resolve_episode_config(**reset_kwargs)
-    if config.tier.segmented is None or not config.tier.segmented.raw_events:
+    if config.tier.data != "events":
         return {}
     return {key: kind for key, kind, family in expected_keys(config) if family == DATA_QUALITY}
 

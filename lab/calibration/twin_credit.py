@@ -56,7 +56,7 @@ def episode_scores(env: MetricTrackerRlEnvironment, reports: list[list[Any]]) ->
     for attempt, report in enumerate(reports):
         rows = [MetricSubmissionRow.model_validate(row.model_dump()) for row in report]
         for with_twins in (False, True):
-            score = grade_submission(rows, truth.expected_rows, truth.neutral_keys, public.data.dates,
+            score = grade_submission(rows, truth.expected_rows, truth.neutral_keys, public.dates,
                                      segment_values=public.segment_values(), leaf_traffic=overlap_traffic(episode),
                                      methods_used=frozenset(env._methods_used),  # noqa: SLF001
                                      twin_rows=truth.twin_rows if with_twins else ()).score

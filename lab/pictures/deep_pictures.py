@@ -145,7 +145,7 @@ def experiment_beside_incident() -> tuple[int, Episode, Experiment, CuboidIncide
     """The first seed's incident whose cuboid is an experiment's arm on the experiment's dates, on a step the
     experiment does not target, where the intended effect shows in the arm too (|z| of STANDS_OUT on a date)."""
     for seed, episode in seeded_episodes():
-        data, dates = segments_of(episode), list(episode.public.data.dates)
+        data, dates = segments_of(episode), list(episode.public.dates)
         experiments = data.context.experiments if data.context is not None else ()
         for incident in cuboid_incidents(episode):
             row = incident.rows[0]
@@ -163,7 +163,7 @@ def experiment_picture(seed: int, episode: Episode, experiment: Experiment, inci
     """The arm's targeted step (the experiment's dates marked as context) beside its broken step (the incident's
     dates marked as truth)."""
     data, row = segments_of(episode), incident.rows[0]
-    targeted = targeted_rows(experiment, row, list(episode.public.data.dates))
+    targeted = targeted_rows(experiment, row, list(episode.public.dates))
     panels = [series_panel(data, incident.segment, targeted[0], f"{experiment.target_step} (targeted)",
                            first_labelled([each.date for each in targeted], experiment.experiment, truth=False)),
               series_panel(data, incident.segment, row, f"{row.entity_name} (broken)",
@@ -190,7 +190,7 @@ def near_misses(chosen: DilutedIncident) -> list[NearMiss]:
     (the unnamed field's value with the most of its traffic), every other field of the row right: each graded by
     the grader's own row assessment, whose quality is then the segment credit."""
     data, row, segment = segments_of(chosen.episode), chosen.row, chosen.incident.segment
-    traffic = leaf_traffic_of(data, chosen.episode.public.data.dates)
+    traffic = leaf_traffic_of(data, chosen.episode.public.dates)
     weights = traffic.on(row.date)
 
     def opens(cuboid: Segment) -> float:

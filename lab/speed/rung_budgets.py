@@ -77,7 +77,8 @@ def measured_tiers() -> tuple[str, ...]:
     """Deep and every segmented tier of counts after it (the rungs above, listed or being built), in the registry's
     order; a tier of raw events (the warehouse) has its own agents and budgets (lab/speed/warehouse_serving.py)."""
     names = list(TIERS)
-    return tuple(name for name in names[names.index("deep"):] if TIERS[name].dimensions and not TIERS[name].raw_events)
+    return tuple(name for name in names[names.index("deep"):] if TIERS[name].data == "counts"
+                 and TIERS[name].dimensions)
 
 
 def spread(samples_ms: list[float]) -> dict[str, float]:

@@ -50,9 +50,7 @@ def progress(message: str) -> None:
 def served_tables(seed: int) -> dict[str, ServedTable]:
     """The tables an open episode of the warehouse holds, as its reset builds them."""
     episode = build_warehouse_episode(WAREHOUSE, resolve_episode_config(seed=seed, difficulty="warehouse"))
-    tables = episode.public.warehouse_tables
-    assert tables is not None
-    return dict(tables)
+    return episode.public.sql_tables()
 
 
 def cpu_ms(run: Any) -> float:

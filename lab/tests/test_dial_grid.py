@@ -61,7 +61,7 @@ def test_every_point_of_a_rung_above_deep_is_at_least_as_hard_for_the_scan_analy
     reference = reference_score(grid)
     assert reference is not None
     # The rungs of counts above deep (a tier of raw events has its own agents: the scan analyst reads counts).
-    above = [name for name in list(TIERS)[list(TIERS).index(REFERENCE_TIER) + 1:] if not TIERS[name].raw_events]
+    above = [name for name in list(TIERS)[list(TIERS).index(REFERENCE_TIER) + 1:] if TIERS[name].data == "counts"]
     rung_points = [point for point in grid["points"] if point["difficulty"] in above]
     assert {point["difficulty"] for point in rung_points} == set(above)
     harder = {point["label"]: point["scores"][REFERENCE_AGENT] for point in rung_points}

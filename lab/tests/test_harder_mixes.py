@@ -76,7 +76,7 @@ def test_a_persistent_incidents_rows_are_its_cuboids_data_against_the_dates_befo
     daily = built.public.segments.tables()["daily_by_segment"]
     rows = {(r.date, r.entity_name): r for r in built.truth.expected_rows}
     assert len(rows) == len(built.truth.expected_rows)  # keys stay unique
-    dates = built.public.data.dates
+    dates = built.public.dates
     persistent = [r for r in built.truth.injections if isinstance(r, ChangePointRecord)]
     assert persistent  # three to six incidents of three kinds: one at least is weeks long
     for change_point, step in {(r.change_point, r.entity_name) for r in persistent}:
@@ -133,7 +133,7 @@ def explains(row: object, date: str, entities: set[str], segment: Segment) -> bo
 @given(seed=SEEDS)
 def test_no_context_item_beside_an_incident_explains_an_incident_on_its_dates(seed: int) -> None:
     drawn = world(CROWDED, seed)
-    dates = episode(CROWDED, seed).public.data.dates
+    dates = episode(CROWDED, seed).public.dates
     rows = [row for fluctuation in drawn.fluctuations for row in fluctuation.context]
     for incident in drawn.incidents:
         record = incident.record
@@ -148,7 +148,7 @@ def test_the_crowded_mix_places_what_its_dials_ask() -> None:
     sorts: set[str] = set()
     for seed in range(6):
         drawn = world(CROWDED, seed)
-        dates = episode(CROWDED, seed).public.data.dates
+        dates = episode(CROWDED, seed).public.dates
         incidents = drawn.incidents
         seconds = [i for i in incidents if "second incident in the same cuboid" in i.record.description]
         assert 1 <= len(seconds) <= 2

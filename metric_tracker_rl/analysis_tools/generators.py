@@ -31,6 +31,7 @@ from metric_tracker_rl.analysis_tools.registry import (
 )
 from metric_tracker_rl.catalog.plain_types import PayloadGeneratorMethod
 from metric_tracker_rl.catalog.published import COUNT_COLUMNS, DIRECTIONAL_FAMILIES, row_key
+from metric_tracker_rl.catalog.tiers import COUNTS
 from metric_tracker_rl.catalog.validation import describe_validation_error
 from metric_tracker_rl.world.public_episode import PublicEpisode
 
@@ -61,9 +62,10 @@ def page_of(args: Any) -> dict[str, Any]:
 
 
 def register_generator(name: str, description: str, args_model: type, example: dict[str, Any], *,
-                       offered_at: tuple[str, ...] = (), kept_for: str = "",
+                       kept_for: str = "",
                        constant_columns: frozenset[str] = SCAN_CONSTANTS) -> Callable[[RowsFunction], RowsFunction]:
-    """Register a function that lists every candidate row as the generator tool `name`, paged strongest first."""
+    """Register a function that lists every candidate row as the generator tool `name`, paged strongest first (a
+    generator reads the counts' daily numbers)."""
     def decorator(rows_of: RowsFunction) -> RowsFunction:
         def tool(episode: PublicEpisode, args: Any) -> dict[str, Any]:
             result = page(strongest_first(rows_of(episode, args)), args.offset, args.limit)
@@ -71,7 +73,7 @@ def register_generator(name: str, description: str, args_model: type, example: d
                 result["page_of"] = page_of(args)
             return result
 
-        register_tool(name, description, args_model, offered_at=offered_at, kept_for=kept_for, kind="generator",
+        register_tool(name, description, args_model, reads=(COUNTS,), kept_for=kept_for, kind="generator",
                       example=example, constant_columns=constant_columns, rows_of=rows_of)(tool)
         return rows_of
     return decorator
@@ -126,14 +128,13 @@ def deviation_rows(episode: PublicEpisode, args: MetricSelection, method: str, d
 
 
 def register_deviation_generator(name: str, description: str, args_model: type, direction: int, *,
-                                 offered_at: tuple[str, ...] = (), kept_for: str = "") -> None:
+                                 kept_for: str = "") -> None:
     """Register a robust-z scan of the selected metrics as the generator `name`: values beyond the threshold below
     (direction -1), above (1) or either way (0) their baseline."""
     def generator(episode: PublicEpisode, args: Any) -> list[dict[str, Any]]:
         return deviation_rows(episode, args, name, direction, "z", args.threshold_multiplier)
 
-    register_generator(name, description, args_model, {"threshold_multiplier": 3.0}, offered_at=offered_at,
-                       kept_for=kept_for)(generator)
+    register_generator(name, description, args_model, {"threshold_multiplier": 3.0}, kept_for=kept_for)(generator)
 
 
 # What keeps the one-direction scans: each is a family's canonical detection method (its expected rows name it),

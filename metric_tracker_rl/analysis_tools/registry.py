@@ -1,6 +1,7 @@
 """One registry of read-only tools. Each tool is one module of `analysis_tools/tools/` that registers itself: its
 pydantic argument model validates calls, produces the JSON schema of its OpenAI tool definition and drives the
-debugger's forms, and its registration names the tiers that offer it to models."""
+debugger's forms, and its registration says what of an episode it reads (counts, segments, context tables, events:
+tiers.Holding), from which follow the tiers it answers at and those that offer it to models."""
 
 from __future__ import annotations
 
@@ -8,19 +9,13 @@ import math
 from collections.abc import Callable, Collection, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass, replace
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal, TypeVar, cast, get_args
 
 from pydantic import BaseModel, ValidationError
 
-from metric_tracker_rl.catalog.published import (
-    AGGREGATE_DIFFICULTIES,
-    COUNT_DIFFICULTIES,
-    RAW_EVENT_DIFFICULTIES,
-    RESET_DIFFICULTIES,
-    SEGMENTED_DIFFICULTIES,
-)
+from metric_tracker_rl.catalog.published import AGGREGATE_DIFFICULTIES, RESET_DIFFICULTIES, difficulties_holding
 from metric_tracker_rl.catalog.registry import Registry
-from metric_tracker_rl.catalog.tiers import TIERS
+from metric_tracker_rl.catalog.tiers import CONTEXT, COUNTS, DATA_OF, EVENTS, SEGMENTS, TIERS, DataKind, Holding
 from metric_tracker_rl.catalog.validation import check_choice, describe_validation_error
 from metric_tracker_rl.world.funnel import window_calendar
 from metric_tracker_rl.world.public_episode import PublicEpisode
@@ -37,17 +32,15 @@ ToolFunction = Callable[[PublicEpisode, Any], dict[str, Any]]
 RowsFunction = Callable[[PublicEpisode, Any], list[dict[str, Any]]]
 Table = TypeVar("Table")
 
-# The tier sets a registration names: where a tool is offered, and where it answers. The tools over counts are
-# offered and answer at the tiers of counts; a raw-event tier (the warehouse) has the SQL tool over its own tables
-# and its metrics layer, and answers any other tool with the list of its own (run_tool).
+# Tier sets by what their episodes hold (a tool's `reads` names the holdings, not these): the tiers of counts, of
+# segments' counts, of context tables and of raw events.
 EVERY_TIER: tuple[str, ...] = RESET_DIFFICULTIES
-COUNT_TIERS: tuple[str, ...] = COUNT_DIFFICULTIES
-RAW_EVENT_TIERS: tuple[str, ...] = RAW_EVENT_DIFFICULTIES
+COUNT_TIERS: tuple[str, ...] = difficulties_holding(COUNTS)
+RAW_EVENT_TIERS: tuple[str, ...] = difficulties_holding(EVENTS)
 AGGREGATE_TIERS: tuple[str, ...] = AGGREGATE_DIFFICULTIES
-SEGMENTED_TIERS: tuple[str, ...] = tuple(name for name in SEGMENTED_DIFFICULTIES if name in COUNT_DIFFICULTIES)
-CONTEXT_TIERS: tuple[str, ...] = tuple(name for name, tier in TIERS.items()
-                                       if tier.segmented is not None and tier.segmented.context
-                                       and name in COUNT_DIFFICULTIES)
+SEGMENTED_TIERS: tuple[str, ...] = difficulties_holding(SEGMENTS)
+CONTEXT_TIERS: tuple[str, ...] = difficulties_holding(CONTEXT)
+HOLDINGS: tuple[Holding, ...] = get_args(Holding)
 
 
 @dataclass(frozen=True)
@@ -60,6 +53,14 @@ class ToolVariant:
     args_model: type[BaseModel]
 
 
+def reads_data_of(reads: frozenset[Holding], data: DataKind) -> bool:
+    """Whether a tool that reads `reads` is a tool of `data` (counts or events): it reads nothing in particular
+    (every episode's), or what it reads is of that kind (tiers.DATA_OF). Such a tool is callable on an episode of
+    that data, and offered at its tier, even where it does not answer (a tier of counts offers one list whatever its
+    segments: a segment tool at easy answers that there are none)."""
+    return all(DATA_OF[holding] == data for holding in reads)
+
+
 @dataclass(frozen=True)
 class ToolSpec:
     name: str
@@ -68,14 +69,17 @@ class ToolSpec:
     func: ToolFunction
     kind: Literal["analysis", "generator"]
     example: dict[str, Any]
-    # The tiers whose models are offered the tool: its schema is in their tool lists and counts against each one's
-    # schema budget (view.tool_schemas.model_tools). Empty for a tool no model is offered; `kept_for` then says why
-    # it stays registered (who calls it) and which offered tool answers a model instead. docs/tools.md lists these
-    # (a test keeps the two in step).
-    offered_at: tuple[str, ...] = ()
+    # What of an episode the tool reads (empty: nothing in particular, as the SQL tool reads whatever tables the
+    # episode has). It answers where the episode holds all of it (`answers_at`); elsewhere it answers an error that
+    # says what to use instead, or, where the data are of another kind, it is not a tool of that episode.
+    reads: frozenset[Holding] = frozenset({COUNTS})
+    # Why a tool no model is offered stays registered (who calls it) and which offered tool answers a model instead;
+    # empty for a tool offered at the tiers of its data (`offered_at`). docs/tools.md lists these (a test keeps the
+    # two in step).
     kept_for: str = ""
-    # The tiers whose episodes it answers; elsewhere it answers an error that says what to use instead.
-    answers_at: tuple[str, ...] = COUNT_TIERS
+    # The only tiers of its data that offer it, where a tool would not fit every such tier's schema budget (None: all
+    # of them; no built-in tool sets it).
+    offered_only_at: tuple[str, ...] | None = None
     # Columns of its `rows` table that hold one value in every row of every call (a generator's detection_method):
     # the text states them once. No other column moves, so the table reads the same on every call.
     constant_columns: frozenset[str] = frozenset()
@@ -91,9 +95,24 @@ class ToolSpec:
         return self.description, self.args_model
 
     @property
+    def answers_at(self) -> tuple[str, ...]:
+        """The tiers whose episodes it answers: those that hold all it reads."""
+        return difficulties_holding(*self.reads)
+
+    @property
+    def offered_at(self) -> tuple[str, ...]:
+        """The tiers whose models are offered the tool: those of the data it reads (reads_data_of), unless it is
+        kept for another caller. Its schema is in their tool lists and counts against each one's schema budget
+        (view.tool_schemas.model_tools)."""
+        if self.kept_for:
+            return ()
+        return tuple(name for name, tier in TIERS.items() if reads_data_of(self.reads, tier.data)
+                     and (self.offered_only_at is None or name in self.offered_only_at))
+
+    @property
     def offered(self) -> bool:
         """Offered to models at some tier (MCP, the TRL class); every tool stays on the wire API."""
-        return bool(self.offered_at)
+        return not self.kept_for
 
     def parameters_schema(self) -> dict[str, Any]:
         schema = self.args_model.model_json_schema()
@@ -127,20 +146,22 @@ def _tiers(argument: str, names: Collection[str]) -> tuple[str, ...]:
 
 
 def register_tool(name: str, description: str, args_model: type[BaseModel], *,
-                  offered_at: Collection[str] = (),
+                  reads: Collection[Holding],
                   kept_for: str = "",
-                  answers_at: Collection[str] = COUNT_TIERS,
+                  offered_at: Collection[str] | None = None,
                   kind: Literal["analysis", "generator"] = "analysis",
                   example: dict[str, Any] | None = None,
                   constant_columns: frozenset[str] = frozenset(),
                   rows_of: RowsFunction | None = None,
                   variants: tuple[ToolVariant, ...] = ()) -> Callable[[ToolFunction], ToolFunction]:
-    """Register a tool, offered to the models of the tiers `offered_at` names, or to none when `kept_for` says what
-    else needs it (a tool nothing needs is removed, not hidden)."""
-    if bool(offered_at) == bool(kept_for.strip()):
-        raise ValueError(f"tool {name!r} names either the tiers that offer it (offered_at) or, offered at none, "
-                         "what keeps it (kept_for)")
-    offered, answers = _tiers("offered_at", offered_at), _tiers("answers_at", answers_at)
+    """Register a tool that reads `reads` of an episode, offered to the models of every tier of that data (or of
+    those `offered_at` names, where it would not fit every such tier's schema budget), or to none when `kept_for`
+    says what else needs it (a tool nothing needs is removed, not hidden)."""
+    holdings = frozenset(cast(Holding, check_choice("reads", holding, HOLDINGS)) for holding in reads)
+    only = None if offered_at is None else _tiers("offered_at", offered_at)
+    if kept_for.strip() and only is not None:
+        raise ValueError(f"tool {name!r} is either offered (at the tiers offered_at names) or kept for another "
+                         "caller (kept_for)")
     args_model.model_validate(example or {})  # an example that does not validate is a programming error
 
     def decorator(func: ToolFunction) -> ToolFunction:
@@ -148,8 +169,8 @@ def register_tool(name: str, description: str, args_model: type[BaseModel], *,
             _tiers("variants", variant.tiers)
             if set(variant.args_model.model_fields) != set(args_model.model_fields):
                 raise ValueError(f"tool {name!r}: a variant takes the tool's own arguments")
-        add_tool(ToolSpec(name, description, args_model, func, kind, example or {}, offered, kept_for.strip(), answers,
-                          constant_columns, rows_of, variants))
+        add_tool(ToolSpec(name, description, args_model, func, kind, example or {}, holdings, kept_for.strip(),
+                          only, constant_columns, rows_of, variants))
         return func
     return decorator
 
@@ -237,18 +258,23 @@ def validated_arguments(name: str, arguments: Any, tools: Mapping[str, ToolSpec]
         raise ToolError(format_validation_error(spec, exc)) from None
 
 
-def raw_event_tools(tools: Mapping[str, ToolSpec] = TOOL_REGISTRY) -> dict[str, ToolSpec]:
-    """The tools that answer at a raw-event tier (the warehouse): a call of any other is an unknown method there.
-    Each checks its arguments as the models there read them (`ToolSpec.read_at`: the SQL tool's longer statements)."""
-    [tier] = RAW_EVENT_TIERS  # one tier reads raw events
-    return {name: replace(spec, args_model=spec.read_at(tier)[1]) for name, spec in tools.items()
-            if tier in spec.answers_at}
+def episode_tools(episode: PublicEpisode, tools: Mapping[str, ToolSpec] = TOOL_REGISTRY) -> dict[str, ToolSpec]:
+    """The tools of `episode`: those of its data's kind (reads_data_of); a call of any other is an unknown method
+    there. Each checks its arguments as the models of the episode's tier read them (`ToolSpec.read_at`: the SQL
+    tool's longer statements over raw events)."""
+    data, difficulty = episode.source.kind, episode.task.get("config", {}).get("difficulty")
+    return {name: _as_read_at(spec, difficulty) for name, spec in tools.items() if reads_data_of(spec.reads, data)}
+
+
+def _as_read_at(spec: ToolSpec, difficulty: str | None) -> ToolSpec:
+    args_model = spec.read_at(difficulty)[1]
+    return spec if args_model is spec.args_model else replace(spec, args_model=args_model)
 
 
 def episode_arguments(name: str, episode: PublicEpisode, arguments: Any,
                       tools: Mapping[str, ToolSpec] = TOOL_REGISTRY) -> BaseModel:
     """A tool's arguments as `run_tool` checks them for `episode` (`tools` already those of its tier); ToolError."""
-    token = EPISODE_WINDOW.set(episode.data.dates)  # a date argument must be one of this episode's
+    token = EPISODE_WINDOW.set(episode.dates)  # a date argument must be one of this episode's
     try:
         return validated_arguments(name, arguments, tools)
     finally:
@@ -259,8 +285,7 @@ def run_tool(name: str, episode: PublicEpisode, arguments: Any,
              tools: Mapping[str, ToolSpec] = TOOL_REGISTRY) -> ToolOutcome:
     """Validate and run one tool of `tools` (a scratch registry can add a new family's generator). Agent mistakes
     become error outcomes that name the valid options."""
-    if episode.raw_events:  # no counts: the tools over counts do not exist there
-        tools = raw_event_tools(tools)
+    tools = episode_tools(episode, tools)
     try:
         args = episode_arguments(name, episode, arguments, tools)
     except ToolError as exc:

@@ -96,13 +96,14 @@ WAREHOUSE_SQL_DESCRIPTION = warehouse_sql_description()
 
 
 def sandbox_of(episode: PublicEpisode) -> SqlSandbox:
-    """The episode's SQL connection, opened on first use (and again if the engine had to drop it); over a
-    warehouse's raw events it takes the warehouse's longer statements."""
+    """The episode's SQL connection, opened on first use (and again if the engine had to drop it), taking statements
+    as long as its data allow (a raw event export's are longer)."""
     sandbox = episode.memo.get(SANDBOX_KEY)
     if sandbox is None or not sandbox.usable:
         if sandbox is not None:
             episode.memo.pop(SANDBOX_KEY)
             sandbox.close()
-        sandbox = episode.memo[SANDBOX_KEY] = SqlSandbox(
-            episode.sql_tables(), WAREHOUSE_MAX_SQL_CHARS if episode.raw_events else MAX_SQL_CHARS)
+        limit = episode.source.max_sql_chars
+        sandbox = episode.memo[SANDBOX_KEY] = SqlSandbox(episode.sql_tables(),
+                                                         MAX_SQL_CHARS if limit is None else limit)
     return sandbox

@@ -24,7 +24,7 @@ from metric_tracker_rl.catalog.published import (
     ANOMALY_TYPES,
     DETECTION_METHOD_RULE,
     ENTITY_NAMES,
-    RAW_EVENT_ENTITY_NAMES,
+    ENTITY_NAMES_AT_SOME_TIER,
     AnomalyType,
     Severity,
 )
@@ -87,10 +87,10 @@ class MetricSubmissionRow(_Strict):
         # A name valid at some tier (the warehouse's data_quality rows name more): the episode's own names are
         # checked at submission (validation.validate_rows), where the tier is known.
         valid = ENTITY_NAMES[self.entity_type]
-        if self.entity_name not in valid and self.entity_name not in RAW_EVENT_ENTITY_NAMES[self.entity_type]:
+        if self.entity_name not in ENTITY_NAMES_AT_SOME_TIER[self.entity_type]:
             # A PydanticCustomError, not a ValueError: its error details hold no exception object, so a server that
             # sends validation errors as JSON (OpenEnv's step handlers) can serialise them.
-            more = [name for name in RAW_EVENT_ENTITY_NAMES[self.entity_type] if name not in valid]
+            more = [name for name in ENTITY_NAMES_AT_SOME_TIER[self.entity_type] if name not in valid]
             elsewhere = f" (where the data are raw events, also: {', '.join(more)})" if more else ""
             raise PydanticCustomError("entity_not_of_type", "entity_name '{entity_name}' is not valid for "
                                       "entity_type '{entity_type}'; valid: {valid}{elsewhere}",

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 
 from metric_tracker_rl.catalog.families import PUBLISHED_FAMILIES, EntityType
-from metric_tracker_rl.catalog.tiers import TIERS
+from metric_tracker_rl.catalog.tiers import COUNTS, EVENTS, TIERS, DataKind, Holding
 
 # --- funnel ---------------------------------------------------------------------------------------
 
@@ -88,6 +88,13 @@ ENTITY_NAMES: dict[str, tuple[str, ...]] = {
 # sessions, menu_opens for menu_sessions, ...) or step rate. Every other entity type keeps its names.
 RAW_EVENT_DATA_QUALITY_NAMES: tuple[str, ...] = (*COUNT_COLUMNS, *FUNNEL_STEPS, "revenue_usd")
 RAW_EVENT_ENTITY_NAMES: dict[str, tuple[str, ...]] = {**ENTITY_NAMES, "data_quality": RAW_EVENT_DATA_QUALITY_NAMES}
+# The names a report row may name where an episode's data are counts or raw events (tiers.Tier.data).
+ENTITY_NAMES_BY_DATA: dict[DataKind, dict[str, tuple[str, ...]]] = {COUNTS: ENTITY_NAMES,
+                                                                    EVENTS: RAW_EVENT_ENTITY_NAMES}
+# The names valid at some tier, each type's names of counts first.
+ENTITY_NAMES_AT_SOME_TIER: dict[str, tuple[str, ...]] = {
+    entity_type: tuple(dict.fromkeys(name for names in ENTITY_NAMES_BY_DATA.values() for name in names[entity_type]))
+    for entity_type in ENTITY_NAMES}
 ENTITY_VALUE_DEFINITIONS: dict[str, str] = {
     "conversion_rate": "daily numerator count / daily denominator count",
     "event_count": "daily event count",
@@ -301,10 +308,18 @@ DIFFICULTIES: tuple[str, ...] = tuple(name for name, tier in TIERS.items() if ti
 RESET_DIFFICULTIES: tuple[str, ...] = tuple(TIERS)  # what reset accepts: the listed tiers and any being built
 AGGREGATE_DIFFICULTIES: tuple[str, ...] = tuple(name for name, tier in TIERS.items() if not tier.dimensions)
 SEGMENTED_DIFFICULTIES: tuple[str, ...] = tuple(name for name, tier in TIERS.items() if tier.dimensions)
+
+
+def difficulties_holding(*holdings: Holding) -> tuple[str, ...]:
+    """The tiers (listed or not) whose episodes hold every one of `holdings`, in publication order: where a tool
+    that reads them answers (analysis_tools.registry.ToolSpec.reads)."""
+    return tuple(name for name, tier in TIERS.items() if tier.holds.issuperset(holdings))
+
+
 # The tiers whose data are counts (the tools over counts answer there), and those whose data are a raw event export
-# (the warehouse: the SQL tool over its tables and its metrics layer).
-COUNT_DIFFICULTIES: tuple[str, ...] = tuple(name for name, tier in TIERS.items() if not tier.raw_events)
-RAW_EVENT_DIFFICULTIES: tuple[str, ...] = tuple(name for name, tier in TIERS.items() if tier.raw_events)
+# (the SQL tool over its tables and its metrics layer).
+COUNT_DIFFICULTIES: tuple[str, ...] = difficulties_holding(COUNTS)
+RAW_EVENT_DIFFICULTIES: tuple[str, ...] = difficulties_holding(EVENTS)
 AGGREGATE_WINDOW_DAYS = TIERS[AGGREGATE_DIFFICULTIES[0]].window_days  # the window a difficulty not named here reads
 FRONTIER_WINDOW_DAYS = TIERS["frontier"].window_days
 LONGEST_WINDOW_DAYS = max(tier.window_days for tier in TIERS.values())

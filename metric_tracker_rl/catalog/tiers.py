@@ -2,14 +2,20 @@
 drawn from and how they mix, its counts, magnitude scale, concurrency, steps and submissions.
 
 One entry builds every tier, metric_tracker_rl.generation.build_episode(config) (an episode config carries its
-tier), and the tier names which of two generators it runs through `aggregate` or `segmented`:
+tier), and the type of the tier's mix names which of three generators it runs:
 - the aggregate generator (generation/aggregate.py) fills one funnel with the anomaly families' injectors, at each
   family's magnitude range for the tier (`magnitude_ranges` in metric_tracker_rl/generation/anomalies/), among
   annotated distractors and benign fluctuations. easy, medium and hard use it; it keeps their episodes as they
   always were;
 - the segmented generator (generation/segmented.py) splits the funnel into cells along `dimensions` and draws its
   incidents and benign look-alikes from the kinds the tier names (metric_tracker_rl/generation/kinds/), each at its
-  default magnitude range times the tier's `magnitude_scale`; registering another kind changes no tier's episodes.
+  default magnitude range times the tier's `magnitude_scale`; registering another kind changes no tier's episodes;
+- the warehouse generator (generation/warehouse/) draws the segmented generator's world and publishes it as a raw
+  event export (a WarehouseMix: a segmented mix with the sample's own fields).
+
+What a tier's episodes hold (`Tier.holds`: counts, segments, context tables or events) is the seam the rest of the
+package reads: a tool declares what it reads (analysis_tools/registry.py), and a tier offers the tools its episodes
+can answer.
 
 A new tier is one more entry in TIERS. This module imports nothing of the project but the registry: the catalog (on
 the tools' side of the truth wall) derives its difficulty names and windows from it, and the generators read the
@@ -19,8 +25,8 @@ rest.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
-from typing import Literal
+from dataclasses import dataclass, fields
+from typing import Any, ClassVar, Final, Literal, TypeVar
 
 from metric_tracker_rl.catalog.registry import Registry
 
@@ -35,6 +41,19 @@ WEEKDAYS = 7
 # and at any tier for an incident of hours (generation/kinds/cuboid.py).
 CLEAR_OWN_Z: tuple[float, float] = (7.5, 8.0)
 LATE_DATA = "incomplete_last_day"  # the distractor that takes the latest date (and keeps its weekday clean)
+
+# What an episode's public data hold: the words a tier's `holds` and a tool's `reads` share.
+Holding = Literal["counts", "segments", "context", "events"]
+# counts: the funnel's daily and hourly counts, their daily numbers and the calendar notes; segments: the counts of
+# every segment and the releases; context: the context tables (experiments, campaigns, the partners' status log);
+# events: a raw event export (its tables, its metrics layer and its dashboard).
+COUNTS: Final[Literal["counts"]] = "counts"
+SEGMENTS: Final[Literal["segments"]] = "segments"
+CONTEXT: Final[Literal["context"]] = "context"
+EVENTS: Final[Literal["events"]] = "events"
+# What an episode's data are: counts, or a raw event export; and the kind each holding is of.
+DataKind = Literal["counts", "events"]
+DATA_OF: dict[Holding, DataKind] = {COUNTS: COUNTS, SEGMENTS: COUNTS, CONTEXT: COUNTS, EVENTS: EVENTS}
 
 
 @dataclass(frozen=True)
@@ -53,6 +72,12 @@ class AggregateMix:
     incident_timing_shifts: int = 0
     multi_day_probability: float = 0.0
     overlapping_demand_swing_share: tuple[float, float] | None = None
+    data: ClassVar[DataKind] = COUNTS
+
+    @property
+    def holds(self) -> frozenset[Holding]:
+        """One funnel's counts and its calendar notes."""
+        return frozenset({COUNTS})
 
 
 @dataclass(frozen=True)
@@ -81,17 +106,8 @@ class SegmentedMix:
     of the look-alikes (at least two where positive: segmented.decoy_count); `noise_model`, the brief publishes how
     counts are drawn and what an incident does to its segment's leaves, at what z (world/segment_brief.py);
     `min_cuboid_depth`, the fewest dimensions a drawn cuboid's depth starts from (a shallower one where none that
-    deep is clear: kinds/cuboid.py); `observed_share`, the share of the world's traffic the episode's data holds
-    (1: every count; the warehouse's events sample it), whose z-scores a kind sizes its incidents by;
-    `raise_unclear`: where no cuboid a kind draws is clear at its largest change (a sample leaves most too thin), a
-    one-dimension cuboid that is clear at that change is drawn among all of them (the clearest where none is) and
-    its change raised to the own-z floor, as far as the largest allows (False: the base or the clearest of a few,
-    unraised);
-    `raw_events`: the episode's data are a raw event export with its side tables, metrics layer and dashboard
-    (generation/warehouse/), not counts: the tools over counts are not offered there, and data defects are drawn
-    beside the incidents; `twin_z` (None: none), the expected z under which the slice between two segments one
-    field apart could not show an all-day incident's fall, so that a row on either is credited as the incident's
-    own (generation/twins.py).
+    deep is clear: kinds/cuboid.py). A tier's own fields are its mix's type's: AbyssMix's `twin_z`, WarehouseMix's
+    `observed_share` and `raise_unclear`.
 
     Harder mixes (0 leaves a tier's episodes as they were): `confounder_share`, the share of incidents that get
     one or two context items overlapping their dates that do not explain them (generation/confounders.py, a tier
@@ -120,16 +136,62 @@ class SegmentedMix:
     leaf_blips: float = 0.0
     noise_model: bool = False
     min_cuboid_depth: int = 1
-    observed_share: float = 1.0
-    raise_unclear: bool = False
-    raw_events: bool = False
-    twin_z: float | None = None
+    # The share of the world's traffic the episode's data hold, whose z-scores a kind sizes its incidents by, and
+    # whether a kind raises an unclear cuboid: WarehouseMix's fields (every count and no raise where data are counts).
+    observed_share: ClassVar[float] = 1.0
+    raise_unclear: ClassVar[bool] = False
+    # Under what expected z two segments one field apart are credited alike: AbyssMix's field (None: never).
+    twin_z: ClassVar[float | None] = None
+    data: ClassVar[DataKind] = COUNTS
 
     @property
     def cuboid_root_causes(self) -> bool:
         """Whether root causes are cuboids a reset's dial shapes (deep); else every kind keeps its own fixed
         segments (frontier)."""
         return self.max_cuboid_depth > 0
+
+    @property
+    def holds(self) -> frozenset[Holding]:
+        """The whole funnel's counts, every segment's and the releases, and the context tables where it has them."""
+        return frozenset({COUNTS, SEGMENTS, *([CONTEXT] if self.context else [])})
+
+
+Mix = TypeVar("Mix", bound=SegmentedMix)
+
+
+def extended(mix: SegmentedMix, kind: type[Mix], **changes: Any) -> Mix:
+    """`mix` as a mix of `kind` (a segmented mix with a tier's own fields), with `changes`."""
+    return kind(**{**{f.name: getattr(mix, f.name) for f in fields(mix)}, **changes})
+
+
+@dataclass(frozen=True, kw_only=True)
+class AbyssMix(SegmentedMix):
+    """A segmented mix at the edge of the noise (abyss). `twin_z`: the expected z under which the slice between two
+    segments one field apart could not show an all-day incident's fall, so that a row on either is credited as the
+    incident's own (generation/twins.py)."""
+
+    twin_z: float  # type: ignore[misc]  # a field here; one value for every other segmented mix
+
+
+@dataclass(frozen=True, kw_only=True)
+class WarehouseMix(SegmentedMix):
+    """The warehouse: the segmented world its fields draw, published as a raw event export with its side tables,
+    metrics layer and dashboard (generation/warehouse/), data defects drawn beside the incidents, and no counts.
+
+    `observed_share`: the share of the world's traffic the export holds (its sample of sessions), whose z-scores a
+    kind sizes its incidents by. `raise_unclear`: where no cuboid a kind draws is clear at its largest change (a
+    sample leaves most too thin), a one-dimension cuboid that is clear at that change is drawn among all of them
+    (the clearest where none is) and its change raised to the own-z floor, as far as the largest allows (False: the
+    base or the clearest of a few, unraised)."""
+
+    observed_share: float  # type: ignore[misc]  # a field here; one value for every other segmented mix
+    raise_unclear: bool = True  # type: ignore[misc]
+    data: ClassVar[DataKind] = EVENTS
+
+    @property
+    def holds(self) -> frozenset[Holding]:
+        """The export's tables and metrics layer: no counts, so no tool over counts answers there."""
+        return frozenset({EVENTS})
 
 
 @dataclass(frozen=True)
@@ -138,10 +200,11 @@ class Tier:
     (round(density x window), at least one); `count_range` is the range a seeded reset draws its count from (None:
     the density's count, fixed); `perturbed_per_weekday` bounds how many perturbed dates share a weekday, so a
     same-weekday median stays clean (the tier's concurrency); `calibration_seed_base`: its calibration sweep's
-    first seed (task_splits.py). Exactly one of `aggregate` and `segmented` names the generator. `listed`: in the
-    published difficulty lists (published.DIFFICULTIES: the splits, the brief, the task lists); an unlisted tier
-    (the warehouse today) is reachable by reset(difficulty=...) only, while it is being built. `tool_schema_budget`: the
-    characters the tier's tool list may take (the OpenAI schemas of the tools it offers, sent with every request:
+    first seed (task_splits.py). Exactly one of `aggregate` and `segmented` names the generator (a WarehouseMix: the
+    warehouse's), and what the tier's episodes hold (`holds`). `listed`: in the published difficulty lists
+    (published.DIFFICULTIES: the splits, the brief, the task lists); an unlisted tier (the warehouse today) is
+    reachable by reset(difficulty=...) only, while it is being built. `tool_schema_budget`: the characters the
+    tier's tool list may take (the OpenAI schemas of the tools it offers, sent with every request:
     view.tool_schemas.schema_chars); a test holds every tier to it."""
 
     name: str
@@ -177,9 +240,21 @@ class Tier:
         return () if self.segmented is None else self.segmented.benign_kinds
 
     @property
-    def raw_events(self) -> bool:
-        """Whether the tier's data are raw events (the warehouse), not counts."""
-        return self.segmented is not None and self.segmented.raw_events
+    def mix(self) -> AggregateMix | SegmentedMix:
+        """The tier's mix, whose type names its generator."""
+        mix = self.segmented if self.segmented is not None else self.aggregate
+        assert mix is not None
+        return mix
+
+    @property
+    def holds(self) -> frozenset[Holding]:
+        """What the tier's episodes hold, which says which tools answer there (ToolSpec.reads)."""
+        return self.mix.holds
+
+    @property
+    def data(self) -> DataKind:
+        """What the tier's episodes' data are: counts, or a raw event export."""
+        return self.mix.data
 
     @property
     def segment_credit(self) -> Literal["table", "overlap"] | None:
@@ -263,15 +338,15 @@ TIERS: Registry[Tier] = Registry("tier", (
     # the eval split's earlier indices keep naming their episodes; its named task is appended to that split too.
     Tier("abyss", window_days=56, default_density=0.08, count_range=(3, 6), perturbed_per_weekday=3,
          calibration_seed_base=60_000,
-         segmented=replace(DEEP_MIX, incident_kinds=ABYSS_KINDS, own_z=(5.5, 6.5), leaf_blips=5.0,
-                           min_cuboid_depth=2, noise_model=True, twin_z=TWIN_Z)),
+         segmented=extended(DEEP_MIX, AbyssMix, incident_kinds=ABYSS_KINDS, own_z=(5.5, 6.5), leaf_blips=5.0,
+                            min_cuboid_depth=2, noise_model=True, twin_z=TWIN_Z)),
     # The warehouse: abyss's kinds in deep's world, seen as a raw event export (a sample of the world's sessions:
     # WAREHOUSE_SAMPLE_RATE of the expected opens, so the kinds size their incidents for that sample's z-scores),
     # its side tables, a metrics layer and a dashboard, with data defects beside the incidents. Unlisted until its
     # expert holds it: reset(difficulty="warehouse") reaches it, no published list names it.
     Tier("warehouse", window_days=56, default_density=0.08, count_range=(3, 6), perturbed_per_weekday=3,
          calibration_seed_base=70_000, listed=False, max_steps=WAREHOUSE_MAX_STEPS,
-         segmented=replace(DEEP_MIX, incident_kinds=ABYSS_KINDS, observed_share=WAREHOUSE_SAMPLE_RATE,
-                           raise_unclear=True, raw_events=True)),
+         segmented=extended(DEEP_MIX, WarehouseMix, incident_kinds=ABYSS_KINDS,
+                            observed_share=WAREHOUSE_SAMPLE_RATE)),
 ))
 WAREHOUSE = TIERS["warehouse"]

@@ -19,22 +19,24 @@ from metric_tracker_rl.catalog.plain_types import MetricSubmissionRow, Submissio
 from metric_tracker_rl.catalog.published import (
     DIFFICULTIES,
     ENTITY_NAMES,
-    RAW_EVENT_DIFFICULTIES,
-    RAW_EVENT_ENTITY_NAMES,
+    ENTITY_NAMES_BY_DATA,
     SEGMENTED_DIFFICULTIES,
     row_key,
 )
+from metric_tracker_rl.catalog.tiers import TIERS
 
 ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
-# The entity names of the episode whose rows are being checked (validate_rows reads it): every tier's but a
-# raw-event tier's (the warehouse's data_quality rows name its dashboard's metrics). Set with `entity_names_of`.
+# The entity names of the episode whose rows are being checked (validate_rows reads it): those of its data
+# (published.ENTITY_NAMES_BY_DATA: a raw event export's data_quality rows name its dashboard's metrics). Set with
+# `entity_names_of`.
 EPISODE_ENTITY_NAMES: ContextVar[Mapping[str, tuple[str, ...]]] = ContextVar("episode_entity_names",
                                                                              default=ENTITY_NAMES)
 
 
 def entity_names_at(difficulty: str) -> Mapping[str, tuple[str, ...]]:
-    """The entity names a report row may name at a difficulty."""
-    return RAW_EVENT_ENTITY_NAMES if difficulty in RAW_EVENT_DIFFICULTIES else ENTITY_NAMES
+    """The entity names a report row may name at a difficulty (a name no tier has: the names of counts)."""
+    tier = TIERS.get(difficulty)
+    return ENTITY_NAMES if tier is None else ENTITY_NAMES_BY_DATA[tier.data]
 
 
 @contextmanager

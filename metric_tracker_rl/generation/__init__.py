@@ -9,6 +9,7 @@ with data defects (warehouse/). What both make, an episode and its truth, is epi
 """
 
 from metric_tracker_rl.catalog.tasks import EpisodeConfig
+from metric_tracker_rl.catalog.tiers import EVENTS
 from metric_tracker_rl.generation.aggregate import build_aggregate_episode
 from metric_tracker_rl.generation.anomalies import FAMILY_REGISTRY, FamilyRegistry
 from metric_tracker_rl.generation.episode import Episode
@@ -22,7 +23,7 @@ def build_episode(config: EpisodeConfig, families: FamilyRegistry = FAMILY_REGIS
     `families`: the injectors an aggregate tier's incidents are drawn from (a segmented tier's kinds use the
     published families)."""
     tier = config.tier
-    if tier.raw_events:
+    if tier.data == EVENTS:  # a segmented world published as a raw event export
         return build_warehouse_episode(tier, config)
     if tier.segmented is not None:
         return build_segmented_episode(tier, config)

@@ -29,10 +29,16 @@ from metric_tracker_rl.catalog.tasks import EpisodeConfig, incident_count
 from metric_tracker_rl.catalog.tiers import LATE_DATA, AggregateMix, Tier
 from metric_tracker_rl.generation.anomalies import FamilyRegistry, InjectionRecord
 from metric_tracker_rl.generation.anomalies.rate_shift import MAX_STEP_RATE
-from metric_tracker_rl.generation.episode import DistractorRecord, Episode, build_ground_truth, visible_task
+from metric_tracker_rl.generation.episode import (
+    AGGREGATE_OBJECTIVE,
+    DistractorRecord,
+    Episode,
+    build_ground_truth,
+    visible_task,
+)
 from metric_tracker_rl.world.daily_panel import build_panel
 from metric_tracker_rl.world.funnel import WEEKEND_HOUR_SHARE, FunnelPlan, baseline_plan, draw_counts
-from metric_tracker_rl.world.public_episode import Annotation, PublicEpisode
+from metric_tracker_rl.world.public_episode import Annotation, Counts, PublicEpisode
 from metric_tracker_rl.world.segments import Segment
 
 T = TypeVar("T")
@@ -348,7 +354,8 @@ def build_aggregate_episode(tier: Tier, config: EpisodeConfig, families: FamilyR
         fluctuations.append(DistractorRecord(kind, day, FLUCTUATIONS[kind](plan, day, rng, config.difficulty)))
     annotations, distractors = _calendar(plan, config, schedule, dates)
     data = draw_counts(plan, config.key)
-    public = PublicEpisode(data, build_panel(data), tuple(annotations), visible_task(tier, config))
+    public = PublicEpisode(Counts(data, build_panel(data), tuple(annotations)),
+                           visible_task(config, AGGREGATE_OBJECTIVE))
     truth = build_ground_truth([(record, Segment()) for record in injections], public, families, distractors,
                                fluctuations)
     return Episode(config, public, truth)

@@ -116,9 +116,3 @@ def dilution_by_depth(episodes: Iterable[Episode]) -> list[tuple[int, bool, str]
             if incident.rows[0].entity_type in DAILY_TYPES:
                 out.append((incident.depth, not stands_out(data, incident), incident.rows[0].anomaly_type))
     return out
-
-
-def diluted_share(episodes: Iterable[Episode], depths: tuple[int, ...] = (2, 3)) -> tuple[int, int]:
-    """(diluted, counted) among the episodes' incidents of these depths (dilution_by_depth)."""
-    chosen = [diluted for depth, diluted, _ in dilution_by_depth(episodes) if depth in depths]
-    return sum(chosen), len(chosen)

@@ -22,7 +22,6 @@ from metric_tracker_rl.generation.anomalies import ChangePointRecord, FamilyRegi
 from metric_tracker_rl.world.daily_panel import MetricPanel, build_panel, count_ratio, peer_median, same_weekday_peers
 from metric_tracker_rl.world.public_episode import PublicEpisode
 from metric_tracker_rl.world.segments import CELL_FIELDS, Segment, world_of
-from metric_tracker_rl.world.warehouse_brief import WAREHOUSE_OBJECTIVE
 
 AGGREGATE_OBJECTIVE = (
     "Find every incident in four weeks of funnel data and report each one (date, entity, family, baseline, observed "
@@ -32,20 +31,11 @@ AGGREGATE_OBJECTIVE = (
     "incident: then submit an empty report.")
 
 
-def objective_for(tier: Tier, config: EpisodeConfig) -> str:
-    """The objective an episode states: its named task's, else its tier's."""
-    if config.task_id is not None:
-        return TASKS[config.task_id].objective
-    if tier.raw_events:
-        return WAREHOUSE_OBJECTIVE
-    if tier.segmented is not None:
-        return segmented_objective(tier)
-    return AGGREGATE_OBJECTIVE
-
-
-def visible_task(tier: Tier, config: EpisodeConfig) -> dict[str, object]:
-    """The task an observation shows: the task id, the objective and the visible config."""
-    return {"task_id": config.task_id, "objective": objective_for(tier, config), "config": config.public_dict()}
+def visible_task(config: EpisodeConfig, tier_objective: str) -> dict[str, object]:
+    """The task an observation shows: the task id, the objective (its named task's, else its tier's, which each
+    generator states) and the visible config."""
+    objective = tier_objective if config.task_id is None else TASKS[config.task_id].objective
+    return {"task_id": config.task_id, "objective": objective, "config": config.public_dict()}
 
 
 # The detection method of each family's expected rows: its own generator tool.
@@ -159,7 +149,7 @@ def build_ground_truth(incidents: Sequence[tuple[InjectionRecord, Segment]], pub
     twin_rows = [_truth_row(record, twin, public, families, panels, row_type)
                  for (record, _), segments in zip(incidents, twins, strict=bool(twins)) for twin in segments
                  if all(np.isfinite(_truth_values(record, twin.normalised(), public, panels)))]
-    neutral = {row_key(public.data.dates[record.day], t, n) for record, _ in incidents for t, n in record.neutral}
+    neutral = {row_key(public.dates[record.day], t, n) for record, _ in incidents for t, n in record.neutral}
     expected = {row_key(r.date, r.entity_type, r.entity_name) for r in rows}
     return GroundTruth(tuple(rows), frozenset(neutral - expected), tuple(record for record, _ in incidents),
                        tuple(distractors), tuple(fluctuations), twin_rows=tuple(twin_rows))
@@ -175,7 +165,7 @@ def _truth_row(record: InjectionRecord, incident_segment: Segment, public: Publi
     baseline, observed = _truth_values(record, segment, public, panels)
     scope = {} if segment.is_aggregate else {**dict.fromkeys(CELL_FIELDS), **segment.named()}
     return row_type(
-        date=public.data.dates[record.day], entity_type=record.entity_type, entity_name=record.entity_name,
+        date=public.dates[record.day], entity_type=record.entity_type, entity_name=record.entity_name,
         anomaly_type=record.family, detection_method=family.generator,
         baseline_value=baseline, observed_value=observed, delta_value=observed - baseline,
         severity=severity_for(record.entity_type, baseline, observed), **scope,

@@ -40,7 +40,13 @@ from metric_tracker_rl.catalog.tiers import SegmentedMix, Tier
 from metric_tracker_rl.generation.anomalies import FAMILY_REGISTRY
 from metric_tracker_rl.generation.anomalies.base import draw_window
 from metric_tracker_rl.generation.confounders import place_confounders
-from metric_tracker_rl.generation.episode import DistractorRecord, Episode, build_ground_truth, visible_task
+from metric_tracker_rl.generation.episode import (
+    DistractorRecord,
+    Episode,
+    build_ground_truth,
+    segmented_objective,
+    visible_task,
+)
 from metric_tracker_rl.generation.kinds import (
     BENIGN_KIND_REGISTRY,
     INCIDENT_KIND_REGISTRY,
@@ -78,7 +84,7 @@ from metric_tracker_rl.world.funnel import (
     FunnelData,
     window_calendar,
 )
-from metric_tracker_rl.world.public_episode import Annotation, PublicEpisode
+from metric_tracker_rl.world.public_episode import Annotation, Counts, PublicEpisode
 from metric_tracker_rl.world.segments import (
     ROLLOUT_STAGES,
     Segment,
@@ -348,8 +354,8 @@ def build_segmented_episode(tier: Tier, config: EpisodeConfig) -> Episode:
     calendar = window_calendar(data.num_days)
     aggregate = FunnelData(dates=calendar.iso_dates, weekdays=calendar.weekday_names, weekend=calendar.weekend,
                            hourly=data.hourly.sum(axis=0))
-    public = PublicEpisode(aggregate, build_panel(aggregate), world.annotations, visible_task(tier, config),
-                           segments=data)
+    public = PublicEpisode(Counts(aggregate, build_panel(aggregate), world.annotations, segments=data),
+                           visible_task(config, segmented_objective(tier)))
     fluctuations = [DistractorRecord(f.kind, f.day, f"{f.segment.label()}: {f.description}")
                     for f in world.fluctuations]
     truth = build_ground_truth([(i.record, i.segment) for i in world.incidents], public, FAMILY_REGISTRY, (),

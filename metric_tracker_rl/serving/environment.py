@@ -28,6 +28,7 @@ from metric_tracker_rl.analysis_tools.tools.query import needs_sandbox, open_sta
 from metric_tracker_rl.catalog.published import CONVERSION_METRICS, fluctuation_bounds
 from metric_tracker_rl.catalog.task_splits import TaskProviderMixin
 from metric_tracker_rl.catalog.tasks import RESET_KEYS, RETRY_COST, resolve_episode_config, task_catalog
+from metric_tracker_rl.catalog.tiers import COUNTS, EVENTS
 from metric_tracker_rl.catalog.validation import entity_names_of, validate_rows
 from metric_tracker_rl.generation import build_episode
 from metric_tracker_rl.generation.anomalies import FAMILY_REGISTRY
@@ -99,9 +100,9 @@ def overlap_traffic(episode: Episode) -> LeafTraffic | None:
     if episode.config.tier.segment_credit != "overlap":
         return None
     if episode.truth.segment_traffic is not None:  # the warehouse: its leaves' counted sessions
-        return LeafTraffic(tuple(episode.public.data.dates), *episode.truth.segment_traffic)
+        return LeafTraffic(tuple(episode.public.dates), *episode.truth.segment_traffic)
     segments = episode.public.segments
-    return None if segments is None else leaf_traffic_of(segments, episode.public.data.dates)
+    return None if segments is None else leaf_traffic_of(segments, episode.public.dates)
 
 
 def _retry_note(submission: int) -> str:
@@ -401,7 +402,7 @@ class MetricTrackerRlEnvironment(McpToolSurface, TaskProviderMixin,
         if classifications is not None:
             with entity_names_of(self._playing.config.difficulty):
                 return self._submit(list(classifications), generated=False)
-        if self._playing.public.raw_events:
+        if COUNTS not in self._playing.public.holds:  # the generators read counts
             return _error("Generator calls read the count tables, which this episode does not have (its data are "
                           "raw events): submit rows (classifications) instead; no submission used.")
         rows, errors = generate_rows(self._playing.public, list(generators or []))
@@ -423,7 +424,7 @@ class MetricTrackerRlEnvironment(McpToolSurface, TaskProviderMixin,
             return _error(f"A submission may hold at most {MAX_SUBMISSION_ROWS} rows, got {len(rows)} (no submission "
                           "used). Report incidents, not every candidate.")
         episode = self._playing
-        issues = validate_rows(rows, episode.public.data.dates, episode.public.segment_values())
+        issues = validate_rows(rows, episode.public.dates, episode.public.segment_values())
         if issues:
             listed = "; ".join(f"row {i}: {issue.message}" for i, issue in sorted(issues.items()))
             return {**_error(f"Submission refused, no submission used: {len(issues)} invalid row(s): {listed}. "
@@ -432,7 +433,7 @@ class MetricTrackerRlEnvironment(McpToolSurface, TaskProviderMixin,
         methods_used = frozenset(self._methods_used)
         traffic = overlap_traffic(episode)
         result = grade_submission(rows, episode.truth.expected_rows, episode.truth.neutral_keys,
-                                  episode.public.data.dates, segment_values=episode.public.segment_values(),
+                                  episode.public.dates, segment_values=episode.public.segment_values(),
                                   leaf_traffic=traffic, methods_used=methods_used, twin_rows=episode.truth.twin_rows)
         self._submissions += 1
         self._last_score = result.score
@@ -454,7 +455,7 @@ class MetricTrackerRlEnvironment(McpToolSurface, TaskProviderMixin,
                      "correct_row_count": breakdown.matched_row_count}
             if not episode.config.held_out:  # an open episode is public anyway; a held-out one may come back
                 final["comparison"] = graded_comparison(rows, episode.truth.expected_rows, episode.truth.neutral_keys,
-                                                        episode.public.data.dates,
+                                                        episode.public.dates,
                                                         segment_values=episode.public.segment_values(),
                                                         leaf_traffic=traffic, methods_used=methods_used,
                                                         twin_rows=episode.truth.twin_rows)
@@ -484,7 +485,7 @@ class MetricTrackerRlEnvironment(McpToolSurface, TaskProviderMixin,
 
     def _debug_payload(self) -> dict[str, Any]:
         truth = self._playing.truth
-        dates = self._playing.public.data.dates
+        dates = self._playing.public.dates
         return {
             "expected_rows": [row.model_dump() for row in truth.expected_rows],
             "neutral_keys": sorted(truth.neutral_keys),
@@ -500,12 +501,12 @@ class MetricTrackerRlEnvironment(McpToolSurface, TaskProviderMixin,
 
 def _published_facts(episode: Episode) -> dict[str, Any]:
     """The reset observation's published facts: the server fills them, so every client shows what it built."""
-    difficulty, dates = episode.config.difficulty, episode.public.data.dates
+    difficulty, dates = episode.config.difficulty, episode.public.dates
     tier = episode.config.tier
     segmented = tier.segmented is not None
     kinds = kinds_brief([KindText(kind.name, kind.family, tier_wording(kind.definition, difficulty), kind.count_all_day)
                          for kind in episode_kinds(tier, episode.config)]) if segmented else {}
-    if tier.raw_events:
+    if tier.data == EVENTS:
         return {"objective": episode.public.task["objective"],
                 "window": EpisodeWindow(first_date=dates[0], last_date=dates[-1], days=len(dates)),
                 "benign_fluctuations": BENIGN_CHANGES, "segments": {**warehouse_brief(tier.dimensions), **kinds}}

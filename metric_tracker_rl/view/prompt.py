@@ -4,23 +4,22 @@ as data, and the text rendered from that data)."""
 from __future__ import annotations
 
 import textwrap
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from metric_tracker_rl.catalog.published import (
     ANNOTATION_MEANINGS,
     DIFFICULTIES,
-    RAW_EVENT_DIFFICULTIES,
-    SEGMENTED_TIERS,
     config_meaning,
+    difficulties_holding,
     incident_count_statement,
 )
-from metric_tracker_rl.catalog.tiers import TIERS
+from metric_tracker_rl.catalog.tiers import COUNTS, EVENTS, SEGMENTS, TIERS, DataKind
 from metric_tracker_rl.models import MetricTrackerRlObservation
 from metric_tracker_rl.view import render
 from metric_tracker_rl.world.segment_brief import RELEASE_MEANING, SEGMENTED_NOTE_KINDS, drawn_families, tier_wording
 from metric_tracker_rl.world.segments import CELL_FIELDS, world_of
-from metric_tracker_rl.world.warehouse_brief import WAREHOUSE_RELEASE_MEANING, WAREHOUSE_SYSTEM_PROMPT
+from metric_tracker_rl.world.warehouse_brief import WAREHOUSE_SYSTEM_PROMPT, warehouse_brief_data
 
 SYSTEM_PROMPT = """\
 You investigate a synthetic product-funnel dataset (four weeks, or eight with segments, of daily and hourly
@@ -43,9 +42,9 @@ def _list(words: Sequence[str]) -> str:
     return ", ".join(words[:-1]) + f" and {words[-1]}" if len(words) > 1 else "".join(words)
 
 
-# The listed tiers with segments whose data are counts: the tiers SYSTEM_PROMPT serves (a raw-event tier has its own
-# prompt and none of the tools over counts this one names).
-COUNT_SEGMENTED_TIERS: tuple[str, ...] = tuple(name for name in SEGMENTED_TIERS if not TIERS[name].raw_events)
+# The listed tiers with segments' counts: those of SYSTEM_PROMPT's tools over segments (a tier of raw events has its
+# own prompt and none of the tools over counts this one names).
+COUNT_SEGMENTED_TIERS: tuple[str, ...] = tuple(name for name in difficulties_holding(SEGMENTS) if name in DIFFICULTIES)
 
 
 def segment_arguments() -> str:
@@ -67,6 +66,16 @@ _TOOLS = textwrap.fill(
     f"arguments that name its segment: {segment_arguments()}.",
     width=110, initial_indent="- ", subsequent_indent="  ", break_on_hyphens=False)
 SYSTEM_PROMPT = SYSTEM_PROMPT.format(tools=_TOOLS)
+# Each kind of data's system prompt, and how a brief of counts (brief_data) becomes its brief.
+SYSTEM_PROMPTS: dict[DataKind, str] = {COUNTS: SYSTEM_PROMPT, EVENTS: WAREHOUSE_SYSTEM_PROMPT}
+BRIEF_OF_DATA: dict[DataKind, Callable[[dict[str, Any]], dict[str, Any]]] = {COUNTS: dict,
+                                                                             EVENTS: warehouse_brief_data}
+
+
+def data_of(difficulty: object) -> DataKind:
+    """What the data of an episode of `difficulty` are (counts for a name no tier has)."""
+    tier = TIERS.get(str(difficulty))
+    return COUNTS if tier is None else tier.data
 
 
 
@@ -100,11 +109,7 @@ def brief_data(observation: MetricTrackerRlObservation) -> dict[str, Any]:
         shown["task_id"] = observation.task_id
     window = observation.window
     drawn = drawn_families(observation.segments)
-    raw_events = observation.config.get("difficulty") in RAW_EVENT_DIFFICULTIES
     config = _config_view(observation.config, kinds_listed=drawn is not None)
-    if raw_events:  # stated once: the dimensions by segments, the count by incidents, the submissions remaining
-        for key in ("dimensions", "anomaly_count_range", "max_submissions"):
-            config.pop(key, None)
     shown.update({
         "config": config,
         "config_meaning": config_meaning(config),
@@ -120,27 +125,20 @@ def brief_data(observation: MetricTrackerRlObservation) -> dict[str, Any]:
         "benign_fluctuations": observation.benign_fluctuations,
         "calendar_note_kinds": _note_kinds(observation),
     })
-    if raw_events:  # the brief's metric_names and the metrics layer name and define the four rates
-        del shown["conversion_metrics"]
     if observation.segments is not None:
         # No magnitude is published with segments (the other tiers' ranges would be a threshold to read off, and
         # its meaning alone says nothing). Where the brief lists the episode's incident kinds, only the families
         # they are reported as.
         hidden = {*TIERS, "magnitude"}  # a family's per-tier entries and its magnitude
-        if raw_events:  # one tool finds every row: query
-            hidden.add("detection_methods")
         shown["families"] = [{k: v for k, v in family.items() if k not in hidden} for family in families
                              if drawn is None or family["family"] in drawn]
         shown["segments"] = observation.segments
-    return shown
+    return BRIEF_OF_DATA[data_of(observation.config.get("difficulty"))](shown)
 
 
 def _note_kinds(observation: MetricTrackerRlObservation) -> dict[str, str]:
-    """What each calendar note an episode carries means; at a raw-event tier (no notes) what a release, which the
-    releases table lists, can do."""
+    """What each calendar note an episode carries means."""
     difficulty = str(observation.config.get("difficulty"))
-    if difficulty in RAW_EVENT_DIFFICULTIES:
-        return {"release": WAREHOUSE_RELEASE_MEANING}
     if observation.segments is None:
         return dict(ANNOTATION_MEANINGS)
     return {**{kind: ANNOTATION_MEANINGS[kind] for kind in SEGMENTED_NOTE_KINDS},
@@ -148,8 +146,8 @@ def _note_kinds(observation: MetricTrackerRlObservation) -> dict[str, str]:
 
 
 def system_prompt(difficulty: str | None) -> str:
-    """The system prompt of an episode of `difficulty`: the warehouse's at a raw-event tier, else SYSTEM_PROMPT."""
-    return WAREHOUSE_SYSTEM_PROMPT if difficulty in RAW_EVENT_DIFFICULTIES else SYSTEM_PROMPT
+    """The system prompt of an episode of `difficulty`: its data's (SYSTEM_PROMPT where they are counts)."""
+    return SYSTEM_PROMPTS[data_of(difficulty)]
 
 
 # A brief's family columns that hold a list (the text joins it with commas).

@@ -1,9 +1,9 @@
 """The tools a model is offered and its calls read as actions.
 
-- `model_tools(difficulty)`: one tool per registry tool the tier offers, plus `submit_report(rows)` and
-  `submit_generators(generators)`; `openai_tools(difficulty)` is their OpenAI function schemas (compacted: keywords a
-  model does not read are dropped), and `schema_chars(difficulty)` their size, which the tier's
-  `tool_schema_budget` bounds.
+- `model_tools(difficulty)`: one tool per registry tool the tier offers, plus `submit_report(rows)` and, where the
+  data are counts (which the generators read), `submit_generators(generators)`; `openai_tools(difficulty)` is their
+  OpenAI function schemas (compacted: keywords a model does not read are dropped), and `schema_chars(difficulty)`
+  their size, which the tier's `tool_schema_budget` bounds.
 - `tool_action(name, arguments)`: a model's tool call as a `MetricTrackerRlAction`, or, for a mistake the model can
   fix (bad JSON, an unknown tool, an invalid submission), a readable error string; it never raises for those.
 - `action_tool_call(action)`: the inverse, the tool call that an action is (for agents that send actions).
@@ -19,8 +19,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from metric_tracker_rl.analysis_tools import TOOL_REGISTRY, available_analysis_methods
 from metric_tracker_rl.analysis_tools.generators import generator_arguments
-from metric_tracker_rl.analysis_tools.registry import ToolError
-from metric_tracker_rl.catalog.published import DIFFICULTIES, RAW_EVENT_DIFFICULTIES, RESET_DIFFICULTIES
+from metric_tracker_rl.analysis_tools.registry import ToolError, reads_data_of
+from metric_tracker_rl.catalog.published import DIFFICULTIES, RESET_DIFFICULTIES
+from metric_tracker_rl.catalog.tiers import COUNTS, TIERS, Holding
 from metric_tracker_rl.catalog.validation import check_choice, describe_validation_error
 from metric_tracker_rl.models import (
     MAX_GENERATOR_CALLS,
@@ -54,6 +55,7 @@ class ModelTool:
     description: str
     args_model: type[BaseModel]
     parameters: dict[str, Any]  # JSON schema of the arguments
+    reads: frozenset[Holding] = frozenset()  # what of an episode it reads (a submission tool: what its rows come from)
 
     def openai_schema(self) -> dict[str, Any]:
         return {"type": "function",
@@ -111,11 +113,12 @@ def _without_item_descriptions(node: Any) -> Any:
     return node
 
 
-def _submission_tool(name: str, description: str, args_model: type[BaseModel]) -> ModelTool:
+def _submission_tool(name: str, description: str, args_model: type[BaseModel],
+                     reads: frozenset[Holding] = frozenset()) -> ModelTool:
     schema = model_schema(args_model.model_json_schema())
     for prop in schema["properties"].values():
         prop["items"] = _without_item_descriptions(prop["items"])
-    return ModelTool(name, description, args_model, schema)
+    return ModelTool(name, description, args_model, schema, reads)
 
 
 SUBMISSION_TOOLS: dict[str, ModelTool] = {
@@ -125,7 +128,7 @@ SUBMISSION_TOOLS: dict[str, ModelTool] = {
         SubmitReportArgs),
     SUBMIT_GENERATORS: _submission_tool(
         SUBMIT_GENERATORS, "Submit generator calls as the report: their merged rows (first per key) are graded.",
-        SubmitGeneratorsArgs),
+        SubmitGeneratorsArgs, frozenset({COUNTS})),  # the generators read counts
 }
 
 
@@ -133,13 +136,13 @@ def model_tools(difficulty: str | None = None) -> list[ModelTool]:
     """The registry tools the tier `difficulty` offers its models, in registration order, then the two submission
     tools. With no difficulty, every tool some tier offers: the list of a client that fixes its tools before a
     reset picks the tier (the TRL class's methods, MCP's tools/list)."""
-    if difficulty is not None:
-        check_choice("difficulty", difficulty, RESET_DIFFICULTIES)
+    if difficulty is None:
+        return [*(_model_tool(spec.name, *spec.read_at(None)) for spec in available_analysis_methods()
+                  if _offered_to_clients(spec.offered_at)), *SUBMISSION_TOOLS.values()]
+    data = TIERS[check_choice("difficulty", difficulty, RESET_DIFFICULTIES)].data
     registry = [_model_tool(spec.name, *spec.read_at(difficulty)) for spec in available_analysis_methods()
-                if (_offered_to_clients(spec.offered_at) if difficulty is None else difficulty in spec.offered_at)]
-    if difficulty in RAW_EVENT_DIFFICULTIES:  # generators read counts, which a raw-event tier does not have
-        return [*registry, SUBMISSION_TOOLS[SUBMIT_REPORT]]
-    return registry + list(SUBMISSION_TOOLS.values())
+                if difficulty in spec.offered_at]
+    return [*registry, *(tool for tool in SUBMISSION_TOOLS.values() if reads_data_of(tool.reads, data))]
 
 
 def _model_tool(name: str, description: str, args_model: type[BaseModel]) -> ModelTool:

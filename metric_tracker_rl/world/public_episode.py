@@ -1,4 +1,5 @@
-"""What the analysis tools may read of an episode: the public data, the calendar notes and the visible task.
+"""What the analysis tools may read of an episode: its public data, counts or a raw event export, and the visible
+task.
 
 This module knows nothing of how an episode was made: it cannot import the injectors, the ground truth or
 the grader, and a test walks the tool package's imports to keep it so.
@@ -8,15 +9,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
 from metric_tracker_rl.catalog.published import CONVERSION_METRICS, COUNT_COLUMNS
+from metric_tracker_rl.catalog.tiers import CONTEXT, COUNTS, EVENTS, SEGMENTS, DataKind, Holding
 from metric_tracker_rl.catalog.validation import segment_problem
 from metric_tracker_rl.sql.columns import ServedTable, SqlTable
 from metric_tracker_rl.world.daily_panel import MetricPanel, build_daily_panel, build_panel
-from metric_tracker_rl.world.funnel import HOURS, FunnelData
+from metric_tracker_rl.world.funnel import HOURS, Calendar, FunnelData
 from metric_tracker_rl.world.segments import CELL_FIELDS, Segment, SegmentedData
 
 if TYPE_CHECKING:
@@ -46,22 +48,107 @@ class Annotation:
 
 
 @dataclass(frozen=True)
-class PublicEpisode:
-    """Everything the tools may read. It holds no label and no injection record."""
+class Counts:
+    """The public data of a tier of counts: the whole funnel's counts, their daily numbers and the calendar notes,
+    and at a segmented tier every traffic cell's counts, the releases and any context tables."""
 
-    data: FunnelData
+    funnel: FunnelData
     panel: MetricPanel
     annotations: tuple[Annotation, ...]
+    segments: SegmentedData | None = None
+    kind: ClassVar[DataKind] = COUNTS
+    max_sql_chars: ClassVar[int | None] = None  # the query tool's longest statement over them (None: the sandbox's)
+
+    @property
+    def dates(self) -> tuple[str, ...]:
+        return self.funnel.dates
+
+    @property
+    def holds(self) -> frozenset[Holding]:
+        if self.segments is None:
+            return frozenset({COUNTS})
+        return frozenset({COUNTS, SEGMENTS, *([CONTEXT] if self.segments.context is not None else [])})
+
+    def dimension_values(self) -> dict[str, list[str]] | None:
+        return None if self.segments is None else self.segments.dimension_values()
+
+    def sql_tables(self) -> dict[str, ServedTable]:
+        return {**sql_tables_of(self.funnel, self.annotations, self.segments)}
+
+
+@dataclass(frozen=True)
+class Events:
+    """The public data of a raw event export: its window, its tables for the SQL tool (the events, side tables and
+    dashboard, the largest packed; built once at reset, the event log they came from is not kept), each dimension's
+    values for report rows, and the query tool's longest statement over them. No counts."""
+
+    calendar: Calendar
+    tables: dict[str, ServedTable]
+    dimensions: dict[str, list[str]]
+    max_sql_chars: int | None
+    kind: ClassVar[DataKind] = EVENTS
+
+    @property
+    def dates(self) -> tuple[str, ...]:
+        return self.calendar.iso_dates
+
+    @property
+    def holds(self) -> frozenset[Holding]:
+        return frozenset({EVENTS})
+
+    def dimension_values(self) -> dict[str, list[str]] | None:
+        return self.dimensions
+
+    def sql_tables(self) -> dict[str, ServedTable]:
+        return dict(self.tables)
+
+
+@dataclass(frozen=True)
+class PublicEpisode:
+    """Everything the tools may read: what its data are (`source`: counts or a raw event export) and the visible
+    task. It holds no label and no injection record."""
+
+    source: Counts | Events
     task: dict[str, Any]  # task_id, objective and the visible config
-    segments: SegmentedData | None = None  # the counts of every traffic cell (frontier only)
-    # A warehouse episode's tables (its event export, packed, side tables and dashboard): when given, what the SQL
-    # tool serves in place of the counts' tables. Built once at reset; the event log they came from is not kept.
-    warehouse_tables: dict[str, ServedTable] | None = None
-    # A warehouse episode's dimensions and their values (it has no segments' counts to read them from).
-    warehouse_dimensions: dict[str, list[str]] | None = None
-    # Tables the tools derive from the fields above on first use and keep for the episode (see
+    # Tables the tools derive from the data on first use and keep for the episode (see
     # analysis_tools.registry.derived); nothing else writes here.
     memo: dict[Any, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    @property
+    def dates(self) -> tuple[str, ...]:
+        """The window's dates, whatever the data are."""
+        return self.source.dates
+
+    @property
+    def holds(self) -> frozenset[Holding]:
+        """What the data hold: a tool answers where they hold what it reads (analysis_tools.registry.ToolSpec)."""
+        return self.source.holds
+
+    @property
+    def counts(self) -> Counts:
+        """The counts; TypeError where the data are not counts (a tool over counts is never run there: it does not
+        read what the episode holds)."""
+        if not isinstance(self.source, Counts):
+            raise TypeError(f"this episode's data are {self.source.kind}, not counts")
+        return self.source
+
+    @property
+    def data(self) -> FunnelData:
+        """The whole funnel's counts (the tools over counts read them)."""
+        return self.counts.funnel
+
+    @property
+    def panel(self) -> MetricPanel:
+        return self.counts.panel
+
+    @property
+    def annotations(self) -> tuple[Annotation, ...]:
+        return self.counts.annotations
+
+    @property
+    def segments(self) -> SegmentedData | None:
+        """The counts of every traffic cell (the segmented tiers); None without segments."""
+        return self.counts.segments
 
     def daily_frame(self) -> pd.DataFrame:
         """One row per date: `date`, `weekday`, `weekend`, the five counts and every conversion rate (NaN where
@@ -96,16 +183,9 @@ class PublicEpisode:
         return frame
 
     def segment_values(self) -> dict[str, list[str]] | None:
-        """Each dimension's values (platform, country, app_version, and at deep channel and user_type) at a
-        segmented tier (the warehouse's too); None without segments."""
-        if self.segments is None:
-            return self.warehouse_dimensions
-        return self.segments.dimension_values()
-
-    @property
-    def raw_events(self) -> bool:
-        """Whether the episode's data are a warehouse's raw events (its tables), not counts."""
-        return self.warehouse_tables is not None
+        """Each dimension's values (platform, country, app_version, and at deep channel and user_type) where the
+        data have dimensions (a raw event export's too); None without segments."""
+        return self.source.dimension_values()
 
     def segment_view(self, segment: Segment) -> PublicEpisode:
         """The episode as one segment's funnel (the segmented tiers): the tools that read `data` and `panel` then
@@ -124,7 +204,7 @@ class PublicEpisode:
                 data = self.segments.segment_funnel(segment)
             except ValueError as exc:  # e.g. an ios version named with platform android
                 raise ValueError(f"{exc}: a version belongs to one platform (get_releases)") from None
-            view = self.memo[key] = PublicEpisode(data, build_panel(data), self.annotations, self.task)
+            view = self.memo[key] = PublicEpisode(Counts(data, build_panel(data), self.annotations), self.task)
         return view
 
     def segment_daily(self, segment: Segment) -> np.ndarray:
@@ -169,11 +249,9 @@ class PublicEpisode:
         return tables
 
     def sql_tables(self) -> dict[str, ServedTable]:
-        """The tables the SQL tool may query: a warehouse episode's own (some packed), else `sql_tables_of` this
-        episode's data, notes and segments."""
-        if self.warehouse_tables is not None:
-            return dict(self.warehouse_tables)
-        return {**sql_tables_of(self.data, self.annotations, self.segments)}
+        """The tables the SQL tool may query: a raw event export's own (some packed), else `sql_tables_of` the
+        counts, notes and segments."""
+        return self.source.sql_tables()
 
     def holds_resources(self) -> bool:
         """Whether a tool opened something for this episode that close() must release (the SQL connection)."""

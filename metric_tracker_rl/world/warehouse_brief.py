@@ -6,6 +6,8 @@ test (tests/test_warehouse_text.py).
 
 from __future__ import annotations
 
+from typing import Any
+
 from metric_tracker_rl.catalog.dimensions import PLATFORMS
 from metric_tracker_rl.catalog.published import (
     BASELINE_RULE,
@@ -14,6 +16,7 @@ from metric_tracker_rl.catalog.published import (
     GRADING_RULE,
     OVERLAP_CREDIT_RULE,
     SEVERITY_RULE,
+    config_meaning,
 )
 from metric_tracker_rl.world.metrics_layer import STEP_SESSION_COLUMNS
 from metric_tracker_rl.world.segment_brief import RELEASE_MEANING
@@ -124,6 +127,24 @@ WAREHOUSE_RELEASE_MEANING = RELEASE_MEANING.replace(
     "A release annotation starts an app version's staged rollout on one platform (get_releases).",
     "A release starts an app version's staged rollout on one platform (the releases table).").replace(
     "at deep", "at warehouse")
+
+# The config settings a warehouse brief states once elsewhere: the dimensions by its segments, the count by its
+# incidents line, the submissions by submissions_remaining.
+STATED_ELSEWHERE = ("dimensions", "anomaly_count_range", "max_submissions")
+
+
+def warehouse_brief_data(shown: dict[str, Any]) -> dict[str, Any]:
+    """A brief's data (view.prompt.brief_data, as a tier of counts states it) as the warehouse states it: no
+    setting said twice, no conversion metrics (its metric_names and the metrics layer name and define the rates),
+    no family's detection methods (one tool finds every row: query), and a release's meaning where the other tiers
+    list their calendar notes (the warehouse has none)."""
+    config = {key: value for key, value in shown["config"].items() if key not in STATED_ELSEWHERE}
+    families = [{key: value for key, value in family.items() if key != "detection_methods"}
+                for family in shown["families"]]
+    return {**{key: value for key, value in shown.items() if key != "conversion_metrics"}, "config": config,
+            "config_meaning": config_meaning(config), "families": families,
+            "calendar_note_kinds": {"release": WAREHOUSE_RELEASE_MEANING}}
+
 
 WAREHOUSE_SYSTEM_PROMPT = """\
 You investigate a product's analytics warehouse (a food-ordering app's raw events, side tables, a metrics layer and

@@ -7,13 +7,14 @@ from typing import Any
 
 from metric_tracker_rl.analysis_tools.arguments import ScopedDateArgs
 from metric_tracker_rl.analysis_tools.comparisons import impossible_hour_flags
-from metric_tracker_rl.analysis_tools.registry import COUNT_TIERS, derived, register_tool
+from metric_tracker_rl.analysis_tools.registry import derived, register_tool
 from metric_tracker_rl.catalog.published import COUNT_COLUMNS
+from metric_tracker_rl.catalog.tiers import COUNTS
 from metric_tracker_rl.world.public_episode import PublicEpisode
 
 
 @register_tool("check_impossible_counts", "Hours of one date where an event outnumbers the previous one (double "
-               "logging).", ScopedDateArgs, offered_at=COUNT_TIERS, example={"date": "2026-03-10"})
+               "logging).", ScopedDateArgs, reads=(COUNTS,), example={"date": "2026-03-10"})
 def check_impossible_counts(episode: PublicEpisode, args: ScopedDateArgs) -> dict[str, Any]:
     day = episode.data.date_index(args.date)
     impossible = derived(episode, impossible_hour_flags)

@@ -7,14 +7,15 @@ from typing import Any
 
 from metric_tracker_rl.analysis_tools.arguments import DateMixArgs
 from metric_tracker_rl.analysis_tools.comparisons import comparison
-from metric_tracker_rl.analysis_tools.registry import COUNT_TIERS, register_tool
+from metric_tracker_rl.analysis_tools.registry import register_tool
 from metric_tracker_rl.catalog.published import ENTITY_VALUE_DEFINITIONS
+from metric_tracker_rl.catalog.tiers import COUNTS
 from metric_tracker_rl.world.daily_panel import COLUMN_INDEX
 from metric_tracker_rl.world.public_episode import PublicEpisode
 
 
 @register_tool("compare_hourly_mix_to_baseline", "One event's hourly shares on one date against its day-type "
-               "profile; observed_value is their distance.", DateMixArgs, offered_at=COUNT_TIERS,
+               "profile; observed_value is their distance.", DateMixArgs, reads=(COUNTS,),
                example={"date": "2026-03-10", "entity_name": "app_opens"})
 def compare_hourly_mix_to_baseline(episode: PublicEpisode, args: DateMixArgs) -> dict[str, Any]:
     day = episode.data.date_index(args.date)

@@ -10,15 +10,10 @@ import numpy as np
 from pydantic import Field, field_validator
 
 from metric_tracker_rl.analysis_tools.arguments import DateArgs
-from metric_tracker_rl.analysis_tools.registry import (
-    COUNT_TIERS,
-    SEGMENTED_TIERS,
-    ToolError,
-    finite_or_none,
-    register_tool,
-)
+from metric_tracker_rl.analysis_tools.registry import ToolError, finite_or_none, register_tool
 from metric_tracker_rl.analysis_tools.segment_tools import segments_of
 from metric_tracker_rl.catalog.published import CONVERSION_BY_NAME, CONVERSION_METRIC_NAMES, COUNT_COLUMNS, severity_for
+from metric_tracker_rl.catalog.tiers import SEGMENTS
 from metric_tracker_rl.catalog.validation import check_choice
 from metric_tracker_rl.world.daily_panel import (
     COLUMN_INDEX,
@@ -125,7 +120,7 @@ def _breakdown(episode: PublicEpisode, args: SegmentBreakdownArgs) -> list[Segme
 # Offered at every tier, so that every client's tool list is the same whatever tier its episode has; without
 # segments it answers an error that names the tools to use.
 @register_tool("compare_segments", "Segments only: a metric on a date per value of 1-2 dimensions in a cuboid, "
-               "vs baseline.", SegmentBreakdownArgs, offered_at=COUNT_TIERS, answers_at=SEGMENTED_TIERS,
+               "vs baseline.", SegmentBreakdownArgs, reads=(SEGMENTS,),
                example={"metric_name": "order_placed_to_payment_successful", "date": "2026-03-10",
                         "dimension": "platform"})
 def compare_segments(episode: PublicEpisode, args: SegmentBreakdownArgs) -> dict[str, Any]:

@@ -11,14 +11,15 @@ from metric_tracker_rl.analysis_tools.comparisons import (
     broken_hour_flags,
     hour_runs,
 )
-from metric_tracker_rl.analysis_tools.registry import COUNT_TIERS, derived, register_tool
+from metric_tracker_rl.analysis_tools.registry import derived, register_tool
 from metric_tracker_rl.catalog.published import FUNNEL_STEPS, MIN_HOURLY_DENOMINATOR
+from metric_tracker_rl.catalog.tiers import COUNTS
 from metric_tracker_rl.world.public_episode import PublicEpisode
 
 
 @register_tool("detect_funnel_break", f"Each step's hours under {BROKEN_HOUR_RATIO:.0%} of the date's median hour "
                f"(<{MIN_HOURLY_DENOMINATOR} arrivals: not judged): confirms a break.", ScopedDateArgs,
-               offered_at=COUNT_TIERS, example={"date": "2026-03-10"})
+               reads=(COUNTS,), example={"date": "2026-03-10"})
 def detect_funnel_break(episode: PublicEpisode, args: ScopedDateArgs) -> dict[str, Any]:
     day = episode.data.date_index(args.date)
     broken = derived(episode, broken_hour_flags)

@@ -8,8 +8,9 @@ from typing import Any
 from pydantic import Field
 
 from metric_tracker_rl.analysis_tools.arguments import ToolArgs
-from metric_tracker_rl.analysis_tools.registry import CONTEXT_TIERS, COUNT_TIERS, ToolError, register_tool
+from metric_tracker_rl.analysis_tools.registry import ToolError, register_tool
 from metric_tracker_rl.analysis_tools.segment_tools import release_steps, segments_of
+from metric_tracker_rl.catalog.tiers import CONTEXT
 from metric_tracker_rl.world.context import CONTEXT_TABLES
 from metric_tracker_rl.world.public_episode import PublicEpisode
 
@@ -26,7 +27,7 @@ class ContextArgs(ToolArgs):
 # Offered at every tier, so that every client's tool list is the same whatever tier its episode has; without
 # context tables it answers an error that says where they are.
 @register_tool("get_context", "Deep and abyss: a context table the brief lists.", ContextArgs,
-               offered_at=COUNT_TIERS, answers_at=CONTEXT_TIERS, example={"table": "experiments"})
+               reads=(CONTEXT,), example={"table": "experiments"})
 def get_context(episode: PublicEpisode, args: ContextArgs) -> dict[str, Any]:
     data = segments_of(episode)
     if data.context is None:

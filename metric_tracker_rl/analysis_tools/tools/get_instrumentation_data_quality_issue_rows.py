@@ -14,14 +14,14 @@ from metric_tracker_rl.analysis_tools.generators import (
     register_generator,
     robust_z,
 )
-from metric_tracker_rl.analysis_tools.registry import COUNT_TIERS, derived
+from metric_tracker_rl.analysis_tools.registry import derived
 from metric_tracker_rl.catalog.published import COUNT_COLUMNS, ENTITY_NAMES
 from metric_tracker_rl.world.public_episode import PublicEpisode
 
 
 @register_generator("get_instrumentation_data_quality_issue_rows", "Candidate data-quality issues: events over the "
                     f"previous one in {MIN_FLAGGED_HOURS}+ hours, count beyond the z threshold.", FamilyThreshold,
-                    {"threshold_multiplier": 3.0}, offered_at=COUNT_TIERS, constant_columns=FAMILY_CONSTANTS)
+                    {"threshold_multiplier": 3.0}, constant_columns=FAMILY_CONSTANTS)
 def get_instrumentation_data_quality_issue_rows(episode: PublicEpisode, args: FamilyThreshold) -> list[dict[str, Any]]:
     names = ENTITY_NAMES["data_quality"]
     flags = derived(episode, impossible_hour_flags).counts  # (steps, D), step i -> event i + 1

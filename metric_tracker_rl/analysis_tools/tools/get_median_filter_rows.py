@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from metric_tracker_rl.analysis_tools.arguments import AnyMetricThreshold
 from metric_tracker_rl.analysis_tools.generators import register_deviation_generator
-from metric_tracker_rl.analysis_tools.registry import COUNT_TIERS
 
 register_deviation_generator(
     "get_median_filter_rows", "Candidate count and rate rows beyond the robust-z threshold, either "
-    "way.", AnyMetricThreshold, 0, offered_at=COUNT_TIERS)
+    "way.", AnyMetricThreshold, 0)

@@ -11,6 +11,7 @@ import numpy as np
 from metric_tracker_rl.analysis_tools.arguments import AnyMetricArgs
 from metric_tracker_rl.analysis_tools.inspection import metric_series
 from metric_tracker_rl.analysis_tools.registry import REFERENCE_API, finite_or_none, register_tool
+from metric_tracker_rl.catalog.tiers import COUNTS
 from metric_tracker_rl.world.daily_panel import nanmedian_last_axis
 from metric_tracker_rl.world.public_episode import PublicEpisode
 
@@ -28,6 +29,7 @@ def _weekday_positions(weekdays: tuple[str, ...]) -> tuple[tuple[str, ...], np.n
 
 @register_tool("get_metric_median", "Median of metrics over the window, overall and per weekday.",
                AnyMetricArgs, example={"metric_name": "app_opens"},
+               reads=(COUNTS,),
                kept_for=f"{REFERENCE_API} and the debugger; get_metric_std_dev_from_median gives a model the same "
                         "medians")
 def get_metric_median(episode: PublicEpisode, args: AnyMetricArgs) -> dict[str, Any]:

@@ -8,14 +8,15 @@ from typing import Any
 import numpy as np
 
 from metric_tracker_rl.analysis_tools.arguments import ScopedDateArgs
-from metric_tracker_rl.analysis_tools.registry import COUNT_TIERS, register_tool
+from metric_tracker_rl.analysis_tools.registry import register_tool
 from metric_tracker_rl.catalog.published import CONVERSION_METRICS, COUNT_COLUMNS
+from metric_tracker_rl.catalog.tiers import COUNTS
 from metric_tracker_rl.world.daily_panel import safe_ratio
 from metric_tracker_rl.world.public_episode import PublicEpisode
 
 
 @register_tool("hourly_rows_for_date", "One date's hourly counts and step conversions.", ScopedDateArgs,
-               offered_at=COUNT_TIERS, example={"date": "2026-03-10"})
+               reads=(COUNTS,), example={"date": "2026-03-10"})
 def hourly_rows_for_date(episode: PublicEpisode, args: ScopedDateArgs) -> dict[str, Any]:
     day = episode.data.date_index(args.date)
     hourly = episode.data.hourly[day]

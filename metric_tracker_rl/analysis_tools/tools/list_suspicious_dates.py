@@ -9,8 +9,9 @@ import numpy as np
 from pydantic import Field
 
 from metric_tracker_rl.analysis_tools.arguments import ToolArgs
-from metric_tracker_rl.analysis_tools.registry import COUNT_TIERS, derived, finite_or_none, register_tool
+from metric_tracker_rl.analysis_tools.registry import derived, finite_or_none, register_tool
 from metric_tracker_rl.catalog.published import LONGEST_WINDOW_DAYS
+from metric_tracker_rl.catalog.tiers import COUNTS
 from metric_tracker_rl.world.public_episode import PublicEpisode
 
 # The kinds of signal a date is ranked by, each shown with its strongest entity. Counts and rates move either way;
@@ -25,7 +26,7 @@ class LimitArgs(ToolArgs):
 
 
 @register_tool("list_suspicious_dates", "Dates by largest |robust z|, each kind's strongest shown; hourly mixes "
-               "rank by rises only, null if none rose.", LimitArgs, offered_at=COUNT_TIERS)
+               "rank by rises only, null if none rose.", LimitArgs, reads=(COUNTS,))
 def list_suspicious_dates(episode: PublicEpisode, args: LimitArgs) -> dict[str, Any]:
     ranking = derived(episode, suspicious_date_ranking)
     return {"dates": [dict(entry) for entry in ranking[args.offset:args.offset + args.limit]]}

@@ -8,7 +8,8 @@ from typing import Any, Literal
 from pydantic import Field
 
 from metric_tracker_rl.analysis_tools.arguments import ToolArgs
-from metric_tracker_rl.analysis_tools.registry import RAW_EVENT_TIERS, ToolError, register_tool
+from metric_tracker_rl.analysis_tools.registry import register_tool
+from metric_tracker_rl.catalog.tiers import EVENTS
 from metric_tracker_rl.world.metrics_layer import METRICS_LAYER
 from metric_tracker_rl.world.public_episode import PublicEpisode
 
@@ -25,10 +26,8 @@ class MetricsLayerArgs(ToolArgs):
 
 @register_tool("metrics_layer", "Warehouse: the metrics layer, the exact definition of every reported number; "
                "by section.",
-               MetricsLayerArgs, offered_at=RAW_EVENT_TIERS, answers_at=RAW_EVENT_TIERS)
+               MetricsLayerArgs, reads=(EVENTS,))
 def metrics_layer(episode: PublicEpisode, args: MetricsLayerArgs) -> dict[str, Any]:
-    if not episode.raw_events:
-        raise ToolError("only a warehouse episode has a metrics layer")
     if args.section is not None:
         return {"showing": f"1 of {len(SECTIONS)} sections", "definitions": {args.section: METRICS_LAYER[args.section]}}
     shown: dict[str, str] = {}

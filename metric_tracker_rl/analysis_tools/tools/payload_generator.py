@@ -11,6 +11,7 @@ from metric_tracker_rl.analysis_tools.arguments import PageArgs
 from metric_tracker_rl.analysis_tools.generators import generate_rows
 from metric_tracker_rl.analysis_tools.registry import REFERENCE_API, page, register_tool
 from metric_tracker_rl.catalog.plain_types import MAX_GENERATOR_CALLS, PayloadGeneratorMethod
+from metric_tracker_rl.catalog.tiers import COUNTS
 from metric_tracker_rl.world.public_episode import PublicEpisode
 
 
@@ -21,6 +22,7 @@ class PayloadArgs(PageArgs):
 
 @register_tool("payload_generator", "Run several generator calls and merge their rows into one candidate "
                "payload (a preview: nothing is graded).", PayloadArgs,
+               reads=(COUNTS,),
                kept_for=f"{REFERENCE_API} and the debugger; a model's submit_generators grades the merged rows "
                         "itself",
                example={"generator_methods": [{"method_name": "get_rate_drop_from_median_rows",

@@ -8,7 +8,7 @@ from typing import Any
 from pydantic import Field, ValidationError
 
 from metric_tracker_rl.analysis_tools.arguments import ToolArgs
-from metric_tracker_rl.analysis_tools.registry import EVERY_TIER, REFERENCE_API, cap_rows, register_tool
+from metric_tracker_rl.analysis_tools.registry import REFERENCE_API, cap_rows, register_tool
 from metric_tracker_rl.catalog.plain_types import MetricSubmissionRow
 from metric_tracker_rl.catalog.validation import describe_validation_error, entity_names_of, validate_rows
 from metric_tracker_rl.world.public_episode import PublicEpisode
@@ -26,7 +26,7 @@ class PreviewArgs(ToolArgs):
 @register_tool("preview_submission", "Check rows without grading them (format, dates, entities, repeated "
                "keys); uses no submission.", PreviewArgs,
                kept_for=f"{REFERENCE_API} and the debugger's report preview; a model's submit_report refuses invalid "
-                        "rows without using a submission", answers_at=EVERY_TIER,
+                        "rows without using a submission", reads=(),
                example={"rows": [{"date": "2026-03-10", "entity_type": "event_count", "entity_name": "app_opens",
                                   "anomaly_type": "absolute_spike_in_event_count",
                                   "detection_method": "compare_count_to_median", "baseline_value": 40000.0,
@@ -40,7 +40,7 @@ def preview_submission(episode: PublicEpisode, args: PreviewArgs) -> dict[str, A
         except ValidationError as exc:
             issues.append({"row_index": i, "code": "invalid_row", "message": describe_validation_error(exc)})
     with entity_names_of(str(episode.task.get("config", {}).get("difficulty"))):
-        row_issues = validate_rows([r for _, r in valid_rows], episode.data.dates, episode.segment_values())
+        row_issues = validate_rows([r for _, r in valid_rows], episode.dates, episode.segment_values())
     for position, issue in row_issues.items():
         issues.append({"row_index": valid_rows[position][0], "code": issue.code, "message": issue.message})
     issues.sort(key=lambda item: item["row_index"])

@@ -8,13 +8,11 @@ from pydantic import Field
 
 from metric_tracker_rl.analysis_tools.arguments import PageArgs
 from metric_tracker_rl.analysis_tools.registry import (
-    EVERY_TIER,
     RAW_EVENT_TIERS,
-    TOOL_REGISTRY,
     ToolError,
     ToolVariant,
     episode_arguments,
-    raw_event_tools,
+    episode_tools,
     register_tool,
 )
 from metric_tracker_rl.analysis_tools.sql import SANDBOX_KEY, SQL_DESCRIPTION, WAREHOUSE_SQL_DESCRIPTION, sandbox_of
@@ -26,12 +24,18 @@ from metric_tracker_rl.world.public_episode import PublicEpisode
 PAGE_CHARS = 8000
 
 
-class QueryArgs(PageArgs):
+class StatementArgs(PageArgs):
+    """A statement and the page of its result (each tier's statement length and tables: its own subclass)."""
+
+    sql: str
+
+
+class QueryArgs(StatementArgs):
     sql: str = Field(min_length=1, max_length=MAX_SQL_CHARS, description=SQL_DESCRIPTION)
     offset: int = Field(default=0, ge=0, le=ROW_CAP, description="A next_offset")
 
 
-class WarehouseQueryArgs(PageArgs):
+class WarehouseQueryArgs(StatementArgs):
     sql: str = Field(min_length=1, max_length=WAREHOUSE_MAX_SQL_CHARS, description=WAREHOUSE_SQL_DESCRIPTION)
     offset: int = Field(default=0, ge=0, le=ROW_CAP, description="A next_offset")
 
@@ -42,7 +46,7 @@ WAREHOUSE_QUERY = ToolVariant(RAW_EVENT_TIERS, "Read-only SQL over the warehouse
 
 
 @register_tool("query", "Read-only SQL over the counts, notes and (deep) context tables; paged.", QueryArgs,
-               offered_at=EVERY_TIER, answers_at=EVERY_TIER, variants=(WAREHOUSE_QUERY,),
+               reads=(), variants=(WAREHOUSE_QUERY,),
                example={"sql": "SELECT weekday, avg(orders_placed) AS orders FROM daily GROUP BY weekday"})
 def query(episode: PublicEpisode, args: QueryArgs) -> dict[str, Any]:
     try:
@@ -72,13 +76,12 @@ def needs_sandbox(episode: PublicEpisode, arguments: Any) -> bool:
     return _statement_args(episode, arguments) is not None
 
 
-def _statement_args(episode: PublicEpisode, arguments: Any) -> QueryArgs | WarehouseQueryArgs | None:
-    tools = raw_event_tools(TOOL_REGISTRY) if episode.raw_events else TOOL_REGISTRY
+def _statement_args(episode: PublicEpisode, arguments: Any) -> StatementArgs | None:
     try:
-        args = episode_arguments("query", episode, arguments, tools)
+        args = episode_arguments("query", episode, arguments, episode_tools(episode))
     except ToolError:
         return None
-    return args if isinstance(args, (QueryArgs, WarehouseQueryArgs)) else None
+    return args if isinstance(args, StatementArgs) else None
 
 
 def open_statement(episode: PublicEpisode, arguments: Any) -> tuple[SqlSandbox, str, int, int] | None:

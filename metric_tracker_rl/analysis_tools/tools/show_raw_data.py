@@ -8,8 +8,9 @@ from pydantic import Field
 
 from metric_tracker_rl.analysis_tools.arguments import ToolArgs
 from metric_tracker_rl.analysis_tools.inspection import daily_row
-from metric_tracker_rl.analysis_tools.registry import COUNT_TIERS, register_tool
+from metric_tracker_rl.analysis_tools.registry import register_tool
 from metric_tracker_rl.catalog.published import LONGEST_WINDOW_DAYS
+from metric_tracker_rl.catalog.tiers import COUNTS
 from metric_tracker_rl.world.public_episode import PublicEpisode
 
 
@@ -19,7 +20,7 @@ class RawDataArgs(ToolArgs):
 
 
 @register_tool("show_raw_data", "Daily counts and conversion rates from a date on.", RawDataArgs,
-               offered_at=COUNT_TIERS)
+               reads=(COUNTS,))
 def show_raw_data(episode: PublicEpisode, args: RawDataArgs) -> dict[str, Any]:
     days = range(args.offset, min(args.offset + args.limit, len(episode.data.dates)))
     return {"rows": [daily_row(episode, d) for d in days], "total_rows": len(episode.data.dates)}

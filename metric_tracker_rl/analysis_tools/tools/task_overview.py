@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from metric_tracker_rl.analysis_tools.arguments import NoArgs
-from metric_tracker_rl.analysis_tools.registry import COUNT_TIERS, register_tool
+from metric_tracker_rl.analysis_tools.registry import register_tool
 from metric_tracker_rl.catalog.plain_types import MetricSubmissionRow
 from metric_tracker_rl.catalog.published import (
     BASELINE_RULE,
@@ -18,7 +18,7 @@ from metric_tracker_rl.catalog.published import (
     TWIN_CREDIT_RULE,
     incident_count_statement,
 )
-from metric_tracker_rl.catalog.tiers import TIERS
+from metric_tracker_rl.catalog.tiers import COUNTS, TIERS
 from metric_tracker_rl.world.public_episode import PublicEpisode
 
 
@@ -35,7 +35,7 @@ def grading_rule(difficulty: str) -> str:
 
 
 @register_tool("task_overview", "Rules the brief leaves out: entity values, baseline, severity, grading.", NoArgs,
-               offered_at=COUNT_TIERS)
+               reads=(COUNTS,))
 def task_overview(episode: PublicEpisode, args: NoArgs) -> dict[str, Any]:
     """What the brief does not already say (it carries the objective, config, window and families)."""
     return {

@@ -210,14 +210,6 @@ def one_dimension_parents(segment: Segment) -> list[Segment]:
     return parents
 
 
-def parent_share(world: SegmentWorld, opens: np.ndarray, segment: Segment) -> float:
-    """The cuboid's largest share of the opens of one of its one-dimension parents; `opens` (S, K): each leaf's
-    expected opens over the incident's dates."""
-    mine = float(opens[leaf_mask(world, segment)].sum())
-    return max((mine / max(float(opens[leaf_mask(world, parent)].sum()), 1e-9)
-                for parent in one_dimension_parents(segment)), default=0.0)
-
-
 def parent_z(world: SegmentWorld, opens: np.ndarray, segment: Segment, clear: Callable[[Segment], float]) -> float:
     """The largest expected z-score the incident shows in a one-dimension view that holds it: the view's own
     z-score of the change (`clear`) diluted by the cuboid's share of the view's traffic."""
