@@ -1,0 +1,337 @@
+"""Whether a busy machine costs a warehouse episode: --sessions concurrent sessions replay the statements real models
+wrote (the shared warehouse transcripts, the lost ones included) against a server on loopback, beside --busy
+pure-Python busy loops at normal priority, while a victim session of another address times a cheap statement.
+
+    uv run python -m lab.speed.warehouse_load --column before                      # this checkout's server
+    uv run python -m lab.speed.warehouse_load --server-root ../main --column after  # another checkout's
+
+Each session resets a transcript's episode (its seed, difficulty warehouse) and sends its calls in order, back to
+back (the queries, the metrics layer, the report), then takes the next transcript, until --seconds have passed; a step
+in flight then is still waited for. An episode is lost when a step or reset gets no reply within
+--message-timeout (the clients' default) or its connection closes. A step's wall time is set against its CPU time:
+each statement is run once beforehand in this process by the SQL engine on one thread, on a fresh episode's own
+tables, in its transcript's order (the CPU time per statement is the warehouse's statement budget). The server is
+`python -m server.app` of --server-root with its default settings (the debugger off), driven through /ws only.
+Progress goes to stderr; the figures into lab/artifacts/warehouse_load.json under --column.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import duckdb
+from websockets.exceptions import ConnectionClosed
+
+from lab.speed.loopback_server import (
+    ROOT,
+    ask,
+    busy_processes,
+    checkout,
+    load_average_sampled,
+    loopback_server,
+    observation,
+    read_artifact,
+    spread,
+    write_column,
+    ws_from,
+)
+
+ARTIFACT = ROOT / "lab" / "artifacts" / "warehouse_load.json"
+COMMAND = "uv run python -m lab.speed.warehouse_load"
+TRANSCRIPT_DIRS = (ROOT / "lab" / "artifacts" / "model_transcripts", ROOT.parent / "shared" / "model_transcripts")
+SESSIONS_FROM, VICTIM_FROM = "127.0.0.2", "127.0.0.3"  # the trainer's address, another visitor's
+VICTIM_SQL = "SELECT 1"
+VICTIM_SEED = 910_500  # a seed no transcript, tier calibration or split uses
+VICTIM_PAUSE_S = 0.5
+CPU_FLOOR_MS = 10.0  # a statement's CPU time counts as at least this much in the ratio: a loopback round trip
+STEP_BOUND_WORDS = ("bound", "busy")  # in an error observation's message: the server's step bound answered it
+STATEMENT_BUDGET_P50_MS = 250.0
+
+
+def progress(message: str) -> None:
+    print(f"[warehouse_load {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+@dataclass(frozen=True)
+class Transcript:
+    name: str
+    seed: int
+    calls: list[tuple[str, dict[str, Any]]]
+
+
+def transcript_dir() -> Path:
+    return next((d for d in TRANSCRIPT_DIRS if any(d.glob("warehouse-*.json"))), TRANSCRIPT_DIRS[-1])
+
+
+def read_transcripts(directory: Path) -> list[Transcript]:
+    kept = []
+    for path in sorted(directory.glob("warehouse-*.json")):
+        data = json.loads(path.read_text(encoding="utf-8"))
+        assert data["difficulty"] == "warehouse", path
+        kept.append(Transcript(path.stem, int(data["seed"]),
+                               [(call["tool"], call["arguments"]) for call in data["calls"]]))
+    if not kept:
+        raise SystemExit(f"no warehouse-*.json transcripts in {directory}")
+    return kept
+
+
+def step_message(tool: str, arguments: dict[str, Any]) -> dict[str, Any]:
+    """The /ws step message of a model's tool call (as the TRL class and the client send it)."""
+    if tool == "submit_report":
+        return {"type": "step", "data": {"classifications": arguments["rows"]}}
+    return {"type": "step", "data": {"analysis_method": tool, "analysis_args": arguments}}
+
+
+# --- the statements' CPU time, in process --------------------------------------------------------------------
+
+def statement_cpu_ms(transcripts: list[Transcript]) -> dict[str, list[float | None]]:
+    """Each call's CPU time in ms when it is a query (None otherwise), run by the engine on one thread on a fresh
+    episode's tables in the transcript's order, as the server would run them."""
+    from lab.speed.warehouse_statement_cpu import cpu_ms, served_tables
+    from metric_tracker_rl.sql.engine import EpisodeTables, Refusal, open_database
+
+    spent: dict[str, list[float | None]] = {}
+    for seed, group in itertools.groupby(sorted(transcripts, key=lambda t: t.seed), key=lambda t: t.seed):
+        tables = served_tables(seed)
+        for transcript in group:
+            episode = EpisodeTables(open_database(), tables)
+            times: list[float | None] = []
+            for tool, arguments in transcript.calls:
+                if tool != "query":
+                    times.append(None)
+                    continue
+
+                def run(args: dict[str, Any] = arguments) -> None:
+                    try:
+                        episode.run(args["sql"], int(args.get("offset", 0)), int(args.get("limit", 50)))
+                    except (Refusal, duckdb.Error):
+                        pass  # a model's broken statement costs what it costs before it fails
+
+                times.append(cpu_ms(run))
+            episode.close()
+            spent[transcript.name] = times
+            progress(f"CPU of {transcript.name}: {sum(t for t in times if t is not None):.0f} ms")
+    return spent
+
+
+# --- the load --------------------------------------------------------------------------------------------------
+
+@dataclass
+class Tally:
+    """What the sessions saw, shared by their threads."""
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    steps: list[dict[str, Any]] = field(default_factory=list)
+    resets: list[float] = field(default_factory=list)
+    episodes: Counter[str] = field(default_factory=Counter)
+    lost: list[dict[str, Any]] = field(default_factory=list)
+    reset_errors: Counter[str] = field(default_factory=Counter)
+
+
+def play(url: str, transcript: Transcript, cpu: list[float | None], deadline: float, timeout_s: float,
+         tally: Tally) -> None:
+    """One episode of the transcript's calls on a connection of its own; a step past the deadline is not sent."""
+    sent = 0
+    try:
+        with ws_from(url, SESSIONS_FROM) as ws:
+            start = time.perf_counter()
+            reply = observation(ask(ws, {"type": "reset", "data": {"seed": transcript.seed,
+                                                                   "difficulty": "warehouse"}}, timeout_s))
+            with tally.lock:
+                tally.resets.append(time.perf_counter() - start)
+            if reply["status"] != "ready":
+                with tally.lock:
+                    tally.reset_errors[reply["message"][:120]] += 1
+                    tally.episodes["refused at reset"] += 1
+                return
+            for (tool, arguments), cpu_ms in zip(transcript.calls, cpu, strict=True):
+                if time.monotonic() > deadline:
+                    with tally.lock:
+                        tally.episodes["cut by the deadline"] += 1
+                    return
+                start = time.perf_counter()
+                reply = observation(ask(ws, step_message(tool, arguments), timeout_s))
+                wall = time.perf_counter() - start
+                sent += 1
+                with tally.lock:
+                    tally.steps.append({"transcript": transcript.name, "tool": tool, "wall_s": wall,
+                                        "cpu_ms": cpu_ms, "status": reply["status"],
+                                        "message": reply["message"][:200] if reply["status"] == "error" else ""})
+        with tally.lock:
+            tally.episodes["finished"] += 1
+    except (TimeoutError, ConnectionClosed, OSError) as exc:
+        reason = "no reply" if isinstance(exc, TimeoutError) else f"closed ({type(exc).__name__})"
+        with tally.lock:
+            tally.episodes["lost"] += 1
+            tally.lost.append({"transcript": transcript.name, "after_steps": sent, "reason": reason})
+        progress(f"lost {transcript.name} after {sent} steps: {reason}")
+
+
+def session(index: int, url: str, transcripts: list[Transcript], cpu: dict[str, list[float | None]],
+            deadline: float, timeout_s: float, tally: Tally) -> None:
+    """Session `index` plays the transcripts in turn from the index-th, until the deadline."""
+    for turn in itertools.count():
+        if time.monotonic() > deadline:
+            return
+        transcript = transcripts[(index + turn) % len(transcripts)]
+        with tally.lock:
+            tally.episodes["started"] += 1
+        play(url, transcript, cpu[transcript.name], deadline, timeout_s, tally)
+
+
+def victim(url: str, seconds: float, timeout_s: float) -> dict[str, Any]:
+    """Another visitor's cheap statement over its own warehouse episode, every VICTIM_PAUSE_S, for `seconds` from
+    when its reset is answered."""
+    walls, failures = [], Counter[str]()
+    with ws_from(url, VICTIM_FROM) as ws:
+        start = time.perf_counter()
+        reset = {"type": "reset", "data": {"seed": VICTIM_SEED, "difficulty": "warehouse", "max_steps": 10_000}}
+        ready = observation(ask(ws, reset, timeout_s))["status"] == "ready"
+        reset_s = time.perf_counter() - start
+        deadline = time.monotonic() + seconds
+        cheap = step_message("query", {"sql": VICTIM_SQL})
+        while ready and time.monotonic() < deadline:
+            start = time.perf_counter()
+            try:
+                reply = observation(ask(ws, cheap, timeout_s))
+            except (TimeoutError, ConnectionClosed) as exc:
+                failures[type(exc).__name__] += 1
+                break
+            walls.append(time.perf_counter() - start)
+            if reply["status"] != "ok":
+                failures[reply["message"][:120]] += 1
+            time.sleep(VICTIM_PAUSE_S)
+    return {"walls_s": walls, "failures": dict(failures), "reset_s": reset_s, "ready": ready}
+
+
+def run_load(url: str, args: argparse.Namespace, transcripts: list[Transcript],
+             cpu: dict[str, list[float | None]]) -> tuple[Tally, dict[str, Any]]:
+    tally = Tally()
+    deadline = time.monotonic() + args.seconds
+    command = [sys.executable, "-m", "lab.speed.warehouse_load", "--role", "victim", "--url", url,
+               "--seconds", str(args.seconds), "--message-timeout", str(args.message_timeout)]
+    victim_process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    threads = [threading.Thread(target=session, args=(index, url, transcripts, cpu, deadline, args.message_timeout,
+                                                      tally), daemon=True) for index in range(args.sessions)]
+    for thread in threads:
+        thread.start()
+    while any(thread.is_alive() for thread in threads):
+        time.sleep(15)
+        with tally.lock:
+            progress(f"{len(tally.steps)} steps, {len(tally.resets)} resets, episodes {dict(tally.episodes)}")
+    out, _ = victim_process.communicate(timeout=args.seconds + 2 * args.message_timeout)
+    return tally, json.loads(out.strip().splitlines()[-1])
+
+
+# --- the report ----------------------------------------------------------------------------------------------------
+
+def figures(tally: Tally, seen: dict[str, Any], cpu: dict[str, list[float | None]]) -> dict[str, Any]:
+    steps = tally.steps
+    queries = [s for s in steps if s["cpu_ms"] is not None]
+    ratios = [1000 * s["wall_s"] / max(s["cpu_ms"], CPU_FLOOR_MS) for s in queries]
+    errors = [s for s in steps if s["status"] == "error"]
+    bound = [s for s in errors if any(word in s["message"].lower() for word in STEP_BOUND_WORDS)]
+    statement_ms = [ms for times in cpu.values() for ms in times if ms is not None]
+    return {
+        "episodes": {"started": 0, "finished": 0, "lost": 0, **tally.episodes},
+        "lost": tally.lost,
+        "reset_wall_s": spread(tally.resets, (50, 95)),
+        "reset_errors": dict(tally.reset_errors),
+        "step_wall_s": spread([s["wall_s"] for s in steps], (50, 95)),
+        "steps_by_status": dict(Counter(s["status"] for s in steps)),
+        "steps_by_tool": dict(Counter(s["tool"] for s in steps)),
+        "step_bound_errors": len(bound),
+        "step_bound_messages": sorted({s["message"] for s in bound})[:5],
+        "wall_over_cpu": {**spread(ratios, (50, 95), digits=1), "cpu_floor_ms": CPU_FLOOR_MS},
+        "wall_over_cpu_unfloored": spread([1000 * s["wall_s"] / max(s["cpu_ms"], 0.01) for s in queries], (50, 95),
+                                          digits=1),
+        "victim_sql": VICTIM_SQL,
+        "victim_wall_ms": spread(seen["walls_s"], (50, 99), scale=1000, digits=1),
+        "victim_failures": seen["failures"],
+        "victim_reset_s": round(seen["reset_s"], 2),
+        "statement_cpu_ms": {**spread(statement_ms, (50, 95), digits=1),
+                             "budget_p50_ms": STATEMENT_BUDGET_P50_MS},
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sessions", type=int, default=16, help="warehouse sessions replaying at once")
+    parser.add_argument("--seconds", type=float, default=300.0, help="how long sessions start new steps")
+    parser.add_argument("--busy", type=int, default=6, help="busy loops at normal priority beside the server")
+    parser.add_argument("--message-timeout", type=float, default=180.0,
+                        help="seconds a client waits for a reply before its episode counts as lost")
+    parser.add_argument("--server-root", type=Path, default=ROOT, help="the checkout whose server is measured")
+    parser.add_argument("--transcripts", type=Path, default=None, help="a folder of warehouse-*.json transcripts")
+    parser.add_argument("--column", choices=["before", "after"], default="after",
+                        help="the artifact's column the figures go to (the other is kept)")
+    parser.add_argument("--role", choices=["victim"], help=argparse.SUPPRESS)
+    parser.add_argument("--url", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.role == "victim":
+        print(json.dumps(victim(args.url, args.seconds, args.message_timeout)))
+        return
+    directory = args.transcripts or transcript_dir()
+    transcripts = read_transcripts(directory)
+    progress(f"{len(transcripts)} transcripts from {directory}; measuring each statement's CPU time")
+    cpu = statement_cpu_ms(transcripts)
+    root = args.server_root.resolve()
+    with load_average_sampled() as load, loopback_server(root) as served:
+        progress(f"server of {root} at {served.url}; {args.sessions} sessions and {args.busy} busy loops for "
+                 f"{args.seconds:.0f} s")
+        with busy_processes(args.busy):
+            tally, seen = run_load(served.url, args, transcripts, cpu)
+        tracebacks = served.tracebacks()
+    report = {**checkout(root), "sessions": args.sessions, "seconds": args.seconds, "busy_processes": args.busy,
+              "message_timeout_s": args.message_timeout, "transcripts": [t.name for t in transcripts],
+              "statements": sum(tool == "query" for t in transcripts for tool, _ in t.calls),
+              "load_average": load, "server_tracebacks": tracebacks, **figures(tally, seen, cpu)}
+    print(json.dumps(report, indent=2))
+    write_column(ARTIFACT, args.column, report, COMMAND)
+
+
+# --- the docs' table ----------------------------------------------------------------------------------------------
+
+def _cell(run: dict[str, Any] | None, render: Any) -> str:
+    return "—" if run is None else render(run)
+
+
+ROWS: tuple[tuple[str, Any], ...] = (
+    ("server's commit", lambda r: f"{r['commit']}{' (changed)' if r['dirty'] else ''}"),
+    ("episodes lost, of started", lambda r: f"{r['episodes']['lost']} of {r['episodes']['started']}"),
+    ("steps answered (resets)", lambda r: f"{r['step_wall_s']['n']} ({r['reset_wall_s']['n']})"),
+    ("a step's wall time, p50 / p95 / max", lambda r: "{p50:.2f} / {p95:.2f} / {max:.2f} s".format(
+        **r["step_wall_s"])),
+    ("a reset's wall time, p50 / p95 / max", lambda r: "{p50:.2f} / {p95:.2f} / {max:.2f} s".format(
+        **r["reset_wall_s"])),
+    ("another session's `SELECT 1`, p50 / p99", lambda r: "{p50:,.0f} / {p99:,.0f} ms".format(**r["victim_wall_ms"])),
+    ("a statement's wall time over its CPU time, p50 / p95",
+     lambda r: "{p50:,.0f}× / {p95:,.0f}×".format(**r["wall_over_cpu"])),
+    ("steps answered with the step bound's error", lambda r: str(r["step_bound_errors"])),
+    ("a statement's CPU time, p50 / p95 / max (budget: p50 ≤ 250 ms)",
+     lambda r: "{p50:.0f} / {p95:.0f} / {max:.0f} ms".format(**r["statement_cpu_ms"])),
+    ("load average: at the start / mean during", lambda r: "{at_start:.1f} / {mean:.1f}".format(
+        **r["load_average"])),
+)
+
+
+def table(kept: dict[str, Any] | None = None) -> str:
+    """The docs' table of the kept run: the old code's figures beside the new code's."""
+    kept = kept or read_artifact(ARTIFACT)
+    lines = ["| measure | before | after |", "| --- | --- | --- |"]
+    lines += [f"| {name} | {_cell(kept['before'], render)} | {_cell(kept['after'], render)} |"
+              for name, render in ROWS]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()
