@@ -18,6 +18,7 @@ Progress goes to stderr; the figures into lab/artifacts/warehouse_load.json unde
 from __future__ import annotations
 
 import argparse
+import contextlib
 import itertools
 import json
 import subprocess
@@ -97,31 +98,30 @@ def step_message(tool: str, arguments: dict[str, Any]) -> dict[str, Any]:
 def statement_cpu_ms(transcripts: list[Transcript]) -> dict[str, list[float | None]]:
     """Each call's CPU time in ms when it is a query (None otherwise), run by the engine on one thread on a fresh
     episode's tables in the transcript's order, as the server would run them."""
-    from lab.speed.warehouse_statement_cpu import cpu_ms, served_tables
-    from metric_tracker_rl.sql.engine import EpisodeTables, Refusal, open_database
+    from lab.speed.warehouse_statement_cpu import served_tables
+    from metric_tracker_rl.sql.engine import EpisodeTables, open_database
 
     spent: dict[str, list[float | None]] = {}
     for seed, group in itertools.groupby(sorted(transcripts, key=lambda t: t.seed), key=lambda t: t.seed):
         tables = served_tables(seed)
         for transcript in group:
             episode = EpisodeTables(open_database(), tables)
-            times: list[float | None] = []
-            for tool, arguments in transcript.calls:
-                if tool != "query":
-                    times.append(None)
-                    continue
-
-                def run(args: dict[str, Any] = arguments) -> None:
-                    try:
-                        episode.run(args["sql"], int(args.get("offset", 0)), int(args.get("limit", 50)))
-                    except (Refusal, duckdb.Error):
-                        pass  # a model's broken statement costs what it costs before it fails
-
-                times.append(cpu_ms(run))
+            spent[transcript.name] = [calls_cpu_ms(episode, tool, arguments) for tool, arguments in transcript.calls]
             episode.close()
-            spent[transcript.name] = times
-            progress(f"CPU of {transcript.name}: {sum(t for t in times if t is not None):.0f} ms")
+            progress(f"CPU of {transcript.name}: {sum(t for t in spent[transcript.name] if t is not None):.0f} ms")
     return spent
+
+
+def calls_cpu_ms(episode: Any, tool: str, arguments: dict[str, Any]) -> float | None:
+    """A query's CPU time on the episode (a model's broken statement costs what it costs before it fails)."""
+    from metric_tracker_rl.sql.engine import Refusal
+
+    if tool != "query":
+        return None
+    start = time.process_time()
+    with contextlib.suppress(Refusal, duckdb.Error):
+        episode.run(arguments["sql"], int(arguments.get("offset", 0)), int(arguments.get("limit", 50)))
+    return 1000 * (time.process_time() - start)
 
 
 # --- the load --------------------------------------------------------------------------------------------------
@@ -307,6 +307,8 @@ def _cell(run: dict[str, Any] | None, render: Any) -> str:
 
 ROWS: tuple[tuple[str, Any], ...] = (
     ("server's commit", lambda r: f"{r['commit']}{' (changed)' if r['dirty'] else ''}"),
+    ("sessions, busy loops, seconds of new steps", lambda r: f"{r['sessions']}, {r['busy_processes']}, "
+                                                             f"{r['seconds']:.0f} s"),
     ("episodes lost, of started", lambda r: f"{r['episodes']['lost']} of {r['episodes']['started']}"),
     ("steps answered (resets)", lambda r: f"{r['step_wall_s']['n']} ({r['reset_wall_s']['n']})"),
     ("a step's wall time, p50 / p95 / max", lambda r: "{p50:.2f} / {p95:.2f} / {max:.2f} s".format(
@@ -314,7 +316,7 @@ ROWS: tuple[tuple[str, Any], ...] = (
     ("a reset's wall time, p50 / p95 / max", lambda r: "{p50:.2f} / {p95:.2f} / {max:.2f} s".format(
         **r["reset_wall_s"])),
     ("another session's `SELECT 1`, p50 / p99", lambda r: "{p50:,.0f} / {p99:,.0f} ms".format(**r["victim_wall_ms"])),
-    ("a statement's wall time over its CPU time, p50 / p95",
+    (f"a statement's wall time over its CPU time (at least {CPU_FLOOR_MS:.0f} ms), p50 / p95",
      lambda r: "{p50:,.0f}× / {p95:,.0f}×".format(**r["wall_over_cpu"])),
     ("steps answered with the step bound's error", lambda r: str(r["step_bound_errors"])),
     ("a statement's CPU time, p50 / p95 / max (budget: p50 ≤ 250 ms)",
