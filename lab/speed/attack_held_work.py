@@ -103,11 +103,11 @@ def _counted(answers: Counter[str], action: Callable[[], None]) -> None:
 # --- victims ----------------------------------------------------------------------------------------------------
 
 def cheap_victim(url: str, seconds: float) -> dict[str, Any]:
-    """A cheap query over the victim's own session, one at a time, for `seconds` after its reset."""
+    """A cheap query over the victim's own session, one at a time, for `seconds` after its reset (every query
+    timed: the first is the one an attack already under way holds longest)."""
     walls, answers = [], Counter[str]()
     with ws_from(url, VICTIM, TIMEOUT_S) as ws:
         ask(ws, RESET, TIMEOUT_S)
-        ask(ws, CHEAP, TIMEOUT_S)  # the SQL pool is warm
         deadline = time.monotonic() + seconds
         while time.monotonic() < deadline:
             start = time.perf_counter()
@@ -125,7 +125,6 @@ def reset_victim(url: str, seconds: float) -> dict[str, Any]:
     walls, answers = [], Counter[str]()
     seeds = itertools.count(SEED_BASE + 50_000)
     with ws_from(url, VICTIM, TIMEOUT_S) as ws:
-        ask(ws, {"type": "reset", "data": {"difficulty": "frontier", "seed": next(seeds)}}, TIMEOUT_S)
         deadline = time.monotonic() + seconds
         while time.monotonic() < deadline:
             start = time.perf_counter()
@@ -231,12 +230,16 @@ def newcomers(url: str, left_at: float, limit_s: float) -> dict[str, Any]:
         offset = time.time() - left_at
         if offset > limit_s:
             break
-        with ws_from(url, f"127.0.2.{index}", TIMEOUT_S) as ws:
-            ask(ws, RESET, TIMEOUT_S)
-            start = time.perf_counter()
-            reply = ask(ws, SELECT_1, limit_s)
-            probes.append({"offset_s": round(offset, 1), "wall_s": round(time.perf_counter() - start, 2),
-                           "status": status(reply)})
+        start = time.perf_counter()
+        try:
+            with ws_from(url, f"127.0.2.{index}", TIMEOUT_S) as ws:
+                ask(ws, RESET, TIMEOUT_S)
+                start = time.perf_counter()
+                answer = status(ask(ws, SELECT_1, limit_s))
+        except (ConnectionClosed, OSError) as exc:
+            answer = type(exc).__name__
+        probes.append({"offset_s": round(offset, 1), "wall_s": round(time.perf_counter() - start, 2),
+                       "status": answer})
         progress(f"newcomer {index}: {probes[-1]}")
         if probes[-1]["wall_s"] <= FREE_S and probes[-1]["status"] == "ok":
             break
@@ -270,12 +273,18 @@ def row_under(victim: str, attack: str, settle_s: float) -> Callable[[str, float
     return measure
 
 
-def row_memory(url: str, pid: int) -> dict[str, Any]:
-    """Server memory before, at the peak and MEMORY_SETTLE_S after MEMORY_SESSIONS warehouse sessions closed."""
-    with ws_from(url, VICTIM, TIMEOUT_S) as ws:  # the SQL workers are started, as on any server in use
+def warm_up(url: str) -> None:
+    """A reset, a cheap query and a frontier reset, so that no victim's first figure pays for the SQL workers'
+    start or the server's first imports, as on any server in use."""
+    with ws_from(url, VICTIM, TIMEOUT_S) as ws:
         ask(ws, RESET, TIMEOUT_S)
         ask(ws, CHEAP, TIMEOUT_S)
+        ask(ws, {"type": "reset", "data": {"difficulty": "frontier", "seed": SEED_BASE - 1}}, TIMEOUT_S)
     time.sleep(5)
+
+
+def row_memory(url: str, pid: int) -> dict[str, Any]:
+    """Server memory before, at the peak and MEMORY_SETTLE_S after MEMORY_SESSIONS warehouse sessions closed."""
     before = tree_rss_mb(pid), process_rss_mb(pid)
     answers: Counter[str] = Counter()
     opened, close = threading.Barrier(MEMORY_SESSIONS + 1), threading.Event()
@@ -322,6 +331,7 @@ def process_rss_mb(pid: int) -> float:
 def measure_row(root: Path, name: str, seconds: float) -> dict[str, Any]:
     with load_average_sampled() as load, loopback_server(root, HELD_ENV) as served:
         progress(f"{name}: server of {root} at {served.url}")
+        warm_up(served.url)
         row = row_memory(served.url, served.pid) if name == "memory" else ROWS[name](served.url, seconds)
         tracebacks = served.tracebacks()
     return {**row, "seconds": seconds, "server_tracebacks": tracebacks, "load_average": load}
@@ -349,17 +359,18 @@ def main() -> None:
         print(json.dumps(ROLES[args.role](args.url, args.seconds)))
         return
     root = args.server_root.resolve()
+    code = checkout(root)
     for name in args.only or ROW_NAMES:
         row = measure_row(root, name, args.seconds)
         print(json.dumps({name: row}), flush=True)
         rows = (read_artifact(ARTIFACT)[args.column] or {}).get("rows", {})
-        write_column(ARTIFACT, args.column, {**checkout(root), "rows": {**rows, name: row}}, COMMAND)
+        write_column(ARTIFACT, args.column, {**code, "rows": {**rows, name: row}}, COMMAND)
 
 
 # --- the docs' table ----------------------------------------------------------------------------------------------
 
 def _p50_p99(figures: dict[str, Any]) -> str:
-    return "{p50:,.0f} / {p99:,.0f}".format(**figures)
+    return "{p50:,.0f} / {p99:,.0f}".format(**figures) if figures["n"] else "none answered"
 
 
 def _idle_to_under(key: str) -> Callable[[dict[str, Any]], str]:
@@ -406,9 +417,10 @@ def table(kept: dict[str, Any] | None = None) -> str:
     """The docs' table of the kept runs: the old code's figures beside the new code's."""
     kept = kept or read_artifact(ARTIFACT)
     before, after = kept["before"], kept["after"]
-    commit = " | ".join("—" if column is None else column["commit"] for column in (before, after))
+    commit = " | ".join("—" if column is None else column["code_commit"] + (" (changed)" if column["dirty"] else "")
+                        for column in (before, after))
     lines = ["| attack | measure | before | after |", "| --- | --- | --- | --- |",
-             f"| (the server's commit) | | {commit} |"]
+             f"| (the server's code: commit) | | {commit} |"]
     shown = ""
     for row, measure, render in TABLE:
         name = ATTACK_NAMES[row] if row != shown else ""

@@ -56,13 +56,16 @@ def loopback_server(root: Path, env: dict[str, str] | None = None) -> Iterator[S
 
 
 def checkout(root: Path) -> dict[str, Any]:
-    """Which code a server ran: its checkout, commit and whether files differ from that commit."""
+    """Which code a server ran: its checkout, the commit checked out, the last commit that changed anything outside
+    the lab (the server's code), and whether files outside the lab differ from it."""
     def git(*args: str) -> str:
         return subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True,
                               check=True).stdout.strip()
 
+    outside_lab = ["--", ".", ":(exclude)lab"]
     return {"server_root": str(root), "commit": git("rev-parse", "--short", "HEAD"),
-            "dirty": bool(git("status", "--porcelain", "--untracked-files=no"))}
+            "code_commit": git("log", "-1", "--format=%h", *outside_lab),
+            "dirty": bool(git("status", "--porcelain", "--untracked-files=no", *outside_lab))}
 
 
 @contextlib.contextmanager

@@ -189,17 +189,18 @@ def session(index: int, url: str, transcripts: list[Transcript], cpu: dict[str, 
 
 
 def victim(url: str, seconds: float, timeout_s: float) -> dict[str, Any]:
-    """Another visitor's cheap statement over its own warehouse episode, every VICTIM_PAUSE_S, for `seconds` from
-    when its reset is answered."""
+    """Another visitor's cheap statement over its own warehouse episode, every VICTIM_PAUSE_S for `seconds`. Its
+    episode is open before the load comes (it says so on stdout), as a session already at work would be."""
     walls, failures = [], Counter[str]()
     with ws_from(url, VICTIM_FROM) as ws:
-        start = time.perf_counter()
-        reset = {"type": "reset", "data": {"seed": VICTIM_SEED, "difficulty": "warehouse", "max_steps": 10_000}}
-        ready = observation(ask(ws, reset, timeout_s))["status"] == "ready"
-        reset_s = time.perf_counter() - start
-        deadline = time.monotonic() + seconds
+        reset = {"type": "reset", "data": {"seed": VICTIM_SEED, "difficulty": "warehouse", "max_steps": 500}}
+        opened = observation(ask(ws, reset, timeout_s))
+        assert opened["status"] == "ready", opened["message"]
         cheap = step_message("query", {"sql": VICTIM_SQL})
-        while ready and time.monotonic() < deadline:
+        assert observation(ask(ws, cheap, timeout_s))["status"] == "ok"  # the episode's tables are on a worker
+        print("ready", flush=True)
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
             start = time.perf_counter()
             try:
                 reply = observation(ask(ws, cheap, timeout_s))
@@ -209,27 +210,35 @@ def victim(url: str, seconds: float, timeout_s: float) -> dict[str, Any]:
             walls.append(time.perf_counter() - start)
             if reply["status"] != "ok":
                 failures[reply["message"][:120]] += 1
+            if reply.get("steps_remaining", 2) < 2:
+                failures["the episode's steps ran out"] += 1
+                break
             time.sleep(VICTIM_PAUSE_S)
-    return {"walls_s": walls, "failures": dict(failures), "reset_s": reset_s, "ready": ready}
+    return {"walls_s": walls, "failures": dict(failures)}
 
 
 def run_load(url: str, args: argparse.Namespace, transcripts: list[Transcript],
              cpu: dict[str, list[float | None]]) -> tuple[Tally, dict[str, Any]]:
+    """The victim's episode opened, then the busy loops and the sessions until every session has stopped."""
     tally = Tally()
-    deadline = time.monotonic() + args.seconds
     command = [sys.executable, "-m", "lab.speed.warehouse_load", "--role", "victim", "--url", url,
                "--seconds", str(args.seconds), "--message-timeout", str(args.message_timeout)]
     victim_process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, text=True)
-    threads = [threading.Thread(target=session, args=(index, url, transcripts, cpu, deadline, args.message_timeout,
-                                                      tally), daemon=True) for index in range(args.sessions)]
-    for thread in threads:
-        thread.start()
-    while any(thread.is_alive() for thread in threads):
-        time.sleep(15)
-        with tally.lock:
-            progress(f"{len(tally.steps)} steps, {len(tally.resets)} resets, episodes {dict(tally.episodes)}")
-    out, _ = victim_process.communicate(timeout=args.seconds + 2 * args.message_timeout)
-    return tally, json.loads(out.strip().splitlines()[-1])
+    assert victim_process.stdout is not None and victim_process.stdout.readline().strip() == "ready"
+    with busy_processes(args.busy):
+        deadline = time.monotonic() + args.seconds
+        threads = [threading.Thread(target=session, args=(index, url, transcripts, cpu, deadline,
+                                                          args.message_timeout, tally), daemon=True)
+                   for index in range(args.sessions)]
+        for thread in threads:
+            thread.start()
+        while any(thread.is_alive() for thread in threads):
+            time.sleep(15)
+            with tally.lock:
+                progress(f"{len(tally.steps)} steps, {len(tally.resets)} resets, episodes {dict(tally.episodes)}")
+        out, _ = victim_process.communicate(timeout=args.seconds + 2 * args.message_timeout)
+    lines = out.strip().splitlines()
+    return tally, (json.loads(lines[-1]) if lines else {"walls_s": [], "failures": {"the victim failed": 1}})
 
 
 # --- the report ----------------------------------------------------------------------------------------------------
@@ -257,7 +266,6 @@ def figures(tally: Tally, seen: dict[str, Any], cpu: dict[str, list[float | None
         "victim_sql": VICTIM_SQL,
         "victim_wall_ms": spread(seen["walls_s"], (50, 99), scale=1000, digits=1),
         "victim_failures": seen["failures"],
-        "victim_reset_s": round(seen["reset_s"], 2),
         "statement_cpu_ms": {**spread(statement_ms, (50, 95), digits=1),
                              "budget_p50_ms": STATEMENT_BUDGET_P50_MS},
     }
@@ -285,13 +293,13 @@ def main() -> None:
     progress(f"{len(transcripts)} transcripts from {directory}; measuring each statement's CPU time")
     cpu = statement_cpu_ms(transcripts)
     root = args.server_root.resolve()
+    code = checkout(root)
     with load_average_sampled() as load, loopback_server(root) as served:
         progress(f"server of {root} at {served.url}; {args.sessions} sessions and {args.busy} busy loops for "
                  f"{args.seconds:.0f} s")
-        with busy_processes(args.busy):
-            tally, seen = run_load(served.url, args, transcripts, cpu)
+        tally, seen = run_load(served.url, args, transcripts, cpu)
         tracebacks = served.tracebacks()
-    report = {**checkout(root), "sessions": args.sessions, "seconds": args.seconds, "busy_processes": args.busy,
+    report = {**code, "sessions": args.sessions, "seconds": args.seconds, "busy_processes": args.busy,
               "message_timeout_s": args.message_timeout, "transcripts": [t.name for t in transcripts],
               "statements": sum(tool == "query" for t in transcripts for tool, _ in t.calls),
               "load_average": load, "server_tracebacks": tracebacks, **figures(tally, seen, cpu)}
@@ -305,22 +313,30 @@ def _cell(run: dict[str, Any] | None, render: Any) -> str:
     return "—" if run is None else render(run)
 
 
+def _spread(keys: str, spec: str, unit: str) -> Any:
+    """A spread's figures `keys` (space-separated) as "a / b unit", or "none answered" when it has no samples."""
+    def render(figures: dict[str, Any]) -> str:
+        if not figures["n"]:
+            return "none answered"
+        return " / ".join(format(figures[key], spec) for key in keys.split()) + unit
+
+    return render
+
+
 ROWS: tuple[tuple[str, Any], ...] = (
-    ("server's commit", lambda r: f"{r['commit']}{' (changed)' if r['dirty'] else ''}"),
+    ("the server's code: commit", lambda r: f"{r['code_commit']}{' (changed)' if r['dirty'] else ''}"),
     ("sessions, busy loops, seconds of new steps", lambda r: f"{r['sessions']}, {r['busy_processes']}, "
                                                              f"{r['seconds']:.0f} s"),
     ("episodes lost, of started", lambda r: f"{r['episodes']['lost']} of {r['episodes']['started']}"),
     ("steps answered (resets)", lambda r: f"{r['step_wall_s']['n']} ({r['reset_wall_s']['n']})"),
-    ("a step's wall time, p50 / p95 / max", lambda r: "{p50:.2f} / {p95:.2f} / {max:.2f} s".format(
-        **r["step_wall_s"])),
-    ("a reset's wall time, p50 / p95 / max", lambda r: "{p50:.2f} / {p95:.2f} / {max:.2f} s".format(
-        **r["reset_wall_s"])),
-    ("another session's `SELECT 1`, p50 / p99", lambda r: "{p50:,.0f} / {p99:,.0f} ms".format(**r["victim_wall_ms"])),
+    ("a step's wall time, p50 / p95 / max", lambda r: _spread("p50 p95 max", ".2f", " s")(r["step_wall_s"])),
+    ("a reset's wall time, p50 / p95 / max", lambda r: _spread("p50 p95 max", ".2f", " s")(r["reset_wall_s"])),
+    ("another session's `SELECT 1`, p50 / p99", lambda r: _spread("p50 p99", ",.0f", " ms")(r["victim_wall_ms"])),
     (f"a statement's wall time over its CPU time (at least {CPU_FLOOR_MS:.0f} ms), p50 / p95",
-     lambda r: "{p50:,.0f}× / {p95:,.0f}×".format(**r["wall_over_cpu"])),
+     lambda r: _spread("p50 p95", ",.0f", "×")(r["wall_over_cpu"])),
     ("steps answered with the step bound's error", lambda r: str(r["step_bound_errors"])),
-    ("a statement's CPU time, p50 / p95 / max (budget: p50 ≤ 250 ms)",
-     lambda r: "{p50:.0f} / {p95:.0f} / {max:.0f} ms".format(**r["statement_cpu_ms"])),
+    (f"a statement's CPU time, p50 / p95 / max (budget: p50 ≤ {STATEMENT_BUDGET_P50_MS:.0f} ms)",
+     lambda r: _spread("p50 p95 max", ".0f", " ms")(r["statement_cpu_ms"])),
     ("load average: at the start / mean during", lambda r: "{at_start:.1f} / {mean:.1f}".format(
         **r["load_average"])),
 )
