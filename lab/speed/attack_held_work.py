@@ -72,6 +72,8 @@ NEWCOMER_FIRST_S = 5.0  # the first newcomer comes this long after the attacker 
 FREE_S = 1.0  # a newcomer's `SELECT 1` answered within this: the workers are free again
 FREE_LIMIT_S = 240.0  # newcomers stop trying after this long
 MEMORY_SESSIONS = 39
+SESSIONS_PER_ADDRESS = 8  # the image's cap of sessions a client
+FAST_LANE_LOOPS = 6
 MEMORY_SETTLE_S = 60.0
 
 
@@ -150,7 +152,7 @@ def orphans(url: str, seconds: float) -> dict[str, Any]:
 
         _counted(answers, orphan)
 
-    _threads([functools.partial(one, address) for address in ATTACKERS for _ in range(8)])
+    _threads([functools.partial(one, address) for address in ATTACKERS for _ in range(SESSIONS_PER_ADDRESS)])
     return {"answers": dict(answers), "left_at": time.time()}
 
 
@@ -174,7 +176,7 @@ def fast_lane(url: str, seconds: float) -> dict[str, Any]:
 
             _counted(answers, turn)
 
-    _threads([one] * 6)
+    _threads([one] * FAST_LANE_LOOPS)
     return {"answers": dict(answers), "addresses": next(hosts)}
 
 
@@ -198,7 +200,7 @@ def warehouse_resets(url: str, seconds: float) -> dict[str, Any]:
 
             _counted(answers, session)
 
-    _threads([functools.partial(one, address) for address in ATTACKERS for _ in range(8)])
+    _threads([functools.partial(one, address) for address in ATTACKERS for _ in range(SESSIONS_PER_ADDRESS)])
     return {"answers": dict(answers)}
 
 
@@ -292,7 +294,7 @@ def row_memory(url: str, pid: int) -> dict[str, Any]:
     def hold(index: int) -> None:
         with contextlib.ExitStack() as stack:
             try:
-                ws = stack.enter_context(ws_from(url, f"127.0.1.{1 + index // 8}", TIMEOUT_S))
+                ws = stack.enter_context(ws_from(url, f"127.0.1.{1 + index // SESSIONS_PER_ADDRESS}", TIMEOUT_S))
                 reset = {"type": "reset", "data": {"difficulty": "warehouse", "seed": SEED_BASE + 90_000 + index}}
                 answers["reset " + status(ask(ws, reset, TIMEOUT_S))] += 1
                 answers["first statement " + status(ask(ws, FIRST_STATEMENT, TIMEOUT_S))] += 1
@@ -374,7 +376,11 @@ def _p50_p99(figures: dict[str, Any]) -> str:
 
 
 def _idle_to_under(key: str) -> Callable[[dict[str, Any]], str]:
-    return lambda row: f"{_p50_p99(row['idle'][key])} → {_p50_p99(row['under_attack'][key])}"
+    def render(row: dict[str, Any]) -> str:
+        idle, under = row["idle"][key], row["under_attack"][key]
+        return f"{_p50_p99(idle)} → {_p50_p99(under)} ({idle['n']} → {under['n']} answered)"
+
+    return render
 
 
 def _free_after(row: dict[str, Any]) -> str:
@@ -383,7 +389,8 @@ def _free_after(row: dict[str, Any]) -> str:
 
 
 TABLE: tuple[tuple[str, str, Callable[[dict[str, Any]], str]], ...] = (
-    ("orphans", "victim's cheap query, p50 / p99 ms, idle → during", _idle_to_under("query_ms")),
+    ("orphans", "victim's cheap query (an address the server has seen), p50 / p99 ms, idle → during",
+     _idle_to_under("query_ms")),
     ("orphans", f"a newcomer's `SELECT 1`, {NEWCOMER_FIRST_S:.0f} s after the attacker left",
      lambda row: f"{row['newcomer']['first_wall_s']:.1f} s"),
     ("orphans", f"until a newcomer's `SELECT 1` answers within {FREE_S:.0f} s", _free_after),
@@ -391,13 +398,17 @@ TABLE: tuple[tuple[str, str, Callable[[dict[str, Any]], str]], ...] = (
     ("fast_lane", "victim's cheap query, p50 / p99 ms, idle → under attack", _idle_to_under("query_ms")),
     ("warehouse_resets", "another visitor's frontier reset, p50 / p99 ms, idle → under attack",
      _idle_to_under("reset_ms")),
-    ("memory", "server and workers' resident memory: before → peak → 60 s after",
+    ("memory", f"server and workers' resident memory: before → peak → {MEMORY_SETTLE_S:.0f} s after",
      lambda row: f"{row['before_mb']:,.0f} → {row['peak_mb']:,.0f} → {row['after_mb']:,.0f} MB"),
+    ("memory", f"the server process alone: before → held → {MEMORY_SETTLE_S:.0f} s after",
+     lambda row: "{before:,.0f} → {held:,.0f} → {after:,.0f} MB".format(**row["server_process_mb"])),
 )
 ATTACK_NAMES = {
-    "orphans": "8 addresses × 8 sockets: a runaway statement each, the socket closed 0.2 s later",
-    "fast_lane": "6 loops, each turn from a fresh address: `SELECT 1`, then a runaway",
-    "warehouse_resets": "8 addresses × 8 sessions reset warehouse episodes, a first statement after each",
+    "orphans": f"{len(ATTACKERS)} addresses × {SESSIONS_PER_ADDRESS} sockets: a runaway statement each, the socket "
+               f"closed {ORPHAN_CLOSE_AFTER_S} s later",
+    "fast_lane": f"{FAST_LANE_LOOPS} loops, each turn from a fresh address: `SELECT 1`, then a runaway",
+    "warehouse_resets": f"{len(ATTACKERS)} addresses × {SESSIONS_PER_ADDRESS} sessions reset warehouse episodes, a "
+                        "first statement after each",
     "memory": f"{MEMORY_SESSIONS} warehouse sessions held, then closed",
 }
 
