@@ -6,12 +6,14 @@ pure-Python busy loops at normal priority, while a victim session of another add
     uv run python -m lab.speed.warehouse_load --server-root ../main --column after  # another checkout's
 
 Each session resets a transcript's episode (its seed, difficulty warehouse) and sends its calls in order, back to
-back (the queries, the metrics layer, the report), then takes the next transcript, until --seconds have passed; a step
-in flight then is still waited for. An episode is lost when a step or reset gets no reply within
---message-timeout (the clients' default) or its connection closes. A step's wall time is set against its CPU time:
-each statement is run once beforehand in this process by the SQL engine on one thread, on a fresh episode's own
-tables, in its transcript's order (the CPU time per statement is the warehouse's statement budget). The server is
-`python -m server.app` of --server-root with its default settings (the debugger off), driven through /ws only.
+back (the queries, the metrics layer, the report), then takes the next transcript, until --seconds have passed; a
+step in flight then is still waited for. The sessions' first episodes, and the victim's, are opened before the load
+begins (the busy loops started, the first step sent), as sessions already at work would be. An episode is lost when
+a step or reset gets no reply within --message-timeout (the clients' default) or its connection closes. A step's
+wall time is set against its CPU time: each statement is run once beforehand in this process by the SQL engine on
+one thread, on a fresh episode's own tables, in its transcript's order (the CPU time per statement is the
+warehouse's statement budget). The server is `python -m server.app` of --server-root with its default settings (the
+debugger off), driven through /ws only.
 Progress goes to stderr; the figures into lab/artifacts/warehouse_load.json under --column.
 """
 
@@ -21,6 +23,7 @@ import argparse
 import contextlib
 import itertools
 import json
+import math
 import subprocess
 import sys
 import threading
@@ -131,36 +134,56 @@ class Tally:
     """What the sessions saw, shared by their threads."""
     lock: threading.Lock = field(default_factory=threading.Lock)
     steps: list[dict[str, Any]] = field(default_factory=list)
-    resets: list[float] = field(default_factory=list)
+    first_resets: list[float] = field(default_factory=list)  # before the load
+    resets: list[float] = field(default_factory=list)  # under the load
     episodes: Counter[str] = field(default_factory=Counter)
     lost: list[dict[str, Any]] = field(default_factory=list)
     reset_errors: Counter[str] = field(default_factory=Counter)
 
 
-def play(url: str, transcript: Transcript, cpu: list[float | None], deadline: float, timeout_s: float,
+@dataclass
+class Start:
+    """The load begins once every session's first episode is open (or lost): then the busy loops start and
+    `deadline` is set; no session sends a step before."""
+    begun: threading.Event = field(default_factory=threading.Event)
+    opened: int = 0
+    deadline: float = math.inf
+
+
+def play(url: str, transcript: Transcript, cpu: list[float | None], start: Start, first: bool, timeout_s: float,
          tally: Tally) -> None:
     """One episode of the transcript's calls on a connection of its own; a step past the deadline is not sent."""
-    sent = 0
+    sent, counted = 0, not first
+
+    def count_opened() -> None:
+        nonlocal counted
+        if not counted:
+            counted = True
+            with tally.lock:
+                start.opened += 1
+
     try:
         with ws_from(url, SESSIONS_FROM) as ws:
-            start = time.perf_counter()
+            began = time.perf_counter()
             reply = observation(ask(ws, {"type": "reset", "data": {"seed": transcript.seed,
                                                                    "difficulty": "warehouse"}}, timeout_s))
             with tally.lock:
-                tally.resets.append(time.perf_counter() - start)
+                (tally.first_resets if first else tally.resets).append(time.perf_counter() - began)
+            count_opened()
             if reply["status"] != "ready":
                 with tally.lock:
                     tally.reset_errors[reply["message"][:120]] += 1
                     tally.episodes["refused at reset"] += 1
                 return
+            start.begun.wait()
             for (tool, arguments), cpu_ms in zip(transcript.calls, cpu, strict=True):
-                if time.monotonic() > deadline:
+                if time.monotonic() > start.deadline:
                     with tally.lock:
                         tally.episodes["cut by the deadline"] += 1
                     return
-                start = time.perf_counter()
+                began = time.perf_counter()
                 reply = observation(ask(ws, step_message(tool, arguments), timeout_s))
-                wall = time.perf_counter() - start
+                wall = time.perf_counter() - began
                 sent += 1
                 with tally.lock:
                     tally.steps.append({"transcript": transcript.name, "tool": tool, "wall_s": wall,
@@ -172,25 +195,31 @@ def play(url: str, transcript: Transcript, cpu: list[float | None], deadline: fl
         reason = "no reply" if isinstance(exc, TimeoutError) else f"closed ({type(exc).__name__})"
         with tally.lock:
             tally.episodes["lost"] += 1
-            tally.lost.append({"transcript": transcript.name, "after_steps": sent, "reason": reason})
+            tally.lost.append({"transcript": transcript.name, "after_steps": sent, "reason": reason,
+                               "first": first})
         progress(f"lost {transcript.name} after {sent} steps: {reason}")
+    finally:
+        count_opened()
 
 
 def session(index: int, url: str, transcripts: list[Transcript], cpu: dict[str, list[float | None]],
-            deadline: float, timeout_s: float, tally: Tally) -> None:
+            start: Start, timeout_s: float, tally: Tally) -> None:
     """Session `index` plays the transcripts in turn from the index-th, until the deadline."""
     for turn in itertools.count():
-        if time.monotonic() > deadline:
+        if turn:
+            start.begun.wait()
+        if time.monotonic() > start.deadline:
             return
         transcript = transcripts[(index + turn) % len(transcripts)]
         with tally.lock:
             tally.episodes["started"] += 1
-        play(url, transcript, cpu[transcript.name], deadline, timeout_s, tally)
+        play(url, transcript, cpu[transcript.name], start, turn == 0, timeout_s, tally)
 
 
 def victim(url: str, seconds: float, timeout_s: float) -> dict[str, Any]:
-    """Another visitor's cheap statement over its own warehouse episode, every VICTIM_PAUSE_S for `seconds`. Its
-    episode is open before the load comes (it says so on stdout), as a session already at work would be."""
+    """Another visitor's cheap statement over its own warehouse episode, every VICTIM_PAUSE_S for `seconds` from
+    when the load begins (a line on stdin). Its episode is open before (it says so on stdout), as a session already
+    at work would be."""
     walls, failures = [], Counter[str]()
     with ws_from(url, VICTIM_FROM) as ws:
         reset = {"type": "reset", "data": {"seed": VICTIM_SEED, "difficulty": "warehouse", "max_steps": 500}}
@@ -199,6 +228,7 @@ def victim(url: str, seconds: float, timeout_s: float) -> dict[str, Any]:
         cheap = step_message("query", {"sql": VICTIM_SQL})
         assert observation(ask(ws, cheap, timeout_s))["status"] == "ok"  # the episode's tables are on a worker
         print("ready", flush=True)
+        sys.stdin.readline()  # the load begins
         deadline = time.monotonic() + seconds
         while time.monotonic() < deadline:
             start = time.perf_counter()
@@ -223,15 +253,22 @@ def run_load(url: str, args: argparse.Namespace, transcripts: list[Transcript],
     tally = Tally()
     command = [sys.executable, "-m", "lab.speed.warehouse_load", "--role", "victim", "--url", url,
                "--seconds", str(args.seconds), "--message-timeout", str(args.message_timeout)]
-    victim_process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    victim_process = subprocess.Popen(command, cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     assert victim_process.stdout is not None and victim_process.stdout.readline().strip() == "ready"
+    start = Start()
+    threads = [threading.Thread(target=session, args=(index, url, transcripts, cpu, start, args.message_timeout,
+                                                      tally), daemon=True) for index in range(args.sessions)]
+    for thread in threads:
+        thread.start()
+    while start.opened < args.sessions:
+        time.sleep(1)
+    progress(f"{len(tally.first_resets)} first episodes opened; the load begins")
     with busy_processes(args.busy):
-        deadline = time.monotonic() + args.seconds
-        threads = [threading.Thread(target=session, args=(index, url, transcripts, cpu, deadline,
-                                                          args.message_timeout, tally), daemon=True)
-                   for index in range(args.sessions)]
-        for thread in threads:
-            thread.start()
+        start.deadline = time.monotonic() + args.seconds
+        start.begun.set()
+        assert victim_process.stdin is not None
+        victim_process.stdin.write("go\n")
+        victim_process.stdin.flush()
         while any(thread.is_alive() for thread in threads):
             time.sleep(15)
             with tally.lock:
@@ -253,6 +290,7 @@ def figures(tally: Tally, seen: dict[str, Any], cpu: dict[str, list[float | None
     return {
         "episodes": {"started": 0, "finished": 0, "lost": 0, **tally.episodes},
         "lost": tally.lost,
+        "first_reset_wall_s": spread(tally.first_resets, (50, 95)),
         "reset_wall_s": spread(tally.resets, (50, 95)),
         "reset_errors": dict(tally.reset_errors),
         "step_wall_s": spread([s["wall_s"] for s in steps], (50, 95)),
@@ -330,7 +368,8 @@ ROWS: tuple[tuple[str, Any], ...] = (
     ("episodes lost, of started", lambda r: f"{r['episodes']['lost']} of {r['episodes']['started']}"),
     ("steps answered (resets)", lambda r: f"{r['step_wall_s']['n']} ({r['reset_wall_s']['n']})"),
     ("a step's wall time, p50 / p95 / max", lambda r: _spread("p50 p95 max", ".2f", " s")(r["step_wall_s"])),
-    ("a reset's wall time, p50 / p95 / max", lambda r: _spread("p50 p95 max", ".2f", " s")(r["reset_wall_s"])),
+    ("a reset's wall time under the load, p50 / p95 / max",
+     lambda r: _spread("p50 p95 max", ".2f", " s")(r["reset_wall_s"])),
     ("another session's `SELECT 1`, p50 / p99", lambda r: _spread("p50 p99", ",.0f", " ms")(r["victim_wall_ms"])),
     (f"a statement's wall time over its CPU time (at least {CPU_FLOOR_MS:.0f} ms), p50 / p95",
      lambda r: _spread("p50 p95", ",.0f", "×")(r["wall_over_cpu"])),
