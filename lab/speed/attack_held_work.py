@@ -227,7 +227,7 @@ def newcomers(url: str, left_at: float, limit_s: float) -> dict[str, Any]:
     """`SELECT 1` from a new address each time, from NEWCOMER_FIRST_S after `left_at` until one is answered within
     FREE_S (or `limit_s` has passed)."""
     time.sleep(max(0.0, left_at + NEWCOMER_FIRST_S - time.time()))
-    probes = []
+    probes: list[dict[str, Any]] = []
     for index in itertools.count(1):
         offset = time.time() - left_at
         if offset > limit_s:
