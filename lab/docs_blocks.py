@@ -31,6 +31,8 @@ from lab.calibration.calibrate import (
 )
 from lab.calibration.model_results import kept_results, model_regradings_table, model_results_table, scores_replay
 from lab.calibration.rung_failure_modes import render as render_failure_modes
+from lab.speed.attack_held_work import table as attack_held_work_table
+from lab.speed.warehouse_load import table as warehouse_load_table
 from metric_tracker_rl.catalog.dimensions import DIMENSIONS
 from metric_tracker_rl.catalog.plain_types import MetricSubmissionRow
 from metric_tracker_rl.catalog.published import DIFFICULTIES
@@ -316,6 +318,8 @@ BLOCKS: tuple[Block, ...] = (
     Block("tier-windows", "docs/data.md", tier_windows),
     Block("model-results", "lab/docs/model_results.md", model_results_table),
     Block("model-regradings", "lab/docs/model_results.md", model_regradings_table),
+    Block("warehouse-load", "lab/docs/performance.md", warehouse_load_table),
+    Block("attack-held-work", "lab/docs/attacks.md", attack_held_work_table),
 )
 
 
