@@ -172,6 +172,17 @@ def test_the_import_graph_has_no_cycles() -> None:
             visit(name)
 
 
+def test_no_module_imports_the_package_that_imports_it() -> None:
+    """The cycle the graph above leaves out: a package's __init__ imports a submodule (to register it), and that
+    submodule imports the package back (`from package import sibling` reads the package's namespace)."""
+    paths = [*ROOT.glob("metric_tracker_rl/**/*.py"), *ROOT.glob("server/*.py"), *ROOT.glob("lab/**/*.py")]
+    modules = {_module_name(path): path for path in paths}
+    back = sorted(f"{name} <-> {package}" for package, path in modules.items() if path.name == "__init__.py"
+                  for name in _project_imports(path, set(modules)) if name.startswith(package + ".")
+                  and package in _project_imports(modules[name], set(modules)))
+    assert back == []
+
+
 def _framework_loaded_by(statement: str) -> str:
     """The framework packages (and our client) that `statement` loads in a fresh interpreter, as a sorted list."""
     probe = (f"import sys; {statement}; "
