@@ -2,14 +2,16 @@
 drawn from and how they mix, its counts, magnitude scale, concurrency, steps and submissions.
 
 One entry builds every tier, metric_tracker_rl.generation.build_episode(config) (an episode config carries its
-tier), and the tier names which of two generators it runs through `aggregate` or `segmented`:
+tier), and the tier names which of three generators it runs through `aggregate`, `segmented` and `raw_events`:
 - the aggregate generator (generation/aggregate.py) fills one funnel with the anomaly families' injectors, at each
   family's magnitude range for the tier (`magnitude_ranges` in metric_tracker_rl/generation/anomalies/), among
   annotated distractors and benign fluctuations. easy, medium and hard use it; it keeps their episodes as they
   always were;
 - the segmented generator (generation/segmented.py) splits the funnel into cells along `dimensions` and draws its
   incidents and benign look-alikes from the kinds the tier names (metric_tracker_rl/generation/kinds/), each at its
-  default magnitude range times the tier's `magnitude_scale`; registering another kind changes no tier's episodes.
+  default magnitude range times the tier's `magnitude_scale`; registering another kind changes no tier's episodes;
+- the warehouse generator (generation/warehouse/) draws a segmented tier's world, where `raw_events` is set, as a raw
+  event export with data defects.
 
 A new tier is one more entry in TIERS. This module imports nothing of the project but the registry: the catalog (on
 the tools' side of the truth wall) derives its difficulty names and windows from it, and the generators read the
