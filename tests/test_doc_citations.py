@@ -64,11 +64,16 @@ def modules() -> dict[str, Path]:
 
 
 @cache
+def parsed(path: Path) -> ast.Module:
+    return ast.parse(path.read_text(encoding="utf-8"))
+
+
+@cache
 def member_names() -> frozenset[str]:
     """Every name a class of the project defines (methods, fields): a name that may follow a variable."""
     return frozenset(
         target.id if isinstance(target, ast.Name) else target.name
-        for path in modules().values() for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+        for path in modules().values() for node in ast.walk(parsed(path))
         if isinstance(node, ast.ClassDef) for member in node.body
         for target in ([member] if isinstance(member, (ast.FunctionDef, ast.AsyncFunctionDef)) else
                        [member.target] if isinstance(member, ast.AnnAssign) else
@@ -81,7 +86,7 @@ def top_level_names() -> dict[str, list[str]]:
     """The modules that define each top-level function or class."""
     defined: dict[str, list[str]] = {}
     for name, path in modules().items():
-        for node in ast.parse(path.read_text(encoding="utf-8")).body:
+        for node in parsed(path).body:
             if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
                 defined.setdefault(node.name, []).append(name)
     return defined
@@ -201,7 +206,7 @@ def prose_of(path: Path) -> str:
     source = path.read_text(encoding="utf-8")
     comments = [token.string for token in tokenize.generate_tokens(io.StringIO(source).readline)
                 if token.type == tokenize.COMMENT]
-    docstrings = [ast.get_docstring(node, clean=False) or "" for node in ast.walk(ast.parse(source))
+    docstrings = [ast.get_docstring(node, clean=False) or "" for node in ast.walk(parsed(path))
                   if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef))]
     return "\n".join([*comments, *docstrings])
 

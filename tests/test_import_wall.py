@@ -93,7 +93,8 @@ LEANING_IMPORTS = [
 ]
 
 
-@pytest.mark.parametrize(("importer", "imported", "refusal"), LEANING_IMPORTS)
+@pytest.mark.parametrize(("importer", "imported", "refusal"), [
+    pytest.param(*case, marks=[pytest.mark.slow] if index else []) for index, case in enumerate(LEANING_IMPORTS)])
 def test_the_walls_refuse_an_import_that_leans(tmp_path: Path, importer: str, imported: str, refusal: str) -> None:
     """On a copy of the repository's packages, one import added against the flow breaks a contract: the client
     never imports an adapter, the server never imports an adapter (no two-way layer), every adapter is on the
