@@ -77,6 +77,30 @@ def calibration_results() -> dict[str, Any]:
     return json.loads(PUBLISHED_RESULTS.read_text(encoding="utf-8"))
 
 
+class MissingCalibration(LookupError):
+    """A listed tier the kept calibration results have not swept: its message is the run that adds it."""
+
+
+def calibration_runs(results: dict[str, Any], difficulties: list[str]) -> str:
+    """The commands that sweep `difficulties` on the eval and the untuned seeds and merge them into the kept results
+    (the file's own agents, seeds and mode, as --merge requires)."""
+    command = (f"uv run python -m lab.calibration.calibrate --seeds {results['seeds_per_difficulty']} "
+               f"--difficulties {','.join(difficulties)} --no-named-tasks --merge --workers 2 "
+               f"--agents {','.join(results['agents'])}{' --held-out' if results.get('held_out') else ''} "
+               f"--output {PUBLISHED_RESULTS.relative_to(ROOT)}")
+    return f"{command}\n{command.replace(' --no-named-tasks', ' --untuned --no-named-tasks')}"
+
+
+def check_calibrated(results: dict[str, Any]) -> None:
+    """Every listed tier has its sweep in the results, or MissingCalibration says which runs to make."""
+    missing = [difficulty for difficulty in DIFFICULTIES if difficulty not in results["difficulties"]]
+    if missing:
+        raise MissingCalibration(
+            f"{PUBLISHED_RESULTS.relative_to(ROOT)} has no calibration of the listed tier(s) {', '.join(missing)}; "
+            f"add it with\n{calibration_runs(results, missing)}\nthen rewrite the blocks with "
+            "`uv run python -m lab.docs_blocks --write`")
+
+
 def _mean_with_interval(stats: dict[str, Any]) -> str:
     low, high = stats["mean_95"]
     return f"{stats['mean']:.3f} [{low:.3f}, {high:.3f}]"
@@ -259,6 +283,7 @@ def tiers_at_a_glance(results: dict[str, Any] | None = None, models: dict[str, A
     and a capable model's (the replayed transcripts)."""
     results = results or calibration_results()
     models = models or kept_results()
+    check_calibrated(results)
     rows = []
     for difficulty in DIFFICULTIES:
         tier, config = TIERS[difficulty], resolve_episode_config(difficulty=difficulty)  # a seeded reset's

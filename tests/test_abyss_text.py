@@ -325,6 +325,7 @@ def test_an_experiments_intended_effect_is_said_to_rise_or_fall_as_the_generator
 
 # --- 4: two fields or three ----------------------------------------------------------------------------------
 
+@pytest.mark.slow  # a share measured over 80 seeds
 def test_the_depth_a_level_shift_or_release_names_is_drawn_as_often_as_the_brief_says() -> None:
     """Seed 868080: a fall in MX x referral x returning beside 7 and 6 new-user orders, which the data cannot tell
     from MX x referral. The brief does not promise a rule the data settles: it says how often a third field is

@@ -8,11 +8,12 @@ from dataclasses import dataclass
 import pytest
 
 from metric_tracker_rl.agents import AGENTS, make_agent
-from metric_tracker_rl.analysis_tools.registry import TOOL_REGISTRY
-from metric_tracker_rl.catalog.registry import Registry, UnknownName
+from metric_tracker_rl.analysis_tools.registry import EVERY_TIER, TOOL_REGISTRY, register_tool, unregister_tool
+from metric_tracker_rl.catalog.registry import Registry, UnknownName, derived_from
 from metric_tracker_rl.catalog.tiers import TIERS
 from metric_tracker_rl.generation.anomalies import FAMILY_REGISTRY
 from metric_tracker_rl.generation.kinds import BENIGN_KIND_REGISTRY, INCIDENT_KIND_REGISTRY
+from metric_tracker_rl.serving.environment import MetricTrackerRlEnvironment
 
 
 @dataclass(frozen=True)
@@ -83,3 +84,39 @@ def test_families_kinds_tiers_tools_and_agents_share_the_registry() -> None:
         TIERS["summit"]
     with pytest.raises(ValueError, match="unknown agent 'nobody'; valid: .*expert"):
         make_agent("nobody")
+
+
+def test_what_is_derived_from_a_registry_is_built_again_after_each_change_and_only_then() -> None:
+    registry = Registry("item", (Item("a"),))
+    builds: list[tuple[str, ...]] = []
+
+    @derived_from(registry)
+    def names() -> tuple[str, ...]:
+        builds.append(registry.names())
+        return registry.names()
+
+    assert names() == names() == ("a",) and len(builds) == 1
+    registry.register(Item("b"))
+    assert names() == ("a", "b")
+    with registry.substituted(Item("b", size=1)):
+        assert names() == ("a", "b") and builds[-1] == ("a", "b") and len(builds) == 3
+    assert names() == ("a", "b") and len(builds) == 4
+    registry.unregister("b")
+    assert names() == names() == ("a",) and len(builds) == 5
+
+
+def test_the_reset_catalog_lists_a_tool_while_it_is_registered_and_not_after() -> None:
+    """The catalogs a reset sends are built from the registries: a scratch tool is listed while it is registered,
+    whether or not a reset already sent them, and is gone after it is unregistered."""
+    def methods() -> set[str]:
+        return {method.name for method in MetricTrackerRlEnvironment().reset(seed=1).available_methods}
+
+    assert methods() == set(TOOL_REGISTRY)
+    name = "scratch_tool_for_the_catalog"
+    register_tool(name, "Answers nothing.", TOOL_REGISTRY["list_dates"].args_model, offered_at=EVERY_TIER)(
+        lambda episode, args: {})
+    try:
+        assert name in methods()
+    finally:
+        unregister_tool(name)
+    assert methods() == set(TOOL_REGISTRY)

@@ -122,7 +122,10 @@ def test_overrides_apply_on_top_of_a_task() -> None:
     assert obs.submissions_remaining == 5
 
 
-@pytest.mark.parametrize("difficulty", sorted(name for name, tier in TIERS.items() if tier.count_range is not None))
+# The warehouse's episodes take a second each to build: its sweep is slow, and a few of its seeds are checked below.
+@pytest.mark.parametrize("difficulty", [
+    pytest.param(name, marks=[pytest.mark.slow] if tier.raw_events else [])
+    for name, tier in sorted(TIERS.items()) if tier.count_range is not None])
 def test_seeded_resets_show_the_count_range_and_draw_every_count_in_it(difficulty: str) -> None:
     low, high = TIERS[difficulty].count_range
     env = MetricTrackerRlEnvironment()
@@ -139,6 +142,16 @@ def test_seeded_resets_show_the_count_range_and_draw_every_count_in_it(difficult
         if drawn == set(range(low, high + 1)):
             break
     assert drawn == set(range(low, high + 1))
+
+
+def test_a_raw_event_tiers_seeded_resets_show_its_count_range_and_hold_a_count_in_it() -> None:
+    for difficulty in (name for name, tier in TIERS.items() if tier.raw_events and tier.count_range is not None):
+        low, high = TIERS[difficulty].count_range
+        for seed in range(2):
+            config = MetricTrackerRlEnvironment().reset(seed=seed, difficulty=difficulty).config
+            assert config["anomaly_count"] is None and config["anomaly_count_range"] == [low, high]
+            truth = reset_episode(seed=seed, difficulty=difficulty).truth
+            assert low <= truth.incident_count <= high and len(truth.expected_rows) >= truth.incident_count
 
 
 def test_named_tasks_and_explicit_counts_keep_a_fixed_count_without_a_range() -> None:

@@ -28,7 +28,7 @@ from metric_tracker_rl.analysis_tools.tools import LISTING, tool_module_names
 from metric_tracker_rl.catalog.published import COUNT_COLUMNS
 from metric_tracker_rl.catalog.tiers import COUNTS
 from metric_tracker_rl.checks import check_tool, check_tool_list
-from metric_tracker_rl.serving.environment import MetricTrackerRlEnvironment, _catalogs
+from metric_tracker_rl.serving.environment import MetricTrackerRlEnvironment
 from metric_tracker_rl.view.tool_schemas import model_tools, schema_chars
 
 TOOLS_FOLDER = ROOT / "metric_tracker_rl" / "analysis_tools" / "tools"
@@ -109,27 +109,24 @@ def test_the_docs_example_is_one_module_named_as_its_tool() -> None:
 def test_the_docs_example_tool_registers_meets_the_contract_and_fits_every_budget() -> None:
     code = docs_tool_example()
     listed = list(TOOL_REGISTRY)
-    try:
-        with scratch_tools("get_weekday_means"):  # the same tool as a module of the package steps aside
-            before = {tier: schema_chars(tier) for tier in EVERY_TIER}
-            exec(compile(code, "docs/tools.md", "exec"), {"__name__": "docs_example"})  # noqa: S102 - our own docs
-            spec = TOOL_REGISTRY["get_weekday_means"]
-            check_tool("get_weekday_means")
-            sizes = {tier: check_tool_list(tier) for tier in EVERY_TIER}
-            # It counts against the budgets of the tiers that offer it, and no other.
-            [tool] = [tool for tool in model_tools("easy") if tool.name == spec.name]
-            own = len(json.dumps(tool.openai_schema()))
-            assert spec.offered_at == AGGREGATE_TIERS
-            assert sizes == {tier: before[tier] + (own if tier in AGGREGATE_TIERS else 0) for tier in EVERY_TIER}
-            assert_weekday_means_answer()
-            # and through the environment, as an agent calls it
-            env = MetricTrackerRlEnvironment()
-            env.reset(task_id="hard_mixed_multi")
-            observation = env.step(MetricTrackerRlAction(analysis_method="get_weekday_means",
-                                                         analysis_args={"column": "app_open_to_order_placed"}))
-            assert observation.status == "ok" and len(observation.analysis_result["means"]) == 7
-    finally:
-        _catalogs.cache_clear()  # the reset catalogs are built once per process: drop the one that listed it
+    with scratch_tools("get_weekday_means"):  # the same tool as a module of the package steps aside
+        before = {tier: schema_chars(tier) for tier in EVERY_TIER}
+        exec(compile(code, "docs/tools.md", "exec"), {"__name__": "docs_example"})  # noqa: S102 - our own docs
+        spec = TOOL_REGISTRY["get_weekday_means"]
+        check_tool("get_weekday_means")
+        sizes = {tier: check_tool_list(tier) for tier in EVERY_TIER}
+        # It counts against the budgets of the tiers that offer it, and no other.
+        [tool] = [tool for tool in model_tools("easy") if tool.name == spec.name]
+        own = len(json.dumps(tool.openai_schema()))
+        assert spec.offered_at == AGGREGATE_TIERS
+        assert sizes == {tier: before[tier] + (own if tier in AGGREGATE_TIERS else 0) for tier in EVERY_TIER}
+        assert_weekday_means_answer()
+        # and through the environment, as an agent calls it
+        env = MetricTrackerRlEnvironment()
+        env.reset(task_id="hard_mixed_multi")
+        observation = env.step(MetricTrackerRlAction(analysis_method="get_weekday_means",
+                                                     analysis_args={"column": "app_open_to_order_placed"}))
+        assert observation.status == "ok" and len(observation.analysis_result["means"]) == 7
     assert list(TOOL_REGISTRY) == listed
 
 
@@ -150,10 +147,7 @@ def assert_weekday_means_answer() -> None:
 
 def test_the_docs_checking_block_runs_on_the_docs_example_tool() -> None:
     """The block that tells a third party how to check their tool runs as written, on the tool the docs write."""
-    try:
-        with scratch_tools("get_weekday_means"):
-            exec(compile(docs_tool_example(), "docs/tools.md", "exec"), {"__name__": "docs_example"})  # noqa: S102
-            exec(compile(docs_tool_example("## Checking a tool"), "docs/tools.md", "exec"),  # noqa: S102
-                 {"__name__": "docs_check"})
-    finally:
-        _catalogs.cache_clear()
+    with scratch_tools("get_weekday_means"):
+        exec(compile(docs_tool_example(), "docs/tools.md", "exec"), {"__name__": "docs_example"})  # noqa: S102
+        exec(compile(docs_tool_example("## Checking a tool"), "docs/tools.md", "exec"),  # noqa: S102
+             {"__name__": "docs_check"})

@@ -13,21 +13,19 @@ from hypothesis import strategies as st
 from metric_tracker_rl.adapters.session import EpisodeSession
 from metric_tracker_rl.agents import make_agent, play
 from metric_tracker_rl.agents.expert_core.queries import compact
-from metric_tracker_rl.agents.warehouse_expert import Investigation, in_parts, investigate, kept_by, widened
+from metric_tracker_rl.agents.warehouse_expert import Investigation, investigate
+from metric_tracker_rl.agents.warehouse_findings import in_parts, kept_by, widened
+from metric_tracker_rl.agents.warehouse_scans import context_tests_and_hours_sql, date_runs, run_scan_sql
 from metric_tracker_rl.agents.warehouse_sql import (
     ALL_RULES,
     CONTEXT_SQL,
     RULES,
     Fixes,
-    context_tests_and_hours_sql,
-    date_runs,
     metric_values_sql,
-    revenue_values_sql,
-    run_scan_sql,
     sessions_cte,
-    traces_sql,
     wanted_values,
 )
+from metric_tracker_rl.agents.warehouse_traces import revenue_values_sql, traces_sql
 from metric_tracker_rl.catalog.tasks import resolve_episode_config
 from metric_tracker_rl.catalog.tiers import WAREHOUSE
 from metric_tracker_rl.generation.warehouse.truth import DATA_QUALITY, expected_rows

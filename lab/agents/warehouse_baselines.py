@@ -17,13 +17,12 @@ from typing import Any
 from lab.agents.registry import register_lab_agent
 from metric_tracker_rl.agents.base import Agent
 from metric_tracker_rl.agents.expert_core.queries import query_action
-from metric_tracker_rl.agents.warehouse_expert import (
+from metric_tracker_rl.agents.warehouse_expert import Investigation, WarehouseExpertAgent
+from metric_tracker_rl.agents.warehouse_findings import (
     COUNT_DROP,
     DATA_QUALITY,
     RATE_DROP,
     Finding,
-    Investigation,
-    WarehouseExpertAgent,
     dedupe,
     report_row,
     segment_of,

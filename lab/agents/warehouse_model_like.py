@@ -28,7 +28,8 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from lab.agents.registry import register_lab_agent
-from metric_tracker_rl.agents.warehouse_expert import (
+from metric_tracker_rl.agents.warehouse_expert import WarehouseExpertAgent
+from metric_tracker_rl.agents.warehouse_findings import (
     COUNT_DROP,
     DATA_QUALITY,
     FUNNEL_BREAK,
@@ -36,7 +37,6 @@ from metric_tracker_rl.agents.warehouse_expert import (
     Finding,
     Rows,
     Statement,
-    WarehouseExpertAgent,
     dedupe,
     in_parts,
     overlaps,

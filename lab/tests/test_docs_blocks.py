@@ -23,7 +23,29 @@ def test_each_block_shows_its_rendering(block: docs_blocks.Block) -> None:
     shown = docs_blocks.shown(text, block.name)
     assert shown is not None, f"{block.doc} has no {block.name} block"
     assert shown == block.render(), f"{block.doc}: run `uv run python -m lab.docs_blocks --write`"
+
+
+def test_the_command_finds_no_stale_block() -> None:
     assert docs_blocks.main([]) == 0
+
+
+def test_a_listed_tier_the_calibration_lacks_names_the_runs_that_add_it() -> None:
+    """A tier listed before its sweep is kept fails once, on the blocks that need it, with the runs to make."""
+    results = docs_blocks.calibration_results()
+    docs_blocks.check_calibrated(results)
+    dropped = results["difficulties"][-1]
+    lacking = {**results, "difficulties": results["difficulties"][:-1],
+               "agents": {name: {group: stats for group, stats in groups.items() if group != dropped}
+                          for name, groups in results["agents"].items()}}
+    with pytest.raises(docs_blocks.MissingCalibration) as missing:
+        docs_blocks.tiers_at_a_glance(lacking)
+    message = str(missing.value)
+    assert f"listed tier(s) {dropped};" in message and "lab.docs_blocks --write" in message
+    runs = [line for line in message.splitlines() if line.startswith("uv run python -m lab.calibration.calibrate")]
+    assert len(runs) == 2 and "--untuned" in runs[1]
+    for run in runs:
+        assert f"--difficulties {dropped} " in run and f"--agents {','.join(results['agents'])} " in run
+        assert f"--seeds {results['seeds_per_difficulty']} " in run and "--merge" in run
 
 
 def test_an_edited_block_is_found_and_rewritten() -> None:

@@ -27,34 +27,47 @@ rules, asks of every move "is this real, or is it the data?", and reports each a
 from __future__ import annotations
 
 import datetime as dt
-import math
-from collections.abc import Callable, Generator, Iterable, Sequence
+from collections.abc import Callable, Generator
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from metric_tracker_rl.agents import warehouse_sql as wsql
 from metric_tracker_rl.agents.base import Agent, register_agent
-from metric_tracker_rl.agents.expert_core.queries import query_action, readable
-from metric_tracker_rl.agents.warehouse_sql import ALL_RULES, Fixes
-from metric_tracker_rl.catalog.families import EntityType
-from metric_tracker_rl.catalog.published import COUNT_COLUMNS, FAMILY_ENTITY_TYPE, severity_for
-from metric_tracker_rl.models import MetricSubmissionRow, MetricTrackerRlAction
-from metric_tracker_rl.sql.sandbox import WAREHOUSE_MAX_SQL_CHARS
+from metric_tracker_rl.agents.expert_core.queries import query_action
+from metric_tracker_rl.agents.warehouse_findings import (
+    COUNT_DROP,
+    DATA_QUALITY,
+    FUNNEL_BREAK,
+    RATE_DROP,
+    REVENUE,
+    Finding,
+    Rows,
+    Statement,
+    arm_segment,
+    dedupe,
+    in_parts,
+    kept_by,
+    number_or_nan,
+    numbers,
+    overlaps,
+    pooled_z,
+    report_row,
+    segment_of,
+    sent_text,
+    widened,
+    within_shift,
+)
+from metric_tracker_rl.agents.warehouse_scans import HOURS_WHAT, MIN_EXPECTED, context_tests_and_hours_sql, run_scan_sql
+from metric_tracker_rl.agents.warehouse_sql import ALL_RULES, CONTEXT_SQL, Fixes, metric_values_sql
+from metric_tracker_rl.agents.warehouse_traces import defect_values_sql, revenue_values_sql, traces_sql
+from metric_tracker_rl.models import MetricTrackerRlAction
 from metric_tracker_rl.view.observation import SeenObservation
-from metric_tracker_rl.world.metrics_layer import RATE_COLUMNS, STEP_SESSION_COLUMNS
+from metric_tracker_rl.world.metrics_layer import RATE_COLUMNS
 from metric_tracker_rl.world.segments import Segment
-from metric_tracker_rl.world.warehouse_brief import DEFECT_FAMILY
 
-DATA_QUALITY = "data_quality"
-REVENUE = "revenue_usd"
-RATE_DROP, FUNNEL_BREAK, COUNT_DROP = "rate_drop_from_median", "funnel_break", "absolute_drop_in_event_count"
 STEP_OF_RENAMED = {"menu_view": "menu_open", "add_to_cart": "product_added_to_cart"}
 METRIC_OF_EVENT = {"menu_open": RATE_COLUMNS[0], "product_added_to_cart": RATE_COLUMNS[1]}
 REGRESSION_STEPS = (3, 4)  # the late steps a release breaks (cart to order, order to payment)
 PAYMENT_STEP = 4
-# A report names a count by its funnel column: the dashboard's sessions as app_opens, ...
-COUNT_OF_DASHBOARD = dict(zip(STEP_SESSION_COLUMNS, COUNT_COLUMNS, strict=True))
-
 # Decision thresholds (z of a fall against the same weekday's other dates).
 RELEASE_Z = 4.5  # a version's pooled fall over its first dates
 RELEASE_FIRST_Z = 3.0  # its fall over its first three dates: a regression starts with its rollout
@@ -64,40 +77,6 @@ RUN_Z = {1: 5.0, 2: 7.0}
 REGRESSION_DATES = (3, 6)  # a regression lasts so many dates from its rollout's first
 # The bar of a single date's fall where the brief places a concurrent incident, by the fields its cuboid names.
 CONCURRENT_Z = {1: 3.0, 2: 3.0}
-
-
-@dataclass(frozen=True)
-class Finding:
-    """One reported row: date, dashboard metric, what it is (a family, or data_quality), segment, values."""
-
-    date: str
-    metric: str
-    anomaly_type: str
-    segment: Segment
-    baseline: float = math.nan
-    observed: float = math.nan
-    kind: str = ""  # what the expert took it for (a defect or incident kind), for its own review
-    z: float = 0.0  # how far the fall it was found by stood out (a release's pooled z)
-
-    @property
-    def step(self) -> int:
-        """The metric's step: 0 for sessions, 1 to 4 for the rates, REVENUE_STEP for revenue_usd."""
-        if self.metric == REVENUE:
-            return wsql.REVENUE_STEP
-        return 0 if self.metric == "sessions" else RATE_COLUMNS.index(self.metric) + 1
-
-
-Rows = list[dict[str, Any]]
-Statement = tuple[str, str]
-
-
-def segment_of(row: dict[str, Any]) -> Segment:
-    return Segment(*(row.get(name) for name in wsql.SEGMENT_COLUMNS)).normalised()
-
-
-def overlaps(a: Segment, b: Segment) -> bool:
-    """Two cuboids share leaves: no field they both name differs."""
-    return all(x is None or y is None or x == y for x, y in zip(a.values(), b.values(), strict=True))
 
 
 @dataclass
@@ -118,12 +97,12 @@ class Investigation:
         return 0 if date < self.dates[0] else len(self.dates) - 1
 
     def run(self) -> Generator[Statement, Rows, list[Finding]]:
-        rows = yield ("context", wsql.CONTEXT_SQL)  # dates as text, as the query tool shows them
+        rows = yield ("context", CONTEXT_SQL)  # dates as text, as the query tool shows them
         self.context = [{name: str(v) if isinstance(v, dt.date) else v for name, v in row.items()} for row in rows]
         window = next(row for row in self.context if row["what"] == "window")
         first, last = dt.date.fromisoformat(window["first"]), dt.date.fromisoformat(window["last"])
         self.dates = [(first + dt.timedelta(days=i)).isoformat() for i in range((last - first).days + 1)]
-        found = yield ("traces", wsql.traces_sql(self.rules))
+        found = yield ("traces", traces_sql(self.rules))
         traces, sessions, purchases = ([row for row in found if row["what"] in kinds]
                                        for kinds in (("skew", "late", "consent"), ("retry", "bot"),
                                                      ("resend", "currency")))
@@ -217,7 +196,7 @@ class Investigation:
             return []
         asked = [(i, f.date, *f.segment.values(), f.step) for i, f in enumerate(found)]
         rows = yield from in_parts("defect values", asked,
-                                   lambda part: wsql.defect_values_sql(self.rules, fixes, part))
+                                   lambda part: defect_values_sql(self.rules, fixes, part))
         observed = {row["i"]: row["observed"] for row in rows}
         baseline: dict[int, Any] = {row["i"]: row["denied"] if found[row["i"]].kind == "consent_drop" else row["value"]
                                     for row in rows if found[row["i"]].metric != REVENUE}
@@ -225,18 +204,18 @@ class Investigation:
                    for i, f in enumerate(found) if f.metric == REVENUE]
         if revenue:
             rows = yield from in_parts("revenue baselines", revenue,
-                                       lambda part: wsql.revenue_values_sql(self.rules, fixes, part))
+                                       lambda part: revenue_values_sql(self.rules, fixes, part))
             baseline.update({row["i"]: row["value"] for row in rows})
-        return [replace(f, observed=_number(observed.get(i)), baseline=_number(baseline.get(i)))
+        return [replace(f, observed=number_or_nan(observed.get(i)), baseline=number_or_nan(baseline.get(i)))
                 for i, f in enumerate(found)]
 
     # --- business incidents ------------------------------------------------------------------------------------
 
     def incidents(self, fixes: Fixes, defects: list[Finding]) -> Generator[Statement, Rows, list[Finding]]:
-        rows = yield ("releases, experiments and hours", wsql.context_tests_and_hours_sql(self.rules, fixes, 2.5))
-        tests = [row for row in rows if row["what"] not in wsql.HOURS_WHAT]
+        rows = yield ("releases, experiments and hours", context_tests_and_hours_sql(self.rules, fixes, 2.5))
+        tests = [row for row in rows if row["what"] not in HOURS_WHAT]
         # by what, strongest first, as the hours' part orders them
-        hours = sorted((row for row in rows if row["what"] in wsql.HOURS_WHAT), key=lambda r: (r["what"], r["z"]))
+        hours = sorted((row for row in rows if row["what"] in HOURS_WHAT), key=lambda r: (r["what"], r["z"]))
         releases = self.releases(tests)
         found = self.experiments(tests)
         breaks = [row for row in hours if row["what"] == "payments"]
@@ -245,7 +224,7 @@ class Investigation:
         found += [f for f in self.strongest_each_date(outages, 0, COUNT_DROP, "segment_outage")
                   if not any(d.step == 0 and d.date == f.date for d in defects) and not self.holiday(f)]
         hosts = [f.date for f in [*releases, *found]] if self.concurrency else []
-        runs = yield ("runs", wsql.run_scan_sql(self.rules, fixes, (0, 1, 2, 3), RUN_Z, hosts))
+        runs = yield ("runs", run_scan_sql(self.rules, fixes, (0, 1, 2, 3), RUN_Z, hosts))
         found = [*self.versions_alone(releases, runs), *found]  # a release first: its dates' payments are its own
         shifts = self.level_shifts(runs, found, defects)
         found = [*(f for f in found if not within_shift(f, shifts)), *shifts]
@@ -332,7 +311,7 @@ class Investigation:
                 continue
             if RATE_COLUMNS[row["k"] - 1] == targets.get(row["detail"]):
                 continue  # the intended effect
-            if sum(numbers(row["e"])) < wsql.MIN_EXPECTED:
+            if sum(numbers(row["e"])) < MIN_EXPECTED:
                 continue  # too few conversions expected to read a fall by
             z = pooled_z(row, len(numbers(row["r"])))
             if z is not None and z <= -EXPERIMENT_Z and z < best.get(row["detail"], (0.0,))[0]:
@@ -388,96 +367,11 @@ class Investigation:
             return []
         asked = [(i, f.date, *f.segment.values(), f.step) for i, f in enumerate(found)]
         rows = yield from in_parts("incident values", asked,
-                                   lambda part: wsql.metric_values_sql(self.rules, Fixes(), part))
+                                   lambda part: metric_values_sql(self.rules, Fixes(), part))
         values = {row["i"]: row for row in rows}
-        return [replace(f, observed=_number(values.get(i, {}).get("value")),
-                        baseline=_number(values.get(i, {}).get("peers"))) for i, f in enumerate(found)]
+        return [replace(f, observed=number_or_nan(values.get(i, {}).get("value")),
+                        baseline=number_or_nan(values.get(i, {}).get("peers"))) for i, f in enumerate(found)]
 
-
-def widened(row: dict[str, Any]) -> Segment:
-    """A run's cuboid, or its parent where the fall ripples through the rest of the parent (the scan's `wider`: the
-    parent's value, which names its field)."""
-    if row.get("wider") is None:
-        return segment_of(row)
-    return segment_of({name: value for name, value in row.items() if value == row["wider"]})
-
-
-def within_shift(finding: Finding, shifts: list[Finding]) -> bool:
-    """A payment failure on a date of a level shift of payments in an overlapping cuboid: that shift's date."""
-    return finding.kind == "payment_failure" and any(
-        s.date == finding.date and s.metric == finding.metric and overlaps(s.segment, finding.segment)
-        for s in shifts)
-
-
-def in_parts(name: str, asked: Sequence[tuple[Any, ...]], build: Callable[[Sequence[tuple[Any, ...]]], str]
-             ) -> Generator[Statement, Rows, Rows]:
-    """The rows of a statement over a list of rows asked for, sent in as few parts as keep each statement within
-    the query tool's length (a long list, such as every date after a tracking deploy, takes two or more)."""
-    rows: Rows = []
-    start = 0
-    while start < len(asked):
-        end = len(asked)
-        while end - start > 1 and len(sent_text(build(asked[start:end]))) > WAREHOUSE_MAX_SQL_CHARS:
-            end = start + (end - start) // 2
-        rows += yield (name, build(asked[start:end]))
-        start = end
-    return rows
-
-
-def sent_text(sql: str) -> str:
-    """A statement as the expert sends it: readable where that fits the warehouse's statement length."""
-    return readable(sql, WAREHOUSE_MAX_SQL_CHARS)
-
-
-def kept_by(segment: Segment, host: Segment) -> bool:
-    """A concurrent incident's cuboid: it keeps one of its host's values (an app version aside) and agrees with it
-    on every field both name."""
-    fields = ((segment.platform, host.platform), (segment.country, host.country), (segment.channel, host.channel),
-              (segment.user_type, host.user_type))
-    return any(a is not None and a == b for a, b in fields) and overlaps(segment, host)
-
-
-def arm_segment(row: dict[str, Any]) -> Segment:
-    """An experiment's arm from its context row (channel and user type as 'channel/user_type')."""
-    channel = user_type = None
-    for part in str(row.get("detail") or "").split("/"):
-        if part in ("new", "returning"):
-            user_type = part
-        elif part:
-            channel = part
-    return Segment(row.get("platform"), row.get("country"), None, channel, user_type)
-
-
-def pooled_z(row: dict[str, Any], length: int) -> float | None:
-    """The pooled z of a context test's first `length` dates (None where it has fewer)."""
-    lists = [numbers(row[name])[:length] for name in ("r", "e", "w")]
-    if len(lists[0]) < length:
-        return None
-    residual, spread = sum(lists[0]), sum(lists[2])
-    variance = spread + wsql.SPREAD ** 2 * sum(e * e for e in lists[1])  # each date's spread its own
-    return residual / math.sqrt(variance) if variance > 0 else None
-
-
-def numbers(cell: Any) -> list[float]:
-    """A list cell as numbers (the SQL tool shows a list as its text)."""
-    if isinstance(cell, list):
-        return [float(x) for x in cell]
-    return [float(x) for x in str(cell).strip("[]").split(",") if x.strip()]
-
-
-def dedupe(found: Iterable[Finding]) -> list[Finding]:
-    """One finding per date and metric (the first: the procedure finds the likelier ones first)."""
-    seen: dict[tuple[str, str, bool], Finding] = {}
-    for f in found:
-        seen.setdefault((f.date, f.metric, f.anomaly_type == DATA_QUALITY), f)
-    return sorted(seen.values(), key=lambda f: (f.date, f.metric))
-
-
-def _number(value: Any) -> float:
-    try:
-        return float(value) if value is not None else math.nan
-    except (TypeError, ValueError):
-        return math.nan
 
 
 def investigate(run_sql: Callable[[str], Rows], rules: frozenset[str] = ALL_RULES,
@@ -493,23 +387,6 @@ def investigate(run_sql: Callable[[str], Rows], rules: frozenset[str] = ALL_RULE
     except StopIteration as done:
         findings: list[Finding] = done.value
         return findings
-
-
-def report_row(finding: Finding) -> MetricSubmissionRow:
-    """A finding as a report row: a defect on data_quality under the data quality family, an incident on its
-    family's entity type; a count named by its funnel column (sessions as app_opens); values and severity its own."""
-    entity_type: EntityType
-    if finding.anomaly_type == DATA_QUALITY:
-        entity_type, family = "data_quality", DEFECT_FAMILY
-    else:
-        entity_type, family = FAMILY_ENTITY_TYPE[finding.anomaly_type], finding.anomaly_type
-    baseline = 0.0 if math.isnan(finding.baseline) else finding.baseline
-    observed = 0.0 if math.isnan(finding.observed) else finding.observed
-    return MetricSubmissionRow(
-        date=finding.date, entity_type=entity_type, entity_name=COUNT_OF_DASHBOARD.get(finding.metric, finding.metric),
-        anomaly_type=family, detection_method="query", baseline_value=round(baseline, 4),
-        observed_value=round(observed, 4), delta_value=round(observed - baseline, 4),
-        severity=severity_for(entity_type, baseline, observed), **finding.segment.normalised().named())
 
 
 class WarehouseExpertAgent(Agent):

@@ -4,16 +4,20 @@ tools and agents.
 A registry keeps its entries in registration order (the order a catalog lists them), refuses a second entry under
 a name it holds, and answers a lookup of a name it does not hold with an error that lists the valid ones. It reads
 as a Mapping from name to entry. It imports nothing of the project, so every layer may use it.
+
+What is built from registries (a catalog sent at reset) is cached with `derived_from`, which rebuilds it after any
+of them changes: a scratch entry is listed while it is registered, and not after.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
-from typing import Generic, TypeVar, overload
+from typing import Any, Generic, TypeVar, overload
 
 T = TypeVar("T")
 D = TypeVar("D")
+R = TypeVar("R")
 
 
 class UnknownName(KeyError, ValueError):
@@ -33,6 +37,7 @@ class Registry(Mapping[str, T], Generic[T]):
         self.what = what
         self._check = check
         self._entries: dict[str, T] = {}
+        self._revision = 0
         for entry in entries:
             self.register(entry)
 
@@ -46,12 +51,14 @@ class Registry(Mapping[str, T], Generic[T]):
         if self._check is not None:
             self._check(entry)
         self._entries[key] = entry
+        self._revision += 1
         return entry
 
     def unregister(self, name: str) -> T:
         """Take an entry out again: a scratch entry (a test's, a notebook's) leaves the registry as it found it."""
         entry = self[name]
         del self._entries[name]
+        self._revision += 1
         return entry
 
     @contextmanager
@@ -66,10 +73,17 @@ class Registry(Mapping[str, T], Generic[T]):
         if self._check is not None:
             self._check(entry)
         self._entries[key] = entry
+        self._revision += 1
         try:
             yield entry
         finally:
             self._entries[key] = original
+            self._revision += 1
+
+    @property
+    def revision(self) -> int:
+        """A count of the changes so far (registrations, removals, substitutions): what `derived_from` compares."""
+        return self._revision
 
     def names(self) -> tuple[str, ...]:
         """Every registered name, in registration order."""
@@ -102,3 +116,24 @@ class Registry(Mapping[str, T], Generic[T]):
     def __repr__(self) -> str:
         return f"Registry({self.what!r}: {', '.join(self._entries)})"
 
+
+
+def derived_from(*registries: Registry[Any]) -> Callable[[Callable[[], R]], Callable[[], R]]:
+    """Cache what a function without arguments builds from `registries`, and build it again on the first call after
+    any of them changed, so that nothing built from a registry outlives an entry or misses one."""
+
+    def decorator(build: Callable[[], R]) -> Callable[[], R]:
+        built: dict[tuple[int, ...], R] = {}
+
+        def cached() -> R:
+            revisions = tuple(registry.revision for registry in registries)
+            try:
+                return built[revisions]
+            except KeyError:
+                built.clear()
+                value = built[revisions] = build()
+                return value
+
+        cached.__doc__, cached.__name__ = build.__doc__, build.__name__
+        return cached
+    return decorator

@@ -15,17 +15,17 @@ import time
 import uuid
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextvars import ContextVar
-from functools import cache
 from typing import Any
 
 from openenv.core.env_server.interfaces import Environment
 from openenv.core.env_server.types import EnvironmentMetadata
 
 from metric_tracker_rl import __version__
-from metric_tracker_rl.analysis_tools import available_analysis_methods, generate_rows, run_tool
+from metric_tracker_rl.analysis_tools import TOOL_REGISTRY, available_analysis_methods, generate_rows, run_tool
 from metric_tracker_rl.analysis_tools.sql import sandbox_of
 from metric_tracker_rl.analysis_tools.tools.query import needs_sandbox, open_statement
 from metric_tracker_rl.catalog.published import CONVERSION_METRICS, fluctuation_bounds
+from metric_tracker_rl.catalog.registry import derived_from
 from metric_tracker_rl.catalog.task_splits import TaskProviderMixin
 from metric_tracker_rl.catalog.tasks import RESET_KEYS, RETRY_COST, resolve_episode_config, task_catalog
 from metric_tracker_rl.catalog.tiers import COUNTS, EVENTS
@@ -118,9 +118,9 @@ def _error(message: str) -> dict[str, Any]:
     return {"status": "error", "reward": 0.0, "message": message}
 
 
-@cache
+@derived_from(TOOL_REGISTRY, FAMILY_REGISTRY)
 def _catalogs() -> dict[str, Any]:
-    """Reset-only catalogs, built once per process."""
+    """Reset-only catalogs, built again only after a registry they list changes."""
     return {
         "available_methods": [AnalysisMethodInfo(**spec.info()) for spec in available_analysis_methods()],
         "available_synthetic_generator_methods": [family.spec() for family in FAMILY_REGISTRY.values()],

@@ -9,7 +9,7 @@ OpenEnv routes MCP two ways, and this module answers both from the same code:
   `/ws`: OpenEnv's app hands them to the environment's `mcp_client` inside the session (`session_id` in the
   params over HTTP, created by `openenv/session/create`).
 
-The tools are exactly those a model is offered (`tool_calls.model_tools()`: every offered registry tool, then the
+The tools are exactly those a model is offered (`view.tool_schemas.model_tools()`: every offered registry tool, then the
 two submission tools), with the same schemas and descriptions; a call goes through `tool_schemas.tool_action`, the
 typed step, and `observation.render_observation`, so its text is what every other harness shows the model. An MCP
 answer is that text alone (MCP carries a tool's result as text), rendered here because an MCP client holds no
