@@ -10,7 +10,7 @@ import pytest
 from metric_tracker_rl.agents import AGENTS, make_agent
 from metric_tracker_rl.analysis_tools.registry import EVERY_TIER, TOOL_REGISTRY, register_tool, unregister_tool
 from metric_tracker_rl.catalog.registry import Registry, UnknownName, derived_from
-from metric_tracker_rl.catalog.tiers import TIERS
+from metric_tracker_rl.catalog.tiers import COUNTS, TIERS
 from metric_tracker_rl.generation.anomalies import FAMILY_REGISTRY
 from metric_tracker_rl.generation.kinds import BENIGN_KIND_REGISTRY, INCIDENT_KIND_REGISTRY
 from metric_tracker_rl.serving.environment import MetricTrackerRlEnvironment
@@ -113,7 +113,8 @@ def test_the_reset_catalog_lists_a_tool_while_it_is_registered_and_not_after() -
 
     assert methods() == set(TOOL_REGISTRY)
     name = "scratch_tool_for_the_catalog"
-    register_tool(name, "Answers nothing.", TOOL_REGISTRY["list_dates"].args_model, offered_at=EVERY_TIER)(
+    register_tool(name, "Answers nothing.", TOOL_REGISTRY["list_dates"].args_model, offered_at=EVERY_TIER,
+                  reads=(COUNTS,))(
         lambda episode, args: {})
     try:
         assert name in methods()

@@ -58,9 +58,8 @@ def _columns_text(name: str, columns: tuple[str, ...]) -> str:
 
 def limits_text(max_sql_chars: int) -> str:
     """The limits a query meets, and how its cells read (cut text, NaN and its order)."""
-    return (f"One DuckDB SELECT (max {max_sql_chars} chars, {TIME_LIMIT_S:g} s of CPU; a busy server answers within "
-            f"its step bound, default {DEFAULT_STEP_TIMEOUT_S:g} s, else an error that uses no step); a result over "
-            f"{ROW_CAP} rows is "
+    return (f"One DuckDB SELECT (max {max_sql_chars} chars, {TIME_LIMIT_S:g} s CPU; past a busy server's step bound, "
+            f"{DEFAULT_STEP_TIMEOUT_S:g} s, an error using no step); a result over {ROW_CAP} rows is "
             "refused before paging (limit pages it, caps nothing: use SQL LIMIT). Text over "
             f"{MAX_CELL_CHARS} chars is cut there: {CUT_MARK.format(length='N')}. x/0 is Infinity, 0/0 NaN, shown "
             "so; NaN sorts above every number (first under DESC).")
