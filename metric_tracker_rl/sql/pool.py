@@ -26,6 +26,7 @@ import contextlib
 import os
 import pickle
 import selectors
+import signal
 import subprocess
 import sys
 import threading
@@ -56,8 +57,12 @@ READ_BYTES = 1 << 20  # the most one read of a reply pipe takes
 # What a reply pipe's failure raises as it is read: its end (the worker died), a broken reply, the pool closing it.
 _PIPE_FAILURES = (EOFError, pickle.UnpicklingError, OSError, ValueError)
 _CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
-START_TIMEOUT_S = 60.0
-FIRST_BACKOFF_S = 0.25  # after a worker died before it was ready; doubled with each failure in a row
+START_TIMEOUT_S = 60.0  # for a worker to say it is ready, and for a statement to wait for one that starts
+FIRST_BACKOFF_S = 0.25  # after a worker failed before it was ready; doubled with each failure in a row
+# Signals that end a worker from outside (an operator, the OOM killer): no fault of the worker's code, so a fresh one
+# starts at once. A worker that exits with an error or crashes (SIGSEGV, SIGABRT) on its own is backed off.
+OUTSIDE_SIGNALS = frozenset({signal.SIGKILL, signal.SIGTERM, signal.SIGINT, signal.SIGHUP})
+WORKER_MODULE = "metric_tracker_rl.sql.worker"
 MAX_BACKOFF_S = 4.0
 # How long a statement waits for a busy worker that holds its episode's tables before loading them into an idle
 # one (evicting another episode's): a holder busy with a slow statement may take the whole time limit.
@@ -114,7 +119,7 @@ class _Worker:
         environment = {**inherited, "MALLOC_ARENA_MAX": "2", "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1",
                        "HOME": "/", "PYTHONPATH": os.pathsep.join(filter(None, [_PACKAGE_ROOT,
                                                                                os.environ.get("PYTHONPATH")]))}
-        self.process = subprocess.Popen([sys.executable, "-m", "metric_tracker_rl.sql.worker", str(QUERY_MB),
+        self.process = subprocess.Popen([sys.executable, "-m", WORKER_MODULE, str(QUERY_MB),
                                          str(CACHE_MB)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                         env=environment, cwd="/")
         if self.process.stdin is None or self.process.stdout is None:
@@ -131,7 +136,26 @@ class _Worker:
         self._received = bytearray()  # what the reply pipe gave so far of the next reply (read unbuffered)
 
     def wait_ready(self) -> None:
-        self._reply(START_TIMEOUT_S, None)
+        """Return once the worker says it is ready; WorkerFailed(started=False) when it ends first (its exit
+        status is then its own, read before any kill of ours) or says nothing within START_TIMEOUT_S."""
+        deadline = time.monotonic() + START_TIMEOUT_S
+        try:
+            while (remaining := deadline - time.monotonic()) > 0:
+                said = self._replies_ready.select(min(remaining, POLL_S))
+                if said and self._received_reply(self._read_some()) is not None:
+                    return
+        except _PIPE_FAILURES:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.process.wait(timeout=EXIT_GRACE_S)
+            self.kill()
+            raise WorkerFailed(timed_out=False, started=False) from None
+        self.kill()
+        raise WorkerFailed(timed_out=True, started=False)
+
+    def killed_from_outside(self) -> bool:
+        """Whether the worker, now ended, was ended by a signal from outside (see OUTSIDE_SIGNALS)."""
+        status = self.process.returncode
+        return status is not None and status < 0 and -status in OUTSIDE_SIGNALS
 
     def call(self, request: tuple[Any, ...], deadline_s: float, cpu_start: float | None) -> tuple[Any, ...]:
         """The reply to `request`; `cpu_start` is the worker's CPU time read just before (None: not read)."""
@@ -285,7 +309,7 @@ class SqlPool:
         self._workers: set[_Worker] = set()  # started or starting
         self._closed = False
         self.replaced = 0  # workers killed or lost and started again (for tests and operators)
-        self.start_failures = 0  # workers in a row that could not start
+        self.start_failures = 0  # workers in a row that failed on their own before they were ready
         self._restarting = 0  # workers that died before they were ready, to be started again after a backoff
         self._busy = 0
         self._waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = []  # run_async's, waiting
@@ -404,7 +428,7 @@ class SqlPool:
     def _take(self, key: int) -> _Worker:
         waiting_since = time.monotonic()
         with self._condition:
-            while (worker := self._take_now(key, time.monotonic() - waiting_since < HOLDER_WAIT_S)) is None:
+            while (worker := self._take_now(key, time.monotonic() - waiting_since)) is None:
                 self._condition.wait(timeout=HOLDER_WAIT_S)
             return worker
 
@@ -415,7 +439,7 @@ class SqlPool:
         while True:
             changed: asyncio.Future[None] = loop.create_future()
             with self._condition:
-                worker = self._take_now(key, time.monotonic() - waiting_since < HOLDER_WAIT_S)
+                worker = self._take_now(key, time.monotonic() - waiting_since)
                 if worker is not None:
                     return worker
                 self._waiters.append((loop, changed))
@@ -428,17 +452,19 @@ class SqlPool:
                     if (loop, changed) in self._waiters:
                         self._waiters.remove((loop, changed))
 
-    def _take_now(self, key: int, patient: bool) -> _Worker | None:
-        """The worker for a statement over episode `key` if one may take it now (the caller holds the condition);
-        None to wait for a change."""
+    def _take_now(self, key: int, waited_s: float) -> _Worker | None:
+        """The worker for a statement over episode `key`, waiting for `waited_s` so far, if one may take it now
+        (the caller holds the condition); None to wait for a change. With no worker ready or busy, a statement
+        waits for one that is starting, up to START_TIMEOUT_S; it is refused (the caller says retry) only when
+        none is starting (each waits out its backoff after failing on its own) or that time has passed."""
         if self._closed:
             raise RuntimeError("the SQL pool is closed")
         while len(self._workers) + self._restarting < self.size:
             self._start()
-        worker = self._pick(key, patient)
+        worker = self._pick(key, waited_s < HOLDER_WAIT_S)
         if worker is None:
-            if self.start_failures and not self._idle and not self._busy:
-                raise WorkerFailed(timed_out=False, started=False)  # none is ready: the caller says retry
+            if not self._idle and not self._busy and (not self._workers or waited_s > START_TIMEOUT_S):
+                raise WorkerFailed(timed_out=False, started=False)
             return None
         self._idle.remove(worker)
         self._busy += 1
@@ -487,15 +513,20 @@ class SqlPool:
 
     def _start(self) -> None:
         """Start a worker (caller holds the condition); it joins the idle ones once it has said it is ready. One
-        that dies before it is ready (the OOM killer, a full machine) is replaced after a backoff that doubles with
-        each failure in a row, up to MAX_BACKOFF_S, for as long as the pool is open: the pool never gives up."""
+        killed from outside before it is ready (the OOM killer, an operator) is replaced at once; one that fails on
+        its own (it exits with an error, crashes, or never says it is ready) is replaced after a backoff that
+        doubles with each such failure in a row, up to MAX_BACKOFF_S, for as long as the pool is open: the pool
+        never gives up, and never spins on a worker that cannot start."""
         worker = _Worker()
         self._workers.add(worker)
 
         def ready() -> None:
             try:
                 worker.wait_ready()
-            except WorkerFailed:
+            except WorkerFailed as failure:
+                if not failure.timed_out and worker.killed_from_outside():
+                    self._replace_killed(worker)
+                    return
                 with self._condition:
                     self._workers.discard(worker)
                     self._restarting += 1  # counted as started: no statement starts another during the backoff
@@ -516,6 +547,15 @@ class SqlPool:
                     self._changed()
 
         threading.Thread(target=ready, daemon=True, name="sql-worker-start").start()
+
+    def _replace_killed(self, worker: _Worker) -> None:
+        """Start another worker at once in place of `worker`, killed from outside while it started."""
+        with self._condition:
+            self._workers.discard(worker)
+            self.replaced += 1
+            if not self._closed and len(self._workers) + self._restarting < self.size:
+                self._start()
+            self._changed()
 
 
 def _resolve(changed: asyncio.Future[None]) -> None:
