@@ -22,7 +22,9 @@ in front of all three and
   do (`full_server`): it closes the chosen session through its own receive, so OpenEnv ends it and frees its place
   as for any client that leaves, and keeps that place for the waiting client;
 - adds `retry_after_s` and a sentence with it to every capacity error, its own and OpenEnv's: the time until the
-  earliest session that stands in the way is closed by the rules above.
+  earliest session that stands in the way is closed by the rules above;
+- drops a reply that meets a socket its client has closed (`DroppedReplies`): the app then sees its client leave
+  as usual, where the error of that send made OpenEnv try to send twice more and log a traceback for each reply.
 
 A client is its peer address as uvicorn reports it. Uvicorn replaces the peer address with the
 X-Forwarded-For client only when the peer is a trusted proxy (`serving.trusted_proxies`: loopback, what
@@ -36,6 +38,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import time
 from collections.abc import Callable
 from typing import Any
@@ -61,6 +64,46 @@ REAP_MIN_S = 0.2
 REAP_MAX_S = 5.0
 # How long a client given another's place waits for that session to end (it may be in the middle of a step).
 EVICTION_WAIT_S = 15.0
+DROPPED_LOG_EVERY_S = 60.0  # the most often the count of replies dropped at closed sockets is logged
+logger = logging.getLogger("metric_tracker_rl.sessions")
+
+
+class DroppedReplies:
+    """Replies that met a socket its client had closed (the client left during a step): each is dropped quietly
+    and counted, and the count so far is logged at most once every DROPPED_LOG_EVERY_S, so an operator sees that
+    clients leave mid-step without a log line for each."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self.count = 0
+        self.clock = clock
+        self.logged_at: float | None = None
+
+    def note(self) -> None:
+        self.count += 1
+        now = self.clock()
+        if self.logged_at is None or now - self.logged_at >= DROPPED_LOG_EVERY_S:
+            self.logged_at = now
+            logger.warning("%d repl%s met a socket its client had closed, and %s dropped (this is logged at most "
+                           "once a minute)", self.count, "y" if self.count == 1 else "ies",
+                           "was" if self.count == 1 else "were")
+
+    def guard(self, send: Send) -> Send:
+        """`send`, dropping what follows once a send found the client gone (the server's error for it is
+        uvicorn's ClientDisconnected, an OSError): the app's next receive tells it that the client left."""
+        gone = False
+
+        async def sending(message: Message) -> None:
+            nonlocal gone
+            if not gone:
+                try:
+                    await send(message)
+                    return
+                except OSError:
+                    gone = True
+            if message["type"] == "websocket.send":
+                self.note()
+
+        return sending
 
 
 class SessionLimits(HttpSessions):
@@ -79,6 +122,7 @@ class SessionLimits(HttpSessions):
         self.server = server
         self._reaper: asyncio.Task[None] | None = None
         self._closing: set[asyncio.Task[None]] = set()
+        self.dropped_replies = DroppedReplies()
 
     async def admission(self, client: str) -> tuple[str, dict[str, Any]] | None:
         """Why `client` may open no session now, or None: a place is free for it, or was just made (or it has no
@@ -144,10 +188,11 @@ class SessionLimits(HttpSessions):
             await self.app(scope, receive, send)
             return
         session.attached = True
+        quiet_send = self.dropped_replies.guard(send)
 
         async def answering(message: Message) -> None:
             answered(session, message)
-            await send(message)
+            await quiet_send(message)
 
         try:
             await self.app(scope, self.tracking_receive(session, receive, send, is_reset, "ws"), answering)
@@ -208,6 +253,8 @@ class SessionLimits(HttpSessions):
         return {"type": "websocket.disconnect", "code": POLICY_VIOLATION}
 
     def annotating_send(self, session: TrackedSession, send: Send, transport: str) -> Send:
+        send = self.dropped_replies.guard(send)
+
         async def annotated(message: Message) -> None:
             answered(session, message)
             text = message.get("text")
