@@ -8,12 +8,17 @@ import subprocess
 import sys
 import textwrap
 import threading
+import time
+from collections.abc import Iterator
 
 import pytest
+from test_pool_heals import sql_step
 
-from metric_tracker_rl.serving import memory_release
 from metric_tracker_rl.serving.environment import MetricTrackerRlEnvironment
 from metric_tracker_rl.serving.memory_release import TRIMMER, Trimmer
+from metric_tracker_rl.sql import pool as sql_pool
+from metric_tracker_rl.sql.allocator import malloc_trim
+from metric_tracker_rl.sql.pool import SqlPool
 
 pytestmark = pytest.mark.skipif(not TRIMMER.available, reason="the C library has no malloc_trim")
 
@@ -51,7 +56,7 @@ def test_a_release_gives_freed_arena_memory_back_to_the_system() -> None:
 
 
 def test_a_wave_of_releases_costs_one_trim() -> None:
-    trimmer = Trimmer(memory_release._malloc_trim(), delay_s=0.05)
+    trimmer = Trimmer(malloc_trim(), delay_s=0.05)
     callers = [threading.Thread(target=lambda: [trimmer.soon() for _ in range(50)]) for _ in range(8)]
     for caller in callers:
         caller.start()
@@ -72,3 +77,37 @@ def test_closing_a_session_and_replacing_an_episode_each_ask_for_a_trim() -> Non
     before = TRIMMER.trims
     env.close()
     assert TRIMMER.wait_for(before + 1, 30)
+
+
+@pytest.fixture
+def one_worker(monkeypatch: pytest.MonkeyPatch) -> Iterator[SqlPool]:
+    fresh = SqlPool(size=1)
+    monkeypatch.setattr(sql_pool, "_POOL", fresh)
+    try:
+        yield fresh
+    finally:
+        fresh.close()
+
+
+def test_an_idle_worker_drops_a_closed_episodes_tables_at_once(one_worker: SqlPool) -> None:
+    """Closing an episode tells the idle worker holding its tables to drop them now (it used to wait for the
+    worker's next statement, holding them meanwhile): asked about that episode afterwards, the worker no longer
+    has it."""
+    env = MetricTrackerRlEnvironment()
+    env.reset(seed=3, difficulty="easy")
+    assert sql_step(env).status == "ok"
+    with one_worker._condition:
+        (worker,) = one_worker._workers
+        (key,) = worker.loaded
+    env.close()
+    deadline = time.monotonic() + 60
+    while True:
+        with one_worker._condition:
+            if worker in one_worker._idle and not worker.forget:
+                one_worker._idle.remove(worker)  # taken, as a statement would take it
+                break
+        assert time.monotonic() < deadline, "the worker was not given back"
+        time.sleep(0.01)
+    assert one_worker.replaced == 0
+    reply = worker.call(("query", key, None, "SELECT 1 AS one", 0, 1, []), 30, None)
+    assert reply[0] == "refused" and "KeyError" in reply[1], reply

@@ -2,8 +2,9 @@
 
 A warehouse episode's arrays are many small and middle-sized blocks, allocated by whichever thread built or
 served it (the event loop, a build thread, a SQL thread). glibc's malloc keeps what they free in that thread's
-arena for reuse and returns it to the system only from the top of an arena: after 39 warehouse sessions held and
-closed, the server kept 300 MB it no longer used. `malloc_trim(0)` returns the free pages of every arena.
+arena for reuse and returns it to the system only from the top of an arena: after a load of warehouse sessions
+held and closed, the server kept most of what the load took. `malloc_trim(0)` returns the free pages of every
+arena (`sql.allocator`).
 
 `release_soon()` is called where an episode is let go (a session closed, an episode replaced by a reset). The trim
 runs on a timer thread TRIM_DELAY_S later, once for every release within that time: by then the session's objects
@@ -13,27 +14,12 @@ Where the C library has no `malloc_trim` (musl, macOS), nothing is done.
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import threading
 from collections.abc import Callable
 
+from metric_tracker_rl.sql.allocator import malloc_trim
+
 TRIM_DELAY_S = 1.0
-
-
-def _malloc_trim() -> Callable[[], None] | None:
-    """glibc's malloc_trim(0), or None where the C library has none."""
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        trim = libc.malloc_trim
-    except (OSError, AttributeError):
-        return None
-    trim.argtypes, trim.restype = [ctypes.c_size_t], ctypes.c_int
-
-    def trim_all() -> None:
-        trim(0)
-
-    return trim_all
 
 
 class Trimmer:
@@ -73,7 +59,7 @@ class Trimmer:
             return self._changed.wait_for(lambda: self.trims >= trims, timeout_s)
 
 
-TRIMMER = Trimmer(_malloc_trim())
+TRIMMER = Trimmer(malloc_trim())
 
 
 def release_soon() -> None:

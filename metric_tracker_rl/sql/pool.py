@@ -399,11 +399,38 @@ class SqlPool:
         return ("query", key, send, sql, offset, limit, forget), deadline
 
     def forget(self, key: int) -> None:
-        """Episode `key` is closed: each worker holding its tables drops them with its next statement."""
+        """Episode `key` is closed: each worker holding its tables drops them, an idle one at once (told from a
+        thread, so the memory goes back to the system now, not at its next statement), a busy one with its next
+        statement."""
         with self._condition:
             for worker in self._workers:
                 if worker.loaded.pop(key, None) is not None:
                     worker.forget.append(key)
+            told = [worker for worker in self._idle if worker.forget]
+            for worker in told:
+                self._idle.remove(worker)
+                self._busy += 1
+        if told:
+            threading.Thread(target=self._tell_forget, args=(told,), daemon=True, name="sql-forget").start()
+
+    def _tell_forget(self, workers: list[_Worker]) -> None:
+        """Have `workers` (idle ones `forget` took) close the episodes they are to forget, then give them back."""
+        for worker in workers:
+            healthy = False
+            try:
+                while True:
+                    with self._condition:
+                        forget, worker.forget = worker.forget, []
+                    if not forget:
+                        break
+                    reply = worker.call(("forget", forget), TIME_LIMIT_S + KILL_GRACE_S, worker.cpu_seconds())
+                    if reply[-1]:
+                        break
+                healthy = not forget or not reply[-1]
+            except WorkerFailed:
+                pass
+            finally:
+                self._give_back(worker, healthy)
 
     def close(self, grace_s: float = 0.0) -> None:
         """Stop every worker. With `grace_s`, each is first told that no statement follows (it then closes its

@@ -12,6 +12,8 @@ Requests:
   `tables` first when given), after closing the episodes listed in `forget`. Replies ("ok", columns, rows, count,
   retire), ("refused", message, restart) or ("stalled", True) (stopped in wall time while it neither ran nor waited
   for a core: the machine's doing); a worker that says retire or restart exits after its reply.
+- ("forget", keys): close the episodes listed (the pool sends it to an idle worker when episodes it holds are
+  closed, so their memory goes back to the system without waiting for a statement). Replies ("forgot", False).
 """
 
 from __future__ import annotations
@@ -218,6 +220,18 @@ def serve(requests: BinaryIO, replies: BinaryIO, query_mb: int, cache_mb: int) -
         database.close()
 
 
+def _forget(episodes: dict[int, EpisodeTables], keys: list[int]) -> None:
+    """Close the episodes of `keys`, and give what they held back to the system."""
+    from metric_tracker_rl.sql.allocator import malloc_trim
+
+    closed = [episode for episode in (episodes.pop(key, None) for key in keys) if episode is not None]
+    for episode in closed:
+        episode.close()
+    if closed and (trim := malloc_trim()) is not None:
+        del episode, closed
+        trim()
+
+
 def _serve_requests(requests: BinaryIO, replies: BinaryIO, database: DuckDBPyConnection,
                     episodes: dict[int, EpisodeTables], runner: StatementThread, watchdog: Watchdog,
                     retire_at: int) -> None:
@@ -229,11 +243,12 @@ def _serve_requests(requests: BinaryIO, replies: BinaryIO, database: DuckDBPyCon
             request = pickle.load(requests)
         except EOFError:
             return
+        if request[0] == "forget":
+            _forget(episodes, request[1])
+            write_reply(replies, ("forgot", False))
+            continue
         _, key, tables, sql, offset, limit_rows, forget = request
-        for old in forget:
-            episode = episodes.pop(old, None)
-            if episode is not None:
-                episode.close()
+        _forget(episodes, forget)
         replied: list[tuple[Any, ...]] = []
 
         def answer(key: int = key, tables: Any = tables, sql: str = sql, offset: int = offset,
@@ -272,6 +287,7 @@ def _serve_requests(requests: BinaryIO, replies: BinaryIO, database: DuckDBPyCon
         write_reply(replies, reply)
         if reply[-1]:
             return  # the pool starts a fresh worker
+        del request, tables, answer  # an episode's arrays stay in `episodes` alone: forgetting it frees them
 
 
 def main() -> None:
