@@ -780,8 +780,11 @@ def test_sixty_four_sessions_release_their_connections() -> None:
     for environment in environments:
         environment.close()
     assert all(box.closed for box in boxes)
-    if threads_open is not None:  # the sandbox starts no thread of its own that outlives its connection
-        assert len(os.listdir("/proc/self/task")) <= threads_open
+    if threads_open is not None:  # the sandbox leaves no thread of its own running once its connection closed
+        deadline = time.monotonic() + 60  # the short-lived ones (telling idle workers, trimming memory) end
+        while len(os.listdir("/proc/self/task")) > threads_open:
+            assert time.monotonic() < deadline, sorted(thread.name for thread in threading.enumerate())
+            time.sleep(0.05)
 
 
 def test_the_query_tool_runs_on_a_worker_thread_and_is_offered() -> None:

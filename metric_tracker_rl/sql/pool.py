@@ -138,19 +138,27 @@ class _Worker:
     def wait_ready(self) -> None:
         """Return once the worker says it is ready; WorkerFailed(started=False) when it ends first (its exit
         status is then its own, read before any kill of ours) or says nothing within START_TIMEOUT_S."""
-        deadline = time.monotonic() + START_TIMEOUT_S
+        self._answer_within(START_TIMEOUT_S, started=False)
+
+    def tell(self, request: tuple[Any, ...], timeout_s: float) -> tuple[Any, ...]:
+        """The reply to a request that runs no statement (the worker answers it at once), awaited in wall time."""
+        self._send(request)
+        return self._answer_within(timeout_s, started=True)
+
+    def _answer_within(self, timeout_s: float, started: bool) -> tuple[Any, ...]:
+        deadline = time.monotonic() + timeout_s
         try:
             while (remaining := deadline - time.monotonic()) > 0:
                 said = self._replies_ready.select(min(remaining, POLL_S))
-                if said and self._received_reply(self._read_some()) is not None:
-                    return
+                if said and (reply := self._received_reply(self._read_some())) is not None:
+                    return reply
         except _PIPE_FAILURES:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 self.process.wait(timeout=EXIT_GRACE_S)
             self.kill()
-            raise WorkerFailed(timed_out=False, started=False) from None
+            raise WorkerFailed(timed_out=False, started=started) from None
         self.kill()
-        raise WorkerFailed(timed_out=True, started=False)
+        raise WorkerFailed(timed_out=True, started=started)
 
     def killed_from_outside(self) -> bool:
         """Whether the worker, now ended, was ended by a signal from outside (see OUTSIDE_SIGNALS)."""
@@ -423,7 +431,7 @@ class SqlPool:
                         forget, worker.forget = worker.forget, []
                     if not forget:
                         break
-                    reply = worker.call(("forget", forget), TIME_LIMIT_S + KILL_GRACE_S, worker.cpu_seconds())
+                    reply = worker.tell(("forget", forget), TIME_LIMIT_S + KILL_GRACE_S)
                     if reply[-1]:
                         break
                 healthy = not forget or not reply[-1]
