@@ -111,3 +111,25 @@ def test_an_idle_worker_drops_a_closed_episodes_tables_at_once(one_worker: SqlPo
     assert one_worker.replaced == 0
     reply = worker.call(("query", key, None, "SELECT 1 AS one", 0, 1, []), 30, None)
     assert reply[0] == "refused" and "KeyError" in reply[1], reply
+
+
+def test_a_worker_left_empty_and_grown_retires_and_a_fresh_one_serves(one_worker: SqlPool,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """A worker that holds no episode after a forget, its memory still past its idle size by IDLE_SLACK_MB (here
+    0: any growth), exits and the pool starts a fresh one, so what DuckDB and the allocators kept goes back."""
+    monkeypatch.setattr(sql_pool, "IDLE_SLACK_MB", 0)
+    env = MetricTrackerRlEnvironment()
+    env.reset(seed=3, difficulty="easy")
+    assert sql_step(env).status == "ok"
+    (first,) = one_worker.worker_pids()
+    env.close()
+    deadline = time.monotonic() + 60
+    while one_worker.replaced == 0:
+        assert time.monotonic() < deadline, "the grown worker did not retire"
+        time.sleep(0.01)
+    env = MetricTrackerRlEnvironment()
+    env.reset(seed=3, difficulty="easy")
+    answer = sql_step(env)
+    assert answer.status == "ok" and answer.analysis_result["rows"] == [{"n": 28}]
+    assert one_worker.worker_pids() != [first] and one_worker.replaced == 1
+    env.close()

@@ -63,6 +63,9 @@ FIRST_BACKOFF_S = 0.25  # after a worker failed before it was ready; doubled wit
 # starts at once. A worker that exits with an error or crashes (SIGSEGV, SIGABRT) on its own is backed off.
 OUTSIDE_SIGNALS = frozenset({signal.SIGKILL, signal.SIGTERM, signal.SIGINT, signal.SIGHUP})
 WORKER_MODULE = "metric_tracker_rl.sql.worker"
+# A worker left holding no episode after a forget retires (a fresh one starts) when its resident memory is this far
+# past what it held when it became ready: what DuckDB and the allocators keep from a load goes back to the system.
+IDLE_SLACK_MB = 64
 MAX_BACKOFF_S = 4.0
 # How long a statement waits for a busy worker that holds its episode's tables before loading them into an idle
 # one (evicting another episode's): a holder busy with a slow statement may take the whole time limit.
@@ -120,7 +123,8 @@ class _Worker:
                        "HOME": "/", "PYTHONPATH": os.pathsep.join(filter(None, [_PACKAGE_ROOT,
                                                                                os.environ.get("PYTHONPATH")]))}
         self.process = subprocess.Popen([sys.executable, "-m", WORKER_MODULE, str(QUERY_MB),
-                                         str(CACHE_MB)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                         str(CACHE_MB), str(IDLE_SLACK_MB)], stdin=subprocess.PIPE,
+                                        stdout=subprocess.PIPE,
                                         env=environment, cwd="/")
         if self.process.stdin is None or self.process.stdout is None:
             raise RuntimeError("a SQL worker is started with pipes to its stdin and stdout")

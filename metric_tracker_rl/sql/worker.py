@@ -1,4 +1,4 @@
-"""A SQL worker process: `python -m metric_tracker_rl.sql.worker QUERY_MB CACHE_MB`.
+"""A SQL worker process: `python -m metric_tracker_rl.sql.worker QUERY_MB CACHE_MB IDLE_SLACK_MB`.
 
 It reads requests from stdin, one pickled tuple each, and writes replies to stdout, each a pickled tuple after its
 length (REPLY_HEADER bytes, big-endian), so the pool can read a reply in pieces as they arrive without waiting on
@@ -13,7 +13,9 @@ Requests:
   retire), ("refused", message, restart) or ("stalled", True) (stopped in wall time while it neither ran nor waited
   for a core: the machine's doing); a worker that says retire or restart exits after its reply.
 - ("forget", keys): close the episodes listed (the pool sends it to an idle worker when episodes it holds are
-  closed, so their memory goes back to the system without waiting for a statement). Replies ("forgot", False).
+  closed, so their memory goes back to the system without waiting for a statement). Replies ("forgot", retire):
+  a worker left holding no episode whose resident memory is still IDLE_SLACK_MB past what it held when it became
+  ready (what DuckDB and the allocators keep from the statements it ran) retires, and the pool starts a fresh one.
 """
 
 from __future__ import annotations
@@ -62,9 +64,17 @@ _PAGE_BYTES = os.sysconf("SC_PAGE_SIZE")
 
 
 def address_space_bytes() -> int:
+    return _statm(0)
+
+
+def resident_bytes() -> int:
+    return _statm(1)
+
+
+def _statm(field: int) -> int:
     if not _STATM:
         _STATM.append(os.open("/proc/self/statm", os.O_RDONLY))
-    return int(os.pread(_STATM[0], 256, 0).split()[0]) * _PAGE_BYTES
+    return int(os.pread(_STATM[0], 256, 0).split()[field]) * _PAGE_BYTES
 
 
 class Watchdog:
@@ -193,7 +203,7 @@ class StatementThread:
                 self.done.put(None)
 
 
-def serve(requests: BinaryIO, replies: BinaryIO, query_mb: int, cache_mb: int) -> None:
+def serve(requests: BinaryIO, replies: BinaryIO, query_mb: int, cache_mb: int, idle_slack_mb: int) -> None:
     from metric_tracker_rl.sql.engine import TIME_LIMIT_S, open_database
 
     database = open_database()
@@ -207,9 +217,10 @@ def serve(requests: BinaryIO, replies: BinaryIO, query_mb: int, cache_mb: int) -
     retire_at = limit - query_mb * 2**20 // 2
     episodes: dict[int, EpisodeTables] = {}
     runner = StatementThread()
+    retire_idle_at = resident_bytes() + idle_slack_mb * 2**20
     write_reply(replies, ("ready", os.getpid()))
     try:
-        _serve_requests(requests, replies, database, episodes, runner, watchdog, retire_at)
+        _serve_requests(requests, replies, database, episodes, runner, watchdog, (retire_at, retire_idle_at))
     finally:
         # Closed here, not left for the interpreter to tear down at exit (DuckDB's bindings then report every
         # object still alive as a leak on stderr).
@@ -234,8 +245,11 @@ def _forget(episodes: dict[int, EpisodeTables], keys: list[int]) -> None:
 
 def _serve_requests(requests: BinaryIO, replies: BinaryIO, database: DuckDBPyConnection,
                     episodes: dict[int, EpisodeTables], runner: StatementThread, watchdog: Watchdog,
-                    retire_at: int) -> None:
-    """Answer statements until the requests end or a reply says this worker retires or restarts."""
+                    retire: tuple[int, int]) -> None:
+    """Answer statements until the requests end or a reply says this worker retires or restarts. `retire`: the
+    address space past which a statement's reply retires it, and the resident memory past which one that holds no
+    episode after a forget does."""
+    retire_at, retire_idle_at = retire
     from metric_tracker_rl.sql.engine import MEMORY_MESSAGE, EpisodeTables, Refusal
 
     while True:
@@ -245,7 +259,10 @@ def _serve_requests(requests: BinaryIO, replies: BinaryIO, database: DuckDBPyCon
             return
         if request[0] == "forget":
             _forget(episodes, request[1])
-            write_reply(replies, ("forgot", False))
+            bloated = not episodes and resident_bytes() > retire_idle_at
+            write_reply(replies, ("forgot", bloated))
+            if bloated:
+                return
             continue
         _, key, tables, sql, offset, limit_rows, forget = request
         _forget(episodes, forget)
@@ -291,7 +308,7 @@ def _serve_requests(requests: BinaryIO, replies: BinaryIO, database: DuckDBPyCon
 
 
 def main() -> None:
-    query_mb, cache_mb = int(sys.argv[1]), int(sys.argv[2])
+    query_mb, cache_mb, idle_slack_mb = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
     os.chdir("/")
     with contextlib.suppress(OSError):
         os.nice(NICENESS)
@@ -301,7 +318,7 @@ def main() -> None:
 
     requests, replies = sys.stdin.buffer, sys.stdout.buffer
     sys.stdout = sys.stderr  # nothing else may write to the reply pipe
-    serve(requests, replies, query_mb, cache_mb)
+    serve(requests, replies, query_mb, cache_mb, idle_slack_mb)
 
 
 if __name__ == "__main__":
