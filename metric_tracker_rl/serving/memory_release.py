@@ -28,6 +28,7 @@ class Trimmer:
     def __init__(self, trim: Callable[[], None] | None, delay_s: float = TRIM_DELAY_S) -> None:
         self.trim, self.delay_s = trim, delay_s
         self.trims = 0  # how many ran (for tests and operators)
+        self.scheduled = 0  # how many were asked for while none was pending
         self._pending = False
         self._changed = threading.Condition()
 
@@ -40,6 +41,7 @@ class Trimmer:
             if self.trim is None or self._pending:
                 return
             self._pending = True
+            self.scheduled += 1
         timer = threading.Timer(self.delay_s, self._run)
         timer.daemon = True
         timer.start()
