@@ -132,9 +132,8 @@ def test_a_reply_to_a_closed_socket_is_dropped_counted_and_the_app_sees_its_clie
                            capacity=10, full_idle_s=120)
     with caplog.at_level(logging.WARNING, logger="metric_tracker_rl.sessions"), uvicorn_serving(limits) as port:
         for round_ in range(2):
-            ws = connect_from(port, "127.0.0.8", "/mcp")
-            ws.send("{}")
-            ws.close()
+            with connect_from(port, "127.0.0.8", "/mcp") as ws:
+                ws.send("{}")
             inner.client_left.set()
             assert inner.ended.wait(30)
             assert not inner.errors, inner.errors  # no send raised: the app left through its receive
