@@ -42,6 +42,7 @@ REFUSED_DML = r"(DELETE|UPDATE|INSERT) inside a query is not allowed: the tables
 STOPPED = r"time limit and was stopped|more memory than a query may use"
 NOT_ALLOWED = r"statement( \([A-Z]+ \.\.\.\))? is not allowed\. Allowed: one read-only SELECT"
 UNCLASSIFIED = r"^query: an? [A-Z ]+ statement"
+INTERNAL = r"is not allowed: it shows the SQL engine, not the episode's data; SHOW TABLES"
 
 # (sql, what the message says): nine known attacks first, then other ways of writing them and other statements.
 CASES: list[tuple[str, str]] = [
@@ -117,6 +118,11 @@ CASES: list[tuple[str, str]] = [
     ("SELECT length(concat(s, s, s, s, s, s, s, s, s, s, s, s, s, s, s, s)) AS n FROM "
      "(SELECT string_agg('x', '') AS s FROM range(60000000))", STOPPED),
     (f"SELECT levenshtein(s, s || 'x') AS d FROM {S100K}", STOPPED),
+    # the engine's internals: its views' definitions (the worker's object names) and its version
+    ("SELECT view_name, sql FROM duckdb_views() WHERE NOT internal", INTERNAL),
+    ("SELECT sql FROM sqlite_master", INTERNAL),
+    ("SELECT table_name, view_definition FROM information_schema.views", INTERNAL),
+    ("SELECT version() AS v", INTERNAL),
 ]
 
 

@@ -46,6 +46,7 @@ from metric_tracker_rl.models import (
     TaskInfo,
 )
 from metric_tracker_rl.serving.mcp_surface import MCP_ACTIONS, McpToolSurface
+from metric_tracker_rl.serving.memory_release import release_soon
 from metric_tracker_rl.serving.reset_turns import in_build_thread, reset_turns
 from metric_tracker_rl.serving.rubric import SubmissionRubric
 from metric_tracker_rl.serving.step_bound import GivenUp, step_bound_s, uncancelled, within_bound
@@ -188,6 +189,9 @@ class MetricTrackerRlEnvironment(McpToolSurface, TaskProviderMixin,
             # The old episode's SQL database: destroying one takes 10-40 ms, which reset (on the event loop)
             # leaves to a release thread.
             self._released = _RELEASER.submit(self._episode.public.close)
+            self._released.add_done_callback(lambda _: release_soon())  # what it freed goes back to the system
+        elif self._episode is not None:
+            release_soon()
         self._episode, self._episode_id = episode, episode_id or str(uuid.uuid4())
         self._steps = self._submissions = 0
         self._done, self._last_score, self._episode_score = False, None, 0.0
@@ -346,9 +350,11 @@ class MetricTrackerRlEnvironment(McpToolSurface, TaskProviderMixin,
         return self._observation(**_error(message))
 
     def close(self) -> None:
-        """OpenEnv calls this when the session ends: release what the episode's tools opened."""
+        """OpenEnv calls this when the session ends: release what the episode's tools opened, and soon the
+        memory the session freed."""
         if self._episode is not None:
             self._episode.public.close()
+            release_soon()
 
     @property
     def _playing(self) -> Episode:

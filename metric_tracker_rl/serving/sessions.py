@@ -22,7 +22,9 @@ in front of all three and
   do (`full_server`): it closes the chosen session through its own receive, so OpenEnv ends it and frees its place
   as for any client that leaves, and keeps that place for the waiting client;
 - adds `retry_after_s` and a sentence with it to every capacity error, its own and OpenEnv's: the time until the
-  earliest session that stands in the way is closed by the rules above.
+  earliest session that stands in the way is closed by the rules above;
+- drops a reply that meets a socket its client has closed (`DroppedReplies`): the app then sees its client leave
+  as usual, where the error of that send made OpenEnv try to send twice more and log a traceback for each reply.
 
 A client is its peer address as uvicorn reports it. Uvicorn replaces the peer address with the
 X-Forwarded-For client only when the peer is a trusted proxy (`serving.trusted_proxies`: loopback, what
@@ -36,6 +38,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import time
 from collections.abc import Callable
 from typing import Any
@@ -48,7 +51,7 @@ from metric_tracker_rl.serving.client_address import client_of
 from metric_tracker_rl.serving.full_server import RESERVATION_HOLD_S, Reservation, is_work
 from metric_tracker_rl.serving.hardening import ASGIApp, Message, Receive, Scope, Send
 from metric_tracker_rl.serving.session_clock import TrackedSession, any_message, is_reset, receive_within, wake
-from metric_tracker_rl.serving.session_http import MCP_PATH, HttpSessions
+from metric_tracker_rl.serving.session_http import MCP_PATH, HttpSessions, refuse_unknown_attachment
 from metric_tracker_rl.serving.session_places import json_rpc_error, ws_error
 from metric_tracker_rl.serving.step_bound import watched
 from metric_tracker_rl.settings import ServerSettings
@@ -62,6 +65,46 @@ REAP_MIN_S = 0.2
 REAP_MAX_S = 5.0
 # How long a client given another's place waits for that session to end (it may be in the middle of a step).
 EVICTION_WAIT_S = 15.0
+DROPPED_LOG_EVERY_S = 60.0  # the most often the count of replies dropped at closed sockets is logged
+logger = logging.getLogger("metric_tracker_rl.sessions")
+
+
+class DroppedReplies:
+    """Replies that met a socket its client had closed (the client left during a step): each is dropped quietly
+    and counted, and the count so far is logged at most once every DROPPED_LOG_EVERY_S, so an operator sees that
+    clients leave mid-step without a log line for each."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self.count = 0
+        self.clock = clock
+        self.logged_at: float | None = None
+
+    def note(self) -> None:
+        self.count += 1
+        now = self.clock()
+        if self.logged_at is None or now - self.logged_at >= DROPPED_LOG_EVERY_S:
+            self.logged_at = now
+            logger.warning("%d repl%s met a socket its client had closed, and %s dropped (this is logged at most "
+                           "once a minute)", self.count, "y" if self.count == 1 else "ies",
+                           "was" if self.count == 1 else "were")
+
+    def guard(self, send: Send) -> Send:
+        """`send`, dropping what follows once a send found the client gone (the server's error for it is
+        uvicorn's ClientDisconnected, an OSError): the app's next receive tells it that the client left."""
+        gone = False
+
+        async def sending(message: Message) -> None:
+            nonlocal gone
+            if not gone:
+                try:
+                    await send(message)
+                    return
+                except OSError:
+                    gone = True
+            if message["type"] == "websocket.send":
+                self.note()
+
+        return sending
 
 
 class SessionLimits(HttpSessions):
@@ -80,6 +123,7 @@ class SessionLimits(HttpSessions):
         self.server = server
         self._reaper: asyncio.Task[None] | None = None
         self._closing: set[asyncio.Task[None]] = set()
+        self.dropped_replies = DroppedReplies()
 
     async def admission(self, client: str) -> tuple[str, dict[str, Any]] | None:
         """Why `client` may open no session now, or None: a place is free for it, or was just made (or it has no
@@ -113,7 +157,9 @@ class SessionLimits(HttpSessions):
         if scope["type"] == "websocket" and path in (SESSION_PATH, MCP_PATH):
             client = client_of(scope)
             attach_to = requested_session(scope)
-            if path == SESSION_PATH and attach_to:
+            if path == SESSION_PATH and attach_to and self.foreign(attach_to, client):
+                await refuse_unknown_attachment(receive, send, attach_to)
+            elif path == SESSION_PATH and attach_to:
                 await self.attached_socket(scope, receive, send, self.http_sessions.get(attach_to))
             else:
                 await self.socket_session(scope, receive, send, client, "ws" if path == SESSION_PATH else "mcp")
@@ -146,10 +192,11 @@ class SessionLimits(HttpSessions):
             await self.app(scope, receive, send)
             return
         session.attached = True
+        quiet_send = self.dropped_replies.guard(send)
 
         async def answering(message: Message) -> None:
             answered(session, message)
-            await send(message)
+            await quiet_send(message)
 
         try:
             async with watched(receive) as read_ahead:
@@ -211,6 +258,8 @@ class SessionLimits(HttpSessions):
         return {"type": "websocket.disconnect", "code": POLICY_VIOLATION}
 
     def annotating_send(self, session: TrackedSession, send: Send, transport: str) -> Send:
+        send = self.dropped_replies.guard(send)
+
         async def annotated(message: Message) -> None:
             answered(session, message)
             text = message.get("text")

@@ -77,8 +77,15 @@ SET_AFTER_CONNECT = ("secret_directory", "enable_external_access", "lock_configu
 OPTIONAL_CONFIG: dict[str, Any] = {"async_threads": 0}
 # Table functions a SELECT may call: generators and read-only views of the database's own catalog.
 ALLOWED_TABLE_FUNCTIONS = frozenset({"range", "generate_series", "unnest", "duckdb_databases", "duckdb_schemas",
-                                     "duckdb_tables", "duckdb_views", "duckdb_columns", "duckdb_settings",
-                                     "duckdb_functions", "pragma_table_info"})
+                                     "duckdb_tables", "duckdb_columns", "duckdb_settings", "duckdb_functions",
+                                     "pragma_table_info"})
+# The catalog's views and functions that show the engine rather than the episode: the definitions of the tables'
+# views (which name the worker's internal objects) and the engine's version. The tables and their columns are
+# listed by what LISTING names.
+INTERNAL_CATALOG = frozenset({"duckdb_views", "sqlite_master", "sqlite_schema", "sqlite_temp_master",
+                              "sqlite_temp_schema", "views", "pg_views"})
+INTERNAL_FUNCTIONS = frozenset({"version"})
+LISTING = "SHOW TABLES or information_schema.tables lists the tables, duckdb_columns() their columns"
 GENERATORS = frozenset({"range", "generate_series", "unnest"})
 # Scalar functions that wait (a sleeping thread cannot be interrupted) or change state.
 DENIED_FUNCTIONS = frozenset({"sleep_ms", "pg_sleep", "write_log", "setseed", "nextval", "currval", "setval"})
@@ -252,6 +259,7 @@ class EpisodeTables:
             if kind == "SHOW_REF":
                 named = None
             _check_repeatable(node, self.allowed)
+            self._check_internal(node)
             if kind == "BASE_TABLE" and named is not None:
                 table = str(node.get("table_name", "")).lower()
                 named = named | {table} if table in self.schema else None
@@ -281,6 +289,24 @@ class EpisodeTables:
                               f"work as tables: SELECT ... FROM range(n). {self.allowed}")
             stack.extend(value for value in node.values() if isinstance(value, (dict, list)))
         return named
+
+    def _check_internal(self, node: dict[str, Any]) -> None:
+        """Refuses a read of INTERNAL_CATALOG (as a view, or a table function) or a call of INTERNAL_FUNCTIONS."""
+        kind = node.get("type")
+        function = node.get("function") if kind == "TABLE_FUNCTION" else None
+        if isinstance(function, dict):
+            name, shown = str(function.get("function_name", "")).lower(), "{}()"
+        elif kind == "BASE_TABLE":
+            name, schema = str(node.get("table_name", "")).lower(), str(node.get("schema_name", "")).lower()
+            if name == "views" and schema != "information_schema":  # a CTE may be called views
+                return
+            shown = f"{schema}.{{}}" if schema else "{}"
+        else:
+            name, shown = str(node.get("function_name", "")).lower(), "{}()"
+        internal = INTERNAL_FUNCTIONS if kind == "FUNCTION" else INTERNAL_CATALOG
+        if name in internal and name not in self.schema:
+            raise Refusal(f"{shown.format(name)} is not allowed: it shows the SQL engine, not the episode's data; "
+                          f"{LISTING}. {self.allowed}")
 
     def _execute(self, statement: str, offset: int, limit: int
                  ) -> tuple[list[str], list[list[Any]], int]:

@@ -26,6 +26,7 @@ import contextlib
 import os
 import pickle
 import selectors
+import signal
 import subprocess
 import sys
 import threading
@@ -56,8 +57,15 @@ READ_BYTES = 1 << 20  # the most one read of a reply pipe takes
 # What a reply pipe's failure raises as it is read: its end (the worker died), a broken reply, the pool closing it.
 _PIPE_FAILURES = (EOFError, pickle.UnpicklingError, OSError, ValueError)
 _CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
-START_TIMEOUT_S = 60.0
-FIRST_BACKOFF_S = 0.25  # after a worker died before it was ready; doubled with each failure in a row
+START_TIMEOUT_S = 60.0  # for a worker to say it is ready, and for a statement to wait for one that starts
+FIRST_BACKOFF_S = 0.25  # after a worker failed before it was ready; doubled with each failure in a row
+# Signals that end a worker from outside (an operator, the OOM killer): no fault of the worker's code, so a fresh one
+# starts at once. A worker that exits with an error or crashes (SIGSEGV, SIGABRT) on its own is backed off.
+OUTSIDE_SIGNALS = frozenset({signal.SIGKILL, signal.SIGTERM, signal.SIGINT, signal.SIGHUP})
+WORKER_MODULE = "metric_tracker_rl.sql.worker"
+# A worker left holding no episode after a forget retires (a fresh one starts) when its resident memory is this far
+# past what it held when it became ready: what DuckDB and the allocators keep from a load goes back to the system.
+IDLE_SLACK_MB = 64
 MAX_BACKOFF_S = 4.0
 # How long a statement waits for a busy worker that holds its episode's tables before loading them into an idle
 # one (evicting another episode's): a holder busy with a slow statement may take the whole time limit.
@@ -117,8 +125,9 @@ class _Worker:
         environment = {**inherited, "MALLOC_ARENA_MAX": "2", "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1",
                        "HOME": "/", "PYTHONPATH": os.pathsep.join(filter(None, [_PACKAGE_ROOT,
                                                                                os.environ.get("PYTHONPATH")]))}
-        self.process = subprocess.Popen([sys.executable, "-m", "metric_tracker_rl.sql.worker", str(QUERY_MB),
-                                         str(CACHE_MB)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+        self.process = subprocess.Popen([sys.executable, "-m", WORKER_MODULE, str(QUERY_MB),
+                                         str(CACHE_MB), str(IDLE_SLACK_MB)], stdin=subprocess.PIPE,
+                                        stdout=subprocess.PIPE,
                                         env=environment, cwd="/")
         if self.process.stdin is None or self.process.stdout is None:
             raise RuntimeError("a SQL worker is started with pipes to its stdin and stdout")
@@ -134,7 +143,34 @@ class _Worker:
         self._received = bytearray()  # what the reply pipe gave so far of the next reply (read unbuffered)
 
     def wait_ready(self) -> None:
-        self._reply(START_TIMEOUT_S, None)
+        """Return once the worker says it is ready; WorkerFailed(started=False) when it ends first (its exit
+        status is then its own, read before any kill of ours) or says nothing within START_TIMEOUT_S."""
+        self._answer_within(START_TIMEOUT_S, started=False)
+
+    def tell(self, request: tuple[Any, ...], timeout_s: float) -> tuple[Any, ...]:
+        """The reply to a request that runs no statement (the worker answers it at once), awaited in wall time."""
+        self._send(request)
+        return self._answer_within(timeout_s, started=True)
+
+    def _answer_within(self, timeout_s: float, started: bool) -> tuple[Any, ...]:
+        deadline = time.monotonic() + timeout_s
+        try:
+            while (remaining := deadline - time.monotonic()) > 0:
+                said = self._replies_ready.select(min(remaining, POLL_S))
+                if said and (reply := self._received_reply(self._read_some())) is not None:
+                    return reply
+        except _PIPE_FAILURES:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.process.wait(timeout=EXIT_GRACE_S)
+            self.kill()
+            raise WorkerFailed(timed_out=False, started=started) from None
+        self.kill()
+        raise WorkerFailed(timed_out=True, started=started)
+
+    def killed_from_outside(self) -> bool:
+        """Whether the worker, now ended, was ended by a signal from outside (see OUTSIDE_SIGNALS)."""
+        status = self.process.returncode
+        return status is not None and status < 0 and -status in OUTSIDE_SIGNALS
 
     def call(self, request: tuple[Any, ...], deadline_s: float, cpu_start: float | None) -> tuple[Any, ...]:
         """The reply to `request`; `cpu_start` is the worker's CPU time read just before (None: not read)."""
@@ -318,7 +354,7 @@ class SqlPool:
         self._workers: set[_Worker] = set()  # started or starting
         self._closed = False
         self.replaced = 0  # workers killed or lost and started again (for tests and operators)
-        self.start_failures = 0  # workers in a row that could not start
+        self.start_failures = 0  # workers in a row that failed on their own before they were ready
         self._restarting = 0  # workers that died before they were ready, to be started again after a backoff
         self._busy = 0
         self._waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = []  # run_async's, waiting
@@ -441,11 +477,38 @@ class SqlPool:
         return ("query", key, send, sql, offset, limit, forget), deadline
 
     def forget(self, key: int) -> None:
-        """Episode `key` is closed: each worker holding its tables drops them with its next statement."""
+        """Episode `key` is closed: each worker holding its tables drops them, an idle one at once (told from a
+        thread, so the memory goes back to the system now, not at its next statement), a busy one with its next
+        statement."""
         with self._condition:
             for worker in self._workers:
                 if worker.loaded.pop(key, None) is not None:
                     worker.forget.append(key)
+            told = [worker for worker in self._idle if worker.forget]
+            for worker in told:
+                self._idle.remove(worker)
+                self._busy += 1
+        if told:
+            threading.Thread(target=self._tell_forget, args=(told,), daemon=True, name="sql-forget").start()
+
+    def _tell_forget(self, workers: list[_Worker]) -> None:
+        """Have `workers` (idle ones `forget` took) close the episodes they are to forget, then give them back."""
+        for worker in workers:
+            healthy = False
+            try:
+                while True:
+                    with self._condition:
+                        forget, worker.forget = worker.forget, []
+                    if not forget:
+                        break
+                    reply = worker.tell(("forget", forget), TIME_LIMIT_S + KILL_GRACE_S)
+                    if reply[-1]:
+                        break
+                healthy = not forget or not reply[-1]
+            except WorkerFailed:
+                pass
+            finally:
+                self._give_back(worker, healthy)
 
     def close(self, grace_s: float = 0.0) -> None:
         """Stop every worker. With `grace_s`, each is first told that no statement follows (it then closes its
@@ -470,7 +533,7 @@ class SqlPool:
     def _take(self, key: int) -> _Worker:
         waiting_since = time.monotonic()
         with self._condition:
-            while (worker := self._take_now(key, time.monotonic() - waiting_since < HOLDER_WAIT_S)) is None:
+            while (worker := self._take_now(key, time.monotonic() - waiting_since)) is None:
                 self._condition.wait(timeout=HOLDER_WAIT_S)
             return worker
 
@@ -481,7 +544,7 @@ class SqlPool:
         while True:
             changed: asyncio.Future[None] = loop.create_future()
             with self._condition:
-                worker = self._take_now(key, time.monotonic() - waiting_since < HOLDER_WAIT_S)
+                worker = self._take_now(key, time.monotonic() - waiting_since)
                 if worker is not None:
                     return worker
                 self._waiters.append((loop, changed))
@@ -494,17 +557,19 @@ class SqlPool:
                     if (loop, changed) in self._waiters:
                         self._waiters.remove((loop, changed))
 
-    def _take_now(self, key: int, patient: bool) -> _Worker | None:
-        """The worker for a statement over episode `key` if one may take it now (the caller holds the condition);
-        None to wait for a change."""
+    def _take_now(self, key: int, waited_s: float) -> _Worker | None:
+        """The worker for a statement over episode `key`, waiting for `waited_s` so far, if one may take it now
+        (the caller holds the condition); None to wait for a change. With no worker ready or busy, a statement
+        waits for one that is starting, up to START_TIMEOUT_S; it is refused (the caller says retry) only when
+        none is starting (each waits out its backoff after failing on its own) or that time has passed."""
         if self._closed:
             raise RuntimeError("the SQL pool is closed")
         while len(self._workers) + self._restarting < self.size:
             self._start()
-        worker = self._pick(key, patient)
+        worker = self._pick(key, waited_s < HOLDER_WAIT_S)
         if worker is None:
-            if self.start_failures and not self._idle and not self._busy:
-                raise WorkerFailed(timed_out=False, started=False)  # none is ready: the caller says retry
+            if not self._idle and not self._busy and (not self._workers or waited_s > START_TIMEOUT_S):
+                raise WorkerFailed(timed_out=False, started=False)
             return None
         self._idle.remove(worker)
         self._busy += 1
@@ -553,15 +618,20 @@ class SqlPool:
 
     def _start(self) -> None:
         """Start a worker (caller holds the condition); it joins the idle ones once it has said it is ready. One
-        that dies before it is ready (the OOM killer, a full machine) is replaced after a backoff that doubles with
-        each failure in a row, up to MAX_BACKOFF_S, for as long as the pool is open: the pool never gives up."""
+        killed from outside before it is ready (the OOM killer, an operator) is replaced at once; one that fails on
+        its own (it exits with an error, crashes, or never says it is ready) is replaced after a backoff that
+        doubles with each such failure in a row, up to MAX_BACKOFF_S, for as long as the pool is open: the pool
+        never gives up, and never spins on a worker that cannot start."""
         worker = _Worker()
         self._workers.add(worker)
 
         def ready() -> None:
             try:
                 worker.wait_ready()
-            except WorkerFailed:
+            except WorkerFailed as failure:
+                if not failure.timed_out and worker.killed_from_outside():
+                    self._replace_killed(worker)
+                    return
                 with self._condition:
                     self._workers.discard(worker)
                     self._restarting += 1  # counted as started: no statement starts another during the backoff
@@ -582,6 +652,15 @@ class SqlPool:
                     self._changed()
 
         threading.Thread(target=ready, daemon=True, name="sql-worker-start").start()
+
+    def _replace_killed(self, worker: _Worker) -> None:
+        """Start another worker at once in place of `worker`, killed from outside while it started."""
+        with self._condition:
+            self._workers.discard(worker)
+            self.replaced += 1
+            if not self._closed and len(self._workers) + self._restarting < self.size:
+                self._start()
+            self._changed()
 
 
 def _resolve(changed: asyncio.Future[None]) -> None:

@@ -1,4 +1,4 @@
-"""A SQL worker process: `python -m metric_tracker_rl.sql.worker QUERY_MB CACHE_MB`.
+"""A SQL worker process: `python -m metric_tracker_rl.sql.worker QUERY_MB CACHE_MB IDLE_SLACK_MB`.
 
 It reads requests from stdin, one pickled tuple each, and writes replies to stdout, each a pickled tuple after its
 length (REPLY_HEADER bytes, big-endian), so the pool can read a reply in pieces as they arrive without waiting on
@@ -17,6 +17,10 @@ Requests:
   `tables` first when given), after closing the episodes listed in `forget`. Replies ("ok", columns, rows, count,
   retire), ("refused", message, restart) or ("stalled", True) (stopped in wall time while it neither ran nor waited
   for a core: the machine's doing); a worker that says retire or restart exits after its reply.
+- ("forget", keys): close the episodes listed (the pool sends it to an idle worker when episodes it holds are
+  closed, so their memory goes back to the system without waiting for a statement). Replies ("forgot", retire):
+  a worker left holding no episode whose resident memory is still IDLE_SLACK_MB past what it held when it became
+  ready (what DuckDB and the allocators keep from the statements it ran) retires, and the pool starts a fresh one.
 """
 
 from __future__ import annotations
@@ -64,9 +68,17 @@ _PAGE_BYTES = os.sysconf("SC_PAGE_SIZE")
 
 
 def address_space_bytes() -> int:
+    return _statm(0)
+
+
+def resident_bytes() -> int:
+    return _statm(1)
+
+
+def _statm(field: int) -> int:
     if not _STATM:
         _STATM.append(os.open("/proc/self/statm", os.O_RDONLY))
-    return int(os.pread(_STATM[0], 256, 0).split()[0]) * _PAGE_BYTES
+    return int(os.pread(_STATM[0], 256, 0).split()[field]) * _PAGE_BYTES
 
 
 class Watchdog:
@@ -195,7 +207,7 @@ class StatementThread:
                 self.done.put(None)
 
 
-def serve(requests: BinaryIO, replies: BinaryIO, query_mb: int, cache_mb: int) -> None:
+def serve(requests: BinaryIO, replies: BinaryIO, query_mb: int, cache_mb: int, idle_slack_mb: int) -> None:
     from metric_tracker_rl.sql.engine import TIME_LIMIT_S, open_database
 
     database = open_database()
@@ -210,9 +222,10 @@ def serve(requests: BinaryIO, replies: BinaryIO, query_mb: int, cache_mb: int) -
     retire_at = limit - query_mb * 2**20 // 2
     episodes: dict[int, EpisodeTables] = {}
     runner = StatementThread()
+    retire_idle_at = resident_bytes() + idle_slack_mb * 2**20
     write_reply(replies, ("ready", os.getpid()))
     try:
-        _serve_requests(requests, replies, database, episodes, runner, watchdog, retire_at)
+        _serve_requests(requests, replies, database, episodes, runner, watchdog, (retire_at, retire_idle_at))
     finally:
         # Closed here, not left for the interpreter to tear down at exit (DuckDB's bindings then report every
         # object still alive as a leak on stderr).
@@ -223,10 +236,25 @@ def serve(requests: BinaryIO, replies: BinaryIO, query_mb: int, cache_mb: int) -
         database.close()
 
 
+def _forget(episodes: dict[int, EpisodeTables], keys: list[int]) -> None:
+    """Close the episodes of `keys`, and give what they held back to the system."""
+    from metric_tracker_rl.sql.allocator import malloc_trim
+
+    closed = [episode for episode in (episodes.pop(key, None) for key in keys) if episode is not None]
+    for episode in closed:
+        episode.close()
+    if closed and (trim := malloc_trim()) is not None:
+        del episode, closed
+        trim()
+
+
 def _serve_requests(requests: BinaryIO, replies: BinaryIO, database: DuckDBPyConnection,
                     episodes: dict[int, EpisodeTables], runner: StatementThread, watchdog: Watchdog,
-                    retire_at: int) -> None:
-    """Answer statements until the requests end or a reply says this worker retires or restarts."""
+                    retire: tuple[int, int]) -> None:
+    """Answer statements until the requests end or a reply says this worker retires or restarts. `retire`: the
+    address space past which a statement's reply retires it, and the resident memory past which one that holds no
+    episode after a forget does."""
+    retire_at, retire_idle_at = retire
     from metric_tracker_rl.sql.engine import MEMORY_MESSAGE, EpisodeTables, Refusal
 
     while True:
@@ -234,11 +262,15 @@ def _serve_requests(requests: BinaryIO, replies: BinaryIO, database: DuckDBPyCon
             request = pickle.load(requests)
         except EOFError:
             return
+        if request[0] == "forget":
+            _forget(episodes, request[1])
+            bloated = not episodes and resident_bytes() > retire_idle_at
+            write_reply(replies, ("forgot", bloated))
+            if bloated:
+                return
+            continue
         _, key, tables, sql, offset, limit_rows, forget = request
-        for old in forget:
-            episode = episodes.pop(old, None)
-            if episode is not None:
-                episode.close()
+        _forget(episodes, forget)
         replied: list[tuple[Any, ...]] = []
 
         def answer(key: int = key, tables: Any = tables, sql: str = sql, offset: int = offset,
@@ -275,10 +307,11 @@ def _serve_requests(requests: BinaryIO, replies: BinaryIO, database: DuckDBPyCon
         write_reply(replies, reply)
         if reply[-1]:
             return  # the pool starts a fresh worker
+        del request, tables, answer  # an episode's arrays stay in `episodes` alone: forgetting it frees them
 
 
 def main() -> None:
-    query_mb, cache_mb = int(sys.argv[1]), int(sys.argv[2])
+    query_mb, cache_mb, idle_slack_mb = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
     os.chdir("/")
     import duckdb  # noqa: F401 - imported before the address-space limit is measured
     import numpy  # noqa: F401
@@ -286,7 +319,7 @@ def main() -> None:
 
     requests, replies = sys.stdin.buffer, sys.stdout.buffer
     sys.stdout = sys.stderr  # nothing else may write to the reply pipe
-    serve(requests, replies, query_mb, cache_mb)
+    serve(requests, replies, query_mb, cache_mb, idle_slack_mb)
 
 
 if __name__ == "__main__":
