@@ -17,6 +17,7 @@ from test_pool_heals import sql_step
 from metric_tracker_rl.serving.environment import MetricTrackerRlEnvironment
 from metric_tracker_rl.serving.memory_release import TRIMMER, Trimmer
 from metric_tracker_rl.sql import pool as sql_pool
+from metric_tracker_rl.sql import worker_process
 from metric_tracker_rl.sql.allocator import malloc_trim
 from metric_tracker_rl.sql.pool import SqlPool
 
@@ -119,7 +120,7 @@ def test_a_worker_left_empty_and_grown_retires_and_a_fresh_one_serves(one_worker
                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
     """A worker that holds no episode after a forget, its memory still past its idle size by IDLE_SLACK_MB (here
     0: any growth), exits and the pool starts a fresh one, so what DuckDB and the allocators kept goes back."""
-    monkeypatch.setattr(sql_pool, "IDLE_SLACK_MB", 0)
+    monkeypatch.setattr(worker_process, "IDLE_SLACK_MB", 0)
     env = MetricTrackerRlEnvironment()
     env.reset(seed=3, difficulty="easy")
     assert sql_step(env).status == "ok"

@@ -20,9 +20,10 @@ from metric_tracker_rl.models import MetricTrackerRlObservation
 from metric_tracker_rl.serving.environment import MetricTrackerRlEnvironment
 from metric_tracker_rl.sql import pool as sql_pool
 from metric_tracker_rl.sql.engine import TIME_MESSAGE
-from metric_tracker_rl.sql.pool import SqlPool, _Worker
+from metric_tracker_rl.sql.pool import SqlPool
 from metric_tracker_rl.sql.sandbox import SqlRefused, SqlSandbox
 from metric_tracker_rl.sql.worker import REPLY_HEADER
+from metric_tracker_rl.sql.worker_process import WorkerProcess
 
 CHEAP = "SELECT count(*) AS n, sum(day) AS days FROM daily"
 SLOW = "WITH RECURSIVE r(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM r) SELECT count(*) FROM r"
@@ -78,7 +79,7 @@ def test_a_reply_is_read_whole_however_its_bytes_arrive(cuts: list[int], size: i
     reply = ("ok", ["x"], [["y" * size]], 1, False)
     body = pickle.dumps(reply, protocol=pickle.HIGHEST_PROTOCOL)
     framed = len(body).to_bytes(REPLY_HEADER, "big") + body
-    reader = _Worker.__new__(_Worker)  # the framing alone: no process
+    reader = WorkerProcess.__new__(WorkerProcess)  # the framing alone: no process
     reader._received = bytearray()  # noqa: SLF001
     pieces, start = [], 0
     for cut in cuts:
@@ -132,15 +133,15 @@ def test_a_served_sql_step_after_the_first_waits_on_the_event_loop(own_pool: Sql
     env.reset(difficulty="deep", seed=3, max_steps=20)
     action = MetricTrackerRlAction(analysis_method="query", analysis_args={"sql": "SELECT count(*) AS n FROM daily"})
     waited_in: list[str] = []  # the thread that reads a worker's CPU time around each statement
-    real_cpu_seconds = _Worker.cpu_seconds
+    real_cpu_seconds = WorkerProcess.cpu_seconds
 
-    def noted(worker: _Worker) -> float | None:
+    def noted(worker: WorkerProcess) -> float | None:
         waited_in.append(threading.current_thread().name)
         return real_cpu_seconds(worker)
 
     async def steps() -> list[MetricTrackerRlObservation]:
         first = await env.step_async(action)  # opens the sandbox and sends the tables: on a thread
-        monkeypatch.setattr(_Worker, "cpu_seconds", noted)
+        monkeypatch.setattr(WorkerProcess, "cpu_seconds", noted)
         return [first, *[await env.step_async(action) for _ in range(3)]]
 
     try:

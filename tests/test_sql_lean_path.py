@@ -17,8 +17,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from metric_tracker_rl.sql import engine
-from metric_tracker_rl.sql import pool as sql_pool
+from metric_tracker_rl.sql import engine, worker_process
 from metric_tracker_rl.sql.engine import CHECKED_TEXTS, MAX_CELL_CHARS, EpisodeTables, Refusal, cell, page_cells
 from metric_tracker_rl.sql.sandbox import SqlSandbox
 from metric_tracker_rl.sql.worker import SLOW_AFTER_S, Watchdog
@@ -153,13 +152,13 @@ def test_quick_statements_leave_the_watchdog_asleep_and_a_slow_one_is_watched() 
 
 def test_a_reply_before_the_first_poll_reads_no_thread_waits(monkeypatch: pytest.MonkeyPatch) -> None:
     reads: list[int] = []
-    real = sql_pool.process_queued_s
+    real = worker_process.process_queued_s
 
     def counted(pid: int) -> dict[int, float]:
         reads.append(pid)
         return real(pid)
 
-    monkeypatch.setattr(sql_pool, "process_queued_s", counted)
+    monkeypatch.setattr(worker_process, "process_queued_s", counted)
     sandbox = SqlSandbox({"daily": {"day": np.arange(10)}})
     try:
         sandbox.run("SELECT count(*) AS n FROM daily")  # a worker starts and loads the tables
@@ -169,7 +168,7 @@ def test_a_reply_before_the_first_poll_reads_no_thread_waits(monkeypatch: pytest
             began = time.monotonic()
             assert sandbox.run("SELECT count(*) AS n FROM daily").rows == [{"n": 10}]
             longest = max(longest, time.monotonic() - began)
-        if longest < sql_pool.POLL_S:  # (a busy machine may hold one reply up past the first poll)
+        if longest < worker_process.POLL_S:  # (a busy machine may hold one reply up past the first poll)
             assert reads == []
     finally:
         sandbox.close()

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from metric_tracker_rl.sql import pool as sql_pool
+from metric_tracker_rl.sql import worker_process
 from metric_tracker_rl.sql.pool import SqlPool
 
 MB = 2**20
@@ -95,8 +96,8 @@ class Clocks:
     def __init__(self, cpu: float | None = 0.0) -> None:
         self.cpu, self.wall, self.queued = cpu, 0.0, {1: 2.0, 2: 0.5}
 
-    def overdue(self, deadline_s: float = 2.0) -> sql_pool.Overdue:
-        return sql_pool.Overdue(deadline_s, lambda: self.cpu, lambda: dict(self.queued), lambda: self.wall)
+    def overdue(self, deadline_s: float = 2.0) -> worker_process.Overdue:
+        return worker_process.Overdue(deadline_s, lambda: self.cpu, lambda: dict(self.queued), lambda: self.wall)
 
 
 def test_a_worker_past_its_cpu_deadline_is_overdue() -> None:
@@ -111,7 +112,7 @@ def test_a_worker_past_its_cpu_deadline_is_overdue() -> None:
 def test_a_worker_starved_of_a_core_is_not_overdue_and_a_stalled_one_is() -> None:
     clocks = Clocks()
     overdue = clocks.overdue()
-    backstop = 2.0 * sql_pool.WALL_BACKSTOP
+    backstop = 2.0 * worker_process.WALL_BACKSTOP
     # Two backstops of wall time, nearly all of it spent by one thread or another waiting for a core; one new thread.
     clocks.cpu, clocks.wall, clocks.queued = 0.4, 2 * backstop, {1: 2.0 + backstop, 2: 0.5 + backstop - 2.0, 3: 1.0}
     assert not overdue()  # 1 s of it neither running nor waiting for a core
@@ -125,7 +126,7 @@ def test_a_worker_whose_old_thread_ended_keeps_its_time() -> None:
     """A thread's wait counts only while it lists: the previous statement's ended thread gives nothing back."""
     clocks = Clocks()
     overdue = clocks.overdue()
-    clocks.wall, clocks.queued = 2.0 * sql_pool.WALL_BACKSTOP + 1.0, {2: 0.5 + 1.5}
+    clocks.wall, clocks.queued = 2.0 * worker_process.WALL_BACKSTOP + 1.0, {2: 0.5 + 1.5}
     assert not overdue()
 
 
@@ -133,7 +134,7 @@ def test_where_waits_are_not_reported_the_backstop_is_wall_time_and_without_cpu_
     clocks = Clocks()
     clocks.queued = {}
     overdue = clocks.overdue()
-    clocks.wall = 2.0 * sql_pool.WALL_BACKSTOP + 0.1
+    clocks.wall = 2.0 * worker_process.WALL_BACKSTOP + 0.1
     assert overdue()
     no_cpu = Clocks(cpu=None)
     overdue = no_cpu.overdue()

@@ -19,8 +19,10 @@ from test_pool_heals import CHEAP, kill_new_workers, sql_step
 from metric_tracker_rl import MetricTrackerRlAction
 from metric_tracker_rl.serving.environment import MetricTrackerRlEnvironment
 from metric_tracker_rl.sql import pool as sql_pool
-from metric_tracker_rl.sql.pool import SqlPool, _Worker
+from metric_tracker_rl.sql import worker_process
+from metric_tracker_rl.sql.pool import SqlPool
 from metric_tracker_rl.sql.sandbox import NOT_READY_MESSAGE
+from metric_tracker_rl.sql.worker_process import WorkerProcess
 
 
 @pytest.fixture
@@ -43,9 +45,9 @@ def env() -> Iterator[MetricTrackerRlEnvironment]:
         environment.close()
 
 
-def ended_worker(command: list[str], end: signal.Signals | None) -> _Worker:
+def ended_worker(command: list[str], end: signal.Signals | None) -> WorkerProcess:
     """A worker object over a real process running `command`, ended by `end` (or on its own), once reaped."""
-    worker = _Worker.__new__(_Worker)
+    worker = WorkerProcess.__new__(WorkerProcess)
     worker.process = subprocess.Popen(command)
     if end is not None:
         time.sleep(0.2)
@@ -97,7 +99,7 @@ def test_a_worker_that_fails_on_its_own_is_backed_off_and_a_statement_is_told_at
         own_pool: SqlPool, env: MetricTrackerRlEnvironment, monkeypatch: pytest.MonkeyPatch) -> None:
     """A worker that cannot start (here: its module is missing, so it exits with an error) is not restarted in a
     loop, and a statement does not wait the start timeout for it; once it can start again, SQL comes back."""
-    monkeypatch.setattr(sql_pool, "WORKER_MODULE", "metric_tracker_rl.sql.no_such_worker")
+    monkeypatch.setattr(worker_process, "WORKER_MODULE", "metric_tracker_rl.sql.no_such_worker")
     began = time.monotonic()
     refused = sql_step(env)
     assert refused.status == "error" and NOT_READY_MESSAGE in refused.message
@@ -105,7 +107,7 @@ def test_a_worker_that_fails_on_its_own_is_backed_off_and_a_statement_is_told_at
     time.sleep(1.0)
     failures = own_pool.start_failures
     assert 2 <= failures <= 8, failures  # backed off: 0.25 s, then 0.5 s, ... between starts of each worker
-    monkeypatch.setattr(sql_pool, "WORKER_MODULE", "metric_tracker_rl.sql.worker")
+    monkeypatch.setattr(worker_process, "WORKER_MODULE", "metric_tracker_rl.sql.worker")
     deadline = time.monotonic() + 60
     while (answer := sql_step(env)).status != "ok":
         assert NOT_READY_MESSAGE in answer.message and time.monotonic() < deadline

@@ -5,8 +5,8 @@ worker, so slow queries, from however many addresses, always leave a worker to t
 clients, the one that runs the fewest statements goes first. A client the gate has not seen lately counts as slow
 until one of its statements ends quickly: an attacker with a fresh address for every slow statement gets no more
 than one that is known to be slow. Standing is earned continuously: a statement that runs on the worker kept for
-quick clients and turns slow there is demoted (its `Turn`'s `demoted` event is set): its caller stops it and asks again, as the slow
-client it now is, so one quick statement never buys a slow one the last free worker.
+quick clients and turns slow there is demoted (its `Turn`'s `demoted` event is set): its caller stops it and asks
+again, as the slow client it now is, so one quick statement never buys a slow one the last free worker.
 """
 
 from __future__ import annotations
