@@ -204,8 +204,25 @@ def test_openenv_mcp_tool_client_lists_and_calls_the_tools(server_url: str) -> N
             return names, await env.call_tool("list_suspicious_dates", limit=2)
 
     names, text = asyncio.run(play())
-    assert names == [tool.name for tool in model_tools()]
+    assert names == [tool.name for tool in model_tools("hard")]  # the tools of the session's episode's tier
     assert text.startswith("dates: 2 rows") and "steps_remaining: 39" in text
+
+
+def test_tools_list_over_json_rpc_after_a_warehouse_reset_is_the_warehouses_tools(server_url: str) -> None:
+    """A session's tools/list is its episode's tier's (the SQL tool with the warehouse's limit, the metrics layer);
+    a tool not offered there answers an error that names them."""
+    async def play() -> tuple[list[Any], str]:
+        async with MCPToolClient(base_url=server_url) as env:
+            await env.reset(seed=4, difficulty="warehouse")
+            tools = await env.list_tools()
+            return tools, await env.call_tool("list_suspicious_dates", limit=2)
+
+    tools, refused = asyncio.run(play())
+    assert [tool.name for tool in tools] == [tool.name for tool in model_tools("warehouse")]
+    [query] = [tool for tool in tools if tool.name == "query"]
+    assert [tool.description for tool in tools] == [tool.description for tool in model_tools("warehouse")]
+    assert "max 8000 chars" in str(query.input_schema)
+    assert "not offered at difficulty 'warehouse'" in refused and "query, metrics_layer" in refused
 
 
 def expert_submission(reset: dict[str, Any]) -> tuple[str, dict[str, Any]]:

@@ -245,6 +245,17 @@ def raw_event_tools(tools: Mapping[str, ToolSpec] = TOOL_REGISTRY) -> dict[str, 
             if tier in spec.answers_at}
 
 
+def not_offered_error(name: str, tier: str | None, tools: Mapping[str, ToolSpec] = TOOL_REGISTRY) -> str | None:
+    """The error of a call of a registered tool that `tier` does not answer (None where it does, or where the name
+    is no tool's: that is an unknown method): it says so and names the tools the tier offers."""
+    spec = tools.get(name)
+    if spec is None or tier is None or tier in spec.answers_at:
+        return None
+    offered = [other.name for other in tools.values() if tier in other.offered_at]
+    return (f"{name} is not offered at difficulty {tier!r}; the tools offered there: {', '.join(offered)} (and "
+            "the report's submission)")
+
+
 def episode_arguments(name: str, episode: PublicEpisode, arguments: Any,
                       tools: Mapping[str, ToolSpec] = TOOL_REGISTRY) -> BaseModel:
     """A tool's arguments as `run_tool` checks them for `episode` (`tools` already those of its tier); ToolError."""
@@ -259,6 +270,9 @@ def run_tool(name: str, episode: PublicEpisode, arguments: Any,
              tools: Mapping[str, ToolSpec] = TOOL_REGISTRY) -> ToolOutcome:
     """Validate and run one tool of `tools` (a scratch registry can add a new family's generator). Agent mistakes
     become error outcomes that name the valid options."""
+    refusal = not_offered_error(name, episode.task.get("config", {}).get("difficulty"), tools)
+    if refusal is not None:
+        return ToolOutcome(False, error=refusal)
     if episode.raw_events:  # no counts: the tools over counts do not exist there
         tools = raw_event_tools(tools)
     try:

@@ -14,6 +14,7 @@ import threading
 import uuid
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextvars import ContextVar
+from dataclasses import replace
 from functools import cache
 from typing import Any
 
@@ -115,10 +116,20 @@ def _error(message: str) -> dict[str, Any]:
 
 
 @cache
+def tier_methods(difficulty: str) -> list[AnalysisMethodInfo]:
+    """The tools that answer at a tier, in registration order, each as its models read it there (the warehouse's
+    `query` takes longer statements) and marked offered where the tier's tool list holds it: a tool no tier of
+    `difficulty` answers is left out, since calling it there only answers that it is not offered."""
+    return [AnalysisMethodInfo(**replace(spec, description=description, args_model=args_model).info(),
+                               offered=difficulty in spec.offered_at)
+            for spec in available_analysis_methods() if difficulty in spec.answers_at
+            for description, args_model in [spec.read_at(difficulty)]]
+
+
+@cache
 def _catalogs() -> dict[str, Any]:
-    """Reset-only catalogs, built once per process."""
+    """Reset-only catalogs, built once per process (the tools are the episode's tier's: `tier_methods`)."""
     return {
-        "available_methods": [AnalysisMethodInfo(**spec.info()) for spec in available_analysis_methods()],
         "available_synthetic_generator_methods": [family.spec() for family in FAMILY_REGISTRY.values()],
         "available_tasks": [TaskInfo(**task) for task in task_catalog()],
         "conversion_metric_definitions": [
@@ -188,7 +199,7 @@ class MetricTrackerRlEnvironment(McpToolSurface, TaskProviderMixin,
         return self._observation(
             status="ready", reward=None, message=f"Episode ready: {episode.public.task['objective']}",
             instruction=INSTRUCTION, config=episode.public.task["config"], **_published_facts(episode),
-            **_catalogs(),
+            **_catalogs(), available_methods=tier_methods(config.difficulty),
         )
 
     async def reset_async(self, seed: int | None = None, episode_id: str | None = None, **kwargs: Any
@@ -289,6 +300,11 @@ class MetricTrackerRlEnvironment(McpToolSurface, TaskProviderMixin,
     def has_episode(self) -> bool:
         """Whether a reset has built an episode (cheaper than reading `state`, which MCP calls ask each time)."""
         return self._episode is not None
+
+    @property
+    def episode_difficulty(self) -> str | None:
+        """The current episode's tier (None before a reset): MCP's tools/list offers its tools."""
+        return self._episode.config.difficulty if self._episode is not None else None
 
     @property
     def expected_row_count(self) -> int | None:

@@ -11,7 +11,6 @@ from pydantic import Field, field_validator
 
 from metric_tracker_rl.analysis_tools.arguments import DateArgs
 from metric_tracker_rl.analysis_tools.registry import (
-    COUNT_TIERS,
     SEGMENTED_TIERS,
     ToolError,
     finite_or_none,
@@ -122,10 +121,9 @@ def _breakdown(episode: PublicEpisode, args: SegmentBreakdownArgs) -> list[Segme
     return segments
 
 
-# Offered at every tier, so that every client's tool list is the same whatever tier its episode has; without
-# segments it answers an error that names the tools to use.
+# Offered where there are segments: elsewhere a call answers that the tier does not offer it, naming the tier's tools.
 @register_tool("compare_segments", "Segments only: a metric on a date per value of 1-2 dimensions in a cuboid, "
-               "vs baseline.", SegmentBreakdownArgs, offered_at=COUNT_TIERS, answers_at=SEGMENTED_TIERS,
+               "vs baseline.", SegmentBreakdownArgs, offered_at=SEGMENTED_TIERS, answers_at=SEGMENTED_TIERS,
                example={"metric_name": "order_placed_to_payment_successful", "date": "2026-03-10",
                         "dimension": "platform"})
 def compare_segments(episode: PublicEpisode, args: SegmentBreakdownArgs) -> dict[str, Any]:

@@ -8,7 +8,7 @@ from typing import Any
 from pydantic import Field
 
 from metric_tracker_rl.analysis_tools.arguments import ToolArgs
-from metric_tracker_rl.analysis_tools.registry import CONTEXT_TIERS, COUNT_TIERS, ToolError, register_tool
+from metric_tracker_rl.analysis_tools.registry import CONTEXT_TIERS, ToolError, register_tool
 from metric_tracker_rl.analysis_tools.segment_tools import release_steps, segments_of
 from metric_tracker_rl.world.context import CONTEXT_TABLES
 from metric_tracker_rl.world.public_episode import PublicEpisode
@@ -23,10 +23,10 @@ class ContextArgs(ToolArgs):
     table: str = Field(description="Table")
 
 
-# Offered at every tier, so that every client's tool list is the same whatever tier its episode has; without
-# context tables it answers an error that says where they are.
+# Offered where there are context tables: elsewhere a call answers that the tier does not offer it, naming the
+# tier's tools.
 @register_tool("get_context", "Deep and abyss: a context table the brief lists.", ContextArgs,
-               offered_at=COUNT_TIERS, answers_at=CONTEXT_TIERS, example={"table": "experiments"})
+               offered_at=CONTEXT_TIERS, answers_at=CONTEXT_TIERS, example={"table": "experiments"})
 def get_context(episode: PublicEpisode, args: ContextArgs) -> dict[str, Any]:
     data = segments_of(episode)
     if data.context is None:

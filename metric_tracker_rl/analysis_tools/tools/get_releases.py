@@ -5,14 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 from metric_tracker_rl.analysis_tools.arguments import NoArgs
-from metric_tracker_rl.analysis_tools.registry import COUNT_TIERS, SEGMENTED_TIERS, register_tool
+from metric_tracker_rl.analysis_tools.registry import SEGMENTED_TIERS, register_tool
 from metric_tracker_rl.analysis_tools.segment_tools import release_steps, segments_of
 from metric_tracker_rl.world.public_episode import PublicEpisode
 
 
-# Offered at every tier, so that every client's tool list is the same whatever tier its episode has; without
-# segments it answers an error that names the tools to use.
+# Offered where there are segments: elsewhere a call answers that the tier does not offer it, naming the tier's tools.
 @register_tool("get_releases", "Segments only: each release's rollout share by date.", NoArgs,
-               offered_at=COUNT_TIERS, answers_at=SEGMENTED_TIERS)
+               offered_at=SEGMENTED_TIERS, answers_at=SEGMENTED_TIERS)
 def get_releases(episode: PublicEpisode, args: NoArgs) -> dict[str, Any]:
     return {"rows": release_steps(segments_of(episode)), "note": "a release's share stays at 1.0 after its last row"}
