@@ -165,6 +165,28 @@ def test_http_json_rpc_mistakes_get_json_rpc_errors(server_url: str) -> None:
     assert unparsable["error"]["code"] == -32700
 
 
+def test_http_tools_list_in_a_session_is_its_episodes_tiers(server_url: str) -> None:
+    """tools/list with a session_id (as the verifiers toolset sends it) lists the tools of the session's episode's
+    tier: the warehouse's after a warehouse reset, every listed tier's before one."""
+    session_id = rpc(server_url, "openenv/session/create")["result"]["session_id"]
+    ws_url = server_url.replace("http", "ws", 1)
+
+    def listed() -> list[str]:
+        return [tool["name"] for tool in rpc(server_url, "tools/list", {"session_id": session_id})["result"]["tools"]]
+
+    async def play() -> tuple[list[str], list[str]]:
+        async with websockets.connect(f"{ws_url}/ws?session_id={session_id}") as socket:
+            before = await asyncio.to_thread(listed)
+            await socket.send(json.dumps({"type": "reset", "data": {"seed": 2, "difficulty": "warehouse"}}))
+            await socket.recv()
+            return before, await asyncio.to_thread(listed)
+
+    before, after = asyncio.run(play())
+    assert before == [tool.name for tool in model_tools()]
+    assert after == [tool.name for tool in model_tools("warehouse")]
+    rpc(server_url, "openenv/session/close", {"session_id": session_id})
+
+
 def test_an_http_mcp_session_plays_an_episode_whose_rewards_sum_to_its_score(server_url: str) -> None:
     """OpenEnv's HTTP MCP lifecycle: openenv/session/create, reset on /ws?session_id=..., tools/call on POST /mcp
     with the session_id, the score read back from the session's state."""
