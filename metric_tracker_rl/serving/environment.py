@@ -118,8 +118,8 @@ def _error(message: str) -> dict[str, Any]:
 @cache
 def tier_methods(difficulty: str) -> list[AnalysisMethodInfo]:
     """The tools that answer at a tier, in registration order, each as its models read it there (the warehouse's
-    `query` takes longer statements) and marked offered where the tier's tool list holds it: a tool no tier of
-    `difficulty` answers is left out, since calling it there only answers that it is not offered."""
+    `query` takes longer statements) and marked offered where the tier's tool list holds it. A tool the tier does not
+    answer is left out: called there, it only answers that it is not offered."""
     return [AnalysisMethodInfo(**replace(spec, description=description, args_model=args_model).info(),
                                offered=difficulty in spec.offered_at)
             for spec in available_analysis_methods() if difficulty in spec.answers_at
