@@ -238,10 +238,12 @@ def test_grpo_two_steps_against_a_live_server(scripted_episodes: list[ScriptedEp
 
 
 # The warehouse's first two train tasks (its own block of the train split), played by two scripts over its own
-# tools: "expert" reads the metrics layer, then the dashboard's daily sessions, and submits the warehouse expert's
-# report on the episode; "empty" reads the two the other way round and submits an empty report.
+# tools: "expert" reads a section of the metrics layer, then a few of the dashboard's daily sessions, and submits
+# the first rows of the warehouse expert's report on the episode; "empty" reads the two the other way round and
+# submits an empty report. Short results and reports keep the CPU's generation short.
 WAREHOUSE_VARIANTS = ("expert", "empty")
-DASHBOARD_SQL = "SELECT date, sum(sessions) AS sessions FROM dashboard GROUP BY date ORDER BY date"
+DASHBOARD_SQL = "SELECT date, sum(sessions) AS sessions FROM dashboard GROUP BY date ORDER BY date LIMIT 5"
+EXPERT_ROWS = 2
 
 
 def expert_rows(client: Any, index: int) -> list[dict[str, Any]]:
@@ -261,10 +263,10 @@ def expert_rows(client: Any, index: int) -> list[dict[str, Any]]:
 
 def play_warehouse(client: Any, index: int, variant: str, rows: list[dict[str, Any]]) -> ScriptedEpisode:
     observation = client.reset(split="train", index=index).observation
-    calls: list[ToolCall] = [("metrics_layer", {}), ("query", {"sql": DASHBOARD_SQL, "limit": 60})]
+    calls: list[ToolCall] = [("metrics_layer", {"section": "session"}), ("query", {"sql": DASHBOARD_SQL})]
     if variant == "empty":
         calls.reverse()
-    calls.append((SUBMIT_REPORT, {"rows": rows if variant == "expert" else []}))
+    calls.append((SUBMIT_REPORT, {"rows": rows[:EXPERT_ROWS] if variant == "expert" else []}))
     results, score = [], 0.0
     for name, arguments in calls:
         action = tool_action(name, arguments)
