@@ -94,6 +94,7 @@ def test_a_tool_the_tier_does_not_offer_says_so_and_names_the_tiers_tools(diffic
     observation = environment.step(MetricTrackerRlAction(analysis_method=tool, analysis_args=arguments))
     assert observation.status == "error" and observation.reward == 0.0 and not observation.done
     tier_tools = ", ".join(t.name for t in model_tools(difficulty) if t.name in TOOL_REGISTRY)
-    assert observation.message == (f"{tool} is not offered at difficulty {difficulty!r}; the tools offered there: "
-                                   f"{tier_tools} (and the report's submission)")
+    where = ", ".join(d for d in RESET_DIFFICULTIES if tool in [t.name for t in model_tools(d)])
+    assert observation.message == (f"{tool} is not offered at difficulty {difficulty!r} (only at {where}); the "
+                                   f"tools offered there: {tier_tools} (and the report's submission)")
     assert tool not in [t.name for t in model_tools(difficulty)]

@@ -82,8 +82,9 @@ def test_a_tool_over_counts_is_an_error_naming_the_valid_ones(env: MetricTracker
     for name in ("list_suspicious_dates", "compare_segments", "get_context", "task_overview", "list_dates"):
         observation = analysis(env, name)
         assert observation.status == "error" and observation.reward == 0.0
-        assert observation.message == (f"{name} is not offered at difficulty 'warehouse'; the tools offered there: "
-                                       "query, metrics_layer (and the report's submission)")
+        assert observation.message.startswith(f"{name} is not offered at difficulty 'warehouse' (only at ")
+        assert observation.message.endswith("; the tools offered there: query, metrics_layer (and the report's "
+                                            "submission)")
     unknown = analysis(env, "no_such_tool")
     assert unknown.status == "error" and "unknown analysis method 'no_such_tool'" in unknown.message
     assert "metrics_layer" in unknown.message and "compare_segments, " not in unknown.message

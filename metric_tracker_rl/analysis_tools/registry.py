@@ -247,13 +247,13 @@ def raw_event_tools(tools: Mapping[str, ToolSpec] = TOOL_REGISTRY) -> dict[str, 
 
 def not_offered_error(name: str, tier: str | None, tools: Mapping[str, ToolSpec] = TOOL_REGISTRY) -> str | None:
     """The error of a call of a registered tool that `tier` does not answer (None where it does, or where the name
-    is no tool's: that is an unknown method): it says so and names the tools the tier offers."""
+    is no tool's: that is an unknown method): it says so, where the tool is, and names the tools the tier offers."""
     spec = tools.get(name)
     if spec is None or tier is None or tier in spec.answers_at:
         return None
     offered = [other.name for other in tools.values() if tier in other.offered_at]
-    return (f"{name} is not offered at difficulty {tier!r}; the tools offered there: {', '.join(offered)} (and "
-            "the report's submission)")
+    return (f"{name} is not offered at difficulty {tier!r} (only at {', '.join(spec.offered_at or spec.answers_at)}); "
+            f"the tools offered there: {', '.join(offered)} (and the report's submission)")
 
 
 def episode_arguments(name: str, episode: PublicEpisode, arguments: Any,
