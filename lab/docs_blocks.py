@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from lab.calibration.calibrate import (
+    CALIBRATED_DIFFICULTIES,
     PUBLISHED_RESULTS,
     SHORTCUT_AGENTS,
     UNTUNED,
@@ -31,6 +32,10 @@ from lab.calibration.calibrate import (
 )
 from lab.calibration.model_results import kept_results, model_regradings_table, model_results_table, scores_replay
 from lab.calibration.rung_failure_modes import render as render_failure_modes
+from lab.calibration.warehouse_calibration import ARTIFACT as WAREHOUSE_RESULTS
+from lab.calibration.warehouse_calibration import EXPERT as WAREHOUSE_EXPERT
+from lab.calibration.warehouse_calibration import SHORTCUTS as WAREHOUSE_SHORTCUTS
+from lab.calibration.warehouse_calibration import TUNING_SEEDS as WAREHOUSE_TUNING_SEEDS
 from lab.speed.attack_held_work import table as attack_held_work_table
 from lab.speed.warehouse_load import table as warehouse_load_table
 from metric_tracker_rl.catalog.dimensions import DIMENSIONS
@@ -127,9 +132,16 @@ def calibration_seeds() -> str:
     def seeds(first: int) -> str:
         return f"{first:,} to {first + EVAL_SEEDS_PER_DIFFICULTY - 1:,}"
 
-    rows = [[difficulty, seeds(TIERS[difficulty].calibration_seed_base),
+    tuned_elsewhere = [d for d in DIFFICULTIES if d not in CALIBRATED_DIFFICULTIES]
+    rows = [[difficulty, seeds(TIERS[difficulty].calibration_seed_base) + (" *" if difficulty in tuned_elsewhere
+                                                                            else ""),
              seeds(TIERS[difficulty].calibration_seed_base + UNTUNED_FIRST_OFFSET)] for difficulty in DIFFICULTIES]
-    return markdown_table(["tier", "eval seeds (tuned the agents and the tier)", "untuned seeds"], rows)
+    table = markdown_table(["tier", "eval seeds (tuned the agents and the tier)", "untuned seeds"], rows)
+    if not tuned_elsewhere:
+        return table
+    return (f"{table}\n\n* {', '.join(tuned_elsewhere)}: the eval split's sweep, which tuned nothing; the warehouse's "
+            f"expert was tuned on seeds {WAREHOUSE_TUNING_SEEDS.start} to {WAREHOUSE_TUNING_SEEDS.stop - 1}, and its "
+            "own calibration (lab/calibration/warehouse_calibration.py) plays its untuned seeds.")
 
 
 def best_shortcuts(results: dict[str, Any] | None = None) -> str:
@@ -277,13 +289,34 @@ def _model_result(difficulty: str, results: dict[str, Any]) -> str:
             f"{group['mean']:.3f} as recorded)")
 
 
-def tiers_at_a_glance(results: dict[str, Any] | None = None, models: dict[str, Any] | None = None) -> str:
+def warehouse_results() -> dict[str, Any]:
+    return json.loads(WAREHOUSE_RESULTS.read_text(encoding="utf-8"))
+
+
+def _calibration_means(difficulty: str, results: dict[str, Any], warehouse: dict[str, Any]) -> list[str]:
+    """The expert's mean and the best shortcut's, on a tier of counts from the calibration's eval seeds; on the
+    warehouse from its own calibration (its untuned seeds, its own expert and shortcuts: the count tiers' agents do
+    not play raw events), marked so."""
+    if difficulty in results["difficulties"]:
+        agents, expert, shortcuts, mark = results["agents"], EXPERT, SHORTCUT_AGENTS, ""
+        means = {name: agents[name][difficulty]["mean"] for name in shortcuts}
+    else:
+        agents, expert, shortcuts, mark = warehouse["agents"], WAREHOUSE_EXPERT, WAREHOUSE_SHORTCUTS, " *"
+        means = {name: agents[name]["mean"] for name in shortcuts}
+    best = max(shortcuts, key=lambda name: means[name])
+    expert_mean = agents[expert][difficulty]["mean"] if not mark else agents[expert]["mean"]
+    return [f"{expert_mean:.3f}{mark}", f"{means[best]:.3f} (`{best}`){mark}"]
+
+
+def tiers_at_a_glance(results: dict[str, Any] | None = None, models: dict[str, Any] | None = None,
+                      warehouse: dict[str, Any] | None = None) -> str:
     """Each listed tier in one row: its window, dimensions, incidents an episode, steps and named task (from the
-    tier and task configs), the expert's and the best shortcut's calibration means (the kept calibration results)
-    and a capable model's (the replayed transcripts)."""
+    tier and task configs), the expert's and the best shortcut's calibration means (the kept calibration results;
+    the warehouse's own) and a capable model's (the replayed transcripts)."""
     results = results or calibration_results()
     models = models or kept_results()
     check_calibrated(results)
+    warehouse = warehouse or warehouse_results()
     rows = []
     for difficulty in DIFFICULTIES:
         tier, config = TIERS[difficulty], resolve_episode_config(difficulty=difficulty)  # a seeded reset's
@@ -291,15 +324,14 @@ def tiers_at_a_glance(results: dict[str, Any] | None = None, models: dict[str, A
         counts = config.anomaly_count_range
         incidents = f"{counts[0]}–{counts[1]}" if counts else f"{config.anomaly_count}"
         tasks = ", ".join(f"`{task}`" for task, spec in TASKS.items() if spec.difficulty == difficulty) or "–"
-        means = {name: results["agents"][name][difficulty]["mean"] for name in SHORTCUT_AGENTS}
-        best = max(SHORTCUT_AGENTS, key=lambda name: means[name])
         rows.append([difficulty, f"{tier.window_days} days", fields, incidents, str(config.max_steps), tasks,
-                     f"{results['agents'][EXPERT][difficulty]['mean']:.3f}", f"{means[best]:.3f} (`{best}`)",
-                     _model_result(difficulty, models)])
+                     *_calibration_means(difficulty, results, warehouse), _model_result(difficulty, models)])
     lead = ("Each listed tier (`reset(difficulty=...)`); the expert's and the best shortcut's (of "
             + ", ".join(f"`{name}`" for name in SHORTCUT_AGENTS) + ") calibration means, and a capable LLM's mean "
             "over its zero-shot episodes ([model results](lab/docs/model_results.md); every agent's figures are in "
-            "[calibration](lab/docs/calibration.md)):")
+            "[calibration](lab/docs/calibration.md)). * The warehouse's from its own calibration, on seeds that tuned "
+            "nothing (`lab/artifacts/warehouse_calibration.json`): its expert, and the best of its shortcuts that "
+            "read only the dashboard (" + ", ".join(f"`{name}`" for name in WAREHOUSE_SHORTCUTS) + "):")
     return lead + "\n\n" + markdown_table(["tier", "window", "dimensions", "incidents", "steps", "named task",
                                             "expert", "best shortcut", "a capable model"], rows)
 

@@ -247,9 +247,10 @@ def test_get_context_errors_name_the_valid_tables_and_where_they_exist() -> None
     assert not run_tool("get_context", public, {}).ok
     frontier = reset_episode(seed=0, difficulty="frontier").public
     error = run_tool("get_context", frontier, {"table": "experiments"}).error or ""
-    assert "deep" in error and "get_releases" in error
+    assert "(only at deep, abyss)" in error and "get_releases" in error
     easy = reset_episode(seed=0, difficulty="easy").public
-    assert "no segments" in (run_tool("get_context", easy, {"table": "holidays"}).error or "")
+    error = run_tool("get_context", easy, {"table": "holidays"}).error or ""
+    assert "not offered at difficulty 'easy' (only at deep, abyss)" in error and "get_releases" not in error
 
 
 @pytest.mark.parametrize("note_share", [0.0, 1.0])

@@ -13,6 +13,7 @@ from metric_tracker_rl.serving.debugger import charts
 from metric_tracker_rl.serving.debugger.tabs import TabSession
 from metric_tracker_rl.serving.environment import MetricTrackerRlEnvironment
 from metric_tracker_rl.serving.local_server import local_server
+from metric_tracker_rl.view.tool_schemas import model_tools
 
 pytestmark = pytest.mark.slow  # serves an episode on loopback
 
@@ -35,6 +36,13 @@ def test_a_warehouse_episode_opens_in_the_debugger_with_its_dashboards_charts() 
             assert "No hourly data" in charts.hourly_heatmap_svg(data, "app_opens", marks, 1)
             assert "<svg" in charts.funnel_svg(data, data.dates[-1], marks, 1)
             assert observation.steps_remaining == WAREHOUSE.max_steps  # the charts read in a session of their own
+            # The tool picker holds the tier's tools: its SQL box and its metrics layer, readable; no generator.
+            offered = [name for name, method in tab.methods.items() if method["offered"]]
+            assert offered == [tool.name for tool in model_tools("warehouse") if tool.name in tab.methods]
+            assert {"query", "metrics_layer"} <= set(offered)
+            assert not [name for name, method in tab.methods.items() if method["kind"] == "generator"]
+            layer = tab.step(MetricTrackerRlAction(analysis_method="metrics_layer", analysis_args={}))
+            assert layer.status == "ok" and layer.analysis_result["definitions"], layer.message
         finally:
             tab.close()
     # The counts are the dashboard's, as the query tool reads it in process.

@@ -501,6 +501,10 @@ def test_difficulty_chooses_the_named_or_train_tasks_and_the_knobs_reach_every_e
     offline = settings_from()
     by_difficulty = inference.parse_args(["--difficulty", "DEEP"], offline).episode_specs
     assert [e.reset_kwargs for e in by_difficulty] == [{"task_id": "deep_cuboids"}]
+    warehouse = inference.parse_args(["--difficulty", "warehouse"], offline).episode_specs
+    assert [e.reset_kwargs for e in warehouse] == [{"task_id": "warehouse_raw_events"}]
+    assert "warehouse_raw_events" in [e.reset_kwargs.get("task_id") for e in inference.parse_args([], offline)
+                                      .episode_specs]  # the default list plays it too
     pair = inference.parse_args(["--difficulty", "frontier,deep", "--seed", "7"], offline).episode_specs
     assert [e.reset_kwargs for e in pair] == [{"task_id": "frontier_segments", "seed": 7},
                                               {"task_id": "deep_cuboids", "seed": 7}]

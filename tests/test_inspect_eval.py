@@ -150,8 +150,10 @@ def test_importing_the_package_leaves_inspect_out() -> None:
 
 def test_default_samples_are_the_named_tasks() -> None:
     samples = list(episode_dataset(None, None, 0))
-    assert [s.id for s in samples] == list(DEFAULT_TASK_ORDER)
+    assert [s.id for s in samples] == list(DEFAULT_TASK_ORDER) and "warehouse_raw_events" in DEFAULT_TASK_ORDER
     assert [s.metadata["reset_kwargs"] for s in samples] == [{"task_id": t} for t in DEFAULT_TASK_ORDER]
+    warehouse = list(episode_dataset(None, "warehouse", 0))  # -T difficulty=warehouse: its named task
+    assert [(s.id, s.metadata["difficulty"]) for s in warehouse] == [("warehouse_raw_events", "warehouse")]
 
 
 @settings(max_examples=30, deadline=None)

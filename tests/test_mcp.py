@@ -165,6 +165,28 @@ def test_http_json_rpc_mistakes_get_json_rpc_errors(server_url: str) -> None:
     assert unparsable["error"]["code"] == -32700
 
 
+def test_http_tools_list_in_a_session_is_its_episodes_tiers(server_url: str) -> None:
+    """tools/list with a session_id (as the verifiers toolset sends it) lists the tools of the session's episode's
+    tier: the warehouse's after a warehouse reset, every listed tier's before one."""
+    session_id = rpc(server_url, "openenv/session/create")["result"]["session_id"]
+    ws_url = server_url.replace("http", "ws", 1)
+
+    def listed() -> list[str]:
+        return [tool["name"] for tool in rpc(server_url, "tools/list", {"session_id": session_id})["result"]["tools"]]
+
+    async def play() -> tuple[list[str], list[str]]:
+        async with websockets.connect(f"{ws_url}/ws?session_id={session_id}") as socket:
+            before = await asyncio.to_thread(listed)
+            await socket.send(json.dumps({"type": "reset", "data": {"seed": 2, "difficulty": "warehouse"}}))
+            await socket.recv()
+            return before, await asyncio.to_thread(listed)
+
+    before, after = asyncio.run(play())
+    assert before == [tool.name for tool in model_tools()]
+    assert after == [tool.name for tool in model_tools("warehouse")]
+    rpc(server_url, "openenv/session/close", {"session_id": session_id})
+
+
 def test_an_http_mcp_session_plays_an_episode_whose_rewards_sum_to_its_score(server_url: str) -> None:
     """OpenEnv's HTTP MCP lifecycle: openenv/session/create, reset on /ws?session_id=..., tools/call on POST /mcp
     with the session_id, the score read back from the session's state."""
@@ -204,8 +226,25 @@ def test_openenv_mcp_tool_client_lists_and_calls_the_tools(server_url: str) -> N
             return names, await env.call_tool("list_suspicious_dates", limit=2)
 
     names, text = asyncio.run(play())
-    assert names == [tool.name for tool in model_tools()]
+    assert names == [tool.name for tool in model_tools("hard")]  # the tools of the session's episode's tier
     assert text.startswith("dates: 2 rows") and "steps_remaining: 39" in text
+
+
+def test_tools_list_over_json_rpc_after_a_warehouse_reset_is_the_warehouses_tools(server_url: str) -> None:
+    """A session's tools/list is its episode's tier's (the SQL tool with the warehouse's limit, the metrics layer);
+    a tool not offered there answers an error that names them."""
+    async def play() -> tuple[list[Any], str]:
+        async with MCPToolClient(base_url=server_url) as env:
+            await env.reset(seed=4, difficulty="warehouse")
+            tools = await env.list_tools()
+            return tools, await env.call_tool("list_suspicious_dates", limit=2)
+
+    tools, refused = asyncio.run(play())
+    assert [tool.name for tool in tools] == [tool.name for tool in model_tools("warehouse")]
+    [query] = [tool for tool in tools if tool.name == "query"]
+    assert [tool.description for tool in tools] == [tool.description for tool in model_tools("warehouse")]
+    assert "max 8000 chars" in str(query.input_schema)
+    assert "not offered at difficulty 'warehouse'" in refused and "query, metrics_layer" in refused
 
 
 def expert_submission(reset: dict[str, Any]) -> tuple[str, dict[str, Any]]:

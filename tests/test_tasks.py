@@ -23,9 +23,11 @@ from metric_tracker_rl.catalog.tasks import (
 from metric_tracker_rl.catalog.tiers import TIERS
 from metric_tracker_rl.generation.anomalies import FAMILY_REGISTRY
 from metric_tracker_rl.serving.environment import MetricTrackerRlEnvironment
+from metric_tracker_rl.view.tool_schemas import model_tools
 
 TASK_DIFFICULTIES = {"easy_two_spikes": "easy", "medium_mixed_three": "medium", "hard_mixed_multi": "hard",
-                     "frontier_segments": "frontier", "deep_cuboids": "deep", "abyss_faint_cuboids": "abyss"}
+                     "frontier_segments": "frontier", "deep_cuboids": "deep", "abyss_faint_cuboids": "abyss",
+                     "warehouse_raw_events": "warehouse"}
 
 
 def test_named_tasks_and_their_order() -> None:
@@ -56,7 +58,11 @@ def test_reset_sends_the_catalogs_and_later_steps_do_not() -> None:
     obs = env.reset()
     assert obs.task_id == DEFAULT_TASK_ORDER[0]
     assert [t.task_id for t in obs.available_tasks] == list(NAMED_TASK_ORDER)
-    assert {m.name for m in obs.available_methods} == set(TOOL_REGISTRY)
+    # The tools that answer at the episode's tier (the wire API's), those its models are offered marked so.
+    assert {m.name for m in obs.available_methods} == {name for name, spec in TOOL_REGISTRY.items()
+                                                       if obs.config["difficulty"] in spec.answers_at}
+    assert [m.name for m in obs.available_methods if m.offered] == [
+        tool.name for tool in model_tools(obs.config["difficulty"]) if tool.name in TOOL_REGISTRY]
     assert {g["family"] for g in obs.available_synthetic_generator_methods} == set(FAMILY_REGISTRY)
     assert obs.conversion_metric_definitions
     step = env.step(MetricTrackerRlAction(analysis_method="task_overview"))

@@ -237,6 +237,99 @@ def test_grpo_two_steps_against_a_live_server(scripted_episodes: list[ScriptedEp
           json.dumps(logs), sep="\n")
 
 
+# The warehouse's first two train tasks (its own block of the train split), played by two scripts over its own
+# tools: "expert" reads a section of the metrics layer, then a few of the dashboard's daily sessions, and submits
+# the first rows of the warehouse expert's report on the episode; "empty" reads the two the other way round and
+# submits an empty report. Short results and reports keep the CPU's generation short.
+WAREHOUSE_VARIANTS = ("expert", "empty")
+DASHBOARD_SQL = "SELECT date, sum(sessions) AS sessions FROM dashboard GROUP BY date ORDER BY date LIMIT 5"
+EXPERT_ROWS = 2
+
+
+def expert_rows(client: Any, index: int) -> list[dict[str, Any]]:
+    """The rows the warehouse expert submits on train task `index` (played over the plain client)."""
+    from metric_tracker_rl.agents import make_agent, run_episode
+
+    sent: list[Any] = []
+
+    def step(action: Any) -> Any:
+        sent.append(action)
+        return client.step(action)
+
+    run_episode(make_agent("warehouse_expert"), client.reset, step, split="train", index=index)
+    [report] = [action for action in sent if action.classifications is not None]
+    return [row.model_dump(exclude_none=True) for row in report.classifications]
+
+
+def play_warehouse(client: Any, index: int, variant: str, rows: list[dict[str, Any]]) -> ScriptedEpisode:
+    observation = client.reset(split="train", index=index).observation
+    calls: list[ToolCall] = [("metrics_layer", {"section": "session"}), ("query", {"sql": DASHBOARD_SQL})]
+    if variant == "empty":
+        calls.reverse()
+    calls.append((SUBMIT_REPORT, {"rows": rows[:EXPERT_ROWS] if variant == "expert" else []}))
+    results, score = [], 0.0
+    for name, arguments in calls:
+        action = tool_action(name, arguments)
+        assert not isinstance(action, str), action
+        step = client.step(action)
+        assert step.observation.status != "error", step.observation.message
+        results.append(render_observation(step.observation))
+        score += float(step.reward or 0.0)
+    return ScriptedEpisode(index, variant, first_prompt(observation), calls, results, score)
+
+
+def test_grpo_two_steps_at_the_warehouse_with_its_own_tools(server_url: str, recorded_rollouts: list[dict[str, Any]],
+                                                           tmp_path: Path) -> None:
+    """The warehouse's class (`MetricTrackerToolEnv.for_tier("warehouse")`) trains as the default one does: TRL
+    offers exactly the tier's tools, runs the scripted calls through them and logs the rollouts' scores."""
+    from tiny_qwen3 import scripted_qwen3, tiny_tokenizer
+
+    from metric_tracker_rl.view.prompt import WAREHOUSE_SYSTEM_PROMPT
+    from training.grpo import tier_tasks
+
+    tasks = tier_tasks("warehouse")[:EPISODES]
+    with MetricTrackerRlEnv(base_url=server_url).sync() as client:
+        episodes = [play_warehouse(client, index, variant, expert_rows(client, index))
+                    for index in tasks for variant in WAREHOUSE_VARIANTS]
+    for index in tasks:  # a GRPO signal: the expert's report scores, the empty one does not
+        scores = {e.variant: e.score for e in episodes if e.index == index}
+        assert scores["expert"] > scores["empty"] == 0.0, scores
+    by_start = {(e.brief, e.turns()[0]): e for e in episodes}
+
+    def script(context: str, row: int) -> str:
+        done = emitted_turns(context)
+        briefs = [e for (brief, _), e in by_start.items() if brief in context]
+        if not done:
+            return next(e for e in briefs if e.variant == WAREHOUSE_VARIANTS[row % 2]).turns()[0]
+        return next(e for e in briefs if e.turns()[:len(done)] == done).turns()[len(done)]
+
+    texts = [WAREHOUSE_SYSTEM_PROMPT, *prompt_texts(), *(json.dumps(tool) for tool in openai_tools("warehouse"))]
+    for episode in episodes:
+        texts += [episode.brief, *episode.turns(), *episode.results]
+    tokenizer = tiny_tokenizer(texts)
+    model = scripted_qwen3(tokenizer, script)
+    args = grpo_config(str(tmp_path), per_device_train_batch_size=2, gradient_accumulation_steps=1,
+                       num_generations=2, max_steps=2, use_vllm=False, bf16=False, use_cpu=True,
+                       log_completions=False, save_strategy="no", seed=0)
+    trainer = grpo_trainer(model, args, grpo_dataset(EPISODES, start=tasks.start), processing_class=tokenizer,
+                           tier="warehouse")
+    assert sorted(tool.__name__ for tool in trainer.tools) == sorted(t.name for t in model_tools("warehouse"))
+    trainer.train()
+
+    assert len(recorded_rollouts) == 2 * 2
+    for rollout in recorded_rollouts:
+        played = next(e for e in episodes if e.brief == rollout["brief"] and e.calls == rollout["calls"])
+        assert rollout["results"] == played.results and rollout["reward"] == pytest.approx(played.score)
+    assert all(WAREHOUSE_SYSTEM_PROMPT in context for context in model.contexts)
+    assert '"name": "metrics_layer"' in model.contexts[0] and '"name": "task_overview"' not in model.contexts[0]
+    logs = [entry for entry in trainer.state.log_history if "loss" in entry]
+    assert len(logs) == 2
+    for step, entry in enumerate(logs):
+        step_rewards = [r["reward"] for r in recorded_rollouts[2 * step: 2 * step + 2]]
+        assert entry["rewards/MetricTrackerToolEnv_warehouse/mean"] == pytest.approx(sum(step_rewards) / 2)
+        assert entry["tools/call_frequency"] == pytest.approx(3.0) and math.isfinite(entry["loss"])
+
+
 @pytest.fixture(scope="module")
 def trajectory_files(server_url: str, tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
     """Two episodes each of the expert and the scripted agent, written by `inference.py --trajectories`."""

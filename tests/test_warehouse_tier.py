@@ -1,6 +1,7 @@
 """The warehouse tier as an agent plays it: reset reaches it (in process and on a served loopback server), its tool
 list is the SQL tool over its own tables, the metrics layer and submit_report within the schema budget, a call of
-any other tool or a generator submission is an error that names what is valid, and no published list names it."""
+any other tool or a generator submission is an error that names what is valid, and every published list names it,
+after abyss."""
 
 from __future__ import annotations
 
@@ -44,24 +45,24 @@ def analysis(env: MetricTrackerRlEnvironment, method: str, **arguments: object):
     return env.step(MetricTrackerRlAction(analysis_method=method, analysis_args=arguments))
 
 
-def test_reset_reaches_the_tier_which_no_published_list_names() -> None:
-    assert "warehouse" in RESET_DIFFICULTIES and "warehouse" not in DIFFICULTIES
-    assert TIERS["warehouse"] is WAREHOUSE and not WAREHOUSE.listed and WAREHOUSE.data == "events"
-    assert all(task.difficulty != "warehouse" for task in TASKS.values())
-    for published in ("README.md", "openenv.yaml"):
-        assert "warehouse" not in (Path(ROOT) / published).read_text(encoding="utf-8").lower(), published
+def test_the_tier_is_listed_after_abyss_with_a_named_task() -> None:
+    assert DIFFICULTIES[-2:] == ("abyss", "warehouse") and tuple(RESET_DIFFICULTIES) == DIFFICULTIES
+    assert TIERS["warehouse"] is WAREHOUSE and WAREHOUSE.listed and WAREHOUSE.data == "events"
+    [named] = [task for task in TASKS.values() if task.difficulty == "warehouse"]
+    assert "warehouse" in (Path(ROOT) / "README.md").read_text(encoding="utf-8").lower()
     observation = MetricTrackerRlEnvironment().reset(difficulty="warehouse", seed=4)
     assert observation.objective == WAREHOUSE_OBJECTIVE and observation.config["difficulty"] == "warehouse"
+    assert MetricTrackerRlEnvironment().reset(task_id=named.task_id).config["difficulty"] == "warehouse"
 
 
 def test_the_tool_list_is_the_sql_tool_the_metrics_layer_and_submit_report_within_budget() -> None:
     assert [tool.name for tool in model_tools("warehouse")] == WAREHOUSE_TOOLS
     assert schema_chars("warehouse") <= WAREHOUSE.tool_schema_budget
     # The counts' tiers keep their lists: the warehouse's tool is offered nowhere else, and a client's fixed list
-    # holds it once the warehouse is listed.
+    # holds it, the warehouse being listed.
     for tier in COUNT_DIFFICULTIES:
         assert "metrics_layer" not in [tool.name for tool in model_tools(tier)]
-    assert ("metrics_layer" in [tool.name for tool in model_tools()]) == WAREHOUSE.listed
+    assert "metrics_layer" in [tool.name for tool in model_tools()]
     [query] = [tool for tool in openai_tools("warehouse") if tool["function"]["name"] == "query"]
     assert query != TOOL_REGISTRY["query"].openai_schema()  # its own description, not the counts' tables
 
@@ -77,11 +78,17 @@ def test_the_sql_tool_names_every_table_of_an_episode_and_only_those() -> None:
 
 
 def test_a_tool_over_counts_is_an_error_naming_the_valid_ones(env: MetricTrackerRlEnvironment) -> None:
-    for name in ("list_suspicious_dates", "compare_segments", "get_context", "task_overview", "no_such_tool"):
+    """A tool the tier does not offer says so (not that it is unknown) and names the tier's tools; a name no tool
+    has is unknown."""
+    for name in ("list_suspicious_dates", "compare_segments", "get_context", "task_overview", "list_dates"):
         observation = analysis(env, name)
         assert observation.status == "error" and observation.reward == 0.0
-        assert "valid methods: " in observation.message and "query" in observation.message
-        assert "metrics_layer" in observation.message and "compare_segments, " not in observation.message
+        assert observation.message.startswith(f"{name} is not offered at difficulty 'warehouse' (only at ")
+        assert observation.message.endswith("; the tools offered there: query, metrics_layer (and the report's "
+                                            "submission)")
+    unknown = analysis(env, "no_such_tool")
+    assert unknown.status == "error" and "unknown analysis method 'no_such_tool'" in unknown.message
+    assert "metrics_layer" in unknown.message and "compare_segments, " not in unknown.message
 
 
 def test_a_generator_submission_is_refused_without_using_a_submission(env: MetricTrackerRlEnvironment) -> None:
@@ -134,9 +141,8 @@ def test_the_metrics_layer_answers_nowhere_else() -> None:
     observation = MetricTrackerRlEnvironment()
     observation.reset(difficulty="abyss", seed=1)
     refused = analysis(observation, "metrics_layer")
-    assert refused.status == "error" and "unknown analysis method 'metrics_layer'" in refused.message
-    valid = refused.message.split("valid methods: ", 1)[1].split(", ")
-    assert "query" in valid and "compare_segments" in valid and "metrics_layer" not in valid
+    assert refused.status == "error" and "not offered at difficulty 'abyss'" in refused.message
+    assert "compare_segments" in refused.message
 
 
 @pytest.mark.slow  # starts a server process

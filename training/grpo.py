@@ -29,14 +29,31 @@ def grpo_dataset(count: int, start: int = 0) -> Dataset:
     from datasets import Dataset
 
     from metric_tracker_rl.catalog.task_splits import get_split
-    from metric_tracker_rl.view.prompt import SYSTEM_PROMPT
+    from metric_tracker_rl.view.prompt import system_prompt
 
     size = get_split("train").size()
     if not 0 <= start < start + count <= size:
         raise ValueError(f"the train split has tasks 0 to {size - 1}; asked for {start} to {start + count - 1}")
-    prompt = [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": ""}]
-    return Dataset.from_list([{"prompt": prompt, "split": "train", "index": index}
+
+    def prompt(index: int) -> list[dict[str, str]]:  # the system prompt of the task's tier
+        difficulty = get_split("train").task(index)["difficulty"]
+        return [{"role": "system", "content": system_prompt(difficulty)}, {"role": "user", "content": ""}]
+
+    return Dataset.from_list([{"prompt": prompt(index), "split": "train", "index": index}
                               for index in range(start, start + count)])
+
+
+def tier_tasks(difficulty: str) -> range:
+    """The train split's tasks of one tier: the block of its own (every tier listed after the first block has one)."""
+    from metric_tracker_rl.catalog.task_splits import TRAIN_SCHEDULE
+
+    first = 0
+    for block in TRAIN_SCHEDULE:
+        if block.difficulties == (difficulty,):
+            return range(first, first + block.count)
+        first += block.count
+    own = [block.difficulties[0] for block in TRAIN_SCHEDULE if len(block.difficulties) == 1]
+    raise ValueError(f"{difficulty!r} has no train block of its own; tiers that have one: {', '.join(own)}")
 
 
 def grpo_config(output_dir: str, **overrides: Any) -> GRPOConfig:
@@ -63,14 +80,16 @@ def grpo_config(output_dir: str, **overrides: Any) -> GRPOConfig:
 
 
 def grpo_trainer(model: str | PreTrainedModel, args: GRPOConfig, dataset: Dataset,
-                 processing_class: PreTrainedTokenizerBase | None = None) -> GRPOTrainer:
-    """The trainer: the environment class is the tool set and, through get_reward(), the only reward."""
+                 processing_class: PreTrainedTokenizerBase | None = None, tier: str | None = None) -> GRPOTrainer:
+    """The trainer: the environment class is the tool set and, through get_reward(), the only reward. With a
+    `tier`, the class of that tier's own tools (every task of the data set must be at it)."""
     from trl import GRPOTrainer
 
     from metric_tracker_rl.adapters.trl import MetricTrackerToolEnv
 
+    environment = MetricTrackerToolEnv if tier is None else MetricTrackerToolEnv.for_tier(tier)
     return GRPOTrainer(model=model, args=args, train_dataset=dataset, processing_class=processing_class,
-                       environment_factory=MetricTrackerToolEnv)
+                       environment_factory=environment)
 
 
 GENERATION = {  # --generation: how completions are generated
@@ -85,7 +104,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("--model", default=MODEL, help="a Hugging Face model id or a local directory")
     parser.add_argument("--tasks", type=int, default=2000, help="train-split tasks to train on")
-    parser.add_argument("--start", type=int, default=0, help="the first train-split task")
+    parser.add_argument("--start", type=int, default=None, help="the first train-split task (default: 0, or the "
+                        "first of --tier's block)")
+    parser.add_argument("--tier", default=None, help="train one tier with its own tools, on its block of the train "
+                        "split (a tier listed after the first block: deep, abyss, warehouse)")
     parser.add_argument("--output-dir", default="runs/grpo", help="checkpoints and logs")
     parser.add_argument("--steps", type=int, default=-1, help="optimizer steps; -1: one pass over the tasks")
     parser.add_argument("--batch-size", type=int, default=8, help="completions per device and micro-step")
@@ -124,7 +146,8 @@ def main(argv: list[str] | None = None) -> None:
 
     require_train_group()
     config = grpo_config(args.output_dir, **config_overrides(args))
-    grpo_trainer(args.model, config, grpo_dataset(args.tasks, args.start)).train()
+    start = args.start if args.start is not None else tier_tasks(args.tier).start if args.tier else 0
+    grpo_trainer(args.model, config, grpo_dataset(args.tasks, start), tier=args.tier).train()
 
 
 if __name__ == "__main__":

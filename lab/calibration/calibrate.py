@@ -39,7 +39,7 @@ import lab.agents.scan_analyst  # noqa: F401  (registers the scan analyst and it
 from lab.agents.registry import known_agents, make_agent
 from metric_tracker_rl.adapters.session import EpisodeSession
 from metric_tracker_rl.agents import play
-from metric_tracker_rl.catalog.published import DIFFICULTIES, RESET_DIFFICULTIES
+from metric_tracker_rl.catalog.published import COUNT_DIFFICULTIES, DIFFICULTIES, RESET_DIFFICULTIES
 from metric_tracker_rl.catalog.task_splits import NULL_EVERY, UNTUNED_FIRST_OFFSET, calibration_reset_kwargs
 from metric_tracker_rl.catalog.tasks import DEFAULT_TASK_ORDER, get_task_spec
 from metric_tracker_rl.serving.environment import MetricTrackerRlEnvironment
@@ -89,12 +89,16 @@ def sweep(difficulty: str, seeds: int, first_offset: int = 0) -> list[EpisodeSpe
             for kwargs in episodes]
 
 
-# The difficulties and named tasks the calibration table covers (the eval split holds the same episodes as
-# episode_plan(seeds, NAMED_TASK_ORDER, DIFFICULTIES), with the named tasks added after its publication last).
-CALIBRATED_DIFFICULTIES = DIFFICULTIES
+# The difficulties and named tasks the calibration table covers: the listed tiers of counts (the eval split holds the
+# same episodes as episode_plan(seeds, NAMED_TASK_ORDER, DIFFICULTIES), with the named tasks added after its
+# publication last). The warehouse, whose raw events these agents do not read, has a calibration of its own
+# (lab/calibration/warehouse_calibration.py) with its own agents.
+CALIBRATED_DIFFICULTIES = tuple(name for name in DIFFICULTIES if name in COUNT_DIFFICULTIES)
+CALIBRATED_TASKS = tuple(task for task in DEFAULT_TASK_ORDER
+                         if get_task_spec(task).difficulty in CALIBRATED_DIFFICULTIES)
 
 
-def episode_plan(seeds: int, task_ids: tuple[str, ...] = DEFAULT_TASK_ORDER,
+def episode_plan(seeds: int, task_ids: tuple[str, ...] = CALIBRATED_TASKS,
                  difficulties: tuple[str, ...] = CALIBRATED_DIFFICULTIES, first_offset: int = 0) -> list[EpisodeSpec]:
     named = [EpisodeSpec(task_id, {"task_id": task_id}) for task_id in task_ids]
     return named + [spec for difficulty in difficulties for spec in sweep(difficulty, seeds, first_offset)]
@@ -152,7 +156,7 @@ def scored_in(agent_name: str, specs: list[EpisodeSpec], held_out_secret: str = 
 
 def calibrate(agent_names: list[str], seeds: int, progress: bool = True, held_out: bool = False,
               difficulties: tuple[str, ...] = CALIBRATED_DIFFICULTIES,
-              task_ids: tuple[str, ...] = DEFAULT_TASK_ORDER, workers: int = 1,
+              task_ids: tuple[str, ...] = CALIBRATED_TASKS, workers: int = 1,
               first_offset: int = 0) -> dict[str, Any]:
     """Every agent over the plan (each difficulty's seeds from `first_offset`); with held_out, the in-process
     environment runs with a server-side secret. With `workers` > 1 the episodes run in that many processes (each
@@ -358,8 +362,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--held-out", action="store_true", help="run the environment with a held-out secret")
     parser.add_argument("--no-named-tasks", action="store_true", help="sweep the difficulties only (deep's own "
                         "agents' calibration)")
-    parser.add_argument("--tasks", default=",".join(DEFAULT_TASK_ORDER),
-                        help="comma-separated named tasks to play (default: every one)")
+    parser.add_argument("--tasks", default=",".join(CALIBRATED_TASKS),
+                        help="comma-separated named tasks to play (default: every one at the calibrated tiers)")
     parser.add_argument("--no-sweep", action="store_true", help="play the named tasks only, no seed sweep")
     parser.add_argument("--merge", action="store_true", help="add this run's groups to the results file at --output "
                         "(its agents must be the file's, in held-out mode or not as the file): a new named task's "

@@ -54,6 +54,9 @@ AGENTS = ("warehouse_expert", "warehouse_model_like", "warehouse_dashboard_analy
 # them out).
 WAREHOUSE_AGENTS = tuple(agent for agent in AGENTS if agent.startswith("warehouse_"))
 EXPERT = "warehouse_expert"
+# The agents that skip the investigation (they read the dashboard and never a raw event): the warehouse's shortcuts,
+# whose best the README's tiers table shows beside the expert.
+SHORTCUTS = ("warehouse_dashboard_analyst", "warehouse_every_dip", "warehouse_all_data_quality")
 
 
 def play_one(job: tuple[str, str, int]) -> dict[str, Any]:

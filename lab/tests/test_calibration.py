@@ -16,6 +16,7 @@ import pytest
 from lab.agents.registry import known_agents, make_agent
 from lab.calibration.calibrate import (
     AGENT_RESET_OVERRIDES,
+    CALIBRATED_DIFFICULTIES,
     DEEP_ONLY_AGENTS,
     EVALUATION_AGENTS,
     LISTED_TIER_AGENTS,
@@ -47,7 +48,6 @@ from metric_tracker_rl.analysis_tools.registry import MAX_PAGE_ROWS
 from metric_tracker_rl.catalog.published import (
     AGGREGATE_DIFFICULTIES as DIFFICULTIES,  # frontier: test_frontier_calibration
 )
-from metric_tracker_rl.catalog.published import DIFFICULTIES as DIFFICULTIES_WITH_FRONTIER
 from metric_tracker_rl.catalog.task_splits import UNTUNED_FIRST_OFFSET
 from metric_tracker_rl.serving.environment import MetricTrackerRlEnvironment
 
@@ -372,15 +372,15 @@ def test_the_docs_calibration_tables_are_the_kept_results_rendered(doc: str, ren
 def test_the_kept_results_cover_every_agent_and_difficulty() -> None:
     results = json.loads(PUBLISHED_RESULTS.read_text())
     assert tuple(results["agents"]) == LISTED_TIER_AGENTS and results["seeds_per_difficulty"] == 200
-    assert results["difficulties"] == list(DIFFICULTIES_WITH_FRONTIER)
-    tier_nulls = {null_group(difficulty) for difficulty in DIFFICULTIES_WITH_FRONTIER}
-    assert all(set(stats) == {*named_task_groups(results), *DIFFICULTIES_WITH_FRONTIER, NULL_GROUP, *tier_nulls}
+    assert results["difficulties"] == list(CALIBRATED_DIFFICULTIES)
+    tier_nulls = {null_group(difficulty) for difficulty in CALIBRATED_DIFFICULTIES}
+    assert all(set(stats) == {*named_task_groups(results), *CALIBRATED_DIFFICULTIES, NULL_GROUP, *tier_nulls}
                for stats in results["agents"].values())
     untuned = results[UNTUNED]
     assert (untuned["first_offset"], untuned["seeds_per_difficulty"]) == (UNTUNED_FIRST_OFFSET, 200)
     assert tuple(untuned["agents"]) == LISTED_TIER_AGENTS
-    assert untuned["difficulties"] == list(DIFFICULTIES_WITH_FRONTIER)
-    assert all(set(stats) == {*DIFFICULTIES_WITH_FRONTIER, NULL_GROUP, *tier_nulls}
+    assert untuned["difficulties"] == list(CALIBRATED_DIFFICULTIES)
+    assert all(set(stats) == {*CALIBRATED_DIFFICULTIES, NULL_GROUP, *tier_nulls}
                for stats in untuned["agents"].values())
 
 

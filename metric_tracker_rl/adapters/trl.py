@@ -4,6 +4,13 @@ TRL builds one instance per rollout with no arguments, calls `reset(**dataset_ro
 to the prompt, offers every public method (except `reset` and `get_reward`) as a tool whose schema it reads from
 the method's type hints and Google-style docstring, and scores the rollout with `get_reward()`.
 
+Each tier offers its own tools (`view.tool_schemas.model_tools(difficulty)`): `MetricTrackerToolEnv.for_tier(d)` is
+the class whose methods are exactly tier d's tools, with their descriptions and limits there (the warehouse's
+`query` takes longer statements), and whose rows start d's episodes. `MetricTrackerToolEnv` itself has every tool
+some listed tier offers, for a dataset of one tier of counts where a few of them answer errors; a dataset that
+mixes tiers gives TRL one class per tier (`environment_factory={d: MetricTrackerToolEnv.for_tier(d), ...}`, each
+row naming its `environment`).
+
 The tool methods are generated from the tool registry and the two submission tools of `view.tool_schemas`: each one's
 signature and docstring come from its pydantic argument model, so the schema the model sees cannot drift from
 what the server validates. A tool mistake comes back as text the model can read; it never raises.
@@ -21,8 +28,9 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable
+from functools import cache
 from types import GenericAlias, UnionType
-from typing import Any, Union, get_args, get_origin
+from typing import Any, ClassVar, Union, get_args, get_origin
 
 from openenv.core.client_types import StepResult
 from openenv.core.sync_client import SyncEnvClient
@@ -30,7 +38,9 @@ from pydantic import BaseModel
 from websockets.exceptions import ConnectionClosed
 
 from metric_tracker_rl.adapters.session import EpisodeSession
+from metric_tracker_rl.catalog.published import RESET_DIFFICULTIES
 from metric_tracker_rl.catalog.tasks import RESET_KEYS
+from metric_tracker_rl.catalog.validation import check_choice
 from metric_tracker_rl.client import MetricTrackerRlEnv
 from metric_tracker_rl.models import MetricTrackerRlAction
 from metric_tracker_rl.reconnect import lost_connection_text, reset_until_served
@@ -90,7 +100,7 @@ def _argument_description(field: Any, name: str, schema: dict[str, Any]) -> str:
     return description
 
 
-def _tool_method(tool: ModelTool) -> Callable[..., str]:
+def _tool_method(tool: ModelTool, owner: str = "MetricTrackerToolEnv") -> Callable[..., str]:
     """A method named after the tool, with the argument model's fields as keyword parameters and descriptions.
 
     The body takes any keyword arguments, so a wrong or missing argument reaches the validator, whose message
@@ -115,7 +125,7 @@ def _tool_method(tool: ModelTool) -> Callable[..., str]:
     annotations["return"] = str
     arguments_block = "\n\nArgs:\n" + "\n".join(lines) if lines else ""
     method.__name__ = tool.name
-    method.__qualname__ = f"MetricTrackerToolEnv.{tool.name}"
+    method.__qualname__ = f"{owner}.{tool.name}"
     method.__doc__ = f"{_one_line(tool.description)}{arguments_block}\n\nReturns:\n    {RETURNS}"
     method.__annotations__ = annotations
     method.__signature__ = inspect.Signature(parameters, return_annotation=str)  # type: ignore[attr-defined]
@@ -145,8 +155,21 @@ class _OneSession:
         return result
 
 
+# The keys of a dataset row that choose its episode's tier themselves; a row with none of them starts a tier class's
+# own difficulty.
+_TIER_CHOOSING_KEYS = ("task_id", "difficulty", "split")
+
+
 class MetricTrackerToolEnv:
     """One rollout's episode on a running server, with one method per model tool (see the module docstring)."""
+
+    difficulty: ClassVar[str | None] = None  # the tier whose tools the methods are (None: every listed tier's)
+
+    @classmethod
+    def for_tier(cls, difficulty: str) -> type[MetricTrackerToolEnv]:
+        """The class whose tool methods are exactly `difficulty`'s (one class per tier, made once): give it to
+        TRL's `environment_factory` to train at that tier. Its rows start episodes at that tier."""
+        return _tier_class(check_choice("difficulty", difficulty, RESET_DIFFICULTIES))
 
     def __init__(self, settings: ClientSettings | None = None) -> None:
         settings = settings or ClientSettings.load()  # TRL builds instances with no arguments
@@ -161,12 +184,18 @@ class MetricTrackerToolEnv:
         """Start the episode a dataset row describes (`task_id`, or `seed` and `difficulty`, or any reset setting);
         other columns (TRL passes `prompt` too) are ignored. Returns the episode brief for the prompt."""
         settings = {**self._reset_defaults, **{key: value for key, value in row.items() if key in RESET_KEYS}}
+        if self.difficulty is not None and not any(key in settings for key in _TIER_CHOOSING_KEYS):
+            settings["difficulty"] = self.difficulty
         # TRL keeps instances between batches: the server may have reaped an idle session meanwhile, or be
         # restarting. A reset that raised would end the training step, so it waits for the server instead.
         brief = reset_until_served(lambda: self._session.reset(**settings), self._client.disconnect, self._url,
                                    deadline_s=self._retry_deadline_s)
         if brief.status == "error":
             raise ValueError(f"the dataset row {settings} cannot start an episode: {self._session.message}")
+        started = brief.config.get("difficulty")
+        if self.difficulty is not None and started != self.difficulty:
+            raise ValueError(f"the dataset row {settings} starts a {started} episode, but this class offers the "
+                             f"{self.difficulty} tier's tools: use MetricTrackerToolEnv.for_tier({started!r})")
         return brief.text
 
     def get_reward(self) -> float:
@@ -193,11 +222,39 @@ class MetricTrackerToolEnv:
         self._close()
 
 
+class _NotOffered:
+    """A tool method of the default class that a tier class does not offer: reading it raises AttributeError, so
+    the tier class has no such method (TRL lists functions only, and `hasattr` is False)."""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    def __get__(self, instance: object, owner: type | None = None) -> Any:
+        tier = getattr(owner, "difficulty", None)
+        raise AttributeError(f"{self.name} is not offered at difficulty {tier!r}")
+
+
 def _add_tool_methods() -> None:
     for tool in model_tools():
         if hasattr(MetricTrackerToolEnv, tool.name):
             raise RuntimeError(f"tool {tool.name!r} would shadow a member of MetricTrackerToolEnv")
         setattr(MetricTrackerToolEnv, tool.name, _tool_method(tool))
+
+
+@cache
+def _tier_class(difficulty: str) -> type[MetricTrackerToolEnv]:
+    """MetricTrackerToolEnv with `difficulty`'s tool methods in place of the default ones."""
+    name = f"MetricTrackerToolEnv_{difficulty}"
+    tools = model_tools(difficulty)
+    members: dict[str, Any] = {"difficulty": difficulty, "__qualname__": name, "__module__": __name__,
+                               "__doc__": f"{MetricTrackerToolEnv.__doc__} Tools: the {difficulty} tier's."}
+    for tool in model_tools():
+        members[tool.name] = _NotOffered()
+    for tool in tools:
+        if tool.name not in members and hasattr(MetricTrackerToolEnv, tool.name):
+            raise RuntimeError(f"tool {tool.name!r} would shadow a member of MetricTrackerToolEnv")
+        members[tool.name] = _tool_method(tool, name)
+    return type(name, (MetricTrackerToolEnv,), members)
 
 
 _add_tool_methods()

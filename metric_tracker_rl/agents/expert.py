@@ -40,7 +40,13 @@ from metric_tracker_rl.agents.reading import (
     signed_share,
     strongest_signal,
 )
-from metric_tracker_rl.catalog.published import DIRECTIONAL_FAMILIES, FUNNEL_STEPS, SEGMENTED_DIFFICULTIES
+from metric_tracker_rl.agents.warehouse_expert import WarehouseExpertAgent
+from metric_tracker_rl.catalog.published import (
+    DIRECTIONAL_FAMILIES,
+    FUNNEL_STEPS,
+    RAW_EVENT_DIFFICULTIES,
+    SEGMENTED_DIFFICULTIES,
+)
 from metric_tracker_rl.models import MetricSubmissionRow, MetricTrackerRlAction
 from metric_tracker_rl.view.observation import SeenObservation
 
@@ -114,7 +120,7 @@ def _analysis(method: str, **args: Any) -> MetricTrackerRlAction:
 
 class ExpertAgent(Agent):
     name = "expert"
-    frontier: Agent | None = None  # with segments, the segmented procedure plays the episode
+    frontier: Agent | None = None  # with segments (or raw events), the tier's own procedure plays the episode
     frontier_agent: type[FrontierExpertAgent] = FrontierExpertAgent
     # Deep has its own procedure (cuboids, context); None: frontier_agent plays deep too (an agent built on
     # frontier's procedure, as the next-date padder).
@@ -123,6 +129,10 @@ class ExpertAgent(Agent):
     def begin(self, observation: SeenObservation) -> None:
         brief = observation.brief
         difficulty = observation.config.get("difficulty")
+        if difficulty in RAW_EVENT_DIFFICULTIES:  # raw events: the warehouse's own procedure
+            self.frontier = WarehouseExpertAgent()
+            self.frontier.begin(observation)
+            return
         if difficulty in SEGMENTED_DIFFICULTIES:
             # Daily-only dimensions (deep's channel and user type) call for the cuboid search.
             own = self.deep_agent if len(brief["segments"]["dimensions"]) > 3 else None

@@ -15,7 +15,7 @@ from pydantic import BaseModel, ValidationError
 
 from metric_tracker_rl.catalog.published import AGGREGATE_DIFFICULTIES, RESET_DIFFICULTIES, difficulties_holding
 from metric_tracker_rl.catalog.registry import Registry
-from metric_tracker_rl.catalog.tiers import CONTEXT, COUNTS, DATA_OF, EVENTS, SEGMENTS, TIERS, DataKind, Holding
+from metric_tracker_rl.catalog.tiers import CONTEXT, COUNTS, DATA_OF, EVENTS, SEGMENTS, DataKind, Holding
 from metric_tracker_rl.catalog.validation import check_choice, describe_validation_error
 from metric_tracker_rl.world.funnel import window_calendar
 from metric_tracker_rl.world.public_episode import PublicEpisode
@@ -101,13 +101,13 @@ class ToolSpec:
 
     @property
     def offered_at(self) -> tuple[str, ...]:
-        """The tiers whose models are offered the tool: those of the data it reads (reads_data_of), unless it is
-        kept for another caller. Its schema is in their tool lists and counts against each one's schema budget
-        (view.tool_schemas.model_tools)."""
+        """The tiers whose models are offered the tool: those it answers at (a tool offered where it cannot answer
+        only costs the model a wrong call), unless it is kept for another caller. Its schema is in their tool lists
+        and counts against each one's schema budget (view.tool_schemas.model_tools)."""
         if self.kept_for:
             return ()
-        return tuple(name for name, tier in TIERS.items() if reads_data_of(self.reads, tier.data)
-                     and (self.offered_only_at is None or name in self.offered_only_at))
+        return tuple(name for name in self.answers_at
+                     if self.offered_only_at is None or name in self.offered_only_at)
 
     @property
     def offered(self) -> bool:
@@ -271,6 +271,17 @@ def _as_read_at(spec: ToolSpec, difficulty: str | None) -> ToolSpec:
     return spec if args_model is spec.args_model else replace(spec, args_model=args_model)
 
 
+def not_offered_error(name: str, tier: str | None, tools: Mapping[str, ToolSpec] = TOOL_REGISTRY) -> str | None:
+    """The error of a call of a registered tool that `tier` does not answer (None where it does, or where the name
+    is no tool's: that is an unknown method): it says so, where the tool is, and names the tools the tier offers."""
+    spec = tools.get(name)
+    if spec is None or tier is None or tier in spec.answers_at:
+        return None
+    offered = [other.name for other in tools.values() if tier in other.offered_at]
+    return (f"{name} is not offered at difficulty {tier!r} (only at {', '.join(spec.offered_at or spec.answers_at)}); "
+            f"the tools offered there: {', '.join(offered)} (and the report's submission)")
+
+
 def episode_arguments(name: str, episode: PublicEpisode, arguments: Any,
                       tools: Mapping[str, ToolSpec] = TOOL_REGISTRY) -> BaseModel:
     """A tool's arguments as `run_tool` checks them for `episode` (`tools` already those of its tier); ToolError."""
@@ -285,6 +296,9 @@ def run_tool(name: str, episode: PublicEpisode, arguments: Any,
              tools: Mapping[str, ToolSpec] = TOOL_REGISTRY) -> ToolOutcome:
     """Validate and run one tool of `tools` (a scratch registry can add a new family's generator). Agent mistakes
     become error outcomes that name the valid options."""
+    refusal = not_offered_error(name, episode.task.get("config", {}).get("difficulty"), tools)
+    if refusal is not None:
+        return ToolOutcome(False, error=refusal)
     tools = episode_tools(episode, tools)
     try:
         args = episode_arguments(name, episode, arguments, tools)

@@ -115,8 +115,9 @@ PUBLISHED_FAMILIES = FamilyCatalog((
                       "get_absolute_spike_in_event_count_rows",
                       ("compare_count_to_median", SEGMENT_BREAKDOWN, *DEVIATION_SCANS), direction=1, shiftable=True),
     FamilyDescription("funnel_break", "funnel_step",
-                      "One step almost stops converting for a block of hours (payments failing, a broken button) "
-                      "while the steps before it arrive as usual; the step's daily rate falls as a side effect.",
+                      "One step almost stops converting for a block of hours while the steps before it arrive as "
+                      "usual: with segments the payment step (its incident kinds are payment failures), on one funnel "
+                      "any step (payments failing, a broken button); the step's daily rate falls as a side effect.",
                       "get_funnel_break_rows", ("detect_funnel_break", "hourly_rows_for_date", SEGMENT_BREAKDOWN),
                       shiftable=True),
     FamilyDescription("hourly_traffic_mix_shift", "hourly_mix",

@@ -199,6 +199,8 @@ class AnalysisMethodInfo(BaseModel):
     kind: Literal["analysis", "generator"] = Field(description="generators return candidate submission rows")
     parameters: dict[str, Any] = Field(description="JSON schema of the arguments")
     example: dict[str, Any] = Field(description="A valid example call's arguments")
+    offered: bool = Field(True, description="Offered to models at the episode's tier (its tool list); else kept "
+                                            "for clients of the wire API, which call it by name")
 
 
 class AnomalyRequest(_Strict):

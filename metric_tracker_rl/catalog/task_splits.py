@@ -113,6 +113,8 @@ PUBLISHED_EVAL_BLOCKS: tuple[EvalBlock, ...] = (
                         "deep_cuboids")),
     *(EvalBlock(sweep=difficulty) for difficulty in ("easy", "medium", "hard", "frontier", "deep", "abyss")),
     EvalBlock(task_ids=("abyss_faint_cuboids",)),
+    EvalBlock(sweep="warehouse"),
+    EvalBlock(task_ids=("warehouse_raw_events",)),
 )
 
 

@@ -359,6 +359,17 @@ TASKS: dict[str, TaskSpec] = {
             tier_config(TIERS["abyss"], seed=606, scenario_family="mixed", anomaly_count=4,
                         task_id="abyss_faint_cuboids"),
         ),
+        TaskSpec(
+            "warehouse_raw_events",
+            "Four incidents hide in eight weeks of a food-ordering app's raw analytics events, beside data defects "
+            "(numbers recorded wrongly while users did as before) and benign changes. A metrics layer defines every "
+            "number and the dashboard applies it; the events, their side tables and the tracking changelog tell "
+            "what is real from what is the data. Report each incident once per date on the segment it is confined "
+            "to, and each data defect on the dashboard metric it corrupts.",
+            GRADER_NAME,
+            tier_config(TIERS["warehouse"], seed=709, scenario_family="mixed", anomaly_count=4,
+                        task_id="warehouse_raw_events"),
+        ),
     )
 }
 # The one default list of tasks: every named task, easiest first. Every entry point plays it by default (inference.py,

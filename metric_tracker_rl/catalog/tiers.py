@@ -202,7 +202,7 @@ class Tier:
     same-weekday median stays clean (the tier's concurrency); `calibration_seed_base`: its calibration sweep's
     first seed (task_splits.py). Exactly one of `aggregate` and `segmented` names the generator (a WarehouseMix: the
     warehouse's), and what the tier's episodes hold (`holds`). `listed`: in the published difficulty lists
-    (published.DIFFICULTIES: the splits, the brief, the task lists); an unlisted tier (the warehouse today) is
+    (published.DIFFICULTIES: the splits, the brief, the task lists); an unlisted tier is
     reachable by reset(difficulty=...) only, while it is being built. `tool_schema_budget`: the characters the
     tier's tool list may take (the OpenAI schemas of the tools it offers, sent with every request:
     view.tool_schemas.schema_chars); a test holds every tier to it."""
@@ -342,10 +342,10 @@ TIERS: Registry[Tier] = Registry("tier", (
                             min_cuboid_depth=2, noise_model=True, twin_z=TWIN_Z)),
     # The warehouse: abyss's kinds in deep's world, seen as a raw event export (a sample of the world's sessions:
     # WAREHOUSE_SAMPLE_RATE of the expected opens, so the kinds size their incidents for that sample's z-scores),
-    # its side tables, a metrics layer and a dashboard, with data defects beside the incidents. Unlisted until its
-    # expert holds it: reset(difficulty="warehouse") reaches it, no published list names it.
+    # its side tables, a metrics layer and a dashboard, with data defects beside the incidents. Listed last, after
+    # abyss, so that no earlier train or eval task moves.
     Tier("warehouse", window_days=56, default_density=0.08, count_range=(3, 6), perturbed_per_weekday=3,
-         calibration_seed_base=70_000, listed=False, max_steps=WAREHOUSE_MAX_STEPS,
+         calibration_seed_base=70_000, max_steps=WAREHOUSE_MAX_STEPS,
          segmented=extended(DEEP_MIX, WarehouseMix, incident_kinds=ABYSS_KINDS,
                             observed_share=WAREHOUSE_SAMPLE_RATE)),
 ))

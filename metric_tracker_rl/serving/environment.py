@@ -15,6 +15,7 @@ import time
 import uuid
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextvars import ContextVar
+from dataclasses import replace
 from typing import Any
 
 from openenv.core.env_server.interfaces import Environment
@@ -28,7 +29,7 @@ from metric_tracker_rl.catalog.published import CONVERSION_METRICS, fluctuation_
 from metric_tracker_rl.catalog.registry import derived_from
 from metric_tracker_rl.catalog.task_splits import TaskProviderMixin
 from metric_tracker_rl.catalog.tasks import RESET_KEYS, RETRY_COST, resolve_episode_config, task_catalog
-from metric_tracker_rl.catalog.tiers import COUNTS, EVENTS
+from metric_tracker_rl.catalog.tiers import COUNTS, EVENTS, TIERS
 from metric_tracker_rl.catalog.validation import entity_names_of, validate_rows
 from metric_tracker_rl.generation import build_episode
 from metric_tracker_rl.generation.anomalies import FAMILY_REGISTRY
@@ -119,11 +120,27 @@ def _error(message: str) -> dict[str, Any]:
     return {"status": "error", "reward": 0.0, "message": message}
 
 
+def tier_methods(difficulty: str) -> list[AnalysisMethodInfo]:
+    """The tools that answer at a tier, in registration order, each as its models read it there (the warehouse's
+    `query` takes longer statements) and marked offered where the tier's tool list holds it. A tool the tier does not
+    answer is left out: called there, it only answers that it is not offered."""
+    return _methods_by_tier()[difficulty]
+
+
+@derived_from(TOOL_REGISTRY)
+def _methods_by_tier() -> dict[str, list[AnalysisMethodInfo]]:
+    return {difficulty: [AnalysisMethodInfo(**replace(spec, description=description, args_model=args_model).info(),
+                                            offered=difficulty in spec.offered_at)
+                         for spec in available_analysis_methods() if difficulty in spec.answers_at
+                         for description, args_model in [spec.read_at(difficulty)]]
+            for difficulty in TIERS}
+
+
 @derived_from(TOOL_REGISTRY, FAMILY_REGISTRY)
 def _catalogs() -> dict[str, Any]:
-    """Reset-only catalogs, built again only after a registry they list changes."""
+    """Reset-only catalogs, built again only after a registry they list changes (the tools are the episode's
+    tier's: `tier_methods`)."""
     return {
-        "available_methods": [AnalysisMethodInfo(**spec.info()) for spec in available_analysis_methods()],
         "available_synthetic_generator_methods": [family.spec() for family in FAMILY_REGISTRY.values()],
         "available_tasks": [TaskInfo(**task) for task in task_catalog()],
         "conversion_metric_definitions": [
@@ -201,7 +218,7 @@ class MetricTrackerRlEnvironment(McpToolSurface, TaskProviderMixin,
         return self._observation(
             status="ready", reward=None, message=f"Episode ready: {episode.public.task['objective']}",
             instruction=INSTRUCTION, config=episode.public.task["config"], **_published_facts(episode),
-            **_catalogs(),
+            **_catalogs(), available_methods=tier_methods(config.difficulty),
         )
 
     async def reset_async(self, seed: int | None = None, episode_id: str | None = None, **kwargs: Any
@@ -367,6 +384,11 @@ class MetricTrackerRlEnvironment(McpToolSurface, TaskProviderMixin,
     def has_episode(self) -> bool:
         """Whether a reset has built an episode (cheaper than reading `state`, which MCP calls ask each time)."""
         return self._episode is not None
+
+    @property
+    def episode_difficulty(self) -> str | None:
+        """The current episode's tier (None before a reset): MCP's tools/list offers its tools."""
+        return self._episode.config.difficulty if self._episode is not None else None
 
     @property
     def expected_row_count(self) -> int | None:

@@ -9,8 +9,9 @@ OpenEnv routes MCP two ways, and this module answers both from the same code:
   `/ws`: OpenEnv's app hands them to the environment's `mcp_client` inside the session (`session_id` in the
   params over HTTP, created by `openenv/session/create`).
 
-The tools are exactly those a model is offered (`view.tool_schemas.model_tools()`: every offered registry tool, then the
-two submission tools), with the same schemas and descriptions; a call goes through `tool_schemas.tool_action`, the
+The tools are exactly those a model is offered (`tool_schemas.model_tools(difficulty)`: the registry tools the
+session's episode's tier offers, then its submission tools; before a reset, every tool some listed tier offers), with
+the same schemas and descriptions; a call goes through `tool_schemas.tool_action`, the
 typed step, and `observation.render_observation`, so its text is what every other harness shows the model. An MCP
 answer is that text alone (MCP carries a tool's result as text), rendered here because an MCP client holds no
 observation to render it from. A tool added to the registry appears here with no code of its own.
@@ -54,10 +55,11 @@ NO_EPISODE = (
 )
 
 
-def mcp_tools() -> list[Tool]:
-    """The tools a model is offered, as MCP tools (read from the registry at every call, so none is missed)."""
+def mcp_tools(difficulty: str | None = None) -> list[Tool]:
+    """The tools a model is offered at `difficulty` (None: before a reset, every tool some listed tier offers), as MCP
+    tools (read from the registry at every call, so none is missed)."""
     tools = [Tool(name=tool.name, description=tool.description, input_schema=tool.parameters)
-             for tool in model_tools()]
+             for tool in model_tools(difficulty)]
     reserved = RESERVED_TOOL_NAMES & {tool.name for tool in tools}
     if reserved:
         raise RuntimeError(f"tools {sorted(reserved)} use names OpenEnv reserves for the step API")
@@ -101,7 +103,7 @@ class _SessionToolClient:
 
     async def list_tools(self) -> list[dict[str, Any]]:
         return [{"name": tool.name, "description": tool.description, "inputSchema": tool.input_schema}
-                for tool in mcp_tools()]
+                for tool in mcp_tools(self._environment.episode_difficulty)]
 
     async def call_tool(self, name: str, arguments: dict[str, Any] | None = None) -> dict[str, Any]:
         return await self._environment.call_tool_async(name, arguments or {})
@@ -120,6 +122,8 @@ class McpToolSurface:
         def state(self) -> Any: ...
         @property
         def has_episode(self) -> bool: ...
+        @property
+        def episode_difficulty(self) -> str | None: ...
 
     @property
     def mcp_client(self) -> _SessionToolClient:
@@ -133,7 +137,7 @@ class McpToolSurface:
     def mcp_step(self, action: ListToolsAction | CallToolAction) -> Observation:
         """`MCPEnvironment`'s step contract, for in-process users (NeMo Gym's adapter calls `step` directly)."""
         if isinstance(action, ListToolsAction):
-            return ListToolsObservation(tools=mcp_tools())
+            return ListToolsObservation(tools=mcp_tools(self.episode_difficulty))
         typed = self._typed_action(action.tool_name, action.arguments)
         result = self._refusal(typed) if isinstance(typed, str) else _answer(self.step(typed))
         return _call_observation(action.tool_name, result)
@@ -141,7 +145,7 @@ class McpToolSurface:
     async def mcp_step_async(self, action: ListToolsAction | CallToolAction) -> Observation:
         """The same on the event loop: submissions still take a worker thread (see `step_async`)."""
         if isinstance(action, ListToolsAction):
-            return ListToolsObservation(tools=mcp_tools())
+            return ListToolsObservation(tools=mcp_tools(self.episode_difficulty))
         return _call_observation(action.tool_name, await self.call_tool_async(action.tool_name, action.arguments))
 
     async def call_tool_async(self, name: str, arguments: Any) -> dict[str, Any]:

@@ -61,8 +61,9 @@ METRIC_NAMES = (
 INCIDENT_REPORTING = (
     "A business incident: one row per date on its root-cause entity and family, with its segment's fields (any of "
     "{fields}; channel and user_type as the metrics layer defines them), its values the metrics layer's there: "
-    "observed_value the date's, baseline_value by baseline_rule (a persistent incident's: the same weekday before "
-    "it began), delta_value and severity by their rules; detection_method query. A date whose metric has no value "
+    "observed_value the date's, baseline_value by baseline_rule (an incident of several dates too: each date's row "
+    "against that date's weekday in the other weeks, as any date's), delta_value and severity by their rules; "
+    "detection_method query. A date whose metric has no value "
     "in the segment (a rate over no sessions) or no baseline (no peer has one) is no row, for a defect too.")
 
 # Each data defect: what it records wrongly, the metric its rows are on, which dates are rows, and its segment.
@@ -100,7 +101,9 @@ DEFECT_REPORTING = (
     f"{DEFECT_FAMILY}, detection_method query, its segment's fields; observed_value the dashboard's value of the "
     "metric for the segment on the date (a rate: its numerator rows' sum over its denominator rows'), baseline_value "
     "the metrics layer's there over the events as they would have been recorded without the defect (its trace in "
-    "the events shows what to repair), delta_value and severity by their rules. An episode holds two or three "
+    "the events shows what to repair): only what the defect changed is undone, so a session denied consent or an "
+    "event ingested after the cut-off that would have been so without it stays left out, as on every date; "
+    "delta_value and severity by their rules. An episode holds two or three "
     "defects, each on dates no incident or other defect holds, nor the date before or after (one with no such "
     "dates is left out).")
 

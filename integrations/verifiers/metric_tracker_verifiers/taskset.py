@@ -17,10 +17,12 @@ from metric_tracker_verifiers.episode import close_episode, open_episode
 from metric_tracker_verifiers.state import EpisodeState
 from metric_tracker_verifiers.toolset import MetricTrackerToolset
 
+# The tools are the episode's tier's (tools/list in its session): task_overview explains a tier of counts, the
+# metrics layer the warehouse's raw events.
 PROMPT = (
-    "You are investigating a product-funnel metrics dataset ({difficulty} episode, seed {seed}) with the analysis "
-    "tools you have. Start with task_overview, look for anomalies, and finish with submit_report (or "
-    "submit_generators when the overview asks for it)."
+    "You are investigating a product's analytics data ({difficulty} episode, seed {seed}) with the analysis tools "
+    "you have. Start with the one that explains the data (task_overview, or metrics_layer at the warehouse), look "
+    "for anomalies, and finish with submit_report."
 )
 
 

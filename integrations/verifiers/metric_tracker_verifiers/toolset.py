@@ -49,7 +49,9 @@ class MetricTrackerToolset(Toolset[SharedToolsetConfig, EpisodeState]):
         return one_at_a_time
 
     async def list_tools(self) -> list[Tool]:
-        result = await mcp_request(self.state.base_url, "tools/list", {}, self.state.request_timeout_s)
+        # In the rollout's session: its episode's tier's tools, with their descriptions and limits there.
+        session = {"session_id": self.state.session_id} if self.state.session_id else {}
+        result = await mcp_request(self.state.base_url, "tools/list", session, self.state.request_timeout_s)
         return [Tool(name=tool["name"], description=tool.get("description"), input_schema=tool["inputSchema"])
                 for tool in result["tools"]]
 

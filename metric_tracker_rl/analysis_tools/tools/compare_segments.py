@@ -117,8 +117,7 @@ def _breakdown(episode: PublicEpisode, args: SegmentBreakdownArgs) -> list[Segme
     return segments
 
 
-# Offered at every tier, so that every client's tool list is the same whatever tier its episode has; without
-# segments it answers an error that names the tools to use.
+# Offered where there are segments: elsewhere a call answers that the tier does not offer it, naming the tier's tools.
 @register_tool("compare_segments", "Segments only: a metric on a date per value of 1-2 dimensions in a cuboid, "
                "vs baseline.", SegmentBreakdownArgs, reads=(SEGMENTS,),
                example={"metric_name": "order_placed_to_payment_successful", "date": "2026-03-10",

@@ -24,8 +24,8 @@ class ContextArgs(ToolArgs):
     table: str = Field(description="Table")
 
 
-# Offered at every tier, so that every client's tool list is the same whatever tier its episode has; without
-# context tables it answers an error that says where they are.
+# Offered where there are context tables: elsewhere a call answers that the tier does not offer it, naming the
+# tier's tools.
 @register_tool("get_context", "Deep and abyss: a context table the brief lists.", ContextArgs,
                reads=(CONTEXT,), example={"table": "experiments"})
 def get_context(episode: PublicEpisode, args: ContextArgs) -> dict[str, Any]:

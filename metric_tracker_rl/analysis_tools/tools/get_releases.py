@@ -11,8 +11,7 @@ from metric_tracker_rl.catalog.tiers import SEGMENTS
 from metric_tracker_rl.world.public_episode import PublicEpisode
 
 
-# Offered at every tier, so that every client's tool list is the same whatever tier its episode has; without
-# segments it answers an error that names the tools to use.
+# Offered where there are segments: elsewhere a call answers that the tier does not offer it, naming the tier's tools.
 @register_tool("get_releases", "Segments only: each release's rollout share by date.", NoArgs,
                reads=(SEGMENTS,))
 def get_releases(episode: PublicEpisode, args: NoArgs) -> dict[str, Any]:

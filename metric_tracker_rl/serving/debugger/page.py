@@ -174,16 +174,18 @@ class DebuggerPage:
                 **self.chart_updates(current, data.dates[-1], column)}
 
     def reset_tools(self, current: TabSession) -> dict[Any, Any]:
-        """The tool and generator pickers, each on its first method, and an empty result."""
+        """The tool and generator pickers, each on its first method (the tier's tools: the warehouse has its SQL tool
+        and metrics layer, and no generator), and an empty result."""
         tools = [name for name, m in current.methods.items() if m["kind"] == "analysis"]
         generators = [name for name, m in current.methods.items() if m["kind"] == "generator"]
+        first = generators[0] if generators else None
         return {self.tools.name: gr.update(choices=tools, value=tools[0]),
                 self.tools.help: forms.describe_method(current.methods[tools[0]]),
                 self.tools.args: json.dumps(forms.default_arguments(current.methods[tools[0]]), indent=2),
                 self.tools.table: forms.EMPTY_RESULT, self.tools.json: None,
-                self.payload.generator_name: gr.update(choices=generators, value=generators[0]),
-                self.payload.generator_args: json.dumps(forms.default_arguments(current.methods[generators[0]]),
-                                                        indent=2)}
+                self.payload.generator_name: gr.update(choices=generators, value=first),
+                self.payload.generator_args: json.dumps(forms.default_arguments(current.methods[first]), indent=2)
+                if first else "{}"}
 
     def reset_payload(self, observation: MetricTrackerRlObservation) -> dict[Any, Any]:
         payload = self.payload
