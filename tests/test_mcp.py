@@ -325,7 +325,7 @@ def test_openenvs_mcp_harness_plays_an_episode_on_the_mcp_session_and_gets_its_s
         reward = _resolve_env_reward(rollout, session.verify(rollout.messages))
     finally:
         session.close()
-    assert rollout.done and offered[0] == [tool.name for tool in model_tools()]
+    assert rollout.done and offered[0] == [tool.name for tool in model_tools("medium")]
     assert rollout.messages[:2] == session.initial_messages()
 
     # The same agent in-process on the typed step API scores the same.

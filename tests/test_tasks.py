@@ -130,7 +130,7 @@ def test_overrides_apply_on_top_of_a_task() -> None:
 
 # The warehouse's episodes take a second each to build: its sweep is slow, and a few of its seeds are checked below.
 @pytest.mark.parametrize("difficulty", [
-    pytest.param(name, marks=[pytest.mark.slow] if tier.raw_events else [])
+    pytest.param(name, marks=[pytest.mark.slow] if tier.data == "events" else [])
     for name, tier in sorted(TIERS.items()) if tier.count_range is not None])
 def test_seeded_resets_show_the_count_range_and_draw_every_count_in_it(difficulty: str) -> None:
     low, high = TIERS[difficulty].count_range
@@ -151,7 +151,7 @@ def test_seeded_resets_show_the_count_range_and_draw_every_count_in_it(difficult
 
 
 def test_a_raw_event_tiers_seeded_resets_show_its_count_range_and_hold_a_count_in_it() -> None:
-    for difficulty in (name for name, tier in TIERS.items() if tier.raw_events and tier.count_range is not None):
+    for difficulty in (name for name, tier in TIERS.items() if tier.data == "events" and tier.count_range is not None):
         low, high = TIERS[difficulty].count_range
         for seed in range(2):
             config = MetricTrackerRlEnvironment().reset(seed=seed, difficulty=difficulty).config

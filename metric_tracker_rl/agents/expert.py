@@ -44,9 +44,9 @@ from metric_tracker_rl.agents.warehouse_expert import WarehouseExpertAgent
 from metric_tracker_rl.catalog.published import (
     DIRECTIONAL_FAMILIES,
     FUNNEL_STEPS,
-    RAW_EVENT_DIFFICULTIES,
     SEGMENTED_DIFFICULTIES,
 )
+from metric_tracker_rl.catalog.tiers import EVENTS, TIERS
 from metric_tracker_rl.models import MetricSubmissionRow, MetricTrackerRlAction
 from metric_tracker_rl.view.observation import SeenObservation
 
@@ -118,6 +118,10 @@ def _analysis(method: str, **args: Any) -> MetricTrackerRlAction:
     return MetricTrackerRlAction(analysis_method=method, analysis_args=args)
 
 
+# The procedure that plays a tier whose data are not counts, by what its episodes hold.
+PROCEDURE_BY_DATA: dict[str, type[Agent]] = {EVENTS: WarehouseExpertAgent}
+
+
 class ExpertAgent(Agent):
     name = "expert"
     frontier: Agent | None = None  # with segments (or raw events), the tier's own procedure plays the episode
@@ -129,8 +133,9 @@ class ExpertAgent(Agent):
     def begin(self, observation: SeenObservation) -> None:
         brief = observation.brief
         difficulty = observation.config.get("difficulty")
-        if difficulty in RAW_EVENT_DIFFICULTIES:  # raw events: the warehouse's own procedure
-            self.frontier = WarehouseExpertAgent()
+        own_data = PROCEDURE_BY_DATA.get(TIERS[difficulty].data) if difficulty in TIERS else None
+        if own_data is not None:  # data of their own kind (raw events): their own procedure
+            self.frontier = own_data()
             self.frontier.begin(observation)
             return
         if difficulty in SEGMENTED_DIFFICULTIES:
