@@ -62,7 +62,7 @@ class MetricTrackerRlAction(Action):
         description="Generator methods whose merged rows are graded (a declarative submission)",
     )
     step_id: int | None = Field(
-        default=None, ge=0,
+        default=None, ge=0, le=2**53,
         description="The client's number for this step (optional). A step sent again with the number of the session's "
                     "last answered step is answered with that step's observation and not run again: a client that lost "
                     "its connection mid-step resends it safely",

@@ -22,6 +22,7 @@ from metric_tracker_rl.analysis_tools.comparisons import broken_step_hours
 from metric_tracker_rl.catalog.published import COUNT_COLUMNS, ENTITY_NAMES, ENTITY_VALUE_DEFINITIONS
 from metric_tracker_rl.catalog.task_splits import SPLITS, get_split
 from metric_tracker_rl.serving.environment import MetricTrackerRlEnvironment
+from metric_tracker_rl.settings import ServerSettings
 from metric_tracker_rl.view import render
 from metric_tracker_rl.view.observation import render_observation
 from metric_tracker_rl.view.prompt import first_prompt
@@ -112,10 +113,12 @@ def test_the_query_description_states_the_limits_the_tool_enforces() -> None:
     """The row cap counts the whole result before paging: a page of one row of a result one over the cap is
     refused, so limit does not cap a query."""
     description = _sql_description()
-    limits = re.search(r"max (\d+) chars, ([\d.]+) s\); a result over (\d+) rows is refused before paging "
+    limits = re.search(r"max (\d+) chars, ([\d.]+) s CPU; past a busy server's step bound, ([\d.]+) s, an error "
+                       r"using no step\); a result over (\d+) rows is refused before paging "
                        r"\(limit pages it, caps nothing", description)
     assert limits is not None
-    characters, rows = int(limits.group(1)), int(limits.group(3))
+    assert float(limits.group(3)) == ServerSettings.model_fields["step_timeout_s"].default
+    characters, rows = int(limits.group(1)), int(limits.group(4))
     public = _episode(3, "easy").public
     try:
         padded = "SELECT 1" + " " * (characters - len("SELECT 1"))

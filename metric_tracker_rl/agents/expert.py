@@ -133,7 +133,8 @@ class ExpertAgent(Agent):
     def begin(self, observation: SeenObservation) -> None:
         brief = observation.brief
         difficulty = observation.config.get("difficulty")
-        own_data = PROCEDURE_BY_DATA.get(TIERS[difficulty].data) if difficulty in TIERS else None
+        tier = TIERS.get(difficulty) if isinstance(difficulty, str) else None
+        own_data = PROCEDURE_BY_DATA.get(tier.data) if tier is not None else None
         if own_data is not None:  # data of their own kind (raw events): their own procedure
             self.frontier = own_data()
             self.frontier.begin(observation)
