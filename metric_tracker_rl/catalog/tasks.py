@@ -7,15 +7,20 @@ from dataclasses import dataclass, field, fields, replace
 from functools import cached_property
 from typing import Any
 
-from pydantic import ValidationError
-
 from metric_tracker_rl.catalog.dimensions import DIMENSIONS
 from metric_tracker_rl.catalog.plain_types import AnomalyRequest
 from metric_tracker_rl.catalog.published import RESET_DIFFICULTIES, SCENARIO_FAMILIES
 from metric_tracker_rl.catalog.seeding import EpisodeKey, derive_rng, validate_seed
+from metric_tracker_rl.catalog.setting_checks import (
+    check_kinds_family,
+    checked_anomalies,
+    checked_incident_kinds,
+    int_in,
+    number_in,
+)
 from metric_tracker_rl.catalog.task_splits import split_task_arguments
 from metric_tracker_rl.catalog.tiers import DEFAULT_MAX_STEPS, DEFAULT_MAX_SUBMISSIONS, TIERS, Tier
-from metric_tracker_rl.catalog.validation import check_choice, check_name_in_any_case, describe_validation_error
+from metric_tracker_rl.catalog.validation import check_choice, check_name_in_any_case
 
 MAX_DENSITY = 0.25
 CUSTOM_FAMILY = "custom"  # the scenario of a reset that lists its own anomalies
@@ -159,57 +164,20 @@ def _validated(config: EpisodeConfig) -> dict[str, Any]:
     check_choice("scenario_family", config.scenario_family, (*SCENARIO_FAMILIES, CUSTOM_FAMILY))
     checked: dict[str, Any] = {
         "seed": validate_seed(config.seed),
-        "anomaly_density": _number_in("anomaly_density", config.anomaly_density, 0.0, MAX_DENSITY),
-        "anomalies": _anomalies(config.anomalies, limit, tier.name),
+        "anomaly_density": number_in("anomaly_density", config.anomaly_density, 0.0, MAX_DENSITY),
+        "anomalies": checked_anomalies(config.anomalies, limit, tier.name),
     }
     if config.anomaly_count is not None:
-        checked["anomaly_count"] = _int_in("anomaly_count", config.anomaly_count, 0, limit)
+        checked["anomaly_count"] = int_in("anomaly_count", config.anomaly_count, 0, limit)
     elif config.anomaly_count_range is None:
         raise ValueError("a config without anomaly_count needs an anomaly_count_range to draw it from")
-    checked["incident_kinds"] = _incident_kinds(config.incident_kinds, tier, config.scenario_family)
-    checked["decoy_ratio"] = _number_in("decoy_ratio", config.decoy_ratio, 0.0, MAX_DECOY_RATIO)
+    checked["incident_kinds"] = checked_incident_kinds(config.incident_kinds, tier, config.scenario_family)
+    checked["decoy_ratio"] = number_in("decoy_ratio", config.decoy_ratio, 0.0, MAX_DECOY_RATIO)
     if _is_cuboid(tier):
         checked.update(_cuboid_dial(config, tier))
-    checked["max_steps"] = _int_in("max_steps", config.max_steps, 1, 500)
-    checked["max_submissions"] = _int_in("max_submissions", config.max_submissions, 1, 20)
+    checked["max_steps"] = int_in("max_steps", config.max_steps, 1, 500)
+    checked["max_submissions"] = int_in("max_submissions", config.max_submissions, 1, 20)
     return checked
-
-
-def _anomalies(raw: Any, limit: int, difficulty: str) -> tuple[AnomalyRequest, ...]:
-    if not isinstance(raw, (list, tuple)) or len(raw) > limit:
-        raise ValueError(f"anomalies must be a list of at most {limit} anomaly objects for difficulty "
-                         f"{difficulty!r}, each with family, date, optional entity_name and magnitude")
-    try:
-        return tuple(a if isinstance(a, AnomalyRequest) else AnomalyRequest.model_validate(a) for a in raw)
-    except ValidationError as exc:
-        raise ValueError(f"invalid anomalies entry: {describe_validation_error(exc, limit=1)}; fields: family, "
-                         "date, entity_name, magnitude") from None
-
-
-def _incident_kinds(raw: Any, tier: Tier, family: str) -> tuple[str, ...]:
-    """The kinds a segmented tier draws from, in its order (the empty tuple: all of them, as when all are named).
-    Naming some of them needs a mixed scenario."""
-    if raw == ():
-        return ()
-    every = tier.incident_kinds
-    valid = ", ".join(every)
-    if not isinstance(raw, (list, tuple)) or not raw or not all(isinstance(k, str) for k in raw):
-        raise ValueError(f"incident_kinds must be a non-empty list of incident kinds; valid: {valid}")
-    unknown = [k for k in raw if k not in every]
-    if unknown:
-        raise ValueError(f"unknown incident kind(s) {', '.join(map(repr, unknown))}; valid: {valid}")
-    chosen = set(raw)
-    if chosen == set(every):
-        return ()
-    _check_kinds_family(family)
-    return tuple(k for k in every if k in chosen)
-
-
-def _check_kinds_family(family: str) -> None:
-    """Choosing incident kinds is for a mixed scenario (or a null one, which draws none)."""
-    if family not in ("mixed", "null"):
-        raise ValueError("incident_kinds chooses among the kinds of a mixed scenario; use scenario_family "
-                         f"'mixed' with it, not {family!r}")
 
 
 def _cuboid_dial(config: EpisodeConfig, tier: Tier) -> dict[str, Any]:
@@ -222,30 +190,15 @@ def _cuboid_dial(config: EpisodeConfig, tier: Tier) -> dict[str, Any]:
                          f"platform; valid: {', '.join(fields)}; got {raw!r}")
     dimensions = tuple(name for name in fields if name in raw)
     free = [name for name in dimensions if name != "app_version"]
-    depth = _int_in("max_cuboid_depth", config.max_cuboid_depth, 1, MAX_CUBOID_DEPTH)
+    depth = int_in("max_cuboid_depth", config.max_cuboid_depth, 1, MAX_CUBOID_DEPTH)
     if depth > len(free):
         raise ValueError(f"max_cuboid_depth {depth} needs at least {depth} dimensions besides app_version in play; "
                          f"dimensions has {len(free)} ({', '.join(free)})")
     low, high = MAGNITUDE_SCALE_RANGE
     return {"dimensions": dimensions, "max_cuboid_depth": depth,
-            "magnitude_scale": _number_in("magnitude_scale", config.magnitude_scale, low, high),
-            "concurrency": _int_in("concurrency", config.concurrency, 0, MAX_CONCURRENCY),
-            "note_share": _number_in("note_share", config.note_share, 0.0, 1.0)}
-
-
-def _int_in(name: str, value: Any, low: int, high: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ValueError(f"{name} must be an integer between {low} and {high}, got {value!r}")
-    if not low <= value <= high:
-        raise ValueError(f"{name} must be between {low} and {high}, got {value}")
-    return value
-
-
-def _number_in(name: str, value: Any, low: float, high: float) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
-            or not low <= value <= high:
-        raise ValueError(f"{name} must be a number between {low:g} and {high:g}, got {value!r}")
-    return float(value)
+            "magnitude_scale": number_in("magnitude_scale", config.magnitude_scale, low, high),
+            "concurrency": int_in("concurrency", config.concurrency, 0, MAX_CONCURRENCY),
+            "note_share": number_in("note_share", config.note_share, 0.0, 1.0)}
 
 
 def incident_count(config: EpisodeConfig) -> int:
@@ -444,7 +397,7 @@ def resolve_episode_config(secret: str = "", **kwargs: Any) -> EpisodeConfig:
     config = replace(base, tier=tier, scenario_family=family, **_count_settings(overrides, base, tier, family),
                      **_knob_settings(overrides, base, tier), **settings)
     if "incident_kinds" in overrides:  # naming them all is still naming them
-        _check_kinds_family(family)
+        check_kinds_family(family)
     reference = base if base.task_id is not None else _difficulty_default(tier)
     return replace(config, standard=config == replace(reference, seed=config.seed), secret=secret)
 

@@ -15,51 +15,35 @@ import time
 import uuid
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextvars import ContextVar
-from dataclasses import replace
 from typing import Any
 
 from openenv.core.env_server.interfaces import Environment
 from openenv.core.env_server.types import EnvironmentMetadata
 
 from metric_tracker_rl import __version__
-from metric_tracker_rl.analysis_tools import TOOL_REGISTRY, available_analysis_methods, generate_rows, run_tool
+from metric_tracker_rl.analysis_tools import generate_rows, run_tool
 from metric_tracker_rl.analysis_tools.sql import sandbox_of
 from metric_tracker_rl.analysis_tools.tools.query import needs_sandbox, open_statement
-from metric_tracker_rl.catalog.published import CONVERSION_METRICS, fluctuation_bounds
-from metric_tracker_rl.catalog.registry import derived_from
 from metric_tracker_rl.catalog.task_splits import TaskProviderMixin
-from metric_tracker_rl.catalog.tasks import RESET_KEYS, RETRY_COST, resolve_episode_config, task_catalog
-from metric_tracker_rl.catalog.tiers import COUNTS, EVENTS, TIERS
+from metric_tracker_rl.catalog.tasks import RESET_KEYS, RETRY_COST, resolve_episode_config
+from metric_tracker_rl.catalog.tiers import COUNTS
 from metric_tracker_rl.catalog.validation import entity_names_of, validate_rows
 from metric_tracker_rl.generation import build_episode
-from metric_tracker_rl.generation.anomalies import FAMILY_REGISTRY
 from metric_tracker_rl.generation.episode import Episode
-from metric_tracker_rl.generation.segmented import episode_kinds
 from metric_tracker_rl.grading.grader import LeafTraffic, grade_submission, graded_comparison, leaf_traffic_of
 from metric_tracker_rl.models import (
-    AnalysisMethodInfo,
-    ConversionMetricDefinition,
-    EpisodeWindow,
     MetricSubmissionRow,
     MetricTrackerRlAction,
     MetricTrackerRlObservation,
     MetricTrackerRlState,
-    TaskInfo,
 )
 from metric_tracker_rl.serving.mcp_surface import MCP_ACTIONS, McpToolSurface
 from metric_tracker_rl.serving.memory_release import release_soon
+from metric_tracker_rl.serving.reset_facts import catalogs, published_facts, tier_methods
 from metric_tracker_rl.serving.reset_turns import in_build_thread, reset_turns
 from metric_tracker_rl.serving.rubric import SubmissionRubric
 from metric_tracker_rl.serving.step_bound import GivenUp, step_bound_s, uncancelled, within_bound
 from metric_tracker_rl.sql.pool import CLIENT, gate
-from metric_tracker_rl.world.segment_brief import (
-    KindText,
-    benign_brief,
-    kinds_brief,
-    segmented_brief,
-    tier_wording,
-)
-from metric_tracker_rl.world.warehouse_brief import BENIGN_CHANGES, warehouse_brief
 
 MAX_SUBMISSION_ROWS = 200
 INSTRUCTION = (
@@ -120,36 +104,6 @@ def _error(message: str) -> dict[str, Any]:
     return {"status": "error", "reward": 0.0, "message": message}
 
 
-def tier_methods(difficulty: str) -> list[AnalysisMethodInfo]:
-    """The tools that answer at a tier, in registration order, each as its models read it there (the warehouse's
-    `query` takes longer statements) and marked offered where the tier's tool list holds it. A tool the tier does not
-    answer is left out: called there, it only answers that it is not offered."""
-    return _methods_by_tier()[difficulty]
-
-
-@derived_from(TOOL_REGISTRY)
-def _methods_by_tier() -> dict[str, list[AnalysisMethodInfo]]:
-    return {difficulty: [AnalysisMethodInfo(**replace(spec, description=description, args_model=args_model).info(),
-                                            offered=difficulty in spec.offered_at)
-                         for spec in available_analysis_methods() if difficulty in spec.answers_at
-                         for description, args_model in [spec.read_at(difficulty)]]
-            for difficulty in TIERS}
-
-
-@derived_from(TOOL_REGISTRY, FAMILY_REGISTRY)
-def _catalogs() -> dict[str, Any]:
-    """Reset-only catalogs, built again only after a registry they list changes (the tools are the episode's
-    tier's: `tier_methods`)."""
-    return {
-        "available_synthetic_generator_methods": [family.spec() for family in FAMILY_REGISTRY.values()],
-        "available_tasks": [TaskInfo(**task) for task in task_catalog()],
-        "conversion_metric_definitions": [
-            ConversionMetricDefinition(name=m.name, numerator=m.numerator, denominator=m.denominator,
-                                       formula=m.formula) for m in CONVERSION_METRICS
-        ],
-    }
-
-
 class MetricTrackerRlEnvironment(McpToolSurface, TaskProviderMixin,
                                  Environment[MetricTrackerRlAction, MetricTrackerRlObservation, MetricTrackerRlState]):
     SUPPORTS_CONCURRENT_SESSIONS = True
@@ -197,11 +151,11 @@ class MetricTrackerRlEnvironment(McpToolSurface, TaskProviderMixin,
                 return MetricTrackerRlObservation(status="error", reward=0.0, done=False,
                                                   message=f"reset failed: {exc} No episode is active{over}: reset "
                                                           "with valid settings to start one.",
-                                                  available_tasks=_catalogs()["available_tasks"])
+                                                  available_tasks=catalogs()["available_tasks"])
             return self._observation(status="error", reward=0.0,
                                      message=f"reset failed: {exc} The current episode is unchanged and goes on (its "
                                              "budgets below).",
-                                     available_tasks=_catalogs()["available_tasks"])
+                                     available_tasks=catalogs()["available_tasks"])
         if self._episode is not None and self._episode.public.holds_resources():
             # The old episode's SQL database: destroying one takes 10-40 ms, which reset (on the event loop)
             # leaves to a release thread.
@@ -217,8 +171,8 @@ class MetricTrackerRlEnvironment(McpToolSurface, TaskProviderMixin,
         self.rubric.reset()
         return self._observation(
             status="ready", reward=None, message=f"Episode ready: {episode.public.task['objective']}",
-            instruction=INSTRUCTION, config=episode.public.task["config"], **_published_facts(episode),
-            **_catalogs(), available_methods=tier_methods(config.difficulty),
+            instruction=INSTRUCTION, config=episode.public.task["config"], **published_facts(episode),
+            **catalogs(), available_methods=tier_methods(config.difficulty),
         )
 
     async def reset_async(self, seed: int | None = None, episode_id: str | None = None, **kwargs: Any
@@ -525,23 +479,6 @@ class MetricTrackerRlEnvironment(McpToolSurface, TaskProviderMixin,
             "fluctuations": [{"kind": f.kind, "date": dates[f.day], "description": f.description}
                              for f in truth.fluctuations],
         }
-
-
-def _published_facts(episode: Episode) -> dict[str, Any]:
-    """The reset observation's published facts: the server fills them, so every client shows what it built."""
-    difficulty, dates = episode.config.difficulty, episode.public.dates
-    tier = episode.config.tier
-    segmented = tier.segmented is not None
-    kinds = kinds_brief([KindText(kind.name, kind.family, tier_wording(kind.definition, difficulty), kind.count_all_day)
-                         for kind in episode_kinds(tier, episode.config)]) if segmented else {}
-    if tier.data == EVENTS:
-        return {"objective": episode.public.task["objective"],
-                "window": EpisodeWindow(first_date=dates[0], last_date=dates[-1], days=len(dates)),
-                "benign_fluctuations": BENIGN_CHANGES, "segments": {**warehouse_brief(tier.dimensions), **kinds}}
-    return {"objective": episode.public.task["objective"],
-            "window": EpisodeWindow(first_date=dates[0], last_date=dates[-1], days=len(dates)),
-            "benign_fluctuations": benign_brief(difficulty) if segmented else fluctuation_bounds(difficulty),
-            "segments": {**segmented_brief(difficulty, episode.config.note_share), **kinds} if segmented else None}
 
 
 def environment_factory(*, debug: bool = False, held_out_secret: str = "") -> type[MetricTrackerRlEnvironment]:

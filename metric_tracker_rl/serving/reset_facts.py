@@ -1,0 +1,67 @@
+"""What a reset sends beside its episode: the catalogs built from the registries (the tools of the episode's tier,
+the generator families, the tasks, the conversion metrics) and the published facts of the episode (its objective,
+window, benign changes and brief), filled by the server so that every client shows what it built."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+from metric_tracker_rl.analysis_tools import TOOL_REGISTRY, available_analysis_methods
+from metric_tracker_rl.catalog.published import CONVERSION_METRICS, fluctuation_bounds
+from metric_tracker_rl.catalog.registry import derived_from
+from metric_tracker_rl.catalog.tasks import task_catalog
+from metric_tracker_rl.catalog.tiers import EVENTS, TIERS
+from metric_tracker_rl.generation.anomalies import FAMILY_REGISTRY
+from metric_tracker_rl.generation.episode import Episode
+from metric_tracker_rl.generation.segmented import episode_kinds
+from metric_tracker_rl.models import AnalysisMethodInfo, ConversionMetricDefinition, EpisodeWindow, TaskInfo
+from metric_tracker_rl.world.segment_brief import KindText, benign_brief, kinds_brief, segmented_brief, tier_wording
+from metric_tracker_rl.world.warehouse_brief import BENIGN_CHANGES, warehouse_brief
+
+
+def tier_methods(difficulty: str) -> list[AnalysisMethodInfo]:
+    """The tools that answer at a tier, in registration order, each as its models read it there (the warehouse's
+    `query` takes longer statements) and marked offered where the tier's tool list holds it. A tool the tier does not
+    answer is left out: called there, it only answers that it is not offered."""
+    return _methods_by_tier()[difficulty]
+
+
+@derived_from(TOOL_REGISTRY)
+def _methods_by_tier() -> dict[str, list[AnalysisMethodInfo]]:
+    return {difficulty: [AnalysisMethodInfo(**replace(spec, description=description, args_model=args_model).info(),
+                                            offered=difficulty in spec.offered_at)
+                         for spec in available_analysis_methods() if difficulty in spec.answers_at
+                         for description, args_model in [spec.read_at(difficulty)]]
+            for difficulty in TIERS}
+
+
+@derived_from(TOOL_REGISTRY, FAMILY_REGISTRY)
+def catalogs() -> dict[str, Any]:
+    """Reset-only catalogs, built again only after a registry they list changes (the tools are the episode's
+    tier's: `tier_methods`)."""
+    return {
+        "available_synthetic_generator_methods": [family.spec() for family in FAMILY_REGISTRY.values()],
+        "available_tasks": [TaskInfo(**task) for task in task_catalog()],
+        "conversion_metric_definitions": [
+            ConversionMetricDefinition(name=m.name, numerator=m.numerator, denominator=m.denominator,
+                                       formula=m.formula) for m in CONVERSION_METRICS
+        ],
+    }
+
+
+def published_facts(episode: Episode) -> dict[str, Any]:
+    """The reset observation's published facts: the server fills them, so every client shows what it built."""
+    difficulty, dates = episode.config.difficulty, episode.public.dates
+    tier = episode.config.tier
+    segmented = tier.segmented is not None
+    kinds = kinds_brief([KindText(kind.name, kind.family, tier_wording(kind.definition, difficulty), kind.count_all_day)
+                         for kind in episode_kinds(tier, episode.config)]) if segmented else {}
+    if tier.data == EVENTS:
+        return {"objective": episode.public.task["objective"],
+                "window": EpisodeWindow(first_date=dates[0], last_date=dates[-1], days=len(dates)),
+                "benign_fluctuations": BENIGN_CHANGES, "segments": {**warehouse_brief(tier.dimensions), **kinds}}
+    return {"objective": episode.public.task["objective"],
+            "window": EpisodeWindow(first_date=dates[0], last_date=dates[-1], days=len(dates)),
+            "benign_fluctuations": benign_brief(difficulty) if segmented else fluctuation_bounds(difficulty),
+            "segments": {**segmented_brief(difficulty, episode.config.note_share), **kinds} if segmented else None}
