@@ -160,7 +160,7 @@ def test_the_window_table_is_each_tiers_window_as_reset_builds_it() -> None:
     rows = docs_blocks.tier_windows().splitlines()[2:]
     assert [row.split(" | ")[0].strip("| ") for row in rows] == list(DIFFICULTIES)
     for row, difficulty in zip(rows, DIFFICULTIES, strict=True):
-        dates = reset_episode(seed=1, difficulty=difficulty).public.daily_frame()["date"]
+        dates = reset_episode(seed=1, difficulty=difficulty).public.dates  # counts or events alike
         first, last = str(min(dates))[:10], str(max(dates))[:10]
         assert row.endswith(f"| {len(set(dates))} ({len(set(dates)) // 7} weeks) | {first} to {last} |"), row
 
