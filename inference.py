@@ -131,7 +131,8 @@ def run_task(episode: EpisodeSpec, url: str | None, startup_error: str | None, p
             if url is None:
                 raise RuntimeError(startup_error or "no environment server")
             env = MetricTrackerRlEnv(base_url=url, connect_timeout_s=settings.connect_timeout_s,
-                                     message_timeout_s=settings.message_timeout_s).sync()
+                                     message_timeout_s=settings.message_timeout_s,
+                                     resume_sessions=settings.resume_sessions).sync()
             stack.callback(close_quietly, env)
             reset_until_served(env.connect, env.disconnect, url, deadline_s=settings.retry_deadline_s)
             policy(env, run, dict(episode.reset_kwargs))

@@ -6,7 +6,9 @@ keeps an idle session (SESSION_TIMEOUT_S). A step whose connection drops (a repl
 connection) attaches a new socket to the same session and sends the step again under the same `step_id`: the server
 stopped the step when its socket closed, or answers the one it finished, never running it twice. Only when the
 session itself is gone (the server restarted, or closed the idle session) is the episode lost: `SessionLost`.
-A server that offers no HTTP sessions is used as before: one socket, one session.
+A server that offers no HTTP sessions is used as before: one socket, one session; so are replicas behind a balancer
+without affinity, where the socket may reach another replica than the one that made the session (a reset that finds
+its new session unknown falls back to plain sockets).
 """
 
 from __future__ import annotations
@@ -61,6 +63,13 @@ class MetricTrackerRlEnv(EnvClient[MetricTrackerRlAction, MetricTrackerRlObserva
     _step_number = 0
     _episode_socket: Any = None  # the connection whose session holds the episode (set by a successful reset)
     _loss: SessionLost | None = None  # why that session is gone, once a step found out (read only once)
+
+    def __init__(self, *args: Any, resume_sessions: bool | None = None, **kwargs: Any) -> None:
+        """`resume_sessions` (None: the class's default) chooses a session a dropped connection comes back to; the
+        TRL class, inference.py and Inspect pass ClientSettings.resume_sessions (METRIC_TRACKER_RESUME_SESSIONS)."""
+        super().__init__(*args, **kwargs)
+        if resume_sessions is not None:
+            self.resume_sessions = resume_sessions
 
     async def _connect_async(self) -> MetricTrackerRlEnv:
         before = client_socket(self)
@@ -122,7 +131,7 @@ class MetricTrackerRlEnv(EnvClient[MetricTrackerRlAction, MetricTrackerRlObserva
             if self._session_id is None or UNKNOWN_SESSION not in str(error):
                 raise
             self._forget_session()
-            result = await super()._reset_async(**kwargs)
+            result = await self._reset_on_a_new_session(**kwargs)
         if result.observation.status != "error":
             self._episode_socket, self._loss = client_socket(self), None
         elif client_socket(self) is not self._episode_socket:
@@ -174,6 +183,18 @@ class MetricTrackerRlEnv(EnvClient[MetricTrackerRlAction, MetricTrackerRlObserva
             if UNKNOWN_SESSION not in str(error):
                 raise
             self._forget_session()
+            return await self._reset_on_a_new_session(**kwargs)
+
+    async def _reset_on_a_new_session(self, **kwargs: Any) -> StepResult[MetricTrackerRlObservation]:
+        """A reset on a session made for it; if the socket finds even that one unknown (replicas behind a balancer
+        without affinity: the socket reached another replica), on plain sockets from then on."""
+        try:
+            return await super()._reset_async(**kwargs)
+        except RuntimeError as error:
+            if self._session_id is None or UNKNOWN_SESSION not in str(error):
+                raise
+            self._forget_session()
+            self.resume_sessions = False
             return await super()._reset_async(**kwargs)
 
     def _forget_session(self) -> None:

@@ -102,7 +102,7 @@ def test_the_trl_class_rides_out_a_dropped_connection_mid_call(url: str) -> None
     from metric_tracker_rl.adapters.trl import MetricTrackerToolEnv
     from metric_tracker_rl.settings import ClientSettings
 
-    with MetricTrackerToolEnv(ClientSettings.load(server_url=url)) as env:
+    with MetricTrackerToolEnv(ClientSettings.load(server_url=url, resume_sessions=True)) as env:
         env.reset(difficulty="easy", seed=11)
         first = env.query(sql="SELECT count(*) AS n FROM daily")
         client_socket(env._client.async_client).transport.abort()

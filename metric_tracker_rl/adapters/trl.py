@@ -177,7 +177,8 @@ class MetricTrackerToolEnv:
         self._reset_defaults = settings.reset_defaults
         self._retry_deadline_s = settings.retry_deadline_s
         self._client = MetricTrackerRlEnv(base_url=self._url, connect_timeout_s=settings.connect_timeout_s,
-                                          message_timeout_s=settings.message_timeout_s).sync()
+                                          message_timeout_s=settings.message_timeout_s,
+                                          resume_sessions=settings.resume_sessions).sync()
         self._session = EpisodeSession(_OneSession(self._client))
 
     def reset(self, **row: Any) -> str:

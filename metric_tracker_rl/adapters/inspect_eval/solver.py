@@ -68,7 +68,8 @@ def episode_agent(base_url: str | None = None, held_out: bool = False, max_turns
         url = await server_url(base_url, held_out, settings, port)
         record = state.store_as(EpisodeRecord)
         env = MetricTrackerRlEnv(base_url=url, connect_timeout_s=settings.connect_timeout_s,
-                                 message_timeout_s=settings.message_timeout_s)
+                                 message_timeout_s=settings.message_timeout_s,
+                                 resume_sessions=settings.resume_sessions)
         try:
             episode = Episode(env, record)
             PLAYING.set(episode)
