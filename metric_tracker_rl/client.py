@@ -6,7 +6,7 @@ keeps an idle session (SESSION_TIMEOUT_S). A step whose connection drops (a repl
 connection) attaches a new socket to the same session and sends the step again under the same `step_id`: the server
 stopped the step when its socket closed, or answers the one it finished, never running it twice. Only when the
 session itself is gone (the server restarted, or closed the idle session) is the episode lost: `SessionLost`.
-A server that offers no HTTP sessions is used as before: one socket, one session; so are replicas behind a balancer
+Opt-in (`resume_sessions=True`). A server that offers no HTTP sessions is used as before: one socket, one session; so are replicas behind a balancer
 without affinity, where the socket may reach another replica than the one that made the session (a reset that finds
 its new session unknown falls back to plain sockets).
 """
@@ -55,7 +55,9 @@ class MetricTrackerRlEnv(EnvClient[MetricTrackerRlAction, MetricTrackerRlObserva
     reset starts a new episode."""
 
     sessions_opened = 0
-    resume_sessions = True  # open a session that outlives its socket (False: one socket is one session)
+    # Open a session that outlives its socket (opt-in: behind replicas without session affinity a socket may reach
+    # another replica than its session's). False: one socket is one session.
+    resume_sessions = False
     resume_deadline_s = RESUME_DEADLINE_S
     resumed = 0  # times a step came back to its session on a new socket
     _session_id: str | None = None  # the server-side session the socket attaches to, when the server offers them

@@ -29,7 +29,7 @@ def url() -> Iterator[str]:
 
 def test_a_step_whose_socket_breaks_mid_step_is_answered_on_a_new_socket_of_the_same_session(url: str) -> None:
     async def play() -> tuple[int, int, int, int]:
-        async with MetricTrackerRlEnv(base_url=url) as env:
+        async with MetricTrackerRlEnv(base_url=url, resume_sessions=True) as env:
             first = await env.reset(difficulty="easy", seed=11)
             stepping = asyncio.ensure_future(env.step(SLOWISH))
             await asyncio.sleep(0.2)
@@ -57,7 +57,7 @@ def test_a_step_sent_again_under_its_number_is_answered_from_the_first_run() -> 
 
 def test_a_session_the_server_no_longer_holds_is_lost_with_a_reason(url: str) -> None:
     async def play() -> str:
-        async with MetricTrackerRlEnv(base_url=url) as env:
+        async with MetricTrackerRlEnv(base_url=url, resume_sessions=True) as env:
             await env.reset(difficulty="easy", seed=3)
             async with httpx.AsyncClient() as http:  # the server closes the session (as it closes an idle one)
                 await http.post(f"{url}/mcp", json={"jsonrpc": "2.0", "id": 1, "method": SESSION_CLOSE_METHOD,
@@ -83,7 +83,7 @@ async def _until_forgotten(url: str, session_id: str | None) -> None:
 
 def test_a_reset_after_the_server_forgot_the_session_opens_a_new_one(url: str) -> None:
     async def play() -> str:
-        async with MetricTrackerRlEnv(base_url=url) as env:
+        async with MetricTrackerRlEnv(base_url=url, resume_sessions=True) as env:
             await env.reset(difficulty="easy", seed=3)
             old = env._session_id
             async with httpx.AsyncClient() as http:  # as a restarted server, or one that closed the idle session
