@@ -1,10 +1,6 @@
 """HTTP sessions: OpenEnv's JSON-RPC session methods on POST /mcp, as `sessions.SessionLimits` admits, counts,
 annotates and closes them (a session it closes is closed through the whole app, with the request a client would
-send, so OpenEnv frees it as it frees any other).
-
-An HTTP session belongs to the client that created it: its id named from another client (by `tools/call`, a
-close, or `/ws?session_id=`) is answered as an unknown id is, so an id that leaks (a log, a shared notebook) is
-no bearer token to another's episode."""
+send, so OpenEnv frees it as it frees any other)."""
 
 from __future__ import annotations
 
@@ -42,23 +38,6 @@ MCP_PATH = "/mcp"
 CREATE_METHOD = SESSION_CREATE_METHOD
 CLOSE_METHOD = SESSION_CLOSE_METHOD
 INVALID_PARAMS = -32602  # JSON-RPC's code
-SESSION_ERROR = "SESSION_ERROR"  # OpenEnv's WebSocket error code for a session it cannot attach to
-
-
-def unknown_session(session_id: str) -> str:
-    """OpenEnv's words for a session id it does not know."""
-    return f"Unknown session_id: {session_id}"
-
-
-async def refuse_unknown_attachment(receive: Receive, send: Send, session_id: str) -> None:
-    """Answer `/ws?session_id=<id>` as OpenEnv answers an id it does not know: accepted, an error, closed."""
-    if (await receive())["type"] != "websocket.connect":
-        return
-    await send({"type": "websocket.accept"})
-    await send({"type": "websocket.send",
-                "text": json.dumps({"type": "error", "data": {"message": unknown_session(session_id),
-                                                               "code": SESSION_ERROR}}, separators=(",", ":"))})
-    await send({"type": "websocket.close", "code": 1000})
 
 
 def json_rpc_request(body: bytes) -> tuple[Any, str | None, dict[str, Any]]:
@@ -94,11 +73,6 @@ class HttpSessions(SessionPlaces):
                 "error": {"code": INVALID_PARAMS, "message": "params.session_id must be a string: the id that "
                           f"{CREATE_METHOD} answered."}}).encode())
             return
-        if isinstance(session_id, str) and method != CREATE_METHOD and self.foreign(session_id, client):
-            await json_response(send, 200, json.dumps({
-                "jsonrpc": "2.0", "id": json_safe(request_id),
-                "error": {"code": INVALID_PARAMS, "message": unknown_session(session_id), "data": None}}).encode())
-            return
         if method == CREATE_METHOD:
             refused = await self.admission(client)
             if refused is not None:
@@ -118,11 +92,6 @@ class HttpSessions(SessionPlaces):
                     await self.working_on(session, scope, replay, send)
                     return
             await self.app(scope, replay, send)
-
-    def foreign(self, session_id: str, client: str) -> bool:
-        """Whether `session_id` is an HTTP session another client created."""
-        session = self.http_sessions.get(session_id)
-        return session is not None and session.client != client
 
     async def working_on(self, session: TrackedSession, scope: Scope, receive: Receive, send: Send) -> None:
         """Answer a tool call on an HTTP session: it is working until answered, and its clock starts again then."""

@@ -51,7 +51,7 @@ from metric_tracker_rl.serving.client_address import client_of
 from metric_tracker_rl.serving.full_server import RESERVATION_HOLD_S, Reservation, is_work
 from metric_tracker_rl.serving.hardening import ASGIApp, Message, Receive, Scope, Send
 from metric_tracker_rl.serving.session_clock import TrackedSession, any_message, is_reset, receive_within, wake
-from metric_tracker_rl.serving.session_http import MCP_PATH, HttpSessions, refuse_unknown_attachment
+from metric_tracker_rl.serving.session_http import MCP_PATH, HttpSessions
 from metric_tracker_rl.serving.session_places import json_rpc_error, ws_error
 from metric_tracker_rl.serving.step_bound import watched
 from metric_tracker_rl.settings import ServerSettings
@@ -157,9 +157,7 @@ class SessionLimits(HttpSessions):
         if scope["type"] == "websocket" and path in (SESSION_PATH, MCP_PATH):
             client = client_of(scope)
             attach_to = requested_session(scope)
-            if path == SESSION_PATH and attach_to and self.foreign(attach_to, client):
-                await refuse_unknown_attachment(receive, send, attach_to)
-            elif path == SESSION_PATH and attach_to:
+            if path == SESSION_PATH and attach_to:
                 await self.attached_socket(scope, receive, send, self.http_sessions.get(attach_to))
             else:
                 await self.socket_session(scope, receive, send, client, "ws" if path == SESSION_PATH else "mcp")
