@@ -6,9 +6,9 @@ keeps an idle session (SESSION_TIMEOUT_S). A step whose connection drops (a repl
 connection) attaches a new socket to the same session and sends the step again under the same `step_id`: the server
 stopped the step when its socket closed, or answers the one it finished, never running it twice. Only when the
 session itself is gone (the server restarted, or closed the idle session) is the episode lost: `SessionLost`.
-Opt-in (`resume_sessions=True`). A server that offers no HTTP sessions is used as before: one socket, one session; so are replicas behind a balancer
-without affinity, where the socket may reach another replica than the one that made the session (a reset that finds
-its new session unknown falls back to plain sockets).
+Opt-in (`resume_sessions=True`). A server that offers no HTTP sessions is used as before: one socket, one session;
+so are replicas behind a balancer without affinity, where the socket may reach another replica than the one that
+made the session (a reset that finds its new session unknown falls back to plain sockets).
 """
 
 from __future__ import annotations
