@@ -19,6 +19,8 @@ from websockets.sync.client import ClientConnection, connect
 from metric_tracker_rl import DEFAULT_TASK_ORDER, MetricTrackerRlAction, MetricTrackerRlEnv
 from metric_tracker_rl.analysis_tools import available_analysis_methods, generate_rows, run_tool
 from metric_tracker_rl.catalog.published import row_key
+from metric_tracker_rl.catalog.tasks import get_task_spec
+from metric_tracker_rl.catalog.tiers import TIERS
 from metric_tracker_rl.generation.episode import Episode
 from metric_tracker_rl.models import MetricTrackerRlObservation, MetricTrackerRlState, PayloadGeneratorMethod
 from metric_tracker_rl.serving.environment import NO_EPISODE_OVER_HTTP
@@ -161,7 +163,10 @@ def test_leak_scanner_finds_an_expected_row_unless_the_request_sent_it() -> None
     assert truth_leaks([Response(public)], episode) == []
 
 
-LEAK_CASES = [(task_id, None) for task_id in DEFAULT_TASK_ORDER] + [(DEFAULT_TASK_ORDER[-1], 7)]
+# Every named task over counts, the last twice: the exercise plays each count tool's example and a generator
+# submission, so the warehouse's episodes, whose tools read events, are not scanned by it.
+COUNT_TASKS = [task_id for task_id in DEFAULT_TASK_ORDER if TIERS[get_task_spec(task_id).difficulty].data == "counts"]
+LEAK_CASES = [(task_id, None) for task_id in COUNT_TASKS] + [(COUNT_TASKS[-1], 7)]
 
 
 @pytest.mark.parametrize(("task_id", "seed"), LEAK_CASES)
