@@ -101,11 +101,7 @@ class SqlPool:
         healthy = False
         try:
             request, deadline = self._request(worker, key, tables, sql, offset, limit)
-            began, cpu_began = time.monotonic(), worker.cpu_seconds()
-            try:
-                reply = worker.call(request, deadline, cpu_began)
-            finally:
-                _STATEMENT.seconds = getattr(_STATEMENT, "seconds", 0.0) + spent_by(worker, began, cpu_began)
+            reply = worker.call(request, deadline, worker.cpu_seconds())
             healthy = not reply[-1]  # a worker that retires or must restart exits after its reply
             return reply
         finally:
@@ -113,7 +109,7 @@ class SqlPool:
 
     async def run_async(self, key: int, tables: Callable[[], Mapping[str, ServedTable]], sql: str, offset: int,
                         limit: int) -> tuple[tuple[Any, ...], float]:
-        """`run` for the event loop, and the seconds the statement held its worker (see `statement_seconds`): no
+        """`run` for the event loop, and the seconds the statement held its worker (`worker_process.spent_by`): no
         thread waits for a worker or its reply. A statement that sends its episode's tables (megabytes down the
         pipe) writes them from a thread."""
         for _ in range(self.size + 1):
@@ -424,17 +420,6 @@ def _stop_workers() -> None:
             _POOL.close(grace_s=EXIT_GRACE_S)
 
 
-_STATEMENT = threading.local()  # `seconds`: how long this thread's statements held a worker (see statement_seconds)
-
-
-def statement_seconds(run: Callable[[], Any]) -> tuple[Any, float]:
-    """`run()`'s result and what the statements it ran in this thread cost their workers (CPU seconds, or wall
-    seconds where the system does not tell), without the time they waited for a worker to start or come free."""
-    _STATEMENT.seconds = 0.0
-    result = run()
-    return result, _STATEMENT.seconds
-
-
 _GATES: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, FairGate] = weakref.WeakKeyDictionary()
 
 
@@ -445,19 +430,3 @@ def gate() -> FairGate:
     if found is None:
         found = _GATES[loop] = FairGate(_size, max(1, _size - 1))
     return found
-
-
-# The threads that wait for SQL workers on behalf of the event loop: apart from the default pool every other
-# worker-thread step uses, so waiting statements never hold up a submission or a preview.
-_SQL_THREADS: Any = None
-
-
-def sql_threads() -> Any:
-    global _SQL_THREADS
-    with _POOL_LOCK:
-        if _SQL_THREADS is None:
-            from concurrent.futures import ThreadPoolExecutor
-
-            _SQL_THREADS = ThreadPoolExecutor(max_workers=max(4, 2 * _size), thread_name_prefix="sql")
-        return _SQL_THREADS
-
