@@ -73,9 +73,10 @@ def test_vf_eval_plays_one_episode_through_mcp_tools_and_its_reward_is_the_score
     assert reward == pytest.approx(score) and reward > 0.9
     assert trace["metrics"] == {"tool_calls": len(calls), "episode_done": 1.0}
 
-    # The model was offered exactly the tools every harness offers, and read exactly the text they show it.
+    # The model was offered exactly the tools every harness offers at the episode's tier, and read exactly the
+    # text they show it.
     offered = {tool["function"]["name"]: tool["function"] for tool in model.requests[0]["tools"]}
-    expected = {tool["function"]["name"]: tool["function"] for tool in openai_tools()}
+    expected = {tool["function"]["name"]: tool["function"] for tool in openai_tools(EPISODE["difficulty"])}
     assert offered.keys() == expected.keys()
     for name, function in expected.items():
         assert offered[name]["description"] == function["description"]

@@ -4,7 +4,8 @@ It reads the calendar notes, runs the family-specific generators and the median 
 drops the rows on annotated dates and the rows on entities a family never starts from (the brief lists each
 family's root-cause entities), keeps the first row per date (the most specific family first, then the strongest
 evidence), and submits the rest. No reasoning about weak incidents: the point is a reproducible floor that runs in
-seconds without a model.
+seconds without a model. At a tier that offers none of these tools (the warehouse: raw events), it submits an empty
+report: the floor of a procedure that reads no data.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from metric_tracker_rl.agents.base import Agent, ResultKeeper, register_agent
 from metric_tracker_rl.agents.reading import PAGE_ROWS
 from metric_tracker_rl.models import MetricSubmissionRow, MetricTrackerRlAction
 from metric_tracker_rl.view.observation import SeenObservation
+from metric_tracker_rl.view.tool_schemas import model_tools
 
 THRESHOLD = 4.0
 # Family-specific generators first, so that a funnel break or a data-quality issue is labelled by its own family
@@ -38,9 +40,12 @@ class ScriptedAgent(Agent):
     def begin(self, observation: SeenObservation) -> None:
         self.root_entities = {row["family"]: set(row["root_cause_entities"])
                               for row in observation.brief["families"]}
-        self.calls: list[tuple[str, str, dict[str, Any]]] = [("annotations", "get_annotations", {})] + [
-            (name, name, {"threshold_multiplier": self.threshold, "limit": PAGE_ROWS})
-            for name in GENERATOR_ORDER]
+        difficulty = observation.config.get("difficulty")
+        offered = {tool.name for tool in model_tools(difficulty if isinstance(difficulty, str) else None)}
+        self.calls: list[tuple[str, str, dict[str, Any]]] = [
+            call for call in [("annotations", "get_annotations", {}), *(
+                (name, name, {"threshold_multiplier": self.threshold, "limit": PAGE_ROWS})
+                for name in GENERATOR_ORDER)] if call[1] in offered]
         self.kept = ResultKeeper()
 
     def act(self, observation: SeenObservation) -> MetricTrackerRlAction | None:
@@ -51,10 +56,10 @@ class ScriptedAgent(Agent):
             name, method, arguments = self.calls.pop(0)
             self.kept.expect(name)
             return MetricTrackerRlAction(analysis_method=method, analysis_args=arguments)
-        annotated = {note["date"] for note in self.kept.results["annotations"].get("annotations", [])}
+        annotated = {note["date"] for note in self.kept.results.get("annotations", {}).get("annotations", [])}
         first_per_date: dict[str, dict[str, Any]] = {}
         for method in GENERATOR_ORDER:  # the most specific family first, each strongest first
-            for row in self.kept.results[method].get("rows", []):
+            for row in self.kept.results.get(method, {}).get("rows", []):
                 if row["date"] not in annotated \
                         and row["entity_name"] in self.root_entities.get(row["anomaly_type"], ()):
                     first_per_date.setdefault(row["date"], row)
