@@ -43,6 +43,7 @@ from metric_tracker_rl.serving.reset_facts import catalogs, published_facts, tie
 from metric_tracker_rl.serving.reset_turns import in_build_thread, reset_turns
 from metric_tracker_rl.serving.rubric import SubmissionRubric
 from metric_tracker_rl.serving.step_bound import GivenUp, step_bound_s, uncancelled, within_bound
+from metric_tracker_rl.sql import ledger
 from metric_tracker_rl.sql.pool import CLIENT, gate
 
 MAX_SUBMISSION_ROWS = 200
@@ -272,40 +273,55 @@ class MetricTrackerRlEnvironment(McpToolSurface, TaskProviderMixin,
         the step reads it (cheap work, on the loop like any analysis call). An episode's first statement opens its
         sandbox (building its tables) on a thread first. Until the reply is read nothing of the step has happened,
         so a step given up on the way (`step_bound`) leaves the episode as it was."""
-        episode = self._playing
+        episode, began = self._playing, time.monotonic()
         statement = open_statement(episode.public, action.analysis_args)
         if statement is None and needs_sandbox(episode.public, action.analysis_args):
             await asyncio.to_thread(sandbox_of, episode.public)
+            ledger.record(sandbox_open_s=time.monotonic() - began)
             statement = open_statement(episode.public, action.analysis_args)
         if statement is None:  # arguments the tool refuses: its error, inline
             return self.step(action, timeout_s=timeout_s, **kwargs)
         sandbox, sql, offset, limit = statement
         self._statement_waits = 0.0
-        for _ in range(2):  # a second turn only after a demotion, which makes the client slow for the next one
-            asked = time.monotonic()
-            async with gate().turn(CLIENT.get()) as turn:
-                self._statement_waits += time.monotonic() - asked
-                running = asyncio.ensure_future(sandbox.prefetch(sql, offset, limit))
-                demoted = asyncio.ensure_future(turn.demoted.wait())
-                try:
-                    await asyncio.wait({running, demoted}, return_when=asyncio.FIRST_COMPLETED)
-                finally:
-                    demoted.cancel()
-                    if not running.done():
-                        running.cancel()  # demoted, or this step given up: the statement is stopped
-                        with contextlib.suppress(asyncio.CancelledError):
-                            await running
-                if running.done() and not running.cancelled():
-                    turn.seconds = running.result()
+        try:
+            for _ in range(2):  # a second turn only after a demotion, which makes the client slow for the next one
+                if await self._statement_turn(sandbox, sql, offset, limit):
                     return self.step(action, timeout_s=timeout_s, **kwargs)
-        return await self._statement_after_demotions(action, sandbox, sql, offset, limit, timeout_s, **kwargs)
+            return await self._statement_after_demotions(action, sandbox, sql, offset, limit, timeout_s, **kwargs)
+        finally:
+            ledger.record(statements=1, step_s=time.monotonic() - began)
+
+    async def _statement_turn(self, sandbox: Any, sql: str, offset: int, limit: int) -> bool:
+        """One turn at the workers for the statement: whether it ran to its end (False: demoted, and stopped)."""
+        asked = time.monotonic()
+        async with gate().turn(CLIENT.get()) as turn:
+            granted = time.monotonic()
+            self._statement_waits += granted - asked
+            ledger.record(gate_wait_s=granted - asked)
+            running = asyncio.ensure_future(sandbox.prefetch(sql, offset, limit))
+            demoted = asyncio.ensure_future(turn.demoted.wait())
+            try:
+                await asyncio.wait({running, demoted}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                demoted.cancel()
+                if not running.done():
+                    running.cancel()  # demoted, or this step given up: the statement is stopped
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await running
+                    ledger.record(reruns=1, rerun_s=time.monotonic() - granted)
+            if running.done() and not running.cancelled():
+                turn.seconds = running.result()
+                return True
+            return False
 
     async def _statement_after_demotions(self, action: MetricTrackerRlAction, sandbox: Any, sql: str, offset: int,
                                          limit: int, timeout_s: float | None, **kwargs: Any
                                          ) -> MetricTrackerRlObservation:
         """Demoted twice (other clients' slow statements held every worker both times): the last turn runs to the
         end wherever it is granted."""
+        asked = time.monotonic()
         async with gate().turn(CLIENT.get()) as turn:
+            ledger.record(gate_wait_s=time.monotonic() - asked)
             turn.seconds = await sandbox.prefetch(sql, offset, limit)
         return self.step(action, timeout_s=timeout_s, **kwargs)
 

@@ -16,7 +16,8 @@ fails every WebSocket at once (code 1012), so a step in flight is lost without a
 4. then lets uvicorn shut down. A second signal stops at once.
 
 `GET /health` stays a liveness check (200 while the process serves). The orchestration manifests in deploy/
-use `/ready` for readiness and give the pod longer than the drain to stop.
+use `/ready` for readiness and give the pod longer than the drain to stop. Its body also says where the server's
+statement steps spent their time (`sql.ledger`).
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ from metric_tracker_rl.serving.hardening import (
 )
 from metric_tracker_rl.serving.session_http import CREATE_METHOD, MCP_PATH, json_rpc_request
 from metric_tracker_rl.serving.session_places import json_rpc_error
+from metric_tracker_rl.sql import ledger
 
 STEP_GRACE_S = 5.0
 READY_PATH = "/ready"
@@ -120,7 +122,7 @@ class DrainAware:
 
     async def _ready(self, send: Send) -> None:
         draining = self.lifecycle.draining
-        body = json.dumps({"status": "draining" if draining else "ready"}).encode()
+        body = json.dumps({"status": "draining" if draining else "ready", "statements": ledger.snapshot()}).encode()
         await send({"type": "http.response.start", "status": 503 if draining else 200,
                     "headers": [(b"content-type", b"application/json"), (b"cache-control", b"no-store")]})
         await send({"type": "http.response.body", "body": body})

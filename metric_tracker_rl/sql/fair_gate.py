@@ -17,6 +17,8 @@ import contextlib
 import time
 from collections.abc import AsyncIterator, Callable
 
+from metric_tracker_rl.sql import ledger
+
 # A statement that holds its turn this long makes its client slow for SLOW_MEMORY_S (FairGate): a typical statement
 # takes milliseconds, one near the time limit seconds.
 QUICK_S = 0.25
@@ -110,6 +112,7 @@ class FairGate:
         others = sum(count for name, count in self.running.items() if name != client and self.slow(name))
         if others >= self.slots - 1:
             self.demotions += 1
+            ledger.record(demotions=1)
             held.demoted.set()
 
     def _note_duration(self, client: str, seconds: float) -> None:

@@ -30,6 +30,7 @@ from collections.abc import Callable, Mapping
 from contextvars import ContextVar
 from typing import Any
 
+from metric_tracker_rl.sql import ledger
 from metric_tracker_rl.sql.columns import PackedTable, ServedTable
 from metric_tracker_rl.sql.engine import CACHE_MB, TIME_LIMIT_S
 from metric_tracker_rl.sql.fair_gate import FairGate
@@ -124,6 +125,7 @@ class SqlPool:
                               offset: int, limit: int) -> tuple[tuple[Any, ...], float]:
         """One try on one worker. Cancelled (the step was given up: its connection closed or its bound passed),
         the statement is stopped in its worker, which serves the next one as soon as it answers (`_drain`)."""
+        asked = time.monotonic()
         worker = await self._take_async(key)
         healthy, drained = False, False
         try:
@@ -136,6 +138,7 @@ class SqlPool:
                     worker.send(request)
                 else:
                     await asyncio.shield(sending)
+                sent = time.monotonic()
                 reply = await worker.reply_async(deadline, cpu_began)
             except WorkerFailed as failure:
                 failure.seconds = spent_by(worker, began, cpu_began)
@@ -145,6 +148,9 @@ class SqlPool:
                 self._drain(worker, sending)
                 raise
             spent = spent_by(worker, began, cpu_began)
+            cpu_now = worker.cpu_seconds()
+            ledger.record_attempt(began - asked, sent - began, time.monotonic() - sent,
+                                  None if cpu_now is None or cpu_began is None else cpu_now - cpu_began)
             healthy = not reply[-1]
             return reply, spent
         finally:
@@ -163,6 +169,7 @@ class SqlPool:
                 reply = await worker.stopped_reply(STOP_WAIT_S)
                 healthy = not reply[-1]
                 self.stopped += 1
+                ledger.record(stopped=1)
             except (WorkerFailed, *PIPE_FAILURES):
                 pass
             finally:
@@ -321,6 +328,7 @@ class SqlPool:
                 return
             self._workers.discard(worker)
             self.replaced += 1
+            ledger.record(replaced=1)
             self._changed()  # statements waiting for the tables it held pick another worker
             if not self._closed:
                 self._start()
@@ -348,6 +356,7 @@ class SqlPool:
                     self._restarting += 1  # counted as started: no statement starts another during the backoff
                     self.start_failures += 1
                     self.replaced += 1
+                    ledger.record(replaced=1)
                     self._changed()  # waiting statements learn that no worker is ready yet
                     backoff = start_backoff(self.start_failures)
                 time.sleep(backoff)
@@ -369,6 +378,7 @@ class SqlPool:
         with self._condition:
             self._workers.discard(worker)
             self.replaced += 1
+            ledger.record(replaced=1)
             if not self._closed and len(self._workers) + self._restarting < self.size:
                 self._start()
             self._changed()
