@@ -73,7 +73,7 @@ def test_a_defects_baseline_keeps_out_the_denials_and_late_events_that_happen_wi
 
 def test_concurrency_is_a_count_of_second_incidents_within_the_incident_count() -> None:
     meaning = CONFIG_MEANINGS["concurrency"]
-    assert meaning.startswith("a count, not a switch: how many of the episode's incidents (within its incident count")
+    assert meaning.startswith("a count, not a switch: how many incidents (of the incident count")
     for concurrency in (0, 1, 2, 3):
         for seed in range(3):
             drawn = reset_world(difficulty="deep", seed=seed, anomaly_count=5, concurrency=concurrency)

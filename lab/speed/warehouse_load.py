@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import httpx
 from websockets.exceptions import ConnectionClosed
 
 from lab.speed.loopback_server import (
@@ -289,6 +290,30 @@ def run_load(url: str, args: argparse.Namespace, transcripts: list[Transcript],
 
 # --- the report ----------------------------------------------------------------------------------------------------
 
+LEDGER_PHASES = ("gate_wait_s", "sandbox_open_s", "worker_wait_s", "send_s", "engine_cpu_s", "reply_wait_s",
+                 "rerun_s")
+
+
+def statement_ledger(url: str) -> dict[str, float] | None:
+    """The server's statement ledger (`GET /ready`), or None from a server that does not report one."""
+    body = httpx.get(f"{url}/ready", timeout=30).json()
+    return body.get("statements")
+
+
+def where_the_time_goes(before: dict[str, float] | None, after: dict[str, float] | None) -> dict[str, Any] | None:
+    """The server's statement steps during the load (every session's, the victim's too): the seconds of each
+    phase, and each phase's share of the steps' wall time; `event_loop_s` is what no phase explains."""
+    if before is None or after is None:
+        return None
+    spent: dict[str, Any] = {name: round(after[name] - before[name], 3) for name in after}
+    explained = sum(spent[phase] for phase in LEDGER_PHASES)
+    spent["event_loop_s"] = round(max(0.0, spent["step_s"] - explained), 3)
+    total = spent["step_s"] or 1.0
+    spent["shares"] = {phase.removesuffix("_s"): round(spent[phase] / total, 3)
+                       for phase in (*LEDGER_PHASES, "event_loop_s")}
+    return spent
+
+
 def figures(tally: Tally, seen: dict[str, Any], cpu: dict[str, list[float | None]]) -> dict[str, Any]:
     steps = tally.steps
     queries = [s for s in steps if s["cpu_ms"] is not None]
@@ -346,12 +371,15 @@ def main() -> None:
     with load_average_sampled() as load, loopback_server(root) as served:
         progress(f"server of {root} at {served.url}; {args.sessions} sessions and {args.busy} busy loops for "
                  f"{args.seconds:.0f} s")
+        ledger_before = statement_ledger(served.url)
         tally, seen = run_load(served.url, args, transcripts, cpu)
+        spent = where_the_time_goes(ledger_before, statement_ledger(served.url))
         tracebacks = served.tracebacks()
     report = {**code, "sessions": args.sessions, "seconds": args.seconds, "busy_processes": args.busy,
               "message_timeout_s": args.message_timeout, "transcripts": [t.name for t in transcripts],
               "statements": sum(tool == "query" for t in transcripts for tool, _ in t.calls),
-              "load_average": load, "server_tracebacks": tracebacks, **figures(tally, seen, cpu)}
+              "load_average": load, "server_tracebacks": tracebacks, **figures(tally, seen, cpu),
+              "where_the_time_goes": spent}
     print(json.dumps(report, indent=2))
     write_column(ARTIFACT, args.column, report, COMMAND)
 
@@ -372,6 +400,21 @@ def _spread(keys: str, spec: str, unit: str) -> Any:
     return render
 
 
+def _shares(run: dict[str, Any]) -> str:
+    spent = run.get("where_the_time_goes")
+    if spent is None:
+        return "not reported by this server"
+    shares = spent["shares"]
+    return " / ".join(f"{100 * shares[name]:.0f}%" for name in (
+        "gate_wait", "sandbox_open", "worker_wait", "send", "engine_cpu", "reply_wait", "rerun", "event_loop"))
+
+
+def _counts(run: dict[str, Any]) -> str:
+    spent = run.get("where_the_time_goes")
+    return "not reported by this server" if spent is None else \
+        f"{spent['stopped']}; {spent['replaced']}; {spent['demotions']}"
+
+
 ROWS: tuple[tuple[str, Any], ...] = (
     ("the server's code: commit", lambda r: f"{r['code_commit']}{' (changed)' if r['dirty'] else ''}"),
     ("sessions, busy loops, seconds of new steps", lambda r: f"{r['sessions']}, {r['busy_processes']}, "
@@ -390,6 +433,10 @@ ROWS: tuple[tuple[str, Any], ...] = (
     ("steps answered with the step bound's error", lambda r: str(r["step_bound_errors"])),
     (f"a statement's CPU time, p50 / p95 / max (budget: p50 ≤ {STATEMENT_BUDGET_P50_MS:.0f} ms)",
      lambda r: _spread("p50 p95 max", ".0f", " ms")(r["statement_cpu_ms"])),
+    ("where the server's statement steps spent their wall time: a turn at the workers / opening the episode's "
+     "tables / a worker / the hand-off / the engine's CPU / the reply beyond it / attempts run again / the event "
+     "loop", _shares),
+    ("statements stopped for a step given up; workers replaced; turns demoted", _counts),
     ("load average: at the start / mean during", lambda r: "{at_start:.1f} / {mean:.1f}".format(
         **r["load_average"])),
 )

@@ -72,7 +72,7 @@ def replayable() -> list[Path]:
     stored, found = replay.current_fingerprints(), []
     for folder in FOLDERS:
         recorded = replay.recorded_on(folder)
-        found += [path for path in sorted(folder.glob("*.json")) if path.name != replay.RECORDED_ON.name
+        found += [path for path in sorted(folder.glob("*.json")) if path.name not in replay.RECORD_FILES
                   and not replay.is_earlier_version(replay.load(path)["difficulty"], recorded, stored)]
     return found
 
@@ -129,7 +129,7 @@ def test_every_text_and_score_is_the_same_idle_beside_busy_processes_and_beside_
     # The current set was recorded on abyss's and deep's episodes as they are: every score is the one this version
     # grades its calls with (lab/artifacts/model_results.json; a text may read as reworded since). Idle is the
     # reference for every text, here and below.
-    current = {path.name for path in CURRENT.glob("*.json") if path.name != replay.RECORDED_ON.name}
+    current = {path.name for path in CURRENT.glob("*.json") if path.name not in replay.RECORD_FILES}
     assert len(current) == 15 and current <= idle.keys()
     graded = {entry["file"]: entry["replayed_score"] for entry in kept_results()["transcripts"]
               if not entry["history"]}

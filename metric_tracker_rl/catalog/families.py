@@ -116,8 +116,8 @@ PUBLISHED_FAMILIES = FamilyCatalog((
                       ("compare_count_to_median", SEGMENT_BREAKDOWN, *DEVIATION_SCANS), direction=1, shiftable=True),
     FamilyDescription("funnel_break", "funnel_step",
                       "One step almost stops converting for a block of hours while the steps before it arrive as "
-                      "usual: with segments the payment step (its incident kinds are payment failures), on one funnel "
-                      "any step (payments failing, a broken button); the step's daily rate falls as a side effect.",
+                      "usual (with segments the payment step: payments failing; on one funnel any step); the step's "
+                      "daily rate falls as a side effect.",
                       "get_funnel_break_rows", ("detect_funnel_break", "hourly_rows_for_date", SEGMENT_BREAKDOWN),
                       shiftable=True),
     FamilyDescription("hourly_traffic_mix_shift", "hourly_mix",

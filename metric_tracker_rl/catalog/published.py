@@ -337,12 +337,11 @@ CONFIG_MEANINGS: dict[str, str] = {
     "max_cuboid_depth": "the most fields a segment names, a version with its platform counting once; "
                         "partner_payment_failure and experiment_breakage may name 2 at any setting",
     "magnitude_scale": "every kind's default size range times this",
-    "concurrency": "a count, not a switch: how many of the episode's incidents (within its incident count, at most "
-                   "all but one) are second incidents, each on the date of another incident of any kind (mixed "
-                   "episodes with level_shift; 0: none): each a level_shift of that date only, on a step that "
-                   "date's incidents and experiments leave alone, in a segment that keeps one of that incident's "
-                   "field values and agrees with it on every field both name; with no step free, a segment_outage "
-                   "on a date of its own instead",
+    "concurrency": "a count, not a switch: how many incidents (of the incident count, at most all but one; 0: none) "
+                   "are second incidents, each a level_shift of one date on another incident's date (mixed episodes "
+                   "with level_shift), on a step that date's incidents and experiments leave alone, in a segment "
+                   "that keeps one of that incident's field values and agrees with it on every field both name; "
+                   "with no step free, a segment_outage on a date of its own",
     "note_share": "the share of partner_payment_failures with a partner_status notice",
     "standard": "true: the tier's defaults but the seed (as published scores use)",
     "held_out": "true: seeded with a server secret, so its seed cannot rebuild it",

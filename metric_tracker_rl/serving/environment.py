@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import atexit
-import contextlib
 import secrets
 import threading
 import time
@@ -42,9 +41,10 @@ from metric_tracker_rl.serving.memory_release import release_soon
 from metric_tracker_rl.serving.reset_facts import catalogs, published_facts, tier_methods
 from metric_tracker_rl.serving.reset_turns import in_build_thread, reset_turns
 from metric_tracker_rl.serving.rubric import SubmissionRubric
+from metric_tracker_rl.serving.statement_turns import Waited, run_in_turns
 from metric_tracker_rl.serving.step_bound import GivenUp, step_bound_s, uncancelled, within_bound
 from metric_tracker_rl.sql import ledger
-from metric_tracker_rl.sql.pool import CLIENT, gate
+from metric_tracker_rl.sql.pool import CLIENT
 
 MAX_SUBMISSION_ROWS = 200
 INSTRUCTION = (
@@ -132,7 +132,7 @@ class MetricTrackerRlEnvironment(McpToolSurface, TaskProviderMixin,
         # never blocks on a step running in a thread.
         self._step_lock = threading.Lock()
         self._async_step_lock: tuple[asyncio.AbstractEventLoop, asyncio.Lock] | None = None
-        self._statement_waits = 0.0  # how long the running statement step has waited for SQL workers
+        self._statement_waits = Waited()  # how long the running statement step has waited for SQL workers
         self._answered: tuple[int, MetricTrackerRlObservation] | None = None  # the last numbered step's answer
 
     # --- OpenEnv interface -------------------------------------------------------------------------
@@ -282,53 +282,18 @@ class MetricTrackerRlEnvironment(McpToolSurface, TaskProviderMixin,
         if statement is None:  # arguments the tool refuses: its error, inline
             return self.step(action, timeout_s=timeout_s, **kwargs)
         sandbox, sql, offset, limit = statement
-        self._statement_waits = 0.0
+        self._statement_waits = Waited()
         try:
-            for _ in range(2):  # a second turn only after a demotion, which makes the client slow for the next one
-                if await self._statement_turn(sandbox, sql, offset, limit):
-                    return self.step(action, timeout_s=timeout_s, **kwargs)
-            return await self._statement_after_demotions(action, sandbox, sql, offset, limit, timeout_s, **kwargs)
+            await run_in_turns(sandbox, sql, offset, limit, self._statement_waits)
         finally:
             ledger.record(statements=1, step_s=time.monotonic() - began)
-
-    async def _statement_turn(self, sandbox: Any, sql: str, offset: int, limit: int) -> bool:
-        """One turn at the workers for the statement: whether it ran to its end (False: demoted, and stopped)."""
-        asked = time.monotonic()
-        async with gate().turn(CLIENT.get()) as turn:
-            granted = time.monotonic()
-            self._statement_waits += granted - asked
-            ledger.record(gate_wait_s=granted - asked)
-            running = asyncio.ensure_future(sandbox.prefetch(sql, offset, limit))
-            demoted = asyncio.ensure_future(turn.demoted.wait())
-            try:
-                await asyncio.wait({running, demoted}, return_when=asyncio.FIRST_COMPLETED)
-            finally:
-                demoted.cancel()
-                if not running.done():
-                    running.cancel()  # demoted, or this step given up: the statement is stopped
-                    with contextlib.suppress(asyncio.CancelledError):
-                        await running
-                    ledger.record(reruns=1, rerun_s=time.monotonic() - granted)
-            if running.done() and not running.cancelled():
-                turn.seconds = running.result()
-                return True
-            return False
-
-    async def _statement_after_demotions(self, action: MetricTrackerRlAction, sandbox: Any, sql: str, offset: int,
-                                         limit: int, timeout_s: float | None, **kwargs: Any
-                                         ) -> MetricTrackerRlObservation:
-        """Demoted twice (other clients' slow statements held every worker both times): the last turn runs to the
-        end wherever it is granted."""
-        asked = time.monotonic()
-        async with gate().turn(CLIENT.get()) as turn:
-            ledger.record(gate_wait_s=time.monotonic() - asked)
-            turn.seconds = await sandbox.prefetch(sql, offset, limit)
         return self.step(action, timeout_s=timeout_s, **kwargs)
 
     def _given_up(self, outcome: GivenUp) -> MetricTrackerRlObservation:
         """What a step the server gave up answers: why, and that nothing was used. (A closed connection reads
         nothing; the observation is built all the same for the transport to drop.)"""
-        waited = f" It waited {self._statement_waits:.0f} s of that for a SQL worker." if self._statement_waits else ""
+        seconds = self._statement_waits.seconds
+        waited = f" It waited {seconds:.0f} s of that for a SQL worker." if seconds else ""
         message = (f"This step was not run: the server could not finish it within its step time bound of "
                    f"{outcome.bound_s:g} s (STEP_TIMEOUT_S) because it is busy.{waited} No step was used and the "
                    "episode goes on: send the step again, or a cheaper statement (filter or aggregate earlier).")

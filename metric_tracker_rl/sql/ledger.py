@@ -10,7 +10,8 @@ statement step the server answered since it started:
 - `send_s`: handing the statement, and its episode's tables the first time, down the worker's pipe;
 - `engine_cpu_s`: the CPU the worker spent on the statement;
 - `reply_wait_s`: from the statement sent until its reply, beyond that CPU (the worker waiting for a core, the pipe);
-- `rerun_s`: attempts stopped before their end and asked again (a demotion off the worker kept for quick clients);
+- `rerun_s`: attempts stopped before their end: demoted off the worker kept for quick clients (then asked again),
+  or their step given up;
 - `step_s`: the whole step, from its session's turn to its observation; what the phases do not explain is the
   event loop's own work (reading the reply, rendering the observation) and its waits for other tasks.
 
