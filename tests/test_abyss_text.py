@@ -237,7 +237,7 @@ def test_a_second_incident_is_a_one_date_level_shift_on_a_date_of_an_incident_of
     several kinds), on a step none of that date's incidents reports, in a segment that shares a field value with
     the host's and agrees with it on every field both name."""
     meaning = _brief()["config_meaning"]["concurrency"]
-    for said in ("a level_shift of that date only", "on the date of another incident of any kind",
+    for said in ("a level_shift of one date on another incident's date", "(mixed episodes with level_shift)",
                  "keeps one of that incident's field values and agrees with it on every field both name",
                  "a segment_outage on a date of its own"):
         assert said in meaning, said

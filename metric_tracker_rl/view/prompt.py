@@ -52,7 +52,12 @@ def segment_arguments() -> str:
     tier's daily-only ones there (which no hourly count has)."""
     extra = {name: [f for f in world_of(TIERS[name].dimensions).fields if f not in CELL_FIELDS]
              for name in COUNT_SEGMENTED_TIERS}
-    said = _list(CELL_FIELDS) + "".join(f", at {name} also {_list(fields)}" for name, fields in extra.items() if fields)
+    tiers_by_fields: dict[tuple[str, ...], list[str]] = {}
+    for name, fields in extra.items():
+        if fields:
+            tiers_by_fields.setdefault(tuple(fields), []).append(name)
+    said = _list(CELL_FIELDS) + "".join(f", at {_list(names)} also {_list(fields)}"
+                                        for fields, names in tiers_by_fields.items())
     daily = sorted({f for fields in extra.values() for f in fields})
     return said + (f" (hourly data has no {' or '.join(daily)})" if daily else "")
 

@@ -66,9 +66,9 @@ SEGMENT_REPORTING = (
 )
 # At a tier that credits segments by overlap (deep): any of its dimensions, and the continuous credit.
 OVERLAP_REPORTING = (
-    "At {difficulty} every incident is confined to a segment: report it with any of the fields {fields} that name "
-    "it (web has the single app_version 'web'), and read its baseline, "
-    "observed value and delta from that segment's own data with the published baseline rule. The row's quality is "
+    "At {difficulty} every incident is confined to a segment: name it with any of {fields} (web has the single "
+    "app_version 'web'); read its baseline, observed value and delta from that segment's own data with the "
+    "published baseline rule. The row's quality is "
     "multiplied by its segment credit. " + OVERLAP_CREDIT_RULE
 )
 BENIGN_LOOK_ALIKES = (
