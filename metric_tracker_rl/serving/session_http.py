@@ -1,6 +1,9 @@
 """HTTP sessions: OpenEnv's JSON-RPC session methods on POST /mcp, as `sessions.SessionLimits` admits, counts,
 annotates and closes them (a session it closes is closed through the whole app, with the request a client would
-send, so OpenEnv frees it as it frees any other)."""
+send, so OpenEnv frees it as it frees any other).
+
+An HTTP session belongs to the client that created it (`session_owner`): its id named by another client is
+answered as an unknown id is."""
 
 from __future__ import annotations
 
@@ -31,6 +34,7 @@ from metric_tracker_rl.serving.hardening import (
     replaying,
 )
 from metric_tracker_rl.serving.session_clock import TrackedSession
+from metric_tracker_rl.serving.session_owner import SERVER_OWN, StandIns, renamed_body, with_body_length
 from metric_tracker_rl.serving.session_places import SessionPlaces, json_rpc_error
 from metric_tracker_rl.serving.task_api import json_safe
 
@@ -63,9 +67,14 @@ class HttpSessions(SessionPlaces):
         body = await read_body(receive)  # bounded by BoundedRequestBodies, which sits outside
         if body is None:
             return
+        client = client_of(scope)
+        if not scope.get(SERVER_OWN):
+            stand_ins = StandIns()
+            body = renamed_body(body, self.owned_elsewhere(client), stand_ins)
+            if stand_ins.named:
+                scope, send = with_body_length(scope, body), stand_ins.sending(send)
         request_id, method, params = json_rpc_request(body)
         replay = replaying(body, receive)
-        client = client_of(scope)
         session_id = params.get("session_id")
         if session_id is not None and not isinstance(session_id, str):
             await json_response(send, 200, json.dumps({
@@ -92,6 +101,15 @@ class HttpSessions(SessionPlaces):
                     await self.working_on(session, scope, replay, send)
                     return
             await self.app(scope, replay, send)
+
+    def owned_elsewhere(self, client: str) -> Callable[[str], bool]:
+        """Whether a session id names an HTTP session that a client other than `client` created."""
+
+        def elsewhere(session_id: str) -> bool:
+            session = self.http_sessions.get(session_id)
+            return session is not None and session.client != client
+
+        return elsewhere
 
     async def working_on(self, session: TrackedSession, scope: Scope, receive: Receive, send: Send) -> None:
         """Answer a tool call on an HTTP session: it is working until answered, and its clock starts again then."""
@@ -177,7 +195,7 @@ class HttpSessions(SessionPlaces):
                            "params": {"session_id": session.session_id}}).encode()
         scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST",
                  "scheme": "http", "path": MCP_PATH, "raw_path": MCP_PATH.encode(), "query_string": b"",
-                 "root_path": "", "client": ("127.0.0.1", 0), "server": ("127.0.0.1", 0),
+                 "root_path": "", "client": ("127.0.0.1", 0), "server": ("127.0.0.1", 0), SERVER_OWN: True,
                  "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]}
 
         async def discard(message: Message) -> None:

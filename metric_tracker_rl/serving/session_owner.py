@@ -1,0 +1,140 @@
+"""An HTTP session belongs to the client that created it: the client `client_address.client_of` names, the one the
+per-client session cap and the SQL workers' fair turns count (behind a trusted proxy, the forwarded client).
+
+Its id named by another client, wherever a client can name one (a JSON-RPC request's `params.session_id` on
+`POST /mcp` or in a frame of the `/mcp` or `/ws` socket, and `/ws?session_id=<id>`), goes on to OpenEnv as a
+stand-in id that no session has, and the stand-in is named back in what OpenEnv answers. So the other client gets,
+byte for byte, the answer an unknown id gets: the id is no bearer token to another's episode (an id that leaks in a
+log or a shared notebook opens nothing, closes nothing), and no answer tells that it exists.
+
+The server's own close of a session whose time is up is marked `SERVER_OWN` in its scope (which no client can
+set), and speaks for the session's client.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import parse_qsl, urlencode
+
+from metric_tracker_rl.compat.openenv import SESSION_QUERY_PARAMETER
+from metric_tracker_rl.serving.asgi_types import Message, Receive, Scope, Send
+
+SERVER_OWN = "metric_tracker_rl.server_own"  # a scope key: the request is the server's own, not a client's
+ESCAPE = "\\u"  # a JSON key may spell `session_id` with escapes: a frame that has one is read whole
+
+
+class StandIns:
+    """The stand-in ids of one request or connection, each for an id its client named but does not own."""
+
+    def __init__(self) -> None:
+        self.named: dict[str, str] = {}  # stand-in → the id the client named
+
+    def stand_in_for(self, session_id: str) -> str:
+        stand_in = next((stand_in for stand_in, named in self.named.items() if named == session_id), None)
+        if stand_in is None:
+            stand_in = str(uuid.uuid4())  # as OpenEnv's ids: as long, and never one it issued
+            self.named[stand_in] = session_id
+        return stand_in
+
+    def named_back(self, data: bytes) -> bytes:
+        for stand_in, named in self.named.items():
+            data = data.replace(stand_in.encode(), named.encode())
+        return data
+
+    def sending(self, send: Send) -> Send:
+        """`send`, naming each stand-in back: in a socket's text frames, and in an HTTP body (read whole, its
+        Content-Length set again)."""
+        start: Message | None = None
+        chunks: list[bytes] = []
+
+        async def named_back(message: Message) -> None:
+            nonlocal start
+            if not self.named:
+                await send(message)
+            elif message["type"] == "websocket.send" and isinstance(message.get("text"), str):
+                await send({**message, "text": self.named_back(message["text"].encode()).decode()})
+            elif message["type"] == "http.response.start":
+                start = message
+            elif message["type"] == "http.response.body" and start is not None:
+                chunks.append(message.get("body", b""))
+                if message.get("more_body", False):
+                    return
+                body = self.named_back(b"".join(chunks))
+                headers = [(k, v) for k, v in start.get("headers", []) if k.lower() != b"content-length"]
+                await send({**start, "headers": [*headers, (b"content-length", str(len(body)).encode())]})
+                await send({"type": "http.response.body", "body": body})
+            else:
+                await send(message)
+
+        return named_back
+
+
+def renamed_request(request: Any, owned_elsewhere: Callable[[str], bool], stand_ins: StandIns) -> bool:
+    """Put a stand-in for `params.session_id` of a parsed JSON-RPC `request` when another client owns that
+    session; whether it did."""
+    params = request.get("params") if isinstance(request, dict) else None
+    session_id = params.get("session_id") if isinstance(params, dict) else None
+    if not isinstance(session_id, str) or not owned_elsewhere(session_id):
+        return False
+    assert isinstance(params, dict)
+    params["session_id"] = stand_ins.stand_in_for(session_id)
+    return True
+
+
+def renamed_body(body: bytes, owned_elsewhere: Callable[[str], bool], stand_ins: StandIns) -> bytes:
+    """A `POST /mcp` body, with a stand-in for a session id another client owns."""
+    if not may_name_a_session(body):
+        return body
+    try:
+        request = json.loads(body)
+    except (ValueError, RecursionError):
+        return body  # OpenEnv answers it
+    return json.dumps(request).encode() if renamed_request(request, owned_elsewhere, stand_ins) else body
+
+
+def may_name_a_session(text: str | bytes) -> bool:
+    """Whether a JSON text may name a session id at all (most frames do not, and are not parsed here)."""
+    if isinstance(text, bytes):
+        return b"session_id" in text or ESCAPE.encode() in text
+    return "session_id" in text or ESCAPE in text
+
+
+def renaming_frames(receive: Receive, owned_elsewhere: Callable[[str], bool], stand_ins: StandIns,
+                    wrapped: bool) -> Receive:
+    """A socket's receive, with a stand-in for a session id another client owns in its JSON-RPC frames: the frame
+    itself on `/mcp`, the `data` of a `{"type": "mcp"}` frame on `/ws` (`wrapped`)."""
+
+    async def renamed() -> Message:
+        message = await receive()
+        text = message.get("text") if message["type"] == "websocket.receive" else None
+        if not isinstance(text, str) or not may_name_a_session(text):
+            return message
+        try:
+            frame = json.loads(text)
+        except (ValueError, RecursionError):
+            return message  # OpenEnv answers it
+        if wrapped:
+            request = frame.get("data") if isinstance(frame, dict) and frame.get("type") == "mcp" else None
+        else:
+            request = frame
+        if not renamed_request(request, owned_elsewhere, stand_ins):
+            return message
+        return {**message, "text": json.dumps(frame)}
+
+    return renamed
+
+
+def attaching_to(scope: Scope, session_id: str) -> Scope:
+    """A `/ws` scope whose query names `session_id` wherever it named a session."""
+    pairs = parse_qsl(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True)
+    query = urlencode([(key, session_id if key == SESSION_QUERY_PARAMETER else value) for key, value in pairs])
+    return {**scope, "query_string": query.encode("latin-1")}
+
+
+def with_body_length(scope: Scope, body: bytes) -> Scope:
+    """An HTTP scope whose Content-Length is that of `body` (a body read and replaced)."""
+    headers = [(k, v) for k, v in scope.get("headers", []) if k.lower() != b"content-length"]
+    return {**scope, "headers": [*headers, (b"content-length", str(len(body)).encode())]}
