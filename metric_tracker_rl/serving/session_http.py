@@ -34,7 +34,7 @@ from metric_tracker_rl.serving.hardening import (
     replaying,
 )
 from metric_tracker_rl.serving.session_clock import TrackedSession
-from metric_tracker_rl.serving.session_owner import SERVER_OWN, StandIns, renamed_body, with_body_length
+from metric_tracker_rl.serving.session_owner import SERVER_OWN, ForeignSessions, disguised_request
 from metric_tracker_rl.serving.session_places import SessionPlaces, json_rpc_error
 from metric_tracker_rl.serving.task_api import json_safe
 
@@ -68,14 +68,14 @@ class HttpSessions(SessionPlaces):
         if body is None:
             return
         client = client_of(scope)
-        if not scope.get(SERVER_OWN):
-            stand_ins = StandIns()
-            body = renamed_body(body, self.owned_elsewhere(client), stand_ins)
-            if stand_ins.named:
-                scope, send = with_body_length(scope, body), stand_ins.sending(send)
         request_id, method, params = json_rpc_request(body)
-        replay = replaying(body, receive)
         session_id = params.get("session_id")
+        foreign = ForeignSessions(self.http_sessions, client)
+        if isinstance(session_id, str) and session_id in foreign and not scope.get(SERVER_OWN):
+            scope, body, send = disguised_request(scope, body, send, session_id)
+            request_id, method, params = json_rpc_request(body)
+            session_id = params.get("session_id")
+        replay = replaying(body, receive)
         if session_id is not None and not isinstance(session_id, str):
             await json_response(send, 200, json.dumps({
                 "jsonrpc": "2.0", "id": json_safe(request_id),
@@ -101,15 +101,6 @@ class HttpSessions(SessionPlaces):
                     await self.working_on(session, scope, replay, send)
                     return
             await self.app(scope, replay, send)
-
-    def owned_elsewhere(self, client: str) -> Callable[[str], bool]:
-        """Whether a session id names an HTTP session that a client other than `client` created."""
-
-        def elsewhere(session_id: str) -> bool:
-            session = self.http_sessions.get(session_id)
-            return session is not None and session.client != client
-
-        return elsewhere
 
     async def working_on(self, session: TrackedSession, scope: Scope, receive: Receive, send: Send) -> None:
         """Answer a tool call on an HTTP session: it is working until answered, and its clock starts again then."""

@@ -15,12 +15,12 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Mapping
 from urllib.parse import parse_qsl, urlencode
 
 from metric_tracker_rl.compat.openenv import SESSION_QUERY_PARAMETER
 from metric_tracker_rl.serving.asgi_types import Message, Receive, Scope, Send
+from metric_tracker_rl.serving.session_clock import TrackedSession
 
 SERVER_OWN = "metric_tracker_rl.server_own"  # a scope key: the request is the server's own, not a client's
 ESCAPE = "\\u"  # a JSON key may spell `session_id` with escapes: a frame that has one is read whole
@@ -72,45 +72,43 @@ class StandIns:
         return named_back
 
 
-def renamed_request(request: Any, owned_elsewhere: Callable[[str], bool], stand_ins: StandIns) -> bool:
-    """Put a stand-in for `params.session_id` of a parsed JSON-RPC `request` when another client owns that
-    session; whether it did."""
-    params = request.get("params") if isinstance(request, dict) else None
-    session_id = params.get("session_id") if isinstance(params, dict) else None
-    if not isinstance(session_id, str) or not owned_elsewhere(session_id):
-        return False
-    assert isinstance(params, dict)
-    params["session_id"] = stand_ins.stand_in_for(session_id)
-    return True
+class ForeignSessions:
+    """The HTTP sessions that clients other than `client` created (in `sessions`, the tracked ones by id)."""
+
+    def __init__(self, sessions: Mapping[str, TrackedSession], client: str) -> None:
+        self.sessions, self.client = sessions, client
+
+    def __contains__(self, session_id: object) -> bool:
+        session = self.sessions.get(session_id) if isinstance(session_id, str) else None
+        return session is not None and session.client != self.client
+
+    def __bool__(self) -> bool:
+        return any(session.client != self.client for session in self.sessions.values())
 
 
-def renamed_body(body: bytes, owned_elsewhere: Callable[[str], bool], stand_ins: StandIns) -> bytes:
-    """A `POST /mcp` body, with a stand-in for a session id another client owns."""
-    if not may_name_a_session(body):
-        return body
-    try:
-        request = json.loads(body)
-    except (ValueError, RecursionError):
-        return body  # OpenEnv answers it
-    return json.dumps(request).encode() if renamed_request(request, owned_elsewhere, stand_ins) else body
+def disguised_request(scope: Scope, body: bytes, send: Send, session_id: str) -> tuple[Scope, bytes, Send]:
+    """A `POST /mcp` request (a JSON-RPC object with object params) naming a session its client does not own, as
+    OpenEnv is to see it: a stand-in in its params, and the stand-in named back in the reply."""
+    stand_ins = StandIns()
+    request = json.loads(body)
+    request["params"]["session_id"] = stand_ins.stand_in_for(session_id)
+    body = json.dumps(request).encode()
+    return with_body_length(scope, body), body, stand_ins.sending(send)
 
 
-def may_name_a_session(text: str | bytes) -> bool:
+def may_name_a_session(text: str) -> bool:
     """Whether a JSON text may name a session id at all (most frames do not, and are not parsed here)."""
-    if isinstance(text, bytes):
-        return b"session_id" in text or ESCAPE.encode() in text
     return "session_id" in text or ESCAPE in text
 
 
-def renaming_frames(receive: Receive, owned_elsewhere: Callable[[str], bool], stand_ins: StandIns,
-                    wrapped: bool) -> Receive:
-    """A socket's receive, with a stand-in for a session id another client owns in its JSON-RPC frames: the frame
-    itself on `/mcp`, the `data` of a `{"type": "mcp"}` frame on `/ws` (`wrapped`)."""
+def renaming_frames(receive: Receive, foreign: ForeignSessions, stand_ins: StandIns, wrapped: bool) -> Receive:
+    """A socket's receive, with a stand-in for a foreign session's id in the params of its JSON-RPC frames: the
+    frame itself on `/mcp`, the `data` of a `{"type": "mcp"}` frame on `/ws` (`wrapped`)."""
 
     async def renamed() -> Message:
         message = await receive()
         text = message.get("text") if message["type"] == "websocket.receive" else None
-        if not isinstance(text, str) or not may_name_a_session(text):
+        if not isinstance(text, str) or not may_name_a_session(text) or not foreign:
             return message
         try:
             frame = json.loads(text)
@@ -120,8 +118,11 @@ def renaming_frames(receive: Receive, owned_elsewhere: Callable[[str], bool], st
             request = frame.get("data") if isinstance(frame, dict) and frame.get("type") == "mcp" else None
         else:
             request = frame
-        if not renamed_request(request, owned_elsewhere, stand_ins):
+        params = request.get("params") if isinstance(request, dict) else None
+        session_id = params.get("session_id") if isinstance(params, dict) else None
+        if not isinstance(params, dict) or not isinstance(session_id, str) or session_id not in foreign:
             return message
+        params["session_id"] = stand_ins.stand_in_for(session_id)
         return {**message, "text": json.dumps(frame)}
 
     return renamed

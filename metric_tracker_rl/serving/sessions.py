@@ -52,7 +52,7 @@ from metric_tracker_rl.serving.full_server import RESERVATION_HOLD_S, Reservatio
 from metric_tracker_rl.serving.hardening import ASGIApp, Message, Receive, Scope, Send
 from metric_tracker_rl.serving.session_clock import TrackedSession, any_message, is_reset, receive_within, wake
 from metric_tracker_rl.serving.session_http import MCP_PATH, HttpSessions
-from metric_tracker_rl.serving.session_owner import StandIns, attaching_to, renaming_frames
+from metric_tracker_rl.serving.session_owner import ForeignSessions, StandIns, attaching_to, renaming_frames
 from metric_tracker_rl.serving.session_places import json_rpc_error, ws_error
 from metric_tracker_rl.serving.step_bound import watched
 from metric_tracker_rl.settings import ServerSettings
@@ -156,23 +156,27 @@ class SessionLimits(HttpSessions):
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = scope.get("path")
         if scope["type"] == "websocket" and path in (SESSION_PATH, MCP_PATH):
-            client = client_of(scope)
-            stand_ins = StandIns()  # for the ids of sessions it does not own (`session_owner`)
-            owned_elsewhere = self.owned_elsewhere(client)
-            receive = renaming_frames(receive, owned_elsewhere, stand_ins, wrapped=path == SESSION_PATH)
-            send = stand_ins.sending(send)
-            attach_to = requested_session(scope)
-            if path == SESSION_PATH and attach_to and owned_elsewhere(attach_to):
-                scope = attaching_to(scope, stand_ins.stand_in_for(attach_to))
-                attach_to = requested_session(scope)
-            if path == SESSION_PATH and attach_to:
-                await self.attached_socket(scope, receive, send, self.http_sessions.get(attach_to))
-            else:
-                await self.socket_session(scope, receive, send, client, "ws" if path == SESSION_PATH else "mcp")
+            await self.socket(scope, receive, send, path)
         elif scope["type"] == "http" and path == MCP_PATH and scope.get("method") == "POST":
             await self.json_rpc(scope, receive, send)
         else:
             await self.app(scope, receive, send)
+
+    async def socket(self, scope: Scope, receive: Receive, send: Send, path: str) -> None:
+        """A `/ws` or `/mcp` socket: a session of its own, or (`/ws?session_id=<id>`) attached to an HTTP session.
+        An HTTP session's id that another client named reaches OpenEnv as a stand-in (`session_owner`)."""
+        client = client_of(scope)
+        foreign, stand_ins = ForeignSessions(self.http_sessions, client), StandIns()
+        receive = renaming_frames(receive, foreign, stand_ins, wrapped=path == SESSION_PATH)
+        send = stand_ins.sending(send)
+        attach_to = requested_session(scope)
+        if path == SESSION_PATH and attach_to is not None and attach_to in foreign:
+            scope = attaching_to(scope, stand_ins.stand_in_for(attach_to))
+            attach_to = requested_session(scope)
+        if path == SESSION_PATH and attach_to:
+            await self.attached_socket(scope, receive, send, self.http_sessions.get(attach_to))
+        else:
+            await self.socket_session(scope, receive, send, client, "ws" if path == SESSION_PATH else "mcp")
 
     # --- WebSocket sessions -------------------------------------------------------------------------------
 
