@@ -1,6 +1,7 @@
-"""An HTTP session belongs to the client that created it: its id, named by another client, gets byte for byte the
-answer an unknown id gets (a tool call, a close over HTTP or in a socket's frame, a /ws attachment), so a leaked id
-is no bearer token and no answer tells that it exists; from its own client it works as before. A client is what
+"""A session belongs to the client that created it: its id (an HTTP session's, or the one a socket's session is told
+when it asks), named by another client, gets byte for byte the answer an unknown id gets (a tool call, a close over
+HTTP or in a socket's frame, a /ws attachment), so a leaked id is no bearer token and no answer tells that it
+exists; from its own client it works as before. A client is what
 the session cap counts: the source address, or the forwarded one behind a trusted proxy (loopback is one). Against
 a live server, clients told apart by their loopback source address."""
 
@@ -104,6 +105,27 @@ def test_a_close_in_another_address_s_socket_frame_closes_nothing(url: str, owne
     assert "Unknown session_id" in foreign, foreign
     with http_client(OWNER) as owner:
         assert not is_error(tool_call(owner, url, session_id))  # still open
+
+
+@pytest.mark.parametrize("transport", ["ws", "mcp"])
+def test_a_socket_session_s_own_id_is_no_token_for_another_address(url: str, transport: str) -> None:
+    """A socket's session has an id once its client asks (`openenv/session/create` on the socket): from another
+    address that id is unknown over HTTP, to a tool listing and to a close; from its own, it names the session."""
+    request = {"jsonrpc": "2.0", "id": 5, "method": "openenv/session/create"}
+    opened = open_session(url, OWNER) if transport == "ws" else open_mcp_socket(url, OWNER)
+    with opened as ws, http_client(OWNER) as owner, http_client(STRANGER) as stranger:
+        ws.send(json.dumps({"type": "mcp", "data": request} if transport == "ws" else request))
+        reply = json.loads(ws.recv(timeout=30))
+        session_id = (reply["data"] if transport == "ws" else reply)["result"]["session_id"]
+        unknown = str(uuid.uuid4())
+        for method in ("tools/list", CLOSE):
+            assert_answered_as_unknown(raw_rpc(stranger, url, method, session_id=session_id),
+                                       raw_rpc(stranger, url, method, session_id=unknown), session_id, unknown)
+        assert not is_error(raw_rpc(owner, url, "tools/list", session_id=session_id))
+        listing = {"jsonrpc": "2.0", "id": 6, "method": "tools/list"}
+        ws.send(json.dumps({"type": "mcp", "data": listing} if transport == "ws" else listing))
+        listed = json.loads(ws.recv(timeout=30))
+        assert (listed["data"] if transport == "ws" else listed)["result"]["tools"]  # the socket's session goes on
 
 
 def attach(url: str, source: str, session_id: str) -> tuple[list[str], int | None]:

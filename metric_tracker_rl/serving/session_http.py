@@ -70,7 +70,7 @@ class HttpSessions(SessionPlaces):
         client = client_of(scope)
         request_id, method, params = json_rpc_request(body)
         session_id = params.get("session_id")
-        foreign = ForeignSessions(self.http_sessions, client)
+        foreign = ForeignSessions(self.http_sessions, self.socket_session_ids, client)
         if isinstance(session_id, str) and session_id in foreign and not scope.get(SERVER_OWN):
             scope, body, send = disguised_request(scope, body, send, session_id)
             request_id, method, params = json_rpc_request(body)

@@ -1,5 +1,7 @@
-"""An HTTP session belongs to the client that created it: the client `client_address.client_of` names, the one the
-per-client session cap and the SQL workers' fair turns count (behind a trusted proxy, the forwarded client).
+"""A session with an id belongs to the client that created it: the client `client_address.client_of` names, the one
+the per-client session cap and the SQL workers' fair turns count (behind a trusted proxy, the forwarded client).
+An HTTP session has an id from its creation; a socket's session has one once its client asks for it (OpenEnv
+answers `openenv/session/create` sent on a socket with the socket's own session id).
 
 Its id named by another client, wherever a client can name one (a JSON-RPC request's `params.session_id` on
 `POST /mcp` or in a frame of the `/mcp` or `/ws` socket, and `/ws?session_id=<id>`), goes on to OpenEnv as a
@@ -15,7 +17,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from urllib.parse import parse_qsl, urlencode
 
 from metric_tracker_rl.compat.openenv import SESSION_QUERY_PARAMETER
@@ -23,6 +25,7 @@ from metric_tracker_rl.serving.asgi_types import Message, Receive, Scope, Send
 from metric_tracker_rl.serving.session_clock import TrackedSession
 
 SERVER_OWN = "metric_tracker_rl.server_own"  # a scope key: the request is the server's own, not a client's
+CREATED_REPLY_MAX_CHARS = 512  # an answer to `openenv/session/create` is short: a longer frame is not read for one
 ESCAPE = "\\u"  # a JSON key may spell `session_id` with escapes: a frame that has one is read whole
 
 
@@ -73,17 +76,51 @@ class StandIns:
 
 
 class ForeignSessions:
-    """The HTTP sessions that clients other than `client` created (in `sessions`, the tracked ones by id)."""
+    """The sessions with an id that clients other than `client` created: HTTP sessions (`http`, the tracked ones by
+    id), and sockets that asked for their own id (`sockets`, their client by id)."""
 
-    def __init__(self, sessions: Mapping[str, TrackedSession], client: str) -> None:
-        self.sessions, self.client = sessions, client
+    def __init__(self, http: Mapping[str, TrackedSession], sockets: Mapping[str, str], client: str) -> None:
+        self.http, self.sockets, self.client = http, sockets, client
 
     def __contains__(self, session_id: object) -> bool:
-        session = self.sessions.get(session_id) if isinstance(session_id, str) else None
-        return session is not None and session.client != self.client
+        if not isinstance(session_id, str):
+            return False
+        session = self.http.get(session_id)
+        owner = session.client if session is not None else self.sockets.get(session_id)
+        return owner is not None and owner != self.client
 
     def __bool__(self) -> bool:
-        return any(session.client != self.client for session in self.sessions.values())
+        return (any(session.client != self.client for session in self.http.values())
+                or any(owner != self.client for owner in self.sockets.values()))
+
+
+def telling_own_id(send: Send, wrapped: bool, told: Callable[[str], None]) -> Send:
+    """A socket's send that hands `told` the socket session's own id when OpenEnv answers `openenv/session/create`
+    on it (with that id), inside a `{"type": "mcp"}` frame on `/ws` (`wrapped`)."""
+
+    async def telling(message: Message) -> None:
+        text = message.get("text") if message["type"] == "websocket.send" else None
+        if isinstance(text, str) and len(text) <= CREATED_REPLY_MAX_CHARS and '"session_id"' in text:
+            own_id = created_id(text, wrapped)
+            if own_id is not None:
+                told(own_id)
+        await send(message)
+
+    return telling
+
+
+def created_id(text: str, wrapped: bool) -> str | None:
+    """The id in a socket's answer to `openenv/session/create` (`{"result": {"session_id": <id>}}`), else None."""
+    try:
+        reply = json.loads(text)
+    except (ValueError, RecursionError):
+        return None
+    if wrapped:
+        reply = reply.get("data") if isinstance(reply, dict) and reply.get("type") == "mcp" else None
+    result = reply.get("result") if isinstance(reply, dict) else None
+    if isinstance(result, dict) and list(result) == ["session_id"] and isinstance(result["session_id"], str):
+        return result["session_id"]
+    return None
 
 
 def disguised_request(scope: Scope, body: bytes, send: Send, session_id: str) -> tuple[Scope, bytes, Send]:
