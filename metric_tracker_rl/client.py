@@ -5,7 +5,8 @@ to it (`/ws?session_id=...`): the session, and the episode in it, then outlive t
 keeps an idle session (SESSION_TIMEOUT_S). A step whose connection drops (a reply that never came, a broken
 connection) attaches a new socket to the same session and sends the step again under the same `step_id`: the server
 stopped the step when its socket closed, or answers the one it finished, never running it twice. Only when the
-session itself is gone (the server restarted, or closed the idle session) is the episode lost: `SessionLost`.
+session itself is gone (the server restarted, or closed the idle session) or out of reach (a session belongs to the
+address that created it, and the client's address changed) is the episode lost: `SessionLost`.
 Opt-in (`resume_sessions=True`). A server that offers no HTTP sessions is used as before: one socket, one session;
 so are replicas behind a balancer without affinity, where the socket may reach another replica than the one that
 made the session (a reset that finds its new session unknown falls back to plain sockets).

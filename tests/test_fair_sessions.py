@@ -220,8 +220,8 @@ def test_sixty_four_http_sessions_cannot_fill_the_server(every_transport_server:
             assert mcp_refusal(ws) is None
         own = create_http_session(polite, url)
         assert isinstance(own, str)
-        for session_id in [*created, own]:
-            assert rpc(greedy, url, "openenv/session/close", session_id=session_id)["result"]["closed"] is True
+        for client, session_id in [*((greedy, created_id) for created_id in created), (polite, own)]:
+            assert rpc(client, url, "openenv/session/close", session_id=session_id)["result"]["closed"] is True
         again = create_http_session(greedy, url)  # a closed session gives its place back at once
         assert isinstance(again, str)
         rpc(greedy, url, "openenv/session/close", session_id=again)

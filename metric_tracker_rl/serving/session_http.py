@@ -1,6 +1,9 @@
 """HTTP sessions: OpenEnv's JSON-RPC session methods on POST /mcp, as `sessions.SessionLimits` admits, counts,
 annotates and closes them (a session it closes is closed through the whole app, with the request a client would
-send, so OpenEnv frees it as it frees any other)."""
+send, so OpenEnv frees it as it frees any other).
+
+An HTTP session belongs to the client that created it (`session_owner`): its id named by another client is
+answered as an unknown id is."""
 
 from __future__ import annotations
 
@@ -31,6 +34,7 @@ from metric_tracker_rl.serving.hardening import (
     replaying,
 )
 from metric_tracker_rl.serving.session_clock import TrackedSession
+from metric_tracker_rl.serving.session_owner import SERVER_OWN, ForeignSessions, disguised_request
 from metric_tracker_rl.serving.session_places import SessionPlaces, json_rpc_error
 from metric_tracker_rl.serving.task_api import json_safe
 
@@ -63,10 +67,15 @@ class HttpSessions(SessionPlaces):
         body = await read_body(receive)  # bounded by BoundedRequestBodies, which sits outside
         if body is None:
             return
-        request_id, method, params = json_rpc_request(body)
-        replay = replaying(body, receive)
         client = client_of(scope)
+        request_id, method, params = json_rpc_request(body)
         session_id = params.get("session_id")
+        foreign = ForeignSessions(self.http_sessions, self.socket_session_ids, client)
+        if isinstance(session_id, str) and session_id in foreign and not scope.get(SERVER_OWN):
+            scope, body, send = disguised_request(scope, body, send, session_id)
+            request_id, method, params = json_rpc_request(body)
+            session_id = params.get("session_id")
+        replay = replaying(body, receive)
         if session_id is not None and not isinstance(session_id, str):
             await json_response(send, 200, json.dumps({
                 "jsonrpc": "2.0", "id": json_safe(request_id),
@@ -177,7 +186,7 @@ class HttpSessions(SessionPlaces):
                            "params": {"session_id": session.session_id}}).encode()
         scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST",
                  "scheme": "http", "path": MCP_PATH, "raw_path": MCP_PATH.encode(), "query_string": b"",
-                 "root_path": "", "client": ("127.0.0.1", 0), "server": ("127.0.0.1", 0),
+                 "root_path": "", "client": ("127.0.0.1", 0), "server": ("127.0.0.1", 0), SERVER_OWN: True,
                  "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]}
 
         async def discard(message: Message) -> None:

@@ -39,6 +39,7 @@ class SessionPlaces:
         self.full_rule = FullServerRule(capacity, full_idle_s)
         self.sessions: set[TrackedSession] = set()
         self.http_sessions: dict[str, TrackedSession] = {}
+        self.socket_session_ids: dict[str, str] = {}  # a socket session's id, once told to its client → that client
         self.reservations: dict[str, Reservation] = {}  # by the client a place is being made for
 
     def full(self, client: str | None = None) -> bool:

@@ -52,6 +52,13 @@ from metric_tracker_rl.serving.full_server import RESERVATION_HOLD_S, Reservatio
 from metric_tracker_rl.serving.hardening import ASGIApp, Message, Receive, Scope, Send
 from metric_tracker_rl.serving.session_clock import TrackedSession, any_message, is_reset, receive_within, wake
 from metric_tracker_rl.serving.session_http import MCP_PATH, HttpSessions
+from metric_tracker_rl.serving.session_owner import (
+    ForeignSessions,
+    StandIns,
+    attaching_to,
+    renaming_frames,
+    telling_own_id,
+)
 from metric_tracker_rl.serving.session_places import json_rpc_error, ws_error
 from metric_tracker_rl.serving.step_bound import watched
 from metric_tracker_rl.settings import ServerSettings
@@ -155,16 +162,36 @@ class SessionLimits(HttpSessions):
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = scope.get("path")
         if scope["type"] == "websocket" and path in (SESSION_PATH, MCP_PATH):
-            client = client_of(scope)
-            attach_to = requested_session(scope)
-            if path == SESSION_PATH and attach_to:
-                await self.attached_socket(scope, receive, send, self.http_sessions.get(attach_to))
-            else:
-                await self.socket_session(scope, receive, send, client, "ws" if path == SESSION_PATH else "mcp")
+            await self.socket(scope, receive, send, path)
         elif scope["type"] == "http" and path == MCP_PATH and scope.get("method") == "POST":
             await self.json_rpc(scope, receive, send)
         else:
             await self.app(scope, receive, send)
+
+    async def socket(self, scope: Scope, receive: Receive, send: Send, path: str) -> None:
+        """A `/ws` or `/mcp` socket: a session of its own, or (`/ws?session_id=<id>`) attached to an HTTP session.
+        A session id of another client's reaches OpenEnv as a stand-in (`session_owner`)."""
+        client, wrapped, own_ids = client_of(scope), path == SESSION_PATH, []
+        foreign, stand_ins = ForeignSessions(self.http_sessions, self.socket_session_ids, client), StandIns()
+
+        def told(session_id: str) -> None:
+            own_ids.append(session_id)
+            self.socket_session_ids[session_id] = client
+
+        receive = renaming_frames(receive, foreign, stand_ins, wrapped)
+        send = telling_own_id(stand_ins.sending(send), wrapped, told)
+        attach_to = requested_session(scope)
+        if wrapped and attach_to is not None and attach_to in foreign:
+            scope = attaching_to(scope, stand_ins.stand_in_for(attach_to))
+            attach_to = requested_session(scope)
+        try:
+            if wrapped and attach_to:
+                await self.attached_socket(scope, receive, send, self.http_sessions.get(attach_to))
+            else:
+                await self.socket_session(scope, receive, send, client, "ws" if wrapped else "mcp")
+        finally:
+            for session_id in own_ids:
+                self.socket_session_ids.pop(session_id, None)
 
     # --- WebSocket sessions -------------------------------------------------------------------------------
 
