@@ -213,10 +213,9 @@ class MetricTrackerRlEnv(EnvClient[MetricTrackerRlAction, MetricTrackerRlObserva
             except RuntimeError as error:  # the server's error frame: a session it no longer holds
                 if UNKNOWN_SESSION not in str(error):
                     raise
+                self._loss = await self._session_gone(error)
                 await self._close_session()
-                raise SessionLost(f"the session that held this episode is gone: the server no longer holds it "
-                                  f"({describe(error)}). The episode and its steps are lost; call reset() to start "
-                                  "a new episode.", None) from error
+                raise self._loss from error
             except DROPPED as error:
                 wait = next(waits)
                 if time.monotonic() - started + wait > self.resume_deadline_s:
@@ -226,6 +225,16 @@ class MetricTrackerRlEnv(EnvClient[MetricTrackerRlAction, MetricTrackerRlObserva
                 await self._drop_socket()
                 await asyncio.sleep(wait)
                 self.resumed += 1
+
+    async def _session_gone(self, error: RuntimeError) -> SessionLost:
+        """Why the episode is lost when the server no longer holds its session: with what the server said when it
+        closed the episode's last socket (an idle session's notice), if it said anything. Every step raises it until
+        a reset."""
+        held = self._episode_socket
+        said = await self._last_words(held) if held is not None else ""
+        return SessionLost(f"the session that held this episode is gone: the server no longer holds it "
+                           f"({describe(error)}).{said} The episode and its steps are lost; call reset() to start a "
+                           "new episode.", None if held is None else held.close_code)
 
     async def _reset_on_the_session(self, **kwargs: Any) -> StepResult[MetricTrackerRlObservation]:
         """A reset on a socket attached to the client's session (see `_reset_after_unknown` if its server does not
