@@ -60,12 +60,14 @@ CLOSE_TRIES = 4
 def with_session_cookies(headers: dict[str, str] | None, cookies: httpx.Cookies) -> dict[str, str] | None:
     """The client's headers plus the cookies a session's create answer set: a proxy's affinity cookie routes the
     session's socket and close to the replica that made the session."""
-    pairs = [f"{cookie.name}={cookie.value}" for cookie in cookies.jar if cookie.value is not None]
-    if not pairs:
+    new = {cookie.name: cookie.value for cookie in cookies.jar if cookie.value is not None}
+    if not new:
         return headers
-    own = [value for name, value in (headers or {}).items() if name.lower() == "cookie"]
+    own = [pair.strip() for name, value in (headers or {}).items() if name.lower() == "cookie"
+           for pair in value.split(";") if pair.strip()]
+    kept = [pair for pair in own if pair.split("=", 1)[0] not in new]  # a new value replaces one of the same name
     others = {name: value for name, value in (headers or {}).items() if name.lower() != "cookie"}
-    return {**others, "Cookie": "; ".join([*own, *pairs])}
+    return {**others, "Cookie": "; ".join([*kept, *(f"{name}={value}" for name, value in new.items())])}
 
 
 def refused_for_now(response: httpx.Response, answer: Any) -> bool:
