@@ -81,11 +81,12 @@ def refused_for_now(response: httpx.Response, answer: Any) -> bool:
 class MetricTrackerRlEnv(EnvClient[MetricTrackerRlAction, MetricTrackerRlObservation, MetricTrackerRlState]):
     """`await env.reset(task_id=..., seed=...)`, `await env.step(action)`; `.sync()` for blocking use.
 
-    A closed connection is reopened by the next call, which then lands on a new session: `sessions_opened`
-    counts them. An episode lives in the session its reset reached, so a step after that session's connection
-    closed (a server restart, a replica gone, an idle session closed, a reply that timed out) is not sent to a
-    new session, which has no episode: it raises `SessionLost`, saying what ended the session, until the next
-    reset starts a new episode."""
+    A closed connection is reopened by the next call: attached to the same session while the server holds it
+    (see the module docstring), else on a new session (`sessions_opened` counts them). An episode lives in the
+    session its reset reached, so a step after that session is gone (a server restart, a replica gone, an idle
+    session closed; with `resume_sessions=False`, any closed connection) is not sent to a new session, which has
+    no episode: it raises `SessionLost`, saying what ended the session, until the next reset starts a new
+    episode."""
 
     sessions_opened = 0
     # Open a session that outlives its socket (see the module docstring). False: one socket is one session.
