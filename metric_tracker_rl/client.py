@@ -7,9 +7,13 @@ connection) attaches a new socket to the same session and sends the step again u
 stopped the step when its socket closed, or answers the one it finished, never running it twice. Only when the
 session itself is gone (the server restarted, or closed the idle session) or out of reach (a session belongs to the
 address that created it, and the client's address changed) is the episode lost: `SessionLost`.
-Opt-in (`resume_sessions=True`). A server that offers no HTTP sessions is used as before: one socket, one session;
-so are replicas behind a balancer without affinity, where the socket may reach another replica than the one that
-made the session (a reset that finds its new session unknown falls back to plain sockets).
+
+On by default (`resume_sessions=False` turns it off). Behind replicas, the session's socket must reach the replica
+that made the session: the client keeps the cookies the session's create answer set (a proxy's affinity cookie, as
+deploy/haproxy.cfg inserts) and sends them with the socket's handshake and the session's close. Behind a balancer
+without affinity, a socket that reaches another replica finds the session unknown: the client closes the session
+(asking again until the replica that holds it answers) and goes on with plain sockets, one socket one session, as
+it does with a server that offers no HTTP sessions.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.protocol import State
 
 from metric_tracker_rl.compat.openenv import (
+    CAPACITY_CODE,
     SESSION_CLOSE_METHOD,
     SESSION_CREATE_METHOD,
     SESSION_QUERY_PARAMETER,
@@ -35,6 +40,10 @@ from metric_tracker_rl.compat.openenv import (
     client_http_options,
     client_socket,
     client_ws_url,
+    close_confirmed,
+    created_session_id,
+    is_capacity_error_body,
+    set_client_headers,
     set_client_ws_url,
     take_client_socket,
 )
@@ -44,83 +53,127 @@ from metric_tracker_rl.reconnect import GOING_AWAY, SessionLost, backoff_waits, 
 RESUME_DEADLINE_S = 120.0  # how long a step tries to come back to its session after its connection dropped
 # What a dropped connection raises in a step: the socket's end, a reply that never came, a failed reconnect.
 DROPPED = (ConnectionClosed, ConnectionError, TimeoutError, asyncio.TimeoutError, OSError)
+# Closes sent for one session until the server that holds it answers: a balancer without affinity may send each
+# to another replica, which does not know the session.
+CLOSE_TRIES = 4
+
+
+def with_session_cookies(headers: dict[str, str] | None, cookies: httpx.Cookies) -> dict[str, str] | None:
+    """The client's headers plus the cookies a session's create answer set: a proxy's affinity cookie routes the
+    session's socket and close to the replica that made the session."""
+    new = {cookie.name: cookie.value for cookie in cookies.jar if cookie.value is not None}
+    if not new:
+        return headers
+    own = [pair.strip() for name, value in (headers or {}).items() if name.lower() == "cookie"
+           for pair in value.split(";") if pair.strip()]
+    kept = [pair for pair in own if pair.split("=", 1)[0] not in new]  # a new value replaces one of the same name
+    others = {name: value for name, value in (headers or {}).items() if name.lower() != "cookie"}
+    return {**others, "Cookie": "; ".join([*kept, *(f"{name}={value}" for name, value in new.items())])}
+
+
+def refused_for_now(response: httpx.Response, answer: Any) -> bool:
+    """Whether a session's create was refused by a server that offers sessions (full, or stopping: a later one may
+    succeed), not by one without them."""
+    error = answer.get("error") if isinstance(answer, dict) else None
+    return response.status_code == 503 or is_capacity_error_body(error) or (
+        isinstance(error, dict) and isinstance(error.get("data"), dict) and error["data"].get("code") == CAPACITY_CODE)
 
 
 class MetricTrackerRlEnv(EnvClient[MetricTrackerRlAction, MetricTrackerRlObservation, MetricTrackerRlState]):
     """`await env.reset(task_id=..., seed=...)`, `await env.step(action)`; `.sync()` for blocking use.
 
-    A closed connection is reopened by the next call, which then lands on a new session: `sessions_opened`
-    counts them. An episode lives in the session its reset reached, so a step after that session's connection
-    closed (a server restart, a replica gone, an idle session closed, a reply that timed out) is not sent to a
-    new session, which has no episode: it raises `SessionLost`, saying what ended the session, until the next
-    reset starts a new episode."""
+    A closed connection is reopened by the next call: attached to the same session while the server holds it
+    (see the module docstring), else on a new session (`sessions_opened` counts them). An episode lives in the
+    session its reset reached, so a step after that session is gone (a server restart, a replica gone, an idle
+    session closed; with `resume_sessions=False`, any closed connection) is not sent to a new session, which has
+    no episode: it raises `SessionLost`, saying what ended the session, until the next reset starts a new
+    episode."""
 
     sessions_opened = 0
-    # Open a session that outlives its socket (opt-in: behind replicas without session affinity a socket may reach
-    # another replica than its session's). False: one socket is one session.
-    resume_sessions = False
+    # Open a session that outlives its socket (see the module docstring). False: one socket is one session.
+    resume_sessions = True
     resume_deadline_s = RESUME_DEADLINE_S
     resumed = 0  # times a step came back to its session on a new socket
     _session_id: str | None = None  # the server-side session the socket attaches to, when the server offers them
+    _reached = False  # a socket attached to that session was answered (so some server held it)
+    _connecting = False
     _plain_ws_url: str | None = None
     _step_number = 0
     _episode_socket: Any = None  # the connection whose session holds the episode (set by a successful reset)
     _loss: SessionLost | None = None  # why that session is gone, once a step found out (read only once)
 
     def __init__(self, *args: Any, resume_sessions: bool | None = None, **kwargs: Any) -> None:
-        """`resume_sessions` (None: the class's default) chooses a session a dropped connection comes back to; the
-        TRL class, inference.py and Inspect pass ClientSettings.resume_sessions (METRIC_TRACKER_RESUME_SESSIONS)."""
+        """`resume_sessions` (None: the class's default, on) chooses a session a dropped connection comes back
+        to; the TRL class, inference.py and Inspect pass ClientSettings.resume_sessions
+        (METRIC_TRACKER_RESUME_SESSIONS)."""
         super().__init__(*args, **kwargs)
         if resume_sessions is not None:
             self.resume_sessions = resume_sessions
+        self._plain_headers = client_http_options(self)[1]
 
     async def _connect_async(self) -> MetricTrackerRlEnv:
         before = client_socket(self)
         if before is None or before.state in (State.CLOSING, State.CLOSED):
             await self._open_session()
-        await super()._connect_async()
+        self._connecting = True
+        try:
+            await super()._connect_async()
+        finally:
+            self._connecting = False
         if client_socket(self) is not before and self._session_id is None:
             self.sessions_opened += 1
         return self
+
+    def _mcp_url(self) -> str:
+        assert self._plain_ws_url is not None
+        return self._plain_ws_url.replace("ws", "http", 1).removesuffix("/ws") + "/mcp"
 
     async def _open_session(self) -> None:
         """Open a server-side session for the socket to attach to, once (a server without them: plain sockets)."""
         if not self.resume_sessions or self._session_id is not None or client_ws_url(self) is None:
             return
         self._plain_ws_url = self._plain_ws_url or client_ws_url(self)
-        assert self._plain_ws_url is not None
-        http_url = self._plain_ws_url.replace("ws", "http", 1).removesuffix("/ws") + "/mcp"
-        timeout, headers = client_http_options(self)
+        timeout = client_http_options(self)[0]
         try:
-            async with httpx.AsyncClient(timeout=timeout, headers=headers) as http:
-                answer = (await http.post(http_url, json={"jsonrpc": "2.0", "id": 1,
-                                                          "method": SESSION_CREATE_METHOD})).json()
+            async with httpx.AsyncClient(timeout=timeout, headers=self._plain_headers) as http:
+                response = await http.post(self._mcp_url(), json={"jsonrpc": "2.0", "id": 1,
+                                                                  "method": SESSION_CREATE_METHOD})
+                answer = response.json()
         except (httpx.HTTPError, ValueError):
             return  # no server to ask yet: the socket's connect says why
-        session_id = (answer.get("result") or {}).get("session_id") if isinstance(answer, dict) else None
-        if not isinstance(session_id, str):
-            self.resume_sessions = False  # a server without HTTP sessions (or full: the socket is refused alike)
+        session_id = created_session_id(answer) if isinstance(answer, dict) else None
+        if session_id is None:
+            # A server without HTTP sessions: plain sockets. A full or stopping one refuses the socket alike, and
+            # the next connect asks again.
+            self.resume_sessions = refused_for_now(response, answer)
             return
-        self._session_id = session_id
+        self._session_id, self._reached = session_id, False
         self.sessions_opened += 1
+        set_client_headers(self, with_session_cookies(self._plain_headers, response.cookies))
         set_client_ws_url(self, f"{self._plain_ws_url}?{SESSION_QUERY_PARAMETER}={quote(session_id)}")
 
     async def _close_session(self) -> None:
-        """Close the server-side session (the client is done with it), best effort."""
-        session_id, self._session_id = self._session_id, None
+        """Forget the server-side session and close it, best effort: asked again (CLOSE_TRIES at most, each on a
+        connection of its own) until the server that holds it answers, so that no replica keeps it holding a place
+        of this client when a balancer without affinity routed a request elsewhere."""
+        session_id, (timeout, headers) = self._session_id, client_http_options(self)
+        self._forget_session()
         if session_id is None or self._plain_ws_url is None:
             return
-        set_client_ws_url(self, self._plain_ws_url)
-        http_url = self._plain_ws_url.replace("ws", "http", 1).removesuffix("/ws") + "/mcp"
-        timeout, headers = client_http_options(self)
-        with contextlib.suppress(httpx.HTTPError, ValueError):
-            async with httpx.AsyncClient(timeout=timeout, headers=headers) as http:
-                await http.post(http_url, json={"jsonrpc": "2.0", "id": 1, "method": SESSION_CLOSE_METHOD,
-                                                "params": {"session_id": session_id}})
+        request = {"jsonrpc": "2.0", "id": 1, "method": SESSION_CLOSE_METHOD, "params": {"session_id": session_id}}
+        for _ in range(CLOSE_TRIES):
+            try:
+                async with httpx.AsyncClient(timeout=timeout, headers=headers) as http:
+                    if close_confirmed((await http.post(self._mcp_url(), json=request)).json()):
+                        return
+            except (httpx.HTTPError, ValueError):
+                return  # no server to ask: it is gone, or reaps the unused session itself
 
-    async def close(self) -> None:
-        await super().close()
-        await self._close_session()
+    async def _close_async(self) -> None:
+        """The socket, then the session (`close()` and the sync client's `close()` both end here)."""
+        await super()._close_async()
+        if not self._connecting:  # OpenEnv closes the client when a connect fails: the session waits to be attached
+            await self._close_session()
 
     async def _reset_async(self, **kwargs: Any) -> StepResult[MetricTrackerRlObservation]:
         try:
@@ -129,12 +182,12 @@ class MetricTrackerRlEnv(EnvClient[MetricTrackerRlAction, MetricTrackerRlObserva
             if self._session_id is None:
                 raise
             await self._drop_socket()
-            result = await self._reset_on_a_live_session(**kwargs)
+            result = await self._reset_on_the_session(**kwargs)
         except RuntimeError as error:
             if self._session_id is None or UNKNOWN_SESSION not in str(error):
                 raise
-            self._forget_session()
-            result = await self._reset_on_a_new_session(**kwargs)
+            result = await self._reset_after_unknown(**kwargs)
+        self._reached = self._session_id is not None
         if result.observation.status != "error":
             self._episode_socket, self._loss = client_socket(self), None
         elif client_socket(self) is not self._episode_socket:
@@ -164,10 +217,9 @@ class MetricTrackerRlEnv(EnvClient[MetricTrackerRlAction, MetricTrackerRlObserva
             except RuntimeError as error:  # the server's error frame: a session it no longer holds
                 if UNKNOWN_SESSION not in str(error):
                     raise
-                self._forget_session()
-                raise SessionLost(f"the session that held this episode is gone: the server no longer holds it "
-                                  f"({describe(error)}). The episode and its steps are lost; call reset() to start "
-                                  "a new episode.", None) from error
+                self._loss = await self._session_gone(error)
+                await self._close_session()
+                raise self._loss from error
             except DROPPED as error:
                 wait = next(waits)
                 if time.monotonic() - started + wait > self.resume_deadline_s:
@@ -178,32 +230,41 @@ class MetricTrackerRlEnv(EnvClient[MetricTrackerRlAction, MetricTrackerRlObserva
                 await asyncio.sleep(wait)
                 self.resumed += 1
 
-    async def _reset_on_a_live_session(self, **kwargs: Any) -> StepResult[MetricTrackerRlObservation]:
-        """A reset on a new socket attached to the session, or on a new session if the server no longer holds it."""
-        try:
-            return await super()._reset_async(**kwargs)
-        except RuntimeError as error:  # the session is gone (a server restart, an idle session closed)
-            if UNKNOWN_SESSION not in str(error):
-                raise
-            self._forget_session()
-            return await self._reset_on_a_new_session(**kwargs)
+    async def _session_gone(self, error: RuntimeError) -> SessionLost:
+        """Why the episode is lost when the server no longer holds its session: with what the server said when it
+        closed the episode's last socket (an idle session's notice), if it said anything. Every step raises it until
+        a reset."""
+        held = self._episode_socket
+        said = await self._last_words(held) if held is not None else ""
+        return SessionLost(f"the session that held this episode is gone: the server no longer holds it "
+                           f"({describe(error)}).{said} The episode and its steps are lost; call reset() to start a "
+                           "new episode.", None if held is None else held.close_code)
 
-    async def _reset_on_a_new_session(self, **kwargs: Any) -> StepResult[MetricTrackerRlObservation]:
-        """A reset on a session made for it; if the socket finds even that one unknown (replicas behind a balancer
-        without affinity: the socket reached another replica), on plain sockets from then on."""
+    async def _reset_on_the_session(self, **kwargs: Any) -> StepResult[MetricTrackerRlObservation]:
+        """A reset on a socket attached to the client's session (see `_reset_after_unknown` if its server does not
+        hold it)."""
         try:
             return await super()._reset_async(**kwargs)
         except RuntimeError as error:
             if self._session_id is None or UNKNOWN_SESSION not in str(error):
                 raise
-            self._forget_session()
+            return await self._reset_after_unknown(**kwargs)
+
+    async def _reset_after_unknown(self, **kwargs: Any) -> StepResult[MetricTrackerRlObservation]:
+        """The server the socket reached does not hold the session. If a socket of it was answered before, the
+        server forgot it (a restart, an idle session closed): the reset goes to a new session. If none ever was, a
+        balancer without affinity sent the socket to another replica than the session's: plain sockets from then
+        on. Either way the session is closed first, so that it holds no place on a replica that still has it."""
+        if not self._reached:
             self.resume_sessions = False
-            return await super()._reset_async(**kwargs)
+        await self._close_session()
+        return await self._reset_on_the_session(**kwargs)
 
     def _forget_session(self) -> None:
-        """The server no longer holds the session: the next connection opens a new one."""
-        self._session_id, self._episode_socket = None, None
+        """Leave the session: the next connection opens a new one (or a plain socket)."""
+        self._session_id, self._episode_socket, self._reached = None, None, False
         take_client_socket(self)
+        set_client_headers(self, self._plain_headers)
         if self._plain_ws_url is not None:
             set_client_ws_url(self, self._plain_ws_url)
 

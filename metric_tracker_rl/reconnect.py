@@ -5,8 +5,9 @@ out-of-memory kill, a Space rebuild, a replica drained behind a load balancer). 
 client can wait: `reset_until_served` retries a reset with capped exponential backoff and jitter until a deadline
 (`ClientSettings.retry_deadline_s`: `METRIC_TRACKER_RETRY_DEADLINE_S`, default 300 s, long enough for a Space
 to restart), writing one line per wait, and only then raises `ServerUnavailable` with the
-URL and the last error. A step cannot be retried (its
-episode lived on the server that went away): `lost_connection_text` is what a tool call answers instead.
+URL and the last error. A step whose connection dropped comes back to its session by itself (`client`); one
+whose session is gone cannot be retried (its episode lived on the server that went away): `lost_connection_text` is
+what a tool call answers instead.
 
 Used by the TRL class (`adapters/trl.py`), `inference.py` and the Inspect solver, so they all wait alike.
 """

@@ -197,9 +197,9 @@ class ClientSettings(Settings):
     message_timeout_s: float = Field(180.0, gt=0, validation_alias=variable("OPENENV_MESSAGE_TIMEOUT_S"),
                                      description="seconds to wait for one reply, more than 0")
     resume_sessions: bool = Field(
-        False, validation_alias=variable("METRIC_TRACKER_RESUME_SESSIONS"),
+        True, validation_alias=variable("METRIC_TRACKER_RESUME_SESSIONS"),
         description="the TRL class, inference.py and Inspect: keep each episode in a server session that a dropped "
-                    "connection comes back to (one server, or replicas with session affinity): true or false")
+                    "connection comes back to (false: one socket, one session): true or false")
     retry_deadline_s: float = Field(
         DEFAULT_RETRY_DEADLINE_S, ge=0, validation_alias=variable("METRIC_TRACKER_RETRY_DEADLINE_S"),
         description="seconds a reset keeps retrying while the server is down or restarting, 0 or more")

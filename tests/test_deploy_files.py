@@ -107,6 +107,16 @@ def test_compose_and_haproxy_agree() -> None:
     assert len(re.findall(r"^\s+server replica\d+ ", config, re.M)) == len(replicas)
 
 
+def test_haproxy_gives_each_session_affinity_by_a_cookie_naming_its_replica() -> None:
+    """A resuming client's socket must reach the replica that created its session (tests/test_scale_out_proxy.py
+    plays it): the backend inserts a cookie in the answers, and each server line names its own value."""
+    config = (DEPLOY / "haproxy.cfg").read_text()
+    assert re.search(r"^\s+cookie \w+ insert indirect nocache$", config, re.M)
+    servers = re.findall(r"^\s+server replica\d+ .*$", config, re.M)
+    values = [re.search(r" cookie (\S+)", line) for line in servers]
+    assert all(values) and len({value.group(1) for value in values if value}) == len(servers)
+
+
 # --- who a replica counts as the client: the per-client cap and the proxy's forwarding agree ---------------------
 
 COMPOSE_PROXY = "proxy"

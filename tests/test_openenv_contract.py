@@ -19,6 +19,7 @@ from fastapi.testclient import TestClient
 from openenv.core.env_client import EnvClient
 from openenv.core.env_server import gradio_theme, http_server
 from openenv.core.env_server.types import ConcurrencyConfig
+from openenv.core.sync_client import SyncEnvClient
 from starlette.exceptions import HTTPException
 
 from metric_tracker_rl.catalog.task_splits import TaskIndexError
@@ -72,6 +73,17 @@ def test_the_client_sends_extra_headers_when_it_connects() -> None:
     assert "headers" in inspect.signature(EnvClient.__init__).parameters, UPGRADE + "EnvClient takes no headers"
     assert "additional_headers=self._headers" in inspect.getsource(EnvClient._connect_async), \
         UPGRADE + "_connect_async no longer sends the client's headers"
+    client = MetricTrackerRlEnv(base_url="http://127.0.0.1:9", headers={"X-Forwarded-For": "192.0.2.1"})
+    internals.set_client_headers(client, {"Cookie": "replica=a"})  # a session's affinity cookie, on its socket
+    assert internals.client_http_options(client)[1] == {"Cookie": "replica=a"}
+
+
+def test_both_clients_close_through_the_overridden_close_hook() -> None:
+    """The session a client opened is closed in `_close_async`, which the async `close()` and the sync client's
+    `close()` both run."""
+    assert "self._close_async" in inspect.getsource(EnvClient.close), UPGRADE + "close() no longer runs _close_async"
+    assert "self._async._close_async()" in inspect.getsource(SyncEnvClient.close), \
+        UPGRADE + "the sync client's close() no longer runs _close_async"
 
 
 @pytest.mark.parametrize("hook", internals.CLIENT_HOOKS)
@@ -93,8 +105,10 @@ def test_create_and_close_answer_in_the_shapes_the_client_and_server_read(openen
     assert session_id, UPGRADE + f"openenv/session/create answered {created}"
     closed = rpc(openenv_app, internals.SESSION_CLOSE_METHOD, 2, session_id=session_id)
     assert internals.close_outcome(closed) == "gone", UPGRADE + f"openenv/session/close answered {closed}"
+    assert internals.close_confirmed(closed), UPGRADE + f"openenv/session/close answered {closed}"
     again = rpc(openenv_app, internals.SESSION_CLOSE_METHOD, 3, session_id=session_id)
     assert internals.close_outcome(again) == "gone", UPGRADE + f"closing an unknown session answered {again}"
+    assert not internals.close_confirmed(again)  # another replica's answer: the client asks again
 
 
 def test_closing_a_session_with_a_socket_attached_answers_closing(openenv_app: TestClient) -> None:
@@ -105,6 +119,7 @@ def test_closing_a_session_with_a_socket_attached_answers_closing(openenv_app: T
         assert socket.receive_json()["type"] == "observation", UPGRADE + "/ws?session_id= no longer attaches"
         answer = rpc(openenv_app, internals.SESSION_CLOSE_METHOD, 2, session_id=session_id)
         assert internals.close_outcome(answer) == "closing", UPGRADE + f"close with a socket attached: {answer}"
+        assert internals.close_confirmed(answer)
 
 
 def test_a_full_server_refuses_in_the_capacity_shapes_the_client_and_server_read(openenv_app: TestClient) -> None:

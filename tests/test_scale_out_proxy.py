@@ -1,8 +1,10 @@
 """Replicas behind a real load balancer: Debian's HAProxy, started on loopback with the shipped deploy/haproxy.cfg.
 
-Sessions spread over the replicas; killing one costs only the episodes it held, and every rollout finishes its
-next episode on the survivor; with METRIC_TRACKER_SECRET shared, each replica serves held-out episodes, a fresh
-one at every reset.
+Sessions spread over the replicas, each on the replica that created it (its affinity cookie brings its socket
+there), so a dropped connection comes back to its episode through the proxy and no session is left unattached;
+killing one replica costs only the episodes it held, and every rollout finishes its next episode on the survivor;
+with METRIC_TRACKER_SECRET shared, each replica serves held-out episodes, a fresh one at every reset. Behind a
+balancer without affinity, the clients close the sessions their sockets could not reach and play on plain sockets.
 A replica stopped gracefully (SIGTERM) keeps serving its open episodes through the proxy for its drain period
 while new sessions go to the other one."""
 
@@ -13,6 +15,7 @@ import csv
 import io
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -21,13 +24,22 @@ import tempfile
 import time
 import urllib.request
 from collections.abc import Iterator
+from pathlib import Path
 
+import httpx
 import pytest
 from conftest import ROOT
 from text_reader import read_observation
 from websockets.sync.client import ClientConnection, connect
 
 from metric_tracker_rl.adapters.trl import URL_VAR, MetricTrackerToolEnv
+from metric_tracker_rl.compat.openenv import (
+    SESSION_CLOSE_METHOD,
+    SESSION_CREATE_METHOD,
+    client_socket,
+    created_session_id,
+    is_capacity_error_body,
+)
 from metric_tracker_rl.reconnect import RETRY_DEADLINE_VAR
 from metric_tracker_rl.server_process import free_port, healthy, serving
 from metric_tracker_rl.view.tool_schemas import SUBMIT_REPORT
@@ -40,12 +52,14 @@ ROLLOUTS = 8
 DRAIN_S = 60  # far longer than the test needs: the drain ends when its last session closes
 STEPPING_PAST_DOWN_S = 4.0  # how long the episode goes on after HAProxy marked its replica down
 STEP_PAUSE_S = 0.2  # a step every so often, as an agent thinking between calls (and within the step budget)
+PER_CLIENT_CAP = 24  # the replicas' MAX_SESSIONS_PER_CLIENT where a test counts the places a client holds
+SHIPPED_CONFIG = ROOT / "deploy" / "haproxy.cfg"
 
 
 @contextlib.contextmanager
-def haproxy_in_front(ports: list[int]) -> Iterator[tuple[str, str]]:
-    """HAProxy with the shipped configuration in front of the replica ports (REPLICA_2 repeats the first port
-    when there is one replica); yields (its URL, its statistics URL in CSV)."""
+def haproxy_in_front(ports: list[int], config: Path = SHIPPED_CONFIG) -> Iterator[tuple[str, str]]:
+    """HAProxy with `config` (the shipped configuration) in front of the replica ports (REPLICA_2 repeats the first
+    port when there is one replica); yields (its URL, its statistics URL in CSV)."""
     if shutil.which("haproxy") is None:
         raise RuntimeError("HAProxy is not installed: apt-get install haproxy")
     listen, stats = free_port(), free_port()
@@ -53,7 +67,7 @@ def haproxy_in_front(ports: list[int]) -> Iterator[tuple[str, str]]:
     env = {**os.environ, "LISTEN_ADDR": f"127.0.0.1:{listen}", "STATS_ADDR": f"127.0.0.1:{stats}",
            **{f"REPLICA_{i + 1}": f"127.0.0.1:{port}" for i, port in enumerate(targets)}}
     with tempfile.TemporaryFile() as log:
-        process = subprocess.Popen(["haproxy", "-db", "-f", str(ROOT / "deploy" / "haproxy.cfg")], env=env, stdout=log,
+        process = subprocess.Popen(["haproxy", "-db", "-f", str(config)], env=env, stdout=log,
                                    stderr=subprocess.STDOUT)
         try:
             url = f"http://127.0.0.1:{listen}"
@@ -86,6 +100,38 @@ def open_sessions(stats_url: str) -> dict[str, int]:
     return {name: int(row["scur"]) for name, row in replica_rows(stats_url).items()}
 
 
+def places_held(port: int) -> int:
+    """Places this host's client holds on the replica at `port`, every kind of session counted (attached or not):
+    sessions are created on it until its per-client cap (PER_CLIENT_CAP) refuses one, then closed."""
+    url, probes = f"http://127.0.0.1:{port}/mcp", []
+    try:
+        while len(probes) <= PER_CLIENT_CAP:
+            answer = httpx.post(url, json={"jsonrpc": "2.0", "id": 1, "method": SESSION_CREATE_METHOD}).json()
+            session_id = created_session_id(answer)
+            if session_id is None:
+                assert is_capacity_error_body(answer.get("error")), answer
+                return PER_CLIENT_CAP - len(probes)
+            probes.append(session_id)
+        raise AssertionError("the per-client cap never refused a session")
+    finally:
+        for session_id in probes:
+            httpx.post(url, json={"jsonrpc": "2.0", "id": 2, "method": SESSION_CLOSE_METHOD,
+                                  "params": {"session_id": session_id}})
+
+
+def unattached_sessions(ports: list[int], stats_url: str) -> dict[str, int]:
+    """Per replica, the places this client holds beyond its open sockets: sessions nothing is attached to."""
+    sockets = open_sessions(stats_url)
+    return {f"replica{index + 1}": places_held(port) - sockets[f"replica{index + 1}"]
+            for index, port in enumerate(ports)}
+
+
+def steps_left(answer: str) -> int:
+    observation = read_observation(answer)
+    assert observation.status == "ok", answer
+    return observation.steps_remaining
+
+
 def wait_until_both_up(stats_url: str) -> None:
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
@@ -115,7 +161,8 @@ def replicas_behind_haproxy(ports: list[int], env: dict[str, str]
 def test_sessions_spread_a_dead_replica_costs_only_its_episodes_and_held_out_resets_differ(
         monkeypatch: pytest.MonkeyPatch) -> None:
     ports = [free_port(), free_port()]
-    env = {**os.environ, "ENABLE_WEB_INTERFACE": "false", "METRIC_TRACKER_SECRET": "shared-by-every-replica"}
+    env = {**os.environ, "ENABLE_WEB_INTERFACE": "false", "METRIC_TRACKER_SECRET": "shared-by-every-replica",
+           "MAX_SESSIONS_PER_CLIENT": str(PER_CLIENT_CAP)}
     with contextlib.ExitStack() as stack:
         replicas, url, stats_url = stack.enter_context(replicas_behind_haproxy(ports, env))
 
@@ -136,6 +183,17 @@ def test_sessions_spread_a_dead_replica_costs_only_its_episodes_and_held_out_res
             rollout.reset(seed=100 + index, difficulty="medium")
         spread = open_sessions(stats_url)
         assert sum(spread.values()) == ROLLOUTS and min(spread.values()) >= ROLLOUTS // 2 - 1, spread
+
+        # Each rollout's socket is attached to the session it created (its replica holds no other), so a dropped
+        # connection comes back to its episode through the proxy: the call is answered, once.
+        clients = [rollout._client.async_client for rollout in rollouts]
+        assert all(client._session_id is not None for client in clients)
+        assert unattached_sessions(ports, stats_url) == {"replica1": 0, "replica2": 0}
+        for rollout, client in zip(rollouts, clients, strict=True):
+            before = steps_left(rollout.get_annotations())
+            client_socket(client).transport.abort()
+            assert steps_left(rollout.get_annotations()) == before - 1
+        assert open_sessions(stats_url) == spread
 
         # One replica dies: only the episodes it held are lost, and each says so in its tool result.
         replicas[0].kill()  # as an out-of-memory kill would: no drain
@@ -177,6 +235,42 @@ def test_one_trainer_behind_the_shipped_proxy_gets_the_sessions_the_training_doc
         for index, rollout in enumerate(rollouts):
             assert read_observation(rollout.reset(seed=index, difficulty="easy")).status == "ready"
         assert sum(open_sessions(stats_url).values()) == trainer_sessions()
+
+
+def test_behind_a_balancer_without_affinity_clients_close_the_sessions_they_cannot_reach(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """The shipped configuration without its affinity cookie, alternating replicas: a rollout's socket reaches
+    another replica than the one that created its session, which answers that it does not know it. The client
+    closes that session and plays on a plain socket: every episode is played, no replica keeps a session nothing
+    is attached to (each would hold a place of the client's until it is reaped), and closing the rollouts leaves
+    none."""
+    without_affinity = re.sub(r"^\s*cookie .*\n| cookie replica\d+", "", SHIPPED_CONFIG.read_text(), flags=re.M)
+    config = tmp_path / "haproxy.cfg"
+    config.write_text(without_affinity.replace("balance leastconn", "balance roundrobin"))
+    assert "insert" not in config.read_text() and "balance roundrobin" in config.read_text()
+    ports = [free_port(), free_port()]
+    env = {**os.environ, "ENABLE_WEB_INTERFACE": "false", "MAX_SESSIONS_PER_CLIENT": str(PER_CLIENT_CAP)}
+    with contextlib.ExitStack() as stack:
+        for port in ports:
+            log = stack.enter_context(tempfile.TemporaryFile())
+            stack.enter_context(serving(replica_command(port), port, env, log, cwd=ROOT))
+        url, stats_url = stack.enter_context(haproxy_in_front(ports, config))
+        wait_until_both_up(stats_url)
+        monkeypatch.setenv(URL_VAR, url)
+        rollouts = [stack.enter_context(MetricTrackerToolEnv()) for _ in range(ROLLOUTS)]
+        for index, rollout in enumerate(rollouts):
+            assert read_observation(rollout.reset(seed=300 + index, difficulty="easy")).status == "ready"
+            steps_left(rollout.get_annotations())
+        fell_back = [rollout for rollout in rollouts if not rollout._client.async_client.resume_sessions]
+        assert fell_back, "no socket reached another replica than its session's: the test shows nothing"
+        assert sum(open_sessions(stats_url).values()) == ROLLOUTS
+        assert unattached_sessions(ports, stats_url) == {"replica1": 0, "replica2": 0}
+        for rollout in rollouts:
+            rollout._close()
+        deadline = time.monotonic() + 30
+        while sum(places_held(port) for port in ports):
+            assert time.monotonic() < deadline, "closed rollouts left sessions on the replicas"
+            time.sleep(0.2)
 
 
 def exchange(ws: ClientConnection, message: dict) -> dict:

@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 # --- the client ----------------------------------------------------------------------------------------------
 
 # `EnvClient`'s protected coroutines that `MetricTrackerRlEnv` overrides (each calls OpenEnv's through `super()`).
-CLIENT_HOOKS = ("_connect_async", "_reset_async", "_step_async")
+CLIENT_HOOKS = ("_connect_async", "_reset_async", "_step_async", "_close_async")
 
 
 def client_socket(client: EnvClient[Any, Any, Any]) -> Any:
@@ -54,8 +54,15 @@ def set_client_ws_url(client: EnvClient[Any, Any, Any], url: str) -> None:
 
 
 def client_http_options(client: EnvClient[Any, Any, Any]) -> tuple[float, dict[str, str] | None]:
-    """The connect timeout and extra headers the client was built with (private attributes of `EnvClient`)."""
+    """The connect timeout and the extra headers the client's next connection sends (private attributes of
+    `EnvClient`: the headers it was built with, unless `set_client_headers` changed them)."""
     return client._connect_timeout, client._headers
+
+
+def set_client_headers(client: EnvClient[Any, Any, Any], headers: dict[str, str] | None) -> None:
+    """Send `headers` with the client's next WebSocket handshake (`EnvClient._headers`, private): a session's
+    affinity cookie, so a proxy routes its socket to the replica that holds the session."""
+    client._headers = headers
 
 
 # --- sessions: the JSON-RPC session protocol on POST /mcp, and /ws attaching to an HTTP session ---------------
@@ -118,6 +125,13 @@ def close_outcome(reply: dict[str, Any]) -> str | None:
     if isinstance(result, dict) and result.get("closing") is True:
         return "closing"
     return None
+
+
+def close_confirmed(reply: dict[str, Any]) -> bool:
+    """Whether an answer to `openenv/session/close` came from the server that holds the session ("closed", or
+    "closing" with a socket attached), where an unknown session may mean another replica answered."""
+    result = reply.get("result")
+    return isinstance(result, dict) and (result.get("closed") is True or result.get("closing") is True)
 
 
 # --- the Task API ---------------------------------------------------------------------------------------------
