@@ -31,6 +31,7 @@ from metric_tracker_rl.sql import pool as sql_pool
 from metric_tracker_rl.sql.fair_gate import QUICK_S, SLOW_MEMORY_S, FairGate
 from metric_tracker_rl.sql.pool import MAX_BACKOFF_S, SqlPool, start_backoff
 from metric_tracker_rl.sql.sandbox import NOT_READY_MESSAGE
+from metric_tracker_rl.sql.worker_process import WorkerProcess
 
 CHEAP = "SELECT count(*) AS n FROM daily"
 # Runs into the time limit: TIME_LIMIT_S of a worker's CPU (killed at the limit, or stopped by the interrupt).
@@ -449,3 +450,35 @@ def test_a_server_holding_1100_idle_connections_before_its_first_query_still_run
             replies = [ws_ask(ws, query(CHEAP)) for _ in range(5)]
             ws.close()
         assert [reply["data"]["observation"]["status"] for reply in replies] == ["ok"] * 5, replies[0]
+
+
+def test_a_workers_stat_descriptor_is_closed_once_however_many_threads_kill_and_read_it(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The worker's /proc stat descriptor is read at every statement and closed by whichever thread kills the
+    worker: closed twice, the second close would close whatever file had taken its number since."""
+    worker = WorkerProcess()
+    worker.wait_ready()
+    assert worker.cpu_seconds() is not None
+    stat = worker._stat
+    closes: list[int] = []
+    real_close = os.close
+
+    def counted_close(descriptor: int) -> None:
+        closes.append(descriptor)
+        real_close(descriptor)
+
+    monkeypatch.setattr(os, "close", counted_close)
+    start = threading.Barrier(8)
+
+    def race(index: int) -> None:
+        start.wait()
+        for _ in range(50):
+            worker.kill() if index % 2 else worker.cpu_seconds()
+
+    threads = [threading.Thread(target=race, args=(index,)) for index in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert closes.count(stat) == 1
+    assert worker.cpu_seconds() is None and worker._stat is None  # nothing opened again after the kill

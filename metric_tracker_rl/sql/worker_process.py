@@ -18,6 +18,7 @@ import selectors
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -102,6 +103,11 @@ class WorkerProcess:
         self.loaded: collections.OrderedDict[int, int] = collections.OrderedDict()  # episode key -> bytes
         self.forget: list[int] = []
         self._stat: int | None = None  # /proc/<pid>/stat, opened on first read (read at every statement)
+        # A raw descriptor, read and closed from several threads (the loop's, a send's, a kill's): under this lock,
+        # so it is closed once, and never read or opened again once closed (its number may be another file's by
+        # then: closing it twice would close that file).
+        self._stat_lock = threading.Lock()
+        self._stat_closed = False
         # A selector, not `select.select`: a server with many connections open gives the pipes descriptors past
         # 1023, which `select` refuses. One for the worker's life: a reply is awaited at every statement.
         self._replies_ready = selectors.DefaultSelector()
@@ -283,12 +289,19 @@ class WorkerProcess:
 
     def cpu_seconds(self) -> float | None:
         """The worker's CPU time so far (user and system, every thread), or None where /proc does not tell."""
+        with self._stat_lock:
+            if self._stat_closed:
+                return None
+            try:
+                if self._stat is None:
+                    self._stat = os.open(f"/proc/{self.process.pid}/stat", os.O_RDONLY)
+                stat = os.pread(self._stat, 4096, 0)
+            except OSError:
+                return None
         try:
-            if self._stat is None:
-                self._stat = os.open(f"/proc/{self.process.pid}/stat", os.O_RDONLY)
-            fields = os.pread(self._stat, 4096, 0).rsplit(b")", 1)[1].split()
+            fields = stat.rsplit(b")", 1)[1].split()
             return (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS
-        except (OSError, IndexError, ValueError):
+        except (IndexError, ValueError):
             return None
 
     def kill(self) -> None:
@@ -298,10 +311,10 @@ class WorkerProcess:
         for pipe in (self.requests, self.replies):
             with contextlib.suppress(OSError):
                 pipe.close()
-        if self._stat is not None:
-            with contextlib.suppress(OSError):
-                os.close(self._stat)
-            self._stat = None
+        with self._stat_lock:
+            stat, self._stat, self._stat_closed = self._stat, None, True
+        if stat is not None:
+            os.close(stat)
         self._replies_ready.close()
 
     @property
