@@ -13,11 +13,11 @@ closes a connection
 - whose frame or message begun is not finished within BODY_DEADLINE_S, with 1008 ("policy violation").
 
 Its bytes are then dropped with the connection, and the memory they took is returned to the system
-(`memory_release`: freed in the middle of the heap, the allocator would keep it). Uvicorn stops reading a connection as soon as one whole message
-waits for the app, so a client that sends its next step while a long one runs (queued behind the SQL gate, say)
-has its pings unanswered until that step ends, and its keepalive closes the session. This protocol reads on while
-fewer than QUEUED_MESSAGES messages wait, their bytes charged to the client in the same ledger (without the
-deadline: a whole message waits for the app, not for the client).
+(`memory_release`: freed in the middle of the heap, the allocator would keep it). Uvicorn stops reading a connection
+as soon as one whole message waits for the app, so a client that sends its next step while a long one runs (queued
+behind the SQL gate, say) has its pings unanswered until that step ends, and its keepalive closes the session. This
+protocol reads on while fewer than QUEUED_MESSAGES messages wait, their bytes charged to the client in the same
+ledger (without the deadline: a whole message waits for the app, not for the client).
 """
 
 from __future__ import annotations
@@ -32,9 +32,9 @@ from metric_tracker_rl.serving.client_address import address_group, client_of
 from metric_tracker_rl.serving.hardening import (
     BODY_DEADLINE_S,
     MESSAGE_TOO_BIG,
+    TRIM_AFTER_BYTES,
     UNFINISHED,
     UNFINISHED_BYTES_PER_CLIENT,
-    TRIM_AFTER_BYTES,
     BodyTooLarge,
 )
 from metric_tracker_rl.serving.memory_release import release_soon

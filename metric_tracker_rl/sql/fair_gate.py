@@ -1,12 +1,12 @@
 """Fair turns at the SQL workers (metric_tracker_rl.sql.pool) for the server's sessions, between clients.
 
 A client is its peer address (an IPv6 /64). Slow statements are told apart from quick ones by how long they hold a
-worker and what they cost it, so slow queries, from however many addresses, always leave a worker to the cheap ones; among waiting
-clients, the one that runs the fewest statements goes first. A client the gate has not seen lately counts as slow
-until one of its statements ends quickly: an attacker with a fresh address for every slow statement gets no more
-than one that is known to be slow. Standing is earned continuously: a statement that runs on the worker kept for
-quick clients and turns slow there is demoted (its `Turn`'s `demoted` event is set): its caller stops it and asks
-again, as the slow client it now is, so one quick statement never buys a slow one the last free worker.
+worker and what they cost it, so slow queries, from however many addresses, always leave a worker to the cheap ones;
+among waiting clients, the one that runs the fewest statements goes first. A client the gate has not seen lately
+counts as slow until one of its statements ends quickly: an attacker with a fresh address for every slow statement
+gets no more than one that is known to be slow. Standing is earned continuously: a statement that runs on the worker
+kept for quick clients and turns slow there is demoted (its `Turn`'s `demoted` event is set): its caller stops it
+and asks again, as the slow client it now is, so one quick statement never buys a slow one the last free worker.
 """
 
 from __future__ import annotations
@@ -46,10 +46,11 @@ class FairGate:
     A client runs at most `per_client` statements at once. A free slot goes to the waiting client that runs the
     fewest statements; among equals, to one whose recent statements were quick before one not yet seen, then in
     turn. A client is slow while one of its statements has held its turn QUICK_S or more, for SLOW_MEMORY_S after
-    one held a worker that long or cost it COSTLY_S (as its holder reports), and until one of its statements ended quickly within SLOW_MEMORY_S (an unseen
-    client); slow clients hold at most all slots but one together. The last slot is kept for clients known to be
-    quick, so a client's cheap query never waits for the slow ones of other clients, however many addresses send
-    them, fresh or known; a new client's first statement waits at most for one of theirs to end."""
+    one held a worker that long or cost it COSTLY_S (as its holder reports), and until one of its statements ended
+    quickly within SLOW_MEMORY_S (an unseen client); slow clients hold at most all slots but one together. The
+    last slot is kept for clients known to be quick, so a client's cheap query never waits for the slow ones of
+    other clients, however many addresses send them, fresh or known; a new client's first statement waits at most
+    for one of theirs to end."""
 
     def __init__(self, slots: int, per_client: int, clock: Callable[[], float] = time.monotonic) -> None:
         self.slots = slots
