@@ -83,7 +83,7 @@ class BoundedWebSocketProtocol(WebSocketsSansIOProtocol):
             self.transport.resume_reading()
 
     def connection_lost(self, exc: Exception | None) -> None:
-        dropped = self.charged
+        dropped = self.unfinished_bytes()
         self.charge(0)
         super().connection_lost(exc)
         if dropped >= TRIM_AFTER_BYTES:
@@ -123,7 +123,7 @@ class BoundedWebSocketProtocol(WebSocketsSansIOProtocol):
 
     def refuse(self, code: int, reason: str) -> None:
         """Close the connection with `code` and drop its unfinished bytes (the app hears that its client left)."""
-        dropped = self.charged
+        dropped = self.unfinished_bytes()  # more than it was charged, when its new bytes took it past the share
         self.charge(0)
         self.conn.fail(code, reason)
         self.handle_parser_exception()
