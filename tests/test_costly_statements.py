@@ -16,10 +16,10 @@ from test_pool_heals import CHEAP, FakeClock, open_session, query, server_proces
 from metric_tracker_rl.sql.fair_gate import COSTLY_S, QUICK_S, FairGate
 
 
-
 def costly_statement(cost_s: float = 2 * COSTLY_S) -> str:
-    """A statement that costs about `cost_s` of one core on this machine (timed here, as a worker runs it): over
-    COSTLY_S, and under QUICK_S even if a busy machine stretches it to four times that."""
+    """A statement that costs about `cost_s` of one core on this machine (timed here, on one engine thread as a
+    worker runs it): over COSTLY_S, and a quarter of its wall time under QUICK_S unless a busy machine stretches
+    it tenfold."""
     import duckdb
 
     connection = duckdb.connect(config={"threads": 1})
@@ -67,8 +67,9 @@ def test_clients_whose_statements_each_cost_a_little_under_the_slow_mark_still_l
 
 @pytest.mark.slow  # a server, and eight clients looping statements for a few seconds
 def test_eight_addresses_looping_costly_statements_leave_a_worker_to_a_known_clients_cheap_query() -> None:
-    """Eight addresses, one session each, loop a costly statement; a client known to be quick times its cheap query meanwhile.
-    Were they quick, they would hold all three workers, and its query would wait in turn behind theirs."""
+    """Eight addresses, one session each, loop a costly statement; a client known to be quick times its cheap query
+    meanwhile. Were they quick, they would hold all three workers, and its query would wait in turn behind theirs
+    (on a machine so busy that four times a statement's wall time passes QUICK_S, they are slow by either mark)."""
     with server_process({"SQL_WORKERS": "3"}) as (url, _), contextlib.ExitStack() as stack:
         victim = stack.enter_context(open_session(url, "127.0.0.4"))
         assert ws_ask(victim, query(CHEAP))["data"]["observation"]["status"] == "ok"
