@@ -20,9 +20,10 @@ from collections.abc import AsyncIterator, Callable
 # A turn held this long makes its client slow for SLOW_MEMORY_S (FairGate): a typical statement takes milliseconds,
 # one near the time limit seconds.
 QUICK_S = 0.25
-# A statement that cost its worker this much (`Turn.seconds`: CPU time, which a busy machine does not stretch) makes
-# its client slow too: clients whose statements each cost a little under QUICK_S could otherwise hold every worker
-# together, and another client's cheap query would queue behind them. A cheap query costs a few milliseconds.
+# A statement that cost its worker this much (the seconds its `Turn` reports: CPU time, which a busy machine does not
+# stretch) makes its client slow too: clients whose statements each cost a little under QUICK_S could otherwise hold
+# every worker together, and another client's cheap query would queue behind them. A cheap query costs a few
+# milliseconds.
 COSTLY_S = 0.05
 SLOW_MEMORY_S = 60.0
 
