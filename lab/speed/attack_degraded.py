@@ -12,8 +12,8 @@ own on loopback addresses. Rows:
   (lab.speed.attack_latency's) over its own /ws session.
 - eight_addresses_short: 8 addresses, one session each, looping a statement of about 0.1 s of CPU: quick, to a gate that
   counts only how long a statement holds its worker; the same victim.
-- debugger_tabs: 16 tabs of one address firing a cheap page event back to back; another visitor's same event
-  (lab.speed.debugger_attacks's), from joining the queue to its result.
+- debugger_tabs: lab.speed.debugger_attacks's `busy_tabs` (16 tabs of one address firing a cheap page event back to
+  back); another visitor's same event, from joining the queue to its result.
 - unfinished_frames: lab.speed.attack_latency's row (8 addresses x 7 sessions each holding most of a 1 MiB frame);
   the server's memory with its workers before, at the peak and SETTLE_S after the attack ended.
 - big_frames_uvicorn: plain uvicorn, 2, 8 and 15 MiB frames, reconnecting; the same memory figures.
@@ -48,8 +48,6 @@ SERVER_ENV = {**attack_latency.SERVER_ENV, "MAX_CONCURRENT_ENVS": "80", "METRIC_
 SETTLE_S = 60.0  # after the attack's last connection closed
 SHORT_SQL = "SELECT sum(range % 7) AS s FROM range(20000000)"  # about 0.1 s of one core
 SHORT_ADDRESSES = [f"127.0.0.{host}" for host in range(10, 18)]
-TAB_ADDRESS = "127.0.0.21"
-TABS = 16
 
 
 # --- attacks (each in the attacker's process until its deadline, counting what it was answered) ---------------------
@@ -70,25 +68,11 @@ def eight_addresses_short(url: str, deadline: float, answers: Counter[str]) -> N
     attack_latency._threads([functools.partial(one, address) for address in SHORT_ADDRESSES])
 
 
-def debugger_tabs(url: str, deadline: float, answers: Counter[str]) -> None:
-    """TABS tabs of one address, each firing the cheap page event back to back (reading each result)."""
-    def tab() -> None:
-        page, session = debugger_attacks.Page(url, TAB_ADDRESS), debugger_attacks.new_tab()
-        while time.monotonic() < deadline:
-            reply = page.call("select_difficulty", ["hard"], session)
-            answers["refused" if "refused" in reply else "answered"] += 1
-            if "refused" in reply:
-                time.sleep(0.05)
-        page.close()
-
-    attack_latency._threads([tab] * TABS)
-
-
 ATTACKS: dict[str, tuple[str, Callable[[str, float, Counter[str]], None]]] = {
     "fresh_address_slow_sql": attack_latency.ATTACKS["fresh_address_slow_sql"],
     "eight_addresses_short": ("8 addresses, one session each, looping a statement of about 0.1 s of CPU",
                               eight_addresses_short),
-    "debugger_tabs": (f"{TABS} tabs of one address fire a cheap page event back to back", debugger_tabs),
+    "debugger_tabs": debugger_attacks.ATTACKS["busy_tabs"][:2],
     "unfinished_frames": attack_latency.ATTACKS["unfinished_frames"],
     "big_frames_uvicorn": attack_latency.ATTACKS["big_frames_uvicorn"],
 }
