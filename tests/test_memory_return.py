@@ -82,6 +82,21 @@ def test_closing_a_session_and_replacing_an_episode_each_ask_for_a_trim() -> Non
     assert TRIMMER.wait_for(before + 1, 30)
 
 
+def test_a_request_body_the_server_drops_asks_for_a_trim() -> None:
+    """A body over the message cap is answered 413 and dropped: its megabyte of chunks was freed in the middle of
+    the heap, and the server asks for it to go back to the system (a body it serves asks for nothing)."""
+    import httpx
+
+    from metric_tracker_rl.serving.hardening import MAX_MESSAGE_BYTES
+    from metric_tracker_rl.serving.local_server import local_server
+
+    with local_server(in_process=True) as url, httpx.Client(base_url=url, timeout=60) as http:
+        assert http.get("/health").status_code == 200
+        before = TRIMMER.trims
+        assert http.post("/mcp", content=b"x" * (2 * MAX_MESSAGE_BYTES)).status_code == 413
+        assert TRIMMER.wait_for(before + 1, 30)
+
+
 @pytest.fixture
 def one_worker(monkeypatch: pytest.MonkeyPatch) -> Iterator[SqlPool]:
     fresh = SqlPool(size=1)

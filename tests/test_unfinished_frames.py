@@ -85,3 +85,22 @@ def test_many_clients_unfinished_frames_grow_the_server_by_their_shares_and_expi
     assert grown_mb < 1.25 * shares_mb + 8, (grown_mb, shares_mb)
     assert None not in codes and set(codes) <= {1008, 1009}, codes
     assert codes.count(1008) == len(ADDRESSES) * (UNFINISHED_BYTES_PER_CLIENT // SENT), codes  # expired
+
+
+def test_the_memory_of_unfinished_frames_goes_back_to_the_system_once_their_connections_close(server: str) -> None:
+    """16 addresses each hold their share of unfinished frames, then close: the frames' buffers were freed in the
+    middle of the server's heap, where the allocator would keep them; the server returns them to the system."""
+    pid = server_pid(server)
+    with contextlib.ExitStack() as stack:
+        sockets = [stack.enter_context(open_session(server, address)) for address in ADDRESSES
+                   for _ in range(PER_CLIENT)]
+        time.sleep(1)
+        before_kb = rss_kb(pid)
+        for ws in sockets:
+            begin_frame(ws)
+        time.sleep(2)
+        held_mb = (rss_kb(pid) - before_kb) / 1024
+    time.sleep(3)  # the connections are gone, and the trim a dropped frame asks for has run
+    kept_mb = (rss_kb(pid) - before_kb) / 1024
+    assert held_mb > 32, held_mb  # the frames were held
+    assert kept_mb < held_mb / 4, (held_mb, kept_mb)

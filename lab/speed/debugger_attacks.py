@@ -16,6 +16,8 @@ their own loopback addresses, as a script against a public Space would; the vict
 - `refused_tabs`: an address at its session cap loads the page again and again (each load's reset is refused).
 - `slow_tabs`: 42 tabs of one address reset at once (each reset's chart reads take the address's SQL turns); a tab
   whose event is refused tries again 0.5 s later, as a person would.
+- `busy_tabs`: 16 tabs of one address fire a cheap page event (the victim's) back to back, each reading its
+  result (`lab.speed.attack_degraded` measures it beside the old server's).
 - `worst`: the heaviest load at once, on the default 64 places: 12 addresses x 8 tabs resetting abyss and never
   reading, 8 addresses x 8 sessions each resetting abyss and then running a statement that reaches the SQL
   workers' memory limit, back to back over /ws, and 3 sockets sending large-reply steps and never reading. Its peak
@@ -206,6 +208,20 @@ def slow_tabs(url: str, deadline: float, answers: Counter[str], tabs: int = 42) 
     run_threads([tab] * tabs)
 
 
+def busy_tabs(url: str, deadline: float, answers: Counter[str], tabs: int = 16) -> None:
+    """`tabs` tabs of one address, each firing the cheap page event back to back (reading each result)."""
+    def tab() -> None:
+        page, session = Page(url, ATTACKERS[0]), new_tab()
+        while time.monotonic() < deadline:
+            reply = page.call("select_difficulty", ["hard"], session)
+            answers["refused" if "refused" in reply else "answered"] += 1
+            if "refused" in reply:
+                time.sleep(0.05)
+        page.close()
+
+    run_threads([tab] * tabs)
+
+
 def worst(url: str, deadline: float, answers: Counter[str]) -> None:
     """Every heavy attack at once (see the module docstring)."""
     from lab.speed.attack_latency import outcome, silent_sockets, ws_from
@@ -243,6 +259,7 @@ ATTACKS: dict[str, tuple[str, Callable[[str, float, Counter[str]], None], dict[s
     "refused_tabs": ("an address at its cap of 8 loads the page 150 times", refused_tabs, {}),
     "slow_tabs": ("42 tabs of one address reset at once, again and again", slow_tabs,
                   {"MAX_SESSIONS_PER_CLIENT": "64"}),
+    "busy_tabs": ("16 tabs of one address fire a cheap page event back to back", busy_tabs, {}),
     "worst": ("12 addresses x 8 abyss tabs unread + 8 x 8 sessions resetting abyss + 3 sockets never reading",
               worst, {}),
 }

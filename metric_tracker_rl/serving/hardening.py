@@ -31,6 +31,7 @@ from metric_tracker_rl.compat.openenv import INVALID_JSON_CODE
 from metric_tracker_rl.models import MetricTrackerRlAction
 from metric_tracker_rl.serving.asgi_types import ASGIApp, Message, Receive, Scope, Send
 from metric_tracker_rl.serving.client_address import client_of
+from metric_tracker_rl.serving.memory_release import release_soon
 from metric_tracker_rl.serving.message_cost import (
     BYTE_COST_S,
     MAX_JSON_DEPTH,
@@ -51,6 +52,9 @@ MESSAGE_TOO_BIG = 1009  # the WebSocket close code
 # together: a connection that sends most of a body and stops is answered 408 and its bytes are dropped.
 BODY_DEADLINE_S = 30.0
 UNFINISHED_BYTES_PER_CLIENT = 4 * MAX_MESSAGE_BYTES
+# A dropped body or frame this large has its freed memory returned to the system (memory_release): smaller ones are
+# reused by the allocator as they are.
+TRIM_AFTER_BYTES = 64 * 1024
 SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 
 
@@ -141,6 +145,7 @@ class WebSocketFrameGuard:
                     PARSE_BUDGET.charge(client, len(content) * BYTE_COST_S)
                     await send({"type": "websocket.close", "code": MESSAGE_TOO_BIG,
                                 "reason": f"message over {MAX_MESSAGE_BYTES} bytes"})
+                    release_soon()  # megabytes of frame and text, freed in the middle of the heap
                     return {"type": "websocket.disconnect", "code": MESSAGE_TOO_BIG}
                 PARSE_BUDGET.charge(client, parse_cost_s(content))
                 problem = frame_problem(message)
@@ -235,7 +240,7 @@ async def bounded_body(receive: Receive, send: Send, client: str) -> bytes | Non
     """A request's body up to MAX_MESSAGE_BYTES, whole within BODY_DEADLINE_S and within the client's share of
     unfinished bodies, each byte charged to the client as it arrives; None when the client left, or past those
     (answered with a 413 or a 408, and what had arrived dropped)."""
-    held = 0
+    held, whole = 0, False
 
     def arrived(size: int) -> None:
         nonlocal held
@@ -244,7 +249,9 @@ async def bounded_body(receive: Receive, send: Send, client: str) -> bytes | Non
         UNFINISHED.add(client, size)
 
     try:
-        return await read_body(receive, MAX_MESSAGE_BYTES, BODY_DEADLINE_S, arrived)
+        body = await read_body(receive, MAX_MESSAGE_BYTES, BODY_DEADLINE_S, arrived)
+        whole = body is not None
+        return body
     except BodyTooLarge:
         await json_response(send, 413, {"detail": f"request body over {MAX_MESSAGE_BYTES} bytes, or this client's "
                                         f"unfinished bodies over {UNFINISHED_BYTES_PER_CLIENT} bytes together"})
@@ -254,6 +261,8 @@ async def bounded_body(receive: Receive, send: Send, client: str) -> bytes | Non
         return None
     finally:
         UNFINISHED.release(client, held)
+        if not whole and held >= TRIM_AFTER_BYTES:
+            release_soon()  # a dropped body's chunks were freed in the middle of the heap: give them back
 
 
 class BoundedRequestBodies:

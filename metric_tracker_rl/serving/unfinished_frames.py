@@ -12,11 +12,12 @@ closes a connection
 - whose unfinished bytes would take its client past that share, with 1009 ("message too big");
 - whose frame or message begun is not finished within BODY_DEADLINE_S, with 1008 ("policy violation").
 
-Its bytes are then dropped with the connection. Uvicorn stops reading a connection as soon as one whole message
-waits for the app, so a client that sends its next step while a long one runs (queued behind the SQL gate, say)
-has its pings unanswered until that step ends, and its keepalive closes the session. This protocol reads on while
-fewer than QUEUED_MESSAGES messages wait, their bytes charged to the client in the same ledger (without the
-deadline: a whole message waits for the app, not for the client).
+Its bytes are then dropped with the connection, and the memory they took is returned to the system
+(`memory_release`: freed in the middle of the heap, the allocator would keep it). Uvicorn stops reading a connection
+as soon as one whole message waits for the app, so a client that sends its next step while a long one runs (queued
+behind the SQL gate, say) has its pings unanswered until that step ends, and its keepalive closes the session. This
+protocol reads on while fewer than QUEUED_MESSAGES messages wait, their bytes charged to the client in the same
+ledger (without the deadline: a whole message waits for the app, not for the client).
 """
 
 from __future__ import annotations
@@ -31,10 +32,12 @@ from metric_tracker_rl.serving.client_address import address_group, client_of
 from metric_tracker_rl.serving.hardening import (
     BODY_DEADLINE_S,
     MESSAGE_TOO_BIG,
+    TRIM_AFTER_BYTES,
     UNFINISHED,
     UNFINISHED_BYTES_PER_CLIENT,
     BodyTooLarge,
 )
+from metric_tracker_rl.serving.memory_release import release_soon
 
 POLICY_VIOLATION = 1008
 QUEUED_MESSAGES = 4  # whole messages a connection may have waiting for the app while it still reads (and pongs)
@@ -80,8 +83,11 @@ class BoundedWebSocketProtocol(WebSocketsSansIOProtocol):
             self.transport.resume_reading()
 
     def connection_lost(self, exc: Exception | None) -> None:
+        dropped = self.unfinished_bytes()
         self.charge(0)
         super().connection_lost(exc)
+        if dropped >= TRIM_AFTER_BYTES:
+            release_soon()  # the frame's buffer was freed in the middle of the heap: give it back to the system
 
     def client_name(self) -> str:
         """The client the connection counts as: the forwarded one once the handshake has named it."""
@@ -117,6 +123,9 @@ class BoundedWebSocketProtocol(WebSocketsSansIOProtocol):
 
     def refuse(self, code: int, reason: str) -> None:
         """Close the connection with `code` and drop its unfinished bytes (the app hears that its client left)."""
+        dropped = self.unfinished_bytes()  # more than it was charged, when its new bytes took it past the share
         self.charge(0)
         self.conn.fail(code, reason)
         self.handle_parser_exception()
+        if dropped >= TRIM_AFTER_BYTES:
+            release_soon()

@@ -1,12 +1,12 @@
 """Fair turns at the SQL workers (metric_tracker_rl.sql.pool) for the server's sessions, between clients.
 
 A client is its peer address (an IPv6 /64). Slow statements are told apart from quick ones by how long they hold a
-worker, so slow queries, from however many addresses, always leave a worker to the cheap ones; among waiting
-clients, the one that runs the fewest statements goes first. A client the gate has not seen lately counts as slow
-until one of its statements ends quickly: an attacker with a fresh address for every slow statement gets no more
-than one that is known to be slow. Standing is earned continuously: a statement that runs on the worker kept for
-quick clients and turns slow there is demoted (its `Turn`'s `demoted` event is set): its caller stops it and asks
-again, as the slow client it now is, so one quick statement never buys a slow one the last free worker.
+worker and what they cost it, so slow queries, from however many addresses, always leave a worker to the cheap ones;
+among waiting clients, the one that runs the fewest statements goes first. A client the gate has not seen lately
+counts as slow until one of its statements ends quickly: an attacker with a fresh address for every slow statement
+gets no more than one that is known to be slow. Standing is earned continuously: a statement that runs on the worker
+kept for quick clients and turns slow there is demoted (its `Turn`'s `demoted` event is set): its caller stops it
+and asks again, as the slow client it now is, so one quick statement never buys a slow one the last free worker.
 """
 
 from __future__ import annotations
@@ -19,15 +19,21 @@ from collections.abc import AsyncIterator, Callable
 
 from metric_tracker_rl.sql import ledger
 
-# A statement that holds its turn this long makes its client slow for SLOW_MEMORY_S (FairGate): a typical statement
-# takes milliseconds, one near the time limit seconds.
+# A turn held this long makes its client slow for SLOW_MEMORY_S (FairGate): a typical statement takes milliseconds,
+# one near the time limit seconds.
 QUICK_S = 0.25
+# A statement that cost its worker this much (the seconds its `Turn` reports: CPU time, which a busy machine does not
+# stretch) makes its client slow too: clients whose statements each cost a little under QUICK_S could otherwise hold
+# every worker together, and another client's cheap query would queue behind them. A cheap query costs a few
+# milliseconds.
+COSTLY_S = 0.05
 SLOW_MEMORY_S = 60.0
 
 
 class Turn:
-    """A turn at the workers; whoever holds it may say how long its statement held a worker (`seconds`), which
-    the gate then counts instead of the whole turn (a first statement may wait for the workers to start).
+    """A turn at the workers; whoever holds it may say what its statement cost a worker (`seconds`, its CPU time),
+    which the gate then counts, against COSTLY_S, instead of the whole turn against QUICK_S (a first statement may
+    wait for the workers to start).
     `demoted` is set when the turn holds the worker kept for quick clients and its statement turned slow: the
     holder should stop the statement, leave the turn and take another."""
 
@@ -43,10 +49,11 @@ class FairGate:
     A client runs at most `per_client` statements at once. A free slot goes to the waiting client that runs the
     fewest statements; among equals, to one whose recent statements were quick before one not yet seen, then in
     turn. A client is slow while one of its statements has held its turn QUICK_S or more, for SLOW_MEMORY_S after
-    one held a worker that long, and until one of its statements ended quickly within SLOW_MEMORY_S (an unseen
-    client); slow clients hold at most all slots but one together. The last slot is kept for clients known to be
-    quick, so a client's cheap query never waits for the slow ones of other clients, however many addresses send
-    them, fresh or known; a new client's first statement waits at most for one of theirs to end."""
+    one held a worker that long or cost it COSTLY_S (as its holder reports), and until one of its statements ended
+    quickly within SLOW_MEMORY_S (an unseen client); slow clients hold at most all slots but one together. The
+    last slot is kept for clients known to be quick, so a client's cheap query never waits for the slow ones of
+    other clients, however many addresses send them, fresh or known; a new client's first statement waits at most
+    for one of theirs to end."""
 
     def __init__(self, slots: int, per_client: int, clock: Callable[[], float] = time.monotonic) -> None:
         self.slots = slots
@@ -89,7 +96,10 @@ class FairGate:
         finally:
             if check is not None:
                 check.cancel()
-            self._note_duration(client, self.clock() - began if held.seconds is None else held.seconds)
+            if held.seconds is None:
+                self._note_duration(client, self.clock() - began, QUICK_S)
+            else:
+                self._note_duration(client, held.seconds, COSTLY_S)
             self._release(client, began)
 
     def slow(self, client: str) -> bool:
@@ -115,9 +125,9 @@ class FairGate:
             ledger.record(demotions=1)
             held.demoted.set()
 
-    def _note_duration(self, client: str, seconds: float) -> None:
+    def _note_duration(self, client: str, seconds: float, slow_from_s: float) -> None:
         now = self.clock()
-        (self.slow_until if seconds >= QUICK_S else self.quick_until)[client] = now + SLOW_MEMORY_S
+        (self.slow_until if seconds >= slow_from_s else self.quick_until)[client] = now + SLOW_MEMORY_S
         for table in (self.slow_until, self.quick_until):
             for name in [name for name, until in table.items() if until <= now]:
                 del table[name]  # forgotten: the tables stay as small as the clients seen recently
