@@ -36,6 +36,7 @@ from metric_tracker_rl.compat.openenv import (
     SESSION_CLOSE_METHOD,
     SESSION_CREATE_METHOD,
     SESSION_QUERY_PARAMETER,
+    STILL_ATTACHED,
     UNKNOWN_SESSION,
     client_http_options,
     client_socket,
@@ -214,21 +215,28 @@ class MetricTrackerRlEnv(EnvClient[MetricTrackerRlAction, MetricTrackerRlObserva
                 result = await super()._step_async(numbered, **kwargs)
                 self._episode_socket = client_socket(self)
                 return result
-            except RuntimeError as error:  # the server's error frame: a session it no longer holds
+            except RuntimeError as error:  # the server's error frame: a session it no longer holds, or still attached
+                if STILL_ATTACHED in str(error):
+                    await self._wait_to_attach(error, started, next(waits))
+                    continue
                 if UNKNOWN_SESSION not in str(error):
                     raise
                 self._loss = await self._session_gone(error)
                 await self._close_session()
                 raise self._loss from error
             except DROPPED as error:
-                wait = next(waits)
-                if time.monotonic() - started + wait > self.resume_deadline_s:
-                    raise SessionLost(f"the connection to this episode's session dropped and could not be attached "
-                                      f"again within {self.resume_deadline_s:.0f} s ({describe(error)}). Call reset() "
-                                      "to start a new episode.", None) from error
-                await self._drop_socket()
-                await asyncio.sleep(wait)
-                self.resumed += 1
+                await self._wait_to_attach(error, started, next(waits))
+
+    async def _wait_to_attach(self, error: BaseException, started: float, wait: float) -> None:
+        """After a drop (or an attachment the server refused while it still held the dropped socket): wait `wait`
+        seconds to attach a new socket, or SessionLost past `resume_deadline_s`."""
+        if time.monotonic() - started + wait > self.resume_deadline_s:
+            raise SessionLost(f"the connection to this episode's session dropped and could not be attached "
+                              f"again within {self.resume_deadline_s:.0f} s ({describe(error)}). Call reset() "
+                              "to start a new episode.", None) from error
+        await self._drop_socket()
+        await asyncio.sleep(wait)
+        self.resumed += 1
 
     async def _session_gone(self, error: RuntimeError) -> SessionLost:
         """Why the episode is lost when the server no longer holds its session: with what the server said when it

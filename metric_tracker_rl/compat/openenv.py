@@ -71,6 +71,9 @@ SESSION_CREATE_METHOD = "openenv/session/create"
 SESSION_CLOSE_METHOD = "openenv/session/close"
 SESSION_QUERY_PARAMETER = "session_id"  # /ws?session_id=<id> attaches to an HTTP session instead of creating one
 UNKNOWN_SESSION = "Unknown session_id"  # how OpenEnv's error for a session it does not hold begins
+# OpenEnv's error for an attachment to a session whose earlier socket it still holds: after a drop, the server may
+# not have seen that socket close yet (a proxy closes its side later), so the attachment is tried again.
+STILL_ATTACHED = "already has an attached WebSocket"
 CAPACITY_CODE = WSErrorCode.CAPACITY_REACHED.value
 SESSION_ERROR_CODE = WSErrorCode.SESSION_ERROR.value
 INVALID_JSON_CODE = WSErrorCode.INVALID_JSON.value

@@ -85,15 +85,15 @@ SEGMENTED_OBJECTIVE = (
     "each one on the segment it is confined to (date, entity, family, the segment's baseline, observed value, "
     "delta and severity, and its platform / country / app_version; omit a field that covers all its values). "
     "Holidays are annotated; releases are annotated and sometimes break the new version. Traffic moving between "
-    "segments, swings in one segment's demand or timing, and side effects are not incidents. Some episodes contain "
-    "no incident: then submit an empty report.")
+    "segments, swings in one segment's demand or timing, and side effects are not incidents. An incident that "
+    "lasts several dates is reported once per date. Some episodes contain no incident: then submit an empty report.")
 
 
 # What a tier with context tables says instead of "Holidays are annotated;": the holidays of every country are
 # annotated (and listed with a null country), a single country's are listed only.
-CONTEXT_OBJECTIVE = ("Context tables (get_context) list experiments, campaigns, holidays, releases and partners' "
-                     "notices. Holidays of every country are annotated, a single country's are in the holidays table "
-                     "only;")
+CONTEXT_OBJECTIVE = ("Context tables (get_context) list experiments, campaigns, holidays by country, releases and "
+                     "payment partners' notices. Holidays of every country are annotated, a single country's are in "
+                     "the holidays table only;")
 
 
 def segmented_objective(tier: Tier) -> str:

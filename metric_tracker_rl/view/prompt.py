@@ -67,8 +67,7 @@ _TOOLS = textwrap.fill(
     "at a time (limit, offset); confirm doubtful ones with `compare_*`, detect_funnel_break, check_impossible_counts "
     f"or hourly_rows_for_date. All of these read the whole funnel. With segments ({', '.join(COUNT_SEGMENTED_TIERS)}) "
     "every incident is confined to a segment and may barely show there: find it with compare_segments or query, "
-    "then read its row with the `compare_*`, detect_funnel_break, check_impossible_counts or hourly_rows_for_date "
-    f"arguments that name its segment: {segment_arguments()}.",
+    f"then read its row with the confirming tools' arguments that name its segment: {segment_arguments()}.",
     width=110, initial_indent="- ", subsequent_indent="  ", break_on_hyphens=False)
 SYSTEM_PROMPT = SYSTEM_PROMPT.format(tools=_TOOLS)
 # Each kind of data's system prompt, and how a brief of counts (brief_data) becomes its brief.
