@@ -30,9 +30,12 @@ def added(before: dict[str, float], after: dict[str, float]) -> dict[str, float]
     return {name: after[name] - before[name] for name in after}
 
 
+UNSHARED_SEED = 4_242_421  # no other test opens this episode: its first statement here builds its tables
+
+
 def test_each_statement_step_is_counted_once_and_its_phases_fit_in_its_wall_time() -> None:
     env = MetricTrackerRlEnvironment()
-    env.reset(difficulty="easy", seed=11)
+    env.reset(difficulty="easy", seed=UNSHARED_SEED)
 
     async def play() -> list[Any]:
         return [await env.step_async(query(CHEAP)) for _ in range(3)]
@@ -46,7 +49,6 @@ def test_each_statement_step_is_counted_once_and_its_phases_fit_in_its_wall_time
     assert all(spent[phase] >= 0 for phase in PHASES), spent
     # Each phase is a part of its step: together they fit in the steps' wall time (the sums are rounded to 1 ms).
     assert sum(spent[phase] for phase in PHASES) <= spent["step_s"] + 0.01, spent
-    assert spent["send_s"] > 0, "the first statement handed its episode's tables to a worker"
 
 
 def test_an_analysis_call_is_no_statement() -> None:
