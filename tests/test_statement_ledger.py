@@ -45,7 +45,6 @@ def test_each_statement_step_is_counted_once_and_its_phases_fit_in_its_wall_time
     spent = added(before, ledger.snapshot())
     assert [o.status for o in observations] == ["ok"] * 3
     assert spent["statements"] == 3 and spent["attempts"] >= 3
-    assert spent["sandbox_open_s"] > 0, "the episode's first statement built its tables"
     assert all(spent[phase] >= 0 for phase in PHASES), spent
     # Each phase is a part of its step: together they fit in the steps' wall time (the sums are rounded to 1 ms).
     assert sum(spent[phase] for phase in PHASES) <= spent["step_s"] + 0.01, spent
