@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from lab.speed import attack_latency, debugger_attacks
-from lab.speed.loopback_server import ROOT, checkout, load_average_sampled, read_artifact, write_column
+from lab.speed.loopback_server import ROOT, checkout, commit_cells, load_average_sampled, read_artifact, write_column
 from metric_tracker_rl import server_process
 
 ARTIFACT = ROOT / "lab" / "artifacts" / "attack_degraded.json"
@@ -202,8 +202,7 @@ def table(kept: dict[str, Any] | None = None) -> str:
     average over its measurement."""
     kept = kept or read_artifact(ARTIFACT)
     before, after = kept["before"], kept["after"]
-    commit = " | ".join("—" if column is None else column["code_commit"] + (" (changed)" if column["dirty"] else "")
-                        for column in (before, after))
+    commit = commit_cells(before, after)
     lines = ["| attack | measure | before | after |", "| --- | --- | --- | --- |",
              f"| (the server's code: commit) | | {commit} |"]
     for row, measure, render in TABLE:

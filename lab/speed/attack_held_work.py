@@ -47,6 +47,7 @@ from lab.speed.loopback_server import (
     ROOT,
     ask,
     checkout,
+    commit_cells,
     load_average_sampled,
     loopback_server,
     observation,
@@ -428,8 +429,7 @@ def table(kept: dict[str, Any] | None = None) -> str:
     """The docs' table of the kept runs: the old code's figures beside the new code's."""
     kept = kept or read_artifact(ARTIFACT)
     before, after = kept["before"], kept["after"]
-    commit = " | ".join("—" if column is None else column["code_commit"] + (" (changed)" if column["dirty"] else "")
-                        for column in (before, after))
+    commit = commit_cells(before, after)
     lines = ["| attack | measure | before | after |", "| --- | --- | --- | --- |",
              f"| (the server's code: commit) | | {commit} |"]
     shown = ""

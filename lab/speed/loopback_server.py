@@ -133,6 +133,12 @@ def spread(samples: list[float], quantiles: tuple[int, ...], scale: float = 1.0,
             "max": round(max(samples) * scale, digits), "n": len(samples)}
 
 
+def commit_cells(before: dict[str, Any] | None, after: dict[str, Any] | None) -> str:
+    """A two-column table's commit cells: each column's server code, marked when its checkout had changes."""
+    return " | ".join("—" if column is None else column["code_commit"] + (" (changed)" if column["dirty"] else "")
+                      for column in (before, after))
+
+
 def read_artifact(artifact: Path) -> dict[str, Any]:
     kept = json.loads(artifact.read_text(encoding="utf-8")) if artifact.exists() else {}
     return {"command": "", **{name: None for name in COLUMNS}, **kept}
