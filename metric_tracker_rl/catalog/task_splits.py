@@ -60,6 +60,15 @@ NULL_EVERY = 10  # every 10th calibration seed is a null episode (no incident; t
 UNTUNED_FIRST_OFFSET = 5_000
 
 
+MechanismSplit = Literal["train", "eval"]
+
+
+def mechanism_split(seed: int) -> MechanismSplit:
+    """The split an episode of this seed is in, which at a tier with held-out mechanisms (the audit) says what it
+    may hold: every seed of the train split is TRAIN_SEED_BASE or above, every eval seed below it."""
+    return "train" if seed >= TRAIN_SEED_BASE else "eval"
+
+
 def train_task(index: int, schedule: tuple[TrainBlock, ...] = TRAIN_SCHEDULE) -> dict[str, Any]:
     """Train task `index` under `schedule` (the published one unless a test passes another); its seed is
     TRAIN_SEED_BASE + index whatever the block, so every train task has a seed of its own."""

@@ -194,6 +194,43 @@ class WarehouseMix(SegmentedMix):
         return frozenset({EVENTS})
 
 
+@dataclass(frozen=True, kw_only=True)
+class AuditMix(WarehouseMix):
+    """The audit: the warehouse's world and data with more ways for them to go wrong than its text lists, and a
+    brief that publishes the rules of a finding but no mechanism (world/audit_brief.py).
+
+    `defects`: the registered data-defect mechanisms it draws from (generation/audit/defects/), `defect_count` of
+    them per episode (inclusive); `held_out_kinds` and `held_out_defects`: the incident kinds and defect mechanisms an
+    episode of the train split never holds (the split follows the seed: task_splits.mechanism_split), so the eval
+    split measures whether an agent finds what no training episode showed it; `margin`: the relative move that makes
+    a date and segment a finding (world/audit_brief.py states it)."""
+
+    defects: tuple[str, ...]
+    held_out_kinds: tuple[str, ...] = ()
+    held_out_defects: tuple[str, ...] = ()
+    defect_count: tuple[int, int] = (2, 4)
+    margin: float = 0.1
+
+    def __post_init__(self) -> None:
+        unknown = (set(self.held_out_kinds) - set(self.incident_kinds)) | (set(self.held_out_defects)
+                                                                           - set(self.defects))
+        if unknown:
+            raise ValueError(f"held-out mechanisms must be among the mix's own: {sorted(unknown)}")
+        if not 0 < self.margin < 1 or not 1 <= self.defect_count[0] <= self.defect_count[1]:
+            raise ValueError(f"a margin in (0, 1) and a defect count range of at least one: {self.margin}, "
+                             f"{self.defect_count}")
+
+    def drawn(self, split: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        """The incident kinds and defect mechanisms an episode of `split` draws from: all of them in the eval
+        split, all but the held-out ones in the train split."""
+        if split not in ("train", "eval"):
+            raise ValueError(f"split must be 'train' or 'eval', got {split!r}")
+        if split == "eval":
+            return self.incident_kinds, self.defects
+        return (tuple(k for k in self.incident_kinds if k not in self.held_out_kinds),
+                tuple(d for d in self.defects if d not in self.held_out_defects))
+
+
 @dataclass(frozen=True)
 class Tier:
     """One difficulty. `default_density` sets the incident count of a reset that names a density but no count
@@ -302,6 +339,14 @@ WAREHOUSE_SAMPLE_RATE = 1 / 48  # the share of the world's sessions a warehouse 
 WAREHOUSE_EXPERT_CALLS = 12
 WAREHOUSE_MAX_STEPS = 5 * math.ceil(WAREHOUSE_EXPERT_CALLS * 2.5 / 5)
 
+# The audit's mechanisms: every incident kind of the warehouse and those a business meets beside them, every data
+# defect registered for it (generation/audit/defects/). The held-out ones are drawn in the eval split only.
+AUDIT_KINDS = (*ABYSS_KINDS, "persistent_regression", "gradual_decline")
+AUDIT_HELD_OUT_KINDS = ("gradual_decline",)
+AUDIT_DEFECTS = ("retry_duplicates", "tracking_stopped", "consent_drop", "bot_farm", "clock_skew", "late_load",
+                 "transaction_retries", "currency_mislabel")
+AUDIT_HELD_OUT_DEFECTS = ("clock_skew", "currency_mislabel")
+
 # The tiers by name, in publication order (the order of the brief's and the splits' difficulty lists).
 TIERS: Registry[Tier] = Registry("tier", (
     Tier("easy", window_days=28, default_density=0.07, count_range=None,
@@ -348,5 +393,13 @@ TIERS: Registry[Tier] = Registry("tier", (
          calibration_seed_base=70_000, max_steps=WAREHOUSE_MAX_STEPS,
          segmented=extended(DEEP_MIX, WarehouseMix, incident_kinds=ABYSS_KINDS,
                             observed_share=WAREHOUSE_SAMPLE_RATE)),
+    # The audit: the warehouse's world and data, more ways for them to go wrong, and no catalogue of those ways in
+    # any text. Unlisted while it is being built.
+    Tier("audit", window_days=56, default_density=0.08, count_range=(3, 6), perturbed_per_weekday=3,
+         calibration_seed_base=80_000, max_steps=WAREHOUSE_MAX_STEPS, listed=False,
+         segmented=extended(DEEP_MIX, AuditMix, incident_kinds=AUDIT_KINDS, observed_share=WAREHOUSE_SAMPLE_RATE,
+                            defects=AUDIT_DEFECTS, held_out_kinds=AUDIT_HELD_OUT_KINDS,
+                            held_out_defects=AUDIT_HELD_OUT_DEFECTS)),
 ))
 WAREHOUSE = TIERS["warehouse"]
+AUDIT = TIERS["audit"]

@@ -9,9 +9,10 @@ with data defects (warehouse/). What both make, an episode and its truth, is epi
 """
 
 from metric_tracker_rl.catalog.tasks import EpisodeConfig
-from metric_tracker_rl.catalog.tiers import EVENTS
+from metric_tracker_rl.catalog.tiers import EVENTS, AuditMix
 from metric_tracker_rl.generation.aggregate import build_aggregate_episode
 from metric_tracker_rl.generation.anomalies import FAMILY_REGISTRY, FamilyRegistry
+from metric_tracker_rl.generation.audit.episode import build_audit_episode
 from metric_tracker_rl.generation.episode import Episode
 from metric_tracker_rl.generation.segmented import build_segmented_episode
 from metric_tracker_rl.generation.warehouse.episode import build_warehouse_episode
@@ -23,6 +24,8 @@ def build_episode(config: EpisodeConfig, families: FamilyRegistry = FAMILY_REGIS
     `families`: the injectors an aggregate tier's incidents are drawn from (a segmented tier's kinds use the
     published families)."""
     tier = config.tier
+    if isinstance(tier.segmented, AuditMix):  # the warehouse's world with more mechanisms, and no catalogue
+        return build_audit_episode(tier, config)
     if tier.data == EVENTS:  # a segmented world published as a raw event export
         return build_warehouse_episode(tier, config)
     if tier.segmented is not None:

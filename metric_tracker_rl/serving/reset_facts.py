@@ -11,11 +11,12 @@ from metric_tracker_rl.analysis_tools import TOOL_REGISTRY, available_analysis_m
 from metric_tracker_rl.catalog.published import CONVERSION_METRICS, fluctuation_bounds
 from metric_tracker_rl.catalog.registry import derived_from
 from metric_tracker_rl.catalog.tasks import task_catalog
-from metric_tracker_rl.catalog.tiers import EVENTS, TIERS
+from metric_tracker_rl.catalog.tiers import EVENTS, TIERS, AuditMix
 from metric_tracker_rl.generation.anomalies import FAMILY_REGISTRY
 from metric_tracker_rl.generation.episode import Episode
 from metric_tracker_rl.generation.segmented import episode_kinds
 from metric_tracker_rl.models import AnalysisMethodInfo, ConversionMetricDefinition, EpisodeWindow, TaskInfo
+from metric_tracker_rl.world.audit_brief import audit_brief
 from metric_tracker_rl.world.segment_brief import KindText, benign_brief, kinds_brief, segmented_brief, tier_wording
 from metric_tracker_rl.world.warehouse_brief import BENIGN_CHANGES, warehouse_brief
 
@@ -55,6 +56,10 @@ def published_facts(episode: Episode) -> dict[str, Any]:
     difficulty, dates = episode.config.difficulty, episode.public.dates
     tier = episode.config.tier
     segmented = tier.segmented is not None
+    if isinstance(tier.segmented, AuditMix):  # the rules of a finding, no kind and no defect named
+        return {"objective": episode.public.task["objective"],
+                "window": EpisodeWindow(first_date=dates[0], last_date=dates[-1], days=len(dates)),
+                "benign_fluctuations": BENIGN_CHANGES, "segments": audit_brief(tier.dimensions)}
     kinds = kinds_brief([KindText(kind.name, kind.family, tier_wording(kind.definition, difficulty), kind.count_all_day)
                          for kind in episode_kinds(tier, episode.config)]) if segmented else {}
     if tier.data == EVENTS:

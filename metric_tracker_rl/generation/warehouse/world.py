@@ -6,18 +6,19 @@ standing rules exclude (benign.py).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
 
-from metric_tracker_rl.catalog.seeding import derive_rng
+from metric_tracker_rl.catalog.seeding import EpisodeKey, derive_rng
 from metric_tracker_rl.catalog.tasks import EpisodeConfig
 from metric_tracker_rl.catalog.tiers import Tier
 from metric_tracker_rl.generation.kinds import SegmentFluctuation, SegmentIncident
 from metric_tracker_rl.generation.segment_plan import SegmentedPlan
 from metric_tracker_rl.generation.segmented import context_tables, place_world
 from metric_tracker_rl.generation.warehouse.benign import BENIGN_CHANGES, BenignRecord
-from metric_tracker_rl.generation.warehouse.defects import DEFECTS, DefectRecord
+from metric_tracker_rl.generation.warehouse.defects import DEFECTS, Defect, DefectRecord
 from metric_tracker_rl.generation.warehouse.events import draw_event_log
 from metric_tracker_rl.generation.warehouse.experiments import assign_experiments
 from metric_tracker_rl.sql.columns import SqlTable
@@ -55,6 +56,7 @@ class WarehouseWorld:
     defects: tuple[DefectRecord, ...]
     defect_values: tuple[tuple[DefectValues, ...], ...]  # per defect, per date
     benign: tuple[BenignRecord, ...]  # bursts the standing rules exclude
+    clean_dashboard: SqlTable  # the metrics layer over the events as they would be without any defect
     context: ContextTables
     releases: tuple[Release, ...]
     assignments: SqlTable  # experiment_assignments
@@ -71,29 +73,28 @@ class WarehouseWorld:
         return tables
 
 
-def build_warehouse_world(tier: Tier, config: EpisodeConfig) -> WarehouseWorld:
-    """The world of a warehouse episode: its kinds placed, its events drawn, its defects edited in."""
+@dataclass(frozen=True)
+class DefectDraw:
+    """What an episode's data defects are drawn from: the mechanisms by name, how many (inclusive), and those of
+    which the first is drawn (none: the first comes from all of them, as every later one does)."""
+
+    mechanisms: Mapping[str, Defect]
+    count: tuple[int, int] = DEFECT_COUNT
+    first_from: tuple[str, ...] = ()
+
+
+WAREHOUSE_DEFECTS = DefectDraw(DEFECTS)
+
+
+def build_warehouse_world(tier: Tier, config: EpisodeConfig, draw: DefectDraw = WAREHOUSE_DEFECTS) -> WarehouseWorld:
+    """The world of a warehouse episode: its kinds placed (those of `tier`), its events drawn, its defects (drawn
+    as `draw` says) edited in."""
     placed = place_world(tier, config)
     key = config.key
     log = clean = draw_event_log(placed.plan, key)
     held = {incident.record.day for incident in placed.incidents}  # one per date of an incident
     rng = derive_rng(key, "warehouse-defects")
-    count = int(rng.integers(DEFECT_COUNT[0], DEFECT_COUNT[1] + 1))
-    # The kinds in a drawn order, each placed if its dates can be (a kind that cannot makes way for the next), until
-    # `count` are.
-    kinds = [str(kind) for kind in rng.permutation(list(DEFECTS))]
-    defects: list[DefectRecord] = []
-    for index, kind in enumerate(kinds):
-        if len(defects) == count:
-            break
-        for attempt in range(DEFECT_ATTEMPTS):
-            edited, record = DEFECTS[kind](log, derive_rng(key, "warehouse-defect", index * DEFECT_ATTEMPTS + attempt))
-            reach = set(range(min(record.days) - 1, max(record.days) + 2))  # a day's margin each side
-            if not reach & held:
-                log = edited
-                defects.append(record)
-                held |= reach
-                break
+    log, defects = _edit_defects(log, key, rng, draw, held)
     benign: list[BenignRecord] = []
     for index in range(int(rng.integers(BENIGN_COUNT[0], BENIGN_COUNT[1] + 1))):
         change = BENIGN_CHANGES[str(rng.choice(list(BENIGN_CHANGES)))]
@@ -107,8 +108,35 @@ def build_warehouse_world(tier: Tier, config: EpisodeConfig) -> WarehouseWorld:
                                       segment_metric(board, d.segment, d.metric, day)) for day in d.days)
                    for d in defects)
     return WarehouseWorld(log, board, tuple(sorted(placed.incidents, key=lambda i: i.record.day)),
-                          tuple(placed.fluctuations), tuple(defects), values, tuple(benign), context,
+                          tuple(placed.fluctuations), tuple(defects), values, tuple(benign), before, context,
                           placed.plan.releases, assignments, _dimension_values(placed.plan))
+
+
+def _edit_defects(log: EventLog, key: EpisodeKey, rng: np.random.Generator, draw: DefectDraw, held: set[int]
+                  ) -> tuple[EventLog, list[DefectRecord]]:
+    """The log with its defects edited in, each on dates clear of `held` (the incidents' and the other defects', a
+    day's margin each side), and their records. The mechanisms go in a drawn order (the first from
+    `draw.first_from` where it names any), each placed if its dates can be (one that cannot makes way for the
+    next), until the drawn count are."""
+    count = int(rng.integers(draw.count[0], draw.count[1] + 1))
+    kinds = [str(kind) for kind in rng.permutation(list(draw.mechanisms))]
+    if draw.first_from:
+        first = str(rng.choice(list(draw.first_from)))
+        kinds = [first, *(kind for kind in kinds if kind != first)]
+    defects: list[DefectRecord] = []
+    for index, kind in enumerate(kinds):
+        if len(defects) == count:
+            break
+        for attempt in range(DEFECT_ATTEMPTS):
+            edited, record = draw.mechanisms[kind](log, derive_rng(key, "warehouse-defect",
+                                                                   index * DEFECT_ATTEMPTS + attempt))
+            reach = set(range(min(record.days) - 1, max(record.days) + 2))  # a day's margin each side
+            if not reach & held:
+                log = edited
+                defects.append(record)
+                held |= reach
+                break
+    return log, defects
 
 
 def _dimension_values(plan: SegmentedPlan) -> dict[str, list[str]]:

@@ -1,0 +1,44 @@
+"""What a data-defect mechanism is, and the registry that holds them by name.
+
+A mechanism edits an event log after it is drawn (a change to what was recorded, never to what users did) and
+returns the record the truth is built from: its dates, the segment it is confined to, and a description for the
+episode's record. Which dashboard metrics it moved, and by how much, the truth reads from the data (audit/truth.py),
+so a mechanism names no metric of its own that the grader trusts. `area` says which part of a real analytics stack
+fails this way (for the documentation's table and the calibration's per-area recall), never shown to an agent.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from metric_tracker_rl.catalog.registry import Registry
+from metric_tracker_rl.generation.warehouse.defects import Defect
+
+AREAS = ("sdk", "pipeline", "identity", "time", "join", "traffic", "experiment")
+
+
+@dataclass(frozen=True)
+class DefectMechanism:
+    """A registered data defect: its name, the edit it makes, and the area of the stack that fails."""
+
+    name: str
+    apply: Defect
+    area: str
+
+
+def _check(mechanism: DefectMechanism) -> None:
+    if mechanism.area not in AREAS:
+        raise ValueError(f"defect {mechanism.name!r}: area must be one of {AREAS}, got {mechanism.area!r}")
+
+
+DEFECT_REGISTRY: Registry[DefectMechanism] = Registry("defect mechanism", check=_check)
+
+
+def register_defect(name: str, area: str) -> object:
+    """Register the decorated edit as the defect mechanism `name` of `area`; the edit itself is returned."""
+
+    def register(apply: Defect) -> Defect:
+        DEFECT_REGISTRY.register(DefectMechanism(name, apply, area))
+        return apply
+
+    return register

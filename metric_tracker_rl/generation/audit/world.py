@@ -1,0 +1,31 @@
+"""An audit episode's world: the warehouse's, built from the incident kinds and defect mechanisms its split draws
+(catalog.tiers.AuditMix.drawn). An eval episode's first defect is a held-out one, so every eval episode holds a
+mechanism no train episode holds."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from metric_tracker_rl.catalog.task_splits import mechanism_split
+from metric_tracker_rl.catalog.tasks import EpisodeConfig
+from metric_tracker_rl.catalog.tiers import AuditMix, Tier
+from metric_tracker_rl.generation.audit.defects import DEFECT_REGISTRY
+from metric_tracker_rl.generation.warehouse.world import DefectDraw, WarehouseWorld, build_warehouse_world
+
+
+def audit_mix(tier: Tier) -> AuditMix:
+    mix = tier.segmented
+    if not isinstance(mix, AuditMix):
+        raise ValueError(f"tier {tier.name!r} is no audit tier")
+    return mix
+
+
+def build_audit_world(tier: Tier, config: EpisodeConfig) -> WarehouseWorld:
+    """The world of an audit episode: its split's kinds placed, its events drawn, its split's defects edited in."""
+    mix = audit_mix(tier)
+    split = mechanism_split(config.seed)
+    kinds, defects = mix.drawn(split)
+    drawn_tier = replace(tier, segmented=replace(mix, incident_kinds=kinds, held_out_kinds=()))
+    first = tuple(d for d in mix.held_out_defects if d in defects) if split == "eval" else ()
+    draw = DefectDraw({name: DEFECT_REGISTRY[name].apply for name in defects}, mix.defect_count, first)
+    return build_warehouse_world(drawn_tier, config, draw)
