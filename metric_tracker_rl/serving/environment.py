@@ -38,7 +38,7 @@ from metric_tracker_rl.models import (
 )
 from metric_tracker_rl.serving.mcp_surface import MCP_ACTIONS, McpToolSurface
 from metric_tracker_rl.serving.memory_release import release_soon
-from metric_tracker_rl.serving.reset_facts import catalogs, published_facts, tier_methods
+from metric_tracker_rl.serving.reset_facts import catalogs, episode_catalogs, published_facts, tier_methods
 from metric_tracker_rl.serving.reset_turns import in_build_thread, reset_turns
 from metric_tracker_rl.serving.rubric import SubmissionRubric
 from metric_tracker_rl.serving.statement_turns import Waited, run_in_turns
@@ -173,7 +173,7 @@ class MetricTrackerRlEnvironment(McpToolSurface, TaskProviderMixin,
         return self._observation(
             status="ready", reward=None, message=f"Episode ready: {episode.public.task['objective']}",
             instruction=INSTRUCTION, config=episode.public.task["config"], **published_facts(episode),
-            **catalogs(), available_methods=tier_methods(config.difficulty),
+            **episode_catalogs(config.tier), available_methods=tier_methods(config.difficulty),
         )
 
     async def reset_async(self, seed: int | None = None, episode_id: str | None = None, **kwargs: Any

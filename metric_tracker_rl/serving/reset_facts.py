@@ -11,7 +11,7 @@ from metric_tracker_rl.analysis_tools import TOOL_REGISTRY, available_analysis_m
 from metric_tracker_rl.catalog.published import CONVERSION_METRICS, fluctuation_bounds
 from metric_tracker_rl.catalog.registry import derived_from
 from metric_tracker_rl.catalog.tasks import task_catalog
-from metric_tracker_rl.catalog.tiers import EVENTS, TIERS, AuditMix
+from metric_tracker_rl.catalog.tiers import EVENTS, TIERS, AuditMix, Tier
 from metric_tracker_rl.generation.anomalies import FAMILY_REGISTRY
 from metric_tracker_rl.generation.episode import Episode
 from metric_tracker_rl.generation.segmented import episode_kinds
@@ -49,6 +49,15 @@ def catalogs() -> dict[str, Any]:
                                        formula=m.formula) for m in CONVERSION_METRICS
         ],
     }
+
+
+def episode_catalogs(tier: Tier) -> dict[str, Any]:
+    """The catalogs a reset at `tier` sends: all of them, but at a tier that hides its mechanisms (the audit) none
+    that would list some: no other tier's tasks (their configs name kinds) and no family's generator (its
+    definition and sizes describe the lower tiers' mechanisms); the audit's brief defines its families itself."""
+    if isinstance(tier.segmented, AuditMix):
+        return {**catalogs(), "available_tasks": [], "available_synthetic_generator_methods": []}
+    return catalogs()
 
 
 def published_facts(episode: Episode) -> dict[str, Any]:

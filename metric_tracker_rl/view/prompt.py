@@ -14,9 +14,10 @@ from metric_tracker_rl.catalog.published import (
     difficulties_holding,
     incident_count_statement,
 )
-from metric_tracker_rl.catalog.tiers import COUNTS, EVENTS, SEGMENTS, TIERS, DataKind
+from metric_tracker_rl.catalog.tiers import COUNTS, EVENTS, SEGMENTS, TIERS, AuditMix, DataKind
 from metric_tracker_rl.models import MetricTrackerRlObservation
 from metric_tracker_rl.view import render
+from metric_tracker_rl.world.audit_brief import audit_brief_data
 from metric_tracker_rl.world.segment_brief import RELEASE_MEANING, SEGMENTED_NOTE_KINDS, drawn_families, tier_wording
 from metric_tracker_rl.world.segments import CELL_FIELDS, world_of
 from metric_tracker_rl.world.warehouse_brief import WAREHOUSE_SYSTEM_PROMPT, warehouse_brief_data
@@ -137,7 +138,10 @@ def brief_data(observation: MetricTrackerRlObservation) -> dict[str, Any]:
         shown["families"] = [{k: v for k, v in family.items() if k not in hidden} for family in families
                              if drawn is None or family["family"] in drawn]
         shown["segments"] = observation.segments
-    return BRIEF_OF_DATA[data_of(observation.config.get("difficulty"))](shown)
+    difficulty = observation.config.get("difficulty")
+    if isinstance(getattr(TIERS.get(str(difficulty)), "segmented", None), AuditMix):
+        return audit_brief_data(shown)
+    return BRIEF_OF_DATA[data_of(difficulty)](shown)
 
 
 def _note_kinds(observation: MetricTrackerRlObservation) -> dict[str, str]:

@@ -6,7 +6,9 @@ large, how long, where, what trace it leaves). Public text only; a test holds ev
 
 from __future__ import annotations
 
-from metric_tracker_rl.catalog.published import COUNT_COLUMNS
+from typing import Any
+
+from metric_tracker_rl.catalog.published import COUNT_COLUMNS, FUNNEL_STEPS, config_meaning
 from metric_tracker_rl.catalog.tiers import AUDIT, AuditMix
 from metric_tracker_rl.world.metrics_layer import RATE_COLUMNS, STEP_SESSION_COLUMNS
 from metric_tracker_rl.world.warehouse_brief import (
@@ -17,6 +19,7 @@ from metric_tracker_rl.world.warehouse_brief import (
     WAREHOUSE_GRADING_RULE,
     WAREHOUSE_SEVERITY_RULE,
     warehouse_brief,
+    warehouse_brief_data,
 )
 
 _MIX = AUDIT.segmented
@@ -73,3 +76,36 @@ def audit_brief(dimensions: tuple[str, ...]) -> dict[str, object]:
         "severity_rule": WAREHOUSE_SEVERITY_RULE,
         "grading": f"{WAREHOUSE_GRADING_RULE} {KIND_RULE} {WAREHOUSE_CREDIT_RULE}",
     }
+
+
+# The families a finding is reported as, each defined by what the data show (never by a cause): how a row names
+# its anomaly_type and root-cause entity.
+AUDIT_FAMILIES: tuple[dict[str, Any], ...] = (
+    {"family": "absolute_drop_in_event_count", "entity_type": "event_count", "root_cause_entities": ["app_opens"],
+     "definition": "fewer sessions arrive (all day or for some hours) and those who come convert as before: "
+                   "app_opens departs downward, no rate does"},
+    {"family": "absolute_spike_in_event_count", "entity_type": "event_count", "root_cause_entities": ["app_opens"],
+     "definition": "more sessions arrive and convert as before: app_opens departs upward, no rate does"},
+    {"family": "funnel_break", "entity_type": "funnel_step", "root_cause_entities": list(FUNNEL_STEPS),
+     "definition": "a step almost stops converting for some hours of the date while the sessions before it "
+                   "arrive as usual; its daily rate departs as a consequence"},
+    {"family": "rate_drop_from_median", "entity_type": "conversion_rate",
+     "root_cause_entities": list(FUNNEL_STEPS), "definition": "a step converts worse all day"},
+    {"family": "rate_spike_from_median", "entity_type": "conversion_rate",
+     "root_cause_entities": list(FUNNEL_STEPS), "definition": "a step converts better all day"},
+    {"family": DEFECT_FAMILY, "entity_type": "data_quality",
+     "root_cause_entities": list(DEFECT_METRICS), "definition": "a data defect: see findings"},
+)
+# The settings an audit episode shows: none that would name or size a mechanism.
+AUDIT_CONFIG_SHOWN = ("seed", "scenario_family", "difficulty", "task_id", "max_steps", "standard", "held_out")
+
+
+def audit_brief_data(shown: dict[str, Any]) -> dict[str, Any]:
+    """A brief's data (view.prompt.brief_data) as the audit states it: the warehouse's, with its families
+    defined by what the data show, its settings those that name no mechanism, and no note on what a release can
+    do."""
+    data = warehouse_brief_data(shown)
+    config = {key: value for key, value in data["config"].items() if key in AUDIT_CONFIG_SHOWN}
+    meaning = {key: text for key, text in config_meaning(config).items() if key != "scenario_family"}
+    return {**{key: value for key, value in data.items() if key != "calendar_note_kinds"}, "config": config,
+            "config_meaning": meaning, "families": [dict(family) for family in AUDIT_FAMILIES]}

@@ -1,0 +1,131 @@
+"""The audit tier: its brief publishes the rules of a finding and names no mechanism (no kind, no defect, none of
+their descriptions); its settings neither take nor show what names or sizes one; an episode's split decides what
+it may hold (a train episode never holds a held-out mechanism, an eval episode always holds one); and its truth is
+the published rule's (every defect row is its date's most moved metric past the margin, with the dashboard's
+values; every incident row departs from its baseline past the margin)."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pytest
+
+from metric_tracker_rl.catalog.task_splits import TRAIN_SEED_BASE, mechanism_split
+from metric_tracker_rl.catalog.tasks import resolve_episode_config
+from metric_tracker_rl.catalog.tiers import AUDIT, AuditMix
+from metric_tracker_rl.generation.audit.defects import DEFECT_REGISTRY
+from metric_tracker_rl.generation.audit.truth import AUDIT_METRICS, audit_rows, moved, relative_move
+from metric_tracker_rl.generation.audit.world import build_audit_world
+from metric_tracker_rl.generation.kinds import INCIDENT_KIND_REGISTRY
+from metric_tracker_rl.generation.warehouse.truth import DATA_QUALITY
+from metric_tracker_rl.serving.environment import MetricTrackerRlEnvironment
+from metric_tracker_rl.view.prompt import first_prompt, system_prompt
+from metric_tracker_rl.world.metrics_layer import segment_metric
+
+MIX = AUDIT.segmented
+assert isinstance(MIX, AuditMix)
+EVAL_SEEDS = (AUDIT.calibration_seed_base + 1, AUDIT.calibration_seed_base + 2)
+TRAIN_SEEDS = (TRAIN_SEED_BASE + 77_001, TRAIN_SEED_BASE + 77_002)
+
+
+def _brief(seed: int) -> str:
+    env = MetricTrackerRlEnvironment()
+    try:
+        observation = env.reset(seed=seed, difficulty="audit")
+        return f"{system_prompt('audit')}\n{first_prompt(observation)}\n{observation.model_dump_json()}"
+    finally:
+        env.close()
+
+
+def _words(name: str) -> list[str]:
+    return [name, name.replace("_", " ")]
+
+
+@pytest.mark.parametrize("seed", [EVAL_SEEDS[0], TRAIN_SEEDS[0]])
+def test_the_brief_names_no_mechanism(seed: int) -> None:
+    """No defect's or incident kind's name (as written or in words) is anywhere in the prompts or the reset
+    observation, nor a phrase of a kind's definition."""
+    brief = _brief(seed).lower()
+    names = [*DEFECT_REGISTRY, *MIX.incident_kinds]
+    leaked = [name for name in names for word in _words(name) if word.lower() in brief]
+    assert not leaked
+    for name in MIX.incident_kinds:
+        definition = INCIDENT_KIND_REGISTRY[name].definition.lower()
+        phrases = [" ".join(words) for words in _windows(re.findall(r"[a-z_]+", definition), 8)]
+        assert not [p for p in phrases if p in brief], name
+
+
+def _windows(words: list[str], size: int) -> list[list[str]]:
+    return [words[i:i + size] for i in range(max(0, len(words) - size + 1))]
+
+
+def test_the_settings_that_name_a_mechanism_are_neither_shown_nor_taken() -> None:
+    config = resolve_episode_config(seed=EVAL_SEEDS[0], difficulty="audit").public_dict()
+    assert not {"incident_kinds", "concurrency", "note_share", "magnitude_scale", "decoy_ratio"} & set(config)
+    with pytest.raises(ValueError, match="draws its mechanisms itself"):
+        resolve_episode_config(seed=1, difficulty="audit", incident_kinds=["level_shift"])
+    env = MetricTrackerRlEnvironment()
+    try:
+        observation = env.reset(seed=1, difficulty="audit", concurrency=2)
+        assert observation.status == "error" and "concurrency cannot be set" in observation.message
+    finally:
+        env.close()
+
+
+def test_the_split_follows_the_seed_and_is_published() -> None:
+    assert mechanism_split(TRAIN_SEED_BASE) == "train" and mechanism_split(TRAIN_SEED_BASE - 1) == "eval"
+    assert "in the eval split" in _brief(EVAL_SEEDS[1]) and "in the train split" in _brief(TRAIN_SEEDS[1])
+    kinds, defects = MIX.drawn("train")
+    assert not set(kinds) & set(MIX.held_out_kinds) and not set(defects) & set(MIX.held_out_defects)
+    assert MIX.drawn("eval") == (MIX.incident_kinds, MIX.defects)
+    with pytest.raises(ValueError, match="split"):
+        MIX.drawn("test")
+
+
+@pytest.mark.parametrize("seed", [*EVAL_SEEDS, *TRAIN_SEEDS])
+def test_what_an_episode_holds_is_its_splits(seed: int) -> None:
+    world = build_audit_world(AUDIT, resolve_episode_config(seed=seed, difficulty="audit"))
+    held = {d.kind for d in world.defects} | {i.kind for i in world.incidents}
+    held_out = set(MIX.held_out_defects) | set(MIX.held_out_kinds)
+    if mechanism_split(seed) == "train":
+        assert not held & held_out
+    else:
+        assert world.defects[0].kind in MIX.held_out_defects
+
+
+@pytest.mark.parametrize("seed", [EVAL_SEEDS[0], TRAIN_SEEDS[0]])
+def test_the_truth_is_the_published_rule(seed: int) -> None:
+    """Every defect row is, on its date, the metric its defect moved most (within the margin) and past the margin,
+    with the dashboard's value; every incident row departs from its baseline past the margin."""
+    world = build_audit_world(AUDIT, resolve_episode_config(seed=seed, difficulty="audit"))
+    rows = audit_rows(world, MIX)
+    defects = {(d.kind, day): d for d in world.defects for day in d.days}
+    assert rows
+    for row in rows:
+        if row.family != DATA_QUALITY:
+            assert moved(row.observed, row.baseline, MIX.margin)
+            continue
+        record = defects[(row.kind, row.day)]
+        assert row.segment == record.segment.normalised()
+        assert row.observed == pytest.approx(segment_metric(world.dashboard, record.segment, row.metric, row.day),
+                                             nan_ok=False)
+        moves = {m: relative_move(segment_metric(world.dashboard, record.segment, m, row.day),
+                                  segment_metric(world.clean_dashboard, record.segment, m, row.day))
+                 for m in AUDIT_METRICS}
+        assert moves[row.metric] > MIX.margin and moves[row.metric] >= max(moves.values()) - MIX.margin
+        assert all(moves[m] < max(moves.values()) - MIX.margin for m in AUDIT_METRICS[:AUDIT_METRICS.index(row.metric)])
+
+
+def test_a_move_is_relative_and_undefined_values_never_move() -> None:
+    assert moved(111.0, 100.0, 0.1) and not moved(110.0, 100.0, 0.1) and moved(-0.2, 0.0, 0.1)
+    assert not moved(float("nan"), 1.0, 0.1) and relative_move(1.0, float("nan")) == 0.0
+    assert relative_move(3.0, 0.0) == np.inf and relative_move(0.0, 0.0) == 0.0
+
+
+def test_a_mix_refuses_held_out_mechanisms_it_does_not_draw() -> None:
+    from dataclasses import replace
+    with pytest.raises(ValueError, match="held-out"):
+        replace(MIX, held_out_defects=("no_such_defect",))
+    with pytest.raises(ValueError, match="margin"):
+        replace(MIX, margin=1.5)
