@@ -7,6 +7,7 @@ Importing the package registers every agent here (each module registers its own)
 tiers are procedures over one shared core (expert_core/)."""
 
 from metric_tracker_rl.agents import (  # noqa: F401
+    audit_expert,
     deep_expert,
     expert,
     readme_baseline,

@@ -12,7 +12,11 @@ segment, and on the same log without it none of them (tests/test_audit_finders_*
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
+
+from metric_tracker_rl.agents.warehouse_findings import sent_text
+from metric_tracker_rl.sql.sandbox import WAREHOUSE_MAX_SQL_CHARS
 
 FINDING_COLUMNS = ("date", "platform", "app_version", "country", "channel", "user_type", "metric", "what")
 
@@ -25,7 +29,35 @@ class Finder:
     name: str
     sql: str
     kind: str = "defect"
+    family: str = ""  # an incident finder's: the published family its rows are reported as
 
     def __post_init__(self) -> None:
         if self.kind not in ("defect", "incident"):
             raise ValueError(f"finder {self.name!r}: kind must be 'defect' or 'incident', got {self.kind!r}")
+
+
+def finding_rows(finder: Finder) -> str:
+    """A finder's statement as a part of a union: its rows in FINDING_COLUMNS's order."""
+    return f"SELECT {', '.join(FINDING_COLUMNS)} FROM ({finder.sql})"
+
+
+def batched_sql(finders: tuple[Finder, ...]) -> Iterator[tuple[str, str]]:
+    """The finders as few statements as the query tool's length allows: (a name, a union of finders' rows)."""
+    batch: list[Finder] = []
+    for finder in finders:
+        candidate = [*batch, finder]
+        if batch and len(sent_text(_union(candidate))) > WAREHOUSE_MAX_SQL_CHARS:
+            yield "finders " + ", ".join(f.name for f in batch), _union(batch)
+            candidate = [finder]
+        batch = candidate
+    if batch:
+        yield "finders " + ", ".join(f.name for f in batch), _union(batch)
+
+
+def _union(finders: list[Finder]) -> str:
+    return " UNION ALL ".join(finding_rows(finder) for finder in finders)
+
+
+def all_finders() -> tuple[Finder, ...]:
+    """Every finder the package has, defects' first."""
+    return ()

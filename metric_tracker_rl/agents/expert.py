@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from metric_tracker_rl.agents.audit_expert import AuditExpertAgent
 from metric_tracker_rl.agents.base import Agent, register_agent
 from metric_tracker_rl.agents.deep_expert import DeepExpertAgent
 from metric_tracker_rl.agents.frontier_expert import FrontierExpertAgent
@@ -120,6 +121,8 @@ def _analysis(method: str, **args: Any) -> MetricTrackerRlAction:
 
 # The procedure that plays a tier whose data are not counts, by what its episodes hold.
 PROCEDURE_BY_DATA: dict[str, type[Agent]] = {EVENTS: WarehouseExpertAgent}
+# A tier whose procedure is its own beyond its data's (the audit: more mechanisms than the warehouse's).
+PROCEDURE_BY_TIER: dict[str, type[Agent]] = {"audit": AuditExpertAgent}
 
 
 class ExpertAgent(Agent):
@@ -134,7 +137,7 @@ class ExpertAgent(Agent):
         brief = observation.brief
         difficulty = observation.config.get("difficulty")
         tier = TIERS.get(difficulty) if isinstance(difficulty, str) else None
-        own_data = PROCEDURE_BY_DATA.get(tier.data) if tier is not None else None
+        own_data = (PROCEDURE_BY_TIER.get(tier.name) or PROCEDURE_BY_DATA.get(tier.data)) if tier is not None else None
         if own_data is not None:  # data of their own kind (raw events): their own procedure
             self.frontier = own_data()
             self.frontier.begin(observation)

@@ -14,13 +14,15 @@ The margin is relative: |a - b| > margin * |b| (b the baseline, or the value wit
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from dataclasses import replace
 
 import numpy as np
 
 from metric_tracker_rl.catalog.plain_types import MetricSubmissionRow
 from metric_tracker_rl.catalog.published import FUNNEL_STEPS, row_key
 from metric_tracker_rl.catalog.tiers import AuditMix
-from metric_tracker_rl.generation.episode import DistractorRecord, GroundTruth
+from metric_tracker_rl.generation.episode import DistractorRecord, GroundTruth, daily_series
 from metric_tracker_rl.generation.warehouse.defects import DefectRecord
 from metric_tracker_rl.generation.warehouse.truth import (
     DATA_QUALITY,
@@ -31,7 +33,13 @@ from metric_tracker_rl.generation.warehouse.truth import (
 from metric_tracker_rl.generation.warehouse.world import WarehouseWorld
 from metric_tracker_rl.sql.columns import SqlTable
 from metric_tracker_rl.world.daily_panel import peer_median, same_weekday_peers
-from metric_tracker_rl.world.metrics_layer import RATE_COLUMNS, counted_sessions, segment_metric
+from metric_tracker_rl.world.metrics_layer import (
+    RATE_COLUMNS,
+    CountedSessions,
+    counted_sessions,
+    segment_metric,
+    segment_sessions,
+)
 
 # The dashboard metrics a defect's row may name, in the order a tie is broken: the sessions (app_opens in a report),
 # the four rates, the revenue. The step counts are left out: each is the sessions times the rates before it.
@@ -83,10 +91,25 @@ def relative_move(value: float, reference: float) -> float:
 def audit_rows(world: WarehouseWorld, mix: AuditMix) -> list[ExpectedRow]:
     """Every row the world expects: its incidents' that depart past the margin, and its defects'."""
     counted = counted_sessions(world.log)
-    incidents = [row for row in expected_rows(world, counted) if row.family != DATA_QUALITY
-                 and moved(row.observed, row.baseline, mix.margin)]
+    incidents = [row for row in map(plain_baseline(world, counted), expected_rows(world, counted))
+                 if row.family != DATA_QUALITY and moved(row.observed, row.baseline, mix.margin)]
     rows = incidents + defect_rows(world, mix.margin)
     return sorted(rows, key=lambda row: (row.day, row.metric, row.segment.label()))
+
+
+def plain_baseline(world: WarehouseWorld, counted: CountedSessions) -> Callable[[ExpectedRow], ExpectedRow]:
+    """An incident row with its baseline by the published rule alone (the same weekday's other dates), where the
+    warehouse reads a lasting incident's from before its change point: the audit publishes one rule for every
+    row."""
+
+    def row_of(row: ExpectedRow) -> ExpectedRow:
+        if row.family == DATA_QUALITY:
+            return row
+        entity_type, entity_name = row.entity
+        _, baselines = daily_series(segment_sessions(world.log, counted, row.segment), entity_type, entity_name)
+        return replace(row, baseline=float(baselines[row.day]))
+
+    return row_of
 
 
 def audit_truth(world: WarehouseWorld, mix: AuditMix, dates: tuple[str, ...]) -> GroundTruth:

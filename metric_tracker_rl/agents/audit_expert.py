@@ -1,0 +1,201 @@
+"""The expert at the audit: it knows every mechanism the generator has (it may: it proves the tier solvable, it is
+not the witness that the text suffices) and plays through the tools only.
+
+1. The warehouse expert's procedure (warehouse_expert.Investigation): context, the warehouse's defects by their
+   traces, its incident scans and values.
+2. Every finder (audit_finders: one statement per mechanism, batched into as few statements as the query tool's
+   length allows) for the mechanisms the warehouse's procedure does not know.
+3. The audit's rules: a defect's row is on the metric it moved most (for the warehouse's defects, read with the
+   fault undone; for the finders', the metric the finder names), its values the dashboard's (observed on the date,
+   baseline the same weekday's median); an incident found on a date and segment a defect holds is the defect's
+   doing and dropped; a fall of a step is followed both ways over the dates it stays down past the margin; an
+   incident row whose value does not depart from its baseline by more than the margin is no finding.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Generator, Sequence
+from dataclasses import dataclass, replace
+
+from metric_tracker_rl.agents.audit_finders import Finder, batched_sql
+from metric_tracker_rl.agents.base import register_agent
+from metric_tracker_rl.agents.warehouse_expert import Investigation, WarehouseExpertAgent
+from metric_tracker_rl.agents.warehouse_findings import (
+    DATA_QUALITY,
+    RATE_DROP,
+    REVENUE,
+    Finding,
+    Rows,
+    Statement,
+    dedupe,
+    in_parts,
+    number_or_nan,
+    overlaps,
+)
+from metric_tracker_rl.agents.warehouse_sql import ALL_RULES, NO_FIXES, Fixes, metric_values_sql, wanted_values
+from metric_tracker_rl.world.audit_brief import MARGIN
+from metric_tracker_rl.world.metrics_layer import RATE_COLUMNS, STEP_SESSION_COLUMNS
+from metric_tracker_rl.world.segments import Segment
+
+# The metrics a defect's row may name, in the order a tie goes (the brief's, with sessions for app_opens).
+DEFECT_METRICS = ("sessions", *RATE_COLUMNS, REVENUE)
+DASHBOARD_FIELDS = ("platform", "app_version", "country")
+CONCURRENCY = 1  # the tier's dates with a second incident: the expert knows it, no brief says it
+
+
+def relative_move(value: float, reference: float) -> float:
+    """|value - reference| / |reference|: infinite from zero, 0 where either is undefined."""
+    if math.isnan(value) or math.isnan(reference):
+        return 0.0
+    if reference == 0:
+        return math.inf if value != 0 else 0.0
+    return abs(value - reference) / abs(reference)
+
+
+def dashboard_metric(metric: str) -> str:
+    """A dashboard metric's value over a group of dashboard rows `t` (a rate: its numerator's sum over its
+    denominator's; a count or the revenue: its sum, 0 over none)."""
+    if metric in RATE_COLUMNS:
+        step = RATE_COLUMNS.index(metric)
+        return (f"sum(t.{STEP_SESSION_COLUMNS[step + 1]}) / nullif(sum(t.{STEP_SESSION_COLUMNS[step]}), 0)")
+    return f"coalesce(sum(t.{metric}), 0)"
+
+
+def dashboard_values_sql(asked: Sequence[tuple[object, ...]]) -> str:
+    """For each row asked (i, date, platform, app_version, country, metric), the dashboard's value of the metric in
+    the segment on the date (`value`) and the median over the same weekday's other dates (`peers`), a date without
+    a value skipped."""
+    cases = " ".join(f"WHEN '{m}' THEN {dashboard_metric(m)}" for m in ("sessions", *RATE_COLUMNS, REVENUE))
+    match = " AND ".join(f"(q.{f} IS NULL OR t.{f} = q.{f})" for f in DASHBOARD_FIELDS)
+    return (f"WITH {wanted_values(asked, 'i, on_date, platform, app_version, country, metric')}, "
+            "days AS (SELECT DISTINCT date FROM dashboard), "
+            f"by_date AS (SELECT q.i, d.date, any_value(q.on_date) on_date, CASE any_value(q.metric) {cases} END "
+            f"value FROM q JOIN days d ON isodow(d.date) = isodow(q.on_date) LEFT JOIN dashboard t ON t.date = "
+            f"d.date AND {match} GROUP BY q.i, d.date) "
+            "SELECT i, max(value) FILTER (date = on_date) value, median(value) FILTER (date <> on_date) peers "
+            "FROM by_date GROUP BY i ORDER BY i")
+
+
+@dataclass
+class AuditInvestigation(Investigation):
+    """The warehouse's procedure, then the finders, then the audit's rules (the module docstring)."""
+
+    finders: tuple[Finder, ...] = ()
+
+    def run(self) -> Generator[Statement, Rows, list[Finding]]:
+        found = yield from super().run()
+        flagged: Rows = []
+        for name, sql in batched_sql(self.finders):
+            flagged += yield (name, sql)
+        found = [*found, *self.from_finders(flagged)]
+        defects = [f for f in found if f.anomaly_type == DATA_QUALITY]
+        incidents = [f for f in found if f.anomaly_type != DATA_QUALITY
+                     and not any(d.date == f.date and overlaps(d.segment, f.segment) for d in defects)]
+        defects = yield from self.dashboard_values(dedupe(defects))
+        incidents = yield from self.values_of_new(incidents)
+        incidents = yield from self.extended_runs(incidents)
+        kept = [f for f in incidents if abs(f.observed - f.baseline) > MARGIN * abs(f.baseline)]
+        return dedupe([*defects, *kept])
+
+    def defect_values(self, found: list[Finding], fixes: Fixes) -> Generator[Statement, Rows, list[Finding]]:
+        """Each warehouse defect's row on the metric it moved most: every metric's value as the dashboard shows it
+        and with the fault undone (the warehouse's procedure reads both), the largest relative move kept where it
+        passes the margin (moves within the margin of it tie, the first in DEFECT_METRICS wins)."""
+        expanded = [replace(f, metric=metric) for f in found for metric in DEFECT_METRICS]
+        valued = yield from super().defect_values(expanded, fixes)
+        chosen = []
+        for i in range(len(found)):
+            options = valued[i * len(DEFECT_METRICS):(i + 1) * len(DEFECT_METRICS)]
+            moves = [relative_move(option.observed, option.baseline) for option in options]
+            largest = max(moves)
+            if largest > MARGIN:
+                chosen.append(next(o for o, move in zip(options, moves, strict=True) if move >= largest - MARGIN))
+        return chosen
+
+    def from_finders(self, rows: Rows) -> list[Finding]:
+        families = {finder.name: finder.family for finder in self.finders}
+        out = []
+        for row in rows:
+            date = str(row["date"])
+            if date not in self.dates:
+                continue
+            segment = Segment(platform=row.get("platform"), country=row.get("country"),
+                              app_version=row.get("app_version"), channel=row.get("channel"),
+                              user_type=row.get("user_type")).normalised()
+            what = str(row.get("what"))
+            family = families.get(what, "") or DATA_QUALITY
+            out.append(Finding(date, str(row["metric"]), family, segment, kind=what))
+        return out
+
+    def dashboard_values(self, found: list[Finding]) -> Generator[Statement, Rows, list[Finding]]:
+        """Each defect row's values as the dashboard shows them."""
+        if not found:
+            return []
+        asked = [(i, f.date, f.segment.platform, f.segment.app_version, f.segment.country, f.metric)
+                 for i, f in enumerate(found)]
+        rows = yield from in_parts("dashboard values", asked, dashboard_values_sql)
+        values = {row["i"]: row for row in rows}
+        return [replace(f, observed=number_or_nan(values.get(i, {}).get("value")),
+                        baseline=number_or_nan(values.get(i, {}).get("peers"))) for i, f in enumerate(found)]
+
+    def values_of_new(self, found: list[Finding]) -> Generator[Statement, Rows, list[Finding]]:
+        """The incident rows' values: those the warehouse's procedure read keep theirs; the finders' are read as
+        it reads them (the metrics layer's value and the same weekday's median)."""
+        unread = [f for f in found if math.isnan(f.observed)]
+        if not unread:
+            return found
+        asked = [(i, f.date, *f.segment.values(), f.step) for i, f in enumerate(unread)]
+        rows = yield from in_parts("incident values", asked,
+                                   lambda part: metric_values_sql(self.rules, NO_FIXES, part))
+        values = {row["i"]: row for row in rows}
+        read = [replace(f, observed=number_or_nan(values.get(i, {}).get("value")),
+                        baseline=number_or_nan(values.get(i, {}).get("peers"))) for i, f in enumerate(unread)]
+        return [f for f in found if not math.isnan(f.observed)] + read
+
+
+    def extended_runs(self, found: list[Finding]) -> Generator[Statement, Rows, list[Finding]]:
+        """A fall found on some dates of a segment's step goes on while the step stays down past the margin: each
+        run of a conversion family is extended, date by date both ways, over the dates its value departs below
+        its baseline by more than the margin (a lasting or slowly growing fall is found where it is clearest)."""
+        groups: dict[tuple[str, Segment], list[Finding]] = {}
+        for f in found:
+            if f.anomaly_type == RATE_DROP:
+                groups.setdefault((f.metric, f.segment), []).append(f)
+        if not groups:
+            return found
+        keys = list(groups)
+        asked = [(g * len(self.dates) + d, date, *segment.values(), groups[(metric, segment)][0].step)
+                 for g, (metric, segment) in enumerate(keys) for d, date in enumerate(self.dates)]
+        rows = yield from in_parts("runs extended", asked, lambda part: metric_values_sql(self.rules, NO_FIXES, part))
+        values = {row["i"]: (number_or_nan(row["value"]), number_or_nan(row["peers"])) for row in rows}
+        added = []
+        for g, key in enumerate(keys):
+            days = {self.day(f.date) for f in groups[key]}
+            down = {d for d in range(len(self.dates))
+                    if (v := values.get(g * len(self.dates) + d)) and v[0] < (1 - MARGIN) * v[1]}
+            for step in (-1, 1):
+                day = (min(days) if step < 0 else max(days)) + step
+                while day in down:
+                    added.append(replace(groups[key][0], date=self.dates[day], observed=values[g * len(self.dates)
+                                         + day][0], baseline=values[g * len(self.dates) + day][1]))
+                    day += step
+        return [*found, *added]
+
+
+class AuditExpertAgent(WarehouseExpertAgent):
+    """The audit's procedure through the environment's tools, as the warehouse expert plays its own."""
+
+    name = "audit_expert"
+
+    def __init__(self, rules: frozenset[str] = ALL_RULES, finders: tuple[Finder, ...] | None = None) -> None:
+        super().__init__(rules)
+        from metric_tracker_rl.agents.audit_finders import all_finders
+        self.finders = all_finders() if finders is None else finders
+
+    def begin(self, observation: object) -> None:
+        super().begin(observation)  # type: ignore[arg-type]
+        self.procedure = AuditInvestigation(self.rules, CONCURRENCY, finders=self.finders).run()
+
+
+register_agent(AuditExpertAgent.name, AuditExpertAgent)
