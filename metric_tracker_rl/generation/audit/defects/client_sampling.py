@@ -8,8 +8,8 @@ from __future__ import annotations
 import numpy as np
 
 from metric_tracker_rl.generation.audit.defects.base import register_defect
-from metric_tracker_rl.generation.audit.defects.session_edits import without_sessions
-from metric_tracker_rl.generation.warehouse.defects import DefectRecord, SessionPlaces, _mobile_version_span
+from metric_tracker_rl.generation.audit.defects.session_edits import current_version_span, without_sessions
+from metric_tracker_rl.generation.warehouse.defects import DefectRecord, SessionPlaces
 from metric_tracker_rl.world.events import EventLog
 from metric_tracker_rl.world.segments import Segment
 
@@ -19,7 +19,7 @@ KEPT_SHARE = (0.35, 0.6)  # of the version's sessions: those the sampling sends
 @register_defect("client_sampling", "sdk")
 def client_sampling(log: EventLog, rng: np.random.Generator) -> tuple[EventLog, DefectRecord]:
     places = SessionPlaces.of(log)
-    platform, days, on_platform, version = _mobile_version_span(log, places, rng)
+    platform, days, on_platform, version = current_version_span(log, places, rng)
     kept = rng.uniform(*KEPT_SHARE)
     dropped = on_platform & (places.version == version) & (rng.random(len(places.day)) >= kept)
     log = without_sessions(log, dropped)

@@ -9,7 +9,8 @@ from dataclasses import replace
 import numpy as np
 
 from metric_tracker_rl.generation.audit.defects.base import register_defect
-from metric_tracker_rl.generation.warehouse.defects import DefectRecord, SessionPlaces, _mobile_version_span
+from metric_tracker_rl.generation.audit.defects.session_edits import current_version_span
+from metric_tracker_rl.generation.warehouse.defects import DefectRecord, SessionPlaces
 from metric_tracker_rl.world.events import EventLog
 from metric_tracker_rl.world.segments import Segment
 
@@ -19,7 +20,7 @@ REBUILD_SHARE = (0.6, 0.9)  # of the version's devices: those that installed the
 @register_defect("debug_build", "sdk")
 def debug_build(log: EventLog, rng: np.random.Generator) -> tuple[EventLog, DefectRecord]:
     places = SessionPlaces.of(log)
-    platform, days, on_platform, version = _mobile_version_span(log, places, rng)
+    platform, days, on_platform, version = current_version_span(log, places, rng)
     installed = rng.random(len(log.users.pseudo_ids)) < rng.uniform(*REBUILD_SHARE)
     flagged = on_platform & (places.version == version) & installed[log.sessions.user]
     events = log.events

@@ -9,6 +9,7 @@ from dataclasses import replace
 
 import numpy as np
 
+from metric_tracker_rl.generation.warehouse.defects import SessionPlaces, _mobile_version_span
 from metric_tracker_rl.generation.warehouse.identities import draw_identities
 from metric_tracker_rl.sql.columns import Labels
 from metric_tracker_rl.world.events import MICROS_PER_SECOND, EventLog, Events, Sessions, Users, reporting_day
@@ -81,3 +82,23 @@ def with_fresh_ids(log: EventLog, rng: np.random.Generator, source: np.ndarray, 
 def without_sessions(log: EventLog, dropped: np.ndarray) -> EventLog:
     """The log without the events of the sessions `dropped` (an (N,) mask): they were never sent."""
     return replace(log, events=log.events.take(~dropped[log.events.session]))
+
+
+CURRENT_SHARE = 0.5  # of a platform's sessions on a date: a version that runs on more is its current one
+
+
+def current_version_span(log: EventLog, places: SessionPlaces, rng: np.random.Generator
+                         ) -> tuple[int, tuple[int, ...], np.ndarray, int]:
+    """A mobile platform, two to four dates, the mask of its sessions on them, and an app version current on
+    them (the one most of the platform's sessions run; dates on which it is not are left out, one kept at least):
+    where an app version's SDK misbehaves, on dates that most of the platform's users show it."""
+    platform, days, on_platform, _ = _mobile_version_span(log, places, rng)
+    versions = len(log.sessions.app_version.values)
+    counts = np.zeros((versions, len(days)))
+    np.add.at(counts, (places.version[on_platform], np.searchsorted(days, places.day[on_platform])), 1)
+    shares = counts / np.maximum(counts.sum(axis=0), 1)
+    version = int(np.argmax(shares.min(axis=1)))
+    current = shares[version] >= CURRENT_SHARE
+    kept = tuple(day for day, keep in zip(days, current, strict=True) if keep)
+    kept = kept or (days[int(np.argmax(shares[version]))],)
+    return platform, kept, (places.platform == platform) & np.isin(places.day, kept), version

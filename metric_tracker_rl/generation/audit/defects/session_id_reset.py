@@ -11,8 +11,12 @@ from dataclasses import replace
 import numpy as np
 
 from metric_tracker_rl.generation.audit.defects.base import register_defect
-from metric_tracker_rl.generation.audit.defects.session_edits import first_time_of, moved_to_new_sessions
-from metric_tracker_rl.generation.warehouse.defects import DefectRecord, SessionPlaces, _mobile_version_span
+from metric_tracker_rl.generation.audit.defects.session_edits import (
+    current_version_span,
+    first_time_of,
+    moved_to_new_sessions,
+)
+from metric_tracker_rl.generation.warehouse.defects import DefectRecord, SessionPlaces
 from metric_tracker_rl.world.events import EventLog, event_code
 from metric_tracker_rl.world.segments import Segment
 
@@ -37,7 +41,7 @@ def renumbered(user: np.ndarray, session_id: np.ndarray, split: np.ndarray) -> n
 @register_defect("session_id_reset", "sdk")
 def session_id_reset(log: EventLog, rng: np.random.Generator) -> tuple[EventLog, DefectRecord]:
     places = SessionPlaces.of(log)
-    platform, days, on_platform, version = _mobile_version_span(log, places, rng)
+    platform, days, on_platform, version = current_version_span(log, places, rng)
     sessions, events = log.sessions, log.events
     menu_at = first_time_of(log, event_code("menu_open"))
     share = rng.uniform(*BACKGROUNDED_SHARE)
