@@ -14,6 +14,13 @@ for _name, _apply in DEFECTS.items():
     DEFECT_REGISTRY.register(DefectMechanism(_name, _apply, WAREHOUSE_AREAS[_name]))
 
 # Each mechanism's own module registers it when imported, in this order (its line below).
+from metric_tracker_rl.generation.audit.defects import session_id_reset  # noqa: E402,F401,I001
+from metric_tracker_rl.generation.audit.defects import pseudo_id_rotation  # noqa: E402,F401,I001
+from metric_tracker_rl.generation.audit.defects import client_sampling  # noqa: E402,F401,I001
+from metric_tracker_rl.generation.audit.defects import truncated_batches  # noqa: E402,F401,I001
+from metric_tracker_rl.generation.audit.defects import background_opens  # noqa: E402,F401,I001
+from metric_tracker_rl.generation.audit.defects import cookie_reset  # noqa: E402,F401,I001
+from metric_tracker_rl.generation.audit.defects import debug_build  # noqa: E402,F401,I001
 
 
 def check_audit_tiers(tiers: Registry[Tier]) -> None:
