@@ -6,10 +6,10 @@ not the witness that the text suffices) and plays through the tools only.
 2. Every finder (audit_finders: one statement per mechanism, batched into as few statements as the query tool's
    length allows) for the mechanisms the warehouse's procedure does not know.
 3. The audit's rules: a defect's row is on the metric it moved most (for the warehouse's defects, read with the
-   fault undone; for the finders', the metric the finder names), its values the dashboard's (observed on the date,
-   baseline the same weekday's median); an incident found on a date and segment a defect holds is the defect's
-   doing and dropped; a fall of a step is followed both ways over the dates it stays down past the margin; an
-   incident row whose value does not depart from its baseline by more than the margin is no finding.
+   fault undone; for the finders', the metric that departs most from its baseline where a finder flagged the date),
+   its values the dashboard's (observed on the date, baseline the same weekday's median); an incident found on a
+   date and segment a defect holds is the defect's doing and dropped; an incident row whose value does not depart
+   from its baseline by more than the margin is no finding.
 """
 
 from __future__ import annotations
@@ -18,12 +18,12 @@ import math
 from collections.abc import Generator, Sequence
 from dataclasses import dataclass, replace
 
+from metric_tracker_rl.agents import audit_traces_recording as recording
 from metric_tracker_rl.agents.audit_finders import Finder, batched_sql
 from metric_tracker_rl.agents.base import register_agent
 from metric_tracker_rl.agents.warehouse_expert import Investigation, WarehouseExpertAgent
 from metric_tracker_rl.agents.warehouse_findings import (
     DATA_QUALITY,
-    RATE_DROP,
     REVENUE,
     Finding,
     Rows,
@@ -38,6 +38,8 @@ from metric_tracker_rl.world.audit_brief import MARGIN
 from metric_tracker_rl.world.metrics_layer import RATE_COLUMNS, STEP_SESSION_COLUMNS
 from metric_tracker_rl.world.segments import Segment
 
+# Every finder the package has: the recording faults', the pipeline's, then the incidents'.
+ALL_FINDERS: tuple[Finder, ...] = (*recording.FINDERS,)
 # The metrics a defect's row may name, in the order a tie goes (the brief's, with sessions for app_opens).
 DEFECT_METRICS = ("sessions", *RATE_COLUMNS, REVENUE)
 DASHBOARD_FIELDS = ("platform", "app_version", "country")
@@ -88,13 +90,16 @@ class AuditInvestigation(Investigation):
         flagged: Rows = []
         for name, sql in batched_sql(self.finders):
             flagged += yield (name, sql)
-        found = [*found, *self.from_finders(flagged)]
-        defects = [f for f in found if f.anomaly_type == DATA_QUALITY]
-        incidents = [f for f in found if f.anomaly_type != DATA_QUALITY
+        flagged_findings = self.from_finders(flagged)
+        known = [f for f in found if f.anomaly_type == DATA_QUALITY]
+        flagged_defects = [f for f in flagged_findings if f.anomaly_type == DATA_QUALITY
+                           and f.date not in {d.date for d in known}]
+        chosen = yield from self.most_moved(flagged_defects)
+        defects = [*known, *chosen]
+        incidents = [f for f in [*found, *flagged_findings] if f.anomaly_type != DATA_QUALITY
                      and not any(d.date == f.date and overlaps(d.segment, f.segment) for d in defects)]
         defects = yield from self.dashboard_values(dedupe(defects))
         incidents = yield from self.values_of_new(incidents)
-        incidents = yield from self.extended_runs(incidents)
         kept = [f for f in incidents if abs(f.observed - f.baseline) > MARGIN * abs(f.baseline)]
         return dedupe([*defects, *kept])
 
@@ -112,6 +117,28 @@ class AuditInvestigation(Investigation):
             if largest > MARGIN:
                 chosen.append(next(o for o, move in zip(options, moves, strict=True) if move >= largest - MARGIN))
         return chosen
+
+    def most_moved(self, flagged: list[Finding]) -> Generator[Statement, Rows, list[Finding]]:
+        """A finder's defect on a date: of every segment a finder flagged that date, the row on the metric that
+        departs most from its baseline in the dashboard (a defect's dates hold nothing else, so the baseline stands
+        for the value without it), where that departure passes the margin; on a version's segment, the finder's own
+        metric. One row a date (two defects never share one)."""
+        named = [f for f in flagged if f.segment.app_version is not None]
+        versions = {f.date for f in named}
+        places = list(dict.fromkeys((f.date, f.segment) for f in flagged if f.date not in versions))
+        options = [Finding(date, metric, DATA_QUALITY, segment) for date, segment in places
+                   for metric in DEFECT_METRICS]
+        valued = yield from self.dashboard_values(options)
+        best: dict[str, tuple[float, Finding]] = {}
+        for n in range(len(places)):
+            row = valued[n * len(DEFECT_METRICS):(n + 1) * len(DEFECT_METRICS)]
+            moves = [relative_move(option.observed, option.baseline) for option in row]
+            largest = max(moves)
+            pick = next(option for option, move in zip(row, moves, strict=True) if move >= largest - MARGIN)
+            if largest > MARGIN and largest > best.get(pick.date, (0.0, pick))[0]:
+                best[pick.date] = (largest, pick)
+        # A version's counts follow its rollout, so its baseline says nothing of them: its finder's metric stands.
+        return [*{f.date: f for f in named}.values(), *(finding for _, finding in best.values())]
 
     def from_finders(self, rows: Rows) -> list[Finding]:
         families = {finder.name: finder.family for finder in self.finders}
@@ -154,35 +181,6 @@ class AuditInvestigation(Investigation):
         return [f for f in found if not math.isnan(f.observed)] + read
 
 
-    def extended_runs(self, found: list[Finding]) -> Generator[Statement, Rows, list[Finding]]:
-        """A fall found on some dates of a segment's step goes on while the step stays down past the margin: each
-        run of a conversion family is extended, date by date both ways, over the dates its value departs below
-        its baseline by more than the margin (a lasting or slowly growing fall is found where it is clearest)."""
-        groups: dict[tuple[str, Segment], list[Finding]] = {}
-        for f in found:
-            if f.anomaly_type == RATE_DROP:
-                groups.setdefault((f.metric, f.segment), []).append(f)
-        if not groups:
-            return found
-        keys = list(groups)
-        asked = [(g * len(self.dates) + d, date, *segment.values(), groups[(metric, segment)][0].step)
-                 for g, (metric, segment) in enumerate(keys) for d, date in enumerate(self.dates)]
-        rows = yield from in_parts("runs extended", asked, lambda part: metric_values_sql(self.rules, NO_FIXES, part))
-        values = {row["i"]: (number_or_nan(row["value"]), number_or_nan(row["peers"])) for row in rows}
-        added = []
-        for g, key in enumerate(keys):
-            days = {self.day(f.date) for f in groups[key]}
-            down = {d for d in range(len(self.dates))
-                    if (v := values.get(g * len(self.dates) + d)) and v[0] < (1 - MARGIN) * v[1]}
-            for step in (-1, 1):
-                day = (min(days) if step < 0 else max(days)) + step
-                while day in down:
-                    added.append(replace(groups[key][0], date=self.dates[day], observed=values[g * len(self.dates)
-                                         + day][0], baseline=values[g * len(self.dates) + day][1]))
-                    day += step
-        return [*found, *added]
-
-
 class AuditExpertAgent(WarehouseExpertAgent):
     """The audit's procedure through the environment's tools, as the warehouse expert plays its own."""
 
@@ -190,8 +188,7 @@ class AuditExpertAgent(WarehouseExpertAgent):
 
     def __init__(self, rules: frozenset[str] = ALL_RULES, finders: tuple[Finder, ...] | None = None) -> None:
         super().__init__(rules)
-        from metric_tracker_rl.agents.audit_finders import all_finders
-        self.finders = all_finders() if finders is None else finders
+        self.finders = ALL_FINDERS if finders is None else finders
 
     def begin(self, observation: object) -> None:
         super().begin(observation)  # type: ignore[arg-type]

@@ -57,7 +57,3 @@ def batched_sql(finders: tuple[Finder, ...]) -> Iterator[tuple[str, str]]:
 def _union(finders: list[Finder]) -> str:
     return " UNION ALL ".join(finding_rows(finder) for finder in finders)
 
-
-def all_finders() -> tuple[Finder, ...]:
-    """Every finder the package has, defects' first."""
-    return ()
