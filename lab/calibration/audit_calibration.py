@@ -1,0 +1,149 @@
+"""The audit's calibration: each agent's score on seeds that tuned nothing, per split (mean, p5 and the 95%
+bootstrap interval of the mean), and per mechanism the share of episodes that hold it and the share of its
+expected rows each agent's report held (recall by key), written to lab/artifacts/audit_calibration.json.
+
+    nice -n 10 uv run python -m lab.calibration.audit_calibration --seeds 40 --workers 2
+
+The agents: the audit expert (it knows every mechanism the generator has), the generic auditor (written from the
+published text alone: the witness that the text suffices), the warehouse's expert played here (the warehouse's
+catalogue of mechanisms, one targeted query per entry), the warehouse's shortcuts (the dashboard alone, every dip,
+everything a defect) and the empty report. The eval split's untuned seeds start at the tier's calibration base plus
+UNTUNED_FIRST_OFFSET (below the train split's first seed); the train split's at TRAIN_UNTUNED_FIRST, past every
+listed train task.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from lab.agents.registry import make_agent
+from lab.calibration.calibrate import summarise
+from lab.calibration.interface import message_texts
+from metric_tracker_rl.adapters.transcript import TaskRun
+from metric_tracker_rl.agents import run_episode
+from metric_tracker_rl.catalog.published import row_key
+from metric_tracker_rl.catalog.task_splits import TRAIN_SEED_BASE, UNTUNED_FIRST_OFFSET, mechanism_split
+from metric_tracker_rl.catalog.tasks import resolve_episode_config
+from metric_tracker_rl.catalog.tiers import AUDIT
+from metric_tracker_rl.generation.audit.truth import audit_rows
+from metric_tracker_rl.generation.audit.world import audit_mix, build_audit_world
+from metric_tracker_rl.models import MetricTrackerRlAction
+from metric_tracker_rl.serving.environment import MetricTrackerRlEnvironment
+from metric_tracker_rl.world.funnel import window_calendar
+
+ARTIFACT = Path(__file__).resolve().parents[2] / "lab" / "artifacts" / "audit_calibration.json"
+EVAL_UNTUNED_FIRST = AUDIT.calibration_seed_base + UNTUNED_FIRST_OFFSET
+TRAIN_UNTUNED_FIRST = TRAIN_SEED_BASE + 25_000  # past the listed train tasks: further train episodes
+AGENTS = ("audit_expert", "generic_auditor", "warehouse_expert", "warehouse_dashboard_analyst",
+          "warehouse_every_dip", "warehouse_all_data_quality", "null")
+RECALL_AGENTS = ("audit_expert", "generic_auditor", "warehouse_expert")  # whose recall by mechanism is shown
+SHORTCUTS = ("warehouse_expert", "warehouse_dashboard_analyst", "warehouse_every_dip", "warehouse_all_data_quality")
+
+
+def play_one(job: tuple[str, int]) -> dict[str, Any]:
+    """One audit episode of `agent`: its score, calls, characters and submitted keys."""
+    agent_name, seed = job
+    agent = make_agent(agent_name)
+    env, run = MetricTrackerRlEnvironment(), TaskRun(agent_name)
+    sent: list[MetricTrackerRlAction] = []
+
+    def act(action: MetricTrackerRlAction) -> Any:
+        sent.append(action)
+        return run.act(env, action)
+
+    try:
+        run_episode(agent, lambda **kw: run.reset(env, **kw), act, difficulty="audit", seed=seed)
+    except RuntimeError as failed:  # a reset the environment refused: left out of every figure, and listed
+        return {"agent": agent_name, "seed": seed, "failed": str(failed)[:200]}
+    finally:
+        env.close()
+    keys = [row_key(r.date, r.entity_type, r.entity_name) for a in sent for r in a.classifications or []]
+    return {"agent": agent_name, "seed": seed, "split": mechanism_split(seed), "score": run.score,
+            "calls": len(sent), "chars": sum(map(len, message_texts(run.messages))), "keys": keys}
+
+
+def expected_by_mechanism(seed: int) -> list[tuple[str, str]]:
+    """Each expected row of an audit episode: its key and the mechanism that made it."""
+    config = resolve_episode_config(seed=seed, difficulty="audit")
+    world = build_audit_world(AUDIT, config)
+    dates = window_calendar(world.log.num_days).iso_dates
+    return [(row_key(report.date, report.entity_type, report.entity_name), row.kind)
+            for row, report in ((row, row.report_row(dates)) for row in audit_rows(world, audit_mix(AUDIT)))]
+
+
+def mechanism_recall(results: list[dict[str, Any]], truths: dict[int, list[tuple[str, str]]]
+                     ) -> dict[str, dict[str, Any]]:
+    """Per mechanism: the share of episodes that hold it, its expected rows, and each recall agent's share of
+    those rows its report held."""
+    hits: dict[str, dict[str, list[bool]]] = defaultdict(lambda: defaultdict(list))
+    holding: dict[str, set[int]] = defaultdict(set)
+    for result in results:
+        if result["agent"] not in RECALL_AGENTS:
+            continue
+        submitted = set(result["keys"])
+        for key, mechanism in truths[result["seed"]]:
+            hits[mechanism][result["agent"]].append(key in submitted)
+            holding[mechanism].add(result["seed"])
+    episodes = len(truths)
+    return {mechanism: {"episode_share": round(len(holding[mechanism]) / episodes, 3),
+                        "rows": len(next(iter(by_agent.values()))),
+                        **{agent: round(float(np.mean(found)), 3) for agent, found in by_agent.items()}}
+            for mechanism, by_agent in sorted(hits.items())}
+
+
+def rounded(summary: dict[str, Any]) -> dict[str, Any]:
+    return {k: ([round(x, 3) for x in v] if isinstance(v, list) else round(v, 3) if isinstance(v, float) else v)
+            for k, v in summary.items()}
+
+
+def calibrate(seeds: dict[str, list[int]], agents: tuple[str, ...], workers: int) -> dict[str, Any]:
+    jobs = [(agent, seed) for split_seeds in seeds.values() for seed in split_seeds for agent in agents]
+    with multiprocessing.Pool(workers) as pool:
+        played = []
+        for n, result in enumerate(pool.imap_unordered(play_one, jobs), 1):
+            played.append(result)
+            if n % 20 == 0 or n == len(jobs):
+                print(f"{n}/{len(jobs)} episodes played", flush=True)
+        truths = dict(zip([s for split in seeds.values() for s in split],
+                          pool.map(expected_by_mechanism, [s for split in seeds.values() for s in split]),
+                          strict=True))
+    results = [r for r in played if "failed" not in r]
+    report: dict[str, Any] = {"seeds": {split: [s[0], s[-1]] for split, s in seeds.items()}, "splits": {}}
+    for split, split_seeds in seeds.items():
+        rows = [r for r in results if r["split"] == split]
+        by_agent = {agent: sorted((r for r in rows if r["agent"] == agent), key=lambda r: r["seed"])
+                    for agent in agents}
+        report["splits"][split] = {
+            "agents": {agent: rounded(summarise([r["score"] for r in plays])) for agent, plays in by_agent.items()},
+            "calls_and_chars_p50": {agent: [float(np.median([r[k] for r in plays])) for k in ("calls", "chars")]
+                                    for agent, plays in by_agent.items()},
+            "mechanisms": mechanism_recall(rows, {s: truths[s] for s in split_seeds}),
+        }
+    report["failed_resets"] = sorted({(r["seed"], r["failed"]) for r in played if "failed" in r})
+    return report
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seeds", type=int, default=40, help="untuned seeds per split")
+    parser.add_argument("--agents", default=",".join(AGENTS))
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--out", type=Path, default=ARTIFACT)
+    args = parser.parse_args()
+    seeds = {"eval": list(range(EVAL_UNTUNED_FIRST, EVAL_UNTUNED_FIRST + args.seeds)),
+             "train": list(range(TRAIN_UNTUNED_FIRST, TRAIN_UNTUNED_FIRST + args.seeds))}
+    report = calibrate(seeds, tuple(args.agents.split(",")), args.workers)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=1) + "\n")
+    print(json.dumps({split: data["agents"] for split, data in report["splits"].items()}, indent=1))
+
+
+if __name__ == "__main__":
+    main()
