@@ -344,8 +344,9 @@ WAREHOUSE_MAX_STEPS = 5 * math.ceil(WAREHOUSE_EXPERT_CALLS * 2.5 / 5)
 AUDIT_KINDS = (*ABYSS_KINDS, "persistent_regression", "gradual_decline")
 AUDIT_HELD_OUT_KINDS = ("gradual_decline",)
 AUDIT_DEFECTS = ("retry_duplicates", "tracking_stopped", "consent_drop", "bot_farm", "clock_skew", "late_load",
-                 "transaction_retries", "currency_mislabel")
-AUDIT_HELD_OUT_DEFECTS = ("clock_skew", "currency_mislabel")
+                 "transaction_retries", "currency_mislabel", "batch_replay", "ingestion_gap", "device_clock_ahead",
+                 "missing_rate_rows", "minor_units", "untagged_load_test", "event_renamed_silently")
+AUDIT_HELD_OUT_DEFECTS = ("clock_skew", "currency_mislabel", "missing_rate_rows", "device_clock_ahead")
 
 # The tiers by name, in publication order (the order of the brief's and the splits' difficulty lists).
 TIERS: Registry[Tier] = Registry("tier", (

@@ -14,6 +14,13 @@ for _name, _apply in DEFECTS.items():
     DEFECT_REGISTRY.register(DefectMechanism(_name, _apply, WAREHOUSE_AREAS[_name]))
 
 # Each mechanism's own module registers it when imported, in this order (its line below).
+from metric_tracker_rl.generation.audit.defects import batch_replay  # noqa: E402,F401,I001
+from metric_tracker_rl.generation.audit.defects import ingestion_gap  # noqa: E402,F401,I001
+from metric_tracker_rl.generation.audit.defects import device_clock_ahead  # noqa: E402,F401,I001
+from metric_tracker_rl.generation.audit.defects import missing_rate_rows  # noqa: E402,F401,I001
+from metric_tracker_rl.generation.audit.defects import minor_units  # noqa: E402,F401,I001
+from metric_tracker_rl.generation.audit.defects import untagged_load_test  # noqa: E402,F401,I001
+from metric_tracker_rl.generation.audit.defects import event_renamed_silently  # noqa: E402,F401,I001
 
 
 def check_audit_tiers(tiers: Registry[Tier]) -> None:

@@ -9,6 +9,7 @@ fails this way (for the documentation's table and the calibration's per-area rec
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from metric_tracker_rl.catalog.registry import Registry
@@ -34,7 +35,7 @@ def _check(mechanism: DefectMechanism) -> None:
 DEFECT_REGISTRY: Registry[DefectMechanism] = Registry("defect mechanism", check=_check)
 
 
-def register_defect(name: str, area: str) -> object:
+def register_defect(name: str, area: str) -> Callable[[Defect], Defect]:
     """Register the decorated edit as the defect mechanism `name` of `area`; the edit itself is returned."""
 
     def register(apply: Defect) -> Defect:

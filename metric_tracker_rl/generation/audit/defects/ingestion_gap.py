@@ -1,0 +1,34 @@
+"""ingestion_gap: a collector outage loses a block of hours of one platform's events on a date (they are never
+ingested): sessions that opened in the block are not counted, and those that ran into it lose their later steps.
+Users did the same: sessions that ran past the block's end keep their later events, with no session_start or
+app_open before them (a real outage, nobody arrives, leaves no such orphans)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+
+from metric_tracker_rl.generation.audit.defects.base import register_defect
+from metric_tracker_rl.generation.audit.defects.places import HOUR_US, hour_block
+from metric_tracker_rl.generation.warehouse.defects import DefectRecord, _span
+from metric_tracker_rl.world.events import EventLog, reporting_day
+from metric_tracker_rl.world.segments import Segment
+
+GAP_HOURS = (6, 10)  # the outage's length
+
+
+@register_defect("ingestion_gap", "pipeline")
+def ingestion_gap(log: EventLog, rng: np.random.Generator) -> tuple[EventLog, DefectRecord]:
+    platforms = log.users.platform.values
+    platform = int(rng.integers(len(platforms)))
+    (day,) = _span(rng, log, (1, 1))
+    start, end = hour_block(rng, day, GAP_HOURS)
+    events = log.events
+    lost = ((log.users.platform.codes[log.sessions.user[events.session]] == platform)
+            & (events.ingested_us >= start) & (events.ingested_us < end) & (reporting_day(events.timestamp_us) == day))
+    log = replace(log, events=events.take(~lost))
+    segment = Segment(platform=platforms[platform])
+    return log, DefectRecord("ingestion_gap", (day,), segment, "sessions",
+                             f"{segment.label()}: {int(lost.sum())} events of {(end - start) // HOUR_US} hours were "
+                             "never ingested")
