@@ -1,6 +1,7 @@
-"""ingestion_gap: a collector outage loses a block of hours of one platform's events on a date (they are never
-ingested): sessions that opened in the block are not counted, and those that ran into it lose their later steps.
-Users did the same: sessions that ran past the block's end keep their later events, with no session_start or
+"""ingestion_gap: an outage of the mobile collector loses a block of hours of one mobile platform's events on a date
+(the collector acknowledged the batches and dropped them: they are never ingested): sessions that opened in the
+block are not counted, and those that ran into it lose their later steps. Users did the same: the events of those
+sessions that the devices queued offline and sent after the block are in the export, with no session_start or
 app_open before them (a real outage, nobody arrives, leaves no such orphans)."""
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ GAP_HOURS = (6, 10)  # the outage's length
 @register_defect("ingestion_gap", "pipeline")
 def ingestion_gap(log: EventLog, rng: np.random.Generator) -> tuple[EventLog, DefectRecord]:
     platforms = log.users.platform.values
-    platform = int(rng.integers(len(platforms)))
+    platform = platforms.index(str(rng.choice(["ios", "android"])))
     (day,) = _span(rng, log, (1, 1))
     start, end = hour_block(rng, day, GAP_HOURS)
     events = log.events

@@ -29,7 +29,7 @@ from metric_tracker_rl.world.segments import Segment
 
 LOAD_DEVICES = (2, 4)
 LOAD_SHARE = (0.5, 1.0)  # test sessions per date, as a share of the segment's own
-LOAD_MIN_SESSIONS = 30  # per date, however small the segment
+LOAD_MIN_SESSIONS = 40  # per date, however small the segment
 LOAD_HOURS = 3  # the test's block of hours each date
 SCRIPT = ("session_start", "app_open", "menu_open", "product_added_to_cart", "order_placed", "payment_successful",
           "user_engagement")
