@@ -7,7 +7,8 @@ statement over an episode's tables that flags where the events carry a trace no 
   were never ingested; the export's own late cut keeps a session's first events, never its last alone);
 - device_clock_ahead: events ingested before the time they are stamped with;
 - missing_rate_rows: purchases on a date of the rates' window in a currency currency_rates has no row for;
-- minor_units: an app version whose purchase values are, as a rule, tens of times their currency's usual;
+- minor_units: an app version whose purchase values are, as a rule, tens of times their currency's usual, in more
+  than one currency (a mislabelled currency's are so in the one it names);
 - untagged_load_test: a device on no reference list with many sessions on a date, all its purchases of one value;
 - event_renamed_silently: an event name outside the tracking plan on an app version, named by no changelog entry of
   its platform dated on or before it.
@@ -75,10 +76,13 @@ MISSING_RATE_ROWS = Finder("missing_rate_rows", (
 MINOR_UNITS = Finder("minor_units", (
     f"WITH p AS (SELECT event_date d, platform, app_info.version v, {_param('value', 'double_value')} val, "
     f"{_param('currency', 'string_value')} cur FROM events WHERE event_name = 'payment_successful' AND {GRANTED}), "
-    "m AS (SELECT cur, median(val) typical FROM p GROUP BY cur) "
+    "m AS (SELECT cur, median(val) typical FROM p GROUP BY cur HAVING typical > 0), "
+    "r AS (SELECT d, platform, v, cur, val / typical ratio FROM p JOIN m USING (cur)), "
+    f"every AS (SELECT platform, v FROM r WHERE ratio > {MINOR_RATIO} GROUP BY ALL "
+    "HAVING count(DISTINCT cur) >= 2) "
     f"SELECT {_finding('d', REVENUE, 'minor_units', platform='platform', app_version='v')} "
-    f"FROM p JOIN m USING (cur) WHERE typical > 0 GROUP BY d, platform, v HAVING median(val / typical) > "
-    f"{MINOR_RATIO} ORDER BY ALL"))
+    f"FROM r SEMI JOIN every USING (platform, v) GROUP BY d, platform, v HAVING median(ratio) > {MINOR_RATIO} "
+    "ORDER BY ALL"))
 
 UNTAGGED_LOAD_TEST = Finder("untagged_load_test", (
     "WITH e AS (SELECT device.device_id dev, event_date d, platform, geo.country country, event_name, "
