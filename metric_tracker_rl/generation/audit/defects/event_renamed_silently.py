@@ -9,11 +9,14 @@ from dataclasses import replace
 import numpy as np
 
 from metric_tracker_rl.generation.audit.defects.base import register_defect
+from metric_tracker_rl.generation.audit.defects.places import fewest_on
 from metric_tracker_rl.generation.warehouse.defects import STEP_OF_EVENT, DefectRecord, SessionPlaces, _span
 from metric_tracker_rl.world.events import RENAMED_EVENTS, EventLog, event_code
+from metric_tracker_rl.world.metrics_layer import counted_events
 from metric_tracker_rl.world.segments import Segment
 
 RENAMED_DAYS = (3, 6)  # dates until a hotfix reaches the version's users
+MIN_SENT = 3  # the version's counted sessions sending the event on each of its dates
 
 
 @register_defect("event_renamed_silently", "sdk")
@@ -21,11 +24,17 @@ def event_renamed_silently(log: EventLog, rng: np.random.Generator) -> tuple[Eve
     places = SessionPlaces.of(log)
     platform = log.users.platform.values.index(str(rng.choice(["ios", "android"])))
     days = _span(rng, log, RENAMED_DAYS)
-    on_platform = (places.platform == platform) & np.isin(places.day, days)
-    versions, counts = np.unique(places.version[on_platform], return_counts=True)
-    version = int(versions[np.argmax(counts)])
     old = str(rng.choice(list(RENAMED_EVENTS)))
     events = log.events
+    # A version whose counted sessions reach the step on each date (a new release's first dates may hold only QA's).
+    sent = events.session[counted_events(log) & (events.name == event_code(old))]
+    counts = np.zeros((len(log.sessions.app_version.values), log.num_days), dtype=np.int64)
+    on = places.platform[sent] == platform
+    np.add.at(counts, (places.version[sent[on]], places.day[sent[on]]), 1)
+    fewest = fewest_on(counts, days)
+    pool = np.flatnonzero(fewest >= MIN_SENT)
+    version = int(pool[int(rng.integers(len(pool)))]) if len(pool) else int(np.argmax(fewest))
+    on_platform = (places.platform == platform) & np.isin(places.day, days)
     renamed = (on_platform & (places.version == version))[events.session] & (events.name == event_code(old))
     names = np.where(renamed, event_code(RENAMED_EVENTS[old]), events.name).astype(np.int8)
     log = replace(log, events=replace(events, name=names))
