@@ -7,7 +7,7 @@ A finder's rows have the columns `date` (a reporting date, ISO text), `platform`
 `channel` and `user_type` (NULL: every value), `metric` (a dashboard metric: sessions, a rate, revenue_usd, or
 a funnel count's column), and `what` (the finder's name, so one union of finders tells its rows apart). A test per
 finder holds it to its mechanism: on a log with the mechanism edited in it returns the mechanism's dates and
-segment, and on the same log without it none of them (tests/test_audit_finders_*.py).
+segment, and on the same log without it none of them (tests/test_audit_recording.py, tests/test_audit_pipeline.py).
 """
 
 from __future__ import annotations

@@ -347,8 +347,11 @@ AUDIT_KINDS = ABYSS_KINDS
 AUDIT_HELD_OUT_KINDS: tuple[str, ...] = ()
 AUDIT_DEFECTS = ("retry_duplicates", "tracking_stopped", "consent_drop", "bot_farm", "clock_skew", "late_load",
                  "transaction_retries", "currency_mislabel", "session_id_reset", "pseudo_id_rotation",
-                 "client_sampling", "truncated_batches", "background_opens", "cookie_reset", "debug_build")
-AUDIT_HELD_OUT_DEFECTS = ("clock_skew", "currency_mislabel", "client_sampling", "cookie_reset")
+                 "client_sampling", "truncated_batches", "background_opens", "cookie_reset", "debug_build",
+                 "batch_replay", "ingestion_gap", "device_clock_ahead", "missing_rate_rows", "minor_units",
+                 "untagged_load_test", "event_renamed_silently")
+AUDIT_HELD_OUT_DEFECTS = ("clock_skew", "currency_mislabel", "client_sampling", "cookie_reset", "missing_rate_rows",
+                          "device_clock_ahead")
 
 # The tiers by name, in publication order (the order of the brief's and the splits' difficulty lists).
 TIERS: Registry[Tier] = Registry("tier", (

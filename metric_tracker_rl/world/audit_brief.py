@@ -1,7 +1,7 @@
 """What the brief publishes about the audit rung: the warehouse's world and tables, and the rules of a finding
 (what counts as one, how its row is reported, how it is scored), exactly; never a mechanism (what can go wrong, how
 large, how long, where, what trace it leaves). Public text only; a test holds every brief to naming no mechanism
-(tests/test_audit_text.py).
+(tests/test_audit_tier.py).
 """
 
 from __future__ import annotations

@@ -173,7 +173,7 @@ class EventLog:
     events: Events
     num_days: int
     lists: ReferenceLists
-    units_per_usd: np.ndarray  # (C, D): each currency of CURRENCIES per US dollar, by reporting date
+    units_per_usd: np.ndarray  # (C, D): each currency of CURRENCIES per US dollar, by reporting date (NaN: no row)
     changelog: tuple[TrackingChange, ...] = ()
 
     def session_days(self) -> np.ndarray:
@@ -192,21 +192,26 @@ class EventLog:
         """`events` (the nested export), `users`, the reference lists and `currency_rates`, as the SQL tool's
         columns."""
         lists = self.lists
-        days = self.num_days
         return {"events": self._events_table(), "users": self._users_table(),
                 "internal_accounts": {"user_id": np.array(lists.internal_accounts, dtype=object)},
                 "test_devices": {"device_id": np.array(lists.test_devices, dtype=object)},
                 "known_bots": {"device_id": np.array(lists.known_bots, dtype=object)},
-                "currency_rates": {
-                    "currency": Labels(np.repeat(np.arange(len(CURRENCIES), dtype=np.int8), days), CURRENCIES),
-                    "date": np.tile(np.datetime64(WINDOW_START, "D") + np.arange(days).astype("timedelta64[D]"),
-                                    len(CURRENCIES)),
-                    "units_per_usd": self.units_per_usd.reshape(-1)},
+                "currency_rates": self._rates_table(),
                 "tracking_changelog": {
                     "date": np.datetime64(WINDOW_START, "D") + np.array([c.day for c in self.changelog],
                                                                          dtype="timedelta64[D]"),
                     "platform": np.array([c.platform for c in self.changelog], dtype=object),
                     "change": np.array([c.change for c in self.changelog], dtype=object)}}
+
+    def _rates_table(self) -> SqlTable:
+        """One row per currency and date with a rate (NaN in `units_per_usd`: the load has no row for it)."""
+        days = self.num_days
+        rates = self.units_per_usd.reshape(-1)
+        loaded = ~np.isnan(rates)
+        return {"currency": Labels(np.repeat(np.arange(len(CURRENCIES), dtype=np.int8), days)[loaded], CURRENCIES),
+                "date": np.tile(np.datetime64(WINDOW_START, "D") + np.arange(days).astype("timedelta64[D]"),
+                                len(CURRENCIES))[loaded],
+                "units_per_usd": rates[loaded]}
 
     def _users_table(self) -> SqlTable:
         users = self.users

@@ -204,10 +204,12 @@ def counted_sessions(log: EventLog) -> CountedSessions:
     purchases = np.zeros(n)
     revenue = np.zeros(n)
     paid = np.flatnonzero(counted & (events.name == event_code("payment_successful")))
+    rate = log.units_per_usd[events.currency[paid], day[paid]]
+    paid, rate = paid[~np.isnan(rate)], rate[~np.isnan(rate)]  # the join to currency_rates drops one with no row
     _, first = np.unique(events.transaction[paid], return_index=True)
-    paid = paid[first]
+    paid, rate = paid[first], rate[first]
     np.add.at(purchases, events.session[paid], 1)
-    np.add.at(revenue, events.session[paid], events.value[paid] / log.units_per_usd[events.currency[paid], day[paid]])
+    np.add.at(revenue, events.session[paid], events.value[paid] / rate)
     live = np.flatnonzero(open_day < never)
     user = sessions.user[live]
     return CountedSessions(day=open_day[live], platform=users.platform.codes[user],

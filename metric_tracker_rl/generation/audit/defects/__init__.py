@@ -21,6 +21,13 @@ from metric_tracker_rl.generation.audit.defects import truncated_batches  # noqa
 from metric_tracker_rl.generation.audit.defects import background_opens  # noqa: E402,F401,I001
 from metric_tracker_rl.generation.audit.defects import cookie_reset  # noqa: E402,F401,I001
 from metric_tracker_rl.generation.audit.defects import debug_build  # noqa: E402,F401,I001
+from metric_tracker_rl.generation.audit.defects import batch_replay  # noqa: E402,F401,I001
+from metric_tracker_rl.generation.audit.defects import ingestion_gap  # noqa: E402,F401,I001
+from metric_tracker_rl.generation.audit.defects import device_clock_ahead  # noqa: E402,F401,I001
+from metric_tracker_rl.generation.audit.defects import missing_rate_rows  # noqa: E402,F401,I001
+from metric_tracker_rl.generation.audit.defects import minor_units  # noqa: E402,F401,I001
+from metric_tracker_rl.generation.audit.defects import untagged_load_test  # noqa: E402,F401,I001
+from metric_tracker_rl.generation.audit.defects import event_renamed_silently  # noqa: E402,F401,I001
 
 
 def check_audit_tiers(tiers: Registry[Tier]) -> None:

@@ -1,0 +1,45 @@
+"""minor_units: one mobile app version's checkout sends values in minor units (cents: a hundred times the amount)
+while its currency parameter stays, so revenue_usd on that version jumps a hundredfold. Users paid the same: the
+version's values are about a hundred times its peers' in the same currency."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+
+from metric_tracker_rl.generation.audit.defects.base import register_defect
+from metric_tracker_rl.generation.audit.defects.places import counted_purchases, fewest_on
+from metric_tracker_rl.generation.warehouse.defects import DefectRecord, SessionPlaces, _span
+from metric_tracker_rl.world.events import EventLog
+from metric_tracker_rl.world.segments import Segment
+
+MINOR_UNITS_PER_UNIT = 100
+MINOR_DAYS = (3, 6)  # dates until a hotfix reaches the version's users
+MIN_PURCHASES = 2  # the version's counted purchases on each of its dates
+
+
+@register_defect("minor_units", "join")
+def minor_units(log: EventLog, rng: np.random.Generator) -> tuple[EventLog, DefectRecord]:
+    places = SessionPlaces.of(log)
+    days = _span(rng, log, MINOR_DAYS)
+    events = log.events
+    paid = events.session[counted_purchases(log, places)]
+    versions = log.sessions.app_version.values
+    counts = np.zeros((len(log.users.platform.values), len(versions), log.num_days), dtype=np.int64)
+    np.add.at(counts, (places.platform[paid], places.version[paid], places.day[paid]), 1)
+    mobile = [p for p, name in enumerate(log.users.platform.values) if name != "web"]
+    fewest = fewest_on(counts[mobile], days)  # (mobile platforms, versions)
+    # A mobile version with purchases on each date (or the one with the most on its leanest date).
+    pool = np.argwhere(fewest >= MIN_PURCHASES)
+    if not len(pool):
+        pool = np.argwhere(fewest == fewest.max())
+    at, version = (int(code) for code in pool[int(rng.integers(len(pool)))])
+    platform = mobile[at]
+    touched = ((places.platform == platform) & (places.version == version) & np.isin(places.day, days))[
+        events.session] & ~np.isnan(events.value)
+    value = np.where(touched, np.round(events.value * MINOR_UNITS_PER_UNIT), events.value)
+    log = replace(log, events=replace(events, value=value))
+    segment = Segment(platform=log.users.platform.values[platform], app_version=versions[version])
+    return log, DefectRecord("minor_units", days, segment, "revenue_usd",
+                             f"{segment.label()}: the app sent {int(touched.sum())} values in minor units")

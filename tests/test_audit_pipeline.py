@@ -1,0 +1,185 @@
+"""The audit's faults of the pipeline, the clock, the joins, the traffic and the SDK's names
+(generation/audit/defects/<name>.py) and their finders (agents/audit_traces_pipeline.py): each moves the dashboard
+on its record's segment and dates past the margin, by the truth's rule, and nowhere else; each finder finds its
+fault's dates on its segment on a log with it, and returns nothing on the same log without it (its benign bursts
+and standing traffic included)."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+import pytest
+
+from metric_tracker_rl.agents.audit_finders import FINDING_COLUMNS, Finder
+from metric_tracker_rl.agents.audit_traces_pipeline import FINDERS
+from metric_tracker_rl.catalog.seeding import EpisodeKey, derive_rng
+from metric_tracker_rl.catalog.tasks import resolve_episode_config
+from metric_tracker_rl.catalog.tiers import AUDIT, AUDIT_DEFECTS, AUDIT_HELD_OUT_DEFECTS, DEEP_MIX
+from metric_tracker_rl.generation.audit.defects import DEFECT_REGISTRY
+from metric_tracker_rl.generation.audit.truth import AUDIT_METRICS, relative_move
+from metric_tracker_rl.generation.audit.world import build_audit_world
+from metric_tracker_rl.generation.segment_plan import segmented_plan
+from metric_tracker_rl.generation.warehouse.benign import BENIGN_CHANGES
+from metric_tracker_rl.generation.warehouse.defects import DefectRecord
+from metric_tracker_rl.generation.warehouse.events import draw_event_log
+from metric_tracker_rl.sql.columns import Labels, SqlTable
+from metric_tracker_rl.sql.engine import EpisodeTables, open_database
+from metric_tracker_rl.world.events import EventLog
+from metric_tracker_rl.world.funnel import WINDOW_START
+from metric_tracker_rl.world.metrics_layer import DASHBOARD_SQL, dashboard, segment_metric
+from metric_tracker_rl.world.segments import Segment, world_of
+
+SEEDS = (11, 12)
+AREAS = {"batch_replay": "pipeline", "ingestion_gap": "pipeline", "device_clock_ahead": "time",
+         "missing_rate_rows": "join", "minor_units": "join", "untagged_load_test": "traffic",
+         "event_renamed_silently": "sdk"}
+MARGIN = 0.1  # the audit's
+FINDER = {finder.name: finder for finder in FINDERS}
+
+
+@pytest.fixture(scope="module")
+def logs() -> dict[int, EventLog]:
+    """Each seed's clean log with the benign bursts the standing rules exclude (what a finder must not flag)."""
+    out = {}
+    for seed in SEEDS:
+        key = EpisodeKey.of(seed)
+        log = draw_event_log(segmented_plan(key, 56, world_of(DEEP_MIX.dimensions)), key)
+        for index, change in enumerate(BENIGN_CHANGES.values()):
+            log, _ = change(log, derive_rng(key, "test-audit-benign", index))
+        out[seed] = log
+    return out
+
+
+@pytest.fixture(scope="module")
+def edited(logs: dict[int, EventLog]) -> dict[tuple[str, int], tuple[EventLog, DefectRecord]]:
+    return {(name, seed): DEFECT_REGISTRY[name].apply(logs[seed], derive_rng(EpisodeKey.of(seed), "test-audit", i))
+            for seed in SEEDS for i, name in enumerate(AREAS)}
+
+
+@pytest.fixture(scope="module")
+def clean_boards(logs: dict[int, EventLog]) -> dict[int, SqlTable]:
+    return {seed: dashboard(log) for seed, log in logs.items()}
+
+
+def _tables(log: EventLog) -> EpisodeTables:
+    """The export and its side tables (these finders read no dashboard)."""
+    return EpisodeTables(open_database(), log.sql_tables())
+
+
+def _found(log: EventLog, finder: Finder) -> list[dict[str, Any]]:
+    columns, rows, _ = _tables(log).run(finder.sql, 0, 5000)
+    assert tuple(columns) == FINDING_COLUMNS
+    return [dict(zip(columns, row, strict=True)) for row in rows]
+
+
+def _iso(day: int) -> str:
+    return str(np.datetime64(WINDOW_START, "D") + np.timedelta64(day, "D"))
+
+
+def _board_rows(board: SqlTable) -> dict[tuple[object, ...], tuple[float, ...]]:
+    """The dashboard's rows by (day, platform, app_version, country): their numbers (-1: NULL)."""
+    keys: list[list[Any]] = [(np.asarray(board["date"]) - np.datetime64(WINDOW_START, "D")).astype(int).tolist()]
+    for name in ("platform", "app_version", "country"):
+        column = board[name]
+        assert isinstance(column, Labels)
+        keys.append([column.values[code] for code in column.codes])
+    numbers = [np.nan_to_num(np.asarray(c, dtype=float), nan=-1.0) for n, c in board.items()
+               if not isinstance(c, Labels) and n != "date"]
+    return {key: tuple(float(column[i]) for column in numbers) for i, key in enumerate(zip(*keys, strict=True))}
+
+
+def _inside(key: tuple[object, ...], segment: Segment) -> bool:
+    row = dict(zip(("platform", "app_version", "country"), key[1:], strict=True))
+    return all(row[field] == value for field, value in segment.normalised().named().items())
+
+
+@pytest.mark.parametrize("name", list(AREAS))
+def test_each_fault_is_registered_in_its_area_and_drawn_by_the_audit(name: str) -> None:
+    assert DEFECT_REGISTRY[name].area == AREAS[name]
+    assert name in AUDIT_DEFECTS
+    assert (name in AUDIT_HELD_OUT_DEFECTS) == (name in ("missing_rate_rows", "device_clock_ahead"))
+    assert FINDER[name].kind == "defect"
+
+
+@pytest.mark.parametrize("name", list(AREAS))
+@pytest.mark.parametrize("seed", SEEDS)
+def test_a_fault_moves_its_segment_past_the_margin_on_its_dates_and_nothing_else(
+        logs: dict[int, EventLog], clean_boards: dict[int, SqlTable],
+        edited: dict[tuple[str, int], tuple[EventLog, DefectRecord]], name: str, seed: int) -> None:
+    clean = logs[seed]
+    broken, record = edited[name, seed]
+    assert record.kind == name and record.days and all(7 <= day < clean.num_days - 1 for day in record.days)
+    events = broken.events  # still grouped by session, in time order (the de-duplication reads it so)
+    assert (np.lexsort((events.timestamp_us, events.session)) == np.arange(len(events))).all()
+    before, after = clean_boards[seed], dashboard(broken)
+    for day in record.days:  # the truth's rule: the metric moved most passes the margin
+        moves = [relative_move(segment_metric(after, record.segment, m, day),
+                               segment_metric(before, record.segment, m, day)) for m in AUDIT_METRICS]
+        assert max(moves) > 3 * MARGIN, (record, day, moves)
+    reach = range(min(record.days) - 1, max(record.days) + 1)  # a session may run past midnight into a date
+    was, now = _board_rows(before), _board_rows(after)
+    for key in set(was) | set(now):
+        if not (_inside(key, record.segment) and key[0] in reach):
+            assert was.get(key) == now.get(key), (record, key)
+
+
+@pytest.mark.parametrize("name", list(AREAS))
+@pytest.mark.parametrize("seed", SEEDS)
+def test_a_finder_finds_its_fault_on_its_dates_and_segment(
+        edited: dict[tuple[str, int], tuple[EventLog, DefectRecord]], name: str, seed: int) -> None:
+    broken, record = edited[name, seed]
+    rows = _found(broken, FINDER[name])
+    named = record.segment.normalised().named()
+    for day in record.days:
+        assert any(row["date"] == _iso(day) and row["what"] == name
+                   and all(row[f] is None or row[f] == named.get(f) for f in ("platform", "app_version", "country"))
+                   for row in rows), (record, day, rows)
+    listed = {_iso(day) for day in record.days}
+    assert {row["date"] for row in rows} <= listed, (record, rows)
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_no_finder_flags_a_clean_log(logs: dict[int, EventLog], seed: int) -> None:
+    tables = _tables(logs[seed])
+    for finder in FINDERS:
+        tables.run(finder.sql, 0, 5000)  # the tables' views made
+        started = time.process_time()
+        _, rows, _ = tables.run(finder.sql, 0, 5000)
+        assert time.process_time() - started < 0.3, finder.name
+        assert rows == [], (finder.name, rows[:3])
+
+
+def test_a_missing_rate_row_is_left_out_of_the_table_and_drops_its_purchases_as_the_sql_does(
+        edited: dict[tuple[str, int], tuple[EventLog, DefectRecord]]) -> None:
+    broken, record = edited["missing_rate_rows", SEEDS[0]]
+    rates = broken.sql_tables()["currency_rates"]
+    missing = int(np.isnan(broken.units_per_usd).sum())
+    assert missing == len(record.days)
+    assert len(np.asarray(rates["units_per_usd"])) == broken.units_per_usd.size - missing
+    assert not np.isnan(np.asarray(rates["units_per_usd"], dtype=float)).any()
+    board = dashboard(broken)
+    columns, rows, _ = _tables(broken).run(DASHBOARD_SQL, 0, 5000)
+    for name in ("purchases", "revenue_usd"):
+        np.testing.assert_allclose([row[columns.index(name)] for row in rows], np.asarray(board[name], dtype=float),
+                                   rtol=1e-9, atol=1e-9)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seeds", [range(1, 25), range(1_000_000, 1_000_030)])
+def test_in_audit_episodes_each_finder_flags_its_faults_dates_and_no_others(seeds: range) -> None:
+    """Over a sweep of audit worlds (incidents, the other faults, benign bursts and experiments in them), a finder's
+    rows are on the dates of a fault of its own mechanism only, and cover each of them; each mechanism is drawn."""
+    drawn: set[str] = set()
+    for seed in seeds:
+        world = build_audit_world(AUDIT, resolve_episode_config(seed=seed, difficulty="audit"))
+        tables = EpisodeTables(open_database(), world.sql_tables())
+        for finder in FINDERS:
+            columns, rows, _ = tables.run(finder.sql, 0, 5000)
+            dates = {row[columns.index("date")] for row in rows}
+            own = {_iso(day) for defect in world.defects if defect.kind == finder.name for day in defect.days}
+            assert dates == own, (seed, finder.name, sorted(dates ^ own))
+        drawn |= {defect.kind for defect in world.defects}
+    expected = set(AREAS) if seeds.start < 1_000_000 else set(AREAS) - set(AUDIT_HELD_OUT_DEFECTS)
+    assert expected <= drawn
