@@ -24,6 +24,7 @@ from metric_tracker_rl.catalog.tiers import (
     TIERS,
     AbyssMix,
     AggregateMix,
+    AuditMix,
     SegmentedMix,
     WarehouseMix,
 )
@@ -31,8 +32,11 @@ from metric_tracker_rl.view.tool_schemas import SUBMISSION_TOOLS, model_tools
 from metric_tracker_rl.world.public_episode import Counts, Events
 
 # The fields a tier uses alone, each on its own mix type (the shared segmented mix has none of them).
-OWN_FIELDS = {AbyssMix: {"twin_z"}, WarehouseMix: {"observed_share", "raise_unclear"}}
-OWN_TIERS = {AbyssMix: "abyss", WarehouseMix: "warehouse"}
+OWN_FIELDS = {AbyssMix: {"twin_z"}, WarehouseMix: {"observed_share", "raise_unclear"},
+              AuditMix: {"observed_share", "raise_unclear", "defects", "held_out_kinds", "held_out_defects",
+                         "defect_count", "margin"}}
+# The tiers of each mix type: the audit's mix is a warehouse's with mechanisms of its own.
+OWN_TIERS = {AbyssMix: ["abyss"], WarehouseMix: ["warehouse", "audit"], AuditMix: ["audit"]}
 
 
 def test_a_tiers_own_fields_are_its_mix_types_and_not_the_shared_mixs() -> None:
@@ -40,7 +44,7 @@ def test_a_tiers_own_fields_are_its_mix_types_and_not_the_shared_mixs() -> None:
     assert not {"twin_z", "observed_share", "raise_unclear", "raw_events"} & shared
     for kind, own in OWN_FIELDS.items():
         assert {field.name for field in dataclasses.fields(kind)} - shared == own
-        assert [name for name, tier in TIERS.items() if isinstance(tier.segmented, kind)] == [OWN_TIERS[kind]]
+        assert [name for name, tier in TIERS.items() if isinstance(tier.segmented, kind)] == OWN_TIERS[kind]
     # A mix of counts reads the same values everywhere: every count, no raised cuboid, no twin credit.
     for name, tier in TIERS.items():
         mix = tier.segmented

@@ -21,9 +21,9 @@ def _world(difficulty: str, seed: int = 1):  # type: ignore[no-untyped-def]
     return place_world(TIERS[difficulty], resolve_episode_config(seed=seed, difficulty=difficulty)).world
 
 
-def test_only_the_warehouse_raises_what_its_data_would_not_show() -> None:
+def test_only_the_raw_event_tiers_raise_what_their_data_would_not_show() -> None:
     assert [tier.name for tier in TIERS.values() if tier.segmented is not None and tier.segmented.raise_unclear] \
-        == ["warehouse"]
+        == [tier.name for tier in TIERS.values() if tier.data == "events"] == ["warehouse", "audit"]
 
 
 @pytest.mark.parametrize(("us_z", "max_boost", "boost"), [(10.0, 1.5, 1.0), (3.0, 2.0, 2.0), (5.0, 2.0, 1.5)])

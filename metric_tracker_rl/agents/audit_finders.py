@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from metric_tracker_rl.agents.warehouse_findings import sent_text
 from metric_tracker_rl.sql.sandbox import WAREHOUSE_MAX_SQL_CHARS
 
+QUERY_LIMIT = WAREHOUSE_MAX_SQL_CHARS  # the query tool's longest statement
 FINDING_COLUMNS = ("date", "platform", "app_version", "country", "channel", "user_type", "metric", "what")
 
 
@@ -46,7 +47,7 @@ def batched_sql(finders: tuple[Finder, ...]) -> Iterator[tuple[str, str]]:
     batch: list[Finder] = []
     for finder in finders:
         candidate = [*batch, finder]
-        if batch and len(sent_text(_union(candidate))) > WAREHOUSE_MAX_SQL_CHARS:
+        if batch and len(sent_text(_union(candidate))) > QUERY_LIMIT:
             yield "finders " + ", ".join(f.name for f in batch), _union(batch)
             candidate = [finder]
         batch = candidate
