@@ -21,6 +21,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from lab.calibration.audit_calibration import ARTIFACT as AUDIT_RESULTS
+from lab.calibration.audit_calibration import calibration_table as audit_calibration_table
+from lab.calibration.audit_calibration import mechanism_table as audit_mechanism_table
 from lab.calibration.calibrate import (
     CALIBRATED_DIFFICULTIES,
     PUBLISHED_RESULTS,
@@ -49,7 +52,8 @@ from metric_tracker_rl.catalog.task_splits import (
     UNTUNED_FIRST_OFFSET,
 )
 from metric_tracker_rl.catalog.tasks import TASKS, resolve_episode_config
-from metric_tracker_rl.catalog.tiers import TIERS
+from metric_tracker_rl.catalog.tiers import TIERS, AuditMix
+from metric_tracker_rl.generation.audit.defects import DEFECT_REGISTRY
 from metric_tracker_rl.world.funnel import WINDOW_START
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -355,6 +359,21 @@ def rung_failure_modes() -> str:
     return render_failure_modes(kept["tiers"]).rstrip("\n")
 
 
+def audit_calibration() -> str:
+    """The audit's agents on both splits' untuned seeds (lab/artifacts/audit_calibration.json)."""
+    return audit_calibration_table(json.loads(AUDIT_RESULTS.read_text(encoding="utf-8")))
+
+
+def audit_mechanisms() -> str:
+    """Per mechanism of the audit: its area, whether the train split holds it, its share of episodes, its rows and
+    the recall of the expert, the generic auditor and the warehouse's expert (lab/artifacts/audit_calibration.json)."""
+    mix = TIERS["audit"].segmented
+    assert isinstance(mix, AuditMix)
+    areas = {name: mechanism.area for name, mechanism in DEFECT_REGISTRY.items()}
+    return audit_mechanism_table(json.loads(AUDIT_RESULTS.read_text(encoding="utf-8")), areas,
+                                 {*mix.held_out_defects, *mix.held_out_kinds})
+
+
 @dataclass(frozen=True)
 class Block:
     name: str
@@ -380,6 +399,8 @@ BLOCKS: tuple[Block, ...] = (
     Block("warehouse-load", "lab/docs/performance.md", warehouse_load_table),
     Block("attack-held-work", "lab/docs/attacks.md", attack_held_work_table),
     Block("attack-degraded", "lab/docs/attacks.md", attack_degraded_table),
+    Block("audit-calibration", "lab/docs/audit.md", audit_calibration),
+    Block("audit-mechanisms", "lab/docs/audit.md", audit_mechanisms),
 )
 
 

@@ -130,6 +130,62 @@ def calibrate(seeds: dict[str, list[int]], agents: tuple[str, ...], workers: int
     return report
 
 
+AGENT_TEXT = {"audit_expert": "the audit's expert (knows every mechanism)",
+              "generic_auditor": "the generic auditor (the published text only)",
+              "warehouse_expert": "the warehouse's expert (its catalogue) played here",
+              "warehouse_dashboard_analyst": "shortcut: the dashboard only",
+              "warehouse_every_dip": "shortcut: every dip",
+              "warehouse_all_data_quality": "shortcut: everything a defect",
+              "null": "the empty report"}
+
+
+def calibration_table(report: dict[str, Any]) -> str:
+    """Per agent, per split: mean, p5 and the 95% interval of the mean, and its calls and characters (p50)."""
+    lines = ["| agent | eval: mean (95% interval), p5 | train: mean (95% interval), p5 | calls, characters (p50) |",
+             "| --- | --- | --- | --- |"]
+    splits = report["splits"]
+    for agent in splits["eval"]["agents"]:
+        cells = []
+        for split in ("eval", "train"):
+            stats = splits[split]["agents"][agent]
+            low, high = stats["mean_95"]
+            cells.append(f"{stats['mean']:.3f} ({low:.3f}-{high:.3f}), {stats['p5']:.3f}")
+        calls, chars = splits["eval"]["calls_and_chars_p50"][agent]
+        lines.append(f"| {AGENT_TEXT.get(agent, agent)} | {' | '.join(cells)} | {calls:.0f}, {chars:,.0f} |")
+    seeds = report["seeds"]
+    lines.append(f"\nSeeds: eval {seeds['eval'][0]}-{seeds['eval'][1]}, train {seeds['train'][0]}-{seeds['train'][1]} "
+                 "(untuned); `uv run python -m lab.calibration.audit_calibration`.")
+    return "\n".join(lines)
+
+
+def mechanism_table(report: dict[str, Any], areas: dict[str, str], held_out: set[str]) -> str:
+    """Per mechanism (both splits' episodes together): its area, whether the train split holds it, the share of
+    episodes holding it, its rows, and the recall of the expert, the generic auditor and the warehouse's expert."""
+    merged: dict[str, dict[str, Any]] = {}
+    episodes = {split: len(range(s[0], s[1] + 1)) for split, s in report["seeds"].items()}
+    for split, data in report["splits"].items():
+        for mechanism, stats in data["mechanisms"].items():
+            entry = merged.setdefault(mechanism, {"held": 0.0, "rows": 0, **{a: [] for a in RECALL_AGENTS}})
+            entry["held"] += stats["episode_share"] * episodes[split]
+            entry["rows"] += stats["rows"]
+            for agent in RECALL_AGENTS:
+                if agent in stats:
+                    entry[agent].append((stats[agent], stats["rows"]))
+    total = sum(episodes.values())
+    lines = ["| mechanism | area | in train | episodes | rows | expert | generic auditor | warehouse expert |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for mechanism, entry in sorted(merged.items(), key=lambda item: (areas.get(item[0], "incident"), item[0])):
+        recalls = []
+        for agent in RECALL_AGENTS:
+            pairs = entry[agent]
+            rows = sum(n for _, n in pairs)
+            recalls.append(f"{sum(r * n for r, n in pairs) / rows:.2f}" if rows else "-")
+        lines.append(f"| {mechanism} | {areas.get(mechanism, 'incident')} | "
+                     f"{'no' if mechanism in held_out else 'yes'} | {entry['held'] / total:.0%} | {entry['rows']} | "
+                     f"{' | '.join(recalls)} |")
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seeds", type=int, default=40, help="untuned seeds per split")

@@ -6,6 +6,7 @@ server, and beside it the CPU time of in-process resets (what a reset costs on a
 budgets are the rung's: reset p50 1 s (p95 2 s), 32 MB a session, 3 GB for 64 sessions.
 
     uv run python -m lab.speed.warehouse_serving --sessions 64
+    uv run python -m lab.speed.warehouse_serving --sessions 64 --difficulty audit   # the audit, on the same budgets
 
 Progress goes to stderr; the figures to stdout as JSON.
 """
@@ -38,14 +39,14 @@ def progress(message: str) -> None:
     print(f"[warehouse_serving] {message}", file=sys.stderr, flush=True)
 
 
-def reset_cpu_s(seeds: int) -> list[float]:
+def reset_cpu_s(seeds: int, difficulty: str = "warehouse") -> list[float]:
     """The CPU time of in-process resets, one seed each after a warm-up: what a reset costs whatever the load."""
     env = MetricTrackerRlEnvironment()
-    env.reset(difficulty="warehouse", seed=SEED_BASE - 1)
+    env.reset(difficulty=difficulty, seed=SEED_BASE - 1)
     spent = []
     for index in range(seeds):
         start = time.process_time()
-        env.reset(difficulty="warehouse", seed=SEED_BASE + index)
+        env.reset(difficulty=difficulty, seed=SEED_BASE + index)
         spent.append(time.process_time() - start)
     env.close()
     return spent
@@ -55,8 +56,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sessions", type=int, default=64, help="sessions held open at once")
     parser.add_argument("--cpu-seeds", type=int, default=16, help="in-process resets whose CPU time is reported")
+    parser.add_argument("--difficulty", default="warehouse", choices=("warehouse", "audit"),
+                        help="the raw-event tier whose episodes are held")
     args = parser.parse_args()
-    cpu = reset_cpu_s(args.cpu_seeds)
+    cpu = reset_cpu_s(args.cpu_seeds, args.difficulty)
     progress(f"in-process reset CPU p50 {np.median(cpu):.2f} s")
     resets: list[float] = []
 
@@ -72,11 +75,11 @@ def main() -> None:
         progress(f"session {len(resets)}: reset in {resets[-1]:.2f} s")
         return run
 
-    kwargs = [{"difficulty": "warehouse", "seed": SEED_BASE + index} for index in range(args.sessions)]
+    kwargs = [{"difficulty": args.difficulty, "seed": SEED_BASE + index} for index in range(args.sessions)]
     held = hold_sessions(kwargs, play)
     timed = resets[1:]  # the first session's reset pays the server's first imports
     p50, p95 = (float(value) for value in np.percentile(timed, [50, 95]))
-    report = {"sessions": args.sessions, "reset_p50_s": p50, "reset_p95_s": p95,
+    report = {"difficulty": args.difficulty, "sessions": args.sessions, "reset_p50_s": p50, "reset_p95_s": p95,
               "reset_cpu_p50_s": float(np.median(cpu)), "reset_cpu_p95_s": float(np.percentile(cpu, 95)),
               "mb_per_session": held.mb_per_session, **held.server_figures(),
               "server_process_mb_per_session": (held.server_held_mb - held.server_idle_mb) / args.sessions,
