@@ -341,8 +341,9 @@ WAREHOUSE_MAX_STEPS = 5 * math.ceil(WAREHOUSE_EXPERT_CALLS * 2.5 / 5)
 
 # The audit's mechanisms: every incident kind of the warehouse and those a business meets beside them, every data
 # defect registered for it (generation/audit/defects/). The held-out ones are drawn in the eval split only.
-AUDIT_KINDS = (*ABYSS_KINDS, "persistent_regression", "gradual_decline")
-AUDIT_HELD_OUT_KINDS = ("gradual_decline",)
+AUDIT_KINDS = (*ABYSS_KINDS, "persistent_regression", "gradual_decline", "checkout_outage_hours", "onboarding_break",
+               "paid_channel_stop", "price_rise", "promo_surge")
+AUDIT_HELD_OUT_KINDS = ("gradual_decline", "price_rise")
 AUDIT_DEFECTS = ("retry_duplicates", "tracking_stopped", "consent_drop", "bot_farm", "clock_skew", "late_load",
                  "transaction_retries", "currency_mislabel")
 AUDIT_HELD_OUT_DEFECTS = ("clock_skew", "currency_mislabel")
