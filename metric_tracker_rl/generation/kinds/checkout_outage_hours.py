@@ -21,7 +21,7 @@ ORDER_STEP = 2  # product_added_to_cart -> order_placed
 ORDERS = ORDER_STEP + 1  # the event whose arrivals are the orders
 RESIDUAL = (0.0, 0.06)  # the share of the block's orders that still go through (a retry that lands)
 HOUR_WINDOW = (9, 23)  # the busy hours a block lies in
-CLEAR_BLOCK_ORDERS = 6.0  # orders the sample expects in the block, at the least
+CLEAR_BLOCK_ORDERS = 14.0  # orders the sample expects in the block, at the least
 LEAST_DAY_SHARE = 0.3  # the block's share of the day's orders, at the least
 
 
@@ -32,7 +32,7 @@ class CheckoutOutageHours(IncidentKind):
     requires_fields = ("country",)
     segment_meaning = "one country, every platform"
     magnitude_meaning = "hours in which orders nearly stop"
-    magnitude_range = (4.0, 8.0)
+    magnitude_range = (6.0, 10.0)
     magnitude_bounds = (1.0, 14.0)
     description = f"a block of {magnitude_range[0]:.0f}-{magnitude_range[1]:.0f} hours"
     definition = "orders almost stop being placed for a block of hours in one country, on every platform"

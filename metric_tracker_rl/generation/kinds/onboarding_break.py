@@ -14,7 +14,7 @@ from metric_tracker_rl.generation.segment_plan import SegmentWorld, pick
 from metric_tracker_rl.world.segments import Segment
 
 DAYS = (1, 3)
-LEAST_NEW_OPENS = 25.0  # new users' opens the sample expects on each date, at the least
+LEAST_NEW_OPENS = 40.0  # new users' opens the sample expects on each date, at the least
 
 
 class OnboardingBreak(IncidentKind):
@@ -24,7 +24,7 @@ class OnboardingBreak(IncidentKind):
     requires_fields = ("platform", "user_type")
     segment_meaning = "one platform's new users"
     magnitude_meaning = "relative fall of new users' first step on the platform"
-    magnitude_range = (0.45, 0.75)
+    magnitude_range = (0.6, 0.85)
     magnitude_bounds = (0.0, 0.95)
     description = (f"new users' first step falls {100 * magnitude_range[0]:.0f}-{magnitude_range[1]:.0%} for "
                    f"{DAYS[0]}-{DAYS[1]} dates")

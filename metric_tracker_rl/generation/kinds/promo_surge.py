@@ -17,7 +17,7 @@ from metric_tracker_rl.generation.segment_plan import SegmentWorld, pick
 from metric_tracker_rl.world.segments import Segment
 
 DAYS = (1, 3)
-LEAST_MENUS = 50.0  # menu visits the sample expects in the country on each date, at the least
+LEAST_MENUS = 60.0  # menu visits the sample expects in the country on each date, at the least
 HIGHEST_RATE = 0.95  # a lifted step converts at most this well in any hour
 
 
@@ -28,7 +28,7 @@ class PromoSurge(IncidentKind):
     requires_fields = ("country",)
     segment_meaning = "one country"
     magnitude_meaning = "relative rise of the add-to-cart step in the country"
-    magnitude_range = (0.5, 0.9)
+    magnitude_range = (0.7, 1.1)
     magnitude_bounds = (0.0, 3.0)
     description = (f"the add-to-cart step rises {100 * magnitude_range[0]:.0f}-{magnitude_range[1]:.0%} in a country "
                    f"for {DAYS[0]}-{DAYS[1]} dates")
