@@ -98,9 +98,11 @@ def hour_scan(what: str, step: int, sets: Sequence[Sequence[str]], share: float,
                      for x, name in (("n", "ln"), ("d", "ld"), ("q * d", "le")))
     return (sessions_cte(hours=True)
             + f", l AS (SELECT date, hr, platform p0, country c0, channel h0, user_type u0, m{step} d, m{step + 1} n "
-            "FROM s)" + _grouped(sets, hours=True) + ", grid AS (SELECT k.*, t.date, hr FROM (SELECT DISTINCT p, c, h, u FROM g) k CROSS JOIN "
+            "FROM s)" + _grouped(sets, hours=True)
+            + ", grid AS (SELECT k.*, t.date, hr FROM (SELECT DISTINCT p, c, h, u FROM g) k CROSS JOIN "
             "(SELECT DISTINCT date FROM g) t CROSS JOIN (SELECT range hr FROM range(24))), "
-            "z AS (SELECT grid.*, coalesce(n, 0) n, coalesce(d, 0) d FROM grid LEFT JOIN g USING (date, hr, p, c, h, u)), "
+            "z AS (SELECT grid.*, coalesce(n, 0) n, coalesce(d, 0) d FROM grid "
+            "LEFT JOIN g USING (date, hr, p, c, h, u)), "
             "q AS (SELECT *, least((sum(n) OVER v - sum(n) OVER t) / nullif(sum(d) OVER v - sum(d) OVER t, 0), 0.98) q "
             "FROM z WINDOW v AS (PARTITION BY p, c, h, u, isodow(date)), t AS (PARTITION BY p, c, h, u, date)), "
             f"b AS (SELECT date, p, c, h, u, {sums} FROM q WINDOW {frames}), "
@@ -127,6 +129,6 @@ FINDERS: tuple[Finder, ...] = (
            kind="incident"),
     Finder("paid_channel_stop", daily_scan("paid_channel_stop", None, ONE_FIELD + TWO_FIELDS, -1, 0.6, 5.0, run=2),
            kind="incident"),
-    Finder("price_rise", daily_scan("price_rise", 2, ONE_FIELD, -1, 0.2, 5.0, run=3), kind="incident"),
+    Finder("price_rise", daily_scan("price_rise", 2, ONE_FIELD, -1, 0.2, 4.0, run=3), kind="incident"),
     Finder("promo_surge", daily_scan("promo_surge", 1, ONE_FIELD, 1, 0.35, 4.0, least=15.0), kind="incident"),
 )

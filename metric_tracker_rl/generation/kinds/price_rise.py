@@ -15,7 +15,7 @@ from metric_tracker_rl.world.segments import Segment
 
 DAYS = (3, 6)
 ORDER_STEP = 2
-LEAST_CARTS = 20.0  # carts the sample expects in the country on each date, at the least
+LEAST_CARTS = 25.0  # carts the sample expects in the country on each date, at the least
 
 
 class PriceRise(IncidentKind):
