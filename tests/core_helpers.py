@@ -15,7 +15,7 @@ from metric_tracker_rl.catalog.tiers import TIERS
 from metric_tracker_rl.generation import build_episode
 from metric_tracker_rl.generation.episode import Episode
 from metric_tracker_rl.generation.kinds import KIND_FAMILY
-from metric_tracker_rl.generation.segmented import DrawnWorld, build_world
+from metric_tracker_rl.generation.segmented import LISTED_KIND_FAMILIES, DrawnWorld, build_world
 from metric_tracker_rl.models import MetricSubmissionRow
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -30,9 +30,9 @@ CUBOID_DIAL_TIERS = " or ".join(repr(name) for name, tier in TIERS.items()
 def draws_family(difficulty: str, family: str) -> bool:
     """Whether a tier draws incidents of `family` (a scenario_family): every family at an aggregate tier; at a
     segmented one, those its kinds report and those no kind reports (the family's own injector stands in), not
-    those only a kind it leaves out reports."""
+    those only a kind a listed tier draws and it leaves out reports."""
     kinds = TIERS[difficulty].incident_kinds
-    return not kinds or family in {KIND_FAMILY[k] for k in kinds} or family not in KIND_FAMILY.values()
+    return not kinds or family in {KIND_FAMILY[k] for k in kinds} or family not in LISTED_KIND_FAMILIES
 
 
 def reset_episode(**reset: Any) -> Episode:

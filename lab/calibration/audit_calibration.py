@@ -125,6 +125,9 @@ def calibrate(seeds: dict[str, list[int]], agents: tuple[str, ...], workers: int
             "calls_and_chars_p50": {agent: [float(np.median([r[k] for r in plays])) for k in ("calls", "chars")]
                                     for agent, plays in by_agent.items()},
             "mechanisms": mechanism_recall(rows, {s: truths[s] for s in split_seeds}),
+            "calls_max": {agent: max((r["calls"] for r in plays), default=0) for agent, plays in by_agent.items()},
+            "chars_p95": {agent: float(np.percentile([r["chars"] for r in plays], 95)) if plays else 0.0
+                          for agent, plays in by_agent.items()},
         }
     report["failed_resets"] = sorted({(r["seed"], r["failed"]) for r in played if "failed" in r})
     return report

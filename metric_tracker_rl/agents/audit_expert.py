@@ -18,6 +18,7 @@ import math
 from collections.abc import Generator, Sequence
 from dataclasses import dataclass, replace
 
+from metric_tracker_rl.agents import audit_incident_scans as incident_scans
 from metric_tracker_rl.agents import audit_traces_pipeline as pipeline
 from metric_tracker_rl.agents import audit_traces_recording as recording
 from metric_tracker_rl.agents.audit_finders import Finder, batched_sql
@@ -40,7 +41,7 @@ from metric_tracker_rl.world.metrics_layer import RATE_COLUMNS, STEP_SESSION_COL
 from metric_tracker_rl.world.segments import Segment
 
 # Every finder the package has: the recording faults', the pipeline's, then the incidents'.
-ALL_FINDERS: tuple[Finder, ...] = (*recording.FINDERS, *pipeline.FINDERS)
+ALL_FINDERS: tuple[Finder, ...] = (*recording.FINDERS, *pipeline.FINDERS, *incident_scans.FINDERS)
 # The metrics a defect's row may name, in the order a tie goes (the brief's, with sessions for app_opens).
 DEFECT_METRICS = ("sessions", *RATE_COLUMNS, REVENUE)
 DASHBOARD_FIELDS = ("platform", "app_version", "country")

@@ -36,7 +36,7 @@ import numpy as np
 
 from metric_tracker_rl.catalog.seeding import EpisodeKey, derive_rng
 from metric_tracker_rl.catalog.tasks import EpisodeConfig, incident_count
-from metric_tracker_rl.catalog.tiers import SegmentedMix, Tier
+from metric_tracker_rl.catalog.tiers import TIERS, SegmentedMix, Tier
 from metric_tracker_rl.generation.anomalies import FAMILY_REGISTRY
 from metric_tracker_rl.generation.anomalies.base import draw_window
 from metric_tracker_rl.generation.confounders import place_confounders
@@ -132,12 +132,18 @@ def incident_kinds(tier: Tier, config: EpisodeConfig, rng: np.random.Generator) 
     return [order[i % len(order)] for i in range(count)]
 
 
+# The families the listed tiers' kinds report: an unlisted tier's own kinds (the audit's promotion, a rate spike)
+# leave every listed tier's single-family scenarios to the family's own injector.
+LISTED_KIND_FAMILIES = frozenset(KIND_FAMILY[kind] for tier in TIERS.values() if tier.listed and tier.segmented
+                                 for kind in tier.incident_kinds)
+
+
 def _family_on_segment(tier: Tier, config: EpisodeConfig) -> FamilyOnSegment:
-    """The stand-in kind of a family none of the episode's kinds report; a reset's error where a registered kind
-    the episode cannot draw reports it (abyss leaves two of deep's kinds to deep; a dial can leave a kind's fields
-    out of play), naming the families it does draw."""
+    """The stand-in kind of a family none of the episode's kinds report; a reset's error where a kind a listed tier
+    draws reports it but the episode cannot draw it (abyss leaves two of deep's kinds to deep; a dial can leave a
+    kind's fields out of play), naming the families it does draw."""
     family = config.scenario_family
-    if family in KIND_FAMILY.values():
+    if family in LISTED_KIND_FAMILIES:
         drawn = sorted({KIND_FAMILY[kind] for kind in _eligible_kinds(tier, replace(config, scenario_family="mixed"))})
         raise ValueError(f"scenario_family {family!r} is not drawn at difficulty {tier.name!r} with these settings: "
                          f"its incidents are reported as {', '.join(drawn)}; use one of those, 'mixed' or 'null'")

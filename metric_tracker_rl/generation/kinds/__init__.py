@@ -22,6 +22,11 @@ from metric_tracker_rl.generation.kinds import (  # noqa: I001,F401  (imported t
     campaign,
     persistent_regression,
     leaf_blip,
+    checkout_outage_hours,
+    onboarding_break,
+    paid_channel_stop,
+    price_rise,
+    promo_surge,
 )
 from metric_tracker_rl.generation.kinds.base import (
     BENIGN_KIND_REGISTRY,

@@ -1,0 +1,136 @@
+"""Finders for changes in what users did (audit_finders.Finder, kind "incident"): each one statement over the
+metrics layer's counted sessions (warehouse_sql.sessions_cte) that compares every segment of a search, on every
+date (or block of hours), with the same weekday's other dates, and returns those that departed beyond sampling
+noise and by a clear share. None knows where or when to look: the segments searched are whole dimensions, and the
+dates are all of the window's.
+
+- `daily_scan`: a step's conversion (or the sessions) per date and segment against the same weekday's other dates
+  (pooled), pooled over a run of consecutive dates where a change lasts several;
+- `hour_scan`: a step's conversions in blocks of hours per date and segment against its arrivals at the rate of
+  the same weekday's other dates.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from metric_tracker_rl.agents.audit_finders import Finder
+from metric_tracker_rl.agents.warehouse_sql import sessions_cte
+from metric_tracker_rl.world.metrics_layer import RATE_COLUMNS
+
+ALIASES = {"platform": "p", "country": "c", "channel": "h", "user_type": "u"}
+SPREAD = 0.06  # a segment's conversion (or sessions) varies from date to date by about this share, beyond sampling
+
+
+SEGMENT = ("nullif(p, '') platform, NULL app_version, nullif(c, '') country, nullif(h, '') channel, "
+           "nullif(u, '') user_type")  # a finding's segment columns, from a segment's keys
+
+
+def _sessions(step: int | None) -> str:
+    """After sessions_cte: `l`, one row per session with its segment (empty text for none), the arrivals d and
+    conversions n of `step` (the sessions themselves, n = d = 1, where None)."""
+    d, n = ("m0", "m0") if step is None else (f"m{step}", f"m{step + 1}")
+    return (", l AS (SELECT date, platform p0, country c0, channel h0, user_type u0, "
+            f"{d} d, {n} n FROM s)")
+
+
+def _grouped(sets: Sequence[Sequence[str]], hours: bool = False) -> str:
+    """After `l`: `g`, per date (and hour) and segment of `sets`, its conversions n and arrivals d (a field the
+    segment leaves open is empty text, so segments join on every field)."""
+    grouping = ", ".join("(" + ", ".join(ALIASES[f] + "0" for f in fields) + ")" for fields in sets)
+    used = {ALIASES[f] for fields in sets for f in fields}
+    keys = ", ".join(f"coalesce({a}0, '') {a}" if a in used else f"'' {a}" for a in "pchu")
+    hour = "hr, " if hours else ""
+    return (f", g AS (SELECT date, {hour}{keys}, sum(n) n, sum(d) d FROM l "
+            f"GROUP BY date, {hour}GROUPING SETS ({grouping}))")
+
+
+def daily_scan(what: str, step: int | None, sets: Sequence[Sequence[str]], direction: int, share: float, z: float,
+               run: int = 1, least: float = 10.0) -> str:
+    """Per date and segment of `sets`: a step's conversion (`step`: 0 the menu step .. 3 payment) or, with None,
+    the sessions, against the same weekday's other dates (their pooled rate, or mean sessions), read over `run`
+    consecutive dates ending on it; each date of a run whose residual passes `z` in `direction` (-1 a fall) and
+    whose move passes `share` of its expected value on the run (half of it on the date itself, within a run) is a
+    finding. A date
+    expecting fewer than `least` conversions (sessions) in its segment is not read: so few are far from normal."""
+    metric = "sessions" if step is None else RATE_COLUMNS[step]
+    if step is None:  # sessions: Poisson against the mean of the other dates, the date's own zero kept (the grid)
+        expected = "(sum(n) OVER w - n) / nullif(count(*) OVER w - 1, 0)"
+        variance = "e"
+    else:
+        expected = "d * (sum(n) OVER w - n) / nullif(sum(d) OVER w - d, 0)"
+        variance = "e * greatest(1 - e / nullif(d, 0), 0.05)"
+    sign = "" if direction > 0 else "-"
+    own = share if run == 1 else share / 2  # a date of a run moves by half the run's share at least
+    return (sessions_cte() + _sessions(step)
+            + _grouped(sets) + ", grid AS (SELECT k.*, t.date FROM (SELECT DISTINCT p, c, h, u FROM g) k CROSS JOIN "
+            "(SELECT DISTINCT date FROM g) t), "
+            "z AS (SELECT grid.*, coalesce(n, 0) n, coalesce(d, 0) d FROM grid LEFT JOIN g USING (date, p, c, h, u)), "
+            f"x AS (SELECT *, {expected} e FROM z WINDOW w AS (PARTITION BY p, c, h, u, isodow(date))), "
+            f"y AS (SELECT *, {variance} v FROM x WHERE e >= {least}), "
+            f"r AS (SELECT *, sum(n - e) OVER o rr, sum(e) OVER o re, sum(v + ({SPREAD} * e) ^ 2) OVER o rv, "
+            f"count(*) OVER o rn FROM y WINDOW o AS (PARTITION BY p, c, h, u ORDER BY date RANGE BETWEEN "
+            f"INTERVAL {run - 1} DAY PRECEDING AND CURRENT ROW)), "
+            f"hit AS (SELECT date last, p, c, h, u FROM r WHERE rn = {run} AND {sign}rr / sqrt(rv) >= {z} "
+            f"AND {sign}rr >= {share} * re), "
+            f"days AS (SELECT DISTINCT y.date, y.p, y.c, y.h, y.u FROM hit JOIN y ON y.p = hit.p AND y.c = hit.c "
+            f"AND y.h = hit.h AND y.u = hit.u AND y.date BETWEEN hit.last - {run - 1} AND hit.last "
+            f"WHERE {sign}(y.n - y.e) >= {own:g} * y.e) "
+            + _select(metric, what))
+
+
+def _select(metric: str, what: str) -> str:
+    """The findings of `days` (date, p, c, h, u), one per date and segment, in FINDING_COLUMNS' order."""
+    return (f"SELECT DISTINCT strftime(date, '%Y-%m-%d') date, {SEGMENT}, '{metric}' metric, '{what}' what FROM days "
+            "ORDER BY ALL")
+
+BLOCKS = (4, 6, 8, 10)  # the lengths of hours a block scan reads (every checkout outage holds one of them whole)
+
+
+def hour_scan(what: str, step: int, sets: Sequence[Sequence[str]], share: float, z: float) -> str:
+    """Per date, segment of `sets` and block of BLOCKS hours: a step's conversions in the block (by the hour of
+    the session's app_open) against its arrivals there at the segment's rate on the same weekday's other dates; a
+    block whose conversions are at most `share` of that expected and fall beyond `z` (the signed root of the
+    binomial likelihood ratio: a few sessions an hour are far from normal) is a finding on its date."""
+    frames = ", ".join(f"x{length} AS (PARTITION BY p, c, h, u, date ORDER BY hr ROWS BETWEEN CURRENT ROW AND "
+                       f"{length - 1} FOLLOWING)" for length in BLOCKS)
+    sums = ", ".join("[" + ", ".join(f"sum({x}) OVER x{length}" for length in BLOCKS) + f"] {name}"
+                     for x, name in (("n", "ln"), ("d", "ld"), ("q * d", "le")))
+    return (sessions_cte(hours=True)
+            + f", l AS (SELECT date, hr, platform p0, country c0, channel h0, user_type u0, m{step} d, m{step + 1} n "
+            "FROM s)" + _grouped(sets, hours=True)
+            + ", grid AS (SELECT k.*, t.date, hr FROM (SELECT DISTINCT p, c, h, u FROM g) k CROSS JOIN "
+            "(SELECT DISTINCT date FROM g) t CROSS JOIN (SELECT range hr FROM range(24))), "
+            "z AS (SELECT grid.*, coalesce(n, 0) n, coalesce(d, 0) d FROM grid "
+            "LEFT JOIN g USING (date, hr, p, c, h, u)), "
+            "q AS (SELECT *, least((sum(n) OVER v - sum(n) OVER t) / nullif(sum(d) OVER v - sum(d) OVER t, 0), 0.98) q "
+            "FROM z WINDOW v AS (PARTITION BY p, c, h, u, isodow(date)), t AS (PARTITION BY p, c, h, u, date)), "
+            f"b AS (SELECT date, p, c, h, u, {sums} FROM q WINDOW {frames}), "
+            "k AS (SELECT date, p, c, h, u, unnest(ln) n, unnest(ld) d, unnest(le) e FROM b), "
+            f"days AS (SELECT DISTINCT date, p, c, h, u FROM k WHERE e > 0 AND n <= {share} * e "
+            f"AND {_binomial_z('n', 'd', 'e')} <= -{z}) "
+            + _select(RATE_COLUMNS[step], what))
+
+
+def _binomial_z(n: str, d: str, e: str) -> str:
+    """The signed root of the likelihood ratio of `n` conversions of `d` arrivals against `e` expected."""
+    return (f"-sqrt(2 * (coalesce({n} * ln(nullif({n}, 0) / {e}), 0) + coalesce(({d} - {n}) * "
+            f"ln(nullif({d} - {n}, 0) / ({d} - {e})), 0)))")
+
+
+ONE_FIELD = (("platform",), ("country",), ("channel",), ("user_type",))
+WITH_USER_TYPE = (("platform", "user_type"), ("country", "user_type"), ("channel", "user_type"))
+TWO_FIELDS = (("platform", "country"), ("platform", "channel"), ("country", "channel"))
+
+FINDERS: tuple[Finder, ...] = (
+    Finder("checkout_outage_hours", hour_scan("checkout_outage_hours", 2, (("platform",), ("country",)), 0.25, 4.5),
+           kind="incident", family="funnel_break"),
+    Finder("onboarding_break", daily_scan("onboarding_break", 0, ONE_FIELD + WITH_USER_TYPE, -1, 0.4, 3.5),
+           kind="incident", family="rate_drop_from_median"),
+    Finder("paid_channel_stop", daily_scan("paid_channel_stop", None, ONE_FIELD + TWO_FIELDS, -1, 0.6, 5.0, run=2),
+           kind="incident", family="absolute_drop_in_event_count"),
+    Finder("price_rise", daily_scan("price_rise", 2, ONE_FIELD, -1, 0.2, 4.0, run=3), kind="incident",
+           family="rate_drop_from_median"),
+    Finder("promo_surge", daily_scan("promo_surge", 1, ONE_FIELD, 1, 0.35, 4.0, least=15.0), kind="incident",
+           family="rate_spike_from_median"),
+)
