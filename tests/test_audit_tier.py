@@ -96,8 +96,8 @@ def test_what_an_episode_holds_is_its_splits(seed: int) -> None:
 
 @pytest.mark.parametrize("seed", [EVAL_SEEDS[0], TRAIN_SEEDS[0]])
 def test_the_truth_is_the_published_rule(seed: int) -> None:
-    """Every defect row is, on its date, the metric its defect moved most (within the margin) and past the margin,
-    with the dashboard's value; every incident row departs from its baseline past the margin."""
+    """Every defect row is, on its date, the first metric its defect moved past the margin, with the dashboard's
+    value; every incident row departs from its baseline past the margin."""
     world = build_audit_world(AUDIT, resolve_episode_config(seed=seed, difficulty="audit"))
     rows = audit_rows(world, MIX)
     defects = {(d.kind, day): d for d in world.defects for day in d.days}
@@ -113,8 +113,8 @@ def test_the_truth_is_the_published_rule(seed: int) -> None:
         moves = {m: relative_move(segment_metric(world.dashboard, record.segment, m, row.day),
                                   segment_metric(world.clean_dashboard, record.segment, m, row.day))
                  for m in AUDIT_METRICS}
-        assert moves[row.metric] > MIX.margin and moves[row.metric] >= max(moves.values()) - MIX.margin
-        assert all(moves[m] < max(moves.values()) - MIX.margin for m in AUDIT_METRICS[:AUDIT_METRICS.index(row.metric)])
+        assert moves[row.metric] > MIX.margin
+        assert all(moves[m] <= MIX.margin for m in AUDIT_METRICS[:AUDIT_METRICS.index(row.metric)])
 
 
 def test_a_move_is_relative_and_undefined_values_never_move() -> None:

@@ -5,11 +5,11 @@ not the witness that the text suffices) and plays through the tools only.
    traces, its incident scans and values.
 2. Every finder (audit_finders: one statement per mechanism, batched into as few statements as the query tool's
    length allows) for the mechanisms the warehouse's procedure does not know.
-3. The audit's rules: a defect's row is on the metric it moved most (for the warehouse's defects, read with the
-   fault undone; for the finders', the metric that departs most from its baseline where a finder flagged the date),
-   its values the dashboard's (observed on the date, baseline the same weekday's median); an incident found on a
-   date and segment a defect holds is the defect's doing and dropped; an incident row whose value does not depart
-   from its baseline by more than the margin is no finding.
+3. The audit's rules: a defect's row is on the first metric it moved past the margin (for the warehouse's
+   defects, read with the fault undone; for the finders', the first that departs from its baseline where a finder
+   flagged the date), its values the dashboard's (observed on the date, baseline the same weekday's median); an
+   incident found on a date and segment a defect holds is the defect's doing and dropped; an incident row whose
+   value does not depart from its baseline by more than the margin is no finding.
 """
 
 from __future__ import annotations
@@ -106,25 +106,24 @@ class AuditInvestigation(Investigation):
         return dedupe([*defects, *kept])
 
     def defect_values(self, found: list[Finding], fixes: Fixes) -> Generator[Statement, Rows, list[Finding]]:
-        """Each warehouse defect's row on the metric it moved most: every metric's value as the dashboard shows it
-        and with the fault undone (the warehouse's procedure reads both), the largest relative move kept where it
-        passes the margin (moves within the margin of it tie, the first in DEFECT_METRICS wins)."""
+        """Each warehouse defect's row on the first metric of DEFECT_METRICS it moved past the margin: every
+        metric's value as the dashboard shows it and with the fault undone (the warehouse's procedure reads
+        both)."""
         expanded = [replace(f, metric=metric) for f in found for metric in DEFECT_METRICS]
         valued = yield from super().defect_values(expanded, fixes)
         chosen = []
         for i in range(len(found)):
             options = valued[i * len(DEFECT_METRICS):(i + 1) * len(DEFECT_METRICS)]
-            moves = [relative_move(option.observed, option.baseline) for option in options]
-            largest = max(moves)
-            if largest > MARGIN:
-                chosen.append(next(o for o, move in zip(options, moves, strict=True) if move >= largest - MARGIN))
+            first = next((o for o in options if relative_move(o.observed, o.baseline) > MARGIN), None)
+            if first is not None:
+                chosen.append(first)
         return chosen
 
     def most_moved(self, flagged: list[Finding]) -> Generator[Statement, Rows, list[Finding]]:
-        """A finder's defect on a date: of every segment a finder flagged that date, the row on the metric that
-        departs most from its baseline in the dashboard (a defect's dates hold nothing else, so the baseline stands
-        for the value without it), where that departure passes the margin; on a version's segment, the finder's own
-        metric. One row a date (two defects never share one)."""
+        """A finder's defect on a date: of every segment a finder flagged that date, the row on the first metric of
+        DEFECT_METRICS that departs past the margin from its baseline in the dashboard (a defect's dates hold
+        nothing else, so the baseline stands for the value without it), the segment whose departure is largest; on
+        a version's segment, the finder's own metric. One row a date (two defects never share one)."""
         named = [f for f in flagged if f.segment.app_version is not None]
         versions = {f.date for f in named}
         places = list(dict.fromkeys((f.date, f.segment) for f in flagged if f.date not in versions))
@@ -134,11 +133,10 @@ class AuditInvestigation(Investigation):
         best: dict[str, tuple[float, Finding]] = {}
         for n in range(len(places)):
             row = valued[n * len(DEFECT_METRICS):(n + 1) * len(DEFECT_METRICS)]
-            moves = [relative_move(option.observed, option.baseline) for option in row]
-            largest = max(moves)
-            pick = next(option for option, move in zip(row, moves, strict=True) if move >= largest - MARGIN)
-            if largest > MARGIN and largest > best.get(pick.date, (0.0, pick))[0]:
-                best[pick.date] = (largest, pick)
+            first = next((o for o in row if relative_move(o.observed, o.baseline) > MARGIN), None)
+            move = relative_move(first.observed, first.baseline) if first is not None else 0.0
+            if first is not None and move > best.get(first.date, (0.0, first))[0]:
+                best[first.date] = (move, first)
         # A version's counts follow its rollout, so its baseline says nothing of them: its finder's metric stands.
         return [*{f.date: f for f in named}.values(), *(finding for _, finding in best.values())]
 

@@ -41,16 +41,15 @@ def audit_objective(split: str) -> str:
     return f"{AUDIT_OBJECTIVE} {SPLIT_NOTE[split]}"
 
 
-DEFECT_METRICS = ("app_opens", *RATE_COLUMNS, "revenue_usd")  # a tie goes to the first
+DEFECT_METRICS = ("app_opens", *RATE_COLUMNS, "revenue_usd")  # in the order they are tried
 FINDINGS_RULE = (
     f"A finding is a date, a metric and a segment; 'departs' means by more than {MARGIN:.0%} of the value it is "
     "compared with. A business incident (users did something else) is a finding on each date where the metric it "
     "starts at (its root-cause entity, named as its family says) departs from its baseline in the segment that "
     "holds the change: one row per such date. A data defect (only the record changed) is a finding on each date it "
     "covers where, in the segment that holds the defect, a dashboard metric departs from the metrics layer's value "
-    "over the events as they would have been recorded without the defect: one row per such date, on the metric "
-    f"that departs most (relative: departures within {MARGIN * 100:.0f} points of the largest tie, and a tie goes "
-    "to the first of " + ", ".join(DEFECT_METRICS) + ").")
+    "over the events as they would have been recorded without the defect: one row per such date, on the first "
+    "metric that departs of " + ", ".join(DEFECT_METRICS) + ".")
 VALUES_RULE = (
     "Every row's values are what the data show, never a repair: observed_value the metrics layer's value of the "
     "metric in the row's segment on its date (the dashboard's where the dashboard has the segment: "

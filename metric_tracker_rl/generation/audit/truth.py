@@ -3,9 +3,9 @@ mechanism is:
 
 - a business incident's row: its record's date, root-cause metric and segment, as at the warehouse
   (warehouse/truth.py), where the metrics layer's value there departs from its baseline by more than the margin;
-- a data defect's rows: on each date it covers, the dashboard metric (sessions, a rate, the revenue) whose value in
-  its segment it moved most, relative to the metrics layer's over the events as they would have been recorded
-  without it, where that move passes the margin. Every value is what the dashboard shows: observed the date's,
+- a data defect's rows: on each date it covers, the first dashboard metric (sessions, the rates down the funnel, the
+  revenue) whose value in its segment it moved past the margin, relative to the metrics layer's over the events as
+  they would have been recorded without it. Every value is what the dashboard shows: observed the date's,
   baseline by the published baseline rule over the same series, so no value needs the mechanism to compute.
 
 The margin is relative: |a - b| > margin * |b| (b the baseline, or the value without the defect).
@@ -41,8 +41,9 @@ from metric_tracker_rl.world.metrics_layer import (
     segment_sessions,
 )
 
-# The dashboard metrics a defect's row may name, in the order a tie is broken: the sessions (app_opens in a report),
-# the four rates, the revenue. The step counts are left out: each is the sessions times the rates before it.
+# The dashboard metrics a defect's row may name, in the order they are tried: the sessions (app_opens in a report),
+# the four rates down the funnel, the revenue. The step counts are left out: each is the sessions times the rates
+# before it.
 AUDIT_METRICS: tuple[str, ...] = ("sessions", *RATE_COLUMNS, "revenue_usd")
 assert tuple(RATE_COLUMNS) == tuple(FUNNEL_STEPS), "a report names a rate by its step"
 
@@ -59,19 +60,16 @@ def _series(board: SqlTable, record: DefectRecord, metric: str, num_days: int) -
 
 
 def defect_rows(world: WarehouseWorld, margin: float) -> list[ExpectedRow]:
-    """Each defect's rows: on each date it covers, the metric it moved most in its segment (relative to the value
-    without it; moves within the margin of the largest tie, and a tie goes to the first in AUDIT_METRICS) where
-    that move passes the margin, with the dashboard's values."""
+    """Each defect's rows: on each date it covers, the first metric of AUDIT_METRICS it moved past the margin in
+    its segment (relative to the value without it), with the dashboard's values."""
     num_days = world.log.num_days
     rows = []
     for record in world.defects:
         recorded = {m: _series(world.dashboard, record, m, num_days) for m in AUDIT_METRICS}
         without = {m: _series(world.clean_dashboard, record, m, num_days) for m in AUDIT_METRICS}
         for day in (d for d in record.days if 0 <= d < num_days):
-            moves = {m: relative_move(recorded[m][day], without[m][day]) for m in AUDIT_METRICS}
-            largest = max(moves.values())
-            metric = next(m for m in AUDIT_METRICS if moves[m] >= largest - margin)  # ties within the margin
-            if not moved(recorded[metric][day], without[metric][day], margin):
+            metric = next((m for m in AUDIT_METRICS if moved(recorded[m][day], without[m][day], margin)), None)
+            if metric is None:
                 continue
             baseline = peer_median(recorded[metric], same_weekday_peers(num_days))[day]
             rows.append(ExpectedRow(record.kind, DATA_QUALITY, day, metric, record.segment.normalised(),
