@@ -6,10 +6,10 @@ not the witness that the text suffices) and plays through the tools only.
 2. Every finder (audit_finders: one statement per mechanism, batched into as few statements as the query tool's
    length allows) for the mechanisms the warehouse's procedure does not know.
 3. The audit's rules: a defect's row is on the first metric it moved past the margin (for the warehouse's
-   defects, read with the fault undone; for the finders', the first that departs from its baseline where a finder
-   flagged the date), its values the dashboard's (observed on the date, baseline the same weekday's median); an
-   incident found on a date and segment a defect holds is the defect's doing and dropped; an incident row whose
-   value does not depart from its baseline by more than the margin is no finding.
+   defects, read with the fault undone; for the finders', the metric the finder names), its values the
+   dashboard's (observed on the date, baseline the same weekday's median); an incident found on a date and segment
+   a defect holds is the defect's doing and dropped; an incident row whose value does not depart from its baseline
+   by more than the margin is no finding.
 """
 
 from __future__ import annotations
@@ -120,25 +120,17 @@ class AuditInvestigation(Investigation):
         return chosen
 
     def most_moved(self, flagged: list[Finding]) -> Generator[Statement, Rows, list[Finding]]:
-        """A finder's defect on a date: of every segment a finder flagged that date, the row on the first metric of
-        DEFECT_METRICS that departs past the margin from its baseline in the dashboard (a defect's dates hold
-        nothing else, so the baseline stands for the value without it), the segment whose departure is largest; on
-        a version's segment, the finder's own metric. One row a date (two defects never share one)."""
-        named = [f for f in flagged if f.segment.app_version is not None]
-        versions = {f.date for f in named}
-        places = list(dict.fromkeys((f.date, f.segment) for f in flagged if f.date not in versions))
-        options = [Finding(date, metric, DATA_QUALITY, segment) for date, segment in places
-                   for metric in DEFECT_METRICS]
-        valued = yield from self.dashboard_values(options)
+        """A finder's defect on a date: each finder names the metric its mechanism moves first; where several
+        flag one date (two defects never share one), the row whose metric departs most from its baseline in the
+        dashboard; a version's counts follow its rollout, so there its finder's row stands."""
+        valued = yield from self.dashboard_values(dedupe(flagged))
         best: dict[str, tuple[float, Finding]] = {}
-        for n in range(len(places)):
-            row = valued[n * len(DEFECT_METRICS):(n + 1) * len(DEFECT_METRICS)]
-            first = next((o for o in row if relative_move(o.observed, o.baseline) > MARGIN), None)
-            move = relative_move(first.observed, first.baseline) if first is not None else 0.0
-            if first is not None and move > best.get(first.date, (0.0, first))[0]:
-                best[first.date] = (move, first)
-        # A version's counts follow its rollout, so its baseline says nothing of them: its finder's metric stands.
-        return [*{f.date: f for f in named}.values(), *(finding for _, finding in best.values())]
+        for finding in valued:
+            move = math.inf if finding.segment.app_version is not None else relative_move(finding.observed,
+                                                                                          finding.baseline)
+            if move > best.get(finding.date, (-1.0, finding))[0]:
+                best[finding.date] = (move, finding)
+        return [finding for _, finding in best.values()]
 
     def from_finders(self, rows: Rows) -> list[Finding]:
         families = {finder.name: finder.family for finder in self.finders}
