@@ -1,7 +1,8 @@
 """The audit's business incidents beyond the deep tier's (a checkout outage in a country, new users stuck at
-onboarding, a paid channel stopping, a price rise, a promotion): each places in audit episodes, its rows pass the
-audit's margin, its trace is in the events (its finder returns its dates on a segment holding its root cause) and
-its finder is quiet on the same world without it, and no other tier draws it."""
+onboarding, a paid channel stopping, a price rise, a promotion, an app store's feature, the menu's search down):
+each places in audit episodes, its rows pass the audit's margin, its trace is in the events (its finder returns its
+dates on a segment holding its root cause) and its finder is quiet on the same world without it, and no other tier
+draws it."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import pytest
 from metric_tracker_rl.agents.audit_finders import FINDING_COLUMNS, Finder
 from metric_tracker_rl.agents.audit_incident_scans import FINDERS
 from metric_tracker_rl.catalog.seeding import derive_rng
-from metric_tracker_rl.catalog.tasks import resolve_episode_config
+from metric_tracker_rl.catalog.tasks import EpisodeConfig, resolve_episode_config
 from metric_tracker_rl.catalog.tiers import AUDIT, AUDIT_HELD_OUT_KINDS, AUDIT_KINDS, TIERS
 from metric_tracker_rl.generation.audit.truth import audit_rows
 from metric_tracker_rl.generation.audit.world import audit_mix, build_audit_world
@@ -28,7 +29,8 @@ from metric_tracker_rl.world.funnel import window_calendar
 from metric_tracker_rl.world.metrics_layer import dashboard
 from metric_tracker_rl.world.segments import Segment
 
-KINDS = ("checkout_outage_hours", "onboarding_break", "paid_channel_stop", "price_rise", "promo_surge")
+KINDS = ("checkout_outage_hours", "onboarding_break", "paid_channel_stop", "price_rise", "promo_surge", "store_feature",
+         "search_outage_hours")
 FINDER = {finder.name: finder for finder in FINDERS}
 DATES = window_calendar(56).iso_dates
 # Every kind draws in the eval split (seeds below 1,000,000), where the held-out ones are drawn too.
@@ -45,13 +47,20 @@ def test_the_kinds_are_the_audits_only_and_one_is_held_out() -> None:
     assert all(len(finder.sql) <= 8000 for finder in FINDERS)
 
 
+def _config(seed: int, kind: str | None, count: int) -> EpisodeConfig:
+    """An audit episode's settings with `count` incidents of `kind` alone (None: no incident): the audit's reset
+    takes no setting that names a mechanism, so the test sets the config's field itself."""
+    if kind is None:
+        return resolve_episode_config(seed=seed, difficulty="audit", scenario_family="null")
+    return replace(resolve_episode_config(seed=seed, difficulty="audit", anomaly_count=count), incident_kinds=(kind,))
+
+
 @cache
 def _log_tables(seed: int, kind: str | None, decoys: bool) -> tuple[dict[str, SqlTable], tuple[SegmentIncident, ...]]:
     """The tables of an audit world's events with `kind` alone placed (None: no incident) and the warehouse's
     benign bursts of standing traffic, with (`decoys`) or without benign look-alikes; and its incidents."""
-    config = resolve_episode_config(seed=seed, difficulty="audit", decoy_ratio=None if decoys else 0,
-                                    **({"scenario_family": "null"} if kind is None else
-                                       {"incident_kinds": [kind], "anomaly_count": 1}))
+    config = (_config(seed, None, 0) if kind is None else _config(seed, kind, 1))
+    config = config if decoys else replace(config, decoy_ratio=0.0)
     placed = place_world(ALL_KINDS_TIER, config)
     log = draw_event_log(placed.plan, config.key)
     for index, name in enumerate(BENIGN_CHANGES):
@@ -107,7 +116,7 @@ SWEEP = range(12)
 # per episode on average.
 KEPT = {kind: 0.9 for kind in KINDS}
 RECALL = {"checkout_outage_hours": 0.8, "onboarding_break": 0.9, "paid_channel_stop": 0.9, "price_rise": 0.8,
-          "promo_surge": 0.6}
+          "promo_surge": 0.6, "store_feature": 0.9, "search_outage_hours": 0.9}
 STRAY_ROWS = 1.0
 
 
@@ -123,7 +132,7 @@ def _held(world: WarehouseWorld) -> set[str]:
 def test_in_audit_episodes_the_kind_places_passes_the_margin_and_is_found(kind: str) -> None:
     placed = dates = kept = found = stray = 0
     for seed in SWEEP:
-        config = resolve_episode_config(seed=seed, difficulty="audit", incident_kinds=[kind], anomaly_count=2)
+        config = _config(seed, kind, 2)
         world = build_audit_world(AUDIT, config)
         mine = [i for i in world.incidents if i.kind == kind]
         placed += bool(mine)

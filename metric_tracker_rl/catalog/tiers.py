@@ -344,7 +344,7 @@ WAREHOUSE_MAX_STEPS = 5 * math.ceil(WAREHOUSE_EXPERT_CALLS * 2.5 / 5)
 # that lasts for weeks (persistent_regression, gradual_decline) is left out: the published baseline, the same
 # weekday's median over the window, takes such a fall into itself, so its rows would say nothing.
 AUDIT_KINDS = (*ABYSS_KINDS, "checkout_outage_hours", "onboarding_break", "paid_channel_stop", "price_rise",
-               "promo_surge")
+               "promo_surge", "store_feature", "search_outage_hours")
 AUDIT_HELD_OUT_KINDS = ("price_rise",)
 AUDIT_DEFECTS = ("retry_duplicates", "tracking_stopped", "consent_drop", "bot_farm", "clock_skew", "late_load",
                  "transaction_retries", "currency_mislabel", "session_id_reset", "pseudo_id_rotation",
