@@ -6,9 +6,11 @@ draws it."""
 
 from __future__ import annotations
 
+from copy import deepcopy
 from dataclasses import replace
 from functools import cache
 
+import numpy as np
 import pytest
 
 from metric_tracker_rl.agents.audit_finders import FINDING_COLUMNS, Finder
@@ -19,7 +21,9 @@ from metric_tracker_rl.catalog.tiers import AUDIT, AUDIT_HELD_OUT_KINDS, AUDIT_K
 from metric_tracker_rl.generation.audit.truth import audit_rows
 from metric_tracker_rl.generation.audit.world import audit_mix, build_audit_world
 from metric_tracker_rl.generation.kinds import INCIDENT_KIND_REGISTRY, SegmentIncident
-from metric_tracker_rl.generation.segmented import place_world
+from metric_tracker_rl.generation.kinds.cuboid import leaf_mask
+from metric_tracker_rl.generation.segment_plan import SegmentedPlan
+from metric_tracker_rl.generation.segmented import PlacedWorld, place_world
 from metric_tracker_rl.generation.warehouse.benign import BENIGN_CHANGES
 from metric_tracker_rl.generation.warehouse.events import draw_event_log
 from metric_tracker_rl.generation.warehouse.world import WarehouseWorld
@@ -146,3 +150,49 @@ def test_in_audit_episodes_the_kind_places_passes_the_margin_and_is_found(kind: 
     assert placed == len(SWEEP)
     assert kept >= KEPT[kind] * dates and found >= RECALL[kind] * dates and stray <= STRAY_ROWS * len(SWEEP), (
         kind, dates, kept, found, stray)
+
+
+# --- what the two kinds of users' own doing edit, and nothing else ----------------------------------------------
+
+def _edited_alone(kind: str, seed: int) -> tuple[PlacedWorld, SegmentedPlan, list[SegmentIncident]]:
+    """An audit world with nothing placed, a copy of its plan, and the kind's incidents placed on it."""
+    config = replace(_config(seed, None, 0), decoy_ratio=0.0)
+    placed = place_world(ALL_KINDS_TIER, config)
+    before = deepcopy(placed.plan)
+    incidents = INCIDENT_KIND_REGISTRY[kind].place(placed.world, "test", derive_rng(config.key, "test-kind"))
+    assert incidents, (kind, seed)
+    return placed, before, incidents
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_a_store_feature_brings_organic_new_users_alone_who_convert_as_usual(seed: int) -> None:
+    placed, before, incidents = _edited_alone("store_feature", seed)
+    world = placed.world
+    old, new = before.leaf_reach(), placed.plan.leaf_reach()
+    segment = incidents[0].segment
+    newcomers = leaf_mask(world, Segment(**segment.named(), channel="organic", user_type="new"))
+    days = [i.record.day for i in incidents]
+    assert segment.platform in ("ios", "android") and segment.country is not None and 1 <= len(days) <= 2
+    changed = ~np.isclose(old, new, rtol=1e-9).all(axis=3)  # (S, K, D)
+    arriving = newcomers & (old[:, :, days, 0].sum(axis=2) > 0)  # (a version out of use has none to grow)
+    assert arriving.any() and changed[..., days].any(axis=2)[arriving].all()  # every organic new leaf there grows ...
+    assert not changed[~newcomers].any() and not np.delete(changed, days, axis=2).any()  # ... and nothing else
+    for incident in incidents:
+        opens = [reach[leaf_mask(world, segment)][:, incident.record.day, 0].sum() for reach in (old, new)]
+        assert opens[1] == pytest.approx(opens[0] * (1 + incident.record.magnitude))
+    with np.errstate(invalid="ignore", divide="ignore"):  # each leaf converts as it did, step by step
+        np.testing.assert_allclose(new[..., 1:] / new[..., :-1], old[..., 1:] / old[..., :-1], rtol=1e-9)
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_a_search_outage_stops_the_cart_step_on_its_platform_in_its_hours_alone(seed: int) -> None:
+    placed, before, incidents = _edited_alone("search_outage_hours", seed)
+    (incident,) = incidents
+    plan, day, (start, end) = placed.plan, incident.record.day, incident.record.hours
+    assert incident.segment.named().keys() == {"platform"} and 5 <= end - start <= 9
+    cells = plan.cells(incident.segment)
+    assert (plan.step_rates[cells, day, start:end, 1] <= 0.06 * before.step_rates[cells, day, start:end, 1]).all()
+    untouched = np.ones(plan.step_rates.shape, dtype=bool)
+    untouched[cells, day, start:end, 1] = False
+    assert (plan.step_rates[untouched] == before.step_rates[untouched]).all()
+    assert (plan.traffic == before.traffic).all()
