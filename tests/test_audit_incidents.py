@@ -1,24 +1,29 @@
 """The audit's business incidents beyond the deep tier's (a checkout outage in a country, new users stuck at
-onboarding, a paid channel stopping, a price rise, a promotion): each places in audit episodes, its rows pass the
-audit's margin, its trace is in the events (its finder returns its dates on a segment holding its root cause) and
-its finder is quiet on the same world without it, and no other tier draws it."""
+onboarding, a paid channel stopping, a price rise, a promotion, an app store's feature, the menu's search down):
+each places in audit episodes, its rows pass the audit's margin, its trace is in the events (its finder returns its
+dates on a segment holding its root cause) and its finder is quiet on the same world without it, and no other tier
+draws it."""
 
 from __future__ import annotations
 
+from copy import deepcopy
 from dataclasses import replace
 from functools import cache
 
+import numpy as np
 import pytest
 
 from metric_tracker_rl.agents.audit_finders import FINDING_COLUMNS, Finder
 from metric_tracker_rl.agents.audit_incident_scans import FINDERS
 from metric_tracker_rl.catalog.seeding import derive_rng
-from metric_tracker_rl.catalog.tasks import resolve_episode_config
+from metric_tracker_rl.catalog.tasks import EpisodeConfig, resolve_episode_config
 from metric_tracker_rl.catalog.tiers import AUDIT, AUDIT_HELD_OUT_KINDS, AUDIT_KINDS, TIERS
 from metric_tracker_rl.generation.audit.truth import audit_rows
 from metric_tracker_rl.generation.audit.world import audit_mix, build_audit_world
 from metric_tracker_rl.generation.kinds import INCIDENT_KIND_REGISTRY, SegmentIncident
-from metric_tracker_rl.generation.segmented import place_world
+from metric_tracker_rl.generation.kinds.cuboid import leaf_mask
+from metric_tracker_rl.generation.segment_plan import SegmentedPlan
+from metric_tracker_rl.generation.segmented import PlacedWorld, place_world
 from metric_tracker_rl.generation.warehouse.benign import BENIGN_CHANGES
 from metric_tracker_rl.generation.warehouse.events import draw_event_log
 from metric_tracker_rl.generation.warehouse.world import WarehouseWorld
@@ -28,7 +33,8 @@ from metric_tracker_rl.world.funnel import window_calendar
 from metric_tracker_rl.world.metrics_layer import dashboard
 from metric_tracker_rl.world.segments import Segment
 
-KINDS = ("checkout_outage_hours", "onboarding_break", "paid_channel_stop", "price_rise", "promo_surge")
+KINDS = ("checkout_outage_hours", "onboarding_break", "paid_channel_stop", "price_rise", "promo_surge", "store_feature",
+         "search_outage_hours")
 FINDER = {finder.name: finder for finder in FINDERS}
 DATES = window_calendar(56).iso_dates
 # Every kind draws in the eval split (seeds below 1,000,000), where the held-out ones are drawn too.
@@ -45,13 +51,20 @@ def test_the_kinds_are_the_audits_only_and_one_is_held_out() -> None:
     assert all(len(finder.sql) <= 8000 for finder in FINDERS)
 
 
+def _config(seed: int, kind: str | None, count: int) -> EpisodeConfig:
+    """An audit episode's settings with `count` incidents of `kind` alone (None: no incident): the audit's reset
+    takes no setting that names a mechanism, so the test sets the config's field itself."""
+    if kind is None:
+        return resolve_episode_config(seed=seed, difficulty="audit", scenario_family="null")
+    return replace(resolve_episode_config(seed=seed, difficulty="audit", anomaly_count=count), incident_kinds=(kind,))
+
+
 @cache
 def _log_tables(seed: int, kind: str | None, decoys: bool) -> tuple[dict[str, SqlTable], tuple[SegmentIncident, ...]]:
     """The tables of an audit world's events with `kind` alone placed (None: no incident) and the warehouse's
     benign bursts of standing traffic, with (`decoys`) or without benign look-alikes; and its incidents."""
-    config = resolve_episode_config(seed=seed, difficulty="audit", decoy_ratio=None if decoys else 0,
-                                    **({"scenario_family": "null"} if kind is None else
-                                       {"incident_kinds": [kind], "anomaly_count": 1}))
+    config = (_config(seed, None, 0) if kind is None else _config(seed, kind, 1))
+    config = config if decoys else replace(config, decoy_ratio=0.0)
     placed = place_world(ALL_KINDS_TIER, config)
     log = draw_event_log(placed.plan, config.key)
     for index, name in enumerate(BENIGN_CHANGES):
@@ -107,7 +120,7 @@ SWEEP = range(12)
 # per episode on average.
 KEPT = {kind: 0.9 for kind in KINDS}
 RECALL = {"checkout_outage_hours": 0.8, "onboarding_break": 0.9, "paid_channel_stop": 0.9, "price_rise": 0.8,
-          "promo_surge": 0.6}
+          "promo_surge": 0.6, "store_feature": 0.9, "search_outage_hours": 0.9}
 STRAY_ROWS = 1.0
 
 
@@ -123,7 +136,7 @@ def _held(world: WarehouseWorld) -> set[str]:
 def test_in_audit_episodes_the_kind_places_passes_the_margin_and_is_found(kind: str) -> None:
     placed = dates = kept = found = stray = 0
     for seed in SWEEP:
-        config = resolve_episode_config(seed=seed, difficulty="audit", incident_kinds=[kind], anomaly_count=2)
+        config = _config(seed, kind, 2)
         world = build_audit_world(AUDIT, config)
         mine = [i for i in world.incidents if i.kind == kind]
         placed += bool(mine)
@@ -137,3 +150,49 @@ def test_in_audit_episodes_the_kind_places_passes_the_margin_and_is_found(kind: 
     assert placed == len(SWEEP)
     assert kept >= KEPT[kind] * dates and found >= RECALL[kind] * dates and stray <= STRAY_ROWS * len(SWEEP), (
         kind, dates, kept, found, stray)
+
+
+# --- what the two kinds of users' own doing edit, and nothing else ----------------------------------------------
+
+def _edited_alone(kind: str, seed: int) -> tuple[PlacedWorld, SegmentedPlan, list[SegmentIncident]]:
+    """An audit world with nothing placed, a copy of its plan, and the kind's incidents placed on it."""
+    config = replace(_config(seed, None, 0), decoy_ratio=0.0)
+    placed = place_world(ALL_KINDS_TIER, config)
+    before = deepcopy(placed.plan)
+    incidents = INCIDENT_KIND_REGISTRY[kind].place(placed.world, "test", derive_rng(config.key, "test-kind"))
+    assert incidents, (kind, seed)
+    return placed, before, incidents
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_a_store_feature_brings_organic_new_users_alone_who_convert_as_usual(seed: int) -> None:
+    placed, before, incidents = _edited_alone("store_feature", seed)
+    world = placed.world
+    old, new = before.leaf_reach(), placed.plan.leaf_reach()
+    segment = incidents[0].segment
+    newcomers = leaf_mask(world, Segment(**segment.named(), channel="organic", user_type="new"))
+    days = [i.record.day for i in incidents]
+    assert segment.platform in ("ios", "android") and segment.country is not None and 1 <= len(days) <= 2
+    changed = ~np.isclose(old, new, rtol=1e-9).all(axis=3)  # (S, K, D)
+    arriving = newcomers & (old[:, :, days, 0].sum(axis=2) > 0)  # (a version out of use has none to grow)
+    assert arriving.any() and changed[..., days].any(axis=2)[arriving].all()  # every organic new leaf there grows ...
+    assert not changed[~newcomers].any() and not np.delete(changed, days, axis=2).any()  # ... and nothing else
+    for incident in incidents:
+        opens = [reach[leaf_mask(world, segment)][:, incident.record.day, 0].sum() for reach in (old, new)]
+        assert opens[1] == pytest.approx(opens[0] * (1 + incident.record.magnitude))
+    with np.errstate(invalid="ignore", divide="ignore"):  # each leaf converts as it did, step by step
+        np.testing.assert_allclose(new[..., 1:] / new[..., :-1], old[..., 1:] / old[..., :-1], rtol=1e-9)
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_a_search_outage_stops_the_cart_step_on_its_platform_in_its_hours_alone(seed: int) -> None:
+    placed, before, incidents = _edited_alone("search_outage_hours", seed)
+    (incident,) = incidents
+    plan, day, (start, end) = placed.plan, incident.record.day, incident.record.hours
+    assert incident.segment.named().keys() == {"platform"} and 5 <= end - start <= 9
+    cells = plan.cells(incident.segment)
+    assert (plan.step_rates[cells, day, start:end, 1] <= 0.06 * before.step_rates[cells, day, start:end, 1]).all()
+    untouched = np.ones(plan.step_rates.shape, dtype=bool)
+    untouched[cells, day, start:end, 1] = False
+    assert (plan.step_rates[untouched] == before.step_rates[untouched]).all()
+    assert (plan.traffic == before.traffic).all()

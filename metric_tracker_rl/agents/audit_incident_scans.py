@@ -26,12 +26,12 @@ SEGMENT = ("nullif(p, '') platform, NULL app_version, nullif(c, '') country, nul
            "nullif(u, '') user_type")  # a finding's segment columns, from a segment's keys
 
 
-def _sessions(step: int | None) -> str:
+def _sessions(step: int | None, only: str = "TRUE") -> str:
     """After sessions_cte: `l`, one row per session with its segment (empty text for none), the arrivals d and
-    conversions n of `step` (the sessions themselves, n = d = 1, where None)."""
+    conversions n of `step` (the sessions themselves, n = d = 1, where None), of the sessions `only` keeps."""
     d, n = ("m0", "m0") if step is None else (f"m{step}", f"m{step + 1}")
     return (", l AS (SELECT date, platform p0, country c0, channel h0, user_type u0, "
-            f"{d} d, {n} n FROM s)")
+            f"{d} d, {n} n FROM s WHERE {only})")
 
 
 def _grouped(sets: Sequence[Sequence[str]], hours: bool = False) -> str:
@@ -46,13 +46,14 @@ def _grouped(sets: Sequence[Sequence[str]], hours: bool = False) -> str:
 
 
 def daily_scan(what: str, step: int | None, sets: Sequence[Sequence[str]], direction: int, share: float, z: float,
-               run: int = 1, least: float = 10.0) -> str:
+               run: int = 1, least: float = 10.0, only: str = "TRUE") -> str:
     """Per date and segment of `sets`: a step's conversion (`step`: 0 the menu step .. 3 payment) or, with None,
     the sessions, against the same weekday's other dates (their pooled rate, or mean sessions), read over `run`
     consecutive dates ending on it; each date of a run whose residual passes `z` in `direction` (-1 a fall) and
     whose move passes `share` of its expected value on the run (half of it on the date itself, within a run) is a
     finding. A date
-    expecting fewer than `least` conversions (sessions) in its segment is not read: so few are far from normal."""
+    expecting fewer than `least` conversions (sessions) in its segment is not read: so few are far from normal.
+    `only` (a condition on the session's columns) reads some sessions alone, e.g. one user type's."""
     metric = "sessions" if step is None else RATE_COLUMNS[step]
     if step is None:  # sessions: Poisson against the mean of the other dates, the date's own zero kept (the grid)
         expected = "(sum(n) OVER w - n) / nullif(count(*) OVER w - 1, 0)"
@@ -62,7 +63,7 @@ def daily_scan(what: str, step: int | None, sets: Sequence[Sequence[str]], direc
         variance = "e * greatest(1 - e / nullif(d, 0), 0.05)"
     sign = "" if direction > 0 else "-"
     own = share if run == 1 else share / 2  # a date of a run moves by half the run's share at least
-    return (sessions_cte() + _sessions(step)
+    return (sessions_cte() + _sessions(step, only)
             + _grouped(sets) + ", grid AS (SELECT k.*, t.date FROM (SELECT DISTINCT p, c, h, u FROM g) k CROSS JOIN "
             "(SELECT DISTINCT date FROM g) t), "
             "z AS (SELECT grid.*, coalesce(n, 0) n, coalesce(d, 0) d FROM grid LEFT JOIN g USING (date, p, c, h, u)), "
@@ -133,4 +134,11 @@ FINDERS: tuple[Finder, ...] = (
            family="rate_drop_from_median"),
     Finder("promo_surge", daily_scan("promo_surge", 1, ONE_FIELD, 1, 0.35, 4.0, least=15.0), kind="incident",
            family="rate_spike_from_median"),
+    # A store's wave of installs: organic new users' sessions on a platform in a country, far beyond any demand
+    # swing's or mix shift's rise (those move every user alike, and by less).
+    Finder("store_feature", daily_scan("store_feature", None, (("platform", "country"),), 1, 1.5, 6.0, least=3.0,
+                                       only="channel = 'organic' AND user_type = 'new'"),
+           kind="incident", family="absolute_spike_in_event_count"),
+    Finder("search_outage_hours", hour_scan("search_outage_hours", 1, (("platform",), ("country",)), 0.25, 4.5),
+           kind="incident", family="funnel_break"),
 )

@@ -338,13 +338,17 @@ WAREHOUSE_SAMPLE_RATE = 1 / 48  # the share of the world's sessions a warehouse 
 # expert's example episode, lab/docs/abyss_episode.md).
 WAREHOUSE_EXPERT_CALLS = 12
 WAREHOUSE_MAX_STEPS = 5 * math.ceil(WAREHOUSE_EXPERT_CALLS * 2.5 / 5)
+# The audit's, from its expert's need the same way: the warehouse's procedure, then every finder and the audit's
+# values (lab/calibration/audit_calibration.py measures its calls; tests/test_audit_expert.py holds it to them).
+AUDIT_EXPERT_CALLS = 18
+AUDIT_MAX_STEPS = 5 * math.ceil(AUDIT_EXPERT_CALLS * 2.5 / 5)
 
 # The audit's mechanisms: every incident kind of the warehouse and those a business meets beside them, every data
 # defect registered for it (generation/audit/defects/). The held-out ones are drawn in the eval split only. A fall
 # that lasts for weeks (persistent_regression, gradual_decline) is left out: the published baseline, the same
 # weekday's median over the window, takes such a fall into itself, so its rows would say nothing.
 AUDIT_KINDS = (*ABYSS_KINDS, "checkout_outage_hours", "onboarding_break", "paid_channel_stop", "price_rise",
-               "promo_surge")
+               "promo_surge", "store_feature", "search_outage_hours")
 AUDIT_HELD_OUT_KINDS = ("price_rise",)
 AUDIT_DEFECTS = ("retry_duplicates", "tracking_stopped", "consent_drop", "bot_farm", "clock_skew", "late_load",
                  "transaction_retries", "currency_mislabel", "session_id_reset", "pseudo_id_rotation",
@@ -403,7 +407,7 @@ TIERS: Registry[Tier] = Registry("tier", (
     # The audit: the warehouse's world and data, more ways for them to go wrong, and no catalogue of those ways in
     # any text. Unlisted while it is being built.
     Tier("audit", window_days=56, default_density=0.08, count_range=(3, 6), perturbed_per_weekday=3,
-         calibration_seed_base=80_000, max_steps=WAREHOUSE_MAX_STEPS, listed=False,
+         calibration_seed_base=80_000, max_steps=AUDIT_MAX_STEPS, listed=False,
          segmented=extended(DEEP_MIX, AuditMix, incident_kinds=AUDIT_KINDS, observed_share=WAREHOUSE_SAMPLE_RATE,
                             defects=AUDIT_DEFECTS, held_out_kinds=AUDIT_HELD_OUT_KINDS,
                             held_out_defects=AUDIT_HELD_OUT_DEFECTS)),

@@ -27,6 +27,8 @@ from metric_tracker_rl.generation.kinds import (  # noqa: I001,F401  (imported t
     paid_channel_stop,
     price_rise,
     promo_surge,
+    store_feature,
+    search_outage_hours,
 )
 from metric_tracker_rl.generation.kinds.base import (
     BENIGN_KIND_REGISTRY,
