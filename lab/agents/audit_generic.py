@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Generator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 from lab.agents.audit_generic_sql import EVENT_CHECKS, PAYMENT_CHECKS, SESSION_CHECKS, dashboard_values_sql
