@@ -27,7 +27,13 @@ from collections.abc import Generator
 from dataclasses import dataclass, field
 from typing import Any
 
-from lab.agents.audit_generic_sql import EVENT_CHECKS, PAYMENT_CHECKS, SESSION_CHECKS, dashboard_values_sql
+from lab.agents.audit_generic_sql import (
+    EVENT_CHECKS,
+    PAYMENT_CHECKS,
+    PAYMENT_TRACES,
+    SESSION_CHECKS,
+    dashboard_values_sql,
+)
 from lab.agents.registry import register_lab_agent
 from metric_tracker_rl.agents.base import Agent
 from metric_tracker_rl.agents.expert_core.queries import query_action
@@ -66,6 +72,7 @@ TEST_Z = 4.5  # a version's or an arm's pooled fall over its dates
 TEST_FIRST_Z = 3.0  # ... and over its first dates
 FIRST_DATES = 3
 PAYMENT_STEP = 4
+VALUE_Z = 1.5  # a defect's dashboard move, in spreads of its same weekday's values
 
 
 def _dated(context: Rows) -> Rows:
@@ -99,21 +106,26 @@ class Audit:
         """Each traced date and segment (the strongest trace of overlapping ones), a row on the dashboard metric that
         departs most from its baseline there, where one departs."""
         places: list[tuple[str, Segment]] = []
+        paid: list[bool] = []  # whether the place's trace is in its payments (else in its events or sessions)
         for row in sorted(traces, key=lambda r: -float(r["z"])):
             place = (str(row["date"]), segment_of(row))
             if place[0] in self.dates and not any(d == place[0] and overlaps(s, place[1]) for d, s in places):
                 places.append(place)
+                paid.append(row["what"] in PAYMENT_TRACES)
         if not places:
             return []
         asked = [(i, date, s.platform, s.country, s.app_version) for i, (date, s) in enumerate(places)]
         rows = yield from in_parts("defect values", asked, lambda part: dashboard_values_sql(list(part)))
         values: dict[int, dict[int, tuple[float, float]]] = {}
         for row in rows:
-            if row["value"] is not None and row["usual"] is not None:
+            if row["value"] is not None and row["usual"] is not None and _stands_out(row):
                 values.setdefault(int(row["i"]), {})[int(row["k"])] = (float(row["value"]), float(row["usual"]))
         found = []
         for i, (date, segment) in enumerate(places):
-            chosen = most_departing(values.get(i, {}))
+            moved = values.get(i, {})
+            if not paid[i] and any(k != METRICS.index(REVENUE) for k in moved):
+                moved = {k: v for k, v in moved.items() if k != METRICS.index(REVENUE)}  # the traced records are events
+            chosen = most_departing(moved)
             if chosen is not None:
                 observed, baseline = values[i][chosen]
                 found.append(Finding(date, METRICS[chosen], DATA_QUALITY, segment, baseline, observed))
@@ -220,6 +232,11 @@ class Audit:
     def holiday(self, date: str, segment: Segment) -> bool:
         return any(row["what"] == "holiday" and row["first"] == date
                    and (row["country"] is None or segment.country in (None, row["country"])) for row in self.context)
+
+
+def _stands_out(row: dict[str, Any]) -> bool:
+    """A dashboard value beyond VALUE_Z spreads of its same weekday's values (a noisy metric's move is its noise)."""
+    return abs(float(row["value"]) - float(row["usual"])) >= VALUE_Z * float(row["spread"] or 0.0)
 
 
 def _departs_below(row: dict[str, Any]) -> bool:

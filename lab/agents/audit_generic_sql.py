@@ -17,15 +17,15 @@ from metric_tracker_rl.world.metrics_layer import LATE_CUTOFF_DAYS
 # The dashboard's cuboids (a version with its platform), as the trace statements group them.
 CUBOIDS = "((), (p), (c), (p, c), (p, v))"
 TRACE_Z = 6.0  # a share this many spreads above its usual level
-TRACE_EXCESS = 0.08  # ... and above it by this much of the cuboid's volume
-MIN_EXCESS = 8  # ... and by this many records
+TRACE_EXCESS = 0.15  # ... and above it by this much of the cuboid's volume
+MIN_EXCESS = 25  # ... and by this many records
 TRACE_TOP = 90  # the strongest flagged rows a statement returns (a page)
 
 # Events the standing exclusions remove: the company's own traffic, which moves the raw events and not the dashboard.
 _STANDING = (
-    "(user_id IN (SELECT user_id FROM internal_accounts) OR device.device_id IN (SELECT device_id FROM test_devices "
+    "coalesce(user_id IN (SELECT user_id FROM internal_accounts) OR device.device_id IN (SELECT device_id FROM test_devices "
     "UNION ALL SELECT device_id FROM known_bots) OR list_filter(event_params, lambda p: (p.key = 'traffic_type' AND "
-    "p.value.string_value = 'internal') OR (p.key = 'debug_mode' AND p.value.int_value = 1)) <> [])")
+    "p.value.string_value = 'internal') OR (p.key = 'debug_mode' AND p.value.int_value = 1)) <> [], FALSE)")
 
 
 def _flagged(shares: str, volume: str) -> str:
@@ -59,7 +59,7 @@ EVENT_CHECKS = (
     "WITH ev AS (SELECT event_date date, platform p, geo.country c, app_info.version v, event_name, user_pseudo_id, "
     f"{param('session_id', 'int_value')} sid, event_timestamp, ingestion_timestamp - event_timestamp lag, "
     "ingestion_timestamp >= epoch_us(CAST(event_date + " + str(LATE_CUTOFF_DAYS) + f" AS TIMESTAMP)) - {OFFSET_US} "
-    "late, privacy_info.analytics_storage <> 'granted' denied FROM events WHERE NOT " + _STANDING + "), "
+    "late, privacy_info.analytics_storage IS DISTINCT FROM 'granted' denied FROM events WHERE NOT " + _STANDING + "), "
     "names AS (SELECT event_name FROM ev GROUP BY ALL HAVING count(DISTINCT date) >= "
     "(SELECT count(DISTINCT date) / 2 FROM ev)), "
     "e AS (SELECT ev.*, count(*) OVER (PARTITION BY user_pseudo_id, sid, event_name, event_timestamp) > 1 twice, "
@@ -104,6 +104,7 @@ SESSION_CHECKS = (
 
 # Per payment: its currency not the one its country pays in most, its value in USD far from its country's usual
 # (beyond a factor of three), its transaction id seen before, no order in its session.
+PAYMENT_TRACES = ("foreign_currency", "odd_value", "transaction_twice", "no_order")
 PAYMENT_CHECKS = (
     "WITH ev AS (SELECT event_date date, platform p, geo.country c, app_info.version v, event_name, user_pseudo_id, "
     f"{param('session_id', 'int_value')} sid, {param('currency', 'string_value')} cur, "
@@ -118,7 +119,8 @@ PAYMENT_CHECKS = (
     "g AS (SELECT date, p, c, v, count(*) payments, count(*) FILTER (abroad) abroad, count(*) FILTER (odd_value) "
     "odd_value, count(*) FILTER (tx_twice) tx_twice, count(*) FILTER (unordered) unordered FROM f "
     f"GROUP BY date, GROUPING SETS {CUBOIDS})"
-    + _flagged("foreign_currency:abroad;odd_value:odd_value;transaction_twice:tx_twice;no_order:unordered",
+    + _flagged(";".join(f"{name}:{count}" for name, count in zip(
+        PAYMENT_TRACES, ("abroad", "odd_value", "tx_twice", "unordered"), strict=True)),
                "payments"))
 
 
@@ -127,7 +129,7 @@ DASHBOARD_COUNTS = ("sessions", "menu_sessions", "cart_sessions", "order_session
 
 def dashboard_values_sql(asked: list[tuple[object, ...]]) -> str:
     """For each row asked (i, date, platform, country, app_version), the dashboard's metrics of its segment on its
-    date and their medians over the same weekday's other dates (a rate divides the sums of its rows): k 0 sessions,
+    date (a count where it has no row: 0), their medians over the same weekday's other dates and the spread of those (a rate divides the sums of its rows): k 0 sessions,
     1 to 4 the rates, 5 revenue_usd."""
     body = ", ".join("(" + ", ".join(sql_literal(v) for v in row) + ")" for row in asked)
     match = " AND ".join(f"(q.{f} IS NULL OR d.{f} = q.{f})" for f in ("platform", "country", "app_version"))
@@ -137,5 +139,6 @@ def dashboard_values_sql(asked: list[tuple[object, ...]]) -> str:
             f"v AS (SELECT i, d.date, any_value(q.on_date) on_date, {sums}, sum(revenue_usd) revenue FROM q JOIN "
             f"dashboard d ON {match} AND isodow(d.date) = isodow(q.on_date) GROUP BY i, d.date), "
             f"m AS (SELECT i, date, on_date, unnest([0, 1, 2, 3, 4, 5]) k, unnest([sessions, {rates}, revenue]) value "
-            "FROM v) SELECT i, k, round(max(value) FILTER (date = on_date), 4) value, "
-            "round(median(value) FILTER (date <> on_date), 4) usual FROM m GROUP BY i, k ORDER BY i, k")
+            "FROM v) SELECT i, k, round(coalesce(max(value) FILTER (date = on_date), CASE WHEN k IN (0, 5) THEN 0 END), 4) "
+            "value, round(median(value) FILTER (date <> on_date), 4) usual, round(1.4826 * mad(value) FILTER "
+            "(date <> on_date), 4) spread FROM m GROUP BY i, k ORDER BY i, k")
