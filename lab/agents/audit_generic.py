@@ -106,12 +106,13 @@ class Audit:
         """Each traced date and segment (the strongest trace of overlapping ones), a row on the dashboard metric that
         departs most from its baseline there, where one departs."""
         places: list[tuple[str, Segment]] = []
-        paid: list[bool] = []  # whether the place's trace is in its payments (else in its events or sessions)
+        # whether the place's trace can reach its revenue: a payment's, or events the metrics layer drops as late
+        paid: list[bool] = []
         for row in sorted(traces, key=lambda r: -float(r["z"])):
             place = (str(row["date"]), segment_of(row))
             if place[0] in self.dates and not any(d == place[0] and overlaps(s, place[1]) for d, s in places):
                 places.append(place)
-                paid.append(row["what"] in PAYMENT_TRACES)
+                paid.append(row["what"] in (*PAYMENT_TRACES, "late"))
         if not places:
             return []
         asked = [(i, date, s.platform, s.country, s.app_version) for i, (date, s) in enumerate(places)]
@@ -124,7 +125,7 @@ class Audit:
         for i, (date, segment) in enumerate(places):
             moved = values.get(i, {})
             if not paid[i] and any(k != METRICS.index(REVENUE) for k in moved):
-                moved = {k: v for k, v in moved.items() if k != METRICS.index(REVENUE)}  # the traced records are events
+                moved = {k: v for k, v in moved.items() if k != METRICS.index(REVENUE)}  # the traced records are sessions
             chosen = most_departing(moved)
             if chosen is not None:
                 observed, baseline = values[i][chosen]

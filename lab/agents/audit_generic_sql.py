@@ -23,8 +23,8 @@ TRACE_TOP = 90  # the strongest flagged rows a statement returns (a page)
 
 # Events the standing exclusions remove: the company's own traffic, which moves the raw events and not the dashboard.
 _STANDING = (
-    "coalesce(user_id IN (SELECT user_id FROM internal_accounts) OR device.device_id IN (SELECT device_id FROM test_devices "
-    "UNION ALL SELECT device_id FROM known_bots) OR list_filter(event_params, lambda p: (p.key = 'traffic_type' AND "
+    "coalesce(user_id IN (SELECT user_id FROM internal_accounts) OR device.device_id IN (SELECT device_id FROM "
+    "test_devices UNION ALL SELECT device_id FROM known_bots) OR list_filter(event_params, lambda p: (p.key = 'traffic_type' AND "
     "p.value.string_value = 'internal') OR (p.key = 'debug_mode' AND p.value.int_value = 1)) <> [], FALSE)")
 
 
@@ -129,8 +129,8 @@ DASHBOARD_COUNTS = ("sessions", "menu_sessions", "cart_sessions", "order_session
 
 def dashboard_values_sql(asked: list[tuple[object, ...]]) -> str:
     """For each row asked (i, date, platform, country, app_version), the dashboard's metrics of its segment on its
-    date (a count where it has no row: 0), their medians over the same weekday's other dates and the spread of those (a rate divides the sums of its rows): k 0 sessions,
-    1 to 4 the rates, 5 revenue_usd."""
+    date (a count where it has no row: 0), their medians over the same weekday's other dates and the spread of those
+    (a rate divides the sums of its rows): k 0 sessions, 1 to 4 the rates, 5 revenue_usd."""
     body = ", ".join("(" + ", ".join(sql_literal(v) for v in row) + ")" for row in asked)
     match = " AND ".join(f"(q.{f} IS NULL OR d.{f} = q.{f})" for f in ("platform", "country", "app_version"))
     sums = ", ".join(f"sum({c}) {c}" for c in DASHBOARD_COUNTS)
@@ -139,6 +139,6 @@ def dashboard_values_sql(asked: list[tuple[object, ...]]) -> str:
             f"v AS (SELECT i, d.date, any_value(q.on_date) on_date, {sums}, sum(revenue_usd) revenue FROM q JOIN "
             f"dashboard d ON {match} AND isodow(d.date) = isodow(q.on_date) GROUP BY i, d.date), "
             f"m AS (SELECT i, date, on_date, unnest([0, 1, 2, 3, 4, 5]) k, unnest([sessions, {rates}, revenue]) value "
-            "FROM v) SELECT i, k, round(coalesce(max(value) FILTER (date = on_date), CASE WHEN k IN (0, 5) THEN 0 END), 4) "
-            "value, round(median(value) FILTER (date <> on_date), 4) usual, round(1.4826 * mad(value) FILTER "
+            "FROM v) SELECT i, k, round(coalesce(max(value) FILTER (date = on_date), CASE WHEN k IN (0, 5) THEN 0 END), "
+            "4) value, round(median(value) FILTER (date <> on_date), 4) usual, round(1.4826 * mad(value) FILTER "
             "(date <> on_date), 4) spread FROM m GROUP BY i, k ORDER BY i, k")
