@@ -124,8 +124,9 @@ class Audit:
         found = []
         for i, (date, segment) in enumerate(places):
             moved = values.get(i, {})
-            if not paid[i] and any(k != METRICS.index(REVENUE) for k in moved):
-                moved = {k: v for k, v in moved.items() if k != METRICS.index(REVENUE)}  # the traced records are sessions
+            revenue = METRICS.index(REVENUE)
+            if not paid[i] and any(k != revenue for k in moved):  # the traced records are sessions
+                moved = {k: v for k, v in moved.items() if k != revenue}
             chosen = most_departing(moved)
             if chosen is not None:
                 observed, baseline = values[i][chosen]

@@ -24,8 +24,9 @@ TRACE_TOP = 90  # the strongest flagged rows a statement returns (a page)
 # Events the standing exclusions remove: the company's own traffic, which moves the raw events and not the dashboard.
 _STANDING = (
     "coalesce(user_id IN (SELECT user_id FROM internal_accounts) OR device.device_id IN (SELECT device_id FROM "
-    "test_devices UNION ALL SELECT device_id FROM known_bots) OR list_filter(event_params, lambda p: (p.key = 'traffic_type' AND "
-    "p.value.string_value = 'internal') OR (p.key = 'debug_mode' AND p.value.int_value = 1)) <> [], FALSE)")
+    "test_devices UNION ALL SELECT device_id FROM known_bots) OR list_filter(event_params, lambda p: "
+    "(p.key = 'traffic_type' AND p.value.string_value = 'internal') OR (p.key = 'debug_mode' AND "
+    "p.value.int_value = 1)) <> [], FALSE)")
 
 
 def _flagged(shares: str, volume: str) -> str:
@@ -139,6 +140,6 @@ def dashboard_values_sql(asked: list[tuple[object, ...]]) -> str:
             f"v AS (SELECT i, d.date, any_value(q.on_date) on_date, {sums}, sum(revenue_usd) revenue FROM q JOIN "
             f"dashboard d ON {match} AND isodow(d.date) = isodow(q.on_date) GROUP BY i, d.date), "
             f"m AS (SELECT i, date, on_date, unnest([0, 1, 2, 3, 4, 5]) k, unnest([sessions, {rates}, revenue]) value "
-            "FROM v) SELECT i, k, round(coalesce(max(value) FILTER (date = on_date), CASE WHEN k IN (0, 5) THEN 0 END), "
-            "4) value, round(median(value) FILTER (date <> on_date), 4) usual, round(1.4826 * mad(value) FILTER "
+            "FROM v) SELECT i, k, round(coalesce(max(value) FILTER (date = on_date), CASE WHEN k IN (0, 5) THEN 0 "
+            "END), 4) value, round(median(value) FILTER (date <> on_date), 4) usual, round(1.4826 * mad(value) FILTER "
             "(date <> on_date), 4) spread FROM m GROUP BY i, k ORDER BY i, k")
