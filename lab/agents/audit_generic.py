@@ -201,8 +201,9 @@ class Audit:
         return kept
 
     def followed(self, found: list[Finding]) -> Generator[Statement, Rows, list[Finding]]:
-        """Each incident's segment and metric on every date: its rows the dates, from those found and contiguous
-        with them, on which the metric departs below its baseline; values the metrics layer's."""
+        """Each incident's segment and metric on every date: its rows the dates found on which the metric departs
+        below its baseline, and for a fall of a whole day's rate the departing dates contiguous with them (a block
+        of hours is its date's); values the metrics layer's."""
         groups: dict[tuple[str, str, Segment], list[Finding]] = {}
         for f in dedupe(found):
             groups.setdefault((f.metric, f.anomaly_type, f.segment), []).append(f)
@@ -219,7 +220,7 @@ class Audit:
             series = [values.get(g * len(self.dates) + d, {}) for d in range(len(self.dates))]
             departs = [_departs_below(row) for row in series]
             days = {self.day(f.date) for f in groups[key]}
-            run = _grown(days, departs)
+            run = _grown(days, departs) if key[1] == RATE_DROP else {d for d in days if departs[d]}
             kept += [Finding(self.dates[d], key[0], key[1], key[2], float(series[d]["peers"]),
                              float(series[d]["value"])) for d in sorted(run)]
         return kept

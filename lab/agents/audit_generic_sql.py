@@ -18,7 +18,9 @@ from metric_tracker_rl.world.metrics_layer import LATE_CUTOFF_DAYS
 CUBOIDS = "((), (p), (c), (p, c), (p, v))"
 TRACE_Z = 6.0  # a share this many spreads above its usual level
 TRACE_EXCESS = 0.15  # ... and above it by this much of the cuboid's volume
-MIN_EXCESS = 25  # ... and by this many records
+MIN_EXCESS = 25  # ... and by this many records (events or sessions)
+MIN_PAYMENTS = 8  # ... or payments (a cuboid's date holds a few) ...
+PAYMENT_EXCESS = 0.5  # ... when most of them are out of line
 TRACE_TOP = 90  # the strongest flagged rows a statement returns (a page)
 
 # Events the standing exclusions remove: the company's own traffic, which moves the raw events and not the dashboard.
@@ -29,9 +31,10 @@ _STANDING = (
     "p.value.int_value = 1)) <> [], FALSE)")
 
 
-def _flagged(shares: str, volume: str) -> str:
+def _flagged(shares: str, volume: str, least: int = MIN_EXCESS, excess: float = TRACE_EXCESS) -> str:
     """After `g` (one row per date, cuboid p/c/v and the counts): each share of `shares` (name: numerator) over
-    `volume` as a long table, its usual level and spread over the cuboid's dates, and the rows that stand out."""
+    `volume` as a long table, its usual level and spread over the cuboid's dates, and the rows that stand out (by
+    `least` records or more, and by `excess` of the volume)."""
     names = [name for name, _ in (part.split(":") for part in shares.split(";"))]
     counts = [count for _, count in (part.split(":") for part in shares.split(";"))]
     labels = ", ".join(f"'{name}'" for name in names)
@@ -41,8 +44,8 @@ def _flagged(shares: str, volume: str) -> str:
         "y AS (SELECT *, n / vol share, median(n / vol) OVER w usual FROM x WINDOW w AS (PARTITION BY p, c, v, what)), "
         "z AS (SELECT *, 1.4826 * median(abs(share - usual)) OVER (PARTITION BY p, c, v, what) spread FROM y) "
         ", hit AS (SELECT *, n - usual * vol ex, (share - usual) / greatest(spread, 0.005) z FROM z "
-        f"WHERE share - usual >= {TRACE_Z} * greatest(spread, 0.005) AND share - usual >= {TRACE_EXCESS} "
-        f"AND n - usual * vol >= {MIN_EXCESS}), "
+        f"WHERE share - usual >= {TRACE_Z} * greatest(spread, 0.005) "
+        f"AND share - usual >= {excess} AND n - usual * vol >= {least}), "
         # the cuboid that holds the excess: as much of the date's largest excess as it can, as pure as it can
         "fit AS (SELECT *, ex / max(ex) OVER (PARTITION BY date, what) * ex / vol fit FROM hit), "
         "held AS (SELECT *, round(fit / max(fit) OVER (PARTITION BY date, what) * 20) rank FROM fit) "
@@ -122,7 +125,7 @@ PAYMENT_CHECKS = (
     f"GROUP BY date, GROUPING SETS {CUBOIDS})"
     + _flagged(";".join(f"{name}:{count}" for name, count in zip(
         PAYMENT_TRACES, ("abroad", "odd_value", "tx_twice", "unordered"), strict=True)),
-               "payments"))
+               "payments", MIN_PAYMENTS, PAYMENT_EXCESS))
 
 
 DASHBOARD_COUNTS = ("sessions", "menu_sessions", "cart_sessions", "order_sessions", "payment_sessions")
