@@ -2,7 +2,7 @@
 untuned offset (held-out mechanisms possible), the train split's seeds from TRAIN_SEED_BASE + 20,000 (no episode a
 train task lists). Each play's score, calls and characters (what a model reads and writes), then each split's mean.
 
-    nice -n 10 uv run python -m lab.calibration.audit_generic_scores --seeds 10
+    nice -n 10 uv run python -m lab.calibration.audit_generic_scores --seeds 10 --skip 10
 """
 
 from __future__ import annotations
@@ -23,11 +23,11 @@ AGENT = "generic_auditor"
 TRAIN_UNTUNED_FIRST = TRAIN_SEED_BASE + 20_000  # past every listed train task
 
 
-def split_episodes(split: str, count: int) -> list[dict[str, Any]]:
-    """The reset arguments of `count` untuned audit episodes of `split`."""
+def split_episodes(split: str, count: int, skip: int = 0) -> list[dict[str, Any]]:
+    """The reset arguments of `count` untuned audit episodes of `split`, from the `skip`-th on."""
     if split == "eval":
-        return [calibration_reset_kwargs("audit", UNTUNED_FIRST_OFFSET + i) for i in range(count)]
-    return [{"seed": TRAIN_UNTUNED_FIRST + i, "difficulty": "audit"} for i in range(count)]
+        return [calibration_reset_kwargs("audit", UNTUNED_FIRST_OFFSET + i) for i in range(skip, skip + count)]
+    return [{"seed": TRAIN_UNTUNED_FIRST + i, "difficulty": "audit"} for i in range(skip, skip + count)]
 
 
 def play_audit(agent_name: str, reset_kwargs: dict[str, Any]) -> dict[str, Any]:
@@ -49,11 +49,12 @@ def play_audit(agent_name: str, reset_kwargs: dict[str, Any]) -> dict[str, Any]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=10, help="episodes per split")
+    parser.add_argument("--skip", type=int, default=0, help="start at this many episodes into each split's seeds")
     parser.add_argument("--agent", default=AGENT)
     parser.add_argument("--splits", nargs="+", default=["eval", "train"])
     args = parser.parse_args()
     for split in args.splits:
-        plays = [play_audit(args.agent, kwargs) for kwargs in split_episodes(split, args.seeds)]
+        plays = [play_audit(args.agent, kwargs) for kwargs in split_episodes(split, args.seeds, args.skip)]
         for p in plays:
             print(f"{split} seed {p['seed']}{' (null)' if 'scenario_family' in p else ''}: score {p['score']:.3f} "
                   f"calls {p['calls']} rows {p['rows']} chars {p['chars']}", flush=True)
