@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from lab.agents.audit_generic import most_departing
 from lab.agents.registry import make_agent
 from metric_tracker_rl.agents import run_episode
 from metric_tracker_rl.catalog.task_splits import TRAIN_SEED_BASE, UNTUNED_FIRST_OFFSET
@@ -72,3 +73,12 @@ def test_imports_nothing_of_the_generator_or_grader(module: str) -> None:
     assert lab_imports <= {"lab.agents.registry", "lab.agents.registry.register_lab_agent",
                            "lab.agents.audit_generic_sql", *(f"lab.agents.audit_generic_sql.{n}" for n in (
                                "EVENT_CHECKS", "PAYMENT_CHECKS", "SESSION_CHECKS", "dashboard_values_sql"))}
+
+
+def test_a_defect_row_is_on_the_metric_departing_most_ties_to_the_first() -> None:
+    # app_opens departs by 50%, a rate by 55%: within ten points, so the first (app_opens) holds the row
+    assert most_departing({0: (150.0, 100.0), 2: (0.45, 1.0)}) == 0
+    # a rate departing by 80% against app_opens' 50%: the rate
+    assert most_departing({0: (150.0, 100.0), 2: (0.2, 1.0)}) == 2
+    # nothing departs by more than the margin: no row
+    assert most_departing({0: (105.0, 100.0), 5: (91.0, 100.0)}) is None
