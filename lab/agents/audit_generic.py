@@ -29,6 +29,7 @@ from typing import Any
 
 from lab.agents.audit_generic_sql import (
     EVENT_CHECKS,
+    NAME_CHECKS,
     PAYMENT_CHECKS,
     PAYMENT_TRACES,
     SESSION_CHECKS,
@@ -93,8 +94,8 @@ class Audit:
         first, last = dt.date.fromisoformat(window["first"]), dt.date.fromisoformat(window["last"])
         self.dates = [(first + dt.timedelta(days=i)).isoformat() for i in range((last - first).days + 1)]
         traces: Rows = []
-        for name, sql in (("event checks", EVENT_CHECKS), ("session checks", SESSION_CHECKS),
-                          ("payment checks", PAYMENT_CHECKS)):
+        for name, sql in (("event checks", EVENT_CHECKS), ("event names", NAME_CHECKS),
+                          ("session checks", SESSION_CHECKS), ("payment checks", PAYMENT_CHECKS)):
             traces += yield (name, sql)
         defects = yield from self.defects(traces)
         incidents = yield from self.incidents(traces)
@@ -115,15 +116,22 @@ class Audit:
                 paid.append(row["what"] in (*PAYMENT_TRACES, "late"))
         if not places:
             return []
-        asked = [(i, date, s.platform, s.country, s.app_version) for i, (date, s) in enumerate(places)]
+        traced: dict[Segment, list[str]] = {}
+        for date, segment in places:
+            traced.setdefault(segment, []).append(date)
+        asked = [(i, date, s.platform, s.country, s.app_version, sorted(traced[s]))
+                 for i, (date, s) in enumerate(places)]
         rows = yield from in_parts("defect values", asked, lambda part: dashboard_values_sql(list(part)))
-        values: dict[int, dict[int, tuple[float, float]]] = {}
+        values: dict[int, dict[int, tuple[float, float]]] = {}  # value, baseline
+        clean: dict[int, dict[int, tuple[float, float]]] = {}  # value, the untraced dates' level
         for row in rows:
             if row["value"] is not None and row["usual"] is not None and _stands_out(row):
                 values.setdefault(int(row["i"]), {})[int(row["k"])] = (float(row["value"]), float(row["usual"]))
+                level = float(row["clean"]) if row["clean"] is not None else float(row["usual"])
+                clean.setdefault(int(row["i"]), {})[int(row["k"])] = (float(row["value"]), level)
         found = []
         for i, (date, segment) in enumerate(places):
-            moved = values.get(i, {})
+            moved = clean.get(i, {})  # the metric the record moved: against the dates nothing changed
             revenue = METRICS.index(REVENUE)
             if not paid[i] and any(k != revenue for k in moved):  # the traced records are sessions
                 moved = {k: v for k, v in moved.items() if k != revenue}
@@ -238,8 +246,10 @@ class Audit:
 
 
 def _stands_out(row: dict[str, Any]) -> bool:
-    """A dashboard value beyond VALUE_Z spreads of its same weekday's values (a noisy metric's move is its noise)."""
-    return abs(float(row["value"]) - float(row["usual"])) >= VALUE_Z * float(row["spread"] or 0.0)
+    """A dashboard value beyond VALUE_Z spreads of its same weekday's values from the untraced dates' level (a noisy
+    metric's move is its noise)."""
+    level = row["clean"] if row["clean"] is not None else row["usual"]
+    return abs(float(row["value"]) - float(level)) >= VALUE_Z * float(row["spread"] or 0.0)
 
 
 def _departs_below(row: dict[str, Any]) -> bool:

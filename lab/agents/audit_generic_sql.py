@@ -80,6 +80,18 @@ EVENT_CHECKS = (
                "country_moved:moved;platform_switched:switched;wrong_version:wrong_version;off_date:off_date",
                "events"))
 
+# Per event: a name outside the usual set (one the export carries on fewer than half its dates), against all events;
+# a name's share is small beside every other check's, so its bar is a share of events of its own.
+NAME_EXCESS = 0.01
+NAME_CHECKS = (
+    "WITH ev AS (SELECT event_date date, platform p, geo.country c, app_info.version v, event_name FROM events "
+    "WHERE NOT " + _STANDING + "), "
+    "names AS (SELECT event_name FROM ev GROUP BY ALL HAVING count(DISTINCT date) >= "
+    "(SELECT count(DISTINCT date) / 2 FROM ev)), "
+    "g AS (SELECT date, p, c, v, count(*) events, count(*) FILTER (event_name NOT IN (SELECT event_name FROM names)) "
+    f"odd FROM ev GROUP BY date, GROUPING SETS {CUBOIDS})"
+    + _flagged("odd_name:odd", "events", MIN_EXCESS, NAME_EXCESS))
+
 # Per session (a user's session id, dated and placed by its first event): no app_open, no session_start, several
 # app_opens, a user id carried by several pseudo ids that date, a session id beyond the user's next (a gap), a device
 # with many sessions that stop at once; and the raw sessions against the dashboard's (a dashboard that loses or gains
@@ -132,17 +144,27 @@ DASHBOARD_COUNTS = ("sessions", "menu_sessions", "cart_sessions", "order_session
 
 
 def dashboard_values_sql(asked: list[tuple[object, ...]]) -> str:
-    """For each row asked (i, date, platform, country, app_version), the dashboard's metrics of its segment on its
-    date (a count where it has no row: 0), their medians over the same weekday's other dates and the spread of those
-    (a rate divides the sums of its rows): k 0 sessions, 1 to 4 the rates, 5 revenue_usd."""
-    body = ", ".join("(" + ", ".join(sql_literal(v) for v in row) + ")" for row in asked)
+    """For each row asked (i, date, platform, country, app_version, traced: the dates its segment carries a trace),
+    the dashboard's metrics of its segment on its date (a count where it has no row: 0), their medians over the same
+    weekday's other dates (`usual`, the baseline rule's) and the spread of those, and their median over the dates
+    without a trace (`clean`: what the record shows where nothing changed it); a rate divides the sums of its rows.
+    k 0 sessions, 1 to 4 the rates, 5 revenue_usd."""
+    def literal(value: object) -> str:
+        if isinstance(value, list | tuple):
+            return "[" + ", ".join(sql_literal(v) for v in value) + "]::DATE[]"
+        return sql_literal(value)
+
+    body = ", ".join("(" + ", ".join(literal(v) for v in row) + ")" for row in asked)
     match = " AND ".join(f"(q.{f} IS NULL OR d.{f} = q.{f})" for f in ("platform", "country", "app_version"))
     sums = ", ".join(f"sum({c}) {c}" for c in DASHBOARD_COUNTS)
     rates = ", ".join(f"{DASHBOARD_COUNTS[k]} / nullif({DASHBOARD_COUNTS[k - 1]}, 0)" for k in range(1, 5))
-    return (f"WITH q(i, on_date, platform, country, app_version) AS (VALUES {body}), "
-            f"v AS (SELECT i, d.date, any_value(q.on_date) on_date, {sums}, sum(revenue_usd) revenue FROM q JOIN "
-            f"dashboard d ON {match} AND isodow(d.date) = isodow(q.on_date) GROUP BY i, d.date), "
-            f"m AS (SELECT i, date, on_date, unnest([0, 1, 2, 3, 4, 5]) k, unnest([sessions, {rates}, revenue]) value "
-            "FROM v) SELECT i, k, round(coalesce(max(value) FILTER (date = on_date), CASE WHEN k IN (0, 5) THEN 0 "
-            "END), 4) value, round(median(value) FILTER (date <> on_date), 4) usual, round(1.4826 * mad(value) FILTER "
-            "(date <> on_date), 4) spread FROM m GROUP BY i, k ORDER BY i, k")
+    peers = "date <> on_date AND isodow(date) = isodow(on_date)"
+    return (f"WITH q(i, on_date, platform, country, app_version, traced) AS (VALUES {body}), "
+            f"v AS (SELECT i, d.date, any_value(q.on_date) on_date, any_value(traced) traced, {sums}, "
+            f"sum(revenue_usd) revenue FROM q JOIN dashboard d ON {match} GROUP BY i, d.date), "
+            "m AS (SELECT i, date, on_date, traced, unnest([0, 1, 2, 3, 4, 5]) k, "
+            f"unnest([sessions, {rates}, revenue]) value FROM v) "
+            "SELECT i, k, round(coalesce(max(value) FILTER (date = on_date), CASE WHEN k IN (0, 5) THEN 0 "
+            f"END), 4) value, round(median(value) FILTER ({peers}), 4) usual, round(1.4826 * mad(value) FILTER "
+            f"({peers}), 4) spread, round(median(value) FILTER (NOT list_contains(traced, date)), 4) clean "
+            "FROM m GROUP BY i, k ORDER BY i, k")
