@@ -10,8 +10,10 @@ layer whether it moved.
    ids, idle devices, names outside the usual set, geo/platform/version disagreeing with the users table, currencies
    and values out of line, transaction ids twice, the dashboard's sessions against the events'. A share far above
    its usual level is a recording trace, held by the cuboid that explains its parents' excess.
-3. Each traced date and segment: a data defect where a dashboard metric departs from its baseline there, on the
-   metric that departs most (ties by the brief's order); its values the dashboard's.
+3. Each traced date and segment: a data defect where a dashboard metric departs there from its level on the
+   segment's dates without a trace (what the record shows where nothing changed it) beyond its own noise, on the
+   metric that departs most (ties by the brief's order; revenue only where the trace can reach payments); its
+   values the dashboard's, its baseline by the baseline rule.
 4. Incidents, from the metrics layer recounted over the events (the package's scans): blocks of hours whose sessions
    or payments collapsed, each release's version and experiment's arm over their dates, and runs of dates on which a
    cuboid of platform, country, channel or user type fell (its parent where the fall ripples through it). A fall on
