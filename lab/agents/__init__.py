@@ -6,6 +6,7 @@ baselines and model-like analyst. Importing this package registers every one of 
 them and the package's reference agents alike."""
 
 from lab.agents import (  # noqa: F401
+    audit_generic,
     blind_experts,
     fixed_rule,
     gaming,

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from lab.agents.registry import known_agents, make_agent
+from lab.calibration.audit_generic_scores import AUDIT_AGENTS
 from lab.calibration.calibrate import (
     AGENT_RESET_OVERRIDES,
     CALIBRATED_DIFFICULTIES,
@@ -95,7 +96,7 @@ def test_every_reference_agent_is_registered() -> None:
 
 def test_a_default_run_plays_every_registered_agent_but_deeps_own() -> None:
     assert sorted(known_agents()) == sorted(
-        [*LISTED_TIER_AGENTS, *DEEP_ONLY_AGENTS, *REPLAYING_AGENTS, *WAREHOUSE_AGENTS])
+        [*LISTED_TIER_AGENTS, *DEEP_ONLY_AGENTS, *REPLAYING_AGENTS, *WAREHOUSE_AGENTS, *AUDIT_AGENTS])
 
 
 def test_agents_read_only_public_modules() -> None:
