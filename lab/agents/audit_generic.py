@@ -12,7 +12,7 @@ layer whether it moved.
    its usual level is a recording trace, held by the cuboid that explains its parents' excess.
 3. Each traced date and segment: a data defect where a dashboard metric departs there from its level on the
    segment's dates without a trace (what the record shows where nothing changed it) beyond its own noise, on the
-   metric that departs most (ties by the brief's order; revenue only where the trace can reach payments); its
+   first metric that departs, in the brief's order (revenue only where the trace can reach payments); its
    values the dashboard's, its baseline by the baseline rule.
 4. Incidents, from the metrics layer recounted over the events (the package's scans): blocks of hours whose sessions
    or payments collapsed, each release's version and experiment's arm over their dates, and runs of dates on which a
@@ -68,7 +68,7 @@ from metric_tracker_rl.world.metrics_layer import RATE_COLUMNS
 from metric_tracker_rl.world.segments import Segment
 
 MARGIN = 0.10  # the brief's 'departs'
-METRICS = ("sessions", *RATE_COLUMNS, REVENUE)  # the dashboard's metrics in the brief's tie order (k 0 to 5)
+METRICS = ("sessions", *RATE_COLUMNS, REVENUE)  # the dashboard's metrics in the brief's order (k 0 to 5)
 # An analyst's round bars (z of a fall against the same weekday's other dates).
 RUN_BARS = {1: 5.0, 2: 7.0}  # a run of dates in a cuboid naming one or two fields
 TEST_Z = 4.5  # a version's or an arm's pooled fall over its dates
@@ -106,8 +106,8 @@ class Audit:
     # --- data defects -----------------------------------------------------------------------------------------
 
     def defects(self, traces: Rows) -> Generator[Statement, Rows, list[Finding]]:
-        """Each traced date and segment (the strongest trace of overlapping ones), a row on the dashboard metric that
-        departs most from its baseline there, where one departs."""
+        """Each traced date and segment (the strongest trace of overlapping ones), a row on the first dashboard metric
+        that departs from its baseline there, in the brief's order, where one departs."""
         places: list[tuple[str, Segment]] = []
         # whether the place's trace can reach its revenue: a payment's, or events the metrics layer drops as late
         paid: list[bool] = []
@@ -137,7 +137,7 @@ class Audit:
             revenue = METRICS.index(REVENUE)
             if not paid[i] and any(k != revenue for k in moved):  # the traced records are sessions
                 moved = {k: v for k, v in moved.items() if k != revenue}
-            chosen = most_departing(moved)
+            chosen = first_departing(moved)
             if chosen is not None:
                 observed, baseline = values[i][chosen]
                 found.append(Finding(date, METRICS[chosen], DATA_QUALITY, segment, baseline, observed))
@@ -271,14 +271,10 @@ def _grown(days: set[int], departs: list[bool]) -> set[int]:
     return run
 
 
-def most_departing(values: dict[int, tuple[float, float]]) -> int | None:
-    """The metric (k) departing most from its baseline, relative, where one departs by more than MARGIN; a departure
-    within MARGIN of the largest ties, and a tie goes to the first."""
-    moves = {k: abs(v - b) / abs(b) for k, (v, b) in values.items() if b}
-    if not moves or max(moves.values()) <= MARGIN:
-        return None
-    top = max(moves.values())
-    return min(k for k, move in moves.items() if move >= top - MARGIN)
+def first_departing(values: dict[int, tuple[float, float]]) -> int | None:
+    """The first metric (k, in the brief's order) that departs from its baseline by more than MARGIN, relative;
+    None where none does."""
+    return min((k for k, (v, b) in values.items() if b and abs(v - b) / abs(b) > MARGIN), default=None)
 
 
 class GenericAuditorAgent(Agent):

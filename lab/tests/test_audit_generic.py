@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from lab.agents.audit_generic import most_departing
+from lab.agents.audit_generic import first_departing
 from lab.agents.registry import make_agent
 from metric_tracker_rl.agents import run_episode
 from metric_tracker_rl.catalog.task_splits import TRAIN_SEED_BASE, UNTUNED_FIRST_OFFSET
@@ -74,10 +74,10 @@ def test_imports_nothing_of_the_generator_or_grader(module: str) -> None:
     assert all(name.startswith(("lab.agents.registry", "lab.agents.audit_generic_sql")) for name in lab_imports)
 
 
-def test_a_defect_row_is_on_the_metric_departing_most_ties_to_the_first() -> None:
-    # app_opens departs by 50%, a rate by 55%: within ten points, so the first (app_opens) holds the row
-    assert most_departing({0: (150.0, 100.0), 2: (0.45, 1.0)}) == 0
-    # a rate departing by 80% against app_opens' 50%: the rate
-    assert most_departing({0: (150.0, 100.0), 2: (0.2, 1.0)}) == 2
+def test_a_defect_row_is_on_the_first_metric_that_departs() -> None:
+    # app_opens departs by 50% and a rate by 80%: the first in the brief's order (app_opens) holds the row
+    assert first_departing({0: (150.0, 100.0), 2: (0.2, 1.0)}) == 0
+    # app_opens within the margin: the rate
+    assert first_departing({0: (105.0, 100.0), 2: (0.2, 1.0)}) == 2
     # nothing departs by more than the margin: no row
-    assert most_departing({0: (105.0, 100.0), 5: (91.0, 100.0)}) is None
+    assert first_departing({0: (105.0, 100.0), 5: (91.0, 100.0)}) is None
