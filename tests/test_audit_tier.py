@@ -13,6 +13,7 @@ import pytest
 
 from metric_tracker_rl.catalog.task_splits import TRAIN_SEED_BASE, mechanism_split
 from metric_tracker_rl.catalog.tasks import resolve_episode_config
+from metric_tracker_rl.catalog.tiers import ABYSS_KINDS as AUDIT_WAREHOUSE_KINDS
 from metric_tracker_rl.catalog.tiers import AUDIT, AuditMix
 from metric_tracker_rl.generation.audit.defects import DEFECT_REGISTRY
 from metric_tracker_rl.generation.audit.truth import AUDIT_METRICS, audit_rows, moved, relative_move
@@ -129,3 +130,15 @@ def test_a_mix_refuses_held_out_mechanisms_it_does_not_draw() -> None:
         replace(MIX, held_out_defects=("no_such_defect",))
     with pytest.raises(ValueError, match="margin"):
         replace(MIX, margin=1.5)
+
+
+def test_the_audit_draws_more_ways_to_fail_than_a_text_could_list() -> None:
+    """At least 20 data defects and 12 business incidents, at least five of them held out of the train split, and
+    every mechanism the warehouse's procedure does not know has a finder of its own."""
+    from metric_tracker_rl.agents.audit_expert import ALL_FINDERS
+    from metric_tracker_rl.generation.warehouse.defects import DEFECTS
+    assert len(MIX.defects) >= 20 and len(MIX.incident_kinds) >= 12
+    assert len(MIX.held_out_defects) + len(MIX.held_out_kinds) >= 5
+    warehouse_kinds = set(AUDIT_WAREHOUSE_KINDS)
+    unknown = (set(MIX.defects) - set(DEFECTS)) | (set(MIX.incident_kinds) - warehouse_kinds)
+    assert unknown <= {finder.name for finder in ALL_FINDERS}
