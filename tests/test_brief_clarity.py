@@ -21,7 +21,7 @@ from metric_tracker_rl.catalog.families import PUBLISHED_FAMILIES
 from metric_tracker_rl.catalog.published import CONFIG_MEANINGS, FUNNEL_STEPS, SEGMENTED_DIFFICULTIES
 from metric_tracker_rl.catalog.seeding import derive_rng
 from metric_tracker_rl.catalog.tasks import resolve_episode_config
-from metric_tracker_rl.catalog.tiers import TIERS, WAREHOUSE
+from metric_tracker_rl.catalog.tiers import TIERS, WAREHOUSE, AuditMix
 from metric_tracker_rl.generation.anomalies import FAMILY_REGISTRY
 from metric_tracker_rl.generation.anomalies.base import ChangePointRecord
 from metric_tracker_rl.generation.kinds import INCIDENT_KIND_REGISTRY
@@ -30,6 +30,9 @@ from metric_tracker_rl.generation.warehouse.world import WarehouseWorld, build_w
 from metric_tracker_rl.world.events import EventLog
 from metric_tracker_rl.world.metrics_layer import dashboard, segment_metric
 from metric_tracker_rl.world.warehouse_brief import DEFECT_REPORTING, INCIDENT_REPORTING
+
+# The segmented tiers whose brief describes their kinds (the audit publishes none).
+PUBLISHING_MECHANISMS = tuple(d for d in SEGMENTED_DIFFICULTIES if not isinstance(TIERS[d].segmented, AuditMix))
 
 PAYMENT_STEP = "order_placed_to_payment_successful"
 
@@ -108,7 +111,7 @@ def test_funnel_breaks_definition_names_what_each_tier_draws() -> None:
     injector breaks any step: the definition says both, and no longer offers a broken button with segments."""
     definition = PUBLISHED_FAMILIES["funnel_break"].definition
     assert "with segments the payment step" in definition and "on one funnel any step" in definition
-    for difficulty in SEGMENTED_DIFFICULTIES:
+    for difficulty in PUBLISHING_MECHANISMS:
         kinds = [INCIDENT_KIND_REGISTRY[k] for k in TIERS[difficulty].incident_kinds]
         breaks = [kind for kind in kinds if kind.family == "funnel_break"]
         assert breaks and all(tuple(kind.entity_names) == (PAYMENT_STEP,) for kind in breaks), difficulty

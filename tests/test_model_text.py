@@ -31,6 +31,7 @@ from metric_tracker_rl.catalog.published import (
     SEGMENTED_DIFFICULTIES,
 )
 from metric_tracker_rl.catalog.tasks import TASKS, resolve_episode_config
+from metric_tracker_rl.catalog.tiers import TIERS, AuditMix
 from metric_tracker_rl.generation import build_episode
 from metric_tracker_rl.models import EpisodeWindow, MetricTrackerRlObservation, PayloadGeneratorMethod
 from metric_tracker_rl.serving.environment import MetricTrackerRlEnvironment
@@ -38,6 +39,9 @@ from metric_tracker_rl.view.observation import render_observation
 from metric_tracker_rl.view.prompt import SYSTEM_PROMPT, first_prompt
 from metric_tracker_rl.view.tool_schemas import SUBMIT_GENERATORS, SUBMIT_REPORT, model_tools, tool_action
 from metric_tracker_rl.world.daily_panel import peer_median, same_weekday_peers
+
+# The segmented tiers whose brief describes their kinds (the audit publishes none).
+PUBLISHING_MECHANISMS = tuple(d for d in SEGMENTED_DIFFICULTIES if not isinstance(TIERS[d].segmented, AuditMix))
 
 ROW = {"date": "2026-03-10", "entity_type": "conversion_rate", "entity_name": "app_open_to_menu_open",
        "anomaly_type": "rate_spike_from_median", "detection_method": "compare_rate_to_median",
@@ -401,7 +405,7 @@ def test_the_trl_class_documents_the_bounds_it_offers() -> None:
     assert "threshold (>= 0)" in generators and "metric_name," not in generators
 
 
-@pytest.mark.parametrize("difficulty", SEGMENTED_DIFFICULTIES)
+@pytest.mark.parametrize("difficulty", PUBLISHING_MECHANISMS)
 def test_with_segments_the_brief_says_a_release_can_cause_an_incident_on_its_new_version(difficulty: str) -> None:
     """Releases cause incidents only with segments (frontier, deep): their briefs say so where every other brief
     says they cannot."""

@@ -18,10 +18,10 @@ import math
 from collections.abc import Generator, Sequence
 from dataclasses import dataclass, replace
 
-from metric_tracker_rl.agents import audit_incident_scans as incident_scans
-from metric_tracker_rl.agents import audit_traces_pipeline as pipeline
-from metric_tracker_rl.agents import audit_traces_recording as recording
 from metric_tracker_rl.agents.audit_finders import Finder, batched_sql
+from metric_tracker_rl.agents.audit_incident_scans import FINDERS as INCIDENT_FINDERS
+from metric_tracker_rl.agents.audit_traces_pipeline import FINDERS as PIPELINE_FINDERS
+from metric_tracker_rl.agents.audit_traces_recording import FINDERS as RECORDING_FINDERS
 from metric_tracker_rl.agents.base import register_agent
 from metric_tracker_rl.agents.warehouse_expert import Investigation, WarehouseExpertAgent
 from metric_tracker_rl.agents.warehouse_findings import (
@@ -41,7 +41,7 @@ from metric_tracker_rl.world.metrics_layer import RATE_COLUMNS, STEP_SESSION_COL
 from metric_tracker_rl.world.segments import Segment
 
 # Every finder the package has: the recording faults', the pipeline's, then the incidents'.
-ALL_FINDERS: tuple[Finder, ...] = (*recording.FINDERS, *pipeline.FINDERS, *incident_scans.FINDERS)
+ALL_FINDERS: tuple[Finder, ...] = (*RECORDING_FINDERS, *PIPELINE_FINDERS, *INCIDENT_FINDERS)
 # The metrics a defect's row may name, in the order a tie goes (the brief's, with sessions for app_opens).
 DEFECT_METRICS = ("sessions", *RATE_COLUMNS, REVENUE)
 DASHBOARD_FIELDS = ("platform", "app_version", "country")

@@ -140,7 +140,11 @@ class EpisodeConfig:
         data = {name: value for name, value in visible.items() if name not in ("held_out", "difficulty")}
         if data.get("anomaly_count_range") is not None:
             data["anomaly_count_range"] = tuple(data["anomaly_count_range"])
-        return cls(tier=TIERS[str(visible.get("difficulty"))], **data)
+        tier = TIERS[str(visible.get("difficulty"))]
+        if _hides_mechanisms(tier):  # its settings that name or size a mechanism are its defaults, never shown
+            defaults = _difficulty_default(tier)
+            data.update({name: getattr(defaults, name) for name in MECHANISM_KNOBS if name not in data})
+        return cls(tier=tier, **data)
 
 
 # The visible config's fields: the tier shows as its name, where the tier field stands.
