@@ -30,6 +30,7 @@ from metric_tracker_rl.agents.warehouse_findings import (
     Finding,
     Rows,
     Statement,
+    arm_segment,
     dedupe,
     in_parts,
     number_or_nan,
@@ -45,6 +46,7 @@ ALL_FINDERS: tuple[Finder, ...] = (*RECORDING_FINDERS, *PIPELINE_FINDERS, *INCID
 # The metrics a defect's row may name, in the order a tie goes (the brief's, with sessions for app_opens).
 DEFECT_METRICS = ("sessions", *RATE_COLUMNS, REVENUE)
 DASHBOARD_FIELDS = ("platform", "app_version", "country")
+LASTING_DATES = 7  # a defect's dates from which it moves its segment's same-weekday baseline
 CONCURRENCY = 1  # the tier's dates with a second incident: the expert knows it, no brief says it
 
 
@@ -98,8 +100,12 @@ class AuditInvestigation(Investigation):
                            and f.date not in {d.date for d in known}]
         chosen = yield from self.most_moved(flagged_defects)
         defects = [*known, *chosen]
+        # A defect that lasts weeks takes its segment's baseline with it: no fall or rise there is read as users'.
+        lasting = [d.segment for d in defects if sum(e.segment == d.segment for e in defects) >= LASTING_DATES]
         incidents = [f for f in [*found, *flagged_findings] if f.anomaly_type != DATA_QUALITY
-                     and not any(d.date == f.date and overlaps(d.segment, f.segment) for d in defects)]
+                     and not any(d.date == f.date and overlaps(d.segment, f.segment) for d in defects)
+                     and not any(overlaps(segment, f.segment) for segment in lasting)
+                     and not (f.kind in self.finder_kinds() and self.intended(f))]
         defects = yield from self.dashboard_values(dedupe(defects))
         incidents = yield from self.values_of_new(incidents)
         kept = [f for f in incidents if abs(f.observed - f.baseline) > MARGIN * abs(f.baseline)]
@@ -131,6 +137,16 @@ class AuditInvestigation(Investigation):
             if move > best.get(finding.date, (-1.0, finding))[0]:
                 best[finding.date] = (move, finding)
         return [finding for _, finding in best.values()]
+
+    def finder_kinds(self) -> set[str]:
+        return {finder.name for finder in self.finders if finder.kind == "incident"}
+
+    def intended(self, finding: Finding) -> bool:
+        """Whether an experiment running on the finding's date targets its step in an arm overlapping its segment:
+        the experiment's intended effect, a benign change the brief names."""
+        return any(row["what"] == "experiment" and str(row["first"]) <= finding.date <= str(row["last"])
+                   and row["note"] == finding.metric and overlaps(arm_segment(row), finding.segment)
+                   for row in self.context)
 
     def from_finders(self, rows: Rows) -> list[Finding]:
         families = {finder.name: finder.family for finder in self.finders}

@@ -61,7 +61,7 @@ WITH e AS (SELECT DISTINCT user_pseudo_id u, {SESSION_ID} s, event_name n, event
            FROM events WHERE {GRANTED}),
 k AS (SELECT u, s, min(d) d, min(p) p, count(*) len, bool_or(n = 'user_engagement') closed FROM e GROUP BY u, s),
 m AS (SELECT d, p, max(len) longest FROM k GROUP BY d, p)
-{_row("d", "p", "NULL", "NULL", "order_placed_to_payment_successful", "truncated_batches")}
+{_row("d", "p", "NULL", "NULL", "menu_open_to_product_added_to_cart", "truncated_batches")}
 FROM k JOIN m USING (d, p) WHERE len = longest GROUP BY d, p
 HAVING count(*) FILTER (WHERE NOT closed) >= greatest({CUT_MIN}, {CUT_SHARE} * count(*))""")
 
