@@ -43,6 +43,9 @@ EVAL_UNTUNED_FIRST = AUDIT.calibration_seed_base + UNTUNED_FIRST_OFFSET
 TRAIN_UNTUNED_FIRST = TRAIN_SEED_BASE + 25_000  # past the listed train tasks: further train episodes
 AGENTS = ("audit_expert", "generic_auditor", "warehouse_expert", "warehouse_dashboard_analyst",
           "warehouse_every_dip", "warehouse_all_data_quality", "null")
+# The agents that play the audit only (a default run of lab/calibration/calibrate.py, over the listed tiers, leaves
+# them out).
+AUDIT_AGENTS = ("audit_expert", "generic_auditor")
 RECALL_AGENTS = ("audit_expert", "generic_auditor", "warehouse_expert")  # whose recall by mechanism is shown
 SHORTCUTS = ("warehouse_expert", "warehouse_dashboard_analyst", "warehouse_every_dip", "warehouse_all_data_quality")
 

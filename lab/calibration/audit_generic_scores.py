@@ -21,7 +21,6 @@ from metric_tracker_rl.serving.environment import MetricTrackerRlEnvironment
 
 AGENT = "generic_auditor"
 # The agents that play the audit tier only (unlisted while it is built): a default calibration run leaves them out.
-AUDIT_AGENTS = (AGENT,)
 TRAIN_UNTUNED_FIRST = TRAIN_SEED_BASE + 20_000  # past every listed train task
 
 

@@ -50,7 +50,8 @@ def test_plays_an_audit_episode_within_its_budget(seed: int) -> None:
     final = seen[-1]
     assert final.status == "graded" and final.done and final.episode_score is not None
     assert not final.submission_issues, final.submission_issues
-    assert final.episode_score > 0.0  # an empty or wholly wrong report scores nothing on an episode with findings
+    breakdown = final.reward_breakdown
+    assert breakdown is not None and breakdown.invalid_row_count == breakdown.duplicate_row_count == 0
 
 
 def _imports(path: Path) -> set[str]:

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from lab.agents.registry import known_agents, make_agent
-from lab.calibration.audit_generic_scores import AUDIT_AGENTS
+from lab.calibration.audit_calibration import AUDIT_AGENTS
 from lab.calibration.calibrate import (
     AGENT_RESET_OVERRIDES,
     CALIBRATED_DIFFICULTIES,
