@@ -21,7 +21,7 @@ from metric_tracker_rl.catalog.families import PUBLISHED_FAMILIES
 from metric_tracker_rl.catalog.published import CONFIG_MEANINGS, FUNNEL_STEPS, SEGMENTED_DIFFICULTIES
 from metric_tracker_rl.catalog.seeding import derive_rng
 from metric_tracker_rl.catalog.tasks import resolve_episode_config
-from metric_tracker_rl.catalog.tiers import TIERS, WAREHOUSE, AuditMix
+from metric_tracker_rl.catalog.tiers import TIERS, WAREHOUSE
 from metric_tracker_rl.generation.anomalies import FAMILY_REGISTRY
 from metric_tracker_rl.generation.anomalies.base import ChangePointRecord
 from metric_tracker_rl.generation.kinds import INCIDENT_KIND_REGISTRY
@@ -32,7 +32,7 @@ from metric_tracker_rl.world.metrics_layer import dashboard, segment_metric
 from metric_tracker_rl.world.warehouse_brief import DEFECT_REPORTING, INCIDENT_REPORTING
 
 # The segmented tiers whose brief describes their kinds (the audit publishes none).
-PUBLISHING_MECHANISMS = tuple(d for d in SEGMENTED_DIFFICULTIES if not isinstance(TIERS[d].segmented, AuditMix))
+PUBLISHING_MECHANISMS = tuple(d for d in SEGMENTED_DIFFICULTIES if not TIERS[d].hides_mechanisms)
 
 PAYMENT_STEP = "order_placed_to_payment_successful"
 

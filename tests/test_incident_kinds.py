@@ -24,7 +24,7 @@ from metric_tracker_rl.agents import make_agent, play
 from metric_tracker_rl.catalog.families import PUBLISHED_FAMILIES
 from metric_tracker_rl.catalog.registry import Registry
 from metric_tracker_rl.catalog.tasks import resolve_episode_config
-from metric_tracker_rl.catalog.tiers import TIERS, AggregateMix, AuditMix, SegmentedMix, Tier
+from metric_tracker_rl.catalog.tiers import TIERS, AggregateMix, SegmentedMix, Tier
 from metric_tracker_rl.generation import build_episode
 from metric_tracker_rl.generation.anomalies import FAMILY_REGISTRY
 from metric_tracker_rl.generation.kinds import (
@@ -207,7 +207,7 @@ def _docs_table(heading: str) -> dict[str, list[str]]:
 def _unpublished_kinds() -> set[str]:
     """The kinds only a tier that hides its mechanisms (the audit) draws: no text describes them."""
     def drawn(hiding: bool) -> set[str]:
-        return {kind for tier in TIERS.values() if isinstance(tier.segmented, AuditMix) == hiding
+        return {kind for tier in TIERS.values() if tier.hides_mechanisms == hiding
                 for kind in tier.incident_kinds}
     return drawn(True) - drawn(False)
 

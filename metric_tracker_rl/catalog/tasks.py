@@ -19,7 +19,7 @@ from metric_tracker_rl.catalog.setting_checks import (
     number_in,
 )
 from metric_tracker_rl.catalog.task_splits import split_task_arguments
-from metric_tracker_rl.catalog.tiers import DEFAULT_MAX_STEPS, DEFAULT_MAX_SUBMISSIONS, TIERS, AuditMix, Tier
+from metric_tracker_rl.catalog.tiers import DEFAULT_MAX_STEPS, DEFAULT_MAX_SUBMISSIONS, TIERS, Tier
 from metric_tracker_rl.catalog.validation import check_choice, check_name_in_any_case
 
 MAX_DENSITY = 0.25
@@ -119,7 +119,7 @@ class EpisodeConfig:
         else:
             for name in CUBOID_KNOBS:
                 del data[name]
-        if _hides_mechanisms(self.tier):
+        if self.tier.hides_mechanisms:
             for name in MECHANISM_KNOBS:
                 data.pop(name, None)
         data["held_out"] = self.held_out
@@ -141,7 +141,7 @@ class EpisodeConfig:
         if data.get("anomaly_count_range") is not None:
             data["anomaly_count_range"] = tuple(data["anomaly_count_range"])
         tier = TIERS[str(visible.get("difficulty"))]
-        if _hides_mechanisms(tier):  # its settings that name or size a mechanism are its defaults, never shown
+        if tier.hides_mechanisms:  # its settings that name or size a mechanism are its defaults, never shown
             defaults = _difficulty_default(tier)
             data.update({name: getattr(defaults, name) for name in MECHANISM_KNOBS if name not in data})
         return cls(tier=tier, **data)
@@ -160,11 +160,6 @@ def _is_segmented(tier: Tier) -> bool:
 # The settings that name or size what can go wrong: a tier that hides its mechanisms neither takes nor shows them.
 MECHANISM_KNOBS = ("incident_kinds", "decoy_ratio", "max_cuboid_depth", "magnitude_scale", "concurrency",
                    "note_share")
-
-
-def _hides_mechanisms(tier: Tier) -> bool:
-    """Whether the tier publishes its rules but not its mechanisms (the audit)."""
-    return isinstance(tier.segmented, AuditMix)
 
 
 def _is_cuboid(tier: Tier) -> bool:
@@ -433,7 +428,7 @@ def _check_knobs_apply(overrides: dict[str, Any], tier: Tier) -> None:
     the message names the listed tiers where they apply. A tier that hides its mechanisms (the audit) takes none
     that names or sizes one."""
     given = [name for name in MECHANISM_KNOBS if name in overrides]
-    if given and _hides_mechanisms(tier):
+    if given and tier.hides_mechanisms:
         raise ValueError(f"{', '.join(given)} cannot be set at difficulty {tier.name!r}: it draws its mechanisms "
                          "itself and names none; set seed, scenario_family, anomaly_count or max_steps")
     for knobs, separator, applies in ((SEGMENT_KNOBS, " and ", _is_segmented), (CUBOID_KNOBS, ", ", _is_cuboid)):

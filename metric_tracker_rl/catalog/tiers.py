@@ -294,6 +294,12 @@ class Tier:
         return self.mix.data
 
     @property
+    def hides_mechanisms(self) -> bool:
+        """Whether the tier publishes the rules of a finding but none of its mechanisms (the audit): no text, setting
+        or catalogue it sends names or sizes what can go wrong."""
+        return isinstance(self.segmented, AuditMix)
+
+    @property
     def segment_credit(self) -> Literal["table", "overlap"] | None:
         """How a report row's segment is credited (None: the tier has no segments)."""
         return None if self.segmented is None else self.segmented.segment_credit

@@ -11,7 +11,7 @@ from metric_tracker_rl.analysis_tools import TOOL_REGISTRY, available_analysis_m
 from metric_tracker_rl.catalog.published import CONVERSION_METRICS, fluctuation_bounds
 from metric_tracker_rl.catalog.registry import derived_from
 from metric_tracker_rl.catalog.tasks import task_catalog
-from metric_tracker_rl.catalog.tiers import EVENTS, TIERS, AuditMix, Tier
+from metric_tracker_rl.catalog.tiers import EVENTS, TIERS, Tier
 from metric_tracker_rl.generation.anomalies import FAMILY_REGISTRY
 from metric_tracker_rl.generation.episode import Episode
 from metric_tracker_rl.generation.segmented import episode_kinds
@@ -55,7 +55,7 @@ def episode_catalogs(tier: Tier) -> dict[str, Any]:
     """The catalogs a reset at `tier` sends: all of them, but at a tier that hides its mechanisms (the audit) none
     that would list some: no other tier's tasks (their configs name kinds) and no family's generator (its
     definition and sizes describe the lower tiers' mechanisms); the audit's brief defines its families itself."""
-    if isinstance(tier.segmented, AuditMix):
+    if tier.hides_mechanisms:
         return {**catalogs(), "available_tasks": [], "available_synthetic_generator_methods": []}
     return catalogs()
 
@@ -65,7 +65,7 @@ def published_facts(episode: Episode) -> dict[str, Any]:
     difficulty, dates = episode.config.difficulty, episode.public.dates
     tier = episode.config.tier
     segmented = tier.segmented is not None
-    if isinstance(tier.segmented, AuditMix):  # the rules of a finding, no kind and no defect named
+    if tier.hides_mechanisms:  # the rules of a finding, no kind and no defect named
         return {"objective": episode.public.task["objective"],
                 "window": EpisodeWindow(first_date=dates[0], last_date=dates[-1], days=len(dates)),
                 "benign_fluctuations": BENIGN_CHANGES, "segments": audit_brief(tier.dimensions)}

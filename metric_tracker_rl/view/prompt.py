@@ -14,7 +14,7 @@ from metric_tracker_rl.catalog.published import (
     difficulties_holding,
     incident_count_statement,
 )
-from metric_tracker_rl.catalog.tiers import COUNTS, EVENTS, SEGMENTS, TIERS, AuditMix, DataKind
+from metric_tracker_rl.catalog.tiers import COUNTS, EVENTS, SEGMENTS, TIERS, DataKind
 from metric_tracker_rl.models import MetricTrackerRlObservation
 from metric_tracker_rl.view import render
 from metric_tracker_rl.world.audit_brief import audit_brief_data
@@ -139,7 +139,8 @@ def brief_data(observation: MetricTrackerRlObservation) -> dict[str, Any]:
                              if drawn is None or family["family"] in drawn]
         shown["segments"] = observation.segments
     difficulty = observation.config.get("difficulty")
-    if isinstance(getattr(TIERS.get(str(difficulty)), "segmented", None), AuditMix):
+    tier = TIERS.get(str(difficulty))
+    if tier is not None and tier.hides_mechanisms:
         return audit_brief_data(shown)
     return BRIEF_OF_DATA[data_of(difficulty)](shown)
 
