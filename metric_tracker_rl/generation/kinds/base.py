@@ -105,6 +105,11 @@ class IncidentKind(_Kind):
             raise ValueError(f"kind {self.name!r} is reported as {self.family!r}, not {record.family!r}")
         return SegmentIncident(self.name, record, segment)
 
+    def run_incident(self, record: InjectionRecord, segment: Segment, days: Sequence[int]) -> SegmentIncident:
+        """The incident of one date of a run over `days`: a date after the first continues it."""
+        continues = days[0] if record.day != days[0] else None
+        return self.incident(replace(record, continues=continues), segment)
+
     def over_dates(self, world: SegmentWorld, segment: Segment, days: list[int], entity: str, magnitude: float,
                    stream: str, describe: str | None = None) -> list[SegmentIncident]:
         """The family's injector on the segment's cells on each of `days`, one incident date each: a date after the
@@ -112,10 +117,9 @@ class IncidentKind(_Kind):
         out = []
         for day in days:
             record = world.inject_family(segment, self.family, day, entity, magnitude, stream)
-            record = replace(record, continues=days[0] if day != days[0] else None)
             if describe is not None:
                 record = replace(record, description=f"{describe}: {record.description}")
-            out.append(self.incident(record, segment))
+            out.append(self.run_incident(record, segment, days))
         return out
 
     def largest_fall(self, world: SegmentWorld) -> float:
@@ -136,9 +140,7 @@ class IncidentKind(_Kind):
             what = f"{entity} falls by {magnitude:.0%} for the whole day in {segment.label()}"
             record = self.record(day, entity, magnitude, full_day(), what if describe is None else
                                  f"{describe}: {what}", neutral)
-            if day != days[0]:
-                record = replace(record, continues=days[0])
-            out.append(self.incident(record, segment))
+            out.append(self.run_incident(record, segment, days))
         return out
 
 

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from metric_tracker_rl.generation.kinds.cuboid import hour_arrivals, leaf_mask
-from metric_tracker_rl.generation.segment_plan import SegmentWorld
+from metric_tracker_rl.generation.segment_plan import SegmentWorld, pick
 from metric_tracker_rl.world.segments import Segment
 
 
@@ -36,3 +36,14 @@ def hour_blocks(world: SegmentWorld, segment: Segment, day: int, length: int, ev
 def has_leaves(world: SegmentWorld) -> bool:
     """Whether the world splits its cells by channel and user type (a daily-only segment needs leaves)."""
     return world.plan.split is not None
+
+
+def observed_run(world: SegmentWorld, rng: np.random.Generator, lengths: tuple[int, int],
+                 segments: Sequence[Segment], event: int, least: float) -> tuple[list[int], Segment] | None:
+    """A run of dates of a drawn length and, drawn among `segments`, one whose sample expects at least `least`
+    arrivals at `event` on each of them (None: no leaves, no room in the calendar, or no such segment)."""
+    if not has_leaves(world):
+        return None
+    days = world.calendar.draw_run(rng, lengths)
+    options = holding(world, segments, days, event, least) if days else []
+    return (days, pick(options, rng)) if options else None

@@ -9,8 +9,8 @@ from __future__ import annotations
 import numpy as np
 
 from metric_tracker_rl.generation.kinds.base import IncidentKind, SegmentIncident, register_incident_kind
-from metric_tracker_rl.generation.kinds.observed import has_leaves, holding
-from metric_tracker_rl.generation.segment_plan import SegmentWorld, pick
+from metric_tracker_rl.generation.kinds.observed import observed_run
+from metric_tracker_rl.generation.segment_plan import SegmentWorld
 from metric_tracker_rl.world.segments import Segment
 
 DAYS = (1, 3)
@@ -31,16 +31,11 @@ class OnboardingBreak(IncidentKind):
     definition = "new users on one platform stop getting past the app's first screen for a few dates"
 
     def place(self, world: SegmentWorld, stream: str, rng: np.random.Generator) -> list[SegmentIncident]:
-        if not has_leaves(world):
-            return []
-        days = world.calendar.draw_run(rng, DAYS)
-        if not days:
-            return []
         platforms = [Segment(platform=p, user_type="new") for p in world.plan.layout.values_of("platform")]
-        options = holding(world, platforms, days, 0, LEAST_NEW_OPENS)
-        if not options:
+        run = observed_run(world, rng, DAYS, platforms, 0, LEAST_NEW_OPENS)
+        if run is None:
             return []
-        segment = pick(options, rng)
+        days, segment = run
         magnitude = self.draw_magnitude(world, rng)
         return self.step_drop_over_dates(world, segment, days, self.entity_names[0], [magnitude] * len(days),
                                          f"onboarding breaks for {segment.label()}")

@@ -6,14 +6,12 @@ It is reported as an absolute drop of app_opens on the country's channel, one ro
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import numpy as np
 
 from metric_tracker_rl.generation.anomalies.base import counts_from, full_day
 from metric_tracker_rl.generation.kinds.base import IncidentKind, SegmentIncident, register_incident_kind
-from metric_tracker_rl.generation.kinds.observed import has_leaves, holding
-from metric_tracker_rl.generation.segment_plan import SegmentWorld, pick
+from metric_tracker_rl.generation.kinds.observed import observed_run
+from metric_tracker_rl.generation.segment_plan import SegmentWorld
 from metric_tracker_rl.world.segments import Segment
 
 DAYS = (2, 4)
@@ -36,17 +34,12 @@ class PaidChannelStop(IncidentKind):
     definition = "a paid channel's traffic in one country stops for a few dates; those who come convert as usual"
 
     def place(self, world: SegmentWorld, stream: str, rng: np.random.Generator) -> list[SegmentIncident]:
-        if not has_leaves(world):
-            return []
-        days = world.calendar.draw_run(rng, DAYS)
-        if not days:
-            return []
         segments = [Segment(country=country, channel=channel) for country in world.plan.layout.values_of("country")
                     for channel in PAID_CHANNELS]
-        options = holding(world, segments, days, 0, LEAST_OPENS)
-        if not options:
+        run = observed_run(world, rng, DAYS, segments, 0, LEAST_OPENS)
+        if run is None:
             return []
-        segment = pick(options, rng)
+        days, segment = run
         drop = self.draw_magnitude(world, rng)
         out = []
         for day in days:
@@ -54,7 +47,7 @@ class PaidChannelStop(IncidentKind):
             record = self.record(day, self.entity_names[0], drop, full_day(),
                                  f"{segment.label()} loses {drop:.0%} of its app opens all day (its ads stopped); "
                                  "conversion is unchanged", counts_from(1))
-            out.append(self.incident(replace(record, continues=days[0] if day != days[0] else None), segment))
+            out.append(self.run_incident(record, segment, days))
         return out
 
 

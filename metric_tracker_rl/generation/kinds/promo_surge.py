@@ -6,14 +6,12 @@ is drawn among those whose sample holds enough menu visits each date for the ris
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import numpy as np
 
 from metric_tracker_rl.generation.anomalies.base import counts_from, full_day, rates_through_step, step_index
 from metric_tracker_rl.generation.kinds.base import IncidentKind, SegmentIncident, register_incident_kind
-from metric_tracker_rl.generation.kinds.observed import has_leaves, holding
-from metric_tracker_rl.generation.segment_plan import SegmentWorld, pick
+from metric_tracker_rl.generation.kinds.observed import observed_run
+from metric_tracker_rl.generation.segment_plan import SegmentWorld
 from metric_tracker_rl.world.segments import Segment
 
 DAYS = (1, 3)
@@ -35,18 +33,13 @@ class PromoSurge(IncidentKind):
     definition = "more menu visitors add to cart in one country for a few dates (a promotion)"
 
     def place(self, world: SegmentWorld, stream: str, rng: np.random.Generator) -> list[SegmentIncident]:
-        if not has_leaves(world):
-            return []
-        days = world.calendar.draw_run(rng, DAYS)
-        if not days:
-            return []
         entity = self.entity_names[0]
         step = step_index(entity)
         countries = [Segment(country=c) for c in world.plan.layout.values_of("country")]
-        options = holding(world, countries, days, step, LEAST_MENUS)
-        if not options:
+        run = observed_run(world, rng, DAYS, countries, step, LEAST_MENUS)
+        if run is None:
             return []
-        segment = pick(options, rng)
+        days, segment = run
         lift = self.draw_magnitude(world, rng)
         neutral = (rates_through_step(step) | counts_from(step + 1)) - {(self.entity_type, entity)}
         cells = world.plan.cells(segment)
@@ -58,7 +51,7 @@ class PromoSurge(IncidentKind):
             record = self.record(day, entity, factor - 1.0, full_day(),
                                  f"a promotion in {segment.label()}: {entity} rises by {factor - 1.0:.0%} all day",
                                  neutral)
-            out.append(self.incident(replace(record, continues=days[0] if day != days[0] else None), segment))
+            out.append(self.run_incident(record, segment, days))
         return out
 
 

@@ -9,8 +9,6 @@ gives it); the segment is drawn among those whose sample expects enough opens ea
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import numpy as np
 
 from metric_tracker_rl.generation.anomalies.base import counts_from, full_day, rates_through_step
@@ -64,7 +62,7 @@ class StoreFeature(IncidentKind):
             record = self.record(day, self.entity_names[0], rise, full_day(),
                                  f"an app store features the app in {segment.label()}: {rise:.0%} more opens all day, "
                                  "from organic new users who convert as usual", neutral)
-            out.append(self.incident(replace(record, continues=days[0] if day != days[0] else None), segment))
+            out.append(self.run_incident(record, segment, days))
         return out
 
 
