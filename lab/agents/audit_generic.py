@@ -38,8 +38,7 @@ from lab.agents.audit_generic_sql import (
     dashboard_values_sql,
 )
 from lab.agents.registry import register_lab_agent
-from metric_tracker_rl.agents.base import Agent
-from metric_tracker_rl.agents.expert_core.queries import query_action
+from metric_tracker_rl.agents.procedure_agent import ProcedureAgent
 from metric_tracker_rl.agents.warehouse_findings import (
     COUNT_DROP,
     DATA_QUALITY,
@@ -55,14 +54,11 @@ from metric_tracker_rl.agents.warehouse_findings import (
     numbers,
     overlaps,
     pooled_z,
-    report_row,
     segment_of,
-    sent_text,
     widened,
 )
 from metric_tracker_rl.agents.warehouse_scans import HOURS_WHAT, context_tests_and_hours_sql, run_scan_sql
 from metric_tracker_rl.agents.warehouse_sql import ALL_RULES, CONTEXT_SQL, NO_FIXES, metric_values_sql
-from metric_tracker_rl.models import MetricTrackerRlAction
 from metric_tracker_rl.view.observation import SeenObservation
 from metric_tracker_rl.world.metrics_layer import RATE_COLUMNS
 from metric_tracker_rl.world.segments import Segment
@@ -277,39 +273,14 @@ def first_departing(values: dict[int, tuple[float, float]]) -> int | None:
     return min((k for k, (v, b) in values.items() if b and abs(v - b) / abs(b) > MARGIN), default=None)
 
 
-class GenericAuditorAgent(Agent):
-    """The audit above through the tools: the metrics layer read once, each statement through the query tool (every
-    page of its result), then one report."""
+class GenericAuditorAgent(ProcedureAgent):
+    """The audit above through the tools (procedure_agent.ProcedureAgent): the metrics layer read once, each
+    statement through the query tool (every page of its result), then one report."""
 
     name = "generic_auditor"
 
-    def begin(self, observation: SeenObservation) -> None:
-        self.procedure = Audit().run()
-        self.statement: Statement | None = None
-        self.rows: Rows = []
-        self.read_layer = False
-        self.submitted = False
-
-    def act(self, observation: SeenObservation) -> MetricTrackerRlAction | None:
-        if not self.read_layer:
-            self.read_layer = True
-            return MetricTrackerRlAction(analysis_method="metrics_layer", analysis_args={})
-        if self.submitted:
-            return None
-        result = observation.analysis_result or {}
-        if self.statement is None:
-            self.statement = next(self.procedure)
-        else:
-            self.rows += result.get("rows", [])
-            if result.get("next_offset") is not None:
-                return query_action(sent_text(self.statement[1]), int(result["next_offset"]))
-            try:
-                self.statement = self.procedure.send(self.rows)
-            except StopIteration as done:
-                self.submitted = True
-                return MetricTrackerRlAction(classifications=[report_row(f) for f in done.value])
-        self.rows = []
-        return query_action(sent_text(self.statement[1]))
+    def plan(self, observation: SeenObservation) -> Generator[Statement, Rows, list[Finding]]:
+        return Audit().run()
 
 
 register_lab_agent(GenericAuditorAgent.name, GenericAuditorAgent)

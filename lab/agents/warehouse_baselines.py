@@ -106,9 +106,8 @@ class AggregateExpertAgent(WarehouseExpertAgent):
 
     name = "warehouse_aggregate_expert"
 
-    def begin(self, observation: SeenObservation) -> None:
-        super().begin(observation)
-        self.procedure = _aggregate(Investigation(self.rules).run())
+    def plan(self, observation: SeenObservation) -> Any:
+        return _aggregate(Investigation(self.rules).run())
 
 
 def _aggregate(procedure: Any) -> Any:

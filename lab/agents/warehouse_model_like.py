@@ -364,9 +364,8 @@ class WarehouseModelLikeAgent(WarehouseExpertAgent):
 
     name = "warehouse_model_like"
 
-    def begin(self, observation: SeenObservation) -> None:
-        super().begin(observation)
-        self.procedure = Analysis().run()
+    def plan(self, observation: SeenObservation) -> Generator[Statement, Rows, list[Finding]]:
+        return Analysis().run()
 
 
 register_lab_agent(WarehouseModelLikeAgent.name, WarehouseModelLikeAgent)

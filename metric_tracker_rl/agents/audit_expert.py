@@ -37,6 +37,7 @@ from metric_tracker_rl.agents.warehouse_findings import (
     overlaps,
 )
 from metric_tracker_rl.agents.warehouse_sql import ALL_RULES, NO_FIXES, Fixes, metric_values_sql, wanted_values
+from metric_tracker_rl.view.observation import SeenObservation
 from metric_tracker_rl.world.audit_brief import MARGIN
 from metric_tracker_rl.world.metrics_layer import RATE_COLUMNS, STEP_SESSION_COLUMNS
 from metric_tracker_rl.world.segments import Segment
@@ -198,9 +199,8 @@ class AuditExpertAgent(WarehouseExpertAgent):
         super().__init__(rules)
         self.finders = ALL_FINDERS if finders is None else finders
 
-    def begin(self, observation: object) -> None:
-        super().begin(observation)  # type: ignore[arg-type]
-        self.procedure = AuditInvestigation(self.rules, CONCURRENCY, finders=self.finders).run()
+    def plan(self, observation: SeenObservation) -> Generator[Statement, Rows, list[Finding]]:
+        return AuditInvestigation(self.rules, CONCURRENCY, finders=self.finders).run()
 
 
 register_agent(AuditExpertAgent.name, AuditExpertAgent)

@@ -31,8 +31,8 @@ from collections.abc import Callable, Generator
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from metric_tracker_rl.agents.base import Agent, register_agent
-from metric_tracker_rl.agents.expert_core.queries import query_action
+from metric_tracker_rl.agents.base import register_agent
+from metric_tracker_rl.agents.procedure_agent import ProcedureAgent
 from metric_tracker_rl.agents.warehouse_findings import (
     COUNT_DROP,
     DATA_QUALITY,
@@ -50,16 +50,13 @@ from metric_tracker_rl.agents.warehouse_findings import (
     numbers,
     overlaps,
     pooled_z,
-    report_row,
     segment_of,
-    sent_text,
     widened,
     within_shift,
 )
 from metric_tracker_rl.agents.warehouse_scans import HOURS_WHAT, MIN_EXPECTED, context_tests_and_hours_sql, run_scan_sql
 from metric_tracker_rl.agents.warehouse_sql import ALL_RULES, CONTEXT_SQL, Fixes, metric_values_sql
 from metric_tracker_rl.agents.warehouse_traces import defect_values_sql, revenue_values_sql, traces_sql
-from metric_tracker_rl.models import MetricTrackerRlAction
 from metric_tracker_rl.view.observation import SeenObservation
 from metric_tracker_rl.world.metrics_layer import RATE_COLUMNS
 from metric_tracker_rl.world.segments import Segment
@@ -389,44 +386,17 @@ def investigate(run_sql: Callable[[str], Rows], rules: frozenset[str] = ALL_RULE
         return findings
 
 
-class WarehouseExpertAgent(Agent):
-    """The procedure through the environment's tools: the metrics layer read once, then each statement through
-    the query tool (every page of its result), then the report."""
+class WarehouseExpertAgent(ProcedureAgent):
+    """The procedure through the environment's tools (procedure_agent.ProcedureAgent): the metrics layer read once,
+    then each statement through the query tool (every page of its result), then the report."""
 
     name = "warehouse_expert"
 
     def __init__(self, rules: frozenset[str] = ALL_RULES) -> None:
         self.rules = rules
 
-    def begin(self, observation: SeenObservation) -> None:
-        concurrency = int(observation.config.get("concurrency") or 0)
-        self.procedure = Investigation(self.rules, concurrency).run()
-        self.statement: Statement | None = None
-        self.rows: Rows = []
-        self.findings: list[Finding] | None = None
-        self.read_layer = False
-        self.submitted = False
-
-    def act(self, observation: SeenObservation) -> MetricTrackerRlAction | None:
-        if not self.read_layer:
-            self.read_layer = True
-            return MetricTrackerRlAction(analysis_method="metrics_layer", analysis_args={})
-        if self.submitted:
-            return None
-        result = observation.analysis_result or {}
-        if self.statement is None:
-            self.statement = next(self.procedure)
-        else:
-            self.rows += result.get("rows", [])
-            if result.get("next_offset") is not None:
-                return query_action(sent_text(self.statement[1]), int(result["next_offset"]))
-            try:
-                self.statement = self.procedure.send(self.rows)
-            except StopIteration as done:
-                self.submitted = True
-                return MetricTrackerRlAction(classifications=[report_row(f) for f in done.value])
-        self.rows = []
-        return query_action(sent_text(self.statement[1]))
+    def plan(self, observation: SeenObservation) -> Generator[Statement, Rows, list[Finding]]:
+        return Investigation(self.rules, int(observation.config.get("concurrency") or 0)).run()
 
 
 register_agent(WarehouseExpertAgent.name, WarehouseExpertAgent)
