@@ -23,18 +23,14 @@ from typing import Any
 
 import numpy as np
 
-from lab.agents.registry import make_agent
 from lab.calibration.calibrate import summarise
-from lab.calibration.interface import message_texts
-from metric_tracker_rl.adapters.transcript import TaskRun
-from metric_tracker_rl.agents import run_episode
+from lab.calibration.interface import message_texts, record_episode
 from metric_tracker_rl.catalog.published import row_key
 from metric_tracker_rl.catalog.task_splits import TRAIN_SEED_BASE, UNTUNED_FIRST_OFFSET, mechanism_split
 from metric_tracker_rl.catalog.tasks import resolve_episode_config
 from metric_tracker_rl.catalog.tiers import AUDIT
 from metric_tracker_rl.generation.audit.truth import audit_rows
 from metric_tracker_rl.generation.audit.world import audit_mix, build_audit_world
-from metric_tracker_rl.models import MetricTrackerRlAction
 from metric_tracker_rl.serving.environment import MetricTrackerRlEnvironment
 from metric_tracker_rl.world.funnel import window_calendar
 
@@ -47,29 +43,23 @@ AGENTS = ("audit_expert", "generic_auditor", "warehouse_expert", "warehouse_dash
 # them out).
 AUDIT_AGENTS = ("audit_expert", "generic_auditor")
 RECALL_AGENTS = ("audit_expert", "generic_auditor", "warehouse_expert")  # whose recall by mechanism is shown
-SHORTCUTS = ("warehouse_expert", "warehouse_dashboard_analyst", "warehouse_every_dip", "warehouse_all_data_quality")
 
 
 def play_one(job: tuple[str, int]) -> dict[str, Any]:
-    """One audit episode of `agent`: its score, calls, characters and submitted keys."""
+    """One audit episode of `agent`, recorded as inference.py records it: its score, calls, characters and the keys
+    of the rows it submitted."""
     agent_name, seed = job
-    agent = make_agent(agent_name)
-    env, run = MetricTrackerRlEnvironment(), TaskRun(agent_name)
-    sent: list[MetricTrackerRlAction] = []
-
-    def act(action: MetricTrackerRlAction) -> Any:
-        sent.append(action)
-        return run.act(env, action)
-
+    env = MetricTrackerRlEnvironment()
     try:
-        run_episode(agent, lambda **kw: run.reset(env, **kw), act, difficulty="audit", seed=seed)
+        run = record_episode(agent_name, {"difficulty": "audit", "seed": seed}, env)
     except RuntimeError as failed:  # a reset the environment refused: left out of every figure, and listed
         return {"agent": agent_name, "seed": seed, "failed": str(failed)[:200]}
     finally:
         env.close()
-    keys = [row_key(r.date, r.entity_type, r.entity_name) for a in sent for r in a.classifications or []]
+    rows = run.graded.submitted_rows if run.graded is not None else []
     return {"agent": agent_name, "seed": seed, "split": mechanism_split(seed), "score": run.score,
-            "calls": len(sent), "chars": sum(map(len, message_texts(run.messages))), "keys": keys}
+            "calls": run.steps, "chars": sum(map(len, message_texts(run.messages))),
+            "keys": [row_key(r.date, r.entity_type, r.entity_name) for r in rows]}
 
 
 def expected_by_mechanism(seed: int) -> list[tuple[str, str]]:
@@ -195,12 +185,13 @@ def mechanism_table(report: dict[str, Any], areas: dict[str, str], held_out: set
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seeds", type=int, default=40, help="untuned seeds per split")
+    parser.add_argument("--skip", type=int, default=0, help="start this many seeds into each split's untuned seeds")
     parser.add_argument("--agents", default=",".join(AGENTS))
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--out", type=Path, default=ARTIFACT)
     args = parser.parse_args()
-    seeds = {"eval": list(range(EVAL_UNTUNED_FIRST, EVAL_UNTUNED_FIRST + args.seeds)),
-             "train": list(range(TRAIN_UNTUNED_FIRST, TRAIN_UNTUNED_FIRST + args.seeds))}
+    seeds = {split: list(range(first + args.skip, first + args.skip + args.seeds))
+             for split, first in (("eval", EVAL_UNTUNED_FIRST), ("train", TRAIN_UNTUNED_FIRST))}
     report = calibrate(seeds, tuple(args.agents.split(",")), args.workers)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=1) + "\n")
