@@ -14,21 +14,18 @@ The margin is relative: |a - b| > margin * |b| (b the baseline, or the value wit
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
-from dataclasses import replace
 
 import numpy as np
 
-from metric_tracker_rl.catalog.plain_types import MetricSubmissionRow
-from metric_tracker_rl.catalog.published import FUNNEL_STEPS, row_key
+from metric_tracker_rl.catalog.published import FUNNEL_STEPS
 from metric_tracker_rl.catalog.tiers import AuditMix
-from metric_tracker_rl.generation.episode import DistractorRecord, GroundTruth, daily_series
+from metric_tracker_rl.generation.episode import GroundTruth
 from metric_tracker_rl.generation.warehouse.defects import DefectRecord
 from metric_tracker_rl.generation.warehouse.truth import (
     DATA_QUALITY,
     ExpectedRow,
-    expected_rows,
-    leaf_sessions,
+    incident_rows,
+    truth_of,
 )
 from metric_tracker_rl.generation.warehouse.world import WarehouseWorld
 from metric_tracker_rl.sql.columns import SqlTable
@@ -38,7 +35,6 @@ from metric_tracker_rl.world.metrics_layer import (
     CountedSessions,
     counted_sessions,
     segment_metric,
-    segment_sessions,
 )
 
 # The dashboard metrics a defect's row may name, in the order they are tried: the sessions (app_opens in a report),
@@ -86,37 +82,18 @@ def relative_move(value: float, reference: float) -> float:
     return abs(value - reference) / abs(reference)
 
 
-def audit_rows(world: WarehouseWorld, mix: AuditMix) -> list[ExpectedRow]:
-    """Every row the world expects: its incidents' that depart past the margin, and its defects'."""
-    counted = counted_sessions(world.log)
-    incidents = [row for row in map(plain_baseline(world, counted), expected_rows(world, counted))
-                 if row.family != DATA_QUALITY and moved(row.observed, row.baseline, mix.margin)]
+def audit_rows(world: WarehouseWorld, mix: AuditMix, counted: CountedSessions | None = None) -> list[ExpectedRow]:
+    """Every row the world expects: its incidents' that depart past the margin (every baseline by the published
+    rule: the audit publishes one for every row), and its defects'. `counted`: the world's counted sessions, when
+    the caller has them."""
+    counted = counted_sessions(world.log) if counted is None else counted
+    incidents = [row for row in incident_rows(world, counted, change_points=False)
+                 if moved(row.observed, row.baseline, mix.margin)]
     rows = incidents + defect_rows(world, mix.margin)
     return sorted(rows, key=lambda row: (row.day, row.metric, row.segment.label()))
 
 
-def plain_baseline(world: WarehouseWorld, counted: CountedSessions) -> Callable[[ExpectedRow], ExpectedRow]:
-    """An incident row with its baseline by the published rule alone (the same weekday's other dates), where the
-    warehouse reads a lasting incident's from before its change point: the audit publishes one rule for every
-    row."""
-
-    def row_of(row: ExpectedRow) -> ExpectedRow:
-        if row.family == DATA_QUALITY:
-            return row
-        entity_type, entity_name = row.entity
-        _, baselines = daily_series(segment_sessions(world.log, counted, row.segment), entity_type, entity_name)
-        return replace(row, baseline=float(baselines[row.day]))
-
-    return row_of
-
-
 def audit_truth(world: WarehouseWorld, mix: AuditMix, dates: tuple[str, ...]) -> GroundTruth:
-    """The grader's truth of an audit world: its rows, the side-effect keys of its incidents (less any expected
-    key), the benign changes and the defects for the record, and the overlap credit's weights."""
-    rows: list[MetricSubmissionRow] = [row.report_row(dates) for row in audit_rows(world, mix)]
-    keys = {row_key(r.date, r.entity_type, r.entity_name) for r in rows}
-    neutral = {row_key(dates[i.record.day], t, n) for i in world.incidents for t, n in i.record.neutral} - keys
-    benign = [DistractorRecord(f.kind, f.day, f"{f.segment.label()}: {f.description}") for f in world.fluctuations]
-    benign += [DistractorRecord(b.kind, b.day, f"{b.segment.label()}: {b.description}") for b in world.benign]
-    return GroundTruth(tuple(rows), frozenset(neutral), tuple(i.record for i in world.incidents), (),
-                       tuple(sorted(benign, key=lambda record: record.day)), leaf_sessions(world))
+    """The grader's truth of an audit world: its rows (warehouse.truth.truth_of)."""
+    counted = counted_sessions(world.log)
+    return truth_of(world, audit_rows(world, mix, counted), dates, counted)

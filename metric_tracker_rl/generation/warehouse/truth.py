@@ -85,8 +85,7 @@ def expected_rows(world: WarehouseWorld, counted: CountedSessions | None = None)
     over no sessions: in a sample, a new version's first date may have none) is no row, as the brief says.
     `counted`: the world's counted sessions, when the caller has them."""
     counted = counted_sessions(world.log) if counted is None else counted
-    rows = [_incident_row(world, counted, incident.kind, incident.record, incident.segment)
-            for incident in world.incidents]
+    rows = incident_rows(world, counted)
     for defect, values in zip(world.defects, world.defect_values, strict=True):
         rows += [ExpectedRow(defect.kind, DATA_QUALITY, value.day, defect.metric, defect.segment, value.baseline,
                              value.observed) for value in values]
@@ -94,12 +93,19 @@ def expected_rows(world: WarehouseWorld, counted: CountedSessions | None = None)
     return sorted(rows, key=lambda row: (row.day, row.metric, row.segment.label()))
 
 
+def incident_rows(world: WarehouseWorld, counted: CountedSessions, change_points: bool = True) -> list[ExpectedRow]:
+    """Each incident date's row, its values the metrics layer's; a lasting incident's baseline read from before its
+    change point where `change_points` (else by the same weekday's other dates, as every other row's)."""
+    return [_incident_row(world, counted, incident.kind, incident.record, incident.segment, change_points)
+            for incident in world.incidents]
+
+
 def _incident_row(world: WarehouseWorld, counted: CountedSessions, kind: str, record: InjectionRecord,
-                  segment: Segment) -> ExpectedRow:
+                  segment: Segment, change_points: bool) -> ExpectedRow:
     counts = segment_sessions(world.log, counted, segment)
     values, baselines = daily_series(counts, record.entity_type, record.entity_name)
     baseline = float(baselines[record.day])
-    if isinstance(record, ChangePointRecord):
+    if change_points and isinstance(record, ChangePointRecord):
         baseline = change_point_baseline(values, record.day, record.change_point)
     metric = DASHBOARD_COUNT.get(record.entity_name, record.entity_name)
     return ExpectedRow(kind, record.family, record.day, metric, segment.normalised(), baseline,
@@ -107,11 +113,17 @@ def _incident_row(world: WarehouseWorld, counted: CountedSessions, kind: str, re
 
 
 def warehouse_truth(world: WarehouseWorld, dates: tuple[str, ...]) -> GroundTruth:
-    """The grader's truth of a warehouse world: its expected rows as report rows, the side-effect keys of its
-    incidents, its benign changes (look-alikes and bursts, for the record), and T of the overlap credit (each
-    leaf's counted sessions by date)."""
+    """The grader's truth of a warehouse world: its expected rows (truth_of)."""
     counted = counted_sessions(world.log)
-    rows = [row.report_row(dates) for row in expected_rows(world, counted)]
+    return truth_of(world, expected_rows(world, counted), dates, counted)
+
+
+def truth_of(world: WarehouseWorld, expected: list[ExpectedRow], dates: tuple[str, ...],
+             counted: CountedSessions) -> GroundTruth:
+    """The grader's truth of a raw-event world that expects `expected`: those rows as report rows, the side-effect
+    keys of its incidents (less any expected key), its benign changes (look-alikes and bursts, for the record), and
+    T of the overlap credit (each leaf's counted sessions by date)."""
+    rows = [row.report_row(dates) for row in expected]
     keys = {row_key(r.date, r.entity_type, r.entity_name) for r in rows}
     neutral = {row_key(dates[i.record.day], t, n) for i in world.incidents for t, n in i.record.neutral} - keys
     benign = [DistractorRecord(f.kind, f.day, f"{f.segment.label()}: {f.description}") for f in world.fluctuations]
