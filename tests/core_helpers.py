@@ -23,6 +23,8 @@ ROOT = Path(__file__).resolve().parents[1]
 # as a reset's error names them: read off each tier's config, so listing a tier extends them.
 SEGMENT_KNOB_TIERS = " or ".join(repr(name) for name, tier in TIERS.items()
                                  if tier.listed and tier.segmented is not None)
+# The segmented tiers whose brief describes their kinds (a tier that hides its mechanisms publishes none).
+PUBLISHING_MECHANISMS = tuple(name for name, tier in TIERS.items() if tier.dimensions and not tier.hides_mechanisms)
 CUBOID_DIAL_TIERS = " or ".join(repr(name) for name, tier in TIERS.items()
                                 if tier.listed and tier.segmented is not None and tier.segmented.cuboid_root_causes)
 

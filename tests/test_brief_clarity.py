@@ -15,10 +15,10 @@ from functools import cache
 
 import numpy as np
 import pytest
-from core_helpers import reset_world
+from core_helpers import PUBLISHING_MECHANISMS, reset_world
 
 from metric_tracker_rl.catalog.families import PUBLISHED_FAMILIES
-from metric_tracker_rl.catalog.published import CONFIG_MEANINGS, FUNNEL_STEPS, SEGMENTED_DIFFICULTIES
+from metric_tracker_rl.catalog.published import CONFIG_MEANINGS, FUNNEL_STEPS
 from metric_tracker_rl.catalog.seeding import derive_rng
 from metric_tracker_rl.catalog.tasks import resolve_episode_config
 from metric_tracker_rl.catalog.tiers import TIERS, WAREHOUSE
@@ -30,9 +30,6 @@ from metric_tracker_rl.generation.warehouse.world import WarehouseWorld, build_w
 from metric_tracker_rl.world.events import EventLog
 from metric_tracker_rl.world.metrics_layer import dashboard, segment_metric
 from metric_tracker_rl.world.warehouse_brief import DEFECT_REPORTING, INCIDENT_REPORTING
-
-# The segmented tiers whose brief describes their kinds (the audit publishes none).
-PUBLISHING_MECHANISMS = tuple(d for d in SEGMENTED_DIFFICULTIES if not TIERS[d].hides_mechanisms)
 
 PAYMENT_STEP = "order_placed_to_payment_successful"
 

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import pytest
 from annotated_types import Ge, Gt, Le, Lt
-from core_helpers import reset_episode
+from core_helpers import PUBLISHING_MECHANISMS, reset_episode
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from pydantic import BaseModel, ValidationError
@@ -31,7 +31,6 @@ from metric_tracker_rl.catalog.published import (
     SEGMENTED_DIFFICULTIES,
 )
 from metric_tracker_rl.catalog.tasks import TASKS, resolve_episode_config
-from metric_tracker_rl.catalog.tiers import TIERS
 from metric_tracker_rl.generation import build_episode
 from metric_tracker_rl.models import EpisodeWindow, MetricTrackerRlObservation, PayloadGeneratorMethod
 from metric_tracker_rl.serving.environment import MetricTrackerRlEnvironment
@@ -39,9 +38,6 @@ from metric_tracker_rl.view.observation import render_observation
 from metric_tracker_rl.view.prompt import SYSTEM_PROMPT, first_prompt
 from metric_tracker_rl.view.tool_schemas import SUBMIT_GENERATORS, SUBMIT_REPORT, model_tools, tool_action
 from metric_tracker_rl.world.daily_panel import peer_median, same_weekday_peers
-
-# The segmented tiers whose brief describes their kinds (the audit publishes none).
-PUBLISHING_MECHANISMS = tuple(d for d in SEGMENTED_DIFFICULTIES if not TIERS[d].hides_mechanisms)
 
 ROW = {"date": "2026-03-10", "entity_type": "conversion_rate", "entity_name": "app_open_to_menu_open",
        "anomaly_type": "rate_spike_from_median", "detection_method": "compare_rate_to_median",
