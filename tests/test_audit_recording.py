@@ -123,7 +123,7 @@ def test_a_finder_names_its_faults_dates_and_segment_and_nothing_on_clean_logs(
     broken, record = edited[name, seed]
     named = record.segment.normalised().named()
     found = {str(row["date"]) for row in _found(_tables(broken), name)
-             if all(row[field] in (None, named.get(field)) for field in ("platform", "app_version", "country"))}
+             if all(row[field] == named.get(field) for field in ("platform", "app_version", "country"))}
     assert {str(WINDOW_START + dt.timedelta(days=d)) for d in record.days} <= found, record
 
 

@@ -16,16 +16,17 @@ from __future__ import annotations
 
 import math
 from collections.abc import Generator, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 from metric_tracker_rl.agents.audit_finders import Finder, batched_sql
 from metric_tracker_rl.agents.audit_incident_scans import FINDERS as INCIDENT_FINDERS
 from metric_tracker_rl.agents.audit_traces_pipeline import FINDERS as PIPELINE_FINDERS
 from metric_tracker_rl.agents.audit_traces_recording import FINDERS as RECORDING_FINDERS
 from metric_tracker_rl.agents.base import register_agent
-from metric_tracker_rl.agents.warehouse_expert import Investigation, WarehouseExpertAgent
+from metric_tracker_rl.agents.warehouse_expert import PAYMENT_STEP, Investigation, WarehouseExpertAgent
 from metric_tracker_rl.agents.warehouse_findings import (
     DATA_QUALITY,
+    FUNNEL_BREAK,
     REVENUE,
     Finding,
     Rows,
@@ -89,13 +90,13 @@ class AuditInvestigation(Investigation):
     """The warehouse's procedure, then the finders, then the audit's rules (the module docstring)."""
 
     finders: tuple[Finder, ...] = ()
+    runs: Rows = field(default_factory=list)  # the warehouse's run scan, read again once every incident is known
+
+    flagged: list[Finding] = field(default_factory=list)  # the finders' candidates
 
     def run(self) -> Generator[Statement, Rows, list[Finding]]:
         found = yield from super().run()
-        flagged: Rows = []
-        for name, sql in batched_sql(self.finders):
-            flagged += yield (name, sql)
-        flagged_findings = self.from_finders(flagged)
+        flagged_findings = self.flagged
         known = [f for f in found if f.anomaly_type == DATA_QUALITY]
         flagged_defects = [f for f in flagged_findings if f.anomaly_type == DATA_QUALITY
                            and f.date not in {d.date for d in known}]
@@ -103,14 +104,50 @@ class AuditInvestigation(Investigation):
         defects = [*known, *chosen]
         # A defect that lasts weeks takes its segment's baseline with it: no fall or rise there is read as users'.
         lasting = [d.segment for d in defects if sum(e.segment == d.segment for e in defects) >= LASTING_DATES]
-        incidents = [f for f in [*found, *flagged_findings] if f.anomaly_type != DATA_QUALITY
-                     and not any(d.date == f.date and overlaps(d.segment, f.segment) for d in defects)
-                     and not any(overlaps(segment, f.segment) for segment in lasting)
-                     and not (f.kind in self.finder_kinds() and self.intended(f))]
+        candidates = [f for f in self.by_precedence(found, flagged_findings)
+                      if not any(d.date == f.date and overlaps(d.segment, f.segment) for d in defects)
+                      and not any(overlaps(segment, f.segment) for segment in lasting)
+                      and not (f.kind in self.finder_kinds() and self.intended(f))]
+        incidents = dedupe(candidates)
+        incidents += Investigation.concurrent(self, incidents, self.runs)
         defects = yield from self.dashboard_values(dedupe(defects))
         incidents = yield from self.values_of_new(incidents)
         kept = [f for f in incidents if abs(f.observed - f.baseline) > MARGIN * abs(f.baseline)]
         return dedupe([*defects, *kept])
+
+    def by_precedence(self, found: list[Finding], flagged: list[Finding]) -> list[Finding]:
+        """The incidents, the likelier first where two name one date and metric (dedupe keeps the first): a block
+        of hours that stopped converting is what a scan of whole days reads as a fall; then the warehouse's
+        procedure's; then the other finders'."""
+        incidents = [f for f in found if f.anomaly_type != DATA_QUALITY]
+        flagged = [f for f in flagged if f.anomaly_type != DATA_QUALITY]
+        hours = [f for f in flagged if f.anomaly_type == FUNNEL_BREAK]
+        return [*hours, *incidents, *(f for f in flagged if f.anomaly_type != FUNNEL_BREAK)]
+
+    def incidents(self, fixes: Fixes, defects: list[Finding]) -> Generator[Statement, Rows, list[Finding]]:
+        """The finders first, so that the warehouse's scans read the dates of the incidents they found too."""
+        rows: Rows = []
+        for name, sql in batched_sql(self.finders):
+            rows += yield (name, sql)
+        self.flagged = self.from_finders(rows)
+        return (yield from super().incidents(fixes, defects))
+
+    def host_dates(self, found: list[Finding]) -> list[str]:
+        return [f.date for f in [*found, *self.flagged] if f.anomaly_type != DATA_QUALITY]
+
+    def concurrent(self, found: list[Finding], runs: Rows) -> list[Finding]:
+        """Deferred: the second incident of a date is looked for once the finders' incidents are known too."""
+        self.runs = runs
+        return []
+
+    def taken(self, date: str, found: list[Finding]) -> set[int]:
+        """The steps a date's incidents and experiments name; a payment failure takes every step up to payment (its
+        failed attempts), another block of stopped hours its own step only."""
+        steps = {f.step for f in found if f.date == date and f.step > 0}
+        if any(f.date == date and f.kind == "payment_failure" for f in found):
+            steps |= set(range(1, PAYMENT_STEP + 1))
+        return steps | {RATE_COLUMNS.index(row["note"]) + 1 for row in self.context if row["what"] == "experiment"
+                        and row["first"] <= date <= row["last"] and row["note"] in RATE_COLUMNS}
 
     def defect_values(self, found: list[Finding], fixes: Fixes) -> Generator[Statement, Rows, list[Finding]]:
         """Each warehouse defect's row on the first metric of DEFECT_METRICS it moved past the margin: every

@@ -85,6 +85,9 @@ def _select(metric: str, what: str) -> str:
     return (f"SELECT DISTINCT strftime(date, '%Y-%m-%d') date, {SEGMENT}, '{metric}' metric, '{what}' what FROM days "
             "ORDER BY ALL")
 
+# The rest of an outage's date converts as usual (a fall of the whole day is no block of hours): at least this
+# share of what it would.
+REST_SHARE = 0.5
 BLOCKS = (4, 6, 8, 10)  # the lengths of hours a block scan reads (every checkout outage holds one of them whole)
 
 
@@ -92,7 +95,8 @@ def hour_scan(what: str, step: int, sets: Sequence[Sequence[str]], share: float,
     """Per date, segment of `sets` and block of BLOCKS hours: a step's conversions in the block (by the hour of
     the session's app_open) against its arrivals there at the segment's rate on the same weekday's other dates; a
     block whose conversions are at most `share` of that expected and fall beyond `z` (the signed root of the
-    binomial likelihood ratio: a few sessions an hour are far from normal) is a finding on its date."""
+    binomial likelihood ratio: a few sessions an hour are far from normal), while the date's other hours convert
+    at REST_SHARE of their expected at least, is a finding on its date."""
     frames = ", ".join(f"x{length} AS (PARTITION BY p, c, h, u, date ORDER BY hr ROWS BETWEEN CURRENT ROW AND "
                        f"{length - 1} FOLLOWING)" for length in BLOCKS)
     sums = ", ".join("[" + ", ".join(f"sum({x}) OVER x{length}" for length in BLOCKS) + f"] {name}"
@@ -106,10 +110,11 @@ def hour_scan(what: str, step: int, sets: Sequence[Sequence[str]], share: float,
             "LEFT JOIN g USING (date, hr, p, c, h, u)), "
             "q AS (SELECT *, least((sum(n) OVER v - sum(n) OVER t) / nullif(sum(d) OVER v - sum(d) OVER t, 0), 0.98) q "
             "FROM z WINDOW v AS (PARTITION BY p, c, h, u, isodow(date)), t AS (PARTITION BY p, c, h, u, date)), "
-            f"b AS (SELECT date, p, c, h, u, {sums} FROM q WINDOW {frames}), "
-            "k AS (SELECT date, p, c, h, u, unnest(ln) n, unnest(ld) d, unnest(le) e FROM b), "
+            f"b AS (SELECT date, p, c, h, u, {sums}, sum(n) OVER t dn, sum(q * d) OVER t de FROM q "
+            f"WINDOW {frames}, t AS (PARTITION BY p, c, h, u, date)), "
+            "k AS (SELECT date, p, c, h, u, dn, de, unnest(ln) n, unnest(ld) d, unnest(le) e FROM b), "
             f"days AS (SELECT DISTINCT date, p, c, h, u FROM k WHERE e > 0 AND n <= {share} * e "
-            f"AND {_binomial_z('n', 'd', 'e')} <= -{z}) "
+            f"AND dn - n >= {REST_SHARE} * (de - e) AND {_binomial_z('n', 'd', 'e')} <= -{z}) "
             + _select(RATE_COLUMNS[step], what))
 
 
@@ -119,26 +124,26 @@ def _binomial_z(n: str, d: str, e: str) -> str:
             f"ln(nullif({d} - {n}, 0) / ({d} - {e})), 0)))")
 
 
-ONE_FIELD = (("platform",), ("country",), ("channel",), ("user_type",))
-WITH_USER_TYPE = (("platform", "user_type"), ("country", "user_type"), ("channel", "user_type"))
-TWO_FIELDS = (("platform", "country"), ("platform", "channel"), ("country", "channel"))
+# The segments each finder searches: the kind of segment its mechanism holds (the expert knows them).
+PLATFORM, COUNTRY = (("platform",),), (("country",),)
 
 FINDERS: tuple[Finder, ...] = (
-    Finder("checkout_outage_hours", hour_scan("checkout_outage_hours", 2, (("platform",), ("country",)), 0.25, 4.5),
+    Finder("checkout_outage_hours", hour_scan("checkout_outage_hours", 2, COUNTRY, 0.25, 4.5),
            kind="incident", family="funnel_break"),
-    Finder("onboarding_break", daily_scan("onboarding_break", 0, ONE_FIELD + WITH_USER_TYPE, -1, 0.4, 3.5),
+    Finder("onboarding_break", daily_scan("onboarding_break", 0, (("platform", "user_type"),), -1, 0.4, 3.5,
+                                          only="user_type = 'new'"),
            kind="incident", family="rate_drop_from_median"),
-    Finder("paid_channel_stop", daily_scan("paid_channel_stop", None, ONE_FIELD + TWO_FIELDS, -1, 0.6, 5.0, run=2),
+    Finder("paid_channel_stop", daily_scan("paid_channel_stop", None, (("country", "channel"),), -1, 0.6, 5.0, run=2),
            kind="incident", family="absolute_drop_in_event_count"),
-    Finder("price_rise", daily_scan("price_rise", 2, ONE_FIELD, -1, 0.2, 4.0, run=3), kind="incident",
+    Finder("price_rise", daily_scan("price_rise", 2, COUNTRY, -1, 0.2, 4.0, run=3), kind="incident",
            family="rate_drop_from_median"),
-    Finder("promo_surge", daily_scan("promo_surge", 1, ONE_FIELD, 1, 0.35, 4.0, least=15.0), kind="incident",
+    Finder("promo_surge", daily_scan("promo_surge", 1, COUNTRY, 1, 0.45, 3.0, least=15.0), kind="incident",
            family="rate_spike_from_median"),
     # A store's wave of installs: organic new users' sessions on a platform in a country, far beyond any demand
     # swing's or mix shift's rise (those move every user alike, and by less).
     Finder("store_feature", daily_scan("store_feature", None, (("platform", "country"),), 1, 1.5, 6.0, least=3.0,
                                        only="channel = 'organic' AND user_type = 'new'"),
            kind="incident", family="absolute_spike_in_event_count"),
-    Finder("search_outage_hours", hour_scan("search_outage_hours", 1, (("platform",), ("country",)), 0.25, 4.5),
+    Finder("search_outage_hours", hour_scan("search_outage_hours", 1, PLATFORM, 0.25, 4.5),
            kind="incident", family="funnel_break"),
 )

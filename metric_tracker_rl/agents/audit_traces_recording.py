@@ -7,6 +7,7 @@ export's end, cookieless pings, test devices, bounces)."""
 from __future__ import annotations
 
 from metric_tracker_rl.agents.audit_finders import Finder
+from metric_tracker_rl.world.metrics_layer import RATE_COLUMNS
 
 SESSION_ID = "list_filter(event_params, lambda x: x.key = 'session_id')[1].value.int_value"
 ENGAGEMENT = "list_filter(event_params, lambda x: x.key = 'engagement_time_msec')[1].value.int_value"
@@ -17,10 +18,13 @@ LISTED = ("device.device_id IN (SELECT device_id FROM test_devices UNION ALL SEL
 FUNNEL_AFTER_OPEN = "('menu_open', 'product_added_to_cart', 'order_placed', 'payment_successful')"
 
 
-def _row(date: str, platform: str, version: str, country: str, metric: str, what: str) -> str:
-    """A finder's select list: FINDING_COLUMNS, channel and user type every value."""
+def _row(date: str, platform: str, version: str, country: str, metric: str, what: str, *,
+         metric_sql: str | None = None) -> str:
+    """A finder's select list: FINDING_COLUMNS, channel and user type every value; the metric named, or the value of
+    `metric_sql` where the rows tell it."""
+    named = metric_sql or f"'{metric}'"
     return (f"SELECT {date} date, {platform} platform, {version} app_version, {country} country, NULL channel, "
-            f"NULL user_type, '{metric}' metric, '{what}' what")
+            f"NULL user_type, {named} metric, '{what}' what")
 
 
 # A session's later events under its user's next session id, which has no app_open, opened the same date.
@@ -44,24 +48,41 @@ y AS (SELECT d, l, min(p) p FROM x GROUP BY d, l HAVING count(*) >= 2 AND bool_o
 FROM y GROUP BY d, p HAVING count(*) >= {ROTATED_MIN}""")
 
 # Users first seen on a date (the users table's first touch) who sent no event under their id: installs whose
-# sessions were never sent. Cookieless pings leave a few; a sampled app, many.
+# sessions were never sent. Cookieless pings leave a few; a sampled app, many. The version is the one whose users'
+# session ids skip the most numbers that date (the sessions it never sent).
 SILENT_MIN, SILENT_SHARE = 8, 0.25
 CLIENT_SAMPLING = Finder("client_sampling", f"""
 WITH seen AS (SELECT DISTINCT user_pseudo_id FROM events),
 n AS (SELECT first_touch_date d, platform p, count(*) users, count(*) FILTER (WHERE s.user_pseudo_id IS NULL) silent
       FROM users LEFT JOIN seen s USING (user_pseudo_id)
-      WHERE first_touch_date >= (SELECT min(event_date) FROM events) GROUP BY ALL)
-{_row("d", "p", "NULL", "NULL", "sessions", "client_sampling")}
-FROM n WHERE silent >= {SILENT_MIN} AND silent > {SILENT_SHARE} * users""")
+      WHERE first_touch_date >= (SELECT min(event_date) FROM events) GROUP BY ALL),
+k AS (SELECT d, p, v, s - lag(s) OVER (PARTITION BY u ORDER BY s) gap
+      FROM (SELECT DISTINCT user_pseudo_id u, {SESSION_ID} s, event_date d, platform p, app_info.version v
+            FROM events)),
+g AS (SELECT d, p, arg_max(v, skipped) v FROM (SELECT d, p, v, count(*) FILTER (WHERE gap > 1) skipped
+                                               FROM k GROUP BY ALL) GROUP BY d, p)
+{_row("d", "p", "v", "NULL", "sessions", "client_sampling")}
+FROM n LEFT JOIN g USING (d, p) WHERE silent >= {SILENT_MIN} AND silent > {SILENT_SHARE} * users""")
 
-# Sessions without their closing user_engagement, cut at one length: the longest a platform sent that date.
+# Sessions without their closing user_engagement, cut at one length: the longest a platform sent that date. The
+# metric is the rate of the step after the one most of them reached last (the step whose events the cut took).
 CUT_MIN, CUT_SHARE = 10, 0.3
+STAGE = ("CASE n WHEN 'menu_open' THEN 1 WHEN 'product_added_to_cart' THEN 2 WHEN 'order_placed' THEN 3 "
+         "WHEN 'payment_successful' THEN 4 ELSE 0 END")
+
+
+def _step_after(stage: str) -> str:
+    """The rate out of the funnel stage `stage` (0 app_open .. 3 order_placed; payment's own: the last rate)."""
+    return f"{list(RATE_COLUMNS)}[least({stage}, 3) + 1]"
+
+
 TRUNCATED_BATCHES = Finder("truncated_batches", f"""
 WITH e AS (SELECT DISTINCT user_pseudo_id u, {SESSION_ID} s, event_name n, event_timestamp t, event_date d, platform p
            FROM events WHERE {GRANTED}),
-k AS (SELECT u, s, min(d) d, min(p) p, count(*) len, bool_or(n = 'user_engagement') closed FROM e GROUP BY u, s),
+k AS (SELECT u, s, min(d) d, min(p) p, count(*) len, bool_or(n = 'user_engagement') closed, max({STAGE}) reached
+      FROM e GROUP BY u, s),
 m AS (SELECT d, p, max(len) longest FROM k GROUP BY d, p)
-{_row("d", "p", "NULL", "NULL", "menu_open_to_product_added_to_cart", "truncated_batches")}
+{_row("d", "p", "NULL", "NULL", "", "truncated_batches", metric_sql=_step_after("mode(reached) FILTER (WHERE NOT closed)"))}
 FROM k JOIN m USING (d, p) WHERE len = longest GROUP BY d, p
 HAVING count(*) FILTER (WHERE NOT closed) >= greatest({CUT_MIN}, {CUT_SHARE} * count(*))""")
 
