@@ -65,15 +65,20 @@ g AS (SELECT d, p, arg_max(v, skipped) v FROM (SELECT d, p, v, count(*) FILTER (
 FROM n LEFT JOIN g USING (d, p) WHERE silent >= {SILENT_MIN} AND silent > {SILENT_SHARE} * users""")
 
 # Sessions without their closing user_engagement, cut at one length: the longest a platform sent that date. The
-# metric is the rate of the step after the one most of them reached last (the step whose events the cut took).
-CUT_MIN, CUT_SHARE = 10, 0.3
+# metric is the first rate down the funnel whose arrivals lost a clear share to the cut (the sessions cut at that
+# step: the conversions they took away).
+CUT_MIN, CUT_SHARE, LOST_SHARE = 10, 0.3, 0.1
 STAGE = ("CASE n WHEN 'menu_open' THEN 1 WHEN 'product_added_to_cart' THEN 2 WHEN 'order_placed' THEN 3 "
          "WHEN 'payment_successful' THEN 4 ELSE 0 END")
 
 
-def _step_after(stage: str) -> str:
-    """The rate out of the funnel stage `stage` (0 app_open .. 3 order_placed; payment's own: the last rate)."""
-    return f"{list(RATE_COLUMNS)}[least({stage}, 3) + 1]"
+def _first_cut_rate() -> str:
+    """After `k JOIN m`: the first rate whose arrivals (sessions reaching its step) lost LOST_SHARE to the cut, the
+    cart's by default."""
+    cut = "len = longest AND NOT closed"
+    whens = " ".join(f"WHEN count(*) FILTER (WHERE {cut} AND reached = {i}) > {LOST_SHARE} * count(*) FILTER "
+                     f"(WHERE reached >= {i}) THEN '{rate}'" for i, rate in enumerate(RATE_COLUMNS))
+    return f"CASE {whens} ELSE '{RATE_COLUMNS[2]}' END"
 
 
 TRUNCATED_BATCHES = Finder("truncated_batches", f"""
@@ -82,9 +87,10 @@ WITH e AS (SELECT DISTINCT user_pseudo_id u, {SESSION_ID} s, event_name n, event
 k AS (SELECT u, s, min(d) d, min(p) p, count(*) len, bool_or(n = 'user_engagement') closed, max({STAGE}) reached
       FROM e GROUP BY u, s),
 m AS (SELECT d, p, max(len) longest FROM k GROUP BY d, p)
-{_row("d", "p", "NULL", "NULL", "", "truncated_batches", metric_sql=_step_after("mode(reached) FILTER (WHERE NOT closed)"))}
-FROM k JOIN m USING (d, p) WHERE len = longest GROUP BY d, p
-HAVING count(*) FILTER (WHERE NOT closed) >= greatest({CUT_MIN}, {CUT_SHARE} * count(*))""")
+{_row("d", "p", "NULL", "NULL", "", "truncated_batches", metric_sql=_first_cut_rate())}
+FROM k JOIN m USING (d, p) GROUP BY d, p
+HAVING count(*) FILTER (WHERE len = longest AND NOT closed) >= greatest({CUT_MIN}, {CUT_SHARE} * count(*) FILTER
+       (WHERE len = longest))""")
 
 # Sessions that opened and did nothing for under a second, by date, platform and hour (reporting time), far above
 # that platform's usual count at that hour (its mean over the other dates); a country when nearly all of them are
