@@ -137,7 +137,7 @@ FINDERS: tuple[Finder, ...] = (
            kind="incident", family="absolute_drop_in_event_count"),
     Finder("price_rise", daily_scan("price_rise", 2, COUNTRY, -1, 0.2, 4.0, run=3), kind="incident",
            family="rate_drop_from_median"),
-    Finder("promo_surge", daily_scan("promo_surge", 1, COUNTRY, 1, 0.45, 3.0, least=15.0), kind="incident",
+    Finder("promo_surge", daily_scan("promo_surge", 1, COUNTRY, 1, 0.35, 4.0, least=15.0), kind="incident",
            family="rate_spike_from_median"),
     # A store's wave of installs: organic new users' sessions on a platform in a country, far beyond any demand
     # swing's or mix shift's rise (those move every user alike, and by less).
@@ -147,3 +147,4 @@ FINDERS: tuple[Finder, ...] = (
     Finder("search_outage_hours", hour_scan("search_outage_hours", 1, PLATFORM, 0.25, 4.5),
            kind="incident", family="funnel_break"),
 )
+
