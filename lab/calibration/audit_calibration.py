@@ -3,6 +3,7 @@ bootstrap interval of the mean), and per mechanism the share of episodes that ho
 expected rows each agent's report held (recall by key), written to lab/artifacts/audit_calibration.json.
 
     nice -n 10 uv run python -m lab.calibration.audit_calibration --seeds 40 --workers 2
+    uv run python -m lab.calibration.audit_calibration --agents audit_expert   # one agent again, the rest kept
 
 The agents: the audit expert (it knows every mechanism the generator has), the generic auditor (written from the
 published text alone: the witness that the text suffices), the warehouse's expert played here (the warehouse's
@@ -182,6 +183,23 @@ def mechanism_table(report: dict[str, Any], areas: dict[str, str], held_out: set
     return "\n".join(lines)
 
 
+def merged(kept: dict[str, Any], played: dict[str, Any], agents: tuple[str, ...]) -> dict[str, Any]:
+    """The kept artifact with the figures of `agents` replaced by a new run's: a run of some agents (after a
+    change to them alone) keeps the others' figures. The seeds must be the kept run's."""
+    if kept["seeds"] != played["seeds"]:
+        raise SystemExit(f"the kept artifact's seeds {kept['seeds']} are not this run's {played['seeds']}: "
+                         "play every agent")
+    for split, data in played["splits"].items():
+        into = kept["splits"][split]
+        for table in ("agents", "calls_and_chars_p50", "calls_max", "chars_p95"):
+            into[table].update(data[table])
+        for mechanism, stats in data["mechanisms"].items():
+            into["mechanisms"].setdefault(mechanism, {}).update(
+                {k: v for k, v in stats.items() if k in agents or k not in into["mechanisms"].get(mechanism, {})})
+    kept["failed_resets"] = sorted({*map(tuple, kept["failed_resets"]), *map(tuple, played["failed_resets"])})
+    return kept
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seeds", type=int, default=40, help="untuned seeds per split")
@@ -192,7 +210,13 @@ def main() -> None:
     args = parser.parse_args()
     seeds = {split: list(range(first + args.skip, first + args.skip + args.seeds))
              for split, first in (("eval", EVAL_UNTUNED_FIRST), ("train", TRAIN_UNTUNED_FIRST))}
-    report = calibrate(seeds, tuple(args.agents.split(",")), args.workers)
+    agents = tuple(args.agents.split(","))
+    unknown = sorted(set(agents) - set(AGENTS))
+    if unknown:
+        parser.error(f"unknown agents {unknown}; the calibration plays {', '.join(AGENTS)}")
+    report = calibrate(seeds, agents, args.workers)
+    if set(agents) < set(AGENTS) and args.out.exists():
+        report = merged(json.loads(args.out.read_text()), report, agents)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=1) + "\n")
     print(json.dumps({split: data["agents"] for split, data in report["splits"].items()}, indent=1))

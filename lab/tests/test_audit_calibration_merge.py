@@ -1,0 +1,43 @@
+"""A run of some of the audit's agents replaces their figures in the kept artifact and keeps every other agent's,
+and refuses to mix runs over different seeds."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import pytest
+
+from lab.calibration.audit_calibration import merged
+
+
+def _report(seeds: dict[str, list[int]], agents: dict[str, float]) -> dict[str, Any]:
+    split = {"agents": {a: {"mean": m} for a, m in agents.items()},
+             "calls_and_chars_p50": {a: [10.0, 1000.0 * m] for a, m in agents.items()},
+             "calls_max": {a: 12 for a in agents},
+             "chars_p95": {a: 2000.0 * m for a, m in agents.items()},
+             "mechanisms": {"bot_farm": {"episode_share": 0.2, "rows": 5, **dict(agents.items())}}}
+    return {"seeds": seeds, "splits": {"eval": split, "train": copy.deepcopy(split)}, "failed_resets": []}
+
+
+SEEDS = {"eval": [1, 40], "train": [100, 139]}
+
+
+def test_a_partial_run_replaces_its_agents_and_keeps_the_others() -> None:
+    kept = _report(SEEDS, {"audit_expert": 0.5, "generic_auditor": 0.3})
+    played = _report(SEEDS, {"audit_expert": 0.9})
+    out = merged(copy.deepcopy(kept), played, ("audit_expert",))
+    for split in ("eval", "train"):
+        data = out["splits"][split]
+        assert data["agents"] == {"audit_expert": {"mean": 0.9}, "generic_auditor": {"mean": 0.3}}
+        assert data["calls_and_chars_p50"]["audit_expert"] == [10.0, 900.0]
+        assert data["chars_p95"]["generic_auditor"] == 600.0
+        assert data["mechanisms"]["bot_farm"] == {"episode_share": 0.2, "rows": 5, "audit_expert": 0.9,
+                                                  "generic_auditor": 0.3}
+
+
+def test_a_partial_run_over_other_seeds_is_refused() -> None:
+    kept = _report(SEEDS, {"audit_expert": 0.5, "generic_auditor": 0.3})
+    played = _report({"eval": [2, 41], "train": [100, 139]}, {"audit_expert": 0.9})
+    with pytest.raises(SystemExit, match="play every agent"):
+        merged(kept, played, ("audit_expert",))
