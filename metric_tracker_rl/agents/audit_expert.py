@@ -20,6 +20,7 @@ from dataclasses import dataclass, field, replace
 
 from metric_tracker_rl.agents.audit_finders import Finder, batched_sql
 from metric_tracker_rl.agents.audit_incident_scans import FINDERS as INCIDENT_FINDERS
+from metric_tracker_rl.agents.audit_incident_scans import host_falls_sql
 from metric_tracker_rl.agents.audit_traces_pipeline import FINDERS as PIPELINE_FINDERS
 from metric_tracker_rl.agents.audit_traces_recording import FINDERS as RECORDING_FINDERS
 from metric_tracker_rl.agents.base import register_agent
@@ -27,6 +28,7 @@ from metric_tracker_rl.agents.warehouse_expert import PAYMENT_STEP, Investigatio
 from metric_tracker_rl.agents.warehouse_findings import (
     DATA_QUALITY,
     FUNNEL_BREAK,
+    RATE_DROP,
     REVENUE,
     Finding,
     Rows,
@@ -34,8 +36,10 @@ from metric_tracker_rl.agents.warehouse_findings import (
     arm_segment,
     dedupe,
     in_parts,
+    kept_by,
     number_or_nan,
     overlaps,
+    segment_of,
 )
 from metric_tracker_rl.agents.warehouse_sql import ALL_RULES, NO_FIXES, Fixes, metric_values_sql, wanted_values
 from metric_tracker_rl.view.observation import SeenObservation
@@ -50,6 +54,7 @@ DEFECT_METRICS = ("sessions", *RATE_COLUMNS, REVENUE)
 DASHBOARD_FIELDS = ("platform", "app_version", "country")
 LASTING_DATES = 7  # a defect's dates from which it moves its segment's same-weekday baseline
 CONCURRENCY = 1  # the tier's dates with a second incident: the expert knows it, no brief says it
+SECOND_FALL, SECOND_Z = 0.2, 3.15  # a second incident's fall: its share of the expected, and its z at least
 
 
 def relative_move(value: float, reference: float) -> float:
@@ -90,7 +95,6 @@ class AuditInvestigation(Investigation):
     """The warehouse's procedure, then the finders, then the audit's rules (the module docstring)."""
 
     finders: tuple[Finder, ...] = ()
-    runs: Rows = field(default_factory=list)  # the warehouse's run scan, read again once every incident is known
 
     flagged: list[Finding] = field(default_factory=list)  # the finders' candidates
 
@@ -102,14 +106,16 @@ class AuditInvestigation(Investigation):
                            and f.date not in {d.date for d in known}]
         chosen = yield from self.most_moved(flagged_defects)
         defects = [*known, *chosen]
-        # A defect that lasts weeks takes its segment's baseline with it: no fall or rise there is read as users'.
-        lasting = [d.segment for d in defects if sum(e.segment == d.segment for e in defects) >= LASTING_DATES]
+        # A defect that lasts weeks takes its segment's baseline of its metric and the next step's with it: no
+        # fall or rise of those there on its dates is read as users'.
+        lasting = [d for d in defects if sum(e.segment == d.segment for e in defects) >= LASTING_DATES]
         candidates = [f for f in self.by_precedence(found, flagged_findings)
                       if not any(d.date == f.date and overlaps(d.segment, f.segment) for d in defects)
-                      and not any(overlaps(segment, f.segment) for segment in lasting)
+                      and not any(d.date == f.date and overlaps(d.segment, f.segment) and f.step in (d.step, d.step + 1)
+                                  for d in lasting)
                       and not (f.kind in self.finder_kinds() and self.intended(f))]
         incidents = dedupe(candidates)
-        incidents += Investigation.concurrent(self, incidents, self.runs)
+        incidents += yield from self.second_incident(incidents)
         defects = yield from self.dashboard_values(dedupe(defects))
         incidents = yield from self.values_of_new(incidents)
         kept = [f for f in incidents if abs(f.observed - f.baseline) > MARGIN * abs(f.baseline)]
@@ -136,9 +142,26 @@ class AuditInvestigation(Investigation):
         return [f.date for f in [*found, *self.flagged] if f.anomaly_type != DATA_QUALITY]
 
     def concurrent(self, found: list[Finding], runs: Rows) -> list[Finding]:
-        """Deferred: the second incident of a date is looked for once the finders' incidents are known too."""
-        self.runs = runs
+        """None here: the second incident of a date is looked for once every incident is known (second_incident)."""
         return []
+
+    def second_incident(self, found: list[Finding]) -> Generator[Statement, Rows, list[Finding]]:
+        """The tier's dates with a second incident (a level shift of that date only): on the incidents' dates, the
+        strongest fall of a step the date's incidents and experiments leave alone, in a cuboid that keeps one of an
+        incident's values and agrees with it on every field both name."""
+        free = {f.date: [k for k in range(1, PAYMENT_STEP + 1) if k not in self.taken(f.date, found)] for f in found}
+        if not any(free.values()):
+            return []
+        rows = yield ("second incidents", host_falls_sql(free, SECOND_FALL))
+        kept: list[Finding] = []
+        for row in rows:  # strongest first
+            segment, date, step = segment_of(row), str(row["date"]), int(row["k"])
+            if float(row["z"]) > -SECOND_Z or not any(f.date == date and kept_by(segment, f.segment) for f in found):
+                continue
+            kept.append(Finding(date, RATE_COLUMNS[step - 1], RATE_DROP, segment, kind="level_shift"))
+            if len(kept) == CONCURRENCY:
+                break
+        return kept
 
     def taken(self, date: str, found: list[Finding]) -> set[int]:
         """The steps a date's incidents and experiments name; a payment failure takes every step up to payment (its

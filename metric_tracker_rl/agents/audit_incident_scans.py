@@ -12,7 +12,7 @@ dates are all of the window's.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from metric_tracker_rl.agents.audit_finders import Finder
 from metric_tracker_rl.agents.warehouse_sql import sessions_cte
@@ -34,13 +34,13 @@ def _sessions(step: int | None, only: str = "TRUE") -> str:
             f"{d} d, {n} n FROM s WHERE {only})")
 
 
-def _grouped(sets: Sequence[Sequence[str]], hours: bool = False) -> str:
+def _grouped(sets: Sequence[Sequence[str]], hours: bool = False, by_step: bool = False) -> str:
     """After `l`: `g`, per date (and hour) and segment of `sets`, its conversions n and arrivals d (a field the
-    segment leaves open is empty text, so segments join on every field)."""
+    segment leaves open is empty text, so segments join on every field); `by_step`: per step k too."""
     grouping = ", ".join("(" + ", ".join(ALIASES[f] + "0" for f in fields) + ")" for fields in sets)
     used = {ALIASES[f] for fields in sets for f in fields}
     keys = ", ".join(f"coalesce({a}0, '') {a}" if a in used else f"'' {a}" for a in "pchu")
-    hour = "hr, " if hours else ""
+    hour = ("hr, " if hours else "") + ("k, " if by_step else "")
     return (f", g AS (SELECT date, {hour}{keys}, sum(n) n, sum(d) d FROM l "
             f"GROUP BY date, {hour}GROUPING SETS ({grouping}))")
 
@@ -148,3 +148,30 @@ FINDERS: tuple[Finder, ...] = (
            kind="incident", family="funnel_break"),
 )
 
+
+
+# Cuboids of one or two fields a second incident on a date may hold (no app version: a version's falls are its
+# release's).
+CUBOIDS = (("platform",), ("country",), ("channel",), ("user_type",), ("platform", "country"),
+           ("platform", "channel"), ("platform", "user_type"), ("country", "channel"), ("country", "user_type"),
+           ("channel", "user_type"))
+HOST_LEAST = 8  # a cuboid's arrivals at the step on the date, at the least (an outage earlier leaves fewer)
+HOST_TOP = 20
+
+
+def host_falls_sql(free: Mapping[str, Sequence[int]], fall: float) -> str:
+    """On each date of `free`, each of its steps listed (k: 1 the menu step .. 4 payment), its conversion per cuboid
+    of CUBOIDS against the same weekday's other dates (pooled), where it fell by `fall` of its expected at least:
+    the HOST_TOP strongest falls, each with z, its relative fall over its sampling noise and a date's usual spread
+    (SPREAD)."""
+    listed = " OR ".join(f"date = DATE '{d}' AND k IN ({', '.join(map(str, steps))})"
+                         for d, steps in sorted(free.items()) if steps) or "FALSE"
+    return (sessions_cte() + ", l AS (SELECT date, platform p0, country c0, channel h0, user_type u0, k, "
+            "[m0, m1, m2, m3][k] d, [m1, m2, m3, m4][k] n FROM s, range(1, 5) t(k))"
+            + _grouped(CUBOIDS, by_step=True)
+            + ", x AS (SELECT *, d * (sum(n) OVER w - n) / nullif(sum(d) OVER w - d, 0) e FROM g "
+            "WINDOW w AS (PARTITION BY k, p, c, h, u, isodow(date))) "
+            f"SELECT strftime(date, '%Y-%m-%d') date, k, {SEGMENT}, "
+            f"round((n - e) / e / sqrt(greatest(d - e, 0.05 * d) / (d * e) + {SPREAD} ^ 2), 2) z FROM x "
+            f"WHERE ({listed}) AND d >= {HOST_LEAST} AND e > 0 AND n <= {1 - fall:g} * e "
+            f"ORDER BY z LIMIT {HOST_TOP}")
