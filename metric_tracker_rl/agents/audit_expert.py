@@ -42,8 +42,9 @@ from metric_tracker_rl.agents.warehouse_findings import (
     segment_of,
 )
 from metric_tracker_rl.agents.warehouse_sql import ALL_RULES, NO_FIXES, Fixes, metric_values_sql, wanted_values
+from metric_tracker_rl.catalog.tiers import AUDIT_HELD_OUT_DEFECTS, AUDIT_HELD_OUT_KINDS
 from metric_tracker_rl.view.observation import SeenObservation
-from metric_tracker_rl.world.audit_brief import MARGIN
+from metric_tracker_rl.world.audit_brief import MARGIN, SPLIT_NOTE
 from metric_tracker_rl.world.metrics_layer import RATE_COLUMNS, STEP_SESSION_COLUMNS
 from metric_tracker_rl.world.segments import Segment
 
@@ -260,7 +261,11 @@ class AuditExpertAgent(WarehouseExpertAgent):
         self.finders = ALL_FINDERS if finders is None else finders
 
     def plan(self, observation: SeenObservation) -> Generator[Statement, Rows, list[Finding]]:
-        return AuditInvestigation(self.rules, CONCURRENCY, finders=self.finders).run()
+        """A train episode (its objective says so) never holds a held-out mechanism: their finders stay unread."""
+        held_out = set(AUDIT_HELD_OUT_KINDS) | set(AUDIT_HELD_OUT_DEFECTS)
+        train = SPLIT_NOTE["train"] in observation.text
+        finders = tuple(f for f in self.finders if not (train and f.name in held_out))
+        return AuditInvestigation(self.rules, CONCURRENCY, finders=finders).run()
 
 
 register_agent(AuditExpertAgent.name, AuditExpertAgent)
