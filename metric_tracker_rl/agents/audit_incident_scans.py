@@ -87,7 +87,7 @@ def _select(metric: str, what: str) -> str:
 
 # The rest of an outage's date converts as usual (a fall of the whole day is no block of hours): at least this
 # share of what it would.
-REST_SHARE = 0.5
+REST_SHARE = 0.6
 BLOCKS = (4, 6, 8, 10)  # the lengths of hours a block scan reads (every checkout outage holds one of them whole)
 
 
