@@ -261,11 +261,14 @@ class AuditExpertAgent(WarehouseExpertAgent):
         self.finders = ALL_FINDERS if finders is None else finders
 
     def plan(self, observation: SeenObservation) -> Generator[Statement, Rows, list[Finding]]:
+        return self.investigation(observation).run()
+
+    def investigation(self, observation: SeenObservation) -> AuditInvestigation:
         """A train episode (its objective says so) never holds a held-out mechanism: their finders stay unread."""
         held_out = set(AUDIT_HELD_OUT_KINDS) | set(AUDIT_HELD_OUT_DEFECTS)
         train = SPLIT_NOTE["train"] in observation.text
         finders = tuple(f for f in self.finders if not (train and f.name in held_out))
-        return AuditInvestigation(self.rules, CONCURRENCY, finders=finders).run()
+        return AuditInvestigation(self.rules, CONCURRENCY, finders=finders)
 
 
 register_agent(AuditExpertAgent.name, AuditExpertAgent)

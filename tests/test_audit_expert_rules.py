@@ -1,0 +1,56 @@
+"""The audit expert's own rules, each on a case it decides: a block of stopped hours outranks a fall of the whole day
+on the same date and step, a date's second incident is read only on the steps its incidents leave free, and a train
+episode (its objective says so) leaves the held-out mechanisms' finders unread."""
+
+from __future__ import annotations
+
+from metric_tracker_rl.agents.audit_expert import ALL_FINDERS, AuditExpertAgent, AuditInvestigation
+from metric_tracker_rl.agents.audit_incident_scans import HOST_TOP, host_falls_sql
+from metric_tracker_rl.agents.warehouse_findings import FUNNEL_BREAK, RATE_DROP, Finding, dedupe
+from metric_tracker_rl.catalog.tasks import resolve_episode_config
+from metric_tracker_rl.catalog.tiers import AUDIT, AUDIT_HELD_OUT_DEFECTS, AUDIT_HELD_OUT_KINDS
+from metric_tracker_rl.generation.audit.world import build_audit_world
+from metric_tracker_rl.sql.engine import EpisodeTables, open_database
+from metric_tracker_rl.view.observation import SeenObservation
+from metric_tracker_rl.world.audit_brief import SPLIT_NOTE
+from metric_tracker_rl.world.funnel import window_calendar
+from metric_tracker_rl.world.metrics_layer import RATE_COLUMNS
+from metric_tracker_rl.world.segments import Segment
+
+STEP = RATE_COLUMNS[2]
+
+
+def test_a_block_of_stopped_hours_outranks_a_fall_of_the_day() -> None:
+    investigation = AuditInvestigation()
+    fall = Finding("2026-03-10", STEP, RATE_DROP, Segment(country="US"), kind="level_shift")
+    block = Finding("2026-03-10", STEP, FUNNEL_BREAK, Segment(country="US"), kind="checkout_outage_hours")
+    other = Finding("2026-03-10", STEP, RATE_DROP, Segment(country="IN"), kind="price_rise")
+    kept = dedupe(investigation.by_precedence([fall], [other, block]))
+    assert kept == [block]
+    assert dedupe(investigation.by_precedence([fall], [other])) == [fall]  # the warehouse's, then the finders'
+
+
+def test_a_second_incident_is_read_on_the_free_steps_of_its_dates_only() -> None:
+    world = build_audit_world(AUDIT, resolve_episode_config(seed=AUDIT.calibration_seed_base + 7, difficulty="audit"))
+    dates = window_calendar(world.log.num_days).iso_dates
+    tables = EpisodeTables(open_database(), world.sql_tables())
+    free = {dates[10]: [2, 4], dates[20]: [1], dates[30]: []}
+    columns, rows, _ = tables.run(host_falls_sql(free, 0.2), 0, 5000)
+    found = [dict(zip(columns, row, strict=True)) for row in rows]
+    assert found and len(found) <= HOST_TOP
+    assert all(int(row["k"]) in free[str(row["date"])] for row in found)
+    assert [row["z"] for row in found] == sorted(row["z"] for row in found)  # strongest fall first
+    assert tables.run(host_falls_sql({dates[10]: []}, 0.2), 0, 5000)[1] == []
+
+
+def _finders(split: str) -> set[str]:
+    observation = SeenObservation(text=f"objective: an audit. {SPLIT_NOTE[split]}", status="ready")
+    return {finder.name for finder in AuditExpertAgent().investigation(observation).finders}
+
+
+def test_a_train_episode_leaves_the_held_out_finders_unread() -> None:
+    held_out = set(AUDIT_HELD_OUT_KINDS) | set(AUDIT_HELD_OUT_DEFECTS)
+    every = {finder.name for finder in ALL_FINDERS}
+    assert held_out & every  # the held-out mechanisms have finders
+    assert _finders("eval") == every
+    assert _finders("train") == every - held_out
