@@ -159,7 +159,9 @@ def test_a_segment_of_cell_fields_edits_the_cells_as_before() -> None:
 
 
 def _z(observed_hits: int, trials: int, chance: float) -> float:
-    return abs(observed_hits - trials * chance) / max(np.sqrt(trials * chance * (1.0 - chance)), 1e-9)
+    """How many standard deviations the hits lie from the chance's expectation; a count is read no finer than one
+    hit (a step converting nearly always has almost no variance, and one miss is no evidence against it)."""
+    return abs(observed_hits - trials * chance) / max(np.sqrt(trials * chance * (1.0 - chance)), 1.0)
 
 
 @settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
