@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from metric_tracker_rl.catalog.published import DIFFICULTIES
-from metric_tracker_rl.catalog.task_splits import TRAIN_SEED_BASE, mechanism_split
+from metric_tracker_rl.catalog.task_splits import TRAIN_SEED_BASE, mechanism_split, task_range
 from metric_tracker_rl.catalog.tasks import DIAL_KNOBS, resolve_episode_config
 from metric_tracker_rl.catalog.tiers import ABYSS_KINDS as AUDIT_WAREHOUSE_KINDS
 from metric_tracker_rl.catalog.tiers import AUDIT, AuditMix
@@ -96,6 +96,15 @@ def test_a_knob_refused_at_a_tier_names_the_listed_tiers_that_take_it(knob: str)
         resolve_episode_config(seed=1, difficulty="easy", **{knob: KNOB_VALUES[knob]})
     named = re.findall(r"'(\w+)'", str(refusal.value).split(" only")[0])
     assert named == [name for name in DIFFICULTIES if _takes(name, knob)]
+
+
+def test_listed_after_the_warehouse_its_tasks_are_of_the_split_that_lists_them() -> None:
+    """Every audit task of the train split is a train episode and every one of the eval split an eval episode, so
+    no train task draws a held-out mechanism."""
+    assert DIFFICULTIES.index("audit") == DIFFICULTIES.index("warehouse") + 1
+    for split in ("train", "eval"):
+        tasks = [task for task in task_range(split) if task.get("difficulty") == "audit"]
+        assert tasks and {mechanism_split(task["seed"]) for task in tasks} == {split}
 
 
 def test_the_split_follows_the_seed_and_is_published() -> None:
