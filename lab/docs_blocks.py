@@ -22,6 +22,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 from lab.calibration.audit_calibration import ARTIFACT as AUDIT_RESULTS
+from lab.calibration.audit_calibration import EXPERT as AUDIT_EXPERT
+from lab.calibration.audit_calibration import SHORTCUTS as AUDIT_SHORTCUTS
 from lab.calibration.audit_calibration import calibration_table as audit_calibration_table
 from lab.calibration.audit_calibration import mechanism_table as audit_mechanism_table
 from lab.calibration.calibrate import (
@@ -138,16 +140,19 @@ def calibration_seeds() -> str:
     def seeds(first: int) -> str:
         return f"{first:,} to {first + EVAL_SEEDS_PER_DIFFICULTY - 1:,}"
 
-    tuned_elsewhere = [d for d in DIFFICULTIES if d not in CALIBRATED_DIFFICULTIES]
-    rows = [[difficulty, seeds(TIERS[difficulty].calibration_seed_base) + (" *" if difficulty in tuned_elsewhere
+    audit_seeds = audit_results()["seeds"]
+    notes = {"warehouse": "* warehouse: the eval split's sweep, which tuned nothing; the warehouse's expert was tuned "
+                          f"on seeds {WAREHOUSE_TUNING_SEEDS.start} to {WAREHOUSE_TUNING_SEEDS.stop - 1}, and its own "
+                          "calibration (lab/calibration/warehouse_calibration.py) plays its untuned seeds.",
+             "audit": "* audit: the eval split's sweep; its own calibration (lab/calibration/audit_calibration.py) "
+                      f"plays eval seeds {audit_seeds['eval'][0]:,} to {audit_seeds['eval'][1]:,} and train seeds "
+                      f"{audit_seeds['train'][0]:,} to {audit_seeds['train'][1]:,}, which tuned nothing."}
+    calibrated_elsewhere = [d for d in DIFFICULTIES if d not in CALIBRATED_DIFFICULTIES]
+    rows = [[difficulty, seeds(TIERS[difficulty].calibration_seed_base) + (" *" if difficulty in calibrated_elsewhere
                                                                             else ""),
              seeds(TIERS[difficulty].calibration_seed_base + UNTUNED_FIRST_OFFSET)] for difficulty in DIFFICULTIES]
     table = markdown_table(["tier", "eval seeds (tuned the agents and the tier)", "untuned seeds"], rows)
-    if not tuned_elsewhere:
-        return table
-    return (f"{table}\n\n* {', '.join(tuned_elsewhere)}: the eval split's sweep, which tuned nothing; the warehouse's "
-            f"expert was tuned on seeds {WAREHOUSE_TUNING_SEEDS.start} to {WAREHOUSE_TUNING_SEEDS.stop - 1}, and its "
-            "own calibration (lab/calibration/warehouse_calibration.py) plays its untuned seeds.")
+    return "\n\n".join([table, *(notes[difficulty] for difficulty in calibrated_elsewhere)])
 
 
 def best_shortcuts(results: dict[str, Any] | None = None) -> str:
@@ -299,30 +304,46 @@ def warehouse_results() -> dict[str, Any]:
     return json.loads(WAREHOUSE_RESULTS.read_text(encoding="utf-8"))
 
 
-def _calibration_means(difficulty: str, results: dict[str, Any], warehouse: dict[str, Any]) -> list[str]:
-    """The expert's mean and the best shortcut's, on a tier of counts from the calibration's eval seeds; on the
-    warehouse from its own calibration (its untuned seeds, its own expert and shortcuts: the count tiers' agents do
-    not play raw events), marked so."""
+def audit_results() -> dict[str, Any]:
+    return json.loads(AUDIT_RESULTS.read_text(encoding="utf-8"))
+
+
+def own_calibrations(warehouse: dict[str, Any], audit: dict[str, Any]
+                     ) -> dict[str, tuple[dict[str, Any], str, tuple[str, ...]]]:
+    """The raw-event tiers' own calibrations (the count tiers' agents do not play raw events): per tier, its
+    agents' figures on seeds that tuned nothing (the audit's eval split, which holds its held-out mechanisms), its
+    expert and its shortcuts."""
+    return {"warehouse": (warehouse["agents"], WAREHOUSE_EXPERT, WAREHOUSE_SHORTCUTS),
+            "audit": (audit["splits"]["eval"]["agents"], AUDIT_EXPERT, AUDIT_SHORTCUTS)}
+
+
+def _calibration_means(difficulty: str, results: dict[str, Any],
+                       own: dict[str, tuple[dict[str, Any], str, tuple[str, ...]]]) -> list[str]:
+    """The expert's mean and the best shortcut's, on a tier of counts from the calibration's eval seeds; on a
+    raw-event tier from its own calibration, marked so."""
     if difficulty in results["difficulties"]:
-        agents, expert, shortcuts, mark = results["agents"], EXPERT, SHORTCUT_AGENTS, ""
-        means = {name: agents[name][difficulty]["mean"] for name in shortcuts}
+        agents, expert, shortcuts = results["agents"], EXPERT, SHORTCUT_AGENTS
+        means = {name: agents[name][difficulty]["mean"] for name in (expert, *shortcuts)}
+        mark = ""
+    elif difficulty not in own:
+        raise MissingCalibration(f"the listed tier {difficulty} is neither in {PUBLISHED_RESULTS.relative_to(ROOT)} "
+                                 "nor a tier of raw events with a calibration of its own (own_calibrations)")
     else:
-        agents, expert, shortcuts, mark = warehouse["agents"], WAREHOUSE_EXPERT, WAREHOUSE_SHORTCUTS, " *"
-        means = {name: agents[name]["mean"] for name in shortcuts}
+        agents, expert, shortcuts = own[difficulty]
+        means = {name: agents[name]["mean"] for name in (expert, *shortcuts)}
+        mark = " *"
     best = max(shortcuts, key=lambda name: means[name])
-    expert_mean = agents[expert][difficulty]["mean"] if not mark else agents[expert]["mean"]
-    return [f"{expert_mean:.3f}{mark}", f"{means[best]:.3f} (`{best}`){mark}"]
+    return [f"{means[expert]:.3f}{mark}", f"{means[best]:.3f} (`{best}`){mark}"]
 
 
-def tiers_at_a_glance(results: dict[str, Any] | None = None, models: dict[str, Any] | None = None,
-                      warehouse: dict[str, Any] | None = None) -> str:
+def tiers_at_a_glance(results: dict[str, Any] | None = None, models: dict[str, Any] | None = None) -> str:
     """Each listed tier in one row: its window, dimensions, incidents an episode, steps and named task (from the
     tier and task configs), the expert's and the best shortcut's calibration means (the kept calibration results;
-    the warehouse's own) and a capable model's (the replayed transcripts)."""
+    a raw-event tier's own) and a capable model's (the replayed transcripts)."""
     results = results or calibration_results()
     models = models or kept_results()
     check_calibrated(results)
-    warehouse = warehouse or warehouse_results()
+    own = own_calibrations(warehouse_results(), audit_results())
     rows = []
     for difficulty in DIFFICULTIES:
         tier, config = TIERS[difficulty], resolve_episode_config(difficulty=difficulty)  # a seeded reset's
@@ -331,13 +352,16 @@ def tiers_at_a_glance(results: dict[str, Any] | None = None, models: dict[str, A
         incidents = f"{counts[0]}–{counts[1]}" if counts else f"{config.anomaly_count}"
         tasks = ", ".join(f"`{task}`" for task, spec in TASKS.items() if spec.difficulty == difficulty) or "–"
         rows.append([difficulty, f"{tier.window_days} days", fields, incidents, str(config.max_steps), tasks,
-                     *_calibration_means(difficulty, results, warehouse), _model_result(difficulty, models)])
+                     *_calibration_means(difficulty, results, own), _model_result(difficulty, models)])
     lead = ("Each listed tier (`reset(difficulty=...)`); the expert's and the best shortcut's (of "
             + ", ".join(f"`{name}`" for name in SHORTCUT_AGENTS) + ") calibration means, and a capable LLM's mean "
             "over its zero-shot episodes ([model results](lab/docs/model_results.md); every agent's figures are in "
             "[calibration](lab/docs/calibration.md)). * The warehouse's from its own calibration, on seeds that tuned "
             "nothing (`lab/artifacts/warehouse_calibration.json`): its expert, and the best of its shortcuts that "
-            "read only the dashboard (" + ", ".join(f"`{name}`" for name in WAREHOUSE_SHORTCUTS) + "):")
+            "read only the dashboard (" + ", ".join(f"`{name}`" for name in WAREHOUSE_SHORTCUTS) + "); the "
+            "audit's from its own, on its eval split's untuned seeds (`lab/artifacts/audit_calibration.json`): its "
+            "expert, and the best of the warehouse's shortcuts played there ("
+            + ", ".join(f"`{name}`" for name in AUDIT_SHORTCUTS) + "):")
     return lead + "\n\n" + markdown_table(["tier", "window", "dimensions", "incidents", "steps", "named task",
                                             "expert", "best shortcut", "a capable model"], rows)
 

@@ -20,13 +20,14 @@ from metric_tracker_rl.models import MetricSubmissionRow
 
 ROOT = Path(__file__).resolve().parents[1]
 # The listed tiers a reset's segment knobs (decoy_ratio, ...) and its cuboid dial (max_cuboid_depth, ...) apply at,
-# as a reset's error names them: read off each tier's config, so listing a tier extends them.
+# as a reset's error names them: read off each tier's config, so listing a tier extends them. A tier that hides its
+# mechanisms refuses every knob that names or sizes one (the only ones these name), so neither names it.
 SEGMENT_KNOB_TIERS = " or ".join(repr(name) for name, tier in TIERS.items()
-                                 if tier.listed and tier.segmented is not None)
+                                 if tier.listed and tier.segmented is not None and not tier.hides_mechanisms)
 # The segmented tiers whose brief describes their kinds (a tier that hides its mechanisms publishes none).
 PUBLISHING_MECHANISMS = tuple(name for name, tier in TIERS.items() if tier.dimensions and not tier.hides_mechanisms)
-CUBOID_DIAL_TIERS = " or ".join(repr(name) for name, tier in TIERS.items()
-                                if tier.listed and tier.segmented is not None and tier.segmented.cuboid_root_causes)
+CUBOID_DIAL_TIERS = " or ".join(repr(name) for name, tier in TIERS.items() if tier.listed and not tier.hides_mechanisms
+                                and tier.segmented is not None and tier.segmented.cuboid_root_causes)
 
 
 def draws_family(difficulty: str, family: str) -> bool:

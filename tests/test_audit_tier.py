@@ -11,8 +11,9 @@ import re
 import numpy as np
 import pytest
 
-from metric_tracker_rl.catalog.task_splits import TRAIN_SEED_BASE, mechanism_split
-from metric_tracker_rl.catalog.tasks import resolve_episode_config
+from metric_tracker_rl.catalog.published import DIFFICULTIES
+from metric_tracker_rl.catalog.task_splits import TRAIN_SEED_BASE, mechanism_split, task_range
+from metric_tracker_rl.catalog.tasks import DIAL_KNOBS, resolve_episode_config
 from metric_tracker_rl.catalog.tiers import ABYSS_KINDS as AUDIT_WAREHOUSE_KINDS
 from metric_tracker_rl.catalog.tiers import AUDIT, AuditMix
 from metric_tracker_rl.generation.audit.defects import DEFECT_REGISTRY
@@ -72,6 +73,38 @@ def test_the_settings_that_name_a_mechanism_are_neither_shown_nor_taken() -> Non
         assert observation.status == "error" and "concurrency cannot be set" in observation.message
     finally:
         env.close()
+
+
+# A value each curriculum knob takes wherever it applies.
+KNOB_VALUES = {"incident_kinds": ["level_shift"], "decoy_ratio": 0.5, "dimensions": ["platform", "country", "channel"],
+               "max_cuboid_depth": 2, "magnitude_scale": 1.5, "concurrency": 1, "note_share": 0.3}
+
+
+def _takes(difficulty: str, knob: str) -> bool:
+    try:
+        resolve_episode_config(seed=1, difficulty=difficulty, **{knob: KNOB_VALUES[knob]})
+    except ValueError:
+        return False
+    return True
+
+
+@pytest.mark.parametrize("knob", sorted(DIAL_KNOBS))
+def test_a_knob_refused_at_a_tier_names_the_listed_tiers_that_take_it(knob: str) -> None:
+    """Where a knob does not apply, the refusal names exactly the listed tiers that take it: never the audit for
+    a knob that names or sizes a mechanism, which it refuses too."""
+    with pytest.raises(ValueError, match=f"{knob} applies at difficulty") as refusal:
+        resolve_episode_config(seed=1, difficulty="easy", **{knob: KNOB_VALUES[knob]})
+    named = re.findall(r"'(\w+)'", str(refusal.value).split(" only")[0])
+    assert named == [name for name in DIFFICULTIES if _takes(name, knob)]
+
+
+def test_listed_after_the_warehouse_its_tasks_are_of_the_split_that_lists_them() -> None:
+    """Every audit task of the train split is a train episode and every one of the eval split an eval episode, so
+    no train task draws a held-out mechanism."""
+    assert DIFFICULTIES.index("audit") == DIFFICULTIES.index("warehouse") + 1
+    for split in ("train", "eval"):
+        tasks = [task for task in task_range(split) if task.get("difficulty") == "audit"]
+        assert tasks and {mechanism_split(task["seed"]) for task in tasks} == {split}
 
 
 def test_the_split_follows_the_seed_and_is_published() -> None:

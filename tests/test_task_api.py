@@ -66,16 +66,17 @@ def test_splits_are_train_and_eval_with_their_sizes() -> None:
 
 def test_eval_is_every_named_task_and_the_calibration_sweep_with_no_published_index_moved() -> None:
     """A named task added after the split was published is appended after the sweep, and a tier listed since
-    after it, its sweep before its own named task."""
+    after it, its sweep before its own named task (the warehouse's); a tier listed with no named task (the audit)
+    appends its sweep after every published block."""
     eval_tasks = MetricTrackerRlEnvironment().list_tasks("eval")
     published = eval_plan(FIRST_NAMED, FIRST_SWEPT)
     assert eval_tasks[:len(published)] == published
     later = [task_id for task_id in NAMED_TASK_ORDER if task_id not in FIRST_NAMED]
     assert later == ["abyss_faint_cuboids", "warehouse_raw_events"]
     listed_since = tuple(d for d in DIFFICULTIES if d not in FIRST_SWEPT)
-    assert listed_since == ("warehouse",)
-    assert eval_tasks[len(published):] == ([{"task_id": later[0]}] + eval_plan((), listed_since)
-                                           + [{"task_id": later[1]}])
+    assert listed_since == ("warehouse", "audit")
+    assert eval_tasks[len(published):] == ([{"task_id": later[0]}] + eval_plan((), listed_since[:1])
+                                           + [{"task_id": later[1]}] + eval_plan((), listed_since[1:]))
     assert sorted(map(str, eval_tasks)) == sorted(map(str, eval_plan(NAMED_TASK_ORDER)))
     # standard episodes ({seed, difficulty}) and, every tenth seed, a null episode
     assert {t.get("scenario_family") for t in eval_tasks} == {None, "null"}

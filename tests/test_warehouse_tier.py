@@ -46,7 +46,7 @@ def analysis(env: MetricTrackerRlEnvironment, method: str, **arguments: object):
 
 
 def test_the_tier_is_listed_after_abyss_with_a_named_task() -> None:
-    assert DIFFICULTIES[-2:] == ("abyss", "warehouse")
+    assert DIFFICULTIES.index("warehouse") == DIFFICULTIES.index("abyss") + 1
     assert tuple(RESET_DIFFICULTIES) == (*DIFFICULTIES, *(name for name, tier in TIERS.items() if not tier.listed))
     assert TIERS["warehouse"] is WAREHOUSE and WAREHOUSE.listed and WAREHOUSE.data == "events"
     [named] = [task for task in TASKS.values() if task.difficulty == "warehouse"]

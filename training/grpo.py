@@ -52,8 +52,14 @@ def tier_tasks(difficulty: str) -> range:
         if block.difficulties == (difficulty,):
             return range(first, first + block.count)
         first += block.count
-    own = [block.difficulties[0] for block in TRAIN_SCHEDULE if len(block.difficulties) == 1]
-    raise ValueError(f"{difficulty!r} has no train block of its own; tiers that have one: {', '.join(own)}")
+    raise ValueError(f"{difficulty!r} has no train block of its own; tiers that have one: {', '.join(own_blocks())}")
+
+
+def own_blocks() -> list[str]:
+    """The tiers with a train block of their own: those listed after the first block."""
+    from metric_tracker_rl.catalog.task_splits import TRAIN_SCHEDULE
+
+    return [block.difficulties[0] for block in TRAIN_SCHEDULE if len(block.difficulties) == 1]
 
 
 def grpo_config(output_dir: str, **overrides: Any) -> GRPOConfig:
@@ -107,7 +113,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--start", type=int, default=None, help="the first train-split task (default: 0, or the "
                         "first of --tier's block)")
     parser.add_argument("--tier", default=None, help="train one tier with its own tools, on its block of the train "
-                        "split (a tier listed after the first block: deep, abyss, warehouse)")
+                        f"split (a tier listed after the first block: {', '.join(own_blocks())})")
     parser.add_argument("--output-dir", default="runs/grpo", help="checkpoints and logs")
     parser.add_argument("--steps", type=int, default=-1, help="optimizer steps; -1: one pass over the tasks")
     parser.add_argument("--batch-size", type=int, default=8, help="completions per device and micro-step")

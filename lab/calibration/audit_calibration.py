@@ -26,6 +26,7 @@ import numpy as np
 
 from lab.calibration.calibrate import summarise
 from lab.calibration.interface import message_texts, record_episode
+from lab.calibration.warehouse_calibration import SHORTCUTS as WAREHOUSE_SHORTCUTS
 from metric_tracker_rl.catalog.published import row_key
 from metric_tracker_rl.catalog.task_splits import TRAIN_SEED_BASE, UNTUNED_FIRST_OFFSET, mechanism_split
 from metric_tracker_rl.catalog.tasks import resolve_episode_config
@@ -43,6 +44,8 @@ AGENTS = ("audit_expert", "generic_auditor", "warehouse_expert", "warehouse_dash
 # The agents that play the audit only (a default run of lab/calibration/calibrate.py, over the listed tiers, leaves
 # them out).
 AUDIT_AGENTS = ("audit_expert", "generic_auditor")
+EXPERT = "audit_expert"
+SHORTCUTS = WAREHOUSE_SHORTCUTS  # the warehouse's, played here
 RECALL_AGENTS = ("audit_expert", "generic_auditor", "warehouse_expert")  # whose recall by mechanism is shown
 
 

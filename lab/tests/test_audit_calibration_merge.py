@@ -1,14 +1,16 @@
 """A run of some of the audit's agents replaces their figures in the kept artifact and keeps every other agent's,
-and refuses to mix runs over different seeds."""
+and refuses to mix runs over different seeds; the kept run's seeds are untuned ones of their splits."""
 
 from __future__ import annotations
 
 import copy
+import json
 from typing import Any
 
 import pytest
 
-from lab.calibration.audit_calibration import merged
+from lab.calibration.audit_calibration import ARTIFACT, TRAIN_UNTUNED_FIRST, merged
+from metric_tracker_rl.catalog.task_splits import TRAIN_SEED_BASE, TRAIN_TASK_COUNT, mechanism_split, task_range
 
 
 def _report(seeds: dict[str, list[int]], agents: dict[str, float]) -> dict[str, Any]:
@@ -41,3 +43,13 @@ def test_a_partial_run_over_other_seeds_is_refused() -> None:
     played = _report({"eval": [2, 41], "train": [100, 139]}, {"audit_expert": 0.9})
     with pytest.raises(SystemExit, match="play every agent"):
         merged(kept, played, ("audit_expert",))
+
+
+def test_the_kept_runs_seeds_are_in_neither_split_and_each_in_its_own() -> None:
+    """The kept calibration played seeds that no listed task names (listing a tier appends train tasks, which must
+    stay short of the train split's untuned seeds), each seed of the split it is reported under."""
+    kept = json.loads(ARTIFACT.read_text(encoding="utf-8"))
+    listed = {task["seed"] for split in ("train", "eval") for task in task_range(split) if "seed" in task}
+    for split, (first, last) in kept["seeds"].items():
+        assert not listed & set(range(first, last + 1)) and {mechanism_split(first), mechanism_split(last)} == {split}
+    assert kept["seeds"]["train"][0] == TRAIN_UNTUNED_FIRST >= TRAIN_SEED_BASE + TRAIN_TASK_COUNT

@@ -426,7 +426,7 @@ def _tier_named(name: object) -> Tier:
 def _check_knobs_apply(overrides: dict[str, Any], tier: Tier) -> None:
     """A segmented tier's knobs are reset arguments there only, and a cuboid tier's dial at a cuboid tier only;
     the message names the listed tiers where they apply. A tier that hides its mechanisms (the audit) takes none
-    that names or sizes one."""
+    that names or sizes one, so the message names it for `dimensions` only."""
     given = [name for name in MECHANISM_KNOBS if name in overrides]
     if given and tier.hides_mechanisms:
         raise ValueError(f"{', '.join(given)} cannot be set at difficulty {tier.name!r}: it draws its mechanisms "
@@ -434,7 +434,9 @@ def _check_knobs_apply(overrides: dict[str, Any], tier: Tier) -> None:
     for knobs, separator, applies in ((SEGMENT_KNOBS, " and ", _is_segmented), (CUBOID_KNOBS, ", ", _is_cuboid)):
         given = [name for name in knobs if name in overrides]
         if given and not applies(tier):
-            where = " or ".join(repr(name) for name, other in TIERS.items() if applies(other) and other.listed)
+            names_mechanism = any(name in MECHANISM_KNOBS for name in given)
+            where = " or ".join(repr(name) for name, other in TIERS.items() if applies(other) and other.listed
+                                and not (names_mechanism and other.hides_mechanisms))
             raise ValueError(f"{separator.join(given)} appl{'y' if len(given) > 1 else 'ies'} at difficulty {where} "
                              f"only, not {tier.name!r}")
 

@@ -411,9 +411,9 @@ TIERS: Registry[Tier] = Registry("tier", (
          segmented=extended(DEEP_MIX, WarehouseMix, incident_kinds=ABYSS_KINDS,
                             observed_share=WAREHOUSE_SAMPLE_RATE)),
     # The audit: the warehouse's world and data, more ways for them to go wrong, and no catalogue of those ways in
-    # any text. Unlisted while it is being built.
+    # any text. Listed last, after the warehouse, so that no earlier train or eval task moves.
     Tier("audit", window_days=56, default_density=0.08, count_range=(3, 6), perturbed_per_weekday=3,
-         calibration_seed_base=80_000, max_steps=AUDIT_MAX_STEPS, listed=False,
+         calibration_seed_base=80_000, max_steps=AUDIT_MAX_STEPS,
          segmented=extended(DEEP_MIX, AuditMix, incident_kinds=AUDIT_KINDS, observed_share=WAREHOUSE_SAMPLE_RATE,
                             defects=AUDIT_DEFECTS, held_out_kinds=AUDIT_HELD_OUT_KINDS,
                             held_out_defects=AUDIT_HELD_OUT_DEFECTS)),

@@ -132,9 +132,11 @@ def incident_kinds(tier: Tier, config: EpisodeConfig, rng: np.random.Generator) 
     return [order[i % len(order)] for i in range(count)]
 
 
-# The families the listed tiers' kinds report: an unlisted tier's own kinds (the audit's promotion, a rate spike)
-# leave every listed tier's single-family scenarios to the family's own injector.
-LISTED_KIND_FAMILIES = frozenset(KIND_FAMILY[kind] for tier in TIERS.values() if tier.listed and tier.segmented
+# The families the kinds of the listed tiers that publish their kinds report. The kinds of a tier being built or
+# of one that names none (the audit's promotion, a rate spike) leave every other tier's single-family scenarios to
+# the family's own injector, so listing such a tier changes no other tier's episodes.
+LISTED_KIND_FAMILIES = frozenset(KIND_FAMILY[kind] for tier in TIERS.values()
+                                 if tier.listed and tier.segmented and not tier.hides_mechanisms
                                  for kind in tier.incident_kinds)
 
 
