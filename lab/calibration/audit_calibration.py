@@ -153,8 +153,10 @@ def calibration_table(report: dict[str, Any]) -> str:
         calls, chars = splits["eval"]["calls_and_chars_p50"][agent]
         lines.append(f"| {AGENT_TEXT.get(agent, agent)} | {' | '.join(cells)} | {calls:.0f}, {chars:,.0f} |")
     seeds = report["seeds"]
+    skip = seeds["eval"][0] - EVAL_UNTUNED_FIRST
+    command = "uv run python -m lab.calibration.audit_calibration" + (f" --skip {skip}" if skip else "")
     lines.append(f"\nSeeds: eval {seeds['eval'][0]}-{seeds['eval'][1]}, train {seeds['train'][0]}-{seeds['train'][1]} "
-                 "(untuned); `uv run python -m lab.calibration.audit_calibration`.")
+                 f"(untuned); `{command}`.")
     return "\n".join(lines)
 
 
