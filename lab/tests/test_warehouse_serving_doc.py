@@ -1,18 +1,22 @@
-"""The warehouse serving figures on the lab's performance page are the kept serving run's, and that run held the rung's
-memory budgets."""
+"""The serving figures on the lab's pages are the kept serving runs' (the warehouse's on the performance page, the
+audit's on its calibration page), and each run held the rung's memory budgets."""
 
 from __future__ import annotations
 
 import json
 
+import pytest
+
 from lab.tests.helpers import ROOT
 
 
-def test_the_doc_shows_the_kept_serving_run_which_holds_the_memory_budgets() -> None:
-    """lab/docs/performance.md's warehouse serving figures are the kept run's (lab/speed/warehouse_serving.py), and
-    that run held 64 sessions within the rung's memory budgets."""
-    run = json.loads((ROOT / "lab" / "artifacts" / "warehouse_serving.json").read_text(encoding="utf-8"))
-    doc = " ".join((ROOT / "lab" / "docs" / "performance.md").read_text(encoding="utf-8").split())
+@pytest.mark.parametrize(("artifact", "page"), [("warehouse_serving.json", "performance.md"),
+                                                ("audit_serving.json", "audit.md")])
+def test_the_doc_shows_the_kept_serving_run_which_holds_the_memory_budgets(artifact: str, page: str) -> None:
+    """The page's serving figures are the kept run's (lab/speed/warehouse_serving.py), and that run held 64 sessions
+    within the rung's memory budgets."""
+    run = json.loads((ROOT / "lab" / "artifacts" / artifact).read_text(encoding="utf-8"))
+    doc = " ".join((ROOT / "lab" / "docs" / page).read_text(encoding="utf-8").split())
     assert run["sessions"] == 64 and run["mb_per_session"] <= run["budgets"]["mb_per_session"]
     assert run["held_mb"] <= run["budgets"]["held_mb_64"]
     shown = [f"{run['mb_per_session']:.1f} MB a session", f"{run['held_mb'] / 1024:.1f} GB",
