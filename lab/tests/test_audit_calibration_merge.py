@@ -52,4 +52,4 @@ def test_the_kept_runs_seeds_are_in_neither_split_and_each_in_its_own() -> None:
     listed = {task["seed"] for split in ("train", "eval") for task in task_range(split) if "seed" in task}
     for split, (first, last) in kept["seeds"].items():
         assert not listed & set(range(first, last + 1)) and {mechanism_split(first), mechanism_split(last)} == {split}
-    assert kept["seeds"]["train"][0] == TRAIN_UNTUNED_FIRST >= TRAIN_SEED_BASE + TRAIN_TASK_COUNT
+    assert kept["seeds"]["train"][0] >= TRAIN_UNTUNED_FIRST >= TRAIN_SEED_BASE + TRAIN_TASK_COUNT  # (--skip: further)
