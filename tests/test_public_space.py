@@ -436,6 +436,10 @@ def test_http_sessions_held_without_work_come_back_too(full_server: str) -> None
                 observation(ask(ws, RESET))
     with contextlib.ExitStack() as stack:
         assert len(hold(stack, full_server, "127.0.0.10", 2)) == 2  # within RELEASE_WAIT_S
+    for source, session_id in zip(("127.0.0.8", "127.0.0.8", "127.0.0.9", "127.0.0.9"), created, strict=True):
+        with http_from(full_server, source) as http:  # the sessions not reaped above go: the server is shared
+            http.post("/mcp", json={"jsonrpc": "2.0", "id": 2, "method": "openenv/session/close",
+                                    "params": {"session_id": session_id}})
 
 
 def test_a_server_that_is_not_full_keeps_idle_sessions(full_server: str) -> None:
