@@ -96,21 +96,19 @@ class AuditInvestigation(Investigation):
     """The warehouse's procedure, then the finders, then the audit's rules (the module docstring)."""
 
     finders: tuple[Finder, ...] = ()
-
-    flagged: list[Finding] = field(default_factory=list)  # the finders' candidates
+    flagged: list[Finding] = field(default_factory=list)  # the finders' candidates (read before the incidents)
 
     def run(self) -> Generator[Statement, Rows, list[Finding]]:
         found = yield from super().run()
-        flagged_findings = self.flagged
         known = [f for f in found if f.anomaly_type == DATA_QUALITY]
-        flagged_defects = [f for f in flagged_findings if f.anomaly_type == DATA_QUALITY
+        flagged_defects = [f for f in self.flagged if f.anomaly_type == DATA_QUALITY
                            and f.date not in {d.date for d in known}]
         chosen = yield from self.most_moved(flagged_defects)
         defects = [*known, *chosen]
         # A defect that lasts weeks takes its segment's baseline of its metric and the next step's with it: no
         # fall or rise of those there on its dates is read as users'.
         lasting = [d for d in defects if sum(e.segment == d.segment for e in defects) >= LASTING_DATES]
-        candidates = [f for f in self.by_precedence(found, flagged_findings)
+        candidates = [f for f in self.by_precedence(found, self.flagged)
                       if not any(d.date == f.date and overlaps(d.segment, f.segment) for d in defects)
                       and not any(d.date == f.date and overlaps(d.segment, f.segment) and f.step in (d.step, d.step + 1)
                                   for d in lasting)
@@ -164,14 +162,10 @@ class AuditInvestigation(Investigation):
                 break
         return kept
 
-    def taken(self, date: str, found: list[Finding]) -> set[int]:
-        """The steps a date's incidents and experiments name; a payment failure takes every step up to payment (its
-        failed attempts), another block of stopped hours its own step only."""
-        steps = {f.step for f in found if f.date == date and f.step > 0}
-        if any(f.date == date and f.kind == "payment_failure" for f in found):
-            steps |= set(range(1, PAYMENT_STEP + 1))
-        return steps | {RATE_COLUMNS.index(row["note"]) + 1 for row in self.context if row["what"] == "experiment"
-                        and row["first"] <= date <= row["last"] and row["note"] in RATE_COLUMNS}
+    def takes_every_step(self, finding: Finding) -> bool:
+        """A payment failure takes every step up to payment; the audit's other blocks of stopped hours their own
+        step only."""
+        return finding.kind == "payment_failure"
 
     def defect_values(self, found: list[Finding], fixes: Fixes) -> Generator[Statement, Rows, list[Finding]]:
         """Each warehouse defect's row on the first metric of DEFECT_METRICS it moved past the margin: every

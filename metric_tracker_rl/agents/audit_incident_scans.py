@@ -40,9 +40,9 @@ def _grouped(sets: Sequence[Sequence[str]], hours: bool = False, by_step: bool =
     grouping = ", ".join("(" + ", ".join(ALIASES[f] + "0" for f in fields) + ")" for fields in sets)
     used = {ALIASES[f] for fields in sets for f in fields}
     keys = ", ".join(f"coalesce({a}0, '') {a}" if a in used else f"'' {a}" for a in "pchu")
-    hour = ("hr, " if hours else "") + ("k, " if by_step else "")
-    return (f", g AS (SELECT date, {hour}{keys}, sum(n) n, sum(d) d FROM l "
-            f"GROUP BY date, {hour}GROUPING SETS ({grouping}))")
+    also = ("hr, " if hours else "") + ("k, " if by_step else "")  # grouped by these too
+    return (f", g AS (SELECT date, {also}{keys}, sum(n) n, sum(d) d FROM l "
+            f"GROUP BY date, {also}GROUPING SETS ({grouping}))")
 
 
 def daily_scan(what: str, step: int | None, sets: Sequence[Sequence[str]], direction: int, share: float, z: float,
@@ -147,7 +147,6 @@ FINDERS: tuple[Finder, ...] = (
     Finder("search_outage_hours", hour_scan("search_outage_hours", 1, PLATFORM, 0.25, 4.5),
            kind="incident", family="funnel_break"),
 )
-
 
 
 # Cuboids of one or two fields a second incident on a date may hold (no app version: a version's falls are its

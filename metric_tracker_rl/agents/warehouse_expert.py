@@ -257,10 +257,15 @@ class Investigation:
     def taken(self, date: str, found: list[Finding]) -> set[int]:
         """The steps (1 to 4) a date's incidents name, up to a payment failure's, and its experiments' targets."""
         steps = {f.step for f in found if f.date == date and f.step > 0}
-        if any(f.date == date and f.anomaly_type == FUNNEL_BREAK for f in found):
+        if any(f.date == date and self.takes_every_step(f) for f in found):
             steps |= set(range(1, PAYMENT_STEP + 1))
         return steps | {RATE_COLUMNS.index(row["note"]) + 1 for row in self.context if row["what"] == "experiment"
                         and row["first"] <= date <= row["last"] and row["note"] in RATE_COLUMNS}
+
+    def takes_every_step(self, finding: Finding) -> bool:
+        """Whether an incident takes every step of its date up to payment: here a funnel break, which is a payment
+        failure (its failed attempts)."""
+        return finding.anomaly_type == FUNNEL_BREAK
 
     def versions_alone(self, releases: list[Finding], runs: Rows) -> list[Finding]:
         """The releases whose fall is the version's own: a run on the same step and dates in a cuboid holding the
