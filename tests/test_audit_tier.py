@@ -20,6 +20,7 @@ from metric_tracker_rl.generation.audit.defects import DEFECT_REGISTRY
 from metric_tracker_rl.generation.audit.truth import AUDIT_METRICS, audit_rows, moved, relative_move
 from metric_tracker_rl.generation.audit.world import build_audit_world
 from metric_tracker_rl.generation.kinds import INCIDENT_KIND_REGISTRY
+from metric_tracker_rl.generation.warehouse.defects import DEFECTS as WAREHOUSE_DEFECTS
 from metric_tracker_rl.generation.warehouse.truth import DATA_QUALITY
 from metric_tracker_rl.serving.environment import MetricTrackerRlEnvironment
 from metric_tracker_rl.view.prompt import first_prompt, system_prompt
@@ -122,6 +123,7 @@ def test_what_an_episode_holds_is_its_splits(seed: int) -> None:
     world = build_audit_world(AUDIT, resolve_episode_config(seed=seed, difficulty="audit"))
     held = {d.kind for d in world.defects} | {i.kind for i in world.incidents}
     held_out = set(MIX.held_out_defects) | set(MIX.held_out_kinds)
+    assert sum(d.kind in WAREHOUSE_DEFECTS for d in world.defects) <= MIX.listed_defects
     if mechanism_split(seed) == "train":
         assert not held & held_out
     else:
@@ -163,6 +165,25 @@ def test_a_mix_refuses_held_out_mechanisms_it_does_not_draw() -> None:
         replace(MIX, held_out_defects=("no_such_defect",))
     with pytest.raises(ValueError, match="margin"):
         replace(MIX, margin=1.5)
+    with pytest.raises(ValueError, match="listed_defects"):
+        replace(MIX, listed_defects=-1)
+
+
+def test_a_rationed_group_of_defects_holds_at_most_its_ration() -> None:
+    """The ration counts only its own group's defects placed, and names no mechanism the draw does not hold."""
+    from metric_tracker_rl.generation.warehouse.defects import DefectRecord
+    from metric_tracker_rl.generation.warehouse.world import DefectDraw
+    from metric_tracker_rl.world.segments import Segment
+    draw = DefectDraw(dict(WAREHOUSE_DEFECTS), rationed=frozenset({"bot_farm", "late_load"}), ration=1)
+
+    def placed(*kinds: str) -> list[DefectRecord]:
+        return [DefectRecord(kind, (3,), Segment(), "sessions", kind) for kind in kinds]
+
+    assert draw.allows("bot_farm", placed("clock_skew", "consent_drop"))
+    assert not draw.allows("late_load", placed("bot_farm"))
+    assert draw.allows("clock_skew", placed("bot_farm", "late_load"))
+    with pytest.raises(ValueError, match="ration"):
+        DefectDraw(dict(WAREHOUSE_DEFECTS), rationed=frozenset({"no_such_defect"}), ration=1)
 
 
 def test_the_audit_draws_more_ways_to_fail_than_a_text_could_list() -> None:

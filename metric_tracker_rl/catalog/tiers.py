@@ -203,13 +203,16 @@ class AuditMix(WarehouseMix):
     them per episode (inclusive); `held_out_kinds` and `held_out_defects`: the incident kinds and defect mechanisms an
     episode of the train split never holds (the split follows the seed: task_splits.mechanism_split), so the eval
     split measures whether an agent finds what no training episode showed it; `margin`: the relative move that makes
-    a date and segment a finding (world/audit_brief.py states it)."""
+    a date and segment a finding (world/audit_brief.py states it); `listed_defects`: how many of an episode's
+    defects at most are mechanisms the warehouse's brief lists (a listed mechanism is a query to a reader of that
+    brief, which this tier is not built to reward)."""
 
     defects: tuple[str, ...]
     held_out_kinds: tuple[str, ...] = ()
     held_out_defects: tuple[str, ...] = ()
     defect_count: tuple[int, int] = (2, 4)
     margin: float = 0.1
+    listed_defects: int = 1
 
     def __post_init__(self) -> None:
         unknown = (set(self.held_out_kinds) - set(self.incident_kinds)) | (set(self.held_out_defects)
@@ -219,6 +222,8 @@ class AuditMix(WarehouseMix):
         if not 0 < self.margin < 1 or not 1 <= self.defect_count[0] <= self.defect_count[1]:
             raise ValueError(f"a margin in (0, 1) and a defect count range of at least one: {self.margin}, "
                              f"{self.defect_count}")
+        if self.listed_defects < 0:
+            raise ValueError(f"listed_defects must be at least 0, got {self.listed_defects}")
 
     def drawn(self, split: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
         """The incident kinds and defect mechanisms an episode of `split` draws from: all of them in the eval

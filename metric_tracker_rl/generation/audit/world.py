@@ -1,6 +1,6 @@
 """An audit episode's world: the warehouse's, built from the incident kinds and defect mechanisms its split draws
 (catalog.tiers.AuditMix.drawn). An eval episode's first defect is a held-out one, so every eval episode holds a
-mechanism no train episode holds."""
+mechanism no train episode holds; no episode holds more of the warehouse's listed defects than the mix allows."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from metric_tracker_rl.catalog.task_splits import mechanism_split
 from metric_tracker_rl.catalog.tasks import EpisodeConfig
 from metric_tracker_rl.catalog.tiers import AuditMix, Tier
 from metric_tracker_rl.generation.audit.defects import DEFECT_REGISTRY
+from metric_tracker_rl.generation.warehouse.defects import DEFECTS as WAREHOUSE_LISTED
 from metric_tracker_rl.generation.warehouse.world import DefectDraw, WarehouseWorld, build_warehouse_world
 
 
@@ -27,5 +28,6 @@ def build_audit_world(tier: Tier, config: EpisodeConfig) -> WarehouseWorld:
     kinds, defects = mix.drawn(split)
     drawn_tier = replace(tier, segmented=replace(mix, incident_kinds=kinds, held_out_kinds=()))
     first = tuple(d for d in mix.held_out_defects if d in defects) if split == "eval" else ()
-    draw = DefectDraw({name: DEFECT_REGISTRY[name].apply for name in defects}, mix.defect_count, first)
+    draw = DefectDraw({name: DEFECT_REGISTRY[name].apply for name in defects}, mix.defect_count, first,
+                      rationed=frozenset(defects) & set(WAREHOUSE_LISTED), ration=mix.listed_defects)
     return build_warehouse_world(drawn_tier, config, draw)

@@ -6,7 +6,7 @@ standing rules exclude (benign.py).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -75,12 +75,24 @@ class WarehouseWorld:
 
 @dataclass(frozen=True)
 class DefectDraw:
-    """What an episode's data defects are drawn from: the mechanisms by name, how many (inclusive), and those of
-    which the first is drawn (none: the first comes from all of them, as every later one does)."""
+    """What an episode's data defects are drawn from: the mechanisms by name, how many (inclusive), those of
+    which the first is drawn (none: the first comes from all of them, as every later one does), and a group of them
+    (`rationed`) of which an episode holds at most `ration`."""
 
     mechanisms: Mapping[str, Defect]
     count: tuple[int, int] = DEFECT_COUNT
     first_from: tuple[str, ...] = ()
+    rationed: frozenset[str] = frozenset()
+    ration: int = 0
+
+    def __post_init__(self) -> None:
+        if self.ration < 0 or not self.rationed <= set(self.mechanisms):
+            raise ValueError(f"a ration of at least 0 over mechanisms the draw holds: {self.ration}, "
+                             f"{sorted(self.rationed - set(self.mechanisms))}")
+
+    def allows(self, kind: str, placed: Sequence[DefectRecord]) -> bool:
+        """Whether a defect of `kind` may join those placed: a rationed one only while its group's ration lasts."""
+        return kind not in self.rationed or sum(d.kind in self.rationed for d in placed) < self.ration
 
 
 WAREHOUSE_DEFECTS = DefectDraw(DEFECTS)
@@ -116,8 +128,8 @@ def _edit_defects(log: EventLog, key: EpisodeKey, rng: np.random.Generator, draw
                   ) -> tuple[EventLog, list[DefectRecord]]:
     """The log with its defects edited in, each on dates clear of `held` (the incidents' and the other defects', a
     day's margin each side), and their records. The mechanisms go in a drawn order (the first from
-    `draw.first_from` where it names any), each placed if its dates can be (one that cannot makes way for the
-    next), until the drawn count are."""
+    `draw.first_from` where it names any), each placed if its dates can be and its ration allows (one that cannot
+    makes way for the next), until the drawn count are."""
     count = int(rng.integers(draw.count[0], draw.count[1] + 1))
     kinds = [str(kind) for kind in rng.permutation(list(draw.mechanisms))]
     if draw.first_from:
@@ -127,6 +139,8 @@ def _edit_defects(log: EventLog, key: EpisodeKey, rng: np.random.Generator, draw
     for index, kind in enumerate(kinds):
         if len(defects) == count:
             break
+        if not draw.allows(kind, defects):
+            continue
         for attempt in range(DEFECT_ATTEMPTS):
             edited, record = draw.mechanisms[kind](log, derive_rng(key, "warehouse-defect",
                                                                    index * DEFECT_ATTEMPTS + attempt))
