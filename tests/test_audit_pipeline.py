@@ -7,6 +7,7 @@ and standing traffic included)."""
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -22,11 +23,11 @@ from metric_tracker_rl.generation.audit.truth import AUDIT_METRICS, relative_mov
 from metric_tracker_rl.generation.audit.world import build_audit_world
 from metric_tracker_rl.generation.segment_plan import segmented_plan
 from metric_tracker_rl.generation.warehouse.benign import BENIGN_CHANGES
-from metric_tracker_rl.generation.warehouse.defects import DefectRecord
+from metric_tracker_rl.generation.warehouse.defects import STEP_OF_EVENT, DefectRecord
 from metric_tracker_rl.generation.warehouse.events import draw_event_log
 from metric_tracker_rl.sql.columns import Labels, SqlTable
 from metric_tracker_rl.sql.engine import EpisodeTables, open_database
-from metric_tracker_rl.world.events import EventLog
+from metric_tracker_rl.world.events import RENAMED_EVENTS, EventLog, event_code
 from metric_tracker_rl.world.funnel import WINDOW_START
 from metric_tracker_rl.world.metrics_layer import DASHBOARD_SQL, dashboard, segment_metric
 from metric_tracker_rl.world.segments import Segment, world_of
@@ -187,3 +188,19 @@ def test_in_audit_episodes_each_finder_flags_its_faults_dates_and_no_others(seed
         drawn |= {defect.kind for defect in world.defects}
     expected = set(AREAS) if seeds.start < 1_000_000 else set(AREAS) - set(AUDIT_HELD_OUT_DEFECTS)
     assert expected <= drawn
+
+
+@pytest.mark.parametrize("stray", [False, True])
+@pytest.mark.parametrize("seed", SEEDS)
+def test_a_renamed_event_is_read_on_the_step_it_starts_at_on_every_date(
+        edited: dict[tuple[str, int], tuple[EventLog, DefectRecord]], seed: int, stray: bool) -> None:
+    """The finder names the step whose event the release renamed, on each of its dates; also where a session begun
+    before the update still sent one event under the old name (`stray`)."""
+    broken, record = edited["event_renamed_silently", seed]
+    if stray:
+        old = next(event for event, step in STEP_OF_EVENT.items() if step == record.metric)
+        names = broken.events.name.copy()
+        names[np.flatnonzero(names == event_code(RENAMED_EVENTS[old]))[0]] = event_code(old)
+        broken = replace(broken, events=replace(broken.events, name=names))
+    rows = _found(broken, FINDER["event_renamed_silently"])
+    assert rows and {row["metric"] for row in rows} == {record.metric}, (record, rows)

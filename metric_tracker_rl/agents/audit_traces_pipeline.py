@@ -28,6 +28,7 @@ AHEAD_MIN = 5  # events of a date and platform ingested before their stamp
 MINOR_RATIO = 20.0  # a version's median purchase over its currency's median: tens of times (cents are 100)
 LOAD_SESSIONS_MIN, LOAD_PAYMENTS_MIN = 8, 5  # an unlisted device's sessions and same-value payments on a date
 ODD_MIN = 3  # events of a name outside the plan on a date and app version
+RENAMED_LEFT = 0.1  # a renamed event's own name, as a share of the new name's events on its version and date
 
 
 def _param(key: str, field: str) -> str:
@@ -96,10 +97,17 @@ UNTAGGED_LOAD_TEST = Finder("untagged_load_test", (
     "FROM busy ORDER BY ALL"))
 
 _PLAN = ", ".join(f"'{name}'" for name in FUNNEL_EVENT_NAMES + EVERYDAY_EVENT_NAMES)
-_FIRST_MISSING_STEP = ("CASE WHEN count(*) FILTER (n = 'menu_open') = 0 THEN 'app_open_to_menu_open' "
-                       "WHEN count(*) FILTER (n = 'product_added_to_cart') = 0 THEN "
-                       "'menu_open_to_product_added_to_cart' WHEN count(*) FILTER (n = 'order_placed') = 0 THEN "
-                       "'product_added_to_cart_to_order_placed' ELSE 'sessions' END")
+
+
+def _first_missing_step() -> str:
+    """After `odd JOIN c`: the first funnel step whose event the odd name replaced (its own name left with under
+    RENAMED_LEFT of the odd events: a session begun before the update may still send it), sessions if none."""
+    steps = (("menu_open", "app_open_to_menu_open"), ("product_added_to_cart", "menu_open_to_product_added_to_cart"),
+             ("order_placed", "product_added_to_cart_to_order_placed"))
+    whens = " ".join(f"WHEN coalesce(sum(c.k) FILTER (n = '{event}'), 0) < {RENAMED_LEFT} * any_value(odd.k) "
+                     f"THEN '{metric}'" for event, metric in steps)
+    return f"CASE {whens} ELSE 'sessions' END"
+
 
 EVENT_RENAMED_SILENTLY = Finder("event_renamed_silently", (
     "WITH c AS (SELECT event_date d, CAST(platform AS VARCHAR) platform, app_info.version v, "
@@ -107,7 +115,7 @@ EVENT_RENAMED_SILENTLY = Finder("event_renamed_silently", (
     f"odd AS (SELECT d, platform, v, sum(k) k FROM c WHERE n NOT IN ({_PLAN}) AND NOT EXISTS (SELECT 1 FROM "
     "tracking_changelog t WHERE t.platform = c.platform AND t.date <= c.d AND contains(t.change, c.n)) "
     f"GROUP BY ALL HAVING sum(k) >= {ODD_MIN}) "
-    f"SELECT {_finding('d', _FIRST_MISSING_STEP, 'event_renamed_silently', platform='platform', app_version='v')} "
+    f"SELECT {_finding('d', _first_missing_step(), 'event_renamed_silently', platform='platform', app_version='v')} "
     "FROM odd JOIN c USING (d, platform, v) GROUP BY d, platform, v ORDER BY ALL"))
 
 FINDERS: tuple[Finder, ...] = (BATCH_REPLAY, INGESTION_GAP, DEVICE_CLOCK_AHEAD, MISSING_RATE_ROWS, MINOR_UNITS,
