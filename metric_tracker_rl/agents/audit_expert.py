@@ -137,9 +137,6 @@ class AuditInvestigation(Investigation):
         self.flagged = self.from_finders(rows)
         return (yield from super().incidents(fixes, defects))
 
-    def host_dates(self, found: list[Finding]) -> list[str]:
-        return [f.date for f in [*found, *self.flagged] if f.anomaly_type != DATA_QUALITY]
-
     def concurrent(self, found: list[Finding], runs: Rows) -> list[Finding]:
         """None here: the second incident of a date is looked for once every incident is known (second_incident)."""
         return []
