@@ -220,16 +220,13 @@ class Investigation:
         found += self.strongest_each_date(breaks, PAYMENT_STEP, FUNNEL_BREAK, "payment_failure")
         found += [f for f in self.strongest_each_date(outages, 0, COUNT_DROP, "segment_outage")
                   if not any(d.step == 0 and d.date == f.date for d in defects) and not self.holiday(f)]
-        hosts = self.host_dates([*releases, *found]) if self.concurrency else []
+        # the dates whose single-date falls the run scan reads: where the brief places a second incident
+        hosts = [f.date for f in [*releases, *found]] if self.concurrency else []
         runs = yield ("runs", run_scan_sql(self.rules, fixes, (0, 1, 2, 3), RUN_Z, hosts))
         found = [*self.versions_alone(releases, runs), *found]  # a release first: its dates' payments are its own
         shifts = self.level_shifts(runs, found, defects)
         found = [*(f for f in found if not within_shift(f, shifts)), *shifts]
         return [*found, *self.concurrent(found, runs)]
-
-    def host_dates(self, found: list[Finding]) -> list[str]:
-        """The dates whose single-date falls the run scan reads: where the brief places a second incident."""
-        return [f.date for f in found]
 
     def concurrent(self, found: list[Finding], runs: Rows) -> list[Finding]:
         """The brief's concurrent incidents still unfound: on an incident's date, a level shift of that date only,
