@@ -108,7 +108,7 @@ class AuditInvestigation(Investigation):
         # A defect that lasts weeks takes its segment's baseline of its metric and the next step's with it: no
         # fall or rise of those there on its dates is read as users'.
         lasting = [d for d in defects if sum(e.segment == d.segment for e in defects) >= LASTING_DATES]
-        candidates = [f for f in self.by_precedence(found, self.flagged)
+        candidates = [f for f in self.without_echoes(self.by_precedence(found, self.flagged), defects)
                       if not any(d.date == f.date and overlaps(d.segment, f.segment) for d in defects)
                       and not any(d.date == f.date and overlaps(d.segment, f.segment) and f.step in (d.step, d.step + 1)
                                   for d in lasting)
@@ -119,6 +119,34 @@ class AuditInvestigation(Investigation):
         incidents = yield from self.values_of_new(incidents)
         kept = [f for f in incidents if abs(f.observed - f.baseline) > MARGIN * abs(f.baseline)]
         return dedupe([*defects, *kept])
+
+    def without_echoes(self, incidents: list[Finding], defects: list[Finding]) -> list[Finding]:
+        """A run of level shifts (consecutive dates, one metric and segment) that shares a date with a defect whose
+        segment overlaps it, or with another incident on its metric whose segment overlaps it, is that one's echo
+        (the scan pooled a neighbouring date's noise into it): its dates the other does not hold go too. Two
+        mechanisms' dates never meet but for a second incident of a date (the expert knows the generator)."""
+        shifts = [f for f in incidents if f.kind == "level_shift"]
+        others = [f for f in incidents if f.kind != "level_shift"]
+        dropped: set[tuple[str, str, Segment]] = set()
+        for run in self.runs_of(shifts):
+            head = run[0]
+            holders = {h.date for h in [*defects, *(o for o in others if o.metric == head.metric)]
+                       if overlaps(h.segment, head.segment)}
+            if holders & {f.date for f in run}:
+                dropped |= {(f.date, f.metric, f.segment) for f in run if f.date not in holders}
+        return [f for f in incidents if f.kind != "level_shift" or (f.date, f.metric, f.segment) not in dropped]
+
+    def runs_of(self, findings: list[Finding]) -> list[list[Finding]]:
+        """The findings as runs of consecutive dates of one metric and segment."""
+        runs: list[list[Finding]] = []
+        for f in sorted(findings, key=lambda f: (f.metric, str(f.segment.values()), f.date)):
+            last = runs[-1][-1] if runs else None
+            if (last is not None and (last.metric, last.segment) == (f.metric, f.segment)
+                    and self.day(f.date) == self.day(last.date) + 1):
+                runs[-1].append(f)
+            else:
+                runs.append([f])
+        return runs
 
     def by_precedence(self, found: list[Finding], flagged: list[Finding]) -> list[Finding]:
         """The incidents, the likelier first where two name one date and metric (dedupe keeps the first): a block
