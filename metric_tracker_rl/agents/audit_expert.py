@@ -122,18 +122,14 @@ class AuditInvestigation(Investigation):
 
     def without_echoes(self, incidents: list[Finding], defects: list[Finding]) -> list[Finding]:
         """A run of level shifts (consecutive dates, one metric and segment) that shares a date with a defect whose
-        segment overlaps it, or with another incident on its metric whose segment overlaps it, is that one's echo
-        (the scan pooled a neighbouring date's noise into it): its dates the other does not hold go too. Two
-        mechanisms' dates never meet but for a second incident of a date (the expert knows the generator)."""
-        shifts = [f for f in incidents if f.kind == "level_shift"]
-        others = [f for f in incidents if f.kind != "level_shift"]
+        segment overlaps it is the defect's echo (the scan pooled a neighbouring date's noise into the defect's
+        fall): the generator keeps a day clear on each side of a defect's dates, so no incident meets one, and the
+        run's other dates go too (its shared dates go by the rule of a defect's date)."""
         dropped: set[tuple[str, str, Segment]] = set()
-        for run in self.runs_of(shifts):
-            head = run[0]
-            holders = {h.date for h in [*defects, *(o for o in others if o.metric == head.metric)]
-                       if overlaps(h.segment, head.segment)}
-            if holders & {f.date for f in run}:
-                dropped |= {(f.date, f.metric, f.segment) for f in run if f.date not in holders}
+        for run in self.runs_of([f for f in incidents if f.kind == "level_shift"]):
+            held = {d.date for d in defects if overlaps(d.segment, run[0].segment)}
+            if held & {f.date for f in run}:
+                dropped |= {(f.date, f.metric, f.segment) for f in run if f.date not in held}
         return [f for f in incidents if f.kind != "level_shift" or (f.date, f.metric, f.segment) not in dropped]
 
     def runs_of(self, findings: list[Finding]) -> list[list[Finding]]:
