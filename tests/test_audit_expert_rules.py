@@ -1,15 +1,19 @@
 """The audit expert's own rules, each on a case it decides: a block of stopped hours outranks a fall of the whole day
 on the same date and step, a date's second incident is read only on the steps its incidents leave free, and a train
-episode (its objective says so) leaves the held-out mechanisms' finders unread."""
+episode (its objective says so) leaves the held-out mechanisms' finders unread, a level shift's dates beside a defect
+are its echo, and a release that broke its version for one user type is reported on that cuboid."""
 
 from __future__ import annotations
 
 from metric_tracker_rl.agents.audit_expert import ALL_FINDERS, AuditExpertAgent, AuditInvestigation
 from metric_tracker_rl.agents.audit_incident_scans import HOST_TOP, host_falls_sql
 from metric_tracker_rl.agents.warehouse_findings import FUNNEL_BREAK, RATE_DROP, Finding, dedupe
+from metric_tracker_rl.agents.warehouse_scans import HOURS_WHAT, context_tests_and_hours_sql
+from metric_tracker_rl.agents.warehouse_sql import ALL_RULES, NO_FIXES
 from metric_tracker_rl.catalog.tasks import resolve_episode_config
 from metric_tracker_rl.catalog.tiers import AUDIT, AUDIT_HELD_OUT_DEFECTS, AUDIT_HELD_OUT_KINDS
 from metric_tracker_rl.generation.audit.world import build_audit_world
+from metric_tracker_rl.generation.warehouse.world import WarehouseWorld
 from metric_tracker_rl.sql.engine import EpisodeTables, open_database
 from metric_tracker_rl.view.observation import SeenObservation
 from metric_tracker_rl.world.audit_brief import SPLIT_NOTE
@@ -73,3 +77,21 @@ def test_a_run_of_level_shifts_that_meets_a_defect_is_its_echo() -> None:
     beside = run(3, 5, Segment(platform="ios"))
     kept = investigation.without_echoes([*leak, *apart, *onboarding, *beside], [defect])
     assert kept == [leak[2], *apart, *onboarding, *beside]
+
+
+def _release_findings(world: WarehouseWorld, narrowed: bool) -> list[Finding]:
+    dates = window_calendar(world.log.num_days).iso_dates
+    tables = EpisodeTables(open_database(), world.sql_tables())
+    columns, rows, _ = tables.run(context_tests_and_hours_sql(ALL_RULES, NO_FIXES, 2.5, narrowed), 0, 5000)
+    tests = [row for row in (dict(zip(columns, row, strict=True)) for row in rows) if row["what"] not in HOURS_WHAT]
+    return AuditInvestigation(dates=dates, narrowed_releases=narrowed).releases(tests)
+
+
+def test_a_release_that_breaks_its_version_for_one_user_type_is_reported_there() -> None:
+    """The audit's release tests read the version's users of one country, channel or user type too, and the
+    strongest fall names the cuboid the release broke; the warehouse's read the whole version."""
+    world = build_audit_world(AUDIT, resolve_episode_config(seed=1_100_047, difficulty="audit"))
+    broken = {i.segment.normalised() for i in world.incidents if i.kind == "release_regression"}
+    assert len(broken) == 1 and next(iter(broken)).user_type is not None  # the case: one user type's
+    assert {f.segment for f in _release_findings(world, narrowed=True)} == broken
+    assert all(f.segment.user_type is None for f in _release_findings(world, narrowed=False))

@@ -283,7 +283,7 @@ class AuditExpertAgent(WarehouseExpertAgent):
         held_out = set(AUDIT_HELD_OUT_KINDS) | set(AUDIT_HELD_OUT_DEFECTS)
         train = SPLIT_NOTE["train"] in observation.text
         finders = tuple(f for f in self.finders if not (train and f.name in held_out))
-        return AuditInvestigation(self.rules, CONCURRENCY, finders=finders)
+        return AuditInvestigation(self.rules, CONCURRENCY, narrowed_releases=True, finders=finders)
 
 
 register_agent(AuditExpertAgent.name, AuditExpertAgent)

@@ -72,6 +72,23 @@ EXPERIMENT_Z = 3.5  # an arm's pooled fall on a step it does not target, over it
 # A blind run's bar by the fields its cuboid names (a level shift names one nearly always).
 RUN_Z = {1: 5.0, 2: 7.0}
 REGRESSION_DATES = (3, 6)  # a regression lasts so many dates from its rollout's first
+# The rest of a version a release broke for one group of users alone falls no further than NARROWED_REST_Z, and
+# stands NARROWED_SAME_Z above the fall it would show had it fallen as the group did.
+NARROWED_REST_Z, NARROWED_SAME_Z = 1.5, 2.5
+
+
+def narrowing(row: dict[str, Any]) -> bool:
+    """Whether a release test reads the version's users of one country, channel or user type only."""
+    return any(row.get(name) is not None for name in ("country", "channel", "user_type"))
+
+
+def remainder(whole: dict[str, Any], part: dict[str, Any]) -> dict[str, Any]:
+    """A test of the whole less its part, date by date (both read from the same first date on; the part may stop
+    earlier, so the remainder stops there too)."""
+    return {name: [a - b for a, b in zip(numbers(whole[name]), numbers(part[name]), strict=False)]
+            for name in ("r", "e", "w")}
+
+
 # The bar of a single date's fall where the brief places a concurrent incident, by the fields its cuboid names.
 CONCURRENT_Z = {1: 3.0, 2: 3.0}
 
@@ -85,6 +102,7 @@ class Investigation:
     concurrency: int = 1  # the config's: dates that carry a second incident
     dates: list[str] = field(default_factory=list)
     context: Rows = field(default_factory=list)
+    narrowed_releases: bool = False  # a release may break its version for one country, channel or user type only
 
     def day(self, date: str) -> int:
         """The window's index of `date`; a date outside the window (a recount on another clock reads the day
@@ -209,7 +227,8 @@ class Investigation:
     # --- business incidents ------------------------------------------------------------------------------------
 
     def incidents(self, fixes: Fixes, defects: list[Finding]) -> Generator[Statement, Rows, list[Finding]]:
-        rows = yield ("releases, experiments and hours", context_tests_and_hours_sql(self.rules, fixes, 2.5))
+        sql = context_tests_and_hours_sql(self.rules, fixes, 2.5, self.narrowed_releases)
+        rows = yield ("releases, experiments and hours", sql)
         tests = [row for row in rows if row["what"] not in HOURS_WHAT]
         # by what, strongest first, as the hours' part orders them
         hours = sorted((row for row in rows if row["what"] in HOURS_WHAT), key=lambda r: (r["what"], r["z"]))
@@ -288,7 +307,7 @@ class Investigation:
         and its first three dates fell."""
         best: dict[str, tuple[float, dict[str, Any], int]] = {}
         for row in tests:
-            if row["what"] != "release" or row["k"] not in REGRESSION_STEPS:
+            if row["what"] != "release" or row["k"] not in REGRESSION_STEPS or narrowing(row):
                 continue
             if (pooled_z(row, REGRESSION_DATES[0]) or 0.0) > -RELEASE_FIRST_Z:
                 continue  # a fall that starts later is not the release's (a level shift its version echoes)
@@ -298,11 +317,31 @@ class Investigation:
                     best[row["detail"]] = (z, row, length)
         found = []
         for z, row, length in best.values():
+            z, row = self.narrowed(z, row, length, tests)
             first = self.day(str(row["first"]))
             found += [Finding(self.dates[d], RATE_COLUMNS[row["k"] - 1], RATE_DROP, segment_of(row),
                               kind="release_regression", z=z)
                       for d in range(first, min(first + length, len(self.dates)))]
         return found
+
+    def narrowed(self, z: float, row: dict[str, Any], length: int, tests: Rows) -> tuple[float, dict[str, Any]]:
+        """A found release's fall, narrowed to the version's users of one country, channel or user type (the tests
+        read them where `narrowed_releases`) whose pooled fall over the same dates is stronger than the whole
+        version's, where the rest of the version shows none (beyond NARROWED_REST_Z) and would have shown the
+        part's (its count stands NARROWED_SAME_Z above a fall of the part's share): a build that broke for them
+        alone. Else the version's."""
+        for part in tests:
+            if (part["what"] != "release" or part["detail"] != row["detail"] or part["k"] != row["k"]
+                    or not narrowing(part) or str(part["first"]) != str(row["first"])):
+                continue
+            own, rest = pooled_z(part, length), remainder(row, part)
+            fall = sum(numbers(part["r"])[:length]) / max(sum(numbers(part["e"])[:length]), 1e-9)
+            as_part = {**rest, "r": [r - fall * e for r, e in zip(rest["r"], rest["e"], strict=True)]}
+            alone, unlike = pooled_z(rest, length), pooled_z(as_part, length)
+            if (own is not None and own < z and alone is not None and alone > -NARROWED_REST_Z
+                    and unlike is not None and unlike >= NARROWED_SAME_Z):
+                z, row = own, part
+        return z, row
 
     def experiments(self, tests: Rows) -> list[Finding]:
         """Per experiment, the step it does not target whose pooled fall in its arm over its dates is strongest,

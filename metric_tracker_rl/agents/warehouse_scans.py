@@ -141,13 +141,14 @@ CONTEXT_DATES = 7  # dates from a release's first (or over an experiment) whose 
 FIRST_DATES = 3  # the dates a regression or breakage lasts at least, from its first
 
 
-def _context_tests(floor: float) -> tuple[str, str]:
+def _context_tests(floor: float, narrowed: bool = False) -> tuple[str, str]:
     """After sessions_cte: the common tables and the SELECT of each release's version (a release breaks a step on
-    its new version) on the two late steps over its first CONTEXT_DATES dates, and each experiment's arm on every
-    step over its dates: per date the residual r, the expected e and the variance w (lists by date from the first;
-    an experiment's with its dates' offsets from its start), where the pooled fall over them or over the first
-    FIRST_DATES reaches `floor`."""
+    its new version; `narrowed`: also the version's users of one country, channel or user type) on the two late
+    steps over its first CONTEXT_DATES dates, and each experiment's arm on every step over its dates: per date the
+    residual r, the expected e and the variance w (lists by date from the first; an experiment's with its dates'
+    offsets from its start), where the pooled fall over them or over the first FIRST_DATES reaches `floor`."""
     sets = [("p", "v"), ("p",), ("c",), ("p", "c"), ("p", "h"), ("p", "u"), ("c", "h"), ("c", "u")]
+    sets += [("p", "v", "c"), ("p", "v", "h"), ("p", "v", "u")] if narrowed else []
     same = " AND ".join(f"g.{a} IS NOT DISTINCT FROM a.{a}" for a in "pchu")
     first = [f"sum({x}) FILTER (dd < {FIRST_DATES})" for x in "rew"]  # a regression's shortest run
     ctes = (residuals_ctes(range(4), sets=sets)
@@ -239,10 +240,11 @@ def _hours() -> tuple[str, str]:
 HOURS_WHAT = ("outage", "payments")  # the rows of context_tests_and_hours_sql that are the hours'
 
 
-def context_tests_and_hours_sql(rules: frozenset[str], fixes: Fixes, floor: float) -> str:
-    """The releases' and experiments' tests (_context_tests: what 'release' or 'experiment') and the blocks of hours
-    that collapsed (_hours: what 'outage' or 'payments') in one statement over the same sessions, each part with its
-    own order (the hours' date named `first` like the tests', so their rows share every column they can)."""
-    tests, tested = _context_tests(floor)
+def context_tests_and_hours_sql(rules: frozenset[str], fixes: Fixes, floor: float, narrowed: bool = False) -> str:
+    """The releases' and experiments' tests (_context_tests: what 'release' or 'experiment'; `narrowed`, see there)
+    and the blocks of hours that collapsed (_hours: what 'outage' or 'payments') in one statement over the same
+    sessions, each part with its own order (the hours' date named `first` like the tests', so their rows share every
+    column they can)."""
+    tests, tested = _context_tests(floor, narrowed)
     hours, blocks = _hours()
     return f"{sessions_cte(rules, fixes, hours=True)}{tests}{hours} ({tested}) UNION ALL BY NAME ({blocks})"
