@@ -34,7 +34,7 @@ from metric_tracker_rl.world.public_episode import Counts, Events
 # The fields a tier uses alone, each on its own mix type (the shared segmented mix has none of them).
 OWN_FIELDS = {AbyssMix: {"twin_z"}, WarehouseMix: {"observed_share", "raise_unclear"},
               AuditMix: {"observed_share", "raise_unclear", "defects", "held_out_kinds", "held_out_defects",
-                         "defect_count", "margin"}}
+                         "defect_count", "margin", "listed_defects"}}
 # The tiers of each mix type: the audit's mix is a warehouse's with mechanisms of its own.
 OWN_TIERS = {AbyssMix: ["abyss"], WarehouseMix: ["warehouse", "audit"], AuditMix: ["audit"]}
 
