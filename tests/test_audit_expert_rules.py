@@ -1,14 +1,19 @@
 """The audit expert's own rules, each on a case it decides: a block of stopped hours outranks a fall of the whole day
 on the same date and step, a date's second incident is read only on the steps its incidents leave free, and a train
 episode (its objective says so) leaves the held-out mechanisms' finders unread, a level shift's dates beside a defect
-are its echo, and a release that broke its version for one user type is reported on that cuboid."""
+are its echo, a release that broke its version for one user type is reported on that cuboid, a finding of a few dates
+grows to the dates beside it, a fall of a whole day is no payment failure, and a fall of one user type is named
+there, not in a channel most of its users arrive by, and an ingestion gap holds the silent users it leaves."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from metric_tracker_rl.agents.audit_expert import ALL_FINDERS, AuditExpertAgent, AuditInvestigation
-from metric_tracker_rl.agents.audit_incident_scans import HOST_TOP, host_falls_sql
-from metric_tracker_rl.agents.warehouse_findings import FUNNEL_BREAK, RATE_DROP, Finding, dedupe
-from metric_tracker_rl.agents.warehouse_scans import HOURS_WHAT, context_tests_and_hours_sql
+from metric_tracker_rl.agents.audit_incident_scans import COUNTRY, HOST_TOP, daily_scan, host_falls_sql
+from metric_tracker_rl.agents.warehouse_expert import RUN_Z
+from metric_tracker_rl.agents.warehouse_findings import DATA_QUALITY, FUNNEL_BREAK, RATE_DROP, Finding, dedupe
+from metric_tracker_rl.agents.warehouse_scans import HOURS_WHAT, context_tests_and_hours_sql, run_scan_sql
 from metric_tracker_rl.agents.warehouse_sql import ALL_RULES, NO_FIXES
 from metric_tracker_rl.catalog.tasks import resolve_episode_config
 from metric_tracker_rl.catalog.tiers import AUDIT, AUDIT_HELD_OUT_DEFECTS, AUDIT_HELD_OUT_KINDS
@@ -22,6 +27,8 @@ from metric_tracker_rl.world.metrics_layer import RATE_COLUMNS
 from metric_tracker_rl.world.segments import Segment
 
 STEP = RATE_COLUMNS[2]
+# The promotion finder's scan (audit_incident_scans.FINDERS) before it grows.
+PROMO_SCAN = ("promo_surge", 1, COUNTRY, 1, 0.35, 4.0, 1, 15.0)
 
 
 def test_a_block_of_stopped_hours_outranks_a_fall_of_the_day() -> None:
@@ -95,3 +102,82 @@ def test_a_release_that_breaks_its_version_for_one_user_type_is_reported_there()
     assert len(broken) == 1 and next(iter(broken)).user_type is not None  # the case: one user type's
     assert {f.segment for f in _release_findings(world, narrowed=True)} == broken
     assert all(f.segment.user_type is None for f in _release_findings(world, narrowed=False))
+
+
+def _rows(world: WarehouseWorld, sql: str) -> list[dict]:
+    columns, rows, _ = EpisodeTables(open_database(), world.sql_tables()).run(sql, 0, 5000)
+    return [dict(zip(columns, row, strict=True)) for row in rows]
+
+
+def test_a_finding_of_one_date_grows_to_the_dates_beside_it_that_pass_the_lower_bar() -> None:
+    """A promotion of two dates whose second date stays under the finder's bar: grown, the finder names it too, and
+    every date it adds stands beside one it found, in the same segment."""
+    world = build_audit_world(AUDIT, resolve_episode_config(seed=95_001, difficulty="audit"))
+    dates = window_calendar(world.log.num_days).iso_dates
+    promoted = {(dates[i.record.day], i.segment.country) for i in world.incidents if i.kind == "promo_surge"}
+    plain = {(row["date"], row["country"]) for row in _rows(world, daily_scan(*PROMO_SCAN))}
+    grown = {(row["date"], row["country"]) for row in _rows(world, daily_scan(*PROMO_SCAN, grow=2.5))}
+    assert len(promoted) == 2 and plain < promoted <= grown  # the case: one date found, the other under the bar
+    for date, country in grown - plain:
+        day = dates.index(date)
+        assert any((dates[d], country) in grown for d in (day - 1, day + 1) if 0 <= d < len(dates))
+
+
+def test_a_step_that_converts_worse_all_day_is_no_payment_failure_where_the_rest_is_read() -> None:
+    """A level shift of one date on a platform's payment step (beside a release of its platform): its hours fall as
+    far as a failure's would, but the rest of its date fell too, so the audit's hours part names no payment
+    failure there; the warehouse's, which does not read the rest, does."""
+    world = build_audit_world(AUDIT, resolve_episode_config(seed=95_019, difficulty="audit"))
+    dates = window_calendar(world.log.num_days).iso_dates
+    shift = [i for i in world.incidents if i.kind == "level_shift"]
+    assert [(i.record.entity_name, i.segment.platform) for i in shift] == [(RATE_COLUMNS[3], "android")]
+    assert not any(i.kind == "payment_failure" for i in world.incidents)
+
+    def failures(payments_rest: bool) -> set[tuple[str, str | None]]:
+        sql = context_tests_and_hours_sql(ALL_RULES, NO_FIXES, 2.5, True, payments_rest)
+        return {(str(row["first"]), row["platform"]) for row in _rows(world, sql) if row["what"] == "payments"}
+
+    assert (dates[shift[0].record.day], "android") in failures(False) - failures(True)
+
+
+def test_a_fall_of_returning_users_is_named_there_not_in_the_channel_most_of_them_arrive_by() -> None:
+    """A level shift of returning users stands out further in the organic channel (by its volume); the audit's run
+    scan names the user type, whose users outside the channel fell while the channel's new users did not."""
+    world = build_audit_world(AUDIT, resolve_episode_config(seed=95_020, difficulty="audit"))
+    dates = window_calendar(world.log.num_days).iso_dates
+    returning = Segment(user_type="returning")
+    shift = [dates[i.record.day] for i in world.incidents
+             if i.kind == "level_shift" and i.segment.normalised() == returning]
+    assert len(shift) == 5  # the case: five dates of returning users' menu step
+    first = min(shift)
+
+    def named(siblings: bool) -> Segment:
+        sql = run_scan_sql(ALL_RULES, NO_FIXES, (0, 1, 2, 3), RUN_Z, (), siblings)
+        row = next(row for row in _rows(world, sql) if str(row["first"]) == first and row["k"] == 2)
+        return Segment(**{f: row[f] for f in ("platform", "country", "channel", "user_type") if row[f]})
+
+    assert named(False) == Segment(channel="organic")
+    assert named(True) == returning
+
+
+def _most_moved(flagged: list[Finding]) -> list[Finding]:
+    """The audit's choice among a date's defect flags, each read in the dashboard as departing by half its value."""
+    steps = AuditInvestigation().most_moved(flagged)
+    try:
+        next(steps)
+        while True:
+            steps.send([{"i": i, "value": 1.5, "peers": 1.0} for i in range(len(flagged))])
+    except StopIteration as stop:
+        return stop.value
+
+
+def test_silent_users_beside_sessions_cut_short_of_their_opening_are_an_ingestion_gap() -> None:
+    """On a date where both flag one platform, the ingestion gap holds what looks like client sampling (its lost
+    hours leave their first-time users unseen too); sampling on a platform the gap left alone still stands."""
+    date = "2026-03-20"
+    sampling = Finding(date, "sessions", DATA_QUALITY, Segment(platform="android", app_version="6.18.0"),
+                       kind="client_sampling")
+    gap = Finding(date, "sessions", DATA_QUALITY, Segment(platform="android"), kind="ingestion_gap")
+    elsewhere = replace(gap, segment=Segment(platform="ios"))
+    assert [f.kind for f in _most_moved([sampling, gap])] == ["ingestion_gap"]
+    assert [f.kind for f in _most_moved([sampling, elsewhere])] == ["client_sampling"]  # a version's row stands

@@ -56,6 +56,10 @@ DASHBOARD_FIELDS = ("platform", "app_version", "country")
 LASTING_DATES = 7  # a defect's dates from which it moves its segment's same-weekday baseline
 CONCURRENCY = 1  # the tier's dates with a second incident: the expert knows it, no brief says it
 SECOND_FALL, SECOND_Z = 0.2, 3.15  # a second incident's fall: its share of the expected, and its z at least
+# A defect whose trace another finder's defect leaves too, where both flag one date and platform: that other one
+# holds it. An ingestion gap loses every event of its hours, so the users who first came then are never seen (as
+# client sampling's are), but sampling drops whole users and cuts no session short of its opening events.
+EXPLAINED_BY = {"client_sampling": "ingestion_gap"}
 
 
 def relative_move(value: float, reference: float) -> float:
@@ -205,7 +209,11 @@ class AuditInvestigation(Investigation):
     def most_moved(self, flagged: list[Finding]) -> Generator[Statement, Rows, list[Finding]]:
         """A finder's defect on a date: each finder names the metric its mechanism moves first; where several
         flag one date (two defects never share one), the row whose metric departs most from its baseline in the
-        dashboard; a version's counts follow its rollout, so there its finder's row stands."""
+        dashboard; a version's counts follow its rollout, so there its finder's row stands. A flag another one
+        explains (EXPLAINED_BY) is left out first."""
+        flagged = [f for f in flagged if not any(
+            g.kind == EXPLAINED_BY.get(f.kind) and g.date == f.date and g.segment.platform == f.segment.platform
+            for g in flagged)]
         valued = yield from self.dashboard_values(dedupe(flagged))
         best: dict[str, tuple[float, Finding]] = {}
         for finding in valued:
@@ -283,7 +291,8 @@ class AuditExpertAgent(WarehouseExpertAgent):
         held_out = set(AUDIT_HELD_OUT_KINDS) | set(AUDIT_HELD_OUT_DEFECTS)
         train = SPLIT_NOTE["train"] in observation.text
         finders = tuple(f for f in self.finders if not (train and f.name in held_out))
-        return AuditInvestigation(self.rules, CONCURRENCY, narrowed_releases=True, finders=finders)
+        return AuditInvestigation(self.rules, CONCURRENCY, narrowed_releases=True, payments_rest=True,
+                                  siblings=True, finders=finders)
 
 
 register_agent(AuditExpertAgent.name, AuditExpertAgent)

@@ -46,14 +46,16 @@ def _grouped(sets: Sequence[Sequence[str]], hours: bool = False, by_step: bool =
 
 
 def daily_scan(what: str, step: int | None, sets: Sequence[Sequence[str]], direction: int, share: float, z: float,
-               run: int = 1, least: float = 10.0, only: str = "TRUE") -> str:
+               run: int = 1, least: float = 10.0, only: str = "TRUE", grow: float | None = None) -> str:
     """Per date and segment of `sets`: a step's conversion (`step`: 0 the menu step .. 3 payment) or, with None,
     the sessions, against the same weekday's other dates (their pooled rate, or mean sessions), read over `run`
     consecutive dates ending on it; each date of a run whose residual passes `z` in `direction` (-1 a fall) and
     whose move passes `share` of its expected value on the run (half of it on the date itself, within a run) is a
     finding. A date
     expecting fewer than `least` conversions (sessions) in its segment is not read: so few are far from normal.
-    `only` (a condition on the session's columns) reads some sessions alone, e.g. one user type's."""
+    `only` (a condition on the session's columns) reads some sessions alone, e.g. one user type's. `grow` (a lower
+    z) extends each finding of one date to the next two dates on either side, in turn, that pass it and `share`: a
+    change of a few dates seldom passes `z` on each of them, and a date beside one is far likelier to hold it."""
     metric = "sessions" if step is None else RATE_COLUMNS[step]
     if step is None:  # sessions: Poisson against the mean of the other dates, the date's own zero kept (the grid)
         expected = "(sum(n) OVER w - n) / nullif(count(*) OVER w - 1, 0)"
@@ -76,14 +78,25 @@ def daily_scan(what: str, step: int | None, sets: Sequence[Sequence[str]], direc
             f"AND {sign}rr >= {share} * re), "
             f"days AS (SELECT DISTINCT y.date, y.p, y.c, y.h, y.u FROM hit JOIN y ON y.p = hit.p AND y.c = hit.c "
             f"AND y.h = hit.h AND y.u = hit.u AND y.date BETWEEN hit.last - {run - 1} AND hit.last "
-            f"WHERE {sign}(y.n - y.e) >= {own:g} * y.e) "
-            + _select(metric, what))
+            f"WHERE {sign}(y.n - y.e) >= {own:g} * y.e)" + ("" if grow is None else _grown(sign, share, grow, variance))
+            + " " + _select(metric, what, "days" if grow is None else "grown"))
 
 
-def _select(metric: str, what: str) -> str:
-    """The findings of `days` (date, p, c, h, u), one per date and segment, in FINDING_COLUMNS' order."""
-    return (f"SELECT DISTINCT strftime(date, '%Y-%m-%d') date, {SEGMENT}, '{metric}' metric, '{what}' what FROM days "
-            "ORDER BY ALL")
+def _grown(sign: str, share: float, z: float, variance: str) -> str:
+    """After daily_scan's `days`: `grown`, its dates and those beside them that pass `z` and `share` (read down to
+    a few expected conversions), one date out at a time, two at most."""
+    near = ("SELECT b.date, b.p, b.c, b.h, b.u FROM {0} a JOIN near b ON b.p = a.p AND b.c = a.c AND b.h = a.h "
+            "AND b.u = a.u AND abs(b.date - a.date) = 1")
+    return (f", near AS (SELECT date, p, c, h, u FROM x WHERE e >= 3 AND {sign}(n - e) >= {share} * e AND "
+            f"{sign}(n - e) / sqrt({variance} + ({SPREAD} * e) ^ 2) >= {z}), "
+            f"one AS (SELECT * FROM days UNION {near.format('days')}), "
+            f"grown AS (SELECT * FROM one UNION {near.format('one')})")
+
+
+def _select(metric: str, what: str, source: str = "days") -> str:
+    """The findings of `source` (date, p, c, h, u), one per date and segment, in FINDING_COLUMNS' order."""
+    return (f"SELECT DISTINCT strftime(date, '%Y-%m-%d') date, {SEGMENT}, '{metric}' metric, '{what}' what "
+            f"FROM {source} ORDER BY ALL")
 
 # The rest of an outage's date converts as usual (a fall of the whole day is no block of hours): at least this
 # share of what it would.
@@ -133,11 +146,12 @@ FINDERS: tuple[Finder, ...] = (
     Finder("onboarding_break", daily_scan("onboarding_break", 0, (("platform", "user_type"),), -1, 0.4, 3.5,
                                           only="user_type = 'new'"),
            kind="incident", family="rate_drop_from_median"),
-    Finder("paid_channel_stop", daily_scan("paid_channel_stop", None, (("country", "channel"),), -1, 0.6, 5.0, run=2),
+    Finder("paid_channel_stop", daily_scan("paid_channel_stop", None, (("country", "channel"),), -1, 0.6, 5.0, run=2,
+                                           grow=2.5),
            kind="incident", family="absolute_drop_in_event_count"),
     Finder("price_rise", daily_scan("price_rise", 2, COUNTRY, -1, 0.2, 4.0, run=3), kind="incident",
            family="rate_drop_from_median"),
-    Finder("promo_surge", daily_scan("promo_surge", 1, COUNTRY, 1, 0.35, 4.0, least=15.0), kind="incident",
+    Finder("promo_surge", daily_scan("promo_surge", 1, COUNTRY, 1, 0.35, 4.0, least=15.0, grow=2.5), kind="incident",
            family="rate_spike_from_median"),
     # A store's wave of installs: organic new users' sessions on a platform in a country, far beyond any demand
     # swing's or mix shift's rise (those move every user alike, and by less).

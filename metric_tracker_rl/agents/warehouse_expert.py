@@ -103,6 +103,8 @@ class Investigation:
     dates: list[str] = field(default_factory=list)
     context: Rows = field(default_factory=list)
     narrowed_releases: bool = False  # a release may break its version for one country, channel or user type only
+    payments_rest: bool = False  # a step may convert worse all day where payments fail for hours
+    siblings: bool = False  # a level shift may hold one user type or channel (see warehouse_scans._sibling)
 
     def day(self, date: str) -> int:
         """The window's index of `date`; a date outside the window (a recount on another clock reads the day
@@ -227,7 +229,7 @@ class Investigation:
     # --- business incidents ------------------------------------------------------------------------------------
 
     def incidents(self, fixes: Fixes, defects: list[Finding]) -> Generator[Statement, Rows, list[Finding]]:
-        sql = context_tests_and_hours_sql(self.rules, fixes, 2.5, self.narrowed_releases)
+        sql = context_tests_and_hours_sql(self.rules, fixes, 2.5, self.narrowed_releases, self.payments_rest)
         rows = yield ("releases, experiments and hours", sql)
         tests = [row for row in rows if row["what"] not in HOURS_WHAT]
         # by what, strongest first, as the hours' part orders them
@@ -241,7 +243,7 @@ class Investigation:
                   if not any(d.step == 0 and d.date == f.date for d in defects) and not self.holiday(f)]
         # the dates whose single-date falls the run scan reads: where the brief places a second incident
         hosts = [f.date for f in [*releases, *found]] if self.concurrency else []
-        runs = yield ("runs", run_scan_sql(self.rules, fixes, (0, 1, 2, 3), RUN_Z, hosts))
+        runs = yield ("runs", run_scan_sql(self.rules, fixes, (0, 1, 2, 3), RUN_Z, hosts, self.siblings))
         found = [*self.versions_alone(releases, runs), *found]  # a release first: its dates' payments are its own
         shifts = self.level_shifts(runs, found, defects)
         found = [*(f for f in found if not within_shift(f, shifts)), *shifts]

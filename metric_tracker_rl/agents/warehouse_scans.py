@@ -77,14 +77,16 @@ def pooled_sql() -> str:
 
 
 def run_scan_sql(rules: frozenset[str], fixes: Fixes, steps: tuple[int, ...], bars: dict[int, float],
-                 hosts: Sequence[str] = ()) -> str:
+                 hosts: Sequence[str] = (), siblings: bool = False) -> str:
     """Per step and cuboid of one or two fields (no app version: a version's falls are the releases'), its falls
     pooled over one to RUN_DAYS consecutive dates (scaled by the cuboid's own spread of a date's z over the window,
     where wider than the model's) beyond the bar of a cuboid naming so many fields (`bars`), and the falls of a
     single date beyond HOST_Z on a date where a concurrent incident may lie (one of `hosts`, an incident's dates,
     or a date of a run of several dates beyond the lowest bar): of those, each one no stronger run overlaps (on its
     step, in its dates and cuboid: one fall seen from several cuboids and lengths is its strongest), the RUN_TOP
-    strongest with its first date, length, z and the parent its fall ripples through (`wider`, see _ripple)."""
+    strongest with its first date, length, z and the parent its fall ripples through (`wider`, see _ripple). Where
+    `siblings`, a run of one field is named by another field's value instead where that one holds the fall (see
+    _sibling)."""
     sets = [s for s in cuboid_sets(2) if "v" not in s]
     fields = " + ".join(f"({a} IS NOT NULL)::INT" for a in "pchu")
     bar = f"CASE {fields} " + " ".join(f"WHEN {named} THEN {z:g}" for named, z in sorted(bars.items())) + " END"
@@ -104,8 +106,35 @@ def run_scan_sql(rules: frozenset[str], fixes: Fixes, steps: tuple[int, ...], ba
             "top AS (SELECT *, row_number() OVER (ORDER BY z) i FROM clear a WHERE NOT EXISTS (SELECT 1 FROM clear b "
             "WHERE b.k = a.k AND b.z < a.z AND "
             f"b.first <= a.last AND a.first <= b.last AND {same}) ORDER BY z LIMIT {RUN_TOP}), {_ripple()} "
-            "SELECT k, p platform, c country, h channel, u user_type, first, n, round(z, 2) z, wider "
-            "FROM top LEFT JOIN wide USING (i) ORDER BY z")
+            + (_sibling(bars[1]) if siblings else
+               "SELECT k, p platform, c country, h channel, u user_type, first, n, round(z, 2) z, wider "
+               "FROM top LEFT JOIN wide USING (i) ORDER BY z"))
+
+
+SIBLING_Z = 2.0  # the part of a run's cuboid outside its sibling's fell beyond this z (or did not)
+
+
+def _sibling(bar: float) -> str:
+    """After `top`, `runs` and `wide`: the run scan's SELECT, each run named by its cuboid, or for a run of one
+    field by the other field's value (its sibling: a run of one field, the same step and dates, beyond `bar`) that
+    holds the fall: the sibling's users outside the run's cuboid fell beyond SIBLING_Z, and the run's users outside
+    the sibling's did not. A fall of
+    returning users shows in the organic channel too, where most of them arrive, and may stand out further there by
+    its volume; the organic channel's new users did not fall, and the returning users of other channels did. Of two
+    such siblings, the one whose users outside the run fell further."""
+    one = " + ".join(f"({{0}}.{x} IS NOT NULL)::INT" for x in "pchu")
+    both = " AND ".join(f"ab.{x} IS NOT DISTINCT FROM coalesce(t.{x}, b.{x})" for x in "pchu")
+    apart = " AND ".join(f"(t.{x} IS NULL OR b.{x} IS NULL)" for x in "pchu")
+    runs = "ON {0}.k = t.k AND {0}.last = t.last AND {0}.n = t.n"
+    return (f", sib AS (SELECT t.i, b.p, b.c, b.h, b.u, (b.rs - ab.rs) / sqrt(greatest(b.vs - ab.vs, 1)) bz, "
+            f"(t.rs - ab.rs) / sqrt(greatest(t.vs - ab.vs, 1)) tz FROM top t JOIN runs b {runs.format('b')} "
+            f"JOIN runs ab {runs.format('ab')} WHERE {one.format('t')} = 1 AND {one.format('b')} = 1 AND {apart} "
+            f"AND {one.format('ab')} = 2 AND {both} AND b.z <= -{bar:g}), "
+            f"swap AS (SELECT i, arg_min([p, c, h, u], bz) s FROM sib WHERE bz <= -{SIBLING_Z:g} "
+            f"AND tz > -{SIBLING_Z:g} GROUP BY i) "
+            "SELECT k, " + ", ".join(f"CASE WHEN s IS NULL THEN {x} ELSE s[{i}] END {ALIASES[x]}"
+                                     for i, x in enumerate("pchu", 1))
+            + ", first, n, round(z, 2) z, wider FROM top LEFT JOIN wide USING (i) LEFT JOIN swap USING (i) ORDER BY z")
 
 
 RIPPLE_Z, RIPPLE_SHARE = 2.0, 0.5  # the rest of a parent fell beyond this z, by this share of the run's own fall
@@ -192,7 +221,7 @@ LONGEST_BLOCK = 7
 HOURS_TOP = 10
 
 
-def _hours() -> tuple[str, str]:
+def _hours(payments_rest: bool = False) -> tuple[str, str]:
     """After sessions_cte (with `hours`): the common tables and the SELECT of the falls per date and cuboid of
     platform, country or both, by blocks of BLOCK and of LONGEST_BLOCK hours:
 
@@ -201,12 +230,16 @@ def _hours() -> tuple[str, str]:
       loss (hours moved to others are a timing shift) and the rest of the day (outside the longest outage that
       holds the block) kept REST_SHARE of its sessions (a whole day's fall is demand);
     - `payments`: the block whose payments fell most against its orders (at the cuboid's rate on the same weekday's
-      other dates), where they fell to BREAK_RATIO of that or less beyond BREAK_Z.
+      other dates), where they fell to BREAK_RATIO of that or less beyond BREAK_Z (and, where `payments_rest`, the
+      rest of the day kept REST_SHARE of its payments: a whole day's fall is a step converting worse).
 
     Each row: what, its date (first, as the tests name theirs), cuboid, z; by what, strongest first."""
     cuboid = "nullif(p, '') platform, nullif(c, '') country"
     both = ", ".join(f"[sum({x}) OVER x, sum({x}) OVER l] {name}"
                      for x, name in (("o", "lo"), ("b", "lb"), ("n", "ln"), ("d", "ld"), ("q * d", "le")))
+    rests = ("sum(n) OVER y dayn, sum(q * d) OVER y daye, sum(n) OVER m mn, sum(q * d) OVER m me, "
+             if payments_rest else "")
+    rest = f" AND dayn - mn >= {REST_SHARE} * (daye - me)" if payments_rest else ""
     ctes = (", hh AS (SELECT date, hr, coalesce(platform, '') p, "
             "coalesce(country, '') c, count(*) o, sum(m4) n, sum(m3) d FROM s "
             "GROUP BY date, hr, GROUPING SETS ((platform), (country), (platform, country))), "
@@ -218,7 +251,8 @@ def _hours() -> tuple[str, str]:
             "least((sum(n) OVER v - sum(n) OVER u) / nullif(sum(d) OVER v - sum(d) OVER u, 0), 0.95) q FROM z "
             "WINDOW w AS (PARTITION BY p, c, isodow(date), hr), v AS (PARTITION BY p, c, isodow(date)), "
             "u AS (PARTITION BY p, c, date)), "
-            f"blk AS (SELECT *, sum(o) OVER y dayo, sum(b) OVER y dayb, sum(o) OVER m mo, sum(b) OVER m mb, {both} "
+            "blk AS (SELECT *, sum(o) OVER y dayo, sum(b) OVER y dayb, sum(o) OVER m mo, sum(b) OVER m mb, "
+            f"{rests}{both} "
             f"FROM bb WINDOW x AS (PARTITION BY p, c, date ORDER BY hr ROWS {BLOCK - 1} PRECEDING), "
             f"m AS (PARTITION BY p, c, date ORDER BY hr ROWS BETWEEN {LONGEST_BLOCK - 1} PRECEDING AND "
             f"{LONGEST_BLOCK - BLOCK} FOLLOWING), l AS (PARTITION BY p, c, date ORDER BY hr ROWS "
@@ -230,7 +264,7 @@ def _hours() -> tuple[str, str]:
             f"hit AS (SELECT 'outage' what, *, oz v FROM zz WHERE oz <= -{OUTAGE_Z} "
             f"AND dayb - dayo >= 0.5 * (bbk - bo) AND dayo - mo >= {REST_SHARE} * (dayb - mb) "
             "UNION ALL SELECT 'payments', *, bz FROM zz "
-            f"WHERE bz <= -{BREAK_Z})")
+            f"WHERE bz <= -{BREAK_Z}{rest})")
     select = (f"SELECT * FROM (SELECT what, date first, {cuboid}, round(v, 2) z FROM hit "
               "QUALIFY row_number() OVER (PARTITION BY what, p, c, date ORDER BY v) = 1) "
               f"QUALIFY row_number() OVER (PARTITION BY what ORDER BY z) <= {HOURS_TOP} ORDER BY what, z")
@@ -240,11 +274,12 @@ def _hours() -> tuple[str, str]:
 HOURS_WHAT = ("outage", "payments")  # the rows of context_tests_and_hours_sql that are the hours'
 
 
-def context_tests_and_hours_sql(rules: frozenset[str], fixes: Fixes, floor: float, narrowed: bool = False) -> str:
+def context_tests_and_hours_sql(rules: frozenset[str], fixes: Fixes, floor: float, narrowed: bool = False,
+                                payments_rest: bool = False) -> str:
     """The releases' and experiments' tests (_context_tests: what 'release' or 'experiment'; `narrowed`, see there)
     and the blocks of hours that collapsed (_hours: what 'outage' or 'payments') in one statement over the same
     sessions, each part with its own order (the hours' date named `first` like the tests', so their rows share every
-    column they can)."""
+    column they can); `payments_rest`, see _hours."""
     tests, tested = _context_tests(floor, narrowed)
-    hours, blocks = _hours()
+    hours, blocks = _hours(payments_rest)
     return f"{sessions_cte(rules, fixes, hours=True)}{tests}{hours} ({tested}) UNION ALL BY NAME ({blocks})"
