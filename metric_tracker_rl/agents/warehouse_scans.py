@@ -118,10 +118,9 @@ def _sibling(bar: float) -> str:
     """After `top`, `runs` and `wide`: the run scan's SELECT, each run named by its cuboid, or for a run of one
     field by the other field's value (its sibling: a run of one field, the same step and dates, beyond `bar`) that
     holds the fall: the sibling's users outside the run's cuboid fell beyond SIBLING_Z, and the run's users outside
-    the sibling's did not. A fall of
-    returning users shows in the organic channel too, where most of them arrive, and may stand out further there by
-    its volume; the organic channel's new users did not fall, and the returning users of other channels did. Of two
-    such siblings, the one whose users outside the run fell further."""
+    the sibling's did not. A fall of returning users shows in the organic channel too, where most of them arrive,
+    and may stand out further there by its volume; the organic channel's new users did not fall, and the returning
+    users of other channels did. Of two such siblings, the one whose users outside the run fell further."""
     one = " + ".join(f"({{0}}.{x} IS NOT NULL)::INT" for x in "pchu")
     both = " AND ".join(f"ab.{x} IS NOT DISTINCT FROM coalesce(t.{x}, b.{x})" for x in "pchu")
     apart = " AND ".join(f"(t.{x} IS NULL OR b.{x} IS NULL)" for x in "pchu")
