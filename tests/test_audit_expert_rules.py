@@ -86,11 +86,15 @@ def test_a_run_of_level_shifts_that_meets_a_defect_is_its_echo() -> None:
     assert kept == [leak[2], *apart, *onboarding, *beside]
 
 
+def _rows(world: WarehouseWorld, sql: str) -> list[dict]:
+    columns, rows, _ = EpisodeTables(open_database(), world.sql_tables()).run(sql, 0, 5000)
+    return [dict(zip(columns, row, strict=True)) for row in rows]
+
+
 def _release_findings(world: WarehouseWorld, narrowed: bool) -> list[Finding]:
     dates = window_calendar(world.log.num_days).iso_dates
-    tables = EpisodeTables(open_database(), world.sql_tables())
-    columns, rows, _ = tables.run(context_tests_and_hours_sql(ALL_RULES, NO_FIXES, 2.5, narrowed), 0, 5000)
-    tests = [row for row in (dict(zip(columns, row, strict=True)) for row in rows) if row["what"] not in HOURS_WHAT]
+    sql = context_tests_and_hours_sql(ALL_RULES, NO_FIXES, 2.5, narrowed)
+    tests = [row for row in _rows(world, sql) if row["what"] not in HOURS_WHAT]
     return AuditInvestigation(dates=dates, narrowed_releases=narrowed).releases(tests)
 
 
@@ -102,11 +106,6 @@ def test_a_release_that_breaks_its_version_for_one_user_type_is_reported_there()
     assert len(broken) == 1 and next(iter(broken)).user_type is not None  # the case: one user type's
     assert {f.segment for f in _release_findings(world, narrowed=True)} == broken
     assert all(f.segment.user_type is None for f in _release_findings(world, narrowed=False))
-
-
-def _rows(world: WarehouseWorld, sql: str) -> list[dict]:
-    columns, rows, _ = EpisodeTables(open_database(), world.sql_tables()).run(sql, 0, 5000)
-    return [dict(zip(columns, row, strict=True)) for row in rows]
 
 
 def test_a_finding_of_one_date_grows_to_the_dates_beside_it_that_pass_the_lower_bar() -> None:

@@ -64,6 +64,11 @@ RUN_TOP = 12
 HOST_Z = 3.0  # a single date's fall where a concurrent incident may lie: read by the expert against its host
 
 
+def named_fields(table: str = "") -> str:
+    """How many fields a scan row's cuboid names (of `table`, a table's name with its dot, or the row's own)."""
+    return " + ".join(f"({table}{a} IS NOT NULL)::INT" for a in "pchu")
+
+
 def z_of(r: str, e: str, w: str) -> str:
     return f"{r} / sqrt({w} + ({SPREAD} * {e}) ^ 2)"
 
@@ -88,8 +93,7 @@ def run_scan_sql(rules: frozenset[str], fixes: Fixes, steps: tuple[int, ...], ba
     `siblings`, a run of one field is named by another field's value instead where that one holds the fall (see
     _sibling)."""
     sets = [s for s in cuboid_sets(2) if "v" not in s]
-    fields = " + ".join(f"({a} IS NOT NULL)::INT" for a in "pchu")
-    bar = f"CASE {fields} " + " ".join(f"WHEN {named} THEN {z:g}" for named, z in sorted(bars.items())) + " END"
+    bar = f"CASE {named_fields()} " + " ".join(f"WHEN {named} THEN {z:g}" for named, z in sorted(bars.items())) + " END"
     same = " AND ".join(f"coalesce(a.{x} = b.{x}, TRUE)" for x in "pchu")  # a field either leaves open: any value
     listed = "".join(f"first = {sql_literal(a)} OR " if a == b else f"first BETWEEN {sql_literal(a)} AND '{b}' OR "
                      for a, b in date_runs(hosts))
@@ -121,14 +125,13 @@ def _sibling(bar: float) -> str:
     the sibling's did not. A fall of returning users shows in the organic channel too, where most of them arrive,
     and may stand out further there by its volume; the organic channel's new users did not fall, and the returning
     users of other channels did. Of two such siblings, the one whose users outside the run fell further."""
-    one = " + ".join(f"({{0}}.{x} IS NOT NULL)::INT" for x in "pchu")
     both = " AND ".join(f"ab.{x} IS NOT DISTINCT FROM coalesce(t.{x}, b.{x})" for x in "pchu")
     apart = " AND ".join(f"(t.{x} IS NULL OR b.{x} IS NULL)" for x in "pchu")
     runs = "ON {0}.k = t.k AND {0}.last = t.last AND {0}.n = t.n"
     return (f", sib AS (SELECT t.i, b.p, b.c, b.h, b.u, (b.rs - ab.rs) / sqrt(greatest(b.vs - ab.vs, 1)) bz, "
             f"(t.rs - ab.rs) / sqrt(greatest(t.vs - ab.vs, 1)) tz FROM top t JOIN runs b {runs.format('b')} "
-            f"JOIN runs ab {runs.format('ab')} WHERE {one.format('t')} = 1 AND {one.format('b')} = 1 AND {apart} "
-            f"AND {one.format('ab')} = 2 AND {both} AND b.z <= -{bar:g}), "
+            f"JOIN runs ab {runs.format('ab')} WHERE {named_fields('t.')} = 1 AND {named_fields('b.')} = 1 AND {apart} "
+            f"AND {named_fields('ab.')} = 2 AND {both} AND b.z <= -{bar:g}), "
             f"swap AS (SELECT i, arg_min([p, c, h, u], bz) s FROM sib WHERE bz <= -{SIBLING_Z:g} "
             f"AND tz > -{SIBLING_Z:g} GROUP BY i) "
             "SELECT k, " + ", ".join(f"CASE WHEN s IS NULL THEN {x} ELSE s[{i}] END {ALIASES[x]}"
