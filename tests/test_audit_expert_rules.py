@@ -7,12 +7,20 @@ there, not in a channel most of its users arrive by, and an ingestion gap holds 
 
 from __future__ import annotations
 
+import math
 from dataclasses import replace
 
 from metric_tracker_rl.agents.audit_expert import ALL_FINDERS, AuditExpertAgent, AuditInvestigation
 from metric_tracker_rl.agents.audit_incident_scans import COUNTRY, HOST_TOP, daily_scan, host_falls_sql
 from metric_tracker_rl.agents.warehouse_expert import RUN_Z
-from metric_tracker_rl.agents.warehouse_findings import DATA_QUALITY, FUNNEL_BREAK, RATE_DROP, Finding, dedupe
+from metric_tracker_rl.agents.warehouse_findings import (
+    COUNT_DROP,
+    DATA_QUALITY,
+    FUNNEL_BREAK,
+    RATE_DROP,
+    Finding,
+    dedupe,
+)
 from metric_tracker_rl.agents.warehouse_scans import HOURS_WHAT, context_tests_and_hours_sql, run_scan_sql
 from metric_tracker_rl.agents.warehouse_sql import ALL_RULES, NO_FIXES
 from metric_tracker_rl.catalog.tasks import resolve_episode_config
@@ -111,7 +119,7 @@ def test_a_release_that_breaks_its_version_for_one_user_type_is_reported_there()
 def test_a_finding_of_one_date_grows_to_the_dates_beside_it_that_pass_the_lower_bar() -> None:
     """A promotion of two dates whose second date stays under the finder's bar: grown, the finder names it too, and
     every date it adds stands beside one it found, in the same segment."""
-    world = build_audit_world(AUDIT, resolve_episode_config(seed=95_001, difficulty="audit"))
+    world = build_audit_world(AUDIT, resolve_episode_config(seed=95_038, difficulty="audit"))
     dates = window_calendar(world.log.num_days).iso_dates
     promoted = {(dates[i.record.day], i.segment.country) for i in world.incidents if i.kind == "promo_surge"}
     plain = {(row["date"], row["country"]) for row in _rows(world, daily_scan(*PROMO_SCAN))}
@@ -180,3 +188,21 @@ def test_silent_users_beside_sessions_cut_short_of_their_opening_are_an_ingestio
     elsewhere = replace(gap, segment=Segment(platform="ios"))
     assert [f.kind for f in _most_moved([sampling, gap])] == ["ingestion_gap"]
     assert [f.kind for f in _most_moved([sampling, elsewhere])] == ["client_sampling"]  # a version's row stands
+
+
+def test_a_count_on_a_date_its_segment_holds_no_session_is_zero_and_a_rate_there_has_no_value() -> None:
+    """A paid channel that stopped in a country leaves its dates without one session there: the statement that reads
+    the values groups nothing for them, and the row is still a count of zero against its usual count."""
+    stopped = Segment(country="DE", channel="paid_search")
+    asked = [Finding("2026-04-17", "sessions", COUNT_DROP, stopped, kind="paid_channel_stop"),
+             Finding("2026-04-17", STEP, RATE_DROP, stopped, kind="level_shift"),
+             Finding("2026-04-18", "sessions", COUNT_DROP, stopped, kind="paid_channel_stop")]
+    steps = AuditInvestigation().values_of_new(asked)
+    next(steps)
+    try:
+        steps.send([{"i": 0, "value": None, "peers": 19.0}, {"i": 1, "value": None, "peers": 0.6},
+                    {"i": 2, "value": None, "peers": None}])
+    except StopIteration as stop:
+        read = stop.value
+    assert [(f.observed, f.baseline) for f in read][0] == (0.0, 19.0)
+    assert all(math.isnan(f.observed) for f in read[1:])  # a rate, and a count with no usual count either

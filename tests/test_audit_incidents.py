@@ -12,16 +12,19 @@ from functools import cache
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from metric_tracker_rl.agents.audit_finders import FINDING_COLUMNS, Finder
 from metric_tracker_rl.agents.audit_incident_scans import FINDERS
 from metric_tracker_rl.catalog.seeding import derive_rng
 from metric_tracker_rl.catalog.tasks import EpisodeConfig, resolve_episode_config
 from metric_tracker_rl.catalog.tiers import AUDIT, AUDIT_HELD_OUT_KINDS, AUDIT_KINDS, TIERS
+from metric_tracker_rl.generation.anomalies.base import step_index
 from metric_tracker_rl.generation.audit.truth import audit_rows
 from metric_tracker_rl.generation.audit.world import audit_mix, build_audit_world
 from metric_tracker_rl.generation.kinds import INCIDENT_KIND_REGISTRY, SegmentIncident
-from metric_tracker_rl.generation.kinds.cuboid import leaf_mask
+from metric_tracker_rl.generation.kinds.cuboid import leaf_mask, own_z
 from metric_tracker_rl.generation.segment_plan import SegmentedPlan
 from metric_tracker_rl.generation.segmented import PlacedWorld, place_world
 from metric_tracker_rl.generation.warehouse.benign import BENIGN_CHANGES
@@ -196,3 +199,31 @@ def test_a_search_outage_stops_the_cart_step_on_its_platform_in_its_hours_alone(
     untouched[cells, day, start:end, 1] = False
     assert (plan.step_rates[untouched] == before.step_rates[untouched]).all()
     assert (plan.traffic == before.traffic).all()
+
+
+# --- a change in one country is sized to be clear in its own data, as every all-day incident of the tier is ------
+
+@cache
+def _placed_world(seed: int) -> PlacedWorld:
+    return place_world(ALL_KINDS_TIER, replace(_config(seed, None, 0), decoy_ratio=0.0))
+
+
+@settings(max_examples=25, deadline=None)
+@given(seed=st.sampled_from([1, 2]), kind=st.sampled_from(["price_rise", "promo_surge"]),
+       drawn=st.floats(0.0, 1.0), first=st.integers(0, 50), length=st.integers(1, 6), country=st.integers(0, 9))
+def test_a_countrys_change_is_raised_to_the_tiers_floor_in_its_own_data_or_to_its_largest(
+        seed: int, kind: str, drawn: float, first: int, length: int, country: int) -> None:
+    """Whatever was drawn: the sized change stands at the tier's own-z floor in the country's daily data at least,
+    unless it is the largest the kind allows, and past the ceiling only where it is the least it may be lowered to."""
+    world = _placed_world(seed).world
+    incident = INCIDENT_KIND_REGISTRY[kind]
+    countries = world.plan.layout.values_of("country")
+    segment, days = Segment(country=countries[country % len(countries)]), list(range(first, first + length))
+    low, high = incident.magnitude_range
+    step, largest = step_index(incident.entity_names[0]), 2.0
+    magnitude = incident.clear_in_segment(world, segment, days, step, low + drawn * (high - low), largest)
+    z = own_z(world, world.plan.leaf_reach(days), segment, days, step, magnitude)
+    floor, ceiling = world.own_z
+    assert 0 < magnitude <= largest
+    assert z >= floor - 1e-6 or magnitude == largest, (z, magnitude)
+    assert z <= max(floor, ceiling * world.magnitude_scale) + 1e-6, (z, magnitude)

@@ -15,7 +15,7 @@ not the witness that the text suffices) and plays through the tools only.
 from __future__ import annotations
 
 import math
-from collections.abc import Generator, Sequence
+from collections.abc import Generator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 from metric_tracker_rl.agents.audit_finders import Finder, batched_sql
@@ -93,6 +93,15 @@ def dashboard_values_sql(asked: Sequence[tuple[object, ...]]) -> str:
             f"d.date AND {match} GROUP BY q.i, d.date) "
             "SELECT i, max(value) FILTER (date = on_date) value, median(value) FILTER (date <> on_date) peers "
             "FROM by_date GROUP BY i ORDER BY i")
+
+
+def observed(finding: Finding, row: Mapping[str, object]) -> float:
+    """A row's value on its date: a count on a date its segment holds no session (the statement groups none) is
+    zero, where its same weekday's other dates hold some; a rate there has no value."""
+    value = number_or_nan(row.get("value"))
+    if math.isnan(value) and finding.step == 0 and not math.isnan(number_or_nan(row.get("peers"))):
+        return 0.0
+    return value
 
 
 @dataclass
@@ -269,7 +278,7 @@ class AuditInvestigation(Investigation):
         rows = yield from in_parts("incident values", asked,
                                    lambda part: metric_values_sql(self.rules, NO_FIXES, part))
         values = {row["i"]: row for row in rows}
-        read = [replace(f, observed=number_or_nan(values.get(i, {}).get("value")),
+        read = [replace(f, observed=observed(f, values.get(i, {})),
                         baseline=number_or_nan(values.get(i, {}).get("peers"))) for i, f in enumerate(unread)]
         return [f for f in found if not math.isnan(f.observed)] + read
 

@@ -149,7 +149,7 @@ FINDERS: tuple[Finder, ...] = (
     Finder("paid_channel_stop", daily_scan("paid_channel_stop", None, (("country", "channel"),), -1, 0.6, 5.0, run=2,
                                            grow=2.5),
            kind="incident", family="absolute_drop_in_event_count"),
-    Finder("price_rise", daily_scan("price_rise", 2, COUNTRY, -1, 0.2, 4.0, run=3), kind="incident",
+    Finder("price_rise", daily_scan("price_rise", 2, COUNTRY, -1, 0.4, 4.0, run=3), kind="incident",
            family="rate_drop_from_median"),
     Finder("promo_surge", daily_scan("promo_surge", 1, COUNTRY, 1, 0.35, 4.0, least=15.0, grow=2.5), kind="incident",
            family="rate_spike_from_median"),

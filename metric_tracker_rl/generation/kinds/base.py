@@ -20,7 +20,7 @@ from metric_tracker_rl.catalog.published import ENTITY_NAMES, FUNNEL_STEPS
 from metric_tracker_rl.catalog.registry import Registry
 from metric_tracker_rl.generation.anomalies import InjectionRecord
 from metric_tracker_rl.generation.anomalies.base import EntityKey, counts_from, full_day, rates_through_step, step_index
-from metric_tracker_rl.generation.kinds.cuboid import MAX_FALL
+from metric_tracker_rl.generation.kinds.cuboid import MAX_FALL, own_z, scale_factor
 from metric_tracker_rl.generation.segment_plan import SegmentWorld
 from metric_tracker_rl.world.context import ContextRow, Experiment
 from metric_tracker_rl.world.segments import Segment
@@ -127,6 +127,15 @@ class IncidentKind(_Kind):
         magnitude scale 1), never below the kind's drawn range nor past its bounds."""
         high = self.magnitude_range_at(world.magnitude_scale)[1]
         return min(max(MAX_FALL * world.magnitude_scale, high), self.magnitude_bounds[1])
+
+    def clear_in_segment(self, world: SegmentWorld, segment: Segment, days: Sequence[int], step: int,
+                         magnitude: float, largest: float) -> float:
+        """A drawn change of `step`'s conversion in a segment of fixed fields, raised to be clear in the segment's
+        own data on each of `days` (the tier's own-z floor) or lowered to stand out no more than its ceiling, as a
+        cuboid root cause's is (cuboid.scale_factor); never past `largest`."""
+        reach = world.plan.leaf_reach(list(days))
+        z = own_z(world, reach, segment, list(days), step, magnitude)
+        return min(magnitude * scale_factor(z, world, self.magnitude_bounds[0] / magnitude), largest)
 
     def step_drop_over_dates(self, world: SegmentWorld, segment: Segment, days: list[int], entity: str,
                              magnitudes: list[float], describe: str | None = None) -> list[SegmentIncident]:

@@ -2,7 +2,9 @@
 as before but fewer place the order once they see the total, on every platform and channel.
 
 It is reported as a rate drop of product_added_to_cart_to_order_placed on the country, one row per date. The
-country is drawn among those whose sample holds enough carts each date for the fall to show (LEAST_CARTS)."""
+country is drawn among those whose sample holds enough carts each date (LEAST_CARTS), and the drawn fall is sized to
+be clear in the country's own data on each date, as every all-day incident of the tier is (up to the largest fall a
+small segment's is raised to)."""
 
 from __future__ import annotations
 
@@ -42,7 +44,8 @@ class PriceRise(IncidentKind):
         if not options:
             return []
         segment = pick(options, rng)
-        magnitude = self.draw_magnitude(world, rng)
+        magnitude = self.clear_in_segment(world, segment, days, ORDER_STEP, self.draw_magnitude(world, rng),
+                                          self.largest_fall(world))
         return self.step_drop_over_dates(world, segment, days, self.entity_names[0], [magnitude] * len(days),
                                          f"a price rises in {segment.label()}")
 

@@ -2,7 +2,8 @@
 one to three dates, on every platform and channel: no more people arrive, but more of those who come buy.
 
 It is reported as a rate spike of menu_open_to_product_added_to_cart on the country, one row per date. The country
-is drawn among those whose sample holds enough menu visits each date for the rise to show (LEAST_MENUS)."""
+is drawn among those whose sample holds enough menu visits each date (LEAST_MENUS), and the drawn rise is sized to
+be clear in the country's own data on each date, as every all-day incident of the tier is (up to LARGEST_LIFT)."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from metric_tracker_rl.world.segments import Segment
 DAYS = (1, 3)
 LEAST_MENUS = 60.0  # menu visits the sample expects in the country on each date, at the least
 HIGHEST_RATE = 0.95  # a lifted step converts at most this well in any hour
+LARGEST_LIFT = 2.0  # the most a small country's rise is raised to, to be clear in its own data
 
 
 class PromoSurge(IncidentKind):
@@ -40,7 +42,7 @@ class PromoSurge(IncidentKind):
         if run is None:
             return []
         days, segment = run
-        lift = self.draw_magnitude(world, rng)
+        lift = self.clear_in_segment(world, segment, days, step, self.draw_magnitude(world, rng), LARGEST_LIFT)
         neutral = (rates_through_step(step) | counts_from(step + 1)) - {(self.entity_type, entity)}
         cells = world.plan.cells(segment)
         out = []
