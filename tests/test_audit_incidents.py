@@ -227,3 +227,33 @@ def test_a_countrys_change_is_raised_to_the_tiers_floor_in_its_own_data_or_to_it
     assert 0 < magnitude <= largest
     assert z >= floor - 1e-6 or magnitude == largest, (z, magnitude)
     assert z <= max(floor, ceiling * world.magnitude_scale) + 1e-6, (z, magnitude)
+
+
+# --- a date's second incident is clear in its own data too ----------------------------------------------------------
+
+def test_a_second_incident_is_placed_only_where_it_is_clear_and_elsewhere_the_host_is_passed_over() -> None:
+    """Tried on every incident of a few audit worlds as its host: each second incident placed stands at the tier's
+    own-z floor in its cuboid's daily data (read on the world as it was before it), and some hosts are passed over
+    where a world without the rule would have placed one that is not clear."""
+    level_shift = INCIDENT_KIND_REGISTRY["level_shift"]
+    kept = passed = unclear_without = 0
+    for seed in (1, 2):
+        config = replace(resolve_episode_config(seed=seed, difficulty="audit"), decoy_ratio=0.0)
+        placed = place_world(ALL_KINDS_TIER, config)
+        assert placed.world.clear_concurrency
+        for index, host in enumerate(placed.incidents):
+            for clear in (True, False):
+                world = replace(deepcopy(placed.world), clear_concurrency=clear)
+                before = deepcopy(world)
+                second = level_shift.place_concurrent(world, host, set(), derive_rng(config.key, "test-second", index))
+                if second is None:
+                    passed += clear
+                    continue
+                day, step = second.record.day, step_index(second.record.entity_name)
+                z = own_z(before, before.plan.leaf_reach([day]), second.segment, [day], step, second.record.magnitude)
+                if clear:
+                    kept += 1
+                    assert z >= before.own_z[0] - 1e-6, (host.kind, second.segment.label(), z)
+                else:
+                    unclear_without += z < before.own_z[0] - 1e-6
+    assert kept and passed and unclear_without, (kept, passed, unclear_without)

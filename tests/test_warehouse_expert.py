@@ -270,3 +270,19 @@ def test_dates_as_runs_cover_each_date_once(days: set[int]) -> None:
 
 def _next(date: str) -> str:
     return (dt.date.fromisoformat(date) + dt.timedelta(days=1)).isoformat()
+
+
+def test_an_experiments_fall_on_the_step_it_targets_is_its_intended_effect_and_another_steps_is_a_breakage() -> None:
+    """The context lists an experiment by its arm and dates (its tests by its name): a fall on its target step in
+    its arm is what it meant to do, and only the strongest fall of another step is reported, on each of its dates."""
+    dates = list(window_calendar(56).iso_dates)
+    context = [{"what": "experiment", "platform": "ios", "country": None, "detail": "new", "first": dates[40],
+                "last": dates[42], "note": "menu_open_to_product_added_to_cart"}]
+    arm = {"what": "experiment", "detail": "exp_1", "platform": "ios", "country": None, "app_version": None,
+           "channel": None, "user_type": "new", "first": dates[40], "offsets": [0, 1, 2]}
+    fall = {"r": [-10.0, -10.0, -10.0], "e": [20.0, 20.0, 20.0], "w": [12.0, 12.0, 12.0]}  # z about -4.7
+    intended, broken = {**arm, **fall, "k": 2}, {**arm, **fall, "k": 3, "r": [-8.0, -8.0, -8.0]}  # about -3.8
+    investigation = Investigation(dates=dates, context=context)
+    found = investigation.experiments([intended, broken])
+    assert {(f.date, f.metric) for f in found} == {(d, "product_added_to_cart_to_order_placed") for d in dates[40:43]}
+    assert investigation.experiments([intended]) == []

@@ -182,6 +182,8 @@ class AuditInvestigation(Investigation):
         """The tier's dates with a second incident (a level shift of that date only): on the incidents' dates, the
         strongest fall of a step the date's incidents and experiments leave alone, in a cuboid that keeps one of an
         incident's values and agrees with it on every field both name."""
+        if self.second_known(found):
+            return []
         free = {f.date: [k for k in range(1, PAYMENT_STEP + 1) if k not in self.taken(f.date, found)] for f in found}
         if not any(free.values()):
             return []
@@ -195,6 +197,12 @@ class AuditInvestigation(Investigation):
             if len(kept) == CONCURRENCY:
                 break
         return kept
+
+    def second_known(self, found: list[Finding]) -> bool:
+        """Whether the scans already found the tier's second incident: a fall of one date alone (no date beside it
+        in its metric and segment) on a date another incident holds, on another step."""
+        return any(len(run) == 1 and any(g.date == run[0].date and g.metric != run[0].metric for g in found)
+                   for run in self.runs_of([f for f in found if f.kind == "level_shift"]))
 
     def takes_every_step(self, finding: Finding) -> bool:
         """A payment failure takes every step up to payment; the audit's other blocks of stopped hours their own

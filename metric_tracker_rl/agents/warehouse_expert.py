@@ -349,11 +349,13 @@ class Investigation:
         """Per experiment, the step it does not target whose pooled fall in its arm over its dates is strongest,
         when beyond EXPERIMENT_Z: a row on each of its dates."""
         best: dict[str, tuple[float, dict[str, Any]]] = {}
-        targets = {row["detail"]: row["note"] for row in self.context if row["what"] == "experiment"}
+        # An experiment by its arm and first date: the context names no experiment, its tests no arm's text.
+        targets = {(arm_segment(row).normalised(), str(row["first"])): row["note"] for row in self.context
+                   if row["what"] == "experiment"}
         for row in tests:
             if row["what"] != "experiment":
                 continue
-            if RATE_COLUMNS[row["k"] - 1] == targets.get(row["detail"]):
+            if RATE_COLUMNS[row["k"] - 1] == targets.get((segment_of(row), str(row["first"]))):
                 continue  # the intended effect
             if sum(numbers(row["e"])) < MIN_EXPECTED:
                 continue  # too few conversions expected to read a fall by

@@ -140,6 +140,9 @@ class SegmentedMix:
     # whether a kind raises an unclear cuboid: WarehouseMix's fields (every count and no raise where data are counts).
     observed_share: ClassVar[float] = 1.0
     raise_unclear: ClassVar[bool] = False
+    # Whether a date's second incident is placed only where it is clear in its own data (AuditMix's): where the
+    # host's cuboid is too thin for it, the next host is tried.
+    clear_concurrency: ClassVar[bool] = False
     # Under what expected z two segments one field apart are credited alike: AbyssMix's field (None: never).
     twin_z: ClassVar[float | None] = None
     data: ClassVar[DataKind] = COUNTS
@@ -205,7 +208,8 @@ class AuditMix(WarehouseMix):
     split measures whether an agent finds what no training episode showed it; `margin`: the relative move that makes
     a date and segment a finding (world/audit_brief.py states it); `listed_defects`: how many of an episode's
     defects at most are mechanisms the warehouse's brief lists (a listed mechanism is a query to a reader of that
-    brief, which this tier is not built to reward)."""
+    brief, which this tier is not built to reward). Its second incidents are clear in their own data, as every other
+    incident of the tier (`clear_concurrency`): a sample leaves many hosts' cuboids too thin for one."""
 
     defects: tuple[str, ...]
     held_out_kinds: tuple[str, ...] = ()
@@ -213,6 +217,7 @@ class AuditMix(WarehouseMix):
     defect_count: tuple[int, int] = (2, 4)
     margin: float = 0.1
     listed_defects: int = 1
+    clear_concurrency: ClassVar[bool] = True
 
     def __post_init__(self) -> None:
         unknown = (set(self.held_out_kinds) - set(self.incident_kinds)) | (set(self.held_out_defects)

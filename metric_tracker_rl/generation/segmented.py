@@ -249,7 +249,8 @@ def _kind_world(tier: Tier, config: EpisodeConfig, plan: SegmentedPlan) -> Segme
     return SegmentWorld(plan, Calendar(plan.num_days, tier.perturbed_per_weekday), config.key, tier.name,
                         mix.magnitude_scale if cuboids is None else config.magnitude_scale, cuboids,
                         config.note_share if mix.context else 0.0, own_z=mix.own_z, observed_share=mix.observed_share,
-                        falling_effect_share=mix.falling_effect_share, raise_unclear=mix.raise_unclear)
+                        falling_effect_share=mix.falling_effect_share, raise_unclear=mix.raise_unclear,
+                        clear_concurrency=mix.clear_concurrency)
 
 
 def _place_incidents(tier: Tier, config: EpisodeConfig, world: SegmentWorld) -> tuple[list[SegmentIncident], int]:
