@@ -122,8 +122,8 @@ SWEEP = range(12)
 # on dates no mechanism holds (an incident's, or a defect's with a day each side: a finder may see another's change),
 # per episode on average.
 KEPT = {kind: 0.9 for kind in KINDS}
-RECALL = {"checkout_outage_hours": 0.8, "onboarding_break": 0.9, "paid_channel_stop": 0.9, "price_rise": 0.8,
-          "promo_surge": 0.6, "store_feature": 0.9, "search_outage_hours": 0.9}
+RECALL = {"checkout_outage_hours": 0.8, "onboarding_break": 0.9, "paid_channel_stop": 0.9, "price_rise": 0.9,
+          "promo_surge": 0.9, "store_feature": 0.9, "search_outage_hours": 0.9}
 STRAY_ROWS = 1.0
 
 
