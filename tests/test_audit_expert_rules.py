@@ -8,6 +8,7 @@ there, not in a channel most of its users arrive by, and an ingestion gap holds 
 from __future__ import annotations
 
 import math
+from collections.abc import Generator
 from dataclasses import replace
 
 from metric_tracker_rl.agents.audit_expert import ALL_FINDERS, AuditExpertAgent, AuditInvestigation
@@ -19,6 +20,8 @@ from metric_tracker_rl.agents.warehouse_findings import (
     FUNNEL_BREAK,
     RATE_DROP,
     Finding,
+    Rows,
+    Statement,
     dedupe,
 )
 from metric_tracker_rl.agents.warehouse_scans import HOURS_WHAT, context_tests_and_hours_sql, run_scan_sql
@@ -167,15 +170,20 @@ def test_a_fall_of_returning_users_is_named_there_not_in_the_channel_most_of_the
     assert named(True) == returning
 
 
-def _most_moved(flagged: list[Finding]) -> list[Finding]:
-    """The audit's choice among a date's defect flags, each read in the dashboard as departing by half its value."""
-    steps = AuditInvestigation().most_moved(flagged)
+def _answered(steps: Generator[Statement, Rows, list[Finding]], rows: Rows) -> list[Finding]:
+    """What a step of the procedure returns when every statement it sends is answered with `rows`."""
     try:
         next(steps)
         while True:
-            steps.send([{"i": i, "value": 1.5, "peers": 1.0} for i in range(len(flagged))])
+            steps.send(rows)
     except StopIteration as stop:
         return stop.value
+
+
+def _most_moved(flagged: list[Finding]) -> list[Finding]:
+    """The audit's choice among a date's defect flags, each read in the dashboard as departing by half its value."""
+    return _answered(AuditInvestigation().most_moved(flagged),
+                     [{"i": i, "value": 1.5, "peers": 1.0} for i in range(len(flagged))])
 
 
 def test_silent_users_beside_sessions_cut_short_of_their_opening_are_an_ingestion_gap() -> None:
@@ -197,13 +205,9 @@ def test_a_count_on_a_date_its_segment_holds_no_session_is_zero_and_a_rate_there
     asked = [Finding("2026-04-17", "sessions", COUNT_DROP, stopped, kind="paid_channel_stop"),
              Finding("2026-04-17", STEP, RATE_DROP, stopped, kind="level_shift"),
              Finding("2026-04-18", "sessions", COUNT_DROP, stopped, kind="paid_channel_stop")]
-    steps = AuditInvestigation().values_of_new(asked)
-    next(steps)
-    try:
-        steps.send([{"i": 0, "value": None, "peers": 19.0}, {"i": 1, "value": None, "peers": 0.6},
-                    {"i": 2, "value": None, "peers": None}])
-    except StopIteration as stop:
-        read = stop.value
+    read = _answered(AuditInvestigation().values_of_new(asked), [{"i": 0, "value": None, "peers": 19.0},
+                                                                 {"i": 1, "value": None, "peers": 0.6},
+                                                                 {"i": 2, "value": None, "peers": None}])
     assert [(f.observed, f.baseline) for f in read][0] == (0.0, 19.0)
     assert all(math.isnan(f.observed) for f in read[1:])  # a rate, and a count with no usual count either
 

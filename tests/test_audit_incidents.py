@@ -232,9 +232,9 @@ def test_a_countrys_change_is_raised_to_the_tiers_floor_in_its_own_data_or_to_it
 # --- a date's second incident is clear in its own data too ----------------------------------------------------------
 
 def test_a_second_incident_is_placed_only_where_it_is_clear_and_elsewhere_the_host_is_passed_over() -> None:
-    """Tried on every incident of a few audit worlds as its host: each second incident placed stands at the tier's
-    own-z floor in its cuboid's daily data (read on the world as it was before it), and some hosts are passed over
-    where a world without the rule would have placed one that is not clear."""
+    """Tried on every incident of a few audit worlds as its host (on a copy): each second incident placed stands at
+    the tier's own-z floor in its cuboid's daily data (read on the world as it was before it), and some hosts are
+    passed over where a world without the rule would have placed one that is not clear."""
     level_shift = INCIDENT_KIND_REGISTRY["level_shift"]
     kept = passed = unclear_without = 0
     for seed in (1, 2):
@@ -243,8 +243,7 @@ def test_a_second_incident_is_placed_only_where_it_is_clear_and_elsewhere_the_ho
         assert placed.world.clear_concurrency
         for index, host in enumerate(placed.incidents):
             for clear in (True, False):
-                world = replace(deepcopy(placed.world), clear_concurrency=clear)
-                before = deepcopy(world)
+                world, before = replace(deepcopy(placed.world), clear_concurrency=clear), placed.world
                 second = level_shift.place_concurrent(world, host, set(), derive_rng(config.key, "test-second", index))
                 if second is None:
                     passed += clear

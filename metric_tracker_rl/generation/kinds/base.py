@@ -133,8 +133,8 @@ class IncidentKind(_Kind):
         """A drawn change of `step`'s conversion in a segment of fixed fields, raised to be clear in the segment's
         own data on each of `days` (the tier's own-z floor) or lowered to stand out no more than its ceiling, as a
         cuboid root cause's is (cuboid.scale_factor); never past `largest`."""
-        reach = world.plan.leaf_reach(list(days))
-        z = own_z(world, reach, segment, list(days), step, magnitude)
+        dates = list(days)
+        z = own_z(world, world.plan.leaf_reach(dates), segment, dates, step, magnitude)
         return min(magnitude * scale_factor(z, world, self.magnitude_bounds[0] / magnitude), largest)
 
     def step_drop_over_dates(self, world: SegmentWorld, segment: Segment, days: list[int], entity: str,
