@@ -3,7 +3,9 @@ on the same date and step, a date's second incident is read only on the steps it
 episode (its objective says so) leaves the held-out mechanisms' finders unread, a level shift's dates beside a defect
 are its echo, a release that broke its version for one user type is reported on that cuboid, a finding of a few dates
 grows to the dates beside it, a fall of a whole day is no payment failure, and a fall of one user type is named
-there, not in a channel most of its users arrive by, and an ingestion gap holds the silent users it leaves."""
+there, not in a channel most of its users arrive by, and an ingestion gap holds the silent users it leaves; a block
+of hours inside a run of whole-day falls is the run's date, and a platform's block of orders none of which paid is
+read at the audit's own bar."""
 
 from __future__ import annotations
 
@@ -11,7 +13,12 @@ import math
 from collections.abc import Generator
 from dataclasses import replace
 
-from metric_tracker_rl.agents.audit_expert import ALL_FINDERS, AuditExpertAgent, AuditInvestigation
+from metric_tracker_rl.agents.audit_expert import (
+    ALL_FINDERS,
+    PLATFORM_BREAK_Z,
+    AuditExpertAgent,
+    AuditInvestigation,
+)
 from metric_tracker_rl.agents.audit_incident_scans import COUNTRY, HOST_TOP, daily_scan, host_falls_sql
 from metric_tracker_rl.agents.warehouse_expert import RUN_Z
 from metric_tracker_rl.agents.warehouse_findings import (
@@ -52,6 +59,28 @@ def test_a_block_of_stopped_hours_outranks_a_fall_of_the_day() -> None:
     assert dedupe(investigation.by_precedence([fall], [other])) == [fall]  # the warehouse's, then the finders'
 
 
+def test_a_block_of_hours_inside_a_run_of_whole_day_falls_is_that_fall() -> None:
+    """A price rise's dates convert so little that one of them reads as a block of stopped checkout: a block between
+    two dates of a run of falls of its step and segment, or on one of them beside another, is the run's; a block
+    beside one date of a run only, or beside another country's, stays a block."""
+    dates = [f"2026-03-{day:02d}" for day in range(1, 15)]
+    investigation = AuditInvestigation(dates=dates)
+
+    def rise(day: int, country: str = "US") -> Finding:
+        return Finding(dates[day], STEP, RATE_DROP, Segment(country=country), kind="price_rise")
+
+    def block(day: int) -> Finding:
+        return Finding(dates[day], STEP, FUNNEL_BREAK, Segment(country="US"), kind="checkout_outage_hours")
+
+    def kept(*flagged: Finding) -> list[Finding]:
+        return dedupe(investigation.by_precedence([], list(flagged)))
+
+    assert kept(block(5), rise(4), rise(6)) == [rise(4), rise(5), rise(6)]
+    assert kept(block(6), rise(5), rise(6)) == [rise(5), rise(6)]
+    assert kept(block(7), rise(5), rise(6)) == [rise(5), rise(6), block(7)]
+    assert kept(block(5), rise(4, "IN"), rise(6, "IN")) == [rise(4, "IN"), block(5), rise(6, "IN")]
+
+
 def test_a_second_incident_is_read_on_the_free_steps_of_its_dates_only() -> None:
     world = build_audit_world(AUDIT, resolve_episode_config(seed=AUDIT.calibration_seed_base + 7, difficulty="audit"))
     dates = window_calendar(world.log.num_days).iso_dates
@@ -81,7 +110,8 @@ def test_a_train_episode_leaves_the_held_out_finders_unread() -> None:
 def test_a_run_of_level_shifts_that_meets_a_defect_is_its_echo() -> None:
     """A run that shares a date with a defect of an overlapping segment keeps only the defect's dates (those then go
     by the rule of a defect's date); a run in a segment apart from it, or one that meets only another incident,
-    stays."""
+    stays; where the run holds two dates or more beyond the defect's clear day, those stay too (a level shift the
+    scan pooled with the echo)."""
     dates = [f"2026-03-{day:02d}" for day in range(1, 15)]
     investigation = AuditInvestigation(dates=dates)
 
@@ -95,6 +125,8 @@ def test_a_run_of_level_shifts_that_meets_a_defect_is_its_echo() -> None:
     beside = run(3, 5, Segment(platform="ios"))
     kept = investigation.without_echoes([*leak, *apart, *onboarding, *beside], [defect])
     assert kept == [leak[2], *apart, *onboarding, *beside]
+    pooled = [replace(f, metric=RATE_COLUMNS[1]) for f in run(6, 10, Segment(platform="web"))]
+    assert investigation.without_echoes(pooled, [defect]) == [*pooled[:3], pooled[4]]
 
 
 def _rows(world: WarehouseWorld, sql: str) -> list[dict]:
@@ -148,6 +180,24 @@ def test_a_step_that_converts_worse_all_day_is_no_payment_failure_where_the_rest
         return {(str(row["first"]), row["platform"]) for row in _rows(world, sql) if row["what"] == "payments"}
 
     assert (dates[shift[0].record.day], "android") in failures(False) - failures(True)
+
+
+def test_a_payment_failure_on_a_platform_is_read_at_the_platforms_bar() -> None:
+    """A payment failure whose block held six orders, none of which paid: beyond the audit's bar for such a block on
+    a platform, short of the warehouse's; the lower bar finds no block naming a country."""
+    world = build_audit_world(AUDIT, resolve_episode_config(seed=95_147, difficulty="audit"))
+    dates = window_calendar(world.log.num_days).iso_dates
+    failure = [i for i in world.incidents if i.kind == "payment_failure"]
+    assert [i.segment.normalised() for i in failure] == [Segment(platform="android")]
+
+    def blocks(platform_z: float | None) -> set[tuple[str, str | None, str | None]]:
+        sql = context_tests_and_hours_sql(ALL_RULES, NO_FIXES, 2.5, True, True, platform_z)
+        return {(str(row["first"]), row["platform"], row["country"]) for row in _rows(world, sql)
+                if row["what"] == "payments"}
+
+    added = blocks(PLATFORM_BREAK_Z) - blocks(None)
+    assert (dates[failure[0].record.day], "android", None) in added
+    assert all(country is None for _, _, country in added)
 
 
 def test_a_fall_of_returning_users_is_named_there_not_in_the_channel_most_of_them_arrive_by() -> None:

@@ -53,8 +53,13 @@ ALL_FINDERS: tuple[Finder, ...] = (*RECORDING_FINDERS, *PIPELINE_FINDERS, *INCID
 # The metrics a defect's row may name, in the order a tie goes (the brief's, with sessions for app_opens).
 DEFECT_METRICS = ("sessions", *RATE_COLUMNS, REVENUE)
 DASHBOARD_FIELDS = ("platform", "app_version", "country")
+ECHO_KEPT = 2  # a level shift's fewest dates (one alone is a date's second incident, never a run's part)
 LASTING_DATES = 7  # a defect's dates from which it moves its segment's same-weekday baseline
 CONCURRENCY = 1  # the tier's dates with a second incident: the expert knows it, no brief says it
+# The tier places a payment failure on a platform alone and leaves almost no payment in its hours: a platform's
+# block of five or six orders none of which paid, where nine in ten usually do, is read at a bar lower than the
+# warehouse's (a step converting worse all day, or a country's few orders an hour, leave some paying or keep it).
+PLATFORM_BREAK_Z = 4.5
 SECOND_FALL, SECOND_Z = 0.2, 3.15  # a second incident's fall: its share of the expected, and its z at least
 # A defect whose trace another finder's defect leaves too, where both flag one date and platform: that other one
 # holds it. An ingestion gap loses every event of its hours, so the users who first came then are never seen (as
@@ -137,12 +142,17 @@ class AuditInvestigation(Investigation):
         """A run of level shifts (consecutive dates, one metric and segment) that shares a date with a defect whose
         segment overlaps it is the defect's echo (the scan pooled a neighbouring date's noise into the defect's
         fall): the generator keeps a day clear on each side of a defect's dates, so no incident meets one, and the
-        run's other dates go too (its shared dates go by the rule of a defect's date)."""
+        run's other dates go too (its shared dates go by the rule of a defect's date). But where the run holds
+        ECHO_KEPT dates or more beyond the clear day, the scan pooled a level shift there with the echo: those
+        stay."""
         dropped: set[tuple[str, str, Segment]] = set()
         for run in self.runs_of([f for f in incidents if f.kind == "level_shift"]):
-            held = {d.date for d in defects if overlaps(d.segment, run[0].segment)}
-            if held & {f.date for f in run}:
-                dropped |= {(f.date, f.metric, f.segment) for f in run if f.date not in held}
+            held = {self.day(d.date) for d in defects if overlaps(d.segment, run[0].segment)}
+            if not held & {self.day(f.date) for f in run}:
+                continue
+            beyond = [f for f in run if min(abs(self.day(f.date) - h) for h in held) > 1]
+            kept = beyond if len(beyond) >= ECHO_KEPT else []
+            dropped |= {(f.date, f.metric, f.segment) for f in run if f not in kept and self.day(f.date) not in held}
         return [f for f in incidents if f.kind != "level_shift" or (f.date, f.metric, f.segment) not in dropped]
 
     def runs_of(self, findings: list[Finding]) -> list[list[Finding]]:
@@ -163,8 +173,25 @@ class AuditInvestigation(Investigation):
         procedure's; then the other finders'."""
         incidents = [f for f in found if f.anomaly_type != DATA_QUALITY]
         flagged = [f for f in flagged if f.anomaly_type != DATA_QUALITY]
-        hours = [f for f in flagged if f.anomaly_type == FUNNEL_BREAK]
-        return [*hours, *incidents, *(f for f in flagged if f.anomaly_type != FUNNEL_BREAK)]
+        days = [f for f in flagged if f.anomaly_type != FUNNEL_BREAK]
+        inside = [self.inside_run(f, days) for f in flagged if f.anomaly_type == FUNNEL_BREAK]
+        hours = [f for f, run in zip((f for f in flagged if f.anomaly_type == FUNNEL_BREAK), inside, strict=True)
+                 if run is None]
+        return [*(f for f in inside if f is not None), *hours, *incidents, *days]
+
+    def inside_run(self, block: Finding, days: list[Finding]) -> Finding | None:
+        """A block of hours inside a run of whole-day falls of its step and segment (the run holds the dates on
+        either side of the block's, or its date and one beside it) is that fall's date read in hours: a fall of
+        several dates does not pause for one, and a run's few converting hours look like a block. The fall's
+        finding on the date; else None."""
+        if block.date not in self.dates:
+            return None
+        index = self.dates.index(block.date)
+        run = {self.day(f.date): f for f in days
+               if f.metric == block.metric and f.segment == block.segment and f.date in self.dates}
+        if not ({index - 1, index + 1} <= run.keys() or index in run and {index - 1, index + 1} & run.keys()):
+            return None
+        return replace(run.get(index) or run[index - 1], date=block.date)
 
     def incidents(self, fixes: Fixes, defects: list[Finding]) -> Generator[Statement, Rows, list[Finding]]:
         """The finders first, so that the warehouse's scans read the dates of the incidents they found too."""
@@ -309,7 +336,7 @@ class AuditExpertAgent(WarehouseExpertAgent):
         train = SPLIT_NOTE["train"] in observation.text
         finders = tuple(f for f in self.finders if not (train and f.name in held_out))
         return AuditInvestigation(self.rules, CONCURRENCY, narrowed_releases=True, payments_rest=True,
-                                  siblings=True, finders=finders)
+                                  platform_break_z=PLATFORM_BREAK_Z, siblings=True, finders=finders)
 
 
 register_agent(AuditExpertAgent.name, AuditExpertAgent)

@@ -26,10 +26,13 @@ SEGMENT = ("nullif(p, '') platform, NULL app_version, nullif(c, '') country, nul
            "nullif(u, '') user_type")  # a finding's segment columns, from a segment's keys
 
 
-def _sessions(step: int | None, only: str = "TRUE") -> str:
+def _sessions(step: int | None, only: str = "TRUE", part: str | None = None) -> str:
     """After sessions_cte: `l`, one row per session with its segment (empty text for none), the arrivals d and
-    conversions n of `step` (the sessions themselves, n = d = 1, where None), of the sessions `only` keeps."""
+    conversions n of `step` (the sessions themselves, n = d = 1, where None; with `part`, n = 1 for the sessions
+    it keeps), of the sessions `only` keeps."""
     d, n = ("m0", "m0") if step is None else (f"m{step}", f"m{step + 1}")
+    if part is not None:
+        n = f"({part})::INT"
     return (", l AS (SELECT date, platform p0, country c0, channel h0, user_type u0, "
             f"{d} d, {n} n FROM s WHERE {only})")
 
@@ -46,7 +49,8 @@ def _grouped(sets: Sequence[Sequence[str]], hours: bool = False, by_step: bool =
 
 
 def daily_scan(what: str, step: int | None, sets: Sequence[Sequence[str]], direction: int, share: float, z: float,
-               run: int = 1, least: float = 10.0, only: str = "TRUE", grow: float | None = None) -> str:
+               run: int = 1, least: float = 10.0, only: str = "TRUE", grow: float | None = None,
+               part: str | None = None) -> str:
     """Per date and segment of `sets`: a step's conversion (`step`: 0 the menu step .. 3 payment) or, with None,
     the sessions, against the same weekday's other dates (their pooled rate, or mean sessions), read over `run`
     consecutive dates ending on it; each date of a run whose residual passes `z` in `direction` (-1 a fall) and
@@ -55,9 +59,11 @@ def daily_scan(what: str, step: int | None, sets: Sequence[Sequence[str]], direc
     expecting fewer than `least` conversions (sessions) in its segment is not read: so few are far from normal.
     `only` (a condition on the session's columns) reads some sessions alone, e.g. one user type's. `grow` (a lower
     z) extends each finding of one date to the next two dates on either side, in turn, that pass it and `share`: a
-    change of a few dates seldom passes `z` on each of them, and a date beside one is far likelier to hold it."""
+    change of a few dates seldom passes `z` on each of them, and a date beside one is far likelier to hold it.
+    `part` (with `step` None; a condition on the session's columns) reads the share of the segment's sessions it
+    keeps, as a rate: a change of those sessions alone, not of every session alike."""
     metric = "sessions" if step is None else RATE_COLUMNS[step]
-    if step is None:  # sessions: Poisson against the mean of the other dates, the date's own zero kept (the grid)
+    if step is None and part is None:  # sessions: Poisson against the other dates' mean, the date's zero kept
         expected = "(sum(n) OVER w - n) / nullif(count(*) OVER w - 1, 0)"
         variance = "e"
     else:
@@ -65,7 +71,7 @@ def daily_scan(what: str, step: int | None, sets: Sequence[Sequence[str]], direc
         variance = "e * greatest(1 - e / nullif(d, 0), 0.05)"
     sign = "" if direction > 0 else "-"
     own = share if run == 1 else share / 2  # a date of a run moves by half the run's share at least
-    return (sessions_cte() + _sessions(step, only)
+    return (sessions_cte() + _sessions(step, only, part)
             + _grouped(sets) + ", grid AS (SELECT k.*, t.date FROM (SELECT DISTINCT p, c, h, u FROM g) k CROSS JOIN "
             "(SELECT DISTINCT date FROM g) t), "
             "z AS (SELECT grid.*, coalesce(n, 0) n, coalesce(d, 0) d FROM grid LEFT JOIN g USING (date, p, c, h, u)), "
@@ -139,6 +145,12 @@ def _binomial_z(n: str, d: str, e: str) -> str:
 
 # The segments each finder searches: the kind of segment its mechanism holds (the expert knows them).
 PLATFORM, COUNTRY = (("platform",),), (("country",),)
+ORGANIC_NEW = "channel = 'organic' AND user_type = 'new'"  # the users an app store's feature brings
+
+
+def both(first: str, second: str) -> str:
+    """The findings two scans both return (each one per date and segment, named alike)."""
+    return f"SELECT * FROM ({first}) INTERSECT SELECT * FROM ({second}) ORDER BY ALL"
 
 FINDERS: tuple[Finder, ...] = (
     Finder("checkout_outage_hours", hour_scan("checkout_outage_hours", 2, COUNTRY, 0.25, 4.5),
@@ -153,10 +165,13 @@ FINDERS: tuple[Finder, ...] = (
            family="rate_drop_from_median"),
     Finder("promo_surge", daily_scan("promo_surge", 1, COUNTRY, 1, 0.35, 4.0, least=15.0, grow=2.5), kind="incident",
            family="rate_spike_from_median"),
-    # A store's wave of installs: organic new users' sessions on a platform in a country, far beyond any demand
-    # swing's or mix shift's rise (those move every user alike, and by less).
-    Finder("store_feature", daily_scan("store_feature", None, (("platform", "country"),), 1, 1.5, 6.0, least=3.0,
-                                       only="channel = 'organic' AND user_type = 'new'"),
+    # A store's wave of installs: organic new users' sessions on a platform in a country rise far, and their share
+    # of its sessions rises too (a demand swing or a mix shift brings every user alike, so the share holds however
+    # far the sessions rise; where other users' sessions fell, the share rises with no more newcomers).
+    Finder("store_feature", both(daily_scan("store_feature", None, (("platform", "country"),), 1, 1.5, 6.0, least=3.0,
+                                            only=ORGANIC_NEW),
+                                 daily_scan("store_feature", None, (("platform", "country"),), 1, 0.3, 3.0, least=3.0,
+                                            part=ORGANIC_NEW)),
            kind="incident", family="absolute_spike_in_event_count"),
     Finder("search_outage_hours", hour_scan("search_outage_hours", 1, PLATFORM, 0.25, 4.5),
            kind="incident", family="funnel_break"),

@@ -104,6 +104,7 @@ class Investigation:
     context: Rows = field(default_factory=list)
     narrowed_releases: bool = False  # a release may break its version for one country, channel or user type only
     payments_rest: bool = False  # a step may convert worse all day where payments fail for hours
+    platform_break_z: float | None = None  # a platform's block with no payment at all: its bar (_hours)
     siblings: bool = False  # a level shift may hold one user type or channel (see warehouse_scans._sibling)
 
     def day(self, date: str) -> int:
@@ -229,7 +230,8 @@ class Investigation:
     # --- business incidents ------------------------------------------------------------------------------------
 
     def incidents(self, fixes: Fixes, defects: list[Finding]) -> Generator[Statement, Rows, list[Finding]]:
-        sql = context_tests_and_hours_sql(self.rules, fixes, 2.5, self.narrowed_releases, self.payments_rest)
+        sql = context_tests_and_hours_sql(self.rules, fixes, 2.5, self.narrowed_releases, self.payments_rest,
+                                          self.platform_break_z)
         rows = yield ("releases, experiments and hours", sql)
         tests = [row for row in rows if row["what"] not in HOURS_WHAT]
         # by what, strongest first, as the hours' part orders them

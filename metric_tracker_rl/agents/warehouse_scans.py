@@ -223,7 +223,7 @@ LONGEST_BLOCK = 7
 HOURS_TOP = 10
 
 
-def _hours(payments_rest: bool = False) -> tuple[str, str]:
+def _hours(payments_rest: bool = False, platform_break_z: float | None = None) -> tuple[str, str]:
     """After sessions_cte (with `hours`): the common tables and the SELECT of the falls per date and cuboid of
     platform, country or both, by blocks of BLOCK and of LONGEST_BLOCK hours:
 
@@ -232,8 +232,9 @@ def _hours(payments_rest: bool = False) -> tuple[str, str]:
       loss (hours moved to others are a timing shift) and the rest of the day (outside the longest outage that
       holds the block) kept REST_SHARE of its sessions (a whole day's fall is demand);
     - `payments`: the block whose payments fell most against its orders (at the cuboid's rate on the same weekday's
-      other dates), where they fell to BREAK_RATIO of that or less beyond BREAK_Z (and, where `payments_rest`, the
-      rest of the day kept REST_SHARE of its payments: a whole day's fall is a step converting worse).
+      other dates), where they fell to BREAK_RATIO of that or less beyond BREAK_Z, or, where `platform_break_z` is
+      given, on a platform alone to none beyond it (and, where `payments_rest`, the rest of the day kept REST_SHARE
+      of its payments: a whole day's fall is a step converting worse).
 
     Each row: what, its date (first, as the tests name theirs), cuboid, z; by what, strongest first."""
     cuboid = "nullif(p, '') platform, nullif(c, '') country"
@@ -242,6 +243,9 @@ def _hours(payments_rest: bool = False) -> tuple[str, str]:
     rests = ("sum(n) OVER y dayn, sum(q * d) OVER y daye, sum(n) OVER m mn, sum(q * d) OVER m me, "
              if payments_rest else "")
     rest = f" AND dayn - mn >= {REST_SHARE} * (daye - me)" if payments_rest else ""
+    bar = f"bz <= -{BREAK_Z}"
+    if platform_break_z is not None:
+        bar = f"({bar} OR c = '' AND bn = 0 AND bz <= -{platform_break_z:g})"
     ctes = (", hh AS (SELECT date, hr, coalesce(platform, '') p, "
             "coalesce(country, '') c, count(*) o, sum(m4) n, sum(m3) d FROM s "
             "GROUP BY date, hr, GROUPING SETS ((platform), (country), (platform, country))), "
@@ -266,7 +270,7 @@ def _hours(payments_rest: bool = False) -> tuple[str, str]:
             f"hit AS (SELECT 'outage' what, *, oz v FROM zz WHERE oz <= -{OUTAGE_Z} "
             f"AND dayb - dayo >= 0.5 * (bbk - bo) AND dayo - mo >= {REST_SHARE} * (dayb - mb) "
             "UNION ALL SELECT 'payments', *, bz FROM zz "
-            f"WHERE bz <= -{BREAK_Z}{rest})")
+            f"WHERE {bar}{rest})")
     select = (f"SELECT * FROM (SELECT what, date first, {cuboid}, round(v, 2) z FROM hit "
               "QUALIFY row_number() OVER (PARTITION BY what, p, c, date ORDER BY v) = 1) "
               f"QUALIFY row_number() OVER (PARTITION BY what ORDER BY z) <= {HOURS_TOP} ORDER BY what, z")
@@ -277,11 +281,11 @@ HOURS_WHAT = ("outage", "payments")  # the rows of context_tests_and_hours_sql t
 
 
 def context_tests_and_hours_sql(rules: frozenset[str], fixes: Fixes, floor: float, narrowed: bool = False,
-                                payments_rest: bool = False) -> str:
+                                payments_rest: bool = False, platform_break_z: float | None = None) -> str:
     """The releases' and experiments' tests (_context_tests: what 'release' or 'experiment'; `narrowed`, see there)
     and the blocks of hours that collapsed (_hours: what 'outage' or 'payments') in one statement over the same
     sessions, each part with its own order (the hours' date named `first` like the tests', so their rows share every
-    column they can); `payments_rest`, see _hours."""
+    column they can); `payments_rest` and `platform_break_z`, see _hours."""
     tests, tested = _context_tests(floor, narrowed)
-    hours, blocks = _hours(payments_rest)
+    hours, blocks = _hours(payments_rest, platform_break_z)
     return f"{sessions_cte(rules, fixes, hours=True)}{tests}{hours} ({tested}) UNION ALL BY NAME ({blocks})"
