@@ -4,8 +4,8 @@ episode (its objective says so) leaves the held-out mechanisms' finders unread, 
 are its echo, a release that broke its version for one user type is reported on that cuboid, a finding of a few dates
 grows to the dates beside it, a fall of a whole day is no payment failure, and a fall of one user type is named
 there, not in a channel most of its users arrive by, and an ingestion gap holds the silent users it leaves; a block
-of hours inside a run of whole-day falls is the run's date, and a platform's block of orders none of which paid is
-read at the audit's own bar."""
+of hours inside a run of whole-day falls is the run's date, a platform's block of orders none of which paid is read at
+the audit's own bar, and a surge of a whole country's traffic is no store's wave."""
 
 from __future__ import annotations
 
@@ -13,13 +13,23 @@ import math
 from collections.abc import Generator
 from dataclasses import replace
 
+import pytest
+
 from metric_tracker_rl.agents.audit_expert import (
     ALL_FINDERS,
     PLATFORM_BREAK_Z,
     AuditExpertAgent,
     AuditInvestigation,
 )
-from metric_tracker_rl.agents.audit_incident_scans import COUNTRY, HOST_TOP, daily_scan, host_falls_sql
+from metric_tracker_rl.agents.audit_incident_scans import (
+    COUNTRY,
+    FINDERS,
+    HOST_TOP,
+    ORGANIC_NEW,
+    both,
+    daily_scan,
+    host_falls_sql,
+)
 from metric_tracker_rl.agents.warehouse_expert import RUN_Z
 from metric_tracker_rl.agents.warehouse_findings import (
     COUNT_DROP,
@@ -198,6 +208,33 @@ def test_a_payment_failure_on_a_platform_is_read_at_the_platforms_bar() -> None:
     added = blocks(PLATFORM_BREAK_Z) - blocks(None)
     assert (dates[failure[0].record.day], "android", None) in added
     assert all(country is None for _, _, country in added)
+
+
+def test_a_surge_of_a_whole_countrys_traffic_is_no_store_feature() -> None:
+    """A mix shift raises every user of a country alike: its organic new users' sessions on a platform rise as far as
+    a store's wave would, but not their share of the platform's sessions there. The count alone flags the date; the
+    store feature finder, which asks both, does not."""
+    world = build_audit_world(AUDIT, resolve_episode_config(seed=95_162, difficulty="audit"))
+    dates = window_calendar(world.log.num_days).iso_dates
+    surges = {(dates[f.day], f.segment.country) for f in world.fluctuations if f.kind == "mix_shift"}
+    count = daily_scan("store_feature", None, (("platform", "country"),), 1, 1.5, 6.0, least=3.0, only=ORGANIC_NEW)
+    finder = next(f.sql for f in FINDERS if f.name == "store_feature")
+
+    def flagged(sql: str) -> set[tuple[str, str]]:
+        return {(row["date"], row["country"]) for row in _rows(world, sql)}
+
+    assert surges & flagged(count) and not surges & flagged(finder)
+    assert not any(i.kind == "store_feature" for i in world.incidents)
+
+
+def test_both_returns_the_dates_and_segments_two_daily_scans_share() -> None:
+    world = build_audit_world(AUDIT, resolve_episode_config(seed=95_001, difficulty="audit"))
+    first = daily_scan(*PROMO_SCAN)
+    second = daily_scan(*PROMO_SCAN, grow=2.5)
+    rows = {tuple(row.values()) for row in _rows(world, first)}
+    assert rows and {tuple(row.values()) for row in _rows(world, both(second, first))} == rows
+    with pytest.raises(ValueError, match="daily scans"):
+        both("SELECT 1", first)
 
 
 def test_a_fall_of_returning_users_is_named_there_not_in_the_channel_most_of_them_arrive_by() -> None:

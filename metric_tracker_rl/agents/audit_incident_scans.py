@@ -149,8 +149,13 @@ ORGANIC_NEW = "channel = 'organic' AND user_type = 'new'"  # the users an app st
 
 
 def both(first: str, second: str) -> str:
-    """The findings two scans both return (each one per date and segment, named alike)."""
-    return f"SELECT * FROM ({first}) INTERSECT SELECT * FROM ({second}) ORDER BY ALL"
+    """The findings two daily scans both return (each one per date and segment, named alike), over one reading of
+    the sessions."""
+    prefix = sessions_cte()
+    if not (first.startswith(prefix + ", ") and second.startswith(prefix + ", ")):
+        raise ValueError("both() joins daily scans, which read the sessions first")
+    first, second = (f"SELECT * FROM (WITH {scan[len(prefix) + 2:]})" for scan in (first, second))
+    return f"{prefix} {first} INTERSECT {second} ORDER BY ALL"
 
 FINDERS: tuple[Finder, ...] = (
     Finder("checkout_outage_hours", hour_scan("checkout_outage_hours", 2, COUNTRY, 0.25, 4.5),
