@@ -58,7 +58,8 @@ LASTING_DATES = 7  # a defect's dates from which it moves its segment's same-wee
 CONCURRENCY = 1  # the tier's dates with a second incident: the expert knows it, no brief says it
 # The tier places a payment failure on a platform alone and leaves almost no payment in its hours: a platform's
 # block of five or six orders none of which paid, where nine in ten usually do, is read at a bar lower than the
-# warehouse's (a step converting worse all day, or a country's few orders an hour, leave some paying or keep it).
+# warehouse's. A step converting worse all day leaves some paying; a country's blocks keep the warehouse's bar (its
+# few orders an hour make false ones at this one).
 PLATFORM_BREAK_Z = 4.5
 SECOND_FALL, SECOND_Z = 0.2, 3.15  # a second incident's fall: its share of the expected, and its z at least
 # A defect whose trace another finder's defect leaves too, where both flag one date and platform: that other one
@@ -170,14 +171,14 @@ class AuditInvestigation(Investigation):
     def by_precedence(self, found: list[Finding], flagged: list[Finding]) -> list[Finding]:
         """The incidents, the likelier first where two name one date and metric (dedupe keeps the first): a block
         of hours that stopped converting is what a scan of whole days reads as a fall; then the warehouse's
-        procedure's; then the other finders'."""
+        procedure's; then the other finders'. A block inside a run of whole-day falls is the run's (inside_run)."""
         incidents = [f for f in found if f.anomaly_type != DATA_QUALITY]
         flagged = [f for f in flagged if f.anomaly_type != DATA_QUALITY]
+        blocks = [f for f in flagged if f.anomaly_type == FUNNEL_BREAK]
         days = [f for f in flagged if f.anomaly_type != FUNNEL_BREAK]
-        inside = [self.inside_run(f, days) for f in flagged if f.anomaly_type == FUNNEL_BREAK]
-        hours = [f for f, run in zip((f for f in flagged if f.anomaly_type == FUNNEL_BREAK), inside, strict=True)
-                 if run is None]
-        return [*(f for f in inside if f is not None), *hours, *incidents, *days]
+        runs = [self.inside_run(block, days) for block in blocks]
+        hours = [block for block, run in zip(blocks, runs, strict=True) if run is None]
+        return [*(run for run in runs if run is not None), *hours, *incidents, *days]
 
     def inside_run(self, block: Finding, days: list[Finding]) -> Finding | None:
         """A block of hours inside a run of whole-day falls of its step and segment (the run holds the dates on

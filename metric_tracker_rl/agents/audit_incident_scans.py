@@ -157,6 +157,7 @@ def both(first: str, second: str) -> str:
     first, second = (f"SELECT * FROM (WITH {scan[len(prefix) + 2:]})" for scan in (first, second))
     return f"{prefix} {first} INTERSECT {second} ORDER BY ALL"
 
+
 FINDERS: tuple[Finder, ...] = (
     Finder("checkout_outage_hours", hour_scan("checkout_outage_hours", 2, COUNTRY, 0.25, 4.5),
            kind="incident", family="funnel_break"),
