@@ -25,7 +25,7 @@ from metric_tracker_rl.agents.audit_incident_scans import (
     COUNTRY,
     FINDERS,
     HOST_TOP,
-    ORGANIC_NEW,
+    NEWCOMERS_RISE,
     both,
     daily_scan,
     host_falls_sql,
@@ -217,13 +217,12 @@ def test_a_surge_of_a_whole_countrys_traffic_is_no_store_feature() -> None:
     world = build_audit_world(AUDIT, resolve_episode_config(seed=95_162, difficulty="audit"))
     dates = window_calendar(world.log.num_days).iso_dates
     surges = {(dates[f.day], f.segment.country) for f in world.fluctuations if f.kind == "mix_shift"}
-    count = daily_scan("store_feature", None, (("platform", "country"),), 1, 1.5, 6.0, least=3.0, only=ORGANIC_NEW)
     finder = next(f.sql for f in FINDERS if f.name == "store_feature")
 
     def flagged(sql: str) -> set[tuple[str, str]]:
         return {(row["date"], row["country"]) for row in _rows(world, sql)}
 
-    assert surges & flagged(count) and not surges & flagged(finder)
+    assert surges & flagged(NEWCOMERS_RISE) and not surges & flagged(finder)
     assert not any(i.kind == "store_feature" for i in world.incidents)
 
 

@@ -151,9 +151,10 @@ class AuditInvestigation(Investigation):
             held = {self.day(d.date) for d in defects if overlaps(d.segment, run[0].segment)}
             if not held & {self.day(f.date) for f in run}:
                 continue
-            beyond = [f for f in run if min(abs(self.day(f.date) - h) for h in held) > 1]
-            kept = beyond if len(beyond) >= ECHO_KEPT else []
-            dropped |= {(f.date, f.metric, f.segment) for f in run if f not in kept and self.day(f.date) not in held}
+            beyond = {f.date for f in run if min(abs(self.day(f.date) - h) for h in held) > 1}
+            kept = beyond if len(beyond) >= ECHO_KEPT else set()
+            dropped |= {(f.date, f.metric, f.segment) for f in run
+                        if f.date not in kept and self.day(f.date) not in held}
         return [f for f in incidents if f.kind != "level_shift" or (f.date, f.metric, f.segment) not in dropped]
 
     def runs_of(self, findings: list[Finding]) -> list[list[Finding]]:

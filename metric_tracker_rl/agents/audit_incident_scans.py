@@ -146,6 +146,10 @@ def _binomial_z(n: str, d: str, e: str) -> str:
 # The segments each finder searches: the kind of segment its mechanism holds (the expert knows them).
 PLATFORM, COUNTRY = (("platform",),), (("country",),)
 ORGANIC_NEW = "channel = 'organic' AND user_type = 'new'"  # the users an app store's feature brings
+# A platform's organic new users in a country: their sessions rising far, and their share of its sessions rising.
+PLATFORM_COUNTRY = (("platform", "country"),)
+NEWCOMERS_RISE = daily_scan("store_feature", None, PLATFORM_COUNTRY, 1, 1.5, 6.0, least=3.0, only=ORGANIC_NEW)
+NEWCOMERS_SHARE = daily_scan("store_feature", None, PLATFORM_COUNTRY, 1, 0.3, 3.0, least=3.0, part=ORGANIC_NEW)
 
 
 def both(first: str, second: str) -> str:
@@ -174,11 +178,8 @@ FINDERS: tuple[Finder, ...] = (
     # A store's wave of installs: organic new users' sessions on a platform in a country rise far, and their share
     # of its sessions rises too (a demand swing or a mix shift brings every user alike, so the share holds however
     # far the sessions rise; where other users' sessions fell, the share rises with no more newcomers).
-    Finder("store_feature", both(daily_scan("store_feature", None, (("platform", "country"),), 1, 1.5, 6.0, least=3.0,
-                                            only=ORGANIC_NEW),
-                                 daily_scan("store_feature", None, (("platform", "country"),), 1, 0.3, 3.0, least=3.0,
-                                            part=ORGANIC_NEW)),
-           kind="incident", family="absolute_spike_in_event_count"),
+    Finder("store_feature", both(NEWCOMERS_RISE, NEWCOMERS_SHARE), kind="incident",
+           family="absolute_spike_in_event_count"),
     Finder("search_outage_hours", hour_scan("search_outage_hours", 1, PLATFORM, 0.25, 4.5),
            kind="incident", family="funnel_break"),
 )
