@@ -43,6 +43,28 @@ def test_grpo_flags_set_the_config_and_cpu_is_one_flag() -> None:
     assert grpo.config_overrides(grpo.parse_args([]))["vllm_mode"] == "colocate"
 
 
+def test_grpo_completion_length_is_what_the_tasks_tiers_need(capsys: pytest.CaptureFixture[str]) -> None:
+    """The first block's tiers take the usual length, a rung above them its own (the audit's the longest); a run
+    whose tasks reach into a tier's block takes the longest its tasks need, and a length given on the command line
+    wins."""
+    usual, audit_need = grpo.COMPLETION_TOKENS, grpo.TIER_COMPLETION_TOKENS["audit"]
+    assert audit_need == max(grpo.TIER_COMPLETION_TOKENS.values()) > usual == grpo.parse_args([]).max_completion_length
+    audit = grpo.parse_args(["--tier", "audit"])
+    assert audit.start == grpo.tier_tasks("audit").start and audit.max_completion_length == audit_need
+    assert grpo.parse_args(["--tier", "deep"]).max_completion_length == grpo.TIER_COMPLETION_TOKENS["deep"]
+    before_audit = grpo.tier_tasks("audit").start - 1
+    assert grpo.parse_args(["--start", str(before_audit), "--tasks", "1"]).max_completion_length == (
+        grpo.TIER_COMPLETION_TOKENS["warehouse"])
+    assert grpo.parse_args(["--start", str(before_audit), "--tasks", "2"]).max_completion_length == audit_need
+    assert grpo.parse_args(["--tier", "audit", "--max-completion-length", "8000"]).max_completion_length == 8000
+    for wrong, says in ((["--tier", "easy"], "'easy' has no train block of its own"),
+                        (["--tasks", "0"], "--tasks must be at least 1"),
+                        (["--start", str(grpo.tier_tasks("audit").stop - 1), "--tasks", "2"], "index must be")):
+        with pytest.raises(SystemExit) as exited:
+            grpo.parse_args(wrong)
+        assert exited.value.code == 2 and says in capsys.readouterr().err
+
+
 def test_grpo_refuses_vllm_on_the_cpu(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exited:
         grpo.parse_args(["--cpu", "--generation", "vllm-colocate"])

@@ -40,7 +40,7 @@ from metric_tracker_rl.view.observation import render_observation  # noqa: E402
 from metric_tracker_rl.view.prompt import SYSTEM_PROMPT, first_prompt  # noqa: E402
 from metric_tracker_rl.view.tool_schemas import SUBMIT_REPORT, model_tools, openai_tools, tool_action  # noqa: E402
 from training.grpo import grpo_config, grpo_dataset, grpo_trainer  # noqa: E402
-from training.sft import sft_config, sft_dataset, sft_trainer  # noqa: E402
+from training.sft import RecordsCut, sft_config, sft_dataset, sft_trainer  # noqa: E402
 
 pytestmark = pytest.mark.slow  # a live server, subprocesses, and two short trainings
 
@@ -346,13 +346,21 @@ def trajectory_files(server_url: str, tmp_path_factory: pytest.TempPathFactory) 
     return paths
 
 
-def test_sft_two_steps_on_trajectories(trajectory_files: list[Path], tmp_path: Path) -> None:
-    from tiny_qwen3 import tiny_qwen3, tiny_tokenizer
+@pytest.fixture(scope="module")
+def sft_tokenizer(trajectory_files: list[Path]) -> Any:
+    """The tiny tokenizer, trained on the prompts and the records' messages."""
+    from tiny_qwen3 import tiny_tokenizer
 
     records = [json.loads(line) for path in trajectory_files for line in path.read_text().splitlines()]
-    texts = prompt_texts()
-    texts += [json.dumps(message) for record in records for message in record["messages"]]
-    tokenizer = tiny_tokenizer(texts)
+    return tiny_tokenizer(prompt_texts() + [json.dumps(message) for record in records
+                                            for message in record["messages"]])
+
+
+def test_sft_two_steps_on_trajectories(trajectory_files: list[Path], sft_tokenizer: Any, tmp_path: Path) -> None:
+    from tiny_qwen3 import tiny_qwen3
+
+    records = [json.loads(line) for path in trajectory_files for line in path.read_text().splitlines()]
+    tokenizer = sft_tokenizer
     args = sft_config(str(tmp_path), gradient_accumulation_steps=1, max_steps=2,
                       bf16=False, use_cpu=True, activation_checkpointing=False, save_strategy="no", seed=0)
     trainer = sft_trainer(tiny_qwen3(tokenizer), args, sft_dataset([str(p) for p in trajectory_files]),
@@ -380,3 +388,23 @@ def test_sft_two_steps_on_trajectories(trajectory_files: list[Path], tmp_path: P
     losses = [entry["loss"] for entry in trainer.state.log_history if "loss" in entry]
     assert len(losses) == 2 and all(math.isfinite(loss) for loss in losses)
     print("SFT losses:", losses)
+
+
+def test_sft_refuses_a_max_length_that_would_cut_a_record(trajectory_files: list[Path], sft_tokenizer: Any,
+                                                          tmp_path: Path) -> None:
+    """TRL cuts a record longer than max_length silently; the trainer is refused instead, naming the records."""
+    from tiny_qwen3 import tiny_qwen3
+
+    dataset = sft_dataset([str(p) for p in trajectory_files])
+    settings = dict(bf16=False, use_cpu=True, activation_checkpointing=False, save_strategy="no")
+    whole = sft_trainer(tiny_qwen3(sft_tokenizer), sft_config(str(tmp_path), max_length=None, **settings), dataset,
+                        processing_class=sft_tokenizer)
+    lengths = [len(example["input_ids"]) for example in whole.train_dataset]
+    longest = max(lengths)
+    sft_trainer(tiny_qwen3(sft_tokenizer), sft_config(str(tmp_path), max_length=longest + 1, **settings), dataset,
+                processing_class=sft_tokenizer)  # every record fits
+    cut = [index for index, length in enumerate(lengths) if length >= longest]
+    with pytest.raises(RecordsCut, match=rf"^{len(cut)} of {len(lengths)} records reach max_length {longest} "
+                                         rf"\(records {', '.join(map(str, cut))}\), where TRL cuts a record: "):
+        sft_trainer(tiny_qwen3(sft_tokenizer), sft_config(str(tmp_path), max_length=longest, **settings), dataset,
+                    processing_class=sft_tokenizer)

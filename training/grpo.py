@@ -20,6 +20,25 @@ if TYPE_CHECKING:  # imported where they are used: the train group and OpenEnv t
     from trl import GRPOConfig, GRPOTrainer
 
 MODEL = "Qwen/Qwen3-1.7B"
+# The tokens of a whole episode after the prompt (its calls, their results and the report), by the tier of the tasks
+# trained on: room for the expert's longest episode there and a learning model's extra calls
+# (lab/tests/test_episode_tokens.py holds the expert to it). The rungs above frontier read more per episode, and
+# the audit's expert, which reads for what no text lists, about twice what the warehouse's does.
+COMPLETION_TOKENS = 16_384
+TIER_COMPLETION_TOKENS = {"deep": 32_768, "abyss": 32_768, "warehouse": 32_768, "audit": 65_536}
+
+
+def completion_tokens(difficulty: str) -> int:
+    """The completion length an episode of `difficulty` needs."""
+    return TIER_COMPLETION_TOKENS.get(difficulty, COMPLETION_TOKENS)
+
+
+def tasks_completion_tokens(start: int, count: int) -> int:
+    """The completion length of train tasks `start` .. `start + count`: the longest any of their tiers needs."""
+    from metric_tracker_rl.catalog.task_splits import train_task
+
+    return max(completion_tokens(difficulty)
+               for difficulty in {train_task(index)["difficulty"] for index in range(start, start + count)})
 
 
 def grpo_dataset(count: int, start: int = 0) -> Dataset:
@@ -71,7 +90,7 @@ def grpo_config(output_dir: str, **overrides: Any) -> GRPOConfig:
         per_device_train_batch_size=8,          # completions per device and micro-step
         gradient_accumulation_steps=8,          # one generation batch: 8 x 8 = 64 completions,
         num_generations=8,                      # i.e. 8 prompts x 8 rollouts: MAX_CONCURRENT_ENVS >= 64
-        max_completion_length=16384,            # the whole multi-turn episode (see below)
+        max_completion_length=COMPLETION_TOKENS,  # the whole multi-turn episode (see below)
         chat_template_kwargs={"enable_thinking": False},
         learning_rate=1e-6,
         bf16=True,
@@ -119,7 +138,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--batch-size", type=int, default=8, help="completions per device and micro-step")
     parser.add_argument("--gradient-accumulation", type=int, default=8, help="micro-steps per optimizer step")
     parser.add_argument("--num-generations", type=int, default=8, help="rollouts per prompt (the GRPO group)")
-    parser.add_argument("--max-completion-length", type=int, default=16384, help="tokens of a whole episode")
+    parser.add_argument("--max-completion-length", type=int, default=0,
+                        help="tokens of a whole episode after the prompt; 0: what the tasks' tiers need ("
+                        + ", ".join(f"{tier} {tokens}" for tier, tokens in TIER_COMPLETION_TOKENS.items())
+                        + f", every other {COMPLETION_TOKENS})")
     parser.add_argument("--learning-rate", type=float, default=1e-6, help="the optimizer's step size")
     parser.add_argument("--generation", choices=sorted(GENERATION), default=None,
                         help="how completions are generated (default: vllm-colocate; transformers with --cpu)")
@@ -130,6 +152,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if args.cpu and args.generation not in (None, "transformers"):
         parser.error(f"--cpu generates with transformers; --generation {args.generation} needs a GPU")
     args.generation = args.generation or ("transformers" if args.cpu else "vllm-colocate")
+    if args.tasks < 1 or args.max_completion_length < 0:
+        parser.error("--tasks must be at least 1 and --max-completion-length at least 0")
+    try:
+        args.start = args.start if args.start is not None else tier_tasks(args.tier).start if args.tier else 0
+        args.max_completion_length = args.max_completion_length or tasks_completion_tokens(args.start, args.tasks)
+    except (ValueError, IndexError) as error:  # an unknown tier, or tasks beyond the train split
+        parser.error(str(error))
     return args
 
 
@@ -152,8 +181,7 @@ def main(argv: list[str] | None = None) -> None:
 
     require_train_group()
     config = grpo_config(args.output_dir, **config_overrides(args))
-    start = args.start if args.start is not None else tier_tasks(args.tier).start if args.tier else 0
-    grpo_trainer(args.model, config, grpo_dataset(args.tasks, start), tier=args.tier).train()
+    grpo_trainer(args.model, config, grpo_dataset(args.tasks, args.start), tier=args.tier).train()
 
 
 if __name__ == "__main__":

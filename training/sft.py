@@ -58,7 +58,7 @@ def sft_config(output_dir: str, **overrides: Any) -> SFTConfig:
         per_device_train_batch_size=1,
         gradient_accumulation_steps=16,
         num_train_epochs=2,
-        max_length=32768,                       # no episode is cut: a longer one fails loudly instead
+        max_length=65536,                       # every tier's expert records fit; sft_trainer refuses a longer one
         assistant_only_loss=True,
         learning_rate=1e-5,
         bf16=True,
@@ -69,11 +69,26 @@ def sft_config(output_dir: str, **overrides: Any) -> SFTConfig:
     return SFTConfig(**{**settings, **overrides})
 
 
+class RecordsCut(ValueError):
+    """Records as long as the run's max_length, or longer: TRL would cut them."""
+
+
 def sft_trainer(model: str | PreTrainedModel, args: SFTConfig, dataset: Dataset,
                 processing_class: PreTrainedTokenizerBase | None = None) -> SFTTrainer:
+    """The trainer, refused where its max_length would cut a record: TRL cuts a longer one silently, and a record
+    cut before its report teaches a model to stop without one."""
     from trl import SFTTrainer
 
-    return SFTTrainer(model=model, args=args, train_dataset=dataset, processing_class=processing_class)
+    trainer = SFTTrainer(model=model, args=args, train_dataset=dataset, processing_class=processing_class)
+    kept = trainer.train_dataset
+    cut = [index for index, example in enumerate(kept)
+           if args.max_length is not None and len(example["input_ids"]) >= args.max_length]
+    if cut or len(kept) < len(dataset):
+        named = f" (records {', '.join(map(str, cut[:10]))}{' ...' if len(cut) > 10 else ''})" if cut else ""
+        raise RecordsCut(f"{len(cut) or len(dataset) - len(kept)} of {len(dataset)} records reach max_length "
+                         f"{args.max_length}{named}, where TRL cuts a record: raise --max-length, or leave the longer "
+                         "records out (the audit's run the longest)")
+    return trainer
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -87,7 +102,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--epochs", type=float, default=2, help="passes over the records")
     parser.add_argument("--batch-size", type=int, default=1, help="records per device and micro-step")
     parser.add_argument("--gradient-accumulation", type=int, default=16, help="micro-steps per optimizer step")
-    parser.add_argument("--max-length", type=int, default=32768, help="tokens of a record; a longer one fails")
+    parser.add_argument("--max-length", type=int, default=65536, help="tokens of a record; a longer one is refused")
     parser.add_argument("--learning-rate", type=float, default=1e-5, help="the optimizer's step size")
     parser.add_argument("--cpu", action="store_true", help="train on the CPU, in float32")
     return parser.parse_args(argv)
@@ -111,7 +126,11 @@ def main(argv: list[str] | None = None) -> None:
 
     require_train_group()
     config = sft_config(args.output_dir, **config_overrides(args))
-    sft_trainer(args.model, config, sft_dataset(args.records, args.min_score)).train()
+    try:
+        trainer = sft_trainer(args.model, config, sft_dataset(args.records, args.min_score))
+    except RecordsCut as error:  # one line, with the fix
+        raise SystemExit(f"error: {error}") from None
+    trainer.train()
 
 
 if __name__ == "__main__":

