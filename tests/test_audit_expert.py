@@ -5,6 +5,7 @@ length, and through the environment it plays an audit episode with the tools alo
 from __future__ import annotations
 
 import math
+from collections import Counter
 
 import pytest
 from hypothesis import given, settings
@@ -13,8 +14,9 @@ from hypothesis import strategies as st
 from metric_tracker_rl.adapters.session import EpisodeSession
 from metric_tracker_rl.agents import make_agent, play
 from metric_tracker_rl.agents.audit_expert import ALL_FINDERS, dashboard_values_sql, relative_move
-from metric_tracker_rl.agents.audit_finders import Finder, batched_sql
+from metric_tracker_rl.agents.audit_finders import Finder, batched_sql, finding_rows, over_sessions
 from metric_tracker_rl.agents.warehouse_findings import sent_text
+from metric_tracker_rl.agents.warehouse_sql import sessions_cte
 from metric_tracker_rl.catalog.tasks import resolve_episode_config
 from metric_tracker_rl.catalog.tiers import AUDIT, AUDIT_EXPERT_CALLS
 from metric_tracker_rl.generation.audit.truth import AUDIT_METRICS
@@ -68,6 +70,23 @@ def test_every_package_finder_has_a_name_of_its_own() -> None:
     names = [finder.name for finder in ALL_FINDERS]
     assert names and len(names) == len(set(names))
     assert all(len(sent_text(sql)) <= WAREHOUSE_MAX_SQL_CHARS for _, sql in batched_sql(ALL_FINDERS))
+
+
+def test_a_batch_reads_the_sessions_once_and_returns_what_each_finder_returns_alone() -> None:
+    world = build_audit_world(AUDIT, resolve_episode_config(seed=AUDIT.calibration_seed_base + 4,
+                                                            difficulty="audit"))
+    tables = EpisodeTables(open_database(), world.sql_tables())
+
+    def rows(sql: str) -> Counter[tuple[object, ...]]:
+        return Counter(map(tuple, tables.run(sql, 0, 100_000)[1]))
+
+    alone = sum((rows(finding_rows(finder)) for finder in ALL_FINDERS), Counter())
+    batches = [sql for _, sql in batched_sql(ALL_FINDERS)]
+    assert sum((rows(sql) for sql in batches), Counter()) == alone and alone
+    readers = sum(over_sessions(finder.sql) is not None for finder in ALL_FINDERS)
+    sessions = sessions_cte()[sessions_cte().index(", s AS ("):][:40]  # the same with the hours or without
+    readings = [sql.count(sessions) for sql in batches]
+    assert max(readings) == 1 and sum(readings) < readers
 
 
 def test_a_relative_move_from_zero_is_infinite_and_undefined_is_none() -> None:

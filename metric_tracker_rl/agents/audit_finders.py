@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from metric_tracker_rl.agents.warehouse_findings import sent_text
+from metric_tracker_rl.agents.warehouse_sql import sessions_cte
 from metric_tracker_rl.sql.sandbox import WAREHOUSE_MAX_SQL_CHARS
 
 QUERY_LIMIT = WAREHOUSE_MAX_SQL_CHARS  # the query tool's longest statement
@@ -37,9 +38,9 @@ class Finder:
             raise ValueError(f"finder {self.name!r}: kind must be 'defect' or 'incident', got {self.kind!r}")
 
 
-def finding_rows(finder: Finder) -> str:
-    """A finder's statement as a part of a union: its rows in FINDING_COLUMNS's order."""
-    return f"SELECT {', '.join(FINDING_COLUMNS)} FROM ({finder.sql})"
+def finding_rows(finder: Finder, sql: str | None = None) -> str:
+    """A finder's statement (or `sql`, the same query) as a part of a union: its rows in FINDING_COLUMNS's order."""
+    return f"SELECT {', '.join(FINDING_COLUMNS)} FROM ({finder.sql if sql is None else sql})"
 
 
 def batched_sql(finders: tuple[Finder, ...]) -> Iterator[tuple[str, str]]:
@@ -55,6 +56,23 @@ def batched_sql(finders: tuple[Finder, ...]) -> Iterator[tuple[str, str]]:
         yield "finders " + ", ".join(f.name for f in batch), _union(batch)
 
 
-def _union(finders: list[Finder]) -> str:
-    return " UNION ALL ".join(finding_rows(finder) for finder in finders)
+def over_sessions(sql: str) -> tuple[bool, str] | None:
+    """A statement that reads the counted sessions first (warehouse_sql.sessions_cte), as (whether it reads their
+    hours, the rest of it: a query over `s`), or None for any other."""
+    for hours in (True, False):
+        prefix = sessions_cte(hours=hours)
+        if sql.startswith(prefix + ", "):
+            return hours, "WITH " + sql[len(prefix) + 2:]
+        if sql.startswith(prefix + " "):
+            return hours, sql[len(prefix) + 1:]
+    return None
 
+
+def _union(finders: list[Finder]) -> str:
+    """The finders' rows as one statement that reads the counted sessions once, for every finder that reads them
+    (with their hours where one does: the sessions are the same, with one column more)."""
+    read = [over_sessions(finder.sql) for finder in finders]
+    if not any(read):
+        return " UNION ALL ".join(finding_rows(finder) for finder in finders)
+    parts = (finding_rows(finder, rest[1] if rest else None) for finder, rest in zip(finders, read, strict=True))
+    return f"{sessions_cte(hours=any(rest[0] for rest in read if rest))} " + " UNION ALL ".join(parts)
