@@ -23,7 +23,7 @@ MODEL = "Qwen/Qwen3-1.7B"
 # The tokens of a whole episode after the prompt (its calls, their results and the report), by the tier of the tasks
 # trained on: room for the expert's longest episode there and a learning model's extra calls
 # (lab/tests/test_episode_tokens.py holds the expert to it). The rungs above frontier read more per episode, and
-# the audit's expert, which reads for what no text lists, about twice what the warehouse's does.
+# the audit's expert, which reads for what no text lists, the most.
 COMPLETION_TOKENS = 16_384
 TIER_COMPLETION_TOKENS = {"deep": 32_768, "abyss": 32_768, "warehouse": 32_768, "audit": 65_536}
 
