@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import re
 import sys
+import time
 from collections.abc import Iterator
 from urllib.parse import urlparse
 
@@ -139,6 +140,19 @@ class DebuggerPage:
     def rendered_rows(self, elem_id: str) -> list[str]:
         return self.page.eval_on_selector_all(f"#{elem_id} [role=row][data-index]",
                                               "els => els.map(e => e.innerText.replace(/\\s+/g, ' '))")
+
+    def every_row(self, elem_id: str, before: list[str] | None = None) -> list[str]:
+        """The table's rows once the page has drawn them: as many as its grid counts, other than `before` (the
+        rows it showed before the call), and the same on two reads in a row. The status line can say a tool ran
+        while the table still shows the last result, or only the first of its new rows."""
+        deadline, last = time.monotonic() + 15, None
+        while True:
+            rows = self.rendered_rows(elem_id)
+            state = (rows, self.row_count(elem_id))
+            if (rows and len(rows) == state[1] and rows != before and state == last) or time.monotonic() > deadline:
+                return rows
+            last = state
+            self.page.wait_for_timeout(250)
 
     def row_texts(self) -> list[str]:
         """Each rendered table row and each text block, so a leaked report row shows up as one string."""
@@ -364,13 +378,14 @@ def test_standard_mode_page_shows_no_expected_row(browser, web_url: str) -> None
     assert page.page.locator("#debug-panel").count() == 0 or not page.page.locator("#debug-panel").is_visible()
     assert leaked_rows(page) == []
     first_date = expected_triples()[0][0]
+    shown: list[str] | None = None
     for name, arguments in [("list_suspicious_dates", '{"limit": 28}'), ("get_annotations", None),
                             ("rows_for_date", f'{{"date": "{first_date}"}}'),
                             ("hourly_rows_for_date", f'{{"date": "{first_date}"}}'),
                             ("check_impossible_counts", None)]:
         page.run_tool(name, arguments)
-        rows = page.rendered_rows("tool-table")
-        assert rows and len(rows) == page.row_count("tool-table"), name  # every row is on the page to check
+        rows = shown = page.every_row("tool-table", shown)  # every row is on the page to check
+        assert rows and len(rows) == page.row_count("tool-table"), name
         assert leaked_rows(page) == [], name
     assert not page.page.locator("#debug-expected").is_visible()
     page.page.close()
