@@ -22,6 +22,7 @@ if TYPE_CHECKING:  # imported where they are used (the train group, slow to impo
     from trl import SFTConfig, SFTTrainer
 
 MODEL = "Qwen/Qwen3-1.7B"
+MAX_LENGTH = 65_536  # tokens of a record: every tier's expert records fit (lab/tests/test_episode_tokens.py)
 
 
 def _arguments_as_text(message: dict[str, Any]) -> dict[str, Any]:
@@ -58,7 +59,7 @@ def sft_config(output_dir: str, **overrides: Any) -> SFTConfig:
         per_device_train_batch_size=1,
         gradient_accumulation_steps=16,
         num_train_epochs=2,
-        max_length=65536,                       # every tier's expert records fit; sft_trainer refuses a longer one
+        max_length=MAX_LENGTH,                  # sft_trainer refuses a run that would cut a record
         assistant_only_loss=True,
         learning_rate=1e-5,
         bf16=True,
@@ -102,7 +103,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--epochs", type=float, default=2, help="passes over the records")
     parser.add_argument("--batch-size", type=int, default=1, help="records per device and micro-step")
     parser.add_argument("--gradient-accumulation", type=int, default=16, help="micro-steps per optimizer step")
-    parser.add_argument("--max-length", type=int, default=65536, help="tokens of a record; a longer one is refused")
+    parser.add_argument("--max-length", type=int, default=MAX_LENGTH, help="tokens of a record; longer is refused")
     parser.add_argument("--learning-rate", type=float, default=1e-5, help="the optimizer's step size")
     parser.add_argument("--cpu", action="store_true", help="train on the CPU, in float32")
     return parser.parse_args(argv)

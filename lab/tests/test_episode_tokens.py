@@ -50,6 +50,5 @@ def test_each_tiers_completion_length_holds_its_experts_longest_episode(longest:
 
 @pytest.mark.slow
 def test_sfts_max_length_holds_every_tiers_longest_record(longest: dict[str, tuple[int, int]]) -> None:
-    max_length = sft.parse_args(["records.jsonl"]).max_length
     for difficulty, (_, record) in longest.items():
-        assert record <= ROOM * max_length, (difficulty, record)
+        assert record <= ROOM * sft.MAX_LENGTH, (difficulty, record)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from metric_tracker_rl.agents.audit_finders import Finder
+from metric_tracker_rl.agents.audit_finders import Finder, over_sessions
 from metric_tracker_rl.agents.warehouse_sql import sessions_cte
 from metric_tracker_rl.world.metrics_layer import RATE_COLUMNS
 
@@ -155,11 +155,11 @@ NEWCOMERS_SHARE = daily_scan("store_feature", None, PLATFORM_COUNTRY, 1, 0.3, 3.
 def both(first: str, second: str) -> str:
     """The findings two daily scans both return (each one per date and segment, named alike), over one reading of
     the sessions."""
-    prefix = sessions_cte()
-    if not (first.startswith(prefix + ", ") and second.startswith(prefix + ", ")):
+    read = [over_sessions(scan) for scan in (first, second)]
+    if not all(rest is not None and not rest[0] and rest[1].startswith("WITH ") for rest in read):
         raise ValueError("both() joins daily scans, which read the sessions first")
-    first, second = (f"SELECT * FROM (WITH {scan[len(prefix) + 2:]})" for scan in (first, second))
-    return f"{prefix} {first} INTERSECT {second} ORDER BY ALL"
+    first, second = (f"SELECT * FROM ({rest[1]})" for rest in read if rest is not None)
+    return f"{sessions_cte()} {first} INTERSECT {second} ORDER BY ALL"
 
 
 FINDERS: tuple[Finder, ...] = (
