@@ -61,7 +61,6 @@ from metric_tracker_rl.view.observation import SeenObservation
 from metric_tracker_rl.world.metrics_layer import RATE_COLUMNS
 from metric_tracker_rl.world.segments import Segment
 
-STEP_OF_RENAMED = {"menu_view": "menu_open", "add_to_cart": "product_added_to_cart"}
 METRIC_OF_EVENT = {"menu_open": RATE_COLUMNS[0], "product_added_to_cart": RATE_COLUMNS[1]}
 REGRESSION_STEPS = (3, 4)  # the late steps a release breaks (cart to order, order to payment)
 PAYMENT_STEP = 4

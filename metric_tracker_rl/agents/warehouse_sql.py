@@ -15,14 +15,13 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from metric_tracker_rl.world.events import REPORTING_UTC_OFFSET_HOURS
-from metric_tracker_rl.world.metrics_layer import FUNNEL_STEP_NAMES, LATE_CUTOFF_DAYS, RATE_COLUMNS
+from metric_tracker_rl.world.metrics_layer import FUNNEL_STEP_NAMES, LATE_CUTOFF_DAYS
 
 # The metrics layer's rules, each a clause of the sessions' statement (an ablation leaves one out).
 RULES: tuple[str, ...] = ("time_zone", "session", "deduplication", "internal_traffic", "debug_events", "bots",
                           "late_events", "currency", "consent")
 ALL_RULES = frozenset(RULES)
 OFFSET_US = REPORTING_UTC_OFFSET_HOURS * 3600 * 1_000_000
-STEP_COLUMNS = tuple(f"m{i}" for i in range(len(FUNNEL_STEP_NAMES)))
 SEGMENT_COLUMNS = ("platform", "country", "app_version", "channel", "user_type")
 CHANNEL_OF_MEDIUM = "CASE min(m) WHEN 'cpc' THEN 'paid_search' ELSE min(m) END"  # m: the medium
 
@@ -157,9 +156,6 @@ def step_unnest(steps: Iterable[int]) -> str:
     steps = list(steps)
     return (f"unnest([{', '.join(str(k + 1) for k in steps)}]) k, "
             f"unnest([{', '.join(f'm{k + 1}' for k in steps)}]) n, unnest([{', '.join(f'm{k}' for k in steps)}]) d")
-
-
-RATE_OF_STEP = {k + 1: rate for k, rate in enumerate(RATE_COLUMNS)}
 
 
 def sql_text(value: object) -> str:

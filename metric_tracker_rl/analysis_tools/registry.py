@@ -15,7 +15,7 @@ from pydantic import BaseModel, ValidationError
 
 from metric_tracker_rl.catalog.published import AGGREGATE_DIFFICULTIES, RESET_DIFFICULTIES, difficulties_holding
 from metric_tracker_rl.catalog.registry import Registry
-from metric_tracker_rl.catalog.tiers import CONTEXT, COUNTS, DATA_OF, EVENTS, SEGMENTS, DataKind, Holding
+from metric_tracker_rl.catalog.tiers import COUNTS, DATA_OF, EVENTS, SEGMENTS, DataKind, Holding
 from metric_tracker_rl.catalog.validation import check_choice, describe_validation_error
 from metric_tracker_rl.world.funnel import window_calendar
 from metric_tracker_rl.world.public_episode import PublicEpisode
@@ -39,7 +39,6 @@ COUNT_TIERS: tuple[str, ...] = difficulties_holding(COUNTS)
 RAW_EVENT_TIERS: tuple[str, ...] = difficulties_holding(EVENTS)
 AGGREGATE_TIERS: tuple[str, ...] = AGGREGATE_DIFFICULTIES
 SEGMENTED_TIERS: tuple[str, ...] = difficulties_holding(SEGMENTS)
-CONTEXT_TIERS: tuple[str, ...] = difficulties_holding(CONTEXT)
 HOLDINGS: tuple[Holding, ...] = get_args(Holding)
 
 
