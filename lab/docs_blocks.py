@@ -55,7 +55,7 @@ from metric_tracker_rl.catalog.task_splits import (
 )
 from metric_tracker_rl.catalog.tasks import TASKS, resolve_episode_config
 from metric_tracker_rl.catalog.tiers import TIERS, AuditMix
-from metric_tracker_rl.generation.audit.defects import DEFECT_REGISTRY
+from metric_tracker_rl.generation.defects import DEFECT_REGISTRY
 from metric_tracker_rl.world.funnel import WINDOW_START
 
 ROOT = Path(__file__).resolve().parents[1]

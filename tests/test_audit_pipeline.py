@@ -1,5 +1,5 @@
 """The audit's faults of the pipeline, the clock, the joins, the traffic and the SDK's names
-(generation/audit/defects/<name>.py) and their finders (agents/audit_traces_pipeline.py): each moves the dashboard
+(generation/defects/mechanisms/<name>.py) and their finders (agents/audit_traces_pipeline.py): each moves the dashboard
 on its record's segment and dates past the margin, by the truth's rule, and nowhere else; each finder finds its
 fault's dates on its segment on a log with it, and returns nothing on the same log without it (its benign bursts
 and standing traffic included)."""
@@ -18,12 +18,12 @@ from metric_tracker_rl.agents.audit_traces_pipeline import FINDERS
 from metric_tracker_rl.catalog.seeding import EpisodeKey, derive_rng
 from metric_tracker_rl.catalog.tasks import resolve_episode_config
 from metric_tracker_rl.catalog.tiers import AUDIT, AUDIT_DEFECTS, AUDIT_HELD_OUT_DEFECTS, DEEP_MIX
-from metric_tracker_rl.generation.audit.defects import DEFECT_REGISTRY
 from metric_tracker_rl.generation.audit.truth import AUDIT_METRICS, relative_move
 from metric_tracker_rl.generation.audit.world import build_audit_world
+from metric_tracker_rl.generation.defects import DEFECT_REGISTRY, DefectRecord
+from metric_tracker_rl.generation.defects.log_edits import STEP_OF_EVENT
 from metric_tracker_rl.generation.segment_plan import segmented_plan
 from metric_tracker_rl.generation.warehouse.benign import BENIGN_CHANGES
-from metric_tracker_rl.generation.warehouse.defects import STEP_OF_EVENT, DefectRecord
 from metric_tracker_rl.generation.warehouse.events import draw_event_log
 from metric_tracker_rl.sql.columns import Labels, SqlTable
 from metric_tracker_rl.sql.engine import EpisodeTables, open_database

@@ -15,12 +15,11 @@ from metric_tracker_rl.catalog.published import DIFFICULTIES
 from metric_tracker_rl.catalog.task_splits import TRAIN_SEED_BASE, mechanism_split, task_range
 from metric_tracker_rl.catalog.tasks import DIAL_KNOBS, resolve_episode_config
 from metric_tracker_rl.catalog.tiers import ABYSS_KINDS as AUDIT_WAREHOUSE_KINDS
-from metric_tracker_rl.catalog.tiers import AUDIT, AuditMix
-from metric_tracker_rl.generation.audit.defects import DEFECT_REGISTRY
+from metric_tracker_rl.catalog.tiers import AUDIT, WAREHOUSE_DEFECTS, AuditMix
 from metric_tracker_rl.generation.audit.truth import AUDIT_METRICS, audit_rows, moved, relative_move
 from metric_tracker_rl.generation.audit.world import build_audit_world
+from metric_tracker_rl.generation.defects import DEFECT_REGISTRY, defect_edits
 from metric_tracker_rl.generation.kinds import INCIDENT_KIND_REGISTRY
-from metric_tracker_rl.generation.warehouse.defects import DEFECTS as WAREHOUSE_DEFECTS
 from metric_tracker_rl.generation.warehouse.truth import DATA_QUALITY
 from metric_tracker_rl.serving.environment import MetricTrackerRlEnvironment
 from metric_tracker_rl.view.prompt import first_prompt, system_prompt
@@ -171,10 +170,10 @@ def test_a_mix_refuses_held_out_mechanisms_it_does_not_draw() -> None:
 
 def test_a_rationed_group_of_defects_holds_at_most_its_ration() -> None:
     """The ration counts only its own group's defects placed, and names no mechanism the draw does not hold."""
-    from metric_tracker_rl.generation.warehouse.defects import DefectRecord
+    from metric_tracker_rl.generation.defects import DefectRecord
     from metric_tracker_rl.generation.warehouse.world import DefectDraw
     from metric_tracker_rl.world.segments import Segment
-    draw = DefectDraw(dict(WAREHOUSE_DEFECTS), rationed=frozenset({"bot_farm", "late_load"}), ration=1)
+    draw = DefectDraw(defect_edits(WAREHOUSE_DEFECTS), rationed=frozenset({"bot_farm", "late_load"}), ration=1)
 
     def placed(*kinds: str) -> list[DefectRecord]:
         return [DefectRecord(kind, (3,), Segment(), "sessions", kind) for kind in kinds]
@@ -183,16 +182,15 @@ def test_a_rationed_group_of_defects_holds_at_most_its_ration() -> None:
     assert not draw.allows("late_load", placed("bot_farm"))
     assert draw.allows("clock_skew", placed("bot_farm", "late_load"))
     with pytest.raises(ValueError, match="ration"):
-        DefectDraw(dict(WAREHOUSE_DEFECTS), rationed=frozenset({"no_such_defect"}), ration=1)
+        DefectDraw(defect_edits(WAREHOUSE_DEFECTS), rationed=frozenset({"no_such_defect"}), ration=1)
 
 
 def test_the_audit_draws_more_ways_to_fail_than_a_text_could_list() -> None:
     """At least 20 data defects and 12 business incidents, at least five of them held out of the train split, and
     every mechanism the warehouse's procedure does not know has a finder of its own."""
     from metric_tracker_rl.agents.audit_expert import ALL_FINDERS
-    from metric_tracker_rl.generation.warehouse.defects import DEFECTS
     assert len(MIX.defects) >= 20 and len(MIX.incident_kinds) >= 12
     assert len(MIX.held_out_defects) + len(MIX.held_out_kinds) >= 5
     warehouse_kinds = set(AUDIT_WAREHOUSE_KINDS)
-    unknown = (set(MIX.defects) - set(DEFECTS)) | (set(MIX.incident_kinds) - warehouse_kinds)
+    unknown = (set(MIX.defects) - set(WAREHOUSE_DEFECTS)) | (set(MIX.incident_kinds) - warehouse_kinds)
     assert unknown <= {finder.name for finder in ALL_FINDERS}

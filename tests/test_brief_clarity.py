@@ -24,8 +24,9 @@ from metric_tracker_rl.catalog.tasks import resolve_episode_config
 from metric_tracker_rl.catalog.tiers import TIERS, WAREHOUSE
 from metric_tracker_rl.generation.anomalies import FAMILY_REGISTRY
 from metric_tracker_rl.generation.anomalies.base import ChangePointRecord
+from metric_tracker_rl.generation.defects.mechanisms.consent_drop import consent_drop
+from metric_tracker_rl.generation.defects.mechanisms.late_load import late_load
 from metric_tracker_rl.generation.kinds import INCIDENT_KIND_REGISTRY
-from metric_tracker_rl.generation.warehouse.defects import consent_drop, late_load
 from metric_tracker_rl.generation.warehouse.world import WarehouseWorld, build_warehouse_world
 from metric_tracker_rl.world.events import EventLog
 from metric_tracker_rl.world.metrics_layer import dashboard, segment_metric

@@ -32,7 +32,7 @@ from metric_tracker_rl.view.tool_schemas import SUBMISSION_TOOLS, model_tools
 from metric_tracker_rl.world.public_episode import Counts, Events
 
 # The fields a tier uses alone, each on its own mix type (the shared segmented mix has none of them).
-OWN_FIELDS = {AbyssMix: {"twin_z"}, WarehouseMix: {"observed_share", "raise_unclear"},
+OWN_FIELDS = {AbyssMix: {"twin_z"}, WarehouseMix: {"observed_share", "raise_unclear", "defects"},
               AuditMix: {"observed_share", "raise_unclear", "defects", "held_out_kinds", "held_out_defects",
                          "defect_count", "margin", "listed_defects"}}
 # The tiers of each mix type: the audit's mix is a warehouse's with mechanisms of its own.
@@ -120,7 +120,7 @@ def test_a_tool_of_the_other_data_is_no_tool_of_an_episode() -> None:
 
 # What names the warehouse, its raw events or the events data kind in code.
 WAREHOUSE_NAME = re.compile(r"[Ww]arehouse|WAREHOUSE|raw_event|RAW_EVENT|^EVENTS$|^Events$")
-OWN_FOLDERS = ("generation/warehouse/", "world/warehouse", "agents/warehouse", "sql/")
+OWN_FOLDERS = ("generation/warehouse/", "generation/defects/", "world/warehouse", "agents/warehouse", "sql/")
 MOST_CHECKS = 5
 
 

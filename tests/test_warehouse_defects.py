@@ -10,16 +10,19 @@ import numpy as np
 import pytest
 
 from metric_tracker_rl.catalog.seeding import EpisodeKey, derive_rng
-from metric_tracker_rl.catalog.tiers import DEEP_MIX
+from metric_tracker_rl.catalog.tiers import DEEP_MIX, WAREHOUSE_DEFECTS
+from metric_tracker_rl.generation.defects import DefectRecord, defect_edits
+from metric_tracker_rl.generation.defects.log_edits import SessionPlaces
 from metric_tracker_rl.generation.segment_plan import segmented_plan
 from metric_tracker_rl.generation.warehouse.benign import BENIGN_CHANGES
-from metric_tracker_rl.generation.warehouse.defects import DEFECTS, DefectRecord, SessionPlaces
 from metric_tracker_rl.generation.warehouse.events import draw_event_log
 from metric_tracker_rl.sql.columns import Labels
 from metric_tracker_rl.world.events import EventLog
 from metric_tracker_rl.world.funnel import WINDOW_START
 from metric_tracker_rl.world.metrics_layer import dashboard
 from metric_tracker_rl.world.segments import Segment, world_of
+
+DEFECTS = defect_edits(WAREHOUSE_DEFECTS)  # the warehouse's mechanisms, by name
 
 SEEDS = (11, 12)
 

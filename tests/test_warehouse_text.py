@@ -15,8 +15,8 @@ from metric_tracker_rl import MetricTrackerRlAction
 from metric_tracker_rl.analysis_tools import TOOL_REGISTRY
 from metric_tracker_rl.catalog.seeding import derive_rng
 from metric_tracker_rl.catalog.tasks import resolve_episode_config
-from metric_tracker_rl.catalog.tiers import WAREHOUSE
-from metric_tracker_rl.generation.warehouse.defects import DEFECTS
+from metric_tracker_rl.catalog.tiers import WAREHOUSE, WAREHOUSE_DEFECTS
+from metric_tracker_rl.generation.defects import defect_edits
 from metric_tracker_rl.generation.warehouse.truth import DASHBOARD_COUNT, expected_rows, leaf_sessions
 from metric_tracker_rl.generation.warehouse.world import DEFECT_COUNT, WarehouseWorld, build_warehouse_world
 from metric_tracker_rl.serving.environment import MetricTrackerRlEnvironment
@@ -25,6 +25,8 @@ from metric_tracker_rl.view.tool_schemas import SUBMIT_GENERATORS, model_tools
 from metric_tracker_rl.world.funnel import WINDOW_START
 from metric_tracker_rl.world.segments import CELL_FIELDS, Segment
 from metric_tracker_rl.world.warehouse_brief import DATA_DEFECTS, METRIC_NAMES
+
+DEFECTS = defect_edits(WAREHOUSE_DEFECTS)  # the warehouse's mechanisms, by name
 
 SEEDS = (2, 5, 9, 14, 21, 30)
 SEGMENT_FIELDS = ("platform", "country", "app_version", "channel", "user_type")

@@ -10,13 +10,15 @@ import numpy as np
 import pytest
 
 from metric_tracker_rl.catalog.tasks import resolve_episode_config
-from metric_tracker_rl.catalog.tiers import WAREHOUSE
-from metric_tracker_rl.generation.warehouse.defects import DEFECTS
+from metric_tracker_rl.catalog.tiers import WAREHOUSE, WAREHOUSE_DEFECTS
+from metric_tracker_rl.generation.defects import defect_edits
 from metric_tracker_rl.generation.warehouse.truth import DATA_QUALITY, expected_rows
 from metric_tracker_rl.generation.warehouse.world import DEFECT_COUNT, WarehouseWorld, build_warehouse_world
 from metric_tracker_rl.sql.columns import Labels
 from metric_tracker_rl.sql.engine import EpisodeTables, open_database
 from metric_tracker_rl.world.metrics_layer import DASHBOARD_SQL, RATE_COLUMNS, dashboard, segment_metric
+
+DEFECTS = defect_edits(WAREHOUSE_DEFECTS)  # the warehouse's mechanisms, by name
 
 SEEDS = (21, 22, 23)
 

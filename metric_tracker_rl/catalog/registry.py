@@ -1,16 +1,20 @@
-"""One registry for everything the package looks up by name: anomaly families, incident and benign kinds, tiers,
-tools and agents.
+"""One registry for everything the package looks up by name: anomaly families, incident and benign kinds, data
+defects, tiers, tools and agents.
 
 A registry keeps its entries in registration order (the order a catalog lists them), refuses a second entry under
 a name it holds, and answers a lookup of a name it does not hold with an error that lists the valid ones. It reads
 as a Mapping from name to entry. It imports nothing of the project, so every layer may use it.
 
 What is built from registries (a catalog sent at reset) is cached with `derived_from`, which rebuilds it after any
-of them changes: a scratch entry is listed while it is registered, and not after.
+of them changes: a scratch entry is listed while it is registered, and not after. `import_package_modules`
+imports a package whose modules register themselves (the tools, the kinds, the data defects), so adding an entry
+is adding its module.
 """
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any, Generic, TypeVar, overload
@@ -137,3 +141,18 @@ def derived_from(*registries: Registry[Any]) -> Callable[[Callable[[], R]], Call
         cached.__doc__, cached.__name__ = build.__doc__, build.__name__
         return cached
     return decorator
+
+
+def import_package_modules(package: str, path: Iterable[str], first: tuple[str, ...] = ()) -> tuple[str, ...]:
+    """Import every module of a package (its `__name__` and `__path__`), those `first` names in that order, then
+    every other in name order, and return their names in that order: each module registers what it defines, so a
+    new entry is one new module, found without a line anywhere else. A name in `first` with no module is an
+    ImportError (a listing that outlived its module)."""
+    found = {module.name for module in pkgutil.iter_modules(list(path))}
+    missing = [name for name in first if name not in found]
+    if missing:
+        raise ImportError(f"{package} lists modules that do not exist: {', '.join(missing)}")
+    names = (*first, *sorted(found - set(first)))
+    for name in names:
+        importlib.import_module(f"{package}.{name}")
+    return names

@@ -33,6 +33,13 @@ from metric_tracker_rl.catalog.registry import Registry
 DEFAULT_MAX_STEPS = 40
 DEFAULT_MAX_SUBMISSIONS = 1  # one graded report: it ends the episode, so its feedback cannot be decoded
 DEFAULT_TOOL_SCHEMA_BUDGET = 12_000
+# The tokens of a whole episode after the prompt (its calls, their results and the report) a training run gives a
+# tier's tasks: room for the expert's longest episode there and a learning model's extra calls
+# (lab/tests/test_episode_tokens.py holds the expert to it). The rungs above frontier read more per episode, and
+# the audit's expert, which reads for what no text lists, the most.
+DEFAULT_COMPLETION_TOKENS = 16_384
+LONG_COMPLETION_TOKENS = 32_768
+AUDIT_COMPLETION_TOKENS = 65_536
 # The aggregate tiers' episodes are the shortest (their expert's record stays under 36,000 characters, deep's median
 # is about 48,000), so their tool lists may take more of a model's context.
 AGGREGATE_TOOL_SCHEMA_BUDGET = 13_000
@@ -185,10 +192,12 @@ class WarehouseMix(SegmentedMix):
     kind sizes its incidents by. `raise_unclear`: where no cuboid a kind draws is clear at its largest change (a
     sample leaves most too thin), a one-dimension cuboid that is clear at that change is drawn among all of them
     (the clearest where none is) and its change raised to the own-z floor, as far as the largest allows (False: the
-    base or the clearest of a few, unraised)."""
+    base or the clearest of a few, unraised). `defects`: the registered data-defect mechanisms it draws from
+    (generation/defects/), in the order an episode's shuffle of them starts from."""
 
     observed_share: float  # type: ignore[misc]  # a field here; one value for every other segmented mix
     raise_unclear: bool = True  # type: ignore[misc]
+    defects: tuple[str, ...]
     data: ClassVar[DataKind] = EVENTS
 
     @property
@@ -202,16 +211,15 @@ class AuditMix(WarehouseMix):
     """The audit: the warehouse's world and data with more ways for them to go wrong than its text lists, and a
     brief that publishes the rules of a finding but no mechanism (world/audit_brief.py).
 
-    `defects`: the registered data-defect mechanisms it draws from (generation/audit/defects/), `defect_count` of
-    them per episode (inclusive); `held_out_kinds` and `held_out_defects`: the incident kinds and defect mechanisms an
-    episode of the train split never holds (the split follows the seed: task_splits.mechanism_split), so the eval
-    split measures whether an agent finds what no training episode showed it; `margin`: the relative move that makes
-    a date and segment a finding (world/audit_brief.py states it); `listed_defects`: how many of an episode's
-    defects at most are mechanisms the warehouse's brief lists (a listed mechanism is a query to a reader of that
-    brief, which this tier is not built to reward). Its second incidents are clear in their own data, as every other
-    incident of the tier (`clear_concurrency`): a sample leaves many hosts' cuboids too thin for one."""
+    `defect_count`: how many of its `defects` an episode draws (inclusive); `held_out_kinds` and `held_out_defects`:
+    the incident kinds and defect mechanisms an episode of the train split never holds (the split follows the seed:
+    task_splits.mechanism_split), so the eval split measures whether an agent finds what no training episode showed
+    it; `margin`: the relative move that makes a date and segment a finding (world/audit_brief.py states it);
+    `listed_defects`: how many of an episode's defects at most are mechanisms the warehouse's brief lists (a listed
+    mechanism is a query to a reader of that brief, which this tier is not built to reward). Its second incidents
+    are clear in their own data, as every other incident of the tier (`clear_concurrency`): a sample leaves many
+    hosts' cuboids too thin for one."""
 
-    defects: tuple[str, ...]
     held_out_kinds: tuple[str, ...] = ()
     held_out_defects: tuple[str, ...] = ()
     defect_count: tuple[int, int] = (2, 4)
@@ -252,7 +260,8 @@ class Tier:
     (published.DIFFICULTIES: the splits, the brief, the task lists); an unlisted tier is
     reachable by reset(difficulty=...) only, while it is being built. `tool_schema_budget`: the characters the
     tier's tool list may take (the OpenAI schemas of the tools it offers, sent with every request:
-    view.tool_schemas.schema_chars); a test holds every tier to it."""
+    view.tool_schemas.schema_chars); a test holds every tier to it. `completion_tokens`: the tokens of a whole
+    episode after the prompt that training gives the tier's tasks (training/grpo.py, training/sft.py)."""
 
     name: str
     window_days: int
@@ -266,6 +275,7 @@ class Tier:
     max_submissions: int = DEFAULT_MAX_SUBMISSIONS
     listed: bool = True
     tool_schema_budget: int = DEFAULT_TOOL_SCHEMA_BUDGET
+    completion_tokens: int = DEFAULT_COMPLETION_TOKENS
 
     def __post_init__(self) -> None:
         if (self.aggregate is None) == (self.segmented is None):
@@ -347,6 +357,9 @@ TWIN_Z = 3.0
 # country_bots: a country's opens), in deep's order.
 ABYSS_KINDS = tuple(kind for kind in DEEP_MIX.incident_kinds if kind not in ("web_tracking_bug", "country_bots"))
 
+# The data defects the warehouse draws: those its brief lists (world/warehouse_brief.py), by name.
+WAREHOUSE_DEFECTS = ("retry_duplicates", "tracking_stopped", "consent_drop", "bot_farm", "clock_skew", "late_load",
+                     "transaction_retries", "currency_mislabel")
 WAREHOUSE_SAMPLE_RATE = 1 / 48  # the share of the world's sessions a warehouse export holds
 # The warehouse's step budget, from its expert's need: its most calls in an episode (lab/tests/test_warehouse_budget.py
 # holds the expert to it), two and a half times over, rounded up to five: room for a model's reading of columns,
@@ -360,17 +373,16 @@ AUDIT_EXPERT_CALLS = 19
 AUDIT_MAX_STEPS = 5 * math.ceil(AUDIT_EXPERT_CALLS * 2.5 / 5)
 
 # The audit's mechanisms: every incident kind of the warehouse and those a business meets beside them, every data
-# defect registered for it (generation/audit/defects/). The held-out ones are drawn in the eval split only. A fall
+# defect registered (generation/defects/). The held-out ones are drawn in the eval split only. A fall
 # that lasts for weeks (persistent_regression, gradual_decline) is left out: the published baseline, the same
 # weekday's median over the window, takes such a fall into itself, so its rows would say nothing.
 AUDIT_KINDS = (*ABYSS_KINDS, "checkout_outage_hours", "onboarding_break", "paid_channel_stop", "price_rise",
                "promo_surge", "store_feature", "search_outage_hours")
 AUDIT_HELD_OUT_KINDS = ("price_rise",)
-AUDIT_DEFECTS = ("retry_duplicates", "tracking_stopped", "consent_drop", "bot_farm", "clock_skew", "late_load",
-                 "transaction_retries", "currency_mislabel", "session_id_reset", "pseudo_id_rotation",
-                 "client_sampling", "truncated_batches", "background_opens", "cookie_reset", "debug_build",
-                 "batch_replay", "ingestion_gap", "device_clock_ahead", "missing_rate_rows", "minor_units",
-                 "untagged_load_test", "event_renamed_silently")
+AUDIT_DEFECTS = (*WAREHOUSE_DEFECTS, "session_id_reset", "pseudo_id_rotation", "client_sampling", "truncated_batches",
+                 "background_opens", "cookie_reset", "debug_build", "batch_replay", "ingestion_gap",
+                 "device_clock_ahead", "missing_rate_rows", "minor_units", "untagged_load_test",
+                 "event_renamed_silently")
 # No held-out defect is one of the warehouse's: an eval episode's first defect is one no published text lists.
 AUDIT_HELD_OUT_DEFECTS = ("client_sampling", "cookie_reset", "missing_rate_rows", "device_clock_ahead", "minor_units")
 
@@ -402,14 +414,14 @@ TIERS: Registry[Tier] = Registry("tier", (
     # causes are cuboids of one to three dimensions, one date carries two overlapping incidents, and context tables
     # with the kinds that need them.
     Tier("deep", window_days=56, default_density=0.08, count_range=(3, 6), perturbed_per_weekday=3,
-         calibration_seed_base=50_000, segmented=DEEP_MIX),
+         calibration_seed_base=50_000, segmented=DEEP_MIX, completion_tokens=LONG_COMPLETION_TOKENS),
     # Deep's world at the edge of the noise: every all-day cuboid incident stands at an expected z of 5.5 to 6.5 in
     # its own data (under the noise model the brief publishes), root causes name two fields or more where that deep
     # a segment is clear, benign blips confined to one leaf light up their parents, and the kinds a whole platform
     # or country carries by construction (a web tracking bug, a country's bots) are left to deep. Listed last, so
     # the eval split's earlier indices keep naming their episodes; its named task is appended to that split too.
     Tier("abyss", window_days=56, default_density=0.08, count_range=(3, 6), perturbed_per_weekday=3,
-         calibration_seed_base=60_000,
+         calibration_seed_base=60_000, completion_tokens=LONG_COMPLETION_TOKENS,
          segmented=extended(DEEP_MIX, AbyssMix, incident_kinds=ABYSS_KINDS, own_z=(5.5, 6.5), leaf_blips=5.0,
                             min_cuboid_depth=2, noise_model=True, twin_z=TWIN_Z)),
     # The warehouse: abyss's kinds in deep's world, seen as a raw event export (a sample of the world's sessions:
@@ -417,13 +429,13 @@ TIERS: Registry[Tier] = Registry("tier", (
     # its side tables, a metrics layer and a dashboard, with data defects beside the incidents. Listed last, after
     # abyss, so that no earlier train or eval task moves.
     Tier("warehouse", window_days=56, default_density=0.08, count_range=(3, 6), perturbed_per_weekday=3,
-         calibration_seed_base=70_000, max_steps=WAREHOUSE_MAX_STEPS,
+         calibration_seed_base=70_000, max_steps=WAREHOUSE_MAX_STEPS, completion_tokens=LONG_COMPLETION_TOKENS,
          segmented=extended(DEEP_MIX, WarehouseMix, incident_kinds=ABYSS_KINDS,
-                            observed_share=WAREHOUSE_SAMPLE_RATE)),
+                            observed_share=WAREHOUSE_SAMPLE_RATE, defects=WAREHOUSE_DEFECTS)),
     # The audit: the warehouse's world and data, more ways for them to go wrong, and no catalogue of those ways in
     # any text. Listed last, after the warehouse, so that no earlier train or eval task moves.
     Tier("audit", window_days=56, default_density=0.08, count_range=(3, 6), perturbed_per_weekday=3,
-         calibration_seed_base=80_000, max_steps=AUDIT_MAX_STEPS,
+         calibration_seed_base=80_000, max_steps=AUDIT_MAX_STEPS, completion_tokens=AUDIT_COMPLETION_TOKENS,
          segmented=extended(DEEP_MIX, AuditMix, incident_kinds=AUDIT_KINDS, observed_share=WAREHOUSE_SAMPLE_RATE,
                             defects=AUDIT_DEFECTS, held_out_kinds=AUDIT_HELD_OUT_KINDS,
                             held_out_defects=AUDIT_HELD_OUT_DEFECTS)),

@@ -9,8 +9,7 @@ error show the tools in, so a new tool is one new module here, listed after the 
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
+from metric_tracker_rl.catalog.registry import import_package_modules
 
 LISTING = (
     "task_overview", "list_dates", "list_entities", "get_annotations", "rows_for_date", "hourly_rows_for_date",
@@ -25,13 +24,8 @@ LISTING = (
 
 
 def tool_module_names() -> tuple[str, ...]:
-    """Every tool module of this package, in the order they register."""
-    found = {module.name for module in pkgutil.iter_modules(__path__)}
-    missing = [name for name in LISTING if name not in found]
-    if missing:
-        raise ImportError(f"LISTING names tool modules that do not exist: {', '.join(missing)}")
-    return (*LISTING, *sorted(found - set(LISTING)))
+    """Every tool module of this package, in the order they register (importing any not imported yet)."""
+    return import_package_modules(__name__, __path__, LISTING)
 
 
-for _name in tool_module_names():
-    importlib.import_module(f"{__name__}.{_name}")
+tool_module_names()

@@ -19,8 +19,8 @@ import numpy as np
 
 from metric_tracker_rl.catalog.published import FUNNEL_STEPS
 from metric_tracker_rl.catalog.tiers import AuditMix
+from metric_tracker_rl.generation.defects import DefectRecord
 from metric_tracker_rl.generation.episode import GroundTruth
-from metric_tracker_rl.generation.warehouse.defects import DefectRecord
 from metric_tracker_rl.generation.warehouse.truth import (
     DATA_QUALITY,
     ExpectedRow,

@@ -8,10 +8,14 @@ from dataclasses import replace
 
 from metric_tracker_rl.catalog.task_splits import mechanism_split
 from metric_tracker_rl.catalog.tasks import EpisodeConfig
-from metric_tracker_rl.catalog.tiers import AuditMix, Tier
-from metric_tracker_rl.generation.audit.defects import DEFECT_REGISTRY
-from metric_tracker_rl.generation.warehouse.defects import DEFECTS as WAREHOUSE_LISTED
-from metric_tracker_rl.generation.warehouse.world import DefectDraw, WarehouseWorld, build_warehouse_world
+from metric_tracker_rl.catalog.tiers import WAREHOUSE, AuditMix, Tier
+from metric_tracker_rl.generation.defects import defect_edits
+from metric_tracker_rl.generation.warehouse.world import (
+    DefectDraw,
+    WarehouseWorld,
+    build_warehouse_world,
+    warehouse_mix,
+)
 
 
 def audit_mix(tier: Tier) -> AuditMix:
@@ -28,6 +32,7 @@ def build_audit_world(tier: Tier, config: EpisodeConfig) -> WarehouseWorld:
     kinds, defects = mix.drawn(split)
     drawn_tier = replace(tier, segmented=replace(mix, incident_kinds=kinds, held_out_kinds=()))
     first = tuple(d for d in mix.held_out_defects if d in defects) if split == "eval" else ()
-    draw = DefectDraw({name: DEFECT_REGISTRY[name].apply for name in defects}, mix.defect_count, first,
-                      rationed=frozenset(defects) & set(WAREHOUSE_LISTED), ration=mix.listed_defects)
+    listed = warehouse_mix(WAREHOUSE).defects  # the mechanisms the warehouse's brief lists
+    draw = DefectDraw(defect_edits(defects), mix.defect_count, first, rationed=frozenset(defects) & set(listed),
+                      ration=mix.listed_defects)
     return build_warehouse_world(drawn_tier, config, draw)

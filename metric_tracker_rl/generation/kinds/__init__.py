@@ -1,35 +1,13 @@
 """Incident kinds and benign kinds of the segmented tiers: one module per kind, each registering itself by name.
 
-Each segmented tier names the kinds it draws from, in the order a mixed episode's shuffle starts from (tiers.py), so
-registering a kind changes no tier's episodes; `check_tiers` checks that every kind a tier names is registered.
-`KIND_FAMILY` derives from the registry.
+Importing this package imports every module in it: those of LISTING first, in that order (the registries' order),
+then any other in name order, so a new kind is one new module here. Each segmented tier names the kinds it draws
+from, in the order a mixed episode's shuffle starts from (tiers.py), so registering a kind changes no tier's
+episodes; `check_tiers` checks that every kind a tier names is registered. `KIND_FAMILY` derives from the registry.
 """
 
-from metric_tracker_rl.generation.kinds import (  # noqa: I001,F401  (imported to register the kinds, in this order)
-    release_regression,
-    payment_failure,
-    web_tracking_bug,
-    country_bots,
-    segment_outage,
-    level_shift,
-    mix_shift,
-    segment_demand_swing,
-    segment_timing_shift,
-    partner_payment_failure,
-    experiment_effect,
-    experiment_breakage,
-    country_holiday,
-    campaign,
-    persistent_regression,
-    leaf_blip,
-    checkout_outage_hours,
-    onboarding_break,
-    paid_channel_stop,
-    price_rise,
-    promo_surge,
-    store_feature,
-    search_outage_hours,
-)
+from metric_tracker_rl.catalog.registry import Registry, import_package_modules
+from metric_tracker_rl.catalog.tiers import TIERS, Tier
 from metric_tracker_rl.generation.kinds.base import (
     BENIGN_KIND_REGISTRY,
     INCIDENT_KIND_REGISTRY,
@@ -43,8 +21,15 @@ from metric_tracker_rl.generation.kinds.base import (
     register_incident_kind,
 )
 from metric_tracker_rl.generation.kinds.family_on_segment import FamilyOnSegment
-from metric_tracker_rl.catalog.registry import Registry
-from metric_tracker_rl.catalog.tiers import TIERS, Tier
+
+LISTING = (
+    "release_regression", "payment_failure", "web_tracking_bug", "country_bots", "segment_outage", "level_shift",
+    "mix_shift", "segment_demand_swing", "segment_timing_shift", "partner_payment_failure", "experiment_effect",
+    "experiment_breakage", "country_holiday", "campaign", "persistent_regression", "leaf_blip",
+    "checkout_outage_hours", "onboarding_break", "paid_channel_stop", "price_rise", "promo_surge", "store_feature",
+    "search_outage_hours",
+)
+import_package_modules(__name__, __path__, LISTING)
 
 
 def check_tiers(tiers: Registry[Tier]) -> None:

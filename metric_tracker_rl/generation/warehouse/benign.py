@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from metric_tracker_rl.generation.warehouse.defects import DAY_US, SessionPlaces, with_idle_sessions
+from metric_tracker_rl.generation.defects.log_edits import DAY_US, SessionPlaces, with_idle_sessions
 from metric_tracker_rl.world.events import EventLog, day_start_micros
 from metric_tracker_rl.world.segments import Segment
 

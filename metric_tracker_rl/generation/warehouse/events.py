@@ -14,8 +14,8 @@ import numpy as np
 
 from metric_tracker_rl.catalog.seeding import EpisodeKey, derive_rng
 from metric_tracker_rl.catalog.tiers import WAREHOUSE_SAMPLE_RATE
+from metric_tracker_rl.generation.identities import draw_identities
 from metric_tracker_rl.generation.segment_plan import SegmentedPlan
-from metric_tracker_rl.generation.warehouse.identities import draw_identities
 from metric_tracker_rl.generation.warehouse.sessions import SessionDraw
 from metric_tracker_rl.generation.warehouse.standing import (
     OFFLINE_SHARE,

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from metric_tracker_rl.catalog.seeding import EpisodeKey, derive_rng
-from metric_tracker_rl.generation.warehouse.identities import draw_identities
+from metric_tracker_rl.generation.identities import draw_identities
 from metric_tracker_rl.generation.warehouse.sessions import SessionDraw
 from metric_tracker_rl.sql.columns import Labels
 from metric_tracker_rl.world.events import MICROS_PER_SECOND, Events, ReferenceLists, Users, day_start_micros

@@ -1,6 +1,6 @@
 """A warehouse episode's world: the segmented world with its business incidents and benign look-alikes placed by
 the registered kinds (generation/segmented.place_world), drawn as raw events (events.py), then data defects
-edited into the event log (defects.py) on dates no incident or other defect holds, then benign bursts the
+edited into the event log (generation/defects/) on dates no incident or other defect holds, then benign bursts the
 standing rules exclude (benign.py).
 """
 
@@ -13,12 +13,12 @@ import numpy as np
 
 from metric_tracker_rl.catalog.seeding import EpisodeKey, derive_rng
 from metric_tracker_rl.catalog.tasks import EpisodeConfig
-from metric_tracker_rl.catalog.tiers import Tier
+from metric_tracker_rl.catalog.tiers import Tier, WarehouseMix
+from metric_tracker_rl.generation.defects import Defect, DefectRecord, defect_edits
 from metric_tracker_rl.generation.kinds import SegmentFluctuation, SegmentIncident
 from metric_tracker_rl.generation.segment_plan import SegmentedPlan
 from metric_tracker_rl.generation.segmented import context_tables, place_world
 from metric_tracker_rl.generation.warehouse.benign import BENIGN_CHANGES, BenignRecord
-from metric_tracker_rl.generation.warehouse.defects import DEFECTS, Defect, DefectRecord
 from metric_tracker_rl.generation.warehouse.events import draw_event_log
 from metric_tracker_rl.generation.warehouse.experiments import assign_experiments
 from metric_tracker_rl.sql.columns import SqlTable
@@ -95,12 +95,11 @@ class DefectDraw:
         return kind not in self.rationed or sum(d.kind in self.rationed for d in placed) < self.ration
 
 
-WAREHOUSE_DEFECTS = DefectDraw(DEFECTS)
-
-
-def build_warehouse_world(tier: Tier, config: EpisodeConfig, draw: DefectDraw = WAREHOUSE_DEFECTS) -> WarehouseWorld:
+def build_warehouse_world(tier: Tier, config: EpisodeConfig, draw: DefectDraw | None = None) -> WarehouseWorld:
     """The world of a warehouse episode: its kinds placed (those of `tier`), its events drawn, its defects (drawn
-    as `draw` says) edited in."""
+    as `draw` says; None: from every mechanism the tier names) edited in."""
+    if draw is None:
+        draw = DefectDraw(defect_edits(warehouse_mix(tier).defects))
     placed = place_world(tier, config)
     key = config.key
     log = clean = draw_event_log(placed.plan, key)
@@ -122,6 +121,13 @@ def build_warehouse_world(tier: Tier, config: EpisodeConfig, draw: DefectDraw = 
     return WarehouseWorld(log, board, tuple(sorted(placed.incidents, key=lambda i: i.record.day)),
                           tuple(placed.fluctuations), tuple(defects), values, tuple(benign), before, context,
                           placed.plan.releases, assignments, _dimension_values(placed.plan))
+
+
+def warehouse_mix(tier: Tier) -> WarehouseMix:
+    mix = tier.segmented
+    if not isinstance(mix, WarehouseMix):
+        raise ValueError(f"tier {tier.name!r} has no raw events")
+    return mix
 
 
 def _edit_defects(log: EventLog, key: EpisodeKey, rng: np.random.Generator, draw: DefectDraw, held: set[int]

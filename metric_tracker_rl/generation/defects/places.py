@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from metric_tracker_rl.generation.warehouse.defects import SessionPlaces
+from metric_tracker_rl.generation.defects.log_edits import SessionPlaces
 from metric_tracker_rl.world.events import MICROS_PER_SECOND, EventLog, day_start_micros, event_code
 from metric_tracker_rl.world.metrics_layer import counted_events
 

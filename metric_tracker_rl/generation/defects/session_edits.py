@@ -9,8 +9,8 @@ from dataclasses import replace
 
 import numpy as np
 
-from metric_tracker_rl.generation.warehouse.defects import SessionPlaces, _mobile_version_span
-from metric_tracker_rl.generation.warehouse.identities import draw_identities
+from metric_tracker_rl.generation.defects.log_edits import SessionPlaces, mobile_version_span
+from metric_tracker_rl.generation.identities import draw_identities
 from metric_tracker_rl.sql.columns import Labels
 from metric_tracker_rl.world.events import MICROS_PER_SECOND, EventLog, Events, Sessions, Users, reporting_day
 
@@ -92,7 +92,7 @@ def current_version_span(log: EventLog, places: SessionPlaces, rng: np.random.Ge
     """A mobile platform, two to four dates, the mask of its sessions on them, and an app version current on
     them (the one most of the platform's sessions run; dates on which it is not are left out, one kept at least):
     where an app version's SDK misbehaves, on dates that most of the platform's users show it."""
-    platform, days, on_platform, _ = _mobile_version_span(log, places, rng)
+    platform, days, on_platform, _ = mobile_version_span(log, places, rng)
     versions = len(log.sessions.app_version.values)
     counts = np.zeros((versions, len(days)))
     np.add.at(counts, (places.version[on_platform], np.searchsorted(days, places.day[on_platform])), 1)

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from metric_tracker_rl.generation.audit.defects.base import register_defect
-from metric_tracker_rl.generation.warehouse.defects import DefectRecord, SessionPlaces, _span, with_idle_sessions
+from metric_tracker_rl.generation.defects.base import DefectRecord, register_defect
+from metric_tracker_rl.generation.defects.log_edits import SessionPlaces, span, with_idle_sessions
 from metric_tracker_rl.world.events import MICROS_PER_SECOND, EventLog, day_start_micros
 from metric_tracker_rl.world.segments import Segment
 
@@ -40,7 +40,7 @@ def background_opens(log: EventLog, rng: np.random.Generator) -> tuple[EventLog,
     users = log.users
     platform = users.platform.values.index(str(rng.choice(["ios", "android"])))
     country = int(rng.integers(len(users.country.values))) if rng.random() < ONE_COUNTRY_SHARE else None
-    days = _span(rng, log, (1, 2), earliest=ACTIVE_DAYS // 2)
+    days = span(rng, log, (1, 2), earliest=ACTIVE_DAYS // 2)
     reach = (places.platform == platform) & ~log.sessions.consent_denied
     if country is not None:
         reach &= places.country == country

@@ -8,9 +8,9 @@ from dataclasses import replace
 
 import numpy as np
 
-from metric_tracker_rl.generation.audit.defects.base import register_defect
-from metric_tracker_rl.generation.audit.defects.session_edits import current_version_span
-from metric_tracker_rl.generation.warehouse.defects import DefectRecord, SessionPlaces
+from metric_tracker_rl.generation.defects.base import DefectRecord, register_defect
+from metric_tracker_rl.generation.defects.log_edits import SessionPlaces
+from metric_tracker_rl.generation.defects.session_edits import current_version_span
 from metric_tracker_rl.world.events import EventLog
 from metric_tracker_rl.world.segments import Segment
 

@@ -1,10 +1,11 @@
-"""What a data-defect mechanism is, and the registry that holds them by name.
+"""What a data-defect mechanism is, and the one registry that holds every mechanism by name.
 
 A mechanism edits an event log after it is drawn (a change to what was recorded, never to what users did) and
-returns the record the truth is built from: its dates, the segment it is confined to, and a description for the
-episode's record. Which dashboard metrics it moved, and by how much, the truth reads from the data (audit/truth.py),
-so a mechanism names no metric of its own that the grader trusts. `area` says which part of a real analytics stack
-fails this way (for the documentation's table and the calibration's per-area recall), never shown to an agent.
+returns the record the truth is built from: its dates, the segment it is confined to, the dashboard metric it
+corrupts and a description for the episode's record. The warehouse's truth reads the metric from the record; the
+audit's reads which metrics moved, and by how much, from the data (audit/truth.py). `area` says which part of a real
+analytics stack fails this way (for the documentation's table and the calibration's per-area recall), never shown
+to an agent.
 """
 
 from __future__ import annotations
@@ -12,10 +13,28 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import numpy as np
+
 from metric_tracker_rl.catalog.registry import Registry
-from metric_tracker_rl.generation.warehouse.defects import Defect
+from metric_tracker_rl.world.events import EventLog
+from metric_tracker_rl.world.segments import Segment
 
 AREAS = ("sdk", "pipeline", "identity", "time", "join", "traffic", "experiment")
+
+
+@dataclass(frozen=True)
+class DefectRecord:
+    """What a defect did: its kind, its reporting dates (days from the window's first), the segment it touched,
+    the dashboard metric it corrupts, and a description for the episode's record."""
+
+    kind: str
+    days: tuple[int, ...]
+    segment: Segment
+    metric: str
+    description: str
+
+
+Defect = Callable[[EventLog, np.random.Generator], tuple[EventLog, DefectRecord]]
 
 
 @dataclass(frozen=True)

@@ -8,9 +8,9 @@ from dataclasses import replace
 
 import numpy as np
 
-from metric_tracker_rl.generation.audit.defects.base import register_defect
-from metric_tracker_rl.generation.audit.defects.places import counted_purchases, fewest_on
-from metric_tracker_rl.generation.warehouse.defects import DefectRecord, SessionPlaces, _span
+from metric_tracker_rl.generation.defects.base import DefectRecord, register_defect
+from metric_tracker_rl.generation.defects.log_edits import SessionPlaces, span
+from metric_tracker_rl.generation.defects.places import counted_purchases, fewest_on
 from metric_tracker_rl.world.events import EventLog
 from metric_tracker_rl.world.segments import Segment
 
@@ -22,7 +22,7 @@ MIN_PURCHASES = 2  # the version's counted purchases on each of its dates
 @register_defect("minor_units", "join")
 def minor_units(log: EventLog, rng: np.random.Generator) -> tuple[EventLog, DefectRecord]:
     places = SessionPlaces.of(log)
-    days = _span(rng, log, MINOR_DAYS)
+    days = span(rng, log, MINOR_DAYS)
     events = log.events
     paid = events.session[counted_purchases(log, places)]
     versions = log.sessions.app_version.values

@@ -9,10 +9,10 @@ from dataclasses import replace
 
 import numpy as np
 
-from metric_tracker_rl.generation.audit.defects.base import register_defect
-from metric_tracker_rl.generation.audit.defects.places import HOUR_US
-from metric_tracker_rl.generation.warehouse.defects import DefectRecord, SessionPlaces, _appended, _span, _with_sessions
-from metric_tracker_rl.generation.warehouse.identities import draw_identities
+from metric_tracker_rl.generation.defects.base import DefectRecord, register_defect
+from metric_tracker_rl.generation.defects.log_edits import SessionPlaces, appended, span, with_sessions
+from metric_tracker_rl.generation.defects.places import HOUR_US
+from metric_tracker_rl.generation.identities import draw_identities
 from metric_tracker_rl.sql.columns import Labels
 from metric_tracker_rl.world.events import (
     COUNTRY_CURRENCY,
@@ -43,7 +43,7 @@ def untagged_load_test(log: EventLog, rng: np.random.Generator) -> tuple[EventLo
     places = SessionPlaces.of(log)
     users = log.users
     platform, country = int(rng.integers(len(users.platform.values))), int(rng.integers(len(users.country.values)))
-    days = _span(rng, log, (1, 2))
+    days = span(rng, log, (1, 2))
     inside = (places.platform == platform) & (places.country == country) & np.isin(places.day, days)
     own = np.bincount(places.day[inside], minlength=log.num_days)[list(days)]
     per_day = np.maximum(LOAD_MIN_SESSIONS, (rng.uniform(*LOAD_SHARE) * own).astype(np.int64))
@@ -98,4 +98,4 @@ def _with_scripted_sessions(log: EventLog, user: np.ndarray, start_us: np.ndarra
                     currency=np.where(np.isnan(value), -1, currency).astype(np.int8),
                     debug=np.zeros(count * width, dtype=bool), internal=np.zeros(count * width, dtype=bool),
                     variant=np.full(count * width, -1, dtype=np.int8))
-    return _appended(replace(log, sessions=_with_sessions(log, added)), events)
+    return appended(replace(log, sessions=with_sessions(log, added)), events)

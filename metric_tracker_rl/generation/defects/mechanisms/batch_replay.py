@@ -9,9 +9,9 @@ from dataclasses import replace
 
 import numpy as np
 
-from metric_tracker_rl.generation.audit.defects.base import register_defect
-from metric_tracker_rl.generation.audit.defects.places import HOUR_US, hour_block
-from metric_tracker_rl.generation.warehouse.defects import DefectRecord, _appended, _span, _with_sessions
+from metric_tracker_rl.generation.defects.base import DefectRecord, register_defect
+from metric_tracker_rl.generation.defects.log_edits import appended, span, with_sessions
+from metric_tracker_rl.generation.defects.places import HOUR_US, hour_block
 from metric_tracker_rl.sql.columns import Labels
 from metric_tracker_rl.world.events import EventLog, Sessions, reporting_day
 from metric_tracker_rl.world.segments import Segment
@@ -25,7 +25,7 @@ REPLAY_SESSION_OFFSET = 50_000  # a replayed session's id: its own plus this (no
 def batch_replay(log: EventLog, rng: np.random.Generator) -> tuple[EventLog, DefectRecord]:
     platforms = log.users.platform.values
     platform = int(rng.integers(len(platforms)))
-    (day,) = _span(rng, log, (1, 1))
+    (day,) = span(rng, log, (1, 1))
     start, end = hour_block(rng, day, REPLAY_HOURS)
     events, sessions = log.events, log.sessions
     replayed = np.flatnonzero((log.users.platform.codes[sessions.user[events.session]] == platform)
@@ -39,7 +39,7 @@ def batch_replay(log: EventLog, rng: np.random.Generator) -> tuple[EventLog, Def
     again = events.take(replayed)
     again = replace(again, session=(len(sessions.user) + new_of.reshape(-1)).astype(np.int32),
                     ingested_us=again.ingested_us + (end - start) + delay)
-    log = _appended(replace(log, sessions=_with_sessions(log, added)), again)
+    log = appended(replace(log, sessions=with_sessions(log, added)), again)
     segment = Segment(platform=platforms[platform])
     return log, DefectRecord("batch_replay", (day,), segment, "sessions",
                              f"{segment.label()}: {len(replayed)} events of {(end - start) // HOUR_US} hours were "

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from metric_tracker_rl.generation.audit.defects.base import register_defect
-from metric_tracker_rl.generation.audit.defects.session_edits import (
+from metric_tracker_rl.generation.defects.base import DefectRecord, register_defect
+from metric_tracker_rl.generation.defects.log_edits import SessionPlaces, span
+from metric_tracker_rl.generation.defects.session_edits import (
     first_time_of,
     moved_to_new_sessions,
     with_fresh_ids,
 )
-from metric_tracker_rl.generation.warehouse.defects import DefectRecord, SessionPlaces, _span
 from metric_tracker_rl.world.events import EventLog, event_code
 from metric_tracker_rl.world.segments import Segment
 
@@ -24,7 +24,7 @@ def pseudo_id_rotation(log: EventLog, rng: np.random.Generator) -> tuple[EventLo
     places = SessionPlaces.of(log)
     platforms = log.users.platform.values
     platform = int(rng.integers(len(platforms)))
-    days = _span(rng, log, (2, 4))
+    days = span(rng, log, (2, 4))
     sessions, events = log.sessions, log.events
     logged_in = np.array([login is not None for login in log.users.login_ids])[sessions.user]
     opened_at = first_time_of(log, event_code("app_open"))

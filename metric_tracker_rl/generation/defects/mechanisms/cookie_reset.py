@@ -8,14 +8,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from metric_tracker_rl.generation.audit.defects.base import register_defect
-from metric_tracker_rl.generation.audit.defects.session_edits import (
+from metric_tracker_rl.generation.defects.base import DefectRecord, register_defect
+from metric_tracker_rl.generation.defects.log_edits import SessionPlaces, span
+from metric_tracker_rl.generation.defects.session_edits import (
     first_time_of,
     moved_to_new_sessions,
     repeat_runs,
     with_fresh_ids,
 )
-from metric_tracker_rl.generation.warehouse.defects import DefectRecord, SessionPlaces, _span
 from metric_tracker_rl.world.events import EventLog, event_code
 from metric_tracker_rl.world.segments import Segment
 
@@ -24,7 +24,7 @@ from metric_tracker_rl.world.segments import Segment
 def cookie_reset(log: EventLog, rng: np.random.Generator) -> tuple[EventLog, DefectRecord]:
     places = SessionPlaces.of(log)
     web = log.users.platform.values.index("web")
-    days = _span(rng, log, (2, 4))
+    days = span(rng, log, (2, 4))
     sessions, events = log.sessions, log.events
     opened_at = first_time_of(log, event_code("app_open"))
     reset = ((places.platform == web) & np.isin(places.day, days) & ~sessions.consent_denied

@@ -10,9 +10,9 @@ from dataclasses import replace
 
 import numpy as np
 
-from metric_tracker_rl.generation.audit.defects.base import register_defect
-from metric_tracker_rl.generation.audit.defects.places import HOUR_US, hour_block
-from metric_tracker_rl.generation.warehouse.defects import DefectRecord, _span
+from metric_tracker_rl.generation.defects.base import DefectRecord, register_defect
+from metric_tracker_rl.generation.defects.log_edits import span
+from metric_tracker_rl.generation.defects.places import HOUR_US, hour_block
 from metric_tracker_rl.world.events import EventLog, reporting_day
 from metric_tracker_rl.world.segments import Segment
 
@@ -23,7 +23,7 @@ GAP_HOURS = (6, 10)  # the outage's length
 def ingestion_gap(log: EventLog, rng: np.random.Generator) -> tuple[EventLog, DefectRecord]:
     platforms = log.users.platform.values
     platform = platforms.index(str(rng.choice(["ios", "android"])))
-    (day,) = _span(rng, log, (1, 1))
+    (day,) = span(rng, log, (1, 1))
     start, end = hour_block(rng, day, GAP_HOURS)
     events = log.events
     lost = ((log.users.platform.codes[log.sessions.user[events.session]] == platform)

@@ -8,9 +8,9 @@ from dataclasses import replace
 
 import numpy as np
 
-from metric_tracker_rl.generation.audit.defects.base import register_defect
-from metric_tracker_rl.generation.audit.defects.places import HOUR_US
-from metric_tracker_rl.generation.warehouse.defects import DefectRecord, SessionPlaces, _span
+from metric_tracker_rl.generation.defects.base import DefectRecord, register_defect
+from metric_tracker_rl.generation.defects.log_edits import SessionPlaces, span
+from metric_tracker_rl.generation.defects.places import HOUR_US
 from metric_tracker_rl.world.events import EventLog
 from metric_tracker_rl.world.segments import Segment
 
@@ -22,7 +22,7 @@ def device_clock_ahead(log: EventLog, rng: np.random.Generator) -> tuple[EventLo
     places = SessionPlaces.of(log)
     platforms = log.users.platform.values
     platform = int(rng.integers(len(platforms)))
-    (day,) = _span(rng, log, (1, 1))
+    (day,) = span(rng, log, (1, 1))
     hours = int(rng.integers(AHEAD_HOURS[0], AHEAD_HOURS[1] + 1))
     ahead = (places.platform == platform) & (places.day == day)
     events = log.events

@@ -8,9 +8,9 @@ from dataclasses import replace
 
 import numpy as np
 
-from metric_tracker_rl.generation.audit.defects.base import register_defect
-from metric_tracker_rl.generation.audit.defects.places import fewest_on
-from metric_tracker_rl.generation.warehouse.defects import STEP_OF_EVENT, DefectRecord, SessionPlaces, _span
+from metric_tracker_rl.generation.defects.base import DefectRecord, register_defect
+from metric_tracker_rl.generation.defects.log_edits import STEP_OF_EVENT, SessionPlaces, span
+from metric_tracker_rl.generation.defects.places import fewest_on
 from metric_tracker_rl.world.events import RENAMED_EVENTS, EventLog, event_code
 from metric_tracker_rl.world.metrics_layer import counted_events
 from metric_tracker_rl.world.segments import Segment
@@ -23,7 +23,7 @@ MIN_SENT = 3  # the version's counted sessions sending the event on each of its 
 def event_renamed_silently(log: EventLog, rng: np.random.Generator) -> tuple[EventLog, DefectRecord]:
     places = SessionPlaces.of(log)
     platform = log.users.platform.values.index(str(rng.choice(["ios", "android"])))
-    days = _span(rng, log, RENAMED_DAYS)
+    days = span(rng, log, RENAMED_DAYS)
     old = str(rng.choice(list(RENAMED_EVENTS)))
     events = log.events
     # A version whose counted sessions reach the step on each date (a new release's first dates may hold only QA's).

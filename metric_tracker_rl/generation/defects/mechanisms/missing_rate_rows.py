@@ -9,9 +9,9 @@ from dataclasses import replace
 
 import numpy as np
 
-from metric_tracker_rl.generation.audit.defects.base import register_defect
-from metric_tracker_rl.generation.audit.defects.places import counted_purchases, fewest_on
-from metric_tracker_rl.generation.warehouse.defects import DefectRecord, SessionPlaces, _span
+from metric_tracker_rl.generation.defects.base import DefectRecord, register_defect
+from metric_tracker_rl.generation.defects.log_edits import SessionPlaces, span
+from metric_tracker_rl.generation.defects.places import counted_purchases, fewest_on
 from metric_tracker_rl.world.events import COUNTRY_CURRENCY, CURRENCIES, EventLog
 from metric_tracker_rl.world.segments import Segment
 
@@ -22,7 +22,7 @@ MIN_PURCHASES = 2  # the country's counted purchases in its currency on each of 
 @register_defect("missing_rate_rows", "join")
 def missing_rate_rows(log: EventLog, rng: np.random.Generator) -> tuple[EventLog, DefectRecord]:
     places = SessionPlaces.of(log)
-    days = _span(rng, log, MISSING_DAYS)
+    days = span(rng, log, MISSING_DAYS)
     events = log.events
     countries = log.users.country.values
     # A currency one country alone pays in (not USD, which every country's foreign cards pay in).

@@ -10,13 +10,13 @@ from dataclasses import replace
 
 import numpy as np
 
-from metric_tracker_rl.generation.audit.defects.base import register_defect
-from metric_tracker_rl.generation.audit.defects.session_edits import (
+from metric_tracker_rl.generation.defects.base import DefectRecord, register_defect
+from metric_tracker_rl.generation.defects.log_edits import SessionPlaces
+from metric_tracker_rl.generation.defects.session_edits import (
     current_version_span,
     first_time_of,
     moved_to_new_sessions,
 )
-from metric_tracker_rl.generation.warehouse.defects import DefectRecord, SessionPlaces
 from metric_tracker_rl.world.events import EventLog, event_code
 from metric_tracker_rl.world.segments import Segment
 

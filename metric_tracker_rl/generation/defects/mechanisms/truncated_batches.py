@@ -9,9 +9,9 @@ from dataclasses import replace
 
 import numpy as np
 
-from metric_tracker_rl.generation.audit.defects.base import register_defect
-from metric_tracker_rl.generation.audit.defects.session_edits import repeat_runs
-from metric_tracker_rl.generation.warehouse.defects import DefectRecord, SessionPlaces, _span
+from metric_tracker_rl.generation.defects.base import DefectRecord, register_defect
+from metric_tracker_rl.generation.defects.log_edits import SessionPlaces, span
+from metric_tracker_rl.generation.defects.session_edits import repeat_runs
 from metric_tracker_rl.world.events import EventLog
 from metric_tracker_rl.world.segments import Segment
 
@@ -33,7 +33,7 @@ def truncated_batches(log: EventLog, rng: np.random.Generator) -> tuple[EventLog
     places = SessionPlaces.of(log)
     platforms = log.users.platform.values
     platform = int(rng.integers(len(platforms)))
-    days = _span(rng, log, (2, 4))
+    days = span(rng, log, (2, 4))
     limit = int(rng.integers(BATCH_LIMIT[0], BATCH_LIMIT[1] + 1))
     cut = (places.platform == platform) & np.isin(places.day, days)
     lost = cut[log.events.session] & (event_positions(log) >= limit)
