@@ -11,6 +11,8 @@ import sys
 import pytest
 from conftest import ROOT
 
+from metric_tracker_rl.catalog.tiers import DEFAULT_COMPLETION_TOKENS, TIERS
+
 from training import grpo, sft, train_group_missing
 
 HEAVY = ("trl", "torch", "transformers", "datasets", "gradio", "openenv")
@@ -47,14 +49,17 @@ def test_grpo_completion_length_is_what_the_tasks_tiers_need(capsys: pytest.Capt
     """The first block's tiers take the usual length, a rung above them its own (the audit's the longest); a run
     whose tasks reach into a tier's block takes the longest its tasks need, and a length given on the command line
     wins."""
-    usual, audit_need = grpo.COMPLETION_TOKENS, grpo.TIER_COMPLETION_TOKENS["audit"]
-    assert audit_need == max(grpo.TIER_COMPLETION_TOKENS.values()) > usual == grpo.parse_args([]).max_completion_length
+    usual, audit_need = DEFAULT_COMPLETION_TOKENS, TIERS["audit"].completion_tokens
+    assert audit_need == max(tier.completion_tokens for tier in TIERS.values()) > usual == (
+        grpo.parse_args([]).max_completion_length)
+    assert {name: grpo.completion_tokens(name) for name in TIERS} == {
+        name: tier.completion_tokens for name, tier in TIERS.items()}
     audit = grpo.parse_args(["--tier", "audit"])
     assert audit.start == grpo.tier_tasks("audit").start and audit.max_completion_length == audit_need
-    assert grpo.parse_args(["--tier", "deep"]).max_completion_length == grpo.TIER_COMPLETION_TOKENS["deep"]
+    assert grpo.parse_args(["--tier", "deep"]).max_completion_length == TIERS["deep"].completion_tokens > usual
     before_audit = grpo.tier_tasks("audit").start - 1
     assert grpo.parse_args(["--start", str(before_audit), "--tasks", "1"]).max_completion_length == (
-        grpo.TIER_COMPLETION_TOKENS["warehouse"])
+        TIERS["warehouse"].completion_tokens)
     assert grpo.parse_args(["--start", str(before_audit), "--tasks", "2"]).max_completion_length == audit_need
     assert grpo.parse_args(["--tier", "audit", "--max-completion-length", "8000"]).max_completion_length == 8000
     for wrong, says in ((["--tier", "easy"], "'easy' has no train block of its own"),
@@ -63,6 +68,11 @@ def test_grpo_completion_length_is_what_the_tasks_tiers_need(capsys: pytest.Capt
         with pytest.raises(SystemExit) as exited:
             grpo.parse_args(wrong)
         assert exited.value.code == 2 and says in capsys.readouterr().err
+
+
+def test_sfts_record_length_is_the_longest_a_tier_trains_on() -> None:
+    assert sft.MAX_LENGTH == max(tier.completion_tokens for tier in TIERS.values()) == TIERS["audit"].completion_tokens
+    assert sft.parse_args(["data/expert.jsonl"]).max_length == sft.MAX_LENGTH
 
 
 def test_grpo_refuses_vllm_on_the_cpu(capsys: pytest.CaptureFixture[str]) -> None:

@@ -14,23 +14,19 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING, Any
 
+from metric_tracker_rl.catalog.tiers import DEFAULT_COMPLETION_TOKENS, TIERS
+
 if TYPE_CHECKING:  # imported where they are used: the train group and OpenEnv take seconds to import
     from datasets import Dataset
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
     from trl import GRPOConfig, GRPOTrainer
 
 MODEL = "Qwen/Qwen3-1.7B"
-# The tokens of a whole episode after the prompt (its calls, their results and the report), by the tier of the tasks
-# trained on: room for the expert's longest episode there and a learning model's extra calls
-# (lab/tests/test_episode_tokens.py holds the expert to it). The rungs above frontier read more per episode, and
-# the audit's expert, which reads for what no text lists, the most.
-COMPLETION_TOKENS = 16_384
-TIER_COMPLETION_TOKENS = {"deep": 32_768, "abyss": 32_768, "warehouse": 32_768, "audit": 65_536}
 
 
 def completion_tokens(difficulty: str) -> int:
-    """The completion length an episode of `difficulty` needs."""
-    return TIER_COMPLETION_TOKENS.get(difficulty, COMPLETION_TOKENS)
+    """The completion length an episode of `difficulty` needs: its tier's (catalog/tiers.py)."""
+    return TIERS[difficulty].completion_tokens
 
 
 def tasks_completion_tokens(start: int, count: int) -> int:
@@ -90,7 +86,7 @@ def grpo_config(output_dir: str, **overrides: Any) -> GRPOConfig:
         per_device_train_batch_size=8,          # completions per device and micro-step
         gradient_accumulation_steps=8,          # one generation batch: 8 x 8 = 64 completions,
         num_generations=8,                      # i.e. 8 prompts x 8 rollouts: MAX_CONCURRENT_ENVS >= 64
-        max_completion_length=COMPLETION_TOKENS,  # the whole multi-turn episode (see below)
+        max_completion_length=DEFAULT_COMPLETION_TOKENS,  # the whole multi-turn episode (see below)
         chat_template_kwargs={"enable_thinking": False},
         learning_rate=1e-6,
         bf16=True,
@@ -140,8 +136,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--num-generations", type=int, default=8, help="rollouts per prompt (the GRPO group)")
     parser.add_argument("--max-completion-length", type=int, default=0,
                         help="tokens of a whole episode after the prompt; 0: what the tasks' tiers need ("
-                        + ", ".join(f"{tier} {tokens}" for tier, tokens in TIER_COMPLETION_TOKENS.items())
-                        + f", every other {COMPLETION_TOKENS})")
+                        + ", ".join(f"{tier.name} {tier.completion_tokens}" for tier in TIERS.values()
+                                    if tier.completion_tokens != DEFAULT_COMPLETION_TOKENS)
+                        + f", every other {DEFAULT_COMPLETION_TOKENS})")
     parser.add_argument("--learning-rate", type=float, default=1e-6, help="the optimizer's step size")
     parser.add_argument("--generation", choices=sorted(GENERATION), default=None,
                         help="how completions are generated (default: vllm-colocate; transformers with --cpu)")

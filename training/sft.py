@@ -16,13 +16,17 @@ import json
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from metric_tracker_rl.catalog.tiers import TIERS
+
 if TYPE_CHECKING:  # imported where they are used (the train group, slow to import)
     from datasets import Dataset
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
     from trl import SFTConfig, SFTTrainer
 
 MODEL = "Qwen/Qwen3-1.7B"
-MAX_LENGTH = 65_536  # tokens of a record: every tier's expert records fit (lab/tests/test_episode_tokens.py)
+# Tokens of a record: the longest episode any tier trains on (every tier's expert records fit:
+# lab/tests/test_episode_tokens.py).
+MAX_LENGTH = max(tier.completion_tokens for tier in TIERS.values())
 
 
 def _arguments_as_text(message: dict[str, Any]) -> dict[str, Any]:

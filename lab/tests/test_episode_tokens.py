@@ -12,6 +12,7 @@ import pytest
 from lab.calibration.interface import PROMPT_MESSAGES, record_episode, token_counter
 from metric_tracker_rl.agents.recording import message_texts
 from metric_tracker_rl.catalog.published import DIFFICULTIES
+from metric_tracker_rl.catalog.tiers import DEFAULT_COMPLETION_TOKENS
 from metric_tracker_rl.serving.environment import MetricTrackerRlEnvironment
 from metric_tracker_rl.view.tool_schemas import openai_tools
 from training import grpo, sft
@@ -45,7 +46,7 @@ def test_each_tiers_completion_length_holds_its_experts_longest_episode(longest:
     for difficulty, (completion, _) in longest.items():
         assert completion <= ROOM * grpo.completion_tokens(difficulty), (difficulty, completion)
     # the audit's own length is needed: its expert's episodes do not fit the others'
-    assert longest["audit"][0] > grpo.COMPLETION_TOKENS
+    assert longest["audit"][0] > DEFAULT_COMPLETION_TOKENS
 
 
 @pytest.mark.slow
