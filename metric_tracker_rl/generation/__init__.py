@@ -5,7 +5,7 @@ Every tier is built by `build_episode(config)`. The tier's config (catalog/tiers
 aggregate generator (aggregate.py) with the anomaly families' injectors (anomalies/) for an aggregate tier, the
 segmented generator (segmented.py) with the incident and benign kinds (kinds/) and the plan they edit
 (segment_plan.py) for a segmented one, and for a tier of raw events (the warehouse) the same world drawn as events
-with data defects (warehouse/). What both make, an episode and its truth, is episode.py's.
+with data defects (warehouse/, defects/). What both make, an episode and its truth, is episode.py's.
 """
 
 from metric_tracker_rl.catalog.tasks import EpisodeConfig

@@ -1,7 +1,8 @@
 """The public seam of the data-defect mechanisms: where a defect lands (each session's date and segment, a span of
 dates, a mobile version's sessions) and the edits that keep an event log in its order (events and sessions appended
-or merged in, sessions that open and do nothing). A mechanism module imports these and nothing else of the
-generator (pyproject.toml's import contracts hold it to that)."""
+or merged in, sessions that open and do nothing). With base.py (what a mechanism is and returns) and the helpers
+beside them, it is all of the generator a mechanism module imports (pyproject.toml's import contracts hold it to
+that)."""
 
 from __future__ import annotations
 
