@@ -1,7 +1,8 @@
 """Every file and every name of the code the docs cite exists: a path (relative to the repository, to the citing file
 or to the package, or a file name found in the tree) and a dotted name (a module, or an attribute of a module or of a
 class of the project). The docs are README.md, docs/, lab/README.md and lab/docs/ (their code spans and links), and
-the package's docstrings and comments (their code spans, and any path or `metric_tracker_rl.` name)."""
+the package's docstrings and comments (their code spans, and any path or `metric_tracker_rl.` name). A link is held
+to more: it resolves from the page that holds it, as a rendered page follows it."""
 
 from __future__ import annotations
 
@@ -195,10 +196,29 @@ def problems(span: str, citing: Path) -> str | None:
     return None
 
 
+def _prose(path: Path) -> str:
+    return re.sub(r"```.*?```", "", path.read_text(encoding="utf-8"), flags=re.S)  # code blocks run elsewhere
+
+
 def doc_spans(path: Path) -> Iterator[str]:
-    text = re.sub(r"```.*?```", "", path.read_text(encoding="utf-8"), flags=re.S)  # code blocks run elsewhere
-    yield from SPAN.findall(text)
-    yield from (link.split("#", 1)[0] for link in LINK.findall(text) if "://" not in link and not link.startswith("#"))
+    yield from SPAN.findall(_prose(path))
+
+
+def doc_links(path: Path) -> Iterator[str]:
+    """The page's links to files of the checkout (not to a web address or to a heading of the page itself)."""
+    yield from (link for link in LINK.findall(_prose(path))
+                if "://" not in link and not link.startswith(("#", "mailto:")))
+
+
+def broken_link(link: str, citing: Path) -> str | None:
+    """A link as a rendered page follows it: from the folder of the page that holds it, to a file or folder of the
+    checkout (a script's output counts: it is there once the command the page gives has run)."""
+    target = (citing.parent / link.split("#", 1)[0]).resolve()
+    if target.exists() and ROOT in (target, *target.parents):
+        return None
+    if ROOT in target.parents and target.relative_to(ROOT).as_posix().startswith(outputs()):
+        return None
+    return f"broken link {link}"
 
 
 def prose_of(path: Path) -> str:
@@ -222,10 +242,22 @@ def test_every_cited_path_and_name_exists() -> None:
     for path in DOCS:
         missing += [f"{path.relative_to(ROOT)}: {problem}" for span in doc_spans(path)
                     if (problem := problems(span, path))]
+        missing += [f"{path.relative_to(ROOT)}: {problem}" for link in doc_links(path)
+                    if (problem := broken_link(link, path))]
     for path in SOURCES:
         missing += [f"{path.relative_to(ROOT)}: {problem}" for span in source_spans(path)
                     if (problem := problems(span, path))]
     assert sorted(set(missing)) == []
+
+
+def test_a_link_resolves_from_its_page_and_not_from_the_repository() -> None:
+    """lab/README.md renders in lab/: a link written from the repository's root is broken there."""
+    page = ROOT / "lab" / "README.md"
+    assert broken_link("docs/performance.md", page) is None and broken_link("../README.md", page) is None
+    assert broken_link("lab/docs/performance.md", page) == "broken link lab/docs/performance.md"
+    assert broken_link("../docs/attacks.md", page) == "broken link ../docs/attacks.md"  # the lab's page, not docs/'s
+    assert broken_link("docs/warehouse.md#tables", ROOT / "README.md") is None
+    assert broken_link("../../outside.md", page) == "broken link ../../outside.md"
 
 
 def test_the_check_finds_a_missing_file_and_a_name_cited_where_it_is_not() -> None:
