@@ -5,7 +5,9 @@ tables."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
+from pathlib import Path
 
 import pytest
 
@@ -35,8 +37,7 @@ def test_the_kept_run_says_how_it_was_measured(kept_run: dict) -> None:
     """A reader must be able to repeat it: the date, the commit, the command, its settings and the load."""
     for key in ("date", "commit", "command", "sections", "settings", "load_average_at_start", "machine"):
         assert kept_run.get(key), key
-    assert kept_run["command"].startswith("python -m ")
-    assert kept_run["command"].split()[2].endswith(".run")  # the module, under the name it had when the run was kept
+    assert kept_run["command"].startswith("python -m lab.speed.run ")
     rendered = rendered_block(kept_run)
     assert kept_run["date"] in rendered and kept_run["command"] in rendered
     assert all(f"{name} {value}" in rendered for name, value in kept_run["settings"].items())
@@ -68,3 +69,18 @@ def test_an_episodes_window_that_no_episode_finished_says_it_measured_nothing(ke
     row = {"sessions": 64, "env_episodes_per_s": 0.0, "null_episodes_per_s": 597.3, "ratio": 0.0, "errors": 0}
     assert episodes_result(row, episodes).startswith("not measured: no episode finished within a 0.5 s window")
     assert "| 0.0/s vs null" not in rendered_block(kept_run)
+
+
+KEPT_RUNS = sorted(path for path in (Path(__file__).resolve().parents[1] / "artifacts").glob("*.json")
+                   if isinstance(json.loads(path.read_text(encoding="utf-8")).get("command"), str))
+
+
+@pytest.mark.parametrize("artifact", KEPT_RUNS, ids=[path.stem for path in KEPT_RUNS])
+def test_a_kept_runs_command_is_one_a_reader_can_run_today(artifact: Path) -> None:
+    """The command runs a module the lab has, and writes the kept file itself where it names an output."""
+    words = json.loads(artifact.read_text(encoding="utf-8"))["command"].split()
+    module = words[words.index("-m") + 1]
+    assert module.startswith("lab.") and importlib.util.find_spec(module) is not None, module
+    if "--output" in words:
+        assert words[words.index("--output") + 1] == f"lab/artifacts/{artifact.name}"
+
