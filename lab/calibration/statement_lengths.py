@@ -19,9 +19,8 @@ from typing import Any
 
 import numpy as np
 
-from lab.calibration.interface import message_texts
+from lab.calibration.interface import message_texts, record_episode
 from lab.calibration.replay import TRANSCRIPTS
-from lab.speed.rung_budgets import record
 from metric_tracker_rl.catalog.task_splits import calibration_reset_kwargs
 from metric_tracker_rl.serving.environment import MetricTrackerRlEnvironment
 
@@ -44,7 +43,7 @@ def summary(label: str, per_episode: list[list[str]], episode_chars: list[int]) 
 def expert_episodes(tier: str, episodes: int) -> tuple[list[list[str]], list[int]]:
     env, sent, chars = MetricTrackerRlEnvironment(), [], []
     for offset in range(episodes):
-        run, _ = record(EXPERT, calibration_reset_kwargs(tier, offset), env)
+        run = record_episode(EXPERT, calibration_reset_kwargs(tier, offset), env)
         calls = [(call["function"]["name"], call["function"]["arguments"]) for m in run.messages
                  for call in m.get("tool_calls") or []]
         sent.append(statements([(name, args if isinstance(args, dict) else json.loads(args)) for name, args in calls]))
