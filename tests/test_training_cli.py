@@ -12,7 +12,6 @@ import pytest
 from conftest import ROOT
 
 from metric_tracker_rl.catalog.tiers import DEFAULT_COMPLETION_TOKENS, TIERS
-
 from training import grpo, sft, train_group_missing
 
 HEAVY = ("trl", "torch", "transformers", "datasets", "gradio", "openenv")
