@@ -15,9 +15,10 @@ Where the folder keeps what the model read before its first call (texts_read.jso
 schemas and the brief, lab/calibration/read_before_play.py), those are compared first, in the order the model read
 them. Each outcome is one of five, and only a changed score fails (exit 1): a score that holds with a reworded text
 is the expected trace of a change to a brief or a tool's wording, printed with the texts that changed and the first
-one's diff (the brief's, a tool schema's, or a call's, headed by the call), and a failure only with --exact. A grading change that moves a transcript's score is accepted with --regrade, which keeps the old score, the
-new one and why in the folder's regraded.json: the transcript keeps the score it was recorded with, and later
-replays hold it to the newest score kept there ("score as regraded", printed with both scores).
+one's diff (the brief's, a tool schema's, or a call's, headed by the call), and a failure only with --exact. A
+grading change that moves a transcript's score is accepted with --regrade, which keeps the old score, the new one
+and why in the folder's regraded.json: the transcript keeps the score it was recorded with, and later replays hold
+it to the newest score kept there ("score as regraded", printed with both scores).
 
 A transcript recorded before its tier's episodes last changed cannot replay: a transcripts' folder keeps, in
 recorded_on.json, each tier's episode fingerprints as they were when its transcripts were recorded (a digest of
