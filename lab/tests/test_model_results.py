@@ -328,11 +328,8 @@ def test_a_changed_brief_line_is_named_with_its_diff_and_the_recorded_score_kept
     """What a rewording of a brief's line leaves on a kept transcript (one warehouse episode, its report only): the
     replay names the text that changed before the calls with its first differing line, keeps the recorded score
     beside the replayed one, and exits 0 (1 with --exact)."""
-    transcript = replay.load(WAREHOUSE / "warehouse-892735.json")
-    transcript["calls"] = transcript["calls"][-1:]  # the graded report: the score stands on it alone
-    transcript, brief = played_today(transcript)
+    path, transcript = reported_alone(tmp_path)
     assert transcript["score"] > 0.5
-    path = kept_as_today(tmp_path, transcript, brief)
     edit_kept(tmp_path, "warehouse", brief_line="a line the model read then")
     assert replay.main([str(path)]) == 0
     out = capsys.readouterr().out
@@ -340,6 +337,41 @@ def test_a_changed_brief_line_is_named_with_its_diff_and_the_recorded_score_kept
     assert f"{path.name}: {replay.TEXTS_CHANGED}: 1/1 texts (changed before the calls: the brief), {score}" in out
     assert "before the calls: the brief" in out and "-a line the model read then" in out
     assert replay.main(["--exact", str(path)]) == 1
+
+
+def reported_alone(folder: Path) -> tuple[Path, dict]:
+    """A folder holding the report of warehouse-892735 alone, as this version plays it, with the texts it read
+    before that call kept as this version gives them."""
+    transcript = replay.load(WAREHOUSE / "warehouse-892735.json")
+    transcript["calls"] = transcript["calls"][-1:]  # the graded report: the score stands on it alone
+    transcript, brief = played_today(transcript)
+    return kept_as_today(folder, transcript, brief), transcript
+
+
+@pytest.mark.slow  # three replays of a warehouse report (about 1 s each under load)
+def test_a_changed_brief_with_a_moved_score_keeps_the_score_history(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A rewording that comes with a grading change: the replay names the brief's change and fails on the score,
+    saying both; --regrade keeps the score recorded, the score before and the score since, and later replays name
+    the brief's change and pass, the transcript itself untouched."""
+    path, transcript = reported_alone(tmp_path)
+    today = transcript["score"]
+    transcript["score"] = today - 0.25  # as recorded before a grading change worth 0.25
+    path.write_text(json.dumps(transcript), encoding="utf-8")
+    recorded = path.read_text(encoding="utf-8")
+    edit_kept(tmp_path, "warehouse", brief_line="a rule the grader no longer follows")
+    assert replay.main([str(path)]) == 1
+    out = capsys.readouterr().out
+    assert f"{path.name}: {replay.SCORE_CHANGED}: 1/1 texts (changed before the calls: the brief)" in out
+    assert f"expected {today - 0.25:.6f}" in out and "-a rule the grader no longer follows" in out
+    assert replay.main(["--regrade", "the grader follows the reworded rule", str(path)]) == 0
+    capsys.readouterr()
+    assert replay.main([str(path)]) == 0
+    out = capsys.readouterr().out
+    assert f"{path.name}: {replay.REGRADED_STATUS}: 1/1 texts (changed before the calls: the brief)" in out
+    assert (f"score {today:.6f} (recorded {today - 0.25:.6f}; regraded {today - 0.25:.6f} -> {today:.6f}: the grader "
+            "follows the reworded rule)") in out
+    assert path.read_text(encoding="utf-8") == recorded
 
 
 @pytest.mark.slow  # replays a whole audit episode (28 calls, about 5 s) and reads what it read before them
