@@ -14,8 +14,8 @@ model), and compares every text and the score; the first difference is printed a
 Where the folder keeps what the model read before its first call (texts_read.json: the system prompt, the tool
 schemas and the brief, lab/calibration/read_before_play.py), those are compared first, in the order the model read
 them. Each outcome is one of five, and only a changed score fails (exit 1): a score that holds with a reworded text
-is the expected trace of a change to a brief or a tool's wording, printed with the texts that changed and the first
-one's diff (the brief's, a tool schema's, or a call's, headed by the call), and a failure only with --exact. A
+is the expected trace of a change to a brief or a tool's wording, printed with the diff of each text read before the
+calls that changed and of the first call whose text did (headed by the call), and a failure only with --exact. A
 grading change that moves a transcript's score is accepted with --regrade, which keeps the old score, the new one
 and why in the folder's regraded.json: the transcript keeps the score it was recorded with, and later replays hold
 it to the newest score kept there ("score as regraded", printed with both scores).
@@ -81,7 +81,7 @@ class Replay:
     first_difference: str | None  # the first differing call's text as a diff, None when every call's matched
     regraded_score: float | None = None  # the newest score a kept regrading gives the transcript, if any
     changed_before_play: tuple[str, ...] | None = None  # the texts read before the calls that changed (None: unkept)
-    read_difference: str | None = None  # the first of them as a diff
+    read_difference: str | None = None  # their diffs, in the order they were read
     lost_at: int | None = None  # the call (from 1) whose connection was lost, where one was
 
     @property
@@ -103,7 +103,7 @@ class Replay:
 
     @property
     def differences(self) -> list[str]:
-        """The first changed text read before the calls and the first changed call's, as diffs, in reading order."""
+        """The changed texts read before the calls and the first changed call's, as diffs, in reading order."""
         return [diff for diff in (self.read_difference, self.first_difference) if diff is not None]
 
 
@@ -140,11 +140,10 @@ def lost_at(transcript: dict[str, Any]) -> int | None:
 
 
 def read_changes(kept: dict[str, str], today: dict[str, str]) -> tuple[tuple[str, ...], str | None]:
-    """Which of the texts read before the calls read differently today, and the first one's diff."""
+    """Which of the texts read before the calls read differently today, and their diffs (None when none did)."""
     changed = tuple(name for name, text in kept.items() if today.get(name) != text)
-    first = headed_diff(f"before the calls: the {changed[0]}", kept[changed[0]], today.get(changed[0], "")) \
-        if changed else None
-    return changed, first
+    diffs = [headed_diff(f"before the calls: the {name}", kept[name], today.get(name, "")) for name in changed]
+    return changed, "\n".join(diffs) or None
 
 
 def replay(transcript: dict[str, Any], regraded_score: float | None = None,

@@ -378,7 +378,7 @@ def test_a_changed_brief_with_a_moved_score_keeps_the_score_history(
 def test_a_reworded_tool_and_brief_keep_the_audit_score_and_its_history(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """A whole audit transcript whose kept brief and tool description read differently from today's: the replay
-    names both, shows the first (the tool schemas, read first), matches every call, and the artifact's line keeps
+    names both with their diffs (the tool schemas first, as read), matches every call, and the artifact's line keeps
     the score recorded beside the score the replay gives."""
     transcript, brief = played_today(replay.load(AUDIT / "audit-355957.json"))
     path = kept_as_today(tmp_path, transcript, brief)
@@ -388,6 +388,7 @@ def test_a_reworded_tool_and_brief_keep_the_audit_score_and_its_history(
     assert (f"{path.name}: {replay.TEXTS_CHANGED}: 28/28 texts (changed before the calls: the tool schemas, the "
             "brief)") in out
     assert "before the calls: the tool schemas" in out and "One SQLite SELECT" in out
+    assert "before the calls: the brief" in out and "-a line the model read then" in out
     entry = model_results.transcript_entry(path, None, replay.current_fingerprints(), replay.replay,
                                            lambda *_: 0.5)
     assert (entry["score"], entry["replayed_score"]) == (transcript["score"], round(transcript["score"], 6))
