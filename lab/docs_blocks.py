@@ -35,7 +35,14 @@ from lab.calibration.calibrate import (
     markdown_table,
     null_group,
 )
-from lab.calibration.model_results import kept_results, model_regradings_table, model_results_table, scores_replay
+from lab.calibration.model_results import (
+    PLAYED,
+    RERUN,
+    kept_results,
+    model_regradings_table,
+    model_results_table,
+    scores_replay,
+)
 from lab.calibration.rung_failure_modes import render as render_failure_modes
 from lab.calibration.warehouse_calibration import ARTIFACT as WAREHOUSE_RESULTS
 from lab.calibration.warehouse_calibration import EXPERT as WAREHOUSE_EXPERT
@@ -283,21 +290,32 @@ def tier_windows() -> str:
     return markdown_table(["difficulty", "days", "dates"], rows)
 
 
+def _group_mean(group: dict[str, Any]) -> str:
+    """A group's mean as the README shows it: recorded where every score reproduces, else this version's."""
+    if scores_replay(group):
+        return f"{group['mean']:.3f}"
+    return f"{group['replayed_mean']:.3f}"
+
+
 def _model_result(difficulty: str, results: dict[str, Any]) -> str:
-    """The model's mean over its episodes of a tier at the tier's defaults, from the current set of transcripts, or
-    else an earlier one (named), and only where every one of those episodes replays on this version: its recorded
-    mean where every score reproduces, else the mean this version grades its calls with, beside the recorded one
-    (lab/docs/model_results.md); a dash where none replays."""
+    """The model's mean over its episodes of a tier at the tier's defaults played to their end, from the current
+    set of transcripts, or else an earlier one (named), and only where every one of those episodes replays on this
+    version: its recorded mean where every score reproduces, else the mean this version grades its calls with,
+    beside the recorded one (lab/docs/model_results.md); then the same set's episodes played again after a lost
+    connection and those lost, each with their mean; a dash where none replays."""
     groups = [group for group in results["groups"] if group["difficulty"] == difficulty and not group["settings"]
-              and group.get("replayed_mean") is not None]
+              and group["played"] == PLAYED and group.get("replayed_mean") is not None]
     if not groups:
         return "–"
     group = groups[0]  # the current set's, when it has one: the artifact lists it first
     earlier = f", recorded on `{group['recorded_on']}`" if group["history"] else ""
-    if scores_replay(group):
-        return f"{group['mean']:.3f} ({group['episodes']} episodes{earlier})"
-    return (f"{group['replayed_mean']:.3f} ({group['episodes']} episodes{earlier}, graded on this version; "
-            f"{group['mean']:.3f} as recorded)")
+    graded = "" if scores_replay(group) else f", graded on this version; {group['mean']:.3f} as recorded"
+    others = [other for other in results["groups"] if other["played"] != PLAYED
+              and all(other[key] == group[key] for key in ("difficulty", "settings", "history", "recorded_on"))]
+    besides = "".join(f"; {other['episodes']} played again after a lost connection: {_group_mean(other)}"
+                      if other["played"] == RERUN else f"; {other['episodes']} lost: {_group_mean(other)}"
+                      for other in others)
+    return f"{_group_mean(group)} ({group['episodes']} episodes{earlier}{graded}{besides})"
 
 
 def warehouse_results() -> dict[str, Any]:

@@ -1,13 +1,16 @@
-"""The model results: the committed transcripts replayed, grouped by tier and dial settings, as an artifact
-(lab/artifacts/model_results.json) and the table lab/docs/model_results.md shows (a block of lab/docs_blocks.py).
+"""The model results: the committed transcripts replayed, grouped by set, tier, dial settings and how the episode was
+played, with the expert's score on the same episodes, as an artifact (lab/artifacts/model_results.json) and the table
+lab/docs/model_results.md shows (a block of lab/docs_blocks.py).
 
     uv run python -m lab.calibration.model_results          # replay, print the table (exit 1 if the artifact differs)
     uv run python -m lab.calibration.model_results --write  # replay and write the artifact
     uv run python -m lab.docs_blocks --write                # then the page's table
 
-The current set sits in lab/artifacts/model_transcripts/, each earlier one in history/<commit>/ below it. A tier
-whose episodes changed since the recording is not replayed: its transcripts keep their recorded scores and are
-marked as recorded on an earlier version.
+The current sets sit in lab/artifacts/model_transcripts/ (the abyss set) and each folder beside history/ that keeps a
+recorded_on.json (warehouse/, audit/), each earlier set in history/<commit>/. A tier whose episodes changed since
+the recording is not replayed: its transcripts keep their recorded scores and are marked as recorded on an earlier
+version, and no expert score stands beside them (the expert would play other episodes). An episode whose connection
+was lost is a row of its own (scored what it had, 0 before a report), and so is an episode played again after one.
 """
 
 from __future__ import annotations
@@ -20,10 +23,13 @@ from pathlib import Path
 from typing import Any
 
 from lab.calibration.calibrate import markdown_table
+from lab.calibration.interface import record_episode
+from lab.calibration.read_before_play import kept_texts
 from lab.calibration.replay import (
     EARLIER_VERSION,
     HISTORY,
     RECORD_FILES,
+    RECORDED_ON,
     REGRADED_STATUS,
     REPRODUCED,
     SCORE_CHANGED,
@@ -32,6 +38,7 @@ from lab.calibration.replay import (
     current_fingerprints,
     is_earlier_version,
     load,
+    lost_at,
     recorded_on,
     regradings,
     replay,
@@ -42,36 +49,68 @@ ROOT = Path(__file__).resolve().parents[2]
 RESULTS = ROOT / "lab" / "artifacts" / "model_results.json"
 # The outcomes in the order a group's table cell lists them.
 STATUS_ORDER = (REPRODUCED, TEXTS_CHANGED, REGRADED_STATUS, SCORE_CHANGED, EARLIER_VERSION)
+# How an episode was played, in the order a set's rows list them: to its end, again after its connection was lost
+# (the player had read that episode's brief before), or lost (its connection died before its end).
+PLAYED, RERUN, LOST = "to the end", "again, after a lost connection", "lost: the connection dropped"
+PLAYED_ORDER = (PLAYED, RERUN, LOST)
+EXPERT = "expert"  # the reference agent that plays each tier's own procedure
+Replayer = Callable[[dict[str, Any], float | None, dict[str, str] | None], Any]
+ExpertScore = Callable[[str, int, dict[str, Any]], float]
+
+
+def expert_score(difficulty: str, seed: int, settings: dict[str, Any]) -> float:
+    """The expert's score on the transcript's episode, played in this process."""
+    return record_episode(EXPERT, {"difficulty": difficulty, "seed": seed, **settings}).score
+
+
+def played(transcript: dict[str, Any]) -> str:
+    """How the transcript's episode was played: lost, again after a loss, or to its end."""
+    if lost_at(transcript) is not None:
+        return LOST
+    return RERUN if transcript.get("rerun") else PLAYED
 
 
 def transcript_entry(path: Path, recorded: dict[str, Any] | None, stored: dict[str, dict[str, str]],
-                     replayed: Callable[[dict[str, Any], float | None], Any]) -> dict[str, Any]:
-    """One transcript's line of the artifact: what it recorded, the regradings accepted since, and what its replay on
-    this version shows."""
+                     replayed: Replayer, expert: ExpertScore) -> dict[str, Any]:
+    """One transcript's line of the artifact: what it recorded and how it was played, the regradings accepted
+    since, what its replay on this version shows (which texts read before the calls changed, where they were kept)
+    and the expert's score on its episode."""
     transcript = load(path)
     regraded = regradings(path.parent).get(path.name, [])
-    entry = {"file": path.relative_to(TRANSCRIPTS).as_posix(), "history": HISTORY in path.parents,
+    settings = transcript.get("settings", {})
+    file = path.relative_to(TRANSCRIPTS).as_posix() if TRANSCRIPTS in path.parents else path.name
+    entry = {"file": file, "history": HISTORY in path.parents,
              "recorded_on": (recorded or {}).get("commit"), "difficulty": transcript["difficulty"],
-             "seed": transcript["seed"], "settings": transcript.get("settings", {}), "score": transcript["score"],
-             "calls": len(transcript["calls"]), "regradings": regraded}
+             "seed": transcript["seed"], "settings": settings, "played": played(transcript),
+             "score": transcript["score"], "calls": len(transcript["calls"]), "regradings": regraded}
     if is_earlier_version(transcript["difficulty"], recorded, stored):
-        return {**entry, "replay": EARLIER_VERSION, "texts_matched": None, "replayed_score": None}
-    result = replayed(transcript, regraded[-1]["score"] if regraded else None)
+        return {**entry, "replay": EARLIER_VERSION, "texts_matched": None, "changed_before_play": None,
+                "replayed_score": None, "expert_score": None}
+    result = replayed(transcript, regraded[-1]["score"] if regraded else None,
+                      kept_texts(path.parent, path.name, transcript["difficulty"]))
+    changed = result.changed_before_play
     return {**entry, "replay": result.status, "texts_matched": result.matched_texts,
-            "replayed_score": round(result.replayed_score, 6)}
+            "changed_before_play": None if changed is None else list(changed),
+            "replayed_score": round(result.replayed_score, 6),
+            "expert_score": round(expert(transcript["difficulty"], transcript["seed"], settings), 6)}
 
 
-def _group_key(entry: dict[str, Any]) -> tuple[bool, str, int, int, str]:
+def _group_key(entry: dict[str, Any]) -> tuple[bool, int, str, int, str, int]:
     settings = entry["settings"]
-    return (entry["history"], entry["recorded_on"] or "", DIFFICULTIES.index(entry["difficulty"]), len(settings),
-            json.dumps(settings, sort_keys=True))
+    return (entry["history"], DIFFICULTIES.index(entry["difficulty"]), entry["recorded_on"] or "", len(settings),
+            json.dumps(settings, sort_keys=True), PLAYED_ORDER.index(entry["played"]))
+
+
+def _mean(values: list[float]) -> float:
+    return round(sum(values) / len(values), 6)
 
 
 def groups(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The transcripts by set (the current one first), tier and dial settings: episodes, mean, range of scores,
-    range of calls, how their replays went (each status with its count), and the mean of their scores on this
-    version where every one of them replays (None where a tier's episodes changed since)."""
-    grouped: dict[tuple[bool, str, int, int, str], list[dict[str, Any]]] = {}
+    """The transcripts by set (the current ones first), tier, dial settings and how they were played: episodes,
+    mean, range of scores, range of calls, how their replays went (each status with its count), the mean of their
+    scores on this version and the expert's on the same episodes, each where every one of them replays (None where
+    a tier's episodes changed since)."""
+    grouped: dict[tuple[bool, int, str, int, str, int], list[dict[str, Any]]] = {}
     for entry in sorted(entries, key=_group_key):
         grouped.setdefault(_group_key(entry), []).append(entry)
     summary = []
@@ -80,28 +119,40 @@ def groups(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
         seen = [member["replay"] for member in members]
         statuses = {status: seen.count(status) for status in STATUS_ORDER if status in seen}
         replayed = [m["replayed_score"] for m in members if m["replayed_score"] is not None]
+        experts = [m["expert_score"] for m in members if m["expert_score"] is not None]
         summary.append({"difficulty": members[0]["difficulty"], "settings": members[0]["settings"],
                         "history": members[0]["history"], "recorded_on": members[0]["recorded_on"],
-                        "episodes": len(members), "mean": round(sum(scores) / len(scores), 6),
+                        "played": members[0]["played"], "episodes": len(members), "mean": _mean(scores),
                         "min": min(scores), "max": max(scores), "calls_min": min(calls), "calls_max": max(calls),
                         "replays": statuses,
-                        "replayed_mean": round(sum(replayed) / len(replayed), 6) if len(replayed) == len(members)
-                        else None})
+                        "replayed_mean": _mean(replayed) if len(replayed) == len(members) else None,
+                        "expert_mean": _mean(experts) if len(experts) == len(members) else None})
     return summary
 
 
 def transcript_folders() -> list[Path]:
-    """The current set's folder, then each earlier set's under history/."""
-    return [TRANSCRIPTS, *sorted(path for path in HISTORY.glob("*") if path.is_dir())]
+    """The current sets' folders (the abyss set's, then each beside history/ that keeps its recording commit),
+    then each earlier set's under history/."""
+    beside = sorted(path for path in TRANSCRIPTS.glob("*")
+                    if path.is_dir() and path != HISTORY and (path / RECORDED_ON.name).exists())
+    return [TRANSCRIPTS, *beside, *sorted(path for path in HISTORY.glob("*") if path.is_dir())]
 
 
-def render_results() -> dict[str, Any]:
-    """Replay every committed transcript (those of a changed tier excepted) into the artifact's content."""
-    stored, entries = current_fingerprints(), []
+def render_results(expert: ExpertScore = expert_score) -> dict[str, Any]:
+    """Replay every committed transcript (those of a changed tier excepted) into the artifact's content, with the
+    expert played once on each episode."""
+    stored, entries, scores = current_fingerprints(), [], {}
+
+    def expert_once(difficulty: str, seed: int, settings: dict[str, Any]) -> float:
+        key = (difficulty, seed, json.dumps(settings, sort_keys=True))  # a lost seed's rerun is the same episode
+        if key not in scores:
+            scores[key] = expert(difficulty, seed, settings)
+        return scores[key]
+
     for folder in transcript_folders():
         recorded = recorded_on(folder)
-        entries += [transcript_entry(path, recorded, stored, replay) for path in sorted(folder.glob("*.json"))
-                    if path.name not in RECORD_FILES]
+        entries += [transcript_entry(path, recorded, stored, replay, expert_once)
+                    for path in sorted(folder.glob("*.json")) if path.name not in RECORD_FILES]
     return {"groups": groups(entries), "transcripts": entries}
 
 
@@ -125,18 +176,21 @@ def _replays_text(replays: dict[str, int], episodes: int) -> str:
 
 
 def model_results_table(results: dict[str, Any] | None = None) -> str:
-    """The page's table, from the kept artifact: set, tier, dial settings, episodes, mean, range, calls, replay."""
+    """The page's table, from the kept artifact: set, tier, dial settings, how the episodes were played, episodes,
+    mean, range, calls, the expert's mean on the same episodes, replay."""
     results = results or kept_results()
     rows = []
     for group in results["groups"]:
         low, high = group["min"], group["max"]
-        calls = f"{group['calls_min']}–{group['calls_max']}"
+        calls = f"{group['calls_min']}" + (f"–{group['calls_max']}" if group["calls_max"] > group["calls_min"] else "")
         recorded = f"`{group['recorded_on']}`" + (" (history)" if group["history"] else "")
-        rows.append([recorded, group["difficulty"], _settings_text(group["settings"]), str(group["episodes"]),
-                     f"{group['mean']:.3f}", f"{low:.3f}" if low == high else f"{low:.3f}–{high:.3f}", calls,
+        expert = "–" if group["expert_mean"] is None else f"{group['expert_mean']:.3f}"
+        rows.append([recorded, group["difficulty"], _settings_text(group["settings"]), group["played"],
+                     str(group["episodes"]), f"{group['mean']:.3f}",
+                     f"{low:.3f}" if low == high else f"{low:.3f}–{high:.3f}", calls, expert,
                      _replays_text(group["replays"], group["episodes"])])
-    return markdown_table(["recorded on", "tier", "dial settings", "episodes", "mean score", "range", "calls",
-                           "replay on this version"], rows)
+    return markdown_table(["recorded on", "tier", "dial settings", "played", "episodes", "mean score", "range",
+                           "calls", "expert, same episodes", "replay on this version"], rows)
 
 
 def model_regradings_table(results: dict[str, Any] | None = None) -> str:

@@ -11,16 +11,23 @@ model), and compares every text and the score; the first difference is printed a
     uv run python -m lab.calibration.replay --exact PATH          # a changed text fails too
     uv run python -m lab.calibration.replay --regrade "WHY" PATH  # accept each changed score, and keep it with WHY
 
-Each outcome is one of five, and only a changed score fails (exit 1): a score that holds with a reworded text is
-the expected trace of a change to a brief or a tool's wording, printed with its diff, and a failure only with
---exact. A grading change that moves a transcript's score is accepted with --regrade, which keeps the old score, the
-new one and why in the folder's regraded.json: the transcript keeps the score it was recorded with, and later
-replays hold it to the newest score kept there ("score as regraded", printed with both scores).
+Where the folder keeps what the model read before its first call (texts_read.json: the system prompt, the tool
+schemas and the brief, lab/calibration/read_before_play.py), those are compared first, in the order the model read
+them. Each outcome is one of five, and only a changed score fails (exit 1): a score that holds with a reworded text
+is the expected trace of a change to a brief or a tool's wording, printed with the diff of each text read before the
+calls that changed and of the first call whose text did (headed by the call), and a failure only with --exact. A
+grading change that moves a transcript's score is accepted with --regrade, which keeps the old score, the new one
+and why in the folder's regraded.json: the transcript keeps the score it was recorded with, and later replays hold
+it to the newest score kept there ("score as regraded", printed with both scores).
 
 A transcript recorded before its tier's episodes last changed cannot replay: a transcripts' folder keeps, in
 recorded_on.json, each tier's episode fingerprints as they were when its transcripts were recorded (a digest of
 tests/data/episode_fingerprints.json's entries for the tier). Where today's digest differs, the transcript is
 marked as recorded on an earlier version and its recorded score stands; it is never dropped.
+
+A transcript whose connection was lost mid-episode (`lost: true`; a call reads "the connection to the server was
+lost") replays the calls before the loss: the lost call and every later one were answered by the client, not the
+environment, so none of them is sent. Its score is what the episode had then (0 before a graded report).
 """
 
 from __future__ import annotations
@@ -35,7 +42,10 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from lab.calibration.read_before_play import RECORD as TEXTS_READ
+from lab.calibration.read_before_play import kept_texts, texts_before_play
 from metric_tracker_rl.adapters.session import EpisodeSession
+from metric_tracker_rl.reconnect import GOING_AWAY, SessionLost, lost_connection_text
 from metric_tracker_rl.serving.environment import MetricTrackerRlEnvironment
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -43,7 +53,7 @@ TRANSCRIPTS = ROOT / "lab" / "artifacts" / "model_transcripts"  # the current se
 HISTORY = TRANSCRIPTS / "history"
 RECORDED_ON = TRANSCRIPTS / "recorded_on.json"
 REGRADED = "regraded.json"  # beside a folder's transcripts: each regrading of one, old score to new, and why
-RECORD_FILES = frozenset({RECORDED_ON.name, REGRADED})  # the folder's records, which are no transcripts
+RECORD_FILES = frozenset({RECORDED_ON.name, REGRADED, TEXTS_READ})  # the folder's records, which are no transcripts
 STORED_FINGERPRINTS = ROOT / "tests" / "data" / "episode_fingerprints.json"
 SCORE_TOLERANCE = 1e-9
 DIFF_LINES = 60  # a mismatch's diff is cut after this many lines
@@ -54,18 +64,25 @@ SCORE_CHANGED = "score changed"  # the episodes hold but the score does not: the
 REGRADED_STATUS = "score as regraded"  # the score a kept regrading gives it, not the recorded one
 EARLIER_VERSION = "recorded on an earlier version"  # the tier's episodes changed since the recording
 FAILURES = frozenset({SCORE_CHANGED})  # the outcomes that make the replay exit 1 (TEXTS_CHANGED too with --exact)
+# How a call the client answered after its connection died begins (lost_connection_text's, for either reason).
+LOST_CONNECTION = tuple(lost_connection_text(error).split(" (")[0] + " ("
+                        for error in (ConnectionError(), SessionLost("", GOING_AWAY)))
 
 
 @dataclass(frozen=True)
 class Replay:
-    """One transcript's replay: how many texts matched before the first difference, and the scores."""
+    """One transcript's replay: what it read before its first call that reads differently now, how many calls'
+    texts matched before the first difference, and the scores."""
 
-    calls: int
-    matched_texts: int  # calls whose text matched before the first difference (== calls when all did)
+    calls: int  # the calls replayed: all, or those before a lost connection
+    matched_texts: int  # calls whose text matched before the first differing call (== calls when all did)
     recorded_score: float
     replayed_score: float
-    first_difference: str | None  # the first mismatch as a diff, None when every text matched
+    first_difference: str | None  # the first differing call's text as a diff, None when every call's matched
     regraded_score: float | None = None  # the newest score a kept regrading gives the transcript, if any
+    changed_before_play: tuple[str, ...] | None = None  # the texts read before the calls that changed (None: unkept)
+    read_difference: str | None = None  # their diffs, in the order they were read
+    lost_at: int | None = None  # the call (from 1) whose connection was lost, where one was
 
     @property
     def expected_score(self) -> float:
@@ -82,7 +99,12 @@ class Replay:
             return SCORE_CHANGED
         if abs(self.expected_score - self.recorded_score) > SCORE_TOLERANCE:
             return REGRADED_STATUS
-        return REPRODUCED if self.first_difference is None else TEXTS_CHANGED
+        return REPRODUCED if self.first_difference is None and not self.changed_before_play else TEXTS_CHANGED
+
+    @property
+    def differences(self) -> list[str]:
+        """The changed texts read before the calls and the first changed call's, as diffs, in reading order."""
+        return [diff for diff in (self.read_difference, self.first_difference) if diff is not None]
 
 
 def load(path: Path) -> dict[str, Any]:
@@ -93,31 +115,59 @@ def load(path: Path) -> dict[str, Any]:
     return transcript
 
 
-def text_diff(call_index: int, call: dict[str, Any], recorded: str, replayed: str) -> str:
-    """The first differing text as a unified diff, headed by the call that produced it."""
-    arguments = json.dumps(call["arguments"], sort_keys=True)
+def headed_diff(heading: str, recorded: str, replayed: str) -> str:
+    """A differing text as a unified diff under `heading` (what the model read it from)."""
     lines = list(difflib.unified_diff(recorded.splitlines(), replayed.splitlines(), "recorded", "replayed",
                                       lineterm=""))
     cut = [f"... {len(lines) - DIFF_LINES} more diff lines"] if len(lines) > DIFF_LINES else []
-    return "\n".join([f"call {call_index + 1} {call['tool']} {arguments[:300]}", *lines[:DIFF_LINES], *cut])
+    return "\n".join([heading, *lines[:DIFF_LINES], *cut])
 
 
-def replay(transcript: dict[str, Any], regraded_score: float | None = None) -> Replay:
-    """Play the transcript's calls on its episode, in this process, and compare each text and the score (the
-    recorded one, or `regraded_score` where a kept regrading changed it)."""
+def text_diff(call_index: int, call: dict[str, Any], recorded: str, replayed: str) -> str:
+    """The first differing text as a unified diff, headed by the call that produced it."""
+    arguments = json.dumps(call["arguments"], sort_keys=True)
+    return headed_diff(f"call {call_index + 1} {call['tool']} {arguments[:300]}", recorded, replayed)
+
+
+def lost_at(transcript: dict[str, Any]) -> int | None:
+    """The index of the call the client answered with a lost connection, None where the connection held; a
+    transcript marked lost must show it."""
+    lost = next((index for index, call in enumerate(transcript["calls"])
+                 if call["text"].startswith(LOST_CONNECTION)), None)
+    if transcript.get("lost") and lost is None:
+        raise ValueError("a transcript marked lost has no call that reads a lost connection")
+    return lost
+
+
+def read_changes(kept: dict[str, str], today: dict[str, str]) -> tuple[tuple[str, ...], str | None]:
+    """Which of the texts read before the calls read differently today, and their diffs (None when none did)."""
+    changed = tuple(name for name, text in kept.items() if today.get(name) != text)
+    diffs = [headed_diff(f"before the calls: the {name}", kept[name], today.get(name, "")) for name in changed]
+    return changed, "\n".join(diffs) or None
+
+
+def replay(transcript: dict[str, Any], regraded_score: float | None = None,
+           read: dict[str, str] | None = None) -> Replay:
+    """Play the transcript's calls on its episode, in this process, and compare what it read before them (`read`,
+    where kept), each call's text and the score (the recorded one, or `regraded_score` where a kept regrading
+    changed it). The calls from a lost connection on are not sent."""
     session = EpisodeSession(MetricTrackerRlEnvironment())
     brief = session.reset(seed=transcript["seed"], difficulty=transcript["difficulty"],
                           **transcript.get("settings", {}))
     if brief.status == "error":
         raise ValueError(f"the transcript's episode cannot start: {session.message}")
+    changed, read_difference = (None, None) if read is None else read_changes(
+        read, texts_before_play(transcript["difficulty"], brief.text))
+    lost = lost_at(transcript)
+    sent = transcript["calls"][:lost]
     matched, difference = 0, None
-    for index, call in enumerate(transcript["calls"]):
+    for index, call in enumerate(sent):
         text = session.call(call["tool"], call["arguments"])
         if difference is None and text != call["text"]:
             difference = text_diff(index, call, call["text"], text)
         matched += difference is None
-    return Replay(len(transcript["calls"]), matched, float(transcript["score"]), session.score, difference,
-                  regraded_score)
+    return Replay(len(sent), matched, float(transcript["score"]), session.score, difference, regraded_score,
+                  changed, read_difference, None if lost is None else lost + 1)
 
 
 # --- which version recorded a transcript -------------------------------------------------------------------
@@ -181,7 +231,7 @@ def transcript_paths(paths: Iterable[Path]) -> list[Path]:
 def outcome(path: Path, transcript: dict[str, Any], stored: dict[str, dict[str, str]]) -> tuple[str, Replay]:
     """The transcript's replay and its outcome, which its folder's records qualify: the version it was recorded on,
     and the regradings accepted since."""
-    result = replay(transcript, regraded_score(path))
+    result = replay(transcript, regraded_score(path), kept_texts(path.parent, path.name, transcript["difficulty"]))
     earlier = is_earlier_version(transcript["difficulty"], recorded_on(path.parent), stored)
     return (EARLIER_VERSION if earlier and result.status != REPRODUCED else result.status), result
 
@@ -195,6 +245,17 @@ def score_text(status: str, result: Replay, regraded: list[dict[str, Any]]) -> s
     if status == SCORE_CHANGED:
         text += f"; expected {result.expected_score:.6f}"
     return text + ")"
+
+
+def texts_text(result: Replay) -> str:
+    """What of the texts matched, as a replay's line shows it: the calls', what was read before them where it was
+    kept, and where a lost connection ended the episode."""
+    text = f"{result.matched_texts}/{result.calls} texts"
+    if result.changed_before_play:
+        text += " (changed before the calls: " + ", ".join(f"the {name}" for name in result.changed_before_play) + ")"
+    if result.lost_at is not None:
+        text += f", the connection lost at call {result.lost_at} (not replayed from there)"
+    return text
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -215,12 +276,12 @@ def main(argv: list[str] | None = None) -> int:
             status = result.status
             print(f"{path.name}: regraded now, kept in {path.parent / REGRADED}")
         seen.append(status)
-        print(f"{path.name}: {status}: {result.matched_texts}/{result.calls} texts, "
+        print(f"{path.name}: {status}: {texts_text(result)}, "
               + score_text(status, result, regradings(path.parent).get(path.name, [])))
         if status == EARLIER_VERSION:
             print(f"  {transcript['difficulty']}'s episodes changed since the recording: differences are expected")
-        elif result.first_difference is not None:
-            print("  " + result.first_difference.replace("\n", "\n  "))
+        for difference in result.differences if status != EARLIER_VERSION else []:
+            print("  " + difference.replace("\n", "\n  "))
     counts = ", ".join(f"{seen.count(status)} {status}" for status in
                        (REPRODUCED, TEXTS_CHANGED, REGRADED_STATUS, SCORE_CHANGED, EARLIER_VERSION) if status in seen)
     failed = sum(status in failures for status in seen)

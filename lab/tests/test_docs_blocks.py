@@ -12,6 +12,7 @@ import pytest
 from lab import docs_blocks
 from lab.agents.registry import known_agents
 from lab.calibration.calibrate import SHORTCUT_AGENTS
+from lab.calibration.model_results import LOST, PLAYED, RERUN
 from lab.tests.helpers import ROOT, reset_episode
 from metric_tracker_rl.catalog.plain_types import MetricSubmissionRow
 from metric_tracker_rl.catalog.task_splits import TRAIN_SCHEDULE, TRAIN_SEED_BASE, TRAIN_TASK_COUNT, get_split
@@ -181,7 +182,17 @@ def test_the_tiers_table_follows_the_results_and_marks_old_recordings() -> None:
         {"difficulty": "hard", "settings": {}, "episodes": 4, "mean": 0.6, "history": True, "recorded_on": "old",
          "replays": {"reproduced": 4}, "replayed_mean": 0.6},
         {"difficulty": "medium", "settings": {}, "episodes": 2, "mean": 0.7, "history": True, "recorded_on": "old",
-         "replays": {"recorded on an earlier version": 2}, "replayed_mean": None}]}
+         "replays": {"recorded on an earlier version": 2}, "replayed_mean": None},
+        {"difficulty": "warehouse", "settings": {}, "episodes": 3, "mean": 0.7, "history": False,
+         "recorded_on": "new", "replays": {"reproduced": 3}, "replayed_mean": 0.7},
+        {"difficulty": "warehouse", "settings": {}, "episodes": 1, "mean": 0.8, "history": False,
+         "recorded_on": "new", "replays": {"reproduced": 1}, "replayed_mean": 0.8, "played": RERUN},
+        {"difficulty": "warehouse", "settings": {}, "episodes": 2, "mean": 0.0, "history": False,
+         "recorded_on": "new", "replays": {"reproduced": 2}, "replayed_mean": 0.0, "played": LOST},
+        {"difficulty": "warehouse", "settings": {}, "episodes": 5, "mean": 0.0, "history": True,
+         "recorded_on": "old", "replays": {"reproduced": 5}, "replayed_mean": 0.0, "played": LOST}]}
+    for group in models["groups"]:
+        group.setdefault("played", PLAYED)
     rows = {line.split(" | ")[0].strip("| "): line.split(" | ")
             for line in docs_blocks.tiers_at_a_glance(results, models).splitlines() if line.startswith("| ")}
     assert rows["hard"][6:8] == ["0.500", "0.450 (`weekday_rule`)"]
@@ -190,5 +201,7 @@ def test_the_tiers_table_follows_the_results_and_marks_old_recordings() -> None:
     assert rows["medium"][-1] == "– |"  # transcripts of episodes that changed since are not shown
     assert rows["abyss"][-1] == "– |"  # at the tier's defaults only
     assert rows["hard"][-1] == "0.600 (4 episodes, recorded on `old`) |"  # an earlier set's, named, where it replays
+    # the episodes played to the end, then the same set's played again after a loss and its lost ones, never hidden
+    assert rows["warehouse"][-1] == "0.700 (3 episodes; 1 played again after a lost connection: 0.800; 2 lost: 0.000) |"
     assert rows["easy"][-1] == "– |" and rows["easy"][2] == "none (one funnel)"
     assert rows["medium"][3] == "1–4" and rows["deep"][2].endswith("channel, user_type")
