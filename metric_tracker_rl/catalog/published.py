@@ -368,8 +368,13 @@ def config_meaning(config: Mapping[str, Any]) -> dict[str, str]:
 def incident_count_statement(config: Mapping[str, Any]) -> str:
     """All an agent may infer about how many incidents an episode holds, from its visible config. The config's
     anomaly_density is not a count to multiply out: a seeded medium or hard episode draws its count from the
-    range shown, whatever the density."""
+    range shown, whatever the density. Where the data are raw events (the warehouse and the audit) the count is of
+    business incidents only, and a null episode's line says so without calling any report right: its data defects
+    are still there to report."""
     count, count_range = config.get("anomaly_count"), config.get("anomaly_count_range")
+    tier = TIERS.get(str(config.get("difficulty")))
+    if tier is not None and tier.data == EVENTS:
+        return _business_incident_statement(count, count_range, audit=tier.hides_mechanisms)
     rows = "; an incident of several dates has a row on each"
     if count is not None:
         if count == 0:
@@ -379,3 +384,21 @@ def incident_count_statement(config: Mapping[str, Any]) -> str:
         low, high = count_range
         return f"between {low} and {high}, drawn per episode{rows}"
     raise ValueError(f"a visible config holds anomaly_count or anomaly_count_range: {sorted(config)}")
+
+
+# Where the data are raw events, the incidents line counts business incidents (injected: what users did) only.
+DEFECTS_NOT_COUNTED = "data defects are not counted here"
+INCIDENT_ROWS = {False: "an incident of several dates has a row on each",
+                 True: "an incident has a row on each date that is a finding of it (findings), so it may have none"}
+
+
+def _business_incident_statement(count: Any, count_range: Any, audit: bool) -> str:
+    rows = f"; {INCIDENT_ROWS[audit]}; {DEFECTS_NOT_COUNTED}"
+    if count is not None:
+        if count == 0:
+            return f"no business incident in this episode; {DEFECTS_NOT_COUNTED}"
+        return f"exactly {count} business incidents{rows}"
+    if count_range is not None:
+        low, high = count_range
+        return f"between {low} and {high} business incidents, drawn per episode{rows}"
+    raise ValueError("a visible config holds anomaly_count or anomaly_count_range")

@@ -31,7 +31,7 @@ AUDIT_OBJECTIVE = (
     "Audit eight weeks of a food-ordering app's raw analytics events: find every business incident and every data "
     "defect, and report each finding as the findings rule says. A business incident changes what users do; a data "
     "defect only what is recorded. Every number is the metrics layer's (metrics_layer). Benign changes are not "
-    "reported. No list of what can go wrong is given. Some episodes contain no incident.")
+    "reported. No list of what can go wrong is given. Some episodes contain no business incident.")
 
 
 def relative_move(value: float, reference: float) -> float:

@@ -1,0 +1,212 @@
+"""What a model reads at every tier is what the grader expects: each fact-stating line of the brief, the system
+prompt and the tool descriptions, checked against the episode's truth over a few seeds (the incident count and what
+it counts, a null episode's right report, where a data defect's trace may be, which tier a tool description names).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+import pytest
+from text_reader import read_observation
+
+from metric_tracker_rl.adapters.session import EpisodeSession
+from metric_tracker_rl.catalog.published import DEFECTS_NOT_COUNTED, incident_count_statement
+from metric_tracker_rl.catalog.seeding import EpisodeKey, derive_rng
+from metric_tracker_rl.catalog.task_splits import NULL_EVERY, calibration_reset_kwargs
+from metric_tracker_rl.catalog.tasks import resolve_episode_config
+from metric_tracker_rl.catalog.tiers import DEEP_MIX, EVENTS, TIERS
+from metric_tracker_rl.generation.audit.defects import DEFECT_REGISTRY
+from metric_tracker_rl.generation.audit.truth import audit_rows
+from metric_tracker_rl.generation.audit.world import audit_mix, build_audit_world
+from metric_tracker_rl.generation.segment_plan import segmented_plan
+from metric_tracker_rl.generation.warehouse.defects import DEFECTS as WAREHOUSE_DEFECTS
+from metric_tracker_rl.generation.warehouse.events import draw_event_log
+from metric_tracker_rl.generation.warehouse.truth import DATA_QUALITY, ExpectedRow, expected_rows, incident_rows
+from metric_tracker_rl.generation.warehouse.world import WarehouseWorld, build_warehouse_world
+from metric_tracker_rl.serving.environment import MetricTrackerRlEnvironment
+from metric_tracker_rl.sql.columns import Labels, Nested
+from metric_tracker_rl.view.prompt import system_prompt
+from metric_tracker_rl.view.tool_schemas import openai_tools
+from metric_tracker_rl.world.audit_brief import departs
+from metric_tracker_rl.world.metrics_layer import counted_sessions
+from metric_tracker_rl.world.segments import world_of
+from metric_tracker_rl.world.warehouse_brief import COMPUTED_TABLES, TRACE_RULE, TRACE_TABLES
+
+RAW_EVENT_TIERS = tuple(name for name, tier in TIERS.items() if tier.data == EVENTS)
+EMPTY_IS_RIGHT = re.compile(r"right report is empty|submit an empty report", re.IGNORECASE)
+
+
+# --- the tool descriptions ---------------------------------------------------------------------------------------
+
+
+def _descriptions(node: Any) -> Iterator[str]:
+    """Every description a tool schema holds: the tool's and each argument's, at any depth."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key == "description" and isinstance(value, str):
+                yield value
+            else:
+                yield from _descriptions(value)
+    elif isinstance(node, list):
+        for item in node:
+            yield from _descriptions(item)
+
+
+def _tiers_named(text: str) -> set[str]:
+    return {name for name in TIERS if re.search(rf"\b{name}\b", text, re.IGNORECASE)}
+
+
+def test_every_tool_description_a_tier_offers_names_only_tiers_that_serve_it_as_written() -> None:
+    """A description that names a tier (the metrics layer's once began "Warehouse:" at the audit) names the tier
+    reading it and only tiers that offer the same text."""
+    offered = {tier: {tool["function"]["name"]: tool["function"] for tool in openai_tools(tier)} for tier in TIERS}
+    for tier, tools in offered.items():
+        for name, function in tools.items():
+            for text in _descriptions(function):
+                named = _tiers_named(text)
+                serving = {other for other, theirs in offered.items()
+                           if name in theirs and text in _descriptions(theirs[name])}
+                assert not named or (tier in named and named <= serving), (tier, name, text)
+
+
+# --- a null episode's right report ------------------------------------------------------------------------------
+
+NULL_OFFSETS = (NULL_EVERY - 1, 2 * NULL_EVERY - 1)
+
+
+def _null_episode(tier: str, offset: int) -> tuple[str, dict[str, Any], float]:
+    """A null calibration task's text (system prompt and brief), its brief, and the score of an empty report."""
+    reset = calibration_reset_kwargs(tier, offset)
+    assert reset.get("scenario_family") == "null", reset
+    session = EpisodeSession(MetricTrackerRlEnvironment())
+    seen = session.reset(**reset)
+    session.call("submit_report", {"rows": []})
+    return f"{system_prompt(tier)}\n{seen.text}", read_observation(seen.text).brief, session.score
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("offset", NULL_OFFSETS)
+@pytest.mark.parametrize("tier", list(TIERS))
+def test_wherever_the_text_calls_the_empty_report_right_it_scores_one(tier: str, offset: int) -> None:
+    """Every tier's null tasks: where a line calls the empty report right (the tiers of counts), it scores 1.0;
+    where the data are raw events no line does (an episode's data defects are still there to report, and no line
+    at these rungs names an episode's answer), the empty report scores 0, and the incidents line says only that
+    no business incident is held, data defects not counted."""
+    text, brief, score = _null_episode(tier, offset)
+    if TIERS[tier].data == EVENTS:
+        assert not EMPTY_IS_RIGHT.search(text) and score == 0.0
+        assert brief["incidents"].startswith("no business incident") and DEFECTS_NOT_COUNTED in brief["incidents"]
+    else:
+        assert EMPTY_IS_RIGHT.search(brief["incidents"]) and score == 1.0
+
+
+# --- what the incidents line counts ------------------------------------------------------------------------------
+
+COUNT_OFFSETS = (0, 1, 2, 9)
+
+
+def _world_and_rows(tier: str, offset: int) -> tuple[dict[str, Any], WarehouseWorld, list[ExpectedRow]]:
+    reset = calibration_reset_kwargs(tier, offset)
+    config = resolve_episode_config(**reset)
+    if TIERS[tier].hides_mechanisms:
+        world = build_audit_world(TIERS[tier], config)
+        return config.public_dict(), world, audit_rows(world, audit_mix(TIERS[tier]))
+    world = build_warehouse_world(TIERS[tier], config)
+    return config.public_dict(), world, expected_rows(world)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("offset", COUNT_OFFSETS)
+@pytest.mark.parametrize("tier", RAW_EVENT_TIERS)
+def test_the_incidents_line_counts_business_incidents_and_their_rows_as_it_says(tier: str, offset: int) -> None:
+    """The line's numbers bound the episode's business incidents (each injected incident, a second one too), never
+    its data defects; at the warehouse every date of an incident whose metric has a value there is a row, at the
+    audit the dates that are findings (an incident row departs from its baseline past the margin)."""
+    config, world, rows = _world_and_rows(tier, offset)
+    line = incident_count_statement(config)
+    incidents = [i for i in world.incidents if i.record.continues is None]
+    numbers = [int(n) for n in re.findall(r"\b\d+\b", line.split(";")[0])]
+    assert DEFECTS_NOT_COUNTED in line and world.defects
+    if line.startswith("no business incident"):
+        assert not incidents and not [r for r in rows if r.family != DATA_QUALITY]
+    else:
+        assert "business incidents" in line.split(";")[0] and numbers[0] <= len(incidents) <= numbers[-1]
+    every_date = incident_rows(world, counted_sessions(world.log), change_points=not TIERS[tier].hides_mechanisms)
+    reported = {(r.kind, r.day) for r in rows if r.family != DATA_QUALITY}
+    if TIERS[tier].hides_mechanisms:
+        assert reported == {(r.kind, r.day) for r in every_date if departs(r.observed, r.baseline)}
+    else:
+        valued = {(r.kind, r.day) for r in every_date if np.isfinite(r.observed) and np.isfinite(r.baseline)}
+        assert reported == valued == {(i.kind, i.record.day) for i in world.incidents} - {
+            (r.kind, r.day) for r in every_date if (r.kind, r.day) not in valued}
+
+
+# --- where a data defect's trace may be ------------------------------------------------------------------------
+
+
+def _same_column(a: Any, b: Any) -> bool:
+    if isinstance(a, Nested) or isinstance(b, Nested):
+        return isinstance(a, Nested) and isinstance(b, Nested) and a.array.equals(b.array)
+    if isinstance(a, Labels) or isinstance(b, Labels):
+        return (isinstance(a, Labels) and isinstance(b, Labels) and len(a) == len(b)
+                and np.array_equal(np.asarray(a.values, dtype=object)[a.codes],
+                                   np.asarray(b.values, dtype=object)[b.codes]))
+    left, right = np.asarray(a), np.asarray(b)
+    if left.shape != right.shape:
+        return False
+    return bool(np.array_equal(left, right, equal_nan=left.dtype.kind == "f"))
+
+
+@pytest.fixture(scope="module")
+def drawn_logs() -> dict[int, Any]:
+    logs = {}
+    for seed in (11, 12):
+        key = EpisodeKey.of(seed)
+        logs[seed] = draw_event_log(segmented_plan(key, 56, world_of(DEEP_MIX.dimensions)), key)
+    return logs
+
+
+@pytest.mark.slow
+def test_every_defect_mechanism_changes_only_the_tables_the_trace_rule_names(drawn_logs: dict[int, Any]) -> None:
+    """Each registered mechanism (the audit's, the warehouse's among them), edited into a drawn log, changes no
+    table of the export but those the system prompt names; together they change every one it names (so the rule
+    names no table for nothing). The context tables, releases and standing lists are drawn before any defect."""
+    assert set(WAREHOUSE_DEFECTS) <= set(DEFECT_REGISTRY)
+    changed_by: dict[str, set[str]] = {}
+    for seed, log in drawn_logs.items():
+        clean = log.sql_tables()
+        for index, name in enumerate(DEFECT_REGISTRY):
+            edited, _ = DEFECT_REGISTRY[name].apply(log, derive_rng(EpisodeKey.of(seed), "trace-rule", index))
+            tables = edited.sql_tables()
+            assert set(tables) == set(clean)
+            changed_by.setdefault(name, set()).update(
+                table for table in clean if set(clean[table]) != set(tables[table])
+                or not all(_same_column(clean[table][c], tables[table][c]) for c in clean[table]))
+    outside = {name: tables - set(TRACE_TABLES) for name, tables in changed_by.items() if tables - set(TRACE_TABLES)}
+    assert not outside
+    assert set().union(*changed_by.values()) == set(TRACE_TABLES)
+    assert all(changed_by.values()), [name for name, tables in changed_by.items() if not tables]
+    for tier in RAW_EVENT_TIERS:
+        prompt = " ".join(system_prompt(tier).split())
+        assert TRACE_RULE in prompt and all(table in prompt for table in (*TRACE_TABLES, *COMPUTED_TABLES))
+        assert "trace in the raw events or the tracking changelog" not in prompt
+
+
+def test_the_brief_and_prompt_at_a_tier_of_raw_events_call_no_report_right_by_itself() -> None:
+    """The objective and the system prompt at the warehouse and the audit: no sentence says an episode holds no
+    incident at all (they hold data defects), only that some hold no business incident."""
+    for tier in RAW_EVENT_TIERS:
+        env = MetricTrackerRlEnvironment()
+        try:
+            observation = env.reset(**calibration_reset_kwargs(tier, NULL_OFFSETS[0]))
+        finally:
+            env.close()
+        assert observation.objective is not None
+        assert "no business incident" in observation.objective
+        assert "contain no incident" not in observation.objective
+        assert json.dumps(observation.objective).count("empty report") == 0
