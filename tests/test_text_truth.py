@@ -12,10 +12,17 @@ from typing import Any
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from text_reader import read_observation
 
 from metric_tracker_rl.adapters.session import EpisodeSession
-from metric_tracker_rl.catalog.published import DEFECTS_NOT_COUNTED, incident_count_statement
+from metric_tracker_rl.catalog.published import (
+    BASELINE_RULE,
+    DEFECTS_NOT_COUNTED,
+    VERSION_PEERS,
+    incident_count_statement,
+)
 from metric_tracker_rl.catalog.seeding import EpisodeKey, derive_rng
 from metric_tracker_rl.catalog.task_splits import NULL_EVERY, calibration_reset_kwargs
 from metric_tracker_rl.catalog.tasks import resolve_episode_config
@@ -32,8 +39,9 @@ from metric_tracker_rl.serving.environment import MetricTrackerRlEnvironment
 from metric_tracker_rl.sql.columns import Labels, Nested
 from metric_tracker_rl.view.prompt import system_prompt
 from metric_tracker_rl.view.tool_schemas import openai_tools
-from metric_tracker_rl.world.audit_brief import departs
-from metric_tracker_rl.world.metrics_layer import counted_sessions
+from metric_tracker_rl.world.audit_brief import FINDINGS_RULE, SEGMENT_RULE, departs
+from metric_tracker_rl.world.daily_panel import peer_median, same_weekday_peers
+from metric_tracker_rl.world.metrics_layer import counted_sessions, dashboard, segment_metric
 from metric_tracker_rl.world.segments import world_of
 from metric_tracker_rl.world.warehouse_brief import COMPUTED_TABLES, TRACE_RULE, TRACE_TABLES
 
@@ -210,3 +218,82 @@ def test_the_brief_and_prompt_at_a_tier_of_raw_events_call_no_report_right_by_it
         assert "no business incident" in observation.objective
         assert "contain no incident" not in observation.objective
         assert json.dumps(observation.objective).count("empty report") == 0
+
+
+# --- which segment a defect's row names ----------------------------------------------------------------------------
+
+DASHBOARD_FIELDS = ("platform", "app_version", "country")
+
+
+def _dashboard_rows(board: Any) -> dict[tuple[Any, ...], tuple[float, ...]]:
+    keys = [board["date"].tolist()]
+    for name in DASHBOARD_FIELDS:
+        column = board[name]
+        keys.append([column.values[code] for code in column.codes])
+    numbers = [np.asarray(column, dtype=float) for name, column in board.items()
+               if not isinstance(column, Labels) and name != "date"]
+    return {key: tuple(n[i] for n in numbers) for i, key in enumerate(zip(*keys, strict=True))}
+
+
+@pytest.mark.slow
+def test_every_defects_segment_holds_every_dashboard_row_it_changes_and_names_a_version_with_its_platform(
+        drawn_logs: dict[int, Any]) -> None:
+    """The segment rule, as the truth's records hold it: each field the segment names is one every changed row of
+    the dashboard shares (the segment is never narrower than the change), and a version comes with its platform."""
+    for seed, log in drawn_logs.items():
+        clean = _dashboard_rows(dashboard(log))
+        width = len(next(iter(clean.values())))
+        for index, name in enumerate(DEFECT_REGISTRY):
+            edited, record = DEFECT_REGISTRY[name].apply(log, derive_rng(EpisodeKey.of(seed), "segment-rule", index))
+            after = _dashboard_rows(dashboard(edited))
+            changed = [key for key in set(clean) | set(after)
+                       if not np.allclose(clean.get(key, (0.0,) * width), after.get(key, (0.0,) * width),
+                                          equal_nan=True)]
+            named = record.segment.normalised().named()
+            assert changed, name
+            for position, field in enumerate(DASHBOARD_FIELDS, start=1):
+                if field in named:
+                    assert {key[position] for key in changed} == {named[field]}, (name, field)
+            assert "app_version" not in named or "platform" in named, name
+    assert SEGMENT_RULE in FINDINGS_RULE
+
+
+# --- a version's baseline -----------------------------------------------------------------------------------------
+
+
+def _rule_baseline(values: list[float], day: int) -> float:
+    """The baseline rule, word for word: the median of the other same-weekday dates' values, a date without a value
+    skipped (a count of 0 is a value), the mean of the middle two of an even number; none without a peer."""
+    peers = sorted(v for d, v in enumerate(values) if d % 7 == day % 7 and d != day and not np.isnan(v))
+    if not peers:
+        return float("nan")
+    middle = len(peers) // 2
+    return peers[middle] if len(peers) % 2 else (peers[middle - 1] + peers[middle]) / 2
+
+
+SERIES = st.lists(st.one_of(st.just(0.0), st.just(float("nan")), st.floats(0, 1e6)), min_size=56, max_size=56)
+
+
+@settings(max_examples=200, deadline=None)
+@given(values=SERIES, day=st.integers(0, 55))
+def test_the_baseline_the_truth_computes_is_the_published_rule_word_for_word(values: list[float], day: int) -> None:
+    """Every same-weekday date is a peer whatever the traffic on it (a version's zero counts before its rollout and
+    small ones after its replacement included); only a date without a value is skipped."""
+    expected = _rule_baseline(values, day)
+    got = float(peer_median(np.asarray(values), same_weekday_peers(len(values)))[day])
+    assert (np.isnan(got) and np.isnan(expected)) or got == pytest.approx(expected, rel=1e-12, abs=1e-12)
+    assert VERSION_PEERS in BASELINE_RULE and "real traffic" not in BASELINE_RULE
+
+
+@pytest.mark.slow
+def test_every_audit_rows_baseline_takes_its_peers_before_a_rollout_and_after_a_replacement() -> None:
+    """An audit defect row's baseline, recomputed by the rule from the dashboard over every date of the window (a
+    version's dates before its rollout, with counts 0, among them); some of the rows are on a version."""
+    on_a_version = 0
+    for offset in (0, 1, 2, 3):
+        _, world, rows = _world_and_rows("audit", offset)
+        for row in (r for r in rows if r.family == DATA_QUALITY):
+            series = [segment_metric(world.dashboard, row.segment, row.metric, d) for d in range(world.log.num_days)]
+            assert row.baseline == pytest.approx(_rule_baseline(series, row.day), rel=1e-9), row
+            on_a_version += row.segment.app_version is not None
+    assert on_a_version

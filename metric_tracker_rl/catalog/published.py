@@ -216,14 +216,19 @@ def severity_indices(entity_type: str, baseline: np.ndarray, observed: np.ndarra
     return indices
 
 
+# How a version's baseline reads its peers: the rule every segment's follows, its dates whatever the version's traffic
+# (a property test holds the truth's baselines to it, tests/test_text_truth.py).
+VERSION_PEERS = (
+    "A version's peers are the same dates, whatever its traffic on them (get_releases): before its rollout its "
+    "counts are 0, each a peer like any other, and its rates have no value, so are skipped; after it is replaced, "
+    "its counts and rates are peers however small.")
 BASELINE_RULE = (
     "baseline_value = median of the entity's value on the same weekday in the other weeks of the window, the date "
     "excluded (three peers in four weeks, seven in eight: see baseline_dates); a peer without a value is skipped (a "
     "rate whose denominator is 0, as for a version before its rollout) and an even number of peers gives the mean "
     "of the middle two, so one unusual peer cannot move it but a change that lasts for weeks can. delta_value = "
     "observed_value - baseline_value; robust z = delta_value / (1.4826 * median |delta_value| over the entity's "
-    "dates). A version has no traffic before its rollout and little once it is replaced, so its baseline and z mean "
-    "something only on the dates it carries real traffic (get_releases)."
+    "dates). " + VERSION_PEERS
 )
 
 

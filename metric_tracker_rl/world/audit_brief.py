@@ -61,6 +61,13 @@ def audit_objective(split: str) -> str:
 
 
 DEFECT_METRICS = ("app_opens", *RATE_COLUMNS, "revenue_usd")  # in the order they are tried
+# Which segment a finding's row names (the truth's records hold it; tests/test_text_truth.py checks every defect
+# mechanism's against the dashboard rows it changes).
+SEGMENT_RULE = (
+    "The segment that holds a change is named by each field every session it applies to shares, and no other: a "
+    "change of one app version names its platform and app_version, one of a whole platform its platform alone, one "
+    "of a country on every platform its country alone, one of all traffic no field (a row on another segment earns "
+    "the overlap credit: grading).")
 FINDINGS_RULE = (
     f"A finding is a date, a metric and a segment; 'departs' means by more than {MARGIN:.0%} of the value it is "
     "compared with. A business incident (users did something else) is a finding on each date where the metric it "
@@ -68,7 +75,7 @@ FINDINGS_RULE = (
     "holds the change: one row per such date. A data defect (only the record changed) is a finding on each date it "
     "covers where, in the segment that holds the defect, a dashboard metric departs from the metrics layer's value "
     "over the events as they would have been recorded without the defect: one row per such date, on the first "
-    "metric that departs of " + ", ".join(DEFECT_METRICS) + ".")
+    "metric that departs of " + ", ".join(DEFECT_METRICS) + ". " + SEGMENT_RULE)
 VALUES_RULE = (
     "Every row's values are what the data show, never a repair: observed_value the metrics layer's value of the "
     "metric in the row's segment on its date (the dashboard's where the dashboard has the segment: "

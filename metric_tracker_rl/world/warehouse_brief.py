@@ -174,7 +174,7 @@ WAREHOUSE_SYSTEM_PROMPT = textwrap.fill(
 BASELINE_REPLACED = {"(three peers in four weeks, seven in eight: see baseline_dates)": "(seven peers in eight weeks)",
                      ", so one unusual peer cannot move it but a change that lasts for weeks can": "",
                      "; robust z = delta_value / (1.4826 * median |delta_value| over the entity's dates)": "",
-                     "its baseline and z mean": "its baseline means", "(get_releases)": "(the releases table)"}
+                     "(get_releases)": "(the releases table)"}
 SEVERITY_REPLACED = {
     " hourly_mix: by |delta| (a distance in [0, 1]): < 0.05 low, < 0.10 medium, < 0.20 high, else critical. Every "
     "other entity type: by": " By"}
