@@ -39,11 +39,17 @@ from metric_tracker_rl.serving.environment import MetricTrackerRlEnvironment
 from metric_tracker_rl.sql.columns import Labels, Nested
 from metric_tracker_rl.view.prompt import system_prompt
 from metric_tracker_rl.view.tool_schemas import openai_tools
-from metric_tracker_rl.world.audit_brief import FINDINGS_RULE, SEGMENT_RULE, departs
+from metric_tracker_rl.world.audit_brief import AUDIT_FAMILIES, FINDINGS_RULE, NOT_UNIFORM, SEGMENT_RULE, departs
 from metric_tracker_rl.world.daily_panel import peer_median, same_weekday_peers
 from metric_tracker_rl.world.metrics_layer import counted_sessions, dashboard, segment_metric
 from metric_tracker_rl.world.segments import world_of
-from metric_tracker_rl.world.warehouse_brief import COMPUTED_TABLES, TRACE_RULE, TRACE_TABLES
+from metric_tracker_rl.world.warehouse_brief import (
+    BENIGN_CHANGES,
+    COMPUTED_TABLES,
+    TRACE_RULE,
+    TRACE_TABLES,
+    UNIFORM_MOVE,
+)
 
 RAW_EVENT_TIERS = tuple(name for name, tier in TIERS.items() if tier.data == EVENTS)
 EMPTY_IS_RIGHT = re.compile(r"right report is empty|submit an empty report", re.IGNORECASE)
@@ -297,3 +303,35 @@ def test_every_audit_rows_baseline_takes_its_peers_before_a_rollout_and_after_a_
             assert row.baseline == pytest.approx(_rule_baseline(series, row.day), rel=1e-9), row
             on_a_version += row.segment.app_version is not None
     assert on_a_version
+
+
+# --- a count incident and a benign change of demand or mix ------------------------------------------------------
+
+UNIFORM_KINDS = ("mix_shift", "segment_demand_swing")  # the benign changes of a segment's sessions the tiers draw
+COUNT_FAMILIES = ("absolute_drop_in_event_count", "absolute_spike_in_event_count")
+
+
+def _share_traffic(a: Any, b: Any) -> bool:
+    named_a, named_b = a.normalised().named(), b.normalised().named()
+    return all(named_a[field] == named_b[field] for field in set(named_a) & set(named_b))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("tier", RAW_EVENT_TIERS)
+def test_a_benign_change_of_demand_or_mix_is_never_a_row_and_a_count_incident_always_is(tier: str) -> None:
+    """Each benign change of demand or mix moves a whole platform or country (as benign_fluctuations says) and no
+    expected row of sessions shares its date and traffic; each count incident has a row (at the audit every one of
+    them departs on some date), on a date no such change holds."""
+    drawn = counted = 0
+    for offset in COUNT_OFFSETS:
+        _, world, rows = _world_and_rows(tier, offset)
+        counts = [r for r in rows if r.family in COUNT_FAMILIES]
+        for change in (f for f in world.fluctuations if f.kind in UNIFORM_KINDS):
+            drawn += 1
+            assert list(change.segment.named()) in (["platform"], ["country"]), change
+            assert not [r for r in counts if r.day == change.day and _share_traffic(r.segment, change.segment)]
+        for incident in (i for i in world.incidents if i.record.family in COUNT_FAMILIES):
+            counted += 1
+            assert [r for r in counts if r.kind == incident.kind and r.segment == incident.segment.normalised()]
+    assert drawn and counted
+    assert UNIFORM_MOVE in BENIGN_CHANGES and all(NOT_UNIFORM in f["definition"] for f in AUDIT_FAMILIES[:2])

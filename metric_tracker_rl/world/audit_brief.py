@@ -61,13 +61,13 @@ def audit_objective(split: str) -> str:
 
 
 DEFECT_METRICS = ("app_opens", *RATE_COLUMNS, "revenue_usd")  # in the order they are tried
-# Which segment a finding's row names (the truth's records hold it; tests/test_text_truth.py checks every defect
+# Which segment a defect's row names (the truth's records hold it; tests/test_text_truth.py checks every defect
 # mechanism's against the dashboard rows it changes).
 SEGMENT_RULE = (
-    "The segment that holds a change is named by each field every session it applies to shares, and no other: a "
-    "change of one app version names its platform and app_version, one of a whole platform its platform alone, one "
-    "of a country on every platform its country alone, one of all traffic no field (a row on another segment earns "
-    "the overlap credit: grading).")
+    "The segment that holds a defect is named by each of platform, app_version and country that every session it "
+    "applies to shares, and by no other field: a defect of one app version names its platform and app_version, one "
+    "of a whole platform its platform alone, one of a country on every platform its country alone, one of all "
+    "traffic no field (a row on another segment earns the overlap credit: grading).")
 FINDINGS_RULE = (
     f"A finding is a date, a metric and a segment; 'departs' means by more than {MARGIN:.0%} of the value it is "
     "compared with. A business incident (users did something else) is a finding on each date where the metric it "
@@ -103,14 +103,18 @@ def audit_brief(dimensions: tuple[str, ...]) -> dict[str, object]:
     }
 
 
+# A move of sessions that every channel, user type and hour of a whole platform or country share is a benign change.
+NOT_UNIFORM = ("a move shared alike by every channel, user type and hour of a whole platform or country is not one "
+               "(benign_fluctuations)")
 # The families a finding is reported as, each defined by what the data show (never by a cause): how a row names
 # its anomaly_type and root-cause entity.
 AUDIT_FAMILIES: tuple[dict[str, Any], ...] = (
     {"family": "absolute_drop_in_event_count", "entity_type": "event_count", "root_cause_entities": ["app_opens"],
      "definition": "fewer sessions arrive (all day or for some hours) and those who come convert as before: "
-                   "app_opens departs downward, no rate does"},
+                   "app_opens departs downward, no rate does; " + NOT_UNIFORM},
     {"family": "absolute_spike_in_event_count", "entity_type": "event_count", "root_cause_entities": ["app_opens"],
-     "definition": "more sessions arrive and convert as before: app_opens departs upward, no rate does"},
+     "definition": "more sessions arrive and convert as before: app_opens departs upward, no rate does; "
+                   + NOT_UNIFORM},
     {"family": "funnel_break", "entity_type": "funnel_step", "root_cause_entities": list(FUNNEL_STEPS),
      "definition": "a step almost stops converting for some hours of the date while the sessions before it "
                    "arrive as usual; its daily rate departs as a consequence"},

@@ -108,12 +108,16 @@ DEFECT_REPORTING = (
     "defects, each on dates no incident or other defect holds, nor the date before or after (one with no such "
     "dates is left out).")
 
+# What tells a benign change of a segment's sessions from a count incident, by what the data show (every benign change
+# of demand or mix the generator draws moves this way; tests/test_text_truth.py holds the truth to it).
+UNIFORM_MOVE = ("the sessions of a whole platform or a whole country rising or falling all day by one share in every "
+                "one of its channels, user types and hours together, each converting as before")
 BENIGN_CHANGES = (
     "Not reported: internal load tests and listed bots (the standing exclusions remove them: the raw events move, "
     "the dashboard does not), campaigns (more, lower-intent traffic from their channel in their country, whose own "
     "conversion stays as it was), holidays (lower traffic with a weekend-like daily pattern in their country), "
-    "experiments' intended effects on their target step in their arm (a rise or a fall), and changes of traffic "
-    "mix between segments (the aggregate's rates move, no segment's own).")
+    "experiments' intended effects on their target step in their arm (a rise or a fall), and changes of demand or "
+    f"of traffic mix: {UNIFORM_MOVE} (the aggregate's rates may move, no segment's own).")
 
 KIND_RULE = (
     "A row's key is its date, entity_type and entity_name, so a data defect reported as an incident (event_count, "
