@@ -34,10 +34,10 @@ from metric_tracker_rl.generation.segment_plan import segmented_plan
 from metric_tracker_rl.generation.warehouse.defects import DEFECTS as WAREHOUSE_DEFECTS
 from metric_tracker_rl.generation.warehouse.events import draw_event_log
 from metric_tracker_rl.generation.warehouse.truth import DATA_QUALITY, ExpectedRow, expected_rows, incident_rows
-from metric_tracker_rl.generation.warehouse.world import WarehouseWorld, build_warehouse_world
+from metric_tracker_rl.generation.warehouse.world import DEFECT_COUNT, WarehouseWorld, build_warehouse_world
 from metric_tracker_rl.serving.environment import MetricTrackerRlEnvironment
 from metric_tracker_rl.sql.columns import Labels, Nested
-from metric_tracker_rl.view.prompt import system_prompt
+from metric_tracker_rl.view.prompt import first_prompt, system_prompt
 from metric_tracker_rl.view.tool_schemas import openai_tools
 from metric_tracker_rl.world.audit_brief import AUDIT_FAMILIES, FINDINGS_RULE, NOT_UNIFORM, SEGMENT_RULE, departs
 from metric_tracker_rl.world.daily_panel import peer_median, same_weekday_peers
@@ -46,6 +46,7 @@ from metric_tracker_rl.world.segments import world_of
 from metric_tracker_rl.world.warehouse_brief import (
     BENIGN_CHANGES,
     COMPUTED_TABLES,
+    DEFECT_REPORTING,
     TRACE_RULE,
     TRACE_TABLES,
     UNIFORM_MOVE,
@@ -122,6 +123,7 @@ def test_wherever_the_text_calls_the_empty_report_right_it_scores_one(tier: str,
 # --- what the incidents line counts ------------------------------------------------------------------------------
 
 COUNT_OFFSETS = (0, 1, 2, 9)
+NUMBER_WORDS = {1: "one", 2: "two", 3: "three", 4: "four"}
 
 
 def _world_and_rows(tier: str, offset: int) -> tuple[dict[str, Any], WarehouseWorld, list[ExpectedRow]]:
@@ -150,6 +152,11 @@ def test_the_incidents_line_counts_business_incidents_and_their_rows_as_it_says(
         assert not incidents and not [r for r in rows if r.family != DATA_QUALITY]
     else:
         assert "business incidents" in line.split(";")[0] and numbers[0] <= len(incidents) <= numbers[-1]
+    if not TIERS[tier].hides_mechanisms:  # the warehouse states its defects' count: "two or three" of them
+        low, high = DEFECT_COUNT
+        assert f"holds {NUMBER_WORDS[low]} or {NUMBER_WORDS[high]} defects" in DEFECT_REPORTING
+        assert len(world.defects) <= high and {d.kind for d in world.defects} == {
+            r.kind for r in rows if r.family == DATA_QUALITY}
     every_date = incident_rows(world, counted_sessions(world.log), change_points=not TIERS[tier].hides_mechanisms)
     reported = {(r.kind, r.day) for r in rows if r.family != DATA_QUALITY}
     if TIERS[tier].hides_mechanisms:
@@ -211,6 +218,7 @@ def test_every_defect_mechanism_changes_only_the_tables_the_trace_rule_names(dra
         assert "trace in the raw events or the tracking changelog" not in prompt
 
 
+@pytest.mark.slow
 def test_the_brief_and_prompt_at_a_tier_of_raw_events_call_no_report_right_by_itself() -> None:
     """The objective and the system prompt at the warehouse and the audit: no sentence says an episode holds no
     incident at all (they hold data defects), only that some hold no business incident."""
@@ -335,3 +343,26 @@ def test_a_benign_change_of_demand_or_mix_is_never_a_row_and_a_count_incident_al
             assert [r for r in counts if r.kind == incident.kind and r.segment == incident.segment.normalised()]
     assert drawn and counted
     assert UNIFORM_MOVE in BENIGN_CHANGES and all(NOT_UNIFORM in f["definition"] for f in AUDIT_FAMILIES[:2])
+
+
+# --- the budgets and the window a brief states ------------------------------------------------------------------
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("tier", list(TIERS))
+def test_the_budgets_and_window_each_brief_states_are_the_episodes(tier: str) -> None:
+    """steps_remaining, submissions_remaining, max_steps and the window as every tier's brief states them: the
+    tier's step and submission budgets, and as many dates as the tier's window, the truth's rows among them."""
+    env = MetricTrackerRlEnvironment()
+    try:
+        observation = env.reset(**calibration_reset_kwargs(tier, 0))
+        seen = read_observation(first_prompt(observation))
+        truth = env._episode.truth  # noqa: SLF001 (the truth, to check the published window)
+    finally:
+        env.close()
+    brief = seen.brief
+    assert seen.steps_remaining == TIERS[tier].max_steps == brief["config"].get("max_steps", TIERS[tier].max_steps)
+    assert seen.submissions_remaining == TIERS[tier].max_submissions
+    window = brief["window"]
+    assert window["days"] == TIERS[tier].window_days
+    assert all(window["first_date"] <= row.date <= window["last_date"] for row in truth.expected_rows)
