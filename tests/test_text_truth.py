@@ -288,7 +288,7 @@ def _rule_baseline(values: list[float], day: int) -> float:
 SERIES = st.lists(st.one_of(st.just(0.0), st.just(float("nan")), st.floats(0, 1e6)), min_size=56, max_size=56)
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=60, deadline=None)
 @given(values=SERIES, day=st.integers(0, 55))
 def test_the_baseline_the_truth_computes_is_the_published_rule_word_for_word(values: list[float], day: int) -> None:
     """Every same-weekday date is a peer whatever the traffic on it (a version's zero counts before its rollout and
