@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import platform
 import sys
@@ -67,6 +68,17 @@ SESSIONS = 64  # the expert's sessions one server holds at once: the episodes wh
 MAX_STEPS = 500  # the most a reset accepts: room to replay an episode's statements several times
 BUDGETS = {"reset_p50_ms": 100.0, "query_p50_ms": 20.0, "mb_per_session": 24.0, "episode_chars": 48_000,
            "unseen_rows": 0, "schema_chars": 12_000}
+# The audit's episode budget comes from its expert's need, as its step budget does (catalog.tiers.AUDIT_EXPERT_CALLS):
+# the expert's p95 of an eval episode's characters in the kept calibration (lab/artifacts/audit_calibration.json,
+# rounded up to a hundred), then up to the next EPISODE_CHARS_STEP. Every other rung keeps BUDGETS["episode_chars"].
+AUDIT_EXPERT_CHARS = 92_800
+EPISODE_CHARS_STEP = 5_000
+TIER_EPISODE_CHARS = {"audit": EPISODE_CHARS_STEP * math.ceil(AUDIT_EXPERT_CHARS / EPISODE_CHARS_STEP)}
+
+
+def episode_chars_budget(tier: str) -> int:
+    """The characters an expert episode of `tier` may take (what a model reads and writes)."""
+    return int(TIER_EPISODE_CHARS.get(tier, BUDGETS["episode_chars"]))
 
 
 def progress(message: str) -> None:

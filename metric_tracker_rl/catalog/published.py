@@ -216,14 +216,19 @@ def severity_indices(entity_type: str, baseline: np.ndarray, observed: np.ndarra
     return indices
 
 
+# How a version's baseline reads its peers: the rule every segment's follows, its dates whatever the version's traffic
+# (a property test holds the truth's baselines to it, tests/test_text_truth.py).
+VERSION_PEERS = (
+    "A version's peers are the same dates, whatever its traffic on them (get_releases): before its rollout its "
+    "counts are 0, each a peer like any other, and its rates have no value, so are skipped; after it is replaced, "
+    "its counts and rates are peers however small.")
 BASELINE_RULE = (
     "baseline_value = median of the entity's value on the same weekday in the other weeks of the window, the date "
     "excluded (three peers in four weeks, seven in eight: see baseline_dates); a peer without a value is skipped (a "
     "rate whose denominator is 0, as for a version before its rollout) and an even number of peers gives the mean "
     "of the middle two, so one unusual peer cannot move it but a change that lasts for weeks can. delta_value = "
     "observed_value - baseline_value; robust z = delta_value / (1.4826 * median |delta_value| over the entity's "
-    "dates). A version has no traffic before its rollout and little once it is replaced, so its baseline and z mean "
-    "something only on the dates it carries real traffic (get_releases)."
+    "dates). " + VERSION_PEERS
 )
 
 
@@ -368,8 +373,13 @@ def config_meaning(config: Mapping[str, Any]) -> dict[str, str]:
 def incident_count_statement(config: Mapping[str, Any]) -> str:
     """All an agent may infer about how many incidents an episode holds, from its visible config. The config's
     anomaly_density is not a count to multiply out: a seeded medium or hard episode draws its count from the
-    range shown, whatever the density."""
+    range shown, whatever the density. Where the data are raw events (the warehouse and the audit) the count is of
+    business incidents only, and a null episode's line says so without calling any report right: its data defects
+    are still there to report."""
     count, count_range = config.get("anomaly_count"), config.get("anomaly_count_range")
+    tier = TIERS.get(str(config.get("difficulty")))
+    if tier is not None and tier.data == EVENTS:
+        return _business_incident_statement(count, count_range, audit=tier.hides_mechanisms)
     rows = "; an incident of several dates has a row on each"
     if count is not None:
         if count == 0:
@@ -379,3 +389,21 @@ def incident_count_statement(config: Mapping[str, Any]) -> str:
         low, high = count_range
         return f"between {low} and {high}, drawn per episode{rows}"
     raise ValueError(f"a visible config holds anomaly_count or anomaly_count_range: {sorted(config)}")
+
+
+# Where the data are raw events, the incidents line counts business incidents (injected: what users did) only.
+DEFECTS_NOT_COUNTED = "data defects are not counted here"
+INCIDENT_ROWS = {False: "an incident of several dates has a row on each",
+                 True: "an incident has a row on each date that is a finding of it (findings), so it may have none"}
+
+
+def _business_incident_statement(count: Any, count_range: Any, audit: bool) -> str:
+    rows = f"; {INCIDENT_ROWS[audit]}; {DEFECTS_NOT_COUNTED}"
+    if count is not None:
+        if count == 0:
+            return f"no business incident in this episode; {DEFECTS_NOT_COUNTED}"
+        return f"exactly {count} business incidents{rows}"
+    if count_range is not None:
+        low, high = count_range
+        return f"between {low} and {high} business incidents, drawn per episode{rows}"
+    raise ValueError("a visible config holds anomaly_count or anomaly_count_range")

@@ -6,6 +6,7 @@ large, how long, where, what trace it leaves). Public text only; a test holds ev
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from metric_tracker_rl.catalog.published import COUNT_COLUMNS, FUNNEL_STEPS, config_meaning
@@ -30,7 +31,25 @@ AUDIT_OBJECTIVE = (
     "Audit eight weeks of a food-ordering app's raw analytics events: find every business incident and every data "
     "defect, and report each finding as the findings rule says. A business incident changes what users do; a data "
     "defect only what is recorded. Every number is the metrics layer's (metrics_layer). Benign changes are not "
-    "reported. No list of what can go wrong is given. Some episodes contain no incident.")
+    "reported. No list of what can go wrong is given. Some episodes contain no business incident.")
+
+
+def relative_move(value: float, reference: float) -> float:
+    """The findings rule's measure of a departure: |value - reference| / |reference|; infinite from a reference of
+    zero, and 0 where either has no value (NaN) or is not finite (no number a dashboard shows). The grader's truth
+    and the agents read this one definition."""
+    if not (math.isfinite(value) and math.isfinite(reference)):
+        return 0.0
+    if reference == 0:
+        return math.inf if value != 0 else 0.0
+    return abs(value - reference) / abs(reference)
+
+
+def departs(value: float, reference: float, margin: float = MARGIN) -> bool:
+    """Whether `value` departs from `reference` as the findings rule says: by more than `margin` of it."""
+    return relative_move(value, reference) > margin
+
+
 SPLIT_NOTE = {"train": "This episode is in the train split.",
               "eval": "This episode is in the eval split: it may hold ways of going wrong that no train episode "
                       "holds."}
@@ -42,6 +61,13 @@ def audit_objective(split: str) -> str:
 
 
 DEFECT_METRICS = ("app_opens", *RATE_COLUMNS, "revenue_usd")  # in the order they are tried
+# Which segment a defect's row names (the truth's records hold it; tests/test_text_truth.py checks every defect
+# mechanism's against the dashboard rows it changes).
+SEGMENT_RULE = (
+    "The segment that holds a defect is named by each of platform, app_version and country that every session it "
+    "applies to shares, and by no other field: a defect of one app version names its platform and app_version, one "
+    "of a whole platform its platform alone, one of a country on every platform its country alone, one of all "
+    "traffic no field (a row on another segment earns the overlap credit: grading).")
 FINDINGS_RULE = (
     f"A finding is a date, a metric and a segment; 'departs' means by more than {MARGIN:.0%} of the value it is "
     "compared with. A business incident (users did something else) is a finding on each date where the metric it "
@@ -49,7 +75,7 @@ FINDINGS_RULE = (
     "holds the change: one row per such date. A data defect (only the record changed) is a finding on each date it "
     "covers where, in the segment that holds the defect, a dashboard metric departs from the metrics layer's value "
     "over the events as they would have been recorded without the defect: one row per such date, on the first "
-    "metric that departs of " + ", ".join(DEFECT_METRICS) + ".")
+    "metric that departs of " + ", ".join(DEFECT_METRICS) + ". " + SEGMENT_RULE)
 VALUES_RULE = (
     "Every row's values are what the data show, never a repair: observed_value the metrics layer's value of the "
     "metric in the row's segment on its date (the dashboard's where the dashboard has the segment: "
@@ -77,14 +103,18 @@ def audit_brief(dimensions: tuple[str, ...]) -> dict[str, object]:
     }
 
 
+# A move of sessions that every channel, user type and hour of a whole platform or country share is a benign change.
+NOT_UNIFORM = ("a move shared alike by every channel, user type and hour of a whole platform or country is not one "
+               "(benign_fluctuations)")
 # The families a finding is reported as, each defined by what the data show (never by a cause): how a row names
 # its anomaly_type and root-cause entity.
 AUDIT_FAMILIES: tuple[dict[str, Any], ...] = (
     {"family": "absolute_drop_in_event_count", "entity_type": "event_count", "root_cause_entities": ["app_opens"],
      "definition": "fewer sessions arrive (all day or for some hours) and those who come convert as before: "
-                   "app_opens departs downward, no rate does"},
+                   "app_opens departs downward, no rate does; " + NOT_UNIFORM},
     {"family": "absolute_spike_in_event_count", "entity_type": "event_count", "root_cause_entities": ["app_opens"],
-     "definition": "more sessions arrive and convert as before: app_opens departs upward, no rate does"},
+     "definition": "more sessions arrive and convert as before: app_opens departs upward, no rate does; "
+                   + NOT_UNIFORM},
     {"family": "funnel_break", "entity_type": "funnel_step", "root_cause_entities": list(FUNNEL_STEPS),
      "definition": "a step almost stops converting for some hours of the date while the sessions before it "
                    "arrive as usual; its daily rate departs as a consequence"},

@@ -6,6 +6,7 @@ test (tests/test_warehouse_text.py).
 
 from __future__ import annotations
 
+import textwrap
 from typing import Any
 
 from metric_tracker_rl.catalog.dimensions import PLATFORMS
@@ -26,7 +27,7 @@ WAREHOUSE_OBJECTIVE = (
     "Find every business incident and every data defect in eight weeks of a food-ordering app's raw analytics "
     "events, and report each once per date it covers, on the segment it is confined to. A business incident "
     "changes what users do; a data defect only what is recorded. Every number is the metrics layer's "
-    "(metrics_layer). Benign changes are not reported. Some episodes contain no incident.")
+    "(metrics_layer). Benign changes are not reported. Some episodes contain no business incident.")
 
 # Every table of a warehouse episode, with what it holds (the SQL tool lists their columns).
 WAREHOUSE_TABLES: dict[str, str] = {
@@ -107,12 +108,16 @@ DEFECT_REPORTING = (
     "defects, each on dates no incident or other defect holds, nor the date before or after (one with no such "
     "dates is left out).")
 
+# What tells a benign change of a segment's sessions from a count incident, by what the data show (every benign change
+# of demand or mix the generator draws moves this way; tests/test_text_truth.py holds the truth to it).
+UNIFORM_MOVE = ("the sessions of a whole platform or a whole country rising or falling all day by one share in every "
+                "one of its channels, user types and hours together, each converting as before")
 BENIGN_CHANGES = (
     "Not reported: internal load tests and listed bots (the standing exclusions remove them: the raw events move, "
     "the dashboard does not), campaigns (more, lower-intent traffic from their channel in their country, whose own "
     "conversion stays as it was), holidays (lower traffic with a weekend-like daily pattern in their country), "
-    "experiments' intended effects on their target step in their arm (a rise or a fall), and changes of traffic "
-    "mix between segments (the aggregate's rates move, no segment's own).")
+    "experiments' intended effects on their target step in their arm (a rise or a fall), and changes of demand or "
+    f"of traffic mix: {UNIFORM_MOVE} (the aggregate's rates may move, no segment's own).")
 
 KIND_RULE = (
     "A row's key is its date, entity_type and entity_name, so a data defect reported as an incident (event_count, "
@@ -149,13 +154,22 @@ def warehouse_brief_data(shown: dict[str, Any]) -> dict[str, Any]:
             "calendar_note_kinds": {"release": WAREHOUSE_RELEASE_MEANING}}
 
 
-WAREHOUSE_SYSTEM_PROMPT = """\
-You investigate a product's analytics warehouse (a food-ordering app's raw events, side tables, a metrics layer and
-a dashboard) with read-only SQL and submit one report that a grader scores. Read the brief, then metrics_layer: it
-defines every reported number. For each move of the dashboard ask whether it is real or the data (a data defect
-leaves a trace in the raw events or the tracking changelog). Report each finding as the brief says, never a side
-effect or a benign change, in one submit_report(rows); an empty report is right when nothing is anomalous.
-Your steps are limited; be efficient and keep any text short."""
+# Where a data defect's trace may be: a rule over the tables, never a mechanism. A defect changes only what the export
+# recorded, so only these tables (and those computed from them) can differ from what users did; every registered
+# mechanism is held to it (tests/test_text_truth.py).
+TRACE_TABLES = ("events", "users", "currency_rates", "tracking_changelog")
+COMPUTED_TABLES = ("dashboard", "experiment_assignments")
+TRACE_RULE = (f"a data defect changes only what was recorded, so any trace of it is in {', '.join(TRACE_TABLES[:-1])} "
+              f"or {TRACE_TABLES[-1]} (and in what is computed from them: {', '.join(COMPUTED_TABLES)}), never in "
+              "another table")
+
+WAREHOUSE_SYSTEM_PROMPT = textwrap.fill(
+    "You investigate a product's analytics warehouse (a food-ordering app's raw events, side tables, a metrics layer "
+    "and a dashboard) with read-only SQL and submit one report that a grader scores. Read the brief, then "
+    f"metrics_layer: it defines every reported number. For each move of the dashboard ask whether it is real or the "
+    f"data: {TRACE_RULE}. Report each finding as the brief says, never a side effect or a benign change, in one "
+    "submit_report(rows); an empty report is right when nothing is anomalous. Your steps are limited; be efficient "
+    "and keep any text short.", width=116, break_on_hyphens=False)
 
 
 # The published rules, as the warehouse reads them: eight weeks; the releases table where the other tiers have a
@@ -164,7 +178,7 @@ Your steps are limited; be efficient and keep any text short."""
 BASELINE_REPLACED = {"(three peers in four weeks, seven in eight: see baseline_dates)": "(seven peers in eight weeks)",
                      ", so one unusual peer cannot move it but a change that lasts for weeks can": "",
                      "; robust z = delta_value / (1.4826 * median |delta_value| over the entity's dates)": "",
-                     "its baseline and z mean": "its baseline means", "(get_releases)": "(the releases table)"}
+                     "(get_releases)": "(the releases table)"}
 SEVERITY_REPLACED = {
     " hourly_mix: by |delta| (a distance in [0, 1]): < 0.05 low, < 0.10 medium, < 0.20 high, else critical. Every "
     "other entity type: by": " By"}

@@ -24,8 +24,7 @@ class MetricsLayerArgs(ToolArgs):
     offset: int = Field(default=0, ge=0, le=len(SECTIONS) - 1, description="A next_offset")
 
 
-@register_tool("metrics_layer", "Warehouse: the metrics layer, the exact definition of every reported number; "
-               "by section.",
+@register_tool("metrics_layer", "The metrics layer: the exact definition of every reported number; by section.",
                MetricsLayerArgs, reads=(EVENTS,))
 def metrics_layer(episode: PublicEpisode, args: MetricsLayerArgs) -> dict[str, Any]:
     if args.section is not None:

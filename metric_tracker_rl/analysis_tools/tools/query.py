@@ -40,12 +40,14 @@ class WarehouseQueryArgs(StatementArgs):
     offset: int = Field(default=0, ge=0, le=ROW_CAP, description="A next_offset")
 
 
-# At the warehouse the same tool reads the episode's own tables (PublicEpisode.sql_tables), and says so.
-WAREHOUSE_QUERY = ToolVariant(RAW_EVENT_TIERS, "Read-only SQL over the warehouse's events, side tables and "
-                              "dashboard; paged.", WarehouseQueryArgs)
+# At a tier of raw events the same tool reads the episode's own tables (PublicEpisode.sql_tables), and says so. No
+# description names a tier: each is read at every tier that offers it (tests/test_text_truth.py).
+WAREHOUSE_QUERY = ToolVariant(RAW_EVENT_TIERS, "Read-only SQL over the raw events, side tables and dashboard; paged.",
+                              WarehouseQueryArgs)
 
 
-@register_tool("query", "Read-only SQL over the counts, notes and (deep) context tables; paged.", QueryArgs,
+@register_tool("query", "Read-only SQL over the counts, notes and any context tables the brief lists; paged.",
+               QueryArgs,
                reads=(), variants=(WAREHOUSE_QUERY,),
                example={"sql": "SELECT weekday, avg(orders_placed) AS orders FROM daily GROUP BY weekday"})
 def query(episode: PublicEpisode, args: QueryArgs) -> dict[str, Any]:

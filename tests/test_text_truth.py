@@ -1,0 +1,367 @@
+"""What a model reads at every tier is what the grader expects: each fact-stating line of the brief, the system
+prompt and the tool descriptions, checked against the episode's truth over a few seeds (the incident count and what
+it counts, a null episode's right report, where a data defect's trace may be, which tier a tool description names).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from text_reader import read_observation
+
+from metric_tracker_rl.adapters.session import EpisodeSession
+from metric_tracker_rl.catalog.published import (
+    BASELINE_RULE,
+    DEFECTS_NOT_COUNTED,
+    VERSION_PEERS,
+    incident_count_statement,
+)
+from metric_tracker_rl.catalog.seeding import EpisodeKey, derive_rng
+from metric_tracker_rl.catalog.task_splits import NULL_EVERY, calibration_reset_kwargs
+from metric_tracker_rl.catalog.tasks import resolve_episode_config
+from metric_tracker_rl.catalog.tiers import DEEP_MIX, EVENTS, TIERS, WAREHOUSE_DEFECTS
+from metric_tracker_rl.generation.audit.truth import audit_rows
+from metric_tracker_rl.generation.audit.world import audit_mix, build_audit_world
+from metric_tracker_rl.generation.defects import DEFECT_REGISTRY
+from metric_tracker_rl.generation.segment_plan import segmented_plan
+from metric_tracker_rl.generation.warehouse.events import draw_event_log
+from metric_tracker_rl.generation.warehouse.truth import DATA_QUALITY, ExpectedRow, expected_rows, incident_rows
+from metric_tracker_rl.generation.warehouse.world import DEFECT_COUNT, WarehouseWorld, build_warehouse_world
+from metric_tracker_rl.serving.environment import MetricTrackerRlEnvironment
+from metric_tracker_rl.sql.columns import Labels, Nested
+from metric_tracker_rl.view.prompt import first_prompt, system_prompt
+from metric_tracker_rl.view.tool_schemas import openai_tools
+from metric_tracker_rl.world.audit_brief import AUDIT_FAMILIES, FINDINGS_RULE, NOT_UNIFORM, SEGMENT_RULE, departs
+from metric_tracker_rl.world.daily_panel import peer_median, same_weekday_peers
+from metric_tracker_rl.world.metrics_layer import counted_sessions, dashboard, segment_metric
+from metric_tracker_rl.world.segments import world_of
+from metric_tracker_rl.world.warehouse_brief import (
+    BENIGN_CHANGES,
+    COMPUTED_TABLES,
+    DEFECT_REPORTING,
+    TRACE_RULE,
+    TRACE_TABLES,
+    UNIFORM_MOVE,
+)
+
+RAW_EVENT_TIERS = tuple(name for name, tier in TIERS.items() if tier.data == EVENTS)
+EMPTY_IS_RIGHT = re.compile(r"right report is empty|submit an empty report", re.IGNORECASE)
+
+
+# --- the tool descriptions ---------------------------------------------------------------------------------------
+
+
+def _descriptions(node: Any) -> Iterator[str]:
+    """Every description a tool schema holds: the tool's and each argument's, at any depth."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key == "description" and isinstance(value, str):
+                yield value
+            else:
+                yield from _descriptions(value)
+    elif isinstance(node, list):
+        for item in node:
+            yield from _descriptions(item)
+
+
+def _tiers_named(text: str) -> set[str]:
+    return {name for name in TIERS if re.search(rf"\b{name}\b", text, re.IGNORECASE)}
+
+
+def test_every_tool_description_a_tier_offers_names_only_tiers_that_serve_it_as_written() -> None:
+    """A description that names a tier (the metrics layer's once began "Warehouse:" at the audit) names the tier
+    reading it and only tiers that offer the same text."""
+    offered = {tier: {tool["function"]["name"]: tool["function"] for tool in openai_tools(tier)} for tier in TIERS}
+    for tier, tools in offered.items():
+        for name, function in tools.items():
+            for text in _descriptions(function):
+                named = _tiers_named(text)
+                serving = {other for other, theirs in offered.items()
+                           if name in theirs and text in _descriptions(theirs[name])}
+                assert not named or (tier in named and named <= serving), (tier, name, text)
+
+
+# --- a null episode's right report ------------------------------------------------------------------------------
+
+NULL_OFFSETS = (NULL_EVERY - 1, 2 * NULL_EVERY - 1)
+
+
+def _null_episode(tier: str, offset: int) -> tuple[str, dict[str, Any], float]:
+    """A null calibration task's text (system prompt and brief), its brief, and the score of an empty report."""
+    reset = calibration_reset_kwargs(tier, offset)
+    assert reset.get("scenario_family") == "null", reset
+    session = EpisodeSession(MetricTrackerRlEnvironment())
+    seen = session.reset(**reset)
+    session.call("submit_report", {"rows": []})
+    return f"{system_prompt(tier)}\n{seen.text}", read_observation(seen.text).brief, session.score
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("offset", NULL_OFFSETS)
+@pytest.mark.parametrize("tier", list(TIERS))
+def test_wherever_the_text_calls_the_empty_report_right_it_scores_one(tier: str, offset: int) -> None:
+    """Every tier's null tasks: where a line calls the empty report right (the tiers of counts), it scores 1.0;
+    where the data are raw events no line does (an episode's data defects are still there to report, and no line
+    at these rungs names an episode's answer), the empty report scores 0, and the incidents line says only that
+    no business incident is held, data defects not counted."""
+    text, brief, score = _null_episode(tier, offset)
+    if TIERS[tier].data == EVENTS:
+        assert not EMPTY_IS_RIGHT.search(text) and score == 0.0
+        assert brief["incidents"].startswith("no business incident") and DEFECTS_NOT_COUNTED in brief["incidents"]
+    else:
+        assert EMPTY_IS_RIGHT.search(brief["incidents"]) and score == 1.0
+
+
+# --- what the incidents line counts ------------------------------------------------------------------------------
+
+COUNT_OFFSETS = (0, 1, 2, 9)
+NUMBER_WORDS = {1: "one", 2: "two", 3: "three", 4: "four"}
+
+
+def _world_and_rows(tier: str, offset: int) -> tuple[dict[str, Any], WarehouseWorld, list[ExpectedRow]]:
+    reset = calibration_reset_kwargs(tier, offset)
+    config = resolve_episode_config(**reset)
+    if TIERS[tier].hides_mechanisms:
+        world = build_audit_world(TIERS[tier], config)
+        return config.public_dict(), world, audit_rows(world, audit_mix(TIERS[tier]))
+    world = build_warehouse_world(TIERS[tier], config)
+    return config.public_dict(), world, expected_rows(world)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("offset", COUNT_OFFSETS)
+@pytest.mark.parametrize("tier", RAW_EVENT_TIERS)
+def test_the_incidents_line_counts_business_incidents_and_their_rows_as_it_says(tier: str, offset: int) -> None:
+    """The line's numbers bound the episode's business incidents (each injected incident, a second one too), never
+    its data defects; at the warehouse every date of an incident whose metric has a value there is a row, at the
+    audit the dates that are findings (an incident row departs from its baseline past the margin)."""
+    config, world, rows = _world_and_rows(tier, offset)
+    line = incident_count_statement(config)
+    incidents = [i for i in world.incidents if i.record.continues is None]
+    numbers = [int(n) for n in re.findall(r"\b\d+\b", line.split(";")[0])]
+    assert DEFECTS_NOT_COUNTED in line and world.defects
+    if line.startswith("no business incident"):
+        assert not incidents and not [r for r in rows if r.family != DATA_QUALITY]
+    else:
+        assert "business incidents" in line.split(";")[0] and numbers[0] <= len(incidents) <= numbers[-1]
+    if not TIERS[tier].hides_mechanisms:  # the warehouse states its defects' count: "two or three" of them
+        low, high = DEFECT_COUNT
+        assert f"holds {NUMBER_WORDS[low]} or {NUMBER_WORDS[high]} defects" in DEFECT_REPORTING
+        assert len(world.defects) <= high and {d.kind for d in world.defects} == {
+            r.kind for r in rows if r.family == DATA_QUALITY}
+    every_date = incident_rows(world, counted_sessions(world.log), change_points=not TIERS[tier].hides_mechanisms)
+    reported = {(r.kind, r.day) for r in rows if r.family != DATA_QUALITY}
+    if TIERS[tier].hides_mechanisms:
+        assert reported == {(r.kind, r.day) for r in every_date if departs(r.observed, r.baseline)}
+    else:
+        valued = {(r.kind, r.day) for r in every_date if np.isfinite(r.observed) and np.isfinite(r.baseline)}
+        assert reported == valued == {(i.kind, i.record.day) for i in world.incidents} - {
+            (r.kind, r.day) for r in every_date if (r.kind, r.day) not in valued}
+
+
+# --- where a data defect's trace may be ------------------------------------------------------------------------
+
+
+def _same_column(a: Any, b: Any) -> bool:
+    if isinstance(a, Nested) or isinstance(b, Nested):
+        return isinstance(a, Nested) and isinstance(b, Nested) and a.array.equals(b.array)
+    if isinstance(a, Labels) or isinstance(b, Labels):
+        return (isinstance(a, Labels) and isinstance(b, Labels) and len(a) == len(b)
+                and np.array_equal(np.asarray(a.values, dtype=object)[a.codes],
+                                   np.asarray(b.values, dtype=object)[b.codes]))
+    left, right = np.asarray(a), np.asarray(b)
+    if left.shape != right.shape:
+        return False
+    return bool(np.array_equal(left, right, equal_nan=left.dtype.kind == "f"))
+
+
+@pytest.fixture(scope="module")
+def drawn_logs() -> dict[int, Any]:
+    logs = {}
+    for seed in (11, 12):
+        key = EpisodeKey.of(seed)
+        logs[seed] = draw_event_log(segmented_plan(key, 56, world_of(DEEP_MIX.dimensions)), key)
+    return logs
+
+
+@pytest.mark.slow
+def test_every_defect_mechanism_changes_only_the_tables_the_trace_rule_names(drawn_logs: dict[int, Any]) -> None:
+    """Each registered mechanism (the audit's, the warehouse's among them), edited into a drawn log, changes no
+    table of the export but those the system prompt names; together they change every one it names (so the rule
+    names no table for nothing). The context tables, releases and standing lists are drawn before any defect."""
+    assert set(WAREHOUSE_DEFECTS) <= set(DEFECT_REGISTRY)
+    changed_by: dict[str, set[str]] = {}
+    for seed, log in drawn_logs.items():
+        clean = log.sql_tables()
+        for index, name in enumerate(DEFECT_REGISTRY):
+            edited, _ = DEFECT_REGISTRY[name].apply(log, derive_rng(EpisodeKey.of(seed), "trace-rule", index))
+            tables = edited.sql_tables()
+            assert set(tables) == set(clean)
+            changed_by.setdefault(name, set()).update(
+                table for table in clean if set(clean[table]) != set(tables[table])
+                or not all(_same_column(clean[table][c], tables[table][c]) for c in clean[table]))
+    outside = {name: tables - set(TRACE_TABLES) for name, tables in changed_by.items() if tables - set(TRACE_TABLES)}
+    assert not outside
+    assert set().union(*changed_by.values()) == set(TRACE_TABLES)
+    assert all(changed_by.values()), [name for name, tables in changed_by.items() if not tables]
+    for tier in RAW_EVENT_TIERS:
+        prompt = " ".join(system_prompt(tier).split())
+        assert TRACE_RULE in prompt and all(table in prompt for table in (*TRACE_TABLES, *COMPUTED_TABLES))
+        assert "trace in the raw events or the tracking changelog" not in prompt
+
+
+@pytest.mark.slow
+def test_the_brief_and_prompt_at_a_tier_of_raw_events_call_no_report_right_by_itself() -> None:
+    """The objective and the system prompt at the warehouse and the audit: no sentence says an episode holds no
+    incident at all (they hold data defects), only that some hold no business incident."""
+    for tier in RAW_EVENT_TIERS:
+        env = MetricTrackerRlEnvironment()
+        try:
+            observation = env.reset(**calibration_reset_kwargs(tier, NULL_OFFSETS[0]))
+        finally:
+            env.close()
+        assert observation.objective is not None
+        assert "no business incident" in observation.objective
+        assert "contain no incident" not in observation.objective
+        assert json.dumps(observation.objective).count("empty report") == 0
+
+
+# --- which segment a defect's row names ----------------------------------------------------------------------------
+
+DASHBOARD_FIELDS = ("platform", "app_version", "country")
+
+
+def _dashboard_rows(board: Any) -> dict[tuple[Any, ...], tuple[float, ...]]:
+    keys = [board["date"].tolist()]
+    for name in DASHBOARD_FIELDS:
+        column = board[name]
+        keys.append([column.values[code] for code in column.codes])
+    numbers = [np.asarray(column, dtype=float) for name, column in board.items()
+               if not isinstance(column, Labels) and name != "date"]
+    return {key: tuple(n[i] for n in numbers) for i, key in enumerate(zip(*keys, strict=True))}
+
+
+@pytest.mark.slow
+def test_every_defects_segment_holds_every_dashboard_row_it_changes_and_names_a_version_with_its_platform(
+        drawn_logs: dict[int, Any]) -> None:
+    """The segment rule, as the truth's records hold it: each field the segment names is one every changed row of
+    the dashboard shares (the segment is never narrower than the change), and a version comes with its platform."""
+    for seed, log in drawn_logs.items():
+        clean = _dashboard_rows(dashboard(log))
+        width = len(next(iter(clean.values())))
+        for index, name in enumerate(DEFECT_REGISTRY):
+            edited, record = DEFECT_REGISTRY[name].apply(log, derive_rng(EpisodeKey.of(seed), "segment-rule", index))
+            after = _dashboard_rows(dashboard(edited))
+            changed = [key for key in set(clean) | set(after)
+                       if not np.allclose(clean.get(key, (0.0,) * width), after.get(key, (0.0,) * width),
+                                          equal_nan=True)]
+            named = record.segment.normalised().named()
+            assert changed, name
+            for position, field in enumerate(DASHBOARD_FIELDS, start=1):
+                if field in named:
+                    assert {key[position] for key in changed} == {named[field]}, (name, field)
+            assert "app_version" not in named or "platform" in named, name
+    assert SEGMENT_RULE in FINDINGS_RULE
+
+
+# --- a version's baseline -----------------------------------------------------------------------------------------
+
+
+def _rule_baseline(values: list[float], day: int) -> float:
+    """The baseline rule, word for word: the median of the other same-weekday dates' values, a date without a value
+    skipped (a count of 0 is a value), the mean of the middle two of an even number; none without a peer."""
+    peers = sorted(v for d, v in enumerate(values) if d % 7 == day % 7 and d != day and not np.isnan(v))
+    if not peers:
+        return float("nan")
+    middle = len(peers) // 2
+    return peers[middle] if len(peers) % 2 else (peers[middle - 1] + peers[middle]) / 2
+
+
+SERIES = st.lists(st.one_of(st.just(0.0), st.just(float("nan")), st.floats(0, 1e6)), min_size=56, max_size=56)
+
+
+@settings(max_examples=60, deadline=None)
+@given(values=SERIES, day=st.integers(0, 55))
+def test_the_baseline_the_truth_computes_is_the_published_rule_word_for_word(values: list[float], day: int) -> None:
+    """Every same-weekday date is a peer whatever the traffic on it (a version's zero counts before its rollout and
+    small ones after its replacement included); only a date without a value is skipped."""
+    expected = _rule_baseline(values, day)
+    got = float(peer_median(np.asarray(values), same_weekday_peers(len(values)))[day])
+    assert (np.isnan(got) and np.isnan(expected)) or got == pytest.approx(expected, rel=1e-12, abs=1e-12)
+    assert VERSION_PEERS in BASELINE_RULE and "real traffic" not in BASELINE_RULE
+
+
+@pytest.mark.slow
+def test_every_audit_rows_baseline_takes_its_peers_before_a_rollout_and_after_a_replacement() -> None:
+    """An audit defect row's baseline, recomputed by the rule from the dashboard over every date of the window (a
+    version's dates before its rollout, with counts 0, among them); some of the rows are on a version."""
+    on_a_version = 0
+    for offset in (0, 1, 2, 3):
+        _, world, rows = _world_and_rows("audit", offset)
+        for row in (r for r in rows if r.family == DATA_QUALITY):
+            series = [segment_metric(world.dashboard, row.segment, row.metric, d) for d in range(world.log.num_days)]
+            assert row.baseline == pytest.approx(_rule_baseline(series, row.day), rel=1e-9), row
+            on_a_version += row.segment.app_version is not None
+    assert on_a_version
+
+
+# --- a count incident and a benign change of demand or mix ------------------------------------------------------
+
+UNIFORM_KINDS = ("mix_shift", "segment_demand_swing")  # the benign changes of a segment's sessions the tiers draw
+COUNT_FAMILIES = ("absolute_drop_in_event_count", "absolute_spike_in_event_count")
+
+
+def _share_traffic(a: Any, b: Any) -> bool:
+    named_a, named_b = a.normalised().named(), b.normalised().named()
+    return all(named_a[field] == named_b[field] for field in set(named_a) & set(named_b))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("tier", RAW_EVENT_TIERS)
+def test_a_benign_change_of_demand_or_mix_is_never_a_row_and_a_count_incident_always_is(tier: str) -> None:
+    """Each benign change of demand or mix moves a whole platform or country (as benign_fluctuations says) and no
+    expected row of sessions shares its date and traffic; each count incident has a row (at the audit every one of
+    them departs on some date), on a date no such change holds."""
+    drawn = counted = 0
+    for offset in COUNT_OFFSETS:
+        _, world, rows = _world_and_rows(tier, offset)
+        counts = [r for r in rows if r.family in COUNT_FAMILIES]
+        for change in (f for f in world.fluctuations if f.kind in UNIFORM_KINDS):
+            drawn += 1
+            assert list(change.segment.named()) in (["platform"], ["country"]), change
+            assert not [r for r in counts if r.day == change.day and _share_traffic(r.segment, change.segment)]
+        for incident in (i for i in world.incidents if i.record.family in COUNT_FAMILIES):
+            counted += 1
+            assert [r for r in counts if r.kind == incident.kind and r.segment == incident.segment.normalised()]
+    assert drawn and counted
+    assert UNIFORM_MOVE in BENIGN_CHANGES and all(NOT_UNIFORM in f["definition"] for f in AUDIT_FAMILIES[:2])
+
+
+# --- the budgets and the window a brief states ------------------------------------------------------------------
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("tier", list(TIERS))
+def test_the_budgets_and_window_each_brief_states_are_the_episodes(tier: str) -> None:
+    """steps_remaining, submissions_remaining, max_steps and the window as every tier's brief states them: the
+    tier's step and submission budgets, and as many dates as the tier's window, the truth's rows among them."""
+    env = MetricTrackerRlEnvironment()
+    try:
+        observation = env.reset(**calibration_reset_kwargs(tier, 0))
+        seen = read_observation(first_prompt(observation))
+        truth = env._episode.truth  # noqa: SLF001 (the truth, to check the published window)
+    finally:
+        env.close()
+    brief = seen.brief
+    assert seen.steps_remaining == TIERS[tier].max_steps == brief["config"].get("max_steps", TIERS[tier].max_steps)
+    assert seen.submissions_remaining == TIERS[tier].max_submissions
+    window = brief["window"]
+    assert window["days"] == TIERS[tier].window_days
+    assert all(window["first_date"] <= row.date <= window["last_date"] for row in truth.expected_rows)
