@@ -55,8 +55,8 @@ def test_reset_kwargs_leaves_blank_fields_to_the_server() -> None:
 
 
 def test_reset_kwargs_parses_overrides_that_the_core_accepts() -> None:
-    kwargs = forms.reset_kwargs(TASK, "17", "funnel_break", "hard", "0.2", " 2 ")
-    assert kwargs == {"task_id": TASK, "seed": 17, "scenario_family": "funnel_break", "difficulty": "hard",
+    kwargs = forms.reset_kwargs(TASK, "17", "funnel_break", "medium", "0.2", " 2 ")
+    assert kwargs == {"task_id": TASK, "seed": 17, "scenario_family": "funnel_break", "difficulty": "medium",
                       "anomaly_density": 0.2, "anomaly_count": 2}
     config = resolve_episode_config(**kwargs)
     assert (config.seed, config.scenario_family, config.anomaly_count) == (17, "funnel_break", 2)

@@ -128,6 +128,23 @@ def test_overrides_apply_on_top_of_a_task() -> None:
     assert obs.submissions_remaining == 5
 
 
+@pytest.mark.parametrize("task_id", DEFAULT_TASK_ORDER)
+def test_a_task_and_a_difficulty_that_disagree_are_refused_naming_the_tasks_tier(task_id: str) -> None:
+    """A named task is an episode of its own tier: another difficulty beside it would build a hybrid (one tier's
+    brief over another's data), so the reset is refused in one line that names both; its own tier is accepted."""
+    own = TASKS[task_id].difficulty
+    assert resolve_episode_config(task_id=task_id, difficulty=own.upper()).difficulty == own
+    for other in RESET_DIFFICULTIES:
+        if other == own:
+            continue
+        with pytest.raises(ValueError) as refusal:
+            resolve_episode_config(task_id=task_id, difficulty=other)
+        message = str(refusal.value)
+        assert "\n" not in message and f"task {task_id} is at difficulty {own!r}, not {other!r}" in message
+    obs = MetricTrackerRlEnvironment().reset(task_id=task_id, difficulty="audit" if own != "audit" else "easy")
+    assert obs.status == "error" and f"is at difficulty {own!r}" in obs.message
+
+
 # The warehouse's episodes take a second each to build: its sweep is slow, and a few of its seeds are checked below.
 @pytest.mark.parametrize("difficulty", [
     pytest.param(name, marks=[pytest.mark.slow] if tier.data == "events" else [])
