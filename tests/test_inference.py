@@ -459,7 +459,8 @@ def test_unreachable_environment_still_prints_start_and_end() -> None:
     errors = [line for line in result.stderr.splitlines() if line.startswith("[ERROR] task=")]
     assert len(errors) == len(DEFAULT_TASK_ORDER) and all("ServerUnavailable" in line for line in errors), errors
     rows = [line for line in result.stderr.splitlines() if line.split(" ")[0] in DEFAULT_TASK_ORDER]
-    assert len(rows) == len(DEFAULT_TASK_ORDER) and all("FAILED: " in row and "ServerUnavailable" in row for row in rows), rows
+    assert len(rows) == len(DEFAULT_TASK_ORDER), rows
+    assert all("FAILED: " in row and "ServerUnavailable" in row for row in rows), rows
     assert f"{len(DEFAULT_TASK_ORDER)} of {len(DEFAULT_TASK_ORDER)} task(s) failed" in result.stderr
 
 
