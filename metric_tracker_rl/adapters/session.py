@@ -127,7 +127,7 @@ class _Bookkeeping:
         self._check_started()
         if self.done:
             return EPISODE_OVER_TEXT
-        return tool_action(name, arguments)
+        return tool_action(name, arguments, self.config.get("difficulty"))
 
 
 class EpisodeSession(_Bookkeeping):
