@@ -40,7 +40,14 @@ from metric_tracker_rl.models import (
 )
 from metric_tracker_rl.serving.mcp_surface import MCP_ACTIONS, McpToolSurface
 from metric_tracker_rl.serving.memory_release import release_soon
-from metric_tracker_rl.serving.reset_facts import catalogs, episode_catalogs, published_facts, tier_methods
+from metric_tracker_rl.serving.reset_facts import (
+    INSTRUCTION,
+    catalogs,
+    episode_catalogs,
+    instruction_for,
+    published_facts,
+    tier_methods,
+)
 from metric_tracker_rl.serving.reset_turns import in_build_thread, reset_turns
 from metric_tracker_rl.serving.rubric import SubmissionRubric
 from metric_tracker_rl.serving.statement_turns import Waited, run_in_turns
@@ -49,17 +56,6 @@ from metric_tracker_rl.sql import ledger
 from metric_tracker_rl.sql.pool import CLIENT
 
 MAX_SUBMISSION_ROWS = 200
-INSTRUCTION = (
-    "Investigate the funnel with analysis calls (analysis_method + analysis_args; see available_methods) and "
-    "submit an anomaly report, either as rows (classifications) or as generator calls (payload_generators). "
-    "Report each incident once with date, entity_type, entity_name, anomaly_type, detection_method, "
-    "baseline_value, observed_value, delta_value and severity. Days explained by get_annotations and side "
-    "effects of an incident are not incidents; an empty report (classifications=[]) is right when nothing is "
-    "anomalous. Each step uses one step of the budget. The report is graded once (unless the episode allows more "
-    "submissions) and the graded submission ends the episode; preview_submission checks rows without grading. A "
-    "submission with invalid rows (a date outside the window, an entity not valid for its type, a repeated key) "
-    "is refused without using a submission."
-)
 # Analysis tools whose cost grows with the request: they take a worker thread (see step_async). A SQL query waits
 # for a SQL worker process, up to its time limit, on threads of its own (metric_tracker_rl.sql.pool).
 THREADED_TOOLS = frozenset({"payload_generator", "preview_submission", "query"})
@@ -185,7 +181,8 @@ class MetricTrackerRlEnvironment(McpToolSurface, TaskProviderMixin,
         self.rubric.reset()
         return self._observation(
             status="ready", reward=None, message=f"Episode ready: {episode.public.task['objective']}",
-            instruction=INSTRUCTION, config=episode.public.task["config"], **published_facts(episode),
+            instruction=instruction_for(config.difficulty), config=episode.public.task["config"],
+            **published_facts(episode),
             **episode_catalogs(config.tier), available_methods=tier_methods(config.difficulty),
         )
 
