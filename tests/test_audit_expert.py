@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from metric_tracker_rl.adapters.session import EpisodeSession
 from metric_tracker_rl.agents import make_agent, play
-from metric_tracker_rl.agents.audit_expert import ALL_FINDERS, dashboard_values_sql, relative_move
+from metric_tracker_rl.agents.audit_expert import ALL_FINDERS, dashboard_values_sql
 from metric_tracker_rl.agents.audit_finders import Finder, batched_sql, finding_rows, over_sessions
 from metric_tracker_rl.agents.warehouse_findings import sent_text
 from metric_tracker_rl.agents.warehouse_sql import sessions_cte
@@ -87,11 +87,6 @@ def test_a_batch_reads_the_sessions_once_and_returns_what_each_finder_returns_al
     sessions = sessions_cte()[sessions_cte().index(", s AS ("):][:40]  # the same with the hours or without
     readings = [sql.count(sessions) for sql in batches]
     assert max(readings) == 1 and sum(readings) < readers
-
-
-def test_a_relative_move_from_zero_is_infinite_and_undefined_is_none() -> None:
-    assert relative_move(1.0, 0.0) == math.inf and relative_move(0.0, 0.0) == 0.0
-    assert relative_move(math.nan, 2.0) == 0.0 and relative_move(3.0, 2.0) == 0.5
 
 
 @pytest.mark.slow

@@ -20,13 +20,14 @@ from metric_tracker_rl.catalog.tasks import resolve_episode_config
 from metric_tracker_rl.catalog.tiers import AUDIT, AUDIT_DEFECTS, AUDIT_HELD_OUT_DEFECTS, DEEP_MIX
 from metric_tracker_rl.generation.audit.defects import DEFECT_REGISTRY
 from metric_tracker_rl.generation.audit.defects.session_id_reset import renumbered
-from metric_tracker_rl.generation.audit.truth import AUDIT_METRICS, relative_move
+from metric_tracker_rl.generation.audit.truth import AUDIT_METRICS
 from metric_tracker_rl.generation.audit.world import audit_mix, build_audit_world
 from metric_tracker_rl.generation.segment_plan import segmented_plan
 from metric_tracker_rl.generation.warehouse.defects import DefectRecord
 from metric_tracker_rl.generation.warehouse.events import draw_event_log
 from metric_tracker_rl.sql.columns import Labels, SqlTable
 from metric_tracker_rl.sql.engine import EpisodeTables, open_database
+from metric_tracker_rl.world.audit_brief import relative_move
 from metric_tracker_rl.world.events import EventLog
 from metric_tracker_rl.world.funnel import WINDOW_START
 from metric_tracker_rl.world.metrics_layer import dashboard, segment_metric

@@ -6,24 +6,31 @@ values; every incident row departs from its baseline past the margin)."""
 
 from __future__ import annotations
 
+import inspect
+import math
 import re
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+import metric_tracker_rl.agents.audit_expert as audit_expert
+import metric_tracker_rl.generation.audit.truth as audit_truth
 from metric_tracker_rl.catalog.published import DIFFICULTIES
 from metric_tracker_rl.catalog.task_splits import TRAIN_SEED_BASE, mechanism_split, task_range
 from metric_tracker_rl.catalog.tasks import DIAL_KNOBS, resolve_episode_config
 from metric_tracker_rl.catalog.tiers import ABYSS_KINDS as AUDIT_WAREHOUSE_KINDS
 from metric_tracker_rl.catalog.tiers import AUDIT, AuditMix
 from metric_tracker_rl.generation.audit.defects import DEFECT_REGISTRY
-from metric_tracker_rl.generation.audit.truth import AUDIT_METRICS, audit_rows, moved, relative_move
+from metric_tracker_rl.generation.audit.truth import AUDIT_METRICS, audit_rows
 from metric_tracker_rl.generation.audit.world import build_audit_world
 from metric_tracker_rl.generation.kinds import INCIDENT_KIND_REGISTRY
 from metric_tracker_rl.generation.warehouse.defects import DEFECTS as WAREHOUSE_DEFECTS
 from metric_tracker_rl.generation.warehouse.truth import DATA_QUALITY
 from metric_tracker_rl.serving.environment import MetricTrackerRlEnvironment
 from metric_tracker_rl.view.prompt import first_prompt, system_prompt
+from metric_tracker_rl.world.audit_brief import departs, relative_move
 from metric_tracker_rl.world.metrics_layer import segment_metric
 
 MIX = AUDIT.segmented
@@ -140,7 +147,7 @@ def test_the_truth_is_the_published_rule(seed: int) -> None:
     assert rows
     for row in rows:
         if row.family != DATA_QUALITY:
-            assert moved(row.observed, row.baseline, MIX.margin)
+            assert departs(row.observed, row.baseline, MIX.margin)
             continue
         record = defects[(row.kind, row.day)]
         assert row.segment == record.segment.normalised()
@@ -154,9 +161,35 @@ def test_the_truth_is_the_published_rule(seed: int) -> None:
 
 
 def test_a_move_is_relative_and_undefined_values_never_move() -> None:
-    assert moved(111.0, 100.0, 0.1) and not moved(110.0, 100.0, 0.1) and moved(-0.2, 0.0, 0.1)
-    assert not moved(float("nan"), 1.0, 0.1) and relative_move(1.0, float("nan")) == 0.0
+    assert departs(111.0, 100.0, 0.1) and not departs(110.0, 100.0, 0.1) and departs(-0.2, 0.0, 0.1)
+    assert not departs(float("nan"), 1.0, 0.1) and relative_move(1.0, float("nan")) == 0.0
     assert relative_move(3.0, 0.0) == np.inf and relative_move(0.0, 0.0) == 0.0
+
+
+SPECIAL = st.sampled_from([0.0, -0.0, math.inf, -math.inf, math.nan, 1e-300])
+NUMBERS = st.one_of(st.floats(allow_nan=True, allow_infinity=True), SPECIAL)
+
+
+@settings(max_examples=300, deadline=None)
+@given(value=NUMBERS, reference=NUMBERS, margin=st.floats(0.01, 0.99))
+def test_the_findings_measure_is_one_rule_for_the_truth_and_the_agents(value: float, reference: float,
+                                                                       margin: float) -> None:
+    """A departure is |value - reference| > margin * |reference| over two finite values and never otherwise (an
+    undefined or infinite value is no number the dashboard shows); the truth and the audit expert read the one
+    definition (the expert's own copy once called an infinite value's move infinite)."""
+    finite = math.isfinite(value) and math.isfinite(reference)
+    with np.errstate(over="ignore"):
+        expected = finite and abs(value - reference) > margin * abs(reference)
+    assert departs(value, reference, margin) == expected
+    move = relative_move(value, reference)
+    assert move >= 0 and not math.isnan(move)
+    if not finite:
+        assert move == 0.0
+    elif reference == 0:
+        assert move == (math.inf if value != 0 else 0.0)
+    assert audit_expert.relative_move is relative_move and audit_truth.departs is departs
+    assert "def relative_move" not in inspect.getsource(audit_expert)
+    assert "def relative_move" not in inspect.getsource(audit_truth)
 
 
 def test_a_mix_refuses_held_out_mechanisms_it_does_not_draw() -> None:

@@ -51,7 +51,7 @@ async def _socket_calls(server_url: str, message: Callable[[int, str, dict[str, 
     async with websockets.connect(ws_url(server_url) + path, max_size=None) as socket:
         await socket.send(json.dumps({"type": "reset", "data": RESET}))
         await socket.recv()
-        for index, (name, arguments, _) in enumerate(CALLS):
+        for index, (name, arguments, _steps) in enumerate(CALLS):
             await socket.send(json.dumps(message(index, name, arguments)))
             await socket.recv()
             await socket.send(json.dumps({"type": "state"}))
@@ -66,18 +66,18 @@ def typed_action(name: str, arguments: dict[str, Any]) -> dict[str, Any]:
     return {"analysis_method": name, "analysis_args": arguments}
 
 
-def over_ws_typed(server_url: str, _: Path) -> list[int]:
-    return asyncio.run(_socket_calls(server_url, lambda _, name, arguments: {
+def over_ws_typed(server_url: str, log_dir: Path) -> list[int]:
+    return asyncio.run(_socket_calls(server_url, lambda index, name, arguments: {
         "type": "step", "data": typed_action(name, arguments)}))
 
 
-def over_mcp_ws(server_url: str, _: Path) -> list[int]:
+def over_mcp_ws(server_url: str, log_dir: Path) -> list[int]:
     return asyncio.run(_socket_calls(server_url, lambda index, name, arguments: {
         "type": "mcp", "data": {"jsonrpc": "2.0", "method": "tools/call", "id": index,
                                 "params": {"name": name, "arguments": arguments}}}))
 
 
-def over_mcp_http(server_url: str, _: Path) -> list[int]:
+def over_mcp_http(server_url: str, log_dir: Path) -> list[int]:
     """OpenEnv's HTTP MCP lifecycle (the verifiers taskset's): a session, reset on /ws, tools/call on POST /mcp."""
     def rpc(method: str, params: dict[str, Any]) -> dict[str, Any]:
         reply = httpx.post(f"{server_url}/mcp", json={"jsonrpc": "2.0", "method": method, "id": 1,
@@ -91,7 +91,7 @@ def over_mcp_http(server_url: str, _: Path) -> list[int]:
         async with websockets.connect(f"{ws_url(server_url)}/ws?session_id={session_id}") as socket:
             await socket.send(json.dumps({"type": "reset", "data": RESET}))
             await socket.recv()
-            for name, arguments, _ in CALLS:
+            for name, arguments, _steps in CALLS:
                 await asyncio.to_thread(rpc, "tools/call", {"name": name, "arguments": arguments,
                                                             "session_id": session_id})
                 await socket.send(json.dumps({"type": "state"}))
@@ -104,15 +104,15 @@ def over_mcp_http(server_url: str, _: Path) -> list[int]:
         rpc("openenv/session/close", {"session_id": session_id})
 
 
-def in_process(_: str, __: Path) -> list[int]:
+def in_process(server_url: str, log_dir: Path) -> list[int]:
     """The environment in this process, stepped with the typed actions (a report's malformed rows cannot be built
     into an action: the client refuses it, as OpenEnv's server does)."""
     from metric_tracker_rl.models import MetricTrackerRlAction
 
     env = MetricTrackerRlEnvironment()
-    env.reset(**RESET)
+    env.reset(seed=3, difficulty="easy")
     used = []
-    for name, arguments, _ in CALLS:
+    for name, arguments, _steps in CALLS:
         before = env.state.step_count
         try:
             action = MetricTrackerRlAction(**typed_action(name, arguments))
@@ -124,13 +124,13 @@ def in_process(_: str, __: Path) -> list[int]:
     return used
 
 
-def trl_class(server_url: str, _: Path) -> list[int]:
+def trl_class(server_url: str, log_dir: Path) -> list[int]:
     """TRL's tool class: a tool it has no method for is TRL's own refusal (nothing reaches the class)."""
     env = MetricTrackerToolEnv(ClientSettings(METRIC_TRACKER_URL=server_url))
     try:
         env.reset(**RESET)
         used = []
-        for name, arguments, _ in CALLS:
+        for name, arguments, _steps in CALLS:
             before = env._client.state().step_count
             if hasattr(env, name):
                 getattr(env, name)(**arguments)
@@ -140,14 +140,14 @@ def trl_class(server_url: str, _: Path) -> list[int]:
         env._close()
 
 
-def inference_model_loop(server_url: str, _: Path) -> list[int]:
+def inference_model_loop(server_url: str, log_dir: Path) -> list[int]:
     """inference.py's model loop: each tool call as the OpenAI client hands it over (JSON text)."""
     with MetricTrackerRlEnv(base_url=server_url).sync() as env:
         run = TaskRun("rule")
         run.reset(env, **RESET)
         chat = OpenAiChat(None, ClientSettings(), openai_tools("easy"), env, run)  # type: ignore[arg-type]
         used = []
-        for name, arguments, _ in CALLS:
+        for name, arguments, _steps in CALLS:
             before = env.state().step_count
             chat.execute(name, json.dumps(arguments))
             used.append(env.state().step_count - before)
@@ -164,7 +164,7 @@ def inspect_task(server_url: str, log_dir: Path) -> list[int]:
 
     from metric_tracker_rl.adapters.inspect_eval import metric_tracker
 
-    script = [call for name, arguments, _ in CALLS for call in ((name, arguments), ("task_overview", {}))]
+    script = [call for name, arguments, _steps in CALLS for call in ((name, arguments), ("task_overview", {}))]
     texts: list[str] = []
 
     def model(messages: list[ChatMessage], *_: Any) -> ModelOutput:
@@ -194,5 +194,5 @@ ENTRY_POINTS = {"in-process": in_process, "/ws typed": over_ws_typed, "MCP on /w
 def test_a_call_costs_a_step_only_if_it_ran_the_same_through_every_entry_point(
         entry_point: str, server_url: str, tmp_path: Path) -> None:
     used = ENTRY_POINTS[entry_point](server_url, tmp_path)
-    assert dict(zip([f"{name}({json.dumps(arguments)})" for name, arguments, _ in CALLS], used, strict=True)) == \
-        dict(zip([f"{name}({json.dumps(arguments)})" for name, arguments, _ in CALLS], EXPECTED, strict=True))
+    assert dict(zip([f"{name}({json.dumps(arguments)})" for name, arguments, _steps in CALLS], used, strict=True)) == \
+        dict(zip([f"{name}({json.dumps(arguments)})" for name, arguments, _steps in CALLS], EXPECTED, strict=True))

@@ -44,7 +44,7 @@ from metric_tracker_rl.agents.warehouse_findings import (
 from metric_tracker_rl.agents.warehouse_sql import ALL_RULES, NO_FIXES, Fixes, metric_values_sql, wanted_values
 from metric_tracker_rl.catalog.tiers import AUDIT_HELD_OUT_DEFECTS, AUDIT_HELD_OUT_KINDS
 from metric_tracker_rl.view.observation import SeenObservation
-from metric_tracker_rl.world.audit_brief import MARGIN, SPLIT_NOTE
+from metric_tracker_rl.world.audit_brief import SPLIT_NOTE, departs, relative_move
 from metric_tracker_rl.world.metrics_layer import RATE_COLUMNS, STEP_SESSION_COLUMNS
 from metric_tracker_rl.world.segments import Segment
 
@@ -66,15 +66,6 @@ SECOND_FALL, SECOND_Z = 0.2, 3.15  # a second incident's fall: its share of the 
 # holds it. An ingestion gap loses every event of its hours, so the users who first came then are never seen (as
 # client sampling's are), but sampling drops whole users and cuts no session short of its opening events.
 EXPLAINED_BY = {"client_sampling": "ingestion_gap"}
-
-
-def relative_move(value: float, reference: float) -> float:
-    """|value - reference| / |reference|: infinite from zero, 0 where either is undefined."""
-    if math.isnan(value) or math.isnan(reference):
-        return 0.0
-    if reference == 0:
-        return math.inf if value != 0 else 0.0
-    return abs(value - reference) / abs(reference)
 
 
 def dashboard_metric(metric: str) -> str:
@@ -136,7 +127,7 @@ class AuditInvestigation(Investigation):
         incidents += yield from self.second_incident(incidents)
         defects = yield from self.dashboard_values(dedupe(defects))
         incidents = yield from self.values_of_new(incidents)
-        kept = [f for f in incidents if abs(f.observed - f.baseline) > MARGIN * abs(f.baseline)]
+        kept = [f for f in incidents if departs(f.observed, f.baseline)]
         return dedupe([*defects, *kept])
 
     def without_echoes(self, incidents: list[Finding], defects: list[Finding]) -> list[Finding]:
@@ -247,7 +238,7 @@ class AuditInvestigation(Investigation):
         chosen = []
         for i in range(len(found)):
             options = valued[i * len(DEFECT_METRICS):(i + 1) * len(DEFECT_METRICS)]
-            first = next((o for o in options if relative_move(o.observed, o.baseline) > MARGIN), None)
+            first = next((o for o in options if departs(o.observed, o.baseline)), None)
             if first is not None:
                 chosen.append(first)
         return chosen

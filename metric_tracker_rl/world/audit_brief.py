@@ -6,6 +6,7 @@ large, how long, where, what trace it leaves). Public text only; a test holds ev
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from metric_tracker_rl.catalog.published import COUNT_COLUMNS, FUNNEL_STEPS, config_meaning
@@ -31,6 +32,24 @@ AUDIT_OBJECTIVE = (
     "defect, and report each finding as the findings rule says. A business incident changes what users do; a data "
     "defect only what is recorded. Every number is the metrics layer's (metrics_layer). Benign changes are not "
     "reported. No list of what can go wrong is given. Some episodes contain no incident.")
+
+
+def relative_move(value: float, reference: float) -> float:
+    """The findings rule's measure of a departure: |value - reference| / |reference|; infinite from a reference of
+    zero, and 0 where either has no value (NaN) or is not finite (no number a dashboard shows). The grader's truth
+    and the agents read this one definition."""
+    if not (math.isfinite(value) and math.isfinite(reference)):
+        return 0.0
+    if reference == 0:
+        return math.inf if value != 0 else 0.0
+    return abs(value - reference) / abs(reference)
+
+
+def departs(value: float, reference: float, margin: float = MARGIN) -> bool:
+    """Whether `value` departs from `reference` as the findings rule says: by more than `margin` of it."""
+    return relative_move(value, reference) > margin
+
+
 SPLIT_NOTE = {"train": "This episode is in the train split.",
               "eval": "This episode is in the eval split: it may hold ways of going wrong that no train episode "
                       "holds."}

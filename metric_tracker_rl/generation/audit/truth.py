@@ -8,7 +8,8 @@ mechanism is:
   they would have been recorded without it. Every value is what the dashboard shows: observed the date's,
   baseline by the published baseline rule over the same series, so no value needs the mechanism to compute.
 
-The margin is relative: |a - b| > margin * |b| (b the baseline, or the value without the defect).
+The margin is relative: |a - b| > margin * |b| (b the baseline, or the value without the defect), as
+world/audit_brief.departs reads it.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from metric_tracker_rl.generation.warehouse.truth import (
 )
 from metric_tracker_rl.generation.warehouse.world import WarehouseWorld
 from metric_tracker_rl.sql.columns import SqlTable
+from metric_tracker_rl.world.audit_brief import departs
 from metric_tracker_rl.world.daily_panel import peer_median, same_weekday_peers
 from metric_tracker_rl.world.metrics_layer import (
     RATE_COLUMNS,
@@ -44,13 +46,6 @@ AUDIT_METRICS: tuple[str, ...] = ("sessions", *RATE_COLUMNS, "revenue_usd")
 assert tuple(RATE_COLUMNS) == tuple(FUNNEL_STEPS), "a report names a rate by its step"
 
 
-def moved(value: float, reference: float, margin: float) -> bool:
-    """Whether `value` departs from `reference` by more than the margin (relative to the reference)."""
-    if not (math.isfinite(value) and math.isfinite(reference)):
-        return False
-    return abs(value - reference) > margin * abs(reference)
-
-
 def _series(board: SqlTable, record: DefectRecord, metric: str, num_days: int) -> np.ndarray:
     return np.array([segment_metric(board, record.segment, metric, day) for day in range(num_days)])
 
@@ -64,7 +59,7 @@ def defect_rows(world: WarehouseWorld, margin: float) -> list[ExpectedRow]:
         recorded = {m: _series(world.dashboard, record, m, num_days) for m in AUDIT_METRICS}
         without = {m: _series(world.clean_dashboard, record, m, num_days) for m in AUDIT_METRICS}
         for day in (d for d in record.days if 0 <= d < num_days):
-            metric = next((m for m in AUDIT_METRICS if moved(recorded[m][day], without[m][day], margin)), None)
+            metric = next((m for m in AUDIT_METRICS if departs(recorded[m][day], without[m][day], margin)), None)
             if metric is None:
                 continue
             baseline = peer_median(recorded[metric], same_weekday_peers(num_days))[day]
@@ -73,22 +68,13 @@ def defect_rows(world: WarehouseWorld, margin: float) -> list[ExpectedRow]:
     return [row for row in rows if math.isfinite(row.baseline) and math.isfinite(row.observed)]
 
 
-def relative_move(value: float, reference: float) -> float:
-    """|value - reference| / |reference|: infinite from zero, and 0 where either is undefined (NaN)."""
-    if not (math.isfinite(value) and math.isfinite(reference)):
-        return 0.0
-    if reference == 0:
-        return math.inf if value != 0 else 0.0
-    return abs(value - reference) / abs(reference)
-
-
 def audit_rows(world: WarehouseWorld, mix: AuditMix, counted: CountedSessions | None = None) -> list[ExpectedRow]:
     """Every row the world expects: its incidents' that depart past the margin (every baseline by the published
     rule: the audit publishes one for every row), and its defects'. `counted`: the world's counted sessions, when
     the caller has them."""
     counted = counted_sessions(world.log) if counted is None else counted
     incidents = [row for row in incident_rows(world, counted, change_points=False)
-                 if moved(row.observed, row.baseline, mix.margin)]
+                 if departs(row.observed, row.baseline, mix.margin)]
     rows = incidents + defect_rows(world, mix.margin)
     return sorted(rows, key=lambda row: (row.day, row.metric, row.segment.label()))
 
