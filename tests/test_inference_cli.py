@@ -113,3 +113,15 @@ def test_difficulty_plays_the_tiers_episodes_with_or_without_episodes(difficulty
     played = inference.parse_args(["--difficulty", difficulty, "--episodes", "2"], ClientSettings()).episode_specs
     assert [e.reset_kwargs for e in played] == [train.task(first), train.task(first + step)]
     assert all(e.reset_kwargs["difficulty"] == difficulty for e in played)
+
+
+def test_the_docs_name_the_audits_stand_in_episode_as_the_catalog_does() -> None:
+    """The pages that say what `--difficulty audit` and `-T difficulty=audit` play name the episode the catalog
+    gives (its label, and its seed in the audit's page)."""
+    from metric_tracker_rl.catalog.tier_episodes import episode_label, tier_episodes
+
+    [episode] = tier_episodes("audit")
+    label = episode_label(episode)
+    for page in ("docs/inference.md", "docs/evaluation.md"):
+        assert f"`{label}`" in (ROOT / page).read_text(encoding="utf-8"), page
+    assert f'{{"seed": {episode["seed"]}, "difficulty": "audit"}}' in (ROOT / "docs/audit.md").read_text()
