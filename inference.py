@@ -24,12 +24,13 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from functools import partial
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any, NoReturn
 
 # Only light modules here: the arguments are parsed and checked before the client, the agents, the model API and the
 # server are imported (OpenEnv brings in gradio: most of a start-up), so --help and a usage error answer at once.
 from metric_tracker_rl import DEFAULT_TASK_ORDER, get_task_spec
 from metric_tracker_rl.catalog.published import DIFFICULTIES
+from metric_tracker_rl.catalog.reference_agents import REFERENCE_AGENTS
 from metric_tracker_rl.catalog.task_splits import TRAIN_SEED_BASE, get_split
 from metric_tracker_rl.catalog.tasks import (
     DIAL_KNOBS,
@@ -40,6 +41,7 @@ from metric_tracker_rl.catalog.tasks import (
     knob_value,
     resolve_episode_config,
 )
+from metric_tracker_rl.catalog.tier_episodes import episode_label, tier_episodes
 from metric_tracker_rl.catalog.validation import check_name_in_any_case
 from metric_tracker_rl.settings import DEFAULT_API_BASE_URL, ClientSettings, SettingsError
 
@@ -71,8 +73,10 @@ class EpisodeSpec:
     reset_kwargs: dict[str, Any]
 
 
-def named_episodes(task_ids: list[str], seed: int | None) -> list[EpisodeSpec]:
-    return [EpisodeSpec(t, {"task_id": t} if seed is None else {"task_id": t, "seed": seed}) for t in task_ids]
+def named_episodes(chosen: list[dict[str, Any]], seed: int | None) -> list[EpisodeSpec]:
+    """The chosen episodes (named tasks' or a tier's reset arguments), each with `seed` when one is given."""
+    episodes = [episode if seed is None else {**episode, "seed": seed} for episode in chosen]
+    return [EpisodeSpec(episode_label(episode), episode) for episode in episodes]
 
 
 def training_episodes(count: int, first_task: int, difficulties: tuple[str, ...] | None = None) -> list[EpisodeSpec]:
@@ -91,18 +95,6 @@ def training_episodes(count: int, first_task: int, difficulties: tuple[str, ...]
         raise ValueError(f"the train split holds {len(tasks)} task(s){where} from task {first_task} on, not "
                          f"{count}: lower --episodes or --first-task")
     return [EpisodeSpec(f"seed{task['seed']}_{task['difficulty']}", task) for task in tasks]
-
-
-def with_knobs(episodes: list[EpisodeSpec], knobs: dict[str, Any]) -> list[EpisodeSpec]:
-    """Each episode with the dial knobs set (its episodes are then not standard), checked as reset checks them: a
-    ValueError names the episode, the knob and what it takes."""
-    episodes = [EpisodeSpec(e.label, {**e.reset_kwargs, **knobs}) for e in episodes]
-    for episode in episodes:
-        try:
-            resolve_episode_config(**episode.reset_kwargs)
-        except ValueError as exc:
-            raise ValueError(f"{episode.label}: {exc}") from None
-    return episodes
 
 
 def run_task(episode: EpisodeSpec, url: str | None, startup_error: str | None, policy: Policy, agent: str,
@@ -154,7 +146,7 @@ def run_task(episode: EpisodeSpec, url: str | None, startup_error: str | None, p
     return TaskResult(episode.label, episode.reset_kwargs.get("seed"), run.score, round(open_interval(run.score), 2),
                       success, run.steps, run.rewards, round(time.monotonic() - started, 2), error,
                       getattr(policy, "last_error", None), breakdown.model_dump() if breakdown else None, fallback,
-                      refused_calls=list(run.refused))
+                      refused_calls=list(run.refused), graded=run.graded is not None)
 
 
 def settle_without_report(run: TaskRun, env: Any, policy: Policy) -> str | None:
@@ -217,17 +209,45 @@ def settings_help() -> str:
     return "environment variables (docs/settings.md):\n" + "\n".join(lines)
 
 
-def parse_args(argv: list[str] | None, settings: ClientSettings) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description="Run the metric_tracker_rl baseline on the named tasks.",
-                                     epilog=settings_help(), formatter_class=argparse.RawDescriptionHelpFormatter)
+class UsageParser(argparse.ArgumentParser):
+    """A usage error is one line on stderr and exit status 2 (`--help` shows the usage): a bad value is answered
+    before anything starts, and a script reading stderr gets the reason alone."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {' '.join(message.split())} (--help lists the flags)\n")
+
+
+def build_parser(settings: ClientSettings) -> UsageParser:
+    parser = UsageParser(prog="inference.py", description="Run the metric_tracker_rl baseline on the named tasks.",
+                         epilog=settings_help(), formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--agent", default=None, help="llm, scripted or expert (any registered agent name works); "
                         "default: llm when an API key is set, else scripted")
     parser.add_argument("--tasks", default=None,
                         help=f"comma-separated task ids (default: every named task, {','.join(DEFAULT_TASK_ORDER)}, "
                              "or those at --difficulty)")
     parser.add_argument("--difficulty", default=None,
-                        help=f"comma-separated difficulties ({', '.join(DIFFICULTIES)}): the named tasks at them, or "
-                             "with --episodes the train split's tasks at them")
+                        help=f"comma-separated difficulties ({', '.join(DIFFICULTIES)}): the named tasks at them (at "
+                             "a tier with none, the first episode of its eval sweep), or with --episodes the train "
+                             "split's tasks at them")
+    add_knob_flags(parser)
+    parser.add_argument("--seed", type=int, default=None, help="override the seed of every task")
+    parser.add_argument("--port", type=int, default=0, help="the loopback port of the server this run starts, in "
+                        "this process or in a container (default: a free one); ignored with METRIC_TRACKER_URL")
+    parser.add_argument("--output", type=Path, default=None, help="write the results as JSON to this file")
+    parser.add_argument("--trajectories", type=Path, default=None,
+                        help="directory for <agent>.jsonl: one SFT-ready chat record per episode")
+    parser.add_argument("--transcripts", type=Path, default=None,
+                        help="directory for <task>.json: each episode's calls and the texts read, which "
+                             "`python -m lab.calibration.replay DIR` replays")
+    parser.add_argument("--episodes", type=int, default=None, help="run this many tasks of the Task API's train "
+                        "split instead of the named tasks, with a progress bar")
+    parser.add_argument("--first-task", type=int, default=None,
+                        help=f"with --episodes, the train split's first task (default 0; --seed {TRAIN_SEED_BASE} "
+                             "+ N means task N)")
+    return parser
+
+
+def add_knob_flags(parser: argparse.ArgumentParser) -> None:
     knobs = parser.add_argument_group("dial knobs", "reset's arguments of the same names, set on every episode "
                                       "played (the episodes are then not standard); reset refuses a knob at a tier "
                                       "where it does not apply")
@@ -248,84 +268,106 @@ def parse_args(argv: list[str] | None, settings: ClientSettings) -> argparse.Nam
     knobs.add_argument("--note-share", dest="note_share", metavar="FLOAT",
                        help="the share of partner payment failures with a partner_status notice, 0 to 1 "
                             "(tiers with context tables)")
-    parser.add_argument("--seed", type=int, default=None, help="override the seed of every task")
-    parser.add_argument("--port", type=int, default=0, help="the loopback port of the server this run starts, in "
-                        "this process or in a container (default: a free one); ignored with METRIC_TRACKER_URL")
-    parser.add_argument("--output", type=Path, default=None, help="write the results as JSON to this file")
-    parser.add_argument("--trajectories", type=Path, default=None,
-                        help="directory for <agent>.jsonl: one SFT-ready chat record per episode")
-    parser.add_argument("--transcripts", type=Path, default=None,
-                        help="directory for <task>.json: each episode's calls and the texts read, which "
-                             "`python -m lab.calibration.replay DIR` replays")
-    parser.add_argument("--episodes", type=int, default=None, help="run this many tasks of the Task API's train "
-                        "split instead of the named tasks, with a progress bar")
-    parser.add_argument("--first-task", type=int, default=None,
-                        help=f"with --episodes, the train split's first task (default 0; --seed {TRAIN_SEED_BASE} "
-                             "+ N means task N)")
-    args = parser.parse_args(argv)
-    if not 0 <= args.port <= 65535:
-        parser.error(f"--port must be between 0 (a free port) and 65535, not {args.port}")
-    try:
-        difficulties = None if args.difficulty is None else tuple(
-            check_name_in_any_case("difficulty", name.strip(), DIFFICULTIES)
-            for name in args.difficulty.split(",") if name.strip())
-        if difficulties == ():
-            raise ValueError(f"--difficulty names no difficulty; valid: {', '.join(DIFFICULTIES)}")
-        args.task_ids = task_ids(args.tasks, difficulties)
-        knobs = {name: knob_value(name, getattr(args, name)) for name in DIAL_KNOBS if getattr(args, name) is not None}
-    except ValueError as exc:
-        parser.error(str(exc))
-    if args.episodes is not None:
-        if args.tasks is not None:
-            parser.error("--episodes plays the train split's tasks instead of named ones: drop --tasks")
-        if args.episodes < 1:
-            parser.error("--episodes must be at least 1")
-        first = args.first_task if args.first_task is not None else (args.seed or TRAIN_SEED_BASE) - TRAIN_SEED_BASE
-        if first < 0 or first + args.episodes > get_split("train").size():
-            parser.error(f"--episodes takes tasks 0 to {get_split('train').size() - 1} of the train split: set "
-                         f"--first-task (or --seed from {TRAIN_SEED_BASE})")
-        try:
-            episodes = training_episodes(args.episodes, first, difficulties)
-        except ValueError as exc:
-            parser.error(str(exc))
-    else:
-        episodes = named_episodes(args.task_ids, args.seed)
-    try:
-        args.episode_specs = with_knobs(episodes, knobs) if knobs else episodes
-    except ValueError as exc:
-        parser.error(str(exc))
-    args.agent = args.agent or ("llm" if settings.model_requested() else "scripted")
-    if args.agent == "llm" and not settings.api_key and settings.api_base_url == DEFAULT_API_BASE_URL:
-        parser.error(f"--agent llm needs a key in API_KEY, HF_TOKEN or OPENAI_API_KEY for {DEFAULT_API_BASE_URL}; "
-                     "a local endpoint needs none: set API_BASE_URL (e.g. http://127.0.0.1:8001/v1) and MODEL_NAME")
-    if args.agent != "llm":
-        from metric_tracker_rl.agents import AGENTS  # importing the registry imports every agent: checked last
 
-        if args.agent not in AGENTS:
-            parser.error(f"agent {args.agent!r} is not available in this checkout; valid: llm, {', '.join(AGENTS)}")
+
+def parse_args(argv: list[str] | None, settings: ClientSettings) -> argparse.Namespace:
+    """The run's arguments, every one checked before anything starts: each episode's reset arguments as reset checks
+    them (a seed out of range, a knob at a tier that does not take it) and the agent's name. A bad value is a
+    usage error (one line, exit status 2)."""
+    parser = build_parser(settings)
+    args = parser.parse_args(argv)
+    try:
+        if not 0 <= args.port <= 65535:
+            raise ValueError(f"--port must be between 0 (a free port) and 65535, not {args.port}")
+        args.episode_specs = checked(chosen_episodes(args))
+        args.agent = chosen_agent(args.agent, settings)
+    except ValueError as exc:
+        parser.error(str(exc))
     return args
 
 
-def task_ids(tasks: str | None, difficulties: tuple[str, ...] | None) -> list[str]:
-    """The named tasks to play: those `tasks` lists (each at one of `difficulties`, when given), else every named
-    task (at `difficulties`, when given). A ValueError names the valid choices."""
+def chosen_episodes(args: argparse.Namespace) -> list[EpisodeSpec]:
+    """The episodes the flags ask for, with the dial knobs set; a ValueError says what is wrong."""
+    difficulties = None if args.difficulty is None else tuple(
+        check_name_in_any_case("difficulty", name.strip(), DIFFICULTIES)
+        for name in args.difficulty.split(",") if name.strip())
+    if difficulties == ():
+        raise ValueError(f"--difficulty names no difficulty; valid: {', '.join(DIFFICULTIES)}")
+    knobs = {name: knob_value(name, getattr(args, name)) for name in DIAL_KNOBS if getattr(args, name) is not None}
+    if args.episodes is None:
+        episodes = named_episodes(chosen_tasks(args.tasks, difficulties), args.seed)
+    elif args.tasks is not None:
+        raise ValueError("--episodes plays the train split's tasks instead of named ones: drop --tasks")
+    elif args.episodes < 1:
+        raise ValueError("--episodes must be at least 1")
+    else:
+        first = args.first_task if args.first_task is not None else (args.seed or TRAIN_SEED_BASE) - TRAIN_SEED_BASE
+        if first < 0 or first + args.episodes > get_split("train").size():
+            raise ValueError(f"--episodes takes tasks 0 to {get_split('train').size() - 1} of the train split: set "
+                             f"--first-task (or --seed from {TRAIN_SEED_BASE})")
+        episodes = training_episodes(args.episodes, first, difficulties)
+    return [EpisodeSpec(e.label, {**e.reset_kwargs, **knobs}) for e in episodes]
+
+
+def checked(episodes: list[EpisodeSpec]) -> list[EpisodeSpec]:
+    """The episodes, each of whose reset arguments reset accepts; a ValueError names the episode and what is
+    wrong (a seed out of range, a knob its tier does not take)."""
+    for episode in episodes:
+        try:
+            resolve_episode_config(**episode.reset_kwargs)
+        except ValueError as exc:
+            raise ValueError(f"{episode.label}: {exc}") from None
+    return episodes
+
+
+def chosen_agent(agent: str | None, settings: ClientSettings) -> str:
+    """The agent to run (default: llm when a model is asked for, else scripted), checked against the reference
+    agents' names without importing them."""
+    agent = agent or ("llm" if settings.model_requested() else "scripted")
+    if agent == "llm" and not settings.api_key and settings.api_base_url == DEFAULT_API_BASE_URL:
+        raise ValueError(f"--agent llm needs a key in API_KEY, HF_TOKEN or OPENAI_API_KEY for "
+                         f"{DEFAULT_API_BASE_URL}; a local endpoint needs none: set API_BASE_URL (e.g. "
+                         "http://127.0.0.1:8001/v1) and MODEL_NAME")
+    if agent != "llm" and agent not in REFERENCE_AGENTS:
+        raise ValueError(f"agent {agent!r} is not available in this checkout; valid: llm, "
+                         f"{', '.join(REFERENCE_AGENTS)}")
+    return agent
+
+
+def chosen_tasks(tasks: str | None, difficulties: tuple[str, ...] | None) -> list[dict[str, Any]]:
+    """The reset arguments of the episodes to play: the named tasks `tasks` lists (each at one of `difficulties`,
+    when given), else every named task, or the episodes of each of `difficulties` (`tier_episodes`: a tier with no
+    named task plays the first episode of its eval sweep). A ValueError names the valid choices."""
     if tasks is None:
-        chosen = [task_id for task_id in DEFAULT_TASK_ORDER
-                  if difficulties is None or get_task_spec(task_id).difficulty in difficulties]
-        if not chosen:  # a difficulty with no named task
-            raise ValueError(f"no named task at {', '.join(difficulties or ())}: use --episodes for its train tasks")
-        return chosen
+        if difficulties is None:
+            return [{"task_id": task_id} for task_id in DEFAULT_TASK_ORDER]
+        return [episode for difficulty in difficulties for episode in tier_episodes(difficulty)]
     chosen = [get_task_spec(name.strip()).task_id for name in tasks.split(",") if name.strip()]
     for task_id in chosen:
         difficulty = get_task_spec(task_id).difficulty
         if difficulties is not None and difficulty not in difficulties:
             raise ValueError(f"task {task_id} is at difficulty {difficulty}, not {', '.join(difficulties)}: drop "
                              "--difficulty, or name its tasks")
-    return chosen
+    return [{"task_id": task_id} for task_id in chosen]
 
 
 def _terminate(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt(f"signal {signum}")
+
+
+@dataclass
+class Run:
+    """What every episode of the run shares: the agent, where the output goes, and the environment's URL (None
+    while it is unavailable, `startup_error` saying why)."""
+
+    args: argparse.Namespace
+    settings: ClientSettings
+    policy: Policy
+    model_label: str
+    trajectory: IO[str] | None = None
+    url: str | None = None
+    startup_error: str | None = None
+    interrupted: bool = False
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -335,73 +377,96 @@ def main(argv: list[str] | None = None) -> int:
         note(f"error: {exc}")
         return 2
     args = parse_args(argv, settings)
-    from metric_tracker_rl.adapters.baseline_log import (
-        BENCHMARK,
-        log_end,
-        log_start,
-        one_line,
-        show_progress,
-        summary_table,
-    )
-    from metric_tracker_rl.agents.llm import LlmPolicy, openai_client
-    from metric_tracker_rl.reconnect import ServerUnavailable
-    from metric_tracker_rl.serving.local_server import environment_server
+    from metric_tracker_rl.adapters.baseline_log import summary_table
 
     signal.signal(signal.SIGTERM, _terminate)  # so a SIGTERM also stops the local server cleanly
-    if args.agent == "llm":
-        policy: Policy = LlmPolicy(openai_client(settings), settings)
-        model_label = settings.model_name
-    else:
-        policy, model_label = agent_policy(args.agent), args.agent
-    note(f"[INFO] agent={args.agent} model={model_label} episodes={len(args.episode_specs)}")
-    started, results, interrupted = time.monotonic(), [], False
+    run = Run(args, settings, *chosen_policy(args.agent, settings))
+    note(f"[INFO] agent={args.agent} model={run.model_label} episodes={len(args.episode_specs)}")
+    started = time.monotonic()
     with contextlib.ExitStack() as stack:
-        trajectory = None
-        if args.trajectories is not None:
-            args.trajectories.mkdir(parents=True, exist_ok=True)
-            path = args.trajectories / f"{args.agent}.jsonl"
-            trajectory = stack.enter_context(open(path, "w", encoding="utf-8"))
-            note(f"[INFO] writing trajectories to {path}")
-        if args.transcripts is not None:
-            args.transcripts.mkdir(parents=True, exist_ok=True)
-            note(f"[INFO] writing transcripts to {args.transcripts}")
-        url: str | None = None
-        startup_error: str | None = None
-        try:
-            url = stack.enter_context(environment_server(settings, port=args.port))
-        except KeyboardInterrupt:
-            note("[WARN] interrupted while starting the environment; every task is skipped")
-            interrupted = True
-        except Exception as exc:  # noqa: BLE001 - reported per task below
-            startup_error = f"environment unavailable: {one_line(str(exc))[:500]}"
-            note(f"[ERROR] {startup_error}")
-        for episode in args.episode_specs:
-            if interrupted:
-                log_start(episode.label, model_label)
-                log_end(False, 0, 0.0, [])
-                continue
-            try:
-                result = run_task(episode, url, startup_error, policy, args.agent, model_label, trajectory, settings,
-                                  args.transcripts)
-                results.append(result)
-                if result.error and result.error.startswith(ServerUnavailable.__name__):
-                    url, startup_error = None, f"environment unavailable: {result.error}"  # no second wait per task
-            except KeyboardInterrupt:
-                note(f"[WARN] interrupted during {episode.label}; the remaining tasks are skipped")
-                interrupted = True
-            if args.episodes is not None and results:
-                show_progress(len(results), len(args.episode_specs), sum(r.score for r in results) / len(results))
+        open_outputs(run, stack)
+        start_environment(run, stack)
+        results = play_episodes(run)
     note(summary_table(results))
     if args.output is not None:
-        payload = {"env": BENCHMARK, "agent": args.agent, "model": model_label, "seed": args.seed,
-                   "interrupted": interrupted, "seconds": round(time.monotonic() - started, 2),
-                   "mean_score": sum(r.score for r in results) / len(results) if results else 0.0,
-                   "tasks": [asdict(r) for r in results]}
-        args.output.write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
-        note(f"[INFO] wrote {args.output}")
-    if interrupted:
+        write_results(run, results, time.monotonic() - started)
+    if run.interrupted:
         return 130
     return 1 if any(r.error or r.model_error for r in results) else 0
+
+
+def chosen_policy(agent: str, settings: ClientSettings) -> tuple[Policy, str]:
+    """The agent's policy and the name the log gives it (the model's, for llm)."""
+    if agent != "llm":
+        return agent_policy(agent), agent
+    from metric_tracker_rl.agents.llm import LlmPolicy, openai_client
+
+    return LlmPolicy(openai_client(settings), settings), settings.model_name
+
+
+def open_outputs(run: Run, stack: contextlib.ExitStack) -> None:
+    """The trajectory file and the transcripts folder, when asked for."""
+    args = run.args
+    if args.trajectories is not None:
+        args.trajectories.mkdir(parents=True, exist_ok=True)
+        path = args.trajectories / f"{args.agent}.jsonl"
+        run.trajectory = stack.enter_context(open(path, "w", encoding="utf-8"))  # noqa: SIM115 - the stack closes it
+        note(f"[INFO] writing trajectories to {path}")
+    if args.transcripts is not None:
+        args.transcripts.mkdir(parents=True, exist_ok=True)
+        note(f"[INFO] writing transcripts to {args.transcripts}")
+
+
+def start_environment(run: Run, stack: contextlib.ExitStack) -> None:
+    """The environment's URL (a server this process starts, stopped when `stack` closes), or why there is none."""
+    from metric_tracker_rl.adapters.baseline_log import one_line
+    from metric_tracker_rl.serving.local_server import environment_server
+
+    try:
+        run.url = stack.enter_context(environment_server(run.settings, port=run.args.port))
+    except KeyboardInterrupt:
+        note("[WARN] interrupted while starting the environment; every task is skipped")
+        run.interrupted = True
+    except Exception as exc:  # noqa: BLE001 - reported per task
+        run.startup_error = f"environment unavailable: {one_line(str(exc))[:500]}"
+        note(f"[ERROR] {run.startup_error}")
+
+
+def play_episodes(run: Run) -> list[TaskResult]:
+    """Every episode in turn; after an interruption the rest print [START] and [END] only."""
+    from metric_tracker_rl.adapters.baseline_log import log_end, log_start, show_progress
+    from metric_tracker_rl.reconnect import ServerUnavailable
+
+    args, results = run.args, []
+    for episode in args.episode_specs:
+        if run.interrupted:
+            log_start(episode.label, run.model_label)
+            log_end(False, 0, 0.0, [])
+            continue
+        try:
+            result = run_task(episode, run.url, run.startup_error, run.policy, args.agent, run.model_label,
+                              run.trajectory, run.settings, args.transcripts)
+            results.append(result)
+            if result.error and result.error.startswith(ServerUnavailable.__name__):  # no second wait per task
+                run.url, run.startup_error = None, f"environment unavailable: {result.error}"
+        except KeyboardInterrupt:
+            note(f"[WARN] interrupted during {episode.label}; the remaining tasks are skipped")
+            run.interrupted = True
+        if args.episodes is not None and results:
+            show_progress(len(results), len(args.episode_specs), sum(r.score for r in results) / len(results))
+    return results
+
+
+def write_results(run: Run, results: list[TaskResult], seconds: float) -> None:
+    from metric_tracker_rl.adapters.baseline_log import BENCHMARK
+
+    args = run.args
+    payload = {"env": BENCHMARK, "agent": args.agent, "model": run.model_label, "seed": args.seed,
+               "interrupted": run.interrupted, "seconds": round(seconds, 2),
+               "mean_score": sum(r.score for r in results) / len(results) if results else 0.0,
+               "tasks": [asdict(r) for r in results]}
+    args.output.write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
+    note(f"[INFO] wrote {args.output}")
 
 
 if __name__ == "__main__":

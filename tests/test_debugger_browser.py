@@ -329,6 +329,43 @@ def test_a_difficulty_selects_its_task_and_a_cuboid_is_charted_against_its_basel
     shot(page, "cuboid")
 
 
+def test_an_audit_episode_is_played_with_the_texts_of_its_tier(browser, web_url: str) -> None:
+    """The audit, a tier of raw events with five dimensions: its episode line shows the incident count as the tier
+    draws it (no density), the cuboid page says why it cannot chart its dimensions instead of that it has none,
+    the instruction names only the tier's own tools; then a tool, a query and an empty report are played."""
+    page = DebuggerPage(browser, web_url)
+    drawn_for = max(page.chart_resets())
+    page.choose("reset-difficulty", "audit")
+    page.page.wait_for_function("document.querySelector('#reset-task input').value === '(default)'")
+    page.page.locator("#reset-seed textarea, #reset-seed input").first.fill("80000")
+    page.page.click("#reset-button")
+    status = page.wait_status("difficulty=audit", "Steps left: 50")
+    page.wait_charts(drawn_after=drawn_for)
+    assert "seed=80000" in status and "anomaly_count=3 to 6 (drawn)" in status and "anomaly_density" not in status
+    page.tab("Cuboid")
+    page.page.wait_for_function("document.querySelector('#cuboid-note').innerText.includes('raw events')")
+    note = page.page.inner_text("#cuboid-note")
+    assert "no dimensions" not in note
+    assert all(field in note for field in ("platform", "country", "app_version", "channel", "user_type")), note
+    page.tab("Episode")
+    instruction = page.page.inner_text("#instruction")
+    assert "query" in instruction and "metrics_layer" in instruction, instruction
+    assert not {"get_annotations", "available_methods", "payload_generators"} & set(re.findall(r"\w+", instruction))
+    page.run_tool("metrics_layer")
+    status = page.run_tool("query", '{"sql": "SELECT 1 AS one"}')
+    assert "Steps left: 48" in status
+    page.tab("Payload")
+    page.page.click("#submit")
+    page.wait_status("payload is empty")
+    page.page.locator("#confirm-empty").wait_for(state="visible")
+    page.page.click("#confirm-empty")
+    status = page.wait_status("graded", "submissions left: 0")
+    assert "Graded 0 row(s)" in status and "difficulty=audit" in status
+    shot(page, "audit")
+    assert page.outside_requests == []
+    page.page.close()
+
+
 def test_every_context_table_at_deep_is_read_in_the_cuboid_tab(browser, web_url: str) -> None:
     """The table list holds the episode's tables only (the brief's note on reading them is no table), starts on the
     first, and reading each one shows its rows under its own columns."""

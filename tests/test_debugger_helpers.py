@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import struct
+from types import SimpleNamespace
 from xml.etree import ElementTree
 
 import pandas as pd
@@ -14,12 +16,19 @@ from hypothesis import strategies as st
 
 from metric_tracker_rl import MetricTrackerRlAction
 from metric_tracker_rl.analysis_tools import TOOL_REGISTRY
-from metric_tracker_rl.catalog.published import CONVERSION_METRIC_NAMES, COUNT_COLUMNS
+from metric_tracker_rl.catalog.published import (
+    CONVERSION_METRIC_NAMES,
+    COUNT_COLUMNS,
+    RAW_EVENT_DIFFICULTIES,
+    RESET_DIFFICULTIES,
+)
 from metric_tracker_rl.catalog.tasks import resolve_episode_config
 from metric_tracker_rl.models import MetricSubmissionRow
 from metric_tracker_rl.serving.debugger import charts as drawing
-from metric_tracker_rl.serving.debugger import forms, images
+from metric_tracker_rl.serving.debugger import forms, images, layout
+from metric_tracker_rl.serving.debugger.page import DebuggerPage
 from metric_tracker_rl.serving.environment import MetricTrackerRlEnvironment
+from metric_tracker_rl.serving.reset_facts import instruction_for, tier_methods
 
 TASK = "medium_mixed_three"
 
@@ -55,8 +64,8 @@ def test_reset_kwargs_leaves_blank_fields_to_the_server() -> None:
 
 
 def test_reset_kwargs_parses_overrides_that_the_core_accepts() -> None:
-    kwargs = forms.reset_kwargs(TASK, "17", "funnel_break", "hard", "0.2", " 2 ")
-    assert kwargs == {"task_id": TASK, "seed": 17, "scenario_family": "funnel_break", "difficulty": "hard",
+    kwargs = forms.reset_kwargs(TASK, "17", "funnel_break", "medium", "0.2", " 2 ")
+    assert kwargs == {"task_id": TASK, "seed": 17, "scenario_family": "funnel_break", "difficulty": "medium",
                       "anomaly_density": 0.2, "anomaly_count": 2}
     config = resolve_episode_config(**kwargs)
     assert (config.seed, config.scenario_family, config.anomaly_count) == (17, "funnel_break", 2)
@@ -68,6 +77,44 @@ def test_reset_kwargs_names_the_field_of_a_bad_number(field: str, args: tuple) -
     seed, density, count = args
     with pytest.raises(ValueError, match=field):
         forms.reset_kwargs(None, seed, None, None, density, count)
+
+
+@pytest.mark.parametrize("difficulty", RESET_DIFFICULTIES)
+def test_each_tiers_instruction_names_only_what_the_tier_has(difficulty: str) -> None:
+    """The reset's instruction (the debugger's Episode tab shows it) names no tool the tier does not answer, and a
+    tier of raw events names neither generator calls nor the count tiers' observation fields."""
+    text = instruction_for(difficulty)
+    answering = {method.name for method in tier_methods(difficulty)}
+    named = {name for name in TOOL_REGISTRY if re.search(rf"\b{name}\b", text)}
+    assert named <= answering, named - answering
+    if difficulty in RAW_EVENT_DIFFICULTIES:
+        assert not {"payload_generators", "available_methods", "get_annotations"} & set(re.findall(r"\w+", text))
+        assert {"query", "metrics_layer"} <= named
+
+
+@pytest.mark.parametrize(("kwargs", "shown", "hidden"), [
+    ({"difficulty": "audit", "seed": 3}, "difficulty=audit, anomaly_count=3 to 6 (drawn)", "anomaly_density"),
+    ({"task_id": "warehouse_raw_events"}, "difficulty=warehouse, anomaly_count=4", "anomaly_density"),
+    ({"task_id": TASK, "anomaly_density": 0.2}, "difficulty=medium, anomaly_count=6", "anomaly_density"),
+])
+def test_the_episode_line_shows_the_incident_count_as_the_tier_sets_it(kwargs: dict, shown: str, hidden: str) -> None:
+    config = resolve_episode_config(**kwargs).public_dict()
+    line = forms.episode_setting(config)
+    assert shown in line and hidden not in line, line
+
+
+@pytest.mark.parametrize("difficulty", RESET_DIFFICULTIES)
+def test_the_cuboid_note_follows_the_tier(difficulty: str) -> None:
+    """A tier of raw events has dimensions the cuboid chart cannot read: its note names them and the query tool,
+    never that the episode has no dimensions."""
+    config = resolve_episode_config(difficulty=difficulty, seed=1).public_dict()
+    tab = SimpleNamespace(held_out=False, config=config, dimensions={})
+    note = DebuggerPage.cuboid_note(tab)
+    if difficulty in RAW_EVENT_DIFFICULTIES:
+        assert "no dimensions" not in note and all(field in note for field in config["dimensions"])
+        assert "query tool" in note
+    elif not config.get("dimensions") and difficulty in ("easy", "medium", "hard"):
+        assert note == layout.CUBOID_NOTE_FLAT
 
 
 def test_status_markdown_shows_budgets_and_the_score() -> None:

@@ -458,6 +458,35 @@ def test_unreachable_environment_still_prints_start_and_end() -> None:
     assert result.stderr.count("retrying in") >= 1 and "did not start an episode" in result.stderr
     errors = [line for line in result.stderr.splitlines() if line.startswith("[ERROR] task=")]
     assert len(errors) == len(DEFAULT_TASK_ORDER) and all("ServerUnavailable" in line for line in errors), errors
+    rows = [line for line in result.stderr.splitlines() if line.split(" ")[0] in DEFAULT_TASK_ORDER]
+    assert len(rows) == len(DEFAULT_TASK_ORDER), rows
+    assert all("FAILED: " in row and "ServerUnavailable" in row for row in rows), rows
+    assert f"{len(DEFAULT_TASK_ORDER)} of {len(DEFAULT_TASK_ORDER)} task(s) failed" in result.stderr
+
+
+def test_a_task_whose_reset_fails_reads_failed_not_submitted(server_url: str, tmp_path: Path) -> None:
+    """A task that never started an episode is a failure in the summary and the output, never `submitted`."""
+    from metric_tracker_rl.adapters.baseline_log import summary_table
+
+    refused = inference.EpisodeSpec("refused", {"task_id": "easy_two_spikes", "seed": -1})  # past the flags' check
+    result = inference.run_task(refused, server_url, None, inference.agent_policy("null"), "null", "null", None,
+                                ClientSettings())
+    assert not result.graded and result.error and "reset failed" in result.error
+    assert "FAILED: RuntimeError: reset failed: seed must be between 0" in summary_table([result])
+    assert "submitted" not in summary_table([result])
+
+
+def test_every_tier_plays_offline_by_difficulty_and_the_audit_by_its_train_tasks() -> None:
+    """`--difficulty` over every tier (the audit by the first episode of its eval sweep) and `--difficulty audit
+    --episodes 2`, offline, with the null agent (one empty report each): every episode is graded."""
+    result = run_inference("--agent", "null", "--difficulty", ",".join(DIFFICULTIES))
+    assert result.returncode == 0, result.stderr
+    labels = [*DEFAULT_TASK_ORDER, "audit_80000"]
+    tasks = parse_log(result.stdout, labels, "null")
+    assert all(len(t["steps"]) == 1 for t in tasks) and "FAILED" not in result.stderr
+    train = run_inference("--agent", "null", "--difficulty", "audit", "--episodes", "2")
+    assert train.returncode == 0, train.stderr
+    parse_log(train.stdout, ["seed1012000_audit", "seed1012001_audit"], "null")
 
 
 def test_unknown_agent_and_missing_key_are_usage_errors(settings_from: Any,

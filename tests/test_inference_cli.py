@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 
 import pytest
 from conftest import ROOT
@@ -55,3 +56,72 @@ def test_the_help_names_the_port_flag() -> None:
     assert completed.returncode == 0
     text = " ".join(completed.stdout.split())
     assert "--port PORT the loopback port of the server this run starts" in text
+
+
+def timed_probe(*argv: str) -> tuple[dict[str, object], str, float]:
+    started = time.monotonic()
+    result, stderr = probe(*argv)
+    return result, stderr, time.monotonic() - started
+
+
+@pytest.mark.slow  # a fresh interpreter per value
+@pytest.mark.parametrize(("argv", "says"), [
+    (["--seed", "-1"], "seed must be between 0 and"),
+    (["--seed", str(2 ** 70)], "seed must be between 0 and"),
+    (["--difficulty", "audit", "--seed", "-1"], "audit_-1: seed must be between 0 and"),
+    (["--agent", "nobody"], "agent 'nobody' is not available in this checkout; valid: llm, null, scripted"),
+    (["--port", "-1"], "--port must be between 0 (a free port) and 65535, not -1"),
+    (["--episodes", "0"], "--episodes must be at least 1"),
+    (["--difficulty", "audit", "--episodes", "2", "--seed", "-5"], "--episodes takes tasks 0 to"),
+    (["--seed", "seven"], "argument --seed: invalid int value: 'seven'"),
+])
+def test_a_bad_value_is_one_line_and_exit_two_before_anything_starts(argv: list[str], says: str) -> None:
+    """A bad value is a usage error before the server, the agents or the model API are imported: exit status 2
+    and one line on stderr, in about a second (the import of the catalog), never a task reported later."""
+    result, stderr, seconds = timed_probe(*argv)
+    assert result == {"code": 2, "heavy": []}, stderr
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("inference.py: error: ") and says in lines[0], stderr
+    assert seconds < 5, f"{argv} took {seconds:.1f} s"  # about one second unloaded; the heavy imports take ten
+
+
+def test_the_light_list_of_agent_names_is_the_registrys() -> None:
+    from metric_tracker_rl.agents import AGENTS
+    from metric_tracker_rl.catalog.reference_agents import REFERENCE_AGENTS
+
+    assert sorted(REFERENCE_AGENTS) == sorted(AGENTS)
+
+
+@pytest.mark.parametrize("difficulty", DIFFICULTIES)
+def test_difficulty_plays_the_tiers_episodes_with_or_without_episodes(difficulty: str,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """At every tier, `--difficulty` alone plays its named tasks (a tier with none: the first episode of its eval
+    sweep), and with `--episodes N` the first N train tasks at that tier, as the docs say."""
+    import inference
+    from metric_tracker_rl.catalog.task_splits import TRAIN_SCHEDULE, calibration_reset_kwargs, get_split
+    from metric_tracker_rl.catalog.tasks import TASKS
+    from metric_tracker_rl.settings import ClientSettings
+
+    for name in ClientSettings.variables():
+        monkeypatch.delenv(name, raising=False)
+    alone = inference.parse_args(["--difficulty", difficulty, "--agent", "null"], ClientSettings()).episode_specs
+    named = [{"task_id": task_id} for task_id, task in TASKS.items() if task.difficulty == difficulty]
+    assert [e.reset_kwargs for e in alone] == (named or [calibration_reset_kwargs(difficulty, 0)])
+    train = get_split("train")
+    first = next(i for i in range(train.size()) if train.task(i)["difficulty"] == difficulty)
+    step = next(len(b.difficulties) for b in TRAIN_SCHEDULE if difficulty in b.difficulties)
+    played = inference.parse_args(["--difficulty", difficulty, "--episodes", "2"], ClientSettings()).episode_specs
+    assert [e.reset_kwargs for e in played] == [train.task(first), train.task(first + step)]
+    assert all(e.reset_kwargs["difficulty"] == difficulty for e in played)
+
+
+def test_the_docs_name_the_audits_stand_in_episode_as_the_catalog_does() -> None:
+    """The pages that say what `--difficulty audit` and `-T difficulty=audit` play name the episode the catalog
+    gives (its label, and its seed in the audit's page)."""
+    from metric_tracker_rl.catalog.tier_episodes import episode_label, tier_episodes
+
+    [episode] = tier_episodes("audit")
+    label = episode_label(episode)
+    for page in ("docs/inference.md", "docs/evaluation.md"):
+        assert f"`{label}`" in (ROOT / page).read_text(encoding="utf-8"), page
+    assert f'{{"seed": {episode["seed"]}, "difficulty": "audit"}}' in (ROOT / "docs/audit.md").read_text()

@@ -41,6 +41,7 @@ from text_reader import read_observation  # noqa: E402
 from metric_tracker_rl import (  # noqa: E402
     DEFAULT_TASK_ORDER,
     MetricTrackerRlEnv,
+    get_task_spec,
 )
 from metric_tracker_rl.adapters.inspect_eval import metric_tracker  # noqa: E402
 from metric_tracker_rl.adapters.inspect_eval.dataset import episode_dataset  # noqa: E402
@@ -154,6 +155,31 @@ def test_default_samples_are_the_named_tasks() -> None:
     assert [s.metadata["reset_kwargs"] for s in samples] == [{"task_id": t} for t in DEFAULT_TASK_ORDER]
     warehouse = list(episode_dataset(None, "warehouse", 0))  # -T difficulty=warehouse: its named task
     assert [(s.id, s.metadata["difficulty"]) for s in warehouse] == [("warehouse_raw_events", "warehouse")]
+
+
+@pytest.mark.parametrize("difficulty", DIFFICULTIES)
+def test_a_difficulty_alone_plays_its_named_tasks_or_its_sweeps_first_episode(difficulty: str) -> None:
+    """`-T difficulty=<tier>` without seeds builds a task at every tier: its named tasks, or at a tier with none
+    (the audit) the first episode of its calibration sweep, the episode inference.py's `--difficulty` plays."""
+    samples = list(metric_tracker(difficulty=difficulty).dataset)
+    named = [t for t in DEFAULT_TASK_ORDER if get_task_spec(t).difficulty == difficulty]
+    if named:
+        assert [s.id for s in samples] == named
+    else:
+        first = calibration_reset_kwargs(difficulty, 0)
+        assert [(s.id, s.metadata["reset_kwargs"]) for s in samples] == [(f"{difficulty}_{first['seed']}", first)]
+    assert {s.metadata["difficulty"] for s in samples} == {difficulty}
+
+
+def test_the_audit_by_difficulty_runs_through_the_inspect_command_line(tmp_path: Path) -> None:
+    """`inspect eval ... -T difficulty=audit` without seeds: the expert plays the audit's episode, no traceback."""
+    completed = subprocess.run([sys.executable, "-m", "inspect_ai", "eval", "metric_tracker_rl/metric_tracker",
+                                "--model", "metric_tracker/expert", "-T", "difficulty=audit", "--log-dir",
+                                str(tmp_path), "--display", "plain"], cwd=tmp_path, capture_output=True, text=True,
+                               timeout=600, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert completed.returncode == 0 and "Traceback" not in completed.stderr, completed.stderr[-2000:]
+    [log] = [read_eval_log(str(path)) for path in tmp_path.glob("*.eval")]
+    assert log.status == "success" and [s.id for s in log.samples or []] == ["audit_80000"]
 
 
 @settings(max_examples=30, deadline=None)

@@ -24,6 +24,7 @@ from pydantic import BaseModel, Field
 
 from metric_tracker_rl.agents import make_agent
 from metric_tracker_rl.analysis_tools.registry import register_tool, unregister_tool
+from metric_tracker_rl.catalog.published import DIFFICULTIES
 from metric_tracker_rl.serving.environment import MetricTrackerRlEnvironment
 from metric_tracker_rl.view.observation import render_observation, seen
 from metric_tracker_rl.view.tool_schemas import action_tool_call, model_tools
@@ -292,6 +293,34 @@ def test_websocket_mcp_messages_reach_the_session_episode(server_url: str) -> No
 
 
 
+
+
+def test_an_unknown_tools_error_lists_the_tiers_own_tools_at_every_tier(server_url: str) -> None:
+    """tools/call of an unknown tool over `{"type": "mcp"}` on /ws, after a reset at each tier: the error lists
+    exactly the tools that tier's tools/list offers (not every tier's), and no step is used."""
+    ws_url = server_url.replace("http", "ws", 1)
+
+    async def play() -> dict[str, tuple[str, list[str], int]]:
+        answers = {}
+        async with websockets.connect(f"{ws_url}/ws", max_size=None) as socket:
+            for request_id, difficulty in enumerate(DIFFICULTIES):
+                await socket.send(json.dumps({"type": "reset", "data": {"seed": 3, "difficulty": difficulty}}))
+                await socket.recv()
+                replies = []
+                for method, params in (("tools/call", {"name": "drop_table", "arguments": {}}), ("tools/list", {})):
+                    await socket.send(json.dumps({"type": "mcp", "data": {
+                        "jsonrpc": "2.0", "method": method, "id": request_id, "params": params}}))
+                    replies.append(json.loads(await socket.recv())["data"]["result"])
+                await socket.send(json.dumps({"type": "state"}))
+                steps = json.loads(await socket.recv())["data"]["step_count"]
+                answers[difficulty] = (replies[0]["data"], [tool["name"] for tool in replies[1]["tools"]], steps)
+        return answers
+
+    for difficulty, (error, listed_names, steps) in asyncio.run(play()).items():
+        own = [tool.name for tool in model_tools(difficulty)]
+        assert listed_names == own
+        assert error == f"error: unknown tool 'drop_table'; valid tools: {', '.join(own)}", difficulty
+        assert steps == 0
 
 
 def test_openenvs_mcp_harness_plays_an_episode_on_the_mcp_session_and_gets_its_score(server_url: str) -> None:

@@ -111,8 +111,9 @@ def test_a_bad_reset_after_an_episode_ended_shows_no_budget_as_on_a_fresh_sessio
     fresh = MetricTrackerRlEnvironment().reset(difficulty="bogus")
     env = MetricTrackerRlEnvironment()
     env.reset(difficulty=difficulty, seed=3, **({"max_steps": 1} if ending == "budget spent" else {}))
+    free_tool = next(tool.name for tool in model_tools(difficulty) if not tool.parameters.get("required"))
     action = {"graded": MetricTrackerRlAction(classifications=[]),
-              "budget spent": MetricTrackerRlAction(analysis_method="task_overview")}[ending]
+              "budget spent": MetricTrackerRlAction(analysis_method=free_tool)}[ending]  # a tool of the tier runs
     assert env.step(action).done
     refused = env.reset(difficulty="bogus")
     assert refused.status == "error" and "No episode is active (the last one is over)" in refused.message
@@ -126,6 +127,23 @@ def test_overrides_apply_on_top_of_a_task() -> None:
     assert obs.status == "ready"
     assert (obs.config["seed"], obs.config["anomaly_count"], obs.config["difficulty"]) == (9, 2, "hard")
     assert obs.submissions_remaining == 5
+
+
+@pytest.mark.parametrize("task_id", DEFAULT_TASK_ORDER)
+def test_a_task_and_a_difficulty_that_disagree_are_refused_naming_the_tasks_tier(task_id: str) -> None:
+    """A named task is an episode of its own tier: another difficulty beside it would build a hybrid (one tier's
+    brief over another's data), so the reset is refused in one line that names both; its own tier is accepted."""
+    own = TASKS[task_id].difficulty
+    assert resolve_episode_config(task_id=task_id, difficulty=own.upper()).difficulty == own
+    for other in RESET_DIFFICULTIES:
+        if other == own:
+            continue
+        with pytest.raises(ValueError) as refusal:
+            resolve_episode_config(task_id=task_id, difficulty=other)
+        message = str(refusal.value)
+        assert "\n" not in message and f"task {task_id} is at difficulty {own!r}, not {other!r}" in message
+    obs = MetricTrackerRlEnvironment().reset(task_id=task_id, difficulty="audit" if own != "audit" else "easy")
+    assert obs.status == "error" and f"is at difficulty {own!r}" in obs.message
 
 
 # The warehouse's episodes take a second each to build: its sweep is slow, and a few of its seeds are checked below.

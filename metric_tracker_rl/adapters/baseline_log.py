@@ -82,6 +82,16 @@ class TaskResult:
     reward_breakdown: dict[str, Any] | None = None
     fallback: str | None = None  # why the task has no graded report of the agent's, when it has none
     refused_calls: list[dict[str, Any]] = field(default_factory=list)  # tool calls answered without a step
+    graded: bool = False  # a report of the agent's (or the fallback's) was graded
+
+    def report(self) -> str:
+        """The summary table's report cell: `submitted` only for a task whose report was graded; a task that
+        never started an episode, or failed before a report was graded, reads FAILED and why."""
+        if self.fallback:
+            return f"FALLBACK: {self.fallback}"
+        if self.graded:
+            return "submitted"
+        return f"FAILED: {one_line(self.error or 'no report was graded')[:100]}"
 
 
 def summary_table(results: list[TaskResult]) -> str:
@@ -89,7 +99,7 @@ def summary_table(results: list[TaskResult]) -> str:
     are the tool calls refused without a step."""
     lines = [f"{'task':<24} {'score':>6} {'steps':>6} {'refused':>7} {'seconds':>8}  report"]
     lines += [f"{r.task_id:<24} {r.score:>6.3f} {r.steps:>6} {len(r.refused_calls):>7} {r.seconds:>8.2f}  "
-              + (f"FALLBACK: {r.fallback}" if r.fallback else "submitted") for r in results]
+              + r.report() for r in results]
     refused = sum(len(r.refused_calls) for r in results)
     if results:
         lines.append(f"{'mean':<24} {sum(r.score for r in results) / len(results):>6.3f} "
@@ -98,6 +108,9 @@ def summary_table(results: list[TaskResult]) -> str:
         lines.append(f"[WARN] {fallbacks} of {len(results)} task(s) ended without a report of the agent's (graded "
                      "on an empty fallback report, or none when the step budget ran out): their scores are not the "
                      "agent's work")
+    if failed := sum(r.report().startswith("FAILED") for r in results):
+        lines.append(f"[WARN] {failed} of {len(results)} task(s) failed before a report was graded (the [ERROR] "
+                     "lines above): they score 0")
     if refused:
         lines.append(f"[WARN] {refused} tool call(s) were refused without a step (the [REFUSED] lines above)")
     return "\n".join(lines)

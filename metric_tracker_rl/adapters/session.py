@@ -38,6 +38,7 @@ class Step:
     observation: MetricTrackerRlObservation
     reward: float
     done: bool
+    used: bool = True  # the environment counted it as a step (a call it refused before running is not one)
 
     @cached_property
     def seen(self) -> SeenObservation:
@@ -113,7 +114,10 @@ class _Bookkeeping:
 
     def _stepped(self, result: Any) -> Step:
         observation, reward, done = _answer(result)
-        self.observation = observation
+        before, self.observation = self.observation, observation
+        if observation.status == "error" and before is not None \
+                and observation.steps_remaining == before.steps_remaining:
+            return Step(observation, reward, done, used=False)  # refused before it ran: no step used
         self.steps += 1
         self.rewards.append(reward)
         self.done = done
@@ -127,7 +131,7 @@ class _Bookkeeping:
         self._check_started()
         if self.done:
             return EPISODE_OVER_TEXT
-        return tool_action(name, arguments)
+        return tool_action(name, arguments, self.config.get("difficulty"))
 
 
 class EpisodeSession(_Bookkeeping):

@@ -72,14 +72,18 @@ class TaskRun:
         if env is not self.session.env:
             raise RuntimeError("step the environment that reset the episode")
         step = self.session.step(action)
-        if self.on_step is not None:
+        if not step.used:  # the environment refused the call before it ran: booked as a refusal, not a step
+            name, arguments = action_tool_call(action)
+            self.refuse(name, json.dumps(arguments, sort_keys=True), step.observation.message)
+        elif self.on_step is not None:
             error = step.observation.message if step.observation.status == "error" else None
             self.on_step(self.steps, action, step.reward, step.done, error)
         return step
 
     def refuse(self, name: str, raw_arguments: str | None, text: str) -> None:
-        """Book a model's tool call that was answered with `text` and sent nowhere (an unknown tool, arguments that
-        are not JSON, an invalid submission): `after_step` is the number of steps taken before it."""
+        """Book a model's tool call that was answered with `text` and used no step (an unknown tool, arguments that
+        are not JSON or that the tool's checks refuse, an invalid submission: refused here or by the environment):
+        `after_step` is the number of steps taken before it."""
         call = {"after_step": self.steps, "tool": name, "arguments": raw_arguments, "error": text}
         self.refused.append(call)
         if self.on_refused is not None:
@@ -88,7 +92,7 @@ class TaskRun:
     def act(self, env: Any, action: MetricTrackerRlAction) -> Step:
         """A step taken by an agent that sends actions: the transcript shows it as a tool call and its result."""
         name, arguments = action_tool_call(action)
-        call_id = f"call_{self.steps + 1}"
+        call_id = f"call_{sum(message['role'] == 'tool' for message in self.messages) + 1}"
         self.messages.append({"role": "assistant", "content": "", "tool_calls": [
             {"id": call_id, "type": "function", "function": {"name": name, "arguments": arguments}}]})
         step = self.step(env, action)  # the agent reads the step's view next: the text is the view's

@@ -103,7 +103,7 @@ class OpenAiChat:
         return completion.choices[0].message
 
     def execute(self, name: str, raw_arguments: str | None) -> str:
-        action = tool_action(name, raw_arguments)
+        action = tool_action(name, raw_arguments, self.run.config.get("difficulty"))
         if isinstance(action, str):
             self.run.refuse(name, raw_arguments, action)
             return action

@@ -242,6 +242,7 @@ class ToolOutcome:
     ok: bool
     result: dict[str, Any] | None = None
     error: str | None = None
+    refused: bool = False  # the call never ran: no tool of the tier by its name, or arguments its checks refuse
 
 
 def validated_arguments(name: str, arguments: Any, tools: Mapping[str, ToolSpec]) -> BaseModel:
@@ -297,12 +298,12 @@ def run_tool(name: str, episode: PublicEpisode, arguments: Any,
     become error outcomes that name the valid options."""
     refusal = not_offered_error(name, episode.task.get("config", {}).get("difficulty"), tools)
     if refusal is not None:
-        return ToolOutcome(False, error=refusal)
+        return ToolOutcome(False, error=refusal, refused=True)
     tools = episode_tools(episode, tools)
     try:
         args = episode_arguments(name, episode, arguments, tools)
     except ToolError as exc:
-        return ToolOutcome(False, error=str(exc))
+        return ToolOutcome(False, error=str(exc), refused=True)
     # The scoped date-level tools' arguments (arguments.ScopedDateArgs), looked up on the class: a model's missing
     # attribute costs an exception.
     scoped = getattr(type(args), "segment", None)

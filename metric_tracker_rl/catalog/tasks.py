@@ -395,6 +395,7 @@ def resolve_episode_config(secret: str = "", **kwargs: Any) -> EpisodeConfig:
     task_id = overrides.pop("task_id", None)
     if task_id is not None:
         task_id = get_task_spec(task_id).task_id  # names are accepted in any letter case
+        _check_task_tier(task_id, overrides.get("difficulty"))
     if task_id is not None or not overrides:
         base = get_task_spec(task_id if task_id is not None else DEFAULT_TASK_ID).config
     else:
@@ -416,6 +417,15 @@ def resolve_episode_config(secret: str = "", **kwargs: Any) -> EpisodeConfig:
 
 # Reset arguments that set the config's field of their name as given (EpisodeConfig checks them).
 _PLAIN_SETTINGS = ("seed", "anomaly_density", "anomalies", "max_steps", "max_submissions")
+
+
+def _check_task_tier(task_id: str, difficulty: object) -> None:
+    """A named task is an episode of its own tier: a reset that names another difficulty beside it would build a
+    hybrid (one tier's brief over another's data), so it is refused."""
+    own = TASKS[task_id].difficulty
+    if difficulty is not None and _tier_named(difficulty).name != own:
+        raise ValueError(f"task {task_id} is at difficulty {own!r}, not {difficulty!r}: drop difficulty, or drop "
+                         f"task_id for a seeded episode at {difficulty!r}")
 
 
 def _tier_named(name: object) -> Tier:

@@ -1,7 +1,9 @@
 """The episode state machine: reset builds an episode, step runs a tool or grades a submission.
 
 Agent mistakes (bad reset settings, unknown tools, bad arguments, malformed submissions) come back as
-observations with status "error" that say what is valid; they never raise and never use a submission.
+observations with status "error" that say what is valid; they never raise and never use a submission. A call refused
+before anything ran uses no step either; one that ran uses its step, whatever it answered (docs/tools.md, "Which
+calls cost a step").
 """
 
 from __future__ import annotations
@@ -38,7 +40,14 @@ from metric_tracker_rl.models import (
 )
 from metric_tracker_rl.serving.mcp_surface import MCP_ACTIONS, McpToolSurface
 from metric_tracker_rl.serving.memory_release import release_soon
-from metric_tracker_rl.serving.reset_facts import catalogs, episode_catalogs, published_facts, tier_methods
+from metric_tracker_rl.serving.reset_facts import (
+    INSTRUCTION,
+    catalogs,
+    episode_catalogs,
+    instruction_for,
+    published_facts,
+    tier_methods,
+)
 from metric_tracker_rl.serving.reset_turns import in_build_thread, reset_turns
 from metric_tracker_rl.serving.rubric import SubmissionRubric
 from metric_tracker_rl.serving.statement_turns import Waited, run_in_turns
@@ -47,17 +56,6 @@ from metric_tracker_rl.sql import ledger
 from metric_tracker_rl.sql.pool import CLIENT
 
 MAX_SUBMISSION_ROWS = 200
-INSTRUCTION = (
-    "Investigate the funnel with analysis calls (analysis_method + analysis_args; see available_methods) and "
-    "submit an anomaly report, either as rows (classifications) or as generator calls (payload_generators). "
-    "Report each incident once with date, entity_type, entity_name, anomaly_type, detection_method, "
-    "baseline_value, observed_value, delta_value and severity. Days explained by get_annotations and side "
-    "effects of an incident are not incidents; an empty report (classifications=[]) is right when nothing is "
-    "anomalous. Each step uses one step of the budget. The report is graded once (unless the episode allows more "
-    "submissions) and the graded submission ends the episode; preview_submission checks rows without grading. A "
-    "submission with invalid rows (a date outside the window, an entity not valid for its type, a repeated key) "
-    "is refused without using a submission."
-)
 # Analysis tools whose cost grows with the request: they take a worker thread (see step_async). A SQL query waits
 # for a SQL worker process, up to its time limit, on threads of its own (metric_tracker_rl.sql.pool).
 THREADED_TOOLS = frozenset({"payload_generator", "preview_submission", "query"})
@@ -101,8 +99,19 @@ def _retry_note(submission: int) -> str:
 
 
 def _error(message: str) -> dict[str, Any]:
-    """Observation fields of an agent mistake: no reward, nothing used but the step."""
+    """Observation fields of an error a tool answered after it ran: no reward, nothing used but the step."""
     return {"status": "error", "reward": 0.0, "message": message}
+
+
+# The key `_act` sets on the fields of a call refused before anything ran; `_step_alone` takes it out.
+REFUSED = "refused"
+
+
+def _refused(message: str) -> dict[str, Any]:
+    """Observation fields of a call refused before anything ran (docs/tools.md, "Which calls cost a step"): no
+    tool of the tier by that name, arguments its checks refuse, a report whose rows are refused before grading, an
+    action that is not one call. It uses no step and no submission, whatever the transport."""
+    return {**_error(message), REFUSED: True}
 
 
 class MetricTrackerRlEnvironment(McpToolSurface, TaskProviderMixin,
@@ -172,7 +181,8 @@ class MetricTrackerRlEnvironment(McpToolSurface, TaskProviderMixin,
         self.rubric.reset()
         return self._observation(
             status="ready", reward=None, message=f"Episode ready: {episode.public.task['objective']}",
-            instruction=INSTRUCTION, config=episode.public.task["config"], **published_facts(episode),
+            instruction=instruction_for(config.difficulty), config=episode.public.task["config"],
+            **published_facts(episode),
             **episode_catalogs(config.tier), available_methods=tier_methods(config.difficulty),
         )
 
@@ -213,8 +223,10 @@ class MetricTrackerRlEnvironment(McpToolSurface, TaskProviderMixin,
         if self._done:
             return self._observation(status="error", reward=0.0,
                                      message="The episode is over; call reset to start a new one.")
-        self._steps += 1
         fields = self._act(action)
+        if fields.pop(REFUSED, False):
+            return self._observation(**fields)  # nothing ran: no step used
+        self._steps += 1
         if not self._done and self._steps >= self._episode.config.max_steps:
             self._done = True
             fields["truncated"] = True
@@ -360,23 +372,23 @@ class MetricTrackerRlEnvironment(McpToolSurface, TaskProviderMixin,
                                           ("payload_generators", generators)) if value is not None]
         if len(modes) != 1:
             found = ", ".join(modes) if modes else "none"
-            return _error(f"An action needs exactly one of analysis_method, classifications or payload_generators "
+            return _refused(f"An action needs exactly one of analysis_method, classifications or payload_generators "
                           f"(found: {found}). Use classifications=[] to submit an empty report.")
         if classifications is not None:
             with entity_names_of(self._playing.config.difficulty):
                 return self._submit(list(classifications), generated=False)
         if COUNTS not in self._playing.public.holds:  # the generators read counts
-            return _error("Generator calls read the count tables, which this episode does not have (its data are "
+            return _refused("Generator calls read the count tables, which this episode does not have (its data are "
                           "raw events): submit rows (classifications) instead; no submission used.")
         rows, errors = generate_rows(self._playing.public, list(generators or []))
         if errors:
-            return _error("Payload generators failed (no submission used): " + " | ".join(errors))
+            return _refused("Payload generators failed (no submission used): " + " | ".join(errors))
         return self._submit([MetricSubmissionRow(**row) for row in rows], generated=True)
 
     def _analysis(self, method: str, arguments: dict[str, Any]) -> dict[str, Any]:
         outcome = run_tool(method, self._playing.public, arguments)
         if not outcome.ok:
-            return _error(outcome.error or f"{method} failed.")
+            return (_refused if outcome.refused else _error)(outcome.error or f"{method} failed.")
         self._methods_used.add(method)
         return {"status": "ok", "reward": 0.0, "message": f"{method} ran.", "analysis_result": outcome.result}
 
@@ -384,13 +396,13 @@ class MetricTrackerRlEnvironment(McpToolSurface, TaskProviderMixin,
         """Grade a report. Rows that are invalid without any truth are refused first, using no submission. The
         reward is the improvement over the best earlier score, so an episode's rewards sum to its score."""
         if len(rows) > MAX_SUBMISSION_ROWS:
-            return _error(f"A submission may hold at most {MAX_SUBMISSION_ROWS} rows, got {len(rows)} (no submission "
+            return _refused(f"A submission may hold at most {MAX_SUBMISSION_ROWS} rows, got {len(rows)} (no submission "
                           "used). Report incidents, not every candidate.")
         episode = self._playing
         issues = validate_rows(rows, episode.public.dates, episode.public.segment_values())
         if issues:
             listed = "; ".join(f"row {i}: {issue.message}" for i, issue in sorted(issues.items()))
-            return {**_error(f"Submission refused, no submission used: {len(issues)} invalid row(s): {listed}. "
+            return {**_refused(f"Submission refused, no submission used: {len(issues)} invalid row(s): {listed}. "
                              "Fix or drop them and submit again."),
                     "submission_issues": [issues[i] for i in sorted(issues)]}
         methods_used = frozenset(self._methods_used)

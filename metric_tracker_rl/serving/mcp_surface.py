@@ -162,7 +162,7 @@ class McpToolSurface:
             return f"error: a tool name is a string, got {type(name).__name__}"
         if not self.has_episode:
             return NO_EPISODE
-        return tool_action(name, without_null_options(name, arguments))
+        return tool_action(name, without_null_options(name, arguments), self.episode_difficulty)
 
     def _refusal(self, text: str) -> dict[str, Any]:
         state = self.state

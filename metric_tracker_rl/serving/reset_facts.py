@@ -8,7 +8,7 @@ from dataclasses import replace
 from typing import Any
 
 from metric_tracker_rl.analysis_tools import TOOL_REGISTRY, available_analysis_methods
-from metric_tracker_rl.catalog.published import CONVERSION_METRICS, fluctuation_bounds
+from metric_tracker_rl.catalog.published import CONVERSION_METRICS, RAW_EVENT_DIFFICULTIES, fluctuation_bounds
 from metric_tracker_rl.catalog.registry import derived_from
 from metric_tracker_rl.catalog.tasks import task_catalog
 from metric_tracker_rl.catalog.tiers import EVENTS, TIERS, Tier
@@ -19,6 +19,35 @@ from metric_tracker_rl.models import AnalysisMethodInfo, ConversionMetricDefinit
 from metric_tracker_rl.world.audit_brief import audit_brief
 from metric_tracker_rl.world.segment_brief import KindText, benign_brief, kinds_brief, segmented_brief, tier_wording
 from metric_tracker_rl.world.warehouse_brief import BENIGN_CHANGES, warehouse_brief
+
+# What the reset's `instruction` says at every tier (the debugger shows it): how a step is spent and a report graded.
+_STEPS_AND_GRADING = (
+    "Each call that runs uses one step of the budget; a call refused before it runs (an unknown tool, arguments its "
+    "checks refuse, invalid rows) uses none. The report is graded once (unless the episode allows more "
+    "submissions) and the graded submission ends the episode; preview_submission checks rows without grading. A "
+    "submission with invalid rows (a date outside the window, an entity not valid for its type, a repeated key) "
+    "is refused without using a submission."
+)
+INSTRUCTION = (
+    "Investigate the funnel with analysis calls (analysis_method + analysis_args; see available_methods) and "
+    "submit an anomaly report, either as rows (classifications) or as generator calls (payload_generators). "
+    "Report each incident once with date, entity_type, entity_name, anomaly_type, detection_method, "
+    "baseline_value, observed_value, delta_value and severity. Days explained by get_annotations and side "
+    "effects of an incident are not incidents; an empty report (classifications=[]) is right when nothing is "
+    "anomalous. " + _STEPS_AND_GRADING
+)
+
+
+def instruction_for(difficulty: str) -> str:
+    """The reset's instruction at a tier: a tier of raw events names its own tools and reports rows only (it has
+    no generators and no annotation tool); a tier of counts gets INSTRUCTION."""
+    if difficulty not in RAW_EVENT_DIFFICULTIES:
+        return INSTRUCTION
+    tools = ", ".join(method.name for method in tier_methods(difficulty))
+    return (f"Investigate the raw events with analysis calls (analysis_method + analysis_args; the tools here: "
+            f"{tools}) and submit an anomaly report as rows (classifications); this tier has "
+            "no generator calls. Report each incident once, as a row with the fields the brief's report format "
+            "lists; an empty report (classifications=[]) reports no incident. " + _STEPS_AND_GRADING)
 
 
 def tier_methods(difficulty: str) -> list[AnalysisMethodInfo]:

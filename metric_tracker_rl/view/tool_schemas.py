@@ -169,15 +169,17 @@ def schema_chars(difficulty: str | None = None) -> int:
 # --- tool calls <-> actions ---------------------------------------------------------------------------
 
 
-def tool_action(name: str, arguments: str | dict[str, Any] | None) -> MetricTrackerRlAction | str:
+def tool_action(name: str, arguments: str | dict[str, Any] | None,
+                difficulty: str | None = None) -> MetricTrackerRlAction | str:
     """The action of one tool call, or an error string that says what is valid (nothing is sent then).
 
     `arguments` is the call's JSON text (as OpenAI returns it) or the parsed object (as TRL passes it). Analysis
     tools' arguments are checked by the server, which answers a mistake with an error observation; submissions are
-    checked here so that an invalid one uses no submission."""
+    checked here so that an invalid one uses no submission. An unknown tool's error lists the tools of the episode's
+    tier `difficulty` (None: before a reset, every tool some listed tier offers)."""
     tool = SUBMISSION_TOOLS.get(name)
     if tool is None and name not in TOOL_REGISTRY:
-        valid = ", ".join(t.name for t in model_tools())
+        valid = ", ".join(t.name for t in model_tools(difficulty))
         return f"error: unknown tool {name!r}; valid tools: {valid}"
     if isinstance(arguments, str) or arguments is None:
         try:

@@ -1,7 +1,8 @@
 """The eval's samples: one per episode, each carrying the reset arguments that start it.
 
 By default the named tasks (DEFAULT_TASK_ORDER, one per difficulty and more); with `difficulty` alone, the named
-tasks at those difficulties; with `seeds` > 0, the calibration sweep of each difficulty (the episodes of the `eval`
+tasks at those difficulties (a tier with none, the audit: the first episode of its calibration sweep, as inference.py's
+`--difficulty` plays); with `seeds` > 0, the calibration sweep of each difficulty (the episodes of the `eval`
 split and of the lab's calibration, from metric_tracker_rl.catalog.task_splits alone: standard episodes, every
 NULL_EVERY-th a null episode), from its episode `offset` on. Dial knobs (tasks.DIAL_KNOBS) are set on every
 sample's reset arguments, and checked as reset checks them."""
@@ -16,6 +17,7 @@ from inspect_ai.dataset import MemoryDataset, Sample
 from metric_tracker_rl.catalog.published import DIFFICULTIES
 from metric_tracker_rl.catalog.task_splits import calibration_reset_kwargs
 from metric_tracker_rl.catalog.tasks import DEFAULT_TASK_ORDER, get_task_spec, knob_value, resolve_episode_config
+from metric_tracker_rl.catalog.tier_episodes import episode_label, tier_episodes
 from metric_tracker_rl.catalog.validation import check_name_in_any_case
 
 
@@ -45,15 +47,21 @@ def checked_difficulties(names: Sequence[str]) -> list[str]:
 
 
 def sweep_samples(difficulties: Sequence[str], seeds: int, offset: int) -> list[Sample]:
-    samples = []
-    for difficulty in checked_difficulties(difficulties):
-        for index in range(offset, offset + seeds):
-            reset_kwargs = calibration_reset_kwargs(difficulty, index)
-            kind = "null " if reset_kwargs.get("scenario_family") == "null" else ""
-            objective = f"Find and report the incidents of a {kind}{difficulty} episode (seed {reset_kwargs['seed']})."
-            samples.append(episode_sample(f"{difficulty}_{reset_kwargs['seed']}", objective, reset_kwargs,
-                                          difficulty))
-    return samples
+    return [seeded_sample(difficulty, calibration_reset_kwargs(difficulty, index))
+            for difficulty in checked_difficulties(difficulties) for index in range(offset, offset + seeds)]
+
+
+def seeded_sample(difficulty: str, reset_kwargs: dict[str, Any]) -> Sample:
+    kind = "null " if reset_kwargs.get("scenario_family") == "null" else ""
+    objective = f"Find and report the incidents of a {kind}{difficulty} episode (seed {reset_kwargs['seed']})."
+    return episode_sample(episode_label(reset_kwargs), objective, reset_kwargs, difficulty)
+
+
+def tier_sample(difficulty: str, reset_kwargs: dict[str, Any]) -> Sample:
+    """One of the episodes a difficulty stands for (`tier_episodes`): a named task, or a seeded episode."""
+    if "task_id" in reset_kwargs:
+        return named_task_samples([reset_kwargs["task_id"]])[0]
+    return seeded_sample(difficulty, reset_kwargs)
 
 
 def episode_sample(sample_id: str, objective: str, reset_kwargs: dict[str, Any], difficulty: str) -> Sample:
@@ -73,17 +81,20 @@ def episode_dataset(tasks: str | Sequence[str] | None, difficulties: str | Seque
         raise ValueError(f"offset must be 0 or more, got {offset}")
     task_ids = as_list(tasks)
     chosen = as_list(difficulties)
+    samples: list[Sample] = []
     if chosen is not None and seeds == 0:
         chosen = checked_difficulties(chosen)
-        if task_ids is None:
-            task_ids = [t for t in DEFAULT_TASK_ORDER if get_task_spec(t).difficulty in chosen]
+        if task_ids is None:  # each difficulty's own episodes: a tier with no named task, its sweep's first
+            samples = [tier_sample(difficulty, episode) for difficulty in chosen
+                       for episode in tier_episodes(difficulty)]
+            task_ids = []
         for task_id in task_ids:
             if get_task_spec(task_id).difficulty not in chosen:
                 raise ValueError(f"task {task_id} is at difficulty {get_task_spec(task_id).difficulty}, not "
                                  f"{', '.join(chosen)}: drop difficulty, or set seeds for a sweep of it")
     if task_ids is None:
         task_ids = [] if seeds > 0 else list(DEFAULT_TASK_ORDER)
-    samples = named_task_samples(task_ids)
+    samples += named_task_samples(task_ids)
     if seeds > 0:
         samples += sweep_samples(chosen or list(DIFFICULTIES), seeds, offset)
     if not samples:

@@ -38,7 +38,7 @@ def metric_tracker(
       tasks: named tasks to run (comma-separated or a list); default: every named task
         (DEFAULT_TASK_ORDER), unless a sweep is asked for.
       difficulty: difficulties (comma-separated or a list): of the seed sweep (default: every difficulty), or
-        without one, the named tasks at them.
+        without one, the named tasks at them (at a tier with none, the first episode of its sweep).
       seeds: episodes per difficulty in the seed sweep (0: no sweep).
       offset: the sweep's first episode in each difficulty's calibration sweep (to split a sweep into parts).
       held_out: run held-out episodes (the server mixes a secret into every random stream).

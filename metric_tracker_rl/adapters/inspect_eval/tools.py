@@ -27,7 +27,7 @@ def episode_tool(episode: Episode, tool: ModelTool) -> ToolDef:
     is raised as a ToolError, which Inspect hands back to the model as the tool's error and logs as such."""
 
     async def call(**arguments: Any) -> str:
-        action = tool_action(tool.name, arguments)
+        action = tool_action(tool.name, arguments, episode.session.config.get("difficulty"))
         if isinstance(action, str):
             raise ToolError(action)
         seen = (await episode.step(action)).seen

@@ -79,9 +79,7 @@ def status_markdown(observation: MetricTrackerRlObservation | None, config: dict
     A page-side `error` (bad JSON, a lost session) replaces the first line and keeps the episode's lines."""
     if observation is None:
         return f"**{heading}** — {error}" if error else "No episode: press Reset."
-    setting = ", ".join(f"{k}={config[k]}" for k in ("task_id", "seed", "scenario_family", "difficulty",
-                                                       "anomaly_density", "anomaly_count")
-                        if config.get(k) is not None)
+    setting = episode_setting(config)
     lines = [f"**{heading}** — {error}" if error else f"**{observation.status}** — {observation.message}"
              f"{preview_summary(observation)}"]
     if setting:
@@ -91,6 +89,19 @@ def status_markdown(observation: MetricTrackerRlObservation | None, config: dict
     if observation.reward_breakdown is not None:
         lines.append(f"Last score: **{observation.reward_breakdown.score:.4f}**")
     return "\n\n".join(lines)
+
+
+def episode_setting(config: dict[str, Any]) -> str:
+    """The status's episode line: what the episode is and how many incidents it holds, as its tier sets them (a
+    count, or the range it is drawn from; anomaly_density only ever sets the count, so it is not shown)."""
+    setting = [f"{k}={config[k]}" for k in ("task_id", "seed", "scenario_family", "difficulty")
+               if config.get(k) is not None]
+    drawn = config.get("anomaly_count_range")
+    if config.get("anomaly_count") is not None:
+        setting.append(f"anomaly_count={config['anomaly_count']}")
+    elif drawn:
+        setting.append(f"anomaly_count={drawn[0]} to {drawn[1]} (drawn)")
+    return ", ".join(setting)
 
 
 def preview_summary(observation: MetricTrackerRlObservation) -> str:

@@ -32,6 +32,15 @@ HELD_OUT_NOTE = ("Held-out mode: charts and cuboids are not drawn, since a separ
 CUBOID_NOTE_FLAT = "This episode has one aggregate funnel: no dimensions to choose (reset a segmented difficulty)."
 
 
+def cuboid_note_raw(dimensions: list[str]) -> str:
+    """The cuboid page's note at a tier of raw events: its dimensions are columns of its tables, not count tables
+    the chart could read."""
+    named = f" ({', '.join(dimensions)})" if dimensions else ""
+    return (f"This episode's data are raw events: its dimensions{named} are columns of its tables, and this chart "
+            "reads count tables it does not have. Read a cuboid with the query tool (Analysis tools), whose tables "
+            "the brief lists.")
+
+
 def _chart_box(elem_id: str) -> gr.HTML:
     return gr.HTML("", elem_id=elem_id, css_template=CHART_CSS, js_on_load=None)
 
@@ -89,7 +98,8 @@ def charts_tab() -> ChartsTab:
         with gr.Row():
             heatmap = _chart_box("chart-heatmap")
             funnel = _chart_box("chart-funnel")
-        gr.Markdown("Grey bands: dates with calendar notes (get_annotations), labelled with their kind; "
+        gr.Markdown("Grey bands: dates with calendar notes (get_annotations; at a tier of raw events, its "
+                    "releases), labelled with their kind; "
                     "hover a band or a point for details. Charts come from a separate read-only session "
                     "with the same settings and cost this episode no steps.")
     return ChartsTab(date, heat_column, counts, rates, heatmap, funnel)

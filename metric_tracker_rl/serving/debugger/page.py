@@ -19,6 +19,7 @@ import gradio as gr
 import pandas as pd
 
 from metric_tracker_rl import NAMED_TASK_ORDER, MetricTrackerRlAction
+from metric_tracker_rl.catalog.published import RAW_EVENT_DIFFICULTIES
 from metric_tracker_rl.catalog.tasks import TASKS
 from metric_tracker_rl.models import MetricTrackerRlObservation
 from metric_tracker_rl.serving.debugger import charts, forms, images, layout
@@ -231,8 +232,7 @@ class DebuggerPage:
         cuboid = self.cuboid
         tables = cuboids.context_tables(observation.segments)
         updates: dict[Any, Any] = {
-            cuboid.note: (layout.HELD_OUT_NOTE if current.held_out else
-                          layout.CUBOID_NOTE if current.dimensions else layout.CUBOID_NOTE_FLAT),
+            cuboid.note: self.cuboid_note(current),
             cuboid.chart: "", cuboid.context_rows: forms.EMPTY_RESULT,
             cuboid.context_panel: gr.update(visible=bool(tables)),
             cuboid.context_table: gr.update(choices=tables, value=tables[0] if tables else None)}
@@ -242,9 +242,20 @@ class DebuggerPage:
                                           value=cuboids.ALL_VALUES, visible=values is not None)
         return updates
 
+    @staticmethod
+    def cuboid_note(current: TabSession | None) -> str:
+        """What the cuboid page says about the tab's episode: how to chart it, or why it cannot be charted here."""
+        if current is None:
+            return layout.CUBOID_NOTE_FLAT
+        if current.held_out:
+            return layout.HELD_OUT_NOTE
+        if current.config.get("difficulty") in RAW_EVENT_DIFFICULTIES:
+            return layout.cuboid_note_raw(list(current.config.get("dimensions") or []))
+        return layout.CUBOID_NOTE if current.dimensions else layout.CUBOID_NOTE_FLAT
+
     def chart_cuboid(self, current: TabSession | None, metric: str, *choices: str) -> dict[Any, Any]:
         if current is None or not current.dimensions:
-            return {self.cuboid.note: layout.HELD_OUT_NOTE if current and current.held_out else layout.CUBOID_NOTE_FLAT}
+            return {self.cuboid.note: self.cuboid_note(current)}
         cuboid = cuboids.cuboid_of(dict(zip(SEGMENT_FIELDS, choices, strict=True)))
         try:
             rows = current.read_query(cuboids.cuboid_query(cuboid))
