@@ -144,11 +144,10 @@ class TabSession:
                 # One read-only session for all of the reset's reads: opening a second right after closing the
                 # first could find the first's place still held (the server frees it a moment after the socket
                 # closes), so a visitor with one place left could not reset.
-                raw_events = observation.config.get("difficulty") in RAW_EVENT_DIFFICULTIES
                 with self.reader() as read:
-                    self.charts = charts.read_chart_data(read, raw_events)
+                    self.charts = charts.read_chart_data(read, self.raw_events)
                     # The cuboid page reads the count tables a tier of raw events does not have.
-                    fields = () if raw_events else cuboids.episode_fields(observation.segments)
+                    fields = () if self.raw_events else cuboids.episode_fields(observation.segments)
                     self.dimensions = cuboids.dimension_values(
                         query_rows(read, cuboids.dimension_values_query(fields)), fields) if fields else {}
             except (*CONNECTION_ERRORS, RuntimeError) as exc:
@@ -159,6 +158,11 @@ class TabSession:
     @property
     def held_out(self) -> bool:
         return bool(self.config.get("held_out"))
+
+    @property
+    def raw_events(self) -> bool:
+        """Whether the tab's episode is of a tier of raw events (no count tables, no generators)."""
+        return self.config.get("difficulty") in RAW_EVENT_DIFFICULTIES
 
     @contextlib.contextmanager
     def reader(self) -> Iterator[Callable[[MetricTrackerRlAction], MetricTrackerRlObservation]]:
