@@ -1,7 +1,9 @@
-"""The suite's own pytest settings (pyproject.toml): the documented quiet run still ends with pytest's summary."""
+"""The suite's own rules: the documented quiet run still ends with pytest's summary (pyproject.toml's settings), and
+no test module imports another (what tests share lives in helper modules)."""
 
 from __future__ import annotations
 
+import ast
 import re
 import subprocess
 import sys
@@ -19,3 +21,29 @@ def test_a_quiet_run_ends_with_the_count_of_passed_tests(tmp_path: Path) -> None
                                 str(tmp_path)], cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert completed.returncode == 0, completed.stdout + completed.stderr
     assert re.fullmatch(r"2 passed in [\d.]+s", completed.stdout.strip().splitlines()[-1]), completed.stdout
+
+
+def imported_test_modules(path: Path) -> list[str]:
+    """The test modules (`test_*`) a module imports, at its top or inside a function."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        names = ([alias.name for alias in node.names] if isinstance(node, ast.Import) else
+                 [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+        found += [name for name in names if name.rsplit(".", 1)[-1].startswith("test_")]
+    return found
+
+
+def test_no_test_module_imports_another() -> None:
+    """Importing a test module runs its collection-time code again under a second name and ties two files' tests
+    together: a helper two test modules share goes in a helper module (core_helpers.py, sql_helpers.py, ...)."""
+    importing = {path.relative_to(ROOT).as_posix(): imported
+                 for folder in (ROOT / "tests", ROOT / "lab" / "tests") for path in sorted(folder.rglob("*.py"))
+                 if (imported := imported_test_modules(path))}
+    assert importing == {}
+
+
+def test_the_import_check_sees_imports_at_the_top_and_inside_functions(tmp_path: Path) -> None:
+    module = tmp_path / "test_example.py"
+    module.write_text("from test_other import helper\nimport core_helpers\n\n\ndef test_x():\n"
+                      "    import tests.test_third\n")
+    assert imported_test_modules(module) == ["test_other", "tests.test_third"]
