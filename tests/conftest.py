@@ -45,6 +45,10 @@ def server_url() -> Iterator[str]:
         yield url
 
 
+# Why a test that needs an optional dependency group skips without it (`pytest.importorskip(..., reason=...)`).
+INSPECT_GROUP = "needs the inspect group: uv sync --group inspect"
+TRAIN_GROUP = "needs the train group: uv sync --group train"
+
 # A fixture that makes any test using it slow: the shared server process.
 SLOW_FIXTURES = frozenset({"server_url"})
 

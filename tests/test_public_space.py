@@ -141,7 +141,7 @@ def test_each_tab_has_its_own_episode_and_its_own_turns(space: str) -> None:
     """One tab queues 15 slow tool runs at once: one runs, the others are told at once that the tab is busy or
     refused at once (a tab holds a few events queued or unread); another tab's episode and cheap query are its own
     and are answered."""
-    gradio_client = pytest.importorskip("gradio_client")
+    gradio_client = pytest.importorskip("gradio_client", reason="needs gradio_client, which gradio installs (uv sync)")
     tabs = [gradio_client.Client(f"{space}/web/", verbose=False, analytics_enabled=False, download_files=False)
             for _ in range(2)]
     form = ("easy_two_spikes", "", "(default)", "(default)", "", "", "app_opens")
@@ -195,7 +195,7 @@ def test_a_reset_needs_one_place_beside_the_episode_however_late_places_come_bac
     """A visitor with one place left beside their other tab's episode: a tab's reset holds its episode and at
     most one read-only session at a time (charts and cuboid values read in the same one), so it is ready, and its
     tool picker offers the tools, even on a server that frees a closed session's place late."""
-    gradio_client = pytest.importorskip("gradio_client")
+    gradio_client = pytest.importorskip("gradio_client", reason="needs gradio_client, which gradio installs (uv sync)")
     with contextlib.ExitStack() as stack:
         hold(stack, late_release_space, "127.0.0.1", 1)  # the visitor's other tab's episode
         tab = gradio_client.Client(f"{late_release_space}/web/", verbose=False, analytics_enabled=False,
@@ -210,7 +210,7 @@ def test_a_reset_needs_one_place_beside_the_episode_however_late_places_come_bac
 def test_a_tabs_sessions_count_against_its_address(space: str) -> None:
     """The debugger's episode is a /ws session of the visitor's address: at the per-client cap, the visitor's tab
     cannot open another (and its SQL takes that address's fair turns)."""
-    gradio_client = pytest.importorskip("gradio_client")
+    gradio_client = pytest.importorskip("gradio_client", reason="needs gradio_client, which gradio installs (uv sync)")
     with contextlib.ExitStack() as stack:
         hold(stack, space, "127.0.0.1", 3)
         tab = gradio_client.Client(f"{space}/web/", verbose=False, analytics_enabled=False, download_files=False)

@@ -47,3 +47,17 @@ def test_the_import_check_sees_imports_at_the_top_and_inside_functions(tmp_path:
     module.write_text("from test_other import helper\nimport core_helpers\n\n\ndef test_x():\n"
                       "    import tests.test_third\n")
     assert imported_test_modules(module) == ["test_other", "tests.test_third"]
+
+
+def skips_without_reason(path: Path) -> list[int]:
+    """The lines of `pytest.importorskip(...)` calls that give no reason (pytest's own names no group to install)."""
+    return [node.lineno for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+            and node.func.attr == "importorskip" and not any(k.arg == "reason" for k in node.keywords)]
+
+
+def test_a_test_that_needs_an_optional_group_says_which() -> None:
+    """After `uv sync` alone the suite skips what needs the inspect or train group, and each skip names it."""
+    unexplained = {path.name: lines for path in sorted((ROOT / "tests").glob("*.py"))
+                   if (lines := skips_without_reason(path))}
+    assert unexplained == {}

@@ -9,6 +9,7 @@ import asyncio
 import inspect
 
 import pytest
+from conftest import INSPECT_GROUP
 from openenv.core.env_server.mcp_types import ListToolsAction, ListToolsObservation
 
 from metric_tracker_rl import MetricTrackerRlAction
@@ -20,7 +21,6 @@ from metric_tracker_rl.sql.sandbox import MAX_SQL_CHARS, WAREHOUSE_MAX_SQL_CHARS
 from metric_tracker_rl.view.tool_schemas import model_tools
 
 SEED = 3
-INSPECT_GROUP = "needs the inspect group (uv sync --group inspect)"
 
 
 def trl_methods(cls: type) -> list[str]:
