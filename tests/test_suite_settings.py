@@ -9,7 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from conftest import ROOT
+from conftest import ROOT, deselects_every_slow_test, slow_as_a_whole
 
 
 def test_a_quiet_run_ends_with_the_count_of_passed_tests(tmp_path: Path) -> None:
@@ -61,3 +61,17 @@ def test_a_test_that_needs_an_optional_group_says_which() -> None:
     unexplained = {path.name: lines for path in sorted((ROOT / "tests").glob("*.py"))
                    if (lines := skips_without_reason(path))}
     assert unexplained == {}
+
+
+def test_a_run_without_slow_tests_skips_only_modules_slow_as_a_whole(tmp_path: Path) -> None:
+    """`-m "not slow"` leaves out the modules marked slow as a whole before importing them; an expression that may
+    still select a slow test leaves them in, and a module with a slow test among fast ones is imported."""
+    assert deselects_every_slow_test("not slow") and deselects_every_slow_test("not slow and not browser")
+    assert not any(deselects_every_slow_test(expression)
+                   for expression in ("", "slow", "not slow or browser", "browser", "not browser",
+                                      "not slow or browser(name='chromium')"))
+    whole, mixed, skipped = (tmp_path / name for name in ("test_whole.py", "test_mixed.py", "test_skipped.py"))
+    whole.write_text("import pytest\n\npytestmark = [pytest.mark.slow, pytest.mark.skipif(False, reason='')]\n")
+    mixed.write_text("import pytest\n\n\n@pytest.mark.slow\ndef test_one():\n    pass\n")
+    skipped.write_text("import pytest\n\npytestmark = pytest.mark.skipif(True, reason='not here')\n")
+    assert [slow_as_a_whole(path) for path in (whole, mixed, skipped)] == [True, False, False]
