@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import ast
 import contextlib
+import itertools
+import re
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from _pytest.mark.expression import Expression
 from hypothesis import settings
 
 from metric_tracker_rl import server_process
@@ -45,8 +49,42 @@ def server_url() -> Iterator[str]:
         yield url
 
 
+# Why a test that needs an optional dependency group skips without it (`pytest.importorskip(..., reason=...)`).
+INSPECT_GROUP = "needs the inspect group: uv sync --group inspect"
+TRAIN_GROUP = "needs the train group: uv sync --group train"
+
 # A fixture that makes any test using it slow: the shared server process.
 SLOW_FIXTURES = frozenset({"server_url"})
+
+
+def slow_as_a_whole(path: Path) -> bool:
+    """Whether a test module marks itself slow as a whole (`pytestmark = pytest.mark.slow`, or a list that holds
+    it), as its source reads."""
+    for node in ast.parse(path.read_text(encoding="utf-8")).body:
+        if isinstance(node, ast.Assign) and any(getattr(target, "id", None) == "pytestmark" for target in node.targets):
+            marks = node.value.elts if isinstance(node.value, (ast.List, ast.Tuple)) else [node.value]
+            return any(ast.unparse(mark) == "pytest.mark.slow" for mark in marks)
+    return False
+
+
+def deselects_every_slow_test(markexpr: str) -> bool:
+    """Whether `-m markexpr` deselects every test marked slow, whatever other marks it has."""
+    others = sorted(set(re.findall(r"[A-Za-z_]\w*", markexpr)) - {"and", "or", "not", "slow"})
+    if not markexpr or "(" in markexpr or len(others) > 8:  # a mark's arguments: left to pytest
+        return False
+    expression = Expression.compile(markexpr)
+    marked = (frozenset({"slow", *chosen}) for size in range(len(others) + 1)
+              for chosen in itertools.combinations(others, size))
+    return not any(expression.evaluate(marks.__contains__) for marks in marked)
+
+
+def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
+    """A run that deselects the slow tests (`-m "not slow"`) does not import a module that is slow as a whole: its
+    imports (a browser driver, Inspect, a fuzzer) and its module-level work would cost each process for nothing."""
+    if (collection_path.suffix == ".py" and collection_path.name.startswith("test_")
+            and deselects_every_slow_test(config.getoption("markexpr") or "") and slow_as_a_whole(collection_path)):
+        return True
+    return None
 
 
 def _module(item: pytest.Item) -> str:
@@ -56,7 +94,7 @@ def _module(item: pytest.Item) -> str:
 @pytest.hookimpl(tryfirst=True)  # before the deselection by marker and before xdist reads the groups
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """A test that needs a slow fixture is slow by the marker's definition, wherever it is. (A module that is slow
-    as a whole says so with `pytestmark = pytest.mark.slow`; nothing here reads the command line.)
+    as a whole says so with `pytestmark = pytest.mark.slow`, which `pytest_ignore_collect` reads.)
 
     The suite runs in two processes (pytest-xdist, `--dist loadgroup`). A module's fast tests stay in one of them, so
     its module fixtures are built once there; the slow tests share one group, run by one process in turn, so no two

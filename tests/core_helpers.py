@@ -104,18 +104,3 @@ REFERENCE_TOOL_NAMES = (
     "get_instrumentation_data_quality_issue_rows", "payload_generator",
 )
 
-
-def dockerfile_instructions() -> list[tuple[str, str]]:
-    """(INSTRUCTION, arguments) per instruction of the repository's Dockerfile, continuation lines joined."""
-    instructions, pending = [], ""
-    for line in (ROOT / "Dockerfile").read_text(encoding="utf-8").splitlines():
-        stripped = line.strip()
-        if not pending and (not stripped or stripped.startswith("#")):
-            continue
-        if stripped.endswith("\\"):
-            pending += stripped[:-1] + " "
-            continue
-        keyword, _, arguments = (pending + stripped).partition(" ")
-        instructions.append((keyword.upper(), " ".join(arguments.split())))
-        pending = ""
-    return instructions

@@ -8,6 +8,7 @@ import subprocess
 import sys
 
 import pytest
+from conftest import INSPECT_GROUP
 
 ADAPTERS = ("trl", "openenv_harness", "session", "transcript", "baseline_log", "scripted_chat", "chat_loop")
 # Paths the package once had for names that now live elsewhere: none of them imports.
@@ -28,7 +29,7 @@ def test_a_moved_name_has_no_second_path(path: str) -> None:
 
 
 def test_the_inspect_entry_point_names_the_adapter() -> None:
-    pytest.importorskip("inspect_ai")
+    pytest.importorskip("inspect_ai", reason=INSPECT_GROUP)
     from importlib.metadata import entry_points
 
     (entry,) = [e for e in entry_points(group="inspect_ai") if e.name == "metric_tracker_rl"]

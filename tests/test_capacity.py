@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
-import re
 import time
 from collections.abc import Iterator
 
 import pytest
 from conftest import running_server
 from reliability_support import record
+from session_helpers import reset, rss_kb, server_pid, ws_url
 from websockets.exceptions import ConnectionClosed
-from websockets.sync.client import ClientConnection, connect
+from websockets.sync.client import connect
 
 pytestmark = pytest.mark.slow  # starts server processes or a browser
 
@@ -23,17 +22,6 @@ WARM_UP_CYCLES = 30
 RSS_SLACK_KB = 32 * 1024
 # OpenEnv's reaper wakes every max(timeout / 4, 5) s; this only bounds the polling, generously for a busy machine
 REAP_WAIT_S = 90.0
-
-
-def ws_url(url: str) -> str:
-    return url.replace("http", "ws", 1) + "/ws"
-
-
-def reset(ws: ClientConnection, seed: int = 0) -> dict:
-    ws.send(json.dumps({"type": "reset", "data": {"seed": seed, "difficulty": "hard"}}))
-    reply = json.loads(ws.recv(timeout=60))
-    assert reply["type"] == "observation" and reply["data"]["observation"]["status"] == "ready", reply
-    return reply
 
 
 def capacity_refusal(url: str) -> dict | None:
@@ -47,27 +35,6 @@ def capacity_refusal(url: str) -> dict | None:
                 ws.recv(timeout=30)
             return reply
         return None
-
-
-def server_pid(url: str) -> int:
-    """The process serving `url` (one worker: uvicorn serves in the process it was started as)."""
-    port = url.rsplit(":", 1)[1].encode()
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/cmdline", "rb") as handle:
-                argv = handle.read().split(b"\0")
-        except OSError:
-            continue
-        if b"server.app" in argv and b"--port" in argv and argv[argv.index(b"--port") + 1] == port:
-            return int(entry)
-    raise LookupError(f"no server process on port {port!r}")
-
-
-def rss_kb(pid: int) -> int:
-    with open(f"/proc/{pid}/status") as handle:
-        return int(re.search(r"VmRSS:\s+(\d+)", handle.read()).group(1))
 
 
 @pytest.fixture(scope="module")

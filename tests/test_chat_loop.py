@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from conftest import INSPECT_GROUP
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -74,7 +75,7 @@ def test_a_finished_episode_asks_the_model_nothing() -> None:
 
 @pytest.mark.parametrize("harness", ["metric_tracker_rl.agents.llm", "metric_tracker_rl.adapters.inspect_eval.solver"])
 def test_both_harnesses_run_this_loop(harness: str) -> None:
-    pytest.importorskip("inspect_ai")
+    pytest.importorskip("inspect_ai", reason=INSPECT_GROUP)
     import importlib
 
     module = importlib.import_module(harness)

@@ -19,7 +19,7 @@ from typing import IO, Any
 import pytest
 import uvicorn
 from conftest import ROOT
-from test_pool_heals import SLOW, query
+from sql_helpers import SLOW, query
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection, connect
 

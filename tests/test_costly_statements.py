@@ -11,7 +11,7 @@ import threading
 import time
 
 import pytest
-from test_pool_heals import CHEAP, FakeClock, open_session, query, server_process, started, ws_ask
+from sql_helpers import CHEAP, FakeClock, open_session, query, server_process, started, ws_ask
 
 from metric_tracker_rl.sql.fair_gate import COSTLY_S, QUICK_S, FairGate
 

@@ -12,21 +12,17 @@ from pathlib import Path
 import pytest
 import yaml
 from code_names import CodeNames, code_names
+from deploy_helpers import DEPLOY, compose, kubernetes, shipped_settings, trainer_sessions
 from fastapi.testclient import TestClient
 
 from metric_tracker_rl.serving.lifecycle import READY_PATH, STEP_GRACE_S
 from metric_tracker_rl.settings import DEFAULT_DRAIN_S, ServerSettings
 
 ROOT = Path(__file__).resolve().parents[1]
-DEPLOY = ROOT / "deploy"
 CODE = [*ROOT.glob("metric_tracker_rl/**/*.py"), *ROOT.glob("server/*.py"), ROOT / "inference.py"]
 
 DRAIN_VAR = "METRIC_TRACKER_DRAIN_S"
 FORWARDED_VAR = "FORWARDED_ALLOW_IPS"
-
-
-def kubernetes() -> dict[str, dict]:
-    return {document["kind"]: document for document in yaml.safe_load_all((DEPLOY / "kubernetes.yaml").read_text())}
 
 
 def image_port() -> int:
@@ -122,21 +118,6 @@ def test_haproxy_gives_each_session_affinity_by_a_cookie_naming_its_replica() ->
 COMPOSE_PROXY = "proxy"
 
 
-def compose() -> dict:
-    return yaml.safe_load((DEPLOY / "compose.yaml").read_text())
-
-
-def shipped_settings() -> dict[str, dict[str, str]]:
-    """Each shipped deployment's replica environment: the image's ENV, then what the deployment file sets."""
-    from test_image import image_env
-
-    image = image_env()
-    replica = next(service for name, service in compose()["services"].items() if name.startswith("replica"))
-    (container,) = kubernetes()["Deployment"]["spec"]["template"]["spec"]["containers"]
-    pod = {item["name"]: item["value"] for item in container["env"] if "value" in item}
-    return {"image": image, "compose": {**image, **replica["environment"]}, "kubernetes": {**image, **pod}}
-
-
 def counted_client(trusted: list[str], peer: str, forwarded_for: str) -> str:
     """The address uvicorn hands the app (and so the session cap) for a WebSocket from `peer` with that header."""
     from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
@@ -194,12 +175,6 @@ def test_kubernetes_has_no_proxy_to_trust_and_the_image_trusts_networks_only_on_
     monkeypatch.delenv(FORWARDED_VAR, raising=False)
     monkeypatch.setenv("SPACE_ID", "someone/metric_tracker_rl")  # set by Hugging Face in a Space's container
     assert counted_client(ServerSettings.load().trusted_proxies(), "10.1.2.3", "203.0.113.7") == "203.0.113.7"
-
-
-def trainer_sessions() -> int:
-    """The sessions docs/training.md's GRPO settings hold open."""
-    (count,) = re.findall(r"MAX_CONCURRENT_ENVS >= (\d+)", (ROOT / "docs" / "training.md").read_text())
-    return int(count)
 
 
 @pytest.mark.parametrize("deployment", ["compose", "kubernetes"])

@@ -102,6 +102,9 @@ def has_attribute(owner: Any, name: str) -> bool:
 def resolves(module: str, attributes: list[str]) -> bool:
     try:
         owner: Any = importlib.import_module(module)
+    except ModuleNotFoundError as error:  # a library of an optional group (inspect, train) is not installed
+        missing = (error.name or "").split(".")[0]
+        return missing not in PACKAGES and module in modules() and defined_in_source(module, attributes)
     except ImportError:
         return False
     for attribute in attributes:
@@ -109,6 +112,23 @@ def resolves(module: str, attributes: list[str]) -> bool:
             return False
         owner = getattr(owner, attribute, None)
     return True
+
+
+def defined_in_source(module: str, attributes: list[str]) -> bool:
+    """Whether a module of the project that cannot be imported here binds the first attribute at its top level
+    (a function, a class, an assignment or an import), as its source reads; what follows it is not checked."""
+    if not attributes:
+        return True
+    bound: set[str] = set()
+    for node in parsed(modules()[module]).body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            bound.add(node.name)
+        elif isinstance(node, (ast.Assign, ast.AnnAssign)):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            bound.update(target.id for target in targets if isinstance(target, ast.Name))
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            bound.update((alias.asname or alias.name).split(".")[0] for alias in node.names)
+    return attributes[0] in bound or f"{module}.{attributes[0]}" in modules()
 
 
 def external(name: str) -> bool:
@@ -270,3 +290,20 @@ def test_the_check_finds_a_missing_file_and_a_name_cited_where_it_is_not() -> No
     assert problems("catalog.tiers.TIERS", citing) is None and problems("catalog.tiers.TIER", citing) is not None
     assert problems("generation/segmented.place_world", citing) is None
     assert problems("obs.task_id", citing) is None  # a variable's attribute names nothing of the project
+
+
+def test_a_module_whose_optional_library_is_missing_is_read_from_its_source(monkeypatch: Any) -> None:
+    """Without the inspect group installed, its adapter's module and names still resolve, from their source, and
+    a name it does not define is still reported."""
+    imported = importlib.import_module
+
+    def without_inspect(name: str, package: str | None = None) -> Any:
+        if name.startswith("metric_tracker_rl.adapters.inspect_eval"):
+            raise ModuleNotFoundError("No module named 'inspect_ai'", name="inspect_ai")
+        return imported(name, package)
+
+    monkeypatch.setattr(importlib, "import_module", without_inspect)
+    citing = ROOT / "docs" / "spaces.md"
+    assert problems("metric_tracker_rl.adapters.inspect_eval", citing) is None
+    assert problems("metric_tracker_rl.adapters.inspect_eval.tools.episode_tools", citing) is None
+    assert problems("metric_tracker_rl.adapters.inspect_eval.tools.no_such_tool", citing) is not None

@@ -15,7 +15,7 @@ import sys
 
 import pytest
 from conftest import ROOT
-from test_packaging import pyproject
+from deploy_helpers import pyproject
 
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 BLOCK = re.compile(r"^```(\w+)\n(.*?)^```", re.M | re.S)

@@ -13,10 +13,22 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-import httpx
 import pytest
 from conftest import running_server
-from test_capacity import reset, rss_kb, server_pid, ws_url
+from session_helpers import (
+    RELEASE_WAIT_S,
+    create_http_session,
+    hold,
+    http_client,
+    open_mcp_socket,
+    open_session,
+    refusal,
+    reset,
+    rpc,
+    rss_kb,
+    server_pid,
+    ws_url,
+)
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection, connect
 
@@ -27,41 +39,6 @@ GREEDY, POLITE = "127.0.0.2", "127.0.0.1"
 CYCLES = 200
 WARM_UP_CYCLES = 20
 RSS_SLACK_KB = 16 * 1024
-RELEASE_WAIT_S = 30.0  # only bounds the polling
-
-
-def open_session(url: str, source: str, headers: dict[str, str] | None = None) -> ClientConnection:
-    """A WebSocket connection to `url` from the loopback address `source`."""
-    port = int(url.rsplit(":", 1)[1])
-    sock = socket.create_connection(("127.0.0.1", port), timeout=30, source_address=(source, 0))
-    return connect(ws_url(url), sock=sock, open_timeout=30, additional_headers=headers)
-
-
-def refusal(ws: ClientConnection) -> dict | None:
-    """Reset once: the error reply if the server refused the session (and then closed it), else None."""
-    with contextlib.suppress(ConnectionClosed):  # a refused session may be closed before this is sent
-        ws.send(json.dumps({"type": "reset", "data": {}}))
-    reply = json.loads(ws.recv(timeout=60))
-    if reply["type"] != "error":
-        return None
-    with pytest.raises(ConnectionClosed):
-        ws.recv(timeout=30)
-    return reply
-
-
-def hold(stack: contextlib.ExitStack, url: str, source: str, count: int) -> list[ClientConnection]:
-    """Open and reset `count` sessions from `source`, waiting for sessions just closed to give their places
-    back (the server releases a closed session asynchronously)."""
-    held = []
-    deadline = time.monotonic() + RELEASE_WAIT_S
-    while len(held) < count:
-        ws = stack.enter_context(open_session(url, source))
-        if refusal(ws) is None:
-            held.append(ws)
-            continue
-        assert time.monotonic() < deadline, f"only {len(held)} of {count} sessions could be opened"
-        time.sleep(0.1)
-    return held
 
 
 @pytest.fixture(scope="module")
@@ -152,30 +129,6 @@ def test_memory_stays_flat_while_a_client_opens_and_drops_connections(capped_ser
 
 
 # --- one cap over every transport: /ws, the WebSocket /mcp, and HTTP sessions (openenv/session/create) ----------
-
-
-def http_client(source: str) -> httpx.Client:
-    """An HTTP client whose connections leave from the loopback address `source`."""
-    return httpx.Client(transport=httpx.HTTPTransport(local_address=source), timeout=60)
-
-
-def rpc(client: httpx.Client, url: str, method: str, **params: Any) -> dict[str, Any]:
-    body = {"jsonrpc": "2.0", "id": 1, "method": method, **({"params": params} if params else {})}
-    response = client.post(f"{url}/mcp", json=body)
-    assert response.status_code == 200, response.text
-    return response.json()
-
-
-def create_http_session(client: httpx.Client, url: str) -> str | dict[str, Any]:
-    """A new HTTP session's id, or the JSON-RPC error that refused it."""
-    reply = rpc(client, url, "openenv/session/create")
-    return reply["result"]["session_id"] if "result" in reply else reply["error"]
-
-
-def open_mcp_socket(url: str, source: str) -> ClientConnection:
-    port = int(url.rsplit(":", 1)[1])
-    sock = socket.create_connection(("127.0.0.1", port), timeout=30, source_address=(source, 0))
-    return connect(url.replace("http", "ws", 1) + "/mcp", sock=sock, open_timeout=30)
 
 
 def mcp_refusal(ws: ClientConnection) -> dict[str, Any] | None:

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 
 import pytest
 from conftest import running_server
-from test_fair_sessions import hold, open_session, refusal
+from session_helpers import hold, open_session, refusal
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection
 

@@ -22,10 +22,10 @@ from pathlib import Path
 import httpx
 import pytest
 from conftest import ROOT, serving
-from core_helpers import dockerfile_instructions
-from test_packaging import copy_sources
+from deploy_helpers import copy_sources, image_env
 from websockets.sync.client import connect
 
+from lab.speed.image_context import dockerfile_instructions
 from metric_tracker_rl.server_process import free_port
 
 pytestmark = pytest.mark.slow
@@ -50,15 +50,6 @@ def python_for_uid(version: str, uid: int) -> str | None:
             if check.returncode == 0:
                 return candidate
     return None
-
-
-def image_env() -> dict[str, str]:
-    """The ENV instructions' settings (KEY=VALUE form)."""
-    settings: dict[str, str] = {}
-    for kind, args in dockerfile_instructions():
-        if kind == "ENV":
-            settings.update(part.split("=", 1) for part in shlex.split(args))
-    return settings
 
 
 def reproduce_copy(arguments: str, app_dir: Path) -> None:

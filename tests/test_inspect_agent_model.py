@@ -11,9 +11,9 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import ROOT
+from conftest import INSPECT_GROUP, ROOT
 
-pytest.importorskip("inspect_ai")
+pytest.importorskip("inspect_ai", reason=INSPECT_GROUP)
 
 from inspect_ai.log import read_eval_log  # noqa: E402
 from inspect_ai.model import GenerateConfig, get_model  # noqa: E402

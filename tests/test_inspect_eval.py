@@ -17,12 +17,12 @@ from typing import Any
 
 import anyio
 import pytest
-from conftest import ROOT
+from conftest import INSPECT_GROUP, ROOT
 from core_helpers import CUBOID_DIAL_TIERS, SEGMENT_KNOB_TIERS
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-pytest.importorskip("inspect_ai")
+pytest.importorskip("inspect_ai", reason=INSPECT_GROUP)
 
 from inspect_ai import eval as inspect_eval  # noqa: E402
 from inspect_ai.event import ToolEvent  # noqa: E402

@@ -19,7 +19,7 @@ import pytest
 from conftest import ROOT, running_server, serving
 from hypothesis import given
 from hypothesis import strategies as st
-from test_public_space import _environment, ask, http_from, observation, ws_from
+from session_helpers import ask, http_from, inherited_environment, observation, ws_from
 
 from metric_tracker_rl.server_process import free_port
 from metric_tracker_rl.serving import message_cost
@@ -107,7 +107,7 @@ def image_server() -> Iterator[str]:
 def uvicorn_server() -> Iterator[str]:
     port = free_port()
     command = [sys.executable, "-m", "uvicorn", "server.app:app", "--host", "127.0.0.1", "--port", str(port)]
-    with serving(command, port, {**_environment(), "ENABLE_WEB_INTERFACE": "false"}) as url:
+    with serving(command, port, {**inherited_environment(), "ENABLE_WEB_INTERFACE": "false"}) as url:
         yield url
 
 

@@ -12,7 +12,7 @@ import time
 from collections.abc import Iterator
 
 import pytest
-from test_pool_heals import sql_step
+from sql_helpers import sql_step
 
 from metric_tracker_rl.serving.environment import MetricTrackerRlEnvironment
 from metric_tracker_rl.serving.memory_release import TRIMMER, Trimmer

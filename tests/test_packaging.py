@@ -7,7 +7,6 @@ import ast
 import glob
 import json
 import os
-import shlex
 import subprocess
 import sys
 import zipfile
@@ -18,31 +17,18 @@ import httpx
 import pytest
 import yaml
 from conftest import ROOT, serving
-from core_helpers import dockerfile_instructions
+from deploy_helpers import copy_sources, pyproject
 
+from lab.speed.image_context import dockerfile_instructions
 from metric_tracker_rl.server_process import free_port
 
-try:
-    import tomllib
-except ModuleNotFoundError:  # Python 3.10
-    import tomli as tomllib
-
 VENV_BIN = Path(sys.executable).parent
-
-
-def pyproject() -> dict[str, Any]:
-    return tomllib.loads((ROOT / "pyproject.toml").read_text())
 
 
 def readme_front_matter() -> dict[str, Any]:
     text = (ROOT / "README.md").read_text()
     assert text.startswith("---\n"), "README must open with the Space front matter"
     return yaml.safe_load(text.split("---\n", 2)[1])
-
-
-def copy_sources(arguments: str) -> list[str]:
-    parts = [p for p in shlex.split(arguments) if not p.startswith("--")]
-    return parts[:-1]
 
 
 # --- Space metadata and docs ---------------------------------------------------------------------------

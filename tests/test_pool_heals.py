@@ -12,38 +12,32 @@ import asyncio
 import contextlib
 import json
 import os
-import signal
-import tempfile
 import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
-from conftest import ROOT
+from sql_helpers import (
+    CHEAP,
+    SLOW,
+    FakeClock,
+    kill_new_workers,
+    open_session,
+    query,
+    server_process,
+    sql_step,
+    started,
+    ws_ask,
+)
 from websockets.sync.client import ClientConnection
 
-from metric_tracker_rl import MetricTrackerRlAction
-from metric_tracker_rl.server_process import free_port, serving
 from metric_tracker_rl.serving.environment import MetricTrackerRlEnvironment
 from metric_tracker_rl.sql import pool as sql_pool
 from metric_tracker_rl.sql.fair_gate import QUICK_S, SLOW_MEMORY_S, FairGate
 from metric_tracker_rl.sql.pool import MAX_BACKOFF_S, SqlPool, start_backoff
 from metric_tracker_rl.sql.sandbox import NOT_READY_MESSAGE
 from metric_tracker_rl.sql.worker_process import WorkerProcess
-
-CHEAP = "SELECT count(*) AS n FROM daily"
-# Runs into the time limit: TIME_LIMIT_S of a worker's CPU (killed at the limit, or stopped by the interrupt).
-SLOW = "WITH RECURSIVE r(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM r) SELECT count(*) FROM r"
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def run_turns(gate: FairGate, clock: FakeClock, plan: list[tuple[str, float]]) -> None:
@@ -55,22 +49,6 @@ def run_turns(gate: FairGate, clock: FakeClock, plan: list[tuple[str, float]]) -
                 clock.now += seconds
 
     asyncio.run(scenario())
-
-
-async def started(gate: FairGate, clients: list[str]) -> tuple[list[str], list[asyncio.Task[None]], asyncio.Event]:
-    """Ask for a turn for each client in order; return who got one at once, the holders, and their release."""
-    release = asyncio.Event()
-    order: list[str] = []
-
-    async def hold(client: str) -> None:
-        async with gate.turn(client):
-            order.append(client)
-            await release.wait()
-
-    tasks = [asyncio.create_task(hold(client)) for client in clients]
-    for _ in range(10):
-        await asyncio.sleep(0)
-    return list(order), tasks, release
 
 
 def test_slow_clients_from_two_addresses_leave_a_worker_to_a_third_clients_cheap_query() -> None:
@@ -205,24 +183,6 @@ def own_pool(monkeypatch: pytest.MonkeyPatch) -> Iterator[SqlPool]:
         fresh.close()
 
 
-def kill_new_workers(pids: Any, kills: int) -> list[int]:
-    """SIGKILL each worker process that appears (`pids()` lists them), as soon as it appears, `kills` times."""
-    killed: list[int] = []
-    deadline = time.monotonic() + 120
-    while len(killed) < kills and time.monotonic() < deadline:
-        for pid in pids():
-            if pid not in killed and len(killed) < kills:
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(pid, signal.SIGKILL)
-                killed.append(pid)
-        time.sleep(0.002)
-    return killed
-
-
-def sql_step(env: MetricTrackerRlEnvironment, sql: str = CHEAP) -> Any:
-    return env.step(MetricTrackerRlAction(analysis_method="query", analysis_args={"sql": sql}))
-
-
 @pytest.mark.slow  # starts and kills worker processes
 @pytest.mark.parametrize("kills", [6, 12])
 def test_workers_killed_before_they_are_ready_are_replaced_and_sql_comes_back(own_pool: SqlPool, kills: int) -> None:
@@ -247,16 +207,6 @@ def test_workers_killed_before_they_are_ready_are_replaced_and_sql_comes_back(ow
 # --- over a real server --------------------------------------------------------------------------------------
 
 
-@contextlib.contextmanager
-def server_process(env: dict[str, str]) -> Iterator[tuple[str, int]]:
-    """A server (python -m server.app) on a free loopback port: its URL and process id."""
-    port = free_port()
-    command = ["python", "-m", "server.app", "--host", "127.0.0.1", "--port", str(port)]
-    settings = {**os.environ, "ENABLE_WEB_INTERFACE": "false", "MAX_SESSIONS_PER_CLIENT": "16", **env}
-    with tempfile.TemporaryFile() as log, serving(command, port, settings, log, cwd=ROOT) as process:
-        yield f"http://127.0.0.1:{port}", process.pid
-
-
 def worker_children(parent: int) -> list[int]:
     """The SQL worker processes of `parent` (read from /proc)."""
     found = []
@@ -268,24 +218,6 @@ def worker_children(parent: int) -> list[int]:
                     b"metric_tracker_rl.sql.worker" in (entry / "cmdline").read_bytes():
                 found.append(int(entry.name))
     return found
-
-
-def ws_ask(ws: ClientConnection, message: dict[str, Any]) -> dict[str, Any]:
-    ws.send(json.dumps(message))
-    return json.loads(ws.recv(timeout=120))
-
-
-def query(sql: str) -> dict[str, Any]:
-    return {"type": "step", "data": {"analysis_method": "query", "analysis_args": {"sql": sql}}}
-
-
-def open_session(url: str, source: str = "127.0.0.1") -> ClientConnection:
-    from test_sql_abuse import ws_session
-
-    ws = ws_session(url, source)
-    reply = ws_ask(ws, {"type": "reset", "data": {"seed": 3, "difficulty": "easy", "max_steps": 400}})
-    assert reply["type"] == "observation", reply
-    return ws
 
 
 @pytest.mark.slow

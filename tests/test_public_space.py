@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import socket
 import sys
 import threading
 import time
@@ -22,15 +21,24 @@ import httpx
 import pytest
 from conftest import ROOT, running_server, serving
 from reliability_support import INTERNALS
-from test_fair_sessions import hold, open_session, refusal
+from session_helpers import (
+    MIB,
+    ask,
+    hold,
+    http_from,
+    inherited_environment,
+    observation,
+    open_session,
+    refusal,
+    ws_from,
+)
 from websockets.exceptions import ConnectionClosed, InvalidStatus
-from websockets.sync.client import ClientConnection, connect
+from websockets.sync.client import ClientConnection
 
 from metric_tracker_rl.server_process import free_port
 
 pytestmark = pytest.mark.slow  # starts server processes
 
-MIB = 1024 * 1024
 RESET = {"type": "reset", "data": {"task_id": "easy_two_spikes"}}
 CHEAP_QUERY = {"type": "step", "data": {"analysis_method": "query", "analysis_args": {"sql": "SELECT 1 AS one"}}}
 FULL_IDLE_S = 3
@@ -40,26 +48,6 @@ DENSE_STEP = json.dumps({"type": "step", "data": {"classifications": DENSE_ROWS}
 DENSE_BODIES = {"/step": {"action": {"classifications": DENSE_ROWS}}, "/reset": {"seed": 1, "x": DENSE_ROWS},
                 "/mcp": {"jsonrpc": "2.0", "id": 1, "method": "tools/call",
                          "params": {"name": "query", "arguments": {"rows": DENSE_ROWS}}}}
-
-
-def ws_from(url: str, source: str = "127.0.0.1", path: str = "/ws") -> ClientConnection:
-    port = int(url.rsplit(":", 1)[1])
-    sock = socket.create_connection(("127.0.0.1", port), timeout=60, source_address=(source, 0))
-    return connect(url.replace("http", "ws", 1) + path, sock=sock, open_timeout=60, max_size=16 * MIB)
-
-
-def http_from(url: str, source: str = "127.0.0.1") -> httpx.Client:
-    return httpx.Client(base_url=url, timeout=120, transport=httpx.HTTPTransport(local_address=source))
-
-
-def ask(ws: ClientConnection, message: dict[str, Any] | str | bytes) -> dict[str, Any]:
-    ws.send(json.dumps(message) if isinstance(message, dict) else message)
-    return json.loads(ws.recv(timeout=120))
-
-
-def observation(reply: dict[str, Any]) -> dict[str, Any]:
-    assert reply["type"] == "observation", reply
-    return reply["data"]["observation"]
 
 
 def refused_unparsed(reply: dict[str, Any], says: str = "too many JSON values") -> None:
@@ -95,14 +83,8 @@ def plain_uvicorn() -> Iterator[str]:
     """`uvicorn server.app:app`, as openenv.yaml's `app` starts it: no option of `main` applies."""
     port = free_port()
     command = [sys.executable, "-m", "uvicorn", "server.app:app", "--host", "127.0.0.1", "--port", str(port)]
-    with serving(command, port, {**_environment(), "ENABLE_WEB_INTERFACE": "false"}) as url:
+    with serving(command, port, {**inherited_environment(), "ENABLE_WEB_INTERFACE": "false"}) as url:
         yield url
-
-
-def _environment() -> dict[str, str]:
-    import os
-
-    return {key: value for key, value in os.environ.items() if key not in ("PORT", "METRIC_TRACKER_SELF_URL")}
 
 
 @pytest.fixture(scope="module")
@@ -159,7 +141,7 @@ def test_each_tab_has_its_own_episode_and_its_own_turns(space: str) -> None:
     """One tab queues 15 slow tool runs at once: one runs, the others are told at once that the tab is busy or
     refused at once (a tab holds a few events queued or unread); another tab's episode and cheap query are its own
     and are answered."""
-    gradio_client = pytest.importorskip("gradio_client")
+    gradio_client = pytest.importorskip("gradio_client", reason="needs gradio_client, which gradio installs (uv sync)")
     tabs = [gradio_client.Client(f"{space}/web/", verbose=False, analytics_enabled=False, download_files=False)
             for _ in range(2)]
     form = ("easy_two_spikes", "", "(default)", "(default)", "", "", "app_opens")
@@ -203,8 +185,8 @@ def late_release_space(gradio_dir: Path) -> Iterator[str]:
     """The Space's settings on a server that gives a closed session's place back a moment after its client saw
     the socket close, as a busy server does (tests/late_release_server.py)."""
     port = free_port()
-    env = {**_environment(), "ENABLE_WEB_INTERFACE": "true", "MAX_SESSIONS_PER_CLIENT": "3", "SQL_WORKERS": "2",
-           "GRADIO_TEMP_DIR": str(gradio_dir)}
+    env = {**inherited_environment(), "ENABLE_WEB_INTERFACE": "true", "MAX_SESSIONS_PER_CLIENT": "3",
+           "SQL_WORKERS": "2", "GRADIO_TEMP_DIR": str(gradio_dir)}
     with serving([sys.executable, str(ROOT / "tests" / "late_release_server.py"), str(port)], port, env) as url:
         yield url
 
@@ -213,7 +195,7 @@ def test_a_reset_needs_one_place_beside_the_episode_however_late_places_come_bac
     """A visitor with one place left beside their other tab's episode: a tab's reset holds its episode and at
     most one read-only session at a time (charts and cuboid values read in the same one), so it is ready, and its
     tool picker offers the tools, even on a server that frees a closed session's place late."""
-    gradio_client = pytest.importorskip("gradio_client")
+    gradio_client = pytest.importorskip("gradio_client", reason="needs gradio_client, which gradio installs (uv sync)")
     with contextlib.ExitStack() as stack:
         hold(stack, late_release_space, "127.0.0.1", 1)  # the visitor's other tab's episode
         tab = gradio_client.Client(f"{late_release_space}/web/", verbose=False, analytics_enabled=False,
@@ -228,7 +210,7 @@ def test_a_reset_needs_one_place_beside_the_episode_however_late_places_come_bac
 def test_a_tabs_sessions_count_against_its_address(space: str) -> None:
     """The debugger's episode is a /ws session of the visitor's address: at the per-client cap, the visitor's tab
     cannot open another (and its SQL takes that address's fair turns)."""
-    gradio_client = pytest.importorskip("gradio_client")
+    gradio_client = pytest.importorskip("gradio_client", reason="needs gradio_client, which gradio installs (uv sync)")
     with contextlib.ExitStack() as stack:
         hold(stack, space, "127.0.0.1", 3)
         tab = gradio_client.Client(f"{space}/web/", verbose=False, analytics_enabled=False, download_files=False)

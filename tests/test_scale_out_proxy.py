@@ -32,6 +32,7 @@ from conftest import ROOT
 from text_reader import read_observation
 from websockets.sync.client import ClientConnection, connect
 
+from lab.speed.scale_out import haproxy_in_front
 from metric_tracker_rl.adapters.trl import URL_VAR, MetricTrackerToolEnv
 from metric_tracker_rl.compat.openenv import (
     SESSION_CLOSE_METHOD,
@@ -41,7 +42,7 @@ from metric_tracker_rl.compat.openenv import (
     is_capacity_error_body,
 )
 from metric_tracker_rl.reconnect import RETRY_DEADLINE_VAR
-from metric_tracker_rl.server_process import free_port, healthy, serving
+from metric_tracker_rl.server_process import free_port, serving
 from metric_tracker_rl.view.tool_schemas import SUBMIT_REPORT
 
 pytestmark = [pytest.mark.slow,
@@ -54,34 +55,6 @@ STEPPING_PAST_DOWN_S = 4.0  # how long the episode goes on after HAProxy marked 
 STEP_PAUSE_S = 0.2  # a step every so often, as an agent thinking between calls (and within the step budget)
 PER_CLIENT_CAP = 24  # the replicas' MAX_SESSIONS_PER_CLIENT where a test counts the places a client holds
 SHIPPED_CONFIG = ROOT / "deploy" / "haproxy.cfg"
-
-
-@contextlib.contextmanager
-def haproxy_in_front(ports: list[int], config: Path = SHIPPED_CONFIG) -> Iterator[tuple[str, str]]:
-    """HAProxy with `config` (the shipped configuration) in front of the replica ports (REPLICA_2 repeats the first
-    port when there is one replica); yields (its URL, its statistics URL in CSV)."""
-    if shutil.which("haproxy") is None:
-        raise RuntimeError("HAProxy is not installed: apt-get install haproxy")
-    listen, stats = free_port(), free_port()
-    targets = ports if len(ports) > 1 else ports * 2
-    env = {**os.environ, "LISTEN_ADDR": f"127.0.0.1:{listen}", "STATS_ADDR": f"127.0.0.1:{stats}",
-           **{f"REPLICA_{i + 1}": f"127.0.0.1:{port}" for i, port in enumerate(targets)}}
-    with tempfile.TemporaryFile() as log:
-        process = subprocess.Popen(["haproxy", "-db", "-f", str(config)], env=env, stdout=log,
-                                   stderr=subprocess.STDOUT)
-        try:
-            url = f"http://127.0.0.1:{listen}"
-            deadline = time.monotonic() + 30
-            while not healthy(url, timeout_s=1.0):
-                if process.poll() is not None or time.monotonic() > deadline:
-                    log.seek(0)
-                    raise RuntimeError(f"HAProxy did not serve: {log.read().decode(errors='replace')[-2000:]}")
-                time.sleep(0.2)
-            time.sleep(2.5)  # both replicas pass their health checks (rise 2, inter 1 s)
-            yield url, f"http://127.0.0.1:{stats}/stats;csv"
-        finally:
-            process.terminate()
-            process.wait(timeout=10)
 
 
 def replica_command(port: int) -> list[str]:
@@ -218,7 +191,7 @@ def test_one_trainer_behind_the_shipped_proxy_gets_the_sessions_the_training_doc
         monkeypatch: pytest.MonkeyPatch) -> None:
     """Replicas with the image's settings and deploy/compose.yaml's on top (the proxy's address is loopback here),
     HAProxy with deploy/haproxy.cfg: one trainer opens as many rollouts as docs/training.md tells it to."""
-    from test_deploy_files import shipped_settings, trainer_sessions
+    from deploy_helpers import shipped_settings, trainer_sessions
 
     settings = {**shipped_settings()["compose"], "FORWARDED_ALLOW_IPS": "127.0.0.1",
                 "METRIC_TRACKER_SECRET": "shared-by-every-replica", "ENABLE_WEB_INTERFACE": "false"}

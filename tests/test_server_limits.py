@@ -18,7 +18,7 @@ import httpx
 import pytest
 from conftest import running_server
 from reliability_support import INTERNALS
-from test_fair_sessions import open_session, refusal
+from session_helpers import open_session, refusal
 
 from metric_tracker_rl.serving import client_address
 

@@ -142,7 +142,7 @@ def _says_what_the_environment_said(read: SeenObservation, observation: MetricTr
         assert read.expected_row_count == observation.expected_row_count
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=8, deadline=None)  # a few episodes here; the slow twin below plays 40
 @given(seed=st.integers(0, 10**6), difficulty=st.sampled_from(DIFFICULTIES),
        calls=st.lists(st.tuples(st.sampled_from(TOOL_NAMES), st.sampled_from(ARGUMENTS)), min_size=1, max_size=4))
 def test_the_text_shows_every_fact_of_the_structured_view(seed: int, difficulty: str,
@@ -171,6 +171,15 @@ def test_the_text_shows_every_fact_of_the_structured_view(seed: int, difficulty:
         _says_what_the_environment_said(read_observation(view.text), observation)
         if observation.done:
             break
+
+
+@pytest.mark.slow
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 10**6), difficulty=st.sampled_from(DIFFICULTIES),
+       calls=st.lists(st.tuples(st.sampled_from(TOOL_NAMES), st.sampled_from(ARGUMENTS)), min_size=1, max_size=4))
+def test_the_text_shows_every_fact_of_the_structured_view_over_many_episodes(
+        seed: int, difficulty: str, calls: list[tuple[str, dict[str, Any]]]) -> None:
+    test_the_text_shows_every_fact_of_the_structured_view.hypothesis.inner_test(seed, difficulty, calls)
 
 
 def test_a_negative_magnitude_bound_reads_back_as_a_pair() -> None:

@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 import pytest
 from conftest import running_server
-from test_fair_sessions import create_http_session, http_client, open_mcp_socket, open_session, rpc
+from session_helpers import create_http_session, http_client, open_mcp_socket, open_session, rpc
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 

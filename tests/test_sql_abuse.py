@@ -15,14 +15,14 @@ import contextlib
 import json
 import os
 import re
-import socket
 import threading
 from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
-from websockets.sync.client import ClientConnection, connect
+from sql_helpers import ws_session
+from websockets.sync.client import ClientConnection
 
 from metric_tracker_rl import MetricTrackerRlAction
 from metric_tracker_rl.serving.environment import MetricTrackerRlEnvironment
@@ -329,13 +329,6 @@ def web_server() -> Iterator[str]:
     with running_server(extra_env={"ENABLE_WEB_INTERFACE": "true", "SQL_WORKERS": "3",
                                    "MAX_SESSIONS_PER_CLIENT": "16"}) as url:
         yield url
-
-
-def ws_session(url: str, source: str = "127.0.0.1") -> ClientConnection:
-    """A WebSocket session from `source` (another loopback address is another client)."""
-    sock = socket.create_connection(("127.0.0.1", int(url.rsplit(":", 1)[1])), timeout=60,
-                                    source_address=(source, 0))
-    return connect(url.replace("http", "ws", 1) + "/ws", sock=sock, open_timeout=60)
 
 
 def ask(ws: ClientConnection, message: dict[str, Any]) -> dict[str, Any]:

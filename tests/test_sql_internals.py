@@ -10,7 +10,7 @@ from collections.abc import Iterator
 
 import duckdb
 import pytest
-from test_sql_tool import PUBLIC_TABLES, public_episode
+from sql_helpers import PUBLIC_TABLES, public_episode
 
 from metric_tracker_rl.sql.engine import ALLOWED_TABLE_FUNCTIONS, GENERATORS
 from metric_tracker_rl.sql.sandbox import ROW_CAP, SqlRefused, SqlSandbox

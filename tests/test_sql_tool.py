@@ -20,9 +20,9 @@ import duckdb
 import numpy as np
 import pandas as pd
 import pytest
-from core_helpers import reset_episode
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from sql_helpers import PUBLIC_TABLES, public_episode
 from text_reader import parse as parse_view
 from websockets.sync.client import connect
 
@@ -47,13 +47,8 @@ from metric_tracker_rl.view import render
 from metric_tracker_rl.view.observation import render_observation
 from metric_tracker_rl.world.public_episode import PublicEpisode
 
-PUBLIC_TABLES = {"daily", "hourly", "annotations"}
 # A refusal names what is allowed.
 ALLOWED = "one read-only SELECT"
-
-
-def public_episode(seed: int = 3, difficulty: str = "medium") -> PublicEpisode:
-    return reset_episode(seed=seed, difficulty=difficulty).public
 
 
 @pytest.fixture(scope="module")

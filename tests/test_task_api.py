@@ -129,7 +129,7 @@ def test_listing_a_tier_changes_no_train_task() -> None:
         train_task(-1)
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=8, deadline=None)  # a few tasks here; the slow twin below starts 60
 @given(split=st.sampled_from(list(SPLITS)), data=st.data())
 @example(split="eval", data=None)  # the first named task
 def test_a_task_is_the_reset_arguments_that_start_it(split: str, data: st.DataObject | None) -> None:
@@ -142,6 +142,13 @@ def test_a_task_is_the_reset_arguments_that_start_it(split: str, data: st.DataOb
     assert by_arguments.config == by_reference.config
     assert resolve_episode_config(**task) == resolve_episode_config(split=split, index=index)
     assert by_arguments.config["seed"] == _seed(task)
+
+
+@pytest.mark.slow
+@settings(max_examples=60, deadline=None)
+@given(split=st.sampled_from(list(SPLITS)), data=st.data())
+def test_a_task_is_the_reset_arguments_that_start_it_over_many_tasks(split: str, data: st.DataObject) -> None:
+    test_a_task_is_the_reset_arguments_that_start_it.hypothesis.inner_test(split, data)
 
 
 @settings(max_examples=80, deadline=None)

@@ -172,9 +172,10 @@ def test_a_raw_event_tiers_seeded_resets_show_its_count_range_and_hold_a_count_i
     for difficulty in (name for name, tier in TIERS.items() if tier.data == "events" and tier.count_range is not None):
         low, high = TIERS[difficulty].count_range
         for seed in range(2):
-            config = MetricTrackerRlEnvironment().reset(seed=seed, difficulty=difficulty).config
+            env = MetricTrackerRlEnvironment()
+            config = env.reset(seed=seed, difficulty=difficulty).config
             assert config["anomaly_count"] is None and config["anomaly_count_range"] == [low, high]
-            truth = reset_episode(seed=seed, difficulty=difficulty).truth
+            truth = env._episode.truth  # noqa: SLF001 (the reset's own episode: one build per seed)
             assert low <= truth.incident_count <= high and len(truth.expected_rows) >= truth.incident_count
 
 

@@ -9,12 +9,10 @@ import asyncio
 import inspect
 
 import pytest
-from inspect_ai.util import Store
+from conftest import INSPECT_GROUP
 from openenv.core.env_server.mcp_types import ListToolsAction, ListToolsObservation
 
 from metric_tracker_rl import MetricTrackerRlAction
-from metric_tracker_rl.adapters.inspect_eval.episode import Episode, EpisodeRecord
-from metric_tracker_rl.adapters.inspect_eval.tools import episode_tools
 from metric_tracker_rl.adapters.trl import MetricTrackerToolEnv
 from metric_tracker_rl.analysis_tools import TOOL_REGISTRY
 from metric_tracker_rl.catalog.published import DIFFICULTIES, RESET_DIFFICULTIES
@@ -43,8 +41,7 @@ def test_every_entry_point_offers_the_tiers_own_tools(difficulty: str) -> None:
     for tool in offered:
         assert getattr(tier_class, tool.name).__doc__.startswith(" ".join(tool.description.split()))
     environment = MetricTrackerRlEnvironment()
-    episode = Episode(environment, EpisodeRecord(store=Store()))  # type: ignore[arg-type]  # in process
-    reset = asyncio.run(episode.reset({"difficulty": difficulty, "seed": SEED}))
+    reset = environment.reset(difficulty=difficulty, seed=SEED)
     # The reset's list: the tools offered there, as the tier's models read them.
     listed = [method for method in reset.available_methods if method.offered]
     assert [method.name for method in listed] == [name for name in names if name in TOOL_REGISTRY]
@@ -57,7 +54,20 @@ def test_every_entry_point_offers_the_tiers_own_tools(difficulty: str) -> None:
         (tool.name, tool.description, tool.parameters) for tool in offered]
     rpc_listed = asyncio.run(environment.mcp_client.list_tools())
     assert [tool["name"] for tool in rpc_listed] == names
-    # Inspect: the episode's tools.
+
+
+@pytest.mark.parametrize("difficulty", RESET_DIFFICULTIES)
+def test_inspect_offers_the_tiers_own_tools(difficulty: str) -> None:
+    """Inspect's episode, reset at a tier, lists the tier's tools in its reset and offers them as its tools."""
+    store = pytest.importorskip("inspect_ai.util", reason=INSPECT_GROUP).Store
+    from metric_tracker_rl.adapters.inspect_eval.episode import Episode, EpisodeRecord
+    from metric_tracker_rl.adapters.inspect_eval.tools import episode_tools
+
+    offered = model_tools(difficulty)
+    episode = Episode(MetricTrackerRlEnvironment(), EpisodeRecord(store=store()))  # type: ignore[arg-type]
+    reset = asyncio.run(episode.reset({"difficulty": difficulty, "seed": SEED}))
+    listed = [method.name for method in reset.available_methods if method.offered]
+    assert listed == [tool.name for tool in offered if tool.name in TOOL_REGISTRY]
     inspect_tools = episode_tools(episode)
     assert [(tool.name, tool.description) for tool in inspect_tools] == [(t.name, t.description) for t in offered]
 

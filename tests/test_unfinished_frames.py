@@ -14,8 +14,7 @@ from collections.abc import Iterator
 
 import pytest
 from conftest import running_server
-from test_capacity import rss_kb, server_pid
-from test_fair_sessions import open_session
+from session_helpers import open_session, rss_kb, server_pid
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection
 

@@ -14,7 +14,7 @@ import time
 from collections.abc import Iterator
 
 import pytest
-from test_pool_heals import CHEAP, kill_new_workers, sql_step
+from sql_helpers import CHEAP, kill_new_workers, sql_step
 
 from metric_tracker_rl import MetricTrackerRlAction
 from metric_tracker_rl.serving.environment import MetricTrackerRlEnvironment

@@ -54,9 +54,9 @@ def replicas(count: int) -> Iterator[list[tuple[int, subprocess.Popen]]]:
 
 
 @contextlib.contextmanager
-def haproxy_in_front(ports: list[int]) -> Iterator[tuple[str, str]]:
-    """HAProxy with the shipped configuration in front of the replica ports (REPLICA_2 repeats the first port
-    when there is one replica); yields (its URL, its statistics URL in CSV)."""
+def haproxy_in_front(ports: list[int], config: Path = CONFIG) -> Iterator[tuple[str, str]]:
+    """HAProxy with `config` (the shipped configuration) in front of the replica ports (REPLICA_2 repeats the first
+    port when there is one replica); yields (its URL, its statistics URL in CSV). The proxy tests use it too."""
     if shutil.which("haproxy") is None:
         raise RuntimeError("HAProxy is not installed: apt-get install haproxy")
     listen, stats = free_port(), free_port()
@@ -64,7 +64,7 @@ def haproxy_in_front(ports: list[int]) -> Iterator[tuple[str, str]]:
     env = {**os.environ, "LISTEN_ADDR": f"127.0.0.1:{listen}", "STATS_ADDR": f"127.0.0.1:{stats}",
            **{f"REPLICA_{i + 1}": f"127.0.0.1:{port}" for i, port in enumerate(targets)}}
     with tempfile.TemporaryFile() as log:
-        process = subprocess.Popen(["haproxy", "-db", "-f", str(CONFIG)], env=env, stdout=log,
+        process = subprocess.Popen(["haproxy", "-db", "-f", str(config)], env=env, stdout=log,
                                    stderr=subprocess.STDOUT)
         try:
             url = f"http://127.0.0.1:{listen}"
