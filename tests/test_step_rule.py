@@ -14,6 +14,7 @@ from typing import Any
 import httpx
 import pytest
 import websockets
+from conftest import INSPECT_GROUP
 
 from metric_tracker_rl import MetricTrackerRlEnv
 from metric_tracker_rl.adapters.transcript import TaskRun
@@ -158,7 +159,7 @@ def inference_model_loop(server_url: str, log_dir: Path) -> list[int]:
 def inspect_task(server_url: str, log_dir: Path) -> list[int]:
     """An Inspect eval whose mock model makes each call, then `task_overview` (one step, whose text shows the
     steps left): Inspect checks a call against the tool's schema before our tool sees it."""
-    pytest.importorskip("inspect_ai")
+    pytest.importorskip("inspect_ai", reason=INSPECT_GROUP)
     from inspect_ai import eval as inspect_eval
     from inspect_ai.model import ChatMessage, ChatMessageTool, ModelOutput, ModelUsage, get_model
 
