@@ -9,6 +9,7 @@ from __future__ import annotations
 import inspect
 import math
 import re
+from typing import Any
 
 import numpy as np
 import pytest
@@ -18,19 +19,27 @@ from hypothesis import strategies as st
 import metric_tracker_rl.agents.audit_expert as audit_expert
 import metric_tracker_rl.generation.audit.truth as audit_truth
 from metric_tracker_rl.catalog.published import DIFFICULTIES
-from metric_tracker_rl.catalog.task_splits import TRAIN_SEED_BASE, mechanism_split, task_range
+from metric_tracker_rl.catalog.task_splits import TRAIN_SEED_BASE, calibration_reset_kwargs, mechanism_split, task_range
 from metric_tracker_rl.catalog.tasks import DIAL_KNOBS, resolve_episode_config
 from metric_tracker_rl.catalog.tiers import ABYSS_KINDS as AUDIT_WAREHOUSE_KINDS
 from metric_tracker_rl.catalog.tiers import AUDIT, WAREHOUSE_DEFECTS, AuditMix
 from metric_tracker_rl.generation.audit.truth import AUDIT_METRICS, audit_rows
-from metric_tracker_rl.generation.audit.world import build_audit_world
+from metric_tracker_rl.generation.audit.world import audit_mix, build_audit_world
 from metric_tracker_rl.generation.defects import DEFECT_REGISTRY, defect_edits
+from metric_tracker_rl.generation.episode import daily_series
 from metric_tracker_rl.generation.kinds import INCIDENT_KIND_REGISTRY
 from metric_tracker_rl.generation.warehouse.truth import DATA_QUALITY
 from metric_tracker_rl.serving.environment import MetricTrackerRlEnvironment
 from metric_tracker_rl.view.prompt import first_prompt, system_prompt
-from metric_tracker_rl.world.audit_brief import departs, relative_move
-from metric_tracker_rl.world.metrics_layer import segment_metric
+from metric_tracker_rl.world.audit_brief import (
+    FINDINGS_RULE,
+    INCIDENT_SEGMENT_FIELDS,
+    INCIDENT_SEGMENT_RULE,
+    departs,
+    relative_move,
+)
+from metric_tracker_rl.world.metrics_layer import counted_sessions, segment_metric, segment_sessions
+from metric_tracker_rl.world.segments import SEGMENT_FIELDS, Segment
 
 MIX = AUDIT.segmented
 assert isinstance(MIX, AuditMix)
@@ -227,3 +236,39 @@ def test_the_audit_draws_more_ways_to_fail_than_a_text_could_list() -> None:
     warehouse_kinds = set(AUDIT_WAREHOUSE_KINDS)
     unknown = (set(MIX.defects) - set(WAREHOUSE_DEFECTS)) | (set(MIX.incident_kinds) - warehouse_kinds)
     assert unknown <= {finder.name for finder in ALL_FINDERS}
+
+
+# --- which segment a business incident's row names ---------------------------------------------------------------
+
+SEGMENT_SWEEP = 12  # audit calibration offsets: enough that a count spike's row is among them
+
+
+def _move_in(world: Any, counted: Any, row: Any, segment: Segment) -> float:
+    """How far the row's metric departs from its baseline in `segment` on the row's date."""
+    values, baselines = daily_series(segment_sessions(world.log, counted, segment), *row.entity)
+    return relative_move(float(values[row.day]), float(baselines[row.day]))
+
+
+@pytest.mark.slow
+def test_every_incident_row_names_the_segment_the_findings_rule_says() -> None:
+    """Over a seed sweep: a count spike's row names no app_version, channel or user_type; every incident row names
+    only fields every session it changed shares, so widening its segment by any field it names only dilutes its
+    move (the sessions outside are unchanged), and the rule is the published one."""
+    assert INCIDENT_SEGMENT_RULE in FINDINGS_RULE and set(INCIDENT_SEGMENT_FIELDS) == set(SEGMENT_FIELDS)
+    spikes = 0
+    for offset in range(SEGMENT_SWEEP):
+        config = resolve_episode_config(**calibration_reset_kwargs("audit", offset))
+        world = build_audit_world(AUDIT, config)
+        counted = counted_sessions(world.log)
+        injected = {(i.kind, i.record.day, i.segment.normalised()) for i in world.incidents}
+        for row in (r for r in audit_rows(world, audit_mix(AUDIT), counted) if r.family != DATA_QUALITY):
+            named = row.segment.named()
+            assert (row.kind, row.day, row.segment) in injected, row
+            if row.family == "absolute_spike_in_event_count":
+                spikes += 1
+                assert not {"app_version", "channel", "user_type"} & set(named), row
+            move = _move_in(world, counted, row, row.segment)
+            for field in named:
+                wider = Segment(**{name: value for name, value in named.items() if name != field})
+                assert _move_in(world, counted, row, wider) <= move + 1e-9, (row, field)
+    assert spikes, "the sweep holds no count spike: widen SEGMENT_SWEEP"

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from metric_tracker_rl import DEFAULT_TASK_ORDER, NAMED_TASK_ORDER, MetricTrackerRlAction, get_task_spec
 from metric_tracker_rl.analysis_tools import TOOL_REGISTRY
 from metric_tracker_rl.catalog.published import RESET_DIFFICULTIES, SCENARIO_FAMILIES
+from metric_tracker_rl.catalog.shown_config import COUNTING_SETTINGS, incident_line
 from metric_tracker_rl.catalog.tasks import (
     MAX_DENSITY,
     RESET_KEYS,
@@ -156,8 +157,11 @@ def test_seeded_resets_show_the_count_range_and_draw_every_count_in_it(difficult
     drawn = set()
     for seed in range(60):  # until every count is drawn
         obs = env.reset(seed=seed, difficulty=difficulty)
-        assert obs.config["anomaly_count"] is None
-        assert obs.config["anomaly_count_range"] == [low, high]
+        if TIERS[difficulty].data == "events":  # no shown setting counts its incidents: the incidents line does
+            assert not set(COUNTING_SETTINGS) & set(obs.config)
+        else:
+            assert obs.config["anomaly_count"] is None
+            assert obs.config["anomaly_count_range"] == [low, high]
         assert obs.config["standard"] is True
         truth = reset_episode(seed=seed, difficulty=difficulty).truth
         count = truth.incident_count  # incidents: one that lasts two dates has two rows
@@ -168,13 +172,16 @@ def test_seeded_resets_show_the_count_range_and_draw_every_count_in_it(difficult
     assert drawn == set(range(low, high + 1))
 
 
-def test_a_raw_event_tiers_seeded_resets_show_its_count_range_and_hold_a_count_in_it() -> None:
+def test_a_raw_event_tiers_seeded_resets_show_no_count_and_hold_a_count_in_its_range() -> None:
+    """At a tier of raw events the visible config counts nothing (a null episode must read as any other): the
+    incidents line states the range, and every seeded episode holds a count in it."""
     for difficulty in (name for name, tier in TIERS.items() if tier.data == "events" and tier.count_range is not None):
         low, high = TIERS[difficulty].count_range
         for seed in range(2):
             env = MetricTrackerRlEnvironment()
             config = env.reset(seed=seed, difficulty=difficulty).config
-            assert config["anomaly_count"] is None and config["anomaly_count_range"] == [low, high]
+            assert not set(COUNTING_SETTINGS) & set(config)
+            assert f"between {low} and {high}" in incident_line(config)
             truth = env._episode.truth  # noqa: SLF001 (the reset's own episode: one build per seed)
             assert low <= truth.incident_count <= high and len(truth.expected_rows) >= truth.incident_count
 
@@ -183,7 +190,9 @@ def test_named_tasks_and_explicit_counts_keep_a_fixed_count_without_a_range() ->
     env = MetricTrackerRlEnvironment()
     for task_id in DEFAULT_TASK_ORDER:
         obs = env.reset(task_id=task_id)
-        assert obs.config["anomaly_count"] == get_task_spec(task_id).config.anomaly_count
+        shown_count = None if TIERS[obs.config["difficulty"]].data == "events" else \
+            get_task_spec(task_id).config.anomaly_count  # a tier of raw events shows no count
+        assert obs.config.get("anomaly_count") == shown_count
         assert "anomaly_count_range" not in obs.config and obs.config["standard"] is True
     obs = env.reset(seed=4, difficulty="hard", anomaly_count=3)
     assert obs.config["anomaly_count"] == 3 and "anomaly_count_range" not in obs.config

@@ -21,11 +21,11 @@ from metric_tracker_rl.catalog.published import (
     BASELINE_RULE,
     DEFECTS_NOT_COUNTED,
     VERSION_PEERS,
-    incident_count_statement,
 )
 from metric_tracker_rl.catalog.seeding import EpisodeKey, derive_rng
-from metric_tracker_rl.catalog.task_splits import NULL_EVERY, calibration_reset_kwargs
-from metric_tracker_rl.catalog.tasks import resolve_episode_config
+from metric_tracker_rl.catalog.shown_config import incident_line, shown_config
+from metric_tracker_rl.catalog.task_splits import NULL_EVERY, calibration_reset_kwargs, task_range
+from metric_tracker_rl.catalog.tasks import EpisodeConfig, resolve_episode_config
 from metric_tracker_rl.catalog.tiers import DEEP_MIX, EVENTS, TIERS, WAREHOUSE_DEFECTS
 from metric_tracker_rl.generation.audit.truth import audit_rows
 from metric_tracker_rl.generation.audit.world import audit_mix, build_audit_world
@@ -34,8 +34,11 @@ from metric_tracker_rl.generation.segment_plan import segmented_plan
 from metric_tracker_rl.generation.warehouse.events import draw_event_log
 from metric_tracker_rl.generation.warehouse.truth import DATA_QUALITY, ExpectedRow, expected_rows, incident_rows
 from metric_tracker_rl.generation.warehouse.world import DEFECT_COUNT, WarehouseWorld, build_warehouse_world
+from metric_tracker_rl.models import MetricTrackerRlAction
+from metric_tracker_rl.serving.debugger.forms import status_markdown
 from metric_tracker_rl.serving.environment import MetricTrackerRlEnvironment
 from metric_tracker_rl.sql.columns import Labels, Nested
+from metric_tracker_rl.view.observation import render_observation
 from metric_tracker_rl.view.prompt import first_prompt, system_prompt
 from metric_tracker_rl.view.tool_schemas import openai_tools
 from metric_tracker_rl.world.audit_brief import AUDIT_FAMILIES, FINDINGS_RULE, NOT_UNIFORM, SEGMENT_RULE, departs
@@ -109,14 +112,48 @@ def _null_episode(tier: str, offset: int) -> tuple[str, dict[str, Any], float]:
 def test_wherever_the_text_calls_the_empty_report_right_it_scores_one(tier: str, offset: int) -> None:
     """Every tier's null tasks: where a line calls the empty report right (the tiers of counts), it scores 1.0;
     where the data are raw events no line does (an episode's data defects are still there to report, and no line
-    at these rungs names an episode's answer), the empty report scores 0, and the incidents line says only that
-    no business incident is held, data defects not counted."""
+    at these rungs names an episode's answer), the empty report scores 0, and the incidents line is the tier's
+    rule, data defects not counted."""
     text, brief, score = _null_episode(tier, offset)
     if TIERS[tier].data == EVENTS:
         assert not EMPTY_IS_RIGHT.search(text) and score == 0.0
-        assert brief["incidents"].startswith("no business incident") and DEFECTS_NOT_COUNTED in brief["incidents"]
+        assert brief["incidents"] == incident_line({"difficulty": tier}) and DEFECTS_NOT_COUNTED in brief["incidents"]
     else:
         assert EMPTY_IS_RIGHT.search(brief["incidents"]) and score == 1.0
+
+
+# --- a null episode reads as every other one where the data are raw events --------------------------------------
+
+UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+
+def _everything_read_before_submitting(tier: str, offset: int) -> str:
+    """What a model, or a client over the wire, can read of a calibration episode before it submits: the system
+    prompt, the tool list, the reset's text and observation as sent, /state, the task_overview tool's answer and
+    the debugger's episode line; its seed and episode id masked (every episode differs in those)."""
+    reset = calibration_reset_kwargs(tier, offset)
+    env = MetricTrackerRlEnvironment()
+    observation = env.reset(**reset)
+    texts = [system_prompt(tier), json.dumps(openai_tools(tier)), render_observation(observation),
+             observation.model_dump_json(), env.state.model_dump_json(),
+             status_markdown(observation, observation.config),
+             env.step(MetricTrackerRlAction(analysis_method="task_overview")).model_dump_json()]
+    return UUID.sub("<id>", "\n".join(texts).replace(str(reset["seed"]), "<seed>"))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("tier", RAW_EVENT_TIERS)
+def test_a_null_episode_reads_as_every_other_episode_of_a_tier_of_raw_events(tier: str) -> None:
+    """At the warehouse and the audit no line names an episode's answer: a null episode (no business incident)
+    shows the same text as the episode before it, but for its seed and id, and no setting that says null."""
+    null, other = NULL_OFFSETS[0], NULL_OFFSETS[0] - 1
+    assert calibration_reset_kwargs(tier, null)["scenario_family"] == "null"
+    assert "scenario_family" not in calibration_reset_kwargs(tier, other)
+    null_text = _everything_read_before_submitting(tier, null)
+    assert null_text == _everything_read_before_submitting(tier, other)
+    observation = MetricTrackerRlEnvironment().reset(**calibration_reset_kwargs(tier, null))
+    assert not {"scenario_family", "anomaly_count", "anomaly_count_range"} & set(observation.config)
+    assert observation.config["standard"] and "no business incident in this episode" not in null_text
 
 
 # --- what the incidents line counts ------------------------------------------------------------------------------
@@ -125,32 +162,34 @@ COUNT_OFFSETS = (0, 1, 2, 9)
 NUMBER_WORDS = {1: "one", 2: "two", 3: "three", 4: "four"}
 
 
-def _world_and_rows(tier: str, offset: int) -> tuple[dict[str, Any], WarehouseWorld, list[ExpectedRow]]:
+def _world_and_rows(tier: str, offset: int) -> tuple[EpisodeConfig, WarehouseWorld, list[ExpectedRow]]:
     reset = calibration_reset_kwargs(tier, offset)
     config = resolve_episode_config(**reset)
     if TIERS[tier].hides_mechanisms:
         world = build_audit_world(TIERS[tier], config)
-        return config.public_dict(), world, audit_rows(world, audit_mix(TIERS[tier]))
+        return config, world, audit_rows(world, audit_mix(TIERS[tier]))
     world = build_warehouse_world(TIERS[tier], config)
-    return config.public_dict(), world, expected_rows(world)
+    return config, world, expected_rows(world)
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("offset", COUNT_OFFSETS)
 @pytest.mark.parametrize("tier", RAW_EVENT_TIERS)
 def test_the_incidents_line_counts_business_incidents_and_their_rows_as_it_says(tier: str, offset: int) -> None:
-    """The line's numbers bound the episode's business incidents (each injected incident, a second one too), never
-    its data defects; at the warehouse every date of an incident whose metric has a value there is a row, at the
-    audit the dates that are findings (an incident row departs from its baseline past the margin)."""
+    """The line is the tier's rule, the same in every episode of it: none in a null episode, else the drawn range,
+    of business incidents (each injected incident, a second one too), never its data defects; at the warehouse
+    every date of an incident whose metric has a value there is a row, at the audit the dates that are findings (an
+    incident row departs from its baseline past the margin)."""
     config, world, rows = _world_and_rows(tier, offset)
-    line = incident_count_statement(config)
+    line = incident_line(shown_config(config))
+    low, high = TIERS[tier].count_range or (0, 0)
     incidents = [i for i in world.incidents if i.record.continues is None]
-    numbers = [int(n) for n in re.findall(r"\b\d+\b", line.split(";")[0])]
-    assert DEFECTS_NOT_COUNTED in line and world.defects
-    if line.startswith("no business incident"):
+    assert line == incident_line({"difficulty": tier}) and DEFECTS_NOT_COUNTED in line and world.defects
+    assert line.startswith("business incidents: none in a null episode") and f"between {low} and {high}," in line
+    if config.scenario_family == "null":
         assert not incidents and not [r for r in rows if r.family != DATA_QUALITY]
     else:
-        assert "business incidents" in line.split(";")[0] and numbers[0] <= len(incidents) <= numbers[-1]
+        assert low <= len(incidents) <= high
     if not TIERS[tier].hides_mechanisms:  # the warehouse states its defects' count: "two or three" of them
         low, high = DEFECT_COUNT
         assert f"holds {NUMBER_WORDS[low]} or {NUMBER_WORDS[high]} defects" in DEFECT_REPORTING
@@ -164,6 +203,17 @@ def test_the_incidents_line_counts_business_incidents_and_their_rows_as_it_says(
         valued = {(r.kind, r.day) for r in every_date if np.isfinite(r.observed) and np.isfinite(r.baseline)}
         assert reported == valued == {(i.kind, i.record.day) for i in world.incidents} - {
             (r.kind, r.day) for r in every_date if (r.kind, r.day) not in valued}
+
+
+@pytest.mark.parametrize("tier", RAW_EVENT_TIERS)
+def test_the_null_share_the_incidents_line_states_is_the_splits(tier: str) -> None:
+    """"one in NULL_EVERY of the eval split's calibration tasks, no train task": counted over both splits."""
+    assert f"one in {NULL_EVERY} of the eval split's calibration tasks, no train task" in incident_line(
+        {"difficulty": tier})
+    sweep = [task for task in task_range("eval") if task.get("difficulty") == tier and "seed" in task]
+    nulls = [task for task in sweep if task.get("scenario_family") == "null"]
+    assert sweep and len(nulls) * NULL_EVERY == len(sweep)
+    assert not [task for task in task_range("train") if "scenario_family" in task]
 
 
 # --- where a data defect's trace may be ------------------------------------------------------------------------

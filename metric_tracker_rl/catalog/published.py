@@ -351,6 +351,9 @@ CONFIG_MEANINGS: dict[str, str] = {
     "standard": "true: the tier's defaults but the seed (as published scores use)",
     "held_out": "true: seeded with a server secret, so its seed cannot rebuild it",
 }
+# Where the data are raw events a null episode of the defaults is standard too (no shown setting tells it apart).
+STANDARD_WITH_NULL = ("true: the tier's defaults but the seed, or a null episode of them (no business incident), as "
+                      "published scores use")
 # Shown config keys that need no meaning: their name says it, or a brief entry does (incidents, steps_remaining,
 # submissions_remaining).
 CONFIG_SELF_EXPLAINED: frozenset[str] = frozenset({"seed", "task_id", "difficulty", "anomaly_count",
@@ -362,6 +365,8 @@ def config_meaning(config: Mapping[str, Any]) -> dict[str, str]:
     blips, decoy_ratio's says how many it brings besides the look-alikes)."""
     meanings = {key: CONFIG_MEANINGS[key] for key in config if key in CONFIG_MEANINGS}
     tier = TIERS.get(str(config.get("difficulty")))
+    if "standard" in meanings and tier is not None and tier.data == EVENTS:
+        meanings["standard"] = STANDARD_WITH_NULL
     if "decoy_ratio" in meanings and tier is not None and tier.segmented is not None:
         meanings["decoy_ratio"] += f" ({tier.perturbed_per_weekday} held dates a weekday at most)"
         if tier.segmented.leaf_blips:
@@ -373,13 +378,9 @@ def config_meaning(config: Mapping[str, Any]) -> dict[str, str]:
 def incident_count_statement(config: Mapping[str, Any]) -> str:
     """All an agent may infer about how many incidents an episode holds, from its visible config. The config's
     anomaly_density is not a count to multiply out: a seeded medium or hard episode draws its count from the
-    range shown, whatever the density. Where the data are raw events (the warehouse and the audit) the count is of
-    business incidents only, and a null episode's line says so without calling any report right: its data defects
-    are still there to report."""
+    range shown, whatever the density. Where the data are raw events (the warehouse and the audit) the visible config
+    counts nothing: catalog.shown_config states the tier's rule instead."""
     count, count_range = config.get("anomaly_count"), config.get("anomaly_count_range")
-    tier = TIERS.get(str(config.get("difficulty")))
-    if tier is not None and tier.data == EVENTS:
-        return _business_incident_statement(count, count_range, audit=tier.hides_mechanisms)
     rows = "; an incident of several dates has a row on each"
     if count is not None:
         if count == 0:
@@ -395,15 +396,3 @@ def incident_count_statement(config: Mapping[str, Any]) -> str:
 DEFECTS_NOT_COUNTED = "data defects are not counted here"
 INCIDENT_ROWS = {False: "an incident of several dates has a row on each",
                  True: "an incident has a row on each date that is a finding of it (findings), so it may have none"}
-
-
-def _business_incident_statement(count: Any, count_range: Any, audit: bool) -> str:
-    rows = f"; {INCIDENT_ROWS[audit]}; {DEFECTS_NOT_COUNTED}"
-    if count is not None:
-        if count == 0:
-            return f"no business incident in this episode; {DEFECTS_NOT_COUNTED}"
-        return f"exactly {count} business incidents{rows}"
-    if count_range is not None:
-        low, high = count_range
-        return f"between {low} and {high} business incidents, drawn per episode{rows}"
-    raise ValueError("a visible config holds anomaly_count or anomaly_count_range")

@@ -16,6 +16,7 @@ import numpy as np
 from metric_tracker_rl.catalog.families import PUBLISHED_FAMILIES
 from metric_tracker_rl.catalog.plain_types import MetricSubmissionRow, submission_row_type
 from metric_tracker_rl.catalog.published import CONVERSION_BY_NAME, COUNT_COLUMNS, row_key, severity_for
+from metric_tracker_rl.catalog.shown_config import shown_config
 from metric_tracker_rl.catalog.tasks import TASKS, EpisodeConfig
 from metric_tracker_rl.catalog.tiers import Tier
 from metric_tracker_rl.generation.anomalies import ChangePointRecord, FamilyRegistry, InjectionRecord
@@ -33,9 +34,9 @@ AGGREGATE_OBJECTIVE = (
 
 def visible_task(config: EpisodeConfig, tier_objective: str) -> dict[str, object]:
     """The task an observation shows: the task id, the objective (its named task's, else its tier's, which each
-    generator states) and the visible config."""
+    generator states) and the visible config (catalog.shown_config)."""
     objective = tier_objective if config.task_id is None else TASKS[config.task_id].objective
-    return {"task_id": config.task_id, "objective": objective, "config": config.public_dict()}
+    return {"task_id": config.task_id, "objective": objective, "config": shown_config(config)}
 
 
 # The detection method of each family's expected rows: its own generator tool.

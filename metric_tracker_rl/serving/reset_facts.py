@@ -10,7 +10,8 @@ from typing import Any
 from metric_tracker_rl.analysis_tools import TOOL_REGISTRY, available_analysis_methods
 from metric_tracker_rl.catalog.published import CONVERSION_METRICS, RAW_EVENT_DIFFICULTIES, fluctuation_bounds
 from metric_tracker_rl.catalog.registry import derived_from
-from metric_tracker_rl.catalog.tasks import task_catalog
+from metric_tracker_rl.catalog.shown_config import hides_incident_count
+from metric_tracker_rl.catalog.tasks import EpisodeConfig, task_catalog
 from metric_tracker_rl.catalog.tiers import EVENTS, TIERS, Tier
 from metric_tracker_rl.generation.anomalies import FAMILY_REGISTRY
 from metric_tracker_rl.generation.episode import Episode
@@ -99,7 +100,7 @@ def published_facts(episode: Episode) -> dict[str, Any]:
                 "window": EpisodeWindow(first_date=dates[0], last_date=dates[-1], days=len(dates)),
                 "benign_fluctuations": BENIGN_CHANGES, "segments": audit_brief(tier.dimensions)}
     kinds = kinds_brief([KindText(kind.name, kind.family, tier_wording(kind.definition, difficulty), kind.count_all_day)
-                         for kind in episode_kinds(tier, episode.config)]) if segmented else {}
+                         for kind in episode_kinds(tier, _kinds_config(episode.config))]) if segmented else {}
     if tier.data == EVENTS:
         return {"objective": episode.public.task["objective"],
                 "window": EpisodeWindow(first_date=dates[0], last_date=dates[-1], days=len(dates)),
@@ -108,3 +109,12 @@ def published_facts(episode: Episode) -> dict[str, Any]:
             "window": EpisodeWindow(first_date=dates[0], last_date=dates[-1], days=len(dates)),
             "benign_fluctuations": benign_brief(difficulty) if segmented else fluctuation_bounds(difficulty),
             "segments": {**segmented_brief(difficulty, episode.config.note_share), **kinds} if segmented else None}
+
+
+def _kinds_config(config: EpisodeConfig) -> EpisodeConfig:
+    """The config whose incident kinds the brief lists: the episode's own, but where its shown config counts no
+    incident (a tier of raw events) a null episode lists the kinds its tier draws from, as every other episode
+    does, so that no table tells it apart (none of them is drawn: its incidents line says none may be)."""
+    if config.scenario_family != "null" or not hides_incident_count(config.difficulty):
+        return config
+    return replace(config, scenario_family="mixed", anomaly_count=None, anomaly_count_range=config.tier.count_range)

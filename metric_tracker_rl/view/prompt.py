@@ -12,8 +12,8 @@ from metric_tracker_rl.catalog.published import (
     DIFFICULTIES,
     config_meaning,
     difficulties_holding,
-    incident_count_statement,
 )
+from metric_tracker_rl.catalog.shown_config import incident_line
 from metric_tracker_rl.catalog.tiers import COUNTS, EVENTS, SEGMENTS, TIERS, DataKind
 from metric_tracker_rl.models import MetricTrackerRlObservation
 from metric_tracker_rl.view import render
@@ -118,7 +118,7 @@ def brief_data(observation: MetricTrackerRlObservation) -> dict[str, Any]:
     shown.update({
         "config": config,
         "config_meaning": config_meaning(config),
-        "incidents": incident_count_statement(observation.config),
+        "incidents": incident_line(observation.config),
         "window": {"first_date": window.first_date, "last_date": window.last_date, "days": window.days},
         "steps_remaining": observation.steps_remaining,
         "submissions_remaining": observation.submissions_remaining,

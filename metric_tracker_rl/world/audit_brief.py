@@ -68,6 +68,14 @@ SEGMENT_RULE = (
     "applies to shares, and by no other field: a defect of one app version names its platform and app_version, one "
     "of a whole platform its platform alone, one of a country on every platform its country alone, one of all "
     "traffic no field (a row on another segment earns the overlap credit: grading).")
+# Which segment a business incident's row names, as the truth's records hold it (tests/test_audit_tier.py checks every
+# incident row of a seed sweep against it).
+INCIDENT_SEGMENT_FIELDS = ("platform", "app_version", "country", "channel", "user_type")
+INCIDENT_SEGMENT_RULE = (
+    "The segment that holds a business incident is named by each of " + ", ".join(INCIDENT_SEGMENT_FIELDS[:-1])
+    + f" and {INCIDENT_SEGMENT_FIELDS[-1]} that every session it changed shares, and by no other field; but a count "
+    "spike's row (absolute_spike_in_event_count) names no app_version, channel or user_type, whichever its extra "
+    "sessions arrive as.")
 FINDINGS_RULE = (
     f"A finding is a date, a metric and a segment; 'departs' means by more than {MARGIN:.0%} of the value it is "
     "compared with. A business incident (users did something else) is a finding on each date where the metric it "
@@ -75,7 +83,7 @@ FINDINGS_RULE = (
     "holds the change: one row per such date. A data defect (only the record changed) is a finding on each date it "
     "covers where, in the segment that holds the defect, a dashboard metric departs from the metrics layer's value "
     "over the events as they would have been recorded without the defect: one row per such date, on the first "
-    "metric that departs of " + ", ".join(DEFECT_METRICS) + ". " + SEGMENT_RULE)
+    "metric that departs of " + ", ".join(DEFECT_METRICS) + ". " + INCIDENT_SEGMENT_RULE + " " + SEGMENT_RULE)
 VALUES_RULE = (
     "Every row's values are what the data show, never a repair: observed_value the metrics layer's value of the "
     "metric in the row's segment on its date (the dashboard's where the dashboard has the segment: "

@@ -16,8 +16,8 @@ from metric_tracker_rl.catalog.published import (
     OVERLAP_CREDIT_RULE,
     SEVERITY_RULE,
     TWIN_CREDIT_RULE,
-    incident_count_statement,
 )
+from metric_tracker_rl.catalog.shown_config import incident_line
 from metric_tracker_rl.catalog.tiers import COUNTS, TIERS
 from metric_tracker_rl.world.public_episode import PublicEpisode
 
@@ -45,6 +45,6 @@ def task_overview(episode: PublicEpisode, args: NoArgs) -> dict[str, Any]:
         "baseline_rule": BASELINE_RULE,
         "severity_rule": SEVERITY_RULE,
         "grading": grading_rule(str(episode.task["config"].get("difficulty", ""))),
-        "incidents": incident_count_statement(episode.task["config"]),
+        "incidents": incident_line(episode.task["config"]),
         "annotation_count": len(episode.annotations),
     }
