@@ -120,29 +120,6 @@ def test_a_slow_client_stays_slow_after_a_cheap_query_until_its_slow_one_is_old(
     assert not gate.slow("a") and not gate.slow_until  # forgotten: the table keeps only recent slow clients
 
 
-def test_addresses_never_seen_count_as_slow_so_a_fresh_address_per_statement_gains_nothing() -> None:
-    """Eight addresses never seen before each start a statement: together they take all workers but one, as slow
-    clients would, and a client known to be quick gets the kept worker at once. Once one of them has run a quick
-    statement, it is quick too."""
-    clock = FakeClock()
-    gate = FairGate(slots=3, per_client=2, clock=clock)
-    run_turns(gate, clock, [("victim", 0.001)])
-    attackers = [f"127.0.0.{index}" for index in range(2, 10)]
-    assert all(gate.slow(client) for client in attackers)
-
-    async def scenario() -> None:
-        first, tasks, release = await started(gate, attackers)
-        assert first == attackers[:2]  # unseen: counted slow, so the last worker is kept
-        victim, more, release_victim = await started(gate, ["victim"])
-        assert victim == ["victim"]  # the kept worker, at once
-        release_victim.set()
-        release.set()
-        await asyncio.gather(*tasks, *more)
-
-    asyncio.run(scenario())
-    assert not gate.slow(attackers[0])  # its statement ended quickly: known to be quick now
-
-
 def test_a_freed_worker_goes_to_the_waiting_client_that_runs_the_fewest() -> None:
     clock = FakeClock()
     gate = FairGate(slots=3, per_client=3, clock=clock)

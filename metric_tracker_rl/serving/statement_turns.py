@@ -1,10 +1,11 @@
 """A statement's turns at the SQL workers, fair between clients (`sql.fair_gate`).
 
 A statement waits for its client's turn, then runs in a worker from the event loop (`Sandbox.prefetch`), which
-keeps its outcome for the step to read. A turn on the worker kept for quick clients that turns slow there is
+keeps its outcome for the step to read. A turn that turns slow on the last worker not running a slow statement is
 demoted: the statement is stopped and asked again as the slow client its client now is; after two demotions the
-last turn runs to its end wherever it is granted. A step given up on the way (`step_bound`) stops its statement in
-its worker. Every phase is summed in the process's statement ledger (`sql.ledger`).
+last turn runs to its end wherever it is granted. A step given up on the way (`step_bound`: its bound passed, or its
+requester left, on a socket or over HTTP) stops its statement in its worker, and the turn lasts until the worker is
+free again. Every phase is summed in the process's statement ledger (`sql.ledger`).
 """
 
 from __future__ import annotations

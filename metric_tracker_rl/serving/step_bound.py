@@ -8,8 +8,10 @@ reads nothing, and its place and worker are free at once.
 
 `Connection` watches a socket for its close while the app is busy with a step: it reads the socket's messages ahead
 of the app, a few small ones at most (`LOOKAHEAD_MESSAGES`, `LOOKAHEAD_BYTES`), so a close that follows a step, or a
-step and a pipelined message, is seen while the step runs. The session middleware gives each socket one (`watched`),
-and the step reads it from `CONNECTION`.
+step and a pipelined message, is seen while the step runs. A socket that sends more than that ahead of the app is
+closed (code 1008) and its running step given up: a close hidden behind a padded message is seen all the same. The
+session middleware gives each socket one (`watched`), and each HTTP tool call on a session one over its request (a
+client that hangs up is seen as a close); the step reads it from `CONNECTION`.
 """
 
 from __future__ import annotations
@@ -29,6 +31,9 @@ from metric_tracker_rl.settings import DEFAULT_STEP_TIMEOUT_S
 T = TypeVar("T")
 LOOKAHEAD_MESSAGES = 16
 LOOKAHEAD_BYTES = 64 * 1024
+DISCONNECTS = ("websocket.disconnect", "http.disconnect")
+OVERRUN_CODE = 1008  # policy violation: the close code of a socket that sent past the read-ahead bound
+OVERRUN_REASON = "more messages were sent ahead of a running step than the server reads ahead"
 
 
 class Connection:
@@ -39,7 +44,6 @@ class Connection:
         self._ahead: collections.deque[Message] = collections.deque()
         self._ahead_bytes = 0
         self._arrived = asyncio.Event()
-        self._room = asyncio.Event()
         self.closed = asyncio.Event()
         self._reader: asyncio.Task[None] | None = None
 
@@ -59,21 +63,26 @@ class Connection:
             await self._arrived.wait()
         message = self._ahead.popleft()
         self._ahead_bytes -= _size(message)
-        self._room.set()
         return message
 
     async def _read_ahead(self) -> None:
+        """Read the socket's messages as they come. One that arrives while the app has LOOKAHEAD_MESSAGES or
+        LOOKAHEAD_BYTES of them unread ends the connection (`OVERRUN_CODE`): no client sends that much ahead of a
+        step still running, and a reader that stopped there would never see the close behind it, so the step would
+        outlive its client."""
         while True:
-            while len(self._ahead) >= LOOKAHEAD_MESSAGES or (self._ahead and self._ahead_bytes >= LOOKAHEAD_BYTES):
-                self._room.clear()
-                await self._room.wait()
             message = await self._receive()
+            if message.get("type") not in DISCONNECTS and self._full():
+                message = {"type": "websocket.disconnect", "code": OVERRUN_CODE, "reason": OVERRUN_REASON}
             self._ahead.append(message)
             self._ahead_bytes += _size(message)
             self._arrived.set()
-            if message.get("type") in ("websocket.disconnect", "http.disconnect"):
+            if message.get("type") in DISCONNECTS:
                 self.closed.set()
                 return
+
+    def _full(self) -> bool:
+        return len(self._ahead) >= LOOKAHEAD_MESSAGES or (bool(self._ahead) and self._ahead_bytes >= LOOKAHEAD_BYTES)
 
 
 def _size(message: Message) -> int:
