@@ -16,6 +16,7 @@ set), and speaks for the session's client.
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from collections.abc import Callable, Mapping
 from urllib.parse import parse_qsl, urlencode
@@ -25,7 +26,10 @@ from metric_tracker_rl.serving.asgi_types import Message, Receive, Scope, Send
 from metric_tracker_rl.serving.session_clock import TrackedSession
 
 SERVER_OWN = "metric_tracker_rl.server_own"  # a scope key: the request is the server's own, not a client's
-CREATED_REPLY_MAX_CHARS = 512  # an answer to `openenv/session/create` is short: a longer frame is not read for one
+# An answer to `openenv/session/create` is short but for the JSON-RPC id it echoes, which the client chose: a longer
+# frame is read for one only where it holds the answer's result, as OpenEnv writes it.
+CREATED_REPLY_MAX_CHARS = 512
+CREATED_RESULT = re.compile(r'"result":\s*\{\s*"session_id":\s*"[^"\\]{1,128}"\s*\}')
 ESCAPE = "\\u"  # a JSON key may spell `session_id` with escapes: a frame that has one is read whole
 
 
@@ -100,7 +104,8 @@ def telling_own_id(send: Send, wrapped: bool, told: Callable[[str], None]) -> Se
 
     async def telling(message: Message) -> None:
         text = message.get("text") if message["type"] == "websocket.send" else None
-        if isinstance(text, str) and len(text) <= CREATED_REPLY_MAX_CHARS and '"session_id"' in text:
+        if isinstance(text, str) and '"session_id"' in text and (len(text) <= CREATED_REPLY_MAX_CHARS
+                                                                 or CREATED_RESULT.search(text) is not None):
             own_id = created_id(text, wrapped)
             if own_id is not None:
                 told(own_id)
