@@ -181,3 +181,4 @@ def test_behind_a_trusted_proxy_the_session_belongs_to_the_forwarded_client(
         assert not is_error(tool_call(proxy, url, session_id, forwarded(same_client)))
         closed = json.loads(raw_rpc(proxy, url, CLOSE, forwarded(same_client), session_id=session_id)[2])
         assert closed["result"]["closed"] is True
+

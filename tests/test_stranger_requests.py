@@ -7,6 +7,9 @@ from __future__ import annotations
 import httpx
 import pytest
 
+from metric_tracker_rl.serving.session_clock import TrackedSession
+from metric_tracker_rl.serving.session_owner import ForeignSessions
+
 LONE = ['{"jsonrpc": "2.0", "id": "\\ud800", "method": "tools/list"}',
         '{"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "get_annotations", '
         '"session_id": "\\ud800"}}',
@@ -39,3 +42,14 @@ def test_ready_shows_another_client_no_statement_ledger(server_url: str) -> None
     assert shown.status_code == 200 and shown.json() == {"status": "ready"}
     assert forwarded.json() == {"status": "ready"}
     assert "engine_cpu_s" in operator.json()["statements"]  # the server's own machine reads where time goes
+
+
+def test_another_clients_id_and_an_id_never_issued_take_the_same_path() -> None:
+    """Both reach OpenEnv as a stand-in and are named back in its answer, so neither is answered sooner (another
+    client's live id alone was rewritten, and answered measurably slower than an unknown one)."""
+    http = {"theirs": TrackedSession("10.0.0.2", "http", session_id="theirs"),
+            "mine": TrackedSession("10.0.0.1", "http", session_id="mine")}
+    sockets = {"their-socket": "10.0.0.2", "my-socket": "10.0.0.1"}
+    sessions = ForeignSessions(http, sockets, "10.0.0.1")
+    assert [sessions.not_own(named) for named in ("theirs", "their-socket", "never-issued")] == [True] * 3
+    assert [sessions.not_own(named) for named in ("mine", "my-socket", "", None, 7)] == [False] * 5

@@ -72,7 +72,7 @@ class HttpSessions(SessionPlaces):
         request_id, method, params = json_rpc_request(body)
         session_id = params.get("session_id")
         foreign = ForeignSessions(self.http_sessions, self.socket_session_ids, client)
-        if isinstance(session_id, str) and session_id in foreign and not scope.get(SERVER_OWN):
+        if foreign.not_own(session_id) and not scope.get(SERVER_OWN):  # another's id, or none: answered alike
             scope, body, send = disguised_request(scope, body, send, session_id)
             request_id, method, params = json_rpc_request(body)
             session_id = params.get("session_id")

@@ -5,8 +5,9 @@ answers `openenv/session/create` sent on a socket with the socket's own session 
 
 Its id named by another client, wherever a client can name one (a JSON-RPC request's `params.session_id` on
 `POST /mcp` or in a frame of the `/mcp` or `/ws` socket, and `/ws?session_id=<id>`), goes on to OpenEnv as a
-stand-in id that no session has, and the stand-in is named back in what OpenEnv answers. So the other client gets,
-byte for byte, the answer an unknown id gets: the id is no bearer token to another's episode (an id that leaks in a
+stand-in id that no session has, and the stand-in is named back in what OpenEnv answers; an id that names no session
+at all takes the same path. So the other client gets, byte for byte and in the same time, the answer an unknown id
+gets: the id is no bearer token to another's episode (an id that leaks in a
 log or a shared notebook opens nothing, closes nothing), and no answer tells that it exists.
 
 The server's own close of a session whose time is up is marked `SERVER_OWN` in its scope (which no client can
@@ -86,16 +87,14 @@ class ForeignSessions:
     def __init__(self, http: Mapping[str, TrackedSession], sockets: Mapping[str, str], client: str) -> None:
         self.http, self.sockets, self.client = http, sockets, client
 
-    def __contains__(self, session_id: object) -> bool:
-        if not isinstance(session_id, str):
+    def not_own(self, session_id: object) -> bool:
+        """Whether `session_id` is an id that names no session of this client: another client's, or none at all.
+        Both take the same path (a stand-in for OpenEnv), so that neither answers sooner or differently."""
+        if not isinstance(session_id, str) or not session_id:
             return False
         session = self.http.get(session_id)
         owner = session.client if session is not None else self.sockets.get(session_id)
-        return owner is not None and owner != self.client
-
-    def __bool__(self) -> bool:
-        return (any(session.client != self.client for session in self.http.values())
-                or any(owner != self.client for owner in self.sockets.values()))
+        return owner != self.client
 
 
 def telling_own_id(send: Send, wrapped: bool, told: Callable[[str], None]) -> Send:
@@ -144,13 +143,14 @@ def may_name_a_session(text: str) -> bool:
 
 
 def renaming_frames(receive: Receive, foreign: ForeignSessions, stand_ins: StandIns, wrapped: bool) -> Receive:
-    """A socket's receive, with a stand-in for a foreign session's id in the params of its JSON-RPC frames: the
-    frame itself on `/mcp`, the `data` of a `{"type": "mcp"}` frame on `/ws` (`wrapped`)."""
+    """A socket's receive, with a stand-in for any session id not its client's (another's, or none) in the params
+    of its JSON-RPC frames: the frame itself on `/mcp`, the `data` of a `{"type": "mcp"}` frame on `/ws`
+    (`wrapped`)."""
 
     async def renamed() -> Message:
         message = await receive()
         text = message.get("text") if message["type"] == "websocket.receive" else None
-        if not isinstance(text, str) or not may_name_a_session(text) or not foreign:
+        if not isinstance(text, str) or not may_name_a_session(text):
             return message
         try:
             frame = json.loads(text)
@@ -162,7 +162,7 @@ def renaming_frames(receive: Receive, foreign: ForeignSessions, stand_ins: Stand
             request = frame
         params = request.get("params") if isinstance(request, dict) else None
         session_id = params.get("session_id") if isinstance(params, dict) else None
-        if not isinstance(params, dict) or not isinstance(session_id, str) or session_id not in foreign:
+        if not isinstance(params, dict) or not foreign.not_own(session_id):
             return message
         params["session_id"] = stand_ins.stand_in_for(session_id)
         return {**message, "text": json.dumps(frame)}
