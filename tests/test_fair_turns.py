@@ -5,7 +5,9 @@ of one that has used less, and an address never seen waits for no slow statement
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -185,3 +187,52 @@ def test_statements_that_cost_a_little_under_the_quick_mark_make_their_client_sl
 
     asyncio.run(scenario())
     assert gate.slow("costly") and not gate.slow("cheap") and gate.usage("costly") > gate.usage("cheap")
+
+
+def test_a_step_given_up_while_its_demoted_statement_stops_is_not_run_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A demoted statement is stopped (its worker's answer awaited), then asked again; a step given up during that
+    stop ends there: its statement is not asked again with nobody to answer (the cancellation was swallowed)."""
+    from metric_tracker_rl.serving import statement_turns
+
+    gate = FairGate(slots=2, per_client=1)
+    gate.slow_until["other"] = gate.clock() + 60  # known slow: it holds the one worker slow statements may hold
+    monkeypatch.setattr(statement_turns, "gate", lambda: gate)
+
+    class StoppingSlowly:
+        asked = 0
+
+        async def prefetch(self, sql: str, offset: int, limit: int) -> float:
+            self.asked += 1
+            try:
+                await asyncio.sleep(3600)
+            except asyncio.CancelledError:
+                await asyncio.shield(asyncio.sleep(0.3))  # the worker's answer to the stop
+                raise
+            return 0.0
+
+    async def scenario() -> tuple[int, bool]:
+        release = asyncio.Event()
+
+        async def other() -> None:
+            async with gate.turn("other"):
+                await release.wait()
+
+        holder = asyncio.create_task(other())
+        await asyncio.sleep(0)
+        sandbox = StoppingSlowly()
+        step = asyncio.create_task(statement_turns.run_in_turns(sandbox, "SELECT 1", 0, 10, statement_turns.Waited()))
+        await asyncio.sleep(QUICK_S + 0.1)  # demoted, its statement stopping
+        step.cancel()
+        with contextlib.suppress(asyncio.CancelledError, TimeoutError):
+            await asyncio.wait_for(asyncio.shield(step), 5.0)
+        await asyncio.sleep(0.5)
+        cancelled = step.cancelled()
+        step.cancel()  # asked again, it would wait for ever
+        with contextlib.suppress(asyncio.CancelledError):
+            await step
+        release.set()
+        await holder
+        return sandbox.asked, cancelled
+
+    asked, cancelled = asyncio.run(scenario())
+    assert asked == 1 and cancelled

@@ -52,8 +52,11 @@ async def _turn(sandbox: Any, sql: str, offset: int, limit: int, waited: Waited,
             if not running.done():
                 running.cancel()  # demoted, or the step given up: the statement is stopped in its worker
                 with contextlib.suppress(asyncio.CancelledError):
-                    await running
+                    await running  # until its worker is free again
                 ledger.record(reruns=1, rerun_s=time.monotonic() - granted)
+                this = asyncio.current_task()
+                if this is not None and this.cancelling():
+                    raise asyncio.CancelledError  # the step was given up while its demoted statement stopped
         if running.done() and not running.cancelled():
             turn.seconds = running.result()
             return True
