@@ -45,6 +45,7 @@ from lab.speed.loopback_server import (
     commit_cells,
     load_average_sampled,
     loopback_server,
+    observation,
     read_artifact,
     spread,
     write_column,
@@ -70,8 +71,11 @@ def _victim(url: str, seconds: float) -> dict[str, Any]:
         deadline = time.monotonic() + seconds
         while time.monotonic() < deadline:
             began = time.perf_counter()
-            answers[status(ask(ws, CHEAP, TIMEOUT_S))] += 1
+            reply = ask(ws, CHEAP, TIMEOUT_S)
             walls.append(time.perf_counter() - began)
+            answers[status(reply)] += 1
+            if observation(reply).get("steps_remaining", 2) < 2:
+                ask(ws, RESET, TIMEOUT_S)  # a new episode before the step budget runs out
             time.sleep(0.01)
     return {"query_ms": spread(walls, (50, 99), scale=1000, digits=1), "answers": dict(answers)}
 
