@@ -11,6 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from metric_tracker_rl.serving.step_bound import GivenUp, within_bound
 from metric_tracker_rl.sql.fair_gate import COSTLY_S, QUICK_S, FairGate
 
 
@@ -220,19 +221,19 @@ def test_a_step_given_up_while_its_demoted_statement_stops_is_not_run_again(monk
         holder = asyncio.create_task(other())
         await asyncio.sleep(0)
         sandbox = StoppingSlowly()
-        step = asyncio.create_task(statement_turns.run_in_turns(sandbox, "SELECT 1", 0, 10, statement_turns.Waited()))
-        await asyncio.sleep(QUICK_S + 0.1)  # demoted, its statement stopping
-        step.cancel()
-        with contextlib.suppress(asyncio.CancelledError, TimeoutError):
-            await asyncio.wait_for(asyncio.shield(step), 5.0)
-        await asyncio.sleep(0.5)
-        cancelled = step.cancelled()
-        step.cancel()  # asked again, it would wait for ever
-        with contextlib.suppress(asyncio.CancelledError):
-            await step
+        turns = statement_turns.run_in_turns(sandbox, "SELECT 1", 0, 10, statement_turns.Waited())
+        # The step's bound passes while its demoted statement stops (QUICK_S in).
+        step = asyncio.ensure_future(within_bound(turns, QUICK_S + 0.1))
+        try:
+            outcome = await asyncio.wait_for(asyncio.shield(step), 5.0)
+        except TimeoutError:  # asked again, the statement would wait for ever
+            outcome = None
+            step.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await step
         release.set()
         await holder
-        return sandbox.asked, cancelled
+        return sandbox.asked, isinstance(outcome, GivenUp)
 
     asked, cancelled = asyncio.run(scenario())
     assert asked == 1 and cancelled

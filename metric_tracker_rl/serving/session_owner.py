@@ -20,6 +20,7 @@ import json
 import re
 import uuid
 from collections.abc import Callable, Mapping
+from typing import TypeGuard
 from urllib.parse import parse_qsl, urlencode
 
 from metric_tracker_rl.compat.openenv import SESSION_QUERY_PARAMETER
@@ -87,7 +88,7 @@ class ForeignSessions:
     def __init__(self, http: Mapping[str, TrackedSession], sockets: Mapping[str, str], client: str) -> None:
         self.http, self.sockets, self.client = http, sockets, client
 
-    def not_own(self, session_id: object) -> bool:
+    def not_own(self, session_id: object) -> TypeGuard[str]:
         """Whether `session_id` is an id that names no session of this client: another client's, or none at all.
         Both take the same path (a stand-in for OpenEnv), so that neither answers sooner or differently."""
         if not isinstance(session_id, str) or not session_id:

@@ -11,10 +11,10 @@ free again. Every phase is summed in the process's statement ledger (`sql.ledger
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from typing import Any
 
+from metric_tracker_rl.serving.step_bound import step_given_up
 from metric_tracker_rl.sql import ledger
 from metric_tracker_rl.sql.pool import CLIENT, gate
 
@@ -51,12 +51,13 @@ async def _turn(sandbox: Any, sql: str, offset: int, limit: int, waited: Waited,
             demoted.cancel()
             if not running.done():
                 running.cancel()  # demoted, or the step given up: the statement is stopped in its worker
-                with contextlib.suppress(asyncio.CancelledError):
+                try:
                     await running  # until its worker is free again
-                ledger.record(reruns=1, rerun_s=time.monotonic() - granted)
-                this = asyncio.current_task()
-                if this is not None and this.cancelling():
-                    raise asyncio.CancelledError  # the step was given up while its demoted statement stopped
+                except asyncio.CancelledError:
+                    if not running.done() or step_given_up():
+                        raise  # the step was given up while its demoted statement stopped: it ends here
+                finally:
+                    ledger.record(reruns=1, rerun_s=time.monotonic() - granted)
         if running.done() and not running.cancelled():
             turn.seconds = running.result()
             return True

@@ -90,6 +90,9 @@ def _size(message: Message) -> int:
 
 
 CONNECTION: ContextVar[Connection | None] = ContextVar("connection", default=None)
+# Set for the work `within_bound` runs: its first item turns True just before the work is cancelled, so that work
+# which catches a cancellation of its own (a demoted statement's stop) can tell that the step itself was given up.
+GIVING_UP: ContextVar[list[bool] | None] = ContextVar("giving_up", default=None)
 _BOUND_S = [DEFAULT_STEP_TIMEOUT_S]
 
 
@@ -100,6 +103,12 @@ def configure(bound_s: float) -> None:
 
 def step_bound_s() -> float:
     return _BOUND_S[0]
+
+
+def step_given_up() -> bool:
+    """Whether the step this code runs for (under `within_bound`) has been given up."""
+    giving_up = GIVING_UP.get()
+    return giving_up is not None and giving_up[0]
 
 
 @contextlib.asynccontextmanager
@@ -140,13 +149,19 @@ async def within_bound(work: Coroutine[Any, Any, T], bound_s: float) -> T | Give
     """`work`'s result, or GivenUp once `bound_s` has passed or the step's connection closed, `work` cancelled.
     Work that finishes anyway (a part it shields, such as grading on a thread) keeps its result."""
     began = time.monotonic()
-    task = asyncio.ensure_future(work)
+    giving_up = [False]
+    token = GIVING_UP.set(giving_up)
+    try:
+        task = asyncio.ensure_future(work)  # in a copy of this context: it sees `giving_up`
+    finally:
+        GIVING_UP.reset(token)
     connection = CONNECTION.get()
     closed = None if connection is None else asyncio.ensure_future(connection.closed.wait())
     try:
         done, _ = await asyncio.wait({task} if closed is None else {task, closed}, timeout=bound_s,
                                      return_when=asyncio.FIRST_COMPLETED)
     except asyncio.CancelledError:
+        giving_up[0] = True
         task.cancel()
         raise
     finally:
@@ -154,6 +169,7 @@ async def within_bound(work: Coroutine[Any, Any, T], bound_s: float) -> T | Give
             closed.cancel()
     if task in done:
         return task.result()
+    giving_up[0] = True
     task.cancel()
     try:
         return await task
