@@ -1,7 +1,8 @@
 """The SQL workers as a shared, self-healing resource under attack.
 
 Fair turns between addresses: slow statements, from however many clients, hold all workers but one together, so
-a third client's cheap query starts at once; a freed worker goes to the waiting client that runs the fewest. A pool
+a third client's cheap query starts at once; among clients that have used as much, a freed worker goes to the one
+that runs the fewest (tests/test_fair_turns.py: by what each has used). A pool
 that heals: workers killed before they are ready (as the OOM killer would) are started again at once, for as long
 as it takes, and a query waits for them (tests/test_worker_kills.py: and one that fails on its own is backed off);
 a query is never answered with a protocol error."""
@@ -350,8 +351,9 @@ def test_a_client_that_sends_its_next_steps_during_a_slow_one_has_its_pings_answ
 
 @pytest.mark.slow
 def test_a_fresh_address_per_slow_statement_leaves_the_last_worker_to_a_known_client() -> None:
-    """Eight addresses the gate has never seen each send one slow statement at once: they take all workers but one
-    (unseen counts as slow), and a client known to be quick is answered before any of them."""
+    """Eight addresses the gate has never seen each send one slow statement at once: they take every worker, and
+    once their statements have held them QUICK_S each one on the last worker is stopped and asked again as a slow
+    client's, so another client's cheap query is answered before any of them."""
     with server_process({"SQL_WORKERS": "3"}) as (url, _), contextlib.ExitStack() as stack:
         victim = stack.enter_context(open_session(url, "127.0.0.4"))
         assert ws_ask(victim, query(CHEAP))["data"]["observation"]["status"] == "ok"
