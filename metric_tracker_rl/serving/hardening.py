@@ -269,8 +269,9 @@ async def bounded_body(receive: Receive, send: Send, client: str) -> bytes | Non
 
 
 class BoundedRequestBodies:
-    """ASGI middleware: reads request bodies up to MAX_MESSAGE_BYTES, refuses one too costly to parse, and replays
-    the others to the app; a client in debt for parse work waits before its body is read."""
+    """ASGI middleware: reads request bodies up to MAX_MESSAGE_BYTES, refuses one too costly to parse or that is not
+    valid Unicode text (`text_problem`), and replays the others to the app; a client in debt for parse work waits
+    before its body is read."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
