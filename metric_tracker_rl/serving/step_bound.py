@@ -7,7 +7,7 @@ under the bound the client reads an error observation that says why, and its epi
 reads nothing, and its place and worker are free at once.
 
 `Connection` watches a socket for its close while the app is busy with a step: it reads the socket's messages ahead
-of the app, a few small ones at most (`LOOKAHEAD_MESSAGES`, `LOOKAHEAD_BYTES`), so a close that follows a step, or a
+of the app, up to `LOOKAHEAD_BYTES` of them (and `LOOKAHEAD_MESSAGES`), so a close that follows a step, or a
 step and a pipelined message, is seen while the step runs. A socket that sends more than that ahead of the app is
 closed (code 1008) and its running step given up: a close hidden behind a padded message is seen all the same. The
 session middleware gives each socket one (`watched`), and each HTTP tool call on a session one over its request (a
@@ -29,7 +29,9 @@ from metric_tracker_rl.serving.asgi_types import Message, Receive
 from metric_tracker_rl.settings import DEFAULT_STEP_TIMEOUT_S
 
 T = TypeVar("T")
-LOOKAHEAD_MESSAGES = 16
+# Messages read ahead of the app at most: small ones are cheap to hold (a client may pipeline a storm of resets), and
+# the bytes are what is bounded; the count bounds messages with no text.
+LOOKAHEAD_MESSAGES = 1024
 LOOKAHEAD_BYTES = 64 * 1024
 DISCONNECTS = ("websocket.disconnect", "http.disconnect")
 OVERRUN_CODE = 1008  # policy violation: the close code of a socket that sent past the read-ahead bound
