@@ -50,6 +50,7 @@ from lab.calibration.warehouse_calibration import SHORTCUTS as WAREHOUSE_SHORTCU
 from lab.calibration.warehouse_calibration import TUNING_SEEDS as WAREHOUSE_TUNING_SEEDS
 from lab.speed.attack_degraded import table as attack_degraded_table
 from lab.speed.attack_held_work import table as attack_held_work_table
+from lab.speed.attack_requesters import table as attack_requesters_table
 from lab.speed.warehouse_load import table as warehouse_load_table
 from metric_tracker_rl.catalog.dimensions import DIMENSIONS
 from metric_tracker_rl.catalog.plain_types import MetricSubmissionRow
@@ -440,6 +441,7 @@ BLOCKS: tuple[Block, ...] = (
     Block("model-regradings", "lab/docs/model_results.md", model_regradings_table),
     Block("warehouse-load", "lab/docs/performance.md", warehouse_load_table),
     Block("attack-held-work", "lab/docs/attacks.md", attack_held_work_table),
+    Block("attack-requesters", "lab/docs/attacks.md", attack_requesters_table),
     Block("attack-degraded", "lab/docs/attacks.md", attack_degraded_table),
     Block("audit-calibration", "lab/docs/audit.md", audit_calibration),
     Block("audit-mechanisms", "lab/docs/audit.md", audit_mechanisms),

@@ -107,11 +107,14 @@ def test_a_close_in_another_address_s_socket_frame_closes_nothing(url: str, owne
         assert not is_error(tool_call(owner, url, session_id))  # still open
 
 
+@pytest.mark.parametrize("request_id", [5, "r" * 600])
 @pytest.mark.parametrize("transport", ["ws", "mcp"])
-def test_a_socket_session_s_own_id_is_no_token_for_another_address(url: str, transport: str) -> None:
+def test_a_socket_session_s_own_id_is_no_token_for_another_address(url: str, transport: str,
+                                                                    request_id: int | str) -> None:
     """A socket's session has an id once its client asks (`openenv/session/create` on the socket): from another
-    address that id is unknown over HTTP, to a tool listing and to a close; from its own, it names the session."""
-    request = {"jsonrpc": "2.0", "id": 5, "method": "openenv/session/create"}
+    address that id is unknown over HTTP, to a tool listing and to a close; from its own, it names the session.
+    The owner is recorded whatever the request's JSON-RPC id (one of 600 characters once left it unrecorded)."""
+    request = {"jsonrpc": "2.0", "id": request_id, "method": "openenv/session/create"}
     opened = open_session(url, OWNER) if transport == "ws" else open_mcp_socket(url, OWNER)
     with opened as ws, http_client(OWNER) as owner, http_client(STRANGER) as stranger:
         ws.send(json.dumps({"type": "mcp", "data": request} if transport == "ws" else request))
@@ -178,3 +181,4 @@ def test_behind_a_trusted_proxy_the_session_belongs_to_the_forwarded_client(
         assert not is_error(tool_call(proxy, url, session_id, forwarded(same_client)))
         closed = json.loads(raw_rpc(proxy, url, CLOSE, forwarded(same_client), session_id=session_id)[2])
         assert closed["result"]["closed"] is True
+

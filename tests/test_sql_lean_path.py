@@ -18,7 +18,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from metric_tracker_rl.sql import engine, worker_process
-from metric_tracker_rl.sql.engine import CHECKED_TEXTS, MAX_CELL_CHARS, EpisodeTables, Refusal, cell, page_cells
+from metric_tracker_rl.sql.cells import MAX_CELL_CHARS, cell, page_cells
+from metric_tracker_rl.sql.engine import CHECKED_TEXTS, EpisodeTables, Refusal
 from metric_tracker_rl.sql.sandbox import SqlSandbox
 from metric_tracker_rl.sql.worker import SLOW_AFTER_S, Watchdog
 

@@ -21,7 +21,7 @@ from metric_tracker_rl.server_process import free_port
 from metric_tracker_rl.serving import step_bound
 from metric_tracker_rl.serving.app import build_app
 from metric_tracker_rl.serving.environment import MetricTrackerRlEnvironment
-from metric_tracker_rl.serving.step_bound import LOOKAHEAD_BYTES, GivenUp, watched, within_bound
+from metric_tracker_rl.serving.step_bound import LOOKAHEAD_BYTES, OVERRUN_CODE, GivenUp, watched, within_bound
 from metric_tracker_rl.settings import ServerSettings
 from metric_tracker_rl.sql.pool import pool
 
@@ -99,21 +99,24 @@ def test_a_close_after_a_step_and_its_pipelined_messages_gives_the_step_up(pipel
     assert seen == ["websocket.receive"] * pipelined + ["websocket.disconnect"]
 
 
-def test_reading_ahead_stops_at_its_byte_bound_and_the_step_then_meets_its_time_bound() -> None:
-    """A client can hide its close behind a large message: then what bounds the step is the time bound."""
+def test_a_close_hidden_behind_a_message_past_the_read_ahead_bound_still_gives_the_step_up() -> None:
+    """A client cannot hide its close behind a padded message: a message past the bound ends the connection, so
+    the step is given up as closed at once (it used to run on to its time bound), and the app reads what came first
+    and then a disconnect."""
 
-    async def scenario() -> GivenUp | None:
+    async def scenario() -> tuple[GivenUp | None, list[Any]]:
         queue, receive = _socket_messages()
-        async with watched(receive):
+        async with watched(receive) as read_ahead:
             queue.put_nowait({"type": "websocket.receive", "text": "x" * (LOOKAHEAD_BYTES + 1)})
+            queue.put_nowait({"type": "websocket.receive", "text": " " * 10})
             queue.put_nowait({"type": "websocket.disconnect", "code": 1006})
-            outcome = await within_bound(_forever(asyncio.Event()), 0.5)
-            unread = queue.qsize()
-        assert unread == 1  # the close was not read ahead
-        return outcome if isinstance(outcome, GivenUp) else None
+            outcome = await within_bound(_forever(asyncio.Event()), 30)
+            seen = [(await read_ahead()).get("code") for _ in range(2)]
+        return (outcome if isinstance(outcome, GivenUp) else None), seen
 
-    outcome = asyncio.run(scenario())
-    assert outcome is not None and outcome.reason == "bound"
+    outcome, seen = asyncio.run(scenario())
+    assert outcome is not None and outcome.reason == "closed" and outcome.seconds < 5
+    assert seen == [None, OVERRUN_CODE]
 
 
 def test_work_that_cannot_be_stopped_halfway_keeps_its_result() -> None:

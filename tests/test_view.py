@@ -21,7 +21,7 @@ from metric_tracker_rl.catalog.published import AGGREGATE_DIFFICULTIES, ANOMALY_
 from metric_tracker_rl.grading.grader import grade_submission
 from metric_tracker_rl.models import MetricSubmissionRow, MetricTrackerRlAction, MetricTrackerRlObservation
 from metric_tracker_rl.serving.environment import MetricTrackerRlEnvironment
-from metric_tracker_rl.sql.engine import CUT_MARK
+from metric_tracker_rl.sql.cells import CUT_MARK
 from metric_tracker_rl.view.observation import SeenObservation
 from metric_tracker_rl.view.render import _float_text, _number_text, render, round_number, rounded
 

@@ -233,7 +233,7 @@ def _page(run: TaskRun, message: dict[str, Any]) -> tuple[int, int] | None:
     return (shown, total) if shown != total else None
 
 
-# How the query tool ends a text cell it cut (metric_tracker_rl.sql.engine.CUT_MARK, read here without importing
+# How the query tool ends a text cell it cut (metric_tracker_rl.sql.cells.CUT_MARK, read here without importing
 # the engine): the cell's text past its limit is not shown.
 CUT_CELL = re.compile(r"\.\.\.\(cut, \d+ chars\)")
 

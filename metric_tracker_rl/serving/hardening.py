@@ -56,6 +56,9 @@ UNFINISHED_BYTES_PER_CLIENT = 4 * MAX_MESSAGE_BYTES
 # reused by the allocator as they are.
 TRIM_AFTER_BYTES = 64 * 1024
 SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+LONE_SURROGATE = "Message contains a lone UTF-16 surrogate escape (such as \\ud800); send valid Unicode text."
+NOT_UTF8 = "The request body is not valid UTF-8 text; send JSON as UTF-8."
+JSON_RPC_PARSE_ERROR = -32700
 
 
 
@@ -117,7 +120,7 @@ def frame_problem(message: Message) -> str | None:
     if depth > MAX_JSON_DEPTH:
         return f"Message nests too deeply (at most {MAX_JSON_DEPTH} levels)."
     if not valid_unicode:
-        return "Message contains a lone UTF-16 surrogate escape (such as \\ud800); send valid Unicode text."
+        return LONE_SURROGATE
     return None
 
 
@@ -266,8 +269,9 @@ async def bounded_body(receive: Receive, send: Send, client: str) -> bytes | Non
 
 
 class BoundedRequestBodies:
-    """ASGI middleware: reads request bodies up to MAX_MESSAGE_BYTES, refuses one too costly to parse, and replays
-    the others to the app; a client in debt for parse work waits before its body is read."""
+    """ASGI middleware: reads request bodies up to MAX_MESSAGE_BYTES, refuses one too costly to parse or that is not
+    valid Unicode text (`text_problem`), and replays the others to the app; a client in debt for parse work waits
+    before its body is read."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -286,7 +290,35 @@ class BoundedRequestBodies:
         if problem is not None:
             await json_response(send, 413 if problem.too_large else 400, {"detail": problem.message})
             return
+        problem_text = text_problem(body)
+        if problem_text is not None:
+            await _refuse_text(scope, send, problem_text)
+            return
         await self.app(scope, replaying(body, receive), send)
+
+
+def text_problem(body: bytes) -> str | None:
+    """Why a body is not valid Unicode text (bytes that are not UTF-8, or JSON that escapes a lone surrogate), or
+    None: no reply could echo such a string (it cannot be encoded), so it is refused before the app reads it."""
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        return NOT_UTF8
+    if not SURROGATE_ESCAPE.search(text):
+        return None
+    try:
+        return None if json_shape(json.loads(text))[1] else LONE_SURROGATE
+    except (ValueError, RecursionError):
+        return None  # not JSON: the app says so
+
+
+async def _refuse_text(scope: Scope, send: Send, problem: str) -> None:
+    """Answer a body that is not valid Unicode text: a JSON-RPC parse error on /mcp, a 400 elsewhere."""
+    if scope.get("path") == "/mcp":
+        await json_response(send, 200, {"jsonrpc": "2.0", "id": None,
+                                        "error": {"code": JSON_RPC_PARSE_ERROR, "message": problem}})
+    else:
+        await json_response(send, 400, {"detail": problem})
 
 
 class MarksStatelessSteps:

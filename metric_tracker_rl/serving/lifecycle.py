@@ -16,8 +16,9 @@ fails every WebSocket at once (code 1012), so a step in flight is lost without a
 4. then lets uvicorn shut down. A second signal stops at once.
 
 `GET /health` stays a liveness check (200 while the process serves). The orchestration manifests in deploy/
-use `/ready` for readiness and give the pod longer than the drain to stop. Its body also says where the server's
-statement steps spent their time (`sql.ledger`).
+use `/ready` for readiness and give the pod longer than the drain to stop. Asked from the server's own machine, its
+body also says where the server's statement steps spent their time (`sql.ledger`); no other client is shown those
+sums, which would tell it when another client's statements ran and what they cost.
 """
 
 from __future__ import annotations
@@ -53,6 +54,18 @@ GOING_AWAY = 1001
 STOPPING_REASON = "server stopping: reset to start a new episode"
 
 logger = logging.getLogger("metric_tracker_rl.lifecycle")
+
+
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "::1"})
+FORWARDING_HEADERS = frozenset({b"x-forwarded-for", b"forwarded", b"x-real-ip"})
+
+
+def from_this_machine(scope: Scope) -> bool:
+    """Whether a request comes from the server's own machine: its peer the loopback address, with no forwarding
+    header (a proxy on the machine passes other clients' requests on)."""
+    host = (scope.get("client") or ("", 0))[0]
+    return host in LOOPBACK_HOSTS and not any(name.lower() in FORWARDING_HEADERS
+                                              for name, _ in scope.get("headers", []))
 
 
 @dataclass(eq=False)
@@ -112,7 +125,7 @@ class DrainAware:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope.get("path") == READY_PATH:
-            await self._ready(send)
+            await self._ready(scope, send)
         elif scope["type"] == "websocket" and scope.get("path") in SESSION_PATHS:
             await self._session(scope, receive, send)
         elif self.lifecycle.draining and scope["type"] == "http" and scope.get("path") == MCP_PATH:
@@ -120,9 +133,14 @@ class DrainAware:
         else:
             await self.app(scope, receive, send)
 
-    async def _ready(self, send: Send) -> None:
+    async def _ready(self, scope: Scope, send: Send) -> None:
+        """Readiness; with the statement ledger only for a request from the server's own machine (its operator, the
+        lab's benchmarks): its sums, read before and after another client's step, would show that statement."""
         draining = self.lifecycle.draining
-        body = json.dumps({"status": "draining" if draining else "ready", "statements": ledger.snapshot()}).encode()
+        report: dict[str, object] = {"status": "draining" if draining else "ready"}
+        if from_this_machine(scope):
+            report["statements"] = ledger.snapshot()
+        body = json.dumps(report).encode()
         await send({"type": "http.response.start", "status": 503 if draining else 200,
                     "headers": [(b"content-type", b"application/json"), (b"cache-control", b"no-store")]})
         await send({"type": "http.response.body", "body": body})

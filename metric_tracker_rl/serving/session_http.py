@@ -36,6 +36,7 @@ from metric_tracker_rl.serving.hardening import (
 from metric_tracker_rl.serving.session_clock import TrackedSession
 from metric_tracker_rl.serving.session_owner import SERVER_OWN, ForeignSessions, disguised_request
 from metric_tracker_rl.serving.session_places import SessionPlaces, json_rpc_error
+from metric_tracker_rl.serving.step_bound import watched
 from metric_tracker_rl.serving.task_api import json_safe
 
 MCP_PATH = "/mcp"
@@ -71,7 +72,7 @@ class HttpSessions(SessionPlaces):
         request_id, method, params = json_rpc_request(body)
         session_id = params.get("session_id")
         foreign = ForeignSessions(self.http_sessions, self.socket_session_ids, client)
-        if isinstance(session_id, str) and session_id in foreign and not scope.get(SERVER_OWN):
+        if foreign.not_own(session_id) and not scope.get(SERVER_OWN):  # another's id, or none: answered alike
             scope, body, send = disguised_request(scope, body, send, session_id)
             request_id, method, params = json_rpc_request(body)
             session_id = params.get("session_id")
@@ -103,10 +104,12 @@ class HttpSessions(SessionPlaces):
             await self.app(scope, replay, send)
 
     async def working_on(self, session: TrackedSession, scope: Scope, receive: Receive, send: Send) -> None:
-        """Answer a tool call on an HTTP session: it is working until answered, and its clock starts again then."""
+        """Answer a tool call on an HTTP session: it is working until answered, and its clock starts again then.
+        The call ends with its connection (`step_bound`): a client that hangs up leaves no statement running."""
         session.working = True
         try:
-            await self.app(scope, receive, send)
+            async with watched(receive) as read_ahead:
+                await self.app(scope, read_ahead, send)
         finally:
             session.working, session.last_work_at = False, time.monotonic()
 

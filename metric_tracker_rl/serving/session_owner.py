@@ -5,8 +5,9 @@ answers `openenv/session/create` sent on a socket with the socket's own session 
 
 Its id named by another client, wherever a client can name one (a JSON-RPC request's `params.session_id` on
 `POST /mcp` or in a frame of the `/mcp` or `/ws` socket, and `/ws?session_id=<id>`), goes on to OpenEnv as a
-stand-in id that no session has, and the stand-in is named back in what OpenEnv answers. So the other client gets,
-byte for byte, the answer an unknown id gets: the id is no bearer token to another's episode (an id that leaks in a
+stand-in id that no session has, and the stand-in is named back in what OpenEnv answers; an id that names no session
+at all takes the same path. So the other client gets, byte for byte and in the same time, the answer an unknown id
+gets: the id is no bearer token to another's episode (an id that leaks in a
 log or a shared notebook opens nothing, closes nothing), and no answer tells that it exists.
 
 The server's own close of a session whose time is up is marked `SERVER_OWN` in its scope (which no client can
@@ -16,8 +17,10 @@ set), and speaks for the session's client.
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from collections.abc import Callable, Mapping
+from typing import TypeGuard
 from urllib.parse import parse_qsl, urlencode
 
 from metric_tracker_rl.compat.openenv import SESSION_QUERY_PARAMETER
@@ -25,7 +28,10 @@ from metric_tracker_rl.serving.asgi_types import Message, Receive, Scope, Send
 from metric_tracker_rl.serving.session_clock import TrackedSession
 
 SERVER_OWN = "metric_tracker_rl.server_own"  # a scope key: the request is the server's own, not a client's
-CREATED_REPLY_MAX_CHARS = 512  # an answer to `openenv/session/create` is short: a longer frame is not read for one
+# An answer to `openenv/session/create` is short but for the JSON-RPC id it echoes, which the client chose: a longer
+# frame is read for one only where it holds the answer's result, as OpenEnv writes it.
+CREATED_REPLY_MAX_CHARS = 512
+CREATED_RESULT = re.compile(r'"result":\s*\{\s*"session_id":\s*"[^"\\]{1,128}"\s*\}')
 ESCAPE = "\\u"  # a JSON key may spell `session_id` with escapes: a frame that has one is read whole
 
 
@@ -82,16 +88,14 @@ class ForeignSessions:
     def __init__(self, http: Mapping[str, TrackedSession], sockets: Mapping[str, str], client: str) -> None:
         self.http, self.sockets, self.client = http, sockets, client
 
-    def __contains__(self, session_id: object) -> bool:
-        if not isinstance(session_id, str):
+    def not_own(self, session_id: object) -> TypeGuard[str]:
+        """Whether `session_id` is an id that names no session of this client: another client's, or none at all.
+        Both take the same path (a stand-in for OpenEnv), so that neither answers sooner or differently."""
+        if not isinstance(session_id, str) or not session_id:
             return False
         session = self.http.get(session_id)
         owner = session.client if session is not None else self.sockets.get(session_id)
-        return owner is not None and owner != self.client
-
-    def __bool__(self) -> bool:
-        return (any(session.client != self.client for session in self.http.values())
-                or any(owner != self.client for owner in self.sockets.values()))
+        return owner != self.client
 
 
 def telling_own_id(send: Send, wrapped: bool, told: Callable[[str], None]) -> Send:
@@ -100,7 +104,8 @@ def telling_own_id(send: Send, wrapped: bool, told: Callable[[str], None]) -> Se
 
     async def telling(message: Message) -> None:
         text = message.get("text") if message["type"] == "websocket.send" else None
-        if isinstance(text, str) and len(text) <= CREATED_REPLY_MAX_CHARS and '"session_id"' in text:
+        if isinstance(text, str) and '"session_id"' in text and (len(text) <= CREATED_REPLY_MAX_CHARS
+                                                                 or CREATED_RESULT.search(text) is not None):
             own_id = created_id(text, wrapped)
             if own_id is not None:
                 told(own_id)
@@ -139,13 +144,14 @@ def may_name_a_session(text: str) -> bool:
 
 
 def renaming_frames(receive: Receive, foreign: ForeignSessions, stand_ins: StandIns, wrapped: bool) -> Receive:
-    """A socket's receive, with a stand-in for a foreign session's id in the params of its JSON-RPC frames: the
-    frame itself on `/mcp`, the `data` of a `{"type": "mcp"}` frame on `/ws` (`wrapped`)."""
+    """A socket's receive, with a stand-in for any session id not its client's (another's, or none) in the params
+    of its JSON-RPC frames: the frame itself on `/mcp`, the `data` of a `{"type": "mcp"}` frame on `/ws`
+    (`wrapped`)."""
 
     async def renamed() -> Message:
         message = await receive()
         text = message.get("text") if message["type"] == "websocket.receive" else None
-        if not isinstance(text, str) or not may_name_a_session(text) or not foreign:
+        if not isinstance(text, str) or not may_name_a_session(text):
             return message
         try:
             frame = json.loads(text)
@@ -157,7 +163,7 @@ def renaming_frames(receive: Receive, foreign: ForeignSessions, stand_ins: Stand
             request = frame
         params = request.get("params") if isinstance(request, dict) else None
         session_id = params.get("session_id") if isinstance(params, dict) else None
-        if not isinstance(params, dict) or not isinstance(session_id, str) or session_id not in foreign:
+        if not isinstance(params, dict) or not foreign.not_own(session_id):
             return message
         params["session_id"] = stand_ins.stand_in_for(session_id)
         return {**message, "text": json.dumps(frame)}

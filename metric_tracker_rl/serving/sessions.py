@@ -181,7 +181,7 @@ class SessionLimits(HttpSessions):
         receive = renaming_frames(receive, foreign, stand_ins, wrapped)
         send = telling_own_id(stand_ins.sending(send), wrapped, told)
         attach_to = requested_session(scope)
-        if wrapped and attach_to is not None and attach_to in foreign:
+        if wrapped and foreign.not_own(attach_to):
             scope = attaching_to(scope, stand_ins.stand_in_for(attach_to))
             attach_to = requested_session(scope)
         try:

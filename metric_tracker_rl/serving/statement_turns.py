@@ -1,19 +1,20 @@
 """A statement's turns at the SQL workers, fair between clients (`sql.fair_gate`).
 
 A statement waits for its client's turn, then runs in a worker from the event loop (`Sandbox.prefetch`), which
-keeps its outcome for the step to read. A turn on the worker kept for quick clients that turns slow there is
+keeps its outcome for the step to read. A turn that turns slow on the last worker not running a slow statement is
 demoted: the statement is stopped and asked again as the slow client its client now is; after two demotions the
-last turn runs to its end wherever it is granted. A step given up on the way (`step_bound`) stops its statement in
-its worker. Every phase is summed in the process's statement ledger (`sql.ledger`).
+last turn runs to its end wherever it is granted. A step given up on the way (`step_bound`: its bound passed, or its
+requester left, on a socket or over HTTP) stops its statement in its worker, and the turn lasts until the worker is
+free again. Every phase is summed in the process's statement ledger (`sql.ledger`).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from typing import Any
 
+from metric_tracker_rl.serving.step_bound import step_given_up
 from metric_tracker_rl.sql import ledger
 from metric_tracker_rl.sql.pool import CLIENT, gate
 
@@ -50,9 +51,13 @@ async def _turn(sandbox: Any, sql: str, offset: int, limit: int, waited: Waited,
             demoted.cancel()
             if not running.done():
                 running.cancel()  # demoted, or the step given up: the statement is stopped in its worker
-                with contextlib.suppress(asyncio.CancelledError):
-                    await running
-                ledger.record(reruns=1, rerun_s=time.monotonic() - granted)
+                try:
+                    await running  # until its worker is free again
+                except asyncio.CancelledError:
+                    if not running.done() or step_given_up():
+                        raise  # the step was given up while its demoted statement stopped: it ends here
+                finally:
+                    ledger.record(reruns=1, rerun_s=time.monotonic() - granted)
         if running.done() and not running.cancelled():
             turn.seconds = running.result()
             return True

@@ -21,11 +21,8 @@ grace period for what an interrupt cannot stop (planning, one long function call
 
 from __future__ import annotations
 
-import datetime
-import decimal
 import difflib
 import json
-import math
 import threading
 from collections import OrderedDict
 from collections.abc import Mapping
@@ -34,6 +31,7 @@ from typing import Any
 import duckdb
 import numpy as np
 
+from metric_tracker_rl.sql.cells import column_names, page_cells
 from metric_tracker_rl.sql.columns import Labels, Nested, PackedTable, ServedTable, SqlColumn, SqlTable
 
 # CPU seconds a statement may use. Its CPU time for the same work varies with the machine and its load (seen from
@@ -51,8 +49,6 @@ MEMORY_MESSAGE = (f"the query needed more memory than a query may use ({MEMORY_L
 TIME_MESSAGE = f"the query ran past the {TIME_LIMIT_S:g} s time limit and was stopped; aggregate or filter earlier."
 ROW_CAP = 5000  # rows a result may have (pages are cut from them)
 MAX_COLUMNS = 64
-MAX_CELL_CHARS = 200
-CUT_MARK = "...(cut, {length} chars)"  # what ends a text cell cut at MAX_CELL_CHARS
 # Applied in this order (DuckDB refuses to change temp_directory once external access is off, and anything
 # once the configuration is locked). secret_directory would otherwise name the home directory of the user the
 # server runs as; the worker runs in "/" so that no setting names the server's working directory.
@@ -108,8 +104,6 @@ _PATH_MARKS = ("/", "\\", ":", ".", "~")
 # Statement texts an episode keeps the checks of (its last ones): a statement paged with offset, or sent again, is
 # not parsed and checked again. The verdict is a function of the text and the episode's tables, which never change.
 CHECKED_TEXTS = 32
-# Cells a page passes as they are, with no conversion (cell() gives each of them back unchanged).
-_PLAIN_CELLS = frozenset({int, bool, type(None)})
 
 
 class Refusal(Exception):
@@ -460,55 +454,3 @@ def first_lines(exc: Exception, limit: int = 400) -> str:
     text = " ".join(line.strip() for line in str(exc).splitlines() if line.strip())
     text = text.split(" LINE ")[0].split(' Use "SET ')[0].replace('"', "'").rstrip(". ")
     return text if len(text) <= limit else text[:limit] + "..."
-
-
-def column_names(names: list[str]) -> list[str]:
-    """Column names that a table view can show: one line, no cell separator or key mark, non-empty, unique."""
-    out: list[str] = []
-    for i, name in enumerate(names):
-        clean = " ".join(str(name).replace("|", "/").replace(":", "_").split())[:64] or f"column_{i + 1}"
-        unique, n = clean, 2
-        while unique in out:
-            unique, n = f"{clean}_{n}", n + 1
-        out.append(unique)
-    return out
-
-
-def page_cells(rows: list[tuple[Any, ...]]) -> list[list[Any]]:
-    """Each row's cells as cell() gives them; the cells it gives back unchanged (whole numbers, booleans, nulls,
-    finite floats and text within MAX_CELL_CHARS: most of a page) are kept without a call."""
-    return [[value if (kind := type(value)) in _PLAIN_CELLS
-             or (kind is float and value - value == 0.0)  # finite: inf - inf and NaN - NaN are NaN
-             or (kind is str and len(value) <= MAX_CELL_CHARS) else cell(value) for value in row] for row in rows]
-
-
-def cell(value: Any) -> Any:
-    """A DuckDB value as a plain JSON value: finite numbers, text (cut at MAX_CELL_CHARS, marked), booleans and
-    null. NaN and the infinities (0/0, x/0) are shown as the words NaN, Infinity and -Infinity: JSON has no such
-    numbers, and a null would read as a missing value."""
-    if value is None or isinstance(value, (bool, int)):
-        return value
-    if isinstance(value, float):
-        if math.isfinite(value):
-            return value
-        return "NaN" if math.isnan(value) else "Infinity" if value > 0 else "-Infinity"
-    if isinstance(value, decimal.Decimal):
-        return cell(float(value))
-    if isinstance(value, (datetime.date, datetime.time)):  # datetime is a date
-        return value.isoformat()
-    if isinstance(value, (bytes, bytearray, memoryview)):
-        text = bytes(value).hex()
-    elif isinstance(value, str):
-        text = value
-    elif isinstance(value, (list, dict, tuple)):
-        text = json.dumps(value, default=str, ensure_ascii=False)
-    else:
-        text = str(value)
-    if len(text) > MAX_CELL_CHARS:
-        text = cut_text(text)
-    return text
-
-
-def cut_text(text: str) -> str:
-    """A text cell cut at MAX_CELL_CHARS, with a mark that says it was cut and how long it was."""
-    return f"{text[:MAX_CELL_CHARS]}{CUT_MARK.format(length=len(text))}"

@@ -1,12 +1,17 @@
 """Fair turns at the SQL workers (metric_tracker_rl.sql.pool) for the server's sessions, between clients.
 
-A client is its peer address (an IPv6 /64). Slow statements are told apart from quick ones by how long they hold a
-worker and what they cost it, so slow queries, from however many addresses, always leave a worker to the cheap ones;
-among waiting clients, the one that runs the fewest statements goes first. A client the gate has not seen lately
-counts as slow until one of its statements ends quickly: an attacker with a fresh address for every slow statement
-gets no more than one that is known to be slow. Standing is earned continuously: a statement that runs on the worker
-kept for quick clients and turns slow there is demoted (its `Turn`'s `demoted` event is set): its caller stops it
-and asks again, as the slow client it now is, so one quick statement never buys a slow one the last free worker.
+A client is its peer address (an IPv6 /64). Turns go by what each client has used: weighted fair queueing over the
+seconds its statements held a worker (the CPU time they cost it, where the server reads it), counted from where the
+clients being served are, so a client that was away has no credit to spend and one that has used more waits behind
+one that has used less, from however many addresses it sends.
+
+The last worker is kept from slow statements, and the rule is kept at every moment, not only when a turn is granted:
+at most all workers but one run a slow statement (one that has held its turn QUICK_S, or whose client ran a slow or
+costly one within SLOW_MEMORY_S). A turn granted to a client not known to be slow may take any worker; once it has
+held it QUICK_S, if every other worker runs a slow statement, it is demoted (its `Turn`'s `demoted` event is set):
+its holder stops the statement and asks again, as the slow client it now is. Nothing is bought: a quick statement
+earns no standing, and an address never seen is no different from a known one, so another client's cheap query waits
+for no slow statement, only for turns that are demoted within QUICK_S.
 """
 
 from __future__ import annotations
@@ -14,13 +19,14 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import itertools
 import time
 from collections.abc import AsyncIterator, Callable
 
 from metric_tracker_rl.sql import ledger
 
-# A turn held this long makes its client slow for SLOW_MEMORY_S (FairGate): a typical statement takes milliseconds,
-# one near the time limit seconds.
+# A turn held this long is slow, and makes its client slow for SLOW_MEMORY_S: a typical statement takes
+# milliseconds, one near the time limit seconds.
 QUICK_S = 0.25
 # A statement that cost its worker this much (the seconds its `Turn` reports: CPU time, which a busy machine does not
 # stretch) makes its client slow too: clients whose statements each cost a little under QUICK_S could otherwise hold
@@ -34,153 +40,159 @@ class Turn:
     """A turn at the workers; whoever holds it may say what its statement cost a worker (`seconds`, its CPU time),
     which the gate then counts, against COSTLY_S, instead of the whole turn against QUICK_S (a first statement may
     wait for the workers to start).
-    `demoted` is set when the turn holds the worker kept for quick clients and its statement turned slow: the
+    `demoted` is set when the turn holds the last worker not running a slow statement and turned slow there: the
     holder should stop the statement, leave the turn and take another."""
 
-    def __init__(self) -> None:
+    def __init__(self, began: float, slow_from_start: bool) -> None:
         self.seconds: float | None = None
         self.demoted = asyncio.Event()
+        self.began = began
+        # Its client was known to be slow when it was granted, or it has held its turn QUICK_S (set by the gate's
+        # check then, on the event loop's clock, so turns that began together turn slow in the order they began).
+        self.slow = slow_from_start
 
 
 class FairGate:
     """Turns at the SQL workers for the server's sessions, fair between clients (see the module docstring).
     One per event loop; `slots` is the pool's size.
 
-    A client runs at most `per_client` statements at once. A free slot goes to the waiting client that runs the
-    fewest statements; among equals, to one whose recent statements were quick before one not yet seen, then in
-    turn. A client is slow while one of its statements has held its turn QUICK_S or more, for SLOW_MEMORY_S after
-    one held a worker that long or cost it COSTLY_S (as its holder reports), and until one of its statements ended
-    quickly within SLOW_MEMORY_S (an unseen client); slow clients hold at most all slots but one together. The
-    last slot is kept for clients known to be quick, so a client's cheap query never waits for the slow ones of
-    other clients, however many addresses send them, fresh or known; a new client's first statement waits at most
-    for one of theirs to end."""
+    A client runs at most `per_client` statements at once. A free slot goes to the waiting client that has used the
+    least (`usage`: its count of seconds, and the seconds its running turns have held so far), then to the one that
+    runs fewer statements, then in the order they asked. A client known to be slow (`slow`) waits while all slots but
+    one run slow statements; any other client may take the last one, where a statement that turns slow is demoted."""
 
     def __init__(self, slots: int, per_client: int, clock: Callable[[], float] = time.monotonic) -> None:
         self.slots = slots
         self.per_client = per_client
         self.clock = clock
         self.running: collections.Counter[str] = collections.Counter()
-        self.turn_starts: dict[str, list[float]] = {}  # client -> when each of its running turns began
-        self.waiting: dict[str, collections.deque[asyncio.Future[float]]] = {}
-        self.order: collections.deque[str] = collections.deque()  # clients with waiters, next first
+        self.held: dict[str, list[Turn]] = {}  # client -> its running turns
+        self.waiting: dict[str, collections.deque[tuple[int, asyncio.Future[Turn]]]] = {}
         self.slow_until: dict[str, float] = {}  # client -> when its last slow statement stops counting
-        self.quick_until: dict[str, float] = {}  # client -> when its last quick statement stops counting
-        self.demotions = 0  # turns demoted off the worker kept for quick clients (for tests and operators)
+        self.used: dict[str, float] = {}  # client -> its seconds of turns, counted from `virtual` when it came
+        self.virtual = 0.0  # where the clients being served are: where a newcomer's count starts
+        self.last_turn: dict[str, float] = {}  # client -> when its last turn ended
+        self.demotions = 0  # turns demoted off the last worker (for tests and operators)
+        self._asked = itertools.count()
 
     @contextlib.asynccontextmanager
     async def turn(self, client: str) -> AsyncIterator[Turn]:
+        self.used[client] = max(self.used.get(client, 0.0), self.virtual)  # no credit for having been away
         if not self.waiting and self._may_start(client):
-            began = self._grant(client)
+            held = self._grant(client)
         else:
             loop = asyncio.get_running_loop()
-            future: asyncio.Future[float] = loop.create_future()
-            if client not in self.waiting:
-                self.waiting[client] = collections.deque()
-                self.order.append(client)
-            self.waiting[client].append(future)
+            future: asyncio.Future[Turn] = loop.create_future()
+            self.waiting.setdefault(client, collections.deque()).append((next(self._asked), future))
             self._dispatch()
-            loop.call_later(QUICK_S, self._dispatch)  # running turns may have become slow by then
             try:
-                began = await future
+                held = await future
             except asyncio.CancelledError:
                 if future.done() and not future.cancelled():
                     self._release(client, future.result())  # granted as it was cancelled: hand the turn on
                 else:
                     self._withdraw(client, future)
                 raise
-        held = Turn()
-        check = asyncio.get_running_loop().call_later(QUICK_S, self._demote_on_reserve, client, held) \
-            if self._on_reserve(client) else None
+        check = None if held.slow or self.slots == 1 else \
+            asyncio.get_running_loop().call_later(QUICK_S, self._turned_slow, held)
         try:
             yield held
         finally:
             if check is not None:
                 check.cancel()
-            if held.seconds is None:
-                self._note_duration(client, self.clock() - began, QUICK_S)
-            else:
-                self._note_duration(client, held.seconds, COSTLY_S)
-            self._release(client, began)
+            self._note(client, held)
+            self._release(client, held)
+
+    def _note(self, client: str, held: Turn) -> None:
+        """Count what an ended turn cost its client: its statement's CPU time where its holder said it, else the
+        time it held the turn; that much or over COSTLY_S (QUICK_S for a held time) makes the client slow."""
+        now = self.clock()
+        seconds, slow_from = (now - held.began, QUICK_S) if held.seconds is None else (held.seconds, COSTLY_S)
+        if seconds >= slow_from:
+            self.slow_until[client] = now + SLOW_MEMORY_S
+        self.used[client] = self.used.get(client, self.virtual) + seconds
+        self.last_turn[client] = now
 
     def slow(self, client: str) -> bool:
-        """Whether `client` runs a statement that has held its turn QUICK_S, ran a slow one recently, or has run no
-        quick one recently (unseen: counted slow until it shows otherwise)."""
+        """Whether `client` ran a slow or costly statement within SLOW_MEMORY_S, or runs one that has held its turn
+        QUICK_S. A client never seen is not slow: it has used nothing."""
+        return self.slow_until.get(client, 0.0) > self.clock() or any(turn.slow for turn in self.held.get(client, ()))
+
+    def usage(self, client: str) -> float:
+        """The seconds `client` has used, counted from where it joined, with what its running turns held so far."""
         now = self.clock()
-        return self.slow_until.get(client, 0.0) > now or self.quick_until.get(client, 0.0) <= now or \
-            any(now - began >= QUICK_S for began in self.turn_starts.get(client, ()))
+        return self.used.get(client, self.virtual) + sum(now - turn.began for turn in self.held.get(client, ()))
 
-    def _on_reserve(self, client: str) -> bool:
-        """Whether `client`'s turn, just granted, took the worker kept for quick clients (every other one is held by
-        slow clients)."""
-        if self.slots == 1 or self.slow(client):
-            return False
-        return sum(count for name, count in self.running.items() if self.slow(name)) >= self.slots - 1
+    def _slow_turns(self, besides: Turn | None = None) -> int:
+        """Running turns that count as slow (demoted ones are on their way out), `besides` not counted."""
+        return sum(1 for turns in self.held.values() for turn in turns
+                   if turn is not besides and turn.slow and not turn.demoted.is_set())
 
-    def _demote_on_reserve(self, client: str, held: Turn) -> None:
-        """QUICK_S into a turn that took the kept worker: its statement is slow, and if every other worker is still
-        held by other clients' slow statements it holds the last one as a slow statement: demoted."""
-        others = sum(count for name, count in self.running.items() if name != client and self.slow(name))
-        if others >= self.slots - 1:
+    def _turned_slow(self, held: Turn) -> None:
+        """QUICK_S into a turn granted as quick: its statement is slow now; if every other worker runs a slow one,
+        it would hold the last worker as a slow statement: demoted."""
+        held.slow = True
+        if self._slow_turns(besides=held) >= self.slots - 1:
             self.demotions += 1
             ledger.record(demotions=1)
             held.demoted.set()
 
-    def _note_duration(self, client: str, seconds: float, slow_from_s: float) -> None:
-        now = self.clock()
-        (self.slow_until if seconds >= slow_from_s else self.quick_until)[client] = now + SLOW_MEMORY_S
-        for table in (self.slow_until, self.quick_until):
-            for name in [name for name, until in table.items() if until <= now]:
-                del table[name]  # forgotten: the tables stay as small as the clients seen recently
-
     def _may_start(self, client: str) -> bool:
-        total = sum(self.running.values())
-        if total >= self.slots or self.running[client] >= self.per_client:
+        if sum(self.running.values()) >= self.slots or self.running[client] >= self.per_client:
             return False
-        if self.slots == 1 or not self.slow(client):
-            return True
-        slow_running = sum(count for name, count in self.running.items() if self.slow(name))
-        return slow_running < self.slots - 1
+        return self.slots == 1 or not self.slow(client) or self._slow_turns() < self.slots - 1
 
-    def _grant(self, client: str) -> float:
+    def _grant(self, client: str) -> Turn:
         self.running[client] += 1
-        began = self.clock()
-        self.turn_starts.setdefault(client, []).append(began)
-        return began
+        self.virtual = max(self.virtual, self.used.get(client, self.virtual))
+        held = Turn(self.clock(), slow_from_start=self.slow(client))
+        self.held.setdefault(client, []).append(held)
+        return held
 
-    def _release(self, client: str, began: float) -> None:
+    def _release(self, client: str, held: Turn) -> None:
         self.running[client] -= 1
         if self.running[client] <= 0:
             del self.running[client]
-        starts = self.turn_starts.get(client, [])
-        if began in starts:
-            starts.remove(began)
-        if not starts:
-            self.turn_starts.pop(client, None)
+        turns = self.held.get(client, [])
+        if held in turns:
+            turns.remove(held)
+        if not turns:
+            self.held.pop(client, None)
         self._dispatch()
+        self._forget()
 
-    def _withdraw(self, client: str, future: asyncio.Future[float]) -> None:
+    def _forget(self) -> None:
+        """Drop what no longer tells clients apart: slow marks that have run out, and the counts of clients with
+        nothing running or waiting that are no more than a newcomer's or whose last turn is SLOW_MEMORY_S old (what
+        a client used counts while it is recent: the tables stay as small as the clients seen lately)."""
+        now = self.clock()
+        for name in [name for name, until in self.slow_until.items() if until <= now]:
+            del self.slow_until[name]
+        for name in [name for name, used in self.used.items() if name not in self.held and name not in self.waiting
+                     and (used <= self.virtual or self.last_turn.get(name, now) <= now - SLOW_MEMORY_S)]:
+            del self.used[name]
+            self.last_turn.pop(name, None)
+
+    def _withdraw(self, client: str, future: asyncio.Future[Turn]) -> None:
         queue = self.waiting.get(client)
-        if queue is not None and future in queue:
-            queue.remove(future)
-            if not queue:
-                del self.waiting[client]
-                self.order.remove(client)
+        if queue is None:
+            return
+        for entry in [entry for entry in queue if entry[1] is future]:
+            queue.remove(entry)
+        if not queue:
+            del self.waiting[client]
 
     def _dispatch(self) -> None:
-        """Grant free slots, each to the waiting client that may start and runs the fewest statements (one known
-        to be quick before one not yet seen, then the earliest in turn)."""
+        """Grant free slots, each to the waiting client that may start and has used the least (then the one that
+        runs fewer statements, then the one that asked first)."""
         while True:
-            ready = [client for client in self.order if self._may_start(client)]
+            ready = [client for client in self.waiting if self._may_start(client)]
             if not ready:
                 return
-            now = self.clock()
-            client = min(ready, key=lambda name: (self.running[name], self.quick_until.get(name, 0.0) <= now))
-            self.order.remove(client)
+            client = min(ready, key=lambda name: (self.usage(name), self.running[name], self.waiting[name][0][0]))
             queue = self.waiting[client]
-            future = queue.popleft()
-            if queue:
-                self.order.append(client)  # its next statement waits for its next turn
-            else:
+            _, future = queue.popleft()
+            if not queue:
                 del self.waiting[client]
             if future.done():  # cancelled, its waiter not yet told: it takes no turn
                 continue

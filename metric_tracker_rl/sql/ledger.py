@@ -10,15 +10,15 @@ statement step the server answered since it started:
 - `send_s`: handing the statement, and its episode's tables the first time, down the worker's pipe;
 - `engine_cpu_s`: the CPU the worker spent on the statement;
 - `reply_wait_s`: from the statement sent until its reply, beyond that CPU (the worker waiting for a core, the pipe);
-- `rerun_s`: attempts stopped before their end: demoted off the worker kept for quick clients (then asked again),
-  or their step given up;
+- `rerun_s`: attempts stopped before their end: demoted off the last worker (then asked again), or their step
+  given up;
 - `step_s`: the whole step, from its session's turn to its observation; what the phases do not explain is the
   event loop's own work (reading the reply, rendering the observation) and its waits for other tasks.
 
 Counts go beside the seconds: statements stopped in their worker for a caller that gave up (`stopped`), workers
-killed or lost and started again (`replaced`), turns demoted off the worker kept for quick clients (`demotions`).
-The figures are aggregates over every client: they say how busy the server is, which any client can time for
-itself, and nothing of an episode. `GET /ready` reports them.
+killed or lost and started again (`replaced`), turns demoted off the last worker (`demotions`). The figures are
+aggregates over every client and say nothing of an episode, but read before and after another client's step they
+would show that statement and its CPU time: `GET /ready` reports them only to the server's own machine.
 """
 
 from __future__ import annotations

@@ -51,9 +51,10 @@ MAX_BACKOFF_S = 4.0
 # How long a statement waits for a busy worker that holds its episode's tables before loading them into an idle
 # one (evicting another episode's): a holder busy with a slow statement may take the whole time limit.
 HOLDER_WAIT_S = 0.5
-# How long a statement told to stop (its caller gave up) may take to answer before its worker is killed: DuckDB
-# checks for an interrupt often, but planning or converting a result is not interrupted.
-STOP_WAIT_S = 2.0
+# How long a statement told to stop (its caller gave up, or its turn was demoted) may take to answer before its
+# worker is killed: DuckDB checks for an interrupt often (a stopped statement answers within milliseconds and its
+# worker, its tables still loaded, serves the next at once), but planning or converting a result is not interrupted.
+STOP_WAIT_S = 0.5
 # The peer address of the connection a step came from; set by the server for each connection, read where a SQL
 # step is scheduled (MetricTrackerRlEnvironment.step_async).
 CLIENT: ContextVar[str] = ContextVar("sql_client", default="local")
@@ -123,8 +124,10 @@ class SqlPool:
 
     async def _run_once_async(self, key: int, tables: Callable[[], Mapping[str, ServedTable]], sql: str,
                               offset: int, limit: int) -> tuple[tuple[Any, ...], float]:
-        """One try on one worker. Cancelled (the step was given up: its connection closed or its bound passed),
-        the statement is stopped in its worker, which serves the next one as soon as it answers (`_drain`)."""
+        """One try on one worker. Cancelled (the step was given up: its connection closed or its bound passed; or
+        its turn demoted), the statement is stopped in its worker, which serves the next one as soon as it answers
+        (`_drain`); the cancelled call returns once the worker is free again, so its caller's turn at the gate lasts
+        as long as the worker is held."""
         asked = time.monotonic()
         worker = await self._take_async(key)
         healthy, drained = False, False
@@ -145,7 +148,9 @@ class SqlPool:
                 raise
             except asyncio.CancelledError:
                 drained = True
-                self._drain(worker, sending)
+                stopping = self._drain(worker, sending)
+                with contextlib.suppress(asyncio.CancelledError):
+                    await asyncio.shield(stopping)  # the caller's turn ends once its worker is free (or replaced)
                 raise
             spent = spent_by(worker, began, cpu_began)
             cpu_now = worker.cpu_seconds()
@@ -157,7 +162,7 @@ class SqlPool:
             if not drained:
                 self._give_back(worker, healthy)
 
-    def _drain(self, worker: WorkerProcess, sending: asyncio.Future[None] | None) -> None:
+    def _drain(self, worker: WorkerProcess, sending: asyncio.Future[None] | None) -> asyncio.Task[None]:
         """Stop the statement a cancelled caller left in `worker` and give the worker back once it answers (killed
         and replaced if it does not within STOP_WAIT_S): a worker is busy until its reply is read."""
 
@@ -178,6 +183,7 @@ class SqlPool:
         task = asyncio.get_running_loop().create_task(drain())
         self._draining.add(task)
         task.add_done_callback(self._draining.discard)
+        return task
 
     def _request(self, worker: WorkerProcess, key: int, tables: Callable[[], Mapping[str, ServedTable]], sql: str,
                  offset: int, limit: int) -> tuple[tuple[Any, ...], float]:

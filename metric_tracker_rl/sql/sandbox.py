@@ -30,11 +30,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from metric_tracker_rl.sql import pool as sql_pool
+from metric_tracker_rl.sql.cells import CUT_MARK, MAX_CELL_CHARS
 from metric_tracker_rl.sql.columns import ServedTable
 from metric_tracker_rl.sql.engine import (
     CONFIG,
-    CUT_MARK,
-    MAX_CELL_CHARS,
     MAX_COLUMNS,
     MEMORY_LIMIT_MB,
     MEMORY_MESSAGE,

@@ -149,15 +149,6 @@ class WorkerProcess:
         self.send(request)
         return self._reply(deadline_s, cpu_start)
 
-    async def call_async(self, request: tuple[Any, ...], deadline_s: float, cpu_start: float | None
-                         ) -> tuple[Any, ...]:
-        """`call` for the event loop: the reply is read as its pieces arrive (the loop watches the pipe) and the
-        deadline is checked on a timer, so no thread waits for the worker. The request is small (no tables): the
-        idle worker's empty pipe takes it whole at once. Cancelled, it leaves the worker mid-statement and its reply
-        unread: the caller stops it (`SqlPool` drains it) or kills it."""
-        self.send(request)
-        return await self.reply_async(deadline_s, cpu_start)
-
     async def reply_async(self, deadline_s: float, cpu_start: float | None) -> tuple[Any, ...]:
         """The worker's next reply, or WorkerFailed (the worker killed) past its deadline (see `Overdue`)."""
         overdue: Overdue | None = None
